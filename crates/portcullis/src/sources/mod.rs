@@ -1,0 +1,1 @@
+//! Log sources: the rotation-safe file follower.

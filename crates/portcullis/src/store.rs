@@ -1,0 +1,1 @@
+//! SQLite store: active bans, ban history, read positions.
