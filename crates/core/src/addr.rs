@@ -1,1 +1,114 @@
-//! addr
+//! Address parsing for ban targets: only real IPv4/IPv6 addresses, normalised.
+//!
+//! `::ffff:a.b.c.d` becomes `a.b.c.d`, a `%scope` suffix is removed, brackets around an
+//! IPv6 address are accepted. A host name or anything else is never an address.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+/// Parses `text` as an IP address to ban, normalising it. Returns `None` for anything that
+/// is not a literal address.
+pub fn parse(text: &[u8]) -> Option<IpAddr> {
+    let mut t = text;
+    if let [b'[', inner @ .., b']'] = t {
+        t = inner;
+    }
+    if let Some(i) = memchr::memchr(b'%', t) {
+        t = &t[..i];
+    }
+    if t.is_empty() || t.len() > 45 {
+        return None;
+    }
+    if let Some(v4) = parse_v4(t) {
+        return Some(IpAddr::V4(v4));
+    }
+    let s = std::str::from_utf8(t).ok()?;
+    let ip: IpAddr = s.parse().ok()?;
+    Some(normalise(ip))
+}
+
+/// Maps IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) to IPv4; other addresses unchanged.
+pub fn normalise(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        },
+        v4 => v4,
+    }
+}
+
+/// Fast dotted-quad parser (no leading zeros beyond a single `0`, each part 0..=255).
+fn parse_v4(t: &[u8]) -> Option<Ipv4Addr> {
+    let mut parts = [0u8; 4];
+    let mut idx = 0;
+    let mut val: u32 = 0;
+    let mut digits = 0;
+    for &b in t {
+        match b {
+            b'0'..=b'9' => {
+                if digits == 1 && val == 0 {
+                    return None; // leading zero: ambiguous (octal in some parsers)
+                }
+                val = val * 10 + u32::from(b - b'0');
+                digits += 1;
+                if val > 255 {
+                    return None;
+                }
+            }
+            b'.' => {
+                if digits == 0 || idx == 3 {
+                    return None;
+                }
+                parts[idx] = val as u8;
+                idx += 1;
+                val = 0;
+                digits = 0;
+            }
+            _ => return None,
+        }
+    }
+    if idx != 3 || digits == 0 {
+        return None;
+    }
+    parts[3] = val as u8;
+    Some(Ipv4Addr::from(parts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Option<String> {
+        parse(s.as_bytes()).map(|a| a.to_string())
+    }
+
+    #[test]
+    fn ipv4_plain_and_invalid() {
+        assert_eq!(p("203.0.113.5").as_deref(), Some("203.0.113.5"));
+        assert_eq!(p("0.0.0.0").as_deref(), Some("0.0.0.0"));
+        assert_eq!(p("256.1.1.1"), None);
+        assert_eq!(p("1.2.3"), None);
+        assert_eq!(p("1.2.3.4.5"), None);
+        assert_eq!(p("01.2.3.4"), None);
+        assert_eq!(p("1..3.4"), None);
+        assert_eq!(p(""), None);
+    }
+
+    #[test]
+    fn ipv6_mapped_scoped_bracketed() {
+        assert_eq!(p("::ffff:198.51.100.7").as_deref(), Some("198.51.100.7"));
+        assert_eq!(p("2001:db8::1").as_deref(), Some("2001:db8::1"));
+        assert_eq!(p("fe80::1%eth0").as_deref(), Some("fe80::1"));
+        assert_eq!(p("[2001:db8::2]").as_deref(), Some("2001:db8::2"));
+        assert_eq!(p("2001:DB8::A").as_deref(), Some("2001:db8::a"));
+    }
+
+    #[test]
+    fn hostnames_are_never_addresses() {
+        assert_eq!(p("example.com"), None);
+        assert_eq!(p("host-1.2.3.4.example"), None);
+        assert_eq!(p("localhost"), None);
+        assert_eq!(p("1.2.3.4 "), None);
+        assert_eq!(p("gggg::1"), None);
+    }
+}

@@ -2,6 +2,8 @@
 
 use std::net::IpAddr;
 
+pub use crate::filter::Kind;
+
 /// Milliseconds since the Unix epoch, UTC. All times in the core use this unit.
 pub type Millis = i64;
 
@@ -17,11 +19,8 @@ pub struct Failure {
     pub rule: usize,
     /// How much this failure counts towards `maxretry` (0 = seen but not counted).
     pub weight: u32,
-    /// True when this line usually repeats a failure already logged for the same session
-    /// (for example sshd's "Connection closed by authenticating user" after "Failed password").
-    /// It counts only when the previous counted failure of this address came from another
-    /// session.
-    pub followup: bool,
+    /// How the line relates to the other lines of its session (see [`Kind`]).
+    pub kind: Kind,
     /// Session key of the line (the process id of the logging process), 0 when unknown.
     pub session: u32,
 }

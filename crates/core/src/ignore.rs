@@ -1,1 +1,169 @@
-//! ignore
+//! Never-ban lists: addresses and CIDR prefixes, plus loopback and the host's own addresses.
+
+use std::net::IpAddr;
+
+/// An address or a CIDR prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    /// Network address (host bits cleared).
+    pub addr: IpAddr,
+    /// Prefix length.
+    pub len: u8,
+}
+
+impl Cidr {
+    /// Parses `203.0.113.0/24`, `2001:db8::/32` or a single address.
+    pub fn parse(text: &str) -> Result<Cidr, String> {
+        let t = text.trim();
+        let (a, l) = match t.split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (t, None),
+        };
+        let addr = crate::addr::parse(a.as_bytes())
+            .ok_or_else(|| format!("{text:?} is not an IP address or CIDR (e.g. \"192.0.2.7\", \"198.51.100.0/24\", \"2001:db8::/32\"); host names are not accepted"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let len = match l {
+            None => max,
+            Some(l) => l
+                .parse::<u8>()
+                .ok()
+                .filter(|&n| n <= max)
+                .ok_or_else(|| format!("{text:?}: prefix length must be 0..={max}"))?,
+        };
+        Ok(Cidr {
+            addr: mask(addr, len),
+            len,
+        })
+    }
+
+    /// True when `ip` is inside this prefix.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = crate::addr::normalise(ip);
+        ip.is_ipv4() == self.addr.is_ipv4() && mask(ip, self.len) == self.addr
+    }
+}
+
+fn mask(ip: IpAddr, len: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(v) => {
+            let m = if len == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(len))
+            };
+            IpAddr::V4((u32::from(v) & m).into())
+        }
+        IpAddr::V6(v) => {
+            let m = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(len))
+            };
+            IpAddr::V6((u128::from(v) & m).into())
+        }
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+/// Why an address must not be banned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// 127.0.0.0/8, ::1, or unspecified.
+    Loopback,
+    /// One of the host's own addresses.
+    Own,
+    /// Listed in an `ignore` setting.
+    Listed(Cidr),
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::Loopback => write!(f, "it is a loopback address"),
+            Reason::Own => write!(f, "it is one of this host's own addresses"),
+            Reason::Listed(c) => write!(f, "it is in the ignore list ({c})"),
+        }
+    }
+}
+
+/// A never-ban list.
+#[derive(Debug, Clone, Default)]
+pub struct IgnoreList {
+    cidrs: Vec<Cidr>,
+    own: Vec<IpAddr>,
+}
+
+impl IgnoreList {
+    /// A list of the given prefixes and own addresses (loopback is always included).
+    pub fn new(cidrs: Vec<Cidr>, own: Vec<IpAddr>) -> Self {
+        IgnoreList {
+            cidrs,
+            own: own.into_iter().map(crate::addr::normalise).collect(),
+        }
+    }
+
+    /// Adds prefixes (e.g. a jail's own `ignore` on top of the global one).
+    pub fn extended(&self, more: &[Cidr]) -> Self {
+        let mut l = self.clone();
+        l.cidrs.extend_from_slice(more);
+        l
+    }
+
+    /// Why `ip` must not be banned, or `None` when it may be.
+    pub fn check(&self, ip: IpAddr) -> Option<Reason> {
+        let ip = crate::addr::normalise(ip);
+        if ip.is_loopback() || ip.is_unspecified() {
+            return Some(Reason::Loopback);
+        }
+        if self.own.contains(&ip) {
+            return Some(Reason::Own);
+        }
+        self.cidrs
+            .iter()
+            .find(|c| c.contains(ip))
+            .map(|c| Reason::Listed(*c))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn cidrs() {
+        let c = Cidr::parse("198.51.100.77/24").unwrap();
+        assert_eq!(c.to_string(), "198.51.100.0/24");
+        assert!(c.contains(ip("198.51.100.1")));
+        assert!(c.contains(ip("::ffff:198.51.100.1")));
+        assert!(!c.contains(ip("198.51.101.1")));
+        assert!(!c.contains(ip("2001:db8::1")));
+        let c6 = Cidr::parse("2001:db8::/32").unwrap();
+        assert!(c6.contains(ip("2001:db8:1::5")));
+        assert!(Cidr::parse("example.com")
+            .unwrap_err()
+            .contains("host names"));
+        assert!(Cidr::parse("1.2.3.4/33").is_err());
+    }
+
+    #[test]
+    fn loopback_own_and_listed() {
+        let l = IgnoreList::new(
+            vec![Cidr::parse("192.0.2.0/24").unwrap()],
+            vec![ip("203.0.113.1")],
+        );
+        assert_eq!(l.check(ip("127.0.0.5")), Some(Reason::Loopback));
+        assert_eq!(l.check(ip("::1")), Some(Reason::Loopback));
+        assert_eq!(l.check(ip("203.0.113.1")), Some(Reason::Own));
+        assert!(matches!(l.check(ip("192.0.2.9")), Some(Reason::Listed(_))));
+        assert_eq!(l.check(ip("198.51.100.9")), None);
+    }
+}

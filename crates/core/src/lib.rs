@@ -13,6 +13,7 @@ pub mod decision;
 pub mod duration;
 pub mod filter;
 pub mod ignore;
+pub mod jail;
 pub mod prefix;
 pub mod time;
 pub mod track;

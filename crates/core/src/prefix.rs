@@ -1,1 +1,388 @@
-//! prefix
+//! Splits a log line into its prefix (time, host, program, pid) and the program's message.
+//!
+//! Recognised prefixes:
+//! * classic syslog (RFC 3164 as written by rsyslog/syslog-ng): `Nov 21 10:00:01 host sshd[123]: msg`
+//! * ISO-8601 / RFC 3339 (rsyslog high precision, `journalctl -o short-iso`):
+//!   `2026-11-21T10:00:01.123456+01:00 host sshd[123]: msg`
+//! * RFC 5424: `<34>1 2026-11-21T10:00:01.003Z host sshd 123 - - msg`
+//! * bare messages (journald's MESSAGE field, `sshd -E` files, a program's own log file):
+//!   the whole line is the message and there is no program.
+//!
+//! A `<PRI>` in front of the classic and ISO forms is skipped. Parsing never allocates.
+
+use crate::time::{month_from_abbrev, Stamp};
+
+/// A line split into prefix fields and message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parsed<'a> {
+    /// The timestamp of the prefix, if any.
+    pub stamp: Option<Stamp>,
+    /// The host name field of the prefix.
+    pub host: Option<&'a [u8]>,
+    /// The program (syslog tag / APP-NAME) without the pid.
+    pub program: Option<&'a [u8]>,
+    /// The process id from `prog[pid]`, 0 when absent.
+    pub pid: u32,
+    /// The program's message: everything after the prefix (the whole line when bare).
+    pub message: &'a [u8],
+}
+
+/// Parses one line (without its trailing newline).
+pub fn parse(line: &[u8]) -> Parsed<'_> {
+    let line = trim_end(line);
+    let body = skip_pri(line);
+    if let Some(p) = classic(body) {
+        return p;
+    }
+    if let Some(p) = rfc5424(line) {
+        return p;
+    }
+    if let Some(p) = iso(body) {
+        return p;
+    }
+    Parsed {
+        stamp: None,
+        host: None,
+        program: None,
+        pid: 0,
+        message: line,
+    }
+}
+
+fn trim_end(mut l: &[u8]) -> &[u8] {
+    while let [rest @ .., b'\r' | b'\n'] = l {
+        l = rest;
+    }
+    l
+}
+
+fn skip_pri(l: &[u8]) -> &[u8] {
+    if l.first() == Some(&b'<') {
+        if let Some(end) = l.iter().take(5).position(|&b| b == b'>') {
+            if end > 1 && l[1..end].iter().all(u8::is_ascii_digit) {
+                return &l[end + 1..];
+            }
+        }
+    }
+    l
+}
+
+fn digits(b: &[u8]) -> Option<u32> {
+    if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(b.iter().fold(0u32, |a, &d| {
+        a.wrapping_mul(10).wrapping_add(u32::from(d - b'0'))
+    }))
+}
+
+/// `HH:MM:SS` at the start of `b`.
+fn hms(b: &[u8]) -> Option<(u8, u8, u8)> {
+    if b.len() < 8 || b[2] != b':' || b[5] != b':' {
+        return None;
+    }
+    Some((
+        digits(&b[0..2])? as u8,
+        digits(&b[3..5])? as u8,
+        digits(&b[6..8])? as u8,
+    ))
+}
+
+/// Classic `Mmm dd HH:MM:SS host tag: msg` (day may be space padded).
+fn classic(l: &[u8]) -> Option<Parsed<'_>> {
+    if l.len() < 16 || l[3] != b' ' {
+        return None;
+    }
+    let month = month_from_abbrev(&l[0..3])?;
+    let mut i = 4;
+    if l[i] == b' ' {
+        i += 1;
+    }
+    let dstart = i;
+    while i < l.len() && l[i].is_ascii_digit() && i - dstart < 2 {
+        i += 1;
+    }
+    let day = digits(&l[dstart..i])? as u8;
+    if l.get(i) != Some(&b' ') {
+        return None;
+    }
+    i += 1;
+    let (hour, minute, second) = hms(l.get(i..)?)?;
+    i += 8;
+    let mut millis = 0;
+    if l.get(i) == Some(&b'.') {
+        // some syslog daemons add fractional seconds to the classic stamp
+        let s = i + 1;
+        i = s;
+        while i < l.len() && l[i].is_ascii_digit() {
+            i += 1;
+        }
+        millis = frac_millis(&l[s..i]);
+    }
+    if l.get(i) != Some(&b' ') {
+        return None;
+    }
+    let stamp = Stamp {
+        year: None,
+        month,
+        day,
+        hour,
+        minute,
+        second,
+        millis,
+        offset: None,
+    };
+    if !stamp.is_valid() {
+        return None;
+    }
+    host_and_tag(stamp, &l[i + 1..])
+}
+
+fn frac_millis(f: &[u8]) -> u16 {
+    let mut ms = 0u16;
+    for k in 0..3 {
+        ms = ms * 10 + f.get(k).map_or(0, |d| u16::from(d - b'0'));
+    }
+    ms
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)` at the start of `l`; returns the stamp and its length.
+fn iso_stamp(l: &[u8]) -> Option<(Stamp, usize)> {
+    if l.len() < 19 || l[4] != b'-' || l[7] != b'-' || (l[10] != b'T' && l[10] != b' ') {
+        return None;
+    }
+    let year = digits(&l[0..4])? as i32;
+    let month = digits(&l[5..7])? as u8;
+    let day = digits(&l[8..10])? as u8;
+    let (hour, minute, second) = hms(&l[11..])?;
+    let mut i = 19;
+    let mut millis = 0;
+    if l.get(i) == Some(&b'.') || l.get(i) == Some(&b',') {
+        let s = i + 1;
+        i = s;
+        while i < l.len() && l[i].is_ascii_digit() {
+            i += 1;
+        }
+        millis = frac_millis(&l[s..i]);
+    }
+    let offset = match l.get(i) {
+        Some(b'Z') | Some(b'z') => {
+            i += 1;
+            Some(0)
+        }
+        Some(&sign @ (b'+' | b'-')) if l.len() >= i + 6 && l[i + 3] == b':' => {
+            let h = digits(&l[i + 1..i + 3])? as i32;
+            let m = digits(&l[i + 4..i + 6])? as i32;
+            i += 6;
+            let o = h * 3600 + m * 60;
+            Some(if sign == b'-' { -o } else { o })
+        }
+        Some(&sign @ (b'+' | b'-')) if l.len() >= i + 5 => {
+            let h = digits(&l[i + 1..i + 3])? as i32;
+            let m = digits(&l[i + 3..i + 5])? as i32;
+            i += 5;
+            let o = h * 3600 + m * 60;
+            Some(if sign == b'-' { -o } else { o })
+        }
+        _ => None,
+    };
+    let stamp = Stamp {
+        year: Some(year),
+        month,
+        day,
+        hour,
+        minute,
+        second,
+        millis,
+        offset,
+    };
+    stamp.is_valid().then_some((stamp, i))
+}
+
+fn iso(l: &[u8]) -> Option<Parsed<'_>> {
+    let (stamp, n) = iso_stamp(l)?;
+    if l.get(n) != Some(&b' ') {
+        return None;
+    }
+    host_and_tag(stamp, &l[n + 1..])
+}
+
+/// `host tag: msg` where tag is `prog[pid]` or `prog`.
+fn host_and_tag(stamp: Stamp, rest: &[u8]) -> Option<Parsed<'_>> {
+    let sp = memchr::memchr(b' ', rest)?;
+    let host = &rest[..sp];
+    let rest = &rest[sp + 1..];
+    // The tag ends at the first ": " (or ':' at end); it has no spaces.
+    let colon = memchr::memchr(b':', rest)?;
+    let tag = &rest[..colon];
+    if tag.is_empty() || tag.len() > 64 || tag.contains(&b' ') {
+        return None;
+    }
+    let message = match rest.get(colon + 1) {
+        Some(b' ') => &rest[colon + 2..],
+        None => &rest[colon + 1..],
+        Some(_) => return None,
+    };
+    let (program, pid) = match memchr::memchr(b'[', tag) {
+        Some(b) if tag.last() == Some(&b']') => (&tag[..b], digits(&tag[b + 1..tag.len() - 1])?),
+        Some(_) => return None,
+        None => (tag, 0),
+    };
+    Some(Parsed {
+        stamp: Some(stamp),
+        host: Some(host),
+        program: Some(program),
+        pid,
+        message,
+    })
+}
+
+/// RFC 5424: `<PRI>1 TIMESTAMP HOST APP PROCID MSGID SD MSG`.
+fn rfc5424(l: &[u8]) -> Option<Parsed<'_>> {
+    let after_pri = skip_pri(l);
+    if after_pri.len() == l.len() {
+        return None; // RFC 5424 always has PRI
+    }
+    let rest = after_pri.strip_prefix(b"1 ")?;
+    let mut fields = rest.splitn(6, |&b| b == b' ');
+    let ts = fields.next()?;
+    let host = fields.next()?;
+    let app = fields.next()?;
+    let procid = fields.next()?;
+    let _msgid = fields.next()?;
+    let tail = fields.next().unwrap_or(b"");
+    let stamp = if ts == b"-" {
+        None
+    } else {
+        Some(iso_stamp(ts)?.0)
+    };
+    // structured data: "-" or one or more [..] elements (with quoted values)
+    let message = if let Some(m) = tail.strip_prefix(b"-") {
+        m
+    } else if tail.first() == Some(&b'[') {
+        skip_sd(tail)?
+    } else {
+        return None;
+    };
+    let message = message.strip_prefix(b" ").unwrap_or(message);
+    let message = message
+        .strip_prefix("\u{feff}".as_bytes())
+        .unwrap_or(message);
+    let nil = |f: &'_ [u8]| -> bool { f == b"-" };
+    Some(Parsed {
+        stamp,
+        host: (!nil(host)).then_some(host),
+        program: (!nil(app)).then_some(app),
+        pid: digits(procid).unwrap_or(0),
+        message,
+    })
+}
+
+fn skip_sd(mut t: &[u8]) -> Option<&[u8]> {
+    while t.first() == Some(&b'[') {
+        let mut i = 1;
+        let mut in_quote = false;
+        loop {
+            let b = *t.get(i)?;
+            match b {
+                b'\\' if in_quote => i += 1,
+                b'"' => in_quote = !in_quote,
+                b']' if !in_quote => break,
+                _ => {}
+            }
+            i += 1;
+        }
+        t = &t[i + 1..];
+    }
+    Some(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(b: Option<&[u8]>) -> Option<&str> {
+        b.map(|x| std::str::from_utf8(x).unwrap())
+    }
+
+    #[test]
+    fn classic_syslog() {
+        let p = parse(b"Nov 21 10:00:01 web1 sshd[123]: Failed password for root from 203.0.113.5 port 22 ssh2");
+        assert_eq!(s(p.program), Some("sshd"));
+        assert_eq!(s(p.host), Some("web1"));
+        assert_eq!(p.pid, 123);
+        assert!(p.message.starts_with(b"Failed password"));
+        let st = p.stamp.unwrap();
+        assert_eq!(
+            (st.month, st.day, st.hour, st.minute, st.second),
+            (11, 21, 10, 0, 1)
+        );
+        assert_eq!(st.year, None);
+    }
+
+    #[test]
+    fn classic_padded_and_single_digit_day() {
+        let p =
+            parse(b"Mar  7 02:37:29 blinkeye sshd[8559]: User root from 61.178.20.170 not allowed");
+        assert_eq!(p.stamp.unwrap().day, 7);
+        assert_eq!(p.pid, 8559);
+        let p = parse(b"Mar 7 02:37:29 blinkeye sshd[8559]: x");
+        assert_eq!(p.stamp.unwrap().day, 7);
+        assert_eq!(p.message, b"x");
+    }
+
+    #[test]
+    fn classic_without_pid_and_with_pri() {
+        let p = parse(b"<38>Nov 21 10:00:01 host CRON: hello");
+        assert_eq!(s(p.program), Some("CRON"));
+        assert_eq!(p.pid, 0);
+        assert_eq!(p.message, b"hello");
+    }
+
+    #[test]
+    fn iso_high_precision() {
+        let p = parse(b"2026-11-21T10:00:01.123456+01:00 host sshd-session[42]: Invalid user x from 2001:db8::1 port 5\r");
+        let st = p.stamp.unwrap();
+        assert_eq!(st.year, Some(2026));
+        assert_eq!(st.millis, 123);
+        assert_eq!(st.offset, Some(3600));
+        assert_eq!(s(p.program), Some("sshd-session"));
+        assert_eq!(p.message, b"Invalid user x from 2001:db8::1 port 5");
+    }
+
+    #[test]
+    fn rfc5424_with_and_without_sd() {
+        let p = parse(b"<34>1 2026-11-21T10:00:01.003Z mymachine sshd 4321 - - Failed password for x from 192.0.2.1 port 2 ssh2");
+        assert_eq!(s(p.program), Some("sshd"));
+        assert_eq!(p.pid, 4321);
+        assert_eq!(p.stamp.unwrap().offset, Some(0));
+        assert!(p.message.starts_with(b"Failed"));
+        let p = parse(br#"<165>1 2026-11-21T10:00:01Z h app - ID47 [exampleSDID@32473 iut="3" eventSource="App]x"] msg here"#);
+        assert_eq!(p.message, b"msg here");
+        assert_eq!(s(p.program), Some("app"));
+    }
+
+    #[test]
+    fn bare_message() {
+        let p = parse(b"Failed password for root from 203.0.113.5 port 22 ssh2\r");
+        assert_eq!(p.program, None);
+        assert_eq!(p.stamp, None);
+        assert_eq!(
+            p.message,
+            b"Failed password for root from 203.0.113.5 port 22 ssh2"
+        );
+    }
+
+    #[test]
+    fn garbage_is_bare() {
+        for l in [
+            &b"Nov 99 10:00:01 h p: m"[..],
+            b"Foo 21 10:00:01 h p: m",
+            b"Nov 21 10:00 h p: m",
+            b"",
+        ] {
+            let p = parse(l);
+            assert_eq!(p.program, None, "{:?}", String::from_utf8_lossy(l));
+        }
+    }
+}

@@ -1,1 +1,358 @@
-//! time
+//! Calendar arithmetic for log timestamps, without a clock and without a time-zone database.
+//!
+//! A [`Stamp`] is what a log line says; [`TimeContext`] supplies what the line does not
+//! (the year for classic syslog, the local UTC offset), so conversion stays pure.
+
+use crate::decision::Millis;
+
+/// A timestamp as written in a log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stamp {
+    /// Year, when the line gives one.
+    pub year: Option<i32>,
+    /// Month 1..=12.
+    pub month: u8,
+    /// Day 1..=31.
+    pub day: u8,
+    /// Hour 0..=23.
+    pub hour: u8,
+    /// Minute 0..=59.
+    pub minute: u8,
+    /// Second 0..=60.
+    pub second: u8,
+    /// Milliseconds 0..=999.
+    pub millis: u16,
+    /// Offset from UTC in seconds, when the line gives one.
+    pub offset: Option<i32>,
+}
+
+/// What a line's timestamp leaves out: the current time and the local UTC offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeContext {
+    /// The current time (used to infer a missing year).
+    pub now: Millis,
+    /// Local offset from UTC in seconds, for stamps without a zone.
+    pub local_offset: i32,
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+pub fn days_from_civil(y: i32, m: u8, d: u8) -> i64 {
+    let y = i64::from(y) - i64::from(m <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Calendar date (year, month, day) of a day number since 1970-01-01.
+pub fn civil_from_days(z: i64) -> (i32, u8, u8) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u8;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
+    ((y + i64::from(m <= 2)) as i32, m, d)
+}
+
+impl Stamp {
+    fn to_millis_in(self, year: i32, offset: i32) -> Millis {
+        let days = days_from_civil(year, self.month, self.day);
+        let secs = days * 86_400
+            + i64::from(self.hour) * 3600
+            + i64::from(self.minute) * 60
+            + i64::from(self.second)
+            - i64::from(offset);
+        secs * 1000 + i64::from(self.millis)
+    }
+
+    /// Converts to milliseconds since the epoch. A year-less stamp takes the year of
+    /// `ctx.now`; if that puts it more than a day in the future, it belongs to the previous
+    /// year (a December line read in January).
+    pub fn to_millis(self, ctx: &TimeContext) -> Millis {
+        let offset = self.offset.unwrap_or(ctx.local_offset);
+        match self.year {
+            Some(y) => self.to_millis_in(y, offset),
+            None => {
+                let (now_year, _, _) =
+                    civil_from_days((ctx.now + i64::from(offset) * 1000).div_euclid(86_400_000));
+                let t = self.to_millis_in(now_year, offset);
+                if t > ctx.now + 86_400_000 {
+                    self.to_millis_in(now_year - 1, offset)
+                } else {
+                    t
+                }
+            }
+        }
+    }
+
+    /// True when the fields are in range (month 1..=12, day 1..=31, …).
+    pub fn is_valid(&self) -> bool {
+        (1..=12).contains(&self.month)
+            && (1..=31).contains(&self.day)
+            && self.hour < 24
+            && self.minute < 60
+            && self.second <= 60
+    }
+}
+
+/// Formats milliseconds since the epoch as RFC 3339 in UTC (`2026-11-21T10:00:01Z`, with
+/// `.mmm` when there are milliseconds).
+pub fn rfc3339(ms: Millis) -> String {
+    let secs = ms.div_euclid(1000);
+    let frac = ms.rem_euclid(1000);
+    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+    let sod = secs.rem_euclid(86_400);
+    let (h, mi, s) = (sod / 3600, (sod / 60) % 60, sod % 60);
+    if frac == 0 {
+        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+    } else {
+        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{frac:03}Z")
+    }
+}
+
+/// Month number of a three-letter English abbreviation (`Jan` → 1).
+pub fn month_from_abbrev(m: &[u8]) -> Option<u8> {
+    const NAMES: [&[u8; 3]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    if m.len() != 3 {
+        return None;
+    }
+    NAMES
+        .iter()
+        .position(|n| n.eq_ignore_ascii_case(m))
+        .map(|i| i as u8 + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_round_trip() {
+        for z in [-1000, 0, 1, 365, 19_000, 20_413, 50_000] {
+            let (y, m, d) = civil_from_days(z);
+            assert_eq!(days_from_civil(y, m, d), z);
+        }
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2026, 11, 21), 20_778);
+    }
+
+    #[test]
+    fn yearless_stamp_in_future_goes_to_previous_year() {
+        // now = 2026-01-02T00:00:00Z
+        let now = days_from_civil(2026, 1, 2) * 86_400_000;
+        let ctx = TimeContext {
+            now,
+            local_offset: 0,
+        };
+        let dec = Stamp {
+            month: 12,
+            day: 31,
+            hour: 23,
+            ..Default::default()
+        };
+        assert_eq!(rfc3339(dec.to_millis(&ctx)), "2025-12-31T23:00:00Z");
+        let jan = Stamp {
+            month: 1,
+            day: 2,
+            hour: 12,
+            ..Default::default()
+        };
+        assert_eq!(rfc3339(jan.to_millis(&ctx)), "2026-01-02T12:00:00Z");
+    }
+
+    #[test]
+    fn offsets_apply() {
+        let ctx = TimeContext {
+            now: 0,
+            local_offset: 3600,
+        };
+        let s = Stamp {
+            year: Some(2026),
+            month: 11,
+            day: 21,
+            hour: 10,
+            offset: Some(3600),
+            millis: 123,
+            ..Default::default()
+        };
+        assert_eq!(rfc3339(s.to_millis(&ctx)), "2026-11-21T09:00:00.123Z");
+        let local = Stamp { offset: None, ..s };
+        assert_eq!(local.to_millis(&ctx), s.to_millis(&ctx));
+    }
+}
+
+/// Parses `text` with a strftime-like `format` (subset: `%Y %y %m %d %e %H %M %S %b %f %z
+/// %s %T %%`; any other character must match itself). Used for programs that write their
+/// own log files (`2026/11/21 10:00:01`, `21/Nov/2026:10:00:01 +0000`, …).
+pub fn parse_with_format(format: &str, text: &[u8]) -> Option<Stamp> {
+    let f = format.as_bytes();
+    let mut st = Stamp {
+        month: 1,
+        day: 1,
+        ..Default::default()
+    };
+    let (mut i, mut j) = (0, 0);
+    let num = |t: &[u8], j: &mut usize, max: usize| -> Option<u32> {
+        if t.get(*j) == Some(&b' ') {
+            *j += 1;
+        }
+        let s = *j;
+        while *j < t.len() && *j - s < max && t[*j].is_ascii_digit() {
+            *j += 1;
+        }
+        (s != *j).then(|| {
+            t[s..*j]
+                .iter()
+                .fold(0u32, |a, d| a * 10 + u32::from(d - b'0'))
+        })
+    };
+    while i < f.len() {
+        if f[i] != b'%' {
+            if text.get(j) != Some(&f[i]) {
+                return None;
+            }
+            i += 1;
+            j += 1;
+            continue;
+        }
+        let c = *f.get(i + 1)?;
+        i += 2;
+        match c {
+            b'Y' => st.year = Some(num(text, &mut j, 4)? as i32),
+            b'y' => st.year = Some(2000 + num(text, &mut j, 2)? as i32),
+            b'm' => st.month = num(text, &mut j, 2)? as u8,
+            b'd' | b'e' => st.day = num(text, &mut j, 2)? as u8,
+            b'H' => st.hour = num(text, &mut j, 2)? as u8,
+            b'M' => st.minute = num(text, &mut j, 2)? as u8,
+            b'S' => st.second = num(text, &mut j, 2)? as u8,
+            b'T' => {
+                st.hour = num(text, &mut j, 2)? as u8;
+                (text.get(j) == Some(&b':')).then_some(())?;
+                j += 1;
+                st.minute = num(text, &mut j, 2)? as u8;
+                (text.get(j) == Some(&b':')).then_some(())?;
+                j += 1;
+                st.second = num(text, &mut j, 2)? as u8;
+            }
+            b'b' => {
+                st.month = month_from_abbrev(text.get(j..j + 3)?)?;
+                j += 3;
+            }
+            b'f' => {
+                let s = j;
+                while j < text.len() && text[j].is_ascii_digit() {
+                    j += 1;
+                }
+                let mut ms = 0u16;
+                for k in 0..3 {
+                    ms = ms * 10
+                        + text
+                            .get(s + k)
+                            .filter(|_| s + k < j)
+                            .map_or(0, |d| u16::from(d - b'0'));
+                }
+                st.millis = ms;
+            }
+            b'z' => {
+                if text.get(j) == Some(&b'Z') {
+                    st.offset = Some(0);
+                    j += 1;
+                } else {
+                    let sign = match text.get(j)? {
+                        b'+' => 1,
+                        b'-' => -1,
+                        _ => return None,
+                    };
+                    j += 1;
+                    let h = num(text, &mut j, 2)? as i32;
+                    if text.get(j) == Some(&b':') {
+                        j += 1;
+                    }
+                    let m = num(text, &mut j, 2)? as i32;
+                    st.offset = Some(sign * (h * 3600 + m * 60));
+                }
+            }
+            b's' => {
+                let s = j;
+                while j < text.len() && text[j].is_ascii_digit() {
+                    j += 1;
+                }
+                let secs: i64 = std::str::from_utf8(&text[s..j]).ok()?.parse().ok()?;
+                let days = secs.div_euclid(86_400);
+                let (y, mo, d) = civil_from_days(days);
+                let sod = secs.rem_euclid(86_400);
+                st = Stamp {
+                    year: Some(y),
+                    month: mo,
+                    day: d,
+                    hour: (sod / 3600) as u8,
+                    minute: ((sod / 60) % 60) as u8,
+                    second: (sod % 60) as u8,
+                    millis: 0,
+                    offset: Some(0),
+                };
+            }
+            b'%' => {
+                (text.get(j) == Some(&b'%')).then_some(())?;
+                j += 1;
+            }
+            _ => return None,
+        }
+    }
+    st.is_valid().then_some(st)
+}
+
+/// Checks a time format for unsupported directives; the error names the bad one.
+pub fn check_format(format: &str) -> Result<(), String> {
+    let f = format.as_bytes();
+    let mut i = 0;
+    while i < f.len() {
+        if f[i] == b'%' {
+            match f.get(i + 1) {
+                Some(b'Y' | b'y' | b'm' | b'd' | b'e' | b'H' | b'M' | b'S' | b'T' | b'b' | b'f' | b'z' | b's' | b'%') => {}
+                other => {
+                    return Err(format!(
+                        "unsupported directive %{} in time format {format:?}; supported: %Y %y %m %d %e %H %M %S %T %b %f %z %s %%",
+                        other.map(|&b| b as char).unwrap_or(' ')
+                    ))
+                }
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod format_tests {
+    use super::*;
+
+    #[test]
+    fn common_formats() {
+        let ctx = TimeContext {
+            now: 0,
+            local_offset: 0,
+        };
+        let s = parse_with_format("%d/%b/%Y:%H:%M:%S %z", b"21/Nov/2026:10:00:01 +0100").unwrap();
+        assert_eq!(rfc3339(s.to_millis(&ctx)), "2026-11-21T09:00:01Z");
+        let s = parse_with_format("%Y/%m/%d %H:%M:%S", b"2026/11/21 10:00:01").unwrap();
+        assert_eq!(rfc3339(s.to_millis(&ctx)), "2026-11-21T10:00:01Z");
+        let s = parse_with_format("%Y-%m-%d %T.%f", b"2026-11-21 10:00:01.250").unwrap();
+        assert_eq!(rfc3339(s.to_millis(&ctx)), "2026-11-21T10:00:01.250Z");
+        let s = parse_with_format("%s", b"1795000000").unwrap();
+        assert_eq!(s.to_millis(&ctx), 1_795_000_000_000);
+        assert!(parse_with_format("%Y-%m-%d", b"2026-13-01").is_none());
+        assert!(check_format("%Q").is_err());
+    }
+}

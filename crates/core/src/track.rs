@@ -1,1 +1,1269 @@
-//! track
+//! Per-jail failure tracking: a sliding window of weighted failures per address, and the
+//! table of active bans.
+//!
+//! A [`Tracker`] turns the [`Failure`]s of one jail into [`Decision`]s. For each address
+//! that failed recently it keeps the failures of the last `findtime`, sorted by event
+//! time (so lines that arrive a little out of order still count), and bans the address
+//! when their weights add up to `maxretry`. Bans live in a separate table ordered by
+//! their end, so [`Tracker::expire`] and [`Tracker::next_expiry`] stay cheap with
+//! hundreds of thousands of bans.
+//!
+//! # The window
+//!
+//! For an address whose newest failure happened at `t`, the window is the half-open
+//! interval `(t - findtime, t]`: a failure exactly `findtime` older than the newest one
+//! no longer counts. A failure that arrives late but still falls inside the window is
+//! counted; one that falls before it is dropped. The window is always evaluated on the
+//! failures' own times, never on `now`; `now` is only when a ban starts.
+//!
+//! # Memory
+//!
+//! An address's window never holds more than `maxretry - 1` failures (each weighs at
+//! least 1, and reaching `maxretry` bans and clears it), kept inline for small
+//! `maxretry`. The number of tracked addresses is capped by `max_tracked`; see
+//! [`Tracker::record`] for how room is made. Bans are not capped.
+//!
+//! Time is always an argument: the tracker reads no clock, does no I/O and uses no
+//! randomness. Its maps are ordered, so every result is a function of its inputs, and an
+//! attacker cannot choose addresses that collide in a hash table.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use smallvec::SmallVec;
+
+use crate::decision::{Decision, Failure, Kind, Millis};
+
+/// Failures kept inline per address before spilling to the heap: enough for
+/// `maxretry <= 5`, the usual setting.
+const INLINE_EVENTS: usize = 4;
+
+/// The settings of one jail's tracker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackerConfig {
+    /// Weighted failures within `findtime` that ban an address. 0 behaves like 1.
+    pub maxretry: u32,
+    /// Length of the sliding window, in milliseconds. Values below 1 behave like 1.
+    pub findtime: Millis,
+    /// How long a ban made by [`Tracker::record`] lasts, in milliseconds.
+    pub bantime: Millis,
+    /// Most addresses with an open window kept at once. 0 behaves like 1.
+    pub max_tracked: usize,
+}
+
+impl Default for TrackerConfig {
+    /// Five failures in ten minutes ban for ten minutes; up to 100,000 tracked addresses.
+    fn default() -> Self {
+        TrackerConfig {
+            maxretry: 5,
+            findtime: 600_000,
+            bantime: 600_000,
+            max_tracked: 100_000,
+        }
+    }
+}
+
+impl TrackerConfig {
+    fn findtime(&self) -> Millis {
+        self.findtime.max(1)
+    }
+
+    fn cap(&self) -> usize {
+        self.max_tracked.max(1)
+    }
+}
+
+/// Counters describing a tracker, for status output and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrackerStats {
+    /// Addresses with an open window.
+    pub tracked: usize,
+    /// Addresses currently banned.
+    pub banned: usize,
+    /// Windows dropped, since the tracker was made, to keep within `max_tracked` while
+    /// they could still have counted (stale windows dropped are not counted here).
+    pub evicted: u64,
+    /// Failures of banned addresses that were not counted.
+    pub ignored_while_banned: u64,
+}
+
+/// One counted failure in a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Event {
+    time: Millis,
+    weight: u32,
+}
+
+/// The open window of one address.
+#[derive(Debug, Clone)]
+struct Window {
+    /// Counted failures, sorted by time (ties in arrival order). Never empty.
+    events: SmallVec<[Event; INLINE_EVENTS]>,
+    /// Session of the last counted failure, 0 when unknown.
+    last_session: u32,
+    /// An `opener` of `last_session` was counted and no `attempt` of it has been seen yet:
+    /// that attempt is the same event and is not counted again.
+    credit: bool,
+}
+
+/// Whether a failure of `kind` in `session` repeats what the window already counted for
+/// that session; updates the window's session memory either way.
+fn repeats_session(w: &mut Window, kind: Kind, session: u32) -> bool {
+    let same = session != 0 && w.last_session == session;
+    let repeat = match kind {
+        Kind::Attempt => same && w.credit,
+        Kind::Opener | Kind::Followup => same,
+    };
+    if repeat {
+        if kind == Kind::Attempt {
+            w.credit = false;
+        }
+        return true;
+    }
+    w.last_session = session;
+    w.credit = kind == Kind::Opener;
+    false
+}
+
+impl Window {
+    fn newest(&self) -> Millis {
+        self.events.last().map_or(Millis::MIN, |e| e.time)
+    }
+
+    fn insert(&mut self, event: Event) {
+        let at = self.events.partition_point(|e| e.time <= event.time);
+        self.events.insert(at, event);
+    }
+
+    /// Forget the failures at or before `cutoff`.
+    fn drop_until(&mut self, cutoff: Millis) {
+        let n = self.events.partition_point(|e| e.time <= cutoff);
+        if n > 0 {
+            self.events.drain(..n);
+        }
+    }
+
+    /// Sum of the weights of failures in `(after, upto]`.
+    fn weight_in(&self, after: Millis, upto: Millis) -> u64 {
+        self.events
+            .iter()
+            .filter(|e| e.time > after && e.time <= upto)
+            .map(|e| u64::from(e.weight))
+            .sum()
+    }
+}
+
+fn saturate(sum: u64) -> u32 {
+    u32::try_from(sum).unwrap_or(u32::MAX)
+}
+
+/// The failure windows and active bans of one jail.
+#[derive(Debug, Clone)]
+pub struct Tracker {
+    cfg: TrackerConfig,
+    windows: BTreeMap<IpAddr, Window>,
+    /// Active bans: address to end of ban.
+    bans: BTreeMap<IpAddr, Millis>,
+    /// The same bans ordered by end, then address.
+    by_until: BTreeSet<(Millis, IpAddr)>,
+    /// Newest failure time seen; with `now`, tells which windows are stale.
+    latest: Millis,
+    evicted: u64,
+    ignored_while_banned: u64,
+}
+
+impl Tracker {
+    /// An empty tracker.
+    pub fn new(cfg: TrackerConfig) -> Self {
+        Tracker {
+            cfg,
+            windows: BTreeMap::new(),
+            bans: BTreeMap::new(),
+            by_until: BTreeSet::new(),
+            latest: Millis::MIN,
+            evicted: 0,
+            ignored_while_banned: 0,
+        }
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &TrackerConfig {
+        &self.cfg
+    }
+
+    /// Replace the settings (on reload). Open windows and bans are kept; existing bans
+    /// keep their end. A smaller `findtime` or `max_tracked` takes effect as failures
+    /// arrive; a lower `maxretry` bans an address at its next counted failure.
+    pub fn set_config(&mut self, cfg: TrackerConfig) {
+        self.cfg = cfg;
+    }
+
+    /// Count one failure; `now` is the current time (ban start). The window is evaluated
+    /// on `f.time`.
+    ///
+    /// Returns a ban when the weights of the address's failures in its window reach
+    /// `maxretry`; the window is then cleared. A failure is not counted when its weight
+    /// is 0, when its address is banned (see [`TrackerStats::ignored_while_banned`]),
+    /// when it falls before the address's window, or when it is a follow-up of the
+    /// session of the address's previous counted failure (session 0 means unknown and
+    /// always counts).
+    ///
+    /// When a new address would exceed `max_tracked`, windows whose newest failure is
+    /// `findtime` or more older than the reference time are dropped first; the
+    /// reference is the newest failure time seen, or `now` if earlier, so replaying an
+    /// old log does not drop live windows. If more than 90% of the cap is still in use,
+    /// the windows with the oldest newest failure are evicted until 90% is reached.
+    /// Each such sweep is linear but frees a tenth of the cap, so the cost per failure
+    /// stays constant on average.
+    pub fn record(&mut self, f: &Failure, now: Millis) -> Option<Decision> {
+        if f.weight == 0 {
+            return None;
+        }
+        self.latest = self.latest.max(f.time);
+        if self.bans.contains_key(&f.addr) {
+            self.ignored_while_banned += 1;
+            return None;
+        }
+        let maxretry = u64::from(self.cfg.maxretry);
+        let event = Event {
+            time: f.time,
+            weight: f.weight,
+        };
+        let total = match self.windows.get_mut(&f.addr) {
+            Some(w) => {
+                let cutoff = w.newest().max(f.time).saturating_sub(self.cfg.findtime());
+                if f.time <= cutoff {
+                    return None;
+                }
+                if repeats_session(w, f.kind, f.session) {
+                    return None;
+                }
+                w.insert(event);
+                w.drop_until(cutoff);
+                let total = w.weight_in(cutoff, Millis::MAX);
+                if total < maxretry {
+                    return None;
+                }
+                self.windows.remove(&f.addr);
+                total
+            }
+            None => {
+                let total = u64::from(f.weight);
+                if total < maxretry {
+                    if self.windows.len() >= self.cfg.cap() {
+                        self.make_room(now);
+                    }
+                    let mut events = SmallVec::new();
+                    events.push(event);
+                    let w = Window {
+                        events,
+                        last_session: f.session,
+                        credit: f.kind == Kind::Opener,
+                    };
+                    self.windows.insert(f.addr, w);
+                    return None;
+                }
+                total
+            }
+        };
+        let until = now.saturating_add(self.cfg.bantime);
+        Some(self.insert_ban(f.addr, now, until, saturate(total)))
+    }
+
+    /// Unban decisions for every ban whose `until <= now`, in order of `until` (then of
+    /// address); removes them. Each decision's `at` is the ban's `until`.
+    pub fn expire(&mut self, now: Millis) -> Vec<Decision> {
+        let mut out = Vec::new();
+        while let Some(&(until, addr)) = self.by_until.first() {
+            if until > now {
+                break;
+            }
+            self.by_until.pop_first();
+            self.bans.remove(&addr);
+            out.push(Decision::Unban { addr, at: until });
+        }
+        out
+    }
+
+    /// The earliest end of an active ban: when [`Tracker::expire`] next has work.
+    pub fn next_expiry(&self) -> Option<Millis> {
+        self.by_until.first().map(|&(until, _)| until)
+    }
+
+    /// Whether `addr` is banned (until [`Tracker::expire`] or an unban removes it).
+    pub fn is_banned(&self, addr: IpAddr) -> bool {
+        self.bans.contains_key(&addr)
+    }
+
+    /// When the ban of `addr` ends, if it is banned.
+    pub fn ban_until(&self, addr: IpAddr) -> Option<Millis> {
+        self.bans.get(&addr).copied()
+    }
+
+    /// Manual ban or restore from the store: bans `addr` from `now` to `until` (replacing
+    /// any ban it has) and clears its window. Returns the `Decision::Ban` to carry out.
+    pub fn ban(&mut self, addr: IpAddr, now: Millis, until: Millis, failures: u32) -> Decision {
+        self.windows.remove(&addr);
+        self.insert_ban(addr, now, until, failures)
+    }
+
+    /// Manual unban: true if `addr` was banned. Also clears its window.
+    pub fn unban(&mut self, addr: IpAddr) -> bool {
+        self.windows.remove(&addr);
+        match self.bans.remove(&addr) {
+            Some(until) => {
+                self.by_until.remove(&(until, addr));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Lift every ban; returns the addresses that were banned, in address order.
+    pub fn unban_all(&mut self) -> Vec<IpAddr> {
+        self.by_until.clear();
+        std::mem::take(&mut self.bans).into_keys().collect()
+    }
+
+    /// The active bans as `(address, until)`, in order of `until` (then of address).
+    pub fn bans(&self) -> impl Iterator<Item = (IpAddr, Millis)> + '_ {
+        self.by_until.iter().map(|&(until, addr)| (addr, until))
+    }
+
+    /// Addresses with failures in the window `(now - findtime, now]` and their weighted
+    /// count, in address order.
+    pub fn failing(&self, now: Millis) -> Vec<(IpAddr, u32)> {
+        let after = now.saturating_sub(self.cfg.findtime());
+        self.windows
+            .iter()
+            .filter_map(|(&addr, w)| {
+                let sum = w.weight_in(after, now);
+                (sum > 0).then(|| (addr, saturate(sum)))
+            })
+            .collect()
+    }
+
+    /// Drop the windows that can no longer lead to a ban (newest failure `findtime` or
+    /// more before the reference time described in [`Tracker::record`]); returns how
+    /// many. Optional: [`Tracker::record`] does this itself when the cap is reached.
+    pub fn prune(&mut self, now: Millis) -> usize {
+        let cutoff = now.min(self.latest).saturating_sub(self.cfg.findtime());
+        let before = self.windows.len();
+        self.windows.retain(|_, w| w.newest() > cutoff);
+        before - self.windows.len()
+    }
+
+    /// Counters for status output and metrics.
+    pub fn stats(&self) -> TrackerStats {
+        TrackerStats {
+            tracked: self.windows.len(),
+            banned: self.bans.len(),
+            evicted: self.evicted,
+            ignored_while_banned: self.ignored_while_banned,
+        }
+    }
+
+    fn insert_ban(&mut self, addr: IpAddr, at: Millis, until: Millis, failures: u32) -> Decision {
+        if let Some(old) = self.bans.insert(addr, until) {
+            self.by_until.remove(&(old, addr));
+        }
+        self.by_until.insert((until, addr));
+        Decision::Ban {
+            addr,
+            at,
+            until,
+            failures,
+        }
+    }
+
+    /// Bring the number of windows to at most 90% of the cap (and below the cap): stale
+    /// windows first, then those whose newest failure is oldest (ties by address).
+    fn make_room(&mut self, now: Millis) {
+        self.prune(now);
+        let cap = self.cfg.cap();
+        let target = cap - cap.div_ceil(10);
+        let excess = self.windows.len().saturating_sub(target);
+        if excess == 0 {
+            return;
+        }
+        let mut ages: Vec<(Millis, IpAddr)> = self
+            .windows
+            .iter()
+            .map(|(&addr, w)| (w.newest(), addr))
+            .collect();
+        let (_, &mut last_out, _) = ages.select_nth_unstable(excess - 1);
+        self.windows
+            .retain(|&addr, w| (w.newest(), addr) > last_out);
+        self.evicted += excess as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    const SEC: Millis = 1000;
+
+    fn cfg(maxretry: u32, findtime: Millis) -> TrackerConfig {
+        TrackerConfig {
+            maxretry,
+            findtime,
+            bantime: 600 * SEC,
+            max_tracked: 1_000_000,
+        }
+    }
+
+    fn ip(n: u32) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::from(n))
+    }
+
+    fn fail(addr: IpAddr, time: Millis) -> Failure {
+        Failure {
+            addr,
+            time,
+            rule: 0,
+            weight: 1,
+            kind: Kind::Attempt,
+            session: 0,
+        }
+    }
+
+    fn weighted(addr: IpAddr, time: Millis, weight: u32) -> Failure {
+        Failure {
+            weight,
+            ..fail(addr, time)
+        }
+    }
+
+    fn session(addr: IpAddr, time: Millis, session: u32, followup: bool) -> Failure {
+        Failure {
+            session,
+            kind: if followup {
+                Kind::Followup
+            } else {
+                Kind::Attempt
+            },
+            ..fail(addr, time)
+        }
+    }
+
+    fn is_ban(d: &Option<Decision>) -> bool {
+        matches!(d, Some(Decision::Ban { .. }))
+    }
+
+    #[test]
+    fn below_threshold_does_not_ban() {
+        let mut t = Tracker::new(cfg(5, 60 * SEC));
+        for i in 0..4 {
+            assert_eq!(t.record(&fail(ip(1), i * SEC), i * SEC), None);
+        }
+        assert!(!t.is_banned(ip(1)));
+        assert_eq!(t.stats().tracked, 1);
+    }
+
+    #[test]
+    fn threshold_bans_with_now_as_start() {
+        let mut t = Tracker::new(cfg(5, 60 * SEC));
+        for i in 0..4 {
+            t.record(&fail(ip(1), i * SEC), 100 * SEC);
+        }
+        let d = t.record(&fail(ip(1), 4 * SEC), 100 * SEC);
+        assert_eq!(
+            d,
+            Some(Decision::Ban {
+                addr: ip(1),
+                at: 100 * SEC,
+                until: 700 * SEC,
+                failures: 5
+            })
+        );
+        assert!(t.is_banned(ip(1)));
+        assert_eq!(t.ban_until(ip(1)), Some(700 * SEC));
+        assert_eq!(t.stats().tracked, 0, "window cleared on ban");
+    }
+
+    #[test]
+    fn failures_spread_wider_than_findtime_never_ban() {
+        let mut t = Tracker::new(cfg(3, 10 * SEC));
+        // Two failures every 10 s: any window of 10 s holds at most 2.
+        for i in 0..1000 {
+            let base = i * 10 * SEC;
+            assert!(!is_ban(&t.record(&fail(ip(1), base), base)));
+            assert!(!is_ban(&t.record(&fail(ip(1), base + 1), base + 1)));
+        }
+    }
+
+    #[test]
+    fn window_is_open_at_its_old_end() {
+        let mut t = Tracker::new(cfg(2, 10 * SEC));
+        t.record(&fail(ip(1), 0), 0);
+        // Exactly findtime later: the first failure is out of (t - findtime, t].
+        assert_eq!(t.record(&fail(ip(1), 10 * SEC), 10 * SEC), None);
+        // One ms short of findtime after the second: both count.
+        assert!(is_ban(&t.record(&fail(ip(1), 20 * SEC - 1), 20 * SEC)));
+    }
+
+    #[test]
+    fn findtime_zero_counts_only_simultaneous_failures() {
+        let mut t = Tracker::new(cfg(2, 0));
+        assert_eq!(t.record(&fail(ip(1), 5), 5), None);
+        assert_eq!(t.record(&fail(ip(1), 6), 6), None);
+        assert!(is_ban(&t.record(&fail(ip(1), 6), 6)));
+    }
+
+    #[test]
+    fn weights_add_up() {
+        let mut t = Tracker::new(cfg(5, 60 * SEC));
+        assert_eq!(t.record(&weighted(ip(1), 0, 2), 0), None);
+        assert_eq!(t.record(&weighted(ip(1), 1, 2), 1), None);
+        match t.record(&weighted(ip(1), 2, 3), 2) {
+            Some(Decision::Ban { failures, .. }) => assert_eq!(failures, 7),
+            other => panic!("expected ban, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn weight_zero_is_ignored_entirely() {
+        let mut t = Tracker::new(cfg(1, 60 * SEC));
+        for i in 0..100 {
+            assert_eq!(t.record(&weighted(ip(1), i, 0), i), None);
+        }
+        assert_eq!(t.stats(), TrackerStats::default());
+    }
+
+    #[test]
+    fn heavy_weight_bans_at_once_without_a_window() {
+        let mut t = Tracker::new(cfg(5, 60 * SEC));
+        let d = t.record(&weighted(ip(1), 0, 5), 0);
+        assert!(matches!(d, Some(Decision::Ban { failures: 5, .. })));
+        let d = t.record(&weighted(ip(2), 0, u32::MAX), 0);
+        assert!(matches!(
+            d,
+            Some(Decision::Ban {
+                failures: u32::MAX,
+                ..
+            })
+        ));
+        assert_eq!(t.stats().tracked, 0);
+    }
+
+    #[test]
+    fn maxretry_zero_behaves_like_one() {
+        let mut t = Tracker::new(cfg(0, 60 * SEC));
+        assert!(is_ban(&t.record(&fail(ip(1), 0), 0)));
+    }
+
+    fn kinded(addr: IpAddr, time: Millis, session: u32, kind: Kind) -> Failure {
+        Failure {
+            kind,
+            ..session_failure(addr, time, session)
+        }
+    }
+
+    fn session_failure(addr: IpAddr, time: Millis, sess: u32) -> Failure {
+        session(addr, time, sess, false)
+    }
+
+    #[test]
+    fn opener_then_attempt_of_same_session_counts_once() {
+        // maxretry 3: Invalid user (opener) + its Failed password (attempt) = 1,
+        // a second Failed password = 2, the closing followup = still 2, one more attempt bans.
+        let mut t = Tracker::new(TrackerConfig {
+            maxretry: 3,
+            ..TrackerConfig::default()
+        });
+        assert_eq!(t.record(&kinded(ip(1), 0, 42, Kind::Opener), 0), None);
+        assert_eq!(t.record(&kinded(ip(1), 1, 42, Kind::Attempt), 1), None);
+        assert_eq!(t.record(&kinded(ip(1), 2, 42, Kind::Attempt), 2), None);
+        assert_eq!(t.record(&kinded(ip(1), 3, 42, Kind::Followup), 3), None);
+        assert_eq!(t.failing(3), vec![(ip(1), 2)]);
+        assert!(is_ban(&t.record(&kinded(ip(1), 4, 43, Kind::Attempt), 4)));
+    }
+
+    #[test]
+    fn second_opener_of_a_session_is_not_counted() {
+        let mut t = Tracker::new(TrackerConfig {
+            maxretry: 2,
+            ..TrackerConfig::default()
+        });
+        assert_eq!(t.record(&kinded(ip(1), 0, 7, Kind::Opener), 0), None);
+        assert_eq!(t.record(&kinded(ip(1), 1, 7, Kind::Opener), 1), None);
+        assert!(is_ban(&t.record(&kinded(ip(1), 2, 8, Kind::Opener), 2)));
+    }
+
+    #[test]
+    fn followup_of_same_session_is_not_counted() {
+        let mut t = Tracker::new(cfg(2, 60 * SEC));
+        // "Failed password" then "Connection closed ... [preauth]" from the same pid.
+        assert_eq!(t.record(&session(ip(1), 0, 42, false), 0), None);
+        assert_eq!(t.record(&session(ip(1), 1, 42, true), 1), None);
+        assert_eq!(t.record(&session(ip(1), 2, 42, true), 2), None);
+        assert_eq!(t.failing(2), vec![(ip(1), 1)]);
+    }
+
+    #[test]
+    fn followup_of_other_session_counts() {
+        let mut t = Tracker::new(cfg(2, 60 * SEC));
+        t.record(&session(ip(1), 0, 42, false), 0);
+        assert!(is_ban(&t.record(&session(ip(1), 1, 43, true), 1)));
+    }
+
+    #[test]
+    fn lone_followup_counts() {
+        let mut t = Tracker::new(cfg(2, 60 * SEC));
+        assert_eq!(t.record(&session(ip(1), 0, 7, true), 0), None);
+        assert_eq!(t.failing(0), vec![(ip(1), 1)]);
+        // Its session becomes the last counted one.
+        assert_eq!(t.record(&session(ip(1), 1, 7, true), 1), None);
+        assert!(is_ban(&t.record(&session(ip(1), 2, 8, true), 2)));
+    }
+
+    #[test]
+    fn followup_with_unknown_session_counts() {
+        let mut t = Tracker::new(cfg(3, 60 * SEC));
+        t.record(&session(ip(1), 0, 0, false), 0);
+        t.record(&session(ip(1), 1, 0, true), 1);
+        assert_eq!(t.failing(1), vec![(ip(1), 2)]);
+        // Previous session unknown: a follow-up with a known session counts too.
+        assert!(is_ban(&t.record(&session(ip(1), 2, 9, true), 2)));
+    }
+
+    #[test]
+    fn repeated_failures_of_one_session_all_count() {
+        let mut t = Tracker::new(cfg(3, 60 * SEC));
+        t.record(&session(ip(1), 0, 5, false), 0);
+        t.record(&session(ip(1), 1, 5, false), 1);
+        assert!(is_ban(&t.record(&session(ip(1), 2, 5, false), 2)));
+    }
+
+    #[test]
+    fn late_failure_inside_the_window_counts() {
+        let mut t = Tracker::new(cfg(3, 10 * SEC));
+        t.record(&fail(ip(1), 20 * SEC), 20 * SEC);
+        t.record(&fail(ip(1), 25 * SEC), 25 * SEC);
+        // Logged 3 s before the newest, read after it.
+        assert!(is_ban(&t.record(&fail(ip(1), 22 * SEC), 25 * SEC)));
+    }
+
+    #[test]
+    fn late_failure_before_the_window_is_dropped() {
+        let mut t = Tracker::new(cfg(2, 10 * SEC));
+        t.record(&fail(ip(1), 100 * SEC), 100 * SEC);
+        assert_eq!(t.record(&fail(ip(1), 90 * SEC), 100 * SEC), None);
+        assert_eq!(t.record(&fail(ip(1), 50 * SEC), 100 * SEC), None);
+        assert_eq!(t.failing(100 * SEC), vec![(ip(1), 1)]);
+    }
+
+    #[test]
+    fn late_failure_keeps_events_sorted_and_window_slides_on_newest() {
+        let mut t = Tracker::new(cfg(4, 10 * SEC));
+        t.record(&fail(ip(1), 10 * SEC), 0);
+        t.record(&fail(ip(1), 5 * SEC), 0);
+        t.record(&fail(ip(1), 8 * SEC), 0);
+        let w = &t.windows[&ip(1)];
+        let times: Vec<_> = w.events.iter().map(|e| e.time).collect();
+        assert_eq!(times, vec![5 * SEC, 8 * SEC, 10 * SEC]);
+        // 16 s: window (6 s, 16 s] keeps 8 s and 10 s only.
+        assert_eq!(t.record(&fail(ip(1), 16 * SEC), 0), None);
+        assert_eq!(t.failing(16 * SEC), vec![(ip(1), 3)]);
+    }
+
+    #[test]
+    fn banned_address_is_ignored_and_starts_afresh() {
+        let mut t = Tracker::new(cfg(2, 60 * SEC));
+        t.record(&fail(ip(1), 0), 0);
+        assert!(is_ban(&t.record(&fail(ip(1), 1), 1)));
+        for i in 2..12 {
+            assert_eq!(t.record(&fail(ip(1), i), i), None);
+        }
+        assert_eq!(t.stats().ignored_while_banned, 10);
+        assert_eq!(t.stats().tracked, 0);
+        let until = t.ban_until(ip(1)).unwrap();
+        assert_eq!(t.expire(until).len(), 1);
+        assert_eq!(t.record(&fail(ip(1), until), until), None);
+        assert!(is_ban(&t.record(&fail(ip(1), until + 1), until + 1)));
+    }
+
+    #[test]
+    fn expire_in_order_of_until_and_next_expiry() {
+        let mut t = Tracker::new(cfg(1, 60 * SEC));
+        assert_eq!(t.next_expiry(), None);
+        t.ban(ip(3), 0, 300, 1);
+        t.ban(ip(1), 0, 100, 1);
+        t.ban(ip(2), 0, 200, 1);
+        t.ban(ip(4), 0, 100, 1);
+        assert_eq!(t.next_expiry(), Some(100));
+        assert_eq!(t.expire(99), vec![]);
+        assert_eq!(
+            t.expire(200),
+            vec![
+                Decision::Unban {
+                    addr: ip(1),
+                    at: 100
+                },
+                Decision::Unban {
+                    addr: ip(4),
+                    at: 100
+                },
+                Decision::Unban {
+                    addr: ip(2),
+                    at: 200
+                },
+            ]
+        );
+        assert_eq!(t.next_expiry(), Some(300));
+        assert!(t.is_banned(ip(3)) && !t.is_banned(ip(1)));
+        assert_eq!(t.expire(1000).len(), 1);
+        assert_eq!(t.next_expiry(), None);
+        assert_eq!(t.expire(1000), vec![]);
+    }
+
+    #[test]
+    fn manual_ban_clears_window_and_replaces_old_ban() {
+        let mut t = Tracker::new(cfg(3, 60 * SEC));
+        t.record(&fail(ip(1), 0), 0);
+        t.record(&fail(ip(1), 1), 1);
+        let d = t.ban(ip(1), 10, 1000, 7);
+        assert_eq!(
+            d,
+            Decision::Ban {
+                addr: ip(1),
+                at: 10,
+                until: 1000,
+                failures: 7
+            }
+        );
+        assert_eq!(t.stats().tracked, 0);
+        t.ban(ip(1), 20, 500, 0);
+        assert_eq!(t.bans().collect::<Vec<_>>(), vec![(ip(1), 500)]);
+        assert_eq!(t.expire(999).len(), 1);
+        assert_eq!(t.expire(1000), vec![]);
+    }
+
+    #[test]
+    fn restored_ban_in_the_past_expires_at_once() {
+        let mut t = Tracker::new(cfg(3, 60 * SEC));
+        t.ban(ip(1), 1000, 500, 3);
+        assert_eq!(t.next_expiry(), Some(500));
+        assert_eq!(
+            t.expire(1000),
+            vec![Decision::Unban {
+                addr: ip(1),
+                at: 500
+            }]
+        );
+    }
+
+    #[test]
+    fn manual_unban_clears_ban_and_window() {
+        let mut t = Tracker::new(cfg(2, 60 * SEC));
+        t.ban(ip(1), 0, 100, 1);
+        assert!(t.unban(ip(1)));
+        assert!(!t.unban(ip(1)));
+        assert_eq!(t.next_expiry(), None);
+        assert_eq!(t.expire(Millis::MAX), vec![]);
+        t.record(&fail(ip(2), 0), 0);
+        assert!(!t.unban(ip(2)));
+        assert_eq!(t.record(&fail(ip(2), 1), 1), None, "window was cleared");
+    }
+
+    #[test]
+    fn unban_all_lifts_everything() {
+        let mut t = Tracker::new(cfg(2, 60 * SEC));
+        t.ban(ip(2), 0, 100, 1);
+        t.ban(ip(1), 0, 200, 1);
+        assert_eq!(t.unban_all(), vec![ip(1), ip(2)]);
+        assert_eq!(t.stats().banned, 0);
+        assert_eq!(t.next_expiry(), None);
+        assert_eq!(t.bans().count(), 0);
+    }
+
+    #[test]
+    fn bans_lists_by_until() {
+        let mut t = Tracker::new(cfg(2, 60 * SEC));
+        t.ban(ip(1), 0, 300, 1);
+        t.ban(ip(2), 0, 100, 1);
+        assert_eq!(
+            t.bans().collect::<Vec<_>>(),
+            vec![(ip(2), 100), (ip(1), 300)]
+        );
+    }
+
+    #[test]
+    fn many_bans_stay_cheap() {
+        let mut t = Tracker::new(cfg(1, 60 * SEC));
+        for i in 0..200_000u32 {
+            t.record(&fail(ip(i), 0), Millis::from(i % 1000));
+        }
+        assert_eq!(t.stats().banned, 200_000);
+        assert_eq!(t.next_expiry(), Some(600 * SEC));
+        let out = t.expire(600 * SEC + 499);
+        assert_eq!(out.len(), 100_000);
+        assert!(out.windows(2).all(|p| match (&p[0], &p[1]) {
+            (Decision::Unban { at: a, .. }, Decision::Unban { at: b, .. }) => a <= b,
+            _ => false,
+        }));
+        assert_eq!(t.stats().banned, 100_000);
+    }
+
+    #[test]
+    fn failing_reports_the_window_at_now() {
+        let mut t = Tracker::new(cfg(10, 10 * SEC));
+        let v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
+        t.record(&weighted(ip(2), 0, 2), 0);
+        t.record(&weighted(ip(2), 5 * SEC, 3), 5 * SEC);
+        t.record(&fail(ip(1), 8 * SEC), 8 * SEC);
+        t.record(&fail(v6, 8 * SEC), 8 * SEC);
+        assert_eq!(t.failing(9 * SEC), vec![(ip(1), 1), (ip(2), 5), (v6, 1)]);
+        assert_eq!(t.failing(12 * SEC), vec![(ip(1), 1), (ip(2), 3), (v6, 1)]);
+        assert_eq!(t.failing(30 * SEC), vec![]);
+    }
+
+    #[test]
+    fn set_config_keeps_windows_and_bans() {
+        let mut t = Tracker::new(cfg(5, 60 * SEC));
+        t.record(&fail(ip(1), 0), 0);
+        t.record(&fail(ip(1), 1), 1);
+        t.ban(ip(9), 0, 100, 1);
+        let new = TrackerConfig {
+            bantime: 5 * SEC,
+            ..cfg(2, 60 * SEC)
+        };
+        t.set_config(new.clone());
+        assert_eq!(t.config(), &new);
+        assert_eq!(t.ban_until(ip(9)), Some(100));
+        // The window already holds 2; the next failure bans with the new bantime.
+        assert_eq!(
+            t.record(&fail(ip(1), 2), 2),
+            Some(Decision::Ban {
+                addr: ip(1),
+                at: 2,
+                until: 5 * SEC + 2,
+                failures: 3
+            })
+        );
+    }
+
+    #[test]
+    fn ban_end_saturates() {
+        let mut t = Tracker::new(TrackerConfig {
+            bantime: Millis::MAX,
+            ..cfg(1, 60 * SEC)
+        });
+        assert_eq!(
+            t.record(&fail(ip(1), 5), 5),
+            Some(Decision::Ban {
+                addr: ip(1),
+                at: 5,
+                until: Millis::MAX,
+                failures: 1
+            })
+        );
+    }
+
+    #[test]
+    fn window_holds_fewer_than_maxretry_events_inline() {
+        let mut t = Tracker::new(cfg(5, 1000 * SEC));
+        let mut bans = 0;
+        for i in 0..1000 {
+            if is_ban(&t.record(&fail(ip(1), i), i)) {
+                bans += 1;
+                t.unban(ip(1));
+            }
+            if let Some(w) = t.windows.get(&ip(1)) {
+                assert!(w.events.len() <= 4);
+                assert!(!w.events.spilled());
+            }
+        }
+        assert_eq!(bans, 200);
+    }
+
+    #[test]
+    fn cap_holds_with_a_million_addresses() {
+        let mut t = Tracker::new(TrackerConfig {
+            max_tracked: 10_000,
+            ..cfg(3, 600 * SEC)
+        });
+        for i in 0..1_000_000u32 {
+            let now = Millis::from(i);
+            assert_eq!(t.record(&fail(ip(i), now), now), None);
+            assert!(t.stats().tracked <= 10_000);
+        }
+        let s = t.stats();
+        assert_eq!(s.evicted, 1_000_000 - s.tracked as u64);
+        // The newest addresses survive and keep counting.
+        t.record(&fail(ip(999_999), 1_000_000), 1_000_000);
+        assert!(is_ban(&t.record(&fail(ip(999_999), 1_000_001), 1_000_001)));
+    }
+
+    #[test]
+    fn eviction_sweeps_to_ninety_percent_then_waits() {
+        let mut t = Tracker::new(TrackerConfig {
+            max_tracked: 100,
+            ..cfg(3, 600 * SEC)
+        });
+        for i in 0..100u32 {
+            t.record(&fail(ip(i), Millis::from(i)), Millis::from(i));
+        }
+        assert_eq!(t.stats().tracked, 100);
+        t.record(&fail(ip(100), 100), 100);
+        assert_eq!(t.stats().tracked, 91);
+        assert_eq!(t.stats().evicted, 10);
+        // The ten oldest went.
+        assert!(!t.windows.contains_key(&ip(9)) && t.windows.contains_key(&ip(10)));
+        // No sweep until the cap is reached again.
+        for i in 101..110u32 {
+            t.record(&fail(ip(i), Millis::from(i)), Millis::from(i));
+        }
+        assert_eq!(t.stats().tracked, 100);
+        assert_eq!(t.stats().evicted, 10);
+    }
+
+    #[test]
+    fn eviction_drops_stale_windows_first_without_counting_them() {
+        let mut t = Tracker::new(TrackerConfig {
+            max_tracked: 10,
+            ..cfg(3, 10 * SEC)
+        });
+        for i in 0..5u32 {
+            t.record(&fail(ip(i), 0), 0);
+        }
+        for i in 5..10u32 {
+            t.record(&fail(ip(i), 20 * SEC), 20 * SEC);
+        }
+        t.record(&fail(ip(10), 21 * SEC), 21 * SEC);
+        assert_eq!(t.stats().tracked, 6);
+        assert_eq!(t.stats().evicted, 0);
+        assert!((5..=10).all(|i| t.windows.contains_key(&ip(i))));
+    }
+
+    #[test]
+    fn replaying_an_old_log_keeps_live_windows() {
+        // Failures from an hour ago, read now: eviction judges staleness by the
+        // failures' times, not by `now`.
+        let now = 3600 * SEC;
+        let mut t = Tracker::new(TrackerConfig {
+            max_tracked: 10,
+            ..cfg(3, 60 * SEC)
+        });
+        for i in 0..10u32 {
+            t.record(&fail(ip(i), Millis::from(i)), now);
+        }
+        t.record(&fail(ip(10), 10), now);
+        assert_eq!(t.stats().tracked, 9 + 1);
+        assert_eq!(t.stats().evicted, 1);
+        t.record(&fail(ip(5), 11), now);
+        assert!(is_ban(&t.record(&fail(ip(5), 12), now)));
+    }
+
+    #[test]
+    fn prune_forgets_stale_windows() {
+        let mut t = Tracker::new(cfg(3, 10 * SEC));
+        t.record(&fail(ip(1), 5 * SEC), 5 * SEC);
+        t.record(&fail(ip(2), 14 * SEC), 14 * SEC);
+        assert_eq!(t.prune(14 * SEC), 0);
+        assert_eq!(t.prune(15 * SEC), 0, "reference is the newest failure seen");
+        t.record(&fail(ip(3), 15 * SEC), 15 * SEC);
+        assert_eq!(t.prune(15 * SEC), 1, "newest exactly findtime old is stale");
+        assert_eq!(t.stats().tracked, 2);
+        assert!(!t.windows.contains_key(&ip(1)));
+    }
+
+    // ---- property tests -------------------------------------------------------------
+
+    /// One input to a tracker in a generated run.
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// A failure of address `addr` (index in a small pool), `time` relative to the
+        /// run's clock (negative: logged before it was read).
+        Fail {
+            addr: u8,
+            dt: i64,
+            weight: u32,
+            kind: Kind,
+            session: u32,
+        },
+        /// Advance the clock by `step` and expire.
+        Expire { step: i64 },
+        /// Manual ban of `addr` for `len`.
+        Ban { addr: u8, len: i64 },
+        /// Manual unban.
+        Unban { addr: u8 },
+    }
+
+    fn op(addrs: u8) -> impl Strategy<Value = Op> {
+        prop_oneof![
+            8 => (0..addrs, -30i64..5, 0u32..4, 0u8..3, 0u32..3).prop_map(
+                |(addr, dt, weight, kind, session)| Op::Fail {
+                    addr,
+                    dt,
+                    weight,
+                    kind: [Kind::Attempt, Kind::Opener, Kind::Followup][kind as usize],
+                    session
+                }
+            ),
+            2 => (0i64..40).prop_map(|step| Op::Expire { step }),
+            1 => (0..addrs, 0i64..100).prop_map(|(addr, len)| Op::Ban { addr, len }),
+            1 => (0..addrs).prop_map(|addr| Op::Unban { addr }),
+        ]
+    }
+
+    /// A plain model of the documented semantics: every counted failure since the
+    /// address's window was last cleared, scanned in full each time.
+    #[derive(Default)]
+    struct Model {
+        events: HashMap<IpAddr, Vec<(Millis, u32)>>,
+        last_session: HashMap<IpAddr, (u32, bool)>,
+        bans: HashMap<IpAddr, Millis>,
+    }
+
+    impl Model {
+        fn record(&mut self, cfg: &TrackerConfig, f: &Failure, now: Millis) -> Option<Decision> {
+            if f.weight == 0 {
+                return None;
+            }
+            if self.bans.contains_key(&f.addr) {
+                return None;
+            }
+            let findtime = cfg.findtime.max(1);
+            let evs = self.events.entry(f.addr).or_default();
+            let newest = evs
+                .iter()
+                .map(|e| e.0)
+                .max()
+                .unwrap_or(Millis::MIN)
+                .max(f.time);
+            if f.time <= newest - findtime {
+                return None;
+            }
+            if let Some(&(last, credit)) =
+                self.last_session.get(&f.addr).filter(|_| !evs.is_empty())
+            {
+                let same = f.session != 0 && last == f.session;
+                match f.kind {
+                    Kind::Attempt if same && credit => {
+                        self.last_session.insert(f.addr, (last, false));
+                        return None;
+                    }
+                    Kind::Opener | Kind::Followup if same => return None,
+                    _ => {}
+                }
+            }
+            evs.push((f.time, f.weight));
+            self.last_session
+                .insert(f.addr, (f.session, f.kind == Kind::Opener));
+            let sum: u64 = evs
+                .iter()
+                .filter(|e| e.0 > newest - findtime)
+                .map(|e| u64::from(e.1))
+                .sum();
+            if sum < u64::from(cfg.maxretry.max(1)) {
+                return None;
+            }
+            self.events.remove(&f.addr);
+            let until = now + cfg.bantime;
+            self.bans.insert(f.addr, until);
+            Some(Decision::Ban {
+                addr: f.addr,
+                at: now,
+                until,
+                failures: sum as u32,
+            })
+        }
+
+        fn expire(&mut self, now: Millis) -> Vec<Decision> {
+            let mut due: Vec<(Millis, IpAddr)> = self
+                .bans
+                .iter()
+                .filter(|(_, &u)| u <= now)
+                .map(|(&a, &u)| (u, a))
+                .collect();
+            due.sort();
+            for (_, a) in &due {
+                self.bans.remove(a);
+            }
+            due.into_iter()
+                .map(|(at, addr)| Decision::Unban { addr, at })
+                .collect()
+        }
+    }
+
+    fn pool(i: u8) -> IpAddr {
+        if i & 1 == 0 {
+            ip(u32::from(i))
+        } else {
+            IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, u16::from(i)))
+        }
+    }
+
+    fn failure_of(addr: u8, time: Millis, weight: u32, kind: Kind, session: u32) -> Failure {
+        Failure {
+            addr: pool(addr),
+            time,
+            rule: 0,
+            weight,
+            kind,
+            session,
+        }
+    }
+
+    proptest! {
+        /// The tracker decides exactly what the plain model decides, whatever the order
+        /// of failures, follow-ups, manual bans and expiries.
+        #[test]
+        fn prop_matches_model(
+            maxretry in 1u32..6,
+            findtime in 1i64..60,
+            ops in proptest::collection::vec(op(4), 0..300),
+        ) {
+            let c = TrackerConfig { maxretry, findtime, bantime: 50, max_tracked: 1000 };
+            let mut t = Tracker::new(c.clone());
+            let mut m = Model::default();
+            let mut now: Millis = 0;
+            for o in &ops {
+                match *o {
+                    Op::Fail { addr, dt, weight, kind, session } => {
+                        let f = failure_of(addr, now + dt, weight, kind, session);
+                        prop_assert_eq!(t.record(&f, now), m.record(&c, &f, now));
+                        now += 1;
+                    }
+                    Op::Expire { step } => {
+                        now += step;
+                        prop_assert_eq!(t.expire(now), m.expire(now));
+                    }
+                    Op::Ban { addr, len } => {
+                        let a = pool(addr);
+                        t.ban(a, now, now + len, 1);
+                        m.events.remove(&a);
+                        m.bans.insert(a, now + len);
+                    }
+                    Op::Unban { addr } => {
+                        let a = pool(addr);
+                        m.events.remove(&a);
+                        prop_assert_eq!(t.unban(a), m.bans.remove(&a).is_some());
+                    }
+                }
+                prop_assert_eq!(t.stats().banned, m.bans.len());
+                prop_assert_eq!(t.next_expiry(), m.bans.values().min().copied());
+            }
+        }
+
+        /// (1) An address is banned only if, among its failures so far, some window of
+        /// `findtime` holds weights adding up to `maxretry` -- also with a tiny cap.
+        #[test]
+        fn prop_never_bans_below_threshold(
+            maxretry in 1u32..6,
+            findtime in 1i64..100,
+            max_tracked in 1usize..6,
+            fails in proptest::collection::vec(
+                (0u8..8, 0i64..400, 0u32..4, any::<bool>(), 0u32..3), 0..300),
+        ) {
+            let c = TrackerConfig { maxretry, findtime, bantime: 1000, max_tracked };
+            let mut t = Tracker::new(c);
+            let mut seen: HashMap<IpAddr, Vec<(Millis, u32)>> = HashMap::new();
+            for (i, &(addr, time, weight, followup, session)) in fails.iter().enumerate() {
+                let kind = if followup { Kind::Followup } else { Kind::Attempt };
+                let f = failure_of(addr, time, weight, kind, session);
+                seen.entry(f.addr).or_default().push((time, weight));
+                let d = t.record(&f, i as Millis);
+                prop_assert!(t.stats().tracked <= max_tracked);
+                if let Some(Decision::Ban { addr, .. }) = d {
+                    let evs = &seen[&addr];
+                    let worst = evs
+                        .iter()
+                        .map(|&(s, _)| {
+                            evs.iter()
+                                .filter(|e| e.0 > s - findtime && e.0 <= s)
+                                .map(|e| u64::from(e.1))
+                                .sum::<u64>()
+                        })
+                        .max()
+                        .unwrap_or(0);
+                    prop_assert!(worst >= u64::from(maxretry), "banned {} below threshold", addr);
+                }
+            }
+        }
+
+        /// (2) maxretry N and N failures of one address within findtime, in any order and
+        /// followed by more failures: exactly one ban, on the Nth failure.
+        #[test]
+        fn prop_n_failures_within_findtime_ban_once(
+            n in 1u32..10,
+            findtime in 1i64..10_000,
+            base in -1_000_000i64..1_000_000,
+            offsets in proptest::collection::vec(0.0f64..1.0, 10),
+            extra in 0usize..20,
+        ) {
+            let mut t = Tracker::new(cfg(n, findtime));
+            let mut bans = 0;
+            for (i, off) in offsets.iter().take(n as usize).enumerate() {
+                let time = base + (off * findtime as f64) as i64;
+                let time = time.min(base + findtime - 1);
+                let d = t.record(&fail(ip(7), time), base + findtime);
+                if is_ban(&d) {
+                    bans += 1;
+                    prop_assert_eq!(i + 1, n as usize);
+                }
+            }
+            for i in 0..extra {
+                if is_ban(&t.record(&fail(ip(7), base + i as i64), base + findtime)) {
+                    bans += 1;
+                }
+            }
+            prop_assert_eq!(bans, 1);
+            prop_assert_eq!(t.stats().ignored_while_banned, extra as u64);
+        }
+
+        /// (3) expire returns each ban exactly once, in order of its end, and only once
+        /// it is due.
+        #[test]
+        fn prop_expire_returns_each_ban_once(
+            ops in proptest::collection::vec(op(50), 0..400),
+        ) {
+            let mut t = Tracker::new(TrackerConfig { maxretry: 2, findtime: 20, bantime: 30, max_tracked: 10 });
+            let mut live: HashMap<IpAddr, Millis> = HashMap::new();
+            let mut now: Millis = 0;
+            let check = |out: &[Decision], live: &mut HashMap<IpAddr, Millis>, now: Millis| {
+                let mut last = (Millis::MIN, pool(0));
+                for d in out {
+                    let Decision::Unban { addr, at } = *d else { return false };
+                    if live.remove(&addr) != Some(at) || at > now || (at, addr) < last {
+                        return false;
+                    }
+                    last = (at, addr);
+                }
+                live.values().all(|&u| u > now)
+            };
+            for o in &ops {
+                match *o {
+                    Op::Fail { addr, dt, weight, kind, session } => {
+                        let f = failure_of(addr, now + dt, weight, kind, session);
+                        if let Some(Decision::Ban { addr, until, .. }) = t.record(&f, now) {
+                            prop_assert!(live.insert(addr, until).is_none());
+                        }
+                    }
+                    Op::Expire { step } => {
+                        now += step;
+                        let out = t.expire(now);
+                        prop_assert!(check(&out, &mut live, now));
+                    }
+                    Op::Ban { addr, len } => {
+                        t.ban(pool(addr), now, now + len, 1);
+                        live.insert(pool(addr), now + len);
+                    }
+                    Op::Unban { addr } => {
+                        prop_assert_eq!(t.unban(pool(addr)), live.remove(&pool(addr)).is_some());
+                    }
+                }
+            }
+            let out = t.expire(Millis::MAX);
+            prop_assert!(check(&out, &mut live, Millis::MAX));
+            prop_assert!(live.is_empty());
+            prop_assert_eq!(t.next_expiry(), None);
+            prop_assert_eq!(t.expire(Millis::MAX), vec![]);
+        }
+    }
+}

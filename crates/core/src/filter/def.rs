@@ -1,0 +1,128 @@
+//! The filter file format (TOML), as written in `filters/*.toml` or inline in a config.
+//!
+//! ```toml
+//! name = "sshd"
+//! description = "OpenSSH server: failed logins, invalid users, scans"
+//! programs = ["sshd", "sshd-session"]      # syslog program names; empty = any
+//! ignore = ['^Accepted ']                   # lines matching these never count
+//!
+//! [[rule]]
+//! id = "password"
+//! class = "auth"                            # "auth" (default) or "scan"
+//! weight = 1                                # how much one line counts (0 = seen, not counted)
+//! kind = "attempt"                          # "attempt", "opener" or "followup" (see Kind)
+//! pattern = 'Failed password for {USER} from {HOST} port {PORT} ssh2$'
+//! ```
+//!
+//! Patterns describe the whole message of the program (after the syslog prefix); they are
+//! anchored at both ends whether or not they say `^`/`$`.
+
+use serde::Deserialize;
+
+/// A filter as written in its file.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FilterDef {
+    /// Name users refer to in `filter = "…"` (as in fail2ban's `filter.d`).
+    pub name: String,
+    /// One-line description.
+    #[serde(default)]
+    pub description: String,
+    /// Syslog program names whose lines this filter reads; empty = any program.
+    #[serde(default)]
+    pub programs: Vec<String>,
+    /// Patterns of lines that never count, even when a rule matches.
+    #[serde(default)]
+    pub ignore: Vec<String>,
+    /// Format of a `(?P<time>…)` capture, for programs that write their own log files
+    /// (strftime subset: `%Y %m %d %H %M %S %b %e %y %f %z %j`; `%s` for epoch seconds).
+    #[serde(default)]
+    pub time_format: Option<String>,
+    /// Multi-line correlation: the rules that need it, see [`CorrelateDef`].
+    #[serde(default)]
+    pub correlate: Option<CorrelateDef>,
+    /// The rules, tried in order.
+    #[serde(rename = "rule", default)]
+    pub rules: Vec<RuleDef>,
+}
+
+/// Ties a line that carries a user name (but no address) to a later line of the same
+/// process that carries the address, keyed by the process id of the syslog prefix.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CorrelateDef {
+    /// Patterns with a `(?P<user>…)` capture and no address: remember the user per pid.
+    pub remember: Vec<String>,
+    /// How many pids to remember at most (oldest forgotten first).
+    #[serde(default = "default_correlate_capacity")]
+    pub capacity: usize,
+}
+
+fn default_correlate_capacity() -> usize {
+    1024
+}
+
+/// What kind of abuse a rule detects; jails choose with `mode`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Class {
+    /// Authentication failures: wrong passwords, unknown users (mode `normal`).
+    #[default]
+    Auth,
+    /// Scans and protocol abuse: no identification, bad banners, kex failures (mode `ddos`).
+    Scan,
+}
+
+/// One rule of a filter.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RuleDef {
+    /// Short name, reported by `test` and `replay`.
+    pub id: String,
+    /// One pattern (use `patterns` for several that share the settings).
+    #[serde(default)]
+    pub pattern: Option<String>,
+    /// Several patterns with the same settings.
+    #[serde(default)]
+    pub patterns: Vec<String>,
+    /// Auth failure or scan.
+    #[serde(default)]
+    pub class: Class,
+    /// How much one matching line counts towards `maxretry`.
+    #[serde(default = "one")]
+    pub weight: u32,
+    /// How the line relates to the other lines of its session (see [`Kind`]).
+    #[serde(default)]
+    pub kind: Kind,
+}
+
+/// How one line relates to the other lines of the same session (same address, same pid),
+/// so that one wrong password logged as two or three lines counts once.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// One authentication attempt ("Failed password"): always counts, except that it
+    /// takes the place of an `opener` counted just before in the same session.
+    #[default]
+    Attempt,
+    /// Starts a session that is bad in itself ("Invalid user", "not allowed because"):
+    /// counts once per session; the next `attempt` of the session is then not counted again.
+    Opener,
+    /// Summarises a session ("Connection closed by authenticating user", "maximum
+    /// authentication attempts exceeded"): counts only when nothing else of the session did.
+    Followup,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl RuleDef {
+    /// All patterns of the rule (`pattern` first).
+    pub fn all_patterns(&self) -> impl Iterator<Item = &str> {
+        self.pattern
+            .iter()
+            .map(String::as_str)
+            .chain(self.patterns.iter().map(String::as_str))
+    }
+}

@@ -1,0 +1,163 @@
+//! Sample logs with expectations, kept beside each filter (`filters/NAME.log`).
+//!
+//! Every log line is preceded by one expectation line:
+//!
+//! ```text
+//! # free comment
+//! #= host=203.0.113.5 user=root rule=password
+//! Nov 21 10:00:01 web1 sshd[123]: Failed password for root from 203.0.113.5 port 22 ssh2
+//! #= none
+//! Nov 21 10:00:02 web1 sshd[123]: Accepted password for alice from 203.0.113.9 port 22 ssh2
+//! ```
+//!
+//! `host` is required for a match; `user` and `rule` are checked when given (`user=-` means
+//! "no user captured"); values with spaces are written in double quotes. Lines are matched
+//! with every rule of the filter (mode `aggressive`).
+
+use super::{Filter, MatchSet, Mode};
+use crate::time::TimeContext;
+
+/// One expectation for the next line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expect {
+    /// The line must not match.
+    None,
+    /// The line must match with these values.
+    Match {
+        /// Expected address (as printed by `IpAddr`'s `Display`).
+        host: String,
+        /// Expected user; `Some("-")` means no user.
+        user: Option<String>,
+        /// Expected rule id.
+        rule: Option<String>,
+    },
+}
+
+/// A sample line with its expectation and its line number in the sample file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Case {
+    /// 1-based line number of the log line.
+    pub lineno: usize,
+    /// The log line.
+    pub line: String,
+    /// What it must give.
+    pub expect: Expect,
+}
+
+/// Parses a sample file into cases.
+pub fn parse(text: &str) -> Result<Vec<Case>, String> {
+    let mut cases = Vec::new();
+    let mut pending: Option<(usize, Expect)> = None;
+    for (i, l) in text.lines().enumerate() {
+        let n = i + 1;
+        if let Some(spec) = l.strip_prefix("#=") {
+            if pending.is_some() {
+                return Err(format!("line {n}: two expectations in a row"));
+            }
+            pending = Some((
+                n,
+                parse_expect(spec.trim()).map_err(|e| format!("line {n}: {e}"))?,
+            ));
+        } else if l.starts_with('#') || l.trim().is_empty() {
+            continue;
+        } else {
+            let Some((_, expect)) = pending.take() else {
+                return Err(format!(
+                    "line {n}: log line without a `#=` expectation before it"
+                ));
+            };
+            cases.push(Case {
+                lineno: n,
+                line: l.to_string(),
+                expect,
+            });
+        }
+    }
+    if let Some((n, _)) = pending {
+        return Err(format!("line {n}: expectation without a log line after it"));
+    }
+    Ok(cases)
+}
+
+fn parse_expect(spec: &str) -> Result<Expect, String> {
+    if spec == "none" {
+        return Ok(Expect::None);
+    }
+    let (mut host, mut user, mut rule) = (None, None, None);
+    let mut rest = spec;
+    while !rest.is_empty() {
+        let eq = rest
+            .find('=')
+            .ok_or_else(|| format!("expected key=value in {spec:?}"))?;
+        let key = rest[..eq].trim();
+        let after = &rest[eq + 1..];
+        let (value, tail) = if let Some(q) = after.strip_prefix('"') {
+            let end = q.find('"').ok_or("unterminated quote")?;
+            (&q[..end], &q[end + 1..])
+        } else {
+            let end = after.find(' ').unwrap_or(after.len());
+            (&after[..end], &after[end..])
+        };
+        match key {
+            "host" => host = Some(value.to_string()),
+            "user" => user = Some(value.to_string()),
+            "rule" => rule = Some(value.to_string()),
+            k => {
+                return Err(format!(
+                    "unknown key {k:?}; use host=, user=, rule= or `none`"
+                ))
+            }
+        }
+        rest = tail.trim_start();
+    }
+    let host = host.ok_or("a match expectation needs host=ADDRESS (or write `none`)")?;
+    Ok(Expect::Match { host, user, rule })
+}
+
+/// Runs every case through `filter`; returns the number of cases, or one message per failure.
+pub fn check(filter: &Filter, text: &str, ctx: &TimeContext) -> Result<usize, Vec<String>> {
+    let cases = parse(text).map_err(|e| vec![e])?;
+    let set = MatchSet::new(vec![filter.clone()], Mode::Aggressive);
+    let mut scratch = set.scratch();
+    let mut errors = Vec::new();
+    for c in &cases {
+        let hit = set.match_line(c.line.as_bytes(), ctx, &mut scratch);
+        let got = hit.map(|h| {
+            (
+                h.addr.to_string(),
+                h.user.map(|u| String::from_utf8_lossy(u).into_owned()),
+                set.filters()[h.filter].rules()[h.rule].id.clone(),
+            )
+        });
+        let ok = match (&c.expect, &got) {
+            (Expect::None, None) => true,
+            (Expect::Match { host, user, rule }, Some((gh, gu, gr))) => {
+                host == gh
+                    && rule.as_ref().is_none_or(|r| r == gr)
+                    && match user.as_deref() {
+                        None => true,
+                        Some("-") => gu.is_none(),
+                        Some(u) => gu.as_deref() == Some(u),
+                    }
+            }
+            _ => false,
+        };
+        if !ok {
+            errors.push(format!(
+                "line {}: expected {:?}, got {}\n  {}",
+                c.lineno,
+                c.expect,
+                match got {
+                    None => "no match".to_string(),
+                    Some((h, u, r)) => format!("host={h} user={u:?} rule={r}"),
+                },
+                c.line
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(cases.len())
+    } else {
+        Err(errors)
+    }
+}

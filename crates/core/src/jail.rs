@@ -1,0 +1,245 @@
+//! A jail: filters + never-ban list + tracker, fed one line at a time.
+//!
+//! This is the whole decision path, shared by `replay` and the daemon, so that a replay
+//! decides exactly as the daemon will. It is pure: the caller passes the time.
+
+use std::net::IpAddr;
+
+use crate::decision::{Decision, Failure, Millis};
+use crate::filter::{Filter, MatchSet, Mode, Scratch};
+use crate::ignore::{IgnoreList, Reason};
+use crate::time::TimeContext;
+use crate::track::{Tracker, TrackerConfig};
+
+/// Everything a jail needs besides its filters.
+#[derive(Debug, Clone)]
+pub struct JailSettings {
+    /// Jail name.
+    pub name: String,
+    /// Tracker thresholds.
+    pub tracker: TrackerConfig,
+    /// Which rule classes count.
+    pub mode: Mode,
+    /// Weights by user name (e.g. `root = 5`: one root attempt counts as five).
+    pub user_weights: Vec<(Vec<u8>, u32)>,
+    /// Never-ban list (global + the jail's own + host addresses).
+    pub ignore: IgnoreList,
+}
+
+/// What one line did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// The line matched no rule.
+    NoMatch,
+    /// The line matched, but the address must never be banned.
+    Ignored {
+        /// The address.
+        addr: IpAddr,
+        /// Why.
+        reason: Reason,
+    },
+    /// A failure was recorded (possibly with weight 0), maybe leading to a ban.
+    Failure {
+        /// The failure as counted.
+        failure: Failure,
+        /// The ban it caused, if any.
+        decision: Option<Decision>,
+    },
+}
+
+/// A running jail.
+#[derive(Debug)]
+pub struct Jail {
+    settings: JailSettings,
+    set: MatchSet,
+    scratch: Scratch,
+    tracker: Tracker,
+}
+
+impl Jail {
+    /// Builds a jail from compiled filters.
+    pub fn new(settings: JailSettings, filters: Vec<Filter>) -> Jail {
+        let set = MatchSet::new(filters, settings.mode);
+        let scratch = set.scratch();
+        let tracker = Tracker::new(settings.tracker.clone());
+        Jail {
+            settings,
+            set,
+            scratch,
+            tracker,
+        }
+    }
+
+    /// Replaces settings and filters, keeping windows and bans (configuration reload).
+    pub fn reconfigure(&mut self, settings: JailSettings, filters: Vec<Filter>) {
+        self.set = MatchSet::new(filters, settings.mode);
+        self.scratch = self.set.scratch();
+        self.tracker.set_config(settings.tracker.clone());
+        self.settings = settings;
+    }
+
+    /// The jail's name.
+    pub fn name(&self) -> &str {
+        &self.settings.name
+    }
+
+    /// The jail's settings.
+    pub fn settings(&self) -> &JailSettings {
+        &self.settings
+    }
+
+    /// The jail's match set.
+    pub fn match_set(&self) -> &MatchSet {
+        &self.set
+    }
+
+    /// The tracker (bans, windows).
+    pub fn tracker(&self) -> &Tracker {
+        &self.tracker
+    }
+
+    /// The tracker, mutable (expiry, manual bans, restore).
+    pub fn tracker_mut(&mut self) -> &mut Tracker {
+        &mut self.tracker
+    }
+
+    /// Feeds one line. `now` is the clock for the ban start; `None` uses the line's own
+    /// time (replay). A line without a time of its own takes `fallback`.
+    pub fn process(
+        &mut self,
+        line: &[u8],
+        ctx: &TimeContext,
+        now: Option<Millis>,
+        fallback: Millis,
+    ) -> Step {
+        let Some(hit) = self.set.match_line(line, ctx, &mut self.scratch) else {
+            return Step::NoMatch;
+        };
+        if let Some(reason) = self.settings.ignore.check(hit.addr) {
+            return Step::Ignored {
+                addr: hit.addr,
+                reason,
+            };
+        }
+        let rule = &self.set.filters()[hit.filter].rules()[hit.rule];
+        let mut weight = rule.weight;
+        if weight > 0 {
+            if let Some(u) = hit.user {
+                if let Some((_, w)) = self
+                    .settings
+                    .user_weights
+                    .iter()
+                    .find(|(name, _)| name == u)
+                {
+                    weight = weight.max(*w);
+                }
+            }
+        }
+        let failure = Failure {
+            addr: hit.addr,
+            time: hit.time.unwrap_or(fallback),
+            rule: hit.rule,
+            weight,
+            kind: rule.kind,
+            session: hit.pid,
+        };
+        let decision = self.tracker.record(&failure, now.unwrap_or(failure.time));
+        Step::Failure { failure, decision }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::builtin;
+
+    fn sshd_jail(maxretry: u32, weights: Vec<(Vec<u8>, u32)>) -> Jail {
+        let f = Filter::from_toml(builtin::get("sshd").unwrap().source, "sshd").unwrap();
+        let settings = JailSettings {
+            name: "sshd".into(),
+            tracker: TrackerConfig {
+                maxretry,
+                findtime: 600_000,
+                bantime: 600_000,
+                max_tracked: 1000,
+            },
+            mode: Mode::Normal,
+            user_weights: weights,
+            ignore: IgnoreList::new(
+                vec![crate::ignore::Cidr::parse("192.0.2.0/24").unwrap()],
+                vec![],
+            ),
+        };
+        Jail::new(settings, vec![f])
+    }
+
+    const CTX: TimeContext = TimeContext {
+        now: 1_795_000_000_000,
+        local_offset: 0,
+    };
+
+    fn bans(j: &mut Jail, lines: &[&str]) -> Vec<String> {
+        let mut out = Vec::new();
+        for l in lines {
+            if let Step::Failure {
+                decision: Some(Decision::Ban { addr, failures, .. }),
+                ..
+            } = j.process(l.as_bytes(), &CTX, None, 0)
+            {
+                out.push(format!("{addr} {failures}"));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn one_wrong_password_logged_twice_counts_once() {
+        let mut j = sshd_jail(2, vec![]);
+        let b = bans(
+            &mut j,
+            &[
+                "Nov 21 10:00:01 h sshd[10]: Failed password for alice from 203.0.113.5 port 5000 ssh2",
+                "Nov 21 10:00:01 h sshd[10]: Connection closed by authenticating user alice 203.0.113.5 port 5000 [preauth]",
+            ],
+        );
+        assert!(b.is_empty(), "{b:?}");
+        let b = bans(&mut j, &["Nov 21 10:00:05 h sshd[11]: Failed password for alice from 203.0.113.5 port 5001 ssh2"]);
+        assert_eq!(b, vec!["203.0.113.5 2"]);
+    }
+
+    #[test]
+    fn invalid_user_and_its_failure_count_once() {
+        let mut j = sshd_jail(2, vec![]);
+        let b = bans(
+            &mut j,
+            &[
+                "Nov 21 10:00:01 h sshd[10]: Invalid user bob from 203.0.113.6 port 5000",
+                "Nov 21 10:00:01 h sshd[10]: Failed password for invalid user bob from 203.0.113.6 port 5000 ssh2",
+                "Nov 21 10:00:02 h sshd[10]: Connection closed by invalid user bob 203.0.113.6 port 5000 [preauth]",
+            ],
+        );
+        assert!(b.is_empty(), "{b:?}");
+    }
+
+    #[test]
+    fn root_weight_bans_at_once_and_ignore_list_holds() {
+        let mut j = sshd_jail(5, vec![(b"root".to_vec(), 5)]);
+        let b = bans(&mut j, &["Nov 21 10:00:01 h sshd[10]: Failed password for root from 203.0.113.7 port 5000 ssh2"]);
+        assert_eq!(b, vec!["203.0.113.7 5"]);
+        for i in 0..100 {
+            let l = format!("Nov 21 10:00:01 h sshd[{i}]: Failed password for root from 192.0.2.9 port 5000 ssh2");
+            assert!(matches!(
+                j.process(l.as_bytes(), &CTX, None, 0),
+                Step::Ignored { .. }
+            ));
+        }
+        assert!(!j.tracker().is_banned("192.0.2.9".parse().unwrap()));
+    }
+
+    #[test]
+    fn scans_do_not_count_in_normal_mode() {
+        let mut j = sshd_jail(1, vec![]);
+        let l = "Nov 21 10:00:01 h sshd[10]: Did not receive identification string from 203.0.113.8 port 5000";
+        assert_eq!(j.process(l.as_bytes(), &CTX, None, 0), Step::NoMatch);
+    }
+}
