@@ -17,10 +17,10 @@
 //! Patterns describe the whole message of the program (after the syslog prefix); they are
 //! anchored at both ends whether or not they say `^`/`$`.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// A filter as written in its file.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct FilterDef {
     /// Name users refer to in `filter = "…"` (as in fail2ban's `filter.d`).
@@ -48,7 +48,7 @@ pub struct FilterDef {
 
 /// Ties a line that carries a user name (but no address) to a later line of the same
 /// process that carries the address, keyed by the process id of the syslog prefix.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct CorrelateDef {
     /// Patterns with a `(?P<user>…)` capture and no address: remember the user per pid.
@@ -63,7 +63,7 @@ fn default_correlate_capacity() -> usize {
 }
 
 /// What kind of abuse a rule detects; jails choose with `mode`.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Class {
     /// Authentication failures: wrong passwords, unknown users (mode `normal`).
@@ -74,7 +74,7 @@ pub enum Class {
 }
 
 /// One rule of a filter.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct RuleDef {
     /// Short name, reported by `test` and `replay`.
@@ -98,7 +98,7 @@ pub struct RuleDef {
 
 /// How one line relates to the other lines of the same session (same address, same pid),
 /// so that one wrong password logged as two or three lines counts once.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     /// One authentication attempt ("Failed password"): always counts, except that it

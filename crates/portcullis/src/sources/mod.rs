@@ -1,1 +1,3 @@
 //! Log sources: the rotation-safe file follower.
+
+pub mod follow;

@@ -1,0 +1,605 @@
+//! The configuration file: raw TOML structs (unknown keys are errors), validated into
+//! runtime types. Every error names the file, the line and the key, and says what is valid.
+//!
+//! Default file `/etc/portcullis/portcullis.toml`; drop-ins `portcullis.d/*.toml` beside it
+//! are read in name order and later files win (a `[[jail]]` with the name of an earlier one
+//! replaces it; top-level keys and `[firewall]` keys override).
+
+use std::net::IpAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use portcullis_core::decision::Millis;
+use portcullis_core::filter::{builtin, Filter, FilterDef, Mode};
+use portcullis_core::ignore::Cidr;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// Where the configuration is looked for when `--config` is not given.
+pub const DEFAULT_PATH: &str = "/etc/portcullis/portcullis.toml";
+
+/// Default jail thresholds. fail2ban uses 5 failures in 10 minutes and a 10-minute ban;
+/// we keep its threshold (people know it, and a user who mistypes a password 4 times is
+/// not banned) but ban for 1 hour: password-guessing bots retry after 10 minutes, and the
+/// owner cannot be locked out (own addresses, loopback and `ignore` are never banned).
+pub const DEFAULT_MAXRETRY: u32 = 5;
+/// Default findtime, see [`DEFAULT_MAXRETRY`].
+pub const DEFAULT_FINDTIME: &str = "10m";
+/// Default bantime, see [`DEFAULT_MAXRETRY`].
+pub const DEFAULT_BANTIME: &str = "1h";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    socket: Option<Spanned<String>>,
+    state_dir: Option<Spanned<String>>,
+    ignore: Option<Vec<Spanned<String>>>,
+    ignore_self: Option<bool>,
+    on_corrupt_state: Option<Spanned<String>>,
+    max_tracked: Option<usize>,
+    firewall: Option<RawFirewall>,
+    #[serde(default)]
+    jail: Vec<RawJail>,
+    #[serde(default)]
+    filter: Vec<Spanned<FilterDef>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFirewall {
+    backend: Option<Spanned<String>>,
+    table: Option<String>,
+    priority: Option<i32>,
+    forward: Option<bool>,
+    keep_bans_on_stop: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJail {
+    name: Spanned<String>,
+    enabled: Option<bool>,
+    filter: Option<Spanned<String>>,
+    filters: Option<Vec<Spanned<String>>>,
+    logs: Option<Vec<String>>,
+    maxretry: Option<Spanned<u32>>,
+    findtime: Option<Spanned<String>>,
+    bantime: Option<Spanned<String>>,
+    ports: Option<Vec<Spanned<toml::Value>>>,
+    protocol: Option<Spanned<String>>,
+    action: Option<Spanned<String>>,
+    mode: Option<Spanned<String>>,
+    ignore: Option<Vec<Spanned<String>>>,
+    user_weights: Option<std::collections::BTreeMap<String, u32>>,
+}
+
+/// What to do when the state file is corrupt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnCorrupt {
+    /// Refuse to start, with a message.
+    Refuse,
+    /// Move the file aside and start with an empty state.
+    MoveAside,
+}
+
+/// Firewall settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirewallConfig {
+    /// `nftables` or `null` (decide and record, change nothing: a dry run).
+    pub backend: String,
+    /// nft table name (family inet).
+    pub table: String,
+    /// Hook priority of our chains.
+    pub priority: i32,
+    /// Also filter forwarded traffic (hosts that route to containers).
+    pub forward: bool,
+    /// Leave bans in the kernel when the daemon stops (they expire by themselves).
+    pub keep_bans_on_stop: bool,
+}
+
+/// A validated jail.
+#[derive(Debug, Clone)]
+pub struct JailConfig {
+    /// Name ([A-Za-z0-9_-], at most 24 characters: it becomes an nft set name).
+    pub name: String,
+    /// Names (or paths) of its filters.
+    pub filter_names: Vec<String>,
+    /// The compiled filters.
+    pub filters: Vec<Filter>,
+    /// Log sources: file paths, or `journal:FIELD=VALUE` for the systemd journal.
+    pub logs: Vec<String>,
+    /// Failures that lead to a ban.
+    pub maxretry: u32,
+    /// Window for counting failures.
+    pub findtime: Millis,
+    /// Ban duration.
+    pub bantime: Millis,
+    /// Ports to block (ranges); `None` = all ports.
+    pub ports: Option<Vec<(u16, u16)>>,
+    /// `tcp`, `udp` or `both`.
+    pub protocol: String,
+    /// `drop` or `reject`.
+    pub action: String,
+    /// Rule classes.
+    pub mode: Mode,
+    /// The jail's own never-ban list.
+    pub ignore: Vec<Cidr>,
+    /// Weights by user name.
+    pub user_weights: Vec<(Vec<u8>, u32)>,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Files it was read from, in order.
+    pub sources: Vec<PathBuf>,
+    /// Control socket path.
+    pub socket: PathBuf,
+    /// State directory.
+    pub state_dir: PathBuf,
+    /// Global never-ban list.
+    pub ignore: Vec<Cidr>,
+    /// Never ban the host's own addresses (default true).
+    pub ignore_self: bool,
+    /// Corrupt state policy.
+    pub on_corrupt_state: OnCorrupt,
+    /// Cap on addresses tracked per jail.
+    pub max_tracked: usize,
+    /// Firewall settings.
+    pub firewall: FirewallConfig,
+    /// Enabled jails.
+    pub jails: Vec<JailConfig>,
+}
+
+/// One file's text, for error positions.
+struct Src<'a> {
+    path: &'a str,
+    text: &'a str,
+}
+
+impl Src<'_> {
+    fn err(&self, span: Range<usize>, key: &str, msg: impl std::fmt::Display) -> anyhow::Error {
+        let line = self.text[..span.start.min(self.text.len())].matches('\n').count() + 1;
+        anyhow::anyhow!("{}:{}: `{}`: {}", self.path, line, key, msg)
+    }
+}
+
+impl Config {
+    /// Loads `path` (or the default path) plus its drop-in folder. When `path` is `None` and
+    /// the default file does not exist, the built-in default configuration is used.
+    pub fn load(path: Option<&Path>) -> Result<Config> {
+        let main = match path {
+            Some(p) => p.to_path_buf(),
+            None if Path::new(DEFAULT_PATH).exists() => PathBuf::from(DEFAULT_PATH),
+            None => return Config::builtin(),
+        };
+        let mut files = vec![main.clone()];
+        let dropin = main.with_file_name("portcullis.d");
+        if dropin.is_dir() {
+            let mut more: Vec<PathBuf> = std::fs::read_dir(&dropin)
+                .with_context(|| format!("cannot read {}", dropin.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+                .collect();
+            more.sort();
+            files.extend(more);
+        }
+        let mut texts = Vec::new();
+        for f in &files {
+            let t = std::fs::read_to_string(f).with_context(|| format!("cannot read configuration file {}", f.display()))?;
+            texts.push((f.display().to_string(), t));
+        }
+        Config::from_texts(&texts, files)
+    }
+
+    /// The configuration used when there is no file: one sshd jail.
+    pub fn builtin() -> Result<Config> {
+        Config::from_texts(&[("<built-in default>".into(), String::new())], vec![])
+    }
+
+    /// Parses and validates configuration texts (name, text), later ones winning.
+    pub fn from_texts(texts: &[(String, String)], sources: Vec<PathBuf>) -> Result<Config> {
+        let mut cfg = Config {
+            sources,
+            socket: PathBuf::from("/run/portcullis/portcullis.sock"),
+            state_dir: PathBuf::from("/var/lib/portcullis"),
+            ignore: Vec::new(),
+            ignore_self: true,
+            on_corrupt_state: OnCorrupt::MoveAside,
+            max_tracked: 200_000,
+            firewall: FirewallConfig {
+                backend: "nftables".into(),
+                table: "portcullis".into(),
+                priority: -10,
+                forward: false,
+                keep_bans_on_stop: true,
+            },
+            jails: Vec::new(),
+        };
+        let mut raw_jails: Vec<(usize, RawJail)> = Vec::new();
+        let mut custom: Vec<(usize, Spanned<FilterDef>)> = Vec::new();
+        let mut raws = Vec::new();
+        for (i, (name, text)) in texts.iter().enumerate() {
+            let raw: RawConfig = toml::from_str(text).map_err(|e| anyhow::anyhow!("{name}: {}", e.to_string().trim_end()))?;
+            raws.push((i, raw));
+        }
+        for (i, raw) in raws {
+            let src = Src { path: &texts[i].0, text: &texts[i].1 };
+            if let Some(s) = raw.socket {
+                cfg.socket = abs_path(&src, &s, "socket")?;
+            }
+            if let Some(s) = raw.state_dir {
+                cfg.state_dir = abs_path(&src, &s, "state_dir")?;
+            }
+            if let Some(list) = raw.ignore {
+                cfg.ignore = cidrs(&src, &list, "ignore")?;
+            }
+            if let Some(b) = raw.ignore_self {
+                cfg.ignore_self = b;
+            }
+            if let Some(m) = raw.max_tracked {
+                cfg.max_tracked = m.max(100);
+            }
+            if let Some(s) = raw.on_corrupt_state {
+                cfg.on_corrupt_state = match s.get_ref().as_str() {
+                    "refuse" => OnCorrupt::Refuse,
+                    "move-aside" => OnCorrupt::MoveAside,
+                    other => return Err(src.err(s.span(), "on_corrupt_state", format!("{other:?} is not valid; use \"move-aside\" (default: keep the bad file for inspection, start empty) or \"refuse\" (do not start)"))),
+                };
+            }
+            if let Some(fw) = raw.firewall {
+                if let Some(b) = fw.backend {
+                    match b.get_ref().as_str() {
+                        "nftables" | "null" => cfg.firewall.backend = b.get_ref().clone(),
+                        other => return Err(src.err(b.span(), "firewall.backend", format!("{other:?} is not a known backend; use \"nftables\" or \"null\" (dry run: decide and record, block nothing)"))),
+                    }
+                }
+                if let Some(t) = fw.table {
+                    cfg.firewall.table = t;
+                }
+                if let Some(p) = fw.priority {
+                    cfg.firewall.priority = p;
+                }
+                if let Some(f) = fw.forward {
+                    cfg.firewall.forward = f;
+                }
+                if let Some(k) = fw.keep_bans_on_stop {
+                    cfg.firewall.keep_bans_on_stop = k;
+                }
+            }
+            for j in raw.jail {
+                raw_jails.retain(|(_, old)| old.name.get_ref() != j.name.get_ref());
+                raw_jails.push((i, j));
+            }
+            for f in raw.filter {
+                custom.retain(|(_, old)| old.get_ref().name != f.get_ref().name);
+                custom.push((i, f));
+            }
+        }
+        if raw_jails.is_empty() && texts.iter().all(|(_, t)| !t.contains("[[jail]]")) {
+            // No jail anywhere: protect sshd out of the box.
+            let default_jail = format!("[[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\nlogs = [{}]\nports = [22]\n", default_sshd_logs());
+            let raw: RawConfig = toml::from_str(&default_jail).expect("built-in jail");
+            raw_jails.extend(raw.jail.into_iter().map(|j| (usize::MAX, j)));
+        }
+        let builtin_src = Src { path: "<built-in default>", text: "" };
+        let mut compiled_custom: Vec<Filter> = Vec::new();
+        for (i, f) in &custom {
+            let src = Src { path: &texts[*i].0, text: &texts[*i].1 };
+            let c = Filter::compile(f.get_ref()).map_err(|e| src.err(f.span(), "filter", e))?;
+            compiled_custom.push(c);
+        }
+        for (i, j) in raw_jails {
+            let src = if i == usize::MAX { &builtin_src } else { &Src { path: &texts[i].0, text: &texts[i].1 } };
+            if j.enabled == Some(false) {
+                continue;
+            }
+            let jc = validate_jail(src, j, &compiled_custom, &texts, i)?;
+            cfg.jails.push(jc);
+        }
+        Ok(cfg)
+    }
+}
+
+/// `/var/log/auth.log` when it exists (rsyslog), else the systemd journal of sshd.
+fn default_sshd_logs() -> String {
+    if Path::new("/var/log/auth.log").exists() {
+        "\"/var/log/auth.log\"".into()
+    } else if Path::new("/var/log/secure").exists() {
+        "\"/var/log/secure\"".into()
+    } else {
+        "\"journal:_COMM=sshd\", \"journal:_COMM=sshd-session\"".into()
+    }
+}
+
+fn abs_path(src: &Src, s: &Spanned<String>, key: &str) -> Result<PathBuf> {
+    let p = PathBuf::from(s.get_ref());
+    if !p.is_absolute() {
+        return Err(src.err(s.span(), key, format!("{:?} must be an absolute path (e.g. \"/var/lib/portcullis\")", s.get_ref())));
+    }
+    Ok(p)
+}
+
+fn cidrs(src: &Src, list: &[Spanned<String>], key: &str) -> Result<Vec<Cidr>> {
+    list.iter().map(|s| Cidr::parse(s.get_ref()).map_err(|e| src.err(s.span(), key, e))).collect()
+}
+
+fn duration(src: &Src, s: &Option<Spanned<String>>, key: &str, default: &str) -> Result<Millis> {
+    match s {
+        None => Ok(portcullis_core::duration::parse(default).expect("default duration")),
+        Some(s) => {
+            let d = portcullis_core::duration::parse(s.get_ref()).map_err(|e| src.err(s.span(), key, e))?;
+            if d <= 0 {
+                return Err(src.err(s.span(), key, "must be longer than 0"));
+            }
+            Ok(d)
+        }
+    }
+}
+
+/// Resolves a filter reference: a built-in name, a custom `[[filter]]`, or a file path.
+pub fn resolve_filter(name: &str, custom: &[Filter]) -> std::result::Result<Filter, String> {
+    if let Some(f) = custom.iter().find(|f| f.name == name) {
+        return Ok(f.clone());
+    }
+    if let Some(b) = builtin::get(name) {
+        return Filter::from_toml(b.source, b.name);
+    }
+    if name.contains('/') || name.ends_with(".toml") {
+        let text = std::fs::read_to_string(name).map_err(|e| format!("cannot read filter file {name}: {e}"))?;
+        return Filter::from_toml(&text, name);
+    }
+    let known: Vec<&str> = builtin::all().iter().map(|b| b.name).collect();
+    Err(format!("unknown filter {name:?}; built-in filters are: {} (or give a path to a filter file, or define it in a [[filter]] table)", known.join(", ")))
+}
+
+fn validate_jail(src: &Src, j: RawJail, custom: &[Filter], _texts: &[(String, String)], _i: usize) -> Result<JailConfig> {
+    let name = j.name.get_ref().clone();
+    let nspan = j.name.span();
+    if name.is_empty() || name.len() > 24 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        return Err(src.err(nspan, "name", format!("jail name {name:?} is not valid; use 1-24 letters, digits, '-' or '_'")));
+    }
+    let mut refs: Vec<Spanned<String>> = Vec::new();
+    if let Some(f) = j.filter {
+        refs.push(f);
+    }
+    refs.extend(j.filters.unwrap_or_default());
+    if refs.is_empty() {
+        // a jail named after a filter uses it, as in fail2ban
+        if builtin::get(&name).is_some() || custom.iter().any(|f| f.name == name) {
+            refs.push(Spanned::new(nspan.clone(), name.clone()));
+        } else {
+            return Err(src.err(nspan, "filter", format!("jail {name:?} has no `filter`; name a built-in filter (see `portcullis filters`), a [[filter]] table or a filter file")));
+        }
+    }
+    let mut filters = Vec::new();
+    for r in &refs {
+        filters.push(resolve_filter(r.get_ref(), custom).map_err(|e| src.err(r.span(), "filter", e))?);
+    }
+    let logs = j.logs.unwrap_or_default();
+    let maxretry = match j.maxretry {
+        Some(m) if *m.get_ref() == 0 => return Err(src.err(m.span(), "maxretry", "must be at least 1")),
+        Some(m) => *m.get_ref(),
+        None => DEFAULT_MAXRETRY,
+    };
+    let findtime = duration(src, &j.findtime, "findtime", DEFAULT_FINDTIME)?;
+    let bantime = duration(src, &j.bantime, "bantime", DEFAULT_BANTIME)?;
+    let ports = match j.ports {
+        None => None,
+        Some(list) => {
+            let mut out = Vec::new();
+            for p in &list {
+                out.push(parse_port(p.get_ref()).map_err(|e| src.err(p.span(), "ports", e))?);
+            }
+            Some(out)
+        }
+    };
+    let pick = |v: &Option<Spanned<String>>, key: &str, allowed: &[&str], default: &str| -> Result<String> {
+        match v {
+            None => Ok(default.to_string()),
+            Some(s) if allowed.contains(&s.get_ref().as_str()) => Ok(s.get_ref().clone()),
+            Some(s) => Err(src.err(s.span(), key, format!("{:?} is not valid; use one of: {}", s.get_ref(), allowed.join(", ")))),
+        }
+    };
+    let protocol = pick(&j.protocol, "protocol", &["tcp", "udp", "both"], "tcp")?;
+    let action = pick(&j.action, "action", &["drop", "reject"], "drop")?;
+    let mode = Mode::parse(&pick(&j.mode, "mode", &["normal", "ddos", "aggressive"], "normal")?).expect("mode");
+    let ignore = cidrs(src, &j.ignore.unwrap_or_default(), "ignore")?;
+    let user_weights = j.user_weights.unwrap_or_default().into_iter().map(|(k, v)| (k.into_bytes(), v)).collect();
+    Ok(JailConfig {
+        name,
+        filter_names: refs.iter().map(|r| r.get_ref().clone()).collect(),
+        filters,
+        logs,
+        maxretry,
+        findtime,
+        bantime,
+        ports,
+        protocol,
+        action,
+        mode,
+        ignore,
+        user_weights,
+    })
+}
+
+fn parse_port(v: &toml::Value) -> std::result::Result<(u16, u16), String> {
+    let bad = || format!("{v} is not a port; use a number 1-65535 or a range string like \"8000-8080\"");
+    match v {
+        toml::Value::Integer(n) => u16::try_from(*n).ok().filter(|&p| p > 0).map(|p| (p, p)).ok_or_else(bad),
+        toml::Value::String(s) => {
+            let (a, b) = s.split_once('-').unwrap_or((s, s));
+            let a: u16 = a.trim().parse().map_err(|_| bad())?;
+            let b: u16 = b.trim().parse().map_err(|_| bad())?;
+            if a == 0 || b < a {
+                return Err(bad());
+            }
+            Ok((a, b))
+        }
+        _ => Err(bad()),
+    }
+}
+
+/// The host's own addresses (never banned), from `getifaddrs`.
+pub fn own_addresses() -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    // SAFETY: getifaddrs fills a linked list we free with freeifaddrs; we only read it.
+    unsafe {
+        let mut ifa: *mut libc::ifaddrs = std::ptr::null_mut();
+        if libc::getifaddrs(&mut ifa) != 0 {
+            return out;
+        }
+        let mut cur = ifa;
+        while !cur.is_null() {
+            let a = (*cur).ifa_addr;
+            if !a.is_null() {
+                match i32::from((*a).sa_family) {
+                    libc::AF_INET => {
+                        let sin = &*(a as *const libc::sockaddr_in);
+                        out.push(IpAddr::from(u32::from_be(sin.sin_addr.s_addr).to_be_bytes()));
+                    }
+                    libc::AF_INET6 => {
+                        let sin6 = &*(a as *const libc::sockaddr_in6);
+                        out.push(IpAddr::from(sin6.sin6_addr.s6_addr));
+                    }
+                    _ => {}
+                }
+            }
+            cur = (*cur).ifa_next;
+        }
+        libc::freeifaddrs(ifa);
+    }
+    out
+}
+
+/// Checks a configuration for problems that are not errors but deserve a warning.
+pub fn warnings(cfg: &Config) -> Vec<String> {
+    let mut w = Vec::new();
+    for j in &cfg.jails {
+        if j.logs.is_empty() {
+            w.push(format!("jail {:?} has no `logs`: it will see nothing", j.name));
+        }
+        for l in &j.logs {
+            if !l.starts_with("journal:") && !Path::new(l).is_absolute() {
+                w.push(format!("jail {:?}: log path {l:?} is not absolute", j.name));
+            }
+        }
+        if j.findtime < 1000 {
+            w.push(format!("jail {:?}: findtime under one second counts almost nothing", j.name));
+        }
+    }
+    w
+}
+
+/// Fails unless `name` is a jail of the configuration.
+pub fn check_jail_names(cfg: &Config, names: &[String]) -> Result<()> {
+    for n in names {
+        if !cfg.jails.iter().any(|j| &j.name == n) {
+            let known: Vec<&str> = cfg.jails.iter().map(|j| j.name.as_str()).collect();
+            bail!("no jail named {n:?}; jails in this configuration: {}", known.join(", "));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config> {
+        Config::from_texts(&[("test.toml".into(), text.into())], vec![])
+    }
+
+    fn err(text: &str) -> String {
+        format!("{:#}", load(text).unwrap_err())
+    }
+
+    #[test]
+    fn empty_config_protects_sshd() {
+        let c = load("").unwrap();
+        assert_eq!(c.jails.len(), 1);
+        let j = &c.jails[0];
+        assert_eq!((j.name.as_str(), j.maxretry, j.findtime, j.bantime), ("sshd", 5, 600_000, 3_600_000));
+        assert_eq!(j.ports, Some(vec![(22, 22)]));
+    }
+
+    #[test]
+    fn full_jail() {
+        let c = load(
+            r#"
+socket = "/run/p.sock"
+state_dir = "/tmp/state"
+ignore = ["192.0.2.0/24", "2001:db8::1"]
+[firewall]
+backend = "null"
+[[jail]]
+name = "ssh"
+filter = "sshd"
+logs = ["/var/log/auth.log"]
+maxretry = 3
+findtime = "90s"
+bantime = "3d"
+ports = [22, "2222-2230"]
+mode = "aggressive"
+user_weights = { root = 3 }
+"#,
+        )
+        .unwrap();
+        let j = &c.jails[0];
+        assert_eq!(j.findtime, 90_000);
+        assert_eq!(j.bantime, 3 * 86_400_000);
+        assert_eq!(j.ports, Some(vec![(22, 22), (2222, 2230)]));
+        assert_eq!(j.mode, Mode::Aggressive);
+        assert_eq!(c.ignore.len(), 2);
+        assert_eq!(c.firewall.backend, "null");
+    }
+
+    #[test]
+    fn typo_is_an_error_with_line_and_key() {
+        let e = err("[[jail]]\nname = \"sshd\"\nmaxretyr = 3\n");
+        assert!(e.contains("test.toml") && e.contains("line 3") && e.contains("maxretyr") && e.contains("maxretry"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_file_line_key_and_valid_forms() {
+        let e = err("[[jail]]\nname = \"sshd\"\nbantime = \"10 parsecs\"\n");
+        assert!(e.starts_with("test.toml:3: `bantime`") && e.contains("\"10m\""), "{e}");
+        let e = err("ignore = [\"example.com\"]\n");
+        assert!(e.starts_with("test.toml:1: `ignore`") && e.contains("CIDR"), "{e}");
+        let e = err("[[jail]]\nname = \"x\"\nfilter = \"nosuch\"\n");
+        assert!(e.starts_with("test.toml:3: `filter`") && e.contains("sshd"), "{e}");
+        let e = err("[[jail]]\nname = \"sshd\"\nports = [70000]\n");
+        assert!(e.starts_with("test.toml:3: `ports`") && e.contains("1-65535"), "{e}");
+        let e = err("[firewall]\nbackend = \"ipfw\"\n");
+        assert!(e.starts_with("test.toml:2: `firewall.backend`") && e.contains("nftables"), "{e}");
+        let e = err("[[jail]]\nname = \"bad name!\"\n");
+        assert!(e.contains("`name`") && e.contains("letters"), "{e}");
+        let e = err("state_dir = \"relative\"\n");
+        assert!(e.contains("absolute"), "{e}");
+        let e = err("[[jail]]\nname = \"sshd\"\nmaxretry = \"five\"\n");
+        assert!(e.contains("line 3") && e.contains("maxretry"), "{e}");
+    }
+
+    #[test]
+    fn dropins_override_and_replace_jails() {
+        let c = Config::from_texts(
+            &[
+                ("a.toml".into(), "[[jail]]\nname = \"sshd\"\nmaxretry = 3\n".into()),
+                ("b.toml".into(), "[[jail]]\nname = \"sshd\"\nmaxretry = 7\n".into()),
+            ],
+            vec![],
+        )
+        .unwrap();
+        assert_eq!(c.jails.len(), 1);
+        assert_eq!(c.jails[0].maxretry, 7);
+    }
+
+    #[test]
+    fn custom_inline_filter_and_bad_pattern() {
+        let c = load("[[filter]]\nname = \"myapp\"\ndescription = \"x\"\n[[filter.rule]]\nid = \"bad\"\npattern = 'login failed from {HOST}'\n[[jail]]\nname = \"app\"\nfilter = \"myapp\"\nlogs = [\"/var/log/app.log\"]\n").unwrap();
+        assert_eq!(c.jails[0].filters[0].name, "myapp");
+        let e = err("[[filter]]\nname = \"myapp\"\n[[filter.rule]]\nid = \"bad\"\npattern = '(?!x)login failed from {HOST}'\n");
+        assert!(e.contains("look-around") && e.contains("test.toml:"), "{e}");
+    }
+}

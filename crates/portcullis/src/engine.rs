@@ -1,0 +1,26 @@
+//! Building core jails from the configuration (shared by `replay` and the daemon).
+
+use std::net::IpAddr;
+
+use portcullis_core::ignore::IgnoreList;
+use portcullis_core::jail::{Jail, JailSettings};
+use portcullis_core::track::TrackerConfig;
+
+use crate::config::{Config, JailConfig};
+
+/// The settings of a core jail for a configured jail; `own` are the host's addresses.
+pub fn jail_settings(cfg: &Config, j: &JailConfig, own: &[IpAddr]) -> JailSettings {
+    let global = IgnoreList::new(cfg.ignore.clone(), if cfg.ignore_self { own.to_vec() } else { Vec::new() });
+    JailSettings {
+        name: j.name.clone(),
+        tracker: TrackerConfig { maxretry: j.maxretry, findtime: j.findtime, bantime: j.bantime, max_tracked: cfg.max_tracked },
+        mode: j.mode,
+        user_weights: j.user_weights.clone(),
+        ignore: global.extended(&j.ignore),
+    }
+}
+
+/// A fresh core jail for a configured jail.
+pub fn build_jail(cfg: &Config, j: &JailConfig, own: &[IpAddr]) -> Jail {
+    Jail::new(jail_settings(cfg, j, own), j.filters.clone())
+}

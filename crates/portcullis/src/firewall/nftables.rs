@@ -1,0 +1,1156 @@
+//! The nftables backend.
+//!
+//! Portcullis owns one table, `inet <table>`, and nothing outside it. Per jail it holds two
+//! sets, `v4_<jail>` (`ipv4_addr`) and `v6_<jail>` (`ipv6_addr`), both `flags timeout`, so the
+//! kernel expires bans by itself. (The prefix makes every jail name a valid nft identifier,
+//! which must start with a letter and must not be a keyword such as `ip`.) A base chain per
+//! hook (`input`, and `forward` if asked) at the configured priority holds, per jail and
+//! family, a rule like
+//!
+//! ```text
+//! ip saddr @v4_sshd tcp dport { 22 } counter drop
+//! ```
+//!
+//! Every change is one `nft -f -` process reading one script from stdin, which nft applies as
+//! one transaction: all of it or nothing. The scripts are built by pure functions
+//! ([`setup_script`], [`batch_script`]) and the text of `nft list table` is read by another
+//! ([`parse_list`]), all tested without root. The tests that run nft do so in a network
+//! namespace of their own.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::net::IpAddr;
+use std::process::{Command, Output, Stdio};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use super::{canonical, check_jail_name, never_ban, Action, Firewall, FwOp, JailRules, Proto};
+
+/// The longest ban the kernel is given (3650 days). Longer ones are cut to this; nft refuses
+/// timeouts past about 292 years, and a restart re-applies bans from the store anyway.
+pub const MAX_TIMEOUT_MS: i64 = 3650 * 86_400_000;
+
+/// How to reach nftables and what to create there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NftOptions {
+    /// Name of our table in family `inet` (default `portcullis`). Letters, digits, `_`, `-`,
+    /// starting with a letter.
+    pub table: String,
+    /// Hook priority of our chains (default -10: before the usual `filter` chains at 0).
+    pub priority: i32,
+    /// Also block forwarded traffic (to containers or hosts behind this one).
+    pub forward: bool,
+    /// The command to run, before `-f -` (default `["nft"]`). Tests use
+    /// `["ip", "netns", "exec", NS, "nft"]`.
+    pub command: Vec<String>,
+}
+
+impl Default for NftOptions {
+    fn default() -> Self {
+        NftOptions {
+            table: "portcullis".into(),
+            priority: -10,
+            forward: false,
+            command: vec!["nft".into()],
+        }
+    }
+}
+
+/// The nftables backend; see the module documentation.
+pub struct Nftables {
+    opts: NftOptions,
+    /// Jails of the last successful setup, to refuse ops for others with a clear error.
+    jails: Option<BTreeSet<String>>,
+}
+
+impl Nftables {
+    pub fn new(opts: NftOptions) -> Self {
+        Nftables { opts, jails: None }
+    }
+
+    /// Runs nft with `args`, feeding it `input` on stdin.
+    fn run(&self, args: &[&str], input: Option<&str>) -> Result<Output> {
+        let (program, pre) = self
+            .opts
+            .command
+            .split_first()
+            .context("empty nft command")?;
+        let shown = || format!("{} {}", self.opts.command.join(" "), args.join(" "));
+        let mut child = Command::new(program)
+            .args(pre)
+            .args(args)
+            .env("LC_ALL", "C")
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot run `{}`", shown()))?;
+        let stdin = child.stdin.take();
+        // Feed stdin from another thread so that a chatty nft cannot deadlock us.
+        let output = std::thread::scope(|s| {
+            if let (Some(mut stdin), Some(text)) = (stdin, input) {
+                s.spawn(move || stdin.write_all(text.as_bytes()));
+            }
+            child.wait_with_output()
+        })
+        .with_context(|| format!("cannot run `{}`", shown()))?;
+        Ok(output)
+    }
+
+    /// Runs a script as one transaction.
+    fn run_script(&self, script: &str, what: &str) -> Result<()> {
+        let out = self.run(&["-f", "-"], Some(script))?;
+        if !out.status.success() {
+            bail!(
+                "nft failed to {what} ({}): {}",
+                out.status,
+                stderr_excerpt(&out)
+            );
+        }
+        Ok(())
+    }
+
+    /// `nft list table` with extra flags; `None` if the table does not exist.
+    fn list_table(&self, flags: &[&str]) -> Result<Option<String>> {
+        let table = self.opts.table.as_str();
+        let args: Vec<&str> = flags
+            .iter()
+            .copied()
+            .chain(["list", "table", "inet", table])
+            .collect();
+        let out = self.run(&args, None)?;
+        if out.status.success() {
+            return String::from_utf8(out.stdout)
+                .map(Some)
+                .context("nft printed non-UTF-8");
+        }
+        let err = String::from_utf8_lossy(&out.stderr);
+        if err.contains("No such file or directory") {
+            return Ok(None);
+        }
+        bail!(
+            "nft cannot list table inet {table} ({}): {}",
+            out.status,
+            stderr_excerpt(&out)
+        )
+    }
+}
+
+impl Firewall for Nftables {
+    fn setup(&mut self, jails: &[JailRules]) -> Result<()> {
+        check_table_name(&self.opts.table)?;
+        let existing = match self.list_table(&["-j", "-t"])? {
+            Some(json) => parse_existing(&json)?,
+            None => Existing::default(),
+        };
+        let script = setup_script(&self.opts, jails, &existing)?;
+        self.run_script(&script, &format!("set up table inet {}", self.opts.table))?;
+        self.jails = Some(jails.iter().map(|j| j.name.clone()).collect());
+        Ok(())
+    }
+
+    fn apply(&mut self, ops: &[FwOp]) -> Result<()> {
+        for op in ops {
+            let (FwOp::Add { jail, addr, .. } | FwOp::Del { jail, addr }) = op;
+            if let Some(known) = &self.jails {
+                if !known.contains(jail) {
+                    bail!("cannot ban or unban {addr}: jail {jail:?} is not set up in nftables");
+                }
+            }
+            if matches!(op, FwOp::Add { .. }) && never_ban(*addr) {
+                eprintln!("portcullis: refusing to ban {addr} (jail {jail}): loopback/unspecified");
+            }
+        }
+        let script = batch_script(&self.opts, ops)?;
+        if script.is_empty() {
+            return Ok(());
+        }
+        self.run_script(&script, &format!("apply {} changes", ops.len()))
+    }
+
+    fn list(&mut self) -> Result<Vec<(String, IpAddr, Option<i64>)>> {
+        check_table_name(&self.opts.table)?;
+        match self.list_table(&[])? {
+            Some(text) => parse_list(&text),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn teardown(&mut self) -> Result<()> {
+        check_table_name(&self.opts.table)?;
+        // `add` first so that `delete` cannot fail on a missing table (nft 1.0.6 has no
+        // `destroy`).
+        let t = &self.opts.table;
+        self.run_script(
+            &format!("add table inet {t}\ndelete table inet {t}\n"),
+            "delete our table",
+        )?;
+        self.jails = None;
+        Ok(())
+    }
+}
+
+/// The last lines of nft's complaint (it quotes the offending script line).
+fn stderr_excerpt(out: &Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr);
+    let err = err.trim();
+    match err.char_indices().rev().nth(2000) {
+        Some((i, _)) => format!("...{}", &err[i..]),
+        None => err.to_string(),
+    }
+}
+
+/// Table names: an nft identifier we can be sure of.
+fn check_table_name(name: &str) -> Result<()> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    if !name.starts_with(|c: char| c.is_ascii_alphabetic())
+        || name.len() > 64
+        || !name.chars().all(ok_char)
+    {
+        bail!("bad nftables table name {name:?}: use a letter, then letters, digits, '_' or '-'");
+    }
+    Ok(())
+}
+
+/// The set holding the banned addresses of one family of a jail.
+fn set_name(jail: &str, v6: bool) -> String {
+    format!("{}_{jail}", if v6 { "v6" } else { "v4" })
+}
+
+/// The jail of one of our set names.
+fn jail_of_set(set: &str) -> Option<&str> {
+    set.strip_prefix("v4_").or_else(|| set.strip_prefix("v6_"))
+}
+
+/// What our table holds now, as far as setup cares.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Existing {
+    pub chains: Vec<String>,
+    /// Set name, and whether its type and flags are what we create (`ipv4_addr` for `v4_*`,
+    /// `ipv6_addr` for `v6_*`, flags exactly `timeout`).
+    pub sets: Vec<(String, bool)>,
+}
+
+/// Reads the output of `nft -j -t list table inet <table>`.
+pub fn parse_existing(json: &str) -> Result<Existing> {
+    let value: serde_json::Value =
+        serde_json::from_str(json).context("cannot parse the JSON output of nft")?;
+    let items = value["nftables"]
+        .as_array()
+        .context("nft JSON output has no `nftables` list")?;
+    let mut existing = Existing::default();
+    for item in items {
+        if let Some(name) = item["chain"]["name"].as_str() {
+            existing.chains.push(name.to_string());
+        }
+        let set = &item["set"];
+        if let Some(name) = set["name"].as_str() {
+            let want = if name.starts_with("v6_") {
+                "ipv6_addr"
+            } else {
+                "ipv4_addr"
+            };
+            let flags = set["flags"]
+                .as_array()
+                .map(|f| f.iter().filter_map(|f| f.as_str()));
+            let ok = set["type"].as_str() == Some(want)
+                && flags.is_some_and(|f| f.eq(["timeout"]))
+                && jail_of_set(name).is_some();
+            existing.sets.push((name.to_string(), ok));
+        }
+    }
+    Ok(existing)
+}
+
+/// The script that creates or repairs our table for `jails`, given what it holds now.
+///
+/// Chains are rebuilt from scratch (so old rules and a changed priority go away); the sets of
+/// configured jails are created only if missing, so they keep their elements; other sets are
+/// deleted, after the rules that used them.
+pub fn setup_script(opts: &NftOptions, jails: &[JailRules], existing: &Existing) -> Result<String> {
+    check_table_name(&opts.table)?;
+    let mut names = BTreeSet::new();
+    for jail in jails {
+        jail.check()?;
+        if !names.insert(jail.name.as_str()) {
+            bail!("jail {} is given twice", jail.name);
+        }
+    }
+    let t = format!("inet {}", opts.table);
+    let hooks: &[&str] = if opts.forward {
+        &["input", "forward"]
+    } else {
+        &["input"]
+    };
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# portcullis: set up table {t} for {} jails",
+        jails.len()
+    );
+    let _ = writeln!(s, "add table {t}");
+    // `add` (a no-op if it exists, even as a base chain) so that flush and delete cannot fail.
+    let old_chains: BTreeSet<&str> = hooks
+        .iter()
+        .copied()
+        .chain(existing.chains.iter().map(String::as_str))
+        .collect();
+    for chain in old_chains {
+        let _ = writeln!(
+            s,
+            "add chain {t} {chain}\nflush chain {t} {chain}\ndelete chain {t} {chain}"
+        );
+    }
+    let wanted: BTreeMap<String, &str> = jails
+        .iter()
+        .flat_map(|j| {
+            [
+                (set_name(&j.name, false), "ipv4_addr"),
+                (set_name(&j.name, true), "ipv6_addr"),
+            ]
+        })
+        .collect();
+    for (set, ok) in &existing.sets {
+        if !ok || !wanted.contains_key(set) {
+            let _ = writeln!(s, "delete set {t} {set}");
+        }
+    }
+    for (set, kind) in &wanted {
+        let _ = writeln!(s, "add set {t} {set} {{ type {kind}; flags timeout; }}");
+    }
+    for hook in hooks {
+        let _ = writeln!(
+            s,
+            "add chain {t} {hook} {{ type filter hook {hook} priority {}; policy accept; }}",
+            opts.priority
+        );
+        for jail in jails {
+            for (family, v6) in [("ip", false), ("ip6", true)] {
+                let set = set_name(&jail.name, v6);
+                for (matches, verdict) in rule_matches(jail) {
+                    let _ = writeln!(
+                        s,
+                        "add rule {t} {hook} {family} saddr @{set} {matches}counter {verdict}"
+                    );
+                }
+            }
+        }
+    }
+    Ok(s)
+}
+
+/// The protocol/port matches (each empty or ending in a space) and verdicts of a jail's rules.
+fn rule_matches(jail: &JailRules) -> Vec<(String, &'static str)> {
+    let ports = jail.ports.as_ref().map(|ports| {
+        let list: Vec<String> = ports
+            .iter()
+            .map(|&(lo, hi)| {
+                if lo == hi {
+                    lo.to_string()
+                } else {
+                    format!("{lo}-{hi}")
+                }
+            })
+            .collect();
+        format!("{{ {} }}", list.join(", "))
+    });
+    let l4 = |proto| match (proto, &ports) {
+        (Proto::Tcp, Some(p)) => format!("tcp dport {p} "),
+        (Proto::Udp, Some(p)) => format!("udp dport {p} "),
+        (Proto::Both, Some(p)) => format!("meta l4proto {{ tcp, udp }} th dport {p} "),
+        (Proto::Tcp, None) => "meta l4proto tcp ".to_string(),
+        (Proto::Udp, None) => "meta l4proto udp ".to_string(),
+        (Proto::Both, None) => String::new(),
+    };
+    match (jail.action, jail.proto) {
+        (Action::Drop, proto) => vec![(l4(proto), "drop")],
+        (Action::Reject, Proto::Tcp) => vec![(l4(Proto::Tcp), "reject with tcp reset")],
+        (Action::Reject, Proto::Udp) => vec![(l4(Proto::Udp), "reject")],
+        // TCP gets a reset; the rest (UDP, or with all ports anything) an ICMP unreachable.
+        (Action::Reject, Proto::Both) => {
+            vec![
+                (l4(Proto::Tcp), "reject with tcp reset"),
+                (l4(Proto::Both), "reject"),
+            ]
+        }
+    }
+}
+
+/// The script that applies `ops` (empty if there is nothing to do).
+///
+/// Within one transaction only the final state matters, so the ops are first folded into
+/// "banned with this timeout" or "not banned" per (set, address), later ops winning. Then per
+/// set: add every touched address (so the delete cannot fail on a missing one: nft 1.0.6
+/// errors on that), delete them all (an add does not update the timeout of an existing
+/// element), and add the banned ones back with their timeout. Three statements per set,
+/// however many addresses. Loopback and unspecified addresses are never added.
+pub fn batch_script(opts: &NftOptions, ops: &[FwOp]) -> Result<String> {
+    check_table_name(&opts.table)?;
+    let mut sets: BTreeMap<String, BTreeMap<IpAddr, Option<i64>>> = BTreeMap::new();
+    for op in ops {
+        let (jail, addr, timeout) = match op {
+            FwOp::Add {
+                jail,
+                addr,
+                timeout_ms,
+            } => (jail, addr, Some(*timeout_ms).filter(|&t| t > 0)),
+            FwOp::Del { jail, addr } => (jail, addr, None),
+        };
+        check_jail_name(jail)?;
+        let addr = canonical(*addr);
+        if timeout.is_some() && never_ban(addr) {
+            continue;
+        }
+        let set = set_name(jail, addr.is_ipv6());
+        sets.entry(set)
+            .or_default()
+            .insert(addr, timeout.map(|t| t.min(MAX_TIMEOUT_MS)));
+    }
+    let t = format!("inet {}", opts.table);
+    let mut s = String::new();
+    for (set, addrs) in &sets {
+        let all: Vec<String> = addrs.keys().map(IpAddr::to_string).collect();
+        let banned: Vec<String> = addrs
+            .iter()
+            .filter_map(|(addr, timeout)| {
+                timeout.map(|ms| format!("{addr} timeout {}", nft_duration(ms)))
+            })
+            .collect();
+        element_block(&mut s, "add", &t, set, &all);
+        element_block(&mut s, "delete", &t, set, &all);
+        if !banned.is_empty() {
+            element_block(&mut s, "add", &t, set, &banned);
+        }
+    }
+    Ok(s)
+}
+
+/// One element per line, so that an nft error quotes just the offending element.
+fn element_block(s: &mut String, verb: &str, table: &str, set: &str, elements: &[String]) {
+    let _ = writeln!(
+        s,
+        "{verb} element {table} {set} {{\n\t{}\n}}",
+        elements.join(",\n\t")
+    );
+}
+
+/// Milliseconds in nft's notation (`1d2h3m4s5ms`): nft refuses single numbers over 2^32.
+fn nft_duration(ms: i64) -> String {
+    let mut s = String::new();
+    let mut rest = ms.max(1);
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+        ("ms", 1),
+    ] {
+        if rest >= size {
+            let _ = write!(s, "{}{unit}", rest / size);
+            rest %= size;
+        }
+    }
+    s
+}
+
+/// Reads a duration as nft prints it (`1d2h3m4s5ms`, any part left out).
+fn parse_nft_duration(text: &str) -> Option<i64> {
+    let mut total: i64 = 0;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let number: i64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let size = match &rest[..unit_len] {
+            "d" => 86_400_000,
+            "h" => 3_600_000,
+            "m" => 60_000,
+            "s" => 1000,
+            "ms" => 1,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total = total.checked_add(number.checked_mul(size)?)?;
+    }
+    Some(total)
+}
+
+/// Reads the banned addresses out of the text of `nft list table inet <table>`: jail,
+/// address, remaining milliseconds (`expires`, to the millisecond; the JSON output only gives
+/// seconds).
+pub fn parse_list(text: &str) -> Result<Vec<(String, IpAddr, Option<i64>)>> {
+    let mut out = Vec::new();
+    let mut jail: Option<&str> = None; // inside one of our sets
+    let mut elements: Option<String> = None; // inside its `elements = { ... }`
+    for line in text.lines() {
+        let line = line.trim();
+        let last = if let Some(buf) = &mut elements {
+            buf.push_str(line);
+            buf.push(' ');
+            line.contains('}')
+        } else if let Some(set) = line.strip_prefix("set ").and_then(|l| l.strip_suffix(" {")) {
+            jail = jail_of_set(set);
+            false
+        } else if line == "}" {
+            jail = None;
+            false
+        } else if let (Some(rest), Some(_)) = (line.strip_prefix("elements = {"), jail) {
+            elements = Some(format!("{rest} "));
+            rest.contains('}')
+        } else {
+            false
+        };
+        if !last {
+            continue;
+        }
+        let (Some(name), Some(buf)) = (jail, elements.take()) else {
+            continue;
+        };
+        let end = buf.find('}').unwrap_or(buf.len());
+        for element in buf[..end]
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        {
+            let (addr, remaining) = parse_element(element).ok_or_else(|| {
+                anyhow!("cannot read set element {element:?} in the output of nft")
+            })?;
+            out.push((name.to_string(), addr, remaining));
+        }
+    }
+    Ok(out)
+}
+
+/// `192.0.2.1 timeout 1h expires 59m58s120ms` into the address and the remaining time.
+fn parse_element(element: &str) -> Option<(IpAddr, Option<i64>)> {
+    let mut words = element.split_whitespace();
+    let addr = words.next()?.parse().ok()?;
+    let (mut timeout, mut expires) = (None, None);
+    while let Some(word) = words.next() {
+        match word {
+            "timeout" => timeout = Some(parse_nft_duration(words.next()?)?),
+            "expires" => expires = Some(parse_nft_duration(words.next()?)?),
+            _ => {}
+        }
+    }
+    Some((addr, expires.or(timeout)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::{Duration, Instant};
+
+    fn jail(name: &str, ports: Option<Vec<(u16, u16)>>, proto: Proto, action: Action) -> JailRules {
+        JailRules {
+            name: name.into(),
+            ports,
+            proto,
+            action,
+        }
+    }
+
+    fn sshd() -> JailRules {
+        jail("sshd", Some(vec![(22, 22)]), Proto::Tcp, Action::Drop)
+    }
+
+    fn all_ports() -> JailRules {
+        jail("0-all", None, Proto::Both, Action::Reject)
+    }
+
+    fn add(jail: &str, addr: &str, timeout_ms: i64) -> FwOp {
+        FwOp::Add {
+            jail: jail.into(),
+            addr: addr.parse().unwrap(),
+            timeout_ms,
+        }
+    }
+
+    fn del(jail: &str, addr: &str) -> FwOp {
+        FwOp::Del {
+            jail: jail.into(),
+            addr: addr.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn setup_script_on_an_empty_table() {
+        let mail = jail(
+            "mail",
+            Some(vec![(25, 25), (587, 587), (993, 995)]),
+            Proto::Both,
+            Action::Drop,
+        );
+        let script = setup_script(
+            &NftOptions::default(),
+            &[sshd(), mail],
+            &Existing::default(),
+        )
+        .unwrap();
+        let expected = "\
+# portcullis: set up table inet portcullis for 2 jails
+add table inet portcullis
+add chain inet portcullis input
+flush chain inet portcullis input
+delete chain inet portcullis input
+add set inet portcullis v4_mail { type ipv4_addr; flags timeout; }
+add set inet portcullis v4_sshd { type ipv4_addr; flags timeout; }
+add set inet portcullis v6_mail { type ipv6_addr; flags timeout; }
+add set inet portcullis v6_sshd { type ipv6_addr; flags timeout; }
+add chain inet portcullis input { type filter hook input priority -10; policy accept; }
+add rule inet portcullis input ip saddr @v4_sshd tcp dport { 22 } counter drop
+add rule inet portcullis input ip6 saddr @v6_sshd tcp dport { 22 } counter drop
+add rule inet portcullis input ip saddr @v4_mail meta l4proto { tcp, udp } th dport { 25, 587, 993-995 } counter drop
+add rule inet portcullis input ip6 saddr @v6_mail meta l4proto { tcp, udp } th dport { 25, 587, 993-995 } counter drop
+";
+        assert_eq!(script, expected);
+    }
+
+    #[test]
+    fn setup_script_keeps_sets_of_configured_jails_and_drops_the_rest() {
+        let existing = Existing {
+            chains: vec!["input".into(), "forward".into()],
+            sets: vec![
+                ("v4_sshd".into(), true),
+                ("v6_sshd".into(), false), // wrong type or flags: recreated
+                ("v4_gone".into(), true),
+                ("v6_gone".into(), true),
+            ],
+        };
+        let opts = NftOptions {
+            table: "pc".into(),
+            priority: -5,
+            ..NftOptions::default()
+        };
+        let script = setup_script(&opts, &[sshd()], &existing).unwrap();
+        let lines: Vec<&str> = script.lines().collect();
+        // The old forward chain goes, before the sets its rules may use.
+        let delete_forward = lines
+            .iter()
+            .position(|l| *l == "delete chain inet pc forward")
+            .unwrap();
+        let delete_gone = lines
+            .iter()
+            .position(|l| *l == "delete set inet pc v4_gone")
+            .unwrap();
+        assert!(delete_forward < delete_gone);
+        assert!(lines.contains(&"delete set inet pc v6_gone"));
+        assert!(lines.contains(&"delete set inet pc v6_sshd"));
+        assert!(!lines.contains(&"delete set inet pc v4_sshd"));
+        assert!(lines.contains(&"add set inet pc v4_sshd { type ipv4_addr; flags timeout; }"));
+        assert!(lines.contains(
+            &"add chain inet pc input { type filter hook input priority -5; policy accept; }"
+        ));
+        assert!(!script.contains("hook forward"));
+    }
+
+    #[test]
+    fn rules_for_reject_and_forward() {
+        let opts = NftOptions {
+            forward: true,
+            ..NftOptions::default()
+        };
+        let udp = jail("dns", Some(vec![(53, 53)]), Proto::Udp, Action::Reject);
+        let tcp_all = jail("web", None, Proto::Tcp, Action::Reject);
+        let script =
+            setup_script(&opts, &[all_ports(), udp, tcp_all], &Existing::default()).unwrap();
+        let rules: Vec<&str> = script
+            .lines()
+            .filter_map(|l| l.strip_prefix("add rule inet portcullis "))
+            .filter(|l| l.starts_with("input ip "))
+            .collect();
+        assert_eq!(
+            rules,
+            [
+                "input ip saddr @v4_0-all meta l4proto tcp counter reject with tcp reset",
+                "input ip saddr @v4_0-all counter reject",
+                "input ip saddr @v4_dns udp dport { 53 } counter reject",
+                "input ip saddr @v4_web meta l4proto tcp counter reject with tcp reset",
+            ]
+        );
+        assert!(script.contains("add chain inet portcullis forward { type filter hook forward priority -10; policy accept; }"));
+        assert!(script.contains(
+            "add rule inet portcullis forward ip6 saddr @v6_dns udp dport { 53 } counter reject"
+        ));
+    }
+
+    #[test]
+    fn setup_script_refuses_bad_input() {
+        let existing = Existing::default();
+        let opts = NftOptions::default();
+        assert!(setup_script(&opts, &[sshd(), sshd()], &existing).is_err());
+        let bad = jail("ssh d", None, Proto::Tcp, Action::Drop);
+        assert!(setup_script(&opts, &[bad], &existing).is_err());
+        for table in ["", "1x", "ip table", "t;flush ruleset"] {
+            let opts = NftOptions {
+                table: table.into(),
+                ..NftOptions::default()
+            };
+            assert!(
+                setup_script(&opts, &[sshd()], &existing).is_err(),
+                "{table}"
+            );
+        }
+    }
+
+    #[test]
+    fn batch_script_folds_ops_per_address() {
+        let ops = [
+            add("sshd", "192.0.2.1", 3_600_000),
+            add("sshd", "2001:db8::1", 90_061_001),
+            del("sshd", "192.0.2.2"),
+            add("sshd", "192.0.2.3", 1000),
+            del("sshd", "192.0.2.3"), // later op wins: not banned
+            add("sshd", "::ffff:192.0.2.4", 1500), // IPv4-mapped goes to the IPv4 set
+            add("sshd", "127.0.0.1", 1000), // never banned
+            add("sshd", "192.0.2.5", 0), // already over: removed
+        ];
+        let script = batch_script(&NftOptions::default(), &ops).unwrap();
+        let expected = "\
+add element inet portcullis v4_sshd {
+\t192.0.2.1,
+\t192.0.2.2,
+\t192.0.2.3,
+\t192.0.2.4,
+\t192.0.2.5
+}
+delete element inet portcullis v4_sshd {
+\t192.0.2.1,
+\t192.0.2.2,
+\t192.0.2.3,
+\t192.0.2.4,
+\t192.0.2.5
+}
+add element inet portcullis v4_sshd {
+\t192.0.2.1 timeout 1h,
+\t192.0.2.4 timeout 1s500ms
+}
+add element inet portcullis v6_sshd {
+\t2001:db8::1
+}
+delete element inet portcullis v6_sshd {
+\t2001:db8::1
+}
+add element inet portcullis v6_sshd {
+\t2001:db8::1 timeout 1d1h1m1s1ms
+}
+";
+        assert_eq!(script, expected);
+        assert_eq!(batch_script(&NftOptions::default(), &[]).unwrap(), "");
+        assert!(batch_script(&NftOptions::default(), &[add("a b", "192.0.2.1", 1)]).is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(nft_duration(1), "1ms");
+        assert_eq!(nft_duration(0), "1ms");
+        assert_eq!(nft_duration(60_000), "1m");
+        assert_eq!(nft_duration(MAX_TIMEOUT_MS), "3650d");
+        for ms in [1, 999, 1000, 61_001, 86_400_000, 90_061_001, MAX_TIMEOUT_MS] {
+            assert_eq!(parse_nft_duration(&nft_duration(ms)), Some(ms));
+        }
+        assert_eq!(parse_nft_duration("49d17h2m46s996ms"), Some(4_294_966_996));
+        assert_eq!(parse_nft_duration("5x"), None);
+        assert_eq!(parse_nft_duration("ms"), None);
+    }
+
+    #[test]
+    fn parse_list_reads_our_sets_only() {
+        let text = "\
+table inet portcullis {
+\tset v4_sshd {
+\t\ttype ipv4_addr
+\t\tflags timeout
+\t\telements = { 192.0.2.1 timeout 1h expires 59m57s320ms,
+\t\t\t     192.0.2.2 timeout 2s expires 1s996ms }
+\t}
+
+\tset v6_0-all {
+\t\ttype ipv6_addr
+\t\tflags timeout
+\t\telements = { 2001:db8::1 timeout 10d expires 9d23h59m51s632ms }
+\t}
+
+\tset v6_empty {
+\t\ttype ipv6_addr
+\t\tflags timeout
+\t}
+
+\tset other {
+\t\ttype ipv4_addr
+\t\telements = { 198.51.100.1 }
+\t}
+
+\tchain input {
+\t\ttype filter hook input priority -10; policy accept;
+\t\tip saddr @v4_sshd tcp dport 22 counter packets 0 bytes 0 drop
+\t}
+}
+";
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            parse_list(text).unwrap(),
+            vec![
+                ("sshd".into(), ip("192.0.2.1"), Some(3_597_320)),
+                ("sshd".into(), ip("192.0.2.2"), Some(1996)),
+                ("0-all".into(), ip("2001:db8::1"), Some(863_991_632)),
+            ]
+        );
+        assert!(
+            parse_list("table inet portcullis {\n\tset v4_x {\n\t\telements = { nonsense }\n")
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn parse_existing_reads_chains_and_set_types() {
+        let json = r#"{"nftables": [{"metainfo": {"version": "1.0.6"}},
+            {"table": {"family": "inet", "name": "portcullis", "handle": 23}},
+            {"set": {"family": "inet", "name": "v4_ssh", "table": "portcullis", "type": "ipv4_addr", "handle": 2, "flags": ["timeout"]}},
+            {"set": {"family": "inet", "name": "v6_ssh", "table": "portcullis", "type": "ipv4_addr", "handle": 3, "flags": ["timeout"]}},
+            {"set": {"family": "inet", "name": "v4_x", "table": "portcullis", "type": "ipv4_addr", "handle": 4}},
+            {"set": {"family": "inet", "name": "misc", "table": "portcullis", "type": "ipv4_addr", "handle": 5, "flags": ["timeout"]}},
+            {"chain": {"family": "inet", "table": "portcullis", "name": "input", "handle": 1, "type": "filter", "hook": "input", "prio": -10, "policy": "accept"}},
+            {"rule": {"family": "inet", "table": "portcullis", "chain": "input", "handle": 6, "expr": []}}]}"#;
+        let existing = parse_existing(json).unwrap();
+        assert_eq!(existing.chains, ["input"]);
+        assert_eq!(
+            existing.sets,
+            [
+                ("v4_ssh".into(), true),
+                ("v6_ssh".into(), false),
+                ("v4_x".into(), false),
+                ("misc".into(), false)
+            ]
+        );
+    }
+
+    // ---- Tests that run nft, each in network namespaces of its own. ----
+
+    /// A network namespace, deleted on drop (also when the test fails).
+    struct NetNs(String);
+
+    impl NetNs {
+        /// `None` (the test is skipped) unless we are root.
+        fn new() -> Option<NetNs> {
+            // SAFETY: geteuid has no preconditions.
+            if unsafe { libc::geteuid() } != 0 {
+                eprintln!("skipped: needs root for network namespaces");
+                return None;
+            }
+            static COUNT: AtomicU32 = AtomicU32::new(0);
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos();
+            let name = format!(
+                "pc-test-{}-{}-{nanos:x}",
+                std::process::id(),
+                COUNT.fetch_add(1, Ordering::Relaxed)
+            );
+            sh(&["ip", "netns", "add", &name]);
+            Some(NetNs(name))
+        }
+
+        fn nft_command(&self) -> Vec<String> {
+            ["ip", "netns", "exec", &self.0, "nft"]
+                .map(String::from)
+                .to_vec()
+        }
+
+        fn nftables(&self) -> Nftables {
+            Nftables::new(NftOptions {
+                command: self.nft_command(),
+                ..NftOptions::default()
+            })
+        }
+
+        /// Runs `nft args` in the namespace and returns its stdout.
+        fn nft(&self, args: &[&str]) -> String {
+            let mut all = vec!["ip", "netns", "exec", &self.0, "nft"];
+            all.extend_from_slice(args);
+            sh(&all)
+        }
+    }
+
+    impl Drop for NetNs {
+        fn drop(&mut self) {
+            let _ = Command::new("ip")
+                .args(["netns", "delete", &self.0])
+                .status();
+        }
+    }
+
+    fn sh(args: &[&str]) -> String {
+        let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn sorted(mut v: Vec<(String, IpAddr, Option<i64>)>) -> Vec<(String, IpAddr, Option<i64>)> {
+        v.sort();
+        v
+    }
+
+    /// Drops the remaining times, after checking each is within 10 s below `expect_ms`.
+    fn without_times(
+        v: Vec<(String, IpAddr, Option<i64>)>,
+        expect_ms: i64,
+    ) -> Vec<(String, IpAddr)> {
+        for (jail, addr, left) in &v {
+            let left = left.unwrap_or_else(|| panic!("{jail} {addr} has no timeout"));
+            assert!(
+                left <= expect_ms && left > expect_ms - 10_000,
+                "{jail} {addr}: {left} ms left"
+            );
+        }
+        sorted(v).into_iter().map(|(j, a, _)| (j, a)).collect()
+    }
+
+    #[test]
+    fn lifecycle_in_a_netns() {
+        let Some(ns) = NetNs::new() else { return };
+        let mut fw = ns.nftables();
+        fw.setup(&[sshd(), all_ports()]).unwrap();
+        let hour = 3_600_000;
+        fw.apply(&[
+            add("sshd", "192.0.2.1", hour),
+            add("sshd", "2001:db8::1", hour),
+            add("0-all", "198.51.100.1", hour),
+            add("0-all", "2001:db8::2", hour),
+            del("sshd", "203.0.113.1"), // not there: no error
+        ])
+        .unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let all = vec![
+            ("0-all".to_string(), ip("198.51.100.1")),
+            ("0-all".to_string(), ip("2001:db8::2")),
+            ("sshd".to_string(), ip("192.0.2.1")),
+            ("sshd".to_string(), ip("2001:db8::1")),
+        ];
+        assert_eq!(without_times(fw.list().unwrap(), hour), all);
+
+        fw.apply(&[del("sshd", "192.0.2.1"), del("sshd", "192.0.2.1")])
+            .unwrap();
+        let expected: Vec<_> = all
+            .iter()
+            .filter(|(_, a)| *a != ip("192.0.2.1"))
+            .cloned()
+            .collect();
+        assert_eq!(without_times(fw.list().unwrap(), hour), expected);
+
+        // Setup again (a restart): elements stay. Then without 0-all and at another priority:
+        // its sets go, sshd keeps its bans.
+        let mut fw = ns.nftables();
+        fw.setup(&[sshd(), all_ports()]).unwrap();
+        assert_eq!(without_times(fw.list().unwrap(), hour), expected);
+        let mut fw = Nftables::new(NftOptions {
+            command: ns.nft_command(),
+            priority: -50,
+            forward: true,
+            ..NftOptions::default()
+        });
+        fw.setup(&[sshd()]).unwrap();
+        assert_eq!(
+            without_times(fw.list().unwrap(), hour),
+            vec![("sshd".to_string(), ip("2001:db8::1"))]
+        );
+        let text = ns.nft(&["list", "table", "inet", "portcullis"]);
+        assert!(
+            text.contains("type filter hook input priority -50; policy accept;"),
+            "{text}"
+        );
+        assert!(text.contains("hook forward"), "{text}");
+        assert!(!text.contains("0-all"), "{text}");
+        assert!(
+            fw.apply(&[add("0-all", "192.0.2.9", hour)]).is_err(),
+            "jail no longer set up"
+        );
+
+        fw.teardown().unwrap();
+        assert!(!ns.nft(&["list", "tables"]).contains("portcullis"));
+        fw.teardown().unwrap(); // nothing left to delete: still fine
+        assert!(fw.list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn timeouts_expire_in_the_kernel_and_re_adding_replaces_them() {
+        let Some(ns) = NetNs::new() else { return };
+        let mut fw = ns.nftables();
+        fw.setup(&[sshd()]).unwrap();
+        fw.apply(&[
+            add("sshd", "192.0.2.7", 2000),
+            add("sshd", "2001:db8::7", 3_600_000),
+        ])
+        .unwrap();
+        // Adding what is there sets its new timeout, here a shorter one.
+        fw.apply(&[add("sshd", "2001:db8::7", 2000)]).unwrap();
+        let listed = fw.list().unwrap();
+        assert_eq!(listed.len(), 2, "{listed:?}");
+        assert!(
+            listed
+                .iter()
+                .all(|(_, _, left)| left.is_some_and(|ms| ms <= 2000)),
+            "{listed:?}"
+        );
+        std::thread::sleep(Duration::from_millis(3000));
+        assert_eq!(fw.list().unwrap(), vec![]);
+    }
+
+    #[test]
+    fn ten_thousand_mixed_addresses_in_one_batch() {
+        let Some(ns) = NetNs::new() else { return };
+        let mut fw = ns.nftables();
+        fw.setup(&[sshd()]).unwrap();
+        let ops = many_addresses(10_000).map(|addr| FwOp::Add {
+            jail: "sshd".into(),
+            addr,
+            timeout_ms: 600_000,
+        });
+        let ops: Vec<FwOp> = ops.collect();
+        fw.apply(&ops).unwrap();
+        assert_eq!(fw.list().unwrap().len(), 10_000);
+        // Half of them again (timeouts renewed) plus deleting the other half, in one batch.
+        let mut again: Vec<FwOp> = ops[..5000].to_vec();
+        again.extend(ops[5000..].iter().map(|op| match op {
+            FwOp::Add { jail, addr, .. } => FwOp::Del {
+                jail: jail.clone(),
+                addr: *addr,
+            },
+            del => del.clone(),
+        }));
+        fw.apply(&again).unwrap();
+        assert_eq!(fw.list().unwrap().len(), 5000);
+    }
+
+    /// The 768 IPv4 documentation addresses, then IPv6 ones from 2001:db8::/32.
+    fn many_addresses(n: u32) -> impl Iterator<Item = IpAddr> {
+        let v4 = ["192.0.2", "198.51.100", "203.0.113"]
+            .into_iter()
+            .flat_map(|net| (0..256).map(move |i| format!("{net}.{i}").parse::<IpAddr>().unwrap()));
+        let v6 = (0u32..).map(|i| {
+            format!("2001:db8::{:x}:{:x}", i >> 16, i & 0xffff)
+                .parse()
+                .unwrap()
+        });
+        v4.chain(v6).take(n as usize)
+    }
+
+    #[test]
+    fn hundred_thousand_adds_in_one_transaction() {
+        let Some(ns) = NetNs::new() else { return };
+        let mut fw = ns.nftables();
+        fw.setup(&[sshd()]).unwrap();
+        let ops: Vec<FwOp> = many_addresses(100_000)
+            .map(|addr| FwOp::Add {
+                jail: "sshd".into(),
+                addr,
+                timeout_ms: 600_000,
+            })
+            .collect();
+        let t = Instant::now();
+        let script = batch_script(&fw.opts, &ops).unwrap();
+        let build = t.elapsed();
+        let t = Instant::now();
+        fw.run_script(&script, "add 100000").unwrap();
+        let nft = t.elapsed();
+        let t = Instant::now();
+        let listed = fw.list().unwrap();
+        let list = t.elapsed();
+        assert_eq!(listed.len(), 100_000);
+        eprintln!(
+            "100000 adds: script {build:?} ({} bytes), nft -f {nft:?}; list {list:?}",
+            script.len()
+        );
+    }
+
+    /// Two namespaces joined by a veth pair: a client bans-to-be at 192.0.2.1 / 2001:db8::1,
+    /// a server with Portcullis at .2 / ::2. Nothing listens, so an allowed connection is
+    /// refused at once and a dropped one times out.
+    #[test]
+    fn bans_block_packets_between_namespaces() {
+        let (Some(server), Some(client)) = (NetNs::new(), NetNs::new()) else {
+            return;
+        };
+        sh(&[
+            "ip", "-n", &server.0, "link", "add", "pc0", "type", "veth", "peer", "name", "pc1",
+            "netns", &client.0,
+        ]);
+        for (ns, dev, last) in [(&server, "pc0", 2), (&client, "pc1", 1)] {
+            sh(&[
+                "ip",
+                "-n",
+                &ns.0,
+                "addr",
+                "add",
+                &format!("192.0.2.{last}/24"),
+                "dev",
+                dev,
+            ]);
+            sh(&[
+                "ip",
+                "-n",
+                &ns.0,
+                "addr",
+                "add",
+                &format!("2001:db8::{last}/64"),
+                "dev",
+                dev,
+                "nodad",
+            ]);
+            sh(&["ip", "-n", &ns.0, "link", "set", dev, "up"]);
+        }
+        // Exit status of a connection attempt from the client: 1 refused, 124 timed out.
+        let connect = |host: &str, port: u16| {
+            let script = format!("exec 3<>/dev/tcp/{host}/{port}");
+            Command::new("ip")
+                .args([
+                    "netns", "exec", &client.0, "timeout", "1", "bash", "-c", &script,
+                ])
+                .stderr(std::process::Stdio::null())
+                .status()
+                .unwrap()
+                .code()
+        };
+        let mut fw = server.nftables();
+        fw.setup(&[sshd()]).unwrap();
+        assert_eq!(connect("192.0.2.2", 22), Some(1));
+        assert_eq!(connect("2001:db8::2", 22), Some(1));
+        fw.apply(&[
+            add("sshd", "192.0.2.1", 60_000),
+            add("sshd", "2001:db8::1", 60_000),
+        ])
+        .unwrap();
+        assert_eq!(connect("192.0.2.2", 22), Some(124), "banned: dropped");
+        assert_eq!(connect("2001:db8::2", 22), Some(124), "banned: dropped");
+        assert_eq!(connect("192.0.2.2", 23), Some(1), "other ports stay open");
+        fw.apply(&[del("sshd", "192.0.2.1")]).unwrap();
+        assert_eq!(connect("192.0.2.2", 22), Some(1), "unbanned");
+        // An all-ports reject jail answers with a reset: refused at once, on any port.
+        fw.setup(&[sshd(), all_ports()]).unwrap();
+        fw.apply(&[add("0-all", "192.0.2.1", 60_000)]).unwrap();
+        assert_eq!(connect("192.0.2.2", 23), Some(1));
+        let text = server.nft(&["list", "chain", "inet", "portcullis", "input"]);
+        let hits = text
+            .lines()
+            .find(|l| l.contains("@v4_0-all meta l4proto tcp"))
+            .unwrap();
+        assert!(!hits.contains("packets 0 "), "{hits}");
+    }
+}
