@@ -135,9 +135,16 @@ impl Jail {
                 }
             }
         }
+        // The line's own time drives the window; in the daemon (`now` given) a line whose
+        // clock is off by more than findtime (wrong zone, old line) counts at `now`.
+        let time = match (hit.time, now) {
+            (Some(t), Some(n)) if (t - n).abs() > self.settings.tracker.findtime => n,
+            (Some(t), _) => t,
+            (None, _) => fallback,
+        };
         let failure = Failure {
             addr: hit.addr,
-            time: hit.time.unwrap_or(fallback),
+            time,
             rule: hit.rule,
             weight,
             kind: rule.kind,

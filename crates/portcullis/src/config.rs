@@ -160,7 +160,10 @@ struct Src<'a> {
 
 impl Src<'_> {
     fn err(&self, span: Range<usize>, key: &str, msg: impl std::fmt::Display) -> anyhow::Error {
-        let line = self.text[..span.start.min(self.text.len())].matches('\n').count() + 1;
+        let line = self.text[..span.start.min(self.text.len())]
+            .matches('\n')
+            .count()
+            + 1;
         anyhow::anyhow!("{}:{}: `{}`: {}", self.path, line, key, msg)
     }
 }
@@ -187,7 +190,8 @@ impl Config {
         }
         let mut texts = Vec::new();
         for f in &files {
-            let t = std::fs::read_to_string(f).with_context(|| format!("cannot read configuration file {}", f.display()))?;
+            let t = std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read configuration file {}", f.display()))?;
             texts.push((f.display().to_string(), t));
         }
         Config::from_texts(&texts, files)
@@ -221,11 +225,15 @@ impl Config {
         let mut custom: Vec<(usize, Spanned<FilterDef>)> = Vec::new();
         let mut raws = Vec::new();
         for (i, (name, text)) in texts.iter().enumerate() {
-            let raw: RawConfig = toml::from_str(text).map_err(|e| anyhow::anyhow!("{name}: {}", e.to_string().trim_end()))?;
+            let raw: RawConfig = toml::from_str(text)
+                .map_err(|e| anyhow::anyhow!("{name}: {}", e.to_string().trim_end()))?;
             raws.push((i, raw));
         }
         for (i, raw) in raws {
-            let src = Src { path: &texts[i].0, text: &texts[i].1 };
+            let src = Src {
+                path: &texts[i].0,
+                text: &texts[i].1,
+            };
             if let Some(s) = raw.socket {
                 cfg.socket = abs_path(&src, &s, "socket")?;
             }
@@ -279,23 +287,39 @@ impl Config {
         }
         if raw_jails.is_empty() && texts.iter().all(|(_, t)| !t.contains("[[jail]]")) {
             // No jail anywhere: protect sshd out of the box.
-            let default_jail = format!("[[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\nlogs = [{}]\nports = [22]\n", default_sshd_logs());
+            let default_jail = format!(
+                "[[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\nlogs = [{}]\nports = [22]\n",
+                default_sshd_logs()
+            );
             let raw: RawConfig = toml::from_str(&default_jail).expect("built-in jail");
             raw_jails.extend(raw.jail.into_iter().map(|j| (usize::MAX, j)));
         }
-        let builtin_src = Src { path: "<built-in default>", text: "" };
+        let builtin_src = Src {
+            path: "<built-in default>",
+            text: "",
+        };
         let mut compiled_custom: Vec<Filter> = Vec::new();
         for (i, f) in &custom {
-            let src = Src { path: &texts[*i].0, text: &texts[*i].1 };
+            let src = Src {
+                path: &texts[*i].0,
+                text: &texts[*i].1,
+            };
             let c = Filter::compile(f.get_ref()).map_err(|e| src.err(f.span(), "filter", e))?;
             compiled_custom.push(c);
         }
         for (i, j) in raw_jails {
-            let src = if i == usize::MAX { &builtin_src } else { &Src { path: &texts[i].0, text: &texts[i].1 } };
+            let src = if i == usize::MAX {
+                &builtin_src
+            } else {
+                &Src {
+                    path: &texts[i].0,
+                    text: &texts[i].1,
+                }
+            };
             if j.enabled == Some(false) {
                 continue;
             }
-            let jc = validate_jail(src, j, &compiled_custom, &texts, i)?;
+            let jc = validate_jail(src, j, &compiled_custom)?;
             cfg.jails.push(jc);
         }
         Ok(cfg)
@@ -316,20 +340,30 @@ fn default_sshd_logs() -> String {
 fn abs_path(src: &Src, s: &Spanned<String>, key: &str) -> Result<PathBuf> {
     let p = PathBuf::from(s.get_ref());
     if !p.is_absolute() {
-        return Err(src.err(s.span(), key, format!("{:?} must be an absolute path (e.g. \"/var/lib/portcullis\")", s.get_ref())));
+        return Err(src.err(
+            s.span(),
+            key,
+            format!(
+                "{:?} must be an absolute path (e.g. \"/var/lib/portcullis\")",
+                s.get_ref()
+            ),
+        ));
     }
     Ok(p)
 }
 
 fn cidrs(src: &Src, list: &[Spanned<String>], key: &str) -> Result<Vec<Cidr>> {
-    list.iter().map(|s| Cidr::parse(s.get_ref()).map_err(|e| src.err(s.span(), key, e))).collect()
+    list.iter()
+        .map(|s| Cidr::parse(s.get_ref()).map_err(|e| src.err(s.span(), key, e)))
+        .collect()
 }
 
 fn duration(src: &Src, s: &Option<Spanned<String>>, key: &str, default: &str) -> Result<Millis> {
     match s {
         None => Ok(portcullis_core::duration::parse(default).expect("default duration")),
         Some(s) => {
-            let d = portcullis_core::duration::parse(s.get_ref()).map_err(|e| src.err(s.span(), key, e))?;
+            let d = portcullis_core::duration::parse(s.get_ref())
+                .map_err(|e| src.err(s.span(), key, e))?;
             if d <= 0 {
                 return Err(src.err(s.span(), key, "must be longer than 0"));
             }
@@ -347,18 +381,28 @@ pub fn resolve_filter(name: &str, custom: &[Filter]) -> std::result::Result<Filt
         return Filter::from_toml(b.source, b.name);
     }
     if name.contains('/') || name.ends_with(".toml") {
-        let text = std::fs::read_to_string(name).map_err(|e| format!("cannot read filter file {name}: {e}"))?;
+        let text = std::fs::read_to_string(name)
+            .map_err(|e| format!("cannot read filter file {name}: {e}"))?;
         return Filter::from_toml(&text, name);
     }
     let known: Vec<&str> = builtin::all().iter().map(|b| b.name).collect();
     Err(format!("unknown filter {name:?}; built-in filters are: {} (or give a path to a filter file, or define it in a [[filter]] table)", known.join(", ")))
 }
 
-fn validate_jail(src: &Src, j: RawJail, custom: &[Filter], _texts: &[(String, String)], _i: usize) -> Result<JailConfig> {
+fn validate_jail(src: &Src, j: RawJail, custom: &[Filter]) -> Result<JailConfig> {
     let name = j.name.get_ref().clone();
     let nspan = j.name.span();
-    if name.is_empty() || name.len() > 24 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-        return Err(src.err(nspan, "name", format!("jail name {name:?} is not valid; use 1-24 letters, digits, '-' or '_'")));
+    if name.is_empty()
+        || name.len() > 24
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(src.err(
+            nspan,
+            "name",
+            format!("jail name {name:?} is not valid; use 1-24 letters, digits, '-' or '_'"),
+        ));
     }
     let mut refs: Vec<Spanned<String>> = Vec::new();
     if let Some(f) = j.filter {
@@ -375,11 +419,14 @@ fn validate_jail(src: &Src, j: RawJail, custom: &[Filter], _texts: &[(String, St
     }
     let mut filters = Vec::new();
     for r in &refs {
-        filters.push(resolve_filter(r.get_ref(), custom).map_err(|e| src.err(r.span(), "filter", e))?);
+        filters
+            .push(resolve_filter(r.get_ref(), custom).map_err(|e| src.err(r.span(), "filter", e))?);
     }
     let logs = j.logs.unwrap_or_default();
     let maxretry = match j.maxretry {
-        Some(m) if *m.get_ref() == 0 => return Err(src.err(m.span(), "maxretry", "must be at least 1")),
+        Some(m) if *m.get_ref() == 0 => {
+            return Err(src.err(m.span(), "maxretry", "must be at least 1"))
+        }
         Some(m) => *m.get_ref(),
         None => DEFAULT_MAXRETRY,
     };
@@ -395,18 +442,41 @@ fn validate_jail(src: &Src, j: RawJail, custom: &[Filter], _texts: &[(String, St
             Some(out)
         }
     };
-    let pick = |v: &Option<Spanned<String>>, key: &str, allowed: &[&str], default: &str| -> Result<String> {
+    let pick = |v: &Option<Spanned<String>>,
+                key: &str,
+                allowed: &[&str],
+                default: &str|
+     -> Result<String> {
         match v {
             None => Ok(default.to_string()),
             Some(s) if allowed.contains(&s.get_ref().as_str()) => Ok(s.get_ref().clone()),
-            Some(s) => Err(src.err(s.span(), key, format!("{:?} is not valid; use one of: {}", s.get_ref(), allowed.join(", ")))),
+            Some(s) => Err(src.err(
+                s.span(),
+                key,
+                format!(
+                    "{:?} is not valid; use one of: {}",
+                    s.get_ref(),
+                    allowed.join(", ")
+                ),
+            )),
         }
     };
     let protocol = pick(&j.protocol, "protocol", &["tcp", "udp", "both"], "tcp")?;
     let action = pick(&j.action, "action", &["drop", "reject"], "drop")?;
-    let mode = Mode::parse(&pick(&j.mode, "mode", &["normal", "ddos", "aggressive"], "normal")?).expect("mode");
+    let mode = Mode::parse(&pick(
+        &j.mode,
+        "mode",
+        &["normal", "ddos", "aggressive"],
+        "normal",
+    )?)
+    .expect("mode");
     let ignore = cidrs(src, &j.ignore.unwrap_or_default(), "ignore")?;
-    let user_weights = j.user_weights.unwrap_or_default().into_iter().map(|(k, v)| (k.into_bytes(), v)).collect();
+    let user_weights = j
+        .user_weights
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k.into_bytes(), v))
+        .collect();
     Ok(JailConfig {
         name,
         filter_names: refs.iter().map(|r| r.get_ref().clone()).collect(),
@@ -425,9 +495,14 @@ fn validate_jail(src: &Src, j: RawJail, custom: &[Filter], _texts: &[(String, St
 }
 
 fn parse_port(v: &toml::Value) -> std::result::Result<(u16, u16), String> {
-    let bad = || format!("{v} is not a port; use a number 1-65535 or a range string like \"8000-8080\"");
+    let bad =
+        || format!("{v} is not a port; use a number 1-65535 or a range string like \"8000-8080\"");
     match v {
-        toml::Value::Integer(n) => u16::try_from(*n).ok().filter(|&p| p > 0).map(|p| (p, p)).ok_or_else(bad),
+        toml::Value::Integer(n) => u16::try_from(*n)
+            .ok()
+            .filter(|&p| p > 0)
+            .map(|p| (p, p))
+            .ok_or_else(bad),
         toml::Value::String(s) => {
             let (a, b) = s.split_once('-').unwrap_or((s, s));
             let a: u16 = a.trim().parse().map_err(|_| bad())?;
@@ -457,7 +532,9 @@ pub fn own_addresses() -> Vec<IpAddr> {
                 match i32::from((*a).sa_family) {
                     libc::AF_INET => {
                         let sin = &*(a as *const libc::sockaddr_in);
-                        out.push(IpAddr::from(u32::from_be(sin.sin_addr.s_addr).to_be_bytes()));
+                        out.push(IpAddr::from(
+                            u32::from_be(sin.sin_addr.s_addr).to_be_bytes(),
+                        ));
                     }
                     libc::AF_INET6 => {
                         let sin6 = &*(a as *const libc::sockaddr_in6);
@@ -478,7 +555,10 @@ pub fn warnings(cfg: &Config) -> Vec<String> {
     let mut w = Vec::new();
     for j in &cfg.jails {
         if j.logs.is_empty() {
-            w.push(format!("jail {:?} has no `logs`: it will see nothing", j.name));
+            w.push(format!(
+                "jail {:?} has no `logs`: it will see nothing",
+                j.name
+            ));
         }
         for l in &j.logs {
             if !l.starts_with("journal:") && !Path::new(l).is_absolute() {
@@ -486,7 +566,10 @@ pub fn warnings(cfg: &Config) -> Vec<String> {
             }
         }
         if j.findtime < 1000 {
-            w.push(format!("jail {:?}: findtime under one second counts almost nothing", j.name));
+            w.push(format!(
+                "jail {:?}: findtime under one second counts almost nothing",
+                j.name
+            ));
         }
     }
     w
@@ -497,7 +580,10 @@ pub fn check_jail_names(cfg: &Config, names: &[String]) -> Result<()> {
     for n in names {
         if !cfg.jails.iter().any(|j| &j.name == n) {
             let known: Vec<&str> = cfg.jails.iter().map(|j| j.name.as_str()).collect();
-            bail!("no jail named {n:?}; jails in this configuration: {}", known.join(", "));
+            bail!(
+                "no jail named {n:?}; jails in this configuration: {}",
+                known.join(", ")
+            );
         }
     }
     Ok(())
@@ -520,7 +606,10 @@ mod tests {
         let c = load("").unwrap();
         assert_eq!(c.jails.len(), 1);
         let j = &c.jails[0];
-        assert_eq!((j.name.as_str(), j.maxretry, j.findtime, j.bantime), ("sshd", 5, 600_000, 3_600_000));
+        assert_eq!(
+            (j.name.as_str(), j.maxretry, j.findtime, j.bantime),
+            ("sshd", 5, 600_000, 3_600_000)
+        );
         assert_eq!(j.ports, Some(vec![(22, 22)]));
     }
 
@@ -558,21 +647,42 @@ user_weights = { root = 3 }
     #[test]
     fn typo_is_an_error_with_line_and_key() {
         let e = err("[[jail]]\nname = \"sshd\"\nmaxretyr = 3\n");
-        assert!(e.contains("test.toml") && e.contains("line 3") && e.contains("maxretyr") && e.contains("maxretry"), "{e}");
+        assert!(
+            e.contains("test.toml")
+                && e.contains("line 3")
+                && e.contains("maxretyr")
+                && e.contains("maxretry"),
+            "{e}"
+        );
     }
 
     #[test]
     fn bad_values_name_file_line_key_and_valid_forms() {
         let e = err("[[jail]]\nname = \"sshd\"\nbantime = \"10 parsecs\"\n");
-        assert!(e.starts_with("test.toml:3: `bantime`") && e.contains("\"10m\""), "{e}");
+        assert!(
+            e.starts_with("test.toml:3: `bantime`") && e.contains("\"10m\""),
+            "{e}"
+        );
         let e = err("ignore = [\"example.com\"]\n");
-        assert!(e.starts_with("test.toml:1: `ignore`") && e.contains("CIDR"), "{e}");
+        assert!(
+            e.starts_with("test.toml:1: `ignore`") && e.contains("CIDR"),
+            "{e}"
+        );
         let e = err("[[jail]]\nname = \"x\"\nfilter = \"nosuch\"\n");
-        assert!(e.starts_with("test.toml:3: `filter`") && e.contains("sshd"), "{e}");
+        assert!(
+            e.starts_with("test.toml:3: `filter`") && e.contains("sshd"),
+            "{e}"
+        );
         let e = err("[[jail]]\nname = \"sshd\"\nports = [70000]\n");
-        assert!(e.starts_with("test.toml:3: `ports`") && e.contains("1-65535"), "{e}");
+        assert!(
+            e.starts_with("test.toml:3: `ports`") && e.contains("1-65535"),
+            "{e}"
+        );
         let e = err("[firewall]\nbackend = \"ipfw\"\n");
-        assert!(e.starts_with("test.toml:2: `firewall.backend`") && e.contains("nftables"), "{e}");
+        assert!(
+            e.starts_with("test.toml:2: `firewall.backend`") && e.contains("nftables"),
+            "{e}"
+        );
         let e = err("[[jail]]\nname = \"bad name!\"\n");
         assert!(e.contains("`name`") && e.contains("letters"), "{e}");
         let e = err("state_dir = \"relative\"\n");
@@ -585,8 +695,14 @@ user_weights = { root = 3 }
     fn dropins_override_and_replace_jails() {
         let c = Config::from_texts(
             &[
-                ("a.toml".into(), "[[jail]]\nname = \"sshd\"\nmaxretry = 3\n".into()),
-                ("b.toml".into(), "[[jail]]\nname = \"sshd\"\nmaxretry = 7\n".into()),
+                (
+                    "a.toml".into(),
+                    "[[jail]]\nname = \"sshd\"\nmaxretry = 3\n".into(),
+                ),
+                (
+                    "b.toml".into(),
+                    "[[jail]]\nname = \"sshd\"\nmaxretry = 7\n".into(),
+                ),
             ],
             vec![],
         )

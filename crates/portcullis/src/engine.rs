@@ -10,10 +10,22 @@ use crate::config::{Config, JailConfig};
 
 /// The settings of a core jail for a configured jail; `own` are the host's addresses.
 pub fn jail_settings(cfg: &Config, j: &JailConfig, own: &[IpAddr]) -> JailSettings {
-    let global = IgnoreList::new(cfg.ignore.clone(), if cfg.ignore_self { own.to_vec() } else { Vec::new() });
+    let global = IgnoreList::new(
+        cfg.ignore.clone(),
+        if cfg.ignore_self {
+            own.to_vec()
+        } else {
+            Vec::new()
+        },
+    );
     JailSettings {
         name: j.name.clone(),
-        tracker: TrackerConfig { maxretry: j.maxretry, findtime: j.findtime, bantime: j.bantime, max_tracked: cfg.max_tracked },
+        tracker: TrackerConfig {
+            maxretry: j.maxretry,
+            findtime: j.findtime,
+            bantime: j.bantime,
+            max_tracked: cfg.max_tracked,
+        },
         mode: j.mode,
         user_weights: j.user_weights.clone(),
         ignore: global.extended(&j.ignore),

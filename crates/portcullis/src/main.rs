@@ -3,6 +3,7 @@
 
 mod cli;
 mod config;
+mod daemon;
 mod engine;
 mod firewall;
 mod sources;
@@ -22,8 +23,76 @@ struct Cli {
     cmd: Cmd,
 }
 
+/// How a client finds the daemon.
+#[derive(clap::Args, Clone)]
+struct Target {
+    /// Configuration file whose `socket` to use [default: /etc/portcullis/portcullis.toml].
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Control socket path (overrides the configuration).
+    #[arg(long)]
+    socket: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
+    /// Run the daemon in the foreground (as systemd expects): follow the jails' logs, ban
+    /// through nftables, keep state in SQLite, answer on the control socket.
+    /// SIGHUP or `portcullis reload` re-reads the configuration; SIGTERM stops.
+    Run {
+        /// Configuration file [default: /etc/portcullis/portcullis.toml, else built-in defaults].
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Show jails, addresses failing in the window, and active bans.
+    Status {
+        /// Only this jail.
+        jail: Option<String>,
+        #[command(flatten)]
+        target: Target,
+        /// Print the daemon's JSON answer.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List active bans.
+    Bans {
+        #[command(flatten)]
+        target: Target,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ban an address by hand (refused for loopback, own and ignored addresses).
+    Ban {
+        /// The address.
+        addr: String,
+        /// Jail [default: the first jail].
+        #[arg(long)]
+        jail: Option<String>,
+        /// Duration, e.g. 1h, 3d [default: the jail's bantime].
+        #[arg(long = "for")]
+        duration: Option<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Lift a ban (or all bans with --all).
+    Unban {
+        /// The address.
+        addr: Option<String>,
+        /// Every active ban.
+        #[arg(long)]
+        all: bool,
+        /// Only in this jail.
+        #[arg(long)]
+        jail: Option<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Ask the daemon to re-read its configuration (a bad one is refused; the old keeps running).
+    Reload {
+        #[command(flatten)]
+        target: Target,
+    },
     /// Validate the configuration (and its portcullis.d/ drop-ins) without starting anything.
     CheckConfig {
         /// Configuration file [default: /etc/portcullis/portcullis.toml, else built-in defaults].
@@ -77,10 +146,55 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    use daemon::protocol::Request;
+    let client = |t: &Target, req: Request, json: bool| -> anyhow::Result<i32> {
+        let sock = cli::client::socket_path(t.socket.as_deref(), t.config.as_deref())?;
+        cli::client::run(&sock, req, json)
+    };
     let res = match cli.cmd {
+        Cmd::Run { config } => daemon::run(config.as_deref()),
+        Cmd::Status { jail, target, json } => client(&target, Request::Status { jail }, json),
+        Cmd::Bans { target, json } => client(&target, Request::Bans, json),
+        Cmd::Ban {
+            addr,
+            jail,
+            duration,
+            target,
+        } => client(
+            &target,
+            Request::Ban {
+                addr,
+                jail,
+                duration,
+            },
+            false,
+        ),
+        Cmd::Unban {
+            addr,
+            all,
+            jail,
+            target,
+        } => {
+            if addr.is_none() && !all {
+                eprintln!("portcullis: give an address to unban, or --all");
+                return ExitCode::from(2);
+            }
+            client(&target, Request::Unban { addr, jail, all }, false)
+        }
+        Cmd::Reload { target } => client(&target, Request::Reload, false),
         Cmd::CheckConfig { config } => cli::check_config::run(config.as_deref()),
-        Cmd::Test { filter, json, top, file } => cli::test::run(&filter, json, file.as_deref(), top),
-        Cmd::Replay { config, jail, json, logs } => cli::replay::run(config.as_deref(), &jail, json, &logs),
+        Cmd::Test {
+            filter,
+            json,
+            top,
+            file,
+        } => cli::test::run(&filter, json, file.as_deref(), top),
+        Cmd::Replay {
+            config,
+            jail,
+            json,
+            logs,
+        } => cli::replay::run(config.as_deref(), &jail, json, &logs),
         Cmd::Filters { json } => cli::filters::run(json),
         Cmd::ImportFail2ban { path, output } => cli::import_fail2ban::run(&path, output.as_deref()),
     };

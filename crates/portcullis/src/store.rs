@@ -328,7 +328,8 @@ fn open_conn(path: &Path) -> Result<Connection, OpenError> {
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(OpenError::Other(anyhow!(
-            "cannot switch to WAL journal mode (got {mode:?}); is the file on a network file system?"
+            "cannot switch to WAL journal mode (got {mode:?}); \
+             is the file on a network file system?"
         )));
     }
     conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -405,11 +406,12 @@ fn refuse_message(path: &Path, why: &str) -> String {
     let p = path.display();
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     format!(
-        "state file {p} is unusable (corrupt or not a SQLite database): {why}. Portcullis does not overwrite it, so that no ban \
-         or read position is lost silently. To start with an empty state, set \
-         `on_corrupt_state = \"move-aside\"` in the config (the file is then renamed to \
-         {name}.corrupt-<unix seconds>), or move {p} (with {p}-wal and {p}-shm if present) out \
-         of the way yourself; `sqlite3 {p} .recover` may rescue its contents."
+        "state file {p} is unusable (corrupt or not a SQLite database): {why}. Portcullis \
+         does not overwrite it, so that no ban or read position is lost silently. To start \
+         with an empty state, set `on_corrupt_state = \"move-aside\"` in the config (the file \
+         is then renamed to {name}.corrupt-<unix seconds>), or move {p} (with {p}-wal and \
+         {p}-shm if present) out of the way yourself; `sqlite3 {p} .recover` may rescue \
+         its contents."
     )
 }
 

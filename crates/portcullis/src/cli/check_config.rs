@@ -10,14 +10,33 @@ pub fn run(path: Option<&Path>) -> anyhow::Result<i32> {
     let from = if cfg.sources.is_empty() {
         "built-in default configuration (no file)".to_string()
     } else {
-        cfg.sources.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        cfg.sources
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     println!("configuration OK: {from}");
-    println!("socket {}, state in {}, firewall {}", cfg.socket.display(), cfg.state_dir.display(), cfg.firewall.backend);
+    println!(
+        "socket {}, state in {}, firewall {}",
+        cfg.socket.display(),
+        cfg.state_dir.display(),
+        cfg.firewall.backend
+    );
     for j in &cfg.jails {
         let ports = match &j.ports {
             None => "all ports".to_string(),
-            Some(p) => p.iter().map(|(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") }).collect::<Vec<_>>().join(","),
+            Some(p) => p
+                .iter()
+                .map(|(a, b)| {
+                    if a == b {
+                        a.to_string()
+                    } else {
+                        format!("{a}-{b}")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(","),
         };
         println!(
             "jail {}: filter {} ({:?}), {} failures in {} -> ban {} on {} ({}), logs: {}",
@@ -29,7 +48,11 @@ pub fn run(path: Option<&Path>) -> anyhow::Result<i32> {
             portcullis_core::duration::format(j.bantime),
             ports,
             j.action,
-            if j.logs.is_empty() { "none".into() } else { j.logs.join(", ") }
+            if j.logs.is_empty() {
+                "none".into()
+            } else {
+                j.logs.join(", ")
+            }
         );
     }
     for w in config::warnings(&cfg) {

@@ -8,7 +8,11 @@ pub fn run(json: bool) -> anyhow::Result<i32> {
     for b in builtin::all() {
         let f = Filter::from_toml(b.source, b.name).map_err(anyhow::Error::msg)?;
         if json {
-            let programs: Vec<String> = f.programs.iter().map(|p| String::from_utf8_lossy(p).into_owned()).collect();
+            let programs: Vec<String> = f
+                .programs
+                .iter()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .collect();
             out.push_str(&serde_json::json!({"name": f.name, "description": f.description, "programs": programs, "rules": f.rules().len()}).to_string());
             out.push('\n');
         } else {

@@ -43,7 +43,9 @@ pub fn open(path: Option<&std::path::Path>) -> anyhow::Result<Box<dyn Read>> {
     match path {
         None => Ok(Box::new(io::stdin().lock())),
         Some(p) if p.as_os_str() == "-" => Ok(Box::new(io::stdin().lock())),
-        Some(p) => Ok(Box::new(std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?)),
+        Some(p) => Ok(Box::new(
+            std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?,
+        )),
     }
 }
 
@@ -57,6 +59,9 @@ mod tests {
         let mut got = Vec::new();
         let n = for_each_line(&data[..], |l| got.push(l.to_vec())).unwrap();
         assert_eq!(n, 4);
-        assert_eq!(got, vec![b"a".to_vec(), b"bb".to_vec(), b"".to_vec(), b"ccc".to_vec()]);
+        assert_eq!(
+            got,
+            vec![b"a".to_vec(), b"bb".to_vec(), b"".to_vec(), b"ccc".to_vec()]
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! Subcommands that work without a daemon: test, replay, check-config, filters, import.
 
 pub mod check_config;
+pub mod client;
 pub mod filters;
 pub mod import_fail2ban;
 pub mod input;
@@ -13,8 +14,14 @@ use portcullis_core::time::TimeContext;
 
 /// The current time and local UTC offset: the only clock read of the offline commands.
 pub fn time_context() -> TimeContext {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-    TimeContext { now, local_offset: local_offset(now / 1000) }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    TimeContext {
+        now,
+        local_offset: local_offset(now / 1000),
+    }
 }
 
 /// Local UTC offset in seconds at `secs` (from the C library's time zone rules).

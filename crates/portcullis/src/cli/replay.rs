@@ -15,7 +15,12 @@ use super::input;
 use crate::config::{self, Config};
 
 /// Runs the replay; returns the exit code.
-pub fn run(config_path: Option<&Path>, jails: &[String], json: bool, logs: &[PathBuf]) -> Result<i32> {
+pub fn run(
+    config_path: Option<&Path>,
+    jails: &[String],
+    json: bool,
+    logs: &[PathBuf],
+) -> Result<i32> {
     let cfg = match config_path {
         Some(p) => Config::load(Some(p))?,
         None => Config::builtin()?,
@@ -34,12 +39,21 @@ pub fn run(config_path: Option<&Path>, jails: &[String], json: bool, logs: &[Pat
     let mut bans = 0u64;
     let mut lines = 0u64;
     let mut err = Ok(());
-    let sources: Vec<Option<&Path>> = if logs.is_empty() { vec![None] } else { logs.iter().map(|p| Some(p.as_path())).collect() };
+    let sources: Vec<Option<&Path>> = if logs.is_empty() {
+        vec![None]
+    } else {
+        logs.iter().map(|p| Some(p.as_path())).collect()
+    };
     for src in sources {
         input::for_each_line(input::open(src)?, |line| {
             lines += 1;
             for j in running.iter_mut() {
-                let step = j.process(line, &ctx, None, if last == i64::MIN { ctx.now } else { last });
+                let step = j.process(
+                    line,
+                    &ctx,
+                    None,
+                    if last == i64::MIN { ctx.now } else { last },
+                );
                 if let Step::Failure { failure, decision } = step {
                     last = last.max(failure.time);
                     if let Some(d) = decision {

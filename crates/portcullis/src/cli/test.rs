@@ -75,7 +75,9 @@ pub fn run(filter: &str, json: bool, file: Option<&Path>, top: usize) -> Result<
         _ => {
             let mut s = Stats::default();
             let mut scratch = set.scratch();
-            input::for_each_line(input::open(None)?, |l| count(&set, &mut scratch, &mut s, l, &ctx))?;
+            input::for_each_line(input::open(None)?, |l| {
+                count(&set, &mut scratch, &mut s, l, &ctx)
+            })?;
             s
         }
     };
@@ -83,7 +85,13 @@ pub fn run(filter: &str, json: bool, file: Option<&Path>, top: usize) -> Result<
     Ok(0)
 }
 
-fn count(set: &MatchSet, scratch: &mut portcullis_core::filter::Scratch, s: &mut Stats, line: &[u8], ctx: &TimeContext) {
+fn count(
+    set: &MatchSet,
+    scratch: &mut portcullis_core::filter::Scratch,
+    s: &mut Stats,
+    line: &[u8],
+    ctx: &TimeContext,
+) {
     s.lines += 1;
     if let Some(h) = set.match_line(line, ctx, scratch) {
         s.matched += 1;
@@ -107,7 +115,9 @@ fn count(set: &MatchSet, scratch: &mut portcullis_core::filter::Scratch, s: &mut
 fn summarise_file(set: &MatchSet, path: &Path, ctx: &TimeContext) -> Result<Stats> {
     use anyhow::Context;
     let data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8);
     let mut bounds = vec![0usize];
     for i in 1..threads {
         let guess = data.len() * i / threads;
@@ -144,9 +154,17 @@ fn summarise_file(set: &MatchSet, path: &Path, ctx: &TimeContext) -> Result<Stat
     Ok(total)
 }
 
-fn write_json(out: &mut impl Write, set: &MatchSet, scratch: &mut portcullis_core::filter::Scratch, line: &[u8], ctx: &TimeContext) -> Result<()> {
+fn write_json(
+    out: &mut impl Write,
+    set: &MatchSet,
+    scratch: &mut portcullis_core::filter::Scratch,
+    line: &[u8],
+    ctx: &TimeContext,
+) -> Result<()> {
     match set.match_line(line, ctx, scratch) {
-        None => out.write_all(b"{\"matched\":false,\"host\":null,\"user\":null,\"time\":null,\"rule\":null}\n")?,
+        None => out.write_all(
+            b"{\"matched\":false,\"host\":null,\"user\":null,\"time\":null,\"rule\":null}\n",
+        )?,
         Some(h) => {
             let rule = &set.filters()[h.filter].rules()[h.rule].id;
             let user = h.user.map(|u| String::from_utf8_lossy(u).into_owned());
@@ -164,7 +182,11 @@ fn write_json(out: &mut impl Write, set: &MatchSet, scratch: &mut portcullis_cor
     Ok(())
 }
 
-fn top_n<K: Clone, F: Fn(&K) -> String>(m: &HashMap<K, u64>, n: usize, show: F) -> Vec<(String, u64)> {
+fn top_n<K: Clone, F: Fn(&K) -> String>(
+    m: &HashMap<K, u64>,
+    n: usize,
+    show: F,
+) -> Vec<(String, u64)> {
     let mut v: Vec<(String, u64)> = m.iter().map(|(k, c)| (show(k), *c)).collect();
     v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     v.truncate(n);
@@ -175,17 +197,31 @@ fn print_summary(set: &MatchSet, s: &Stats, top: usize) {
     let f: &Filter = &set.filters()[0];
     let mut o = String::new();
     o.push_str(&format!("filter {}: {}\n", f.name, f.description));
-    o.push_str(&format!("lines read: {}\nlines matched: {}\nlines not matched: {}\n", s.lines, s.matched, s.lines - s.matched));
+    o.push_str(&format!(
+        "lines read: {}\nlines matched: {}\nlines not matched: {}\n",
+        s.lines,
+        s.matched,
+        s.lines - s.matched
+    ));
     o.push_str("\nmatches per rule:\n");
     for (i, r) in f.rules().iter().enumerate() {
         let n = s.per_rule.get(i).copied().unwrap_or(0);
-        o.push_str(&format!("  {n:>10}  {} ({:?}, weight {})\n", r.id, r.class, r.weight));
+        o.push_str(&format!(
+            "  {n:>10}  {} ({:?}, weight {})\n",
+            r.id, r.class, r.weight
+        ));
     }
-    o.push_str(&format!("\ndistinct hosts: {}, top {top}:\n", s.hosts.len()));
+    o.push_str(&format!(
+        "\ndistinct hosts: {}, top {top}:\n",
+        s.hosts.len()
+    ));
     for (h, n) in top_n(&s.hosts, top, |h| h.to_string()) {
         o.push_str(&format!("  {n:>10}  {h}\n"));
     }
-    o.push_str(&format!("\ndistinct users: {}, top {top}:\n", s.users.len()));
+    o.push_str(&format!(
+        "\ndistinct users: {}, top {top}:\n",
+        s.users.len()
+    ));
     for (u, n) in top_n(&s.users, top, |u| String::from_utf8_lossy(u).into_owned()) {
         o.push_str(&format!("  {n:>10}  {u}\n"));
     }

@@ -294,17 +294,17 @@ pub fn setup_script(opts: &NftOptions, jails: &[JailRules], existing: &Existing)
         jails.len()
     );
     let _ = writeln!(s, "add table {t}");
-    // `add` (a no-op if it exists, even as a base chain) so that flush and delete cannot fail.
+    // `add` (a no-op if it exists, even as a base chain) so that flush and delete cannot fail;
+    // all flushed before any is deleted, in case one jumps to another.
     let old_chains: BTreeSet<&str> = hooks
         .iter()
         .copied()
         .chain(existing.chains.iter().map(String::as_str))
         .collect();
-    for chain in old_chains {
-        let _ = writeln!(
-            s,
-            "add chain {t} {chain}\nflush chain {t} {chain}\ndelete chain {t} {chain}"
-        );
+    for verb in ["add", "flush", "delete"] {
+        for chain in &old_chains {
+            let _ = writeln!(s, "{verb} chain {t} {chain}");
+        }
     }
     let wanted: BTreeMap<String, &str> = jails
         .iter()
@@ -680,7 +680,9 @@ add rule inet portcullis input ip6 saddr @v6_mail meta l4proto { tcp, udp } th d
                 "input ip saddr @v4_web meta l4proto tcp counter reject with tcp reset",
             ]
         );
-        assert!(script.contains("add chain inet portcullis forward { type filter hook forward priority -10; policy accept; }"));
+        assert!(script.contains(
+            "add chain inet portcullis forward { type filter hook forward priority -10; policy accept; }"
+        ));
         assert!(script.contains(
             "add rule inet portcullis forward ip6 saddr @v6_dns udp dport { 53 } counter reject"
         ));

@@ -1,0 +1,77 @@
+//! Client subcommands that talk to the daemon over its control socket.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use crate::config::Config;
+use crate::daemon::control;
+use crate::daemon::protocol::{Request, Response};
+
+/// Finds the socket: `--socket`, else the one named by the configuration.
+pub fn socket_path(socket: Option<&Path>, config: Option<&Path>) -> Result<PathBuf> {
+    match socket {
+        Some(s) => Ok(s.to_path_buf()),
+        None => Ok(Config::load(config)?.socket),
+    }
+}
+
+/// Sends `req`, prints the answer (as JSON with `json`), returns the exit code.
+pub fn run(socket: &Path, req: Request, json: bool) -> Result<i32> {
+    let resp = match control::request(socket, &req) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("portcullis: {e:#}");
+            return Ok(3);
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&resp)?);
+    } else {
+        print_human(&req, &resp);
+    }
+    Ok(if resp.ok { 0 } else { 1 })
+}
+
+fn print_human(req: &Request, r: &Response) {
+    if let Some(e) = &r.error {
+        eprintln!("portcullis: {e}");
+        return;
+    }
+    if let Some(m) = &r.message {
+        println!("{m}");
+    }
+    for j in &r.jails {
+        println!(
+            "jail {}: filters {}, {} failures in {} -> ban {}; logs: {}",
+            j.name,
+            j.filters.join("+"),
+            j.maxretry,
+            j.findtime,
+            j.bantime,
+            j.logs.join(", ")
+        );
+        println!(
+            "  banned now: {}   tracked addresses: {}",
+            j.banned,
+            j.failing.len()
+        );
+        if j.evicted > 0 {
+            println!("  tracking cap reached: {} addresses evicted", j.evicted);
+        }
+        for (a, n) in j.failing.iter().take(20) {
+            println!("  failing {a} ({n})");
+        }
+    }
+    if matches!(req, Request::Bans | Request::Status { .. }) {
+        if r.bans.is_empty() {
+            println!("no active bans");
+        }
+        for b in &r.bans {
+            println!(
+                "{:<40} jail={:<12} until {} ({}s left)",
+                b.host, b.jail, b.until, b.remaining_secs
+            );
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! The control socket: the server side (a thread per connection, requests forwarded to the
+//! engine) and the client side used by `status`, `bans`, `ban`, `unban`, `reload`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::sync::mpsc::{self, Sender};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use super::protocol::{Request, Response};
+use super::Msg;
+
+/// Binds the socket (mode 0600, root only), replacing a stale one.
+pub fn bind(path: &Path) -> Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    if path.exists() {
+        if UnixStream::connect(path).is_ok() {
+            anyhow::bail!(
+                "another portcullis daemon is already listening on {}",
+                path.display()
+            );
+        }
+        std::fs::remove_file(path)
+            .with_context(|| format!("cannot remove stale socket {}", path.display()))?;
+    }
+    let l = UnixListener::bind(path)
+        .with_context(|| format!("cannot bind control socket {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(l)
+}
+
+/// Accepts connections forever, forwarding each request to the engine.
+pub fn serve(listener: UnixListener, engine: Sender<Msg>) {
+    for conn in listener.incoming() {
+        let Ok(conn) = conn else { continue };
+        let engine = engine.clone();
+        std::thread::spawn(move || {
+            let _ = handle(conn, &engine);
+        });
+    }
+}
+
+fn handle(conn: UnixStream, engine: &Sender<Msg>) -> Result<()> {
+    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut reader = BufReader::new(std::io::Read::take(conn.try_clone()?, 64 * 1024));
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let resp = match serde_json::from_str::<Request>(&line) {
+        Err(e) => Response::err(format!("bad request: {e}")),
+        Ok(req) => {
+            let (tx, rx) = mpsc::channel();
+            if engine.send(Msg::Control(req, tx)).is_err() {
+                Response::err("the daemon is stopping")
+            } else {
+                rx.recv_timeout(Duration::from_secs(30))
+                    .unwrap_or_else(|_| Response::err("the daemon did not answer in time"))
+            }
+        }
+    };
+    let mut w = conn;
+    serde_json::to_writer(&mut w, &resp)?;
+    w.write_all(b"\n")?;
+    Ok(())
+}
+
+/// Sends one request to the daemon at `socket` and returns its response.
+pub fn request(socket: &Path, req: &Request) -> Result<Response> {
+    let mut s = UnixStream::connect(socket).map_err(|e| {
+        anyhow::anyhow!("no portcullis daemon is answering on {} ({e}); is `portcullis run` running, and is this the socket of its configuration?", socket.display())
+    })?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    serde_json::to_writer(&mut s, req)?;
+    s.write_all(b"\n")?;
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line)?;
+    serde_json::from_str(&line).with_context(|| format!("bad answer from the daemon: {line:?}"))
+}

@@ -1,0 +1,648 @@
+//! `portcullis run`: the daemon. One engine thread owns all state (jails, trackers, store,
+//! firewall); sources, the control socket and signals talk to it over a channel.
+
+pub mod control;
+pub mod protocol;
+pub mod sources;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use portcullis_core::decision::{Decision, Millis};
+use portcullis_core::duration;
+use portcullis_core::jail::{Jail, Step};
+use portcullis_core::time::rfc3339;
+
+use crate::config::{self, Config, OnCorrupt};
+use crate::engine;
+use crate::firewall::nftables::{NftOptions, Nftables};
+use crate::firewall::null::Null;
+use crate::firewall::{Action, Firewall, FwOp, JailRules, Proto};
+use crate::store::{BanRecord, CorruptPolicy, Position, Store, StoreOp};
+use protocol::{BanInfo, JailStatus, Request, Response};
+use sources::{Batch, SharedPaths};
+
+/// Messages to the engine.
+pub enum Msg {
+    /// Lines from a source.
+    Lines(Batch),
+    /// A control request and where to answer.
+    Control(Request, Sender<Response>),
+    /// SIGHUP.
+    Reload,
+    /// SIGTERM / SIGINT.
+    Stop,
+    /// A message to log.
+    Note(String),
+    /// A source cannot run at all.
+    Fatal(String),
+}
+
+fn now_ms() -> Millis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// One structured action line (the block log of blacklist.py, in modern form).
+fn log_action(msg: &str) {
+    eprintln!("{msg}");
+}
+
+struct Engine {
+    config_path: Option<PathBuf>,
+    cfg: Config,
+    jails: Vec<Jail>,
+    /// Which jails read which source.
+    routes: HashMap<String, Vec<usize>>,
+    own: Vec<IpAddr>,
+    fw: Box<dyn Firewall>,
+    store: Store,
+    new_paths: SharedPaths,
+}
+
+fn jail_rules(cfg: &Config) -> Vec<JailRules> {
+    cfg.jails
+        .iter()
+        .map(|j| JailRules {
+            name: j.name.clone(),
+            ports: j.ports.clone(),
+            proto: match j.protocol.as_str() {
+                "udp" => Proto::Udp,
+                "both" => Proto::Both,
+                _ => Proto::Tcp,
+            },
+            action: if j.action == "reject" {
+                Action::Reject
+            } else {
+                Action::Drop
+            },
+        })
+        .collect()
+}
+
+fn routes(cfg: &Config) -> HashMap<String, Vec<usize>> {
+    let mut r: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, j) in cfg.jails.iter().enumerate() {
+        for l in &j.logs {
+            r.entry(l.clone()).or_default().push(i);
+        }
+    }
+    r
+}
+
+fn file_paths(cfg: &Config) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = cfg
+        .jails
+        .iter()
+        .flat_map(|j| j.logs.iter())
+        .filter(|l| !l.starts_with("journal:"))
+        .map(PathBuf::from)
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Runs the daemon in the foreground until SIGTERM.
+pub fn run(config_path: Option<&Path>) -> Result<i32> {
+    let cfg = Config::load(config_path)?;
+    for w in config::warnings(&cfg) {
+        log_action(&format!("warning {w}"));
+    }
+    std::fs::create_dir_all(&cfg.state_dir)
+        .with_context(|| format!("cannot create state_dir {}", cfg.state_dir.display()))?;
+    let policy = match cfg.on_corrupt_state {
+        OnCorrupt::Refuse => CorruptPolicy::Refuse,
+        OnCorrupt::MoveAside => CorruptPolicy::MoveAside,
+    };
+    let store = Store::open(&cfg.state_dir.join("portcullis.db"), policy)?;
+    for n in store.notes() {
+        log_action(&format!("error state {n}"));
+    }
+    let fw: Box<dyn Firewall> = match cfg.firewall.backend.as_str() {
+        "null" => Box::new(Null::default()),
+        _ => Box::new(Nftables::new(NftOptions {
+            table: cfg.firewall.table.clone(),
+            priority: cfg.firewall.priority,
+            forward: cfg.firewall.forward,
+            command: vec!["nft".into()],
+        })),
+    };
+    let own = config::own_addresses();
+    let jails = cfg
+        .jails
+        .iter()
+        .map(|j| engine::build_jail(&cfg, j, &own))
+        .collect();
+    let mut eng = Engine {
+        config_path: config_path.map(Path::to_path_buf),
+        routes: routes(&cfg),
+        cfg,
+        jails,
+        own,
+        fw,
+        store,
+        new_paths: Arc::new(Mutex::new(None)),
+    };
+    eng.fw
+        .setup(&jail_rules(&eng.cfg))
+        .context("cannot set up the firewall")?;
+    eng.restore()?;
+
+    let (tx, rx) = mpsc::channel::<Msg>();
+    let listener = control::bind(&eng.cfg.socket)?;
+    {
+        let tx = tx.clone();
+        std::thread::spawn(move || control::serve(listener, tx));
+    }
+    spawn_signals(tx.clone())?;
+    let checkpoints = eng
+        .store
+        .positions()?
+        .into_iter()
+        .map(|p| crate::sources::follow::Checkpoint {
+            path: p.path,
+            dev: p.dev,
+            ino: p.ino,
+            fingerprint: p.fingerprint,
+            offset: p.offset,
+        })
+        .collect();
+    {
+        let tx = tx.clone();
+        let paths = file_paths(&eng.cfg);
+        let np = eng.new_paths.clone();
+        std::thread::spawn(move || sources::follow_files(paths, checkpoints, np, tx));
+    }
+    for (i, src) in eng
+        .routes
+        .keys()
+        .filter(|s| s.starts_with("journal:"))
+        .enumerate()
+    {
+        let tx = tx.clone();
+        let cursor = eng.cfg.state_dir.join(format!(
+            "journal-{i}-{}.cursor",
+            src.trim_start_matches("journal:")
+                .replace(['/', ' ', '='], "_")
+        ));
+        let src = src.clone();
+        std::thread::spawn(move || sources::follow_journal(src, cursor, tx));
+    }
+    log_action(&format!(
+        "started jails={} socket={} firewall={}",
+        eng.jails
+            .iter()
+            .map(|j| j.name())
+            .collect::<Vec<_>>()
+            .join(","),
+        eng.cfg.socket.display(),
+        eng.cfg.firewall.backend
+    ));
+    let code = eng.main_loop(&rx);
+    let _ = std::fs::remove_file(&eng.cfg.socket);
+    code
+}
+
+fn spawn_signals(tx: Sender<Msg>) -> Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGINT, SIGTERM])?;
+    std::thread::spawn(move || {
+        for s in signals.forever() {
+            let m = if s == SIGHUP { Msg::Reload } else { Msg::Stop };
+            if tx.send(m).is_err() {
+                return;
+            }
+        }
+    });
+    Ok(())
+}
+
+impl Engine {
+    fn main_loop(&mut self, rx: &Receiver<Msg>) -> Result<i32> {
+        loop {
+            let now = now_ms();
+            let next = self
+                .jails
+                .iter()
+                .filter_map(|j| j.tracker().next_expiry())
+                .min();
+            let wait = next.map_or(Duration::from_secs(60), |t| {
+                Duration::from_millis((t - now).clamp(0, 60_000) as u64)
+            });
+            match rx.recv_timeout(wait) {
+                Ok(Msg::Lines(b)) => self.on_lines(b)?,
+                Ok(Msg::Control(req, reply)) => {
+                    let resp = self.on_control(req);
+                    let _ = reply.send(resp);
+                }
+                Ok(Msg::Reload) => {
+                    if let Err(e) = self.reload() {
+                        log_action(&format!(
+                            "error reload refused, old configuration kept: {e:#}"
+                        ));
+                    }
+                }
+                Ok(Msg::Note(n)) => log_action(&format!("note {n}")),
+                Ok(Msg::Fatal(e)) => {
+                    log_action(&format!("error {e}"));
+                    return Ok(1);
+                }
+                Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return self.stop(),
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            self.expire(now_ms())?;
+        }
+    }
+
+    fn stop(&mut self) -> Result<i32> {
+        if !self.cfg.firewall.keep_bans_on_stop {
+            self.fw.teardown()?;
+            log_action("stopped, firewall table removed (keep_bans_on_stop = false)");
+        } else {
+            log_action("stopped, bans stay in the firewall until they expire");
+        }
+        Ok(0)
+    }
+
+    fn restore(&mut self) -> Result<()> {
+        let now = now_ms();
+        let mut ops = Vec::new();
+        let mut n = 0;
+        for b in self.store.active_bans(now)? {
+            let Some(j) = self.jails.iter_mut().find(|j| j.name() == b.jail) else {
+                continue;
+            };
+            j.tracker_mut().ban(b.addr, b.start, b.end, b.failures);
+            ops.push(FwOp::Add {
+                jail: b.jail.clone(),
+                addr: b.addr,
+                timeout_ms: b.end - now,
+            });
+            n += 1;
+            if n <= 100 {
+                log_action(&format!(
+                    "restore {} jail={} remaining={}",
+                    b.addr,
+                    b.jail,
+                    duration::format(b.end - now)
+                ));
+            }
+        }
+        if !ops.is_empty() {
+            self.fw
+                .apply(&ops)
+                .context("cannot restore bans into the firewall")?;
+        }
+        if n > 100 {
+            log_action(&format!("restore {n} bans in all (first 100 listed)"));
+        }
+        Ok(())
+    }
+
+    fn on_lines(&mut self, b: Batch) -> Result<()> {
+        for n in &b.notes {
+            log_action(&format!("note {n}"));
+        }
+        let now = now_ms();
+        let ctx = portcullis_core::time::TimeContext {
+            now,
+            local_offset: crate::cli::local_offset(now / 1000),
+        };
+        let mut fw_ops = Vec::new();
+        let mut st_ops = Vec::new();
+        for (src, line) in b.iter() {
+            let Some(js) = self.routes.get(src) else {
+                continue;
+            };
+            for &ji in js {
+                let j = &mut self.jails[ji];
+                if let Step::Failure {
+                    decision:
+                        Some(Decision::Ban {
+                            addr,
+                            at,
+                            until,
+                            failures,
+                        }),
+                    ..
+                } = j.process(line, &ctx, Some(now), now)
+                {
+                    if crate::firewall::never_ban(addr) || self.own.contains(&addr) {
+                        j.tracker_mut().unban(addr);
+                        continue;
+                    }
+                    let jail = j.name().to_string();
+                    log_action(&format!(
+                        "ban {addr} jail={jail} failures={failures} for={}",
+                        duration::format(until - at)
+                    ));
+                    fw_ops.push(FwOp::Add {
+                        jail: jail.clone(),
+                        addr,
+                        timeout_ms: until - now,
+                    });
+                    st_ops.push(StoreOp::Ban(BanRecord {
+                        addr,
+                        jail,
+                        start: at,
+                        end: until,
+                        failures,
+                    }));
+                }
+            }
+        }
+        if !fw_ops.is_empty() {
+            if let Err(e) = self.fw.apply(&fw_ops) {
+                log_action(&format!(
+                    "error firewall: {e:#}; repairing the table and retrying"
+                ));
+                self.fw.setup(&jail_rules(&self.cfg))?;
+                self.fw.apply(&fw_ops)?;
+            }
+        }
+        for c in b.checkpoints {
+            st_ops.push(StoreOp::Position(Position {
+                path: c.path,
+                dev: c.dev,
+                ino: c.ino,
+                fingerprint: c.fingerprint,
+                offset: c.offset,
+            }));
+        }
+        if !st_ops.is_empty() {
+            self.store.apply(&st_ops)?;
+        }
+        Ok(())
+    }
+
+    fn expire(&mut self, now: Millis) -> Result<()> {
+        let mut st_ops = Vec::new();
+        for j in &mut self.jails {
+            if j.tracker().next_expiry().is_some_and(|t| t <= now) {
+                for d in j.tracker_mut().expire(now) {
+                    if let Decision::Unban { addr, at } = d {
+                        log_action(&format!("unban {addr} jail={}", j.name()));
+                        st_ops.push(StoreOp::Unban {
+                            addr,
+                            jail: j.name().to_string(),
+                            at,
+                        });
+                    }
+                }
+            }
+        }
+        if !st_ops.is_empty() {
+            self.store.apply(&st_ops)?;
+        }
+        Ok(())
+    }
+
+    fn reload(&mut self) -> Result<String> {
+        let cfg = Config::load(self.config_path.as_deref())?;
+        self.fw
+            .setup(&jail_rules(&cfg))
+            .context("the firewall refused the new jails")?;
+        let mut jails = Vec::new();
+        let mut old: Vec<Jail> = std::mem::take(&mut self.jails);
+        for jc in &cfg.jails {
+            let settings = engine::jail_settings(&cfg, jc, &self.own);
+            match old.iter().position(|j| j.name() == jc.name) {
+                Some(i) => {
+                    let mut j = old.swap_remove(i);
+                    j.reconfigure(settings, jc.filters.clone());
+                    jails.push(j);
+                }
+                None => jails.push(engine::build_jail(&cfg, jc, &self.own)),
+            }
+        }
+        self.jails = jails;
+        self.routes = routes(&cfg);
+        *self.new_paths.lock().expect("paths lock") = Some(file_paths(&cfg));
+        self.cfg = cfg;
+        let msg = format!(
+            "reloaded jails={}",
+            self.jails
+                .iter()
+                .map(|j| j.name())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        log_action(&msg);
+        Ok(msg)
+    }
+
+    fn on_control(&mut self, req: Request) -> Response {
+        let now = now_ms();
+        match req {
+            Request::Reload => match self.reload() {
+                Ok(m) => Response::ok(m),
+                Err(e) => {
+                    log_action(&format!(
+                        "error reload refused, old configuration kept: {e:#}"
+                    ));
+                    Response::err(format!(
+                        "reload refused, the old configuration keeps running: {e:#}"
+                    ))
+                }
+            },
+            Request::Bans => Response {
+                ok: true,
+                bans: self.bans(now, None),
+                ..Default::default()
+            },
+            Request::Status { jail } => {
+                if let Some(n) = &jail {
+                    if !self.jails.iter().any(|j| j.name() == n) {
+                        return Response::err(format!("no jail named {n:?}"));
+                    }
+                }
+                let jails = self
+                    .jails
+                    .iter()
+                    .zip(&self.cfg.jails)
+                    .filter(|(j, _)| jail.as_ref().is_none_or(|n| n == j.name()))
+                    .map(|(j, c)| JailStatus {
+                        name: j.name().to_string(),
+                        filters: c.filter_names.clone(),
+                        logs: c.logs.clone(),
+                        maxretry: c.maxretry,
+                        findtime: duration::format(c.findtime),
+                        bantime: duration::format(c.bantime),
+                        failing: j
+                            .tracker()
+                            .failing(now)
+                            .into_iter()
+                            .map(|(a, n)| (a.to_string(), n))
+                            .collect(),
+                        banned: j.tracker().stats().banned,
+                        evicted: j.tracker().stats().evicted,
+                    })
+                    .collect();
+                Response {
+                    ok: true,
+                    jails,
+                    bans: self.bans(now, jail.as_deref()),
+                    ..Default::default()
+                }
+            }
+            Request::Ban {
+                addr,
+                jail,
+                duration: dur,
+            } => self.manual_ban(&addr, jail.as_deref(), dur.as_deref(), now),
+            Request::Unban { addr, jail, all } => {
+                self.manual_unban(addr.as_deref(), jail.as_deref(), all, now)
+            }
+        }
+    }
+
+    fn bans(&self, now: Millis, only: Option<&str>) -> Vec<BanInfo> {
+        let mut v = Vec::new();
+        for j in self
+            .jails
+            .iter()
+            .filter(|j| only.is_none_or(|n| n == j.name()))
+        {
+            for (addr, until) in j.tracker().bans() {
+                v.push(BanInfo {
+                    host: addr.to_string(),
+                    jail: j.name().to_string(),
+                    until: rfc3339(until),
+                    remaining_secs: (until - now).max(0) / 1000,
+                });
+            }
+        }
+        v
+    }
+
+    fn manual_ban(
+        &mut self,
+        addr: &str,
+        jail: Option<&str>,
+        dur: Option<&str>,
+        now: Millis,
+    ) -> Response {
+        let Some(ip) = portcullis_core::addr::parse(addr.as_bytes()) else {
+            return Response::err(format!("{addr:?} is not an IP address"));
+        };
+        let ji = match jail {
+            Some(n) => match self.jails.iter().position(|j| j.name() == n) {
+                Some(i) => i,
+                None => return Response::err(format!("no jail named {n:?}")),
+            },
+            None if self.jails.is_empty() => return Response::err("there is no jail to ban in"),
+            None => 0,
+        };
+        if let Some(reason) = self.jails[ji].settings().ignore.check(ip) {
+            return Response::err(format!("refused to ban {ip}: {reason}"));
+        }
+        if crate::firewall::never_ban(ip) || self.own.contains(&ip) {
+            return Response::err(format!(
+                "refused to ban {ip}: it is loopback or one of this host's own addresses"
+            ));
+        }
+        let len = match dur {
+            None => self.cfg.jails[ji].bantime,
+            Some(d) => match duration::parse(d) {
+                Ok(l) if l > 0 => l,
+                Ok(_) => return Response::err("the duration must be longer than 0"),
+                Err(e) => return Response::err(e),
+            },
+        };
+        let jail = self.jails[ji].name().to_string();
+        self.jails[ji].tracker_mut().ban(ip, now, now + len, 0);
+        if let Err(e) = self.fw.apply(&[FwOp::Add {
+            jail: jail.clone(),
+            addr: ip,
+            timeout_ms: len,
+        }]) {
+            return Response::err(format!("the firewall refused: {e:#}"));
+        }
+        if let Err(e) = self.store.apply(&[StoreOp::Ban(BanRecord {
+            addr: ip,
+            jail: jail.clone(),
+            start: now,
+            end: now + len,
+            failures: 0,
+        })]) {
+            return Response::err(format!("banned, but the state could not be saved: {e:#}"));
+        }
+        log_action(&format!(
+            "ban {ip} jail={jail} failures=0 for={} manual",
+            duration::format(len)
+        ));
+        Response::ok(format!(
+            "banned {ip} in jail {jail} for {}",
+            duration::format(len)
+        ))
+    }
+
+    fn manual_unban(
+        &mut self,
+        addr: Option<&str>,
+        jail: Option<&str>,
+        all: bool,
+        now: Millis,
+    ) -> Response {
+        let ip = match (addr, all) {
+            (_, true) => None,
+            (Some(a), false) => match portcullis_core::addr::parse(a.as_bytes()) {
+                Some(ip) => Some(ip),
+                None => return Response::err(format!("{a:?} is not an IP address")),
+            },
+            (None, false) => return Response::err("give an address, or --all"),
+        };
+        let mut fw_ops = Vec::new();
+        let mut st_ops = Vec::new();
+        for j in self
+            .jails
+            .iter_mut()
+            .filter(|j| jail.is_none_or(|n| n == j.name()))
+        {
+            let name = j.name().to_string();
+            let addrs: Vec<IpAddr> = match ip {
+                Some(ip) => {
+                    if j.tracker_mut().unban(ip) {
+                        vec![ip]
+                    } else {
+                        vec![]
+                    }
+                }
+                None => j.tracker_mut().unban_all(),
+            };
+            for a in addrs {
+                log_action(&format!("unban {a} jail={name} manual"));
+                fw_ops.push(FwOp::Del {
+                    jail: name.clone(),
+                    addr: a,
+                });
+                st_ops.push(StoreOp::Unban {
+                    addr: a,
+                    jail: name.clone(),
+                    at: now,
+                });
+            }
+        }
+        if fw_ops.is_empty() {
+            return Response::err(match ip {
+                Some(ip) => format!("{ip} is not banned"),
+                None => "nothing is banned".into(),
+            });
+        }
+        if let Err(e) = self.fw.apply(&fw_ops) {
+            return Response::err(format!("the firewall refused: {e:#}"));
+        }
+        if let Err(e) = self.store.apply(&st_ops) {
+            return Response::err(format!("unbanned, but the state could not be saved: {e:#}"));
+        }
+        Response::ok(format!("unbanned {} ban(s)", fw_ops.len()))
+    }
+}

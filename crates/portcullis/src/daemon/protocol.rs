@@ -1,0 +1,113 @@
+//! The control protocol: one JSON request line, one JSON response line, over a Unix socket.
+//! Requests are parsed, applied to the engine's state, then encoded — three steps, so the
+//! logic is testable without a socket.
+
+use serde::{Deserialize, Serialize};
+
+/// A client request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "cmd", rename_all = "lowercase")]
+pub enum Request {
+    /// Jails, failing addresses, active bans.
+    Status {
+        /// Only this jail.
+        jail: Option<String>,
+    },
+    /// Active bans.
+    Bans,
+    /// Ban an address by hand.
+    Ban {
+        /// Address.
+        addr: String,
+        /// Jail (default: the first one).
+        jail: Option<String>,
+        /// Duration like "1h" (default: the jail's bantime).
+        duration: Option<String>,
+    },
+    /// Lift bans of an address (or all).
+    Unban {
+        /// Address, or None with all = true.
+        addr: Option<String>,
+        /// Only this jail.
+        jail: Option<String>,
+        /// Every ban.
+        all: bool,
+    },
+    /// Re-read the configuration.
+    Reload,
+}
+
+/// One active ban, as reported.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BanInfo {
+    /// Address.
+    pub host: String,
+    /// Jail.
+    pub jail: String,
+    /// End, RFC 3339.
+    pub until: String,
+    /// Seconds left.
+    pub remaining_secs: i64,
+}
+
+/// One jail in a status report.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct JailStatus {
+    /// Name.
+    pub name: String,
+    /// Filters.
+    pub filters: Vec<String>,
+    /// Log sources.
+    pub logs: Vec<String>,
+    /// maxretry / findtime / bantime as configured.
+    pub maxretry: u32,
+    /// findtime, human form.
+    pub findtime: String,
+    /// bantime, human form.
+    pub bantime: String,
+    /// Addresses with failures in the window, and their counts.
+    pub failing: Vec<(String, u32)>,
+    /// Active bans.
+    pub banned: usize,
+    /// Addresses evicted because the tracking cap was reached.
+    pub evicted: u64,
+}
+
+/// A response.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct Response {
+    /// Success.
+    pub ok: bool,
+    /// Error or refusal message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Human message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Jails (status).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jails: Vec<JailStatus>,
+    /// Bans (status, bans).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bans: Vec<BanInfo>,
+}
+
+impl Response {
+    /// A success with a message.
+    pub fn ok(msg: impl Into<String>) -> Response {
+        Response {
+            ok: true,
+            message: Some(msg.into()),
+            ..Default::default()
+        }
+    }
+
+    /// A failure with a message.
+    pub fn err(msg: impl Into<String>) -> Response {
+        Response {
+            ok: false,
+            error: Some(msg.into()),
+            ..Default::default()
+        }
+    }
+}
