@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test suite, as a newcomer (and CI) runs it: `sudo ./test.sh`.
+# Installs what the tests need on Debian 12, then runs every test of the workspace,
+# including the real-world ones (network namespaces, a real sshd, nftables), which need root.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "test.sh: the real-world tests need root (network namespaces, nftables); run: sudo ./test.sh" >&2
+  exit 1
+fi
+
+need=(nft ip sshd ssh sshpass useradd chpasswd)
+missing=0
+for c in "${need[@]}"; do command -v "$c" >/dev/null 2>&1 || [ -x "/usr/sbin/$c" ] || missing=1; done
+if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  # policy-rc.d: installing openssh-server must not start a real sshd on this machine
+  created_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && created_policy=1
+  fi
+  apt-get install -y -q nftables iproute2 openssh-server openssh-client sshpass passwd
+  [ "$created_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
+fi
+
+cargo fmt --all -- --check
+cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-2}"
