@@ -1,0 +1,214 @@
+//! The offline commands, run as a user runs them: test, replay, check-config, filters.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn portcullis(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run portcullis");
+    {
+        let mut i = c.stdin.take().unwrap();
+        if let Some(s) = stdin {
+            i.write_all(s.as_bytes()).unwrap();
+        }
+    }
+    c.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+const LOG: &str = "\
+Nov 21 10:00:01 web1 sshd[100]: Failed password for root from 203.0.113.5 port 5000 ssh2
+Nov 21 10:00:02 web1 CRON[5]: pam_unix(cron:session): session opened for user root
+Nov 21 10:00:03 web1 sshd[101]: Invalid user admin from 2001:db8::7 port 5001
+not a log line at all
+Nov 21 10:00:04 web1 sudo: alice : COMMAND=/usr/bin/grep Failed password for root from 198.51.100.9 port 22 ssh2
+Nov 21 10:00:05 web1 sshd[102]: Failed password for invalid user root from 198.51.100.7 from 203.0.113.6 port 22 ssh2
+";
+
+#[test]
+fn test_json_gives_one_object_per_line_in_order() {
+    let o = portcullis(&["test", "--filter", "sshd", "--json"], Some(LOG));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let lines: Vec<serde_json::Value> = text(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), LOG.lines().count());
+    let matched: Vec<bool> = lines
+        .iter()
+        .map(|v| v["matched"].as_bool().unwrap())
+        .collect();
+    assert_eq!(matched, vec![true, false, true, false, false, true]);
+    assert_eq!(lines[0]["host"], "203.0.113.5");
+    assert_eq!(lines[0]["user"], "root");
+    assert_eq!(lines[0]["rule"], "failed");
+    assert!(lines[0]["time"]
+        .as_str()
+        .unwrap()
+        .contains("-11-21T10:00:01"));
+    assert_eq!(lines[2]["host"], "2001:db8::7");
+    assert_eq!(
+        lines[5]["host"], "203.0.113.6",
+        "the address inside the user name must not be taken"
+    );
+    for k in ["host", "user", "time", "rule"] {
+        assert!(
+            lines[1][k].is_null(),
+            "{k} must be null on a non-matching line"
+        );
+    }
+}
+
+#[test]
+fn test_summary_counts_rules_hosts_users() {
+    let o = portcullis(&["test", "--filter", "sshd"], Some(LOG));
+    let out = text(&o.stdout);
+    assert!(o.status.success());
+    assert!(
+        out.contains("lines read: 6") && out.contains("lines matched: 3"),
+        "{out}"
+    );
+    assert!(
+        out.contains("203.0.113.5") && out.contains("admin"),
+        "{out}"
+    );
+}
+
+#[test]
+fn unknown_filter_lists_the_known_ones() {
+    let o = portcullis(&["test", "--filter", "nosuchfilter"], Some(""));
+    assert!(!o.status.success());
+    let e = text(&o.stderr);
+    assert!(e.contains("nosuchfilter") && e.contains("sshd"), "{e}");
+}
+
+#[test]
+fn filter_from_a_file_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("app.toml");
+    std::fs::write(&p, "name = \"app\"\ndescription = \"x\"\n[[rule]]\nid = \"bad\"\npattern = 'login failed for {USER} from {HOST}'\n").unwrap();
+    let o = portcullis(
+        &["test", "--filter", p.to_str().unwrap(), "--json"],
+        Some("login failed for bob from 192.0.2.4\n"),
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("\"host\":\"192.0.2.4\""));
+}
+
+#[test]
+fn replay_bans_each_address_once_and_unbans_after_bantime() {
+    // 3 addresses x 6 failures, one minute apart: the default jail (5 in 10m, 1h) bans each once.
+    let mut log = String::new();
+    for i in 0..6 {
+        for a in ["203.0.113.1", "203.0.113.2", "2001:db8::3"] {
+            log.push_str(&format!(
+                "Nov 21 10:0{i}:00 h sshd[{i}]: Failed password for root from {a} port 22 ssh2\n"
+            ));
+        }
+    }
+    // two hours later one more line moves the clock past the bans' end
+    log.push_str(
+        "Nov 21 12:10:00 h sshd[9]: Failed password for root from 198.51.100.1 port 22 ssh2\n",
+    );
+    let o = portcullis(&["replay", "--json"], Some(&log));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let d: Vec<serde_json::Value> = text(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let bans: Vec<&serde_json::Value> = d.iter().filter(|v| v["action"] == "ban").collect();
+    let unbans: Vec<&serde_json::Value> = d.iter().filter(|v| v["action"] == "unban").collect();
+    assert_eq!(bans.len(), 3, "{d:?}");
+    assert_eq!(unbans.len(), 3, "{d:?}");
+    for b in &bans {
+        assert_eq!(b["failures"], 5);
+        assert_eq!(b["jail"], "sshd");
+        assert!(b["time"].as_str().unwrap().contains("T10:04:00"));
+    }
+}
+
+#[test]
+fn replay_ignores_listed_addresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        "ignore = [\"203.0.113.0/24\"]\n[[jail]]\nname = \"sshd\"\nmaxretry = 2\n",
+    )
+    .unwrap();
+    let mut log = String::new();
+    for i in 0..100 {
+        log.push_str(&format!("Nov 21 10:00:{:02} h sshd[{i}]: Failed password for root from 203.0.113.9 port 22 ssh2\n", i % 60));
+    }
+    let o = portcullis(
+        &["replay", "--config", cfg.to_str().unwrap(), "--json"],
+        Some(&log),
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout).trim(), "");
+}
+
+#[test]
+fn check_config_reports_file_line_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        "[[jail]]\nname = \"sshd\"\nfindtime = \"ten minutes\"\n",
+    )
+    .unwrap();
+    let o = portcullis(&["check-config", "--config", cfg.to_str().unwrap()], None);
+    assert!(!o.status.success());
+    let e = text(&o.stderr);
+    assert!(
+        e.contains("c.toml:3") && e.contains("findtime") && e.contains("10m"),
+        "{e}"
+    );
+    std::fs::write(
+        &cfg,
+        "[[jail]]\nname = \"sshd\"\nlogs = [\"/var/log/auth.log\"]\n",
+    )
+    .unwrap();
+    let o = portcullis(&["check-config", "--config", cfg.to_str().unwrap()], None);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("jail sshd"));
+}
+
+#[test]
+fn filters_lists_name_then_description() {
+    let o = portcullis(&["filters"], None);
+    assert!(o.status.success());
+    let out = text(&o.stdout);
+    let sshd = out
+        .lines()
+        .find(|l| l.starts_with("sshd "))
+        .expect("sshd listed");
+    assert!(sshd.contains("OpenSSH"), "{sshd}");
+    let o = portcullis(&["filters", "--json"], None);
+    for l in text(&o.stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert!(v["name"].is_string() && v["description"].is_string());
+    }
+}
+
+#[test]
+fn client_without_daemon_says_so_with_the_socket() {
+    let o = portcullis(
+        &["status", "--socket", "/nonexistent/portcullis.sock"],
+        None,
+    );
+    assert!(!o.status.success());
+    let e = text(&o.stderr);
+    assert!(
+        e.contains("no portcullis daemon") && e.contains("/nonexistent/portcullis.sock"),
+        "{e}"
+    );
+}
