@@ -33,6 +33,7 @@ pub const DEFAULT_BANTIME: &str = "1h";
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     socket: Option<Spanned<String>>,
+    socket_group: Option<Spanned<String>>,
     state_dir: Option<Spanned<String>>,
     ignore: Option<Vec<Spanned<String>>>,
     ignore_self: Option<bool>,
@@ -136,6 +137,8 @@ pub struct Config {
     pub sources: Vec<PathBuf>,
     /// Control socket path.
     pub socket: PathBuf,
+    /// Group allowed to use the control socket (mode 0660); root only (0600) when `None`.
+    pub socket_group: Option<String>,
     /// State directory.
     pub state_dir: PathBuf,
     /// Global never-ban list.
@@ -207,6 +210,7 @@ impl Config {
         let mut cfg = Config {
             sources,
             socket: PathBuf::from("/run/portcullis/portcullis.sock"),
+            socket_group: None,
             state_dir: PathBuf::from("/var/lib/portcullis"),
             ignore: Vec::new(),
             ignore_self: true,
@@ -236,6 +240,19 @@ impl Config {
             };
             if let Some(s) = raw.socket {
                 cfg.socket = abs_path(&src, &s, "socket")?;
+            }
+            if let Some(g) = raw.socket_group {
+                if group_id(g.get_ref()).is_none() {
+                    return Err(src.err(
+                        g.span(),
+                        "socket_group",
+                        format!(
+                            "there is no group {:?} on this system (see /etc/group)",
+                            g.get_ref()
+                        ),
+                    ));
+                }
+                cfg.socket_group = Some(g.get_ref().clone());
             }
             if let Some(s) = raw.state_dir {
                 cfg.state_dir = abs_path(&src, &s, "state_dir")?;
@@ -516,6 +533,16 @@ fn parse_port(v: &toml::Value) -> std::result::Result<(u16, u16), String> {
     }
 }
 
+/// The numeric id of a group name.
+pub fn group_id(name: &str) -> Option<u32> {
+    let c = std::ffi::CString::new(name).ok()?;
+    // SAFETY: getgrnam returns a pointer into static storage or null; we copy the gid at once.
+    unsafe {
+        let g = libc::getgrnam(c.as_ptr());
+        (!g.is_null()).then(|| (*g).gr_gid)
+    }
+}
+
 /// The host's own addresses (never banned), from `getifaddrs`.
 pub fn own_addresses() -> Vec<IpAddr> {
     let mut out = Vec::new();
@@ -689,6 +716,22 @@ user_weights = { root = 3 }
         assert!(e.contains("absolute"), "{e}");
         let e = err("[[jail]]\nname = \"sshd\"\nmaxretry = \"five\"\n");
         assert!(e.contains("line 3") && e.contains("maxretry"), "{e}");
+    }
+
+    #[test]
+    fn socket_group_must_exist() {
+        let e = err("socket_group = \"no-such-group-here\"\n");
+        assert!(
+            e.starts_with("test.toml:1: `socket_group`") && e.contains("/etc/group"),
+            "{e}"
+        );
+        assert_eq!(
+            load("socket_group = \"root\"\n")
+                .unwrap()
+                .socket_group
+                .as_deref(),
+            Some("root")
+        );
     }
 
     #[test]

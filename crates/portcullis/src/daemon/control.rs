@@ -13,8 +13,8 @@ use anyhow::{Context, Result};
 use super::protocol::{Request, Response};
 use super::Msg;
 
-/// Binds the socket (mode 0600, root only), replacing a stale one.
-pub fn bind(path: &Path) -> Result<UnixListener> {
+/// Binds the socket (mode 0600, root only; 0660 for `group`), replacing a stale one.
+pub fn bind(path: &Path, group: Option<&str>) -> Result<UnixListener> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
@@ -30,7 +30,14 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
     }
     let l = UnixListener::bind(path)
         .with_context(|| format!("cannot bind control socket {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    match group.and_then(crate::config::group_id) {
+        None => std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?,
+        Some(gid) => {
+            std::os::unix::fs::chown(path, Some(0), Some(gid))
+                .with_context(|| format!("cannot give {} to group {gid}", path.display()))?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+        }
+    }
     Ok(l)
 }
 

@@ -65,6 +65,8 @@ struct Engine {
     fw: Box<dyn Firewall>,
     store: Store,
     new_paths: SharedPaths,
+    /// Evictions already reported per jail (DOSBAIL-style floods are reported, not fatal).
+    evicted_reported: HashMap<String, u64>,
 }
 
 fn jail_rules(cfg: &Config) -> Vec<JailRules> {
@@ -150,6 +152,7 @@ pub fn run(config_path: Option<&Path>) -> Result<i32> {
         fw,
         store,
         new_paths: Arc::new(Mutex::new(None)),
+        evicted_reported: HashMap::new(),
     };
     eng.fw
         .setup(&jail_rules(&eng.cfg))
@@ -157,7 +160,7 @@ pub fn run(config_path: Option<&Path>) -> Result<i32> {
     eng.restore()?;
 
     let (tx, rx) = mpsc::channel::<Msg>();
-    let listener = control::bind(&eng.cfg.socket)?;
+    let listener = control::bind(&eng.cfg.socket, eng.cfg.socket_group.as_deref())?;
     {
         let tx = tx.clone();
         std::thread::spawn(move || control::serve(listener, tx));
@@ -357,6 +360,17 @@ impl Engine {
                         failures,
                     }));
                 }
+            }
+        }
+        for j in &self.jails {
+            let ev = j.tracker().stats().evicted;
+            let seen = self
+                .evicted_reported
+                .entry(j.name().to_string())
+                .or_default();
+            if ev >= *seen + 10_000 || (*seen == 0 && ev > 0) {
+                log_action(&format!("warning jail={} tracking cap reached: {ev} addresses evicted so far (a flood from very many addresses; raise max_tracked if this is real traffic)", j.name()));
+                *seen = ev;
             }
         }
         if !fw_ops.is_empty() {
