@@ -1,0 +1,1086 @@
+//! The daemon against the real world: `portcullis run` inside a network namespace, following
+//! a real sshd's log (or lines appended to a followed log), banning through nftables in that
+//! namespace only, and the client talking to it over its control socket.
+//!
+//! * `real_attack_v4_v6_and_expiry` — password guessing over IPv4 and IPv6 is banned, the
+//!   legitimate client keeps logging in, and the bans end by themselves.
+//! * `restart_keeps_ban` — `kill -9` and a start again (also after the table was lost, as on
+//!   a reboot): the ban is back, once, with the time it had left; manual ban/unban.
+//! * `lockout_ignored_address_never_banned` — an ignored address is never banned, however
+//!   many failures; loopback and own addresses cannot be banned by hand.
+//! * `rotation_under_load` — thousands of lines while the log is rotated by rename,
+//!   copytruncate and delete/re-create: nothing lost except what copytruncate must lose.
+//! * `reload_keeps_bans_and_refuses_bad_config` — reload by command and by SIGHUP.
+//!
+//! Needs root; fails (does not skip) otherwise. Only documentation addresses, only inside
+//! namespaces created here; everything is removed on drop, also when a test fails.
+//! Run: `cargo test -p portcullis --test daemon_netns -- --nocapture --test-threads=2`
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime};
+
+const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
+const WRONG: &str = "not-the-password";
+
+// ───────────────────────────── helpers ─────────────────────────────
+
+/// What goes into a test configuration.
+struct Cfg<'a> {
+    dir: &'a Path,
+    log: &'a Path,
+    backend: &'a str,
+    maxretry: u32,
+    bantime: &'a str,
+    ignore: &'a [&'a str],
+    /// Extra lines in the `[[jail]]` table (e.g. a misspelt key).
+    jail_extra: &'a str,
+}
+
+impl Cfg<'_> {
+    fn text(&self) -> String {
+        let ignore: Vec<String> = self.ignore.iter().map(|c| format!("{c:?}")).collect();
+        format!(
+            "socket = {sock:?}\n\
+             state_dir = {state:?}\n\
+             ignore = [{ignore}]\n\
+             [firewall]\n\
+             backend = {backend:?}\n\
+             [[jail]]\n\
+             name = \"sshd\"\n\
+             filter = \"sshd\"\n\
+             logs = [{log:?}]\n\
+             maxretry = {maxretry}\n\
+             findtime = \"10m\"\n\
+             bantime = {bantime:?}\n\
+             ports = [22]\n\
+             {extra}\n",
+            sock = self.dir.join("portcullis.sock").display().to_string(),
+            state = self.dir.join("state").display().to_string(),
+            ignore = ignore.join(", "),
+            backend = self.backend,
+            log = self.log.display().to_string(),
+            maxretry = self.maxretry,
+            bantime = self.bantime,
+            extra = self.jail_extra,
+        )
+    }
+
+    /// Writes the configuration to `DIR/portcullis.toml` (atomically) and returns the path.
+    fn write(&self) -> PathBuf {
+        let path = self.dir.join("portcullis.toml");
+        let tmp = self.dir.join("portcullis.toml.tmp");
+        fs::write(&tmp, self.text()).expect("write config");
+        fs::rename(&tmp, &path).expect("install config");
+        path
+    }
+}
+
+/// One sshd "Failed password" line in syslog format, timestamped now.
+fn failure_line(addr: &str, n: u64) -> String {
+    format!(
+        "{} server sshd[{}]: Failed password for root from {addr} port {} ssh2\n",
+        syslog_timestamp(SystemTime::now()),
+        10_000 + n % 50_000,
+        20_000 + n % 40_000
+    )
+}
+
+/// Appends `text` to `path` in one write (O_APPEND, created if missing), like a logger.
+fn append(path: &Path, text: &str) {
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
+    f.write_all(text.as_bytes()).expect("append to log");
+}
+
+fn open_append(path: &Path) -> File {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()))
+}
+
+/// One active ban as `bans --json` reports it.
+#[derive(Debug, Clone)]
+struct Ban {
+    host: String,
+    jail: String,
+    remaining: i64,
+}
+
+/// One element of an nft set: address, timeout and time left (seconds).
+#[derive(Debug, Clone)]
+struct Elem {
+    val: String,
+    timeout: Option<i64>,
+    expires: Option<i64>,
+}
+
+/// Elements of `inet portcullis SET` in namespace `ns` (`nft -j list set`).
+fn nft_set(ns: &Netns, set: &str) -> Vec<Elem> {
+    let out = ns
+        .exec("nft", &["-j", "list", "set", "inet", "portcullis", set])
+        .check();
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("nft -j output is not JSON ({e}): {}", out.stdout_str()));
+    let mut elems = Vec::new();
+    for item in v["nftables"].as_array().into_iter().flatten() {
+        for e in item["set"]["elem"].as_array().into_iter().flatten() {
+            if let Some(s) = e.as_str() {
+                elems.push(Elem {
+                    val: s.to_string(),
+                    timeout: None,
+                    expires: None,
+                });
+            } else {
+                let e = &e["elem"];
+                elems.push(Elem {
+                    val: e["val"].as_str().unwrap_or_default().to_string(),
+                    timeout: e["timeout"].as_i64(),
+                    expires: e["expires"].as_i64(),
+                });
+            }
+        }
+    }
+    elems
+}
+
+fn nft_has(ns: &Netns, set: &str, addr: &str) -> Option<Elem> {
+    nft_set(ns, set).into_iter().find(|e| e.val == addr)
+}
+
+/// `portcullis run` inside a namespace, its stderr appended to `DIR/daemon.log`; killed on
+/// drop (the namespace's own drop then removes its nft table).
+struct Daemon {
+    proc: Option<ProcessGuard>,
+    ns: String,
+    config: PathBuf,
+    socket: PathBuf,
+    stderr_path: PathBuf,
+    /// Where the current run's stderr starts in `stderr_path`.
+    start_offset: usize,
+}
+
+impl Daemon {
+    fn start(ns: &Netns, dir: &Path, config: &Path) -> Daemon {
+        let mut d = Daemon {
+            proc: None,
+            ns: ns.name().to_string(),
+            config: config.to_path_buf(),
+            socket: dir.join("portcullis.sock"),
+            stderr_path: dir.join("daemon.log"),
+            start_offset: 0,
+        };
+        d.spawn();
+        d
+    }
+
+    /// Starts the daemon (again) and waits until it answers on its socket.
+    fn spawn(&mut self) {
+        assert!(self.proc.is_none(), "daemon already running");
+        self.start_offset = fs::metadata(&self.stderr_path).map_or(0, |m| m.len() as usize);
+        let err = open_append(&self.stderr_path);
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ns, BIN, "run", "-c"])
+            .arg(&self.config)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(err);
+        self.proc = Some(ProcessGuard::spawn(cmd, "portcullis run"));
+        let ok = wait_until(Duration::from_secs(20), || {
+            if self.proc.as_mut().and_then(|p| p.try_wait()).is_some() {
+                return true; // exited: reported below
+            }
+            self.run_log().contains("started jails=") && self.cli(&["status", "--json"]).success()
+        });
+        let exited = self.proc.as_mut().and_then(|p| p.try_wait());
+        assert!(
+            ok && exited.is_none(),
+            "the daemon did not come up (exit: {exited:?}); its stderr:\n{}",
+            self.run_log()
+        );
+    }
+
+    fn pid(&self) -> u32 {
+        self.proc.as_ref().expect("daemon running").pid()
+    }
+
+    fn alive(&mut self) -> bool {
+        self.proc.as_mut().is_some_and(|p| p.try_wait().is_none())
+    }
+
+    /// SIGKILL, as a crash: nothing of the daemon's own shutdown runs.
+    fn kill9(&mut self) {
+        let mut p = self.proc.take().expect("daemon running");
+        // SAFETY: plain syscall on our own child's pid (`ip netns exec` execs the daemon).
+        unsafe {
+            libc::kill(p.pid() as i32, libc::SIGKILL);
+        }
+        assert!(
+            wait_until(Duration::from_secs(5), || p.try_wait().is_some()),
+            "daemon survived SIGKILL"
+        );
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: plain syscall on our own child's pid.
+        unsafe {
+            libc::kill(self.pid() as i32, sig);
+        }
+    }
+
+    /// Everything the daemon wrote to stderr, all runs.
+    fn log(&self) -> String {
+        fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// What the current run wrote to stderr.
+    fn run_log(&self) -> String {
+        let all = self.log();
+        all.get(self.start_offset..).unwrap_or("").to_string()
+    }
+
+    /// A client command against this daemon's socket, run on the host (bounded).
+    fn cli(&self, args: &[&str]) -> CmdOutput {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args).arg("--socket").arg(&self.socket);
+        run_with_timeout(&mut cmd, None, Duration::from_secs(30))
+    }
+
+    fn status(&self) -> Value {
+        let out = self.cli(&["status", "--json"]).check();
+        serde_json::from_slice(&out.stdout).expect("status --json is JSON")
+    }
+
+    fn bans(&self) -> Vec<Ban> {
+        let out = self.cli(&["bans", "--json"]).check();
+        let v: Value = serde_json::from_slice(&out.stdout).expect("bans --json is JSON");
+        v["bans"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|b| Ban {
+                host: b["host"].as_str().unwrap_or_default().to_string(),
+                jail: b["jail"].as_str().unwrap_or_default().to_string(),
+                remaining: b["remaining_secs"].as_i64().unwrap_or(-1),
+            })
+            .collect()
+    }
+
+    fn banned(&self, addr: &str) -> bool {
+        self.bans().iter().any(|b| b.host == addr)
+    }
+
+    /// Failures counted for `addr` in the window (0 if none), from `status --json`.
+    fn failing(&self, addr: &str) -> u64 {
+        let st = self.status();
+        st["jails"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|j| j["failing"].as_array().into_iter().flatten())
+            .filter(|f| f[0].as_str() == Some(addr))
+            .map(|f| f[1].as_u64().unwrap_or(0))
+            .sum()
+    }
+
+    /// Makes sure the daemon's follower reads `log` now: appends one failure line for a
+    /// fresh probe address (outside every range the tests use) until the daemon has counted
+    /// one. A line appended before the follower started would be skipped (an existing file
+    /// is followed from its end), so this is a start-up barrier. Returns the probe address.
+    fn wait_reading(&self, log: &Path, tag: u16) -> String {
+        for k in 1..=10u16 {
+            let probe = format!("2001:db8:ffff:{tag:x}::{k:x}");
+            append(log, &failure_line(&probe, u64::from(k)));
+            if wait_until(Duration::from_millis(1500), || {
+                self.failing(&probe) > 0 || self.banned(&probe)
+            }) {
+                return probe;
+            }
+        }
+        panic!(
+            "the daemon never counted a probe line appended to {}; its stderr:\n{}",
+            log.display(),
+            self.log()
+        );
+    }
+
+    /// Barrier: once this returns, every line appended to `log` before the call has been
+    /// processed (lines are processed in order; a fresh address is counted).
+    fn barrier(&self, log: &Path, tag: u16) {
+        let probe = format!("2001:db8:fffe:{tag:x}::1");
+        append(log, &failure_line(&probe, u64::from(tag)));
+        wait_for(
+            &format!("the barrier line {probe} to be counted"),
+            Duration::from_secs(10),
+            || self.failing(&probe) > 0 || self.banned(&probe),
+        );
+    }
+
+    /// [`Daemon::barrier`] for a jail with maxretry 1: waits for the `ban` line in stderr
+    /// (cheaper than asking for thousands of bans over the socket).
+    fn ban_barrier(&self, log: &Path, tag: u16) {
+        let probe = format!("2001:db8:fffe:{tag:x}::1");
+        append(log, &failure_line(&probe, u64::from(tag)));
+        let needle = format!("ban {probe} jail=");
+        wait_for(
+            &format!("the barrier line {probe} to be banned"),
+            Duration::from_secs(10),
+            || self.log().contains(&needle),
+        );
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "──── daemon stderr ({}) ────\n{}────────────",
+                self.stderr_path.display(),
+                self.log()
+            );
+        }
+        if let Some(mut p) = self.proc.take() {
+            p.kill();
+        }
+    }
+}
+
+// ───────────────────────────── 1. a real attack ─────────────────────────────
+
+#[test]
+fn real_attack_v4_v6_and_expiry() {
+    require_root();
+    let t0 = Instant::now();
+    let mut lab = Lab::new();
+    let dir = lab.dir().to_path_buf();
+    let log = dir.join("auth.log");
+    let cfg = Cfg {
+        dir: &dir,
+        log: &log,
+        backend: "nftables",
+        maxretry: 3,
+        bantime: "10s",
+        ignore: &[],
+        jail_extra: "",
+    }
+    .write();
+    // The daemon first: the sshd log does not exist yet, so it is read from its start.
+    let mut d = Daemon::start(&lab.server, &dir, &cfg);
+    lab.start_sshd(&log);
+    d.wait_reading(&log, 1);
+    println!("[attack] lab, daemon and sshd up at {:?}", t0.elapsed());
+
+    let pw = lab.password();
+    let ok = AttemptResult::Connected { auth_ok: true };
+    let denied = AttemptResult::Connected { auth_ok: false };
+    let (att4, att6) = ("192.0.2.2", "2001:db8:a::2");
+    let srv4 = Lab::server_addr(Side::Attacker, false);
+    let srv6 = Lab::server_addr(Side::Attacker, true);
+    let leg4 = Lab::server_addr(Side::Legit, false);
+    let leg6 = Lab::server_addr(Side::Legit, true);
+    let probe = Duration::from_millis(1000);
+
+    assert_eq!(lab.ssh_attempt(Side::Legit, leg4, pw), ok, "legit v4 login");
+    assert!(d.bans().is_empty(), "a successful login banned someone");
+
+    for (family, srv, att, set) in [("v4", srv4, att4, "v4_sshd"), ("v6", srv6, att6, "v6_sshd")] {
+        assert!(
+            lab.tcp_connects(Side::Attacker, srv, 22, probe),
+            "{family}: attacker cannot connect before any ban"
+        );
+        for i in 0..3 {
+            let r = lab.ssh_attempt(Side::Attacker, srv, WRONG);
+            // The third failure bans; its own connection may be cut by the ban it causes.
+            assert!(
+                r == denied || (i == 2 && r.blocked()),
+                "{family} attack #{i}: {r:?}"
+            );
+        }
+        let t_attack = Instant::now();
+        wait_for(
+            &format!("{att} in `bans --json` and in the nft set {set}"),
+            Duration::from_secs(10),
+            || d.banned(att) && nft_has(&lab.server, set, att).is_some(),
+        );
+        println!(
+            "[attack] {family}: {att} banned {:?} after the third failure (t={:?})",
+            t_attack.elapsed(),
+            t0.elapsed()
+        );
+        let b = d.bans().into_iter().find(|b| b.host == att).unwrap();
+        assert_eq!(b.jail, "sshd");
+        assert!(b.remaining > 0 && b.remaining <= 10, "{b:?}");
+        assert!(
+            d.log()
+                .contains(&format!("ban {att} jail=sshd failures=3 for=10s")),
+            "no ban line for {att}:\n{}",
+            d.log()
+        );
+        assert!(
+            !lab.tcp_connects(Side::Attacker, srv, 22, probe),
+            "{family}: banned attacker still connects to port 22"
+        );
+        assert_eq!(
+            lab.ssh_attempt(Side::Legit, leg4, pw),
+            ok,
+            "legit v4 login while {att} is banned"
+        );
+        assert_eq!(
+            lab.ssh_attempt(Side::Legit, leg6, pw),
+            ok,
+            "legit v6 login while {att} is banned"
+        );
+    }
+    let hosts: Vec<String> = d.bans().into_iter().map(|b| b.host).collect();
+    assert!(
+        !hosts
+            .iter()
+            .any(|h| h.starts_with("198.51.100.") || h.starts_with("2001:db8:b:")),
+        "the legitimate client was banned: {hosts:?}"
+    );
+    println!(
+        "[attack] nft:\n{}",
+        lab.server
+            .exec("nft", &["list", "table", "inet", "portcullis"])
+            .stdout_str()
+    );
+
+    // The bans end by themselves (bantime 10s): unban logged, sets empty, port reachable.
+    wait_for(
+        "both bans to be lifted (`unban` logged, `bans` empty)",
+        Duration::from_secs(20),
+        || {
+            let l = d.log();
+            l.contains(&format!("unban {att4} jail=sshd"))
+                && l.contains(&format!("unban {att6} jail=sshd"))
+                && d.bans().is_empty()
+        },
+    );
+    wait_for("the nft sets to be empty", Duration::from_secs(5), || {
+        nft_set(&lab.server, "v4_sshd").is_empty() && nft_set(&lab.server, "v6_sshd").is_empty()
+    });
+    assert!(
+        lab.tcp_connects(Side::Attacker, srv4, 22, Duration::from_secs(2)),
+        "attacker cannot connect over IPv4 after the ban expired"
+    );
+    assert!(
+        lab.tcp_connects(Side::Attacker, srv6, 22, Duration::from_secs(2)),
+        "attacker cannot connect over IPv6 after the ban expired"
+    );
+    assert!(d.alive(), "daemon died");
+    println!("[attack] done in {:?}", t0.elapsed());
+}
+
+// ───────────────────────────── 2. restart ─────────────────────────────
+
+#[test]
+fn restart_keeps_ban() {
+    require_root();
+    let t0 = Instant::now();
+    let ns = Netns::new("rst");
+    let tmp = tempfile::Builder::new()
+        .prefix("pct-daemon-")
+        .tempdir()
+        .expect("temp dir");
+    let dir = tmp.path().to_path_buf();
+    let log = dir.join("auth.log");
+    let cfg = Cfg {
+        dir: &dir,
+        log: &log,
+        backend: "nftables",
+        maxretry: 3,
+        bantime: "5m",
+        ignore: &[],
+        jail_extra: "",
+    }
+    .write();
+    let mut d = Daemon::start(&ns, &dir, &cfg);
+    d.wait_reading(&log, 2);
+
+    let addr = "192.0.2.77";
+    let three: String = (0..3).map(|n| failure_line(addr, n)).collect();
+    append(&log, &three);
+    wait_for(
+        &format!("{addr} banned and in the nft set"),
+        Duration::from_secs(10),
+        || d.banned(addr) && nft_has(&ns, "v4_sshd", addr).is_some(),
+    );
+    assert!(
+        d.log()
+            .contains(&format!("ban {addr} jail=sshd failures=3 for=5m")),
+        "{}",
+        d.log()
+    );
+    let before = nft_has(&ns, "v4_sshd", addr).unwrap();
+    println!("[restart] banned at {:?}: {before:?}", t0.elapsed());
+    assert!(
+        before.expires.is_some_and(|e| e > 290 && e <= 300),
+        "{before:?}"
+    );
+
+    // Time passes (nft counts in whole seconds), then a crash and a start again.
+    std::thread::sleep(Duration::from_millis(2100));
+    d.kill9();
+    assert!(
+        nft_has(&ns, "v4_sshd", addr).is_some(),
+        "the kernel ban must outlive the daemon"
+    );
+    d.spawn();
+    let run = d.run_log();
+    assert!(
+        run.contains(&format!("restore {addr} jail=sshd remaining=")),
+        "no restore line after the restart:\n{run}"
+    );
+    let after = nft_has(&ns, "v4_sshd", addr).expect("ban in the nft set after restart");
+    println!("[restart] after kill -9 and start: {after:?}");
+    // Re-applied with the time it had left (timeout no longer the full 5m), and less left.
+    assert!(after.timeout.is_some_and(|t| t < 300), "{after:?}");
+    let (e0, e1) = (before.expires.unwrap(), after.expires.unwrap_or(0));
+    assert!(e1 > 0 && e1 < e0, "remaining {e1}s should be in (0, {e0})");
+    let bans = d.bans();
+    assert_eq!(
+        bans.iter().filter(|b| b.host == addr).count(),
+        1,
+        "the ban must appear exactly once: {bans:?}"
+    );
+    assert_eq!(bans.len(), 1, "{bans:?}");
+    assert!(bans[0].remaining > 0 && bans[0].remaining < 300, "{bans:?}");
+
+    // As after a reboot: the kernel forgot everything; the state file has to bring it back.
+    std::thread::sleep(Duration::from_millis(1100));
+    d.kill9();
+    ns.nft("delete table inet portcullis\n");
+    d.spawn();
+    let again = nft_has(&ns, "v4_sshd", addr).expect("ban restored into an empty firewall");
+    println!("[restart] after losing the table: {again:?}");
+    assert!(
+        again.expires.is_some_and(|e| e > 0 && e < e1),
+        "{again:?} (before: {e1}s)"
+    );
+    assert!(d.run_log().contains(&format!("restore {addr} jail=sshd")));
+    assert_eq!(d.bans().len(), 1);
+
+    // Manual ban and unban go to the kernel set.
+    let manual = "203.0.113.50";
+    let out = d.cli(&["ban", manual, "--for", "1h"]).check();
+    println!("[restart] {}", out.stdout_str().trim());
+    let e = nft_has(&ns, "v4_sshd", manual).expect("manual ban in the nft set");
+    assert!(
+        e.timeout.is_some_and(|t| (3590..=3600).contains(&t)),
+        "{e:?}"
+    );
+    assert!(d.banned(manual));
+    d.cli(&["unban", manual]).check();
+    assert!(
+        nft_has(&ns, "v4_sshd", manual).is_none(),
+        "unban left {manual} in the nft set"
+    );
+    assert!(!d.banned(manual));
+    assert!(
+        nft_has(&ns, "v4_sshd", addr).is_some(),
+        "unban touched another ban"
+    );
+    println!("[restart] done in {:?}", t0.elapsed());
+}
+
+// ───────────────────────────── 3. no lockout ─────────────────────────────
+
+#[test]
+fn lockout_ignored_address_never_banned() {
+    require_root();
+    let t0 = Instant::now();
+    let mut lab = Lab::new();
+    let dir = lab.dir().to_path_buf();
+    let log = dir.join("auth.log");
+    let cfg = Cfg {
+        dir: &dir,
+        log: &log,
+        backend: "nftables",
+        maxretry: 3,
+        bantime: "10m",
+        ignore: &["198.51.100.0/24"],
+        jail_extra: "",
+    }
+    .write();
+    let d = Daemon::start(&lab.server, &dir, &cfg);
+    lab.start_sshd(&log);
+    d.wait_reading(&log, 3);
+    let legit = "198.51.100.2";
+
+    // 100 failures from the ignored address, appended to the followed log.
+    let lines: String = (0..100).map(|n| failure_line(legit, n)).collect();
+    append(&log, &lines);
+    d.barrier(&log, 1);
+    assert_eq!(
+        d.failing(legit),
+        0,
+        "an ignored address is not even counted"
+    );
+
+    // The legitimate user mistypes the password, more often than maxretry, then gets in.
+    let pw = lab.password();
+    let leg4 = Lab::server_addr(Side::Legit, false);
+    for i in 0..4 {
+        assert_eq!(
+            lab.ssh_attempt(Side::Legit, leg4, WRONG),
+            AttemptResult::Connected { auth_ok: false },
+            "legit wrong password #{i}"
+        );
+    }
+    wait_for(
+        "4 sshd failure lines from the legit client",
+        Duration::from_secs(5),
+        || {
+            lab.sshd_log()
+                .matches("Failed password for pctuser from 198.51.100.2 port ")
+                .count()
+                >= 4
+        },
+    );
+    d.barrier(&log, 2);
+    assert_eq!(
+        lab.ssh_attempt(Side::Legit, leg4, pw),
+        AttemptResult::Connected { auth_ok: true },
+        "the legitimate client is locked out"
+    );
+    assert_eq!(
+        lab.ssh_attempt(Side::Legit, Lab::server_addr(Side::Legit, true), pw),
+        AttemptResult::Connected { auth_ok: true },
+        "legit v6 login"
+    );
+    assert!(d.bans().is_empty(), "something was banned: {:?}", d.bans());
+    assert!(nft_set(&lab.server, "v4_sshd").is_empty());
+    assert!(nft_set(&lab.server, "v6_sshd").is_empty());
+    assert!(!d.log().contains(&format!("ban {legit} ")), "{}", d.log());
+
+    // Manual bans of never-ban addresses are refused, with the reason.
+    for (addr, reason) in [
+        (legit, "ignore"),
+        ("127.0.0.1", "loopback"),
+        ("::1", "loopback"),
+        ("192.0.2.1", "own"), // the server's own address on the attacker side
+    ] {
+        let out = d.cli(&["ban", addr]);
+        let err = out.stderr_str();
+        println!(
+            "[lockout] ban {addr}: exit {:?}: {}",
+            out.code(),
+            err.trim()
+        );
+        assert_eq!(out.code(), Some(1), "ban {addr} should be refused: {out:?}");
+        assert!(
+            err.contains(reason),
+            "refusal for {addr} should say {reason:?}: {err}"
+        );
+    }
+    assert!(d.bans().is_empty());
+    assert!(nft_set(&lab.server, "v4_sshd").is_empty());
+    assert!(nft_set(&lab.server, "v6_sshd").is_empty());
+    println!("[lockout] done in {:?}", t0.elapsed());
+}
+
+// ───────────────────────────── 4. rotation under load ─────────────────────────────
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Rot {
+    Rename,
+    CopyTruncate,
+    Delete,
+    End,
+}
+
+impl Rot {
+    fn name(self) -> &'static str {
+        match self {
+            Rot::Rename => "rename+create",
+            Rot::CopyTruncate => "copytruncate",
+            Rot::Delete => "delete+re-create",
+            Rot::End => "after the last rotation",
+        }
+    }
+}
+
+/// Line `i`'s attacker: distinct for every line, documentation ranges only.
+fn rot_addr(i: usize) -> String {
+    match i {
+        0..=253 => format!("203.0.113.{}", i + 1),
+        254..=507 => format!("198.51.100.{}", i - 254 + 1),
+        _ => format!("2001:db8::{:x}", i - 508 + 1),
+    }
+}
+
+/// Addresses the daemon banned (from its `ban ADDR …` lines).
+fn banned_set(log: &str) -> std::collections::HashSet<String> {
+    log.lines()
+        .filter(|x| x.starts_with("ban "))
+        .filter_map(|x| x.split_whitespace().nth(1))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn rotation_under_load() {
+    require_root();
+    const N: usize = 3000;
+    const ROUNDS: usize = 10; // of each kind
+    const SYNC: usize = 10; // lines written before checking the follower reads this file
+    const TAIL: usize = 5; // lines written to the old file after a rename / delete
+    const BURST: usize = 20; // phase B: lines written at once just before a copytruncate
+    let t0 = Instant::now();
+    let ns = Netns::new("rot");
+    let tmp = tempfile::Builder::new()
+        .prefix("pct-daemon-")
+        .tempdir()
+        .expect("temp dir");
+    let dir = tmp.path().to_path_buf();
+    let log = dir.join("auth.log");
+    // maxretry 1: every distinct address is one ban, so bans counted = lines counted.
+    // The null backend: thousands of bans, and the firewall is not what is tested here.
+    let cfg = Cfg {
+        dir: &dir,
+        log: &log,
+        backend: "null",
+        maxretry: 1,
+        bantime: "1h",
+        ignore: &[],
+        jail_extra: "",
+    }
+    .write();
+    let d = Daemon::start(&ns, &dir, &cfg);
+    d.wait_reading(&log, 4);
+    let is_banned = |l: &str, j: usize| l.contains(&format!("ban {} jail=", rot_addr(j)));
+    let line = |j: usize| failure_line(&rot_addr(j), j as u64);
+
+    // ── Phase A: a steady stream (about one line per millisecond, one write per line, as
+    // a logger does) with 30 rotations interleaved: rename, copytruncate, delete, …
+    let mut plan: Vec<Rot> = (0..3 * ROUNDS)
+        .map(|i| [Rot::Rename, Rot::CopyTruncate, Rot::Delete][i % 3])
+        .collect();
+    plan.push(Rot::End);
+    let per_seg = N / plan.len();
+    let mut segs: Vec<(Rot, std::ops::Range<usize>)> = Vec::new();
+    let t_write = Instant::now();
+    let mut file = open_append(&log);
+    let write = |f: &mut File, j: usize| {
+        f.write_all(line(j).as_bytes()).expect("write log line");
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    let mut i = 0;
+    let mut sync_misses = 0;
+    for (s, &kind) in plan.iter().enumerate() {
+        let end = if kind == Rot::End { N } else { i + per_seg };
+        let tail = if matches!(kind, Rot::Rename | Rot::Delete) {
+            TAIL
+        } else {
+            0
+        };
+        segs.push((kind, i..end));
+        // A file that comes and goes between two looks can be seen by no follower: make
+        // sure the daemon reads this one before it is rotated away.
+        for j in i..i + SYNC {
+            write(&mut file, j);
+        }
+        if !wait_until(Duration::from_secs(10), || {
+            let l = d.log();
+            (i..i + SYNC).any(|j| is_banned(&l, j))
+        }) {
+            sync_misses += 1;
+            eprintln!("[rotation] segment {s}: the daemon did not read the new file within 10 s");
+        }
+        for j in i + SYNC..end - tail {
+            write(&mut file, j);
+        }
+        match kind {
+            Rot::Rename | Rot::Delete => {
+                if kind == Rot::Rename {
+                    fs::rename(&log, dir.join(format!("auth.log.{s}"))).expect("rename");
+                } else {
+                    fs::remove_file(&log).expect("delete");
+                }
+                // The logger has not reopened yet: it still writes to the old file.
+                for j in end - tail..end {
+                    write(&mut file, j);
+                }
+                file = open_append(&log);
+            }
+            Rot::CopyTruncate => {
+                fs::copy(&log, dir.join(format!("auth.log.ct{s}"))).expect("copy");
+                OpenOptions::new()
+                    .write(true)
+                    .open(&log)
+                    .and_then(|f| f.set_len(0))
+                    .expect("truncate");
+                // The writer's O_APPEND descriptor goes on at the new end.
+            }
+            Rot::End => {}
+        }
+        i = end;
+    }
+    let write_time = t_write.elapsed();
+    // Lines are processed in order: once a line appended now is counted, all are.
+    let t_idle = Instant::now();
+    d.ban_barrier(&log, 0xa);
+    println!(
+        "[rotation] phase A: daemon idle {:?} after the last write",
+        t_idle.elapsed()
+    );
+    let l = d.log();
+    let banned = banned_set(&l);
+    let lost_in = |r: &std::ops::Range<usize>| -> Vec<usize> {
+        r.clone()
+            .filter(|&j| !banned.contains(&rot_addr(j)))
+            .collect()
+    };
+    let mut summary = std::collections::BTreeMap::<&str, (usize, usize)>::new();
+    let mut lost_of = std::collections::BTreeMap::<&str, Vec<usize>>::new();
+    for (kind, r) in &segs {
+        let lo = lost_in(r);
+        let e = summary.entry(kind.name()).or_default();
+        e.0 += r.len();
+        e.1 += lo.len();
+        if *kind == Rot::CopyTruncate {
+            // Only what was appended after the follower's last read can be lost: a tail.
+            assert!(
+                lo.iter().rev().zip((0..r.end).rev()).all(|(a, b)| *a == b),
+                "copytruncate lost lines that are not the segment's tail: {lo:?} of {r:?}"
+            );
+        }
+        lost_of.entry(kind.name()).or_default().extend(lo);
+    }
+    let counted = (0..N).filter(|&j| banned.contains(&rot_addr(j))).count();
+    println!(
+        "[rotation] phase A: {N} lines at ~1/ms with {} rotations ({ROUNDS} each of rename+create, \
+         copytruncate, delete+re-create), written in {write_time:?}; daemon counted {counted}; \
+         notes: {} rotated, {} truncated; sync misses {sync_misses}",
+        3 * ROUNDS,
+        l.matches("note log rotated").count(),
+        l.matches("note log truncated").count(),
+    );
+    for (name, (n, lo)) in &summary {
+        let which = &lost_of[name];
+        println!(
+            "[rotation]   {name:<24} lines {n:>5}  lost {lo:>4}{}",
+            if which.is_empty() {
+                String::new()
+            } else {
+                format!("  (lines {:?})", &which[..which.len().min(20)])
+            }
+        );
+    }
+    let (ct_written, ct_lost) = summary["copytruncate"];
+
+    // ── Phase B: copytruncate right after a burst of BURST lines written at once, the
+    // worst case: everything written since the follower's last read is gone.
+    let mut burst_lost = Vec::new();
+    let t_b = Instant::now();
+    for r in 0..ROUNDS {
+        let base = N + r * 2 * BURST;
+        for j in base..base + BURST {
+            write(&mut file, j);
+        }
+        wait_for(
+            "the paced lines before the burst",
+            Duration::from_secs(10),
+            || is_banned(&d.log(), base + BURST - 1),
+        );
+        let burst: String = (base + BURST..base + 2 * BURST).map(line).collect();
+        file.write_all(burst.as_bytes()).expect("write burst");
+        fs::copy(&log, dir.join(format!("auth.log.burst{r}"))).expect("copy");
+        OpenOptions::new()
+            .write(true)
+            .open(&log)
+            .and_then(|f| f.set_len(0))
+            .expect("truncate");
+    }
+    drop(file);
+    println!("[rotation] phase B written in {:?}", t_b.elapsed());
+    let t_idle = Instant::now();
+    d.ban_barrier(&log, 0xb);
+    println!(
+        "[rotation] phase B: daemon idle {:?} after the last write",
+        t_idle.elapsed()
+    );
+    let l = d.log();
+    let banned = banned_set(&l);
+    for r in 0..ROUNDS {
+        let base = N + r * 2 * BURST;
+        let lo: Vec<usize> = (base..base + 2 * BURST)
+            .filter(|&j| !banned.contains(&rot_addr(j)))
+            .collect();
+        assert!(
+            lo.iter().all(|&j| j >= base + BURST),
+            "phase B round {r}: lost lines that were read before the burst: {lo:?}"
+        );
+        assert!(
+            lo.iter()
+                .rev()
+                .zip((0..base + 2 * BURST).rev())
+                .all(|(a, b)| *a == b),
+            "phase B round {r}: the loss is not a tail: {lo:?}"
+        );
+        burst_lost.push(lo.len());
+    }
+    let b_lost: usize = burst_lost.iter().sum();
+
+    println!(
+        "[rotation] COPYTRUNCATE LOSS: steady stream {ct_lost} of {ct_written} lines ({:.2}%) \
+         over {ROUNDS} copytruncates; right after a {BURST}-line burst {b_lost} of {} burst \
+         lines, per copytruncate {burst_lost:?}",
+        100.0 * ct_lost as f64 / ct_written as f64,
+        ROUNDS * BURST
+    );
+    assert!(
+        !l.lines().any(|x| x.starts_with("error")),
+        "the daemon logged errors:\n{l}"
+    );
+    assert_eq!(
+        sync_misses, 0,
+        "the daemon did not pick up a new log file in time"
+    );
+    for kind in [Rot::Rename, Rot::Delete, Rot::End] {
+        assert!(
+            lost_of[kind.name()].is_empty(),
+            "{}: lines lost: {:?}",
+            kind.name(),
+            lost_of[kind.name()]
+        );
+    }
+    // copytruncate loses what was appended after the last read before the truncation; on a
+    // steady stream that is little.
+    assert!(
+        ct_lost * 10 <= ct_written,
+        "copytruncate lost {ct_lost} of {ct_written} lines of a steady stream (more than 10%)"
+    );
+    let active = d.bans().len();
+    assert_eq!(
+        active,
+        banned.len(),
+        "`bans --json` and the ban lines of the daemon disagree"
+    );
+    println!("[rotation] done in {:?}", t0.elapsed());
+}
+
+// ───────────────────────────── 5. reload ─────────────────────────────
+
+#[test]
+fn reload_keeps_bans_and_refuses_bad_config() {
+    require_root();
+    let t0 = Instant::now();
+    let ns = Netns::new("rld");
+    let tmp = tempfile::Builder::new()
+        .prefix("pct-daemon-")
+        .tempdir()
+        .expect("temp dir");
+    let dir = tmp.path().to_path_buf();
+    let log = dir.join("auth.log");
+    let cfg = |maxretry: u32, jail_extra: &str| {
+        Cfg {
+            dir: &dir,
+            log: &log,
+            backend: "nftables",
+            maxretry,
+            bantime: "10m",
+            ignore: &[],
+            jail_extra,
+        }
+        .write()
+    };
+    let path = cfg(3, "");
+    let mut d = Daemon::start(&ns, &dir, &path);
+    d.wait_reading(&log, 5);
+    let maxretry = |d: &Daemon| d.status()["jails"][0]["maxretry"].as_u64();
+
+    let banned = "192.0.2.88";
+    d.cli(&["ban", banned, "--for", "10m"]).check();
+    let still_banned = |d: &Daemon, what: &str| {
+        assert!(d.banned(banned), "{what}: ban gone from `bans`");
+        assert!(
+            nft_has(&ns, "v4_sshd", banned).is_some(),
+            "{what}: ban gone from the nft set"
+        );
+    };
+    still_banned(&d, "before reload");
+
+    // A good change: applied, bans kept.
+    cfg(5, "");
+    let out = d.cli(&["reload"]).check();
+    println!("[reload] {}", out.stdout_str().trim());
+    assert!(out.stdout_str().contains("reloaded"), "{out:?}");
+    assert_eq!(maxretry(&d), Some(5));
+    still_banned(&d, "after reload");
+    // The engine uses the new threshold: 4 failures do not ban, the 5th does.
+    let addr = "192.0.2.99";
+    let four: String = (0..4).map(|n| failure_line(addr, n)).collect();
+    append(&log, &four);
+    wait_for("4 failures counted", Duration::from_secs(10), || {
+        d.failing(addr) == 4
+    });
+    assert!(!d.banned(addr), "banned after 4 failures with maxretry 5");
+    append(&log, &failure_line(addr, 4));
+    wait_for(&format!("{addr} banned"), Duration::from_secs(10), || {
+        d.banned(addr) && nft_has(&ns, "v4_sshd", addr).is_some()
+    });
+    assert!(d
+        .log()
+        .contains(&format!("ban {addr} jail=sshd failures=5")));
+
+    // A broken file (a misspelt key): refused with the key named, nothing changes.
+    cfg(5, "maxretyr = 9");
+    let out = d.cli(&["reload"]);
+    let err = out.stderr_str();
+    println!(
+        "[reload] broken config: exit {:?}: {}",
+        out.code(),
+        err.trim()
+    );
+    assert_eq!(
+        out.code(),
+        Some(1),
+        "reload of a broken config must fail: {out:?}"
+    );
+    assert!(
+        err.contains("maxretyr"),
+        "the error should name the key: {err}"
+    );
+    assert!(d.alive(), "the daemon died on a bad reload");
+    assert_eq!(maxretry(&d), Some(5));
+    still_banned(&d, "after a refused reload");
+    assert!(d.banned(addr));
+
+    // SIGHUP with the broken file: refused as well, and logged.
+    let refused = |d: &Daemon| d.log().matches("error reload refused").count();
+    let n = refused(&d);
+    d.signal(libc::SIGHUP);
+    wait_for(
+        "SIGHUP reload refusal logged",
+        Duration::from_secs(10),
+        || refused(&d) > n,
+    );
+    assert!(d.alive(), "the daemon died on SIGHUP with a bad config");
+    assert_eq!(maxretry(&d), Some(5));
+
+    // SIGHUP with a good file: applied.
+    cfg(7, "");
+    let reloads = |d: &Daemon| d.log().matches("reloaded jails=").count();
+    let n = reloads(&d);
+    d.signal(libc::SIGHUP);
+    wait_for("SIGHUP reload applied", Duration::from_secs(10), || {
+        reloads(&d) > n && maxretry(&d) == Some(7)
+    });
+    assert!(d.alive());
+    still_banned(&d, "after SIGHUP");
+    assert!(d.banned(addr));
+    assert_eq!(d.bans().len(), 2, "{:?}", d.bans());
+    println!("[reload] done in {:?}", t0.elapsed());
+}
