@@ -11,6 +11,7 @@
 pub mod addr;
 pub mod decision;
 pub mod duration;
+pub mod fail2ban;
 pub mod filter;
 pub mod ignore;
 pub mod jail;

@@ -62,7 +62,8 @@ fn default_correlate_capacity() -> usize {
     1024
 }
 
-/// What kind of abuse a rule detects; jails choose with `mode`.
+/// What kind of abuse a rule detects; jails choose with `mode`. A filter made only of
+/// `scan` rules counts them in every mode (it has nothing else to count).
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Class {

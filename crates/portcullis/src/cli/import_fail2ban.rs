@@ -1,4 +1,91 @@
-//! `portcullis import-fail2ban` (placeholder until the importer lands; the helper replaces this file).
-pub fn run(_path: &std::path::Path, _out: Option<&std::path::Path>) -> anyhow::Result<i32> {
-    anyhow::bail!("import-fail2ban is not built yet")
+//! `portcullis import-fail2ban PATH [-o OUT]`: translates a fail2ban `filter.d/*.conf` into a
+//! Portcullis filter (TOML).
+//!
+//! The translation is [`portcullis_core::fail2ban::import`]; this file reads the files (the
+//! filter, its includes, `NAME.local` beside it), writes the result and the report.
+//!
+//! * The filter goes to `OUT` (or standard output), with a header comment listing what was
+//!   not translated.
+//! * The report (translated N of M, each skipped pattern with its file, line and reason) goes
+//!   to standard error.
+//! * Exit code: 0 when every pattern was translated, 1 when some were skipped, 2 on errors
+//!   (unreadable file, not a filter).
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{anyhow, Context};
+use portcullis_core::fail2ban;
+
+/// Runs the import; returns the exit code (errors are exit code 2 in `main`).
+pub fn run(path: &Path, out: Option<&Path>) -> anyhow::Result<i32> {
+    // a clear error for the file itself; includes are optional and reported by the importer
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let name = path
+        .to_str()
+        .ok_or_else(|| anyhow!("{}: the path is not valid UTF-8", path.display()))?;
+    let load = |p: &str| std::fs::read_to_string(p).ok();
+    let imported = fail2ban::import(name, &load).map_err(|e| anyhow!(e))?;
+    eprint!("{}", imported.report.render());
+    match &imported.toml {
+        Some(toml) => match out {
+            Some(o) => {
+                std::fs::write(o, toml).with_context(|| format!("cannot write {}", o.display()))?;
+                eprintln!("wrote {}", o.display());
+            }
+            None => {
+                let mut stdout = std::io::stdout().lock();
+                stdout
+                    .write_all(toml.as_bytes())
+                    .and_then(|()| stdout.flush())
+                    .context("cannot write to standard output")?;
+            }
+        },
+        None => eprintln!("no filter written"),
+    }
+    Ok(if imported.report.complete() { 0 } else { 1 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portcullis_core::filter::Filter;
+
+    const COMMON: &str = "[DEFAULT]\n_daemon = \\S*\n__prefix_line = \\s*(?:\\S+\\s+)?(?:%(_daemon)s(?:\\[\\d+\\])?:\\s+)?\n";
+
+    #[test]
+    fn writes_the_filter_and_reports() {
+        let dir = tempfile::tempdir().unwrap();
+        let fd = dir.path().join("filter.d");
+        std::fs::create_dir(&fd).unwrap();
+        std::fs::write(fd.join("common.conf"), COMMON).unwrap();
+        std::fs::write(
+            fd.join("demo.conf"),
+            "[INCLUDES]\nbefore = common.conf\n[DEFAULT]\n_daemon = demod\n[Definition]\nfailregex = ^%(__prefix_line)sbad login for <F-USER>\\S+</F-USER> from <HOST>$\n",
+        )
+        .unwrap();
+        let out = dir.path().join("demo.toml");
+        assert_eq!(run(&fd.join("demo.conf"), Some(&out)).unwrap(), 0);
+        let text = std::fs::read_to_string(&out).unwrap();
+        let f = Filter::from_toml(&text, "demo.toml").unwrap();
+        assert_eq!(f.name, "demo");
+        assert_eq!(f.programs, vec![b"demod".to_vec()]);
+
+        // a .local beside the filter adds a pattern that cannot be translated: exit code 1
+        std::fs::write(
+            fd.join("demo.local"),
+            "[Definition]\nfailregex = %(known/failregex)s\n            ^x(?=y) <HOST>\n",
+        )
+        .unwrap();
+        assert_eq!(run(&fd.join("demo.conf"), Some(&out)).unwrap(), 1);
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert!(
+            text.contains("demo.local:3 (failregex): look-ahead"),
+            "{text}"
+        );
+
+        // errors
+        assert!(run(&fd.join("missing.conf"), Some(&out)).is_err());
+        assert!(run(&fd.join("common.conf"), Some(&out)).is_err());
+    }
 }

@@ -1,0 +1,139 @@
+//! `portcullis import-fail2ban`, run as a user runs it, on a filter.d directory written here
+//! (in fail2ban's documented format; no fail2ban file is copied).
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn portcullis(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(args)
+        .output()
+        .expect("run portcullis")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+const COMMON: &str = r"# shared pieces (test fixture)
+[INCLUDES]
+after = common.local
+
+[DEFAULT]
+_daemon = \S*
+__pid_re = (?:\[\d+\])
+__prefix_line = \s*(?:\S+\s+)?(?:%(_daemon)s%(__pid_re)s?:\s+)?
+";
+
+const GUARD: &str = r"# a filter for the guard daemon (test fixture)
+[INCLUDES]
+before = common.conf
+
+[DEFAULT]
+_daemon = (?:guardd|guardd-worker)
+
+[Definition]
+failregex = ^%(__prefix_line)sFailed password for <F-USER>\S+</F-USER> from <HOST> port \d+$
+            ^%(__prefix_line)sUnknown user <F-USER>.*</F-USER> from <HOST>$
+            ^%(__prefix_line)sRejected <F-USER>(?!admin)\S+</F-USER> from <HOST>$
+ignoreregex = ^%(__prefix_line)sFailed password for \S+ from 192\.0\.2\.1 port \d+$
+";
+
+fn write_filters(dir: &Path, guard: &str) -> std::path::PathBuf {
+    let fd = dir.join("filter.d");
+    std::fs::create_dir_all(&fd).unwrap();
+    std::fs::write(fd.join("common.conf"), COMMON).unwrap();
+    std::fs::write(fd.join("guard.conf"), guard).unwrap();
+    fd.join("guard.conf")
+}
+
+#[test]
+fn imports_to_a_file_and_reports_what_was_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = write_filters(dir.path(), GUARD);
+    let out = dir.path().join("guard.toml");
+    let o = portcullis(&[
+        "import-fail2ban",
+        conf.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("translated 2 of 3 failregex and 1 of 1 ignoreregex"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "guard.conf:11 (failregex): look-ahead (?!…) is not supported by the linear-time engine"
+        ),
+        "{err}"
+    );
+    assert!(o.stdout.is_empty());
+
+    // the written filter works with `portcullis test`
+    let toml = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        toml.contains("programs = [\"guardd\", \"guardd-worker\"]"),
+        "{toml}"
+    );
+    let log = dir.path().join("guard.log");
+    std::fs::write(
+        &log,
+        "Nov 21 10:00:01 h guardd[1]: Failed password for root from 203.0.113.5 port 22\n\
+         Nov 21 10:00:02 h guardd[1]: Failed password for root from 192.0.2.1 port 22\n\
+         Nov 21 10:00:03 h other[1]: Unknown user bob from 203.0.113.6\n",
+    )
+    .unwrap();
+    let o = portcullis(&[
+        "test",
+        "--filter",
+        out.to_str().unwrap(),
+        "--json",
+        log.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let lines: Vec<serde_json::Value> = text(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["matched"], true);
+    assert_eq!(lines[0]["host"], "203.0.113.5");
+    assert_eq!(lines[0]["user"], "root");
+    assert_eq!(lines[1]["matched"], false, "ignoreregex");
+    assert_eq!(lines[2]["matched"], false, "program not read");
+}
+
+#[test]
+fn complete_import_to_stdout_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let guard = GUARD.replace("(?!admin)", "");
+    let conf = write_filters(dir.path(), &guard);
+    let o = portcullis(&["import-fail2ban", conf.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let toml = text(&o.stdout);
+    assert!(
+        toml.starts_with("# Imported from fail2ban filter guard"),
+        "{toml}"
+    );
+    assert!(toml.contains("name = \"guard\""), "{toml}");
+    assert!(toml.contains("description = \"imported from fail2ban filter guard\""));
+}
+
+#[test]
+fn unreadable_or_not_a_filter_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = portcullis(&[
+        "import-fail2ban",
+        dir.path().join("nope.conf").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("cannot read"));
+    let conf = write_filters(dir.path(), GUARD);
+    let common = conf.with_file_name("common.conf");
+    let o = portcullis(&["import-fail2ban", common.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("no failregex"));
+}
