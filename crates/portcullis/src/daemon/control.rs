@@ -69,9 +69,11 @@ fn handle(conn: UnixStream, engine: &Sender<Msg>) -> Result<()> {
             }
         }
     };
+    // one buffer, one write: a reply with 100,000 bans must not become a syscall per token
+    let mut buf = serde_json::to_vec(&resp)?;
+    buf.push(b'\n');
     let mut w = conn;
-    serde_json::to_writer(&mut w, &resp)?;
-    w.write_all(b"\n")?;
+    w.write_all(&buf)?;
     Ok(())
 }
 
@@ -81,8 +83,9 @@ pub fn request(socket: &Path, req: &Request) -> Result<Response> {
         anyhow::anyhow!("no portcullis daemon is answering on {} ({e}); is `portcullis run` running, and is this the socket of its configuration?", socket.display())
     })?;
     s.set_read_timeout(Some(Duration::from_secs(60)))?;
-    serde_json::to_writer(&mut s, req)?;
-    s.write_all(b"\n")?;
+    let mut buf = serde_json::to_vec(req)?;
+    buf.push(b'\n');
+    s.write_all(&buf)?;
     let mut line = String::new();
     BufReader::new(s).read_line(&mut line)?;
     serde_json::from_str(&line).with_context(|| format!("bad answer from the daemon: {line:?}"))

@@ -154,18 +154,6 @@ pub fn run(config_path: Option<&Path>) -> Result<i32> {
         new_paths: Arc::new(Mutex::new(None)),
         evicted_reported: HashMap::new(),
     };
-    eng.fw
-        .setup(&jail_rules(&eng.cfg))
-        .context("cannot set up the firewall")?;
-    eng.restore()?;
-
-    let (tx, rx) = mpsc::channel::<Msg>();
-    let listener = control::bind(&eng.cfg.socket, eng.cfg.socket_group.as_deref())?;
-    {
-        let tx = tx.clone();
-        std::thread::spawn(move || control::serve(listener, tx));
-    }
-    spawn_signals(tx.clone())?;
     let checkpoints = eng
         .store
         .positions()?
@@ -178,23 +166,37 @@ pub fn run(config_path: Option<&Path>) -> Result<i32> {
             offset: p.offset,
         })
         .collect();
-    {
-        let tx = tx.clone();
-        let paths = file_paths(&eng.cfg);
-        let np = eng.new_paths.clone();
-        std::thread::spawn(move || sources::follow_files(paths, checkpoints, np, tx));
+    let follower = sources::open_files(file_paths(&eng.cfg), checkpoints)
+        .context("cannot start the file follower")?;
+    eng.fw
+        .setup(&jail_rules(&eng.cfg))
+        .context("cannot set up the firewall")?;
+    eng.restore()?;
+    // SAFETY: malloc_trim only returns freed heap pages to the kernel. The restore's
+    // temporary vectors and nft script are gone; without this RSS keeps their peak.
+    unsafe {
+        libc::malloc_trim(0);
     }
-    for (i, src) in eng
-        .routes
-        .keys()
-        .filter(|s| s.starts_with("journal:"))
-        .enumerate()
+
+    let (tx, rx) = mpsc::channel::<Msg>();
+    let listener = control::bind(&eng.cfg.socket, eng.cfg.socket_group.as_deref())?;
     {
         let tx = tx.clone();
+        std::thread::spawn(move || control::serve(listener, tx));
+    }
+    spawn_signals(tx.clone())?;
+    {
+        let tx = tx.clone();
+        let np = eng.new_paths.clone();
+        std::thread::spawn(move || sources::follow_files(follower, np, tx));
+    }
+    for src in eng.routes.keys().filter(|s| s.starts_with("journal:")) {
+        let tx = tx.clone();
+        // named after the source itself, so a restart finds its own cursor again
         let cursor = eng.cfg.state_dir.join(format!(
-            "journal-{i}-{}.cursor",
+            "journal-{}.cursor",
             src.trim_start_matches("journal:")
-                .replace(['/', ' ', '='], "_")
+                .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_")
         ));
         let src = src.clone();
         std::thread::spawn(move || sources::follow_journal(src, cursor, tx));
@@ -572,12 +574,21 @@ impl Engine {
             },
         };
         let jail = self.jails[ji].name().to_string();
-        self.jails[ji].tracker_mut().ban(ip, now, now + len, 0);
-        if let Err(e) = self.fw.apply(&[FwOp::Add {
+        let mut ops = Vec::new();
+        if self.jails[ji].tracker().is_banned(ip) {
+            // a new duration for an active ban: the kernel element is replaced
+            ops.push(FwOp::Del {
+                jail: jail.clone(),
+                addr: ip,
+            });
+        }
+        ops.push(FwOp::Add {
             jail: jail.clone(),
             addr: ip,
             timeout_ms: len,
-        }]) {
+        });
+        self.jails[ji].tracker_mut().ban(ip, now, now + len, 0);
+        if let Err(e) = self.fw.apply(&ops) {
             return Response::err(format!("the firewall refused: {e:#}"));
         }
         if let Err(e) = self.store.apply(&[StoreOp::Ban(BanRecord {

@@ -58,20 +58,14 @@ impl Batch {
 /// Paths the follower should follow; replaced on reload.
 pub type SharedPaths = Arc<Mutex<Option<Vec<PathBuf>>>>;
 
+/// Opens the followed files now (a first-seen file starts at its end, so this must happen
+/// before the daemon says it is running, or lines written in between would be skipped).
+pub fn open_files(paths: Vec<PathBuf>, checkpoints: Vec<Checkpoint>) -> anyhow::Result<Follower> {
+    Follower::new(paths, checkpoints, DEFAULT_MAX_LINE)
+}
+
 /// Runs the file follower until the engine goes away.
-pub fn follow_files(
-    paths: Vec<PathBuf>,
-    checkpoints: Vec<Checkpoint>,
-    new_paths: SharedPaths,
-    engine: Sender<Msg>,
-) {
-    let mut f = match Follower::new(paths, checkpoints, DEFAULT_MAX_LINE) {
-        Ok(f) => f,
-        Err(e) => {
-            let _ = engine.send(Msg::Fatal(format!("cannot start the file follower: {e:#}")));
-            return;
-        }
-    };
+pub fn follow_files(mut f: Follower, new_paths: SharedPaths, engine: Sender<Msg>) {
     let mut last_checkpoint = std::time::Instant::now();
     loop {
         if let Some(p) = new_paths.lock().ok().and_then(|mut g| g.take()) {

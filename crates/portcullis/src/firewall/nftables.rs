@@ -391,7 +391,8 @@ fn rule_matches(jail: &JailRules) -> Vec<(String, &'static str)> {
 /// however many addresses. Loopback and unspecified addresses are never added.
 pub fn batch_script(opts: &NftOptions, ops: &[FwOp]) -> Result<String> {
     check_table_name(&opts.table)?;
-    let mut sets: BTreeMap<String, BTreeMap<IpAddr, Option<i64>>> = BTreeMap::new();
+    // Per set: address -> (final timeout, or None for unbanned; whether the batch deletes it).
+    let mut sets: BTreeMap<String, BTreeMap<IpAddr, (Option<i64>, bool)>> = BTreeMap::new();
     for op in ops {
         let (jail, addr, timeout) = match op {
             FwOp::Add {
@@ -407,22 +408,36 @@ pub fn batch_script(opts: &NftOptions, ops: &[FwOp]) -> Result<String> {
             continue;
         }
         let set = set_name(jail, addr.is_ipv6());
-        sets.entry(set)
+        let e = sets
+            .entry(set)
             .or_default()
-            .insert(addr, timeout.map(|t| t.min(MAX_TIMEOUT_MS)));
+            .entry(addr)
+            .or_insert((None, false));
+        e.0 = timeout.map(|t| t.min(MAX_TIMEOUT_MS));
+        e.1 |= timeout.is_none();
     }
     let t = format!("inet {}", opts.table);
     let mut s = String::new();
     for (set, addrs) in &sets {
-        let all: Vec<String> = addrs.keys().map(IpAddr::to_string).collect();
+        // Only addresses the batch deletes (an unban, or a ban replaced with a new timeout)
+        // take the add+delete path: adding first makes deleting a missing element harmless.
+        // A plain new ban is a single `add`, which is faster for nft and the kernel (a delete
+        // makes nft's exit wait for the kernel's set garbage collection).
+        let deleted: Vec<String> = addrs
+            .iter()
+            .filter(|(_, (_, del))| *del)
+            .map(|(a, _)| a.to_string())
+            .collect();
         let banned: Vec<String> = addrs
             .iter()
-            .filter_map(|(addr, timeout)| {
+            .filter_map(|(addr, (timeout, _))| {
                 timeout.map(|ms| format!("{addr} timeout {}", nft_duration(ms)))
             })
             .collect();
-        element_block(&mut s, "add", &t, set, &all);
-        element_block(&mut s, "delete", &t, set, &all);
+        if !deleted.is_empty() {
+            element_block(&mut s, "add", &t, set, &deleted);
+            element_block(&mut s, "delete", &t, set, &deleted);
+        }
         if !banned.is_empty() {
             element_block(&mut s, "add", &t, set, &banned);
         }
@@ -722,28 +737,18 @@ add rule inet portcullis input ip6 saddr @v6_mail meta l4proto { tcp, udp } th d
         let script = batch_script(&NftOptions::default(), &ops).unwrap();
         let expected = "\
 add element inet portcullis v4_sshd {
-\t192.0.2.1,
 \t192.0.2.2,
 \t192.0.2.3,
-\t192.0.2.4,
 \t192.0.2.5
 }
 delete element inet portcullis v4_sshd {
-\t192.0.2.1,
 \t192.0.2.2,
 \t192.0.2.3,
-\t192.0.2.4,
 \t192.0.2.5
 }
 add element inet portcullis v4_sshd {
 \t192.0.2.1 timeout 1h,
 \t192.0.2.4 timeout 1s500ms
-}
-add element inet portcullis v6_sshd {
-\t2001:db8::1
-}
-delete element inet portcullis v6_sshd {
-\t2001:db8::1
 }
 add element inet portcullis v6_sshd {
 \t2001:db8::1 timeout 1d1h1m1s1ms
