@@ -170,17 +170,15 @@ fn iso_stamp(l: &[u8]) -> Option<(Stamp, usize)> {
             i += 1;
             Some(0)
         }
-        Some(&sign @ (b'+' | b'-')) if l.len() >= i + 6 && l[i + 3] == b':' => {
-            let h = digits(&l[i + 1..i + 3])? as i32;
-            let m = digits(&l[i + 4..i + 6])? as i32;
-            i += 6;
-            let o = h * 3600 + m * 60;
-            Some(if sign == b'-' { -o } else { o })
-        }
         Some(&sign @ (b'+' | b'-')) if l.len() >= i + 5 => {
+            // +HH:MM or +HHMM
+            let colon = usize::from(l[i + 3] == b':');
+            if l.len() < i + 5 + colon {
+                return None;
+            }
             let h = digits(&l[i + 1..i + 3])? as i32;
-            let m = digits(&l[i + 3..i + 5])? as i32;
-            i += 5;
+            let m = digits(&l[i + 3 + colon..i + 5 + colon])? as i32;
+            i += 5 + colon;
             let o = h * 3600 + m * 60;
             Some(if sign == b'-' { -o } else { o })
         }
@@ -360,6 +358,18 @@ mod tests {
         let p = parse(br#"<165>1 2026-11-21T10:00:01Z h app - ID47 [exampleSDID@32473 iut="3" eventSource="App]x"] msg here"#);
         assert_eq!(p.message, b"msg here");
         assert_eq!(s(p.program), Some("app"));
+    }
+
+    #[test]
+    fn iso_offsets_with_and_without_colon() {
+        for (l, off) in [
+            (&b"2026-11-21T10:00:01+0130 h p[1]: m"[..], 5400),
+            (b"2026-11-21T10:00:01-05:00 h p[1]: m", -18000),
+            (b"2026-11-21T10:00:01Z h p[1]: m", 0),
+        ] {
+            assert_eq!(parse(l).stamp.unwrap().offset, Some(off));
+        }
+        assert_eq!(parse(b"2026-11-21T10:00:01+01 h p[1]: m").program, None);
     }
 
     #[test]
