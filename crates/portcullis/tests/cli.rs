@@ -215,11 +215,18 @@ fn client_without_daemon_says_so_with_the_socket() {
 
 #[test]
 fn readme_lists_every_builtin_filter() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
     let o = portcullis(&["filters"], None);
-    let names: Vec<String> = text(&o.stdout).lines().map(|l| l.split_whitespace().next().unwrap().to_string()).collect();
+    let names: Vec<String> = text(&o.stdout)
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap().to_string())
+        .collect();
     assert!(names.len() >= 60, "only {} built-in filters", names.len());
     for n in names {
-        assert!(readme.contains(&format!("`{n}`")), "README's filter table misses {n}");
+        assert!(
+            readme.contains(&format!("`{n}`")),
+            "README's filter table misses {n}"
+        );
     }
 }
