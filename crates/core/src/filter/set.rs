@@ -1,21 +1,23 @@
 //! [`MatchSet`]: the filters of one jail behind one shared prefilter.
 //!
 //! Hot path per line: parse the prefix (no allocation), reject lines of programs no filter
-//! reads, run one Aho-Corasick pass over the message for the literals the rules require, and
-//! run the anchored regex (with captures) only for rules whose literal was found.
+//! reads, pick the candidate rules (by the literal prefixes their matches start with, or by a
+//! literal they contain, found in one Aho-Corasick pass), and run the anchored pattern with
+//! captures only for those. Patterns run on [`engine`] (two linear DFA/NFA passes giving the
+//! regex crate's exact captures); the regex crate is the fallback.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::bytes::CaptureLocations;
 use smallvec::SmallVec;
 
-use super::compile::Filter;
+use super::compile::{engine, Filter};
 use super::def::Class;
 use crate::decision::Millis;
 use crate::prefix::{self, Parsed};
-use crate::time::TimeContext;
+use crate::time::{Stamp, TimeContext};
 
 /// Which classes of rules a jail uses (fail2ban users know these names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -69,15 +71,21 @@ pub struct Hit<'a> {
 struct RuleRef {
     filter: u32,
     rule: u32,
+    /// Index of the rule in the flat per-rule arrays of [`Scratch`].
+    flat: u32,
 }
 
-/// Mutable per-reader state: capture buffers and multi-line correlation memory.
+/// Mutable per-reader state: capture buffers, DFA caches and multi-line correlation memory.
 #[derive(Debug)]
 pub struct Scratch {
     locs: Vec<CaptureLocations>,
+    caches: Vec<engine::Cache>,
     /// Per filter: remembered (pid, user) pairs, oldest first; bounded.
     remembered: Vec<VecDeque<(u32, Vec<u8>)>>,
-    cands: SmallVec<[u32; 16]>,
+    /// Candidate rules: (rule, prefix literal id or `u32::MAX`, prefix length).
+    cands: SmallVec<[(u32, u32, u32); 16]>,
+    /// The last prefix stamp converted, with its context and result.
+    stamp: Option<(Stamp, TimeContext, Millis)>,
 }
 
 /// The compiled filters of one jail and their shared prefilter.
@@ -85,32 +93,52 @@ pub struct Scratch {
 pub struct MatchSet {
     filters: Vec<Filter>,
     refs: Vec<RuleRef>,
+    /// The prefix literals of the rules whose matches all start with one of a finite set of
+    /// literals.
+    prefixes: PrefixTrie,
     /// For each literal of the automaton, the rules (indexes into `refs`) that need it.
     lit_rules: Vec<Vec<u32>>,
     ac: Option<AhoCorasick>,
     /// Rules without a usable literal: always candidates.
     always: Vec<u32>,
-    any_program: bool,
-    programs: HashSet<Vec<u8>>,
+    /// Filters reading lines of any program (bit `i`: filter `i`; from the 64th on, bit 63).
+    any_program: u64,
+    /// Program name → the filters reading its lines.
+    programs: ProgramIndex,
+    correlating: bool,
 }
 
 impl MatchSet {
     /// Combines `filters`, keeping the rules that `mode` selects.
     pub fn new(filters: Vec<Filter>, mode: Mode) -> MatchSet {
         let mut refs = Vec::new();
+        let mut prefixes = PrefixTrie::default();
         let mut lits: Vec<Vec<u8>> = Vec::new();
         let mut lit_rules: Vec<Vec<u32>> = Vec::new();
         let mut always = Vec::new();
+        let mut flat = 0u32;
         for (fi, f) in filters.iter().enumerate() {
+            // A filter made only of scan rules (bad bots, probes) is about scans: it counts
+            // in every mode, or a jail of it would see nothing in the default mode.
+            let scan_only = f.rules.iter().all(|r| r.class == Class::Scan);
             for (ri, r) in f.rules.iter().enumerate() {
-                if !mode.takes(r.class) {
+                let this = flat;
+                flat += 1;
+                if !mode.takes(r.class) && !scan_only {
                     continue;
                 }
                 let id = refs.len() as u32;
                 refs.push(RuleRef {
                     filter: fi as u32,
                     rule: ri as u32,
+                    flat: this,
                 });
+                if let Some(pre) = &r.prefixes {
+                    for (li, l) in pre.iter().enumerate() {
+                        prefixes.insert(l, (id, li as u32));
+                    }
+                    continue;
+                }
                 match &r.literal {
                     Some(l) => match lits.iter().position(|x| x == l) {
                         Some(p) => lit_rules[p].push(id),
@@ -123,25 +151,40 @@ impl MatchSet {
                 }
             }
         }
+        prefixes.finish();
         let ac = (!lits.is_empty()).then(|| {
             AhoCorasickBuilder::new()
                 .match_kind(MatchKind::Standard)
                 .build(&lits)
                 .expect("literal automaton")
         });
-        let any_program = filters.iter().any(|f| f.programs.is_empty());
-        let programs = filters
-            .iter()
-            .flat_map(|f| f.programs.iter().cloned())
-            .collect();
+        let mut any_program = 0u64;
+        let mut programs: Vec<(Box<[u8]>, u64)> = Vec::new();
+        for (fi, f) in filters.iter().enumerate() {
+            // filters from the 64th on share the top bit and are checked one by one
+            let bit = 1u64 << fi.min(63);
+            if f.programs.is_empty() {
+                any_program |= bit;
+            }
+            for p in &f.programs {
+                match programs.iter_mut().find(|(q, _)| **q == **p) {
+                    Some((_, m)) => *m |= bit,
+                    None => programs.push((p.as_slice().into(), bit)),
+                }
+            }
+        }
+        let programs = ProgramIndex::new(programs);
+        let correlating = filters.iter().any(|f| !f.correlate.is_empty());
         MatchSet {
             filters,
             refs,
+            prefixes,
             lit_rules,
             ac,
             always,
             any_program,
             programs,
+            correlating,
         }
     }
 
@@ -152,14 +195,13 @@ impl MatchSet {
 
     /// Fresh scratch state for one reader of this set.
     pub fn scratch(&self) -> Scratch {
+        let rules = self.filters.iter().flat_map(|f| f.rules.iter());
         Scratch {
-            locs: self
-                .filters
-                .iter()
-                .flat_map(|f| f.rules.iter().map(|r| r.regex.capture_locations()))
-                .collect(),
+            locs: rules.clone().map(|r| r.regex.capture_locations()).collect(),
+            caches: rules.map(|_| engine::Cache::default()).collect(),
             remembered: self.filters.iter().map(|_| VecDeque::new()).collect(),
             cands: SmallVec::new(),
+            stamp: None,
         }
     }
 
@@ -177,9 +219,35 @@ impl MatchSet {
     /// True when some filter of the set reads lines of this program (or of no program).
     #[inline]
     pub fn reads(&self, program: Option<&[u8]>) -> bool {
+        self.readers(program) != 0
+    }
+
+    /// The filters that read lines of this program (bit `i`: filter `i`; filters from the
+    /// 64th on share bit 63 and must be checked with `accepts_program`).
+    #[inline]
+    fn readers(&self, program: Option<&[u8]>) -> u64 {
         match program {
-            None => true,
-            Some(p) => self.any_program || self.programs.contains(p),
+            None => u64::MAX,
+            Some(p) => self.any_program | self.programs.get(p),
+        }
+    }
+
+    /// The rules that can match `msg`, in rule order, into `cands`, each with the longest of
+    /// its prefix literals that `msg` starts with.
+    fn candidates(&self, msg: &[u8], cands: &mut SmallVec<[(u32, u32, u32); 16]>) {
+        cands.clear();
+        self.prefixes.find(msg, cands);
+        if let Some(ac) = &self.ac {
+            for m in ac.find_overlapping_iter(msg) {
+                for &id in &self.lit_rules[m.pattern().as_usize()] {
+                    cands.push((id, u32::MAX, 0));
+                }
+            }
+        }
+        cands.extend(self.always.iter().map(|&id| (id, u32::MAX, 0)));
+        if cands.len() > 1 {
+            cands.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.2.cmp(&a.2)));
+            cands.dedup_by_key(|c| c.0);
         }
     }
 
@@ -190,44 +258,76 @@ impl MatchSet {
         ctx: &TimeContext,
         scratch: &'a mut Scratch,
     ) -> Option<Hit<'a>> {
-        if !self.reads(p.program) {
+        self.match_parsed_with(p, ctx, scratch, false)
+    }
+
+    /// [`MatchSet::match_parsed`]; with `plain`, without prefilter and with the regex crate
+    /// only (the reference semantics, for tests).
+    #[inline(always)]
+    fn match_parsed_with<'a>(
+        &self,
+        p: &Parsed<'a>,
+        ctx: &TimeContext,
+        scratch: &'a mut Scratch,
+        plain: bool,
+    ) -> Option<Hit<'a>> {
+        let readers = self.readers(p.program);
+        if readers == 0 {
             return None;
         }
         let msg = p.message;
-        scratch.cands.clear();
-        if let Some(ac) = &self.ac {
-            for m in ac.find_overlapping_iter(msg) {
-                scratch
-                    .cands
-                    .extend_from_slice(&self.lit_rules[m.pattern().as_usize()]);
-            }
+        if plain {
+            scratch.cands.clear();
+            scratch
+                .cands
+                .extend((0..self.refs.len() as u32).map(|id| (id, u32::MAX, 0)));
+        } else {
+            self.candidates(msg, &mut scratch.cands);
         }
-        scratch.cands.extend_from_slice(&self.always);
-        if scratch.cands.is_empty() {
-            if self.filters.iter().any(|f| !f.correlate.is_empty()) {
-                self.remember(p, scratch);
-            }
-            return None;
-        }
-        scratch.cands.sort_unstable();
-        scratch.cands.dedup();
         let mut found = None;
         for i in 0..scratch.cands.len() {
-            let id = scratch.cands[i] as usize;
-            let RuleRef { filter, rule } = self.refs[id];
+            let (id, pid, plen) = scratch.cands[i];
+            let RuleRef { filter, rule, flat } = self.refs[id as usize];
             let f = &self.filters[filter as usize];
-            if let Some(prog) = p.program {
-                if !f.accepts_program(prog) {
-                    continue;
+            if readers & (1u64 << filter.min(63)) == 0 {
+                continue;
+            }
+            if filter >= 63 {
+                if let Some(prog) = p.program {
+                    if !f.accepts_program(prog) {
+                        continue;
+                    }
                 }
             }
             let r = &f.rules[rule as usize];
-            let li = self.loc_index(filter as usize, rule as usize);
-            let locs = &mut scratch.locs[li];
-            if r.regex.captures_read(locs, msg).is_none() {
-                continue;
-            }
-            let Some((hs, he)) = locs.get(r.host) else {
+            let flat = flat as usize;
+            let fast = match r.prog() {
+                Some(_) if plain => engine::Outcome::GaveUp,
+                Some(prog) => {
+                    let prefix = (pid != u32::MAX).then_some((pid, plen as usize));
+                    prog.run(&mut scratch.caches[flat], msg, prefix)
+                }
+                None => engine::Outcome::GaveUp,
+            };
+            let (host, user, time) = match fast {
+                engine::Outcome::NoMatch => continue,
+                engine::Outcome::Match => {
+                    let c = &scratch.caches[flat];
+                    (c.group(0), c.group(1), c.group(2))
+                }
+                engine::Outcome::GaveUp => {
+                    let locs = &mut scratch.locs[flat];
+                    if r.regex.captures_read(locs, msg).is_none() {
+                        continue;
+                    }
+                    (
+                        locs.get(r.host),
+                        r.user.and_then(|u| locs.get(u)),
+                        r.time.and_then(|t| locs.get(t)),
+                    )
+                }
+            };
+            let Some((hs, he)) = host else {
                 continue;
             };
             let Some(addr) = crate::addr::parse(&msg[hs..he]) else {
@@ -236,20 +336,18 @@ impl MatchSet {
             if f.ignore.iter().any(|ig| ig.is_match(msg)) {
                 return None;
             }
-            let user = r.user.and_then(|u| locs.get(u));
-            let time = match (r.time, &f.time_format) {
-                (Some(t), Some(fmt)) => locs
-                    .get(t)
-                    .and_then(|(s, e)| crate::time::parse_with_format(fmt, &msg[s..e]))
-                    .map(|st| st.to_millis(ctx)),
+            let time = match (time, &f.time_format) {
+                (Some((s, e)), Some(fmt)) => {
+                    crate::time::parse_with_format(fmt, &msg[s..e]).map(|st| st.to_millis(ctx))
+                }
                 _ => None,
             }
-            .or_else(|| p.stamp.map(|s| s.to_millis(ctx)));
+            .or_else(|| p.stamp.map(|s| stamp_millis(&mut scratch.stamp, s, ctx)));
             found = Some((filter as usize, rule as usize, addr, user, time));
             break;
         }
         let Some((filter, rule, addr, user, time)) = found else {
-            if self.filters.iter().any(|f| !f.correlate.is_empty()) {
+            if self.correlating {
                 self.remember(p, scratch);
             }
             return None;
@@ -274,14 +372,6 @@ impl MatchSet {
         })
     }
 
-    fn loc_index(&self, filter: usize, rule: usize) -> usize {
-        self.filters[..filter]
-            .iter()
-            .map(|f| f.rules.len())
-            .sum::<usize>()
-            + rule
-    }
-
     /// Multi-line correlation: remember the user a line names, keyed by pid.
     fn remember(&self, p: &Parsed<'_>, scratch: &mut Scratch) {
         if p.pid == 0 {
@@ -303,6 +393,467 @@ impl MatchSet {
                     }
                     break;
                 }
+            }
+        }
+    }
+}
+
+/// Program names and the filters reading them; a short list is searched in order.
+#[derive(Debug)]
+enum ProgramIndex {
+    Few(Vec<(Box<[u8]>, u64)>),
+    Many(HashMap<Box<[u8]>, u64>),
+}
+
+impl ProgramIndex {
+    fn new(v: Vec<(Box<[u8]>, u64)>) -> ProgramIndex {
+        if v.len() <= 8 {
+            ProgramIndex::Few(v)
+        } else {
+            ProgramIndex::Many(v.into_iter().collect())
+        }
+    }
+
+    #[inline]
+    fn get(&self, p: &[u8]) -> u64 {
+        match self {
+            ProgramIndex::Few(v) => v
+                .iter()
+                .find(|(q, _)| q.len() == p.len() && **q == *p)
+                .map_or(0, |(_, m)| *m),
+            ProgramIndex::Many(m) => m.get(p).copied().unwrap_or(0),
+        }
+    }
+}
+
+/// Literals in a radix tree; finds all those a message starts with.
+#[derive(Debug)]
+struct PrefixTrie {
+    nodes: Vec<TrieNode>,
+    /// The child of the root by first byte (0: none).
+    root: Box<[u32; 256]>,
+}
+
+#[derive(Debug, Default)]
+struct TrieNode {
+    /// The bytes of the edge into this node.
+    label: Box<[u8]>,
+    /// Its first (up to) eight bytes as a little-endian word, and the mask of those bytes.
+    head: u64,
+    mask: u64,
+    /// Children, by the first byte of their label.
+    children: Vec<(u8, u32)>,
+    /// (rule, literal id) of the literals ending here.
+    ends: Vec<(u32, u32)>,
+}
+
+impl Default for PrefixTrie {
+    fn default() -> PrefixTrie {
+        PrefixTrie {
+            nodes: vec![TrieNode::default()],
+            root: Box::new([0; 256]),
+        }
+    }
+}
+
+impl PrefixTrie {
+    fn child(&self, n: usize, b: u8) -> Option<usize> {
+        if n == 0 {
+            let c = self.root[b as usize];
+            return (c != 0).then_some(c as usize);
+        }
+        self.nodes[n]
+            .children
+            .iter()
+            .find(|(f, _)| *f == b)
+            .map(|&(_, c)| c as usize)
+    }
+
+    fn set_child(&mut self, n: usize, b: u8, c: usize) {
+        if n == 0 {
+            self.root[b as usize] = c as u32;
+            return;
+        }
+        let ch = &mut self.nodes[n].children;
+        match ch.iter_mut().find(|(f, _)| *f == b) {
+            Some(e) => e.1 = c as u32,
+            None => ch.push((b, c as u32)),
+        }
+    }
+
+    fn insert(&mut self, lit: &[u8], val: (u32, u32)) {
+        let (mut n, mut rest) = (0usize, lit);
+        loop {
+            let Some(&b) = rest.first() else {
+                self.nodes[n].ends.push(val);
+                return;
+            };
+            let Some(c) = self.child(n, b) else {
+                self.nodes.push(TrieNode {
+                    label: rest.into(),
+                    ends: vec![val],
+                    ..TrieNode::default()
+                });
+                let id = self.nodes.len() - 1;
+                self.set_child(n, b, id);
+                return;
+            };
+            let label = &self.nodes[c].label;
+            let common = label.iter().zip(rest).take_while(|(x, y)| x == y).count();
+            if common < label.len() {
+                // split the edge
+                let (head, tail) = (label[..common].into(), label[common..].into());
+                self.nodes[c].label = tail;
+                let t0 = self.nodes[c].label[0];
+                self.nodes.push(TrieNode {
+                    label: head,
+                    children: vec![(t0, c as u32)],
+                    ..TrieNode::default()
+                });
+                let m = self.nodes.len() - 1;
+                self.set_child(n, b, m);
+                n = m;
+            } else {
+                n = c;
+            }
+            rest = &rest[common..];
+        }
+    }
+
+    /// Computes the label words; call after the last `insert`.
+    fn finish(&mut self) {
+        for n in &mut self.nodes {
+            let k = n.label.len().min(8);
+            let mut w = [0u8; 8];
+            w[..k].copy_from_slice(&n.label[..k]);
+            n.head = u64::from_le_bytes(w);
+            n.mask = if k == 8 {
+                u64::MAX
+            } else {
+                (1u64 << (8 * k)) - 1
+            };
+        }
+    }
+
+    /// Pushes (rule, literal id, length) for every literal `msg` starts with, shortest first.
+    #[inline]
+    fn find(&self, msg: &[u8], out: &mut SmallVec<[(u32, u32, u32); 16]>) {
+        let (mut n, mut pos) = (0usize, 0usize);
+        loop {
+            for &(id, li) in &self.nodes[n].ends {
+                out.push((id, li, pos as u32));
+            }
+            let Some(c) = msg.get(pos).and_then(|&b| self.child(n, b)) else {
+                return;
+            };
+            let node = &self.nodes[c];
+            let rest = &msg[pos..];
+            let ok = match rest.get(..8) {
+                Some(w) => {
+                    let w = u64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
+                    (w ^ node.head) & node.mask == 0
+                        && (node.label.len() <= 8 || starts_with(&rest[8..], &node.label[8..]))
+                }
+                None => starts_with(rest, &node.label),
+            };
+            if !ok {
+                return;
+            }
+            pos += node.label.len();
+            n = c;
+        }
+    }
+}
+
+/// `hay.starts_with(lit)`, eight bytes at a time (the literals are short; no call).
+#[inline]
+fn starts_with(hay: &[u8], lit: &[u8]) -> bool {
+    if hay.len() < lit.len() {
+        return false;
+    }
+    let (mut a, mut b) = (&hay[..lit.len()], lit);
+    while a.len() >= 8 {
+        let (x, ra) = a.split_at(8);
+        let (y, rb) = b.split_at(8);
+        if u64::from_ne_bytes(x.try_into().unwrap()) != u64::from_ne_bytes(y.try_into().unwrap()) {
+            return false;
+        }
+        (a, b) = (ra, rb);
+    }
+    a.iter().zip(b).all(|(x, y)| x == y)
+}
+
+/// `stamp.to_millis(ctx)`, remembering the last conversion (consecutive lines mostly carry
+/// the same stamp).
+#[inline]
+fn stamp_millis(
+    memo: &mut Option<(Stamp, TimeContext, Millis)>,
+    st: Stamp,
+    ctx: &TimeContext,
+) -> Millis {
+    if let Some((s, c, m)) = memo {
+        if *s == st && c == ctx {
+            return *m;
+        }
+    }
+    let m = st.to_millis(ctx);
+    *memo = Some((st, *ctx, m));
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::{builtin, sample};
+    use proptest::prelude::*;
+
+    const CTX: TimeContext = TimeContext {
+        now: 1_795_000_000_000,
+        local_offset: 0,
+    };
+
+    type Out = Option<(usize, usize, IpAddr, Option<Vec<u8>>, Option<Millis>, u32)>;
+
+    fn own(h: Option<Hit<'_>>) -> Out {
+        h.map(|h| {
+            (
+                h.filter,
+                h.rule,
+                h.addr,
+                h.user.map(<[u8]>::to_vec),
+                h.time,
+                h.pid,
+            )
+        })
+    }
+
+    /// The set under test and the reference (no prefilter, regex crate only), each with
+    /// its own scratch, fed the same lines.
+    struct Pair {
+        set: MatchSet,
+        fast: Scratch,
+        plain: Scratch,
+    }
+
+    impl Pair {
+        fn new(filters: Vec<Filter>) -> Pair {
+            let set = MatchSet::new(filters, Mode::Aggressive);
+            let fast = set.scratch();
+            let plain = set.scratch();
+            Pair { set, fast, plain }
+        }
+
+        fn check(&mut self, line: &[u8]) -> Result<(), String> {
+            let p = prefix::parse(line);
+            let got = own(self.set.match_parsed_with(&p, &CTX, &mut self.fast, false));
+            let want = own(self.set.match_parsed_with(&p, &CTX, &mut self.plain, true));
+            // the message alone, as journald gives it
+            let m = Parsed {
+                stamp: None,
+                host: None,
+                program: None,
+                pid: 0,
+                message: p.message,
+            };
+            let got_m = own(self.set.match_parsed_with(&m, &CTX, &mut self.fast, false));
+            let want_m = own(self.set.match_parsed_with(&m, &CTX, &mut self.plain, true));
+            if got == want && got_m == want_m {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{:?}\n  fast  {got:?} / {got_m:?}\n  plain {want:?} / {want_m:?}",
+                    String::from_utf8_lossy(line)
+                ))
+            }
+        }
+    }
+
+    /// The built-in filters that compile, with their sample lines (compiled once).
+    fn builtin_filters() -> &'static [(Filter, Vec<String>)] {
+        static ALL: std::sync::OnceLock<Vec<(Filter, Vec<String>)>> = std::sync::OnceLock::new();
+        ALL.get_or_init(|| {
+            builtin::all()
+                .iter()
+                .filter_map(|b| {
+                    let f = Filter::from_toml(b.source, b.name).ok()?;
+                    // build the engines now, so that clones share them
+                    f.rules.iter().for_each(|r| {
+                        r.prog();
+                    });
+                    let lines = sample::parse(b.sample)
+                        .ok()?
+                        .into_iter()
+                        .map(|c| c.line)
+                        .collect();
+                    Some((f, lines))
+                })
+                .collect()
+        })
+    }
+
+    fn sshd() -> &'static (Filter, Vec<String>) {
+        builtin_filters()
+            .iter()
+            .find(|(f, _)| f.name == "sshd")
+            .expect("sshd filter")
+    }
+
+    /// Attacker-chosen pieces: addresses, separators and the words the patterns anchor on.
+    const TOKENS: &[&str] = &[
+        " from ",
+        "from",
+        " port ",
+        "port",
+        " ",
+        "  ",
+        "1.2.3.4",
+        "203.0.113.5",
+        "::1",
+        "2001:db8::1",
+        "::ffff:10.0.0.1",
+        "fe80::1%eth0",
+        " ssh2",
+        "ssh2",
+        ": ",
+        "invalid user ",
+        "illegal user ",
+        "authenticating user ",
+        " [preauth]",
+        "root",
+        "x",
+        ":",
+        "%",
+        "[",
+        "]",
+        "\t",
+        "é",
+        "\u{0}",
+        " port 22",
+        " from 10.9.8.7 port 1 ssh2",
+        " 10.9.8.7 port 1",
+        "for ",
+        "user ",
+        "(",
+        ")",
+        "'",
+        "\"",
+        "#",
+        "1",
+        "999",
+        "255.255.255.255",
+        "\n",
+        "\r",
+    ];
+
+    fn piece() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            4 => prop::sample::select(TOKENS).prop_map(|t| t.as_bytes().to_vec()),
+            1 => prop::collection::vec(any::<u8>(), 0..4),
+        ]
+    }
+
+    fn user() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(piece(), 0..6).prop_map(|v| v.concat())
+    }
+
+    /// Replaces the span of capture `name` (as the regex crate finds it) of the first rule
+    /// matching `line` with `with`, if there is one.
+    fn splice_capture(f: &Filter, line: &[u8], name: &str, with: &[u8]) -> Option<Vec<u8>> {
+        let p = prefix::parse(line);
+        let off = p.message.as_ptr() as usize - line.as_ptr() as usize;
+        for r in &f.rules {
+            if let Some(c) = r.regex.captures(p.message) {
+                let m = c.name(name)?;
+                let mut out = line[..off + m.start()].to_vec();
+                out.extend_from_slice(with);
+                out.extend_from_slice(&line[off + m.end()..]);
+                return Some(out);
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn every_sample_and_its_truncations_match_as_the_regex_crate_does() {
+        let all = builtin_filters();
+        let mut pair = Pair::new(all.iter().map(|(f, _)| f.clone()).collect());
+        let mut errors = Vec::new();
+        for (f, lines) in all {
+            let mut own = Pair::new(vec![f.clone()]);
+            let every = f.name == "sshd";
+            for l in lines {
+                errors.extend(pair.check(l.as_bytes()).err());
+                let b = l.as_bytes();
+                let step = if every { 1 } else { 7 };
+                for cut in (0..=b.len()).step_by(step) {
+                    for line in [&b[..cut], &b[cut..]] {
+                        errors.extend(own.check(line).err());
+                    }
+                }
+                for t in TOKENS {
+                    for name in ["user", "host"] {
+                        if let Some(line) = splice_capture(f, b, name, t.as_bytes()) {
+                            errors.extend(own.check(&line).err());
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            errors.is_empty(),
+            "{} differences:\n{}",
+            errors.len(),
+            errors[..errors.len().min(20)].join("\n")
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        /// sshd sample lines with attacker-chosen user names (addresses, spaces, `from`,
+        /// `port` inside): the same rule, address and user as the regex crate.
+        #[test]
+        fn sshd_user_injection_matches_as_the_regex_crate_does(
+            i in any::<prop::sample::Index>(),
+            u in user(),
+            extra in prop::collection::vec((any::<prop::sample::Index>(), piece()), 0..3),
+        ) {
+            let (f, lines) = sshd();
+            let line = lines[i.index(lines.len())].as_bytes();
+            let mut line = splice_capture(f, line, "user", &u).unwrap_or_else(|| line.to_vec());
+            let mut pair = Pair::new(vec![f.clone()]);
+            pair.check(&line).map_err(TestCaseError::fail)?;
+            for (at, p) in extra {
+                let at = at.index(line.len() + 1);
+                line.splice(at..at, p);
+                pair.check(&line).map_err(TestCaseError::fail)?;
+            }
+        }
+
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// The same for the sample lines of every built-in filter, in one set.
+        #[test]
+        fn all_filters_mutated_lines_match_as_the_regex_crate_does(
+            i in any::<prop::sample::Index>(),
+            edits in prop::collection::vec((any::<prop::sample::Index>(), 0..3usize, piece()), 1..4),
+        ) {
+            let all = builtin_filters();
+            let lines: Vec<&String> = all.iter().flat_map(|(_, l)| l.iter()).collect();
+
+            let mut pair = Pair::new(all.iter().map(|(f, _)| f.clone()).collect());
+            let mut line = lines[i.index(lines.len())].as_bytes().to_vec();
+            for (at, op, p) in edits {
+                let at = at.index(line.len() + 1);
+                match op {
+                    0 => { line.splice(at..at, p); }
+                    1 => { line.truncate(at); }
+                    _ => { if at < line.len() { line.remove(at); } }
+                }
+                pair.check(&line).map_err(TestCaseError::fail)?;
             }
         }
     }

@@ -37,6 +37,79 @@ pub fn for_each_line(mut r: impl Read, mut f: impl FnMut(&[u8])) -> io::Result<u
     }
 }
 
+/// Calls `f` for every line of the byte range `start..end` of `file` (without the newline),
+/// reading 1 MiB at a time at explicit offsets, so that several threads can each read their
+/// own range of one file. `start` and `end` should be line starts (or the end of the file);
+/// a last line of the range without a newline is delivered too.
+pub fn for_each_line_in_range(
+    file: &std::fs::File,
+    start: u64,
+    end: u64,
+    mut f: impl FnMut(&[u8]),
+) -> io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; (1usize << 20).min((end.saturating_sub(start) as usize).max(1))];
+    let mut filled = 0;
+    let mut lines = 0;
+    let mut off = start;
+    loop {
+        if filled == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        let want = ((end - off) as usize).min(buf.len() - filled);
+        let n = if want == 0 {
+            0
+        } else {
+            match file.read_at(&mut buf[filled..filled + want], off) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        };
+        if n == 0 {
+            if filled > 0 {
+                f(&buf[..filled]);
+                lines += 1;
+            }
+            return Ok(lines);
+        }
+        off += n as u64;
+        filled += n;
+        let mut first = 0;
+        for end in memchr::memchr_iter(b'\n', &buf[..filled]) {
+            f(&buf[first..end]);
+            lines += 1;
+            first = end + 1;
+        }
+        buf.copy_within(first..filled, 0);
+        filled -= first;
+    }
+}
+
+/// The start of the first line that begins at or after `at` in `file` (`len` if none).
+pub fn next_line_start(file: &std::fs::File, at: u64, len: u64) -> io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    if at == 0 {
+        return Ok(0);
+    }
+    // the line containing byte at-1 ends at the first newline from at-1 on
+    let mut pos = at - 1;
+    let mut buf = [0u8; 4096];
+    while pos < len {
+        let n = match file.read_at(&mut buf[..((len - pos) as usize).min(4096)], pos) {
+            Ok(0) => return Ok(len),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if let Some(i) = memchr::memchr(b'\n', &buf[..n]) {
+            return Ok(pos + i as u64 + 1);
+        }
+        pos += n as u64;
+    }
+    Ok(len)
+}
+
 /// Opens `path`, or stdin for `-` / `None`.
 pub fn open(path: Option<&std::path::Path>) -> anyhow::Result<Box<dyn Read>> {
     use anyhow::Context;

@@ -1,9 +1,10 @@
 //! `portcullis test --filter NAME [--json] [FILE]`: try a filter on a log, like
 //! blacklist.py's test mode and fail2ban-regex.
 //!
-//! Summary mode counts lines, matches per rule, top hosts and top users. It splits the
-//! input across threads (each with its own scratch) because matching is independent per
-//! line. JSON mode prints exactly one object per input line, in input order.
+//! Summary mode counts lines, matches per rule, top hosts and top users. It splits a file
+//! across threads at line starts (each thread reads its own part, with its own scratch)
+//! because matching is independent per line. JSON mode prints exactly one object per input
+//! line, in input order.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -24,10 +25,50 @@ struct Stats {
     per_rule: Vec<u64>,
     hosts: HashMap<IpAddr, u64>,
     users: HashMap<Box<[u8]>, u64>,
+    /// The host of the latest matches and how many there were, not yet in `hosts`
+    /// (attack lines come in runs from one address).
+    run_host: Option<(IpAddr, u64)>,
+    /// The same for the user.
+    run_user: Option<(Vec<u8>, u64)>,
 }
 
 impl Stats {
-    fn merge(&mut self, o: Stats) {
+    fn count_host(&mut self, h: IpAddr) {
+        match &mut self.run_host {
+            Some((last, n)) if *last == h => *n += 1,
+            run => {
+                if let Some((last, n)) = run.replace((h, 1)) {
+                    *self.hosts.entry(last).or_default() += n;
+                }
+            }
+        }
+    }
+
+    fn count_user(&mut self, u: &[u8]) {
+        match &mut self.run_user {
+            Some((last, n)) if last.as_slice() == u => *n += 1,
+            Some((last, n)) => {
+                let prev = std::mem::replace(last, u.to_vec());
+                let k = std::mem::replace(n, 1);
+                add_user(&mut self.users, &prev, k);
+            }
+            None => self.run_user = Some((u.to_vec(), 1)),
+        }
+    }
+
+    /// Moves the pending runs into the maps.
+    fn flush(&mut self) {
+        if let Some((h, n)) = self.run_host.take() {
+            *self.hosts.entry(h).or_default() += n;
+        }
+        if let Some((u, n)) = self.run_user.take() {
+            add_user(&mut self.users, &u, n);
+        }
+    }
+
+    fn merge(&mut self, mut o: Stats) {
+        self.flush();
+        o.flush();
         self.lines += o.lines;
         self.matched += o.matched;
         if self.per_rule.len() < o.per_rule.len() {
@@ -41,6 +82,15 @@ impl Stats {
         }
         for (u, n) in o.users {
             *self.users.entry(u).or_default() += n;
+        }
+    }
+}
+
+fn add_user(users: &mut HashMap<Box<[u8]>, u64>, u: &[u8], n: u64) {
+    match users.get_mut(u) {
+        Some(c) => *c += n,
+        None => {
+            users.insert(u.into(), n);
         }
     }
 }
@@ -70,7 +120,7 @@ pub fn run(filter: &str, json: bool, file: Option<&Path>, top: usize) -> Result<
         out.flush()?;
         return Ok(0);
     }
-    let stats = match file {
+    let mut stats = match file {
         Some(p) if p.as_os_str() != "-" => summarise_file(&set, p, &ctx)?,
         _ => {
             let mut s = Stats::default();
@@ -81,6 +131,7 @@ pub fn run(filter: &str, json: bool, file: Option<&Path>, top: usize) -> Result<
             s
         }
     };
+    stats.flush();
     print_summary(&set, &stats, top);
     Ok(0)
 }
@@ -99,58 +150,80 @@ fn count(
             s.per_rule.resize(h.rule + 1, 0);
         }
         s.per_rule[h.rule] += 1;
-        *s.hosts.entry(h.addr).or_default() += 1;
+        s.count_host(h.addr);
         if let Some(u) = h.user {
-            match s.users.get_mut(u) {
-                Some(n) => *n += 1,
-                None => {
-                    s.users.insert(u.into(), 1);
-                }
-            }
+            s.count_user(u);
         }
     }
 }
 
-/// Reads the whole file and splits it at line boundaries across the available cores.
+/// Splits a regular file at line starts across the available cores; each thread reads its
+/// own pieces (1 MiB at a time, so that reading overlaps with matching and memory stays
+/// small).
 fn summarise_file(set: &MatchSet, path: &Path, ctx: &TimeContext) -> Result<Stats> {
     use anyhow::Context;
-    let data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 8);
-    let mut bounds = vec![0usize];
-    for i in 1..threads {
-        let guess = data.len() * i / threads;
-        let cut = memchr::memchr(b'\n', &data[guess.max(*bounds.last().unwrap())..])
-            .map_or(data.len(), |p| guess.max(*bounds.last().unwrap()) + p + 1);
-        bounds.push(cut);
+    let cannot = || format!("cannot read {}", path.display());
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let meta = file.metadata().with_context(cannot)?;
+    if !meta.is_file() {
+        // a pipe or a device: one reader, in order
+        let mut s = Stats::default();
+        let mut scratch = set.scratch();
+        input::for_each_line(file, |l| count(set, &mut scratch, &mut s, l, ctx))
+            .with_context(cannot)?;
+        return Ok(s);
     }
-    bounds.push(data.len());
-    let mut total = Stats::default();
-    std::thread::scope(|sc| {
-        let handles: Vec<_> = bounds
-            .windows(2)
-            .map(|w| {
-                let chunk = &data[w[0]..w[1]];
+    let len = meta.len();
+    // Pieces of about 2 MiB, cut at line starts, taken in turn by the threads (so that a
+    // thread that gets less CPU does less of the work); one thread for a small file.
+    const PIECE: u64 = 2 << 20;
+    let cores = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8) as u64;
+    let threads = len.div_ceil(2 * PIECE).clamp(1, cores);
+    let mut bounds = vec![0u64];
+    let mut at = PIECE;
+    while at < len {
+        let cut = input::next_line_start(&file, at, len).with_context(cannot)?;
+        if cut >= len {
+            break;
+        }
+        if cut > *bounds.last().unwrap() {
+            bounds.push(cut);
+        }
+        at = cut.max(at) + PIECE;
+    }
+    bounds.push(len);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::io::Result<Stats>> = std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let (bounds, next, file) = (&bounds, &next, &file);
                 sc.spawn(move || {
                     let mut s = Stats::default();
                     let mut scratch = set.scratch();
-                    let mut start = 0;
-                    for end in memchr::memchr_iter(b'\n', chunk) {
-                        count(set, &mut scratch, &mut s, &chunk[start..end], ctx);
-                        start = end + 1;
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if i + 1 >= bounds.len() {
+                            return Ok(s);
+                        }
+                        input::for_each_line_in_range(file, bounds[i], bounds[i + 1], |l| {
+                            count(set, &mut scratch, &mut s, l, ctx)
+                        })?;
                     }
-                    if start < chunk.len() {
-                        count(set, &mut scratch, &mut s, &chunk[start..], ctx);
-                    }
-                    s
                 })
             })
             .collect();
-        for h in handles {
-            total.merge(h.join().expect("worker thread"));
-        }
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("worker thread"))
+            .collect()
     });
+    let mut total = Stats::default();
+    for r in results {
+        total.merge(r.with_context(cannot)?);
+    }
     Ok(total)
 }
 
