@@ -96,9 +96,13 @@ pub struct MatchSet {
     /// The prefix literals of the rules whose matches all start with one of a finite set of
     /// literals.
     prefixes: PrefixTrie,
-    /// For each literal of the automaton, the rules (indexes into `refs`) that need it.
-    lit_rules: Vec<Vec<u32>>,
-    ac: Option<AhoCorasick>,
+    /// Required literals of rules of filters that name their programs: scanned only when
+    /// one of those filters reads the line's program.
+    named: LitIndex,
+    /// Filters with rules in `named` (bit per filter, as in `readers`).
+    named_filters: u64,
+    /// Required literals of rules of filters that read any program: always scanned.
+    any: LitIndex,
     /// Rules without a usable literal: always candidates.
     always: Vec<u32>,
     /// Filters reading lines of any program (bit `i`: filter `i`; from the 64th on, bit 63).
@@ -113,8 +117,9 @@ impl MatchSet {
     pub fn new(filters: Vec<Filter>, mode: Mode) -> MatchSet {
         let mut refs = Vec::new();
         let mut prefixes = PrefixTrie::default();
-        let mut lits: Vec<Vec<u8>> = Vec::new();
-        let mut lit_rules: Vec<Vec<u32>> = Vec::new();
+        let mut named = LitBuilder::default();
+        let mut any = LitBuilder::default();
+        let mut named_filters = 0u64;
         let mut always = Vec::new();
         let mut flat = 0u32;
         for (fi, f) in filters.iter().enumerate() {
@@ -140,24 +145,16 @@ impl MatchSet {
                     continue;
                 }
                 match &r.literal {
-                    Some(l) => match lits.iter().position(|x| x == l) {
-                        Some(p) => lit_rules[p].push(id),
-                        None => {
-                            lits.push(l.clone());
-                            lit_rules.push(vec![id]);
-                        }
-                    },
+                    Some(l) if f.programs.is_empty() => any.add(l, id),
+                    Some(l) => {
+                        named.add(l, id);
+                        named_filters |= 1u64 << fi.min(63);
+                    }
                     None => always.push(id),
                 }
             }
         }
         prefixes.finish();
-        let ac = (!lits.is_empty()).then(|| {
-            AhoCorasickBuilder::new()
-                .match_kind(MatchKind::Standard)
-                .build(&lits)
-                .expect("literal automaton")
-        });
         let mut any_program = 0u64;
         let mut programs: Vec<(Box<[u8]>, u64)> = Vec::new();
         for (fi, f) in filters.iter().enumerate() {
@@ -179,8 +176,9 @@ impl MatchSet {
             filters,
             refs,
             prefixes,
-            lit_rules,
-            ac,
+            named: named.build(),
+            named_filters,
+            any: any.build(),
             always,
             any_program,
             programs,
@@ -234,16 +232,13 @@ impl MatchSet {
 
     /// The rules that can match `msg`, in rule order, into `cands`, each with the longest of
     /// its prefix literals that `msg` starts with.
-    fn candidates(&self, msg: &[u8], cands: &mut SmallVec<[(u32, u32, u32); 16]>) {
+    fn candidates(&self, msg: &[u8], readers: u64, cands: &mut SmallVec<[(u32, u32, u32); 16]>) {
         cands.clear();
         self.prefixes.find(msg, cands);
-        if let Some(ac) = &self.ac {
-            for m in ac.find_overlapping_iter(msg) {
-                for &id in &self.lit_rules[m.pattern().as_usize()] {
-                    cands.push((id, u32::MAX, 0));
-                }
-            }
+        if readers & self.named_filters != 0 {
+            self.named.find(msg, cands);
         }
+        self.any.find(msg, cands);
         cands.extend(self.always.iter().map(|&id| (id, u32::MAX, 0)));
         if cands.len() > 1 {
             cands.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.2.cmp(&a.2)));
@@ -282,7 +277,7 @@ impl MatchSet {
                 .cands
                 .extend((0..self.refs.len() as u32).map(|id| (id, u32::MAX, 0)));
         } else {
-            self.candidates(msg, &mut scratch.cands);
+            self.candidates(msg, readers, &mut scratch.cands);
         }
         let mut found = None;
         for i in 0..scratch.cands.len() {
@@ -854,6 +849,60 @@ mod tests {
                     _ => { if at < line.len() { line.remove(at); } }
                 }
                 pair.check(&line).map_err(TestCaseError::fail)?;
+            }
+        }
+    }
+}
+
+/// Collects required literals and the rules that need them.
+#[derive(Default)]
+struct LitBuilder {
+    lits: Vec<Vec<u8>>,
+    rules: Vec<Vec<u32>>,
+}
+
+impl LitBuilder {
+    fn add(&mut self, lit: &[u8], rule: u32) {
+        match self.lits.iter().position(|x| x == lit) {
+            Some(p) => self.rules[p].push(rule),
+            None => {
+                self.lits.push(lit.to_vec());
+                self.rules.push(vec![rule]);
+            }
+        }
+    }
+
+    fn build(self) -> LitIndex {
+        let ac = (!self.lits.is_empty()).then(|| {
+            AhoCorasickBuilder::new()
+                .match_kind(MatchKind::Standard)
+                .build(&self.lits)
+                .expect("literal automaton")
+        });
+        LitIndex {
+            ac,
+            rules: self.rules,
+        }
+    }
+}
+
+/// An Aho-Corasick automaton over required literals, with the rules of each literal.
+#[derive(Debug)]
+struct LitIndex {
+    ac: Option<AhoCorasick>,
+    rules: Vec<Vec<u32>>,
+}
+
+impl LitIndex {
+    /// Adds the rules whose literal occurs in `msg` to `cands`.
+    fn find(&self, msg: &[u8], cands: &mut SmallVec<[(u32, u32, u32); 16]>) {
+        if let Some(ac) = &self.ac {
+            for m in ac.find_overlapping_iter(msg) {
+                cands.extend(
+                    self.rules[m.pattern().as_usize()]
+                        .iter()
+                        .map(|&id| (id, u32::MAX, 0)),
+                );
             }
         }
     }
