@@ -596,6 +596,60 @@ fn stamp_millis(
     m
 }
 
+/// Collects required literals and the rules that need them.
+#[derive(Default)]
+struct LitBuilder {
+    lits: Vec<Vec<u8>>,
+    rules: Vec<Vec<u32>>,
+}
+
+impl LitBuilder {
+    fn add(&mut self, lit: &[u8], rule: u32) {
+        match self.lits.iter().position(|x| x == lit) {
+            Some(p) => self.rules[p].push(rule),
+            None => {
+                self.lits.push(lit.to_vec());
+                self.rules.push(vec![rule]);
+            }
+        }
+    }
+
+    fn build(self) -> LitIndex {
+        let ac = (!self.lits.is_empty()).then(|| {
+            AhoCorasickBuilder::new()
+                .match_kind(MatchKind::Standard)
+                .build(&self.lits)
+                .expect("literal automaton")
+        });
+        LitIndex {
+            ac,
+            rules: self.rules,
+        }
+    }
+}
+
+/// An Aho-Corasick automaton over required literals, with the rules of each literal.
+#[derive(Debug)]
+struct LitIndex {
+    ac: Option<AhoCorasick>,
+    rules: Vec<Vec<u32>>,
+}
+
+impl LitIndex {
+    /// Adds the rules whose literal occurs in `msg` to `cands`.
+    fn find(&self, msg: &[u8], cands: &mut SmallVec<[(u32, u32, u32); 16]>) {
+        if let Some(ac) = &self.ac {
+            for m in ac.find_overlapping_iter(msg) {
+                cands.extend(
+                    self.rules[m.pattern().as_usize()]
+                        .iter()
+                        .map(|&id| (id, u32::MAX, 0)),
+                );
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -849,60 +903,6 @@ mod tests {
                     _ => { if at < line.len() { line.remove(at); } }
                 }
                 pair.check(&line).map_err(TestCaseError::fail)?;
-            }
-        }
-    }
-}
-
-/// Collects required literals and the rules that need them.
-#[derive(Default)]
-struct LitBuilder {
-    lits: Vec<Vec<u8>>,
-    rules: Vec<Vec<u32>>,
-}
-
-impl LitBuilder {
-    fn add(&mut self, lit: &[u8], rule: u32) {
-        match self.lits.iter().position(|x| x == lit) {
-            Some(p) => self.rules[p].push(rule),
-            None => {
-                self.lits.push(lit.to_vec());
-                self.rules.push(vec![rule]);
-            }
-        }
-    }
-
-    fn build(self) -> LitIndex {
-        let ac = (!self.lits.is_empty()).then(|| {
-            AhoCorasickBuilder::new()
-                .match_kind(MatchKind::Standard)
-                .build(&self.lits)
-                .expect("literal automaton")
-        });
-        LitIndex {
-            ac,
-            rules: self.rules,
-        }
-    }
-}
-
-/// An Aho-Corasick automaton over required literals, with the rules of each literal.
-#[derive(Debug)]
-struct LitIndex {
-    ac: Option<AhoCorasick>,
-    rules: Vec<Vec<u32>>,
-}
-
-impl LitIndex {
-    /// Adds the rules whose literal occurs in `msg` to `cands`.
-    fn find(&self, msg: &[u8], cands: &mut SmallVec<[(u32, u32, u32); 16]>) {
-        if let Some(ac) = &self.ac {
-            for m in ac.find_overlapping_iter(msg) {
-                cands.extend(
-                    self.rules[m.pattern().as_usize()]
-                        .iter()
-                        .map(|&id| (id, u32::MAX, 0)),
-                );
             }
         }
     }
