@@ -295,6 +295,17 @@ impl MatchSet {
                 }
             }
             let r = &f.rules[rule as usize];
+            // A rule picked by a short prefix ("pam_") that also requires a longer literal
+            // elsewhere: look for that literal before running the engine.
+            if let Some(l) = &r.literal {
+                if !plain
+                    && pid != u32::MAX
+                    && l.len() > plen as usize
+                    && memchr::memmem::find(msg, l).is_none()
+                {
+                    continue;
+                }
+            }
             let flat = flat as usize;
             let fast = match r.prog() {
                 Some(_) if plain => engine::Outcome::GaveUp,
