@@ -4,8 +4,43 @@ use std::io::{self, Read};
 
 /// Calls `f` for every line of `r` (without the newline). Reads 1 MiB at a time; a final
 /// line without a newline is delivered too.
-pub fn for_each_line(mut r: impl Read, mut f: impl FnMut(&[u8])) -> io::Result<u64> {
-    let mut buf = vec![0u8; 1 << 20];
+pub fn for_each_line(mut r: impl Read, f: impl FnMut(&[u8])) -> io::Result<u64> {
+    split_lines(1 << 20, |buf| r.read(buf), f)
+}
+
+/// Calls `f` for every line of the byte range `start..end` of `file` (without the newline),
+/// reading 1 MiB at a time at explicit offsets, so that several threads can each read their
+/// own range of one file. `start` and `end` should be line starts (or the end of the file);
+/// a last line of the range without a newline is delivered too.
+pub fn for_each_line_in_range(
+    file: &std::fs::File,
+    start: u64,
+    end: u64,
+    f: impl FnMut(&[u8]),
+) -> io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut off = start;
+    let size = (1usize << 20).min((end.saturating_sub(start) as usize).max(1));
+    let read = |buf: &mut [u8]| -> io::Result<usize> {
+        let want = ((end - off) as usize).min(buf.len());
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = file.read_at(&mut buf[..want], off)?;
+        off += n as u64;
+        Ok(n)
+    };
+    split_lines(size, read, f)
+}
+
+/// The shared loop: fill a buffer with `read` (0 = end), hand out complete lines, keep the
+/// partial last line for the next read, grow the buffer for a line longer than it.
+fn split_lines(
+    size: usize,
+    mut read: impl FnMut(&mut [u8]) -> io::Result<usize>,
+    mut f: impl FnMut(&[u8]),
+) -> io::Result<u64> {
+    let mut buf = vec![0u8; size];
     let mut filled = 0;
     let mut lines = 0;
     loop {
@@ -13,7 +48,7 @@ pub fn for_each_line(mut r: impl Read, mut f: impl FnMut(&[u8])) -> io::Result<u
             // a line longer than the buffer: grow (bounded by the input itself)
             buf.resize(buf.len() * 2, 0);
         }
-        let n = match r.read(&mut buf[filled..]) {
+        let n = match read(&mut buf[filled..]) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
@@ -34,55 +69,6 @@ pub fn for_each_line(mut r: impl Read, mut f: impl FnMut(&[u8])) -> io::Result<u
         }
         buf.copy_within(start..filled, 0);
         filled -= start;
-    }
-}
-
-/// Calls `f` for every line of the byte range `start..end` of `file` (without the newline),
-/// reading 1 MiB at a time at explicit offsets, so that several threads can each read their
-/// own range of one file. `start` and `end` should be line starts (or the end of the file);
-/// a last line of the range without a newline is delivered too.
-pub fn for_each_line_in_range(
-    file: &std::fs::File,
-    start: u64,
-    end: u64,
-    mut f: impl FnMut(&[u8]),
-) -> io::Result<u64> {
-    use std::os::unix::fs::FileExt;
-    let mut buf = vec![0u8; (1usize << 20).min((end.saturating_sub(start) as usize).max(1))];
-    let mut filled = 0;
-    let mut lines = 0;
-    let mut off = start;
-    loop {
-        if filled == buf.len() {
-            buf.resize(buf.len() * 2, 0);
-        }
-        let want = ((end - off) as usize).min(buf.len() - filled);
-        let n = if want == 0 {
-            0
-        } else {
-            match file.read_at(&mut buf[filled..filled + want], off) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-        };
-        if n == 0 {
-            if filled > 0 {
-                f(&buf[..filled]);
-                lines += 1;
-            }
-            return Ok(lines);
-        }
-        off += n as u64;
-        filled += n;
-        let mut first = 0;
-        for end in memchr::memchr_iter(b'\n', &buf[..filled]) {
-            f(&buf[first..end]);
-            lines += 1;
-            first = end + 1;
-        }
-        buf.copy_within(first..filled, 0);
-        filled -= first;
     }
 }
 
