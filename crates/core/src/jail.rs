@@ -4,6 +4,7 @@
 //! decides exactly as the daemon will. It is pure: the caller passes the time.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::decision::{Decision, Failure, Millis};
 use crate::filter::{Filter, MatchSet, Mode, Scratch};
@@ -51,7 +52,7 @@ pub enum Step {
 #[derive(Debug)]
 pub struct Jail {
     settings: JailSettings,
-    set: MatchSet,
+    set: Arc<MatchSet>,
     scratch: Scratch,
     tracker: Tracker,
 }
@@ -59,7 +60,7 @@ pub struct Jail {
 impl Jail {
     /// Builds a jail from compiled filters.
     pub fn new(settings: JailSettings, filters: Vec<Filter>) -> Jail {
-        let set = MatchSet::new(filters, settings.mode);
+        let set = Arc::new(MatchSet::new(filters, settings.mode));
         let scratch = set.scratch();
         let tracker = Tracker::new(settings.tracker.clone());
         Jail {
@@ -72,7 +73,7 @@ impl Jail {
 
     /// Replaces settings and filters, keeping windows and bans (configuration reload).
     pub fn reconfigure(&mut self, settings: JailSettings, filters: Vec<Filter>) {
-        self.set = MatchSet::new(filters, settings.mode);
+        self.set = Arc::new(MatchSet::new(filters, settings.mode));
         self.scratch = self.set.scratch();
         self.tracker.set_config(settings.tracker.clone());
         self.settings = settings;
@@ -112,46 +113,96 @@ impl Jail {
         now: Option<Millis>,
         fallback: Millis,
     ) -> Step {
-        let Some(hit) = self.set.match_line(line, ctx, &mut self.scratch) else {
-            return Step::NoMatch;
-        };
-        if let Some(reason) = self.settings.ignore.check(hit.addr) {
-            return Step::Ignored {
-                addr: hit.addr,
-                reason,
-            };
-        }
-        let rule = &self.set.filters()[hit.filter].rules()[hit.rule];
-        let mut weight = rule.weight;
-        if weight > 0 {
-            if let Some(u) = hit.user {
-                if let Some((_, w)) = self
-                    .settings
-                    .user_weights
-                    .iter()
-                    .find(|(name, _)| name == u)
-                {
-                    weight = weight.max(*w);
-                }
+        let p = prepare(&self.set, &self.settings, line, ctx, &mut self.scratch);
+        self.commit(p, now, fallback)
+    }
+
+    /// The matching half, shareable with other threads: [`prepare`] needs only these (and a
+    /// scratch of its own from [`MatchSet::scratch`]), so lines can be matched in parallel and
+    /// committed in order.
+    pub fn shared(&self) -> (Arc<MatchSet>, JailSettings) {
+        (self.set.clone(), self.settings.clone())
+    }
+
+    /// The counting half: records a prepared line in the tracker.
+    pub fn commit(&mut self, p: Prepared, now: Option<Millis>, fallback: Millis) -> Step {
+        match p {
+            Prepared::NoMatch => Step::NoMatch,
+            Prepared::Ignored { addr, reason } => Step::Ignored { addr, reason },
+            Prepared::Failure { failure, time } => {
+                // The line's own time drives the window; in the daemon (`now` given) a line
+                // whose clock is off by more than findtime (wrong zone, old line) counts at `now`.
+                let time = match (time, now) {
+                    (Some(t), Some(n)) if (t - n).abs() > self.settings.tracker.findtime => n,
+                    (Some(t), _) => t,
+                    (None, _) => fallback,
+                };
+                let failure = Failure { time, ..failure };
+                let decision = self.tracker.record(&failure, now.unwrap_or(failure.time));
+                Step::Failure { failure, decision }
             }
         }
-        // The line's own time drives the window; in the daemon (`now` given) a line whose
-        // clock is off by more than findtime (wrong zone, old line) counts at `now`.
-        let time = match (hit.time, now) {
-            (Some(t), Some(n)) if (t - n).abs() > self.settings.tracker.findtime => n,
-            (Some(t), _) => t,
-            (None, _) => fallback,
-        };
-        let failure = Failure {
+    }
+}
+
+/// A line matched but not yet counted (see [`Jail::commit`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prepared {
+    /// No rule matched.
+    NoMatch,
+    /// Matched, but the address is never banned.
+    Ignored {
+        /// The address.
+        addr: IpAddr,
+        /// Why.
+        reason: Reason,
+    },
+    /// A failure; its `time` is filled in by [`Jail::commit`].
+    Failure {
+        /// The failure (its `time` field is a placeholder).
+        failure: Failure,
+        /// The line's own time, if it has one.
+        time: Option<Millis>,
+    },
+}
+
+/// Matches one line against a jail's filters and settings: everything of [`Jail::process`]
+/// that does not touch the tracker. Pure; `scratch` is per reader.
+pub fn prepare(
+    set: &MatchSet,
+    settings: &JailSettings,
+    line: &[u8],
+    ctx: &TimeContext,
+    scratch: &mut Scratch,
+) -> Prepared {
+    let Some(hit) = set.match_line(line, ctx, scratch) else {
+        return Prepared::NoMatch;
+    };
+    if let Some(reason) = settings.ignore.check(hit.addr) {
+        return Prepared::Ignored {
             addr: hit.addr,
-            time,
+            reason,
+        };
+    }
+    let rule = &set.filters()[hit.filter].rules()[hit.rule];
+    let mut weight = rule.weight;
+    if weight > 0 {
+        if let Some(u) = hit.user {
+            if let Some((_, w)) = settings.user_weights.iter().find(|(name, _)| name == u) {
+                weight = weight.max(*w);
+            }
+        }
+    }
+    Prepared::Failure {
+        failure: Failure {
+            addr: hit.addr,
+            time: 0,
             rule: hit.rule,
             weight,
             kind: rule.kind,
             session: hit.pid,
-        };
-        let decision = self.tracker.record(&failure, now.unwrap_or(failure.time));
-        Step::Failure { failure, decision }
+        },
+        time: hit.time,
     }
 }
 

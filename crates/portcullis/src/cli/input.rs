@@ -33,6 +33,47 @@ pub fn for_each_line_in_range(
     split_lines(size, read, f)
 }
 
+/// Reads `r` in chunks of about `size` bytes that end at a line end (a line longer than
+/// `size` makes a longer chunk) and hands each to `f`, which returns false to stop.
+pub fn for_each_chunk(
+    mut r: impl Read,
+    size: usize,
+    mut f: impl FnMut(Vec<u8>) -> bool,
+) -> io::Result<()> {
+    let mut carry: Vec<u8> = Vec::new();
+    loop {
+        let mut chunk = std::mem::take(&mut carry);
+        let start = chunk.len();
+        chunk.resize(start + size, 0);
+        let mut filled = start;
+        while filled < chunk.len() {
+            match r.read(&mut chunk[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        chunk.truncate(filled);
+        if filled == start {
+            // end of input: what is left is a last line without a newline
+            if !chunk.is_empty() {
+                f(chunk);
+            }
+            return Ok(());
+        }
+        if let Some(nl) = memchr::memrchr(b'\n', &chunk) {
+            carry = chunk[nl + 1..].to_vec();
+            chunk.truncate(nl + 1);
+            if !f(chunk) {
+                return Ok(());
+            }
+        } else {
+            carry = chunk; // no line end yet: read more into the same line
+        }
+    }
+}
+
 /// The shared loop: fill a buffer with `read` (0 = end), hand out complete lines, keep the
 /// partial last line for the next read, grow the buffer for a line longer than it.
 fn split_lines(
@@ -111,6 +152,28 @@ pub fn open(path: Option<&std::path::Path>) -> anyhow::Result<Box<dyn Read>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunks_end_at_line_ends_and_keep_every_byte() {
+        let mut data = Vec::new();
+        for i in 0..1000 {
+            data.extend_from_slice(format!("line {i} {}\n", "x".repeat(i % 37)).as_bytes());
+        }
+        data.extend_from_slice(&[b'y'; 300]); // a long last line without a newline
+        for size in [1, 7, 64, 1000, 1 << 20] {
+            let mut got = Vec::new();
+            for_each_chunk(&data[..], size, |c| {
+                assert!(
+                    c.ends_with(b"\n") || c.ends_with(b"y"),
+                    "chunk ends inside a line"
+                );
+                got.extend_from_slice(&c);
+                true
+            })
+            .unwrap();
+            assert_eq!(got, data, "size {size}");
+        }
+    }
 
     #[test]
     fn splits_lines_across_reads() {

@@ -3,12 +3,14 @@
 //! Feeds each line to the jails exactly as the daemon does ([`portcullis_core::jail::Jail`]),
 //! using the log's own timestamps as the clock, and prints every decision.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Mutex};
 
 use anyhow::Result;
 use portcullis_core::decision::{Decision, Millis};
-use portcullis_core::jail::{Jail, Step};
+use portcullis_core::jail::{prepare, Jail, Prepared, Step};
 use portcullis_core::time::rfc3339;
 
 use super::input;
@@ -33,50 +35,106 @@ pub fn run(
         .filter(|j| jails.is_empty() || jails.contains(&j.name))
         .map(|j| crate::engine::build_jail(&cfg, j, &[]))
         .collect();
+    let shared: Vec<_> = running.iter().map(Jail::shared).collect();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut last: Millis = i64::MIN;
     let mut bans = 0u64;
     let mut lines = 0u64;
-    let mut err = Ok(());
+    let mut err: std::io::Result<()> = Ok(());
     let sources: Vec<Option<&Path>> = if logs.is_empty() {
         vec![None]
     } else {
         logs.iter().map(|p| Some(p.as_path())).collect()
     };
-    for src in sources {
-        input::for_each_line(input::open(src)?, |line| {
-            lines += 1;
-            for j in running.iter_mut() {
-                let step = j.process(
-                    line,
-                    &ctx,
-                    None,
-                    if last == i64::MIN { ctx.now } else { last },
-                );
-                if let Step::Failure { failure, decision } = step {
-                    last = last.max(failure.time);
-                    if let Some(d) = decision {
-                        bans += 1;
-                        if err.is_ok() {
-                            err = print(&mut out, &d, j.name(), json);
+    // Matching is independent per line, counting is not: worker threads match chunks of
+    // lines (`prepare`), and this thread commits their results in input order, exactly as
+    // `Jail::process` would line by line.
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4);
+    let (job_tx, job_rx) = mpsc::sync_channel::<(u64, Vec<u8>)>(workers * 2);
+    let job_rx = Mutex::new(job_rx);
+    let (res_tx, res_rx) = mpsc::sync_channel::<(u64, u64, Vec<(usize, Prepared)>)>(workers * 2);
+    let read_result = std::thread::scope(|sc| -> Result<()> {
+        for _ in 0..workers {
+            let (job_rx, res_tx, shared, ctx) = (&job_rx, res_tx.clone(), &shared, &ctx);
+            sc.spawn(move || {
+                let mut scratch: Vec<_> = shared.iter().map(|(set, _)| set.scratch()).collect();
+                loop {
+                    let job = job_rx.lock().expect("job queue").recv();
+                    let Ok((idx, chunk)) = job else { return };
+                    let mut found = Vec::new();
+                    let mut n = 0u64;
+                    let mut start = 0;
+                    let ends = memchr::memchr_iter(b'\n', &chunk).chain(
+                        // a last line without a newline (end of input)
+                        (chunk.last() != Some(&b'\n') && !chunk.is_empty()).then_some(chunk.len()),
+                    );
+                    for end in ends {
+                        let line = &chunk[start..end];
+                        start = end + 1;
+                        n += 1;
+                        for (ji, (set, settings)) in shared.iter().enumerate() {
+                            let p = prepare(set, settings, line, ctx, &mut scratch[ji]);
+                            if p != Prepared::NoMatch {
+                                found.push((ji, p));
+                            }
                         }
                     }
+                    if res_tx.send((idx, n, found)).is_err() {
+                        return;
+                    }
                 }
+            });
+        }
+        drop(res_tx);
+        let reader = sc.spawn(move || -> Result<()> {
+            let mut idx = 0u64;
+            for src in sources {
+                input::for_each_chunk(input::open(src)?, 1 << 20, |chunk| {
+                    let ok = job_tx.send((idx, chunk)).is_ok();
+                    idx += 1;
+                    ok
+                })?;
             }
-            if last != i64::MIN {
-                for j in running.iter_mut() {
-                    if j.tracker().next_expiry().is_some_and(|t| t <= last) {
-                        for d in j.tracker_mut().expire(last) {
+            Ok(())
+        });
+        let mut pending = BTreeMap::new();
+        let mut next = 0u64;
+        for (idx, n, found) in res_rx {
+            pending.insert(idx, (n, found));
+            while let Some((n, found)) = pending.remove(&next) {
+                next += 1;
+                lines += n;
+                for (ji, p) in found {
+                    let j = &mut running[ji];
+                    let fallback = if last == i64::MIN { ctx.now } else { last };
+                    if let Step::Failure { failure, decision } = j.commit(p, None, fallback) {
+                        last = last.max(failure.time);
+                        if let Some(d) = decision {
+                            bans += 1;
                             if err.is_ok() {
                                 err = print(&mut out, &d, j.name(), json);
                             }
                         }
                     }
+                    // bans that ran out by this line's time
+                    for j in running.iter_mut() {
+                        if j.tracker().next_expiry().is_some_and(|t| t <= last) {
+                            for d in j.tracker_mut().expire(last) {
+                                if err.is_ok() {
+                                    err = print(&mut out, &d, j.name(), json);
+                                }
+                            }
+                        }
+                    }
                 }
             }
-        })?;
-    }
+        }
+        reader.join().expect("reader thread")
+    });
+    read_result?;
     err?;
     out.flush()?;
     let active: usize = running.iter().map(|j| j.tracker().stats().banned).sum();
