@@ -1,5 +1,4 @@
 //! `portcullis`: the daemon and its command-line client.
-#![allow(dead_code)]
 
 mod cli;
 mod config;

@@ -238,6 +238,7 @@ impl Store {
     }
 
     /// Every recorded ban of `addr`, in any jail, oldest first.
+    #[cfg(test)]
     pub fn history(&self, addr: IpAddr) -> Result<Vec<BanRecord>> {
         self.bans(
             "SELECT addr, jail, start_ms, end_ms, failures FROM ban_history

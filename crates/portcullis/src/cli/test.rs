@@ -277,8 +277,16 @@ fn print_summary(set: &MatchSet, s: &Stats, top: usize) {
         s.lines - s.matched
     ));
     o.push_str("\nmatches per rule:\n");
-    for (i, r) in f.rules().iter().enumerate() {
-        let n = s.per_rule.get(i).copied().unwrap_or(0);
+    // a rule with several patterns is compiled to one entry per pattern: one line per rule id
+    let rules = f.rules();
+    for (i, r) in rules.iter().enumerate() {
+        if rules[..i].iter().any(|p| p.id == r.id) {
+            continue;
+        }
+        let n: u64 = (i..rules.len())
+            .filter(|&k| rules[k].id == r.id)
+            .map(|k| s.per_rule.get(k).copied().unwrap_or(0))
+            .sum();
         o.push_str(&format!(
             "  {n:>10}  {} ({:?}, weight {})\n",
             r.id, r.class, r.weight

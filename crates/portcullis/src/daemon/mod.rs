@@ -27,6 +27,9 @@ use crate::store::{BanRecord, CorruptPolicy, Position, Store, StoreOp};
 use protocol::{BanInfo, JailStatus, Request, Response};
 use sources::{Batch, SharedPaths};
 
+/// How long the ban history of an address is kept (for repeat offenders).
+const HISTORY_DAYS: i64 = 90;
+
 /// Messages to the engine.
 pub enum Msg {
     /// Lines from a source.
@@ -39,8 +42,6 @@ pub enum Msg {
     Stop,
     /// A message to log.
     Note(String),
-    /// A source cannot run at all.
-    Fatal(String),
 }
 
 fn now_ms() -> Millis {
@@ -65,6 +66,8 @@ struct Engine {
     fw: Box<dyn Firewall>,
     store: Store,
     new_paths: SharedPaths,
+    /// When the ban history was last pruned.
+    last_prune: Millis,
     /// Evictions already reported per jail (DOSBAIL-style floods are reported, not fatal).
     evicted_reported: HashMap<String, u64>,
 }
@@ -153,6 +156,7 @@ pub fn run(config_path: Option<&Path>) -> Result<i32> {
         store,
         new_paths: Arc::new(Mutex::new(None)),
         evicted_reported: HashMap::new(),
+        last_prune: i64::MIN / 2,
     };
     let checkpoints = eng
         .store
@@ -256,15 +260,28 @@ impl Engine {
                     }
                 }
                 Ok(Msg::Note(n)) => log_action(&format!("note {n}")),
-                Ok(Msg::Fatal(e)) => {
-                    log_action(&format!("error {e}"));
-                    return Ok(1);
-                }
                 Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return self.stop(),
                 Err(RecvTimeoutError::Timeout) => {}
             }
             self.expire(now_ms())?;
+            self.prune_history(now_ms())?;
         }
+    }
+
+    /// Drops ban history older than [`HISTORY_DAYS`], at start and then once a day, so the
+    /// state file does not grow without limit.
+    fn prune_history(&mut self, now: Millis) -> Result<()> {
+        if now - self.last_prune < 86_400_000 {
+            return Ok(());
+        }
+        self.last_prune = now;
+        let n = self.store.prune_history(now - HISTORY_DAYS * 86_400_000)?;
+        if n > 0 {
+            log_action(&format!(
+                "note pruned {n} ban history rows older than {HISTORY_DAYS} days"
+            ));
+        }
+        Ok(())
     }
 
     fn stop(&mut self) -> Result<i32> {

@@ -23,7 +23,7 @@ use std::io::Write as _;
 use std::net::IpAddr;
 use std::process::{Command, Output, Stdio};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 
 use super::{canonical, check_jail_name, never_ban, Action, Firewall, FwOp, JailRules, Proto};
 
@@ -173,6 +173,7 @@ impl Firewall for Nftables {
         self.run_script(&script, &format!("apply {} changes", ops.len()))
     }
 
+    #[cfg(test)]
     fn list(&mut self) -> Result<Vec<(String, IpAddr, Option<i64>)>> {
         check_table_name(&self.opts.table)?;
         match self.list_table(&[])? {
@@ -473,6 +474,7 @@ fn nft_duration(ms: i64) -> String {
     s
 }
 
+#[cfg(test)]
 /// Reads a duration as nft prints it (`1d2h3m4s5ms`, any part left out).
 fn parse_nft_duration(text: &str) -> Option<i64> {
     let mut total: i64 = 0;
@@ -503,6 +505,7 @@ fn parse_nft_duration(text: &str) -> Option<i64> {
 /// Reads the banned addresses out of the text of `nft list table inet <table>`: jail,
 /// address, remaining milliseconds (`expires`, to the millisecond; the JSON output only gives
 /// seconds).
+#[cfg(test)]
 pub fn parse_list(text: &str) -> Result<Vec<(String, IpAddr, Option<i64>)>> {
     let mut out = Vec::new();
     let mut jail: Option<&str> = None; // inside one of our sets
@@ -538,7 +541,7 @@ pub fn parse_list(text: &str) -> Result<Vec<(String, IpAddr, Option<i64>)>> {
             .filter(|e| !e.is_empty())
         {
             let (addr, remaining) = parse_element(element).ok_or_else(|| {
-                anyhow!("cannot read set element {element:?} in the output of nft")
+                anyhow::anyhow!("cannot read set element {element:?} in the output of nft")
             })?;
             out.push((name.to_string(), addr, remaining));
         }
@@ -547,6 +550,7 @@ pub fn parse_list(text: &str) -> Result<Vec<(String, IpAddr, Option<i64>)>> {
 }
 
 /// `192.0.2.1 timeout 1h expires 59m58s120ms` into the address and the remaining time.
+#[cfg(test)]
 fn parse_element(element: &str) -> Option<(IpAddr, Option<i64>)> {
     let mut words = element.split_whitespace();
     let addr = words.next()?.parse().ok()?;

@@ -1,8 +1,5 @@
 //! A backend that touches nothing and records what it was asked to do: for tests and dry runs.
 
-use std::collections::BTreeMap;
-use std::net::IpAddr;
-
 use anyhow::Result;
 
 use super::{Firewall, FwOp, JailRules};
@@ -24,8 +21,9 @@ impl Firewall for Null {
         Ok(())
     }
 
-    fn list(&mut self) -> Result<Vec<(String, IpAddr, Option<i64>)>> {
-        let mut banned = BTreeMap::new();
+    #[cfg(test)]
+    fn list(&mut self) -> Result<Vec<(String, std::net::IpAddr, Option<i64>)>> {
+        let mut banned = std::collections::BTreeMap::new();
         for op in &self.log {
             match op {
                 FwOp::Add {
@@ -55,6 +53,7 @@ impl Firewall for Null {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::IpAddr;
 
     #[test]
     fn records_ops_and_lists_their_outcome() {

@@ -156,6 +156,7 @@ impl Follower {
     }
 
     /// How long a rotated-away file may stay silent before it is closed (default 5 s).
+    #[cfg(test)]
     pub fn set_drain_idle(&mut self, idle: Duration) {
         self.drain_idle = idle;
     }
