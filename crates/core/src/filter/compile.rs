@@ -5,6 +5,8 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use regex::bytes::Regex;
+use regex_automata::nfa::thompson::{self, WhichCaptures};
+use regex_automata::util::primitives::PatternID;
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
 use regex_syntax::hir::{Hir, HirKind};
 
@@ -47,16 +49,18 @@ pub struct Rule {
     pub weight: u32,
     /// How the line relates to the rest of its session.
     pub kind: super::def::Kind,
-    pub(crate) regex: Regex,
+    /// The anchored pattern for the regex crate, compiled on first use ([`Rule::regex`]).
+    source: Arc<str>,
+    regex: OnceLock<Regex>,
     pub(crate) host: usize,
     pub(crate) user: Option<usize>,
     pub(crate) time: Option<usize>,
     /// A literal every match contains (for the prefilter), if one of 3+ bytes exists.
-    pub(crate) literal: Option<Vec<u8>>,
+    pub(crate) literal: Option<memchr::memmem::Finder<'static>>,
     /// A finite set of non-empty literals one of which every match starts with, if known.
     pub(crate) prefixes: Option<Vec<Vec<u8>>>,
-    /// The pattern, for [`Rule::prog`].
-    hir: Arc<Hir>,
+    /// The pattern's NFA (built when compiling, which checks its size), for [`Rule::prog`].
+    nfa: thompson::NFA,
     /// The capture engine, built on first use (`None` inside: the regex crate does the work).
     prog: OnceLock<Option<Arc<engine::Prog>>>,
 }
@@ -67,10 +71,23 @@ impl Rule {
     pub(crate) fn prog(&self) -> Option<&engine::Prog> {
         self.prog
             .get_or_init(|| {
-                engine::Prog::build(&self.hir, &[Some(self.host), self.user, self.time])
+                engine::Prog::build(&self.nfa, &[Some(self.host), self.user, self.time])
                     .map(Arc::new)
             })
             .as_deref()
+    }
+
+    /// The regex crate's version of the pattern (the reference semantics, and the fallback
+    /// when the capture engine gives up), compiled on first use: most rules of a large set
+    /// never need it, and compiling every pattern twice made start-up slow.
+    pub(crate) fn regex(&self) -> &Regex {
+        self.regex.get_or_init(|| {
+            // The same pattern compiled into an NFA of the same limit when the filter was
+            // compiled, so this cannot fail.
+            regex_builder(&self.source)
+                .build()
+                .expect("a pattern that compiled into an NFA compiles in the regex crate")
+        })
     }
 }
 
@@ -116,11 +133,13 @@ impl Filter {
                 ));
             }
             for p in pats {
-                let (regex, hir) = compile_pattern(p).map_err(|m| err(&r.id, p, m))?;
-                let host = index_of(&regex, "host").ok_or_else(|| {
+                let Compiled { source, hir, nfa } =
+                    compile_rule_pattern(p).map_err(|m| err(&r.id, p, m))?;
+                let index_of = |name: &str| nfa.group_info().to_index(PatternID::ZERO, name);
+                let host = index_of("host").ok_or_else(|| {
                     err(&r.id, p, "the pattern has no address capture; use {HOST} (or (?P<host>…)) where the program writes the address".into())
                 })?;
-                let time = index_of(&regex, "time");
+                let time = index_of("time");
                 if time.is_some() && def.time_format.is_none() {
                     return Err(err(
                         &r.id,
@@ -128,7 +147,7 @@ impl Filter {
                         "a (?P<time>…) capture needs `time_format` in the filter".into(),
                     ));
                 }
-                let user = index_of(&regex, "user");
+                let user = index_of("user");
                 rules.push(Rule {
                     id: r.id.clone(),
                     class: r.class,
@@ -137,26 +156,28 @@ impl Filter {
                     host,
                     user,
                     time,
-                    literal: required_literal(&hir).filter(|l| l.len() >= 3),
+                    literal: required_literal(&hir)
+                        .filter(|l| l.len() >= 3)
+                        .map(|l| memchr::memmem::Finder::new(&l).into_owned()),
                     prefixes: prefix_literals(&hir),
-                    hir: Arc::new(hir),
+                    nfa,
                     prog: OnceLock::new(),
-                    regex,
+                    source,
+                    regex: OnceLock::new(),
                 });
             }
         }
         let mut ignore = Vec::new();
         for (i, p) in def.ignore.iter().enumerate() {
-            let (re, _) = compile_pattern(p).map_err(|m| err(&format!("ignore[{i}]"), p, m))?;
+            let re = compile_pattern(p).map_err(|m| err(&format!("ignore[{i}]"), p, m))?;
             ignore.push(re);
         }
         let mut correlate = Vec::new();
         let mut correlate_capacity = 0;
         if let Some(c) = &def.correlate {
             for (i, p) in c.remember.iter().enumerate() {
-                let (re, _) =
-                    compile_pattern(p).map_err(|m| err(&format!("correlate[{i}]"), p, m))?;
-                if index_of(&re, "user").is_none() {
+                let re = compile_pattern(p).map_err(|m| err(&format!("correlate[{i}]"), p, m))?;
+                if !re.capture_names().any(|n| n == Some("user")) {
                     return Err(err(
                         &format!("correlate[{i}]"),
                         p,
@@ -196,12 +217,11 @@ impl Filter {
     }
 }
 
-fn index_of(re: &Regex, name: &str) -> Option<usize> {
-    re.capture_names().position(|n| n == Some(name))
-}
+/// Size limit of a pattern's NFA (ours and the regex crate's).
+const NFA_SIZE_LIMIT: usize = 8 << 20;
 
-/// Expands macros, anchors, compiles; explains unsupported syntax.
-fn compile_pattern(pattern: &str) -> Result<(Regex, Hir), String> {
+/// Expands macros and anchors the pattern at both ends.
+fn anchored(pattern: &str) -> Result<String, String> {
     let expanded = macros::expand(pattern)?;
     let body = expanded.strip_prefix('^').unwrap_or(&expanded);
     let body = if body.ends_with('$') && !body.ends_with("\\$") {
@@ -209,17 +229,52 @@ fn compile_pattern(pattern: &str) -> Result<(Regex, Hir), String> {
     } else {
         body
     };
-    let full = format!("(?s-u)^(?:{body})$");
+    Ok(format!("(?s-u)^(?:{body})$"))
+}
+
+fn regex_builder(full: &str) -> regex::bytes::RegexBuilder {
+    let mut b = regex::bytes::RegexBuilder::new(full);
+    b.size_limit(NFA_SIZE_LIMIT);
+    b
+}
+
+/// Expands macros, anchors, compiles with the regex crate; explains unsupported syntax.
+fn compile_pattern(pattern: &str) -> Result<Regex, String> {
+    let full = anchored(pattern)?;
+    regex_builder(&full)
+        .build()
+        .map_err(|e| explain(pattern, &e.to_string()))
+}
+
+/// A rule's pattern, checked but not yet compiled by the regex crate.
+struct Compiled {
+    source: Arc<str>,
+    hir: Hir,
+    nfa: thompson::NFA,
+}
+
+/// Expands macros, anchors, parses, and builds the NFA the regex crate would build (with the
+/// same size limit): every error the regex crate could report shows here, at load time.
+fn compile_rule_pattern(pattern: &str) -> Result<Compiled, String> {
+    let full = anchored(pattern)?;
     let hir = regex_syntax::ParserBuilder::new()
         .utf8(false)
         .build()
         .parse(&full)
         .map_err(|e| explain(pattern, &e.to_string()))?;
-    let re = regex::bytes::RegexBuilder::new(&full)
-        .size_limit(8 << 20)
-        .build()
+    let nfa = thompson::Compiler::new()
+        .configure(
+            thompson::Config::new()
+                .which_captures(WhichCaptures::All)
+                .nfa_size_limit(Some(NFA_SIZE_LIMIT)),
+        )
+        .build_from_hir(&hir)
         .map_err(|e| explain(pattern, &e.to_string()))?;
-    Ok((re, hir))
+    Ok(Compiled {
+        source: full.into(),
+        hir,
+        nfa,
+    })
 }
 
 fn explain(pattern: &str, err: &str) -> String {
@@ -334,10 +389,9 @@ pub(crate) mod engine {
 
     use std::collections::HashMap;
 
-    use regex_automata::nfa::thompson::{self, State, WhichCaptures};
+    use regex_automata::nfa::thompson::{self, State};
     use regex_automata::util::look::Look;
     use regex_automata::util::primitives::PatternID;
-    use regex_syntax::hir::Hir;
 
     /// Larger NFAs are left to the regex crate.
     const MAX_NFA_STATES: usize = 20_000;
@@ -445,18 +499,10 @@ pub(crate) mod engine {
     }
 
     impl Prog {
-        /// Compiles `hir` (a whole anchored pattern) for the capture groups `groups`
+        /// Compiles `nfa` (of a whole anchored pattern) for the capture groups `groups`
         /// (group indexes, as the regex crate numbers them); `None` when this engine does not
         /// handle the pattern.
-        pub(crate) fn build(hir: &Hir, groups: &[Option<usize>]) -> Option<Prog> {
-            let nfa = thompson::Compiler::new()
-                .configure(
-                    thompson::Config::new()
-                        .which_captures(WhichCaptures::All)
-                        .nfa_size_limit(Some(8 << 20)),
-                )
-                .build_from_hir(hir)
-                .ok()?;
+        pub(crate) fn build(nfa: &thompson::NFA, groups: &[Option<usize>]) -> Option<Prog> {
             let states = nfa.states();
             let n = states.len();
             if n == 0 || n > MAX_NFA_STATES || nfa.pattern_len() != 1 {
@@ -1141,12 +1187,13 @@ mod tests {
 
     #[test]
     fn literal_extraction() {
-        let (_, hir) =
-            compile_pattern("Failed (?:password|none) for {USER} from {HOST} port {PORT} ssh2")
-                .unwrap();
-        assert_eq!(required_literal(&hir).unwrap(), b"Failed ");
-        let (_, hir) = compile_pattern("Invalid user {USER} from {HOST}").unwrap();
-        assert_eq!(required_literal(&hir).unwrap(), b"Invalid user ");
+        let c = compile_rule_pattern(
+            "Failed (?:password|none) for {USER} from {HOST} port {PORT} ssh2",
+        )
+        .unwrap();
+        assert_eq!(required_literal(&c.hir).unwrap(), b"Failed ");
+        let c = compile_rule_pattern("Invalid user {USER} from {HOST}").unwrap();
+        assert_eq!(required_literal(&c.hir).unwrap(), b"Invalid user ");
     }
 
     #[test]
@@ -1185,7 +1232,7 @@ mod engine_tests {
 
     /// What the regex crate captures: host, user, time.
     fn regex_crate(r: &Rule, hay: &[u8]) -> Option<Groups> {
-        let c = r.regex.captures(hay)?;
+        let c = r.regex().captures(hay)?;
         Some(
             [Some(r.host), r.user, r.time]
                 .map(|g| g.and_then(|g| c.get(g)).map(|m| (m.start(), m.end()))),
@@ -1238,7 +1285,7 @@ mod engine_tests {
             for r in &f.rules {
                 let small;
                 let p = if small_cache {
-                    match engine::Prog::build(&r.hir, &[Some(r.host), r.user, r.time]) {
+                    match engine::Prog::build(&r.nfa, &[Some(r.host), r.user, r.time]) {
                         Some(p) => {
                             small = p.with_max_states(2);
                             &small
@@ -1302,10 +1349,10 @@ mod engine_tests {
             r"\bx from {HOST}",
             r"(?m)x$ from {HOST}",
         ] {
-            let (_, hir) = compile_pattern(p).unwrap();
-            assert!(engine::Prog::build(&hir, &[Some(1)]).is_none(), "{p}");
+            let c = compile_rule_pattern(p).unwrap();
+            assert!(engine::Prog::build(&c.nfa, &[Some(1)]).is_none(), "{p}");
         }
-        let (_, hir) = compile_pattern("x from {HOST}").unwrap();
-        assert!(engine::Prog::build(&hir, &[Some(1)]).is_some());
+        let c = compile_rule_pattern("x from {HOST}").unwrap();
+        assert!(engine::Prog::build(&c.nfa, &[Some(1)]).is_some());
     }
 }

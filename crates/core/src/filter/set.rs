@@ -7,6 +7,7 @@
 //! regex crate's exact captures); the regex crate is the fallback.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
@@ -78,7 +79,8 @@ struct RuleRef {
 /// Mutable per-reader state: capture buffers, DFA caches and multi-line correlation memory.
 #[derive(Debug)]
 pub struct Scratch {
-    locs: Vec<CaptureLocations>,
+    /// Capture buffers for the regex crate, made when a rule first needs it.
+    locs: Vec<Option<CaptureLocations>>,
     caches: Vec<engine::Cache>,
     /// Per filter: remembered (pid, user) pairs, oldest first; bounded.
     remembered: Vec<VecDeque<(u32, Vec<u8>)>>,
@@ -93,34 +95,78 @@ pub struct Scratch {
 pub struct MatchSet {
     filters: Vec<Filter>,
     refs: Vec<RuleRef>,
+    /// The prefilter for lines without a program name (every filter reads them).
+    all: Prefilter,
+    /// Program name → the prefilter of exactly the rules of the filters reading it.
+    programs: ProgramIndex,
+    /// The prefilters `programs` points at (one per distinct group of filters).
+    groups: Vec<Prefilter>,
+    /// The prefilter for programs no filter names: the filters reading any program.
+    others: Option<Prefilter>,
+}
+
+/// The candidate rules of one group of filters: built once per distinct group, so that a
+/// line is checked only against the rules of the filters that read its program, however
+/// many other filters the jail has.
+#[derive(Debug)]
+struct Prefilter {
     /// The prefix literals of the rules whose matches all start with one of a finite set of
     /// literals.
     prefixes: PrefixTrie,
-    /// Required literals of rules of filters that name their programs: scanned only when
-    /// one of those filters reads the line's program.
-    named: LitIndex,
-    /// Filters with rules in `named` (bit per filter, as in `readers`).
-    named_filters: u64,
-    /// Required literals of rules of filters that read any program: always scanned.
-    any: LitIndex,
+    /// Required literals of the other rules, in one Aho-Corasick automaton.
+    lits: LitIndex,
     /// Rules without a usable literal: always candidates.
     always: Vec<u32>,
-    /// Filters reading lines of any program (bit `i`: filter `i`; from the 64th on, bit 63).
-    any_program: u64,
-    /// Program name → the filters reading its lines.
-    programs: ProgramIndex,
-    correlating: bool,
+    /// The filters of the group that remember user names across lines (`correlate`).
+    correlate: Vec<u32>,
+}
+
+impl Prefilter {
+    fn new<'a>(
+        rules: impl Iterator<Item = (u32, &'a super::compile::Rule)>,
+        correlate: Vec<u32>,
+    ) -> Prefilter {
+        let mut prefixes = PrefixTrie::default();
+        let mut lits = LitBuilder::default();
+        let mut always = Vec::new();
+        for (id, r) in rules {
+            if let Some(pre) = &r.prefixes {
+                for (li, l) in pre.iter().enumerate() {
+                    prefixes.insert(l, (id, li as u32));
+                }
+            } else if let Some(l) = &r.literal {
+                lits.add(l.needle(), id);
+            } else {
+                always.push(id);
+            }
+        }
+        prefixes.finish();
+        Prefilter {
+            prefixes,
+            lits: lits.build(),
+            always,
+            correlate,
+        }
+    }
+
+    /// The rules that can match `msg`, in rule order, into `cands`, each with the longest of
+    /// its prefix literals that `msg` starts with.
+    fn candidates(&self, msg: &[u8], cands: &mut SmallVec<[(u32, u32, u32); 16]>) {
+        cands.clear();
+        self.prefixes.find(msg, cands);
+        self.lits.find(msg, cands);
+        cands.extend(self.always.iter().map(|&id| (id, u32::MAX, 0)));
+        if cands.len() > 1 {
+            cands.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.2.cmp(&a.2)));
+            cands.dedup_by_key(|c| c.0);
+        }
+    }
 }
 
 impl MatchSet {
     /// Combines `filters`, keeping the rules that `mode` selects.
     pub fn new(filters: Vec<Filter>, mode: Mode) -> MatchSet {
         let mut refs = Vec::new();
-        let mut prefixes = PrefixTrie::default();
-        let mut named = LitBuilder::default();
-        let mut any = LitBuilder::default();
-        let mut named_filters = 0u64;
-        let mut always = Vec::new();
         let mut flat = 0u32;
         for (fi, f) in filters.iter().enumerate() {
             // A filter made only of scan rules (bad bots, probes) is about scans: it counts
@@ -132,57 +178,67 @@ impl MatchSet {
                 if !mode.takes(r.class) && !scan_only {
                     continue;
                 }
-                let id = refs.len() as u32;
                 refs.push(RuleRef {
                     filter: fi as u32,
                     rule: ri as u32,
                     flat: this,
                 });
-                if let Some(pre) = &r.prefixes {
-                    for (li, l) in pre.iter().enumerate() {
-                        prefixes.insert(l, (id, li as u32));
-                    }
-                    continue;
-                }
-                match &r.literal {
-                    Some(l) if f.programs.is_empty() => any.add(l, id),
-                    Some(l) => {
-                        named.add(l, id);
-                        named_filters |= 1u64 << fi.min(63);
-                    }
-                    None => always.push(id),
-                }
             }
         }
-        prefixes.finish();
-        let mut any_program = 0u64;
-        let mut programs: Vec<(Box<[u8]>, u64)> = Vec::new();
+        let build = |reads: &dyn Fn(usize) -> bool| {
+            let correlate = (0..filters.len())
+                .filter(|&fi| reads(fi) && !filters[fi].correlate.is_empty())
+                .map(|fi| fi as u32)
+                .collect();
+            let rules = refs.iter().enumerate().filter_map(|(id, rr)| {
+                let f = &filters[rr.filter as usize];
+                reads(rr.filter as usize).then(|| (id as u32, &f.rules[rr.rule as usize]))
+            });
+            Prefilter::new(rules, correlate)
+        };
+        let all = build(&|_| true);
+        let any: Vec<usize> = (0..filters.len())
+            .filter(|&fi| filters[fi].programs.is_empty())
+            .collect();
+        let others = (!any.is_empty()).then(|| build(&|fi| any.contains(&fi)));
+        // program → the filters reading it (those naming it, and those reading any program)
+        let mut readers: Vec<(Box<[u8]>, Vec<usize>)> = Vec::new();
         for (fi, f) in filters.iter().enumerate() {
-            // filters from the 64th on share the top bit and are checked one by one
-            let bit = 1u64 << fi.min(63);
-            if f.programs.is_empty() {
-                any_program |= bit;
-            }
             for p in &f.programs {
-                match programs.iter_mut().find(|(q, _)| **q == **p) {
-                    Some((_, m)) => *m |= bit,
-                    None => programs.push((p.as_slice().into(), bit)),
+                if !readers.iter().any(|(q, _)| **q == **p) {
+                    let fs: Vec<usize> = (0..filters.len())
+                        .filter(|&g| {
+                            filters[g].programs.is_empty()
+                                || filters[g].programs.iter().any(|x| x == p)
+                        })
+                        .collect();
+                    debug_assert!(fs.contains(&fi));
+                    readers.push((p.as_slice().into(), fs));
                 }
             }
         }
-        let programs = ProgramIndex::new(programs);
-        let correlating = filters.iter().any(|f| !f.correlate.is_empty());
+        // one prefilter per distinct group of filters (sshd and sshd-session share one)
+        let mut kinds: Vec<Vec<usize>> = Vec::new();
+        let mut groups = Vec::new();
+        let mut index = Vec::new();
+        for (p, fs) in readers {
+            let g = match kinds.iter().position(|k| *k == fs) {
+                Some(g) => g,
+                None => {
+                    groups.push(build(&|fi| fs.contains(&fi)));
+                    kinds.push(fs);
+                    kinds.len() - 1
+                }
+            };
+            index.push((p, g as u32));
+        }
         MatchSet {
             filters,
             refs,
-            prefixes,
-            named: named.build(),
-            named_filters,
-            any: any.build(),
-            always,
-            any_program,
-            programs,
-            correlating,
+            all,
+            programs: ProgramIndex::new(index),
+            groups,
+            others,
         }
     }
 
@@ -195,7 +251,7 @@ impl MatchSet {
     pub fn scratch(&self) -> Scratch {
         let rules = self.filters.iter().flat_map(|f| f.rules.iter());
         Scratch {
-            locs: rules.clone().map(|r| r.regex.capture_locations()).collect(),
+            locs: rules.clone().map(|_| None).collect(),
             caches: rules.map(|_| engine::Cache::default()).collect(),
             remembered: self.filters.iter().map(|_| VecDeque::new()).collect(),
             cands: SmallVec::new(),
@@ -217,32 +273,18 @@ impl MatchSet {
     /// True when some filter of the set reads lines of this program (or of no program).
     #[inline]
     pub fn reads(&self, program: Option<&[u8]>) -> bool {
-        self.readers(program) != 0
+        self.prefilter(program).is_some()
     }
 
-    /// The filters that read lines of this program (bit `i`: filter `i`; filters from the
-    /// 64th on share bit 63 and must be checked with `accepts_program`).
+    /// The prefilter of the filters that read lines of this program; `None` when none does.
     #[inline]
-    fn readers(&self, program: Option<&[u8]>) -> u64 {
+    fn prefilter(&self, program: Option<&[u8]>) -> Option<&Prefilter> {
         match program {
-            None => u64::MAX,
-            Some(p) => self.any_program | self.programs.get(p),
-        }
-    }
-
-    /// The rules that can match `msg`, in rule order, into `cands`, each with the longest of
-    /// its prefix literals that `msg` starts with.
-    fn candidates(&self, msg: &[u8], readers: u64, cands: &mut SmallVec<[(u32, u32, u32); 16]>) {
-        cands.clear();
-        self.prefixes.find(msg, cands);
-        if readers & self.named_filters != 0 {
-            self.named.find(msg, cands);
-        }
-        self.any.find(msg, cands);
-        cands.extend(self.always.iter().map(|&id| (id, u32::MAX, 0)));
-        if cands.len() > 1 {
-            cands.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.2.cmp(&a.2)));
-            cands.dedup_by_key(|c| c.0);
+            None => Some(&self.all),
+            Some(p) => match self.programs.get(p) {
+                Some(g) => Some(&self.groups[g as usize]),
+                None => self.others.as_ref(),
+            },
         }
     }
 
@@ -266,10 +308,7 @@ impl MatchSet {
         scratch: &'a mut Scratch,
         plain: bool,
     ) -> Option<Hit<'a>> {
-        let readers = self.readers(p.program);
-        if readers == 0 {
-            return None;
-        }
+        let pre = self.prefilter(p.program)?;
         let msg = p.message;
         if plain {
             scratch.cands.clear();
@@ -277,22 +316,16 @@ impl MatchSet {
                 .cands
                 .extend((0..self.refs.len() as u32).map(|id| (id, u32::MAX, 0)));
         } else {
-            self.candidates(msg, readers, &mut scratch.cands);
+            pre.candidates(msg, &mut scratch.cands);
         }
         let mut found = None;
         for i in 0..scratch.cands.len() {
             let (id, pid, plen) = scratch.cands[i];
             let RuleRef { filter, rule, flat } = self.refs[id as usize];
             let f = &self.filters[filter as usize];
-            if readers & (1u64 << filter.min(63)) == 0 {
+            // (the prefilter holds only the rules of filters reading the program)
+            if plain && p.program.is_some_and(|prog| !f.accepts_program(prog)) {
                 continue;
-            }
-            if filter >= 63 {
-                if let Some(prog) = p.program {
-                    if !f.accepts_program(prog) {
-                        continue;
-                    }
-                }
             }
             let r = &f.rules[rule as usize];
             // A rule picked by a short prefix ("pam_") that also requires a longer literal
@@ -300,8 +333,8 @@ impl MatchSet {
             if let Some(l) = &r.literal {
                 if !plain
                     && pid != u32::MAX
-                    && l.len() > plen as usize
-                    && memchr::memmem::find(msg, l).is_none()
+                    && l.needle().len() > plen as usize
+                    && l.find(msg).is_none()
                 {
                     continue;
                 }
@@ -322,8 +355,9 @@ impl MatchSet {
                     (c.group(0), c.group(1), c.group(2))
                 }
                 engine::Outcome::GaveUp => {
-                    let locs = &mut scratch.locs[flat];
-                    if r.regex.captures_read(locs, msg).is_none() {
+                    let re = r.regex();
+                    let locs = scratch.locs[flat].get_or_insert_with(|| re.capture_locations());
+                    if re.captures_read(locs, msg).is_none() {
                         continue;
                     }
                     (
@@ -353,8 +387,8 @@ impl MatchSet {
             break;
         }
         let Some((filter, rule, addr, user, time)) = found else {
-            if self.correlating {
-                self.remember(p, scratch);
+            if !pre.correlate.is_empty() {
+                self.remember(p, &pre.correlate, scratch);
             }
             return None;
         };
@@ -379,14 +413,12 @@ impl MatchSet {
     }
 
     /// Multi-line correlation: remember the user a line names, keyed by pid.
-    fn remember(&self, p: &Parsed<'_>, scratch: &mut Scratch) {
+    fn remember(&self, p: &Parsed<'_>, filters: &[u32], scratch: &mut Scratch) {
         if p.pid == 0 {
             return;
         }
-        for (fi, f) in self.filters.iter().enumerate() {
-            if f.correlate.is_empty() || p.program.is_some_and(|prog| !f.accepts_program(prog)) {
-                continue;
-            }
+        for &fi in filters {
+            let (fi, f) = (fi as usize, &self.filters[fi as usize]);
             for re in &f.correlate {
                 if let Some(c) = re.captures(p.message) {
                     if let Some(u) = c.name("user") {
@@ -404,15 +436,39 @@ impl MatchSet {
     }
 }
 
-/// Program names and the filters reading them; a short list is searched in order.
+/// Program names and their prefilters (index into `MatchSet::groups`); a short list is
+/// searched in order.
 #[derive(Debug)]
 enum ProgramIndex {
-    Few(Vec<(Box<[u8]>, u64)>),
-    Many(HashMap<Box<[u8]>, u64>),
+    Few(Vec<(Box<[u8]>, u32)>),
+    Many(HashMap<Box<[u8]>, u32, BuildHasherDefault<Fnv>>),
+}
+
+/// FNV-1a, for program names: short keys, and a table only our configuration fills (a
+/// line's program name is only looked up, so it cannot crowd a bucket).
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
 }
 
 impl ProgramIndex {
-    fn new(v: Vec<(Box<[u8]>, u64)>) -> ProgramIndex {
+    fn new(v: Vec<(Box<[u8]>, u32)>) -> ProgramIndex {
         if v.len() <= 8 {
             ProgramIndex::Few(v)
         } else {
@@ -421,13 +477,13 @@ impl ProgramIndex {
     }
 
     #[inline]
-    fn get(&self, p: &[u8]) -> u64 {
+    fn get(&self, p: &[u8]) -> Option<u32> {
         match self {
             ProgramIndex::Few(v) => v
                 .iter()
                 .find(|(q, _)| q.len() == p.len() && **q == *p)
-                .map_or(0, |(_, m)| *m),
-            ProgramIndex::Many(m) => m.get(p).copied().unwrap_or(0),
+                .map(|(_, g)| *g),
+            ProgramIndex::Many(m) => m.get(p).copied(),
         }
     }
 }
@@ -822,7 +878,7 @@ mod tests {
         let p = prefix::parse(line);
         let off = p.message.as_ptr() as usize - line.as_ptr() as usize;
         for r in &f.rules {
-            if let Some(c) = r.regex.captures(p.message) {
+            if let Some(c) = r.regex().captures(p.message) {
                 let m = c.name(name)?;
                 let mut out = line[..off + m.start()].to_vec();
                 out.extend_from_slice(with);
