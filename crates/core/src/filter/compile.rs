@@ -476,7 +476,7 @@ pub(crate) mod engine {
     #[derive(Debug, Default)]
     pub(crate) struct Cache {
         ready: bool,
-        /// Transitions of the reverse DFA, by state << shift | byte class (`T_UNKNOWN`: not
+        /// Transitions of the reverse DFA, by state + byte class (`T_UNKNOWN`: not
         /// computed yet).
         trans: Vec<u16>,
         /// The same at position 0 (where `^` holds).
@@ -795,7 +795,12 @@ pub(crate) mod engine {
                 jump,
                 alt_to,
                 nslots: 2 * groups.len(),
-                max_states: (CACHE_BUDGET / per_state).clamp(64, 16_000),
+                // A cache is cleared at `max_states` and gives up at twice that (+ 64): the
+                // state ids (index << shift) must stay below `T_UNKNOWN` in a u16, which
+                // keeps the transition table small (in the first-level cache) too.
+                max_states: (CACHE_BUDGET / per_state)
+                    .clamp(64, 16_000)
+                    .min(((usize::from(T_UNKNOWN) >> stride.trailing_zeros()) - 64) / 2),
             })
         }
 
@@ -881,7 +886,7 @@ pub(crate) mod engine {
             cache.slots.clear();
             cache.slots.resize(self.nslots, usize::MAX);
             if pid != NONE {
-                let ri = r as usize;
+                let ri = (r >> self.shift) as usize;
                 let mut m = cache.memo_head[ri];
                 while m != NONE {
                     let e = &cache.memos[m as usize];
@@ -967,21 +972,36 @@ pub(crate) mod engine {
             let mut pos = from;
             let low = stop.max(1);
             while pos > low {
-                pos -= 1;
-                let c = u32::from(self.classes[hay[pos] as usize]);
-                let mut nr = u32::from(cache.trans[((r as usize) << self.shift) | c as usize]);
+                // the hot loop, on local slices; it leaves for a transition not computed yet
+                let (trans, rbuf) = (&cache.trans[..], &mut cache.rbuf[..]);
+                let mut nr = r;
+                while pos > low {
+                    let c = self.classes[hay[pos - 1] as usize] as usize;
+                    nr = u32::from(trans[r as usize + c]);
+                    if nr == u32::from(T_UNKNOWN) || nr == DEAD {
+                        break;
+                    }
+                    pos -= 1;
+                    rbuf[pos] = nr;
+                    r = nr;
+                }
+                if pos <= low {
+                    break;
+                }
                 if nr == u32::from(T_UNKNOWN) {
+                    let c = u32::from(self.classes[hay[pos - 1] as usize]);
                     nr = self.slow_step(cache, r, c, false).ok_or(Outcome::GaveUp)?;
                 }
                 if nr == DEAD {
                     return Err(Outcome::NoMatch);
                 }
+                pos -= 1;
                 cache.rbuf[pos] = nr;
                 r = nr;
             }
             if stop == 0 && pos > 0 {
                 let c = u32::from(self.classes[hay[0] as usize]);
-                let mut nr = u32::from(cache.trans0[((r as usize) << self.shift) | c as usize]);
+                let mut nr = u32::from(cache.trans0[r as usize + c as usize]);
                 if nr == u32::from(T_UNKNOWN) {
                     nr = self.slow_step(cache, r, c, true).ok_or(Outcome::GaveUp)?;
                 }
@@ -1003,7 +1023,8 @@ pub(crate) mod engine {
             let from = cache.set(self, r).to_vec();
             self.closure(Some((&from, c as usize)), at_start, false, &mut cache.tmp);
             let nr = cache.add(self);
-            let idx = ((r as usize) << self.shift) | c as usize;
+            let idx = r as usize + c as usize;
+            // (ids fit: see `max_states`)
             if at_start {
                 cache.trans0[idx] = nr as u16;
             } else {
@@ -1126,7 +1147,7 @@ pub(crate) mod engine {
         /// The live set of DFA state `r`.
         #[inline]
         fn set(&self, p: &Prog, r: u32) -> &[u64] {
-            let i = r as usize * p.words;
+            let i = (r >> p.shift) as usize * p.words;
             &self.sets[i..i + p.words]
         }
 
@@ -1149,12 +1170,14 @@ pub(crate) mod engine {
             self.trans0[..stride].fill(DEAD as u16);
         }
 
-        /// Interns the set in `tmp` as a DFA state; returns its id.
+        /// Interns the set in `tmp` as a DFA state; returns its id. A state's id is its
+        /// index times the row length (`1 << shift`), where its row of `trans` starts: a
+        /// step of pass 1 is then one addition and one load.
         fn add(&mut self, p: &Prog) -> u32 {
             if let Some(&id) = self.map.get(self.tmp.as_slice()) {
                 return id;
             }
-            let id = self.states(p) as u32;
+            let id = (self.states(p) as u32) << p.shift;
             self.sets.extend_from_slice(&self.tmp);
             self.memo_head.push(NONE);
             let stride = 1usize << p.shift;
