@@ -52,9 +52,12 @@ pub struct Rule {
     /// The anchored pattern for the regex crate, compiled on first use ([`Rule::regex`]).
     source: Arc<str>,
     regex: OnceLock<Regex>,
-    pub(crate) host: usize,
+    /// The address capture; `None` only in a filter whose `correlate` lines give the address.
+    pub(crate) host: Option<usize>,
     pub(crate) user: Option<usize>,
     pub(crate) time: Option<usize>,
+    /// The `(?P<key>…)` capture tying the line to remembered ones (else the pid does).
+    pub(crate) key: Option<usize>,
     /// A literal every match contains (for the prefilter), if one of 3+ bytes exists.
     pub(crate) literal: Option<memchr::memmem::Finder<'static>>,
     /// A finite set of non-empty literals one of which every match starts with, if known.
@@ -71,7 +74,7 @@ impl Rule {
     pub(crate) fn prog(&self) -> Option<&engine::Prog> {
         self.prog
             .get_or_init(|| {
-                engine::Prog::build(&self.nfa, &[Some(self.host), self.user, self.time])
+                engine::Prog::build(&self.nfa, &[self.host, self.user, self.time, self.key])
                     .map(Arc::new)
             })
             .as_deref()
@@ -122,6 +125,26 @@ impl Filter {
         if let Some(tf) = &def.time_format {
             crate::time::check_format(tf).map_err(|m| err("time_format", tf, m))?;
         }
+        // Correlation first: whether it gives addresses decides which rules may lack one.
+        let mut correlate = Vec::new();
+        let mut correlate_capacity = 0;
+        let mut correlate_hosts = false;
+        if let Some(c) = &def.correlate {
+            for (i, p) in c.remember.iter().enumerate() {
+                let re = compile_pattern(p).map_err(|m| err(&format!("correlate[{i}]"), p, m))?;
+                let has = |n: &str| re.capture_names().any(|x| x == Some(n));
+                if !has("user") && !has("host") {
+                    return Err(err(
+                        &format!("correlate[{i}]"),
+                        p,
+                        "a correlate pattern needs a {USER} (or (?P<user>…)) or {HOST} capture: what it remembers".into(),
+                    ));
+                }
+                correlate_hosts |= has("host");
+                correlate.push(re);
+            }
+            correlate_capacity = c.capacity.clamp(1, 1 << 20);
+        }
         let mut rules = Vec::new();
         for r in &def.rules {
             let pats: Vec<&str> = r.all_patterns().collect();
@@ -136,9 +159,11 @@ impl Filter {
                 let Compiled { source, hir, nfa } =
                     compile_rule_pattern(p).map_err(|m| err(&r.id, p, m))?;
                 let index_of = |name: &str| nfa.group_info().to_index(PatternID::ZERO, name);
-                let host = index_of("host").ok_or_else(|| {
-                    err(&r.id, p, "the pattern has no address capture; use {HOST} (or (?P<host>…)) where the program writes the address".into())
-                })?;
+                let host = index_of("host");
+                let key = index_of("key");
+                if host.is_none() && !correlate_hosts {
+                    return Err(err(&r.id, p, "the pattern has no address capture; use {HOST} (or (?P<host>…)) where the program writes the address (or give the address with a `correlate` pattern)".into()));
+                }
                 let time = index_of("time");
                 if time.is_some() && def.time_format.is_none() {
                     return Err(err(
@@ -156,6 +181,7 @@ impl Filter {
                     host,
                     user,
                     time,
+                    key,
                     literal: required_literal(&hir)
                         .filter(|l| l.len() >= 3)
                         .map(|l| memchr::memmem::Finder::new(&l).into_owned()),
@@ -171,22 +197,6 @@ impl Filter {
         for (i, p) in def.ignore.iter().enumerate() {
             let re = compile_pattern(p).map_err(|m| err(&format!("ignore[{i}]"), p, m))?;
             ignore.push(re);
-        }
-        let mut correlate = Vec::new();
-        let mut correlate_capacity = 0;
-        if let Some(c) = &def.correlate {
-            for (i, p) in c.remember.iter().enumerate() {
-                let re = compile_pattern(p).map_err(|m| err(&format!("correlate[{i}]"), p, m))?;
-                if !re.capture_names().any(|n| n == Some("user")) {
-                    return Err(err(
-                        &format!("correlate[{i}]"),
-                        p,
-                        "a correlate pattern needs a (?P<user>…) or {USER} capture".into(),
-                    ));
-                }
-                correlate.push(re);
-            }
-            correlate_capacity = c.capacity.clamp(1, 1 << 20);
         }
         Ok(Filter {
             name: def.name.clone(),
@@ -1226,6 +1236,31 @@ mod tests {
     }
 
     #[test]
+    fn a_rule_may_take_its_address_only_from_correlation_that_gives_one() {
+        let with = |remember: &str| {
+            let text = format!(
+                "name = \"t\"\n[correlate]\nremember = ['''{remember}''']\n\
+                 [[rule]]\nid = \"r\"\npattern = '''conn=(?P<key>[0-9]+) failed'''\n"
+            );
+            Filter::compile(&toml::from_str(&text).unwrap())
+        };
+        // the address from an earlier line of the same connection: accepted
+        let f = with("conn=(?P<key>[0-9]+) from {HOST}").unwrap();
+        assert_eq!(f.rules[0].host, None);
+        assert!(f.rules[0].key.is_some());
+        // correlation that remembers only a user cannot give the address
+        let e = with("conn=(?P<key>[0-9]+) user {USER}").unwrap_err();
+        assert!(e.message.contains("{HOST}"), "{e}");
+        // a correlate pattern that remembers nothing
+        let e = with("conn=(?P<key>[0-9]+) hello").unwrap_err();
+        assert_eq!(e.rule, "correlate[0]");
+        assert!(
+            e.message.contains("{USER}") && e.message.contains("{HOST}"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn lookaround_and_backrefs_are_explained() {
         let e = Filter::compile(&def("(?!root)x from {HOST}")).unwrap_err();
         assert!(
@@ -1251,13 +1286,13 @@ mod engine_tests {
     use super::*;
     use crate::filter::{builtin, sample};
 
-    type Groups = [Option<(usize, usize)>; 3];
+    type Groups = [Option<(usize, usize)>; 4];
 
-    /// What the regex crate captures: host, user, time.
+    /// What the regex crate captures: host, user, time, key.
     fn regex_crate(r: &Rule, hay: &[u8]) -> Option<Groups> {
         let c = r.regex().captures(hay)?;
         Some(
-            [Some(r.host), r.user, r.time]
+            [r.host, r.user, r.time, r.key]
                 .map(|g| g.and_then(|g| c.get(g)).map(|m| (m.start(), m.end()))),
         )
     }
@@ -1269,7 +1304,12 @@ mod engine_tests {
         prefix: Option<(u32, usize)>,
     ) -> Option<Option<Groups>> {
         match p.run(cache, hay, prefix) {
-            engine::Outcome::Match => Some(Some([cache.group(0), cache.group(1), cache.group(2)])),
+            engine::Outcome::Match => Some(Some([
+                cache.group(0),
+                cache.group(1),
+                cache.group(2),
+                cache.group(3),
+            ])),
             engine::Outcome::NoMatch => Some(None),
             engine::Outcome::GaveUp => None,
         }
@@ -1308,7 +1348,7 @@ mod engine_tests {
             for r in &f.rules {
                 let small;
                 let p = if small_cache {
-                    match engine::Prog::build(&r.nfa, &[Some(r.host), r.user, r.time]) {
+                    match engine::Prog::build(&r.nfa, &[r.host, r.user, r.time, r.key]) {
                         Some(p) => {
                             small = p.with_max_states(2);
                             &small

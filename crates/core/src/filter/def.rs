@@ -46,14 +46,17 @@ pub struct FilterDef {
     pub rules: Vec<RuleDef>,
 }
 
-/// Ties a line that carries a user name (but no address) to a later line of the same
-/// process that carries the address, keyed by the process id of the syslog prefix.
+/// Ties lines of one session together: a line that names the user (or that carries the
+/// client's address) to a later failure line of the same session. The session is the
+/// pattern's `(?P<key>…)` capture when it has one (slapd's `conn=N`), else the process id
+/// of the syslog prefix. A rule without an address capture takes its address from here.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct CorrelateDef {
-    /// Patterns with a `(?P<user>…)` capture and no address: remember the user per pid.
+    /// Patterns with a `{USER}` and/or `{HOST}` capture (and maybe `(?P<key>…)`): what to
+    /// remember per session. A line with an address starts its session afresh.
     pub remember: Vec<String>,
-    /// How many pids to remember at most (oldest forgotten first).
+    /// How many sessions to remember at most (oldest forgotten first).
     #[serde(default = "default_correlate_capacity")]
     pub capacity: usize,
 }

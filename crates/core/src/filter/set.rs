@@ -82,8 +82,8 @@ pub struct Scratch {
     /// Capture buffers for the regex crate, made when a rule first needs it.
     locs: Vec<Option<CaptureLocations>>,
     caches: Vec<engine::Cache>,
-    /// Per filter: remembered (pid, user) pairs, oldest first; bounded.
-    remembered: Vec<VecDeque<(u32, Vec<u8>)>>,
+    /// Per filter: what `correlate` lines said per session, oldest first; bounded.
+    remembered: Vec<VecDeque<Remembered>>,
     /// Candidate rules: (rule, prefix literal id or `u32::MAX`, prefix length).
     cands: SmallVec<[(u32, u32, u32); 16]>,
     /// The last prefix stamp converted, with its context and result.
@@ -310,6 +310,10 @@ impl MatchSet {
     ) -> Option<Hit<'a>> {
         let pre = self.prefilter(p.program)?;
         let msg = p.message;
+        if !pre.correlate.is_empty() {
+            // (before matching: a line may both open a session and count)
+            self.remember(p, &pre.correlate, scratch);
+        }
         if plain {
             scratch.cands.clear();
             scratch
@@ -348,11 +352,11 @@ impl MatchSet {
                 }
                 None => engine::Outcome::GaveUp,
             };
-            let (host, user, time) = match fast {
+            let (host, user, time, key) = match fast {
                 engine::Outcome::NoMatch => continue,
                 engine::Outcome::Match => {
                     let c = &scratch.caches[flat];
-                    (c.group(0), c.group(1), c.group(2))
+                    (c.group(0), c.group(1), c.group(2), c.group(3))
                 }
                 engine::Outcome::GaveUp => {
                     let re = r.regex();
@@ -361,16 +365,23 @@ impl MatchSet {
                         continue;
                     }
                     (
-                        locs.get(r.host),
+                        r.host.and_then(|h| locs.get(h)),
                         r.user.and_then(|u| locs.get(u)),
                         r.time.and_then(|t| locs.get(t)),
+                        r.key.and_then(|k| locs.get(k)),
                     )
                 }
             };
-            let Some((hs, he)) = host else {
-                continue;
+            let session = match key {
+                Some((s, e)) => Session::Text(&msg[s..e]),
+                None => Session::Pid(p.pid),
             };
-            let Some(addr) = crate::addr::parse(&msg[hs..he]) else {
+            let addr = match host {
+                Some((hs, he)) => crate::addr::parse(&msg[hs..he]),
+                // the address a correlate line of the same session gave
+                None => recall(&scratch.remembered[filter as usize], session).and_then(|e| e.addr),
+            };
+            let Some(addr) = addr else {
                 continue;
             };
             if f.ignore.iter().any(|ig| ig.is_match(msg)) {
@@ -383,23 +394,15 @@ impl MatchSet {
                 _ => None,
             }
             .or_else(|| p.stamp.map(|s| stamp_millis(&mut scratch.stamp, s, ctx)));
-            found = Some((filter as usize, rule as usize, addr, user, time));
+            found = Some((filter as usize, rule as usize, addr, user, time, session));
             break;
         }
-        let Some((filter, rule, addr, user, time)) = found else {
-            if !pre.correlate.is_empty() {
-                self.remember(p, &pre.correlate, scratch);
-            }
-            return None;
-        };
+        let (filter, rule, addr, user, time, session) = found?;
         let user: Option<&'a [u8]> = match user {
             Some((s, e)) => Some(&msg[s..e]),
-            None if p.pid != 0 && !self.filters[filter].correlate.is_empty() => scratch.remembered
-                [filter]
-                .iter()
-                .rev()
-                .find(|(pid, _)| *pid == p.pid)
-                .map(|(_, u)| u.as_slice()),
+            None if !self.filters[filter].correlate.is_empty() => {
+                recall(&scratch.remembered[filter], session).and_then(|e| e.user.as_deref())
+            }
             None => None,
         };
         Some(Hit {
@@ -412,28 +415,80 @@ impl MatchSet {
         })
     }
 
-    /// Multi-line correlation: remember the user a line names, keyed by pid.
+    /// Multi-line correlation: remember what a `correlate` line says (a user, an address)
+    /// for its session: the `key` capture (e.g. slapd's `conn=N`), else the process id.
     fn remember(&self, p: &Parsed<'_>, filters: &[u32], scratch: &mut Scratch) {
-        if p.pid == 0 {
-            return;
-        }
         for &fi in filters {
             let (fi, f) = (fi as usize, &self.filters[fi as usize]);
             for re in &f.correlate {
-                if let Some(c) = re.captures(p.message) {
-                    if let Some(u) = c.name("user") {
-                        let q = &mut scratch.remembered[fi];
-                        q.retain(|(pid, _)| *pid != p.pid);
-                        if q.len() >= f.correlate_capacity {
-                            q.pop_front();
-                        }
-                        q.push_back((p.pid, u.as_bytes().to_vec()));
+                let Some(c) = re.captures(p.message) else {
+                    continue;
+                };
+                let key = match c.name("key") {
+                    Some(k) => Key::Text(k.as_bytes().into()),
+                    None if p.pid != 0 => Key::Pid(p.pid),
+                    None => break,
+                };
+                let user = c.name("user").map(|u| u.as_bytes().to_vec());
+                let addr = match c.name("host") {
+                    Some(h) => match crate::addr::parse(h.as_bytes()) {
+                        Some(a) => Some(a),
+                        None => break, // not an address: remember nothing
+                    },
+                    None => None,
+                };
+                let q = &mut scratch.remembered[fi];
+                let old = q
+                    .iter()
+                    .position(|e| e.key == key)
+                    .and_then(|i| q.remove(i));
+                let e = match old {
+                    // a line with an address starts the session afresh
+                    Some(mut e) if addr.is_none() => {
+                        e.user = user.or(e.user);
+                        e
                     }
-                    break;
+                    _ => Remembered { key, user, addr },
+                };
+                if q.len() >= f.correlate_capacity {
+                    q.pop_front();
                 }
+                q.push_back(e);
+                break;
             }
         }
     }
+}
+
+/// What correlation remembers of one session.
+#[derive(Debug, Clone)]
+struct Remembered {
+    key: Key,
+    user: Option<Vec<u8>>,
+    addr: Option<IpAddr>,
+}
+
+/// A session: a process id, or the text of a `key` capture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Key {
+    Pid(u32),
+    Text(Box<[u8]>),
+}
+
+/// The session of a matched line (borrowing the line).
+#[derive(Debug, Clone, Copy)]
+enum Session<'m> {
+    Pid(u32),
+    Text(&'m [u8]),
+}
+
+/// The latest remembered entry of `session`.
+fn recall<'q>(q: &'q VecDeque<Remembered>, session: Session<'_>) -> Option<&'q Remembered> {
+    q.iter().rev().find(|e| match (&e.key, session) {
+        (Key::Pid(a), Session::Pid(b)) => *a == b && b != 0,
+        (Key::Text(a), Session::Text(b)) => **a == *b,
+        _ => false,
+    })
 }
 
 /// Program names and their prefilters (index into `MatchSet::groups`); a short list is
