@@ -25,7 +25,7 @@ use crate::firewall::null::Null;
 use crate::firewall::{Action, Firewall, FwOp, JailRules, Proto};
 use crate::store::{BanRecord, CorruptPolicy, Position, Store, StoreOp};
 use protocol::{BanInfo, JailStatus, Request, Response};
-use sources::{Batch, SharedPaths};
+use sources::{Batch, JournalCommand, JournalReaders, SharedPaths};
 
 /// How long the ban history of an address is kept (for repeat offenders).
 const HISTORY_DAYS: i64 = 90;
@@ -66,6 +66,8 @@ struct Engine {
     fw: Box<dyn Firewall>,
     store: Store,
     new_paths: SharedPaths,
+    /// One reader per `journal:` source, matched to the configuration at start and reload.
+    journals: JournalReaders,
     /// When the ban history was last pruned.
     last_prune: Millis,
     /// Evictions already reported per jail (DOSBAIL-style floods are reported, not fatal).
@@ -100,6 +102,20 @@ fn routes(cfg: &Config) -> HashMap<String, Vec<usize>> {
         }
     }
     r
+}
+
+/// The `journal:` sources of the jails, sorted, without duplicates.
+fn journal_sources(cfg: &Config) -> Vec<String> {
+    let mut v: Vec<String> = cfg
+        .jails
+        .iter()
+        .flat_map(|j| j.logs.iter())
+        .filter(|l| l.starts_with("journal:"))
+        .cloned()
+        .collect();
+    v.sort();
+    v.dedup();
+    v
 }
 
 fn file_paths(cfg: &Config) -> Vec<PathBuf> {
@@ -146,9 +162,11 @@ pub fn run(config_path: Option<&Path>) -> Result<i32> {
         .iter()
         .map(|j| engine::build_jail(&cfg, j, &own))
         .collect();
+    let (tx, rx) = mpsc::channel::<Msg>();
     let mut eng = Engine {
         config_path: config_path.map(Path::to_path_buf),
         routes: routes(&cfg),
+        journals: JournalReaders::new(JournalCommand::default(), cfg.state_dir.clone(), tx.clone()),
         cfg,
         jails,
         own,
@@ -182,7 +200,6 @@ pub fn run(config_path: Option<&Path>) -> Result<i32> {
         libc::malloc_trim(0);
     }
 
-    let (tx, rx) = mpsc::channel::<Msg>();
     let listener = control::bind(&eng.cfg.socket, eng.cfg.socket_group.as_deref())?;
     {
         let tx = tx.clone();
@@ -194,17 +211,7 @@ pub fn run(config_path: Option<&Path>) -> Result<i32> {
         let np = eng.new_paths.clone();
         std::thread::spawn(move || sources::follow_files(follower, np, tx));
     }
-    for src in eng.routes.keys().filter(|s| s.starts_with("journal:")) {
-        let tx = tx.clone();
-        // named after the source itself, so a restart finds its own cursor again
-        let cursor = eng.cfg.state_dir.join(format!(
-            "journal-{}.cursor",
-            src.trim_start_matches("journal:")
-                .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_")
-        ));
-        let src = src.clone();
-        std::thread::spawn(move || sources::follow_journal(src, cursor, tx));
-    }
+    eng.journals.reconcile(&journal_sources(&eng.cfg));
     log_action(&format!(
         "started jails={} socket={} firewall={}",
         eng.jails
@@ -217,6 +224,8 @@ pub fn run(config_path: Option<&Path>) -> Result<i32> {
     ));
     let code = eng.main_loop(&rx);
     let _ = std::fs::remove_file(&eng.cfg.socket);
+    // journalctl writes its cursor file when it is ended cleanly
+    eng.journals.stop_all();
     code
 }
 
@@ -459,6 +468,15 @@ impl Engine {
         self.jails = jails;
         self.routes = routes(&cfg);
         *self.new_paths.lock().expect("paths lock") = Some(file_paths(&cfg));
+        // journal sources are matched the same way: new ones get a reader, readers of
+        // sources no jail reads any more are stopped
+        let (started, stopped) = self.journals.reconcile(&journal_sources(&cfg));
+        for s in &started {
+            log_action(&format!("note reading {s}"));
+        }
+        for s in &stopped {
+            log_action(&format!("note stopped reading {s}"));
+        }
         self.cfg = cfg;
         let msg = format!(
             "reloaded jails={}",
@@ -686,5 +704,200 @@ impl Engine {
             return Response::err(format!("unbanned, but the state could not be saved: {e:#}"));
         }
         Response::ok(format!("unbanned {} ban(s)", fw_ops.len()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sources::{cursor_file, journal_changes};
+
+    /// Stands in for `journalctl`: records "start PID MATCH CURSOR" in the file given as `$1`,
+    /// prints one line naming its match and the cursor it resumed from, then waits; on
+    /// SIGTERM it writes a cursor of its own to its `--cursor-file` (as journalctl ≥ 254
+    /// does) and exits.
+    const FAKE_JOURNALCTL: &str = r#"
+trap 'echo "cursor-$$" > "$cf"; kill "$p" 2>/dev/null; exit 0' TERM
+log=$1; shift
+for a; do case $a in --cursor-file=*) cf=${a#--cursor-file=};; esac; last=$a; done
+cur=$(cat "$cf" 2>/dev/null || echo none)
+echo "start $$ $last $cur" >> "$log"
+echo "2025-01-01T00:00:00+0000 host prog[1]: from $last after $cur"
+sleep 600 >/dev/null 2>&1 &
+p=$!
+wait "$p"
+"#;
+
+    fn config(dir: &Path, jails: &[(&str, &[&str])]) -> String {
+        let mut t = format!(
+            "state_dir = {:?}\nsocket = {:?}\n[firewall]\nbackend = \"null\"\n",
+            dir.display().to_string(),
+            dir.join("p.sock").display().to_string()
+        );
+        for (name, logs) in jails {
+            t += &format!("[[jail]]\nname = {name:?}\nfilter = \"sshd\"\nlogs = {logs:?}\n");
+        }
+        t
+    }
+
+    fn engine(dir: &Path, config_path: &Path, tx: Sender<Msg>) -> Engine {
+        let cfg = Config::load(Some(config_path)).unwrap();
+        let cmd = JournalCommand {
+            program: "sh".into(),
+            args: vec![
+                "-c".into(),
+                FAKE_JOURNALCTL.into(),
+                "fake-journalctl".into(),
+                dir.join("starts.log").into(),
+            ],
+        };
+        let own = Vec::new();
+        Engine {
+            config_path: Some(config_path.to_path_buf()),
+            jails: cfg
+                .jails
+                .iter()
+                .map(|j| engine::build_jail(&cfg, j, &own))
+                .collect(),
+            routes: routes(&cfg),
+            journals: JournalReaders::new(cmd, cfg.state_dir.clone(), tx),
+            own,
+            fw: Box::new(Null::default()),
+            store: Store::open(&dir.join("p.db"), CorruptPolicy::Refuse).unwrap(),
+            new_paths: Arc::new(Mutex::new(None)),
+            last_prune: 0,
+            evicted_reported: HashMap::new(),
+            cfg,
+        }
+    }
+
+    /// The next line a source sent, as (source, text).
+    fn next_line(rx: &Receiver<Msg>) -> (String, String) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(Msg::Lines(b)) => {
+                    if let Some((s, l)) = b.iter().next() {
+                        return (s.to_string(), String::from_utf8_lossy(l).into_owned());
+                    }
+                }
+                Ok(Msg::Note(n)) => panic!("unexpected note: {n}"),
+                Ok(_) => {}
+                Err(e) => panic!("no line from any journal reader: {e}"),
+            }
+        }
+    }
+
+    /// (pid, match, cursor) of every fake journalctl started so far, in order.
+    fn starts(dir: &Path) -> Vec<(u32, String, String)> {
+        std::fs::read_to_string(dir.join("starts.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split(' ').collect();
+                (f[1].parse().unwrap(), f[2].to_string(), f[3].to_string())
+            })
+            .collect()
+    }
+
+    fn gone(pid: u32) -> bool {
+        // a zombie keeps its /proc entry until it is reaped
+        !Path::new(&format!("/proc/{pid}")).exists()
+    }
+
+    #[test]
+    fn journal_changes_start_new_and_stop_unused_sources() {
+        let running = ["journal:_COMM=a", "journal:_COMM=b"];
+        let wanted = vec![
+            "journal:_COMM=c".to_string(),
+            "journal:_COMM=b".to_string(),
+            "journal:_COMM=c".to_string(),
+        ];
+        assert_eq!(
+            journal_changes(running, &wanted),
+            (
+                vec!["journal:_COMM=c".into()],
+                vec!["journal:_COMM=a".into()]
+            )
+        );
+        assert_eq!(journal_changes([], &[]), (vec![], vec![]));
+    }
+
+    #[test]
+    fn reload_starts_new_journal_readers_and_stops_unused_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
+        let path = dir.join("portcullis.toml");
+        let (a, b) = ("journal:_COMM=alpha", "journal:_COMM=beta");
+        let write = |jails: &[(&str, &[&str])]| std::fs::write(&path, config(dir, jails)).unwrap();
+
+        // start: one journal jail (and a file jail, which must not get a reader)
+        write(&[("a", &[a]), ("f", &["/nonexistent/auth.log"])]);
+        let (tx, rx) = mpsc::channel();
+        let mut eng = engine(dir, &path, tx);
+        eng.journals.reconcile(&journal_sources(&eng.cfg));
+        assert_eq!(
+            next_line(&rx),
+            (
+                a.into(),
+                "2025-01-01T00:00:00+0000 host prog[1]: from _COMM=alpha after none".into()
+            )
+        );
+
+        // reload adding a jail on a new journal source: it is read, alpha keeps its reader
+        write(&[("a", &[a]), ("b", &[b, a])]);
+        eng.reload().unwrap();
+        assert_eq!(eng.journals.sources(), [a, b]);
+        let (src, line) = next_line(&rx);
+        assert_eq!(src, b, "{line}");
+        assert!(line.ends_with("from _COMM=beta after none"), "{line}");
+        let s = starts(dir);
+        assert_eq!(s.len(), 2, "{s:?}");
+        let (alpha_pid, beta_pid) = (s[0].0, s[1].0);
+
+        // reload dropping alpha: its journalctl is ended (cleanly, so it saved its cursor)
+        // and reaped before reload returns
+        write(&[("b", &[b])]);
+        eng.reload().unwrap();
+        assert_eq!(eng.journals.sources(), [b]);
+        assert!(
+            gone(alpha_pid),
+            "the stopped journalctl {alpha_pid} was not reaped"
+        );
+        assert!(!gone(beta_pid), "beta's journalctl must keep running");
+        let cursor = cursor_file(dir, a);
+        assert_eq!(
+            std::fs::read_to_string(&cursor).unwrap().trim(),
+            format!("cursor-{alpha_pid}")
+        );
+
+        // alpha again: a new journalctl resumes from the cursor the stopped one saved
+        write(&[("b", &[b]), ("a", &[a])]);
+        eng.reload().unwrap();
+        assert_eq!(eng.journals.sources(), [a, b]);
+        let (src, line) = next_line(&rx);
+        assert_eq!(src, a, "{line}");
+        assert!(
+            line.ends_with(&format!("from _COMM=alpha after cursor-{alpha_pid}")),
+            "{line}"
+        );
+        let s = starts(dir);
+        assert_eq!(s.len(), 3, "{s:?}");
+        assert_eq!(
+            (s[2].1.as_str(), s[2].2.clone()),
+            ("_COMM=alpha", format!("cursor-{alpha_pid}"))
+        );
+
+        // a reload that changes nothing starts and stops nothing
+        eng.reload().unwrap();
+        assert_eq!(starts(dir).len(), 3);
+        assert!(!gone(beta_pid) && !gone(s[2].0));
+
+        eng.journals.stop_all();
+        assert!(eng.journals.sources().is_empty());
+        for (pid, _, _) in starts(dir) {
+            assert!(gone(pid), "journalctl {pid} left running or unreaped");
+        }
     }
 }
