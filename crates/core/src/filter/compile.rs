@@ -85,8 +85,8 @@ impl Rule {
     /// never need it, and compiling every pattern twice made start-up slow.
     pub(crate) fn regex(&self) -> &Regex {
         self.regex.get_or_init(|| {
-            // The same pattern compiled into an NFA of the same limit when the filter was
-            // compiled, so this cannot fail.
+            // The pattern compiled into an NFA under the same limit when the filter was
+            // compiled, using under a quarter of it (else the regex was compiled then).
             regex_builder(&self.source)
                 .build()
                 .expect("a pattern that compiled into an NFA compiles in the regex crate")
@@ -156,8 +156,12 @@ impl Filter {
                 ));
             }
             for p in pats {
-                let Compiled { source, hir, nfa } =
-                    compile_rule_pattern(p).map_err(|m| err(&r.id, p, m))?;
+                let Compiled {
+                    source,
+                    hir,
+                    nfa,
+                    regex,
+                } = compile_rule_pattern(p).map_err(|m| err(&r.id, p, m))?;
                 let index_of = |name: &str| nfa.group_info().to_index(PatternID::ZERO, name);
                 let host = index_of("host");
                 let key = index_of("key");
@@ -189,7 +193,7 @@ impl Filter {
                     nfa,
                     prog: OnceLock::new(),
                     source,
-                    regex: OnceLock::new(),
+                    regex,
                 });
             }
         }
@@ -261,6 +265,8 @@ struct Compiled {
     source: Arc<str>,
     hir: Hir,
     nfa: thompson::NFA,
+    /// The regex crate's version, compiled now for a pattern near the size limit.
+    regex: OnceLock<Regex>,
 }
 
 /// Expands macros, anchors, parses, and builds the NFA the regex crate would build (with the
@@ -280,10 +286,21 @@ fn compile_rule_pattern(pattern: &str) -> Result<Compiled, String> {
         )
         .build_from_hir(&hir)
         .map_err(|e| explain(pattern, &e.to_string()))?;
+    // The regex crate builds more than this NFA (a reverse one too, under the same limit):
+    // a pattern anywhere near the limit is compiled now, so that an error shows at load
+    // time and never on a line.
+    let regex = OnceLock::new();
+    if nfa.memory_usage() > NFA_SIZE_LIMIT / 4 {
+        let re = regex_builder(&full)
+            .build()
+            .map_err(|e| explain(pattern, &e.to_string()))?;
+        let _ = regex.set(re);
+    }
     Ok(Compiled {
         source: full.into(),
         hir,
         nfa,
+        regex,
     })
 }
 
@@ -1227,6 +1244,20 @@ mod tests {
         assert_eq!(required_literal(&c.hir).unwrap(), b"Failed ");
         let c = compile_rule_pattern("Invalid user {USER} from {HOST}").unwrap();
         assert_eq!(required_literal(&c.hir).unwrap(), b"Invalid user ");
+    }
+
+    #[test]
+    fn a_pattern_over_the_size_limit_is_refused_at_load() {
+        // about 16 KB of NFA per repetition
+        let big = |k: usize| def(&format!("{{HOST}}(?: [0-9A-Za-z:.]{{1,200}}){{{k}}}"));
+        let e = Filter::compile(&big(1000)).unwrap_err();
+        assert!(e.message.contains("exceeded"), "{e}");
+        // near the limit: compiles, with the regex crate's version built at load time
+        let f = Filter::compile(&big(300)).unwrap();
+        assert!(f.rules[0].regex.get().is_some());
+        // small: the regex crate's version waits until a line needs it
+        let f = Filter::compile(&big(1)).unwrap();
+        assert!(f.rules[0].regex.get().is_none());
     }
 
     #[test]
