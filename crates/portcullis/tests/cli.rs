@@ -230,3 +230,66 @@ fn readme_lists_every_builtin_filter() {
         );
     }
 }
+
+/// slapd's bind failures get their address from the connection's ACCEPT line, which may be
+/// megabytes earlier in the file: `replay` and `test` must see the lines in order (with
+/// several threads each reading its own part, the failures' part would lack the ACCEPTs).
+#[test]
+fn correlated_lines_far_apart_are_tied_in_replay_and_test() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        "[[jail]]\nname = \"ldap\"\nfilter = \"slapd\"\nlogs = [\"/dev/null\"]\nmaxretry = 3\n",
+    )
+    .unwrap();
+    let filler = |log: &mut String, n: usize| {
+        for i in 0..n {
+            log.push_str(&format!("Nov 21 10:00:10 ldap1 slapd[7]: conn=9{i} op=1 SRCH base=\"dc=example,dc=com\" scope=2 deref=0 filter=\"(uid=x)\"\n"));
+        }
+    };
+    let failures = |log: &mut String, m: usize| {
+        for op in 0..4 {
+            for c in 0..3 {
+                log.push_str(&format!("Nov 21 10:0{m}:0{op} ldap1 slapd[7]: conn={c} op={op} RESULT tag=97 err=49 text=\n"));
+            }
+        }
+    };
+    let mut log = String::new();
+    for c in 0..3 {
+        log.push_str(&format!("Nov 21 10:00:0{c} ldap1 slapd[7]: conn={c} fd=12 ACCEPT from IP=203.0.113.{c}:4000 (IP=0.0.0.0:389)\n"));
+    }
+    // the failures after 1.2 MiB (replay's second chunk) and after 3.3 MiB (the second
+    // piece of `test`), in about 6 MiB of other slapd lines
+    filler(&mut log, 12_000);
+    failures(&mut log, 1);
+    filler(&mut log, 20_000);
+    failures(&mut log, 2);
+    filler(&mut log, 28_000);
+    let path = dir.path().join("slapd.log");
+    std::fs::write(&path, &log).unwrap();
+    let o = portcullis(
+        &[
+            "replay",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--json",
+            path.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let mut banned: Vec<String> = text(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["action"] == "ban")
+        .map(|v| v["host"].as_str().unwrap().to_string())
+        .collect();
+    banned.sort();
+    assert_eq!(banned, ["203.0.113.0", "203.0.113.1", "203.0.113.2"]);
+    let o = portcullis(&["test", "--filter", "slapd", path.to_str().unwrap()], None);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    let line = out.lines().find(|l| l.contains("bind-failed")).unwrap();
+    assert_eq!(line.split_whitespace().next(), Some("24"), "{out}");
+}

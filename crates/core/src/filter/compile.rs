@@ -51,7 +51,7 @@ pub struct Rule {
     pub kind: super::def::Kind,
     /// The anchored pattern for the regex crate, compiled on first use ([`Rule::regex`]).
     source: Arc<str>,
-    regex: OnceLock<Regex>,
+    regex: OnceLock<Option<Regex>>,
     /// The address capture; `None` only in a filter whose `correlate` lines give the address.
     pub(crate) host: Option<usize>,
     pub(crate) user: Option<usize>,
@@ -83,14 +83,16 @@ impl Rule {
     /// The regex crate's version of the pattern (the reference semantics, and the fallback
     /// when the capture engine gives up), compiled on first use: most rules of a large set
     /// never need it, and compiling every pattern twice made start-up slow.
-    pub(crate) fn regex(&self) -> &Regex {
-        self.regex.get_or_init(|| {
-            // The pattern compiled into an NFA under the same limit when the filter was
-            // compiled, using under a quarter of it (else the regex was compiled then).
-            regex_builder(&self.source)
-                .build()
-                .expect("a pattern that compiled into an NFA compiles in the regex crate")
-        })
+    pub(crate) fn regex(&self) -> Option<&Regex> {
+        self.regex
+            .get_or_init(|| {
+                // The pattern's NFA used under 1/32 of the limit when the filter was compiled
+                // (else this was done then), and the regex crate's NFAs are at most a few
+                // times larger: this does not fail. If it ever did, the rule would match
+                // nothing rather than stop the daemon.
+                regex_builder(&self.source).build().ok()
+            })
+            .as_ref()
     }
 }
 
@@ -133,11 +135,11 @@ impl Filter {
             for (i, p) in c.remember.iter().enumerate() {
                 let re = compile_pattern(p).map_err(|m| err(&format!("correlate[{i}]"), p, m))?;
                 let has = |n: &str| re.capture_names().any(|x| x == Some(n));
-                if !has("user") && !has("host") {
+                if !has("user") && !has("host") && !has("key") {
                     return Err(err(
                         &format!("correlate[{i}]"),
                         p,
-                        "a correlate pattern needs a {USER} (or (?P<user>…)) or {HOST} capture: what it remembers".into(),
+                        "a correlate pattern needs what it remembers, a {USER} (or (?P<user>…)) or {HOST} capture, or a (?P<key>…) capture alone (a line that ends that session)".into(),
                     ));
                 }
                 correlate_hosts |= has("host");
@@ -265,8 +267,8 @@ struct Compiled {
     source: Arc<str>,
     hir: Hir,
     nfa: thompson::NFA,
-    /// The regex crate's version, compiled now for a pattern near the size limit.
-    regex: OnceLock<Regex>,
+    /// The regex crate's version, compiled now for a large pattern.
+    regex: OnceLock<Option<Regex>>,
 }
 
 /// Expands macros, anchors, parses, and builds the NFA the regex crate would build (with the
@@ -286,15 +288,16 @@ fn compile_rule_pattern(pattern: &str) -> Result<Compiled, String> {
         )
         .build_from_hir(&hir)
         .map_err(|e| explain(pattern, &e.to_string()))?;
-    // The regex crate builds more than this NFA (a reverse one too, under the same limit):
-    // a pattern anywhere near the limit is compiled now, so that an error shows at load
-    // time and never on a line.
+    // The regex crate builds more than this NFA (a reverse one too, under the same limit,
+    // and several times larger for Unicode classes): a large pattern is compiled now, so
+    // that an error shows at load time and never on a line. (The built-in patterns use
+    // under 100 KB.)
     let regex = OnceLock::new();
-    if nfa.memory_usage() > NFA_SIZE_LIMIT / 4 {
+    if nfa.memory_usage() > NFA_SIZE_LIMIT / 32 {
         let re = regex_builder(&full)
             .build()
             .map_err(|e| explain(pattern, &e.to_string()))?;
-        let _ = regex.set(re);
+        let _ = regex.set(Some(re));
     }
     Ok(Compiled {
         source: full.into(),
@@ -1255,6 +1258,10 @@ mod tests {
         // near the limit: compiles, with the regex crate's version built at load time
         let f = Filter::compile(&big(300)).unwrap();
         assert!(f.rules[0].regex.get().is_some());
+        // a pattern whose reverse NFA (Unicode classes) is far larger than its forward one
+        let e =
+            Filter::compile(&def("x {HOST} (?u:\\p{Changes_When_Lowercased}){342}")).unwrap_err();
+        assert!(e.message.contains("exceeds size limit"), "{e}");
         // small: the regex crate's version waits until a line needs it
         let f = Filter::compile(&big(1)).unwrap();
         assert!(f.rules[0].regex.get().is_none());
@@ -1283,7 +1290,7 @@ mod tests {
         let e = with("conn=(?P<key>[0-9]+) user {USER}").unwrap_err();
         assert!(e.message.contains("{HOST}"), "{e}");
         // a correlate pattern that remembers nothing
-        let e = with("conn=(?P<key>[0-9]+) hello").unwrap_err();
+        let e = with("hello [0-9]+").unwrap_err();
         assert_eq!(e.rule, "correlate[0]");
         assert!(
             e.message.contains("{USER}") && e.message.contains("{HOST}"),
@@ -1321,7 +1328,7 @@ mod engine_tests {
 
     /// What the regex crate captures: host, user, time, key.
     fn regex_crate(r: &Rule, hay: &[u8]) -> Option<Groups> {
-        let c = r.regex().captures(hay)?;
+        let c = r.regex().expect("compiles").captures(hay)?;
         Some(
             [r.host, r.user, r.time, r.key]
                 .map(|g| g.and_then(|g| c.get(g)).map(|m| (m.start(), m.end()))),

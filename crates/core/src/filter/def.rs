@@ -48,13 +48,14 @@ pub struct FilterDef {
 
 /// Ties lines of one session together: a line that names the user (or that carries the
 /// client's address) to a later failure line of the same session. The session is the
-/// pattern's `(?P<key>…)` capture when it has one (slapd's `conn=N`), else the process id
-/// of the syslog prefix. A rule without an address capture takes its address from here.
+/// sending host and process id of the syslog prefix, with the pattern's `(?P<key>…)`
+/// capture when it has one (slapd's `conn=N`). A rule without an address capture takes its address from here.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct CorrelateDef {
     /// Patterns with a `{USER}` and/or `{HOST}` capture (and maybe `(?P<key>…)`): what to
-    /// remember per session. A line with an address starts its session afresh.
+    /// remember per session. A line with an address starts its session afresh; a pattern
+    /// with a `key` capture alone ends the session (a closed connection).
     pub remember: Vec<String>,
     /// How many sessions to remember at most (oldest forgotten first).
     #[serde(default = "default_correlate_capacity")]

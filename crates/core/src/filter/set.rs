@@ -242,6 +242,12 @@ impl MatchSet {
         }
     }
 
+    /// True when a filter of the set ties lines together (`correlate`): its lines must be
+    /// matched in order by one reader.
+    pub fn correlates(&self) -> bool {
+        !self.all.correlate.is_empty()
+    }
+
     /// The filters of the set.
     pub fn filters(&self) -> &[Filter] {
         &self.filters
@@ -359,7 +365,9 @@ impl MatchSet {
                     (c.group(0), c.group(1), c.group(2), c.group(3))
                 }
                 engine::Outcome::GaveUp => {
-                    let re = r.regex();
+                    let Some(re) = r.regex() else {
+                        continue;
+                    };
                     let locs = scratch.locs[flat].get_or_insert_with(|| re.capture_locations());
                     if re.captures_read(locs, msg).is_none() {
                         continue;
@@ -372,9 +380,10 @@ impl MatchSet {
                     )
                 }
             };
-            let session = match key {
-                Some((s, e)) => Session::Text(&msg[s..e]),
-                None => Session::Pid(p.pid),
+            let session = Session {
+                host: p.host.unwrap_or_default(),
+                pid: p.pid,
+                text: key.map(|(s, e)| &msg[s..e]),
             };
             let addr = match host {
                 Some((hs, he)) => crate::addr::parse(&msg[hs..he]),
@@ -424,31 +433,49 @@ impl MatchSet {
                 let Some(c) = re.captures(p.message) else {
                     continue;
                 };
-                let key = match c.name("key") {
-                    Some(k) => Key::Text(k.as_bytes().into()),
-                    None if p.pid != 0 => Key::Pid(p.pid),
-                    None => break,
-                };
-                let user = c.name("user").map(|u| u.as_bytes().to_vec());
-                let addr = match c.name("host") {
-                    Some(h) => match crate::addr::parse(h.as_bytes()) {
-                        Some(a) => Some(a),
-                        None => break, // not an address: remember nothing
-                    },
-                    None => None,
+                let text = c.name("key").map(|k| k.as_bytes());
+                if text.is_none() && p.pid == 0 {
+                    break; // no session to tie it to
+                }
+                let session = Session {
+                    host: p.host.unwrap_or_default(),
+                    pid: p.pid,
+                    text,
                 };
                 let q = &mut scratch.remembered[fi];
                 let old = q
                     .iter()
-                    .position(|e| e.key == key)
+                    .position(|e| e.key.is(session))
                     .and_then(|i| q.remove(i));
+                // (the client's text, kept short: it is only shown)
+                let user = c
+                    .name("user")
+                    .map(|u| u.as_bytes()[..u.len().min(MAX_REMEMBERED_USER)].to_vec());
+                let addr = match c.name("host") {
+                    Some(h) => match crate::addr::parse(h.as_bytes()) {
+                        Some(a) => Some(a),
+                        None => break, // not an address: the session is forgotten
+                    },
+                    None => None,
+                };
                 let e = match old {
-                    // a line with an address starts the session afresh
+                    // a line with an address starts the session afresh; one with neither a
+                    // user nor an address ends it (a connection closed, or one without an
+                    // address opened under the same key)
+                    _ if addr.is_none() && user.is_none() => break,
                     Some(mut e) if addr.is_none() => {
                         e.user = user.or(e.user);
                         e
                     }
-                    _ => Remembered { key, user, addr },
+                    _ => Remembered {
+                        key: Key {
+                            host: session.host.into(),
+                            pid: session.pid,
+                            text: session.text.map(Into::into),
+                        },
+                        user,
+                        addr,
+                    },
                 };
                 if q.len() >= f.correlate_capacity {
                     q.pop_front();
@@ -460,6 +487,9 @@ impl MatchSet {
     }
 }
 
+/// Remembered user names are cut to this many bytes.
+const MAX_REMEMBERED_USER: usize = 256;
+
 /// What correlation remembers of one session.
 #[derive(Debug, Clone)]
 struct Remembered {
@@ -468,27 +498,36 @@ struct Remembered {
     addr: Option<IpAddr>,
 }
 
-/// A session: a process id, or the text of a `key` capture.
+/// A session: the sending host and process of the syslog prefix (empty, 0 when the line has
+/// none), and the text of the pattern's `key` capture when it has one (slapd's `conn=N`),
+/// so that connection numbers of two servers, or of a restarted one, never mix.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Key {
-    Pid(u32),
-    Text(Box<[u8]>),
+struct Key {
+    host: Box<[u8]>,
+    pid: u32,
+    text: Option<Box<[u8]>>,
 }
 
-/// The session of a matched line (borrowing the line).
+impl Key {
+    fn is(&self, s: Session<'_>) -> bool {
+        *self.host == *s.host && self.pid == s.pid && self.text.as_deref() == s.text
+    }
+}
+
+/// The session of a line (borrowing the line).
 #[derive(Debug, Clone, Copy)]
-enum Session<'m> {
-    Pid(u32),
-    Text(&'m [u8]),
+struct Session<'m> {
+    host: &'m [u8],
+    pid: u32,
+    text: Option<&'m [u8]>,
 }
 
 /// The latest remembered entry of `session`.
 fn recall<'q>(q: &'q VecDeque<Remembered>, session: Session<'_>) -> Option<&'q Remembered> {
-    q.iter().rev().find(|e| match (&e.key, session) {
-        (Key::Pid(a), Session::Pid(b)) => *a == b && b != 0,
-        (Key::Text(a), Session::Text(b)) => **a == *b,
-        _ => false,
-    })
+    if session.text.is_none() && session.pid == 0 {
+        return None;
+    }
+    q.iter().rev().find(|e| e.key.is(session))
 }
 
 /// Program names and their prefilters (index into `MatchSet::groups`); a short list is
@@ -933,7 +972,7 @@ mod tests {
         let p = prefix::parse(line);
         let off = p.message.as_ptr() as usize - line.as_ptr() as usize;
         for r in &f.rules {
-            if let Some(c) = r.regex().captures(p.message) {
+            if let Some(c) = r.regex().expect("compiles").captures(p.message) {
                 let m = c.name(name)?;
                 let mut out = line[..off + m.start()].to_vec();
                 out.extend_from_slice(with);

@@ -184,7 +184,12 @@ fn summarise_file(set: &MatchSet, path: &Path, ctx: &TimeContext) -> Result<Stat
     let cores = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 8) as u64;
-    let threads = len.div_ceil(2 * PIECE).clamp(1, cores);
+    // (a filter that ties lines together (`correlate`) needs them all, in order: one thread)
+    let threads = if set.correlates() {
+        1
+    } else {
+        len.div_ceil(2 * PIECE).clamp(1, cores)
+    };
     let mut bounds = vec![0u64];
     let mut at = PIECE;
     while at < len {
