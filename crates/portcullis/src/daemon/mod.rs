@@ -224,7 +224,7 @@ pub fn run(config_path: Option<&Path>) -> Result<i32> {
     ));
     let code = eng.main_loop(&rx);
     let _ = std::fs::remove_file(&eng.cfg.socket);
-    // journalctl writes its cursor file when it is ended cleanly
+    // each journal reader saves the cursor of the last entry the engine processed
     eng.journals.stop_all();
     code
 }
@@ -421,6 +421,10 @@ impl Engine {
         }
         if !st_ops.is_empty() {
             self.store.apply(&st_ops)?;
+        }
+        // processed (and the bans stored): the journal reader may save its position
+        if let Some(p) = b.journal {
+            p.commit();
         }
         Ok(())
     }
@@ -712,19 +716,22 @@ mod tests {
     use super::*;
     use sources::{cursor_file, journal_changes};
 
-    /// Stands in for `journalctl`: records "start PID MATCH CURSOR" in the file given as `$1`,
-    /// prints one line naming its match and the cursor it resumed from, then waits; on
-    /// SIGTERM it writes a cursor of its own to its `--cursor-file` (as journalctl ≥ 254
-    /// does) and exits.
+    /// Stands in for `journalctl --output=json`. Asked for the newest entry (no `--follow`),
+    /// prints one with the cursor `tail`. Following, records "start PID MATCH CURSOR" in the
+    /// file given as `$1` (CURSOR from `--cursor=`), prints the entry of that cursor again
+    /// (as journalctl does) unless it is `tail`, and one entry (cursor `cursor-PID`) whose
+    /// message names its match and the cursor it resumed from, then waits until SIGTERM.
     const FAKE_JOURNALCTL: &str = r#"
-trap 'echo "cursor-$$" > "$cf"; kill "$p" 2>/dev/null; exit 0' TERM
+trap 'kill "$p" 2>/dev/null; exit 0' TERM
 log=$1; shift
-for a; do case $a in --cursor-file=*) cf=${a#--cursor-file=};; esac; last=$a; done
-cur=$(cat "$cf" 2>/dev/null || echo none)
-echo "start $$ $last $cur" >> "$log"
-echo "2025-01-01T00:00:00+0000 host prog[1]: from $last after $cur"
+case " $* " in *" --follow "*) ;; *) echo '{"__CURSOR":"tail"}'; exit 0;; esac
 sleep 600 >/dev/null 2>&1 &
 p=$!
+cur=none
+for a; do case $a in --cursor=*) cur=${a#--cursor=};; esac; last=$a; done
+echo "start $$ $last $cur" >> "$log"
+if [ "$cur" != tail ]; then printf '{"__CURSOR":"%s","MESSAGE":"read again"}\n' "$cur"; fi
+printf '{"__CURSOR":"cursor-%s","__REALTIME_TIMESTAMP":"1735689600000000","_HOSTNAME":"host","SYSLOG_IDENTIFIER":"prog","_PID":"1","MESSAGE":"from %s after %s"}\n' $$ "$last" "$cur"
 wait "$p"
 "#;
 
@@ -771,15 +778,20 @@ wait "$p"
         }
     }
 
-    /// The next line a source sent, as (source, text).
-    fn next_line(rx: &Receiver<Msg>) -> (String, String) {
+    /// The next line a source sent, as (source, text), once the engine has processed it.
+    fn next_line(eng: &mut Engine, rx: &Receiver<Msg>) -> (String, String) {
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match rx.recv_timeout(left) {
                 Ok(Msg::Lines(b)) => {
-                    if let Some((s, l)) = b.iter().next() {
-                        return (s.to_string(), String::from_utf8_lossy(l).into_owned());
+                    let first = b
+                        .iter()
+                        .next()
+                        .map(|(s, l)| (s.to_string(), String::from_utf8_lossy(l).into_owned()));
+                    eng.on_lines(b).unwrap();
+                    if let Some(first) = first {
+                        return first;
                     }
                 }
                 Ok(Msg::Note(n)) => panic!("unexpected note: {n}"),
@@ -838,10 +850,10 @@ wait "$p"
         let mut eng = engine(dir, &path, tx);
         eng.journals.reconcile(&journal_sources(&eng.cfg));
         assert_eq!(
-            next_line(&rx),
+            next_line(&mut eng, &rx),
             (
                 a.into(),
-                "2025-01-01T00:00:00+0000 host prog[1]: from _COMM=alpha after none".into()
+                "2025-01-01T00:00:00.000000+00:00 host prog[1]: from _COMM=alpha after tail".into()
             )
         );
 
@@ -849,15 +861,15 @@ wait "$p"
         write(&[("a", &[a]), ("b", &[b, a])]);
         eng.reload().unwrap();
         assert_eq!(eng.journals.sources(), [a, b]);
-        let (src, line) = next_line(&rx);
+        let (src, line) = next_line(&mut eng, &rx);
         assert_eq!(src, b, "{line}");
-        assert!(line.ends_with("from _COMM=beta after none"), "{line}");
+        assert!(line.ends_with("from _COMM=beta after tail"), "{line}");
         let s = starts(dir);
         assert_eq!(s.len(), 2, "{s:?}");
         let (alpha_pid, beta_pid) = (s[0].0, s[1].0);
 
-        // reload dropping alpha: its journalctl is ended (cleanly, so it saved its cursor)
-        // and reaped before reload returns
+        // reload dropping alpha: its journalctl is ended and reaped before reload returns,
+        // and the reader has saved the cursor of the entry the engine processed
         write(&[("b", &[b])]);
         eng.reload().unwrap();
         assert_eq!(eng.journals.sources(), [b]);
@@ -872,11 +884,11 @@ wait "$p"
             format!("cursor-{alpha_pid}")
         );
 
-        // alpha again: a new journalctl resumes from the cursor the stopped one saved
+        // alpha again: a new journalctl resumes after the cursor the stopped reader saved
         write(&[("b", &[b]), ("a", &[a])]);
         eng.reload().unwrap();
         assert_eq!(eng.journals.sources(), [a, b]);
-        let (src, line) = next_line(&rx);
+        let (src, line) = next_line(&mut eng, &rx);
         assert_eq!(src, a, "{line}");
         assert!(
             line.ends_with(&format!("from _COMM=alpha after cursor-{alpha_pid}")),

@@ -1,15 +1,20 @@
-//! Source threads: the file follower and journald (through `journalctl --follow`), sending
-//! batches of lines to the engine.
+//! Source threads: the file follower and journald (through `journalctl --follow
+//! --output=json`), sending batches of lines to the engine.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
+use serde_json::Value;
 
 use crate::sources::follow::{Checkpoint, Event, Follower, DEFAULT_MAX_LINE};
 
@@ -28,6 +33,29 @@ pub struct Batch {
     pub checkpoints: Vec<Checkpoint>,
     /// Notes to log (rotations, long lines, errors).
     pub notes: Vec<String>,
+    /// The journal position these lines reach, to [`JournalPosition::commit`] once they are
+    /// processed.
+    pub journal: Option<JournalPosition>,
+}
+
+/// The cursor of the last journal entry the engine has processed, shared by a journal reader
+/// (which saves it) and the engine (which sets it).
+type CursorSlot = Arc<Mutex<Option<String>>>;
+
+/// Where a batch of a journal reader leaves the journal. The engine commits it once it has
+/// processed the batch; only committed positions are saved, so entries the engine never got
+/// to (it stopped with them still queued) are read again after a restart.
+#[derive(Debug)]
+pub struct JournalPosition {
+    slot: CursorSlot,
+    cursor: String,
+}
+
+impl JournalPosition {
+    /// Marks the batch processed: its reader may save this position.
+    pub fn commit(self) {
+        *lock(&self.slot) = Some(self.cursor);
+    }
 }
 
 impl Batch {
@@ -106,7 +134,8 @@ pub fn follow_files(mut f: Follower, new_paths: SharedPaths, engine: Sender<Msg>
 }
 
 /// How a journal reader runs `journalctl`: the program and the arguments that come before
-/// the reader's own (`--follow …`, `--cursor-file=…`, the match). Tests put a script here.
+/// the reader's own (`--follow`, `--output=json`, `--cursor=…`, the match). Tests put
+/// a script here.
 #[derive(Debug, Clone)]
 pub struct JournalCommand {
     pub program: OsString,
@@ -123,7 +152,9 @@ impl Default for JournalCommand {
 }
 
 /// The cursor file of a journal source in `state_dir`, named after the source itself so a
-/// reader started again (after a restart or a reload) finds its own position.
+/// reader started again (after a restart or a reload) finds its own position. The reader
+/// writes it itself: `journalctl --follow --cursor-file` never writes it before systemd 254
+/// (Debian 12 has 252).
 pub fn cursor_file(state_dir: &Path, source: &str) -> PathBuf {
     state_dir.join(format!(
         "journal-{}.cursor",
@@ -147,9 +178,12 @@ pub fn journal_changes<'a>(
     )
 }
 
-/// How long a stopped `journalctl` gets to exit on SIGTERM (and write its cursor file, which
-/// journalctl ≥ 254 does in `--follow` mode) before it is killed.
+/// How long a stopped `journalctl` gets to exit on SIGTERM before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// How often, at most, a reader saves its cursor while entries flow (it also saves it when
+/// the entries pause for this long, and always when it stops).
+const SAVE_EVERY: Duration = Duration::from_secs(1);
 
 /// What the engine and one reader thread share.
 #[derive(Default)]
@@ -193,8 +227,8 @@ impl ReaderCtl {
     }
 }
 
-/// Reaps a `journalctl` whose output has ended: it gets [`STOP_GRACE`] to exit by itself (it
-/// may be writing its cursor file after a SIGTERM), then it is killed.
+/// Reaps a `journalctl` whose output has ended: it gets [`STOP_GRACE`] to exit by itself,
+/// then it is killed.
 fn reap(mut child: Child) {
     let deadline = Instant::now() + STOP_GRACE;
     while Instant::now() < deadline {
@@ -207,9 +241,318 @@ fn reap(mut child: Child) {
     let _ = child.wait();
 }
 
-/// Follows the systemd journal for one match (e.g. `_COMM=sshd`) with `journalctl`,
-/// keeping its position in a cursor file so a restart neither re-reads nor skips. Runs until
-/// stopped or until the engine goes away; `journalctl` is started again when it ends.
+/// True when `fd` has something to read (or an error to report) within `timeout`.
+fn readable(fd: RawFd, timeout: Duration) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, for the duration of the call.
+    let n = unsafe { libc::poll(&mut p, 1, timeout.as_millis() as libc::c_int) };
+    n != 0
+}
+
+/// A cursor as journalctl prints it: one word of printable ASCII (it goes in a file, one
+/// line, and on journalctl's command line).
+fn valid_cursor(c: &str) -> bool {
+    !c.is_empty() && c.len() <= 4096 && c.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// Writes `data` to `path` through a temporary file in the same directory, so the file is
+/// always either the old content or the new one, whole.
+fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let r = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if r.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    r
+}
+
+/// The cursor file of one reader: what it holds and when it was written.
+struct CursorFile {
+    path: PathBuf,
+    /// The cursor in the file (as read at start or written since).
+    saved: Option<String>,
+    last_write: Instant,
+    /// The last write failed (reported once, until a write succeeds).
+    failing: bool,
+}
+
+impl CursorFile {
+    /// Reads the saved cursor; a missing file means there is none, an unreadable one is
+    /// reported and ignored.
+    fn open(path: PathBuf, source: &str, engine: &Sender<Msg>) -> CursorFile {
+        let saved = match std::fs::read(&path) {
+            Ok(b) => match std::str::from_utf8(&b).map(str::trim) {
+                Ok(c) if valid_cursor(c) => Some(c.to_string()),
+                _ => {
+                    let _ = engine.send(Msg::Note(format!(
+                        "ignoring the cursor file {} of {source}, which holds no cursor; reading from the end of the journal",
+                        path.display()
+                    )));
+                    None
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                let _ = engine.send(Msg::Note(format!(
+                    "cannot read the cursor file {} of {source}: {e}; reading from the end of the journal",
+                    path.display()
+                )));
+                None
+            }
+        };
+        CursorFile {
+            path,
+            saved,
+            last_write: Instant::now(),
+            failing: false,
+        }
+    }
+
+    /// Saves the cursor in `slot` (what the engine has processed) if it is a new one.
+    fn save(&mut self, slot: &CursorSlot, source: &str, engine: &Sender<Msg>) {
+        let Some(cursor) = lock(slot).clone() else {
+            return;
+        };
+        if self.saved.as_ref() == Some(&cursor) {
+            return;
+        }
+        self.last_write = Instant::now();
+        match write_atomically(&self.path, format!("{cursor}\n").as_bytes()) {
+            Ok(()) => {
+                self.saved = Some(cursor);
+                self.failing = false;
+            }
+            Err(e) => {
+                if !self.failing {
+                    let _ = engine.send(Msg::Note(format!(
+                        "cannot save the journal position of {source} in {}: {e}",
+                        self.path.display()
+                    )));
+                }
+                self.failing = true;
+            }
+        }
+    }
+}
+
+/// The fields of a `journalctl --output=json` entry that a reader uses (systemd.journal-fields(7);
+/// every value is a string, an array of byte values when it is not printable UTF-8, an array
+/// of such values when the field occurs more than once, or null when it is too large).
+#[derive(Deserialize)]
+struct JsonEntry {
+    #[serde(rename = "__CURSOR", default)]
+    cursor: Option<Value>,
+    #[serde(rename = "__REALTIME_TIMESTAMP", default)]
+    realtime: Option<Value>,
+    #[serde(rename = "_HOSTNAME", default)]
+    hostname: Option<Value>,
+    #[serde(rename = "SYSLOG_IDENTIFIER", default)]
+    identifier: Option<Value>,
+    #[serde(rename = "_COMM", default)]
+    comm: Option<Value>,
+    #[serde(rename = "_PID", default)]
+    pid: Option<Value>,
+    #[serde(rename = "SYSLOG_PID", default)]
+    syslog_pid: Option<Value>,
+    #[serde(rename = "MESSAGE", default)]
+    message: Option<Value>,
+}
+
+/// The bytes of a journal field's value (the first value of a field given several times).
+fn field_bytes(v: &Value) -> Option<Cow<'_, [u8]>> {
+    match v {
+        Value::String(s) => Some(Cow::Borrowed(s.as_bytes())),
+        Value::Array(a) if a.iter().all(Value::is_number) => a
+            .iter()
+            .map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
+            .collect::<Option<Vec<u8>>>()
+            .map(Cow::Owned),
+        Value::Array(a) => a.first().and_then(field_bytes),
+        _ => None,
+    }
+}
+
+fn field(v: &Option<Value>) -> Option<Cow<'_, [u8]>> {
+    v.as_ref().and_then(field_bytes)
+}
+
+/// A process id: 1 to 10 digits.
+fn pid_field(v: &Option<Value>) -> Option<Cow<'_, [u8]>> {
+    field(v).filter(|p| (1..=10).contains(&p.len()) && p.iter().all(u8::is_ascii_digit))
+}
+
+/// `2026-11-21T10:00:01.123456+00:00` for microseconds since the epoch (None outside years
+/// 0 to 9999).
+fn iso_micros(us: i64) -> Option<String> {
+    let secs = us.div_euclid(1_000_000);
+    let (y, mo, d) = portcullis_core::time::civil_from_days(secs.div_euclid(86_400));
+    if !(0..=9999).contains(&y) {
+        return None;
+    }
+    let sod = secs.rem_euclid(86_400);
+    Some(format!(
+        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{:06}+00:00",
+        sod / 3600,
+        (sod / 60) % 60,
+        sod % 60,
+        us.rem_euclid(1_000_000)
+    ))
+}
+
+/// Copies `b` with the bytes `bad` selects replaced by `_` (so a field cannot break the
+/// prefix apart).
+fn push_cleaned(line: &mut Vec<u8>, b: &[u8], bad: impl Fn(u8) -> bool) {
+    line.extend(b.iter().map(|&c| if bad(c) { b'_' } else { c }));
+}
+
+/// Turns one line of `journalctl --output=json` into the cursor of the entry (when it has a
+/// usable one) and the line the filters read, in the form of `journalctl -o short-iso`:
+/// `2026-11-21T10:00:01.123456+00:00 host sshd[123]: message`, in UTC. The program is
+/// SYSLOG_IDENTIFIER (else _COMM), the pid _PID (else SYSLOG_PID). Control characters of the
+/// message (a newline, say) are escaped as rsyslog does (`#012`), so one entry is always
+/// one line. An entry with no program at all becomes an RFC 5424 line with a nil APP-NAME,
+/// which keeps its time and reads as having no program.
+fn journal_entry(json: &[u8], now_us: i64) -> Result<(Option<String>, Vec<u8>), String> {
+    if json.trim_ascii_start().first() != Some(&b'{') {
+        return Err("not a JSON object".into());
+    }
+    let e: JsonEntry = serde_json::from_slice(json).map_err(|e| e.to_string())?;
+    let cursor = match &e.cursor {
+        Some(Value::String(c)) if valid_cursor(c) => Some(c.clone()),
+        _ => None,
+    };
+    let stamp = field(&e.realtime)
+        .and_then(|t| std::str::from_utf8(&t).ok()?.parse::<i64>().ok())
+        .and_then(iso_micros)
+        .or_else(|| iso_micros(now_us))
+        .unwrap_or_else(|| "1970-01-01T00:00:00.000000+00:00".into());
+    let host = field(&e.hostname).filter(|h| !h.is_empty());
+    let program = [&e.identifier, &e.comm]
+        .into_iter()
+        .find_map(|f| field(f).filter(|p| !p.is_empty()));
+    let pid = pid_field(&e.pid).or_else(|| pid_field(&e.syslog_pid));
+    let message = field(&e.message).unwrap_or_default();
+
+    let mut line = Vec::with_capacity(stamp.len() + message.len() + 80);
+    let space_or_control = |c: u8| c <= b' ' || c == 0x7f;
+    if program.is_none() {
+        line.extend_from_slice(b"<14>1 ");
+    }
+    line.extend_from_slice(stamp.as_bytes());
+    line.push(b' ');
+    match &host {
+        Some(h) => push_cleaned(&mut line, h, space_or_control),
+        None => line.push(b'-'),
+    }
+    match (&program, &pid) {
+        (Some(prog), _) => {
+            // the parser takes a tag of at most 64 bytes, without spaces, ':' or '['
+            line.push(b' ');
+            push_cleaned(&mut line, &prog[..prog.len().min(48)], |c| {
+                space_or_control(c) || matches!(c, b':' | b'[' | b']')
+            });
+            if let Some(p) = &pid {
+                line.push(b'[');
+                line.extend_from_slice(p);
+                line.push(b']');
+            }
+            line.extend_from_slice(b": ");
+        }
+        (None, Some(p)) => {
+            line.extend_from_slice(b" - ");
+            line.extend_from_slice(p);
+            line.extend_from_slice(b" - - ");
+        }
+        (None, None) => line.extend_from_slice(b" - - - - "),
+    }
+    for &c in message.iter() {
+        if c < b' ' || c == 0x7f {
+            line.extend_from_slice(format!("#{c:03o}").as_bytes());
+        } else {
+            line.push(c);
+        }
+    }
+    Ok((cursor, line))
+}
+
+fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+/// Starts `command` with its output piped, as the reader's child (so that a stop ends it).
+/// None when the reader is being stopped.
+fn start(ctl: &ReaderCtl, command: &mut Command) -> std::io::Result<Option<ChildStdout>> {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let out = child.stdout.take().expect("piped stdout");
+    let mut slot = lock(&ctl.child);
+    // checked under the child lock: a stop either sees this child or is seen here
+    if ctl.stopping() {
+        drop(slot);
+        let _ = child.kill();
+        let _ = child.wait();
+        return Ok(None);
+    }
+    *slot = Some(child);
+    Ok(Some(out))
+}
+
+/// Reaps the reader's child, if it has one.
+fn finish(ctl: &ReaderCtl) {
+    if let Some(c) = lock(&ctl.child).take() {
+        reap(c);
+    }
+}
+
+/// The cursor of the newest entry of the whole journal (`journalctl --lines=1`, no match):
+/// where a reader without a saved position starts. Reading on from a cursor, rather than with
+/// `--lines=0`, loses nothing (journalctl 252 with `--follow --lines=0` prints only the last
+/// entry of the first burst) and gives the reader a position to save before an entry of its
+/// own arrives. None when the journal is empty or journalctl cannot be run.
+fn journal_tail(cmd: &JournalCommand, ctl: &ReaderCtl) -> Option<String> {
+    let out = start(
+        ctl,
+        Command::new(&cmd.program).args(&cmd.args).args([
+            "--no-pager",
+            "--quiet",
+            "--output=json",
+            "--lines=1",
+        ]),
+    )
+    .ok()??;
+    let mut line = Vec::new();
+    let _ = BufReader::new(out)
+        .take(1 << 20)
+        .read_until(b'\n', &mut line);
+    finish(ctl);
+    journal_entry(&line, 0).ok()?.0
+}
+
+/// Follows the systemd journal for one match (e.g. `_COMM=sshd`) with `journalctl --follow
+/// --output=json`, handing each entry to the engine as a syslog-style line (see
+/// [`journal_entry`]). The cursor of the last entry the engine has processed is saved in
+/// `cursor_file` (at most every [`SAVE_EVERY`] while entries flow, after a pause of that long,
+/// and when the reader stops), and the reader goes on right after the saved cursor, so a
+/// restart neither re-reads nor skips. A reader without one starts at the end of the journal
+/// (see [`journal_tail`]). Runs until stopped or until the engine goes away; `journalctl` is
+/// started again when it ends.
 fn follow_journal(
     cmd: JournalCommand,
     source: String,
@@ -218,24 +561,36 @@ fn follow_journal(
     ctl: Arc<ReaderCtl>,
 ) {
     let spec = source.trim_start_matches("journal:").to_string();
+    let mut file = CursorFile::open(cursor_file, &source, &engine);
+    // the cursor of the last entry sent to the engine: where the next journalctl starts
+    let mut sent = file.saved.clone();
+    let processed: CursorSlot = Arc::new(Mutex::new(sent.clone()));
     while !ctl.stopping() {
-        let child = Command::new(&cmd.program)
+        if sent.is_none() {
+            sent = journal_tail(&cmd, &ctl);
+            if sent.is_some() {
+                // nothing before it is to be read: it is where the reader is
+                *lock(&processed) = sent.clone();
+                file.save(&processed, &source, &engine);
+            }
+        }
+        let mut command = Command::new(&cmd.program);
+        command
             .args(&cmd.args)
-            .args([
-                "--follow",
-                "--no-pager",
-                "--output=short-iso",
-                "--lines=0",
-                "--quiet",
-            ])
-            .arg(format!("--cursor-file={}", cursor_file.display()))
-            .args(spec.split_whitespace())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn();
-        let mut child: Child = match child {
-            Ok(c) => c,
+            .args(["--follow", "--no-pager", "--output=json", "--quiet"]);
+        match &sent {
+            // --cursor (from the entry itself, skipped below), not --after-cursor: journalctl
+            // 252 implements that as "2 entries on", which skips an entry when the match does
+            // not select the cursor's own (the newest entry of the journal, see
+            // `journal_tail`). --no-tail: with a cursor and no --lines, it prints only 10
+            // entries of the backlog until a new one arrives.
+            Some(c) => command.arg("--no-tail").arg(format!("--cursor={c}")),
+            // an empty journal (or no journalctl: the start below fails and says so)
+            None => command.arg("--since=now"),
+        };
+        let out = match start(&ctl, command.args(spec.split_whitespace())) {
+            Ok(Some(out)) => out,
+            Ok(None) => return,
             Err(e) => {
                 let _ = engine.send(Msg::Note(format!(
                     "cannot run journalctl for {source}: {e}; retrying in 10s"
@@ -244,43 +599,69 @@ fn follow_journal(
                 continue;
             }
         };
-        let out = child.stdout.take().expect("piped stdout");
-        {
-            let mut slot = lock(&ctl.child);
-            // checked under the child lock: a stop either sees this child or is seen here
-            if ctl.stopping() {
-                drop(slot);
-                let _ = child.kill();
-                let _ = child.wait();
-                return;
-            }
-            *slot = Some(child);
-        }
+        let fd = out.as_raw_fd();
         let mut r = BufReader::with_capacity(1 << 16, out);
         let mut line = Vec::new();
         let mut engine_gone = false;
+        // the entry journalctl starts from, when it is the one already read
+        let mut skip = sent.clone();
         loop {
+            if r.buffer().is_empty() && file.saved != sent && !readable(fd, SAVE_EVERY) {
+                // a pause: save what the engine has processed so far
+                file.save(&processed, &source, &engine);
+                continue;
+            }
             line.clear();
             match r.read_until(b'\n', &mut line) {
                 Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    let l = line.strip_suffix(b"\n").unwrap_or(&line);
-                    let mut b = Batch::default();
-                    b.push(&source, l);
-                    if engine.send(Msg::Lines(b)).is_err() {
+                Ok(_) => {}
+            }
+            let json = line.strip_suffix(b"\n").unwrap_or(&line);
+            if json.trim_ascii().is_empty() {
+                continue;
+            }
+            let (cursor, text) = match journal_entry(json, now_micros()) {
+                Ok(e) => e,
+                Err(e) => {
+                    let shown = String::from_utf8_lossy(&json[..json.len().min(200)]);
+                    if engine
+                        .send(Msg::Note(format!(
+                            "skipped a line of journalctl for {source} that is not a journal entry ({e}): {shown}"
+                        )))
+                        .is_err()
+                    {
                         engine_gone = true;
                         break;
                     }
+                    continue;
                 }
+            };
+            if skip.take().is_some_and(|s| cursor.as_ref() == Some(&s)) {
+                continue;
+            }
+            let mut b = Batch::default();
+            b.push(&source, &text);
+            b.journal = cursor.clone().map(|cursor| JournalPosition {
+                slot: processed.clone(),
+                cursor,
+            });
+            if engine.send(Msg::Lines(b)).is_err() {
+                engine_gone = true;
+                break;
+            }
+            if cursor.is_some() {
+                sent = cursor;
+            }
+            if file.last_write.elapsed() >= SAVE_EVERY {
+                file.save(&processed, &source, &engine);
             }
         }
         drop(r);
         if engine_gone {
-            ctl.signal(libc::SIGTERM); // ends it cleanly, so it writes its cursor file
+            ctl.signal(libc::SIGTERM);
         }
-        if let Some(c) = lock(&ctl.child).take() {
-            reap(c);
-        }
+        finish(&ctl);
+        file.save(&processed, &source, &engine);
         if engine_gone || ctl.sleep(Duration::from_secs(2)) {
             return;
         }
@@ -339,7 +720,7 @@ impl JournalReaders {
         (start, stop)
     }
 
-    /// Stops every reader (at daemon stop, so `journalctl` can write its cursor file).
+    /// Stops every reader (at daemon stop; each saves the position the engine has reached).
     pub fn stop_all(&mut self) {
         let all: Vec<String> = self.running.keys().cloned().collect();
         self.stop(&all);
@@ -391,6 +772,8 @@ impl JournalReaders {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use portcullis_core::prefix;
+    use portcullis_core::time::Stamp;
     use std::sync::mpsc::{self, Receiver};
 
     fn sh(script: &str) -> JournalCommand {
@@ -400,11 +783,326 @@ mod tests {
         }
     }
 
-    fn first_line(rx: &Receiver<Msg>) -> String {
+    /// The message of the first line of a batch, as the prefix parser splits it.
+    fn message(b: &Batch) -> String {
+        String::from_utf8_lossy(prefix::parse(b.iter().next().unwrap().1).message).into_owned()
+    }
+
+    /// The next batch of lines, or the text of a note.
+    fn next(rx: &Receiver<Msg>) -> Result<Batch, String> {
         match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(Msg::Lines(b)) => String::from_utf8_lossy(b.iter().next().unwrap().1).into_owned(),
-            Ok(Msg::Note(n)) => panic!("note instead of a line: {n}"),
-            _ => panic!("no line"),
+            Ok(Msg::Lines(b)) => Ok(b),
+            Ok(Msg::Note(n)) => Err(n),
+            _ => panic!("nothing from the reader"),
+        }
+    }
+
+    /// The next batch, which must be lines.
+    fn next_lines(rx: &Receiver<Msg>) -> Batch {
+        next(rx).unwrap_or_else(|n| panic!("note instead of a line: {n}"))
+    }
+
+    /// Stands in for journalctl: appends its arguments to the file `$1`. Asked for the newest
+    /// entry (no `--follow`), prints one with cursor `c0`, which no match selects. Following
+    /// from `--cursor=cN`, prints entry N again (as journalctl does when the match selects
+    /// it), then three JSON entries (cursors `cN`, messages `entry N`) numbered on from N, with
+    /// a line that is not JSON after the first, then waits.
+    const JSON_JOURNALCTL: &str = r#"
+trap 'kill "$p" 2>/dev/null; exit 0' TERM
+log=$1; shift
+echo "$*" >> "$log"
+case " $* " in *" --follow "*) ;; *) echo '{"__CURSOR":"c0","MESSAGE":"newest"}'; exit 0;; esac
+sleep 600 >/dev/null 2>&1 &
+p=$!
+n=0
+for a; do case $a in --cursor=c*) n=${a#--cursor=c};; esac; done
+for i in $n $((n+1)) $((n+2)) $((n+3)); do
+  if [ $i = 0 ]; then continue; fi
+  printf '{"__CURSOR":"c%d","__REALTIME_TIMESTAMP":"1795279711884583","_HOSTNAME":"vm","SYSLOG_IDENTIFIER":"sshd","_PID":"%d","MESSAGE":"entry %d"}\n' $i $i $i
+  if [ $i = $((n+1)) ]; then echo '{"__CURSOR":"c99","MESSAGE":'; fi
+done
+wait "$p"
+"#;
+
+    fn json_journalctl(log: &Path) -> JournalCommand {
+        let mut c = sh(JSON_JOURNALCTL);
+        c.args.push(log.into());
+        c
+    }
+
+    /// Reads entries `first..first+3` (and the note about the line that is not JSON after
+    /// the first), committing the positions of those `commit` selects.
+    fn read_three(rx: &Receiver<Msg>, first: u32, commit: impl Fn(u32) -> bool) {
+        for i in first..first + 3 {
+            let b = next_lines(rx);
+            let p = prefix::parse(b.iter().next().unwrap().1);
+            assert_eq!(
+                (p.program, p.pid, message(&b)),
+                (Some(&b"sshd"[..]), i, format!("entry {i}"))
+            );
+            if commit(i) {
+                b.journal.expect("a position").commit();
+            }
+            if i == first {
+                let n = next(rx).map(|_| ()).expect_err("a note about the bad line");
+                assert!(n.contains("not a journal entry"), "{n}");
+            }
+        }
+    }
+
+    fn saved(file: &Path) -> Option<String> {
+        std::fs::read_to_string(file).ok()
+    }
+
+    #[test]
+    fn a_stopped_reader_saves_its_position_and_a_new_one_resumes_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let (log, src) = (d.join("args.log"), "journal:_COMM=sshd".to_string());
+        let file = cursor_file(d, &src);
+        let (tx, rx) = mpsc::channel();
+
+        // no position yet: from the newest entry of the journal
+        let mut r = JournalReaders::new(json_journalctl(&log), d.into(), tx.clone());
+        r.reconcile(std::slice::from_ref(&src));
+        read_three(&rx, 1, |_| true);
+        r.stop_all();
+        assert_eq!(saved(&file).as_deref(), Some("c3\n"));
+
+        // started again: right after the saved entry, nothing re-read
+        let mut r = JournalReaders::new(json_journalctl(&log), d.into(), tx);
+        r.reconcile(std::slice::from_ref(&src));
+        // entries 5 and 6 are read but never processed (the engine stopped first): the
+        // position saved is that of entry 4, so they are read again next time
+        read_three(&rx, 4, |i| i == 4);
+        r.stop_all();
+        assert_eq!(saved(&file).as_deref(), Some("c4\n"));
+
+        let runs = std::fs::read_to_string(&log).unwrap();
+        let runs: Vec<Vec<&str>> = runs.lines().map(|l| l.split(' ').collect()).collect();
+        assert_eq!(runs.len(), 3, "{runs:?}");
+        // the newest entry of the whole journal, then from there, then after the saved one
+        assert_eq!(
+            runs[0],
+            ["--no-pager", "--quiet", "--output=json", "--lines=1"]
+        );
+        for (run, cursor) in [(&runs[1], "c0"), (&runs[2], "c3")] {
+            for a in ["--follow", "--output=json", "--no-tail", "_COMM=sshd"] {
+                assert!(run.contains(&a), "{a}: {run:?}");
+            }
+            assert!(run.contains(&&*format!("--cursor={cursor}")), "{run:?}");
+            assert!(!run.iter().any(|a| a.starts_with("--lines")), "{run:?}");
+        }
+        assert!(!runs.concat().iter().any(|a| a.starts_with("--cursor-file")));
+        // the temporary file of the atomic writes is gone
+        let mut names: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["args.log", "journal-_COMM_sshd.cursor"]);
+    }
+
+    #[test]
+    fn a_new_reader_saves_the_newest_entry_of_the_journal_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let (log, src) = (d.join("args.log"), "journal:_COMM=quiet".to_string());
+        let file = cursor_file(d, &src);
+        // the newest entry is `t1`; following, nothing comes
+        let mut cmd = sh(r#"
+trap 'kill "$p" 2>/dev/null; exit 0' TERM
+case " $* " in *" --follow "*) ;; *) echo "$*" >> "$1"; echo '{"__CURSOR":"t1"}'; exit 0;; esac
+sleep 600 >/dev/null 2>&1 &
+p=$!
+echo "$*" >> "$1"
+wait "$p"
+"#);
+        cmd.args.push(log.clone().into());
+        let (tx, _rx) = mpsc::channel();
+        let mut r = JournalReaders::new(cmd.clone(), d.into(), tx.clone());
+        r.reconcile(std::slice::from_ref(&src));
+        let t = Instant::now();
+        while saved(&file).as_deref() != Some("t1\n") {
+            assert!(t.elapsed() < Duration::from_secs(10), "{:?}", saved(&file));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        r.stop_all();
+        // what is logged while it is down is read after a restart, though it read nothing
+        let mut r = JournalReaders::new(cmd, d.into(), tx);
+        r.reconcile(std::slice::from_ref(&src));
+        let t = Instant::now();
+        while std::fs::read_to_string(&log).unwrap().lines().count() < 3 {
+            assert!(t.elapsed() < Duration::from_secs(10));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        r.stop_all();
+        let runs = std::fs::read_to_string(&log).unwrap();
+        let runs: Vec<&str> = runs.lines().collect();
+        assert_eq!(runs.len(), 3, "{runs:?}");
+        assert!(!runs[0].contains("--follow"), "{runs:?}");
+        for run in &runs[1..] {
+            assert!(
+                run.contains("--follow") && run.contains("--cursor=t1 _COMM=quiet"),
+                "{runs:?}"
+            );
+        }
+        assert_eq!(saved(&file).as_deref(), Some("t1\n"));
+    }
+
+    #[test]
+    fn a_running_reader_saves_its_position_after_a_pause() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let (log, src) = (d.join("args.log"), "journal:_COMM=sshd".to_string());
+        let file = cursor_file(d, &src);
+        let (tx, rx) = mpsc::channel();
+        let mut r = JournalReaders::new(json_journalctl(&log), d.into(), tx);
+        r.reconcile(std::slice::from_ref(&src));
+        read_three(&rx, 1, |_| true);
+        let t = Instant::now();
+        while saved(&file).as_deref() != Some("c3\n") {
+            assert!(t.elapsed() < Duration::from_secs(10), "{:?}", saved(&file));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        r.stop_all();
+        assert_eq!(saved(&file).as_deref(), Some("c3\n"));
+    }
+
+    /// (cursor, line) of a journalctl JSON line, with `now` 0.
+    fn entry(json: &str) -> (Option<String>, Vec<u8>) {
+        journal_entry(json.as_bytes(), 0).unwrap()
+    }
+
+    fn stamp(year: i32, month: u8, day: u8, h: u8, m: u8, s: u8, millis: u16) -> Option<Stamp> {
+        Some(Stamp {
+            year: Some(year),
+            month,
+            day,
+            hour: h,
+            minute: m,
+            second: s,
+            millis,
+            offset: Some(0),
+        })
+    }
+
+    #[test]
+    fn journal_entries_become_lines_the_prefix_parser_splits() {
+        // printed by journalctl 252 (Debian 12) for `echo … | systemd-cat -t sshd`
+        let (cursor, line) = entry(
+            r#"{"_CAP_EFFECTIVE":"1fffeffffff","SYSLOG_IDENTIFIER":"sshd","_PID":"28996","_CMDLINE":"/bin/cat","_COMM":"cat","_UID":"0","_MACHINE_ID":"3d1219c7c4c5404aaa1f6d2a48adfda4","_HOSTNAME":"vm","__CURSOR":"s=630892aa013a4021b0ce5c48e751f1e7;i=15b;b=298291d2db7743729f4fb6a79f4b086a;m=29d9432ea;t=660cc217fd527;x=e17352f8a7c39055","_TRANSPORT":"stdout","__MONOTONIC_TIMESTAMP":"11233669866","__REALTIME_TIMESTAMP":"1795279711884583","_EXE":"/usr/bin/cat","_RUNTIME_SCOPE":"system","MESSAGE":"Failed password for root from 203.0.113.5 port 22 ssh2","_GID":"0","_STREAM_ID":"364701975ae74ddeb27a90df2fc351d5","PRIORITY":"6","_BOOT_ID":"298291d2db7743729f4fb6a79f4b086a"}"#,
+        );
+        assert_eq!(cursor.as_deref(), Some("s=630892aa013a4021b0ce5c48e751f1e7;i=15b;b=298291d2db7743729f4fb6a79f4b086a;m=29d9432ea;t=660cc217fd527;x=e17352f8a7c39055"));
+        assert_eq!(
+            String::from_utf8(line.clone()).unwrap(),
+            "2026-11-21T16:48:31.884583+00:00 vm sshd[28996]: Failed password for root from 203.0.113.5 port 22 ssh2"
+        );
+        let p = prefix::parse(&line);
+        assert_eq!(p.stamp, stamp(2026, 11, 21, 16, 48, 31, 884));
+        assert_eq!(
+            (p.host, p.program, p.pid, p.message),
+            (
+                Some(&b"vm"[..]),
+                Some(&b"sshd"[..]),
+                28996,
+                &b"Failed password for root from 203.0.113.5 port 22 ssh2"[..]
+            )
+        );
+
+        // printed by journalctl 252 for a MESSAGE of "bad \xff byte\nsecond line" sent with
+        // the native protocol: not UTF-8, so an array of bytes; _PID wins over SYSLOG_PID
+        let (cursor, line) = entry(
+            r#"{"_CAP_EFFECTIVE":"1fffeffffff","__MONOTONIC_TIMESTAMP":"11233764312","_CMDLINE":"/root/.pyenv/versions/3.11.7/bin/python3 -","_RUNTIME_SCOPE":"system","_GID":"0","_COMM":"python3","_TRANSPORT":"journal","_MACHINE_ID":"3d1219c7c4c5404aaa1f6d2a48adfda4","_BOOT_ID":"298291d2db7743729f4fb6a79f4b086a","_PID":"29000","MESSAGE":[98,97,100,32,255,32,98,121,116,101,10,115,101,99,111,110,100,32,108,105,110,101],"SYSLOG_IDENTIFIER":"sshd","_UID":"0","_SOURCE_REALTIME_TIMESTAMP":"1795279711979007","_EXE":"/root/.pyenv/versions/3.11.7/bin/python3.11","_HOSTNAME":"vm","__CURSOR":"s=630892aa013a4021b0ce5c48e751f1e7;i=15e;b=298291d2db7743729f4fb6a79f4b086a;m=29d95a3d8;t=660cc21814614;x=9a6bb556f683025b","SYSLOG_PID":"4242","__REALTIME_TIMESTAMP":"1795279711979028"}"#,
+        );
+        assert!(cursor.unwrap().ends_with(";x=9a6bb556f683025b"));
+        assert!(!line.contains(&b'\n'));
+        let p = prefix::parse(&line);
+        assert_eq!(p.stamp, stamp(2026, 11, 21, 16, 48, 31, 979));
+        assert_eq!(
+            (p.program, p.pid, p.message),
+            (
+                Some(&b"sshd"[..]),
+                29000,
+                &b"bad \xff byte#012second line"[..]
+            )
+        );
+
+        // a string MESSAGE with control characters cannot smuggle in a second line; _COMM
+        // without SYSLOG_IDENTIFIER, SYSLOG_PID without _PID
+        let (_, line) = entry(
+            r#"{"__CURSOR":"c","__REALTIME_TIMESTAMP":"1000","_COMM":"sshd-session","SYSLOG_PID":"77","MESSAGE":"Invalid user a\n2026-11-21T10:00:01+00:00 h sshd[1]: Failed password for root from 192.0.2.1 port 2 ssh2\r\tx"}"#,
+        );
+        assert!(!line.contains(&b'\n') && !line.contains(&b'\r'));
+        let p = prefix::parse(&line);
+        assert_eq!(p.stamp, stamp(1970, 1, 1, 0, 0, 0, 1));
+        assert_eq!(
+            (p.program, p.pid, p.message),
+            (
+                Some(&b"sshd-session"[..]),
+                77,
+                &b"Invalid user a#0122026-11-21T10:00:01+00:00 h sshd[1]: Failed password for root from 192.0.2.1 port 2 ssh2#015#011x"[..]
+            )
+        );
+
+        // MESSAGE null (a field over 4096 bytes) or absent: an empty message; a field given
+        // several times: its first value; no time: now
+        let (cursor, line) = journal_entry(
+            br#"{"__CURSOR":"c","SYSLOG_IDENTIFIER":["sshd","other"],"_PID":"1","MESSAGE":null}"#,
+            1_795_279_711_884_583,
+        )
+        .unwrap();
+        assert_eq!(cursor.as_deref(), Some("c"));
+        let p = prefix::parse(&line);
+        assert_eq!(p.stamp, stamp(2026, 11, 21, 16, 48, 31, 884));
+        assert_eq!(
+            (p.host, p.program, p.pid, p.message),
+            (Some(&b"-"[..]), Some(&b"sshd"[..]), 1, &b""[..])
+        );
+        let (_, line) = entry(r#"{"__CURSOR":"c","SYSLOG_IDENTIFIER":"sshd"}"#);
+        assert_eq!(prefix::parse(&line).message, b"");
+
+        // fields that would break the prefix apart are cleaned; a bad pid is left out; no
+        // usable cursor, no position
+        let (cursor, line) = entry(
+            r#"{"__CURSOR":"a b","SYSLOG_IDENTIFIER":"my prog:[x]","_HOSTNAME":"a b","_PID":"12x","MESSAGE":"m"}"#,
+        );
+        assert_eq!(cursor, None);
+        let p = prefix::parse(&line);
+        assert_eq!(
+            (p.host, p.program, p.pid, p.message),
+            (Some(&b"a_b"[..]), Some(&b"my_prog__x_"[..]), 0, &b"m"[..])
+        );
+        let long = "p".repeat(100);
+        let (_, line) = entry(&format!(
+            r#"{{"SYSLOG_IDENTIFIER":"{long}","_PID":"4294967295","MESSAGE":"m"}}"#
+        ));
+        let p = prefix::parse(&line);
+        assert_eq!((p.program, p.pid), (Some(&long.as_bytes()[..48]), u32::MAX));
+
+        // no program at all: it reads as having none, and keeps its time and pid
+        let (_, line) = entry(
+            r#"{"__REALTIME_TIMESTAMP":"1795279711884583","_PID":"5","MESSAGE":"Nov 21 10:00:01 h sshd[1]: x"}"#,
+        );
+        let p = prefix::parse(&line);
+        assert_eq!(p.stamp, stamp(2026, 11, 21, 16, 48, 31, 884));
+        assert_eq!(
+            (p.program, p.pid, p.message),
+            (None, 5, &b"Nov 21 10:00:01 h sshd[1]: x"[..])
+        );
+        let (_, line) = entry(r#"{"MESSAGE":"m"}"#);
+        let p = prefix::parse(&line);
+        assert_eq!((p.program, p.pid, p.message), (None, 0, &b"m"[..]));
+
+        // not an entry
+        for bad in [
+            "",
+            "not json",
+            "123",
+            "[]",
+            r#"{"__CURSOR":"c99","MESSAGE":"#,
+        ] {
+            assert!(journal_entry(bad.as_bytes(), 0).is_err(), "{bad}");
         }
     }
 
@@ -414,13 +1112,13 @@ mod tests {
         let (tx, rx) = mpsc::channel();
         // ignored signals stay ignored across exec: the sleep shrugs SIGTERM off
         let mut r = JournalReaders::new(
-            sh("trap '' TERM; echo $$; exec sleep 600"),
+            sh(r#"trap '' TERM; echo "{\"__CURSOR\":\"c$$\",\"MESSAGE\":\"$$\"}"; exec sleep 600"#),
             dir.path().into(),
             tx,
         );
         let src = "journal:_COMM=stubborn".to_string();
         r.reconcile(std::slice::from_ref(&src));
-        let pid: u32 = first_line(&rx).parse().unwrap();
+        let pid: u32 = message(&next_lines(&rx)).parse().unwrap();
         let t = Instant::now();
         assert_eq!(r.reconcile(&[]), (vec![], vec![src]));
         assert!(t.elapsed() < STOP_GRACE * 3, "{:?}", t.elapsed());
