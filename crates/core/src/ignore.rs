@@ -43,22 +43,16 @@ impl Cidr {
     }
 }
 
+/// `ip` with all but its first `len` bits cleared (a shift by the full width gives 0).
 fn mask(ip: IpAddr, len: u8) -> IpAddr {
+    let len = u32::from(len);
     match ip {
         IpAddr::V4(v) => {
-            let m = if len == 0 {
-                0
-            } else {
-                u32::MAX << (32 - u32::from(len))
-            };
+            let m = u32::MAX.checked_shl(32 - len).unwrap_or(0);
             IpAddr::V4((u32::from(v) & m).into())
         }
         IpAddr::V6(v) => {
-            let m = if len == 0 {
-                0
-            } else {
-                u128::MAX << (128 - u32::from(len))
-            };
+            let m = u128::MAX.checked_shl(128 - len).unwrap_or(0);
             IpAddr::V6((u128::from(v) & m).into())
         }
     }

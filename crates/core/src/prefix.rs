@@ -10,7 +10,7 @@
 //!
 //! A `<PRI>` in front of the classic and ISO forms is skipped. Parsing never allocates.
 
-use crate::time::{month_from_abbrev, Stamp};
+use crate::time::{fraction, month_from_abbrev, Stamp};
 
 /// A line split into prefix fields and message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,12 +112,7 @@ fn classic(l: &[u8]) -> Option<Parsed<'_>> {
     let mut millis = 0;
     if l.get(i) == Some(&b'.') {
         // some syslog daemons add fractional seconds to the classic stamp
-        let s = i + 1;
-        i = s;
-        while i < l.len() && l[i].is_ascii_digit() {
-            i += 1;
-        }
-        millis = frac_millis(&l[s..i]);
+        (millis, i) = fraction(l, i + 1);
     }
     if l.get(i) != Some(&b' ') {
         return None;
@@ -138,14 +133,6 @@ fn classic(l: &[u8]) -> Option<Parsed<'_>> {
     host_and_tag(stamp, &l[i + 1..])
 }
 
-fn frac_millis(f: &[u8]) -> u16 {
-    let mut ms = 0u16;
-    for k in 0..3 {
-        ms = ms * 10 + f.get(k).map_or(0, |d| u16::from(d - b'0'));
-    }
-    ms
-}
-
 /// `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)` at the start of `l`; returns the stamp and its length.
 fn iso_stamp(l: &[u8]) -> Option<(Stamp, usize)> {
     if l.len() < 19 || l[4] != b'-' || l[7] != b'-' || (l[10] != b'T' && l[10] != b' ') {
@@ -158,12 +145,7 @@ fn iso_stamp(l: &[u8]) -> Option<(Stamp, usize)> {
     let mut i = 19;
     let mut millis = 0;
     if l.get(i) == Some(&b'.') || l.get(i) == Some(&b',') {
-        let s = i + 1;
-        i = s;
-        while i < l.len() && l[i].is_ascii_digit() {
-            i += 1;
-        }
-        millis = frac_millis(&l[s..i]);
+        (millis, i) = fraction(l, i + 1);
     }
     let offset = match l.get(i) {
         Some(b'Z') | Some(b'z') => {

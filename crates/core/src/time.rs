@@ -116,6 +116,17 @@ pub fn rfc3339(ms: Millis) -> String {
     }
 }
 
+/// Reads the digits of a fraction of a second that start at `from`: returns their value in
+/// milliseconds (`5` → 500, `123456` → 123) and where they end.
+pub(crate) fn fraction(b: &[u8], from: usize) -> (u16, usize) {
+    let digits = b.get(from..).unwrap_or_default();
+    let n = digits.iter().take_while(|d| d.is_ascii_digit()).count();
+    let ms = (0..3).fold(0u16, |ms, k| {
+        ms * 10 + digits[..n].get(k).map_or(0, |d| u16::from(d - b'0'))
+    });
+    (ms, from + n)
+}
+
 /// Month number of a three-letter English abbreviation (`Jan` → 1).
 pub fn month_from_abbrev(m: &[u8]) -> Option<u8> {
     const NAMES: [&[u8; 3]; 12] = [
@@ -247,21 +258,7 @@ pub fn parse_with_format(format: &str, text: &[u8]) -> Option<Stamp> {
                 st.month = month_from_abbrev(text.get(j..j + 3)?)?;
                 j += 3;
             }
-            b'f' => {
-                let s = j;
-                while j < text.len() && text[j].is_ascii_digit() {
-                    j += 1;
-                }
-                let mut ms = 0u16;
-                for k in 0..3 {
-                    ms = ms * 10
-                        + text
-                            .get(s + k)
-                            .filter(|_| s + k < j)
-                            .map_or(0, |d| u16::from(d - b'0'));
-                }
-                st.millis = ms;
-            }
+            b'f' => (st.millis, j) = fraction(text, j),
             b'z' => {
                 if text.get(j) == Some(&b'Z') {
                     st.offset = Some(0);

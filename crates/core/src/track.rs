@@ -438,16 +438,21 @@ mod tests {
         }
     }
 
-    fn session(addr: IpAddr, time: Millis, session: u32, followup: bool) -> Failure {
+    fn kinded(addr: IpAddr, time: Millis, session: u32, kind: Kind) -> Failure {
         Failure {
             session,
-            kind: if followup {
-                Kind::Followup
-            } else {
-                Kind::Attempt
-            },
+            kind,
             ..fail(addr, time)
         }
+    }
+
+    fn session(addr: IpAddr, time: Millis, session: u32, followup: bool) -> Failure {
+        let kind = if followup {
+            Kind::Followup
+        } else {
+            Kind::Attempt
+        };
+        kinded(addr, time, session, kind)
     }
 
     fn is_ban(d: &Option<Decision>) -> bool {
@@ -554,17 +559,6 @@ mod tests {
     fn maxretry_zero_behaves_like_one() {
         let mut t = Tracker::new(cfg(0, 60 * SEC));
         assert!(is_ban(&t.record(&fail(ip(1), 0), 0)));
-    }
-
-    fn kinded(addr: IpAddr, time: Millis, session: u32, kind: Kind) -> Failure {
-        Failure {
-            kind,
-            ..session_failure(addr, time, session)
-        }
-    }
-
-    fn session_failure(addr: IpAddr, time: Millis, sess: u32) -> Failure {
-        session(addr, time, sess, false)
     }
 
     #[test]

@@ -302,7 +302,7 @@ impl Config {
                 custom.push((i, f));
             }
         }
-        if raw_jails.is_empty() && texts.iter().all(|(_, t)| !t.contains("[[jail]]")) {
+        if raw_jails.is_empty() {
             // No jail anywhere: protect sshd out of the box.
             let default_jail = format!(
                 "[[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\nlogs = [{}]\nports = [22]\n",
@@ -638,6 +638,10 @@ mod tests {
             ("sshd", 5, 600_000, 3_600_000)
         );
         assert_eq!(j.ports, Some(vec![(22, 22)]));
+        // a jail only mentioned in a comment is no jail: sshd is still protected
+        let c = load("# [[jail]]\n# name = \"web\"\n").unwrap();
+        assert_eq!(c.jails.len(), 1);
+        assert_eq!(c.jails[0].name, "sshd");
     }
 
     #[test]

@@ -32,6 +32,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{anyhow, bail, Context, Result};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 
+use crate::sources::follow::Checkpoint;
+
 /// `PRAGMA application_id` of a Portcullis state file ("PCLS").
 const APP_ID: i32 = 0x5043_4c53;
 /// `PRAGMA user_version`: the schema this code writes.
@@ -66,17 +68,6 @@ pub struct BanRecord {
     pub failures: u32,
 }
 
-/// How far a followed file has been read. The `u64`s are stored bit for bit in SQLite's
-/// signed integers, so values above `i64::MAX` (fingerprints) survive the round trip.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Position {
-    pub path: String,
-    pub dev: u64,
-    pub ino: u64,
-    pub fingerprint: u64,
-    pub offset: u64,
-}
-
 /// One change to the store; [`Store::apply`] writes a batch of them in one transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreOp {
@@ -86,8 +77,10 @@ pub enum StoreOp {
     /// Lift a ban at `at`: deletes the active row and ends its history row at `at` if that is
     /// earlier than planned. Unbanning what is not banned does nothing.
     Unban { addr: IpAddr, jail: String, at: i64 },
-    /// Remember a read position (replaces the one of the same path).
-    Position(Position),
+    /// Remember a read position (replaces the one of the same path). The `u64`s are stored
+    /// bit for bit in SQLite's signed integers, so values above `i64::MAX` (fingerprints)
+    /// survive the round trip.
+    Position(Checkpoint),
 }
 
 /// What to do when the state file is corrupt or is not a database.
@@ -275,13 +268,13 @@ impl Store {
     }
 
     /// The last saved read position of every file.
-    pub fn positions(&self) -> Result<Vec<Position>> {
-        let read = || -> rusqlite::Result<Vec<Position>> {
+    pub fn positions(&self) -> Result<Vec<Checkpoint>> {
+        let read = || -> rusqlite::Result<Vec<Checkpoint>> {
             let mut stmt = self.conn.prepare_cached(
                 "SELECT path, dev, ino, fingerprint, byte_offset FROM positions ORDER BY path",
             )?;
             let rows = stmt.query_map([], |r| {
-                Ok(Position {
+                Ok(Checkpoint {
                     path: r.get(0)?,
                     dev: r.get::<_, i64>(1)? as u64,
                     ino: r.get::<_, i64>(2)? as u64,
@@ -556,7 +549,7 @@ mod tests {
     #[test]
     fn positions_keep_the_latest_per_path() {
         let (_dir, _path, mut store) = fresh();
-        let pos = |path: &str, offset| Position {
+        let pos = |path: &str, offset| Checkpoint {
             path: path.into(),
             dev: 2049,
             ino: 77,

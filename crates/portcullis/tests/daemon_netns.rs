@@ -43,7 +43,20 @@ struct Cfg<'a> {
     jail_extra: &'a str,
 }
 
-impl Cfg<'_> {
+impl<'a> Cfg<'a> {
+    /// The sshd jail most tests use: nftables, 3 failures, a 10-minute ban, nothing ignored.
+    fn new(dir: &'a Path, log: &'a Path) -> Cfg<'a> {
+        Cfg {
+            dir,
+            log,
+            backend: "nftables",
+            maxretry: 3,
+            bantime: "10m",
+            ignore: &[],
+            jail_extra: "",
+        }
+    }
+
     fn text(&self) -> String {
         let ignore: Vec<String> = self.ignore.iter().map(|c| format!("{c:?}")).collect();
         format!(
@@ -82,6 +95,14 @@ impl Cfg<'_> {
     }
 }
 
+/// A fresh work directory (configuration, log, state, socket) for a test without a [`Lab`].
+fn work_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("pct-daemon-")
+        .tempdir()
+        .expect("temp dir")
+}
+
 /// One sshd "Failed password" line in syslog format, timestamped now.
 fn failure_line(addr: &str, n: u64) -> String {
     format!(
@@ -94,12 +115,9 @@ fn failure_line(addr: &str, n: u64) -> String {
 
 /// Appends `text` to `path` in one write (O_APPEND, created if missing), like a logger.
 fn append(path: &Path, text: &str) {
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
-    f.write_all(text.as_bytes()).expect("append to log");
+    open_append(path)
+        .write_all(text.as_bytes())
+        .expect("append to log");
 }
 
 fn open_append(path: &Path) -> File {
@@ -366,13 +384,8 @@ fn real_attack_v4_v6_and_expiry() {
     let dir = lab.dir().to_path_buf();
     let log = dir.join("auth.log");
     let cfg = Cfg {
-        dir: &dir,
-        log: &log,
-        backend: "nftables",
-        maxretry: 3,
         bantime: "10s",
-        ignore: &[],
-        jail_extra: "",
+        ..Cfg::new(&dir, &log)
     }
     .write();
     // The daemon first: the sshd log does not exist yet, so it is read from its start.
@@ -489,20 +502,12 @@ fn restart_keeps_ban() {
     require_root();
     let t0 = Instant::now();
     let ns = Netns::new("rst");
-    let tmp = tempfile::Builder::new()
-        .prefix("pct-daemon-")
-        .tempdir()
-        .expect("temp dir");
+    let tmp = work_dir();
     let dir = tmp.path().to_path_buf();
     let log = dir.join("auth.log");
     let cfg = Cfg {
-        dir: &dir,
-        log: &log,
-        backend: "nftables",
-        maxretry: 3,
         bantime: "5m",
-        ignore: &[],
-        jail_extra: "",
+        ..Cfg::new(&dir, &log)
     }
     .write();
     let mut d = Daemon::start(&ns, &dir, &cfg);
@@ -604,13 +609,8 @@ fn lockout_ignored_address_never_banned() {
     let dir = lab.dir().to_path_buf();
     let log = dir.join("auth.log");
     let cfg = Cfg {
-        dir: &dir,
-        log: &log,
-        backend: "nftables",
-        maxretry: 3,
-        bantime: "10m",
         ignore: &["198.51.100.0/24"],
-        jail_extra: "",
+        ..Cfg::new(&dir, &log)
     }
     .write();
     let d = Daemon::start(&lab.server, &dir, &cfg);
@@ -739,22 +739,16 @@ fn rotation_under_load() {
     const BURST: usize = 20; // phase B: lines written at once just before a copytruncate
     let t0 = Instant::now();
     let ns = Netns::new("rot");
-    let tmp = tempfile::Builder::new()
-        .prefix("pct-daemon-")
-        .tempdir()
-        .expect("temp dir");
+    let tmp = work_dir();
     let dir = tmp.path().to_path_buf();
     let log = dir.join("auth.log");
     // maxretry 1: every distinct address is one ban, so bans counted = lines counted.
     // The null backend: thousands of bans, and the firewall is not what is tested here.
     let cfg = Cfg {
-        dir: &dir,
-        log: &log,
         backend: "null",
         maxretry: 1,
         bantime: "1h",
-        ignore: &[],
-        jail_extra: "",
+        ..Cfg::new(&dir, &log)
     }
     .write();
     let d = Daemon::start(&ns, &dir, &cfg);
@@ -978,21 +972,14 @@ fn reload_keeps_bans_and_refuses_bad_config() {
     require_root();
     let t0 = Instant::now();
     let ns = Netns::new("rld");
-    let tmp = tempfile::Builder::new()
-        .prefix("pct-daemon-")
-        .tempdir()
-        .expect("temp dir");
+    let tmp = work_dir();
     let dir = tmp.path().to_path_buf();
     let log = dir.join("auth.log");
     let cfg = |maxretry: u32, jail_extra: &str| {
         Cfg {
-            dir: &dir,
-            log: &log,
-            backend: "nftables",
             maxretry,
-            bantime: "10m",
-            ignore: &[],
             jail_extra,
+            ..Cfg::new(&dir, &log)
         }
         .write()
     };

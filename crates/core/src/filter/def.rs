@@ -35,7 +35,8 @@ pub struct FilterDef {
     #[serde(default)]
     pub ignore: Vec<String>,
     /// Format of a `(?P<time>…)` capture, for programs that write their own log files
-    /// (strftime subset: `%Y %m %d %H %M %S %b %e %y %f %z %j`; `%s` for epoch seconds).
+    /// (strftime subset: `%Y %y %m %d %e %H %M %S %T %b %f %z %%`; `%s` for epoch seconds;
+    /// see [`crate::time::parse_with_format`]).
     #[serde(default)]
     pub time_format: Option<String>,
     /// Multi-line correlation: the rules that need it, see [`CorrelateDef`].

@@ -2,22 +2,25 @@
 //!
 //! Only `{NAME}` with an upper-case name is a macro; `{1,3}` stays a regex repetition.
 
+// an IPv4 address; an IPv6 address with an optional %scope (both validated after matching)
+macro_rules! ipv4 {
+    () => {
+        r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}"
+    };
+}
+macro_rules! ipv6 {
+    () => {
+        r"[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:.]{1,44}(?:%[0-9A-Za-z_.\-]{1,32})?"
+    };
+}
+
 /// The macros and what they expand to.
 pub const MACROS: &[(&str, &str)] = &[
-    // an IPv4 or IPv6 address (validated after matching), optionally with %scope
-    (
-        "HOST",
-        r"(?P<host>[0-9]{1,3}(?:\.[0-9]{1,3}){3}|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:.]{1,44}(?:%[0-9A-Za-z_.\-]{1,32})?)",
-    ),
-    (
-        "ADDR",
-        r"(?P<host>[0-9]{1,3}(?:\.[0-9]{1,3}){3}|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:.]{1,44}(?:%[0-9A-Za-z_.\-]{1,32})?)",
-    ),
-    ("IPV4", r"(?P<host>[0-9]{1,3}(?:\.[0-9]{1,3}){3})"),
-    (
-        "IPV6",
-        r"(?P<host>[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:.]{1,44}(?:%[0-9A-Za-z_.\-]{1,32})?)",
-    ),
+    // an IPv4 or IPv6 address (`ADDR` is another name for it)
+    ("HOST", concat!("(?P<host>", ipv4!(), "|", ipv6!(), ")")),
+    ("ADDR", concat!("(?P<host>", ipv4!(), "|", ipv6!(), ")")),
+    ("IPV4", concat!("(?P<host>", ipv4!(), ")")),
+    ("IPV6", concat!("(?P<host>", ipv6!(), ")")),
     ("PORT", r"[0-9]{1,5}"),
     ("PID", r"[0-9]+"),
     // a user name: anything (greedy; the anchored rest of the pattern decides where it ends)

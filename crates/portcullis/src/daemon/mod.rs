@@ -23,7 +23,7 @@ use crate::engine;
 use crate::firewall::nftables::{NftOptions, Nftables};
 use crate::firewall::null::Null;
 use crate::firewall::{Action, Firewall, FwOp, JailRules, Proto};
-use crate::store::{BanRecord, CorruptPolicy, Position, Store, StoreOp};
+use crate::store::{BanRecord, CorruptPolicy, Store, StoreOp};
 use protocol::{BanInfo, JailStatus, Request, Response};
 use sources::{Batch, JournalCommand, JournalReaders, SharedPaths};
 
@@ -176,19 +176,7 @@ pub fn run(config_path: Option<&Path>) -> Result<i32> {
         evicted_reported: HashMap::new(),
         last_prune: i64::MIN / 2,
     };
-    let checkpoints = eng
-        .store
-        .positions()?
-        .into_iter()
-        .map(|p| crate::sources::follow::Checkpoint {
-            path: p.path,
-            dev: p.dev,
-            ino: p.ino,
-            fingerprint: p.fingerprint,
-            offset: p.offset,
-        })
-        .collect();
-    let follower = sources::open_files(file_paths(&eng.cfg), checkpoints)
+    let follower = sources::open_files(file_paths(&eng.cfg), eng.store.positions()?)
         .context("cannot start the file follower")?;
     eng.fw
         .setup(&jail_rules(&eng.cfg))
@@ -410,15 +398,7 @@ impl Engine {
                 self.fw.apply(&fw_ops)?;
             }
         }
-        for c in b.checkpoints {
-            st_ops.push(StoreOp::Position(Position {
-                path: c.path,
-                dev: c.dev,
-                ino: c.ino,
-                fingerprint: c.fingerprint,
-                offset: c.offset,
-            }));
-        }
+        st_ops.extend(b.checkpoints.into_iter().map(StoreOp::Position));
         if !st_ops.is_empty() {
             self.store.apply(&st_ops)?;
         }

@@ -97,7 +97,7 @@ pub fn open_files(paths: Vec<PathBuf>, checkpoints: Vec<Checkpoint>) -> anyhow::
 
 /// Runs the file follower until the engine goes away.
 pub fn follow_files(mut f: Follower, new_paths: SharedPaths, engine: Sender<Msg>) {
-    let mut last_checkpoint = std::time::Instant::now();
+    let mut last_checkpoint = Instant::now();
     loop {
         if let Some(p) = new_paths.lock().ok().and_then(|mut g| g.take()) {
             f.set_paths(p);
@@ -122,7 +122,7 @@ pub fn follow_files(mut f: Follower, new_paths: SharedPaths, engine: Sender<Msg>
             || last_checkpoint.elapsed() > Duration::from_secs(5)
         {
             batch.checkpoints = f.checkpoints();
-            last_checkpoint = std::time::Instant::now();
+            last_checkpoint = Instant::now();
             if engine.send(Msg::Lines(batch)).is_err() {
                 return;
             }

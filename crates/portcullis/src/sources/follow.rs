@@ -872,6 +872,15 @@ mod tests {
         f.write_all(text.as_bytes()).unwrap();
     }
 
+    fn truncate(path: &Path) {
+        File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+    }
+
     fn follower(path: &Path) -> Follower {
         Follower::new(vec![path.to_path_buf()], vec![], DEFAULT_MAX_LINE).unwrap()
     }
@@ -927,12 +936,7 @@ mod tests {
         append(&log, "a\nb\n");
         assert_eq!(lines(&poll(&mut fl)), ["a", "b"]);
         fs::copy(&log, dir.path().join("auth.log.1")).unwrap();
-        File::options()
-            .write(true)
-            .open(&log)
-            .unwrap()
-            .set_len(0)
-            .unwrap();
+        truncate(&log);
         append(&log, "c\n");
         assert_eq!(poll(&mut fl), [Ev::Truncated, Ev::Line("c".into())]);
     }
@@ -945,23 +949,13 @@ mod tests {
         let mut fl = follower(&log);
         append(&log, "one\n");
         assert_eq!(lines(&poll(&mut fl)), ["one"]);
-        File::options()
-            .write(true)
-            .open(&log)
-            .unwrap()
-            .set_len(0)
-            .unwrap();
+        truncate(&log);
         append(&log, "two is longer\n");
         assert_eq!(
             poll(&mut fl),
             [Ev::Truncated, Ev::Line("two is longer".into())]
         );
-        File::options()
-            .write(true)
-            .open(&log)
-            .unwrap()
-            .set_len(0)
-            .unwrap();
+        truncate(&log);
         assert_eq!(poll(&mut fl), [Ev::Truncated]);
         append(&log, "x\n");
         assert_eq!(poll(&mut fl), [Ev::Line("x".into())]);
@@ -1064,22 +1058,12 @@ mod tests {
         poll(&mut fl);
         let cps = fl.checkpoints();
         drop(fl);
-        File::options()
-            .write(true)
-            .open(&log)
-            .unwrap()
-            .set_len(0)
-            .unwrap();
+        truncate(&log);
         append(&log, "c\n");
         let mut fl = Follower::new(vec![log.clone()], cps.clone(), DEFAULT_MAX_LINE).unwrap();
         assert_eq!(poll(&mut fl), [Ev::Truncated, Ev::Line("c".into())]);
         // Same inode, regrown past the offset with other bytes: the fingerprint tells.
-        File::options()
-            .write(true)
-            .open(&log)
-            .unwrap()
-            .set_len(0)
-            .unwrap();
+        truncate(&log);
         append(&log, "xxxxxxxxxxxxxxx\n");
         let mut fl = Follower::new(vec![log.clone()], cps, DEFAULT_MAX_LINE).unwrap();
         assert_eq!(
@@ -1307,12 +1291,7 @@ mod tests {
                             copies += 1;
                             fs::copy(&log, dir.path().join(format!("copy.{copies}"))).unwrap();
                         }
-                        File::options()
-                            .write(true)
-                            .open(&log)
-                            .unwrap()
-                            .set_len(0)
-                            .unwrap();
+                        truncate(&log);
                         g.unread.clear(); // never read: lost, as with any follower
                     }
                 }
