@@ -189,13 +189,27 @@ fn iso(l: &[u8]) -> Option<Parsed<'_>> {
 
 /// `host tag: msg` where tag is `prog[pid]` or `prog`.
 fn host_and_tag(stamp: Stamp, rest: &[u8]) -> Option<Parsed<'_>> {
-    let sp = memchr::memchr(b' ', rest)?;
+    // (plain loops: the fields are short, and a vector search's setup costs more)
+    let sp = rest.iter().position(|&b| b == b' ')?;
     let host = &rest[..sp];
     let rest = &rest[sp + 1..];
-    // The tag ends at the first ": " (or ':' at end); it has no spaces.
-    let colon = memchr::memchr(b':', rest)?;
+    // The tag ends at the first ": " (or ':' at end); it has no spaces and at most 64 bytes.
+    let mut colon = None;
+    let mut open = None;
+    for (i, &b) in rest.iter().enumerate().take(65) {
+        match b {
+            b':' => {
+                colon = Some(i);
+                break;
+            }
+            b' ' => return None,
+            b'[' if open.is_none() => open = Some(i),
+            _ => {}
+        }
+    }
+    let colon = colon?;
     let tag = &rest[..colon];
-    if tag.is_empty() || tag.len() > 64 || tag.contains(&b' ') {
+    if tag.is_empty() {
         return None;
     }
     let message = match rest.get(colon + 1) {
@@ -203,7 +217,7 @@ fn host_and_tag(stamp: Stamp, rest: &[u8]) -> Option<Parsed<'_>> {
         None => &rest[colon + 1..],
         Some(_) => return None,
     };
-    let (program, pid) = match memchr::memchr(b'[', tag) {
+    let (program, pid) = match open {
         Some(b) if tag.last() == Some(&b']') => (&tag[..b], digits(&tag[b + 1..tag.len() - 1])?),
         Some(_) => return None,
         None => (tag, 0),

@@ -129,17 +129,28 @@ pub(crate) fn fraction(b: &[u8], from: usize) -> (u16, usize) {
 
 /// Month number of a three-letter English abbreviation (`Jan` → 1).
 pub fn month_from_abbrev(m: &[u8]) -> Option<u8> {
-    const NAMES: [&[u8; 3]; 12] = [
-        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
-        b"Dec",
-    ];
-    if m.len() != 3 {
-        return None;
+    // Lower-cased and packed into one word. `| 0x20` lower-cases a letter and turns no
+    // other byte into one (only upper- and lower-case letters end up in `a..=z`).
+    const fn key(m: &[u8; 3]) -> u32 {
+        u32::from_le_bytes([m[0] | 0x20, m[1] | 0x20, m[2] | 0x20, 0])
     }
-    NAMES
-        .iter()
-        .position(|n| n.eq_ignore_ascii_case(m))
-        .map(|i| i as u8 + 1)
+    const KEYS: [u32; 12] = [
+        key(b"jan"),
+        key(b"feb"),
+        key(b"mar"),
+        key(b"apr"),
+        key(b"may"),
+        key(b"jun"),
+        key(b"jul"),
+        key(b"aug"),
+        key(b"sep"),
+        key(b"oct"),
+        key(b"nov"),
+        key(b"dec"),
+    ];
+    let m: &[u8; 3] = m.try_into().ok()?;
+    let k = key(m);
+    KEYS.iter().position(|&n| n == k).map(|i| i as u8 + 1)
 }
 
 #[cfg(test)]

@@ -66,6 +66,8 @@ pub struct Rule {
     nfa: thompson::NFA,
     /// The capture engine, built on first use (`None` inside: the regex crate does the work).
     prog: OnceLock<Option<Arc<engine::Prog>>>,
+    /// The backtracker tried before the capture engine (`None`: the pattern is not for it).
+    pub(crate) bt: Option<Arc<super::backtrack::Prog>>,
 }
 
 impl Rule {
@@ -179,7 +181,10 @@ impl Filter {
                     ));
                 }
                 let user = index_of("user");
+                let bt =
+                    super::backtrack::Prog::build(&hir, &[host, user, time, key]).map(Arc::new);
                 rules.push(Rule {
+                    bt,
                     id: r.id.clone(),
                     class: r.class,
                     weight: r.weight,

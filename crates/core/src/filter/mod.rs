@@ -12,6 +12,7 @@
 //! * [`builtin`] embeds the library in `filters/`; [`sample`] checks a filter against its
 //!   sample log.
 
+mod backtrack;
 pub mod builtin;
 mod compile;
 pub mod def;

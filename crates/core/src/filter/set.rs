@@ -14,6 +14,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::bytes::CaptureLocations;
 use smallvec::SmallVec;
 
+use super::backtrack;
 use super::compile::{engine, Filter};
 use super::def::Class;
 use crate::decision::Millis;
@@ -82,6 +83,8 @@ pub struct Scratch {
     /// Capture buffers for the regex crate, made when a rule first needs it.
     locs: Vec<Option<CaptureLocations>>,
     caches: Vec<engine::Cache>,
+    /// Buffers of the backtracker.
+    bt: backtrack::Scratch,
     /// Per filter: what `correlate` lines said per session, oldest first; bounded.
     remembered: Vec<VecDeque<Remembered>>,
     /// Candidate rules: (rule, prefix literal id or `u32::MAX`, prefix length).
@@ -259,6 +262,7 @@ impl MatchSet {
         Scratch {
             locs: rules.clone().map(|_| None).collect(),
             caches: rules.map(|_| engine::Cache::default()).collect(),
+            bt: backtrack::Scratch::default(),
             remembered: self.filters.iter().map(|_| VecDeque::new()).collect(),
             cands: SmallVec::new(),
             stamp: None,
@@ -350,16 +354,27 @@ impl MatchSet {
                 }
             }
             let flat = flat as usize;
-            let fast = match r.prog() {
-                Some(_) if plain => engine::Outcome::GaveUp,
-                Some(prog) => {
+            // the backtracker first, then the two-pass engine, then the regex crate
+            let bt = match &r.bt {
+                Some(bt) if !plain => bt.run(msg, &mut scratch.bt),
+                _ => backtrack::Outcome::GaveUp,
+            };
+            let fast = match (bt, r.prog()) {
+                (backtrack::Outcome::NoMatch, _) => continue,
+                (backtrack::Outcome::Match, _) => engine::Outcome::Match,
+                (_, Some(_)) if plain => engine::Outcome::GaveUp,
+                (_, Some(prog)) => {
                     let prefix = (pid != u32::MAX).then_some((pid, plen as usize));
                     prog.run(&mut scratch.caches[flat], msg, prefix)
                 }
-                None => engine::Outcome::GaveUp,
+                (_, None) => engine::Outcome::GaveUp,
             };
             let (host, user, time, key) = match fast {
                 engine::Outcome::NoMatch => continue,
+                engine::Outcome::Match if bt == backtrack::Outcome::Match => {
+                    let c = &scratch.bt;
+                    (c.group(0), c.group(1), c.group(2), c.group(3))
+                }
                 engine::Outcome::Match => {
                     let c = &scratch.caches[flat];
                     (c.group(0), c.group(1), c.group(2), c.group(3))
