@@ -20,7 +20,9 @@
 //! (look-around other than `^`/`$`, Unicode classes beyond ASCII) are not compiled here.
 //!
 //! **Bounded work.** Backtracking can take time quadratic or worse in the line's length on
-//! some patterns (`.* .*`). Each search has a budget proportional to the line's length; a
+//! some patterns (`.* .*`). Each search has a budget proportional to the line's length,
+//! charged for each choice, each step back and the bytes scanned (between two choices at
+//! most the program's length of instructions run, since every loop passes a choice); a
 //! search that exhausts it gives up, and the caller runs the linear two-pass engine
 //! ([`super::compile::engine`]) instead. The answer is the same either way; only the time
 //! differs, and it stays linear in the line's length.
@@ -539,12 +541,12 @@ impl Prog {
         *slots = [UNSET; SLOTS];
         let (mut pc, mut pos) = (self.start, 0u32);
         'search: loop {
-            // forward, until an instruction fails
+            // forward, until an instruction fails (the budget is charged at choices: every
+            // loop passes one, so between two choices at most the whole program runs)
+            if budget < 0 {
+                return Outcome::GaveUp;
+            }
             loop {
-                budget -= 1;
-                if budget < 0 {
-                    return Outcome::GaveUp;
-                }
                 let inst = &self.insts[pc as usize];
                 match &inst.op {
                     Op::Lit(l) => {
@@ -619,6 +621,10 @@ impl Prog {
                         continue;
                     }
                     &Op::Split { alt, first, second } => {
+                        budget -= 1;
+                        if budget < 0 {
+                            return Outcome::GaveUp;
+                        }
                         if !self.guard(first, hay, pos) {
                             pc = alt;
                             continue;

@@ -31,8 +31,9 @@ struct Stats {
     /// The host of the latest matches and how many there were, not yet in `hosts`
     /// (attack lines come in runs from one address).
     run_host: Option<(IpAddr, u64)>,
-    /// The same for the user.
-    run_user: Option<(Vec<u8>, u64)>,
+    /// The same for the user (a buffer reused, so that a new run allocates nothing);
+    /// a count of 0 means no run.
+    run_user: (Vec<u8>, u64),
 }
 
 impl Stats {
@@ -48,15 +49,17 @@ impl Stats {
     }
 
     fn count_user(&mut self, u: &[u8]) {
-        match &mut self.run_user {
-            Some((last, n)) if last.as_slice() == u => *n += 1,
-            Some((last, n)) => {
-                let prev = std::mem::replace(last, u.to_vec());
-                let k = std::mem::replace(n, 1);
-                add_user(&mut self.users, &prev, k);
-            }
-            None => self.run_user = Some((u.to_vec(), 1)),
+        let (last, n) = &mut self.run_user;
+        if *n > 0 && last.as_slice() == u {
+            *n += 1;
+            return;
         }
+        if *n > 0 {
+            add_user(&mut self.users, last, *n);
+        }
+        last.clear();
+        last.extend_from_slice(u);
+        *n = 1;
     }
 
     /// Moves the pending runs into the maps.
@@ -64,8 +67,10 @@ impl Stats {
         if let Some((h, n)) = self.run_host.take() {
             *self.hosts.entry(h).or_default() += n;
         }
-        if let Some((u, n)) = self.run_user.take() {
-            add_user(&mut self.users, &u, n);
+        let (u, n) = &mut self.run_user;
+        if *n > 0 {
+            add_user(&mut self.users, u, *n);
+            *n = 0;
         }
     }
 
@@ -161,8 +166,8 @@ fn count(
 }
 
 /// Splits a regular file at line starts across the available cores; each thread reads its
-/// own pieces (1 MiB at a time, so that reading overlaps with matching and memory stays
-/// small).
+/// own pieces (128 KiB at a time, so that what was read is matched while it is still in
+/// the core's cache).
 fn summarise_file(set: &MatchSet, path: &Path, ctx: &TimeContext) -> Result<Stats> {
     use anyhow::Context;
     let cannot = || format!("cannot read {}", path.display());
