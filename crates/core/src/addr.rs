@@ -13,7 +13,7 @@ pub fn parse(text: &[u8]) -> Option<IpAddr> {
         t = inner;
     }
     // (a plain loop: addresses are short, and a vector search's setup costs more)
-    if let Some(i) = t.iter().position(|&b| b == b'%') {
+    if let Some(i) = crate::bytes::find(b'%', t) {
         t = &t[..i];
     }
     if t.is_empty() || t.len() > 45 {
@@ -40,39 +40,38 @@ pub fn normalise(ip: IpAddr) -> IpAddr {
 
 /// Fast dotted-quad parser (no leading zeros beyond a single `0`, each part 0..=255).
 fn parse_v4(t: &[u8]) -> Option<Ipv4Addr> {
+    let digit = |i: usize| match t.get(i) {
+        Some(&d @ b'0'..=b'9') => Some(u32::from(d - b'0')),
+        _ => None,
+    };
     let mut parts = [0u8; 4];
-    let mut idx = 0;
-    let mut val: u32 = 0;
-    let mut digits = 0;
-    for &b in t {
-        match b {
-            b'0'..=b'9' => {
-                if digits == 1 && val == 0 {
-                    return None; // leading zero: ambiguous (octal in some parsers)
-                }
-                val = val * 10 + u32::from(b - b'0');
-                digits += 1;
-                if val > 255 {
-                    return None;
-                }
+    let mut i = 0;
+    for (k, part) in parts.iter_mut().enumerate() {
+        if k > 0 {
+            if t.get(i) != Some(&b'.') {
+                return None;
             }
-            b'.' => {
-                if digits == 0 || idx == 3 {
-                    return None;
-                }
-                parts[idx] = val as u8;
-                idx += 1;
-                val = 0;
-                digits = 0;
-            }
-            _ => return None,
+            i += 1;
         }
+        let mut v = digit(i)?;
+        i += 1;
+        if let Some(d) = digit(i) {
+            if v == 0 {
+                return None; // leading zero: ambiguous (octal in some parsers)
+            }
+            v = v * 10 + d;
+            i += 1;
+            if let Some(d) = digit(i) {
+                v = v * 10 + d;
+                i += 1;
+                if v > 255 {
+                    return None;
+                }
+            }
+        }
+        *part = v as u8;
     }
-    if idx != 3 || digits == 0 {
-        return None;
-    }
-    parts[3] = val as u8;
-    Some(Ipv4Addr::from(parts))
+    (i == t.len()).then(|| Ipv4Addr::from(parts))
 }
 
 #[cfg(test)]
@@ -111,5 +110,16 @@ mod tests {
         assert_eq!(p("localhost"), None);
         assert_eq!(p("1.2.3.4 "), None);
         assert_eq!(p("gggg::1"), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn dotted_quads_parse_as_the_standard_library_parses_them(
+            t in "[0-9]{0,4}(\\.[0-9]{0,4}){0,5}[.a]?"
+        ) {
+            // (the standard parser also refuses leading zeros)
+            let want = t.parse::<Ipv4Addr>().ok();
+            proptest::prop_assert_eq!(parse_v4(t.as_bytes()), want, "{}", t);
+        }
     }
 }

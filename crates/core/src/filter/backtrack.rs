@@ -29,6 +29,8 @@
 
 use regex_syntax::hir::{Class, Hir, HirKind, Look};
 
+use crate::bytes::{eq as same, find, rfind};
+
 /// Programs with more instructions are not built (large counted repetitions).
 const MAX_INSTS: usize = 2_000;
 /// Distinct byte sets per program (classes and first-byte sets).
@@ -821,58 +823,6 @@ impl Prog {
             from = p + 1;
         }
         None
-    }
-}
-
-/// `a == b` for slices of equal length, without a call for short ones (most literals of
-/// patterns are under 32 bytes, and `memcmp`'s call and dispatch cost more than the work).
-#[inline(always)]
-fn same(a: &[u8], b: &[u8]) -> bool {
-    debug_assert_eq!(a.len(), b.len());
-    let n = a.len();
-    let word = |s: &[u8], i: usize| u64::from_le_bytes(s[i..i + 8].try_into().unwrap());
-    if n >= 8 {
-        if n > 32 {
-            return a == b;
-        }
-        let mut i = 0;
-        while i + 8 <= n {
-            if word(a, i) != word(b, i) {
-                return false;
-            }
-            i += 8;
-        }
-        // the last 8 bytes (overlapping the words already compared)
-        word(a, n - 8) == word(b, n - 8)
-    } else {
-        let mut i = 0;
-        while i < n {
-            if a[i] != b[i] {
-                return false;
-            }
-            i += 1;
-        }
-        true
-    }
-}
-
-/// `memchr`, with a plain loop for short haystacks (the vector search's setup costs more).
-#[inline(always)]
-fn find(b: u8, hay: &[u8]) -> Option<usize> {
-    if hay.len() <= 24 {
-        hay.iter().position(|&c| c == b)
-    } else {
-        memchr::memchr(b, hay)
-    }
-}
-
-/// `memrchr`, with a plain loop for short haystacks.
-#[inline(always)]
-fn rfind(b: u8, hay: &[u8]) -> Option<usize> {
-    if hay.len() <= 24 {
-        hay.iter().rposition(|&c| c == b)
-    } else {
-        memchr::memrchr(b, hay)
     }
 }
 

@@ -590,7 +590,7 @@ impl ProgramIndex {
         match self {
             ProgramIndex::Few(v) => v
                 .iter()
-                .find(|(q, _)| q.len() == p.len() && **q == *p)
+                .find(|(q, _)| crate::bytes::eq(q, p))
                 .map(|(_, g)| *g),
             ProgramIndex::Many(m) => m.get(p).copied(),
         }
