@@ -37,7 +37,7 @@ const MAX_INSTS: usize = 2_000;
 const MAX_SETS: usize = 250;
 /// Compact capture slots: two per wanted group.
 pub(crate) const SLOTS: usize = 8;
-const UNSET: u32 = u32::MAX;
+pub(crate) const UNSET: u32 = u32::MAX;
 
 /// Result of [`Prog::run`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +51,7 @@ pub(crate) enum Outcome {
 }
 
 /// Index of a byte set in [`Prog::sets`]; [`ALL`] is every byte (no lookup).
-type SetId = u16;
+pub(crate) type SetId = u16;
 const ALL: SetId = u16::MAX;
 
 /// A 256-bit byte set.
@@ -63,7 +63,7 @@ fn has(bits: &Bits, b: u8) -> bool {
 
 /// What must hold where the instruction after a run starts (to skip hopeless lengths).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Need {
+pub(crate) enum Need {
     /// Nothing known.
     Any,
     /// This byte.
@@ -77,9 +77,9 @@ enum Need {
 /// The bytes a path from some instruction can start with, and whether one can succeed at
 /// the end of the haystack: a quick test that an alternative is hopeless.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Guard {
-    set: SetId,
-    end: bool,
+pub(crate) struct Guard {
+    pub(crate) set: SetId,
+    pub(crate) end: bool,
 }
 
 const OPEN: Guard = Guard {
@@ -129,16 +129,22 @@ struct Inst {
     next: u32,
 }
 
+/// The same search as [`Prog::run`], compiled to machine code for one program (the
+/// built-in filters' patterns, see `build.rs`).
+pub(crate) type NativeFn = fn(&Prog, &[u8], &mut Scratch) -> Outcome;
+
 /// One pattern, compiled for backtracking (immutable, shared between threads).
 #[derive(Debug)]
 pub(crate) struct Prog {
     insts: Vec<Inst>,
     start: u32,
     sets: Vec<Bits>,
+    /// Machine code for exactly this program, if the build made some.
+    native: Option<NativeFn>,
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Frame {
+pub(crate) enum Frame {
     /// Resume at `pc` with `pos`.
     Alt { pc: u32, pos: u32 },
     /// A greedy run at `pc` may still end at a position in `lo..cur`.
@@ -152,8 +158,8 @@ enum Frame {
 /// Per-reader buffers (reused across searches and programs).
 #[derive(Debug, Default)]
 pub(crate) struct Scratch {
-    stack: Vec<Frame>,
-    slots: [u32; SLOTS],
+    pub(crate) stack: Vec<Frame>,
+    pub(crate) slots: [u32; SLOTS],
 }
 
 impl Scratch {
@@ -513,6 +519,7 @@ impl Prog {
             insts: b.insts,
             start,
             sets: b.sets,
+            native: None,
         })
     }
 
@@ -529,20 +536,57 @@ impl Prog {
         }
     }
 
+    /// Uses `native` for this program: it must have been generated from a program with the
+    /// same [`Prog::fingerprint`].
+    pub(crate) fn with_native(mut self, native: Option<NativeFn>) -> Prog {
+        self.native = native;
+        self
+    }
+
+    /// The number of instructions (`build.rs` leaves long programs interpreted).
+    #[allow(dead_code)]
+    pub(crate) fn len(&self) -> usize {
+        self.insts.len()
+    }
+
+    /// True when the search runs as machine code.
+    #[cfg(test)]
+    pub(crate) fn is_native(&self) -> bool {
+        self.native.is_some()
+    }
+
     /// Matches the whole of `hay`; the captures go to `sc` ([`Scratch::group`]).
-    #[inline(never)]
+    #[inline]
     pub(crate) fn run(&self, hay: &[u8], sc: &mut Scratch) -> Outcome {
-        if hay.len() >= (u32::MAX / 8) as usize {
-            return Outcome::GaveUp;
+        match self.native {
+            Some(f) => f(self, hay, sc),
+            None => self.interpret(hay, sc),
         }
+    }
+
+    /// What a search starts with: the budget, or `None` for a haystack too long for
+    /// 32-bit positions (the caller gives up).
+    #[inline(always)]
+    pub(crate) fn begin(hay: &[u8], sc: &mut Scratch) -> Option<i64> {
+        if hay.len() >= (u32::MAX / 8) as usize {
+            return None;
+        }
+        sc.stack.clear();
+        sc.slots = [UNSET; SLOTS];
+        Some(3 * hay.len() as i64 + 128)
+    }
+
+    /// [`Prog::run`] by interpreting the instructions.
+    #[inline(never)]
+    pub(crate) fn interpret(&self, hay: &[u8], sc: &mut Scratch) -> Outcome {
+        let Some(mut budget) = Self::begin(hay, sc) else {
+            return Outcome::GaveUp;
+        };
         let len = hay.len() as u32;
-        let mut budget = 3 * i64::from(len) + 128;
         let stack = &mut sc.stack;
         let slots = &mut sc.slots;
-        stack.clear();
-        *slots = [UNSET; SLOTS];
         let (mut pc, mut pos) = (self.start, 0u32);
-        'search: loop {
+        loop {
             // forward, until an instruction fails (the budget is charged at choices: every
             // loop passes one, so between two choices at most the whole program runs)
             if budget < 0 {
@@ -660,44 +704,52 @@ impl Prog {
                 }
                 pc = inst.next;
             }
-            // back to the latest choice that has an untried alternative
-            loop {
-                budget -= 1;
-                match stack.pop() {
-                    None => return Outcome::NoMatch,
-                    Some(Frame::Alt { pc: p, pos: q }) => {
-                        pc = p;
-                        pos = q;
-                        continue 'search;
-                    }
-                    Some(Frame::Restore { slot, old }) => slots[slot as usize] = old,
-                    Some(Frame::Greedy { pc: rpc, lo, cur }) => {
-                        let need = self.need(rpc);
-                        if let Some(p) = self.last(hay, need, lo, cur - 1, &mut budget) {
-                            if p > lo {
-                                stack.push(Frame::Greedy {
-                                    pc: rpc,
-                                    lo,
-                                    cur: p,
-                                });
-                            }
-                            (pc, pos) = self.resume_run(rpc, p);
-                            continue 'search;
+            match self.step_back(hay, stack, slots, &mut budget) {
+                Some((p, q)) => (pc, pos) = (p, q),
+                None => return Outcome::NoMatch,
+            }
+        }
+    }
+
+    /// Goes back to the latest choice that has an untried alternative, restoring captures
+    /// on the way: where to continue, or `None` when no choice is left.
+    #[inline(never)]
+    pub(crate) fn step_back(
+        &self,
+        hay: &[u8],
+        stack: &mut Vec<Frame>,
+        slots: &mut [u32; SLOTS],
+        budget: &mut i64,
+    ) -> Option<(u32, u32)> {
+        loop {
+            *budget -= 1;
+            match stack.pop()? {
+                Frame::Alt { pc, pos } => return Some((pc, pos)),
+                Frame::Restore { slot, old } => slots[slot as usize] = old,
+                Frame::Greedy { pc: rpc, lo, cur } => {
+                    let need = self.need(rpc);
+                    if let Some(p) = self.last(hay, need, lo, cur - 1, budget) {
+                        if p > lo {
+                            stack.push(Frame::Greedy {
+                                pc: rpc,
+                                lo,
+                                cur: p,
+                            });
                         }
+                        return Some(self.resume_run(rpc, p));
                     }
-                    Some(Frame::Lazy { pc: rpc, cur, hi }) => {
-                        let need = self.need(rpc);
-                        if let Some(p) = self.first(hay, need, cur + 1, hi, &mut budget) {
-                            if p < hi {
-                                stack.push(Frame::Lazy {
-                                    pc: rpc,
-                                    cur: p,
-                                    hi,
-                                });
-                            }
-                            (pc, pos) = self.resume_run(rpc, p);
-                            continue 'search;
+                }
+                Frame::Lazy { pc: rpc, cur, hi } => {
+                    let need = self.need(rpc);
+                    if let Some(p) = self.first(hay, need, cur + 1, hi, budget) {
+                        if p < hi {
+                            stack.push(Frame::Lazy {
+                                pc: rpc,
+                                cur: p,
+                                hi,
+                            });
                         }
+                        return Some(self.resume_run(rpc, p));
                     }
                 }
             }
@@ -757,7 +809,14 @@ impl Prog {
 
     /// The largest position in `lo..=hi` where `need` holds.
     #[inline]
-    fn last(&self, hay: &[u8], need: Need, lo: u32, hi: u32, budget: &mut i64) -> Option<u32> {
+    pub(crate) fn last(
+        &self,
+        hay: &[u8],
+        need: Need,
+        lo: u32,
+        hi: u32,
+        budget: &mut i64,
+    ) -> Option<u32> {
         let byte = match need {
             Need::Any => return Some(hi),
             Need::Byte(b) => b,
@@ -792,7 +851,14 @@ impl Prog {
 
     /// The smallest position in `lo..=hi` where `need` holds.
     #[inline]
-    fn first(&self, hay: &[u8], need: Need, lo: u32, hi: u32, budget: &mut i64) -> Option<u32> {
+    pub(crate) fn first(
+        &self,
+        hay: &[u8],
+        need: Need,
+        lo: u32,
+        hi: u32,
+        budget: &mut i64,
+    ) -> Option<u32> {
         let byte = match need {
             Need::Any => return Some(lo),
             Need::Byte(b) => b,
@@ -823,6 +889,203 @@ impl Prog {
             from = p + 1;
         }
         None
+    }
+}
+
+impl Prog {
+    /// A hash of the program (its instructions, sets and start), the same in the build
+    /// script that generates machine code and in the library that uses it: machine code is
+    /// used only for a program with the same fingerprint.
+    pub(crate) fn fingerprint(&self) -> u64 {
+        let text = format!("{:?}|{}|{:?}", self.insts, self.start, self.sets);
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for &b in text.as_bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        h ^ text.len() as u64
+    }
+
+    /// Rust source of a function `name` (a [`NativeFn`]) that does what
+    /// [`Prog::interpret`] does for this program, instruction for instruction, with each
+    /// instruction's operands as constants and each `pc = next` a constant jump, so that
+    /// the compiler turns the dispatch into direct branches. Used by `build.rs` for the
+    /// built-in filters; the backtracking (`step_back`) and the searches of greedy runs are
+    /// the interpreter's own functions.
+    #[allow(dead_code)]
+    pub(crate) fn emit_rust(&self, name: &str) -> String {
+        let set_expr = |s: SetId, c: &str| -> String {
+            if s == ALL {
+                return "true".into();
+            }
+            let bits = &self.sets[s as usize];
+            let mut ranges = Vec::new();
+            let mut b = 0usize;
+            while b < 256 {
+                if has(bits, b as u8) {
+                    let lo = b;
+                    while b + 1 < 256 && has(bits, (b + 1) as u8) {
+                        b += 1;
+                    }
+                    ranges.push(if lo == b {
+                        format!("{lo}")
+                    } else {
+                        format!("{lo}..={b}")
+                    });
+                }
+                b += 1;
+            }
+            if ranges.is_empty() {
+                "false".into()
+            } else {
+                format!("matches!({c}, {})", ranges.join(" | "))
+            }
+        };
+        let guard_expr = |g: Guard, at: &str| -> String {
+            if g == OPEN {
+                return "true".into();
+            }
+            format!(
+                "match hay.get({at} as usize) {{ Some(&c) => {}, None => {} }}",
+                set_expr(g.set, "c"),
+                g.end
+            )
+        };
+        let lit_bytes = |l: &[u8]| -> String {
+            let v: Vec<String> = l.iter().map(|b| b.to_string()).collect();
+            format!("[{}u8]", v.join("u8, "))
+        };
+        let fits_expr = |need: Need, at: &str| -> String {
+            match need {
+                Need::Any => "true".into(),
+                Need::Byte(b) => format!("hay.get({at} as usize) == Some(&{b}u8)"),
+                Need::Lit(l) => {
+                    let l = self.lit(l);
+                    format!(
+                        "{{ let q = {at} as usize; hay.len() - q.min(hay.len()) >= {n} && hay[q..q + {n}] == {b} }}",
+                        n = l.len(),
+                        b = lit_bytes(l)
+                    )
+                }
+                Need::First(g) => guard_expr(g, at),
+            }
+        };
+        let need_value = |need: Need| -> String {
+            match need {
+                Need::Any => "Need::Any".into(),
+                Need::Byte(b) => format!("Need::Byte({b})"),
+                Need::Lit(l) => format!("Need::Lit({l})"),
+                Need::First(g) => {
+                    format!("Need::First(Guard {{ set: {}, end: {} }})", g.set, g.end)
+                }
+            }
+        };
+        let mut arms = String::new();
+        for (k, inst) in self.insts.iter().enumerate() {
+            let next = inst.next;
+            let body = match &inst.op {
+                Op::Lit(l) => format!(
+                    "let p0 = pos as usize; if hay.len() - p0 >= {n} && hay[p0..p0 + {n}] == {b} {{ pos += {n}; pc = {next}; continue 'fwd; }} break 'fwd;",
+                    n = l.len(),
+                    b = lit_bytes(l)
+                ),
+                Op::Byte(s) => format!(
+                    "if let Some(&c) = hay.get(pos as usize) {{ if {} {{ pos += 1; pc = {next}; continue 'fwd; }} }} break 'fwd;",
+                    set_expr(*s, "c")
+                ),
+                &Op::Run {
+                    set,
+                    min,
+                    max,
+                    greedy,
+                    possessive,
+                    skip,
+                    need,
+                } => {
+                    let limit = if max == u32::MAX {
+                        "hay.len()".to_string()
+                    } else {
+                        format!("start + ({max}usize).min(hay.len() - start)")
+                    };
+                    let scan = if set == ALL {
+                        "limit".to_string()
+                    } else {
+                        format!(
+                            "{{ let mut e = start; while e < limit {{ let c = hay[e]; if !({}) {{ break; }} e += 1; }} budget -= ((e - start) >> 4) as i64; e }}",
+                            set_expr(set, "c")
+                        )
+                    };
+                    let choose = if possessive {
+                        format!(
+                            "if !({}) {{ break 'fwd; }} let q = end;",
+                            fits_expr(need, "end")
+                        )
+                    } else if greedy {
+                        format!(
+                            "let Some(q) = p.last(hay, {n}, lo, end, &mut budget) else {{ break 'fwd; }}; if q > lo {{ stack.push(Frame::Greedy {{ pc: {k}, lo, cur: q }}); }}",
+                            n = need_value(need)
+                        )
+                    } else {
+                        format!(
+                            "let Some(q) = p.first(hay, {n}, lo, end, &mut budget) else {{ break 'fwd; }}; if q < end {{ stack.push(Frame::Lazy {{ pc: {k}, cur: q, hi: end }}); }}",
+                            n = need_value(need)
+                        )
+                    };
+                    let (after_pc, skip_len) = if skip {
+                        let n = match need {
+                            Need::Byte(_) => 1,
+                            _ => self.lit(next).len(),
+                        };
+                        (self.insts[next as usize].next, n)
+                    } else {
+                        (next, 0)
+                    };
+                    format!(
+                        "let start = pos as usize; let limit = {limit}; let end = {scan}; let lo = start + {min}; if end < lo {{ break 'fwd; }} let (lo, end) = (lo as u32, end as u32); {choose} pos = q + {skip_len}; pc = {after_pc}; continue 'fwd;"
+                    )
+                }
+                &Op::Split { alt, first, second } => format!(
+                    "budget -= 1; if budget < 0 {{ return Outcome::GaveUp; }} if !({}) {{ pc = {alt}; continue 'fwd; }} if {} {{ stack.push(Frame::Alt {{ pc: {alt}, pos }}); }} pc = {next}; continue 'fwd;",
+                    guard_expr(first, "pos"),
+                    guard_expr(second, "pos")
+                ),
+                Op::Jmp => format!("pc = {next}; continue 'fwd;"),
+                Op::Save(s) => format!(
+                    "if !stack.is_empty() {{ stack.push(Frame::Restore {{ slot: {s}, old: slots[{s}] }}); }} slots[{s}] = pos; pc = {next}; continue 'fwd;"
+                ),
+                Op::Start => format!("if pos != 0 {{ break 'fwd; }} pc = {next}; continue 'fwd;"),
+                Op::End => format!("if pos != len {{ break 'fwd; }} pc = {next}; continue 'fwd;"),
+                Op::Match => "return Outcome::Match;".into(),
+            };
+            arms.push_str(&format!("                {k} => {{ {body} }}\n"));
+        }
+        format!(
+            "pub(crate) fn {name}(p: &Prog, hay: &[u8], sc: &mut Scratch) -> Outcome {{
+    let Some(mut budget) = Prog::begin(hay, sc) else {{
+        return Outcome::GaveUp;
+    }};
+    let len = hay.len() as u32;
+    let stack = &mut sc.stack;
+    let slots = &mut sc.slots;
+    let mut pc: u32 = {start};
+    let mut pos: u32 = 0;
+    loop {{
+        if budget < 0 {{
+            return Outcome::GaveUp;
+        }}
+        'fwd: loop {{
+            match pc {{
+{arms}                _ => return Outcome::GaveUp,
+            }}
+        }}
+        match p.step_back(hay, stack, slots, &mut budget) {{
+            Some((a, b)) => (pc, pos) = (a, b),
+            None => return Outcome::NoMatch,
+        }}
+    }}
+}}
+",
+            start = self.start
+        )
     }
 }
 
@@ -967,6 +1230,84 @@ mod tests {
             }
         }
         assert!(without.is_empty(), "{without:?}");
+    }
+
+    /// Every sample line of every built-in filter (as a message and as a whole line), its
+    /// pieces, and copies with bytes changed.
+    fn sample_haystacks(sample: &str) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for c in crate::filter::sample::parse(sample).unwrap_or_default() {
+            let line = c.line.as_bytes();
+            let msg = crate::prefix::parse(line).message;
+            for h in [msg, line] {
+                out.push(h.to_vec());
+                for cut in [h.len() / 3, h.len() / 2, h.len().saturating_sub(3)] {
+                    out.push(h[..cut].to_vec());
+                    out.push(h[cut..].to_vec());
+                }
+                for (i, with) in [
+                    (h.len() / 4, b' '),
+                    (h.len() / 2, b'1'),
+                    (h.len() * 3 / 4, b':'),
+                ] {
+                    let mut m = h.to_vec();
+                    if i < m.len() {
+                        m[i] = with;
+                        out.push(m);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn machine_code_searches_as_the_interpreter_does() {
+        let mut native = 0;
+        let mut sc = Scratch::default();
+        for b in crate::filter::builtin::all() {
+            let f = crate::filter::Filter::from_toml(b.source, b.name).unwrap();
+            let hays = sample_haystacks(b.sample);
+            for r in f.rules() {
+                let Some(p) = r.bt.as_deref().filter(|p| p.is_native()) else {
+                    continue;
+                };
+                native += 1;
+                for h in &hays {
+                    let got = p.run(h, &mut sc);
+                    let got = (got, [0, 1, 2, 3].map(|j| sc.group(j)));
+                    let want = p.interpret(h, &mut sc);
+                    let want = (want, [0, 1, 2, 3].map(|j| sc.group(j)));
+                    assert_eq!(
+                        got,
+                        want,
+                        "{} {}: {:?}",
+                        b.name,
+                        r.id,
+                        String::from_utf8_lossy(h)
+                    );
+                }
+            }
+        }
+        // most built-in patterns run as machine code (the rest are long lists of words)
+        assert!(native > 150, "{native}");
+        let sshd = crate::filter::builtin::get("sshd").unwrap();
+        let f = crate::filter::Filter::from_toml(sshd.source, "sshd").unwrap();
+        assert!(f
+            .rules()
+            .iter()
+            .all(|r| r.bt.as_ref().is_some_and(|p| p.is_native())));
+    }
+
+    #[test]
+    fn a_changed_pattern_is_interpreted() {
+        let sshd = crate::filter::builtin::get("sshd").unwrap();
+        let changed = sshd
+            .source
+            .replace("Failed (?:password", "Failed (?:passw0rd");
+        let f = crate::filter::Filter::from_toml(&changed, "sshd").unwrap();
+        assert!(!f.rules()[0].bt.as_ref().unwrap().is_native());
+        assert!(f.rules()[1].bt.as_ref().unwrap().is_native());
     }
 
     #[test]

@@ -181,8 +181,10 @@ impl Filter {
                     ));
                 }
                 let user = index_of("user");
-                let bt =
-                    super::backtrack::Prog::build(&hir, &[host, user, time, key]).map(Arc::new);
+                let bt = super::backtrack::Prog::build(&hir, &[host, user, time, key]).map(|p| {
+                    let native = super::native::lookup(p.fingerprint());
+                    Arc::new(p.with_native(native))
+                });
                 rules.push(Rule {
                     bt,
                     id: r.id.clone(),
@@ -241,18 +243,6 @@ impl Filter {
 /// Size limit of a pattern's NFA (ours and the regex crate's).
 const NFA_SIZE_LIMIT: usize = 8 << 20;
 
-/// Expands macros and anchors the pattern at both ends.
-fn anchored(pattern: &str) -> Result<String, String> {
-    let expanded = macros::expand(pattern)?;
-    let body = expanded.strip_prefix('^').unwrap_or(&expanded);
-    let body = if body.ends_with('$') && !body.ends_with("\\$") {
-        &body[..body.len() - 1]
-    } else {
-        body
-    };
-    Ok(format!("(?s-u)^(?:{body})$"))
-}
-
 fn regex_builder(full: &str) -> regex::bytes::RegexBuilder {
     let mut b = regex::bytes::RegexBuilder::new(full);
     b.size_limit(NFA_SIZE_LIMIT);
@@ -261,7 +251,7 @@ fn regex_builder(full: &str) -> regex::bytes::RegexBuilder {
 
 /// Expands macros, anchors, compiles with the regex crate; explains unsupported syntax.
 fn compile_pattern(pattern: &str) -> Result<Regex, String> {
-    let full = anchored(pattern)?;
+    let full = macros::anchored(pattern)?;
     regex_builder(&full)
         .build()
         .map_err(|e| explain(pattern, &e.to_string()))
@@ -279,7 +269,7 @@ struct Compiled {
 /// Expands macros, anchors, parses, and builds the NFA the regex crate would build (with the
 /// same size limit): every error the regex crate could report shows here, at load time.
 fn compile_rule_pattern(pattern: &str) -> Result<Compiled, String> {
-    let full = anchored(pattern)?;
+    let full = macros::anchored(pattern)?;
     let hir = regex_syntax::ParserBuilder::new()
         .utf8(false)
         .build()

@@ -71,6 +71,19 @@ pub fn expand(pattern: &str) -> Result<String, String> {
     Ok(out)
 }
 
+/// Expands macros and anchors the pattern at both ends, in the regex crate's syntax with
+/// Unicode off (patterns run on bytes) and `.` matching any byte.
+pub fn anchored(pattern: &str) -> Result<String, String> {
+    let expanded = expand(pattern)?;
+    let body = expanded.strip_prefix('^').unwrap_or(&expanded);
+    let body = if body.ends_with('$') && !body.ends_with("\\$") {
+        &body[..body.len() - 1]
+    } else {
+        body
+    };
+    Ok(format!("(?s-u)^(?:{body})$"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,6 +17,7 @@ pub mod builtin;
 mod compile;
 pub mod def;
 pub mod macros;
+mod native;
 pub mod sample;
 mod set;
 
