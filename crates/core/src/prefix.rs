@@ -76,16 +76,22 @@ fn digits(b: &[u8]) -> Option<u32> {
     }))
 }
 
-/// `HH:MM:SS` at the start of `b`.
+/// `HH:MM:SS` at the start of `b` (one 8-byte word: its colons and six digits checked at
+/// once).
 fn hms(b: &[u8]) -> Option<(u8, u8, u8)> {
-    if b.len() < 8 || b[2] != b':' || b[5] != b':' {
+    const COLONS: u64 = 0x0000_ff00_00ff_0000; // bytes 2 and 5
+    const HIGH: u64 = 0xf0f0_00f0_f000_f0f0; // high nibbles of the digit bytes
+    const ZEROS: u64 = 0x3030_0030_3000_3030; // '0' in each digit byte
+    const SIXES: u64 = 0x0606_0006_0600_0606;
+    let w = u64::from_le_bytes(b.get(..8)?.try_into().ok()?);
+    let x = w & !COLONS;
+    // ':' at 2 and 5; each digit byte 0x30..=0x39 (adding 6 to 0x3a..=0x3f would carry
+    // into the high nibble)
+    if w & COLONS != 0x0000_3a00_003a_0000 || x & HIGH != ZEROS || (x + SIXES) & HIGH != ZEROS {
         return None;
     }
-    Some((
-        digits(&b[0..2])? as u8,
-        digits(&b[3..5])? as u8,
-        digits(&b[6..8])? as u8,
-    ))
+    let d = (x - ZEROS).to_le_bytes();
+    Some((d[0] * 10 + d[1], d[3] * 10 + d[4], d[6] * 10 + d[7]))
 }
 
 /// Classic `Mmm dd HH:MM:SS host tag: msg` (day may be space padded).
@@ -389,6 +395,25 @@ mod tests {
         ] {
             let p = parse(l);
             assert_eq!(p.program, None, "{:?}", String::from_utf8_lossy(l));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn hms_reads_what_a_plain_parser_reads(t in "[0-9:/ a]{0,3}[0-9]{0,2}[:;][0-9/]{0,2}[:9][0-9]{0,3}") {
+            let b = t.as_bytes();
+            let plain = (|| {
+                let b = b.get(..8)?;
+                if b[2] != b':' || b[5] != b':' {
+                    return None;
+                }
+                let two = |i: usize| {
+                    (b[i].is_ascii_digit() && b[i + 1].is_ascii_digit())
+                        .then(|| (b[i] - b'0') * 10 + (b[i + 1] - b'0'))
+                };
+                Some((two(0)?, two(3)?, two(6)?))
+            })();
+            proptest::prop_assert_eq!(hms(b), plain, "{}", t);
         }
     }
 }

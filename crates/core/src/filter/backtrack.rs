@@ -808,7 +808,7 @@ impl Prog {
     }
 
     /// The largest position in `lo..=hi` where `need` holds.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn last(
         &self,
         hay: &[u8],
@@ -850,7 +850,7 @@ impl Prog {
     }
 
     /// The smallest position in `lo..=hi` where `need` holds.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn first(
         &self,
         hay: &[u8],

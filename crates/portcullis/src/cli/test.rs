@@ -26,11 +26,12 @@ struct Stats {
     lines: u64,
     matched: u64,
     per_rule: Vec<u64>,
-    hosts: HashMap<IpAddr, u64>,
+    /// Per address ([`host_key`]).
+    hosts: HashMap<u128, u64>,
     users: HashMap<Box<[u8]>, u64>,
     /// The host of the latest matches and how many there were, not yet in `hosts`
     /// (attack lines come in runs from one address).
-    run_host: Option<(IpAddr, u64)>,
+    run_host: Option<(u128, u64)>,
     /// The same for the user (a buffer reused, so that a new run allocates nothing);
     /// a count of 0 means no run.
     run_user: (Vec<u8>, u64),
@@ -38,6 +39,7 @@ struct Stats {
 
 impl Stats {
     fn count_host(&mut self, h: IpAddr) {
+        let h = host_key(h);
         match &mut self.run_host {
             Some((last, n)) if *last == h => *n += 1,
             run => {
@@ -91,6 +93,24 @@ impl Stats {
         for (u, n) in o.users {
             *self.users.entry(u).or_default() += n;
         }
+    }
+}
+
+/// An address as one number (hashed and compared in one go): IPv4 as its IPv4-mapped IPv6
+/// form, which no IPv6 address reaching here has (the address parser turns those into IPv4).
+fn host_key(h: IpAddr) -> u128 {
+    match h {
+        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
+/// The address of a [`host_key`].
+fn host_of(k: u128) -> IpAddr {
+    let v6 = std::net::Ipv6Addr::from(k);
+    match v6.to_ipv4_mapped() {
+        Some(v4) => IpAddr::V4(v4),
+        None => IpAddr::V6(v6),
     }
 }
 
@@ -309,7 +329,7 @@ fn print_summary(set: &MatchSet, s: &Stats, top: usize) {
         "\ndistinct hosts: {}, top {top}:\n",
         s.hosts.len()
     ));
-    for (h, n) in top_n(&s.hosts, top, |h| h.to_string()) {
+    for (h, n) in top_n(&s.hosts, top, |h| host_of(*h).to_string()) {
         o.push_str(&format!("  {n:>10}  {h}\n"));
     }
     o.push_str(&format!(
@@ -320,4 +340,27 @@ fn print_summary(set: &MatchSet, s: &Stats, top: usize) {
         o.push_str(&format!("  {n:>10}  {u}\n"));
     }
     print!("{o}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_keys_give_back_their_address_and_never_collide() {
+        let hosts = [
+            "203.0.113.5",
+            "0.0.0.0",
+            "2001:db8::1",
+            "::1",
+            "::",
+            "2001:db8::cb00:7105",
+        ];
+        let addrs: Vec<IpAddr> = hosts.iter().map(|h| h.parse().unwrap()).collect();
+        let keys: std::collections::HashSet<u128> = addrs.iter().map(|&a| host_key(a)).collect();
+        assert_eq!(keys.len(), addrs.len());
+        for a in addrs {
+            assert_eq!(host_of(host_key(a)), a);
+        }
+    }
 }
