@@ -862,7 +862,7 @@ impl Tr {
                     } else if rest.starts_with('(') {
                         return Err("conditional group (?(name)…|…) is not supported by the linear-time engine".into());
                     } else if rest.starts_with('>') {
-                        return Err("atomic group (?>…) is not supported (there is no backtracking to limit)".into());
+                        return Err("atomic group (?>…) is not supported (Portcullis' matchers bound their work themselves)".into());
                     } else if rest.starts_with(':') {
                         out.push_str("(?:");
                         groups.push(None);
@@ -1082,7 +1082,7 @@ fn find_char(c: &[char], from: usize, want: char) -> Option<usize> {
 fn possessive(c: &[char], i: usize) -> Result<(), String> {
     if c.get(i) == Some(&'+') {
         return Err(
-            "possessive quantifier (`*+`, `++`, `?+`) is not supported (there is no backtracking to limit)"
+            "possessive quantifier (`*+`, `++`, `?+`) is not supported (Portcullis' matchers bound their work themselves)"
                 .into(),
         );
     }

@@ -1,5 +1,6 @@
-//! Compiling a [`FilterDef`] into a [`Filter`]: macros, anchoring, checks, literals, and the
-//! capture engine ([`engine`]) that the hot path runs instead of the regex crate's.
+//! Compiling a [`FilterDef`] into a [`Filter`]: macros, anchoring, checks, literals, the
+//! backtracker program ([`super::backtrack`]) the hot path runs first, and the two-pass
+//! capture engine ([`engine`]) it falls back to before the regex crate.
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
@@ -308,13 +309,13 @@ fn explain(pattern: &str, err: &str) -> String {
         || pattern.contains("(?<=")
         || pattern.contains("(?<!")
     {
-        return "look-around ((?=…), (?!…), (?<=…), (?<!…)) is not supported: patterns run on a linear-time engine without backtracking. Rewrite it: match the text positively (e.g. `(?!root)\\S+` → a separate rule or an `ignore` pattern for the excluded case), or anchor the parts you need".into();
+        return "look-around ((?=…), (?!…), (?<=…), (?<!…)) is not supported: patterns must run in time linear in the line's length. Rewrite it: match the text positively (e.g. `(?!root)\\S+` → a separate rule or an `ignore` pattern for the excluded case), or anchor the parts you need".into();
     }
     if regex_backref(pattern) {
-        return "back-references (\\1, \\k<name>) are not supported: patterns run on a linear-time engine without backtracking. Rewrite it without referring back to an earlier group (match both places with their own pattern)".into();
+        return "back-references (\\1, \\k<name>) are not supported: patterns must run in time linear in the line's length. Rewrite it without referring back to an earlier group (match both places with their own pattern)".into();
     }
     if pattern.contains("(?>") || pattern.contains("*+") || pattern.contains("++") {
-        return "atomic groups and possessive quantifiers are not supported (there is no backtracking to limit); write the group plainly".into();
+        return "atomic groups and possessive quantifiers are not supported (the matchers bound their work themselves); write the group plainly".into();
     }
     format!(
         "invalid pattern: {}",

@@ -3,8 +3,10 @@
 //! Hot path per line: parse the prefix (no allocation), reject lines of programs no filter
 //! reads, pick the candidate rules (by the literal prefixes their matches start with, or by a
 //! literal they contain, found in one Aho-Corasick pass), and run the anchored pattern with
-//! captures only for those. Patterns run on [`engine`] (two linear DFA/NFA passes giving the
-//! regex crate's exact captures); the regex crate is the fallback.
+//! captures only for those. Each pattern runs on the [`backtrack`] matcher first (machine
+//! code for the built-in filters' patterns), which gives up on a search that grows beyond a
+//! budget linear in the line's length; then on [`engine`] (two linear DFA/NFA passes); the
+//! regex crate is the last resort. All three give the regex crate's exact captures.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
