@@ -1232,42 +1232,13 @@ mod tests {
         assert!(without.is_empty(), "{without:?}");
     }
 
-    /// Every sample line of every built-in filter (as a message and as a whole line), its
-    /// pieces, and copies with bytes changed.
-    fn sample_haystacks(sample: &str) -> Vec<Vec<u8>> {
-        let mut out = Vec::new();
-        for c in crate::filter::sample::parse(sample).unwrap_or_default() {
-            let line = c.line.as_bytes();
-            let msg = crate::prefix::parse(line).message;
-            for h in [msg, line] {
-                out.push(h.to_vec());
-                for cut in [h.len() / 3, h.len() / 2, h.len().saturating_sub(3)] {
-                    out.push(h[..cut].to_vec());
-                    out.push(h[cut..].to_vec());
-                }
-                for (i, with) in [
-                    (h.len() / 4, b' '),
-                    (h.len() / 2, b'1'),
-                    (h.len() * 3 / 4, b':'),
-                ] {
-                    let mut m = h.to_vec();
-                    if i < m.len() {
-                        m[i] = with;
-                        out.push(m);
-                    }
-                }
-            }
-        }
-        out
-    }
-
     #[test]
     fn machine_code_searches_as_the_interpreter_does() {
         let mut native = 0;
         let mut sc = Scratch::default();
         for b in crate::filter::builtin::all() {
             let f = crate::filter::Filter::from_toml(b.source, b.name).unwrap();
-            let hays = sample_haystacks(b.sample);
+            let hays = crate::filter::sample::haystacks(b.sample, true);
             for r in f.rules() {
                 let Some(p) = r.bt.as_deref().filter(|p| p.is_native()) else {
                     continue;
@@ -1331,5 +1302,213 @@ mod tests {
             ours(&prog, &mut sc, b"a b cx"),
             Some(reference(&re, b"a b cx"))
         );
+    }
+
+    // Random small patterns over a tiny alphabet (literals, classes, case-insensitive
+    // pieces, empty pieces, `^`/`$` anywhere, captures beyond group 4 and inside
+    // repetitions, alternatives with empty branches, every kind of repetition, greedy and
+    // lazy), each on every haystack up to length 6 and some longer ones.
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    const LEAVES: &[&str] = &[
+        "a", "b", "ab", "ba", "aab", "aba", "[ab]", "[a]", ".", "(?i:a)", "(?i:ab)", "[^a]",
+        "[aA]", "", "^", "$", "A", "[bA]", " ", "a b", r"\S", "[a ]", "(?:a|)", "b a",
+    ];
+    const REPS: &[&str] = &[
+        "*", "+", "?", "{0,2}", "{1,2}", "{2}", "{1,3}", "{2,}", "{0,1}", "{3,4}", "{0}", "{1}",
+    ];
+
+    fn atom(r: &mut Rng, depth: u32) -> String {
+        if depth == 0 || r.below(3) == 0 {
+            return LEAVES[r.below(LEAVES.len())].to_string();
+        }
+        match r.below(6) {
+            0 | 1 => format!("({})", pat(r, depth - 1)),
+            2 => format!("(?:{})", pat(r, depth - 1)),
+            3 => format!("(?:{}|{})", pat(r, depth - 1), pat(r, depth - 1)),
+            4 => format!(
+                "({}|{}|{})",
+                pat(r, depth - 1),
+                pat(r, depth - 1),
+                pat(r, depth - 1)
+            ),
+            _ => {
+                let a = atom(r, depth - 1);
+                let a = if a.is_empty()
+                    || a == "^"
+                    || a == "$"
+                    || a.len() > 1 && !a.starts_with('(') && !a.starts_with('[')
+                {
+                    format!("(?:{a})")
+                } else {
+                    a
+                };
+                let lazy = if r.below(2) == 0 { "?" } else { "" };
+                format!("{a}{}{lazy}", REPS[r.below(REPS.len())])
+            }
+        }
+    }
+
+    fn pat(r: &mut Rng, depth: u32) -> String {
+        let n = 1 + r.below(3);
+        (0..n).map(|_| atom(r, depth)).collect()
+    }
+
+    fn haystacks(alphabet: &[u8], max: usize) -> Vec<Vec<u8>> {
+        let mut out = vec![vec![]];
+        let mut layer = vec![vec![]];
+        for _ in 0..max {
+            let mut next = Vec::new();
+            for h in &layer {
+                for &c in alphabet {
+                    let mut h: Vec<u8> = h.clone();
+                    h.push(c);
+                    next.push(h);
+                }
+            }
+            out.extend(next.iter().cloned());
+            layer = next;
+        }
+        out
+    }
+
+    fn check(pattern: &str, hays: &[Vec<u8>], sc: &mut Scratch) -> Result<(bool, usize), String> {
+        let full = format!("(?s-u)^(?:{pattern})$");
+        if Regex::new(&full).is_err() {
+            return Ok((false, 0));
+        }
+        let (re, prog) = both(pattern);
+        let Some(prog) = prog else {
+            return Ok((false, 0));
+        };
+        let mut gave_up = 0;
+        for h in hays {
+            match ours(&prog, sc, h) {
+                None => gave_up += 1,
+                Some(got) => {
+                    let want = reference(&re, h);
+                    if got != want {
+                        return Err(format!(
+                            "pattern {pattern:?} hay {:?}: want {want:?} got {got:?}",
+                            String::from_utf8_lossy(h)
+                        ));
+                    }
+                }
+            }
+        }
+        Ok((true, gave_up))
+    }
+
+    #[test]
+    fn random_patterns_against_the_regex_crate() {
+        let mut hays = haystacks(b"abA ", 6);
+        // longer ones too (byte searches switch to memchr past 24 bytes)
+        let mut r = Rng(12345);
+        for _ in 0..400 {
+            let n = 7 + r.below(50);
+            hays.push((0..n).map(|_| b"abA "[r.below(4)]).collect());
+        }
+        // (BT_PATTERNS=N BT_SEED=S for a longer or another run: 20,000 patterns take about
+        // 8 s in a release build)
+        let n: usize = std::env::var("BT_PATTERNS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2_000);
+        let seed: u64 = std::env::var("BT_SEED")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0x9e37_79b9_7f4a_7c15);
+        let mut r = Rng(seed);
+        let mut sc = Scratch::default();
+        let (mut built, mut gave_up, mut failures) = (0, 0, Vec::new());
+        for _ in 0..n {
+            let depth = 1 + r.below(3) as u32;
+            let p = pat(&mut r, depth);
+            match check(&p, &hays, &mut sc) {
+                Ok((b, g)) => {
+                    built += b as usize;
+                    gave_up += g;
+                }
+                Err(e) => {
+                    if failures.len() < 30 {
+                        eprintln!("{e}");
+                    }
+                    failures.push(e);
+                }
+            }
+        }
+        eprintln!(
+            "{n} patterns, {built} built, {} haystacks each, {gave_up} gave up, {} failures",
+            hays.len(),
+            failures.len()
+        );
+        assert!(failures.is_empty(), "{}", failures.len());
+    }
+
+    /// Every built-in rule whose program is short enough for `build.rs` (400 instructions)
+    /// runs as machine code: otherwise `build.rs` built a different program (e.g. other group
+    /// numbers from its `group_index` than `compile.rs` gets from the NFA's group info).
+    #[test]
+    fn short_builtin_programs_are_all_native() {
+        let mut interpreted = Vec::new();
+        for b in crate::filter::builtin::all() {
+            let f = crate::filter::Filter::from_toml(b.source, b.name).unwrap();
+            for r in f.rules() {
+                if let Some(p) = r.bt.as_deref() {
+                    if p.len() <= 400 && !p.is_native() {
+                        interpreted.push(format!("{} {}", b.name, r.id));
+                    }
+                }
+            }
+        }
+        assert!(interpreted.is_empty(), "{interpreted:?}");
+    }
+
+    /// Hand-picked shapes (greedy/lazy, nested counted groups, empty
+    /// branches, `^`/`$` inside, captures in repetitions, runs before literals).
+    #[test]
+    fn hand_picked_patterns() {
+        let hays = haystacks(b"ab ", 7);
+        let mut sc = Scratch::default();
+        for p in [
+            r"(a|ab)*?(b?)",
+            r"((a)|b){2,}",
+            r"(?:(a)(b)?)+",
+            r"(a+)+b",
+            r"(a+?)+?(b*)",
+            r"([ab]+?)(a+)",
+            r"((?:a|){2,3})(a*)",
+            r"(?:(a)|(b)|){0,3}(a*)",
+            r"(a{0,2}?)(a*)",
+            r"(^a|a$)+",
+            r"(a*)(^b|$)",
+            r"(a*)^(b*)",
+            r"([ab]{1,3})(ab|b)",
+            r"([ab]{2,3}?)(ab|b)( ?)",
+            r"(\S*) (a|)(b*)",
+            r"(.*?)(a b)(.*)",
+            r"(.{0,3})(ab)(.{1,2}?)",
+            r"(?:(a{1,2})b){1,2}(a*)",
+            r"((?:ab|a)(?:ba|b)?)*(b?)",
+            r"(a?){3}(a*)",
+            r"(a?){3,5}?(a*)",
+            r"(?:(a)|b|(a b))*",
+        ] {
+            if let Err(e) = check(p, &hays, &mut sc) {
+                panic!("{e}");
+            }
+        }
     }
 }

@@ -244,6 +244,14 @@ impl Filter {
 /// Size limit of a pattern's NFA (ours and the regex crate's).
 const NFA_SIZE_LIMIT: usize = 8 << 20;
 
+/// [`macros::anchored`], with a syntax error explained as the other engines' are.
+fn anchored(pattern: &str) -> Result<String, String> {
+    macros::anchored(pattern).map_err(|e| match e.strip_prefix("invalid pattern: ") {
+        Some(m) => explain(pattern, m),
+        None => e,
+    })
+}
+
 fn regex_builder(full: &str) -> regex::bytes::RegexBuilder {
     let mut b = regex::bytes::RegexBuilder::new(full);
     b.size_limit(NFA_SIZE_LIMIT);
@@ -252,7 +260,7 @@ fn regex_builder(full: &str) -> regex::bytes::RegexBuilder {
 
 /// Expands macros, anchors, compiles with the regex crate; explains unsupported syntax.
 fn compile_pattern(pattern: &str) -> Result<Regex, String> {
-    let full = macros::anchored(pattern)?;
+    let full = anchored(pattern)?;
     regex_builder(&full)
         .build()
         .map_err(|e| explain(pattern, &e.to_string()))
@@ -270,7 +278,7 @@ struct Compiled {
 /// Expands macros, anchors, parses, and builds the NFA the regex crate would build (with the
 /// same size limit): every error the regex crate could report shows here, at load time.
 fn compile_rule_pattern(pattern: &str) -> Result<Compiled, String> {
-    let full = macros::anchored(pattern)?;
+    let full = anchored(pattern)?;
     let hir = regex_syntax::ParserBuilder::new()
         .utf8(false)
         .build()
@@ -1309,6 +1317,13 @@ mod tests {
     }
 
     #[test]
+    fn a_pattern_cannot_escape_its_anchors() {
+        // `^(?:x from {HOST})|(?:y)$` would match any line ending in "y"
+        let e = Filter::compile(&def("x from {HOST})|(?:y")).unwrap_err();
+        assert!(e.message.starts_with("invalid pattern"), "{e}");
+    }
+
+    #[test]
     fn unknown_macro_is_reported_with_the_rule() {
         let e = Filter::compile(&def("from {HOTS}")).unwrap_err();
         assert_eq!(e.rule, "r");
@@ -1349,24 +1364,6 @@ mod engine_tests {
         }
     }
 
-    /// Every sample line of every built-in filter, as a message and as a whole line, and
-    /// pieces of it, through every rule: with and without a known prefix.
-    fn haystacks(text: &str) -> Vec<Vec<u8>> {
-        let mut out = Vec::new();
-        for c in sample::parse(text).unwrap_or_default() {
-            let line = c.line.as_bytes();
-            let msg = crate::prefix::parse(line).message;
-            for h in [msg, line] {
-                out.push(h.to_vec());
-                for cut in [h.len() / 3, h.len() / 2, h.len().saturating_sub(3)] {
-                    out.push(h[..cut].to_vec());
-                    out.push(h[cut..].to_vec());
-                }
-            }
-        }
-        out
-    }
-
     fn check_all(small_cache: bool) {
         let mut errors = Vec::new();
         let mut gave_up = 0;
@@ -1378,7 +1375,7 @@ mod engine_tests {
             let Ok(f) = Filter::from_toml(b.source, b.name) else {
                 continue;
             };
-            let hays = haystacks(b.sample);
+            let hays = sample::haystacks(b.sample, false);
             for r in &f.rules {
                 let small;
                 let p = if small_cache {

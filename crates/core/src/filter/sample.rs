@@ -161,3 +161,36 @@ pub fn check(filter: &Filter, text: &str, ctx: &TimeContext) -> Result<usize, Ve
         Err(errors)
     }
 }
+
+/// For tests of the matchers: every line of a sample log (as a message and as a whole
+/// line), pieces of it, and with `mutate` copies with a byte changed.
+#[cfg(test)]
+pub(crate) fn haystacks(sample: &str, mutate: bool) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for c in parse(sample).unwrap_or_default() {
+        let line = c.line.as_bytes();
+        let msg = crate::prefix::parse(line).message;
+        for h in [msg, line] {
+            out.push(h.to_vec());
+            for cut in [h.len() / 3, h.len() / 2, h.len().saturating_sub(3)] {
+                out.push(h[..cut].to_vec());
+                out.push(h[cut..].to_vec());
+            }
+            if !mutate {
+                continue;
+            }
+            for (i, with) in [
+                (h.len() / 4, b' '),
+                (h.len() / 2, b'1'),
+                (h.len() * 3 / 4, b':'),
+            ] {
+                let mut m = h.to_vec();
+                if i < m.len() {
+                    m[i] = with;
+                    out.push(m);
+                }
+            }
+        }
+    }
+    out
+}
