@@ -52,9 +52,6 @@ fn main() {
     .unwrap();
 }
 
-/// Programs larger than this stay interpreted (long lists of alternatives: code size).
-const NATIVE_MAX_INSTS: usize = 400;
-
 /// One function per distinct backtracker program of the built-in rules, and the table of
 /// their fingerprints.
 fn native(dir: &Path, names: &[String]) -> String {
@@ -88,11 +85,12 @@ fn native(dir: &Path, names: &[String]) -> String {
                 else {
                     continue;
                 };
-                let groups = ["host", "user", "time", "key"].map(|g| group_index(&hir, g));
+                let groups =
+                    ["host", "user", "time", "key"].map(|g| backtrack::group_index(&hir, g));
                 let Some(prog) = backtrack::Prog::build(&hir, &groups) else {
                     continue;
                 };
-                if prog.len() > NATIVE_MAX_INSTS {
+                if prog.len() > backtrack::NATIVE_MAX_INSTS {
                     continue;
                 }
                 let fp = prog.fingerprint();
@@ -113,16 +111,4 @@ fn native(dir: &Path, names: &[String]) -> String {
     table.push_str("];\n");
     out.push_str(&table);
     out
-}
-
-/// The index of the capture group called `name`, as the regex crate numbers groups.
-fn group_index(hir: &regex_syntax::hir::Hir, name: &str) -> Option<usize> {
-    use regex_syntax::hir::HirKind;
-    match hir.kind() {
-        HirKind::Capture(c) if c.name.as_deref() == Some(name) => Some(c.index as usize),
-        HirKind::Capture(c) => group_index(&c.sub, name),
-        HirKind::Repetition(r) => group_index(&r.sub, name),
-        HirKind::Concat(v) | HirKind::Alternation(v) => v.iter().find_map(|h| group_index(h, name)),
-        _ => None,
-    }
 }

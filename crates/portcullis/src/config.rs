@@ -406,6 +406,38 @@ pub fn resolve_filter(name: &str, custom: &[Filter]) -> std::result::Result<Filt
     Err(format!("unknown filter {name:?}; built-in filters are: {} (or give a path to a filter file, or define it in a [[filter]] table)", known.join(", ")))
 }
 
+/// [`resolve_filter`] for each name, in order; a long list (a jail of many filters) is
+/// compiled on all cores.
+fn resolve_filters(
+    refs: &[Spanned<String>],
+    custom: &[Filter],
+) -> Vec<std::result::Result<Filter, String>> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if refs.len() < 8 || cores < 2 {
+        return refs
+            .iter()
+            .map(|r| resolve_filter(r.get_ref(), custom))
+            .collect();
+    }
+    let per = refs.len().div_ceil(cores.min(8));
+    std::thread::scope(|sc| {
+        let parts: Vec<_> = refs
+            .chunks(per)
+            .map(|part| {
+                sc.spawn(move || {
+                    part.iter()
+                        .map(|r| resolve_filter(r.get_ref(), custom))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|h| h.join().expect("filter compiling thread"))
+            .collect()
+    })
+}
+
 fn validate_jail(src: &Src, j: RawJail, custom: &[Filter]) -> Result<JailConfig> {
     let name = j.name.get_ref().clone();
     let nspan = j.name.span();
@@ -435,9 +467,8 @@ fn validate_jail(src: &Src, j: RawJail, custom: &[Filter]) -> Result<JailConfig>
         }
     }
     let mut filters = Vec::new();
-    for r in &refs {
-        filters
-            .push(resolve_filter(r.get_ref(), custom).map_err(|e| src.err(r.span(), "filter", e))?);
+    for (r, f) in refs.iter().zip(resolve_filters(&refs, custom)) {
+        filters.push(f.map_err(|e| src.err(r.span(), "filter", e))?);
     }
     let logs = j.logs.unwrap_or_default();
     let maxretry = match j.maxretry {

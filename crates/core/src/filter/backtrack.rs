@@ -31,6 +31,9 @@ use regex_syntax::hir::{Class, Hir, HirKind, Look};
 
 use crate::bytes::{eq as same, find, rfind};
 
+/// Programs up to this size get machine code in `build.rs` (longer ones are long lists of
+/// words: code size).
+pub(crate) const NATIVE_MAX_INSTS: usize = 400;
 /// Programs with more instructions are not built (large counted repetitions).
 const MAX_INSTS: usize = 2_000;
 /// Distinct byte sets per program (classes and first-byte sets).
@@ -62,7 +65,7 @@ fn has(bits: &Bits, b: u8) -> bool {
 }
 
 /// What must hold where the instruction after a run starts (to skip hopeless lengths).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Need {
     /// Nothing known.
     Any,
@@ -76,7 +79,7 @@ pub(crate) enum Need {
 
 /// The bytes a path from some instruction can start with, and whether one can succeed at
 /// the end of the haystack: a quick test that an alternative is hopeless.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct Guard {
     pub(crate) set: SetId,
     pub(crate) end: bool,
@@ -87,7 +90,7 @@ const OPEN: Guard = Guard {
     end: true,
 };
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 enum Op {
     /// These bytes, in order.
     Lit(Box<[u8]>),
@@ -123,7 +126,7 @@ enum Op {
     Match,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 struct Inst {
     op: Op,
     next: u32,
@@ -543,15 +546,13 @@ impl Prog {
         self
     }
 
-    /// The number of instructions (`build.rs` leaves long programs interpreted).
-    #[allow(dead_code)]
+    /// The number of instructions (long programs stay interpreted).
     pub(crate) fn len(&self) -> usize {
         self.insts.len()
     }
 
     /// True when the search runs as machine code.
-    #[cfg(test)]
-    pub(crate) fn is_native(&self) -> bool {
+    pub(crate) fn has_native(&self) -> bool {
         self.native.is_some()
     }
 
@@ -897,12 +898,22 @@ impl Prog {
     /// script that generates machine code and in the library that uses it: machine code is
     /// used only for a program with the same fingerprint.
     pub(crate) fn fingerprint(&self) -> u64 {
-        let text = format!("{:?}|{}|{:?}", self.insts, self.start, self.sets);
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for &b in text.as_bytes() {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        use std::hash::{Hash, Hasher};
+        /// FNV-1a: fixed, so that the build script and the library agree.
+        struct Fnv(u64);
+        impl Hasher for Fnv {
+            fn finish(&self) -> u64 {
+                self.0
+            }
+            fn write(&mut self, bytes: &[u8]) {
+                for &b in bytes {
+                    self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+                }
+            }
         }
-        h ^ text.len() as u64
+        let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+        (&self.insts, self.start, &self.sets).hash(&mut h);
+        h.finish()
     }
 
     /// Rust source of a function `name` (a [`NativeFn`]) that does what
@@ -1089,6 +1100,18 @@ impl Prog {
     }
 }
 
+/// The index of the capture group called `name`, as the regex crate numbers groups (the
+/// HIR keeps the parser's numbering).
+pub(crate) fn group_index(hir: &Hir, name: &str) -> Option<usize> {
+    match hir.kind() {
+        HirKind::Capture(c) if c.name.as_deref() == Some(name) => Some(c.index as usize),
+        HirKind::Capture(c) => group_index(&c.sub, name),
+        HirKind::Repetition(r) => group_index(&r.sub, name),
+        HirKind::Concat(v) | HirKind::Alternation(v) => v.iter().find_map(|h| group_index(h, name)),
+        _ => None,
+    }
+}
+
 /// The literal (or byte) the instructions from `pc` on start with, past captures.
 fn need_at(insts: &[Inst], mut pc: u32) -> Need {
     for _ in 0..insts.len() {
@@ -1240,7 +1263,7 @@ mod tests {
             let f = crate::filter::Filter::from_toml(b.source, b.name).unwrap();
             let hays = crate::filter::sample::haystacks(b.sample, true);
             for r in f.rules() {
-                let Some(p) = r.bt.as_deref().filter(|p| p.is_native()) else {
+                let Some(p) = r.bt.as_deref().filter(|p| p.has_native()) else {
                     continue;
                 };
                 native += 1;
@@ -1267,7 +1290,7 @@ mod tests {
         assert!(f
             .rules()
             .iter()
-            .all(|r| r.bt.as_ref().is_some_and(|p| p.is_native())));
+            .all(|r| r.bt.as_ref().is_some_and(|p| p.has_native())));
     }
 
     #[test]
@@ -1277,8 +1300,8 @@ mod tests {
             .source
             .replace("Failed (?:password", "Failed (?:passw0rd");
         let f = crate::filter::Filter::from_toml(&changed, "sshd").unwrap();
-        assert!(!f.rules()[0].bt.as_ref().unwrap().is_native());
-        assert!(f.rules()[1].bt.as_ref().unwrap().is_native());
+        assert!(!f.rules()[0].bt.as_ref().unwrap().has_native());
+        assert!(f.rules()[1].bt.as_ref().unwrap().has_native());
     }
 
     #[test]
@@ -1467,7 +1490,7 @@ mod tests {
             let f = crate::filter::Filter::from_toml(b.source, b.name).unwrap();
             for r in f.rules() {
                 if let Some(p) = r.bt.as_deref() {
-                    if p.len() <= 400 && !p.is_native() {
+                    if p.len() <= NATIVE_MAX_INSTS && !p.has_native() {
                         interpreted.push(format!("{} {}", b.name, r.id));
                     }
                 }

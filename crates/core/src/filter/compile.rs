@@ -7,7 +7,6 @@ use std::sync::{Arc, OnceLock};
 
 use regex::bytes::Regex;
 use regex_automata::nfa::thompson::{self, WhichCaptures};
-use regex_automata::util::primitives::PatternID;
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
 use regex_syntax::hir::{Hir, HirKind};
 
@@ -63,8 +62,9 @@ pub struct Rule {
     pub(crate) literal: Option<memchr::memmem::Finder<'static>>,
     /// A finite set of non-empty literals one of which every match starts with, if known.
     pub(crate) prefixes: Option<Vec<Vec<u8>>>,
-    /// The pattern's NFA (built when compiling, which checks its size), for [`Rule::prog`].
-    nfa: thompson::NFA,
+    /// The pattern's NFA, for [`Rule::prog`]: built when compiling (which checks its size),
+    /// or on first use for a pattern with machine code (a built-in one, checked by the tests).
+    nfa: OnceLock<Option<thompson::NFA>>,
     /// The capture engine, built on first use (`None` inside: the regex crate does the work).
     prog: OnceLock<Option<Arc<engine::Prog>>>,
     /// The backtracker tried before the capture engine (`None`: the pattern is not for it).
@@ -77,10 +77,21 @@ impl Rule {
     pub(crate) fn prog(&self) -> Option<&engine::Prog> {
         self.prog
             .get_or_init(|| {
-                engine::Prog::build(&self.nfa, &[self.host, self.user, self.time, self.key])
+                engine::Prog::build(self.nfa()?, &[self.host, self.user, self.time, self.key])
                     .map(Arc::new)
             })
             .as_deref()
+    }
+
+    /// The pattern's NFA (`None` only if building it failed, which the load-time checks
+    /// rule out).
+    pub(crate) fn nfa(&self) -> Option<&thompson::NFA> {
+        self.nfa
+            .get_or_init(|| {
+                let hir = parse(&self.source).ok()?;
+                build_nfa(&hir).ok()
+            })
+            .as_ref()
     }
 
     /// The regex crate's version of the pattern (the reference semantics, and the fallback
@@ -161,13 +172,8 @@ impl Filter {
                 ));
             }
             for p in pats {
-                let Compiled {
-                    source,
-                    hir,
-                    nfa,
-                    regex,
-                } = compile_rule_pattern(p).map_err(|m| err(&r.id, p, m))?;
-                let index_of = |name: &str| nfa.group_info().to_index(PatternID::ZERO, name);
+                let (full, hir) = parse_rule_pattern(p).map_err(|m| err(&r.id, p, m))?;
+                let index_of = |name: &str| super::backtrack::group_index(&hir, name);
                 let host = index_of("host");
                 let key = index_of("key");
                 if host.is_none() && !correlate_hosts {
@@ -183,9 +189,22 @@ impl Filter {
                 }
                 let user = index_of("user");
                 let bt = super::backtrack::Prog::build(&hir, &[host, user, time, key]).map(|p| {
-                    let native = super::native::lookup(p.fingerprint());
+                    // (only short programs have machine code: no need to hash the others)
+                    let native = (p.len() <= super::backtrack::NATIVE_MAX_INSTS)
+                        .then(|| super::native::lookup(p.fingerprint()))
+                        .flatten();
                     Arc::new(p.with_native(native))
                 });
+                // A pattern with machine code is a built-in one, whose NFA the tests build:
+                // it waits until a search needs it. Any other is checked now.
+                let (nfa, regex) = if bt.as_ref().is_some_and(|b| b.has_native()) {
+                    (OnceLock::new(), OnceLock::new())
+                } else {
+                    let Compiled { nfa, regex } =
+                        check_rule_pattern(p, &full, &hir).map_err(|m| err(&r.id, p, m))?;
+                    (OnceLock::from(Some(nfa)), regex)
+                };
+                let source: Arc<str> = full.into();
                 rules.push(Rule {
                     bt,
                     id: r.id.clone(),
@@ -244,12 +263,36 @@ impl Filter {
 /// Size limit of a pattern's NFA (ours and the regex crate's).
 const NFA_SIZE_LIMIT: usize = 8 << 20;
 
-/// [`macros::anchored`], with a syntax error explained as the other engines' are.
+/// [`macros::anchored`], refusing a pattern that escapes the anchors.
 fn anchored(pattern: &str) -> Result<String, String> {
-    macros::anchored(pattern).map_err(|e| match e.strip_prefix("invalid pattern: ") {
-        Some(m) => explain(pattern, m),
-        None => e,
-    })
+    let full = macros::anchored(pattern)?;
+    let hir = regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .build()
+        .parse(&full)
+        .map_err(|e| explain(pattern, &e.to_string()))?;
+    if !is_anchored(&hir) {
+        return Err(unbalanced());
+    }
+    Ok(full)
+}
+
+/// True when the parsed `^(?:…)$` is still anchored at both ends: a pattern with an
+/// unbalanced `)` (`a)|(?:b`) closes the group early, and its `|` then splits the whole
+/// into an unanchored alternation.
+fn is_anchored(hir: &Hir) -> bool {
+    use regex_syntax::hir::Look;
+    match hir.kind() {
+        HirKind::Concat(v) => {
+            matches!(v.first().map(Hir::kind), Some(HirKind::Look(Look::Start)))
+                && matches!(v.last().map(Hir::kind), Some(HirKind::Look(Look::End)))
+        }
+        _ => false,
+    }
+}
+
+fn unbalanced() -> String {
+    "invalid pattern: an unbalanced `)` would end the pattern early (the rest would not be anchored to the line); escape a literal parenthesis as `\\)`".into()
 }
 
 fn regex_builder(full: &str) -> regex::bytes::RegexBuilder {
@@ -268,47 +311,63 @@ fn compile_pattern(pattern: &str) -> Result<Regex, String> {
 
 /// A rule's pattern, checked but not yet compiled by the regex crate.
 struct Compiled {
-    source: Arc<str>,
-    hir: Hir,
     nfa: thompson::NFA,
     /// The regex crate's version, compiled now for a large pattern.
     regex: OnceLock<Option<Regex>>,
 }
 
-/// Expands macros, anchors, parses, and builds the NFA the regex crate would build (with the
-/// same size limit): every error the regex crate could report shows here, at load time.
-fn compile_rule_pattern(pattern: &str) -> Result<Compiled, String> {
-    let full = anchored(pattern)?;
-    let hir = regex_syntax::ParserBuilder::new()
+/// Expands macros, anchors and parses a rule's pattern.
+fn parse_rule_pattern(pattern: &str) -> Result<(String, Hir), String> {
+    let full = macros::anchored(pattern)?;
+    let hir = parse(&full).map_err(|e| explain(pattern, &e))?;
+    if !is_anchored(&hir) {
+        return Err(unbalanced());
+    }
+    Ok((full, hir))
+}
+
+fn parse(full: &str) -> Result<Hir, String> {
+    regex_syntax::ParserBuilder::new()
         .utf8(false)
         .build()
-        .parse(&full)
-        .map_err(|e| explain(pattern, &e.to_string()))?;
-    let nfa = thompson::Compiler::new()
+        .parse(full)
+        .map_err(|e| e.to_string())
+}
+
+fn build_nfa(hir: &Hir) -> Result<thompson::NFA, String> {
+    thompson::Compiler::new()
         .configure(
             thompson::Config::new()
                 .which_captures(WhichCaptures::All)
                 .nfa_size_limit(Some(NFA_SIZE_LIMIT)),
         )
-        .build_from_hir(&hir)
-        .map_err(|e| explain(pattern, &e.to_string()))?;
+        .build_from_hir(hir)
+        .map_err(|e| e.to_string())
+}
+
+/// Expands macros, anchors, parses, and builds the NFA the regex crate would build (with the
+/// same size limit): every error the regex crate could report shows here, at load time.
+#[cfg(test)]
+fn compile_rule_pattern(pattern: &str) -> Result<Compiled, String> {
+    let (full, hir) = parse_rule_pattern(pattern)?;
+    check_rule_pattern(pattern, &full, &hir)
+}
+
+/// Builds the NFA of a parsed pattern (and the regex crate's version of a large one).
+fn check_rule_pattern(pattern: &str, full: &str, hir: &Hir) -> Result<Compiled, String> {
+    let nfa = build_nfa(hir).map_err(|e| explain(pattern, &e))?;
     // The regex crate builds more than this NFA (a reverse one too, under the same limit,
     // and several times larger for Unicode classes): a large pattern is compiled now, so
     // that an error shows at load time and never on a line. (The built-in patterns use
     // under 100 KB.)
     let regex = OnceLock::new();
     if nfa.memory_usage() > NFA_SIZE_LIMIT / 32 {
-        let re = regex_builder(&full)
+        let re = regex_builder(full)
             .build()
             .map_err(|e| explain(pattern, &e.to_string()))?;
         let _ = regex.set(Some(re));
     }
-    Ok(Compiled {
-        source: full.into(),
-        hir,
-        nfa,
-        regex,
-    })
+    Ok(Compiled { nfa, regex })
 }
 
 fn explain(pattern: &str, err: &str) -> String {
@@ -1244,13 +1303,12 @@ mod tests {
 
     #[test]
     fn literal_extraction() {
-        let c = compile_rule_pattern(
-            "Failed (?:password|none) for {USER} from {HOST} port {PORT} ssh2",
-        )
-        .unwrap();
-        assert_eq!(required_literal(&c.hir).unwrap(), b"Failed ");
-        let c = compile_rule_pattern("Invalid user {USER} from {HOST}").unwrap();
-        assert_eq!(required_literal(&c.hir).unwrap(), b"Invalid user ");
+        let (_, hir) =
+            parse_rule_pattern("Failed (?:password|none) for {USER} from {HOST} port {PORT} ssh2")
+                .unwrap();
+        assert_eq!(required_literal(&hir).unwrap(), b"Failed ");
+        let (_, hir) = parse_rule_pattern("Invalid user {USER} from {HOST}").unwrap();
+        assert_eq!(required_literal(&hir).unwrap(), b"Invalid user ");
     }
 
     #[test]
@@ -1317,6 +1375,24 @@ mod tests {
     }
 
     #[test]
+    fn built_in_patterns_build_their_nfa_when_first_needed_and_others_at_once() {
+        let sshd = crate::filter::builtin::get("sshd").unwrap();
+        let f = Filter::from_toml(sshd.source, "sshd").unwrap();
+        assert!(f.rules[0].nfa.get().is_none());
+        assert!(f.rules[0].prog().is_some());
+        assert!(f.rules[0].nfa.get().is_some());
+        // the group numbers the backtracker got from the parsed pattern are the NFA's
+        let gi = f.rules[0].nfa().unwrap().group_info();
+        let idx = |n: &str| gi.to_index(regex_automata::util::primitives::PatternID::ZERO, n);
+        assert_eq!(
+            (f.rules[0].host, f.rules[0].user),
+            (idx("host"), idx("user"))
+        );
+        let f = Filter::compile(&def("x from {HOST}")).unwrap();
+        assert!(f.rules[0].nfa.get().is_some());
+    }
+
+    #[test]
     fn a_pattern_cannot_escape_its_anchors() {
         // `^(?:x from {HOST})|(?:y)$` would match any line ending in "y"
         let e = Filter::compile(&def("x from {HOST})|(?:y")).unwrap_err();
@@ -1379,7 +1455,7 @@ mod engine_tests {
             for r in &f.rules {
                 let small;
                 let p = if small_cache {
-                    match engine::Prog::build(&r.nfa, &[r.host, r.user, r.time, r.key]) {
+                    match engine::Prog::build(r.nfa().unwrap(), &[r.host, r.user, r.time, r.key]) {
                         Some(p) => {
                             small = p.with_max_states(2);
                             &small
