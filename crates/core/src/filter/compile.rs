@@ -265,16 +265,7 @@ const NFA_SIZE_LIMIT: usize = 8 << 20;
 
 /// [`macros::anchored`], refusing a pattern that escapes the anchors.
 fn anchored(pattern: &str) -> Result<String, String> {
-    let full = macros::anchored(pattern)?;
-    let hir = regex_syntax::ParserBuilder::new()
-        .utf8(false)
-        .build()
-        .parse(&full)
-        .map_err(|e| explain(pattern, &e.to_string()))?;
-    if !is_anchored(&hir) {
-        return Err(unbalanced());
-    }
-    Ok(full)
+    parse_rule_pattern(pattern).map(|(full, _)| full)
 }
 
 /// True when the parsed `^(?:…)$` is still anchored at both ends: a pattern with an
