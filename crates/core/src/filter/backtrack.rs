@@ -21,8 +21,9 @@
 //!
 //! **Bounded work.** Backtracking can take time quadratic or worse in the line's length on
 //! some patterns (`.* .*`). Each search has a budget proportional to the line's length,
-//! charged for each choice, each step back and the bytes scanned (between two choices at
-//! most the program's length of instructions run, since every loop passes a choice); a
+//! charged for each choice, each frame kept for backtracking, each step back and the bytes
+//! scanned (between two choices at most the program's length of instructions run, since
+//! every loop passes a choice; so time and the backtracking stack stay linear too); a
 //! search that exhausts it gives up, and the caller runs the linear two-pass engine
 //! ([`super::compile::engine`]) instead. The answer is the same either way; only the time
 //! differs, and it stays linear in the line's length.
@@ -648,6 +649,7 @@ impl Prog {
                                 break;
                             };
                             if p > lo {
+                                budget -= 1;
                                 stack.push(Frame::Greedy { pc, lo, cur: p });
                             }
                             p
@@ -656,6 +658,7 @@ impl Prog {
                                 break;
                             };
                             if p < end {
+                                budget -= 1;
                                 stack.push(Frame::Lazy {
                                     pc,
                                     cur: p,
@@ -684,6 +687,7 @@ impl Prog {
                     &Op::Save(s) => {
                         // (with no choice left, a failure ends the search: nothing to restore)
                         if !stack.is_empty() {
+                            budget -= 1;
                             stack.push(Frame::Restore {
                                 slot: s,
                                 old: slots[s as usize],
@@ -1032,12 +1036,12 @@ impl Prog {
                         )
                     } else if greedy {
                         format!(
-                            "let Some(q) = p.last(hay, {n}, lo, end, &mut budget) else {{ break 'fwd; }}; if q > lo {{ stack.push(Frame::Greedy {{ pc: {k}, lo, cur: q }}); }}",
+                            "let Some(q) = p.last(hay, {n}, lo, end, &mut budget) else {{ break 'fwd; }}; if q > lo {{ budget -= 1; stack.push(Frame::Greedy {{ pc: {k}, lo, cur: q }}); }}",
                             n = need_value(need)
                         )
                     } else {
                         format!(
-                            "let Some(q) = p.first(hay, {n}, lo, end, &mut budget) else {{ break 'fwd; }}; if q < end {{ stack.push(Frame::Lazy {{ pc: {k}, cur: q, hi: end }}); }}",
+                            "let Some(q) = p.first(hay, {n}, lo, end, &mut budget) else {{ break 'fwd; }}; if q < end {{ budget -= 1; stack.push(Frame::Lazy {{ pc: {k}, cur: q, hi: end }}); }}",
                             n = need_value(need)
                         )
                     };
@@ -1061,7 +1065,7 @@ impl Prog {
                 ),
                 Op::Jmp => format!("pc = {next}; continue 'fwd;"),
                 Op::Save(s) => format!(
-                    "if !stack.is_empty() {{ stack.push(Frame::Restore {{ slot: {s}, old: slots[{s}] }}); }} slots[{s}] = pos; pc = {next}; continue 'fwd;"
+                    "if !stack.is_empty() {{ budget -= 1; stack.push(Frame::Restore {{ slot: {s}, old: slots[{s}] }}); }} slots[{s}] = pos; pc = {next}; continue 'fwd;"
                 ),
                 Op::Start => format!("if pos != 0 {{ break 'fwd; }} pc = {next}; continue 'fwd;"),
                 Op::End => format!("if pos != len {{ break 'fwd; }} pc = {next}; continue 'fwd;"),
@@ -1309,6 +1313,23 @@ mod tests {
         for p in [r"(?:a*)*x", r"\bx", r"(?m)x$", r"(?u:\w)x", r"(?:a|)+"] {
             assert!(both(p).1.is_none(), "{p}");
         }
+    }
+
+    #[test]
+    fn the_backtracking_stack_stays_linear_in_the_line() {
+        // every iteration keeps a choice and the old values of eight capture slots
+        let (re, prog) = both(r"(?:((((a)))))*a*x");
+        let prog = prog.unwrap();
+        let hay: Vec<u8> = b"a".repeat(60_000).into_iter().chain(*b"y").collect();
+        let mut sc = Scratch::default();
+        let got = ours(&prog, &mut sc, &hay);
+        assert!(got.is_none() || got == Some(reference(&re, &hay)));
+        // (a Vec at most doubles past what it held)
+        assert!(
+            sc.stack.capacity() <= 2 * (3 * hay.len() + 128 + prog.len()),
+            "{}",
+            sc.stack.capacity()
+        );
     }
 
     #[test]
