@@ -1,6 +1,6 @@
-//! Small byte-string helpers for the hot path: the strings compared and searched there are
-//! short (literals, program names, fields of a prefix), where a call into `memcmp` or a
-//! vector search costs more than the work.
+//! Small byte-string helpers: compare and search for the hot path (the strings compared and
+//! searched there are short: literals, program names, fields of a prefix, where a call into
+//! `memcmp` or a vector search costs more than the work), and the one FNV-1a hash.
 
 /// `a == b`, eight bytes at a time for short slices.
 #[inline(always)]
@@ -55,9 +55,48 @@ pub(crate) fn rfind(b: u8, hay: &[u8]) -> Option<usize> {
     }
 }
 
+/// FNV-1a (64 bit): a fixed hash, the same in every process and build (stored checkpoint
+/// fingerprints, the fingerprints of generated code), and quick for short keys.
+#[derive(Debug, Clone, Copy)]
+pub struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+/// [`Fnv`] of `bytes`.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let mut h = Fnv::default();
+    h.write(bytes);
+    h.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fnv1a_is_the_standard_one() {
+        // the published test vectors of 64-bit FNV-1a
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a(b"foobar"), 0x8594_4171_f739_67e8);
+    }
 
     #[test]
     fn eq_agrees_with_slice_equality() {

@@ -9,7 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod addr;
-mod bytes;
+pub mod bytes;
 pub mod decision;
 pub mod duration;
 pub mod fail2ban;

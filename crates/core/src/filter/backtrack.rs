@@ -903,19 +903,7 @@ impl Prog {
     /// used only for a program with the same fingerprint.
     pub(crate) fn fingerprint(&self) -> u64 {
         use std::hash::{Hash, Hasher};
-        /// FNV-1a: fixed, so that the build script and the library agree.
-        struct Fnv(u64);
-        impl Hasher for Fnv {
-            fn finish(&self) -> u64 {
-                self.0
-            }
-            fn write(&mut self, bytes: &[u8]) {
-                for &b in bytes {
-                    self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-                }
-            }
-        }
-        let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+        let mut h = crate::bytes::Fnv::default();
         (&self.insts, self.start, &self.sets).hash(&mut h);
         h.finish()
     }

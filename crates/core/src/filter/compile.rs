@@ -1370,6 +1370,17 @@ mod tests {
         let sshd = crate::filter::builtin::get("sshd").unwrap();
         let f = Filter::from_toml(sshd.source, "sshd").unwrap();
         assert!(f.rules[0].nfa.get().is_none());
+        // nor does a line the machine code answers build it
+        let set = crate::filter::MatchSet::new(vec![f.clone()], crate::filter::Mode::Normal);
+        let mut scratch = set.scratch();
+        let ctx = crate::time::TimeContext {
+            now: 1_795_000_000_000,
+            local_offset: 0,
+        };
+        let line =
+            b"Nov 21 10:00:01 h sshd[1]: Failed password for root from 192.0.2.7 port 22 ssh2";
+        assert!(set.match_line(line, &ctx, &mut scratch).is_some());
+        assert!(set.filters()[0].rules[0].nfa.get().is_none());
         assert!(f.rules[0].prog().is_some());
         assert!(f.rules[0].nfa.get().is_some());
         // the group numbers the backtracker got from the parsed pattern are the NFA's

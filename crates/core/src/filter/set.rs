@@ -9,7 +9,7 @@
 //! regex crate is the last resort. All three give the regex crate's exact captures.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::net::IpAddr;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
@@ -356,20 +356,22 @@ impl MatchSet {
                 }
             }
             let flat = flat as usize;
-            // the backtracker first, then the two-pass engine, then the regex crate
+            // the backtracker first, then the two-pass engine, then the regex crate (each
+            // asked only when the one before gave up; `plain`: the regex crate alone)
             let bt = match &r.bt {
                 Some(bt) if !plain => bt.run(msg, &mut scratch.bt),
                 _ => backtrack::Outcome::GaveUp,
             };
-            let fast = match (bt, r.prog()) {
-                (backtrack::Outcome::NoMatch, _) => continue,
-                (backtrack::Outcome::Match, _) => engine::Outcome::Match,
-                (_, Some(_)) if plain => engine::Outcome::GaveUp,
-                (_, Some(prog)) => {
-                    let prefix = (pid != u32::MAX).then_some((pid, plen as usize));
-                    prog.run(&mut scratch.caches[flat], msg, prefix)
-                }
-                (_, None) => engine::Outcome::GaveUp,
+            let fast = match bt {
+                backtrack::Outcome::NoMatch => continue,
+                backtrack::Outcome::Match => engine::Outcome::Match,
+                backtrack::Outcome::GaveUp => match (!plain).then(|| r.prog()).flatten() {
+                    Some(prog) => {
+                        let prefix = (pid != u32::MAX).then_some((pid, plen as usize));
+                        prog.run(&mut scratch.caches[flat], msg, prefix)
+                    }
+                    None => engine::Outcome::GaveUp,
+                },
             };
             let (host, user, time, key) = match fast {
                 engine::Outcome::NoMatch => continue,
@@ -552,30 +554,9 @@ fn recall<'q>(q: &'q VecDeque<Remembered>, session: Session<'_>) -> Option<&'q R
 #[derive(Debug)]
 enum ProgramIndex {
     Few(Vec<(Box<[u8]>, u32)>),
-    Many(HashMap<Box<[u8]>, u32, BuildHasherDefault<Fnv>>),
-}
-
-/// FNV-1a, for program names: short keys, and a table only our configuration fills (a
-/// line's program name is only looked up, so it cannot crowd a bucket).
-#[derive(Default)]
-struct Fnv(u64);
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for &b in bytes {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = h;
-    }
+    /// (FNV: short keys, and a table only our configuration fills; a line's program name
+    /// is only looked up, so it cannot crowd a bucket)
+    Many(HashMap<Box<[u8]>, u32, BuildHasherDefault<crate::bytes::Fnv>>),
 }
 
 impl ProgramIndex {

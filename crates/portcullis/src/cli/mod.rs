@@ -24,6 +24,18 @@ pub fn time_context() -> TimeContext {
     }
 }
 
+/// How many threads may match lines at once: the cores (at most `max`), or one when a
+/// filter ties lines together (`correlate`): its lines must be read in order by one reader,
+/// or the part holding a failure could lack the line naming its session.
+pub fn match_threads(correlates: bool, max: usize) -> usize {
+    if correlates {
+        return 1;
+    }
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, max.max(1))
+}
+
 /// Local UTC offset in seconds at `secs` (from the C library's time zone rules).
 pub fn local_offset(secs: i64) -> i32 {
     // SAFETY: localtime_r writes into the tm we pass; no shared state is kept.
@@ -34,5 +46,18 @@ pub fn local_offset(secs: i64) -> i32 {
             return 0;
         }
         tm.tm_gmtoff as i32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn correlating_filters_are_matched_on_one_thread() {
+        assert_eq!(match_threads(true, 8), 1);
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(match_threads(false, 8), n.clamp(1, 8));
+        assert_eq!(match_threads(false, 1), 1);
     }
 }

@@ -51,13 +51,7 @@ pub fn run(
     // lines (`prepare`), and this thread commits their results in input order, exactly as
     // `Jail::process` would line by line. A filter that ties lines together (`correlate`)
     // needs every line in order: then one worker matches them all.
-    let workers = if shared.iter().any(|(set, _)| set.correlates()) {
-        1
-    } else {
-        std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .clamp(1, 4)
-    };
+    let workers = super::match_threads(shared.iter().any(|(set, _)| set.correlates()), 4);
     let (job_tx, job_rx) = mpsc::sync_channel::<(u64, Vec<u8>)>(workers * 2);
     let job_rx = Mutex::new(job_rx);
     let (res_tx, res_rx) = mpsc::sync_channel::<(u64, u64, Vec<(usize, Prepared)>)>(workers * 2);

@@ -206,15 +206,9 @@ fn summarise_file(set: &MatchSet, path: &Path, ctx: &TimeContext) -> Result<Stat
     // Pieces of about 2 MiB, cut at line starts, taken in turn by the threads (so that a
     // thread that gets less CPU does less of the work); one thread for a small file.
     const PIECE: u64 = 2 << 20;
-    let cores = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 8) as u64;
-    // (a filter that ties lines together (`correlate`) needs them all, in order: one thread)
-    let threads = if set.correlates() {
-        1
-    } else {
-        len.div_ceil(2 * PIECE).clamp(1, cores)
-    };
+    let threads = len
+        .div_ceil(2 * PIECE)
+        .clamp(1, super::match_threads(set.correlates(), 8) as u64);
     let mut bounds = vec![0u64];
     let mut at = PIECE;
     while at < len {

@@ -74,6 +74,37 @@ struct Engine {
     evicted_reported: HashMap<String, u64>,
 }
 
+impl Engine {
+    /// The engine for `cfg`, its jails built, no source read yet.
+    fn new(
+        config_path: Option<&Path>,
+        cfg: Config,
+        own: Vec<IpAddr>,
+        fw: Box<dyn Firewall>,
+        store: Store,
+        journal: JournalCommand,
+        tx: Sender<Msg>,
+    ) -> Engine {
+        Engine {
+            config_path: config_path.map(Path::to_path_buf),
+            jails: cfg
+                .jails
+                .iter()
+                .map(|j| engine::build_jail(&cfg, j, &own))
+                .collect(),
+            routes: routes(&cfg),
+            journals: JournalReaders::new(journal, cfg.state_dir.clone(), tx),
+            own,
+            fw,
+            store,
+            new_paths: Arc::new(Mutex::new(None)),
+            evicted_reported: HashMap::new(),
+            last_prune: i64::MIN / 2,
+            cfg,
+        }
+    }
+}
+
 fn jail_rules(cfg: &Config) -> Vec<JailRules> {
     cfg.jails
         .iter()
@@ -104,13 +135,14 @@ fn routes(cfg: &Config) -> HashMap<String, Vec<usize>> {
     r
 }
 
-/// The `journal:` sources of the jails, sorted, without duplicates.
-fn journal_sources(cfg: &Config) -> Vec<String> {
+/// The log sources of the jails, sorted, without duplicates: those read through journald
+/// (`journal:` sources), else files.
+fn log_sources(cfg: &Config, journal: bool) -> Vec<String> {
     let mut v: Vec<String> = cfg
         .jails
         .iter()
         .flat_map(|j| j.logs.iter())
-        .filter(|l| l.starts_with("journal:"))
+        .filter(|l| l.starts_with("journal:") == journal)
         .cloned()
         .collect();
     v.sort();
@@ -118,17 +150,15 @@ fn journal_sources(cfg: &Config) -> Vec<String> {
     v
 }
 
+fn journal_sources(cfg: &Config) -> Vec<String> {
+    log_sources(cfg, true)
+}
+
 fn file_paths(cfg: &Config) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = cfg
-        .jails
-        .iter()
-        .flat_map(|j| j.logs.iter())
-        .filter(|l| !l.starts_with("journal:"))
+    log_sources(cfg, false)
+        .into_iter()
         .map(PathBuf::from)
-        .collect();
-    v.sort();
-    v.dedup();
-    v
+        .collect()
 }
 
 /// Runs the daemon in the foreground until SIGTERM.
@@ -156,26 +186,16 @@ pub fn run(config_path: Option<&Path>) -> Result<i32> {
             command: vec!["nft".into()],
         })),
     };
-    let own = config::own_addresses();
-    let jails = cfg
-        .jails
-        .iter()
-        .map(|j| engine::build_jail(&cfg, j, &own))
-        .collect();
     let (tx, rx) = mpsc::channel::<Msg>();
-    let mut eng = Engine {
-        config_path: config_path.map(Path::to_path_buf),
-        routes: routes(&cfg),
-        journals: JournalReaders::new(JournalCommand::default(), cfg.state_dir.clone(), tx.clone()),
+    let mut eng = Engine::new(
+        config_path,
         cfg,
-        jails,
-        own,
+        config::own_addresses(),
         fw,
         store,
-        new_paths: Arc::new(Mutex::new(None)),
-        evicted_reported: HashMap::new(),
-        last_prune: i64::MIN / 2,
-    };
+        JournalCommand::default(),
+        tx.clone(),
+    );
     let follower = sources::open_files(file_paths(&eng.cfg), eng.store.positions()?)
         .context("cannot start the file follower")?;
     eng.fw
@@ -738,24 +758,17 @@ wait "$p"
                 dir.join("starts.log").into(),
             ],
         };
-        let own = Vec::new();
-        Engine {
-            config_path: Some(config_path.to_path_buf()),
-            jails: cfg
-                .jails
-                .iter()
-                .map(|j| engine::build_jail(&cfg, j, &own))
-                .collect(),
-            routes: routes(&cfg),
-            journals: JournalReaders::new(cmd, cfg.state_dir.clone(), tx),
-            own,
-            fw: Box::new(Null::default()),
-            store: Store::open(&dir.join("p.db"), CorruptPolicy::Refuse).unwrap(),
-            new_paths: Arc::new(Mutex::new(None)),
-            last_prune: 0,
-            evicted_reported: HashMap::new(),
+        let mut eng = Engine::new(
+            Some(config_path),
             cfg,
-        }
+            Vec::new(),
+            Box::new(Null::default()),
+            Store::open(&dir.join("p.db"), CorruptPolicy::Refuse).unwrap(),
+            cmd,
+            tx,
+        );
+        eng.last_prune = 0;
+        eng
     }
 
     /// The next line a source sent, as (source, text), once the engine has processed it.

@@ -79,12 +79,7 @@ const DIR_MASK: u32 = libc::IN_CREATE
 
 /// FNV-1a (64 bit) of `bytes`: the fingerprint stored in a [`Checkpoint`]. Stable across runs.
 pub fn fingerprint(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
+    portcullis_core::bytes::fnv1a(bytes)
 }
 
 /// A read position to persist, and to hand back to [`Follower::new`] after a restart.
