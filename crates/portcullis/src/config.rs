@@ -2,9 +2,11 @@
 //! runtime types. Every error names the file, the line and the key, and says what is valid.
 //!
 //! Default file `/etc/portcullis/portcullis.toml`; drop-ins `portcullis.d/*.toml` beside it
-//! are read in name order and later files win (a `[[jail]]` with the name of an earlier one
-//! replaces it; top-level keys and `[firewall]` keys override).
+//! are read in name order and later files win: a `[[jail]]` with the name of an earlier one
+//! overrides only the keys it sets (fail2ban's jail.local semantics; a jail named `sshd`
+//! starts from the built-in sshd jail), top-level keys and `[firewall]` keys override.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -56,23 +58,34 @@ struct RawFirewall {
     keep_bans_on_stop: Option<bool>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawJail {
-    name: Spanned<String>,
-    enabled: Option<bool>,
-    filter: Option<Spanned<String>>,
-    filters: Option<Vec<Spanned<String>>>,
-    logs: Option<Vec<String>>,
-    maxretry: Option<Spanned<u32>>,
-    findtime: Option<Spanned<String>>,
-    bantime: Option<Spanned<String>>,
-    ports: Option<Vec<Spanned<toml::Value>>>,
-    protocol: Option<Spanned<String>>,
-    action: Option<Spanned<String>>,
-    mode: Option<Spanned<String>>,
-    ignore: Option<Vec<Spanned<String>>>,
-    user_weights: Option<std::collections::BTreeMap<String, u32>>,
+/// A `[[jail]]` table as written: every key with its value and place, so that a later
+/// file can override single keys (see [`JailLayers`]) and every error can name its line.
+type RawJail = BTreeMap<String, Spanned<toml::Value>>;
+
+/// The keys of a `[[jail]]` table, with what each takes (for the unknown-key error).
+const JAIL_KEYS: &[&str] = &[
+    "name",
+    "enabled",
+    "filter",
+    "filters",
+    "logs",
+    "maxretry",
+    "findtime",
+    "bantime",
+    "ports",
+    "protocol",
+    "action",
+    "mode",
+    "ignore",
+    "user_weights",
+];
+
+/// One jail as every file that names it builds it up: for each key, the value of the last
+/// file that set it (fail2ban's jail.local semantics). Keys nobody set take the defaults.
+struct JailLayers {
+    name: String,
+    /// key -> (index of the file that set it last, value)
+    keys: BTreeMap<String, (usize, Spanned<toml::Value>)>,
 }
 
 /// What to do when the state file is corrupt.
@@ -225,7 +238,7 @@ impl Config {
             },
             jails: Vec::new(),
         };
-        let mut raw_jails: Vec<(usize, RawJail)> = Vec::new();
+        let mut jails: Vec<JailLayers> = Vec::new();
         let mut custom: Vec<(usize, Spanned<FilterDef>)> = Vec::new();
         let mut raws = Vec::new();
         for (i, (name, text)) in texts.iter().enumerate() {
@@ -293,28 +306,29 @@ impl Config {
                     cfg.firewall.keep_bans_on_stop = k;
                 }
             }
-            for j in raw.jail {
-                raw_jails.retain(|(_, old)| old.name.get_ref() != j.name.get_ref());
-                raw_jails.push((i, j));
-            }
+            add_jail_layers(&src, i, raw.jail, &mut jails)?;
             for f in raw.filter {
                 custom.retain(|(_, old)| old.get_ref().name != f.get_ref().name);
                 custom.push((i, f));
             }
         }
-        if raw_jails.is_empty() {
-            // No jail anywhere: protect sshd out of the box.
-            let default_jail = format!(
-                "[[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\nlogs = [{}]\nports = [22]\n",
-                default_sshd_logs()
-            );
-            let raw: RawConfig = toml::from_str(&default_jail).expect("built-in jail");
-            raw_jails.extend(raw.jail.into_iter().map(|j| (usize::MAX, j)));
+        let no_jails = jails.is_empty();
+        // The built-in sshd jail is the base of every jail named "sshd" (like fail2ban's
+        // jail.conf under a jail.local), and the whole configuration when nobody names a jail.
+        let default_sshd = default_sshd_jail();
+        if no_jails {
+            jails.push(JailLayers {
+                name: "sshd".into(),
+                keys: BTreeMap::new(),
+            });
         }
-        let builtin_src = Src {
-            path: "<built-in default>",
-            text: "",
-        };
+        for j in jails.iter_mut().filter(|j| j.name == "sshd") {
+            for (k, v) in &default_sshd {
+                j.keys
+                    .entry(k.clone())
+                    .or_insert_with(|| (usize::MAX, v.clone()));
+            }
+        }
         let mut compiled_custom: Vec<Filter> = Vec::new();
         for (i, f) in &custom {
             let src = Src {
@@ -324,20 +338,24 @@ impl Config {
             let c = Filter::compile(f.get_ref()).map_err(|e| src.err(f.span(), "filter", e))?;
             compiled_custom.push(c);
         }
-        for (i, j) in raw_jails {
-            let src = if i == usize::MAX {
-                &builtin_src
-            } else {
-                &Src {
-                    path: &texts[i].0,
-                    text: &texts[i].1,
-                }
+        let builtin_src = Src {
+            path: "<built-in default>",
+            text: "",
+        };
+        let srcs: Vec<Src> = texts
+            .iter()
+            .map(|(path, text)| Src { path, text })
+            .collect();
+        for j in jails {
+            let at = Layered {
+                srcs: &srcs,
+                builtin: &builtin_src,
+                j: &j,
             };
-            if j.enabled == Some(false) {
+            if !at.bool("enabled")?.unwrap_or(true) {
                 continue;
             }
-            let jc = validate_jail(src, j, &compiled_custom)?;
-            cfg.jails.push(jc);
+            cfg.jails.push(validate_jail(&at, &compiled_custom)?);
         }
         Ok(cfg)
     }
@@ -438,93 +456,280 @@ fn resolve_filters(
     })
 }
 
-fn validate_jail(src: &Src, j: RawJail, custom: &[Filter]) -> Result<JailConfig> {
-    let name = j.name.get_ref().clone();
-    let nspan = j.name.span();
+/// Adds the `[[jail]]` tables of file `file` to `jails`: a new name starts a jail, a known
+/// name overrides only the keys it sets. The same name twice in one file is an error.
+fn add_jail_layers(
+    src: &Src,
+    file: usize,
+    tables: Vec<RawJail>,
+    jails: &mut Vec<JailLayers>,
+) -> Result<()> {
+    let mut seen: BTreeMap<String, Range<usize>> = BTreeMap::new();
+    for mut t in tables {
+        let Some(name_v) = t.remove("name") else {
+            let at = t.values().next().map_or(0..0, |v| v.span());
+            return Err(src.err(
+                at,
+                "jail",
+                "a [[jail]] table needs a `name` (e.g. name = \"sshd\")",
+            ));
+        };
+        let Some(name) = name_v.get_ref().as_str().map(str::to_string) else {
+            return Err(src.err(
+                name_v.span(),
+                "name",
+                "the jail name is a string such as \"sshd\"",
+            ));
+        };
+        if let Some((key, v)) = t.iter().find(|(k, _)| !JAIL_KEYS.contains(&k.as_str())) {
+            return Err(src.err(
+                v.span(),
+                key,
+                format!(
+                    "unknown key in [[jail]] {name:?}; jail keys are: {}",
+                    JAIL_KEYS.join(", ")
+                ),
+            ));
+        }
+        if let Some(first) = seen.get(&name) {
+            let line = |r: &Range<usize>| {
+                src.text[..r.start.min(src.text.len())]
+                    .matches('\n')
+                    .count()
+                    + 1
+            };
+            return Err(src.err(
+                name_v.span(),
+                "name",
+                format!(
+                    "jail {name:?} is defined twice in this file (lines {} and {}); merge the two tables (a later file may override single keys of it)",
+                    line(first),
+                    line(&name_v.span())
+                ),
+            ));
+        }
+        seen.insert(name.clone(), name_v.span());
+        let pos = match jails.iter().position(|j| j.name == name) {
+            Some(p) => p,
+            None => {
+                jails.push(JailLayers {
+                    name: name.clone(),
+                    keys: BTreeMap::new(),
+                });
+                jails.len() - 1
+            }
+        };
+        let j = &mut jails[pos];
+        j.keys.insert("name".into(), (file, name_v));
+        for (k, v) in t {
+            j.keys.insert(k, (file, v));
+        }
+    }
+    Ok(())
+}
+
+/// The built-in sshd jail's keys (filter, logs, port 22).
+fn default_sshd_jail() -> RawJail {
+    let text = format!(
+        "[[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\nlogs = [{}]\nports = [22]\n",
+        default_sshd_logs()
+    );
+    let mut raw: RawConfig = toml::from_str(&text).expect("built-in jail");
+    raw.jail.pop().expect("built-in jail")
+}
+
+/// Typed access to the keys of one layered jail; errors name the file and line that set
+/// the key and say what would be valid.
+struct Layered<'a> {
+    srcs: &'a [Src<'a>],
+    builtin: &'a Src<'a>,
+    j: &'a JailLayers,
+}
+
+impl<'a> Layered<'a> {
+    fn get(&self, key: &str) -> Option<(&'a Src<'a>, &'a Spanned<toml::Value>)> {
+        let (file, v) = self.j.keys.get(key)?;
+        Some((self.srcs.get(*file).unwrap_or(self.builtin), v))
+    }
+
+    fn src_of_name(&self) -> (&'a Src<'a>, Range<usize>) {
+        self.get("name")
+            .map_or((self.builtin, 0..0), |(s, v)| (s, v.span()))
+    }
+
+    /// The value of `key` as `T`, or an error "`key`: `what` (got ...)".
+    fn typed<T>(
+        &self,
+        key: &str,
+        what: &str,
+        conv: impl Fn(&toml::Value) -> Option<T>,
+    ) -> Result<Option<(T, &'a Src<'a>, Range<usize>)>> {
+        let Some((src, v)) = self.get(key) else {
+            return Ok(None);
+        };
+        match conv(v.get_ref()) {
+            Some(t) => Ok(Some((t, src, v.span()))),
+            None => Err(src.err(
+                v.span(),
+                key,
+                format!("{what} (got {} {})", v.get_ref().type_str(), v.get_ref()),
+            )),
+        }
+    }
+
+    fn bool(&self, key: &str) -> Result<Option<bool>> {
+        Ok(self
+            .typed(key, "true or false", toml::Value::as_bool)?
+            .map(|t| t.0))
+    }
+
+    fn string(&self, key: &str, what: &str) -> Result<Option<Spanned<String>>> {
+        Ok(self
+            .typed(key, what, |v| v.as_str().map(str::to_string))?
+            .map(|(s, _, span)| Spanned::new(span, s)))
+    }
+
+    fn strings(&self, key: &str, what: &str) -> Result<Option<Vec<Spanned<String>>>> {
+        let list = self.typed(key, what, |v| {
+            v.as_array()?
+                .iter()
+                .map(|e| e.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+        })?;
+        // the elements' own places are not kept by toml::Value: errors point at the list
+        Ok(list.map(|(l, _, span)| {
+            l.into_iter()
+                .map(|s| Spanned::new(span.clone(), s))
+                .collect()
+        }))
+    }
+
+    fn err(&self, key: &str, msg: impl std::fmt::Display) -> anyhow::Error {
+        match self.get(key) {
+            Some((src, v)) => src.err(v.span(), key, msg),
+            None => {
+                let (src, span) = self.src_of_name();
+                src.err(span, key, msg)
+            }
+        }
+    }
+}
+
+const DURATION_WHAT: &str = "a duration such as \"90s\", \"10m\", \"1h\", \"3d\"";
+
+fn validate_jail(at: &Layered, custom: &[Filter]) -> Result<JailConfig> {
+    let name = at.j.name.clone();
+    let (nsrc, nspan) = at.src_of_name();
     if name.is_empty()
         || name.len() > 24
         || !name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     {
-        return Err(src.err(
+        return Err(nsrc.err(
             nspan,
             "name",
             format!("jail name {name:?} is not valid; use 1-24 letters, digits, '-' or '_'"),
         ));
     }
     let mut refs: Vec<Spanned<String>> = Vec::new();
-    if let Some(f) = j.filter {
+    if let Some(f) = at.string("filter", "a filter name or path such as \"sshd\"")? {
         refs.push(f);
     }
-    refs.extend(j.filters.unwrap_or_default());
+    refs.extend(
+        at.strings(
+            "filters",
+            "a list of filter names or paths such as [\"postfix\", \"dovecot\"]",
+        )?
+        .unwrap_or_default(),
+    );
     if refs.is_empty() {
         // a jail named after a filter uses it, as in fail2ban
         if builtin::get(&name).is_some() || custom.iter().any(|f| f.name == name) {
             refs.push(Spanned::new(nspan.clone(), name.clone()));
         } else {
-            return Err(src.err(nspan, "filter", format!("jail {name:?} has no `filter`; name a built-in filter (see `portcullis filters`), a [[filter]] table or a filter file")));
+            return Err(nsrc.err(nspan, "filter", format!("jail {name:?} has no `filter`; name a built-in filter (see `portcullis filters`), a [[filter]] table or a filter file")));
         }
     }
+    let filter_src = at
+        .get("filter")
+        .or_else(|| at.get("filters"))
+        .map_or(nsrc, |(s, _)| s);
     let mut filters = Vec::new();
     for (r, f) in refs.iter().zip(resolve_filters(&refs, custom)) {
-        filters.push(f.map_err(|e| src.err(r.span(), "filter", e))?);
+        filters.push(f.map_err(|e| filter_src.err(r.span(), "filter", e))?);
     }
-    let logs = j.logs.unwrap_or_default();
-    let maxretry = match j.maxretry {
-        Some(m) if *m.get_ref() == 0 => {
-            return Err(src.err(m.span(), "maxretry", "must be at least 1"))
+    let logs_what = "a list of log files or journal matches, e.g. [\"/var/log/auth.log\"] or [\"journal:_SYSTEMD_UNIT=ssh.service\"]";
+    let logs: Vec<String> = at
+        .strings("logs", logs_what)?
+        .unwrap_or_default()
+        .into_iter()
+        .map(Spanned::into_inner)
+        .collect();
+    for l in &logs {
+        if let Some(m) = l.strip_prefix("journal:") {
+            if !journal_match_ok(m) {
+                return Err(at.err("logs", format!("{l:?}: a journal source is `journal:FIELD=VALUE` with an upper-case journal field, e.g. \"journal:_SYSTEMD_UNIT=ssh.service\" (several matches separated by spaces must all hold)")));
+            }
         }
-        Some(m) => *m.get_ref(),
+    }
+    let maxretry_what = "a whole number of failures, at least 1 (e.g. 5)";
+    let maxretry = match at.typed("maxretry", maxretry_what, |v| {
+        v.as_integer()
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|&n| n >= 1)
+    })? {
+        Some((m, _, _)) => m,
         None => DEFAULT_MAXRETRY,
     };
-    let findtime = duration(src, &j.findtime, "findtime", DEFAULT_FINDTIME)?;
-    let bantime = duration(src, &j.bantime, "bantime", DEFAULT_BANTIME)?;
-    let ports = match j.ports {
+    let findtime = jail_duration(at, "findtime", DEFAULT_FINDTIME)?;
+    let bantime = jail_duration(at, "bantime", DEFAULT_BANTIME)?;
+    let ports_what = "a list of ports: numbers 1-65535, ranges such as \"8000-8080\" or service names from /etc/services such as \"ssh\"";
+    let ports = match at.typed("ports", ports_what, |v| v.as_array().cloned())? {
         None => None,
-        Some(list) => {
+        Some((list, src, span)) => {
             let mut out = Vec::new();
             for p in &list {
-                out.push(parse_port(p.get_ref()).map_err(|e| src.err(p.span(), "ports", e))?);
+                out.push(parse_port(p).map_err(|e| src.err(span.clone(), "ports", e))?);
             }
             Some(out)
         }
     };
-    let pick = |v: &Option<Spanned<String>>,
-                key: &str,
-                allowed: &[&str],
-                default: &str|
-     -> Result<String> {
-        match v {
+    let pick = |key: &str, allowed: &[&str], default: &str| -> Result<String> {
+        let what = format!("one of: {}", allowed.join(", "));
+        match at.string(key, &what)? {
             None => Ok(default.to_string()),
-            Some(s) if allowed.contains(&s.get_ref().as_str()) => Ok(s.get_ref().clone()),
-            Some(s) => Err(src.err(
-                s.span(),
-                key,
-                format!(
-                    "{:?} is not valid; use one of: {}",
-                    s.get_ref(),
-                    allowed.join(", ")
-                ),
-            )),
+            Some(s) if allowed.contains(&s.get_ref().as_str()) => Ok(s.into_inner()),
+            Some(s) => Err(at.err(key, format!("{:?} is not valid; use {what}", s.get_ref()))),
         }
     };
-    let protocol = pick(&j.protocol, "protocol", &["tcp", "udp", "both"], "tcp")?;
-    let action = pick(&j.action, "action", &["drop", "reject"], "drop")?;
-    let mode = Mode::parse(&pick(
-        &j.mode,
-        "mode",
-        &["normal", "ddos", "aggressive"],
-        "normal",
-    )?)
-    .expect("mode");
-    let ignore = cidrs(src, &j.ignore.unwrap_or_default(), "ignore")?;
-    let user_weights = j
-        .user_weights
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k.into_bytes(), v))
-        .collect();
+    let protocol = pick("protocol", &["tcp", "udp", "both"], "tcp")?;
+    let action = pick("action", &["drop", "reject"], "drop")?;
+    let mode =
+        Mode::parse(&pick("mode", &["normal", "ddos", "aggressive"], "normal")?).expect("mode");
+    let ignore = match at.strings(
+        "ignore",
+        "a list of addresses or CIDRs such as [\"192.0.2.0/24\"]",
+    )? {
+        None => Vec::new(),
+        Some(list) => {
+            let (src, _) = at.get("ignore").expect("ignore was read");
+            cidrs(src, &list, "ignore")?
+        }
+    };
+    let weights_what = "a table of user names and weights, e.g. { root = 5 }";
+    let user_weights = at
+        .typed("user_weights", weights_what, |v| {
+            v.as_table()?
+                .iter()
+                .map(|(k, w)| {
+                    let w = u32::try_from(w.as_integer()?).ok()?;
+                    Some((k.clone().into_bytes(), w))
+                })
+                .collect::<Option<Vec<_>>>()
+        })?
+        .map(|t| t.0)
+        .unwrap_or_default();
     Ok(JailConfig {
         name,
         filter_names: refs.iter().map(|r| r.get_ref().clone()).collect(),
@@ -542,16 +747,51 @@ fn validate_jail(src: &Src, j: RawJail, custom: &[Filter]) -> Result<JailConfig>
     })
 }
 
+/// A jail duration key: a string such as "10m", longer than 0.
+fn jail_duration(at: &Layered, key: &str, default: &str) -> Result<Millis> {
+    let s = at.string(key, DURATION_WHAT)?;
+    let src = at.get(key).map_or(at.builtin, |(s, _)| s);
+    duration(src, &s, key, default)
+}
+
+/// Whether the text after `journal:` is one or more `FIELD=VALUE` matches (separated by
+/// spaces), FIELD being a journal field name: upper-case letters, digits and '_'.
+fn journal_match_ok(m: &str) -> bool {
+    let mut any = false;
+    for part in m.split(' ').filter(|p| !p.is_empty()) {
+        let Some((field, value)) = part.split_once('=') else {
+            return false;
+        };
+        if field.is_empty()
+            || value.is_empty()
+            || !field
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return false;
+        }
+        any = true;
+    }
+    any
+}
+
 fn parse_port(v: &toml::Value) -> std::result::Result<(u16, u16), String> {
-    let bad =
-        || format!("{v} is not a port; use a number 1-65535 or a range string like \"8000-8080\"");
+    let bad = || {
+        format!(
+            "{v} is not a port; use a number 1-65535, a range string like \"8000-8080\" or a service name from /etc/services such as \"ssh\""
+        )
+    };
     match v {
         toml::Value::Integer(n) => u16::try_from(*n)
             .ok()
             .filter(|&p| p > 0)
             .map(|p| (p, p))
             .ok_or_else(bad),
-        toml::Value::String(s) => {
+        toml::Value::String(s)
+            if s.bytes().any(|b| b.is_ascii_digit())
+                && s.bytes()
+                    .all(|b| b.is_ascii_digit() || b == b'-' || b == b' ') =>
+        {
             let (a, b) = s.split_once('-').unwrap_or((s, s));
             let a: u16 = a.trim().parse().map_err(|_| bad())?;
             let b: u16 = b.trim().parse().map_err(|_| bad())?;
@@ -560,8 +800,28 @@ fn parse_port(v: &toml::Value) -> std::result::Result<(u16, u16), String> {
             }
             Ok((a, b))
         }
+        toml::Value::String(s) => {
+            let services = std::fs::read_to_string("/etc/services").unwrap_or_default();
+            match service_port(&services, s) {
+                Some(p) => Ok((p, p)),
+                None => Err(format!("{s:?} is not a service name in /etc/services; use a port number 1-65535 or a range such as \"8000-8080\"")),
+            }
+        }
         _ => Err(bad()),
     }
+}
+
+/// The port of service `name` (or one of its aliases) in the text of /etc/services
+/// (`name port/protocol [aliases...] [# comment]`).
+fn service_port(services: &str, name: &str) -> Option<u16> {
+    services.lines().find_map(|line| {
+        let line = line.split('#').next().unwrap_or("");
+        let mut f = line.split_whitespace();
+        let (svc, port) = (f.next()?, f.next()?);
+        let names_match = svc == name || f.any(|alias| alias == name);
+        let port: u16 = port.split('/').next()?.parse().ok()?;
+        (names_match && port > 0).then_some(port)
+    })
 }
 
 /// The numeric id of a group name.
@@ -619,8 +879,16 @@ pub fn warnings(cfg: &Config) -> Vec<String> {
             ));
         }
         for l in &j.logs {
-            if !l.starts_with("journal:") && !Path::new(l).is_absolute() {
+            if l.starts_with("journal:") {
+                continue;
+            }
+            if !Path::new(l).is_absolute() {
                 w.push(format!("jail {:?}: log path {l:?} is not absolute", j.name));
+            } else if !l.contains(['*', '?', '[']) && !Path::new(l).exists() {
+                w.push(format!(
+                    "jail {:?}: log file {l} does not exist (yet); it is followed from its start when it appears",
+                    j.name
+                ));
             }
         }
         if j.findtime < 1000 {
@@ -710,10 +978,7 @@ user_weights = { root = 3 }
     fn typo_is_an_error_with_line_and_key() {
         let e = err("[[jail]]\nname = \"sshd\"\nmaxretyr = 3\n");
         assert!(
-            e.contains("test.toml")
-                && e.contains("line 3")
-                && e.contains("maxretyr")
-                && e.contains("maxretry"),
+            e.starts_with("test.toml:3: `maxretyr`") && e.contains("maxretry"),
             "{e}"
         );
     }
@@ -750,7 +1015,7 @@ user_weights = { root = 3 }
         let e = err("state_dir = \"relative\"\n");
         assert!(e.contains("absolute"), "{e}");
         let e = err("[[jail]]\nname = \"sshd\"\nmaxretry = \"five\"\n");
-        assert!(e.contains("line 3") && e.contains("maxretry"), "{e}");
+        assert!(e.starts_with("test.toml:3: `maxretry`"), "{e}");
     }
 
     #[test]
@@ -769,24 +1034,174 @@ user_weights = { root = 3 }
         );
     }
 
+    fn load_files(files: &[(&str, &str)]) -> Result<Config> {
+        let texts: Vec<(String, String)> = files
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.to_string()))
+            .collect();
+        Config::from_texts(&texts, vec![])
+    }
+
     #[test]
-    fn dropins_override_and_replace_jails() {
-        let c = Config::from_texts(
-            &[
-                (
-                    "a.toml".into(),
-                    "[[jail]]\nname = \"sshd\"\nmaxretry = 3\n".into(),
-                ),
-                (
-                    "b.toml".into(),
-                    "[[jail]]\nname = \"sshd\"\nmaxretry = 7\n".into(),
-                ),
-            ],
-            vec![],
-        )
+    fn dropins_override_only_the_keys_they_set() {
+        let main = "[[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\nlogs = [\"/var/log/secure\"]\nmaxretry = 3\nports = [2222]\n";
+        let c = load_files(&[
+            ("portcullis.toml", main),
+            (
+                "50-local.toml",
+                "[[jail]]\nname = \"sshd\"\nbantime = \"1d\"\n",
+            ),
+            ("60-more.toml", "[[jail]]\nname = \"sshd\"\nmaxretry = 7\n"),
+        ])
         .unwrap();
         assert_eq!(c.jails.len(), 1);
-        assert_eq!(c.jails[0].maxretry, 7);
+        let j = &c.jails[0];
+        assert_eq!(
+            j.logs,
+            ["/var/log/secure"],
+            "logs must stay from the main file"
+        );
+        assert_eq!((j.maxretry, j.bantime), (7, 86_400_000));
+        assert_eq!(j.ports, Some(vec![(2222, 2222)]));
+        assert_eq!(j.filter_names, ["sshd"]);
+    }
+
+    #[test]
+    fn a_dropin_naming_sshd_starts_from_the_builtin_jail() {
+        let c = load_files(&[
+            ("portcullis.toml", "state_dir = \"/tmp/x\"\n"),
+            (
+                "50-local.toml",
+                "[[jail]]\nname = \"sshd\"\nbantime = \"1d\"\n",
+            ),
+        ])
+        .unwrap();
+        let j = &c.jails[0];
+        assert!(!j.logs.is_empty(), "the built-in sshd logs must stay");
+        assert_eq!(j.ports, Some(vec![(22, 22)]));
+        assert_eq!(j.bantime, 86_400_000);
+    }
+
+    #[test]
+    fn enabled_false_turns_a_jail_off_and_a_later_file_on_again() {
+        let web = "[[jail]]\nname = \"web\"\nfilter = \"nginx-http-auth\"\nlogs = [\"/var/log/nginx/access.log\"]\n";
+        let off = "[[jail]]\nname = \"web\"\nenabled = false\n";
+        let c = load_files(&[("a.toml", web), ("b.toml", off)]).unwrap();
+        assert!(c.jails.is_empty(), "{:?}", c.jails);
+        let on = "[[jail]]\nname = \"web\"\nenabled = true\n";
+        let c = load_files(&[("a.toml", web), ("b.toml", off), ("c.toml", on)]).unwrap();
+        assert_eq!(c.jails[0].logs, ["/var/log/nginx/access.log"]);
+        let e = format!(
+            "{:#}",
+            load_files(&[
+                ("a.toml", web),
+                ("b.toml", "[[jail]]\nname = \"web\"\nenabled = \"no\"\n")
+            ])
+            .unwrap_err()
+        );
+        assert!(
+            e.starts_with("b.toml:3: `enabled`") && e.contains("true or false"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_same_jail_twice_in_one_file_is_an_error_naming_both_lines() {
+        let e = err("[[jail]]\nname = \"sshd\"\nmaxretry = 3\n\n[[jail]]\nname = \"sshd\"\nbantime = \"1d\"\n");
+        assert!(
+            e.starts_with("test.toml:6: `name`") && e.contains("lines 2 and 6"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn wrong_value_types_say_what_is_valid() {
+        let cases = [
+            (
+                "bantime = 3600",
+                "test.toml:3: `bantime`",
+                "a duration such as",
+            ),
+            ("findtime = 600", "test.toml:3: `findtime`", "\"10m\""),
+            (
+                "maxretry = \"5\"",
+                "test.toml:3: `maxretry`",
+                "a whole number",
+            ),
+            ("maxretry = 0", "test.toml:3: `maxretry`", "at least 1"),
+            (
+                "logs = \"/var/log/auth.log\"",
+                "test.toml:3: `logs`",
+                "a list of log files",
+            ),
+            (
+                "logs = [\"journal:sshd\"]",
+                "test.toml:3: `logs`",
+                "journal:FIELD=VALUE",
+            ),
+            (
+                "logs = [\"journal:_comm=sshd\"]",
+                "test.toml:3: `logs`",
+                "upper-case",
+            ),
+            (
+                "ports = [\"no-such-service-x\"]",
+                "test.toml:3: `ports`",
+                "/etc/services",
+            ),
+            ("ports = 22", "test.toml:3: `ports`", "a list of ports"),
+            ("mode = 1", "test.toml:3: `mode`", "aggressive"),
+            (
+                "user_weights = { root = \"5\" }",
+                "test.toml:3: `user_weights`",
+                "{ root = 5 }",
+            ),
+        ];
+        for (line, at, says) in cases {
+            let e = err(&format!("[[jail]]\nname = \"sshd\"\n{line}\n"));
+            assert!(e.starts_with(at) && e.contains(says), "{line}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_missing_log_file_is_a_warning_naming_the_jail() {
+        let c = load("[[jail]]\nname = \"sshd\"\nlogs = [\"/nonexistent/portcullis/auth.log\"]\n")
+            .unwrap();
+        let w = warnings(&c);
+        assert!(
+            w.iter().any(|w| w.contains("\"sshd\"")
+                && w.contains("/nonexistent/portcullis/auth.log")
+                && w.contains("does not exist")),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn ports_take_service_names() {
+        let services = "# comment\nssh\t\t22/tcp\t\t\t\t# SSH\nhttp\t\t80/tcp\t\twww\t\t# WWW\nsubmission\t587/tcp\n";
+        assert_eq!(service_port(services, "ssh"), Some(22));
+        assert_eq!(service_port(services, "www"), Some(80));
+        assert_eq!(service_port(services, "submission"), Some(587));
+        assert_eq!(service_port(services, "SSH"), None);
+        assert_eq!(service_port(services, "comment"), None);
+        if std::path::Path::new("/etc/services").exists() {
+            let c = load("[[jail]]\nname = \"sshd\"\nports = [\"ssh\", 2222, \"8000-8001\"]\n")
+                .unwrap();
+            assert_eq!(
+                c.jails[0].ports,
+                Some(vec![(22, 22), (2222, 2222), (8000, 8001)])
+            );
+        }
+    }
+
+    #[test]
+    fn journal_sources_need_field_equals_value() {
+        assert!(journal_match_ok("_SYSTEMD_UNIT=ssh.service"));
+        assert!(journal_match_ok("_SYSTEMD_UNIT=ssh.service _UID=0"));
+        assert!(!journal_match_ok(""));
+        assert!(!journal_match_ok("sshd"));
+        assert!(!journal_match_ok("_COMM="));
+        assert!(!journal_match_ok("=sshd"));
     }
 
     #[test]

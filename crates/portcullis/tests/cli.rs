@@ -182,6 +182,34 @@ fn check_config_reports_file_line_key() {
     assert!(text(&o.stdout).contains("jail sshd"));
 }
 
+/// Regression: a drop-in naming the sshd jail replaced it (check-config said `logs: none`).
+#[test]
+fn check_config_dropin_overrides_only_its_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("portcullis.toml");
+    let dist = concat!(env!("CARGO_MANIFEST_DIR"), "/../../dist/portcullis.toml");
+    std::fs::copy(dist, &cfg).unwrap();
+    std::fs::create_dir(dir.path().join("portcullis.d")).unwrap();
+    std::fs::write(
+        dir.path().join("portcullis.d/50-local.toml"),
+        "[[jail]]\nname = \"sshd\"\nbantime = \"1d\"\n",
+    )
+    .unwrap();
+    let o = portcullis(&["check-config", "--config", cfg.to_str().unwrap()], None);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    let sshd = out
+        .lines()
+        .find(|l| l.starts_with("jail sshd"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        sshd.contains("ban 1d")
+            && sshd.contains("logs: /var/log/auth.log")
+            && sshd.contains("on 22"),
+        "{sshd}"
+    );
+}
+
 #[test]
 fn filters_lists_name_then_description() {
     let o = portcullis(&["filters"], None);
