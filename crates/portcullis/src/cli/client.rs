@@ -59,8 +59,12 @@ fn print_human(req: &Request, r: &Response) {
         if j.evicted > 0 {
             println!("  tracking cap reached: {} addresses evicted", j.evicted);
         }
-        for (a, n) in j.failing.iter().take(20) {
+        const SHOWN: usize = 20;
+        for (a, n) in j.failing.iter().take(SHOWN) {
             println!("  failing {a} ({n})");
+        }
+        if j.failing.len() > SHOWN {
+            println!("  ... and {} more", j.failing.len() - SHOWN);
         }
     }
     if matches!(req, Request::Bans | Request::Status { .. }) {
