@@ -321,3 +321,27 @@ fn correlated_lines_far_apart_are_tied_in_replay_and_test() {
     let line = out.lines().find(|l| l.contains("bind-failed")).unwrap();
     assert_eq!(line.split_whitespace().next(), Some("24"), "{out}");
 }
+
+/// Regression: a client without the right to reach the socket was told "no portcullis daemon
+/// is answering". Needs root (runs the client as `nobody`).
+#[test]
+fn client_without_permission_is_told_permission_denied() {
+    assert!(
+        unsafe { libc::geteuid() } == 0,
+        "this test needs root (it runs the client as nobody); run: sudo ./test.sh"
+    );
+    let dir = tempfile::tempdir().unwrap(); // 0700, root's: nobody cannot search it
+    let sock = dir.path().join("portcullis.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let o = Command::new("runuser")
+        .args(["-u", "nobody", "--", env!("CARGO_BIN_EXE_portcullis")])
+        .args(["status", "--socket", sock.to_str().unwrap()])
+        .output()
+        .expect("run runuser");
+    let e = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{e}");
+    assert!(
+        e.contains("permission denied") && !e.contains("no portcullis daemon"),
+        "{e}"
+    );
+}

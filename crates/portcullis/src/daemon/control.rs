@@ -85,11 +85,18 @@ fn handle(conn: UnixStream, engine: &Sender<Msg>) -> Result<()> {
     Ok(())
 }
 
+/// What a failed connect means, in words: a permission problem is not a missing daemon.
+fn connect_error(socket: &Path, e: &std::io::Error) -> anyhow::Error {
+    if e.kind() == std::io::ErrorKind::PermissionDenied {
+        anyhow::anyhow!("permission denied on {} ({e}): the control socket is for root, or for the members of the configuration's `socket_group` (and its directory must be searchable); run as root or join that group", socket.display())
+    } else {
+        anyhow::anyhow!("no portcullis daemon is answering on {} ({e}); is `portcullis run` running, and is this the socket of its configuration?", socket.display())
+    }
+}
+
 /// Sends one request to the daemon at `socket` and returns its response.
 pub fn request(socket: &Path, req: &Request) -> Result<Response> {
-    let mut s = UnixStream::connect(socket).map_err(|e| {
-        anyhow::anyhow!("no portcullis daemon is answering on {} ({e}); is `portcullis run` running, and is this the socket of its configuration?", socket.display())
-    })?;
+    let mut s = UnixStream::connect(socket).map_err(|e| connect_error(socket, &e))?;
     s.set_read_timeout(Some(Duration::from_secs(60)))?;
     let mut buf = serde_json::to_vec(req)?;
     buf.push(b'\n');
