@@ -55,6 +55,9 @@ enum Cmd {
     },
     /// List active bans.
     Bans {
+        /// Only this jail's bans.
+        #[arg(long)]
+        jail: Option<String>,
         #[command(flatten)]
         target: Target,
         /// Print JSON.
@@ -153,7 +156,7 @@ fn main() -> ExitCode {
     let res = match cli.cmd {
         Cmd::Run { config } => daemon::run(config.as_deref()),
         Cmd::Status { jail, target, json } => client(&target, Request::Status { jail }, json),
-        Cmd::Bans { target, json } => client(&target, Request::Bans, json),
+        Cmd::Bans { jail, target, json } => client(&target, Request::Bans { jail }, json),
         Cmd::Ban {
             addr,
             jail,

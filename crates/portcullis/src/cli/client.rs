@@ -67,7 +67,7 @@ fn print_human(req: &Request, r: &Response) {
             println!("  ... and {} more", j.failing.len() - SHOWN);
         }
     }
-    if matches!(req, Request::Bans | Request::Status { .. }) {
+    if matches!(req, Request::Bans { .. } | Request::Status { .. }) {
         if r.bans.is_empty() {
             println!("no active bans");
         }

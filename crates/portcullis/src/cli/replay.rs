@@ -23,10 +23,9 @@ pub fn run(
     json: bool,
     logs: &[PathBuf],
 ) -> Result<i32> {
-    let cfg = match config_path {
-        Some(p) => Config::load(Some(p))?,
-        None => Config::builtin()?,
-    };
+    // as `run` and `check-config`: --config, else /etc/portcullis/portcullis.toml when it
+    // exists, else the built-in default
+    let cfg = Config::load(config_path)?;
     config::check_jail_names(&cfg, jails)?;
     let ctx = super::time_context();
     let mut running: Vec<Jail> = cfg

@@ -508,11 +508,18 @@ impl Engine {
                     ))
                 }
             },
-            Request::Bans => Response {
-                ok: true,
-                bans: self.bans(now, None),
-                ..Default::default()
-            },
+            Request::Bans { jail } => {
+                if let Some(n) = &jail {
+                    if !self.jails.iter().any(|j| j.name() == n) {
+                        return Response::err(format!("no jail named {n:?}"));
+                    }
+                }
+                Response {
+                    ok: true,
+                    bans: self.bans(now, jail.as_deref()),
+                    ..Default::default()
+                }
+            }
             Request::Status { jail } => {
                 if let Some(n) = &jail {
                     if !self.jails.iter().any(|j| j.name() == n) {
@@ -626,10 +633,11 @@ impl Engine {
             addr: ip,
             timeout_ms: len,
         });
-        self.jails[ji].tracker_mut().ban(ip, now, now + len, 0);
+        // the kernel first: a refused ban must not leave the tracker saying "banned"
         if let Err(e) = self.fw.apply(&ops) {
             return Response::err(format!("the firewall refused: {e:#}"));
         }
+        self.jails[ji].tracker_mut().ban(ip, now, now + len, 0);
         if let Err(e) = self.store.apply(&[StoreOp::Ban(BanRecord {
             addr: ip,
             jail: jail.clone(),
@@ -904,5 +912,97 @@ wait "$p"
         for (pid, _, _) in starts(dir) {
             assert!(gone(pid), "journalctl {pid} left running or unreaped");
         }
+    }
+
+    /// A firewall that refuses every change (a missing nft, a full set).
+    struct Refusing;
+
+    impl Firewall for Refusing {
+        fn setup(&mut self, _: &[crate::firewall::JailRules]) -> anyhow::Result<()> {
+            Ok(())
+        }
+        fn apply(&mut self, _: &[FwOp]) -> anyhow::Result<()> {
+            anyhow::bail!("nft: Operation not permitted")
+        }
+        fn list(&mut self) -> anyhow::Result<Vec<(String, IpAddr, Option<i64>)>> {
+            Ok(Vec::new())
+        }
+        fn teardown(&mut self) -> anyhow::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn two_jail_engine(dir: &Path) -> (Engine, Receiver<Msg>) {
+        let cfg_path = dir.join("p.toml");
+        std::fs::write(&cfg_path, config(dir, &[("a", &[]), ("b", &[])])).unwrap();
+        let (tx, rx) = mpsc::channel();
+        (engine(dir, &cfg_path, tx), rx)
+    }
+
+    fn ban(eng: &mut Engine, addr: &str, jail: &str) -> Response {
+        eng.on_control(Request::Ban {
+            addr: addr.into(),
+            jail: Some(jail.into()),
+            duration: None,
+        })
+    }
+
+    #[test]
+    fn bans_lists_one_jail_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut eng, _rx) = two_jail_engine(dir.path());
+        assert!(ban(&mut eng, "203.0.113.5", "a").ok);
+        assert!(ban(&mut eng, "203.0.113.6", "b").ok);
+        let hosts = |r: Response| -> Vec<(String, String)> {
+            r.bans.into_iter().map(|b| (b.host, b.jail)).collect()
+        };
+        let all = hosts(eng.on_control(Request::Bans { jail: None }));
+        assert_eq!(all.len(), 2, "{all:?}");
+        let only_b = hosts(eng.on_control(Request::Bans {
+            jail: Some("b".into()),
+        }));
+        assert_eq!(only_b, [("203.0.113.6".to_string(), "b".to_string())]);
+        let r = eng.on_control(Request::Bans {
+            jail: Some("nosuch".into()),
+        });
+        assert!(!r.ok && r.error.unwrap().contains("nosuch"));
+        // unban --jail lifts only that jail's ban
+        let r = eng.on_control(Request::Unban {
+            addr: None,
+            jail: Some("a".into()),
+            all: true,
+        });
+        assert!(r.ok, "{r:?}");
+        let left = hosts(eng.on_control(Request::Bans { jail: None }));
+        assert_eq!(left, [("203.0.113.6".to_string(), "b".to_string())]);
+    }
+
+    #[test]
+    fn manual_ban_refused_by_the_firewall_leaves_no_ban_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut eng, _rx) = two_jail_engine(dir.path());
+        eng.fw = Box::new(Refusing);
+        let r = ban(&mut eng, "203.0.113.5", "a");
+        assert!(
+            !r.ok && r.error.as_deref().unwrap_or("").contains("refused"),
+            "{r:?}"
+        );
+        let ip: IpAddr = "203.0.113.5".parse().unwrap();
+        assert!(
+            !eng.jails[0].tracker().is_banned(ip),
+            "the tracker says banned, the kernel does not"
+        );
+        assert!(eng.on_control(Request::Bans { jail: None }).bans.is_empty());
+    }
+
+    #[test]
+    fn manual_ban_refuses_loopback_and_ignored_addresses() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut eng, _rx) = two_jail_engine(dir.path());
+        for a in ["127.0.0.1", "::1", "not-an-address"] {
+            let r = ban(&mut eng, a, "a");
+            assert!(!r.ok, "{a}: {r:?}");
+        }
+        assert!(eng.on_control(Request::Bans { jail: None }).bans.is_empty());
     }
 }

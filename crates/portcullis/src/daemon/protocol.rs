@@ -14,7 +14,11 @@ pub enum Request {
         jail: Option<String>,
     },
     /// Active bans.
-    Bans,
+    Bans {
+        /// Only this jail's.
+        #[serde(default)]
+        jail: Option<String>,
+    },
     /// Ban an address by hand.
     Ban {
         /// Address.
