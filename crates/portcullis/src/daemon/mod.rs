@@ -302,11 +302,12 @@ impl Engine {
     }
 
     fn stop(&mut self) -> Result<i32> {
+        log_action(stop_message(
+            &self.cfg.firewall.backend,
+            self.cfg.firewall.keep_bans_on_stop,
+        ));
         if !self.cfg.firewall.keep_bans_on_stop {
             self.fw.teardown()?;
-            log_action("stopped, firewall table removed (keep_bans_on_stop = false)");
-        } else {
-            log_action("stopped, bans stay in the firewall until they expire");
         }
         Ok(0)
     }
@@ -719,6 +720,15 @@ impl Engine {
     }
 }
 
+/// What the daemon says when it stops: where the bans are left.
+fn stop_message(backend: &str, keep_bans: bool) -> &'static str {
+    match (backend, keep_bans) {
+        ("null", _) => "stopped (null backend: nothing was ever put in a firewall)",
+        (_, true) => "stopped, bans stay in the firewall until they expire",
+        (_, false) => "stopped, firewall table removed (keep_bans_on_stop = false)",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -945,6 +955,13 @@ wait "$p"
             jail: Some(jail.into()),
             duration: None,
         })
+    }
+
+    #[test]
+    fn the_null_backend_does_not_claim_bans_stay_in_a_firewall() {
+        assert!(!stop_message("null", true).contains("stay"));
+        assert!(stop_message("nftables", true).contains("stay in the firewall"));
+        assert!(stop_message("nftables", false).contains("removed"));
     }
 
     #[test]
