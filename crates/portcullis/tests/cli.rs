@@ -345,3 +345,52 @@ fn client_without_permission_is_told_permission_denied() {
         "{e}"
     );
 }
+
+/// Regression: a rotated `auth.log.2.gz` was read as text and gave 0 bans with exit 0.
+#[test]
+fn replay_and_test_read_gzip_logs_and_refuse_binary_files() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = String::new();
+    for i in 0..6 {
+        log.push_str(&format!(
+            "Nov 21 10:0{i}:00 h sshd[{i}]: Failed password for root from 203.0.113.1 port 22 ssh2\n"
+        ));
+    }
+    let gz = dir.path().join("auth.log.2.gz");
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(log.as_bytes()).unwrap();
+    std::fs::write(&gz, e.finish().unwrap()).unwrap();
+    let gz = gz.to_str().unwrap();
+
+    let o = portcullis(&["replay", "--json", gz], None);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let bans = text(&o.stdout)
+        .lines()
+        .filter(|l| l.contains("\"ban\"") && l.contains("203.0.113.1"))
+        .count();
+    assert_eq!(bans, 1, "{}", text(&o.stdout));
+
+    let o = portcullis(&["test", "--filter", "sshd", gz], None);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("203.0.113.1"),
+        "{}",
+        text(&o.stdout)
+    );
+
+    let bin = dir.path().join("system.journal");
+    std::fs::write(&bin, b"LPKSHHRH\x00\x00\x00\x00\x01\x02").unwrap();
+    for cmd in [
+        &["replay", bin.to_str().unwrap()][..],
+        &["test", "--filter", "sshd", bin.to_str().unwrap()][..],
+    ] {
+        let o = portcullis(cmd, None);
+        assert!(!o.status.success(), "{cmd:?} accepted a binary file");
+        assert!(
+            text(&o.stderr).contains("binary file"),
+            "{}",
+            text(&o.stderr)
+        );
+    }
+}

@@ -138,15 +138,113 @@ pub fn next_line_start(file: &std::fs::File, at: u64, len: u64) -> io::Result<u6
     Ok(len)
 }
 
-/// Opens `path`, or stdin for `-` / `None`.
+/// Opens `path`, or stdin for `-` / `None`, as text: a gzip stream (a rotated
+/// `auth.log.2.gz`) is decompressed, other compressed or binary input is refused with a
+/// message that says what to do.
 pub fn open(path: Option<&std::path::Path>) -> anyhow::Result<Box<dyn Read>> {
     use anyhow::Context;
-    match path {
-        None => Ok(Box::new(io::stdin().lock())),
-        Some(p) if p.as_os_str() == "-" => Ok(Box::new(io::stdin().lock())),
-        Some(p) => Ok(Box::new(
-            std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?,
-        )),
+    let (name, raw): (String, Box<dyn Read>) = match path {
+        None => ("standard input".into(), Box::new(io::stdin().lock())),
+        Some(p) if p.as_os_str() == "-" => ("standard input".into(), Box::new(io::stdin().lock())),
+        Some(p) => (
+            p.display().to_string(),
+            Box::new(
+                std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?,
+            ),
+        ),
+    };
+    let mut r = io::BufReader::with_capacity(1 << 16, raw);
+    let head = io::BufRead::fill_buf(&mut r).with_context(|| format!("cannot read {name}"))?;
+    match content_kind(head) {
+        Content::Text => Ok(Box::new(r)),
+        Content::Gzip => Ok(Box::new(GzipText {
+            inner: flate2::bufread::MultiGzDecoder::new(r),
+            name,
+        })),
+        other => Err(refusal(&name, &other)),
+    }
+}
+
+/// Whether the log file `path` is gzip-compressed (and must then be read in order through
+/// [`open`], not at offsets); binary and other compressed files are refused as by [`open`].
+pub fn is_gzip(path: &std::path::Path) -> anyhow::Result<bool> {
+    use anyhow::Context;
+    let mut head = [0u8; 8192];
+    let mut f =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut n = 0;
+    while n < head.len() {
+        match f.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+    match content_kind(&head[..n]) {
+        Content::Text => Ok(false),
+        Content::Gzip => Ok(true),
+        other => Err(refusal(&path.display().to_string(), &other)),
+    }
+}
+
+/// The error for input that is not a text log.
+fn refusal(name: &str, what: &Content) -> anyhow::Error {
+    match what {
+        Content::Compressed(tool) => anyhow::anyhow!(
+            "{name} is compressed with {tool}; decompress it first, e.g. `{tool} -dc FILE | portcullis ... -`"
+        ),
+        _ => anyhow::anyhow!(
+            "{name} is a binary file, not a text log (journald's own files are read with `journalctl`, e.g. `journalctl -u ssh --output=short-iso | portcullis ... -`)"
+        ),
+    }
+}
+
+/// What the first bytes of an input say it is.
+#[derive(Debug, PartialEq, Eq)]
+enum Content {
+    Text,
+    Gzip,
+    /// Compressed with a tool we do not decompress (its command name).
+    Compressed(&'static str),
+    Binary,
+}
+
+fn content_kind(head: &[u8]) -> Content {
+    const MAGIC: &[(&[u8], &str)] = &[
+        (b"\xfd7zXZ\x00", "xz"),
+        (b"BZh", "bzip2"),
+        (b"\x28\xb5\x2f\xfd", "zstd"),
+        (b"\x04\x22\x4d\x18", "lz4"),
+    ];
+    if head.starts_with(&[0x1f, 0x8b]) {
+        return Content::Gzip;
+    }
+    if let Some((_, tool)) = MAGIC.iter().find(|(m, _)| head.starts_with(m)) {
+        return Content::Compressed(tool);
+    }
+    // a NUL in the first block: no log writes those (journal files, databases, images do)
+    let probe = &head[..head.len().min(8192)];
+    if memchr::memchr(0, probe).is_some() {
+        return Content::Binary;
+    }
+    Content::Text
+}
+
+/// A gzip stream whose decoding errors name the file.
+struct GzipText<R> {
+    inner: R,
+    name: String,
+}
+
+impl<R: Read> Read for GzipText<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("{}: not a valid gzip stream: {e}", self.name),
+            )
+        })
     }
 }
 
@@ -174,6 +272,51 @@ mod tests {
             .unwrap();
             assert_eq!(got, data, "size {size}");
         }
+    }
+
+    #[test]
+    fn content_is_told_by_its_first_bytes() {
+        assert_eq!(
+            content_kind(b"Nov 21 10:00:01 h sshd[1]: x\n"),
+            Content::Text
+        );
+        assert_eq!(content_kind(b""), Content::Text);
+        assert_eq!(content_kind(&[0x1f, 0x8b, 8, 0]), Content::Gzip);
+        assert_eq!(content_kind(b"\xfd7zXZ\x00\x00"), Content::Compressed("xz"));
+        assert_eq!(content_kind(b"BZh91AY"), Content::Compressed("bzip2"));
+        assert_eq!(content_kind(b"LPKSHHRH\x00\x00\x00"), Content::Binary);
+    }
+
+    #[test]
+    fn gzip_logs_are_read_as_text_and_binary_files_refused() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let text = "line one\nline two\n".repeat(1000);
+        let gz = dir.path().join("auth.log.2.gz");
+        // two members, as `cat a.gz b.gz` makes: both are read
+        let mut data = Vec::new();
+        for part in [&text[..text.len() / 2], &text[text.len() / 2..]] {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(part.as_bytes()).unwrap();
+            data.extend(e.finish().unwrap());
+        }
+        std::fs::write(&gz, &data).unwrap();
+        assert!(is_gzip(&gz).unwrap());
+        let mut got = String::new();
+        open(Some(&gz)).unwrap().read_to_string(&mut got).unwrap();
+        assert_eq!(got, text);
+        let bin = dir.path().join("system.journal");
+        std::fs::write(&bin, b"LPKSHHRH\x00\x00\x00\x00more").unwrap();
+        let e = format!("{:#}", open(Some(&bin)).err().unwrap());
+        assert!(
+            e.contains("binary file") && e.contains("system.journal"),
+            "{e}"
+        );
+        let plain = dir.path().join("auth.log");
+        std::fs::write(&plain, &text).unwrap();
+        assert!(!is_gzip(&plain).unwrap());
+        let e = format!("{:#}", is_gzip(&bin).unwrap_err());
+        assert!(e.contains("binary file"), "{e}");
     }
 
     #[test]

@@ -194,11 +194,13 @@ fn summarise_file(set: &MatchSet, path: &Path, ctx: &TimeContext) -> Result<Stat
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let meta = file.metadata().with_context(cannot)?;
-    if !meta.is_file() {
-        // a pipe or a device: one reader, in order
+    if !meta.is_file() || input::is_gzip(path)? {
+        // a pipe, a device or a compressed log: one reader, in order (through `open`,
+        // which decompresses)
         let mut s = Stats::default();
         let mut scratch = set.scratch();
-        input::for_each_line(file, |l| count(set, &mut scratch, &mut s, l, ctx))
+        let r = input::open(Some(path))?;
+        input::for_each_line(r, |l| count(set, &mut scratch, &mut s, l, ctx))
             .with_context(cannot)?;
         return Ok(s);
     }
