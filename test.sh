@@ -30,4 +30,5 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
 fi
 
 cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-2}"

@@ -51,14 +51,28 @@ pub struct TrackerConfig {
     pub max_tracked: usize,
 }
 
+/// Default failures that ban. fail2ban uses 5 failures in 10 minutes and a 10-minute ban;
+/// we keep its threshold (people know it, and a user who mistypes a password 4 times is not
+/// banned) but ban for 1 hour: password-guessing bots retry after 10 minutes, and the owner
+/// cannot be locked out (own addresses, loopback and `ignore` are never banned). These
+/// constants are the one source of the defaults: the configuration uses them too.
+pub const DEFAULT_MAXRETRY: u32 = 5;
+/// Default window, see [`DEFAULT_MAXRETRY`]: 10 minutes.
+pub const DEFAULT_FINDTIME: Millis = 10 * 60_000;
+/// Default ban length, see [`DEFAULT_MAXRETRY`]: 1 hour.
+pub const DEFAULT_BANTIME: Millis = 60 * 60_000;
+/// Default cap on addresses with an open window, per jail.
+pub const DEFAULT_MAX_TRACKED: usize = 200_000;
+
 impl Default for TrackerConfig {
-    /// Five failures in ten minutes ban for ten minutes; up to 100,000 tracked addresses.
+    /// [`DEFAULT_MAXRETRY`] failures in [`DEFAULT_FINDTIME`] ban for [`DEFAULT_BANTIME`];
+    /// up to [`DEFAULT_MAX_TRACKED`] tracked addresses.
     fn default() -> Self {
         TrackerConfig {
-            maxretry: 5,
-            findtime: 600_000,
-            bantime: 600_000,
-            max_tracked: 100_000,
+            maxretry: DEFAULT_MAXRETRY,
+            findtime: DEFAULT_FINDTIME,
+            bantime: DEFAULT_BANTIME,
+            max_tracked: DEFAULT_MAX_TRACKED,
         }
     }
 }

@@ -21,15 +21,10 @@ use toml::Spanned;
 /// Where the configuration is looked for when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/portcullis/portcullis.toml";
 
-/// Default jail thresholds. fail2ban uses 5 failures in 10 minutes and a 10-minute ban;
-/// we keep its threshold (people know it, and a user who mistypes a password 4 times is
-/// not banned) but ban for 1 hour: password-guessing bots retry after 10 minutes, and the
-/// owner cannot be locked out (own addresses, loopback and `ignore` are never banned).
-pub const DEFAULT_MAXRETRY: u32 = 5;
-/// Default findtime, see [`DEFAULT_MAXRETRY`].
-pub const DEFAULT_FINDTIME: &str = "10m";
-/// Default bantime, see [`DEFAULT_MAXRETRY`].
-pub const DEFAULT_BANTIME: &str = "1h";
+/// The jail defaults are core's (one source of truth): 5 failures in 10 minutes ban for 1 hour.
+pub use portcullis_core::track::{
+    DEFAULT_BANTIME, DEFAULT_FINDTIME, DEFAULT_MAXRETRY, DEFAULT_MAX_TRACKED,
+};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -228,7 +223,7 @@ impl Config {
             ignore: Vec::new(),
             ignore_self: true,
             on_corrupt_state: OnCorrupt::MoveAside,
-            max_tracked: 200_000,
+            max_tracked: DEFAULT_MAX_TRACKED,
             firewall: FirewallConfig {
                 backend: "nftables".into(),
                 table: "portcullis".into(),
@@ -393,9 +388,9 @@ fn cidrs(src: &Src, list: &[Spanned<String>], key: &str) -> Result<Vec<Cidr>> {
         .collect()
 }
 
-fn duration(src: &Src, s: &Option<Spanned<String>>, key: &str, default: &str) -> Result<Millis> {
+fn duration(src: &Src, s: &Option<Spanned<String>>, key: &str, default: Millis) -> Result<Millis> {
     match s {
-        None => Ok(portcullis_core::duration::parse(default).expect("default duration")),
+        None => Ok(default),
         Some(s) => {
             let d = portcullis_core::duration::parse(s.get_ref())
                 .map_err(|e| src.err(s.span(), key, e))?;
@@ -748,7 +743,7 @@ fn validate_jail(at: &Layered, custom: &[Filter]) -> Result<JailConfig> {
 }
 
 /// A jail duration key: a string such as "10m", longer than 0.
-fn jail_duration(at: &Layered, key: &str, default: &str) -> Result<Millis> {
+fn jail_duration(at: &Layered, key: &str, default: Millis) -> Result<Millis> {
     let s = at.string(key, DURATION_WHAT)?;
     let src = at.get(key).map_or(at.builtin, |(s, _)| s);
     duration(src, &s, key, default)
@@ -941,6 +936,17 @@ mod tests {
         let c = load("# [[jail]]\n# name = \"web\"\n").unwrap();
         assert_eq!(c.jails.len(), 1);
         assert_eq!(c.jails[0].name, "sshd");
+    }
+
+    #[test]
+    fn defaults_are_cores() {
+        let t = portcullis_core::track::TrackerConfig::default();
+        let c = load("").unwrap();
+        let j = &c.jails[0];
+        assert_eq!(
+            (j.maxretry, j.findtime, j.bantime, c.max_tracked),
+            (t.maxretry, t.findtime, t.bantime, t.max_tracked)
+        );
     }
 
     #[test]
