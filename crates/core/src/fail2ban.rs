@@ -776,10 +776,8 @@ struct Tr {
 
 /// The `{HOST}` macro without its capture name, for a second address in one pattern.
 fn anonymous_host() -> String {
-    macros::MACROS
-        .iter()
-        .find(|(k, _)| *k == "HOST")
-        .map(|(_, v)| v.replacen("(?P<host>", "(?:", 1))
+    macros::get("HOST")
+        .map(|v| v.replacen("(?P<host>", "(?:", 1))
         .unwrap_or_else(|| "\\S+".into())
 }
 

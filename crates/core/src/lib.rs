@@ -9,7 +9,8 @@
 #![deny(missing_docs)]
 
 pub mod addr;
-pub mod bytes;
+/// Byte-string helpers (shared with the pattern engines).
+pub use portcullis_pattern::bytes;
 pub mod decision;
 pub mod duration;
 pub mod fail2ban;

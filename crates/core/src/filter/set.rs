@@ -3,21 +3,17 @@
 //! Hot path per line: parse the prefix (no allocation), reject lines of programs no filter
 //! reads, pick the candidate rules (by the literal prefixes their matches start with, or by a
 //! literal they contain, found in one Aho-Corasick pass), and run the anchored pattern with
-//! captures only for those. Each pattern runs on the [`backtrack`] matcher first (machine
-//! code for the built-in filters' patterns), which gives up on a search that grows beyond a
-//! budget linear in the line's length; then on [`engine`] (two linear DFA/NFA passes); the
-//! regex crate is the last resort. All three give the regex crate's exact captures.
+//! captures only for those, through its [`portcullis_pattern::Pattern`] (which decides
+//! which of its engines answers; all give the regex crate's exact captures).
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasherDefault;
 use std::net::IpAddr;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-use regex::bytes::CaptureLocations;
 use smallvec::SmallVec;
 
-use super::backtrack;
-use super::compile::{engine, Filter};
+use super::compile::{Filter, HOST, KEY, TIME, USER};
 use super::def::Class;
 use crate::decision::Millis;
 use crate::prefix::{self, Parsed};
@@ -82,11 +78,8 @@ struct RuleRef {
 /// Mutable per-reader state: capture buffers, DFA caches and multi-line correlation memory.
 #[derive(Debug)]
 pub struct Scratch {
-    /// Capture buffers for the regex crate, made when a rule first needs it.
-    locs: Vec<Option<CaptureLocations>>,
-    caches: Vec<engine::Cache>,
-    /// Buffers of the backtracker.
-    bt: backtrack::Scratch,
+    /// The search state of each rule's pattern.
+    caches: Vec<portcullis_pattern::Cache>,
     /// Per filter: what `correlate` lines said per session, oldest first; bounded.
     remembered: Vec<VecDeque<Remembered>>,
     /// Candidate rules: (rule, prefix literal id or `u32::MAX`, prefix length).
@@ -135,7 +128,7 @@ impl Prefilter {
         let mut lits = LitBuilder::default();
         let mut always = Vec::new();
         for (id, r) in rules {
-            if let Some(pre) = &r.prefixes {
+            if let Some(pre) = r.pattern.prefix_literals() {
                 for (li, l) in pre.iter().enumerate() {
                     prefixes.insert(l, (id, li as u32));
                 }
@@ -262,9 +255,9 @@ impl MatchSet {
     pub fn scratch(&self) -> Scratch {
         let rules = self.filters.iter().flat_map(|f| f.rules.iter());
         Scratch {
-            locs: rules.clone().map(|_| None).collect(),
-            caches: rules.map(|_| engine::Cache::default()).collect(),
-            bt: backtrack::Scratch::default(),
+            caches: rules
+                .map(|_| portcullis_pattern::Cache::default())
+                .collect(),
             remembered: self.filters.iter().map(|_| VecDeque::new()).collect(),
             cands: SmallVec::new(),
             stamp: None,
@@ -356,49 +349,18 @@ impl MatchSet {
                 }
             }
             let flat = flat as usize;
-            // the backtracker first, then the two-pass engine, then the regex crate (each
-            // asked only when the one before gave up; `plain`: the regex crate alone)
-            let bt = match &r.bt {
-                Some(bt) if !plain => bt.run(msg, &mut scratch.bt),
-                _ => backtrack::Outcome::GaveUp,
+            let c = &mut scratch.caches[flat];
+            let matched = if plain {
+                r.pattern.captures_reference(msg, c)
+            } else {
+                let prefix = (pid != u32::MAX).then_some((pid, plen as usize));
+                r.pattern.captures_with_prefix(msg, c, prefix)
             };
-            let fast = match bt {
-                backtrack::Outcome::NoMatch => continue,
-                backtrack::Outcome::Match => engine::Outcome::Match,
-                backtrack::Outcome::GaveUp => match (!plain).then(|| r.prog()).flatten() {
-                    Some(prog) => {
-                        let prefix = (pid != u32::MAX).then_some((pid, plen as usize));
-                        prog.run(&mut scratch.caches[flat], msg, prefix)
-                    }
-                    None => engine::Outcome::GaveUp,
-                },
-            };
-            let (host, user, time, key) = match fast {
-                engine::Outcome::NoMatch => continue,
-                engine::Outcome::Match if bt == backtrack::Outcome::Match => {
-                    let c = &scratch.bt;
-                    (c.group(0), c.group(1), c.group(2), c.group(3))
-                }
-                engine::Outcome::Match => {
-                    let c = &scratch.caches[flat];
-                    (c.group(0), c.group(1), c.group(2), c.group(3))
-                }
-                engine::Outcome::GaveUp => {
-                    let Some(re) = r.regex() else {
-                        continue;
-                    };
-                    let locs = scratch.locs[flat].get_or_insert_with(|| re.capture_locations());
-                    if re.captures_read(locs, msg).is_none() {
-                        continue;
-                    }
-                    (
-                        r.host.and_then(|h| locs.get(h)),
-                        r.user.and_then(|u| locs.get(u)),
-                        r.time.and_then(|t| locs.get(t)),
-                        r.key.and_then(|k| locs.get(k)),
-                    )
-                }
-            };
+            if !matched {
+                continue;
+            }
+            let (host, user, time, key) =
+                (c.group(HOST), c.group(USER), c.group(TIME), c.group(KEY));
             let session = Session {
                 host: p.host.unwrap_or_default(),
                 pid: p.pid,
@@ -886,7 +848,7 @@ mod tests {
                     let f = Filter::from_toml(b.source, b.name).ok()?;
                     // build the engines now, so that clones share them
                     f.rules.iter().for_each(|r| {
-                        r.prog();
+                        r.pattern.has_twopass();
                     });
                     let lines = sample::parse(b.sample)
                         .ok()?

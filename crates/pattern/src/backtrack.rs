@@ -25,7 +25,7 @@
 //! scanned (between two choices at most the program's length of instructions run, since
 //! every loop passes a choice; so time and the backtracking stack stay linear too); a
 //! search that exhausts it gives up, and the caller runs the linear two-pass engine
-//! ([`super::compile::engine`]) instead. The answer is the same either way; only the time
+//! (`crate::twopass`) instead. The answer is the same either way; only the time
 //! differs, and it stays linear in the line's length.
 
 use regex_syntax::hir::{Class, Hir, HirKind, Look};
@@ -34,18 +34,18 @@ use crate::bytes::{eq as same, find, rfind};
 
 /// Programs up to this size get machine code in `build.rs` (longer ones are long lists of
 /// words: code size).
-pub(crate) const NATIVE_MAX_INSTS: usize = 400;
+pub const NATIVE_MAX_INSTS: usize = 400;
 /// Programs with more instructions are not built (large counted repetitions).
 const MAX_INSTS: usize = 2_000;
 /// Distinct byte sets per program (classes and first-byte sets).
 const MAX_SETS: usize = 250;
 /// Compact capture slots: two per wanted group.
-pub(crate) const SLOTS: usize = 8;
-pub(crate) const UNSET: u32 = u32::MAX;
+pub const SLOTS: usize = 8;
+pub const UNSET: u32 = u32::MAX;
 
 /// Result of [`Prog::run`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
+pub enum Outcome {
     /// The pattern does not match the whole haystack.
     NoMatch,
     /// It matches; [`Scratch::group`] gives the captures.
@@ -55,7 +55,7 @@ pub(crate) enum Outcome {
 }
 
 /// Index of a byte set in [`Prog::sets`]; [`ALL`] is every byte (no lookup).
-pub(crate) type SetId = u16;
+pub type SetId = u16;
 const ALL: SetId = u16::MAX;
 
 /// A 256-bit byte set.
@@ -67,7 +67,7 @@ fn has(bits: &Bits, b: u8) -> bool {
 
 /// What must hold where the instruction after a run starts (to skip hopeless lengths).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Need {
+pub enum Need {
     /// Nothing known.
     Any,
     /// This byte.
@@ -81,9 +81,9 @@ pub(crate) enum Need {
 /// The bytes a path from some instruction can start with, and whether one can succeed at
 /// the end of the haystack: a quick test that an alternative is hopeless.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct Guard {
-    pub(crate) set: SetId,
-    pub(crate) end: bool,
+pub struct Guard {
+    pub set: SetId,
+    pub end: bool,
 }
 
 const OPEN: Guard = Guard {
@@ -135,11 +135,11 @@ struct Inst {
 
 /// The same search as [`Prog::run`], compiled to machine code for one program (the
 /// built-in filters' patterns, see `build.rs`).
-pub(crate) type NativeFn = fn(&Prog, &[u8], &mut Scratch) -> Outcome;
+pub type NativeFn = fn(&Prog, &[u8], &mut Scratch) -> Outcome;
 
 /// One pattern, compiled for backtracking (immutable, shared between threads).
 #[derive(Debug)]
-pub(crate) struct Prog {
+pub struct Prog {
     insts: Vec<Inst>,
     start: u32,
     sets: Vec<Bits>,
@@ -148,7 +148,7 @@ pub(crate) struct Prog {
 }
 
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Frame {
+pub enum Frame {
     /// Resume at `pc` with `pos`.
     Alt { pc: u32, pos: u32 },
     /// A greedy run at `pc` may still end at a position in `lo..cur`.
@@ -161,14 +161,14 @@ pub(crate) enum Frame {
 
 /// Per-reader buffers (reused across searches and programs).
 #[derive(Debug, Default)]
-pub(crate) struct Scratch {
-    pub(crate) stack: Vec<Frame>,
-    pub(crate) slots: [u32; SLOTS],
+pub struct Scratch {
+    pub stack: Vec<Frame>,
+    pub slots: [u32; SLOTS],
 }
 
 impl Scratch {
     /// Start and end of wanted group `j` of the last match.
-    pub(crate) fn group(&self, j: usize) -> Option<(usize, usize)> {
+    pub fn group(&self, j: usize) -> Option<(usize, usize)> {
         let (s, e) = (self.slots[2 * j], self.slots[2 * j + 1]);
         (s != UNSET && e != UNSET).then_some((s as usize, e as usize))
     }
@@ -425,7 +425,7 @@ impl Prog {
     /// Compiles the HIR of a whole anchored pattern, recording the capture groups `groups`
     /// (group indexes, as the regex crate numbers them; at most [`SLOTS`]` / 2`); `None`
     /// when this matcher does not handle the pattern.
-    pub(crate) fn build(hir: &Hir, groups: &[Option<usize>]) -> Option<Prog> {
+    pub fn build(hir: &Hir, groups: &[Option<usize>]) -> Option<Prog> {
         if groups.len() > SLOTS / 2 {
             return None;
         }
@@ -542,24 +542,25 @@ impl Prog {
 
     /// Uses `native` for this program: it must have been generated from a program with the
     /// same [`Prog::fingerprint`].
-    pub(crate) fn with_native(mut self, native: Option<NativeFn>) -> Prog {
+    pub fn with_native(mut self, native: Option<NativeFn>) -> Prog {
         self.native = native;
         self
     }
 
     /// The number of instructions (long programs stay interpreted).
-    pub(crate) fn len(&self) -> usize {
+    #[allow(clippy::len_without_is_empty)] // never empty: at least the match instruction
+    pub fn len(&self) -> usize {
         self.insts.len()
     }
 
     /// True when the search runs as machine code.
-    pub(crate) fn has_native(&self) -> bool {
+    pub fn has_native(&self) -> bool {
         self.native.is_some()
     }
 
     /// Matches the whole of `hay`; the captures go to `sc` ([`Scratch::group`]).
     #[inline]
-    pub(crate) fn run(&self, hay: &[u8], sc: &mut Scratch) -> Outcome {
+    pub fn run(&self, hay: &[u8], sc: &mut Scratch) -> Outcome {
         match self.native {
             Some(f) => f(self, hay, sc),
             None => self.interpret(hay, sc),
@@ -569,7 +570,7 @@ impl Prog {
     /// What a search starts with: the budget, or `None` for a haystack too long for
     /// 32-bit positions (the caller gives up).
     #[inline(always)]
-    pub(crate) fn begin(hay: &[u8], sc: &mut Scratch) -> Option<i64> {
+    pub fn begin(hay: &[u8], sc: &mut Scratch) -> Option<i64> {
         if hay.len() >= (u32::MAX / 8) as usize {
             return None;
         }
@@ -580,7 +581,7 @@ impl Prog {
 
     /// [`Prog::run`] by interpreting the instructions.
     #[inline(never)]
-    pub(crate) fn interpret(&self, hay: &[u8], sc: &mut Scratch) -> Outcome {
+    pub fn interpret(&self, hay: &[u8], sc: &mut Scratch) -> Outcome {
         let Some(mut budget) = Self::begin(hay, sc) else {
             return Outcome::GaveUp;
         };
@@ -719,7 +720,7 @@ impl Prog {
     /// Goes back to the latest choice that has an untried alternative, restoring captures
     /// on the way: where to continue, or `None` when no choice is left.
     #[inline(never)]
-    pub(crate) fn step_back(
+    pub fn step_back(
         &self,
         hay: &[u8],
         stack: &mut Vec<Frame>,
@@ -814,14 +815,7 @@ impl Prog {
 
     /// The largest position in `lo..=hi` where `need` holds.
     #[inline(always)]
-    pub(crate) fn last(
-        &self,
-        hay: &[u8],
-        need: Need,
-        lo: u32,
-        hi: u32,
-        budget: &mut i64,
-    ) -> Option<u32> {
+    pub fn last(&self, hay: &[u8], need: Need, lo: u32, hi: u32, budget: &mut i64) -> Option<u32> {
         let byte = match need {
             Need::Any => return Some(hi),
             Need::Byte(b) => b,
@@ -856,14 +850,7 @@ impl Prog {
 
     /// The smallest position in `lo..=hi` where `need` holds.
     #[inline(always)]
-    pub(crate) fn first(
-        &self,
-        hay: &[u8],
-        need: Need,
-        lo: u32,
-        hi: u32,
-        budget: &mut i64,
-    ) -> Option<u32> {
+    pub fn first(&self, hay: &[u8], need: Need, lo: u32, hi: u32, budget: &mut i64) -> Option<u32> {
         let byte = match need {
             Need::Any => return Some(lo),
             Need::Byte(b) => b,
@@ -901,7 +888,7 @@ impl Prog {
     /// A hash of the program (its instructions, sets and start), the same in the build
     /// script that generates machine code and in the library that uses it: machine code is
     /// used only for a program with the same fingerprint.
-    pub(crate) fn fingerprint(&self) -> u64 {
+    pub fn fingerprint(&self) -> u64 {
         use std::hash::{Hash, Hasher};
         let mut h = crate::bytes::Fnv::default();
         (&self.insts, self.start, &self.sets).hash(&mut h);
@@ -915,7 +902,7 @@ impl Prog {
     /// built-in filters; the backtracking (`step_back`) and the searches of greedy runs are
     /// the interpreter's own functions.
     #[allow(dead_code)]
-    pub(crate) fn emit_rust(&self, name: &str) -> String {
+    pub fn emit_rust(&self, name: &str) -> String {
         let set_expr = |s: SetId, c: &str| -> String {
             if s == ALL {
                 return "true".into();
@@ -1062,7 +1049,7 @@ impl Prog {
             arms.push_str(&format!("                {k} => {{ {body} }}\n"));
         }
         format!(
-            "pub(crate) fn {name}(p: &Prog, hay: &[u8], sc: &mut Scratch) -> Outcome {{
+            "pub fn {name}(p: &Prog, hay: &[u8], sc: &mut Scratch) -> Outcome {{
     let Some(mut budget) = Prog::begin(hay, sc) else {{
         return Outcome::GaveUp;
     }};
@@ -1094,7 +1081,7 @@ impl Prog {
 
 /// The index of the capture group called `name`, as the regex crate numbers groups (the
 /// HIR keeps the parser's numbering).
-pub(crate) fn group_index(hir: &Hir, name: &str) -> Option<usize> {
+pub fn group_index(hir: &Hir, name: &str) -> Option<usize> {
     match hir.kind() {
         HirKind::Capture(c) if c.name.as_deref() == Some(name) => Some(c.index as usize),
         HirKind::Capture(c) => group_index(&c.sub, name),
@@ -1231,69 +1218,6 @@ mod tests {
             let got = ours(&prog, &mut sc, line.as_bytes());
             prop_assert_eq!(got, Some(reference(&re, line.as_bytes())), "{}", line);
         }
-    }
-
-    #[test]
-    fn the_builtin_filters_run_on_it() {
-        let mut without = Vec::new();
-        for b in crate::filter::builtin::all() {
-            let f = crate::filter::Filter::from_toml(b.source, b.name).unwrap();
-            for r in f.rules() {
-                if r.bt.is_none() {
-                    without.push(format!("{} {}", b.name, r.id));
-                }
-            }
-        }
-        assert!(without.is_empty(), "{without:?}");
-    }
-
-    #[test]
-    fn machine_code_searches_as_the_interpreter_does() {
-        let mut native = 0;
-        let mut sc = Scratch::default();
-        for b in crate::filter::builtin::all() {
-            let f = crate::filter::Filter::from_toml(b.source, b.name).unwrap();
-            let hays = crate::filter::sample::haystacks(b.sample, true);
-            for r in f.rules() {
-                let Some(p) = r.bt.as_deref().filter(|p| p.has_native()) else {
-                    continue;
-                };
-                native += 1;
-                for h in &hays {
-                    let got = p.run(h, &mut sc);
-                    let got = (got, [0, 1, 2, 3].map(|j| sc.group(j)));
-                    let want = p.interpret(h, &mut sc);
-                    let want = (want, [0, 1, 2, 3].map(|j| sc.group(j)));
-                    assert_eq!(
-                        got,
-                        want,
-                        "{} {}: {:?}",
-                        b.name,
-                        r.id,
-                        String::from_utf8_lossy(h)
-                    );
-                }
-            }
-        }
-        // most built-in patterns run as machine code (the rest are long lists of words)
-        assert!(native > 150, "{native}");
-        let sshd = crate::filter::builtin::get("sshd").unwrap();
-        let f = crate::filter::Filter::from_toml(sshd.source, "sshd").unwrap();
-        assert!(f
-            .rules()
-            .iter()
-            .all(|r| r.bt.as_ref().is_some_and(|p| p.has_native())));
-    }
-
-    #[test]
-    fn a_changed_pattern_is_interpreted() {
-        let sshd = crate::filter::builtin::get("sshd").unwrap();
-        let changed = sshd
-            .source
-            .replace("Failed (?:password", "Failed (?:passw0rd");
-        let f = crate::filter::Filter::from_toml(&changed, "sshd").unwrap();
-        assert!(!f.rules()[0].bt.as_ref().unwrap().has_native());
-        assert!(f.rules()[1].bt.as_ref().unwrap().has_native());
     }
 
     #[test]
@@ -1487,25 +1411,6 @@ mod tests {
             failures.len()
         );
         assert!(failures.is_empty(), "{}", failures.len());
-    }
-
-    /// Every built-in rule whose program is short enough for `build.rs` (400 instructions)
-    /// runs as machine code: otherwise `build.rs` built a different program (e.g. other group
-    /// numbers from its `group_index` than `compile.rs` gets from the NFA's group info).
-    #[test]
-    fn short_builtin_programs_are_all_native() {
-        let mut interpreted = Vec::new();
-        for b in crate::filter::builtin::all() {
-            let f = crate::filter::Filter::from_toml(b.source, b.name).unwrap();
-            for r in f.rules() {
-                if let Some(p) = r.bt.as_deref() {
-                    if p.len() <= NATIVE_MAX_INSTS && !p.has_native() {
-                        interpreted.push(format!("{} {}", b.name, r.id));
-                    }
-                }
-            }
-        }
-        assert!(interpreted.is_empty(), "{interpreted:?}");
     }
 
     /// Hand-picked shapes (greedy/lazy, nested counted groups, empty

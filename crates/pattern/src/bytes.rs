@@ -2,9 +2,9 @@
 //! searched there are short: literals, program names, fields of a prefix, where a call into
 //! `memcmp` or a vector search costs more than the work), and the one FNV-1a hash.
 
-/// `a == b`, eight bytes at a time for short slices.
+/// `a == b`, eight bytes at a time for short slices (a plain loop beats `memcmp` there).
 #[inline(always)]
-pub(crate) fn eq(a: &[u8], b: &[u8]) -> bool {
+pub fn eq(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
     if n != b.len() {
         return false;
@@ -37,7 +37,7 @@ pub(crate) fn eq(a: &[u8], b: &[u8]) -> bool {
 
 /// `memchr`, with a plain loop for short haystacks.
 #[inline(always)]
-pub(crate) fn find(b: u8, hay: &[u8]) -> Option<usize> {
+pub fn find(b: u8, hay: &[u8]) -> Option<usize> {
     if hay.len() <= 24 {
         hay.iter().position(|&c| c == b)
     } else {
@@ -47,7 +47,7 @@ pub(crate) fn find(b: u8, hay: &[u8]) -> Option<usize> {
 
 /// `memrchr`, with a plain loop for short haystacks.
 #[inline(always)]
-pub(crate) fn rfind(b: u8, hay: &[u8]) -> Option<usize> {
+pub fn rfind(b: u8, hay: &[u8]) -> Option<usize> {
     if hay.len() <= 24 {
         hay.iter().rposition(|&c| c == b)
     } else {

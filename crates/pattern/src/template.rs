@@ -1,0 +1,114 @@
+//! `{NAME}` templates: named pieces of pattern text expanded before compiling, and the
+//! anchoring of a pattern to the whole haystack.
+//!
+//! Only `{NAME}` with an upper-case name (letters, digits, `_`) is a template; `{1,3}` stays
+//! a regex repetition and `\{NAME}` a literal. The caller supplies the table.
+
+/// Expands the `{NAME}`s of `pattern` from `table`; an unknown name is an error that lists
+/// the known ones.
+pub fn expand(pattern: &str, table: &[(String, String)]) -> Result<String, String> {
+    let mut out = String::with_capacity(pattern.len() * 2);
+    let mut rest = pattern;
+    while let Some(open) = rest.find('{') {
+        // a literal "\{" is not a template
+        let escaped = rest[..open].ends_with('\\') && !rest[..open].ends_with("\\\\");
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let name = after.find('}').map(|c| &after[..c]);
+        match name {
+            Some(n)
+                if !escaped
+                    && !n.is_empty()
+                    && n.bytes()
+                        .all(|b| b.is_ascii_uppercase() || b == b'_' || b.is_ascii_digit())
+                    && n.as_bytes()[0].is_ascii_uppercase() =>
+            {
+                let Some((_, exp)) = table.iter().find(|(k, _)| k == n) else {
+                    let known: Vec<String> =
+                        table.iter().map(|(k, _)| format!("{{{k}}}")).collect();
+                    return Err(format!(
+                        "unknown macro {{{n}}}; known macros: {}",
+                        known.join(", ")
+                    ));
+                };
+                out.push_str(exp);
+                rest = &after[n.len() + 1..];
+            }
+            _ => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Anchors `pattern` at both ends, with Unicode off (patterns run on bytes) and `.`
+/// matching any byte: `(?s-u)^(?:…)$`. A leading `^` and trailing `$` are dropped first.
+/// (A pattern with an unbalanced `)`, `a)|(?:b`, closes the group early and leaves a branch
+/// unanchored: check [`crate::Pattern::is_anchored`].)
+pub fn anchored(pattern: &str) -> String {
+    let body = pattern.strip_prefix('^').unwrap_or(pattern);
+    let body = if body.ends_with('$') && !body.ends_with("\\$") {
+        &body[..body.len() - 1]
+    } else {
+        body
+    };
+    format!("(?s-u)^(?:{body})$")
+}
+
+/// Parses a table of `NAME = 'text'` lines (TOML with string values only).
+pub fn parse_table(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (k, v) = line
+            .split_once('=')
+            .ok_or_else(|| format!("line {}: expected NAME = '...'", i + 1))?;
+        let v = v.trim();
+        let v = v
+            .strip_prefix('\'')
+            .and_then(|v| v.strip_suffix('\''))
+            .ok_or_else(|| format!("line {}: the value must be a '...' literal string", i + 1))?;
+        out.push((k.trim().to_string(), v.to_string()));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> Vec<(String, String)> {
+        parse_table("# c\nHOST = '(?P<host>[0-9.]+)'\nPORT = '[0-9]{1,5}'\n").unwrap()
+    }
+
+    #[test]
+    fn expands_known_and_keeps_repetitions_and_escapes() {
+        let e = expand(r"from {HOST} port {PORT} x{1,3}", &table()).unwrap();
+        assert_eq!(e, r"from (?P<host>[0-9.]+) port [0-9]{1,5} x{1,3}");
+        assert!(expand(r"a\{HOST}", &table()).unwrap().contains(r"\{HOST}"));
+    }
+
+    #[test]
+    fn unknown_names_list_the_known() {
+        let e = expand("from {HOTS}", &table()).unwrap_err();
+        assert!(e.contains("{HOTS}") && e.contains("{HOST}"), "{e}");
+    }
+
+    #[test]
+    fn anchors_once() {
+        assert_eq!(anchored("^a|b$"), "(?s-u)^(?:a|b)$");
+        assert_eq!(anchored(r"a\$"), r"(?s-u)^(?:a\$)$");
+    }
+
+    #[test]
+    fn table_lines_must_be_literal_strings() {
+        assert!(parse_table("HOST = \"x\"\n").is_err());
+        assert!(parse_table("HOST\n").is_err());
+    }
+}
