@@ -39,6 +39,7 @@ struct RawConfig {
     ignore_self: Option<bool>,
     on_corrupt_state: Option<Spanned<String>>,
     max_tracked: Option<usize>,
+    max_line: Option<Spanned<usize>>,
     firewall: Option<RawFirewall>,
     #[serde(default)]
     jail: Vec<RawJail>,
@@ -149,6 +150,9 @@ pub struct Config {
     pub on_corrupt_state: OnCorrupt,
     /// Cap on addresses tracked per jail.
     pub max_tracked: usize,
+    /// Longest log line matched whole, in bytes; longer ones are matched on their head and
+    /// tail, and counted (see [`crate::sources::line`]). Read at start.
+    pub max_line: usize,
     /// Firewall settings.
     pub firewall: FirewallConfig,
     /// Enabled jails.
@@ -216,6 +220,7 @@ impl Config {
             ignore_self: true,
             on_corrupt_state: OnCorrupt::MoveAside,
             max_tracked: 200_000,
+            max_line: crate::sources::line::DEFAULT_MAX_LINE,
             firewall: FirewallConfig {
                 backend: "nftables".into(),
                 table: "portcullis".into(),
@@ -265,6 +270,13 @@ impl Config {
             }
             if let Some(m) = raw.max_tracked {
                 cfg.max_tracked = m.max(100);
+            }
+            if let Some(m) = raw.max_line {
+                use crate::sources::line::{MAX_MAX_LINE, MIN_MAX_LINE};
+                if !(MIN_MAX_LINE..=MAX_MAX_LINE).contains(m.get_ref()) {
+                    return Err(src.err(m.span(), "max_line", format!("{} is not valid; use a number of bytes from {MIN_MAX_LINE} to {MAX_MAX_LINE} (default {})", m.get_ref(), crate::sources::line::DEFAULT_MAX_LINE)));
+                }
+                cfg.max_line = *m.get_ref();
             }
             if let Some(s) = raw.on_corrupt_state {
                 cfg.on_corrupt_state = match s.get_ref().as_str() {
