@@ -109,7 +109,7 @@ pub struct JailConfig {
     pub filter_names: Vec<String>,
     /// The compiled filters.
     pub filters: Vec<Filter>,
-    /// Log sources: file paths, or `journal:FIELD=VALUE` for the systemd journal.
+    /// Log sources: file paths, or `journal:FIELD=VALUE …` for the systemd journal.
     pub logs: Vec<String>,
     /// Failures that lead to a ban.
     pub maxretry: u32,
@@ -355,15 +355,13 @@ impl Config {
     }
 }
 
-/// `/var/log/auth.log` when it exists (rsyslog), else the systemd journal of sshd.
+/// The sshd jail's default `logs`, as TOML: see [`crate::sources::journal::sshd_logs`].
 fn default_sshd_logs() -> String {
-    if Path::new("/var/log/auth.log").exists() {
-        "\"/var/log/auth.log\"".into()
-    } else if Path::new("/var/log/secure").exists() {
-        "\"/var/log/secure\"".into()
-    } else {
-        "\"journal:_COMM=sshd\", \"journal:_COMM=sshd-session\"".into()
-    }
+    let logs: Vec<String> = crate::sources::journal::default_sshd_logs()
+        .iter()
+        .map(|l| format!("{l:?}"))
+        .collect();
+    logs.join(", ")
 }
 
 fn abs_path(src: &Src, s: &Spanned<String>, key: &str) -> Result<PathBuf> {
@@ -483,6 +481,9 @@ fn validate_jail(src: &Src, j: RawJail, custom: &[Filter]) -> Result<JailConfig>
         filters.push(f.map_err(|e| src.err(r.span(), "filter", e))?);
     }
     let logs = j.logs.unwrap_or_default();
+    for l in logs.iter().filter(|l| l.starts_with(crate::sources::journal::PREFIX)) {
+        crate::sources::journal::matches(l).map_err(|e| src.err(j.name.span(), "logs", e))?;
+    }
     let maxretry = match j.maxretry {
         Some(m) if *m.get_ref() == 0 => {
             return Err(src.err(m.span(), "maxretry", "must be at least 1"))

@@ -215,17 +215,11 @@ impl Default for JournalCommand {
     }
 }
 
-/// The cursor file of a journal source in `state_dir`, named after the source itself so a
-/// reader started again (after a restart or a reload) finds its own position. The reader
-/// writes it itself: `journalctl --follow --cursor-file` never writes it before systemd 254
-/// (Debian 12 has 252).
+/// The cursor file of a journal source in `state_dir` (see
+/// [`crate::sources::journal::cursor_file`]). The reader writes it itself: `journalctl
+/// --follow --cursor-file` never writes it before systemd 254 (Debian 12 has 252).
 pub fn cursor_file(state_dir: &Path, source: &str) -> PathBuf {
-    state_dir.join(format!(
-        "journal-{}.cursor",
-        source
-            .trim_start_matches("journal:")
-            .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_")
-    ))
+    crate::sources::journal::cursor_file(state_dir, source)
 }
 
 /// What to do to go from the running journal sources to the wanted ones:
@@ -697,7 +691,15 @@ fn follow_journal(
     ctl: Arc<ReaderCtl>,
     max_line: usize,
 ) {
-    let spec = source.trim_start_matches("journal:").to_string();
+    // checked with the configuration; a source that is not valid would give journalctl
+    // arguments of its own
+    let terms: Vec<String> = match crate::sources::journal::matches(&source) {
+        Ok(t) => t.into_iter().map(String::from).collect(),
+        Err(e) => {
+            let _ = engine.send(Msg::Note(format!("not reading {source}: {e}")));
+            return;
+        }
+    };
     let mut long = LongLines::default();
     let (mut null_messages, mut too_long) = (Throttled::default(), Throttled::default());
     let mut file = CursorFile::open(cursor_file, &source, &engine);
@@ -735,7 +737,7 @@ fn follow_journal(
             // an empty journal (or no journalctl: the start below fails and says so)
             None => command.arg("--since=now"),
         };
-        let out = match start(&ctl, command.args(spec.split_whitespace())) {
+        let out = match start(&ctl, command.args(&terms)) {
             Ok(Some(out)) => out,
             Ok(None) => return,
             Err(e) => {
