@@ -1348,3 +1348,174 @@ wait "$p"
         assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
     }
 }
+
+/// Long journal entries (issue 9, finding 6): journalctl prints a field over 4096 bytes as
+/// null unless it runs with `--all`, and the reader bounds its memory itself.
+#[cfg(test)]
+mod long_entries {
+    use super::*;
+    use portcullis_core::filter::{MatchSet, Mode};
+    use std::sync::mpsc::{self, Receiver};
+
+    /// A failure of 4,164 bytes, as in the report: sshd's line format with a long user name.
+    fn long_failure(addr: &str) -> String {
+        let head = "Failed password for invalid user ";
+        let tail = format!(" from {addr} port 4242 ssh2");
+        let user = "u".repeat(4164 - head.len() - tail.len());
+        let m = format!("{head}{user}{tail}");
+        assert_eq!(m.len(), 4164);
+        m
+    }
+
+    /// Stands in for journalctl 252: the arguments of every run go to `$1`; following, it
+    /// prints the entries of the file `$2` (one JSON line each, with MESSAGE as `@M@`), where
+    /// MESSAGE is the message of the file `$3` with `--all`, and null without (as journalctl
+    /// does for a field of 4096 bytes or more), then waits.
+    const STANDIN: &str = r#"
+trap 'kill "$p" 2>/dev/null; exit 0' TERM
+log=$1; entries=$2; msg=$3; shift 3
+echo "$*" >> "$log"
+case " $* " in *" --follow "*) ;; *) echo '{"__CURSOR":"c0"}'; exit 0;; esac
+sleep 600 >/dev/null 2>&1 &
+p=$!
+case " $* " in
+  *" --all "*) m="\"$(cat "$msg")\"";;
+  *) m=null;;
+esac
+while IFS= read -r e; do printf '%s\n' "$e" | sed "s|@M@|$m|"; done < "$entries"
+wait "$p"
+"#;
+
+    fn standin(dir: &Path, entries: &[String], message: &str) -> JournalCommand {
+        std::fs::write(dir.join("entries"), entries.join("\n") + "\n").unwrap();
+        std::fs::write(dir.join("message"), message).unwrap();
+        JournalCommand {
+            program: "sh".into(),
+            args: vec![
+                "-c".into(),
+                STANDIN.into(),
+                "fake-journalctl".into(),
+                dir.join("args.log").into(),
+                dir.join("entries").into(),
+                dir.join("message").into(),
+            ],
+        }
+    }
+
+    fn entry(cursor: &str, message: &str) -> String {
+        format!(
+            r#"{{"__CURSOR":"{cursor}","__REALTIME_TIMESTAMP":"1795279711884583","_HOSTNAME":"vm","SYSLOG_IDENTIFIER":"sshd","_PID":"7","MESSAGE":{message}}}"#
+        )
+    }
+
+    /// Lines and notes from the readers until `n` lines came (20 s at most).
+    fn collect(rx: &Receiver<Msg>, n: usize) -> (Vec<Vec<u8>>, Vec<String>) {
+        let (mut lines, mut notes) = (Vec::new(), Vec::new());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while lines.len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(Msg::Lines(b)) => {
+                    lines.extend(b.iter().map(|(_, l)| l.to_vec()));
+                    if let Some(p) = b.journal {
+                        p.commit();
+                    }
+                }
+                Ok(Msg::Note(n)) => notes.push(n),
+                Ok(_) => {}
+                Err(_) => panic!("only {} lines came; notes: {notes:?}", lines.len()),
+            }
+        }
+        (lines, notes)
+    }
+
+    fn sshd_hosts(lines: &[Vec<u8>]) -> Vec<String> {
+        let f = crate::config::resolve_filter("sshd", &[]).unwrap();
+        let set = MatchSet::new(vec![f], Mode::Normal);
+        let ctx = crate::cli::time_context();
+        let mut scratch = set.scratch();
+        let mut hosts = Vec::new();
+        for l in lines {
+            if let Some(h) = set.match_line(l, &ctx, &mut scratch) {
+                hosts.push(h.addr.to_string());
+            }
+        }
+        hosts
+    }
+
+    #[test]
+    fn a_4164_byte_failure_from_the_journal_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let msg = long_failure("198.51.100.7");
+        let entries: Vec<String> = (1..=6).map(|i| entry(&format!("c{i}"), "@M@")).collect();
+        let (tx, rx) = mpsc::channel();
+        let mut r = JournalReaders::new(standin(d, &entries, &msg), d.into(), tx);
+        r.reconcile(&["journal:_SYSTEMD_UNIT=ssh.service _UID=0".into()]);
+        let (lines, notes) = collect(&rx, 6);
+        r.stop_all();
+        assert!(notes.is_empty(), "{notes:?}");
+        for l in &lines {
+            let p = portcullis_core::prefix::parse(l);
+            assert_eq!(p.message, msg.as_bytes(), "the whole message");
+        }
+        assert_eq!(sshd_hosts(&lines), ["198.51.100.7"; 6], "all six count");
+        let args = std::fs::read_to_string(d.join("args.log")).unwrap();
+        let follow = args.lines().find(|l| l.contains("--follow")).unwrap();
+        let words: Vec<&str> = follow.split(' ').collect();
+        assert!(words.contains(&"--all"), "{follow}");
+        assert!(
+            words.ends_with(&["_SYSTEMD_UNIT=ssh.service", "_UID=0"]),
+            "the matches, last, as two arguments: {follow}"
+        );
+    }
+
+    #[test]
+    fn a_null_message_is_warned_about_once_a_minute() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // a journalctl that leaves the field out all the same
+        let entries: Vec<String> = (1..=3)
+            .map(|i| entry(&format!("c{i}"), "null"))
+            .chain([entry("c4", r#""Failed password for root from 192.0.2.4 port 1 ssh2""#)])
+            .collect();
+        let (tx, rx) = mpsc::channel();
+        let mut r = JournalReaders::new(standin(d, &entries, ""), d.into(), tx);
+        r.reconcile(&["journal:_COMM=sshd".into()]);
+        let (lines, notes) = collect(&rx, 4);
+        r.stop_all();
+        assert_eq!(sshd_hosts(&lines), ["192.0.2.4"]);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].contains("null MESSAGE"), "{notes:?}");
+    }
+
+    #[test]
+    fn entries_longer_than_the_limits_are_cut_or_skipped_and_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // max_line 2048: a 4,164-byte message is cut to its head and tail and still counts;
+        // an entry longer than the JSON cap (1 MiB here) is skipped, reported, and the next
+        // entry is read
+        let huge = format!(r#""{}""#, "x".repeat(json_cap(2048) + 10));
+        let entries = vec![
+            entry("c1", "@M@"),
+            entry("c2", &huge),
+            entry("c3", r#""Failed password for root from 192.0.2.3 port 1 ssh2""#),
+        ];
+        let (tx, rx) = mpsc::channel();
+        let mut r = JournalReaders::new(
+            standin(d, &entries, &long_failure("198.51.100.9")),
+            d.into(),
+            tx,
+        )
+        .max_line(2048);
+        r.reconcile(&["journal:_COMM=sshd".into()]);
+        let (lines, notes) = collect(&rx, 2);
+        r.stop_all();
+        assert_eq!(lines[0].len(), 2048);
+        assert_eq!(sshd_hosts(&lines), ["198.51.100.9", "192.0.2.3"]);
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(notes[0].contains("1 line(s) longer than 2048 bytes"), "{notes:?}");
+        assert!(notes[1].contains("skipped 1 journal entr"), "{notes:?}");
+    }
+}
