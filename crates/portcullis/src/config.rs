@@ -481,7 +481,10 @@ fn validate_jail(src: &Src, j: RawJail, custom: &[Filter]) -> Result<JailConfig>
         filters.push(f.map_err(|e| src.err(r.span(), "filter", e))?);
     }
     let logs = j.logs.unwrap_or_default();
-    for l in logs.iter().filter(|l| l.starts_with(crate::sources::journal::PREFIX)) {
+    for l in logs
+        .iter()
+        .filter(|l| l.starts_with(crate::sources::journal::PREFIX))
+    {
         crate::sources::journal::matches(l).map_err(|e| src.err(j.name.span(), "logs", e))?;
     }
     let maxretry = match j.maxretry {

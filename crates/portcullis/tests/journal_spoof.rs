@@ -66,8 +66,9 @@ impl SshCgroup {
             for part in ["system.slice", "ssh.service"] {
                 p.push(part);
                 if !p.exists() {
-                    fs::create_dir(&p)
-                        .unwrap_or_else(|e| panic!("cannot create the cgroup {}: {e}", p.display()));
+                    fs::create_dir(&p).unwrap_or_else(|e| {
+                        panic!("cannot create the cgroup {}: {e}", p.display())
+                    });
                     g.created.push(p.clone());
                 }
             }
@@ -76,21 +77,15 @@ impl SshCgroup {
         g
     }
 
-    /// `sh -c 'echo $$ > …/cgroup.procs; exec PROGRAM ARGS'`: runs a command inside the group.
-    fn wrap(&self, program: &str, args: &[&str]) -> Vec<String> {
+    /// `sh -c 'echo $$ > …/cgroup.procs; exec ARGV'`: runs a command inside the group.
+    fn wrap(&self, argv: &[String]) -> Vec<String> {
         let mut script = String::new();
         for d in &self.dirs {
             script += &format!("echo $$ > '{}/cgroup.procs' || exit 97; ", d.display());
         }
         script += "exec \"$@\"";
-        let mut v = vec![
-            "sh".to_string(),
-            "-c".to_string(),
-            script,
-            "in-ssh-service".to_string(),
-            program.to_string(),
-        ];
-        v.extend(args.iter().map(|a| a.to_string()));
+        let mut v = strings(&["sh", "-c", &script, "in-ssh-service"]);
+        v.extend(argv.iter().cloned());
         v
     }
 }
@@ -99,7 +94,9 @@ impl Drop for SshCgroup {
     fn drop(&mut self) {
         for d in self.created.iter().rev() {
             // empty once the processes moved there have exited; retry a little
-            if !wait_until(Duration::from_secs(5), || fs::remove_dir(d).is_ok() || !d.exists()) {
+            if !wait_until(Duration::from_secs(5), || {
+                fs::remove_dir(d).is_ok() || !d.exists()
+            }) {
                 eprintln!("warning: cannot remove the cgroup {}", d.display());
             }
         }
@@ -182,6 +179,22 @@ fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
+/// Six `message` entries through the syslog socket, as sshd writes them, from one `sshd`
+/// (the copy of logger) that stays alive a second after the last: journald reads the
+/// sender's name and control group from /proc when the entry arrives, and finds nothing
+/// once a short-lived sender is gone.
+fn syslog_lines(sshd: &str, as_nobody: bool, message: &str) -> Vec<String> {
+    let user = if as_nobody {
+        "runuser -u nobody -- "
+    } else {
+        ""
+    };
+    let script = format!(
+        "{{ for i in 1 2 3 4 5 6; do printf '%s\\n' \"$1\"; done; sleep 1; }} | {user}\"$0\" -t sshd -u /run/systemd/journal/dev-log"
+    );
+    strings(&["sh", "-c", &script, sshd, message])
+}
+
 fn failure(addr: &str) -> String {
     format!("Failed password for root from {addr} port 4242 ssh2")
 }
@@ -251,59 +264,27 @@ fn spoofed_sshd_entries_in_the_journal_ban_nobody() {
     for _ in 0..6 {
         let m = failure("198.51.100.7");
         let out = run_with_timeout(
-            &mut journald.command(&strings(&["runuser", "-u", "nobody", "--", &sshd, "--journald"])),
-            Some(format!("MESSAGE={m}\nSYSLOG_IDENTIFIER=sshd\nPRIORITY=5\n").as_bytes()),
-            Duration::from_secs(30),
-        );
-        assert!(out.success(), "logger --journald as nobody: {out:?}");
-        let out = journald.run(&strings(&[
-            "runuser",
-            "-u",
-            "nobody",
-            "--",
-            &sshd,
-            "-t",
-            "sshd",
-            "-u",
-            "/run/systemd/journal/dev-log",
-            &m,
-        ]));
-        assert!(out.success(), "logger -u dev-log as nobody: {out:?}");
-    }
-    // nobody inside sshd's own unit
-    for _ in 0..6 {
-        let argv = cgroup.wrap(
-            "runuser",
-            &[
+            &mut journald.command(&strings(&[
+                "runuser",
                 "-u",
                 "nobody",
                 "--",
                 &sshd,
-                "-t",
-                "sshd",
-                "-u",
-                "/run/systemd/journal/dev-log",
-                &failure("198.51.100.8"),
-            ],
+                "--journald",
+            ])),
+            Some(format!("MESSAGE={m}\nSYSLOG_IDENTIFIER=sshd\nPRIORITY=5\n").as_bytes()),
+            Duration::from_secs(30),
         );
-        let out = journald.run(&argv);
-        assert!(out.success(), "logger as nobody in ssh.service: {out:?}");
+        assert!(out.success(), "logger --journald as nobody: {out:?}");
     }
+    let out = journald.run(&syslog_lines(&sshd, true, &failure("198.51.100.7")));
+    assert!(out.success(), "logger as nobody: {out:?}");
+    // nobody inside sshd's own unit
+    let out = journald.run(&cgroup.wrap(&syslog_lines(&sshd, true, &failure("198.51.100.8"))));
+    assert!(out.success(), "logger as nobody in ssh.service: {out:?}");
     // sshd itself: root, in ssh.service
-    for _ in 0..6 {
-        let argv = cgroup.wrap(
-            &sshd,
-            &[
-                "-t",
-                "sshd",
-                "-u",
-                "/run/systemd/journal/dev-log",
-                &failure("192.0.2.9"),
-            ],
-        );
-        let out = journald.run(&argv);
-        assert!(out.success(), "logger as root in ssh.service: {out:?}");
-    }
+    let out = journald.run(&cgroup.wrap(&syslog_lines(&sshd, false, &failure("192.0.2.9"))));
+    assert!(out.success(), "logger as root in ssh.service: {out:?}");
 
     // the daemon: sshd's attacker is banned, the spoofed addresses were never even counted
     let bans = |addr: &str| {
@@ -320,8 +301,7 @@ fn spoofed_sshd_entries_in_the_journal_ban_nobody() {
         Duration::from_secs(20),
         || bans("192.0.2.9"),
     );
-    let status_after: Value =
-        serde_json::from_slice(&cli(&["status", "--json"]).stdout).unwrap();
+    let status_after: Value = serde_json::from_slice(&cli(&["status", "--json"]).stdout).unwrap();
     let text = status_after.to_string();
     assert!(
         !bans("198.51.100.7") && !bans("198.51.100.8"),
@@ -344,7 +324,13 @@ fn spoofed_sshd_entries_in_the_journal_ban_nobody() {
         .filter(|(m, _)| m.contains("198.51.100.7"))
         .map(|(_, v)| v)
         .collect();
-    assert_eq!(spoofed.len(), 12, "the old default `_COMM=sshd` returns the spoof");
+    // the six through the syslog socket at least (the native ones may come without _COMM,
+    // their sender being gone when journald looks)
+    assert!(
+        spoofed.len() >= 6,
+        "the old default `_COMM=sshd` returns the spoof: {}",
+        spoofed.len()
+    );
     for v in &spoofed {
         assert_eq!(v["_UID"], "65534", "{v}");
         assert!(v.get("_SYSTEMD_UNIT").is_none(), "{v}");
@@ -353,9 +339,19 @@ fn spoofed_sshd_entries_in_the_journal_ban_nobody() {
     let trusted = journald.messages(&default.iter().map(String::as_str).collect::<Vec<_>>());
     let hosts: Vec<&str> = trusted
         .iter()
-        .map(|(m, _)| m.split(" from ").nth(1).unwrap_or("").split(' ').next().unwrap())
+        .map(|(m, _)| {
+            m.split(" from ")
+                .nth(1)
+                .unwrap_or("")
+                .split(' ')
+                .next()
+                .unwrap()
+        })
         .collect();
-    assert_eq!(hosts, ["192.0.2.9"; 6], "the new default returns sshd's entries only");
+    assert_eq!(
+        hosts, ["192.0.2.9"; 6],
+        "the new default returns sshd's entries only"
+    );
     for (_, v) in &trusted {
         assert_eq!(v["_SYSTEMD_UNIT"], "ssh.service", "{v}");
         assert_eq!(v["_UID"], "0", "{v}");
@@ -372,7 +368,12 @@ fn default_matches(journald: &Journald, dir: &Path) -> Vec<String> {
     let cfg = dir.join("check.toml");
     fs::write(&cfg, "[firewall]\nbackend = \"null\"\n").unwrap();
     let out = journald
-        .run(&strings(&[BIN, "check-config", "-c", cfg.to_str().unwrap()]))
+        .run(&strings(&[
+            BIN,
+            "check-config",
+            "-c",
+            cfg.to_str().unwrap(),
+        ]))
         .check();
     let text = out.stdout_str();
     let logs = text

@@ -14,8 +14,8 @@ use portcullis_core::jail::{prepare, Jail, Prepared, Step};
 use portcullis_core::time::rfc3339;
 
 use super::input;
-use crate::sources::line;
 use crate::config::{self, Config};
+use crate::sources::line;
 
 /// Runs the replay; returns the exit code.
 pub fn run(

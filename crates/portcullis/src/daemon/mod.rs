@@ -93,7 +93,8 @@ impl Engine {
                 .map(|j| engine::build_jail(&cfg, j, &own))
                 .collect(),
             routes: routes(&cfg),
-            journals: JournalReaders::new(journal, cfg.state_dir.clone(), tx).max_line(cfg.max_line),
+            journals: JournalReaders::new(journal, cfg.state_dir.clone(), tx)
+                .max_line(cfg.max_line),
             own,
             fw,
             store,
@@ -201,7 +202,7 @@ pub fn run(config_path: Option<&Path>) -> Result<i32> {
         eng.store.positions()?,
         eng.cfg.max_line,
     )
-        .context("cannot start the file follower")?;
+    .context("cannot start the file follower")?;
     eng.fw
         .setup(&jail_rules(&eng.cfg))
         .context("cannot set up the firewall")?;

@@ -116,7 +116,13 @@ pub struct LongLines {
 
 impl LongLines {
     /// Counts one cut line of `len` bytes; returns the note to log now, if one is due.
-    pub fn count(&mut self, source: &str, len: usize, max_line: usize, now: Instant) -> Option<String> {
+    pub fn count(
+        &mut self,
+        source: &str,
+        len: usize,
+        max_line: usize,
+        now: Instant,
+    ) -> Option<String> {
         self.total += 1;
         let e = self
             .per_source
@@ -130,7 +136,10 @@ impl LongLines {
     /// The note for `source` if one is due (and lines were cut since the last one).
     fn due(&mut self, source: &str, max_line: usize, now: Instant) -> Option<String> {
         let e = self.per_source.get_mut(source)?;
-        if e.0 == 0 || e.2.is_some_and(|t| now.duration_since(t) < LONG_LINE_NOTE_EVERY) {
+        if e.0 == 0
+            || e.2
+                .is_some_and(|t| now.duration_since(t) < LONG_LINE_NOTE_EVERY)
+        {
             return None;
         }
         let head = crate::sources::line::head_len(max_line);
@@ -559,7 +568,11 @@ fn journal_entry(json: &[u8], now_us: i64) -> Result<(Option<String>, Vec<u8>, b
 /// Reads one line of `r` (with its `\n`, if any) into `line`, keeping at most `cap` bytes of
 /// it: the rest is read and thrown away, so a huge line cannot take memory. Returns the whole
 /// length of the line (0 at the end of the output).
-fn read_line_bounded(r: &mut impl BufRead, line: &mut Vec<u8>, cap: usize) -> std::io::Result<usize> {
+fn read_line_bounded(
+    r: &mut impl BufRead,
+    line: &mut Vec<u8>,
+    cap: usize,
+) -> std::io::Result<usize> {
     line.clear();
     let mut len = 0;
     loop {
@@ -608,7 +621,11 @@ impl Throttled {
     }
 
     fn due(&mut self) -> Option<u64> {
-        if self.count == 0 || self.last.is_some_and(|t| t.elapsed() < Duration::from_secs(60)) {
+        if self.count == 0
+            || self
+                .last
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(60))
+        {
             return None;
         }
         self.last = Some(Instant::now());
@@ -1253,7 +1270,10 @@ wait "$p"
         )
         .unwrap();
         assert_eq!(cursor.as_deref(), Some("c"));
-        assert!(null_message, "a null MESSAGE is told apart, for the warning");
+        assert!(
+            null_message,
+            "a null MESSAGE is told apart, for the warning"
+        );
         let p = prefix::parse(&line);
         assert_eq!(p.stamp, stamp(2026, 11, 21, 16, 48, 31, 884));
         assert_eq!(
@@ -1477,7 +1497,10 @@ wait "$p"
         // a journalctl that leaves the field out all the same
         let entries: Vec<String> = (1..=3)
             .map(|i| entry(&format!("c{i}"), "null"))
-            .chain([entry("c4", r#""Failed password for root from 192.0.2.4 port 1 ssh2""#)])
+            .chain([entry(
+                "c4",
+                r#""Failed password for root from 192.0.2.4 port 1 ssh2""#,
+            )])
             .collect();
         let (tx, rx) = mpsc::channel();
         let mut r = JournalReaders::new(standin(d, &entries, ""), d.into(), tx);
@@ -1500,7 +1523,10 @@ wait "$p"
         let entries = vec![
             entry("c1", "@M@"),
             entry("c2", &huge),
-            entry("c3", r#""Failed password for root from 192.0.2.3 port 1 ssh2""#),
+            entry(
+                "c3",
+                r#""Failed password for root from 192.0.2.3 port 1 ssh2""#,
+            ),
         ];
         let (tx, rx) = mpsc::channel();
         let mut r = JournalReaders::new(
@@ -1515,7 +1541,10 @@ wait "$p"
         assert_eq!(lines[0].len(), 2048);
         assert_eq!(sshd_hosts(&lines), ["198.51.100.9", "192.0.2.3"]);
         assert_eq!(notes.len(), 2, "{notes:?}");
-        assert!(notes[0].contains("1 line(s) longer than 2048 bytes"), "{notes:?}");
+        assert!(
+            notes[0].contains("1 line(s) longer than 2048 bytes"),
+            "{notes:?}"
+        );
         assert!(notes[1].contains("skipped 1 journal entr"), "{notes:?}");
     }
 }

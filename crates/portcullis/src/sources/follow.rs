@@ -1134,7 +1134,10 @@ mod tests {
         let log = dir.path().join("auth.log");
         append(&log, "");
         let mut fl = Follower::new(vec![log.clone()], vec![], 10).unwrap();
-        append(&log, "0123456789\n0123456789A\nok\n0123456789\r\n0123456789A\r\n");
+        append(
+            &log,
+            "0123456789\n0123456789A\nok\n0123456789\r\n0123456789A\r\n",
+        );
         assert_eq!(
             poll(&mut fl),
             [
@@ -1172,9 +1175,16 @@ mod tests {
         // written in: the same bytes as `line::prepare`, and one LongLine each.
         let mut text = Vec::new();
         let mut want = Vec::new();
-        for (i, n) in [17 * 1024, 100 * 1024, 1 << 20, 300, 256 * 1024, 256 * 1024 + 1]
-            .into_iter()
-            .enumerate()
+        for (i, n) in [
+            17 * 1024,
+            100 * 1024,
+            1 << 20,
+            300,
+            256 * 1024,
+            256 * 1024 + 1,
+        ]
+        .into_iter()
+        .enumerate()
         {
             let mut l: Vec<u8> = format!("203.0.113.{i} - - \"GET /").into_bytes();
             while l.len() < n - 10 {

@@ -75,6 +75,9 @@ mod tests {
     fn prepare_strips_one_cr_before_cutting() {
         assert_eq!(prepare(b"abc\r", 3), (Cow::Borrowed(&b"abc"[..]), false));
         assert_eq!(prepare(b"ab\r\r", 3).0.as_ref(), b"ab\r");
-        assert_eq!(prepare(b"abcdefgh\r", 4), (Cow::Owned(b"abgh".to_vec()), true));
+        assert_eq!(
+            prepare(b"abcdefgh\r", 4),
+            (Cow::Owned(b"abgh".to_vec()), true)
+        );
     }
 }
