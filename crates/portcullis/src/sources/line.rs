@@ -15,10 +15,12 @@
 
 use std::borrow::Cow;
 
-/// Default longest line matched whole, in bytes. nginx's default buffers take a request
-/// line of 8 KiB and 32 KiB of headers; escaped (`\xHH`) in an access log that is up to
-/// 160 KiB, matched whole under this limit.
-pub const DEFAULT_MAX_LINE: usize = 256 * 1024;
+/// Default longest line matched whole, in bytes. A request line of 8 KiB and 32 KiB of
+/// headers (nginx's default buffers; Apache's limits are alike) make an access-log line of up
+/// to 160 KiB once escaped (`\xHH`), and a JSON log escapes a byte into up to 6; Go servers
+/// (Traefik) take 1 MiB of headers. Lines that long are matched whole under this limit; each
+/// followed file holds at most about this much of a line, and only while one is that long.
+pub const DEFAULT_MAX_LINE: usize = 1 << 20;
 
 /// Smallest limit accepted: a line prefix (time, host, program) and some message.
 pub const MIN_MAX_LINE: usize = 1024;
