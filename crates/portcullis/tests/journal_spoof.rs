@@ -190,9 +190,18 @@ fn syslog_lines(sshd: &str, as_nobody: bool, message: &str) -> Vec<String> {
         ""
     };
     let script = format!(
-        "{{ for i in 1 2 3 4 5 6; do printf '%s\\n' \"$1\"; done; sleep 1; }} | {user}\"$0\" -t sshd -u /run/systemd/journal/dev-log"
+        "{{ for i in 1 2 3 4 5 6; do printf '%s\\n' \"$1\"; done; sleep 1; }} | {user}\"$0\" -S 8192 -t sshd -u /run/systemd/journal/dev-log"
     );
     strings(&["sh", "-c", &script, sshd, message])
+}
+
+/// A failure of 4,164 bytes (a long user name), as in the report.
+fn long_failure(addr: &str) -> String {
+    let head = "Failed password for invalid user ";
+    let tail = format!(" from {addr} port 4242 ssh2");
+    let m = format!("{head}{}{tail}", "u".repeat(4164 - head.len() - tail.len()));
+    assert_eq!(m.len(), 4164);
+    m
 }
 
 fn failure(addr: &str) -> String {
@@ -285,6 +294,13 @@ fn spoofed_sshd_entries_in_the_journal_ban_nobody() {
     // sshd itself: root, in ssh.service
     let out = journald.run(&cgroup.wrap(&syslog_lines(&sshd, false, &failure("192.0.2.9"))));
     assert!(out.success(), "logger as root in ssh.service: {out:?}");
+    // finding 6: a failure of 4,164 bytes, which journalctl prints as null without --all
+    let long = long_failure("192.0.2.10");
+    let out = journald.run(&cgroup.wrap(&syslog_lines(&sshd, false, &long)));
+    assert!(
+        out.success(),
+        "long messages as root in ssh.service: {out:?}"
+    );
 
     // the daemon: sshd's attacker is banned, the spoofed addresses were never even counted
     let bans = |addr: &str| {
@@ -297,9 +313,9 @@ fn spoofed_sshd_entries_in_the_journal_ban_nobody() {
             .any(|b| b["host"] == addr)
     };
     wait_for(
-        "192.0.2.9 (root in ssh.service) to be banned",
+        "192.0.2.9 and 192.0.2.10 (root in ssh.service) to be banned",
         Duration::from_secs(20),
-        || bans("192.0.2.9"),
+        || bans("192.0.2.9") && bans("192.0.2.10"),
     );
     let status_after: Value = serde_json::from_slice(&cli(&["status", "--json"]).stdout).unwrap();
     let text = status_after.to_string();
@@ -349,7 +365,8 @@ fn spoofed_sshd_entries_in_the_journal_ban_nobody() {
         })
         .collect();
     assert_eq!(
-        hosts, ["192.0.2.9"; 6],
+        hosts,
+        [["192.0.2.9"; 6], ["192.0.2.10"; 6]].concat(),
         "the new default returns sshd's entries only"
     );
     for (_, v) in &trusted {
