@@ -809,15 +809,14 @@ fn follow_journal(
                             "{n} journal entr(y/ies) of {source} came with a null MESSAGE (journalctl leaves out fields over 4096 bytes without --all): such entries cannot be matched"
                         )));
                     }
-                    let whole = text.len();
-                    let (text, cut) = match crate::sources::line::prepare(&text, max_line) {
-                        (std::borrow::Cow::Owned(c), true) => (c, true),
-                        _ => (text, false),
+                    // cut as a file line is (no `\r` to strip: control characters are
+                    // escaped)
+                    let text = if text.len() > max_line {
+                        notes.extend(long.count(&source, text.len(), max_line, Instant::now()));
+                        crate::sources::line::cut(&text, max_line).into_owned()
+                    } else {
+                        text
                     };
-                    if cut {
-                        let now = Instant::now();
-                        notes.extend(long.count(&source, whole, max_line, now));
-                    }
                     if notes
                         .into_iter()
                         .any(|n| engine.send(Msg::Note(n)).is_err())
@@ -1140,6 +1139,12 @@ wait "$p"
         let t = Instant::now();
         while saved(&file).as_deref() != Some("t1\n") {
             assert!(t.elapsed() < Duration::from_secs(10), "{:?}", saved(&file));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // and follows from there (stopped before its journalctl has even started, it would
+        // not have logged this run)
+        while std::fs::read_to_string(&log).unwrap().lines().count() < 2 {
+            assert!(t.elapsed() < Duration::from_secs(10));
             std::thread::sleep(Duration::from_millis(20));
         }
         r.stop_all();
