@@ -36,6 +36,7 @@ struct RawConfig {
     ignore_self: Option<bool>,
     on_corrupt_state: Option<Spanned<String>>,
     max_tracked: Option<usize>,
+    max_line: Option<Spanned<usize>>,
     firewall: Option<RawFirewall>,
     #[serde(default)]
     jail: Vec<RawJail>,
@@ -116,7 +117,7 @@ pub struct JailConfig {
     pub filter_names: Vec<String>,
     /// The compiled filters.
     pub filters: Vec<Filter>,
-    /// Log sources: file paths, or `journal:FIELD=VALUE` for the systemd journal.
+    /// Log sources: file paths, or `journal:FIELD=VALUE …` for the systemd journal.
     pub logs: Vec<String>,
     /// Failures that lead to a ban.
     pub maxretry: u32,
@@ -157,6 +158,9 @@ pub struct Config {
     pub on_corrupt_state: OnCorrupt,
     /// Cap on addresses tracked per jail.
     pub max_tracked: usize,
+    /// Longest log line matched whole, in bytes; longer ones are matched on their head and
+    /// tail, and counted (see [`crate::sources::line`]). Read at start.
+    pub max_line: usize,
     /// Firewall settings.
     pub firewall: FirewallConfig,
     /// Enabled jails.
@@ -224,6 +228,7 @@ impl Config {
             ignore_self: true,
             on_corrupt_state: OnCorrupt::MoveAside,
             max_tracked: DEFAULT_MAX_TRACKED,
+            max_line: crate::sources::line::DEFAULT_MAX_LINE,
             firewall: FirewallConfig {
                 backend: "nftables".into(),
                 table: "portcullis".into(),
@@ -273,6 +278,13 @@ impl Config {
             }
             if let Some(m) = raw.max_tracked {
                 cfg.max_tracked = m.max(100);
+            }
+            if let Some(m) = raw.max_line {
+                use crate::sources::line::{MAX_MAX_LINE, MIN_MAX_LINE};
+                if !(MIN_MAX_LINE..=MAX_MAX_LINE).contains(m.get_ref()) {
+                    return Err(src.err(m.span(), "max_line", format!("{} is not valid; use a number of bytes from {MIN_MAX_LINE} to {MAX_MAX_LINE} (default {})", m.get_ref(), crate::sources::line::DEFAULT_MAX_LINE)));
+                }
+                cfg.max_line = *m.get_ref();
             }
             if let Some(s) = raw.on_corrupt_state {
                 cfg.on_corrupt_state = match s.get_ref().as_str() {
@@ -356,15 +368,13 @@ impl Config {
     }
 }
 
-/// `/var/log/auth.log` when it exists (rsyslog), else the systemd journal of sshd.
+/// The sshd jail's default `logs`, as TOML: see [`crate::sources::journal::sshd_logs`].
 fn default_sshd_logs() -> String {
-    if Path::new("/var/log/auth.log").exists() {
-        "\"/var/log/auth.log\"".into()
-    } else if Path::new("/var/log/secure").exists() {
-        "\"/var/log/secure\"".into()
-    } else {
-        "\"journal:_COMM=sshd\", \"journal:_COMM=sshd-session\"".into()
-    }
+    let logs: Vec<String> = crate::sources::journal::default_sshd_logs()
+        .iter()
+        .map(|l| format!("{l:?}"))
+        .collect();
+    logs.join(", ")
 }
 
 fn abs_path(src: &Src, s: &Spanned<String>, key: &str) -> Result<PathBuf> {
@@ -654,19 +664,18 @@ fn validate_jail(at: &Layered, custom: &[Filter]) -> Result<JailConfig> {
     for (r, f) in refs.iter().zip(resolve_filters(&refs, custom)) {
         filters.push(f.map_err(|e| filter_src.err(r.span(), "filter", e))?);
     }
-    let logs_what = "a list of log files or journal matches, e.g. [\"/var/log/auth.log\"] or [\"journal:_SYSTEMD_UNIT=ssh.service\"]";
+    let logs_what = "a list of log files or journal matches, e.g. [\"/var/log/auth.log\"] or [\"journal:_SYSTEMD_UNIT=ssh.service _UID=0\"]";
     let logs: Vec<String> = at
         .strings("logs", logs_what)?
         .unwrap_or_default()
         .into_iter()
         .map(Spanned::into_inner)
         .collect();
-    for l in &logs {
-        if let Some(m) = l.strip_prefix("journal:") {
-            if !journal_match_ok(m) {
-                return Err(at.err("logs", format!("{l:?}: a journal source is `journal:FIELD=VALUE` with an upper-case journal field, e.g. \"journal:_SYSTEMD_UNIT=ssh.service\" (several matches separated by spaces must all hold)")));
-            }
-        }
+    for l in logs
+        .iter()
+        .filter(|l| l.starts_with(crate::sources::journal::PREFIX))
+    {
+        crate::sources::journal::matches(l).map_err(|e| at.err("logs", e))?;
     }
     let maxretry_what = "a whole number of failures, at least 1 (e.g. 5)";
     let maxretry = match at.typed("maxretry", maxretry_what, |v| {
@@ -747,27 +756,6 @@ fn jail_duration(at: &Layered, key: &str, default: Millis) -> Result<Millis> {
     let s = at.string(key, DURATION_WHAT)?;
     let src = at.get(key).map_or(at.builtin, |(s, _)| s);
     duration(src, &s, key, default)
-}
-
-/// Whether the text after `journal:` is one or more `FIELD=VALUE` matches (separated by
-/// spaces), FIELD being a journal field name: upper-case letters, digits and '_'.
-fn journal_match_ok(m: &str) -> bool {
-    let mut any = false;
-    for part in m.split(' ').filter(|p| !p.is_empty()) {
-        let Some((field, value)) = part.split_once('=') else {
-            return false;
-        };
-        if field.is_empty()
-            || value.is_empty()
-            || !field
-                .bytes()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
-        {
-            return false;
-        }
-        any = true;
-    }
-    any
 }
 
 fn parse_port(v: &toml::Value) -> std::result::Result<(u16, u16), String> {
@@ -1143,12 +1131,12 @@ user_weights = { root = 3 }
             (
                 "logs = [\"journal:sshd\"]",
                 "test.toml:3: `logs`",
-                "journal:FIELD=VALUE",
+                "use FIELD=VALUE",
             ),
             (
                 "logs = [\"journal:_comm=sshd\"]",
                 "test.toml:3: `logs`",
-                "upper-case",
+                "capital letters",
             ),
             (
                 "ports = [\"no-such-service-x\"]",
@@ -1198,16 +1186,6 @@ user_weights = { root = 3 }
                 Some(vec![(22, 22), (2222, 2222), (8000, 8001)])
             );
         }
-    }
-
-    #[test]
-    fn journal_sources_need_field_equals_value() {
-        assert!(journal_match_ok("_SYSTEMD_UNIT=ssh.service"));
-        assert!(journal_match_ok("_SYSTEMD_UNIT=ssh.service _UID=0"));
-        assert!(!journal_match_ok(""));
-        assert!(!journal_match_ok("sshd"));
-        assert!(!journal_match_ok("_COMM="));
-        assert!(!journal_match_ok("=sshd"));
     }
 
     #[test]

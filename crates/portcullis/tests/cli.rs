@@ -187,8 +187,18 @@ fn check_config_reports_file_line_key() {
 fn check_config_dropin_overrides_only_its_keys() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("portcullis.toml");
-    let dist = concat!(env!("CARGO_MANIFEST_DIR"), "/../../dist/portcullis.toml");
-    std::fs::copy(dist, &cfg).unwrap();
+    // the shipped example, with its sshd jail reading a file of our own
+    let dist = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../dist/portcullis.toml"
+    ))
+    .unwrap();
+    let logs_line = dist.lines().find(|l| l.starts_with("logs = ")).unwrap();
+    std::fs::write(
+        &cfg,
+        dist.replace(logs_line, "logs = [\"/var/log/portcullis-test-auth.log\"]"),
+    )
+    .unwrap();
     std::fs::create_dir(dir.path().join("portcullis.d")).unwrap();
     std::fs::write(
         dir.path().join("portcullis.d/50-local.toml"),
@@ -204,7 +214,7 @@ fn check_config_dropin_overrides_only_its_keys() {
         .unwrap_or_else(|| panic!("{out}"));
     assert!(
         sshd.contains("ban 1d")
-            && sshd.contains("logs: /var/log/auth.log")
+            && sshd.contains("logs: /var/log/portcullis-test-auth.log")
             && sshd.contains("on 22"),
         "{sshd}"
     );

@@ -15,6 +15,7 @@ use portcullis_core::time::rfc3339;
 
 use super::input;
 use crate::config::{self, Config};
+use crate::sources::line;
 
 /// Runs the replay; returns the exit code.
 pub fn run(
@@ -53,10 +54,14 @@ pub fn run(
     let workers = super::match_threads(shared.iter().any(|(set, _)| set.correlates()), 4);
     let (job_tx, job_rx) = mpsc::sync_channel::<(u64, Vec<u8>)>(workers * 2);
     let job_rx = Mutex::new(job_rx);
+    // lines longer than the daemon's limit are cut as the daemon cuts them
+    let max_line = cfg.max_line;
+    let cut_lines = std::sync::atomic::AtomicU64::new(0);
     let (res_tx, res_rx) = mpsc::sync_channel::<(u64, u64, Vec<(usize, Prepared)>)>(workers * 2);
     let read_result = std::thread::scope(|sc| -> Result<()> {
         for _ in 0..workers {
             let (job_rx, res_tx, shared, ctx) = (&job_rx, res_tx.clone(), &shared, &ctx);
+            let cut_lines = &cut_lines;
             sc.spawn(move || {
                 let mut scratch: Vec<_> = shared.iter().map(|(set, _)| set.scratch()).collect();
                 loop {
@@ -70,11 +75,14 @@ pub fn run(
                         (chunk.last() != Some(&b'\n') && !chunk.is_empty()).then_some(chunk.len()),
                     );
                     for end in ends {
-                        let line = &chunk[start..end];
+                        let (line, cut) = line::prepare(&chunk[start..end], max_line);
                         start = end + 1;
                         n += 1;
+                        if cut {
+                            cut_lines.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
                         for (ji, (set, settings)) in shared.iter().enumerate() {
-                            let p = prepare(set, settings, line, ctx, &mut scratch[ji]);
+                            let p = prepare(set, settings, &line, ctx, &mut scratch[ji]);
                             if p != Prepared::NoMatch {
                                 found.push((ji, p));
                             }
@@ -137,6 +145,14 @@ pub fn run(
     out.flush()?;
     let active: usize = running.iter().map(|j| j.tracker().stats().banned).sum();
     eprintln!("replay: {lines} lines, {bans} bans, {active} still banned at the end of the log");
+    let cut = cut_lines.into_inner();
+    if cut > 0 {
+        let head = line::head_len(max_line);
+        eprintln!(
+            "replay: {cut} lines longer than {max_line} bytes matched on their first {head} and last {} bytes, as the daemon does (max_line)",
+            max_line - head
+        );
+    }
     for j in &running {
         let st = j.tracker().stats();
         if st.evicted > 0 {

@@ -15,6 +15,7 @@ use portcullis_core::filter::{Filter, MatchSet, Mode};
 use portcullis_core::time::{rfc3339, TimeContext};
 
 use super::input;
+use crate::sources::line::{self, DEFAULT_MAX_LINE};
 
 /// Hash maps keyed by what attackers write (addresses, user names): foldhash is seeded
 /// at random per process like the standard hasher, and several times faster.
@@ -24,6 +25,8 @@ type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState
 #[derive(Default)]
 struct Stats {
     lines: u64,
+    /// Lines longer than the daemon's default limit, matched cut as the daemon cuts them.
+    cut: u64,
     matched: u64,
     per_rule: Vec<u64>,
     /// Per address ([`host_key`]).
@@ -80,6 +83,7 @@ impl Stats {
         self.flush();
         o.flush();
         self.lines += o.lines;
+        self.cut += o.cut;
         self.matched += o.matched;
         if self.per_rule.len() < o.per_rule.len() {
             self.per_rule.resize(o.per_rule.len(), 0);
@@ -172,7 +176,9 @@ fn count(
     ctx: &TimeContext,
 ) {
     s.lines += 1;
-    if let Some(h) = set.match_line(line, ctx, scratch) {
+    let (line, cut) = line::prepare(line, DEFAULT_MAX_LINE);
+    s.cut += u64::from(cut);
+    if let Some(h) = set.match_line(&line, ctx, scratch) {
         s.matched += 1;
         if s.per_rule.len() <= h.rule {
             s.per_rule.resize(h.rule + 1, 0);
@@ -263,7 +269,8 @@ fn write_json(
     line: &[u8],
     ctx: &TimeContext,
 ) -> Result<()> {
-    match set.match_line(line, ctx, scratch) {
+    let (line, _) = line::prepare(line, DEFAULT_MAX_LINE);
+    match set.match_line(&line, ctx, scratch) {
         None => out.write_all(
             b"{\"matched\":false,\"host\":null,\"user\":null,\"time\":null,\"rule\":null}\n",
         )?,
@@ -305,6 +312,14 @@ fn print_summary(set: &MatchSet, s: &Stats, top: usize) {
         s.matched,
         s.lines - s.matched
     ));
+    if s.cut > 0 {
+        let head = line::head_len(DEFAULT_MAX_LINE);
+        o.push_str(&format!(
+            "lines longer than {DEFAULT_MAX_LINE} bytes: {} (matched on their first {head} and last {} bytes, as the daemon does)\n",
+            s.cut,
+            DEFAULT_MAX_LINE - head
+        ));
+    }
     o.push_str("\nmatches per rule:\n");
     // a rule with several patterns is compiled to one entry per pattern: one line per rule id
     let rules = f.rules();

@@ -93,7 +93,8 @@ impl Engine {
                 .map(|j| engine::build_jail(&cfg, j, &own))
                 .collect(),
             routes: routes(&cfg),
-            journals: JournalReaders::new(journal, cfg.state_dir.clone(), tx),
+            journals: JournalReaders::new(journal, cfg.state_dir.clone(), tx)
+                .max_line(cfg.max_line),
             own,
             fw,
             store,
@@ -196,8 +197,12 @@ pub fn run(config_path: Option<&Path>) -> Result<i32> {
         JournalCommand::default(),
         tx.clone(),
     );
-    let follower = sources::open_files(file_paths(&eng.cfg), eng.store.positions()?)
-        .context("cannot start the file follower")?;
+    let follower = sources::open_files(
+        file_paths(&eng.cfg),
+        eng.store.positions()?,
+        eng.cfg.max_line,
+    )
+    .context("cannot start the file follower")?;
     eng.fw
         .setup(&jail_rules(&eng.cfg))
         .context("cannot set up the firewall")?;

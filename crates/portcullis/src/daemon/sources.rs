@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::sources::follow::{Checkpoint, Event, Follower, DEFAULT_MAX_LINE};
+use crate::sources::follow::{Checkpoint, Event, Follower};
 
 use super::Msg;
 
@@ -91,31 +91,104 @@ pub type SharedPaths = Arc<Mutex<Option<Vec<PathBuf>>>>;
 
 /// Opens the followed files now (a first-seen file starts at its end, so this must happen
 /// before the daemon says it is running, or lines written in between would be skipped).
-pub fn open_files(paths: Vec<PathBuf>, checkpoints: Vec<Checkpoint>) -> anyhow::Result<Follower> {
-    Follower::new(paths, checkpoints, DEFAULT_MAX_LINE)
+/// Lines longer than `max_line` are cut as `replay` cuts them ([`crate::sources::line`]).
+pub fn open_files(
+    paths: Vec<PathBuf>,
+    checkpoints: Vec<Checkpoint>,
+    max_line: usize,
+) -> anyhow::Result<Follower> {
+    Follower::new(paths, checkpoints, max_line)
+}
+
+/// How often, at most, the cut lines of one source are reported (with their count).
+const LONG_LINE_NOTE_EVERY: Duration = Duration::from_secs(60);
+
+/// Counts the lines of each source that were cut for being too long, and says so in a note
+/// at most every [`LONG_LINE_NOTE_EVERY`] per source (the first one at once): a flood of long
+/// lines cannot flood the log, and none goes unreported.
+#[derive(Default)]
+pub struct LongLines {
+    /// Per source: lines cut since the last note, the longest of them, when that note was.
+    per_source: BTreeMap<String, (u64, usize, Option<Instant>)>,
+    /// Lines cut since the start, all sources.
+    pub total: u64,
+}
+
+impl LongLines {
+    /// Counts one cut line of `len` bytes; returns the note to log now, if one is due.
+    pub fn count(
+        &mut self,
+        source: &str,
+        len: usize,
+        max_line: usize,
+        now: Instant,
+    ) -> Option<String> {
+        self.total += 1;
+        let e = self
+            .per_source
+            .entry(source.to_string())
+            .or_insert((0, 0, None));
+        e.0 += 1;
+        e.1 = e.1.max(len);
+        self.due(source, max_line, now)
+    }
+
+    /// The note for `source` if one is due (and lines were cut since the last one).
+    fn due(&mut self, source: &str, max_line: usize, now: Instant) -> Option<String> {
+        let e = self.per_source.get_mut(source)?;
+        if e.0 == 0
+            || e.2
+                .is_some_and(|t| now.duration_since(t) < LONG_LINE_NOTE_EVERY)
+        {
+            return None;
+        }
+        let head = crate::sources::line::head_len(max_line);
+        let note = format!(
+            "{} line(s) longer than {max_line} bytes (the longest {} bytes) matched on their first {head} and last {} bytes in {source} ({} cut in all since the start)",
+            e.0,
+            e.1,
+            max_line - head,
+            self.total
+        );
+        *e = (0, 0, Some(now));
+        Some(note)
+    }
+
+    /// Notes due now for sources whose cut lines were not reported yet.
+    pub fn flush(&mut self, max_line: usize, now: Instant) -> Vec<String> {
+        let sources: Vec<String> = self.per_source.keys().cloned().collect();
+        sources
+            .iter()
+            .filter_map(|s| self.due(s, max_line, now))
+            .collect()
+    }
 }
 
 /// Runs the file follower until the engine goes away.
 pub fn follow_files(mut f: Follower, new_paths: SharedPaths, engine: Sender<Msg>) {
     let mut last_checkpoint = Instant::now();
+    let mut long = LongLines::default();
+    let max_line = f.max_line();
     loop {
         if let Some(p) = new_paths.lock().ok().and_then(|mut g| g.take()) {
             f.set_paths(p);
         }
         let mut batch = Batch::default();
+        let now = Instant::now();
         let _ = f.poll(&mut |ev| match ev {
             Event::Line { path, line } => batch.push(path, line),
             Event::Truncated { path } => batch
                 .notes
                 .push(format!("log truncated, reading from its start: {path}")),
             Event::Rotated { path } => batch.notes.push(format!("log rotated: {path}")),
-            Event::LongLine { path, dropped } => batch.notes.push(format!(
-                "line of {dropped} bytes longer than the limit skipped in {path}"
-            )),
+            Event::LongLine { path, len } => {
+                batch.notes.extend(long.count(path, len, max_line, now));
+            }
             Event::Error { path, message } => {
                 batch.notes.push(format!("cannot read {path}: {message}"))
             }
         });
+        batch.notes.extend(long.flush(max_line, now));
         let had_lines = !batch.lines.is_empty();
         if had_lines
             || !batch.notes.is_empty()
@@ -151,17 +224,11 @@ impl Default for JournalCommand {
     }
 }
 
-/// The cursor file of a journal source in `state_dir`, named after the source itself so a
-/// reader started again (after a restart or a reload) finds its own position. The reader
-/// writes it itself: `journalctl --follow --cursor-file` never writes it before systemd 254
-/// (Debian 12 has 252).
+/// The cursor file of a journal source in `state_dir` (see
+/// [`crate::sources::journal::cursor_file`]). The reader writes it itself: `journalctl
+/// --follow --cursor-file` never writes it before systemd 254 (Debian 12 has 252).
 pub fn cursor_file(state_dir: &Path, source: &str) -> PathBuf {
-    state_dir.join(format!(
-        "journal-{}.cursor",
-        source
-            .trim_start_matches("journal:")
-            .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_")
-    ))
+    crate::sources::journal::cursor_file(state_dir, source)
 }
 
 /// What to do to go from the running journal sources to the wanted ones:
@@ -177,6 +244,9 @@ pub fn journal_changes<'a>(
         running.difference(&wanted).map(|s| s.to_string()).collect(),
     )
 }
+
+/// The read buffer of a journal reader, and the line buffer it keeps between entries.
+const READ_CHUNK: usize = 1 << 16;
 
 /// How long a stopped `journalctl` gets to exit on SIGTERM before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(2);
@@ -365,8 +435,14 @@ struct JsonEntry {
     pid: Option<Value>,
     #[serde(rename = "SYSLOG_PID", default)]
     syslog_pid: Option<Value>,
-    #[serde(rename = "MESSAGE", default)]
+    /// `Some(Value::Null)` for a null MESSAGE, None when absent.
+    #[serde(rename = "MESSAGE", default, deserialize_with = "present")]
     message: Option<Value>,
+}
+
+/// A field that is there, null or not.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 /// The bytes of a journal field's value (the first value of a field given several times).
@@ -423,7 +499,9 @@ fn push_cleaned(line: &mut Vec<u8>, b: &[u8], bad: impl Fn(u8) -> bool) {
 /// message (a newline, say) are escaped as rsyslog does (`#012`), so one entry is always
 /// one line. An entry with no program at all becomes an RFC 5424 line with a nil APP-NAME,
 /// which keeps its time and reads as having no program.
-fn journal_entry(json: &[u8], now_us: i64) -> Result<(Option<String>, Vec<u8>), String> {
+/// The third value is true when the entry's MESSAGE is null: journalctl leaves out a field
+/// over 4096 bytes unless it runs with `--all`.
+fn journal_entry(json: &[u8], now_us: i64) -> Result<(Option<String>, Vec<u8>, bool), String> {
     if json.trim_ascii_start().first() != Some(&b'{') {
         return Err("not a JSON object".into());
     }
@@ -443,6 +521,7 @@ fn journal_entry(json: &[u8], now_us: i64) -> Result<(Option<String>, Vec<u8>), 
         .find_map(|f| field(f).filter(|p| !p.is_empty()));
     let pid = pid_field(&e.pid).or_else(|| pid_field(&e.syslog_pid));
     let message = field(&e.message).unwrap_or_default();
+    let null_message = matches!(e.message, Some(Value::Null));
 
     let mut line = Vec::with_capacity(stamp.len() + message.len() + 80);
     let space_or_control = |c: u8| c <= b' ' || c == 0x7f;
@@ -483,7 +562,75 @@ fn journal_entry(json: &[u8], now_us: i64) -> Result<(Option<String>, Vec<u8>), 
             line.push(c);
         }
     }
-    Ok((cursor, line))
+    Ok((cursor, line, null_message))
+}
+
+/// Reads one line of `r` (with its `\n`, if any) into `line`, keeping at most `cap` bytes of
+/// it: the rest is read and thrown away, so a huge line cannot take memory. Returns the whole
+/// length of the line (0 at the end of the output).
+fn read_line_bounded(
+    r: &mut impl BufRead,
+    line: &mut Vec<u8>,
+    cap: usize,
+) -> std::io::Result<usize> {
+    line.clear();
+    let mut len = 0;
+    loop {
+        let buf = match r.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buf.is_empty() {
+            return Ok(len);
+        }
+        let (n, done) = match memchr::memchr(b'\n', buf) {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        let room = cap.saturating_sub(line.len()).min(n);
+        line.extend_from_slice(&buf[..room]);
+        len += n;
+        r.consume(n);
+        if done {
+            return Ok(len);
+        }
+    }
+}
+
+/// The longest `journalctl` JSON line read (an entry of at most `max_line` bytes of message
+/// takes up to 6 bytes per byte in JSON, as `\u00XX` or as an array of byte values), at
+/// least 1 MiB. A longer entry is skipped, with a note: it cannot be parsed in part.
+fn json_cap(max_line: usize) -> usize {
+    (8 * max_line).max(1 << 20)
+}
+
+/// A note about something that may happen for every entry (a null MESSAGE, an entry too long
+/// to read), given at most once a minute with the count since the last one.
+#[derive(Default)]
+struct Throttled {
+    count: u64,
+    last: Option<Instant>,
+}
+
+impl Throttled {
+    /// Counts one occurrence; returns the count to report, when a note is due.
+    fn hit(&mut self) -> Option<u64> {
+        self.count += 1;
+        self.due()
+    }
+
+    fn due(&mut self) -> Option<u64> {
+        if self.count == 0
+            || self
+                .last
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(60))
+        {
+            return None;
+        }
+        self.last = Some(Instant::now());
+        Some(std::mem::take(&mut self.count))
+    }
 }
 
 fn now_micros() -> i64 {
@@ -559,8 +706,19 @@ fn follow_journal(
     cursor_file: PathBuf,
     engine: Sender<Msg>,
     ctl: Arc<ReaderCtl>,
+    max_line: usize,
 ) {
-    let spec = source.trim_start_matches("journal:").to_string();
+    // checked with the configuration; a source that is not valid would give journalctl
+    // arguments of its own
+    let terms: Vec<String> = match crate::sources::journal::matches(&source) {
+        Ok(t) => t.into_iter().map(String::from).collect(),
+        Err(e) => {
+            let _ = engine.send(Msg::Note(format!("not reading {source}: {e}")));
+            return;
+        }
+    };
+    let mut long = LongLines::default();
+    let (mut null_messages, mut too_long) = (Throttled::default(), Throttled::default());
     let mut file = CursorFile::open(cursor_file, &source, &engine);
     // the cursor of the last entry sent to the engine: where the next journalctl starts
     let mut sent = file.saved.clone();
@@ -575,9 +733,17 @@ fn follow_journal(
             }
         }
         let mut command = Command::new(&cmd.program);
-        command
-            .args(&cmd.args)
-            .args(["--follow", "--no-pager", "--output=json", "--quiet"]);
+        // --all: without it journalctl prints a field over 4096 bytes as null, and a long
+        // failure message would go unseen; the memory bound is the line cap below instead.
+        // --output-fields: only what `journal_entry` reads (the cursor and time come anyway).
+        command.args(&cmd.args).args([
+            "--follow",
+            "--no-pager",
+            "--output=json",
+            "--all",
+            "--output-fields=MESSAGE,_HOSTNAME,SYSLOG_IDENTIFIER,_COMM,_PID,SYSLOG_PID",
+            "--quiet",
+        ]);
         match &sent {
             // --cursor (from the entry itself, skipped below), not --after-cursor: journalctl
             // 252 implements that as "2 entries on", which skips an entry when the match does
@@ -588,7 +754,7 @@ fn follow_journal(
             // an empty journal (or no journalctl: the start below fails and says so)
             None => command.arg("--since=now"),
         };
-        let out = match start(&ctl, command.args(spec.split_whitespace())) {
+        let out = match start(&ctl, command.args(&terms)) {
             Ok(Some(out)) => out,
             Ok(None) => return,
             Err(e) => {
@@ -600,7 +766,7 @@ fn follow_journal(
             }
         };
         let fd = out.as_raw_fd();
-        let mut r = BufReader::with_capacity(1 << 16, out);
+        let mut r = BufReader::with_capacity(READ_CHUNK, out);
         let mut line = Vec::new();
         let mut engine_gone = false;
         // the entry journalctl starts from, when it is the one already read
@@ -611,17 +777,55 @@ fn follow_journal(
                 file.save(&processed, &source, &engine);
                 continue;
             }
-            line.clear();
-            match r.read_until(b'\n', &mut line) {
+            let len = match read_line_bounded(&mut r, &mut line, json_cap(max_line)) {
                 Ok(0) | Err(_) => break,
-                Ok(_) => {}
+                Ok(n) => n,
+            };
+            if line.capacity() > 4 * READ_CHUNK && len <= READ_CHUNK {
+                line.shrink_to(READ_CHUNK); // give back what a huge entry took
+            }
+            if len > line.len() {
+                if let Some(n) = too_long.hit() {
+                    let note = format!(
+                        "skipped {n} journal entr(y/ies) of {source} longer than {} bytes as journalctl prints them (the last one {len} bytes)",
+                        json_cap(max_line)
+                    );
+                    if engine.send(Msg::Note(note)).is_err() {
+                        engine_gone = true;
+                        break;
+                    }
+                }
+                continue;
             }
             let json = line.strip_suffix(b"\n").unwrap_or(&line);
             if json.trim_ascii().is_empty() {
                 continue;
             }
             let (cursor, text) = match journal_entry(json, now_micros()) {
-                Ok(e) => e,
+                Ok((cursor, text, null_message)) => {
+                    let mut notes = Vec::new();
+                    if null_message {
+                        notes.extend(null_messages.hit().map(|n| format!(
+                            "{n} journal entr(y/ies) of {source} came with a null MESSAGE (journalctl leaves out fields over 4096 bytes without --all): such entries cannot be matched"
+                        )));
+                    }
+                    // cut as a file line is (no `\r` to strip: control characters are
+                    // escaped)
+                    let text = if text.len() > max_line {
+                        notes.extend(long.count(&source, text.len(), max_line, Instant::now()));
+                        crate::sources::line::cut(&text, max_line).into_owned()
+                    } else {
+                        text
+                    };
+                    if notes
+                        .into_iter()
+                        .any(|n| engine.send(Msg::Note(n)).is_err())
+                    {
+                        engine_gone = true;
+                        break;
+                    }
+                    (cursor, text)
+                }
                 Err(e) => {
                     let shown = String::from_utf8_lossy(&json[..json.len().min(200)]);
                     if engine
@@ -678,6 +882,7 @@ struct JournalReader {
 /// starts and stops them to match a (re)loaded configuration.
 pub struct JournalReaders {
     cmd: JournalCommand,
+    max_line: usize,
     state_dir: PathBuf,
     engine: Sender<Msg>,
     running: BTreeMap<String, JournalReader>,
@@ -688,10 +893,18 @@ impl JournalReaders {
     pub fn new(cmd: JournalCommand, state_dir: PathBuf, engine: Sender<Msg>) -> Self {
         JournalReaders {
             cmd,
+            max_line: crate::sources::line::DEFAULT_MAX_LINE,
             state_dir,
             engine,
             running: BTreeMap::new(),
         }
+    }
+
+    /// Entries whose line is longer than `max_line` are cut as file lines are (default
+    /// [`crate::sources::line::DEFAULT_MAX_LINE`]); applies to readers started from now on.
+    pub fn max_line(mut self, max_line: usize) -> Self {
+        self.max_line = max_line;
+        self
     }
 
     /// The sources being read, sorted.
@@ -712,7 +925,8 @@ impl JournalReaders {
                 let (cmd, src, ctl) = (self.cmd.clone(), src.clone(), ctl.clone());
                 let cursor = cursor_file(&self.state_dir, &src);
                 let tx = self.engine.clone();
-                std::thread::spawn(move || follow_journal(cmd, src, cursor, tx, ctl))
+                let max_line = self.max_line;
+                std::thread::spawn(move || follow_journal(cmd, src, cursor, tx, ctl, max_line))
             };
             self.running
                 .insert(src.clone(), JournalReader { ctl, thread });
@@ -927,6 +1141,12 @@ wait "$p"
             assert!(t.elapsed() < Duration::from_secs(10), "{:?}", saved(&file));
             std::thread::sleep(Duration::from_millis(20));
         }
+        // and follows from there (stopped before its journalctl has even started, it would
+        // not have logged this run)
+        while std::fs::read_to_string(&log).unwrap().lines().count() < 2 {
+            assert!(t.elapsed() < Duration::from_secs(10));
+            std::thread::sleep(Duration::from_millis(20));
+        }
         r.stop_all();
         // what is logged while it is down is read after a restart, though it read nothing
         let mut r = JournalReaders::new(cmd, d.into(), tx);
@@ -971,7 +1191,9 @@ wait "$p"
 
     /// (cursor, line) of a journalctl JSON line, with `now` 0.
     fn entry(json: &str) -> (Option<String>, Vec<u8>) {
-        journal_entry(json.as_bytes(), 0).unwrap()
+        let (cursor, line, null_message) = journal_entry(json.as_bytes(), 0).unwrap();
+        assert!(!null_message);
+        (cursor, line)
     }
 
     fn stamp(year: i32, month: u8, day: u8, h: u8, m: u8, s: u8, millis: u16) -> Option<Stamp> {
@@ -1047,12 +1269,16 @@ wait "$p"
 
         // MESSAGE null (a field over 4096 bytes) or absent: an empty message; a field given
         // several times: its first value; no time: now
-        let (cursor, line) = journal_entry(
+        let (cursor, line, null_message) = journal_entry(
             br#"{"__CURSOR":"c","SYSLOG_IDENTIFIER":["sshd","other"],"_PID":"1","MESSAGE":null}"#,
             1_795_279_711_884_583,
         )
         .unwrap();
         assert_eq!(cursor.as_deref(), Some("c"));
+        assert!(
+            null_message,
+            "a null MESSAGE is told apart, for the warning"
+        );
         let p = prefix::parse(&line);
         assert_eq!(p.stamp, stamp(2026, 11, 21, 16, 48, 31, 884));
         assert_eq!(
@@ -1145,5 +1371,185 @@ wait "$p"
         let t = Instant::now();
         r.stop_all();
         assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    }
+}
+
+/// Long journal entries (issue 9, finding 6): journalctl prints a field over 4096 bytes as
+/// null unless it runs with `--all`, and the reader bounds its memory itself.
+#[cfg(test)]
+mod long_entries {
+    use super::*;
+    use portcullis_core::filter::{MatchSet, Mode};
+    use std::sync::mpsc::{self, Receiver};
+
+    /// A failure of 4,164 bytes, as in the report: sshd's line format with a long user name.
+    fn long_failure(addr: &str) -> String {
+        let head = "Failed password for invalid user ";
+        let tail = format!(" from {addr} port 4242 ssh2");
+        let user = "u".repeat(4164 - head.len() - tail.len());
+        let m = format!("{head}{user}{tail}");
+        assert_eq!(m.len(), 4164);
+        m
+    }
+
+    /// Stands in for journalctl 252: the arguments of every run go to `$1`; following, it
+    /// prints the entries of the file `$2` (one JSON line each, with MESSAGE as `@M@`), where
+    /// MESSAGE is the message of the file `$3` with `--all`, and null without (as journalctl
+    /// does for a field of 4096 bytes or more), then waits.
+    const STANDIN: &str = r#"
+trap 'kill "$p" 2>/dev/null; exit 0' TERM
+log=$1; entries=$2; msg=$3; shift 3
+echo "$*" >> "$log"
+case " $* " in *" --follow "*) ;; *) echo '{"__CURSOR":"c0"}'; exit 0;; esac
+sleep 600 >/dev/null 2>&1 &
+p=$!
+case " $* " in
+  *" --all "*) m="\"$(cat "$msg")\"";;
+  *) m=null;;
+esac
+while IFS= read -r e; do printf '%s\n' "$e" | sed "s|@M@|$m|"; done < "$entries"
+wait "$p"
+"#;
+
+    fn standin(dir: &Path, entries: &[String], message: &str) -> JournalCommand {
+        std::fs::write(dir.join("entries"), entries.join("\n") + "\n").unwrap();
+        std::fs::write(dir.join("message"), message).unwrap();
+        JournalCommand {
+            program: "sh".into(),
+            args: vec![
+                "-c".into(),
+                STANDIN.into(),
+                "fake-journalctl".into(),
+                dir.join("args.log").into(),
+                dir.join("entries").into(),
+                dir.join("message").into(),
+            ],
+        }
+    }
+
+    fn entry(cursor: &str, message: &str) -> String {
+        format!(
+            r#"{{"__CURSOR":"{cursor}","__REALTIME_TIMESTAMP":"1795279711884583","_HOSTNAME":"vm","SYSLOG_IDENTIFIER":"sshd","_PID":"7","MESSAGE":{message}}}"#
+        )
+    }
+
+    /// Lines and notes from the readers until `n` lines came (20 s at most).
+    fn collect(rx: &Receiver<Msg>, n: usize) -> (Vec<Vec<u8>>, Vec<String>) {
+        let (mut lines, mut notes) = (Vec::new(), Vec::new());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while lines.len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(Msg::Lines(b)) => {
+                    lines.extend(b.iter().map(|(_, l)| l.to_vec()));
+                    if let Some(p) = b.journal {
+                        p.commit();
+                    }
+                }
+                Ok(Msg::Note(n)) => notes.push(n),
+                Ok(_) => {}
+                Err(_) => panic!("only {} lines came; notes: {notes:?}", lines.len()),
+            }
+        }
+        (lines, notes)
+    }
+
+    fn sshd_hosts(lines: &[Vec<u8>]) -> Vec<String> {
+        let f = crate::config::resolve_filter("sshd", &[]).unwrap();
+        let set = MatchSet::new(vec![f], Mode::Normal);
+        let ctx = crate::cli::time_context();
+        let mut scratch = set.scratch();
+        let mut hosts = Vec::new();
+        for l in lines {
+            if let Some(h) = set.match_line(l, &ctx, &mut scratch) {
+                hosts.push(h.addr.to_string());
+            }
+        }
+        hosts
+    }
+
+    #[test]
+    fn a_4164_byte_failure_from_the_journal_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let msg = long_failure("198.51.100.7");
+        let entries: Vec<String> = (1..=6).map(|i| entry(&format!("c{i}"), "@M@")).collect();
+        let (tx, rx) = mpsc::channel();
+        let mut r = JournalReaders::new(standin(d, &entries, &msg), d.into(), tx);
+        r.reconcile(&["journal:_SYSTEMD_UNIT=ssh.service _UID=0".into()]);
+        let (lines, notes) = collect(&rx, 6);
+        r.stop_all();
+        assert!(notes.is_empty(), "{notes:?}");
+        for l in &lines {
+            let p = portcullis_core::prefix::parse(l);
+            assert_eq!(p.message, msg.as_bytes(), "the whole message");
+        }
+        assert_eq!(sshd_hosts(&lines), ["198.51.100.7"; 6], "all six count");
+        let args = std::fs::read_to_string(d.join("args.log")).unwrap();
+        let follow = args.lines().find(|l| l.contains("--follow")).unwrap();
+        let words: Vec<&str> = follow.split(' ').collect();
+        assert!(words.contains(&"--all"), "{follow}");
+        assert!(
+            words.ends_with(&["_SYSTEMD_UNIT=ssh.service", "_UID=0"]),
+            "the matches, last, as two arguments: {follow}"
+        );
+    }
+
+    #[test]
+    fn a_null_message_is_warned_about_once_a_minute() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // a journalctl that leaves the field out all the same
+        let entries: Vec<String> = (1..=3)
+            .map(|i| entry(&format!("c{i}"), "null"))
+            .chain([entry(
+                "c4",
+                r#""Failed password for root from 192.0.2.4 port 1 ssh2""#,
+            )])
+            .collect();
+        let (tx, rx) = mpsc::channel();
+        let mut r = JournalReaders::new(standin(d, &entries, ""), d.into(), tx);
+        r.reconcile(&["journal:_COMM=sshd".into()]);
+        let (lines, notes) = collect(&rx, 4);
+        r.stop_all();
+        assert_eq!(sshd_hosts(&lines), ["192.0.2.4"]);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].contains("null MESSAGE"), "{notes:?}");
+    }
+
+    #[test]
+    fn entries_longer_than_the_limits_are_cut_or_skipped_and_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // max_line 2048: a 4,164-byte message is cut to its head and tail and still counts;
+        // an entry longer than the JSON cap (1 MiB here) is skipped, reported, and the next
+        // entry is read
+        let huge = format!(r#""{}""#, "x".repeat(json_cap(2048) + 10));
+        let entries = vec![
+            entry("c1", "@M@"),
+            entry("c2", &huge),
+            entry(
+                "c3",
+                r#""Failed password for root from 192.0.2.3 port 1 ssh2""#,
+            ),
+        ];
+        let (tx, rx) = mpsc::channel();
+        let mut r = JournalReaders::new(
+            standin(d, &entries, &long_failure("198.51.100.9")),
+            d.into(),
+            tx,
+        )
+        .max_line(2048);
+        r.reconcile(&["journal:_COMM=sshd".into()]);
+        let (lines, notes) = collect(&rx, 2);
+        r.stop_all();
+        assert_eq!(lines[0].len(), 2048);
+        assert_eq!(sshd_hosts(&lines), ["198.51.100.9", "192.0.2.3"]);
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(
+            notes[0].contains("1 line(s) longer than 2048 bytes"),
+            "{notes:?}"
+        );
+        assert!(notes[1].contains("skipped 1 journal entr"), "{notes:?}");
     }
 }

@@ -43,9 +43,10 @@
 //! # Lines
 //!
 //! Only complete lines are delivered, without their `\n` (and one `\r` before it); bytes need not
-//! be UTF-8. A line longer than `max_line` bytes (counted before the `\n`) is dropped whole and
-//! reported as `LongLine` with its length: a prefix could match a pattern that the whole line
-//! does not. Memory per file is bounded by `max_line`.
+//! be UTF-8. A line longer than `max_line` bytes (counted before the `\n`, less the `\r`) is
+//! delivered cut to its first and last bytes, exactly as `replay` and `test` cut it
+//! ([`super::line::cut`]), followed by `LongLine` with its whole length, so that it is counted
+//! and reported: never dropped. Memory per file is bounded by about `max_line`.
 
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -57,8 +58,8 @@ use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// Default longest line delivered, in bytes.
-pub const DEFAULT_MAX_LINE: usize = 16 * 1024;
+use super::line;
+
 /// Size of the one read buffer shared by all files.
 const READ_BUF_LEN: usize = 64 * 1024;
 /// How many leading bytes the fingerprint covers.
@@ -109,8 +110,9 @@ pub enum Event<'a> {
     Truncated { path: &'a str },
     /// The path no longer names the file being read; it is read to its end all the same.
     Rotated { path: &'a str },
-    /// A line longer than `max_line` was dropped; `dropped` is its length in bytes.
-    LongLine { path: &'a str, dropped: usize },
+    /// The line just delivered was longer than the limit and was cut (see
+    /// [`line::cut`]); `len` is its whole length in bytes.
+    LongLine { path: &'a str, len: usize },
     /// The path cannot be read; reported once until the error changes.
     Error { path: &'a str, message: String },
 }
@@ -128,7 +130,7 @@ pub struct Follower {
 
 impl Follower {
     /// Follows `paths`, resuming from `checkpoints` where they apply. Lines longer than
-    /// `max_line` bytes are dropped ([`DEFAULT_MAX_LINE`] is a good value).
+    /// `max_line` bytes are cut ([`line::DEFAULT_MAX_LINE`] is a good value).
     pub fn new(
         paths: Vec<PathBuf>,
         checkpoints: Vec<Checkpoint>,
@@ -148,6 +150,11 @@ impl Follower {
         };
         follower.set_paths(paths);
         Ok(follower)
+    }
+
+    /// The limit beyond which lines are cut.
+    pub fn max_line(&self) -> usize {
+        self.max_line
     }
 
     /// How long a rotated-away file may stay silent before it is closed (default 5 s).
@@ -334,7 +341,7 @@ impl Watched {
             let quiet = cx.now.duration_since(self.draining[i].last_data) >= cx.drain_idle;
             if quiet || self.draining.len() > MAX_DRAINING {
                 let mut t = self.draining.remove(i);
-                t.split.flush(&self.name, f);
+                t.split.flush(cx.max_line, &self.name, f);
                 t.close(cx.watches);
             } else {
                 i += 1;
@@ -622,12 +629,16 @@ impl Tail {
     }
 }
 
-/// Cuts a byte stream into lines; keeps at most `max_line` bytes of an unfinished one.
+/// Cuts a byte stream into lines; holds at most about `max_line` bytes of an unfinished one.
 #[derive(Default)]
 struct Splitter {
+    /// The line so far; once it is longer than the limit, only its head.
     partial: Vec<u8>,
-    /// Length so far of a line being dropped for being too long.
-    dropping: Option<usize>,
+    /// A line longer than the limit: its last bytes (`max_line - head_len + 1`, the one
+    /// more for a `\r` that may end it, kept in a buffer of up to twice that).
+    tail: Vec<u8>,
+    /// The length so far of a line longer than the limit.
+    long: Option<usize>,
     /// Skip silently up to the next newline (we started inside a line).
     skipping: bool,
 }
@@ -643,72 +654,92 @@ impl Splitter {
     ) -> Option<usize> {
         let mut start = 0;
         for nl in memchr::memchr_iter(b'\n', chunk) {
-            self.end_line(&chunk[start..nl], max_line, path, f);
+            if self.skipping {
+                self.skipping = false;
+            } else {
+                self.add(&chunk[start..nl], max_line);
+                self.end_line(max_line, path, f);
+            }
             start = nl + 1;
         }
         let rest = &chunk[start..];
         if !rest.is_empty() && !self.skipping {
-            if let Some(n) = &mut self.dropping {
-                *n += rest.len();
-            } else if self.partial.len() + rest.len() > max_line {
-                self.dropping = Some(self.partial.len() + rest.len());
-                self.partial.clear();
-            } else {
-                self.partial.extend_from_slice(rest);
-            }
+            self.add(rest, max_line);
         }
         (start > 0).then_some(start)
     }
 
-    fn end_line(&mut self, seg: &[u8], max_line: usize, path: &str, f: &mut dyn FnMut(Event)) {
-        if self.skipping {
-            self.skipping = false;
-        } else if let Some(n) = self.dropping.take() {
-            f(Event::LongLine {
-                path,
-                dropped: n + seg.len(),
-            });
-        } else if self.partial.len() + seg.len() > max_line {
-            let dropped = self.partial.len() + seg.len();
-            self.partial.clear();
-            f(Event::LongLine { path, dropped });
-        } else if self.partial.is_empty() {
-            f(Event::Line {
-                path,
-                line: strip_cr(seg),
-            });
-        } else {
-            self.partial.extend_from_slice(seg);
-            f(Event::Line {
-                path,
-                line: strip_cr(&self.partial),
-            });
-            self.partial.clear();
+    /// Appends bytes of the current line, keeping only the head and the tail of a long one.
+    fn add(&mut self, bytes: &[u8], max_line: usize) {
+        let keep_tail = max_line - line::head_len(max_line) + 1;
+        match &mut self.long {
+            Some(len) => {
+                *len += bytes.len();
+                self.tail.extend_from_slice(bytes);
+                if self.tail.len() > 2 * keep_tail {
+                    self.tail.drain(..self.tail.len() - keep_tail);
+                }
+            }
+            None if self.partial.len() + bytes.len() > max_line + 1 => {
+                // too long even without a `\r` at its end: from now on head and tail only
+                self.partial.extend_from_slice(bytes);
+                let len = self.partial.len();
+                self.tail.clear();
+                self.tail
+                    .extend_from_slice(&self.partial[len - keep_tail.min(len)..]);
+                self.partial.truncate(line::head_len(max_line));
+                self.long = Some(len);
+            }
+            None => self.partial.extend_from_slice(bytes),
         }
     }
 
+    /// The current line is complete: deliver it (cut, and reported, when too long).
+    fn end_line(&mut self, max_line: usize, path: &str, f: &mut dyn FnMut(Event)) {
+        match self.long.take() {
+            None => {
+                let (l, cut) = line::prepare(&self.partial, max_line);
+                f(Event::Line { path, line: &l });
+                if cut {
+                    f(Event::LongLine {
+                        path,
+                        len: line::strip_cr(&self.partial).len(),
+                    });
+                }
+            }
+            Some(mut len) => {
+                if self.tail.last() == Some(&b'\r') {
+                    self.tail.pop();
+                    len -= 1;
+                }
+                let keep = max_line - line::head_len(max_line);
+                self.partial
+                    .extend_from_slice(&self.tail[self.tail.len() - keep..]);
+                f(Event::Line {
+                    path,
+                    line: &self.partial,
+                });
+                f(Event::LongLine { path, len });
+            }
+        }
+        self.partial.clear();
+        self.tail.clear();
+    }
+
     /// The file is closed for good: deliver what is left of its last line.
-    fn flush(&mut self, path: &str, f: &mut dyn FnMut(Event)) {
-        if let Some(dropped) = self.dropping {
-            f(Event::LongLine { path, dropped });
-        } else if !self.partial.is_empty() && !self.skipping {
-            f(Event::Line {
-                path,
-                line: strip_cr(&self.partial),
-            });
+    fn flush(&mut self, max_line: usize, path: &str, f: &mut dyn FnMut(Event)) {
+        if !self.skipping && (self.long.is_some() || !self.partial.is_empty()) {
+            self.end_line(max_line, path, f);
         }
         self.reset();
     }
 
     fn reset(&mut self) {
         self.partial.clear();
-        self.dropping = None;
+        self.tail.clear();
+        self.long = None;
         self.skipping = false;
     }
-}
-
-fn strip_cr(line: &[u8]) -> &[u8] {
-    line.strip_suffix(b"\r").unwrap_or(line)
 }
 
 fn is_missing(e: &io::Error) -> bool {
@@ -818,6 +849,7 @@ impl Watches {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::line::DEFAULT_MAX_LINE;
     use proptest::prelude::*;
     use std::io::Write;
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -840,7 +872,7 @@ mod tests {
                 Event::Line { line, .. } => Ev::Line(String::from_utf8_lossy(line).into_owned()),
                 Event::Truncated { .. } => Ev::Truncated,
                 Event::Rotated { .. } => Ev::Rotated,
-                Event::LongLine { dropped, .. } => Ev::Long(dropped),
+                Event::LongLine { len, .. } => Ev::Long(len),
                 Event::Error { message, .. } => Ev::Error(message),
             })
         })
@@ -1080,28 +1112,120 @@ mod tests {
         assert_eq!(lines(&poll(&mut fl)), ["appeared while down"]);
     }
 
+    /// Events for `text` appended to a new followed file in pieces of `piece` bytes, each
+    /// piece followed by a poll, with the limit `max`.
+    fn follow_in_pieces(text: &[u8], piece: usize, max: usize) -> Vec<Ev> {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("access.log");
+        append(&log, "");
+        let mut fl = Follower::new(vec![log.clone()], vec![], max).unwrap();
+        let mut out = Vec::new();
+        let mut f = OpenOptions::new().append(true).open(&log).unwrap();
+        for p in text.chunks(piece.max(1)) {
+            f.write_all(p).unwrap();
+            out.extend(poll(&mut fl));
+        }
+        out
+    }
+
     #[test]
-    fn long_line_is_dropped_and_reported() {
+    fn long_line_is_cut_to_head_and_tail_and_reported() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("auth.log");
         append(&log, "");
         let mut fl = Follower::new(vec![log.clone()], vec![], 10).unwrap();
-        append(&log, "0123456789\n0123456789A\nok\n");
+        append(
+            &log,
+            "0123456789\n0123456789A\nok\n0123456789\r\n0123456789A\r\n",
+        );
         assert_eq!(
             poll(&mut fl),
             [
                 Ev::Line("0123456789".into()),
+                Ev::Line("012346789A".into()),
                 Ev::Long(11),
-                Ev::Line("ok".into())
+                Ev::Line("ok".into()),
+                Ev::Line("0123456789".into()),
+                Ev::Line("012346789A".into()),
+                Ev::Long(11),
             ]
         );
-        // Growing across polls: never buffered past max_line.
+        // Growing across polls: only the head and the tail are kept.
         append(&log, "0123456");
         assert_eq!(poll(&mut fl), []);
         append(&log, "789abcdef");
         assert_eq!(poll(&mut fl), []);
-        append(&log, "xyz\nnext\n");
-        assert_eq!(poll(&mut fl), [Ev::Long(19), Ev::Line("next".into())]);
+        append(&log, "xyz\r");
+        assert_eq!(poll(&mut fl), []);
+        append(&log, "\nnext\n");
+        assert_eq!(
+            poll(&mut fl),
+            [
+                Ev::Line("01234efxyz".into()),
+                Ev::Long(19),
+                Ev::Line("next".into())
+            ]
+        );
+        assert!(fl.files[0].cur.as_ref().unwrap().split.partial.capacity() < 64 * 1024 + 32);
+    }
+
+    #[test]
+    fn long_lines_are_cut_as_replay_cuts_them_and_counted() {
+        // 17 KiB to 3 MiB lines, CRLF or not, whatever the pieces they are
+        // written in: the same bytes as `line::prepare`, and one LongLine each.
+        let mut text = Vec::new();
+        let mut want = Vec::new();
+        for (i, n) in [17 * 1024, 100 * 1024, 1 << 20, 300, (1 << 20) + 1, 3 << 20]
+            .into_iter()
+            .enumerate()
+        {
+            let mut l: Vec<u8> = format!("203.0.113.{i} - - \"GET /").into_bytes();
+            while l.len() < n - 10 {
+                l.push(b'a' + (l.len() % 26) as u8);
+            }
+            l.extend_from_slice(b"\" 404 0 UA");
+            l.truncate(n);
+            let (c, was_cut) = line::prepare(&l, DEFAULT_MAX_LINE);
+            want.push(Ev::Line(String::from_utf8(c.into_owned()).unwrap()));
+            if was_cut {
+                want.push(Ev::Long(n));
+            }
+            text.extend_from_slice(&l);
+            text.extend_from_slice(if i % 2 == 0 { b"\n" } else { b"\r\n" });
+        }
+        for piece in [text.len(), 65536, 4099] {
+            assert_eq!(
+                follow_in_pieces(&text, piece, DEFAULT_MAX_LINE),
+                want,
+                "pieces of {piece}"
+            );
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn any_line_is_delivered_as_line_prepare_makes_it(
+            lines in proptest::collection::vec(
+                proptest::collection::vec(prop_oneof![Just(b'a'), Just(b'b'), Just(b'\r')], 0..40),
+                1..6,
+            ),
+            max in 1usize..24,
+            piece in 1usize..17,
+        ) {
+            let mut text = Vec::new();
+            let mut want = Vec::new();
+            for l in &lines {
+                text.extend_from_slice(l);
+                text.push(b'\n');
+                let (c, was_cut) = line::prepare(l, max);
+                want.push(Ev::Line(String::from_utf8(c.into_owned()).unwrap()));
+                if was_cut {
+                    want.push(Ev::Long(line::strip_cr(l).len()));
+                }
+            }
+            prop_assert_eq!(follow_in_pieces(&text, piece, max), want);
+        }
     }
 
     #[test]

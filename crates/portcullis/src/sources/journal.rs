@@ -1,0 +1,206 @@
+//! `journal:` log sources: which entries of the systemd journal a jail reads.
+//!
+//! A source is `journal:` followed by matches separated by spaces, handed to `journalctl` as
+//! they are: `FIELD=VALUE` terms, and `+`. As journalctl combines them, terms of different
+//! fields must all hold, terms of the same field are alternatives, and `+` separates
+//! alternative groups. `journal:_SYSTEMD_UNIT=ssh.service _UID=0` is the entries of
+//! ssh.service logged by root.
+//!
+//! # Fields a local user cannot forge
+//!
+//! Any local user can log an entry with any `SYSLOG_IDENTIFIER`, and with any `_COMM` by
+//! running a copy of a program under another name (`cp /usr/bin/logger /tmp/sshd`). journald
+//! sets the fields that begin with `_` itself, from what the kernel says about the sender, but
+//! `_COMM` is only the sender's own process name. `_UID` comes from the socket's credentials
+//! and `_SYSTEMD_UNIT` / `_SYSTEMD_SLICE` from the sender's control group, which only root
+//! can choose. So a source that bans on what a daemon writes must name its unit (or slice)
+//! and its user, as [`DEFAULT_SSHD`] does.
+
+use std::path::{Path, PathBuf};
+
+/// What begins a journal source.
+pub const PREFIX: &str = "journal:";
+
+/// sshd's entries, as only sshd can write them: logged by root (`_UID=0`) from the unit
+/// `ssh.service` (Debian, Ubuntu) or `sshd.service` (Fedora, Arch, SUSE), or from an instance
+/// of `ssh@.service` / `sshd@.service` (socket activation with `Accept=yes`, whose instances
+/// run in the slice `system-ssh.slice` / `system-sshd.slice`). OpenSSH 9.8's
+/// `sshd-session` runs in the same unit, and its monitor, which logs, runs as root.
+pub const DEFAULT_SSHD: &str = "journal:_SYSTEMD_UNIT=ssh.service _SYSTEMD_UNIT=sshd.service _UID=0 + _SYSTEMD_SLICE=system-ssh.slice _SYSTEMD_SLICE=system-sshd.slice _UID=0";
+
+/// The socket journald listens on for native entries: it exists while journald runs.
+pub const JOURNALD_SOCKET: &str = "/run/systemd/journal/socket";
+
+/// The matches of a journal source (without [`PREFIX`]), checked: `FIELD=VALUE` terms (a field
+/// name of capital letters, digits and `_`, not starting with a digit, at most 64 bytes; a
+/// value of at least one byte) and `+` between two groups.
+pub fn matches(source: &str) -> Result<Vec<&str>, String> {
+    let spec = source.strip_prefix(PREFIX).unwrap_or(source);
+    let terms: Vec<&str> = spec.split_ascii_whitespace().collect();
+    if terms.is_empty() {
+        return Err(format!(
+            "{source:?} has no match; write e.g. \"journal:_SYSTEMD_UNIT=ssh.service _UID=0\""
+        ));
+    }
+    let mut after_plus = true;
+    for t in &terms {
+        if *t == "+" {
+            if after_plus {
+                return Err(format!(
+                    "{source:?}: `+` must stand between two groups of FIELD=VALUE matches"
+                ));
+            }
+            after_plus = true;
+            continue;
+        }
+        after_plus = false;
+        let ok = t.split_once('=').is_some_and(|(f, v)| {
+            !f.is_empty()
+                && f.len() <= 64
+                && !f.starts_with(|c: char| c.is_ascii_digit())
+                && f.bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+                && !v.is_empty()
+        });
+        if !ok {
+            return Err(format!(
+                "{source:?}: {t:?} is not a journal match; use FIELD=VALUE (a field name of capital letters, digits and _, e.g. _SYSTEMD_UNIT=ssh.service), several separated by spaces, or + between alternatives"
+            ));
+        }
+    }
+    if after_plus {
+        return Err(format!(
+            "{source:?}: `+` must stand between two groups of FIELD=VALUE matches"
+        ));
+    }
+    Ok(terms)
+}
+
+/// The cursor file of a journal source in `state_dir`, named after the source itself so a
+/// reader started again (after a restart or a reload) finds its own position. A source of
+/// one match keeps the name it always had (`journal-_COMM_sshd.cursor` for
+/// `journal:_COMM=sshd`); one of several gets a hash of the whole source too, so that two
+/// sources never share a file and the name stays short.
+pub fn cursor_file(state_dir: &Path, source: &str) -> PathBuf {
+    let spec = source.strip_prefix(PREFIX).unwrap_or(source);
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    let name = if spec.split_ascii_whitespace().count() <= 1 {
+        clean(spec)
+    } else {
+        let mut c = clean(spec);
+        c.truncate(96);
+        format!(
+            "{c}-{:016x}",
+            portcullis_core::bytes::fnv1a(spec.as_bytes())
+        )
+    };
+    state_dir.join(format!("journal-{name}.cursor"))
+}
+
+/// The default log sources of the sshd jail, for [`default_sshd_logs`]: the journal by its
+/// trusted fields when journald runs, even when `/var/log/auth.log` exists (any local user
+/// can write a line into auth.log that looks like sshd's: `logger -t sshd`); else auth.log or
+/// /var/log/secure (rsyslog without journald); else the journal.
+pub fn sshd_logs(journald_runs: bool, exists: impl Fn(&str) -> bool) -> Vec<String> {
+    if journald_runs {
+        return vec![DEFAULT_SSHD.to_string()];
+    }
+    for f in ["/var/log/auth.log", "/var/log/secure"] {
+        if exists(f) {
+            return vec![f.to_string()];
+        }
+    }
+    vec![DEFAULT_SSHD.to_string()]
+}
+
+/// [`sshd_logs`] for this machine: journald runs when its socket ([`JOURNALD_SOCKET`])
+/// exists.
+pub fn default_sshd_logs() -> Vec<String> {
+    sshd_logs(Path::new(JOURNALD_SOCKET).exists(), |f| {
+        Path::new(f).exists()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_are_checked() {
+        assert_eq!(matches("journal:_COMM=sshd").unwrap(), ["_COMM=sshd"]);
+        assert_eq!(
+            matches("journal:_SYSTEMD_UNIT=ssh.service  _UID=0").unwrap(),
+            ["_SYSTEMD_UNIT=ssh.service", "_UID=0"]
+        );
+        assert_eq!(matches(DEFAULT_SSHD).unwrap().len(), 7);
+        for bad in [
+            "journal:",
+            "journal:  ",
+            "journal:_comm=sshd",
+            "journal:sshd",
+            "journal:/usr/sbin/sshd",
+            "journal:--file=/tmp/x",
+            "journal:-o=cat",
+            "journal:_COMM=",
+            "journal:=x",
+            "journal:1X=y",
+            "journal:+ _COMM=a",
+            "journal:_COMM=a +",
+            "journal:_COMM=a + + _COMM=b",
+        ] {
+            assert!(matches(bad).is_err(), "{bad}");
+        }
+        let long = format!("journal:{}=x", "A".repeat(65));
+        assert!(matches(&long).is_err());
+    }
+
+    #[test]
+    fn cursor_files_keep_their_old_name_for_one_match_and_differ_for_several() {
+        let d = Path::new("/s");
+        assert_eq!(
+            cursor_file(d, "journal:_COMM=sshd"),
+            Path::new("/s/journal-_COMM_sshd.cursor")
+        );
+        assert_eq!(
+            cursor_file(d, "journal:_COMM=sshd-session"),
+            Path::new("/s/journal-_COMM_sshd-session.cursor")
+        );
+        let a = cursor_file(d, "journal:_SYSTEMD_UNIT=ssh.service _UID=0");
+        let b = cursor_file(d, "journal:_SYSTEMD_UNIT=ssh_service _UID=0");
+        assert_ne!(a, b);
+        assert!(a
+            .to_str()
+            .unwrap()
+            .starts_with("/s/journal-_SYSTEMD_UNIT_ssh_service__UID_0-"));
+        let name = cursor_file(d, DEFAULT_SSHD);
+        assert!(name.file_name().unwrap().len() < 140, "{name:?}");
+        assert_eq!(name, cursor_file(d, DEFAULT_SSHD), "stable");
+    }
+
+    #[test]
+    fn the_journal_is_preferred_when_journald_runs() {
+        let all = |_: &str| true;
+        let none = |_: &str| false;
+        assert_eq!(sshd_logs(true, all), [DEFAULT_SSHD]);
+        assert_eq!(sshd_logs(false, all), ["/var/log/auth.log"]);
+        assert_eq!(
+            sshd_logs(false, |f: &str| f == "/var/log/secure"),
+            ["/var/log/secure"]
+        );
+        assert_eq!(sshd_logs(false, none), [DEFAULT_SSHD]);
+        for s in sshd_logs(true, none) {
+            assert!(!s.contains("_COMM"), "{s}");
+            assert!(s.contains("_UID=0"), "{s}");
+        }
+    }
+}

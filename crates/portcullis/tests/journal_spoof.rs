@@ -1,0 +1,409 @@
+//! Issue 9, finding 7: a local user must not get an address banned by writing sshd-like
+//! entries to the journal.
+//!
+//! Runs the real `systemd-journald` of the machine in a private mount namespace (tmpfs on
+//! `/run/systemd`, `/run/log` and `/var/log/journal`, so it serves its own sockets and keeps
+//! its own journal), and in that namespace:
+//!
+//! * the attack: as `nobody`, a copy of `logger` named `sshd` writes "Failed password … from
+//!   198.51.100.7" entries (native protocol and syslog socket): journald records
+//!   `_COMM=sshd`, `SYSLOG_IDENTIFIER=sshd`, `_UID=65534`, and no `_SYSTEMD_UNIT`;
+//! * a user process left in sshd's control group (a session without pam_systemd): as
+//!   `nobody` in `system.slice/ssh.service`, failures "from 198.51.100.8"
+//!   (`_SYSTEMD_UNIT=ssh.service`, `_UID=65534`);
+//! * sshd itself, as journald sees it: root, in `system.slice/ssh.service`, failures "from
+//!   192.0.2.9".
+//!
+//! The daemon runs with the built-in sshd jail (no `[[jail]]`: its default `logs`, chosen
+//! because journald runs) and the null firewall. It bans 192.0.2.9 and never counts
+//! 198.51.100.7 or 198.51.100.8, while `journalctl _COMM=sshd` (the old default) does return
+//! the spoofed entries.
+//!
+//! Needs root; fails (does not skip) otherwise. The control group `system.slice/ssh.service`
+//! is created where missing and removed again on drop.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
+const JOURNALD: &str = "/lib/systemd/systemd-journald";
+
+/// `system.slice/ssh.service` in each cgroup hierarchy that names systemd units: the
+/// unified one (`/sys/fs/cgroup` itself, or `/sys/fs/cgroup/unified` in hybrid mode) and the
+/// `name=systemd` one. Directories created here are removed on drop.
+struct SshCgroup {
+    dirs: Vec<PathBuf>,
+    created: Vec<PathBuf>,
+}
+
+impl SshCgroup {
+    fn new() -> SshCgroup {
+        let roots: Vec<&str> = if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+            vec!["/sys/fs/cgroup"]
+        } else {
+            ["/sys/fs/cgroup/unified", "/sys/fs/cgroup/systemd"]
+                .into_iter()
+                .filter(|r| Path::new(r).join("cgroup.procs").exists())
+                .collect()
+        };
+        assert!(
+            !roots.is_empty(),
+            "no cgroup hierarchy found under /sys/fs/cgroup: journald could not tell any unit"
+        );
+        let mut g = SshCgroup {
+            dirs: Vec::new(),
+            created: Vec::new(),
+        };
+        for r in roots {
+            let mut p = PathBuf::from(r);
+            for part in ["system.slice", "ssh.service"] {
+                p.push(part);
+                if !p.exists() {
+                    fs::create_dir(&p).unwrap_or_else(|e| {
+                        panic!("cannot create the cgroup {}: {e}", p.display())
+                    });
+                    g.created.push(p.clone());
+                }
+            }
+            g.dirs.push(p);
+        }
+        g
+    }
+
+    /// `sh -c 'echo $$ > …/cgroup.procs; exec ARGV'`: runs a command inside the group.
+    fn wrap(&self, argv: &[String]) -> Vec<String> {
+        let mut script = String::new();
+        for d in &self.dirs {
+            script += &format!("echo $$ > '{}/cgroup.procs' || exit 97; ", d.display());
+        }
+        script += "exec \"$@\"";
+        let mut v = strings(&["sh", "-c", &script, "in-ssh-service"]);
+        v.extend(argv.iter().cloned());
+        v
+    }
+}
+
+impl Drop for SshCgroup {
+    fn drop(&mut self) {
+        for d in self.created.iter().rev() {
+            // empty once the processes moved there have exited; retry a little
+            if !wait_until(Duration::from_secs(5), || {
+                fs::remove_dir(d).is_ok() || !d.exists()
+            }) {
+                eprintln!("warning: cannot remove the cgroup {}", d.display());
+            }
+        }
+    }
+}
+
+/// The real journald in a private mount namespace; killed on drop, and its mounts go with it.
+struct Journald {
+    proc: ProcessGuard,
+}
+
+impl Journald {
+    fn start() -> Journald {
+        assert!(
+            Path::new(JOURNALD).exists(),
+            "{JOURNALD} is missing (package systemd)"
+        );
+        let script = format!(
+            "set -e; mount -t tmpfs tmpfs /run/systemd; mkdir -p /run/systemd/journal; \
+             mkdir -p /run/log; mount -t tmpfs tmpfs /run/log; \
+             if [ -d /var/log/journal ]; then mount -t tmpfs tmpfs /var/log/journal; fi; \
+             exec {JOURNALD}"
+        );
+        let mut cmd = Command::new("unshare");
+        cmd.args(["-m", "--propagation", "private", "sh", "-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        let mut j = Journald {
+            proc: ProcessGuard::spawn(cmd, "systemd-journald"),
+        };
+        let socket = PathBuf::from(format!(
+            "/proc/{}/root/run/systemd/journal/socket",
+            j.proc.pid()
+        ));
+        let up = wait_until(Duration::from_secs(10), || {
+            j.proc.try_wait().is_some() || socket.exists()
+        });
+        let exited = j.proc.try_wait();
+        assert!(
+            up && exited.is_none(),
+            "systemd-journald did not start in its mount namespace (exit: {exited:?})"
+        );
+        j
+    }
+
+    /// A command run in journald's mount namespace.
+    fn command(&self, argv: &[String]) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg("-t")
+            .arg(self.proc.pid().to_string())
+            .arg("-m")
+            .arg("--")
+            .args(argv);
+        c
+    }
+
+    fn run(&self, argv: &[String]) -> CmdOutput {
+        run_with_timeout(&mut self.command(argv), None, Duration::from_secs(30))
+    }
+
+    /// `journalctl -o json --all MATCHES…` in the namespace: the MESSAGE of each entry.
+    fn messages(&self, matches: &[&str]) -> Vec<(String, Value)> {
+        let mut argv: Vec<String> = ["journalctl", "--no-pager", "-o", "json", "--all"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        argv.extend(matches.iter().map(|s| s.to_string()));
+        let out = self.run(&argv).check();
+        out.stdout_str()
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).expect("journalctl JSON");
+                (v["MESSAGE"].as_str().unwrap_or_default().to_string(), v)
+            })
+            .collect()
+    }
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// Six `message` entries through the syslog socket, as sshd writes them, from one `sshd`
+/// (the copy of logger) that stays alive a second after the last: journald reads the
+/// sender's name and control group from /proc when the entry arrives, and finds nothing
+/// once a short-lived sender is gone.
+fn syslog_lines(sshd: &str, as_nobody: bool, message: &str) -> Vec<String> {
+    let user = if as_nobody {
+        "runuser -u nobody -- "
+    } else {
+        ""
+    };
+    let script = format!(
+        "{{ for i in 1 2 3 4 5 6; do printf '%s\\n' \"$1\"; done; sleep 1; }} | {user}\"$0\" -S 8192 -t sshd -u /run/systemd/journal/dev-log"
+    );
+    strings(&["sh", "-c", &script, sshd, message])
+}
+
+/// A failure of 4,164 bytes (a long user name), as in the report.
+fn long_failure(addr: &str) -> String {
+    let head = "Failed password for invalid user ";
+    let tail = format!(" from {addr} port 4242 ssh2");
+    let m = format!("{head}{}{tail}", "u".repeat(4164 - head.len() - tail.len()));
+    assert_eq!(m.len(), 4164);
+    m
+}
+
+fn failure(addr: &str) -> String {
+    format!("Failed password for root from {addr} port 4242 ssh2")
+}
+
+#[test]
+fn spoofed_sshd_entries_in_the_journal_ban_nobody() {
+    require_root();
+    let work = tempfile::Builder::new()
+        .prefix("pct-jspoof-")
+        .tempdir()
+        .unwrap();
+    let dir = work.path();
+    // the copy of logger named sshd, where nobody can run it
+    let bin = tempfile::Builder::new()
+        .prefix("pct-jspoof-bin-")
+        .tempdir()
+        .unwrap();
+    fs::set_permissions(bin.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let sshd = bin.path().join("sshd");
+    fs::copy("/usr/bin/logger", &sshd).expect("copy /usr/bin/logger (package bsdutils)");
+    let sshd = sshd.to_str().unwrap().to_string();
+
+    let journald = Journald::start();
+    let cgroup = SshCgroup::new();
+
+    // the built-in sshd jail (no [[jail]]), null firewall
+    let config = dir.join("portcullis.toml");
+    let socket = dir.join("portcullis.sock");
+    fs::write(
+        &config,
+        format!(
+            "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"null\"\n",
+            socket.display().to_string(),
+            dir.join("state").display().to_string()
+        ),
+    )
+    .unwrap();
+    let daemon_log = dir.join("daemon.log");
+    let mut cmd = journald.command(&strings(&[BIN, "run", "-c", config.to_str().unwrap()]));
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&daemon_log).unwrap());
+    let mut daemon = ProcessGuard::spawn(cmd, "portcullis run");
+    let log = || fs::read_to_string(&daemon_log).unwrap_or_default();
+    let cursor_saved = || {
+        fs::read_dir(dir.join("state")).is_ok_and(|d| {
+            d.filter_map(Result::ok)
+                .any(|e| e.file_name().to_string_lossy().ends_with(".cursor"))
+        })
+    };
+    // up, reading the journal (its reader saves the journal's newest entry at once)
+    let up = wait_until(Duration::from_secs(20), || {
+        daemon.try_wait().is_some() || (log().contains("started jails=sshd") && cursor_saved())
+    });
+    assert!(
+        up && daemon.try_wait().is_none(),
+        "the daemon did not come up reading the journal; its stderr:\n{}",
+        log()
+    );
+    let cli = |args: &[&str]| {
+        let mut c = Command::new(BIN);
+        c.args(args).arg("--socket").arg(&socket);
+        run_with_timeout(&mut c, None, Duration::from_secs(30)).check()
+    };
+
+    // the attack: nobody, a program named sshd, both ways a program logs
+    for _ in 0..6 {
+        let m = failure("198.51.100.7");
+        let out = run_with_timeout(
+            &mut journald.command(&strings(&[
+                "runuser",
+                "-u",
+                "nobody",
+                "--",
+                &sshd,
+                "--journald",
+            ])),
+            Some(format!("MESSAGE={m}\nSYSLOG_IDENTIFIER=sshd\nPRIORITY=5\n").as_bytes()),
+            Duration::from_secs(30),
+        );
+        assert!(out.success(), "logger --journald as nobody: {out:?}");
+    }
+    let out = journald.run(&syslog_lines(&sshd, true, &failure("198.51.100.7")));
+    assert!(out.success(), "logger as nobody: {out:?}");
+    // nobody inside sshd's own unit
+    let out = journald.run(&cgroup.wrap(&syslog_lines(&sshd, true, &failure("198.51.100.8"))));
+    assert!(out.success(), "logger as nobody in ssh.service: {out:?}");
+    // sshd itself: root, in ssh.service
+    let out = journald.run(&cgroup.wrap(&syslog_lines(&sshd, false, &failure("192.0.2.9"))));
+    assert!(out.success(), "logger as root in ssh.service: {out:?}");
+    // finding 6: a failure of 4,164 bytes, which journalctl prints as null without --all
+    let long = long_failure("192.0.2.10");
+    let out = journald.run(&cgroup.wrap(&syslog_lines(&sshd, false, &long)));
+    assert!(
+        out.success(),
+        "long messages as root in ssh.service: {out:?}"
+    );
+
+    // the daemon: sshd's attacker is banned, the spoofed addresses were never even counted
+    let bans = |addr: &str| {
+        let out = cli(&["bans", "--json"]);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["bans"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|b| b["host"] == addr)
+    };
+    wait_for(
+        "192.0.2.9 and 192.0.2.10 (root in ssh.service) to be banned",
+        Duration::from_secs(20),
+        || bans("192.0.2.9") && bans("192.0.2.10"),
+    );
+    let status_after: Value = serde_json::from_slice(&cli(&["status", "--json"]).stdout).unwrap();
+    let text = status_after.to_string();
+    assert!(
+        !bans("198.51.100.7") && !bans("198.51.100.8"),
+        "a spoofed address was banned; stderr:\n{}",
+        log()
+    );
+    assert!(
+        !text.contains("198.51.100.7") && !text.contains("198.51.100.8"),
+        "a spoofed address was counted: {text}"
+    );
+    assert!(
+        !log().contains("198.51.100."),
+        "the daemon saw a spoofed entry:\n{}",
+        log()
+    );
+    // the journal holds what the test says it does
+    let by_comm = journald.messages(&["_COMM=sshd"]);
+    let spoofed: Vec<&Value> = by_comm
+        .iter()
+        .filter(|(m, _)| m.contains("198.51.100.7"))
+        .map(|(_, v)| v)
+        .collect();
+    // the six through the syslog socket at least (the native ones may come without _COMM,
+    // their sender being gone when journald looks)
+    assert!(
+        spoofed.len() >= 6,
+        "the old default `_COMM=sshd` returns the spoof: {}",
+        spoofed.len()
+    );
+    for v in &spoofed {
+        assert_eq!(v["_UID"], "65534", "{v}");
+        assert!(v.get("_SYSTEMD_UNIT").is_none(), "{v}");
+    }
+    let default = default_matches(&journald, dir);
+    let trusted = journald.messages(&default.iter().map(String::as_str).collect::<Vec<_>>());
+    let hosts: Vec<&str> = trusted
+        .iter()
+        .map(|(m, _)| {
+            m.split(" from ")
+                .nth(1)
+                .unwrap_or("")
+                .split(' ')
+                .next()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        hosts,
+        [["192.0.2.9"; 6], ["192.0.2.10"; 6]].concat(),
+        "the new default returns sshd's entries only"
+    );
+    for (_, v) in &trusted {
+        assert_eq!(v["_SYSTEMD_UNIT"], "ssh.service", "{v}");
+        assert_eq!(v["_UID"], "0", "{v}");
+    }
+
+    daemon.kill();
+    drop(journald);
+    drop(cgroup);
+}
+
+/// The matches of the built-in sshd jail's source, as `portcullis check-config` shows them
+/// where journald runs (in its namespace).
+fn default_matches(journald: &Journald, dir: &Path) -> Vec<String> {
+    let cfg = dir.join("check.toml");
+    fs::write(&cfg, "[firewall]\nbackend = \"null\"\n").unwrap();
+    let out = journald
+        .run(&strings(&[
+            BIN,
+            "check-config",
+            "-c",
+            cfg.to_str().unwrap(),
+        ]))
+        .check();
+    let text = out.stdout_str();
+    let logs = text
+        .split("logs: ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no logs in: {text}"))
+        .trim();
+    assert!(
+        logs.starts_with("journal:") && !logs.contains(','),
+        "with journald running, the default is one journal source: {logs}"
+    );
+    logs.trim_start_matches("journal:")
+        .split_ascii_whitespace()
+        .map(String::from)
+        .collect()
+}
