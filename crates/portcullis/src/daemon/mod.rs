@@ -1,7 +1,9 @@
 //! `portcullis run`: the daemon. One engine thread owns all state (jails, trackers, store,
 //! firewall); sources, the control socket and signals talk to it over a channel.
 
+mod addrs;
 pub mod control;
+pub mod fsutil;
 pub mod protocol;
 pub mod sources;
 
@@ -15,6 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use portcullis_core::decision::{Decision, Millis};
 use portcullis_core::duration;
+use portcullis_core::ignore::{Cidr, IgnoreList, Reason};
 use portcullis_core::jail::{Jail, Step};
 use portcullis_core::time::rfc3339;
 
@@ -30,6 +33,9 @@ use sources::{Batch, JournalCommand, JournalReaders, SharedPaths};
 /// How long the ban history of an address is kept (for repeat offenders).
 const HISTORY_DAYS: i64 = 90;
 
+/// How often, at least, the host's own addresses are read again (milliseconds).
+const OWN_REFRESH_MS: i64 = 60_000;
+
 /// Messages to the engine.
 pub enum Msg {
     /// Lines from a source.
@@ -42,6 +48,8 @@ pub enum Msg {
     Stop,
     /// A message to log.
     Note(String),
+    /// The host's addresses changed (an rtnetlink announcement).
+    Addresses,
 }
 
 fn now_ms() -> Millis {
@@ -62,7 +70,10 @@ struct Engine {
     jails: Vec<Jail>,
     /// Which jails read which source.
     routes: HashMap<String, Vec<usize>>,
+    /// The host's own addresses (sorted), never banned.
     own: Vec<IpAddr>,
+    /// When `own` was last read.
+    own_read: Millis,
     fw: Box<dyn Firewall>,
     store: Store,
     new_paths: SharedPaths,
@@ -85,6 +96,9 @@ impl Engine {
         journal: JournalCommand,
         tx: Sender<Msg>,
     ) -> Engine {
+        let mut own = own;
+        own.sort();
+        own.dedup();
         Engine {
             config_path: config_path.map(Path::to_path_buf),
             jails: cfg
@@ -95,6 +109,7 @@ impl Engine {
             routes: routes(&cfg),
             journals: JournalReaders::new(journal, cfg.state_dir.clone(), tx),
             own,
+            own_read: now_ms(),
             fw,
             store,
             new_paths: Arc::new(Mutex::new(None)),
@@ -102,6 +117,20 @@ impl Engine {
             last_prune: i64::MIN / 2,
             cfg,
         }
+    }
+}
+
+/// Why a ban of `ban` must not stand: `ignore` (the jail's list: global and jail `ignore`,
+/// loopback, and the host's addresses when `ignore_self`) or one of the host's addresses
+/// `own`, which are never banned whatever `ignore_self` says. `None` when it may stand.
+/// The word goes in the `unban` line: `loopback`, `own-address` or `ignore:<prefix>`.
+fn lift_reason(ignore: &IgnoreList, own: &[IpAddr], ban: Cidr) -> Option<String> {
+    match ignore.check_prefix(ban) {
+        Some(Reason::Loopback) => Some("loopback".into()),
+        Some(Reason::Own) => Some("own-address".into()),
+        Some(Reason::Listed(c)) => Some(format!("ignore:{c}")),
+        None if own.iter().any(|&a| ban.contains(a)) => Some("own-address".into()),
+        None => None,
     }
 }
 
@@ -163,12 +192,12 @@ fn file_paths(cfg: &Config) -> Vec<PathBuf> {
 
 /// Runs the daemon in the foreground until SIGTERM.
 pub fn run(config_path: Option<&Path>) -> Result<i32> {
-    let cfg = Config::load(config_path)?;
+    let mut cfg = Config::load(config_path)?;
     for w in config::warnings(&cfg) {
         log_action(&format!("warning {w}"));
     }
-    std::fs::create_dir_all(&cfg.state_dir)
-        .with_context(|| format!("cannot create state_dir {}", cfg.state_dir.display()))?;
+    // refused unless only this user can write there (see fsutil); the resolved path from here on
+    cfg.state_dir = fsutil::prepare_state_dir(&cfg.state_dir)?;
     let policy = match cfg.on_corrupt_state {
         OnCorrupt::Refuse => CorruptPolicy::Refuse,
         OnCorrupt::MoveAside => CorruptPolicy::MoveAside,
@@ -190,7 +219,7 @@ pub fn run(config_path: Option<&Path>) -> Result<i32> {
     let mut eng = Engine::new(
         config_path,
         cfg,
-        config::own_addresses(),
+        addrs::own(),
         fw,
         store,
         JournalCommand::default(),
@@ -208,12 +237,19 @@ pub fn run(config_path: Option<&Path>) -> Result<i32> {
         libc::malloc_trim(0);
     }
 
-    let listener = control::bind(&eng.cfg.socket, eng.cfg.socket_group.as_deref())?;
+    let socket = control::bind(&eng.cfg.socket, eng.cfg.socket_group.as_deref())?;
     {
         let tx = tx.clone();
+        let listener = socket.listener.try_clone()?;
         std::thread::spawn(move || control::serve(listener, tx));
     }
     spawn_signals(tx.clone())?;
+    if let Err(e) = addrs::watch(tx.clone()) {
+        log_action(&format!(
+            "warning cannot watch address changes ({e}); own addresses are read again each \
+             minute and at reload"
+        ));
+    }
     {
         let tx = tx.clone();
         let np = eng.new_paths.clone();
@@ -231,7 +267,7 @@ pub fn run(config_path: Option<&Path>) -> Result<i32> {
         eng.cfg.firewall.backend
     ));
     let code = eng.main_loop(&rx);
-    let _ = std::fs::remove_file(&eng.cfg.socket);
+    socket.remove();
     // each journal reader saves the cursor of the last entry the engine processed
     eng.journals.stop_all();
     code
@@ -260,9 +296,10 @@ impl Engine {
                 .iter()
                 .filter_map(|j| j.tracker().next_expiry())
                 .min();
-            let wait = next.map_or(Duration::from_secs(60), |t| {
-                Duration::from_millis((t - now).clamp(0, 60_000) as u64)
+            let next = next.map_or(self.own_read + OWN_REFRESH_MS, |t| {
+                t.min(self.own_read + OWN_REFRESH_MS)
             });
+            let wait = Duration::from_millis((next - now).clamp(0, 60_000) as u64);
             match rx.recv_timeout(wait) {
                 Ok(Msg::Lines(b)) => self.on_lines(b)?,
                 Ok(Msg::Control(req, reply)) => {
@@ -277,12 +314,97 @@ impl Engine {
                     }
                 }
                 Ok(Msg::Note(n)) => log_action(&format!("note {n}")),
+                Ok(Msg::Addresses) => self.refresh_own_logged(now_ms()),
                 Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return self.stop(),
                 Err(RecvTimeoutError::Timeout) => {}
             }
             self.expire(now_ms())?;
             self.prune_history(now_ms())?;
+            if now_ms() - self.own_read >= OWN_REFRESH_MS {
+                self.refresh_own_logged(now_ms());
+            }
         }
+    }
+
+    /// [`Engine::refresh_own`]; a failure is logged, and tried again at the next refresh.
+    fn refresh_own_logged(&mut self, now: Millis) {
+        if let Err(e) = self.refresh_own(now) {
+            log_action(&format!("error own addresses: {e:#}"));
+        }
+    }
+
+    /// Reads the host's addresses again; when they changed, the jails' ignore lists follow
+    /// and bans that now cover one of them are lifted.
+    fn refresh_own(&mut self, now: Millis) -> Result<()> {
+        self.own_read = now;
+        let own = addrs::own();
+        if own == self.own {
+            return Ok(());
+        }
+        let list = |v: Vec<&IpAddr>| {
+            v.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        log_action(&format!(
+            "note own addresses changed: added={} removed={}",
+            list(own.iter().filter(|a| !self.own.contains(a)).collect()),
+            list(self.own.iter().filter(|a| !own.contains(a)).collect()),
+        ));
+        self.own = own;
+        if self.cfg.ignore_self {
+            for (j, jc) in self.jails.iter_mut().zip(&self.cfg.jails) {
+                j.reconfigure(
+                    engine::jail_settings(&self.cfg, jc, &self.own),
+                    jc.filters.clone(),
+                );
+            }
+        }
+        self.lift_ignored(now)?;
+        Ok(())
+    }
+
+    /// Lifts every active ban that the ignore lists, loopback or the host's own addresses
+    /// now cover (after a reload or an address change), in the firewall, the store and the
+    /// trackers, with an `unban … reason=…` line each. Returns how many.
+    fn lift_ignored(&mut self, now: Millis) -> Result<usize> {
+        let mut fw_ops = Vec::new();
+        let mut st_ops = Vec::new();
+        for j in &mut self.jails {
+            let lift: Vec<(IpAddr, String)> = j
+                .tracker()
+                .bans()
+                .filter_map(|(a, _)| {
+                    lift_reason(&j.settings().ignore, &self.own, Cidr::host(a)).map(|r| (a, r))
+                })
+                .collect();
+            let jail = j.name().to_string();
+            for (addr, reason) in lift {
+                j.tracker_mut().unban(addr);
+                log_action(&format!("unban {addr} jail={jail} reason={reason}"));
+                fw_ops.push(FwOp::Del {
+                    jail: jail.clone(),
+                    addr,
+                });
+                st_ops.push(StoreOp::Unban {
+                    addr,
+                    jail: jail.clone(),
+                    at: now,
+                });
+            }
+        }
+        if !fw_ops.is_empty() {
+            if let Err(e) = self.fw.apply(&fw_ops) {
+                log_action(&format!(
+                    "error firewall: {e:#}; repairing the table and retrying"
+                ));
+                self.fw.setup(&jail_rules(&self.cfg))?;
+                self.fw.apply(&fw_ops)?;
+            }
+            self.store.apply(&st_ops)?;
+        }
+        Ok(fw_ops.len())
     }
 
     /// Drops ban history older than [`HISTORY_DAYS`], at start and then once a day, so the
@@ -314,11 +436,28 @@ impl Engine {
     fn restore(&mut self) -> Result<()> {
         let now = now_ms();
         let mut ops = Vec::new();
+        let mut lifted = Vec::new();
         let mut n = 0;
         for b in self.store.active_bans(now)? {
             let Some(j) = self.jails.iter_mut().find(|j| j.name() == b.jail) else {
                 continue;
             };
+            // not put back if the ignore list, loopback or an own address covers it now
+            // (the kernel may still hold it: deleted)
+            if let Some(reason) = lift_reason(&j.settings().ignore, &self.own, Cidr::host(b.addr))
+            {
+                log_action(&format!("unban {} jail={} reason={reason}", b.addr, b.jail));
+                ops.push(FwOp::Del {
+                    jail: b.jail.clone(),
+                    addr: b.addr,
+                });
+                lifted.push(StoreOp::Unban {
+                    addr: b.addr,
+                    jail: b.jail,
+                    at: now,
+                });
+                continue;
+            }
             j.tracker_mut().ban(b.addr, b.start, b.end, b.failures);
             ops.push(FwOp::Add {
                 jail: b.jail.clone(),
@@ -339,6 +478,9 @@ impl Engine {
             self.fw
                 .apply(&ops)
                 .context("cannot restore bans into the firewall")?;
+        }
+        if !lifted.is_empty() {
+            self.store.apply(&lifted)?;
         }
         if n > 100 {
             log_action(&format!("restore {n} bans in all (first 100 listed)"));
@@ -453,6 +595,8 @@ impl Engine {
 
     fn reload(&mut self) -> Result<String> {
         let cfg = Config::load(self.config_path.as_deref())?;
+        self.own = addrs::own();
+        self.own_read = now_ms();
         self.fw
             .setup(&jail_rules(&cfg))
             .context("the firewall refused the new jails")?;
@@ -482,7 +626,16 @@ impl Engine {
             log_action(&format!("note stopped reading {s}"));
         }
         self.cfg = cfg;
-        let msg = format!(
+        // bans the new ignore lists (or the host's addresses as read now) cover are lifted;
+        // the new configuration stands even if that fails
+        let lifted = match self.lift_ignored(now_ms()) {
+            Ok(n) => n,
+            Err(e) => {
+                log_action(&format!("error cannot lift ignored bans: {e:#}"));
+                0
+            }
+        };
+        let mut msg = format!(
             "reloaded jails={}",
             self.jails
                 .iter()
@@ -490,6 +643,9 @@ impl Engine {
                 .collect::<Vec<_>>()
                 .join(",")
         );
+        if lifted > 0 {
+            msg += &format!(" lifted={lifted}");
+        }
         log_action(&msg);
         Ok(msg)
     }
