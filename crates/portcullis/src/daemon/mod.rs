@@ -337,7 +337,11 @@ impl Engine {
     /// and bans that now cover one of them are lifted.
     fn refresh_own(&mut self, now: Millis) -> Result<()> {
         self.own_read = now;
-        let own = addrs::own();
+        self.set_own(addrs::own(), now)
+    }
+
+    /// Takes `own` (sorted) as the host's addresses; see [`Engine::refresh_own`].
+    fn set_own(&mut self, own: Vec<IpAddr>, now: Millis) -> Result<()> {
         if own == self.own {
             return Ok(());
         }
@@ -965,6 +969,154 @@ wait "$p"
     fn gone(pid: u32) -> bool {
         // a zombie keeps its /proc entry until it is reaped
         !Path::new(&format!("/proc/{pid}")).exists()
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    /// The active bans of the engine: (address, jail), in the trackers, the store and the
+    /// firewall, each sorted.
+    type Seen = Vec<(IpAddr, String)>;
+    fn active(eng: &mut Engine) -> (Seen, Seen, Seen) {
+        let mut tracker: Seen = eng
+            .jails
+            .iter()
+            .flat_map(|j| j.tracker().bans().map(|(a, _)| (a, j.name().to_string())))
+            .collect();
+        let mut store: Seen = eng
+            .store
+            .active_bans(now_ms())
+            .unwrap()
+            .into_iter()
+            .map(|b| (b.addr, b.jail))
+            .collect();
+        let mut fw: Seen = eng
+            .fw
+            .list()
+            .unwrap()
+            .into_iter()
+            .map(|(j, a, _)| (a, j))
+            .collect();
+        for v in [&mut tracker, &mut store, &mut fw] {
+            v.sort();
+        }
+        (tracker, store, fw)
+    }
+
+    fn stored_ban(addr: &str, jail: &str) -> StoreOp {
+        StoreOp::Ban(BanRecord {
+            addr: ip(addr),
+            jail: jail.into(),
+            start: now_ms(),
+            end: now_ms() + 36_499 * 86_400_000,
+            failures: 5,
+        })
+    }
+
+    #[test]
+    fn restore_and_reload_lift_bans_the_ignore_list_now_covers() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
+        let path = dir.join("portcullis.toml");
+        let write = |ignore: &str| {
+            let text = format!("ignore = [{ignore}]\n{}", config(dir, &[("sshd", &[])]));
+            std::fs::write(&path, text).unwrap()
+        };
+        // the state holds three bans; one address is ignored already, one in a range of a
+        // jail that is gone (left alone), and one stays
+        write("\"198.51.100.0/24\"");
+        {
+            let mut st = Store::open(&dir.join("p.db"), CorruptPolicy::Refuse).unwrap();
+            st.apply(&[
+                stored_ban("198.51.100.7", "sshd"),
+                stored_ban("203.0.113.9", "sshd"),
+                stored_ban("192.0.2.4", "sshd"),
+                stored_ban("198.51.100.8", "gone"),
+            ])
+            .unwrap();
+        }
+        let (tx, _rx) = mpsc::channel();
+        let mut eng = engine(dir, &path, tx);
+        eng.restore().unwrap();
+        let sshd = |a: &str| (ip(a), "sshd".to_string());
+        let (tracker, store, fw) = active(&mut eng);
+        assert_eq!(tracker, [sshd("192.0.2.4"), sshd("203.0.113.9")]);
+        assert_eq!(fw, tracker);
+        let gone = (ip("198.51.100.8"), "gone".to_string());
+        assert_eq!(store, [sshd("192.0.2.4"), gone.clone(), sshd("203.0.113.9")]);
+
+        // the owner adds their address (and a prefix) to `ignore` and reloads
+        write("\"198.51.100.0/24\", \"203.0.113.9\", \"192.0.2.4/30\"");
+        let msg = eng.reload().unwrap();
+        assert!(msg.ends_with("lifted=2"), "{msg}");
+        let (tracker, store, fw) = active(&mut eng);
+        assert!(tracker.is_empty() && fw.is_empty(), "{tracker:?} {fw:?}");
+        assert_eq!(store, [gone]);
+        // history keeps the lifted bans, ended now
+        let h = eng.store.history(ip("203.0.113.9")).unwrap();
+        assert!(h.len() == 1 && h[0].end <= now_ms(), "{h:?}");
+        // and a restart does not bring them back
+        drop(eng);
+        let (tx, _rx) = mpsc::channel();
+        let mut eng = engine(dir, &path, tx);
+        eng.restore().unwrap();
+        let (tracker, _, fw) = active(&mut eng);
+        assert!(tracker.is_empty() && fw.is_empty(), "{tracker:?} {fw:?}");
+    }
+
+    #[test]
+    fn a_new_own_address_lifts_its_ban() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
+        let path = dir.join("portcullis.toml");
+        std::fs::write(&path, config(dir, &[("sshd", &[])])).unwrap();
+        let (tx, _rx) = mpsc::channel();
+        let mut eng = engine(dir, &path, tx);
+        let now = now_ms();
+        for a in ["203.0.113.9", "2001:db8:1::5"] {
+            let r = eng.manual_ban(a, None, Some("1h"), now);
+            assert!(r.ok, "{r:?}");
+        }
+        // the host gets 203.0.113.9 on an interface: lifted, the other ban stays
+        eng.set_own(vec![ip("127.0.0.1"), ip("203.0.113.9")], now)
+            .unwrap();
+        let (tracker, store, fw) = active(&mut eng);
+        let left = vec![(ip("2001:db8:1::5"), "sshd".to_string())];
+        assert_eq!((&tracker, &store, &fw), (&left, &left, &left));
+        // and it cannot be banned again
+        assert!(!eng.manual_ban("203.0.113.9", None, None, now).ok);
+        // with `ignore_self = false` too: own addresses are never banned
+        eng.cfg.ignore_self = false;
+        eng.set_own(vec![ip("2001:db8:1::5")], now).unwrap();
+        let (tracker, store, fw) = active(&mut eng);
+        assert!(tracker.is_empty() && store.is_empty() && fw.is_empty());
+    }
+
+    #[test]
+    fn a_link_planted_at_the_cursor_temporary_is_not_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
+        let path = dir.join("portcullis.toml");
+        let a = "journal:_COMM=alpha";
+        std::fs::write(&path, config(dir, &[("a", &[a])])).unwrap();
+        // a root-only file elsewhere, and a link to it where the cursor is written first
+        let victim = dir.join("victim");
+        std::fs::write(&victim, "root:secret\n").unwrap();
+        let mut tmp = cursor_file(dir, a).into_os_string();
+        tmp.push(".tmp");
+        std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let mut eng = engine(dir, &path, tx);
+        eng.journals.reconcile(&journal_sources(&eng.cfg));
+        let (src, _) = next_line(&mut eng, &rx);
+        assert_eq!(src, a);
+        eng.journals.stop_all(); // saves the cursor of the processed entry
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root:secret\n");
+        let cursor = cursor_file(dir, a);
+        let m = std::fs::symlink_metadata(&cursor).unwrap();
+        assert!(m.is_file(), "the cursor file must be a file of its own");
+        assert!(std::fs::read_to_string(&cursor).unwrap().starts_with("cursor-"));
     }
 
     #[test]
