@@ -72,7 +72,9 @@ fn run_refused(config: &Path) -> CmdOutput {
     let out = run_with_timeout(&mut cmd, None, Duration::from_secs(10));
     assert!(
         !out.timed_out && out.code() == Some(2),
-        "the daemon should have refused to start, exit 2: {out:?}\nstderr: {}",
+        "the daemon should have refused to start, exit 2: status {:?}, timed out: {}\nstderr: {}",
+        out.status,
+        out.timed_out,
         out.stderr_str()
     );
     out
