@@ -70,8 +70,7 @@ impl Cidr {
     /// True when the two prefixes share at least one address (one holds the other).
     pub fn overlaps(&self, other: &Cidr) -> bool {
         let len = self.len.min(other.len);
-        self.addr.is_ipv4() == other.addr.is_ipv4()
-            && mask(self.addr, len) == mask(other.addr, len)
+        self.addr.is_ipv4() == other.addr.is_ipv4() && mask(self.addr, len) == mask(other.addr, len)
     }
 }
 
@@ -255,7 +254,13 @@ mod tests {
         assert_eq!(mapped, p("127.0.0.0/24"));
         assert_eq!(l.check_prefix(mapped), Some(Reason::Loopback));
         // a single address: the same answer as `check`
-        for a in ["192.0.2.200", "192.0.2.7", "203.0.113.1", "::1", "::ffff:192.0.2.130"] {
+        for a in [
+            "192.0.2.200",
+            "192.0.2.7",
+            "203.0.113.1",
+            "::1",
+            "::ffff:192.0.2.130",
+        ] {
             assert_eq!(l.check_prefix(Cidr::host(ip(a))), l.check(ip(a)), "{a}");
         }
         assert_eq!(Cidr::new(ip("192.0.2.1"), 33), None);

@@ -37,9 +37,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context, Result};
-use rusqlite::{
-    params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior,
-};
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use crate::daemon::fsutil;
 
@@ -346,10 +344,8 @@ fn open_conn(path: &Path) -> Result<Connection, OpenError> {
         }
         Err(e) => return Err(OpenError::Other(e.into())),
     }
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::default() | OpenFlags::SQLITE_OPEN_NOFOLLOW,
-    )?;
+    let conn =
+        Connection::open_with_flags(path, OpenFlags::default() | OpenFlags::SQLITE_OPEN_NOFOLLOW)?;
     conn.busy_timeout(Duration::from_secs(5))?;
     // The first read of the file: fails with "file is not a database" on garbage.
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
@@ -783,10 +779,7 @@ mod tests {
         chmod(&path, 0o666);
         for policy in [CorruptPolicy::Refuse, CorruptPolicy::MoveAside] {
             let msg = format!("{:#}", Store::open(&path, policy).err().unwrap());
-            assert!(
-                msg.contains("not trusted") && msg.contains("0666"),
-                "{msg}"
-            );
+            assert!(msg.contains("not trusted") && msg.contains("0666"), "{msg}");
         }
         chmod(&path, 0o600);
         Store::open(&path, CorruptPolicy::Refuse).unwrap();

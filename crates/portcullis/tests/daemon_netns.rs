@@ -1103,7 +1103,13 @@ fn ignored_and_own_addresses_are_unbanned_at_start_reload_and_address_change() {
     for a in [other, ranged, own4, own6] {
         d.cli(&["ban", a, "--for", "1h"]).check();
     }
-    let set = |a: &str| if a.contains(':') { "v6_sshd" } else { "v4_sshd" };
+    let set = |a: &str| {
+        if a.contains(':') {
+            "v6_sshd"
+        } else {
+            "v4_sshd"
+        }
+    };
     let in_nft = |a: &str| nft_has(&ns, set(a), a).is_some();
     for a in [owner, other, ranged, own4, own6] {
         assert!(in_nft(a) && d.banned(a), "{a} not banned");
@@ -1122,7 +1128,10 @@ fn ignored_and_own_addresses_are_unbanned_at_start_reload_and_address_change() {
         "{run}"
     );
     assert!(!run.contains(&format!("restore {owner} ")), "{run}");
-    assert!(!in_nft(owner), "the ignored address is still in the nft set");
+    assert!(
+        !in_nft(owner),
+        "the ignored address is still in the nft set"
+    );
     assert!(!d.banned(owner));
     assert!(in_nft(other) && d.banned(other), "another ban was lifted");
 
@@ -1132,9 +1141,9 @@ fn ignored_and_own_addresses_are_unbanned_at_start_reload_and_address_change() {
     println!("[ignore] {}", out.stdout_str().trim());
     assert!(out.stdout_str().contains("lifted=1"), "{out:?}");
     assert!(!in_nft(ranged) && !d.banned(ranged));
-    assert!(d
-        .log()
-        .contains(&format!("unban {ranged} jail=sshd reason=ignore:203.0.113.0/24")));
+    assert!(d.log().contains(&format!(
+        "unban {ranged} jail=sshd reason=ignore:203.0.113.0/24"
+    )));
 
     // the host gets two banned addresses on an interface: lifted without a reload
     ns.ip(&["addr", "add", &format!("{own4}/32"), "dev", "lo"]);

@@ -151,7 +151,12 @@ fn attacker_state_file(work: &Path) -> PathBuf {
 
 /// Runs `args` as `nobody`.
 fn as_other(args: &[&str]) {
-    host_cmd("runuser", &[&["-u", "nobody", "--"], args].concat(), DEFAULT_CMD_TIMEOUT).check();
+    host_cmd(
+        "runuser",
+        &[&["-u", "nobody", "--"], args].concat(),
+        DEFAULT_CMD_TIMEOUT,
+    )
+    .check();
 }
 
 #[test]
@@ -195,7 +200,9 @@ fn world_writable_state_dir_is_refused() {
 
     // group-writable: refused as well
     chmod(&state, 0o770);
-    assert!(run_refused(&cfg).stderr_str().contains("writable by other users"));
+    assert!(run_refused(&cfg)
+        .stderr_str()
+        .contains("writable by other users"));
 
     // a state directory that belongs to another user
     chmod(&state, 0o700);

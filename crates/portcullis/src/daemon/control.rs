@@ -42,7 +42,10 @@ impl ControlSocket {
 pub fn bind(path: &Path, group: Option<&str>) -> Result<ControlSocket> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
-        _ => anyhow::bail!("the control socket path {} has no directory", path.display()),
+        _ => anyhow::bail!(
+            "the control socket path {} has no directory",
+            path.display()
+        ),
     };
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     match std::fs::symlink_metadata(path) {
@@ -127,11 +130,13 @@ fn private_dir(dir: &Path) -> Result<PathBuf> {
             Ok(()) => return Ok(p),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
             Err(e) => {
-                return Err(e).with_context(|| format!("cannot create a directory in {}", dir.display()))
+                return Err(e)
+                    .with_context(|| format!("cannot create a directory in {}", dir.display()))
             }
         }
     }
-    Err(last.expect("tried")).with_context(|| format!("cannot create a directory in {}", dir.display()))
+    Err(last.expect("tried"))
+        .with_context(|| format!("cannot create a directory in {}", dir.display()))
 }
 
 /// Accepts connections forever, forwarding each request to the engine.

@@ -289,7 +289,10 @@ mod tests {
         write_atomically(&path, b"cursor-1\n").unwrap();
         assert_eq!(fs::read_to_string(&victim).unwrap(), "secret\n");
         assert_eq!(fs::read_to_string(&path).unwrap(), "cursor-1\n");
-        assert!(!fs::symlink_metadata(&path).unwrap().file_type().is_symlink());
+        assert!(!fs::symlink_metadata(&path)
+            .unwrap()
+            .file_type()
+            .is_symlink());
         assert_eq!(mode(&path), 0o600);
         assert!(!t.path().join("journal-x.cursor.tmp").exists());
         // a link at the file's own name is replaced, its target untouched

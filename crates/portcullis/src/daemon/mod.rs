@@ -448,8 +448,7 @@ impl Engine {
             };
             // not put back if the ignore list, loopback or an own address covers it now
             // (the kernel may still hold it: deleted)
-            if let Some(reason) = lift_reason(&j.settings().ignore, &self.own, Cidr::host(b.addr))
-            {
+            if let Some(reason) = lift_reason(&j.settings().ignore, &self.own, Cidr::host(b.addr)) {
                 log_action(&format!("unban {} jail={} reason={reason}", b.addr, b.jail));
                 ops.push(FwOp::Del {
                     jail: b.jail.clone(),
@@ -1044,7 +1043,10 @@ wait "$p"
         assert_eq!(tracker, [sshd("192.0.2.4"), sshd("203.0.113.9")]);
         assert_eq!(fw, tracker);
         let gone = (ip("198.51.100.8"), "gone".to_string());
-        assert_eq!(store, [sshd("192.0.2.4"), gone.clone(), sshd("203.0.113.9")]);
+        assert_eq!(
+            store,
+            [sshd("192.0.2.4"), gone.clone(), sshd("203.0.113.9")]
+        );
 
         // the owner adds their address (and a prefix) to `ignore` and reloads
         write("\"198.51.100.0/24\", \"203.0.113.9\", \"192.0.2.4/30\"");
@@ -1116,7 +1118,9 @@ wait "$p"
         let cursor = cursor_file(dir, a);
         let m = std::fs::symlink_metadata(&cursor).unwrap();
         assert!(m.is_file(), "the cursor file must be a file of its own");
-        assert!(std::fs::read_to_string(&cursor).unwrap().starts_with("cursor-"));
+        assert!(std::fs::read_to_string(&cursor)
+            .unwrap()
+            .starts_with("cursor-"));
     }
 
     #[test]
