@@ -23,8 +23,8 @@
 //! reading it, may hold a lock briefly; waiting beats failing a batch.
 //!
 //! **Trust.** The file holds bans that are put back into the firewall at start, so only a file
-//! the daemon's own user wrote is read: before opening, the file and its `-wal` and `-shm`
-//! must not be symbolic links, must belong to that user and be writable by nobody else
+//! the daemon's own user wrote is read: before opening, the file and its `-wal`, `-shm` and
+//! `-journal` must not be symbolic links, must belong to that user and be writable by nobody else
 //! (whatever [`CorruptPolicy`] says). A new file is created 0600 with `O_EXCL | O_NOFOLLOW`,
 //! and SQLite opens it with `SQLITE_OPEN_NOFOLLOW` (its `-wal` and `-shm` take the file's mode).
 //! The daemon checks the directory itself (see `daemon::fsutil`).
@@ -127,7 +127,7 @@ impl From<rusqlite::Error> for OpenError {
 
 impl Store {
     /// Opens (or creates) the state file at `path`; its directory must exist.
-    /// The file, its `-wal` and its `-shm` must be trusted (see the module header).
+    /// The file, its `-wal`, `-shm` and `-journal` must be trusted (see the module header).
     pub fn open(path: &Path, policy: CorruptPolicy) -> Result<Store> {
         check_trusted(path)?;
         let mut notes = Vec::new();
@@ -312,11 +312,12 @@ impl Store {
     }
 }
 
-/// Refuses a state file (or its `-wal` or `-shm`) that is a link, belongs to another user or
+/// Refuses a state file (or its `-wal`, `-shm` or `-journal`) that is a link, belongs to another user or
 /// is writable by others: it may have been planted to make the daemon restore bans.
 fn check_trusted(path: &Path) -> Result<()> {
     fsutil::check_state_file(path, "state file")?;
-    for suffix in ["-wal", "-shm"] {
+    // a hot `-journal` would be rolled back into the file at the first read
+    for suffix in ["-wal", "-shm", "-journal"] {
         let mut p = path.as_os_str().to_owned();
         p.push(suffix);
         fsutil::check_state_file(Path::new(&p), "state file")?;
@@ -793,6 +794,15 @@ mod tests {
         );
         assert!(msg.contains("state.db-wal"), "{msg}");
         std::fs::remove_file(&wal).unwrap();
+        // or a rollback journal, which SQLite would roll back into the file
+        let journal = dir.path().join("state.db-journal");
+        symlink(dir.path().join("elsewhere"), &journal).unwrap();
+        let msg = format!(
+            "{:#}",
+            Store::open(&path, CorruptPolicy::Refuse).err().unwrap()
+        );
+        assert!(msg.contains("state.db-journal"), "{msg}");
+        std::fs::remove_file(&journal).unwrap();
         // a link, to a file of ours or to any other
         let real = dir.path().join("real.db");
         std::fs::rename(&path, &real).unwrap();

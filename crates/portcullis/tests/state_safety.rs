@@ -337,4 +337,12 @@ fn control_socket_path_is_never_deleted_or_followed() {
     assert!(d.cli(&["status"]).success());
     d.stop();
     assert!(!socket.exists(), "the socket is removed at stop");
+
+    // with `socket_group`: 0660 and that group
+    let text = fs::read_to_string(&cfg).unwrap();
+    fs::write(&cfg, format!("socket_group = \"nogroup\"\n{text}")).unwrap();
+    let d = Daemon::start(dir, &cfg, &socket);
+    let m = fs::symlink_metadata(&socket).unwrap();
+    assert_eq!((m.mode() & 0o777, m.gid()), (0o660, OTHER_UID));
+    d.stop();
 }

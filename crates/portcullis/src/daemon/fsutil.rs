@@ -19,7 +19,7 @@
 
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -148,7 +148,7 @@ pub fn check_state_file(path: &Path, what: &str) -> Result<()> {
             "it belongs to uid {}, not to uid {uid} that runs portcullis",
             m.uid()
         )
-    } else if m.mode() & 0o022 != 0 && !m.file_type().is_socket() {
+    } else if m.mode() & 0o022 != 0 {
         format!(
             "it has mode {:04o}, writable by other users",
             m.mode() & 0o7777
