@@ -36,12 +36,63 @@ impl Cidr {
         })
     }
 
+    /// The prefix `ip/len` with its host bits cleared, or `None` when `len` is longer than
+    /// the address. An IPv4-mapped IPv6 prefix of /96 or longer becomes the IPv4 prefix.
+    pub fn new(ip: IpAddr, len: u8) -> Option<Cidr> {
+        let (ip, len) = match ip {
+            IpAddr::V6(v6) if len >= 96 && v6.to_ipv4_mapped().is_some() => {
+                (crate::addr::normalise(ip), len - 96)
+            }
+            _ => (ip, len),
+        };
+        let max = if ip.is_ipv4() { 32 } else { 128 };
+        (len <= max).then(|| Cidr {
+            addr: mask(ip, len),
+            len,
+        })
+    }
+
+    /// The prefix that holds `ip` alone (/32 or /128).
+    pub fn host(ip: IpAddr) -> Cidr {
+        let ip = crate::addr::normalise(ip);
+        Cidr {
+            addr: ip,
+            len: if ip.is_ipv4() { 32 } else { 128 },
+        }
+    }
+
     /// True when `ip` is inside this prefix.
     pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = crate::addr::normalise(ip);
         ip.is_ipv4() == self.addr.is_ipv4() && mask(ip, self.len) == self.addr
     }
+
+    /// True when the two prefixes share at least one address (one holds the other).
+    pub fn overlaps(&self, other: &Cidr) -> bool {
+        let len = self.len.min(other.len);
+        self.addr.is_ipv4() == other.addr.is_ipv4() && mask(self.addr, len) == mask(other.addr, len)
+    }
 }
+
+/// Loopback and the unspecified addresses, as prefixes.
+const LOOPBACK: [Cidr; 4] = [
+    Cidr {
+        addr: IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 0)),
+        len: 8,
+    },
+    Cidr {
+        addr: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        len: 32,
+    },
+    Cidr {
+        addr: IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        len: 128,
+    },
+    Cidr {
+        addr: IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        len: 128,
+    },
+];
 
 /// `ip` with all but its first `len` bits cleared (a shift by the full width gives 0).
 fn mask(ip: IpAddr, len: u8) -> IpAddr {
@@ -122,6 +173,22 @@ impl IgnoreList {
             .find(|c| c.contains(ip))
             .map(|c| Reason::Listed(*c))
     }
+
+    /// Why a ban of the whole `prefix` must not stand, or `None` when it may: it holds a
+    /// loopback or unspecified address, one of the host's own addresses, or an address of a
+    /// listed prefix. For a single address (`Cidr::host`) this is [`IgnoreList::check`].
+    pub fn check_prefix(&self, prefix: Cidr) -> Option<Reason> {
+        if LOOPBACK.iter().any(|l| l.overlaps(&prefix)) {
+            return Some(Reason::Loopback);
+        }
+        if self.own.iter().any(|&o| prefix.contains(o)) {
+            return Some(Reason::Own);
+        }
+        self.cidrs
+            .iter()
+            .find(|c| c.overlaps(&prefix))
+            .map(|c| Reason::Listed(*c))
+    }
 }
 
 #[cfg(test)]
@@ -159,5 +226,43 @@ mod tests {
         assert_eq!(l.check(ip("203.0.113.1")), Some(Reason::Own));
         assert!(matches!(l.check(ip("192.0.2.9")), Some(Reason::Listed(_))));
         assert_eq!(l.check(ip("198.51.100.9")), None);
+    }
+
+    #[test]
+    fn a_prefix_that_holds_a_never_ban_address_is_refused() {
+        let l = IgnoreList::new(
+            vec![Cidr::parse("192.0.2.128/25").unwrap()],
+            vec![ip("203.0.113.1"), ip("2001:db8:1::5")],
+        );
+        let p = |s: &str| Cidr::parse(s).unwrap();
+        // a /24 that holds an ignored /25, and a /26 inside it
+        assert_eq!(
+            l.check_prefix(p("192.0.2.0/24")),
+            Some(Reason::Listed(p("192.0.2.128/25")))
+        );
+        assert!(l.check_prefix(p("192.0.2.192/26")).is_some());
+        assert_eq!(l.check_prefix(p("192.0.2.0/25")), None);
+        // own addresses inside a v4 /24 and a v6 /64
+        assert_eq!(l.check_prefix(p("203.0.113.0/24")), Some(Reason::Own));
+        assert_eq!(l.check_prefix(p("2001:db8:1::/64")), Some(Reason::Own));
+        assert_eq!(l.check_prefix(p("2001:db8:2::/64")), None);
+        // loopback and unspecified, also inside wide prefixes and in mapped form
+        assert_eq!(l.check_prefix(p("127.1.0.0/16")), Some(Reason::Loopback));
+        assert_eq!(l.check_prefix(p("0.0.0.0/0")), Some(Reason::Loopback));
+        assert_eq!(l.check_prefix(p("::/64")), Some(Reason::Loopback));
+        let mapped = Cidr::new(ip("::ffff:127.0.0.1"), 120).unwrap();
+        assert_eq!(mapped, p("127.0.0.0/24"));
+        assert_eq!(l.check_prefix(mapped), Some(Reason::Loopback));
+        // a single address: the same answer as `check`
+        for a in [
+            "192.0.2.200",
+            "192.0.2.7",
+            "203.0.113.1",
+            "::1",
+            "::ffff:192.0.2.130",
+        ] {
+            assert_eq!(l.check_prefix(Cidr::host(ip(a))), l.check(ip(a)), "{a}");
+        }
+        assert_eq!(Cidr::new(ip("192.0.2.1"), 33), None);
     }
 }

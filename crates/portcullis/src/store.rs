@@ -22,6 +22,13 @@
 //! `busy_timeout` is 5 s: an admin running `sqlite3` on the file, or the command-line client
 //! reading it, may hold a lock briefly; waiting beats failing a batch.
 //!
+//! **Trust.** The file holds bans that are put back into the firewall at start, so only a file
+//! the daemon's own user wrote is read: before opening, the file and its `-wal`, `-shm` and
+//! `-journal` must not be symbolic links, must belong to that user and be writable by nobody else
+//! (whatever [`CorruptPolicy`] says). A new file is created 0600 with `O_EXCL | O_NOFOLLOW`,
+//! and SQLite opens it with `SQLITE_OPEN_NOFOLLOW` (its `-wal` and `-shm` take the file's mode).
+//! The daemon checks the directory itself (see `daemon::fsutil`).
+//!
 //! At open `PRAGMA quick_check` looks for corruption. A corrupt file is either refused with an
 //! error that says what to do, or moved aside (see [`CorruptPolicy`]).
 
@@ -30,7 +37,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context, Result};
-use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
+
+use crate::daemon::fsutil;
 
 use crate::sources::follow::Checkpoint;
 
@@ -118,7 +127,9 @@ impl From<rusqlite::Error> for OpenError {
 
 impl Store {
     /// Opens (or creates) the state file at `path`; its directory must exist.
+    /// The file, its `-wal`, `-shm` and `-journal` must be trusted (see the module header).
     pub fn open(path: &Path, policy: CorruptPolicy) -> Result<Store> {
+        check_trusted(path)?;
         let mut notes = Vec::new();
         let conn = match open_conn(path) {
             Ok(conn) => conn,
@@ -301,9 +312,23 @@ impl Store {
     }
 }
 
-/// Opens the file, sets the pragmas, checks it and creates the schema.
+/// Refuses a state file (or its `-wal`, `-shm` or `-journal`) that is a link, belongs to another user or
+/// is writable by others: it may have been planted to make the daemon restore bans.
+fn check_trusted(path: &Path) -> Result<()> {
+    fsutil::check_state_file(path, "state file")?;
+    // a hot `-journal` would be rolled back into the file at the first read
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        fsutil::check_state_file(Path::new(&p), "state file")?;
+    }
+    Ok(())
+}
+
+/// Opens the file (created 0600 if missing), sets the pragmas, checks it and creates the
+/// schema.
 fn open_conn(path: &Path) -> Result<Connection, OpenError> {
-    match std::fs::metadata(path) {
+    match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.is_dir() => {
             return Err(OpenError::Corrupt(
                 "it is a directory, not a database file".into(),
@@ -313,10 +338,15 @@ fn open_conn(path: &Path) -> Result<Connection, OpenError> {
             .map_err(OpenError::Other)?
             .map_or(Ok(()), |why| Err(OpenError::Corrupt(why)))?,
         Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            fsutil::create_private(path)
+                .with_context(|| format!("cannot create state file {}", path.display()))
+                .map_err(OpenError::Other)?;
+        }
         Err(e) => return Err(OpenError::Other(e.into())),
     }
-    let conn = Connection::open(path)?;
+    let conn =
+        Connection::open_with_flags(path, OpenFlags::default() | OpenFlags::SQLITE_OPEN_NOFOLLOW)?;
     conn.busy_timeout(Duration::from_secs(5))?;
     // The first read of the file: fails with "file is not a database" on garbage.
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
@@ -345,8 +375,12 @@ fn open_conn(path: &Path) -> Result<Connection, OpenError> {
 /// of) a file that is not a database at all. Returns what is wrong, if anything.
 fn check_header(path: &Path) -> Result<Option<String>> {
     use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
     let mut header = [0u8; 100];
-    let mut file = std::fs::File::open(path)?;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
     let mut len = 0;
     while len < header.len() {
         match file.read(&mut header[len..])? {
@@ -714,6 +748,73 @@ mod tests {
         let store = Store::open(&path, CorruptPolicy::MoveAside).unwrap();
         assert_eq!(store.notes().len(), 1);
         assert!(path.is_file());
+    }
+
+    #[test]
+    fn a_new_state_file_and_its_wal_are_private() {
+        use std::os::unix::fs::MetadataExt;
+        let (dir, path, mut store) = fresh();
+        store
+            .apply(&[StoreOp::Ban(ban("192.0.2.1", "sshd", 0, 10))])
+            .unwrap();
+        for name in ["state.db", "state.db-wal", "state.db-shm"] {
+            let m = std::fs::metadata(dir.path().join(name)).unwrap();
+            assert_eq!(m.mode() & 0o777, 0o600, "{name}");
+        }
+        drop(store);
+        assert!(path.is_file());
+    }
+
+    #[test]
+    fn a_planted_or_shared_state_file_is_refused_whatever_the_policy() {
+        use std::os::unix::fs::{symlink, PermissionsExt};
+        let (dir, path, mut store) = fresh();
+        store
+            .apply(&[StoreOp::Ban(ban("192.0.2.1", "sshd", 0, i64::MAX))])
+            .unwrap();
+        drop(store);
+        let chmod = |p: &Path, m: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+        };
+        // writable by other users: anyone could have written the bans in it
+        chmod(&path, 0o666);
+        for policy in [CorruptPolicy::Refuse, CorruptPolicy::MoveAside] {
+            let msg = format!("{:#}", Store::open(&path, policy).err().unwrap());
+            assert!(msg.contains("not trusted") && msg.contains("0666"), "{msg}");
+        }
+        chmod(&path, 0o600);
+        Store::open(&path, CorruptPolicy::Refuse).unwrap();
+        // a planted -wal (SQLite would replay it into the file)
+        let wal = dir.path().join("state.db-wal");
+        std::fs::write(&wal, b"").unwrap();
+        chmod(&wal, 0o622);
+        let msg = format!(
+            "{:#}",
+            Store::open(&path, CorruptPolicy::Refuse).err().unwrap()
+        );
+        assert!(msg.contains("state.db-wal"), "{msg}");
+        std::fs::remove_file(&wal).unwrap();
+        // or a rollback journal, which SQLite would roll back into the file
+        let journal = dir.path().join("state.db-journal");
+        symlink(dir.path().join("elsewhere"), &journal).unwrap();
+        let msg = format!(
+            "{:#}",
+            Store::open(&path, CorruptPolicy::Refuse).err().unwrap()
+        );
+        assert!(msg.contains("state.db-journal"), "{msg}");
+        std::fs::remove_file(&journal).unwrap();
+        // a link, to a file of ours or to any other
+        let real = dir.path().join("real.db");
+        std::fs::rename(&path, &real).unwrap();
+        symlink(&real, &path).unwrap();
+        for policy in [CorruptPolicy::Refuse, CorruptPolicy::MoveAside] {
+            let msg = format!("{:#}", Store::open(&path, policy).err().unwrap());
+            assert!(msg.contains("symbolic link"), "{msg}");
+        }
+        assert!(std::fs::symlink_metadata(&path)
+            .unwrap()
+            .file_type()
+            .is_symlink());
     }
 
     #[test]

@@ -11,6 +11,9 @@
 //! * `rotation_under_load` — thousands of lines while the log is rotated by rename,
 //!   copytruncate and delete/re-create: nothing lost except what copytruncate must lose.
 //! * `reload_keeps_bans_and_refuses_bad_config` — reload by command and by SIGHUP.
+//! * `ignored_and_own_addresses_are_unbanned_at_start_reload_and_address_change` — a ban the
+//!   ignore list or a new address of the host covers is lifted at start, at reload, and when
+//!   the address appears.
 //!
 //! Needs root; fails (does not skip) otherwise. Only documentation addresses, only inside
 //! namespaces created here; everything is removed on drop, also when a test fails.
@@ -1070,4 +1073,105 @@ fn reload_keeps_bans_and_refuses_bad_config() {
     assert!(d.banned(addr));
     assert_eq!(d.bans().len(), 2, "{:?}", d.bans());
     println!("[reload] done in {:?}", t0.elapsed());
+}
+
+// ──────────────── 6. bans the ignore list or the host's addresses now cover ────────────────
+
+/// Issue 9, findings 9 and 10: an owner banned by mistake adds their address to `ignore`;
+/// the ban restored at start, or kept over a reload, must go (from the nft set too). An
+/// address that appears on an interface of the host is unbanned within seconds.
+#[test]
+fn ignored_and_own_addresses_are_unbanned_at_start_reload_and_address_change() {
+    require_root();
+    let t0 = Instant::now();
+    let ns = Netns::new("ign");
+    let tmp = work_dir();
+    let dir = tmp.path().to_path_buf();
+    let log = dir.join("auth.log");
+    let write = |ignore: &[&str]| {
+        Cfg {
+            ignore,
+            ..Cfg::new(&dir, &log)
+        }
+        .write()
+    };
+    let path = write(&[]);
+    let mut d = Daemon::start(&ns, &dir, &path);
+    let (owner, other, ranged) = ("198.51.100.7", "192.0.2.66", "203.0.113.50");
+    let (own4, own6) = ("192.0.2.200", "2001:db8:5::9");
+    d.cli(&["ban", owner, "--for", "36499d"]).check();
+    for a in [other, ranged, own4, own6] {
+        d.cli(&["ban", a, "--for", "1h"]).check();
+    }
+    let set = |a: &str| {
+        if a.contains(':') {
+            "v6_sshd"
+        } else {
+            "v4_sshd"
+        }
+    };
+    let in_nft = |a: &str| nft_has(&ns, set(a), a).is_some();
+    for a in [owner, other, ranged, own4, own6] {
+        assert!(in_nft(a) && d.banned(a), "{a} not banned");
+    }
+
+    // the owner's address goes into `ignore`, then a crash and a start: the kernel still
+    // holds the ban, the state file restores it, and both must let it go
+    d.kill9();
+    assert!(in_nft(owner), "the kernel ban outlives the daemon");
+    write(&[owner]);
+    d.spawn();
+    let run = d.run_log();
+    println!("[ignore] start:\n{run}");
+    assert!(
+        run.contains(&format!("unban {owner} jail=sshd reason=ignore:{owner}/32")),
+        "{run}"
+    );
+    assert!(!run.contains(&format!("restore {owner} ")), "{run}");
+    assert!(
+        !in_nft(owner),
+        "the ignored address is still in the nft set"
+    );
+    assert!(!d.banned(owner));
+    assert!(in_nft(other) && d.banned(other), "another ban was lifted");
+
+    // a range goes into `ignore` and the daemon reloads: the ban inside it is lifted
+    write(&[owner, "203.0.113.0/24"]);
+    let out = d.cli(&["reload"]).check();
+    println!("[ignore] {}", out.stdout_str().trim());
+    assert!(out.stdout_str().contains("lifted=1"), "{out:?}");
+    assert!(!in_nft(ranged) && !d.banned(ranged));
+    assert!(d.log().contains(&format!(
+        "unban {ranged} jail=sshd reason=ignore:203.0.113.0/24"
+    )));
+
+    // the host gets two banned addresses on an interface: lifted without a reload
+    ns.ip(&["addr", "add", &format!("{own4}/32"), "dev", "lo"]);
+    ns.ip(&["addr", "add", &format!("{own6}/128"), "dev", "lo"]);
+    let t = Instant::now();
+    wait_for(
+        "the host's new addresses to be unbanned",
+        Duration::from_secs(10),
+        || !in_nft(own4) && !in_nft(own6),
+    );
+    println!("[ignore] own addresses unbanned after {:?}", t.elapsed());
+    for a in [own4, own6] {
+        assert!(!d.banned(a), "{a} still banned");
+        assert!(
+            d.log()
+                .contains(&format!("unban {a} jail=sshd reason=own-address")),
+            "{}",
+            d.log()
+        );
+    }
+
+    // nothing comes back after a restart; the other ban stays throughout
+    d.kill9();
+    d.spawn();
+    let bans: Vec<String> = d.bans().into_iter().map(|b| b.host).collect();
+    assert_eq!(bans, [other]);
+    let v4: Vec<String> = nft_set(&ns, "v4_sshd").into_iter().map(|e| e.val).collect();
+    assert_eq!(v4, [other]);
+    assert!(nft_set(&ns, "v6_sshd").is_empty());
+    println!("[ignore] done in {:?}", t0.elapsed());
 }

@@ -2,9 +2,9 @@
 //! engine) and the client side used by `status`, `bans`, `ban`, `unban`, `reload`.
 
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Sender};
 use std::time::Duration;
 
@@ -13,32 +13,130 @@ use anyhow::{Context, Result};
 use super::protocol::{Request, Response};
 use super::Msg;
 
-/// Binds the socket (mode 0600, root only; 0660 for `group`), replacing a stale one.
-pub fn bind(path: &Path, group: Option<&str>) -> Result<UnixListener> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    if path.exists() {
-        if UnixStream::connect(path).is_ok() {
-            anyhow::bail!(
-                "another portcullis daemon is already listening on {}",
-                path.display()
-            );
-        }
-        std::fs::remove_file(path)
-            .with_context(|| format!("cannot remove stale socket {}", path.display()))?;
-    }
-    let l = UnixListener::bind(path)
-        .with_context(|| format!("cannot bind control socket {}", path.display()))?;
-    match group.and_then(crate::config::group_id) {
-        None => std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?,
-        Some(gid) => {
-            std::os::unix::fs::chown(path, Some(0), Some(gid))
-                .with_context(|| format!("cannot give {} to group {gid}", path.display()))?;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+/// The bound control socket. Its path is removed at stop only while it is still this socket.
+pub struct ControlSocket {
+    pub listener: UnixListener,
+    path: PathBuf,
+    /// (device, inode) of the socket file, as bound.
+    id: (u64, u64),
+}
+
+impl ControlSocket {
+    /// Removes the socket file, unless something else has taken its name since.
+    pub fn remove(&self) {
+        if let Ok(m) = std::fs::symlink_metadata(&self.path) {
+            if (m.dev(), m.ino()) == self.id {
+                let _ = std::fs::remove_file(&self.path);
+            }
         }
     }
-    Ok(l)
+}
+
+/// Binds the socket (mode 0600, the daemon's user only; 0660 for `group`), replacing a stale
+/// socket. Anything else at the path (a file, a link, a directory) is refused, never deleted.
+///
+/// The socket is bound, given its mode and group, in a private directory (0700) made next to
+/// the path, then renamed into place: nobody else can swap it for a link (or a hard link to
+/// another file) between the bind and the chmod/chown, whoever may write to the socket's
+/// directory, and the rename replaces a stale socket in one step.
+pub fn bind(path: &Path, group: Option<&str>) -> Result<ControlSocket> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => anyhow::bail!(
+            "the control socket path {} has no directory",
+            path.display()
+        ),
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => {
+            if UnixStream::connect(path).is_ok() {
+                anyhow::bail!(
+                    "another portcullis daemon is already listening on {}",
+                    path.display()
+                );
+            }
+            // a stale socket: the rename below replaces it
+        }
+        Ok(m) => anyhow::bail!(
+            "{} exists and is {}, not a socket: portcullis does not delete it. Remove it \
+             yourself if nothing needs it, or set `socket` to another path",
+            path.display(),
+            kind(&m)
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+    let gid = match group {
+        None => None,
+        Some(g) => Some(
+            crate::config::group_id(g)
+                .with_context(|| format!("socket_group {g:?} is not a group of this host"))?,
+        ),
+    };
+    let private = private_dir(dir)?;
+    let tmp = private.join("s");
+    let r = (|| -> Result<UnixListener> {
+        let l = UnixListener::bind(&tmp)
+            .with_context(|| format!("cannot bind control socket {}", path.display()))?;
+        // nobody but us can enter `private`: `tmp` is the socket we just bound
+        let mode = match gid {
+            None => 0o600,
+            Some(gid) => {
+                std::os::unix::fs::lchown(&tmp, None, Some(gid))
+                    .with_context(|| format!("cannot give {} to group {gid}", path.display()))?;
+                0o660
+            }
+        };
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
+        std::fs::rename(&tmp, path)
+            .with_context(|| format!("cannot put the control socket at {}", path.display()))?;
+        Ok(l)
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    let _ = std::fs::remove_dir(&private);
+    let listener = r?;
+    let m = std::fs::symlink_metadata(path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(ControlSocket {
+        listener,
+        path: path.to_path_buf(),
+        id: (m.dev(), m.ino()),
+    })
+}
+
+/// What a file is, for an error message.
+fn kind(m: &std::fs::Metadata) -> &'static str {
+    let t = m.file_type();
+    if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_file() {
+        "a regular file"
+    } else {
+        "a special file"
+    }
+}
+
+/// A fresh directory (mode 0700) in `dir`, for binding the socket before it is moved into
+/// place. The name is new: an existing entry (of anyone) is never reused.
+fn private_dir(dir: &Path) -> Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let mut last = None;
+    for n in 0..100u32 {
+        let p = dir.join(format!(".portcullis-{}-{n}", std::process::id()));
+        match std::fs::DirBuilder::new().mode(0o700).create(&p) {
+            Ok(()) => return Ok(p),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("cannot create a directory in {}", dir.display()))
+            }
+        }
+    }
+    Err(last.expect("tried"))
+        .with_context(|| format!("cannot create a directory in {}", dir.display()))
 }
 
 /// Accepts connections forever, forwarding each request to the engine.

@@ -1,7 +1,9 @@
 //! `portcullis run`: the daemon. One engine thread owns all state (jails, trackers, store,
 //! firewall); sources, the control socket and signals talk to it over a channel.
 
+mod addrs;
 pub mod control;
+pub mod fsutil;
 pub mod protocol;
 pub mod sources;
 
@@ -15,6 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use portcullis_core::decision::{Decision, Millis};
 use portcullis_core::duration;
+use portcullis_core::ignore::{Cidr, IgnoreList, Reason};
 use portcullis_core::jail::{Jail, Step};
 use portcullis_core::time::rfc3339;
 
@@ -30,6 +33,9 @@ use sources::{Batch, JournalCommand, JournalReaders, SharedPaths};
 /// How long the ban history of an address is kept (for repeat offenders).
 const HISTORY_DAYS: i64 = 90;
 
+/// How often, at least, the host's own addresses are read again (milliseconds).
+const OWN_REFRESH_MS: i64 = 60_000;
+
 /// Messages to the engine.
 pub enum Msg {
     /// Lines from a source.
@@ -42,6 +48,8 @@ pub enum Msg {
     Stop,
     /// A message to log.
     Note(String),
+    /// The host's addresses changed (an rtnetlink announcement).
+    Addresses,
 }
 
 fn now_ms() -> Millis {
@@ -62,7 +70,10 @@ struct Engine {
     jails: Vec<Jail>,
     /// Which jails read which source.
     routes: HashMap<String, Vec<usize>>,
+    /// The host's own addresses (sorted), never banned.
     own: Vec<IpAddr>,
+    /// When `own` was last read.
+    own_read: Millis,
     fw: Box<dyn Firewall>,
     store: Store,
     new_paths: SharedPaths,
@@ -85,6 +96,9 @@ impl Engine {
         journal: JournalCommand,
         tx: Sender<Msg>,
     ) -> Engine {
+        let mut own = own;
+        own.sort();
+        own.dedup();
         Engine {
             config_path: config_path.map(Path::to_path_buf),
             jails: cfg
@@ -96,6 +110,7 @@ impl Engine {
             journals: JournalReaders::new(journal, cfg.state_dir.clone(), tx)
                 .max_line(cfg.max_line),
             own,
+            own_read: now_ms(),
             fw,
             store,
             new_paths: Arc::new(Mutex::new(None)),
@@ -103,6 +118,20 @@ impl Engine {
             last_prune: i64::MIN / 2,
             cfg,
         }
+    }
+}
+
+/// Why a ban of `ban` must not stand: `ignore` (the jail's list: global and jail `ignore`,
+/// loopback, and the host's addresses when `ignore_self`) or one of the host's addresses
+/// `own`, which are never banned whatever `ignore_self` says. `None` when it may stand.
+/// The word goes in the `unban` line: `loopback`, `own-address` or `ignore:<prefix>`.
+fn lift_reason(ignore: &IgnoreList, own: &[IpAddr], ban: Cidr) -> Option<String> {
+    match ignore.check_prefix(ban) {
+        Some(Reason::Loopback) => Some("loopback".into()),
+        Some(Reason::Own) => Some("own-address".into()),
+        Some(Reason::Listed(c)) => Some(format!("ignore:{c}")),
+        None if own.iter().any(|&a| ban.contains(a)) => Some("own-address".into()),
+        None => None,
     }
 }
 
@@ -164,12 +193,12 @@ fn file_paths(cfg: &Config) -> Vec<PathBuf> {
 
 /// Runs the daemon in the foreground until SIGTERM.
 pub fn run(config_path: Option<&Path>) -> Result<i32> {
-    let cfg = Config::load(config_path)?;
+    let mut cfg = Config::load(config_path)?;
     for w in config::warnings(&cfg) {
         log_action(&format!("warning {w}"));
     }
-    std::fs::create_dir_all(&cfg.state_dir)
-        .with_context(|| format!("cannot create state_dir {}", cfg.state_dir.display()))?;
+    // refused unless only this user can write there (see fsutil); the resolved path from here on
+    cfg.state_dir = fsutil::prepare_state_dir(&cfg.state_dir)?;
     let policy = match cfg.on_corrupt_state {
         OnCorrupt::Refuse => CorruptPolicy::Refuse,
         OnCorrupt::MoveAside => CorruptPolicy::MoveAside,
@@ -191,7 +220,7 @@ pub fn run(config_path: Option<&Path>) -> Result<i32> {
     let mut eng = Engine::new(
         config_path,
         cfg,
-        config::own_addresses(),
+        addrs::own(),
         fw,
         store,
         JournalCommand::default(),
@@ -213,12 +242,19 @@ pub fn run(config_path: Option<&Path>) -> Result<i32> {
         libc::malloc_trim(0);
     }
 
-    let listener = control::bind(&eng.cfg.socket, eng.cfg.socket_group.as_deref())?;
+    let socket = control::bind(&eng.cfg.socket, eng.cfg.socket_group.as_deref())?;
     {
         let tx = tx.clone();
+        let listener = socket.listener.try_clone()?;
         std::thread::spawn(move || control::serve(listener, tx));
     }
     spawn_signals(tx.clone())?;
+    if let Err(e) = addrs::watch(tx.clone()) {
+        log_action(&format!(
+            "warning cannot watch address changes ({e}); own addresses are read again each \
+             minute and at reload"
+        ));
+    }
     {
         let tx = tx.clone();
         let np = eng.new_paths.clone();
@@ -236,7 +272,7 @@ pub fn run(config_path: Option<&Path>) -> Result<i32> {
         eng.cfg.firewall.backend
     ));
     let code = eng.main_loop(&rx);
-    let _ = std::fs::remove_file(&eng.cfg.socket);
+    socket.remove();
     // each journal reader saves the cursor of the last entry the engine processed
     eng.journals.stop_all();
     code
@@ -265,9 +301,10 @@ impl Engine {
                 .iter()
                 .filter_map(|j| j.tracker().next_expiry())
                 .min();
-            let wait = next.map_or(Duration::from_secs(60), |t| {
-                Duration::from_millis((t - now).clamp(0, 60_000) as u64)
+            let next = next.map_or(self.own_read + OWN_REFRESH_MS, |t| {
+                t.min(self.own_read + OWN_REFRESH_MS)
             });
+            let wait = Duration::from_millis((next - now).clamp(0, 60_000) as u64);
             match rx.recv_timeout(wait) {
                 Ok(Msg::Lines(b)) => self.on_lines(b)?,
                 Ok(Msg::Control(req, reply)) => {
@@ -282,12 +319,101 @@ impl Engine {
                     }
                 }
                 Ok(Msg::Note(n)) => log_action(&format!("note {n}")),
+                Ok(Msg::Addresses) => self.refresh_own_logged(now_ms()),
                 Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return self.stop(),
                 Err(RecvTimeoutError::Timeout) => {}
             }
             self.expire(now_ms())?;
             self.prune_history(now_ms())?;
+            if now_ms() - self.own_read >= OWN_REFRESH_MS {
+                self.refresh_own_logged(now_ms());
+            }
         }
+    }
+
+    /// [`Engine::refresh_own`]; a failure is logged, and tried again at the next refresh.
+    fn refresh_own_logged(&mut self, now: Millis) {
+        if let Err(e) = self.refresh_own(now) {
+            log_action(&format!("error own addresses: {e:#}"));
+        }
+    }
+
+    /// Reads the host's addresses again; when they changed, the jails' ignore lists follow
+    /// and bans that now cover one of them are lifted.
+    fn refresh_own(&mut self, now: Millis) -> Result<()> {
+        self.own_read = now;
+        self.set_own(addrs::own(), now)
+    }
+
+    /// Takes `own` (sorted) as the host's addresses; see [`Engine::refresh_own`].
+    fn set_own(&mut self, own: Vec<IpAddr>, now: Millis) -> Result<()> {
+        if own == self.own {
+            return Ok(());
+        }
+        let list = |v: Vec<&IpAddr>| {
+            v.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        log_action(&format!(
+            "note own addresses changed: added={} removed={}",
+            list(own.iter().filter(|a| !self.own.contains(a)).collect()),
+            list(self.own.iter().filter(|a| !own.contains(a)).collect()),
+        ));
+        self.own = own;
+        if self.cfg.ignore_self {
+            for (j, jc) in self.jails.iter_mut().zip(&self.cfg.jails) {
+                j.reconfigure(
+                    engine::jail_settings(&self.cfg, jc, &self.own),
+                    jc.filters.clone(),
+                );
+            }
+        }
+        self.lift_ignored(now)?;
+        Ok(())
+    }
+
+    /// Lifts every active ban that the ignore lists, loopback or the host's own addresses
+    /// now cover (after a reload or an address change), in the firewall, the store and the
+    /// trackers, with an `unban … reason=…` line each. Returns how many.
+    fn lift_ignored(&mut self, now: Millis) -> Result<usize> {
+        let mut fw_ops = Vec::new();
+        let mut st_ops = Vec::new();
+        for j in &mut self.jails {
+            let lift: Vec<(IpAddr, String)> = j
+                .tracker()
+                .bans()
+                .filter_map(|(a, _)| {
+                    lift_reason(&j.settings().ignore, &self.own, Cidr::host(a)).map(|r| (a, r))
+                })
+                .collect();
+            let jail = j.name().to_string();
+            for (addr, reason) in lift {
+                j.tracker_mut().unban(addr);
+                log_action(&format!("unban {addr} jail={jail} reason={reason}"));
+                fw_ops.push(FwOp::Del {
+                    jail: jail.clone(),
+                    addr,
+                });
+                st_ops.push(StoreOp::Unban {
+                    addr,
+                    jail: jail.clone(),
+                    at: now,
+                });
+            }
+        }
+        if !fw_ops.is_empty() {
+            if let Err(e) = self.fw.apply(&fw_ops) {
+                log_action(&format!(
+                    "error firewall: {e:#}; repairing the table and retrying"
+                ));
+                self.fw.setup(&jail_rules(&self.cfg))?;
+                self.fw.apply(&fw_ops)?;
+            }
+            self.store.apply(&st_ops)?;
+        }
+        Ok(fw_ops.len())
     }
 
     /// Drops ban history older than [`HISTORY_DAYS`], at start and then once a day, so the
@@ -320,11 +446,27 @@ impl Engine {
     fn restore(&mut self) -> Result<()> {
         let now = now_ms();
         let mut ops = Vec::new();
+        let mut lifted = Vec::new();
         let mut n = 0;
         for b in self.store.active_bans(now)? {
             let Some(j) = self.jails.iter_mut().find(|j| j.name() == b.jail) else {
                 continue;
             };
+            // not put back if the ignore list, loopback or an own address covers it now
+            // (the kernel may still hold it: deleted)
+            if let Some(reason) = lift_reason(&j.settings().ignore, &self.own, Cidr::host(b.addr)) {
+                log_action(&format!("unban {} jail={} reason={reason}", b.addr, b.jail));
+                ops.push(FwOp::Del {
+                    jail: b.jail.clone(),
+                    addr: b.addr,
+                });
+                lifted.push(StoreOp::Unban {
+                    addr: b.addr,
+                    jail: b.jail,
+                    at: now,
+                });
+                continue;
+            }
             j.tracker_mut().ban(b.addr, b.start, b.end, b.failures);
             ops.push(FwOp::Add {
                 jail: b.jail.clone(),
@@ -345,6 +487,9 @@ impl Engine {
             self.fw
                 .apply(&ops)
                 .context("cannot restore bans into the firewall")?;
+        }
+        if !lifted.is_empty() {
+            self.store.apply(&lifted)?;
         }
         if n > 100 {
             log_action(&format!("restore {n} bans in all (first 100 listed)"));
@@ -459,6 +604,8 @@ impl Engine {
 
     fn reload(&mut self) -> Result<String> {
         let cfg = Config::load(self.config_path.as_deref())?;
+        self.own = addrs::own();
+        self.own_read = now_ms();
         self.fw
             .setup(&jail_rules(&cfg))
             .context("the firewall refused the new jails")?;
@@ -488,7 +635,16 @@ impl Engine {
             log_action(&format!("note stopped reading {s}"));
         }
         self.cfg = cfg;
-        let msg = format!(
+        // bans the new ignore lists (or the host's addresses as read now) cover are lifted;
+        // the new configuration stands even if that fails
+        let lifted = match self.lift_ignored(now_ms()) {
+            Ok(n) => n,
+            Err(e) => {
+                log_action(&format!("error cannot lift ignored bans: {e:#}"));
+                0
+            }
+        };
+        let mut msg = format!(
             "reloaded jails={}",
             self.jails
                 .iter()
@@ -496,6 +652,9 @@ impl Engine {
                 .collect::<Vec<_>>()
                 .join(",")
         );
+        if lifted > 0 {
+            msg += &format!(" lifted={lifted}");
+        }
         log_action(&msg);
         Ok(msg)
     }
@@ -832,6 +991,159 @@ wait "$p"
     fn gone(pid: u32) -> bool {
         // a zombie keeps its /proc entry until it is reaped
         !Path::new(&format!("/proc/{pid}")).exists()
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    /// The active bans of the engine: (address, jail), in the trackers, the store and the
+    /// firewall, each sorted.
+    type Seen = Vec<(IpAddr, String)>;
+    fn active(eng: &mut Engine) -> (Seen, Seen, Seen) {
+        let mut tracker: Seen = eng
+            .jails
+            .iter()
+            .flat_map(|j| j.tracker().bans().map(|(a, _)| (a, j.name().to_string())))
+            .collect();
+        let mut store: Seen = eng
+            .store
+            .active_bans(now_ms())
+            .unwrap()
+            .into_iter()
+            .map(|b| (b.addr, b.jail))
+            .collect();
+        let mut fw: Seen = eng
+            .fw
+            .list()
+            .unwrap()
+            .into_iter()
+            .map(|(j, a, _)| (a, j))
+            .collect();
+        for v in [&mut tracker, &mut store, &mut fw] {
+            v.sort();
+        }
+        (tracker, store, fw)
+    }
+
+    fn stored_ban(addr: &str, jail: &str) -> StoreOp {
+        StoreOp::Ban(BanRecord {
+            addr: ip(addr),
+            jail: jail.into(),
+            start: now_ms(),
+            end: now_ms() + 36_499 * 86_400_000,
+            failures: 5,
+        })
+    }
+
+    #[test]
+    fn restore_and_reload_lift_bans_the_ignore_list_now_covers() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
+        let path = dir.join("portcullis.toml");
+        let write = |ignore: &str| {
+            let text = format!("ignore = [{ignore}]\n{}", config(dir, &[("sshd", &[])]));
+            std::fs::write(&path, text).unwrap()
+        };
+        // the state holds three bans; one address is ignored already, one in a range of a
+        // jail that is gone (left alone), and one stays
+        write("\"198.51.100.0/24\"");
+        {
+            let mut st = Store::open(&dir.join("p.db"), CorruptPolicy::Refuse).unwrap();
+            st.apply(&[
+                stored_ban("198.51.100.7", "sshd"),
+                stored_ban("203.0.113.9", "sshd"),
+                stored_ban("192.0.2.4", "sshd"),
+                stored_ban("198.51.100.8", "gone"),
+            ])
+            .unwrap();
+        }
+        let (tx, _rx) = mpsc::channel();
+        let mut eng = engine(dir, &path, tx);
+        eng.restore().unwrap();
+        let sshd = |a: &str| (ip(a), "sshd".to_string());
+        let (tracker, store, fw) = active(&mut eng);
+        assert_eq!(tracker, [sshd("192.0.2.4"), sshd("203.0.113.9")]);
+        assert_eq!(fw, tracker);
+        let gone = (ip("198.51.100.8"), "gone".to_string());
+        assert_eq!(
+            store,
+            [sshd("192.0.2.4"), gone.clone(), sshd("203.0.113.9")]
+        );
+
+        // the owner adds their address (and a prefix) to `ignore` and reloads
+        write("\"198.51.100.0/24\", \"203.0.113.9\", \"192.0.2.4/30\"");
+        let msg = eng.reload().unwrap();
+        assert!(msg.ends_with("lifted=2"), "{msg}");
+        let (tracker, store, fw) = active(&mut eng);
+        assert!(tracker.is_empty() && fw.is_empty(), "{tracker:?} {fw:?}");
+        assert_eq!(store, [gone]);
+        // history keeps the lifted bans, ended now
+        let h = eng.store.history(ip("203.0.113.9")).unwrap();
+        assert!(h.len() == 1 && h[0].end <= now_ms(), "{h:?}");
+        // and a restart does not bring them back
+        drop(eng);
+        let (tx, _rx) = mpsc::channel();
+        let mut eng = engine(dir, &path, tx);
+        eng.restore().unwrap();
+        let (tracker, _, fw) = active(&mut eng);
+        assert!(tracker.is_empty() && fw.is_empty(), "{tracker:?} {fw:?}");
+    }
+
+    #[test]
+    fn a_new_own_address_lifts_its_ban() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
+        let path = dir.join("portcullis.toml");
+        std::fs::write(&path, config(dir, &[("sshd", &[])])).unwrap();
+        let (tx, _rx) = mpsc::channel();
+        let mut eng = engine(dir, &path, tx);
+        let now = now_ms();
+        for a in ["203.0.113.9", "2001:db8:1::5"] {
+            let r = eng.manual_ban(a, None, Some("1h"), now);
+            assert!(r.ok, "{r:?}");
+        }
+        // the host gets 203.0.113.9 on an interface: lifted, the other ban stays
+        eng.set_own(vec![ip("127.0.0.1"), ip("203.0.113.9")], now)
+            .unwrap();
+        let (tracker, store, fw) = active(&mut eng);
+        let left = vec![(ip("2001:db8:1::5"), "sshd".to_string())];
+        assert_eq!((&tracker, &store, &fw), (&left, &left, &left));
+        // and it cannot be banned again
+        assert!(!eng.manual_ban("203.0.113.9", None, None, now).ok);
+        // with `ignore_self = false` too: own addresses are never banned
+        eng.cfg.ignore_self = false;
+        eng.set_own(vec![ip("2001:db8:1::5")], now).unwrap();
+        let (tracker, store, fw) = active(&mut eng);
+        assert!(tracker.is_empty() && store.is_empty() && fw.is_empty());
+    }
+
+    #[test]
+    fn a_link_planted_at_the_cursor_temporary_is_not_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
+        let path = dir.join("portcullis.toml");
+        let a = "journal:_COMM=alpha";
+        std::fs::write(&path, config(dir, &[("a", &[a])])).unwrap();
+        // a root-only file elsewhere, and a link to it where the cursor is written first
+        let victim = dir.join("victim");
+        std::fs::write(&victim, "root:secret\n").unwrap();
+        let mut tmp = cursor_file(dir, a).into_os_string();
+        tmp.push(".tmp");
+        std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let mut eng = engine(dir, &path, tx);
+        eng.journals.reconcile(&journal_sources(&eng.cfg));
+        let (src, _) = next_line(&mut eng, &rx);
+        assert_eq!(src, a);
+        eng.journals.stop_all(); // saves the cursor of the processed entry
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root:secret\n");
+        let cursor = cursor_file(dir, a);
+        let m = std::fs::symlink_metadata(&cursor).unwrap();
+        assert!(m.is_file(), "the cursor file must be a file of its own");
+        assert!(std::fs::read_to_string(&cursor)
+            .unwrap()
+            .starts_with("cursor-"));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use crate::sources::follow::{Checkpoint, Event, Follower};
 
+use super::fsutil::write_atomically;
 use super::Msg;
 
 /// A batch of lines from one source: the bytes of all lines back to back, with ends.
@@ -327,24 +328,6 @@ fn readable(fd: RawFd, timeout: Duration) -> bool {
 /// line, and on journalctl's command line).
 fn valid_cursor(c: &str) -> bool {
     !c.is_empty() && c.len() <= 4096 && c.bytes().all(|b| b.is_ascii_graphic())
-}
-
-/// Writes `data` to `path` through a temporary file in the same directory, so the file is
-/// always either the old content or the new one, whole.
-fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let r = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if r.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    r
 }
 
 /// The cursor file of one reader: what it holds and when it was written.

@@ -1,0 +1,329 @@
+//! The state directory and the files in it (the SQLite store, journal cursors), kept so that
+//! no other user can plant a file there or make the daemon write through a link.
+//!
+//! **The rule** (OpenSSH's `StrictModes`, applied to the whole path):
+//!
+//! * the state directory is owned by the user the daemon runs as and writable by nobody else;
+//! * every directory above it belongs to root or to that user and is writable by nobody else,
+//!   unless its sticky bit is set (as on `/tmp`: others cannot rename or delete what is not
+//!   theirs there);
+//! * a symbolic link on the way belongs to root or to that user.
+//!
+//! Anything else is refused at start with the reason and the fix. A missing state directory
+//! is created 0700. The daemon goes on with the resolved path, so a link on the configured
+//! path that changes later leads nowhere new.
+//!
+//! Files are created 0600 with `O_NOFOLLOW`, temporary files with `O_EXCL` as well, so a link
+//! or a file planted at their name is never written through. These flags are a second line:
+//! with the directory checked, nobody else can plant anything there in the first place.
+
+use std::fs::{self, File, Metadata, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+/// The user id the daemon runs as.
+pub fn euid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+/// Creates the state directory (0700, with any missing parent) if it is missing, checks it and
+/// every directory and link above it (see the module header), and returns its resolved path.
+pub fn prepare_state_dir(dir: &Path) -> Result<PathBuf> {
+    if !dir.is_absolute() {
+        bail!("state_dir {} is not an absolute path", dir.display());
+    }
+    match fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create state_dir {}", dir.display()))?,
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
+        Ok(_) => {}
+    }
+    // the path as written (its links), then the directories the links lead to
+    check_path(dir, dir)?;
+    let real = fs::canonicalize(dir)
+        .with_context(|| format!("cannot resolve state_dir {}", dir.display()))?;
+    check_path(dir, &real)?;
+    Ok(real)
+}
+
+/// Checks every component of `path` (the state directory `dir`, written or resolved).
+fn check_path(dir: &Path, path: &Path) -> Result<()> {
+    let uid = euid();
+    let mut parts: Vec<&Path> = path.ancestors().collect();
+    parts.reverse();
+    for p in parts {
+        let last = p == path;
+        let m = fs::symlink_metadata(p).with_context(|| format!("cannot read {}", p.display()))?;
+        if m.file_type().is_symlink() {
+            if m.uid() != 0 && m.uid() != uid {
+                bail!(
+                    "state_dir {}: the symbolic link {} on its path belongs to uid {}, neither \
+                     root nor uid {uid} that runs portcullis, so that user could point it \
+                     elsewhere; use a path without it",
+                    dir.display(),
+                    p.display(),
+                    m.uid()
+                );
+            }
+            continue;
+        }
+        if last {
+            check_state_dir(dir, &m, uid)?;
+        } else {
+            check_parent(dir, p, &m, uid)?;
+        }
+    }
+    Ok(())
+}
+
+/// The state directory itself: a directory, ours, writable by nobody else.
+fn check_state_dir(dir: &Path, m: &Metadata, uid: u32) -> Result<()> {
+    let d = dir.display();
+    if !m.is_dir() {
+        bail!("state_dir {d} is not a directory");
+    }
+    if m.uid() != uid {
+        bail!(
+            "state_dir {d} belongs to uid {}, not to uid {uid} that runs portcullis: its \
+             owner could plant a state file in it (bans restored at start) or a link that \
+             makes portcullis overwrite another file. Refusing to start; give it to uid {uid} \
+             (chown {uid} {d}; chmod 0700 {d}) or choose another state_dir",
+            m.uid()
+        );
+    }
+    if m.mode() & 0o022 != 0 {
+        bail!(
+            "state_dir {d} has mode {:04o}: it is writable by other users, who could plant a \
+             state file in it (bans restored at start) or a link that makes portcullis \
+             overwrite another file. Refusing to start; make it private (chmod 0700 {d})",
+            m.mode() & 0o7777
+        );
+    }
+    Ok(())
+}
+
+/// A directory above the state directory: root's or ours, writable by nobody else unless
+/// sticky.
+fn check_parent(dir: &Path, p: &Path, m: &Metadata, uid: u32) -> Result<()> {
+    let (d, pd) = (dir.display(), p.display());
+    if m.uid() != 0 && m.uid() != uid {
+        bail!(
+            "state_dir {d}: the directory {pd} above it belongs to uid {}, neither root nor \
+             uid {uid} that runs portcullis, so that user could replace the state directory. \
+             Refusing to start; choose a state_dir whose parents belong to root",
+            m.uid()
+        );
+    }
+    if m.mode() & 0o022 != 0 && m.mode() & 0o1000 == 0 {
+        bail!(
+            "state_dir {d}: the directory {pd} above it has mode {:04o}: it is writable by \
+             other users (without the sticky bit), who could replace the state directory. \
+             Refusing to start; make {pd} writable by its owner only (chmod go-w {pd}) or \
+             choose another state_dir",
+            m.mode() & 0o7777
+        );
+    }
+    Ok(())
+}
+
+/// Checks a file of the state before it is read: not a symbolic link, owned by the daemon's
+/// user, writable by nobody else. A missing file is fine; other kinds (a directory) are left
+/// to the caller. `what` names the file in the error.
+pub fn check_state_file(path: &Path, what: &str) -> Result<()> {
+    let m = match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        r => r.with_context(|| format!("cannot read {}", path.display()))?,
+    };
+    let (p, uid) = (path.display(), euid());
+    let why = if m.file_type().is_symlink() {
+        "it is a symbolic link".to_string()
+    } else if m.uid() != uid {
+        format!(
+            "it belongs to uid {}, not to uid {uid} that runs portcullis",
+            m.uid()
+        )
+    } else if m.mode() & 0o022 != 0 {
+        format!(
+            "it has mode {:04o}, writable by other users",
+            m.mode() & 0o7777
+        )
+    } else {
+        return Ok(());
+    };
+    bail!(
+        "{what} {p} is not trusted: {why}, so someone else may have planted it. Portcullis \
+         does not read it. Look at it, then remove it (or give it to uid {uid}, mode 0600) \
+         and start again"
+    )
+}
+
+/// Creates `path` empty with mode 0600 and opens it for writing. Fails if anything exists
+/// at that name, a symbolic link included (`O_CREAT | O_EXCL | O_NOFOLLOW`).
+pub fn create_private(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+/// Writes `data` to `path` through a temporary file `<path>.tmp` in the same directory, so
+/// the file is always either the old content or the new one, whole. The temporary file is
+/// created afresh (mode 0600, `O_EXCL | O_NOFOLLOW`): whatever is found at its name (the
+/// leftover of a crash, or a planted link) is unlinked, never written through. The rename
+/// replaces a link at `path` itself, not its target.
+pub fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut f = match create_private(&tmp) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            fs::remove_file(&tmp)?;
+            create_private(&tmp)?
+        }
+        r => r?,
+    };
+    let r = (|| {
+        f.write_all(data)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if r.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{symlink, PermissionsExt};
+
+    fn chmod(p: &Path, mode: u32) {
+        fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    fn mode(p: &Path) -> u32 {
+        fs::symlink_metadata(p).unwrap().mode() & 0o7777
+    }
+
+    #[test]
+    fn a_missing_state_dir_is_created_private() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("a/state");
+        let real = prepare_state_dir(&dir).unwrap();
+        assert_eq!(real, fs::canonicalize(&dir).unwrap());
+        assert_eq!(mode(&dir), 0o700);
+        // an existing private (or only readable) directory is accepted as it is
+        chmod(&dir, 0o755);
+        prepare_state_dir(&dir).unwrap();
+        assert_eq!(mode(&dir), 0o755);
+    }
+
+    #[test]
+    fn a_state_dir_writable_by_others_is_refused_with_the_reason() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("state");
+        fs::create_dir(&dir).unwrap();
+        for m in [0o777, 0o1777, 0o770, 0o720] {
+            chmod(&dir, m);
+            let e = format!("{:#}", prepare_state_dir(&dir).unwrap_err());
+            assert!(
+                e.contains(&dir.display().to_string())
+                    && e.contains("writable by other users")
+                    && e.contains("chmod 0700"),
+                "{m:o}: {e}"
+            );
+        }
+        // a parent writable by others, without the sticky bit, is refused; with it, not
+        chmod(&dir, 0o700);
+        chmod(t.path(), 0o777);
+        let e = format!("{:#}", prepare_state_dir(&dir).unwrap_err());
+        assert!(
+            e.contains("above it") && e.contains("0777") && e.contains("writable"),
+            "{e}"
+        );
+        chmod(t.path(), 0o1777);
+        prepare_state_dir(&dir).unwrap();
+        chmod(t.path(), 0o700);
+        // not a directory
+        let file = t.path().join("file");
+        fs::write(&file, "").unwrap();
+        let e = format!("{:#}", prepare_state_dir(&file).unwrap_err());
+        assert!(e.contains("not a directory"), "{e}");
+    }
+
+    #[test]
+    fn a_link_to_the_state_dir_is_resolved_once() {
+        let t = tempfile::tempdir().unwrap();
+        let real = t.path().join("real");
+        fs::create_dir(&real).unwrap();
+        chmod(&real, 0o700);
+        let link = t.path().join("link");
+        symlink(&real, &link).unwrap();
+        assert_eq!(
+            prepare_state_dir(&link).unwrap(),
+            fs::canonicalize(&real).unwrap()
+        );
+        // the link leads to a directory writable by others: refused
+        chmod(&real, 0o777);
+        let e = format!("{:#}", prepare_state_dir(&link).unwrap_err());
+        assert!(e.contains("writable by other users"), "{e}");
+    }
+
+    #[test]
+    fn a_planted_link_at_the_temporary_name_is_not_written_through() {
+        let t = tempfile::tempdir().unwrap();
+        let victim = t.path().join("victim");
+        fs::write(&victim, "secret\n").unwrap();
+        chmod(&victim, 0o600);
+        let path = t.path().join("journal-x.cursor");
+        symlink(&victim, t.path().join("journal-x.cursor.tmp")).unwrap();
+        write_atomically(&path, b"cursor-1\n").unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "secret\n");
+        assert_eq!(fs::read_to_string(&path).unwrap(), "cursor-1\n");
+        assert!(!fs::symlink_metadata(&path)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(mode(&path), 0o600);
+        assert!(!t.path().join("journal-x.cursor.tmp").exists());
+        // a link at the file's own name is replaced, its target untouched
+        fs::remove_file(&path).unwrap();
+        symlink(&victim, &path).unwrap();
+        write_atomically(&path, b"cursor-2\n").unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "secret\n");
+        assert_eq!(fs::read_to_string(&path).unwrap(), "cursor-2\n");
+        // a regular leftover of a crash at the temporary name does not block writing
+        fs::write(t.path().join("journal-x.cursor.tmp"), "half").unwrap();
+        write_atomically(&path, b"cursor-3\n").unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "cursor-3\n");
+    }
+
+    #[test]
+    fn state_files_must_be_ours_and_private() {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("portcullis.db");
+        check_state_file(&f, "state file").unwrap(); // missing: fine
+        fs::write(&f, "").unwrap();
+        chmod(&f, 0o644);
+        check_state_file(&f, "state file").unwrap();
+        chmod(&f, 0o666);
+        let e = format!("{:#}", check_state_file(&f, "state file").unwrap_err());
+        assert!(e.contains("0666") && e.contains("planted"), "{e}");
+        fs::remove_file(&f).unwrap();
+        symlink(t.path().join("elsewhere"), &f).unwrap();
+        let e = format!("{:#}", check_state_file(&f, "state file").unwrap_err());
+        assert!(e.contains("symbolic link"), "{e}");
+        let e = create_private(&f).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        assert!(!t.path().join("elsewhere").exists());
+    }
+}
