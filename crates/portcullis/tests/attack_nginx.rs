@@ -265,7 +265,11 @@ fn forged_log_lines_never_ban_the_forged_address() {
     ];
     let access_forgeries: Vec<String> = ["401", "503", "429", "404", "400"]
         .iter()
-        .map(|st| format!("{FORGED} - bob [{now_access}] \"GET /wp-login.php HTTP/1.1\" {st} 0 \"-\" \"-\""))
+        .map(|st| {
+            format!(
+                "{FORGED} - bob [{now_access}] \"GET /wp-login.php HTTP/1.1\" {st} 0 \"-\" \"-\""
+            )
+        })
         .collect();
     let all: Vec<&String> = error_forgeries.iter().chain(&access_forgeries).collect();
 
