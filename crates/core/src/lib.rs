@@ -12,7 +12,6 @@ pub mod addr;
 pub mod bytes;
 pub mod decision;
 pub mod duration;
-pub mod fail2ban;
 pub mod filter;
 pub mod ignore;
 pub mod jail;
