@@ -185,3 +185,51 @@ fn a_closed_pipe_ends_the_command_quietly() {
         }
     }
 }
+
+#[test]
+fn stock_sshd_failed_rule_is_imported_and_exits_0() {
+    // fail2ban's sshd.conf, trimmed to its `^Failed …` rule (crates/fail2ban/tests/data)
+    let stock = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fail2ban/tests/data/sshd.conf"
+    ))
+    .expect("crates/fail2ban/tests/data/sshd.conf");
+    let dir = tempfile::tempdir().unwrap();
+    let fd = dir.path().join("filter.d");
+    std::fs::create_dir(&fd).unwrap();
+    std::fs::write(fd.join("common.conf"), COMMON).unwrap();
+    std::fs::write(fd.join("sshd.conf"), stock).unwrap();
+    let out = dir.path().join("sshd.toml");
+    let o = portcullis(&[
+        "import-fail2ban",
+        fd.join("sshd.conf").to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("translated 2 of 2 failregex"), "{err}");
+    let log = dir.path().join("auth.log");
+    std::fs::write(
+        &log,
+        "Nov 21 10:00:01 web1 sshd[4529]: Failed password for invalid user sato from 203.0.113.5 port 54177 ssh2\n\
+         Nov 21 10:00:02 web1 sshd[4529]: Failed publickey for git from 198.51.100.8 port 40022 ssh2: RSA SHA256:4bD3y9nB1qWcR3xN0vE6m8p5lQk7tZsYuA2hJfGiKoM\n",
+    )
+    .unwrap();
+    let o = portcullis(&[
+        "test",
+        "--filter",
+        out.to_str().unwrap(),
+        "--json",
+        log.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let lines: Vec<serde_json::Value> = text(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["host"], "203.0.113.5", "{lines:?}");
+    assert_eq!(lines[0]["user"], "sato", "{lines:?}");
+    assert_eq!(lines[1]["host"], "198.51.100.8", "{lines:?}");
+}
