@@ -247,3 +247,47 @@ fn join_path(dir: &str, name: &str) -> String {
         format!("{dir}/{name}")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use crate::{import, Imported, Pos};
+
+    fn import_files(list: &[(&str, &str)], path: &str) -> Imported {
+        let map: HashMap<String, String> = list
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        import(path, &|n: &str| map.get(n).cloned()).expect("import")
+    }
+
+    #[test]
+    fn ini_details() {
+        let conf = "; comment\n[Definition]\nfailregex: ^one <HOST> ; inline comment\n\n  ^two <HOST>\n# comment inside\n  ^three;not a comment <HOST>\nFailRegex2 = x\n";
+        let im = import_files(&[("d/i.conf", conf)], "d/i.conf");
+        let lines: Vec<String> = im.origins.iter().map(Pos::to_string).collect();
+        assert_eq!(lines, vec!["i.conf:3", "i.conf:5", "i.conf:7"]);
+        let def = im.def.unwrap();
+        assert_eq!(
+            def.rules[2].pattern.as_deref(),
+            Some(r"three;not a comment \[?{HOST}\]?.*")
+        );
+        assert_eq!(def.rules[0].pattern.as_deref(), Some(r"one \[?{HOST}\]?.*"));
+    }
+
+    #[test]
+    fn includes_missing_and_loops() {
+        let a =
+            "[INCLUDES]\nbefore = b.conf\nafter = gone.conf\n[Definition]\nfailregex = ^a <HOST>$\n";
+        let b = "[INCLUDES]\nbefore = a.conf\n[Definition]\nx = 1\n";
+        let im = import_files(&[("a.conf", a), ("b.conf", b)], "a.conf");
+        assert!(im.def.is_some());
+        assert!(im
+            .report
+            .notes
+            .iter()
+            .any(|n| n.contains("gone.conf not found")));
+        assert!(im.report.notes.iter().any(|n| n.contains("include loop")));
+    }
+}

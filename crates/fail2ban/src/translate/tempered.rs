@@ -185,7 +185,7 @@ mod tests {
 
     #[test]
     fn language_is_exact() {
-        check(" from ", &[' ', 'f', 'r', 'o', 'm', 'x'], 8);
+        check(" from ", &[' ', 'f', 'r', 'o', 'm', 'x'], 7);
         check("aab", &['a', 'b', 'c'], 9);
         check("abab", &['a', 'b'], 11);
         check("x", &['x', 'y'], 6);
