@@ -151,7 +151,8 @@ pub(crate) fn assemble(pattern: &Expr, pref: Option<&Pref>) -> (Expr, bool) {
     }
 }
 
-/// Splits a prefregex around `<F-CONTENT>…</F-CONTENT>`; `Err` is a note for the report.
+/// Splits a prefregex around `<F-CONTENT>…</F-CONTENT>`; `None` (with a note saying why)
+/// when it cannot be used.
 pub(crate) fn prefregex(p: &Expr, notes: &mut Vec<String>) -> Option<Pref> {
     let pieces = p.pieces();
     // the content markers are in one text piece each
