@@ -13,7 +13,6 @@ pub mod addr;
 pub use portcullis_pattern::bytes;
 pub mod decision;
 pub mod duration;
-pub mod fail2ban;
 pub mod filter;
 pub mod ignore;
 pub mod jail;

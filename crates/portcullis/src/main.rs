@@ -146,8 +146,23 @@ enum Cmd {
     },
 }
 
+/// Lets a closed standard output end the process quietly, as it ends `cat` or `grep`:
+/// `portcullis filters | head -1` must not abort (Rust ignores SIGPIPE, so a write to a
+/// closed pipe fails, and `println!` panics on that failure). Not for `run`: the daemon
+/// keeps SIGPIPE ignored so that a client that goes away is an error on its socket.
+fn end_quietly_on_closed_stdout() {
+    // SAFETY: restoring the default disposition of one signal, before any thread starts;
+    // no handler of this program is replaced.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.cmd, Cmd::Run { .. }) {
+        end_quietly_on_closed_stdout();
+    }
     use daemon::protocol::Request;
     let client = |t: &Target, req: Request, json: bool| -> anyhow::Result<i32> {
         let sock = cli::client::socket_path(t.socket.as_deref(), t.config.as_deref())?;

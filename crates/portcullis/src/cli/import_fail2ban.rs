@@ -1,21 +1,21 @@
 //! `portcullis import-fail2ban PATH [-o OUT]`: translates a fail2ban `filter.d/*.conf` into a
 //! Portcullis filter (TOML).
 //!
-//! The translation is [`portcullis_core::fail2ban::import`]; this file reads the files (the
+//! The translation is [`portcullis_fail2ban::import`]; this file reads the files (the
 //! filter, its includes, `NAME.local` beside it), writes the result and the report.
 //!
 //! * The filter goes to `OUT` (or standard output), with a header comment listing what was
 //!   not translated.
 //! * The report (translated N of M, each skipped pattern with its file, line and reason) goes
 //!   to standard error.
-//! * Exit code: 0 when every pattern was translated, 1 when some were skipped, 2 on errors
-//!   (unreadable file, not a filter).
+//! * Exit code: 0 when a usable filter was written (patterns left out are listed in the
+//!   report and in the filter's header), 1 when no pattern could be translated (nothing is
+//!   written), 2 on errors (unreadable file, not a filter).
 
 use std::io::Write;
 use std::path::Path;
 
 use anyhow::{anyhow, Context};
-use portcullis_core::fail2ban;
 
 /// Runs the import; returns the exit code (errors are exit code 2 in `main`).
 pub fn run(path: &Path, out: Option<&Path>) -> anyhow::Result<i32> {
@@ -25,7 +25,7 @@ pub fn run(path: &Path, out: Option<&Path>) -> anyhow::Result<i32> {
         .to_str()
         .ok_or_else(|| anyhow!("{}: the path is not valid UTF-8", path.display()))?;
     let load = |p: &str| std::fs::read_to_string(p).ok();
-    let imported = fail2ban::import(name, &load).map_err(|e| anyhow!(e))?;
+    let imported = portcullis_fail2ban::import(name, &load)?;
     eprint!("{}", imported.report.render());
     match &imported.toml {
         Some(toml) => match out {
@@ -43,7 +43,7 @@ pub fn run(path: &Path, out: Option<&Path>) -> anyhow::Result<i32> {
         },
         None => eprintln!("no filter written"),
     }
-    Ok(if imported.report.complete() { 0 } else { 1 })
+    Ok(if imported.toml.is_some() { 0 } else { 1 })
 }
 
 #[cfg(test)]
@@ -71,18 +71,29 @@ mod tests {
         assert_eq!(f.name, "demo");
         assert_eq!(f.programs, vec![b"demod".to_vec()]);
 
-        // a .local beside the filter adds a pattern that cannot be translated: exit code 1
+        // a .local beside the filter adds a pattern that cannot be translated: still a
+        // usable filter (exit code 0), the pattern left out is listed in its header
         std::fs::write(
             fd.join("demo.local"),
             "[Definition]\nfailregex = %(known/failregex)s\n            ^x(?=y) <HOST>\n",
         )
         .unwrap();
-        assert_eq!(run(&fd.join("demo.conf"), Some(&out)).unwrap(), 1);
+        assert_eq!(run(&fd.join("demo.conf"), Some(&out)).unwrap(), 0);
         let text = std::fs::read_to_string(&out).unwrap();
         assert!(
             text.contains("demo.local:3 (failregex): look-ahead"),
             "{text}"
         );
+
+        // nothing translatable: no filter, exit code 1
+        std::fs::write(
+            fd.join("none.conf"),
+            "[Definition]\nfailregex = ^x(?=y) <HOST>\n",
+        )
+        .unwrap();
+        let none = dir.path().join("none.toml");
+        assert_eq!(run(&fd.join("none.conf"), Some(&none)).unwrap(), 1);
+        assert!(!none.exists());
 
         // errors
         assert!(run(&fd.join("missing.conf"), Some(&out)).is_err());

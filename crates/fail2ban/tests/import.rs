@@ -1,0 +1,396 @@
+//! The import as a whole, through the public API, on filters written here in fail2ban's
+//! documented format (no fail2ban file is copied).
+
+use std::collections::HashMap;
+
+use portcullis_core::filter::{Class, Filter, FilterDef, MatchSet, Mode};
+use portcullis_core::time::TimeContext;
+use portcullis_fail2ban::{import, Counts, Imported};
+
+/// A small `common.conf` in fail2ban's format, written for these tests.
+const COMMON: &str = r"# shared definitions (test fixture)
+[INCLUDES]
+after = common.local
+
+[DEFAULT]
+_daemon = \S*
+__pid_re = (?:\[\d+\])
+__daemon_re = [\[\(]?%(_daemon)s(?:\(\S+\))?[\]\)]?:?
+__prefix_line = \s*(?:\S+\s+)?(?:%(__daemon_re)s%(__pid_re)s?:?\s+)?
+";
+
+fn import_files(list: &[(&str, &str)], path: &str) -> Imported {
+    let map: HashMap<String, String> = list
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    import(path, &|n: &str| map.get(n).cloned()).expect("import")
+}
+
+struct HitInfo {
+    rule: String,
+    addr: String,
+    user: Option<String>,
+    time: Option<i64>,
+    weight: u32,
+}
+
+fn hit(def: &FilterDef, line: &str) -> Option<HitInfo> {
+    let f = Filter::compile(def).expect("compiles");
+    let set = MatchSet::new(vec![f], Mode::Aggressive);
+    let ctx = TimeContext {
+        now: 1_795_000_000_000,
+        local_offset: 0,
+    };
+    let mut sc = set.scratch();
+    let h = set.match_line(line.as_bytes(), &ctx, &mut sc)?;
+    let r = &set.filters()[0].rules()[h.rule];
+    Some(HitInfo {
+        rule: r.id.clone(),
+        addr: h.addr.to_string(),
+        user: h.user.map(|u| String::from_utf8_lossy(u).into_owned()),
+        time: h.time,
+        weight: r.weight,
+    })
+}
+
+const DEMO: &str = r"# demo filter for an ssh-like daemon (test fixture)
+[INCLUDES]
+before = common.conf
+
+[DEFAULT]
+_daemon = (?:sshd|sshd-session)
+
+[Definition]
+_user = <F-USER>\S+</F-USER>
+failregex = ^%(__prefix_line)sFailed (?:password|publickey) for (?:invalid user )?%(_user)s from <HOST> port \d+ ssh2$
+        ^%(__prefix_line)sInvalid user <F-USER>.*?</F-USER> from <HOST>(?: port \d+)?\s*$
+        ^%(__prefix_line)sUser \S+ from <HOST> not allowed(?! because)
+        ^%(__prefix_line)sBad user (?P<u>\S+) repeated (?P=u) from <HOST>$
+ignoreregex = ^%(__prefix_line)sFailed \S+ for \S+ from 192\.0\.2\.\d+ 
+";
+
+#[test]
+fn sshd_like_filter_with_include() {
+    let im = import_files(
+        &[("/f/common.conf", COMMON), ("/f/demo.conf", DEMO)],
+        "/f/demo.conf",
+    );
+    let def = im.def.clone().expect("a filter");
+    assert_eq!(def.name, "demo");
+    assert_eq!(def.description, "imported from fail2ban filter demo");
+    assert_eq!(def.programs, vec!["sshd", "sshd-session"]);
+    assert_eq!(
+        im.report.failregex,
+        Counts {
+            translated: 2,
+            total: 4
+        }
+    );
+    assert_eq!(
+        im.report.ignoreregex,
+        Counts {
+            translated: 1,
+            total: 1
+        }
+    );
+    assert!(!im.report.complete());
+
+    let h = hit(
+        &def,
+        "Nov 21 10:00:01 h sshd[1]: Failed password for root from 203.0.113.5 port 22 ssh2",
+    )
+    .expect("matches");
+    assert_eq!(h.addr, "203.0.113.5");
+    assert_eq!(h.user.as_deref(), Some("root"));
+    assert_eq!(h.rule, "line-10");
+    let h = hit(
+        &def,
+        "Nov 21 10:00:02 h sshd-session[7]: Invalid user o from 1.2.3.4 x from 2001:db8::1 port 4",
+    )
+    .expect("matches");
+    assert_eq!(h.addr, "2001:db8::1");
+    // other programs are not read; the ignore pattern wins
+    assert!(hit(
+        &def,
+        "Nov 21 10:00:01 h cron[1]: Failed password for root from 203.0.113.5 port 22 ssh2"
+    )
+    .is_none());
+    assert!(hit(
+        &def,
+        "Nov 21 10:00:01 h sshd[1]: Failed password for root from 192.0.2.9 port 22 ssh2"
+    )
+    .is_none());
+
+    let sk = &im.report.skipped;
+    assert_eq!(sk.len(), 2, "{sk:?}");
+    assert_eq!(sk[0].pos.to_string(), "demo.conf:12");
+    assert_eq!(
+        sk[0].reason.to_string(),
+        "look-ahead (?!…) is not supported by the linear-time engine"
+    );
+    assert!(
+        sk[0].pattern.contains("%(__prefix_line)s"),
+        "{}",
+        sk[0].pattern
+    );
+    assert!(sk[0].pattern.contains("(?! because)"));
+    assert_eq!(sk[1].pos.line, 13);
+    assert!(
+        sk[1].reason.to_string().contains("back-reference (?P=u)"),
+        "{}",
+        sk[1].reason
+    );
+
+    let toml = im.toml.expect("toml");
+    assert!(toml.contains("# Not translated:"), "{toml}");
+    assert!(
+        toml.contains("demo.conf:12 (failregex): look-ahead"),
+        "{toml}"
+    );
+    assert!(toml.contains("# from demo.conf:10\n[[rule]]"), "{toml}");
+    let back: FilterDef = toml::from_str(&toml).expect("valid TOML");
+    assert_eq!(back, def);
+}
+
+#[test]
+fn prefregex_is_combined_with_each_failregex() {
+    let conf = r"[INCLUDES]
+before = common.conf
+[DEFAULT]
+_daemon = mailsrv
+[Definition]
+prefregex = ^%(__prefix_line)s(?:error: )?<F-CONTENT>.+</F-CONTENT>$
+failregex = ^auth failed for <F-USER>\S+</F-USER> from <HOST>
+        bad packet from <ADDR>
+ignoreregex = ^auth failed for \S+ from 198\.51\.100\.99$
+";
+    let im = import_files(&[("common.conf", COMMON), ("mail.conf", conf)], "mail.conf");
+    assert!(im.report.complete(), "{}", im.report.render());
+    let def = im.def.expect("a filter");
+    assert_eq!(def.programs, vec!["mailsrv"]);
+    let h = hit(
+        &def,
+        "Nov 21 10:00:01 h mailsrv[12]: error: auth failed for bob from 198.51.100.7",
+    )
+    .expect("first");
+    assert_eq!(
+        (h.addr.as_str(), h.user.as_deref()),
+        ("198.51.100.7", Some("bob"))
+    );
+    // unanchored failregex: anywhere in the content
+    let h = hit(
+        &def,
+        "Nov 21 10:00:01 h mailsrv[12]: conn 4: bad packet from [198.51.100.8] (dropped)",
+    )
+    .expect("second");
+    assert_eq!(h.addr, "198.51.100.8");
+    // the prefregex part is required
+    assert!(hit(
+        &def,
+        "Nov 21 10:00:01 h mailsrv[12]: warning: auth failed for bob from 198.51.100.7"
+    )
+    .is_none());
+    // the ignoreregex applies to the content too
+    assert!(hit(
+        &def,
+        "Nov 21 10:00:01 h mailsrv[12]: auth failed for bob from 198.51.100.99"
+    )
+    .is_none());
+}
+
+#[test]
+fn datepattern_becomes_time_format_and_capture() {
+    let conf = r"[Definition]
+datepattern = ^%%Y-%%m-%%d %%H:%%M:%%S
+failregex = ^ \[warn\] login failed for <F-ALT_USER>\S+</F-ALT_USER> from <IP4>$
+";
+    let im = import_files(&[("app.conf", conf)], "app.conf");
+    assert!(im.report.complete(), "{}", im.report.render());
+    let def = im.def.expect("a filter");
+    assert_eq!(def.time_format.as_deref(), Some("%Y-%m-%d %H:%M:%S"));
+    assert!(def.programs.is_empty());
+    let h = hit(
+        &def,
+        "2026-11-21 10:00:01 [warn] login failed for eve from 192.0.2.44",
+    )
+    .expect("matches");
+    assert_eq!(h.addr, "192.0.2.44");
+    assert_eq!(h.user.as_deref(), Some("eve"));
+    let want = portcullis_core::time::days_from_civil(2026, 11, 21) * 86_400_000 + 36_001_000;
+    assert_eq!(h.time, Some(want));
+}
+
+#[test]
+fn interpolation_known_local_init_and_loops() {
+    let conf = r"[DEFAULT]
+_greeting = hello%%
+[Definition]
+word = ignored
+_who = <F-USER><word></F-USER>
+failregex = ^%(_greeting)s <_who> %(word)s from <HOST>$
+        ^loop %(a)s <HOST>
+        ^missing %(nope)s <HOST>
+a = %(b)s
+b = %(a)s
+[Init]
+word = \w+
+";
+    let local = r"[Definition]
+failregex = %(known/failregex)s
+        ^added by local <HOST>$
+word = [a-z]+
+";
+    let im = import_files(&[("x.conf", conf), ("x.local", local)], "x.conf");
+    let def = im.def.clone().expect("a filter");
+    // %% is a percent sign; <tag> takes [Init] (over [Definition]); %(word)s takes [Definition]
+    let pats: Vec<&str> = def
+        .rules
+        .iter()
+        .filter_map(|r| r.pattern.as_deref())
+        .collect();
+    assert_eq!(pats[0], r"hello% (?P<user>\w+) [a-z]+ from \[?{HOST}\]?");
+    assert!(hit(&def, "hello% bob x from 192.0.2.1").is_some());
+    assert!(hit(&def, "added by local 192.0.2.1").is_some());
+    // the .local file's lines keep their own positions
+    assert_eq!(im.origins[1].to_string(), "x.local:3");
+    let sk = &im.report.skipped;
+    assert_eq!(sk.len(), 2, "{}", im.report.render());
+    assert!(
+        sk[0].reason.to_string().contains("too deeply"),
+        "{}",
+        sk[0].reason
+    );
+    assert_eq!(sk[0].pos.to_string(), "x.conf:7");
+    assert!(
+        sk[1]
+            .reason
+            .to_string()
+            .contains("unknown reference %(nope)s"),
+        "{}",
+        sk[1].reason
+    );
+}
+
+#[test]
+fn mode_parameter_adds_scan_rules() {
+    let conf = r"[Definition]
+mode = normal
+mdre-normal = ^bad password from <HOST>$
+mdre-ddos = ^no banner from <HOST>$
+mdre-aggressive = %(mdre-normal)s
+              %(mdre-ddos)s
+failregex = ^common failure from <HOST>$
+        <mdre-<mode>>
+";
+    let im = import_files(&[("m.conf", conf)], "m.conf");
+    assert!(im.report.complete(), "{}", im.report.render());
+    let def = im.def.expect("a filter");
+    let got: Vec<(&str, Class)> = def.rules.iter().map(|r| (r.id.as_str(), r.class)).collect();
+    assert_eq!(
+        got,
+        vec![
+            ("line-7", Class::Auth),
+            ("line-3", Class::Auth),
+            ("line-4", Class::Scan)
+        ]
+    );
+    assert!(im.report.notes.iter().any(|n| n.contains("`mode`")));
+}
+
+#[test]
+fn nofail_multiline_and_missing_address() {
+    let conf = r"[Definition]
+failregex = ^<F-NOFAIL>Connection from</F-NOFAIL> <HOST>$
+        ^Failed (?:<F-NOFAIL>publickey</F-NOFAIL> )?from <HOST>$
+        ^<F-MLFFORGET><F-MLFGAINED>Accepted</F-MLFGAINED></F-MLFFORGET> for \S+ from <HOST>$
+        ^session closed by peer$
+        ^first line <HOST>\nsecond line$
+        ^one <HOST><SKIPLINES>two$
+        ^kept <F-USER>\S+</F-USER> <F-MLFID>x</F-MLFID> from <HOST>$
+maxlines = 2
+";
+    let im = import_files(&[("n.conf", conf)], "n.conf");
+    let def = im.def.clone().expect("a filter");
+    let weights: Vec<(u32, &str)> = def
+        .rules
+        .iter()
+        .map(|r| (r.weight, r.id.as_str()))
+        .collect();
+    assert_eq!(weights, vec![(0, "line-2"), (0, "line-4"), (1, "line-8")]);
+    let h = hit(&def, "kept bob x from 192.0.2.3").expect("matches");
+    assert_eq!((h.user.as_deref(), h.weight), (Some("bob"), 1));
+    let reasons: Vec<(usize, String)> = im
+        .report
+        .skipped
+        .iter()
+        .map(|s| (s.pos.line, s.reason.to_string()))
+        .collect();
+    assert!(
+        reasons[0].1.contains("<F-NOFAIL> inside a group"),
+        "{reasons:?}"
+    );
+    assert!(reasons[1].1.contains("no address"), "{reasons:?}");
+    assert!(
+        reasons[2].1.contains("multi-line pattern (maxlines = 2)"),
+        "{reasons:?}"
+    );
+    assert!(reasons[3].1.contains("<SKIPLINES>"), "{reasons:?}");
+    assert_eq!(
+        reasons.iter().map(|r| r.0).collect::<Vec<_>>(),
+        vec![3, 5, 6, 7]
+    );
+    assert!(im.report.notes.iter().any(|n| n.contains("maxlines = 2")));
+    assert!(im.report.notes.iter().any(|n| n.contains("F-MLFID")));
+}
+
+#[test]
+fn prefix_not_at_start_is_kept() {
+    let conf = r"[INCLUDES]
+before = common.conf
+[Definition]
+failregex = ^relay: %(__prefix_line)sdenied <HOST>$
+";
+    let im = import_files(&[("common.conf", COMMON), ("k.conf", conf)], "k.conf");
+    let def = im.def.expect("a filter");
+    assert!(def.programs.is_empty());
+    let p = def.rules[0].pattern.as_deref().unwrap();
+    assert!(p.starts_with(r"relay: \s*(?:\S+\s+)?"), "{p}");
+    assert!(im.report.notes.iter().any(|n| n.contains("was kept")));
+    assert!(hit(&def, "relay: denied 192.0.2.8").is_some());
+}
+
+#[test]
+fn errors() {
+    let none = |_: &str| None;
+    assert!(matches!(
+        import("nope.conf", &none),
+        Err(portcullis_fail2ban::Error::Read(_))
+    ));
+    let e = import("x.conf", &|_: &str| {
+        Some("[Definition]\nignoreregex = a\n".into())
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("no failregex"), "{e}");
+    // nothing translatable: no filter, all skipped
+    let im = import_files(
+        &[("z.conf", "[Definition]\nfailregex = (?=x)<HOST>\n")],
+        "z.conf",
+    );
+    assert!(im.def.is_none() && im.toml.is_none());
+    assert_eq!(im.report.skipped.len(), 1);
+}
+
+#[test]
+fn private_use_characters_are_plain_text() {
+    // (the importer once marked prefix-line references with private-use characters)
+    let conf = "[Definition]\nfailregex = ^\u{E000}\u{E001} bad <HOST>$\n";
+    let im = import_files(&[("p.conf", conf)], "p.conf");
+    let def = im.def.expect("a filter");
+    assert_eq!(
+        def.rules[0].pattern.as_deref(),
+        Some("\u{E000}\u{E001} bad \\[?{HOST}\\]?")
+    );
+    assert!(im.report.notes.iter().all(|n| !n.contains("__prefix_line")));
+    assert!(hit(&def, "\u{E000}\u{E001} bad 192.0.2.4").is_some());
+}
