@@ -10,7 +10,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-need=(nft ip sshd ssh sshpass useradd chpasswd runuser logger nginx curl)
+need=(nft ip sshd ssh sshpass useradd chpasswd runuser logger nginx curl monit)
 missing=0
 for c in "${need[@]}"; do command -v "$c" >/dev/null 2>&1 || [ -x "/usr/sbin/$c" ] || missing=1; done
 # PostgreSQL's server is not on PATH (Debian keeps it under /usr/lib/postgresql/VERSION/bin).
@@ -23,9 +23,9 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && created_policy=1
   fi
-  # nginx and postgresql: the log-injection regression tests attack the real programs.
+  # nginx, postgresql and monit: the log-injection regression tests attack the real programs.
   apt-get install -y -q nftables iproute2 openssh-server openssh-client sshpass passwd \
-    util-linux bsdutils nginx curl postgresql
+    util-linux bsdutils nginx curl postgresql monit
   [ "$created_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 
