@@ -15,6 +15,8 @@ missing=0
 for c in "${need[@]}"; do command -v "$c" >/dev/null 2>&1 || [ -x "/usr/sbin/$c" ] || missing=1; done
 # PostgreSQL's server is not on PATH (Debian keeps it under /usr/lib/postgresql/VERSION/bin).
 compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing=1
+# the journald spoofing test runs the real journald in a private mount namespace
+[ -x /lib/systemd/systemd-journald ] || missing=1
 if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
@@ -23,9 +25,10 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && created_policy=1
   fi
-  # nginx, postgresql and monit: the log-injection regression tests attack the real programs.
+  # nginx, postgresql and monit: the log-injection regression tests attack the real programs;
+  # systemd: its journald, for the journal spoofing test.
   apt-get install -y -q nftables iproute2 openssh-server openssh-client sshpass passwd \
-    util-linux bsdutils nginx curl postgresql monit
+    util-linux bsdutils nginx curl postgresql monit systemd
   [ "$created_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 
