@@ -36,6 +36,7 @@ struct RawConfig {
     ignore_self: Option<bool>,
     on_corrupt_state: Option<Spanned<String>>,
     max_tracked: Option<usize>,
+    log_level: Option<Spanned<String>>,
     max_line: Option<Spanned<usize>>,
     firewall: Option<RawFirewall>,
     #[serde(default)]
@@ -158,6 +159,8 @@ pub struct Config {
     pub on_corrupt_state: OnCorrupt,
     /// Cap on addresses tracked per jail.
     pub max_tracked: usize,
+    /// Least important daemon messages shown (`error`, `warning`, `note`, `debug`).
+    pub log_level: String,
     /// Longest log line matched whole, in bytes; longer ones are matched on their head and
     /// tail, and counted (see [`crate::sources::line`]). Read at start.
     pub max_line: usize,
@@ -228,6 +231,7 @@ impl Config {
             ignore_self: true,
             on_corrupt_state: OnCorrupt::MoveAside,
             max_tracked: DEFAULT_MAX_TRACKED,
+            log_level: "note".into(),
             max_line: crate::sources::line::DEFAULT_MAX_LINE,
             firewall: FirewallConfig {
                 backend: "nftables".into(),
@@ -285,6 +289,20 @@ impl Config {
                     return Err(src.err(m.span(), "max_line", format!("{} is not valid; use a number of bytes from {MIN_MAX_LINE} to {MAX_MAX_LINE} (default {})", m.get_ref(), crate::sources::line::DEFAULT_MAX_LINE)));
                 }
                 cfg.max_line = *m.get_ref();
+            }
+            if let Some(l) = raw.log_level {
+                if crate::logging::parse_level(l.get_ref()).is_none() {
+                    return Err(src.err(
+                        l.span(),
+                        "log_level",
+                        format!(
+                            "{:?} is not valid; use one of: {}",
+                            l.get_ref(),
+                            crate::logging::LEVELS.join(", ")
+                        ),
+                    ));
+                }
+                cfg.log_level = l.into_inner();
             }
             if let Some(s) = raw.on_corrupt_state {
                 cfg.on_corrupt_state = match s.get_ref().as_str() {

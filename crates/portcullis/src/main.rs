@@ -4,7 +4,9 @@ mod cli;
 mod config;
 mod daemon;
 mod engine;
+mod events;
 mod firewall;
+mod logging;
 mod sources;
 mod store;
 
@@ -42,6 +44,10 @@ enum Cmd {
         /// Configuration file [default: /etc/portcullis/portcullis.toml, else built-in defaults].
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Least important messages shown: error, warning, note, debug [default: the
+        /// configuration's `log_level`, else note]. Bans, unbans and restores are always shown.
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(logging::LEVELS))]
+        log_level: Option<String>,
     },
     /// Show jails, addresses failing in the window, and active bans.
     Status {
@@ -169,7 +175,7 @@ fn main() -> ExitCode {
         cli::client::run(&sock, req, json)
     };
     let res = match cli.cmd {
-        Cmd::Run { config } => daemon::run(config.as_deref()),
+        Cmd::Run { config, log_level } => daemon::run(config.as_deref(), log_level.as_deref()),
         Cmd::Status { jail, target, json } => client(&target, Request::Status { jail }, json),
         Cmd::Bans { jail, target, json } => client(&target, Request::Bans { jail }, json),
         Cmd::Ban {

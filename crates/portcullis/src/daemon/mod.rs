@@ -20,9 +20,11 @@ use portcullis_core::duration;
 use portcullis_core::ignore::{Cidr, IgnoreList, Reason};
 use portcullis_core::jail::{Jail, Step};
 use portcullis_core::time::rfc3339;
+use tracing::{error, info, warn};
 
 use crate::config::{self, Config, OnCorrupt};
 use crate::engine;
+use crate::events::{self, Event, StopKind, UnbanReason};
 use crate::firewall::nftables::{NftOptions, Nftables};
 use crate::firewall::null::Null;
 use crate::firewall::{Action, Firewall, FwOp, JailRules, Proto};
@@ -57,11 +59,6 @@ fn now_ms() -> Millis {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-/// One structured action line (the block log of blacklist.py, in modern form).
-fn log_action(msg: &str) {
-    eprintln!("{msg}");
 }
 
 struct Engine {
@@ -192,10 +189,12 @@ fn file_paths(cfg: &Config) -> Vec<PathBuf> {
 }
 
 /// Runs the daemon in the foreground until SIGTERM.
-pub fn run(config_path: Option<&Path>) -> Result<i32> {
+pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
     let mut cfg = Config::load(config_path)?;
+    let level = log_level.unwrap_or(&cfg.log_level);
+    crate::logging::init(crate::logging::parse_level(level).unwrap_or(tracing::Level::INFO));
     for w in config::warnings(&cfg) {
-        log_action(&format!("warning {w}"));
+        warn!("{w}");
     }
     // refused unless only this user can write there (see fsutil); the resolved path from here on
     cfg.state_dir = fsutil::prepare_state_dir(&cfg.state_dir)?;
@@ -205,7 +204,7 @@ pub fn run(config_path: Option<&Path>) -> Result<i32> {
     };
     let store = Store::open(&cfg.state_dir.join("portcullis.db"), policy)?;
     for n in store.notes() {
-        log_action(&format!("error state {n}"));
+        error!("state {n}");
     }
     let fw: Box<dyn Firewall> = match cfg.firewall.backend.as_str() {
         "null" => Box::new(Null::default()),
@@ -250,10 +249,10 @@ pub fn run(config_path: Option<&Path>) -> Result<i32> {
     }
     spawn_signals(tx.clone())?;
     if let Err(e) = addrs::watch(tx.clone()) {
-        log_action(&format!(
-            "warning cannot watch address changes ({e}); own addresses are read again each \
-             minute and at reload"
-        ));
+        warn!(
+            "cannot watch address changes ({e}); own addresses are read again each minute and \
+             at reload"
+        );
     }
     {
         let tx = tx.clone();
@@ -261,16 +260,11 @@ pub fn run(config_path: Option<&Path>) -> Result<i32> {
         std::thread::spawn(move || sources::follow_files(follower, np, tx));
     }
     eng.journals.reconcile(&journal_sources(&eng.cfg));
-    log_action(&format!(
-        "started jails={} socket={} firewall={}",
-        eng.jails
-            .iter()
-            .map(|j| j.name())
-            .collect::<Vec<_>>()
-            .join(","),
-        eng.cfg.socket.display(),
-        eng.cfg.firewall.backend
-    ));
+    events::emit(&Event::Started {
+        jails: eng.jail_names(),
+        socket: eng.cfg.socket.clone(),
+        firewall: eng.cfg.firewall.backend.clone(),
+    });
     let code = eng.main_loop(&rx);
     socket.remove();
     // each journal reader saves the cursor of the last entry the engine processed
@@ -313,12 +307,10 @@ impl Engine {
                 }
                 Ok(Msg::Reload) => {
                     if let Err(e) = self.reload() {
-                        log_action(&format!(
-                            "error reload refused, old configuration kept: {e:#}"
-                        ));
+                        error!("reload refused, old configuration kept: {e:#}");
                     }
                 }
-                Ok(Msg::Note(n)) => log_action(&format!("note {n}")),
+                Ok(Msg::Note(n)) => info!("{n}"),
                 Ok(Msg::Addresses) => self.refresh_own_logged(now_ms()),
                 Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return self.stop(),
                 Err(RecvTimeoutError::Timeout) => {}
@@ -334,7 +326,7 @@ impl Engine {
     /// [`Engine::refresh_own`]; a failure is logged, and tried again at the next refresh.
     fn refresh_own_logged(&mut self, now: Millis) {
         if let Err(e) = self.refresh_own(now) {
-            log_action(&format!("error own addresses: {e:#}"));
+            error!("own addresses: {e:#}");
         }
     }
 
@@ -356,11 +348,11 @@ impl Engine {
                 .collect::<Vec<_>>()
                 .join(",")
         };
-        log_action(&format!(
-            "note own addresses changed: added={} removed={}",
+        info!(
+            "own addresses changed: added={} removed={}",
             list(own.iter().filter(|a| !self.own.contains(a)).collect()),
             list(self.own.iter().filter(|a| !own.contains(a)).collect()),
-        ));
+        );
         self.own = own;
         if self.cfg.ignore_self {
             for (j, jc) in self.jails.iter_mut().zip(&self.cfg.jails) {
@@ -391,7 +383,11 @@ impl Engine {
             let jail = j.name().to_string();
             for (addr, reason) in lift {
                 j.tracker_mut().unban(addr);
-                log_action(&format!("unban {addr} jail={jail} reason={reason}"));
+                events::emit(&Event::Unban {
+                    addr,
+                    jail: jail.clone(),
+                    reason: UnbanReason::Lifted(reason.clone()),
+                });
                 fw_ops.push(FwOp::Del {
                     jail: jail.clone(),
                     addr,
@@ -405,9 +401,7 @@ impl Engine {
         }
         if !fw_ops.is_empty() {
             if let Err(e) = self.fw.apply(&fw_ops) {
-                log_action(&format!(
-                    "error firewall: {e:#}; repairing the table and retrying"
-                ));
+                error!("firewall: {e:#}; repairing the table and retrying");
                 self.fw.setup(&jail_rules(&self.cfg))?;
                 self.fw.apply(&fw_ops)?;
             }
@@ -425,18 +419,20 @@ impl Engine {
         self.last_prune = now;
         let n = self.store.prune_history(now - HISTORY_DAYS * 86_400_000)?;
         if n > 0 {
-            log_action(&format!(
-                "note pruned {n} ban history rows older than {HISTORY_DAYS} days"
-            ));
+            info!("pruned {n} ban history rows older than {HISTORY_DAYS} days");
         }
         Ok(())
     }
 
+    fn jail_names(&self) -> Vec<String> {
+        self.jails.iter().map(|j| j.name().to_string()).collect()
+    }
+
     fn stop(&mut self) -> Result<i32> {
-        log_action(stop_message(
+        events::emit(&Event::Stopped(stop_kind(
             &self.cfg.firewall.backend,
             self.cfg.firewall.keep_bans_on_stop,
-        ));
+        )));
         if !self.cfg.firewall.keep_bans_on_stop {
             self.fw.teardown()?;
         }
@@ -455,7 +451,11 @@ impl Engine {
             // not put back if the ignore list, loopback or an own address covers it now
             // (the kernel may still hold it: deleted)
             if let Some(reason) = lift_reason(&j.settings().ignore, &self.own, Cidr::host(b.addr)) {
-                log_action(&format!("unban {} jail={} reason={reason}", b.addr, b.jail));
+                events::emit(&Event::Unban {
+                    addr: b.addr,
+                    jail: b.jail.clone(),
+                    reason: UnbanReason::Lifted(reason.clone()),
+                });
                 ops.push(FwOp::Del {
                     jail: b.jail.clone(),
                     addr: b.addr,
@@ -475,12 +475,11 @@ impl Engine {
             });
             n += 1;
             if n <= 100 {
-                log_action(&format!(
-                    "restore {} jail={} remaining={}",
-                    b.addr,
-                    b.jail,
-                    duration::format(b.end - now)
-                ));
+                events::emit(&Event::Restore {
+                    addr: b.addr,
+                    jail: b.jail.clone(),
+                    remaining: b.end - now,
+                });
             }
         }
         if !ops.is_empty() {
@@ -492,14 +491,14 @@ impl Engine {
             self.store.apply(&lifted)?;
         }
         if n > 100 {
-            log_action(&format!("restore {n} bans in all (first 100 listed)"));
+            events::emit(&Event::Restored(n));
         }
         Ok(())
     }
 
     fn on_lines(&mut self, b: Batch) -> Result<()> {
         for n in &b.notes {
-            log_action(&format!("note {n}"));
+            info!("{n}");
         }
         let now = now_ms();
         let ctx = portcullis_core::time::TimeContext {
@@ -530,10 +529,13 @@ impl Engine {
                         continue;
                     }
                     let jail = j.name().to_string();
-                    log_action(&format!(
-                        "ban {addr} jail={jail} failures={failures} for={}",
-                        duration::format(until - at)
-                    ));
+                    events::emit(&Event::Ban {
+                        addr,
+                        jail: jail.clone(),
+                        failures,
+                        length: until - at,
+                        manual: false,
+                    });
                     fw_ops.push(FwOp::Add {
                         jail: jail.clone(),
                         addr,
@@ -556,15 +558,13 @@ impl Engine {
                 .entry(j.name().to_string())
                 .or_default();
             if ev >= *seen + 10_000 || (*seen == 0 && ev > 0) {
-                log_action(&format!("warning jail={} tracking cap reached: {ev} addresses evicted so far (a flood from very many addresses; raise max_tracked if this is real traffic)", j.name()));
+                warn!("jail={} tracking cap reached: {ev} addresses evicted so far (a flood from very many addresses; raise max_tracked if this is real traffic)", j.name());
                 *seen = ev;
             }
         }
         if !fw_ops.is_empty() {
             if let Err(e) = self.fw.apply(&fw_ops) {
-                log_action(&format!(
-                    "error firewall: {e:#}; repairing the table and retrying"
-                ));
+                error!("firewall: {e:#}; repairing the table and retrying");
                 self.fw.setup(&jail_rules(&self.cfg))?;
                 self.fw.apply(&fw_ops)?;
             }
@@ -586,7 +586,11 @@ impl Engine {
             if j.tracker().next_expiry().is_some_and(|t| t <= now) {
                 for d in j.tracker_mut().expire(now) {
                     if let Decision::Unban { addr, at } = d {
-                        log_action(&format!("unban {addr} jail={}", j.name()));
+                        events::emit(&Event::Unban {
+                            addr,
+                            jail: j.name().to_string(),
+                            reason: UnbanReason::Expired,
+                        });
                         st_ops.push(StoreOp::Unban {
                             addr,
                             jail: j.name().to_string(),
@@ -629,10 +633,10 @@ impl Engine {
         // sources no jail reads any more are stopped
         let (started, stopped) = self.journals.reconcile(&journal_sources(&cfg));
         for s in &started {
-            log_action(&format!("note reading {s}"));
+            info!("reading {s}");
         }
         for s in &stopped {
-            log_action(&format!("note stopped reading {s}"));
+            info!("stopped reading {s}");
         }
         self.cfg = cfg;
         // bans the new ignore lists (or the host's addresses as read now) cover are lifted;
@@ -640,23 +644,16 @@ impl Engine {
         let lifted = match self.lift_ignored(now_ms()) {
             Ok(n) => n,
             Err(e) => {
-                log_action(&format!("error cannot lift ignored bans: {e:#}"));
+                error!("cannot lift ignored bans: {e:#}");
                 0
             }
         };
-        let mut msg = format!(
-            "reloaded jails={}",
-            self.jails
-                .iter()
-                .map(|j| j.name())
-                .collect::<Vec<_>>()
-                .join(",")
-        );
-        if lifted > 0 {
-            msg += &format!(" lifted={lifted}");
-        }
-        log_action(&msg);
-        Ok(msg)
+        let e = Event::Reloaded {
+            jails: self.jail_names(),
+            lifted,
+        };
+        events::emit(&e);
+        Ok(e.to_string())
     }
 
     fn on_control(&mut self, req: Request) -> Response {
@@ -665,9 +662,7 @@ impl Engine {
             Request::Reload => match self.reload() {
                 Ok(m) => Response::ok(m),
                 Err(e) => {
-                    log_action(&format!(
-                        "error reload refused, old configuration kept: {e:#}"
-                    ));
+                    error!("reload refused, old configuration kept: {e:#}");
                     Response::err(format!(
                         "reload refused, the old configuration keeps running: {e:#}"
                     ))
@@ -812,10 +807,13 @@ impl Engine {
         })]) {
             return Response::err(format!("banned, but the state could not be saved: {e:#}"));
         }
-        log_action(&format!(
-            "ban {ip} jail={jail} failures=0 for={} manual",
-            duration::format(len)
-        ));
+        events::emit(&Event::Ban {
+            addr: ip,
+            jail: jail.clone(),
+            failures: 0,
+            length: len,
+            manual: true,
+        });
         Response::ok(format!(
             "banned {ip} in jail {jail} for {}",
             duration::format(len)
@@ -856,7 +854,11 @@ impl Engine {
                 None => j.tracker_mut().unban_all(),
             };
             for a in addrs {
-                log_action(&format!("unban {a} jail={name} manual"));
+                events::emit(&Event::Unban {
+                    addr: a,
+                    jail: name.clone(),
+                    reason: UnbanReason::Manual,
+                });
                 fw_ops.push(FwOp::Del {
                     jail: name.clone(),
                     addr: a,
@@ -884,12 +886,12 @@ impl Engine {
     }
 }
 
-/// What the daemon says when it stops: where the bans are left.
-fn stop_message(backend: &str, keep_bans: bool) -> &'static str {
+/// Where the bans are left when the daemon stops.
+fn stop_kind(backend: &str, keep_bans: bool) -> StopKind {
     match (backend, keep_bans) {
-        ("null", _) => "stopped (null backend: nothing was ever put in a firewall)",
-        (_, true) => "stopped, bans stay in the firewall until they expire",
-        (_, false) => "stopped, firewall table removed (keep_bans_on_stop = false)",
+        ("null", _) => StopKind::NullBackend,
+        (_, true) => StopKind::KeepBans,
+        (_, false) => StopKind::TableRemoved,
     }
 }
 
@@ -1276,9 +1278,10 @@ wait "$p"
 
     #[test]
     fn the_null_backend_does_not_claim_bans_stay_in_a_firewall() {
-        assert!(!stop_message("null", true).contains("stay"));
-        assert!(stop_message("nftables", true).contains("stay in the firewall"));
-        assert!(stop_message("nftables", false).contains("removed"));
+        let says = |b, k| Event::Stopped(stop_kind(b, k)).to_string();
+        assert!(!says("null", true).contains("stay"));
+        assert!(says("nftables", true).contains("stay in the firewall"));
+        assert!(says("nftables", false).contains("removed"));
     }
 
     #[test]

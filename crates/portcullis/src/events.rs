@@ -1,0 +1,279 @@
+//! The daemon's events: what it did to the firewall and to itself (ban, unban, restore,
+//! start, reload, stop), as one type with one `Display`.
+//!
+//! The text of an event is an interface: the `recidive` filter reads the daemon's own log
+//! (`ban ADDR jail=NAME failures=N for=DURATION`), and admins grep it. It is written to
+//! stderr (journald adds time and program) whatever the log level. Notifications, metrics
+//! and fleet sharing subscribe to these same events. Everything else the daemon says
+//! (notes, warnings, errors) goes through `tracing` (see [`crate::logging`]).
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use portcullis_core::decision::Millis;
+use portcullis_core::duration;
+
+/// Why a ban ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnbanReason {
+    /// Its time was up.
+    Expired,
+    /// `portcullis unban`.
+    Manual,
+    /// The ignore list, an own address or loopback now covers it (`ignore:CIDR`,
+    /// `own-address`, `loopback`).
+    Lifted(String),
+}
+
+/// Where the bans are left when the daemon stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopKind {
+    /// The null backend never put anything in a firewall.
+    NullBackend,
+    /// `keep_bans_on_stop = true`: the kernel expires them.
+    KeepBans,
+    /// `keep_bans_on_stop = false`: the table is gone.
+    TableRemoved,
+}
+
+/// One thing the daemon did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The daemon runs: its jails, socket and firewall backend.
+    Started {
+        /// Jail names.
+        jails: Vec<String>,
+        /// Control socket.
+        socket: PathBuf,
+        /// Backend name.
+        firewall: String,
+    },
+    /// A new configuration runs; `lifted` bans the new ignore list covers were lifted.
+    Reloaded {
+        /// Jail names.
+        jails: Vec<String>,
+        /// Bans lifted.
+        lifted: usize,
+    },
+    /// The daemon stops.
+    Stopped(StopKind),
+    /// An address is banned.
+    Ban {
+        /// The address.
+        addr: IpAddr,
+        /// The jail.
+        jail: String,
+        /// Weighted failures that led to it (0 for a manual ban).
+        failures: u32,
+        /// Its length.
+        length: Millis,
+        /// Asked for with `portcullis ban`.
+        manual: bool,
+    },
+    /// A ban ends.
+    Unban {
+        /// The address.
+        addr: IpAddr,
+        /// The jail.
+        jail: String,
+        /// Why.
+        reason: UnbanReason,
+    },
+    /// A ban from the store is put back into the firewall at start.
+    Restore {
+        /// The address.
+        addr: IpAddr,
+        /// The jail.
+        jail: String,
+        /// Time left.
+        remaining: Millis,
+    },
+    /// How many bans were restored, when too many to list each.
+    Restored(usize),
+}
+
+fn names(jails: &[String]) -> String {
+    jails.join(",")
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::Started {
+                jails,
+                socket,
+                firewall,
+            } => write!(
+                f,
+                "started jails={} socket={} firewall={firewall}",
+                names(jails),
+                socket.display()
+            ),
+            Event::Reloaded { jails, lifted } => {
+                write!(f, "reloaded jails={}", names(jails))?;
+                if *lifted > 0 {
+                    write!(f, " lifted={lifted}")?;
+                }
+                Ok(())
+            }
+            Event::Stopped(k) => f.write_str(match k {
+                StopKind::NullBackend => {
+                    "stopped (null backend: nothing was ever put in a firewall)"
+                }
+                StopKind::KeepBans => "stopped, bans stay in the firewall until they expire",
+                StopKind::TableRemoved => {
+                    "stopped, firewall table removed (keep_bans_on_stop = false)"
+                }
+            }),
+            Event::Ban {
+                addr,
+                jail,
+                failures,
+                length,
+                manual,
+            } => {
+                write!(
+                    f,
+                    "ban {addr} jail={jail} failures={failures} for={}",
+                    duration::format(*length)
+                )?;
+                if *manual {
+                    f.write_str(" manual")?;
+                }
+                Ok(())
+            }
+            Event::Unban { addr, jail, reason } => {
+                write!(f, "unban {addr} jail={jail}")?;
+                match reason {
+                    UnbanReason::Expired => Ok(()),
+                    UnbanReason::Manual => f.write_str(" manual"),
+                    UnbanReason::Lifted(r) => write!(f, " reason={r}"),
+                }
+            }
+            Event::Restore {
+                addr,
+                jail,
+                remaining,
+            } => write!(
+                f,
+                "restore {addr} jail={jail} remaining={}",
+                duration::format(*remaining)
+            ),
+            Event::Restored(n) => write!(f, "restore {n} bans in all (first 100 listed)"),
+        }
+    }
+}
+
+/// Publishes an event: its line on stderr (whatever the log level).
+pub fn emit(e: &Event) {
+    eprintln!("{e}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portcullis_core::filter::{builtin, Filter, MatchSet, Mode};
+    use portcullis_core::time::TimeContext;
+
+    fn samples() -> Vec<Event> {
+        let a: IpAddr = "203.0.113.5".parse().unwrap();
+        let b: IpAddr = "2001:db8::7".parse().unwrap();
+        vec![
+            Event::Ban {
+                addr: a,
+                jail: "sshd".into(),
+                failures: 5,
+                length: 3_600_000,
+                manual: false,
+            },
+            Event::Ban {
+                addr: b,
+                jail: "postfix".into(),
+                failures: 7,
+                length: 90 * 60_000,
+                manual: false,
+            },
+            Event::Ban {
+                addr: a,
+                jail: "sshd".into(),
+                failures: 0,
+                length: 60_000,
+                manual: true,
+            },
+            Event::Unban {
+                addr: a,
+                jail: "sshd".into(),
+                reason: UnbanReason::Expired,
+            },
+            Event::Unban {
+                addr: a,
+                jail: "sshd".into(),
+                reason: UnbanReason::Lifted("ignore:203.0.113.0/24".into()),
+            },
+            Event::Restore {
+                addr: b,
+                jail: "sshd".into(),
+                remaining: 600_000,
+            },
+            Event::Started {
+                jails: vec!["sshd".into()],
+                socket: "/run/portcullis/portcullis.sock".into(),
+                firewall: "nftables".into(),
+            },
+        ]
+    }
+
+    #[test]
+    fn lines_keep_their_published_form() {
+        let lines: Vec<String> = samples().iter().map(ToString::to_string).collect();
+        assert_eq!(
+            lines,
+            [
+                "ban 203.0.113.5 jail=sshd failures=5 for=1h",
+                "ban 2001:db8::7 jail=postfix failures=7 for=1h30m",
+                "ban 203.0.113.5 jail=sshd failures=0 for=1m manual",
+                "unban 203.0.113.5 jail=sshd",
+                "unban 203.0.113.5 jail=sshd reason=ignore:203.0.113.0/24",
+                "restore 2001:db8::7 jail=sshd remaining=10m",
+                "started jails=sshd socket=/run/portcullis/portcullis.sock firewall=nftables",
+            ]
+        );
+    }
+
+    /// The recidive filter counts exactly the automatic bans among the daemon's lines.
+    #[test]
+    fn recidive_counts_the_bans_and_nothing_else() {
+        let b = builtin::get("recidive").unwrap();
+        let set = MatchSet::new(
+            vec![Filter::from_toml(b.source, b.name).unwrap()],
+            Mode::Aggressive,
+        );
+        let mut sc = set.scratch();
+        let ctx = TimeContext {
+            now: 1_795_000_000_000,
+            local_offset: 0,
+        };
+        let hosts: Vec<Option<String>> = samples()
+            .iter()
+            .map(|e| {
+                // as journald forwards it to syslog
+                let line = format!("Nov 21 10:00:01 gw portcullis[700]: {e}");
+                set.match_line(line.as_bytes(), &ctx, &mut sc)
+                    .map(|h| h.addr.to_string())
+            })
+            .collect();
+        assert_eq!(
+            hosts,
+            [
+                Some("203.0.113.5".to_string()),
+                Some("2001:db8::7".to_string()),
+                None,
+                None,
+                None,
+                None,
+                None
+            ]
+        );
+    }
+}

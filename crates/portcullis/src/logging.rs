@@ -1,0 +1,79 @@
+//! The daemon's own messages (notes, warnings, errors) through `tracing`, written to stderr
+//! as `note …`, `warning …`, `error …` (journald adds time and program), filtered by
+//! `--log-level` or `log_level`. Events (bans and the like) are not filtered: see
+//! [`crate::events`].
+
+use std::fmt;
+
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
+use tracing_subscriber::fmt::FmtContext;
+use tracing_subscriber::registry::LookupSpan;
+
+/// The levels a user can choose, least to most verbose.
+pub const LEVELS: &[&str] = &["error", "warning", "note", "debug"];
+
+/// The `tracing` level of a user's level name.
+pub fn parse_level(name: &str) -> Option<Level> {
+    Some(match name {
+        "error" => Level::ERROR,
+        "warning" | "warn" => Level::WARN,
+        "note" | "info" => Level::INFO,
+        "debug" => Level::DEBUG,
+        _ => return None,
+    })
+}
+
+/// The word a line starts with for `level`.
+fn word(level: &Level) -> &'static str {
+    match *level {
+        Level::ERROR => "error",
+        Level::WARN => "warning",
+        Level::INFO => "note",
+        _ => "debug",
+    }
+}
+
+/// `WORD message key=value…`, no time stamp.
+struct Plain;
+
+impl<S, N> FormatEvent<S, N> for Plain
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut w: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        write!(w, "{} ", word(event.metadata().level()))?;
+        ctx.field_format().format_fields(w.by_ref(), event)?;
+        writeln!(w)
+    }
+}
+
+/// Sets up the messages at `level` and above (once per process; later calls do nothing).
+pub fn init(level: Level) {
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .event_format(Plain)
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn level_names() {
+        for l in LEVELS {
+            assert!(parse_level(l).is_some(), "{l}");
+        }
+        assert_eq!(word(&parse_level("warning").unwrap()), "warning");
+        assert_eq!(word(&parse_level("note").unwrap()), "note");
+        assert!(parse_level("verbose").is_none());
+    }
+}
