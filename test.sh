@@ -34,4 +34,6 @@ fi
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-2}"
+# --include-ignored: the tests that need root are marked ignored, so that `cargo test` as a
+# normal user lists them as skipped; here (root) every one of them runs.
+cargo test --workspace --locked -- --include-ignored --test-threads="${TEST_THREADS:-2}"

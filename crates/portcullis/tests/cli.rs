@@ -335,6 +335,7 @@ fn correlated_lines_far_apart_are_tied_in_replay_and_test() {
 /// Regression: a client without the right to reach the socket was told "no portcullis daemon
 /// is answering". Needs root (runs the client as `nobody`).
 #[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn client_without_permission_is_told_permission_denied() {
     assert!(
         unsafe { libc::geteuid() } == 0,

@@ -380,6 +380,7 @@ impl Drop for Daemon {
 // ───────────────────────────── 1. a real attack ─────────────────────────────
 
 #[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_attack_v4_v6_and_expiry() {
     require_root();
     let t0 = Instant::now();
@@ -501,6 +502,7 @@ fn real_attack_v4_v6_and_expiry() {
 // ───────────────────────────── 2. restart ─────────────────────────────
 
 #[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn restart_keeps_ban() {
     require_root();
     let t0 = Instant::now();
@@ -605,6 +607,7 @@ fn restart_keeps_ban() {
 // ───────────────────────────── 3. no lockout ─────────────────────────────
 
 #[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn lockout_ignored_address_never_banned() {
     require_root();
     let t0 = Instant::now();
@@ -733,6 +736,7 @@ fn banned_set(log: &str) -> std::collections::HashSet<String> {
 }
 
 #[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn rotation_under_load() {
     require_root();
     const N: usize = 3000;
@@ -971,6 +975,7 @@ fn rotation_under_load() {
 // ───────────────────────────── 5. reload ─────────────────────────────
 
 #[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn reload_keeps_bans_and_refuses_bad_config() {
     require_root();
     let t0 = Instant::now();
@@ -1081,6 +1086,7 @@ fn reload_keeps_bans_and_refuses_bad_config() {
 /// the ban restored at start, or kept over a reload, must go (from the nft set too). An
 /// address that appears on an interface of the host is unbanned within seconds.
 #[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn ignored_and_own_addresses_are_unbanned_at_start_reload_and_address_change() {
     require_root();
     let t0 = Instant::now();

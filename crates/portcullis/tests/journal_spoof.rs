@@ -209,6 +209,7 @@ fn failure(addr: &str) -> String {
 }
 
 #[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn spoofed_sshd_entries_in_the_journal_ban_nobody() {
     require_root();
     let work = tempfile::Builder::new()

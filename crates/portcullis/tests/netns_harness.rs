@@ -33,6 +33,7 @@ fn nft_ban_table() -> &'static str {
 }
 
 #[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn lab_sshd_attack_and_manual_ban() {
     require_root();
     let t0 = Instant::now();
@@ -215,6 +216,7 @@ fn lab_sshd_attack_and_manual_ban() {
 /// The guards clean up when a test panics, and the startup sweep removes namespaces left by
 /// dead processes. Runs in parallel with the scenario above (a second lab at the same time).
 #[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn cleanup_on_panic_and_stale_sweep() {
     require_root();
     // A namespace "left behind" by a process that cannot exist (pid above pid_max).

@@ -160,6 +160,7 @@ fn as_other(args: &[&str]) {
 }
 
 #[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn world_writable_state_dir_is_refused() {
     require_root();
     let t = work_dir();
@@ -236,6 +237,7 @@ fn world_writable_state_dir_is_refused() {
 }
 
 #[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn planted_state_file_is_refused() {
     require_root();
     let t = work_dir();
@@ -286,6 +288,7 @@ fn planted_state_file_is_refused() {
 }
 
 #[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn control_socket_path_is_never_deleted_or_followed() {
     require_root();
     let t = work_dir();

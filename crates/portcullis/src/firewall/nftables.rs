@@ -933,6 +933,7 @@ table inet portcullis {
     }
 
     #[test]
+    #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
     fn lifecycle_in_a_netns() {
         let ns = NetNs::new();
         let mut fw = ns.nftables();
@@ -999,6 +1000,7 @@ table inet portcullis {
     }
 
     #[test]
+    #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
     fn timeouts_expire_in_the_kernel_and_re_adding_replaces_them() {
         let ns = NetNs::new();
         let mut fw = ns.nftables();
