@@ -689,11 +689,12 @@ fn validate_jail(at: &Layered, custom: &[Filter]) -> Result<JailConfig> {
         .into_iter()
         .map(Spanned::into_inner)
         .collect();
-    for l in logs
-        .iter()
-        .filter(|l| l.starts_with(crate::sources::journal::PREFIX))
-    {
-        crate::sources::journal::matches(l).map_err(|e| at.err("logs", e))?;
+    for l in &logs {
+        if l.starts_with(crate::sources::journal::PREFIX) {
+            crate::sources::journal::matches(l).map_err(|e| at.err("logs", e))?;
+        } else if crate::sources::glob::is_glob(l) {
+            crate::sources::glob::check(l).map_err(|e| at.err("logs", e))?;
+        }
     }
     let maxretry_what = "a whole number of failures, at least 1 (e.g. 5)";
     let maxretry = match at.typed("maxretry", maxretry_what, |v| {
@@ -885,7 +886,14 @@ pub fn warnings(cfg: &Config) -> Vec<String> {
             }
             if !Path::new(l).is_absolute() {
                 w.push(format!("jail {:?}: log path {l:?} is not absolute", j.name));
-            } else if !l.contains(['*', '?', '[']) && !Path::new(l).exists() {
+            } else if crate::sources::glob::is_glob(l) {
+                if crate::sources::glob::expand(l).is_empty() {
+                    w.push(format!(
+                        "jail {:?}: no file matches {l} (yet); a file that appears and matches is followed from its start",
+                        j.name
+                    ));
+                }
+            } else if !Path::new(l).exists() {
                 w.push(format!(
                     "jail {:?}: log file {l} does not exist (yet); it is followed from its start when it appears",
                     j.name
@@ -1184,6 +1192,23 @@ user_weights = { root = 3 }
             w.iter().any(|w| w.contains("\"sshd\"")
                 && w.contains("/nonexistent/portcullis/auth.log")
                 && w.contains("does not exist")),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn wildcard_logs_are_checked_and_a_pattern_without_match_is_a_warning() {
+        let e = err("[[jail]]\nname = \"sshd\"\nlogs = [\"/var/log/[x.log\"]\n");
+        assert!(
+            e.starts_with("test.toml:3: `logs`") && e.contains("wildcard"),
+            "{e}"
+        );
+        let c = load("[[jail]]\nname = \"sshd\"\nlogs = [\"/nonexistent/portcullis/*.log\"]\n")
+            .unwrap();
+        let w = warnings(&c);
+        assert!(
+            w.iter()
+                .any(|w| w.contains("no file matches /nonexistent/portcullis/*.log")),
             "{w:?}"
         );
     }

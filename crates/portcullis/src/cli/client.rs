@@ -51,6 +51,12 @@ fn print_human(req: &Request, r: &Response) {
             j.bantime,
             j.logs.join(", ")
         );
+        if j.files.iter().any(|f| !j.logs.contains(f)) {
+            println!("  files: {}", j.files.join(", "));
+        }
+        for w in &j.warnings {
+            println!("  WARNING: {w}");
+        }
         println!(
             "  banned now: {}   tracked addresses: {}",
             j.banned,

@@ -28,9 +28,10 @@ use crate::events::{self, Event, StopKind, UnbanReason};
 use crate::firewall::nftables::{NftOptions, Nftables};
 use crate::firewall::null::Null;
 use crate::firewall::{Action, Firewall, FwOp, JailRules, Proto};
+use crate::sources::glob;
 use crate::store::{BanRecord, CorruptPolicy, Store, StoreOp};
 use protocol::{BanInfo, JailStatus, Request, Response};
-use sources::{Batch, JournalCommand, JournalReaders, SharedPaths};
+use sources::{Batch, FileSources, JournalCommand, JournalReaders, SharedPaths};
 
 /// How long the ban history of an address is kept (for repeat offenders).
 const HISTORY_DAYS: i64 = 90;
@@ -181,10 +182,70 @@ fn journal_sources(cfg: &Config) -> Vec<String> {
     log_sources(cfg, true)
 }
 
-fn file_paths(cfg: &Config) -> Vec<PathBuf> {
-    log_sources(cfg, false)
-        .into_iter()
-        .map(PathBuf::from)
+/// The files to follow: plain paths, and the files wildcard paths match now.
+fn file_paths(cfg: &Config) -> FileSources {
+    let mut out = FileSources::default();
+    for l in log_sources(cfg, false) {
+        if glob::is_glob(&l) {
+            out.paths.extend(glob::expand(&l));
+            out.globs.push(l);
+        } else {
+            out.paths.push(PathBuf::from(l));
+        }
+    }
+    out.paths.sort();
+    out.paths.dedup();
+    out
+}
+
+/// The files a jail's file sources name now (wildcards expanded), each with whether this
+/// process can read it.
+fn jail_files(j: &crate::config::JailConfig) -> Vec<(String, bool)> {
+    let mut out = Vec::new();
+    for l in j.logs.iter().filter(|l| !l.starts_with("journal:")) {
+        let paths = if glob::is_glob(l) {
+            glob::expand(l)
+        } else {
+            vec![PathBuf::from(l)]
+        };
+        for p in paths {
+            let readable = std::fs::File::open(&p).is_ok();
+            out.push((p.display().to_string(), readable));
+        }
+    }
+    out
+}
+
+/// What `status` must say loudly about a jail's sources: a jail with no readable source
+/// sees nothing, and protects nothing.
+fn source_warnings(j: &crate::config::JailConfig) -> Vec<String> {
+    let journals = j.logs.iter().any(|l| l.starts_with("journal:"));
+    let files = jail_files(j);
+    let mut w: Vec<String> = files
+        .iter()
+        .filter(|(_, ok)| !ok)
+        .map(|(f, _)| format!("cannot read {f} (missing or no permission)"))
+        .collect();
+    if !journals && !files.iter().any(|(_, ok)| *ok) {
+        w.insert(
+            0,
+            "NO READABLE LOG SOURCE: this jail sees nothing and bans nobody".to_string(),
+        );
+    }
+    w
+}
+
+/// The jails that read `path` through a wildcard source (none: an empty list).
+fn glob_route(cfg: &Config, path: &str) -> Vec<usize> {
+    cfg.jails
+        .iter()
+        .enumerate()
+        .filter(|(_, j)| {
+            j.logs
+                .iter()
+                .any(|l| glob::is_glob(l) && glob::matches(l, path))
+        })
+        .map(|(i, _)| i)
         .collect()
 }
 
@@ -225,12 +286,9 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
         JournalCommand::default(),
         tx.clone(),
     );
-    let follower = sources::open_files(
-        file_paths(&eng.cfg),
-        eng.store.positions()?,
-        eng.cfg.max_line,
-    )
-    .context("cannot start the file follower")?;
+    let files = file_paths(&eng.cfg);
+    let follower = sources::open_files(files.paths, eng.store.positions()?, eng.cfg.max_line)
+        .context("cannot start the file follower")?;
     eng.fw
         .setup(&jail_rules(&eng.cfg))
         .context("cannot set up the firewall")?;
@@ -257,7 +315,8 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
     {
         let tx = tx.clone();
         let np = eng.new_paths.clone();
-        std::thread::spawn(move || sources::follow_files(follower, np, tx));
+        let globs = files.globs;
+        std::thread::spawn(move || sources::follow_files(follower, globs, np, tx));
     }
     eng.journals.reconcile(&journal_sources(&eng.cfg));
     events::emit(&Event::Started {
@@ -508,6 +567,11 @@ impl Engine {
         let mut fw_ops = Vec::new();
         let mut st_ops = Vec::new();
         for (src, line) in b.iter() {
+            if !self.routes.contains_key(src) {
+                // a file a wildcard source matched (cached, also when no jail reads it)
+                let js = glob_route(&self.cfg, src);
+                self.routes.insert(src.to_string(), js);
+            }
             let Some(js) = self.routes.get(src) else {
                 continue;
             };
@@ -695,6 +759,8 @@ impl Engine {
                         name: j.name().to_string(),
                         filters: c.filter_names.clone(),
                         logs: c.logs.clone(),
+                        files: jail_files(c).into_iter().map(|(f, _)| f).collect(),
+                        warnings: source_warnings(c),
                         maxretry: c.maxretry,
                         findtime: duration::format(c.findtime),
                         bantime: duration::format(c.bantime),

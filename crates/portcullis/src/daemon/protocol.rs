@@ -63,6 +63,12 @@ pub struct JailStatus {
     pub filters: Vec<String>,
     /// Log sources.
     pub logs: Vec<String>,
+    /// The files the file sources name now (wildcards expanded), readable or not.
+    #[serde(default)]
+    pub files: Vec<String>,
+    /// Problems an admin must see: e.g. no source of the jail can be read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// maxretry / findtime / bantime as configured.
     pub maxretry: u32,
     /// findtime, human form.

@@ -88,7 +88,20 @@ impl Batch {
 }
 
 /// Paths the follower should follow; replaced on reload.
-pub type SharedPaths = Arc<Mutex<Option<Vec<PathBuf>>>>;
+pub type SharedPaths = Arc<Mutex<Option<FileSources>>>;
+
+/// The files the jails read: paths (wildcards expanded now) and the wildcard patterns,
+/// expanded again while running so that a file that appears later is read from its start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileSources {
+    /// Paths to follow now.
+    pub paths: Vec<PathBuf>,
+    /// Wildcard patterns among the sources.
+    pub globs: Vec<String>,
+}
+
+/// How often wildcard patterns are expanded again.
+const GLOB_EVERY: Duration = Duration::from_secs(1);
 
 /// Opens the followed files now (a first-seen file starts at its end, so this must happen
 /// before the daemon says it is running, or lines written in between would be skipped).
@@ -166,15 +179,35 @@ impl LongLines {
 }
 
 /// Runs the file follower until the engine goes away.
-pub fn follow_files(mut f: Follower, new_paths: SharedPaths, engine: Sender<Msg>) {
+pub fn follow_files(
+    mut f: Follower,
+    mut globs: Vec<String>,
+    new_paths: SharedPaths,
+    engine: Sender<Msg>,
+) {
     let mut last_checkpoint = Instant::now();
+    let mut last_glob = Instant::now();
     let mut long = LongLines::default();
     let max_line = f.max_line();
     loop {
-        if let Some(p) = new_paths.lock().ok().and_then(|mut g| g.take()) {
-            f.set_paths(p);
-        }
         let mut batch = Batch::default();
+        if let Some(p) = new_paths.lock().ok().and_then(|mut g| g.take()) {
+            f.set_paths(p.paths);
+            globs = p.globs;
+        }
+        if !globs.is_empty() && last_glob.elapsed() >= GLOB_EVERY {
+            last_glob = Instant::now();
+            for g in &globs {
+                for path in crate::sources::glob::expand(g) {
+                    let name = path.display().to_string();
+                    if f.add_appeared(path) {
+                        batch
+                            .notes
+                            .push(format!("reading {name} from its start (new match of {g})"));
+                    }
+                }
+            }
+        }
         let now = Instant::now();
         let _ = f.poll(&mut |ev| match ev {
             Event::Line { path, line } => batch.push(path, line),

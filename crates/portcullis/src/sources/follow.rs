@@ -120,6 +120,8 @@ pub enum Event<'a> {
 /// Follows log files across rotations. See the module documentation.
 pub struct Follower {
     files: Vec<Watched>,
+    /// dev+ino of every file read in this run (see [`Follower::add_appeared`]).
+    seen: std::collections::HashSet<(u64, u64)>,
     /// Checkpoints for paths not followed now, applied if they are added back.
     parked: HashMap<String, Checkpoint>,
     buf: Vec<u8>,
@@ -138,6 +140,7 @@ impl Follower {
     ) -> anyhow::Result<Self> {
         anyhow::ensure!(max_line > 0, "max_line must be at least 1");
         let mut follower = Follower {
+            seen: std::collections::HashSet::new(),
             files: Vec::new(),
             parked: checkpoints
                 .into_iter()
@@ -177,6 +180,8 @@ impl Follower {
         let mut total = 0;
         for w in &mut self.files {
             total += w.poll(&mut cx, f);
+            self.seen
+                .extend(w.cur.iter().chain(&w.draining).map(|t| (t.dev, t.ino)));
         }
         Ok(total)
     }
@@ -191,6 +196,36 @@ impl Follower {
     /// start but could not be opened yet: it will start at its end, as on a first run).
     pub fn checkpoints(&self) -> Vec<Checkpoint> {
         self.files.iter().filter_map(Watched::checkpoint).collect()
+    }
+
+    /// Follows a file that appeared after following began (a new match of a wildcard
+    /// path): read from its beginning. Returns false when the path is already followed, or
+    /// names a file this follower reads or has read under another name (a rotated log that a
+    /// wildcard also matches, e.g. `access.log.1` for `*`), which must not be read twice.
+    pub fn add_appeared(&mut self, path: PathBuf) -> bool {
+        if self.files.iter().any(|w| w.path == path) {
+            return false;
+        }
+        let Ok(m) = fs::metadata(&path) else {
+            return false;
+        };
+        let id = (m.dev(), m.ino());
+        let known = self.files.iter().any(|w| {
+            w.cur
+                .iter()
+                .chain(&w.draining)
+                .any(|t| (t.dev, t.ino) == id)
+        });
+        if known || self.seen.contains(&id) {
+            return false;
+        }
+        let name = path.to_string_lossy().into_owned();
+        let checkpoint = self.parked.remove(&name);
+        let mut w = Watched::new(path, name, checkpoint);
+        w.initial = None; // not there at start: from its beginning
+        w.ensure_dir_watch(&mut self.watches);
+        self.files.push(w);
+        true
     }
 
     /// Follows `paths` from now on (on config reload). Paths already followed keep their state;

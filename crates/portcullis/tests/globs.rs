@@ -1,0 +1,148 @@
+//! Wildcards in `logs` (issue 10): `logs = ["/var/log/nginx/*.log"]` was accepted and never
+//! read. The real daemon (null firewall, no root) must follow the files a pattern matches at
+//! start (from their end, as any log), follow a file that appears later from its start, not
+//! read a rotated file twice when the pattern also matches its new name, and show the
+//! matched files, or loudly that it reads nothing, in `status`.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
+
+fn fail(path: &Path, addr: &str, n: usize) {
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    for _ in 0..n {
+        writeln!(
+            f,
+            "Nov 21 10:00:01 h sshd[7]: Failed password for root from {addr} port 22 ssh2"
+        )
+        .unwrap();
+    }
+}
+
+fn status(socket: &Path) -> Value {
+    let mut c = Command::new(BIN);
+    c.args(["status", "--json", "--socket"]).arg(socket);
+    let out = run_with_timeout(&mut c, None, Duration::from_secs(30)).check();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn banned(socket: &Path, jail: &str) -> Vec<String> {
+    let v = status(socket);
+    v["bans"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|b| b["jail"] == jail)
+        .map(|b| b["host"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn wildcard_logs_are_followed_and_new_matches_read_from_their_start() {
+    let work = tempfile::Builder::new()
+        .prefix("pct-globs-")
+        .tempdir()
+        .unwrap();
+    let dir = work.path();
+    let logs = dir.join("logs");
+    fs::create_dir(&logs).unwrap();
+    // there before the daemon: old failures that must not ban anyone
+    fail(&logs.join("a.log"), "203.0.113.1", 5);
+    let socket = dir.join("portcullis.sock");
+    let config = dir.join("portcullis.toml");
+    fs::write(
+        &config,
+        format!(
+            "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"null\"\n\
+             [[jail]]\nname = \"web\"\nfilter = \"sshd\"\nlogs = [{:?}]\nmaxretry = 3\n\
+             [[jail]]\nname = \"blind\"\nfilter = \"sshd\"\nlogs = [{:?}]\n",
+            socket.display().to_string(),
+            dir.join("state").display().to_string(),
+            format!("{}/*", logs.display()),
+            dir.join("missing/auth.log").display().to_string(),
+        ),
+    )
+    .unwrap();
+    let daemon_log = dir.join("daemon.log");
+    let mut cmd = Command::new(BIN);
+    cmd.args(["run", "-c"])
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&daemon_log).unwrap());
+    let mut daemon = ProcessGuard::spawn(cmd, "portcullis run");
+    let log = || fs::read_to_string(&daemon_log).unwrap_or_default();
+    wait_for("the daemon to start", Duration::from_secs(30), || {
+        daemon.try_wait().is_none() && log().contains("started jails=web,blind")
+    });
+
+    // a file matched at start is followed from its end
+    fail(&logs.join("a.log"), "203.0.113.2", 3);
+    wait_for("203.0.113.2 banned", Duration::from_secs(30), || {
+        banned(&socket, "web").contains(&"203.0.113.2".to_string())
+    });
+    // a file that appears later is read from its start
+    fail(&logs.join("b.log"), "203.0.113.3", 3);
+    wait_for("203.0.113.3 banned", Duration::from_secs(30), || {
+        banned(&socket, "web").contains(&"203.0.113.3".to_string())
+    });
+    // a rotation: a.log -> a.log.1 (which `*` matches too) and a new a.log. Two failures of
+    // .4 before it; read twice they would be four, a ban. A barrier address after it.
+    fail(&logs.join("a.log"), "203.0.113.4", 2);
+    std::thread::sleep(Duration::from_millis(1500));
+    fs::rename(logs.join("a.log"), logs.join("a.log.1")).unwrap();
+    std::thread::sleep(Duration::from_millis(2500)); // two wildcard expansions
+    fail(&logs.join("a.log"), "192.0.2.200", 3);
+    wait_for("the barrier banned", Duration::from_secs(30), || {
+        banned(&socket, "web").contains(&"192.0.2.200".to_string())
+    });
+    let web = banned(&socket, "web");
+    assert!(
+        !web.contains(&"203.0.113.1".to_string()),
+        "old lines read: {web:?}"
+    );
+    assert!(
+        !web.contains(&"203.0.113.4".to_string()),
+        "a rotated file read twice: {web:?}\n{}",
+        log()
+    );
+
+    // status: the files matched, and the jail that reads nothing, loudly
+    let v = status(&socket);
+    let jail = |n: &str| {
+        v["jails"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["name"] == n)
+            .unwrap()
+            .clone()
+    };
+    let files: Vec<String> = jail("web")["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap().rsplit('/').next().unwrap().to_string())
+        .collect();
+    assert_eq!(files, ["a.log", "a.log.1", "b.log"], "{v}");
+    let w = jail("blind")["warnings"].to_string();
+    assert!(w.contains("NO READABLE LOG SOURCE"), "{v}");
+    let mut c = Command::new(BIN);
+    c.args(["status", "--socket"]).arg(&socket);
+    let human = run_with_timeout(&mut c, None, Duration::from_secs(30)).check();
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(text.contains("WARNING: NO READABLE LOG SOURCE"), "{text}");
+    assert!(text.contains("files: ") && text.contains("b.log"), "{text}");
+}
