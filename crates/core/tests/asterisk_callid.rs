@@ -105,7 +105,8 @@ fn quoted(text: &str) -> String {
 /// The real sender, as Asterisk prints it with its port: `A:P` or `[A]:P`.
 fn sender() -> impl Strategy<Value = (String, String)> {
     prop_oneof![
-        (1u8..255, 1u16..65535).prop_map(|(h, p)| (format!("203.0.113.{h}"), format!("203.0.113.{h}:{p}"))),
+        (1u8..255, 1u16..65535)
+            .prop_map(|(h, p)| (format!("203.0.113.{h}"), format!("203.0.113.{h}:{p}"))),
         (1u16..0xffff, 1u16..65535)
             .prop_map(|(h, p)| (format!("2001:db8::{h:x}"), format!("[2001:db8::{h:x}]:{p}"))),
     ]
@@ -115,7 +116,10 @@ fn prefix(syslog: bool, notice_of: &str) -> String {
     if syslog {
         format!("Nov 21 10:00:06 pbx asterisk[1530]: NOTICE[1533]: {notice_of}: ")
     } else {
-        format!("[2026-11-21 10:00:04] NOTICE[1533] {}: ", notice_of.split(':').next().unwrap())
+        format!(
+            "[2026-11-21 10:00:04] NOTICE[1533] {}: ",
+            notice_of.split(':').next().unwrap()
+        )
     }
 }
 

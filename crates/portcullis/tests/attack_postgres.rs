@@ -96,7 +96,15 @@ impl Pg {
         let init = format!("{BIN}/initdb");
         let out = run_with_timeout(
             Command::new("runuser")
-                .args(["-u", "postgres", "--", &init, "--no-sync", "-A", "scram-sha-256"])
+                .args([
+                    "-u",
+                    "postgres",
+                    "--",
+                    &init,
+                    "--no-sync",
+                    "-A",
+                    "scram-sha-256",
+                ])
                 .arg(format!("--pwfile={}", pw.display()))
                 .args(["-U", "postgres", "-D"])
                 .arg(&data)
@@ -144,11 +152,15 @@ impl Pg {
             port,
         };
         let json = pg.json_path();
-        wait_for("postgres to accept connections", Duration::from_secs(60), || {
-            fs::read_to_string(&json)
-                .map(|s| s.contains("database system is ready to accept connections"))
-                .unwrap_or(false)
-        });
+        wait_for(
+            "postgres to accept connections",
+            Duration::from_secs(60),
+            || {
+                fs::read_to_string(&json)
+                    .map(|s| s.contains("database system is ready to accept connections"))
+                    .unwrap_or(false)
+            },
+        );
         pg
     }
 
@@ -220,7 +232,10 @@ fn forged_user_and_database_names_never_get_an_address_banned() {
         // the attack of the issue: `198.51.100.7 a@b FATAL:  password authentication ...`
         ("x\n198.51.100.7 a", issue_db),
         // the same with a whole Debian prefix and an %h field
-        ("x\n2026-12-03 09:20:00.000 UTC [4242] 198.51.100.7 a", issue_db),
+        (
+            "x\n2026-12-03 09:20:00.000 UTC [4242] 198.51.100.7 a",
+            issue_db,
+        ),
         // a syslog first chunk
         ("x\n[5-1] 198.51.100.7 a", issue_db),
         // a pg_hba refusal
@@ -248,11 +263,15 @@ fn forged_user_and_database_names_never_get_an_address_banned() {
 
     let attempts = TRIES * forgeries.len() + REAL + 1;
     let json = pg.json_path();
-    wait_for("every failure in the JSON log", Duration::from_secs(30), || {
-        fs::read_to_string(&json)
-            .map(|s| s.matches("\"error_severity\":\"FATAL\"").count() >= attempts)
-            .unwrap_or(false)
-    });
+    wait_for(
+        "every failure in the JSON log",
+        Duration::from_secs(30),
+        || {
+            fs::read_to_string(&json)
+                .map(|s| s.matches("\"error_severity\":\"FATAL\"").count() >= attempts)
+                .unwrap_or(false)
+        },
+    );
     let stderr_log = fs::read_to_string(pg.stderr_path()).expect("stderr log");
     // The attack really forged lines in the stderr log (that is what made the old filter ban).
     assert!(
