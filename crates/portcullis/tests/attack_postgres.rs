@@ -10,8 +10,8 @@
 //! postgresql --json` runs on both files: 198.51.100.7 must never be reported, and every
 //! real failure must be, with the client's real address 127.0.0.1.
 //!
-//! Needs root (the server runs as the `postgres` user) and the Debian packages
-//! postgresql-15 and postgresql-client-15; fails loudly when they are missing.
+//! Needs root (the server runs as the `postgres` user) and Debian's postgresql (15 or
+//! later, for jsonlog); fails loudly when they are missing.
 
 mod common;
 
@@ -23,15 +23,35 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-const BIN: &str = "/usr/lib/postgresql/15/bin";
 const FORGED: &str = "198.51.100.7";
 /// PostgreSQL keeps the first NAMEDATALEN - 1 bytes of a user or database name.
 const NAME_MAX: usize = 63;
+
+/// The newest PostgreSQL server installed the Debian way (/usr/lib/postgresql/N/bin);
+/// jsonlog needs 15 or later.
+fn bin_dir() -> PathBuf {
+    let newest = fs::read_dir("/usr/lib/postgresql")
+        .ok()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|v| Path::new(&format!("/usr/lib/postgresql/{v}/bin/postgres")).is_file())
+        .max();
+    let v = newest.expect(
+        "no PostgreSQL server under /usr/lib/postgresql/N/bin: install postgresql (test.sh does)",
+    );
+    assert!(
+        v >= 15,
+        "PostgreSQL {v} has no jsonlog; this test needs 15 or later"
+    );
+    PathBuf::from(format!("/usr/lib/postgresql/{v}/bin"))
+}
 
 /// A throw-away cluster and its running server; stopped (fast shutdown, then the process
 /// group killed) and deleted on drop, on every path.
 struct Pg {
     server: Option<ProcessGuard>,
+    bin: PathBuf,
     dir: tempfile::TempDir,
     port: u16,
 }
@@ -73,10 +93,12 @@ fn free_port() -> u16 {
 impl Pg {
     fn start() -> Pg {
         require_root();
+        let bin = bin_dir();
         for b in ["initdb", "postgres", "psql"] {
             assert!(
-                Path::new(BIN).join(b).is_file(),
-                "{BIN}/{b} is missing: install postgresql-15 (test.sh does)"
+                bin.join(b).is_file(),
+                "{}/{b} is missing: install postgresql (test.sh does)",
+                bin.display()
             );
         }
         let ids = user_ids("postgres");
@@ -93,18 +115,12 @@ impl Pg {
         fs::create_dir(&logs).unwrap();
         chown(&logs, ids);
         let data = dir.path().join("data");
-        let init = format!("{BIN}/initdb");
+        let init = bin.join("initdb");
         let out = run_with_timeout(
             Command::new("runuser")
-                .args([
-                    "-u",
-                    "postgres",
-                    "--",
-                    &init,
-                    "--no-sync",
-                    "-A",
-                    "scram-sha-256",
-                ])
+                .args(["-u", "postgres", "--"])
+                .arg(&init)
+                .args(["--no-sync", "-A", "scram-sha-256"])
                 .arg(format!("--pwfile={}", pw.display()))
                 .args(["-U", "postgres", "-D"])
                 .arg(&data)
@@ -122,7 +138,7 @@ impl Pg {
         .unwrap();
 
         let port = free_port();
-        let mut cmd = Command::new(format!("{BIN}/postgres"));
+        let mut cmd = Command::new(bin.join("postgres"));
         cmd.arg("-D").arg(&data);
         for setting in [
             "listen_addresses=127.0.0.1".to_string(),
@@ -148,6 +164,7 @@ impl Pg {
             .stderr(fs::File::create(dir.path().join("server.err")).unwrap());
         let pg = Pg {
             server: Some(ProcessGuard::spawn(cmd, "postgres")),
+            bin,
             dir,
             port,
         };
@@ -180,7 +197,7 @@ impl Pg {
         );
         let conninfo = format!("host=127.0.0.1 port={} {extra}", self.port);
         let out = run_with_timeout(
-            Command::new(format!("{BIN}/psql"))
+            Command::new(self.bin.join("psql"))
                 .args(["-w", "-X", "-d", &conninfo, "-c", "select 1"])
                 .env("PGUSER", user)
                 .env("PGDATABASE", db)
