@@ -172,7 +172,7 @@ fn main() -> ExitCode {
     use daemon::protocol::Request;
     let client = |t: &Target, req: Request, json: bool| -> anyhow::Result<i32> {
         let sock = cli::client::socket_path(t.socket.as_deref(), t.config.as_deref())?;
-        cli::client::run(&sock, req, json)
+        cli::client::run(&sock, t.config.as_deref(), req, json)
     };
     let res = match cli.cmd {
         Cmd::Run { config, log_level } => daemon::run(config.as_deref(), log_level.as_deref()),

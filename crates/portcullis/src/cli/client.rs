@@ -16,13 +16,36 @@ pub fn socket_path(socket: Option<&Path>, config: Option<&Path>) -> Result<PathB
     }
 }
 
-/// Sends `req`, prints the answer (as JSON with `json`), returns the exit code.
-pub fn run(socket: &Path, req: Request, json: bool) -> Result<i32> {
-    let resp = match control::request(socket, &req) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("portcullis: {e:#}");
-            return Ok(3);
+/// Sends `req`, prints the answer (as JSON with `json`), returns the exit code. With the
+/// daemon stopped, `bans` and `unban` work on the state file of the configuration at
+/// `config` ([`super::offline`]).
+pub fn run(socket: &Path, config: Option<&Path>, req: Request, json: bool) -> Result<i32> {
+    let offline = matches!(req, Request::Bans { .. } | Request::Unban { .. })
+        && super::offline::daemon_stopped(socket);
+    let resp = if offline {
+        let cfg = Config::load(config)?;
+        let now = super::time_context().now;
+        match &req {
+            Request::Bans { jail } => super::offline::bans(&cfg, jail.as_deref(), now)?,
+            Request::Unban { addr, jail, .. } => {
+                let ip = match addr {
+                    None => None,
+                    Some(a) => match portcullis_core::addr::parse(a.as_bytes()) {
+                        Some(ip) => Some(ip),
+                        None => anyhow::bail!("{a:?} is not an IP address"),
+                    },
+                };
+                super::offline::unban(&cfg, ip, jail.as_deref(), now)?
+            }
+            _ => unreachable!("only bans and unban work offline"),
+        }
+    } else {
+        match control::request(socket, &req) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("portcullis: {e:#}");
+                return Ok(3);
+            }
         }
     };
     if json {

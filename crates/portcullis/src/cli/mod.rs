@@ -1,10 +1,12 @@
-//! Subcommands that work without a daemon: test, replay, check-config, filters, import.
+//! Subcommands that work without a daemon: test, replay, check-config, filters, import, and
+//! `bans`/`unban` on the state file while the daemon is stopped.
 
 pub mod check_config;
 pub mod client;
 pub mod filters;
 pub mod import_fail2ban;
 pub mod input;
+pub mod offline;
 pub mod replay;
 pub mod test;
 

@@ -1,0 +1,129 @@
+//! `bans` and `unban` with the daemon stopped work on the state file (issue 10): a ban lifted
+//! then stays lifted at the next start, where a hand-made `nft delete element` came back.
+//! Real daemon, null firewall, no root.
+
+mod common;
+
+use common::*;
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
+
+fn cli(args: &[&str], config: &Path) -> CmdOutput {
+    let mut c = Command::new(BIN);
+    c.args(args).arg("--config").arg(config);
+    run_with_timeout(&mut c, None, Duration::from_secs(30))
+}
+
+struct Daemon {
+    proc: ProcessGuard,
+    log: std::path::PathBuf,
+}
+
+impl Daemon {
+    fn start(config: &Path, log: &Path) -> Daemon {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["run", "-c"])
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(log).unwrap());
+        let mut d = Daemon {
+            proc: ProcessGuard::spawn(cmd, "portcullis run"),
+            log: log.to_path_buf(),
+        };
+        wait_for("the daemon to start", Duration::from_secs(30), || {
+            d.proc.try_wait().is_none() && d.text().contains("started jails=")
+        });
+        d
+    }
+
+    fn text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn stop(mut self) -> String {
+        unsafe {
+            libc::kill(self.proc.pid() as i32, libc::SIGTERM);
+        }
+        wait_for("the daemon to stop", Duration::from_secs(30), || {
+            self.proc.try_wait().is_some()
+        });
+        self.text()
+    }
+}
+
+#[test]
+fn bans_are_listed_and_lifted_on_the_state_file_while_the_daemon_is_stopped() {
+    let work = tempfile::Builder::new()
+        .prefix("pct-offline-")
+        .tempdir()
+        .unwrap();
+    let dir = work.path();
+    let config = dir.join("portcullis.toml");
+    fs::write(
+        &config,
+        format!(
+            "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"null\"\n\
+             [[jail]]\nname = \"sshd\"\nlogs = [{:?}]\n[[jail]]\nname = \"web\"\nfilter = \"sshd\"\nlogs = [{:?}]\n",
+            dir.join("p.sock").display().to_string(),
+            dir.join("state").display().to_string(),
+            dir.join("auth.log").display().to_string(),
+            dir.join("web.log").display().to_string(),
+        ),
+    )
+    .unwrap();
+    let d = Daemon::start(&config, &dir.join("run1.log"));
+    for (a, j) in [
+        ("203.0.113.5", "sshd"),
+        ("203.0.113.6", "sshd"),
+        ("203.0.113.7", "web"),
+    ] {
+        assert!(cli(&["ban", a, "--jail", j], &config).success());
+    }
+    d.stop();
+
+    // stopped: listed from the state file, with a note saying so
+    let o = cli(&["bans", "--json"], &config).check();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["bans"].as_array().unwrap().len(), 3, "{v}");
+    assert!(
+        o.stderr_str().contains("no daemon is running"),
+        "{}",
+        o.stderr_str()
+    );
+    let o = cli(&["bans", "--jail", "web", "--json"], &config).check();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["bans"][0]["host"], "203.0.113.7", "{v}");
+
+    // lifted on the state file: one address, then a whole jail
+    assert!(cli(&["unban", "203.0.113.5"], &config).check().success());
+    assert!(cli(&["unban", "--all", "--jail", "web"], &config)
+        .check()
+        .success());
+    assert!(
+        !cli(&["unban", "198.51.100.1"], &config).success(),
+        "no such ban"
+    );
+    let o = cli(&["bans", "--json"], &config).check();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let hosts: Vec<&str> = v["bans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["host"].as_str().unwrap())
+        .collect();
+    assert_eq!(hosts, ["203.0.113.6"], "{v}");
+
+    // the next start restores only what is left
+    let d = Daemon::start(&config, &dir.join("run2.log"));
+    let run = d.stop();
+    assert!(run.contains("restore 203.0.113.6 jail=sshd"), "{run}");
+    assert!(
+        !run.contains("restore 203.0.113.5") && !run.contains("restore 203.0.113.7"),
+        "{run}"
+    );
+}
