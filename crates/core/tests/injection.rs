@@ -1,0 +1,449 @@
+//! Log injection: text a remote party writes into a log line must never choose the address
+//! a built-in filter reports (issue 9, finding 4).
+//!
+//! For every sample line of every built-in filter (`filters/NAME.log`), the test finds the
+//! parts of the message that are free text for the filter's patterns, and inserts there what
+//! an attacker would write into a field they control: `client: A`, `from A`, `rhost=A`,
+//! `[A]`, `failed for 'A'`, quotes, and a copy of the line's own structure around the address
+//! with `A` in place of the real address ("mimic"), with and without a newline in front, the
+//! newline written the way the log sources deliver it (`#012` by rsyslog, `\n` and `\x0A` by
+//! programs that escape it) and also raw, the line then split into physical lines that are
+//! fed one by one (so a tail fragment must never match with `A`). `A` is an address that
+//! occurs in no sample (192.0.2.222 and 2001:db8::bad). Whenever a modified line still
+//! matches, the address must not be `A`.
+//!
+//! Where a remote party can write: the free-text parts of the rule that matched the line.
+//! The test compiles each pattern once more with every variable-width repetition (`.*`,
+//! `\S+`, `[^"]*`, `{USER}`, …) outside the address capture turned into a capture group;
+//! the spans these groups match in the sample line are the candidate fields. A field the
+//! program writes from a fixed vocabulary, or a number, is a candidate too: text inserted
+//! there makes the line unlike anything the program writes, and must then not match with
+//! `A` either, unless the field is listed in [`PROGRAM_WRITTEN`] with the reason.
+//! Positions tried in a field: both ends, next to every delimiter inside it (space, quotes,
+//! `=`, `:`, `,`, brackets) and its middle.
+
+use std::net::IpAddr;
+
+use portcullis_core::filter::{builtin, sample, Filter, FilterDef, MatchSet, Mode};
+use portcullis_core::time::TimeContext;
+use regex::bytes::Regex;
+use regex_syntax::hir::{Capture, Hir, HirKind, Repetition};
+
+/// Addresses that occur in no sample line.
+const INSERTED: [&str; 2] = ["192.0.2.222", "2001:db8::bad"];
+
+/// Free-text spans that only the program writes, never a remote party: (filter, rule id,
+/// the span's name `__vN` as the failure messages print it, why). Keep this list short and
+/// justified.
+const PROGRAM_WRITTEN: &[(&str, &str, &str, &str)] = &[
+    // Dovecot's login lines end with its login_log_format_elements: after "rip=%r" come
+    // "lip=%l mpid=%e %c session=<%{session}>" (local address, pid, TLS state or the TLS
+    // library's handshake error, session id), none of them the client's text. The client's
+    // text, the user name, comes before rip=, and the pattern takes the last rip=.
+    ("dovecot", "login-failed", "__v3", "Dovecot's own fields after lip="),
+    ("dovecot", "no-auth", "__v3", "Dovecot's own fields after lip="),
+    ("sieve", "login-failed", "__v3", "Dovecot's own fields after lip="),
+    ("sieve", "no-auth", "__v3", "Dovecot's own fields after lip="),
+];
+
+/// A pattern recompiled so that its free-text spans are captures `__v0`, `__v1`, …
+struct Spans {
+    filter: String,
+    rule: String,
+    re: Regex,
+    /// `^(?:…)$` of each span's own pattern: what the filter lets into that field
+    fields: Vec<Regex>,
+}
+
+/// A field of a sample line: its span in the message, what the pattern lets into it, and
+/// its name for the messages.
+struct Field<'a> {
+    start: usize,
+    end: usize,
+    admits: &'a Regex,
+    name: String,
+}
+
+impl Field<'_> {
+    /// True when the field's own pattern lets `payload` in at `pos`: a payload that the
+    /// field cannot hold (a space in a host name the filter reads as `[^\s\[\]]*`) is not
+    /// something the attacker can write there. (What a pattern lets into a field must be
+    /// what the program lets into it: the filter's audit header says why.)
+    fn admits(&self, msg: &[u8], pos: usize, payload: &[u8]) -> bool {
+        let mut v = msg[self.start..pos].to_vec();
+        v.extend_from_slice(payload);
+        v.extend_from_slice(&msg[pos..self.end]);
+        std::env::var_os("INJECT_STRICT").is_some() || self.admits.is_match(&v)
+    }
+}
+
+fn mark(h: &Hir, next: &mut Vec<Regex>) -> Hir {
+    match h.kind() {
+        HirKind::Capture(c) if c.name.as_deref() == Some("host") => h.clone(),
+        HirKind::Capture(c) => Hir::capture(Capture {
+            index: c.index,
+            name: c.name.clone(),
+            sub: Box::new(mark(&c.sub, next)),
+        }),
+        HirKind::Concat(v) => Hir::concat(v.iter().map(|x| mark(x, next)).collect()),
+        HirKind::Alternation(v) => Hir::alternation(v.iter().map(|x| mark(x, next)).collect()),
+        HirKind::Repetition(r) => {
+            let inner = Hir::repetition(Repetition {
+                min: r.min,
+                max: r.max,
+                greedy: r.greedy,
+                sub: Box::new(mark(&r.sub, next)),
+            });
+            if !is_free_text(r) {
+                return inner;
+            }
+            next.push(Regex::new(&format!("^(?:{inner})$")).unwrap());
+            Hir::capture(Capture {
+                index: 0,
+                name: Some(format!("__v{}", next.len() - 1).into()),
+                sub: Box::new(inner),
+            })
+        }
+        _ => h.clone(),
+    }
+}
+
+/// A repetition that can hold text of any length with spaces or punctuation in it (not `?`,
+/// not a number or a word of letters: inserted text does not fit there).
+fn is_free_text(r: &Repetition) -> bool {
+    if r.max.is_some_and(|m| m <= 1) {
+        return false;
+    }
+    let sub = Regex::new(&format!("^(?:{})$", r.sub)).unwrap();
+    [" ", "=", ":", "[", "(", "<", "\"", "'"]
+        .iter()
+        .any(|d| sub.is_match(d.as_bytes()))
+}
+
+fn spans_regex(filter: &str, rule: &str, pattern: &str) -> Spans {
+    let full = portcullis_core::filter::macros::anchored(pattern).unwrap();
+    let hir = regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .build()
+        .parse(&full)
+        .unwrap();
+    let mut fields = Vec::new();
+    let marked = mark(&hir, &mut fields).to_string();
+    let re = Regex::new(&marked).unwrap_or_else(|e| panic!("{filter}/{rule}: {e}\n{marked}"));
+    Spans {
+        filter: filter.into(),
+        rule: rule.into(),
+        re,
+        fields,
+    }
+}
+
+fn is_delim(b: u8) -> bool {
+    b" \t\"'=:,;[](){}<>/|&?".contains(&b)
+}
+
+/// Insertion positions (offsets in `msg`) inside the free-text fields of every pattern
+/// that matches `msg`, outside the address text `host`, with the fields holding each.
+fn positions<'a>(pats: &'a [Spans], msg: &[u8], host: Option<&str>) -> Vec<(usize, Vec<Field<'a>>)> {
+    let mut out: Vec<(usize, Vec<Field<'a>>)> = Vec::new();
+    // the inside of the address text (wherever it occurs) is not a field
+    let mut inside_host = vec![false; msg.len() + 1];
+    let mut mark_host = |s: usize, e: usize| {
+        for x in inside_host.iter_mut().take(e).skip(s + 1) {
+            *x = true;
+        }
+    };
+    if let Some(h) = host {
+        let mut from = 0;
+        while let Some(i) = memfind(&msg[from..], h.as_bytes()) {
+            mark_host(from + i, from + i + h.len());
+            from += i + 1;
+        }
+    }
+    for p in pats {
+        let Some(c) = p.re.captures(msg) else {
+            continue;
+        };
+        if let Some(m) = c.name("host") {
+            mark_host(m.start(), m.end());
+        }
+        for (k, admits) in p.fields.iter().enumerate() {
+            let name = format!("__v{k}");
+            let Some(m) = c.name(&name) else { continue };
+            if PROGRAM_WRITTEN
+                .iter()
+                .any(|(f, r, n, _)| *f == p.filter && *r == p.rule && *n == name)
+            {
+                continue;
+            }
+            let (s, e) = (m.start(), m.end());
+            let mut inner: Vec<usize> = (s + 1..e)
+                .filter(|&i| is_delim(msg[i - 1]) || is_delim(msg[i]))
+                .collect();
+            // (a long field: eight of its delimiters, spread evenly, suffice)
+            if inner.len() > 8 {
+                let n = inner.len();
+                inner = (0..8).map(|k| inner[k * n / 8]).collect();
+            }
+            let mut cand = vec![s, e, (s + e) / 2];
+            cand.extend(inner);
+            cand.sort();
+            cand.dedup();
+            for i in cand {
+                let field = Field {
+                    start: s,
+                    end: e,
+                    admits,
+                    name: format!(
+                        "{} {name} {:?}",
+                        p.rule,
+                        String::from_utf8_lossy(m.as_bytes())
+                    ),
+                };
+                match out.iter_mut().find(|(x, _)| *x == i) {
+                    Some((_, v)) => v.push(field),
+                    None => out.push((i, vec![field])),
+                }
+            }
+        }
+    }
+    out.retain(|(i, _)| !inside_host[*i]);
+    out.sort_by_key(|(i, _)| *i);
+    out
+}
+
+/// For a JSON record (a message starting with `{`): whether `pos` is inside a string.
+fn json_string_at(msg: &[u8], pos: usize) -> Option<bool> {
+    if msg.first() != Some(&b'{') {
+        return None;
+    }
+    let (mut inside, mut escaped) = (false, false);
+    for &b in &msg[..pos] {
+        match (inside, escaped, b) {
+            (true, true, _) => escaped = false,
+            (true, false, b'\\') => escaped = true,
+            (_, false, b'"') => inside = !inside,
+            _ => {}
+        }
+    }
+    // (between a string's closing quote and the next byte is not inside)
+    Some(inside && !escaped)
+}
+
+/// `s` as a JSON encoder writes it inside a string.
+fn json_escape(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn memfind(h: &[u8], n: &[u8]) -> Option<usize> {
+    h.windows(n.len()).position(|w| w == n)
+}
+
+/// What the attacker writes, for inserted address `a`; `msg`/`host` give the mimic payloads.
+fn payloads(a: &str, msg: &[u8], host: Option<(usize, usize)>) -> Vec<String> {
+    let p: Vec<String> = [
+        "\"",
+        "'",
+        "client: A",
+        ", client: A",
+        "from A",
+        " from A port 1",
+        "rhost=A",
+        "[A]",
+        "[A]:1",
+        "failed for 'A'",
+        "failed for 'A:5060'",
+        "(A)",
+        "A",
+        " A ",
+        "host=A",
+        "<A>",
+        "rip=A",
+        "\" client: A",
+        "' from A",
+        "\" rhost=A ",
+        "' failed for 'A' ",
+        "\", client: A, server: x",
+    ]
+    .iter()
+    .map(|s| s.replace('A', a))
+    .collect();
+    let mut out = Vec::new();
+    for x in &p {
+        out.push(x.clone());
+        // (behind a raw newline, a fragment that starts with the address is a whole line in a
+        // format that starts with the address, an access log: the unescaped-newline case)
+        if !x.trim_start().starts_with(a) {
+            out.push(format!("\n{x}"));
+        }
+        if x.contains(a) {
+            for nl in ["#012", "\\n"] {
+                out.push(format!("{nl}{x}"));
+            }
+        }
+    }
+    // (a mimic behind a raw newline is a whole forged line when it reaches back to the start
+    // of the message: that is the unescaped-newline case, see the module comment)
+    if let Some((hs, he)) = host {
+        let text = |r: &[u8]| String::from_utf8_lossy(r).into_owned();
+        for k in [16, 40] {
+            let before = text(&msg[hs.saturating_sub(k)..hs]);
+            let after_all = text(&msg[he..]);
+            let after_20 = text(&msg[he..(he + 20).min(msg.len())]);
+            for x in [
+                format!("{before}{a}{after_all}"),
+                format!("{before}{a}{after_20}"),
+            ] {
+                for nl in ["", "#012", "\\n"] {
+                    out.push(format!("{nl}{x}"));
+                }
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[test]
+fn inserted_text_never_chooses_the_address() {
+    let ctx = TimeContext {
+        now: 1_795_000_000_000,
+        local_offset: 0,
+    };
+    let inserted: Vec<IpAddr> = INSERTED.iter().map(|a| a.parse().unwrap()).collect();
+    let mut failures = Vec::new();
+    let mut tried = 0usize;
+    let started = std::time::Instant::now();
+    for b in builtin::all() {
+        for a in INSERTED {
+            assert!(!b.sample.contains(a), "{}: sample holds {a}", b.name);
+        }
+        let def: FilterDef = toml::from_str(b.source).unwrap();
+        let filter = Filter::from_toml(b.source, b.name).unwrap();
+        let correlated = def.correlate.is_some();
+        let mut pats = Vec::new();
+        for r in &def.rules {
+            for p in r.all_patterns() {
+                pats.push(spans_regex(b.name, &r.id, p));
+            }
+        }
+        if let Some(c) = &def.correlate {
+            for p in &c.remember {
+                pats.push(spans_regex(b.name, "correlate", p));
+            }
+        }
+        let set = MatchSet::new(vec![filter], Mode::Aggressive);
+        let cases = sample::parse(b.sample).unwrap();
+        let mut scratch = set.scratch();
+        let t0 = std::time::Instant::now();
+        let tried0 = tried;
+        for (ci, case) in cases.iter().enumerate() {
+            let line = case.line.as_bytes();
+            let parsed = portcullis_core::prefix::parse(line);
+            let msg = parsed.message;
+            let off = msg.as_ptr() as usize - line.as_ptr() as usize;
+            let host = match &case.expect {
+                sample::Expect::Match { host, .. } => Some(host.as_str()),
+                sample::Expect::None => None,
+            };
+            let host_span = host.and_then(|h| {
+                // the address as the matching pattern captured it (it may be written
+                // `::ffff:1.2.3.4` or `[…]`), else the text of the expected address
+                pats.iter()
+                    .filter_map(|p| p.re.captures(msg)?.name("host"))
+                    .map(|m| (m.start(), m.end()))
+                    .next()
+                    .or_else(|| memfind(msg, h.as_bytes()).map(|i| (i, i + h.len())))
+            });
+            let payloads: Vec<Vec<String>> = INSERTED
+                .iter()
+                .map(|a| payloads(a, msg, host_span))
+                .collect();
+            for (pos, fields) in positions(&pats, msg, host) {
+                for payloads in &payloads {
+                    for payload in payloads {
+                        // In a JSON record the attacker's text is inside a string, escaped
+                        // by the program's JSON encoder; the record's structure is not theirs.
+                        let payload = match json_string_at(msg, pos) {
+                            None => payload.clone(),
+                            Some(true) => json_escape(payload),
+                            Some(false) => continue,
+                        };
+                        // the innermost field holding the position decides
+                        let Some(field) = fields.iter().min_by_key(|f| f.end - f.start) else {
+                            continue;
+                        };
+                        if !field.admits(msg, pos, payload.as_bytes()) {
+                            continue;
+                        }
+                        let field = &field.name;
+                        let mut m = line[..off + pos].to_vec();
+                        m.extend_from_slice(payload.as_bytes());
+                        m.extend_from_slice(&line[off + pos..]);
+                        tried += 1;
+                        // the lines the daemon would read
+                        let mut feed: Vec<Vec<u8>> = Vec::new();
+                        if correlated {
+                            // (the session's earlier lines: those of the same process
+                            // among the last few)
+                            for c in &cases[ci.saturating_sub(6)..ci] {
+                                if portcullis_core::prefix::parse(c.line.as_bytes()).pid
+                                    != parsed.pid
+                                {
+                                    continue;
+                                }
+                                feed.push(c.line.as_bytes().to_vec());
+                            }
+                        }
+                        feed.extend(m.split(|&x| x == b'\n').map(<[u8]>::to_vec));
+                        if correlated {
+                            scratch = set.scratch();
+                        }
+                        for l in &feed {
+                            if let Some(h) = set.match_line(l, &ctx, &mut scratch) {
+                                if inserted.contains(&h.addr) {
+                                    let rule = &set.filters()[0].rules()[h.rule].id;
+                                    failures.push(format!(
+                                        "{}.log line {}: rule {rule} took {} — inserted {payload:?} at message offset {pos} (field {field:?})\n    {}",
+                                        b.name,
+                                        case.lineno,
+                                        h.addr,
+                                        String::from_utf8_lossy(l).escape_debug()
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        eprintln!("{}: {} lines, {:.1?}", b.name, tried - tried0, t0.elapsed());
+    }
+    eprintln!(
+        "{tried} modified lines in {:.1?}",
+        started.elapsed()
+    );
+    let mut by_filter: Vec<&str> = failures
+        .iter()
+        .map(|f| f.split(".log").next().unwrap())
+        .collect();
+    by_filter.dedup();
+    assert!(
+        failures.is_empty(),
+        "{} modified lines gave the inserted address (filters: {}):\n{}",
+        failures.len(),
+        by_filter.join(", "),
+        failures.join("\n")
+    );
+}
