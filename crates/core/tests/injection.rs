@@ -2,25 +2,37 @@
 //! a built-in filter reports (issue 9, finding 4).
 //!
 //! For every sample line of every built-in filter (`filters/NAME.log`), the test finds the
-//! parts of the message that are free text for the filter's patterns, and inserts there what
-//! an attacker would write into a field they control: `client: A`, `from A`, `rhost=A`,
-//! `[A]`, `failed for 'A'`, quotes, and a copy of the line's own structure around the address
-//! with `A` in place of the real address ("mimic"), with and without a newline in front, the
-//! newline written the way the log sources deliver it (`#012` by rsyslog, `\n` and `\x0A` by
-//! programs that escape it) and also raw, the line then split into physical lines that are
-//! fed one by one (so a tail fragment must never match with `A`). `A` is an address that
-//! occurs in no sample (192.0.2.222 and 2001:db8::bad). Whenever a modified line still
-//! matches, the address must not be `A`.
+//! free-text fields of the line, inserts there what an attacker would write into a field they
+//! control, and feeds the result to the filter (all rules: mode aggressive). Whenever a
+//! modified line still matches, the address must not be the inserted one, `A`: 192.0.2.222
+//! and 2001:db8::bad, which occur in no sample.
 //!
-//! Where a remote party can write: the free-text parts of the rule that matched the line.
-//! The test compiles each pattern once more with every variable-width repetition (`.*`,
-//! `\S+`, `[^"]*`, `{USER}`, …) outside the address capture turned into a capture group;
-//! the spans these groups match in the sample line are the candidate fields. A field the
-//! program writes from a fixed vocabulary, or a number, is a candidate too: text inserted
-//! there makes the line unlike anything the program writes, and must then not match with
-//! `A` either, unless the field is listed in [`PROGRAM_WRITTEN`] with the reason.
-//! Positions tried in a field: both ends, next to every delimiter inside it (space, quotes,
-//! `=`, `:`, `,`, brackets) and its middle.
+//! What is inserted: `client: A`, `from A port 1`, `rhost=A`, `[A]`, `[A]:1`,
+//! `failed for 'A'`, `failed for 'A:5060'`, `(A)`, `<A>`, `A`, `host=A`, `rip=A`, the same
+//! behind a quote, and copies of the line's own structure with `A` in place of the real
+//! address: the 16 or 40 bytes before the address, `A`, the rest of the line (or 20 bytes of
+//! it), and "closing" copies that end the attacker's field and repeat the line from there up
+//! to the address. A newline goes in the way the sources deliver it: escaped (`#012` by
+//! rsyslog, `\n` by programs and JSON encoders), and raw, the result then split into physical
+//! lines fed one by one (a tail fragment alone must not match with `A`; a fragment that
+//! starts with the address is a whole forged line of an access-log format, the case of a
+//! source that does not escape newlines, which is not a safe source at all).
+//!
+//! Where a remote party writes: the test compiles each pattern again with every
+//! variable-width repetition that can hold spaces or punctuation (`.*`, `\S+`, `[^"]*`, …),
+//! outside the address capture, and the user name capture turned into capture groups; the
+//! spans they match in the sample line are the fields. Positions tried in a field: both ends,
+//! its middle, and up to eight places next to a delimiter (space, quotes, `=`, `:`, `,`,
+//! brackets). The inserted text must be one the innermost field's own pattern lets in (a host
+//! name read as `[^\s\[\]]*` holds no space), so the character classes of a filter are its
+//! claims about the program's format, which its header's audit justifies; but a user name
+//! may hold any text unless [`USER_CHARSET`] says why not, and in a JSON record the text is
+//! escaped the way a JSON encoder writes it into a string. Fields only the program writes
+//! (no remote party can put text there) are listed in [`PROGRAM_WRITTEN`] with the reason.
+//!
+//! `INJECT_STRICT=1` lets any text into every field: the failures it shows are the places
+//! where a filter relies on the character class of a field (host names, JSON strings,
+//! program-written fields), each of which the filter's audit must justify.
 
 use std::net::IpAddr;
 
@@ -32,18 +44,67 @@ use regex_syntax::hir::{Capture, Hir, HirKind, Repetition};
 /// Addresses that occur in no sample line.
 const INSERTED: [&str; 2] = ["192.0.2.222", "2001:db8::bad"];
 
-/// Free-text spans that only the program writes, never a remote party: (filter, rule id,
-/// the span's name `__vN` as the failure messages print it, why). Keep this list short and
-/// justified.
+/// Filters other work is fixing (issue 9: nginx's error log writes the user name and the
+/// request unescaped; the nginx filters move to the access log). Their failures are printed,
+/// not fatal; remove an entry as soon as its filter passes (the test says so).
+const PENDING: &[(&str, &str)] = &[(
+    "nginx-http-auth",
+    "error.log user \"…\" is written raw: a name with \", client: ADDR, server: \" moves the address",
+)];
+
+/// User names whose characters the program limits, so that the pattern's class for them is
+/// the program's own (everywhere else a user name may hold any text): (filter, rule, why).
+const USER_CHARSET: &[(&str, &str, &str)] = &[
+    // the Linux audit library writes a value with a space, a double quote or a control
+    // character as hex (audit_value_needs_encoding), and the pattern reads acct="…" without
+    // them; the hex form is read by the other branch
+    (
+        "selinux-ssh",
+        "user-auth",
+        "audit hex-encodes acct with spaces or quotes",
+    ),
+    (
+        "selinux-ssh",
+        "user-login",
+        "audit hex-encodes acct with spaces or quotes",
+    ),
+    // the auth process writes the user name in "MECH(USER,ADDR…)" only once it passed
+    // auth_username_chars, whose default allows no ',', '(' or ')' (the filter's header)
+    ("dovecot", "auth-process", "auth_username_chars"),
+];
+
+/// Free-text fields that only the program writes, never a remote party: (filter, rule id,
+/// a text that comes before the field in the line: the fields after it are the program's,
+/// why). Keep this list short and justified.
 const PROGRAM_WRITTEN: &[(&str, &str, &str, &str)] = &[
     // Dovecot's login lines end with its login_log_format_elements: after "rip=%r" come
     // "lip=%l mpid=%e %c session=<%{session}>" (local address, pid, TLS state or the TLS
     // library's handshake error, session id), none of them the client's text. The client's
     // text, the user name, comes before rip=, and the pattern takes the last rip=.
-    ("dovecot", "login-failed", "__v3", "Dovecot's own fields after lip="),
-    ("dovecot", "no-auth", "__v3", "Dovecot's own fields after lip="),
-    ("sieve", "login-failed", "__v3", "Dovecot's own fields after lip="),
-    ("sieve", "no-auth", "__v3", "Dovecot's own fields after lip="),
+    (
+        "dovecot",
+        "login-failed",
+        ", lip=",
+        "Dovecot's own fields after lip=",
+    ),
+    (
+        "dovecot",
+        "no-auth",
+        ", lip=",
+        "Dovecot's own fields after lip=",
+    ),
+    (
+        "sieve",
+        "login-failed",
+        ", lip=",
+        "Dovecot's own fields after lip=",
+    ),
+    (
+        "sieve",
+        "no-auth",
+        ", lip=",
+        "Dovecot's own fields after lip=",
+    ),
 ];
 
 /// A pattern recompiled so that its free-text spans are captures `__v0`, `__v1`, …
@@ -52,7 +113,7 @@ struct Spans {
     rule: String,
     re: Regex,
     /// `^(?:…)$` of each span's own pattern: what the filter lets into that field
-    fields: Vec<Regex>,
+    fields: Vec<(Regex, bool)>,
 }
 
 /// A field of a sample line: its span in the message, what the pattern lets into it, and
@@ -61,6 +122,8 @@ struct Field<'a> {
     start: usize,
     end: usize,
     admits: &'a Regex,
+    /// the user name: any text may be written there
+    client: bool,
     name: String,
 }
 
@@ -73,13 +136,27 @@ impl Field<'_> {
         let mut v = msg[self.start..pos].to_vec();
         v.extend_from_slice(payload);
         v.extend_from_slice(&msg[pos..self.end]);
-        std::env::var_os("INJECT_STRICT").is_some() || self.admits.is_match(&v)
+        self.client || std::env::var_os("INJECT_STRICT").is_some() || self.admits.is_match(&v)
     }
 }
 
-fn mark(h: &Hir, next: &mut Vec<Regex>) -> Hir {
+fn mark(h: &Hir, next: &mut Vec<(Regex, bool)>) -> Hir {
     match h.kind() {
         HirKind::Capture(c) if c.name.as_deref() == Some("host") => h.clone(),
+        // the user name is the client's text, whatever the pattern lets into it
+        HirKind::Capture(c) if c.name.as_deref() == Some("user") => {
+            let sub = mark(&c.sub, next);
+            next.push((Regex::new(&format!("^(?:{sub})$")).unwrap(), true));
+            Hir::capture(Capture {
+                index: c.index,
+                name: c.name.clone(),
+                sub: Box::new(Hir::capture(Capture {
+                    index: 0,
+                    name: Some(format!("__v{}", next.len() - 1).into()),
+                    sub: Box::new(sub),
+                })),
+            })
+        }
         HirKind::Capture(c) => Hir::capture(Capture {
             index: c.index,
             name: c.name.clone(),
@@ -97,7 +174,7 @@ fn mark(h: &Hir, next: &mut Vec<Regex>) -> Hir {
             if !is_free_text(r) {
                 return inner;
             }
-            next.push(Regex::new(&format!("^(?:{inner})$")).unwrap());
+            next.push((Regex::new(&format!("^(?:{inner})$")).unwrap(), false));
             Hir::capture(Capture {
                 index: 0,
                 name: Some(format!("__v{}", next.len() - 1).into()),
@@ -144,7 +221,11 @@ fn is_delim(b: u8) -> bool {
 
 /// Insertion positions (offsets in `msg`) inside the free-text fields of every pattern
 /// that matches `msg`, outside the address text `host`, with the fields holding each.
-fn positions<'a>(pats: &'a [Spans], msg: &[u8], host: Option<&str>) -> Vec<(usize, Vec<Field<'a>>)> {
+fn positions<'a>(
+    pats: &'a [Spans],
+    msg: &[u8],
+    host: Option<&str>,
+) -> Vec<(usize, Vec<Field<'a>>)> {
     let mut out: Vec<(usize, Vec<Field<'a>>)> = Vec::new();
     // the inside of the address text (wherever it occurs) is not a field
     let mut inside_host = vec![false; msg.len() + 1];
@@ -167,16 +248,15 @@ fn positions<'a>(pats: &'a [Spans], msg: &[u8], host: Option<&str>) -> Vec<(usiz
         if let Some(m) = c.name("host") {
             mark_host(m.start(), m.end());
         }
-        for (k, admits) in p.fields.iter().enumerate() {
+        for (k, (admits, client)) in p.fields.iter().enumerate() {
             let name = format!("__v{k}");
             let Some(m) = c.name(&name) else { continue };
-            if PROGRAM_WRITTEN
-                .iter()
-                .any(|(f, r, n, _)| *f == p.filter && *r == p.rule && *n == name)
-            {
+            let (s, e) = (m.start(), m.end());
+            if PROGRAM_WRITTEN.iter().any(|(f, r, after, _)| {
+                *f == p.filter && *r == p.rule && memfind(&msg[..s], after.as_bytes()).is_some()
+            }) {
                 continue;
             }
-            let (s, e) = (m.start(), m.end());
             let mut inner: Vec<usize> = (s + 1..e)
                 .filter(|&i| is_delim(msg[i - 1]) || is_delim(msg[i]))
                 .collect();
@@ -190,10 +270,15 @@ fn positions<'a>(pats: &'a [Spans], msg: &[u8], host: Option<&str>) -> Vec<(usiz
             cand.sort();
             cand.dedup();
             for i in cand {
+                let client = *client
+                    && !USER_CHARSET
+                        .iter()
+                        .any(|(f, r, _)| *f == p.filter && *r == p.rule);
                 let field = Field {
                     start: s,
                     end: e,
                     admits,
+                    client,
                     name: format!(
                         "{} {name} {:?}",
                         p.rule,
@@ -348,8 +433,6 @@ fn inserted_text_never_chooses_the_address() {
         let set = MatchSet::new(vec![filter], Mode::Aggressive);
         let cases = sample::parse(b.sample).unwrap();
         let mut scratch = set.scratch();
-        let t0 = std::time::Instant::now();
-        let tried0 = tried;
         for (ci, case) in cases.iter().enumerate() {
             // (a correlating filter's memory: a fresh one per sample line; the lines of the
             // session before the modified one are fed again before each modified line)
@@ -378,7 +461,24 @@ fn inserted_text_never_chooses_the_address() {
                 .map(|a| payloads(a, msg, host_span))
                 .collect();
             for (pos, fields) in positions(&pats, msg, host) {
-                for payloads in &payloads {
+                // the attacker closes their field and repeats the rest of the line's own
+                // structure up to the address, with theirs
+                let mut closing: Vec<String> = Vec::new();
+                if let (Some((hs, he)), Some(f)) =
+                    (host_span, fields.iter().min_by_key(|f| f.end - f.start))
+                {
+                    if f.end <= hs {
+                        let text = |r: &[u8]| String::from_utf8_lossy(r).into_owned();
+                        for a in INSERTED {
+                            let (head, tail) = (text(&msg[f.end..hs]), text(&msg[he..]));
+                            let short = text(&msg[he..(he + 20).min(msg.len())]);
+                            closing.push(format!("{head}{a}{tail}"));
+                            closing.push(format!("{head}{a}{short}"));
+                            closing.push(format!("#012{head}{a}{tail}"));
+                        }
+                    }
+                }
+                for payloads in payloads.iter().chain([&closing]) {
                     for payload in payloads {
                         // In a JSON record the attacker's text is inside a string, escaped
                         // by the program's JSON encoder; the record's structure is not theirs.
@@ -387,13 +487,16 @@ fn inserted_text_never_chooses_the_address() {
                             Some(true) => json_escape(payload),
                             Some(false) => continue,
                         };
-                        // the innermost field holding the position decides
-                        let Some(field) = fields.iter().min_by_key(|f| f.end - f.start) else {
+                        // the innermost field holding the position decides (the user name
+                        // and the repetition inside it: either)
+                        let Some(inner) = fields.iter().map(|f| f.end - f.start).min() else {
                             continue;
                         };
-                        if !field.admits(msg, pos, payload.as_bytes()) {
+                        let Some(field) = fields.iter().find(|f| {
+                            f.end - f.start == inner && f.admits(msg, pos, payload.as_bytes())
+                        }) else {
                             continue;
-                        }
+                        };
                         let field = &field.name;
                         let mut m = line[..off + pos].to_vec();
                         m.extend_from_slice(payload.as_bytes());
@@ -433,17 +536,29 @@ fn inserted_text_never_chooses_the_address() {
                 }
             }
         }
-        eprintln!("{}: {} lines, {:.1?}", b.name, tried - tried0, t0.elapsed());
     }
-    eprintln!(
-        "{tried} modified lines in {:.1?}",
-        started.elapsed()
-    );
-    let mut by_filter: Vec<&str> = failures
+    eprintln!("{tried} modified lines in {:.1?}", started.elapsed());
+    let mut by_filter: Vec<String> = failures
         .iter()
-        .map(|f| f.split(".log").next().unwrap())
+        .map(|f| f.split(".log").next().unwrap().to_string())
         .collect();
     by_filter.dedup();
+    for p in PENDING {
+        if by_filter.iter().any(|f| f == p.0) {
+            eprintln!(
+                "PENDING {}: still takes the inserted address ({})",
+                p.0, p.1
+            );
+        } else {
+            eprintln!("PENDING {}: passes now, remove it from PENDING", p.0);
+        }
+    }
+    failures.retain(|f| {
+        !PENDING
+            .iter()
+            .any(|p| f.starts_with(&format!("{}.log ", p.0)))
+    });
+    by_filter.retain(|f| !PENDING.iter().any(|p| p.0 == *f));
     assert!(
         failures.is_empty(),
         "{} modified lines gave the inserted address (filters: {}):\n{}",
@@ -451,4 +566,28 @@ fn inserted_text_never_chooses_the_address() {
         by_filter.join(", "),
         failures.join("\n")
     );
+}
+
+#[test]
+fn the_exceptions_name_existing_rules() {
+    let rules = |filter: &str| -> Vec<String> {
+        let b = builtin::get(filter).unwrap_or_else(|| panic!("no built-in filter {filter}"));
+        let def: FilterDef = toml::from_str(b.source).unwrap();
+        def.rules.iter().map(|r| r.id.clone()).collect()
+    };
+    for (f, r, _, _) in PROGRAM_WRITTEN {
+        assert!(
+            rules(f).iter().any(|x| x == r),
+            "PROGRAM_WRITTEN: {f} has no rule {r}"
+        );
+    }
+    for (f, r, _) in USER_CHARSET {
+        assert!(
+            rules(f).iter().any(|x| x == r),
+            "USER_CHARSET: {f} has no rule {r}"
+        );
+    }
+    for (f, _) in PENDING {
+        rules(f);
+    }
 }
