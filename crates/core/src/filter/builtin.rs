@@ -38,6 +38,43 @@ mod tests {
         }
     }
 
+    /// Every filter file says, in its header, which fields a remote party controls, whether
+    /// the program (or transport) escapes line breaks in them, and why the address capture
+    /// cannot be moved (issue 9): the block a reviewer looks for.
+    #[test]
+    fn every_builtin_carries_its_attacker_control_audit() {
+        let mut missing = Vec::new();
+        for b in all() {
+            let header: Vec<&str> = b
+                .source
+                .lines()
+                .take_while(|l| !l.starts_with("name = "))
+                .collect();
+            let at = header
+                .iter()
+                .position(|l| *l == "# Attacker control (audit):");
+            let keys = [
+                "#   remote fields: ",
+                "#   newlines:      ",
+                "#   address:       ",
+            ];
+            let ok = at.is_some_and(|i| {
+                keys.iter().all(|k| {
+                    header[i..]
+                        .iter()
+                        .any(|l| l.starts_with(k) && l.len() > k.len() + 3)
+                })
+            });
+            if !ok {
+                missing.push(b.name);
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "no complete audit block in: {missing:?}"
+        );
+    }
+
     #[test]
     fn every_builtin_passes_its_samples() {
         let ctx = crate::time::TimeContext {
