@@ -27,6 +27,10 @@ pub fn run(path: &Path, out: Option<&Path>) -> anyhow::Result<i32> {
     let load = |p: &str| std::fs::read_to_string(p).ok();
     let imported = portcullis_fail2ban::import(name, &load)?;
     eprint!("{}", imported.report.render());
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+    if let Some(why) = unsafe_source(stem) {
+        eprintln!("WARNING: {stem}: {why}");
+    }
     match &imported.toml {
         Some(toml) => match out {
             Some(o) => {
@@ -46,12 +50,35 @@ pub fn run(path: &Path, out: Option<&Path>) -> anyhow::Result<i32> {
     Ok(if imported.toml.is_some() { 0 } else { 1 })
 }
 
+/// fail2ban filters whose log Portcullis does not ship a filter for, or reads only in
+/// another form, because a remote party can write a whole forged line there (see the
+/// README's security model): the import still translates them, with this warning.
+fn unsafe_source(stem: &str) -> Option<&'static str> {
+    Some(match stem {
+        "mysqld-auth" => "MySQL/MariaDB write the client's user name raw into their error log: a name with a newline forges a whole line with any address. Portcullis ships no filter for it; do not use this one on a server reachable by strangers",
+        "gitea" => "Gitea logs the sign-in name raw: a name with a newline forges a whole line with any address",
+        "mssql-auth" => "whether SQL Server escapes a newline in the login name cannot be checked; the journal copy splits at newlines",
+        "nginx-http-auth" | "nginx-limit-req" | "nginx-botsearch" => "nginx writes the decoded request path and the user name raw into error.log: a %0a in a URL forges a whole line. Use Portcullis' built-in filter of the same name, which reads the escaped access log",
+        "postgresql" => "PostgreSQL's text log writes user and database names raw: a name with a newline forges a whole line. Use Portcullis' built-in postgresql filter on the jsonlog",
+        "traefik-auth" => "Traefik's common log format writes the Basic-auth user raw: use Portcullis' built-in traefik-auth filter on the JSON access log",
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use portcullis_core::filter::Filter;
 
     const COMMON: &str = "[DEFAULT]\n_daemon = \\S*\n__prefix_line = \\s*(?:\\S+\\s+)?(?:%(_daemon)s(?:\\[\\d+\\])?:\\s+)?\n";
+
+    #[test]
+    fn filters_of_forgeable_logs_are_named() {
+        for f in ["mysqld-auth", "gitea", "nginx-http-auth", "postgresql"] {
+            assert!(unsafe_source(f).is_some(), "{f}");
+        }
+        assert!(unsafe_source("sshd").is_none());
+    }
 
     #[test]
     fn writes_the_filter_and_reports() {
