@@ -7,14 +7,13 @@
 //! list again (`getifaddrs`), which is cheap and always right.
 
 use std::net::IpAddr;
-use std::sync::mpsc::Sender;
 use std::time::Duration;
 
 use rustix::io::Errno;
 use rustix::net::netlink::SocketAddrNetlink;
 use rustix::net::{AddressFamily, RecvFlags, SocketFlags, SocketType};
 
-use super::Msg;
+use super::{EngineTx, Msg};
 
 /// `RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR` (linux/rtnetlink.h).
 const GROUPS: u32 = 0x10 | 0x100;
@@ -36,7 +35,7 @@ pub fn own() -> Vec<IpAddr> {
 
 /// Starts a thread that sends [`Msg::Addresses`] to the engine after every address change.
 /// Fails if the kernel refuses the netlink socket (the minute refresh still runs then).
-pub fn watch(engine: Sender<Msg>) -> std::io::Result<()> {
+pub fn watch(engine: EngineTx) -> std::io::Result<()> {
     let fd = rustix::net::socket_with(
         AddressFamily::NETLINK,
         SocketType::RAW,

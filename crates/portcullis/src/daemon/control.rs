@@ -5,13 +5,13 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Sender};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 
 use super::protocol::{Request, Response};
-use super::Msg;
+use super::{EngineTx, Msg};
 
 /// The bound control socket. Its path is removed at stop only while it is still this socket.
 pub struct ControlSocket {
@@ -140,7 +140,7 @@ fn private_dir(dir: &Path) -> Result<PathBuf> {
 }
 
 /// Accepts connections forever, forwarding each request to the engine.
-pub fn serve(listener: UnixListener, engine: Sender<Msg>) {
+pub fn serve(listener: UnixListener, engine: EngineTx) {
     for conn in listener.incoming() {
         let Ok(conn) = conn else { continue };
         let engine = engine.clone();
@@ -150,7 +150,7 @@ pub fn serve(listener: UnixListener, engine: Sender<Msg>) {
     }
 }
 
-fn handle(conn: UnixStream, engine: &Sender<Msg>) -> Result<()> {
+fn handle(conn: UnixStream, engine: &EngineTx) -> Result<()> {
     conn.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut reader = BufReader::new(std::io::Read::take(conn.try_clone()?, 64 * 1024));
     let mut line = String::new();

@@ -39,6 +39,19 @@ const HISTORY_DAYS: i64 = 90;
 /// How often, at least, the host's own addresses are read again (milliseconds).
 const OWN_REFRESH_MS: i64 = 60_000;
 
+/// How many messages (batches of lines, requests) may wait for the engine: a source that
+/// reads faster than the engine matches waits on a full channel, so a flood slows reading
+/// and never grows memory (a batch holds at most [`sources::BATCH_BYTES`] of lines).
+pub const ENGINE_QUEUE: usize = 16;
+
+/// The engine's inbox, bounded ([`ENGINE_QUEUE`]).
+pub type EngineTx = mpsc::SyncSender<Msg>;
+
+/// A new bounded engine channel.
+pub fn engine_channel() -> (EngineTx, Receiver<Msg>) {
+    mpsc::sync_channel(ENGINE_QUEUE)
+}
+
 /// Messages to the engine.
 pub enum Msg {
     /// Lines from a source.
@@ -92,7 +105,7 @@ impl Engine {
         fw: Box<dyn Firewall>,
         store: Store,
         journal: JournalCommand,
-        tx: Sender<Msg>,
+        tx: EngineTx,
     ) -> Engine {
         let mut own = own;
         own.sort();
@@ -276,7 +289,7 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
             command: vec!["nft".into()],
         })),
     };
-    let (tx, rx) = mpsc::channel::<Msg>();
+    let (tx, rx) = engine_channel();
     let mut eng = Engine::new(
         config_path,
         cfg,
@@ -331,7 +344,7 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
     code
 }
 
-fn spawn_signals(tx: Sender<Msg>) -> Result<()> {
+fn spawn_signals(tx: EngineTx) -> Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGINT, SIGTERM])?;
     std::thread::spawn(move || {
@@ -997,7 +1010,7 @@ wait "$p"
         t
     }
 
-    fn engine(dir: &Path, config_path: &Path, tx: Sender<Msg>) -> Engine {
+    fn engine(dir: &Path, config_path: &Path, tx: EngineTx) -> Engine {
         let cfg = Config::load(Some(config_path)).unwrap();
         let cmd = JournalCommand {
             program: "sh".into(),
@@ -1126,7 +1139,7 @@ wait "$p"
             ])
             .unwrap();
         }
-        let (tx, _rx) = mpsc::channel();
+        let (tx, _rx) = engine_channel();
         let mut eng = engine(dir, &path, tx);
         eng.restore().unwrap();
         let sshd = |a: &str| (ip(a), "sshd".to_string());
@@ -1151,7 +1164,7 @@ wait "$p"
         assert!(h.len() == 1 && h[0].end <= now_ms(), "{h:?}");
         // and a restart does not bring them back
         drop(eng);
-        let (tx, _rx) = mpsc::channel();
+        let (tx, _rx) = engine_channel();
         let mut eng = engine(dir, &path, tx);
         eng.restore().unwrap();
         let (tracker, _, fw) = active(&mut eng);
@@ -1164,7 +1177,7 @@ wait "$p"
         let dir = dir.path();
         let path = dir.join("portcullis.toml");
         std::fs::write(&path, config(dir, &[("sshd", &[])])).unwrap();
-        let (tx, _rx) = mpsc::channel();
+        let (tx, _rx) = engine_channel();
         let mut eng = engine(dir, &path, tx);
         let now = now_ms();
         for a in ["203.0.113.9", "2001:db8:1::5"] {
@@ -1199,7 +1212,7 @@ wait "$p"
         let mut tmp = cursor_file(dir, a).into_os_string();
         tmp.push(".tmp");
         std::os::unix::fs::symlink(&victim, &tmp).unwrap();
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = engine_channel();
         let mut eng = engine(dir, &path, tx);
         eng.journals.reconcile(&journal_sources(&eng.cfg));
         let (src, _) = next_line(&mut eng, &rx);
@@ -1242,7 +1255,7 @@ wait "$p"
 
         // start: one journal jail (and a file jail, which must not get a reader)
         write(&[("a", &[a]), ("f", &["/nonexistent/auth.log"])]);
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = engine_channel();
         let mut eng = engine(dir, &path, tx);
         eng.journals.reconcile(&journal_sources(&eng.cfg));
         assert_eq!(
@@ -1330,7 +1343,7 @@ wait "$p"
     fn two_jail_engine(dir: &Path) -> (Engine, Receiver<Msg>) {
         let cfg_path = dir.join("p.toml");
         std::fs::write(&cfg_path, config(dir, &[("a", &[]), ("b", &[])])).unwrap();
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = engine_channel();
         (engine(dir, &cfg_path, tx), rx)
     }
 

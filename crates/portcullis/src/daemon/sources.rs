@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::TrySendError;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -19,7 +19,7 @@ use serde_json::Value;
 use crate::sources::follow::{Checkpoint, Event, Follower};
 
 use super::fsutil::write_atomically;
-use super::Msg;
+use super::{EngineTx, Msg};
 
 /// A batch of lines from one source: the bytes of all lines back to back, with ends.
 #[derive(Debug, Default)]
@@ -27,7 +27,7 @@ pub struct Batch {
     /// Source name: a file path, or `journal:…`.
     pub sources: Vec<String>,
     /// (source index, end offset in `data`) per line.
-    pub lines: Vec<(u32, u32)>,
+    pub lines: Vec<(u32, usize)>,
     /// Line bytes.
     pub data: Vec<u8>,
     /// Read positions to persist once these lines are processed.
@@ -73,19 +73,30 @@ impl Batch {
     fn push(&mut self, source: &str, line: &[u8]) {
         let i = self.source_index(source);
         self.data.extend_from_slice(line);
-        self.lines.push((i, self.data.len() as u32));
+        self.lines.push((i, self.data.len()));
+    }
+
+    /// Whether the batch is as large as a batch gets ([`BATCH_BYTES`], [`BATCH_LINES`]).
+    pub fn full(&self) -> bool {
+        self.data.len() >= BATCH_BYTES || self.lines.len() >= BATCH_LINES
     }
 
     /// Iterates (source, line).
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
         let mut start = 0usize;
         self.lines.iter().map(move |&(s, end)| {
-            let l = &self.data[start..end as usize];
-            start = end as usize;
+            let l = &self.data[start..end];
+            start = end;
             (self.sources[s as usize].as_str(), l)
         })
     }
 }
+
+/// Most line bytes in one batch (one more line may go over it); with the engine's queue of
+/// [`super::ENGINE_QUEUE`] batches this bounds what waits for the engine.
+pub const BATCH_BYTES: usize = 4 << 20;
+/// Most lines in one batch.
+pub const BATCH_LINES: usize = 16_384;
 
 /// Paths the follower should follow; replaced on reload.
 pub type SharedPaths = Arc<Mutex<Option<FileSources>>>;
@@ -183,7 +194,7 @@ pub fn follow_files(
     mut f: Follower,
     mut globs: Vec<String>,
     new_paths: SharedPaths,
-    engine: Sender<Msg>,
+    engine: EngineTx,
 ) {
     let mut last_checkpoint = Instant::now();
     let mut last_glob = Instant::now();
@@ -376,12 +387,12 @@ struct CursorFile {
 impl CursorFile {
     /// Reads the saved cursor; a missing file means there is none, an unreadable one is
     /// reported and ignored.
-    fn open(path: PathBuf, source: &str, engine: &Sender<Msg>) -> CursorFile {
+    fn open(path: PathBuf, source: &str, engine: &EngineTx) -> CursorFile {
         let saved = match std::fs::read(&path) {
             Ok(b) => match std::str::from_utf8(&b).map(str::trim) {
                 Ok(c) if valid_cursor(c) => Some(c.to_string()),
                 _ => {
-                    let _ = engine.send(Msg::Note(format!(
+                    let _ = engine.try_send(Msg::Note(format!(
                         "ignoring the cursor file {} of {source}, which holds no cursor; reading from the end of the journal",
                         path.display()
                     )));
@@ -390,7 +401,7 @@ impl CursorFile {
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => {
-                let _ = engine.send(Msg::Note(format!(
+                let _ = engine.try_send(Msg::Note(format!(
                     "cannot read the cursor file {} of {source}: {e}; reading from the end of the journal",
                     path.display()
                 )));
@@ -406,7 +417,7 @@ impl CursorFile {
     }
 
     /// Saves the cursor in `slot` (what the engine has processed) if it is a new one.
-    fn save(&mut self, slot: &CursorSlot, source: &str, engine: &Sender<Msg>) {
+    fn save(&mut self, slot: &CursorSlot, source: &str, engine: &EngineTx) {
         let Some(cursor) = lock(slot).clone() else {
             return;
         };
@@ -421,7 +432,7 @@ impl CursorFile {
             }
             Err(e) => {
                 if !self.failing {
-                    let _ = engine.send(Msg::Note(format!(
+                    let _ = engine.try_send(Msg::Note(format!(
                         "cannot save the journal position of {source} in {}: {e}",
                         self.path.display()
                     )));
@@ -720,7 +731,7 @@ fn follow_journal(
     cmd: JournalCommand,
     source: String,
     cursor_file: PathBuf,
-    engine: Sender<Msg>,
+    engine: EngineTx,
     ctl: Arc<ReaderCtl>,
     max_line: usize,
 ) {
@@ -729,7 +740,7 @@ fn follow_journal(
     let terms: Vec<String> = match crate::sources::journal::matches(&source) {
         Ok(t) => t.into_iter().map(String::from).collect(),
         Err(e) => {
-            let _ = engine.send(Msg::Note(format!("not reading {source}: {e}")));
+            let _ = engine.try_send(Msg::Note(format!("not reading {source}: {e}")));
             return;
         }
     };
@@ -774,7 +785,7 @@ fn follow_journal(
             Ok(Some(out)) => out,
             Ok(None) => return,
             Err(e) => {
-                let _ = engine.send(Msg::Note(format!(
+                let _ = engine.try_send(Msg::Note(format!(
                     "cannot run journalctl for {source}: {e}; retrying in 10s"
                 )));
                 ctl.sleep(Duration::from_secs(10));
@@ -785,6 +796,7 @@ fn follow_journal(
         let mut r = BufReader::with_capacity(READ_CHUNK, out);
         let mut line = Vec::new();
         let mut engine_gone = false;
+        let mut pending = Batch::default();
         // the entry journalctl starts from, when it is the one already read
         let mut skip = sent.clone();
         loop {
@@ -806,7 +818,8 @@ fn follow_journal(
                         "skipped {n} journal entr(y/ies) of {source} longer than {} bytes as journalctl prints them (the last one {len} bytes)",
                         json_cap(max_line)
                     );
-                    if engine.send(Msg::Note(note)).is_err() {
+                    if !flush(&engine, &ctl, &mut pending) || !send(&engine, &ctl, Msg::Note(note))
+                    {
                         engine_gone = true;
                         break;
                     }
@@ -833,9 +846,10 @@ fn follow_journal(
                     } else {
                         text
                     };
-                    if notes
-                        .into_iter()
-                        .any(|n| engine.send(Msg::Note(n)).is_err())
+                    if !notes.is_empty() && !flush(&engine, &ctl, &mut pending)
+                        || notes
+                            .into_iter()
+                            .any(|n| !send(&engine, &ctl, Msg::Note(n)))
                     {
                         engine_gone = true;
                         break;
@@ -844,11 +858,14 @@ fn follow_journal(
                 }
                 Err(e) => {
                     let shown = String::from_utf8_lossy(&json[..json.len().min(200)]);
-                    if engine
-                        .send(Msg::Note(format!(
-                            "skipped a line of journalctl for {source} that is not a journal entry ({e}): {shown}"
-                        )))
-                        .is_err()
+                    if !flush(&engine, &ctl, &mut pending)
+                        || !send(
+                            &engine,
+                            &ctl,
+                            Msg::Note(format!(
+                                "skipped a line of journalctl for {source} that is not a journal entry ({e}): {shown}"
+                            )),
+                        )
                     {
                         engine_gone = true;
                         break;
@@ -859,13 +876,18 @@ fn follow_journal(
             if skip.take().is_some_and(|s| cursor.as_ref() == Some(&s)) {
                 continue;
             }
-            let mut b = Batch::default();
-            b.push(&source, &text);
-            b.journal = cursor.clone().map(|cursor| JournalPosition {
-                slot: processed.clone(),
-                cursor,
-            });
-            if engine.send(Msg::Lines(b)).is_err() {
+            // entries travel in batches: sent when the batch is full or journalctl has
+            // nothing more to give at once (so a quiet journal still sends each entry now)
+            pending.push(&source, &text);
+            if let Some(c) = cursor.clone() {
+                pending.journal = Some(JournalPosition {
+                    slot: processed.clone(),
+                    cursor: c,
+                });
+            }
+            if (pending.full() || (r.buffer().is_empty() && !readable(fd, Duration::ZERO)))
+                && !flush(&engine, &ctl, &mut pending)
+            {
                 engine_gone = true;
                 break;
             }
@@ -877,6 +899,9 @@ fn follow_journal(
             }
         }
         drop(r);
+        if !engine_gone && !flush(&engine, &ctl, &mut pending) {
+            engine_gone = true;
+        }
         if engine_gone {
             ctl.signal(libc::SIGTERM);
         }
@@ -886,6 +911,30 @@ fn follow_journal(
             return;
         }
     }
+}
+
+/// Sends to the engine from a journal reader, waiting while the engine's queue is full,
+/// unless the reader is being stopped: the engine may then be waiting for this thread, which
+/// must not block. False when not sent (stopping, or the engine is gone).
+fn send(engine: &EngineTx, ctl: &ReaderCtl, mut m: Msg) -> bool {
+    loop {
+        match engine.try_send(m) {
+            Ok(()) => return true,
+            Err(TrySendError::Disconnected(_)) => return false,
+            Err(TrySendError::Full(back)) => {
+                if ctl.sleep(Duration::from_millis(20)) {
+                    return false;
+                }
+                m = back;
+            }
+        }
+    }
+}
+
+/// Sends the entries batched so far, if any (before a note, so that the engine sees
+/// everything in the order the journal gave it). False when not sent.
+fn flush(engine: &EngineTx, ctl: &ReaderCtl, pending: &mut Batch) -> bool {
+    pending.lines.is_empty() || send(engine, ctl, Msg::Lines(std::mem::take(pending)))
 }
 
 /// One running journal reader: its thread and what it shares with it.
@@ -900,13 +949,13 @@ pub struct JournalReaders {
     cmd: JournalCommand,
     max_line: usize,
     state_dir: PathBuf,
-    engine: Sender<Msg>,
+    engine: EngineTx,
     running: BTreeMap<String, JournalReader>,
 }
 
 impl JournalReaders {
     /// No reader runs until [`JournalReaders::reconcile`]; cursor files go in `state_dir`.
-    pub fn new(cmd: JournalCommand, state_dir: PathBuf, engine: Sender<Msg>) -> Self {
+    pub fn new(cmd: JournalCommand, state_dir: PathBuf, engine: EngineTx) -> Self {
         JournalReaders {
             cmd,
             max_line: crate::sources::line::DEFAULT_MAX_LINE,
@@ -991,7 +1040,7 @@ impl JournalReaders {
             } else {
                 // a killed journalctl whose output is still held open by something else: the
                 // thread reaps it and ends when that goes; nothing more can be done here
-                let _ = self.engine.send(Msg::Note(format!(
+                let _ = self.engine.try_send(Msg::Note(format!(
                     "the journal reader of {src} did not stop in time; it ends when its output closes"
                 )));
             }
@@ -1004,7 +1053,7 @@ mod tests {
     use super::*;
     use portcullis_core::prefix;
     use portcullis_core::time::Stamp;
-    use std::sync::mpsc::{self, Receiver};
+    use std::sync::mpsc::Receiver;
 
     fn sh(script: &str) -> JournalCommand {
         JournalCommand {
@@ -1061,23 +1110,70 @@ wait "$p"
     }
 
     /// Reads entries `first..first+3` (and the note about the line that is not JSON after
-    /// the first), committing the positions of those `commit` selects.
+    /// the first), in order, however the reader batched them; commits the position of each
+    /// batch whose last entry `commit` selects.
     fn read_three(rx: &Receiver<Msg>, first: u32, commit: impl Fn(u32) -> bool) {
-        for i in first..first + 3 {
+        let mut want = first;
+        while want < first + 3 {
             let b = next_lines(rx);
-            let p = prefix::parse(b.iter().next().unwrap().1);
-            assert_eq!(
-                (p.program, p.pid, message(&b)),
-                (Some(&b"sshd"[..]), i, format!("entry {i}"))
-            );
-            if commit(i) {
+            let mut last = 0;
+            for (_, line) in b.iter() {
+                let p = prefix::parse(line);
+                assert_eq!(
+                    (
+                        p.program,
+                        p.pid,
+                        String::from_utf8_lossy(p.message).into_owned()
+                    ),
+                    (Some(&b"sshd"[..]), want, format!("entry {want}"))
+                );
+                last = want;
+                want += 1;
+            }
+            if commit(last) {
                 b.journal.expect("a position").commit();
             }
-            if i == first {
+            if last == first {
+                // the line after the first entry is no JSON: its note comes before the rest
                 let n = next(rx).map(|_| ()).expect_err("a note about the bad line");
                 assert!(n.contains("not a journal entry"), "{n}");
             }
         }
+    }
+
+    /// The engine's queue is bounded: a flood waits, it does not pile up in memory; and a
+    /// journal reader blocked on a full queue gives up when it is stopped (the engine may be
+    /// waiting for it), instead of hanging.
+    #[test]
+    fn a_full_engine_queue_blocks_senders_and_a_stopped_reader_gives_up() {
+        let (tx, _rx) = crate::daemon::engine_channel();
+        for _ in 0..crate::daemon::ENGINE_QUEUE {
+            tx.try_send(Msg::Reload).unwrap();
+        }
+        assert!(matches!(
+            tx.try_send(Msg::Reload),
+            Err(TrySendError::Full(_))
+        ));
+        let ctl = Arc::new(ReaderCtl::default());
+        let stopper = {
+            let ctl = ctl.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(200));
+                *lock(&ctl.stopping) = true;
+                ctl.wake.notify_all();
+            })
+        };
+        let t = Instant::now();
+        assert!(!send(&tx, &ctl, Msg::Reload), "sent into a full queue");
+        assert!(
+            t.elapsed() >= Duration::from_millis(150),
+            "did not wait for room"
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "did not give up when stopped"
+        );
+        stopper.join().unwrap();
     }
 
     fn saved(file: &Path) -> Option<String> {
@@ -1090,7 +1186,7 @@ wait "$p"
         let d = dir.path();
         let (log, src) = (d.join("args.log"), "journal:_COMM=sshd".to_string());
         let file = cursor_file(d, &src);
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = crate::daemon::engine_channel();
 
         // no position yet: from the newest entry of the journal
         let mut r = JournalReaders::new(json_journalctl(&log), d.into(), tx.clone());
@@ -1149,7 +1245,7 @@ echo "$*" >> "$1"
 wait "$p"
 "#);
         cmd.args.push(log.clone().into());
-        let (tx, _rx) = mpsc::channel();
+        let (tx, _rx) = crate::daemon::engine_channel();
         let mut r = JournalReaders::new(cmd.clone(), d.into(), tx.clone());
         r.reconcile(std::slice::from_ref(&src));
         let t = Instant::now();
@@ -1192,7 +1288,7 @@ wait "$p"
         let d = dir.path();
         let (log, src) = (d.join("args.log"), "journal:_COMM=sshd".to_string());
         let file = cursor_file(d, &src);
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = crate::daemon::engine_channel();
         let mut r = JournalReaders::new(json_journalctl(&log), d.into(), tx);
         r.reconcile(std::slice::from_ref(&src));
         read_three(&rx, 1, |_| true);
@@ -1351,7 +1447,7 @@ wait "$p"
     #[test]
     fn a_journalctl_ignoring_sigterm_is_killed_and_reaped() {
         let dir = tempfile::tempdir().unwrap();
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = crate::daemon::engine_channel();
         // ignored signals stay ignored across exec: the sleep shrugs SIGTERM off
         let mut r = JournalReaders::new(
             sh(r#"trap '' TERM; echo "{\"__CURSOR\":\"c$$\",\"MESSAGE\":\"$$\"}"; exec sleep 600"#),
@@ -1373,7 +1469,7 @@ wait "$p"
     #[test]
     fn a_reader_waiting_to_retry_stops_at_once() {
         let dir = tempfile::tempdir().unwrap();
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = crate::daemon::engine_channel();
         let cmd = JournalCommand {
             program: dir.path().join("no-such-journalctl").into(),
             args: vec![],
@@ -1396,7 +1492,7 @@ wait "$p"
 mod long_entries {
     use super::*;
     use portcullis_core::filter::{MatchSet, Mode};
-    use std::sync::mpsc::{self, Receiver};
+    use std::sync::mpsc::Receiver;
 
     /// A failure of 4,164 bytes, as in the report: sshd's line format with a long user name.
     fn long_failure(addr: &str) -> String {
@@ -1490,7 +1586,7 @@ wait "$p"
         let d = dir.path();
         let msg = long_failure("198.51.100.7");
         let entries: Vec<String> = (1..=6).map(|i| entry(&format!("c{i}"), "@M@")).collect();
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = crate::daemon::engine_channel();
         let mut r = JournalReaders::new(standin(d, &entries, &msg), d.into(), tx);
         r.reconcile(&["journal:_SYSTEMD_UNIT=ssh.service _UID=0".into()]);
         let (lines, notes) = collect(&rx, 6);
@@ -1523,7 +1619,7 @@ wait "$p"
                 r#""Failed password for root from 192.0.2.4 port 1 ssh2""#,
             )])
             .collect();
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = crate::daemon::engine_channel();
         let mut r = JournalReaders::new(standin(d, &entries, ""), d.into(), tx);
         r.reconcile(&["journal:_COMM=sshd".into()]);
         let (lines, notes) = collect(&rx, 4);
@@ -1549,7 +1645,7 @@ wait "$p"
                 r#""Failed password for root from 192.0.2.3 port 1 ssh2""#,
             ),
         ];
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = crate::daemon::engine_channel();
         let mut r = JournalReaders::new(
             standin(d, &entries, &long_failure("198.51.100.9")),
             d.into(),

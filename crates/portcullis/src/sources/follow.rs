@@ -117,9 +117,16 @@ pub enum Event<'a> {
     Error { path: &'a str, message: String },
 }
 
+/// Most bytes one [`Follower::poll`] reads, over all files: a file with a huge backlog (or
+/// a flood) is read over several polls, and what one poll read goes on to the engine before
+/// the next, whose bounded queue then slows reading down.
+pub const POLL_BYTES: u64 = 4 << 20;
+
 /// Follows log files across rotations. See the module documentation.
 pub struct Follower {
     files: Vec<Watched>,
+    /// Which file a poll starts with (turns).
+    turn: usize,
     /// dev+ino of every file read in this run (see [`Follower::add_appeared`]).
     seen: std::collections::HashSet<(u64, u64)>,
     /// Checkpoints for paths not followed now, applied if they are added back.
@@ -140,6 +147,7 @@ impl Follower {
     ) -> anyhow::Result<Self> {
         anyhow::ensure!(max_line > 0, "max_line must be at least 1");
         let mut follower = Follower {
+            turn: 0,
             seen: std::collections::HashSet::new(),
             files: Vec::new(),
             parked: checkpoints
@@ -171,6 +179,7 @@ impl Follower {
     /// [`Event::Error`] and do not stop the others, so this currently always returns `Ok`.
     pub fn poll(&mut self, f: &mut dyn FnMut(Event)) -> io::Result<u64> {
         let mut cx = Ctx {
+            budget: POLL_BYTES,
             buf: &mut self.buf,
             max_line: self.max_line,
             drain_idle: self.drain_idle,
@@ -178,7 +187,13 @@ impl Follower {
             now: Instant::now(),
         };
         let mut total = 0;
-        for w in &mut self.files {
+        // a different file first each time: under a flood in one file the others still get
+        // their share of the budget
+        let n = self.files.len();
+        let first = if n > 0 { self.turn % n } else { 0 };
+        self.turn = self.turn.wrapping_add(1);
+        for i in (first..n).chain(0..first) {
+            let w = &mut self.files[i];
             total += w.poll(&mut cx, f);
             self.seen
                 .extend(w.cur.iter().chain(&w.draining).map(|t| (t.dev, t.ino)));
@@ -262,6 +277,8 @@ impl Follower {
 /// What one poll shares between files.
 struct Ctx<'b> {
     buf: &'b mut [u8],
+    /// Bytes this poll may still read, over all files.
+    budget: u64,
     max_line: usize,
     drain_idle: Duration,
     watches: &'b mut Watches,
@@ -619,7 +636,15 @@ impl Tail {
         let mut total = 0;
         let mut error = None;
         loop {
-            let n = match self.file.read(cx.buf) {
+            // at most the poll's budget: a huge backlog is read over several polls, each
+            // handed on before the next (see `POLL_BYTES`)
+            let want = (cx.budget.min(cx.buf.len() as u64)) as usize;
+            if want == 0 {
+                // not idle, only out of budget: a rotated file must not be closed for it
+                self.last_data = cx.now;
+                break;
+            }
+            let n = match self.file.read(&mut cx.buf[..want]) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -639,6 +664,7 @@ impl Tail {
             }
             self.pos += n as u64;
             total += n as u64;
+            cx.budget -= n as u64;
         }
         if total > 0 {
             self.last_data = cx.now;
@@ -900,19 +926,28 @@ mod tests {
         Error(String),
     }
 
+    /// Everything there is to read now: polls until a poll reads nothing (one poll reads at
+    /// most `POLL_BYTES`).
     fn poll(fl: &mut Follower) -> Vec<Ev> {
         let mut out = Vec::new();
-        fl.poll(&mut |e| {
-            out.push(match e {
-                Event::Line { line, .. } => Ev::Line(String::from_utf8_lossy(line).into_owned()),
-                Event::Truncated { .. } => Ev::Truncated,
-                Event::Rotated { .. } => Ev::Rotated,
-                Event::LongLine { len, .. } => Ev::Long(len),
-                Event::Error { message, .. } => Ev::Error(message),
-            })
-        })
-        .unwrap();
-        out
+        loop {
+            let n = fl
+                .poll(&mut |e| {
+                    out.push(match e {
+                        Event::Line { line, .. } => {
+                            Ev::Line(String::from_utf8_lossy(line).into_owned())
+                        }
+                        Event::Truncated { .. } => Ev::Truncated,
+                        Event::Rotated { .. } => Ev::Rotated,
+                        Event::LongLine { len, .. } => Ev::Long(len),
+                        Event::Error { message, .. } => Ev::Error(message),
+                    })
+                })
+                .unwrap();
+            if n == 0 {
+                return out;
+            }
+        }
     }
 
     fn lines(events: &[Ev]) -> Vec<String> {
@@ -1261,6 +1296,34 @@ mod tests {
             }
             prop_assert_eq!(follow_in_pieces(&text, piece, max), want);
         }
+    }
+
+    #[test]
+    fn one_poll_reads_at_most_its_budget_and_the_next_goes_on() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("big.log");
+        std::fs::write(&p, "").unwrap();
+        let mut fl = Follower::new(vec![p.clone()], vec![], DEFAULT_MAX_LINE).unwrap();
+        let line = "x".repeat(1023) + "\n";
+        std::fs::write(&p, line.repeat(10 * 1024)).unwrap(); // 10 MiB
+        let mut lines = 0;
+        let first = fl
+            .poll(&mut |e| {
+                if let Event::Line { .. } = e {
+                    lines += 1
+                }
+            })
+            .unwrap();
+        assert_eq!(
+            first, POLL_BYTES,
+            "one poll reads its budget, not the whole file"
+        );
+        assert_eq!(lines, POLL_BYTES as usize / 1024);
+        let rest: usize = poll(&mut fl)
+            .iter()
+            .filter(|e| matches!(e, Ev::Line(_)))
+            .count();
+        assert_eq!(lines + rest, 10 * 1024, "nothing lost across polls");
     }
 
     #[test]
