@@ -3,11 +3,26 @@
 
 use crate::decision::Millis;
 
+/// Why a duration cannot be read; the message says what would be valid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DurationError {
+    /// Nothing but white space.
+    #[error("empty duration; use e.g. \"90s\", \"10m\", \"1h\", \"3d\"")]
+    Empty,
+    /// Not a number with a unit.
+    #[error("invalid duration {0:?}; use a number with a unit: ms, s, m, h, d, w (e.g. \"90s\", \"10m\", \"1h30m\", \"3d\")")]
+    Invalid(String),
+    /// Over 100 years.
+    #[error("duration {0:?} is too long (at most 100 years)")]
+    TooLong(String),
+}
+
 /// Parses a human duration into milliseconds. Errors say what would be valid.
-pub fn parse(text: &str) -> Result<Millis, String> {
+pub fn parse(text: &str) -> Result<Millis, DurationError> {
     let t = text.trim();
     if t.is_empty() {
-        return Err("empty duration; use e.g. \"90s\", \"10m\", \"1h\", \"3d\"".into());
+        return Err(DurationError::Empty);
     }
     if let Ok(secs) = t.parse::<u64>() {
         return checked(secs, 1000, text);
@@ -58,17 +73,15 @@ pub fn parse(text: &str) -> Result<Millis, String> {
     Ok(total)
 }
 
-fn checked(n: u64, unit: u64, text: &str) -> Result<Millis, String> {
+fn checked(n: u64, unit: u64, text: &str) -> Result<Millis, DurationError> {
     n.checked_mul(unit)
         .and_then(|v| Millis::try_from(v).ok())
         .filter(|v| *v <= 100 * 365 * 86_400_000)
-        .ok_or_else(|| format!("duration {text:?} is too long (at most 100 years)"))
+        .ok_or_else(|| DurationError::TooLong(text.to_string()))
 }
 
-fn bad(text: &str) -> String {
-    format!(
-        "invalid duration {text:?}; use a number with a unit: ms, s, m, h, d, w (e.g. \"90s\", \"10m\", \"1h30m\", \"3d\")"
-    )
+fn bad(text: &str) -> DurationError {
+    DurationError::Invalid(text.to_string())
 }
 
 /// Formats milliseconds as a compact human duration (`1h30m`, `45s`).
@@ -109,7 +122,7 @@ mod tests {
     fn rejects_garbage() {
         for t in ["", "10x", "m", "1.5h", "-3s", "10m5"] {
             let e = parse(t).unwrap_err();
-            assert!(e.contains("duration"), "{t}: {e}");
+            assert!(e.to_string().contains("duration"), "{t}: {e}");
         }
     }
 

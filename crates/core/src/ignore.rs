@@ -11,24 +11,42 @@ pub struct Cidr {
     pub len: u8,
 }
 
+/// Why a never-ban entry cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CidrError {
+    /// Neither an address nor a CIDR.
+    #[error("{0:?} is not an IP address or CIDR (e.g. \"192.0.2.7\", \"198.51.100.0/24\", \"2001:db8::/32\"); host names are not accepted")]
+    NotAnAddress(String),
+    /// A prefix length beyond the address's bits.
+    #[error("{text:?}: prefix length must be 0..={max}")]
+    PrefixLength {
+        /// The entry.
+        text: String,
+        /// 32 or 128.
+        max: u8,
+    },
+}
+
 impl Cidr {
     /// Parses `203.0.113.0/24`, `2001:db8::/32` or a single address.
-    pub fn parse(text: &str) -> Result<Cidr, String> {
+    pub fn parse(text: &str) -> Result<Cidr, CidrError> {
         let t = text.trim();
         let (a, l) = match t.split_once('/') {
             Some((a, l)) => (a, Some(l)),
             None => (t, None),
         };
         let addr = crate::addr::parse(a.as_bytes())
-            .ok_or_else(|| format!("{text:?} is not an IP address or CIDR (e.g. \"192.0.2.7\", \"198.51.100.0/24\", \"2001:db8::/32\"); host names are not accepted"))?;
+            .ok_or_else(|| CidrError::NotAnAddress(text.to_string()))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let len = match l {
             None => max,
-            Some(l) => l
-                .parse::<u8>()
-                .ok()
-                .filter(|&n| n <= max)
-                .ok_or_else(|| format!("{text:?}: prefix length must be 0..={max}"))?,
+            Some(l) => l.parse::<u8>().ok().filter(|&n| n <= max).ok_or_else(|| {
+                CidrError::PrefixLength {
+                    text: text.to_string(),
+                    max,
+                }
+            })?,
         };
         Ok(Cidr {
             addr: mask(addr, len),
@@ -209,9 +227,12 @@ mod tests {
         assert!(!c.contains(ip("2001:db8::1")));
         let c6 = Cidr::parse("2001:db8::/32").unwrap();
         assert!(c6.contains(ip("2001:db8:1::5")));
-        assert!(Cidr::parse("example.com")
-            .unwrap_err()
-            .contains("host names"));
+        let e = Cidr::parse("example.com").unwrap_err();
+        assert!(matches!(e, CidrError::NotAnAddress(_)) && e.to_string().contains("host names"));
+        assert!(matches!(
+            Cidr::parse("192.0.2.0/33").unwrap_err(),
+            CidrError::PrefixLength { max: 32, .. }
+        ));
         assert!(Cidr::parse("1.2.3.4/33").is_err());
     }
 

@@ -319,19 +319,32 @@ pub fn parse_with_format(format: &str, text: &[u8]) -> Option<Stamp> {
     st.is_valid().then_some(st)
 }
 
+/// A time format with a directive this parser does not support.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unsupported directive %{directive} in time format {format:?}; supported: %Y %y %m %d %e %H %M %S %T %b %f %z %s %%")]
+pub struct TimeFormatError {
+    /// The character after `%` (a space at the end of the format).
+    pub directive: char,
+    /// The format.
+    pub format: String,
+}
+
 /// Checks a time format for unsupported directives; the error names the bad one.
-pub fn check_format(format: &str) -> Result<(), String> {
+pub fn check_format(format: &str) -> Result<(), TimeFormatError> {
     let f = format.as_bytes();
     let mut i = 0;
     while i < f.len() {
         if f[i] == b'%' {
             match f.get(i + 1) {
-                Some(b'Y' | b'y' | b'm' | b'd' | b'e' | b'H' | b'M' | b'S' | b'T' | b'b' | b'f' | b'z' | b's' | b'%') => {}
+                Some(
+                    b'Y' | b'y' | b'm' | b'd' | b'e' | b'H' | b'M' | b'S' | b'T' | b'b' | b'f'
+                    | b'z' | b's' | b'%',
+                ) => {}
                 other => {
-                    return Err(format!(
-                        "unsupported directive %{} in time format {format:?}; supported: %Y %y %m %d %e %H %M %S %T %b %f %z %s %%",
-                        other.map(|&b| b as char).unwrap_or(' ')
-                    ))
+                    return Err(TimeFormatError {
+                        directive: other.map(|&b| b as char).unwrap_or(' '),
+                        format: format.to_string(),
+                    })
                 }
             }
             i += 2;

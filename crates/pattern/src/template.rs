@@ -4,9 +4,19 @@
 //! Only `{NAME}` with an upper-case name (letters, digits, `_`) is a template; `{1,3}` stays
 //! a regex repetition and `\{NAME}` a literal. The caller supplies the table.
 
+/// A `{NAME}` the table does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown macro {{{name}}}; known macros: {known}")]
+pub struct UnknownName {
+    /// The name used.
+    pub name: String,
+    /// The names of the table, as `{NAME}, {OTHER}, …`.
+    pub known: String,
+}
+
 /// Expands the `{NAME}`s of `pattern` from `table`; an unknown name is an error that lists
 /// the known ones.
-pub fn expand(pattern: &str, table: &[(String, String)]) -> Result<String, String> {
+pub fn expand(pattern: &str, table: &[(String, String)]) -> Result<String, UnknownName> {
     let mut out = String::with_capacity(pattern.len() * 2);
     let mut rest = pattern;
     while let Some(open) = rest.find('{') {
@@ -26,10 +36,10 @@ pub fn expand(pattern: &str, table: &[(String, String)]) -> Result<String, Strin
                 let Some((_, exp)) = table.iter().find(|(k, _)| k == n) else {
                     let known: Vec<String> =
                         table.iter().map(|(k, _)| format!("{{{k}}}")).collect();
-                    return Err(format!(
-                        "unknown macro {{{n}}}; known macros: {}",
-                        known.join(", ")
-                    ));
+                    return Err(UnknownName {
+                        name: n.to_string(),
+                        known: known.join(", "),
+                    });
                 };
                 out.push_str(exp);
                 rest = &after[n.len() + 1..];
@@ -97,6 +107,8 @@ mod tests {
     #[test]
     fn unknown_names_list_the_known() {
         let e = expand("from {HOTS}", &table()).unwrap_err();
+        assert_eq!(e.name, "HOTS");
+        let e = e.to_string();
         assert!(e.contains("{HOTS}") && e.contains("{HOST}"), "{e}");
     }
 

@@ -436,12 +436,12 @@ pub fn resolve_filter(name: &str, custom: &[Filter]) -> std::result::Result<Filt
         return Ok(f.clone());
     }
     if let Some(b) = builtin::get(name) {
-        return Filter::from_toml(b.source, b.name);
+        return Filter::from_toml(b.source, b.name).map_err(|e| e.to_string());
     }
     if name.contains('/') || name.ends_with(".toml") {
         let text = std::fs::read_to_string(name)
             .map_err(|e| format!("cannot read filter file {name}: {e}"))?;
-        return Filter::from_toml(&text, name);
+        return Filter::from_toml(&text, name).map_err(|e| e.to_string());
     }
     let known: Vec<&str> = builtin::all().iter().map(|b| b.name).collect();
     Err(format!("unknown filter {name:?}; built-in filters are: {} (or give a path to a filter file, or define it in a [[filter]] table)", known.join(", ")))

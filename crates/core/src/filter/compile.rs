@@ -42,6 +42,28 @@ impl fmt::Display for CompileError {
 
 impl std::error::Error for CompileError {}
 
+/// Why a filter file cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FilterFileError {
+    /// Not a filter file: TOML syntax, unknown or missing keys.
+    #[error("{origin}: {message}")]
+    Toml {
+        /// The file (or a description of where the text came from).
+        origin: String,
+        /// What the TOML reader said.
+        message: String,
+    },
+    /// A pattern or setting of the filter cannot be compiled.
+    #[error("{origin}: {error}")]
+    Compile {
+        /// The file.
+        origin: String,
+        /// What is wrong.
+        error: CompileError,
+    },
+}
+
 /// One compiled pattern of a rule.
 #[derive(Debug, Clone)]
 pub struct Rule {
@@ -107,7 +129,7 @@ impl Filter {
             return Err(err("-", "", "the filter has no [[rule]]".into()));
         }
         if let Some(tf) = &def.time_format {
-            crate::time::check_format(tf).map_err(|m| err("time_format", tf, m))?;
+            crate::time::check_format(tf).map_err(|m| err("time_format", tf, m.to_string()))?;
         }
         // Correlation first: whether it gives addresses decides which rules may lack one.
         let mut correlate = Vec::new();
@@ -182,9 +204,15 @@ impl Filter {
     }
 
     /// Parses and compiles a filter from TOML text; `origin` names the file in errors.
-    pub fn from_toml(text: &str, origin: &str) -> Result<Filter, String> {
-        let def: FilterDef = toml::from_str(text).map_err(|e| format!("{origin}: {e}"))?;
-        Filter::compile(&def).map_err(|e| format!("{origin}: {e}"))
+    pub fn from_toml(text: &str, origin: &str) -> Result<Filter, FilterFileError> {
+        let def: FilterDef = toml::from_str(text).map_err(|e| FilterFileError::Toml {
+            origin: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        Filter::compile(&def).map_err(|e| FilterFileError::Compile {
+            origin: origin.to_string(),
+            error: e,
+        })
     }
 
     /// The compiled rules, in order (one entry per pattern).
@@ -201,7 +229,7 @@ impl Filter {
 /// Expands macros, anchors and compiles a rule's pattern (with machine code for a
 /// built-in one); a pattern that escapes its anchors is refused.
 fn rule_pattern(pattern: &str) -> Result<Pattern, String> {
-    let full = macros::anchored(pattern)?;
+    let full = macros::anchored(pattern).map_err(|e| e.to_string())?;
     let p = Pattern::new(&full, &GROUPS, Some(super::native::lookup)).map_err(|e| e.to_string())?;
     if !p.is_anchored() {
         return Err("invalid pattern: an unbalanced `)` would end the pattern early (the rest would not be anchored to the line); escape a literal parenthesis as `\\)`".into());

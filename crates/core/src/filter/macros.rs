@@ -26,14 +26,14 @@ pub fn get(name: &str) -> Option<&'static str> {
 }
 
 /// Expands the macros in `pattern`. An unknown `{UPPER}` name is an error listing the known.
-pub fn expand(pattern: &str) -> Result<String, String> {
+pub fn expand(pattern: &str) -> Result<String, template::UnknownName> {
     template::expand(pattern, table())
 }
 
 /// Expands macros and anchors the pattern at both ends, in the regex crate's syntax with
 /// Unicode off (patterns run on bytes) and `.` matching any byte (see
 /// [`template::anchored`]).
-pub fn anchored(pattern: &str) -> Result<String, String> {
+pub fn anchored(pattern: &str) -> Result<String, template::UnknownName> {
     Ok(template::anchored(&expand(pattern)?))
 }
 
@@ -51,7 +51,7 @@ mod tests {
 
     #[test]
     fn unknown_macro_lists_known() {
-        let e = expand("from {HOTS}").unwrap_err();
+        let e = expand("from {HOTS}").unwrap_err().to_string();
         assert!(e.contains("{HOTS}") && e.contains("{HOST}"), "{e}");
     }
 

@@ -21,6 +21,6 @@ mod native;
 pub mod sample;
 mod set;
 
-pub use compile::{CompileError, Filter, Rule};
+pub use compile::{CompileError, Filter, FilterFileError, Rule};
 pub use def::{Class, FilterDef, Kind, RuleDef};
 pub use set::{Hit, MatchSet, Mode, Scratch};

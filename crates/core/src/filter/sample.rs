@@ -44,27 +44,36 @@ pub struct Case {
     pub expect: Expect,
 }
 
+/// A sample file that does not follow the format above: where, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct SampleError {
+    /// 1-based line number.
+    pub line: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
 /// Parses a sample file into cases.
-pub fn parse(text: &str) -> Result<Vec<Case>, String> {
+pub fn parse(text: &str) -> Result<Vec<Case>, SampleError> {
+    let err = |line: usize, message: &str| SampleError {
+        line,
+        message: message.to_string(),
+    };
     let mut cases = Vec::new();
     let mut pending: Option<(usize, Expect)> = None;
     for (i, l) in text.lines().enumerate() {
         let n = i + 1;
         if let Some(spec) = l.strip_prefix("#=") {
             if pending.is_some() {
-                return Err(format!("line {n}: two expectations in a row"));
+                return Err(err(n, "two expectations in a row"));
             }
-            pending = Some((
-                n,
-                parse_expect(spec.trim()).map_err(|e| format!("line {n}: {e}"))?,
-            ));
+            pending = Some((n, parse_expect(spec.trim()).map_err(|e| err(n, &e))?));
         } else if l.starts_with('#') || l.trim().is_empty() {
             continue;
         } else {
             let Some((_, expect)) = pending.take() else {
-                return Err(format!(
-                    "line {n}: log line without a `#=` expectation before it"
-                ));
+                return Err(err(n, "log line without a `#=` expectation before it"));
             };
             cases.push(Case {
                 lineno: n,
@@ -74,7 +83,7 @@ pub fn parse(text: &str) -> Result<Vec<Case>, String> {
         }
     }
     if let Some((n, _)) = pending {
-        return Err(format!("line {n}: expectation without a log line after it"));
+        return Err(err(n, "expectation without a log line after it"));
     }
     Ok(cases)
 }
@@ -116,7 +125,7 @@ fn parse_expect(spec: &str) -> Result<Expect, String> {
 
 /// Runs every case through `filter`; returns the number of cases, or one message per failure.
 pub fn check(filter: &Filter, text: &str, ctx: &TimeContext) -> Result<usize, Vec<String>> {
-    let cases = parse(text).map_err(|e| vec![e])?;
+    let cases = parse(text).map_err(|e| vec![e.to_string()])?;
     let set = MatchSet::new(vec![filter.clone()], Mode::Aggressive);
     let mut scratch = set.scratch();
     let mut errors = Vec::new();

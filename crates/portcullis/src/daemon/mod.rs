@@ -855,7 +855,7 @@ impl Engine {
             Some(d) => match duration::parse(d) {
                 Ok(l) if l > 0 => l,
                 Ok(_) => return Response::err("the duration must be longer than 0"),
-                Err(e) => return Response::err(e),
+                Err(e) => return Response::err(e.to_string()),
             },
         };
         let jail = self.jails[ji].name().to_string();
