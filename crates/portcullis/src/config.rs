@@ -7,7 +7,6 @@
 //! starts from the built-in sshd jail), top-level keys and `[firewall]` keys override.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -826,49 +825,7 @@ fn service_port(services: &str, name: &str) -> Option<u16> {
     })
 }
 
-/// The numeric id of a group name.
-pub fn group_id(name: &str) -> Option<u32> {
-    let c = std::ffi::CString::new(name).ok()?;
-    // SAFETY: getgrnam returns a pointer into static storage or null; we copy the gid at once.
-    unsafe {
-        let g = libc::getgrnam(c.as_ptr());
-        (!g.is_null()).then(|| (*g).gr_gid)
-    }
-}
-
-/// The host's own addresses (never banned), from `getifaddrs`.
-pub fn own_addresses() -> Vec<IpAddr> {
-    let mut out = Vec::new();
-    // SAFETY: getifaddrs fills a linked list we free with freeifaddrs; we only read it.
-    unsafe {
-        let mut ifa: *mut libc::ifaddrs = std::ptr::null_mut();
-        if libc::getifaddrs(&mut ifa) != 0 {
-            return out;
-        }
-        let mut cur = ifa;
-        while !cur.is_null() {
-            let a = (*cur).ifa_addr;
-            if !a.is_null() {
-                match i32::from((*a).sa_family) {
-                    libc::AF_INET => {
-                        let sin = &*(a as *const libc::sockaddr_in);
-                        out.push(IpAddr::from(
-                            u32::from_be(sin.sin_addr.s_addr).to_be_bytes(),
-                        ));
-                    }
-                    libc::AF_INET6 => {
-                        let sin6 = &*(a as *const libc::sockaddr_in6);
-                        out.push(IpAddr::from(sin6.sin6_addr.s6_addr));
-                    }
-                    _ => {}
-                }
-            }
-            cur = (*cur).ifa_next;
-        }
-        libc::freeifaddrs(ifa);
-    }
-    out
-}
+pub use crate::sys::{group_id, own_addresses};
 
 /// Checks a configuration for problems that are not errors but deserve a warning.
 pub fn warnings(cfg: &Config) -> Vec<String> {

@@ -3,12 +3,13 @@
 mod cli;
 mod config;
 mod daemon;
-mod engine;
 mod events;
 mod firewall;
+mod jails;
 mod logging;
 mod sources;
 mod store;
+mod sys;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -157,11 +158,7 @@ enum Cmd {
 /// closed pipe fails, and `println!` panics on that failure). Not for `run`: the daemon
 /// keeps SIGPIPE ignored so that a client that goes away is an error on its socket.
 fn end_quietly_on_closed_stdout() {
-    // SAFETY: restoring the default disposition of one signal, before any thread starts;
-    // no handler of this program is replaced.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    sys::default_sigpipe();
 }
 
 fn main() -> ExitCode {

@@ -41,7 +41,7 @@ use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Tran
 
 use crate::daemon::fsutil;
 
-use crate::sources::follow::Checkpoint;
+use crate::sources::file::Checkpoint;
 
 /// `PRAGMA application_id` of a Portcullis state file ("PCLS").
 const APP_ID: i32 = 0x5043_4c53;

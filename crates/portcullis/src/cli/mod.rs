@@ -38,18 +38,7 @@ pub fn match_threads(correlates: bool, max: usize) -> usize {
         .clamp(1, max.max(1))
 }
 
-/// Local UTC offset in seconds at `secs` (from the C library's time zone rules).
-pub fn local_offset(secs: i64) -> i32 {
-    // SAFETY: localtime_r writes into the tm we pass; no shared state is kept.
-    unsafe {
-        let t = secs as libc::time_t;
-        let mut tm: libc::tm = std::mem::zeroed();
-        if libc::localtime_r(&t, &mut tm).is_null() {
-            return 0;
-        }
-        tm.tm_gmtoff as i32
-    }
-}
+pub use crate::sys::local_offset;
 
 #[cfg(test)]
 mod tests {

@@ -33,7 +33,7 @@ pub fn run(
         .jails
         .iter()
         .filter(|j| jails.is_empty() || jails.contains(&j.name))
-        .map(|j| crate::engine::build_jail(&cfg, j, &[]))
+        .map(|j| crate::jails::build_jail(&cfg, j, &[]))
         .collect();
     let shared: Vec<_> = running.iter().map(Jail::shared).collect();
     let stdout = std::io::stdout();

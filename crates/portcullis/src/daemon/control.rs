@@ -174,11 +174,8 @@ fn handle(conn: UnixStream, engine: &EngineTx) -> Result<()> {
     w.write_all(&buf)?;
     if buf.len() > 1 << 20 {
         drop(buf);
-        // SAFETY: only returns freed heap pages to the kernel; a big listing (100,000 bans)
-        // would otherwise stay in the resident size of an idle daemon.
-        unsafe {
-            libc::malloc_trim(0);
-        }
+        // a big listing (100,000 bans) would otherwise stay in the resident size
+        crate::sys::trim_heap();
     }
     Ok(())
 }

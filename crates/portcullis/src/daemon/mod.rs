@@ -5,7 +5,6 @@ mod addrs;
 pub mod control;
 pub mod fsutil;
 pub mod protocol;
-pub mod sources;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -23,15 +22,17 @@ use portcullis_core::time::rfc3339;
 use tracing::{error, info, warn};
 
 use crate::config::{self, Config, OnCorrupt};
-use crate::engine;
 use crate::events::{self, Event, StopKind, UnbanReason};
 use crate::firewall::nftables::{NftOptions, Nftables};
 use crate::firewall::null::Null;
 use crate::firewall::{Action, Firewall, FwOp, JailRules, Proto};
+use crate::jails;
+use crate::sources::batch::Batch;
+use crate::sources::file::{self as file_source, FileSources, SharedPaths};
 use crate::sources::glob;
+use crate::sources::journal::reader::{JournalCommand, JournalReaders};
 use crate::store::{BanRecord, CorruptPolicy, Store, StoreOp};
 use protocol::{BanInfo, JailStatus, Request, Response};
-use sources::{Batch, FileSources, JournalCommand, JournalReaders, SharedPaths};
 
 /// How long the ban history of an address is kept (for repeat offenders).
 const HISTORY_DAYS: i64 = 90;
@@ -41,7 +42,7 @@ const OWN_REFRESH_MS: i64 = 60_000;
 
 /// How many messages (batches of lines, requests) may wait for the engine: a source that
 /// reads faster than the engine matches waits on a full channel, so a flood slows reading
-/// and never grows memory (a batch holds at most [`sources::BATCH_BYTES`] of lines).
+/// and never grows memory (a batch holds at most [`crate::sources::batch::BATCH_BYTES`] of lines).
 pub const ENGINE_QUEUE: usize = 16;
 
 /// The engine's inbox, bounded ([`ENGINE_QUEUE`]).
@@ -115,7 +116,7 @@ impl Engine {
             jails: cfg
                 .jails
                 .iter()
-                .map(|j| engine::build_jail(&cfg, j, &own))
+                .map(|j| jails::build_jail(&cfg, j, &own))
                 .collect(),
             routes: routes(&cfg),
             journals: JournalReaders::new(journal, cfg.state_dir.clone(), tx)
@@ -300,17 +301,15 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
         tx.clone(),
     );
     let files = file_paths(&eng.cfg);
-    let follower = sources::open_files(files.paths, eng.store.positions()?, eng.cfg.max_line)
+    let follower = file_source::open_files(files.paths, eng.store.positions()?, eng.cfg.max_line)
         .context("cannot start the file follower")?;
     eng.fw
         .setup(&jail_rules(&eng.cfg))
         .context("cannot set up the firewall")?;
     eng.restore()?;
-    // SAFETY: malloc_trim only returns freed heap pages to the kernel. The restore's
-    // temporary vectors and nft script are gone; without this RSS keeps their peak.
-    unsafe {
-        libc::malloc_trim(0);
-    }
+    // the restore's temporary vectors and nft script are gone; without this RSS keeps
+    // their peak
+    crate::sys::trim_heap();
 
     let socket = control::bind(&eng.cfg.socket, eng.cfg.socket_group.as_deref())?;
     {
@@ -329,7 +328,7 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
         let tx = tx.clone();
         let np = eng.new_paths.clone();
         let globs = files.globs;
-        std::thread::spawn(move || sources::follow_files(follower, globs, np, tx));
+        std::thread::spawn(move || file_source::follow_files(follower, globs, np, tx));
     }
     eng.journals.reconcile(&journal_sources(&eng.cfg));
     events::emit(&Event::Started {
@@ -429,7 +428,7 @@ impl Engine {
         if self.cfg.ignore_self {
             for (j, jc) in self.jails.iter_mut().zip(&self.cfg.jails) {
                 j.reconfigure(
-                    engine::jail_settings(&self.cfg, jc, &self.own),
+                    jails::jail_settings(&self.cfg, jc, &self.own),
                     jc.filters.clone(),
                 );
             }
@@ -693,14 +692,14 @@ impl Engine {
         let mut jails = Vec::new();
         let mut old: Vec<Jail> = std::mem::take(&mut self.jails);
         for jc in &cfg.jails {
-            let settings = engine::jail_settings(&cfg, jc, &self.own);
+            let settings = jails::jail_settings(&cfg, jc, &self.own);
             match old.iter().position(|j| j.name() == jc.name) {
                 Some(i) => {
                     let mut j = old.swap_remove(i);
                     j.reconfigure(settings, jc.filters.clone());
                     jails.push(j);
                 }
-                None => jails.push(engine::build_jail(&cfg, jc, &self.own)),
+                None => jails.push(jails::build_jail(&cfg, jc, &self.own)),
             }
         }
         self.jails = jails;
@@ -977,7 +976,7 @@ fn stop_kind(backend: &str, keep_bans: bool) -> StopKind {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sources::{cursor_file, journal_changes};
+    use crate::sources::journal::reader::{cursor_file, journal_changes};
 
     /// Stands in for `journalctl --output=json`. Asked for the newest entry (no `--follow`),
     /// prints one with the cursor `tail`. Following, records "start PID MATCH CURSOR" in the

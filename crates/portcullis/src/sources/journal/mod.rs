@@ -16,6 +16,8 @@
 //! can choose. So a source that bans on what a daemon writes must name its unit (or slice)
 //! and its user, as [`DEFAULT_SSHD`] does.
 
+pub mod reader;
+
 use std::path::{Path, PathBuf};
 
 /// What begins a journal source.

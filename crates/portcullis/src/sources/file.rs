@@ -48,12 +48,16 @@
 //! ([`super::line::cut`]), followed by `LongLine` with its whole length, so that it is counted
 //! and reported: never dropped. Memory per file is bounded by about `max_line`.
 
+use inotify::{Inotify, WatchDescriptor, WatchMask};
+use std::os::fd::AsFd;
+use std::sync::{Arc, Mutex};
+
+use super::batch::{Batch, LongLines};
+use crate::daemon::{EngineTx, Msg};
 use std::collections::HashMap;
-use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
-use std::os::fd::{AsRawFd, FromRawFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -69,14 +73,16 @@ const DRAIN_IDLE: Duration = Duration::from_secs(5);
 /// At most this many rotated-away files are kept open per path (the oldest is closed first).
 const MAX_DRAINING: usize = 4;
 
-const FILE_MASK: u32 = libc::IN_MODIFY | libc::IN_ATTRIB | libc::IN_MOVE_SELF;
-const DIR_MASK: u32 = libc::IN_CREATE
-    | libc::IN_MOVED_TO
-    | libc::IN_MOVED_FROM
-    | libc::IN_DELETE
-    | libc::IN_DELETE_SELF
-    | libc::IN_MOVE_SELF
-    | libc::IN_ONLYDIR;
+const FILE_MASK: WatchMask = WatchMask::MODIFY
+    .union(WatchMask::ATTRIB)
+    .union(WatchMask::MOVE_SELF);
+const DIR_MASK: WatchMask = WatchMask::CREATE
+    .union(WatchMask::MOVED_TO)
+    .union(WatchMask::MOVED_FROM)
+    .union(WatchMask::DELETE)
+    .union(WatchMask::DELETE_SELF)
+    .union(WatchMask::MOVE_SELF)
+    .union(WatchMask::ONLYDIR);
 
 /// FNV-1a (64 bit) of `bytes`: the fingerprint stored in a [`Checkpoint`]. Stable across runs.
 pub fn fingerprint(bytes: &[u8]) -> u64 {
@@ -309,7 +315,7 @@ struct Watched {
 
 /// The directory watched for a path: its parent, or the nearest ancestor that exists.
 struct DirWatch {
-    wd: Option<i32>,
+    wd: Option<WatchDescriptor>,
     dev: u64,
     ino: u64,
 }
@@ -559,7 +565,7 @@ struct Tail {
     head: [u8; HEAD_LEN],
     head_len: usize,
     split: Splitter,
-    wd: Option<i32>,
+    wd: Option<WatchDescriptor>,
     last_data: Instant,
 }
 
@@ -831,79 +837,153 @@ fn after_last_newline(file: &File, len: u64, buf: &mut [u8]) -> u64 {
     }
 }
 
-/// The inotify instance and a count of users per watch descriptor (the kernel hands out one
-/// descriptor per inode, so two paths may share one).
+/// The inotify instance (the `inotify` crate) and a count of users per watch descriptor (the
+/// kernel hands out one descriptor per inode, so two paths may share one).
 struct Watches {
-    fd: Option<File>,
-    refs: HashMap<i32, usize>,
+    ino: Option<Inotify>,
+    refs: HashMap<WatchDescriptor, usize>,
 }
 
 impl Watches {
     fn new() -> Self {
-        // SAFETY: plain system call; a non-negative result is a new descriptor we own.
-        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
-        let fd = (fd >= 0).then(|| {
-            // SAFETY: `fd` is open and owned by nothing else.
-            unsafe { File::from_raw_fd(fd) }
-        });
         Watches {
-            fd,
+            // without inotify (no instance could be made) polls just sleep
+            ino: Inotify::init().ok(),
             refs: HashMap::new(),
         }
     }
 
-    fn add(&mut self, path: &Path, mask: u32) -> Option<i32> {
-        let fd = self.fd.as_ref()?;
-        let path = CString::new(path.as_os_str().as_bytes()).ok()?;
-        // SAFETY: valid descriptor and NUL-terminated path.
-        let wd = unsafe { libc::inotify_add_watch(fd.as_raw_fd(), path.as_ptr(), mask) };
-        if wd < 0 {
-            // Out of watches, or the path went away: the periodic re-check still covers it.
-            return None;
-        }
-        *self.refs.entry(wd).or_insert(0) += 1;
+    fn add(&mut self, path: &Path, mask: WatchMask) -> Option<WatchDescriptor> {
+        // Out of watches, or the path went away: the periodic re-check still covers it.
+        let wd = self.ino.as_mut()?.watches().add(path, mask).ok()?;
+        *self.refs.entry(wd.clone()).or_insert(0) += 1;
         Some(wd)
     }
 
-    fn remove(&mut self, wd: i32) {
-        let Some(fd) = &self.fd else { return };
+    fn remove(&mut self, wd: WatchDescriptor) {
+        let Some(ino) = &mut self.ino else { return };
         let Some(n) = self.refs.get_mut(&wd) else {
             return;
         };
         *n -= 1;
         if *n == 0 {
             self.refs.remove(&wd);
-            // SAFETY: plain system call; a stale descriptor only yields EINVAL.
-            unsafe { libc::inotify_rm_watch(fd.as_raw_fd(), wd) };
+            // a stale descriptor (the file is gone) only yields an error
+            let _ = ino.watches().remove(wd);
         }
     }
 
     /// Waits for any event, then discards all queued events: they are only hints.
     fn wait(&mut self, timeout: Duration) -> bool {
-        let Some(fd) = &self.fd else {
+        let Some(ino) = &mut self.ino else {
             std::thread::sleep(timeout);
             return false;
         };
-        let ms = timeout.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32;
-        let mut pfd = libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        if unsafe { libc::poll(&mut pfd, 1, ms) } <= 0 {
+        if !crate::sys::readable(ino.as_fd().as_raw_fd(), timeout) {
             return false;
         }
         let mut events = [0u8; 4096];
-        let mut reader: &File = fd;
         for _ in 0..64 {
-            match reader.read(&mut events) {
-                Ok(n) if n > 0 => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                _ => break,
+            let got = ino
+                .read_events(&mut events)
+                .is_ok_and(|mut ev| ev.next().is_some());
+            if !got {
+                break;
             }
         }
         true
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The follower's thread: follows the files of the jails and sends batches to the engine.
+
+/// Paths the follower should follow; replaced on reload.
+pub type SharedPaths = Arc<Mutex<Option<FileSources>>>;
+
+/// The files the jails read: paths (wildcards expanded now) and the wildcard patterns,
+/// expanded again while running so that a file that appears later is read from its start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileSources {
+    /// Paths to follow now.
+    pub paths: Vec<PathBuf>,
+    /// Wildcard patterns among the sources.
+    pub globs: Vec<String>,
+}
+
+/// How often wildcard patterns are expanded again.
+const GLOB_EVERY: Duration = Duration::from_secs(1);
+
+/// Opens the followed files now (a first-seen file starts at its end, so this must happen
+/// before the daemon says it is running, or lines written in between would be skipped).
+/// Lines longer than `max_line` are cut as `replay` cuts them ([`crate::sources::line`]).
+pub fn open_files(
+    paths: Vec<PathBuf>,
+    checkpoints: Vec<Checkpoint>,
+    max_line: usize,
+) -> anyhow::Result<Follower> {
+    Follower::new(paths, checkpoints, max_line)
+}
+
+/// Runs the file follower until the engine goes away.
+pub fn follow_files(
+    mut f: Follower,
+    mut globs: Vec<String>,
+    new_paths: SharedPaths,
+    engine: EngineTx,
+) {
+    let mut last_checkpoint = Instant::now();
+    let mut last_glob = Instant::now();
+    let mut long = LongLines::default();
+    let max_line = f.max_line();
+    loop {
+        let mut batch = Batch::default();
+        if let Some(p) = new_paths.lock().ok().and_then(|mut g| g.take()) {
+            f.set_paths(p.paths);
+            globs = p.globs;
+        }
+        if !globs.is_empty() && last_glob.elapsed() >= GLOB_EVERY {
+            last_glob = Instant::now();
+            for g in &globs {
+                for path in crate::sources::glob::expand(g) {
+                    let name = path.display().to_string();
+                    if f.add_appeared(path) {
+                        batch
+                            .notes
+                            .push(format!("reading {name} from its start (new match of {g})"));
+                    }
+                }
+            }
+        }
+        let now = Instant::now();
+        let _ = f.poll(&mut |ev| match ev {
+            Event::Line { path, line } => batch.push(path, line),
+            Event::Truncated { path } => batch
+                .notes
+                .push(format!("log truncated, reading from its start: {path}")),
+            Event::Rotated { path } => batch.notes.push(format!("log rotated: {path}")),
+            Event::LongLine { path, len } => {
+                batch.notes.extend(long.count(path, len, max_line, now));
+            }
+            Event::Error { path, message } => {
+                batch.notes.push(format!("cannot read {path}: {message}"))
+            }
+        });
+        batch.notes.extend(long.flush(max_line, now));
+        let had_lines = !batch.lines.is_empty();
+        if had_lines
+            || !batch.notes.is_empty()
+            || last_checkpoint.elapsed() > Duration::from_secs(5)
+        {
+            batch.checkpoints = f.checkpoints();
+            last_checkpoint = Instant::now();
+            if engine.send(Msg::Lines(batch)).is_err() {
+                return;
+            }
+        }
+        if !had_lines {
+            f.wait(Duration::from_millis(1000));
+        }
     }
 }
 

@@ -1,255 +1,26 @@
-//! Source threads: the file follower and journald (through `journalctl --follow
-//! --output=json`), sending batches of lines to the engine.
+//! The journal readers: one thread per `journal:` source runs `journalctl --follow
+//! --output=json`, turns each entry into a syslog-style line and sends batches to the engine,
+//! saving the cursor of the last entry the engine processed.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::mpsc::TrySendError;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::sources::follow::{Checkpoint, Event, Follower};
-
-use super::fsutil::write_atomically;
-use super::{EngineTx, Msg};
-
-/// A batch of lines from one source: the bytes of all lines back to back, with ends.
-#[derive(Debug, Default)]
-pub struct Batch {
-    /// Source name: a file path, or `journal:…`.
-    pub sources: Vec<String>,
-    /// (source index, end offset in `data`) per line.
-    pub lines: Vec<(u32, usize)>,
-    /// Line bytes.
-    pub data: Vec<u8>,
-    /// Read positions to persist once these lines are processed.
-    pub checkpoints: Vec<Checkpoint>,
-    /// Notes to log (rotations, long lines, errors).
-    pub notes: Vec<String>,
-    /// The journal position these lines reach, to [`JournalPosition::commit`] once they are
-    /// processed.
-    pub journal: Option<JournalPosition>,
-}
-
-/// The cursor of the last journal entry the engine has processed, shared by a journal reader
-/// (which saves it) and the engine (which sets it).
-type CursorSlot = Arc<Mutex<Option<String>>>;
-
-/// Where a batch of a journal reader leaves the journal. The engine commits it once it has
-/// processed the batch; only committed positions are saved, so entries the engine never got
-/// to (it stopped with them still queued) are read again after a restart.
-#[derive(Debug)]
-pub struct JournalPosition {
-    slot: CursorSlot,
-    cursor: String,
-}
-
-impl JournalPosition {
-    /// Marks the batch processed: its reader may save this position.
-    pub fn commit(self) {
-        *lock(&self.slot) = Some(self.cursor);
-    }
-}
-
-impl Batch {
-    fn source_index(&mut self, s: &str) -> u32 {
-        match self.sources.iter().position(|x| x == s) {
-            Some(i) => i as u32,
-            None => {
-                self.sources.push(s.to_string());
-                (self.sources.len() - 1) as u32
-            }
-        }
-    }
-
-    fn push(&mut self, source: &str, line: &[u8]) {
-        let i = self.source_index(source);
-        self.data.extend_from_slice(line);
-        self.lines.push((i, self.data.len()));
-    }
-
-    /// Whether the batch is as large as a batch gets ([`BATCH_BYTES`], [`BATCH_LINES`]).
-    pub fn full(&self) -> bool {
-        self.data.len() >= BATCH_BYTES || self.lines.len() >= BATCH_LINES
-    }
-
-    /// Iterates (source, line).
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        let mut start = 0usize;
-        self.lines.iter().map(move |&(s, end)| {
-            let l = &self.data[start..end];
-            start = end;
-            (self.sources[s as usize].as_str(), l)
-        })
-    }
-}
-
-/// Most line bytes in one batch (one more line may go over it); with the engine's queue of
-/// [`super::ENGINE_QUEUE`] batches this bounds what waits for the engine.
-pub const BATCH_BYTES: usize = 4 << 20;
-/// Most lines in one batch.
-pub const BATCH_LINES: usize = 16_384;
-
-/// Paths the follower should follow; replaced on reload.
-pub type SharedPaths = Arc<Mutex<Option<FileSources>>>;
-
-/// The files the jails read: paths (wildcards expanded now) and the wildcard patterns,
-/// expanded again while running so that a file that appears later is read from its start.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FileSources {
-    /// Paths to follow now.
-    pub paths: Vec<PathBuf>,
-    /// Wildcard patterns among the sources.
-    pub globs: Vec<String>,
-}
-
-/// How often wildcard patterns are expanded again.
-const GLOB_EVERY: Duration = Duration::from_secs(1);
-
-/// Opens the followed files now (a first-seen file starts at its end, so this must happen
-/// before the daemon says it is running, or lines written in between would be skipped).
-/// Lines longer than `max_line` are cut as `replay` cuts them ([`crate::sources::line`]).
-pub fn open_files(
-    paths: Vec<PathBuf>,
-    checkpoints: Vec<Checkpoint>,
-    max_line: usize,
-) -> anyhow::Result<Follower> {
-    Follower::new(paths, checkpoints, max_line)
-}
-
-/// How often, at most, the cut lines of one source are reported (with their count).
-const LONG_LINE_NOTE_EVERY: Duration = Duration::from_secs(60);
-
-/// Counts the lines of each source that were cut for being too long, and says so in a note
-/// at most every [`LONG_LINE_NOTE_EVERY`] per source (the first one at once): a flood of long
-/// lines cannot flood the log, and none goes unreported.
-#[derive(Default)]
-pub struct LongLines {
-    /// Per source: lines cut since the last note, the longest of them, when that note was.
-    per_source: BTreeMap<String, (u64, usize, Option<Instant>)>,
-    /// Lines cut since the start, all sources.
-    pub total: u64,
-}
-
-impl LongLines {
-    /// Counts one cut line of `len` bytes; returns the note to log now, if one is due.
-    pub fn count(
-        &mut self,
-        source: &str,
-        len: usize,
-        max_line: usize,
-        now: Instant,
-    ) -> Option<String> {
-        self.total += 1;
-        let e = self
-            .per_source
-            .entry(source.to_string())
-            .or_insert((0, 0, None));
-        e.0 += 1;
-        e.1 = e.1.max(len);
-        self.due(source, max_line, now)
-    }
-
-    /// The note for `source` if one is due (and lines were cut since the last one).
-    fn due(&mut self, source: &str, max_line: usize, now: Instant) -> Option<String> {
-        let e = self.per_source.get_mut(source)?;
-        if e.0 == 0
-            || e.2
-                .is_some_and(|t| now.duration_since(t) < LONG_LINE_NOTE_EVERY)
-        {
-            return None;
-        }
-        let head = crate::sources::line::head_len(max_line);
-        let note = format!(
-            "{} line(s) longer than {max_line} bytes (the longest {} bytes) matched on their first {head} and last {} bytes in {source} ({} cut in all since the start)",
-            e.0,
-            e.1,
-            max_line - head,
-            self.total
-        );
-        *e = (0, 0, Some(now));
-        Some(note)
-    }
-
-    /// Notes due now for sources whose cut lines were not reported yet.
-    pub fn flush(&mut self, max_line: usize, now: Instant) -> Vec<String> {
-        let sources: Vec<String> = self.per_source.keys().cloned().collect();
-        sources
-            .iter()
-            .filter_map(|s| self.due(s, max_line, now))
-            .collect()
-    }
-}
-
-/// Runs the file follower until the engine goes away.
-pub fn follow_files(
-    mut f: Follower,
-    mut globs: Vec<String>,
-    new_paths: SharedPaths,
-    engine: EngineTx,
-) {
-    let mut last_checkpoint = Instant::now();
-    let mut last_glob = Instant::now();
-    let mut long = LongLines::default();
-    let max_line = f.max_line();
-    loop {
-        let mut batch = Batch::default();
-        if let Some(p) = new_paths.lock().ok().and_then(|mut g| g.take()) {
-            f.set_paths(p.paths);
-            globs = p.globs;
-        }
-        if !globs.is_empty() && last_glob.elapsed() >= GLOB_EVERY {
-            last_glob = Instant::now();
-            for g in &globs {
-                for path in crate::sources::glob::expand(g) {
-                    let name = path.display().to_string();
-                    if f.add_appeared(path) {
-                        batch
-                            .notes
-                            .push(format!("reading {name} from its start (new match of {g})"));
-                    }
-                }
-            }
-        }
-        let now = Instant::now();
-        let _ = f.poll(&mut |ev| match ev {
-            Event::Line { path, line } => batch.push(path, line),
-            Event::Truncated { path } => batch
-                .notes
-                .push(format!("log truncated, reading from its start: {path}")),
-            Event::Rotated { path } => batch.notes.push(format!("log rotated: {path}")),
-            Event::LongLine { path, len } => {
-                batch.notes.extend(long.count(path, len, max_line, now));
-            }
-            Event::Error { path, message } => {
-                batch.notes.push(format!("cannot read {path}: {message}"))
-            }
-        });
-        batch.notes.extend(long.flush(max_line, now));
-        let had_lines = !batch.lines.is_empty();
-        if had_lines
-            || !batch.notes.is_empty()
-            || last_checkpoint.elapsed() > Duration::from_secs(5)
-        {
-            batch.checkpoints = f.checkpoints();
-            last_checkpoint = Instant::now();
-            if engine.send(Msg::Lines(batch)).is_err() {
-                return;
-            }
-        }
-        if !had_lines {
-            f.wait(Duration::from_millis(1000));
-        }
-    }
-}
+use crate::daemon::fsutil::write_atomically;
+use crate::daemon::{EngineTx, Msg};
+use crate::sources::batch::{Batch, CursorSlot, JournalPosition, LongLines};
+use crate::sources::lock;
 
 /// How a journal reader runs `journalctl`: the program and the arguments that come before
 /// the reader's own (`--follow`, `--output=json`, `--cursor=…`, the match). Tests put
@@ -311,10 +82,6 @@ struct ReaderCtl {
     child: Mutex<Option<Child>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 impl ReaderCtl {
     fn stopping(&self) -> bool {
         *lock(&self.stopping)
@@ -333,11 +100,8 @@ impl ReaderCtl {
     /// Sends `sig` to the child if it has not been reaped yet.
     fn signal(&self, sig: libc::c_int) {
         if let Some(c) = lock(&self.child).as_ref() {
-            // SAFETY: plain syscall on our own child, not reaped (we hold the lock reaping
-            // takes), so its pid still names it.
-            unsafe {
-                libc::kill(c.id() as libc::pid_t, sig);
-            }
+            // our own child, not reaped (we hold the lock reaping takes): its pid names it
+            crate::sys::kill(c.id(), sig);
         }
     }
 }
@@ -356,17 +120,7 @@ fn reap(mut child: Child) {
     let _ = child.wait();
 }
 
-/// True when `fd` has something to read (or an error to report) within `timeout`.
-fn readable(fd: RawFd, timeout: Duration) -> bool {
-    let mut p = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, for the duration of the call.
-    let n = unsafe { libc::poll(&mut p, 1, timeout.as_millis() as libc::c_int) };
-    n != 0
-}
+use crate::sys::readable;
 
 /// A cursor as journalctl prints it: one word of printable ASCII (it goes in a file, one
 /// line, and on journalctl's command line).

@@ -1,0 +1,130 @@
+//! The system calls the binary makes through libc, in one place: each wrapper is safe to
+//! call and says why its `unsafe` block is sound. Where a well-kept crate covers a call
+//! (rustix for files, sockets and credentials; the `inotify` crate for the follower's
+//! wake-ups), that crate is used instead; what is left here has no such cover: C library
+//! services (`getgrnam`, `getifaddrs`, `localtime_r`, `malloc_trim`) and signals.
+
+use std::net::IpAddr;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+/// The numeric id of a group name (through NSS, as `chgrp` resolves it).
+pub fn group_id(name: &str) -> Option<u32> {
+    let c = std::ffi::CString::new(name).ok()?;
+    // SAFETY: getgrnam returns a pointer into static storage or null; we copy the gid at once.
+    unsafe {
+        let g = libc::getgrnam(c.as_ptr());
+        (!g.is_null()).then(|| (*g).gr_gid)
+    }
+}
+
+/// The host's own addresses (never banned), from `getifaddrs`.
+pub fn own_addresses() -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    // SAFETY: getifaddrs fills a linked list we free with freeifaddrs; we only read it.
+    unsafe {
+        let mut ifa: *mut libc::ifaddrs = std::ptr::null_mut();
+        if libc::getifaddrs(&mut ifa) != 0 {
+            return out;
+        }
+        let mut cur = ifa;
+        while !cur.is_null() {
+            let a = (*cur).ifa_addr;
+            if !a.is_null() {
+                match i32::from((*a).sa_family) {
+                    libc::AF_INET => {
+                        let sin = &*(a as *const libc::sockaddr_in);
+                        out.push(IpAddr::from(
+                            u32::from_be(sin.sin_addr.s_addr).to_be_bytes(),
+                        ));
+                    }
+                    libc::AF_INET6 => {
+                        let sin6 = &*(a as *const libc::sockaddr_in6);
+                        out.push(IpAddr::from(sin6.sin6_addr.s6_addr));
+                    }
+                    _ => {}
+                }
+            }
+            cur = (*cur).ifa_next;
+        }
+        libc::freeifaddrs(ifa);
+    }
+    out
+}
+
+/// Local UTC offset in seconds at `secs` (from the C library's time zone rules).
+pub fn local_offset(secs: i64) -> i32 {
+    // SAFETY: localtime_r writes into the tm we pass; no shared state is kept.
+    unsafe {
+        let t = secs as libc::time_t;
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&t, &mut tm).is_null() {
+            return 0;
+        }
+        tm.tm_gmtoff as i32
+    }
+}
+
+/// Restores the default action of SIGPIPE (end the process quietly), as `cat` has it.
+/// Call before any thread starts.
+pub fn default_sigpipe() {
+    // SAFETY: restoring the default disposition of one signal, before any thread starts;
+    // no handler of this program is replaced.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// Returns freed heap pages to the kernel (glibc keeps them otherwise: a restore of 100,000
+/// bans or a large listing would stay in the resident size of an idle daemon). Does nothing
+/// with another C library.
+pub fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory of the allocator.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// True when `fd` has something to read (or an error to report) within `timeout`.
+pub fn readable(fd: RawFd, timeout: Duration) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = timeout.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as libc::c_int;
+    // SAFETY: one valid pollfd, for the duration of the call.
+    let n = unsafe { libc::poll(&mut p, 1, ms) };
+    n > 0
+}
+
+/// Sends `sig` to process `pid` (a child of ours not reaped yet: the caller makes sure).
+pub fn kill(pid: u32, sig: libc::c_int) {
+    // SAFETY: a plain system call; the caller guarantees the pid still names its child.
+    unsafe {
+        libc::kill(pid as libc::pid_t, sig);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_is_among_our_addresses_and_root_is_a_group() {
+        let own = own_addresses();
+        assert!(own.iter().any(|a| a.is_loopback()), "{own:?}");
+        assert_eq!(group_id("root"), Some(0));
+        assert_eq!(group_id("no-such-group-here"), None);
+    }
+
+    #[test]
+    fn readable_waits_at_most_its_timeout() {
+        let (r, _w) = std::os::unix::net::UnixStream::pair().unwrap();
+        use std::os::fd::AsRawFd;
+        let t = std::time::Instant::now();
+        assert!(!readable(r.as_raw_fd(), Duration::from_millis(50)));
+        assert!(t.elapsed() >= Duration::from_millis(40));
+    }
+}
