@@ -1200,9 +1200,10 @@ mod tests {
             let (re, prog) = both(PATTERNS[i]);
             let prog = prog.unwrap();
             let mut sc = Scratch::default();
-            if let Some(got) = ours(&prog, &mut sc, &h) {
-                prop_assert_eq!(got, reference(&re, &h), "{} on {:?}", PATTERNS[i], String::from_utf8_lossy(&h));
-            }
+            // haystacks of at most 24 bytes: within the budget, so never a give-up
+            let got = ours(&prog, &mut sc, &h);
+            prop_assert!(got.is_some(), "{} gave up on {:?}", PATTERNS[i], String::from_utf8_lossy(&h));
+            prop_assert_eq!(got.unwrap(), reference(&re, &h), "{} on {:?}", PATTERNS[i], String::from_utf8_lossy(&h));
         }
 
         #[test]
@@ -1411,6 +1412,14 @@ mod tests {
             failures.len()
         );
         assert!(failures.is_empty(), "{}", failures.len());
+        // most random patterns are built, and the searches that give up (to the two-pass
+        // engine) stay rare: an engine that always gave up would pass the comparisons
+        assert!(built * 2 > n, "{built} of {n} built");
+        assert!(
+            gave_up * 100 <= built * hays.len(),
+            "{gave_up} of {} searches gave up",
+            built * hays.len()
+        );
     }
 
     /// Hand-picked shapes (greedy/lazy, nested counted groups, empty
@@ -1419,7 +1428,8 @@ mod tests {
     fn hand_picked_patterns() {
         let hays = haystacks(b"ab ", 7);
         let mut sc = Scratch::default();
-        for p in [
+        let mut total_gave_up = 0;
+        let patterns = [
             r"(a|ab)*?(b?)",
             r"((a)|b){2,}",
             r"(?:(a)(b)?)+",
@@ -1442,10 +1452,28 @@ mod tests {
             r"(a?){3}(a*)",
             r"(a?){3,5}?(a*)",
             r"(?:(a)|b|(a b))*",
-        ] {
-            if let Err(e) = check(p, &hays, &mut sc) {
-                panic!("{e}");
+        ];
+        for p in patterns {
+            match check(p, &hays, &mut sc) {
+                Err(e) => panic!("{e}"),
+                Ok((built, gave_up)) => {
+                    assert!(built, "{p}: not built");
+                    // a budget linear in the line answers nearly every search of 7 bytes
+                    // (a few ambiguous repetitions give up to the two-pass engine): an
+                    // engine that always gave up would pass the comparisons above
+                    assert!(
+                        gave_up * 10 <= hays.len(),
+                        "{p}: gave up on {gave_up} of {} short haystacks",
+                        hays.len()
+                    );
+                    total_gave_up += gave_up;
+                }
             }
         }
+        assert!(
+            total_gave_up * 100 <= patterns.len() * hays.len(),
+            "{total_gave_up} of {} searches gave up",
+            patterns.len() * hays.len()
+        );
     }
 }
