@@ -11,10 +11,8 @@ use serde_json::Value;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
-
-const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
 fn fail(path: &Path, addr: &str, n: usize) {
     let mut f = OpenOptions::new()
@@ -75,18 +73,9 @@ fn wildcard_logs_are_followed_and_new_matches_read_from_their_start() {
         ),
     )
     .unwrap();
-    let daemon_log = dir.join("daemon.log");
-    let mut cmd = Command::new(BIN);
-    cmd.args(["run", "-c"])
-        .arg(&config)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(&daemon_log).unwrap());
-    let mut daemon = ProcessGuard::spawn(cmd, "portcullis run");
-    let log = || fs::read_to_string(&daemon_log).unwrap_or_default();
-    wait_for("the daemon to start", Duration::from_secs(30), || {
-        daemon.try_wait().is_none() && log().contains("started jails=web,blind")
-    });
+    let daemon = Daemon::start(&config, &dir.join("daemon.log"));
+    let log = || daemon.log();
+    assert!(log().contains("started jails=web,blind"), "{}", log());
 
     // a file matched at start is followed from its end
     fail(&logs.join("a.log"), "203.0.113.2", 3);

@@ -17,10 +17,9 @@ use std::collections::BTreeSet;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 const KIB: usize = 1024;
 const MAX_LINE: usize = 1 << 20;
 
@@ -179,22 +178,8 @@ fn long_lines_ban_the_same_in_the_daemon_and_in_replay() {
 
     // the daemon first: the logs do not exist yet, so they are read from their start
     let daemon_log = dir.join("daemon.log");
-    let mut cmd = Command::new(BIN);
-    cmd.args(["run", "-c"])
-        .arg(&config)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(&daemon_log).unwrap());
-    let mut daemon = ProcessGuard::spawn(cmd, "portcullis run");
+    let mut daemon = Daemon::start(&config, &daemon_log);
     let log = || fs::read_to_string(&daemon_log).unwrap_or_default();
-    let up = wait_until(Duration::from_secs(30), || {
-        daemon.try_wait().is_some() || log().contains("started jails=")
-    });
-    assert!(
-        up && daemon.try_wait().is_none(),
-        "the daemon did not start:\n{}",
-        log()
-    );
 
     // per filter and size, three failures of one address; then a barrier address on short
     // lines, banned once everything before it in the file has been processed

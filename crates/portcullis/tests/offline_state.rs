@@ -7,53 +7,13 @@ mod common;
 use common::*;
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
-
-const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
 fn cli(args: &[&str], config: &Path) -> CmdOutput {
     let mut c = Command::new(BIN);
     c.args(args).arg("--config").arg(config);
     run_with_timeout(&mut c, None, Duration::from_secs(30))
-}
-
-struct Daemon {
-    proc: ProcessGuard,
-    log: std::path::PathBuf,
-}
-
-impl Daemon {
-    fn start(config: &Path, log: &Path) -> Daemon {
-        let mut cmd = Command::new(BIN);
-        cmd.args(["run", "-c"])
-            .arg(config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(log).unwrap());
-        let mut d = Daemon {
-            proc: ProcessGuard::spawn(cmd, "portcullis run"),
-            log: log.to_path_buf(),
-        };
-        wait_for("the daemon to start", Duration::from_secs(30), || {
-            d.proc.try_wait().is_none() && d.text().contains("started jails=")
-        });
-        d
-    }
-
-    fn text(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn stop(mut self) -> String {
-        unsafe {
-            libc::kill(self.proc.pid() as i32, libc::SIGTERM);
-        }
-        wait_for("the daemon to stop", Duration::from_secs(30), || {
-            self.proc.try_wait().is_some()
-        });
-        self.text()
-    }
 }
 
 #[test]

@@ -7,10 +7,8 @@ mod common;
 use common::*;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
-
-const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
 fn cli(args: &[&str], socket: &std::path::Path) -> CmdOutput {
     let mut c = Command::new(BIN);
@@ -39,19 +37,8 @@ fn recidive_reads_the_bans_of_the_daemons_real_output() {
         ),
     )
     .unwrap();
-    let daemon_log = dir.join("daemon.log");
-    let mut cmd = Command::new(BIN);
-    cmd.args(["run", "-c"])
-        .arg(&config)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(&daemon_log).unwrap());
-    let mut daemon = ProcessGuard::spawn(cmd, "portcullis run");
-    let log = || fs::read_to_string(&daemon_log).unwrap_or_default();
-    wait_for("the daemon to start", Duration::from_secs(30), || {
-        daemon.try_wait().is_none() && log().contains("started jails=sshd")
-    });
-
+    let daemon = Daemon::start(&config, &dir.join("daemon.log"));
+    let log = || daemon.log();
     let mut f = OpenOptions::new()
         .create(true)
         .append(true)
@@ -79,13 +66,7 @@ fn recidive_reads_the_bans_of_the_daemons_real_output() {
     assert!(cli(&["unban", "198.51.100.20"], &socket).success());
     assert!(cli(&["reload"], &socket).success());
     // SIGTERM: the daemon stops and says so
-    unsafe {
-        libc::kill(daemon.pid() as i32, libc::SIGTERM);
-    }
-    wait_for("the daemon to stop", Duration::from_secs(30), || {
-        daemon.try_wait().is_some()
-    });
-    let out = log();
+    let out = daemon.stop();
     for want in [
         "ban 203.0.113.10 jail=sshd failures=2 for=2s",
         "unban 2001:db8::10 jail=sshd",
@@ -101,7 +82,7 @@ fn recidive_reads_the_bans_of_the_daemons_real_output() {
     // a bare line is read as the message)
     let mut t = Command::new(BIN);
     t.args(["test", "--filter", "recidive", "--json"])
-        .arg(&daemon_log);
+        .arg(dir.join("daemon.log"));
     let res = run_with_timeout(&mut t, None, Duration::from_secs(30)).check();
     let mut hosts: Vec<String> = String::from_utf8_lossy(&res.stdout)
         .lines()

@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests. Use with `mod common;` in a test file.
 #![allow(dead_code, unused_imports)]
 
+pub mod daemon;
 pub mod netns;
 
+pub use daemon::*;
 pub use netns::*;

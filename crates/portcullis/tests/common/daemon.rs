@@ -1,0 +1,69 @@
+//! The real daemon (`portcullis run`) as the tests without root run it: a configuration
+//! file of the test's, the null firewall, stderr kept in a file.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use super::netns::{wait_until, ProcessGuard};
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
+
+/// A running `portcullis run -c CONFIG`, its stderr in `log`; killed on drop.
+pub struct Daemon {
+    proc: ProcessGuard,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts the daemon and waits until it says it runs; panics with its output if not.
+    pub fn start(config: &Path, log: &Path) -> Daemon {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["run", "-c"])
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(log).unwrap());
+        let mut d = Daemon {
+            proc: ProcessGuard::spawn(cmd, "portcullis run"),
+            log: log.to_path_buf(),
+        };
+        let up = wait_until(Duration::from_secs(30), || {
+            d.proc.try_wait().is_some() || d.log().contains("started jails=")
+        });
+        assert!(
+            up && d.proc.try_wait().is_none(),
+            "the daemon did not start:\n{}",
+            d.log()
+        );
+        d
+    }
+
+    /// What it wrote to stderr so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Whether it is still running.
+    pub fn running(&mut self) -> bool {
+        self.proc.try_wait().is_none()
+    }
+
+    /// Kills it at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        self.proc.kill();
+    }
+
+    /// Stops it as systemd does (SIGTERM), waits for it, and returns what it wrote.
+    pub fn stop(mut self) -> String {
+        // SAFETY: a signal to our own child, which the guard has not reaped.
+        unsafe {
+            libc::kill(self.proc.pid() as i32, libc::SIGTERM);
+        }
+        let stopped = wait_until(Duration::from_secs(30), || self.proc.try_wait().is_some());
+        assert!(stopped, "the daemon did not stop:\n{}", self.log());
+        self.log()
+    }
+}
