@@ -159,7 +159,7 @@ impl Groups {
 
 /// The index after a character class starting at `c[i] == '['`, minus one (the scanner's
 /// loop steps over the `]`).
-fn class_end(c: &[char], i: usize) -> usize {
+pub(crate) fn class_end(c: &[char], i: usize) -> usize {
     let mut j = i + 1;
     if c.get(j) == Some(&'^') {
         j += 1;

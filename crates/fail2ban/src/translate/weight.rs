@@ -79,20 +79,7 @@ pub(crate) fn tag_is_unconditional(py: &str, tag: &str) -> bool {
         match c[i] {
             '\\' => i += 1,
             '[' => {
-                let mut j = i + 1;
-                if c.get(j) == Some(&'^') {
-                    j += 1;
-                }
-                if c.get(j) == Some(&']') {
-                    j += 1;
-                }
-                while j < c.len() && c[j] != ']' {
-                    if c[j] == '\\' {
-                        j += 1;
-                    }
-                    j += 1;
-                }
-                i = j;
+                i = super::groups::class_end(&c, i);
             }
             '(' => stack.push(G {
                 target: false,
