@@ -348,6 +348,9 @@ impl Config {
         }
         for j in jails.iter_mut().filter(|j| j.name == "sshd") {
             for (k, v) in &default_sshd {
+                if k == "filter" && j.keys.contains_key("filters") {
+                    continue; // the user's `filters` replaces the built-in `filter`
+                }
                 j.keys
                     .entry(k.clone())
                     .or_insert_with(|| (usize::MAX, v.clone()));
@@ -544,6 +547,11 @@ fn add_jail_layers(
         let j = &mut jails[pos];
         j.keys.insert("name".into(), (file, name_v));
         for (k, v) in t {
+            // `filter` and `filters` are one setting: a file that sets either replaces both
+            if k == "filter" || k == "filters" {
+                j.keys.remove("filter");
+                j.keys.remove("filters");
+            }
             j.keys.insert(k, (file, v));
         }
     }
@@ -1041,6 +1049,40 @@ user_weights = { root = 3 }
         assert_eq!((j.maxretry, j.bantime), (7, 86_400_000));
         assert_eq!(j.ports, Some(vec![(2222, 2222)]));
         assert_eq!(j.filter_names, ["sshd"]);
+    }
+
+    #[test]
+    fn filter_and_filters_are_one_setting_across_files_and_the_builtin_base() {
+        let c = load("[[jail]]\nname = \"sshd\"\nfilters = [\"dropbear\"]\n").unwrap();
+        assert_eq!(
+            c.jails[0].filter_names,
+            ["dropbear"],
+            "the built-in filter added"
+        );
+        let c = load_files(&[
+            (
+                "a.toml",
+                "[[jail]]\nname = \"web\"\nfilter = \"apache-auth\"\nlogs = [\"/x\"]\n",
+            ),
+            (
+                "b.toml",
+                "[[jail]]\nname = \"web\"\nfilters = [\"nginx-http-auth\"]\n",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(c.jails[0].filter_names, ["nginx-http-auth"]);
+        let e = format!(
+            "{:#}",
+            load_files(&[
+                ("a.toml", "[[jail]]\nname = \"sshd\"\n"),
+                (
+                    "b.toml",
+                    "\n[[jail]]\nname = \"sshd\"\nfilters = [\"nosuch\"]\n"
+                ),
+            ])
+            .unwrap_err()
+        );
+        assert!(e.starts_with("b.toml:4: `filter`"), "{e}");
     }
 
     #[test]

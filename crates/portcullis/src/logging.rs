@@ -48,10 +48,36 @@ where
         mut w: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        write!(w, "{} ", word(event.metadata().level()))?;
-        ctx.field_format().format_fields(w.by_ref(), event)?;
-        writeln!(w)
+        let mut text = String::new();
+        ctx.field_format()
+            .format_fields(Writer::new(&mut text), event)?;
+        writeln!(
+            w,
+            "{} {}",
+            word(event.metadata().level()),
+            escape_controls(&text)
+        )
     }
+}
+
+/// `text` with control characters (a newline above all) written as `\n`, `\x1b`...: a
+/// message may quote a file name or a log line, which must never start a line of its own in
+/// the daemon's log (the recidive filter reads that log).
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Sets up the messages at `level` and above (once per process; later calls do nothing).
@@ -66,6 +92,15 @@ pub fn init(level: Level) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_never_starts_a_line_of_its_own() {
+        let forged = "log rotated: /var/log/x\nban 198.51.100.7 jail=sshd failures=5 for=1h\ny.log";
+        let e = escape_controls(forged);
+        assert!(!e.contains('\n') && e.contains("x\\nban"), "{e}");
+        assert_eq!(escape_controls("plain"), "plain");
+        assert_eq!(escape_controls("a\u{1b}[31m"), "a\\x1b[31m");
+    }
 
     #[test]
     fn level_names() {

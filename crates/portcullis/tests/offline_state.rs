@@ -44,6 +44,19 @@ fn bans_are_listed_and_lifted_on_the_state_file_while_the_daemon_is_stopped() {
     ] {
         assert!(cli(&["ban", a, "--jail", j], &config).success());
     }
+    // a wrong socket while the daemon runs: its state file is not changed behind its back
+    let mut c = Command::new(BIN);
+    c.args(["unban", "203.0.113.5", "--config"])
+        .arg(&config)
+        .arg("--socket")
+        .arg(dir.join("typo.sock"));
+    let o = run_with_timeout(&mut c, None, Duration::from_secs(30));
+    assert!(!o.success(), "unbanned beside a running daemon");
+    assert!(
+        o.stderr_str().contains("daemon is running"),
+        "{}",
+        o.stderr_str()
+    );
     d.stop();
 
     // stopped: listed from the state file, with a note saying so

@@ -28,17 +28,22 @@ pub fn daemon_stopped(socket: &Path) -> bool {
 }
 
 /// Opens the configuration's state file, if there is one, checked as the daemon checks it.
-fn open(cfg: &Config) -> Result<Option<Store>> {
+fn open(cfg: &Config) -> Result<Option<(Store, std::fs::File)>> {
     if !cfg.state_dir.exists() {
         return Ok(None);
     }
     let dir = fsutil::prepare_state_dir(&cfg.state_dir)?;
+    // a daemon that is starting (no socket yet) or listening elsewhere holds this lock: its
+    // state is not ours to change
+    let lock = fsutil::lock_state(&dir).context(
+        "the daemon is running: use its control socket (--socket, or the configuration's `socket`)",
+    )?;
     let db = dir.join("portcullis.db");
     if !db.exists() {
         return Ok(None);
     }
     Store::open(&db, CorruptPolicy::Refuse)
-        .map(Some)
+        .map(|store| Some((store, lock)))
         .with_context(|| format!("cannot open the state file {}", db.display()))
 }
 
@@ -56,7 +61,7 @@ pub fn bans(cfg: &Config, jail: Option<&str>, now: i64) -> Result<Response> {
         ok: true,
         ..Default::default()
     };
-    if let Some(store) = open(cfg)? {
+    if let Some((store, _lock)) = open(cfg)? {
         r.bans = store
             .active_bans(now)?
             .into_iter()
@@ -75,7 +80,7 @@ pub fn bans(cfg: &Config, jail: Option<&str>, now: i64) -> Result<Response> {
 /// Lifts bans in the state file (and, with nftables, in the kernel too).
 pub fn unban(cfg: &Config, addr: Option<IpAddr>, jail: Option<&str>, now: i64) -> Result<Response> {
     note(cfg);
-    let Some(mut store) = open(cfg)? else {
+    let Some((mut store, _lock)) = open(cfg)? else {
         return Ok(Response::ok("no state file: nothing is banned".to_string()));
     };
     let lift: Vec<(IpAddr, String)> = store

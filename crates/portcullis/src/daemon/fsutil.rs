@@ -29,6 +29,29 @@ pub fn euid() -> u32 {
     rustix::process::geteuid().as_raw()
 }
 
+/// Takes the lock of the state directory `dir` (a checked directory): the file
+/// `portcullis.lock`, held by a running daemon for as long as it runs. A second daemon, or
+/// `bans`/`unban` working on the state file while a daemon runs, is refused with a message.
+pub fn lock_state(dir: &Path) -> Result<File> {
+    let path = dir.join("portcullis.lock");
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&path)
+        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+    if rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+        bail!(
+            "another portcullis daemon is already running with the state directory {} (it holds {})",
+            dir.display(),
+            path.display()
+        );
+    }
+    Ok(f)
+}
+
 /// Creates the state directory (0700, with any missing parent) if it is missing, checks it and
 /// every directory and link above it (see the module header), and returns its resolved path.
 pub fn prepare_state_dir(dir: &Path) -> Result<PathBuf> {

@@ -8,6 +8,7 @@ pub mod protocol;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
@@ -82,6 +83,8 @@ struct Engine {
     jails: Vec<Jail>,
     /// Which jails read which source.
     routes: HashMap<String, Vec<usize>>,
+    /// Sources whose wildcard routes were added to `routes` (since the last load).
+    glob_routed: std::collections::HashSet<String>,
     /// The host's own addresses (sorted), never banned.
     own: Vec<IpAddr>,
     /// When `own` was last read.
@@ -119,6 +122,7 @@ impl Engine {
                 .map(|j| jails::build_jail(&cfg, j, &own))
                 .collect(),
             routes: routes(&cfg),
+            glob_routed: std::collections::HashSet::new(),
             journals: JournalReaders::new(journal, cfg.state_dir.clone(), tx)
                 .max_line(cfg.max_line),
             own,
@@ -223,7 +227,14 @@ fn jail_files(j: &crate::config::JailConfig) -> Vec<(String, bool)> {
             vec![PathBuf::from(l)]
         };
         for p in paths {
-            let readable = std::fs::File::open(&p).is_ok();
+            // a regular file, opened without blocking: a FIFO put in a log's place must
+            // not stop the engine thread (this runs on it, for `status`)
+            let readable = std::fs::metadata(&p).is_ok_and(|m| m.is_file())
+                && std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NONBLOCK)
+                    .open(&p)
+                    .is_ok();
             out.push((p.display().to_string(), readable));
         }
     }
@@ -273,6 +284,8 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
     }
     // refused unless only this user can write there (see fsutil); the resolved path from here on
     cfg.state_dir = fsutil::prepare_state_dir(&cfg.state_dir)?;
+    // held until the daemon ends: no second daemon, no offline unban beside it
+    let _state_lock = fsutil::lock_state(&cfg.state_dir)?;
     let policy = match cfg.on_corrupt_state {
         OnCorrupt::Refuse => CorruptPolicy::Refuse,
         OnCorrupt::MoveAside => CorruptPolicy::MoveAside,
@@ -579,9 +592,13 @@ impl Engine {
         let mut fw_ops = Vec::new();
         let mut st_ops = Vec::new();
         for (src, line) in b.iter() {
-            if !self.routes.contains_key(src) {
-                // a file a wildcard source matched (cached, also when no jail reads it)
-                let js = glob_route(&self.cfg, src);
+            if self.glob_routed.insert(src.to_string()) {
+                // first line of this file since the configuration was loaded: add the jails
+                // that read it through a wildcard to those that name it (cached)
+                let mut js = self.routes.remove(src).unwrap_or_default();
+                js.extend(glob_route(&self.cfg, src));
+                js.sort_unstable();
+                js.dedup();
                 self.routes.insert(src.to_string(), js);
             }
             let Some(js) = self.routes.get(src) else {
@@ -704,6 +721,7 @@ impl Engine {
         }
         self.jails = jails;
         self.routes = routes(&cfg);
+        self.glob_routed.clear();
         *self.new_paths.lock().expect("paths lock") = Some(file_paths(&cfg));
         // journal sources are matched the same way: new ones get a reader, readers of
         // sources no jail reads any more are stopped

@@ -2,8 +2,11 @@
 //! again while the daemon runs, so that a file that appears later and matches is followed
 //! from its start.
 //!
-//! Matching uses the `glob` crate (`*`, `?`, `[...]`; `*` does not cross `/`). Compressed
-//! rotations (`*.gz`, `*.xz`, `*.bz2`, `*.zst`) never match: they are old logs, and binary.
+//! Matching uses the `glob` crate (`*`, `?`, `[...]`; `*` does not cross `/`). Rotated logs
+//! never match, whatever the pattern: compressed ones (`*.gz`, `*.xz`, `*.bz2`, `*.zst`),
+//! and logrotate's names (`NAME.1`, `NAME-20261203`, `NAME.old`): the file a rotation moves
+//! there was read under its old name, and reading it again would count its lines twice. Two
+//! names of one file (a link and its target) are followed once.
 
 use std::path::{Path, PathBuf};
 
@@ -20,16 +23,22 @@ pub fn expand(pattern: &str) -> Vec<PathBuf> {
     };
     let mut v: Vec<PathBuf> = paths
         .filter_map(Result::ok)
-        .filter(|p| p.is_file() && !compressed(p))
+        .filter(|p| p.is_file() && !rotated(p))
         .collect();
     v.sort();
+    // one name per file (dev, inode): the first in order
+    let mut seen = std::collections::HashSet::new();
+    v.retain(|p| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(p).is_ok_and(|m| seen.insert((m.dev(), m.ino())))
+    });
     v
 }
 
 /// Whether `path` (a followed file's name) is matched by `pattern`.
 pub fn matches(pattern: &str, path: &str) -> bool {
     glob::Pattern::new(pattern)
-        .is_ok_and(|p| p.matches_with(path, options()) && !compressed(Path::new(path)))
+        .is_ok_and(|p| p.matches_with(path, options()) && !rotated(Path::new(path)))
 }
 
 /// Checks a pattern: an error says what is wrong with it.
@@ -47,9 +56,24 @@ fn options() -> glob::MatchOptions {
     }
 }
 
-fn compressed(p: &Path) -> bool {
-    p.extension()
-        .is_some_and(|e| ["gz", "xz", "bz2", "zst", "lz4"].iter().any(|c| e == *c))
+/// Whether `p` is named as a rotated log: compressed, or logrotate's `.N`, `-YYYYMMDD`
+/// (dateext) or `.old`.
+fn rotated(p: &Path) -> bool {
+    let Some(name) = p.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    let compressed = [".gz", ".xz", ".bz2", ".zst", ".lz4"]
+        .iter()
+        .any(|c| name.ends_with(c));
+    let numbered = name
+        .rsplit_once('.')
+        .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    // logrotate's dateext appends -YYYYMMDD (or -YYYYMMDDHH); `app-20261203.log`, a name
+    // an application chose, is no rotation
+    let dated = name.rsplit_once('-').is_some_and(|(_, d)| {
+        (d.len() == 8 || d.len() == 10) && d.bytes().all(|b| b.is_ascii_digit())
+    });
+    compressed || numbered || dated || name.ends_with(".old")
 }
 
 #[cfg(test)]
@@ -69,6 +93,16 @@ mod tests {
             .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
         assert_eq!(got, ["a.log", "b.log"]);
+        // rotated names never match, a link and its target are one file
+        for f in ["c.log-20261203", "d.log.old", "e.1", "app-20261203.log"] {
+            std::fs::write(d.path().join(f), "x\n").unwrap();
+        }
+        std::os::unix::fs::symlink(d.path().join("a.log"), d.path().join("z-link.log")).unwrap();
+        let all: Vec<String> = expand(&format!("{}/*", d.path().display()))
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(all, ["a.log", "app-20261203.log", "b.log"]);
         assert!(matches(&pat, &format!("{}/new.log", d.path().display())));
         assert!(!matches(
             &pat,
