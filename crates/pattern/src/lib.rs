@@ -250,6 +250,10 @@ impl Pattern {
         prefix: Option<(u32, usize)>,
     ) -> bool {
         if let Some(bt) = &self.bt {
+            if cache.bt.stack.capacity() > 1 << 16 && hay.len() < 1 << 12 {
+                // do not keep the backtracking stack of a huge line (one Cache per pattern)
+                cache.bt.stack = Vec::new();
+            }
             match bt.run(hay, &mut cache.bt) {
                 backtrack::Outcome::NoMatch => return false,
                 backtrack::Outcome::Match => {

@@ -20,8 +20,11 @@ pub fn expand(pattern: &str, table: &[(String, String)]) -> Result<String, Unkno
     let mut out = String::with_capacity(pattern.len() * 2);
     let mut rest = pattern;
     while let Some(open) = rest.find('{') {
-        // a literal "\{" is not a template
-        let escaped = rest[..open].ends_with('\\') && !rest[..open].ends_with("\\\\");
+        // a literal "\{" (an odd run of backslashes before it) is not a template, nor the
+        // braces of a Unicode class such as \p{L}
+        let before = &rest[..open];
+        let slashes = before.len() - before.trim_end_matches('\\').len();
+        let escaped = slashes % 2 == 1 || before.ends_with("\\p") || before.ends_with("\\P");
         out.push_str(&rest[..open]);
         let after = &rest[open + 1..];
         let name = after.find('}').map(|c| &after[..c]);
@@ -102,6 +105,17 @@ mod tests {
         let e = expand(r"from {HOST} port {PORT} x{1,3}", &table()).unwrap();
         assert_eq!(e, r"from (?P<host>[0-9.]+) port [0-9]{1,5} x{1,3}");
         assert!(expand(r"a\{HOST}", &table()).unwrap().contains(r"\{HOST}"));
+        // a literal backslash, then the template; a Unicode class is no template
+        assert!(expand(r"a\\{HOST}", &table())
+            .unwrap()
+            .contains("(?P<host>"));
+        assert!(expand(r"a\\\{HOST}", &table())
+            .unwrap()
+            .ends_with(r"\{HOST}"));
+        assert_eq!(
+            expand(r"(?u:\p{L})+ \P{N}", &table()).unwrap(),
+            r"(?u:\p{L})+ \P{N}"
+        );
     }
 
     #[test]

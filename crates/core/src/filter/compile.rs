@@ -472,7 +472,9 @@ mod engine_tests {
                 Some((_, true)) => native += 1,
                 // build.rs makes code for programs of up to 400 instructions: a shorter one
                 // without code means build.rs built a different program
-                Some((len, false)) if len <= 400 => interpreted.push(format!("{name} {}", r.id)),
+                Some((len, false)) if len <= portcullis_pattern::backtrack::NATIVE_MAX_INSTS => {
+                    interpreted.push(format!("{name} {}", r.id))
+                }
                 Some(_) => {}
             }
         }
