@@ -480,10 +480,13 @@ fn host_and_tag(stamp: Stamp, rest: &[u8]) -> Option<Parsed<'_>> {
             message,
         })
     };
-    // without a host (BusyBox -S, local files of some daemons, socklog's inner line): a
-    // host name has no colon, so the first field is never both
+    // without a host (BusyBox -S, socklog's inner line): a host name has no colon, so the
+    // first field is never both. Only with a pid: a program writing its own file with a
+    // syslog-like stamp (dovecot's `Nov 21 10:00:07 imap-login: Info: …`) stays bare.
     if let Some(t) = tag(rest) {
-        return done(None, t);
+        if t.1 != 0 {
+            return done(None, t);
+        }
     }
     // FreeBSD syslogd -v: `<4.6> host`
     let rest = angle_token(rest).unwrap_or(rest);
