@@ -305,11 +305,8 @@ fn mac_compact(stamp: Stamp, rest: &[u8]) -> Option<Parsed<'_>> {
     let rest = &rest[3..];
     let open = rest.iter().take(64).position(|&b| b == b'[')?;
     let close = open + rest[open..].iter().take(32).position(|&b| b == b']')?;
-    let (pid, thread) = rest[open + 1..close].split_at(
-        rest[open + 1..close]
-            .iter()
-            .position(|&b| b == b':')?,
-    );
+    let (pid, thread) =
+        rest[open + 1..close].split_at(rest[open + 1..close].iter().position(|&b| b == b':')?);
     if !thread[1..].iter().all(u8::is_ascii_hexdigit) || rest.get(close + 1) != Some(&b' ') {
         return None;
     }
@@ -365,6 +362,13 @@ fn inner_line(stamp: Stamp, inner: &[u8]) -> Parsed<'_> {
 /// (`daemon/logger/jsonfilelog/jsonlog`, keys in that order, `attrs` before `time` when
 /// labels are logged).
 fn docker(l: &[u8]) -> Option<Parsed<'_>> {
+    let (stamp, log, _) = docker_record(l)?;
+    Some(inner_line(stamp, log))
+}
+
+/// The stamp, the `log` field (JSON text, without the record's closing newline) and whether
+/// that newline was there, of a Docker json-file record.
+fn docker_record(l: &[u8]) -> Option<(Stamp, &[u8], bool)> {
     let rest = l.strip_prefix(br#"{"log":""#)?;
     // the string ends at the first quote not escaped by a backslash
     let mut i = 0;
@@ -376,11 +380,13 @@ fn docker(l: &[u8]) -> Option<Parsed<'_>> {
         }
     }
     let mut log = &rest[..i];
+    let mut complete = false;
     // the newline that ended the record (a partial record, cut at 16 KiB, has none)
     for end in [&br"\r\n"[..], br"\n"] {
         if let Some(s) = log.strip_suffix(end) {
             if !ends_escaped(s) {
                 log = s;
+                complete = true;
                 break;
             }
         }
@@ -388,7 +394,25 @@ fn docker(l: &[u8]) -> Option<Parsed<'_>> {
     let tail = &rest[i + 1..];
     let t = memfind(tail, br#""time":""#)? + 8;
     let (stamp, _) = iso_stamp(&tail[t..])?;
-    Some(inner_line(stamp, log))
+    Some((stamp, log, complete))
+}
+
+/// True when `line` is a container runtime's record of a part of a longer line (CRI `P`,
+/// a Docker json-file record without its closing `\n`). The next record of the stream
+/// continues that line and starts wherever the runtime's 16 KiB cut fell, possibly inside
+/// a client's text: a reader must join it to this one (or drop it), never read it as a
+/// line of its own. [`parse`] reads one record and cannot know.
+pub fn is_partial_record(line: &[u8]) -> bool {
+    let line = trim_end(line);
+    if line.first() == Some(&b'{') {
+        return docker_record(line).is_some_and(|(_, _, complete)| !complete);
+    }
+    let Some((_, n)) = iso_stamp(line) else {
+        return false;
+    };
+    let rest = line.get(n..).unwrap_or_default();
+    (rest.starts_with(b" stdout ") || rest.starts_with(b" stderr "))
+        && (rest.get(8..10) == Some(b"P ") || rest.get(8..) == Some(b"P"))
 }
 
 /// True when `s` ends in an odd number of backslashes (its last one escapes what follows).
@@ -453,7 +477,8 @@ fn fac_level(t: &[u8]) -> bool {
     let (f, l) = (&t[..dot], &t[dot + 1..]);
     !f.is_empty()
         && !l.is_empty()
-        && f.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && f.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
         && l.iter().all(u8::is_ascii_lowercase)
 }
 
@@ -480,18 +505,20 @@ fn host_and_tag(stamp: Stamp, rest: &[u8]) -> Option<Parsed<'_>> {
             message,
         })
     };
-    // without a host (BusyBox -S, socklog's inner line): a host name has no colon, so the
-    // first field is never both. Only with a pid: a program writing its own file with a
-    // syslog-like stamp (dovecot's `Nov 21 10:00:07 imap-login: Info: …`) stays bare.
-    if let Some(t) = tag(rest) {
-        if t.1 != 0 {
-            return done(None, t);
-        }
-    }
     // FreeBSD syslogd -v: `<4.6> host`
     let rest = angle_token(rest).unwrap_or(rest);
     // (plain loops: the fields are short, and a vector search's setup costs more)
     let sp = rest.iter().position(|&b| b == b' ')?;
+    // Without a host (BusyBox -S, socklog's inner line) the first field is the tag; a host
+    // name never ends in ':' or ']'. Only with a pid: a program writing its own file with a
+    // syslog-like stamp (dovecot's `Nov 21 10:00:07 imap-login: Info: …`) stays bare.
+    if sp > 0 && matches!(rest[sp - 1], b':' | b']') {
+        if let Some(t) = tag(rest) {
+            if t.1 != 0 {
+                return done(None, t);
+            }
+        }
+    }
     let host = Some(&rest[..sp]);
     let rest = &rest[sp + 1..];
     if let Some(t) = tag(rest) {
@@ -730,7 +757,6 @@ mod tests {
         }
     }
 
-
     fn split(l: &[u8]) -> (Option<&str>, Option<&str>, u32, &str) {
         let p = parse(l);
         (
@@ -758,10 +784,22 @@ mod tests {
     #[test]
     fn host_written_as_an_address_stays_the_host() {
         for (l, h) in [
-            (format!("Nov 21 10:00:01 192.0.2.7 sshd[9]: {MSG}"), "192.0.2.7"),
-            (format!("Nov 21 10:00:01 2001:db8::7 sshd[9]: {MSG}"), "2001:db8::7"),
-            (format!("2026-11-21T10:00:01Z 198.51.100.3 sshd[9]: {MSG}"), "198.51.100.3"),
-            (format!("<34>1 2026-11-21T10:00:01Z 192.0.2.7 sshd 9 - - {MSG}"), "192.0.2.7"),
+            (
+                format!("Nov 21 10:00:01 192.0.2.7 sshd[9]: {MSG}"),
+                "192.0.2.7",
+            ),
+            (
+                format!("Nov 21 10:00:01 2001:db8::7 sshd[9]: {MSG}"),
+                "2001:db8::7",
+            ),
+            (
+                format!("2026-11-21T10:00:01Z 198.51.100.3 sshd[9]: {MSG}"),
+                "198.51.100.3",
+            ),
+            (
+                format!("<34>1 2026-11-21T10:00:01Z 192.0.2.7 sshd 9 - - {MSG}"),
+                "192.0.2.7",
+            ),
         ] {
             assert_eq!(split(l.as_bytes()), (Some(h), Some("sshd"), 9, MSG), "{l}");
         }
@@ -779,9 +817,15 @@ mod tests {
     fn busybox_facility_level() {
         // busybox sysklogd/syslogd.c: "%s %.64s %s %s\n" (stamp, host, fac.prio, msg)
         let l = format!("Nov 21 10:00:01 router auth.info sshd[123]: {MSG}");
-        assert_eq!(split(l.as_bytes()), (Some("router"), Some("sshd"), 123, MSG));
+        assert_eq!(
+            split(l.as_bytes()),
+            (Some("router"), Some("sshd"), 123, MSG)
+        );
         let l = format!("Nov 21 10:00:01 router <38> dropbear[5]: {MSG}");
-        assert_eq!(split(l.as_bytes()), (Some("router"), Some("dropbear"), 5, MSG));
+        assert_eq!(
+            split(l.as_bytes()),
+            (Some("router"), Some("dropbear"), 5, MSG)
+        );
     }
 
     #[test]
@@ -791,7 +835,11 @@ mod tests {
             format!("Nov 21 10:00:01 <4.6> bsd sshd[77]: {MSG}"),
             format!("Nov 21 10:00:01 <auth.info> bsd sshd[77]: {MSG}"),
         ] {
-            assert_eq!(split(l.as_bytes()), (Some("bsd"), Some("sshd"), 77, MSG), "{l}");
+            assert_eq!(
+                split(l.as_bytes()),
+                (Some("bsd"), Some("sshd"), 77, MSG),
+                "{l}"
+            );
         }
     }
 
@@ -817,9 +865,16 @@ mod tests {
             250_000_000
         );
         let p = parse(l.as_bytes());
-        assert_eq!((s(p.program), p.pid, p.message), (Some("sshd"), 123, MSG.as_bytes()));
+        assert_eq!(
+            (s(p.program), p.pid, p.message),
+            (Some("sshd"), 123, MSG.as_bytes())
+        );
         // the inner line's own stamp wins; a bare inner line takes the label's
-        let l = format!("@{:016x}{:08x} {MSG}", (1u64 << 62) + 10 + unix, 250_000_000);
+        let l = format!(
+            "@{:016x}{:08x} {MSG}",
+            (1u64 << 62) + 10 + unix,
+            250_000_000
+        );
         let st = parse(l.as_bytes()).stamp.unwrap();
         assert_eq!(
             (st.year, st.month, st.day, st.hour, st.minute, st.second, st.millis, st.offset),
@@ -855,7 +910,8 @@ mod tests {
         assert_eq!(split(l.as_bytes()), (None, Some("sshd"), 123, MSG));
         let l = format!("2026-11-21 10:00:01.123456+0100 0x2f0a     Error       0x1c3                123    0    sshd: (libpam.2.dylib) {MSG}");
         assert_eq!(split(l.as_bytes()), (None, Some("sshd"), 123, MSG));
-        let l = format!("2026-11-21 10:00:01.123456+0100  localhost sshd[123]: (libpam.2.dylib) {MSG}");
+        let l =
+            format!("2026-11-21 10:00:01.123456+0100  localhost sshd[123]: (libpam.2.dylib) {MSG}");
         assert_eq!(split(l.as_bytes()).1, Some("sshd"));
         let l = format!("2026-11-21 10:00:01.123 Df sshd[123:2f0a] {MSG}");
         assert_eq!(split(l.as_bytes()), (None, Some("sshd"), 123, MSG));
@@ -864,7 +920,8 @@ mod tests {
 
     #[test]
     fn cri_lines() {
-        let l = format!("2026-11-21T10:00:01.123456789Z stderr F Nov 21 10:00:01 pod sshd[7]: {MSG}");
+        let l =
+            format!("2026-11-21T10:00:01.123456789Z stderr F Nov 21 10:00:01 pod sshd[7]: {MSG}");
         assert_eq!(split(l.as_bytes()), (Some("pod"), Some("sshd"), 7, MSG));
         let l = format!("2026-11-21T10:00:01.123456789+01:00 stdout F {MSG}");
         let p = parse(l.as_bytes());
@@ -875,10 +932,31 @@ mod tests {
     }
 
     #[test]
+    fn partial_container_records() {
+        assert!(is_partial_record(b"2026-11-21T10:00:01.1Z stdout P aaaa"));
+        assert!(!is_partial_record(b"2026-11-21T10:00:01.1Z stdout F aaaa"));
+        assert!(is_partial_record(
+            br#"{"log":"aaaa","stream":"stdout","time":"2026-11-21T10:00:01Z"}"#
+        ));
+        assert!(!is_partial_record(
+            br#"{"log":"aaaa\n","stream":"stdout","time":"2026-11-21T10:00:01Z"}"#
+        ));
+        // an escaped backslash before the n: no closing newline
+        assert!(is_partial_record(
+            br#"{"log":"aaaa\\n","stream":"stdout","time":"2026-11-21T10:00:01Z"}"#
+        ));
+        assert!(!is_partial_record(b"Nov 21 10:00:01 h sshd[1]: P x"));
+    }
+
+    #[test]
     fn docker_json_file() {
-        let l = format!(r#"{{"log":"Nov 21 10:00:01 c1 sshd[7]: {MSG}\n","stream":"stderr","time":"2026-11-21T10:00:01.123456789Z"}}"#);
+        let l = format!(
+            r#"{{"log":"Nov 21 10:00:01 c1 sshd[7]: {MSG}\n","stream":"stderr","time":"2026-11-21T10:00:01.123456789Z"}}"#
+        );
         assert_eq!(split(l.as_bytes()), (Some("c1"), Some("sshd"), 7, MSG));
-        let l = format!(r#"{{"log":"{MSG}\r\n","stream":"stdout","attrs":{{"a":"b"}},"time":"2026-11-21T10:00:01Z"}}"#);
+        let l = format!(
+            r#"{{"log":"{MSG}\r\n","stream":"stdout","attrs":{{"a":"b"}},"time":"2026-11-21T10:00:01Z"}}"#
+        );
         let p = parse(l.as_bytes());
         assert_eq!((p.program, p.message), (None, MSG.as_bytes()));
         assert_eq!(p.stamp.unwrap().year, Some(2026));

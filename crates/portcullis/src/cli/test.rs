@@ -245,7 +245,7 @@ fn summarise_file(set: &MatchSet, path: &Path, ctx: &TimeContext) -> Result<Stat
             let at = s.lines;
             count(set, &mut scratch, &mut s, l, at, ctx)
         })
-            .with_context(cannot)?;
+        .with_context(cannot)?;
         return Ok(s);
     }
     let len = meta.len();
