@@ -67,8 +67,10 @@ pub fn parse(line: &[u8]) -> Parsed<'_> {
     syslog(line, true)
 }
 
-/// The syslog forms; `outer` is false for the line inside a container record (read once,
-/// never as another container record).
+/// The syslog forms; `outer` is false for the line inside a container, svlogd or socklog
+/// record (read once, never as another such record: the depth stays bounded whatever
+/// the line).
+#[inline(always)]
 fn syslog(line: &[u8], outer: bool) -> Parsed<'_> {
     let body = skip_pri(line);
     if let Some(p) = classic(body) {
@@ -80,8 +82,10 @@ fn syslog(line: &[u8], outer: bool) -> Parsed<'_> {
     if let Some(p) = iso(body, outer) {
         return p;
     }
-    if let Some(p) = socklog(body, None) {
-        return p;
+    if outer {
+        if let Some(p) = socklog(body, None) {
+            return p;
+        }
     }
     bare(None, line)
 }
@@ -142,6 +146,7 @@ fn hms(b: &[u8]) -> Option<(u8, u8, u8)> {
 }
 
 /// Classic `Mmm dd HH:MM:SS host tag: msg` (day may be space padded).
+#[inline(always)]
 fn classic(l: &[u8]) -> Option<Parsed<'_>> {
     if l.len() < 16 || l[3] != b' ' {
         return None;
@@ -233,6 +238,7 @@ fn iso_stamp(l: &[u8]) -> Option<(Stamp, usize)> {
     stamp.is_valid().then_some((stamp, i))
 }
 
+#[inline(never)]
 fn iso(l: &[u8], outer: bool) -> Option<Parsed<'_>> {
     let (stamp, n) = iso_stamp(l)?;
     if l.get(n) != Some(&b' ') {
@@ -253,7 +259,7 @@ fn iso(l: &[u8], outer: bool) -> Option<Parsed<'_>> {
         return Some(p);
     }
     // svlogd -tt/-ttt in front of a socklog line
-    if l[10] == b'_' || stamp.offset.is_none() {
+    if outer && (l[10] == b'_' || stamp.offset.is_none()) {
         if let Some(p) = socklog(rest, Some(stamp)) {
             return Some(p);
         }
@@ -278,6 +284,7 @@ fn skip_field(b: &[u8], ok: impl Fn(u8) -> bool) -> Option<&[u8]> {
 /// macOS `log show` default style, after the stamp:
 /// `0x2f0a     Default     0x0                  123    0    sshd: msg`
 /// (thread, type, activity, pid, TTL, process).
+#[inline(never)]
 fn mac_default(stamp: Stamp, rest: &[u8]) -> Option<Parsed<'_>> {
     let hex = |c: u8| c.is_ascii_hexdigit() || c == b'x';
     let rest = skip_field(rest, hex)?;
@@ -298,6 +305,7 @@ fn mac_default(stamp: Stamp, rest: &[u8]) -> Option<Parsed<'_>> {
 }
 
 /// macOS `log show --style compact`: `Df sshd[123:2f0a] msg` after the stamp.
+#[inline(never)]
 fn mac_compact(stamp: Stamp, rest: &[u8]) -> Option<Parsed<'_>> {
     if rest.len() < 4 || rest[2] != b' ' || !rest[..2].iter().all(u8::is_ascii_alphabetic) {
         return None;
@@ -361,6 +369,7 @@ fn inner_line(stamp: Stamp, inner: &[u8]) -> Parsed<'_> {
 /// Docker json-file: `{"log":"<line>\n","stream":"stderr","time":"<RFC3339Nano>"}`
 /// (`daemon/logger/jsonfilelog/jsonlog`, keys in that order, `attrs` before `time` when
 /// labels are logged).
+#[inline(never)]
 fn docker(l: &[u8]) -> Option<Parsed<'_>> {
     let (stamp, log, _) = docker_record(l)?;
     Some(inner_line(stamp, log))
@@ -425,6 +434,7 @@ fn memfind(h: &[u8], n: &[u8]) -> Option<usize> {
 }
 
 /// svlogd `-t`: `@` and a TAI64N label (24 hex digits) before the line.
+#[inline(never)]
 fn tai64n(l: &[u8]) -> Option<Parsed<'_>> {
     let hex = l.get(1..25)?;
     if l.get(25) != Some(&b' ') {
@@ -456,6 +466,7 @@ fn tai64n(l: &[u8]) -> Option<Parsed<'_>> {
 
 /// socklog: `facility.level: ` before the syslog line as the client sent it (without
 /// `<PRI>`, usually without the host).
+#[inline(never)]
 fn socklog(l: &[u8], stamp: Option<Stamp>) -> Option<Parsed<'_>> {
     let colon = l.iter().take(24).position(|&b| b == b':')?;
     if l.get(colon + 1) != Some(&b' ') || !fac_level(&l[..colon]) {
@@ -495,6 +506,7 @@ fn angle_token(b: &[u8]) -> Option<&[u8]> {
 }
 
 /// `[host] tag: msg` where tag is `prog[pid]` or `prog`.
+#[inline(always)]
 fn host_and_tag(stamp: Stamp, rest: &[u8]) -> Option<Parsed<'_>> {
     let done = |host, (program, pid, message)| {
         Some(Parsed {
@@ -535,6 +547,7 @@ fn host_and_tag(stamp: Stamp, rest: &[u8]) -> Option<Parsed<'_>> {
 
 /// `prog[pid]: msg`, `prog: msg` or `prog[pid] msg` (rsyslog without the colon) at the
 /// start of `rest`: the tag has no spaces and at most 64 bytes.
+#[inline(always)]
 fn tag(rest: &[u8]) -> Option<(&[u8], u32, &[u8])> {
     let mut end = None;
     let mut open = None;
@@ -580,6 +593,7 @@ fn tag(rest: &[u8]) -> Option<(&[u8], u32, &[u8])> {
 }
 
 /// Solaris' message id after the tag: `[ID 800047 auth.info] `.
+#[inline(always)]
 fn solaris_id(m: &[u8]) -> &[u8] {
     if let Some(r) = m.strip_prefix(b"[ID ") {
         let n = r.iter().take_while(|c| c.is_ascii_digit()).count();
@@ -597,6 +611,7 @@ fn solaris_id(m: &[u8]) -> &[u8] {
 
 /// RFC 5424: `[<PRI>]1 TIMESTAMP HOST APP PROCID MSGID SD MSG` (`l` after the PRI; files
 /// written by sysklogd and rsyslog's RSYSLOG_SyslogProtocol23Format may omit it).
+#[inline(never)]
 fn rfc5424(l: &[u8]) -> Option<Parsed<'_>> {
     let rest = l.strip_prefix(b"1 ")?;
     let mut fields = rest.splitn(6, |&b| b == b' ');
@@ -969,6 +984,62 @@ mod tests {
         );
         // no time: not a Docker record
         assert_eq!(parse(br#"{"log":"x\n"}"#).message, br#"{"log":"x\n"}"#);
+    }
+
+    /// Every form, with a host field written as an address, through the sshd filter: the
+    /// address reported is the one in the message.
+    #[test]
+    fn every_form_reports_the_message_address_through_sshd() {
+        use crate::filter::{builtin, Filter, MatchSet, Mode};
+        let b = builtin::get("sshd").unwrap();
+        let set = MatchSet::new(
+            vec![Filter::from_toml(b.source, b.name).unwrap()],
+            Mode::Normal,
+        );
+        let mut scratch = set.scratch();
+        let ctx = crate::time::TimeContext {
+            now: 1_795_255_201_000,
+            local_offset: 0,
+        };
+        let syslog = format!("Nov 21 10:00:01 192.0.2.7 sshd[9]: {MSG}");
+        let lines = [
+            syslog.clone(),
+            format!("<38>Nov  1 10:00:01 sshd[9]: {MSG}"),
+            format!("Nov 21 10:00:01 192.0.2.7 sshd[9] {MSG}"),
+            format!("Nov 21 10:00:01 192.0.2.7 auth.info sshd[9]: {MSG}"),
+            format!("Nov 21 10:00:01 <4.6> 192.0.2.7 sshd[9]: {MSG}"),
+            format!("Nov 21 10:00:01 192.0.2.7 sshd[9]: [ID 800047 auth.info] {MSG}"),
+            format!("2026-11-21T10:00:01.5+01:00 2001:db8::7 sshd[9]: {MSG}"),
+            format!("<34>1 2026-11-21T10:00:01Z 192.0.2.7 sshd 9 - - {MSG}"),
+            format!("1 2026-11-21T10:00:01Z 192.0.2.7 sshd 9 - [a b=\"c\"] {MSG}"),
+            format!("auth.info: Nov 21 10:00:01 sshd[9]: {MSG}"),
+            format!("@400000006b016bab0ee6b280 auth.info: Nov 21 10:00:01 sshd[9]: {MSG}"),
+            format!("2026-11-21 10:00:01.1+0100 0x2f0a  Default  0x0  9  0  sshd: {MSG}"),
+            format!("2026-11-21 10:00:01.1 Df sshd[9:2f0a] {MSG}"),
+            format!("2026-11-21T10:00:01.1Z stderr F {syslog}"),
+            format!(r#"{{"log":"{syslog}\n","stream":"stderr","time":"2026-11-21T10:00:01Z"}}"#),
+        ];
+        for l in &lines {
+            let h = set
+                .match_line(l.as_bytes(), &ctx, &mut scratch)
+                .unwrap_or_else(|| panic!("no match: {l}"));
+            assert_eq!(h.addr.to_string(), "203.0.113.5", "{l}");
+        }
+    }
+
+    #[test]
+    fn nested_records_are_read_once() {
+        // socklog inside socklog: the inner one is a bare message
+        let l = "auth.info: auth.info: ".repeat(4000);
+        assert_eq!(parse(l.as_bytes()).program, None);
+        let l = format!("auth.info: auth.info: Nov 21 10:00:01 sshd[1]: {MSG}");
+        assert_eq!(parse(l.as_bytes()).program, None);
+        // a CRI record inside a CRI record is the inner line, bare
+        let l = "2026-11-21T10:00:01Z stdout F 2026-11-21T10:00:01Z stdout F x";
+        assert_eq!(
+            parse(l.as_bytes()).message,
+            b"2026-11-21T10:00:01Z stdout F x"
+        );
     }
 
     proptest::proptest! {

@@ -181,15 +181,11 @@ pub fn run(filter: &str, json: bool, file: Option<&Path>, top: usize) -> Result<
     Ok(0)
 }
 
-/// Counts a line not matched whose prefix gave no program, when the filter names its
-/// programs: the line may be of a format Portcullis does not read (`at`: the line's byte
+/// Counts a line not matched and without a program, when the filter names its programs: the line may be of a format Portcullis does not read (`at`: the line's byte
 /// position, to show the first ones in file order).
 fn not_recognised(set: &MatchSet, s: &mut Stats, line: &[u8], at: u64) {
     let f = &set.filters()[0];
     if f.programs.is_empty() || line.iter().all(u8::is_ascii_whitespace) {
-        return;
-    }
-    if portcullis_core::prefix::parse(line).program.is_some() {
         return;
     }
     s.unrecognised += 1;
@@ -209,8 +205,12 @@ fn count(
     s.lines += 1;
     let (line, cut) = line::prepare(line, DEFAULT_MAX_LINE);
     s.cut += u64::from(cut);
-    let Some(h) = set.match_line(&line, ctx, scratch) else {
-        not_recognised(set, s, &line, at);
+    // (split here rather than in match_line: its program tells an unread prefix)
+    let parsed = portcullis_core::prefix::parse(&line);
+    let Some(h) = set.match_parsed(&parsed, ctx, scratch) else {
+        if parsed.program.is_none() {
+            not_recognised(set, s, &line, at);
+        }
         return;
     };
     {
