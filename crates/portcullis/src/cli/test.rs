@@ -421,6 +421,40 @@ fn print_summary(set: &MatchSet, s: &Stats, top: usize) {
 mod tests {
     use super::*;
 
+    /// A line whose prefix gave no program is counted (and the first few kept) when the
+    /// filter names its programs; a line it matched, or one with a program, is not.
+    #[test]
+    fn lines_without_a_readable_prefix_are_reported() {
+        let b = portcullis_core::filter::builtin::get("sshd").unwrap();
+        let set = MatchSet::new(
+            vec![Filter::from_toml(b.source, b.name).unwrap()],
+            Mode::Aggressive,
+        );
+        let ctx = TimeContext {
+            now: 1_795_255_201_000,
+            local_offset: 0,
+        };
+        let mut scratch = set.scratch();
+        let mut s = Stats::default();
+        let lines: [&[u8]; 5] = [
+            b"Nov 21 10:00:01 web1 sshd[1]: Failed password for root from 203.0.113.5 port 22 ssh2",
+            b"Nov 21 10:00:01 web1 sshd[1]: Server listening on 0.0.0.0 port 22.",
+            b"21/11 10:00 sshd: Failed password for root from 203.0.113.6 port 22 ssh2",
+            b"",
+            b"no prefix at all",
+        ];
+        for (i, l) in lines.iter().enumerate() {
+            count(&set, &mut scratch, &mut s, l, i as u64, &ctx);
+        }
+        assert_eq!((s.lines, s.matched, s.unrecognised), (5, 1, 2));
+        let shown: Vec<(u64, &[u8])> = s
+            .unrecognised_first
+            .iter()
+            .map(|(at, l)| (*at, &l[..]))
+            .collect();
+        assert_eq!(shown, [(2, lines[2]), (4, lines[4])]);
+    }
+
     #[test]
     fn host_keys_give_back_their_address_and_never_collide() {
         let hosts = [
