@@ -1,16 +1,37 @@
 //! Splits a log line into its prefix (time, host, program, pid) and the program's message.
 //!
-//! Recognised prefixes:
-//! * classic syslog (RFC 3164 as written by rsyslog/syslog-ng): `Nov 21 10:00:01 host sshd[123]: msg`
-//! * ISO-8601 / RFC 3339 (rsyslog high precision, `journalctl -o short-iso`):
-//!   `2026-11-21T10:00:01.123456+01:00 host sshd[123]: msg`
-//! * RFC 5424: `<34>1 2026-11-21T10:00:01.003Z host sshd 123 - - msg`
+//! Recognised prefixes (README, "Log prefixes read", shows one line of each):
+//! * classic syslog (RFC 3164 as rsyslog, syslog-ng, sysklogd and BusyBox write it), with
+//!   or without `<PRI>`, with or without the host, padded or unpadded day, optional
+//!   fraction of a second (`journalctl -o short-precise`):
+//!   `Nov 21 10:00:01 host sshd[123]: msg`, `Nov  1 10:00:01 sshd[123]: msg`;
+//! * the tag as `prog[pid]:`, `prog:` or rsyslog's `prog[pid]` without the colon;
+//!   Solaris' `[ID 800047 auth.info]` message id after the tag is skipped;
+//! * BusyBox syslogd's `facility.level` (or `<PRI>`) between the host and the tag
+//!   (`timestamp_and_log` in busybox `sysklogd/syslogd.c`), FreeBSD syslogd `-v`/`-vv`'s
+//!   `<4.6>`/`<auth.info>` before the host (`fprintlog` in `usr.sbin/syslogd`);
+//! * ISO-8601 / RFC 3339 stamps of any precision with `Z`, `±hh:mm` or `±hhmm` (rsyslog
+//!   high precision, syslog-ng `ts_format(iso)`, `journalctl -o short-iso`):
+//!   `2026-11-21T10:00:01.123456+01:00 host sshd[123]: msg`;
+//! * RFC 5424, with or without `<PRI>`, with structured data:
+//!   `<34>1 2026-11-21T10:00:01.003Z host sshd 123 - - msg`;
+//! * svlogd's `-t` TAI64N label (`@4000…`) and `-tt`/`-ttt` stamps, and socklog's
+//!   `facility.level: ` in front of the syslog line it received;
+//! * macOS `log show` (default, `--style syslog` and `--style compact`);
+//! * container runtimes: CRI (`<RFC3339Nano> stdout|stderr F|P <line>`) and Docker's
+//!   json-file driver (`{"log":"<line>\n","stream":"stderr","time":"…"}`), whose inner line
+//!   is read again for a syslog prefix;
 //! * bare messages (journald's MESSAGE field, `sshd -E` files, a program's own log file):
 //!   the whole line is the message and there is no program.
 //!
-//! A `<PRI>` in front of the classic and ISO forms is skipped. Parsing never allocates.
+//! The host field is only ever the host: the address a filter reports always comes from
+//! the message, so a host written as an address is never taken for the client.
+//!
+//! Docker's `log` field is handed on as JSON text, escapes and all: a `\n` or `\u001b`
+//! inside stays two or six characters and never splits the line (the only escape removed
+//! is the newline that ends the record). Parsing never allocates.
 
-use crate::time::{fraction, month_from_abbrev, Stamp};
+use crate::time::{civil_from_days, fraction, month_from_abbrev, Stamp};
 
 /// A line split into prefix fields and message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,22 +51,52 @@ pub struct Parsed<'a> {
 /// Parses one line (without its trailing newline).
 pub fn parse(line: &[u8]) -> Parsed<'_> {
     let line = trim_end(line);
+    match line.first() {
+        Some(b'{') => {
+            if let Some(p) = docker(line) {
+                return p;
+            }
+        }
+        Some(b'@') => {
+            if let Some(p) = tai64n(line) {
+                return p;
+            }
+        }
+        _ => {}
+    }
+    syslog(line, true)
+}
+
+/// The syslog forms; `outer` is false for the line inside a container, svlogd or socklog
+/// record (read once, never as another such record: the depth stays bounded whatever
+/// the line).
+#[inline(always)]
+fn syslog(line: &[u8], outer: bool) -> Parsed<'_> {
     let body = skip_pri(line);
     if let Some(p) = classic(body) {
         return p;
     }
-    if let Some(p) = rfc5424(line) {
+    if let Some(p) = rfc5424(body) {
         return p;
     }
-    if let Some(p) = iso(body) {
+    if let Some(p) = iso(body, outer) {
         return p;
     }
+    if outer {
+        if let Some(p) = socklog(body, None) {
+            return p;
+        }
+    }
+    bare(None, line)
+}
+
+fn bare(stamp: Option<Stamp>, message: &[u8]) -> Parsed<'_> {
     Parsed {
-        stamp: None,
+        stamp,
         host: None,
         program: None,
         pid: 0,
-        message: line,
+        message,
     }
 }
 
@@ -95,6 +146,7 @@ fn hms(b: &[u8]) -> Option<(u8, u8, u8)> {
 }
 
 /// Classic `Mmm dd HH:MM:SS host tag: msg` (day may be space padded).
+#[inline(always)]
 fn classic(l: &[u8]) -> Option<Parsed<'_>> {
     if l.len() < 16 || l[3] != b' ' {
         return None;
@@ -139,9 +191,10 @@ fn classic(l: &[u8]) -> Option<Parsed<'_>> {
     host_and_tag(stamp, &l[i + 1..])
 }
 
-/// `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)` at the start of `l`; returns the stamp and its length.
+/// `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM|±HHMM)` at the start of `l` (`T`, a space or
+/// svlogd's `_` between date and time); returns the stamp and its length.
 fn iso_stamp(l: &[u8]) -> Option<(Stamp, usize)> {
-    if l.len() < 19 || l[4] != b'-' || l[7] != b'-' || (l[10] != b'T' && l[10] != b' ') {
+    if l.len() < 19 || l[4] != b'-' || l[7] != b'-' || !matches!(l[10], b'T' | b' ' | b'_') {
         return None;
     }
     let year = digits(&l[0..4])? as i32;
@@ -185,65 +238,386 @@ fn iso_stamp(l: &[u8]) -> Option<(Stamp, usize)> {
     stamp.is_valid().then_some((stamp, i))
 }
 
-fn iso(l: &[u8]) -> Option<Parsed<'_>> {
+#[inline(always)]
+fn iso(l: &[u8], outer: bool) -> Option<Parsed<'_>> {
     let (stamp, n) = iso_stamp(l)?;
     if l.get(n) != Some(&b' ') {
         return None;
     }
-    host_and_tag(stamp, &l[n + 1..])
+    let rest = &l[n + 1..];
+    // (each rare form behind a one-byte test, out of line: the usual line pays for none)
+    if outer && rest.first() == Some(&b's') {
+        if let Some(p) = cri(stamp, rest) {
+            return Some(p);
+        }
+    }
+    if rest.first() == Some(&b'0') {
+        if let Some(p) = mac_default(stamp, rest) {
+            return Some(p);
+        }
+    }
+    if rest.get(2) == Some(&b' ') {
+        if let Some(p) = mac_compact(stamp, rest) {
+            return Some(p);
+        }
+    }
+    // svlogd -tt/-ttt in front of a socklog line
+    if outer && (l[10] == b'_' || stamp.offset.is_none()) {
+        if let Some(p) = socklog(rest, Some(stamp)) {
+            return Some(p);
+        }
+    }
+    // (`log show --style syslog` puts two spaces before the host)
+    let rest = rest.strip_prefix(b" ").unwrap_or(rest);
+    host_and_tag(stamp, rest)
 }
 
-/// `host tag: msg` where tag is `prog[pid]` or `prog`.
+/// Skips `n` space-separated fields of `b` whose bytes satisfy `ok` (and the spaces after
+/// them).
+fn skip_field(b: &[u8], ok: impl Fn(u8) -> bool) -> Option<&[u8]> {
+    let n = b.iter().take_while(|&&c| c != b' ').count();
+    if n == 0 || !b[..n].iter().all(|&c| ok(c)) {
+        return None;
+    }
+    let b = &b[n..];
+    let sp = b.iter().take_while(|&&c| c == b' ').count();
+    (sp > 0).then(|| &b[sp..])
+}
+
+/// macOS `log show` default style, after the stamp:
+/// `0x2f0a     Default     0x0                  123    0    sshd: msg`
+/// (thread, type, activity, pid, TTL, process).
+#[inline(never)]
+fn mac_default(stamp: Stamp, rest: &[u8]) -> Option<Parsed<'_>> {
+    let hex = |c: u8| c.is_ascii_hexdigit() || c == b'x';
+    let rest = skip_field(rest, hex)?;
+    let rest = skip_field(rest, |c| c.is_ascii_alphabetic())?;
+    let rest = skip_field(rest, hex)?;
+    let pid_len = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+    let pid = digits(&rest[..pid_len])?;
+    let rest = skip_field(rest, |c| c.is_ascii_digit())?;
+    let rest = skip_field(rest, |c| c.is_ascii_digit())?;
+    let (program, _, message) = tag(rest)?;
+    Some(Parsed {
+        stamp: Some(stamp),
+        host: None,
+        program: Some(program),
+        pid,
+        message: skip_sender(message),
+    })
+}
+
+/// macOS `log show --style compact`: `Df sshd[123:2f0a] msg` after the stamp.
+#[inline(never)]
+fn mac_compact(stamp: Stamp, rest: &[u8]) -> Option<Parsed<'_>> {
+    if rest.len() < 4 || rest[2] != b' ' || !rest[..2].iter().all(u8::is_ascii_alphabetic) {
+        return None;
+    }
+    let rest = &rest[3..];
+    let open = rest.iter().take(64).position(|&b| b == b'[')?;
+    let close = open + rest[open..].iter().take(32).position(|&b| b == b']')?;
+    let (pid, thread) =
+        rest[open + 1..close].split_at(rest[open + 1..close].iter().position(|&b| b == b':')?);
+    if !thread[1..].iter().all(u8::is_ascii_hexdigit) || rest.get(close + 1) != Some(&b' ') {
+        return None;
+    }
+    let program = &rest[..open];
+    if program.is_empty() || program.contains(&b' ') {
+        return None;
+    }
+    Some(Parsed {
+        stamp: Some(stamp),
+        host: None,
+        program: Some(program),
+        pid: digits(pid)?,
+        message: skip_sender(&rest[close + 2..]),
+    })
+}
+
+/// macOS names the image that logged (`(libpam.2.dylib) `) before the message.
+fn skip_sender(m: &[u8]) -> &[u8] {
+    if m.first() == Some(&b'(') {
+        if let Some(e) = m.iter().take(128).position(|&b| b == b')') {
+            if m.get(e + 1) == Some(&b' ') && !m[1..e].contains(&b' ') {
+                return &m[e + 2..];
+            }
+        }
+    }
+    m
+}
+
+/// CRI (containerd, CRI-O, `kubectl logs` files): `stdout|stderr F|P <line>` after the
+/// RFC 3339 stamp. `P` is a part of a longer line (the rest follows in the next record).
+#[inline(never)]
+fn cri(stamp: Stamp, rest: &[u8]) -> Option<Parsed<'_>> {
+    let rest = rest
+        .strip_prefix(b"stdout ")
+        .or_else(|| rest.strip_prefix(b"stderr "))?;
+    let inner = rest
+        .strip_prefix(b"F ")
+        .or_else(|| rest.strip_prefix(b"P "))
+        .or_else(|| (rest == b"F" || rest == b"P").then_some(&b""[..]))?;
+    Some(inner_line(stamp, inner))
+}
+
+/// The line inside a container record: its own syslog prefix if it has one, else a bare
+/// message stamped by the runtime.
+fn inner_line(stamp: Stamp, inner: &[u8]) -> Parsed<'_> {
+    let mut p = syslog(inner, false);
+    if p.stamp.is_none() {
+        p.stamp = Some(stamp);
+    }
+    p
+}
+
+/// Docker json-file: `{"log":"<line>\n","stream":"stderr","time":"<RFC3339Nano>"}`
+/// (`daemon/logger/jsonfilelog/jsonlog`, keys in that order, `attrs` before `time` when
+/// labels are logged).
+#[inline(never)]
+fn docker(l: &[u8]) -> Option<Parsed<'_>> {
+    let (stamp, log, _) = docker_record(l)?;
+    Some(inner_line(stamp, log))
+}
+
+/// The stamp, the `log` field (JSON text, without the record's closing newline) and whether
+/// that newline was there, of a Docker json-file record.
+fn docker_record(l: &[u8]) -> Option<(Stamp, &[u8], bool)> {
+    let rest = l.strip_prefix(br#"{"log":""#)?;
+    // the string ends at the first quote not escaped by a backslash
+    let mut i = 0;
+    loop {
+        match *rest.get(i)? {
+            b'\\' => i += 2,
+            b'"' => break,
+            _ => i += 1,
+        }
+    }
+    let mut log = &rest[..i];
+    let mut complete = false;
+    // the newline that ended the record (a partial record, cut at 16 KiB, has none)
+    for end in [&br"\r\n"[..], br"\n"] {
+        if let Some(s) = log.strip_suffix(end) {
+            if !ends_escaped(s) {
+                log = s;
+                complete = true;
+                break;
+            }
+        }
+    }
+    let tail = &rest[i + 1..];
+    let t = memfind(tail, br#""time":""#)? + 8;
+    let (stamp, _) = iso_stamp(&tail[t..])?;
+    Some((stamp, log, complete))
+}
+
+/// True when `line` is a container runtime's record of a part of a longer line (CRI `P`,
+/// a Docker json-file record without its closing `\n`). The next record of the stream
+/// continues that line and starts wherever the runtime's 16 KiB cut fell, possibly inside
+/// a client's text: a reader must join it to this one (or drop it), never read it as a
+/// line of its own. [`parse`] reads one record and cannot know.
+pub fn is_partial_record(line: &[u8]) -> bool {
+    let line = trim_end(line);
+    if line.first() == Some(&b'{') {
+        return docker_record(line).is_some_and(|(_, _, complete)| !complete);
+    }
+    let Some((_, n)) = iso_stamp(line) else {
+        return false;
+    };
+    let rest = line.get(n..).unwrap_or_default();
+    (rest.starts_with(b" stdout ") || rest.starts_with(b" stderr "))
+        && (rest.get(8..10) == Some(b"P ") || rest.get(8..) == Some(b"P"))
+}
+
+/// True when `s` ends in an odd number of backslashes (its last one escapes what follows).
+fn ends_escaped(s: &[u8]) -> bool {
+    s.iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 1
+}
+
+fn memfind(h: &[u8], n: &[u8]) -> Option<usize> {
+    h.windows(n.len()).position(|w| w == n)
+}
+
+/// svlogd `-t`: `@` and a TAI64N label (24 hex digits) before the line.
+#[inline(never)]
+fn tai64n(l: &[u8]) -> Option<Parsed<'_>> {
+    let hex = l.get(1..25)?;
+    if l.get(25) != Some(&b' ') {
+        return None;
+    }
+    let mut v: u128 = 0;
+    for &c in hex {
+        v = v << 4 | u128::from((c as char).to_digit(16)?);
+    }
+    let (secs, nanos) = ((v >> 32) as u64, (v & 0xffff_ffff) as u32);
+    // TAI64: 2^62 + seconds since 1970 TAI; TAI runs 10 s ahead of the label's UTC origin
+    // (libtai, as `tai64nlocal` converts)
+    let unix = i64::try_from(secs.checked_sub(1 << 62)?).ok()? - 10;
+    let (year, month, day) = civil_from_days(unix.div_euclid(86_400));
+    let sod = unix.rem_euclid(86_400);
+    let stamp = Stamp {
+        year: Some(year),
+        month,
+        day,
+        hour: (sod / 3600) as u8,
+        minute: (sod / 60 % 60) as u8,
+        second: (sod % 60) as u8,
+        millis: (nanos / 1_000_000).min(999) as u16,
+        offset: Some(0),
+    };
+    let rest = &l[26..];
+    Some(socklog(rest, Some(stamp)).unwrap_or_else(|| inner_line(stamp, rest)))
+}
+
+/// socklog: `facility.level: ` before the syslog line as the client sent it (without
+/// `<PRI>`, usually without the host).
+#[inline(never)]
+fn socklog(l: &[u8], stamp: Option<Stamp>) -> Option<Parsed<'_>> {
+    let colon = l.iter().take(24).position(|&b| b == b':')?;
+    if l.get(colon + 1) != Some(&b' ') || !fac_level(&l[..colon]) {
+        return None;
+    }
+    let inner = &l[colon + 2..];
+    let mut p = syslog(inner, false);
+    if p.stamp.is_none() {
+        p.stamp = stamp;
+    }
+    Some(p)
+}
+
+/// `auth.info`, `local7.notice`: a syslog facility and level by name (BusyBox, socklog).
+fn fac_level(t: &[u8]) -> bool {
+    let Some(dot) = t.iter().position(|&b| b == b'.') else {
+        return false;
+    };
+    let (f, l) = (&t[..dot], &t[dot + 1..]);
+    !f.is_empty()
+        && !l.is_empty()
+        && f.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && l.iter().all(u8::is_ascii_lowercase)
+}
+
+/// `<4.6>`, `<auth.info>` (FreeBSD syslogd -v/-vv) or `<38>` (BusyBox, unnamed facility),
+/// followed by a space; returns the rest.
+fn angle_token(b: &[u8]) -> Option<&[u8]> {
+    let inner = b.strip_prefix(b"<")?;
+    let e = inner.iter().take(24).position(|&c| c == b'>')?;
+    let t = &inner[..e];
+    let ok = !t.is_empty()
+        && t.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'.');
+    (ok && inner.get(e + 1) == Some(&b' ')).then(|| &inner[e + 2..])
+}
+
+/// `[host] tag: msg` where tag is `prog[pid]` or `prog`.
+#[inline(always)]
 fn host_and_tag(stamp: Stamp, rest: &[u8]) -> Option<Parsed<'_>> {
+    let done = |host, (program, pid, message)| {
+        Some(Parsed {
+            stamp: Some(stamp),
+            host,
+            program: Some(program),
+            pid,
+            message,
+        })
+    };
+    // FreeBSD syslogd -v: `<4.6> host`
+    let rest = angle_token(rest).unwrap_or(rest);
     // (plain loops: the fields are short, and a vector search's setup costs more)
     let sp = rest.iter().position(|&b| b == b' ')?;
-    let host = &rest[..sp];
+    // Without a host (BusyBox -S, socklog's inner line) the first field is the tag; a host
+    // name never ends in ':' or ']'. Only with a pid: a program writing its own file with a
+    // syslog-like stamp (dovecot's `Nov 21 10:00:07 imap-login: Info: …`) stays bare.
+    if sp > 0 && matches!(rest[sp - 1], b':' | b']') {
+        if let Some(t) = tag(rest) {
+            if t.1 != 0 {
+                return done(None, t);
+            }
+        }
+    }
+    let host = Some(&rest[..sp]);
     let rest = &rest[sp + 1..];
-    // The tag ends at the first ": " (or ':' at end); it has no spaces and at most 64 bytes.
-    let mut colon = None;
+    if let Some(t) = tag(rest) {
+        return done(host, t);
+    }
+    // BusyBox: `host auth.info tag: msg`
+    let sp = rest.iter().take(24).position(|&b| b == b' ')?;
+    let f = &rest[..sp];
+    if fac_level(f) || (angle_token(&rest[..sp + 1]).is_some()) {
+        return done(host, tag(&rest[sp + 1..])?);
+    }
+    None
+}
+
+/// `prog[pid]: msg`, `prog: msg` or `prog[pid] msg` (rsyslog without the colon) at the
+/// start of `rest`: the tag has no spaces and at most 64 bytes.
+#[inline(always)]
+fn tag(rest: &[u8]) -> Option<(&[u8], u32, &[u8])> {
+    let mut end = None;
     let mut open = None;
     for (i, &b) in rest.iter().enumerate().take(65) {
         match b {
             b':' => {
-                colon = Some(i);
+                end = Some((i, true));
                 break;
             }
-            b' ' => return None,
+            b' ' => {
+                if open.is_some() && i > 0 && rest[i - 1] == b']' {
+                    end = Some((i, false));
+                    break;
+                }
+                return None;
+            }
             b'[' if open.is_none() => open = Some(i),
             _ => {}
         }
     }
-    let colon = colon?;
-    let tag = &rest[..colon];
+    let (e, colon) = end?;
+    let tag = &rest[..e];
     if tag.is_empty() {
         return None;
     }
-    let message = match rest.get(colon + 1) {
-        Some(b' ') => &rest[colon + 2..],
-        None => &rest[colon + 1..],
-        Some(_) => return None,
+    let message = if colon {
+        match rest.get(e + 1) {
+            Some(b' ') => &rest[e + 2..],
+            None => &rest[e + 1..],
+            Some(_) => return None,
+        }
+    } else {
+        &rest[e + 1..]
     };
     let (program, pid) = match open {
-        Some(b) if tag.last() == Some(&b']') => (&tag[..b], digits(&tag[b + 1..tag.len() - 1])?),
+        Some(b) if tag.last() == Some(&b']') && b > 0 => {
+            (&tag[..b], digits(&tag[b + 1..tag.len() - 1])?)
+        }
         Some(_) => return None,
         None => (tag, 0),
     };
-    Some(Parsed {
-        stamp: Some(stamp),
-        host: Some(host),
-        program: Some(program),
-        pid,
-        message,
-    })
+    Some((program, pid, solaris_id(message)))
 }
 
-/// RFC 5424: `<PRI>1 TIMESTAMP HOST APP PROCID MSGID SD MSG`.
-fn rfc5424(l: &[u8]) -> Option<Parsed<'_>> {
-    let after_pri = skip_pri(l);
-    if after_pri.len() == l.len() {
-        return None; // RFC 5424 always has PRI
+/// Solaris' message id after the tag: `[ID 800047 auth.info] `.
+#[inline(always)]
+fn solaris_id(m: &[u8]) -> &[u8] {
+    if let Some(r) = m.strip_prefix(b"[ID ") {
+        let n = r.iter().take_while(|c| c.is_ascii_digit()).count();
+        if n > 0 && r.get(n) == Some(&b' ') {
+            let r = &r[n + 1..];
+            if let Some(e) = r.iter().take(24).position(|&b| b == b']') {
+                if fac_level(&r[..e]) && r.get(e + 1) == Some(&b' ') {
+                    return &r[e + 2..];
+                }
+            }
+        }
     }
-    let rest = after_pri.strip_prefix(b"1 ")?;
+    m
+}
+
+/// RFC 5424: `[<PRI>]1 TIMESTAMP HOST APP PROCID MSGID SD MSG` (`l` after the PRI; files
+/// written by sysklogd and rsyslog's RSYSLOG_SyslogProtocol23Format may omit it).
+#[inline(always)]
+fn rfc5424(l: &[u8]) -> Option<Parsed<'_>> {
+    let rest = l.strip_prefix(b"1 ")?;
     let mut fields = rest.splitn(6, |&b| b == b' ');
     let ts = fields.next()?;
     let host = fields.next()?;
@@ -254,7 +628,11 @@ fn rfc5424(l: &[u8]) -> Option<Parsed<'_>> {
     let stamp = if ts == b"-" {
         None
     } else {
-        Some(iso_stamp(ts)?.0)
+        let (st, n) = iso_stamp(ts)?;
+        if n != ts.len() {
+            return None;
+        }
+        Some(st)
     };
     // structured data: "-" or one or more [..] elements (with quoted values)
     let message = if let Some(m) = tail.strip_prefix(b"-") {
@@ -395,6 +773,294 @@ mod tests {
         ] {
             let p = parse(l);
             assert_eq!(p.program, None, "{:?}", String::from_utf8_lossy(l));
+        }
+    }
+
+    fn split(l: &[u8]) -> (Option<&str>, Option<&str>, u32, &str) {
+        let p = parse(l);
+        (
+            s(p.host),
+            s(p.program),
+            p.pid,
+            std::str::from_utf8(p.message).unwrap(),
+        )
+    }
+
+    const MSG: &str = "Failed password for root from 203.0.113.5 port 22 ssh2";
+
+    #[test]
+    fn classic_without_host() {
+        // BusyBox syslogd -S, socklog's inner line: `%s %s` (stamp, message)
+        for l in [
+            format!("Nov 21 10:00:01 sshd[123]: {MSG}"),
+            format!("Nov  1 10:00:01 sshd[123]: {MSG}"),
+            format!("<38>Nov 1 10:00:01 sshd[123]: {MSG}"),
+        ] {
+            assert_eq!(split(l.as_bytes()), (None, Some("sshd"), 123, MSG), "{l}");
+        }
+    }
+
+    #[test]
+    fn host_written_as_an_address_stays_the_host() {
+        for (l, h) in [
+            (
+                format!("Nov 21 10:00:01 192.0.2.7 sshd[9]: {MSG}"),
+                "192.0.2.7",
+            ),
+            (
+                format!("Nov 21 10:00:01 2001:db8::7 sshd[9]: {MSG}"),
+                "2001:db8::7",
+            ),
+            (
+                format!("2026-11-21T10:00:01Z 198.51.100.3 sshd[9]: {MSG}"),
+                "198.51.100.3",
+            ),
+            (
+                format!("<34>1 2026-11-21T10:00:01Z 192.0.2.7 sshd 9 - - {MSG}"),
+                "192.0.2.7",
+            ),
+        ] {
+            assert_eq!(split(l.as_bytes()), (Some(h), Some("sshd"), 9, MSG), "{l}");
+        }
+    }
+
+    #[test]
+    fn rsyslog_tag_without_colon() {
+        let l = format!("Nov 21 10:00:01 web1 sshd[123] {MSG}");
+        assert_eq!(split(l.as_bytes()), (Some("web1"), Some("sshd"), 123, MSG));
+        // without a pid there is nothing to tell the tag from the message
+        assert_eq!(parse(b"Nov 21 10:00:01 web1 sshd hello").program, None);
+    }
+
+    #[test]
+    fn busybox_facility_level() {
+        // busybox sysklogd/syslogd.c: "%s %.64s %s %s\n" (stamp, host, fac.prio, msg)
+        let l = format!("Nov 21 10:00:01 router auth.info sshd[123]: {MSG}");
+        assert_eq!(
+            split(l.as_bytes()),
+            (Some("router"), Some("sshd"), 123, MSG)
+        );
+        let l = format!("Nov 21 10:00:01 router <38> dropbear[5]: {MSG}");
+        assert_eq!(
+            split(l.as_bytes()),
+            (Some("router"), Some("dropbear"), 5, MSG)
+        );
+    }
+
+    #[test]
+    fn freebsd_verbose() {
+        // syslogd -v: "<fac.pri>" numbers, -vv: names, before the host
+        for l in [
+            format!("Nov 21 10:00:01 <4.6> bsd sshd[77]: {MSG}"),
+            format!("Nov 21 10:00:01 <auth.info> bsd sshd[77]: {MSG}"),
+        ] {
+            assert_eq!(
+                split(l.as_bytes()),
+                (Some("bsd"), Some("sshd"), 77, MSG),
+                "{l}"
+            );
+        }
+    }
+
+    #[test]
+    fn solaris_message_id() {
+        let l = format!("Nov 21 10:00:01 sol sshd[1234]: [ID 800047 auth.info] {MSG}");
+        assert_eq!(split(l.as_bytes()), (Some("sol"), Some("sshd"), 1234, MSG));
+        // not an id: left in the message
+        let l = b"Nov 21 10:00:01 sol sshd[1]: [ID x auth.info] m";
+        assert_eq!(parse(l).message, b"[ID x auth.info] m");
+    }
+
+    #[test]
+    fn socklog_and_svlogd() {
+        // socklog: "auth.info: " + the line as sent (no PRI, no host)
+        let l = format!("auth.info: Nov 21 10:00:01 sshd[123]: {MSG}");
+        assert_eq!(split(l.as_bytes()), (None, Some("sshd"), 123, MSG));
+        // svlogd -t: TAI64N label; 0x4000000000000000 + 10 + unix time
+        let unix: u64 = 1_795_255_201; // 2026-11-21T10:00:01Z
+        let l = format!(
+            "@{:016x}{:08x} auth.info: Nov 21 10:00:01 sshd[123]: {MSG}",
+            (1u64 << 62) + 10 + unix,
+            250_000_000
+        );
+        let p = parse(l.as_bytes());
+        assert_eq!(
+            (s(p.program), p.pid, p.message),
+            (Some("sshd"), 123, MSG.as_bytes())
+        );
+        // the inner line's own stamp wins; a bare inner line takes the label's
+        let l = format!(
+            "@{:016x}{:08x} {MSG}",
+            (1u64 << 62) + 10 + unix,
+            250_000_000
+        );
+        let st = parse(l.as_bytes()).stamp.unwrap();
+        assert_eq!(
+            (st.year, st.month, st.day, st.hour, st.minute, st.second, st.millis, st.offset),
+            (Some(2026), 11, 21, 10, 0, 1, 250, Some(0))
+        );
+        assert_eq!(parse(l.as_bytes()).message, MSG.as_bytes());
+        // svlogd -tt
+        let l = format!("2026-11-21_10:00:01.25000 auth.info: Nov 21 10:00:01 sshd[1]: {MSG}");
+        assert_eq!(split(l.as_bytes()), (None, Some("sshd"), 1, MSG));
+    }
+
+    #[test]
+    fn journalctl_short_iso_and_precise() {
+        let l = format!("2026-11-21T10:00:01+0100 web1 sshd[123]: {MSG}");
+        assert_eq!(parse(l.as_bytes()).stamp.unwrap().offset, Some(3600));
+        assert_eq!(split(l.as_bytes()), (Some("web1"), Some("sshd"), 123, MSG));
+        let l = format!("2026-11-21T10:00:01.123456+01:00 web1 sshd[123]: {MSG}");
+        assert_eq!(split(l.as_bytes()), (Some("web1"), Some("sshd"), 123, MSG));
+        let l = format!("Nov 21 10:00:01.123456 web1 sshd[123]: {MSG}");
+        assert_eq!(parse(l.as_bytes()).stamp.unwrap().millis, 123);
+        assert_eq!(split(l.as_bytes()), (Some("web1"), Some("sshd"), 123, MSG));
+    }
+
+    #[test]
+    fn rfc5424_without_pri() {
+        let l = format!("1 2026-11-21T10:00:01.123456+01:00 web1 sshd 123 - [meta x=\"]\"] {MSG}");
+        assert_eq!(split(l.as_bytes()), (Some("web1"), Some("sshd"), 123, MSG));
+    }
+
+    #[test]
+    fn macos_log_show() {
+        let l = format!("2026-11-21 10:00:01.123456+0100 0x2f0a     Default     0x0                  123    0    sshd: {MSG}");
+        assert_eq!(split(l.as_bytes()), (None, Some("sshd"), 123, MSG));
+        let l = format!("2026-11-21 10:00:01.123456+0100 0x2f0a     Error       0x1c3                123    0    sshd: (libpam.2.dylib) {MSG}");
+        assert_eq!(split(l.as_bytes()), (None, Some("sshd"), 123, MSG));
+        let l =
+            format!("2026-11-21 10:00:01.123456+0100  localhost sshd[123]: (libpam.2.dylib) {MSG}");
+        assert_eq!(split(l.as_bytes()).1, Some("sshd"));
+        let l = format!("2026-11-21 10:00:01.123 Df sshd[123:2f0a] {MSG}");
+        assert_eq!(split(l.as_bytes()), (None, Some("sshd"), 123, MSG));
+        assert_eq!(parse(l.as_bytes()).stamp.unwrap().offset, None);
+    }
+
+    #[test]
+    fn cri_lines() {
+        let l =
+            format!("2026-11-21T10:00:01.123456789Z stderr F Nov 21 10:00:01 pod sshd[7]: {MSG}");
+        assert_eq!(split(l.as_bytes()), (Some("pod"), Some("sshd"), 7, MSG));
+        let l = format!("2026-11-21T10:00:01.123456789+01:00 stdout F {MSG}");
+        let p = parse(l.as_bytes());
+        assert_eq!((p.program, p.message), (None, MSG.as_bytes()));
+        assert_eq!(p.stamp.unwrap().offset, Some(3600));
+        let l = format!("2026-11-21T10:00:01.1Z stdout P {MSG}");
+        assert_eq!(parse(l.as_bytes()).message, MSG.as_bytes());
+    }
+
+    #[test]
+    fn partial_container_records() {
+        assert!(is_partial_record(b"2026-11-21T10:00:01.1Z stdout P aaaa"));
+        assert!(!is_partial_record(b"2026-11-21T10:00:01.1Z stdout F aaaa"));
+        assert!(is_partial_record(
+            br#"{"log":"aaaa","stream":"stdout","time":"2026-11-21T10:00:01Z"}"#
+        ));
+        assert!(!is_partial_record(
+            br#"{"log":"aaaa\n","stream":"stdout","time":"2026-11-21T10:00:01Z"}"#
+        ));
+        // an escaped backslash before the n: no closing newline
+        assert!(is_partial_record(
+            br#"{"log":"aaaa\\n","stream":"stdout","time":"2026-11-21T10:00:01Z"}"#
+        ));
+        assert!(!is_partial_record(b"Nov 21 10:00:01 h sshd[1]: P x"));
+    }
+
+    #[test]
+    fn docker_json_file() {
+        let l = format!(
+            r#"{{"log":"Nov 21 10:00:01 c1 sshd[7]: {MSG}\n","stream":"stderr","time":"2026-11-21T10:00:01.123456789Z"}}"#
+        );
+        assert_eq!(split(l.as_bytes()), (Some("c1"), Some("sshd"), 7, MSG));
+        let l = format!(
+            r#"{{"log":"{MSG}\r\n","stream":"stdout","attrs":{{"a":"b"}},"time":"2026-11-21T10:00:01Z"}}"#
+        );
+        let p = parse(l.as_bytes());
+        assert_eq!((p.program, p.message), (None, MSG.as_bytes()));
+        assert_eq!(p.stamp.unwrap().year, Some(2026));
+        // escapes stay escaped: an escaped newline never splits the line, an escaped
+        // quote never ends the field
+        let l = br#"{"log":"Invalid user a\nFailed password for root from 192.0.2.9 port 1 ssh2 \"x\\\n","stream":"stderr","time":"2026-11-21T10:00:01Z"}"#;
+        assert_eq!(
+            parse(l).message,
+            &br#"Invalid user a\nFailed password for root from 192.0.2.9 port 1 ssh2 \"x\\"#[..]
+        );
+        // no time: not a Docker record
+        assert_eq!(parse(br#"{"log":"x\n"}"#).message, br#"{"log":"x\n"}"#);
+    }
+
+    /// Every form, with a host field written as an address, through the sshd filter: the
+    /// address reported is the one in the message.
+    #[test]
+    fn every_form_reports_the_message_address_through_sshd() {
+        use crate::filter::{builtin, Filter, MatchSet, Mode};
+        let b = builtin::get("sshd").unwrap();
+        let set = MatchSet::new(
+            vec![Filter::from_toml(b.source, b.name).unwrap()],
+            Mode::Normal,
+        );
+        let mut scratch = set.scratch();
+        let ctx = crate::time::TimeContext {
+            now: 1_795_255_201_000,
+            local_offset: 0,
+        };
+        let syslog = format!("Nov 21 10:00:01 192.0.2.7 sshd[9]: {MSG}");
+        let lines = [
+            syslog.clone(),
+            format!("<38>Nov  1 10:00:01 sshd[9]: {MSG}"),
+            format!("Nov 21 10:00:01 192.0.2.7 sshd[9] {MSG}"),
+            format!("Nov 21 10:00:01 192.0.2.7 auth.info sshd[9]: {MSG}"),
+            format!("Nov 21 10:00:01 <4.6> 192.0.2.7 sshd[9]: {MSG}"),
+            format!("Nov 21 10:00:01 192.0.2.7 sshd[9]: [ID 800047 auth.info] {MSG}"),
+            format!("2026-11-21T10:00:01.5+01:00 2001:db8::7 sshd[9]: {MSG}"),
+            format!("<34>1 2026-11-21T10:00:01Z 192.0.2.7 sshd 9 - - {MSG}"),
+            format!("1 2026-11-21T10:00:01Z 192.0.2.7 sshd 9 - [a b=\"c\"] {MSG}"),
+            format!("auth.info: Nov 21 10:00:01 sshd[9]: {MSG}"),
+            format!("@400000006b016bab0ee6b280 auth.info: Nov 21 10:00:01 sshd[9]: {MSG}"),
+            format!("2026-11-21 10:00:01.1+0100 0x2f0a  Default  0x0  9  0  sshd: {MSG}"),
+            format!("2026-11-21 10:00:01.1 Df sshd[9:2f0a] {MSG}"),
+            format!("2026-11-21T10:00:01.1Z stderr F {syslog}"),
+            format!(r#"{{"log":"{syslog}\n","stream":"stderr","time":"2026-11-21T10:00:01Z"}}"#),
+        ];
+        for l in &lines {
+            let h = set
+                .match_line(l.as_bytes(), &ctx, &mut scratch)
+                .unwrap_or_else(|| panic!("no match: {l}"));
+            assert_eq!(h.addr.to_string(), "203.0.113.5", "{l}");
+        }
+    }
+
+    #[test]
+    fn nested_records_are_read_once() {
+        // socklog inside socklog: the inner one is a bare message
+        let l = "auth.info: auth.info: ".repeat(4000);
+        assert_eq!(parse(l.as_bytes()).program, None);
+        let l = format!("auth.info: auth.info: Nov 21 10:00:01 sshd[1]: {MSG}");
+        assert_eq!(parse(l.as_bytes()).program, None);
+        // a CRI record inside a CRI record is the inner line, bare
+        let l = "2026-11-21T10:00:01Z stdout F 2026-11-21T10:00:01Z stdout F x";
+        assert_eq!(
+            parse(l.as_bytes()).message,
+            b"2026-11-21T10:00:01Z stdout F x"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(l in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            let p = parse(&l);
+            // the message is always a part of the line
+            let r = l.as_ptr_range();
+            proptest::prop_assert!(p.message.is_empty() || (r.start <= p.message.as_ptr() && p.message.as_ptr_range().end <= r.end));
+        }
+
+        #[test]
+        fn prefixes_with_fuzzed_tails(
+            head in proptest::sample::select(vec!["{\"log\":\"", "@4000000065", "2026-11-21T10:00:01Z stdout F ", "Nov 21 10:00:01 h ", "auth.info: ", "<4.6> ", "1 2026-11-21T10:00:01Z ", "2026-11-21 10:00:01.1+0100 0x1 D 0x0 "]),
+            tail in "[ -~]{0,60}",
+        ) {
+            let _ = parse(format!("{head}{tail}").as_bytes());
         }
     }
 

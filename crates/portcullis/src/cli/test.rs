@@ -28,6 +28,11 @@ struct Stats {
     /// Lines longer than the daemon's default limit, matched cut as the daemon cuts them.
     cut: u64,
     matched: u64,
+    /// Lines not matched whose prefix gave no program, for a filter that names its
+    /// programs (a prefix Portcullis does not read, or a file of bare messages).
+    unrecognised: u64,
+    /// The first few of them (by file position).
+    unrecognised_first: Vec<(u64, Box<[u8]>)>,
     per_rule: Vec<u64>,
     /// Per address ([`host_key`]).
     hosts: HashMap<u128, u64>,
@@ -85,6 +90,10 @@ impl Stats {
         self.lines += o.lines;
         self.cut += o.cut;
         self.matched += o.matched;
+        self.unrecognised += o.unrecognised;
+        self.unrecognised_first.extend(o.unrecognised_first);
+        self.unrecognised_first.sort_by_key(|(at, _)| *at);
+        self.unrecognised_first.truncate(UNRECOGNISED_SHOWN);
         if self.per_rule.len() < o.per_rule.len() {
             self.per_rule.resize(o.per_rule.len(), 0);
         }
@@ -99,6 +108,9 @@ impl Stats {
         }
     }
 }
+
+/// How many of the lines whose prefix was not recognised the summary shows.
+const UNRECOGNISED_SHOWN: usize = 5;
 
 /// An address as one number (hashed and compared in one go): IPv4 as its IPv4-mapped IPv6
 /// form, which no IPv6 address reaching here has (the address parser turns those into IPv4).
@@ -158,7 +170,8 @@ pub fn run(filter: &str, json: bool, file: Option<&Path>, top: usize) -> Result<
             let mut s = Stats::default();
             let mut scratch = set.scratch();
             input::for_each_line(input::open(None)?, |l| {
-                count(&set, &mut scratch, &mut s, l, &ctx)
+                let at = s.lines;
+                count(&set, &mut scratch, &mut s, l, at, &ctx)
             })?;
             s
         }
@@ -168,17 +181,39 @@ pub fn run(filter: &str, json: bool, file: Option<&Path>, top: usize) -> Result<
     Ok(0)
 }
 
+/// Counts a line not matched and without a program, when the filter names its programs: the line may be of a format Portcullis does not read (`at`: the line's byte
+/// position, to show the first ones in file order).
+fn not_recognised(set: &MatchSet, s: &mut Stats, line: &[u8], at: u64) {
+    let f = &set.filters()[0];
+    if f.programs.is_empty() || line.iter().all(u8::is_ascii_whitespace) {
+        return;
+    }
+    s.unrecognised += 1;
+    if s.unrecognised_first.len() < UNRECOGNISED_SHOWN {
+        s.unrecognised_first.push((at, line.into()));
+    }
+}
+
 fn count(
     set: &MatchSet,
     scratch: &mut portcullis_core::filter::Scratch,
     s: &mut Stats,
     line: &[u8],
+    at: u64,
     ctx: &TimeContext,
 ) {
     s.lines += 1;
     let (line, cut) = line::prepare(line, DEFAULT_MAX_LINE);
     s.cut += u64::from(cut);
-    if let Some(h) = set.match_line(&line, ctx, scratch) {
+    // (split here rather than in match_line: its program tells an unread prefix)
+    let parsed = portcullis_core::prefix::parse(&line);
+    let Some(h) = set.match_parsed(&parsed, ctx, scratch) else {
+        if parsed.program.is_none() {
+            not_recognised(set, s, &line, at);
+        }
+        return;
+    };
+    {
         s.matched += 1;
         if s.per_rule.len() <= h.rule {
             s.per_rule.resize(h.rule + 1, 0);
@@ -206,8 +241,11 @@ fn summarise_file(set: &MatchSet, path: &Path, ctx: &TimeContext) -> Result<Stat
         let mut s = Stats::default();
         let mut scratch = set.scratch();
         let r = input::open(Some(path))?;
-        input::for_each_line(r, |l| count(set, &mut scratch, &mut s, l, ctx))
-            .with_context(cannot)?;
+        input::for_each_line(r, |l| {
+            let at = s.lines;
+            count(set, &mut scratch, &mut s, l, at, ctx)
+        })
+        .with_context(cannot)?;
         return Ok(s);
     }
     let len = meta.len();
@@ -243,8 +281,12 @@ fn summarise_file(set: &MatchSet, path: &Path, ctx: &TimeContext) -> Result<Stat
                         if i + 1 >= bounds.len() {
                             return Ok(s);
                         }
+                        // (ordered by piece, then line: the first lines shown are the
+                        // file's first)
+                        let mut at = (i as u64) << 40;
                         input::for_each_line_in_range(file, bounds[i], bounds[i + 1], |l| {
-                            count(set, &mut scratch, &mut s, l, ctx)
+                            count(set, &mut scratch, &mut s, l, at, ctx);
+                            at += 1;
                         })?;
                     }
                 })
@@ -312,6 +354,28 @@ fn print_summary(set: &MatchSet, s: &Stats, top: usize) {
         s.matched,
         s.lines - s.matched
     ));
+    if s.unrecognised > 0 {
+        let programs: Vec<String> = f
+            .programs
+            .iter()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect();
+        o.push_str(&format!(
+            "prefix not recognised: {} lines (no program found; the filter reads lines of {}), first {}:\n",
+            s.unrecognised,
+            programs.join(", "),
+            s.unrecognised_first.len()
+        ));
+        for (_, l) in &s.unrecognised_first {
+            // (escaped: a line shown here is the attacker's text)
+            let shown: String = String::from_utf8_lossy(l)
+                .chars()
+                .take(200)
+                .flat_map(char::escape_debug)
+                .collect();
+            o.push_str(&format!("  {shown}\n"));
+        }
+    }
     if s.cut > 0 {
         let head = line::head_len(DEFAULT_MAX_LINE);
         o.push_str(&format!(
@@ -356,6 +420,40 @@ fn print_summary(set: &MatchSet, s: &Stats, top: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A line whose prefix gave no program is counted (and the first few kept) when the
+    /// filter names its programs; a line it matched, or one with a program, is not.
+    #[test]
+    fn lines_without_a_readable_prefix_are_reported() {
+        let b = portcullis_core::filter::builtin::get("sshd").unwrap();
+        let set = MatchSet::new(
+            vec![Filter::from_toml(b.source, b.name).unwrap()],
+            Mode::Aggressive,
+        );
+        let ctx = TimeContext {
+            now: 1_795_255_201_000,
+            local_offset: 0,
+        };
+        let mut scratch = set.scratch();
+        let mut s = Stats::default();
+        let lines: [&[u8]; 5] = [
+            b"Nov 21 10:00:01 web1 sshd[1]: Failed password for root from 203.0.113.5 port 22 ssh2",
+            b"Nov 21 10:00:01 web1 sshd[1]: Server listening on 0.0.0.0 port 22.",
+            b"21/11 10:00 sshd: Failed password for root from 203.0.113.6 port 22 ssh2",
+            b"",
+            b"no prefix at all",
+        ];
+        for (i, l) in lines.iter().enumerate() {
+            count(&set, &mut scratch, &mut s, l, i as u64, &ctx);
+        }
+        assert_eq!((s.lines, s.matched, s.unrecognised), (5, 1, 2));
+        let shown: Vec<(u64, &[u8])> = s
+            .unrecognised_first
+            .iter()
+            .map(|(at, l)| (*at, &l[..]))
+            .collect();
+        assert_eq!(shown, [(2, lines[2]), (4, lines[4])]);
+    }
 
     #[test]
     fn host_keys_give_back_their_address_and_never_collide() {
