@@ -55,6 +55,8 @@ pub struct Jail {
     set: Arc<MatchSet>,
     scratch: Scratch,
     tracker: Tracker,
+    /// The last line committed was a container runtime's partial record.
+    after_partial: bool,
 }
 
 impl Jail {
@@ -68,6 +70,7 @@ impl Jail {
             set,
             scratch,
             tracker,
+            after_partial: false,
         }
     }
 
@@ -126,8 +129,16 @@ impl Jail {
 
     /// The counting half: records a prepared line in the tracker.
     pub fn commit(&mut self, p: Prepared, now: Option<Millis>, fallback: Millis) -> Step {
+        if matches!(p, Prepared::PartialRecord) {
+            self.after_partial = true;
+            return Step::NoMatch;
+        }
+        if std::mem::take(&mut self.after_partial) {
+            // the last part of a line a container runtime cut: never a line of its own
+            return Step::NoMatch;
+        }
         match p {
-            Prepared::NoMatch => Step::NoMatch,
+            Prepared::NoMatch | Prepared::PartialRecord => Step::NoMatch,
             Prepared::Ignored { addr, reason } => Step::Ignored { addr, reason },
             Prepared::Failure { failure, time } => {
                 // The line's own time drives the window; in the daemon (`now` given) a line
@@ -150,6 +161,10 @@ impl Jail {
 pub enum Prepared {
     /// No rule matched.
     NoMatch,
+    /// A container runtime's record of part of a longer line (see
+    /// [`crate::prefix::is_partial_record`]): not read, and the record that ends that line
+    /// is not read either (it starts wherever the runtime's cut fell, maybe in client text).
+    PartialRecord,
     /// Matched, but the address is never banned.
     Ignored {
         /// The address.
@@ -175,6 +190,9 @@ pub fn prepare(
     ctx: &TimeContext,
     scratch: &mut Scratch,
 ) -> Prepared {
+    if crate::prefix::is_partial_record(line) {
+        return Prepared::PartialRecord;
+    }
     let Some(hit) = set.match_line(line, ctx, scratch) else {
         return Prepared::NoMatch;
     };
@@ -299,5 +317,36 @@ mod tests {
         let mut j = sshd_jail(1, vec![]);
         let l = "Nov 21 10:00:01 h sshd[10]: Did not receive identification string from 203.0.113.8 port 5000";
         assert_eq!(j.process(l.as_bytes(), &CTX, None, 0), Step::NoMatch);
+    }
+
+    /// A line a container runtime cut (16 KiB) continues in the next record, which starts
+    /// wherever the cut fell, maybe inside a client's text: that record must not be read as
+    /// a line of its own (it could carry a forged prefix and message).
+    #[test]
+    fn the_rest_of_a_cut_container_line_is_never_read_as_a_line() {
+        let mut j = sshd_jail(1, vec![]);
+        let ctx = TimeContext {
+            now: 1_795_000_000_000,
+            local_offset: 0,
+        };
+        let forged = "Failed password for root from 198.51.100.7 port 22 ssh2";
+        let lines = [
+            // a CRI partial record, then the record that ends the line
+            "2026-11-21T10:00:01.000000000Z stderr P x".to_string(),
+            format!("2026-11-21T10:00:01.000000001Z stderr F {forged}"),
+            // Docker json-file: no closing \n, then the rest
+            r#"{"log":"x","stream":"stderr","time":"2026-11-21T10:00:02Z"}"#.to_string(),
+            format!(r#"{{"log":"{forged}\n","stream":"stderr","time":"2026-11-21T10:00:02Z"}}"#),
+        ];
+        for l in &lines {
+            let step = j.process(l.as_bytes(), &ctx, None, 0);
+            assert!(matches!(step, Step::NoMatch), "{l}: {step:?}");
+        }
+        // a whole record is read
+        let whole = format!("2026-11-21T10:00:03Z stderr F {forged}");
+        assert!(matches!(
+            j.process(whole.as_bytes(), &ctx, None, 0),
+            Step::Failure { .. }
+        ));
     }
 }
