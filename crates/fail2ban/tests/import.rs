@@ -1,10 +1,12 @@
 //! The import as a whole, through the public API, on filters written here in fail2ban's
 //! documented format (no fail2ban file is copied).
 
+mod common;
+
 use std::collections::HashMap;
 
-use portcullis_core::filter::{Class, Filter, FilterDef, MatchSet, Mode};
-use portcullis_core::time::TimeContext;
+use common::hit;
+use portcullis_core::filter::{Class, FilterDef};
 use portcullis_fail2ban::{import, Counts, Imported};
 
 /// A small `common.conf` in fail2ban's format, written for these tests.
@@ -25,33 +27,6 @@ fn import_files(list: &[(&str, &str)], path: &str) -> Imported {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     import(path, &|n: &str| map.get(n).cloned()).expect("import")
-}
-
-struct HitInfo {
-    rule: String,
-    addr: String,
-    user: Option<String>,
-    time: Option<i64>,
-    weight: u32,
-}
-
-fn hit(def: &FilterDef, line: &str) -> Option<HitInfo> {
-    let f = Filter::compile(def).expect("compiles");
-    let set = MatchSet::new(vec![f], Mode::Aggressive);
-    let ctx = TimeContext {
-        now: 1_795_000_000_000,
-        local_offset: 0,
-    };
-    let mut sc = set.scratch();
-    let h = set.match_line(line.as_bytes(), &ctx, &mut sc)?;
-    let r = &set.filters()[0].rules()[h.rule];
-    Some(HitInfo {
-        rule: r.id.clone(),
-        addr: h.addr.to_string(),
-        user: h.user.map(|u| String::from_utf8_lossy(u).into_owned()),
-        time: h.time,
-        weight: r.weight,
-    })
 }
 
 const DEMO: &str = r"# demo filter for an ssh-like daemon (test fixture)

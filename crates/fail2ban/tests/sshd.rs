@@ -8,10 +8,11 @@
 //! `invalid user `, user, address, port, `: ` and extra information such as a key's
 //! fingerprint).
 
+mod common;
+
 use std::collections::HashMap;
 
-use portcullis_core::filter::{Filter, FilterDef, MatchSet, Mode};
-use portcullis_core::time::TimeContext;
+use portcullis_core::filter::FilterDef;
 use portcullis_fail2ban::{import, Imported};
 
 /// A `common.conf` written for this test (fail2ban's own is not copied).
@@ -33,21 +34,7 @@ fn sshd() -> Imported {
 
 /// (address, user, weight, rule id) of the rule that matches `line`, if any.
 fn hit(def: &FilterDef, line: &str) -> Option<(String, Option<String>, u32, String)> {
-    let f = Filter::compile(def).expect("compiles");
-    let set = MatchSet::new(vec![f], Mode::Aggressive);
-    let ctx = TimeContext {
-        now: 1_795_000_000_000,
-        local_offset: 0,
-    };
-    let mut sc = set.scratch();
-    let h = set.match_line(line.as_bytes(), &ctx, &mut sc)?;
-    let r = &set.filters()[0].rules()[h.rule];
-    Some((
-        h.addr.to_string(),
-        h.user.map(|u| String::from_utf8_lossy(u).into_owned()),
-        r.weight,
-        r.id.clone(),
-    ))
+    common::hit(def, line).map(|h| (h.addr, h.user, h.weight, h.rule))
 }
 
 #[test]

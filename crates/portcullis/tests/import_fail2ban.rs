@@ -15,6 +15,22 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// `portcullis test --filter FILTER --json LOG`: one JSON object per line of the log.
+fn test_json(filter: &std::path::Path, log: &std::path::Path) -> Vec<serde_json::Value> {
+    let o = portcullis(&[
+        "test",
+        "--filter",
+        filter.to_str().unwrap(),
+        "--json",
+        log.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    text(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 const COMMON: &str = r"# shared pieces (test fixture)
 [INCLUDES]
 after = common.local
@@ -91,18 +107,7 @@ fn imports_to_a_file_exits_0_and_reports_what_was_left_out() {
          Nov 21 10:00:03 h other[1]: Unknown user bob from 203.0.113.6\n",
     )
     .unwrap();
-    let o = portcullis(&[
-        "test",
-        "--filter",
-        out.to_str().unwrap(),
-        "--json",
-        log.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let lines: Vec<serde_json::Value> = text(&o.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = test_json(&out, &log);
     assert_eq!(lines.len(), 3);
     assert_eq!(lines[0]["matched"], true);
     assert_eq!(lines[0]["host"], "203.0.113.5");
@@ -216,18 +221,7 @@ fn stock_sshd_failed_rule_is_imported_and_exits_0() {
          Nov 21 10:00:02 web1 sshd[4529]: Failed publickey for git from 198.51.100.8 port 40022 ssh2: RSA SHA256:4bD3y9nB1qWcR3xN0vE6m8p5lQk7tZsYuA2hJfGiKoM\n",
     )
     .unwrap();
-    let o = portcullis(&[
-        "test",
-        "--filter",
-        out.to_str().unwrap(),
-        "--json",
-        log.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let lines: Vec<serde_json::Value> = text(&o.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = test_json(&out, &log);
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert_eq!(lines[0]["host"], "203.0.113.5", "{lines:?}");
     assert_eq!(lines[0]["user"], "sato", "{lines:?}");

@@ -592,7 +592,8 @@ impl Engine {
         let mut fw_ops = Vec::new();
         let mut st_ops = Vec::new();
         for (src, line) in b.iter() {
-            if self.glob_routed.insert(src.to_string()) {
+            if !self.glob_routed.contains(src) {
+                self.glob_routed.insert(src.to_string());
                 // first line of this file since the configuration was loaded: add the jails
                 // that read it through a wildcard to those that name it (cached)
                 let mut js = self.routes.remove(src).unwrap_or_default();
