@@ -137,11 +137,16 @@ enum Cmd {
         /// Log files, read in order [default: standard input].
         logs: Vec<PathBuf>,
     },
-    /// List the built-in filters, one per line: name, then description.
+    /// List the built-in filters: name, group (the kind of service) and description, then
+    /// the log each expects (what a jail's `logs` would name on Debian).
     Filters {
         /// One JSON object per filter.
         #[arg(long)]
         json: bool,
+        /// Only the filters of this group (ssh, mail, web, webapp, ftp, voip, vpn, database,
+        /// directory, proxy, remote-desktop, monitoring, game, system).
+        #[arg(long)]
+        group: Option<String>,
     },
     /// Translate a fail2ban filter.d/*.conf into a Portcullis filter (TOML).
     ImportFail2ban {
@@ -215,7 +220,7 @@ fn main() -> ExitCode {
             json,
             logs,
         } => cli::replay::run(config.as_deref(), &jail, json, &logs),
-        Cmd::Filters { json } => cli::filters::run(json),
+        Cmd::Filters { json, group } => cli::filters::run(json, group.as_deref()),
         Cmd::ImportFail2ban { path, output } => cli::import_fail2ban::run(&path, output.as_deref()),
     };
     match res {
