@@ -77,7 +77,7 @@ complete -c portcullis -n "__fish_portcullis_using_subcommand replay" -s c -l co
 complete -c portcullis -n "__fish_portcullis_using_subcommand replay" -l jail -d 'Only these jails (repeatable)' -r
 complete -c portcullis -n "__fish_portcullis_using_subcommand replay" -l json -d 'One JSON object per decision: action, host, jail, time, failures'
 complete -c portcullis -n "__fish_portcullis_using_subcommand replay" -s h -l help -d 'Print help'
-complete -c portcullis -n "__fish_portcullis_using_subcommand filters" -l group -d 'Only the filters of this group (ssh, mail, web, webapp, ftp, voip, vpn, database, directory, proxy, remote-desktop, monitoring, game, system)' -r
+complete -c portcullis -n "__fish_portcullis_using_subcommand filters" -l group -d 'Only the filters of this group (ssh, mail, web, webapp, ftp, voip, chat, vpn, database, directory, proxy, remote-desktop, monitoring, game, system)' -r
 complete -c portcullis -n "__fish_portcullis_using_subcommand filters" -l json -d 'One JSON object per filter'
 complete -c portcullis -n "__fish_portcullis_using_subcommand filters" -s h -l help -d 'Print help'
 complete -c portcullis -n "__fish_portcullis_using_subcommand import-fail2ban" -s o -l output -d 'Write the filter here [default: standard output]' -r -F

@@ -154,7 +154,7 @@ enum Cmd {
         /// One JSON object per filter.
         #[arg(long)]
         json: bool,
-        /// Only the filters of this group (ssh, mail, web, webapp, ftp, voip, vpn, database,
+        /// Only the filters of this group (ssh, mail, web, webapp, ftp, voip, chat, vpn, database,
         /// directory, proxy, remote-desktop, monitoring, game, system).
         #[arg(long)]
         group: Option<String>,

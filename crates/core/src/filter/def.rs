@@ -62,6 +62,7 @@ pub const GROUPS: &[&str] = &[
     "webapp",
     "ftp",
     "voip",
+    "chat",
     "vpn",
     "database",
     "directory",
