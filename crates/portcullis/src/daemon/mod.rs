@@ -24,7 +24,7 @@ use tracing::{error, info, warn};
 
 use crate::config::{self, Config, OnCorrupt};
 use crate::events::{self, Event, StopKind, UnbanReason};
-use crate::firewall::nftables::{NftOptions, Nftables};
+#[cfg(test)]
 use crate::firewall::null::Null;
 use crate::firewall::{Action, Firewall, FwOp, JailRules, Proto};
 use crate::jails;
@@ -167,6 +167,7 @@ fn jail_rules(cfg: &Config) -> Vec<JailRules> {
             } else {
                 Action::Drop
             },
+            backends: j.backends.clone(),
         })
         .collect()
 }
@@ -294,15 +295,7 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
     for n in store.notes() {
         error!("state {n}");
     }
-    let fw: Box<dyn Firewall> = match cfg.firewall.backend.as_str() {
-        "null" => Box::new(Null::default()),
-        _ => Box::new(Nftables::new(NftOptions {
-            table: cfg.firewall.table.clone(),
-            priority: cfg.firewall.priority,
-            forward: cfg.firewall.forward,
-            command: vec!["nft".into()],
-        })),
-    };
+    let fw = crate::firewall::router::build(&cfg)?;
     let (tx, rx) = engine_channel();
     let mut eng = Engine::new(
         config_path,
@@ -566,11 +559,11 @@ impl Engine {
                 });
             }
         }
-        if !ops.is_empty() {
-            self.fw
-                .apply(&ops)
-                .context("cannot restore bans into the firewall")?;
-        }
+        // always, also with nothing to restore: backends without kernel timeouts drop
+        // what a crash left behind
+        self.fw
+            .restore(&ops)
+            .context("cannot restore bans into the firewall")?;
         if !lifted.is_empty() {
             self.store.apply(&lifted)?;
         }
@@ -676,6 +669,8 @@ impl Engine {
 
     fn expire(&mut self, now: Millis) -> Result<()> {
         let mut st_ops = Vec::new();
+        let mut fw_ops = Vec::new();
+        let lift = !self.fw.expires_itself();
         for j in &mut self.jails {
             if j.tracker().next_expiry().is_some_and(|t| t <= now) {
                 for d in j.tracker_mut().expire(now) {
@@ -690,8 +685,21 @@ impl Engine {
                             jail: j.name().to_string(),
                             at,
                         });
+                        if lift {
+                            fw_ops.push(FwOp::Del {
+                                jail: j.name().to_string(),
+                                addr,
+                            });
+                        }
                     }
                 }
+            }
+        }
+        // backends without kernel timeouts (iptables, route, hosts-deny, command) are told;
+        // a failure is logged, and the next start rewrites them from the store
+        if !fw_ops.is_empty() {
+            if let Err(e) = self.fw.apply(&fw_ops) {
+                error!("firewall: cannot lift {} expired bans: {e:#}", fw_ops.len());
             }
         }
         if !st_ops.is_empty() {
@@ -805,10 +813,13 @@ impl Engine {
                         evicted: j.tracker().stats().evicted,
                     })
                     .collect();
+                // the firewall's own lines: rate-limit counters, size warnings
+                let fw = self.fw.report();
                 Response {
                     ok: true,
                     jails,
                     bans: self.bans(now, jail.as_deref()),
+                    message: (!fw.is_empty()).then(|| fw.join("\n")),
                     ..Default::default()
                 }
             }

@@ -575,6 +575,7 @@ mod tests {
             ports,
             proto,
             action,
+            backends: vec![],
         }
     }
 
