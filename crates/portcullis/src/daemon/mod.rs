@@ -521,10 +521,30 @@ impl Engine {
         let mut ops = Vec::new();
         let mut lifted = Vec::new();
         let mut n = 0;
-        for b in self.store.active_bans(now)? {
+        // every row still marked active, also those that ended while the daemon was down
+        // (a crash): those are lifted, so that a backend without kernel timeouts (command)
+        // undoes them
+        for b in self.store.active_bans(i64::MIN)? {
             let Some(j) = self.jails.iter_mut().find(|j| j.name() == b.jail) else {
                 continue;
             };
+            if b.end <= now {
+                events::emit(&Event::Unban {
+                    addr: b.addr,
+                    jail: b.jail.clone(),
+                    reason: UnbanReason::Expired,
+                });
+                ops.push(FwOp::Del {
+                    jail: b.jail.clone(),
+                    addr: b.addr,
+                });
+                lifted.push(StoreOp::Unban {
+                    addr: b.addr,
+                    jail: b.jail,
+                    at: b.end,
+                });
+                continue;
+            }
             // not put back if the ignore list, loopback or an own address covers it now
             // (the kernel may still hold it: deleted)
             if let Some(reason) = lift_reason(&j.settings().ignore, &self.own, Cidr::host(b.addr)) {

@@ -120,6 +120,7 @@ pub fn replace_block(text: &str, new_block: &str) -> Result<String> {
 }
 
 /// Reads the addresses of our block (for tests and for `list`).
+#[cfg(test)]
 pub fn parse_block(text: &str) -> Vec<IpAddr> {
     let mut inside = false;
     let mut v = Vec::new();
@@ -415,6 +416,28 @@ mod tests {
         assert_eq!(text.matches("sshd: 192.0.2.1\n").count(), 1, "{text}");
         assert!(text.contains("sshd: [2001:db8::2]\n"), "{text}");
         assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o640);
+        // what libwrap makes of it: tcpdmatch (Debian's tcpd) reads the file of the directory
+        let tcpdmatch = |daemon: &str, client: &str| {
+            let out = std::process::Command::new("tcpdmatch")
+                .args(["-d", daemon, client])
+                .current_dir(dir.path())
+                .output()
+                .expect("tcpdmatch (Debian package tcpd) must be installed: apt install tcpd");
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.lines()
+                .find_map(|l| l.strip_prefix("access:"))
+                .map(|a| a.trim().to_string())
+                .unwrap_or(text)
+        };
+        assert_eq!(tcpdmatch("sshd", "192.0.2.1"), "denied");
+        assert_eq!(tcpdmatch("sshd", "2001:db8::2"), "denied");
+        assert_eq!(tcpdmatch("sshd", "192.0.2.9"), "granted");
+        assert_eq!(tcpdmatch("vsftpd", "192.0.2.1"), "granted");
+        assert_eq!(
+            tcpdmatch("in.ftpd", "198.51.100.7"),
+            "denied",
+            "the admin's line"
+        );
         // an admin edits the file meanwhile: the edit stays
         std::fs::write(&path, text.replace("# keep me\n", "# keep me\n# edited\n")).unwrap();
         hd.apply(&[del("sshd", "192.0.2.1")]).unwrap();

@@ -15,7 +15,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::net::IpAddr;
 
 use anyhow::{bail, Result};
 use tracing::error;
@@ -67,7 +66,8 @@ pub fn batch_script(ops: &[FwOp]) -> String {
 }
 
 /// The members of a set as `ipset list` prints them: address and seconds left.
-pub fn parse_list(text: &str) -> Vec<(IpAddr, Option<i64>)> {
+#[cfg(test)]
+pub fn parse_list(text: &str) -> Vec<(std::net::IpAddr, Option<i64>)> {
     let mut members = false;
     let mut v = Vec::new();
     for l in text.lines() {
@@ -79,7 +79,7 @@ pub fn parse_list(text: &str) -> Vec<(IpAddr, Option<i64>)> {
             continue;
         }
         let mut t = l.split_whitespace();
-        let Some(Ok(a)) = t.next().map(str::parse::<IpAddr>) else {
+        let Some(Ok(a)) = t.next().map(str::parse::<std::net::IpAddr>) else {
             continue;
         };
         let left = match (t.next(), t.next()) {
@@ -227,7 +227,7 @@ impl Firewall for Ipset {
     }
 
     #[cfg(test)]
-    fn list(&mut self) -> Result<Vec<(String, IpAddr, Option<i64>)>> {
+    fn list(&mut self) -> Result<Vec<(String, std::net::IpAddr, Option<i64>)>> {
         let mut v = Vec::new();
         for j in self.jails.keys() {
             for v6 in [false, true] {
