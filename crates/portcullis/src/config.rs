@@ -42,6 +42,9 @@ struct RawConfig {
     jail: Vec<RawJail>,
     #[serde(default)]
     filter: Vec<Spanned<FilterDef>>,
+    /// Kernel rate limits: see crate::firewall::ratelimit.
+    #[serde(default)]
+    ratelimit: Vec<crate::firewall::ratelimit::RawRatelimit>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -178,6 +181,8 @@ pub struct Config {
     pub firewall: FirewallConfig,
     /// Enabled jails.
     pub jails: Vec<JailConfig>,
+    /// Kernel rate limits (`[[ratelimit]]`); a later file replaces one of the same name.
+    pub ratelimits: Vec<crate::firewall::ratelimit::RateLimit>,
 }
 
 /// One file's text, for error positions.
@@ -252,6 +257,7 @@ impl Config {
                 backends: Default::default(),
             },
             jails: Vec::new(),
+            ratelimits: Vec::new(),
         };
         let mut jails: Vec<JailLayers> = Vec::new();
         let mut custom: Vec<(usize, Spanned<FilterDef>)> = Vec::new();
@@ -347,6 +353,11 @@ impl Config {
                 if let Some(k) = fw.keep_bans_on_stop {
                     cfg.firewall.keep_bans_on_stop = k;
                 }
+            }
+            for r in raw.ratelimit {
+                cfg.ratelimits.retain(|old| old.name != r.name());
+                let r = r.validate(&|span, key, msg| src.err(span, key, msg), &parse_port)?;
+                cfg.ratelimits.push(r);
             }
             add_jail_layers(&src, i, raw.jail, &mut jails)?;
             for f in raw.filter {
@@ -1166,6 +1177,31 @@ backend = "route"
         }
         // a typo in a backend table is an error too
         assert!(err("[firewall.iptables]\nchian = \"X\"\n").contains("chian"));
+    }
+
+    #[test]
+    fn ratelimits_are_read_and_checked() {
+        let text = "[[ratelimit]]\nname = \"ssh\"\nports = [22, \"2222-2223\"]\nprotocol = \"both\"\nhits = 5\nseconds = 60\naction = \"reject\"\n";
+        let c = load(text).unwrap();
+        let r = &c.ratelimits[0];
+        assert_eq!((r.name.as_str(), r.hits, r.seconds), ("ssh", 5, 60));
+        assert_eq!(r.ports, [(22, 22), (2222, 2223)]);
+        let cases = [
+            ("hits = 0\nseconds = 9", "test.toml:5: `ratelimit.hits`"),
+            ("hits = 5\nseconds = 0", "test.toml:6: `ratelimit.seconds`"),
+            (
+                "hits = 5\nseconds = 9\naction = \"log\"",
+                "test.toml:7: `ratelimit.action`",
+            ),
+        ];
+        for (tail, at) in cases {
+            let e = err(&format!(
+                "\n[[ratelimit]]\nname = \"ssh\"\nports = [22]\n{tail}\n"
+            ));
+            assert!(e.starts_with(at), "{tail}: {e}");
+        }
+        let e = err("[[ratelimit]]\nname = \"ssh\"\nports = [22]\nhits = 1\n");
+        assert!(e.contains("seconds"), "{e}");
     }
 
     #[test]

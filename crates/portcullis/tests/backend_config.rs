@@ -59,6 +59,10 @@ fn bad_backend_configurations_are_clear_errors() {
             "cannot write in /nonexistent/portcullis".to_string(),
         ),
         (
+            format!("[firewall]\nbackend = \"route\"\n[[ratelimit]]\nname = \"ssh\"\nports = [22]\nhits = 5\nseconds = 60\n{jail}"),
+            "[[ratelimit]] needs [firewall] backend = \"nftables\"".to_string(),
+        ),
+        (
             format!("[firewall.iptables]\nhooks = [\"PREROUTING\"]\n{jail}"),
             format!("{file}:2: `firewall.iptables.hooks`"),
         ),

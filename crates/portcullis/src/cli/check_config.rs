@@ -9,7 +9,7 @@ pub fn run(path: Option<&Path>) -> anyhow::Result<i32> {
     let cfg = Config::load(path)?;
     // the backends' programs, templates and files (missing iptables, unwritable hosts.deny)
     let backends = crate::firewall::router::used(&cfg);
-    crate::firewall::settings::preflight(&backends, &cfg.firewall.backends)?;
+    crate::firewall::router::preflight(&cfg)?;
     let from = if cfg.sources.is_empty() {
         "built-in default configuration (no file)".to_string()
     } else {

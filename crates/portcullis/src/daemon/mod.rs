@@ -172,6 +172,28 @@ fn jail_rules(cfg: &Config) -> Vec<JailRules> {
         .collect()
 }
 
+/// The kernel rate limits of `cfg`, exempting loopback, the host's own addresses and the
+/// global `ignore` list.
+fn ratelimits(cfg: &Config, own: &[IpAddr]) -> crate::firewall::ratelimit::RateLimits {
+    let mut exempt: Vec<(IpAddr, u8)> = vec![
+        (IpAddr::from([127, 0, 0, 0]), 8),
+        (IpAddr::from(std::net::Ipv6Addr::LOCALHOST), 128),
+    ];
+    exempt.extend(own.iter().map(|a| {
+        (
+            a.to_canonical(),
+            if a.to_canonical().is_ipv4() { 32 } else { 128 },
+        )
+    }));
+    exempt.extend(cfg.ignore.iter().map(|c| (c.addr, c.len)));
+    exempt.sort();
+    exempt.dedup();
+    crate::firewall::ratelimit::RateLimits {
+        limits: cfg.ratelimits.clone(),
+        exempt,
+    }
+}
+
 fn routes(cfg: &Config) -> HashMap<String, Vec<usize>> {
     let mut r: HashMap<String, Vec<usize>> = HashMap::new();
     for (i, j) in cfg.jails.iter().enumerate() {
@@ -309,6 +331,9 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
     let files = file_paths(&eng.cfg);
     let follower = file_source::open_files(files.paths, eng.store.positions()?, eng.cfg.max_line)
         .context("cannot start the file follower")?;
+    eng.fw
+        .set_ratelimits(&ratelimits(&eng.cfg, &eng.own))
+        .context("[[ratelimit]]")?;
     eng.fw
         .setup(&jail_rules(&eng.cfg))
         .context("cannot set up the firewall")?;
@@ -732,6 +757,9 @@ impl Engine {
         let cfg = Config::load(self.config_path.as_deref())?;
         self.own = addrs::own();
         self.own_read = now_ms();
+        self.fw
+            .set_ratelimits(&ratelimits(&cfg, &self.own))
+            .context("[[ratelimit]]")?;
         self.fw
             .setup(&jail_rules(&cfg))
             .context("the firewall refused the new jails")?;

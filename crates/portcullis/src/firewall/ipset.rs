@@ -221,6 +221,14 @@ impl Firewall for Ipset {
         Ok(())
     }
 
+    fn set_ratelimits(&mut self, rl: &super::ratelimit::RateLimits) -> Result<()> {
+        self.chain.set_ratelimits(rl)
+    }
+
+    fn report(&mut self) -> Vec<String> {
+        self.chain.ratelimit_report()
+    }
+
     fn expires_itself(&self) -> bool {
         // the kernel does for bans under 24 days; the engine's unban covers the rest
         false

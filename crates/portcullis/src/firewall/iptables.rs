@@ -277,6 +277,8 @@ pub struct Iptables {
     banned: BTreeSet<(String, IpAddr)>,
     /// Rules put before the bans (rate limits and their accept rules), per family.
     pub head: [Vec<String>; 2],
+    /// Names of the rate limits in `head`.
+    limits: Vec<String>,
 }
 
 impl Iptables {
@@ -286,7 +288,31 @@ impl Iptables {
             jails: BTreeMap::new(),
             banned: BTreeSet::new(),
             head: [Vec::new(), Vec::new()],
+            limits: Vec::new(),
         }
+    }
+
+    /// `status` lines: packets each rate limit dropped, both families.
+    pub fn ratelimit_report(&self) -> Vec<String> {
+        if self.limits.is_empty() {
+            return Vec::new();
+        }
+        let mut texts = String::new();
+        for v6 in [false, true] {
+            let mut argv = self.opts.argv(v6, true);
+            argv.push("-c".into());
+            match run_checked(&argv, None, "read the counters") {
+                Ok(out) => texts.push_str(&String::from_utf8_lossy(&out.stdout)),
+                Err(e) => return vec![format!("rate limits: {e:#}")],
+            }
+        }
+        self.limits
+            .iter()
+            .map(|n| {
+                let c = super::ratelimit::ipt_counter(&texts, n);
+                format!("ratelimit {n}: {c} packets over the limit dropped")
+            })
+            .collect()
     }
 
     fn rules_of(&self, jail: &str, addr: IpAddr) -> Vec<String> {
@@ -390,13 +416,22 @@ impl Firewall for Iptables {
         false
     }
 
+    fn set_ratelimits(&mut self, rl: &super::ratelimit::RateLimits) -> Result<()> {
+        self.head = [
+            super::ratelimit::ipt_rules(rl, false),
+            super::ratelimit::ipt_rules(rl, true),
+        ];
+        self.limits = rl.limits.iter().map(|l| l.name.clone()).collect();
+        Ok(())
+    }
+
     fn report(&mut self) -> Vec<String> {
+        let mut v = self.ratelimit_report();
         let n = self.banned.len();
         if n > WARN_RULES {
-            vec![format!("the iptables chain {} holds {n} bans: every packet walks them one by one; above {WARN_RULES} use backend \"ipset\" or \"nftables\"", self.opts.chain)]
-        } else {
-            Vec::new()
+            v.push(format!("the iptables chain {} holds {n} bans: every packet walks them one by one; above {WARN_RULES} use backend \"ipset\" or \"nftables\"", self.opts.chain));
         }
+        v
     }
 
     #[cfg(test)]

@@ -15,6 +15,7 @@ pub mod ipset;
 pub mod iptables;
 pub mod nftables;
 pub mod null;
+pub mod ratelimit;
 pub mod route;
 pub mod router;
 pub mod settings;
@@ -124,6 +125,14 @@ pub trait Firewall: Send {
     /// otherwise the engine sends a [`FwOp::Del`] when a ban ends.
     fn expires_itself(&self) -> bool {
         true
+    }
+    /// Takes the kernel rate limits, put in place by the next [`Firewall::setup`]. Backends
+    /// without them refuse any.
+    fn set_ratelimits(&mut self, rl: &ratelimit::RateLimits) -> Result<()> {
+        if !rl.limits.is_empty() {
+            bail!("this firewall backend cannot rate-limit in the kernel; [[ratelimit]] needs backend \"nftables\", \"iptables\" or \"ipset\"");
+        }
+        Ok(())
     }
     /// Lines for `status`: rate-limit counters, size warnings. Empty by default.
     fn report(&mut self) -> Vec<String> {

@@ -71,9 +71,24 @@ pub fn used(cfg: &Config) -> Vec<String> {
     )
 }
 
+/// What `cfg` needs before its firewall can run (programs, templates, a writable
+/// hosts.deny directory, a backend that can rate-limit); `check-config` and the start say so.
+pub fn preflight(cfg: &Config) -> Result<()> {
+    settings::preflight(&used(cfg), &cfg.firewall.backends)?;
+    if !cfg.ratelimits.is_empty()
+        && !["nftables", "iptables", "ipset"].contains(&cfg.firewall.backend.as_str())
+    {
+        bail!(
+            "[[ratelimit]] needs [firewall] backend = \"nftables\", \"iptables\" or \"ipset\" (not {:?}): the limits are kernel rules",
+            cfg.firewall.backend
+        );
+    }
+    Ok(())
+}
+
 /// The firewall of a configuration: its one backend, or a [`Router`] over several.
 pub fn build(cfg: &Config) -> Result<Box<dyn Firewall>> {
-    settings::preflight(&used(cfg), &cfg.firewall.backends)?;
+    preflight(cfg)?;
     let names = used(cfg);
     if names.len() == 1 {
         return backend(&names[0], cfg);
@@ -173,6 +188,18 @@ impl Firewall for Router {
 
     fn restore(&mut self, ops: &[FwOp]) -> Result<()> {
         self.each(ops, true)
+    }
+
+    fn set_ratelimits(&mut self, rl: &super::ratelimit::RateLimits) -> Result<()> {
+        // the `[firewall] backend` holds them; the others get none
+        for (name, b) in &mut self.backends {
+            if *name == self.default {
+                b.set_ratelimits(rl)?;
+            } else {
+                b.set_ratelimits(&Default::default())?;
+            }
+        }
+        Ok(())
     }
 
     fn expires_itself(&self) -> bool {
