@@ -42,6 +42,9 @@ pub struct RateLimits {
     pub exempt: Vec<(IpAddr, u8)>,
 }
 
+/// Parses one entry of a `ports` list, as jails do.
+pub type PortParser<'a> = &'a dyn Fn(&toml::Value) -> std::result::Result<(u16, u16), String>;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRatelimit {
@@ -60,11 +63,7 @@ impl RawRatelimit {
     }
 
     /// Validates; `port` parses one port entry as jails do.
-    pub fn validate(
-        self,
-        err: ErrAt,
-        port: &dyn Fn(&toml::Value) -> std::result::Result<(u16, u16), String>,
-    ) -> Result<RateLimit> {
+    pub fn validate(self, err: ErrAt, port: PortParser) -> Result<RateLimit> {
         let n = self.name.get_ref();
         let ok = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
         if n.is_empty() || n.len() > 20 || !n.chars().all(ok) {
