@@ -10,7 +10,8 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-need=(nft ip sshd ssh sshpass useradd chpasswd runuser logger nginx curl monit man dpkg-shlibdeps unshare)
+need=(nft ip sshd ssh sshpass useradd chpasswd runuser logger nginx curl monit man dpkg-shlibdeps unshare
+  iptables-legacy-restore ipset tcpdmatch)
 missing=0
 for c in "${need[@]}"; do command -v "$c" >/dev/null 2>&1 || [ -x "/usr/sbin/$c" ] || missing=1; done
 # PostgreSQL's server is not on PATH (Debian keeps it under /usr/lib/postgresql/VERSION/bin).
@@ -26,9 +27,10 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && created_policy=1
   fi
   # nginx, postgresql and monit: the log-injection regression tests attack the real programs;
-  # systemd: its journald, for the journal spoofing test.
+  # systemd: its journald, for the journal spoofing test; iptables, ipset, tcpd: the
+  # firewall backends' tests.
   apt-get install -y -q nftables iproute2 openssh-server openssh-client sshpass passwd \
-    util-linux bsdutils nginx curl postgresql monit systemd man-db dpkg-dev
+    util-linux bsdutils nginx curl postgresql monit systemd man-db dpkg-dev iptables ipset tcpd
   [ "$created_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 

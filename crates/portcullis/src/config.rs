@@ -42,6 +42,9 @@ struct RawConfig {
     jail: Vec<RawJail>,
     #[serde(default)]
     filter: Vec<Spanned<FilterDef>>,
+    /// Kernel rate limits: see crate::firewall::ratelimit.
+    #[serde(default)]
+    ratelimit: Vec<crate::firewall::ratelimit::RawRatelimit>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -52,6 +55,11 @@ struct RawFirewall {
     priority: Option<i32>,
     forward: Option<bool>,
     keep_bans_on_stop: Option<bool>,
+    // the other backends' tables: see crate::firewall::settings
+    iptables: Option<crate::firewall::settings::RawIptables>,
+    route: Option<crate::firewall::settings::RawRoute>,
+    hosts_deny: Option<crate::firewall::settings::RawHostsDeny>,
+    command: Option<crate::firewall::settings::RawCommand>,
 }
 
 /// A `[[jail]]` table as written: every key with its value and place, so that a later
@@ -74,6 +82,7 @@ const JAIL_KEYS: &[&str] = &[
     "mode",
     "ignore",
     "user_weights",
+    "backend",
 ];
 
 /// One jail as every file that names it builds it up: for each key, the value of the last
@@ -96,7 +105,8 @@ pub enum OnCorrupt {
 /// Firewall settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FirewallConfig {
-    /// `nftables` or `null` (decide and record, change nothing: a dry run).
+    /// One of [`crate::firewall::settings::BACKENDS`] (`null`: decide and record, change
+    /// nothing: a dry run).
     pub backend: String,
     /// nft table name (family inet).
     pub table: String,
@@ -106,6 +116,8 @@ pub struct FirewallConfig {
     pub forward: bool,
     /// Leave bans in the kernel when the daemon stops (they expire by themselves).
     pub keep_bans_on_stop: bool,
+    /// `[firewall.iptables]`, `[firewall.route]`, `[firewall.hosts_deny]`, `[firewall.command]`.
+    pub backends: crate::firewall::settings::BackendsConfig,
 }
 
 /// A validated jail.
@@ -137,6 +149,8 @@ pub struct JailConfig {
     pub ignore: Vec<Cidr>,
     /// Weights by user name.
     pub user_weights: Vec<(Vec<u8>, u32)>,
+    /// Its own firewall backends (`backend = ...`); empty: `[firewall] backend`.
+    pub backends: Vec<String>,
 }
 
 /// A validated configuration.
@@ -167,6 +181,8 @@ pub struct Config {
     pub firewall: FirewallConfig,
     /// Enabled jails.
     pub jails: Vec<JailConfig>,
+    /// Kernel rate limits (`[[ratelimit]]`); a later file replaces one of the same name.
+    pub ratelimits: Vec<crate::firewall::ratelimit::RateLimit>,
 }
 
 /// One file's text, for error positions.
@@ -238,8 +254,10 @@ impl Config {
                 priority: -10,
                 forward: false,
                 keep_bans_on_stop: true,
+                backends: Default::default(),
             },
             jails: Vec::new(),
+            ratelimits: Vec::new(),
         };
         let mut jails: Vec<JailLayers> = Vec::new();
         let mut custom: Vec<(usize, Spanned<FilterDef>)> = Vec::new();
@@ -312,11 +330,17 @@ impl Config {
             }
             if let Some(fw) = raw.firewall {
                 if let Some(b) = fw.backend {
-                    match b.get_ref().as_str() {
-                        "nftables" | "null" => cfg.firewall.backend = b.get_ref().clone(),
-                        other => return Err(src.err(b.span(), "firewall.backend", format!("{other:?} is not a known backend; use \"nftables\" or \"null\" (dry run: decide and record, block nothing)"))),
-                    }
+                    crate::firewall::settings::check_backend(b.get_ref())
+                        .map_err(|e| src.err(b.span(), "firewall.backend", e))?;
+                    cfg.firewall.backend = b.get_ref().clone();
                 }
+                cfg.firewall.backends.merge(
+                    &|span, key, msg| src.err(span, key, msg),
+                    fw.iptables,
+                    fw.route,
+                    fw.hosts_deny,
+                    fw.command,
+                )?;
                 if let Some(t) = fw.table {
                     cfg.firewall.table = t;
                 }
@@ -329,6 +353,11 @@ impl Config {
                 if let Some(k) = fw.keep_bans_on_stop {
                     cfg.firewall.keep_bans_on_stop = k;
                 }
+            }
+            for r in raw.ratelimit {
+                cfg.ratelimits.retain(|old| old.name != r.name());
+                let r = r.validate(&|span, key, msg| src.err(span, key, msg), &parse_port)?;
+                cfg.ratelimits.push(r);
             }
             add_jail_layers(&src, i, raw.jail, &mut jails)?;
             for f in raw.filter {
@@ -760,6 +789,7 @@ fn validate_jail(at: &Layered, custom: &[Filter]) -> Result<JailConfig> {
         })?
         .map(|t| t.0)
         .unwrap_or_default();
+    let backends = jail_backends(at)?;
     Ok(JailConfig {
         name,
         filter_names: refs.iter().map(|r| r.get_ref().clone()).collect(),
@@ -774,7 +804,36 @@ fn validate_jail(at: &Layered, custom: &[Filter]) -> Result<JailConfig> {
         mode,
         ignore,
         user_weights,
+        backends,
     })
+}
+
+/// A jail's `backend`: one name or a list of them (see crate::firewall::settings).
+fn jail_backends(at: &Layered) -> Result<Vec<String>> {
+    let what =
+        "a backend name or a list of them, e.g. \"iptables\" or [\"nftables\", \"hosts-deny\"]";
+    let Some((list, _, _)) = at.typed("backend", what, |v| match v {
+        toml::Value::String(s) => Some(vec![s.clone()]),
+        toml::Value::Array(a) => a.iter().map(|e| e.as_str().map(str::to_string)).collect(),
+        _ => None,
+    })?
+    else {
+        return Ok(Vec::new());
+    };
+    if list.is_empty() {
+        return Err(at.err(
+            "backend",
+            format!("empty list; give {what}, or leave `backend` out to use [firewall] backend"),
+        ));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for b in list {
+        crate::firewall::settings::check_backend(&b).map_err(|e| at.err("backend", e))?;
+        if !out.contains(&b) {
+            out.push(b);
+        }
+    }
+    Ok(out)
 }
 
 /// A jail duration key: a string such as "10m", longer than 0.
@@ -1001,6 +1060,148 @@ user_weights = { root = 3 }
         assert!(e.contains("absolute"), "{e}");
         let e = err("[[jail]]\nname = \"sshd\"\nmaxretry = \"five\"\n");
         assert!(e.starts_with("test.toml:3: `maxretry`"), "{e}");
+    }
+
+    #[test]
+    fn backends_and_their_tables() {
+        let c = load(
+            r#"
+[firewall]
+backend = "iptables"
+[firewall.iptables]
+chain = "BLACKLIST"
+hooks = ["INPUT", "DOCKER-USER"]
+[firewall.route]
+type = "prohibit"
+[firewall.hosts_deny]
+path = "/etc/hosts.allow"
+daemons = ["vsftpd", "in.ftpd"]
+[firewall.command]
+ban = ["/usr/local/bin/block", "{addr}", "{jail}"]
+unban = ["/usr/local/bin/unblock", "{addr}"]
+timeout = "3s"
+[[jail]]
+name = "vsftpd"
+backend = ["nftables", "hosts-deny"]
+logs = ["/var/log/vsftpd.log"]
+[[jail]]
+name = "sshd"
+backend = "route"
+"#,
+        )
+        .unwrap();
+        let b = &c.firewall.backends;
+        assert_eq!(c.firewall.backend, "iptables");
+        assert_eq!(b.iptables.chain, "BLACKLIST");
+        assert_eq!(b.iptables.hooks, ["INPUT", "DOCKER-USER"]);
+        assert_eq!(b.route.kind, "prohibit");
+        assert_eq!(b.hosts_deny.daemons, ["vsftpd", "in.ftpd"]);
+        assert_eq!(b.command.timeout_ms, 3000);
+        assert_eq!(
+            b.command.ban.as_ref().unwrap().program,
+            "/usr/local/bin/block"
+        );
+        assert_eq!(c.jails[0].backends, ["nftables", "hosts-deny"]);
+        assert_eq!(c.jails[1].backends, ["route"]);
+        assert_eq!(
+            crate::firewall::settings::used_backends(
+                &c.firewall.backend,
+                c.jails.iter().map(|j| j.backends.as_slice())
+            ),
+            ["hosts-deny", "iptables", "nftables", "route"]
+        );
+    }
+
+    #[test]
+    fn bad_backend_settings_name_file_line_and_key() {
+        let cases = [
+            (
+                "[firewall]\nbackend = \"pf\"\n",
+                "test.toml:2: `firewall.backend`",
+                "hosts-deny",
+            ),
+            (
+                "[[jail]]\nname = \"sshd\"\nbackend = [\"nft\"]\n",
+                "test.toml:3: `backend`",
+                "not a known backend",
+            ),
+            (
+                "[[jail]]\nname = \"sshd\"\nbackend = []\n",
+                "test.toml:3: `backend`",
+                "empty list",
+            ),
+            (
+                "[firewall.command]\n\nban = [\"/bin/x\", \"{host}\"]\n",
+                "test.toml:3: `firewall.command.ban`",
+                "unknown placeholder {host}",
+            ),
+            (
+                "[firewall.command]\nunban = [\"unblock\", \"{addr}\"]\n",
+                "test.toml:2: `firewall.command.unban`",
+                "absolute path",
+            ),
+            (
+                "[firewall.command]\ntimeout = \"1h\"\n",
+                "test.toml:2: `firewall.command.timeout`",
+                "10m",
+            ),
+            (
+                "[firewall.iptables]\nchain = \"INPUT\"\n",
+                "test.toml:2: `firewall.iptables.chain`",
+                "chain of our own",
+            ),
+            (
+                "[firewall.iptables]\nhooks = [\"OUTPUT\"]\n",
+                "test.toml:2: `firewall.iptables.hooks`",
+                "DOCKER-USER",
+            ),
+            (
+                "[firewall.route]\ntype = \"drop\"\n",
+                "test.toml:2: `firewall.route.type`",
+                "blackhole",
+            ),
+            (
+                "[firewall.hosts_deny]\npath = \"hosts.deny\"\n",
+                "test.toml:2: `firewall.hosts_deny.path`",
+                "absolute",
+            ),
+            (
+                "[firewall.hosts_deny]\ndaemons = [\"sshd: ALL\"]\n",
+                "test.toml:2: `firewall.hosts_deny.daemons`",
+                "tcp_wrappers",
+            ),
+        ];
+        for (text, at, says) in cases {
+            let e = err(text);
+            assert!(e.starts_with(at) && e.contains(says), "{text}: {e}");
+        }
+        // a typo in a backend table is an error too
+        assert!(err("[firewall.iptables]\nchian = \"X\"\n").contains("chian"));
+    }
+
+    #[test]
+    fn ratelimits_are_read_and_checked() {
+        let text = "[[ratelimit]]\nname = \"ssh\"\nports = [22, \"2222-2223\"]\nprotocol = \"both\"\nhits = 5\nseconds = 60\naction = \"reject\"\n";
+        let c = load(text).unwrap();
+        let r = &c.ratelimits[0];
+        assert_eq!((r.name.as_str(), r.hits, r.seconds), ("ssh", 5, 60));
+        assert_eq!(r.ports, [(22, 22), (2222, 2223)]);
+        let cases = [
+            ("hits = 0\nseconds = 9", "test.toml:5: `ratelimit.hits`"),
+            ("hits = 5\nseconds = 0", "test.toml:6: `ratelimit.seconds`"),
+            (
+                "hits = 5\nseconds = 9\naction = \"log\"",
+                "test.toml:7: `ratelimit.action`",
+            ),
+        ];
+        for (tail, at) in cases {
+            let e = err(&format!(
+                "\n[[ratelimit]]\nname = \"ssh\"\nports = [22]\n{tail}\n"
+            ));
+            assert!(e.starts_with(at), "{tail}: {e}");
+        }
+        let e = err("[[ratelimit]]\nname = \"ssh\"\nports = [22]\nhits = 1\n");
+        assert!(e.contains("seconds"), "{e}");
     }
 
     #[test]

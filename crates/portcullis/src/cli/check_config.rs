@@ -7,6 +7,9 @@ use crate::config::{self, Config};
 /// Loads and validates; prints a summary of the jails or the error.
 pub fn run(path: Option<&Path>) -> anyhow::Result<i32> {
     let cfg = Config::load(path)?;
+    // the backends' programs, templates and files (missing iptables, unwritable hosts.deny)
+    let backends = crate::firewall::router::used(&cfg);
+    crate::firewall::router::preflight(&cfg)?;
     let from = if cfg.sources.is_empty() {
         "built-in default configuration (no file)".to_string()
     } else {
@@ -21,7 +24,7 @@ pub fn run(path: Option<&Path>) -> anyhow::Result<i32> {
         "socket {}, state in {}, firewall {}",
         cfg.socket.display(),
         cfg.state_dir.display(),
-        cfg.firewall.backend
+        backends.join("+")
     );
     for j in &cfg.jails {
         let ports = match &j.ports {
@@ -55,7 +58,10 @@ pub fn run(path: Option<&Path>) -> anyhow::Result<i32> {
             }
         );
     }
-    for w in config::warnings(&cfg) {
+    for w in crate::firewall::settings::warnings(&backends)
+        .into_iter()
+        .chain(config::warnings(&cfg))
+    {
         eprintln!("warning: {w}");
     }
     Ok(0)

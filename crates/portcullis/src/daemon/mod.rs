@@ -24,7 +24,7 @@ use tracing::{error, info, warn};
 
 use crate::config::{self, Config, OnCorrupt};
 use crate::events::{self, Event, StopKind, UnbanReason};
-use crate::firewall::nftables::{NftOptions, Nftables};
+#[cfg(test)]
 use crate::firewall::null::Null;
 use crate::firewall::{Action, Firewall, FwOp, JailRules, Proto};
 use crate::jails;
@@ -167,8 +167,31 @@ fn jail_rules(cfg: &Config) -> Vec<JailRules> {
             } else {
                 Action::Drop
             },
+            backends: j.backends.clone(),
         })
         .collect()
+}
+
+/// The kernel rate limits of `cfg`, exempting loopback, the host's own addresses and the
+/// global `ignore` list.
+fn ratelimits(cfg: &Config, own: &[IpAddr]) -> crate::firewall::ratelimit::RateLimits {
+    let mut exempt: Vec<(IpAddr, u8)> = vec![
+        (IpAddr::from([127, 0, 0, 0]), 8),
+        (IpAddr::from(std::net::Ipv6Addr::LOCALHOST), 128),
+    ];
+    exempt.extend(own.iter().map(|a| {
+        (
+            a.to_canonical(),
+            if a.to_canonical().is_ipv4() { 32 } else { 128 },
+        )
+    }));
+    exempt.extend(cfg.ignore.iter().map(|c| (c.addr, c.len)));
+    exempt.sort();
+    exempt.dedup();
+    crate::firewall::ratelimit::RateLimits {
+        limits: cfg.ratelimits.clone(),
+        exempt,
+    }
 }
 
 fn routes(cfg: &Config) -> HashMap<String, Vec<usize>> {
@@ -294,15 +317,7 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
     for n in store.notes() {
         error!("state {n}");
     }
-    let fw: Box<dyn Firewall> = match cfg.firewall.backend.as_str() {
-        "null" => Box::new(Null::default()),
-        _ => Box::new(Nftables::new(NftOptions {
-            table: cfg.firewall.table.clone(),
-            priority: cfg.firewall.priority,
-            forward: cfg.firewall.forward,
-            command: vec!["nft".into()],
-        })),
-    };
+    let fw = crate::firewall::router::build(&cfg)?;
     let (tx, rx) = engine_channel();
     let mut eng = Engine::new(
         config_path,
@@ -316,6 +331,9 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
     let files = file_paths(&eng.cfg);
     let follower = file_source::open_files(files.paths, eng.store.positions()?, eng.cfg.max_line)
         .context("cannot start the file follower")?;
+    eng.fw
+        .set_ratelimits(&ratelimits(&eng.cfg, &eng.own))
+        .context("[[ratelimit]]")?;
     eng.fw
         .setup(&jail_rules(&eng.cfg))
         .context("cannot set up the firewall")?;
@@ -533,10 +551,30 @@ impl Engine {
         let mut ops = Vec::new();
         let mut lifted = Vec::new();
         let mut n = 0;
-        for b in self.store.active_bans(now)? {
+        // every row still marked active, also those that ended while the daemon was down
+        // (a crash): those are lifted, so that a backend without kernel timeouts (command)
+        // undoes them
+        for b in self.store.active_bans(i64::MIN)? {
             let Some(j) = self.jails.iter_mut().find(|j| j.name() == b.jail) else {
                 continue;
             };
+            if b.end <= now {
+                events::emit(&Event::Unban {
+                    addr: b.addr,
+                    jail: b.jail.clone(),
+                    reason: UnbanReason::Expired,
+                });
+                ops.push(FwOp::Del {
+                    jail: b.jail.clone(),
+                    addr: b.addr,
+                });
+                lifted.push(StoreOp::Unban {
+                    addr: b.addr,
+                    jail: b.jail,
+                    at: b.end,
+                });
+                continue;
+            }
             // not put back if the ignore list, loopback or an own address covers it now
             // (the kernel may still hold it: deleted)
             if let Some(reason) = lift_reason(&j.settings().ignore, &self.own, Cidr::host(b.addr)) {
@@ -571,11 +609,11 @@ impl Engine {
                 });
             }
         }
-        if !ops.is_empty() {
-            self.fw
-                .apply(&ops)
-                .context("cannot restore bans into the firewall")?;
-        }
+        // always, also with nothing to restore: backends without kernel timeouts drop
+        // what a crash left behind
+        self.fw
+            .restore(&ops)
+            .context("cannot restore bans into the firewall")?;
         if !lifted.is_empty() {
             self.store.apply(&lifted)?;
         }
@@ -681,6 +719,8 @@ impl Engine {
 
     fn expire(&mut self, now: Millis) -> Result<()> {
         let mut st_ops = Vec::new();
+        let mut fw_ops = Vec::new();
+        let lift = !self.fw.expires_itself();
         for j in &mut self.jails {
             if j.tracker().next_expiry().is_some_and(|t| t <= now) {
                 for d in j.tracker_mut().expire(now) {
@@ -695,8 +735,21 @@ impl Engine {
                             jail: j.name().to_string(),
                             at,
                         });
+                        if lift {
+                            fw_ops.push(FwOp::Del {
+                                jail: j.name().to_string(),
+                                addr,
+                            });
+                        }
                     }
                 }
+            }
+        }
+        // backends without kernel timeouts (iptables, route, hosts-deny, command) are told;
+        // a failure is logged, and the next start rewrites them from the store
+        if !fw_ops.is_empty() {
+            if let Err(e) = self.fw.apply(&fw_ops) {
+                error!("firewall: cannot lift {} expired bans: {e:#}", fw_ops.len());
             }
         }
         if !st_ops.is_empty() {
@@ -709,6 +762,9 @@ impl Engine {
         let cfg = Config::load(self.config_path.as_deref())?;
         self.own = addrs::own();
         self.own_read = now_ms();
+        self.fw
+            .set_ratelimits(&ratelimits(&cfg, &self.own))
+            .context("[[ratelimit]]")?;
         self.fw
             .setup(&jail_rules(&cfg))
             .context("the firewall refused the new jails")?;
@@ -810,10 +866,13 @@ impl Engine {
                         evicted: j.tracker().stats().evicted,
                     })
                     .collect();
+                // the firewall's own lines: rate-limit counters, size warnings
+                let fw = self.fw.report();
                 Response {
                     ok: true,
                     jails,
                     bans: self.bans(now, jail.as_deref()),
+                    message: (!fw.is_empty()).then(|| fw.join("\n")),
                     ..Default::default()
                 }
             }

@@ -9,12 +9,23 @@
 //! Backends build their command input with pure functions, so the exact text sent to the
 //! firewall is unit-tested without root.
 
+pub mod command;
+pub mod hosts_deny;
+pub mod ipset;
+pub mod iptables;
 pub mod nftables;
 pub mod null;
+pub mod ratelimit;
+pub mod route;
+pub mod router;
+pub mod settings;
 
+use std::io::{Read as _, Write as _};
 use std::net::IpAddr;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 /// What happens to a packet from a banned address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +54,8 @@ pub struct JailRules {
     pub ports: Option<Vec<(u16, u16)>>,
     pub proto: Proto,
     pub action: Action,
+    /// The backends of this jail (`[[jail]] backend`); empty: the `[firewall] backend`.
+    pub backends: Vec<String>,
 }
 
 impl JailRules {
@@ -101,6 +114,188 @@ pub trait Firewall: Send {
     fn list(&mut self) -> Result<Vec<(String, IpAddr, Option<i64>)>>;
     /// Removes everything of ours from the firewall.
     fn teardown(&mut self) -> Result<()>;
+    /// Puts back the bans of the store at start, after [`Firewall::setup`]: `ops` is the
+    /// whole truth. Backends whose bans do not expire in the kernel (iptables, route,
+    /// hosts-deny) drop anything of theirs not in it, so a crash never leaves a ban forever
+    /// and nothing is doubled. The default is [`Firewall::apply`].
+    fn restore(&mut self, ops: &[FwOp]) -> Result<()> {
+        self.apply(ops)
+    }
+    /// True when the kernel lifts bans by itself at their timeout (nftables sets, ipset);
+    /// otherwise the engine sends a [`FwOp::Del`] when a ban ends.
+    fn expires_itself(&self) -> bool {
+        true
+    }
+    /// Takes the kernel rate limits, put in place by the next [`Firewall::setup`]. Backends
+    /// without them refuse any.
+    fn set_ratelimits(&mut self, rl: &ratelimit::RateLimits) -> Result<()> {
+        if !rl.limits.is_empty() {
+            bail!("this firewall backend cannot rate-limit in the kernel; [[ratelimit]] needs backend \"nftables\", \"iptables\" or \"ipset\"");
+        }
+        Ok(())
+    }
+    /// Lines for `status`: rate-limit counters, size warnings. Empty by default.
+    fn report(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// Folds a batch into its outcome per (jail, address), later ops winning: the timeout
+/// (milliseconds, > 0) of a ban, or `None` for "not banned". In first-seen order.
+pub fn fold(ops: &[FwOp]) -> Vec<((String, IpAddr), Option<i64>)> {
+    let mut order: Vec<(String, IpAddr)> = Vec::new();
+    let mut last: std::collections::HashMap<(String, IpAddr), Option<i64>> =
+        std::collections::HashMap::new();
+    for op in ops {
+        let (key, v) = match op {
+            FwOp::Add {
+                jail,
+                addr,
+                timeout_ms,
+            } => (
+                (jail.clone(), canonical(*addr)),
+                (*timeout_ms > 0).then_some(*timeout_ms),
+            ),
+            FwOp::Del { jail, addr } => ((jail.clone(), canonical(*addr)), None),
+        };
+        if last.insert(key.clone(), v).is_none() {
+            order.push(key);
+        }
+    }
+    order
+        .into_iter()
+        .map(|k| {
+            let v = last[&k];
+            (k, v)
+        })
+        .collect()
+}
+
+/// Finds `program` on PATH or in the sbin directories (root's PATH may lack them).
+pub fn find_program(program: &str) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let exec = |p: &std::path::Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let p = std::path::PathBuf::from(program);
+        return exec(&p).then_some(p);
+    }
+    let path = std::env::var("PATH").unwrap_or_default();
+    let found = path
+        .split(':')
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
+        .filter(|d| !d.is_empty())
+        .map(|d| std::path::Path::new(d).join(program))
+        .find(|p| exec(p));
+    found
+}
+
+/// What a finished program said.
+#[derive(Debug)]
+pub struct RunOutput {
+    pub status: std::process::ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl RunOutput {
+    pub fn success(&self) -> bool {
+        self.status.success()
+    }
+    /// The end of stderr (at most 2000 characters), trimmed.
+    pub fn stderr_excerpt(&self) -> String {
+        let err = String::from_utf8_lossy(&self.stderr);
+        let err = err.trim();
+        match err.char_indices().rev().nth(2000) {
+            Some((i, _)) => format!("...{}", &err[i..]),
+            None => err.to_string(),
+        }
+    }
+}
+
+/// Runs `argv` directly (never through a shell) with `input` on stdin, `LC_ALL=C` and a
+/// plain PATH, killing it after `timeout`. One process: the "one crossing" of a batch.
+pub fn run_program(argv: &[String], input: Option<&[u8]>, timeout: Duration) -> Result<RunOutput> {
+    let (program, args) = argv.split_first().context("empty command")?;
+    let shown = || argv.join(" ");
+    let mut child = Command::new(program)
+        .args(args)
+        .env_clear()
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
+        .env("LC_ALL", "C")
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run `{}`", shown()))?;
+    let stdin = child.stdin.take();
+    let mut out = child.stdout.take().expect("piped stdout");
+    let mut err = child.stderr.take().expect("piped stderr");
+    let deadline = Instant::now() + timeout;
+    let (status, stdout, stderr) = std::thread::scope(|s| {
+        if let (Some(mut stdin), Some(text)) = (stdin, input) {
+            s.spawn(move || {
+                let _ = stdin.write_all(text);
+            });
+        }
+        let o = s.spawn(move || {
+            let mut v = Vec::new();
+            let _ = out.read_to_end(&mut v);
+            v
+        });
+        let e = s.spawn(move || {
+            let mut v = Vec::new();
+            let _ = err.read_to_end(&mut v);
+            v
+        });
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(st)) => break Ok(st),
+                Ok(None) if Instant::now() >= deadline => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break Err(anyhow::anyhow!(
+                        "`{}` did not finish within {timeout:?}: killed",
+                        shown()
+                    ));
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(2)),
+                Err(e) => break Err(anyhow::anyhow!("cannot wait for `{}`: {e}", shown())),
+            }
+        };
+        (
+            status,
+            o.join().unwrap_or_default(),
+            e.join().unwrap_or_default(),
+        )
+    });
+    Ok(RunOutput {
+        status: status?,
+        stdout,
+        stderr,
+    })
+}
+
+/// Runs `argv` with `input` and fails with its stderr unless it succeeds.
+pub fn run_checked(argv: &[String], input: Option<&[u8]>, what: &str) -> Result<RunOutput> {
+    let out = run_program(argv, input, Duration::from_secs(60))?;
+    if !out.success() {
+        bail!(
+            "`{}` failed to {what} ({}): {}",
+            argv.join(" "),
+            out.status,
+            out.stderr_excerpt()
+        );
+    }
+    Ok(out)
 }
 
 /// The form in which an address goes to the firewall: an IPv4-mapped IPv6 address
@@ -126,7 +321,49 @@ mod tests {
             ports,
             proto: Proto::Tcp,
             action: Action::Drop,
+            backends: vec![],
         }
+    }
+
+    #[test]
+    fn fold_keeps_the_last_op_per_address() {
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let m: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        let b: IpAddr = "2001:db8::1".parse().unwrap();
+        let add = |addr, t| FwOp::Add {
+            jail: "j".into(),
+            addr,
+            timeout_ms: t,
+        };
+        let del = |addr| FwOp::Del {
+            jail: "j".into(),
+            addr,
+        };
+        let f = fold(&[add(a, 5), add(b, 7), del(m), add(b, 0), add(a, 9)]);
+        assert_eq!(f, vec![(("j".into(), a), Some(9)), (("j".into(), b), None)]);
+    }
+
+    #[test]
+    fn run_program_has_a_timeout_and_no_shell() {
+        let out = run_program(
+            &["/bin/echo".into(), "$(id); a b".into()],
+            None,
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        assert_eq!(out.stdout, b"$(id); a b\n");
+        let t = Instant::now();
+        let e = run_program(
+            &["/bin/sleep".into(), "5".into()],
+            None,
+            Duration::from_millis(200),
+        )
+        .unwrap_err();
+        assert!(format!("{e}").contains("killed"), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(3));
+        let out =
+            run_program(&["/bin/cat".into()], Some(b"input"), Duration::from_secs(5)).unwrap();
+        assert_eq!(out.stdout, b"input");
     }
 
     #[test]

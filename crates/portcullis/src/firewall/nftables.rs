@@ -60,13 +60,19 @@ impl Default for NftOptions {
 /// The nftables backend; see the module documentation.
 pub struct Nftables {
     opts: NftOptions,
+    /// Kernel rate limits, added by each setup.
+    rl: super::ratelimit::RateLimits,
     /// Jails of the last successful setup, to refuse ops for others with a clear error.
     jails: Option<BTreeSet<String>>,
 }
 
 impl Nftables {
     pub fn new(opts: NftOptions) -> Self {
-        Nftables { opts, jails: None }
+        Nftables {
+            opts,
+            jails: None,
+            rl: Default::default(),
+        }
     }
 
     /// Runs nft with `args`, feeding it `input` on stdin.
@@ -148,7 +154,11 @@ impl Firewall for Nftables {
             Some(json) => parse_existing(&json)?,
             None => Existing::default(),
         };
-        let script = setup_script(&self.opts, jails, &existing)?;
+        let mut script = setup_script(&self.opts, jails, &existing)?;
+        script.push_str(&super::ratelimit::nft_script(
+            &format!("inet {}", self.opts.table),
+            &self.rl,
+        ));
         self.run_script(&script, &format!("set up table inet {}", self.opts.table))?;
         self.jails = Some(jails.iter().map(|j| j.name.clone()).collect());
         Ok(())
@@ -171,6 +181,36 @@ impl Firewall for Nftables {
             return Ok(());
         }
         self.run_script(&script, &format!("apply {} changes", ops.len()))
+    }
+
+    fn set_ratelimits(&mut self, rl: &super::ratelimit::RateLimits) -> Result<()> {
+        self.rl = rl.clone();
+        Ok(())
+    }
+
+    fn report(&mut self) -> Vec<String> {
+        let mut v = Vec::new();
+        for l in &self.rl.limits {
+            let chain = format!("rl_{}", l.name);
+            let args = [
+                "list",
+                "chain",
+                "inet",
+                self.opts.table.as_str(),
+                chain.as_str(),
+            ];
+            match self.run(&args, None) {
+                Ok(out) if out.status.success() => {
+                    let n = super::ratelimit::nft_counter(&String::from_utf8_lossy(&out.stdout));
+                    v.push(format!(
+                        "ratelimit {}: {n} packets over the limit dropped",
+                        l.name
+                    ));
+                }
+                _ => v.push(format!("ratelimit {}: cannot read its counters", l.name)),
+            }
+        }
+        v
     }
 
     #[cfg(test)]
@@ -575,6 +615,7 @@ mod tests {
             ports,
             proto,
             action,
+            backends: vec![],
         }
     }
 

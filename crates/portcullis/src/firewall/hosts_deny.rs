@@ -1,0 +1,475 @@
+//! The `hosts-deny` backend: tcp_wrappers lines for libwrap-linked services (BlockHosts'
+//! way).
+//!
+//! Our lines live between `# portcullis begin` and `# portcullis end`; nothing outside the
+//! markers is ever changed. A line is `DAEMONS: ADDR` (`sshd: 203.0.113.5`,
+//! `vsftpd, in.ftpd: [2001:db8::1]`), or `DAEMONS: ADDR : deny` when the path ends in
+//! `hosts.allow` (the single-file form of hosts_options(5)).
+//!
+//! Each batch is one rewrite: under an exclusive `flock` of the file's directory, the file is
+//! read again (an admin may have edited it meanwhile), our block is replaced, and the whole
+//! text is written to a temporary file in the same directory with the file's owner and mode,
+//! synced, and renamed over it. A crash or a concurrent reader sees the old file or the new
+//! one, never a truncated one. Bans do not expire by themselves here: the engine asks for
+//! the unban, and at start the block is rewritten from the store (so nothing stays after a
+//! crash and nothing is doubled).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::net::IpAddr;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use tracing::error;
+
+use super::{fold, never_ban, Firewall, FwOp, JailRules};
+
+pub const BEGIN: &str =
+    "# portcullis begin: managed by portcullis, do not edit between the markers";
+pub const END: &str = "# portcullis end";
+
+/// How many lines the file can take before each tcp_wrappers lookup (a linear scan per
+/// connection) gets slow: `status`/`check-config` warn above it.
+pub const WARN_LINES: usize = 5_000;
+
+/// Where and for which daemons.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostsDenyOptions {
+    pub path: PathBuf,
+    pub daemons: Vec<String>,
+}
+
+/// The hosts-deny backend; see the module documentation.
+pub struct HostsDeny {
+    opts: HostsDenyOptions,
+    jails: BTreeSet<String>,
+    /// address -> jails banning it: the line stays while one of them does.
+    banned: BTreeMap<IpAddr, BTreeSet<String>>,
+}
+
+/// tcp_wrappers' form of an address: IPv6 in brackets.
+pub fn client(addr: IpAddr) -> String {
+    match addr {
+        IpAddr::V4(a) => a.to_string(),
+        IpAddr::V6(a) => format!("[{a}]"),
+    }
+}
+
+/// Our block: the markers and one line per address.
+pub fn block(opts: &HostsDenyOptions, addrs: impl Iterator<Item = IpAddr>) -> String {
+    let allow = opts
+        .path
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().ends_with("hosts.allow"));
+    let daemons = opts.daemons.join(", ");
+    let mut s = format!("{BEGIN}\n");
+    for a in addrs {
+        s.push_str(&daemons);
+        s.push_str(": ");
+        s.push_str(&client(a));
+        if allow {
+            s.push_str(" : deny");
+        }
+        s.push('\n');
+    }
+    s.push_str(END);
+    s.push('\n');
+    s
+}
+
+/// `text` with our block replaced by `new_block` (appended when there is none). Lines
+/// outside the markers stay byte for byte. A begin marker without an end is an error: we
+/// cannot know where our part ends.
+pub fn replace_block(text: &str, new_block: &str) -> Result<String> {
+    let is_begin = |l: &str| l.trim_end().starts_with("# portcullis begin");
+    let is_end = |l: &str| l.trim_end() == END;
+    let mut out = String::with_capacity(text.len() + new_block.len());
+    let mut lines = text.split_inclusive('\n');
+    let mut done = false;
+    while let Some(l) = lines.next() {
+        if is_begin(l) {
+            if done {
+                bail!("two portcullis blocks in the file; remove one by hand");
+            }
+            let mut closed = false;
+            for l in lines.by_ref() {
+                if is_end(l) {
+                    closed = true;
+                    break;
+                }
+            }
+            if !closed {
+                bail!("`# portcullis begin` without `{END}`; repair the file by hand (we do not guess where our lines end)");
+            }
+            out.push_str(new_block);
+            done = true;
+        } else {
+            out.push_str(l);
+        }
+    }
+    if !done {
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push('\n');
+        }
+        out.push_str(new_block);
+    }
+    Ok(out)
+}
+
+/// Reads the addresses of our block (for tests and for `list`).
+#[cfg(test)]
+pub fn parse_block(text: &str) -> Vec<IpAddr> {
+    let mut inside = false;
+    let mut v = Vec::new();
+    for l in text.lines() {
+        if l.starts_with("# portcullis begin") {
+            inside = true;
+        } else if l == END {
+            inside = false;
+        } else if inside {
+            if let Some(c) = l.split(": ").nth(1) {
+                let c = c.trim().trim_start_matches('[').trim_end_matches(']');
+                if let Ok(a) = c.parse() {
+                    v.push(a);
+                }
+            }
+        }
+    }
+    v
+}
+
+/// Fails unless the file (or its directory, if the file does not exist) can be written.
+pub fn check_writable(path: &Path) -> Result<()> {
+    let dir = path.parent().context("hosts_deny.path has no directory")?;
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())?;
+    // SAFETY: a valid C string; access(2) has no other preconditions.
+    if unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
+        bail!(
+            "firewall backend \"hosts-deny\": cannot write in {} ({}); the daemon writes a temporary file there and renames it over {}",
+            dir.display(),
+            std::io::Error::last_os_error(),
+            path.display()
+        );
+    }
+    if path.exists() {
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())?;
+        // SAFETY: as above.
+        if unsafe { libc::access(c.as_ptr(), libc::R_OK) } != 0 {
+            bail!(
+                "firewall backend \"hosts-deny\": cannot read {} ({})",
+                path.display(),
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+    Ok(())
+}
+
+impl HostsDeny {
+    pub fn new(opts: HostsDenyOptions) -> Self {
+        HostsDeny {
+            opts,
+            jails: BTreeSet::new(),
+            banned: BTreeMap::new(),
+        }
+    }
+
+    /// Rewrites the file with our block as `banned` says; see the module documentation.
+    fn write(&self) -> Result<()> {
+        let block = block(&self.opts, self.banned.keys().copied());
+        self.rewrite(|text| replace_block(text, &block))
+    }
+
+    /// Rewrites the file as `edit` says, under the lock, through a temporary file.
+    fn rewrite(&self, edit: impl Fn(&str) -> Result<String>) -> Result<()> {
+        let path = &self.opts.path;
+        let dir = path.parent().context("hosts_deny.path has no directory")?;
+        let lock = File::open(dir).with_context(|| format!("cannot open {}", dir.display()))?;
+        // SAFETY: flock on a descriptor we own; released when `lock` is closed.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            bail!(
+                "cannot lock {}: {}",
+                dir.display(),
+                std::io::Error::last_os_error()
+            );
+        }
+        let (text, meta) = match std::fs::read(path) {
+            Ok(t) => (
+                String::from_utf8(t)
+                    .with_context(|| format!("{} is not UTF-8 text", path.display()))?,
+                Some(std::fs::metadata(path)?),
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (String::new(), None),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        let new = edit(&text).with_context(|| format!("in {}", path.display()))?;
+        if new == text {
+            return Ok(());
+        }
+        let name = path.file_name().context("no file name")?.to_string_lossy();
+        let tmp = dir.join(format!(".{name}.portcullis-{}", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        let result = (|| -> Result<()> {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)
+                .with_context(|| format!("cannot create {}", tmp.display()))?;
+            f.write_all(new.as_bytes())?;
+            match &meta {
+                Some(m) => {
+                    std::os::unix::fs::fchown(&f, Some(m.uid()), Some(m.gid()))?;
+                    f.set_permissions(std::fs::Permissions::from_mode(m.mode() & 0o7777))?;
+                }
+                None => f.set_permissions(std::fs::Permissions::from_mode(0o644))?,
+            }
+            f.sync_all()?;
+            std::fs::rename(&tmp, path).with_context(|| {
+                format!("cannot rename {} over {}", tmp.display(), path.display())
+            })?;
+            File::open(dir)?.sync_all()?;
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    }
+}
+
+impl Firewall for HostsDeny {
+    fn setup(&mut self, jails: &[JailRules]) -> Result<()> {
+        for j in jails {
+            j.check()?;
+        }
+        check_writable(&self.opts.path)?;
+        self.jails = jails.iter().map(|j| j.name.clone()).collect();
+        // bans of jails that are gone go with them
+        let jails = &self.jails;
+        self.banned.retain(|_, js| {
+            js.retain(|j| jails.contains(j));
+            !js.is_empty()
+        });
+        self.write()
+    }
+
+    fn apply(&mut self, ops: &[FwOp]) -> Result<()> {
+        let before = self.banned.clone();
+        for ((jail, addr), timeout) in fold(ops) {
+            if !self.jails.contains(&jail) {
+                bail!("cannot ban or unban {addr}: jail {jail:?} does not use hosts-deny");
+            }
+            match timeout {
+                Some(_) if never_ban(addr) => {
+                    error!("refusing to ban {addr} (jail {jail}): loopback/unspecified")
+                }
+                Some(_) => {
+                    self.banned.entry(addr).or_default().insert(jail);
+                }
+                None => {
+                    if let Some(js) = self.banned.get_mut(&addr) {
+                        js.remove(&jail);
+                        if js.is_empty() {
+                            self.banned.remove(&addr);
+                        }
+                    }
+                }
+            }
+        }
+        if let Err(e) = self.write() {
+            self.banned = before;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn restore(&mut self, ops: &[FwOp]) -> Result<()> {
+        // the store is the truth: what the file holds from before (a crash) goes
+        self.banned.clear();
+        self.apply(ops)
+    }
+
+    fn expires_itself(&self) -> bool {
+        false
+    }
+
+    fn report(&mut self) -> Vec<String> {
+        if self.banned.len() > WARN_LINES {
+            vec![format!("hosts-deny holds {} lines: every connection of a tcp_wrappers service reads them all; above {WARN_LINES} use ipset or nftables", self.banned.len())]
+        } else {
+            Vec::new()
+        }
+    }
+
+    #[cfg(test)]
+    fn list(&mut self) -> Result<Vec<(String, IpAddr, Option<i64>)>> {
+        let text = std::fs::read_to_string(&self.opts.path).unwrap_or_default();
+        let mut v = Vec::new();
+        for a in parse_block(&text) {
+            for j in self.banned.get(&a).into_iter().flatten() {
+                v.push((j.clone(), a, None));
+            }
+        }
+        Ok(v)
+    }
+
+    fn teardown(&mut self) -> Result<()> {
+        self.banned.clear();
+        if !self.opts.path.exists() {
+            return Ok(());
+        }
+        // the block goes with its markers
+        self.rewrite(|text| replace_block(text, ""))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::firewall::{Action, Proto};
+
+    fn opts(path: &Path, daemons: &[&str]) -> HostsDenyOptions {
+        HostsDenyOptions {
+            path: path.to_path_buf(),
+            daemons: daemons.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn lines_and_blocks() {
+        let o = opts(Path::new("/etc/hosts.deny"), &["sshd", "vsftpd"]);
+        let b = block(
+            &o,
+            ["203.0.113.5", "2001:db8::1"]
+                .iter()
+                .map(|a| a.parse().unwrap()),
+        );
+        assert_eq!(
+            b,
+            format!("{BEGIN}\nsshd, vsftpd: 203.0.113.5\nsshd, vsftpd: [2001:db8::1]\n{END}\n")
+        );
+        let o = opts(Path::new("/etc/hosts.allow"), &["ALL"]);
+        let b = block(&o, std::iter::once("192.0.2.1".parse().unwrap()));
+        assert!(b.contains("\nALL: 192.0.2.1 : deny\n"), "{b}");
+        assert_eq!(
+            parse_block(&b),
+            vec!["192.0.2.1".parse::<IpAddr>().unwrap()]
+        );
+    }
+
+    #[test]
+    fn only_our_block_changes() {
+        let text = "# admin\nALL: 198.51.100.0/24\n# portcullis begin: old\nsshd: 192.0.2.9\n# portcullis end\nin.ftpd: ALL\n";
+        let new = replace_block(text, "# portcullis begin: x\n# portcullis end\n").unwrap();
+        assert_eq!(
+            new,
+            "# admin\nALL: 198.51.100.0/24\n# portcullis begin: x\n# portcullis end\nin.ftpd: ALL\n"
+        );
+        // no block yet: appended, after a missing final newline
+        assert_eq!(replace_block("ALL: x", "B\n").unwrap(), "ALL: x\nB\n");
+        assert_eq!(replace_block("", "B\n").unwrap(), "B\n");
+        assert!(replace_block("# portcullis begin\nsshd: 1.2.3.4\n", "B\n").is_err());
+    }
+
+    fn jail(name: &str) -> JailRules {
+        JailRules {
+            name: name.into(),
+            ports: None,
+            proto: Proto::Tcp,
+            action: Action::Drop,
+            backends: vec![],
+        }
+    }
+
+    #[test]
+    fn rewrites_keep_owner_mode_and_other_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hosts.deny");
+        std::fs::write(&path, "# keep me\nALL: 198.51.100.7\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let mut hd = HostsDeny::new(opts(&path, &["sshd"]));
+        hd.setup(&[jail("sshd"), jail("ftp")]).unwrap();
+        let add = |j: &str, a: &str| FwOp::Add {
+            jail: j.into(),
+            addr: a.parse().unwrap(),
+            timeout_ms: 1000,
+        };
+        let del = |j: &str, a: &str| FwOp::Del {
+            jail: j.into(),
+            addr: a.parse().unwrap(),
+        };
+        hd.apply(&[
+            add("sshd", "192.0.2.1"),
+            add("ftp", "192.0.2.1"),
+            add("sshd", "2001:db8::2"),
+        ])
+        .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.starts_with("# keep me\nALL: 198.51.100.7\n# portcullis begin"),
+            "{text}"
+        );
+        assert_eq!(text.matches("sshd: 192.0.2.1\n").count(), 1, "{text}");
+        assert!(text.contains("sshd: [2001:db8::2]\n"), "{text}");
+        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o640);
+        // what libwrap makes of it: tcpdmatch (Debian's tcpd) reads the file of the directory
+        let tcpdmatch = |daemon: &str, client: &str| {
+            let out = std::process::Command::new("tcpdmatch")
+                .args(["-d", daemon, client])
+                .current_dir(dir.path())
+                .output()
+                .expect("tcpdmatch (Debian package tcpd) must be installed: apt install tcpd");
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.lines()
+                .find_map(|l| l.strip_prefix("access:"))
+                .map(|a| a.trim().to_string())
+                .unwrap_or(text)
+        };
+        assert_eq!(tcpdmatch("sshd", "192.0.2.1"), "denied");
+        assert_eq!(tcpdmatch("sshd", "2001:db8::2"), "denied");
+        assert_eq!(tcpdmatch("sshd", "192.0.2.9"), "granted");
+        assert_eq!(tcpdmatch("vsftpd", "192.0.2.1"), "granted");
+        assert_eq!(
+            tcpdmatch("in.ftpd", "198.51.100.7"),
+            "denied",
+            "the admin's line"
+        );
+        // an admin edits the file meanwhile: the edit stays
+        std::fs::write(&path, text.replace("# keep me\n", "# keep me\n# edited\n")).unwrap();
+        hd.apply(&[del("sshd", "192.0.2.1")]).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("# edited\n"), "{text}");
+        assert!(
+            text.contains("sshd: 192.0.2.1\n"),
+            "ftp still bans it: {text}"
+        );
+        hd.apply(&[del("ftp", "192.0.2.1")]).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("192.0.2.1"), "{text}");
+        // restore from the store: only what it says, once
+        let mut hd = HostsDeny::new(opts(&path, &["sshd"]));
+        hd.setup(&[jail("sshd")]).unwrap();
+        hd.restore(&[add("sshd", "192.0.2.3"), add("sshd", "192.0.2.3")])
+            .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            parse_block(&text),
+            vec!["192.0.2.3".parse::<IpAddr>().unwrap()]
+        );
+        // no temporary file left
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+        hd.teardown().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "# keep me\n# edited\nALL: 198.51.100.7\n"
+        );
+    }
+}

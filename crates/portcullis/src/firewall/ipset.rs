@@ -1,0 +1,312 @@
+//! The ipset backend: the fast path for iptables users. One `hash:ip` set per jail and
+//! family (`pc4_<jail>`, `pc6_<jail>`) with kernel timeouts, and one iptables rule per set
+//! (and port group) in our chain, laid out as the iptables backend does
+//! (`[firewall.iptables]` chain and hooks):
+//!
+//! ```text
+//! -A PORTCULLIS -m set --match-set pc4_sshd src -p tcp -m multiport --dports 22 -m comment --comment sshd -j DROP
+//! ```
+//!
+//! Every batch is one `ipset -exist restore` process, whatever its size; an `add` of an
+//! address already there replaces its timeout. The kernel lifts a ban at its timeout even
+//! when the daemon is gone; timeouts past ipset's maximum (2147483 s, about 24 days) are
+//! given as 0 (no timeout) and the engine lifts those itself. At start the sets are flushed
+//! and refilled from the store in the same single process.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use anyhow::{bail, Result};
+use tracing::error;
+
+use super::iptables::{rule_specs, IptOptions, Iptables};
+use super::{fold, never_ban, run_checked, Firewall, FwOp, JailRules};
+
+/// ipset's largest timeout, in seconds.
+pub const MAX_TIMEOUT_S: i64 = 2_147_483;
+
+/// The set of a jail and family.
+pub fn set_name(jail: &str, v6: bool) -> String {
+    format!("{}_{jail}", if v6 { "pc6" } else { "pc4" })
+}
+
+/// `create` lines for the sets of `jails` (no-ops for sets that exist).
+pub fn create_script(jails: &[JailRules]) -> String {
+    let mut s = String::new();
+    for j in jails {
+        for (v6, fam) in [(false, "inet"), (true, "inet6")] {
+            let _ = writeln!(
+                s,
+                "create {} hash:ip family {fam} timeout 0 maxelem 1048576",
+                set_name(&j.name, v6)
+            );
+        }
+    }
+    s
+}
+
+/// The `ipset restore` text of a batch: the folded ops as `add`/`del` lines.
+pub fn batch_script(ops: &[FwOp]) -> String {
+    let mut s = String::new();
+    for ((jail, addr), timeout) in fold(ops) {
+        let set = set_name(&jail, addr.is_ipv6());
+        match timeout {
+            Some(_) if never_ban(addr) => {}
+            Some(ms) => {
+                let secs = (ms + 999) / 1000;
+                let secs = if secs > MAX_TIMEOUT_S { 0 } else { secs };
+                let _ = writeln!(s, "add {set} {addr} timeout {secs}");
+            }
+            None => {
+                let _ = writeln!(s, "del {set} {addr}");
+            }
+        }
+    }
+    s
+}
+
+/// The members of a set as `ipset list` prints them: address and seconds left.
+#[cfg(test)]
+pub fn parse_list(text: &str) -> Vec<(std::net::IpAddr, Option<i64>)> {
+    let mut members = false;
+    let mut v = Vec::new();
+    for l in text.lines() {
+        if l.starts_with("Members:") {
+            members = true;
+            continue;
+        }
+        if !members || l.trim().is_empty() {
+            continue;
+        }
+        let mut t = l.split_whitespace();
+        let Some(Ok(a)) = t.next().map(str::parse::<std::net::IpAddr>) else {
+            continue;
+        };
+        let left = match (t.next(), t.next()) {
+            (Some("timeout"), Some(n)) => n.parse::<i64>().ok().map(|s| s * 1000),
+            _ => None,
+        };
+        v.push((a, left));
+    }
+    v
+}
+
+/// The ipset backend; see the module documentation.
+pub struct Ipset {
+    chain: Iptables,
+    opts: IptOptions,
+    jails: BTreeMap<String, JailRules>,
+}
+
+impl Ipset {
+    pub fn new(opts: IptOptions) -> Self {
+        Ipset {
+            chain: Iptables::new(opts.clone()),
+            opts,
+            jails: BTreeMap::new(),
+        }
+    }
+
+    fn ipset(&self, args: &[&str], input: Option<&str>, what: &str) -> Result<String> {
+        let mut argv = self.opts.prefix.clone();
+        argv.push("ipset".into());
+        argv.extend(args.iter().map(|s| s.to_string()));
+        let out = run_checked(&argv, input.map(str::as_bytes), what)?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Our sets that exist now.
+    fn our_sets(&self) -> Result<BTreeSet<String>> {
+        Ok(self
+            .ipset(&["list", "-n"], None, "list the sets")?
+            .lines()
+            .filter(|l| l.starts_with("pc4_") || l.starts_with("pc6_"))
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// The match rules of our chain: one per set and port group.
+    fn match_rules(&self) -> [Vec<String>; 2] {
+        let mut r = [Vec::new(), Vec::new()];
+        for j in self.jails.values() {
+            for v6 in [false, true] {
+                let src = format!("-m set --match-set {} src", set_name(&j.name, v6));
+                r[usize::from(v6)].extend(rule_specs(j, &src));
+            }
+        }
+        r
+    }
+}
+
+impl Firewall for Ipset {
+    fn setup(&mut self, jails: &[JailRules]) -> Result<()> {
+        for j in jails {
+            j.check()?;
+        }
+        self.jails = jails.iter().map(|j| (j.name.clone(), j.clone())).collect();
+        self.ipset(
+            &["-exist", "restore"],
+            Some(&create_script(jails)),
+            "create the sets",
+        )?;
+        // the chain matches the sets; no per-address rules in it
+        let head = self.chain.head.clone();
+        let rules = self.match_rules();
+        self.chain.head = [
+            head[0].iter().chain(&rules[0]).cloned().collect(),
+            head[1].iter().chain(&rules[1]).cloned().collect(),
+        ];
+        let r = self.chain.setup(&[]);
+        self.chain.head = head;
+        r?;
+        // sets of jails that are gone, now that no rule uses them
+        let wanted: BTreeSet<String> = jails
+            .iter()
+            .flat_map(|j| [set_name(&j.name, false), set_name(&j.name, true)])
+            .collect();
+        let gone: String = self
+            .our_sets()?
+            .difference(&wanted)
+            .map(|s| format!("destroy {s}\n"))
+            .collect();
+        if !gone.is_empty() {
+            self.ipset(
+                &["-exist", "restore"],
+                Some(&gone),
+                "remove the sets of old jails",
+            )?;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, ops: &[FwOp]) -> Result<()> {
+        for op in ops {
+            let (FwOp::Add { jail, addr, .. } | FwOp::Del { jail, addr }) = op;
+            if !self.jails.contains_key(jail) {
+                bail!("cannot ban or unban {addr}: jail {jail:?} is not set up in ipset");
+            }
+            if matches!(op, FwOp::Add { .. }) && never_ban(*addr) {
+                error!("refusing to ban {addr} (jail {jail}): loopback/unspecified");
+            }
+        }
+        let script = batch_script(ops);
+        if script.is_empty() {
+            return Ok(());
+        }
+        self.ipset(
+            &["-exist", "restore"],
+            Some(&script),
+            &format!("apply {} changes", ops.len()),
+        )?;
+        Ok(())
+    }
+
+    fn restore(&mut self, ops: &[FwOp]) -> Result<()> {
+        let mut script: String = self
+            .jails
+            .keys()
+            .flat_map(|j| [set_name(j, false), set_name(j, true)])
+            .map(|s| format!("flush {s}\n"))
+            .collect();
+        let ours: Vec<FwOp> = ops
+            .iter()
+            .filter(|op| {
+                let (FwOp::Add { jail, .. } | FwOp::Del { jail, .. }) = op;
+                self.jails.contains_key(jail)
+            })
+            .cloned()
+            .collect();
+        script.push_str(&batch_script(&ours));
+        self.ipset(&["-exist", "restore"], Some(&script), "restore the bans")?;
+        Ok(())
+    }
+
+    fn set_ratelimits(&mut self, rl: &super::ratelimit::RateLimits) -> Result<()> {
+        self.chain.set_ratelimits(rl)
+    }
+
+    fn report(&mut self) -> Vec<String> {
+        self.chain.ratelimit_report()
+    }
+
+    fn expires_itself(&self) -> bool {
+        // the kernel does for bans under 24 days; the engine's unban covers the rest
+        false
+    }
+
+    #[cfg(test)]
+    fn list(&mut self) -> Result<Vec<(String, std::net::IpAddr, Option<i64>)>> {
+        let mut v = Vec::new();
+        for j in self.jails.keys() {
+            for v6 in [false, true] {
+                let text = self.ipset(&["list", &set_name(j, v6)], None, "list a set")?;
+                v.extend(
+                    parse_list(&text)
+                        .into_iter()
+                        .map(|(a, t)| (j.clone(), a, t)),
+                );
+            }
+        }
+        Ok(v)
+    }
+
+    fn teardown(&mut self) -> Result<()> {
+        self.chain.teardown()?;
+        let gone: String = self
+            .our_sets()?
+            .iter()
+            .map(|s| format!("destroy {s}\n"))
+            .collect();
+        if !gone.is_empty() {
+            self.ipset(&["-exist", "restore"], Some(&gone), "remove our sets")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::firewall::{Action, Proto};
+
+    #[test]
+    fn scripts() {
+        let j = JailRules {
+            name: "sshd".into(),
+            ports: Some(vec![(22, 22)]),
+            proto: Proto::Tcp,
+            action: Action::Drop,
+            backends: vec![],
+        };
+        assert_eq!(
+            create_script(&[j]),
+            "create pc4_sshd hash:ip family inet timeout 0 maxelem 1048576\ncreate pc6_sshd hash:ip family inet6 timeout 0 maxelem 1048576\n"
+        );
+        let add = |a: &str, ms| FwOp::Add {
+            jail: "sshd".into(),
+            addr: a.parse().unwrap(),
+            timeout_ms: ms,
+        };
+        let s = batch_script(&[
+            add("192.0.2.1", 1500),
+            add("2001:db8::1", 40 * 86_400_000),
+            add("127.0.0.1", 1000),
+            FwOp::Del {
+                jail: "sshd".into(),
+                addr: "192.0.2.9".parse().unwrap(),
+            },
+        ]);
+        assert_eq!(
+            s,
+            "add pc4_sshd 192.0.2.1 timeout 2\nadd pc6_sshd 2001:db8::1 timeout 0\ndel pc4_sshd 192.0.2.9\n"
+        );
+        let text = "Name: pc4_sshd\nType: hash:ip\nHeader: family inet hashsize 1024 maxelem 1048576 timeout 0\nMembers:\n192.0.2.1 timeout 599\n192.0.2.2 timeout 0\n";
+        assert_eq!(
+            parse_list(text),
+            vec![
+                ("192.0.2.1".parse().unwrap(), Some(599_000)),
+                ("192.0.2.2".parse().unwrap(), Some(0))
+            ]
+        );
+    }
+}

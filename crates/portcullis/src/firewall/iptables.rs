@@ -1,0 +1,582 @@
+//! The iptables backend (blacklist.py's layout): our own chain (default `PORTCULLIS`) in the
+//! `filter` table of iptables and ip6tables, jumped to from the first position of each hook
+//! (`INPUT`; `FORWARD`, `DOCKER-USER` when asked), holding one rule per ban and per port
+//! group:
+//!
+//! ```text
+//! -A PORTCULLIS -s 192.0.2.1/32 -p tcp -m multiport --dports 22 -m comment --comment sshd -j DROP
+//! ```
+//!
+//! Every batch is one `iptables-restore --noflush` (and one `ip6tables-restore --noflush` when
+//! it holds IPv6 addresses), which applies it as one transaction. This works the same with
+//! iptables-nft (Debian's default) and iptables-legacy (`variant`).
+//!
+//! iptables has no timeouts: the engine asks for the unban when a ban ends. Declaring our
+//! chain in a restore file (`:PORTCULLIS - [0:0]`) empties it even with `--noflush`, so a
+//! setup or a restore at start rewrites the whole chain from what the store says in one
+//! transaction: bans left by a crash go, and nothing is doubled. `keep_bans_on_stop = false`
+//! removes the jumps and the chain.
+//!
+//! The scripts are built by pure functions ([`rule_specs`], [`chain_script`],
+//! [`batch_script`], [`parse_save`]), tested without root.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use anyhow::{bail, Result};
+use tracing::error;
+
+use super::{fold, never_ban, run_checked, Action, Firewall, FwOp, JailRules, Proto};
+
+/// Chain sizes above which each packet's walk through the rules gets slow: `status` warns.
+pub const WARN_RULES: usize = 10_000;
+
+/// The programs of a variant: (name, what for), iptables-restore, ip6tables-restore,
+/// iptables-save, ip6tables-save.
+pub fn programs(variant: &str) -> Vec<(String, &'static str)> {
+    let infix = match variant {
+        "nft" => "-nft",
+        "legacy" => "-legacy",
+        _ => "",
+    };
+    vec![
+        (format!("iptables{infix}-restore"), "restore4"),
+        (format!("ip6tables{infix}-restore"), "restore6"),
+        (format!("iptables{infix}-save"), "save4"),
+        (format!("ip6tables{infix}-save"), "save6"),
+    ]
+}
+
+/// How to reach iptables and what to create there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IptOptions {
+    pub chain: String,
+    pub hooks: Vec<String>,
+    /// `auto`, `nft` or `legacy`.
+    pub variant: String,
+    /// Put before each program (tests: `["ip", "netns", "exec", NS]`).
+    pub prefix: Vec<String>,
+}
+
+impl Default for IptOptions {
+    fn default() -> Self {
+        IptOptions {
+            chain: "PORTCULLIS".into(),
+            hooks: vec!["INPUT".into()],
+            variant: "auto".into(),
+            prefix: Vec::new(),
+        }
+    }
+}
+
+impl IptOptions {
+    /// The argv of the restore (`save = false`) or save program of a family.
+    pub fn argv(&self, v6: bool, save: bool) -> Vec<String> {
+        let progs = programs(&self.variant);
+        let i = usize::from(v6) + if save { 2 } else { 0 };
+        let mut v = self.prefix.clone();
+        v.push(progs[i].0.clone());
+        if save {
+            v.extend(["-t".to_string(), "filter".to_string()]);
+        } else {
+            v.push("--noflush".into());
+        }
+        v
+    }
+
+    /// Runs a restore script for one family.
+    pub fn restore(&self, v6: bool, script: &str, what: &str) -> Result<()> {
+        run_checked(&self.argv(v6, false), Some(script.as_bytes()), what)?;
+        Ok(())
+    }
+
+    /// The `filter` table of one family as `iptables-save` prints it.
+    pub fn save(&self, v6: bool) -> Result<Saved> {
+        let out = run_checked(&self.argv(v6, true), None, "list the filter table")?;
+        Ok(parse_save(
+            &String::from_utf8_lossy(&out.stdout),
+            &self.chain,
+        ))
+    }
+}
+
+/// What `iptables-save -t filter` shows, as far as we care.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Saved {
+    /// Every chain of the table.
+    pub chains: BTreeSet<String>,
+    /// Hook -> how many `-j CHAIN` rules it has.
+    pub jumps: BTreeMap<String, usize>,
+    /// The rules of our chain, as printed after `-A CHAIN `.
+    pub rules: Vec<String>,
+}
+
+/// Reads `iptables-save -t filter` output for chain `chain`.
+pub fn parse_save(text: &str, chain: &str) -> Saved {
+    let mut s = Saved::default();
+    let ours = format!("-A {chain} ");
+    let jump = format!(" -j {chain}");
+    for l in text.lines() {
+        if let Some(c) = l.strip_prefix(':') {
+            if let Some(name) = c.split_whitespace().next() {
+                s.chains.insert(name.to_string());
+            }
+        } else if let Some(rule) = l.strip_prefix(&ours) {
+            s.rules.push(rule.to_string());
+        } else if let Some(rest) = l.strip_prefix("-A ") {
+            if rest.ends_with(&jump) && rest.split_whitespace().count() == 3 {
+                let hook = rest.split_whitespace().next().unwrap_or_default();
+                *s.jumps.entry(hook.to_string()).or_default() += 1;
+            }
+        }
+    }
+    s
+}
+
+/// The source match of an address: `-s ADDR/32` or `-s ADDR/128`.
+pub fn addr_match(addr: IpAddr) -> String {
+    match addr {
+        IpAddr::V4(a) => format!("-s {a}/32"),
+        IpAddr::V6(a) => format!("-s {a}/128"),
+    }
+}
+
+/// The port/protocol/verdict part of a jail's rules, each after `src` (a source match such
+/// as `-s 192.0.2.1/32` or `-m set --match-set pc4_sshd src`). Multiport takes at most 15
+/// ports (a range counts two), so long lists become several rules.
+pub fn rule_specs(jail: &JailRules, src: &str) -> Vec<String> {
+    let comment = format!("-m comment --comment {}", jail.name);
+    let ports: Option<Vec<String>> = jail.ports.as_ref().map(|ports| {
+        let mut groups = Vec::new();
+        let mut cur: Vec<String> = Vec::new();
+        let mut weight = 0;
+        for &(lo, hi) in ports {
+            let (item, w) = if lo == hi {
+                (lo.to_string(), 1)
+            } else {
+                (format!("{lo}:{hi}"), 2)
+            };
+            if weight + w > 15 {
+                groups.push(cur.join(","));
+                cur.clear();
+                weight = 0;
+            }
+            cur.push(item);
+            weight += w;
+        }
+        if !cur.is_empty() {
+            groups.push(cur.join(","));
+        }
+        groups
+    });
+    let mut out = Vec::new();
+    let protos: &[&str] = match jail.proto {
+        Proto::Tcp => &["tcp"],
+        Proto::Udp => &["udp"],
+        Proto::Both => &["tcp", "udp"],
+    };
+    let verdict = |p: Option<&str>| match (jail.action, p) {
+        (Action::Drop, _) => "-j DROP",
+        (Action::Reject, Some("tcp")) => "-j REJECT --reject-with tcp-reset",
+        (Action::Reject, _) => "-j REJECT",
+    };
+    match (&ports, jail.proto) {
+        (None, Proto::Both) => {
+            if jail.action == Action::Reject {
+                out.push(format!("{src} -p tcp {comment} {}", verdict(Some("tcp"))));
+            }
+            out.push(format!("{src} {comment} {}", verdict(None)));
+        }
+        (None, _) => {
+            for p in protos {
+                out.push(format!("{src} -p {p} {comment} {}", verdict(Some(p))));
+            }
+        }
+        (Some(groups), _) => {
+            for p in protos {
+                for g in groups {
+                    out.push(format!(
+                        "{src} -p {p} -m multiport --dports {g} {comment} {}",
+                        verdict(Some(p))
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The script that (re)creates our chain with exactly `rules`, makes sure each hook jumps
+/// to it once (at the top), and leaves everything else alone. `saved` is the table now.
+pub fn chain_script(opts: &IptOptions, saved: &Saved, rules: &[String]) -> String {
+    let c = &opts.chain;
+    let mut s = String::from("*filter\n");
+    // declared: created if missing, emptied if present (also with --noflush)
+    let _ = writeln!(s, ":{c} - [0:0]");
+    for hook in &opts.hooks {
+        if !saved.chains.contains(hook) {
+            // DOCKER-USER before Docker ran: Docker keeps a chain it finds
+            let _ = writeln!(s, ":{hook} - [0:0]");
+        }
+    }
+    for hook in &opts.hooks {
+        match saved.jumps.get(hook).copied().unwrap_or(0) {
+            0 => {
+                let _ = writeln!(s, "-I {hook} 1 -j {c}");
+            }
+            n => {
+                for _ in 1..n {
+                    let _ = writeln!(s, "-D {hook} -j {c}");
+                }
+            }
+        }
+    }
+    for r in rules {
+        let _ = writeln!(s, "-A {c} {r}");
+    }
+    s.push_str("COMMIT\n");
+    s
+}
+
+/// The script that removes our jumps and our chain (empty if there is nothing of ours).
+pub fn teardown_script(opts: &IptOptions, saved: &Saved) -> String {
+    let c = &opts.chain;
+    if !saved.chains.contains(c) {
+        return String::new();
+    }
+    let mut s = String::from("*filter\n");
+    for (hook, n) in &saved.jumps {
+        for _ in 0..*n {
+            let _ = writeln!(s, "-D {hook} -j {c}");
+        }
+    }
+    let _ = writeln!(s, "-F {c}\n-X {c}");
+    s.push_str("COMMIT\n");
+    s
+}
+
+/// The script of one batch for one family: rules to append and rules to delete.
+pub fn batch_script(chain: &str, add: &[String], del: &[String]) -> String {
+    let mut s = String::from("*filter\n");
+    for r in del {
+        let _ = writeln!(s, "-D {chain} {r}");
+    }
+    for r in add {
+        let _ = writeln!(s, "-A {chain} {r}");
+    }
+    s.push_str("COMMIT\n");
+    s
+}
+
+/// The iptables backend; see the module documentation.
+pub struct Iptables {
+    opts: IptOptions,
+    jails: BTreeMap<String, JailRules>,
+    /// What our chain holds: (jail, address).
+    banned: BTreeSet<(String, IpAddr)>,
+    /// Rules put before the bans (rate limits and their accept rules), per family.
+    pub head: [Vec<String>; 2],
+    /// Names of the rate limits in `head`.
+    limits: Vec<String>,
+}
+
+impl Iptables {
+    pub fn new(opts: IptOptions) -> Self {
+        Iptables {
+            opts,
+            jails: BTreeMap::new(),
+            banned: BTreeSet::new(),
+            head: [Vec::new(), Vec::new()],
+            limits: Vec::new(),
+        }
+    }
+
+    /// `status` lines: packets each rate limit dropped, both families.
+    pub fn ratelimit_report(&self) -> Vec<String> {
+        if self.limits.is_empty() {
+            return Vec::new();
+        }
+        let mut texts = String::new();
+        for v6 in [false, true] {
+            let mut argv = self.opts.argv(v6, true);
+            argv.push("-c".into());
+            match run_checked(&argv, None, "read the counters") {
+                Ok(out) => texts.push_str(&String::from_utf8_lossy(&out.stdout)),
+                Err(e) => return vec![format!("rate limits: {e:#}")],
+            }
+        }
+        self.limits
+            .iter()
+            .map(|n| {
+                let c = super::ratelimit::ipt_counter(&texts, n);
+                format!("ratelimit {n}: {c} packets over the limit dropped")
+            })
+            .collect()
+    }
+
+    fn rules_of(&self, jail: &str, addr: IpAddr) -> Vec<String> {
+        match self.jails.get(jail) {
+            Some(j) => rule_specs(j, &addr_match(addr)),
+            None => Vec::new(),
+        }
+    }
+
+    /// Rewrites the chain of both families from `banned`, in one transaction each.
+    fn rewrite(&self) -> Result<()> {
+        for v6 in [false, true] {
+            let saved = self.opts.save(v6)?;
+            let mut rules = self.head[usize::from(v6)].clone();
+            for (jail, addr) in &self.banned {
+                if addr.is_ipv6() == v6 {
+                    rules.extend(self.rules_of(jail, *addr));
+                }
+            }
+            let script = chain_script(&self.opts, &saved, &rules);
+            self.opts
+                .restore(v6, &script, &format!("set up chain {}", self.opts.chain))?;
+        }
+        Ok(())
+    }
+}
+
+impl Firewall for Iptables {
+    fn setup(&mut self, jails: &[JailRules]) -> Result<()> {
+        for j in jails {
+            j.check()?;
+        }
+        self.jails = jails.iter().map(|j| (j.name.clone(), j.clone())).collect();
+        let jails = &self.jails;
+        self.banned.retain(|(j, _)| jails.contains_key(j));
+        self.rewrite()
+    }
+
+    fn apply(&mut self, ops: &[FwOp]) -> Result<()> {
+        let mut add: [Vec<String>; 2] = [Vec::new(), Vec::new()];
+        let mut del: [Vec<String>; 2] = [Vec::new(), Vec::new()];
+        let mut next = self.banned.clone();
+        for ((jail, addr), timeout) in fold(ops) {
+            if !self.jails.contains_key(&jail) {
+                bail!("cannot ban or unban {addr}: jail {jail:?} is not set up in iptables");
+            }
+            let fam = usize::from(addr.is_ipv6());
+            let key = (jail, addr);
+            match timeout {
+                Some(_) if never_ban(addr) => {
+                    error!(
+                        "refusing to ban {addr} (jail {}): loopback/unspecified",
+                        key.0
+                    )
+                }
+                Some(_) => {
+                    if !next.contains(&key) {
+                        add[fam].extend(self.rules_of(&key.0, addr));
+                        next.insert(key);
+                    }
+                }
+                None => {
+                    if next.remove(&key) {
+                        del[fam].extend(self.rules_of(&key.0, addr));
+                    }
+                }
+            }
+        }
+        for v6 in [false, true] {
+            let f = usize::from(v6);
+            if add[f].is_empty() && del[f].is_empty() {
+                continue;
+            }
+            let script = batch_script(&self.opts.chain, &add[f], &del[f]);
+            let n = add[f].len() + del[f].len();
+            self.opts
+                .restore(v6, &script, &format!("apply {n} rule changes"))?;
+            // the families are separate transactions: keep what the first one did
+            if !v6 {
+                self.banned.retain(|k| k.1.is_ipv6() || next.contains(k));
+                self.banned
+                    .extend(next.iter().filter(|k| !k.1.is_ipv6()).cloned());
+            }
+        }
+        self.banned = next;
+        Ok(())
+    }
+
+    fn restore(&mut self, ops: &[FwOp]) -> Result<()> {
+        // the store is the truth: the chain is rewritten with exactly its bans
+        self.banned.clear();
+        for ((jail, addr), timeout) in fold(ops) {
+            if timeout.is_some() && self.jails.contains_key(&jail) && !never_ban(addr) {
+                self.banned.insert((jail, addr));
+            }
+        }
+        self.rewrite()
+    }
+
+    fn expires_itself(&self) -> bool {
+        false
+    }
+
+    fn set_ratelimits(&mut self, rl: &super::ratelimit::RateLimits) -> Result<()> {
+        self.head = [
+            super::ratelimit::ipt_rules(rl, false),
+            super::ratelimit::ipt_rules(rl, true),
+        ];
+        self.limits = rl.limits.iter().map(|l| l.name.clone()).collect();
+        Ok(())
+    }
+
+    fn report(&mut self) -> Vec<String> {
+        let mut v = self.ratelimit_report();
+        let n = self.banned.len();
+        if n > WARN_RULES {
+            v.push(format!("the iptables chain {} holds {n} bans: every packet walks them one by one; above {WARN_RULES} use backend \"ipset\" or \"nftables\"", self.opts.chain));
+        }
+        v
+    }
+
+    #[cfg(test)]
+    fn list(&mut self) -> Result<Vec<(String, IpAddr, Option<i64>)>> {
+        let mut seen = BTreeSet::new();
+        for v6 in [false, true] {
+            for r in self.opts.save(v6)?.rules {
+                let t: Vec<&str> = r.split_whitespace().collect();
+                let addr = t
+                    .iter()
+                    .position(|x| *x == "-s")
+                    .and_then(|i| t.get(i + 1))
+                    .and_then(|a| a.split('/').next())
+                    .and_then(|a| a.parse::<IpAddr>().ok());
+                let jail = t
+                    .iter()
+                    .position(|x| *x == "--comment")
+                    .and_then(|i| t.get(i + 1));
+                if let (Some(a), Some(j)) = (addr, jail) {
+                    seen.insert((j.trim_matches('"').to_string(), a));
+                }
+            }
+        }
+        Ok(seen.into_iter().map(|(j, a)| (j, a, None)).collect())
+    }
+
+    fn teardown(&mut self) -> Result<()> {
+        for v6 in [false, true] {
+            let saved = self.opts.save(v6)?;
+            let script = teardown_script(&self.opts, &saved);
+            if !script.is_empty() {
+                self.opts
+                    .restore(v6, &script, &format!("remove chain {}", self.opts.chain))?;
+            }
+        }
+        self.banned.clear();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn jail(
+        name: &str,
+        ports: Option<Vec<(u16, u16)>>,
+        proto: Proto,
+        action: Action,
+    ) -> JailRules {
+        JailRules {
+            name: name.into(),
+            ports,
+            proto,
+            action,
+            backends: vec![],
+        }
+    }
+
+    #[test]
+    fn rules_per_jail_shape() {
+        let ssh = jail("sshd", Some(vec![(22, 22)]), Proto::Tcp, Action::Drop);
+        assert_eq!(
+            rule_specs(&ssh, "-s 192.0.2.1/32"),
+            ["-s 192.0.2.1/32 -p tcp -m multiport --dports 22 -m comment --comment sshd -j DROP"]
+        );
+        let all = jail("all", None, Proto::Both, Action::Reject);
+        assert_eq!(
+            rule_specs(&all, "-s 2001:db8::1/128"),
+            [
+                "-s 2001:db8::1/128 -p tcp -m comment --comment all -j REJECT --reject-with tcp-reset",
+                "-s 2001:db8::1/128 -m comment --comment all -j REJECT"
+            ]
+        );
+        let udp = jail("dns", None, Proto::Udp, Action::Reject);
+        assert_eq!(
+            rule_specs(&udp, "-m set --match-set pc4_dns src"),
+            ["-m set --match-set pc4_dns src -p udp -m comment --comment dns -j REJECT"]
+        );
+        // 16 ports: two multiport rules, per protocol
+        let many: Vec<(u16, u16)> = (1..=14).map(|p| (p, p)).chain([(100, 200)]).collect();
+        let web = jail("web", Some(many), Proto::Both, Action::Drop);
+        let r = rule_specs(&web, "-s 192.0.2.1/32");
+        assert_eq!(r.len(), 4, "{r:?}");
+        assert!(
+            r[0].contains("--dports 1,2,3,4,5,6,7,8,9,10,11,12,13,14 "),
+            "{r:?}"
+        );
+        assert!(r[1].contains("--dports 100:200 "), "{r:?}");
+        assert!(r[2].contains("-p udp"), "{r:?}");
+    }
+
+    const SAVE: &str = "# Generated by iptables-nft-save v1.8.9 (nf_tables)
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:PORTCULLIS - [0:0]
+:other - [0:0]
+-A INPUT -m conntrack --ctstate ESTABLISHED -j ACCEPT
+-A INPUT -j PORTCULLIS
+-A INPUT -j PORTCULLIS
+-A FORWARD -s 192.0.2.1/32 -j PORTCULLIS
+-A PORTCULLIS -s 192.0.2.1/32 -p tcp -m multiport --dports 22 -m comment --comment sshd -j DROP
+COMMIT
+";
+
+    #[test]
+    fn save_output_is_read() {
+        let s = parse_save(SAVE, "PORTCULLIS");
+        assert!(s.chains.contains("other") && s.chains.contains("PORTCULLIS"));
+        assert_eq!(s.jumps, BTreeMap::from([("INPUT".to_string(), 2)]));
+        assert_eq!(
+            s.rules,
+            ["-s 192.0.2.1/32 -p tcp -m multiport --dports 22 -m comment --comment sshd -j DROP"]
+        );
+    }
+
+    #[test]
+    fn chain_scripts() {
+        let opts = IptOptions {
+            hooks: vec!["INPUT".into(), "DOCKER-USER".into()],
+            ..IptOptions::default()
+        };
+        let saved = parse_save(SAVE, "PORTCULLIS");
+        assert_eq!(
+            chain_script(&opts, &saved, &["-s 192.0.2.7/32 -j DROP".into()]),
+            "*filter\n:PORTCULLIS - [0:0]\n:DOCKER-USER - [0:0]\n-D INPUT -j PORTCULLIS\n-I DOCKER-USER 1 -j PORTCULLIS\n-A PORTCULLIS -s 192.0.2.7/32 -j DROP\nCOMMIT\n"
+        );
+        assert_eq!(
+            teardown_script(&opts, &saved),
+            "*filter\n-D INPUT -j PORTCULLIS\n-D INPUT -j PORTCULLIS\n-F PORTCULLIS\n-X PORTCULLIS\nCOMMIT\n"
+        );
+        assert_eq!(teardown_script(&opts, &Saved::default()), "");
+        assert_eq!(
+            batch_script("PC", &["a".into()], &["b".into()]),
+            "*filter\n-D PC b\n-A PC a\nCOMMIT\n"
+        );
+        assert_eq!(
+            IptOptions {
+                variant: "legacy".into(),
+                ..IptOptions::default()
+            }
+            .argv(true, false),
+            ["ip6tables-legacy-restore", "--noflush"]
+        );
+    }
+}

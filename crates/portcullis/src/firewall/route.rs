@@ -1,0 +1,227 @@
+//! The `route` backend (BlockHosts' null route): a host route of type `blackhole`,
+//! `unreachable` or `prohibit` per banned address, IPv4 and IPv6, so that no answer ever
+//! reaches it. Routes know no ports: every service of the host is closed to the address.
+//!
+//! Our routes carry our own routing protocol number (`proto 211` by default), and every
+//! command we send names it, so we only ever touch our own routes. Each batch is one
+//! `ip -batch -` process. Routes do not expire: the engine asks for the unban, and at start
+//! our routes are read back and reconciled with the store in one batch (routes of a crash
+//! that the store no longer has are deleted, nothing is doubled).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use anyhow::{bail, Result};
+use tracing::error;
+
+use super::{fold, never_ban, run_checked, Firewall, FwOp, JailRules};
+
+/// Our routing protocol number (unassigned in iproute2's rt_protos).
+pub const DEFAULT_PROTO: u8 = 211;
+
+/// Options of the route backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteOptions {
+    /// `blackhole`, `unreachable` or `prohibit`.
+    pub kind: String,
+    pub proto: u8,
+    /// Put before `ip` (tests: `["ip", "netns", "exec", NS]`).
+    pub prefix: Vec<String>,
+}
+
+/// One batch line.
+pub fn line(kind: &str, proto: u8, addr: IpAddr, add: bool) -> String {
+    let len = if addr.is_ipv6() { 128 } else { 32 };
+    let verb = if add { "replace" } else { "del" };
+    format!("route {verb} {kind} {addr}/{len} proto {proto}\n")
+}
+
+/// The routes of `ip route show proto N` (and `ip -6 ...`): type and address.
+pub fn parse_routes(text: &str) -> Vec<(String, IpAddr)> {
+    text.lines()
+        .filter_map(|l| {
+            let mut t = l.split_whitespace();
+            let kind = t.next()?;
+            let addr = t.next()?.split('/').next()?.parse().ok()?;
+            Some((kind.to_string(), addr))
+        })
+        .collect()
+}
+
+/// The route backend; see the module documentation.
+pub struct Route {
+    opts: RouteOptions,
+    jails: BTreeSet<String>,
+    /// address -> jails banning it: the route stays while one of them does.
+    banned: BTreeMap<IpAddr, BTreeSet<String>>,
+}
+
+impl Route {
+    pub fn new(opts: RouteOptions) -> Self {
+        Route {
+            opts,
+            jails: BTreeSet::new(),
+            banned: BTreeMap::new(),
+        }
+    }
+
+    fn ip(&self, args: &[&str], input: Option<&str>, what: &str) -> Result<String> {
+        let mut argv = self.opts.prefix.clone();
+        argv.push("ip".into());
+        argv.extend(args.iter().map(|s| s.to_string()));
+        let out = run_checked(&argv, input.map(str::as_bytes), what)?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Our routes in the kernel now, both families.
+    fn ours(&self) -> Result<Vec<(String, IpAddr)>> {
+        let p = self.opts.proto.to_string();
+        let mut v = Vec::new();
+        for fam in ["-4", "-6"] {
+            let text = self.ip(
+                &[fam, "route", "show", "proto", &p],
+                None,
+                "list our routes",
+            )?;
+            v.extend(parse_routes(&text));
+        }
+        Ok(v)
+    }
+
+    fn batch(&self, script: &str, what: &str) -> Result<()> {
+        if script.is_empty() {
+            return Ok(());
+        }
+        self.ip(&["-batch", "-"], Some(script), what)?;
+        Ok(())
+    }
+}
+
+impl Firewall for Route {
+    fn setup(&mut self, jails: &[JailRules]) -> Result<()> {
+        for j in jails {
+            j.check()?;
+        }
+        self.jails = jails.iter().map(|j| j.name.clone()).collect();
+        let mut script = String::new();
+        let jails = &self.jails;
+        let (kind, proto) = (&self.opts.kind, self.opts.proto);
+        self.banned.retain(|a, js| {
+            js.retain(|j| jails.contains(j));
+            if js.is_empty() {
+                script.push_str(&line(kind, proto, *a, false));
+            }
+            !js.is_empty()
+        });
+        self.batch(&script, "remove the routes of old jails")
+    }
+
+    fn apply(&mut self, ops: &[FwOp]) -> Result<()> {
+        let mut next = self.banned.clone();
+        let mut script = String::new();
+        for ((jail, addr), timeout) in fold(ops) {
+            if !self.jails.contains(&jail) {
+                bail!("cannot ban or unban {addr}: jail {jail:?} does not use routes");
+            }
+            match timeout {
+                Some(_) if never_ban(addr) => {
+                    error!("refusing to ban {addr} (jail {jail}): loopback/unspecified")
+                }
+                Some(_) => {
+                    let js = next.entry(addr).or_default();
+                    if js.is_empty() {
+                        script.push_str(&line(&self.opts.kind, self.opts.proto, addr, true));
+                    }
+                    js.insert(jail);
+                }
+                None => {
+                    if let Some(js) = next.get_mut(&addr) {
+                        if js.remove(&jail) && js.is_empty() {
+                            next.remove(&addr);
+                            script.push_str(&line(&self.opts.kind, self.opts.proto, addr, false));
+                        }
+                    }
+                }
+            }
+        }
+        self.batch(&script, &format!("apply {} changes", ops.len()))?;
+        self.banned = next;
+        Ok(())
+    }
+
+    fn restore(&mut self, ops: &[FwOp]) -> Result<()> {
+        let mut want: BTreeMap<IpAddr, BTreeSet<String>> = BTreeMap::new();
+        for ((jail, addr), timeout) in fold(ops) {
+            if timeout.is_some() && self.jails.contains(&jail) && !never_ban(addr) {
+                want.entry(addr).or_default().insert(jail);
+            }
+        }
+        let mut script = String::new();
+        let have = self.ours()?;
+        for (kind, addr) in &have {
+            // ours but not wanted, or of another type (the configuration changed)
+            if !want.contains_key(addr) || *kind != self.opts.kind {
+                script.push_str(&line(kind, self.opts.proto, *addr, false));
+            }
+        }
+        for addr in want.keys() {
+            if !have.contains(&(self.opts.kind.clone(), *addr)) {
+                script.push_str(&line(&self.opts.kind, self.opts.proto, *addr, true));
+            }
+        }
+        self.batch(&script, "restore the bans")?;
+        self.banned = want;
+        Ok(())
+    }
+
+    fn expires_itself(&self) -> bool {
+        false
+    }
+
+    #[cfg(test)]
+    fn list(&mut self) -> Result<Vec<(String, IpAddr, Option<i64>)>> {
+        let mut v = Vec::new();
+        for (_, a) in self.ours()? {
+            for j in self.banned.get(&a).into_iter().flatten() {
+                v.push((j.clone(), a, None));
+            }
+        }
+        Ok(v)
+    }
+
+    fn teardown(&mut self) -> Result<()> {
+        let mut script = String::new();
+        for (kind, addr) in self.ours()? {
+            let _ = write!(script, "{}", line(&kind, self.opts.proto, addr, false));
+        }
+        self.batch(&script, "remove our routes")?;
+        self.banned.clear();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_and_parsing() {
+        assert_eq!(
+            line("blackhole", 211, "192.0.2.1".parse().unwrap(), true),
+            "route replace blackhole 192.0.2.1/32 proto 211\n"
+        );
+        assert_eq!(
+            line("prohibit", 99, "2001:db8::1".parse().unwrap(), false),
+            "route del prohibit 2001:db8::1/128 proto 99\n"
+        );
+        let text = "blackhole 192.0.2.5 \nprohibit 2001:db8::1 dev lo metric 1024 pref medium\n";
+        assert_eq!(
+            parse_routes(text),
+            vec![
+                ("blackhole".to_string(), "192.0.2.5".parse().unwrap()),
+                ("prohibit".to_string(), "2001:db8::1".parse().unwrap())
+            ]
+        );
+    }
+}

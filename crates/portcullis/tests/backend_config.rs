@@ -1,0 +1,81 @@
+//! `portcullis check-config` on bad backend settings: each error names the file, the line
+//! and the key, or says what to install or change. No root needed.
+
+use std::path::Path;
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
+
+/// Runs check-config on `text`; returns (success, stdout + stderr).
+fn check(dir: &Path, text: &str) -> (bool, String) {
+    let path = dir.join("portcullis.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), all)
+}
+
+#[test]
+fn bad_backend_configurations_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let file = d.join("portcullis.toml").display().to_string();
+    let jail = "[[jail]]\nname = \"sshd\"\nlogs = [\"/var/log/auth.log\"]\n";
+    let cases: Vec<(String, String)> = vec![
+        (
+            format!("[firewall]\nbackend = \"ipfw\"\n{jail}"),
+            format!("{file}:2: `firewall.backend`: \"ipfw\" is not a known backend"),
+        ),
+        (
+            format!("{jail}backend = [\"nftables\", \"hostsdeny\"]\n"),
+            format!("{file}:4: `backend`: \"hostsdeny\" is not a known backend"),
+        ),
+        (
+            format!("[firewall]\nbackend = \"command\"\n[firewall.command]\nban = [\"/bin/echo\", \"{{addr}}\", \"{{user}}\"]\n{jail}"),
+            format!("{file}:4: `firewall.command.ban`: unknown placeholder {{user}}"),
+        ),
+        (
+            format!("[firewall]\nbackend = \"command\"\n[firewall.command]\nban = [\"block\", \"{{addr}}\"]\n{jail}"),
+            format!("{file}:4: `firewall.command.ban`: the program \"block\" must be an absolute path"),
+        ),
+        (
+            format!("[firewall]\nbackend = \"command\"\n[firewall.command]\nban = [\"/nonexistent/portcullis/block\", \"{{addr}}\"]\n{jail}"),
+            "/nonexistent/portcullis/block does not exist or is not executable".to_string(),
+        ),
+        (
+            format!("[firewall]\nbackend = \"command\"\n{jail}"),
+            "needs [firewall.command] ban".to_string(),
+        ),
+        (
+            format!("[firewall]\nbackend = \"hosts-deny\"\n[firewall.hosts_deny]\npath = \"/nonexistent/portcullis/hosts.deny\"\n{jail}"),
+            "cannot write in /nonexistent/portcullis".to_string(),
+        ),
+        (
+            format!("[firewall]\nbackend = \"route\"\n[[ratelimit]]\nname = \"ssh\"\nports = [22]\nhits = 5\nseconds = 60\n{jail}"),
+            "[[ratelimit]] needs [firewall] backend = \"nftables\"".to_string(),
+        ),
+        (
+            format!("[firewall.iptables]\nhooks = [\"PREROUTING\"]\n{jail}"),
+            format!("{file}:2: `firewall.iptables.hooks`"),
+        ),
+    ];
+    for (text, says) in cases {
+        let (ok, out) = check(d, &text);
+        assert!(!ok && out.contains(&says), "{text}\n=> {out}");
+    }
+    // and a good one names its backends
+    let (ok, out) = check(
+        d,
+        &format!("[firewall]\nbackend = \"null\"\n[firewall.command]\nban = [\"/bin/true\", \"{{addr}}\"]\n{jail}backend = [\"null\", \"command\"]\n"),
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("firewall command+null"), "{out}");
+}
