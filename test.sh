@@ -10,7 +10,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-need=(nft ip sshd ssh sshpass useradd chpasswd runuser logger nginx curl monit)
+need=(nft ip sshd ssh sshpass useradd chpasswd runuser logger nginx curl monit man dpkg-shlibdeps unshare)
 missing=0
 for c in "${need[@]}"; do command -v "$c" >/dev/null 2>&1 || [ -x "/usr/sbin/$c" ] || missing=1; done
 # PostgreSQL's server is not on PATH (Debian keeps it under /usr/lib/postgresql/VERSION/bin).
@@ -28,9 +28,12 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   # nginx, postgresql and monit: the log-injection regression tests attack the real programs;
   # systemd: its journald, for the journal spoofing test.
   apt-get install -y -q nftables iproute2 openssh-server openssh-client sshpass passwd \
-    util-linux bsdutils nginx curl postgresql monit systemd
+    util-linux bsdutils nginx curl postgresql monit systemd man-db dpkg-dev
   [ "$created_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
+
+# cargo-deb: the Debian package test builds the package as the README says (`cargo deb`)
+command -v cargo-deb >/dev/null 2>&1 || cargo install cargo-deb --locked --version 3.8.0
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -12,7 +12,7 @@ if [ ! -f "$LOG" ]; then
   python3 bench/gen.py mix --lines 500000 --seed 1 > "$LOG"
 fi
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-names=$("$BIN" filters | awk '{print $1}')
+names=$("$BIN" filters | awk '!/^ /{print $1}')
 count=$(echo "$names" | wc -l)
 list=$(echo "$names" | sed 's/.*/"&"/' | paste -sd, -)
 printf '[[jail]]\nname = "one"\nfilters = ["sshd"]\nmaxretry = 5\n' > "$tmp/one.toml"

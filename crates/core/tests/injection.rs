@@ -618,3 +618,181 @@ fn the_exceptions_name_existing_rules() {
         rules(f);
     }
 }
+
+/// Per built-in filter: its set (all rules), its patterns with their fields marked, and
+/// its sample cases; built once for the property test below.
+struct Prepared {
+    name: &'static str,
+    set: MatchSet,
+    pats: Vec<Spans>,
+    cases: Vec<sample::Case>,
+    /// the cases that have a field an attacker writes
+    sited: Vec<usize>,
+}
+
+fn prepared() -> &'static [Prepared] {
+    static P: std::sync::OnceLock<Vec<Prepared>> = std::sync::OnceLock::new();
+    P.get_or_init(|| {
+        builtin::all()
+            .iter()
+            // (a correlating filter needs the session's earlier lines: the exhaustive test
+            // above feeds them; here only single-line filters are drawn)
+            .filter(|b| {
+                toml::from_str::<FilterDef>(b.source)
+                    .unwrap()
+                    .correlate
+                    .is_none()
+            })
+            .map(|b| {
+                let def: FilterDef = toml::from_str(b.source).unwrap();
+                let mut pats = Vec::new();
+                for r in &def.rules {
+                    for p in r.all_patterns() {
+                        pats.push(spans_regex(b.name, &r.id, p));
+                    }
+                }
+                let filter = Filter::from_toml(b.source, b.name).unwrap();
+                let cases = sample::parse(b.sample).unwrap();
+                let sited = (0..cases.len())
+                    .filter(|&i| {
+                        let msg = portcullis_core::prefix::parse(cases[i].line.as_bytes()).message;
+                        let host = match &cases[i].expect {
+                            sample::Expect::Match { host, .. } => Some(host.as_str()),
+                            sample::Expect::None => None,
+                        };
+                        !positions(&pats, msg, host).is_empty()
+                    })
+                    .collect();
+                Prepared {
+                    name: b.name,
+                    set: MatchSet::new(vec![filter], Mode::Aggressive),
+                    pats,
+                    cases,
+                    sited,
+                }
+            })
+            .collect()
+    })
+}
+
+/// Text around an inserted payload: what else an attacker writes in a user name, URL, user
+/// agent, HELO name or SASL login.
+const NOISE: &[&str] = &[
+    "",
+    " ",
+    "x",
+    "root",
+    "admin@example.org",
+    "/wp-login.php?a=1&b=2",
+    "Mozilla/5.0 (X11)",
+    "\"",
+    "'",
+    "\\\"",
+    "#012",
+    "\\n",
+    " port 22",
+    " ssh2",
+    ":",
+    "]",
+    ")",
+    ">",
+    ", ",
+    "=",
+    "mail.example.org",
+    "<user@example.org>",
+    "%0a",
+    "\t",
+];
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 400, .. Default::default() })]
+
+    /// The exhaustive test above tries fixed places in each field; this one draws any place
+    /// in a field the attacker writes, and wraps the payload in random text of the kinds
+    /// remote parties write there.
+    #[test]
+    fn inserted_text_at_random_places_never_chooses_the_address(
+        ci in proptest::prelude::any::<proptest::sample::Index>(),
+        pi in proptest::prelude::any::<proptest::sample::Index>(),
+        shift in proptest::prelude::any::<proptest::sample::Index>(),
+        ai in 0usize..2,
+        payload_i in proptest::prelude::any::<proptest::sample::Index>(),
+        before in proptest::collection::vec(proptest::sample::select(NOISE), 0..3),
+        after in proptest::collection::vec(proptest::sample::select(NOISE), 0..3),
+    ) {
+        // (the same draw for every filter: each gets as many tries as there are cases)
+        for p in prepared().iter().filter(|p| !p.sited.is_empty()) {
+            try_insertion(p, &ci, &pi, &shift, ai, &payload_i, &before, &after)?;
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn try_insertion(
+    p: &Prepared,
+    ci: &proptest::sample::Index,
+    pi: &proptest::sample::Index,
+    shift: &proptest::sample::Index,
+    ai: usize,
+    payload_i: &proptest::sample::Index,
+    before: &[&str],
+    after: &[&str],
+) -> Result<(), proptest::test_runner::TestCaseError> {
+    let ctx = TimeContext {
+        now: 1_795_000_000_000,
+        local_offset: 0,
+    };
+    let case = &p.cases[*ci.get(&p.sited)];
+    let host = match &case.expect {
+        sample::Expect::Match { host, .. } => Some(host.as_str()),
+        sample::Expect::None => None,
+    };
+    let line = case.line.as_bytes();
+    let msg = portcullis_core::prefix::parse(line).message;
+    let off = msg.as_ptr() as usize - line.as_ptr() as usize;
+    let sites = positions(&p.pats, msg, host);
+    let (base, fields) = pi.get(&sites);
+    // any place of the innermost field holding the site
+    let f = fields.iter().min_by_key(|f| f.end - f.start).unwrap();
+    let pos = f.start + shift.index(f.end - f.start + 1);
+    let host_span = host.and_then(|h| memfind(msg, h.as_bytes()).map(|i| (i, i + h.len())));
+    if let Some((hs, he)) = host_span {
+        if pos > hs && pos < he {
+            return Ok(());
+        }
+    }
+    let _ = base;
+    let a = INSERTED[ai];
+    let all = payloads(a, msg, host_span);
+    let core = payload_i.get(&all);
+    let payload = format!("{}{core}{}", before.concat(), after.concat());
+    let payload = match json_string_at(msg, pos) {
+        None => payload,
+        Some(true) => json_escape(&payload),
+        Some(false) => return Ok(()),
+    };
+    // (text the field cannot hold is not something the attacker can write there)
+    if !f.admits(msg, pos, payload.as_bytes()) {
+        return Ok(());
+    }
+    let mut m = line[..off + pos].to_vec();
+    m.extend_from_slice(payload.as_bytes());
+    m.extend_from_slice(&line[off + pos..]);
+    let inserted: IpAddr = a.parse().unwrap();
+    let mut scratch = p.set.scratch();
+    for l in m.split(|&x| x == b'\n') {
+        if let Some(h) = p.set.match_line(l, &ctx, &mut scratch) {
+            proptest::prop_assert!(
+                h.addr != inserted,
+                "{}.log line {}: took the inserted {} ({:?} at {pos}, field {})\n    {}",
+                p.name,
+                case.lineno,
+                h.addr,
+                payload,
+                f.name,
+                String::from_utf8_lossy(l).escape_debug()
+            );
+        }
+    }
+    Ok(())
+}

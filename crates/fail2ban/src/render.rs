@@ -83,6 +83,8 @@ pub(crate) fn filter(
         description: format!("imported from fail2ban filter {name}"),
         name,
         programs,
+        group: None,
+        logs: Vec::new(),
         ignore,
         time_format: if uses_time { time_format } else { None },
         correlate: None,

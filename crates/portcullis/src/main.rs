@@ -14,12 +14,23 @@ mod sys;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Portcullis follows the logs of network services, counts failed and abusive logins per
 /// address over a time window, and bans offenders at the firewall (nftables) for a time.
 #[derive(Parser)]
-#[command(name = "portcullis", version, about, long_about = None)]
+#[command(
+    name = "portcullis",
+    version,
+    about,
+    long_about = "Portcullis follows the logs of network services (sshd, mail, web, FTP, ...), \
+recognises failed and abusive logins with anchored patterns, counts them per source address \
+over a time window, and bans offenders in the kernel firewall for a time. Loopback, the \
+host's own addresses and the `ignore` list are never banned.\n\n\
+Files: /etc/portcullis/portcullis.toml and /etc/portcullis/portcullis.d/*.toml (the \
+configuration, see portcullis.toml(5)); /var/lib/portcullis (the state: bans, history, read \
+positions); /run/portcullis/portcullis.sock (the control socket)."
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -137,11 +148,16 @@ enum Cmd {
         /// Log files, read in order [default: standard input].
         logs: Vec<PathBuf>,
     },
-    /// List the built-in filters, one per line: name, then description.
+    /// List the built-in filters: name, group (the kind of service) and description, then
+    /// the log each expects (what a jail's `logs` would name on Debian).
     Filters {
         /// One JSON object per filter.
         #[arg(long)]
         json: bool,
+        /// Only the filters of this group (ssh, mail, web, webapp, ftp, voip, chat, vpn, database,
+        /// directory, proxy, remote-desktop, monitoring, game, system).
+        #[arg(long)]
+        group: Option<String>,
     },
     /// Translate a fail2ban filter.d/*.conf into a Portcullis filter (TOML).
     ImportFail2ban {
@@ -150,6 +166,13 @@ enum Cmd {
         /// Write the filter here [default: standard output].
         #[arg(long, short)]
         output: Option<PathBuf>,
+    },
+    /// Write the man pages and shell completions generated from this command line into DIR
+    /// (`man/`, `completions/`): how dist/ is kept up to date (see dist/README.md).
+    #[command(hide = true)]
+    GenerateAssets {
+        /// The directory to write into (created).
+        dir: PathBuf,
     },
 }
 
@@ -215,8 +238,9 @@ fn main() -> ExitCode {
             json,
             logs,
         } => cli::replay::run(config.as_deref(), &jail, json, &logs),
-        Cmd::Filters { json } => cli::filters::run(json),
+        Cmd::Filters { json, group } => cli::filters::run(json, group.as_deref()),
         Cmd::ImportFail2ban { path, output } => cli::import_fail2ban::run(&path, output.as_deref()),
+        Cmd::GenerateAssets { dir } => cli::assets::run(Cli::command(), &dir),
     };
     match res {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),

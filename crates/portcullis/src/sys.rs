@@ -128,3 +128,44 @@ mod tests {
         assert!(t.elapsed() >= Duration::from_millis(40));
     }
 }
+
+/// Tells systemd the service's state (`READY=1`, `STOPPING=1`, `STATUS=…`) through the
+/// datagram socket named by `$NOTIFY_SOCKET` (a path, or `@name` in the abstract namespace),
+/// as `Type=notify` expects; nothing happens when the variable is absent (not started by
+/// systemd). Written by hand: the protocol is one datagram, and the sd-notify crates add
+/// nothing to that.
+pub fn sd_notify(state: &str) -> std::io::Result<()> {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return Ok(());
+    };
+    let bytes = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str());
+    let addr = match bytes.strip_prefix(b"@") {
+        Some(name) => SocketAddr::from_abstract_name(name)?,
+        None => SocketAddr::from_pathname(std::path::Path::new(&path))?,
+    };
+    let sock = UnixDatagram::unbound()?;
+    sock.send_to_addr(state.as_bytes(), &addr)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod notify_tests {
+    #[test]
+    fn sd_notify_sends_one_datagram_to_the_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("notify");
+        let server = std::os::unix::net::UnixDatagram::bind(&p).unwrap();
+        // (the variable is read by this process only: set for the call and removed)
+        // SAFETY: no other thread of this test reads or writes NOTIFY_SOCKET
+        unsafe { std::env::set_var("NOTIFY_SOCKET", &p) };
+        super::sd_notify("READY=1\nSTATUS=ok").unwrap();
+        unsafe { std::env::remove_var("NOTIFY_SOCKET") };
+        let mut buf = [0u8; 64];
+        let n = server.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"READY=1\nSTATUS=ok");
+        // without the variable: nothing, no error
+        super::sd_notify("READY=1").unwrap();
+    }
+}

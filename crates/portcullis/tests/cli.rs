@@ -221,20 +221,46 @@ fn check_config_dropin_overrides_only_its_keys() {
 }
 
 #[test]
-fn filters_lists_name_then_description() {
+fn filters_lists_name_group_description_and_log() {
     let o = portcullis(&["filters"], None);
     assert!(o.status.success());
     let out = text(&o.stdout);
-    let sshd = out
-        .lines()
-        .find(|l| l.starts_with("sshd "))
-        .expect("sshd listed");
-    assert!(sshd.contains("OpenSSH"), "{sshd}");
+    let mut lines = out.lines().skip_while(|l| !l.starts_with("sshd "));
+    let sshd = lines.next().expect("sshd listed");
+    assert!(sshd.contains(" ssh ") && sshd.contains("OpenSSH"), "{sshd}");
+    let log = lines.next().unwrap();
+    assert!(
+        log.trim_start().starts_with("log: /var/log/auth.log"),
+        "{log}"
+    );
     let o = portcullis(&["filters", "--json"], None);
     for l in text(&o.stdout).lines() {
         let v: serde_json::Value = serde_json::from_str(l).unwrap();
         assert!(v["name"].is_string() && v["description"].is_string());
+        assert!(v["group"].is_string() && !v["logs"].as_array().unwrap().is_empty());
     }
+    // --group keeps one kind of service
+    let o = portcullis(&["filters", "--group", "mail", "--json"], None);
+    let names: Vec<String> = text(&o.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["name"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        names.iter().any(|n| n == "postfix") && !names.iter().any(|n| n == "sshd"),
+        "{names:?}"
+    );
+    let o = portcullis(&["filters", "--group", "nosuch"], None);
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("unknown group"),
+        "{}",
+        text(&o.stderr)
+    );
 }
 
 #[test]
@@ -258,6 +284,7 @@ fn readme_lists_every_builtin_filter() {
     let o = portcullis(&["filters"], None);
     let names: Vec<String> = text(&o.stdout)
         .lines()
+        .filter(|l| !l.starts_with(' '))
         .map(|l| l.split_whitespace().next().unwrap().to_string())
         .collect();
     assert!(names.len() >= 60, "only {} built-in filters", names.len());

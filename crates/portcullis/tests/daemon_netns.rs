@@ -190,6 +190,8 @@ struct Daemon {
     stderr_path: PathBuf,
     /// Where the current run's stderr starts in `stderr_path`.
     start_offset: usize,
+    /// `NOTIFY_SOCKET` for the next start (systemd's Type=notify protocol), if any.
+    notify_socket: Option<PathBuf>,
 }
 
 impl Daemon {
@@ -201,6 +203,7 @@ impl Daemon {
             socket: dir.join("portcullis.sock"),
             stderr_path: dir.join("daemon.log"),
             start_offset: 0,
+            notify_socket: None,
         };
         d.spawn();
         d
@@ -217,6 +220,9 @@ impl Daemon {
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(err);
+        if let Some(n) = &self.notify_socket {
+            cmd.env("NOTIFY_SOCKET", n);
+        }
         self.proc = Some(ProcessGuard::spawn(cmd, "portcullis run"));
         let ok = wait_until(Duration::from_secs(20), || {
             if self.proc.as_mut().and_then(|p| p.try_wait()).is_some() {
@@ -571,7 +577,19 @@ fn restart_keeps_ban() {
     std::thread::sleep(Duration::from_millis(1100));
     d.kill9();
     ns.nft("delete table inet portcullis\n");
+    // started as systemd's Type=notify starts it: READY=1 comes once the firewall is set up
+    // and the bans are restored, so the ban is in the kernel when the datagram arrives
+    let notify_path = dir.join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    d.notify_socket = Some(notify_path);
     d.spawn();
+    let mut buf = [0u8; 256];
+    let n = notify.recv(&mut buf).expect("READY=1 from the daemon");
+    assert_eq!(&buf[..n], b"READY=1");
+    d.notify_socket = None;
     let again = nft_has(&ns, "v4_sshd", addr).expect("ban restored into an empty firewall");
     println!("[restart] after losing the table: {again:?}");
     assert!(

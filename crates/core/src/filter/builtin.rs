@@ -76,6 +76,28 @@ mod tests {
     }
 
     #[test]
+    fn every_builtin_names_its_group_and_log() {
+        let mut bad = Vec::new();
+        for b in all() {
+            let def: crate::filter::FilterDef = toml::from_str(b.source).unwrap();
+            let group_ok = def
+                .group
+                .as_deref()
+                .is_some_and(|g| crate::filter::def::GROUPS.contains(&g));
+            if !group_ok || def.logs.is_empty() {
+                bad.push(format!(
+                    "{} (group {:?}, logs {:?})",
+                    b.name, def.group, def.logs
+                ));
+            }
+        }
+        assert!(
+            bad.is_empty(),
+            "filters without a known `group` or without `logs`: {bad:?}"
+        );
+    }
+
+    #[test]
     fn every_builtin_passes_its_samples() {
         let ctx = crate::time::TimeContext {
             now: 1_795_000_000_000,

@@ -31,6 +31,13 @@ pub struct FilterDef {
     /// Syslog program names whose lines this filter reads; empty = any program.
     #[serde(default)]
     pub programs: Vec<String>,
+    /// The kind of service, shown by `portcullis filters`: one of [`GROUPS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// The log the filter expects, as a jail's `logs` would name it on Debian (files, globs
+    /// or `journal:` matches), shown by `portcullis filters`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<String>,
     /// Patterns of lines that never count, even when a rule matches.
     #[serde(default)]
     pub ignore: Vec<String>,
@@ -46,6 +53,25 @@ pub struct FilterDef {
     #[serde(rename = "rule", default)]
     pub rules: Vec<RuleDef>,
 }
+
+/// The groups a filter can belong to (`group = "…"`).
+pub const GROUPS: &[&str] = &[
+    "ssh",
+    "mail",
+    "web",
+    "webapp",
+    "ftp",
+    "voip",
+    "chat",
+    "vpn",
+    "database",
+    "directory",
+    "proxy",
+    "remote-desktop",
+    "monitoring",
+    "game",
+    "system",
+];
 
 /// Ties lines of one session together: a line that names the user (or that carries the
 /// client's address) to a later failure line of the same session. The session is the

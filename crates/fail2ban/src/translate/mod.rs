@@ -157,6 +157,8 @@ fn one(
         name: name.to_string(),
         description: String::new(),
         programs: Vec::new(),
+        group: None,
+        logs: Vec::new(),
         ignore,
         time_format: tf,
         correlate: None,

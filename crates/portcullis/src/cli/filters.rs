@@ -1,22 +1,44 @@
-//! `portcullis filters [--json]`: the built-in filter library, one line each.
+//! `portcullis filters [--json] [--group G]`: the built-in filter library.
 
-use portcullis_core::filter::{builtin, Filter};
+use portcullis_core::filter::{builtin, def::GROUPS, Filter, FilterDef};
 
-/// Prints one line per built-in filter: name first, then its description.
-pub fn run(json: bool) -> anyhow::Result<i32> {
+/// Prints each built-in filter (of `group`, when given): name, group and description on
+/// one line, the log it expects on the next; or one JSON object per filter.
+pub fn run(json: bool, group: Option<&str>) -> anyhow::Result<i32> {
+    if let Some(g) = group {
+        if !GROUPS.contains(&g) {
+            anyhow::bail!("unknown group {g:?}: one of {}", GROUPS.join(", "));
+        }
+    }
     let mut out = String::new();
     for b in builtin::all() {
         let f = Filter::from_toml(b.source, b.name).map_err(anyhow::Error::msg)?;
+        let def: FilterDef = toml::from_str(b.source)?;
+        let g = def.group.as_deref().unwrap_or("-");
+        if group.is_some_and(|want| want != g) {
+            continue;
+        }
         if json {
             let programs: Vec<String> = f
                 .programs
                 .iter()
                 .map(|p| String::from_utf8_lossy(p).into_owned())
                 .collect();
-            out.push_str(&serde_json::json!({"name": f.name, "description": f.description, "programs": programs, "rules": f.rules().len()}).to_string());
+            out.push_str(
+                &serde_json::json!({
+                    "name": f.name,
+                    "group": def.group,
+                    "description": f.description,
+                    "logs": def.logs,
+                    "programs": programs,
+                    "rules": f.rules().len(),
+                })
+                .to_string(),
+            );
             out.push('\n');
         } else {
-            out.push_str(&format!("{:<22} {}\n", f.name, f.description));
+            out.push_str(&format!("{:<22} {g:<14} {}\n", f.name, f.description));
+            out.push_str(&format!("{:<37} log: {}\n", "", def.logs.join(" | ")));
         }
     }
     print!("{out}");

@@ -1,6 +1,7 @@
 //! Subcommands that work without a daemon: test, replay, check-config, filters, import, and
 //! `bans`/`unban` on the state file while the daemon is stopped.
 
+pub mod assets;
 pub mod check_config;
 pub mod client;
 pub mod filters;

@@ -349,7 +349,12 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
         socket: eng.cfg.socket.clone(),
         firewall: eng.cfg.firewall.backend.clone(),
     });
+    // Type=notify: ready once the firewall is set up and the bans are restored
+    if let Err(e) = crate::sys::sd_notify("READY=1") {
+        warn!("cannot tell systemd that the daemon is ready: {e}");
+    }
     let code = eng.main_loop(&rx);
+    let _ = crate::sys::sd_notify("STOPPING=1");
     socket.remove();
     // each journal reader saves the cursor of the last entry the engine processed
     eng.journals.stop_all();

@@ -1,0 +1,46 @@
+//! `portcullis generate-assets DIR` (hidden): the man pages and shell completions made from
+//! the command-line definition itself, so they never disagree with `--help`. The generated
+//! files are kept in `dist/` (packaged by `cargo deb`), and a test checks that they are
+//! those this binary makes.
+
+use std::path::Path;
+
+use anyhow::Context;
+use clap::Command;
+use clap_complete::Shell;
+
+/// Writes `DIR/man/portcullis.8`, one `portcullis-SUB.8` per visible subcommand, and
+/// `DIR/completions/{portcullis.bash,_portcullis,portcullis.fish}`.
+pub fn run(cmd: Command, dir: &Path) -> anyhow::Result<i32> {
+    let man = dir.join("man");
+    let comp = dir.join("completions");
+    for d in [&man, &comp] {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    let cmd = cmd.version(env!("CARGO_PKG_VERSION"));
+    let render = |c: Command, name: &str| -> anyhow::Result<()> {
+        let mut out = Vec::new();
+        clap_mangen::Man::new(c)
+            .section("8")
+            .source(format!("portcullis {}", env!("CARGO_PKG_VERSION")))
+            .manual("System Administration")
+            .render(&mut out)?;
+        let p = man.join(format!("{name}.8"));
+        std::fs::write(&p, out).with_context(|| format!("writing {}", p.display()))?;
+        Ok(())
+    };
+    render(cmd.clone(), "portcullis")?;
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = format!("portcullis-{}", sub.get_name());
+        render(
+            sub.clone().name(name.clone()).display_name(name.clone()),
+            &name,
+        )?;
+    }
+    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+        let mut c = cmd.clone();
+        clap_complete::generate_to(shell, &mut c, "portcullis", &comp)
+            .with_context(|| format!("writing the {shell} completion"))?;
+    }
+    Ok(0)
+}
