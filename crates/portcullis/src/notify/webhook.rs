@@ -173,7 +173,7 @@ fn slack_escape(s: &str) -> String {
 fn discord_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        if "\\*_~`|>#[]()-:@<".contains(c) {
+        if "\\*_~`|>#[]()@<".contains(c) {
             out.push('\\');
         }
         out.push(c);
