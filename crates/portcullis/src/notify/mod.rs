@@ -622,6 +622,89 @@ mod tests {
         assert!(e.len() <= EVIDENCE_OFFENDERS, "{}", e.len());
     }
 
+    fn load(text: &str) -> anyhow::Result<crate::config::Config> {
+        crate::config::Config::from_texts(&[("test.toml".into(), text.into())], vec![])
+    }
+
+    fn err(text: &str) -> String {
+        format!("{:#}", load(text).unwrap_err())
+    }
+
+    const MAIL: &str = "[notify.mail]\nfrom = \"p@host.example.org\"\nto = [\"admin@example.org\"]\n";
+
+    #[test]
+    fn config_reads_mail_and_webhooks() {
+        let dir = tempfile::tempdir().unwrap();
+        let pass = dir.path().join("smtp.pass");
+        std::fs::write(&pass, "hunter2\n").unwrap();
+        let hdr = dir.path().join("hook.headers");
+        std::fs::write(&hdr, "# c\nAuthorization: Bearer t\n").unwrap();
+        let c = load(&format!(
+            "{MAIL}smtp = \"smtps://mail.example.org\"\ninterval = \"5m\"\nuser = \"u\"\n\
+             password_file = {pass:?}\n\
+             [[notify.webhook]]\nurl = \"https://hooks.example.org/T0/B0\"\nformat = \"slack\"\n\
+             [[notify.webhook]]\nurl = \"https://ntfy.example.org/alerts\"\nformat = \"ntfy\"\n\
+             events = [\"ban\", \"unban\", \"stop\"]\nheader_file = {hdr:?}\n"
+        ))
+        .unwrap();
+        let m = c.notify.mail.unwrap();
+        assert_eq!((m.tls, m.host.as_str(), m.port), (crate::config::SmtpTls::Wrapper, "mail.example.org", 465));
+        assert_eq!(m.interval, 300_000);
+        assert_eq!(m.events, [EventKind::Ban, EventKind::Flood]);
+        let (u, p) = m.credentials.unwrap();
+        assert_eq!((u.as_str(), p.0.as_str()), ("u", "hunter2"));
+        assert!(!format!("{p:?}").contains("hunter2"));
+        assert_eq!(c.notify.webhooks.len(), 2);
+        let w = &c.notify.webhooks[1];
+        assert_eq!(w.events, [EventKind::Ban, EventKind::Unban, EventKind::Stop]);
+        assert_eq!(w.headers[0].0, "Authorization");
+        assert_eq!(w.label, "https://ntfy.example.org");
+        for (url, tls, port) in [
+            ("smtp://127.0.0.1:2525", crate::config::SmtpTls::Opportunistic, 2525),
+            ("smtp+starttls://[2001:db8::1]", crate::config::SmtpTls::Required, 587),
+        ] {
+            let c = load(&format!("{MAIL}smtp = {url:?}\n")).unwrap();
+            let m = c.notify.mail.unwrap();
+            assert_eq!((m.tls, m.port), (tls, port));
+        }
+    }
+
+    #[test]
+    fn config_errors_name_the_key_and_what_is_valid() {
+        let e = err(&format!("{MAIL}smtp = \"http://mail.example.org\"\n"));
+        assert!(e.contains("`notify.mail.smtp`") && e.contains("smtps://"), "{e}");
+        let e = err(&format!("{MAIL}smtp = \"smtp://u:pw@mail.example.org\"\n"));
+        assert!(e.contains("password_file"), "{e}");
+        let e = err(&format!(
+            "{MAIL}smtp = \"smtp://m.example.org\"\nuser = \"u\"\npassword_file = \"/nonexistent/pass\"\n"
+        ));
+        assert!(e.contains("test.toml:6: `notify.mail.password_file`: cannot read /nonexistent/pass"), "{e}");
+        let e = err(&format!("{MAIL}smtp = \"smtp://m.example.org\"\nuser = \"u\"\n"));
+        assert!(e.contains("needs `password_file`"), "{e}");
+        let e = err(&format!("{MAIL}smtp = \"smtp://m.example.org\"\nevents = [\"ban\", \"bans\"]\n"));
+        assert!(e.contains("`notify.mail.events`: \"bans\" is not an event; use some of: ban, unban"), "{e}");
+        let e = err("[notify.mail]\nsmtp = \"smtp://m.example.org\"\nfrom = \"not an address\"\nto = []\n");
+        assert!(e.contains("`notify.mail.from`"), "{e}");
+        let e = err("[[notify.webhook]]\nurl = \"https://h.example.org/x\"\nformat = \"teams\"\n");
+        assert!(e.contains("test.toml:3: `notify.webhook.format`: \"teams\" is not a format; use one of: slack, discord, matrix, ntfy, json"), "{e}");
+        let e = err("[[notify.webhook]]\nurl = \"ftp://h.example.org/secret\"\n");
+        assert!(e.contains("`notify.webhook.url`") && e.contains("https://"), "{e}");
+        assert!(!e.contains("secret"), "the URL may hold a secret: {e}");
+        let e = err("[[notify.webhook]]\nurl = \"https://ntfy.example.org/\"\nformat = \"ntfy\"\n");
+        assert!(e.contains("topic"), "{e}");
+        let e = err("[[notify.webhook]]\nurl = \"https://h.example.org/x\"\nevents = [\"flod\"]\n");
+        assert!(e.contains("\"flod\" is not an event"), "{e}");
+        let e = err("[[notify.webhook]]\nurl = \"https://h.example.org/x\"\nheader_file = \"/nonexistent/h\"\n");
+        assert!(e.contains("`notify.webhook.header_file`: cannot read /nonexistent/h"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let hdr = dir.path().join("h");
+        std::fs::write(&hdr, "Authorization: ok\nX-Evil: a\rb\n").unwrap();
+        let e = err(&format!("[[notify.webhook]]\nurl = \"https://h.example.org/x\"\nheader_file = {hdr:?}\n"));
+        assert!(e.contains("line 2 is not `Name: value`"), "{e}");
+        let e = err("[notify]\nmial = 1\n");
+        assert!(e.contains("mial"), "{e}");
+    }
+
     #[test]
     fn backoff_doubles_and_is_capped() {
         assert_eq!(backoff(1), 2_000);
