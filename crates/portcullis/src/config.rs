@@ -1133,17 +1133,26 @@ fn mail_section(src: &Src, m: RawMail) -> Result<MailConfig> {
         s.get_ref()
             .parse::<lettre::message::Mailbox>()
             .map(|_| s.get_ref().clone())
-            .map_err(|e| src.err(s.span(), key, format!("{:?} is not a mail address: {e}", s.get_ref())))
+            .map_err(|e| {
+                src.err(
+                    s.span(),
+                    key,
+                    format!("{:?} is not a mail address: {e}", s.get_ref()),
+                )
+            })
     };
     let from = mailbox(&m.from, "notify.mail.from")?;
-    let to = m
-        .to
-        .get_ref()
-        .iter()
-        .map(|t| mailbox(t, "notify.mail.to"))
-        .collect::<Result<Vec<_>>>()?;
+    let to =
+        m.to.get_ref()
+            .iter()
+            .map(|t| mailbox(t, "notify.mail.to"))
+            .collect::<Result<Vec<_>>>()?;
     if to.is_empty() {
-        return Err(src.err(m.to.span(), "notify.mail.to", "names nobody; give at least one address"));
+        return Err(src.err(
+            m.to.span(),
+            "notify.mail.to",
+            "names nobody; give at least one address",
+        ));
     }
     let credentials = match (&m.user, &m.password_file) {
         (None, None) => None,
@@ -1151,12 +1160,20 @@ fn mail_section(src: &Src, m: RawMail) -> Result<MailConfig> {
             let pass = secret_file(src, p, "notify.mail.password_file")?;
             let pass = pass.lines().next().unwrap_or("").trim().to_string();
             if pass.is_empty() {
-                return Err(src.err(p.span(), "notify.mail.password_file", "the file is empty; put the password on its first line"));
+                return Err(src.err(
+                    p.span(),
+                    "notify.mail.password_file",
+                    "the file is empty; put the password on its first line",
+                ));
             }
             Some((u.get_ref().clone(), Secret(pass)))
         }
         (Some(u), None) => {
-            return Err(src.err(u.span(), "notify.mail.user", "needs `password_file` (a file holding the password, readable by root only)"))
+            return Err(src.err(
+                u.span(),
+                "notify.mail.user",
+                "needs `password_file` (a file holding the password, readable by root only)",
+            ))
         }
         (None, Some(p)) => {
             return Err(src.err(p.span(), "notify.mail.password_file", "needs `user`"))
@@ -1207,7 +1224,10 @@ fn webhook_section(src: &Src, w: RawWebhook) -> Result<WebhookConfig> {
             return Err(src.err(
                 f.span(),
                 "notify.webhook.format",
-                format!("{other:?} is not a format; use one of: {}", WEBHOOK_FORMATS.join(", ")),
+                format!(
+                    "{other:?} is not a format; use one of: {}",
+                    WEBHOOK_FORMATS.join(", ")
+                ),
             ));
         }
     };
@@ -1254,7 +1274,11 @@ fn webhook_section(src: &Src, w: RawWebhook) -> Result<WebhookConfig> {
         None => 1000,
         Some(q) if (1..=100_000).contains(q.get_ref()) => *q.get_ref(),
         Some(q) => {
-            return Err(src.err(q.span(), "notify.webhook.queue", "use a number of events from 1 to 100000 (default 1000)"))
+            return Err(src.err(
+                q.span(),
+                "notify.webhook.queue",
+                "use a number of events from 1 to 100000 (default 1000)",
+            ))
         }
     };
     Ok(WebhookConfig {

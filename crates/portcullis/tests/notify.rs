@@ -135,7 +135,10 @@ fn append(log: &Path, lines: &[String]) {
 fn failures(addr: &str, user: &str) -> Vec<String> {
     (0..3)
         .map(|i| {
-            format!("Failed password for invalid user {user} from {addr} port {} ssh2", 40000 + i)
+            format!(
+                "Failed password for invalid user {user} from {addr} port {} ssh2",
+                40000 + i
+            )
         })
         .collect()
 }
@@ -191,12 +194,18 @@ fn mail_batches_bans_with_evidence_and_survives_outages_and_restarts() {
     wait_for("three bans", Duration::from_secs(20), || {
         d.log().matches("\nban ").count() + usize::from(d.log().starts_with("ban ")) >= 3
     });
-    wait_for("the first mail", Duration::from_secs(30), || !mails(&out).is_empty());
+    wait_for("the first mail", Duration::from_secs(30), || {
+        !mails(&out).is_empty()
+    });
     std::thread::sleep(Duration::from_millis(500));
     let m = mails(&out);
     assert_eq!(m.len(), 1, "one mail for the batch: {m:#?}");
     let mail = &m[0];
-    assert_eq!(mail["rcpt_tos"], serde_json::json!(["admin@example.org"]), "{mail:#}");
+    assert_eq!(
+        mail["rcpt_tos"],
+        serde_json::json!(["admin@example.org"]),
+        "{mail:#}"
+    );
     assert_eq!(mail["mail_from"], "portcullis@host.example.org");
     let headers: Vec<String> = mail["headers"]
         .as_array()
@@ -204,18 +213,31 @@ fn mail_batches_bans_with_evidence_and_survives_outages_and_restarts() {
         .iter()
         .map(|h| h[0].as_str().unwrap().to_ascii_lowercase())
         .collect();
-    assert!(!headers.iter().any(|h| h == "bcc"), "a Bcc header got in: {headers:?}");
+    assert!(
+        !headers.iter().any(|h| h == "bcc"),
+        "a Bcc header got in: {headers:?}"
+    );
     for h in &headers {
         assert!(
-            ["from", "to", "subject", "date", "content-type", "content-transfer-encoding", "mime-version"]
-                .contains(&h.as_str()),
+            [
+                "from",
+                "to",
+                "subject",
+                "date",
+                "content-type",
+                "content-transfer-encoding",
+                "mime-version"
+            ]
+            .contains(&h.as_str()),
             "unexpected header {h:?}: {mail:#}"
         );
     }
     let raw = mail["raw"].as_str().unwrap();
     let head = raw.split("\r\n\r\n").next().unwrap();
     assert!(
-        !head.lines().any(|l| l.to_ascii_lowercase().starts_with("bcc:")),
+        !head
+            .lines()
+            .any(|l| l.to_ascii_lowercase().starts_with("bcc:")),
         "a header line starts with Bcc:\n{raw}"
     );
     let subject = mail["headers"]
@@ -234,9 +256,13 @@ fn mail_batches_bans_with_evidence_and_survives_outages_and_restarts() {
         ("203.0.113.11", "oracle"),
         ("2001:db8::12", "admin"),
     ] {
-        assert!(body.contains(&format!("address:  {addr}")), "{addr} missing:\n{body}");
+        assert!(
+            body.contains(&format!("address:  {addr}")),
+            "{addr} missing:\n{body}"
+        );
         for p in 40000..40003 {
-            let line = format!("| Failed password for invalid user {user} from {addr} port {p} ssh2");
+            let line =
+                format!("| Failed password for invalid user {user} from {addr} port {p} ssh2");
             assert!(body.contains(&line), "evidence {line:?} missing:\n{body}");
         }
     }
@@ -244,7 +270,12 @@ fn mail_batches_bans_with_evidence_and_survives_outages_and_restarts() {
         !body.replace("\r\n", "\n").contains('\r'),
         "a lone CR in the body:\n{body:?}"
     );
-    assert!(body.contains("jail:     sshd") && body.contains("failures: 3") && body.contains("duration: 1h"), "{body}");
+    assert!(
+        body.contains("jail:     sshd")
+            && body.contains("failures: 3")
+            && body.contains("duration: 1h"),
+        "{body}"
+    );
 
     // 2. the server is down when a ban comes: the ban is not held up, the mail is retried
     //    and arrives once the server is back
@@ -259,7 +290,9 @@ fn mail_batches_bans_with_evidence_and_survives_outages_and_restarts() {
         d.log().contains("notify: mail of 1 event(s)")
     });
     smtp = Some(smtp_start(dir, port, &out));
-    wait_for("the retried mail", Duration::from_secs(40), || mails(&out).len() >= 2);
+    wait_for("the retried mail", Duration::from_secs(40), || {
+        mails(&out).len() >= 2
+    });
     let m = mails(&out);
     let body = m[1]["body"].as_str().unwrap();
     assert!(body.contains("address:  203.0.113.20"), "{body}");
@@ -271,23 +304,32 @@ fn mail_batches_bans_with_evidence_and_survives_outages_and_restarts() {
     drop(smtp.take());
     let failed_before = d.log().matches("notify: mail of 1 event(s)").count();
     append(&log, &failures("203.0.113.30", "guest"));
-    wait_for("a failed send of 203.0.113.30", Duration::from_secs(30), || {
-        d.log().matches("notify: mail of 1 event(s)").count() > failed_before
-    });
+    wait_for(
+        "a failed send of 203.0.113.30",
+        Duration::from_secs(30),
+        || d.log().matches("notify: mail of 1 event(s)").count() > failed_before,
+    );
     let stopped = d.stop();
     assert!(stopped.contains("ban 203.0.113.30 "), "{stopped}");
     smtp = Some(smtp_start(dir, port, &out));
     let d2 = Daemon::start(&cfg, &dir.join("daemon2.log"));
-    wait_for("the mail queued before the restart", Duration::from_secs(40), || {
-        mails(&out).len() >= 3
-    });
+    wait_for(
+        "the mail queued before the restart",
+        Duration::from_secs(40),
+        || mails(&out).len() >= 3,
+    );
     std::thread::sleep(Duration::from_millis(1500));
     let m = mails(&out);
     assert_eq!(m.len(), 3, "{m:#?}");
     let body = m[2]["body"].as_str().unwrap();
     assert!(body.contains("address:  203.0.113.30"), "{body}");
     assert!(!body.contains("203.0.113.20"), "{body}");
-    assert!(d2.log().contains("mail event(s) waiting from before the restart"), "{}", d2.log());
+    assert!(
+        d2.log()
+            .contains("mail event(s) waiting from before the restart"),
+        "{}",
+        d2.log()
+    );
     d2.stop();
     drop(smtp);
 }
@@ -337,7 +379,13 @@ impl Http {
             .unwrap()
             .iter()
             .filter(|(p, ..)| p == path)
-            .map(|(_, h, b, s)| (h.clone(), serde_json::from_str(b).unwrap_or(serde_json::Value::Null), *s))
+            .map(|(_, h, b, s)| {
+                (
+                    h.clone(),
+                    serde_json::from_str(b).unwrap_or(serde_json::Value::Null),
+                    *s,
+                )
+            })
             .collect()
     }
 }
@@ -376,7 +424,12 @@ fn serve(c: TcpStream, got: &Got, answer: &Answer) {
         .unwrap_or(0);
     let mut body = vec![0; len.min(1 << 20)];
     let _ = r.read_exact(&mut body);
-    let n = got.lock().unwrap().iter().filter(|(p, ..)| *p == path).count();
+    let n = got
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(p, ..)| *p == path)
+        .count();
     let status = answer(&path, n);
     got.lock().unwrap().push((
         path,
@@ -405,7 +458,11 @@ fn webhooks_post_each_format_retry_and_drop_the_oldest() {
     }));
     let p = http.port;
     let headers = dir.join("hook.headers");
-    fs::write(&headers, "# secret kept out of the config\nAuthorization: Bearer s3cret-token\n").unwrap();
+    fs::write(
+        &headers,
+        "# secret kept out of the config\nAuthorization: Bearer s3cret-token\n",
+    )
+    .unwrap();
     let hook = |path: &str, format: &str, extra: &str| {
         format!("[[notify.webhook]]\nurl = \"http://127.0.0.1:{p}{path}\"\nformat = \"{format}\"\n{extra}")
     };
@@ -417,7 +474,10 @@ fn webhooks_post_each_format_retry_and_drop_the_oldest() {
         hook(
             "/json",
             "json",
-            &format!("header_file = {:?}\nevents = [\"ban\", \"unban\"]\n", headers.display().to_string()),
+            &format!(
+                "header_file = {:?}\nevents = [\"ban\", \"unban\"]\n",
+                headers.display().to_string()
+            ),
         ),
         hook("/drop", "json", "queue = 2\ntimeout = \"2s\"\n"),
     ]
@@ -435,11 +495,23 @@ fn webhooks_post_each_format_retry_and_drop_the_oldest() {
     });
     let text = "ban 203.0.113.40 jail=sshd failures=3 for=1h";
     let slack = &http.requests("/slack")[0];
-    assert!(slack.1["text"].as_str().unwrap().ends_with(text), "{slack:?}");
+    assert!(
+        slack.1["text"].as_str().unwrap().ends_with(text),
+        "{slack:?}"
+    );
     assert_eq!(slack.0["content-type"], "application/json");
-    assert!(!slack.0.contains_key("authorization"), "the secret went to another hook");
+    assert!(
+        !slack.0.contains_key("authorization"),
+        "the secret went to another hook"
+    );
     let discord = &http.requests("/discord")[0].1;
-    assert!(discord["content"].as_str().unwrap().contains("ban 203.0.113.40 jail=sshd"), "{discord}");
+    assert!(
+        discord["content"]
+            .as_str()
+            .unwrap()
+            .contains("ban 203.0.113.40 jail=sshd"),
+        "{discord}"
+    );
     assert_eq!(discord["allowed_mentions"]["parse"], serde_json::json!([]));
     let matrix = &http.requests("/matrix")[0].1;
     assert_eq!(matrix["msgtype"], "m.text");
@@ -451,7 +523,9 @@ fn webhooks_post_each_format_retry_and_drop_the_oldest() {
 
     // json: the first POST got 500, the retry (after the backoff) delivered it, with the
     // header from header_file and the evidence
-    wait_for("the json retry", Duration::from_secs(20), || http.requests("/json").len() >= 2);
+    wait_for("the json retry", Duration::from_secs(20), || {
+        http.requests("/json").len() >= 2
+    });
     let js = http.requests("/json");
     assert_eq!((js[0].2, js[1].2), (500, 200));
     assert_eq!(js[0].1, js[1].1, "the retry sends the same event");
@@ -463,19 +537,30 @@ fn webhooks_post_each_format_retry_and_drop_the_oldest() {
     assert_eq!(body["failures"], 3);
     assert_eq!(body["duration"], "1h");
     assert_eq!(body["evidence"].as_array().unwrap().len(), 3, "{body}");
-    assert!(body["evidence"][2].as_str().unwrap().contains("user alice from 203.0.113.40 port 40002"));
+    assert!(body["evidence"][2]
+        .as_str()
+        .unwrap()
+        .contains("user alice from 203.0.113.40 port 40002"));
     wait_for("the retry logged", Duration::from_secs(5), || {
         d.log().contains("delivered after 1 failed try")
     });
 
     // /drop (queue = 2) is down: four more bans, only the two newest are kept
-    let addrs = ["203.0.113.41", "203.0.113.42", "203.0.113.43", "203.0.113.44"];
+    let addrs = [
+        "203.0.113.41",
+        "203.0.113.42",
+        "203.0.113.43",
+        "203.0.113.44",
+    ];
     for a in addrs {
         append(&log, &failures(a, "bob"));
-        wait_for("a ban", Duration::from_secs(10), || d.log().contains(&format!("ban {a} ")));
+        wait_for("a ban", Duration::from_secs(10), || {
+            d.log().contains(&format!("ban {a} "))
+        });
     }
     wait_for("the drops counted", Duration::from_secs(10), || {
-        d.log().contains("queue full (2 events): dropped 3 oldest event(s) so far")
+        d.log()
+            .contains("queue full (2 events): dropped 3 oldest event(s) so far")
     });
     down.store(false, Ordering::Relaxed);
     wait_for("the two newest delivered", Duration::from_secs(60), || {

@@ -624,7 +624,13 @@ impl Engine {
                 let step = j.process(line, &ctx, Some(now), now);
                 if let (Some(ev), Step::Failure { failure, .. }) = (&self.evidence, &step) {
                     if failure.weight > 0 {
-                        ev.record(j.name(), failure.addr, line, now, self.cfg.jails[ji].findtime);
+                        ev.record(
+                            j.name(),
+                            failure.addr,
+                            line,
+                            now,
+                            self.cfg.jails[ji].findtime,
+                        );
                     }
                 }
                 if let Step::Failure {

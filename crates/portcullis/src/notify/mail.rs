@@ -149,9 +149,7 @@ impl MailSink {
 
     fn send(&self, notes: &[Note], dropped: i64, host: &str) -> Result<()> {
         let msg = compose(&self.cfg, notes, dropped, host)?;
-        transport(&self.cfg)?
-            .send(&msg)
-            .context("SMTP")?;
+        transport(&self.cfg)?.send(&msg).context("SMTP")?;
         Ok(())
     }
 }
@@ -240,7 +238,12 @@ pub fn body(notes: &[Note], dropped: i64, host: &str) -> String {
             let _ = writeln!(out, "  {}  {}", rfc3339(n.time), safe(&n.text));
             continue;
         }
-        let _ = writeln!(out, "{}  {}", rfc3339(n.time), safe(&n.event).to_uppercase());
+        let _ = writeln!(
+            out,
+            "{}  {}",
+            rfc3339(n.time),
+            safe(&n.event).to_uppercase()
+        );
         let mut field = |name: &str, v: &Option<String>| {
             if let Some(v) = v {
                 let _ = writeln!(out, "  {name:<9} {}", safe(v));
@@ -298,7 +301,10 @@ mod tests {
             duration: Some("1h".into()),
             reason: Some("failures".into()),
             // as if an old row held it unescaped
-            evidence: vec!["Invalid user x\r\nBcc: victim@example.org\r\n\r\n<b>hi</b> from 203.0.113.5".into()],
+            evidence: vec![
+                "Invalid user x\r\nBcc: victim@example.org\r\n\r\n<b>hi</b> from 203.0.113.5"
+                    .into(),
+            ],
         };
         let m = compose(&cfg(), &[n], 0, "gw").unwrap();
         let raw = String::from_utf8(m.formatted()).unwrap();

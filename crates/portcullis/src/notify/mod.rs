@@ -232,14 +232,16 @@ pub struct Evidence {
 impl Evidence {
     /// Keeps `line`, a failure of `addr` in `jail` counted at `now` (window `findtime`).
     pub fn record(&mut self, jail: &str, addr: IpAddr, line: &[u8], now: Millis, findtime: Millis) {
-        if self.map.len() >= EVIDENCE_OFFENDERS && !self.map.contains_key(&(jail.to_string(), addr)) {
+        if self.map.len() >= EVIDENCE_OFFENDERS && !self.map.contains_key(&(jail.to_string(), addr))
+        {
             self.make_room(now);
         }
         let o = self.map.entry((jail.to_string(), addr)).or_default();
         if o.lines.len() >= EVIDENCE_LINES {
             o.lines.pop_front();
         }
-        o.lines.push_back((now, escape_line(line, EVIDENCE_LINE_BYTES)));
+        o.lines
+            .push_back((now, escape_line(line, EVIDENCE_LINE_BYTES)));
         o.until = now + findtime;
     }
 
@@ -540,9 +542,7 @@ fn run(rx: Receiver<Msg>, mut mail: Option<mail::MailSink>, mut hooks: Vec<webho
             h.tick(now, &host);
         }
         let waiting: usize = hooks.iter().map(webhook::Hook::len).sum();
-        STATS
-            .webhook_queue
-            .store(waiting as u64, Ordering::Relaxed);
+        STATS.webhook_queue.store(waiting as u64, Ordering::Relaxed);
     }
 }
 
@@ -554,7 +554,11 @@ pub fn describe(cfg: &NotifyConfig) {
             m.to.len(),
             m.url,
             duration::format(m.interval),
-            m.events.iter().map(|e| e.name()).collect::<Vec<_>>().join(",")
+            m.events
+                .iter()
+                .map(|e| e.name())
+                .collect::<Vec<_>>()
+                .join(",")
         );
     }
     for w in &cfg.webhooks {
@@ -562,7 +566,11 @@ pub fn describe(cfg: &NotifyConfig) {
             "notify: webhook {} ({:?}, {})",
             w.label,
             w.format,
-            w.events.iter().map(|e| e.name()).collect::<Vec<_>>().join(",")
+            w.events
+                .iter()
+                .map(|e| e.name())
+                .collect::<Vec<_>>()
+                .join(",")
         );
     }
 }
@@ -630,7 +638,8 @@ mod tests {
         format!("{:#}", load(text).unwrap_err())
     }
 
-    const MAIL: &str = "[notify.mail]\nfrom = \"p@host.example.org\"\nto = [\"admin@example.org\"]\n";
+    const MAIL: &str =
+        "[notify.mail]\nfrom = \"p@host.example.org\"\nto = [\"admin@example.org\"]\n";
 
     #[test]
     fn config_reads_mail_and_webhooks() {
@@ -648,7 +657,10 @@ mod tests {
         ))
         .unwrap();
         let m = c.notify.mail.unwrap();
-        assert_eq!((m.tls, m.host.as_str(), m.port), (crate::config::SmtpTls::Wrapper, "mail.example.org", 465));
+        assert_eq!(
+            (m.tls, m.host.as_str(), m.port),
+            (crate::config::SmtpTls::Wrapper, "mail.example.org", 465)
+        );
         assert_eq!(m.interval, 300_000);
         assert_eq!(m.events, [EventKind::Ban, EventKind::Flood]);
         let (u, p) = m.credentials.unwrap();
@@ -656,12 +668,23 @@ mod tests {
         assert!(!format!("{p:?}").contains("hunter2"));
         assert_eq!(c.notify.webhooks.len(), 2);
         let w = &c.notify.webhooks[1];
-        assert_eq!(w.events, [EventKind::Ban, EventKind::Unban, EventKind::Stop]);
+        assert_eq!(
+            w.events,
+            [EventKind::Ban, EventKind::Unban, EventKind::Stop]
+        );
         assert_eq!(w.headers[0].0, "Authorization");
         assert_eq!(w.label, "https://ntfy.example.org");
         for (url, tls, port) in [
-            ("smtp://127.0.0.1:2525", crate::config::SmtpTls::Opportunistic, 2525),
-            ("smtp+starttls://[2001:db8::1]", crate::config::SmtpTls::Required, 587),
+            (
+                "smtp://127.0.0.1:2525",
+                crate::config::SmtpTls::Opportunistic,
+                2525,
+            ),
+            (
+                "smtp+starttls://[2001:db8::1]",
+                crate::config::SmtpTls::Required,
+                587,
+            ),
         ] {
             let c = load(&format!("{MAIL}smtp = {url:?}\n")).unwrap();
             let m = c.notify.mail.unwrap();
@@ -672,34 +695,57 @@ mod tests {
     #[test]
     fn config_errors_name_the_key_and_what_is_valid() {
         let e = err(&format!("{MAIL}smtp = \"http://mail.example.org\"\n"));
-        assert!(e.contains("`notify.mail.smtp`") && e.contains("smtps://"), "{e}");
+        assert!(
+            e.contains("`notify.mail.smtp`") && e.contains("smtps://"),
+            "{e}"
+        );
         let e = err(&format!("{MAIL}smtp = \"smtp://u:pw@mail.example.org\"\n"));
         assert!(e.contains("password_file"), "{e}");
         let e = err(&format!(
             "{MAIL}smtp = \"smtp://m.example.org\"\nuser = \"u\"\npassword_file = \"/nonexistent/pass\"\n"
         ));
-        assert!(e.contains("test.toml:6: `notify.mail.password_file`: cannot read /nonexistent/pass"), "{e}");
-        let e = err(&format!("{MAIL}smtp = \"smtp://m.example.org\"\nuser = \"u\"\n"));
+        assert!(
+            e.contains("test.toml:6: `notify.mail.password_file`: cannot read /nonexistent/pass"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{MAIL}smtp = \"smtp://m.example.org\"\nuser = \"u\"\n"
+        ));
         assert!(e.contains("needs `password_file`"), "{e}");
-        let e = err(&format!("{MAIL}smtp = \"smtp://m.example.org\"\nevents = [\"ban\", \"bans\"]\n"));
-        assert!(e.contains("`notify.mail.events`: \"bans\" is not an event; use some of: ban, unban"), "{e}");
-        let e = err("[notify.mail]\nsmtp = \"smtp://m.example.org\"\nfrom = \"not an address\"\nto = []\n");
+        let e = err(&format!(
+            "{MAIL}smtp = \"smtp://m.example.org\"\nevents = [\"ban\", \"bans\"]\n"
+        ));
+        assert!(
+            e.contains("`notify.mail.events`: \"bans\" is not an event; use some of: ban, unban"),
+            "{e}"
+        );
+        let e = err(
+            "[notify.mail]\nsmtp = \"smtp://m.example.org\"\nfrom = \"not an address\"\nto = []\n",
+        );
         assert!(e.contains("`notify.mail.from`"), "{e}");
         let e = err("[[notify.webhook]]\nurl = \"https://h.example.org/x\"\nformat = \"teams\"\n");
         assert!(e.contains("test.toml:3: `notify.webhook.format`: \"teams\" is not a format; use one of: slack, discord, matrix, ntfy, json"), "{e}");
         let e = err("[[notify.webhook]]\nurl = \"ftp://h.example.org/secret\"\n");
-        assert!(e.contains("`notify.webhook.url`") && e.contains("https://"), "{e}");
+        assert!(
+            e.contains("`notify.webhook.url`") && e.contains("https://"),
+            "{e}"
+        );
         assert!(!e.contains("secret"), "the URL may hold a secret: {e}");
         let e = err("[[notify.webhook]]\nurl = \"https://ntfy.example.org/\"\nformat = \"ntfy\"\n");
         assert!(e.contains("topic"), "{e}");
         let e = err("[[notify.webhook]]\nurl = \"https://h.example.org/x\"\nevents = [\"flod\"]\n");
         assert!(e.contains("\"flod\" is not an event"), "{e}");
         let e = err("[[notify.webhook]]\nurl = \"https://h.example.org/x\"\nheader_file = \"/nonexistent/h\"\n");
-        assert!(e.contains("`notify.webhook.header_file`: cannot read /nonexistent/h"), "{e}");
+        assert!(
+            e.contains("`notify.webhook.header_file`: cannot read /nonexistent/h"),
+            "{e}"
+        );
         let dir = tempfile::tempdir().unwrap();
         let hdr = dir.path().join("h");
         std::fs::write(&hdr, "Authorization: ok\nX-Evil: a\rb\n").unwrap();
-        let e = err(&format!("[[notify.webhook]]\nurl = \"https://h.example.org/x\"\nheader_file = {hdr:?}\n"));
+        let e = err(&format!(
+            "[[notify.webhook]]\nurl = \"https://h.example.org/x\"\nheader_file = {hdr:?}\n"
+        ));
         assert!(e.contains("line 2 is not `Name: value`"), "{e}");
         let e = err("[notify]\nmial = 1\n");
         assert!(e.contains("mial"), "{e}");

@@ -87,7 +87,8 @@ impl Queue {
     pub fn push(&mut self, sink: &str, notes: &[Note]) -> Result<()> {
         let tx = self.conn.transaction()?;
         {
-            let mut ins = tx.prepare_cached("INSERT INTO pending (sink, at, note) VALUES (?1, ?2, ?3)")?;
+            let mut ins =
+                tx.prepare_cached("INSERT INTO pending (sink, at, note) VALUES (?1, ?2, ?3)")?;
             for n in notes {
                 ins.execute(params![sink, n.time, serde_json::to_string(n)?])?;
             }
@@ -114,11 +115,11 @@ impl Queue {
 
     /// The time of the oldest waiting note.
     pub fn oldest(&self, sink: &str) -> Result<Option<i64>> {
-        Ok(self.conn.query_row(
-            "SELECT min(at) FROM pending WHERE sink = ?1",
-            [sink],
-            |r| r.get(0),
-        )?)
+        Ok(self
+            .conn
+            .query_row("SELECT min(at) FROM pending WHERE sink = ?1", [sink], |r| {
+                r.get(0)
+            })?)
     }
 
     /// Notes waiting.
@@ -135,7 +136,9 @@ impl Queue {
         let mut st = self
             .conn
             .prepare("SELECT id, note FROM pending WHERE sink = ?1 ORDER BY id")?;
-        let rows = st.query_map([sink], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+        let rows = st.query_map([sink], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })?;
         let mut out = Vec::new();
         for r in rows {
             let (id, text) = r?;
@@ -155,7 +158,9 @@ impl Queue {
         }
         let dropped = self
             .conn
-            .query_row("SELECT n FROM dropped WHERE sink = ?1", [sink], |r| r.get(0))
+            .query_row("SELECT n FROM dropped WHERE sink = ?1", [sink], |r| {
+                r.get(0)
+            })
             .unwrap_or(0);
         Ok((out, dropped))
     }
@@ -261,7 +266,10 @@ mod tests {
         let mut q = Queue::open(&p).unwrap();
         let (items, dropped) = q.load("mail").unwrap();
         assert_eq!(dropped, 0);
-        assert_eq!(items.iter().map(|(_, n)| n.time).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(
+            items.iter().map(|(_, n)| n.time).collect::<Vec<_>>(),
+            [1, 2]
+        );
         assert_eq!(q.oldest("mail").unwrap(), Some(1));
         q.push("mail", &[note(3)]).unwrap();
         q.remove_through("mail", items[1].0).unwrap();

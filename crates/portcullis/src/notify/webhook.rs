@@ -67,8 +67,7 @@ impl Hook {
     /// Queues the notes this hook asks for; a full queue drops its oldest.
     pub fn enqueue(&mut self, notes: &[Note]) {
         for n in notes {
-            if self.cfg.events.iter().any(|k| k.name() == n.event) && self.queue.push(n.clone())
-            {
+            if self.cfg.events.iter().any(|k| k.name() == n.event) && self.queue.push(n.clone()) {
                 STATS.webhook_dropped.fetch_add(1, Ordering::Relaxed);
                 if self.queue.front().is_some() {
                     // the front changed: its tries start again
@@ -161,12 +160,17 @@ fn redact(text: &str, url: &str) -> String {
 
 /// The text of a note for chat formats: the daemon's own line, prefixed with the host.
 fn line(n: &Note, host: &str) -> String {
-    format!("portcullis@{host}: {}", super::escape_line(n.text.as_bytes(), 1000))
+    format!(
+        "portcullis@{host}: {}",
+        super::escape_line(n.text.as_bytes(), 1000)
+    )
 }
 
 /// Slack mrkdwn control characters.
 fn slack_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// Discord markdown: every markup character backslashed.
