@@ -144,6 +144,11 @@ fn failures(addr: &str, user: &str) -> Vec<String> {
 }
 
 fn base_config(dir: &Path, extra: &str) -> PathBuf {
+    config_with(dir, "", extra)
+}
+
+/// `top`: top-level keys; `extra`: tables after the jail.
+fn config_with(dir: &Path, top: &str, extra: &str) -> PathBuf {
     let state = dir.join("state");
     fs::create_dir_all(&state).unwrap();
     let log = dir.join("auth.log");
@@ -152,7 +157,7 @@ fn base_config(dir: &Path, extra: &str) -> PathBuf {
     }
     let path = dir.join("portcullis.toml");
     let text = format!(
-        "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"null\"\n\
+        "{top}socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"null\"\n\
          [[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\nlogs = [{:?}]\nmaxretry = 3\n{extra}",
         dir.join("portcullis.sock").display().to_string(),
         state.display().to_string(),
@@ -582,4 +587,78 @@ fn webhooks_post_each_format_retry_and_drop_the_oldest() {
         .collect();
     assert_eq!(slack.len(), 5, "{slack:?}");
     d.stop();
+}
+
+/// `smtp+starttls://` against a server that offers no STARTTLS: the mail is not sent in
+/// clear; it waits (retried) and the failure is logged.
+#[test]
+fn starttls_required_never_sends_in_clear() {
+    let t = tmp("pct-notify-tls-");
+    let dir = t.path();
+    let out = dir.join("mails");
+    fs::create_dir(&out).unwrap();
+    let port = free_port();
+    let cfg = base_config(
+        dir,
+        &format!(
+            "[notify.mail]\nsmtp = \"smtp+starttls://127.0.0.1:{port}\"\n\
+             from = \"portcullis@host.example.org\"\nto = [\"admin@example.org\"]\ninterval = \"1s\"\n"
+        ),
+    );
+    let _smtp = smtp_start(dir, port, &out);
+    let d = Daemon::start(&cfg, &dir.join("daemon.log"));
+    append(&dir.join("auth.log"), &failures("203.0.113.50", "root"));
+    wait_for("the refused send", Duration::from_secs(30), || {
+        d.log().contains("notify: mail of 1 event(s)")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(mails(&out).is_empty(), "a mail went out in clear");
+    let log = d.stop();
+    assert!(log.contains("ban 203.0.113.50 "), "{log}");
+}
+
+/// A flood from more addresses than the jail tracks (`max_tracked`) is an event of its own:
+/// the `flood` webhook gets it.
+#[test]
+fn a_flood_is_notified() {
+    let t = tmp("pct-notify-flood-");
+    let dir = t.path();
+    let http = Http::start(Arc::new(|_, _| 200));
+    let cfg = config_with(
+        dir,
+        "max_tracked = 100\n",
+        &format!(
+            "[[notify.webhook]]\nurl = \"http://127.0.0.1:{}/hook\"\nformat = \"json\"\nevents = [\"flood\"]\n",
+            http.port
+        ),
+    );
+    let d = Daemon::start(&cfg, &dir.join("daemon.log"));
+    let lines: Vec<String> = (0..150u32)
+        .map(|i| {
+            format!(
+                "Failed password for root from 2001:db8::{:x} port 1000 ssh2",
+                i + 1
+            )
+        })
+        .collect();
+    append(&dir.join("auth.log"), &lines);
+    wait_for("the flood notification", Duration::from_secs(20), || {
+        !http.requests("/hook").is_empty()
+    });
+    let r = &http.requests("/hook")[0].1;
+    assert_eq!(r["event"], "flood", "{r}");
+    assert_eq!(r["jail"], "sshd");
+    assert!(
+        r["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("flood jail=sshd evicted="),
+        "{r}"
+    );
+    let log = d.stop();
+    assert!(log.contains("flood jail=sshd evicted="), "{log}");
+    assert!(
+        !log.contains("\nban "),
+        "no ban in a flood of single failures: {log}"
+    );
 }

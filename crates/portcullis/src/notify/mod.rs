@@ -562,10 +562,16 @@ pub fn describe(cfg: &NotifyConfig) {
         );
     }
     for w in &cfg.webhooks {
+        let format = match w.format {
+            crate::config::WebhookFormat::Slack => "slack",
+            crate::config::WebhookFormat::Discord => "discord",
+            crate::config::WebhookFormat::Matrix => "matrix",
+            crate::config::WebhookFormat::Ntfy => "ntfy",
+            crate::config::WebhookFormat::Json => "json",
+        };
         info!(
-            "notify: webhook {} ({:?}, {})",
+            "notify: webhook {} ({format}, {})",
             w.label,
-            w.format,
             w.events
                 .iter()
                 .map(|e| e.name())
