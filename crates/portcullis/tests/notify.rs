@@ -662,3 +662,59 @@ fn a_flood_is_notified() {
         "no ban in a flood of single failures: {log}"
     );
 }
+
+/// An SMTP server that accepts and never answers holds up neither the bans nor the
+/// webhooks (each sink has its own thread), nor the daemon's stop.
+#[test]
+fn a_hanging_mail_server_delays_no_ban_and_no_webhook() {
+    let t = tmp("pct-notify-hang-");
+    let dir = t.path();
+    // accepts connections (the kernel's backlog) and never says a word
+    let tarpit = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = tarpit.local_addr().unwrap().port();
+    let http = Http::start(Arc::new(|_, _| 200));
+    let cfg = base_config(
+        dir,
+        &format!(
+            "[notify.mail]\nsmtp = \"smtp://127.0.0.1:{port}\"\nfrom = \"portcullis@host.example.org\"\n\
+             to = [\"admin@example.org\"]\ninterval = \"1s\"\ntimeout = \"60s\"\n\
+             [[notify.webhook]]\nurl = \"http://127.0.0.1:{}/hook\"\nformat = \"json\"\n",
+            http.port
+        ),
+    );
+    let d = Daemon::start(&cfg, &dir.join("daemon.log"));
+    let log = dir.join("auth.log");
+    append(&log, &failures("203.0.113.60", "root"));
+    wait_for("the first ban", Duration::from_secs(10), || {
+        d.log().contains("ban 203.0.113.60 ")
+    });
+    // the mail thread is now stuck in the SMTP greeting (60 s timeout)
+    std::thread::sleep(Duration::from_millis(2500));
+    let t0 = Instant::now();
+    append(&log, &failures("203.0.113.61", "root"));
+    wait_for("the second ban", Duration::from_secs(10), || {
+        d.log().contains("ban 203.0.113.61 ")
+    });
+    wait_for("both webhooks", Duration::from_secs(10), || {
+        http.requests("/hook").len() >= 2
+    });
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "held up: {:?}",
+        t0.elapsed()
+    );
+    let addrs: Vec<String> = http
+        .requests("/hook")
+        .iter()
+        .map(|r| r.1["addr"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(addrs, ["203.0.113.60", "203.0.113.61"]);
+    let t1 = Instant::now();
+    let out = d.stop();
+    assert!(
+        t1.elapsed() < Duration::from_secs(10),
+        "the stop waited for the mail server: {:?}\n{out}",
+        t1.elapsed()
+    );
+    drop(tarpit);
+}

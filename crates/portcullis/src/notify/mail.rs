@@ -58,17 +58,17 @@ impl MailSink {
             oldest,
         })
     }
+}
 
-    /// When the next send is due (far in the future when nothing waits).
-    pub fn next_due(&self) -> Millis {
-        match self.oldest {
-            None => Millis::MAX / 2,
-            Some(t) => (t + self.cfg.interval).max(self.retry_at),
-        }
+impl super::Sink for MailSink {
+    /// When the next send is due.
+    fn next_due(&self) -> Option<Millis> {
+        self.oldest
+            .map(|t| (t + self.cfg.interval).max(self.retry_at))
     }
 
     /// Queues the notes the mail asks for.
-    pub fn enqueue(&mut self, notes: &[Note]) {
+    fn enqueue(&mut self, notes: &[Note]) {
         let wanted: Vec<Note> = notes
             .iter()
             .filter(|n| self.cfg.events.iter().any(|k| k.name() == n.event))
@@ -93,8 +93,8 @@ impl MailSink {
     }
 
     /// Sends the mail if it is due.
-    pub fn tick(&mut self, now: Millis, host: &str) {
-        if self.oldest.is_none() || now < self.next_due() {
+    fn tick(&mut self, now: Millis, host: &str) {
+        if self.next_due().is_none_or(|t| now < t) {
             return;
         }
         let (items, dropped) = match self.queue.load(SINK) {
@@ -146,7 +146,9 @@ impl MailSink {
             }
         }
     }
+}
 
+impl MailSink {
     fn send(&self, notes: &[Note], dropped: i64, host: &str) -> Result<()> {
         let msg = compose(&self.cfg, notes, dropped, host)?;
         transport(&self.cfg)?.send(&msg).context("SMTP")?;

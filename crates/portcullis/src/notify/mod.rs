@@ -4,8 +4,9 @@
 //! Nothing here may delay a ban. The notifier subscribes to the daemon's events
 //! ([`crate::events::subscribe`]); on the engine's thread the subscriber only turns an
 //! event into a [`Note`] (with the evidence of a ban) and hands it to a bounded channel
-//! without waiting (a full channel drops the event and counts it). One notifier thread
-//! does all the I/O: it writes mail events to its own SQLite queue (`notify.db` in the
+//! without waiting (a full channel drops the event and counts it). Each sink (the mail,
+//! each webhook) has a thread of its own that does its I/O, so a slow server delays only
+//! its own sink: the mail's thread writes mail events to its own SQLite queue (`notify.db` in the
 //! state directory, so a restart loses nothing), sends the mail when its interval is up,
 //! and posts webhooks from a bounded in-memory queue per hook (the oldest dropped first,
 //! counted). Failed sends are retried with a growing delay.
@@ -328,11 +329,32 @@ enum Msg {
     Shutdown(mpsc::Sender<()>),
 }
 
-/// A running notifier.
-pub struct Notifier {
+/// What a notifier thread drives: the mail, or one webhook.
+pub trait Sink: Send {
+    /// Takes new notes (those it does not want are ignored).
+    fn enqueue(&mut self, notes: &[Note]);
+    /// Sends what is due.
+    fn tick(&mut self, now: Millis, host: &str);
+    /// When something is due next (`None`: nothing waits).
+    fn next_due(&self) -> Option<Millis>;
+    /// Notes waiting in memory (for the webhook queue gauge; 0 for the persisted mail).
+    fn in_memory(&self) -> usize {
+        0
+    }
+}
+
+/// One sink's thread and channel.
+struct Worker {
     tx: SyncSender<Msg>,
-    evidence: EvidenceHook,
+    wants: Vec<EventKind>,
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// A running notifier: one thread per sink (the mail, each webhook), so a slow server
+/// delays only its own sink.
+pub struct Notifier {
+    workers: Arc<Vec<Worker>>,
+    evidence: EvidenceHook,
 }
 
 /// The first delay after a failed send; it doubles up to [`MAX_BACKOFF`].
@@ -378,34 +400,37 @@ impl Notifier {
         if cfg.is_empty() {
             return Ok(None);
         }
-        let mail = match &cfg.mail {
-            Some(m) => Some(mail::MailSink::new(
-                m.clone(),
-                queue::Queue::open(&state_dir.join("notify.db"))?,
-            )?),
-            None => None,
-        };
-        let hooks: Vec<webhook::Hook> = cfg
-            .webhooks
-            .iter()
-            .map(|w| webhook::Hook::new(w.clone()))
-            .collect();
-        let (tx, rx) = mpsc::sync_channel(CHANNEL);
+        let mut sinks: Vec<(String, Vec<EventKind>, Box<dyn Sink>)> = Vec::new();
+        if let Some(m) = &cfg.mail {
+            let sink =
+                mail::MailSink::new(m.clone(), queue::Queue::open(&state_dir.join("notify.db"))?)?;
+            sinks.push(("notify-mail".into(), m.events.clone(), Box::new(sink)));
+        }
+        for (i, w) in cfg.webhooks.iter().enumerate() {
+            sinks.push((
+                format!("notify-hook{i}"),
+                w.events.clone(),
+                Box::new(webhook::Hook::new(w.clone())),
+            ));
+        }
+        let mut workers = Vec::new();
+        for (name, wants, sink) in sinks {
+            let (tx, rx) = mpsc::sync_channel(CHANNEL);
+            let thread = std::thread::Builder::new()
+                .name(name)
+                .spawn(move || run(rx, sink))?;
+            workers.push(Worker {
+                tx,
+                wants,
+                thread: Some(thread),
+            });
+        }
+        let workers = Arc::new(workers);
         let evidence = EvidenceHook {
             inner: Arc::new(Mutex::new((Evidence::default(), HashMap::new()))),
         };
-        let mut wanted: Vec<EventKind> = Vec::new();
-        if let Some(m) = &cfg.mail {
-            wanted.extend(&m.events);
-        }
-        for w in &cfg.webhooks {
-            wanted.extend(&w.events);
-        }
-        let thread = std::thread::Builder::new()
-            .name("notify".into())
-            .spawn(move || run(rx, mail, hooks))?;
         {
-            let tx = tx.clone();
+            let workers = workers.clone();
             let ev = evidence.clone();
             events::subscribe(Box::new(move |e| {
                 let kind = EventKind::of(e);
@@ -424,23 +449,22 @@ impl Notifier {
                     _ => Vec::new(),
                 };
                 drop(g);
-                if !wanted.contains(&kind) {
-                    return;
-                }
-                match tx.try_send(Msg::Note(Note::new(e, now, evidence))) {
-                    Ok(()) => {}
-                    Err(TrySendError::Full(_)) => {
-                        STATS.channel_dropped.fetch_add(1, Ordering::Relaxed);
+                let mut note = None;
+                for w in workers.iter().filter(|w| w.wants.contains(&kind)) {
+                    let n = note
+                        .get_or_insert_with(|| Note::new(e, now, evidence.clone()))
+                        .clone();
+                    match w.tx.try_send(Msg::Note(n)) {
+                        Ok(()) => {}
+                        Err(TrySendError::Full(_)) => {
+                            STATS.channel_dropped.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(TrySendError::Disconnected(_)) => {}
                     }
-                    Err(TrySendError::Disconnected(_)) => {}
                 }
             }));
         }
-        Ok(Some(Notifier {
-            tx,
-            evidence,
-            thread: Some(thread),
-        }))
+        Ok(Some(Notifier { workers, evidence }))
     }
 
     /// Where the engine records the evidence of failures.
@@ -448,69 +472,63 @@ impl Notifier {
         self.evidence.clone()
     }
 
-    /// At daemon stop: the events still in the channel are written to the mail queue
-    /// (sent at the next start); waits at most `wait`. Nothing is sent any more.
-    pub fn shutdown(mut self, wait: Duration) {
-        let (ack_tx, ack_rx) = mpsc::channel();
+    /// At daemon stop: each sink stops; the mail's events still in its channel are written
+    /// to its queue (sent at the next start). Waits at most `wait` in all (a sink in the
+    /// middle of a send is left to the process' exit; its queue row stays).
+    pub fn shutdown(self, wait: Duration) {
         let deadline = std::time::Instant::now() + wait;
-        let mut msg = Msg::Shutdown(ack_tx);
-        loop {
-            match self.tx.try_send(msg) {
-                Ok(()) => break,
-                Err(TrySendError::Full(m)) if std::time::Instant::now() < deadline => {
-                    msg = m;
-                    std::thread::sleep(Duration::from_millis(20));
+        let mut acks = Vec::new();
+        for w in self.workers.iter() {
+            let (ack_tx, ack_rx) = mpsc::channel();
+            let mut msg = Msg::Shutdown(ack_tx);
+            loop {
+                match w.tx.try_send(msg) {
+                    Ok(()) => {
+                        acks.push(ack_rx);
+                        break;
+                    }
+                    Err(TrySendError::Full(m)) if std::time::Instant::now() < deadline => {
+                        msg = m;
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    Err(_) => break,
                 }
-                Err(_) => return,
             }
         }
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if ack_rx.recv_timeout(left).is_ok() {
-            if let Some(t) = self.thread.take() {
-                let _ = t.join();
+        for a in acks {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let _ = a.recv_timeout(left);
+        }
+        // the threads that answered have returned
+        if let Ok(workers) = Arc::try_unwrap(self.workers) {
+            for mut w in workers {
+                if let Some(t) = w.thread.take() {
+                    if t.is_finished() {
+                        let _ = t.join();
+                    }
+                }
             }
         }
     }
 }
 
-/// The notifier thread.
-fn run(rx: Receiver<Msg>, mut mail: Option<mail::MailSink>, mut hooks: Vec<webhook::Hook>) {
+/// A sink's thread: takes notes from its channel, sends what is due.
+fn run(rx: Receiver<Msg>, mut sink: Box<dyn Sink>) {
     let mut dropped_seen = 0u64;
+    let mut in_memory = 0usize;
     let host = hostname();
     loop {
         let now = now_ms();
-        let mut next = now + 60_000;
-        if let Some(m) = &mail {
-            next = next.min(m.next_due());
-        }
-        for h in &hooks {
-            if let Some(t) = h.next_due() {
-                next = next.min(t);
-            }
-        }
+        let next = sink.next_due().unwrap_or(now + 60_000);
         let wait = Duration::from_millis((next - now).clamp(5, 60_000) as u64);
         let mut batch = Vec::new();
+        let mut shutdown = None;
         match rx.recv_timeout(wait) {
             Ok(Msg::Note(n)) => batch.push(n),
-            Ok(Msg::Shutdown(ack)) => {
-                // what is still in the channel goes to the persistent queue
-                let rest: Vec<Note> = rx
-                    .try_iter()
-                    .filter_map(|m| match m {
-                        Msg::Note(n) => Some(n),
-                        Msg::Shutdown(_) => None,
-                    })
-                    .collect();
-                if let Some(m) = &mut mail {
-                    m.enqueue(&rest);
-                }
-                let _ = ack.send(());
-                return;
-            }
+            Ok(Msg::Shutdown(ack)) => shutdown = Some(ack),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
-        let mut shutdown = None;
         for m in rx.try_iter() {
             match m {
                 Msg::Note(n) => batch.push(n),
@@ -518,31 +536,30 @@ fn run(rx: Receiver<Msg>, mut mail: Option<mail::MailSink>, mut hooks: Vec<webho
             }
         }
         if !batch.is_empty() {
-            if let Some(m) = &mut mail {
-                m.enqueue(&batch);
-            }
-            for h in &mut hooks {
-                h.enqueue(&batch);
-            }
+            sink.enqueue(&batch);
         }
         if let Some(ack) = shutdown {
+            // what was in the channel is queued (the mail's on disk); nothing more is sent
             let _ = ack.send(());
             return;
         }
         let lost = STATS.channel_dropped.load(Ordering::Relaxed);
         if lost > dropped_seen {
-            warn!("notify: {lost} events lost so far: the notifier was behind (its queue of {CHANNEL} was full)");
+            warn!("notify: {lost} events lost so far: a notifier was behind (its queue of {CHANNEL} was full)");
             dropped_seen = lost;
         }
-        let now = now_ms();
-        if let Some(m) = &mut mail {
-            m.tick(now, &host);
+        sink.tick(now_ms(), &host);
+        let n = sink.in_memory();
+        if n >= in_memory {
+            STATS
+                .webhook_queue
+                .fetch_add((n - in_memory) as u64, Ordering::Relaxed);
+        } else {
+            STATS
+                .webhook_queue
+                .fetch_sub((in_memory - n) as u64, Ordering::Relaxed);
         }
-        for h in &mut hooks {
-            h.tick(now, &host);
-        }
-        let waiting: usize = hooks.iter().map(webhook::Hook::len).sum();
-        STATS.webhook_queue.store(waiting as u64, Ordering::Relaxed);
+        in_memory = n;
     }
 }
 

@@ -53,19 +53,20 @@ impl Hook {
             dropped_reported: 0,
         }
     }
+}
 
-    /// Events waiting.
-    pub fn len(&self) -> usize {
+impl super::Sink for Hook {
+    fn in_memory(&self) -> usize {
         self.queue.len()
     }
 
     /// When the next POST is due (`None`: nothing waits).
-    pub fn next_due(&self) -> Option<Millis> {
+    fn next_due(&self) -> Option<Millis> {
         self.queue.front().map(|_| self.retry_at)
     }
 
     /// Queues the notes this hook asks for; a full queue drops its oldest.
-    pub fn enqueue(&mut self, notes: &[Note]) {
+    fn enqueue(&mut self, notes: &[Note]) {
         for n in notes {
             if self.cfg.events.iter().any(|k| k.name() == n.event) && self.queue.push(n.clone()) {
                 STATS.webhook_dropped.fetch_add(1, Ordering::Relaxed);
@@ -86,7 +87,7 @@ impl Hook {
     }
 
     /// Posts what is due, until a failure or an empty queue.
-    pub fn tick(&mut self, now: Millis, host: &str) {
+    fn tick(&mut self, now: Millis, host: &str) {
         // bounded: at most the queue's length in one tick
         for _ in 0..self.queue.len() {
             if now < self.retry_at {
@@ -133,7 +134,9 @@ impl Hook {
             }
         }
     }
+}
 
+impl Hook {
     fn post(&self, n: &Note, host: &str) -> Result<()> {
         let (url, body) = request(&self.cfg, n, host);
         let mut req = self
