@@ -975,6 +975,8 @@ pub struct MailConfig {
     pub events: Vec<crate::notify::EventKind>,
     /// Timeout of one SMTP conversation step.
     pub timeout: Millis,
+    /// `password_file` (its mode is checked at start).
+    pub secret_files: Vec<PathBuf>,
 }
 
 /// `format` of a webhook.
@@ -1012,6 +1014,8 @@ pub struct WebhookConfig {
     pub timeout: Millis,
     /// Events kept waiting at most; older ones are dropped first (and counted).
     pub queue: usize,
+    /// `header_file` (its mode is checked at start).
+    pub secret_files: Vec<PathBuf>,
 }
 
 /// `[notify]`.
@@ -1190,6 +1194,11 @@ fn mail_section(src: &Src, m: RawMail) -> Result<MailConfig> {
         credentials,
         events: event_kinds(src, &m.events, "notify.mail.events")?,
         timeout: duration(src, &m.timeout, "notify.mail.timeout", 30_000)?,
+        secret_files: m
+            .password_file
+            .iter()
+            .map(|p| PathBuf::from(p.get_ref()))
+            .collect(),
     })
 }
 
@@ -1289,6 +1298,11 @@ fn webhook_section(src: &Src, w: RawWebhook) -> Result<WebhookConfig> {
         headers,
         timeout: duration(src, &w.timeout, "notify.webhook.timeout", 10_000)?,
         queue,
+        secret_files: w
+            .header_file
+            .iter()
+            .map(|p| PathBuf::from(p.get_ref()))
+            .collect(),
     })
 }
 

@@ -468,6 +468,10 @@ fn webhooks_post_each_format_retry_and_drop_the_oldest() {
         "# secret kept out of the config\nAuthorization: Bearer s3cret-token\n",
     )
     .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&headers, fs::Permissions::from_mode(0o644)).unwrap();
+    }
     let hook = |path: &str, format: &str, extra: &str| {
         format!("[[notify.webhook]]\nurl = \"http://127.0.0.1:{p}{path}\"\nformat = \"{format}\"\n{extra}")
     };
@@ -490,6 +494,13 @@ fn webhooks_post_each_format_retry_and_drop_the_oldest() {
     let cfg = base_config(dir, &extra);
     let log = dir.join("auth.log");
     let d = Daemon::start(&cfg, &dir.join("daemon.log"));
+    // 0644: the daemon says the secret is readable by others
+    assert!(
+        d.log()
+            .contains("hook.headers holds a secret but others may read it (mode 0644)"),
+        "{}",
+        d.log()
+    );
 
     // one ban first: each format's body
     append(&log, &failures("203.0.113.40", "alice"));

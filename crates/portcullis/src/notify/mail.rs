@@ -288,6 +288,7 @@ mod tests {
             credentials: Some(("u".into(), Secret("p".into()))),
             events: vec![EventKind::Ban],
             timeout: 1000,
+            secret_files: vec![],
         }
     }
 

@@ -343,11 +343,10 @@ pub trait Sink: Send {
     }
 }
 
-/// One sink's thread and channel.
+/// One sink's thread (detached: it ends at shutdown, or with the process) and channel.
 struct Worker {
     tx: SyncSender<Msg>,
     wants: Vec<EventKind>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 /// A running notifier: one thread per sink (the mail, each webhook), so a slow server
@@ -416,14 +415,10 @@ impl Notifier {
         let mut workers = Vec::new();
         for (name, wants, sink) in sinks {
             let (tx, rx) = mpsc::sync_channel(CHANNEL);
-            let thread = std::thread::Builder::new()
+            std::thread::Builder::new()
                 .name(name)
                 .spawn(move || run(rx, sink))?;
-            workers.push(Worker {
-                tx,
-                wants,
-                thread: Some(thread),
-            });
+            workers.push(Worker { tx, wants });
         }
         let workers = Arc::new(workers);
         let evidence = EvidenceHook {
@@ -499,16 +494,6 @@ impl Notifier {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             let _ = a.recv_timeout(left);
         }
-        // the threads that answered have returned
-        if let Ok(workers) = Arc::try_unwrap(self.workers) {
-            for mut w in workers {
-                if let Some(t) = w.thread.take() {
-                    if t.is_finished() {
-                        let _ = t.join();
-                    }
-                }
-            }
-        }
     }
 }
 
@@ -563,8 +548,30 @@ fn run(rx: Receiver<Msg>, mut sink: Box<dyn Sink>) {
     }
 }
 
+/// Warns when a secret file can be read by others than its owner.
+fn check_secret_file(p: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    if let Ok(m) = std::fs::metadata(p) {
+        if m.mode() & 0o077 != 0 {
+            warn!(
+                "notify: {} holds a secret but others may read it (mode {:04o}); chmod 600 it",
+                p.display(),
+                m.mode() & 0o7777
+            );
+        }
+    }
+}
+
 /// Logs a notifier's start (what it sends where, without secrets).
 pub fn describe(cfg: &NotifyConfig) {
+    for p in cfg
+        .mail
+        .iter()
+        .flat_map(|m| &m.secret_files)
+        .chain(cfg.webhooks.iter().flat_map(|w| &w.secret_files))
+    {
+        check_secret_file(p);
+    }
     if let Some(m) = &cfg.mail {
         info!(
             "notify: mail to {} recipient(s) through {} every {} ({})",
