@@ -255,6 +255,10 @@ mod tests {
                 socket: "/run/portcullis/portcullis.sock".into(),
                 firewall: "nftables".into(),
             },
+            Event::Flood {
+                jail: "sshd".into(),
+                evicted: 12,
+            },
         ]
     }
 
@@ -271,6 +275,8 @@ mod tests {
                 "unban 203.0.113.5 jail=sshd reason=ignore:203.0.113.0/24",
                 "restore 2001:db8::7 jail=sshd remaining=10m",
                 "started jails=sshd socket=/run/portcullis/portcullis.sock firewall=nftables",
+                "flood jail=sshd evicted=12 (tracking cap reached: a flood from very many \
+                 addresses; raise max_tracked if this is real traffic)",
             ]
         );
     }
@@ -302,6 +308,7 @@ mod tests {
             [
                 Some("203.0.113.5".to_string()),
                 Some("2001:db8::7".to_string()),
+                None,
                 None,
                 None,
                 None,
