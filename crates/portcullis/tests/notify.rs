@@ -231,7 +231,8 @@ fn mail_batches_bans_with_evidence_and_survives_outages_and_restarts() {
                 "date",
                 "content-type",
                 "content-transfer-encoding",
-                "mime-version"
+                "mime-version",
+                "message-id"
             ]
             .contains(&h.as_str()),
             "unexpected header {h:?}: {mail:#}"

@@ -203,7 +203,8 @@ pub fn compose(cfg: &MailConfig, notes: &[Note], dropped: i64, host: &str) -> Re
     let mut b = Message::builder()
         .from(from)
         .subject(format!("[portcullis] {host}: {}", summary(notes)))
-        .date_now();
+        .date_now()
+        .message_id(None);
     for t in &cfg.to {
         b = b.to(t.parse().context("to")?);
     }
