@@ -91,6 +91,13 @@ pub enum Event {
     },
     /// How many bans were restored, when too many to list each.
     Restored(usize),
+    /// A jail's tracking cap was reached: a flood from very many addresses.
+    Flood {
+        /// The jail.
+        jail: String,
+        /// Addresses evicted so far.
+        evicted: u64,
+    },
 }
 
 fn names(jails: &[String]) -> String {
@@ -161,13 +168,40 @@ impl fmt::Display for Event {
                 duration::format(*remaining)
             ),
             Event::Restored(n) => write!(f, "restore {n} bans in all (first 100 listed)"),
+            Event::Flood { jail, evicted } => write!(
+                f,
+                "flood jail={jail} evicted={evicted} (tracking cap reached: a flood from very \
+                 many addresses; raise max_tracked if this is real traffic)"
+            ),
         }
     }
 }
 
-/// Publishes an event: its line on stderr (whatever the log level).
+/// Something that receives every event (notifications, metrics). It runs on the thread
+/// that emits, the engine's: it must only hand the event on, never wait.
+pub type Subscriber = Box<dyn Fn(&Event) + Send + Sync>;
+
+static SUBSCRIBERS: std::sync::RwLock<Vec<Subscriber>> = std::sync::RwLock::new(Vec::new());
+
+/// Adds a subscriber for the rest of the process.
+pub fn subscribe(s: Subscriber) {
+    SUBSCRIBERS
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(s);
+}
+
+/// Publishes an event: its line on stderr (whatever the log level), then to the
+/// subscribers.
 pub fn emit(e: &Event) {
     eprintln!("{e}");
+    for s in SUBSCRIBERS
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+    {
+        s(e);
+    }
 }
 
 #[cfg(test)]
@@ -221,6 +255,10 @@ mod tests {
                 socket: "/run/portcullis/portcullis.sock".into(),
                 firewall: "nftables".into(),
             },
+            Event::Flood {
+                jail: "sshd".into(),
+                evicted: 12,
+            },
         ]
     }
 
@@ -237,6 +275,8 @@ mod tests {
                 "unban 203.0.113.5 jail=sshd reason=ignore:203.0.113.0/24",
                 "restore 2001:db8::7 jail=sshd remaining=10m",
                 "started jails=sshd socket=/run/portcullis/portcullis.sock firewall=nftables",
+                "flood jail=sshd evicted=12 (tracking cap reached: a flood from very many \
+                 addresses; raise max_tracked if this is real traffic)",
             ]
         );
     }
@@ -268,6 +308,7 @@ mod tests {
             [
                 Some("203.0.113.5".to_string()),
                 Some("2001:db8::7".to_string()),
+                None,
                 None,
                 None,
                 None,

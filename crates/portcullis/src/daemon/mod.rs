@@ -98,6 +98,8 @@ struct Engine {
     last_prune: Millis,
     /// Evictions already reported per jail (DOSBAIL-style floods are reported, not fatal).
     evicted_reported: HashMap<String, u64>,
+    /// Where counted failures' lines are kept for notifications (when any is configured).
+    evidence: Option<crate::notify::EvidenceHook>,
 }
 
 impl Engine {
@@ -131,6 +133,7 @@ impl Engine {
             store,
             new_paths: Arc::new(Mutex::new(None)),
             evicted_reported: HashMap::new(),
+            evidence: None,
             last_prune: i64::MIN / 2,
             cfg,
         }
@@ -318,6 +321,8 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
         error!("state {n}");
     }
     let fw = crate::firewall::router::build(&cfg)?;
+    // notifications: their own thread and queue file; never in the way of a ban
+    let notifier = crate::notify::start_logged(&cfg.notify, &cfg.state_dir);
     let (tx, rx) = engine_channel();
     let mut eng = Engine::new(
         config_path,
@@ -328,6 +333,7 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
         JournalCommand::default(),
         tx.clone(),
     );
+    eng.evidence = notifier.as_ref().map(crate::notify::Notifier::evidence);
     let files = file_paths(&eng.cfg);
     let follower = file_source::open_files(files.paths, eng.store.positions()?, eng.cfg.max_line)
         .context("cannot start the file follower")?;
@@ -373,6 +379,9 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
     }
     let code = eng.main_loop(&rx);
     let _ = crate::sys::sd_notify("STOPPING=1");
+    if let Some(n) = notifier {
+        n.shutdown(Duration::from_secs(2));
+    }
     socket.remove();
     // each journal reader saves the cursor of the last entry the engine processed
     eng.journals.stop_all();
@@ -650,6 +659,18 @@ impl Engine {
             };
             for &ji in js {
                 let j = &mut self.jails[ji];
+                let step = j.process(line, &ctx, Some(now), now);
+                if let (Some(ev), Step::Failure { failure, .. }) = (&self.evidence, &step) {
+                    if failure.weight > 0 {
+                        ev.record(
+                            j.name(),
+                            failure.addr,
+                            line,
+                            now,
+                            self.cfg.jails[ji].findtime,
+                        );
+                    }
+                }
                 if let Step::Failure {
                     decision:
                         Some(Decision::Ban {
@@ -659,7 +680,7 @@ impl Engine {
                             failures,
                         }),
                     ..
-                } = j.process(line, &ctx, Some(now), now)
+                } = step
                 {
                     if crate::firewall::never_ban(addr) || self.own.contains(&addr) {
                         j.tracker_mut().unban(addr);
@@ -695,7 +716,10 @@ impl Engine {
                 .entry(j.name().to_string())
                 .or_default();
             if ev >= *seen + 10_000 || (*seen == 0 && ev > 0) {
-                warn!("jail={} tracking cap reached: {ev} addresses evicted so far (a flood from very many addresses; raise max_tracked if this is real traffic)", j.name());
+                events::emit(&Event::Flood {
+                    jail: j.name().to_string(),
+                    evicted: ev,
+                });
                 *seen = ev;
             }
         }
