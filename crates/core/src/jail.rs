@@ -203,25 +203,50 @@ pub fn prepare(
         };
     }
     let rule = &set.filters()[hit.filter].rules()[hit.rule];
-    let mut weight = rule.weight;
-    if weight > 0 {
-        if let Some(u) = hit.user {
-            if let Some((_, w)) = settings.user_weights.iter().find(|(name, _)| name == u) {
-                weight = weight.max(*w);
-            }
-        }
-    }
+    let (weight, kind) = hit_weight(&hit, rule, &settings.user_weights);
     Prepared::Failure {
         failure: Failure {
             addr: hit.addr,
             time: 0,
             rule: hit.rule,
             weight,
-            kind: rule.kind,
+            kind,
             session: hit.pid,
         },
         time: hit.time,
     }
+}
+
+/// How much a hit counts, and as what kind: a held line (`pending`, `prelude`) counts 0;
+/// a line that releases its session's held failures counts them (a follow-up's own count is
+/// what it summarises, so it is replaced by them), as an attempt, which the tracker never
+/// takes for a repeat of its session.
+pub fn hit_weight(
+    hit: &crate::filter::Hit<'_>,
+    rule: &crate::filter::Rule,
+    user_weights: &[(Vec<u8>, u32)],
+) -> (u32, crate::filter::Kind) {
+    use crate::filter::Kind;
+    if hit.pending {
+        return (0, rule.kind);
+    }
+    let mut weight = rule.weight;
+    if weight > 0 {
+        if let Some(u) = hit.user {
+            if let Some((_, w)) = user_weights.iter().find(|(name, _)| name == u) {
+                weight = weight.max(*w);
+            }
+        }
+    }
+    if hit.released == 0 {
+        return (if hit.own { weight } else { 0 }, rule.kind);
+    }
+    let own = if hit.own && rule.kind != Kind::Followup {
+        weight
+    } else {
+        0
+    };
+    (own.saturating_add(hit.released), Kind::Attempt)
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ pub mod def;
 pub mod macros;
 mod native;
 pub mod sample;
+mod session;
 mod set;
 
 pub use compile::{CompileError, Filter, FilterFileError, Rule};

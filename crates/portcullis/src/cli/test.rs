@@ -314,13 +314,18 @@ fn write_json(
     let (line, _) = line::prepare(line, DEFAULT_MAX_LINE);
     match set.match_line(&line, ctx, scratch) {
         None => out.write_all(
-            b"{\"matched\":false,\"host\":null,\"user\":null,\"time\":null,\"rule\":null}\n",
+            b"{\"matched\":false,\"weight\":0,\"host\":null,\"user\":null,\"time\":null,\"rule\":null}\n",
         )?,
         Some(h) => {
-            let rule = &set.filters()[h.filter].rules()[h.rule].id;
+            let r = &set.filters()[h.filter].rules()[h.rule];
+            let rule = &r.id;
+            // what the line counts: 0 for a line held in its session, the held failures
+            // for a line that releases them (no user weights here: no jail)
+            let (weight, _) = portcullis_core::jail::hit_weight(&h, r, &[]);
             let user = h.user.map(|u| String::from_utf8_lossy(u).into_owned());
             let v = serde_json::json!({
                 "matched": true,
+                "weight": weight,
                 "host": h.addr.to_string(),
                 "user": user,
                 "time": h.time.map(rfc3339),
