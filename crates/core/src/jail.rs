@@ -193,7 +193,19 @@ pub fn prepare(
     if crate::prefix::is_partial_record(line) {
         return Prepared::PartialRecord;
     }
-    let Some(hit) = set.match_line(line, ctx, scratch) else {
+    prepare_parsed(set, settings, &crate::prefix::parse(line), ctx, scratch)
+}
+
+/// [`prepare`] for a line already split by [`crate::prefix::parse`] (and known not to be a
+/// container runtime's partial record): one split serves every jail.
+pub fn prepare_parsed(
+    set: &MatchSet,
+    settings: &JailSettings,
+    parsed: &crate::prefix::Parsed<'_>,
+    ctx: &TimeContext,
+    scratch: &mut Scratch,
+) -> Prepared {
+    let Some(hit) = set.match_parsed(parsed, ctx, scratch) else {
         return Prepared::NoMatch;
     };
     if let Some(reason) = settings.ignore.check(hit.addr) {

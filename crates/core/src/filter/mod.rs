@@ -24,4 +24,4 @@ mod set;
 
 pub use compile::{CompileError, Filter, FilterFileError, Rule};
 pub use def::{Class, FilterDef, Kind, RuleDef};
-pub use set::{Hit, MatchSet, Mode, Scratch};
+pub use set::{session_shard, Hit, MatchSet, Mode, Scratch};

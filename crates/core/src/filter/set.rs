@@ -260,8 +260,8 @@ impl MatchSet {
         }
     }
 
-    /// True when a filter of the set ties lines together (`correlate`): its lines must be
-    /// matched in order by one reader.
+    /// True when a filter of the set ties lines together (`correlate`): the lines of one
+    /// session must be matched in order by one reader (see [`session_shard`]).
     pub fn correlates(&self) -> bool {
         !self.all.correlate.is_empty()
     }
@@ -681,6 +681,22 @@ fn settle(
             done(addr, n)
         }
     }
+}
+
+/// Which of `n` readers matches a line, for sets that tie lines together by session
+/// ([`MatchSet::correlates`]): a session is the host and pid of the prefix, so every line of
+/// one session goes to the same reader, in order, and sessions are spread evenly. Lines
+/// without a pid (sessions keyed by the message alone, or none) all go to reader 0.
+pub fn session_shard(p: &Parsed<'_>, n: usize) -> usize {
+    if n <= 1 || p.pid == 0 {
+        return 0;
+    }
+    // FNV-1a over the host, then the pid: fixed, so that every reader computes the same
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in p.host.unwrap_or_default().iter().chain(&p.pid.to_le_bytes()) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % n as u64) as usize
 }
 
 /// Program names and their prefilters (index into `MatchSet::groups`); a short list is
