@@ -232,7 +232,7 @@ pub fn prepare_parsed(
 /// How much a hit counts, and as what kind: a held line (`pending`, `prelude`) counts 0;
 /// a line that releases its session's held failures counts them (a follow-up's own count is
 /// what it summarises, so it is replaced by them), as an attempt, which the tracker never
-/// takes for a repeat of its session.
+/// takes for a repeat of its session (as a follow-up when they are follow-ups themselves).
 pub fn hit_weight(
     hit: &crate::filter::Hit<'_>,
     rule: &crate::filter::Rule,
@@ -258,7 +258,13 @@ pub fn hit_weight(
     } else {
         0
     };
-    (own.saturating_add(hit.released), Kind::Attempt)
+    // (follow-ups that waited for the connection's address stay follow-ups)
+    let kind = if hit.summary {
+        Kind::Followup
+    } else {
+        Kind::Attempt
+    };
+    (own.saturating_add(hit.released), kind)
 }
 
 #[cfg(test)]
@@ -419,6 +425,18 @@ mod tests {
         ];
         assert_eq!(weights(&mut sshd_jail(1, vec![]), &lines), [0, 1]);
         assert_eq!(bans(&mut j, &lines), vec!["203.0.113.30 1"]);
+        // ... after the connection's counted failures it is their summary: not counted again
+        let mut j = sshd_jail(3, vec![]);
+        let b = bans(
+            &mut j,
+            &[
+                "Nov 21 10:00:01 h sshd[34]: Failed password for root from 203.0.113.34 port 5000 ssh2",
+                "Nov 21 10:00:02 h sshd[34]: Failed password for root from 203.0.113.34 port 5000 ssh2",
+                "Nov 21 10:00:03 h sshd[34]: Disconnecting: Too many authentication failures for root [preauth]",
+                "Nov 21 10:00:03 h sshd[34]: Connection closed by 203.0.113.34 [preauth]",
+            ],
+        );
+        assert!(b.is_empty(), "{b:?}");
         // the address from the connection's first line (LogLevel VERBOSE)
         let lines = [
             "Nov 21 10:00:01 h sshd[31]: Connection from 203.0.113.31 port 51353 on 198.51.100.1 port 22",

@@ -152,7 +152,11 @@ impl Side {
     #[inline]
     pub(crate) fn captures<'m>(&self, msg: &'m [u8]) -> Option<regex::bytes::Captures<'m>> {
         if let Some(pre) = &self.prefixes {
-            if !pre.iter().any(|p| msg.starts_with(p)) {
+            // (the first byte before the comparison: most lines differ there)
+            if !pre
+                .iter()
+                .any(|p| p.first() == msg.first() && msg.starts_with(p))
+            {
                 return None;
             }
         } else if let Some(l) = &self.literal {

@@ -5,13 +5,38 @@
 //! A session is the sending host and process id of the syslog prefix, with the text of the
 //! pattern's `key` capture when it has one (slapd's `conn=N`). Looked up by hash: every
 //! line of a correlated program may look its session up, so the cost must not grow with
-//! the number of sessions remembered. At most `capacity` sessions are kept; the one
-//! written longest ago is forgotten first.
+//! the number of sessions remembered, and a new session allocates nothing (a flood of
+//! connections makes one per line). A session is known by a 64-bit hash of its key, keyed
+//! at random per reader (two sessions sharing one among the few thousand remembered: about
+//! one chance in 10^12). At most `capacity` sessions are kept; the one written longest ago
+//! is forgotten first.
 
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::net::IpAddr;
+
+use smallvec::SmallVec;
+
+/// A user name as remembered: short names inline (an entry stays small: the table of a
+/// busy server's sessions should stay in the cache).
+pub(crate) type User = SmallVec<[u8; 16]>;
+
+/// The keys are hashes already (random-keyed SipHash): used as they are.
+#[derive(Default)]
+struct Identity(u64);
+
+impl Hasher for Identity {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("only u64 keys")
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
 
 /// Remembered user names are cut to this many bytes.
 pub(crate) const MAX_REMEMBERED_USER: usize = 256;
@@ -40,52 +65,66 @@ pub(crate) struct Held {
     pub(crate) prelude: u32,
     /// The rule of the latest one (reported when they count).
     pub(crate) rule: usize,
+    /// One of them is a failure of its own (not only a follow-up waiting for an address).
+    pub(crate) real: bool,
 }
 
 /// What is remembered of one session.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
-    key: (Box<[u8]>, u32, Option<Box<[u8]>>),
     /// Write order, for forgetting the oldest.
     generation: u64,
-    pub(crate) user: Option<Vec<u8>>,
+    pub(crate) user: Option<User>,
     pub(crate) addr: Option<IpAddr>,
     pub(crate) held: Held,
     /// The user name of the session's failures (held or counted), to tell a success of the
     /// same user (which forgives) from one of another user (which does not).
-    pub(crate) failed_user: Option<Vec<u8>>,
-}
-
-impl Entry {
-    fn is(&self, s: Session<'_>) -> bool {
-        *self.key.0 == *s.host && self.key.1 == s.pid && self.key.2.as_deref() == s.text
-    }
+    pub(crate) failed_user: Option<User>,
 }
 
 /// The sessions of one filter, for one reader.
 #[derive(Debug)]
 pub(crate) struct Sessions {
-    map: HashMap<u64, Entry>,
+    map: HashMap<u64, Entry, BuildHasherDefault<Identity>>,
     /// (hash, generation) in write order; entries whose generation changed since are stale.
     order: VecDeque<(u64, u64)>,
     generation: u64,
     capacity: usize,
-    hasher: RandomState,
+    /// Random per reader.
+    seed: u64,
 }
 
 impl Sessions {
     pub(crate) fn new(capacity: usize) -> Sessions {
         Sessions {
-            map: HashMap::new(),
+            map: HashMap::default(),
             order: VecDeque::new(),
             generation: 0,
             capacity: capacity.max(1),
-            hasher: RandomState::new(),
+            seed: RandomState::new().hash_one(0x5e55_1011_u64),
         }
     }
 
+    /// The session's key as a hash: 8 bytes at a time through a 64-bit mixer, from a random
+    /// seed. Not a defence against chosen keys, which it needs none against: the host and
+    /// pid come from the syslog prefix (the logging side), the key text from the program's
+    /// own counter (slapd's `conn=N`).
     fn hash(&self, s: Session<'_>) -> u64 {
-        self.hasher.hash_one((s.host, s.pid, s.text))
+        let mut h = self.seed;
+        let mut eat = |b: &[u8]| {
+            let mut chunks = b.chunks_exact(8);
+            for c in &mut chunks {
+                h = mix(h ^ u64::from_le_bytes(c.try_into().expect("8 bytes")));
+            }
+            let mut last = [0u8; 8];
+            last[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+            h = mix(h ^ u64::from_le_bytes(last) ^ ((b.len() as u64) << 56));
+        };
+        eat(s.host);
+        if let Some(t) = s.text {
+            eat(t);
+        }
+        mix(h ^ u64::from(s.pid) ^ (u64::from(s.text.is_some()) << 40))
     }
 
     /// The session's entry, if remembered.
@@ -93,7 +132,7 @@ impl Sessions {
         if !s.known() {
             return None;
         }
-        self.map.get(&self.hash(s)).filter(|e| e.is(s))
+        self.map.get(&self.hash(s))
     }
 
     /// The session's entry, if remembered (not refreshed: reading is not writing).
@@ -102,7 +141,7 @@ impl Sessions {
             return None;
         }
         let h = self.hash(s);
-        self.map.get_mut(&h).filter(|e| e.is(s))
+        self.map.get_mut(&h)
     }
 
     /// Forgets the session.
@@ -111,9 +150,7 @@ impl Sessions {
             return;
         }
         let h = self.hash(s);
-        if self.map.get(&h).is_some_and(|e| e.is(s)) {
-            self.map.remove(&h);
-        }
+        self.map.remove(&h);
     }
 
     /// The session's entry, created empty when new (or when `fresh`: a line that starts the
@@ -125,9 +162,10 @@ impl Sessions {
         let h = self.hash(s);
         self.generation += 1;
         let generation = self.generation;
-        let keep = !fresh && self.map.get(&h).is_some_and(|e| e.is(s));
-        if !keep {
+        if fresh {
             self.map.remove(&h);
+        }
+        if self.map.len() >= self.capacity && !self.map.contains_key(&h) {
             while self.map.len() >= self.capacity {
                 self.evict_oldest();
             }
@@ -137,7 +175,6 @@ impl Sessions {
             self.compact();
         }
         let e = self.map.entry(h).or_insert_with(|| Entry {
-            key: (s.host.into(), s.pid, s.text.map(Into::into)),
             generation,
             user: None,
             addr: None,
@@ -172,9 +209,17 @@ impl Sessions {
     }
 }
 
+/// splitmix64's finaliser: every input bit changes about half of the output bits.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
 /// A user name as remembered (cut).
-pub(crate) fn keep_user(u: &[u8]) -> Vec<u8> {
-    u[..u.len().min(MAX_REMEMBERED_USER)].to_vec()
+pub(crate) fn keep_user(u: &[u8]) -> User {
+    SmallVec::from_slice(&u[..u.len().min(MAX_REMEMBERED_USER)])
 }
 
 #[cfg(test)]

@@ -75,6 +75,9 @@ pub struct Hit<'a> {
     /// The line matched `rule` itself; false for a `[correlate]` success or end line that
     /// only releases its session's held failures (then `rule` is the rule of those).
     pub own: bool,
+    /// The released failures are only follow-ups of the connection (summary lines that
+    /// waited for an address): the tracker counts them as a follow-up.
+    pub summary: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -435,10 +438,19 @@ impl MatchSet {
                 pending: false,
                 released: 0,
                 own: true,
+                summary: false,
             });
         }
         let r = &self.filters[filter].rules[rule];
-        let Some(e) = scratch.sessions[filter].write(session, false) else {
+        // A line that is held needs its session; any other line only updates one that exists
+        // (a plain failure with its address needs no memory: most lines of a flood are such)
+        let sessions = &mut scratch.sessions[filter];
+        let e = if addr.is_none() || matches!(r.kind, Kind::Pending | Kind::Prelude) {
+            sessions.write(session, false)
+        } else {
+            sessions.get_mut(session)
+        };
+        let Some(e) = e else {
             // no session to hold it in: it counts at once
             return Some(Hit {
                 filter,
@@ -450,6 +462,7 @@ impl MatchSet {
                 pending: false,
                 released: 0,
                 own: true,
+                summary: false,
             });
         };
         let settled = settle(&mut *e, r.kind, rule, addr, user);
@@ -464,6 +477,7 @@ impl MatchSet {
             pending: s.pending,
             released: s.released,
             own: true,
+            summary: s.summary,
         })
     }
 
@@ -523,6 +537,7 @@ impl MatchSet {
                 return None; // held until a line gives the address
             };
             e.addr = Some(addr);
+            let summary = !success && !e.held.real;
             e.held = Held {
                 rule: e.held.rule,
                 ..Held::default()
@@ -540,6 +555,7 @@ impl MatchSet {
                 pending: false,
                 released,
                 own: false,
+                summary,
             });
         }
         None
@@ -601,6 +617,7 @@ struct Settled {
     addr: IpAddr,
     pending: bool,
     released: u32,
+    summary: bool,
 }
 
 /// What a rule's line does to its session; `None` when the line is only remembered (no
@@ -624,23 +641,25 @@ fn settle(
         }
     }
     let release = |e: &mut super::session::Entry| {
-        let n = e.held.n;
+        let (n, real) = (e.held.n, e.held.real);
         e.held = Held {
             rule: e.held.rule,
             ..Held::default()
         };
-        n
+        (n, real)
     };
-    let hold = |e: &mut super::session::Entry, prelude: bool| {
+    let hold = |e: &mut super::session::Entry, prelude: bool, real: bool| {
         e.held.n += 1;
         e.held.prelude += u32::from(prelude);
+        e.held.real |= real;
         e.held.rule = rule;
     };
-    let done = |addr: Option<IpAddr>, released: u32| {
+    let done = |addr: Option<IpAddr>, (released, real): (u32, bool)| {
         Some(Settled {
             addr: addr?,
             pending: false,
             released,
+            summary: !real,
         })
     };
     match kind {
@@ -650,11 +669,12 @@ fn settle(
                 let n = release(e);
                 return done(addr, n);
             }
-            hold(e, kind == Kind::Prelude);
+            hold(e, kind == Kind::Prelude, true);
             Some(Settled {
                 addr: addr?,
                 pending: true,
                 released: 0,
+                summary: false,
             })
         }
         Kind::Attempt | Kind::Opener => {
@@ -666,15 +686,15 @@ fn settle(
             if addr.is_none() {
                 // held until a line gives the address; the session's next attempt (which
                 // names it) is the same event
-                hold(e, true);
+                hold(e, true, true);
                 return None;
             }
-            done(addr, 0)
+            done(addr, (0, true))
         }
         Kind::Followup => {
             if addr.is_none() {
                 // counts with the session's held failures once an address is known
-                hold(e, false);
+                hold(e, false, false);
                 return None;
             }
             let n = release(e);

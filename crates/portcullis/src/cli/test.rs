@@ -3,8 +3,10 @@
 //!
 //! Summary mode counts lines, matches per rule, top hosts and top users. It splits a file
 //! across threads at line starts (each thread reads its own part, with its own scratch)
-//! because matching is independent per line. JSON mode prints exactly one object per input
-//! line, in input order.
+//! because matching is independent per line; for a filter that ties the lines of a session
+//! together (`correlate`) every thread reads the whole file and matches the lines of its
+//! share of the sessions. JSON mode prints exactly one object per input line, in input
+//! order, with what the line counts (`weight`: 0 for a line held back in its session).
 
 use std::io::Write;
 use std::net::IpAddr;
