@@ -369,10 +369,12 @@ mod tests {
     fn weights(j: &mut Jail, lines: &[&str]) -> Vec<u32> {
         lines
             .iter()
-            .map(|l| match prepare(&j.set, &j.settings, l.as_bytes(), &CTX, &mut j.scratch) {
-                Prepared::Failure { failure, .. } => failure.weight,
-                _ => 0,
-            })
+            .map(
+                |l| match prepare(&j.set, &j.settings, l.as_bytes(), &CTX, &mut j.scratch) {
+                    Prepared::Failure { failure, .. } => failure.weight,
+                    _ => 0,
+                },
+            )
             .collect()
     }
 

@@ -827,8 +827,14 @@ mod tests {
     #[test]
     fn bracketed_program_without_host() {
         for (line, msg) in [
-            ("Mar  3 00:17:22 [sshd]: User root from 192.0.2.1 not allowed", "User root from 192.0.2.1 not allowed"),
-            ("Jun 25 23:53:34 [sshd] User root from 192.0.2.1 not allowed", "User root from 192.0.2.1 not allowed"),
+            (
+                "Mar  3 00:17:22 [sshd]: User root from 192.0.2.1 not allowed",
+                "User root from 192.0.2.1 not allowed",
+            ),
+            (
+                "Jun 25 23:53:34 [sshd] User root from 192.0.2.1 not allowed",
+                "User root from 192.0.2.1 not allowed",
+            ),
         ] {
             let p = parse(line.as_bytes());
             assert_eq!(p.program, Some(&b"sshd"[..]), "{line}");

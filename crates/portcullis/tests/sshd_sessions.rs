@@ -53,7 +53,13 @@ fn failed_keys_then_a_login_never_ban_and_failed_keys_then_a_disconnect_do() {
     // 40 users whose agents offer three wrong keys before the right one; the lines of each
     // connection are megabytes apart (more than one chunk of `replay`, one piece of `test`)
     for c in 0..40 {
-        keys(&mut log, 1000 + c, &format!("203.0.113.{}", 10 + c), "git", 1);
+        keys(
+            &mut log,
+            1000 + c,
+            &format!("203.0.113.{}", 10 + c),
+            "git",
+            1,
+        );
     }
     // and a client whose three keys all fail, in connections from one address
     keys(&mut log, 2000, "192.0.2.200", "git", 1);
@@ -132,7 +138,12 @@ fn test_json_shows_what_each_line_counts() {
     let got: Vec<(bool, u64)> = text(&o.stdout)
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .map(|v| (v["matched"].as_bool().unwrap(), v["weight"].as_u64().unwrap()))
+        .map(|v| {
+            (
+                v["matched"].as_bool().unwrap(),
+                v["weight"].as_u64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         got,

@@ -118,6 +118,9 @@ pub struct Filter {
     pub(crate) success: Vec<Side>,
     /// `[correlate] end` lines (a session that ends: held failures count).
     pub(crate) end: Vec<Side>,
+    /// A `success` or `end` pattern has a `key` capture (else their session is the
+    /// prefix's host and pid, known before the pattern runs).
+    pub(crate) end_keyed: bool,
 }
 
 /// A pattern of the `[correlate]` section: run by the regex crate (named captures), behind a
@@ -222,8 +225,10 @@ impl Filter {
                     "the rule has neither `pattern` nor `patterns`".into(),
                 ));
             }
-            if matches!(r.kind, super::def::Kind::Pending | super::def::Kind::Prelude)
-                && def.correlate.is_none()
+            if matches!(
+                r.kind,
+                super::def::Kind::Pending | super::def::Kind::Prelude
+            ) && def.correlate.is_none()
             {
                 return Err(err(
                     &r.id,
@@ -270,6 +275,7 @@ impl Filter {
             time_format: def.time_format.clone(),
             correlate,
             correlate_capacity,
+            end_keyed: success.iter().chain(&end).any(|s| s.has("key")),
             success,
             end,
         })

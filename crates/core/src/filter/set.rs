@@ -495,6 +495,18 @@ impl MatchSet {
         for &fi in &pre.correlate {
             let fi = fi as usize;
             let f = &self.filters[fi];
+            if !f.end_keyed {
+                // most lines have no session that holds anything: no pattern to run
+                let quick = Session {
+                    host: p.host.unwrap_or_default(),
+                    pid: p.pid,
+                    text: None,
+                };
+                match scratch.sessions[fi].get(quick) {
+                    Some(e) if e.held.n > 0 || e.failed_user.is_some() => {}
+                    _ => continue,
+                }
+            }
             let (c, success) = match f.success.iter().find_map(|s| s.captures(msg)) {
                 Some(c) => (c, true),
                 None => match f.end.iter().find_map(|s| s.captures(msg)) {
@@ -515,8 +527,12 @@ impl MatchSet {
                 None => None,
             };
             let released = if success {
-                let user = c.name("user").map(|u| u.as_bytes()).filter(|u| !u.is_empty());
-                let other = matches!((user, e.failed_user.as_deref()), (Some(u), Some(f)) if u != f);
+                let user = c
+                    .name("user")
+                    .map(|u| u.as_bytes())
+                    .filter(|u| !u.is_empty());
+                let other =
+                    matches!((user, e.failed_user.as_deref()), (Some(u), Some(f)) if u != f);
                 if !other {
                     // a login of the same user: its held failures were the way in
                     e.held = Held {
@@ -713,7 +729,12 @@ pub fn session_shard(p: &Parsed<'_>, n: usize) -> usize {
     }
     // FNV-1a over the host, then the pid: fixed, so that every reader computes the same
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in p.host.unwrap_or_default().iter().chain(&p.pid.to_le_bytes()) {
+    for &b in p
+        .host
+        .unwrap_or_default()
+        .iter()
+        .chain(&p.pid.to_le_bytes())
+    {
         h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
     }
     (h % n as u64) as usize

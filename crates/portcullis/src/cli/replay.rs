@@ -124,7 +124,9 @@ pub fn run(
                 input::for_each_chunk(input::open(src)?, 1 << 20, |chunk| {
                     let chunk = Arc::new(chunk);
                     let ok = if sharded {
-                        job_txs.iter().all(|tx| tx.send((idx, chunk.clone())).is_ok())
+                        job_txs
+                            .iter()
+                            .all(|tx| tx.send((idx, chunk.clone())).is_ok())
                     } else {
                         job_txs[(idx % job_txs.len() as u64) as usize]
                             .send((idx, chunk))

@@ -272,7 +272,9 @@ fn summarise_file(set: &MatchSet, path: &Path, ctx: &TimeContext) -> Result<Stat
     // Pieces of about 2 MiB, cut at line starts, taken in turn by the threads (so that a
     // thread that gets less CPU does less of the work); one thread for a small file.
     const PIECE: u64 = 2 << 20;
-    let threads = len.div_ceil(2 * PIECE).clamp(1, super::match_threads(8) as u64) as usize;
+    let threads = len
+        .div_ceil(2 * PIECE)
+        .clamp(1, super::match_threads(8) as u64) as usize;
     // A filter that ties lines together by session: every thread reads every piece, in
     // order, and matches the lines of its share of the sessions (`session_shard`).
     let sharded = set.correlates() && threads > 1;
