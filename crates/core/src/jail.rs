@@ -193,7 +193,19 @@ pub fn prepare(
     if crate::prefix::is_partial_record(line) {
         return Prepared::PartialRecord;
     }
-    let Some(hit) = set.match_line(line, ctx, scratch) else {
+    prepare_parsed(set, settings, &crate::prefix::parse(line), ctx, scratch)
+}
+
+/// [`prepare`] for a line already split by [`crate::prefix::parse`] (and known not to be a
+/// container runtime's partial record): one split serves every jail.
+pub fn prepare_parsed(
+    set: &MatchSet,
+    settings: &JailSettings,
+    parsed: &crate::prefix::Parsed<'_>,
+    ctx: &TimeContext,
+    scratch: &mut Scratch,
+) -> Prepared {
+    let Some(hit) = set.match_parsed(parsed, ctx, scratch) else {
         return Prepared::NoMatch;
     };
     if let Some(reason) = settings.ignore.check(hit.addr) {
@@ -203,25 +215,56 @@ pub fn prepare(
         };
     }
     let rule = &set.filters()[hit.filter].rules()[hit.rule];
-    let mut weight = rule.weight;
-    if weight > 0 {
-        if let Some(u) = hit.user {
-            if let Some((_, w)) = settings.user_weights.iter().find(|(name, _)| name == u) {
-                weight = weight.max(*w);
-            }
-        }
-    }
+    let (weight, kind) = hit_weight(&hit, rule, &settings.user_weights);
     Prepared::Failure {
         failure: Failure {
             addr: hit.addr,
             time: 0,
             rule: hit.rule,
             weight,
-            kind: rule.kind,
+            kind,
             session: hit.pid,
         },
         time: hit.time,
     }
+}
+
+/// How much a hit counts, and as what kind: a held line (`pending`, `prelude`) counts 0;
+/// a line that releases its session's held failures counts them (a follow-up's own count is
+/// what it summarises, so it is replaced by them), as an attempt, which the tracker never
+/// takes for a repeat of its session (as a follow-up when they are follow-ups themselves).
+pub fn hit_weight(
+    hit: &crate::filter::Hit<'_>,
+    rule: &crate::filter::Rule,
+    user_weights: &[(Vec<u8>, u32)],
+) -> (u32, crate::filter::Kind) {
+    use crate::filter::Kind;
+    if hit.pending {
+        return (0, rule.kind);
+    }
+    let mut weight = rule.weight;
+    if weight > 0 {
+        if let Some(u) = hit.user {
+            if let Some((_, w)) = user_weights.iter().find(|(name, _)| name == u) {
+                weight = weight.max(*w);
+            }
+        }
+    }
+    if hit.released == 0 {
+        return (if hit.own { weight } else { 0 }, rule.kind);
+    }
+    let own = if hit.own && rule.kind != Kind::Followup {
+        weight
+    } else {
+        0
+    };
+    // (follow-ups that waited for the connection's address stay follow-ups)
+    let kind = if hit.summary {
+        Kind::Followup
+    } else {
+        Kind::Attempt
+    };
+    (own.saturating_add(hit.released), kind)
 }
 
 #[cfg(test)]
@@ -322,6 +365,161 @@ mod tests {
     /// A line a container runtime cut (16 KiB) continues in the next record, which starts
     /// wherever the cut fell, maybe inside a client's text: that record must not be read as
     /// a line of its own (it could carry a forged prefix and message).
+    /// What each line counts (tracker aside), as `test` shows it.
+    fn weights(j: &mut Jail, lines: &[&str]) -> Vec<u32> {
+        lines
+            .iter()
+            .map(
+                |l| match prepare(&j.set, &j.settings, l.as_bytes(), &CTX, &mut j.scratch) {
+                    Prepared::Failure { failure, .. } => failure.weight,
+                    _ => 0,
+                },
+            )
+            .collect()
+    }
+
+    #[test]
+    fn failed_publickeys_then_accepted_count_nothing() {
+        let mut j = sshd_jail(1, vec![]);
+        let b = bans(
+            &mut j,
+            &[
+                "Nov 21 10:00:01 h sshd[20]: Failed publickey for git from 203.0.113.20 port 5000 ssh2: ECDSA SHA256:aaaa",
+                "Nov 21 10:00:01 h sshd[20]: Failed publickey for git from 203.0.113.20 port 5000 ssh2: RSA SHA256:bbbb",
+                "Nov 21 10:00:01 h sshd[20]: Accepted publickey for git from 203.0.113.20 port 5000 ssh2: ED25519 SHA256:cccc",
+                "Nov 21 10:00:09 h sshd[20]: Disconnected from user git 203.0.113.20 port 5000",
+            ],
+        );
+        assert!(b.is_empty(), "{b:?}");
+    }
+
+    #[test]
+    fn failed_publickeys_count_when_the_connection_ends_without_success() {
+        let mut j = sshd_jail(3, vec![]);
+        let lines = [
+            "Nov 21 10:00:01 h sshd[21]: Failed publickey for git from 203.0.113.21 port 5000 ssh2: ECDSA SHA256:aaaa",
+            "Nov 21 10:00:01 h sshd[21]: Failed publickey for git from 203.0.113.21 port 5000 ssh2: RSA SHA256:bbbb",
+            "Nov 21 10:00:01 h sshd[21]: Failed publickey for git from 203.0.113.21 port 5000 ssh2: RSA SHA256:cccc",
+            "Nov 21 10:00:02 h sshd[21]: Connection closed by authenticating user git 203.0.113.21 port 5000 [preauth]",
+        ];
+        assert_eq!(weights(&mut sshd_jail(3, vec![]), &lines), [0, 0, 0, 3]);
+        assert_eq!(bans(&mut j, &lines), vec!["203.0.113.21 3"]);
+        // a session of another process is another connection: nothing of it is released
+        let mut j = sshd_jail(1, vec![]);
+        let b = bans(
+            &mut j,
+            &[
+                "Nov 21 10:00:01 h sshd[22]: Failed publickey for git from 203.0.113.22 port 5000 ssh2: RSA SHA256:bbbb",
+                "Nov 21 10:00:01 other sshd[22]: Connection closed by 203.0.113.22 port 5000 [preauth]",
+                "Nov 21 10:00:01 h sshd[23]: Connection closed by 203.0.113.22 port 5001 [preauth]",
+            ],
+        );
+        assert!(b.is_empty(), "{b:?}");
+    }
+
+    #[test]
+    fn a_line_without_an_address_counts_through_its_session() {
+        // 6.x: the address only on the line that ends the connection
+        let mut j = sshd_jail(1, vec![]);
+        let lines = [
+            "Nov 21 10:00:01 h sshd[30]: Disconnecting: Too many authentication failures for root [preauth]",
+            "Nov 21 10:00:02 h sshd[30]: Connection closed by 203.0.113.30 [preauth]",
+        ];
+        assert_eq!(weights(&mut sshd_jail(1, vec![]), &lines), [0, 1]);
+        assert_eq!(bans(&mut j, &lines), vec!["203.0.113.30 1"]);
+        // ... after the connection's counted failures it is their summary: not counted again
+        let mut j = sshd_jail(3, vec![]);
+        let b = bans(
+            &mut j,
+            &[
+                "Nov 21 10:00:01 h sshd[34]: Failed password for root from 203.0.113.34 port 5000 ssh2",
+                "Nov 21 10:00:02 h sshd[34]: Failed password for root from 203.0.113.34 port 5000 ssh2",
+                "Nov 21 10:00:03 h sshd[34]: Disconnecting: Too many authentication failures for root [preauth]",
+                "Nov 21 10:00:03 h sshd[34]: Connection closed by 203.0.113.34 [preauth]",
+            ],
+        );
+        assert!(b.is_empty(), "{b:?}");
+        // the address from the connection's first line (LogLevel VERBOSE)
+        let lines = [
+            "Nov 21 10:00:01 h sshd[31]: Connection from 203.0.113.31 port 51353 on 198.51.100.1 port 22",
+            "Nov 21 10:00:03 h sshd[31]: Disconnecting: Too many authentication failures [preauth]",
+        ];
+        assert_eq!(weights(&mut sshd_jail(1, vec![]), &lines), [0, 1]);
+        // an account sshd refuses (no address), then the attempt's own line: one attempt
+        let mut j = sshd_jail(2, vec![]);
+        let lines = [
+            "Nov 21 10:00:01 h sshd[32]: User root not allowed because account is locked",
+            "Nov 21 10:00:01 h sshd[32]: Failed password for invalid user root from 203.0.113.32 port 5000 ssh2",
+            "Nov 21 10:00:02 h sshd[32]: Connection closed by invalid user root 203.0.113.32 port 5000 [preauth]",
+        ];
+        assert!(bans(&mut j, &lines).is_empty());
+        // ... or the connection ends before it: the refusal counts, once
+        let lines = [
+            "Nov 21 10:00:01 h sshd[33]: User root not allowed because account is locked",
+            "Nov 21 10:00:01 h sshd[33]: Received disconnect from 203.0.113.33 port 5000:11: Bye Bye [preauth]",
+        ];
+        assert_eq!(weights(&mut sshd_jail(1, vec![]), &lines), [0, 1]);
+    }
+
+    #[test]
+    fn pam_lines_count_once_per_attempt() {
+        // pam_unix's line announces sshd's own Failed line: one attempt
+        let mut j = sshd_jail(2, vec![]);
+        let b = bans(
+            &mut j,
+            &[
+                "Nov 21 10:00:01 h sshd[40]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.40  user=root",
+                "Nov 21 10:00:03 h sshd[40]: Failed password for root from 203.0.113.40 port 5000 ssh2",
+                "Nov 21 10:00:04 h sshd[40]: Connection closed by authenticating user root 203.0.113.40 port 5000 [preauth]",
+            ],
+        );
+        assert!(b.is_empty(), "{b:?}");
+        // a client that leaves during PAM's delay: the pam_unix line counts
+        let lines = [
+            "Nov 21 10:00:01 h sshd[41]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.41  user=root",
+            "Nov 21 10:00:02 h sshd[41]: Connection closed by authenticating user root 203.0.113.41 port 5000 [preauth]",
+        ];
+        assert_eq!(weights(&mut sshd_jail(1, vec![]), &lines), [0, 1]);
+        // keyboard-interactive: "error: PAM: ..." counts, the Failed line after it does not
+        let mut j = sshd_jail(3, vec![]);
+        let b = bans(
+            &mut j,
+            &[
+                "Nov 21 10:00:01 h sshd[42]: error: PAM: Authentication failure for root from 203.0.113.42",
+                "Nov 21 10:00:01 h sshd[42]: Failed keyboard-interactive/pam for root from 203.0.113.42 port 5000 ssh2",
+                "Nov 21 10:00:03 h sshd[42]: error: PAM: Authentication failure for root from 203.0.113.42",
+                "Nov 21 10:00:03 h sshd[42]: Failed keyboard-interactive/pam for root from 203.0.113.42 port 5000 ssh2",
+            ],
+        );
+        assert!(b.is_empty(), "{b:?}");
+        let b = bans(&mut j, &["Nov 21 10:00:05 h sshd[43]: Failed password for root from 203.0.113.42 port 5001 ssh2"]);
+        assert_eq!(b, vec!["203.0.113.42 3"]);
+    }
+
+    #[test]
+    fn a_success_forgives_only_its_own_users_failures() {
+        // the same user: a PAM stack that tried one module before another
+        let lines = [
+            "Nov 21 10:00:01 h sshd[50]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.50  user=rda",
+            "Nov 21 10:00:01 h sshd[50]: Accepted password for rda from 203.0.113.50 port 5000 ssh2",
+            "Nov 21 10:00:09 h sshd[50]: Connection closed by 203.0.113.50 port 5000",
+        ];
+        assert_eq!(weights(&mut sshd_jail(1, vec![]), &lines), [0, 0, 0]);
+        // failures for root, then a login as another user: the failures count, with it
+        let lines = [
+            "Nov 21 10:00:01 h sshd[51]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.51  user=root",
+            "Nov 21 10:00:01 h sshd[51]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.51  user=root",
+            "Nov 21 10:00:02 h sshd[51]: Accepted password for guest from 203.0.113.51 port 5000 ssh2",
+        ];
+        assert_eq!(weights(&mut sshd_jail(1, vec![]), &lines), [0, 0, 3]);
+        // failures for a second user name in one session count at once
+        let lines = [
+            "Nov 21 10:00:01 h sshd[52]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.52  user=root",
+            "Nov 21 10:00:01 h sshd[52]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.52  user=admin",
+        ];
+        assert_eq!(weights(&mut sshd_jail(1, vec![]), &lines), [0, 2]);
+    }
+
     #[test]
     fn the_rest_of_a_cut_container_line_is_never_read_as_a_line() {
         let mut j = sshd_jail(1, vec![]);

@@ -188,7 +188,21 @@ fn classic(l: &[u8]) -> Option<Parsed<'_>> {
     if !stamp.is_valid() {
         return None;
     }
-    host_and_tag(stamp, &l[i + 1..])
+    let rest = &l[i + 1..];
+    // a bracketed program without host and pid (`[sshd]: msg`, `[sshd] msg`; only after a
+    // classic stamp: programs writing their own files put `[LEVEL]` after an ISO one)
+    if rest.first() == Some(&b'[') {
+        if let Some((program, message)) = bracketed(rest) {
+            return Some(Parsed {
+                stamp: Some(stamp),
+                host: None,
+                program: Some(program),
+                pid: 0,
+                message,
+            });
+        }
+    }
+    host_and_tag(stamp, rest)
 }
 
 /// `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM|±HHMM)` at the start of `l` (`T`, a space or
@@ -549,6 +563,28 @@ fn host_and_tag(stamp: Stamp, rest: &[u8]) -> Option<Parsed<'_>> {
     None
 }
 
+/// `[prog]: msg` or `[prog] msg` (a syslog daemon that brackets the program and writes no
+/// host or pid): the name starts with a letter and has at most 64 bytes of letters, digits,
+/// `-`, `_`, `.` and `/` (exim's own `[pid]` after its stamp is not one).
+#[inline(never)]
+fn bracketed(rest: &[u8]) -> Option<(&[u8], &[u8])> {
+    let e = rest.iter().take(66).position(|&b| b == b']')?;
+    let program = &rest[1..e];
+    if !program.first().is_some_and(u8::is_ascii_alphabetic)
+        || !program
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'/'))
+    {
+        return None;
+    }
+    let after = &rest[e + 1..];
+    let message = after
+        .strip_prefix(b": ")
+        .or_else(|| after.strip_prefix(b" "))
+        .or_else(|| (after == b":").then(|| &after[1..]))?;
+    Some((program, solaris_id(message)))
+}
+
 /// `prog[pid]: msg`, `prog: msg` or `prog[pid] msg` (rsyslog without the colon) at the
 /// start of `rest`: the tag has no spaces and at most 64 bytes.
 #[inline(always)]
@@ -787,6 +823,29 @@ mod tests {
     }
 
     const MSG: &str = "Failed password for root from 203.0.113.5 port 22 ssh2";
+
+    #[test]
+    fn bracketed_program_without_host() {
+        for (line, msg) in [
+            (
+                "Mar  3 00:17:22 [sshd]: User root from 192.0.2.1 not allowed",
+                "User root from 192.0.2.1 not allowed",
+            ),
+            (
+                "Jun 25 23:53:34 [sshd] User root from 192.0.2.1 not allowed",
+                "User root from 192.0.2.1 not allowed",
+            ),
+        ] {
+            let p = parse(line.as_bytes());
+            assert_eq!(p.program, Some(&b"sshd"[..]), "{line}");
+            assert_eq!((p.host, p.pid), (None, 0));
+            assert_eq!(p.message, msg.as_bytes());
+            assert!(p.stamp.is_some());
+        }
+        // not a program name: the line stays as it was read before (host `[a` ...)
+        let p = parse(b"Mar  3 00:17:22 [a b]: msg");
+        assert_ne!(p.program, Some(&b"a b"[..]));
+    }
 
     #[test]
     fn classic_without_host() {

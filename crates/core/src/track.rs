@@ -125,7 +125,8 @@ struct Window {
 fn repeats_session(w: &mut Window, kind: Kind, session: u32) -> bool {
     let same = session != 0 && w.last_session == session;
     let repeat = match kind {
-        Kind::Attempt => same && w.credit,
+        // (held kinds reach the tracker only when released, as attempts; see jail::prepare)
+        Kind::Attempt | Kind::Pending | Kind::Prelude => same && w.credit,
         Kind::Opener | Kind::Followup => same,
     };
     if repeat {

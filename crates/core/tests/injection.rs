@@ -77,6 +77,12 @@ const USER_CHARSET: &[(&str, &str, &str)] = &[
         "failed",
         "an existing account's name (getpwnam succeeded)",
     ),
+    // the same for an existing account's refused keys (held until the connection ends)
+    (
+        "sshd",
+        "publickey",
+        "an existing account's name (getpwnam succeeded)",
+    ),
 ];
 
 /// Free-text fields that only the program writes, never a remote party: (filter, rule id,

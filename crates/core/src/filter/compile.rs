@@ -112,8 +112,65 @@ pub struct Filter {
     pub(crate) rules: Vec<Rule>,
     pub(crate) ignore: Vec<Regex>,
     pub(crate) time_format: Option<String>,
-    pub(crate) correlate: Vec<Regex>,
+    pub(crate) correlate: Vec<Side>,
     pub(crate) correlate_capacity: usize,
+    /// `[correlate] success` lines (a login that forgets held failures).
+    pub(crate) success: Vec<Side>,
+    /// `[correlate] end` lines (a session that ends: held failures count).
+    pub(crate) end: Vec<Side>,
+    /// A `success` or `end` pattern has a `key` capture (else their session is the
+    /// prefix's host and pid, known before the pattern runs).
+    pub(crate) end_keyed: bool,
+}
+
+/// A pattern of the `[correlate]` section: run by the regex crate (named captures), behind a
+/// cheap literal test (every sshd line meets these patterns, few match).
+#[derive(Debug, Clone)]
+pub(crate) struct Side {
+    pub(crate) re: Regex,
+    /// The literals every match starts with, when finitely many.
+    prefixes: Option<Vec<Vec<u8>>>,
+    /// A literal every match contains (3+ bytes).
+    literal: Option<memchr::memmem::Finder<'static>>,
+}
+
+impl Side {
+    fn new(pattern: &str) -> Result<Side, String> {
+        let p = rule_pattern(pattern)?;
+        let re = p
+            .regex()
+            .cloned()
+            .ok_or_else(|| "invalid pattern: the regex crate cannot compile it".to_string())?;
+        Ok(Side {
+            re,
+            prefixes: p.prefix_literals().map(<[Vec<u8>]>::to_vec),
+            literal: p
+                .required_literal()
+                .filter(|l| l.len() >= 3)
+                .map(|l| memchr::memmem::Finder::new(l).into_owned()),
+        })
+    }
+
+    /// The captures of `msg`, if it matches (the literal tests first).
+    #[inline]
+    pub(crate) fn captures<'m>(&self, msg: &'m [u8]) -> Option<regex::bytes::Captures<'m>> {
+        if let Some(pre) = &self.prefixes {
+            // (the first byte before the comparison: most lines differ there)
+            if !pre
+                .iter()
+                .any(|p| p.first() == msg.first() && msg.starts_with(p))
+            {
+                return None;
+            }
+        } else if let Some(l) = &self.literal {
+            l.find(msg)?;
+        }
+        self.re.captures(msg)
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.re.capture_names().any(|x| x == Some(name))
+    }
 }
 
 impl Filter {
@@ -135,10 +192,11 @@ impl Filter {
         let mut correlate = Vec::new();
         let mut correlate_capacity = 0;
         let mut correlate_hosts = false;
+        let (mut success, mut end) = (Vec::new(), Vec::new());
         if let Some(c) = &def.correlate {
             for (i, p) in c.remember.iter().enumerate() {
-                let re = compile_pattern(p).map_err(|m| err(&format!("correlate[{i}]"), p, m))?;
-                let has = |n: &str| re.capture_names().any(|x| x == Some(n));
+                let re = Side::new(p).map_err(|m| err(&format!("correlate[{i}]"), p, m))?;
+                let has = |n: &str| re.has(n);
                 if !has("user") && !has("host") && !has("key") {
                     return Err(err(
                         &format!("correlate[{i}]"),
@@ -150,6 +208,12 @@ impl Filter {
                 correlate.push(re);
             }
             correlate_capacity = c.capacity.clamp(1, 1 << 20);
+            for (i, p) in c.success.iter().enumerate() {
+                success.push(Side::new(p).map_err(|m| err(&format!("success[{i}]"), p, m))?);
+            }
+            for (i, p) in c.end.iter().enumerate() {
+                end.push(Side::new(p).map_err(|m| err(&format!("end[{i}]"), p, m))?);
+            }
         }
         let mut rules = Vec::new();
         for r in &def.rules {
@@ -159,6 +223,17 @@ impl Filter {
                     &r.id,
                     "",
                     "the rule has neither `pattern` nor `patterns`".into(),
+                ));
+            }
+            if matches!(
+                r.kind,
+                super::def::Kind::Pending | super::def::Kind::Prelude
+            ) && def.correlate.is_none()
+            {
+                return Err(err(
+                    &r.id,
+                    "",
+                    "a rule of kind pending or prelude is held in its session: the filter needs a [correlate] section".into(),
                 ));
             }
             for p in pats {
@@ -200,6 +275,9 @@ impl Filter {
             time_format: def.time_format.clone(),
             correlate,
             correlate_capacity,
+            end_keyed: success.iter().chain(&end).any(|s| s.has("key")),
+            success,
+            end,
         })
     }
 
@@ -218,6 +296,11 @@ impl Filter {
     /// The compiled rules, in order (one entry per pattern).
     pub fn rules(&self) -> &[Rule] {
         &self.rules
+    }
+
+    /// True when the filter has a `[correlate]` section: its lines are tied by session.
+    pub fn has_sessions(&self) -> bool {
+        self.correlate_capacity > 0
     }
 
     /// True when the filter reads lines of `program` (or of any program).

@@ -87,6 +87,16 @@ pub struct CorrelateDef {
     /// How many sessions to remember at most (oldest forgotten first).
     #[serde(default = "default_correlate_capacity")]
     pub capacity: usize,
+    /// Lines of a successful login (maybe with a `{USER}`): the session's held failures
+    /// (rules of kind `pending`/`prelude`) of the same user are forgotten. Held failures
+    /// of another user are counted, with this line (one session that fails for one name
+    /// and logs in under another is guessing names).
+    #[serde(default)]
+    pub success: Vec<String>,
+    /// Lines that end a session (maybe with a `{HOST}`): the session's held failures
+    /// count now, on this line, even when no rule of the jail's mode matches it.
+    #[serde(default)]
+    pub end: Vec<String>,
 }
 
 fn default_correlate_capacity() -> usize {
@@ -142,7 +152,19 @@ pub enum Kind {
     Opener,
     /// Summarises a session ("Connection closed by authenticating user", "maximum
     /// authentication attempts exceeded"): counts only when nothing else of the session did.
+    /// It also ends the session: failures held back (`pending`, `prelude`) count with it.
     Followup,
+    /// A failure that may be part of a successful login ("Failed publickey" of an existing
+    /// user whose agent offers several keys): held back in its session (needs a
+    /// `[correlate]` section); it counts when the session ends without success (a
+    /// `followup` rule or an `end` line of the correlate section), and is forgotten when a
+    /// `success` line of the same user follows. Shown by `test` with weight 0.
+    Pending,
+    /// A line written just before the attempt's own line (pam_unix's "authentication
+    /// failure" before sshd's "Failed password"): held back like `pending`, and the next
+    /// `attempt` or `opener` of the session takes its place; it counts only when the session
+    /// ends before that line (a client that disconnects during PAM's delay).
+    Prelude,
 }
 
 fn one() -> u32 {

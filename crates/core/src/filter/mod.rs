@@ -19,8 +19,9 @@ pub mod def;
 pub mod macros;
 mod native;
 pub mod sample;
+mod session;
 mod set;
 
 pub use compile::{CompileError, Filter, FilterFileError, Rule};
 pub use def::{Class, FilterDef, Kind, RuleDef};
-pub use set::{Hit, MatchSet, Mode, Scratch};
+pub use set::{session_shard, Hit, MatchSet, Mode, Scratch};

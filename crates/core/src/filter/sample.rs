@@ -10,9 +10,11 @@
 //! Nov 21 10:00:02 web1 sshd[123]: Accepted password for alice from 203.0.113.9 port 22 ssh2
 //! ```
 //!
-//! `host` is required for a match; `user` and `rule` are checked when given (`user=-` means
-//! "no user captured"); values with spaces are written in double quotes. Lines are matched
-//! with every rule of the filter (mode `aggressive`).
+//! `host` is required for a match; `user`, `rule` and `weight` are checked when given
+//! (`user=-` means "no user captured"; `weight` is what the line counts: 0 for a line held
+//! back in its session, the held failures for a line that releases them); values with spaces
+//! are written in double quotes. Lines are matched in order with every rule of the filter
+//! (mode `aggressive`), so lines of one process (`sshd[PID]`) are one session.
 
 use super::{Filter, MatchSet, Mode};
 use crate::time::TimeContext;
@@ -30,6 +32,8 @@ pub enum Expect {
         user: Option<String>,
         /// Expected rule id.
         rule: Option<String>,
+        /// Expected weight (what the line counts).
+        weight: Option<u32>,
     },
 }
 
@@ -92,7 +96,7 @@ fn parse_expect(spec: &str) -> Result<Expect, String> {
     if spec == "none" {
         return Ok(Expect::None);
     }
-    let (mut host, mut user, mut rule) = (None, None, None);
+    let (mut host, mut user, mut rule, mut weight) = (None, None, None, None);
     let mut rest = spec;
     while !rest.is_empty() {
         let eq = rest
@@ -111,16 +115,28 @@ fn parse_expect(spec: &str) -> Result<Expect, String> {
             "host" => host = Some(value.to_string()),
             "user" => user = Some(value.to_string()),
             "rule" => rule = Some(value.to_string()),
+            "weight" => {
+                weight = Some(
+                    value
+                        .parse()
+                        .map_err(|_| format!("weight={value:?} is not a number"))?,
+                )
+            }
             k => {
                 return Err(format!(
-                    "unknown key {k:?}; use host=, user=, rule= or `none`"
+                    "unknown key {k:?}; use host=, user=, rule=, weight= or `none`"
                 ))
             }
         }
         rest = tail.trim_start();
     }
     let host = host.ok_or("a match expectation needs host=ADDRESS (or write `none`)")?;
-    Ok(Expect::Match { host, user, rule })
+    Ok(Expect::Match {
+        host,
+        user,
+        rule,
+        weight,
+    })
 }
 
 /// Runs every case through `filter`; returns the number of cases, or one message per failure.
@@ -132,17 +148,28 @@ pub fn check(filter: &Filter, text: &str, ctx: &TimeContext) -> Result<usize, Ve
     for c in &cases {
         let hit = set.match_line(c.line.as_bytes(), ctx, &mut scratch);
         let got = hit.map(|h| {
+            let r = &set.filters()[h.filter].rules()[h.rule];
             (
                 h.addr.to_string(),
                 h.user.map(|u| String::from_utf8_lossy(u).into_owned()),
-                set.filters()[h.filter].rules()[h.rule].id.clone(),
+                r.id.clone(),
+                crate::jail::hit_weight(&h, r, &[]).0,
             )
         });
         let ok = match (&c.expect, &got) {
             (Expect::None, None) => true,
-            (Expect::Match { host, user, rule }, Some((gh, gu, gr))) => {
+            (
+                Expect::Match {
+                    host,
+                    user,
+                    rule,
+                    weight,
+                },
+                Some((gh, gu, gr, gw)),
+            ) => {
                 host == gh
                     && rule.as_ref().is_none_or(|r| r == gr)
+                    && weight.is_none_or(|w| w == *gw)
                     && match user.as_deref() {
                         None => true,
                         Some("-") => gu.is_none(),
@@ -158,7 +185,7 @@ pub fn check(filter: &Filter, text: &str, ctx: &TimeContext) -> Result<usize, Ve
                 c.expect,
                 match got {
                     None => "no match".to_string(),
-                    Some((h, u, r)) => format!("host={h} user={u:?} rule={r}"),
+                    Some((h, u, r, w)) => format!("host={h} user={u:?} rule={r} weight={w}"),
                 },
                 c.line
             ));

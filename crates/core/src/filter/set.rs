@@ -6,7 +6,7 @@
 //! captures only for those, through its [`portcullis_pattern::Pattern`] (which decides
 //! which of its engines answers; all give the regex crate's exact captures).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::net::IpAddr;
 
@@ -14,7 +14,8 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use smallvec::SmallVec;
 
 use super::compile::{Filter, HOST, KEY, TIME, USER};
-use super::def::Class;
+use super::def::{Class, Kind};
+use super::session::{keep_user, Held, Session, Sessions};
 use crate::decision::Millis;
 use crate::prefix::{self, Parsed};
 use crate::time::{Stamp, TimeContext};
@@ -65,6 +66,18 @@ pub struct Hit<'a> {
     pub time: Option<Millis>,
     /// Process id from the prefix (0 when unknown): the session key.
     pub pid: u32,
+    /// The line is held back in its session (a rule of kind `pending` or `prelude`): it
+    /// counts nothing now.
+    pub pending: bool,
+    /// Failures its session held back that count with this line (the session ended without
+    /// success, or failed for a second user name).
+    pub released: u32,
+    /// The line matched `rule` itself; false for a `[correlate]` success or end line that
+    /// only releases its session's held failures (then `rule` is the rule of those).
+    pub own: bool,
+    /// The released failures are only follow-ups of the connection (summary lines that
+    /// waited for an address): the tracker counts them as a follow-up.
+    pub summary: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -80,8 +93,8 @@ struct RuleRef {
 pub struct Scratch {
     /// The search state of each rule's pattern.
     caches: Vec<portcullis_pattern::Cache>,
-    /// Per filter: what `correlate` lines said per session, oldest first; bounded.
-    remembered: Vec<VecDeque<Remembered>>,
+    /// Per filter: what `correlate` lines said per session, and held failures; bounded.
+    sessions: Vec<Sessions>,
     /// Candidate rules: (rule, prefix literal id or `u32::MAX`, prefix length).
     cands: SmallVec<[(u32, u32, u32); 16]>,
     /// The last prefix stamp converted, with its context and result.
@@ -117,6 +130,8 @@ struct Prefilter {
     always: Vec<u32>,
     /// The filters of the group that remember user names across lines (`correlate`).
     correlate: Vec<u32>,
+    /// A filter of `correlate` has `success` or `end` lines (tried when no rule matched).
+    sessions_end: bool,
 }
 
 impl Prefilter {
@@ -140,6 +155,7 @@ impl Prefilter {
         }
         prefixes.finish();
         Prefilter {
+            sessions_end: false,
             prefixes,
             lits: lits.build(),
             always,
@@ -184,15 +200,22 @@ impl MatchSet {
             }
         }
         let build = |reads: &dyn Fn(usize) -> bool| {
-            let correlate = (0..filters.len())
-                .filter(|&fi| reads(fi) && !filters[fi].correlate.is_empty())
+            let correlate: Vec<u32> = (0..filters.len())
+                .filter(|&fi| reads(fi) && filters[fi].has_sessions())
                 .map(|fi| fi as u32)
                 .collect();
             let rules = refs.iter().enumerate().filter_map(|(id, rr)| {
                 let f = &filters[rr.filter as usize];
                 reads(rr.filter as usize).then(|| (id as u32, &f.rules[rr.rule as usize]))
             });
-            Prefilter::new(rules, correlate)
+            let sessions_end = correlate.iter().any(|&fi: &u32| {
+                let f = &filters[fi as usize];
+                !f.success.is_empty() || !f.end.is_empty()
+            });
+            Prefilter {
+                sessions_end,
+                ..Prefilter::new(rules, correlate)
+            }
         };
         let all = build(&|_| true);
         let any: Vec<usize> = (0..filters.len())
@@ -240,8 +263,8 @@ impl MatchSet {
         }
     }
 
-    /// True when a filter of the set ties lines together (`correlate`): its lines must be
-    /// matched in order by one reader.
+    /// True when a filter of the set ties lines together (`correlate`): the lines of one
+    /// session must be matched in order by one reader (see [`session_shard`]).
     pub fn correlates(&self) -> bool {
         !self.all.correlate.is_empty()
     }
@@ -258,7 +281,11 @@ impl MatchSet {
             caches: rules
                 .map(|_| portcullis_pattern::Cache::default())
                 .collect(),
-            remembered: self.filters.iter().map(|_| VecDeque::new()).collect(),
+            sessions: self
+                .filters
+                .iter()
+                .map(|f| Sessions::new(f.correlate_capacity))
+                .collect(),
             cands: SmallVec::new(),
             stamp: None,
         }
@@ -367,13 +394,19 @@ impl MatchSet {
                 text: key.map(|(s, e)| &msg[s..e]),
             };
             let addr = match host {
-                Some((hs, he)) => crate::addr::parse(&msg[hs..he]),
+                Some((hs, he)) => match crate::addr::parse(&msg[hs..he]) {
+                    Some(a) => Some(a),
+                    None => continue,
+                },
                 // the address a correlate line of the same session gave
-                None => recall(&scratch.remembered[filter as usize], session).and_then(|e| e.addr),
+                None => scratch.sessions[filter as usize]
+                    .get(session)
+                    .and_then(|e| e.addr),
             };
-            let Some(addr) = addr else {
+            // (a line without an address counts only through its session)
+            if addr.is_none() && !f.has_sessions() {
                 continue;
-            };
+            }
             if f.ignore.iter().any(|ig| ig.is_match(msg)) {
                 return None;
             }
@@ -387,22 +420,161 @@ impl MatchSet {
             found = Some((filter as usize, rule as usize, addr, user, time, session));
             break;
         }
-        let (filter, rule, addr, user, time, session) = found?;
-        let user: Option<&'a [u8]> = match user {
-            Some((s, e)) => Some(&msg[s..e]),
-            None if !self.filters[filter].correlate.is_empty() => {
-                recall(&scratch.remembered[filter], session).and_then(|e| e.user.as_deref())
+        let Some((filter, rule, addr, user, time, session)) = found else {
+            if pre.sessions_end {
+                return self.finish(p, pre, ctx, scratch);
             }
-            None => None,
+            return None;
         };
-        Some(Hit {
+        let user: Option<&'a [u8]> = user.map(|(s, e)| &msg[s..e]);
+        if !self.filters[filter].has_sessions() {
+            return Some(Hit {
+                filter,
+                rule,
+                addr: addr?,
+                user,
+                time,
+                pid: p.pid,
+                pending: false,
+                released: 0,
+                own: true,
+                summary: false,
+            });
+        }
+        let r = &self.filters[filter].rules[rule];
+        // A line that is held needs its session; any other line only updates one that exists
+        // (a plain failure with its address needs no memory: most lines of a flood are such)
+        let sessions = &mut scratch.sessions[filter];
+        let e = if addr.is_none() || matches!(r.kind, Kind::Pending | Kind::Prelude) {
+            sessions.write(session, false)
+        } else {
+            sessions.get_mut(session)
+        };
+        let Some(e) = e else {
+            // no session to hold it in: it counts at once
+            return Some(Hit {
+                filter,
+                rule,
+                addr: addr?,
+                user,
+                time,
+                pid: p.pid,
+                pending: false,
+                released: 0,
+                own: true,
+                summary: false,
+            });
+        };
+        let settled = settle(&mut *e, r.kind, rule, addr, user);
+        let e: &'a super::session::Entry = e;
+        settled.map(|s| Hit {
             filter,
             rule,
-            addr,
-            user,
+            addr: s.addr,
+            user: user.or(e.user.as_deref()),
             time,
             pid: p.pid,
+            pending: s.pending,
+            released: s.released,
+            own: true,
+            summary: s.summary,
         })
+    }
+
+    /// A line no rule matched, in a group with sessions: a `success` line forgets (or, for
+    /// another user, counts) its session's held failures, an `end` line counts them.
+    #[inline(never)]
+    fn finish<'a>(
+        &self,
+        p: &Parsed<'a>,
+        pre: &Prefilter,
+        ctx: &TimeContext,
+        scratch: &'a mut Scratch,
+    ) -> Option<Hit<'a>> {
+        let msg = p.message;
+        for &fi in &pre.correlate {
+            let fi = fi as usize;
+            let f = &self.filters[fi];
+            if !f.end_keyed {
+                // most lines have no session that holds anything: no pattern to run
+                let quick = Session {
+                    host: p.host.unwrap_or_default(),
+                    pid: p.pid,
+                    text: None,
+                };
+                match scratch.sessions[fi].get(quick) {
+                    Some(e) if e.held.n > 0 || e.failed_user.is_some() => {}
+                    _ => continue,
+                }
+            }
+            let (c, success) = match f.success.iter().find_map(|s| s.captures(msg)) {
+                Some(c) => (c, true),
+                None => match f.end.iter().find_map(|s| s.captures(msg)) {
+                    Some(c) => (c, false),
+                    None => continue,
+                },
+            };
+            let session = Session {
+                host: p.host.unwrap_or_default(),
+                pid: p.pid,
+                text: c.name("key").map(|k| k.as_bytes()),
+            };
+            let Some(e) = scratch.sessions[fi].get_mut(session) else {
+                continue;
+            };
+            let line_addr = match c.name("host") {
+                Some(h) => crate::addr::parse(h.as_bytes()),
+                None => None,
+            };
+            let released = if success {
+                let user = c
+                    .name("user")
+                    .map(|u| u.as_bytes())
+                    .filter(|u| !u.is_empty());
+                let other =
+                    matches!((user, e.failed_user.as_deref()), (Some(u), Some(f)) if u != f);
+                if !other {
+                    // a login of the same user: its held failures were the way in
+                    e.held = Held {
+                        rule: e.held.rule,
+                        ..Held::default()
+                    };
+                    return None;
+                }
+                // one session that failed for one name and logs in under another
+                e.held.n + 1
+            } else {
+                e.held.n
+            };
+            if released == 0 {
+                return None;
+            }
+            let Some(addr) = line_addr.or(e.addr) else {
+                return None; // held until a line gives the address
+            };
+            e.addr = Some(addr);
+            let summary = !success && !e.held.real;
+            e.held = Held {
+                rule: e.held.rule,
+                ..Held::default()
+            };
+            let time = p.stamp.map(|s| stamp_millis(&mut scratch.stamp, s, ctx));
+            let scratch: &'a Scratch = scratch;
+            let e = scratch.sessions[fi].get(session)?;
+            return Some(Hit {
+                filter: fi,
+                rule: e.held.rule,
+                addr,
+                user: e.failed_user.as_deref(),
+                time,
+                pid: p.pid,
+                pending: false,
+                released,
+                own: false,
+                summary,
+            });
+        }
+        None
     }
 
     /// Multi-line correlation: remember what a `correlate` line says (a user, an address)
@@ -410,105 +582,162 @@ impl MatchSet {
     fn remember(&self, p: &Parsed<'_>, filters: &[u32], scratch: &mut Scratch) {
         for &fi in filters {
             let (fi, f) = (fi as usize, &self.filters[fi as usize]);
-            for re in &f.correlate {
-                let Some(c) = re.captures(p.message) else {
+            for side in &f.correlate {
+                let Some(c) = side.captures(p.message) else {
                     continue;
                 };
-                let text = c.name("key").map(|k| k.as_bytes());
-                if text.is_none() && p.pid == 0 {
-                    break; // no session to tie it to
-                }
                 let session = Session {
                     host: p.host.unwrap_or_default(),
                     pid: p.pid,
-                    text,
+                    text: c.name("key").map(|k| k.as_bytes()),
                 };
-                let q = &mut scratch.remembered[fi];
-                let old = q
-                    .iter()
-                    .position(|e| e.key.is(session))
-                    .and_then(|i| q.remove(i));
+                if !session.known() {
+                    break; // no session to tie it to
+                }
+                let sessions = &mut scratch.sessions[fi];
                 // (the client's text, kept short: it is only shown)
-                let user = c
-                    .name("user")
-                    .map(|u| u.as_bytes()[..u.len().min(MAX_REMEMBERED_USER)].to_vec());
+                let user = c.name("user").map(|u| keep_user(u.as_bytes()));
                 let addr = match c.name("host") {
                     Some(h) => match crate::addr::parse(h.as_bytes()) {
                         Some(a) => Some(a),
-                        None => break, // not an address: the session is forgotten
+                        None => {
+                            // not an address: the session is forgotten
+                            sessions.remove(session);
+                            break;
+                        }
                     },
                     None => None,
                 };
-                let e = match old {
-                    // a line with an address starts the session afresh; one with neither a
-                    // user nor an address ends it (a connection closed, or one without an
-                    // address opened under the same key)
-                    _ if addr.is_none() && user.is_none() => break,
-                    Some(mut e) if addr.is_none() => {
-                        e.user = user.or(e.user);
-                        e
-                    }
-                    _ => Remembered {
-                        key: Key {
-                            host: session.host.into(),
-                            pid: session.pid,
-                            text: session.text.map(Into::into),
-                        },
-                        user,
-                        addr,
-                    },
-                };
-                if q.len() >= f.correlate_capacity {
-                    q.pop_front();
+                if addr.is_none() && user.is_none() {
+                    // neither a user nor an address: the session ends (a connection closed)
+                    sessions.remove(session);
+                    break;
                 }
-                q.push_back(e);
+                // a line with an address starts the session afresh
+                if let Some(e) = sessions.write(session, addr.is_some()) {
+                    if addr.is_some() {
+                        e.addr = addr;
+                    }
+                    if user.is_some() {
+                        e.user = user;
+                    }
+                }
                 break;
             }
         }
     }
 }
 
-/// Remembered user names are cut to this many bytes.
-const MAX_REMEMBERED_USER: usize = 256;
+/// What [`settle`] reports of a rule's line.
+struct Settled {
+    addr: IpAddr,
+    pending: bool,
+    released: u32,
+    summary: bool,
+}
 
-/// What correlation remembers of one session.
-#[derive(Debug, Clone)]
-struct Remembered {
-    key: Key,
-    user: Option<Vec<u8>>,
+/// What a rule's line does to its session; `None` when the line is only remembered (no
+/// address yet: it counts when a line of the session gives one).
+fn settle(
+    e: &mut super::session::Entry,
+    kind: Kind,
+    rule: usize,
     addr: Option<IpAddr>,
-}
-
-/// A session: the sending host and process of the syslog prefix (empty, 0 when the line has
-/// none), and the text of the pattern's `key` capture when it has one (slapd's `conn=N`),
-/// so that connection numbers of two servers, or of a restarted one, never mix.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Key {
-    host: Box<[u8]>,
-    pid: u32,
-    text: Option<Box<[u8]>>,
-}
-
-impl Key {
-    fn is(&self, s: Session<'_>) -> bool {
-        *self.host == *s.host && self.pid == s.pid && self.text.as_deref() == s.text
+    user: Option<&[u8]>,
+) -> Option<Settled> {
+    if addr.is_some() {
+        e.addr = addr;
+    }
+    let addr = e.addr;
+    let who = user.or(e.user.as_deref()).filter(|u| !u.is_empty());
+    let other = matches!((who, e.failed_user.as_deref()), (Some(u), Some(f)) if u != f);
+    if let Some(u) = who {
+        if other || e.failed_user.is_none() {
+            e.failed_user = Some(keep_user(u));
+        }
+    }
+    let release = |e: &mut super::session::Entry| {
+        let (n, real) = (e.held.n, e.held.real);
+        e.held = Held {
+            rule: e.held.rule,
+            ..Held::default()
+        };
+        (n, real)
+    };
+    let hold = |e: &mut super::session::Entry, prelude: bool, real: bool| {
+        e.held.n += 1;
+        e.held.prelude += u32::from(prelude);
+        e.held.real |= real;
+        e.held.rule = rule;
+    };
+    let done = |addr: Option<IpAddr>, (released, real): (u32, bool)| {
+        Some(Settled {
+            addr: addr?,
+            pending: false,
+            released,
+            summary: !real,
+        })
+    };
+    match kind {
+        Kind::Pending | Kind::Prelude => {
+            if other && addr.is_some() {
+                // failures for a second user name in one session: nothing forgives them
+                let n = release(e);
+                return done(addr, n);
+            }
+            hold(e, kind == Kind::Prelude, true);
+            Some(Settled {
+                addr: addr?,
+                pending: true,
+                released: 0,
+                summary: false,
+            })
+        }
+        Kind::Attempt | Kind::Opener => {
+            if e.held.prelude > 0 {
+                // the attempt a prelude line announced (or one without an address)
+                e.held.prelude -= 1;
+                e.held.n -= 1;
+            }
+            if addr.is_none() {
+                // held until a line gives the address; the session's next attempt (which
+                // names it) is the same event
+                hold(e, true, true);
+                return None;
+            }
+            done(addr, (0, true))
+        }
+        Kind::Followup => {
+            if addr.is_none() {
+                // counts with the session's held failures once an address is known
+                hold(e, false, false);
+                return None;
+            }
+            let n = release(e);
+            done(addr, n)
+        }
     }
 }
 
-/// The session of a line (borrowing the line).
-#[derive(Debug, Clone, Copy)]
-struct Session<'m> {
-    host: &'m [u8],
-    pid: u32,
-    text: Option<&'m [u8]>,
-}
-
-/// The latest remembered entry of `session`.
-fn recall<'q>(q: &'q VecDeque<Remembered>, session: Session<'_>) -> Option<&'q Remembered> {
-    if session.text.is_none() && session.pid == 0 {
-        return None;
+/// Which of `n` readers matches a line, for sets that tie lines together by session
+/// ([`MatchSet::correlates`]): a session is the host and pid of the prefix, so every line of
+/// one session goes to the same reader, in order, and sessions are spread evenly. Lines
+/// without a pid (sessions keyed by the message alone, or none) all go to reader 0.
+pub fn session_shard(p: &Parsed<'_>, n: usize) -> usize {
+    if n <= 1 || p.pid == 0 {
+        return 0;
     }
-    q.iter().rev().find(|e| e.key.is(session))
+    // FNV-1a over the host, then the pid: fixed, so that every reader computes the same
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in p
+        .host
+        .unwrap_or_default()
+        .iter()
+        .chain(&p.pid.to_le_bytes())
+    {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % n as u64) as usize
 }
 
 /// Program names and their prefilters (index into `MatchSet::groups`); a short list is

@@ -27,13 +27,10 @@ pub fn time_context() -> TimeContext {
     }
 }
 
-/// How many threads may match lines at once: the cores (at most `max`), or one when a
-/// filter ties lines together (`correlate`): its lines must be read in order by one reader,
-/// or the part holding a failure could lack the line naming its session.
-pub fn match_threads(correlates: bool, max: usize) -> usize {
-    if correlates {
-        return 1;
-    }
+/// How many threads may match lines at once: the cores, at most `max`. (A filter that ties
+/// lines together by session is matched by session shards, see
+/// [`portcullis_core::filter::session_shard`].)
+pub fn match_threads(max: usize) -> usize {
     std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, max.max(1))
@@ -46,10 +43,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn correlating_filters_are_matched_on_one_thread() {
-        assert_eq!(match_threads(true, 8), 1);
+    fn match_threads_is_the_cores_at_most_max() {
         let n = std::thread::available_parallelism().map_or(1, |n| n.get());
-        assert_eq!(match_threads(false, 8), n.clamp(1, 8));
-        assert_eq!(match_threads(false, 1), 1);
+        assert_eq!(match_threads(8), n.clamp(1, 8));
+        assert_eq!(match_threads(1), 1);
+        assert_eq!(match_threads(0), 1);
     }
 }

@@ -6,11 +6,12 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Mutex};
+use std::sync::{mpsc, Arc};
 
 use anyhow::Result;
 use portcullis_core::decision::{Decision, Millis};
-use portcullis_core::jail::{prepare, Jail, Prepared, Step};
+use portcullis_core::filter::session_shard;
+use portcullis_core::jail::{prepare_parsed, Jail, Prepared, Step};
 use portcullis_core::time::rfc3339;
 
 use super::input;
@@ -50,45 +51,67 @@ pub fn run(
     // Matching is independent per line, counting is not: worker threads match chunks of
     // lines (`prepare`), and this thread commits their results in input order, exactly as
     // `Jail::process` would line by line. A filter that ties lines together (`correlate`)
-    // needs every line in order: then one worker matches them all.
-    let workers = super::match_threads(shared.iter().any(|(set, _)| set.correlates()), 4);
-    let (job_tx, job_rx) = mpsc::sync_channel::<(u64, Vec<u8>)>(workers * 2);
-    let job_rx = Mutex::new(job_rx);
+    // needs the lines of each session in order: then every worker reads every chunk and
+    // matches the lines of its share of the sessions (`session_shard`), and the parts of a
+    // chunk are merged back into line order before they are committed.
+    let sharded = shared.iter().any(|(set, _)| set.correlates());
+    let workers = super::match_threads(4);
+    let parts = if sharded { workers } else { 1 };
+    let mut job_txs = Vec::new();
+    let mut job_rxs = Vec::new();
+    for _ in 0..workers {
+        let (tx, rx) = mpsc::sync_channel::<(u64, Arc<Vec<u8>>)>(2);
+        job_txs.push(tx);
+        job_rxs.push(rx);
+    }
     // lines longer than the daemon's limit are cut as the daemon cuts them
     let max_line = cfg.max_line;
     let cut_lines = std::sync::atomic::AtomicU64::new(0);
-    let (res_tx, res_rx) = mpsc::sync_channel::<(u64, u64, Vec<(usize, Prepared)>)>(workers * 2);
+    type Found = Vec<(u32, usize, Prepared)>;
+    let (res_tx, res_rx) = mpsc::sync_channel::<(u64, u64, Found)>(workers * 2);
     let read_result = std::thread::scope(|sc| -> Result<()> {
-        for _ in 0..workers {
-            let (job_rx, res_tx, shared, ctx) = (&job_rx, res_tx.clone(), &shared, &ctx);
+        for (w, job_rx) in job_rxs.into_iter().enumerate() {
+            let (res_tx, shared, ctx) = (res_tx.clone(), &shared, &ctx);
             let cut_lines = &cut_lines;
             sc.spawn(move || {
                 let mut scratch: Vec<_> = shared.iter().map(|(set, _)| set.scratch()).collect();
-                loop {
-                    let job = job_rx.lock().expect("job queue").recv();
-                    let Ok((idx, chunk)) = job else { return };
+                for (idx, chunk) in job_rx {
                     let mut found = Vec::new();
-                    let mut n = 0u64;
+                    let mut n = 0u32;
                     let mut start = 0;
                     let ends = memchr::memchr_iter(b'\n', &chunk).chain(
                         // a last line without a newline (end of input)
                         (chunk.last() != Some(&b'\n') && !chunk.is_empty()).then_some(chunk.len()),
                     );
                     for end in ends {
+                        let at = n;
+                        n += 1;
                         let (line, cut) = line::prepare(&chunk[start..end], max_line);
                         start = end + 1;
-                        n += 1;
+                        if portcullis_core::prefix::is_partial_record(&line) {
+                            if !sharded || w == 0 {
+                                // (every jail skips the rest of that line)
+                                for ji in 0..shared.len() {
+                                    found.push((at, ji, Prepared::PartialRecord));
+                                }
+                            }
+                            continue;
+                        }
+                        let parsed = portcullis_core::prefix::parse(&line);
+                        if sharded && session_shard(&parsed, workers) != w {
+                            continue;
+                        }
                         if cut {
                             cut_lines.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         }
                         for (ji, (set, settings)) in shared.iter().enumerate() {
-                            let p = prepare(set, settings, &line, ctx, &mut scratch[ji]);
+                            let p = prepare_parsed(set, settings, &parsed, ctx, &mut scratch[ji]);
                             if p != Prepared::NoMatch {
-                                found.push((ji, p));
+                                found.push((at, ji, p));
                             }
                         }
                     }
-                    if res_tx.send((idx, n, found)).is_err() {
+                    if res_tx.send((idx, u64::from(n), found)).is_err() {
                         return;
                     }
                 }
@@ -99,21 +122,38 @@ pub fn run(
             let mut idx = 0u64;
             for src in sources {
                 input::for_each_chunk(input::open(src)?, 1 << 20, |chunk| {
-                    let ok = job_tx.send((idx, chunk)).is_ok();
+                    let chunk = Arc::new(chunk);
+                    let ok = if sharded {
+                        job_txs
+                            .iter()
+                            .all(|tx| tx.send((idx, chunk.clone())).is_ok())
+                    } else {
+                        job_txs[(idx % job_txs.len() as u64) as usize]
+                            .send((idx, chunk))
+                            .is_ok()
+                    };
                     idx += 1;
                     ok
                 })?;
             }
             Ok(())
         });
-        let mut pending = BTreeMap::new();
+        // chunk -> (parts received, lines, matches)
+        let mut pending: BTreeMap<u64, (usize, u64, Found)> = BTreeMap::new();
         let mut next = 0u64;
         for (idx, n, found) in res_rx {
-            pending.insert(idx, (n, found));
-            while let Some((n, found)) = pending.remove(&next) {
+            let e = pending.entry(idx).or_insert((0, n, Vec::new()));
+            e.0 += 1;
+            e.2.extend(found);
+            while pending.get(&next).is_some_and(|e| e.0 == parts) {
+                let (_, n, mut found) = pending.remove(&next).expect("complete chunk");
                 next += 1;
                 lines += n;
-                for (ji, p) in found {
+                if parts > 1 {
+                    // (stable: a line's jails stay in order, one worker matched them all)
+                    found.sort_by_key(|f| f.0);
+                }
+                for (_, ji, p) in found {
                     let j = &mut running[ji];
                     let fallback = if last == i64::MIN { ctx.now } else { last };
                     if let Step::Failure { failure, decision } = j.commit(p, None, fallback) {

@@ -3,8 +3,10 @@
 //!
 //! Summary mode counts lines, matches per rule, top hosts and top users. It splits a file
 //! across threads at line starts (each thread reads its own part, with its own scratch)
-//! because matching is independent per line. JSON mode prints exactly one object per input
-//! line, in input order.
+//! because matching is independent per line; for a filter that ties the lines of a session
+//! together (`correlate`) every thread reads the whole file and matches the lines of its
+//! share of the sessions. JSON mode prints exactly one object per input line, in input
+//! order, with what the line counts (`weight`: 0 for a line held back in its session).
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -202,11 +204,29 @@ fn count(
     at: u64,
     ctx: &TimeContext,
 ) {
-    s.lines += 1;
+    count_shard(set, scratch, s, line, at, ctx, None)
+}
+
+/// [`count`] for the reader `shard = (i, n)` of `n`: only the lines of its sessions.
+fn count_shard(
+    set: &MatchSet,
+    scratch: &mut portcullis_core::filter::Scratch,
+    s: &mut Stats,
+    line: &[u8],
+    at: u64,
+    ctx: &TimeContext,
+    shard: Option<(usize, usize)>,
+) {
     let (line, cut) = line::prepare(line, DEFAULT_MAX_LINE);
-    s.cut += u64::from(cut);
     // (split here rather than in match_line: its program tells an unread prefix)
     let parsed = portcullis_core::prefix::parse(&line);
+    if let Some((i, n)) = shard {
+        if portcullis_core::filter::session_shard(&parsed, n) != i {
+            return;
+        }
+    }
+    s.lines += 1;
+    s.cut += u64::from(cut);
     let Some(h) = set.match_parsed(&parsed, ctx, scratch) else {
         if parsed.program.is_none() {
             not_recognised(set, s, &line, at);
@@ -254,7 +274,10 @@ fn summarise_file(set: &MatchSet, path: &Path, ctx: &TimeContext) -> Result<Stat
     const PIECE: u64 = 2 << 20;
     let threads = len
         .div_ceil(2 * PIECE)
-        .clamp(1, super::match_threads(set.correlates(), 8) as u64);
+        .clamp(1, super::match_threads(8) as u64) as usize;
+    // A filter that ties lines together by session: every thread reads every piece, in
+    // order, and matches the lines of its share of the sessions (`session_shard`).
+    let sharded = set.correlates() && threads > 1;
     let mut bounds = vec![0u64];
     let mut at = PIECE;
     while at < len {
@@ -271,13 +294,20 @@ fn summarise_file(set: &MatchSet, path: &Path, ctx: &TimeContext) -> Result<Stat
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results: Vec<std::io::Result<Stats>> = std::thread::scope(|sc| {
         let handles: Vec<_> = (0..threads)
-            .map(|_| {
+            .map(|w| {
                 let (bounds, next, file) = (&bounds, &next, &file);
+                let shard = sharded.then_some((w, threads));
                 sc.spawn(move || {
                     let mut s = Stats::default();
                     let mut scratch = set.scratch();
+                    let mut mine = 0;
                     loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let i = if sharded {
+                            mine += 1;
+                            mine - 1
+                        } else {
+                            next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                        };
                         if i + 1 >= bounds.len() {
                             return Ok(s);
                         }
@@ -285,7 +315,7 @@ fn summarise_file(set: &MatchSet, path: &Path, ctx: &TimeContext) -> Result<Stat
                         // file's first)
                         let mut at = (i as u64) << 40;
                         input::for_each_line_in_range(file, bounds[i], bounds[i + 1], |l| {
-                            count(set, &mut scratch, &mut s, l, at, ctx);
+                            count_shard(set, &mut scratch, &mut s, l, at, ctx, shard);
                             at += 1;
                         })?;
                     }
@@ -314,13 +344,18 @@ fn write_json(
     let (line, _) = line::prepare(line, DEFAULT_MAX_LINE);
     match set.match_line(&line, ctx, scratch) {
         None => out.write_all(
-            b"{\"matched\":false,\"host\":null,\"user\":null,\"time\":null,\"rule\":null}\n",
+            b"{\"matched\":false,\"weight\":0,\"host\":null,\"user\":null,\"time\":null,\"rule\":null}\n",
         )?,
         Some(h) => {
-            let rule = &set.filters()[h.filter].rules()[h.rule].id;
+            let r = &set.filters()[h.filter].rules()[h.rule];
+            let rule = &r.id;
+            // what the line counts: 0 for a line held in its session, the held failures
+            // for a line that releases them (no user weights here: no jail)
+            let (weight, _) = portcullis_core::jail::hit_weight(&h, r, &[]);
             let user = h.user.map(|u| String::from_utf8_lossy(u).into_owned());
             let v = serde_json::json!({
                 "matched": true,
+                "weight": weight,
                 "host": h.addr.to_string(),
                 "user": user,
                 "time": h.time.map(rfc3339),

@@ -1,0 +1,265 @@
+//! Sessions of a filter with a `[correlate]` section: what the lines of one connection said
+//! (its address, its user) and the failures it holds back (rules of kind `pending` and
+//! `prelude`) until it ends (they count) or succeeds (they are forgotten).
+//!
+//! A session is the sending host and process id of the syslog prefix, with the text of the
+//! pattern's `key` capture when it has one (slapd's `conn=N`). Looked up by hash: every
+//! line of a correlated program may look its session up, so the cost must not grow with
+//! the number of sessions remembered, and a new session allocates nothing (a flood of
+//! connections makes one per line). A session is known by a 64-bit hash of its key, keyed
+//! at random per reader (two sessions sharing one among the few thousand remembered: about
+//! one chance in 10^12). At most `capacity` sessions are kept; the one written longest ago
+//! is forgotten first.
+
+use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::net::IpAddr;
+
+use smallvec::SmallVec;
+
+/// A user name as remembered: short names inline (an entry stays small: the table of a
+/// busy server's sessions should stay in the cache).
+pub(crate) type User = SmallVec<[u8; 16]>;
+
+/// The keys are hashes already (random-keyed SipHash): used as they are.
+#[derive(Default)]
+struct Identity(u64);
+
+impl Hasher for Identity {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("only u64 keys")
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// Remembered user names are cut to this many bytes.
+pub(crate) const MAX_REMEMBERED_USER: usize = 256;
+
+/// The session of a line (borrowing the line).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Session<'m> {
+    pub(crate) host: &'m [u8],
+    pub(crate) pid: u32,
+    pub(crate) text: Option<&'m [u8]>,
+}
+
+impl Session<'_> {
+    /// A session can be told apart only with a pid or a key.
+    pub(crate) fn known(&self) -> bool {
+        self.pid != 0 || self.text.is_some()
+    }
+}
+
+/// Failures a session holds back.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Held {
+    /// How many (weight 1 each).
+    pub(crate) n: u32,
+    /// How many of them are `prelude` lines (the session's next attempt replaces one).
+    pub(crate) prelude: u32,
+    /// The rule of the latest one (reported when they count).
+    pub(crate) rule: usize,
+    /// One of them is a failure of its own (not only a follow-up waiting for an address).
+    pub(crate) real: bool,
+}
+
+/// What is remembered of one session.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    /// Write order, for forgetting the oldest.
+    generation: u64,
+    pub(crate) user: Option<User>,
+    pub(crate) addr: Option<IpAddr>,
+    pub(crate) held: Held,
+    /// The user name of the session's failures (held or counted), to tell a success of the
+    /// same user (which forgives) from one of another user (which does not).
+    pub(crate) failed_user: Option<User>,
+}
+
+/// The sessions of one filter, for one reader.
+#[derive(Debug)]
+pub(crate) struct Sessions {
+    map: HashMap<u64, Entry, BuildHasherDefault<Identity>>,
+    /// (hash, generation) in write order; entries whose generation changed since are stale.
+    order: VecDeque<(u64, u64)>,
+    generation: u64,
+    capacity: usize,
+    /// Random per reader.
+    seed: u64,
+}
+
+impl Sessions {
+    pub(crate) fn new(capacity: usize) -> Sessions {
+        Sessions {
+            map: HashMap::default(),
+            order: VecDeque::new(),
+            generation: 0,
+            capacity: capacity.max(1),
+            seed: RandomState::new().hash_one(0x5e55_1011_u64),
+        }
+    }
+
+    /// The session's key as a hash: 8 bytes at a time through a 64-bit mixer, from a random
+    /// seed. Not a defence against chosen keys, which it needs none against: the host and
+    /// pid come from the syslog prefix (the logging side), the key text from the program's
+    /// own counter (slapd's `conn=N`).
+    fn hash(&self, s: Session<'_>) -> u64 {
+        let mut h = self.seed;
+        let mut eat = |b: &[u8]| {
+            let mut chunks = b.chunks_exact(8);
+            for c in &mut chunks {
+                h = mix(h ^ u64::from_le_bytes(c.try_into().expect("8 bytes")));
+            }
+            let mut last = [0u8; 8];
+            last[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+            h = mix(h ^ u64::from_le_bytes(last) ^ ((b.len() as u64) << 56));
+        };
+        eat(s.host);
+        if let Some(t) = s.text {
+            eat(t);
+        }
+        mix(h ^ u64::from(s.pid) ^ (u64::from(s.text.is_some()) << 40))
+    }
+
+    /// The session's entry, if remembered.
+    pub(crate) fn get(&self, s: Session<'_>) -> Option<&Entry> {
+        if !s.known() {
+            return None;
+        }
+        self.map.get(&self.hash(s))
+    }
+
+    /// The session's entry, if remembered (not refreshed: reading is not writing).
+    pub(crate) fn get_mut(&mut self, s: Session<'_>) -> Option<&mut Entry> {
+        if !s.known() {
+            return None;
+        }
+        let h = self.hash(s);
+        self.map.get_mut(&h)
+    }
+
+    /// Forgets the session.
+    pub(crate) fn remove(&mut self, s: Session<'_>) {
+        if !s.known() {
+            return;
+        }
+        let h = self.hash(s);
+        self.map.remove(&h);
+    }
+
+    /// The session's entry, created empty when new (or when `fresh`: a line that starts the
+    /// session anew); made the newest. `None` for a line without a session.
+    pub(crate) fn write(&mut self, s: Session<'_>, fresh: bool) -> Option<&mut Entry> {
+        if !s.known() {
+            return None;
+        }
+        let h = self.hash(s);
+        self.generation += 1;
+        let generation = self.generation;
+        if fresh {
+            self.map.remove(&h);
+        }
+        if self.map.len() >= self.capacity && !self.map.contains_key(&h) {
+            while self.map.len() >= self.capacity {
+                self.evict_oldest();
+            }
+        }
+        self.order.push_back((h, generation));
+        if self.order.len() > 2 * self.capacity + 64 {
+            self.compact();
+        }
+        let e = self.map.entry(h).or_insert_with(|| Entry {
+            generation,
+            user: None,
+            addr: None,
+            held: Held::default(),
+            failed_user: None,
+        });
+        e.generation = generation;
+        Some(e)
+    }
+
+    fn evict_oldest(&mut self) {
+        while let Some((h, g)) = self.order.pop_front() {
+            if self.map.get(&h).is_some_and(|e| e.generation == g) {
+                self.map.remove(&h);
+                return;
+            }
+        }
+        // (the order list always holds every live entry's latest write)
+        self.map.clear();
+    }
+
+    /// Drops the stale entries of the order list.
+    fn compact(&mut self) {
+        let map = &self.map;
+        self.order
+            .retain(|(h, g)| map.get(h).is_some_and(|e| e.generation == *g));
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+}
+
+/// splitmix64's finaliser: every input bit changes about half of the output bits.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// A user name as remembered (cut).
+pub(crate) fn keep_user(u: &[u8]) -> User {
+    SmallVec::from_slice(&u[..u.len().min(MAX_REMEMBERED_USER)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(pid: u32) -> Session<'static> {
+        Session {
+            host: b"h",
+            pid,
+            text: None,
+        }
+    }
+
+    #[test]
+    fn oldest_written_is_forgotten_first_and_lookups_stay_exact() {
+        let mut m = Sessions::new(3);
+        for pid in 1..=3 {
+            m.write(s(pid), false).unwrap().addr = Some([192, 0, 2, pid as u8].into());
+        }
+        // writing 1 again makes it the newest: 2 is the oldest now
+        m.write(s(1), false).unwrap();
+        m.write(s(4), false).unwrap();
+        assert_eq!(m.len(), 3);
+        assert!(m.get(s(2)).is_none());
+        assert_eq!(m.get(s(1)).unwrap().addr, Some([192, 0, 2, 1].into()));
+        // a fresh write starts the session anew
+        assert!(m.write(s(1), true).unwrap().addr.is_none());
+        // another host, same pid: another session
+        let other = Session {
+            host: b"g",
+            pid: 4,
+            text: None,
+        };
+        assert!(m.get(other).is_none());
+        // no pid and no key: no session
+        assert!(m.write(s(0), false).is_none());
+        for i in 0..10_000u32 {
+            m.write(s(10 + i % 7), false).unwrap();
+        }
+        assert!(m.len() <= 3 && m.order.len() <= 2 * 3 + 64 + 1);
+    }
+}
