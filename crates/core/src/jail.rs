@@ -215,6 +215,7 @@ pub fn prepare(
         failure: Failure {
             addr: hit.addr,
             time: 0,
+            filter: hit.filter,
             rule: hit.rule,
             weight,
             kind: rule.kind,

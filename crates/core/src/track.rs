@@ -438,6 +438,7 @@ mod tests {
         Failure {
             addr,
             time,
+            filter: 0,
             rule: 0,
             weight: 1,
             kind: Kind::Attempt,
@@ -1111,6 +1112,7 @@ mod tests {
         Failure {
             addr: pool(addr),
             time,
+            filter: 0,
             rule: 0,
             weight,
             kind,
