@@ -24,7 +24,7 @@ pub const MAX_HEAD: usize = 8192;
 pub const DEADLINE: Duration = Duration::from_secs(5);
 
 /// Connections served at once.
-pub const MAX_CLIENTS: usize = 4;
+pub const MAX_CLIENTS: usize = 8;
 
 /// Serves `listener` forever; `page` renders the metrics.
 pub fn serve(listener: TcpListener, page: impl Fn() -> String + Send + Sync + 'static) {

@@ -218,7 +218,7 @@ impl Collector for JailCollector {
         family(
             &mut enc,
             "portcullis_bans_active",
-            "Addresses banned now",
+            "Addresses banned now.",
             MetricType::Gauge,
             "jail",
             rows(|s| s.banned),
@@ -226,7 +226,7 @@ impl Collector for JailCollector {
         family(
             &mut enc,
             "portcullis_tracked_addresses",
-            "Addresses with failures in the jail's window (bounded by max_tracked)",
+            "Addresses with failures in the jail's window (bounded by max_tracked).",
             MetricType::Gauge,
             "jail",
             rows(|s| s.tracked),
@@ -234,7 +234,7 @@ impl Collector for JailCollector {
         family(
             &mut enc,
             "portcullis_evictions",
-            "Addresses dropped from tracking at the max_tracked cap while they could still count (a flood from very many addresses)",
+            "Addresses dropped from tracking at the max_tracked cap while they could still count (a flood from very many addresses).",
             MetricType::Counter,
             "jail",
             rows(|s| s.evicted),
@@ -249,7 +249,7 @@ impl Collector for NotifyCollector {
         family(
             &mut enc,
             "portcullis_notify_queue",
-            "Notification events waiting to be sent",
+            "Notification events waiting to be sent.",
             MetricType::Gauge,
             "kind",
             [
@@ -261,7 +261,7 @@ impl Collector for NotifyCollector {
         family(
             &mut enc,
             "portcullis_notify_failures",
-            "Failed sends (each is retried with backoff)",
+            "Failed sends (each is retried with backoff).",
             MetricType::Counter,
             "kind",
             [
@@ -388,6 +388,15 @@ impl Metrics {
     pub fn jails(&self, jails: &[Jail]) {
         let mut s = self.jails.lock().unwrap_or_else(PoisonError::into_inner);
         if s.len() != jails.len() || s.iter().zip(jails).any(|(a, j)| a.name != j.name()) {
+            // every jail's ban and unban series from 0, so that rate() sees the first one
+            for j in jails {
+                let jail = j.name().to_string();
+                self.events.bans.get_or_create(&BanLabels {
+                    jail: jail.clone(),
+                    reason: "failures".into(),
+                });
+                self.events.unbans.get_or_create(&JailLabels { jail });
+            }
             *s = jails
                 .iter()
                 .map(|j| JailState {
