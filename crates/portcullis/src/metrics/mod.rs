@@ -391,11 +391,11 @@ impl Metrics {
             // every jail's ban and unban series from 0, so that rate() sees the first one
             for j in jails {
                 let jail = j.name().to_string();
-                self.events.bans.get_or_create(&BanLabels {
+                let _ = self.events.bans.get_or_create(&BanLabels {
                     jail: jail.clone(),
                     reason: "failures".into(),
                 });
-                self.events.unbans.get_or_create(&JailLabels { jail });
+                let _ = self.events.unbans.get_or_create(&JailLabels { jail });
             }
             *s = jails
                 .iter()
