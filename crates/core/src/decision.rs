@@ -15,6 +15,8 @@ pub struct Failure {
     pub addr: IpAddr,
     /// When the event happened (from the log line, or the time it was read).
     pub time: Millis,
+    /// Index of the filter (in its jail's set) whose rule matched.
+    pub filter: usize,
     /// Index of the rule in its filter that matched.
     pub rule: usize,
     /// How much this failure counts towards `maxretry` (0 = seen but not counted).

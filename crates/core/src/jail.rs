@@ -220,6 +220,7 @@ pub fn prepare_parsed(
         failure: Failure {
             addr: hit.addr,
             time: 0,
+            filter: hit.filter,
             rule: hit.rule,
             weight,
             kind,

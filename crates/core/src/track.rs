@@ -439,6 +439,7 @@ mod tests {
         Failure {
             addr,
             time,
+            filter: 0,
             rule: 0,
             weight: 1,
             kind: Kind::Attempt,
@@ -1112,6 +1113,7 @@ mod tests {
         Failure {
             addr: pool(addr),
             time,
+            filter: 0,
             rule: 0,
             weight,
             kind,

@@ -39,6 +39,7 @@ struct RawConfig {
     max_line: Option<Spanned<usize>>,
     firewall: Option<RawFirewall>,
     notify: Option<RawNotify>,
+    metrics: Option<crate::metrics::RawMetrics>,
     #[serde(default)]
     jail: Vec<RawJail>,
     #[serde(default)]
@@ -186,6 +187,8 @@ pub struct Config {
     pub ratelimits: Vec<crate::firewall::ratelimit::RateLimit>,
     /// Mail and webhooks (`[notify]`); read at start.
     pub notify: NotifyConfig,
+    /// Prometheus metrics (`[metrics]`, see [`crate::metrics`]); `None`: off. Read at start.
+    pub metrics: Option<crate::metrics::MetricsConfig>,
 }
 
 /// One file's text, for error positions.
@@ -262,6 +265,7 @@ impl Config {
             jails: Vec::new(),
             ratelimits: Vec::new(),
             notify: NotifyConfig::default(),
+            metrics: None,
         };
         let mut jails: Vec<JailLayers> = Vec::new();
         let mut custom: Vec<(usize, Spanned<FilterDef>)> = Vec::new();
@@ -365,6 +369,9 @@ impl Config {
             }
             if let Some(n) = raw.notify {
                 notify_section(&src, n, &mut cfg.notify)?;
+            }
+            if let Some(m) = raw.metrics {
+                cfg.metrics = Some(m.validate(&|span, key, msg| src.err(span, key, msg))?);
             }
             add_jail_layers(&src, i, raw.jail, &mut jails)?;
             for f in raw.filter {
@@ -938,6 +945,7 @@ pub fn warnings(cfg: &Config) -> Vec<String> {
             ));
         }
     }
+    w.extend(cfg.metrics.as_ref().and_then(crate::metrics::warning));
     w
 }
 

@@ -7,6 +7,7 @@ mod events;
 mod firewall;
 mod jails;
 mod logging;
+mod metrics;
 mod notify;
 mod sources;
 mod store;

@@ -100,6 +100,8 @@ struct Engine {
     evicted_reported: HashMap<String, u64>,
     /// Where counted failures' lines are kept for notifications (when any is configured).
     evidence: Option<crate::notify::EvidenceHook>,
+    /// Prometheus metrics (`[metrics]`), when configured.
+    metrics: Option<crate::metrics::Metrics>,
 }
 
 impl Engine {
@@ -134,6 +136,7 @@ impl Engine {
             new_paths: Arc::new(Mutex::new(None)),
             evicted_reported: HashMap::new(),
             evidence: None,
+            metrics: None,
             last_prune: i64::MIN / 2,
             cfg,
         }
@@ -321,6 +324,12 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
         error!("state {n}");
     }
     let fw = crate::firewall::router::build(&cfg)?;
+    // metrics: subscribed before the restore; their own thread; the firewall's batches timed
+    let metrics = crate::metrics::start_logged(cfg.metrics.as_ref());
+    let fw = match &metrics {
+        Some(m) => m.timed(fw),
+        None => fw,
+    };
     // notifications: their own thread and queue file; never in the way of a ban
     let notifier = crate::notify::start_logged(&cfg.notify, &cfg.state_dir);
     let (tx, rx) = engine_channel();
@@ -334,6 +343,7 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
         tx.clone(),
     );
     eng.evidence = notifier.as_ref().map(crate::notify::Notifier::evidence);
+    eng.metrics = metrics;
     let files = file_paths(&eng.cfg);
     let follower = file_source::open_files(files.paths, eng.store.positions()?, eng.cfg.max_line)
         .context("cannot start the file follower")?;
@@ -405,6 +415,9 @@ fn spawn_signals(tx: EngineTx) -> Result<()> {
 impl Engine {
     fn main_loop(&mut self, rx: &Receiver<Msg>) -> Result<i32> {
         loop {
+            if let Some(m) = &self.metrics {
+                m.jails(&self.jails);
+            }
             let now = now_ms();
             let next = self
                 .jails
@@ -641,6 +654,13 @@ impl Engine {
             now,
             local_offset: crate::cli::local_offset(now / 1000),
         };
+        if let Some(m) = &self.metrics {
+            m.lines(&b);
+        }
+        let mut tally = self
+            .metrics
+            .as_ref()
+            .map(|_| crate::metrics::Tally::default());
         let mut fw_ops = Vec::new();
         let mut st_ops = Vec::new();
         for (src, line) in b.iter() {
@@ -660,6 +680,9 @@ impl Engine {
             for &ji in js {
                 let j = &mut self.jails[ji];
                 let step = j.process(line, &ctx, Some(now), now);
+                if let (Some(t), Step::Failure { failure, .. }) = (&mut tally, &step) {
+                    t.failure(ji, failure);
+                }
                 if let (Some(ev), Step::Failure { failure, .. }) = (&self.evidence, &step) {
                     if failure.weight > 0 {
                         ev.record(
@@ -722,6 +745,9 @@ impl Engine {
                 });
                 *seen = ev;
             }
+        }
+        if let (Some(m), Some(t)) = (&self.metrics, &tally) {
+            m.failures(t, &self.jails);
         }
         if !fw_ops.is_empty() {
             if let Err(e) = self.fw.apply(&fw_ops) {

@@ -1,0 +1,260 @@
+use super::*;
+use crate::config::Config;
+use crate::events::UnbanReason;
+use crate::firewall::null::Null;
+use portcullis_core::jail::Step;
+use portcullis_core::time::TimeContext;
+
+fn load(text: &str) -> Result<Config> {
+    Config::from_texts(&[("test.toml".into(), text.into())], vec![])
+}
+
+fn sshd_jails(cfg: &Config) -> Vec<Jail> {
+    cfg.jails
+        .iter()
+        .map(|j| crate::jails::build_jail(cfg, j, &[]))
+        .collect()
+}
+
+/// The sample lines of `text` named `name` (labels and value as written).
+fn samples<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|r| r.starts_with('{') || r.starts_with(' '))
+        })
+        .collect()
+}
+
+#[test]
+fn config_off_by_default_loopback_when_named_and_bad_addresses_refused() {
+    assert_eq!(load("").unwrap().metrics, None);
+    let m = load("[metrics]\n").unwrap().metrics.unwrap();
+    assert_eq!(m.listen.to_string(), "127.0.0.1:9617");
+    let m = load("[metrics]\nlisten = \"[::1]:9100\"\n")
+        .unwrap()
+        .metrics
+        .unwrap();
+    assert_eq!(m.listen.to_string(), "[::1]:9100");
+    assert_eq!(warning(&m), None);
+    for bad in ["localhost:9617", "127.0.0.1", "127.0.0.1:0", "::1:9617", ""] {
+        let e = format!(
+            "{:#}",
+            load(&format!("# x\n[metrics]\nlisten = {bad:?}\n")).unwrap_err()
+        );
+        assert!(e.starts_with("test.toml:3: `metrics.listen`"), "{bad}: {e}");
+    }
+    let e = format!("{:#}", load("[metrics]\nport = 9\n").unwrap_err());
+    assert!(e.contains("unknown field `port`"), "{e}");
+    // beyond loopback: allowed, with a warning
+    let c = load("[metrics]\nlisten = \"0.0.0.0:9617\"\n").unwrap();
+    let w = crate::config::warnings(&c);
+    assert!(
+        w.iter().any(|w| w.contains("not a loopback address")),
+        "{w:?}"
+    );
+}
+
+#[test]
+fn the_text_carries_every_name_with_its_counts() {
+    let cfg = load(
+        "[[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\nlogs = [\"/var/log/auth.log\"]\nmaxretry = 3\n",
+    )
+    .unwrap();
+    let mut jails = sshd_jails(&cfg);
+    let (m, registry) = Metrics::new();
+
+    // a batch of five lines from two sources, three of them failures of one address
+    let mut b = Batch::default();
+    let fail = "Failed password for invalid user oracle from 203.0.113.7 port 4000 ssh2";
+    for _ in 0..3 {
+        b.push("/var/log/auth.log", fail.as_bytes());
+    }
+    b.push(
+        "/var/log/auth.log",
+        b"Accepted publickey for alice from 192.0.2.1",
+    );
+    b.push("journal:_COMM=sshd", b"something else");
+    m.lines(&b);
+    let ctx = TimeContext {
+        now: 1_795_000_000_000,
+        local_offset: 0,
+    };
+    let mut t = Tally::default();
+    for (_, line) in b.iter() {
+        if let Step::Failure { failure, .. } = jails[0].process(line, &ctx, Some(ctx.now), ctx.now)
+        {
+            t.failure(0, &failure);
+        }
+    }
+    m.failures(&t, &jails);
+    m.jails(&jails);
+    let ev = m.events.clone();
+    ev.on_event(&Event::Ban {
+        addr: "203.0.113.7".parse().unwrap(),
+        jail: "sshd".into(),
+        failures: 3,
+        length: 3_600_000,
+        manual: false,
+    });
+    ev.on_event(&Event::Ban {
+        addr: "203.0.113.8".parse().unwrap(),
+        jail: "sshd".into(),
+        failures: 0,
+        length: 3_600_000,
+        manual: true,
+    });
+    ev.on_event(&Event::Unban {
+        addr: "203.0.113.8".parse().unwrap(),
+        jail: "sshd".into(),
+        reason: UnbanReason::Manual,
+    });
+    let mut fw = m.timed(Box::new(Null::default()));
+    fw.apply(&[]).unwrap();
+    fw.restore(&[]).unwrap();
+
+    let text = render(&registry);
+    for (name, ty) in [
+        ("portcullis_lines_total", "counter"),
+        ("portcullis_failures_total", "counter"),
+        ("portcullis_bans_total", "counter"),
+        ("portcullis_unbans_total", "counter"),
+        ("portcullis_bans_active", "gauge"),
+        ("portcullis_tracked_addresses", "gauge"),
+        ("portcullis_evictions_total", "counter"),
+        ("portcullis_firewall_seconds", "histogram"),
+        ("portcullis_notify_queue", "gauge"),
+        ("portcullis_notify_failures_total", "counter"),
+    ] {
+        assert!(
+            text.contains(&format!("\n# TYPE {name} {ty}\n"))
+                || text.starts_with(&format!("# HELP {name} ")),
+            "{name} {ty} missing:\n{text}"
+        );
+        assert!(text.contains(&format!("# HELP {name} ")), "{name}:\n{text}");
+    }
+    let mut lines = samples(&text, "portcullis_lines_total");
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "portcullis_lines_total{source=\"/var/log/auth.log\"} 4",
+            "portcullis_lines_total{source=\"journal:_COMM=sshd\"} 1",
+        ]
+    );
+    assert_eq!(
+        samples(&text, "portcullis_failures_total"),
+        ["portcullis_failures_total{jail=\"sshd\",rule=\"failed\"} 3"]
+    );
+    let mut bans = samples(&text, "portcullis_bans_total");
+    bans.sort();
+    assert_eq!(
+        bans,
+        [
+            "portcullis_bans_total{jail=\"sshd\",reason=\"failures\"} 1",
+            "portcullis_bans_total{jail=\"sshd\",reason=\"manual\"} 1",
+        ]
+    );
+    assert_eq!(
+        samples(&text, "portcullis_unbans_total"),
+        ["portcullis_unbans_total{jail=\"sshd\"} 1"]
+    );
+    // the third failure banned the address in the tracker
+    assert_eq!(
+        samples(&text, "portcullis_bans_active"),
+        ["portcullis_bans_active{jail=\"sshd\"} 1"]
+    );
+    assert_eq!(
+        samples(&text, "portcullis_evictions_total"),
+        ["portcullis_evictions_total{jail=\"sshd\"} 0"]
+    );
+    assert_eq!(
+        samples(&text, "portcullis_firewall_seconds_count"),
+        ["portcullis_firewall_seconds_count 2"]
+    );
+    assert!(
+        text.contains("portcullis_firewall_seconds_bucket{le=\"+Inf\"} 2\n"),
+        "{text}"
+    );
+    assert_eq!(
+        samples(&text, "portcullis_notify_queue").len(),
+        2,
+        "mail and webhook:\n{text}"
+    );
+
+    // a reload that drops the jail drops its gauges
+    jails.clear();
+    m.jails(&jails);
+    let text = render(&registry);
+    assert!(
+        samples(&text, "portcullis_bans_active").is_empty(),
+        "{text}"
+    );
+}
+
+#[test]
+fn weightless_failures_are_not_counted() {
+    let mut t = Tally::default();
+    let f = Failure {
+        addr: "203.0.113.7".parse().unwrap(),
+        time: 0,
+        filter: 0,
+        rule: 2,
+        weight: 0,
+        kind: portcullis_core::decision::Kind::Attempt,
+        session: 0,
+    };
+    t.failure(0, &f);
+    assert!(t.0.is_empty());
+    t.failure(0, &Failure { weight: 2, ..f });
+    t.failure(0, &Failure { weight: 1, ..f });
+    t.failure(1, &Failure { weight: 1, ..f });
+    assert_eq!(t.0, [(0, 0, 2, 2), (1, 0, 2, 1)]);
+}
+
+#[test]
+fn label_values_are_escaped() {
+    let (m, registry) = Metrics::new();
+    let mut b = Batch::default();
+    b.push("/var/log/a\"b\\c\nd.log", b"x");
+    m.lines(&b);
+    let text = render(&registry);
+    assert!(
+        text.contains("portcullis_lines_total{source=\"/var/log/a\\\"b\\\\c\\nd.log\"} 1\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_responder_serves_only_metrics() {
+    let page = || "x_total 1\n".to_string();
+    let text = |head: &str| String::from_utf8(http::respond(head.as_bytes(), &page)).unwrap();
+    let ok = text("GET /metrics HTTP/1.1\r\nHost: a\r\n");
+    assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
+    assert!(ok.contains("\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"));
+    assert!(ok.contains("\r\nContent-Length: 10\r\n"), "{ok}");
+    assert!(ok.ends_with("\r\n\r\nx_total 1\n"), "{ok}");
+    assert!(text("GET /metrics?x=1 HTTP/1.0").starts_with("HTTP/1.1 200 OK\r\n"));
+    let head = text("HEAD /metrics HTTP/1.1");
+    assert!(
+        head.starts_with("HTTP/1.1 200 OK\r\n") && head.ends_with("\r\n\r\n"),
+        "{head}"
+    );
+    for (req, status) in [
+        ("GET / HTTP/1.1", "404"),
+        ("GET /metrics/ HTTP/1.1", "404"),
+        ("GET /../metrics HTTP/1.1", "404"),
+        ("POST /metrics HTTP/1.1", "405"),
+        ("GET /metrics", "400"),
+        ("GET /metrics HTTP/1.1 x", "400"),
+        ("GET /metrics SMTP/1.1", "400"),
+        ("", "400"),
+    ] {
+        let t = text(req);
+        assert!(
+            t.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{req:?}: {t}"
+        );
+        assert!(!t.contains("x_total"), "{req:?}: {t}");
+    }
+}
