@@ -432,3 +432,47 @@ fn replay_and_test_read_gzip_logs_and_refuse_binary_files() {
         );
     }
 }
+
+/// `test` and `replay` on a terminal show a progress bar for a large input (bytes, lines
+/// per second, time left), and nothing when the output is piped or JSON. The terminal is a
+/// real pseudo-terminal made by util-linux's `script`.
+#[test]
+fn progress_bar_only_on_a_terminal_and_never_with_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("big.log");
+    {
+        // 40 MiB of sshd lines (the bar starts at 32 MiB)
+        let line = "Nov 21 10:00:01 web1 sshd[100]: Failed password for root from 203.0.113.5 port 5000 ssh2\n";
+        let block = line.repeat(1 << 12);
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&log).unwrap());
+        while f.get_ref().metadata().unwrap().len() < 40 << 20 {
+            f.write_all(block.as_bytes()).unwrap();
+            f.flush().unwrap();
+        }
+    }
+    let bin = env!("CARGO_BIN_EXE_portcullis");
+    let on_tty = |args: &str| -> String {
+        let o = Command::new("script")
+            .args(["-qec", &format!("{bin} {args}"), "/dev/null"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("script (util-linux)");
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        text(&o.stdout)
+    };
+    let log = log.display();
+    let shown = on_tty(&format!("test --filter sshd {log}"));
+    assert!(
+        shown.contains("lines/s") && shown.contains("MiB"),
+        "{shown}"
+    );
+    let shown = on_tty(&format!("replay {log}"));
+    assert!(shown.contains("lines/s"), "{shown}");
+    // JSON on a terminal: no bar
+    let json = on_tty(&format!("replay --json {log}"));
+    assert!(!json.contains("lines/s"), "{json}");
+    // piped: no bar
+    let o = portcullis(&["test", "--filter", "sshd", &log.to_string()], None);
+    assert!(o.status.success());
+    assert!(!text(&o.stderr).contains("lines/s") && !text(&o.stdout).contains("lines/s"));
+}

@@ -29,6 +29,9 @@ pub fn for_each_line_in_range(
         }
         let n = file.read_at(&mut buf[..want], off)?;
         off += n as u64;
+        if super::progress::active() {
+            super::progress::add_bytes(n as u64);
+        }
         Ok(n)
     };
     split_lines(size, read, f)
@@ -56,6 +59,9 @@ pub fn for_each_chunk(
             }
         }
         chunk.truncate(filled);
+        if super::progress::active() {
+            super::progress::add_lines(memchr::memchr_iter(b'\n', &chunk[start..]).count() as u64);
+        }
         if filled == start {
             // end of input: what is left is a last line without a newline
             if !chunk.is_empty() {
@@ -104,10 +110,14 @@ fn split_lines(
         }
         filled += n;
         let mut start = 0;
+        let before = lines;
         for end in memchr::memchr_iter(b'\n', &buf[..filled]) {
             f(&buf[start..end]);
             lines += 1;
             start = end + 1;
+        }
+        if super::progress::active() {
+            super::progress::add_lines(lines - before);
         }
         buf.copy_within(start..filled, 0);
         filled -= start;
@@ -148,9 +158,9 @@ pub fn open(path: Option<&std::path::Path>) -> anyhow::Result<Box<dyn Read>> {
         Some(p) if p.as_os_str() == "-" => ("standard input".into(), Box::new(io::stdin().lock())),
         Some(p) => (
             p.display().to_string(),
-            Box::new(
+            Box::new(Counted(
                 std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?,
-            ),
+            )),
         ),
     };
     let mut r = io::BufReader::with_capacity(1 << 16, raw);
@@ -162,6 +172,20 @@ pub fn open(path: Option<&std::path::Path>) -> anyhow::Result<Box<dyn Read>> {
             name,
         })),
         other => Err(refusal(&name, &other)),
+    }
+}
+
+/// A file whose reads are counted for the progress bar (compressed bytes for `.gz`: the
+/// bar's total is the files' sizes).
+struct Counted(std::fs::File);
+
+impl Read for Counted {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.0.read(buf)?;
+        if super::progress::active() {
+            super::progress::add_bytes(n as u64);
+        }
+        Ok(n)
     }
 }
 

@@ -8,6 +8,7 @@ pub mod filters;
 pub mod import_fail2ban;
 pub mod input;
 pub mod offline;
+pub mod progress;
 pub mod replay;
 pub mod test;
 

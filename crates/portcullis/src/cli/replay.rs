@@ -48,6 +48,12 @@ pub fn run(
     } else {
         logs.iter().map(|p| Some(p.as_path())).collect()
     };
+    // a progress bar on a terminal for large logs (nothing when piped or --json); cleared
+    // when `_bar` goes out of scope
+    let _bar = super::progress::Bar::start(
+        super::progress::total_size(logs.iter().map(PathBuf::as_path)),
+        json,
+    );
     // Matching is independent per line, counting is not: worker threads match chunks of
     // lines (`prepare`), and this thread commits their results in input order, exactly as
     // `Jail::process` would line by line. A filter that ties lines together (`correlate`)

@@ -166,6 +166,8 @@ pub fn run(filter: &str, json: bool, file: Option<&Path>, top: usize) -> Result<
         out.flush()?;
         return Ok(0);
     }
+    // a progress bar on a terminal for a large file (nothing when piped or --json)
+    let bar = super::progress::Bar::start(super::progress::total_size(file), false);
     let mut stats = match file {
         Some(p) if p.as_os_str() != "-" => summarise_file(&set, p, &ctx)?,
         _ => {
@@ -178,6 +180,7 @@ pub fn run(filter: &str, json: bool, file: Option<&Path>, top: usize) -> Result<
             s
         }
     };
+    drop(bar);
     stats.flush();
     print_summary(&set, &stats, top);
     Ok(0)
