@@ -100,6 +100,8 @@ struct Engine {
     evicted_reported: HashMap<String, u64>,
     /// Where counted failures' lines are kept for notifications (when any is configured).
     evidence: Option<crate::notify::EvidenceHook>,
+    /// Failure counts for `portcullis report` (stats.db, written by its own thread).
+    stats: Option<crate::report::Stats>,
 }
 
 impl Engine {
@@ -134,6 +136,7 @@ impl Engine {
             new_paths: Arc::new(Mutex::new(None)),
             evicted_reported: HashMap::new(),
             evidence: None,
+            stats: None,
             last_prune: i64::MIN / 2,
             cfg,
         }
@@ -334,6 +337,10 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
         tx.clone(),
     );
     eng.evidence = notifier.as_ref().map(crate::notify::Notifier::evidence);
+    // statistics for `portcullis report`: their own file and thread; never in the way of a ban
+    eng.stats = crate::report::Stats::start(&eng.cfg.state_dir, eng.cfg.stats_retention)
+        .map_err(|e| error!("statistics off (portcullis report): {e:#}"))
+        .ok();
     let files = file_paths(&eng.cfg);
     let follower = file_source::open_files(files.paths, eng.store.positions()?, eng.cfg.max_line)
         .context("cannot start the file follower")?;
@@ -379,6 +386,9 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
     }
     let code = eng.main_loop(&rx);
     let _ = crate::sys::sd_notify("STOPPING=1");
+    if let Some(s) = eng.stats.take() {
+        s.shutdown(Duration::from_secs(2));
+    }
     if let Some(n) = notifier {
         n.shutdown(Duration::from_secs(2));
     }
@@ -660,6 +670,18 @@ impl Engine {
             for &ji in js {
                 let j = &mut self.jails[ji];
                 let step = j.process(line, &ctx, Some(now), now);
+                if let (Some(st), Step::Failure { failure, hit, .. }) = (&mut self.stats, &step) {
+                    st.failure(ji, failure, hit);
+                    if matches!(
+                        step,
+                        Step::Failure {
+                            decision: Some(_),
+                            ..
+                        }
+                    ) {
+                        st.ban_rule(ji, failure, hit);
+                    }
+                }
                 if let (Some(ev), Step::Failure { failure, .. }) = (&self.evidence, &step) {
                     if failure.weight > 0 {
                         ev.record(
@@ -708,6 +730,10 @@ impl Engine {
                     }));
                 }
             }
+            // a flood of distinct keys: the statistics go to their writer early
+            if let Some(st) = self.stats.as_mut().filter(|s| s.full()) {
+                st.flush(&self.jails);
+            }
         }
         for j in &self.jails {
             let ev = j.tracker().stats().evicted;
@@ -729,6 +755,10 @@ impl Engine {
                 self.fw.setup(&jail_rules(&self.cfg))?;
                 self.fw.apply(&fw_ops)?;
             }
+        }
+        // after the firewall: the bans first
+        if let Some(st) = &mut self.stats {
+            st.flush(&self.jails);
         }
         st_ops.extend(b.checkpoints.into_iter().map(StoreOp::Position));
         if !st_ops.is_empty() {
