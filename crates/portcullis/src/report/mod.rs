@@ -419,7 +419,7 @@ pub fn run(
         );
     }
     let conn = query::open_ro(&path)?;
-    let now = now_ms();
+    let now = now_ms() / 1000 * 1000;
     let r = query::Report::build(&conn, now - span, now, jail, top)?;
     let out = match format {
         "json" => render::json(&r),

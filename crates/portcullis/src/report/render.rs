@@ -80,10 +80,11 @@ pub fn text(r: &Report) -> String {
     );
     section(
         &mut o,
-        &format!("Timeline (per {})", r.timeline_unit),
+        &format!("Timeline (per {}; quiet ones left out)", r.timeline_unit),
         "   bans failures start",
         r.timeline
             .iter()
+            .filter(|p| p.bans > 0 || p.failures > 0)
             .map(|p| format!("{:>7} {:>8} {}", p.bans, p.failures, p.start))
             .collect(),
     );
@@ -203,7 +204,7 @@ fn timeline_svg(o: &mut String, r: &Report) {
         .unwrap_or(0)
         .max(1) as f64;
     let bw = (w - left) / n;
-    let ph = h - bottom - 10.0;
+    let ph = h - bottom - 24.0;
     let _ = writeln!(
         o,
         "<svg id=\"timeline\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" \
