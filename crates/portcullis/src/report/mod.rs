@@ -126,14 +126,47 @@ pub struct Stats {
     ban_rules: Vec<(usize, usize, usize, IpAddr)>,
 }
 
-/// Opens (creates) the stats file read-write with its schema.
+/// Opens (creates, 0600, never through a link) the stats file read-write with its schema.
+/// A file SQLite cannot use is moved aside (`stats.db.bad-TIME`): statistics are not worth
+/// refusing to start.
 pub fn open_rw(path: &Path) -> Result<Connection> {
-    let c = Connection::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    c.busy_timeout(Duration::from_secs(5))?;
-    c.pragma_update(None, "journal_mode", "WAL")?;
-    c.pragma_update(None, "synchronous", "NORMAL")?;
-    c.execute_batch(SCHEMA)?;
-    Ok(c)
+    use crate::daemon::fsutil;
+    fsutil::check_state_file(path, "statistics file")?;
+    let open = || -> Result<Connection> {
+        if !path.exists() {
+            fsutil::create_private(path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+        }
+        let c = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::default() | rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW,
+        )
+        .with_context(|| format!("cannot open {}", path.display()))?;
+        c.busy_timeout(Duration::from_secs(5))?;
+        c.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))?;
+        c.execute_batch("PRAGMA synchronous = NORMAL;")?;
+        c.execute_batch(SCHEMA)?;
+        Ok(c)
+    };
+    match open() {
+        Ok(c) => Ok(c),
+        Err(e) if path.exists() => {
+            let aside = path.with_extension(format!("db.bad-{}", now_ms() / 1000));
+            error!(
+                "stats: {} unusable ({e:#}); moved to {} and started empty",
+                path.display(),
+                aside.display()
+            );
+            std::fs::rename(path, &aside)?;
+            for sfx in ["-wal", "-shm"] {
+                let mut p = path.as_os_str().to_owned();
+                p.push(sfx);
+                let _ = std::fs::remove_file(p);
+            }
+            open()
+        }
+        Err(e) => Err(e),
+    }
 }
 
 impl Stats {
@@ -451,6 +484,125 @@ mod tests {
             user: user.into(),
             count,
         }
+    }
+
+    /// The engine's side: one batch of sshd lines becomes one message of rows added up per
+    /// (hour, jail, rule, address, user), user names escaped, and the ban's rule.
+    #[test]
+    fn the_engine_side_aggregates_a_batch() {
+        let text = "[[jail]]\nname = \"sshd\"\nlogs = [\"/nonexistent\"]\nmaxretry = 3\n";
+        let cfg = crate::config::Config::from_texts(&[("t".into(), text.into())], vec![]).unwrap();
+        let mut jails = vec![crate::jails::build_jail(&cfg, &cfg.jails[0], &[])];
+        let (tx, rx) = mpsc::sync_channel(4);
+        let mut st = Stats {
+            tx,
+            batch: HashMap::new(),
+            ban_rules: Vec::new(),
+        };
+        let ctx = portcullis_core::time::TimeContext {
+            now: 1_795_000_000_000,
+            local_offset: 0,
+        };
+        let lines = [
+            "Failed password for root from 203.0.113.5 port 1 ssh2",
+            "Failed password for root from 203.0.113.5 port 2 ssh2",
+            "Invalid user a\x1b[31mb from 203.0.113.5 port 3",
+            "Failed password for root from 2001:db8::1 port 4 ssh2",
+            "Connection closed by 203.0.113.5 port 5",
+        ];
+        for l in lines {
+            let step = jails[0].process(l.as_bytes(), &ctx, Some(ctx.now), ctx.now);
+            if let portcullis_core::jail::Step::Failure {
+                failure,
+                decision,
+                hit,
+            } = &step
+            {
+                st.failure(0, failure, hit);
+                if decision.is_some() {
+                    st.ban_rule(0, failure, hit);
+                }
+            }
+        }
+        st.flush(&jails);
+        st.flush(&jails); // nothing new: nothing sent
+        let Ok(Msg::Failures {
+            mut rows,
+            ban_rules,
+        }) = rx.try_recv()
+        else {
+            panic!("no batch sent");
+        };
+        assert!(rx.try_recv().is_err(), "an empty batch was sent");
+        rows.sort_by(|a, b| (&a.addr, &a.rule).cmp(&(&b.addr, &b.rule)));
+        let got: Vec<(&str, &str, &str, u64)> = rows
+            .iter()
+            .map(|r| (r.addr.as_str(), r.rule.as_str(), r.user.as_str(), r.count))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("2001:db8::1", "failed", "root", 1),
+                ("203.0.113.5", "failed", "root", 2),
+                ("203.0.113.5", "invalid-user", "a\\x1b[31mb", 1),
+            ]
+        );
+        assert!(rows
+            .iter()
+            .all(|r| r.jail == "sshd" && r.hour == ctx.now / 3_600_000));
+        assert_eq!(
+            ban_rules,
+            [("sshd".into(), "203.0.113.5".into(), "invalid-user".into())]
+        );
+        jails.clear();
+    }
+
+    /// A writer that is behind never makes the engine wait: the batch is dropped, counted.
+    #[test]
+    fn a_full_channel_drops_and_counts() {
+        let (tx, _rx) = mpsc::sync_channel(1);
+        tx.send(Msg::Ban(BanRow {
+            time: 0,
+            jail: "sshd".into(),
+            addr: "192.0.2.1".into(),
+            failures: 1,
+            length: 1,
+            manual: false,
+        }))
+        .unwrap();
+        let before = DROPPED.load(Ordering::Relaxed);
+        let t = std::time::Instant::now();
+        send(
+            &tx,
+            Msg::Failures {
+                rows: vec![],
+                ban_rules: vec![],
+            },
+        );
+        assert!(t.elapsed() < Duration::from_millis(100));
+        assert!(DROPPED.load(Ordering::Relaxed) > before);
+    }
+
+    #[test]
+    fn a_corrupt_file_is_moved_aside_and_a_link_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(FILE);
+        std::fs::write(&p, vec![b'x'; 8192]).unwrap();
+        open_rw(&p).unwrap();
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names.iter().any(|n| n.starts_with("stats.db.bad-")),
+            "{names:?}"
+        );
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let link = dir.path().join("link.db");
+        std::os::unix::fs::symlink(&p, &link).unwrap();
+        assert!(open_rw(&link).is_err());
     }
 
     #[test]
