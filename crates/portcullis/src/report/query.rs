@@ -94,7 +94,7 @@ pub struct Report {
     pub bans_per_jail: Vec<Counted>,
     /// Bans per rule (the rule of the failure that triggered each ban).
     pub bans_per_rule: Vec<RuleCount>,
-    /// `hour` or `day`.
+    /// `hour` (a period up to 2 days), `day` (up to 366 days) or `week`.
     pub timeline_unit: String,
     /// Bans and failures per hour or day, oldest first, empty ones included.
     pub timeline: Vec<Point>,
@@ -297,8 +297,10 @@ impl Report {
         // timeline: hours up to two days, else days
         let unit: Millis = if now - since <= 2 * 86_400_000 {
             3_600_000
-        } else {
+        } else if now - since <= 366 * 86_400_000 {
             86_400_000
+        } else {
+            7 * 86_400_000
         };
         let first = since.div_euclid(unit);
         let last = now.div_euclid(unit);
@@ -372,7 +374,12 @@ impl Report {
             top_users: top(users, n),
             bans_per_jail,
             bans_per_rule,
-            timeline_unit: if unit == 3_600_000 { "hour" } else { "day" }.into(),
+            timeline_unit: match unit {
+                3_600_000 => "hour",
+                86_400_000 => "day",
+                _ => "week",
+            }
+            .into(),
             timeline,
             repeat_offenders,
             top_v4_24: top(v4.into_values().collect(), n),
@@ -382,7 +389,8 @@ impl Report {
 }
 
 fn timeline_len(first: i64, last: i64) -> i64 {
-    (last - first + 1).clamp(1, 400)
+    // at most 366 days or 2 days of hours; weeks past that, and a century is 5218 weeks
+    (last - first + 1).clamp(1, 6000)
 }
 
 #[cfg(test)]
@@ -471,6 +479,10 @@ mod tests {
         // days over a week
         let r = Report::build(&c, t - 7 * 86_400_000, t + 2 * 3_600_000, None, 10).unwrap();
         assert_eq!(r.timeline_unit, "day");
+        assert_eq!(r.timeline.iter().map(|p| p.bans).sum::<u64>(), 3);
+        // years: per week, the bans at the end still counted
+        let r = Report::build(&c, t - 3000 * 86_400_000, t + 2 * 3_600_000, None, 10).unwrap();
+        assert_eq!(r.timeline_unit, "week");
         assert_eq!(r.timeline.iter().map(|p| p.bans).sum::<u64>(), 3);
     }
 }
