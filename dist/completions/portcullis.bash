@@ -43,6 +43,9 @@ _portcullis() {
             portcullis,replay)
                 cmd="portcullis__subcmd__replay"
                 ;;
+            portcullis,report)
+                cmd="portcullis__subcmd__report"
+                ;;
             portcullis,run)
                 cmd="portcullis__subcmd__run"
                 ;;
@@ -82,6 +85,9 @@ _portcullis() {
             portcullis__subcmd__help,replay)
                 cmd="portcullis__subcmd__help__subcmd__replay"
                 ;;
+            portcullis__subcmd__help,report)
+                cmd="portcullis__subcmd__help__subcmd__report"
+                ;;
             portcullis__subcmd__help,run)
                 cmd="portcullis__subcmd__help__subcmd__run"
                 ;;
@@ -101,7 +107,7 @@ _portcullis() {
 
     case "${cmd}" in
         portcullis)
-            opts="-h -V --help --version run status bans ban unban reload check-config test replay filters import-fail2ban generate-assets help"
+            opts="-h -V --help --version run status bans ban unban reload check-config test replay filters import-fail2ban report generate-assets help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -233,7 +239,7 @@ _portcullis() {
             return 0
             ;;
         portcullis__subcmd__help)
-            opts="run status bans ban unban reload check-config test replay filters import-fail2ban generate-assets help"
+            opts="run status bans ban unban reload check-config test replay filters import-fail2ban report generate-assets help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -372,6 +378,20 @@ _portcullis() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        portcullis__subcmd__help__subcmd__report)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         portcullis__subcmd__help__subcmd__run)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -492,6 +512,52 @@ _portcullis() {
                     return 0
                     ;;
                 --jail)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        portcullis__subcmd__report)
+            opts="-c -o -h --config --since --jail --format --top --output --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jail)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "text json html" -- "${cur}"))
+                    return 0
+                    ;;
+                --top)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -45,7 +45,19 @@ pub enum Step {
         failure: Failure,
         /// The ban it caused, if any.
         decision: Option<Decision>,
+        /// Which filter matched and the user name it captured (for statistics).
+        hit: HitInfo,
     },
+}
+
+/// What a failure's line carried besides the address: which filter of the jail matched
+/// (its rule is [`Failure::rule`]) and the user name, if the rule captures one.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HitInfo {
+    /// Index of the filter in the jail's match set.
+    pub filter: usize,
+    /// The user name tried (raw bytes from the log: attacker-controlled).
+    pub user: Option<Box<[u8]>>,
 }
 
 /// A running jail.
@@ -140,7 +152,7 @@ impl Jail {
         match p {
             Prepared::NoMatch | Prepared::PartialRecord => Step::NoMatch,
             Prepared::Ignored { addr, reason } => Step::Ignored { addr, reason },
-            Prepared::Failure { failure, time } => {
+            Prepared::Failure { failure, time, hit } => {
                 // The line's own time drives the window; in the daemon (`now` given) a line
                 // whose clock is off by more than findtime (wrong zone, old line) counts at `now`.
                 let time = match (time, now) {
@@ -150,7 +162,11 @@ impl Jail {
                 };
                 let failure = Failure { time, ..failure };
                 let decision = self.tracker.record(&failure, now.unwrap_or(failure.time));
-                Step::Failure { failure, decision }
+                Step::Failure {
+                    failure,
+                    decision,
+                    hit,
+                }
             }
         }
     }
@@ -178,6 +194,8 @@ pub enum Prepared {
         failure: Failure,
         /// The line's own time, if it has one.
         time: Option<Millis>,
+        /// Filter and user name (see [`HitInfo`]).
+        hit: HitInfo,
     },
 }
 
@@ -227,6 +245,10 @@ pub fn prepare_parsed(
             session: hit.pid,
         },
         time: hit.time,
+        hit: HitInfo {
+            filter: hit.filter,
+            user: hit.user.map(Box::from),
+        },
     }
 }
 

@@ -37,6 +37,7 @@ struct RawConfig {
     max_tracked: Option<usize>,
     log_level: Option<Spanned<String>>,
     max_line: Option<Spanned<usize>>,
+    stats_retention: Option<Spanned<String>>,
     firewall: Option<RawFirewall>,
     notify: Option<RawNotify>,
     metrics: Option<crate::metrics::RawMetrics>,
@@ -179,6 +180,8 @@ pub struct Config {
     /// Longest log line matched whole, in bytes; longer ones are matched on their head and
     /// tail, and counted (see [`crate::sources::line`]). Read at start.
     pub max_line: usize,
+    /// How long `stats.db` (what `portcullis report` reads) keeps failures and bans.
+    pub stats_retention: Millis,
     /// Firewall settings.
     pub firewall: FirewallConfig,
     /// Enabled jails.
@@ -254,6 +257,7 @@ impl Config {
             max_tracked: DEFAULT_MAX_TRACKED,
             log_level: "note".into(),
             max_line: crate::sources::line::DEFAULT_MAX_LINE,
+            stats_retention: crate::report::DEFAULT_RETENTION,
             firewall: FirewallConfig {
                 backend: "nftables".into(),
                 table: "portcullis".into(),
@@ -314,6 +318,9 @@ impl Config {
                     return Err(src.err(m.span(), "max_line", format!("{} is not valid; use a number of bytes from {MIN_MAX_LINE} to {MAX_MAX_LINE} (default {})", m.get_ref(), crate::sources::line::DEFAULT_MAX_LINE)));
                 }
                 cfg.max_line = *m.get_ref();
+            }
+            if raw.stats_retention.is_some() {
+                cfg.stats_retention = duration(&src, &raw.stats_retention, "stats_retention", 0)?;
             }
             if let Some(l) = raw.log_level {
                 if crate::logging::parse_level(l.get_ref()).is_none() {

@@ -9,6 +9,7 @@ mod jails;
 mod logging;
 mod metrics;
 mod notify;
+mod report;
 mod sources;
 mod store;
 mod sys;
@@ -169,6 +170,30 @@ enum Cmd {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+    /// Statistics from the daemon's history (stats.db in the state directory): top
+    /// addresses, user names tried, bans per jail and rule, a timeline, repeat offenders,
+    /// top /24 and /64 prefixes.
+    Report {
+        /// Configuration file (for its `state_dir`) [default: /etc/portcullis/portcullis.toml].
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The period: the last 1h, 24h, 7d, 90d, ...
+        #[arg(long, default_value = "7d")]
+        since: String,
+        /// Only this jail.
+        #[arg(long)]
+        jail: Option<String>,
+        /// text (aligned columns), json (for scripts), html (one self-contained page with
+        /// inline SVG charts).
+        #[arg(long, default_value = "text", value_parser = ["text", "json", "html"])]
+        format: String,
+        /// Rows per top list.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+        /// Write the report here [default: standard output].
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
     /// Write the man pages and shell completions generated from this command line into DIR
     /// (`man/`, `completions/`): how dist/ is kept up to date (see dist/README.md).
     #[command(hide = true)]
@@ -242,6 +267,21 @@ fn main() -> ExitCode {
         } => cli::replay::run(config.as_deref(), &jail, json, &logs),
         Cmd::Filters { json, group } => cli::filters::run(json, group.as_deref()),
         Cmd::ImportFail2ban { path, output } => cli::import_fail2ban::run(&path, output.as_deref()),
+        Cmd::Report {
+            config,
+            since,
+            jail,
+            format,
+            top,
+            output,
+        } => report::run(
+            config.as_deref(),
+            &since,
+            jail.as_deref(),
+            &format,
+            output.as_deref(),
+            top,
+        ),
         Cmd::GenerateAssets { dir } => cli::assets::run(Cli::command(), &dir),
     };
     match res {

@@ -162,7 +162,10 @@ pub fn run(
                 for (_, ji, p) in found {
                     let j = &mut running[ji];
                     let fallback = if last == i64::MIN { ctx.now } else { last };
-                    if let Step::Failure { failure, decision } = j.commit(p, None, fallback) {
+                    if let Step::Failure {
+                        failure, decision, ..
+                    } = j.commit(p, None, fallback)
+                    {
                         last = last.max(failure.time);
                         if let Some(d) = decision {
                             bans += 1;

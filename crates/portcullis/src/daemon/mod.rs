@@ -102,6 +102,8 @@ struct Engine {
     evidence: Option<crate::notify::EvidenceHook>,
     /// Prometheus metrics (`[metrics]`), when configured.
     metrics: Option<crate::metrics::Metrics>,
+    /// Failure counts for `portcullis report` (stats.db, written by its own thread).
+    stats: Option<crate::report::Stats>,
 }
 
 impl Engine {
@@ -137,6 +139,7 @@ impl Engine {
             evicted_reported: HashMap::new(),
             evidence: None,
             metrics: None,
+            stats: None,
             last_prune: i64::MIN / 2,
             cfg,
         }
@@ -344,6 +347,10 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
     );
     eng.evidence = notifier.as_ref().map(crate::notify::Notifier::evidence);
     eng.metrics = metrics;
+    // statistics for `portcullis report`: their own file and thread; never in the way of a ban
+    eng.stats = crate::report::Stats::start(&eng.cfg.state_dir, eng.cfg.stats_retention)
+        .map_err(|e| error!("statistics off (portcullis report): {e:#}"))
+        .ok();
     let files = file_paths(&eng.cfg);
     let follower = file_source::open_files(files.paths, eng.store.positions()?, eng.cfg.max_line)
         .context("cannot start the file follower")?;
@@ -389,6 +396,9 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
     }
     let code = eng.main_loop(&rx);
     let _ = crate::sys::sd_notify("STOPPING=1");
+    if let Some(s) = eng.stats.take() {
+        s.shutdown(Duration::from_secs(2));
+    }
     if let Some(n) = notifier {
         n.shutdown(Duration::from_secs(2));
     }
@@ -683,6 +693,18 @@ impl Engine {
                 if let (Some(t), Step::Failure { failure, .. }) = (&mut tally, &step) {
                     t.failure(ji, failure);
                 }
+                if let (Some(st), Step::Failure { failure, hit, .. }) = (&mut self.stats, &step) {
+                    st.failure(ji, failure, hit);
+                    if matches!(
+                        step,
+                        Step::Failure {
+                            decision: Some(_),
+                            ..
+                        }
+                    ) {
+                        st.ban_rule(ji, failure, hit);
+                    }
+                }
                 if let (Some(ev), Step::Failure { failure, .. }) = (&self.evidence, &step) {
                     if failure.weight > 0 {
                         ev.record(
@@ -731,6 +753,10 @@ impl Engine {
                     }));
                 }
             }
+            // a flood of distinct keys: the statistics go to their writer early
+            if let Some(st) = self.stats.as_mut().filter(|s| s.full()) {
+                st.flush(&self.jails);
+            }
         }
         for j in &self.jails {
             let ev = j.tracker().stats().evicted;
@@ -755,6 +781,10 @@ impl Engine {
                 self.fw.setup(&jail_rules(&self.cfg))?;
                 self.fw.apply(&fw_ops)?;
             }
+        }
+        // after the firewall: the bans first
+        if let Some(st) = &mut self.stats {
+            st.flush(&self.jails);
         }
         st_ops.extend(b.checkpoints.into_iter().map(StoreOp::Position));
         if !st_ops.is_empty() {

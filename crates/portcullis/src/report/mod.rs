@@ -1,0 +1,694 @@
+//! Statistics for `portcullis report`: what the daemon keeps (`stats.db` in the state
+//! directory, a SQLite file of its own) and the report read from it.
+//!
+//! The daemon's side ([`Stats`]) never delays a ban. On the engine thread it only adds each
+//! counted failure to an in-memory map for the current batch of lines (per hour, jail, rule,
+//! address and user name); at the end of the batch the map goes to a bounded channel without
+//! waiting (a full channel drops it and counts the drop), and bans come from the daemon's
+//! events ([`crate::events::subscribe`]) the same way. A thread of its own writes them to
+//! `stats.db`, one transaction per message, and prunes rows older than `stats_retention`
+//! (default 90 days) and past [`MAX_FAILURE_ROWS`] / [`MAX_BAN_ROWS`].
+//!
+//! `portcullis report` opens the file read-only (WAL: the daemon may be writing) and
+//! renders [`query::Report`] as text, JSON or a self-contained HTML page ([`render`]).
+
+pub mod query;
+pub mod render;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use portcullis_core::decision::{Failure, Millis};
+use portcullis_core::jail::{HitInfo, Jail};
+use rusqlite::{params, Connection};
+use tracing::{error, info, warn};
+
+use crate::events::{self, Event};
+
+/// Default of `stats_retention`: how long failures and bans are kept.
+pub const DEFAULT_RETENTION: Millis = 90 * 86_400_000;
+/// Most (hour, jail, rule, address, user) rows kept; past it the oldest hours go first.
+pub const MAX_FAILURE_ROWS: i64 = 2_000_000;
+/// Most ban rows kept; past it the oldest go first.
+pub const MAX_BAN_ROWS: i64 = 1_000_000;
+/// Messages that may wait for the writer; past this they are dropped, never waited on.
+pub const CHANNEL: usize = 1024;
+/// Longest user name kept, in bytes (longer ones are cut, marked with `…`).
+pub const USER_BYTES: usize = 64;
+/// Distinct keys one batch aggregates at most (a flood of distinct addresses and user
+/// names): past it the batch is sent early.
+const BATCH_KEYS: usize = 50_000;
+/// The file's name in the state directory.
+pub const FILE: &str = "stats.db";
+
+/// Messages dropped because the writer was behind.
+pub static DROPPED: AtomicU64 = AtomicU64::new(0);
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS failures (
+    hour  INTEGER NOT NULL, -- Unix time / 3600
+    jail  TEXT NOT NULL,
+    rule  TEXT NOT NULL,
+    addr  TEXT NOT NULL,
+    user  TEXT NOT NULL,    -- '' when the rule captures none; control characters escaped
+    count INTEGER NOT NULL,
+    PRIMARY KEY (hour, jail, rule, addr, user)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS bans (
+    id       INTEGER PRIMARY KEY,
+    time     INTEGER NOT NULL, -- Unix milliseconds
+    jail     TEXT NOT NULL,
+    addr     TEXT NOT NULL,
+    rule     TEXT,             -- the rule of the failure that triggered it; 'manual'
+    failures INTEGER NOT NULL,
+    length   INTEGER NOT NULL, -- milliseconds
+    manual   INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS bans_time ON bans (time);
+";
+
+/// One aggregated row: failures of an address (and user) under a rule in an hour.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailureRow {
+    /// Unix time / 3600.
+    pub hour: i64,
+    /// The jail.
+    pub jail: String,
+    /// The rule id.
+    pub rule: String,
+    /// The address.
+    pub addr: String,
+    /// The user name tried ('' when none), control characters escaped.
+    pub user: String,
+    /// How many.
+    pub count: u64,
+}
+
+/// One ban.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BanRow {
+    /// When (Unix milliseconds).
+    pub time: Millis,
+    /// The jail.
+    pub jail: String,
+    /// The address (or prefix).
+    pub addr: String,
+    /// Weighted failures that led to it.
+    pub failures: u32,
+    /// Its length.
+    pub length: Millis,
+    /// `portcullis ban`.
+    pub manual: bool,
+}
+
+enum Msg {
+    Failures {
+        rows: Vec<FailureRow>,
+        /// (jail, address, rule) of the bans this batch triggered.
+        ban_rules: Vec<(String, String, String)>,
+    },
+    Ban(BanRow),
+    Shutdown(mpsc::Sender<()>),
+}
+
+/// Key of the engine's per-batch map: hour, jail index, filter, rule, address, user.
+type Key = (i64, usize, usize, usize, IpAddr, Option<Box<[u8]>>);
+
+/// The engine's side: aggregates a batch's failures, then hands them to the writer.
+pub struct Stats {
+    tx: SyncSender<Msg>,
+    batch: HashMap<Key, u64>,
+    ban_rules: Vec<(usize, usize, usize, IpAddr)>,
+}
+
+/// Opens (creates, 0600, never through a link) the stats file read-write with its schema.
+/// A file SQLite cannot use is moved aside (`stats.db.bad-TIME`): statistics are not worth
+/// refusing to start.
+pub fn open_rw(path: &Path) -> Result<Connection> {
+    use crate::daemon::fsutil;
+    fsutil::check_state_file(path, "statistics file")?;
+    let open = || -> Result<Connection> {
+        if !path.exists() {
+            fsutil::create_private(path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+        }
+        let c = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::default() | rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW,
+        )
+        .with_context(|| format!("cannot open {}", path.display()))?;
+        c.busy_timeout(Duration::from_secs(5))?;
+        c.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))?;
+        c.execute_batch("PRAGMA synchronous = NORMAL;")?;
+        c.execute_batch(SCHEMA)?;
+        Ok(c)
+    };
+    match open() {
+        Ok(c) => Ok(c),
+        Err(e) if path.exists() => {
+            let aside = path.with_extension(format!("db.bad-{}", now_ms() / 1000));
+            error!(
+                "stats: {} unusable ({e:#}); moved to {} and started empty",
+                path.display(),
+                aside.display()
+            );
+            std::fs::rename(path, &aside)?;
+            for sfx in ["-wal", "-shm"] {
+                let mut p = path.as_os_str().to_owned();
+                p.push(sfx);
+                let _ = std::fs::remove_file(p);
+            }
+            open()
+        }
+        Err(e) => Err(e),
+    }
+}
+
+impl Stats {
+    /// Opens `stats.db` in `state_dir`, starts the writer thread and subscribes it to the
+    /// bans. `retention`: rows older than this are pruned.
+    pub fn start(state_dir: &Path, retention: Millis) -> Result<Stats> {
+        let conn = open_rw(&state_dir.join(FILE))?;
+        let (tx, rx) = mpsc::sync_channel(CHANNEL);
+        std::thread::Builder::new()
+            .name("stats".into())
+            .spawn(move || writer(conn, rx, retention))?;
+        let etx = tx.clone();
+        events::subscribe(Box::new(move |e| {
+            if let Event::Ban {
+                addr,
+                jail,
+                failures,
+                length,
+                manual,
+                ..
+            } = e
+            {
+                send(
+                    &etx,
+                    Msg::Ban(BanRow {
+                        time: now_ms(),
+                        jail: jail.clone(),
+                        addr: addr.to_string(),
+                        failures: *failures,
+                        length: *length,
+                        manual: *manual,
+                    }),
+                );
+            }
+        }));
+        Ok(Stats {
+            tx,
+            batch: HashMap::new(),
+            ban_rules: Vec::new(),
+        })
+    }
+
+    /// Counts a failure of jail `ji` (weight 0 lines are not counted).
+    pub fn failure(&mut self, ji: usize, f: &Failure, hit: &HitInfo) {
+        if f.weight == 0 {
+            return;
+        }
+        let key = (
+            f.time.div_euclid(3_600_000),
+            ji,
+            hit.filter,
+            f.rule,
+            f.addr,
+            hit.user.clone(),
+        );
+        *self.batch.entry(key).or_default() += 1;
+    }
+
+    /// Notes the rule of the failure that made jail `ji` ban `addr`.
+    pub fn ban_rule(&mut self, ji: usize, f: &Failure, hit: &HitInfo) {
+        self.ban_rules.push((ji, hit.filter, f.rule, f.addr));
+    }
+
+    /// Whether the batch is so large it should be sent now.
+    pub fn full(&self) -> bool {
+        self.batch.len() >= BATCH_KEYS
+    }
+
+    /// Sends the batch to the writer (names resolved with `jails`, as they are now).
+    pub fn flush(&mut self, jails: &[Jail]) {
+        if self.batch.is_empty() && self.ban_rules.is_empty() {
+            return;
+        }
+        let rule_id = |ji: usize, fi: usize, ri: usize| -> Option<(String, String)> {
+            let j = jails.get(ji)?;
+            let r = j.match_set().filters().get(fi)?.rules().get(ri)?;
+            Some((j.name().to_string(), r.id.clone()))
+        };
+        let mut rows = Vec::with_capacity(self.batch.len());
+        for ((hour, ji, fi, ri, addr, user), count) in self.batch.drain() {
+            let Some((jail, rule)) = rule_id(ji, fi, ri) else {
+                continue;
+            };
+            rows.push(FailureRow {
+                hour,
+                jail,
+                rule,
+                addr: addr.to_string(),
+                user: user
+                    .map(|u| crate::notify::escape_line(&u, USER_BYTES))
+                    .unwrap_or_default(),
+                count,
+            });
+        }
+        let ban_rules = self
+            .ban_rules
+            .drain(..)
+            .filter_map(|(ji, fi, ri, addr)| {
+                rule_id(ji, fi, ri).map(|(j, r)| (j, addr.to_string(), r))
+            })
+            .collect();
+        send(&self.tx, Msg::Failures { rows, ban_rules });
+    }
+
+    /// At daemon stop: the writer writes what it holds; waits at most `wait`.
+    pub fn shutdown(self, wait: Duration) {
+        let (ack_tx, ack_rx) = mpsc::channel();
+        let deadline = std::time::Instant::now() + wait;
+        let mut msg = Msg::Shutdown(ack_tx);
+        loop {
+            match self.tx.try_send(msg) {
+                Ok(()) => break,
+                Err(TrySendError::Full(m)) if std::time::Instant::now() < deadline => {
+                    msg = m;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(_) => return,
+            }
+        }
+        let _ = ack_rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()));
+    }
+}
+
+fn send(tx: &SyncSender<Msg>, m: Msg) {
+    if let Err(TrySendError::Full(_)) = tx.try_send(m) {
+        DROPPED.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn now_ms() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The writer thread.
+fn writer(mut conn: Connection, rx: Receiver<Msg>, retention: Millis) {
+    let mut last_prune = i64::MIN / 2;
+    let mut dropped_seen = 0;
+    loop {
+        let now = now_ms();
+        if now - last_prune >= 3_600_000 {
+            last_prune = now;
+            match prune(&conn, now - retention, MAX_FAILURE_ROWS, MAX_BAN_ROWS) {
+                Ok(0) => {}
+                Ok(n) => info!("stats: pruned {n} rows"),
+                Err(e) => error!("stats: cannot prune: {e:#}"),
+            }
+        }
+        let d = DROPPED.load(Ordering::Relaxed);
+        if d > dropped_seen {
+            warn!(
+                "stats: {} batches dropped (the writer was behind); the report undercounts",
+                d - dropped_seen
+            );
+            dropped_seen = d;
+        }
+        let first = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(m) => m,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        let mut msgs = vec![first];
+        msgs.extend(rx.try_iter().take(CHANNEL));
+        let mut ack = None;
+        let ms: Vec<Msg> = msgs
+            .into_iter()
+            .filter_map(|m| match m {
+                Msg::Shutdown(a) => {
+                    ack = Some(a);
+                    None
+                }
+                m => Some(m),
+            })
+            .collect();
+        if let Err(e) = write(&mut conn, &ms) {
+            error!("stats: cannot write {}: {e:#}", FILE);
+        }
+        if let Some(a) = ack {
+            let _ = a.send(());
+            return;
+        }
+    }
+}
+
+fn write(conn: &mut Connection, msgs: &[Msg]) -> Result<()> {
+    let t = conn.transaction()?;
+    {
+        let mut fail = t.prepare_cached(
+            "INSERT INTO failures (hour, jail, rule, addr, user, count) VALUES (?1,?2,?3,?4,?5,?6)
+             ON CONFLICT (hour, jail, rule, addr, user) DO UPDATE SET count = count + excluded.count",
+        )?;
+        let mut ban = t.prepare_cached(
+            "INSERT INTO bans (time, jail, addr, rule, failures, length, manual)
+             VALUES (?1,?2,?3,?4,?5,?6,?7)",
+        )?;
+        let mut rule = t.prepare_cached(
+            "UPDATE bans SET rule = ?3 WHERE id = (SELECT max(id) FROM bans
+             WHERE jail = ?1 AND addr = ?2 AND rule IS NULL)",
+        )?;
+        for m in msgs {
+            match m {
+                Msg::Failures { rows, ban_rules } => {
+                    for r in rows {
+                        fail.execute(params![
+                            r.hour,
+                            r.jail,
+                            r.rule,
+                            r.addr,
+                            r.user,
+                            r.count as i64
+                        ])?;
+                    }
+                    for (j, a, r) in ban_rules {
+                        rule.execute(params![j, a, r])?;
+                    }
+                }
+                Msg::Ban(b) => {
+                    ban.execute(params![
+                        b.time,
+                        b.jail,
+                        b.addr,
+                        b.manual.then_some("manual"),
+                        b.failures,
+                        b.length,
+                        b.manual
+                    ])?;
+                }
+                Msg::Shutdown(_) => {}
+            }
+        }
+    }
+    t.commit()?;
+    Ok(())
+}
+
+/// Deletes rows older than `cutoff` (Unix ms), then the oldest past the caps. Returns how
+/// many rows went.
+pub fn prune(conn: &Connection, cutoff: Millis, max_failures: i64, max_bans: i64) -> Result<usize> {
+    let mut n = conn.execute(
+        "DELETE FROM failures WHERE hour < ?1",
+        params![cutoff.div_euclid(3_600_000)],
+    )?;
+    n += conn.execute("DELETE FROM bans WHERE time < ?1", params![cutoff])?;
+    let rows: i64 = conn.query_row("SELECT count(*) FROM failures", [], |r| r.get(0))?;
+    if rows > max_failures {
+        // whole hours, oldest first, until at most the cap is left
+        n += conn.execute(
+            "DELETE FROM failures WHERE hour <= (SELECT hour FROM failures ORDER BY hour DESC
+             LIMIT 1 OFFSET ?1)",
+            params![max_failures],
+        )?;
+    }
+    let rows: i64 = conn.query_row("SELECT count(*) FROM bans", [], |r| r.get(0))?;
+    if rows > max_bans {
+        n += conn.execute(
+            "DELETE FROM bans WHERE id <= (SELECT id FROM bans ORDER BY id DESC LIMIT 1 OFFSET ?1)",
+            params![max_bans],
+        )?;
+    }
+    Ok(n)
+}
+
+/// `portcullis report`: reads `stats.db` of the configuration's state directory and
+/// writes the report for the last `since` (`7d`), one jail or all, as `format`.
+pub fn run(
+    config: Option<&Path>,
+    since: &str,
+    jail: Option<&str>,
+    format: &str,
+    output: Option<&Path>,
+    top: usize,
+) -> Result<i32> {
+    let cfg = crate::config::Config::load(config)?;
+    let span = portcullis_core::duration::parse(since)
+        .map_err(|e| anyhow::anyhow!("--since {since:?}: {e}"))?;
+    let path = cfg.state_dir.join(FILE);
+    if !path.exists() {
+        anyhow::bail!(
+            "no statistics yet: {} does not exist (the daemon writes it once it runs)",
+            path.display()
+        );
+    }
+    let conn = query::open_ro(&path)?;
+    let now = now_ms() / 1000 * 1000;
+    let r = query::Report::build(&conn, now - span, now, jail, top)?;
+    let out = match format {
+        "json" => render::json(&r),
+        "html" => render::html(&r),
+        _ => render::text(&r),
+    };
+    match output {
+        Some(p) => {
+            std::fs::write(p, out).with_context(|| format!("cannot write {}", p.display()))?
+        }
+        None => {
+            use std::io::Write;
+            std::io::stdout().write_all(out.as_bytes())?;
+        }
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(hour: i64, addr: &str, user: &str, count: u64) -> FailureRow {
+        FailureRow {
+            hour,
+            jail: "sshd".into(),
+            rule: "failed".into(),
+            addr: addr.into(),
+            user: user.into(),
+            count,
+        }
+    }
+
+    /// The engine's side: one batch of sshd lines becomes one message of rows added up per
+    /// (hour, jail, rule, address, user), user names escaped, and the ban's rule.
+    #[test]
+    fn the_engine_side_aggregates_a_batch() {
+        let text = "[[jail]]\nname = \"sshd\"\nlogs = [\"/nonexistent\"]\nmaxretry = 3\n";
+        let cfg = crate::config::Config::from_texts(&[("t".into(), text.into())], vec![]).unwrap();
+        let mut jails = vec![crate::jails::build_jail(&cfg, &cfg.jails[0], &[])];
+        let (tx, rx) = mpsc::sync_channel(4);
+        let mut st = Stats {
+            tx,
+            batch: HashMap::new(),
+            ban_rules: Vec::new(),
+        };
+        let ctx = portcullis_core::time::TimeContext {
+            now: 1_795_000_000_000,
+            local_offset: 0,
+        };
+        let lines = [
+            "Failed password for root from 203.0.113.5 port 1 ssh2",
+            "Failed password for root from 203.0.113.5 port 2 ssh2",
+            "Invalid user a\x1b[31mb from 203.0.113.5 port 3",
+            "Failed password for root from 2001:db8::1 port 4 ssh2",
+            "Connection closed by 203.0.113.5 port 5",
+        ];
+        for l in lines {
+            let step = jails[0].process(l.as_bytes(), &ctx, Some(ctx.now), ctx.now);
+            if let portcullis_core::jail::Step::Failure {
+                failure,
+                decision,
+                hit,
+            } = &step
+            {
+                st.failure(0, failure, hit);
+                if decision.is_some() {
+                    st.ban_rule(0, failure, hit);
+                }
+            }
+        }
+        st.flush(&jails);
+        st.flush(&jails); // nothing new: nothing sent
+        let Ok(Msg::Failures {
+            mut rows,
+            ban_rules,
+        }) = rx.try_recv()
+        else {
+            panic!("no batch sent");
+        };
+        assert!(rx.try_recv().is_err(), "an empty batch was sent");
+        rows.sort_by(|a, b| (&a.addr, &a.rule).cmp(&(&b.addr, &b.rule)));
+        let got: Vec<(&str, &str, &str, u64)> = rows
+            .iter()
+            .map(|r| (r.addr.as_str(), r.rule.as_str(), r.user.as_str(), r.count))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("2001:db8::1", "failed", "root", 1),
+                ("203.0.113.5", "failed", "root", 2),
+                ("203.0.113.5", "invalid-user", "a\\x1b[31mb", 1),
+            ]
+        );
+        assert!(rows
+            .iter()
+            .all(|r| r.jail == "sshd" && r.hour == ctx.now / 3_600_000));
+        assert_eq!(
+            ban_rules,
+            [("sshd".into(), "203.0.113.5".into(), "invalid-user".into())]
+        );
+        jails.clear();
+    }
+
+    /// A writer that is behind never makes the engine wait: the batch is dropped, counted.
+    #[test]
+    fn a_full_channel_drops_and_counts() {
+        let (tx, _rx) = mpsc::sync_channel(1);
+        tx.send(Msg::Ban(BanRow {
+            time: 0,
+            jail: "sshd".into(),
+            addr: "192.0.2.1".into(),
+            failures: 1,
+            length: 1,
+            manual: false,
+        }))
+        .unwrap();
+        let before = DROPPED.load(Ordering::Relaxed);
+        let t = std::time::Instant::now();
+        send(
+            &tx,
+            Msg::Failures {
+                rows: vec![],
+                ban_rules: vec![],
+            },
+        );
+        assert!(t.elapsed() < Duration::from_millis(100));
+        assert!(DROPPED.load(Ordering::Relaxed) > before);
+    }
+
+    #[test]
+    fn a_corrupt_file_is_moved_aside_and_a_link_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(FILE);
+        std::fs::write(&p, vec![b'x'; 8192]).unwrap();
+        open_rw(&p).unwrap();
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names.iter().any(|n| n.starts_with("stats.db.bad-")),
+            "{names:?}"
+        );
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let link = dir.path().join("link.db");
+        std::os::unix::fs::symlink(&p, &link).unwrap();
+        assert!(open_rw(&link).is_err());
+    }
+
+    #[test]
+    fn batches_add_up_and_bans_get_their_rule() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = open_rw(&dir.path().join(FILE)).unwrap();
+        let ban = BanRow {
+            time: 3_600_000 * 10,
+            jail: "sshd".into(),
+            addr: "203.0.113.5".into(),
+            failures: 5,
+            length: 600_000,
+            manual: false,
+        };
+        write(
+            &mut c,
+            &[
+                Msg::Failures {
+                    rows: vec![row(10, "203.0.113.5", "root", 3)],
+                    ban_rules: vec![],
+                },
+                Msg::Ban(ban),
+                Msg::Failures {
+                    rows: vec![
+                        row(10, "203.0.113.5", "root", 2),
+                        row(10, "203.0.113.5", "", 1),
+                    ],
+                    ban_rules: vec![("sshd".into(), "203.0.113.5".into(), "failed".into())],
+                },
+            ],
+        )
+        .unwrap();
+        let n: i64 = c
+            .query_row("SELECT count FROM failures WHERE user = 'root'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(n, 5);
+        let rule: String = c
+            .query_row("SELECT rule FROM bans", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rule, "failed");
+    }
+
+    #[test]
+    fn prune_drops_old_rows_and_keeps_the_caps() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = open_rw(&dir.path().join(FILE)).unwrap();
+        let rows: Vec<FailureRow> = (0..10)
+            .map(|h| row(h, "192.0.2.1", "u", 1))
+            .chain((0..10).map(|h| row(h, "192.0.2.2", "u", 1)))
+            .collect();
+        let bans: Vec<Msg> = (0..10)
+            .map(|i| {
+                Msg::Ban(BanRow {
+                    time: i * 3_600_000,
+                    jail: "sshd".into(),
+                    addr: "192.0.2.1".into(),
+                    failures: 5,
+                    length: 1,
+                    manual: false,
+                })
+            })
+            .collect();
+        write(
+            &mut c,
+            &[Msg::Failures {
+                rows,
+                ban_rules: vec![],
+            }],
+        )
+        .unwrap();
+        write(&mut c, &bans).unwrap();
+        // older than hour 2: 4 failure rows and 2 bans go
+        assert_eq!(prune(&c, 2 * 3_600_000, 100, 100).unwrap(), 6);
+        // caps: 16 failure rows (8 hours × 2) to at most 5 → whole hours: hours 7..9 stay (6 rows)
+        prune(&c, 0, 6, 3).unwrap();
+        let (n, min): (i64, i64) = c
+            .query_row("SELECT count(*), min(hour) FROM failures", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((n, min), (6, 7));
+        let b: i64 = c
+            .query_row("SELECT count(*) FROM bans", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(b, 3);
+    }
+}
