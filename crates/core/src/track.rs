@@ -32,7 +32,8 @@ use std::net::IpAddr;
 
 use smallvec::SmallVec;
 
-use crate::decision::{Decision, Failure, Kind, Millis};
+use crate::decision::{BanReason, Decision, Failure, Kind, Millis};
+use crate::ignore::Cidr;
 
 /// Failures kept inline per address before spilling to the heap: enough for
 /// `maxretry <= 5`, the usual setting.
@@ -49,6 +50,11 @@ pub struct TrackerConfig {
     pub bantime: Millis,
     /// Most addresses with an open window kept at once. 0 behaves like 1.
     pub max_tracked: usize,
+    /// Failures of IPv4 addresses count per prefix of this length, and the ban covers it
+    /// (32: per address).
+    pub v4_prefix: u8,
+    /// The same for IPv6 (default 64: a host rotating through its /64 is one offender).
+    pub v6_prefix: u8,
 }
 
 /// Default failures that ban. fail2ban uses 5 failures in 10 minutes and a 10-minute ban;
@@ -63,6 +69,10 @@ pub const DEFAULT_FINDTIME: Millis = 10 * 60_000;
 pub const DEFAULT_BANTIME: Millis = 60 * 60_000;
 /// Default cap on addresses with an open window, per jail.
 pub const DEFAULT_MAX_TRACKED: usize = 200_000;
+/// Default `v4_prefix`: each IPv4 address is its own offender.
+pub const DEFAULT_V4_PREFIX: u8 = 32;
+/// Default `v6_prefix`: a /64, the smallest subnet a site is given.
+pub const DEFAULT_V6_PREFIX: u8 = 64;
 
 impl Default for TrackerConfig {
     /// [`DEFAULT_MAXRETRY`] failures in [`DEFAULT_FINDTIME`] ban for [`DEFAULT_BANTIME`];
@@ -73,6 +83,8 @@ impl Default for TrackerConfig {
             findtime: DEFAULT_FINDTIME,
             bantime: DEFAULT_BANTIME,
             max_tracked: DEFAULT_MAX_TRACKED,
+            v4_prefix: DEFAULT_V4_PREFIX,
+            v6_prefix: DEFAULT_V6_PREFIX,
         }
     }
 }
@@ -84,6 +96,17 @@ impl TrackerConfig {
 
     fn cap(&self) -> usize {
         self.max_tracked.max(1)
+    }
+
+    /// The offender `ip` counts as: its prefix of `v4_prefix` or `v6_prefix` bits.
+    pub fn key(&self, ip: IpAddr) -> Cidr {
+        let ip = crate::addr::normalise(ip);
+        let len = if ip.is_ipv4() {
+            self.v4_prefix.min(32)
+        } else {
+            self.v6_prefix.min(128)
+        };
+        Cidr::new(ip, len).expect("length within the family")
     }
 }
 
@@ -175,11 +198,14 @@ fn saturate(sum: u64) -> u32 {
 #[derive(Debug, Clone)]
 pub struct Tracker {
     cfg: TrackerConfig,
-    windows: BTreeMap<IpAddr, Window>,
-    /// Active bans: address to end of ban.
-    bans: BTreeMap<IpAddr, Millis>,
+    windows: BTreeMap<Cidr, Window>,
+    /// Active bans: address or prefix to end of ban.
+    bans: BTreeMap<Cidr, Millis>,
     /// The same bans ordered by end, then address.
-    by_until: BTreeSet<(Millis, IpAddr)>,
+    by_until: BTreeSet<(Millis, Cidr)>,
+    /// How many bans there are of each (is IPv6, prefix length): where to look for a ban
+    /// that covers an address.
+    lens: BTreeMap<(bool, u8), usize>,
     /// Newest failure time seen; with `now`, tells which windows are stale.
     latest: Millis,
     evicted: u64,
@@ -194,6 +220,7 @@ impl Tracker {
             windows: BTreeMap::new(),
             bans: BTreeMap::new(),
             by_until: BTreeSet::new(),
+            lens: BTreeMap::new(),
             latest: Millis::MIN,
             evicted: 0,
             ignored_while_banned: 0,
@@ -234,7 +261,8 @@ impl Tracker {
             return None;
         }
         self.latest = self.latest.max(f.time);
-        if self.bans.contains_key(&f.addr) {
+        let key = self.cfg.key(f.addr);
+        if self.covering_ban(key).is_some() {
             self.ignored_while_banned += 1;
             return None;
         }
@@ -243,7 +271,7 @@ impl Tracker {
             time: f.time,
             weight: f.weight,
         };
-        let total = match self.windows.get_mut(&f.addr) {
+        let total = match self.windows.get_mut(&key) {
             Some(w) => {
                 let cutoff = w.newest().max(f.time).saturating_sub(self.cfg.findtime());
                 if f.time <= cutoff {
@@ -258,7 +286,7 @@ impl Tracker {
                 if total < maxretry {
                     return None;
                 }
-                self.windows.remove(&f.addr);
+                self.windows.remove(&key);
                 total
             }
             None => {
@@ -274,14 +302,75 @@ impl Tracker {
                         last_session: f.session,
                         credit: f.kind == Kind::Opener,
                     };
-                    self.windows.insert(f.addr, w);
+                    self.windows.insert(key, w);
                     return None;
                 }
                 total
             }
         };
         let until = now.saturating_add(self.cfg.bantime);
-        Some(self.insert_ban(f.addr, now, until, saturate(total)))
+        Some(self.insert_ban(key, now, until, saturate(total)))
+    }
+
+    /// The active ban that covers `c` (`c` itself, or a wider prefix), if any.
+    pub fn covering_ban(&self, c: Cidr) -> Option<Cidr> {
+        let v6 = c.addr.is_ipv6();
+        self.lens
+            .keys()
+            .filter(|&&(f, l)| f == v6 && l <= c.len)
+            .filter_map(|&(_, l)| Cidr::new(c.addr, l))
+            .find(|p| self.bans.contains_key(p))
+    }
+
+    /// Lifts the bans strictly inside `p` (narrower than it) and returns them: a ban of `p`
+    /// replaces them (firewalls with interval sets refuse overlapping elements).
+    pub fn take_covered(&mut self, p: Cidr) -> Vec<Cidr> {
+        let inside: Vec<Cidr> = self
+            .bans
+            .range(
+                p..=Cidr {
+                    addr: p.last(),
+                    len: 128,
+                },
+            )
+            .map(|(c, _)| *c)
+            .filter(|c| *c != p && p.covers(c))
+            .collect();
+        for c in &inside {
+            self.remove_ban(*c);
+        }
+        inside
+    }
+
+    fn remove_ban(&mut self, c: Cidr) -> Option<Millis> {
+        let until = self.bans.remove(&c)?;
+        self.by_until.remove(&(until, c));
+        let k = (c.addr.is_ipv6(), c.len);
+        if let Some(n) = self.lens.get_mut(&k) {
+            *n -= 1;
+            if *n == 0 {
+                self.lens.remove(&k);
+            }
+        }
+        Some(until)
+    }
+
+    /// Forgets the windows of `p` and of every prefix inside it.
+    fn clear_windows(&mut self, p: Cidr) {
+        let inside: Vec<Cidr> = self
+            .windows
+            .range(
+                p..=Cidr {
+                    addr: p.last(),
+                    len: 128,
+                },
+            )
+            .map(|(c, _)| *c)
+            .filter(|c| p.covers(c))
+            .collect();
+        for c in inside {
+            self.windows.remove(&c);
+        }
     }
 
     /// Unban decisions for every ban whose `until <= now`, in order of `until` (then of
@@ -292,8 +381,7 @@ impl Tracker {
             if until > now {
                 break;
             }
-            self.by_until.pop_first();
-            self.bans.remove(&addr);
+            self.remove_ban(addr);
             out.push(Decision::Unban { addr, at: until });
         }
         out
@@ -304,49 +392,59 @@ impl Tracker {
         self.by_until.first().map(|&(until, _)| until)
     }
 
-    /// Whether `addr` is banned (until [`Tracker::expire`] or an unban removes it).
+    /// Whether `addr` is banned, alone or as part of a prefix (until [`Tracker::expire`] or
+    /// an unban removes it).
     pub fn is_banned(&self, addr: IpAddr) -> bool {
-        self.bans.contains_key(&addr)
+        self.covering_ban(Cidr::host(addr)).is_some()
     }
 
-    /// When the ban of `addr` ends, if it is banned.
+    /// When the ban that covers `addr` ends, if it is banned.
     pub fn ban_until(&self, addr: IpAddr) -> Option<Millis> {
-        self.bans.get(&addr).copied()
+        let c = self.covering_ban(Cidr::host(addr))?;
+        self.bans.get(&c).copied()
     }
 
-    /// Manual ban or restore from the store: bans `addr` from `now` to `until` (replacing
-    /// any ban it has) and clears its window. Returns the `Decision::Ban` to carry out.
-    pub fn ban(&mut self, addr: IpAddr, now: Millis, until: Millis, failures: u32) -> Decision {
-        self.windows.remove(&addr);
+    /// When the ban of exactly `c` ends, if there is one.
+    pub fn ban_until_of(&self, c: Cidr) -> Option<Millis> {
+        self.bans.get(&c).copied()
+    }
+
+    /// Manual ban, escalation or restore: bans `addr` (an address or prefix) from `now` to
+    /// `until` (replacing any ban it has) and clears the windows inside it. Returns the
+    /// `Decision::Ban` to carry out. Narrower bans inside it stay (see
+    /// [`Tracker::take_covered`]).
+    pub fn ban(&mut self, addr: Cidr, now: Millis, until: Millis, failures: u32) -> Decision {
+        self.clear_windows(addr);
         self.insert_ban(addr, now, until, failures)
     }
 
-    /// Manual unban: true if `addr` was banned. Also clears its window.
-    pub fn unban(&mut self, addr: IpAddr) -> bool {
-        self.windows.remove(&addr);
-        match self.bans.remove(&addr) {
-            Some(until) => {
-                self.by_until.remove(&(until, addr));
-                true
-            }
-            None => false,
-        }
+    /// Manual unban of `c`: lifts the ban of exactly `c`, else the ban that covers it, and
+    /// returns what was lifted. Also clears the windows inside `c`.
+    pub fn unban(&mut self, c: Cidr) -> Option<Cidr> {
+        self.clear_windows(c);
+        let banned = if self.bans.contains_key(&c) {
+            c
+        } else {
+            self.covering_ban(c)?
+        };
+        self.remove_ban(banned).map(|_| banned)
     }
 
     /// Lift every ban; returns the addresses that were banned, in address order.
-    pub fn unban_all(&mut self) -> Vec<IpAddr> {
+    pub fn unban_all(&mut self) -> Vec<Cidr> {
         self.by_until.clear();
+        self.lens.clear();
         std::mem::take(&mut self.bans).into_keys().collect()
     }
 
-    /// The active bans as `(address, until)`, in order of `until` (then of address).
-    pub fn bans(&self) -> impl Iterator<Item = (IpAddr, Millis)> + '_ {
+    /// The active bans as `(address or prefix, until)`, in order of `until` (then of address).
+    pub fn bans(&self) -> impl Iterator<Item = (Cidr, Millis)> + '_ {
         self.by_until.iter().map(|&(until, addr)| (addr, until))
     }
 
     /// Addresses with failures in the window `(now - findtime, now]` and their weighted
     /// count, in address order.
-    pub fn failing(&self, now: Millis) -> Vec<(IpAddr, u32)> {
+    pub fn failing(&self, now: Millis) -> Vec<(Cidr, u32)> {
         let after = now.saturating_sub(self.cfg.findtime());
         self.windows
             .iter()
@@ -377,9 +475,17 @@ impl Tracker {
         }
     }
 
-    fn insert_ban(&mut self, addr: IpAddr, at: Millis, until: Millis, failures: u32) -> Decision {
-        if let Some(old) = self.bans.insert(addr, until) {
-            self.by_until.remove(&(old, addr));
+    fn insert_ban(&mut self, addr: Cidr, at: Millis, until: Millis, failures: u32) -> Decision {
+        match self.bans.insert(addr, until) {
+            Some(old) => {
+                self.by_until.remove(&(old, addr));
+            }
+            None => {
+                *self
+                    .lens
+                    .entry((addr.addr.is_ipv6(), addr.len))
+                    .or_default() += 1
+            }
         }
         self.by_until.insert((until, addr));
         Decision::Ban {
@@ -387,6 +493,7 @@ impl Tracker {
             at,
             until,
             failures,
+            reason: BanReason::Failures,
         }
     }
 
@@ -400,7 +507,7 @@ impl Tracker {
         if excess == 0 {
             return;
         }
-        let mut ages: Vec<(Millis, IpAddr)> = self
+        let mut ages: Vec<(Millis, Cidr)> = self
             .windows
             .iter()
             .map(|(&addr, w)| (w.newest(), addr))
@@ -427,11 +534,17 @@ mod tests {
             findtime,
             bantime: 600 * SEC,
             max_tracked: 1_000_000,
+            v4_prefix: 32,
+            v6_prefix: 128,
         }
     }
 
     fn ip(n: u32) -> IpAddr {
         IpAddr::V4(Ipv4Addr::from(n))
+    }
+
+    fn c(n: u32) -> Cidr {
+        Cidr::host(ip(n))
     }
 
     fn fail(addr: IpAddr, time: Millis) -> Failure {
@@ -493,10 +606,11 @@ mod tests {
         assert_eq!(
             d,
             Some(Decision::Ban {
-                addr: ip(1),
+                addr: c(1),
                 at: 100 * SEC,
                 until: 700 * SEC,
-                failures: 5
+                failures: 5,
+                reason: BanReason::Failures,
             })
         );
         assert!(t.is_banned(ip(1)));
@@ -587,7 +701,7 @@ mod tests {
         assert_eq!(t.record(&kinded(ip(1), 1, 42, Kind::Attempt), 1), None);
         assert_eq!(t.record(&kinded(ip(1), 2, 42, Kind::Attempt), 2), None);
         assert_eq!(t.record(&kinded(ip(1), 3, 42, Kind::Followup), 3), None);
-        assert_eq!(t.failing(3), vec![(ip(1), 2)]);
+        assert_eq!(t.failing(3), vec![(c(1), 2)]);
         assert!(is_ban(&t.record(&kinded(ip(1), 4, 43, Kind::Attempt), 4)));
     }
 
@@ -609,7 +723,7 @@ mod tests {
         assert_eq!(t.record(&session(ip(1), 0, 42, false), 0), None);
         assert_eq!(t.record(&session(ip(1), 1, 42, true), 1), None);
         assert_eq!(t.record(&session(ip(1), 2, 42, true), 2), None);
-        assert_eq!(t.failing(2), vec![(ip(1), 1)]);
+        assert_eq!(t.failing(2), vec![(c(1), 1)]);
     }
 
     #[test]
@@ -623,7 +737,7 @@ mod tests {
     fn lone_followup_counts() {
         let mut t = Tracker::new(cfg(2, 60 * SEC));
         assert_eq!(t.record(&session(ip(1), 0, 7, true), 0), None);
-        assert_eq!(t.failing(0), vec![(ip(1), 1)]);
+        assert_eq!(t.failing(0), vec![(c(1), 1)]);
         // Its session becomes the last counted one.
         assert_eq!(t.record(&session(ip(1), 1, 7, true), 1), None);
         assert!(is_ban(&t.record(&session(ip(1), 2, 8, true), 2)));
@@ -634,7 +748,7 @@ mod tests {
         let mut t = Tracker::new(cfg(3, 60 * SEC));
         t.record(&session(ip(1), 0, 0, false), 0);
         t.record(&session(ip(1), 1, 0, true), 1);
-        assert_eq!(t.failing(1), vec![(ip(1), 2)]);
+        assert_eq!(t.failing(1), vec![(c(1), 2)]);
         // Previous session unknown: a follow-up with a known session counts too.
         assert!(is_ban(&t.record(&session(ip(1), 2, 9, true), 2)));
     }
@@ -662,7 +776,7 @@ mod tests {
         t.record(&fail(ip(1), 100 * SEC), 100 * SEC);
         assert_eq!(t.record(&fail(ip(1), 90 * SEC), 100 * SEC), None);
         assert_eq!(t.record(&fail(ip(1), 50 * SEC), 100 * SEC), None);
-        assert_eq!(t.failing(100 * SEC), vec![(ip(1), 1)]);
+        assert_eq!(t.failing(100 * SEC), vec![(c(1), 1)]);
     }
 
     #[test]
@@ -671,12 +785,12 @@ mod tests {
         t.record(&fail(ip(1), 10 * SEC), 0);
         t.record(&fail(ip(1), 5 * SEC), 0);
         t.record(&fail(ip(1), 8 * SEC), 0);
-        let w = &t.windows[&ip(1)];
+        let w = &t.windows[&c(1)];
         let times: Vec<_> = w.events.iter().map(|e| e.time).collect();
         assert_eq!(times, vec![5 * SEC, 8 * SEC, 10 * SEC]);
         // 16 s: window (6 s, 16 s] keeps 8 s and 10 s only.
         assert_eq!(t.record(&fail(ip(1), 16 * SEC), 0), None);
-        assert_eq!(t.failing(16 * SEC), vec![(ip(1), 3)]);
+        assert_eq!(t.failing(16 * SEC), vec![(c(1), 3)]);
     }
 
     #[test]
@@ -699,25 +813,25 @@ mod tests {
     fn expire_in_order_of_until_and_next_expiry() {
         let mut t = Tracker::new(cfg(1, 60 * SEC));
         assert_eq!(t.next_expiry(), None);
-        t.ban(ip(3), 0, 300, 1);
-        t.ban(ip(1), 0, 100, 1);
-        t.ban(ip(2), 0, 200, 1);
-        t.ban(ip(4), 0, 100, 1);
+        t.ban(c(3), 0, 300, 1);
+        t.ban(c(1), 0, 100, 1);
+        t.ban(c(2), 0, 200, 1);
+        t.ban(c(4), 0, 100, 1);
         assert_eq!(t.next_expiry(), Some(100));
         assert_eq!(t.expire(99), vec![]);
         assert_eq!(
             t.expire(200),
             vec![
                 Decision::Unban {
-                    addr: ip(1),
+                    addr: c(1),
                     at: 100
                 },
                 Decision::Unban {
-                    addr: ip(4),
+                    addr: c(4),
                     at: 100
                 },
                 Decision::Unban {
-                    addr: ip(2),
+                    addr: c(2),
                     at: 200
                 },
             ]
@@ -734,19 +848,20 @@ mod tests {
         let mut t = Tracker::new(cfg(3, 60 * SEC));
         t.record(&fail(ip(1), 0), 0);
         t.record(&fail(ip(1), 1), 1);
-        let d = t.ban(ip(1), 10, 1000, 7);
+        let d = t.ban(c(1), 10, 1000, 7);
         assert_eq!(
             d,
             Decision::Ban {
-                addr: ip(1),
+                addr: c(1),
                 at: 10,
                 until: 1000,
-                failures: 7
+                failures: 7,
+                reason: BanReason::Failures,
             }
         );
         assert_eq!(t.stats().tracked, 0);
-        t.ban(ip(1), 20, 500, 0);
-        assert_eq!(t.bans().collect::<Vec<_>>(), vec![(ip(1), 500)]);
+        t.ban(c(1), 20, 500, 0);
+        assert_eq!(t.bans().collect::<Vec<_>>(), vec![(c(1), 500)]);
         assert_eq!(t.expire(999).len(), 1);
         assert_eq!(t.expire(1000), vec![]);
     }
@@ -754,12 +869,12 @@ mod tests {
     #[test]
     fn restored_ban_in_the_past_expires_at_once() {
         let mut t = Tracker::new(cfg(3, 60 * SEC));
-        t.ban(ip(1), 1000, 500, 3);
+        t.ban(c(1), 1000, 500, 3);
         assert_eq!(t.next_expiry(), Some(500));
         assert_eq!(
             t.expire(1000),
             vec![Decision::Unban {
-                addr: ip(1),
+                addr: c(1),
                 at: 500
             }]
         );
@@ -768,22 +883,22 @@ mod tests {
     #[test]
     fn manual_unban_clears_ban_and_window() {
         let mut t = Tracker::new(cfg(2, 60 * SEC));
-        t.ban(ip(1), 0, 100, 1);
-        assert!(t.unban(ip(1)));
-        assert!(!t.unban(ip(1)));
+        t.ban(c(1), 0, 100, 1);
+        assert!(t.unban(c(1)).is_some());
+        assert!(t.unban(c(1)).is_none());
         assert_eq!(t.next_expiry(), None);
         assert_eq!(t.expire(Millis::MAX), vec![]);
         t.record(&fail(ip(2), 0), 0);
-        assert!(!t.unban(ip(2)));
+        assert!(t.unban(c(2)).is_none());
         assert_eq!(t.record(&fail(ip(2), 1), 1), None, "window was cleared");
     }
 
     #[test]
     fn unban_all_lifts_everything() {
         let mut t = Tracker::new(cfg(2, 60 * SEC));
-        t.ban(ip(2), 0, 100, 1);
-        t.ban(ip(1), 0, 200, 1);
-        assert_eq!(t.unban_all(), vec![ip(1), ip(2)]);
+        t.ban(c(2), 0, 100, 1);
+        t.ban(c(1), 0, 200, 1);
+        assert_eq!(t.unban_all(), vec![c(1), c(2)]);
         assert_eq!(t.stats().banned, 0);
         assert_eq!(t.next_expiry(), None);
         assert_eq!(t.bans().count(), 0);
@@ -792,12 +907,9 @@ mod tests {
     #[test]
     fn bans_lists_by_until() {
         let mut t = Tracker::new(cfg(2, 60 * SEC));
-        t.ban(ip(1), 0, 300, 1);
-        t.ban(ip(2), 0, 100, 1);
-        assert_eq!(
-            t.bans().collect::<Vec<_>>(),
-            vec![(ip(2), 100), (ip(1), 300)]
-        );
+        t.ban(c(1), 0, 300, 1);
+        t.ban(c(2), 0, 100, 1);
+        assert_eq!(t.bans().collect::<Vec<_>>(), vec![(c(2), 100), (c(1), 300)]);
     }
 
     #[test]
@@ -825,8 +937,14 @@ mod tests {
         t.record(&weighted(ip(2), 5 * SEC, 3), 5 * SEC);
         t.record(&fail(ip(1), 8 * SEC), 8 * SEC);
         t.record(&fail(v6, 8 * SEC), 8 * SEC);
-        assert_eq!(t.failing(9 * SEC), vec![(ip(1), 1), (ip(2), 5), (v6, 1)]);
-        assert_eq!(t.failing(12 * SEC), vec![(ip(1), 1), (ip(2), 3), (v6, 1)]);
+        assert_eq!(
+            t.failing(9 * SEC),
+            vec![(c(1), 1), (c(2), 5), (Cidr::host(v6), 1)]
+        );
+        assert_eq!(
+            t.failing(12 * SEC),
+            vec![(c(1), 1), (c(2), 3), (Cidr::host(v6), 1)]
+        );
         assert_eq!(t.failing(30 * SEC), vec![]);
     }
 
@@ -835,7 +953,7 @@ mod tests {
         let mut t = Tracker::new(cfg(5, 60 * SEC));
         t.record(&fail(ip(1), 0), 0);
         t.record(&fail(ip(1), 1), 1);
-        t.ban(ip(9), 0, 100, 1);
+        t.ban(c(9), 0, 100, 1);
         let new = TrackerConfig {
             bantime: 5 * SEC,
             ..cfg(2, 60 * SEC)
@@ -847,10 +965,11 @@ mod tests {
         assert_eq!(
             t.record(&fail(ip(1), 2), 2),
             Some(Decision::Ban {
-                addr: ip(1),
+                addr: c(1),
                 at: 2,
                 until: 5 * SEC + 2,
-                failures: 3
+                failures: 3,
+                reason: BanReason::Failures,
             })
         );
     }
@@ -864,10 +983,11 @@ mod tests {
         assert_eq!(
             t.record(&fail(ip(1), 5), 5),
             Some(Decision::Ban {
-                addr: ip(1),
+                addr: c(1),
                 at: 5,
                 until: Millis::MAX,
-                failures: 1
+                failures: 1,
+                reason: BanReason::Failures,
             })
         );
     }
@@ -879,9 +999,9 @@ mod tests {
         for i in 0..1000 {
             if is_ban(&t.record(&fail(ip(1), i), i)) {
                 bans += 1;
-                t.unban(ip(1));
+                t.unban(c(1));
             }
-            if let Some(w) = t.windows.get(&ip(1)) {
+            if let Some(w) = t.windows.get(&c(1)) {
                 assert!(w.events.len() <= 4);
                 assert!(!w.events.spilled());
             }
@@ -921,7 +1041,7 @@ mod tests {
         assert_eq!(t.stats().tracked, 91);
         assert_eq!(t.stats().evicted, 10);
         // The ten oldest went.
-        assert!(!t.windows.contains_key(&ip(9)) && t.windows.contains_key(&ip(10)));
+        assert!(!t.windows.contains_key(&c(9)) && t.windows.contains_key(&c(10)));
         // No sweep until the cap is reached again.
         for i in 101..110u32 {
             t.record(&fail(ip(i), Millis::from(i)), Millis::from(i));
@@ -945,7 +1065,7 @@ mod tests {
         t.record(&fail(ip(10), 21 * SEC), 21 * SEC);
         assert_eq!(t.stats().tracked, 6);
         assert_eq!(t.stats().evicted, 0);
-        assert!((5..=10).all(|i| t.windows.contains_key(&ip(i))));
+        assert!((5..=10).all(|i| t.windows.contains_key(&c(i))));
     }
 
     #[test]
@@ -977,7 +1097,7 @@ mod tests {
         t.record(&fail(ip(3), 15 * SEC), 15 * SEC);
         assert_eq!(t.prune(15 * SEC), 1, "newest exactly findtime old is stale");
         assert_eq!(t.stats().tracked, 2);
-        assert!(!t.windows.contains_key(&ip(1)));
+        assert!(!t.windows.contains_key(&c(1)));
     }
 
     // ---- property tests -------------------------------------------------------------
@@ -1075,10 +1195,11 @@ mod tests {
             let until = now + cfg.bantime;
             self.bans.insert(f.addr, until);
             Some(Decision::Ban {
-                addr: f.addr,
+                addr: Cidr::host(f.addr),
                 at: now,
                 until,
                 failures: sum as u32,
+                reason: BanReason::Failures,
             })
         }
 
@@ -1094,9 +1215,16 @@ mod tests {
                 self.bans.remove(a);
             }
             due.into_iter()
-                .map(|(at, addr)| Decision::Unban { addr, at })
+                .map(|(at, addr)| Decision::Unban {
+                    addr: Cidr::host(addr),
+                    at,
+                })
                 .collect()
         }
+    }
+
+    fn cp(i: u8) -> Cidr {
+        Cidr::host(pool(i))
     }
 
     fn pool(i: u8) -> IpAddr {
@@ -1127,7 +1255,7 @@ mod tests {
             findtime in 1i64..60,
             ops in proptest::collection::vec(op(4), 0..300),
         ) {
-            let c = TrackerConfig { maxretry, findtime, bantime: 50, max_tracked: 1000 };
+            let c = TrackerConfig { maxretry, findtime, bantime: 50, max_tracked: 1000, v4_prefix: 32, v6_prefix: 128 };
             let mut t = Tracker::new(c.clone());
             let mut m = Model::default();
             let mut now: Millis = 0;
@@ -1144,14 +1272,14 @@ mod tests {
                     }
                     Op::Ban { addr, len } => {
                         let a = pool(addr);
-                        t.ban(a, now, now + len, 1);
+                        t.ban(Cidr::host(a), now, now + len, 1);
                         m.events.remove(&a);
                         m.bans.insert(a, now + len);
                     }
                     Op::Unban { addr } => {
                         let a = pool(addr);
                         m.events.remove(&a);
-                        prop_assert_eq!(t.unban(a), m.bans.remove(&a).is_some());
+                        prop_assert_eq!(t.unban(Cidr::host(a)).is_some(), m.bans.remove(&a).is_some());
                     }
                 }
                 prop_assert_eq!(t.stats().banned, m.bans.len());
@@ -1169,7 +1297,7 @@ mod tests {
             fails in proptest::collection::vec(
                 (0u8..8, 0i64..400, 0u32..4, any::<bool>(), 0u32..3), 0..300),
         ) {
-            let c = TrackerConfig { maxretry, findtime, bantime: 1000, max_tracked };
+            let c = TrackerConfig { maxretry, findtime, bantime: 1000, max_tracked, v4_prefix: 32, v6_prefix: 128 };
             let mut t = Tracker::new(c);
             let mut seen: HashMap<IpAddr, Vec<(Millis, u32)>> = HashMap::new();
             for (i, &(addr, time, weight, followup, session)) in fails.iter().enumerate() {
@@ -1179,7 +1307,7 @@ mod tests {
                 let d = t.record(&f, i as Millis);
                 prop_assert!(t.stats().tracked <= max_tracked);
                 if let Some(Decision::Ban { addr, .. }) = d {
-                    let evs = &seen[&addr];
+                    let evs = &seen[&addr.addr];
                     let worst = evs
                         .iter()
                         .map(|&(s, _)| {
@@ -1231,11 +1359,11 @@ mod tests {
         fn prop_expire_returns_each_ban_once(
             ops in proptest::collection::vec(op(50), 0..400),
         ) {
-            let mut t = Tracker::new(TrackerConfig { maxretry: 2, findtime: 20, bantime: 30, max_tracked: 10 });
-            let mut live: HashMap<IpAddr, Millis> = HashMap::new();
+            let mut t = Tracker::new(TrackerConfig { maxretry: 2, findtime: 20, bantime: 30, max_tracked: 10, v4_prefix: 32, v6_prefix: 128 });
+            let mut live: HashMap<Cidr, Millis> = HashMap::new();
             let mut now: Millis = 0;
-            let check = |out: &[Decision], live: &mut HashMap<IpAddr, Millis>, now: Millis| {
-                let mut last = (Millis::MIN, pool(0));
+            let check = |out: &[Decision], live: &mut HashMap<Cidr, Millis>, now: Millis| {
+                let mut last = (Millis::MIN, cp(0));
                 for d in out {
                     let Decision::Unban { addr, at } = *d else { return false };
                     if live.remove(&addr) != Some(at) || at > now || (at, addr) < last {
@@ -1259,11 +1387,11 @@ mod tests {
                         prop_assert!(check(&out, &mut live, now));
                     }
                     Op::Ban { addr, len } => {
-                        t.ban(pool(addr), now, now + len, 1);
-                        live.insert(pool(addr), now + len);
+                        t.ban(cp(addr), now, now + len, 1);
+                        live.insert(cp(addr), now + len);
                     }
                     Op::Unban { addr } => {
-                        prop_assert_eq!(t.unban(pool(addr)), live.remove(&pool(addr)).is_some());
+                        prop_assert_eq!(t.unban(cp(addr)).is_some(), live.remove(&cp(addr)).is_some());
                     }
                 }
             }

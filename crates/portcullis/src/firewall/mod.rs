@@ -15,6 +15,7 @@ pub mod null;
 use std::net::IpAddr;
 
 use anyhow::{bail, Result};
+use portcullis_core::ignore::Cidr;
 
 /// What happens to a packet from a banned address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,17 +75,37 @@ pub fn check_jail_name(name: &str) -> Result<()> {
 }
 
 /// One change to the banned sets.
+///
+/// `addr` is an address (/32, /128) or a prefix (`v4_prefix`, `v6_prefix`, `subnet_ban`,
+/// CIDR `deny` entries and manual bans): every backend bans the whole prefix in its own
+/// syntax (nftables: sets with `flags interval`). The engine never sends overlapping
+/// elements of one jail: a wider ban comes with the `Del` of the narrower ones it covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FwOp {
     /// Ban `addr` in `jail` for `timeout_ms` from now; if it is already banned, its timeout is
     /// replaced. A timeout of zero or less removes it instead (the ban is already over).
+    /// [`PERMANENT`] means no timeout at all: only an unban lifts it.
     Add {
         jail: String,
-        addr: IpAddr,
+        addr: Cidr,
         timeout_ms: i64,
     },
     /// Lift the ban of `addr` in `jail`; nothing happens if it is not banned.
-    Del { jail: String, addr: IpAddr },
+    Del { jail: String, addr: Cidr },
+}
+
+/// The `timeout_ms` of a permanent ban (no timeout in the firewall).
+pub const PERMANENT: i64 = portcullis_core::decision::FOREVER;
+
+/// True for prefixes that are never banned whatever the caller says: those holding a
+/// loopback or the unspecified address (see [`never_ban`]).
+pub fn never_ban_prefix(c: Cidr) -> bool {
+    if c.is_host() {
+        return never_ban(c.addr);
+    }
+    portcullis_core::ignore::IgnoreList::default()
+        .check_prefix(c)
+        .is_some()
 }
 
 /// A firewall backend.
