@@ -18,6 +18,7 @@ pub mod ignore;
 pub mod jail;
 pub mod policy;
 pub mod prefix;
+pub mod sketch;
 pub mod time;
 pub mod track;
 

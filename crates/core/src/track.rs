@@ -23,6 +23,18 @@
 //! `maxretry`. The number of tracked addresses is capped by `max_tracked`; see
 //! [`Tracker::record`] for how room is made. Bans are not capped.
 //!
+//! # Floods (DOSBAIL)
+//!
+//! When the cap is reached the tracker keeps the heavy hitters, not the newest: it evicts
+//! the windows of least weight (then the oldest), and what it evicts goes into a
+//! [`Sketch`](crate::sketch::Sketch), a Count-Min sketch with conservative update. An
+//! address's count is its exact window plus the sketch's estimate of its evicted failures,
+//! which is never too low: an address with `maxretry` failures within `findtime` is banned
+//! however large the flood and in whatever order the lines come (see
+//! [`crate::sketch`] for the bound on counting too much). Evicted failures count for
+//! between `findtime` and twice `findtime`. Memory stays bounded: `max_tracked` windows plus
+//! the sketch (`2 × 4 × width` bytes, 32 MiB at most, allocated at the first eviction).
+//!
 //! Time is always an argument: the tracker reads no clock, does no I/O and uses no
 //! randomness. Its maps are ordered, so every result is a function of its inputs, and an
 //! attacker cannot choose addresses that collide in a hash table.
@@ -34,6 +46,7 @@ use smallvec::SmallVec;
 
 use crate::decision::{BanReason, Decision, Failure, Kind, Millis};
 use crate::ignore::Cidr;
+use crate::sketch::Sketch;
 
 /// Failures kept inline per address before spilling to the heap: enough for
 /// `maxretry <= 5`, the usual setting.
@@ -210,6 +223,13 @@ pub struct Tracker {
     latest: Millis,
     evicted: u64,
     ignored_while_banned: u64,
+    /// Evicted failures, approximately (allocated at the first eviction).
+    sketch: Option<Box<Sketch>>,
+    /// Seed of the sketch's hashes.
+    seed: u64,
+    /// Per banned key: the sketch weight its ban consumed, and the sketch epoch then (so a
+    /// key is not banned again at once on old evicted failures).
+    debts: BTreeMap<Cidr, (u32, i64)>,
 }
 
 impl Tracker {
@@ -224,7 +244,36 @@ impl Tracker {
             latest: Millis::MIN,
             evicted: 0,
             ignored_while_banned: 0,
+            sketch: None,
+            seed: 0x5043_4c53,
+            debts: BTreeMap::new(),
         }
+    }
+
+    /// Sets the seed of the flood sketch's hashes (the daemon picks a random one, so nobody
+    /// can aim hash collisions; replay keeps the fixed default, to be reproducible).
+    pub fn set_seed(&mut self, seed: u64) {
+        self.seed = seed;
+        if let Some(s) = &mut self.sketch {
+            *s = Box::new(Sketch::new(
+                crate::sketch::width_for(self.cfg.cap()),
+                self.cfg.findtime(),
+                seed,
+            ));
+        }
+    }
+
+    /// The weight of `key`'s evicted failures around `time`, less what a ban already used.
+    fn evicted_weight(&self, key: &Cidr, time: Millis) -> u64 {
+        let Some(s) = &self.sketch else {
+            return 0;
+        };
+        let est = s.estimate(key, time);
+        let debt = match self.debts.get(key) {
+            Some(&(d, e)) if s.holds(e) => d,
+            _ => 0,
+        };
+        u64::from(est.saturating_sub(debt))
     }
 
     /// The settings in force.
@@ -282,15 +331,22 @@ impl Tracker {
                 }
                 w.insert(event);
                 w.drop_until(cutoff);
-                let total = w.weight_in(cutoff, Millis::MAX);
+                let exact = w.weight_in(cutoff, Millis::MAX);
+                let extra = self.evicted_weight(&key, f.time);
+                let total = exact + extra;
                 if total < maxretry {
                     return None;
                 }
                 self.windows.remove(&key);
+                self.note_debt(key, extra, f.time);
                 total
             }
             None => {
-                let total = u64::from(f.weight);
+                let extra = self.evicted_weight(&key, f.time);
+                let total = u64::from(f.weight) + extra;
+                if total >= maxretry {
+                    self.note_debt(key, extra, f.time);
+                }
                 if total < maxretry {
                     if self.windows.len() >= self.cfg.cap() {
                         self.make_room(now);
@@ -310,6 +366,30 @@ impl Tracker {
         };
         let until = now.saturating_add(self.cfg.bantime);
         Some(self.insert_ban(key, now, until, saturate(total)))
+    }
+
+    fn note_debt(&mut self, key: Cidr, extra: u64, time: Millis) {
+        if extra == 0 {
+            return;
+        }
+        let Some(s) = &self.sketch else { return };
+        let e = s.epoch_of(time);
+        let prev = self
+            .debts
+            .get(&key)
+            .filter(|d| s.holds(d.1))
+            .map_or(0, |d| d.0);
+        self.debts
+            .insert(key, (prev.saturating_add(saturate(extra)), e));
+        if self.debts.len() > self.cfg.cap() {
+            let sk = self.sketch.as_ref().expect("sketch");
+            self.debts.retain(|_, d| sk.holds(d.1));
+        }
+    }
+
+    /// Bytes held by the flood sketch (0 before the first eviction).
+    pub fn sketch_bytes(&self) -> usize {
+        self.sketch.as_ref().map_or(0, |s| s.bytes())
     }
 
     /// The active ban that covers `c` (`c` itself, or a wider prefix), if any.
@@ -498,7 +578,8 @@ impl Tracker {
     }
 
     /// Bring the number of windows to at most 90% of the cap (and below the cap): stale
-    /// windows first, then those whose newest failure is oldest (ties by address).
+    /// windows first, then the lightest (least weight in the window), the oldest first
+    /// among equals (ties by address). The evicted failures go into the sketch.
     fn make_room(&mut self, now: Millis) {
         self.prune(now);
         let cap = self.cfg.cap();
@@ -507,14 +588,26 @@ impl Tracker {
         if excess == 0 {
             return;
         }
-        let mut ages: Vec<(Millis, Cidr)> = self
+        let mut order: Vec<(u64, Millis, Cidr)> = self
             .windows
             .iter()
-            .map(|(&addr, w)| (w.newest(), addr))
+            .map(|(&addr, w)| (w.weight_in(Millis::MIN, Millis::MAX), w.newest(), addr))
             .collect();
-        let (_, &mut last_out, _) = ages.select_nth_unstable(excess - 1);
-        self.windows
-            .retain(|&addr, w| (w.newest(), addr) > last_out);
+        let (_, &mut last_out, _) = order.select_nth_unstable(excess - 1);
+        drop(order);
+        let (seed, findtime) = (self.seed, self.cfg.findtime());
+        let sketch = self.sketch.get_or_insert_with(|| {
+            Box::new(Sketch::new(crate::sketch::width_for(cap), findtime, seed))
+        });
+        self.windows.retain(|&addr, w| {
+            let keep = (w.weight_in(Millis::MIN, Millis::MAX), w.newest(), addr) > last_out;
+            if !keep {
+                for e in &w.events {
+                    sketch.add(&addr, e.weight, e.time);
+                }
+            }
+            keep
+        });
         self.evicted += excess as u64;
     }
 }
@@ -1100,6 +1193,104 @@ mod tests {
         assert!(!t.windows.contains_key(&c(1)));
     }
 
+    fn v6(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn failures_count_per_prefix_and_the_ban_covers_it() {
+        let mut t = Tracker::new(TrackerConfig {
+            v6_prefix: 64,
+            v4_prefix: 24,
+            ..cfg(3, 60 * SEC)
+        });
+        // a host rotating through its /64: one offender
+        for (i, a) in ["2001:db8:5:6::1", "2001:db8:5:6::2"].iter().enumerate() {
+            assert_eq!(t.record(&fail(v6(a), i as Millis), 0), None);
+        }
+        let d = t.record(&fail(v6("2001:db8:5:6:ffff::9"), 2), 0);
+        let p64 = Cidr::parse("2001:db8:5:6::/64").unwrap();
+        assert!(
+            matches!(d, Some(Decision::Ban { addr, .. }) if addr == p64),
+            "{d:?}"
+        );
+        assert!(t.is_banned(v6("2001:db8:5:6::abcd")));
+        assert!(!t.is_banned(v6("2001:db8:5:7::1")), "another /64 is not");
+        // the same for IPv4 per /24
+        for i in 0..3u32 {
+            t.record(&fail(ip(0xc000_0200 + i), 10 + Millis::from(i)), 10);
+        }
+        assert!(t.is_banned(ip(0xc000_02ff)));
+        // unbanning an address inside lifts the prefix
+        assert_eq!(t.unban(Cidr::host(v6("2001:db8:5:6::77"))), Some(p64));
+        assert!(!t.is_banned(v6("2001:db8:5:6::1")));
+    }
+
+    #[test]
+    fn a_wider_ban_covers_and_takes_the_narrower_ones() {
+        let mut t = Tracker::new(cfg(1, 60 * SEC));
+        for i in 1..=3u32 {
+            t.record(&fail(ip(0xc633_6400 + i), 0), 0);
+        }
+        t.record(&fail(ip(0xc633_6500), 0), 0); // another /24
+        let p24 = Cidr::parse("198.51.100.0/24").unwrap();
+        let covered = t.take_covered(p24);
+        assert_eq!(covered.len(), 3);
+        t.ban(p24, 0, 100, 3);
+        assert_eq!(t.covering_ban(Cidr::host(ip(0xc633_6409))), Some(p24));
+        assert_eq!(t.stats().banned, 2);
+        // failures inside the banned prefix are ignored while it stands
+        assert_eq!(t.record(&fail(ip(0xc633_6477), 1), 1), None);
+        assert_eq!(t.stats().ignored_while_banned, 1);
+        assert_eq!(
+            t.expire(100).len(),
+            1,
+            "the /24 ends at 100, the other ban later"
+        );
+        assert!(!t.is_banned(ip(0xc633_6409)));
+    }
+
+    /// The flood, scaled down tenfold for a debug build: 200,000 one-shot
+    /// addresses, each in its own /64, and an attacker with 5 failures spread evenly among
+    /// them, all within findtime; the cap (20,000) is a tenth of the one-shots. The
+    /// attacker is banned at its 5th failure; memory stays bounded. (bench/flood.sh runs the
+    /// full 2,000,000 against the release binary.)
+    #[test]
+    fn an_attacker_inside_a_flood_of_one_shot_addresses_is_banned() {
+        let mut t = Tracker::new(TrackerConfig {
+            max_tracked: 20_000,
+            v6_prefix: 64,
+            ..cfg(5, 600 * SEC)
+        });
+        let attacker = v6("2001:db8:ffff:1::66");
+        let n = 200_000u64;
+        let mut banned_at = None;
+        for i in 0..n {
+            let now = (i * 420 * SEC as u64 / n) as Millis; // 7 minutes in all
+            let a = IpAddr::V6(Ipv6Addr::from(
+                (0x2001_0db8u128 << 96) | (u128::from(i) << 64) | 1,
+            ));
+            assert_eq!(t.record(&fail(a, now), now), None, "a one-shot banned");
+            if i % (n / 5) == n / 10 {
+                if let Some(Decision::Ban { addr, failures, .. }) =
+                    t.record(&fail(attacker, now), now)
+                {
+                    assert_eq!(addr, t.config().key(attacker));
+                    assert_eq!(failures, 5);
+                    banned_at = Some(i);
+                }
+            }
+            assert!(t.stats().tracked <= 20_000);
+        }
+        assert!(
+            banned_at.is_some(),
+            "the attacker was not banned: {:?}",
+            t.stats()
+        );
+        assert!(t.stats().evicted > 150_000);
+        assert!(t.sketch_bytes() <= 2 * 4 * crate::sketch::MAX_WIDTH);
+    }
+
     // ---- property tests -------------------------------------------------------------
 
     /// One input to a tracker in a generated run.
@@ -1288,7 +1479,8 @@ mod tests {
         }
 
         /// (1) An address is banned only if, among its failures so far, some window of
-        /// `findtime` holds weights adding up to `maxretry` -- also with a tiny cap.
+        /// `findtime` holds weights adding up to `maxretry` -- also with a tiny cap, where
+        /// evicted failures count for up to twice `findtime` (see "Floods").
         #[test]
         fn prop_never_bans_below_threshold(
             maxretry in 1u32..6,
@@ -1308,11 +1500,14 @@ mod tests {
                 prop_assert!(t.stats().tracked <= max_tracked);
                 if let Some(Decision::Ban { addr, .. }) = d {
                     let evs = &seen[&addr.addr];
+                    // once windows were evicted, their failures count for up to twice
+                    // findtime (the sketch's generations)
+                    let span = if t.stats().evicted > 0 { 2 * findtime } else { findtime };
                     let worst = evs
                         .iter()
                         .map(|&(s, _)| {
                             evs.iter()
-                                .filter(|e| e.0 > s - findtime && e.0 <= s)
+                                .filter(|e| e.0 > s - span && e.0 <= s)
                                 .map(|e| u64::from(e.1))
                                 .sum::<u64>()
                         })
@@ -1321,6 +1516,43 @@ mod tests {
                     prop_assert!(worst >= u64::from(maxretry), "banned {} below threshold", addr);
                 }
             }
+        }
+
+        /// (4) Heavy hitters survive adversarial orders: whatever the interleaving of a
+        /// flood of one-shot addresses (many times the cap) and of an attacker's `maxretry`
+        /// failures within findtime, the attacker is banned by its last failure.
+        #[test]
+        fn prop_an_attacker_is_banned_in_any_flood_order(
+            maxretry in 2u32..6,
+            cap in 1usize..40,
+            flood in 0usize..3000,
+            positions in proptest::collection::vec(0.0f64..1.0, 6),
+            weights in proptest::collection::vec(1u32..3, 6),
+            findtime in 1000i64..100_000,
+        ) {
+            let mut t = Tracker::new(TrackerConfig { max_tracked: cap, ..cfg(maxretry, findtime) });
+            let mut at: Vec<usize> = positions.iter().map(|p| (p * flood as f64) as usize).collect();
+            at.truncate(maxretry as usize);
+            at.sort();
+            let attacker = ip(0xcb00_7107);
+            let span = findtime - 1;
+            let (mut k, mut sum, mut banned) = (0usize, 0u32, false);
+            for i in 0..=flood {
+                let now = (i as i64 * span) / flood.max(1) as i64;
+                while k < at.len() && at[k] == i {
+                    let w = weights[k].min(maxretry - sum.min(maxretry - 1));
+                    sum += w;
+                    if is_ban(&t.record(&weighted(attacker, now, w), now)) {
+                        banned = true;
+                    }
+                    k += 1;
+                }
+                if i < flood {
+                    t.record(&fail(ip(0x0a00_0000 + i as u32), now), now);
+                    prop_assert!(t.stats().tracked <= cap);
+                }
+            }
+            prop_assert!(sum < maxretry || banned, "attacker with {} of {} not banned", sum, maxretry);
         }
 
         /// (2) maxretry N and N failures of one address within findtime, in any order and
