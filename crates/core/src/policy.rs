@@ -383,8 +383,17 @@ pub struct Sentence {
 /// Turns a tracker's `Ban` decision of `jail` into the bans to carry out: its length from the
 /// jail's policy and the offender's `history` (which records it), and maybe a subnet ban
 /// (the narrower bans of the jail it covers are lifted, as `Unban` decisions). Updates the
-/// jail's tracker to match. `jitter` is a random number. Any other decision is returned as is.
-pub fn sentence(jail: &mut Jail, history: &mut History, d: Decision, jitter: u64) -> Sentence {
+/// jail's tracker to match. `trigger` is the address whose failure made the ban: when the
+/// offender's prefix (`v4_prefix`, `v6_prefix`) holds a never-ban address (an own address in
+/// the same /64, an ignored one), the ban shrinks to the widest prefix around `trigger` that
+/// holds none. `jitter` is a random number. Any other decision is returned as is.
+pub fn sentence(
+    jail: &mut Jail,
+    history: &mut History,
+    d: Decision,
+    trigger: std::net::IpAddr,
+    jitter: u64,
+) -> Sentence {
     let Decision::Ban {
         addr,
         at,
@@ -401,6 +410,18 @@ pub fn sentence(jail: &mut Jail, history: &mut History, d: Decision, jitter: u64
     };
     let name = jail.name().to_string();
     let policy = jail.settings().policy.clone();
+    let mut notes = Vec::new();
+    let addr = match jail.settings().ignore.check_prefix(addr) {
+        Some(why) if !addr.is_host() => {
+            jail.tracker_mut().unban(addr);
+            let to = shrink(&jail.settings().ignore, addr, trigger);
+            notes.push(format!(
+                "ban of {addr} narrowed to {to}: {addr} holds an address never banned ({why})"
+            ));
+            to
+        }
+        _ => addr,
+    };
     let scope = (!policy.ban.across_jails()).then_some(name.as_str());
     let since = at.saturating_sub(policy.ban.window());
     let prior = history.count(addr, scope, since);
@@ -426,7 +447,7 @@ pub fn sentence(jail: &mut Jail, history: &mut History, d: Decision, jitter: u64
     let mut out = Sentence {
         decisions: vec![first],
         counts: vec![t.count],
-        notes: vec![],
+        notes,
     };
     let Some(sb) = &policy.subnet else {
         return out;
@@ -484,6 +505,16 @@ pub fn sentence(jail: &mut Jail, history: &mut History, d: Decision, jitter: u64
         out.counts.push(t.count);
     }
     out
+}
+
+/// The widest prefix inside `wide` that holds `ip` and nothing `ignore` protects (at worst
+/// `ip` alone).
+pub fn shrink(ignore: &IgnoreList, wide: Cidr, ip: std::net::IpAddr) -> Cidr {
+    let host = Cidr::host(ip);
+    (wide.len..host.len)
+        .filter_map(|l| Cidr::new(host.addr, l))
+        .find(|c| ignore.check_prefix(*c).is_none())
+        .unwrap_or(host)
 }
 
 #[cfg(test)]
@@ -672,6 +703,19 @@ mod tests {
             sb.target(&h, None, last, 2, &none),
             SubnetOutcome::Ban(c("2001:db8:5::/48"))
         );
+    }
+
+    #[test]
+    fn an_offender_prefix_holding_an_own_address_shrinks_around_the_trigger() {
+        let own = IgnoreList::new(vec![], vec!["2001:db8:a::1".parse().unwrap()]);
+        let p64 = c("2001:db8:a::/64");
+        let t = "2001:db8:a::12".parse().unwrap();
+        assert_eq!(shrink(&own, p64, t), c("2001:db8:a::10/124"));
+        let none = IgnoreList::new(vec![], vec![]);
+        assert_eq!(shrink(&none, p64, t), p64);
+        // next to the own address: the address alone
+        let t = "2001:db8:a::0".parse().unwrap();
+        assert_eq!(shrink(&own, p64, t), Cidr::host(t));
     }
 
     proptest! {

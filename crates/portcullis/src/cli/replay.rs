@@ -142,7 +142,7 @@ pub fn run(
                                 Decision::Ban { addr, at, .. } => mix(addr, *at),
                                 _ => 0,
                             };
-                            let s = policy::sentence(j, &mut history, d, jitter);
+                            let s = policy::sentence(j, &mut history, d, failure.addr, jitter);
                             for n in &s.notes {
                                 eprintln!("replay: jail {}: {n}", j.name());
                             }

@@ -157,7 +157,7 @@ impl Engine {
         let mut own = own;
         own.sort();
         own.dedup();
-        Engine {
+        let mut e = Engine {
             config_path: config_path.map(Path::to_path_buf),
             jails: cfg
                 .jails
@@ -186,7 +186,13 @@ impl Engine {
             floods: HashMap::new(),
             last_prune: i64::MIN / 2,
             cfg,
+        };
+        // random hash seeds for the flood sketches: nobody can aim collisions
+        for i in 0..e.jails.len() {
+            let seed = e.jitter();
+            e.jails[i].tracker_mut().set_seed(seed);
         }
+        e
     }
 }
 
@@ -563,6 +569,7 @@ impl Engine {
             return Ok(());
         }
         self.last_prune = now;
+        self.history.prune(now - HISTORY_DAYS * 86_400_000);
         let n = self.store.prune_history(now - HISTORY_DAYS * 86_400_000)?;
         if n > 0 {
             info!("pruned {n} ban history rows older than {HISTORY_DAYS} days");
@@ -748,7 +755,7 @@ impl Engine {
             };
             for &ji in js.clone().iter() {
                 let step = self.jails[ji].process(line, &ctx, Some(now), now);
-                let Step::Failure { decision, .. } = step else {
+                let Step::Failure { decision, failure } = step else {
                     continue;
                 };
                 self.floods
@@ -760,7 +767,7 @@ impl Engine {
                 };
                 let jitter = self.jitter();
                 let j = &mut self.jails[ji];
-                let s = policy::sentence(j, &mut self.history, d, jitter);
+                let s = policy::sentence(j, &mut self.history, d, failure.addr, jitter);
                 for n in &s.notes {
                     info!(jail = j.name(), "{n}");
                 }
@@ -940,7 +947,11 @@ impl Engine {
                     j.reconfigure(settings, jc.filters.clone());
                     jails.push(j);
                 }
-                None => jails.push(jails::build_jail(&cfg, jc, &self.own)),
+                None => {
+                    let mut j = jails::build_jail(&cfg, jc, &self.own);
+                    j.tracker_mut().set_seed(self.jitter());
+                    jails.push(j);
+                }
             }
         }
         self.jails = jails;
@@ -1026,7 +1037,11 @@ impl Engine {
                         warnings: source_warnings(c),
                         maxretry: c.maxretry,
                         findtime: duration::format(c.findtime),
-                        bantime: duration::format(c.bantime),
+                        bantime: if c.bantime == FOREVER {
+                            "forever".into()
+                        } else {
+                            duration::format(c.bantime)
+                        },
                         failing: j
                             .tracker()
                             .failing(now)
