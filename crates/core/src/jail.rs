@@ -23,8 +23,13 @@ pub struct JailSettings {
     pub mode: Mode,
     /// Weights by user name (e.g. `root = 5`: one root attempt counts as five).
     pub user_weights: Vec<(Vec<u8>, u32)>,
+    /// Weights by rule id of the jail's filters (e.g. `root-login = 5`), replacing the
+    /// rule's own weight (0 turns a rule off); see [`crate::policy::weight`].
+    pub rule_weights: Vec<(String, u32)>,
     /// Never-ban list (global + the jail's own + host addresses).
     pub ignore: IgnoreList,
+    /// Ban lengths, escalation, subnet bans (see [`crate::policy`]).
+    pub policy: crate::policy::JailPolicy,
 }
 
 /// What one line did.
@@ -203,14 +208,13 @@ pub fn prepare(
         };
     }
     let rule = &set.filters()[hit.filter].rules()[hit.rule];
-    let mut weight = rule.weight;
-    if weight > 0 {
-        if let Some(u) = hit.user {
-            if let Some((_, w)) = settings.user_weights.iter().find(|(name, _)| name == u) {
-                weight = weight.max(*w);
-            }
-        }
-    }
+    let weight = crate::policy::weight(
+        rule.weight,
+        &rule.id,
+        hit.user,
+        &settings.rule_weights,
+        &settings.user_weights,
+    );
     Prepared::Failure {
         failure: Failure {
             addr: hit.addr,
@@ -238,13 +242,16 @@ mod tests {
                 findtime: 600_000,
                 bantime: 600_000,
                 max_tracked: 1000,
+                ..TrackerConfig::default()
             },
             mode: Mode::Normal,
             user_weights: weights,
+            rule_weights: vec![],
             ignore: IgnoreList::new(
                 vec![crate::ignore::Cidr::parse("192.0.2.0/24").unwrap()],
                 vec![],
             ),
+            policy: Default::default(),
         };
         Jail::new(settings, vec![f])
     }

@@ -15,18 +15,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
-use portcullis_core::decision::{Decision, Millis};
+use portcullis_core::decision::{BanReason, Decision, Millis, FOREVER};
 use portcullis_core::duration;
 use portcullis_core::ignore::{Cidr, IgnoreList, Reason};
 use portcullis_core::jail::{Jail, Step};
-use portcullis_core::time::rfc3339;
+use portcullis_core::policy::{self, History};
 use tracing::{error, info, warn};
 
 use crate::config::{self, Config, OnCorrupt};
 use crate::events::{self, Event, StopKind, UnbanReason};
 #[cfg(test)]
 use crate::firewall::null::Null;
-use crate::firewall::{Action, Firewall, FwOp, JailRules, Proto};
+use crate::firewall::{Action, Firewall, FwOp, JailRules, Proto, PERMANENT};
 use crate::jails;
 use crate::sources::batch::Batch;
 use crate::sources::file::{self as file_source, FileSources, SharedPaths};
@@ -98,6 +98,49 @@ struct Engine {
     last_prune: Millis,
     /// Evictions already reported per jail (DOSBAIL-style floods are reported, not fatal).
     evicted_reported: HashMap<String, u64>,
+    /// Every offender's bans and manual unbans (escalation), loaded from the store at start.
+    history: History,
+    /// Reason and count (n-th ban) of each active ban, by (jail, target).
+    meta: HashMap<(String, Cidr), (BanReason, u32)>,
+    /// The `deny` entries in the firewall now (jail [`config::DENY_JAIL`]).
+    denied: Vec<Cidr>,
+    /// Random state for the ban jitter.
+    rng: u64,
+    /// Per jail: when the last `flood` event was emitted, and failures counted since.
+    floods: HashMap<String, (Millis, u64)>,
+}
+
+/// How long one `flood` event per jail covers: at most one per interval.
+const FLOOD_INTERVAL_MS: Millis = 60_000;
+
+/// A firewall timeout for a ban that ends at `until`.
+fn fw_timeout(until: Millis, now: Millis) -> i64 {
+    if until == FOREVER {
+        PERMANENT
+    } else {
+        until - now
+    }
+}
+
+/// The `deny` list to ban: entries covered by another entry are dropped (interval sets
+/// refuse overlaps). Errors when an entry covers an own address.
+fn deny_targets(cfg: &Config, own: &[IpAddr]) -> Result<Vec<Cidr>> {
+    let mut v: Vec<Cidr> = cfg.deny.cidrs.clone();
+    if let Some((c, a)) = v
+        .iter()
+        .find_map(|c| own.iter().find(|a| c.contains(**a)).map(|a| (c, a)))
+    {
+        anyhow::bail!("`deny`: {c} is refused: it holds {a}, one of this host's own addresses");
+    }
+    v.sort_by_key(|c| c.len);
+    let mut out: Vec<Cidr> = Vec::new();
+    for c in v {
+        if !out.iter().any(|o| o.covers(&c)) {
+            out.push(c);
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 impl Engine {
@@ -114,7 +157,7 @@ impl Engine {
         let mut own = own;
         own.sort();
         own.dedup();
-        Engine {
+        let mut e = Engine {
             config_path: config_path.map(Path::to_path_buf),
             jails: cfg
                 .jails
@@ -131,9 +174,25 @@ impl Engine {
             store,
             new_paths: Arc::new(Mutex::new(None)),
             evicted_reported: HashMap::new(),
+            history: History::new(),
+            meta: HashMap::new(),
+            denied: Vec::new(),
+            rng: {
+                use std::hash::{BuildHasher, Hasher};
+                let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+                h.write_u64(now_ms() as u64);
+                h.finish() | 1
+            },
+            floods: HashMap::new(),
             last_prune: i64::MIN / 2,
             cfg,
+        };
+        // random hash seeds for the flood sketches: nobody can aim collisions
+        for i in 0..e.jails.len() {
+            let seed = e.jitter();
+            e.jails[i].tracker_mut().set_seed(seed);
         }
+        e
     }
 }
 
@@ -145,13 +204,22 @@ fn lift_reason(ignore: &IgnoreList, own: &[IpAddr], ban: Cidr) -> Option<String>
     match ignore.check_prefix(ban) {
         Some(Reason::Loopback) => Some("loopback".into()),
         Some(Reason::Own) => Some("own-address".into()),
-        Some(Reason::Listed(c)) => Some(format!("ignore:{c}")),
+        Some(Reason::Listed(c)) => Some(format!("ignore:{}/{}", c.addr, c.len)),
         None if own.iter().any(|&a| ban.contains(a)) => Some("own-address".into()),
         None => None,
     }
 }
 
 fn jail_rules(cfg: &Config) -> Vec<JailRules> {
+    // the `deny` list: every port, every protocol
+    let deny = JailRules {
+        name: config::DENY_JAIL.into(),
+        ports: None,
+        proto: Proto::Both,
+        action: Action::Drop,
+        // the default backends (`[firewall] backend`)
+        backends: Vec::new(),
+    };
     cfg.jails
         .iter()
         .map(|j| JailRules {
@@ -169,6 +237,7 @@ fn jail_rules(cfg: &Config) -> Vec<JailRules> {
             },
             backends: j.backends.clone(),
         })
+        .chain(std::iter::once(deny))
         .collect()
 }
 
@@ -338,6 +407,7 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
         .setup(&jail_rules(&eng.cfg))
         .context("cannot set up the firewall")?;
     eng.restore()?;
+    eng.sync_deny()?;
     // the restore's temporary vectors and nft script are gone; without this RSS keeps
     // their peak
     crate::sys::trim_heap();
@@ -480,11 +550,11 @@ impl Engine {
         let mut fw_ops = Vec::new();
         let mut st_ops = Vec::new();
         for j in &mut self.jails {
-            let lift: Vec<(IpAddr, String)> = j
+            let lift: Vec<(Cidr, String)> = j
                 .tracker()
                 .bans()
                 .filter_map(|(a, _)| {
-                    lift_reason(&j.settings().ignore, &self.own, Cidr::host(a)).map(|r| (a, r))
+                    lift_reason(&j.settings().ignore, &self.own, a).map(|r| (a, r))
                 })
                 .collect();
             let jail = j.name().to_string();
@@ -524,6 +594,7 @@ impl Engine {
             return Ok(());
         }
         self.last_prune = now;
+        self.history.prune(now - HISTORY_DAYS * 86_400_000);
         let n = self.store.prune_history(now - HISTORY_DAYS * 86_400_000)?;
         if n > 0 {
             info!("pruned {n} ban history rows older than {HISTORY_DAYS} days");
@@ -546,8 +617,84 @@ impl Engine {
         Ok(0)
     }
 
+    /// Loads the ban history of the last [`HISTORY_DAYS`] (escalation survives restarts).
+    fn load_history(&mut self, now: Millis) -> Result<()> {
+        let since = now - HISTORY_DAYS * 86_400_000;
+        let mut h = History::new();
+        for b in self.store.history_since(since)? {
+            h.record_ban(b.addr, &b.jail, b.start);
+        }
+        for (a, jail, at) in self.store.resets_since(since)? {
+            h.record_reset(a, &jail, at);
+        }
+        self.history = h;
+        Ok(())
+    }
+
+    /// Puts the `deny` list of the configuration into the firewall (permanent bans of jail
+    /// `deny`) and lifts entries no longer listed. At start and reload.
+    fn sync_deny(&mut self) -> Result<()> {
+        let want = deny_targets(&self.cfg, &self.own)?;
+        let jail = config::DENY_JAIL.to_string();
+        let mut ops: Vec<FwOp> = self
+            .denied
+            .iter()
+            .filter(|c| !want.contains(c))
+            .map(|&addr| FwOp::Del {
+                jail: jail.clone(),
+                addr,
+            })
+            .collect();
+        let added: Vec<Cidr> = want
+            .iter()
+            .filter(|c| !self.denied.contains(c))
+            .copied()
+            .collect();
+        ops.extend(added.iter().map(|&addr| FwOp::Add {
+            jail: jail.clone(),
+            addr,
+            timeout_ms: PERMANENT,
+        }));
+        if ops.is_empty() {
+            return Ok(());
+        }
+        self.fw
+            .apply(&ops)
+            .context("cannot put the deny list into the firewall")?;
+        for &addr in &added {
+            events::emit(&Event::Ban {
+                addr,
+                jail: jail.clone(),
+                failures: 0,
+                length: FOREVER,
+                manual: false,
+                reason: BanReason::Deny,
+            });
+        }
+        for addr in self.denied.iter().filter(|c| !want.contains(c)) {
+            events::emit(&Event::Unban {
+                addr: *addr,
+                jail: jail.clone(),
+                reason: UnbanReason::Lifted("deny-list".into()),
+            });
+        }
+        self.denied = want;
+        Ok(())
+    }
+
+    /// A random number for the jitter (xorshift; seeded at start).
+    fn jitter(&mut self) -> u64 {
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        x
+    }
+
     fn restore(&mut self) -> Result<()> {
         let now = now_ms();
+        self.load_history(now)?;
         let mut ops = Vec::new();
         let mut lifted = Vec::new();
         let mut n = 0;
@@ -577,7 +724,7 @@ impl Engine {
             }
             // not put back if the ignore list, loopback or an own address covers it now
             // (the kernel may still hold it: deleted)
-            if let Some(reason) = lift_reason(&j.settings().ignore, &self.own, Cidr::host(b.addr)) {
+            if let Some(reason) = lift_reason(&j.settings().ignore, &self.own, b.addr) {
                 events::emit(&Event::Unban {
                     addr: b.addr,
                     jail: b.jail.clone(),
@@ -595,10 +742,12 @@ impl Engine {
                 continue;
             }
             j.tracker_mut().ban(b.addr, b.start, b.end, b.failures);
+            self.meta
+                .insert((b.jail.clone(), b.addr), (b.reason, b.count));
             ops.push(FwOp::Add {
                 jail: b.jail.clone(),
                 addr: b.addr,
-                timeout_ms: b.end - now,
+                timeout_ms: fw_timeout(b.end, now),
             });
             n += 1;
             if n <= 100 {
@@ -633,6 +782,7 @@ impl Engine {
             local_offset: crate::cli::local_offset(now / 1000),
         };
         let mut fw_ops = Vec::new();
+        let mut fw_first = Vec::new();
         let mut st_ops = Vec::new();
         for (src, line) in b.iter() {
             if !self.glob_routed.contains(src) {
@@ -648,55 +798,99 @@ impl Engine {
             let Some(js) = self.routes.get(src) else {
                 continue;
             };
-            for &ji in js {
+            for &ji in js.clone().iter() {
+                let step = self.jails[ji].process(line, &ctx, Some(now), now);
+                let Step::Failure { decision, failure } = step else {
+                    continue;
+                };
+                self.floods
+                    .entry(self.jails[ji].name().to_string())
+                    .or_insert((now, 0))
+                    .1 += 1;
+                let Some(d) = decision else {
+                    continue;
+                };
+                let jitter = self.jitter();
                 let j = &mut self.jails[ji];
-                if let Step::Failure {
-                    decision:
-                        Some(Decision::Ban {
+                let s = policy::sentence(j, &mut self.history, d, failure.addr, jitter);
+                for n in &s.notes {
+                    info!(jail = j.name(), "{n}");
+                }
+                let mut counts = s.counts.iter();
+                let jail = j.name().to_string();
+                for d in s.decisions {
+                    match d {
+                        Decision::Ban {
                             addr,
                             at,
                             until,
                             failures,
-                        }),
-                    ..
-                } = j.process(line, &ctx, Some(now), now)
-                {
-                    if crate::firewall::never_ban(addr) || self.own.contains(&addr) {
-                        j.tracker_mut().unban(addr);
-                        continue;
+                            reason,
+                        } => {
+                            let count = counts.next().copied().unwrap_or(1);
+                            if crate::firewall::never_ban_prefix(addr)
+                                || self.own.iter().any(|&o| addr.contains(o))
+                            {
+                                j.tracker_mut().unban(addr);
+                                continue;
+                            }
+                            events::emit(&Event::Ban {
+                                addr,
+                                jail: jail.clone(),
+                                failures,
+                                length: if until == FOREVER {
+                                    FOREVER
+                                } else {
+                                    until - at
+                                },
+                                manual: false,
+                                reason,
+                            });
+                            self.meta.insert((jail.clone(), addr), (reason, count));
+                            fw_ops.push(FwOp::Add {
+                                jail: jail.clone(),
+                                addr,
+                                timeout_ms: fw_timeout(until, now),
+                            });
+                            st_ops.push(StoreOp::Ban(BanRecord {
+                                addr,
+                                jail: jail.clone(),
+                                start: at,
+                                end: until,
+                                failures,
+                                reason,
+                                count,
+                            }));
+                        }
+                        Decision::Unban { addr, at } => {
+                            events::emit(&Event::Unban {
+                                addr,
+                                jail: jail.clone(),
+                                reason: UnbanReason::Lifted("subnet-ban".into()),
+                            });
+                            self.meta.remove(&(jail.clone(), addr));
+                            // nft checks overlaps against the set as it is before the
+                            // transaction: the narrower elements go in a batch of their own
+                            fw_first.push(FwOp::Del {
+                                jail: jail.clone(),
+                                addr,
+                            });
+                            st_ops.push(StoreOp::Unban {
+                                addr,
+                                jail: jail.clone(),
+                                at,
+                            });
+                        }
                     }
-                    let jail = j.name().to_string();
-                    events::emit(&Event::Ban {
-                        addr,
-                        jail: jail.clone(),
-                        failures,
-                        length: until - at,
-                        manual: false,
-                    });
-                    fw_ops.push(FwOp::Add {
-                        jail: jail.clone(),
-                        addr,
-                        timeout_ms: until - now,
-                    });
-                    st_ops.push(StoreOp::Ban(BanRecord {
-                        addr,
-                        jail,
-                        start: at,
-                        end: until,
-                        failures,
-                    }));
                 }
             }
         }
-        for j in &self.jails {
-            let ev = j.tracker().stats().evicted;
-            let seen = self
-                .evicted_reported
-                .entry(j.name().to_string())
-                .or_default();
-            if ev >= *seen + 10_000 || (*seen == 0 && ev > 0) {
-                warn!("jail={} tracking cap reached: {ev} addresses evicted so far (a flood from very many addresses; raise max_tracked if this is real traffic)", j.name());
-                *seen = ev;
+        self.report_floods(now);
+        if !fw_first.is_empty() {
+            if let Err(e) = self.fw.apply(&fw_first) {
+                error!("firewall: {e:#}; repairing the table and retrying");
+                self.fw.setup(&jail_rules(&self.cfg))?;
+                self.fw.apply(&fw_first)?;
             }
         }
         if !fw_ops.is_empty() {
@@ -717,6 +911,39 @@ impl Engine {
         Ok(())
     }
 
+    /// Emits a `flood` event for each jail whose tracking cap evicted windows since the last
+    /// one, at most once per [`FLOOD_INTERVAL_MS`] per jail.
+    fn report_floods(&mut self, now: Millis) {
+        for j in &self.jails {
+            let st = j.tracker().stats();
+            let name = j.name().to_string();
+            let seen = self.evicted_reported.entry(name.clone()).or_default();
+            let f = self.floods.entry(name.clone()).or_insert((now, 0));
+            if st.evicted > *seen && (now - f.0 >= FLOOD_INTERVAL_MS || *seen == 0) {
+                events::emit(&Event::Flood {
+                    jail: name,
+                    tracked: st.tracked,
+                    evicted: st.evicted,
+                    failures: f.1,
+                });
+                *seen = st.evicted;
+                *f = (now, 0);
+            } else if now - f.0 >= FLOOD_INTERVAL_MS {
+                *f = (now, 0);
+            }
+        }
+    }
+
+    /// For `status`: the flood a jail is under, if its cap evicted windows in the last two
+    /// intervals.
+    fn flood_status(&self, jail: &str, now: Millis) -> Option<String> {
+        let seen = *self.evicted_reported.get(jail)?;
+        let (at, _) = *self.floods.get(jail)?;
+        (seen > 0 && now - at < 2 * FLOOD_INTERVAL_MS).then(|| {
+            format!("flood: tracking cap reached, {seen} windows evicted so far; the heaviest offenders are kept and still banned")
+        })
+    }
+
     fn expire(&mut self, now: Millis) -> Result<()> {
         let mut st_ops = Vec::new();
         let mut fw_ops = Vec::new();
@@ -725,6 +952,7 @@ impl Engine {
             if j.tracker().next_expiry().is_some_and(|t| t <= now) {
                 for d in j.tracker_mut().expire(now) {
                     if let Decision::Unban { addr, at } = d {
+                        self.meta.remove(&(j.name().to_string(), addr));
                         events::emit(&Event::Unban {
                             addr,
                             jail: j.name().to_string(),
@@ -762,6 +990,10 @@ impl Engine {
         let cfg = Config::load(self.config_path.as_deref())?;
         self.own = addrs::own();
         self.own_read = now_ms();
+        deny_targets(&cfg, &self.own)?;
+        for w in config::warnings(&cfg) {
+            warn!("{w}");
+        }
         self.fw
             .set_ratelimits(&ratelimits(&cfg, &self.own))
             .context("[[ratelimit]]")?;
@@ -778,7 +1010,11 @@ impl Engine {
                     j.reconfigure(settings, jc.filters.clone());
                     jails.push(j);
                 }
-                None => jails.push(jails::build_jail(&cfg, jc, &self.own)),
+                None => {
+                    let mut j = jails::build_jail(&cfg, jc, &self.own);
+                    j.tracker_mut().set_seed(self.jitter());
+                    jails.push(j);
+                }
             }
         }
         self.jails = jails;
@@ -794,7 +1030,12 @@ impl Engine {
         for s in &stopped {
             info!("stopped reading {s}");
         }
-        self.cfg = cfg;
+        let old_cfg = std::mem::replace(&mut self.cfg, cfg);
+        if let Err(e) = self.sync_deny() {
+            // the deny list of the new configuration is refused: keep the old one
+            self.cfg.deny = old_cfg.deny;
+            error!("deny list not changed: {e:#}");
+        }
         // bans the new ignore lists (or the host's addresses as read now) cover are lifted;
         // the new configuration stands even if that fails
         let lifted = match self.lift_ignored(now_ms()) {
@@ -824,15 +1065,19 @@ impl Engine {
                     ))
                 }
             },
-            Request::Bans { jail } => {
+            Request::Bans { jail, permanent } => {
                 if let Some(n) = &jail {
-                    if !self.jails.iter().any(|j| j.name() == n) {
+                    if n != config::DENY_JAIL && !self.jails.iter().any(|j| j.name() == n) {
                         return Response::err(format!("no jail named {n:?}"));
                     }
                 }
+                let mut bans = self.bans(now, jail.as_deref());
+                if permanent {
+                    bans.retain(|b| b.permanent);
+                }
                 Response {
                     ok: true,
-                    bans: self.bans(now, jail.as_deref()),
+                    bans,
                     ..Default::default()
                 }
             }
@@ -855,7 +1100,11 @@ impl Engine {
                         warnings: source_warnings(c),
                         maxretry: c.maxretry,
                         findtime: duration::format(c.findtime),
-                        bantime: duration::format(c.bantime),
+                        bantime: if c.bantime == FOREVER {
+                            "forever".into()
+                        } else {
+                            duration::format(c.bantime)
+                        },
                         failing: j
                             .tracker()
                             .failing(now)
@@ -864,6 +1113,7 @@ impl Engine {
                             .collect(),
                         banned: j.tracker().stats().banned,
                         evicted: j.tracker().stats().evicted,
+                        flood: self.flood_status(j.name(), now),
                     })
                     .collect();
                 // the firewall's own lines: rate-limit counters, size warnings
@@ -895,12 +1145,24 @@ impl Engine {
             .filter(|j| only.is_none_or(|n| n == j.name()))
         {
             for (addr, until) in j.tracker().bans() {
-                v.push(BanInfo {
-                    host: addr.to_string(),
-                    jail: j.name().to_string(),
-                    until: rfc3339(until),
-                    remaining_secs: (until - now).max(0) / 1000,
-                });
+                let (reason, count) = self
+                    .meta
+                    .get(&(j.name().to_string(), addr))
+                    .copied()
+                    .unwrap_or((BanReason::Failures, 1));
+                v.push(BanInfo::new(addr, j.name(), until, now, reason, count));
+            }
+        }
+        if only.is_none_or(|n| n == config::DENY_JAIL) {
+            for &addr in &self.denied {
+                v.push(BanInfo::new(
+                    addr,
+                    config::DENY_JAIL,
+                    FOREVER,
+                    now,
+                    BanReason::Deny,
+                    1,
+                ));
             }
         }
         v
@@ -913,8 +1175,10 @@ impl Engine {
         dur: Option<&str>,
         now: Millis,
     ) -> Response {
-        let Some(ip) = portcullis_core::addr::parse(addr.as_bytes()) else {
-            return Response::err(format!("{addr:?} is not an IP address"));
+        let Ok(target) = Cidr::parse(addr) else {
+            return Response::err(format!(
+                "{addr:?} is not an IP address or CIDR prefix (e.g. 203.0.113.7, 2001:db8:5:6::/64)"
+            ));
         };
         let ji = match jail {
             Some(n) => match self.jails.iter().position(|j| j.name() == n) {
@@ -924,60 +1188,116 @@ impl Engine {
             None if self.jails.is_empty() => return Response::err("there is no jail to ban in"),
             None => 0,
         };
-        if let Some(reason) = self.jails[ji].settings().ignore.check(ip) {
-            return Response::err(format!("refused to ban {ip}: {reason}"));
+        if let Some(reason) = self.jails[ji].settings().ignore.check_prefix(target) {
+            return Response::err(format!("refused to ban {target}: {reason}"));
         }
-        if crate::firewall::never_ban(ip) || self.own.contains(&ip) {
+        if crate::firewall::never_ban_prefix(target) || self.own.iter().any(|&o| target.contains(o))
+        {
             return Response::err(format!(
-                "refused to ban {ip}: it is loopback or one of this host's own addresses"
+                "refused to ban {target}: it is or holds loopback or one of this host's own addresses"
             ));
         }
         let len = match dur {
             None => self.cfg.jails[ji].bantime,
+            Some("forever") => FOREVER,
             Some(d) => match duration::parse(d) {
                 Ok(l) if l > 0 => l,
                 Ok(_) => return Response::err("the duration must be longer than 0"),
-                Err(e) => return Response::err(e.to_string()),
+                Err(e) => return Response::err(format!("{e} (or \"forever\")")),
             },
         };
+        let until = if len == FOREVER {
+            FOREVER
+        } else {
+            now.saturating_add(len)
+        };
         let jail = self.jails[ji].name().to_string();
+        if let Some(wider) = self.jails[ji].tracker().covering_ban(target) {
+            if wider != target {
+                return Response::err(format!(
+                    "{target} is already banned in jail {jail} as part of {wider}"
+                ));
+            }
+        }
         let mut ops = Vec::new();
-        if self.jails[ji].tracker().is_banned(ip) {
+        if self.jails[ji].tracker().ban_until_of(target).is_some() {
             // a new duration for an active ban: the kernel element is replaced
             ops.push(FwOp::Del {
                 jail: jail.clone(),
-                addr: ip,
+                addr: target,
             });
+        }
+        let covered: Vec<Cidr> = self.jails[ji]
+            .tracker()
+            .bans()
+            .map(|(c, _)| c)
+            .filter(|c| *c != target && target.covers(c))
+            .collect();
+        let first: Vec<FwOp> = covered
+            .iter()
+            .map(|&addr| FwOp::Del {
+                jail: jail.clone(),
+                addr,
+            })
+            .collect();
+        // nft checks overlaps against the set before the transaction: narrower ones first
+        if !first.is_empty() {
+            if let Err(e) = self.fw.apply(&first) {
+                return Response::err(format!("the firewall refused: {e:#}"));
+            }
         }
         ops.push(FwOp::Add {
             jail: jail.clone(),
-            addr: ip,
-            timeout_ms: len,
+            addr: target,
+            timeout_ms: fw_timeout(until, now),
         });
         // the kernel first: a refused ban must not leave the tracker saying "banned"
         if let Err(e) = self.fw.apply(&ops) {
             return Response::err(format!("the firewall refused: {e:#}"));
         }
-        self.jails[ji].tracker_mut().ban(ip, now, now + len, 0);
-        if let Err(e) = self.store.apply(&[StoreOp::Ban(BanRecord {
-            addr: ip,
+        self.jails[ji].tracker_mut().take_covered(target);
+        self.jails[ji].tracker_mut().ban(target, now, until, 0);
+        let scope = (!self.cfg.jails[ji].policy.ban.across_jails()).then_some(jail.as_str());
+        let since = now.saturating_sub(self.cfg.jails[ji].policy.ban.window());
+        let count = self.history.count(target, scope, since) + 1;
+        self.history.record_ban(target, &jail, now);
+        self.meta
+            .insert((jail.clone(), target), (BanReason::Manual, count));
+        let mut st_ops: Vec<StoreOp> = covered
+            .iter()
+            .map(|&addr| StoreOp::Unban {
+                addr,
+                jail: jail.clone(),
+                at: now,
+            })
+            .collect();
+        st_ops.push(StoreOp::Ban(BanRecord {
+            addr: target,
             jail: jail.clone(),
             start: now,
-            end: now + len,
+            end: until,
             failures: 0,
-        })]) {
+            reason: BanReason::Manual,
+            count,
+        }));
+        if let Err(e) = self.store.apply(&st_ops) {
             return Response::err(format!("banned, but the state could not be saved: {e:#}"));
         }
         events::emit(&Event::Ban {
-            addr: ip,
+            addr: target,
             jail: jail.clone(),
             failures: 0,
             length: len,
             manual: true,
+            reason: BanReason::Manual,
         });
         Response::ok(format!(
-            "banned {ip} in jail {jail} for {}",
-            duration::format(len)
+            "banned {target} in jail {jail} for {}",
+            if len == FOREVER {
+                "ever".to_string()
+            } else {
+                duration::format(len)
+            }
         ))
     }
 
@@ -988,14 +1308,25 @@ impl Engine {
         all: bool,
         now: Millis,
     ) -> Response {
-        let ip = match (addr, all) {
+        let target = match (addr, all) {
             (_, true) => None,
-            (Some(a), false) => match portcullis_core::addr::parse(a.as_bytes()) {
-                Some(ip) => Some(ip),
-                None => return Response::err(format!("{a:?} is not an IP address")),
+            (Some(a), false) => match Cidr::parse(a) {
+                Ok(c) => Some(c),
+                Err(_) => {
+                    return Response::err(format!("{a:?} is not an IP address or CIDR prefix"))
+                }
             },
             (None, false) => return Response::err("give an address, or --all"),
         };
+        if let Some(t) = target {
+            if jail.is_none_or(|j| j == config::DENY_JAIL)
+                && self.denied.iter().any(|d| d.overlaps(&t))
+            {
+                return Response::err(format!(
+                    "{t} is in the `deny` list: remove it from there and reload"
+                ));
+            }
+        }
         let mut fw_ops = Vec::new();
         let mut st_ops = Vec::new();
         for j in self
@@ -1004,14 +1335,8 @@ impl Engine {
             .filter(|j| jail.is_none_or(|n| n == j.name()))
         {
             let name = j.name().to_string();
-            let addrs: Vec<IpAddr> = match ip {
-                Some(ip) => {
-                    if j.tracker_mut().unban(ip) {
-                        vec![ip]
-                    } else {
-                        vec![]
-                    }
-                }
+            let addrs: Vec<Cidr> = match target {
+                Some(t) => j.tracker_mut().unban(t).into_iter().collect(),
                 None => j.tracker_mut().unban_all(),
             };
             for a in addrs {
@@ -1020,6 +1345,9 @@ impl Engine {
                     jail: name.clone(),
                     reason: UnbanReason::Manual,
                 });
+                self.meta.remove(&(name.clone(), a));
+                // a manual unban forgets the offender's earlier bans (escalation restarts)
+                self.history.record_reset(a, &name, now);
                 fw_ops.push(FwOp::Del {
                     jail: name.clone(),
                     addr: a,
@@ -1029,11 +1357,16 @@ impl Engine {
                     jail: name.clone(),
                     at: now,
                 });
+                st_ops.push(StoreOp::Reset {
+                    addr: a,
+                    jail: name.clone(),
+                    at: now,
+                });
             }
         }
         if fw_ops.is_empty() {
-            return Response::err(match ip {
-                Some(ip) => format!("{ip} is not banned"),
+            return Response::err(match target {
+                Some(t) => format!("{t} is not banned"),
                 None => "nothing is banned".into(),
             });
         }
@@ -1167,14 +1500,18 @@ wait "$p"
         let mut tracker: Seen = eng
             .jails
             .iter()
-            .flat_map(|j| j.tracker().bans().map(|(a, _)| (a, j.name().to_string())))
+            .flat_map(|j| {
+                j.tracker()
+                    .bans()
+                    .map(|(a, _)| (a.addr, j.name().to_string()))
+            })
             .collect();
         let mut store: Seen = eng
             .store
             .active_bans(now_ms())
             .unwrap()
             .into_iter()
-            .map(|b| (b.addr, b.jail))
+            .map(|b| (b.addr.addr, b.jail))
             .collect();
         let mut fw: Seen = eng
             .fw
@@ -1182,6 +1519,7 @@ wait "$p"
             .unwrap()
             .into_iter()
             .map(|(j, a, _)| (a, j))
+            .filter(|(_, j)| j != config::DENY_JAIL)
             .collect();
         for v in [&mut tracker, &mut store, &mut fw] {
             v.sort();
@@ -1191,11 +1529,13 @@ wait "$p"
 
     fn stored_ban(addr: &str, jail: &str) -> StoreOp {
         StoreOp::Ban(BanRecord {
-            addr: ip(addr),
+            addr: Cidr::host(ip(addr)),
             jail: jail.into(),
             start: now_ms(),
             end: now_ms() + 36_499 * 86_400_000,
             failures: 5,
+            reason: BanReason::Failures,
+            count: 1,
         })
     }
 
@@ -1454,14 +1794,19 @@ wait "$p"
         let hosts = |r: Response| -> Vec<(String, String)> {
             r.bans.into_iter().map(|b| (b.host, b.jail)).collect()
         };
-        let all = hosts(eng.on_control(Request::Bans { jail: None }));
+        let all = hosts(eng.on_control(Request::Bans {
+            jail: None,
+            permanent: false,
+        }));
         assert_eq!(all.len(), 2, "{all:?}");
         let only_b = hosts(eng.on_control(Request::Bans {
             jail: Some("b".into()),
+            permanent: false,
         }));
         assert_eq!(only_b, [("203.0.113.6".to_string(), "b".to_string())]);
         let r = eng.on_control(Request::Bans {
             jail: Some("nosuch".into()),
+            permanent: false,
         });
         assert!(!r.ok && r.error.unwrap().contains("nosuch"));
         // unban --jail lifts only that jail's ban
@@ -1471,7 +1816,10 @@ wait "$p"
             all: true,
         });
         assert!(r.ok, "{r:?}");
-        let left = hosts(eng.on_control(Request::Bans { jail: None }));
+        let left = hosts(eng.on_control(Request::Bans {
+            jail: None,
+            permanent: false,
+        }));
         assert_eq!(left, [("203.0.113.6".to_string(), "b".to_string())]);
     }
 
@@ -1490,7 +1838,13 @@ wait "$p"
             !eng.jails[0].tracker().is_banned(ip),
             "the tracker says banned, the kernel does not"
         );
-        assert!(eng.on_control(Request::Bans { jail: None }).bans.is_empty());
+        assert!(eng
+            .on_control(Request::Bans {
+                jail: None,
+                permanent: false,
+            })
+            .bans
+            .is_empty());
     }
 
     #[test]
@@ -1501,6 +1855,12 @@ wait "$p"
             let r = ban(&mut eng, a, "a");
             assert!(!r.ok, "{a}: {r:?}");
         }
-        assert!(eng.on_control(Request::Bans { jail: None }).bans.is_empty());
+        assert!(eng
+            .on_control(Request::Bans {
+                jail: None,
+                permanent: false,
+            })
+            .bans
+            .is_empty());
     }
 }
