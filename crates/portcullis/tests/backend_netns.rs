@@ -806,3 +806,75 @@ fn hosts_deny_blocks_ftp_logins_to_a_libwrap_vsftpd() {
     );
     d.stop();
 }
+
+/// Routed traffic through Docker's hook: the server forwards between the attacker and the
+/// legitimate host's web server, a `DOCKER-USER` chain is jumped to from `FORWARD` as Docker
+/// sets it up (with its `RETURN`), and the iptables backend with `hooks = ["DOCKER-USER"]`
+/// blocks the banned attacker's forwarded connections; Docker's chain and rule stay.
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn iptables_docker_user_hook_blocks_forwarded_traffic() {
+    let lab = Lab::new();
+    let dir = lab.dir().to_path_buf();
+    lab.server
+        .exec("sysctl", &["-w", "net.ipv4.ip_forward=1"])
+        .check();
+    lab.attacker
+        .ip(&["route", "add", "198.51.100.0/24", "via", "192.0.2.1"]);
+    lab.legit
+        .ip(&["route", "add", "192.0.2.0/24", "via", "198.51.100.1"]);
+    // Docker's own layout, before Portcullis starts
+    lab.server
+        .exec_input(
+            "iptables-restore",
+            &["--noflush"],
+            b"*filter\n:DOCKER-USER - [0:0]\n-A DOCKER-USER -j RETURN\n-A FORWARD -j DOCKER-USER\nCOMMIT\n",
+        )
+        .check();
+    let _web = lab.legit.spawn(
+        "python3",
+        &["-m", "http.server", "8080", "--bind", "198.51.100.2"],
+    );
+    let web: std::net::IpAddr = "198.51.100.2".parse().unwrap();
+    wait_for("the web server, forwarded", Duration::from_secs(10), || {
+        lab.tcp_connects(Side::Attacker, web, 8080, Duration::from_millis(500))
+    });
+    let cfg = dir.join("portcullis.toml");
+    fs::write(
+        &cfg,
+        format!(
+            "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"iptables\"\nkeep_bans_on_stop = false\n\
+             [firewall.iptables]\nhooks = [\"DOCKER-USER\"]\n\
+             [[jail]]\nname = \"web\"\nfilter = \"sshd\"\nlogs = [{:?}]\nports = [8080]\n",
+            dir.join("portcullis.sock").display().to_string(),
+            dir.join("state").display().to_string(),
+            dir.join("web.log").display().to_string()
+        ),
+    )
+    .unwrap();
+    let mut d = NsDaemon::start(&lab.server, &dir, &cfg, None);
+    d.cli(&["ban", ATT, "--jail", "web"]).check();
+    assert!(
+        !lab.tcp_connects(Side::Attacker, web, 8080, Duration::from_secs(1)),
+        "the banned attacker still reaches the forwarded service"
+    );
+    let rules = out(&lab.server, "iptables-save", &["-t", "filter"]);
+    let docker: Vec<&str> = rules
+        .lines()
+        .filter(|l| l.starts_with("-A DOCKER-USER"))
+        .collect();
+    assert_eq!(
+        docker,
+        ["-A DOCKER-USER -j PORTCULLIS", "-A DOCKER-USER -j RETURN"],
+        "{rules}"
+    );
+    d.cli(&["unban", ATT]).check();
+    assert!(lab.tcp_connects(Side::Attacker, web, 8080, Duration::from_secs(2)));
+    d.stop();
+    let rules = out(&lab.server, "iptables-save", &["-t", "filter"]);
+    assert!(!rules.contains("PORTCULLIS"), "{rules}");
+    assert!(
+        rules.contains("-A DOCKER-USER -j RETURN") && rules.contains("-A FORWARD -j DOCKER-USER"),
+        "{rules}"
+    );
+}
