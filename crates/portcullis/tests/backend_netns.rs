@@ -13,6 +13,10 @@
 //! libwrap-linked sshd reading /etc/hosts.deny in a private mount namespace, and tcpdmatch),
 //! command (the admin's script, run without a shell).
 //!
+//! Also: hosts-deny against Debian's vsftpd with `tcp_wrappers=YES`, attacked over FTP
+//! (`hosts_deny_blocks_ftp_logins_to_a_libwrap_vsftpd`), and the iptables `DOCKER-USER` hook
+//! blocking forwarded traffic (`iptables_docker_user_hook_blocks_forwarded_traffic`).
+//!
 //! Needs root; fails (does not skip) otherwise. Only documentation addresses, only inside
 //! namespaces created here.
 
