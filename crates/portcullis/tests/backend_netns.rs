@@ -13,6 +13,10 @@
 //! libwrap-linked sshd reading /etc/hosts.deny in a private mount namespace, and tcpdmatch),
 //! command (the admin's script, run without a shell).
 //!
+//! Also: hosts-deny against Debian's vsftpd with `tcp_wrappers=YES`, attacked over FTP
+//! (`hosts_deny_blocks_ftp_logins_to_a_libwrap_vsftpd`), and the iptables `DOCKER-USER` hook
+//! blocking forwarded traffic (`iptables_docker_user_hook_blocks_forwarded_traffic`).
+//!
 //! Needs root; fails (does not skip) otherwise. Only documentation addresses, only inside
 //! namespaces created here.
 
@@ -591,4 +595,290 @@ fn hosts_deny_blocks_a_libwrap_sshd_restores_and_cleans_up() {
 thread_local! {
     /// Set by a test that runs its own sshd.
     static SKIP_SSHD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// A private copy of /etc, bind-mounted over /etc in a mount namespace held by a sleeping
+/// process: programs started with `nsenter -t PID -m` read and write the copy. Dropped: the
+/// holder is killed (the mount goes with its namespace).
+struct PrivateEtc {
+    holder: ProcessGuard,
+    etc: PathBuf,
+}
+
+impl PrivateEtc {
+    fn new(dir: &Path, hosts_deny: &str) -> PrivateEtc {
+        let etc = dir.join("etc");
+        host_cmd(
+            "cp",
+            &["-a", "/etc", etc.to_str().unwrap()],
+            Duration::from_secs(60),
+        )
+        .check();
+        fs::write(etc.join("hosts.deny"), hosts_deny).unwrap();
+        fs::write(etc.join("hosts.allow"), "").unwrap();
+        let mut cmd = Command::new("unshare");
+        cmd.args([
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &format!("mount --bind {} /etc && exec sleep 600", etc.display()),
+        ]);
+        let holder = ProcessGuard::spawn(cmd, "mount namespace holder");
+        let pid = holder.pid();
+        wait_for("the private /etc", Duration::from_secs(5), || {
+            fs::read_to_string(format!("/proc/{pid}/root/etc/hosts.deny"))
+                .is_ok_and(|t| t == hosts_deny)
+        });
+        PrivateEtc { holder, etc }
+    }
+
+    fn pid(&self) -> u32 {
+        self.holder.pid()
+    }
+
+    /// `nsenter -t PID -m -- ip netns exec NS PROGRAM ARGS...`
+    fn command(&self, ns: &Netns, program: &str) -> Command {
+        let mut c = Command::new("nsenter");
+        c.args([
+            "-t",
+            &self.pid().to_string(),
+            "-m",
+            "--",
+            "ip",
+            "netns",
+            "exec",
+        ])
+        .arg(ns.name())
+        .arg(program);
+        c
+    }
+}
+
+/// One FTP login from `from` with curl: curl's exit code (67: login refused, i.e. the
+/// server talked to us; 8: the server's first reply was not a welcome, as vsftpd's
+/// `421 Service not available` to a client tcp_wrappers denies; 0: logged in).
+fn ftp_login(lab: &Lab, from: Side, v6: bool, password: &str) -> Option<i32> {
+    let host = match Lab::server_addr(from, v6) {
+        std::net::IpAddr::V6(a) => format!("[{a}]"),
+        a => a.to_string(),
+    };
+    let url = format!("ftp://{host}/");
+    let user = format!("{TEST_USER}:{password}");
+    lab.ns(from)
+        .exec_timeout(
+            "curl",
+            &["-s", "-S", "--max-time", "5", "-g", "--user", &user, &url],
+            Duration::from_secs(10),
+        )
+        .code()
+}
+
+/// The first line the FTP server sends to `from` (within 3 s).
+fn ftp_greeting(lab: &Lab, from: Side, v6: bool) -> String {
+    let host = Lab::server_addr(from, v6).to_string();
+    let script = format!("exec 3<>/dev/tcp/{host}/21 && head -n 1 <&3");
+    lab.ns(from)
+        .exec_timeout(
+            "timeout",
+            &["3", "bash", "-c", &script],
+            Duration::from_secs(10),
+        )
+        .stdout_str()
+}
+
+/// hosts-deny end to end with a real libwrap daemon: Debian's vsftpd with
+/// `tcp_wrappers=YES`, attacked over FTP from the attacker namespace, its own log read by the
+/// `vsftpd` filter; the block is tcp_wrappers' (vsftpd answers 421 and closes).
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn hosts_deny_blocks_ftp_logins_to_a_libwrap_vsftpd() {
+    let lab = Lab::new();
+    let dir = lab.dir().to_path_buf();
+    let pw = ensure_test_user();
+    let etc = PrivateEtc::new(&dir, "# the admin's file\n");
+    let vlog = dir.join("vsftpd.log");
+    let vconf = dir.join("vsftpd.conf");
+    fs::write(
+        &vconf,
+        format!(
+            "listen=NO\nlisten_ipv6=YES\nbackground=NO\nanonymous_enable=NO\nlocal_enable=YES\n\
+             tcp_wrappers=YES\nxferlog_enable=YES\nxferlog_std_format=NO\nvsftpd_log_file={}\n\
+             secure_chroot_dir=/var/run/vsftpd/empty\npam_service_name=vsftpd\nseccomp_sandbox=NO\n\
+             ssl_enable=NO\n",
+            vlog.display()
+        ),
+    )
+    .unwrap();
+    let mut vcmd = etc.command(&lab.server, "/usr/sbin/vsftpd");
+    vcmd.arg(&vconf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let _vsftpd = ProcessGuard::spawn(vcmd, "vsftpd");
+    wait_for("vsftpd listening", Duration::from_secs(10), || {
+        lab.tcp_connects(
+            Side::Legit,
+            Lab::server_addr(Side::Legit, false),
+            21,
+            Duration::from_millis(500),
+        )
+    });
+    assert_eq!(
+        ftp_login(&lab, Side::Legit, false, pw),
+        Some(0),
+        "legit FTP login"
+    );
+    assert!(
+        ftp_greeting(&lab, Side::Attacker, false).starts_with("220"),
+        "vsftpd greets"
+    );
+
+    let cfg = dir.join("portcullis.toml");
+    fs::write(
+        &cfg,
+        format!(
+            "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"null\"\n\
+             [firewall.hosts_deny]\npath = \"/etc/hosts.deny\"\ndaemons = [\"vsftpd\"]\n\
+             [[jail]]\nname = \"vsftpd\"\nfilter = \"vsftpd\"\nlogs = [{:?}]\nmaxretry = 3\n\
+             ports = [21]\nbackend = [\"hosts-deny\"]\n",
+            dir.join("portcullis.sock").display().to_string(),
+            dir.join("state").display().to_string(),
+            vlog.display().to_string()
+        ),
+    )
+    .unwrap();
+    let mut d = NsDaemon::start(&lab.server, &dir, &cfg, Some(etc.pid()));
+    for (v6, addr) in [(false, ATT), (true, ATT6)] {
+        for _ in 0..3 {
+            if d.banned(addr) {
+                break;
+            }
+            assert_eq!(
+                ftp_login(&lab, Side::Attacker, v6, WRONG),
+                Some(67),
+                "a refused login"
+            );
+        }
+        wait_for(&format!("{addr} banned"), Duration::from_secs(15), || {
+            d.banned(addr)
+        });
+        let greeting = ftp_greeting(&lab, Side::Attacker, v6);
+        assert!(
+            greeting.starts_with("421"),
+            "{addr}: vsftpd must refuse the banned client, it said {greeting:?}"
+        );
+        assert_ne!(
+            ftp_login(&lab, Side::Attacker, v6, pw),
+            Some(0),
+            "{addr}: no login"
+        );
+    }
+    assert_eq!(
+        ftp_login(&lab, Side::Legit, false, pw),
+        Some(0),
+        "legit still in"
+    );
+    assert_eq!(
+        ftp_login(&lab, Side::Legit, true, pw),
+        Some(0),
+        "legit v6 still in"
+    );
+    let text = fs::read_to_string(etc.etc.join("hosts.deny")).unwrap();
+    assert!(
+        text.starts_with("# the admin's file\n# portcullis begin"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nvsftpd: 192.0.2.2\nvsftpd: [2001:db8:a::2]\n"),
+        "{text}"
+    );
+    // tcpdmatch agrees (it reads the files of the directory with -d)
+    let m = Command::new("tcpdmatch")
+        .args(["-d", "vsftpd", ATT])
+        .current_dir(&etc.etc)
+        .output()
+        .expect("tcpdmatch (Debian package tcpd)");
+    assert!(String::from_utf8_lossy(&m.stdout).contains("access:   denied"));
+
+    d.cli(&["unban", ATT]).check();
+    assert_eq!(
+        ftp_login(&lab, Side::Attacker, false, WRONG),
+        Some(67),
+        "unbanned: vsftpd talks again"
+    );
+    d.stop();
+}
+
+/// Routed traffic through Docker's hook: the server forwards between the attacker and the
+/// legitimate host's web server, a `DOCKER-USER` chain is jumped to from `FORWARD` as Docker
+/// sets it up (with its `RETURN`), and the iptables backend with `hooks = ["DOCKER-USER"]`
+/// blocks the banned attacker's forwarded connections; Docker's chain and rule stay.
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn iptables_docker_user_hook_blocks_forwarded_traffic() {
+    let lab = Lab::new();
+    let dir = lab.dir().to_path_buf();
+    lab.server
+        .exec("sysctl", &["-w", "net.ipv4.ip_forward=1"])
+        .check();
+    lab.attacker
+        .ip(&["route", "add", "198.51.100.0/24", "via", "192.0.2.1"]);
+    lab.legit
+        .ip(&["route", "add", "192.0.2.0/24", "via", "198.51.100.1"]);
+    // Docker's own layout, before Portcullis starts
+    lab.server
+        .exec_input(
+            "iptables-restore",
+            &["--noflush"],
+            b"*filter\n:DOCKER-USER - [0:0]\n-A DOCKER-USER -j RETURN\n-A FORWARD -j DOCKER-USER\nCOMMIT\n",
+        )
+        .check();
+    let _web = lab.legit.spawn(
+        "python3",
+        &["-m", "http.server", "8080", "--bind", "198.51.100.2"],
+    );
+    let web: std::net::IpAddr = "198.51.100.2".parse().unwrap();
+    wait_for("the web server, forwarded", Duration::from_secs(10), || {
+        lab.tcp_connects(Side::Attacker, web, 8080, Duration::from_millis(500))
+    });
+    let cfg = dir.join("portcullis.toml");
+    fs::write(
+        &cfg,
+        format!(
+            "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"iptables\"\nkeep_bans_on_stop = false\n\
+             [firewall.iptables]\nhooks = [\"DOCKER-USER\"]\n\
+             [[jail]]\nname = \"web\"\nfilter = \"sshd\"\nlogs = [{:?}]\nports = [8080]\n",
+            dir.join("portcullis.sock").display().to_string(),
+            dir.join("state").display().to_string(),
+            dir.join("web.log").display().to_string()
+        ),
+    )
+    .unwrap();
+    let mut d = NsDaemon::start(&lab.server, &dir, &cfg, None);
+    d.cli(&["ban", ATT, "--jail", "web"]).check();
+    assert!(
+        !lab.tcp_connects(Side::Attacker, web, 8080, Duration::from_secs(1)),
+        "the banned attacker still reaches the forwarded service"
+    );
+    let rules = out(&lab.server, "iptables-save", &["-t", "filter"]);
+    let docker: Vec<&str> = rules
+        .lines()
+        .filter(|l| l.starts_with("-A DOCKER-USER"))
+        .collect();
+    assert_eq!(
+        docker,
+        ["-A DOCKER-USER -j PORTCULLIS", "-A DOCKER-USER -j RETURN"],
+        "{rules}"
+    );
+    d.cli(&["unban", ATT]).check();
+    assert!(lab.tcp_connects(Side::Attacker, web, 8080, Duration::from_secs(2)));
+    d.stop();
+    let rules = out(&lab.server, "iptables-save", &["-t", "filter"]);
+    assert!(!rules.contains("PORTCULLIS"), "{rules}");
+    assert!(
+        rules.contains("-A DOCKER-USER -j RETURN") && rules.contains("-A FORWARD -j DOCKER-USER"),
+        "{rules}"
+    );
 }

@@ -988,6 +988,21 @@ impl Engine {
 
     fn reload(&mut self) -> Result<String> {
         let cfg = Config::load(self.config_path.as_deref())?;
+        // the backends are built at start: another set of them needs a restart
+        let (was, now) = (
+            crate::firewall::router::used(&self.cfg),
+            crate::firewall::router::used(&cfg),
+        );
+        if was != now {
+            anyhow::bail!(
+                "the firewall backends changed ({} -> {}): restart the daemon to switch",
+                was.join("+"),
+                now.join("+")
+            );
+        }
+        if cfg.firewall != self.cfg.firewall {
+            warn!("[firewall] settings changed: they take effect at the next restart");
+        }
         self.own = addrs::own();
         self.own_read = now_ms();
         deny_targets(&cfg, &self.own)?;

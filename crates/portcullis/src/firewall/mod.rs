@@ -9,6 +9,8 @@
 //! Backends build their command input with pure functions, so the exact text sent to the
 //! firewall is unit-tested without root.
 
+#[cfg(test)]
+mod bench;
 pub mod command;
 pub mod hosts_deny;
 pub mod ipset;
