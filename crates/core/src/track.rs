@@ -255,11 +255,11 @@ impl Tracker {
     pub fn set_seed(&mut self, seed: u64) {
         self.seed = seed;
         if let Some(s) = &mut self.sketch {
-            *s = Box::new(Sketch::new(
+            **s = Sketch::new(
                 crate::sketch::width_for(self.cfg.cap()),
                 self.cfg.findtime(),
                 seed,
-            ));
+            );
         }
     }
 

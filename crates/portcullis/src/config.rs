@@ -914,6 +914,14 @@ fn jail_backends(at: &Layered) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// What [`policy_keys`] reads: rule weights, v4 and v6 prefix lengths, the policy.
+type PolicyKeys = (
+    Vec<(String, u32)>,
+    u8,
+    u8,
+    portcullis_core::policy::JailPolicy,
+);
+
 /// The ban-policy keys of a jail: `rule_weights`, `v4_prefix`, `v6_prefix`,
 /// `bantime_increment`, `bantime_jitter`, `permanent_after`, `subnet_ban`.
 fn policy_keys(
@@ -921,12 +929,7 @@ fn policy_keys(
     bantime: Millis,
     findtime: Millis,
     rule_ids: &[&str],
-) -> Result<(
-    Vec<(String, u32)>,
-    u8,
-    u8,
-    portcullis_core::policy::JailPolicy,
-)> {
+) -> Result<PolicyKeys> {
     use portcullis_core::policy::{BanPolicy, Increment, JailPolicy, SubnetBan};
     let _ = findtime;
     let rw_what = "a table of rule ids and weights, e.g. { \"root-login\" = 5 }";

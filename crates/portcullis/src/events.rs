@@ -104,6 +104,8 @@ pub enum Event {
         evicted: u64,
         /// Failures counted in the interval.
         failures: u64,
+        /// `tracking cap reached` or `failure rate jumped`.
+        cause: String,
     },
 }
 
@@ -189,9 +191,10 @@ impl fmt::Display for Event {
                 tracked,
                 evicted,
                 failures,
+                cause,
             } => write!(
                 f,
-                "flood jail={jail} tracked={tracked} evicted={evicted} failures={failures} (tracking cap reached: the heaviest offenders are kept, protection goes on)"
+                "flood jail={jail} tracked={tracked} evicted={evicted} failures={failures} ({cause}: the heaviest offenders are kept, protection goes on)"
             ),
         }
     }

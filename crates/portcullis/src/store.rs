@@ -738,6 +738,56 @@ mod tests {
     }
 
     #[test]
+    fn a_schema_1_file_is_upgraded_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        fsutil::create_private(&path).unwrap();
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(&format!(
+                "PRAGMA application_id = {APP_ID}; PRAGMA user_version = 1;
+                 CREATE TABLE active_bans (addr TEXT NOT NULL, jail TEXT NOT NULL,
+                     start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL,
+                     failures INTEGER NOT NULL, PRIMARY KEY (addr, jail)) WITHOUT ROWID;
+                 CREATE TABLE ban_history (addr TEXT NOT NULL, jail TEXT NOT NULL,
+                     start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL,
+                     failures INTEGER NOT NULL, PRIMARY KEY (addr, jail, start_ms)) WITHOUT ROWID;
+                 INSERT INTO active_bans VALUES ('192.0.2.1', 'sshd', 1000, 9000, 5);
+                 INSERT INTO ban_history VALUES ('192.0.2.1', 'sshd', 1000, 9000, 5);"
+            ))
+            .unwrap();
+        }
+        let mut store = Store::open(&path, CorruptPolicy::Refuse).unwrap();
+        let want = BanRecord {
+            failures: 5,
+            ..ban("192.0.2.1", "sshd", 1000, 9000)
+        };
+        assert_eq!(store.active_bans(0).unwrap(), vec![want.clone()]);
+        assert_eq!(store.history_since(0).unwrap(), vec![want]);
+        // and it takes the new columns, prefixes, permanent bans and resets
+        let p = BanRecord {
+            reason: BanReason::Increment,
+            count: 4,
+            ..ban("2001:db8:5:6::/64", "sshd", 2000, i64::MAX)
+        };
+        store.apply(&[StoreOp::Ban(p.clone())]).unwrap();
+        store
+            .apply(&[StoreOp::Reset {
+                addr: p.addr,
+                jail: "sshd".into(),
+                at: 3000,
+            }])
+            .unwrap();
+        drop(store);
+        let store = Store::open(&path, CorruptPolicy::Refuse).unwrap();
+        assert!(store.active_bans(i64::MAX - 1).unwrap().contains(&p));
+        assert_eq!(
+            store.resets_since(0).unwrap(),
+            vec![(p.addr, "sshd".to_string(), 3000)]
+        );
+    }
+
+    #[test]
     fn reopening_keeps_the_data() {
         let (_dir, path, mut store) = fresh();
         let a = ban("2001:db8::42", "sshd", 1, 1_000);

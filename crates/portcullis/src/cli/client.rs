@@ -94,6 +94,9 @@ fn print_human(req: &Request, r: &Response) {
         if j.evicted > 0 {
             println!("  tracking cap reached: {} addresses evicted", j.evicted);
         }
+        if let Some(f) = &j.flood {
+            println!("  FLOOD: {f}");
+        }
         const SHOWN: usize = 20;
         for (a, n) in j.failing.iter().take(SHOWN) {
             println!("  failing {a} ({n})");

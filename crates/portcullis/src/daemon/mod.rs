@@ -106,9 +106,27 @@ struct Engine {
     denied: Vec<Cidr>,
     /// Random state for the ban jitter.
     rng: u64,
-    /// Per jail: when the last `flood` event was emitted, and failures counted since.
-    floods: HashMap<String, (Millis, u64)>,
+    /// Per jail: failure rate and the last `flood` event.
+    floods: HashMap<String, FloodState>,
 }
+
+/// What the engine knows of a jail's flood (DOSBAIL) state.
+#[derive(Debug, Clone, Copy, Default)]
+struct FloodState {
+    /// Start of the current interval.
+    since: Millis,
+    /// Failures counted in it.
+    count: u64,
+    /// Failures counted in the interval before.
+    prev: u64,
+    /// When the last `flood` event was emitted.
+    last_event: Option<Millis>,
+}
+
+/// A matched-line rate this many times the last interval's is a flood...
+const FLOOD_RATE_JUMP: u64 = 10;
+/// ... if it is at least this many failures per interval.
+const FLOOD_RATE_FLOOR: u64 = 10_000;
 
 /// How long one `flood` event per jail covers: at most one per interval.
 const FLOOD_INTERVAL_MS: Millis = 60_000;
@@ -805,8 +823,11 @@ impl Engine {
                 };
                 self.floods
                     .entry(self.jails[ji].name().to_string())
-                    .or_insert((now, 0))
-                    .1 += 1;
+                    .or_insert(FloodState {
+                        since: now,
+                        ..FloodState::default()
+                    })
+                    .count += 1;
                 let Some(d) = decision else {
                     continue;
                 };
@@ -912,35 +933,53 @@ impl Engine {
     }
 
     /// Emits a `flood` event for each jail whose tracking cap evicted windows since the last
-    /// one, at most once per [`FLOOD_INTERVAL_MS`] per jail.
+    /// one, or whose failure rate jumped ([`FLOOD_RATE_JUMP`] times the last interval's, at
+    /// least [`FLOOD_RATE_FLOOR`]): at most once per [`FLOOD_INTERVAL_MS`] per jail.
+    /// Protection goes on either way.
     fn report_floods(&mut self, now: Millis) {
         for j in &self.jails {
             let st = j.tracker().stats();
             let name = j.name().to_string();
             let seen = self.evicted_reported.entry(name.clone()).or_default();
-            let f = self.floods.entry(name.clone()).or_insert((now, 0));
-            if st.evicted > *seen && (now - f.0 >= FLOOD_INTERVAL_MS || *seen == 0) {
+            let f = self.floods.entry(name.clone()).or_insert(FloodState {
+                since: now,
+                ..FloodState::default()
+            });
+            if now - f.since >= FLOOD_INTERVAL_MS {
+                f.prev = f.count;
+                f.count = 0;
+                f.since = now;
+            }
+            let cap = st.evicted > *seen;
+            let rate = f.count >= FLOOD_RATE_FLOOR.max(FLOOD_RATE_JUMP * f.prev);
+            let due = f.last_event.is_none_or(|t| now - t >= FLOOD_INTERVAL_MS);
+            if (cap || rate) && due {
                 events::emit(&Event::Flood {
                     jail: name,
                     tracked: st.tracked,
                     evicted: st.evicted,
-                    failures: f.1,
+                    failures: f.count,
+                    cause: if cap {
+                        "tracking cap reached"
+                    } else {
+                        "failure rate jumped"
+                    }
+                    .into(),
                 });
                 *seen = st.evicted;
-                *f = (now, 0);
-            } else if now - f.0 >= FLOOD_INTERVAL_MS {
-                *f = (now, 0);
+                f.last_event = Some(now);
             }
         }
     }
 
-    /// For `status`: the flood a jail is under, if its cap evicted windows in the last two
-    /// intervals.
+    /// For `status`: the flood a jail is under, if a `flood` event was emitted in the last
+    /// two intervals.
     fn flood_status(&self, jail: &str, now: Millis) -> Option<String> {
-        let seen = *self.evicted_reported.get(jail)?;
-        let (at, _) = *self.floods.get(jail)?;
-        (seen > 0 && now - at < 2 * FLOOD_INTERVAL_MS).then(|| {
-            format!("flood: tracking cap reached, {seen} windows evicted so far; the heaviest offenders are kept and still banned")
+        let f = self.floods.get(jail)?;
+        let at = f.last_event?;
+        let seen = self.evicted_reported.get(jail).copied().unwrap_or(0);
+        (now - at < 2 * FLOOD_INTERVAL_MS).then(|| {
+            format!("under a flood since {}: {} failures this interval, {seen} windows evicted so far; the heaviest offenders are kept and still banned", portcullis_core::time::rfc3339(at), f.count)
         })
     }
 
@@ -1877,5 +1916,142 @@ wait "$p"
             })
             .bans
             .is_empty());
+    }
+
+    fn bans_of(eng: &mut Engine, permanent: bool) -> Vec<BanInfo> {
+        eng.on_control(Request::Bans {
+            jail: None,
+            permanent,
+        })
+        .bans
+    }
+
+    #[test]
+    fn the_deny_list_is_banned_at_start_and_follows_its_file_at_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let deny = dir.path().join("deny.txt");
+        std::fs::write(
+            &deny,
+            "198.51.100.66\n203.0.113.0/24\n203.0.113.9 # inside the /24\n",
+        )
+        .unwrap();
+        let cfg_path = dir.path().join("p.toml");
+        let text = format!(
+            "deny = [{:?}]\n{}",
+            deny.display().to_string(),
+            config(dir.path(), &[("a", &[])])
+        );
+        std::fs::write(&cfg_path, text).unwrap();
+        let (tx, _rx) = engine_channel();
+        let mut eng = engine(dir.path(), &cfg_path, tx);
+        eng.sync_deny().unwrap();
+        let denied = |eng: &mut Engine| -> Vec<(String, bool, String)> {
+            bans_of(eng, true)
+                .into_iter()
+                .map(|b| (b.host, b.permanent, b.reason))
+                .collect()
+        };
+        // the address inside the /24 is not a second (overlapping) element
+        assert_eq!(
+            denied(&mut eng),
+            [
+                ("198.51.100.66".to_string(), true, "deny".to_string()),
+                ("203.0.113.0/24".to_string(), true, "deny".to_string())
+            ]
+        );
+        let in_fw = |eng: &mut Engine| -> usize {
+            eng.fw
+                .list()
+                .unwrap()
+                .iter()
+                .filter(|(j, _, _)| j == "deny")
+                .count()
+        };
+        assert_eq!(in_fw(&mut eng), 2);
+        // `unban` does not lift a deny entry
+        let r = eng.on_control(Request::Unban {
+            addr: Some("198.51.100.66".into()),
+            jail: None,
+            all: false,
+        });
+        assert!(!r.ok && r.error.unwrap().contains("deny"));
+        // the file changes, the daemon reloads: one entry goes, one comes
+        std::fs::write(&deny, "198.51.100.66\n203.0.113.128/28\n").unwrap();
+        eng.reload().unwrap();
+        assert_eq!(
+            denied(&mut eng)
+                .into_iter()
+                .map(|d| d.0)
+                .collect::<Vec<_>>(),
+            ["198.51.100.66", "203.0.113.128/28"]
+        );
+        assert_eq!(in_fw(&mut eng), 2);
+        // an entry that covers an own address is refused (at start and reload)
+        let e = deny_targets(&eng.cfg, &[ip("203.0.113.130")]).unwrap_err();
+        assert!(format!("{e:#}").contains("own addresses"), "{e:#}");
+    }
+
+    #[test]
+    fn manual_cidr_bans_escalate_across_a_restart_and_unban_resets() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg_path = dir.path().join("p.toml");
+        std::fs::write(
+            &cfg_path,
+            config(dir.path(), &[("a", &[])])
+                + "bantime_increment = { factor = 2.0, max = \"1d\", window = \"30d\" }\n",
+        )
+        .unwrap();
+        let (tx, _rx) = engine_channel();
+        let mut eng = engine(dir.path(), &cfg_path, tx.clone());
+        eng.restore().unwrap();
+        let net = "2001:db8:5::/48";
+        assert!(ban(&mut eng, net, "a").ok);
+        // (the store keeps one history row per ban start, in milliseconds)
+        std::thread::sleep(Duration::from_millis(3));
+        assert!(ban(&mut eng, net, "a").ok);
+        let b = bans_of(&mut eng, false);
+        assert_eq!(
+            (b[0].host.as_str(), b[0].count, b[0].reason.as_str()),
+            (net, 2, "manual")
+        );
+        // an address inside the banned prefix is banned; a narrower ban is refused
+        assert!(eng.jails[0].tracker().is_banned(ip("2001:db8:5:1::7")));
+        assert!(!ban(&mut eng, "2001:db8:5:1::/64", "a").ok);
+        drop(eng);
+        // a start again: the ban and its count come back from the store, and the history
+        // makes the next ban the third
+        let mut eng = engine(dir.path(), &cfg_path, tx.clone());
+        eng.restore().unwrap();
+        let b = bans_of(&mut eng, false);
+        assert_eq!((b[0].host.as_str(), b[0].count), (net, 2));
+        assert!(ban(&mut eng, net, "a").ok);
+        assert_eq!(bans_of(&mut eng, false)[0].count, 3);
+        // unbanning an address inside lifts the prefix, and resets the count (also after a
+        // restart)
+        let r = eng.on_control(Request::Unban {
+            addr: Some("2001:db8:5:1::7".into()),
+            jail: None,
+            all: false,
+        });
+        assert!(r.ok, "{r:?}");
+        assert!(bans_of(&mut eng, false).is_empty());
+        drop(eng);
+        let mut eng = engine(dir.path(), &cfg_path, tx);
+        eng.restore().unwrap();
+        assert!(ban(&mut eng, net, "a").ok);
+        assert_eq!(bans_of(&mut eng, false)[0].count, 1);
+        // forever: permanent, listed by --permanent
+        let r = eng.on_control(Request::Ban {
+            addr: "192.0.2.44".into(),
+            jail: Some("a".into()),
+            duration: Some("forever".into()),
+        });
+        assert!(r.ok, "{r:?}");
+        let p = bans_of(&mut eng, true);
+        assert_eq!(p.len(), 1);
+        assert_eq!(
+            (p[0].host.as_str(), p[0].until.as_str(), p[0].remaining_secs),
+            ("192.0.2.44", "forever", -1)
+        );
     }
 }

@@ -77,7 +77,7 @@ fn adds(n: usize) -> Vec<FwOp> {
         .into_iter()
         .map(|addr| FwOp::Add {
             jail: "sshd".into(),
-            addr,
+            addr: portcullis_core::ignore::Cidr::host(addr),
             timeout_ms: 3_600_000,
         })
         .collect()
@@ -88,7 +88,7 @@ fn dels(n: usize) -> Vec<FwOp> {
         .into_iter()
         .map(|addr| FwOp::Del {
             jail: "sshd".into(),
-            addr,
+            addr: portcullis_core::ignore::Cidr::host(addr),
         })
         .collect()
 }
