@@ -32,6 +32,10 @@ const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 const WRONG: &str = "not-the-password";
 const ATT: &str = "192.0.2.2";
 const ATT6: &str = "2001:db8:a::2";
+/// What the daemon bans for [`ATT6`] with the default `v6_prefix = 64`: its /64, narrowed to
+/// the /127 around it since the server's own 2001:db8:a::1 shares the lab link's /64. A
+/// prefix, which every backend bans in its own syntax.
+const ATT6_BAN: &str = "2001:db8:a::2/127";
 
 /// `portcullis run` in the server namespace (optionally inside a mount namespace held by
 /// another process: `nsenter -t PID -m`), stderr in `DIR/daemon.log`; killed on drop.
@@ -209,7 +213,7 @@ fn scenario(lab: &mut Lab, backend: &str, extra: &str, probe: Probe, mnt_of: Opt
     );
 
     // the attack, over IPv4 and IPv6
-    for (v6, addr) in [(false, ATT), (true, ATT6)] {
+    for (v6, addr) in [(false, ATT), (true, ATT6_BAN)] {
         let srv = Lab::server_addr(Side::Attacker, v6);
         for _ in 0..3 {
             if d.banned(addr) {
@@ -248,7 +252,7 @@ fn scenario(lab: &mut Lab, backend: &str, extra: &str, probe: Probe, mnt_of: Opt
     d.spawn();
     assert_eq!((probe.count)(lab, ATT), 1, "{backend}: once after kill -9");
     assert_eq!(
-        (probe.count)(lab, ATT6),
+        (probe.count)(lab, ATT6_BAN),
         1,
         "{backend}: v6 once after kill -9"
     );
@@ -302,10 +306,11 @@ fn iptables_probe(save: &'static str) -> (impl Fn(&Lab, &str) -> usize, impl Fn(
     let save6b = save6.clone();
     (
         move |lab: &Lab, addr: &str| {
-            let (prog, len) = if addr.contains(':') {
-                (save6.as_str(), "/128")
-            } else {
-                (save, "/32")
+            let (prog, len) = match (addr.contains(':'), addr.contains('/')) {
+                (true, false) => (save6.as_str(), "/128"),
+                (true, true) => (save6.as_str(), ""),
+                (false, false) => (save, "/32"),
+                (false, true) => (save, ""),
             };
             out(&lab.server, prog, &["-t", "filter"])
                 .lines()
@@ -438,7 +443,7 @@ fn command_blocks_restores_and_cleans_up() {
          case $1 in\n\
            ban) exec ip route replace blackhole \"$2/$3\" proto 212 ;;\n\
            unban) exec ip route del blackhole \"$2/$3\" proto 212 ;;\n\
-           check) ip route show proto 212 | grep -q \"^blackhole $2 \" ;;\n\
+           check) ip route show proto 212 | grep -qE \"^blackhole $2(/$3)? \" ;;\n\
          esac\n",
     )
     .unwrap();
@@ -472,6 +477,8 @@ fn command_blocks_restores_and_cleans_up() {
     );
     let calls = fs::read_to_string(dir.join("calls")).unwrap();
     assert!(calls.contains("ban 192.0.2.2 sshd\n"), "{calls}");
+    // the attacker's prefix: {addr} is its network, {prefix} 127
+    assert!(calls.contains("ban 2001:db8:a::2 sshd\n"), "{calls}");
     assert!(calls.contains("check 2001:db8:a::2 sshd\n"), "{calls}");
     assert!(!fs::read_to_string(dir.join("daemon.log"))
         .unwrap()
@@ -559,10 +566,11 @@ fn hosts_deny_blocks_a_libwrap_sshd_restores_and_cleans_up() {
     });
     let deny = etc.join("hosts.deny");
     let count = move |_: &Lab, addr: &str| {
-        let want = if addr.contains(':') {
-            format!("sshd: [{addr}]")
-        } else {
-            format!("sshd: {addr}")
+        // tcp_wrappers' syntax: [2001:db8:a::2]/127 for the attacker's prefix
+        let want = match addr.split_once('/') {
+            Some((net, len)) => format!("sshd: [{net}]/{len}"),
+            None if addr.contains(':') => format!("sshd: [{addr}]"),
+            None => format!("sshd: {addr}"),
         };
         fs::read_to_string(&deny)
             .unwrap_or_default()
@@ -750,7 +758,7 @@ fn hosts_deny_blocks_ftp_logins_to_a_libwrap_vsftpd() {
     )
     .unwrap();
     let mut d = NsDaemon::start(&lab.server, &dir, &cfg, Some(etc.pid()));
-    for (v6, addr) in [(false, ATT), (true, ATT6)] {
+    for (v6, addr) in [(false, ATT), (true, ATT6_BAN)] {
         for _ in 0..3 {
             if d.banned(addr) {
                 break;
@@ -791,7 +799,7 @@ fn hosts_deny_blocks_ftp_logins_to_a_libwrap_vsftpd() {
         "{text}"
     );
     assert!(
-        text.contains("\nvsftpd: 192.0.2.2\nvsftpd: [2001:db8:a::2]\n"),
+        text.contains("\nvsftpd: 192.0.2.2\nvsftpd: [2001:db8:a::2]/127\n"),
         "{text}"
     );
     // tcpdmatch agrees (it reads the files of the directory with -d)
@@ -801,6 +809,21 @@ fn hosts_deny_blocks_ftp_logins_to_a_libwrap_vsftpd() {
         .output()
         .expect("tcpdmatch (Debian package tcpd)");
     assert!(String::from_utf8_lossy(&m.stdout).contains("access:   denied"));
+    // ... for the whole prefix of the v6 attacker, and not beyond it
+    for (client, want) in [
+        (ATT6, "denied"),
+        ("2001:db8:a::3", "denied"),
+        ("2001:db8:a::4", "granted"),
+        ("2001:db8:a::1", "granted"),
+    ] {
+        let m = Command::new("tcpdmatch")
+            .args(["-d", "vsftpd", client])
+            .current_dir(&etc.etc)
+            .output()
+            .expect("tcpdmatch (Debian package tcpd)");
+        let text = String::from_utf8_lossy(&m.stdout);
+        assert!(text.contains(&format!("access:   {want}")), "{client}: {text}");
+    }
 
     d.cli(&["unban", ATT]).check();
     assert_eq!(
