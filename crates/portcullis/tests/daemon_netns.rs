@@ -215,10 +215,12 @@ fn covers(host: &str, addr: &str) -> bool {
     }
 }
 
-/// How the daemon names the offender of `addr` with the default prefixes: the address for
-/// IPv4, its /64 for IPv6.
+/// How the daemon names the lab attacker `addr` with the default prefixes: the address for
+/// IPv4; for IPv6 its /64, shrunk to the widest prefix without the server's own address
+/// (2001:db8:a::1 shares the attacker's /64 in the lab): 2001:db8:a::2/127.
 fn offender(addr: &str) -> String {
     match addr.parse::<std::net::Ipv6Addr>() {
+        Ok(a) if a == ATTACKER_V6 => format!("{a}/127"),
         Ok(a) => format!(
             "{}/64",
             std::net::Ipv6Addr::from(u128::from(a) & !((1u128 << 64) - 1))
@@ -410,7 +412,8 @@ impl Daemon {
     fn ban_barrier(&self, log: &Path, tag: u16) {
         let probe = format!("2001:db8:fffe:{tag:x}::1");
         append(log, &failure_line(&probe, u64::from(tag)));
-        let needle = format!("ban {} jail=", offender(&probe));
+        // (the jail that uses it counts per address: `v6_prefix = 128`)
+        let needle = format!("ban {probe} jail=");
         wait_for(
             &format!("the barrier line {probe} to be banned"),
             Duration::from_secs(10),

@@ -86,7 +86,8 @@ pub fn run(path: Option<&Path>) -> anyhow::Result<i32> {
         if p.ban.jitter_percent > 0 {
             extra.push(format!("jitter up to {}%", p.ban.jitter_percent));
         }
-        if (j.v4_prefix, j.v6_prefix) != (32, 128) {
+        use portcullis_core::track::{DEFAULT_V4_PREFIX, DEFAULT_V6_PREFIX};
+        if (j.v4_prefix, j.v6_prefix) != (DEFAULT_V4_PREFIX, DEFAULT_V6_PREFIX) {
             extra.push(format!(
                 "offenders per /{} (v4) and /{} (v6)",
                 j.v4_prefix, j.v6_prefix
