@@ -822,7 +822,10 @@ fn hosts_deny_blocks_ftp_logins_to_a_libwrap_vsftpd() {
             .output()
             .expect("tcpdmatch (Debian package tcpd)");
         let text = String::from_utf8_lossy(&m.stdout);
-        assert!(text.contains(&format!("access:   {want}")), "{client}: {text}");
+        assert!(
+            text.contains(&format!("access:   {want}")),
+            "{client}: {text}"
+        );
     }
 
     d.cli(&["unban", ATT]).check();
@@ -904,4 +907,221 @@ fn iptables_docker_user_hook_blocks_forwarded_traffic() {
         rules.contains("-A DOCKER-USER -j RETURN") && rules.contains("-A FORWARD -j DOCKER-USER"),
         "{rules}"
     );
+}
+
+/// Our entries for `cidr` (an address or a prefix, as `bans` shows it) in the kernel, in the
+/// backend's own syntax: iptables rules `-s CIDR`, ipset members, routes of our protocol
+/// (`command`: the test script's 212).
+fn entries(lab: &Lab, backend: &str, cidr: &str) -> usize {
+    match backend {
+        "iptables" => ["iptables-save", "ip6tables-save"]
+            .iter()
+            .map(|p| {
+                out(&lab.server, p, &["-t", "filter"])
+                    .lines()
+                    .filter(|l| {
+                        l.starts_with("-A PORTCULLIS ") && l.contains(&format!("-s {cidr} "))
+                    })
+                    .count()
+            })
+            .sum(),
+        "ipset" => out(&lab.server, "ipset", &["list"])
+            .lines()
+            .filter(|l| l.split_whitespace().next() == Some(cidr))
+            .count(),
+        _ => {
+            let proto = if backend == "route" { "211" } else { "212" };
+            ["-4", "-6"]
+                .iter()
+                .map(|fam| {
+                    out(&lab.server, "ip", &[fam, "route", "show", "proto", proto])
+                        .lines()
+                        .filter(|l| l.split_whitespace().nth(1) == Some(cidr))
+                        .count()
+                })
+                .sum()
+        }
+    }
+}
+
+/// Permanent prefix bans through a backend other than nftables: a CIDR `deny` entry
+/// (`192.0.2.2/31`, the attacker's v4 address and its neighbour) blocks from the start; with
+/// `bantime = "forever"` the v6 attacker is banned as its prefix ([`ATT6_BAN`]) with no end;
+/// both are one entry each in the backend's syntax, stay exactly once over a `kill -9` and a
+/// clean restart, are listed by `bans --permanent`; `unban` lifts the prefix;
+/// `keep_bans_on_stop = false` leaves nothing.
+fn permanent_prefixes(lab: &mut Lab, backend: &str, extra: &str) {
+    let dir = lab.dir().to_path_buf();
+    let log = dir.join("auth.log");
+    let cfg = dir.join("portcullis.toml");
+    let write = |keep: bool| {
+        fs::write(
+            &cfg,
+            format!(
+                "socket = {sock:?}\nstate_dir = {state:?}\ndeny = [\"192.0.2.2/31\"]\n\
+                 [firewall]\nbackend = {backend:?}\nkeep_bans_on_stop = {keep}\n{extra}\n\
+                 [[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\nlogs = [{log:?}]\nmaxretry = 3\n\
+                 findtime = \"10m\"\nbantime = \"forever\"\nports = [22]\n",
+                sock = dir.join("portcullis.sock").display().to_string(),
+                state = dir.join("state").display().to_string(),
+                log = log.display().to_string(),
+            ),
+        )
+        .unwrap()
+    };
+    write(true);
+    let mut d = NsDaemon::start(&lab.server, &dir, &cfg, None);
+    lab.start_sshd(&log);
+    let probe = Duration::from_millis(1000);
+    let srv4 = Lab::server_addr(Side::Attacker, false);
+    let leg4 = Lab::server_addr(Side::Legit, false);
+    let deny = "192.0.2.2/31";
+
+    // the deny prefix: blocked before it did anything, the legitimate host is not
+    assert!(
+        !lab.tcp_connects(Side::Attacker, srv4, 22, probe),
+        "{backend}: the denied prefix connects"
+    );
+    assert_eq!(entries(lab, backend, deny), 1, "{backend}: {deny} once");
+    assert!(lab.tcp_connects(Side::Legit, leg4, 22, probe));
+
+    // the v6 attacker: banned for good, as its prefix
+    let srv6 = Lab::server_addr(Side::Attacker, true);
+    for _ in 0..3 {
+        if d.banned(ATT6_BAN) {
+            break;
+        }
+        let _ = lab.ssh_attempt(Side::Attacker, srv6, WRONG);
+    }
+    wait_for(
+        &format!("{ATT6_BAN} banned"),
+        Duration::from_secs(15),
+        || d.banned(ATT6_BAN),
+    );
+    wait_for(
+        &format!("{ATT6_BAN} blocked by {backend}"),
+        Duration::from_secs(10),
+        || ssh_blocked(lab, true),
+    );
+    assert_eq!(
+        entries(lab, backend, ATT6_BAN),
+        1,
+        "{backend}: {ATT6_BAN} once"
+    );
+    let permanent = |d: &NsDaemon| -> Vec<(String, String)> {
+        let o = d.cli(&["bans", "--permanent", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+        let mut hosts: Vec<(String, String)> = v["bans"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|b| b["permanent"] == true && b.get("seconds").is_none())
+            .map(|b| {
+                (
+                    b["host"].as_str().unwrap_or_default().to_string(),
+                    b["jail"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        hosts.sort();
+        hosts
+    };
+    let both = vec![
+        (deny.to_string(), "deny".to_string()),
+        (ATT6_BAN.to_string(), "sshd".to_string()),
+    ];
+    assert_eq!(permanent(&d), both, "{backend}: bans --permanent");
+
+    // a crash and a clean restart: still there, exactly once, still blocking
+    d.kill9();
+    d.spawn();
+    for _ in 0..2 {
+        assert_eq!(
+            entries(lab, backend, deny),
+            1,
+            "{backend}: {deny} once after restart"
+        );
+        assert_eq!(
+            entries(lab, backend, ATT6_BAN),
+            1,
+            "{backend}: {ATT6_BAN} once after restart"
+        );
+        assert!(!lab.tcp_connects(Side::Attacker, srv4, 22, probe));
+        assert!(
+            ssh_blocked(lab, true),
+            "{backend}: v6 prefix blocked after restart"
+        );
+        assert_eq!(
+            permanent(&d),
+            both,
+            "{backend}: bans --permanent after restart"
+        );
+        d.stop();
+        d.spawn();
+    }
+
+    // only unban lifts it; the deny entry stays
+    d.cli(&["unban", ATT6_BAN]).check();
+    wait_for(
+        &format!("{backend}: unban lifts {ATT6_BAN}"),
+        Duration::from_secs(10),
+        || !ssh_blocked(lab, true),
+    );
+    assert_eq!(entries(lab, backend, ATT6_BAN), 0);
+    assert_eq!(entries(lab, backend, deny), 1);
+
+    d.stop();
+    write(false);
+    d.spawn();
+    d.stop();
+    assert_eq!(
+        entries(lab, backend, deny),
+        0,
+        "{backend}: keep_bans_on_stop = false left the deny prefix"
+    );
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn iptables_permanent_prefix_bans() {
+    permanent_prefixes(&mut Lab::new(), "iptables", "");
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn ipset_permanent_prefix_bans() {
+    permanent_prefixes(&mut Lab::new(), "ipset", "");
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn route_permanent_prefix_bans() {
+    permanent_prefixes(&mut Lab::new(), "route", "");
+}
+
+/// As above through the admin's script, which gets `{addr}` (the network) and `{prefix}`.
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn command_permanent_prefix_bans() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut lab = Lab::new();
+    let script = lab.dir().join("block");
+    fs::write(
+        &script,
+        "#!/bin/sh\n[ $# -eq 4 ] || { echo \"bad argc $#: $*\" >&2; exit 9; }\n\
+         case $1 in\n\
+           ban) [ \"$4\" = 0 ] || exit 8; exec ip route replace blackhole \"$2/$3\" proto 212 ;;\n\
+           unban) exec ip route del blackhole \"$2/$3\" proto 212 ;;\n\
+         esac\n",
+    )
+    .unwrap();
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    let s = script.display().to_string();
+    // argv: VERB ADDR PREFIX BANTIME; a permanent ban's {bantime} is 0 (the script refuses
+    // any other)
+    let extra = format!(
+        "[firewall.command]\nban = [{s:?}, \"ban\", \"{{addr}}\", \"{{prefix}}\", \"{{bantime}}\"]\n\
+         unban = [{s:?}, \"unban\", \"{{addr}}\", \"{{prefix}}\", \"{{bantime}}\"]\ntimeout = \"5s\"\n"
+    );
+    permanent_prefixes(&mut lab, "command", &extra);
 }

@@ -27,8 +27,8 @@ use portcullis_core::ignore::Cidr;
 use tracing::{error, warn};
 
 use super::{
-    canonical_prefix, fold, never_ban_prefix, run_program, timeout_secs, Firewall, FwOp,
-    JailRules, Proto,
+    canonical_prefix, fold, never_ban_prefix, run_program, timeout_secs, Firewall, FwOp, JailRules,
+    Proto,
 };
 
 /// A placeholder of a template.
@@ -421,7 +421,14 @@ mod tests {
         assert_eq!(argv[1], "2001:db8::1/128");
         assert_eq!((argv[3].as_str(), argv[5].as_str()), ("", "0"));
         // a prefix: {addr} is the network, {prefix} its length
-        let tpl = t(&["/sbin/x", "{addr}", "{prefix}", "{addr}/{prefix}", "{family}"]).unwrap();
+        let tpl = t(&[
+            "/sbin/x",
+            "{addr}",
+            "{prefix}",
+            "{addr}/{prefix}",
+            "{family}",
+        ])
+        .unwrap();
         for (c, net, len, fam) in [
             ("198.51.100.0/24", "198.51.100.0", "24", "4"),
             ("2001:db8:5:6::/64", "2001:db8:5:6::", "64", "6"),

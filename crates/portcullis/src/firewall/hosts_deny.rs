@@ -77,7 +77,11 @@ pub fn parse_client(text: &str) -> Option<Cidr> {
         Some((a, l)) => (a, Some(l)),
         None => (text, None),
     };
-    let a: std::net::IpAddr = a.trim_start_matches('[').trim_end_matches(']').parse().ok()?;
+    let a: std::net::IpAddr = a
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()?;
     let len = match (a, len) {
         (_, None) => return Some(Cidr::host(a)),
         (std::net::IpAddr::V4(_), Some(m)) => {
@@ -386,10 +390,7 @@ mod tests {
         let o = opts(Path::new("/etc/hosts.allow"), &["ALL"]);
         let b = block(&o, std::iter::once(crate::firewall::cidr("192.0.2.1")));
         assert!(b.contains("\nALL: 192.0.2.1 : deny\n"), "{b}");
-        assert_eq!(
-            parse_block(&b),
-            vec![crate::firewall::cidr("192.0.2.1")]
-        );
+        assert_eq!(parse_block(&b), vec![crate::firewall::cidr("192.0.2.1")]);
     }
 
     #[test]
@@ -582,10 +583,7 @@ mod tests {
         hd.restore(&[add("sshd", "192.0.2.3"), add("sshd", "192.0.2.3")])
             .unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(
-            parse_block(&text),
-            vec![crate::firewall::cidr("192.0.2.3")]
-        );
+        assert_eq!(parse_block(&text), vec![crate::firewall::cidr("192.0.2.3")]);
         // no temporary file left
         let names: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()

@@ -65,7 +65,9 @@ pub fn batch_script(ops: &[FwOp]) -> String {
             Some(_) if never_ban_prefix(addr) => {}
             Some(ms) => {
                 // 0: no timeout (permanent, or longer than ipset can count)
-                let secs = timeout_secs(ms).filter(|&s| s <= MAX_TIMEOUT_S).unwrap_or(0);
+                let secs = timeout_secs(ms)
+                    .filter(|&s| s <= MAX_TIMEOUT_S)
+                    .unwrap_or(0);
                 let _ = writeln!(s, "add {set} {addr} timeout {secs}");
             }
             None => {

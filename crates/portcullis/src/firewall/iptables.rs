@@ -535,7 +535,10 @@ mod tests {
         assert_eq!(addr_match(cidr("192.0.2.7")), "-s 192.0.2.7/32");
         assert_eq!(addr_match(cidr("2001:db8::1")), "-s 2001:db8::1/128");
         assert_eq!(addr_match(cidr("198.51.100.0/24")), "-s 198.51.100.0/24");
-        assert_eq!(addr_match(cidr("2001:db8:5:6::/64")), "-s 2001:db8:5:6::/64");
+        assert_eq!(
+            addr_match(cidr("2001:db8:5:6::/64")),
+            "-s 2001:db8:5:6::/64"
+        );
         // host bits cleared, IPv4-mapped prefixes as IPv4
         let raw = Cidr {
             addr: "::ffff:203.0.113.9".parse().unwrap(),
@@ -553,7 +556,10 @@ mod tests {
             format!("*filter\n-A PC {}\nCOMMIT\n", r[0])
         );
         // what iptables-save prints back for it is what list and delete read
-        let saved = parse_save(&format!("*filter\n:PC - [0:0]\n-A PC {}\nCOMMIT\n", r[0]), "PC");
+        let saved = parse_save(
+            &format!("*filter\n:PC - [0:0]\n-A PC {}\nCOMMIT\n", r[0]),
+            "PC",
+        );
         assert_eq!(saved.rules, r);
     }
 

@@ -12,10 +12,10 @@
 //! our routes are read back and reconciled with the store in one batch (routes of a crash
 //! that the store no longer has are deleted, nothing is doubled).
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
 use anyhow::{bail, Result};
 use portcullis_core::ignore::Cidr;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 use tracing::error;
 
 use super::{canonical_prefix, fold, never_ban_prefix, run_checked, Firewall, FwOp, JailRules};
