@@ -49,10 +49,9 @@ bantime = "1h"
 bantime_increment = { factor = 2.0, max = "3h", window = "30d" }
 permanent_after = 5
 "#;
-    // a ban every 4 hours (each ended before the next offence; replay lifts a ban after the
-    // line that passes its end, so each offence has one failure more than needed)
+    // a ban every 4 hours (each ended before the next offence)
     let log: String = (0..6)
-        .map(|k| failures(k * 4, 0, "192.0.2.10", 3))
+        .map(|k| failures(k * 4, 0, "192.0.2.10", 2))
         .collect();
     let d = replay(cfg, &log);
     let b = bans(&d);

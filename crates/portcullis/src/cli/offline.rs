@@ -68,6 +68,17 @@ pub fn bans(cfg: &Config, jail: Option<&str>, now: i64) -> Result<Response> {
             .map(|b| BanInfo::new(b.addr, &b.jail, b.end, now, b.reason, b.count))
             .collect();
     }
+    // the deny list is the configuration's (the daemon puts it in at start)
+    if jail.is_none_or(|j| j == crate::config::DENY_JAIL) {
+        use portcullis_core::decision::{BanReason, FOREVER};
+        let deny = crate::config::DENY_JAIL;
+        r.bans.extend(
+            cfg.deny
+                .cidrs
+                .iter()
+                .map(|&c| BanInfo::new(c, deny, FOREVER, now, BanReason::Deny, 1)),
+        );
+    }
     Ok(r)
 }
 

@@ -131,6 +131,20 @@ pub fn run(
                 next += 1;
                 lines += n;
                 for (ji, p) in found {
+                    // bans that ran out before this line's time end first, as the daemon's
+                    // timer ends them: a failure just after a ban's end counts
+                    if let Prepared::Failure { time: Some(t), .. } = &p {
+                        let t = (*t).max(last);
+                        for j in running.iter_mut() {
+                            if j.tracker().next_expiry().is_some_and(|e| e <= t) {
+                                for d in j.tracker_mut().expire(t) {
+                                    if err.is_ok() {
+                                        err = print(&mut out, &d, j.name(), json);
+                                    }
+                                }
+                            }
+                        }
+                    }
                     let j = &mut running[ji];
                     let fallback = if last == i64::MIN { ctx.now } else { last };
                     if let Step::Failure { failure, decision } = j.commit(p, None, fallback) {

@@ -2054,4 +2054,71 @@ wait "$p"
             ("192.0.2.44", "forever", -1)
         );
     }
+
+    #[test]
+    fn a_flood_is_reported_once_per_interval_and_shown_by_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg_path = dir.path().join("p.toml");
+        std::fs::write(
+            &cfg_path,
+            format!("max_tracked = 100\n{}", config(dir.path(), &[("a", &[])])),
+        )
+        .unwrap();
+        let (tx, _rx) = engine_channel();
+        let mut eng = engine(dir.path(), &cfg_path, tx);
+        let ctx = portcullis_core::time::TimeContext {
+            now: now_ms(),
+            local_offset: 0,
+        };
+        let status = |eng: &mut Engine| -> Option<String> {
+            eng.on_control(Request::Status { jail: None }).jails[0]
+                .flood
+                .clone()
+        };
+        let t0 = now_ms();
+        eng.report_floods(t0);
+        assert_eq!(status(&mut eng), None);
+        // 300 one-shot addresses: the cap (100) is reached, windows are evicted
+        for i in 0..300u32 {
+            let line = format!(
+                "Nov 21 10:00:01 h sshd[{i}]: Failed password for root from 198.51.{}.{} port 22 ssh2",
+                i / 250,
+                i % 250 + 1
+            );
+            eng.jails[0].process(line.as_bytes(), &ctx, Some(t0), t0);
+        }
+        assert!(eng.jails[0].tracker().stats().evicted > 0);
+        eng.report_floods(t0);
+        let f = eng.floods["a"];
+        assert_eq!(f.last_event, Some(t0));
+        assert!(status(&mut eng).is_some_and(|s| s.contains("flood")));
+        // more evictions within the interval: no second event
+        for i in 0..300u32 {
+            let line = format!(
+                "Nov 21 10:00:02 h sshd[{i}]: Failed password for root from 203.0.{}.{} port 22 ssh2",
+                i / 250,
+                i % 250 + 1
+            );
+            eng.jails[0].process(line.as_bytes(), &ctx, Some(t0), t0);
+        }
+        eng.report_floods(t0 + 1000);
+        assert_eq!(eng.floods["a"].last_event, Some(t0));
+        eng.report_floods(t0 + FLOOD_INTERVAL_MS);
+        assert_eq!(eng.floods["a"].last_event, Some(t0 + FLOOD_INTERVAL_MS));
+        // the rate trigger: ten times the last interval's failures, at least the floor
+        let later = t0 + 10 * FLOOD_INTERVAL_MS;
+        eng.floods.insert(
+            "a".into(),
+            FloodState {
+                since: later - 1,
+                count: FLOOD_RATE_FLOOR,
+                prev: 100,
+                last_event: None,
+            },
+        );
+        eng.report_floods(later);
+        assert_eq!(eng.floods["a"].last_event, Some(later));
+        // quiet for two intervals: status no longer says flood
+        assert_eq!(eng.flood_status("a", later + 2 * FLOOD_INTERVAL_MS), None);
+    }
 }
