@@ -379,4 +379,116 @@ mod tests {
             ]
         );
     }
+
+    /// Runs `argv` (with stdin `input`) and returns its stdout; panics on failure.
+    fn sh(argv: &[&str], input: Option<&str>) -> String {
+        let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+        let out =
+            crate::firewall::run_checked(&argv, input.map(str::as_bytes), "run a test command")
+                .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A network namespace of the test's own; deleted on drop.
+    struct Ns(String);
+
+    impl Drop for Ns {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "delete", &self.0])
+                .status();
+        }
+    }
+
+    #[test]
+    #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+    fn old_hash_ip_sets_are_replaced_and_prefixes_match() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let ns = Ns(format!("pc-ipset-{}-{nanos:x}", std::process::id()));
+        sh(&["ip", "netns", "add", &ns.0], None);
+        let x = |argv: &[&str], input: Option<&str>| {
+            let mut all = vec!["ip", "netns", "exec", &ns.0];
+            all.extend_from_slice(argv);
+            sh(&all, input)
+        };
+        // an older version's layout: hash:ip sets, matched by our chain
+        x(
+            &["ipset", "-exist", "restore"],
+            Some("create pc4_sshd hash:ip family inet timeout 0\ncreate pc6_sshd hash:ip family inet6 timeout 0\nadd pc4_sshd 192.0.2.9\n"),
+        );
+        x(
+            &["iptables-restore", "--noflush"],
+            Some("*filter\n:PORTCULLIS - [0:0]\n-I INPUT 1 -j PORTCULLIS\n-A PORTCULLIS -m set --match-set pc4_sshd src -j DROP\nCOMMIT\n"),
+        );
+        let j = JailRules {
+            name: "sshd".into(),
+            ports: Some(vec![(22, 22)]),
+            proto: Proto::Tcp,
+            action: Action::Drop,
+            backends: vec![],
+        };
+        let mut fw = Ipset::new(IptOptions {
+            prefix: ["ip", "netns", "exec", &ns.0].map(String::from).to_vec(),
+            ..IptOptions::default()
+        });
+        fw.setup(std::slice::from_ref(&j)).unwrap();
+        let types = parse_types(&x(&["ipset", "list", "-t"], None));
+        assert_eq!(
+            types,
+            [
+                ("pc4_sshd".to_string(), SET_TYPE.to_string()),
+                ("pc6_sshd".to_string(), SET_TYPE.to_string())
+            ]
+        );
+        // setup again (a restart): kept as they are
+        fw.setup(std::slice::from_ref(&j)).unwrap();
+        let add = |a: &str, ms| FwOp::Add {
+            jail: "sshd".into(),
+            addr: cidr(a),
+            timeout_ms: ms,
+        };
+        fw.apply(&[
+            add("198.51.100.0/24", PERMANENT),
+            add("2001:db8:5:6::/64", 60_000),
+            add("192.0.2.1", 60_000),
+        ])
+        .unwrap();
+        let v4 = x(&["ipset", "list", "pc4_sshd"], None);
+        assert!(v4.contains("\n198.51.100.0/24 timeout 0\n"), "{v4}");
+        assert!(v4.contains("\n192.0.2.1 timeout "), "{v4}");
+        let v6 = x(&["ipset", "list", "pc6_sshd"], None);
+        assert!(v6.contains("\n2001:db8:5:6::/64 timeout "), "{v6}");
+        // the kernel matches the whole prefix, and only it
+        let member = |set: &str, a: &str| {
+            std::process::Command::new("ip")
+                .args(["netns", "exec", &ns.0, "ipset", "test", set, a])
+                .output()
+                .unwrap()
+                .status
+                .success()
+        };
+        assert!(member("pc4_sshd", "198.51.100.77"));
+        assert!(!member("pc4_sshd", "198.51.101.1"));
+        assert!(member("pc6_sshd", "2001:db8:5:6:ffff::1"));
+        assert!(!member("pc6_sshd", "2001:db8:5:7::1"));
+        // the chain matches the new set
+        let rules = x(&["iptables-save", "-t", "filter"], None);
+        assert!(
+            rules.lines().any(|l| l.starts_with("-A PORTCULLIS ")
+                && l.contains("--match-set pc4_sshd src")
+                && l.contains("--dports 22")),
+            "{rules}"
+        );
+        fw.apply(&[FwOp::Del {
+            jail: "sshd".into(),
+            addr: cidr("198.51.100.0/24"),
+        }])
+        .unwrap();
+        assert!(!member("pc4_sshd", "198.51.100.77"));
+        fw.teardown().unwrap();
+        assert!(!x(&["ipset", "list", "-n"], None).contains("pc4_"));
+    }
 }
