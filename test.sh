@@ -18,6 +18,8 @@ for c in "${need[@]}"; do command -v "$c" >/dev/null 2>&1 || [ -x "/usr/sbin/$c"
 compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing=1
 # the journald spoofing test runs the real journald in a private mount namespace
 [ -x /lib/systemd/systemd-journald ] || missing=1
+# the mail notification test runs a real SMTP server (aiosmtpd) with Debian's python3
+[ -d /usr/lib/python3/dist-packages/aiosmtpd ] || missing=1
 if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
@@ -32,7 +34,7 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   # behind a DOCKER-USER hook).
   apt-get install -y -q nftables iproute2 openssh-server openssh-client sshpass passwd \
     util-linux bsdutils nginx curl postgresql monit systemd man-db dpkg-dev iptables ipset tcpd \
-    vsftpd python3
+    vsftpd python3 python3-aiosmtpd
   [ "$created_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 

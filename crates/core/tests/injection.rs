@@ -111,6 +111,22 @@ const PROGRAM_WRITTEN: &[(&str, &str, &str, &str)] = &[
         ", lip=",
         "Dovecot's own fields after lip=",
     ),
+    // Roundcube's IMAP error line: after "LOGIN: " / "AUTHENTICATE MECH: " comes the IMAP
+    // server's refusal text (IMAP servers answer fixed texts; the filter reads it without
+    // parentheses), then Roundcube's " in FILE on line N (METHOD URI)", whose URI holds no
+    // space (filters/roundcube-auth.toml, audit)
+    (
+        "roundcube-auth",
+        "imap-failed",
+        ". LOGIN: ",
+        "the IMAP server's refusal text and Roundcube's own ending",
+    ),
+    (
+        "roundcube-auth",
+        "imap-failed",
+        ". AUTHENTICATE ",
+        "the IMAP server's refusal text and Roundcube's own ending",
+    ),
 ];
 
 /// A pattern recompiled so that its free-text spans are captures `__v0`, `__v1`, …
@@ -296,6 +312,15 @@ fn positions<'a>(
                     None => out.push((i, vec![field])),
                 }
             }
+        }
+        // The first pattern that reads the line is the format the program wrote it in (the
+        // engine reads it with that one): its fields are where a remote party writes. A later
+        // pattern of an older format may read the program's own text as part of a field
+        // (Roundcube's "for USER against HOST from": the 0.x pattern, without "against",
+        // would take "USER against HOST" for the user name), which is not the attacker's.
+        // The modified lines still go through every pattern.
+        if p.filter != "correlate" && p.rule != "correlate" {
+            break;
         }
     }
     out.retain(|(i, _)| !inside_host[*i]);

@@ -39,6 +39,7 @@ struct RawConfig {
     log_level: Option<Spanned<String>>,
     max_line: Option<Spanned<usize>>,
     firewall: Option<RawFirewall>,
+    notify: Option<RawNotify>,
     #[serde(default)]
     jail: Vec<RawJail>,
     #[serde(default)]
@@ -206,6 +207,8 @@ pub struct Config {
     pub jails: Vec<JailConfig>,
     /// Kernel rate limits (`[[ratelimit]]`); a later file replaces one of the same name.
     pub ratelimits: Vec<crate::firewall::ratelimit::RateLimit>,
+    /// Mail and webhooks (`[notify]`); read at start.
+    pub notify: NotifyConfig,
 }
 
 /// One file's text, for error positions.
@@ -283,6 +286,7 @@ impl Config {
             },
             jails: Vec::new(),
             ratelimits: Vec::new(),
+            notify: NotifyConfig::default(),
         };
         let mut jails: Vec<JailLayers> = Vec::new();
         let mut custom: Vec<(usize, Spanned<FilterDef>)> = Vec::new();
@@ -387,6 +391,9 @@ impl Config {
                 cfg.ratelimits.retain(|old| old.name != r.name());
                 let r = r.validate(&|span, key, msg| src.err(span, key, msg), &parse_port)?;
                 cfg.ratelimits.push(r);
+            }
+            if let Some(n) = raw.notify {
+                notify_section(&src, n, &mut cfg.notify)?;
             }
             add_jail_layers(&src, i, raw.jail, &mut jails)?;
             for f in raw.filter {
@@ -1221,6 +1228,428 @@ pub fn check_jail_names(cfg: &Config, names: &[String]) -> Result<()> {
                 known.join(", ")
             );
         }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// [notify]: mail and webhooks
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotify {
+    mail: Option<RawMail>,
+    #[serde(default)]
+    webhook: Vec<RawWebhook>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMail {
+    smtp: Spanned<String>,
+    from: Spanned<String>,
+    to: Spanned<Vec<Spanned<String>>>,
+    interval: Option<Spanned<String>>,
+    user: Option<Spanned<String>>,
+    password_file: Option<Spanned<String>>,
+    events: Option<Vec<Spanned<String>>>,
+    timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    url: Spanned<String>,
+    format: Option<Spanned<String>>,
+    events: Option<Vec<Spanned<String>>>,
+    header_file: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+    queue: Option<Spanned<usize>>,
+}
+
+/// A secret read from a file: never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// `smtp://`: STARTTLS when the server offers it, plain otherwise.
+    Opportunistic,
+    /// `smtp+starttls://`: STARTTLS or no mail.
+    Required,
+    /// `smtps://`: TLS from the first byte.
+    Wrapper,
+}
+
+/// `[notify.mail]`.
+#[derive(Debug, Clone)]
+pub struct MailConfig {
+    /// The `smtp` URL as written (no secret in it).
+    pub url: String,
+    /// Its security.
+    pub tls: SmtpTls,
+    /// Server host (name or address, without brackets).
+    pub host: String,
+    /// Server port.
+    pub port: u16,
+    /// Sender.
+    pub from: String,
+    /// Recipients.
+    pub to: Vec<String>,
+    /// One mail per interval.
+    pub interval: Millis,
+    /// SMTP login and its password (from `password_file`).
+    pub credentials: Option<(String, Secret)>,
+    /// Events mailed.
+    pub events: Vec<crate::notify::EventKind>,
+    /// Timeout of one SMTP conversation step.
+    pub timeout: Millis,
+    /// `password_file` (its mode is checked at start).
+    pub secret_files: Vec<PathBuf>,
+}
+
+/// `format` of a webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookFormat {
+    /// Slack incoming webhook (`text`).
+    Slack,
+    /// Discord webhook (`content`).
+    Discord,
+    /// Matrix `m.room.message` (`msgtype`, `body`).
+    Matrix,
+    /// ntfy JSON publishing (`topic` from the URL's last segment, `title`, `message`).
+    Ntfy,
+    /// Portcullis' own record (every field, evidence included).
+    Json,
+}
+
+/// The `format` names.
+pub const WEBHOOK_FORMATS: &[&str] = &["slack", "discord", "matrix", "ntfy", "json"];
+
+/// One `[[notify.webhook]]`.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// Where to POST (may hold a secret in its path: never logged whole).
+    pub url: Secret,
+    /// Scheme and host, for messages.
+    pub label: String,
+    /// Body format.
+    pub format: WebhookFormat,
+    /// Events posted.
+    pub events: Vec<crate::notify::EventKind>,
+    /// Extra headers (from `header_file`).
+    pub headers: Vec<(String, Secret)>,
+    /// Timeout of one POST, all of it.
+    pub timeout: Millis,
+    /// Events kept waiting at most; older ones are dropped first (and counted).
+    pub queue: usize,
+    /// `header_file` (its mode is checked at start).
+    pub secret_files: Vec<PathBuf>,
+}
+
+/// `[notify]`.
+#[derive(Debug, Clone, Default)]
+pub struct NotifyConfig {
+    /// `[notify.mail]`.
+    pub mail: Option<MailConfig>,
+    /// `[[notify.webhook]]`, in order.
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+impl NotifyConfig {
+    /// Whether anything is to be notified.
+    pub fn is_empty(&self) -> bool {
+        self.mail.is_none() && self.webhooks.is_empty()
+    }
+}
+
+fn event_kinds(
+    src: &Src,
+    list: &Option<Vec<Spanned<String>>>,
+    key: &str,
+) -> Result<Vec<crate::notify::EventKind>> {
+    use crate::notify::EventKind;
+    let Some(list) = list else {
+        return Ok(vec![EventKind::Ban, EventKind::Flood]);
+    };
+    let mut out = Vec::new();
+    for e in list {
+        match EventKind::parse(e.get_ref()) {
+            Some(k) => {
+                if !out.contains(&k) {
+                    out.push(k)
+                }
+            }
+            None => {
+                return Err(src.err(
+                    e.span(),
+                    key,
+                    format!(
+                        "{:?} is not an event; use some of: {}",
+                        e.get_ref(),
+                        EventKind::NAMES.join(", ")
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Reads a secret file: its first line, trimmed.
+fn secret_file(src: &Src, s: &Spanned<String>, key: &str) -> Result<String> {
+    let p = abs_path(src, s, key)?;
+    let text = std::fs::read_to_string(&p)
+        .map_err(|e| src.err(s.span(), key, format!("cannot read {}: {e}", p.display())))?;
+    Ok(text)
+}
+
+/// `host[:port]` of a URL's authority, with `[v6]` brackets removed.
+fn split_host_port(auth: &str) -> Option<(String, Option<u16>)> {
+    if auth.is_empty() || auth.contains('@') {
+        return None;
+    }
+    let (host, port) = if let Some(rest) = auth.strip_prefix('[') {
+        let (h, after) = rest.split_once(']')?;
+        h.parse::<std::net::Ipv6Addr>().ok()?;
+        match after {
+            "" => (h, None),
+            p => (h, Some(p.strip_prefix(':')?)),
+        }
+    } else {
+        match auth.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (auth, None),
+        }
+    };
+    if host.is_empty()
+        || !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'))
+    {
+        return None;
+    }
+    let port = match port {
+        None => None,
+        Some(p) => Some(p.parse::<u16>().ok().filter(|&p| p > 0)?),
+    };
+    Some((host.to_string(), port))
+}
+
+fn mail_section(src: &Src, m: RawMail) -> Result<MailConfig> {
+    let url = m.smtp.get_ref().trim().to_string();
+    let bad_url = |msg: &str| {
+        src.err(
+            m.smtp.span(),
+            "notify.mail.smtp",
+            format!(
+                "{url:?} {msg}; use smtp://HOST[:PORT] (STARTTLS when offered, port 25), \
+                 smtp+starttls://HOST[:PORT] (STARTTLS required, port 587) or \
+                 smtps://HOST[:PORT] (TLS, port 465)"
+            ),
+        )
+    };
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| bad_url("is not a URL"))?;
+    let (tls, default_port) = match scheme.to_ascii_lowercase().as_str() {
+        "smtp" => (SmtpTls::Opportunistic, 25),
+        "smtp+starttls" => (SmtpTls::Required, 587),
+        "smtps" => (SmtpTls::Wrapper, 465),
+        _ => return Err(bad_url("has an unknown scheme")),
+    };
+    let auth = rest.strip_suffix('/').unwrap_or(rest);
+    let (host, port) = split_host_port(auth).ok_or_else(|| {
+        bad_url("is not HOST[:PORT] (credentials go in `user` and `password_file`)")
+    })?;
+    let mailbox = |s: &Spanned<String>, key: &str| -> Result<String> {
+        s.get_ref()
+            .parse::<lettre::message::Mailbox>()
+            .map(|_| s.get_ref().clone())
+            .map_err(|e| {
+                src.err(
+                    s.span(),
+                    key,
+                    format!("{:?} is not a mail address: {e}", s.get_ref()),
+                )
+            })
+    };
+    let from = mailbox(&m.from, "notify.mail.from")?;
+    let to =
+        m.to.get_ref()
+            .iter()
+            .map(|t| mailbox(t, "notify.mail.to"))
+            .collect::<Result<Vec<_>>>()?;
+    if to.is_empty() {
+        return Err(src.err(
+            m.to.span(),
+            "notify.mail.to",
+            "names nobody; give at least one address",
+        ));
+    }
+    let credentials = match (&m.user, &m.password_file) {
+        (None, None) => None,
+        (Some(u), Some(p)) => {
+            let pass = secret_file(src, p, "notify.mail.password_file")?;
+            let pass = pass.lines().next().unwrap_or("").trim().to_string();
+            if pass.is_empty() {
+                return Err(src.err(
+                    p.span(),
+                    "notify.mail.password_file",
+                    "the file is empty; put the password on its first line",
+                ));
+            }
+            Some((u.get_ref().clone(), Secret(pass)))
+        }
+        (Some(u), None) => {
+            return Err(src.err(
+                u.span(),
+                "notify.mail.user",
+                "needs `password_file` (a file holding the password, readable by root only)",
+            ))
+        }
+        (None, Some(p)) => {
+            return Err(src.err(p.span(), "notify.mail.password_file", "needs `user`"))
+        }
+    };
+    Ok(MailConfig {
+        url: url.clone(),
+        tls,
+        host,
+        port: port.unwrap_or(default_port),
+        from,
+        to,
+        interval: duration(src, &m.interval, "notify.mail.interval", 600_000)?,
+        credentials,
+        events: event_kinds(src, &m.events, "notify.mail.events")?,
+        timeout: duration(src, &m.timeout, "notify.mail.timeout", 30_000)?,
+        secret_files: m
+            .password_file
+            .iter()
+            .map(|p| PathBuf::from(p.get_ref()))
+            .collect(),
+    })
+}
+
+fn webhook_section(src: &Src, w: RawWebhook) -> Result<WebhookConfig> {
+    let url = w.url.get_ref().trim().to_string();
+    let bad = |msg: String| src.err(w.url.span(), "notify.webhook.url", msg);
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| bad("is not a URL; use https://HOST/PATH".into()))?;
+    if !matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https") {
+        return Err(bad(format!(
+            "the scheme {scheme:?} is not supported; use https:// (or http://)"
+        )));
+    }
+    let auth = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if split_host_port(auth).is_none() {
+        return Err(bad(format!(
+            "{scheme}://{auth} is not a host name or address with an optional port"
+        )));
+    }
+    if url.parse::<ureq::http::Uri>().is_err() {
+        return Err(bad(format!("the URL of {scheme}://{auth} is not valid")));
+    }
+    let format = match w.format.as_ref().map(|f| f.get_ref().as_str()) {
+        None | Some("json") => WebhookFormat::Json,
+        Some("slack") => WebhookFormat::Slack,
+        Some("discord") => WebhookFormat::Discord,
+        Some("matrix") => WebhookFormat::Matrix,
+        Some("ntfy") => WebhookFormat::Ntfy,
+        Some(other) => {
+            let f = w.format.as_ref().expect("set");
+            return Err(src.err(
+                f.span(),
+                "notify.webhook.format",
+                format!(
+                    "{other:?} is not a format; use one of: {}",
+                    WEBHOOK_FORMATS.join(", ")
+                ),
+            ));
+        }
+    };
+    if format == WebhookFormat::Ntfy
+        && rest
+            .split_once('/')
+            .is_none_or(|(_, p)| p.trim_matches('/').is_empty())
+    {
+        return Err(bad(
+            "an ntfy URL names its topic as the last path segment (https://ntfy.example.org/TOPIC)"
+                .into(),
+        ));
+    }
+    let mut headers = Vec::new();
+    if let Some(hf) = &w.header_file {
+        let text = secret_file(src, hf, "notify.webhook.header_file")?;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let ok = line.split_once(':').and_then(|(k, v)| {
+                let k = k.trim();
+                let v = v.trim();
+                let token = !k.is_empty()
+                    && k.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+                let value = v.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b));
+                (token && value).then(|| (k.to_string(), Secret(v.to_string())))
+            });
+            match ok {
+                Some(h) => headers.push(h),
+                None => {
+                    return Err(src.err(
+                        hf.span(),
+                        "notify.webhook.header_file",
+                        format!("line {} is not `Name: value` (printable ASCII)", n + 1),
+                    ))
+                }
+            }
+        }
+    }
+    let queue = match &w.queue {
+        None => 1000,
+        Some(q) if (1..=100_000).contains(q.get_ref()) => *q.get_ref(),
+        Some(q) => {
+            return Err(src.err(
+                q.span(),
+                "notify.webhook.queue",
+                "use a number of events from 1 to 100000 (default 1000)",
+            ))
+        }
+    };
+    Ok(WebhookConfig {
+        label: format!("{scheme}://{auth}"),
+        url: Secret(url.clone()),
+        format,
+        events: event_kinds(src, &w.events, "notify.webhook.events")?,
+        headers,
+        timeout: duration(src, &w.timeout, "notify.webhook.timeout", 10_000)?,
+        queue,
+        secret_files: w
+            .header_file
+            .iter()
+            .map(|p| PathBuf::from(p.get_ref()))
+            .collect(),
+    })
+}
+
+/// A `[notify]` table: a later file's `[notify.mail]` replaces an earlier one; webhooks
+/// of every file add up.
+fn notify_section(src: &Src, raw: RawNotify, out: &mut NotifyConfig) -> Result<()> {
+    if let Some(m) = raw.mail {
+        out.mail = Some(mail_section(src, m)?);
+    }
+    for w in raw.webhook {
+        out.webhooks.push(webhook_section(src, w)?);
     }
     Ok(())
 }

@@ -194,15 +194,38 @@ impl fmt::Display for Event {
                 cause,
             } => write!(
                 f,
-                "flood jail={jail} tracked={tracked} evicted={evicted} failures={failures} ({cause}: the heaviest offenders are kept, protection goes on)"
+                "flood jail={jail} evicted={evicted} tracked={tracked} failures={failures} ({cause}: the \
+                 heaviest offenders are kept, protection goes on)"
             ),
         }
     }
 }
 
-/// Publishes an event: its line on stderr (whatever the log level).
+/// Something that receives every event (notifications, metrics). It runs on the thread
+/// that emits, the engine's: it must only hand the event on, never wait.
+pub type Subscriber = Box<dyn Fn(&Event) + Send + Sync>;
+
+static SUBSCRIBERS: std::sync::RwLock<Vec<Subscriber>> = std::sync::RwLock::new(Vec::new());
+
+/// Adds a subscriber for the rest of the process.
+pub fn subscribe(s: Subscriber) {
+    SUBSCRIBERS
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(s);
+}
+
+/// Publishes an event: its line on stderr (whatever the log level), then to the
+/// subscribers.
 pub fn emit(e: &Event) {
     eprintln!("{e}");
+    for s in SUBSCRIBERS
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+    {
+        s(e);
+    }
 }
 
 #[cfg(test)]
@@ -259,6 +282,13 @@ mod tests {
                 socket: "/run/portcullis/portcullis.sock".into(),
                 firewall: "nftables".into(),
             },
+            Event::Flood {
+                jail: "sshd".into(),
+                tracked: 200_000,
+                evicted: 12,
+                failures: 3000,
+                cause: "tracking cap reached".into(),
+            },
         ]
     }
 
@@ -275,6 +305,8 @@ mod tests {
                 "unban 203.0.113.5 jail=sshd reason=ignore:203.0.113.0/24",
                 "restore 2001:db8::7 jail=sshd remaining=10m",
                 "started jails=sshd socket=/run/portcullis/portcullis.sock firewall=nftables",
+                "flood jail=sshd evicted=12 tracked=200000 failures=3000 (tracking cap reached: \
+                 the heaviest offenders are kept, protection goes on)",
             ]
         );
     }
@@ -306,6 +338,7 @@ mod tests {
             [
                 Some("203.0.113.5".to_string()),
                 Some("2001:db8::7".to_string()),
+                None,
                 None,
                 None,
                 None,

@@ -8,6 +8,7 @@ mod firewall;
 mod jails;
 mod lists;
 mod logging;
+mod notify;
 mod sources;
 mod store;
 mod sys;

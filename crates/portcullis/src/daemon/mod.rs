@@ -108,6 +108,8 @@ struct Engine {
     rng: u64,
     /// Per jail: failure rate and the last `flood` event.
     floods: HashMap<String, FloodState>,
+    /// Where counted failures' lines are kept for notifications (when any is configured).
+    evidence: Option<crate::notify::EvidenceHook>,
 }
 
 /// What the engine knows of a jail's flood (DOSBAIL) state.
@@ -202,6 +204,7 @@ impl Engine {
                 h.finish() | 1
             },
             floods: HashMap::new(),
+            evidence: None,
             last_prune: i64::MIN / 2,
             cfg,
         };
@@ -405,6 +408,8 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
         error!("state {n}");
     }
     let fw = crate::firewall::router::build(&cfg)?;
+    // notifications: their own thread and queue file; never in the way of a ban
+    let notifier = crate::notify::start_logged(&cfg.notify, &cfg.state_dir);
     let (tx, rx) = engine_channel();
     let mut eng = Engine::new(
         config_path,
@@ -415,6 +420,7 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
         JournalCommand::default(),
         tx.clone(),
     );
+    eng.evidence = notifier.as_ref().map(crate::notify::Notifier::evidence);
     let files = file_paths(&eng.cfg);
     let follower = file_source::open_files(files.paths, eng.store.positions()?, eng.cfg.max_line)
         .context("cannot start the file follower")?;
@@ -461,6 +467,9 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
     }
     let code = eng.main_loop(&rx);
     let _ = crate::sys::sd_notify("STOPPING=1");
+    if let Some(n) = notifier {
+        n.shutdown(Duration::from_secs(2));
+    }
     socket.remove();
     // each journal reader saves the cursor of the last entry the engine processed
     eng.journals.stop_all();
@@ -821,6 +830,17 @@ impl Engine {
                 let Step::Failure { decision, failure } = step else {
                     continue;
                 };
+                if let Some(ev) = &self.evidence {
+                    if failure.weight > 0 {
+                        ev.record(
+                            self.jails[ji].name(),
+                            failure.addr,
+                            line,
+                            now,
+                            self.cfg.jails[ji].findtime,
+                        );
+                    }
+                }
                 self.floods
                     .entry(self.jails[ji].name().to_string())
                     .or_insert(FloodState {
