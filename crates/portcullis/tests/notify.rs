@@ -259,7 +259,11 @@ fn mail_batches_bans_with_evidence_and_survives_outages_and_restarts() {
     let body = mail["body"].as_str().unwrap();
     // (an IPv6 offender is banned as its /64: the default v6_prefix)
     for (addr, ban, user) in [
-        ("203.0.113.10", "203.0.113.10", "x\\x0dBcc: victim@example.org"),
+        (
+            "203.0.113.10",
+            "203.0.113.10",
+            "x\\x0dBcc: victim@example.org",
+        ),
         ("203.0.113.11", "203.0.113.11", "oracle"),
         ("2001:db8::12", "2001:db8::/64", "admin"),
     ] {
