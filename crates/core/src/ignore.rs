@@ -2,8 +2,9 @@
 
 use std::net::IpAddr;
 
-/// An address or a CIDR prefix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// An address or a CIDR prefix. Ordered by network address, then length (so the prefixes
+/// inside another one follow it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Cidr {
     /// Network address (host bits cleared).
     pub addr: IpAddr,
@@ -79,6 +80,30 @@ impl Cidr {
         }
     }
 
+    /// Whether this is a single address (/32 or /128).
+    pub fn is_host(&self) -> bool {
+        self.len == if self.addr.is_ipv4() { 32 } else { 128 }
+    }
+
+    /// The last address of the prefix.
+    pub fn last(&self) -> IpAddr {
+        match self.addr {
+            IpAddr::V4(v) => {
+                let host = u32::MAX.checked_shr(u32::from(self.len)).unwrap_or(0);
+                IpAddr::V4((u32::from(v) | host).into())
+            }
+            IpAddr::V6(v) => {
+                let host = u128::MAX.checked_shr(u32::from(self.len)).unwrap_or(0);
+                IpAddr::V6((u128::from(v) | host).into())
+            }
+        }
+    }
+
+    /// True when `other` lies wholly inside this prefix (or is it).
+    pub fn covers(&self, other: &Cidr) -> bool {
+        self.len <= other.len && self.overlaps(other)
+    }
+
     /// True when `ip` is inside this prefix.
     pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = crate::addr::normalise(ip);
@@ -127,9 +152,15 @@ fn mask(ip: IpAddr, len: u8) -> IpAddr {
     }
 }
 
+/// A single address is written without its length (`192.0.2.7`), a prefix in CIDR form
+/// (`2001:db8:5:6::/64`).
 impl std::fmt::Display for Cidr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.addr, self.len)
+        if self.is_host() {
+            write!(f, "{}", self.addr)
+        } else {
+            write!(f, "{}/{}", self.addr, self.len)
+        }
     }
 }
 

@@ -23,8 +23,13 @@ pub struct JailSettings {
     pub mode: Mode,
     /// Weights by user name (e.g. `root = 5`: one root attempt counts as five).
     pub user_weights: Vec<(Vec<u8>, u32)>,
+    /// Weights by rule id of the jail's filters (e.g. `root-login = 5`), replacing the
+    /// rule's own weight (0 turns a rule off); see [`crate::policy::weight`].
+    pub rule_weights: Vec<(String, u32)>,
     /// Never-ban list (global + the jail's own + host addresses).
     pub ignore: IgnoreList,
+    /// Ban lengths, escalation, subnet bans (see [`crate::policy`]).
+    pub policy: crate::policy::JailPolicy,
 }
 
 /// What one line did.
@@ -233,7 +238,7 @@ pub fn prepare_parsed(
         };
     }
     let rule = &set.filters()[hit.filter].rules()[hit.rule];
-    let (weight, kind) = hit_weight(&hit, rule, &settings.user_weights);
+    let (weight, kind) = hit_weight(&hit, rule, &settings.rule_weights, &settings.user_weights);
     Prepared::Failure {
         failure: Failure {
             addr: hit.addr,
@@ -259,20 +264,16 @@ pub fn prepare_parsed(
 pub fn hit_weight(
     hit: &crate::filter::Hit<'_>,
     rule: &crate::filter::Rule,
+    rule_weights: &[(String, u32)],
     user_weights: &[(Vec<u8>, u32)],
 ) -> (u32, crate::filter::Kind) {
     use crate::filter::Kind;
     if hit.pending {
         return (0, rule.kind);
     }
-    let mut weight = rule.weight;
-    if weight > 0 {
-        if let Some(u) = hit.user {
-            if let Some((_, w)) = user_weights.iter().find(|(name, _)| name == u) {
-                weight = weight.max(*w);
-            }
-        }
-    }
+    // the rule's weight (`rule_weights` over the filter's), and the larger of it and the
+    // user's (`user_weights`)
+    let weight = crate::policy::weight(rule.weight, &rule.id, hit.user, rule_weights, user_weights);
     if hit.released == 0 {
         return (if hit.own { weight } else { 0 }, rule.kind);
     }
@@ -304,13 +305,16 @@ mod tests {
                 findtime: 600_000,
                 bantime: 600_000,
                 max_tracked: 1000,
+                ..TrackerConfig::default()
             },
             mode: Mode::Normal,
             user_weights: weights,
+            rule_weights: vec![],
             ignore: IgnoreList::new(
                 vec![crate::ignore::Cidr::parse("192.0.2.0/24").unwrap()],
                 vec![],
             ),
+            policy: Default::default(),
         };
         Jail::new(settings, vec![f])
     }

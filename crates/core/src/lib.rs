@@ -16,8 +16,10 @@ pub mod duration;
 pub mod filter;
 pub mod ignore;
 pub mod jail;
+pub mod policy;
 pub mod prefix;
+pub mod sketch;
 pub mod time;
 pub mod track;
 
-pub use decision::{Decision, Failure};
+pub use decision::{BanReason, Decision, Failure};

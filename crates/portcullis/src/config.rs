@@ -32,6 +32,7 @@ struct RawConfig {
     socket_group: Option<Spanned<String>>,
     state_dir: Option<Spanned<String>>,
     ignore: Option<Vec<Spanned<String>>>,
+    deny: Option<Vec<Spanned<String>>>,
     ignore_self: Option<bool>,
     on_corrupt_state: Option<Spanned<String>>,
     max_tracked: Option<usize>,
@@ -86,7 +87,17 @@ const JAIL_KEYS: &[&str] = &[
     "ignore",
     "user_weights",
     "backend",
+    "rule_weights",
+    "bantime_increment",
+    "bantime_jitter",
+    "permanent_after",
+    "v4_prefix",
+    "v6_prefix",
+    "subnet_ban",
 ];
+
+/// The name of the jail that holds the `deny` list's bans (no `[[jail]]` may take it).
+pub const DENY_JAIL: &str = "deny";
 
 /// One jail as every file that names it builds it up: for each key, the value of the last
 /// file that set it (fail2ban's jail.local semantics). Keys nobody set take the defaults.
@@ -138,7 +149,7 @@ pub struct JailConfig {
     pub maxretry: u32,
     /// Window for counting failures.
     pub findtime: Millis,
-    /// Ban duration.
+    /// Ban duration ([`portcullis_core::decision::FOREVER`] for `"forever"`).
     pub bantime: Millis,
     /// Ports to block (ranges); `None` = all ports.
     pub ports: Option<Vec<(u16, u16)>>,
@@ -154,6 +165,14 @@ pub struct JailConfig {
     pub user_weights: Vec<(Vec<u8>, u32)>,
     /// Its own firewall backends (`backend = ...`); empty: `[firewall] backend`.
     pub backends: Vec<String>,
+    /// Weights by rule id.
+    pub rule_weights: Vec<(String, u32)>,
+    /// Failures and bans per prefix of these lengths.
+    pub v4_prefix: u8,
+    /// See `v4_prefix`.
+    pub v6_prefix: u8,
+    /// Ban lengths, escalation, subnet bans.
+    pub policy: portcullis_core::policy::JailPolicy,
 }
 
 /// A validated configuration.
@@ -167,8 +186,12 @@ pub struct Config {
     pub socket_group: Option<String>,
     /// State directory.
     pub state_dir: PathBuf,
-    /// Global never-ban list.
+    /// Global never-ban list (flat: literal entries, files' entries, resolved names).
     pub ignore: Vec<Cidr>,
+    /// The `ignore` setting entry by entry (for `check-config` and warnings).
+    pub ignore_list: crate::lists::Loaded,
+    /// Always banned, permanently, under the jail [`DENY_JAIL`].
+    pub deny: crate::lists::Loaded,
     /// Never ban the host's own addresses (default true).
     pub ignore_self: bool,
     /// Corrupt state policy.
@@ -252,6 +275,8 @@ impl Config {
             socket_group: None,
             state_dir: PathBuf::from("/var/lib/portcullis"),
             ignore: Vec::new(),
+            ignore_list: Default::default(),
+            deny: Default::default(),
             ignore_self: true,
             on_corrupt_state: OnCorrupt::MoveAside,
             max_tracked: DEFAULT_MAX_TRACKED,
@@ -304,7 +329,11 @@ impl Config {
                 cfg.state_dir = abs_path(&src, &s, "state_dir")?;
             }
             if let Some(list) = raw.ignore {
-                cfg.ignore = cidrs(&src, &list, "ignore")?;
+                cfg.ignore_list = load_list(&src, &list, "ignore", true)?;
+                cfg.ignore = cfg.ignore_list.cidrs.clone();
+            }
+            if let Some(list) = raw.deny {
+                cfg.deny = load_list(&src, &list, "deny", false)?;
             }
             if let Some(b) = raw.ignore_self {
                 cfg.ignore_self = b;
@@ -423,6 +452,7 @@ impl Config {
             .iter()
             .map(|(path, text)| Src { path, text })
             .collect();
+        check_deny(&cfg)?;
         for j in jails {
             let at = Layered {
                 srcs: &srcs,
@@ -460,6 +490,30 @@ fn abs_path(src: &Src, s: &Spanned<String>, key: &str) -> Result<PathBuf> {
         ));
     }
     Ok(p)
+}
+
+/// `ignore` or `deny`: addresses, CIDRs, files, and (`names`) host names.
+fn load_list(
+    src: &Src,
+    list: &[Spanned<String>],
+    key: &str,
+    names: bool,
+) -> Result<crate::lists::Loaded> {
+    let span = list.first().map_or(0..0, |s| s.span());
+    let entries: Vec<String> = list.iter().map(|s| s.get_ref().clone()).collect();
+    crate::lists::load(key, &entries, names).map_err(|e| src.err(span, key, e))
+}
+
+/// A `deny` entry may not cover an ignored or loopback address (the own addresses are
+/// checked by the daemon, which knows them).
+fn check_deny(cfg: &Config) -> Result<()> {
+    let never = portcullis_core::ignore::IgnoreList::new(cfg.ignore.clone(), vec![]);
+    for c in &cfg.deny.cidrs {
+        if let Some(why) = never.check_prefix(*c) {
+            bail!("`deny`: {c} is refused: {why}; the ignore list, loopback and the host's own addresses always win, so narrow the entry or the ignore list");
+        }
+    }
+    Ok(())
 }
 
 fn cidrs(src: &Src, list: &[Spanned<String>], key: &str) -> Result<Vec<Cidr>> {
@@ -700,6 +754,13 @@ const DURATION_WHAT: &str = "a duration such as \"90s\", \"10m\", \"1h\", \"3d\"
 fn validate_jail(at: &Layered, custom: &[Filter]) -> Result<JailConfig> {
     let name = at.j.name.clone();
     let (nsrc, nspan) = at.src_of_name();
+    if name == DENY_JAIL {
+        return Err(nsrc.err(
+            nspan,
+            "name",
+            format!("{DENY_JAIL:?} is the jail of the `deny` list; give this jail another name"),
+        ));
+    }
     if name.is_empty()
         || name.len() > 24
         || !name
@@ -763,7 +824,14 @@ fn validate_jail(at: &Layered, custom: &[Filter]) -> Result<JailConfig> {
         None => DEFAULT_MAXRETRY,
     };
     let findtime = jail_duration(at, "findtime", DEFAULT_FINDTIME)?;
-    let bantime = jail_duration(at, "bantime", DEFAULT_BANTIME)?;
+    let forever = at
+        .get("bantime")
+        .is_some_and(|(_, v)| v.get_ref().as_str() == Some("forever"));
+    let bantime = if forever {
+        portcullis_core::decision::FOREVER
+    } else {
+        jail_duration(at, "bantime", DEFAULT_BANTIME)?
+    };
     let ports_what = "a list of ports: numbers 1-65535, ranges such as \"8000-8080\" or service names from /etc/services such as \"ssh\"";
     let ports = match at.typed("ports", ports_what, |v| v.as_array().cloned())? {
         None => None,
@@ -811,7 +879,17 @@ fn validate_jail(at: &Layered, custom: &[Filter]) -> Result<JailConfig> {
         .map(|t| t.0)
         .unwrap_or_default();
     let backends = jail_backends(at)?;
+    let rule_ids: Vec<&str> = filters
+        .iter()
+        .flat_map(|f| f.rules().iter().map(|r| r.id.as_str()))
+        .collect();
+    let (rule_weights, v4_prefix, v6_prefix, policy) =
+        policy_keys(at, bantime, findtime, &rule_ids)?;
     Ok(JailConfig {
+        rule_weights,
+        v4_prefix,
+        v6_prefix,
+        policy,
         name,
         filter_names: refs.iter().map(|r| r.get_ref().clone()).collect(),
         filters,
@@ -855,6 +933,205 @@ fn jail_backends(at: &Layered) -> Result<Vec<String>> {
         }
     }
     Ok(out)
+}
+
+/// What [`policy_keys`] reads: rule weights, v4 and v6 prefix lengths, the policy.
+type PolicyKeys = (
+    Vec<(String, u32)>,
+    u8,
+    u8,
+    portcullis_core::policy::JailPolicy,
+);
+
+/// The ban-policy keys of a jail: `rule_weights`, `v4_prefix`, `v6_prefix`,
+/// `bantime_increment`, `bantime_jitter`, `permanent_after`, `subnet_ban`.
+fn policy_keys(
+    at: &Layered,
+    bantime: Millis,
+    findtime: Millis,
+    rule_ids: &[&str],
+) -> Result<PolicyKeys> {
+    use portcullis_core::policy::{BanPolicy, Increment, JailPolicy, SubnetBan};
+    let _ = findtime;
+    let rw_what = "a table of rule ids and weights, e.g. { \"root-login\" = 5 }";
+    let rule_weights = at
+        .typed("rule_weights", rw_what, |v| {
+            v.as_table()?
+                .iter()
+                .map(|(k, w)| Some((k.clone(), u32::try_from(w.as_integer()?).ok()?)))
+                .collect::<Option<Vec<_>>>()
+        })?
+        .map(|t| t.0)
+        .unwrap_or_default();
+    if let Some((id, _)) = rule_weights
+        .iter()
+        .find(|(id, _)| !rule_ids.contains(&id.as_str()))
+    {
+        return Err(at.err(
+            "rule_weights",
+            format!(
+                "the jail's filters have no rule {id:?}; their rules are: {}",
+                rule_ids.join(", ")
+            ),
+        ));
+    }
+    let prefix = |key: &str, max: u8, default: u8| -> Result<u8> {
+        let what = format!("a prefix length from 1 to {max}");
+        Ok(at
+            .typed(key, &what, |v| {
+                v.as_integer()
+                    .and_then(|n| u8::try_from(n).ok())
+                    .filter(|&n| n >= 1 && n <= max)
+            })?
+            .map_or(default, |t| t.0))
+    };
+    let v4_prefix = prefix("v4_prefix", 32, portcullis_core::track::DEFAULT_V4_PREFIX)?;
+    let v6_prefix = prefix("v6_prefix", 128, portcullis_core::track::DEFAULT_V6_PREFIX)?;
+    let table = |key: &str, what: &str| -> Result<Option<toml::map::Map<String, toml::Value>>> {
+        Ok(at.typed(key, what, |v| v.as_table().cloned())?.map(|t| t.0))
+    };
+    let dur = |key: &str,
+               t: &toml::map::Map<String, toml::Value>,
+               field: &str,
+               default: Millis|
+     -> Result<Millis> {
+        match t.get(field) {
+            None => Ok(default),
+            Some(v) => {
+                let s = v
+                    .as_str()
+                    .ok_or_else(|| at.err(key, format!("`{field}`: {DURATION_WHAT}")))?;
+                let d = portcullis_core::duration::parse(s)
+                    .map_err(|e| at.err(key, format!("`{field}`: {e}")))?;
+                if d <= 0 {
+                    return Err(at.err(key, format!("`{field}` must be longer than 0")));
+                }
+                Ok(d)
+            }
+        }
+    };
+    let inc_what =
+        "a table such as { factor = 2.0, max = \"4w\", window = \"30d\", across_jails = false }";
+    let increment = match table("bantime_increment", inc_what)? {
+        None => None,
+        Some(t) => {
+            if let Some(k) = t
+                .keys()
+                .find(|k| !["factor", "max", "window", "across_jails"].contains(&k.as_str()))
+            {
+                return Err(at.err(
+                    "bantime_increment",
+                    format!("unknown key `{k}`; use {inc_what}"),
+                ));
+            }
+            let factor = match t.get("factor") {
+                None => 2.0,
+                Some(v) => v
+                    .as_float()
+                    .or_else(|| v.as_integer().map(|i| i as f64))
+                    .filter(|f| f.is_finite() && *f >= 1.0)
+                    .ok_or_else(|| {
+                        at.err(
+                            "bantime_increment",
+                            "`factor` must be a number of at least 1 (e.g. 2.0)",
+                        )
+                    })?,
+            };
+            let across_jails = match t.get("across_jails") {
+                None => false,
+                Some(v) => v.as_bool().ok_or_else(|| {
+                    at.err("bantime_increment", "`across_jails` is true or false")
+                })?,
+            };
+            Some(Increment {
+                factor,
+                max: dur(
+                    "bantime_increment",
+                    &t,
+                    "max",
+                    portcullis_core::policy::DEFAULT_MAX,
+                )?,
+                window: dur(
+                    "bantime_increment",
+                    &t,
+                    "window",
+                    portcullis_core::policy::DEFAULT_WINDOW,
+                )?,
+                across_jails,
+            })
+        }
+    };
+    let jitter_what = "a percentage such as \"10%\"";
+    let jitter_percent = match at.string("bantime_jitter", jitter_what)? {
+        None => 0,
+        Some(s) => s
+            .get_ref()
+            .trim()
+            .strip_suffix('%')
+            .and_then(|n| n.trim().parse::<u32>().ok())
+            .filter(|&n| n <= 100)
+            .ok_or_else(|| {
+                at.err(
+                    "bantime_jitter",
+                    format!(
+                        "{:?} is not valid; use {jitter_what} (0 to 100)",
+                        s.get_ref()
+                    ),
+                )
+            })?,
+    };
+    let pa_what = "a whole number of bans, at least 1 (e.g. 5)";
+    let permanent_after = at
+        .typed("permanent_after", pa_what, |v| {
+            v.as_integer()
+                .and_then(|n| u32::try_from(n).ok())
+                .filter(|&n| n >= 1)
+        })?
+        .map(|t| t.0);
+    let sb_what = "a table such as { v4 = 24, v6 = 48, after = 5, within = \"1d\" }";
+    let subnet = match table("subnet_ban", sb_what)? {
+        None => None,
+        Some(t) => {
+            if let Some(k) = t
+                .keys()
+                .find(|k| !["v4", "v6", "after", "within"].contains(&k.as_str()))
+            {
+                return Err(at.err("subnet_ban", format!("unknown key `{k}`; use {sb_what}")));
+            }
+            let num = |field: &str, lo: i64, hi: i64, default: i64| -> Result<i64> {
+                match t.get(field) {
+                    None => Ok(default),
+                    Some(v) => v
+                        .as_integer()
+                        .filter(|n| (lo..=hi).contains(n))
+                        .ok_or_else(|| {
+                            at.err(
+                                "subnet_ban",
+                                format!("`{field}` must be a whole number from {lo} to {hi}"),
+                            )
+                        }),
+                }
+            };
+            let v4 = num("v4", 1, i64::from(v4_prefix), 24.min(i64::from(v4_prefix)))? as u8;
+            let v6 = num("v6", 1, i64::from(v6_prefix), 48.min(i64::from(v6_prefix)))? as u8;
+            Some(SubnetBan {
+                v4,
+                v6,
+                after: num("after", 1, i64::from(u32::MAX), 5)? as u32,
+                within: dur("subnet_ban", &t, "within", 86_400_000)?,
+            })
+        }
+    };
+    let policy = JailPolicy {
+        ban: BanPolicy {
+            bantime: (bantime != portcullis_core::decision::FOREVER).then_some(bantime),
+            increment,
+            jitter_percent,
+            permanent_after,
+        },
+        subnet,
+    };
+    Ok((rule_weights, v4_prefix, v6_prefix, policy))
 }
 
 /// A jail duration key: a string such as "10m", longer than 0.
@@ -917,7 +1194,7 @@ pub use crate::sys::{group_id, own_addresses};
 
 /// Checks a configuration for problems that are not errors but deserve a warning.
 pub fn warnings(cfg: &Config) -> Vec<String> {
-    let mut w = Vec::new();
+    let mut w = cfg.ignore_list.warnings.clone();
     for j in &cfg.jails {
         if j.logs.is_empty() {
             w.push(format!(
@@ -1478,7 +1755,7 @@ user_weights = { root = 3 }
             e.starts_with("test.toml:3: `bantime`") && e.contains("\"10m\""),
             "{e}"
         );
-        let e = err("ignore = [\"example.com\"]\n");
+        let e = err("ignore = [\"not an address!\"]\n");
         assert!(
             e.starts_with("test.toml:1: `ignore`") && e.contains("CIDR"),
             "{e}"

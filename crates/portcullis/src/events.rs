@@ -8,11 +8,11 @@
 //! (notes, warnings, errors) goes through `tracing` (see [`crate::logging`]).
 
 use std::fmt;
-use std::net::IpAddr;
 use std::path::PathBuf;
 
-use portcullis_core::decision::Millis;
+use portcullis_core::decision::{BanReason, Millis, FOREVER};
 use portcullis_core::duration;
+use portcullis_core::ignore::Cidr;
 
 /// Why a ban ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,23 +58,25 @@ pub enum Event {
     },
     /// The daemon stops.
     Stopped(StopKind),
-    /// An address is banned.
+    /// An address (or prefix) is banned.
     Ban {
-        /// The address.
-        addr: IpAddr,
+        /// The address or prefix.
+        addr: Cidr,
         /// The jail.
         jail: String,
         /// Weighted failures that led to it (0 for a manual ban).
         failures: u32,
-        /// Its length.
+        /// Its length ([`FOREVER`]: permanent, written `for=forever`).
         length: Millis,
         /// Asked for with `portcullis ban`.
         manual: bool,
+        /// Why (written as ` reason=…` unless `failures` or `manual`).
+        reason: BanReason,
     },
     /// A ban ends.
     Unban {
-        /// The address.
-        addr: IpAddr,
+        /// The address or prefix.
+        addr: Cidr,
         /// The jail.
         jail: String,
         /// Why.
@@ -82,8 +84,8 @@ pub enum Event {
     },
     /// A ban from the store is put back into the firewall at start.
     Restore {
-        /// The address.
-        addr: IpAddr,
+        /// The address or prefix.
+        addr: Cidr,
         /// The jail.
         jail: String,
         /// Time left.
@@ -91,12 +93,19 @@ pub enum Event {
     },
     /// How many bans were restored, when too many to list each.
     Restored(usize),
-    /// A jail's tracking cap was reached: a flood from very many addresses.
+    /// A flood (DOSBAIL): a jail's tracking cap was reached, or its matched-line rate jumped.
+    /// The heavy hitters are kept and protection goes on; at most one per jail and interval.
     Flood {
         /// The jail.
         jail: String,
-        /// Addresses evicted so far.
+        /// Addresses with an open window now.
+        tracked: usize,
+        /// Windows evicted so far.
         evicted: u64,
+        /// Failures counted in the interval.
+        failures: u64,
+        /// `tracking cap reached` or `failure rate jumped`.
+        cause: String,
     },
 }
 
@@ -139,14 +148,19 @@ impl fmt::Display for Event {
                 failures,
                 length,
                 manual,
+                reason,
             } => {
-                write!(
-                    f,
-                    "ban {addr} jail={jail} failures={failures} for={}",
+                let for_ = if *length == FOREVER {
+                    "forever".to_string()
+                } else {
                     duration::format(*length)
-                )?;
+                };
+                write!(f, "ban {addr} jail={jail} failures={failures} for={for_}")?;
                 if *manual {
                     f.write_str(" manual")?;
+                }
+                if !matches!(reason, BanReason::Failures | BanReason::Manual) {
+                    write!(f, " reason={reason}")?;
                 }
                 Ok(())
             }
@@ -165,13 +179,23 @@ impl fmt::Display for Event {
             } => write!(
                 f,
                 "restore {addr} jail={jail} remaining={}",
-                duration::format(*remaining)
+                if *remaining >= FOREVER / 2 {
+                    "forever".to_string()
+                } else {
+                    duration::format(*remaining)
+                }
             ),
             Event::Restored(n) => write!(f, "restore {n} bans in all (first 100 listed)"),
-            Event::Flood { jail, evicted } => write!(
+            Event::Flood {
+                jail,
+                tracked,
+                evicted,
+                failures,
+                cause,
+            } => write!(
                 f,
-                "flood jail={jail} evicted={evicted} (tracking cap reached: a flood from very \
-                 many addresses; raise max_tracked if this is real traffic)"
+                "flood jail={jail} evicted={evicted} tracked={tracked} failures={failures} ({cause}: the \
+                 heaviest offenders are kept, protection goes on)"
             ),
         }
     }
@@ -211,8 +235,8 @@ mod tests {
     use portcullis_core::time::TimeContext;
 
     fn samples() -> Vec<Event> {
-        let a: IpAddr = "203.0.113.5".parse().unwrap();
-        let b: IpAddr = "2001:db8::7".parse().unwrap();
+        let a = Cidr::parse("203.0.113.5").unwrap();
+        let b = Cidr::parse("2001:db8::7").unwrap();
         vec![
             Event::Ban {
                 addr: a,
@@ -220,6 +244,7 @@ mod tests {
                 failures: 5,
                 length: 3_600_000,
                 manual: false,
+                reason: BanReason::Failures,
             },
             Event::Ban {
                 addr: b,
@@ -227,6 +252,7 @@ mod tests {
                 failures: 7,
                 length: 90 * 60_000,
                 manual: false,
+                reason: BanReason::Failures,
             },
             Event::Ban {
                 addr: a,
@@ -234,6 +260,7 @@ mod tests {
                 failures: 0,
                 length: 60_000,
                 manual: true,
+                reason: BanReason::Manual,
             },
             Event::Unban {
                 addr: a,
@@ -257,7 +284,10 @@ mod tests {
             },
             Event::Flood {
                 jail: "sshd".into(),
+                tracked: 200_000,
                 evicted: 12,
+                failures: 3000,
+                cause: "tracking cap reached".into(),
             },
         ]
     }
@@ -275,8 +305,8 @@ mod tests {
                 "unban 203.0.113.5 jail=sshd reason=ignore:203.0.113.0/24",
                 "restore 2001:db8::7 jail=sshd remaining=10m",
                 "started jails=sshd socket=/run/portcullis/portcullis.sock firewall=nftables",
-                "flood jail=sshd evicted=12 (tracking cap reached: a flood from very many \
-                 addresses; raise max_tracked if this is real traffic)",
+                "flood jail=sshd evicted=12 tracked=200000 failures=3000 (tracking cap reached: \
+                 the heaviest offenders are kept, protection goes on)",
             ]
         );
     }

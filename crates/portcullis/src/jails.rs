@@ -25,9 +25,13 @@ pub fn jail_settings(cfg: &Config, j: &JailConfig, own: &[IpAddr]) -> JailSettin
             findtime: j.findtime,
             bantime: j.bantime,
             max_tracked: cfg.max_tracked,
+            v4_prefix: j.v4_prefix,
+            v6_prefix: j.v6_prefix,
         },
         mode: j.mode,
         user_weights: j.user_weights.clone(),
+        rule_weights: j.rule_weights.clone(),
+        policy: j.policy.clone(),
         ignore: global.extended(&j.ignore),
     }
 }

@@ -6,6 +6,7 @@ mod daemon;
 mod events;
 mod firewall;
 mod jails;
+mod lists;
 mod logging;
 mod metrics;
 mod notify;
@@ -79,28 +80,31 @@ enum Cmd {
         /// Only this jail's bans.
         #[arg(long)]
         jail: Option<String>,
+        /// Only the permanent bans (`bantime = "forever"`, `permanent_after`, `deny`).
+        #[arg(long)]
+        permanent: bool,
         #[command(flatten)]
         target: Target,
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Ban an address by hand (refused for loopback, own and ignored addresses).
+    /// Ban an address or CIDR prefix by hand (refused for loopback, own and ignored addresses).
     Ban {
-        /// The address.
+        /// The address, or a prefix such as 2001:db8:5:6::/64.
         addr: String,
         /// Jail [default: the first jail].
         #[arg(long)]
         jail: Option<String>,
-        /// Duration, e.g. 1h, 3d [default: the jail's bantime].
+        /// Duration, e.g. 1h, 3d, forever [default: the jail's bantime].
         #[arg(long = "for")]
         duration: Option<String>,
         #[command(flatten)]
         target: Target,
     },
-    /// Lift a ban (or all bans with --all).
+    /// Lift a ban (or all bans with --all); the offender's escalation starts again.
     Unban {
-        /// The address.
+        /// The address or prefix (an address inside a banned prefix lifts the prefix).
         addr: Option<String>,
         /// Every active ban.
         #[arg(long)]
@@ -224,7 +228,12 @@ fn main() -> ExitCode {
     let res = match cli.cmd {
         Cmd::Run { config, log_level } => daemon::run(config.as_deref(), log_level.as_deref()),
         Cmd::Status { jail, target, json } => client(&target, Request::Status { jail }, json),
-        Cmd::Bans { jail, target, json } => client(&target, Request::Bans { jail }, json),
+        Cmd::Bans {
+            jail,
+            permanent,
+            target,
+            json,
+        } => client(&target, Request::Bans { jail, permanent }, json),
         Cmd::Ban {
             addr,
             jail,

@@ -8,6 +8,14 @@
 //!   the same ban twice (say, when replaying at start) does not count it twice. Repeat-offender
 //!   policies read it; [`Store::prune_history`] keeps it bounded.
 //! * `positions`: how far each followed log file has been read, keyed by path.
+//! * `ban_resets`: manual unbans (address, jail, time): escalation counts bans after the
+//!   last one only.
+//!
+//! Addresses are stored as written by [`Cidr`]'s `Display`: `192.0.2.7` for one address,
+//! `2001:db8:5:6::/64` for a prefix. A permanent ban has `end_ms` = `i64::MAX`
+//! ([`portcullis_core::decision::FOREVER`]). Schema 2 added `reason` and `count` (the n-th
+//! ban of the offender) to both ban tables and `ban_resets`; a schema-1 file is upgraded in
+//! place.
 //!
 //! **Durability.** The database runs in WAL mode with `synchronous=NORMAL`. A commit appends
 //! the transaction's pages to the `-wal` file with `write()`; once `COMMIT` returns, the data
@@ -32,11 +40,14 @@
 //! At open `PRAGMA quick_check` looks for corruption. A corrupt file is either refused with an
 //! error that says what to do, or moved aside (see [`CorruptPolicy`]).
 
+#[cfg(test)]
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context, Result};
+use portcullis_core::decision::BanReason;
+use portcullis_core::ignore::Cidr;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use crate::daemon::fsutil;
@@ -46,18 +57,24 @@ use crate::sources::file::Checkpoint;
 /// `PRAGMA application_id` of a Portcullis state file ("PCLS").
 const APP_ID: i32 = 0x5043_4c53;
 /// `PRAGMA user_version`: the schema this code writes.
-const SCHEMA_VERSION: i32 = 1;
+const SCHEMA_VERSION: i32 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS active_bans (
     addr TEXT NOT NULL, jail TEXT NOT NULL,
     start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL, failures INTEGER NOT NULL,
+    reason TEXT NOT NULL DEFAULT 'failures', count INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (addr, jail)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ban_history (
     addr TEXT NOT NULL, jail TEXT NOT NULL,
     start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL, failures INTEGER NOT NULL,
+    reason TEXT NOT NULL DEFAULT 'failures', count INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (addr, jail, start_ms)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ban_resets (
+    addr TEXT NOT NULL, jail TEXT NOT NULL, at_ms INTEGER NOT NULL,
+    PRIMARY KEY (addr, jail, at_ms)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ban_history_end ON ban_history (end_ms);
 CREATE TABLE IF NOT EXISTS positions (
@@ -67,14 +84,18 @@ CREATE TABLE IF NOT EXISTS positions (
 ) WITHOUT ROWID;
 ";
 
-/// One ban of one address in one jail. Times are milliseconds since the epoch.
+/// One ban of one address (or prefix) in one jail. Times are milliseconds since the epoch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BanRecord {
-    pub addr: IpAddr,
+    pub addr: Cidr,
     pub jail: String,
     pub start: i64,
+    /// `i64::MAX` for a permanent ban.
     pub end: i64,
     pub failures: u32,
+    pub reason: BanReason,
+    /// The n-th ban of the offender within the escalation window.
+    pub count: u32,
 }
 
 /// One change to the store; [`Store::apply`] writes a batch of them in one transaction.
@@ -85,7 +106,9 @@ pub enum StoreOp {
     Ban(BanRecord),
     /// Lift a ban at `at`: deletes the active row and ends its history row at `at` if that is
     /// earlier than planned. Unbanning what is not banned does nothing.
-    Unban { addr: IpAddr, jail: String, at: i64 },
+    Unban { addr: Cidr, jail: String, at: i64 },
+    /// A manual unban: escalation forgets the earlier bans of (addr, jail).
+    Reset { addr: Cidr, jail: String, at: i64 },
     /// Remember a read position (replaces the one of the same path). The `u64`s are stored
     /// bit for bit in SQLite's signed integers, so values above `i64::MAX` (fingerprints)
     /// survive the round trip.
@@ -186,14 +209,19 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
             let mut ban_active = tx.prepare_cached(
-                "INSERT OR REPLACE INTO active_bans (addr, jail, start_ms, end_ms, failures)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT OR REPLACE INTO active_bans
+                     (addr, jail, start_ms, end_ms, failures, reason, count)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             let mut ban_history = tx.prepare_cached(
-                "INSERT INTO ban_history (addr, jail, start_ms, end_ms, failures)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
+                "INSERT INTO ban_history (addr, jail, start_ms, end_ms, failures, reason, count)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT (addr, jail, start_ms)
-                 DO UPDATE SET end_ms = excluded.end_ms, failures = excluded.failures",
+                 DO UPDATE SET end_ms = excluded.end_ms, failures = excluded.failures,
+                     reason = excluded.reason, count = excluded.count",
+            )?;
+            let mut reset = tx.prepare_cached(
+                "INSERT OR IGNORE INTO ban_resets (addr, jail, at_ms) VALUES (?1, ?2, ?3)",
             )?;
             let mut end_history = tx.prepare_cached(
                 "UPDATE ban_history SET end_ms = min(end_ms, ?3)
@@ -209,7 +237,15 @@ impl Store {
             for op in ops {
                 match op {
                     StoreOp::Ban(b) => {
-                        let row = params![b.addr.to_string(), b.jail, b.start, b.end, b.failures];
+                        let row = params![
+                            b.addr.to_string(),
+                            b.jail,
+                            b.start,
+                            b.end,
+                            b.failures,
+                            b.reason.as_str(),
+                            b.count
+                        ];
                         ban_active.execute(row)?;
                         ban_history.execute(row)?;
                     }
@@ -217,6 +253,9 @@ impl Store {
                         let addr = addr.to_string();
                         end_history.execute(params![addr, jail, at])?;
                         unban.execute(params![addr, jail])?;
+                    }
+                    StoreOp::Reset { addr, jail, at } => {
+                        reset.execute(params![addr.to_string(), jail, at])?;
                     }
                     StoreOp::Position(p) => {
                         position.execute(params![
@@ -236,7 +275,8 @@ impl Store {
     /// The bans that have not ended at `now` (`end > now`).
     pub fn active_bans(&self, now: i64) -> Result<Vec<BanRecord>> {
         self.bans(
-            "SELECT addr, jail, start_ms, end_ms, failures FROM active_bans WHERE end_ms > ?1",
+            "SELECT addr, jail, start_ms, end_ms, failures, reason, count FROM active_bans
+             WHERE end_ms > ?1",
             params![now],
         )
     }
@@ -245,34 +285,75 @@ impl Store {
     #[cfg(test)]
     pub fn history(&self, addr: IpAddr) -> Result<Vec<BanRecord>> {
         self.bans(
-            "SELECT addr, jail, start_ms, end_ms, failures FROM ban_history
+            "SELECT addr, jail, start_ms, end_ms, failures, reason, count FROM ban_history
              WHERE addr = ?1 ORDER BY start_ms, jail",
             params![addr.to_string()],
         )
     }
 
+    /// Every ban that started after `since`, oldest first (the memory of escalation).
+    pub fn history_since(&self, since: i64) -> Result<Vec<BanRecord>> {
+        self.bans(
+            "SELECT addr, jail, start_ms, end_ms, failures, reason, count FROM ban_history
+             WHERE start_ms > ?1 ORDER BY start_ms, jail",
+            params![since],
+        )
+    }
+
+    /// Every manual unban after `since`: (address, jail, time), oldest first.
+    pub fn resets_since(&self, since: i64) -> Result<Vec<(Cidr, String, i64)>> {
+        let read = || -> rusqlite::Result<Vec<(String, String, i64)>> {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT addr, jail, at_ms FROM ban_resets WHERE at_ms > ?1 ORDER BY at_ms",
+            )?;
+            let rows = stmt.query_map(params![since], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect()
+        };
+        let rows =
+            read().with_context(|| format!("cannot read resets from {}", self.path.display()))?;
+        rows.into_iter()
+            .map(|(a, j, at)| Ok((self.parse_addr(&a)?, j, at)))
+            .collect()
+    }
+
+    fn parse_addr(&self, addr: &str) -> Result<Cidr> {
+        Cidr::parse(addr).map_err(|e| {
+            anyhow!(
+                "bad address {addr:?} in state file {}: {e}",
+                self.path.display()
+            )
+        })
+    }
+
     fn bans(&self, sql: &str, args: impl rusqlite::Params) -> Result<Vec<BanRecord>> {
-        type Row = (String, String, i64, i64, u32);
+        type Row = (String, String, i64, i64, u32, String, u32);
         let read = || -> rusqlite::Result<Vec<Row>> {
             let mut stmt = self.conn.prepare_cached(sql)?;
             let rows = stmt.query_map(args, |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
             })?;
             rows.collect()
         };
         let rows =
             read().with_context(|| format!("cannot read bans from {}", self.path.display()))?;
         rows.into_iter()
-            .map(|(addr, jail, start, end, failures)| {
-                let addr = addr.parse().with_context(|| {
-                    format!("bad address {addr:?} in state file {}", self.path.display())
-                })?;
+            .map(|(addr, jail, start, end, failures, reason, count)| {
                 Ok(BanRecord {
-                    addr,
+                    addr: self.parse_addr(&addr)?,
                     jail,
                     start,
                     end,
                     failures,
+                    reason: BanReason::parse(&reason).unwrap_or(BanReason::Failures),
+                    count,
                 })
             })
             .collect()
@@ -298,9 +379,12 @@ impl Store {
         read().with_context(|| format!("cannot read positions from {}", self.path.display()))
     }
 
-    /// Forgets history rows that ended before `before`, except those of bans still active.
-    /// Returns how many were deleted.
+    /// Forgets history rows that ended before `before`, except those of bans still active,
+    /// and manual unbans before `before`. Returns how many history rows were deleted.
     pub fn prune_history(&mut self, before: i64) -> Result<usize> {
+        self.conn
+            .execute("DELETE FROM ban_resets WHERE at_ms < ?1", params![before])
+            .with_context(|| format!("cannot prune resets in {}", self.path.display()))?;
         self.conn
             .execute(
                 "DELETE FROM ban_history WHERE end_ms < ?1 AND NOT EXISTS (
@@ -425,6 +509,15 @@ fn create_schema(mut conn: Connection, path: &Path) -> Result<Connection, OpenEr
     }
     tx.pragma_update(None, "application_id", APP_ID)?;
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    if version == 1 && has_tables {
+        // schema 1 -> 2: reason and count of each ban (old bans were failures, first bans)
+        tx.execute_batch(
+            "ALTER TABLE active_bans ADD COLUMN reason TEXT NOT NULL DEFAULT 'failures';
+             ALTER TABLE active_bans ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+             ALTER TABLE ban_history ADD COLUMN reason TEXT NOT NULL DEFAULT 'failures';
+             ALTER TABLE ban_history ADD COLUMN count INTEGER NOT NULL DEFAULT 1;",
+        )?;
+    }
     tx.execute_batch(SCHEMA)?;
     tx.commit()?;
     Ok(conn)
@@ -494,11 +587,13 @@ mod tests {
 
     fn ban(addr: &str, jail: &str, start: i64, end: i64) -> BanRecord {
         BanRecord {
-            addr: addr.parse().unwrap(),
+            addr: Cidr::parse(addr).unwrap(),
             jail: jail.into(),
             start,
             end,
             failures: 3,
+            reason: BanReason::Failures,
+            count: 1,
         }
     }
 
@@ -561,13 +656,13 @@ mod tests {
         store
             .apply(&[
                 StoreOp::Unban {
-                    addr,
+                    addr: Cidr::host(addr),
                     jail: "sshd".into(),
                     at: 2_500,
                 },
                 // Unbanning what is not banned is not an error.
                 StoreOp::Unban {
-                    addr,
+                    addr: Cidr::host(addr),
                     jail: "nginx".into(),
                     at: 2_500,
                 },
@@ -614,7 +709,7 @@ mod tests {
         store.apply(&ops).unwrap();
         store
             .apply(&[StoreOp::Unban {
-                addr,
+                addr: Cidr::host(addr),
                 jail: "sshd".into(),
                 at: 20_000,
             }])
@@ -640,6 +735,56 @@ mod tests {
         let err = store.apply(&ops.map(StoreOp::Ban)).unwrap_err();
         assert!(format!("{err:#}").contains("state.db"), "{err:#}");
         assert!(store.active_bans(0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_schema_1_file_is_upgraded_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        fsutil::create_private(&path).unwrap();
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(&format!(
+                "PRAGMA application_id = {APP_ID}; PRAGMA user_version = 1;
+                 CREATE TABLE active_bans (addr TEXT NOT NULL, jail TEXT NOT NULL,
+                     start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL,
+                     failures INTEGER NOT NULL, PRIMARY KEY (addr, jail)) WITHOUT ROWID;
+                 CREATE TABLE ban_history (addr TEXT NOT NULL, jail TEXT NOT NULL,
+                     start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL,
+                     failures INTEGER NOT NULL, PRIMARY KEY (addr, jail, start_ms)) WITHOUT ROWID;
+                 INSERT INTO active_bans VALUES ('192.0.2.1', 'sshd', 1000, 9000, 5);
+                 INSERT INTO ban_history VALUES ('192.0.2.1', 'sshd', 1000, 9000, 5);"
+            ))
+            .unwrap();
+        }
+        let mut store = Store::open(&path, CorruptPolicy::Refuse).unwrap();
+        let want = BanRecord {
+            failures: 5,
+            ..ban("192.0.2.1", "sshd", 1000, 9000)
+        };
+        assert_eq!(store.active_bans(0).unwrap(), vec![want.clone()]);
+        assert_eq!(store.history_since(0).unwrap(), vec![want]);
+        // and it takes the new columns, prefixes, permanent bans and resets
+        let p = BanRecord {
+            reason: BanReason::Increment,
+            count: 4,
+            ..ban("2001:db8:5:6::/64", "sshd", 2000, i64::MAX)
+        };
+        store.apply(&[StoreOp::Ban(p.clone())]).unwrap();
+        store
+            .apply(&[StoreOp::Reset {
+                addr: p.addr,
+                jail: "sshd".into(),
+                at: 3000,
+            }])
+            .unwrap();
+        drop(store);
+        let store = Store::open(&path, CorruptPolicy::Refuse).unwrap();
+        assert!(store.active_bans(i64::MAX - 1).unwrap().contains(&p));
+        assert_eq!(
+            store.resets_since(0).unwrap(),
+            vec![(p.addr, "sshd".to_string(), 3000)]
+        );
     }
 
     #[test]

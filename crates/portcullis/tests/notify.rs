@@ -257,14 +257,19 @@ fn mail_batches_bans_with_evidence_and_survives_outages_and_restarts() {
         .to_string();
     assert!(subject.contains("3 bans"), "{subject}");
     let body = mail["body"].as_str().unwrap();
-    for (addr, user) in [
-        ("203.0.113.10", "x\\x0dBcc: victim@example.org"),
-        ("203.0.113.11", "oracle"),
-        ("2001:db8::12", "admin"),
+    // (an IPv6 offender is banned as its /64: the default v6_prefix)
+    for (addr, ban, user) in [
+        (
+            "203.0.113.10",
+            "203.0.113.10",
+            "x\\x0dBcc: victim@example.org",
+        ),
+        ("203.0.113.11", "203.0.113.11", "oracle"),
+        ("2001:db8::12", "2001:db8::/64", "admin"),
     ] {
         assert!(
-            body.contains(&format!("address:  {addr}")),
-            "{addr} missing:\n{body}"
+            body.contains(&format!("address:  {ban}")),
+            "{ban} missing:\n{body}"
         );
         for p in 40000..40003 {
             let line =
@@ -645,10 +650,11 @@ fn a_flood_is_notified() {
         ),
     );
     let d = Daemon::start(&cfg, &dir.join("daemon.log"));
+    // each in its own /64 (the default v6_prefix): 150 offenders
     let lines: Vec<String> = (0..150u32)
         .map(|i| {
             format!(
-                "Failed password for root from 2001:db8::{:x} port 1000 ssh2",
+                "Failed password for root from 2001:db8:{:x}::1 port 1000 ssh2",
                 i + 1
             )
         })

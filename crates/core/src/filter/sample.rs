@@ -153,7 +153,7 @@ pub fn check(filter: &Filter, text: &str, ctx: &TimeContext) -> Result<usize, Ve
                 h.addr.to_string(),
                 h.user.map(|u| String::from_utf8_lossy(u).into_owned()),
                 r.id.clone(),
-                crate::jail::hit_weight(&h, r, &[]).0,
+                crate::jail::hit_weight(&h, r, &[], &[]).0,
             )
         });
         let ok = match (&c.expect, &got) {

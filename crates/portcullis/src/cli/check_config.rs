@@ -26,6 +26,12 @@ pub fn run(path: Option<&Path>) -> anyhow::Result<i32> {
         cfg.state_dir.display(),
         backends.join("+")
     );
+    for line in crate::lists::describe("ignore", &cfg.ignore_list)
+        .into_iter()
+        .chain(crate::lists::describe("deny", &cfg.deny))
+    {
+        println!("{line}");
+    }
     for j in &cfg.jails {
         let ports = match &j.ports {
             None => "all ports".to_string(),
@@ -48,7 +54,11 @@ pub fn run(path: Option<&Path>) -> anyhow::Result<i32> {
             j.mode,
             j.maxretry,
             portcullis_core::duration::format(j.findtime),
-            portcullis_core::duration::format(j.bantime),
+            if j.bantime == portcullis_core::decision::FOREVER {
+                "forever".to_string()
+            } else {
+                portcullis_core::duration::format(j.bantime)
+            },
             ports,
             j.action,
             if j.logs.is_empty() {
@@ -57,6 +67,52 @@ pub fn run(path: Option<&Path>) -> anyhow::Result<i32> {
                 j.logs.join(", ")
             }
         );
+    }
+    for j in &cfg.jails {
+        let p = &j.policy;
+        let mut extra = Vec::new();
+        if let Some(i) = &p.ban.increment {
+            extra.push(format!(
+                "bantime x{} per repeat within {} (max {}{})",
+                i.factor,
+                portcullis_core::duration::format(i.window),
+                portcullis_core::duration::format(i.max),
+                if i.across_jails { ", across jails" } else { "" }
+            ));
+        }
+        if let Some(n) = p.ban.permanent_after {
+            extra.push(format!("permanent from ban #{n}"));
+        }
+        if p.ban.jitter_percent > 0 {
+            extra.push(format!("jitter up to {}%", p.ban.jitter_percent));
+        }
+        use portcullis_core::track::{DEFAULT_V4_PREFIX, DEFAULT_V6_PREFIX};
+        if (j.v4_prefix, j.v6_prefix) != (DEFAULT_V4_PREFIX, DEFAULT_V6_PREFIX) {
+            extra.push(format!(
+                "offenders per /{} (v4) and /{} (v6)",
+                j.v4_prefix, j.v6_prefix
+            ));
+        }
+        if let Some(s) = &p.subnet {
+            extra.push(format!(
+                "subnet ban /{} (v4) /{} (v6) after {} bans within {}",
+                s.v4,
+                s.v6,
+                s.after,
+                portcullis_core::duration::format(s.within)
+            ));
+        }
+        if !j.rule_weights.is_empty() {
+            let w: Vec<String> = j
+                .rule_weights
+                .iter()
+                .map(|(r, w)| format!("{r}={w}"))
+                .collect();
+            extra.push(format!("rule weights {}", w.join(",")));
+        }
+        if !extra.is_empty() {
+            println!("jail {} policy: {}", j.name, extra.join("; "));
+        }
     }
     for w in crate::firewall::settings::warnings(&backends)
         .into_iter()

@@ -26,13 +26,19 @@ pub fn run(socket: &Path, config: Option<&Path>, req: Request, json: bool) -> Re
         let cfg = Config::load(config)?;
         let now = super::time_context().now;
         match &req {
-            Request::Bans { jail } => super::offline::bans(&cfg, jail.as_deref(), now)?,
+            Request::Bans { jail, permanent } => {
+                let mut r = super::offline::bans(&cfg, jail.as_deref(), now)?;
+                if *permanent {
+                    r.bans.retain(|b| b.permanent);
+                }
+                r
+            }
             Request::Unban { addr, jail, .. } => {
                 let ip = match addr {
                     None => None,
-                    Some(a) => match portcullis_core::addr::parse(a.as_bytes()) {
-                        Some(ip) => Some(ip),
-                        None => anyhow::bail!("{a:?} is not an IP address"),
+                    Some(a) => match portcullis_core::ignore::Cidr::parse(a) {
+                        Ok(c) => Some(c),
+                        Err(_) => anyhow::bail!("{a:?} is not an IP address or CIDR prefix"),
                     },
                 };
                 super::offline::unban(&cfg, ip, jail.as_deref(), now)?
@@ -88,6 +94,9 @@ fn print_human(req: &Request, r: &Response) {
         if j.evicted > 0 {
             println!("  tracking cap reached: {} addresses evicted", j.evicted);
         }
+        if let Some(f) = &j.flood {
+            println!("  FLOOD: {f}");
+        }
         const SHOWN: usize = 20;
         for (a, n) in j.failing.iter().take(SHOWN) {
             println!("  failing {a} ({n})");
@@ -101,10 +110,17 @@ fn print_human(req: &Request, r: &Response) {
             println!("no active bans");
         }
         for b in &r.bans {
-            println!(
-                "{:<40} jail={:<12} until {} ({}s left)",
-                b.host, b.jail, b.until, b.remaining_secs
-            );
+            if b.permanent {
+                println!(
+                    "{:<40} jail={:<12} permanent reason={} ban #{}",
+                    b.host, b.jail, b.reason, b.count
+                );
+            } else {
+                println!(
+                    "{:<40} jail={:<12} until {} ({}s left) reason={} ban #{}",
+                    b.host, b.jail, b.until, b.remaining_secs, b.reason, b.count
+                );
+            }
         }
     }
 }

@@ -2,11 +2,10 @@
 //! lifted now is not put back into the firewall at the next start (a hand-made
 //! `nft delete element` would be).
 
-use std::net::IpAddr;
+use portcullis_core::ignore::Cidr;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use portcullis_core::time::rfc3339;
 
 use crate::config::Config;
 use crate::daemon::fsutil;
@@ -66,24 +65,30 @@ pub fn bans(cfg: &Config, jail: Option<&str>, now: i64) -> Result<Response> {
             .active_bans(now)?
             .into_iter()
             .filter(|b| jail.is_none_or(|j| j == b.jail))
-            .map(|b| BanInfo {
-                host: b.addr.to_string(),
-                jail: b.jail,
-                until: rfc3339(b.end),
-                remaining_secs: (b.end - now).max(0) / 1000,
-            })
+            .map(|b| BanInfo::new(b.addr, &b.jail, b.end, now, b.reason, b.count))
             .collect();
+    }
+    // the deny list is the configuration's (the daemon puts it in at start)
+    if jail.is_none_or(|j| j == crate::config::DENY_JAIL) {
+        use portcullis_core::decision::{BanReason, FOREVER};
+        let deny = crate::config::DENY_JAIL;
+        r.bans.extend(
+            cfg.deny
+                .cidrs
+                .iter()
+                .map(|&c| BanInfo::new(c, deny, FOREVER, now, BanReason::Deny, 1)),
+        );
     }
     Ok(r)
 }
 
 /// Lifts bans in the state file (and, with nftables, in the kernel too).
-pub fn unban(cfg: &Config, addr: Option<IpAddr>, jail: Option<&str>, now: i64) -> Result<Response> {
+pub fn unban(cfg: &Config, addr: Option<Cidr>, jail: Option<&str>, now: i64) -> Result<Response> {
     note(cfg);
     let Some((mut store, _lock)) = open(cfg)? else {
         return Ok(Response::ok("no state file: nothing is banned".to_string()));
     };
-    let lift: Vec<(IpAddr, String)> = store
+    let lift: Vec<(Cidr, String)> = store
         .active_bans(now)?
         .into_iter()
         .filter(|b| jail.is_none_or(|j| j == b.jail) && addr.is_none_or(|a| a == b.addr))
@@ -94,10 +99,19 @@ pub fn unban(cfg: &Config, addr: Option<IpAddr>, jail: Option<&str>, now: i64) -
     }
     let ops: Vec<StoreOp> = lift
         .iter()
-        .map(|(a, j)| StoreOp::Unban {
-            addr: *a,
-            jail: j.clone(),
-            at: now,
+        .flat_map(|(a, j)| {
+            [
+                StoreOp::Unban {
+                    addr: *a,
+                    jail: j.clone(),
+                    at: now,
+                },
+                StoreOp::Reset {
+                    addr: *a,
+                    jail: j.clone(),
+                    at: now,
+                },
+            ]
         })
         .collect();
     store.apply(&ops)?;

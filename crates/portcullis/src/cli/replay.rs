@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc};
 
 use anyhow::Result;
-use portcullis_core::decision::{Decision, Millis};
+use portcullis_core::decision::{BanReason, Decision, Millis, FOREVER};
 use portcullis_core::filter::session_shard;
 use portcullis_core::jail::{prepare_parsed, Jail, Prepared, Step};
+use portcullis_core::policy::{self, History};
 use portcullis_core::time::rfc3339;
 
 use super::input;
@@ -41,8 +42,24 @@ pub fn run(
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut last: Millis = i64::MIN;
     let mut bans = 0u64;
+    // every jail's bans, for escalation (the daemon loads it from its store)
+    let mut history = History::new();
+    let mut out_err: std::io::Result<()> = Ok(());
+    // the deny list: banned from the start, permanently
+    for c in &cfg.deny.cidrs {
+        let d = Decision::Ban {
+            addr: *c,
+            at: ctx.now,
+            until: FOREVER,
+            failures: 0,
+            reason: BanReason::Deny,
+        };
+        if out_err.is_ok() {
+            out_err = print(&mut out, &d, crate::config::DENY_JAIL, json);
+        }
+    }
     let mut lines = 0u64;
-    let mut err: std::io::Result<()> = Ok(());
+    let mut err: std::io::Result<()> = out_err;
     let sources: Vec<Option<&Path>> = if logs.is_empty() {
         vec![None]
     } else {
@@ -160,6 +177,20 @@ pub fn run(
                     found.sort_by_key(|f| f.0);
                 }
                 for (_, ji, p) in found {
+                    // bans that ran out before this line's time end first, as the daemon's
+                    // timer ends them: a failure just after a ban's end counts
+                    if let Prepared::Failure { time: Some(t), .. } = &p {
+                        let t = (*t).max(last);
+                        for j in running.iter_mut() {
+                            if j.tracker().next_expiry().is_some_and(|e| e <= t) {
+                                for d in j.tracker_mut().expire(t) {
+                                    if err.is_ok() {
+                                        err = print(&mut out, &d, j.name(), json);
+                                    }
+                                }
+                            }
+                        }
+                    }
                     let j = &mut running[ji];
                     let fallback = if last == i64::MIN { ctx.now } else { last };
                     if let Step::Failure {
@@ -168,9 +199,23 @@ pub fn run(
                     {
                         last = last.max(failure.time);
                         if let Some(d) = decision {
-                            bans += 1;
-                            if err.is_ok() {
-                                err = print(&mut out, &d, j.name(), json);
+                            // the replay's "random" jitter: a hash of the ban, so that a
+                            // replay is reproducible
+                            let jitter = match &d {
+                                Decision::Ban { addr, at, .. } => mix(addr, *at),
+                                _ => 0,
+                            };
+                            let s = policy::sentence(j, &mut history, d, failure.addr, jitter);
+                            for n in &s.notes {
+                                eprintln!("replay: jail {}: {n}", j.name());
+                            }
+                            for d in &s.decisions {
+                                if matches!(d, Decision::Ban { .. }) {
+                                    bans += 1;
+                                }
+                                if err.is_ok() {
+                                    err = print(&mut out, d, j.name(), json);
+                                }
                             }
                         }
                     }
@@ -211,26 +256,49 @@ pub fn run(
     Ok(0)
 }
 
+/// A stand-in for randomness in replay: splitmix64 of the ban's target and start.
+fn mix(addr: &portcullis_core::ignore::Cidr, at: Millis) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    addr.hash(&mut h);
+    at.hash(&mut h);
+    let mut z = h.finish().wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 fn print(out: &mut impl Write, d: &Decision, jail: &str, json: bool) -> std::io::Result<()> {
     match (d, json) {
-        (Decision::Ban { addr, at, until, failures }, true) => writeln!(
-            out,
-            "{{\"action\":\"ban\",\"host\":\"{addr}\",\"jail\":{},\"time\":\"{}\",\"until\":\"{}\",\"failures\":{failures}}}",
-            serde_json::to_string(jail).unwrap_or_default(),
-            rfc3339(*at),
-            rfc3339(*until)
-        ),
+        (Decision::Ban { addr, at, until, failures, reason }, true) => {
+            let (until_s, secs) = if *until == FOREVER {
+                ("forever".to_string(), String::new())
+            } else {
+                (rfc3339(*until), format!(",\"seconds\":{}", (until - at) / 1000))
+            };
+            writeln!(
+                out,
+                "{{\"action\":\"ban\",\"host\":\"{addr}\",\"jail\":{},\"time\":\"{}\",\"until\":\"{until_s}\"{secs},\"permanent\":{},\"reason\":\"{reason}\",\"failures\":{failures}}}",
+                serde_json::to_string(jail).unwrap_or_default(),
+                rfc3339(*at),
+                *until == FOREVER
+            )
+        }
         (Decision::Unban { addr, at }, true) => writeln!(
             out,
             "{{\"action\":\"unban\",\"host\":\"{addr}\",\"jail\":{},\"time\":\"{}\",\"failures\":null}}",
             serde_json::to_string(jail).unwrap_or_default(),
             rfc3339(*at)
         ),
-        (Decision::Ban { addr, at, until, failures }, false) => writeln!(
+        (Decision::Ban { addr, at, until, failures, reason }, false) => writeln!(
             out,
-            "{} ban   {addr} jail={jail} failures={failures} for={}",
+            "{} ban   {addr} jail={jail} failures={failures} for={} reason={reason}",
             rfc3339(*at),
-            portcullis_core::duration::format(until - at)
+            if *until == FOREVER {
+                "forever".to_string()
+            } else {
+                portcullis_core::duration::format(until - at)
+            }
         ),
         (Decision::Unban { addr, at }, false) => writeln!(out, "{} unban {addr} jail={jail}", rfc3339(*at)),
     }

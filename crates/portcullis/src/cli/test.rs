@@ -354,7 +354,7 @@ fn write_json(
             let rule = &r.id;
             // what the line counts: 0 for a line held in its session, the held failures
             // for a line that releases them (no user weights here: no jail)
-            let (weight, _) = portcullis_core::jail::hit_weight(&h, r, &[]);
+            let (weight, _) = portcullis_core::jail::hit_weight(&h, r, &[], &[]);
             let user = h.user.map(|u| String::from_utf8_lossy(u).into_owned());
             let v = serde_json::json!({
                 "matched": true,

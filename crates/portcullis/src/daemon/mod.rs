@@ -15,18 +15,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
-use portcullis_core::decision::{Decision, Millis};
+use portcullis_core::decision::{BanReason, Decision, Millis, FOREVER};
 use portcullis_core::duration;
 use portcullis_core::ignore::{Cidr, IgnoreList, Reason};
 use portcullis_core::jail::{Jail, Step};
-use portcullis_core::time::rfc3339;
+use portcullis_core::policy::{self, History};
 use tracing::{error, info, warn};
 
 use crate::config::{self, Config, OnCorrupt};
 use crate::events::{self, Event, StopKind, UnbanReason};
 #[cfg(test)]
 use crate::firewall::null::Null;
-use crate::firewall::{Action, Firewall, FwOp, JailRules, Proto};
+use crate::firewall::{Action, Firewall, FwOp, JailRules, Proto, PERMANENT};
 use crate::jails;
 use crate::sources::batch::Batch;
 use crate::sources::file::{self as file_source, FileSources, SharedPaths};
@@ -98,12 +98,73 @@ struct Engine {
     last_prune: Millis,
     /// Evictions already reported per jail (DOSBAIL-style floods are reported, not fatal).
     evicted_reported: HashMap<String, u64>,
+    /// Every offender's bans and manual unbans (escalation), loaded from the store at start.
+    history: History,
+    /// Reason and count (n-th ban) of each active ban, by (jail, target).
+    meta: HashMap<(String, Cidr), (BanReason, u32)>,
+    /// The `deny` entries in the firewall now (jail [`config::DENY_JAIL`]).
+    denied: Vec<Cidr>,
+    /// Random state for the ban jitter.
+    rng: u64,
+    /// Per jail: failure rate and the last `flood` event.
+    floods: HashMap<String, FloodState>,
     /// Where counted failures' lines are kept for notifications (when any is configured).
     evidence: Option<crate::notify::EvidenceHook>,
     /// Prometheus metrics (`[metrics]`), when configured.
     metrics: Option<crate::metrics::Metrics>,
     /// Failure counts for `portcullis report` (stats.db, written by its own thread).
     stats: Option<crate::report::Stats>,
+}
+
+/// What the engine knows of a jail's flood (DOSBAIL) state.
+#[derive(Debug, Clone, Copy, Default)]
+struct FloodState {
+    /// Start of the current interval.
+    since: Millis,
+    /// Failures counted in it.
+    count: u64,
+    /// Failures counted in the interval before.
+    prev: u64,
+    /// When the last `flood` event was emitted.
+    last_event: Option<Millis>,
+}
+
+/// A matched-line rate this many times the last interval's is a flood...
+const FLOOD_RATE_JUMP: u64 = 10;
+/// ... if it is at least this many failures per interval.
+const FLOOD_RATE_FLOOR: u64 = 10_000;
+
+/// How long one `flood` event per jail covers: at most one per interval.
+const FLOOD_INTERVAL_MS: Millis = 60_000;
+
+/// A firewall timeout for a ban that ends at `until`.
+fn fw_timeout(until: Millis, now: Millis) -> i64 {
+    if until == FOREVER {
+        PERMANENT
+    } else {
+        until - now
+    }
+}
+
+/// The `deny` list to ban: entries covered by another entry are dropped (interval sets
+/// refuse overlaps). Errors when an entry covers an own address.
+fn deny_targets(cfg: &Config, own: &[IpAddr]) -> Result<Vec<Cidr>> {
+    let mut v: Vec<Cidr> = cfg.deny.cidrs.clone();
+    if let Some((c, a)) = v
+        .iter()
+        .find_map(|c| own.iter().find(|a| c.contains(**a)).map(|a| (c, a)))
+    {
+        anyhow::bail!("`deny`: {c} is refused: it holds {a}, one of this host's own addresses");
+    }
+    v.sort_by_key(|c| c.len);
+    let mut out: Vec<Cidr> = Vec::new();
+    for c in v {
+        if !out.iter().any(|o| o.covers(&c)) {
+            out.push(c);
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 impl Engine {
@@ -120,7 +181,7 @@ impl Engine {
         let mut own = own;
         own.sort();
         own.dedup();
-        Engine {
+        let mut e = Engine {
             config_path: config_path.map(Path::to_path_buf),
             jails: cfg
                 .jails
@@ -137,12 +198,28 @@ impl Engine {
             store,
             new_paths: Arc::new(Mutex::new(None)),
             evicted_reported: HashMap::new(),
+            history: History::new(),
+            meta: HashMap::new(),
+            denied: Vec::new(),
+            rng: {
+                use std::hash::{BuildHasher, Hasher};
+                let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+                h.write_u64(now_ms() as u64);
+                h.finish() | 1
+            },
+            floods: HashMap::new(),
             evidence: None,
             metrics: None,
             stats: None,
             last_prune: i64::MIN / 2,
             cfg,
+        };
+        // random hash seeds for the flood sketches: nobody can aim collisions
+        for i in 0..e.jails.len() {
+            let seed = e.jitter();
+            e.jails[i].tracker_mut().set_seed(seed);
         }
+        e
     }
 }
 
@@ -154,13 +231,22 @@ fn lift_reason(ignore: &IgnoreList, own: &[IpAddr], ban: Cidr) -> Option<String>
     match ignore.check_prefix(ban) {
         Some(Reason::Loopback) => Some("loopback".into()),
         Some(Reason::Own) => Some("own-address".into()),
-        Some(Reason::Listed(c)) => Some(format!("ignore:{c}")),
+        Some(Reason::Listed(c)) => Some(format!("ignore:{}/{}", c.addr, c.len)),
         None if own.iter().any(|&a| ban.contains(a)) => Some("own-address".into()),
         None => None,
     }
 }
 
 fn jail_rules(cfg: &Config) -> Vec<JailRules> {
+    // the `deny` list: every port, every protocol
+    let deny = JailRules {
+        name: config::DENY_JAIL.into(),
+        ports: None,
+        proto: Proto::Both,
+        action: Action::Drop,
+        // the default backends (`[firewall] backend`)
+        backends: Vec::new(),
+    };
     cfg.jails
         .iter()
         .map(|j| JailRules {
@@ -178,6 +264,7 @@ fn jail_rules(cfg: &Config) -> Vec<JailRules> {
             },
             backends: j.backends.clone(),
         })
+        .chain(std::iter::once(deny))
         .collect()
 }
 
@@ -361,6 +448,7 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
         .setup(&jail_rules(&eng.cfg))
         .context("cannot set up the firewall")?;
     eng.restore()?;
+    eng.sync_deny()?;
     // the restore's temporary vectors and nft script are gone; without this RSS keeps
     // their peak
     crate::sys::trim_heap();
@@ -512,11 +600,11 @@ impl Engine {
         let mut fw_ops = Vec::new();
         let mut st_ops = Vec::new();
         for j in &mut self.jails {
-            let lift: Vec<(IpAddr, String)> = j
+            let lift: Vec<(Cidr, String)> = j
                 .tracker()
                 .bans()
                 .filter_map(|(a, _)| {
-                    lift_reason(&j.settings().ignore, &self.own, Cidr::host(a)).map(|r| (a, r))
+                    lift_reason(&j.settings().ignore, &self.own, a).map(|r| (a, r))
                 })
                 .collect();
             let jail = j.name().to_string();
@@ -556,6 +644,7 @@ impl Engine {
             return Ok(());
         }
         self.last_prune = now;
+        self.history.prune(now - HISTORY_DAYS * 86_400_000);
         let n = self.store.prune_history(now - HISTORY_DAYS * 86_400_000)?;
         if n > 0 {
             info!("pruned {n} ban history rows older than {HISTORY_DAYS} days");
@@ -578,8 +667,84 @@ impl Engine {
         Ok(0)
     }
 
+    /// Loads the ban history of the last [`HISTORY_DAYS`] (escalation survives restarts).
+    fn load_history(&mut self, now: Millis) -> Result<()> {
+        let since = now - HISTORY_DAYS * 86_400_000;
+        let mut h = History::new();
+        for b in self.store.history_since(since)? {
+            h.record_ban(b.addr, &b.jail, b.start);
+        }
+        for (a, jail, at) in self.store.resets_since(since)? {
+            h.record_reset(a, &jail, at);
+        }
+        self.history = h;
+        Ok(())
+    }
+
+    /// Puts the `deny` list of the configuration into the firewall (permanent bans of jail
+    /// `deny`) and lifts entries no longer listed. At start and reload.
+    fn sync_deny(&mut self) -> Result<()> {
+        let want = deny_targets(&self.cfg, &self.own)?;
+        let jail = config::DENY_JAIL.to_string();
+        let mut ops: Vec<FwOp> = self
+            .denied
+            .iter()
+            .filter(|c| !want.contains(c))
+            .map(|&addr| FwOp::Del {
+                jail: jail.clone(),
+                addr,
+            })
+            .collect();
+        let added: Vec<Cidr> = want
+            .iter()
+            .filter(|c| !self.denied.contains(c))
+            .copied()
+            .collect();
+        ops.extend(added.iter().map(|&addr| FwOp::Add {
+            jail: jail.clone(),
+            addr,
+            timeout_ms: PERMANENT,
+        }));
+        if ops.is_empty() {
+            return Ok(());
+        }
+        self.fw
+            .apply(&ops)
+            .context("cannot put the deny list into the firewall")?;
+        for &addr in &added {
+            events::emit(&Event::Ban {
+                addr,
+                jail: jail.clone(),
+                failures: 0,
+                length: FOREVER,
+                manual: false,
+                reason: BanReason::Deny,
+            });
+        }
+        for addr in self.denied.iter().filter(|c| !want.contains(c)) {
+            events::emit(&Event::Unban {
+                addr: *addr,
+                jail: jail.clone(),
+                reason: UnbanReason::Lifted("deny-list".into()),
+            });
+        }
+        self.denied = want;
+        Ok(())
+    }
+
+    /// A random number for the jitter (xorshift; seeded at start).
+    fn jitter(&mut self) -> u64 {
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        x
+    }
+
     fn restore(&mut self) -> Result<()> {
         let now = now_ms();
+        self.load_history(now)?;
         let mut ops = Vec::new();
         let mut lifted = Vec::new();
         let mut n = 0;
@@ -609,7 +774,7 @@ impl Engine {
             }
             // not put back if the ignore list, loopback or an own address covers it now
             // (the kernel may still hold it: deleted)
-            if let Some(reason) = lift_reason(&j.settings().ignore, &self.own, Cidr::host(b.addr)) {
+            if let Some(reason) = lift_reason(&j.settings().ignore, &self.own, b.addr) {
                 events::emit(&Event::Unban {
                     addr: b.addr,
                     jail: b.jail.clone(),
@@ -627,10 +792,12 @@ impl Engine {
                 continue;
             }
             j.tracker_mut().ban(b.addr, b.start, b.end, b.failures);
+            self.meta
+                .insert((b.jail.clone(), b.addr), (b.reason, b.count));
             ops.push(FwOp::Add {
                 jail: b.jail.clone(),
                 addr: b.addr,
-                timeout_ms: b.end - now,
+                timeout_ms: fw_timeout(b.end, now),
             });
             n += 1;
             if n <= 100 {
@@ -672,6 +839,7 @@ impl Engine {
             .as_ref()
             .map(|_| crate::metrics::Tally::default());
         let mut fw_ops = Vec::new();
+        let mut fw_first = Vec::new();
         let mut st_ops = Vec::new();
         for (src, line) in b.iter() {
             if !self.glob_routed.contains(src) {
@@ -687,28 +855,35 @@ impl Engine {
             let Some(js) = self.routes.get(src) else {
                 continue;
             };
-            for &ji in js {
-                let j = &mut self.jails[ji];
-                let step = j.process(line, &ctx, Some(now), now);
+            for &ji in js.clone().iter() {
+                let step = self.jails[ji].process(line, &ctx, Some(now), now);
                 if let (Some(t), Step::Failure { failure, .. }) = (&mut tally, &step) {
                     t.failure(ji, failure);
                 }
-                if let (Some(st), Step::Failure { failure, hit, .. }) = (&mut self.stats, &step) {
+                if let (
+                    Some(st),
+                    Step::Failure {
+                        failure,
+                        hit,
+                        decision,
+                    },
+                ) = (&mut self.stats, &step)
+                {
                     st.failure(ji, failure, hit);
-                    if matches!(
-                        step,
-                        Step::Failure {
-                            decision: Some(_),
-                            ..
-                        }
-                    ) {
+                    if decision.is_some() {
                         st.ban_rule(ji, failure, hit);
                     }
                 }
-                if let (Some(ev), Step::Failure { failure, .. }) = (&self.evidence, &step) {
+                let Step::Failure {
+                    decision, failure, ..
+                } = step
+                else {
+                    continue;
+                };
+                if let Some(ev) = &self.evidence {
                     if failure.weight > 0 {
                         ev.record(
-                            j.name(),
+                            self.jails[ji].name(),
                             failure.addr,
                             line,
                             now,
@@ -716,41 +891,88 @@ impl Engine {
                         );
                     }
                 }
-                if let Step::Failure {
-                    decision:
-                        Some(Decision::Ban {
+                self.floods
+                    .entry(self.jails[ji].name().to_string())
+                    .or_insert(FloodState {
+                        since: now,
+                        ..FloodState::default()
+                    })
+                    .count += 1;
+                let Some(d) = decision else {
+                    continue;
+                };
+                let jitter = self.jitter();
+                let j = &mut self.jails[ji];
+                let s = policy::sentence(j, &mut self.history, d, failure.addr, jitter);
+                for n in &s.notes {
+                    info!(jail = j.name(), "{n}");
+                }
+                let mut counts = s.counts.iter();
+                let jail = j.name().to_string();
+                for d in s.decisions {
+                    match d {
+                        Decision::Ban {
                             addr,
                             at,
                             until,
                             failures,
-                        }),
-                    ..
-                } = step
-                {
-                    if crate::firewall::never_ban(addr) || self.own.contains(&addr) {
-                        j.tracker_mut().unban(addr);
-                        continue;
+                            reason,
+                        } => {
+                            let count = counts.next().copied().unwrap_or(1);
+                            if crate::firewall::never_ban_prefix(addr)
+                                || self.own.iter().any(|&o| addr.contains(o))
+                            {
+                                j.tracker_mut().unban(addr);
+                                continue;
+                            }
+                            events::emit(&Event::Ban {
+                                addr,
+                                jail: jail.clone(),
+                                failures,
+                                length: if until == FOREVER {
+                                    FOREVER
+                                } else {
+                                    until - at
+                                },
+                                manual: false,
+                                reason,
+                            });
+                            self.meta.insert((jail.clone(), addr), (reason, count));
+                            fw_ops.push(FwOp::Add {
+                                jail: jail.clone(),
+                                addr,
+                                timeout_ms: fw_timeout(until, now),
+                            });
+                            st_ops.push(StoreOp::Ban(BanRecord {
+                                addr,
+                                jail: jail.clone(),
+                                start: at,
+                                end: until,
+                                failures,
+                                reason,
+                                count,
+                            }));
+                        }
+                        Decision::Unban { addr, at } => {
+                            events::emit(&Event::Unban {
+                                addr,
+                                jail: jail.clone(),
+                                reason: UnbanReason::Lifted("subnet-ban".into()),
+                            });
+                            self.meta.remove(&(jail.clone(), addr));
+                            // nft checks overlaps against the set as it is before the
+                            // transaction: the narrower elements go in a batch of their own
+                            fw_first.push(FwOp::Del {
+                                jail: jail.clone(),
+                                addr,
+                            });
+                            st_ops.push(StoreOp::Unban {
+                                addr,
+                                jail: jail.clone(),
+                                at,
+                            });
+                        }
                     }
-                    let jail = j.name().to_string();
-                    events::emit(&Event::Ban {
-                        addr,
-                        jail: jail.clone(),
-                        failures,
-                        length: until - at,
-                        manual: false,
-                    });
-                    fw_ops.push(FwOp::Add {
-                        jail: jail.clone(),
-                        addr,
-                        timeout_ms: until - now,
-                    });
-                    st_ops.push(StoreOp::Ban(BanRecord {
-                        addr,
-                        jail,
-                        start: at,
-                        end: until,
-                        failures,
-                    }));
                 }
             }
             // a flood of distinct keys: the statistics go to their writer early
@@ -758,18 +980,12 @@ impl Engine {
                 st.flush(&self.jails);
             }
         }
-        for j in &self.jails {
-            let ev = j.tracker().stats().evicted;
-            let seen = self
-                .evicted_reported
-                .entry(j.name().to_string())
-                .or_default();
-            if ev >= *seen + 10_000 || (*seen == 0 && ev > 0) {
-                events::emit(&Event::Flood {
-                    jail: j.name().to_string(),
-                    evicted: ev,
-                });
-                *seen = ev;
+        self.report_floods(now);
+        if !fw_first.is_empty() {
+            if let Err(e) = self.fw.apply(&fw_first) {
+                error!("firewall: {e:#}; repairing the table and retrying");
+                self.fw.setup(&jail_rules(&self.cfg))?;
+                self.fw.apply(&fw_first)?;
             }
         }
         if let (Some(m), Some(t)) = (&self.metrics, &tally) {
@@ -797,6 +1013,57 @@ impl Engine {
         Ok(())
     }
 
+    /// Emits a `flood` event for each jail whose tracking cap evicted windows since the last
+    /// one, or whose failure rate jumped ([`FLOOD_RATE_JUMP`] times the last interval's, at
+    /// least [`FLOOD_RATE_FLOOR`]): at most once per [`FLOOD_INTERVAL_MS`] per jail.
+    /// Protection goes on either way.
+    fn report_floods(&mut self, now: Millis) {
+        for j in &self.jails {
+            let st = j.tracker().stats();
+            let name = j.name().to_string();
+            let seen = self.evicted_reported.entry(name.clone()).or_default();
+            let f = self.floods.entry(name.clone()).or_insert(FloodState {
+                since: now,
+                ..FloodState::default()
+            });
+            if now - f.since >= FLOOD_INTERVAL_MS {
+                f.prev = f.count;
+                f.count = 0;
+                f.since = now;
+            }
+            let cap = st.evicted > *seen;
+            let rate = f.count >= FLOOD_RATE_FLOOR.max(FLOOD_RATE_JUMP * f.prev);
+            let due = f.last_event.is_none_or(|t| now - t >= FLOOD_INTERVAL_MS);
+            if (cap || rate) && due {
+                events::emit(&Event::Flood {
+                    jail: name,
+                    tracked: st.tracked,
+                    evicted: st.evicted,
+                    failures: f.count,
+                    cause: if cap {
+                        "tracking cap reached"
+                    } else {
+                        "failure rate jumped"
+                    }
+                    .into(),
+                });
+                *seen = st.evicted;
+                f.last_event = Some(now);
+            }
+        }
+    }
+
+    /// For `status`: the flood a jail is under, if a `flood` event was emitted in the last
+    /// two intervals.
+    fn flood_status(&self, jail: &str, now: Millis) -> Option<String> {
+        let f = self.floods.get(jail)?;
+        let at = f.last_event?;
+        let seen = self.evicted_reported.get(jail).copied().unwrap_or(0);
+        (now - at < 2 * FLOOD_INTERVAL_MS).then(|| {
+            format!("under a flood since {}: {} failures this interval, {seen} windows evicted so far; the heaviest offenders are kept and still banned", portcullis_core::time::rfc3339(at), f.count)
+        })
+    }
+
     fn expire(&mut self, now: Millis) -> Result<()> {
         let mut st_ops = Vec::new();
         let mut fw_ops = Vec::new();
@@ -805,6 +1072,7 @@ impl Engine {
             if j.tracker().next_expiry().is_some_and(|t| t <= now) {
                 for d in j.tracker_mut().expire(now) {
                     if let Decision::Unban { addr, at } = d {
+                        self.meta.remove(&(j.name().to_string(), addr));
                         events::emit(&Event::Unban {
                             addr,
                             jail: j.name().to_string(),
@@ -840,8 +1108,27 @@ impl Engine {
 
     fn reload(&mut self) -> Result<String> {
         let cfg = Config::load(self.config_path.as_deref())?;
+        // the backends are built at start: another set of them needs a restart
+        let (was, now) = (
+            crate::firewall::router::used(&self.cfg),
+            crate::firewall::router::used(&cfg),
+        );
+        if was != now {
+            anyhow::bail!(
+                "the firewall backends changed ({} -> {}): restart the daemon to switch",
+                was.join("+"),
+                now.join("+")
+            );
+        }
+        if cfg.firewall != self.cfg.firewall {
+            warn!("[firewall] settings changed: they take effect at the next restart");
+        }
         self.own = addrs::own();
         self.own_read = now_ms();
+        deny_targets(&cfg, &self.own)?;
+        for w in config::warnings(&cfg) {
+            warn!("{w}");
+        }
         self.fw
             .set_ratelimits(&ratelimits(&cfg, &self.own))
             .context("[[ratelimit]]")?;
@@ -858,7 +1145,11 @@ impl Engine {
                     j.reconfigure(settings, jc.filters.clone());
                     jails.push(j);
                 }
-                None => jails.push(jails::build_jail(&cfg, jc, &self.own)),
+                None => {
+                    let mut j = jails::build_jail(&cfg, jc, &self.own);
+                    j.tracker_mut().set_seed(self.jitter());
+                    jails.push(j);
+                }
             }
         }
         self.jails = jails;
@@ -874,7 +1165,12 @@ impl Engine {
         for s in &stopped {
             info!("stopped reading {s}");
         }
-        self.cfg = cfg;
+        let old_cfg = std::mem::replace(&mut self.cfg, cfg);
+        if let Err(e) = self.sync_deny() {
+            // the deny list of the new configuration is refused: keep the old one
+            self.cfg.deny = old_cfg.deny;
+            error!("deny list not changed: {e:#}");
+        }
         // bans the new ignore lists (or the host's addresses as read now) cover are lifted;
         // the new configuration stands even if that fails
         let lifted = match self.lift_ignored(now_ms()) {
@@ -904,15 +1200,19 @@ impl Engine {
                     ))
                 }
             },
-            Request::Bans { jail } => {
+            Request::Bans { jail, permanent } => {
                 if let Some(n) = &jail {
-                    if !self.jails.iter().any(|j| j.name() == n) {
+                    if n != config::DENY_JAIL && !self.jails.iter().any(|j| j.name() == n) {
                         return Response::err(format!("no jail named {n:?}"));
                     }
                 }
+                let mut bans = self.bans(now, jail.as_deref());
+                if permanent {
+                    bans.retain(|b| b.permanent);
+                }
                 Response {
                     ok: true,
-                    bans: self.bans(now, jail.as_deref()),
+                    bans,
                     ..Default::default()
                 }
             }
@@ -935,7 +1235,11 @@ impl Engine {
                         warnings: source_warnings(c),
                         maxretry: c.maxretry,
                         findtime: duration::format(c.findtime),
-                        bantime: duration::format(c.bantime),
+                        bantime: if c.bantime == FOREVER {
+                            "forever".into()
+                        } else {
+                            duration::format(c.bantime)
+                        },
                         failing: j
                             .tracker()
                             .failing(now)
@@ -944,6 +1248,7 @@ impl Engine {
                             .collect(),
                         banned: j.tracker().stats().banned,
                         evicted: j.tracker().stats().evicted,
+                        flood: self.flood_status(j.name(), now),
                     })
                     .collect();
                 // the firewall's own lines: rate-limit counters, size warnings
@@ -975,12 +1280,24 @@ impl Engine {
             .filter(|j| only.is_none_or(|n| n == j.name()))
         {
             for (addr, until) in j.tracker().bans() {
-                v.push(BanInfo {
-                    host: addr.to_string(),
-                    jail: j.name().to_string(),
-                    until: rfc3339(until),
-                    remaining_secs: (until - now).max(0) / 1000,
-                });
+                let (reason, count) = self
+                    .meta
+                    .get(&(j.name().to_string(), addr))
+                    .copied()
+                    .unwrap_or((BanReason::Failures, 1));
+                v.push(BanInfo::new(addr, j.name(), until, now, reason, count));
+            }
+        }
+        if only.is_none_or(|n| n == config::DENY_JAIL) {
+            for &addr in &self.denied {
+                v.push(BanInfo::new(
+                    addr,
+                    config::DENY_JAIL,
+                    FOREVER,
+                    now,
+                    BanReason::Deny,
+                    1,
+                ));
             }
         }
         v
@@ -993,8 +1310,10 @@ impl Engine {
         dur: Option<&str>,
         now: Millis,
     ) -> Response {
-        let Some(ip) = portcullis_core::addr::parse(addr.as_bytes()) else {
-            return Response::err(format!("{addr:?} is not an IP address"));
+        let Ok(target) = Cidr::parse(addr) else {
+            return Response::err(format!(
+                "{addr:?} is not an IP address or CIDR prefix (e.g. 203.0.113.7, 2001:db8:5:6::/64)"
+            ));
         };
         let ji = match jail {
             Some(n) => match self.jails.iter().position(|j| j.name() == n) {
@@ -1004,60 +1323,116 @@ impl Engine {
             None if self.jails.is_empty() => return Response::err("there is no jail to ban in"),
             None => 0,
         };
-        if let Some(reason) = self.jails[ji].settings().ignore.check(ip) {
-            return Response::err(format!("refused to ban {ip}: {reason}"));
+        if let Some(reason) = self.jails[ji].settings().ignore.check_prefix(target) {
+            return Response::err(format!("refused to ban {target}: {reason}"));
         }
-        if crate::firewall::never_ban(ip) || self.own.contains(&ip) {
+        if crate::firewall::never_ban_prefix(target) || self.own.iter().any(|&o| target.contains(o))
+        {
             return Response::err(format!(
-                "refused to ban {ip}: it is loopback or one of this host's own addresses"
+                "refused to ban {target}: it is or holds loopback or one of this host's own addresses"
             ));
         }
         let len = match dur {
             None => self.cfg.jails[ji].bantime,
+            Some("forever") => FOREVER,
             Some(d) => match duration::parse(d) {
                 Ok(l) if l > 0 => l,
                 Ok(_) => return Response::err("the duration must be longer than 0"),
-                Err(e) => return Response::err(e.to_string()),
+                Err(e) => return Response::err(format!("{e} (or \"forever\")")),
             },
         };
+        let until = if len == FOREVER {
+            FOREVER
+        } else {
+            now.saturating_add(len)
+        };
         let jail = self.jails[ji].name().to_string();
+        if let Some(wider) = self.jails[ji].tracker().covering_ban(target) {
+            if wider != target {
+                return Response::err(format!(
+                    "{target} is already banned in jail {jail} as part of {wider}"
+                ));
+            }
+        }
         let mut ops = Vec::new();
-        if self.jails[ji].tracker().is_banned(ip) {
+        if self.jails[ji].tracker().ban_until_of(target).is_some() {
             // a new duration for an active ban: the kernel element is replaced
             ops.push(FwOp::Del {
                 jail: jail.clone(),
-                addr: ip,
+                addr: target,
             });
+        }
+        let covered: Vec<Cidr> = self.jails[ji]
+            .tracker()
+            .bans()
+            .map(|(c, _)| c)
+            .filter(|c| *c != target && target.covers(c))
+            .collect();
+        let first: Vec<FwOp> = covered
+            .iter()
+            .map(|&addr| FwOp::Del {
+                jail: jail.clone(),
+                addr,
+            })
+            .collect();
+        // nft checks overlaps against the set before the transaction: narrower ones first
+        if !first.is_empty() {
+            if let Err(e) = self.fw.apply(&first) {
+                return Response::err(format!("the firewall refused: {e:#}"));
+            }
         }
         ops.push(FwOp::Add {
             jail: jail.clone(),
-            addr: ip,
-            timeout_ms: len,
+            addr: target,
+            timeout_ms: fw_timeout(until, now),
         });
         // the kernel first: a refused ban must not leave the tracker saying "banned"
         if let Err(e) = self.fw.apply(&ops) {
             return Response::err(format!("the firewall refused: {e:#}"));
         }
-        self.jails[ji].tracker_mut().ban(ip, now, now + len, 0);
-        if let Err(e) = self.store.apply(&[StoreOp::Ban(BanRecord {
-            addr: ip,
+        self.jails[ji].tracker_mut().take_covered(target);
+        self.jails[ji].tracker_mut().ban(target, now, until, 0);
+        let scope = (!self.cfg.jails[ji].policy.ban.across_jails()).then_some(jail.as_str());
+        let since = now.saturating_sub(self.cfg.jails[ji].policy.ban.window());
+        let count = self.history.count(target, scope, since) + 1;
+        self.history.record_ban(target, &jail, now);
+        self.meta
+            .insert((jail.clone(), target), (BanReason::Manual, count));
+        let mut st_ops: Vec<StoreOp> = covered
+            .iter()
+            .map(|&addr| StoreOp::Unban {
+                addr,
+                jail: jail.clone(),
+                at: now,
+            })
+            .collect();
+        st_ops.push(StoreOp::Ban(BanRecord {
+            addr: target,
             jail: jail.clone(),
             start: now,
-            end: now + len,
+            end: until,
             failures: 0,
-        })]) {
+            reason: BanReason::Manual,
+            count,
+        }));
+        if let Err(e) = self.store.apply(&st_ops) {
             return Response::err(format!("banned, but the state could not be saved: {e:#}"));
         }
         events::emit(&Event::Ban {
-            addr: ip,
+            addr: target,
             jail: jail.clone(),
             failures: 0,
             length: len,
             manual: true,
+            reason: BanReason::Manual,
         });
         Response::ok(format!(
-            "banned {ip} in jail {jail} for {}",
-            duration::format(len)
+            "banned {target} in jail {jail} for {}",
+            if len == FOREVER {
+                "ever".to_string()
+            } else {
+                duration::format(len)
+            }
         ))
     }
 
@@ -1068,14 +1443,25 @@ impl Engine {
         all: bool,
         now: Millis,
     ) -> Response {
-        let ip = match (addr, all) {
+        let target = match (addr, all) {
             (_, true) => None,
-            (Some(a), false) => match portcullis_core::addr::parse(a.as_bytes()) {
-                Some(ip) => Some(ip),
-                None => return Response::err(format!("{a:?} is not an IP address")),
+            (Some(a), false) => match Cidr::parse(a) {
+                Ok(c) => Some(c),
+                Err(_) => {
+                    return Response::err(format!("{a:?} is not an IP address or CIDR prefix"))
+                }
             },
             (None, false) => return Response::err("give an address, or --all"),
         };
+        if let Some(t) = target {
+            if jail.is_none_or(|j| j == config::DENY_JAIL)
+                && self.denied.iter().any(|d| d.overlaps(&t))
+            {
+                return Response::err(format!(
+                    "{t} is in the `deny` list: remove it from there and reload"
+                ));
+            }
+        }
         let mut fw_ops = Vec::new();
         let mut st_ops = Vec::new();
         for j in self
@@ -1084,14 +1470,8 @@ impl Engine {
             .filter(|j| jail.is_none_or(|n| n == j.name()))
         {
             let name = j.name().to_string();
-            let addrs: Vec<IpAddr> = match ip {
-                Some(ip) => {
-                    if j.tracker_mut().unban(ip) {
-                        vec![ip]
-                    } else {
-                        vec![]
-                    }
-                }
+            let addrs: Vec<Cidr> = match target {
+                Some(t) => j.tracker_mut().unban(t).into_iter().collect(),
                 None => j.tracker_mut().unban_all(),
             };
             for a in addrs {
@@ -1100,6 +1480,9 @@ impl Engine {
                     jail: name.clone(),
                     reason: UnbanReason::Manual,
                 });
+                self.meta.remove(&(name.clone(), a));
+                // a manual unban forgets the offender's earlier bans (escalation restarts)
+                self.history.record_reset(a, &name, now);
                 fw_ops.push(FwOp::Del {
                     jail: name.clone(),
                     addr: a,
@@ -1109,11 +1492,16 @@ impl Engine {
                     jail: name.clone(),
                     at: now,
                 });
+                st_ops.push(StoreOp::Reset {
+                    addr: a,
+                    jail: name.clone(),
+                    at: now,
+                });
             }
         }
         if fw_ops.is_empty() {
-            return Response::err(match ip {
-                Some(ip) => format!("{ip} is not banned"),
+            return Response::err(match target {
+                Some(t) => format!("{t} is not banned"),
                 None => "nothing is banned".into(),
             });
         }
@@ -1247,14 +1635,18 @@ wait "$p"
         let mut tracker: Seen = eng
             .jails
             .iter()
-            .flat_map(|j| j.tracker().bans().map(|(a, _)| (a, j.name().to_string())))
+            .flat_map(|j| {
+                j.tracker()
+                    .bans()
+                    .map(|(a, _)| (a.addr, j.name().to_string()))
+            })
             .collect();
         let mut store: Seen = eng
             .store
             .active_bans(now_ms())
             .unwrap()
             .into_iter()
-            .map(|b| (b.addr, b.jail))
+            .map(|b| (b.addr.addr, b.jail))
             .collect();
         let mut fw: Seen = eng
             .fw
@@ -1262,6 +1654,7 @@ wait "$p"
             .unwrap()
             .into_iter()
             .map(|(j, a, _)| (a, j))
+            .filter(|(_, j)| j != config::DENY_JAIL)
             .collect();
         for v in [&mut tracker, &mut store, &mut fw] {
             v.sort();
@@ -1271,11 +1664,13 @@ wait "$p"
 
     fn stored_ban(addr: &str, jail: &str) -> StoreOp {
         StoreOp::Ban(BanRecord {
-            addr: ip(addr),
+            addr: Cidr::host(ip(addr)),
             jail: jail.into(),
             start: now_ms(),
             end: now_ms() + 36_499 * 86_400_000,
             failures: 5,
+            reason: BanReason::Failures,
+            count: 1,
         })
     }
 
@@ -1534,14 +1929,19 @@ wait "$p"
         let hosts = |r: Response| -> Vec<(String, String)> {
             r.bans.into_iter().map(|b| (b.host, b.jail)).collect()
         };
-        let all = hosts(eng.on_control(Request::Bans { jail: None }));
+        let all = hosts(eng.on_control(Request::Bans {
+            jail: None,
+            permanent: false,
+        }));
         assert_eq!(all.len(), 2, "{all:?}");
         let only_b = hosts(eng.on_control(Request::Bans {
             jail: Some("b".into()),
+            permanent: false,
         }));
         assert_eq!(only_b, [("203.0.113.6".to_string(), "b".to_string())]);
         let r = eng.on_control(Request::Bans {
             jail: Some("nosuch".into()),
+            permanent: false,
         });
         assert!(!r.ok && r.error.unwrap().contains("nosuch"));
         // unban --jail lifts only that jail's ban
@@ -1551,7 +1951,10 @@ wait "$p"
             all: true,
         });
         assert!(r.ok, "{r:?}");
-        let left = hosts(eng.on_control(Request::Bans { jail: None }));
+        let left = hosts(eng.on_control(Request::Bans {
+            jail: None,
+            permanent: false,
+        }));
         assert_eq!(left, [("203.0.113.6".to_string(), "b".to_string())]);
     }
 
@@ -1570,7 +1973,13 @@ wait "$p"
             !eng.jails[0].tracker().is_banned(ip),
             "the tracker says banned, the kernel does not"
         );
-        assert!(eng.on_control(Request::Bans { jail: None }).bans.is_empty());
+        assert!(eng
+            .on_control(Request::Bans {
+                jail: None,
+                permanent: false,
+            })
+            .bans
+            .is_empty());
     }
 
     #[test]
@@ -1581,6 +1990,216 @@ wait "$p"
             let r = ban(&mut eng, a, "a");
             assert!(!r.ok, "{a}: {r:?}");
         }
-        assert!(eng.on_control(Request::Bans { jail: None }).bans.is_empty());
+        assert!(eng
+            .on_control(Request::Bans {
+                jail: None,
+                permanent: false,
+            })
+            .bans
+            .is_empty());
+    }
+
+    fn bans_of(eng: &mut Engine, permanent: bool) -> Vec<BanInfo> {
+        eng.on_control(Request::Bans {
+            jail: None,
+            permanent,
+        })
+        .bans
+    }
+
+    #[test]
+    fn the_deny_list_is_banned_at_start_and_follows_its_file_at_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let deny = dir.path().join("deny.txt");
+        std::fs::write(
+            &deny,
+            "198.51.100.66\n203.0.113.0/24\n203.0.113.9 # inside the /24\n",
+        )
+        .unwrap();
+        let cfg_path = dir.path().join("p.toml");
+        let text = format!(
+            "deny = [{:?}]\n{}",
+            deny.display().to_string(),
+            config(dir.path(), &[("a", &[])])
+        );
+        std::fs::write(&cfg_path, text).unwrap();
+        let (tx, _rx) = engine_channel();
+        let mut eng = engine(dir.path(), &cfg_path, tx);
+        eng.sync_deny().unwrap();
+        let denied = |eng: &mut Engine| -> Vec<(String, bool, String)> {
+            bans_of(eng, true)
+                .into_iter()
+                .map(|b| (b.host, b.permanent, b.reason))
+                .collect()
+        };
+        // the address inside the /24 is not a second (overlapping) element
+        assert_eq!(
+            denied(&mut eng),
+            [
+                ("198.51.100.66".to_string(), true, "deny".to_string()),
+                ("203.0.113.0/24".to_string(), true, "deny".to_string())
+            ]
+        );
+        let in_fw = |eng: &mut Engine| -> usize {
+            eng.fw
+                .list()
+                .unwrap()
+                .iter()
+                .filter(|(j, _, _)| j == "deny")
+                .count()
+        };
+        assert_eq!(in_fw(&mut eng), 2);
+        // `unban` does not lift a deny entry
+        let r = eng.on_control(Request::Unban {
+            addr: Some("198.51.100.66".into()),
+            jail: None,
+            all: false,
+        });
+        assert!(!r.ok && r.error.unwrap().contains("deny"));
+        // the file changes, the daemon reloads: one entry goes, one comes
+        std::fs::write(&deny, "198.51.100.66\n203.0.113.128/28\n").unwrap();
+        eng.reload().unwrap();
+        assert_eq!(
+            denied(&mut eng)
+                .into_iter()
+                .map(|d| d.0)
+                .collect::<Vec<_>>(),
+            ["198.51.100.66", "203.0.113.128/28"]
+        );
+        assert_eq!(in_fw(&mut eng), 2);
+        // an entry that covers an own address is refused (at start and reload)
+        let e = deny_targets(&eng.cfg, &[ip("203.0.113.130")]).unwrap_err();
+        assert!(format!("{e:#}").contains("own addresses"), "{e:#}");
+    }
+
+    #[test]
+    fn manual_cidr_bans_escalate_across_a_restart_and_unban_resets() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg_path = dir.path().join("p.toml");
+        std::fs::write(
+            &cfg_path,
+            config(dir.path(), &[("a", &[])])
+                + "bantime_increment = { factor = 2.0, max = \"1d\", window = \"30d\" }\n",
+        )
+        .unwrap();
+        let (tx, _rx) = engine_channel();
+        let mut eng = engine(dir.path(), &cfg_path, tx.clone());
+        eng.restore().unwrap();
+        let net = "2001:db8:5::/48";
+        assert!(ban(&mut eng, net, "a").ok);
+        // (the store keeps one history row per ban start, in milliseconds)
+        std::thread::sleep(Duration::from_millis(3));
+        assert!(ban(&mut eng, net, "a").ok);
+        let b = bans_of(&mut eng, false);
+        assert_eq!(
+            (b[0].host.as_str(), b[0].count, b[0].reason.as_str()),
+            (net, 2, "manual")
+        );
+        // an address inside the banned prefix is banned; a narrower ban is refused
+        assert!(eng.jails[0].tracker().is_banned(ip("2001:db8:5:1::7")));
+        assert!(!ban(&mut eng, "2001:db8:5:1::/64", "a").ok);
+        drop(eng);
+        // a start again: the ban and its count come back from the store, and the history
+        // makes the next ban the third
+        let mut eng = engine(dir.path(), &cfg_path, tx.clone());
+        eng.restore().unwrap();
+        let b = bans_of(&mut eng, false);
+        assert_eq!((b[0].host.as_str(), b[0].count), (net, 2));
+        assert!(ban(&mut eng, net, "a").ok);
+        assert_eq!(bans_of(&mut eng, false)[0].count, 3);
+        // unbanning an address inside lifts the prefix, and resets the count (also after a
+        // restart)
+        let r = eng.on_control(Request::Unban {
+            addr: Some("2001:db8:5:1::7".into()),
+            jail: None,
+            all: false,
+        });
+        assert!(r.ok, "{r:?}");
+        assert!(bans_of(&mut eng, false).is_empty());
+        drop(eng);
+        let mut eng = engine(dir.path(), &cfg_path, tx);
+        eng.restore().unwrap();
+        assert!(ban(&mut eng, net, "a").ok);
+        assert_eq!(bans_of(&mut eng, false)[0].count, 1);
+        // forever: permanent, listed by --permanent
+        let r = eng.on_control(Request::Ban {
+            addr: "192.0.2.44".into(),
+            jail: Some("a".into()),
+            duration: Some("forever".into()),
+        });
+        assert!(r.ok, "{r:?}");
+        let p = bans_of(&mut eng, true);
+        assert_eq!(p.len(), 1);
+        assert_eq!(
+            (p[0].host.as_str(), p[0].until.as_str(), p[0].remaining_secs),
+            ("192.0.2.44", "forever", -1)
+        );
+    }
+
+    #[test]
+    fn a_flood_is_reported_once_per_interval_and_shown_by_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg_path = dir.path().join("p.toml");
+        std::fs::write(
+            &cfg_path,
+            format!("max_tracked = 100\n{}", config(dir.path(), &[("a", &[])])),
+        )
+        .unwrap();
+        let (tx, _rx) = engine_channel();
+        let mut eng = engine(dir.path(), &cfg_path, tx);
+        let ctx = portcullis_core::time::TimeContext {
+            now: now_ms(),
+            local_offset: 0,
+        };
+        let status = |eng: &mut Engine| -> Option<String> {
+            eng.on_control(Request::Status { jail: None }).jails[0]
+                .flood
+                .clone()
+        };
+        let t0 = now_ms();
+        eng.report_floods(t0);
+        assert_eq!(status(&mut eng), None);
+        // 300 one-shot addresses: the cap (100) is reached, windows are evicted
+        for i in 0..300u32 {
+            let line = format!(
+                "Nov 21 10:00:01 h sshd[{i}]: Failed password for root from 198.51.{}.{} port 22 ssh2",
+                i / 250,
+                i % 250 + 1
+            );
+            eng.jails[0].process(line.as_bytes(), &ctx, Some(t0), t0);
+        }
+        assert!(eng.jails[0].tracker().stats().evicted > 0);
+        eng.report_floods(t0);
+        let f = eng.floods["a"];
+        assert_eq!(f.last_event, Some(t0));
+        assert!(status(&mut eng).is_some_and(|s| s.contains("flood")));
+        // more evictions within the interval: no second event
+        for i in 0..300u32 {
+            let line = format!(
+                "Nov 21 10:00:02 h sshd[{i}]: Failed password for root from 203.0.{}.{} port 22 ssh2",
+                i / 250,
+                i % 250 + 1
+            );
+            eng.jails[0].process(line.as_bytes(), &ctx, Some(t0), t0);
+        }
+        eng.report_floods(t0 + 1000);
+        assert_eq!(eng.floods["a"].last_event, Some(t0));
+        eng.report_floods(t0 + FLOOD_INTERVAL_MS);
+        assert_eq!(eng.floods["a"].last_event, Some(t0 + FLOOD_INTERVAL_MS));
+        // the rate trigger: ten times the last interval's failures, at least the floor
+        let later = t0 + 10 * FLOOD_INTERVAL_MS;
+        eng.floods.insert(
+            "a".into(),
+            FloodState {
+                since: later - 1,
+                count: FLOOD_RATE_FLOOR,
+                prev: 100,
+                last_event: None,
+            },
+        );
+        eng.report_floods(later);
+        assert_eq!(eng.floods["a"].last_event, Some(later));
+        // quiet for two intervals: status no longer says flood
+        assert_eq!(eng.flood_status("a", later + 2 * FLOOD_INTERVAL_MS), None);
     }
 }

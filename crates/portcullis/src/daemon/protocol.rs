@@ -18,14 +18,17 @@ pub enum Request {
         /// Only this jail's.
         #[serde(default)]
         jail: Option<String>,
+        /// Only the permanent ones.
+        #[serde(default)]
+        permanent: bool,
     },
-    /// Ban an address by hand.
+    /// Ban an address or CIDR prefix by hand.
     Ban {
-        /// Address.
+        /// Address or prefix.
         addr: String,
         /// Jail (default: the first one).
         jail: Option<String>,
-        /// Duration like "1h" (default: the jail's bantime).
+        /// Duration like "1h" or "forever" (default: the jail's bantime).
         duration: Option<String>,
     },
     /// Lift bans of an address (or all).
@@ -44,14 +47,54 @@ pub enum Request {
 /// One active ban, as reported.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct BanInfo {
-    /// Address.
+    /// Address, or prefix in CIDR form.
     pub host: String,
     /// Jail.
     pub jail: String,
-    /// End, RFC 3339.
+    /// End, RFC 3339; `"forever"` for a permanent ban.
     pub until: String,
-    /// Seconds left.
+    /// Seconds left (-1 for a permanent ban).
     pub remaining_secs: i64,
+    /// Only an unban lifts it.
+    #[serde(default)]
+    pub permanent: bool,
+    /// Why: failures, increment, subnet, deny, manual.
+    #[serde(default)]
+    pub reason: String,
+    /// The n-th ban of this address (or prefix) within the escalation window.
+    #[serde(default)]
+    pub count: u32,
+}
+
+impl BanInfo {
+    /// The report of a ban of `addr` in `jail` ending at `until` (FOREVER: permanent).
+    pub fn new(
+        addr: portcullis_core::ignore::Cidr,
+        jail: &str,
+        until: i64,
+        now: i64,
+        reason: portcullis_core::decision::BanReason,
+        count: u32,
+    ) -> BanInfo {
+        let permanent = until == portcullis_core::decision::FOREVER;
+        BanInfo {
+            host: addr.to_string(),
+            jail: jail.to_string(),
+            until: if permanent {
+                "forever".into()
+            } else {
+                portcullis_core::time::rfc3339(until)
+            },
+            remaining_secs: if permanent {
+                -1
+            } else {
+                (until - now).max(0) / 1000
+            },
+            permanent,
+            reason: reason.as_str().into(),
+            count,
+        }
+    }
 }
 
 /// One jail in a status report.
@@ -81,6 +124,9 @@ pub struct JailStatus {
     pub banned: usize,
     /// Addresses evicted because the tracking cap was reached.
     pub evicted: u64,
+    /// Set while the jail is under a flood (DOSBAIL): what happens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flood: Option<String>,
 }
 
 /// A response.

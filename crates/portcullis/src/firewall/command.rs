@@ -7,9 +7,12 @@
 //! fixed words. So neither a log line nor a jail name can add an argument, and no shell ever
 //! parses anything. The program is an absolute path, checked when the configuration is read.
 //!
-//! Placeholders: `{addr}`, `{family}` (4 or 6), `{jail}`, `{ports}` (comma list such as
-//! `22,8000-8080`; empty for all ports), `{protocol}` (tcp, udp or both), `{bantime}`
-//! (seconds left; 0 when unbanning), `{prefix}` (32 or 128). `{{` and `}}` are literal braces.
+//! Placeholders: `{addr}` (the address, or the network address of a prefix ban),
+//! `{family}` (4 or 6), `{jail}`, `{ports}` (comma list such as `22,8000-8080`; empty for
+//! all ports), `{protocol}` (tcp, udp or both), `{bantime}` (seconds left; 0 when unbanning
+//! and for a permanent ban, which has no end), `{prefix}` (the prefix length: 32 or 128 for
+//! a single address, e.g. 64 for a `v6_prefix` ban, so `{addr}/{prefix}` is always the
+//! CIDR). `{{` and `}}` are literal braces.
 //!
 //! Each run has a timeout; a failure is logged with the program's stderr and retried with
 //! backoff. Bans do not expire by themselves here: the engine asks for the unban. At start,
@@ -17,13 +20,16 @@
 //! Programs run once per address: a batch is as many processes as it has changes.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
+use portcullis_core::ignore::Cidr;
 use tracing::{error, warn};
 
-use super::{canonical, fold, never_ban, run_program, Firewall, FwOp, JailRules, Proto};
+use super::{
+    canonical_prefix, fold, never_ban_prefix, run_program, timeout_secs, Firewall, FwOp, JailRules,
+    Proto,
+};
 
 /// A placeholder of a template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +70,8 @@ pub struct Template {
 /// The values of one run.
 #[derive(Debug, Clone)]
 pub struct Values<'a> {
-    pub addr: IpAddr,
+    /// The address, or the prefix, banned.
+    pub addr: Cidr,
     pub jail: &'a str,
     pub ports: Option<&'a [(u16, u16)]>,
     pub proto: Proto,
@@ -105,11 +112,11 @@ impl Template {
 
     /// The argv of one run: one argument per template element.
     pub fn expand(&self, v: &Values) -> Vec<String> {
-        let addr = canonical(v.addr);
+        let addr = canonical_prefix(v.addr);
         let value = |var: Var| -> String {
             match var {
-                Var::Addr => addr.to_string(),
-                Var::Family => if addr.is_ipv6() { "6" } else { "4" }.into(),
+                Var::Addr => addr.addr.to_string(),
+                Var::Family => if addr.addr.is_ipv6() { "6" } else { "4" }.into(),
                 Var::Jail => v.jail.to_string(),
                 Var::Ports => v
                     .ports
@@ -131,7 +138,7 @@ impl Template {
                 }
                 .into(),
                 Var::Bantime => v.bantime_secs.max(0).to_string(),
-                Var::Prefix => if addr.is_ipv6() { "128" } else { "32" }.into(),
+                Var::Prefix => addr.len.to_string(),
             }
         };
         let mut out = vec![self.program.clone()];
@@ -211,7 +218,7 @@ pub struct CommandBackend {
     opts: CommandOptions,
     jails: BTreeMap<String, JailRules>,
     /// What we banned and did not unban (for teardown and tests).
-    banned: BTreeSet<(String, IpAddr)>,
+    banned: BTreeSet<(String, Cidr)>,
 }
 
 impl CommandBackend {
@@ -223,14 +230,15 @@ impl CommandBackend {
         }
     }
 
-    fn values<'a>(&'a self, jail: &'a str, addr: IpAddr, timeout_ms: i64) -> Values<'a> {
+    fn values<'a>(&'a self, jail: &'a str, addr: Cidr, timeout_ms: i64) -> Values<'a> {
         let rules = self.jails.get(jail);
         Values {
             addr,
             jail,
             ports: rules.and_then(|r| r.ports.as_deref()),
             proto: rules.map_or(Proto::Tcp, |r| r.proto),
-            bantime_secs: (timeout_ms + 999) / 1000,
+            // a permanent ban has no end: 0
+            bantime_secs: timeout_secs(timeout_ms).unwrap_or(0),
         }
     }
 
@@ -263,7 +271,7 @@ impl CommandBackend {
     }
 
     /// True when `check` says the ban is in place (exit 0). One run, no retries.
-    fn present(&self, jail: &str, addr: IpAddr, timeout_ms: i64) -> bool {
+    fn present(&self, jail: &str, addr: Cidr, timeout_ms: i64) -> bool {
         let Some(check) = &self.opts.check else {
             return false;
         };
@@ -280,7 +288,7 @@ impl CommandBackend {
             }
             let key = (jail.clone(), *addr);
             match timeout {
-                Some(_) if never_ban(*addr) => {
+                Some(_) if never_ban_prefix(*addr) => {
                     error!("refusing to ban {addr} (jail {jail}): loopback/unspecified");
                 }
                 Some(ms) => {
@@ -337,11 +345,11 @@ impl Firewall for CommandBackend {
     }
 
     #[cfg(test)]
-    fn list(&mut self) -> Result<Vec<(String, IpAddr, Option<i64>)>> {
+    fn list(&mut self) -> Result<Vec<(String, std::net::IpAddr, Option<i64>)>> {
         Ok(self
             .banned
             .iter()
-            .map(|(j, a)| (j.clone(), *a, None))
+            .map(|(j, a)| (j.clone(), a.addr, None))
             .collect())
     }
 
@@ -361,7 +369,7 @@ impl Firewall for CommandBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::firewall::Action;
+    use crate::firewall::{cidr, Action, PERMANENT};
 
     fn t(argv: &[&str]) -> std::result::Result<Template, String> {
         Template::parse(&argv.iter().map(|s| s.to_string()).collect::<Vec<_>>())
@@ -383,7 +391,7 @@ mod tests {
         .unwrap();
         let ports = [(22, 22), (8000, 8080)];
         let argv = tpl.expand(&Values {
-            addr: "::ffff:192.0.2.7".parse().unwrap(),
+            addr: Cidr::host("::ffff:192.0.2.7".parse().unwrap()),
             jail: "sshd",
             ports: Some(&ports),
             proto: Proto::Both,
@@ -404,7 +412,7 @@ mod tests {
             ]
         );
         let argv = tpl.expand(&Values {
-            addr: "2001:db8::1".parse().unwrap(),
+            addr: cidr("2001:db8::1"),
             jail: "x",
             ports: None,
             proto: Proto::Tcp,
@@ -412,6 +420,30 @@ mod tests {
         });
         assert_eq!(argv[1], "2001:db8::1/128");
         assert_eq!((argv[3].as_str(), argv[5].as_str()), ("", "0"));
+        // a prefix: {addr} is the network, {prefix} its length
+        let tpl = t(&[
+            "/sbin/x",
+            "{addr}",
+            "{prefix}",
+            "{addr}/{prefix}",
+            "{family}",
+        ])
+        .unwrap();
+        for (c, net, len, fam) in [
+            ("198.51.100.0/24", "198.51.100.0", "24", "4"),
+            ("2001:db8:5:6::/64", "2001:db8:5:6::", "64", "6"),
+            ("203.0.113.5", "203.0.113.5", "32", "4"),
+        ] {
+            let argv = tpl.expand(&Values {
+                addr: cidr(c),
+                jail: "sshd",
+                ports: None,
+                proto: Proto::Tcp,
+                bantime_secs: 60,
+            });
+            let whole = format!("{net}/{len}");
+            assert_eq!(argv[1..], [net, len, whole.as_str(), fam], "{c}");
+        }
     }
 
     #[test]
@@ -485,13 +517,13 @@ mod tests {
         let (mut b, out) = backend(dir.path(), 0, false);
         b.apply(&[FwOp::Add {
             jail: "sshd".into(),
-            addr: "2001:db8::5".parse().unwrap(),
+            addr: cidr("2001:db8::5"),
             timeout_ms: 1500,
         }])
         .unwrap();
         b.apply(&[FwOp::Del {
             jail: "sshd".into(),
-            addr: "2001:db8::5".parse().unwrap(),
+            addr: cidr("2001:db8::5"),
         }])
         .unwrap();
         let calls = std::fs::read_to_string(&out).unwrap();
@@ -507,7 +539,7 @@ mod tests {
                 r.unwrap();
                 b.apply(&[FwOp::Add {
                     jail: bad.into(),
-                    addr: "192.0.2.1".parse().unwrap(),
+                    addr: cidr("192.0.2.1"),
                     timeout_ms: 1000,
                 }])
                 .unwrap();
@@ -522,11 +554,29 @@ mod tests {
         );
         // shell syntax in a template is passed as it is
         let t = t(&["/bin/echo", "$(id);", "`id`", "|", "{addr}"]).unwrap();
-        let argv = t.expand(&b.values("sshd", "192.0.2.1".parse().unwrap(), 0));
+        let argv = t.expand(&b.values("sshd", cidr("192.0.2.1"), 0));
         let o = run_program(&argv, None, Duration::from_secs(5)).unwrap();
         assert_eq!(
             String::from_utf8_lossy(&o.stdout),
             "$(id); `id` | 192.0.2.1\n"
+        );
+    }
+
+    #[test]
+    fn a_permanent_prefix_ban_runs_with_the_network_and_no_bantime() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut b, out) = backend(dir.path(), 0, false);
+        b.apply(&[FwOp::Add {
+            jail: "sshd".into(),
+            addr: cidr("2001:db8:5:6::/64"),
+            timeout_ms: PERMANENT,
+        }])
+        .unwrap();
+        let calls = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(calls, "argc=4\n[ban]\n[2001:db8:5:6::]\n[sshd]\n[0]\n");
+        assert_eq!(
+            b.list().unwrap(),
+            [("sshd".to_string(), "2001:db8:5:6::".parse().unwrap(), None)]
         );
     }
 
@@ -536,7 +586,7 @@ mod tests {
         let (mut b, out) = backend(dir.path(), 3, false);
         let add = |a: &str| FwOp::Add {
             jail: "sshd".into(),
-            addr: a.parse().unwrap(),
+            addr: cidr(a),
             timeout_ms: 1000,
         };
         assert!(b.apply(&[add("192.0.2.1")]).is_err());
@@ -552,7 +602,7 @@ mod tests {
         let (mut b, out) = backend(dir.path(), 0, true);
         b.restore(&[FwOp::Add {
             jail: "sshd".into(),
-            addr: "192.0.2.1".parse().unwrap(),
+            addr: cidr("192.0.2.1"),
             timeout_ms: 1000,
         }])
         .unwrap();

@@ -4,7 +4,11 @@
 //! Our lines live between `# portcullis begin` and `# portcullis end`; nothing outside the
 //! markers is ever changed. A line is `DAEMONS: ADDR` (`sshd: 203.0.113.5`,
 //! `vsftpd, in.ftpd: [2001:db8::1]`), or `DAEMONS: ADDR : deny` when the path ends in
-//! `hosts.allow` (the single-file form of hosts_options(5)).
+//! `hosts.allow` (the single-file form of hosts_options(5)). A prefix ban is written in
+//! hosts_access(5)'s pattern syntax: `net/mask` for IPv4 (`198.51.100.0/255.255.255.0`,
+//! the form every libwrap reads; Debian's also reads `/24`) and `[net]/prefixlen` for IPv6
+//! (`[2001:db8:5:6::]/64`). A single address stays plain (a mask of 255.255.255.255 is not
+//! valid there). A permanent ban is a line like any other: the engine never sends its unban.
 //!
 //! Each batch is one rewrite: under an exclusive `flock` of the file's directory, the file is
 //! read again (an admin may have edited it meanwhile), our block is replaced, and the whole
@@ -17,7 +21,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
-use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -25,7 +28,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use tracing::error;
 
-use super::{fold, never_ban, Firewall, FwOp, JailRules};
+use portcullis_core::ignore::Cidr;
+
+use super::{canonical_prefix, fold, never_ban_prefix, Firewall, FwOp, JailRules};
 
 pub const BEGIN: &str =
     "# portcullis begin: managed by portcullis, do not edit between the markers";
@@ -46,20 +51,50 @@ pub struct HostsDenyOptions {
 pub struct HostsDeny {
     opts: HostsDenyOptions,
     jails: BTreeSet<String>,
-    /// address -> jails banning it: the line stays while one of them does.
-    banned: BTreeMap<IpAddr, BTreeSet<String>>,
+    /// address or prefix -> jails banning it: the line stays while one of them does.
+    banned: BTreeMap<Cidr, BTreeSet<String>>,
 }
 
-/// tcp_wrappers' form of an address: IPv6 in brackets.
-pub fn client(addr: IpAddr) -> String {
-    match addr {
-        IpAddr::V4(a) => a.to_string(),
-        IpAddr::V6(a) => format!("[{a}]"),
+/// tcp_wrappers' form of an address or prefix (hosts_access(5)): `192.0.2.7`,
+/// `198.51.100.0/255.255.255.0`, `[2001:db8::1]`, `[2001:db8:5:6::]/64`.
+pub fn client(addr: Cidr) -> String {
+    let c = canonical_prefix(addr);
+    match c.addr {
+        std::net::IpAddr::V4(a) if c.is_host() => a.to_string(),
+        std::net::IpAddr::V4(a) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(c.len)).unwrap_or(0);
+            format!("{a}/{}", std::net::Ipv4Addr::from(mask))
+        }
+        std::net::IpAddr::V6(a) if c.is_host() => format!("[{a}]"),
+        std::net::IpAddr::V6(a) => format!("[{a}]/{}", c.len),
     }
 }
 
-/// Our block: the markers and one line per address.
-pub fn block(opts: &HostsDenyOptions, addrs: impl Iterator<Item = IpAddr>) -> String {
+/// Reads [`client`]'s form back.
+#[cfg(test)]
+pub fn parse_client(text: &str) -> Option<Cidr> {
+    let (a, len) = match text.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (text, None),
+    };
+    let a: std::net::IpAddr = a
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()?;
+    let len = match (a, len) {
+        (_, None) => return Some(Cidr::host(a)),
+        (std::net::IpAddr::V4(_), Some(m)) => {
+            let m: std::net::Ipv4Addr = m.parse().ok()?;
+            u32::from(m).leading_ones() as u8
+        }
+        (std::net::IpAddr::V6(_), Some(l)) => l.parse().ok()?,
+    };
+    Cidr::new(a, len)
+}
+
+/// Our block: the markers and one line per address or prefix.
+pub fn block(opts: &HostsDenyOptions, addrs: impl Iterator<Item = Cidr>) -> String {
     let allow = opts
         .path
         .file_name()
@@ -119,9 +154,9 @@ pub fn replace_block(text: &str, new_block: &str) -> Result<String> {
     Ok(out)
 }
 
-/// Reads the addresses of our block (for tests and for `list`).
+/// Reads the addresses and prefixes of our block (for tests and for `list`).
 #[cfg(test)]
-pub fn parse_block(text: &str) -> Vec<IpAddr> {
+pub fn parse_block(text: &str) -> Vec<Cidr> {
     let mut inside = false;
     let mut v = Vec::new();
     for l in text.lines() {
@@ -131,8 +166,8 @@ pub fn parse_block(text: &str) -> Vec<IpAddr> {
             inside = false;
         } else if inside {
             if let Some(c) = l.split(": ").nth(1) {
-                let c = c.trim().trim_start_matches('[').trim_end_matches(']');
-                if let Ok(a) = c.parse() {
+                let c = c.split_whitespace().next().unwrap_or_default();
+                if let Some(a) = parse_client(c) {
                     v.push(a);
                 }
             }
@@ -264,7 +299,7 @@ impl Firewall for HostsDeny {
                 bail!("cannot ban or unban {addr}: jail {jail:?} does not use hosts-deny");
             }
             match timeout {
-                Some(_) if never_ban(addr) => {
+                Some(_) if never_ban_prefix(addr) => {
                     error!("refusing to ban {addr} (jail {jail}): loopback/unspecified")
                 }
                 Some(_) => {
@@ -306,12 +341,12 @@ impl Firewall for HostsDeny {
     }
 
     #[cfg(test)]
-    fn list(&mut self) -> Result<Vec<(String, IpAddr, Option<i64>)>> {
+    fn list(&mut self) -> Result<Vec<(String, std::net::IpAddr, Option<i64>)>> {
         let text = std::fs::read_to_string(&self.opts.path).unwrap_or_default();
         let mut v = Vec::new();
         for a in parse_block(&text) {
             for j in self.banned.get(&a).into_iter().flatten() {
-                v.push((j.clone(), a, None));
+                v.push((j.clone(), a.addr, None));
             }
         }
         Ok(v)
@@ -346,19 +381,111 @@ mod tests {
             &o,
             ["203.0.113.5", "2001:db8::1"]
                 .iter()
-                .map(|a| a.parse().unwrap()),
+                .map(|a| crate::firewall::cidr(a)),
         );
         assert_eq!(
             b,
             format!("{BEGIN}\nsshd, vsftpd: 203.0.113.5\nsshd, vsftpd: [2001:db8::1]\n{END}\n")
         );
         let o = opts(Path::new("/etc/hosts.allow"), &["ALL"]);
-        let b = block(&o, std::iter::once("192.0.2.1".parse().unwrap()));
+        let b = block(&o, std::iter::once(crate::firewall::cidr("192.0.2.1")));
         assert!(b.contains("\nALL: 192.0.2.1 : deny\n"), "{b}");
+        assert_eq!(parse_block(&b), vec![crate::firewall::cidr("192.0.2.1")]);
+    }
+
+    #[test]
+    fn prefixes_in_tcp_wrappers_syntax() {
+        use crate::firewall::cidr;
+        for (c, want) in [
+            ("192.0.2.7", "192.0.2.7"),
+            ("198.51.100.0/24", "198.51.100.0/255.255.255.0"),
+            ("203.0.113.128/25", "203.0.113.128/255.255.255.128"),
+            ("10.0.0.0/8", "10.0.0.0/255.0.0.0"),
+            ("192.0.2.4/31", "192.0.2.4/255.255.255.254"),
+            ("2001:db8::1", "[2001:db8::1]"),
+            ("2001:db8:5:6::/64", "[2001:db8:5:6::]/64"),
+            ("2001:db8::/32", "[2001:db8::]/32"),
+        ] {
+            assert_eq!(client(cidr(c)), want, "{c}");
+            assert_eq!(parse_client(want), Some(cidr(c)), "{want}");
+        }
+        let o = opts(Path::new("/etc/hosts.allow"), &["sshd"]);
+        let b = block(
+            &o,
+            [cidr("198.51.100.0/24"), cidr("2001:db8:5:6::/64")].into_iter(),
+        );
+        assert_eq!(
+            b,
+            format!("{BEGIN}\nsshd: 198.51.100.0/255.255.255.0 : deny\nsshd: [2001:db8:5:6::]/64 : deny\n{END}\n")
+        );
         assert_eq!(
             parse_block(&b),
-            vec!["192.0.2.1".parse::<IpAddr>().unwrap()]
+            [cidr("198.51.100.0/24"), cidr("2001:db8:5:6::/64")]
         );
+    }
+
+    /// What libwrap makes of a file in `dir`: tcpdmatch (Debian's tcpd) reads the
+    /// hosts.allow/hosts.deny of its working directory.
+    fn tcpdmatch(dir: &Path, daemon: &str, client: &str) -> String {
+        let out = std::process::Command::new("tcpdmatch")
+            .args(["-d", daemon, client])
+            .current_dir(dir)
+            .output()
+            .expect("tcpdmatch (Debian package tcpd) must be installed: apt install tcpd");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines()
+            .find_map(|l| l.strip_prefix("access:"))
+            .map(|a| a.trim().to_string())
+            .unwrap_or(text)
+    }
+
+    #[test]
+    fn tcpdmatch_denies_the_whole_prefix_and_nothing_else() {
+        use crate::firewall::{cidr, PERMANENT};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hosts.deny");
+        let mut hd = HostsDeny::new(opts(&path, &["sshd"]));
+        hd.setup(&[jail("sshd")]).unwrap();
+        let add = |a: &str, t| FwOp::Add {
+            jail: "sshd".into(),
+            addr: cidr(a),
+            timeout_ms: t,
+        };
+        hd.apply(&[
+            add("198.51.100.0/24", 60_000),
+            add("2001:db8:5:6::/64", PERMANENT),
+            add("203.0.113.9", PERMANENT),
+        ])
+        .unwrap();
+        let d = dir.path();
+        for denied in [
+            "198.51.100.0",
+            "198.51.100.77",
+            "198.51.100.255",
+            "2001:db8:5:6::1",
+            "2001:db8:5:6:ffff:ffff:ffff:ffff",
+            "203.0.113.9",
+        ] {
+            assert_eq!(tcpdmatch(d, "sshd", denied), "denied", "{denied}");
+        }
+        for granted in [
+            "198.51.101.1",
+            "198.51.99.255",
+            "2001:db8:5:7::1",
+            "2001:db8:5:5:ffff::1",
+            "203.0.113.10",
+        ] {
+            assert_eq!(tcpdmatch(d, "sshd", granted), "granted", "{granted}");
+        }
+        assert_eq!(tcpdmatch(d, "vsftpd", "198.51.100.77"), "granted");
+        // the unban of the prefix lifts it
+        hd.apply(&[FwOp::Del {
+            jail: "sshd".into(),
+            addr: cidr("198.51.100.0/24"),
+        }])
+        .unwrap();
+        assert_eq!(tcpdmatch(d, "sshd", "198.51.100.77"), "granted");
+        assert_eq!(tcpdmatch(d, "sshd", "2001:db8:5:6::1"), "denied");
     }
 
     #[test]
@@ -395,12 +522,12 @@ mod tests {
         hd.setup(&[jail("sshd"), jail("ftp")]).unwrap();
         let add = |j: &str, a: &str| FwOp::Add {
             jail: j.into(),
-            addr: a.parse().unwrap(),
+            addr: crate::firewall::cidr(a),
             timeout_ms: 1000,
         };
         let del = |j: &str, a: &str| FwOp::Del {
             jail: j.into(),
-            addr: a.parse().unwrap(),
+            addr: crate::firewall::cidr(a),
         };
         hd.apply(&[
             add("sshd", "192.0.2.1"),
@@ -456,10 +583,7 @@ mod tests {
         hd.restore(&[add("sshd", "192.0.2.3"), add("sshd", "192.0.2.3")])
             .unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(
-            parse_block(&text),
-            vec!["192.0.2.3".parse::<IpAddr>().unwrap()]
-        );
+        assert_eq!(parse_block(&text), vec![crate::firewall::cidr("192.0.2.3")]);
         // no temporary file left
         let names: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()

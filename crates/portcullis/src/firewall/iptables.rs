@@ -5,7 +5,12 @@
 //!
 //! ```text
 //! -A PORTCULLIS -s 192.0.2.1/32 -p tcp -m multiport --dports 22 -m comment --comment sshd -j DROP
+//! -A PORTCULLIS -s 2001:db8:5:6::/64 -p tcp -m multiport --dports 22 -m comment --comment sshd -j DROP
 //! ```
+//!
+//! A prefix ban (`v4_prefix`/`v6_prefix`, `subnet_ban`, CIDR `deny` entries) is one rule
+//! with the prefix as its source; a single address is a /32 or /128. A permanent ban is a
+//! rule like any other: the engine never sends its unban.
 //!
 //! Every batch is one `iptables-restore --noflush` (and one `ip6tables-restore --noflush` when
 //! it holds IPv6 addresses), which applies it as one transaction. This works the same with
@@ -22,12 +27,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::net::IpAddr;
 
 use anyhow::{bail, Result};
 use tracing::error;
 
-use super::{fold, never_ban, run_checked, Action, Firewall, FwOp, JailRules, Proto};
+use portcullis_core::ignore::Cidr;
+
+use super::{fold, never_ban_prefix, run_checked, Action, Firewall, FwOp, JailRules, Proto};
 
 /// Chain sizes above which each packet's walk through the rules gets slow: `status` warns.
 pub const WARN_RULES: usize = 10_000;
@@ -134,12 +140,10 @@ pub fn parse_save(text: &str, chain: &str) -> Saved {
     s
 }
 
-/// The source match of an address: `-s ADDR/32` or `-s ADDR/128`.
-pub fn addr_match(addr: IpAddr) -> String {
-    match addr {
-        IpAddr::V4(a) => format!("-s {a}/32"),
-        IpAddr::V6(a) => format!("-s {a}/128"),
-    }
+/// The source match of an address or prefix: `-s ADDR/32`, `-s ADDR/128`, `-s NET/LEN`.
+pub fn addr_match(addr: Cidr) -> String {
+    let addr = super::canonical_prefix(addr);
+    format!("-s {}/{}", addr.addr, addr.len)
 }
 
 /// The port/protocol/verdict part of a jail's rules, each after `src` (a source match such
@@ -273,8 +277,8 @@ pub fn batch_script(chain: &str, add: &[String], del: &[String]) -> String {
 pub struct Iptables {
     opts: IptOptions,
     jails: BTreeMap<String, JailRules>,
-    /// What our chain holds: (jail, address).
-    banned: BTreeSet<(String, IpAddr)>,
+    /// What our chain holds: (jail, address or prefix).
+    banned: BTreeSet<(String, Cidr)>,
     /// Rules put before the bans (rate limits and their accept rules), per family.
     pub head: [Vec<String>; 2],
     /// Names of the rate limits in `head`.
@@ -315,7 +319,7 @@ impl Iptables {
             .collect()
     }
 
-    fn rules_of(&self, jail: &str, addr: IpAddr) -> Vec<String> {
+    fn rules_of(&self, jail: &str, addr: Cidr) -> Vec<String> {
         match self.jails.get(jail) {
             Some(j) => rule_specs(j, &addr_match(addr)),
             None => Vec::new(),
@@ -328,7 +332,7 @@ impl Iptables {
             let saved = self.opts.save(v6)?;
             let mut rules = self.head[usize::from(v6)].clone();
             for (jail, addr) in &self.banned {
-                if addr.is_ipv6() == v6 {
+                if addr.addr.is_ipv6() == v6 {
                     rules.extend(self.rules_of(jail, *addr));
                 }
             }
@@ -359,10 +363,10 @@ impl Firewall for Iptables {
             if !self.jails.contains_key(&jail) {
                 bail!("cannot ban or unban {addr}: jail {jail:?} is not set up in iptables");
             }
-            let fam = usize::from(addr.is_ipv6());
+            let fam = usize::from(addr.addr.is_ipv6());
             let key = (jail, addr);
             match timeout {
-                Some(_) if never_ban(addr) => {
+                Some(_) if never_ban_prefix(addr) => {
                     error!(
                         "refusing to ban {addr} (jail {}): loopback/unspecified",
                         key.0
@@ -392,9 +396,10 @@ impl Firewall for Iptables {
                 .restore(v6, &script, &format!("apply {n} rule changes"))?;
             // the families are separate transactions: keep what the first one did
             if !v6 {
-                self.banned.retain(|k| k.1.is_ipv6() || next.contains(k));
                 self.banned
-                    .extend(next.iter().filter(|k| !k.1.is_ipv6()).cloned());
+                    .retain(|k| k.1.addr.is_ipv6() || next.contains(k));
+                self.banned
+                    .extend(next.iter().filter(|k| !k.1.addr.is_ipv6()).cloned());
             }
         }
         self.banned = next;
@@ -405,7 +410,7 @@ impl Firewall for Iptables {
         // the store is the truth: the chain is rewritten with exactly its bans
         self.banned.clear();
         for ((jail, addr), timeout) in fold(ops) {
-            if timeout.is_some() && self.jails.contains_key(&jail) && !never_ban(addr) {
+            if timeout.is_some() && self.jails.contains_key(&jail) && !never_ban_prefix(addr) {
                 self.banned.insert((jail, addr));
             }
         }
@@ -435,7 +440,7 @@ impl Firewall for Iptables {
     }
 
     #[cfg(test)]
-    fn list(&mut self) -> Result<Vec<(String, IpAddr, Option<i64>)>> {
+    fn list(&mut self) -> Result<Vec<(String, std::net::IpAddr, Option<i64>)>> {
         let mut seen = BTreeSet::new();
         for v6 in [false, true] {
             for r in self.opts.save(v6)?.rules {
@@ -445,7 +450,7 @@ impl Firewall for Iptables {
                     .position(|x| *x == "-s")
                     .and_then(|i| t.get(i + 1))
                     .and_then(|a| a.split('/').next())
-                    .and_then(|a| a.parse::<IpAddr>().ok());
+                    .and_then(|a| a.parse::<std::net::IpAddr>().ok());
                 let jail = t
                     .iter()
                     .position(|x| *x == "--comment")
@@ -522,6 +527,40 @@ mod tests {
         );
         assert!(r[1].contains("--dports 100:200 "), "{r:?}");
         assert!(r[2].contains("-p udp"), "{r:?}");
+    }
+
+    #[test]
+    fn prefixes_are_one_rule_with_the_prefix_as_source() {
+        use crate::firewall::cidr;
+        assert_eq!(addr_match(cidr("192.0.2.7")), "-s 192.0.2.7/32");
+        assert_eq!(addr_match(cidr("2001:db8::1")), "-s 2001:db8::1/128");
+        assert_eq!(addr_match(cidr("198.51.100.0/24")), "-s 198.51.100.0/24");
+        assert_eq!(
+            addr_match(cidr("2001:db8:5:6::/64")),
+            "-s 2001:db8:5:6::/64"
+        );
+        // host bits cleared, IPv4-mapped prefixes as IPv4
+        let raw = Cidr {
+            addr: "::ffff:203.0.113.9".parse().unwrap(),
+            len: 120,
+        };
+        assert_eq!(addr_match(raw), "-s 203.0.113.0/24");
+        let ssh = jail("sshd", Some(vec![(22, 22)]), Proto::Tcp, Action::Reject);
+        let r = rule_specs(&ssh, &addr_match(cidr("2001:db8:5::/48")));
+        assert_eq!(
+            r,
+            ["-s 2001:db8:5::/48 -p tcp -m multiport --dports 22 -m comment --comment sshd -j REJECT --reject-with tcp-reset"]
+        );
+        assert_eq!(
+            batch_script("PC", &r, &[]),
+            format!("*filter\n-A PC {}\nCOMMIT\n", r[0])
+        );
+        // what iptables-save prints back for it is what list and delete read
+        let saved = parse_save(
+            &format!("*filter\n:PC - [0:0]\n-A PC {}\nCOMMIT\n", r[0]),
+            "PC",
+        );
+        assert_eq!(saved.rules, r);
     }
 
     const SAVE: &str = "# Generated by iptables-nft-save v1.8.9 (nf_tables)

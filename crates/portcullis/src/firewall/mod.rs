@@ -9,6 +9,8 @@
 //! Backends build their command input with pure functions, so the exact text sent to the
 //! firewall is unit-tested without root.
 
+#[cfg(test)]
+mod bench;
 pub mod command;
 pub mod hosts_deny;
 pub mod ipset;
@@ -26,6 +28,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use portcullis_core::ignore::Cidr;
 
 /// What happens to a packet from a banned address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,17 +90,37 @@ pub fn check_jail_name(name: &str) -> Result<()> {
 }
 
 /// One change to the banned sets.
+///
+/// `addr` is an address (/32, /128) or a prefix (`v4_prefix`, `v6_prefix`, `subnet_ban`,
+/// CIDR `deny` entries and manual bans): every backend bans the whole prefix in its own
+/// syntax (nftables: sets with `flags interval`). The engine never sends overlapping
+/// elements of one jail: a wider ban comes with the `Del` of the narrower ones it covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FwOp {
     /// Ban `addr` in `jail` for `timeout_ms` from now; if it is already banned, its timeout is
     /// replaced. A timeout of zero or less removes it instead (the ban is already over).
+    /// [`PERMANENT`] means no timeout at all: only an unban lifts it.
     Add {
         jail: String,
-        addr: IpAddr,
+        addr: Cidr,
         timeout_ms: i64,
     },
     /// Lift the ban of `addr` in `jail`; nothing happens if it is not banned.
-    Del { jail: String, addr: IpAddr },
+    Del { jail: String, addr: Cidr },
+}
+
+/// The `timeout_ms` of a permanent ban (no timeout in the firewall).
+pub const PERMANENT: i64 = portcullis_core::decision::FOREVER;
+
+/// True for prefixes that are never banned whatever the caller says: those holding a
+/// loopback or the unspecified address (see [`never_ban`]).
+pub fn never_ban_prefix(c: Cidr) -> bool {
+    if c.is_host() {
+        return never_ban(c.addr);
+    }
+    portcullis_core::ignore::IgnoreList::default()
+        .check_prefix(c)
+        .is_some()
 }
 
 /// A firewall backend.
@@ -140,11 +163,12 @@ pub trait Firewall: Send {
     }
 }
 
-/// Folds a batch into its outcome per (jail, address), later ops winning: the timeout
-/// (milliseconds, > 0) of a ban, or `None` for "not banned". In first-seen order.
-pub fn fold(ops: &[FwOp]) -> Vec<((String, IpAddr), Option<i64>)> {
-    let mut order: Vec<(String, IpAddr)> = Vec::new();
-    let mut last: std::collections::HashMap<(String, IpAddr), Option<i64>> =
+/// Folds a batch into its outcome per (jail, address or prefix), later ops winning: the
+/// timeout (milliseconds, > 0; [`PERMANENT`] for no timeout) of a ban, or `None` for "not
+/// banned". In first-seen order; prefixes in their [`canonical_prefix`] form.
+pub fn fold(ops: &[FwOp]) -> Vec<((String, Cidr), Option<i64>)> {
+    let mut order: Vec<(String, Cidr)> = Vec::new();
+    let mut last: std::collections::HashMap<(String, Cidr), Option<i64>> =
         std::collections::HashMap::new();
     for op in ops {
         let (key, v) = match op {
@@ -153,10 +177,10 @@ pub fn fold(ops: &[FwOp]) -> Vec<((String, IpAddr), Option<i64>)> {
                 addr,
                 timeout_ms,
             } => (
-                (jail.clone(), canonical(*addr)),
+                (jail.clone(), canonical_prefix(*addr)),
                 (*timeout_ms > 0).then_some(*timeout_ms),
             ),
-            FwOp::Del { jail, addr } => ((jail.clone(), canonical(*addr)), None),
+            FwOp::Del { jail, addr } => ((jail.clone(), canonical_prefix(*addr)), None),
         };
         if last.insert(key.clone(), v).is_none() {
             order.push(key);
@@ -169,6 +193,12 @@ pub fn fold(ops: &[FwOp]) -> Vec<((String, IpAddr), Option<i64>)> {
             (k, v)
         })
         .collect()
+}
+
+/// Whole seconds of a ban's timeout, rounded up, for backends that count in seconds;
+/// `None` for a [`PERMANENT`] ban (no timeout at all).
+pub fn timeout_secs(timeout_ms: i64) -> Option<i64> {
+    (timeout_ms != PERMANENT).then(|| timeout_ms.saturating_add(999) / 1000)
 }
 
 /// Finds `program` on PATH or in the sbin directories (root's PATH may lack them).
@@ -304,6 +334,18 @@ pub fn canonical(addr: IpAddr) -> IpAddr {
     addr.to_canonical()
 }
 
+/// The form in which a prefix goes to the firewall: host bits cleared, and an IPv4-mapped
+/// IPv6 prefix of /96 or longer (`::ffff:192.0.2.0/120`) becomes the IPv4 prefix.
+pub fn canonical_prefix(c: Cidr) -> Cidr {
+    Cidr::new(c.addr, c.len).unwrap_or(c)
+}
+
+/// A prefix of a test: `"192.0.2.0/24"` or a single address.
+#[cfg(test)]
+pub fn cidr(text: &str) -> Cidr {
+    Cidr::parse(text).unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// True for addresses that are never banned whatever the caller says (principle 6, checked
 /// again at the firewall boundary): loopback and the unspecified address.
 pub fn never_ban(addr: IpAddr) -> bool {
@@ -327,9 +369,17 @@ mod tests {
 
     #[test]
     fn fold_keeps_the_last_op_per_address() {
-        let a: IpAddr = "192.0.2.1".parse().unwrap();
-        let m: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
-        let b: IpAddr = "2001:db8::1".parse().unwrap();
+        let a = cidr("192.0.2.1");
+        let m = Cidr {
+            addr: "::ffff:192.0.2.1".parse().unwrap(),
+            len: 128,
+        };
+        let b = cidr("2001:db8::1");
+        let p = cidr("2001:db8:5::/48");
+        let mp = Cidr {
+            addr: "::ffff:198.51.100.0".parse().unwrap(),
+            len: 120,
+        };
         let add = |addr, t| FwOp::Add {
             jail: "j".into(),
             addr,
@@ -339,8 +389,28 @@ mod tests {
             jail: "j".into(),
             addr,
         };
-        let f = fold(&[add(a, 5), add(b, 7), del(m), add(b, 0), add(a, 9)]);
-        assert_eq!(f, vec![(("j".into(), a), Some(9)), (("j".into(), b), None)]);
+        let f = fold(&[
+            add(a, 5),
+            add(b, 7),
+            del(m),
+            add(b, 0),
+            add(a, 9),
+            add(p, PERMANENT),
+            add(mp, 3),
+        ]);
+        assert_eq!(
+            f,
+            vec![
+                (("j".into(), a), Some(9)),
+                (("j".into(), b), None),
+                (("j".into(), p), Some(PERMANENT)),
+                (("j".into(), cidr("198.51.100.0/24")), Some(3)),
+            ]
+        );
+        assert_eq!(timeout_secs(1001), Some(2));
+        assert_eq!(timeout_secs(PERMANENT), None);
+        // no overflow just below it
+        assert_eq!(timeout_secs(PERMANENT - 1), Some(PERMANENT / 1000));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The nftables backend.
 //!
 //! Portcullis owns one table, `inet <table>`, and nothing outside it. Per jail it holds two
-//! sets, `v4_<jail>` (`ipv4_addr`) and `v6_<jail>` (`ipv6_addr`), both `flags timeout`, so the
+//! sets, `v4_<jail>` (`ipv4_addr`) and `v6_<jail>` (`ipv6_addr`), both `flags interval, timeout` (elements may be prefixes), so the
 //! kernel expires bans by itself. (The prefix makes every jail name a valid nft identifier,
 //! which must start with a letter and must not be a keyword such as `ip`.) A base chain per
 //! hook (`input`, and `forward` if asked) at the configured priority holds, per jail and
@@ -20,12 +20,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::io::Write as _;
+#[cfg(test)]
 use std::net::IpAddr;
 use std::process::{Command, Output, Stdio};
 
 use anyhow::{bail, Context, Result};
 
-use super::{canonical, check_jail_name, never_ban, Action, Firewall, FwOp, JailRules, Proto};
+use portcullis_core::ignore::Cidr;
+
+use super::{
+    check_jail_name, never_ban_prefix, Action, Firewall, FwOp, JailRules, Proto, PERMANENT,
+};
 
 /// The longest ban the kernel is given (3650 days). Longer ones are cut to this; nft refuses
 /// timeouts past about 292 years, and a restart re-applies bans from the store anyway.
@@ -172,7 +177,7 @@ impl Firewall for Nftables {
                     bail!("cannot ban or unban {addr}: jail {jail:?} is not set up in nftables");
                 }
             }
-            if matches!(op, FwOp::Add { .. }) && never_ban(*addr) {
+            if matches!(op, FwOp::Add { .. }) && never_ban_prefix(*addr) {
                 eprintln!("portcullis: refusing to ban {addr} (jail {jail}): loopback/unspecified");
             }
         }
@@ -273,7 +278,7 @@ fn jail_of_set(set: &str) -> Option<&str> {
 pub struct Existing {
     pub chains: Vec<String>,
     /// Set name, and whether its type and flags are what we create (`ipv4_addr` for `v4_*`,
-    /// `ipv6_addr` for `v6_*`, flags exactly `timeout`).
+    /// `ipv6_addr` for `v6_*`, flags exactly `interval, timeout`).
     pub sets: Vec<(String, bool)>,
 }
 
@@ -300,7 +305,7 @@ pub fn parse_existing(json: &str) -> Result<Existing> {
                 .as_array()
                 .map(|f| f.iter().filter_map(|f| f.as_str()));
             let ok = set["type"].as_str() == Some(want)
-                && flags.is_some_and(|f| f.eq(["timeout"]))
+                && flags.is_some_and(|f| f.eq(["interval", "timeout"]))
                 && jail_of_set(name).is_some();
             existing.sets.push((name.to_string(), ok));
         }
@@ -362,7 +367,11 @@ pub fn setup_script(opts: &NftOptions, jails: &[JailRules], existing: &Existing)
         }
     }
     for (set, kind) in &wanted {
-        let _ = writeln!(s, "add set {t} {set} {{ type {kind}; flags timeout; }}");
+        // `interval`: elements may be prefixes (v6 /64 offenders, subnet bans, deny CIDRs)
+        let _ = writeln!(
+            s,
+            "add set {t} {set} {{ type {kind}; flags interval, timeout; }}"
+        );
     }
     for hook in hooks {
         let _ = writeln!(
@@ -433,7 +442,8 @@ fn rule_matches(jail: &JailRules) -> Vec<(String, &'static str)> {
 pub fn batch_script(opts: &NftOptions, ops: &[FwOp]) -> Result<String> {
     check_table_name(&opts.table)?;
     // Per set: address -> (final timeout, or None for unbanned; whether the batch deletes it).
-    let mut sets: BTreeMap<String, BTreeMap<IpAddr, (Option<i64>, bool)>> = BTreeMap::new();
+    // (a timeout of PERMANENT: an element without timeout)
+    let mut sets: BTreeMap<String, BTreeMap<Cidr, (Option<i64>, bool)>> = BTreeMap::new();
     for op in ops {
         let (jail, addr, timeout) = match op {
             FwOp::Add {
@@ -444,17 +454,23 @@ pub fn batch_script(opts: &NftOptions, ops: &[FwOp]) -> Result<String> {
             FwOp::Del { jail, addr } => (jail, addr, None),
         };
         check_jail_name(jail)?;
-        let addr = canonical(*addr);
-        if timeout.is_some() && never_ban(addr) {
+        let addr = Cidr::new(addr.addr, addr.len).unwrap_or(*addr);
+        if timeout.is_some() && never_ban_prefix(addr) {
             continue;
         }
-        let set = set_name(jail, addr.is_ipv6());
+        let set = set_name(jail, addr.addr.is_ipv6());
         let e = sets
             .entry(set)
             .or_default()
             .entry(addr)
             .or_insert((None, false));
-        e.0 = timeout.map(|t| t.min(MAX_TIMEOUT_MS));
+        e.0 = timeout.map(|t| {
+            if t == PERMANENT {
+                t
+            } else {
+                t.min(MAX_TIMEOUT_MS)
+            }
+        });
         e.1 |= timeout.is_none();
     }
     let t = format!("inet {}", opts.table);
@@ -472,7 +488,10 @@ pub fn batch_script(opts: &NftOptions, ops: &[FwOp]) -> Result<String> {
         let banned: Vec<String> = addrs
             .iter()
             .filter_map(|(addr, (timeout, _))| {
-                timeout.map(|ms| format!("{addr} timeout {}", nft_duration(ms)))
+                timeout.map(|ms| match ms {
+                    PERMANENT => addr.to_string(),
+                    _ => format!("{addr} timeout {}", nft_duration(ms)),
+                })
             })
             .collect();
         if !deleted.is_empty() {
@@ -590,7 +609,8 @@ pub fn parse_list(text: &str) -> Result<Vec<(String, IpAddr, Option<i64>)>> {
 #[cfg(test)]
 fn parse_element(element: &str) -> Option<(IpAddr, Option<i64>)> {
     let mut words = element.split_whitespace();
-    let addr = words.next()?.parse().ok()?;
+    // (a prefix is listed by its network address)
+    let addr = words.next()?.split('/').next()?.parse().ok()?;
     let (mut timeout, mut expires) = (None, None);
     while let Some(word) = words.next() {
         match word {
@@ -630,7 +650,7 @@ mod tests {
     fn add(jail: &str, addr: &str, timeout_ms: i64) -> FwOp {
         FwOp::Add {
             jail: jail.into(),
-            addr: addr.parse().unwrap(),
+            addr: Cidr::parse(addr).unwrap(),
             timeout_ms,
         }
     }
@@ -638,7 +658,7 @@ mod tests {
     fn del(jail: &str, addr: &str) -> FwOp {
         FwOp::Del {
             jail: jail.into(),
-            addr: addr.parse().unwrap(),
+            addr: Cidr::parse(addr).unwrap(),
         }
     }
 
@@ -662,10 +682,10 @@ add table inet portcullis
 add chain inet portcullis input
 flush chain inet portcullis input
 delete chain inet portcullis input
-add set inet portcullis v4_mail { type ipv4_addr; flags timeout; }
-add set inet portcullis v4_sshd { type ipv4_addr; flags timeout; }
-add set inet portcullis v6_mail { type ipv6_addr; flags timeout; }
-add set inet portcullis v6_sshd { type ipv6_addr; flags timeout; }
+add set inet portcullis v4_mail { type ipv4_addr; flags interval, timeout; }
+add set inet portcullis v4_sshd { type ipv4_addr; flags interval, timeout; }
+add set inet portcullis v6_mail { type ipv6_addr; flags interval, timeout; }
+add set inet portcullis v6_sshd { type ipv6_addr; flags interval, timeout; }
 add chain inet portcullis input { type filter hook input priority -10; policy accept; }
 add rule inet portcullis input ip saddr @v4_sshd tcp dport { 22 } counter drop
 add rule inet portcullis input ip6 saddr @v6_sshd tcp dport { 22 } counter drop
@@ -706,7 +726,9 @@ add rule inet portcullis input ip6 saddr @v6_mail meta l4proto { tcp, udp } th d
         assert!(lines.contains(&"delete set inet pc v6_gone"));
         assert!(lines.contains(&"delete set inet pc v6_sshd"));
         assert!(!lines.contains(&"delete set inet pc v4_sshd"));
-        assert!(lines.contains(&"add set inet pc v4_sshd { type ipv4_addr; flags timeout; }"));
+        assert!(
+            lines.contains(&"add set inet pc v4_sshd { type ipv4_addr; flags interval, timeout; }")
+        );
         assert!(lines.contains(
             &"add chain inet pc input { type filter hook input priority -5; policy accept; }"
         ));
@@ -867,7 +889,7 @@ table inet portcullis {
     fn parse_existing_reads_chains_and_set_types() {
         let json = r#"{"nftables": [{"metainfo": {"version": "1.0.6"}},
             {"table": {"family": "inet", "name": "portcullis", "handle": 23}},
-            {"set": {"family": "inet", "name": "v4_ssh", "table": "portcullis", "type": "ipv4_addr", "handle": 2, "flags": ["timeout"]}},
+            {"set": {"family": "inet", "name": "v4_ssh", "table": "portcullis", "type": "ipv4_addr", "handle": 2, "flags": ["interval", "timeout"]}},
             {"set": {"family": "inet", "name": "v6_ssh", "table": "portcullis", "type": "ipv4_addr", "handle": 3, "flags": ["timeout"]}},
             {"set": {"family": "inet", "name": "v4_x", "table": "portcullis", "type": "ipv4_addr", "handle": 4}},
             {"set": {"family": "inet", "name": "misc", "table": "portcullis", "type": "ipv4_addr", "handle": 5, "flags": ["timeout"]}},
@@ -1072,7 +1094,7 @@ table inet portcullis {
         fw.setup(&[sshd()]).unwrap();
         let ops = many_addresses(10_000).map(|addr| FwOp::Add {
             jail: "sshd".into(),
-            addr,
+            addr: Cidr::host(addr),
             timeout_ms: 600_000,
         });
         let ops: Vec<FwOp> = ops.collect();
@@ -1112,7 +1134,7 @@ table inet portcullis {
         let ops: Vec<FwOp> = many_addresses(100_000)
             .map(|addr| FwOp::Add {
                 jail: "sshd".into(),
-                addr,
+                addr: Cidr::host(addr),
                 timeout_ms: 600_000,
             })
             .collect();

@@ -60,10 +60,10 @@ impl Firewall for Null {
                     addr,
                     timeout_ms,
                 } if *timeout_ms > 0 => {
-                    banned.insert((jail.clone(), *addr), *timeout_ms);
+                    banned.insert((jail.clone(), addr.addr), *timeout_ms);
                 }
                 FwOp::Add { jail, addr, .. } | FwOp::Del { jail, addr } => {
-                    banned.remove(&(jail.clone(), *addr));
+                    banned.remove(&(jail.clone(), addr.addr));
                 }
             }
         }
@@ -88,9 +88,9 @@ mod tests {
     fn records_ops_and_lists_their_outcome() {
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "2001:db8::1".parse().unwrap();
-        let add = |addr, timeout_ms| FwOp::Add {
+        let add = |addr: IpAddr, timeout_ms| FwOp::Add {
             jail: "sshd".into(),
-            addr,
+            addr: portcullis_core::ignore::Cidr::host(addr),
             timeout_ms,
         };
         let mut fw = Null::default();
@@ -100,7 +100,7 @@ mod tests {
             add(a, 2000),
             FwOp::Del {
                 jail: "sshd".into(),
-                addr: b,
+                addr: portcullis_core::ignore::Cidr::host(b),
             },
         ];
         fw.apply(&ops).unwrap();
@@ -114,7 +114,9 @@ mod tests {
     fn log_is_bounded_and_keeps_the_newest() {
         let add = |i: u32| FwOp::Add {
             jail: "sshd".into(),
-            addr: IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i)),
+            addr: portcullis_core::ignore::Cidr::host(IpAddr::from(std::net::Ipv4Addr::from(
+                0x0a00_0000 + i,
+            ))),
             timeout_ms: 1000,
         };
         let mut fw = Null::default();

@@ -1,6 +1,10 @@
-//! The `route` backend (BlockHosts' null route): a host route of type `blackhole`,
-//! `unreachable` or `prohibit` per banned address, IPv4 and IPv6, so that no answer ever
+//! The `route` backend (BlockHosts' null route): a route of type `blackhole`, `unreachable`
+//! or `prohibit` per banned address or prefix, IPv4 and IPv6, so that no answer ever
 //! reaches it. Routes know no ports: every service of the host is closed to the address.
+//! A single address is a host route (`192.0.2.7/32`, `2001:db8::1/128`); a prefix ban
+//! (`v4_prefix`/`v6_prefix`, `subnet_ban`, CIDR `deny` entries) is one route for the
+//! prefix (`2001:db8:5:6::/64`). A permanent ban is a route like any other: the engine never
+//! sends its unban.
 //!
 //! Our routes carry our own routing protocol number (`proto 211` by default), and every
 //! command we send names it, so we only ever touch our own routes. Each batch is one
@@ -8,14 +12,13 @@
 //! our routes are read back and reconciled with the store in one batch (routes of a crash
 //! that the store no longer has are deleted, nothing is doubled).
 
+use anyhow::{bail, Result};
+use portcullis_core::ignore::Cidr;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::net::IpAddr;
-
-use anyhow::{bail, Result};
 use tracing::error;
 
-use super::{fold, never_ban, run_checked, Firewall, FwOp, JailRules};
+use super::{canonical_prefix, fold, never_ban_prefix, run_checked, Firewall, FwOp, JailRules};
 
 /// Our routing protocol number (unassigned in iproute2's rt_protos).
 pub const DEFAULT_PROTO: u8 = 211;
@@ -30,20 +33,25 @@ pub struct RouteOptions {
     pub prefix: Vec<String>,
 }
 
-/// One batch line.
-pub fn line(kind: &str, proto: u8, addr: IpAddr, add: bool) -> String {
-    let len = if addr.is_ipv6() { 128 } else { 32 };
+/// One batch line: `route replace blackhole 192.0.2.7/32 proto 211`, or the prefix
+/// (`2001:db8:5:6::/64`).
+pub fn line(kind: &str, proto: u8, addr: Cidr, add: bool) -> String {
+    let addr = canonical_prefix(addr);
     let verb = if add { "replace" } else { "del" };
-    format!("route {verb} {kind} {addr}/{len} proto {proto}\n")
+    format!(
+        "route {verb} {kind} {}/{} proto {proto}\n",
+        addr.addr, addr.len
+    )
 }
 
-/// The routes of `ip route show proto N` (and `ip -6 ...`): type and address.
-pub fn parse_routes(text: &str) -> Vec<(String, IpAddr)> {
+/// The routes of `ip route show proto N` (and `ip -6 ...`): type and destination (`ip`
+/// prints a host route without its length, a prefix as `NET/LEN`).
+pub fn parse_routes(text: &str) -> Vec<(String, Cidr)> {
     text.lines()
         .filter_map(|l| {
             let mut t = l.split_whitespace();
             let kind = t.next()?;
-            let addr = t.next()?.split('/').next()?.parse().ok()?;
+            let addr = Cidr::parse(t.next()?).ok()?;
             Some((kind.to_string(), addr))
         })
         .collect()
@@ -53,8 +61,8 @@ pub fn parse_routes(text: &str) -> Vec<(String, IpAddr)> {
 pub struct Route {
     opts: RouteOptions,
     jails: BTreeSet<String>,
-    /// address -> jails banning it: the route stays while one of them does.
-    banned: BTreeMap<IpAddr, BTreeSet<String>>,
+    /// address or prefix -> jails banning it: the route stays while one of them does.
+    banned: BTreeMap<Cidr, BTreeSet<String>>,
 }
 
 impl Route {
@@ -75,7 +83,7 @@ impl Route {
     }
 
     /// Our routes in the kernel now, both families.
-    fn ours(&self) -> Result<Vec<(String, IpAddr)>> {
+    fn ours(&self) -> Result<Vec<(String, Cidr)>> {
         let p = self.opts.proto.to_string();
         let mut v = Vec::new();
         for fam in ["-4", "-6"] {
@@ -125,7 +133,7 @@ impl Firewall for Route {
                 bail!("cannot ban or unban {addr}: jail {jail:?} does not use routes");
             }
             match timeout {
-                Some(_) if never_ban(addr) => {
+                Some(_) if never_ban_prefix(addr) => {
                     error!("refusing to ban {addr} (jail {jail}): loopback/unspecified")
                 }
                 Some(_) => {
@@ -151,9 +159,9 @@ impl Firewall for Route {
     }
 
     fn restore(&mut self, ops: &[FwOp]) -> Result<()> {
-        let mut want: BTreeMap<IpAddr, BTreeSet<String>> = BTreeMap::new();
+        let mut want: BTreeMap<Cidr, BTreeSet<String>> = BTreeMap::new();
         for ((jail, addr), timeout) in fold(ops) {
-            if timeout.is_some() && self.jails.contains(&jail) && !never_ban(addr) {
+            if timeout.is_some() && self.jails.contains(&jail) && !never_ban_prefix(addr) {
                 want.entry(addr).or_default().insert(jail);
             }
         }
@@ -180,11 +188,11 @@ impl Firewall for Route {
     }
 
     #[cfg(test)]
-    fn list(&mut self) -> Result<Vec<(String, IpAddr, Option<i64>)>> {
+    fn list(&mut self) -> Result<Vec<(String, std::net::IpAddr, Option<i64>)>> {
         let mut v = Vec::new();
         for (_, a) in self.ours()? {
             for j in self.banned.get(&a).into_iter().flatten() {
-                v.push((j.clone(), a, None));
+                v.push((j.clone(), a.addr, None));
             }
         }
         Ok(v)
@@ -207,20 +215,33 @@ mod tests {
 
     #[test]
     fn lines_and_parsing() {
+        use crate::firewall::cidr;
         assert_eq!(
-            line("blackhole", 211, "192.0.2.1".parse().unwrap(), true),
+            line("blackhole", 211, cidr("192.0.2.1"), true),
             "route replace blackhole 192.0.2.1/32 proto 211\n"
         );
         assert_eq!(
-            line("prohibit", 99, "2001:db8::1".parse().unwrap(), false),
+            line("prohibit", 99, cidr("2001:db8::1"), false),
             "route del prohibit 2001:db8::1/128 proto 99\n"
         );
-        let text = "blackhole 192.0.2.5 \nprohibit 2001:db8::1 dev lo metric 1024 pref medium\n";
+        // prefixes: one route each, v4 and v6
+        assert_eq!(
+            line("blackhole", 211, cidr("198.51.100.0/24"), true),
+            "route replace blackhole 198.51.100.0/24 proto 211\n"
+        );
+        assert_eq!(
+            line("unreachable", 211, cidr("2001:db8:5:6::/64"), false),
+            "route del unreachable 2001:db8:5:6::/64 proto 211\n"
+        );
+        // as `ip route show proto 211` prints them (iproute2 6.1)
+        let text = "blackhole 192.0.2.5 \nblackhole 198.51.100.0/24 \nprohibit 2001:db8::1 dev lo metric 1024 pref medium\nblackhole 2001:db8:5:6::/64 dev lo metric 1024 pref medium\n";
         assert_eq!(
             parse_routes(text),
             vec![
-                ("blackhole".to_string(), "192.0.2.5".parse().unwrap()),
-                ("prohibit".to_string(), "2001:db8::1".parse().unwrap())
+                ("blackhole".to_string(), cidr("192.0.2.5")),
+                ("blackhole".to_string(), cidr("198.51.100.0/24")),
+                ("prohibit".to_string(), cidr("2001:db8::1")),
+                ("blackhole".to_string(), cidr("2001:db8:5:6::/64")),
             ]
         );
     }

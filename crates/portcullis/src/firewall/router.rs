@@ -257,7 +257,7 @@ mod tests {
             .unwrap();
         let add = |jail: &str| FwOp::Add {
             jail: jail.into(),
-            addr: "192.0.2.1".parse().unwrap(),
+            addr: crate::firewall::cidr("192.0.2.1"),
             timeout_ms: 1000,
         };
         r.apply(&[add("one"), add("two"), add("three")]).unwrap();

@@ -146,8 +146,9 @@ struct EventCounters {
 impl EventCounters {
     fn on_event(&self, e: &Event) {
         match e {
-            Event::Ban { jail, manual, .. } => {
-                let reason = if *manual { "manual" } else { "failures" };
+            Event::Ban { jail, reason, .. } => {
+                // the ban policy's reason: failures, increment, subnet, deny or manual
+                let reason = reason.as_str();
                 self.bans
                     .get_or_create(&BanLabels {
                         jail: jail.clone(),

@@ -91,21 +91,23 @@ fn the_text_carries_every_name_with_its_counts() {
     m.jails(&jails);
     let ev = m.events.clone();
     ev.on_event(&Event::Ban {
-        addr: "203.0.113.7".parse().unwrap(),
+        addr: portcullis_core::ignore::Cidr::parse("203.0.113.7").unwrap(),
         jail: "sshd".into(),
         failures: 3,
         length: 3_600_000,
         manual: false,
+        reason: portcullis_core::decision::BanReason::Failures,
     });
     ev.on_event(&Event::Ban {
-        addr: "203.0.113.8".parse().unwrap(),
+        addr: portcullis_core::ignore::Cidr::parse("203.0.113.8").unwrap(),
         jail: "sshd".into(),
         failures: 0,
         length: 3_600_000,
         manual: true,
+        reason: portcullis_core::decision::BanReason::Manual,
     });
     ev.on_event(&Event::Unban {
-        addr: "203.0.113.8".parse().unwrap(),
+        addr: portcullis_core::ignore::Cidr::parse("203.0.113.8").unwrap(),
         jail: "sshd".into(),
         reason: UnbanReason::Manual,
     });

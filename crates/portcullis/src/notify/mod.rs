@@ -26,6 +26,7 @@ use std::time::Duration;
 use anyhow::Result;
 use portcullis_core::decision::Millis;
 use portcullis_core::duration;
+use portcullis_core::ignore::Cidr;
 use serde::{Deserialize, Serialize};
 use tracing::{error, info, warn};
 
@@ -149,13 +150,14 @@ impl Note {
                 jail,
                 failures,
                 length,
-                manual,
+                reason,
+                ..
             } => {
                 n.addr = Some(addr.to_string());
                 n.jail = Some(jail.clone());
                 n.failures = Some(*failures);
-                n.duration = Some(duration::format(*length));
-                n.reason = Some(if *manual { "manual" } else { "failures" }.into());
+                n.duration = Some(forever_or(*length));
+                n.reason = Some(reason.as_str().into());
             }
             Event::Unban { addr, jail, reason } => {
                 n.addr = Some(addr.to_string());
@@ -173,15 +175,24 @@ impl Note {
             } => {
                 n.addr = Some(addr.to_string());
                 n.jail = Some(jail.clone());
-                n.duration = Some(duration::format(*remaining));
+                n.duration = Some(forever_or(*remaining));
             }
-            Event::Flood { jail, .. } => {
+            Event::Flood { jail, cause, .. } => {
                 n.jail = Some(jail.clone());
-                n.reason = Some("tracking cap".into());
+                n.reason = Some(cause.clone());
             }
             _ => {}
         }
         n
+    }
+}
+
+/// A ban's length as text: `forever` for a permanent one.
+fn forever_or(ms: Millis) -> String {
+    if ms >= portcullis_core::decision::FOREVER / 2 {
+        "forever".into()
+    } else {
+        duration::format(ms)
     }
 }
 
@@ -258,17 +269,30 @@ impl Evidence {
     }
 
     /// The lines that counted toward a ban of `addr` in `jail` (those within `findtime`
-    /// of `now`), removed.
-    pub fn take(&mut self, jail: &str, addr: IpAddr, now: Millis, findtime: Millis) -> Vec<String> {
-        match self.map.remove(&(jail.to_string(), addr)) {
-            Some(o) => o
-                .lines
-                .into_iter()
-                .filter(|(t, _)| *t >= now - findtime)
-                .map(|(_, l)| l)
-                .collect(),
-            None => Vec::new(),
-        }
+    /// of `now`), removed. A prefix ban (`v6_prefix`, `subnet_ban`) takes the lines of
+    /// every address inside it, the last [`EVIDENCE_LINES`] by time.
+    pub fn take(&mut self, jail: &str, addr: Cidr, now: Millis, findtime: Millis) -> Vec<String> {
+        let mut lines: Vec<(Millis, String)> = if addr.is_host() {
+            self.map
+                .remove(&(jail.to_string(), addr.addr))
+                .map(|o| o.lines.into_iter().collect())
+                .unwrap_or_default()
+        } else {
+            let keys: Vec<(String, IpAddr)> = self
+                .map
+                .keys()
+                .filter(|(j, a)| j == jail && addr.contains(*a))
+                .cloned()
+                .collect();
+            keys.iter()
+                .filter_map(|k| self.map.remove(k))
+                .flat_map(|o| o.lines)
+                .collect()
+        };
+        lines.retain(|(t, _)| *t >= now - findtime);
+        lines.sort_by_key(|(t, _)| *t);
+        let skip = lines.len().saturating_sub(EVIDENCE_LINES);
+        lines.into_iter().skip(skip).map(|(_, l)| l).collect()
     }
 
     /// Offenders tracked.
@@ -645,13 +669,54 @@ mod tests {
         }
         // another jail's lines are its own
         e.record("web", a, b"other", 1000, 600_000);
-        let got = e.take("sshd", a, 2000, 600_000);
+        let got = e.take("sshd", Cidr::host(a), 2000, 600_000);
         assert_eq!(got, ["line 3", "line 4", "line 5", "line 6", "line 7"]);
-        assert!(e.take("sshd", a, 2000, 600_000).is_empty(), "taken once");
+        assert!(
+            e.take("sshd", Cidr::host(a), 2000, 600_000).is_empty(),
+            "taken once"
+        );
         // lines older than findtime did not count
         e.record("sshd", a, b"old", 0, 1000);
         e.record("sshd", a, b"new", 5000, 1000);
-        assert_eq!(e.take("sshd", a, 5500, 1000), ["new"]);
+        assert_eq!(e.take("sshd", Cidr::host(a), 5500, 1000), ["new"]);
+        // a prefix ban takes the lines of every address inside it, the last ones by time
+        for (i, h) in ["2001:db8:5:6::1", "2001:db8:5:6::2", "2001:db8:5:7::1"]
+            .iter()
+            .enumerate()
+        {
+            for k in 0..3 {
+                let t = 1000 + 10 * k + i as i64;
+                e.record(
+                    "sshd",
+                    h.parse().unwrap(),
+                    format!("{h} {k}").as_bytes(),
+                    t,
+                    600_000,
+                );
+            }
+        }
+        let p = Cidr::parse("2001:db8:5:6::/64").unwrap();
+        assert_eq!(
+            e.take("sshd", p, 2000, 600_000),
+            [
+                "2001:db8:5:6::2 0",
+                "2001:db8:5:6::1 1",
+                "2001:db8:5:6::2 1",
+                "2001:db8:5:6::1 2",
+                "2001:db8:5:6::2 2"
+            ]
+        );
+        assert!(e.take("sshd", p, 2000, 600_000).is_empty());
+        assert_eq!(
+            e.take(
+                "sshd",
+                Cidr::parse("2001:db8:5:7::1").unwrap(),
+                2000,
+                600_000
+            )
+            .len(),
+            3
+        );
         // bounded in offenders
         for i in 0..(EVIDENCE_OFFENDERS as u32 + 50) {
             let ip = IpAddr::from(std::net::Ipv4Addr::from(0xc000_0200 + i));

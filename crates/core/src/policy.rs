@@ -1,0 +1,784 @@
+//! Ban policy: what a ban costs once the tracker has decided there is one.
+//!
+//! * [`weight`]: how much a matched line counts (`rule_weights`, `user_weights`).
+//! * [`BanPolicy::terms`]: how long the n-th ban of an offender lasts (`bantime`,
+//!   `bantime_increment`, `permanent_after`, `bantime_jitter`).
+//! * [`History`]: the bans (and manual unbans) of every offender, the memory behind
+//!   escalation; the daemon loads it from its store, so a restart forgets nothing.
+//! * [`SubnetBan::target`]: when several bans inside one wider prefix widen the ban
+//!   (`subnet_ban`), never over an ignored, own or loopback address.
+//! * [`sentence`]: the whole path from a tracker's ban to the decisions to carry out, shared
+//!   by `replay` and the daemon.
+//!
+//! Everything is pure: the caller passes the time and any randomness (the jitter).
+
+use std::collections::BTreeMap;
+
+use crate::decision::{BanReason, Decision, Millis, FOREVER};
+use crate::ignore::{Cidr, IgnoreList, Reason};
+use crate::jail::Jail;
+
+/// The weight of one matched line: `rule_weights[rule_id]` if set, else the rule's own
+/// weight; a counted line (weight above 0) then takes the user's weight from
+/// `user_weights` if that is larger. A rule weight of 0 turns the rule off.
+pub fn weight(
+    rule_default: u32,
+    rule_id: &str,
+    user: Option<&[u8]>,
+    rule_weights: &[(String, u32)],
+    user_weights: &[(Vec<u8>, u32)],
+) -> u32 {
+    let mut w = rule_weights
+        .iter()
+        .find(|(id, _)| id == rule_id)
+        .map_or(rule_default, |(_, w)| *w);
+    if w > 0 {
+        if let Some(u) = user {
+            if let Some((_, uw)) = user_weights.iter().find(|(name, _)| name == u) {
+                w = w.max(*uw);
+            }
+        }
+    }
+    w
+}
+
+/// Default `bantime_increment.window` and the window of `permanent_after` alone: 30 days.
+pub const DEFAULT_WINDOW: Millis = 30 * 86_400_000;
+/// Default `bantime_increment.max`: 4 weeks.
+pub const DEFAULT_MAX: Millis = 28 * 86_400_000;
+
+/// `bantime_increment`: the n-th ban within `window` lasts `bantime × factor^(n-1)`,
+/// capped at `max`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Increment {
+    /// Growth per repeat offence (at least 1).
+    pub factor: f64,
+    /// Longest ban it makes.
+    pub max: Millis,
+    /// How far back earlier bans count.
+    pub window: Millis,
+    /// Count the offender's bans of every jail, not only this one's.
+    pub across_jails: bool,
+}
+
+/// How long a jail's bans last.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BanPolicy {
+    /// First ban length; `None` for `bantime = "forever"`.
+    pub bantime: Option<Millis>,
+    /// Escalation of repeat offenders.
+    pub increment: Option<Increment>,
+    /// Random extra length, in percent of the ban (0 = none).
+    pub jitter_percent: u32,
+    /// The n-th ban within the window is permanent.
+    pub permanent_after: Option<u32>,
+}
+
+impl Default for BanPolicy {
+    fn default() -> Self {
+        BanPolicy {
+            bantime: Some(crate::track::DEFAULT_BANTIME),
+            increment: None,
+            jitter_percent: 0,
+            permanent_after: None,
+        }
+    }
+}
+
+/// The length and reason of one ban, from [`BanPolicy::terms`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Terms {
+    /// When it ends; [`FOREVER`] when permanent.
+    pub until: Millis,
+    /// Which ban of the offender this is within the window (1 = first).
+    pub count: u32,
+    /// Why it is this long.
+    pub reason: BanReason,
+}
+
+impl Terms {
+    /// Whether the ban never runs out.
+    pub fn permanent(&self) -> bool {
+        self.until == FOREVER
+    }
+}
+
+impl BanPolicy {
+    /// How far back earlier bans count (for escalation and `permanent_after`).
+    pub fn window(&self) -> Millis {
+        self.increment.as_ref().map_or(DEFAULT_WINDOW, |i| i.window)
+    }
+
+    /// Whether bans of other jails count.
+    pub fn across_jails(&self) -> bool {
+        self.increment.as_ref().is_some_and(|i| i.across_jails)
+    }
+
+    /// The terms of a ban starting at `now` when the offender had `prior` bans within the
+    /// window. `jitter` is a random number (any `u64`); the jitter adds
+    /// `length × jitter_percent/100 × (jitter mod 10001)/10000`, after the cap. `reason` is the
+    /// reason of a first offence (`failures`, `subnet`, `manual`); a lengthened or permanent
+    /// repeat offence says `increment`.
+    pub fn terms(&self, prior: u32, now: Millis, jitter: u64, reason: BanReason) -> Terms {
+        let count = prior.saturating_add(1);
+        let repeat = if prior > 0 && (self.increment.is_some() || self.permanent_after.is_some()) {
+            BanReason::Increment
+        } else {
+            reason
+        };
+        let Some(base) = self.bantime else {
+            return Terms {
+                until: FOREVER,
+                count,
+                reason,
+            };
+        };
+        if self.permanent_after.is_some_and(|k| count >= k.max(1)) {
+            return Terms {
+                until: FOREVER,
+                count,
+                reason: repeat,
+            };
+        }
+        let mut len = base.max(1);
+        let mut why = reason;
+        if let Some(inc) = &self.increment {
+            let f = inc
+                .factor
+                .max(1.0)
+                .powi(i32::try_from(prior).unwrap_or(i32::MAX));
+            let grown = (base as f64 * f).min(inc.max.max(base) as f64);
+            len = if grown.is_finite() {
+                grown as Millis
+            } else {
+                inc.max
+            };
+            len = len.clamp(1, inc.max.max(base));
+            if prior > 0 {
+                why = repeat;
+            }
+        }
+        if self.jitter_percent > 0 {
+            let frac = (jitter % 10_001) as f64 / 10_000.0;
+            let extra = len as f64 * f64::from(self.jitter_percent.min(100)) / 100.0 * frac;
+            len = len.saturating_add(extra as Millis);
+        }
+        Terms {
+            until: now.saturating_add(len).min(FOREVER - 1),
+            count,
+            reason: why,
+        }
+    }
+}
+
+/// `subnet_ban`: `after` bans inside one /`v4` (or /`v6`) prefix within `within` ban that
+/// prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubnetBan {
+    /// Prefix length for IPv4.
+    pub v4: u8,
+    /// Prefix length for IPv6.
+    pub v6: u8,
+    /// Bans inside the prefix that widen the ban (at least 1).
+    pub after: u32,
+    /// How far back those bans count.
+    pub within: Millis,
+}
+
+/// What [`SubnetBan::target`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubnetOutcome {
+    /// Not (yet) enough bans inside the prefix.
+    None,
+    /// Ban this prefix.
+    Ban(Cidr),
+    /// The configured prefix holds a never-ban address: this narrower one does not, and
+    /// holds the offender.
+    Shrunk {
+        /// The configured prefix.
+        wanted: Cidr,
+        /// What is banned instead.
+        to: Cidr,
+        /// Why the wanted one may not be banned.
+        why: Reason,
+    },
+    /// Every prefix wider than the offender's holds a never-ban address: no subnet ban.
+    Skipped {
+        /// The configured prefix.
+        wanted: Cidr,
+        /// Why.
+        why: Reason,
+    },
+}
+
+impl SubnetBan {
+    /// Whether the ban of `banned` (just recorded in `history`) makes a subnet ban. Counts the
+    /// distinct offenders banned inside the wider prefix since `now - within` (in `jail`, or
+    /// in every jail when `jail` is `None`). The prefix never covers what `ignore` protects:
+    /// it is shrunk towards the offender until it does not, or skipped.
+    pub fn target(
+        &self,
+        history: &History,
+        jail: Option<&str>,
+        banned: Cidr,
+        now: Millis,
+        ignore: &IgnoreList,
+    ) -> SubnetOutcome {
+        let len = if banned.addr.is_ipv4() {
+            self.v4
+        } else {
+            self.v6
+        };
+        let Some(wanted) = Cidr::new(banned.addr, len) else {
+            return SubnetOutcome::None;
+        };
+        if wanted.len >= banned.len {
+            return SubnetOutcome::None;
+        }
+        let n = history.offenders_within(wanted, jail, now.saturating_sub(self.within));
+        if n < self.after.max(1) as usize {
+            return SubnetOutcome::None;
+        }
+        let Some(why) = ignore.check_prefix(wanted) else {
+            return SubnetOutcome::Ban(wanted);
+        };
+        for l in wanted.len + 1..banned.len {
+            let c = Cidr::new(banned.addr, l).expect("shorter than the banned prefix");
+            if ignore.check_prefix(c).is_none() {
+                return SubnetOutcome::Shrunk { wanted, to: c, why };
+            }
+        }
+        SubnetOutcome::Skipped { wanted, why }
+    }
+}
+
+/// One remembered event of an offender.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Entry {
+    jail: String,
+    at: Millis,
+    /// A manual unban: earlier bans no longer count.
+    reset: bool,
+}
+
+/// The bans and manual unbans of every offender (address or prefix), across jails.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    entries: BTreeMap<Cidr, Vec<Entry>>,
+}
+
+impl History {
+    /// An empty history.
+    pub fn new() -> History {
+        History::default()
+    }
+
+    /// Records a ban of `target` in `jail` starting at `at`.
+    pub fn record_ban(&mut self, target: Cidr, jail: &str, at: Millis) {
+        self.push(target, jail, at, false);
+    }
+
+    /// Records a manual unban of `target` in `jail` at `at`: its earlier bans no longer
+    /// count (in that jail; with `across_jails`, in every jail).
+    pub fn record_reset(&mut self, target: Cidr, jail: &str, at: Millis) {
+        self.push(target, jail, at, true);
+    }
+
+    fn push(&mut self, target: Cidr, jail: &str, at: Millis, reset: bool) {
+        let v = self.entries.entry(target).or_default();
+        let e = Entry {
+            jail: jail.to_string(),
+            at,
+            reset,
+        };
+        if v.contains(&e) {
+            return;
+        }
+        let i = v.partition_point(|x| x.at <= at);
+        v.insert(i, e);
+    }
+
+    /// Bans of `target` after `since` and after its last manual unban, in `jail` (or in any
+    /// jail when `jail` is `None`).
+    pub fn count(&self, target: Cidr, jail: Option<&str>, since: Millis) -> u32 {
+        let Some(v) = self.entries.get(&target) else {
+            return 0;
+        };
+        let mut n = 0u32;
+        for e in v
+            .iter()
+            .filter(|e| jail.is_none_or(|j| j == e.jail) && e.at > since)
+        {
+            if e.reset {
+                n = 0;
+            } else {
+                n = n.saturating_add(1);
+            }
+        }
+        // a reset before `since` still cancels nothing after it: handled by the filter
+        n
+    }
+
+    /// Distinct offenders strictly inside `wide` banned after `since` (in `jail`, or any).
+    pub fn offenders_within(&self, wide: Cidr, jail: Option<&str>, since: Millis) -> usize {
+        let lo = Cidr {
+            addr: wide.addr,
+            len: wide.len + 1,
+        };
+        let hi = Cidr {
+            addr: wide.last(),
+            len: 128,
+        };
+        self.entries
+            .range(lo..=hi)
+            .filter(|(c, v)| {
+                wide.covers(c)
+                    && c.len > wide.len
+                    && v.iter()
+                        .any(|e| !e.reset && e.at > since && jail.is_none_or(|j| j == e.jail))
+            })
+            .count()
+    }
+
+    /// Forgets events at or before `before`.
+    pub fn prune(&mut self, before: Millis) {
+        self.entries.retain(|_, v| {
+            v.retain(|e| e.at > before);
+            !v.is_empty()
+        });
+    }
+
+    /// Number of offenders remembered.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// Everything the ban policy needs of a jail.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct JailPolicy {
+    /// Ban lengths.
+    pub ban: BanPolicy,
+    /// Widening to a subnet.
+    pub subnet: Option<SubnetBan>,
+}
+
+/// A ban as carried out, with what was needed to decide it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sentence {
+    /// The ban (final length and reason), or an unban of a narrower ban that a subnet ban
+    /// now covers.
+    pub decisions: Vec<Decision>,
+    /// The n-th ban of the offender within the window, per ban decision in `decisions`.
+    pub counts: Vec<u32>,
+    /// Why a subnet ban was narrowed or skipped, for the log.
+    pub notes: Vec<String>,
+}
+
+/// Turns a tracker's `Ban` decision of `jail` into the bans to carry out: its length from the
+/// jail's policy and the offender's `history` (which records it), and maybe a subnet ban
+/// (the narrower bans of the jail it covers are lifted, as `Unban` decisions). Updates the
+/// jail's tracker to match. `trigger` is the address whose failure made the ban: when the
+/// offender's prefix (`v4_prefix`, `v6_prefix`) holds a never-ban address (an own address in
+/// the same /64, an ignored one), the ban shrinks to the widest prefix around `trigger` that
+/// holds none. `jitter` is a random number. Any other decision is returned as is.
+pub fn sentence(
+    jail: &mut Jail,
+    history: &mut History,
+    d: Decision,
+    trigger: std::net::IpAddr,
+    jitter: u64,
+) -> Sentence {
+    let Decision::Ban {
+        addr,
+        at,
+        failures,
+        reason,
+        ..
+    } = d
+    else {
+        return Sentence {
+            decisions: vec![d],
+            counts: vec![],
+            notes: vec![],
+        };
+    };
+    let name = jail.name().to_string();
+    let policy = jail.settings().policy.clone();
+    let mut notes = Vec::new();
+    let addr = match jail.settings().ignore.check_prefix(addr) {
+        Some(why) if !addr.is_host() => {
+            jail.tracker_mut().unban(addr);
+            let to = shrink(&jail.settings().ignore, addr, trigger);
+            notes.push(format!(
+                "ban of {addr} narrowed to {to}: {addr} holds an address never banned ({why})"
+            ));
+            to
+        }
+        _ => addr,
+    };
+    let scope = (!policy.ban.across_jails()).then_some(name.as_str());
+    let since = at.saturating_sub(policy.ban.window());
+    let prior = history.count(addr, scope, since);
+    let t = policy.ban.terms(prior, at, jitter, reason);
+    history.record_ban(addr, &name, at);
+    let first = jail.tracker_mut().ban(addr, at, t.until, failures);
+    let first = match first {
+        Decision::Ban {
+            addr,
+            at,
+            until,
+            failures,
+            ..
+        } => Decision::Ban {
+            addr,
+            at,
+            until,
+            failures,
+            reason: t.reason,
+        },
+        other => other,
+    };
+    let mut out = Sentence {
+        decisions: vec![first],
+        counts: vec![t.count],
+        notes,
+    };
+    let Some(sb) = &policy.subnet else {
+        return out;
+    };
+    let subnet_scope = (!policy.ban.across_jails()).then_some(name.as_str());
+    let target = match sb.target(history, subnet_scope, addr, at, &jail.settings().ignore) {
+        SubnetOutcome::None => return out,
+        SubnetOutcome::Ban(c) => c,
+        SubnetOutcome::Shrunk { wanted, to, why } => {
+            out.notes.push(format!(
+                "subnet ban of {wanted} narrowed to {to}: {wanted} holds an address never banned ({why})"
+            ));
+            to
+        }
+        SubnetOutcome::Skipped { wanted, why } => {
+            out.notes.push(format!(
+                "subnet ban of {wanted} skipped: it holds an address never banned ({why}), and so does every narrower prefix above {addr}"
+            ));
+            return out;
+        }
+    };
+    if jail
+        .tracker()
+        .covering_ban(target)
+        .is_some_and(|c| c != target)
+    {
+        return out; // a wider ban already stands
+    }
+    for c in jail.tracker_mut().take_covered(target) {
+        out.decisions.push(Decision::Unban { addr: c, at });
+    }
+    let prior = history.count(target, scope, since);
+    let t = policy.ban.terms(prior, at, jitter, BanReason::Subnet);
+    history.record_ban(target, &name, at);
+    let d = jail.tracker_mut().ban(target, at, t.until, failures);
+    if let Decision::Ban {
+        addr,
+        at,
+        until,
+        failures,
+        ..
+    } = d
+    {
+        out.decisions.push(Decision::Ban {
+            addr,
+            at,
+            until,
+            failures,
+            reason: if t.reason == BanReason::Increment {
+                BanReason::Increment
+            } else {
+                BanReason::Subnet
+            },
+        });
+        out.counts.push(t.count);
+    }
+    out
+}
+
+/// The widest prefix inside `wide` that holds `ip` and nothing `ignore` protects (at worst
+/// `ip` alone).
+pub fn shrink(ignore: &IgnoreList, wide: Cidr, ip: std::net::IpAddr) -> Cidr {
+    let host = Cidr::host(ip);
+    (wide.len..host.len)
+        .filter_map(|l| Cidr::new(host.addr, l))
+        .find(|c| ignore.check_prefix(*c).is_none())
+        .unwrap_or(host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const H: Millis = 3_600_000;
+    const D: Millis = 24 * H;
+
+    fn inc(factor: f64, max: Millis, window: Millis) -> BanPolicy {
+        BanPolicy {
+            bantime: Some(H),
+            increment: Some(Increment {
+                factor,
+                max,
+                window,
+                across_jails: false,
+            }),
+            jitter_percent: 0,
+            permanent_after: None,
+        }
+    }
+
+    fn len(p: &BanPolicy, prior: u32) -> Millis {
+        p.terms(prior, 1000, 0, BanReason::Failures).until - 1000
+    }
+
+    #[test]
+    fn weights_take_the_rule_weight_then_the_larger_user_weight() {
+        let rw = vec![("root-login".to_string(), 5), ("scan".to_string(), 0)];
+        let uw = vec![(b"admin".to_vec(), 3), (b"root".to_vec(), 2)];
+        assert_eq!(weight(1, "root-login", None, &rw, &uw), 5);
+        assert_eq!(weight(1, "root-login", Some(b"root"), &rw, &uw), 5);
+        assert_eq!(weight(1, "other", Some(b"admin"), &rw, &uw), 3);
+        assert_eq!(weight(1, "other", Some(b"bob"), &rw, &uw), 1);
+        // 0 turns a rule off, also for weighty users
+        assert_eq!(weight(1, "scan", Some(b"admin"), &rw, &uw), 0);
+        assert_eq!(weight(0, "other", Some(b"admin"), &rw, &uw), 0);
+        // a rule the filter does not count can be made to count
+        assert_eq!(weight(0, "root-login", None, &rw, &uw), 5);
+    }
+
+    #[test]
+    fn escalation_doubles_up_to_the_cap() {
+        let p = inc(2.0, 4 * H + 30 * 60_000, 30 * D);
+        let got: Vec<Millis> = (0..6).map(|n| len(&p, n)).collect();
+        assert_eq!(
+            got,
+            vec![
+                H,
+                2 * H,
+                4 * H,
+                4 * H + 1_800_000,
+                4 * H + 1_800_000,
+                4 * H + 1_800_000
+            ]
+        );
+        let t = p.terms(0, 0, 0, BanReason::Failures);
+        assert_eq!((t.count, t.reason), (1, BanReason::Failures));
+        let t = p.terms(2, 0, 0, BanReason::Failures);
+        assert_eq!((t.count, t.reason), (3, BanReason::Increment));
+        // huge counts do not overflow
+        assert_eq!(len(&p, u32::MAX), 4 * H + 1_800_000);
+    }
+
+    #[test]
+    fn forever_and_permanent_after() {
+        let p = BanPolicy {
+            bantime: None,
+            ..BanPolicy::default()
+        };
+        let t = p.terms(0, 5, 0, BanReason::Failures);
+        assert!(t.permanent() && t.reason == BanReason::Failures);
+        let p = BanPolicy {
+            permanent_after: Some(3),
+            ..inc(2.0, 30 * D, 30 * D)
+        };
+        assert_eq!(len(&p, 0), H);
+        assert_eq!(len(&p, 1), 2 * H);
+        let t = p.terms(2, 5, 0, BanReason::Failures);
+        assert!(t.permanent() && t.count == 3 && t.reason == BanReason::Increment);
+        assert!(p.terms(7, 5, 0, BanReason::Failures).permanent());
+    }
+
+    #[test]
+    fn jitter_adds_at_most_its_percentage() {
+        let p = BanPolicy {
+            jitter_percent: 10,
+            ..BanPolicy::default()
+        };
+        assert_eq!(p.terms(0, 0, 0, BanReason::Failures).until, H);
+        assert_eq!(p.terms(0, 0, 10_000, BanReason::Failures).until, H + H / 10);
+        assert_eq!(p.terms(0, 0, 5_000, BanReason::Failures).until, H + H / 20);
+    }
+
+    fn c(s: &str) -> Cidr {
+        Cidr::parse(s).unwrap()
+    }
+
+    #[test]
+    fn history_counts_within_the_window_per_jail_and_resets() {
+        let mut h = History::new();
+        let a = c("203.0.113.5");
+        h.record_ban(a, "sshd", 10);
+        h.record_ban(a, "sshd", 20);
+        h.record_ban(a, "web", 25);
+        assert_eq!(h.count(a, Some("sshd"), 0), 2);
+        assert_eq!(h.count(a, None, 0), 3);
+        assert_eq!(h.count(a, Some("sshd"), 10), 1, "window");
+        // the same ban recorded twice (a restart replaying it) counts once
+        h.record_ban(a, "sshd", 20);
+        assert_eq!(h.count(a, Some("sshd"), 0), 2);
+        h.record_reset(a, "sshd", 30);
+        assert_eq!(h.count(a, Some("sshd"), 0), 0);
+        assert_eq!(
+            h.count(a, Some("web"), 0),
+            1,
+            "a reset in sshd leaves web alone"
+        );
+        assert_eq!(h.count(a, None, 0), 0, "across jails, any reset counts");
+        h.record_ban(a, "sshd", 40);
+        assert_eq!(h.count(a, Some("sshd"), 0), 1);
+        h.prune(35);
+        assert_eq!(h.count(a, None, 0), 1);
+    }
+
+    #[test]
+    fn subnet_ban_counts_distinct_offenders_and_never_covers_ignored() {
+        let sb = SubnetBan {
+            v4: 24,
+            v6: 48,
+            after: 3,
+            within: D,
+        };
+        let mut h = History::new();
+        let none = IgnoreList::new(vec![], vec![]);
+        for (i, a) in ["198.51.100.1", "198.51.100.1", "198.51.100.2"]
+            .iter()
+            .enumerate()
+        {
+            h.record_ban(c(a), "sshd", i as Millis);
+        }
+        assert_eq!(
+            sb.target(&h, Some("sshd"), c("198.51.100.2"), 10, &none),
+            SubnetOutcome::None
+        );
+        h.record_ban(c("198.51.100.9"), "sshd", 5);
+        assert_eq!(
+            sb.target(&h, Some("sshd"), c("198.51.100.9"), 10, &none),
+            SubnetOutcome::Ban(c("198.51.100.0/24"))
+        );
+        // out of `within`
+        assert_eq!(
+            sb.target(&h, Some("sshd"), c("198.51.100.9"), D + 3, &none),
+            SubnetOutcome::None
+        );
+        // other jail
+        assert_eq!(
+            sb.target(&h, Some("web"), c("198.51.100.9"), 10, &none),
+            SubnetOutcome::None
+        );
+        // an ignored address in the upper half: shrunk to the lower /25
+        let ig = IgnoreList::new(vec![c("198.51.100.200")], vec![]);
+        assert!(matches!(
+            sb.target(&h, Some("sshd"), c("198.51.100.9"), 10, &ig),
+            SubnetOutcome::Shrunk { to, .. } if to == c("198.51.100.0/25")
+        ));
+        // an own address right next to the offender: skipped
+        let own = IgnoreList::new(vec![], vec!["198.51.100.8".parse().unwrap()]);
+        assert!(matches!(
+            sb.target(&h, Some("sshd"), c("198.51.100.9"), 10, &own),
+            SubnetOutcome::Skipped { .. }
+        ));
+        // v6 /64 offenders inside a /48
+        let mut h = History::new();
+        for i in 1..=3u16 {
+            h.record_ban(
+                Cidr::new(format!("2001:db8:5:{i}::1").parse().unwrap(), 64).unwrap(),
+                "sshd",
+                1,
+            );
+        }
+        let last = Cidr::new("2001:db8:5:3::".parse().unwrap(), 64).unwrap();
+        assert_eq!(
+            sb.target(&h, None, last, 2, &none),
+            SubnetOutcome::Ban(c("2001:db8:5::/48"))
+        );
+    }
+
+    #[test]
+    fn an_offender_prefix_holding_an_own_address_shrinks_around_the_trigger() {
+        let own = IgnoreList::new(vec![], vec!["2001:db8:a::1".parse().unwrap()]);
+        let p64 = c("2001:db8:a::/64");
+        let t = "2001:db8:a::12".parse().unwrap();
+        assert_eq!(shrink(&own, p64, t), c("2001:db8:a::10/124"));
+        let none = IgnoreList::new(vec![], vec![]);
+        assert_eq!(shrink(&none, p64, t), p64);
+        // next to the own address: the address alone
+        let t = "2001:db8:a::0".parse().unwrap();
+        assert_eq!(shrink(&own, p64, t), Cidr::host(t));
+    }
+
+    proptest! {
+        /// Escalation never shortens a ban as offences repeat, never passes the cap, and
+        /// the first ban is the base length.
+        #[test]
+        fn prop_escalation_is_monotone_and_capped(
+            factor in 1.0f64..5.0,
+            base in 1i64..10_000_000,
+            max_mul in 1i64..100,
+            n in 0u32..200,
+            after in proptest::option::of(1u32..10),
+        ) {
+            let max = base * max_mul;
+            let p = BanPolicy {
+                bantime: Some(base),
+                increment: Some(Increment { factor, max, window: D, across_jails: false }),
+                jitter_percent: 0,
+                permanent_after: after,
+            };
+            let a = p.terms(n, 0, 0, BanReason::Failures);
+            let b = p.terms(n + 1, 0, 0, BanReason::Failures);
+            prop_assert!(b.until >= a.until);
+            if !a.permanent() {
+                prop_assert!(a.until <= max && a.until >= base);
+                prop_assert!(after.is_none_or(|k| n + 1 < k));
+            } else {
+                prop_assert!(after.is_some_and(|k| n + 1 >= k));
+            }
+            if n == 0 && after != Some(1) {
+                prop_assert_eq!(a.until, base);
+            }
+        }
+
+        /// A subnet ban never covers an ignored, own or loopback address, whatever the
+        /// offenders and the lists.
+        #[test]
+        fn prop_subnet_ban_never_covers_a_never_ban_address(
+            offenders in proptest::collection::vec(any::<u32>(), 1..20),
+            ignored in proptest::collection::vec((any::<u32>(), 16u8..=32), 0..5),
+            own in proptest::collection::vec(any::<u32>(), 0..3),
+            v4 in 8u8..32,
+            prefix in 24u8..=32,
+        ) {
+            let sb = SubnetBan { v4, v6: 48, after: 2, within: D };
+            let ig = IgnoreList::new(
+                ignored.iter().map(|&(a, l)| Cidr::new(std::net::Ipv4Addr::from(a).into(), l).unwrap()).collect(),
+                own.iter().map(|&a| std::net::Ipv4Addr::from(a).into()).collect(),
+            );
+            let mut h = History::new();
+            let base = offenders[0] & 0xffff_0000;
+            for (i, o) in offenders.iter().enumerate() {
+                let ip = std::net::Ipv4Addr::from(base | (o & 0xffff)).into();
+                let off = Cidr::new(ip, prefix).unwrap();
+                h.record_ban(off, "j", i as Millis);
+                match sb.target(&h, Some("j"), off, i as Millis, &ig) {
+                    SubnetOutcome::Ban(t) | SubnetOutcome::Shrunk { to: t, .. } => {
+                        prop_assert!(ig.check_prefix(t).is_none(), "{} covers a never-ban address", t);
+                        prop_assert!(t.covers(&off) && t.len < off.len);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}

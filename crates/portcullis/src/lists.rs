@@ -1,0 +1,182 @@
+//! The `ignore` and `deny` lists as written: addresses, CIDRs, files (one entry per line,
+//! `#` comments) and, for `ignore`, host names resolved when the configuration is loaded.
+//!
+//! Files and names are read again at each load (start and reload, SIGHUP), so editing a list
+//! file and reloading is enough.
+
+use std::net::{IpAddr, ToSocketAddrs};
+
+use portcullis_core::ignore::Cidr;
+
+/// What one entry of a list turned into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// An address or CIDR written in the configuration.
+    Literal(Cidr),
+    /// A file and the prefixes read from it.
+    File(String, Vec<Cidr>),
+    /// A host name and what it resolved to (empty: did not resolve, a warning).
+    Host(String, Vec<IpAddr>),
+}
+
+/// A list as loaded: its entries, and the flat list of prefixes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Loaded {
+    /// Each entry of the setting, in order.
+    pub sources: Vec<Source>,
+    /// Every prefix, in order.
+    pub cidrs: Vec<Cidr>,
+    /// Problems that are not errors (a name that did not resolve).
+    pub warnings: Vec<String>,
+}
+
+/// Whether `s` could be a host name (letters, digits, '-', '.', with a letter somewhere).
+fn is_host_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && s.bytes().any(|b| b.is_ascii_alphabetic())
+        && !s.starts_with('-')
+        && !s.starts_with('.')
+}
+
+/// Reads a list file: one address or CIDR per line, `#` starts a comment, blank lines are
+/// skipped. Errors name the file and line.
+pub fn read_file(path: &str) -> Result<Vec<Cidr>, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read list file {path}: {e}"))?;
+    parse_file(path, &text)
+}
+
+/// [`read_file`] on a text.
+pub fn parse_file(path: &str, text: &str) -> Result<Vec<Cidr>, String> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let entry = line.split('#').next().unwrap_or("").trim();
+        if entry.is_empty() {
+            continue;
+        }
+        out.push(Cidr::parse(entry).map_err(|e| format!("{path}:{}: {e}", i + 1))?);
+    }
+    Ok(out)
+}
+
+/// Resolves `name` to its addresses (A and AAAA), sorted.
+pub fn resolve(name: &str) -> Vec<IpAddr> {
+    let mut v: Vec<IpAddr> = (name, 0)
+        .to_socket_addrs()
+        .map(|it| {
+            it.map(|a| portcullis_core::addr::normalise(a.ip()))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Loads the entries of `key`. `names` allows host names (for `ignore`; `deny` takes only
+/// addresses, CIDRs and files: banning what a name resolves to would let whoever controls
+/// its DNS choose what is banned).
+pub fn load(key: &str, entries: &[String], names: bool) -> Result<Loaded, String> {
+    let mut l = Loaded::default();
+    for e in entries {
+        let e = e.trim();
+        if e.starts_with('/') {
+            let v = read_file(e)?;
+            l.cidrs.extend_from_slice(&v);
+            l.sources.push(Source::File(e.to_string(), v));
+        } else if let Ok(c) = Cidr::parse(e) {
+            l.cidrs.push(c);
+            l.sources.push(Source::Literal(c));
+        } else if names && is_host_name(e) {
+            let v = resolve(e);
+            if v.is_empty() {
+                l.warnings.push(format!(
+                    "`{key}`: host name {e:?} does not resolve (yet): nothing of it is ignored until a reload resolves it"
+                ));
+            }
+            l.cidrs.extend(v.iter().map(|&a| Cidr::host(a)));
+            l.sources.push(Source::Host(e.to_string(), v));
+        } else {
+            let what = if names {
+                "an address, a CIDR, an absolute file path or a host name"
+            } else {
+                "an address, a CIDR or an absolute file path (host names are not accepted here)"
+            };
+            return Err(format!("{e:?} is not {what}"));
+        }
+    }
+    Ok(l)
+}
+
+/// For `check-config`: one line per entry saying what it holds.
+pub fn describe(key: &str, l: &Loaded) -> Vec<String> {
+    l.sources
+        .iter()
+        .map(|s| match s {
+            Source::Literal(c) => format!("{key}: {c}"),
+            Source::File(p, v) => format!("{key}: file {p}: {} entries", v.len()),
+            Source::Host(n, v) if v.is_empty() => format!("{key}: {n} -> (does not resolve)"),
+            Source::Host(n, v) => format!(
+                "{key}: {n} -> {}",
+                v.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_hosts_and_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("deny.txt");
+        std::fs::write(
+            &f,
+            "# bad ones\n198.51.100.66\n\n203.0.113.0/24  # a whole net\n",
+        )
+        .unwrap();
+        let f = f.to_str().unwrap().to_string();
+        let l = load(
+            "ignore",
+            &[
+                f.clone(),
+                "192.0.2.1".into(),
+                "localhost".into(),
+                "no-such-host.invalid".into(),
+            ],
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            l.cidrs[..3],
+            [
+                Cidr::parse("198.51.100.66").unwrap(),
+                Cidr::parse("203.0.113.0/24").unwrap(),
+                Cidr::parse("192.0.2.1").unwrap()
+            ]
+        );
+        assert!(l.cidrs[3..].iter().any(|c| c.addr.is_loopback()), "{l:?}");
+        assert_eq!(l.warnings.len(), 1, "{l:?}");
+        assert!(l.warnings[0].contains("no-such-host.invalid"));
+        let d = describe("ignore", &l);
+        assert!(
+            d[0].contains("2 entries") && d[2].starts_with("ignore: localhost -> "),
+            "{d:?}"
+        );
+        assert!(d[3].contains("does not resolve"));
+        // deny takes no names
+        let e = load("deny", &["example.org".into()], false).unwrap_err();
+        assert!(e.contains("host names are not accepted"), "{e}");
+        let e = parse_file("/x", "192.0.2.1\nnot-an-address\n").unwrap_err();
+        assert!(e.starts_with("/x:2:"), "{e}");
+        assert!(load("deny", &["/nonexistent/deny.txt".into()], false).is_err());
+    }
+}

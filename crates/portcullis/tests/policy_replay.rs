@@ -1,0 +1,214 @@
+//! The ban policy (issue 13) as `replay --json` shows it: escalation, permanence, prefixes,
+//! subnet bans, rule weights, the deny list and ignore files.
+
+use std::process::{Command, Stdio};
+
+fn replay(config: &str, log: &str) -> Vec<serde_json::Value> {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, config.replace("@DIR@", dir.path().to_str().unwrap())).unwrap();
+    std::fs::write(dir.path().join("ignore.txt"), "# office\n203.0.113.77\n").unwrap();
+    std::fs::write(dir.path().join("deny.txt"), "198.51.100.0/28 # bad net\n").unwrap();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["replay", "--json", "--config", cfg.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(log.as_bytes()).unwrap();
+    let o = c.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn bans(d: &[serde_json::Value]) -> Vec<&serde_json::Value> {
+    d.iter().filter(|v| v["action"] == "ban").collect()
+}
+
+/// `n` failures of `addr`, one a second from `hh:mm:00`.
+fn failures(hh: u32, mm: u32, addr: &str, n: u32) -> String {
+    (0..n)
+        .map(|i| {
+            format!("Nov 21 {hh:02}:{mm:02}:{i:02} h sshd[{i}]: Failed password for bob from {addr} port 22 ssh2\n")
+        })
+        .collect()
+}
+
+#[test]
+fn repeat_offenders_double_up_to_the_cap_then_become_permanent() {
+    let cfg = r#"
+[[jail]]
+name = "sshd"
+maxretry = 2
+bantime = "1h"
+bantime_increment = { factor = 2.0, max = "3h", window = "30d" }
+permanent_after = 5
+"#;
+    // a ban every 4 hours (each ended before the next offence)
+    let log: String = (0..6)
+        .map(|k| failures(k * 4, 0, "192.0.2.10", 2))
+        .collect();
+    let d = replay(cfg, &log);
+    let b = bans(&d);
+    let secs: Vec<Option<i64>> = b.iter().map(|v| v["seconds"].as_i64()).collect();
+    assert_eq!(
+        secs,
+        // the 5th is permanent: the 6th offence finds it still banned
+        [Some(3600), Some(7200), Some(10800), Some(10800), None],
+        "{d:?}"
+    );
+    let reasons: Vec<&str> = b.iter().map(|v| v["reason"].as_str().unwrap()).collect();
+    assert_eq!(
+        reasons,
+        [
+            "failures",
+            "increment",
+            "increment",
+            "increment",
+            "increment"
+        ]
+    );
+    assert_eq!(b[4]["permanent"], true);
+    assert_eq!(b[0]["permanent"], false);
+    assert!(b[4].get("seconds").is_none());
+}
+
+#[test]
+fn forever_bans_are_permanent_and_never_unbanned() {
+    let cfg = "[[jail]]\nname = \"sshd\"\nmaxretry = 2\nbantime = \"forever\"\n";
+    let log = failures(10, 0, "192.0.2.11", 2) + &failures(23, 0, "192.0.2.12", 2);
+    let d = replay(cfg, &log);
+    assert_eq!(bans(&d).len(), 2, "{d:?}");
+    assert!(bans(&d)
+        .iter()
+        .all(|b| b["permanent"] == true && b["reason"] == "failures"));
+    assert!(!d.iter().any(|v| v["action"] == "unban"), "{d:?}");
+}
+
+#[test]
+fn a_v6_attacker_rotating_through_its_64_is_one_offender() {
+    let cfg = "[[jail]]\nname = \"sshd\"\nmaxretry = 3\n";
+    let log: String = (1..=3)
+        .map(|i| {
+            failures(10, 0, &format!("2001:db8:5:6::{i:x}"), 1)
+                .replace("10:00:00", &format!("10:00:0{i}"))
+        })
+        .collect();
+    let d = replay(cfg, &log);
+    let b = bans(&d);
+    assert_eq!(b.len(), 1, "{d:?}");
+    assert_eq!(b[0]["host"], "2001:db8:5:6::/64");
+    // with v6_prefix = 128 nobody is banned
+    let d = replay(&format!("{cfg}v6_prefix = 128\n"), &log);
+    assert!(bans(&d).is_empty(), "{d:?}");
+}
+
+#[test]
+fn subnet_ban_after_k_offenders_never_over_an_ignored_address() {
+    let cfg = r#"
+ignore = ["@DIR@/ignore.txt"]
+[[jail]]
+name = "sshd"
+maxretry = 2
+subnet_ban = { v4 = 24, v6 = 48, after = 3, within = "1d" }
+"#;
+    let log: String = (1..=3)
+        .map(|i| failures(10, i, &format!("192.0.2.{i}"), 2))
+        .collect();
+    let d = replay(cfg, &log);
+    let b = bans(&d);
+    assert_eq!(b.len(), 4, "{d:?}");
+    assert_eq!(b[3]["host"], "192.0.2.0/24");
+    assert_eq!(b[3]["reason"], "subnet");
+    // the covered single bans are lifted (the firewall refuses overlapping elements)
+    assert_eq!(
+        d.iter().filter(|v| v["action"] == "unban").count(),
+        3,
+        "{d:?}"
+    );
+    // the /24 of an ignored address (from the ignore file) is narrowed to a /25
+    let log: String = (1..=3)
+        .map(|i| failures(10, i, &format!("203.0.113.{i}"), 2))
+        .collect();
+    let d = replay(cfg, &log);
+    let b = bans(&d);
+    assert_eq!(b[3]["host"], "203.0.113.0/26", "{d:?}");
+    // the ignored address itself is never banned
+    let d = replay(cfg, &failures(11, 0, "203.0.113.77", 10));
+    assert!(bans(&d).is_empty(), "{d:?}");
+}
+
+#[test]
+fn rule_weights_make_one_invalid_user_a_ban() {
+    let cfg = "[[jail]]\nname = \"sshd\"\nmaxretry = 5\nrule_weights = { \"invalid-user\" = 5 }\n";
+    let log = "Nov 21 10:00:03 h sshd[101]: Invalid user admin from 192.0.2.44 port 5001\n";
+    let d = replay(cfg, log);
+    assert_eq!(bans(&d).len(), 1, "{d:?}");
+    assert_eq!(bans(&d)[0]["failures"], 5);
+    // a rule id the filters do not have is an error
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("c.toml");
+    std::fs::write(
+        &p,
+        "[[jail]]\nname = \"sshd\"\nrule_weights = { \"no-such\" = 5 }\n",
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["check-config", "--config", p.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("invalid-user"));
+}
+
+#[test]
+fn the_deny_list_is_banned_from_the_start_and_may_not_cover_ignored() {
+    let cfg = "deny = [\"192.0.2.99\", \"@DIR@/deny.txt\"]\n[[jail]]\nname = \"sshd\"\n";
+    let d = replay(cfg, "");
+    let b = bans(&d);
+    let hosts: Vec<&str> = b.iter().map(|v| v["host"].as_str().unwrap()).collect();
+    assert_eq!(hosts, ["192.0.2.99", "198.51.100.0/28"]);
+    assert!(b
+        .iter()
+        .all(|v| v["jail"] == "deny" && v["permanent"] == true && v["reason"] == "deny"));
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("c.toml");
+    std::fs::write(&p, "ignore = [\"192.0.2.7\"]\ndeny = [\"192.0.2.0/24\"]\n").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["check-config", "--config", p.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("deny") && e.contains("192.0.2.0/24"), "{e}");
+    std::fs::write(&p, "deny = [\"127.0.0.0/8\"]\n").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["check-config", "--config", p.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+}
+
+#[test]
+fn check_config_shows_what_host_names_resolved_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("c.toml");
+    std::fs::write(&p, "ignore = [\"localhost\", \"no-such-host.invalid\"]\n").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["check-config", "--config", p.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("ignore: localhost -> "), "{out}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("warning") && err.contains("no-such-host.invalid"),
+        "{err}"
+    );
+}
