@@ -185,6 +185,16 @@ impl Filter {
         if def.rules.is_empty() {
             return Err(err("-", "", "the filter has no [[rule]]".into()));
         }
+        for p in &def.programs {
+            let stars = p.matches('*').count();
+            if stars > 1 || (stars == 1 && p.starts_with('*')) {
+                return Err(err(
+                    "programs",
+                    p,
+                    "a program pattern has one `*`, after some fixed text (e.g. \"postfix-*/smtpd\")".into(),
+                ));
+            }
+        }
         if let Some(tf) = &def.time_format {
             crate::time::check_format(tf).map_err(|m| err("time_format", tf, m.to_string()))?;
         }
@@ -303,9 +313,33 @@ impl Filter {
         self.correlate_capacity > 0
     }
 
-    /// True when the filter reads lines of `program` (or of any program).
+    /// True when the filter reads lines of `program` (or of any program): a name of
+    /// `programs` equal to it, or a pattern with one `*` (`postfix-*/smtpd`: Postfix's
+    /// multi-instance names) whose text before and after the `*` frame it.
     pub fn accepts_program(&self, program: &[u8]) -> bool {
-        self.programs.is_empty() || self.programs.iter().any(|p| p == program)
+        self.programs.is_empty() || self.programs.iter().any(|p| program_matches(p, program))
+    }
+
+    /// True when one of `programs` is a pattern with a `*`.
+    pub fn has_program_pattern(&self) -> bool {
+        self.programs.iter().any(|p| p.contains(&b'*'))
+    }
+}
+
+/// Whether a `programs` entry (a name, or a pattern with one `*` standing for one or more
+/// bytes other than `/` and space) accepts the program name `name`.
+pub fn program_matches(entry: &[u8], name: &[u8]) -> bool {
+    match entry.iter().position(|&b| b == b'*') {
+        None => entry == name,
+        Some(i) => {
+            let (pre, post) = (&entry[..i], &entry[i + 1..]);
+            name.len() > pre.len() + post.len()
+                && name.starts_with(pre)
+                && name.ends_with(post)
+                && !name[pre.len()..name.len() - post.len()]
+                    .iter()
+                    .any(|&b| b == b'/' || b == b' ')
+        }
     }
 }
 

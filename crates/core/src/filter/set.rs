@@ -114,6 +114,10 @@ pub struct MatchSet {
     groups: Vec<Prefilter>,
     /// The prefilter for programs no filter names: the filters reading any program.
     others: Option<Prefilter>,
+    /// For a program no filter names but a filter's pattern (`postfix-*/smtpd`) accepts:
+    /// the patterns, and the prefilter of the filters with patterns and those reading any
+    /// program, whose candidates are checked against the program name.
+    wild: Option<(Vec<Box<[u8]>>, Prefilter)>,
 }
 
 /// The candidate rules of one group of filters: built once per distinct group, so that a
@@ -132,6 +136,8 @@ struct Prefilter {
     correlate: Vec<u32>,
     /// A filter of `correlate` has `success` or `end` lines (tried when no rule matched).
     sessions_end: bool,
+    /// Candidates must be checked against the line's program (the `wild` prefilter).
+    check_program: bool,
 }
 
 impl Prefilter {
@@ -156,6 +162,7 @@ impl Prefilter {
         prefixes.finish();
         Prefilter {
             sessions_end: false,
+            check_program: false,
             prefixes,
             lits: lits.build(),
             always,
@@ -225,13 +232,12 @@ impl MatchSet {
         // program → the filters reading it (those naming it, and those reading any program)
         let mut readers: Vec<(Box<[u8]>, Vec<usize>)> = Vec::new();
         for (fi, f) in filters.iter().enumerate() {
-            for p in &f.programs {
+            // (patterns with a `*` are not names: lines of programs no name lists go
+            // through `wild` below)
+            for p in f.programs.iter().filter(|p| !p.contains(&b'*')) {
                 if !readers.iter().any(|(q, _)| **q == **p) {
                     let fs: Vec<usize> = (0..filters.len())
-                        .filter(|&g| {
-                            filters[g].programs.is_empty()
-                                || filters[g].programs.iter().any(|x| x == p)
-                        })
+                        .filter(|&g| filters[g].accepts_program(p))
                         .collect();
                     debug_assert!(fs.contains(&fi));
                     readers.push((p.as_slice().into(), fs));
@@ -253,6 +259,17 @@ impl MatchSet {
             };
             index.push((p, g as u32));
         }
+        let patterns: Vec<Box<[u8]>> = filters
+            .iter()
+            .flat_map(|f| f.programs.iter().filter(|p| p.contains(&b'*')))
+            .map(|p| p.as_slice().into())
+            .collect();
+        let wild = (!patterns.is_empty()).then(|| {
+            let mut pre =
+                build(&|fi| filters[fi].programs.is_empty() || filters[fi].has_program_pattern());
+            pre.check_program = true;
+            (patterns, pre)
+        });
         MatchSet {
             filters,
             refs,
@@ -260,6 +277,7 @@ impl MatchSet {
             programs: ProgramIndex::new(index),
             groups,
             others,
+            wild,
         }
     }
 
@@ -315,7 +333,14 @@ impl MatchSet {
             None => Some(&self.all),
             Some(p) => match self.programs.get(p) {
                 Some(g) => Some(&self.groups[g as usize]),
-                None => self.others.as_ref(),
+                None => match &self.wild {
+                    Some((pats, pre))
+                        if pats.iter().any(|w| super::compile::program_matches(w, p)) =>
+                    {
+                        Some(pre)
+                    }
+                    _ => self.others.as_ref(),
+                },
             },
         }
     }
@@ -360,7 +385,9 @@ impl MatchSet {
             let RuleRef { filter, rule, flat } = self.refs[id as usize];
             let f = &self.filters[filter as usize];
             // (the prefilter holds only the rules of filters reading the program)
-            if plain && p.program.is_some_and(|prog| !f.accepts_program(prog)) {
+            if (plain || pre.check_program)
+                && p.program.is_some_and(|prog| !f.accepts_program(prog))
+            {
                 continue;
             }
             let r = &f.rules[rule as usize];
@@ -1024,6 +1051,63 @@ mod tests {
                 h.pid,
             )
         })
+    }
+
+    #[test]
+    fn program_patterns_read_postfix_multi_instance_names() {
+        let f = |name: &str, programs: &str| {
+            Filter::from_toml(
+                &format!(
+                    "name = \"{name}\"\nprograms = [{programs}]\n[[rule]]\nid = \"r\"\npattern = 'lost connection after AUTH from [^ ]*\\[{{HOST}}\\]'\n"
+                ),
+                name,
+            )
+            .unwrap()
+        };
+        let any = Filter::from_toml(
+            "name = \"any\"\n[[rule]]\nid = \"r\"\npattern = 'bad thing from {HOST}'\n",
+            "any",
+        )
+        .unwrap();
+        let set = MatchSet::new(
+            vec![
+                f("postfix", "\"postfix/smtpd\", \"postfix-*/smtpd\""),
+                f("exact", "\"other\""),
+                any,
+            ],
+            Mode::Normal,
+        );
+        let mut sc = set.scratch();
+        let hit = |line: &str, sc: &mut Scratch| {
+            set.match_line(line.as_bytes(), &CTX, sc)
+                .map(|h| (h.filter, h.addr.to_string()))
+        };
+        let msg = "lost connection after AUTH from unknown[192.0.2.9]";
+        for (prog, want) in [
+            ("postfix/smtpd", Some((0, "192.0.2.9".to_string()))),
+            ("postfix-out/smtpd", Some((0, "192.0.2.9".to_string()))),
+            ("postfix-a-b/smtpd", Some((0, "192.0.2.9".to_string()))),
+            // the `*` stands for one or more bytes, no `/`
+            ("postfix-/smtpd", None),
+            ("postfix-x/y/smtpd", None),
+            ("postfix-out/cleanup", None),
+            ("cron", None),
+            // (the other filter reads its own program's lines)
+            ("other", Some((1, "192.0.2.9".to_string()))),
+        ] {
+            let line = format!("Nov 21 10:00:01 mx {prog}[7]: {msg}");
+            assert_eq!(hit(&line, &mut sc), want, "{prog}");
+        }
+        // the filter reading any program still reads a pattern-matched program's lines
+        let line = "Nov 21 10:00:01 mx postfix-out/smtpd[7]: bad thing from 198.51.100.4";
+        assert_eq!(hit(line, &mut sc), Some((2, "198.51.100.4".to_string())));
+        // a pattern starting with `*` or with two is refused
+        for bad in ["\"*/smtpd\"", "\"a*b*c\""] {
+            let t = format!(
+                "name = \"x\"\nprograms = [{bad}]\n[[rule]]\nid = \"r\"\npattern = 'x {{HOST}}'\n"
+            );
+            assert!(Filter::from_toml(&t, "x").is_err(), "{bad}");
+        }
     }
 
     /// The set under test and the reference (no prefilter, regex crate only), each with
