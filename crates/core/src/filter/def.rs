@@ -28,7 +28,9 @@ pub struct FilterDef {
     /// One-line description.
     #[serde(default)]
     pub description: String,
-    /// Syslog program names whose lines this filter reads; empty = any program.
+    /// Syslog program names whose lines this filter reads; empty = any program. An entry
+    /// with one `*` after some fixed text is a pattern (`postfix-*/smtpd`: the `*` stands for
+    /// one or more bytes other than `/` and space).
     #[serde(default)]
     pub programs: Vec<String>,
     /// The kind of service, shown by `portcullis filters`: one of [`GROUPS`].
