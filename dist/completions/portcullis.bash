@@ -155,7 +155,7 @@ _portcullis() {
             return 0
             ;;
         portcullis__subcmd__bans)
-            opts="-c -h --jail --config --socket --json --help"
+            opts="-c -h --jail --permanent --config --socket --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

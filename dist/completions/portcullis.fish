@@ -29,8 +29,8 @@ complete -c portcullis -n "__fish_portcullis_needs_command" -s V -l version -d '
 complete -c portcullis -n "__fish_portcullis_needs_command" -f -a "run" -d 'Run the daemon in the foreground (as systemd expects): follow the jails\' logs, ban through nftables, keep state in SQLite, answer on the control socket. SIGHUP or `portcullis reload` re-reads the configuration; SIGTERM stops'
 complete -c portcullis -n "__fish_portcullis_needs_command" -f -a "status" -d 'Show jails, addresses failing in the window, and active bans'
 complete -c portcullis -n "__fish_portcullis_needs_command" -f -a "bans" -d 'List active bans'
-complete -c portcullis -n "__fish_portcullis_needs_command" -f -a "ban" -d 'Ban an address by hand (refused for loopback, own and ignored addresses)'
-complete -c portcullis -n "__fish_portcullis_needs_command" -f -a "unban" -d 'Lift a ban (or all bans with --all)'
+complete -c portcullis -n "__fish_portcullis_needs_command" -f -a "ban" -d 'Ban an address or CIDR prefix by hand (refused for loopback, own and ignored addresses)'
+complete -c portcullis -n "__fish_portcullis_needs_command" -f -a "unban" -d 'Lift a ban (or all bans with --all); the offender\'s escalation starts again'
 complete -c portcullis -n "__fish_portcullis_needs_command" -f -a "reload" -d 'Ask the daemon to re-read its configuration (a bad one is refused; the old keeps running)'
 complete -c portcullis -n "__fish_portcullis_needs_command" -f -a "check-config" -d 'Validate the configuration (and its portcullis.d/ drop-ins) without starting anything'
 complete -c portcullis -n "__fish_portcullis_needs_command" -f -a "test" -d 'Try a filter on a log: a summary of matches, or one JSON object per line'
@@ -53,10 +53,11 @@ complete -c portcullis -n "__fish_portcullis_using_subcommand status" -s h -l he
 complete -c portcullis -n "__fish_portcullis_using_subcommand bans" -l jail -d 'Only this jail\'s bans' -r
 complete -c portcullis -n "__fish_portcullis_using_subcommand bans" -s c -l config -d 'Configuration file whose `socket` to use [default: /etc/portcullis/portcullis.toml]' -r -F
 complete -c portcullis -n "__fish_portcullis_using_subcommand bans" -l socket -d 'Control socket path (overrides the configuration)' -r -F
+complete -c portcullis -n "__fish_portcullis_using_subcommand bans" -l permanent -d 'Only the permanent bans (`bantime = "forever"`, `permanent_after`, `deny`)'
 complete -c portcullis -n "__fish_portcullis_using_subcommand bans" -l json -d 'Print JSON'
 complete -c portcullis -n "__fish_portcullis_using_subcommand bans" -s h -l help -d 'Print help'
 complete -c portcullis -n "__fish_portcullis_using_subcommand ban" -l jail -d 'Jail [default: the first jail]' -r
-complete -c portcullis -n "__fish_portcullis_using_subcommand ban" -l for -d 'Duration, e.g. 1h, 3d [default: the jail\'s bantime]' -r
+complete -c portcullis -n "__fish_portcullis_using_subcommand ban" -l for -d 'Duration, e.g. 1h, 3d, forever [default: the jail\'s bantime]' -r
 complete -c portcullis -n "__fish_portcullis_using_subcommand ban" -s c -l config -d 'Configuration file whose `socket` to use [default: /etc/portcullis/portcullis.toml]' -r -F
 complete -c portcullis -n "__fish_portcullis_using_subcommand ban" -l socket -d 'Control socket path (overrides the configuration)' -r -F
 complete -c portcullis -n "__fish_portcullis_using_subcommand ban" -s h -l help -d 'Print help'
@@ -96,8 +97,8 @@ complete -c portcullis -n "__fish_portcullis_using_subcommand generate-assets" -
 complete -c portcullis -n "__fish_portcullis_using_subcommand help; and not __fish_seen_subcommand_from run status bans ban unban reload check-config test replay filters import-fail2ban report generate-assets help" -f -a "run" -d 'Run the daemon in the foreground (as systemd expects): follow the jails\' logs, ban through nftables, keep state in SQLite, answer on the control socket. SIGHUP or `portcullis reload` re-reads the configuration; SIGTERM stops'
 complete -c portcullis -n "__fish_portcullis_using_subcommand help; and not __fish_seen_subcommand_from run status bans ban unban reload check-config test replay filters import-fail2ban report generate-assets help" -f -a "status" -d 'Show jails, addresses failing in the window, and active bans'
 complete -c portcullis -n "__fish_portcullis_using_subcommand help; and not __fish_seen_subcommand_from run status bans ban unban reload check-config test replay filters import-fail2ban report generate-assets help" -f -a "bans" -d 'List active bans'
-complete -c portcullis -n "__fish_portcullis_using_subcommand help; and not __fish_seen_subcommand_from run status bans ban unban reload check-config test replay filters import-fail2ban report generate-assets help" -f -a "ban" -d 'Ban an address by hand (refused for loopback, own and ignored addresses)'
-complete -c portcullis -n "__fish_portcullis_using_subcommand help; and not __fish_seen_subcommand_from run status bans ban unban reload check-config test replay filters import-fail2ban report generate-assets help" -f -a "unban" -d 'Lift a ban (or all bans with --all)'
+complete -c portcullis -n "__fish_portcullis_using_subcommand help; and not __fish_seen_subcommand_from run status bans ban unban reload check-config test replay filters import-fail2ban report generate-assets help" -f -a "ban" -d 'Ban an address or CIDR prefix by hand (refused for loopback, own and ignored addresses)'
+complete -c portcullis -n "__fish_portcullis_using_subcommand help; and not __fish_seen_subcommand_from run status bans ban unban reload check-config test replay filters import-fail2ban report generate-assets help" -f -a "unban" -d 'Lift a ban (or all bans with --all); the offender\'s escalation starts again'
 complete -c portcullis -n "__fish_portcullis_using_subcommand help; and not __fish_seen_subcommand_from run status bans ban unban reload check-config test replay filters import-fail2ban report generate-assets help" -f -a "reload" -d 'Ask the daemon to re-read its configuration (a bad one is refused; the old keeps running)'
 complete -c portcullis -n "__fish_portcullis_using_subcommand help; and not __fish_seen_subcommand_from run status bans ban unban reload check-config test replay filters import-fail2ban report generate-assets help" -f -a "check-config" -d 'Validate the configuration (and its portcullis.d/ drop-ins) without starting anything'
 complete -c portcullis -n "__fish_portcullis_using_subcommand help; and not __fish_seen_subcommand_from run status bans ban unban reload check-config test replay filters import-fail2ban report generate-assets help" -f -a "test" -d 'Try a filter on a log: a summary of matches, or one JSON object per line'
