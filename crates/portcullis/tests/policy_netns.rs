@@ -167,36 +167,7 @@ fn nft_set(ns: &Netns, set: &str) -> Vec<(String, Option<i64>)> {
 /// One ssh login with a wrong password from `src` (an address of the attacker's namespace).
 fn ssh_from(lab: &Lab, src: &str, target: IpAddr) -> CmdOutput {
     let t = target.to_string();
-    let args = [
-        "-e",
-        "ssh",
-        "-F",
-        "/dev/null",
-        "-b",
-        src,
-        "-o",
-        "StrictHostKeyChecking=no",
-        "-o",
-        "UserKnownHostsFile=/dev/null",
-        "-o",
-        "GlobalKnownHostsFile=/dev/null",
-        "-o",
-        "PubkeyAuthentication=no",
-        "-o",
-        "PreferredAuthentications=password",
-        "-o",
-        "NumberOfPasswordPrompts=1",
-        "-o",
-        "ConnectTimeout=2",
-        "-o",
-        "ConnectionAttempts=1",
-        "-p",
-        "22",
-        "-l",
-        TEST_USER,
-        &t,
-        "true",
-    ];
+    let args = common::netns::ssh_args(Some(src), TEST_USER, &t);
     let mut cmd = lab.attacker.command("sshpass", &args);
     cmd.env("SSHPASS", WRONG);
     run_with_timeout(&mut cmd, None, Duration::from_secs(10))

@@ -873,36 +873,7 @@ impl Lab {
         password: &str,
     ) -> AttemptResult {
         let target_s = target.to_string();
-        let args: Vec<&str> = vec![
-            "-e",
-            "ssh",
-            "-F",
-            "/dev/null",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "GlobalKnownHostsFile=/dev/null",
-            "-o",
-            "PubkeyAuthentication=no",
-            "-o",
-            "PreferredAuthentications=password",
-            "-o",
-            "NumberOfPasswordPrompts=1",
-            "-o",
-            "ConnectTimeout=2",
-            "-o",
-            "ConnectionAttempts=1",
-            "-o",
-            "BatchMode=no",
-            "-p",
-            "22",
-            "-l",
-            user,
-            &target_s,
-            "true",
-        ];
+        let args = ssh_args(None, user, &target_s);
         let mut cmd = self.ns(from).command("sshpass", &args);
         cmd.env("SSHPASS", password); // not on the command line
         let out = run_with_timeout(&mut cmd, None, Duration::from_secs(10));
@@ -923,6 +894,47 @@ impl Drop for Lab {
         // Explicit for clarity; the field order gives the same result.
         self.sshd.take();
     }
+}
+
+/// The `sshpass` arguments of one ssh login (one password prompt, no keys, no host-key
+/// checks) as `user` to `target`, from the source address `bind` when given.
+pub fn ssh_args<'a>(bind: Option<&'a str>, user: &'a str, target: &'a str) -> Vec<&'a str> {
+    let mut args: Vec<&str> = vec![
+        "-e",
+        "ssh",
+        "-F",
+        "/dev/null",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+        "-o",
+        "PubkeyAuthentication=no",
+        "-o",
+        "PreferredAuthentications=password",
+        "-o",
+        "NumberOfPasswordPrompts=1",
+        "-o",
+        "ConnectTimeout=2",
+        "-o",
+        "ConnectionAttempts=1",
+        "-o",
+        "BatchMode=no",
+        "-p",
+        "22",
+        "-l",
+        user,
+        target,
+        "true",
+    ];
+    if let Some(b) = bind {
+        // ssh takes the options before the destination: put -b SRC in front of it
+        let at = args.len() - 2;
+        args.splice(at..at, ["-b", b]);
+    }
+    args
 }
 
 fn classify_ssh(out: &CmdOutput) -> AttemptResult {
