@@ -39,6 +39,8 @@ struct RawConfig {
     max_line: Option<Spanned<usize>>,
     firewall: Option<RawFirewall>,
     notify: Option<RawNotify>,
+    /// Shared bans through Redis: see crate::fleet::config.
+    fleet: Option<crate::fleet::config::RawFleet>,
     #[serde(default)]
     jail: Vec<RawJail>,
     #[serde(default)]
@@ -186,6 +188,8 @@ pub struct Config {
     pub ratelimits: Vec<crate::firewall::ratelimit::RateLimit>,
     /// Mail and webhooks (`[notify]`); read at start.
     pub notify: NotifyConfig,
+    /// Shared bans through Redis (`[fleet]`); read at start.
+    pub fleet: Option<crate::fleet::config::FleetConfig>,
 }
 
 /// One file's text, for error positions.
@@ -262,6 +266,7 @@ impl Config {
             jails: Vec::new(),
             ratelimits: Vec::new(),
             notify: NotifyConfig::default(),
+            fleet: None,
         };
         let mut jails: Vec<JailLayers> = Vec::new();
         let mut custom: Vec<(usize, Spanned<FilterDef>)> = Vec::new();
@@ -365,6 +370,10 @@ impl Config {
             }
             if let Some(n) = raw.notify {
                 notify_section(&src, n, &mut cfg.notify)?;
+            }
+            // a later file's [fleet] replaces an earlier one whole
+            if let Some(f) = raw.fleet {
+                cfg.fleet = Some(f.validate(&|span, key, msg| src.err(span, key, msg))?);
             }
             add_jail_layers(&src, i, raw.jail, &mut jails)?;
             for f in raw.filter {

@@ -4,6 +4,7 @@ mod cli;
 mod config;
 mod daemon;
 mod events;
+mod fleet;
 mod firewall;
 mod jails;
 mod logging;

@@ -102,9 +102,25 @@ fn print_human(req: &Request, r: &Response) {
         }
         for b in &r.bans {
             println!(
-                "{:<40} jail={:<12} until {} ({}s left)",
-                b.host, b.jail, b.until, b.remaining_secs
+                "{:<40} jail={:<12} until {} ({}s left){}",
+                b.host,
+                b.jail,
+                b.until,
+                b.remaining_secs,
+                if b.origin == "local" {
+                    String::new()
+                } else {
+                    format!(" origin={}", b.origin)
+                }
             );
         }
+    }
+    if let Some(f) = &r.fleet {
+        println!(
+            "fleet: node={} stream={} connected={} reading={} outbox={} fleet_bans={}",
+            f.node, f.stream, f.connected, f.reading, f.outbox, f.fleet_bans
+        );
+        let c: Vec<String> = f.counters.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!("  {}", c.join(" "));
     }
 }

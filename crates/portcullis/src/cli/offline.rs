@@ -71,6 +71,7 @@ pub fn bans(cfg: &Config, jail: Option<&str>, now: i64) -> Result<Response> {
                 jail: b.jail,
                 until: rfc3339(b.end),
                 remaining_secs: (b.end - now).max(0) / 1000,
+                origin: "local".into(),
             })
             .collect();
     }

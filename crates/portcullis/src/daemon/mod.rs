@@ -2,6 +2,7 @@
 //! firewall); sources, the control socket and signals talk to it over a channel.
 
 mod addrs;
+mod fleet_apply;
 pub mod control;
 pub mod fsutil;
 pub mod protocol;
@@ -68,6 +69,8 @@ pub enum Msg {
     Note(String),
     /// The host's addresses changed (an rtnetlink announcement).
     Addresses,
+    /// Checked entries from the fleet reader, and where to say what became of each.
+    Fleet(Vec<crate::fleet::Entry>, Sender<Vec<crate::fleet::Outcome>>),
 }
 
 fn now_ms() -> Millis {
@@ -100,6 +103,8 @@ struct Engine {
     evicted_reported: HashMap<String, u64>,
     /// Where counted failures' lines are kept for notifications (when any is configured).
     evidence: Option<crate::notify::EvidenceHook>,
+    /// Shared bans (`[fleet]`), when configured and started.
+    fleet: Option<Arc<crate::fleet::Shared>>,
 }
 
 impl Engine {
@@ -134,6 +139,7 @@ impl Engine {
             new_paths: Arc::new(Mutex::new(None)),
             evicted_reported: HashMap::new(),
             evidence: None,
+            fleet: None,
             last_prune: i64::MIN / 2,
             cfg,
         }
@@ -344,6 +350,14 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
         .setup(&jail_rules(&eng.cfg))
         .context("cannot set up the firewall")?;
     eng.restore()?;
+    // shared bans: their own threads, connections and state file; Redis down never stops
+    // local banning, and a fleet that cannot start is logged, not fatal
+    if let Some(fc) = eng.cfg.fleet.clone() {
+        match crate::fleet::start(fc, &eng.cfg.state_dir, tx.clone()) {
+            Ok(f) => eng.fleet = Some(f),
+            Err(e) => error!("fleet: cannot start, bans are not shared: {e:#}"),
+        }
+    }
     // the restore's temporary vectors and nft script are gone; without this RSS keeps
     // their peak
     crate::sys::trim_heap();
@@ -428,6 +442,9 @@ impl Engine {
                 }
                 Ok(Msg::Note(n)) => info!("{n}"),
                 Ok(Msg::Addresses) => self.refresh_own_logged(now_ms()),
+                Ok(Msg::Fleet(entries, reply)) => {
+                    let _ = reply.send(self.fleet_apply(entries, now_ms()));
+                }
                 Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return self.stop(),
                 Err(RecvTimeoutError::Timeout) => {}
             }
@@ -897,6 +914,7 @@ impl Engine {
                     jails,
                     bans: self.bans(now, jail.as_deref()),
                     message: (!fw.is_empty()).then(|| fw.join("\n")),
+                    fleet: self.fleet.as_ref().map(|f| f.status()),
                     ..Default::default()
                 }
             }
@@ -924,6 +942,11 @@ impl Engine {
                     jail: j.name().to_string(),
                     until: rfc3339(until),
                     remaining_secs: (until - now).max(0) / 1000,
+                    origin: self
+                        .fleet
+                        .as_ref()
+                        .and_then(|f| f.origin(addr, j.name()))
+                        .unwrap_or_else(|| "local".into()),
                 });
             }
         }

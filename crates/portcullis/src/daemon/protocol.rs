@@ -52,6 +52,13 @@ pub struct BanInfo {
     pub until: String,
     /// Seconds left.
     pub remaining_secs: i64,
+    /// `local`, or `fleet:NODE` for a ban another node shared.
+    #[serde(default = "local")]
+    pub origin: String,
+}
+
+fn local() -> String {
+    "local".into()
 }
 
 /// One jail in a status report.
@@ -100,6 +107,9 @@ pub struct Response {
     /// Bans (status, bans).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bans: Vec<BanInfo>,
+    /// Shared bans (status, with `[fleet]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<crate::fleet::FleetStatus>,
 }
 
 impl Response {
