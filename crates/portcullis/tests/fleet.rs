@@ -1,0 +1,520 @@
+//! Fleet (issue 15): bans shared through a real Redis (Debian's `redis-server`, started by
+//! each test on loopback with its own port and temporary directory, killed at the end)
+//! between real daemons (`portcullis run`, null firewall, separate state directories).
+//!
+//! * `a_ban_spreads_within_2s_and_local_ignore_wins` — a brute force against A is banned
+//!   on B within 2 s with origin `fleet:a`; C's ignore list keeps it off C; A's unban lifts
+//!   it on B.
+//! * `redis_down_then_back_empty_loses_nothing` — with Redis stopped A still bans locally
+//!   (outbox), and B gets it once Redis is back (empty: no persistence); then Redis loses
+//!   its data again and a new node D catches up from what A re-seeded.
+//! * `forged_unsigned_replayed_and_distrusted_entries_are_dropped`.
+//! * `kill_9_of_b_loses_no_entry` — B resumes from its saved position.
+//! * `caps_hold_rate_and_count`.
+//!
+//! Run: `cargo test -p portcullis --test fleet` (redis-server must be installed: the tests
+//! fail, they do not skip, without it).
+
+mod common;
+
+use common::*;
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+
+const KEY: &str = "c2hhcmVkIGZsZWV0IGtleSBmb3IgdGhlIHRlc3RzIG9ubHkh";
+const REDIS: &str = "/usr/bin/redis-server";
+const REDIS_CLI: &str = "/usr/bin/redis-cli";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn tmp(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(prefix).tempdir().unwrap()
+}
+
+/// A redis-server on loopback, no persistence (a restart comes back empty); killed on drop.
+struct Redis {
+    proc: Option<ProcessGuard>,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Redis {
+    fn start(dir: &Path) -> Redis {
+        assert!(
+            Path::new(REDIS).exists(),
+            "redis-server is not installed (apt-get install redis-server)"
+        );
+        let mut r = Redis {
+            proc: None,
+            port: free_port(),
+            dir: dir.join("redis"),
+        };
+        fs::create_dir_all(&r.dir).unwrap();
+        r.up();
+        r
+    }
+
+    fn up(&mut self) {
+        let mut cmd = Command::new(REDIS);
+        cmd.args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "yes"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(self.dir.join("redis.log")).unwrap())
+            .stderr(Stdio::null());
+        self.proc = Some(ProcessGuard::spawn(cmd, "redis-server"));
+        wait_for("redis-server", Duration::from_secs(10), || {
+            self.cli(&["PING"]).trim() == "PONG"
+        });
+    }
+
+    /// Stops it (SIGKILL): everything in it is lost.
+    fn down(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    fn cli(&self, args: &[&str]) -> String {
+        let out = run_with_timeout(
+            Command::new(REDIS_CLI)
+                .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+                .args(args),
+            None,
+            Duration::from_secs(10),
+        );
+        out.stdout_str()
+    }
+}
+
+/// One node: its directory, configuration, log file, daemon.
+struct Node {
+    dir: PathBuf,
+    cfg: PathBuf,
+    daemon: Option<Daemon>,
+    starts: usize,
+}
+
+impl Node {
+    fn new(root: &Path, name: &str, redis: &Redis, extra_top: &str, extra_fleet: &str) -> Node {
+        let dir = root.join(name);
+        fs::create_dir_all(dir.join("state")).unwrap();
+        let key = dir.join("fleet.key");
+        fs::write(&key, format!("{KEY}\n")).unwrap();
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+        fs::write(dir.join("auth.log"), "").unwrap();
+        let cfg = dir.join("portcullis.toml");
+        fs::write(
+            &cfg,
+            format!(
+                "{extra_top}socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"null\"\n\
+                 [[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\nlogs = [{:?}]\nmaxretry = 3\n\
+                 bantime = \"1h\"\n\
+                 [fleet]\nredis = {:?}\nnode = {name:?}\nkey_file = {:?}\nshare = [\"sshd\"]\n\
+                 {extra_fleet}",
+                dir.join("portcullis.sock").display().to_string(),
+                dir.join("state").display().to_string(),
+                dir.join("auth.log").display().to_string(),
+                redis.url(),
+                key.display().to_string(),
+            ),
+        )
+        .unwrap();
+        let mut n = Node {
+            dir,
+            cfg,
+            daemon: None,
+            starts: 0,
+        };
+        n.start();
+        n
+    }
+
+    fn start(&mut self) {
+        self.starts += 1;
+        let log = self.dir.join(format!("daemon{}.log", self.starts));
+        self.daemon = Some(Daemon::start(&self.cfg, &log));
+    }
+
+    fn log(&self) -> String {
+        self.daemon.as_ref().map(|d| d.log()).unwrap_or_default()
+    }
+
+    fn ask(&self, req: Value) -> Value {
+        let mut s = UnixStream::connect(self.dir.join("portcullis.sock")).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(format!("{req}\n").as_bytes()).unwrap();
+        let mut line = String::new();
+        BufReader::new(s).read_line(&mut line).unwrap();
+        serde_json::from_str(&line).unwrap()
+    }
+
+    /// Active bans: (address, origin).
+    fn bans(&self) -> Vec<(String, String)> {
+        let r = self.ask(json!({"cmd": "bans"}));
+        r["bans"]
+            .as_array()
+            .map(|v| {
+                v.iter()
+                    .map(|b| {
+                        (
+                            b["host"].as_str().unwrap().to_string(),
+                            b["origin"].as_str().unwrap().to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn banned(&self, addr: &str) -> Option<String> {
+        self.bans()
+            .into_iter()
+            .find(|(a, _)| a == addr)
+            .map(|(_, o)| o)
+    }
+
+    fn fleet(&self) -> Value {
+        self.ask(json!({"cmd": "status", "jail": null}))["fleet"].clone()
+    }
+
+    fn counter(&self, name: &str) -> u64 {
+        self.fleet()["counters"][name].as_u64().unwrap_or(0)
+    }
+
+    fn ban(&self, addr: &str) {
+        let r = self.ask(json!({"cmd": "ban", "addr": addr, "jail": "sshd", "duration": "1h"}));
+        assert_eq!(r["ok"], true, "{r}");
+    }
+
+    fn unban(&self, addr: &str) {
+        let r = self.ask(json!({"cmd": "unban", "addr": addr, "jail": "sshd", "all": false}));
+        assert_eq!(r["ok"], true, "{r}");
+    }
+
+    /// Three failed sshd logins of `addr` in this node's log.
+    fn brute_force(&self, addr: &str) {
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.join("auth.log"))
+            .unwrap();
+        for i in 0..3 {
+            writeln!(
+                f,
+                "Failed password for invalid user admin from {addr} port {} ssh2",
+                40000 + i
+            )
+            .unwrap();
+        }
+    }
+}
+
+/// Waits until every node's fleet reader is connected (it starts reading at the stream's
+/// end, so entries published before would be missed by a node without a position).
+fn readers_up(nodes: &[&Node]) {
+    for n in nodes {
+        wait_for("the fleet reader", Duration::from_secs(15), || {
+            n.fleet()["reading"] == true
+        });
+    }
+}
+
+#[test]
+fn a_ban_spreads_within_2s_and_local_ignore_wins() {
+    let t = tmp("pct-fleet-spread-");
+    let redis = Redis::start(t.path());
+    let a = Node::new(t.path(), "a", &redis, "", "");
+    let b = Node::new(t.path(), "b", &redis, "", "");
+    let c = Node::new(t.path(), "c", &redis, "ignore = [\"203.0.113.0/28\"]\n", "");
+    readers_up(&[&a, &b, &c]);
+
+    a.brute_force("203.0.113.10");
+    wait_for("the ban on A", Duration::from_secs(10), || {
+        a.banned("203.0.113.10").is_some()
+    });
+    let banned_at = Instant::now();
+    assert_eq!(a.banned("203.0.113.10").as_deref(), Some("local"));
+    wait_for("the ban on B", Duration::from_secs(10), || {
+        b.banned("203.0.113.10").is_some()
+    });
+    let took = banned_at.elapsed();
+    assert!(took < Duration::from_secs(2), "B banned after {took:?}");
+    assert_eq!(b.banned("203.0.113.10").as_deref(), Some("fleet:a"));
+    // C's own ignore list covers it: refused, counted, never banned
+    wait_for("C's refusal", Duration::from_secs(10), || {
+        c.counter("refused_ignored") >= 1
+    });
+    assert_eq!(c.banned("203.0.113.10"), None, "{}", c.log());
+    // B does not publish it again (a fleet ban is not an own ban)
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(b.counter("published"), 0);
+    let f = a.fleet();
+    assert_eq!(f["connected"], true, "{f}");
+    assert_eq!(f["outbox"], 0, "{f}");
+    assert!(f["counters"]["published"].as_u64().unwrap() >= 1, "{f}");
+
+    // the origin's unban lifts it everywhere
+    a.unban("203.0.113.10");
+    wait_for("the unban on B", Duration::from_secs(10), || {
+        b.banned("203.0.113.10").is_none()
+    });
+    assert!(b.log().contains("unban 203.0.113.10 jail=sshd reason=fleet:a"), "{}", b.log());
+    // the current-state view holds no more the lifted ban
+    assert!(!redis.cli(&["HKEYS", "portcullis:bans:active"]).contains("203.0.113.10"));
+}
+
+#[test]
+fn redis_down_then_back_empty_loses_nothing() {
+    let t = tmp("pct-fleet-outage-");
+    let mut redis = Redis::start(t.path());
+    let a = Node::new(t.path(), "a", &redis, "", "");
+    let b = Node::new(t.path(), "b", &redis, "", "");
+    readers_up(&[&a, &b]);
+
+    redis.down();
+    a.brute_force("198.51.100.20");
+    // local protection goes on
+    wait_for("the local ban on A", Duration::from_secs(10), || {
+        a.banned("198.51.100.20").is_some()
+    });
+    wait_for("the outbox", Duration::from_secs(10), || {
+        let f = a.fleet();
+        f["outbox"].as_i64().unwrap_or(0) >= 1 && f["connected"] == false
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(b.banned("198.51.100.20"), None);
+
+    // Redis back, empty: A's outbox reaches B
+    redis.up();
+    wait_for("the ban on B after the outage", Duration::from_secs(30), || {
+        b.banned("198.51.100.20").is_some()
+    });
+    assert_eq!(b.banned("198.51.100.20").as_deref(), Some("fleet:a"));
+    wait_for("an empty outbox", Duration::from_secs(10), || {
+        a.fleet()["outbox"] == 0
+    });
+
+    // Redis loses its data again with nothing pending: A re-seeds its active bans, and a
+    // node that joins now catches up from the current-state view
+    redis.down();
+    std::thread::sleep(Duration::from_millis(500));
+    redis.up();
+    wait_for("the re-seed", Duration::from_secs(30), || {
+        redis
+            .cli(&["HKEYS", "portcullis:bans:active"])
+            .contains("a|sshd|198.51.100.20")
+    });
+    let d = Node::new(t.path(), "d", &redis, "", "");
+    wait_for("D's catch-up", Duration::from_secs(15), || {
+        d.banned("198.51.100.20").is_some()
+    });
+    assert_eq!(d.banned("198.51.100.20").as_deref(), Some("fleet:a"));
+    assert!(a.counter("reseeded") >= 1);
+}
+
+fn sign(key: &[u8], e: &mut Value) {
+    let f = |k: &str| match &e[k] {
+        Value::String(s) => s.clone(),
+        v => v.to_string(),
+    };
+    let mut bytes = b"portcullis-fleet-v1".to_vec();
+    for v in [
+        "portcullis:bans".to_string(),
+        f("kind"),
+        f("addr"),
+        f("jail"),
+        f("until"),
+        f("reason"),
+        f("failures"),
+        f("node"),
+        f("time"),
+    ] {
+        bytes.extend_from_slice(&(v.len() as u32).to_be_bytes());
+        bytes.extend_from_slice(v.as_bytes());
+    }
+    let mut m = Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+    m.update(&bytes);
+    let sig: String = m
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    e["sig"] = Value::String(sig);
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn entry(addr: &str, node: &str) -> Value {
+    let now = now_ms();
+    json!({"v": 1, "kind": "ban", "addr": addr, "jail": "sshd", "until": now + 3_600_000,
+           "reason": "failures", "failures": 5, "node": node, "time": now, "sig": ""})
+}
+
+#[test]
+fn forged_unsigned_replayed_and_distrusted_entries_are_dropped() {
+    let t = tmp("pct-fleet-forged-");
+    let redis = Redis::start(t.path());
+    let a = Node::new(t.path(), "a", &redis, "", "");
+    let b = Node::new(t.path(), "b", &redis, "", "distrust = [\"x\"]\n");
+    readers_up(&[&a, &b]);
+    let xadd = |e: &Value| {
+        let out = redis.cli(&["XADD", "portcullis:bans", "*", "e", &e.to_string()]);
+        assert!(out.contains('-'), "XADD: {out}");
+    };
+
+    // the right key checks: control entry from a node "m" that exists only in Redis
+    let mut good = entry("192.0.2.30", "m");
+    sign(KEY.as_bytes(), &mut good);
+    xadd(&good);
+    wait_for("the signed entry applied", Duration::from_secs(10), || {
+        b.banned("192.0.2.30").is_some()
+    });
+    // another key: forged
+    let mut forged = entry("192.0.2.31", "m");
+    sign(b"another key of at least thirty-two bytes!!", &mut forged);
+    xadd(&forged);
+    // unsigned
+    let unsigned = entry("192.0.2.32", "m");
+    xadd(&unsigned);
+    // a field changed after signing
+    let mut changed = entry("192.0.2.33", "m");
+    sign(KEY.as_bytes(), &mut changed);
+    changed["addr"] = json!("192.0.2.34");
+    xadd(&changed);
+    // malformed
+    redis.cli(&["XADD", "portcullis:bans", "*", "e", "not json"]);
+    // from a distrusted node, signed right
+    let mut x = entry("192.0.2.35", "x");
+    sign(KEY.as_bytes(), &mut x);
+    xadd(&x);
+    // signed right, but long over
+    let mut old = entry("192.0.2.36", "m");
+    old["until"] = json!(now_ms() - 60_000);
+    old["time"] = json!(now_ms() - 3_660_000);
+    sign(KEY.as_bytes(), &mut old);
+    xadd(&old);
+    wait_for("the drops counted", Duration::from_secs(10), || {
+        let f = b.fleet();
+        let c = &f["counters"];
+        c["dropped_forged"] == 2
+            && c["dropped_unsigned"] == 1
+            && c["dropped_malformed"] == 1
+            && c["dropped_distrusted"] == 1
+            && c["dropped_expired"] == 1
+    });
+    for addr in ["192.0.2.31", "192.0.2.32", "192.0.2.33", "192.0.2.34", "192.0.2.35", "192.0.2.36"] {
+        assert_eq!(b.banned(addr), None, "{addr} was banned");
+    }
+    // A does not distrust x
+    assert_eq!(a.banned("192.0.2.35").as_deref(), Some("fleet:x"));
+    for addr in ["192.0.2.31", "192.0.2.32", "192.0.2.33", "192.0.2.34", "192.0.2.36"] {
+        assert_eq!(a.banned(addr), None, "{addr} was banned on A");
+    }
+
+    // a replayed entry: A's real ban, lifted by A, then its old entry sent again
+    a.ban("192.0.2.40");
+    wait_for("B has A's ban", Duration::from_secs(10), || {
+        b.banned("192.0.2.40").is_some()
+    });
+    let range = redis.cli(&["--no-raw", "XRANGE", "portcullis:bans", "-", "+"]);
+    let original = range
+        .lines()
+        .filter_map(|l| {
+            let s = l.trim();
+            let s = s.split_once('"').map(|(_, r)| r)?;
+            let s = s.strip_suffix('"')?;
+            let s = s.replace("\\\"", "\"");
+            (s.contains("192.0.2.40") && s.contains("\"node\":\"a\"")).then_some(s)
+        })
+        .next()
+        .unwrap_or_else(|| panic!("A's entry not in the stream:\n{range}"));
+    a.unban("192.0.2.40");
+    wait_for("B lifts it", Duration::from_secs(10), || {
+        b.banned("192.0.2.40").is_none()
+    });
+    redis.cli(&["XADD", "portcullis:bans", "*", "e", &original]);
+    wait_for("the replay counted", Duration::from_secs(10), || {
+        b.counter("dropped_replayed") >= 1
+    });
+    assert_eq!(b.banned("192.0.2.40"), None, "the replay banned again");
+    // the one good entry is still there, and nothing else came in
+    assert_eq!(b.banned("192.0.2.30").as_deref(), Some("fleet:m"));
+}
+
+#[test]
+fn kill_9_of_b_loses_no_entry() {
+    let t = tmp("pct-fleet-kill-");
+    let redis = Redis::start(t.path());
+    let a = Node::new(t.path(), "a", &redis, "", "");
+    let mut b = Node::new(t.path(), "b", &redis, "", "accept_rate = 1000\n");
+    readers_up(&[&a, &b]);
+    let addrs: Vec<String> = (1..=60).map(|i| format!("198.51.100.{i}")).collect();
+    for (i, addr) in addrs.iter().enumerate() {
+        a.ban(addr);
+        if i == 20 {
+            b.daemon.as_mut().unwrap().kill();
+        }
+    }
+    b.start();
+    wait_for("every ban on B", Duration::from_secs(30), || {
+        b.bans().len() == addrs.len()
+    });
+    for (addr, origin) in b.bans() {
+        assert_eq!(origin, "fleet:a", "{addr}");
+    }
+}
+
+#[test]
+fn caps_hold_rate_and_count() {
+    let t = tmp("pct-fleet-caps-");
+    let redis = Redis::start(t.path());
+    let a = Node::new(t.path(), "a", &redis, "", "");
+    let b = Node::new(t.path(), "b", &redis, "", "accept_rate = 5\n");
+    let c = Node::new(t.path(), "c", &redis, "", "max_bans = 3\n");
+    readers_up(&[&a, &b, &c]);
+    let start = Instant::now();
+    for i in 1..=40 {
+        a.ban(&format!("203.0.113.{}", 100 + i));
+    }
+    wait_for("B's refusals", Duration::from_secs(10), || {
+        b.counter("refused_rate") >= 1
+    });
+    wait_for("C's refusals", Duration::from_secs(10), || {
+        c.counter("refused_cap") >= 1
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let secs = start.elapsed().as_secs_f64();
+    let held = b.bans().len() as f64;
+    // a burst of 5, then 5 a second
+    assert!(held <= 5.0 + 5.0 * secs + 1.0, "{held} bans in {secs:.1}s");
+    assert!(held < 40.0);
+    assert_eq!(c.bans().len(), 3);
+    let f = c.fleet();
+    assert_eq!(f["fleet_bans"], 3, "{f}");
+}
