@@ -11,7 +11,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 need=(nft ip sshd ssh sshpass useradd chpasswd runuser logger nginx curl monit man dpkg-shlibdeps unshare
-  iptables-legacy-restore ipset tcpdmatch)
+  iptables-legacy-restore ipset tcpdmatch redis-server)
 missing=0
 for c in "${need[@]}"; do command -v "$c" >/dev/null 2>&1 || [ -x "/usr/sbin/$c" ] || missing=1; done
 # PostgreSQL's server is not on PATH (Debian keeps it under /usr/lib/postgresql/VERSION/bin).
@@ -30,10 +30,10 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   fi
   # nginx, postgresql and monit: the log-injection regression tests attack the real programs;
   # systemd: its journald, for the journal spoofing test; iptables, ipset, tcpd: the
-  # firewall backends' tests.
+  # firewall backends' tests; redis-server: the fleet tests start their own (never the service).
   apt-get install -y -q nftables iproute2 openssh-server openssh-client sshpass passwd \
     util-linux bsdutils nginx curl postgresql monit systemd man-db dpkg-dev iptables ipset tcpd \
-    python3-aiosmtpd
+    python3-aiosmtpd redis-server
   [ "$created_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 

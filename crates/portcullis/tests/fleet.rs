@@ -72,7 +72,14 @@ impl Redis {
     fn up(&mut self) {
         let mut cmd = Command::new(REDIS);
         cmd.args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "yes"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "yes",
+            ])
             .arg("--dir")
             .arg(&self.dir)
             .stdin(Stdio::null())
@@ -278,9 +285,16 @@ fn a_ban_spreads_within_2s_and_local_ignore_wins() {
     wait_for("the unban on B", Duration::from_secs(10), || {
         b.banned("203.0.113.10").is_none()
     });
-    assert!(b.log().contains("unban 203.0.113.10 jail=sshd reason=fleet:a"), "{}", b.log());
+    assert!(
+        b.log()
+            .contains("unban 203.0.113.10 jail=sshd reason=fleet:a"),
+        "{}",
+        b.log()
+    );
     // the current-state view holds no more the lifted ban
-    assert!(!redis.cli(&["HKEYS", "portcullis:bans:active"]).contains("203.0.113.10"));
+    assert!(!redis
+        .cli(&["HKEYS", "portcullis:bans:active"])
+        .contains("203.0.113.10"));
 }
 
 #[test]
@@ -306,9 +320,11 @@ fn redis_down_then_back_empty_loses_nothing() {
 
     // Redis back, empty: A's outbox reaches B
     redis.up();
-    wait_for("the ban on B after the outage", Duration::from_secs(30), || {
-        b.banned("198.51.100.20").is_some()
-    });
+    wait_for(
+        "the ban on B after the outage",
+        Duration::from_secs(30),
+        || b.banned("198.51.100.20").is_some(),
+    );
     assert_eq!(b.banned("198.51.100.20").as_deref(), Some("fleet:a"));
     wait_for("an empty outbox", Duration::from_secs(10), || {
         a.fleet()["outbox"] == 0
@@ -428,12 +444,25 @@ fn forged_unsigned_replayed_and_distrusted_entries_are_dropped() {
             && c["dropped_distrusted"] == 1
             && c["dropped_expired"] == 1
     });
-    for addr in ["192.0.2.31", "192.0.2.32", "192.0.2.33", "192.0.2.34", "192.0.2.35", "192.0.2.36"] {
+    for addr in [
+        "192.0.2.31",
+        "192.0.2.32",
+        "192.0.2.33",
+        "192.0.2.34",
+        "192.0.2.35",
+        "192.0.2.36",
+    ] {
         assert_eq!(b.banned(addr), None, "{addr} was banned");
     }
     // A does not distrust x
     assert_eq!(a.banned("192.0.2.35").as_deref(), Some("fleet:x"));
-    for addr in ["192.0.2.31", "192.0.2.32", "192.0.2.33", "192.0.2.34", "192.0.2.36"] {
+    for addr in [
+        "192.0.2.31",
+        "192.0.2.32",
+        "192.0.2.33",
+        "192.0.2.34",
+        "192.0.2.36",
+    ] {
         assert_eq!(a.banned(addr), None, "{addr} was banned on A");
     }
 

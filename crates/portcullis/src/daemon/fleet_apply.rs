@@ -46,7 +46,11 @@ impl Engine {
         }
         let jail = e.jail.clone();
         let key = (ip, jail.clone());
-        let held = shared.origins.lock().expect("fleet origins").contains_key(&key);
+        let held = shared
+            .origins
+            .lock()
+            .expect("fleet origins")
+            .contains_key(&key);
         if self.jails[ji].tracker().is_banned(ip) && !held {
             return Outcome::Nothing; // a local ban stands
         }
@@ -69,7 +73,10 @@ impl Engine {
             timeout_ms: until - now,
         });
         if let Err(err) = self.fw.apply(&ops) {
-            tracing::error!("fleet: the firewall refused the ban of {ip} from {}: {err:#}", e.node);
+            tracing::error!(
+                "fleet: the firewall refused the ban of {ip} from {}: {err:#}",
+                e.node
+            );
             return Outcome::Nothing;
         }
         self.jails[ji].tracker_mut().ban(ip, now, until, e.failures);

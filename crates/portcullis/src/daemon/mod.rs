@@ -2,8 +2,8 @@
 //! firewall); sources, the control socket and signals talk to it over a channel.
 
 mod addrs;
-mod fleet_apply;
 pub mod control;
+mod fleet_apply;
 pub mod fsutil;
 pub mod protocol;
 

@@ -86,8 +86,7 @@ impl FleetConfig {
 pub fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
@@ -100,7 +99,8 @@ fn host_name() -> String {
 /// Reads and checks the key file: absolute, readable, at least [`MIN_KEY_LEN`] bytes
 /// (trailing whitespace trimmed), and readable by its owner only.
 pub fn read_key(path: &std::path::Path) -> std::result::Result<Vec<u8>, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mode = meta.permissions().mode();
     if mode & 0o077 != 0 {
         return Err(format!(
@@ -149,7 +149,10 @@ fn names(err: ErrFn, v: &[Spanned<String>], key: &str) -> Result<Vec<String>> {
                 Err(err(
                     n.span(),
                     key,
-                    format!("{:?}: names are letters, digits, . _ - (at most 64)", n.get_ref()),
+                    format!(
+                        "{:?}: names are letters, digits, . _ - (at most 64)",
+                        n.get_ref()
+                    ),
                 ))
             }
         })
@@ -160,14 +163,24 @@ impl RawFleet {
     /// Validates the table; `err` places a message at a span of the file.
     pub fn validate(self, err: ErrFn) -> Result<FleetConfig> {
         let Some(url) = self.redis else {
-            return Err(anyhow!("`fleet.redis`: [fleet] needs `redis = \"redis://HOST:PORT/DB\"`"));
+            return Err(anyhow!(
+                "`fleet.redis`: [fleet] needs `redis = \"redis://HOST:PORT/DB\"`"
+            ));
         };
         let u = url.get_ref();
         if !(u.starts_with("redis://") || u.starts_with("rediss://")) {
-            return Err(err(url.span(), "fleet.redis", "must start with redis:// or rediss://".into()));
+            return Err(err(
+                url.span(),
+                "fleet.redis",
+                "must start with redis:// or rediss://".into(),
+            ));
         }
         if let Err(e) = redis::Client::open(u.as_str()) {
-            return Err(err(url.span(), "fleet.redis", format!("not a Redis URL: {e}")));
+            return Err(err(
+                url.span(),
+                "fleet.redis",
+                format!("not a Redis URL: {e}"),
+            ));
         }
         let node = match &self.node {
             Some(n) => names(err, std::slice::from_ref(n), "fleet.node")?.remove(0),
@@ -182,11 +195,17 @@ impl RawFleet {
             }
         };
         let Some(kf) = self.key_file else {
-            return Err(anyhow!("`fleet.key_file`: [fleet] needs `key_file` (the shared key)"));
+            return Err(anyhow!(
+                "`fleet.key_file`: [fleet] needs `key_file` (the shared key)"
+            ));
         };
         let key_file = PathBuf::from(kf.get_ref());
         if !key_file.is_absolute() {
-            return Err(err(kf.span(), "fleet.key_file", "must be an absolute path".into()));
+            return Err(err(
+                kf.span(),
+                "fleet.key_file",
+                "must be an absolute path".into(),
+            ));
         }
         let key = read_key(&key_file).map_err(|m| err(kf.span(), "fleet.key_file", m))?;
         let stream = match &self.stream {
@@ -194,7 +213,11 @@ impl RawFleet {
             Some(s) => {
                 let v = s.get_ref();
                 if v.is_empty() || v.len() > 200 || v.bytes().any(|b| b <= b' ' || b == 0x7f) {
-                    return Err(err(s.span(), "fleet.stream", "must be a non-empty key name without spaces".into()));
+                    return Err(err(
+                        s.span(),
+                        "fleet.stream",
+                        "must be a non-empty key name without spaces".into(),
+                    ));
                 }
                 v.clone()
             }
@@ -203,12 +226,20 @@ impl RawFleet {
             None => None,
             Some(v) => Some(names(err, v, "fleet.share")?),
         };
-        let distrust = names(err, self.distrust.as_deref().unwrap_or(&[]), "fleet.distrust")?;
+        let distrust = names(
+            err,
+            self.distrust.as_deref().unwrap_or(&[]),
+            "fleet.distrust",
+        )?;
         let max_bans = self.max_bans.map_or(10_000, |s| s.into_inner());
         let accept_rate = match self.accept_rate {
             None => 50,
             Some(s) if *s.get_ref() == 0 => {
-                return Err(err(s.span(), "fleet.accept_rate", "must be at least 1".into()))
+                return Err(err(
+                    s.span(),
+                    "fleet.accept_rate",
+                    "must be at least 1".into(),
+                ))
             }
             Some(s) => s.into_inner(),
         };
@@ -233,5 +264,92 @@ impl RawFleet {
             max_bantime: dur(err, &self.max_bantime, "fleet.max_bantime", 30 * 86_400_000)?,
             maxlen,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn load(dir: &std::path::Path, fleet: &str) -> anyhow::Result<Config> {
+        let text = format!(
+            "state_dir = {:?}\n[firewall]\nbackend = \"null\"\n[fleet]\n{fleet}",
+            dir.display().to_string()
+        );
+        Config::from_texts(&[("t.toml".into(), text)], vec![])
+    }
+
+    fn key(dir: &std::path::Path, text: &str, mode: u32) -> String {
+        let p = dir.join(format!("k{mode:o}-{}", text.len()));
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        p.display().to_string()
+    }
+
+    #[test]
+    fn fleet_settings_are_checked() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        let good = key(d, &"k".repeat(44), 0o600);
+        let c = load(
+            d,
+            &format!(
+                "redis = \"redis://u:p@127.0.0.1:6379/0\"\nnode = \"web1\"\nkey_file = {good:?}\n\
+                 share = [\"sshd\"]\naccept = false\nstream = \"f1:bans\"\ndistrust = [\"x\"]\n\
+                 max_bans = 7\naccept_rate = 3\nmax_skew = \"5s\"\n"
+            ),
+        )
+        .unwrap();
+        let f = c.fleet.unwrap();
+        assert_eq!(
+            (
+                f.node.as_str(),
+                f.stream.as_str(),
+                f.accept,
+                f.max_bans,
+                f.accept_rate,
+                f.max_skew
+            ),
+            ("web1", "f1:bans", false, 7, 3, 5000)
+        );
+        assert!(f.shares("sshd") && !f.shares("nginx"));
+        assert_eq!(f.key.0.len(), 44);
+        assert!(!format!("{f:?}").contains("kkkk"), "the key is printed");
+        // defaults
+        let f = load(
+            d,
+            &format!("redis = \"rediss://h:6380\"\nkey_file = {good:?}\n"),
+        )
+        .unwrap()
+        .fleet
+        .unwrap();
+        assert!(f.accept && f.shares("anything") && f.stream == "portcullis:bans");
+
+        let err = |fleet: String| format!("{:#}", load(d, &fleet).unwrap_err());
+        let e = err(format!("redis = \"http://h\"\nkey_file = {good:?}\n"));
+        assert!(e.contains("fleet.redis"), "{e}");
+        let e = err(format!(
+            "redis = \"redis://h:notaport\"\nkey_file = {good:?}\n"
+        ));
+        assert!(e.contains("fleet.redis"), "{e}");
+        let e = err("redis = \"redis://h\"\nkey_file = \"/nonexistent/fleet.key\"\n".into());
+        assert!(e.contains("cannot read"), "{e}");
+        let short = key(d, "short\n", 0o600);
+        let e = err(format!("redis = \"redis://h\"\nkey_file = {short:?}\n"));
+        assert!(e.contains("at least 32"), "{e}");
+        let open = key(d, &"k".repeat(44), 0o644);
+        let e = err(format!("redis = \"redis://h\"\nkey_file = {open:?}\n"));
+        assert!(e.contains("chmod 600"), "{e}");
+        let e = err(format!(
+            "redis = \"redis://h\"\nkey_file = {good:?}\nnode = \"a b\"\n"
+        ));
+        assert!(e.contains("fleet.node"), "{e}");
+        let e = err(format!(
+            "redis = \"redis://h\"\nkey_file = {good:?}\nbogus = 1\n"
+        ));
+        assert!(e.contains("bogus"), "{e}");
+        let e = err(format!("key_file = {good:?}\n"));
+        assert!(e.contains("fleet.redis"), "{e}");
     }
 }

@@ -374,7 +374,12 @@ fn send(con: &mut redis::Connection, cfg: &FleetConfig, entries: &[&str]) -> Res
         // our own entries: the JSON always parses
         if let Ok(e) = serde_json::from_str::<Entry>(json) {
             match e.kind {
-                Kind::Ban => p.cmd("HSET").arg(active_key(cfg)).arg(e.field()).arg(*json).ignore(),
+                Kind::Ban => p
+                    .cmd("HSET")
+                    .arg(active_key(cfg))
+                    .arg(e.field())
+                    .arg(*json)
+                    .ignore(),
                 Kind::Unban => p.cmd("HDEL").arg(active_key(cfg)).arg(e.field()).ignore(),
             };
         }
@@ -388,7 +393,11 @@ fn check_epoch(con: &mut redis::Connection, shared: &Shared, db: &mut Db) -> Res
     let cfg = &shared.cfg;
     let key = format!("{}:epoch", cfg.stream);
     let fresh = format!("{}-{}-{}", now_ms(), cfg.node, std::process::id());
-    let _: Option<String> = redis::cmd("SET").arg(&key).arg(&fresh).arg("NX").query(con)?;
+    let _: Option<String> = redis::cmd("SET")
+        .arg(&key)
+        .arg(&fresh)
+        .arg("NX")
+        .query(con)?;
     let epoch: String = redis::cmd("GET").arg(&key).query(con)?;
     if db.meta("epoch")?.as_deref() == Some(epoch.as_str()) {
         return Ok(());
@@ -426,7 +435,10 @@ fn publisher(shared: Arc<Shared>, mut db: Db, rx: Receiver<Out>) {
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => return,
         };
-        for m in first.into_iter().chain(std::iter::from_fn(|| rx.try_recv().ok())) {
+        for m in first
+            .into_iter()
+            .chain(std::iter::from_fn(|| rx.try_recv().ok()))
+        {
             let r = match m {
                 Out::Entry(e) => db.push(
                     &e.field(),
@@ -446,10 +458,12 @@ fn publisher(shared: Arc<Shared>, mut db: Db, rx: Receiver<Out>) {
             }
         }
         if con.is_none() && Instant::now() >= next_try {
-            match connect(&cfg.redis, Duration::from_secs(10)).map_err(anyhow::Error::from).and_then(|mut c| {
-                check_epoch(&mut c, &shared, &mut db)?;
-                Ok(c)
-            }) {
+            match connect(&cfg.redis, Duration::from_secs(10))
+                .map_err(anyhow::Error::from)
+                .and_then(|mut c| {
+                    check_epoch(&mut c, &shared, &mut db)?;
+                    Ok(c)
+                }) {
                 Ok(c) => {
                     if failed_before {
                         info!("fleet: publisher connected to Redis again");
@@ -528,7 +542,11 @@ fn check(shared: &Shared, db: &Db, text: &str, now: Millis) -> Option<Entry> {
         return None;
     }
     if e.time < now - cfg.max_bantime - cfg.max_skew
-        || db.seen(&e.field()).ok().flatten().is_some_and(|t| t >= e.time)
+        || db
+            .seen(&e.field())
+            .ok()
+            .flatten()
+            .is_some_and(|t| t >= e.time)
     {
         s.replayed.fetch_add(1, Relaxed);
         return None;
@@ -617,7 +635,8 @@ fn reader(shared: Arc<Shared>, mut db: Db, tx: EngineTx) {
                             .arg("COUNT")
                             .arg(1000)
                             .query(&mut con)?;
-                        let texts: Vec<String> = kv.chunks(2).filter_map(|c| c.get(1).cloned()).collect();
+                        let texts: Vec<String> =
+                            kv.chunks(2).filter_map(|c| c.get(1).cloned()).collect();
                         if process(&shared, &mut db, &tx, &texts, None).is_err() {
                             return Ok(Err(()));
                         }
@@ -642,7 +661,9 @@ fn reader(shared: Arc<Shared>, mut db: Db, tx: EngineTx) {
                     .query(&mut con)?;
                 let Some(streams) = reply else { continue };
                 for (_, ids) in streams {
-                    let Some((last, _)) = ids.last() else { continue };
+                    let Some((last, _)) = ids.last() else {
+                        continue;
+                    };
                     let last = last.clone();
                     let texts: Vec<String> = ids
                         .into_iter()
