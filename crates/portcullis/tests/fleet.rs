@@ -33,6 +33,9 @@ use serde_json::{json, Value};
 const KEY: &str = "c2hhcmVkIGZsZWV0IGtleSBmb3IgdGhlIHRlc3RzIG9ubHkh";
 const REDIS: &str = "/usr/bin/redis-server";
 const REDIS_CLI: &str = "/usr/bin/redis-cli";
+/// The README's ACL (Fleet, step 3), for the key prefix `portcullis:bans`.
+const ACL: &str = "fleet on >fleet-pw resetkeys ~portcullis:bans ~portcullis:bans:* resetchannels \
+                   -@all +xadd +xread +xrevrange +hset +hdel +hscan +set +get +ping";
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -80,6 +83,10 @@ impl Redis {
                 "--protected-mode",
                 "yes",
             ])
+            // the nodes log in as `fleet`, with exactly the ACL the README gives: the
+            // commands the fleet uses, on its keys only
+            .arg("--user")
+            .args(ACL.split_whitespace())
             .arg("--dir")
             .arg(&self.dir)
             .stdin(Stdio::null())
@@ -98,8 +105,9 @@ impl Redis {
         }
     }
 
+    /// The nodes' URL: the restricted user.
     fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        format!("redis://fleet:fleet-pw@127.0.0.1:{}/0", self.port)
     }
 
     fn cli(&self, args: &[&str]) -> String {
