@@ -54,10 +54,16 @@ struct Redis {
     proc: Option<ProcessGuard>,
     port: u16,
     dir: PathBuf,
+    /// TLS only (`rediss://`), with this CA's server certificate.
+    tls: Option<PathBuf>,
 }
 
 impl Redis {
     fn start(dir: &Path) -> Redis {
+        Redis::start_with(dir, None)
+    }
+
+    fn start_with(dir: &Path, tls: Option<PathBuf>) -> Redis {
         assert!(
             Path::new(REDIS).exists(),
             "redis-server is not installed (apt-get install redis-server)"
@@ -66,6 +72,7 @@ impl Redis {
             proc: None,
             port: free_port(),
             dir: dir.join("redis"),
+            tls,
         };
         fs::create_dir_all(&r.dir).unwrap();
         r.up();
@@ -74,7 +81,19 @@ impl Redis {
 
     fn up(&mut self) {
         let mut cmd = Command::new(REDIS);
-        cmd.args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+        match &self.tls {
+            None => cmd.args(["--port", &self.port.to_string()]),
+            Some(d) => cmd
+                .args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(d.join("server.crt"))
+                .arg("--tls-key-file")
+                .arg(d.join("server.key"))
+                .arg("--tls-ca-cert-file")
+                .arg(d.join("ca.crt"))
+                .args(["--tls-auth-clients", "no"]),
+        };
+        cmd.args(["--bind", "127.0.0.1"])
             .args([
                 "--save",
                 "",
@@ -107,17 +126,19 @@ impl Redis {
 
     /// The nodes' URL: the restricted user.
     fn url(&self) -> String {
-        format!("redis://fleet:fleet-pw@127.0.0.1:{}/0", self.port)
+        match self.tls {
+            None => format!("redis://fleet:fleet-pw@127.0.0.1:{}/0", self.port),
+            Some(_) => format!("rediss://fleet:fleet-pw@localhost:{}/0", self.port),
+        }
     }
 
     fn cli(&self, args: &[&str]) -> String {
-        let out = run_with_timeout(
-            Command::new(REDIS_CLI)
-                .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
-                .args(args),
-            None,
-            Duration::from_secs(10),
-        );
+        let mut cmd = Command::new(REDIS_CLI);
+        cmd.args(["-h", "127.0.0.1", "-p", &self.port.to_string()]);
+        if let Some(d) = &self.tls {
+            cmd.arg("--tls").arg("--cacert").arg(d.join("ca.crt"));
+        }
+        let out = run_with_timeout(cmd.args(args), None, Duration::from_secs(10));
         out.stdout_str()
     }
 }
@@ -554,4 +575,111 @@ fn caps_hold_rate_and_count() {
     assert_eq!(c.bans().len(), 3);
     let f = c.fleet();
     assert_eq!(f["fleet_bans"], 3, "{f}");
+}
+
+/// A CA and a server certificate for `localhost` / 127.0.0.1 it signed, in `dir`.
+fn make_certs(dir: &Path) {
+    fs::create_dir_all(dir).unwrap();
+    fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    let ossl = |args: &[&str]| {
+        let o = run_with_timeout(
+            Command::new("openssl").current_dir(dir).args(args),
+            None,
+            Duration::from_secs(30),
+        );
+        assert!(o.success(), "openssl {args:?}: {}", o.stderr_str());
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    ossl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=fleet test CA",
+            ],
+        ]
+        .concat(),
+    );
+    ossl(
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=localhost",
+            ],
+        ]
+        .concat(),
+    );
+    ossl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+}
+
+#[test]
+fn tls_with_a_private_ca() {
+    let t = tmp("pct-fleet-tls-");
+    let certs = t.path().join("certs");
+    make_certs(&certs);
+    let other = t.path().join("other-ca");
+    make_certs(&other);
+    let redis = Redis::start_with(t.path(), Some(certs.clone()));
+    let ca = |d: &Path| format!("ca_file = {:?}\n", d.join("ca.crt").display().to_string());
+    let a = Node::new(t.path(), "a", &redis, "", &ca(&certs));
+    let b = Node::new(t.path(), "b", &redis, "", &ca(&certs));
+    // trusts another CA: the server's certificate is refused, nothing gets through
+    let e = Node::new(t.path(), "e", &redis, "", &ca(&other));
+    readers_up(&[&a, &b]);
+    a.brute_force("203.0.113.50");
+    wait_for("the ban on B over TLS", Duration::from_secs(10), || {
+        b.banned("203.0.113.50").is_some()
+    });
+    assert_eq!(b.banned("203.0.113.50").as_deref(), Some("fleet:a"));
+    let f = e.fleet();
+    assert_eq!(
+        (f["connected"].clone(), f["reading"].clone()),
+        (json!(false), json!(false)),
+        "{f}"
+    );
+    assert_eq!(e.banned("203.0.113.50"), None);
+    wait_for(
+        "E's refusal of the certificate",
+        Duration::from_secs(10),
+        || e.log().contains("invalid peer certificate"),
+    );
 }

@@ -30,6 +30,7 @@ pub struct RawFleet {
     max_skew: Option<Spanned<String>>,
     max_bantime: Option<Spanned<String>>,
     maxlen: Option<Spanned<usize>>,
+    ca_file: Option<Spanned<String>>,
 }
 
 /// The shared key; never printed.
@@ -71,6 +72,9 @@ pub struct FleetConfig {
     pub max_bantime: Millis,
     /// Approximate length the stream is trimmed to (XADD MAXLEN ~).
     pub maxlen: usize,
+    /// With `rediss://`: the CA certificates (PEM) the server's certificate is checked
+    /// against instead of the system's trust store.
+    pub ca: Option<Vec<u8>>,
 }
 
 impl FleetConfig {
@@ -222,6 +226,33 @@ impl RawFleet {
                 v.clone()
             }
         };
+        let ca = match &self.ca_file {
+            None => None,
+            Some(c) => {
+                if !u.starts_with("rediss://") {
+                    return Err(err(
+                        c.span(),
+                        "fleet.ca_file",
+                        "needs a rediss:// URL".into(),
+                    ));
+                }
+                let pem = std::fs::read(c.get_ref()).map_err(|e| {
+                    err(
+                        c.span(),
+                        "fleet.ca_file",
+                        format!("cannot read {}: {e}", c.get_ref()),
+                    )
+                })?;
+                if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+                    return Err(err(
+                        c.span(),
+                        "fleet.ca_file",
+                        format!("{} holds no PEM certificate", c.get_ref()),
+                    ));
+                }
+                Some(pem)
+            }
+        };
         let share = match &self.share {
             None => None,
             Some(v) => Some(names(err, v, "fleet.share")?),
@@ -263,6 +294,7 @@ impl RawFleet {
             max_skew: dur(err, &self.max_skew, "fleet.max_skew", 30_000)?,
             max_bantime: dur(err, &self.max_bantime, "fleet.max_bantime", 30 * 86_400_000)?,
             maxlen,
+            ca,
         })
     }
 }
@@ -349,6 +381,14 @@ mod tests {
             "redis = \"redis://h\"\nkey_file = {good:?}\nbogus = 1\n"
         ));
         assert!(e.contains("bogus"), "{e}");
+        let e = err(format!(
+            "redis = \"redis://h\"\nkey_file = {good:?}\nca_file = {good:?}\n"
+        ));
+        assert!(e.contains("needs a rediss://"), "{e}");
+        let e = err(format!(
+            "redis = \"rediss://h\"\nkey_file = {good:?}\nca_file = {good:?}\n"
+        ));
+        assert!(e.contains("no PEM certificate"), "{e}");
         let e = err(format!("key_file = {good:?}\n"));
         assert!(e.contains("fleet.redis"), "{e}");
     }

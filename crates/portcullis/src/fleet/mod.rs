@@ -346,8 +346,17 @@ fn subscribe(shared: Arc<Shared>, out: SyncSender<Out>) {
     }));
 }
 
-fn connect(url: &str, read_timeout: Duration) -> redis::RedisResult<redis::Connection> {
-    let client = redis::Client::open(url)?;
+fn connect(cfg: &FleetConfig, read_timeout: Duration) -> redis::RedisResult<redis::Connection> {
+    let client = match &cfg.ca {
+        None => redis::Client::open(cfg.redis.as_str())?,
+        Some(pem) => redis::Client::build_with_tls(
+            cfg.redis.as_str(),
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.clone()),
+            },
+        )?,
+    };
     let con = client.get_connection_with_timeout(Duration::from_secs(3))?;
     con.set_read_timeout(Some(read_timeout))?;
     con.set_write_timeout(Some(Duration::from_secs(5)))?;
@@ -458,7 +467,7 @@ fn publisher(shared: Arc<Shared>, mut db: Db, rx: Receiver<Out>) {
             }
         }
         if con.is_none() && Instant::now() >= next_try {
-            match connect(&cfg.redis, Duration::from_secs(10))
+            match connect(cfg, Duration::from_secs(10))
                 .map_err(anyhow::Error::from)
                 .and_then(|mut c| {
                     check_epoch(&mut c, &shared, &mut db)?;
@@ -608,7 +617,7 @@ fn reader(shared: Arc<Shared>, mut db: Db, tx: EngineTx) {
     let _ = db.prune_seen(now_ms() - cfg.max_bantime - cfg.max_skew);
     loop {
         let r = (|| -> Result<std::result::Result<(), ()>> {
-            let mut con = connect(&cfg.redis, Duration::from_millis(BLOCK_MS as u64 + 5000))?;
+            let mut con = connect(cfg, Duration::from_millis(BLOCK_MS as u64 + 5000))?;
             shared.stats.reading.store(true, Relaxed);
             if warned {
                 info!("fleet: reader connected to Redis again");
