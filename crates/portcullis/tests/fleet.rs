@@ -56,11 +56,27 @@ struct Redis {
     dir: PathBuf,
     /// TLS only (`rediss://`), with this CA's server certificate.
     tls: Option<PathBuf>,
+    /// On a Unix socket only (reachable from every network namespace).
+    unix: bool,
 }
 
 impl Redis {
     fn start(dir: &Path) -> Redis {
         Redis::start_with(dir, None)
+    }
+
+    /// On a Unix socket only.
+    fn start_unix(dir: &Path) -> Redis {
+        let mut r = Redis {
+            proc: None,
+            port: 0,
+            dir: dir.join("redis"),
+            tls: None,
+            unix: true,
+        };
+        fs::create_dir_all(&r.dir).unwrap();
+        r.up();
+        r
     }
 
     fn start_with(dir: &Path, tls: Option<PathBuf>) -> Redis {
@@ -73,6 +89,7 @@ impl Redis {
             port: free_port(),
             dir: dir.join("redis"),
             tls,
+            unix: false,
         };
         fs::create_dir_all(&r.dir).unwrap();
         r.up();
@@ -82,6 +99,9 @@ impl Redis {
     fn up(&mut self) {
         let mut cmd = Command::new(REDIS);
         match &self.tls {
+            None if self.unix => cmd
+                .args(["--port", "0", "--unixsocketperm", "700", "--unixsocket"])
+                .arg(self.dir.join("redis.sock")),
             None => cmd.args(["--port", &self.port.to_string()]),
             Some(d) => cmd
                 .args(["--port", "0", "--tls-port", &self.port.to_string()])
@@ -126,6 +146,12 @@ impl Redis {
 
     /// The nodes' URL: the restricted user.
     fn url(&self) -> String {
+        if self.unix {
+            return format!(
+                "redis+unix://{}?db=0&user=fleet&pass=fleet-pw",
+                self.dir.join("redis.sock").display()
+            );
+        }
         match self.tls {
             None => format!("redis://fleet:fleet-pw@127.0.0.1:{}/0", self.port),
             Some(_) => format!("rediss://fleet:fleet-pw@localhost:{}/0", self.port),
@@ -134,7 +160,11 @@ impl Redis {
 
     fn cli(&self, args: &[&str]) -> String {
         let mut cmd = Command::new(REDIS_CLI);
-        cmd.args(["-h", "127.0.0.1", "-p", &self.port.to_string()]);
+        if self.unix {
+            cmd.arg("-s").arg(self.dir.join("redis.sock"));
+        } else {
+            cmd.args(["-h", "127.0.0.1", "-p", &self.port.to_string()]);
+        }
         if let Some(d) = &self.tls {
             cmd.arg("--tls").arg("--cacert").arg(d.join("ca.crt"));
         }
@@ -148,11 +178,26 @@ struct Node {
     dir: PathBuf,
     cfg: PathBuf,
     daemon: Option<Daemon>,
+    /// In a network namespace (real nftables): its name, the daemon and its log.
+    ns: Option<(String, Option<ProcessGuard>, PathBuf)>,
     starts: usize,
 }
 
 impl Node {
     fn new(root: &Path, name: &str, redis: &Redis, extra_top: &str, extra_fleet: &str) -> Node {
+        Node::new_in(root, name, redis, extra_top, extra_fleet, None)
+    }
+
+    /// With `ns`, the daemon runs in that namespace with the nftables backend.
+    fn new_in(
+        root: &Path,
+        name: &str,
+        redis: &Redis,
+        extra_top: &str,
+        extra_fleet: &str,
+        ns: Option<&Netns>,
+    ) -> Node {
+        let backend = if ns.is_some() { "nftables" } else { "null" };
         let dir = root.join(name);
         fs::create_dir_all(dir.join("state")).unwrap();
         let key = dir.join("fleet.key");
@@ -163,7 +208,7 @@ impl Node {
         fs::write(
             &cfg,
             format!(
-                "{extra_top}socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"null\"\n\
+                "{extra_top}socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = {backend:?}\n\
                  [[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\nlogs = [{:?}]\nmaxretry = 3\n\
                  bantime = \"1h\"\n\
                  [fleet]\nredis = {:?}\nnode = {name:?}\nkey_file = {:?}\nshare = [\"sshd\"]\n\
@@ -180,6 +225,7 @@ impl Node {
             dir,
             cfg,
             daemon: None,
+            ns: ns.map(|n| (n.name().to_string(), None, PathBuf::new())),
             starts: 0,
         };
         n.start();
@@ -189,11 +235,59 @@ impl Node {
     fn start(&mut self) {
         self.starts += 1;
         let log = self.dir.join(format!("daemon{}.log", self.starts));
-        self.daemon = Some(Daemon::start(&self.cfg, &log));
+        let Some((name, proc, log_path)) = &mut self.ns else {
+            self.daemon = Some(Daemon::start(&self.cfg, &log));
+            return;
+        };
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", name.as_str(), BIN, "run", "-c"])
+            .arg(&self.cfg)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap());
+        let mut p = ProcessGuard::spawn(cmd, "portcullis run (netns)");
+        let up = wait_until(Duration::from_secs(30), || {
+            p.try_wait().is_some()
+                || fs::read_to_string(&log)
+                    .unwrap_or_default()
+                    .contains("started jails=")
+        });
+        assert!(
+            up && p.try_wait().is_none(),
+            "the daemon did not start:\n{}",
+            fs::read_to_string(&log).unwrap_or_default()
+        );
+        *proc = Some(p);
+        *log_path = log;
     }
 
     fn log(&self) -> String {
-        self.daemon.as_ref().map(|d| d.log()).unwrap_or_default()
+        match &self.ns {
+            Some((_, _, l)) => fs::read_to_string(l).unwrap_or_default(),
+            None => self.daemon.as_ref().map(|d| d.log()).unwrap_or_default(),
+        }
+    }
+
+    /// Whether the address is in this node's kernel set (nftables, v4, jail sshd).
+    fn in_kernel(&self, addr: &str) -> bool {
+        let (name, _, _) = self.ns.as_ref().expect("a namespace node");
+        let out = host_cmd(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                name,
+                "nft",
+                "list",
+                "set",
+                "inet",
+                "portcullis",
+                "v4_sshd",
+            ],
+            Duration::from_secs(10),
+        );
+        assert!(out.success(), "nft list set: {}", out.stderr_str());
+        out.stdout_str().contains(addr)
     }
 
     fn ask(&self, req: Value) -> Value {
@@ -682,4 +776,52 @@ fn tls_with_a_private_ca() {
         Duration::from_secs(10),
         || e.log().contains("invalid peer certificate"),
     );
+}
+
+/// The end-to-end test: three daemons with the nftables backend, each in a network
+/// namespace of its own (its own kernel tables), one Redis on a Unix socket.
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn nftables_in_three_namespaces() {
+    require_root();
+    let t = tmp("pct-fleet-nft-");
+    let redis = Redis::start_unix(t.path());
+    let (na, nb, nc) = (
+        Netns::new("fleet-a"),
+        Netns::new("fleet-b"),
+        Netns::new("fleet-c"),
+    );
+    let a = Node::new_in(t.path(), "a", &redis, "", "", Some(&na));
+    let b = Node::new_in(t.path(), "b", &redis, "", "", Some(&nb));
+    let c = Node::new_in(
+        t.path(),
+        "c",
+        &redis,
+        "ignore = [\"203.0.113.0/24\"]\n",
+        "",
+        Some(&nc),
+    );
+    readers_up(&[&a, &b, &c]);
+    a.brute_force("203.0.113.60");
+    wait_for("A's kernel set", Duration::from_secs(10), || {
+        a.in_kernel("203.0.113.60")
+    });
+    let t0 = Instant::now();
+    wait_for("B's kernel set", Duration::from_secs(10), || {
+        b.in_kernel("203.0.113.60")
+    });
+    let took = t0.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "in B's kernel after {took:?}"
+    );
+    wait_for("C's refusal", Duration::from_secs(10), || {
+        c.counter("refused_ignored") >= 1
+    });
+    assert!(!c.in_kernel("203.0.113.60"), "C's ignore list lost");
+    // the origin's unban leaves B's kernel
+    a.unban("203.0.113.60");
+    wait_for("B's kernel set empty", Duration::from_secs(10), || {
+        !b.in_kernel("203.0.113.60")
+    });
 }

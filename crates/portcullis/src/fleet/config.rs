@@ -172,11 +172,14 @@ impl RawFleet {
             ));
         };
         let u = url.get_ref();
-        if !(u.starts_with("redis://") || u.starts_with("rediss://")) {
+        if !["redis://", "rediss://", "redis+unix://", "unix://"]
+            .iter()
+            .any(|p| u.starts_with(p))
+        {
             return Err(err(
                 url.span(),
                 "fleet.redis",
-                "must start with redis:// or rediss://".into(),
+                "must start with redis://, rediss:// or redis+unix:// (a local socket)".into(),
             ));
         }
         if let Err(e) = redis::Client::open(u.as_str()) {
