@@ -64,18 +64,20 @@ impl Db {
         Ok(Db { conn })
     }
 
-    /// Adds an entry to the outbox and, for a ban, to this node's active bans (an unban
-    /// removes it).
-    pub fn push(&mut self, field: &str, ban_until: Option<Millis>, entry: &str) -> Result<()> {
+    /// Adds entries (hash field, `Some(until)` for a ban, JSON) to the outbox in one
+    /// transaction; a ban also goes to this node's active bans, an unban removes it.
+    pub fn push(&mut self, entries: &[(String, Option<Millis>, String)]) -> Result<()> {
         let tx = self.conn.transaction()?;
-        tx.execute("INSERT INTO outbox (entry) VALUES (?1)", params![entry])?;
-        match ban_until {
-            Some(u) => tx.execute(
-                "INSERT OR REPLACE INTO own_active (field, until, entry) VALUES (?1, ?2, ?3)",
-                params![field, u, entry],
-            )?,
-            None => tx.execute("DELETE FROM own_active WHERE field = ?1", params![field])?,
-        };
+        for (field, ban_until, entry) in entries {
+            tx.execute("INSERT INTO outbox (entry) VALUES (?1)", params![entry])?;
+            match ban_until {
+                Some(u) => tx.execute(
+                    "INSERT OR REPLACE INTO own_active (field, until, entry) VALUES (?1, ?2, ?3)",
+                    params![field, u, entry],
+                )?,
+                None => tx.execute("DELETE FROM own_active WHERE field = ?1", params![field])?,
+            };
+        }
         tx.commit()?;
         Ok(())
     }

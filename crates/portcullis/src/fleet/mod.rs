@@ -444,26 +444,37 @@ fn publisher(shared: Arc<Shared>, mut db: Db, rx: Receiver<Out>) {
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => return,
         };
+        // everything waiting goes to the outbox in one transaction
+        let mut batch = Vec::new();
         for m in first
             .into_iter()
             .chain(std::iter::from_fn(|| rx.try_recv().ok()))
+            .take(10 * BATCH)
         {
-            let r = match m {
-                Out::Entry(e) => db.push(
-                    &e.field(),
+            match m {
+                Out::Entry(e) => batch.push((
+                    e.field(),
                     (e.kind == Kind::Ban).then_some(e.until),
-                    &e.to_json(),
-                ),
+                    e.to_json(),
+                )),
                 Out::Forget(f) => {
                     if let Some(c) = con.as_mut() {
                         let _: redis::RedisResult<()> =
                             redis::cmd("HDEL").arg(active_key(cfg)).arg(&f).query(c);
                     }
-                    db.forget(&f)
+                    if let Err(e) = db.forget(&f) {
+                        warn!("fleet: cannot write its state: {e:#}");
+                    }
                 }
-            };
-            if let Err(e) = r {
-                warn!("fleet: cannot write the outbox: {e:#}");
+            }
+        }
+        if !batch.is_empty() {
+            if let Err(e) = db.push(&batch) {
+                warn!(
+                    "fleet: cannot write the outbox, {} entries lost: {e:#}",
+                    batch.len()
+                );
+                shared.stats.lost.fetch_add(batch.len() as u64, Relaxed);
             }
         }
         if con.is_none() && Instant::now() >= next_try {
