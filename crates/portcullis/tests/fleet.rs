@@ -825,3 +825,112 @@ fn nftables_in_three_namespaces() {
         !b.in_kernel("203.0.113.60")
     });
 }
+
+fn percentile(v: &mut [Duration], p: f64) -> Duration {
+    v.sort();
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn fleet_bans(n: &Node) -> u64 {
+    n.fleet()["fleet_bans"].as_u64().unwrap_or(0)
+}
+
+/// The numbers of bench/README.md (Fleet): propagation latency, sustained rate, catch-up.
+/// Run: `cargo test -p portcullis --release --test fleet -- --ignored fleet_bench --nocapture`.
+#[test]
+#[ignore = "benchmark: run by hand (see bench/README.md)"]
+fn fleet_bench() {
+    let t = tmp("pct-fleet-bench-");
+    let redis = Redis::start(t.path());
+    let caps = "accept_rate = 1000000\nmax_bans = 1000000\n";
+    let a = Node::new(t.path(), "a", &redis, "", caps);
+    let b = Node::new(t.path(), "b", &redis, "", caps);
+    let c = Node::new(t.path(), "c", &redis, "", caps);
+    readers_up(&[&a, &b, &c]);
+
+    // 1. latency: one ban at a time on A, until it is in B's and C's bans
+    let mut lat = Vec::new();
+    for i in 0..200u32 {
+        let addr = format!("10.1.{}.{}", i / 250, i % 250 + 1);
+        let t0 = Instant::now();
+        a.ban(&addr);
+        for n in [&b, &c] {
+            // polled every millisecond (wait_until's steps are too coarse here)
+            while n.banned(&addr).is_none() {
+                assert!(
+                    t0.elapsed() < Duration::from_secs(10),
+                    "{addr} never arrived"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            lat.push(t0.elapsed());
+        }
+    }
+    println!(
+        "latency (ban request on A -> in the bans of B and C, 3 nodes, 400 samples): p50 {:?} p99 {:?}",
+        percentile(&mut lat, 0.5),
+        percentile(&mut lat, 0.99)
+    );
+
+    // 2. sustained: N bans on A as fast as the control socket takes them
+    let n = 10_000u32;
+    let base_b = fleet_bans(&b);
+    let base_c = fleet_bans(&c);
+    let t0 = Instant::now();
+    for i in 0..n {
+        a.ban(&format!("10.2.{}.{}", i / 250, i % 250 + 1));
+    }
+    let local = t0.elapsed();
+    let ok = wait_until(Duration::from_secs(300), || {
+        fleet_bans(&b) >= base_b + u64::from(n) && fleet_bans(&c) >= base_c + u64::from(n)
+    });
+    assert!(ok, "not all {n} bans arrived");
+    let fleet = t0.elapsed();
+    println!(
+        "sustained: {n} bans on A in {local:?} ({:.0}/s, local path: manual bans over the socket); \
+         applied on B and C after {fleet:?} ({:.0}/s)",
+        f64::from(n) / local.as_secs_f64(),
+        f64::from(n) / fleet.as_secs_f64()
+    );
+
+    // 3. catch-up: 100,000 active fleet bans in the current-state view, a new node
+    let m = 100_000u32;
+    let mut resp = Vec::new();
+    for i in 0..m {
+        let addr = format!(
+            "10.{}.{}.{}",
+            100 + i / 62_500,
+            (i / 250) % 250,
+            i % 250 + 1
+        );
+        let mut e = entry(&addr, "m");
+        sign(KEY.as_bytes(), &mut e);
+        let field = format!("m|sshd|{addr}");
+        let json = e.to_string();
+        let args = ["HSET", "portcullis:bans:active", &field, &json];
+        resp.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+        for a in args {
+            resp.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+        }
+    }
+    let out = run_with_timeout(
+        Command::new(REDIS_CLI).args(["-h", "127.0.0.1", "-p", &redis.port.to_string(), "--pipe"]),
+        Some(&resp),
+        Duration::from_secs(120),
+    );
+    assert!(out.success(), "{}", out.stderr_str());
+    let t0 = Instant::now();
+    let d = Node::new(t.path(), "d", &redis, "", caps);
+    let ok = wait_until(Duration::from_secs(600), || {
+        d.log().contains("fleet: caught up from the current state")
+    });
+    assert!(ok, "D did not catch up");
+    let took = t0.elapsed();
+    let line = d
+        .log()
+        .lines()
+        .find(|l| l.contains("caught up"))
+        .unwrap()
+        .to_string();
+    println!("catch-up: {m} active fleet bans, new node: {took:?} from start ({line})");
+}

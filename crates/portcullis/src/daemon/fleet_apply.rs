@@ -1,32 +1,90 @@
 //! The engine's side of the fleet: applying other nodes' checked entries (see
-//! [`crate::fleet`]). A fleet ban goes the way of a manual ban (kernel first, then tracker,
-//! store and event) with the origin's `until`; the local ignore list, the host's own
-//! addresses and loopback always win, and the count and rate of fleet bans are capped.
+//! [`crate::fleet`]). A fleet ban goes the way of a manual ban (kernel, tracker, store,
+//! event) with the origin's `until`; the local ignore list, the host's own addresses and
+//! loopback always win, and the count and rate of fleet bans are capped. A batch of
+//! entries makes one firewall change and one store transaction (a catch-up of 100,000
+//! bans must not run `nft` 100,000 times); an entry for an address already touched in the
+//! batch first flushes what came before, so that the events keep their order.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::Arc;
 
 use portcullis_core::decision::Millis;
 
 use super::{Engine, StoreOp};
 use crate::events::{self, Event, UnbanReason};
 use crate::firewall::FwOp;
-use crate::fleet::{Entry, Kind, Outcome};
+use crate::fleet::{Entry, Kind, Outcome, Shared};
 use crate::store::BanRecord;
+
+/// What a batch will change: firewall, store, then the events.
+#[derive(Default)]
+struct Pending {
+    fw: Vec<FwOp>,
+    store: Vec<StoreOp>,
+    events: Vec<Event>,
+    touched: HashSet<(IpAddr, String)>,
+}
 
 impl Engine {
     /// Applies fleet entries in order; one outcome each.
     pub(super) fn fleet_apply(&mut self, entries: Vec<Entry>, now: Millis) -> Vec<Outcome> {
-        entries
-            .into_iter()
-            .map(|e| match e.kind {
-                Kind::Ban => self.fleet_ban(&e, now),
-                Kind::Unban => self.fleet_unban(&e, now),
-            })
-            .collect()
+        let Some(shared) = self.fleet.clone() else {
+            return vec![Outcome::Nothing; entries.len()];
+        };
+        let mut p = Pending::default();
+        let mut out = Vec::with_capacity(entries.len());
+        for e in &entries {
+            let key = (e.addr.to_canonical(), e.jail.clone());
+            if p.touched.contains(&key) {
+                self.fleet_flush(&mut p);
+            }
+            let o = match e.kind {
+                Kind::Ban => self.fleet_ban(&shared, e, now, &mut p),
+                Kind::Unban => self.fleet_unban(&shared, e, now, &mut p),
+            };
+            if matches!(o, Outcome::Applied(_) | Outcome::Lifted) {
+                p.touched.insert(key);
+            }
+            out.push(o);
+        }
+        self.fleet_flush(&mut p);
+        out
     }
 
-    fn fleet_ban(&mut self, e: &Entry, now: Millis) -> Outcome {
-        let Some(shared) = self.fleet.clone() else {
-            return Outcome::Nothing;
-        };
+    /// Kernel, store, then events (the origins are already set: the publisher never sends
+    /// a fleet ban back). A refused kernel change is logged; the next start rewrites the
+    /// kernel from the store, as after a failed expiry.
+    fn fleet_flush(&mut self, p: &mut Pending) {
+        if !p.fw.is_empty() {
+            if let Err(err) = self.fw.apply(&p.fw) {
+                tracing::error!(
+                    "fleet: the firewall refused {} change(s): {err:#}",
+                    p.fw.len()
+                );
+            }
+        }
+        if !p.store.is_empty() {
+            if let Err(err) = self.store.apply(&p.store) {
+                tracing::error!("fleet: the state could not be saved: {err:#}");
+            }
+        }
+        for e in p.events.drain(..) {
+            events::emit(&e);
+        }
+        p.fw.clear();
+        p.store.clear();
+        p.touched.clear();
+    }
+
+    fn fleet_ban(
+        &mut self,
+        shared: &Arc<Shared>,
+        e: &Entry,
+        now: Millis,
+        p: &mut Pending,
+    ) -> Outcome {
         let Some(ji) = self.jails.iter().position(|j| j.name() == e.jail) else {
             return Outcome::Nothing;
         };
@@ -40,62 +98,45 @@ impl Engine {
         }
         let cfg = &shared.cfg;
         // the origin's end, never more than max_bantime after the entry was made
-        let until = e.until.min(e.time + cfg.max_bantime);
+        let until = e.until.min(e.time.saturating_add(cfg.max_bantime));
         if until <= now {
             return Outcome::Expired;
         }
         let jail = e.jail.clone();
         let key = (ip, jail.clone());
-        let held = shared
-            .origins
-            .lock()
-            .expect("fleet origins")
-            .contains_key(&key);
+        let mut origins = shared.origins.lock().expect("fleet origins");
+        let held = origins.contains_key(&key);
         if self.jails[ji].tracker().is_banned(ip) && !held {
             return Outcome::Nothing; // a local ban stands
         }
-        if !held && shared.origins.lock().expect("fleet origins").len() >= cfg.max_bans {
+        if !held && origins.len() >= cfg.max_bans {
             return Outcome::Capped;
         }
         if !shared.take_token(now) {
             return Outcome::RateLimited;
         }
-        let mut ops = Vec::new();
+        origins.insert(key, e.node.clone());
+        drop(origins);
         if held {
-            ops.push(FwOp::Del {
+            p.fw.push(FwOp::Del {
                 jail: jail.clone(),
                 addr: ip,
             });
         }
-        ops.push(FwOp::Add {
+        p.fw.push(FwOp::Add {
             jail: jail.clone(),
             addr: ip,
             timeout_ms: until - now,
         });
-        if let Err(err) = self.fw.apply(&ops) {
-            tracing::error!(
-                "fleet: the firewall refused the ban of {ip} from {}: {err:#}",
-                e.node
-            );
-            return Outcome::Nothing;
-        }
         self.jails[ji].tracker_mut().ban(ip, now, until, e.failures);
-        if let Err(err) = self.store.apply(&[StoreOp::Ban(BanRecord {
+        p.store.push(StoreOp::Ban(BanRecord {
             addr: ip,
             jail: jail.clone(),
             start: now,
             end: until,
             failures: e.failures,
-        })]) {
-            tracing::error!("fleet: banned {ip}, but the state could not be saved: {err:#}");
-        }
-        // the origin is known before the event: the publisher never sends it back
-        shared
-            .origins
-            .lock()
-            .expect("fleet origins")
-            .insert(key, e.node.clone());
-        events::emit(&Event::Ban {
+        }));
+        p.events.push(Event::Ban {
             addr: ip,
             jail,
             failures: e.failures,
@@ -105,10 +146,13 @@ impl Engine {
         Outcome::Applied(until)
     }
 
-    fn fleet_unban(&mut self, e: &Entry, now: Millis) -> Outcome {
-        let Some(shared) = self.fleet.clone() else {
-            return Outcome::Nothing;
-        };
+    fn fleet_unban(
+        &mut self,
+        shared: &Arc<Shared>,
+        e: &Entry,
+        now: Millis,
+        p: &mut Pending,
+    ) -> Outcome {
         let ip = e.addr.to_canonical();
         let key = (ip, e.jail.clone());
         // only the node whose ban it is lifts it
@@ -120,21 +164,17 @@ impl Engine {
             return Outcome::Lifted;
         };
         self.jails[ji].tracker_mut().unban(ip);
-        if let Err(err) = self.fw.apply(&[FwOp::Del {
+        p.fw.push(FwOp::Del {
             jail: e.jail.clone(),
             addr: ip,
-        }]) {
-            tracing::error!("fleet: the firewall refused to lift {ip}: {err:#}");
-        }
-        if let Err(err) = self.store.apply(&[StoreOp::Unban {
+        });
+        p.store.push(StoreOp::Unban {
             addr: ip,
             jail: e.jail.clone(),
             at: now,
-        }]) {
-            tracing::error!("fleet: lifted {ip}, but the state could not be saved: {err:#}");
-        }
+        });
         // the subscriber drops the origin when it sees this event
-        events::emit(&Event::Unban {
+        p.events.push(Event::Unban {
             addr: ip,
             jail: e.jail.clone(),
             reason: UnbanReason::Lifted(format!("fleet:{}", e.node)),

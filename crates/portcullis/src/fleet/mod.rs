@@ -287,7 +287,7 @@ fn subscribe(shared: Arc<Shared>, out: SyncSender<Out>) {
                     kind: Kind::Ban,
                     addr: *addr,
                     jail: jail.clone(),
-                    until: now + length,
+                    until: now.saturating_add(*length),
                     reason: if *manual { "manual" } else { "failures" }.into(),
                     failures: *failures,
                     node: cfg.node.clone(),
@@ -647,6 +647,8 @@ fn reader(shared: Arc<Shared>, mut db: Db, tx: EngineTx) {
                         .arg(1)
                         .query(&mut con)?;
                     let pos = last.first().map_or("0-0".to_string(), |(id, _)| id.clone());
+                    let started = Instant::now();
+                    let before = shared.stats.applied.load(Relaxed);
                     let mut cursor: u64 = 0;
                     loop {
                         let (next, kv): (u64, Vec<String>) = redis::cmd("HSCAN")
@@ -666,6 +668,11 @@ fn reader(shared: Arc<Shared>, mut db: Db, tx: EngineTx) {
                         }
                     }
                     db.set_meta("pos", &pos)?;
+                    info!(
+                        "fleet: caught up from the current state: {} ban(s) applied in {} ms",
+                        shared.stats.applied.load(Relaxed) - before,
+                        started.elapsed().as_millis()
+                    );
                     pos
                 }
             };
