@@ -934,3 +934,38 @@ fn fleet_bench() {
         .to_string();
     println!("catch-up: {m} active fleet bans, new node: {took:?} from start ({line})");
 }
+
+/// Bans held before the fleet knew of them (the fleet enabled later, or an event lost in
+/// a crash before it reached the outbox) are published when the daemon starts.
+#[test]
+fn bans_held_before_the_fleet_are_published_at_start() {
+    let t = tmp("pct-fleet-late-");
+    let redis = Redis::start(t.path());
+    let mut a = Node::new(t.path(), "a", &redis, "", "");
+    let b = Node::new(t.path(), "b", &redis, "", "");
+    readers_up(&[&a, &b]);
+    let with_fleet = fs::read_to_string(&a.cfg).unwrap();
+    let without = &with_fleet[..with_fleet.find("[fleet]").unwrap()];
+    a.daemon.take().unwrap().stop();
+    fs::write(&a.cfg, without).unwrap();
+    a.start();
+    a.brute_force("198.51.100.77");
+    wait_for("the local ban on A", Duration::from_secs(10), || {
+        a.banned("198.51.100.77").is_some()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(b.banned("198.51.100.77"), None);
+    a.daemon.take().unwrap().stop();
+    fs::write(&a.cfg, &with_fleet).unwrap();
+    a.start();
+    wait_for("the ban on B", Duration::from_secs(10), || {
+        b.banned("198.51.100.77").is_some()
+    });
+    assert_eq!(b.banned("198.51.100.77").as_deref(), Some("fleet:a"));
+    assert!(a.log().contains("not published yet: queued"), "{}", a.log());
+    // published once: a second restart queues nothing
+    a.daemon.take().unwrap().stop();
+    a.start();
+    readers_up(&[&a]);
+    assert!(!a.log().contains("not published yet"), "{}", a.log());
+}

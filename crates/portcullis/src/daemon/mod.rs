@@ -353,7 +353,17 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
     // shared bans: their own threads, connections and state file; Redis down never stops
     // local banning, and a fleet that cannot start is logged, not fatal
     if let Some(fc) = eng.cfg.fleet.clone() {
-        match crate::fleet::start(fc, &eng.cfg.state_dir, tx.clone()) {
+        let active: Vec<(IpAddr, String, u32, Millis)> = eng
+            .jails
+            .iter()
+            .flat_map(|j| {
+                j.tracker()
+                    .bans()
+                    .into_iter()
+                    .map(|(a, until)| (a, j.name().to_string(), 0, until))
+            })
+            .collect();
+        match crate::fleet::start(fc, &eng.cfg.state_dir, tx.clone(), &active) {
             Ok(f) => eng.fleet = Some(f),
             Err(e) => error!("fleet: cannot start, bans are not shared: {e:#}"),
         }

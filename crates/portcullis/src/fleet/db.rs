@@ -121,6 +121,13 @@ impl Db {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// The hash fields (node|jail|addr) of this node's active shared bans.
+    pub fn own_fields(&self) -> Result<std::collections::HashSet<String>> {
+        let mut st = self.conn.prepare("SELECT field FROM own_active")?;
+        let rows = st.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// A meta value.
     pub fn meta(&self, k: &str) -> Result<Option<String>> {
         Ok(self

@@ -213,8 +213,16 @@ enum Out {
 }
 
 /// Starts the fleet: opens `fleet.db`, subscribes to the events, starts the publisher
-/// and (with `accept`) the reader. Returns the state the engine consults.
-pub fn start(cfg: FleetConfig, state_dir: &Path, tx: EngineTx) -> Result<Arc<Shared>> {
+/// and (with `accept`) the reader. Returns the state the engine consults. `active` are
+/// the bans the engine holds now (address, jail, failures, end): those of shared jails
+/// that are neither fleet bans nor known to the outbox (the fleet was just enabled, or the
+/// daemon died before an event reached the outbox) are published now.
+pub fn start(
+    cfg: FleetConfig,
+    state_dir: &Path,
+    tx: EngineTx,
+    active: &[(IpAddr, String, u32, Millis)],
+) -> Result<Arc<Shared>> {
     let path = state_dir.join("fleet.db");
     let mut db = Db::open(&path)?;
     let origins: HashMap<(IpAddr, String), String> = db
@@ -222,6 +230,40 @@ pub fn start(cfg: FleetConfig, state_dir: &Path, tx: EngineTx) -> Result<Arc<Sha
         .into_iter()
         .map(|(a, j, n)| ((a, j), n))
         .collect();
+    let known = db.own_fields()?;
+    let now = now_ms();
+    let missing: Vec<(String, Option<Millis>, String)> = active
+        .iter()
+        .filter(|(a, j, _, until)| {
+            *until > now
+                && cfg.shares(j)
+                && !origins.contains_key(&(*a, j.clone()))
+                && !known.contains(&format!("{}|{j}|{a}", cfg.node))
+        })
+        .map(|(a, j, failures, until)| {
+            let mut e = Entry {
+                v: 1,
+                kind: Kind::Ban,
+                addr: *a,
+                jail: j.clone(),
+                until: *until,
+                reason: "failures".into(),
+                failures: *failures,
+                node: cfg.node.clone(),
+                time: now,
+                sig: String::new(),
+            };
+            e.sign(&cfg.key.0, &cfg.stream);
+            (e.field(), Some(e.until), e.to_json())
+        })
+        .collect();
+    if !missing.is_empty() {
+        db.push(&missing)?;
+        info!(
+            "fleet: {} active ban(s) of shared jails not published yet: queued",
+            missing.len()
+        );
+    }
     let shared = Arc::new(Shared {
         bucket: Mutex::new((f64::from(cfg.accept_rate), now_ms())),
         cfg,
