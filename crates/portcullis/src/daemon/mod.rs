@@ -359,7 +359,6 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
             .flat_map(|j| {
                 j.tracker()
                     .bans()
-                    .into_iter()
                     .map(|(a, until)| (a, j.name().to_string(), 0, until))
             })
             .collect();
