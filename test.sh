@@ -11,7 +11,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 need=(nft ip sshd ssh sshpass useradd chpasswd runuser logger nginx curl monit man dpkg-shlibdeps unshare
-  iptables-legacy-restore ipset tcpdmatch promtool chromium vsftpd python3)
+  iptables-legacy-restore ipset tcpdmatch promtool chromium vsftpd python3 redis-server)
 missing=0
 for c in "${need[@]}"; do command -v "$c" >/dev/null 2>&1 || [ -x "/usr/sbin/$c" ] || missing=1; done
 # PostgreSQL's server is not on PATH (Debian keeps it under /usr/lib/postgresql/VERSION/bin).
@@ -33,10 +33,10 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   # firewall backends' tests (vsftpd: a real libwrap daemon; python3: a web server
   # behind a DOCKER-USER hook); prometheus: promtool checks the metrics a test scrapes
   # (policy-rc.d keeps its server from starting); chromium: the report test opens its HTML
-  # page in it.
+  # page in it; redis-server: the fleet tests run a real Redis.
   apt-get install -y -q nftables iproute2 openssh-server openssh-client sshpass passwd \
     util-linux bsdutils nginx curl postgresql monit systemd man-db dpkg-dev iptables ipset tcpd \
-    python3-aiosmtpd prometheus chromium vsftpd python3
+    python3-aiosmtpd prometheus chromium vsftpd python3 redis-server
   [ "$created_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 

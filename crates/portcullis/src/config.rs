@@ -42,6 +42,8 @@ struct RawConfig {
     firewall: Option<RawFirewall>,
     notify: Option<RawNotify>,
     metrics: Option<crate::metrics::RawMetrics>,
+    /// Shared bans through Redis: see crate::fleet::config.
+    fleet: Option<crate::fleet::config::RawFleet>,
     #[serde(default)]
     jail: Vec<RawJail>,
     #[serde(default)]
@@ -215,6 +217,8 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// Prometheus metrics (`[metrics]`, see [`crate::metrics`]); `None`: off. Read at start.
     pub metrics: Option<crate::metrics::MetricsConfig>,
+    /// Shared bans through Redis (`[fleet]`); read at start.
+    pub fleet: Option<crate::fleet::config::FleetConfig>,
 }
 
 /// One file's text, for error positions.
@@ -295,6 +299,7 @@ impl Config {
             ratelimits: Vec::new(),
             notify: NotifyConfig::default(),
             metrics: None,
+            fleet: None,
         };
         let mut jails: Vec<JailLayers> = Vec::new();
         let mut custom: Vec<(usize, Spanned<FilterDef>)> = Vec::new();
@@ -408,6 +413,10 @@ impl Config {
             }
             if let Some(m) = raw.metrics {
                 cfg.metrics = Some(m.validate(&|span, key, msg| src.err(span, key, msg))?);
+            }
+            // a later file's [fleet] replaces an earlier one whole
+            if let Some(f) = raw.fleet {
+                cfg.fleet = Some(f.validate(&|span, key, msg| src.err(span, key, msg))?);
             }
             add_jail_layers(&src, i, raw.jail, &mut jails)?;
             for f in raw.filter {

@@ -5,6 +5,7 @@ mod config;
 mod daemon;
 mod events;
 mod firewall;
+mod fleet;
 mod jails;
 mod lists;
 mod logging;

@@ -110,17 +110,30 @@ fn print_human(req: &Request, r: &Response) {
             println!("no active bans");
         }
         for b in &r.bans {
+            let origin = if b.origin == "local" {
+                String::new()
+            } else {
+                format!(" origin={}", b.origin)
+            };
             if b.permanent {
                 println!(
-                    "{:<40} jail={:<12} permanent reason={} ban #{}",
+                    "{:<40} jail={:<12} permanent reason={} ban #{}{origin}",
                     b.host, b.jail, b.reason, b.count
                 );
             } else {
                 println!(
-                    "{:<40} jail={:<12} until {} ({}s left) reason={} ban #{}",
+                    "{:<40} jail={:<12} until {} ({}s left) reason={} ban #{}{origin}",
                     b.host, b.jail, b.until, b.remaining_secs, b.reason, b.count
                 );
             }
         }
+    }
+    if let Some(f) = &r.fleet {
+        println!(
+            "fleet: node={} stream={} connected={} reading={} outbox={} fleet_bans={}",
+            f.node, f.stream, f.connected, f.reading, f.outbox, f.fleet_bans
+        );
+        let c: Vec<String> = f.counters.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!("  {}", c.join(" "));
     }
 }

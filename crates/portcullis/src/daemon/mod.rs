@@ -3,6 +3,7 @@
 
 mod addrs;
 pub mod control;
+mod fleet_apply;
 pub mod fsutil;
 pub mod protocol;
 
@@ -68,6 +69,8 @@ pub enum Msg {
     Note(String),
     /// The host's addresses changed (an rtnetlink announcement).
     Addresses,
+    /// Checked entries from the fleet reader, and where to say what became of each.
+    Fleet(Vec<crate::fleet::Entry>, Sender<Vec<crate::fleet::Outcome>>),
 }
 
 fn now_ms() -> Millis {
@@ -114,6 +117,8 @@ struct Engine {
     metrics: Option<crate::metrics::Metrics>,
     /// Failure counts for `portcullis report` (stats.db, written by its own thread).
     stats: Option<crate::report::Stats>,
+    /// Shared bans (`[fleet]`), when configured and started.
+    fleet: Option<Arc<crate::fleet::Shared>>,
 }
 
 /// What the engine knows of a jail's flood (DOSBAIL) state.
@@ -211,6 +216,7 @@ impl Engine {
             evidence: None,
             metrics: None,
             stats: None,
+            fleet: None,
             last_prune: i64::MIN / 2,
             cfg,
         };
@@ -449,6 +455,24 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
         .context("cannot set up the firewall")?;
     eng.restore()?;
     eng.sync_deny()?;
+    // shared bans: their own threads, connections and state file; Redis down never stops
+    // local banning, and a fleet that cannot start is logged, not fatal
+    if let Some(fc) = eng.cfg.fleet.clone() {
+        let active: Vec<(IpAddr, String, u32, Millis)> = eng
+            .jails
+            .iter()
+            .flat_map(|j| {
+                j.tracker()
+                    .bans()
+                    .filter(|(a, _)| a.is_host())
+                    .map(|(a, until)| (a.addr, j.name().to_string(), 0, until))
+            })
+            .collect();
+        match crate::fleet::start(fc, &eng.cfg.state_dir, tx.clone(), &active) {
+            Ok(f) => eng.fleet = Some(f),
+            Err(e) => error!("fleet: cannot start, bans are not shared: {e:#}"),
+        }
+    }
     // the restore's temporary vectors and nft script are gone; without this RSS keeps
     // their peak
     crate::sys::trim_heap();
@@ -539,6 +563,9 @@ impl Engine {
                 }
                 Ok(Msg::Note(n)) => info!("{n}"),
                 Ok(Msg::Addresses) => self.refresh_own_logged(now_ms()),
+                Ok(Msg::Fleet(entries, reply)) => {
+                    let _ = reply.send(self.fleet_apply(entries, now_ms()));
+                }
                 Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return self.stop(),
                 Err(RecvTimeoutError::Timeout) => {}
             }
@@ -1258,6 +1285,7 @@ impl Engine {
                     jails,
                     bans: self.bans(now, jail.as_deref()),
                     message: (!fw.is_empty()).then(|| fw.join("\n")),
+                    fleet: self.fleet.as_ref().map(|f| f.status()),
                     ..Default::default()
                 }
             }
@@ -1285,7 +1313,16 @@ impl Engine {
                     .get(&(j.name().to_string(), addr))
                     .copied()
                     .unwrap_or((BanReason::Failures, 1));
-                v.push(BanInfo::new(addr, j.name(), until, now, reason, count));
+                let mut b = BanInfo::new(addr, j.name(), until, now, reason, count);
+                if let Some(o) = self
+                    .fleet
+                    .as_ref()
+                    .filter(|_| addr.is_host())
+                    .and_then(|f| f.origin(addr.addr, j.name()))
+                {
+                    b.origin = o;
+                }
+                v.push(b);
             }
         }
         if only.is_none_or(|n| n == config::DENY_JAIL) {

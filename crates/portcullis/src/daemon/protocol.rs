@@ -64,6 +64,9 @@ pub struct BanInfo {
     /// The n-th ban of this address (or prefix) within the escalation window.
     #[serde(default)]
     pub count: u32,
+    /// `local`, or `fleet:NODE` for a ban another node shared.
+    #[serde(default = "local")]
+    pub origin: String,
 }
 
 impl BanInfo {
@@ -93,8 +96,13 @@ impl BanInfo {
             permanent,
             reason: reason.as_str().into(),
             count,
+            origin: local(),
         }
     }
+}
+
+fn local() -> String {
+    "local".into()
 }
 
 /// One jail in a status report.
@@ -146,6 +154,9 @@ pub struct Response {
     /// Bans (status, bans).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bans: Vec<BanInfo>,
+    /// Shared bans (status, with `[fleet]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<crate::fleet::FleetStatus>,
 }
 
 impl Response {

@@ -1,0 +1,222 @@
+//! `fleet.db` in the state directory, the fleet's own SQLite file: the outbox (entries not
+//! yet in Redis), this node's active shared bans (to re-seed an emptied Redis), the fleet
+//! bans applied here (their origin), the newest entry time seen per origin, address and
+//! jail (replays of older entries are dropped), and the stream read position.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+
+use crate::daemon::fsutil;
+use portcullis_core::decision::Millis;
+
+/// One connection to fleet.db (each thread opens its own).
+pub struct Db {
+    conn: Connection,
+}
+
+impl Db {
+    /// Opens (or creates, 0600) the file.
+    pub fn open(path: &Path) -> Result<Db> {
+        fsutil::check_state_file(path, "fleet state")?;
+        if !path.exists() {
+            fsutil::create_private(path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::default() | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+        )
+        .with_context(|| format!("cannot open {}", path.display()))?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))?;
+        conn.execute_batch(
+            "PRAGMA synchronous = NORMAL;
+             CREATE TABLE IF NOT EXISTS outbox (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 entry TEXT NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS own_active (
+                 field TEXT PRIMARY KEY,
+                 until INTEGER NOT NULL,
+                 entry TEXT NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS applied (
+                 addr TEXT NOT NULL,
+                 jail TEXT NOT NULL,
+                 node TEXT NOT NULL,
+                 until INTEGER NOT NULL,
+                 PRIMARY KEY (addr, jail)
+             );
+             CREATE TABLE IF NOT EXISTS seen (
+                 field TEXT PRIMARY KEY,
+                 time INTEGER NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS meta (
+                 k TEXT PRIMARY KEY,
+                 v TEXT NOT NULL
+             );",
+        )
+        .with_context(|| format!("{} is not a fleet state file", path.display()))?;
+        Ok(Db { conn })
+    }
+
+    /// Adds entries (hash field, `Some(until)` for a ban, JSON) to the outbox in one
+    /// transaction; a ban also goes to this node's active bans, an unban removes it.
+    pub fn push(&mut self, entries: &[(String, Option<Millis>, String)]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        for (field, ban_until, entry) in entries {
+            tx.execute("INSERT INTO outbox (entry) VALUES (?1)", params![entry])?;
+            match ban_until {
+                Some(u) => tx.execute(
+                    "INSERT OR REPLACE INTO own_active (field, until, entry) VALUES (?1, ?2, ?3)",
+                    params![field, u, entry],
+                )?,
+                None => tx.execute("DELETE FROM own_active WHERE field = ?1", params![field])?,
+            };
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Forgets this node's active ban `field` (it expired).
+    pub fn forget(&mut self, field: &str) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM own_active WHERE field = ?1", params![field])?;
+        Ok(())
+    }
+
+    /// The oldest `n` outbox entries (id, JSON).
+    pub fn outbox(&self, n: usize) -> Result<Vec<(i64, String)>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT id, entry FROM outbox ORDER BY id LIMIT ?1")?;
+        let rows = st.query_map(params![n as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Entries waiting.
+    pub fn outbox_len(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))?)
+    }
+
+    /// Removes sent entries up to `id`.
+    pub fn sent(&mut self, id: i64) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM outbox WHERE id <= ?1", params![id])?;
+        Ok(())
+    }
+
+    /// This node's active shared bans (JSON), expired ones pruned.
+    pub fn own_active(&mut self, now: Millis) -> Result<Vec<String>> {
+        self.conn
+            .execute("DELETE FROM own_active WHERE until <= ?1", params![now])?;
+        let mut st = self.conn.prepare("SELECT entry FROM own_active")?;
+        let rows = st.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The hash fields (node|jail|addr) of this node's active shared bans.
+    pub fn own_fields(&self) -> Result<std::collections::HashSet<String>> {
+        let mut st = self.conn.prepare("SELECT field FROM own_active")?;
+        let rows = st.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// A meta value.
+    pub fn meta(&self, k: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row("SELECT v FROM meta WHERE k = ?1", params![k], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Sets a meta value.
+    pub fn set_meta(&mut self, k: &str, v: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO meta (k, v) VALUES (?1, ?2)",
+            params![k, v],
+        )?;
+        Ok(())
+    }
+
+    /// The newest entry time seen for `field` (node|jail|addr).
+    pub fn seen(&self, field: &str) -> Result<Option<Millis>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT time FROM seen WHERE field = ?1",
+                params![field],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Records what a batch did, in one transaction: entry times seen, fleet bans applied
+    /// (`Some(until)`) or lifted (`None`), and the new read position.
+    pub fn record(
+        &mut self,
+        seen: &[(String, Millis)],
+        applied: &[(IpAddr, String, String, Option<Millis>)],
+        pos: Option<&str>,
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        for (f, t) in seen {
+            tx.execute(
+                "INSERT INTO seen (field, time) VALUES (?1, ?2)
+                 ON CONFLICT (field) DO UPDATE SET time = max(time, excluded.time)",
+                params![f, t],
+            )?;
+        }
+        for (addr, jail, node, until) in applied {
+            match until {
+                Some(u) => tx.execute(
+                    "INSERT OR REPLACE INTO applied (addr, jail, node, until) VALUES (?1, ?2, ?3, ?4)",
+                    params![addr.to_string(), jail, node, u],
+                )?,
+                None => tx.execute(
+                    "DELETE FROM applied WHERE addr = ?1 AND jail = ?2",
+                    params![addr.to_string(), jail],
+                )?,
+            };
+        }
+        if let Some(p) = pos {
+            tx.execute(
+                "INSERT OR REPLACE INTO meta (k, v) VALUES ('pos', ?1)",
+                params![p],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The fleet bans applied here that have not ended: (addr, jail, node).
+    pub fn applied(&mut self, now: Millis) -> Result<Vec<(IpAddr, String, String)>> {
+        self.conn
+            .execute("DELETE FROM applied WHERE until <= ?1", params![now])?;
+        let mut st = self.conn.prepare("SELECT addr, jail, node FROM applied")?;
+        let rows = st.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?))
+        })?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (a, j, n) = r?;
+            if let Ok(a) = a.parse() {
+                out.push((a, j, n));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Drops replay marks older than `before` (entries that old are refused anyway).
+    pub fn prune_seen(&mut self, before: Millis) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM seen WHERE time < ?1", params![before])?;
+        Ok(())
+    }
+}

@@ -1,0 +1,778 @@
+//! Fleet: bans shared through Redis (`[fleet]`, issue 15).
+//!
+//! - **Publish.** A subscriber to the daemon's events ([`crate::events::subscribe`]) hands
+//!   each ban and manual/lifted unban of a shared jail to the publisher thread over a
+//!   bounded channel (never blocking the engine; a full channel drops and counts). The
+//!   publisher signs it ([`entry`]), writes it to the outbox in `fleet.db` ([`db`]), and
+//!   sends the outbox to Redis when it can: `XADD PREFIX MAXLEN ~ N * e JSON` plus
+//!   `HSET/HDEL PREFIX:active node|jail|addr` (the current state a late joiner reads).
+//!   On each connect it checks `PREFIX:epoch`: a Redis that came back empty lacks it, and
+//!   the node then publishes its active shared bans again (re-seeding).
+//! - **Read.** The reader thread, on its own connection, reads the stream with blocking
+//!   XREAD from the position saved in `fleet.db` (a node without one reads the current-
+//!   state hash first), checks each entry (signature, distrust, replay, age), hands the
+//!   good ones to the engine ([`crate::daemon::Msg::Fleet`]) and saves the new position
+//!   only once the engine has applied them: a `kill -9` loses nothing.
+//! - **Apply** (in the engine, `daemon/fleet_apply.rs`): local ignore, own addresses and
+//!   loopback always win; caps on how many fleet bans are held and how fast they come.
+
+pub mod config;
+pub mod db;
+pub mod entry;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use portcullis_core::decision::Millis;
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+pub use config::FleetConfig;
+use db::Db;
+pub use entry::{Entry, Kind};
+
+use crate::daemon::{EngineTx, Msg};
+use crate::events::{Event, UnbanReason};
+
+/// Events waiting for the publisher at most; more are dropped and counted.
+const CHANNEL: usize = 8192;
+/// Outbox entries sent per Redis round trip.
+const BATCH: usize = 500;
+/// Longest wait between reconnection tries.
+const MAX_BACKOFF: Duration = Duration::from_secs(8);
+/// How long one blocking XREAD waits (ms).
+const BLOCK_MS: usize = 2000;
+
+fn now_ms() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// What the engine did with one entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Banned until then.
+    Applied(Millis),
+    /// The origin's unban lifted our fleet ban.
+    Lifted,
+    /// Nothing to do (no such jail here, not banned, a local ban already stands).
+    Nothing,
+    /// Refused: the local ignore list, an own address or loopback covers it.
+    Ignored,
+    /// Refused: the cap on fleet bans is reached.
+    Capped,
+    /// Refused: accepted too fast.
+    RateLimited,
+    /// Already over.
+    Expired,
+}
+
+/// Counters, shown in `status`.
+#[derive(Default)]
+pub struct Stats {
+    connected: AtomicBool,
+    reading: AtomicBool,
+    outbox: AtomicI64,
+    published: AtomicU64,
+    lost: AtomicU64,
+    received: AtomicU64,
+    applied: AtomicU64,
+    lifted: AtomicU64,
+    ignored: AtomicU64,
+    capped: AtomicU64,
+    rate_limited: AtomicU64,
+    expired: AtomicU64,
+    replayed: AtomicU64,
+    distrusted: AtomicU64,
+    malformed: AtomicU64,
+    unsigned: AtomicU64,
+    forged: AtomicU64,
+    reseeded: AtomicU64,
+}
+
+/// The fleet part of `status`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FleetStatus {
+    /// This node.
+    pub node: String,
+    /// The key prefix.
+    pub stream: String,
+    /// The publisher is connected to Redis.
+    pub connected: bool,
+    /// The reader is connected (false when `accept = false`).
+    pub reading: bool,
+    /// Entries waiting in the outbox.
+    pub outbox: i64,
+    /// Fleet bans held now.
+    pub fleet_bans: usize,
+    /// Counters: published, lost (publisher behind), received, applied, lifted, and
+    /// dropped or refused by cause.
+    pub counters: std::collections::BTreeMap<String, u64>,
+}
+
+/// State shared by the engine, the subscriber and the fleet threads.
+pub struct Shared {
+    /// The configuration.
+    pub cfg: FleetConfig,
+    /// Fleet bans held here: (address, jail) -> origin node.
+    pub origins: Mutex<HashMap<(IpAddr, String), String>>,
+    /// Counters.
+    pub stats: Stats,
+    /// Token bucket of the accept rate: (tokens, last refill).
+    bucket: Mutex<(f64, Millis)>,
+}
+
+impl Shared {
+    /// The origin of a ban held here, `fleet:NODE`, if it came from the fleet.
+    pub fn origin(&self, addr: IpAddr, jail: &str) -> Option<String> {
+        self.origins
+            .lock()
+            .expect("fleet origins")
+            .get(&(addr, jail.to_string()))
+            .map(|n| format!("fleet:{n}"))
+    }
+
+    /// Takes one token of the accept rate; false when none is left.
+    pub fn take_token(&self, now: Millis) -> bool {
+        let rate = f64::from(self.cfg.accept_rate);
+        let mut b = self.bucket.lock().expect("fleet bucket");
+        let elapsed = (now - b.1).max(0) as f64 / 1000.0;
+        b.0 = (b.0 + elapsed * rate).min(rate);
+        b.1 = now;
+        if b.0 >= 1.0 {
+            b.0 -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Counts an engine outcome.
+    pub fn count(&self, o: &Outcome) {
+        let s = &self.stats;
+        match o {
+            Outcome::Applied(_) => &s.applied,
+            Outcome::Lifted => &s.lifted,
+            Outcome::Nothing => return,
+            Outcome::Ignored => &s.ignored,
+            Outcome::Capped => &s.capped,
+            Outcome::RateLimited => &s.rate_limited,
+            Outcome::Expired => &s.expired,
+        }
+        .fetch_add(1, Relaxed);
+    }
+
+    /// The `status` report.
+    pub fn status(&self) -> FleetStatus {
+        let s = &self.stats;
+        let counters = [
+            ("published", &s.published),
+            ("lost", &s.lost),
+            ("received", &s.received),
+            ("applied", &s.applied),
+            ("lifted", &s.lifted),
+            ("refused_ignored", &s.ignored),
+            ("refused_cap", &s.capped),
+            ("refused_rate", &s.rate_limited),
+            ("dropped_expired", &s.expired),
+            ("dropped_replayed", &s.replayed),
+            ("dropped_distrusted", &s.distrusted),
+            ("dropped_malformed", &s.malformed),
+            ("dropped_unsigned", &s.unsigned),
+            ("dropped_forged", &s.forged),
+            ("reseeded", &s.reseeded),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.load(Relaxed)))
+        .collect();
+        FleetStatus {
+            node: self.cfg.node.clone(),
+            stream: self.cfg.stream.clone(),
+            connected: s.connected.load(Relaxed),
+            reading: s.reading.load(Relaxed),
+            outbox: s.outbox.load(Relaxed),
+            fleet_bans: self.origins.lock().expect("fleet origins").len(),
+            counters,
+        }
+    }
+}
+
+/// What the subscriber hands the publisher.
+enum Out {
+    Entry(Entry),
+    /// A shared ban of ours expired: forget it (no entry: every node expires it itself).
+    Forget(String),
+}
+
+/// Starts the fleet: opens `fleet.db`, subscribes to the events, starts the publisher
+/// and (with `accept`) the reader. Returns the state the engine consults. `active` are
+/// the bans the engine holds now (address, jail, failures, end): those of shared jails
+/// that are neither fleet bans nor known to the outbox (the fleet was just enabled, or the
+/// daemon died before an event reached the outbox) are published now.
+pub fn start(
+    cfg: FleetConfig,
+    state_dir: &Path,
+    tx: EngineTx,
+    active: &[(IpAddr, String, u32, Millis)],
+) -> Result<Arc<Shared>> {
+    let path = state_dir.join("fleet.db");
+    let mut db = Db::open(&path)?;
+    let origins: HashMap<(IpAddr, String), String> = db
+        .applied(now_ms())?
+        .into_iter()
+        .map(|(a, j, n)| ((a, j), n))
+        .collect();
+    let known = db.own_fields()?;
+    let now = now_ms();
+    let missing: Vec<(String, Option<Millis>, String)> = active
+        .iter()
+        .filter(|(a, j, _, until)| {
+            *until > now
+                && cfg.shares(j)
+                && !origins.contains_key(&(*a, j.clone()))
+                && !known.contains(&format!("{}|{j}|{a}", cfg.node))
+        })
+        .map(|(a, j, failures, until)| {
+            let mut e = Entry {
+                v: 1,
+                kind: Kind::Ban,
+                addr: *a,
+                jail: j.clone(),
+                until: *until,
+                reason: "failures".into(),
+                failures: *failures,
+                node: cfg.node.clone(),
+                time: now,
+                sig: String::new(),
+            };
+            e.sign(&cfg.key.0, &cfg.stream);
+            (e.field(), Some(e.until), e.to_json())
+        })
+        .collect();
+    if !missing.is_empty() {
+        db.push(&missing)?;
+        info!(
+            "fleet: {} active ban(s) of shared jails not published yet: queued",
+            missing.len()
+        );
+    }
+    let shared = Arc::new(Shared {
+        bucket: Mutex::new((f64::from(cfg.accept_rate), now_ms())),
+        cfg,
+        origins: Mutex::new(origins),
+        stats: Stats::default(),
+    });
+    shared.stats.outbox.store(db.outbox_len()?, Relaxed);
+    let (out_tx, out_rx) = mpsc::sync_channel::<Out>(CHANNEL);
+    subscribe(shared.clone(), out_tx);
+    {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("fleet-publish".into())
+            .spawn(move || publisher(shared, db, out_rx))?;
+    }
+    if shared.cfg.accept {
+        let db = Db::open(&path)?;
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("fleet-read".into())
+            .spawn(move || reader(shared, db, tx))?;
+    }
+    info!(
+        "fleet: node {} on {} (stream {}, {})",
+        shared.cfg.node,
+        redacted(&shared.cfg.redis),
+        shared.cfg.stream,
+        if shared.cfg.accept {
+            "publishing and accepting"
+        } else {
+            "publishing only"
+        }
+    );
+    Ok(shared)
+}
+
+/// The URL without its password, for messages.
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}<credentials>{}", &url[..s + 3], &url[at..]),
+        _ => url.to_string(),
+    }
+}
+
+fn subscribe(shared: Arc<Shared>, out: SyncSender<Out>) {
+    let warned = AtomicBool::new(false);
+    crate::events::subscribe(Box::new(move |e| {
+        let cfg = &shared.cfg;
+        let msg = match e {
+            Event::Ban {
+                addr,
+                jail,
+                failures,
+                length,
+                manual,
+                ..
+            } => {
+                // the fleet shares single addresses; a prefix ban (v6 /64, subnet_ban, a CIDR
+                // deny entry) stays local (README, "Fleet")
+                if !addr.is_host() {
+                    return;
+                }
+                let addr = &addr.addr;
+                if !cfg.shares(jail) || shared.origin(*addr, jail).is_some() {
+                    return; // not shared, or a fleet ban (never published again)
+                }
+                let now = now_ms();
+                let mut en = Entry {
+                    v: 1,
+                    kind: Kind::Ban,
+                    addr: *addr,
+                    jail: jail.clone(),
+                    until: now.saturating_add(*length),
+                    reason: if *manual { "manual" } else { "failures" }.into(),
+                    failures: *failures,
+                    node: cfg.node.clone(),
+                    time: now,
+                    sig: String::new(),
+                };
+                en.sign(&cfg.key.0, &cfg.stream);
+                Out::Entry(en)
+            }
+            Event::Unban { addr, jail, reason } => {
+                if !addr.is_host() {
+                    return;
+                }
+                let addr = &addr.addr;
+                let was_fleet = shared
+                    .origins
+                    .lock()
+                    .expect("fleet origins")
+                    .remove(&(*addr, jail.clone()))
+                    .is_some();
+                if was_fleet || !cfg.shares(jail) {
+                    return;
+                }
+                let field = format!("{}|{jail}|{addr}", cfg.node);
+                match reason {
+                    UnbanReason::Expired => Out::Forget(field),
+                    UnbanReason::Manual | UnbanReason::Lifted(_) => {
+                        let mut en = Entry {
+                            v: 1,
+                            kind: Kind::Unban,
+                            addr: *addr,
+                            jail: jail.clone(),
+                            until: 0,
+                            reason: match reason {
+                                UnbanReason::Lifted(r) => r.clone(),
+                                _ => "manual".into(),
+                            },
+                            failures: 0,
+                            node: cfg.node.clone(),
+                            time: now_ms(),
+                            sig: String::new(),
+                        };
+                        en.sign(&cfg.key.0, &cfg.stream);
+                        Out::Entry(en)
+                    }
+                }
+            }
+            _ => return,
+        };
+        match out.try_send(msg) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                shared.stats.lost.fetch_add(1, Relaxed);
+                if !warned.swap(true, Relaxed) {
+                    warn!("fleet: the publisher is behind (its queue of {CHANNEL} is full); entries are dropped and counted");
+                }
+            }
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }));
+}
+
+fn connect(cfg: &FleetConfig, read_timeout: Duration) -> redis::RedisResult<redis::Connection> {
+    let client = match &cfg.ca {
+        None => redis::Client::open(cfg.redis.as_str())?,
+        Some(pem) => redis::Client::build_with_tls(
+            cfg.redis.as_str(),
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.clone()),
+            },
+        )?,
+    };
+    let con = client.get_connection_with_timeout(Duration::from_secs(3))?;
+    con.set_read_timeout(Some(read_timeout))?;
+    con.set_write_timeout(Some(Duration::from_secs(5)))?;
+    Ok(con)
+}
+
+fn active_key(cfg: &FleetConfig) -> String {
+    format!("{}:active", cfg.stream)
+}
+
+/// Sends entries (JSON) to Redis in one pipeline: XADD, and HSET/HDEL of the current state.
+fn send(con: &mut redis::Connection, cfg: &FleetConfig, entries: &[&str]) -> Result<()> {
+    let mut p = redis::pipe();
+    for json in entries {
+        p.cmd("XADD")
+            .arg(&cfg.stream)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(cfg.maxlen)
+            .arg("*")
+            .arg("e")
+            .arg(*json)
+            .ignore();
+        // our own entries: the JSON always parses
+        if let Ok(e) = serde_json::from_str::<Entry>(json) {
+            match e.kind {
+                Kind::Ban => p
+                    .cmd("HSET")
+                    .arg(active_key(cfg))
+                    .arg(e.field())
+                    .arg(*json)
+                    .ignore(),
+                Kind::Unban => p.cmd("HDEL").arg(active_key(cfg)).arg(e.field()).ignore(),
+            };
+        }
+    }
+    p.query::<()>(con)?;
+    Ok(())
+}
+
+/// After a connect: re-seeds an emptied Redis (its epoch marker is gone or another).
+fn check_epoch(con: &mut redis::Connection, shared: &Shared, db: &mut Db) -> Result<()> {
+    let cfg = &shared.cfg;
+    let key = format!("{}:epoch", cfg.stream);
+    let fresh = format!("{}-{}-{}", now_ms(), cfg.node, std::process::id());
+    let _: Option<String> = redis::cmd("SET")
+        .arg(&key)
+        .arg(&fresh)
+        .arg("NX")
+        .query(con)?;
+    let epoch: String = redis::cmd("GET").arg(&key).query(con)?;
+    if db.meta("epoch")?.as_deref() == Some(epoch.as_str()) {
+        return Ok(());
+    }
+    let own = db.own_active(now_ms())?;
+    for chunk in own.chunks(BATCH) {
+        let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        send(con, cfg, &refs)?;
+    }
+    if !own.is_empty() {
+        info!(
+            "fleet: Redis epoch {epoch} is new to this node: published its {} active shared ban(s) again",
+            own.len()
+        );
+        shared.stats.reseeded.fetch_add(own.len() as u64, Relaxed);
+    }
+    db.set_meta("epoch", &epoch)?;
+    Ok(())
+}
+
+fn publisher(shared: Arc<Shared>, mut db: Db, rx: Receiver<Out>) {
+    let cfg = &shared.cfg;
+    let mut con: Option<redis::Connection> = None;
+    let mut backoff = Duration::from_millis(250);
+    let mut next_try = Instant::now();
+    let mut failed_before = false;
+    loop {
+        let wait = if con.is_none() && shared.stats.outbox.load(Relaxed) > 0 {
+            next_try.saturating_duration_since(Instant::now())
+        } else {
+            Duration::from_millis(1000)
+        };
+        let first = match rx.recv_timeout(wait.max(Duration::from_millis(10))) {
+            Ok(m) => Some(m),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        // everything waiting goes to the outbox in one transaction
+        let mut batch = Vec::new();
+        for m in first
+            .into_iter()
+            .chain(std::iter::from_fn(|| rx.try_recv().ok()))
+            .take(10 * BATCH)
+        {
+            match m {
+                Out::Entry(e) => batch.push((
+                    e.field(),
+                    (e.kind == Kind::Ban).then_some(e.until),
+                    e.to_json(),
+                )),
+                Out::Forget(f) => {
+                    if let Some(c) = con.as_mut() {
+                        let _: redis::RedisResult<()> =
+                            redis::cmd("HDEL").arg(active_key(cfg)).arg(&f).query(c);
+                    }
+                    if let Err(e) = db.forget(&f) {
+                        warn!("fleet: cannot write its state: {e:#}");
+                    }
+                }
+            }
+        }
+        if !batch.is_empty() {
+            if let Err(e) = db.push(&batch) {
+                warn!(
+                    "fleet: cannot write the outbox, {} entries lost: {e:#}",
+                    batch.len()
+                );
+                shared.stats.lost.fetch_add(batch.len() as u64, Relaxed);
+            }
+        }
+        if con.is_none() && Instant::now() >= next_try {
+            match connect(cfg, Duration::from_secs(10))
+                .map_err(anyhow::Error::from)
+                .and_then(|mut c| {
+                    check_epoch(&mut c, &shared, &mut db)?;
+                    Ok(c)
+                }) {
+                Ok(c) => {
+                    if failed_before {
+                        info!("fleet: publisher connected to Redis again");
+                    }
+                    failed_before = false;
+                    con = Some(c);
+                    backoff = Duration::from_millis(250);
+                    shared.stats.connected.store(true, Relaxed);
+                }
+                Err(e) => {
+                    if !failed_before {
+                        warn!("fleet: cannot reach Redis at {} ({e:#}); bans wait in the outbox, retrying with backoff", redacted(&cfg.redis));
+                    }
+                    failed_before = true;
+                    next_try = Instant::now() + backoff;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+        if let Some(c) = con.as_mut() {
+            if let Err(e) = flush(c, &shared, &mut db) {
+                warn!("fleet: lost Redis while publishing ({e:#}); entries wait in the outbox");
+                con = None;
+                failed_before = true;
+                shared.stats.connected.store(false, Relaxed);
+                next_try = Instant::now() + backoff;
+            }
+        }
+        if let Ok(n) = db.outbox_len() {
+            shared.stats.outbox.store(n, Relaxed);
+        }
+    }
+}
+
+fn flush(con: &mut redis::Connection, shared: &Shared, db: &mut Db) -> Result<()> {
+    loop {
+        let rows = db.outbox(BATCH)?;
+        let Some(&(last, _)) = rows.last() else {
+            // a ping now and then finds a Redis that went away while idle
+            let _: String = redis::cmd("PING").query(con)?;
+            return Ok(());
+        };
+        let refs: Vec<&str> = rows.iter().map(|(_, j)| j.as_str()).collect();
+        send(con, &shared.cfg, &refs)?;
+        db.sent(last)?;
+        shared.stats.published.fetch_add(rows.len() as u64, Relaxed);
+    }
+}
+
+/// Checks one entry read from Redis; `None` when dropped (counted) or our own.
+fn check(shared: &Shared, db: &Db, text: &str, now: Millis) -> Option<Entry> {
+    let cfg = &shared.cfg;
+    let s = &shared.stats;
+    let e = match Entry::verify(text, &cfg.key.0, &cfg.stream) {
+        Ok(e) => e,
+        Err(b) => {
+            match b {
+                entry::Bad::Malformed => &s.malformed,
+                entry::Bad::Unsigned => &s.unsigned,
+                entry::Bad::Forged => &s.forged,
+            }
+            .fetch_add(1, Relaxed);
+            return None;
+        }
+    };
+    if e.node == cfg.node {
+        return None;
+    }
+    s.received.fetch_add(1, Relaxed);
+    if cfg.distrust.contains(&e.node) {
+        s.distrusted.fetch_add(1, Relaxed);
+        return None;
+    }
+    if e.time > now + cfg.max_skew {
+        s.malformed.fetch_add(1, Relaxed); // from the future
+        return None;
+    }
+    if e.time < now - cfg.max_bantime - cfg.max_skew
+        || db
+            .seen(&e.field())
+            .ok()
+            .flatten()
+            .is_some_and(|t| t >= e.time)
+    {
+        s.replayed.fetch_add(1, Relaxed);
+        return None;
+    }
+    if e.kind == Kind::Ban && e.until <= now {
+        s.expired.fetch_add(1, Relaxed);
+        return None;
+    }
+    Some(e)
+}
+
+/// Checks and applies a batch of entries (JSON), then saves the position `pos`.
+/// Err when the engine is gone.
+fn process(
+    shared: &Shared,
+    db: &mut Db,
+    tx: &EngineTx,
+    texts: &[String],
+    pos: Option<&str>,
+) -> std::result::Result<(), ()> {
+    let now = now_ms();
+    let mut good: Vec<Entry> = Vec::new();
+    for t in texts {
+        if let Some(e) = check(shared, db, t, now) {
+            // a later entry of the same batch for the same ban wins in order
+            good.push(e);
+        }
+    }
+    let mut seen = Vec::new();
+    let mut applied = Vec::new();
+    if !good.is_empty() {
+        let (rtx, rrx) = mpsc::channel();
+        tx.send(Msg::Fleet(good.clone(), rtx)).map_err(|_| ())?;
+        let outcomes = rrx.recv().map_err(|_| ())?;
+        for (e, o) in good.iter().zip(&outcomes) {
+            shared.count(o);
+            seen.push((e.field(), e.time));
+            match o {
+                Outcome::Applied(u) => {
+                    applied.push((e.addr, e.jail.clone(), e.node.clone(), Some(*u)))
+                }
+                Outcome::Lifted => applied.push((e.addr, e.jail.clone(), e.node.clone(), None)),
+                _ => {}
+            }
+        }
+    }
+    if let Err(e) = db.record(&seen, &applied, pos) {
+        warn!("fleet: cannot save the read position: {e:#}");
+    }
+    Ok(())
+}
+
+type XReadReply = Option<Vec<(String, Vec<(String, Vec<String>)>)>>;
+
+fn reader(shared: Arc<Shared>, mut db: Db, tx: EngineTx) {
+    let cfg = &shared.cfg;
+    let mut backoff = Duration::from_millis(250);
+    let mut warned = false;
+    let _ = db.prune_seen(now_ms() - cfg.max_bantime - cfg.max_skew);
+    loop {
+        let r = (|| -> Result<std::result::Result<(), ()>> {
+            let mut con = connect(cfg, Duration::from_millis(BLOCK_MS as u64 + 5000))?;
+            shared.stats.reading.store(true, Relaxed);
+            if warned {
+                info!("fleet: reader connected to Redis again");
+                warned = false;
+            }
+            backoff = Duration::from_millis(250);
+            let mut pos = match db.meta("pos")? {
+                Some(p) => p,
+                None => {
+                    // a node without a position: the current state, then what follows it
+                    let last: Vec<(String, Vec<String>)> = redis::cmd("XREVRANGE")
+                        .arg(&cfg.stream)
+                        .arg("+")
+                        .arg("-")
+                        .arg("COUNT")
+                        .arg(1)
+                        .query(&mut con)?;
+                    let pos = last.first().map_or("0-0".to_string(), |(id, _)| id.clone());
+                    let started = Instant::now();
+                    let before = shared.stats.applied.load(Relaxed);
+                    let mut cursor: u64 = 0;
+                    loop {
+                        let (next, kv): (u64, Vec<String>) = redis::cmd("HSCAN")
+                            .arg(active_key(cfg))
+                            .arg(cursor)
+                            .arg("COUNT")
+                            .arg(1000)
+                            .query(&mut con)?;
+                        let texts: Vec<String> =
+                            kv.chunks(2).filter_map(|c| c.get(1).cloned()).collect();
+                        if process(&shared, &mut db, &tx, &texts, None).is_err() {
+                            return Ok(Err(()));
+                        }
+                        cursor = next;
+                        if cursor == 0 {
+                            break;
+                        }
+                    }
+                    db.set_meta("pos", &pos)?;
+                    info!(
+                        "fleet: caught up from the current state: {} ban(s) applied in {} ms",
+                        shared.stats.applied.load(Relaxed) - before,
+                        started.elapsed().as_millis()
+                    );
+                    pos
+                }
+            };
+            loop {
+                let reply: XReadReply = redis::cmd("XREAD")
+                    .arg("COUNT")
+                    .arg(BATCH)
+                    .arg("BLOCK")
+                    .arg(BLOCK_MS)
+                    .arg("STREAMS")
+                    .arg(&cfg.stream)
+                    .arg(&pos)
+                    .query(&mut con)?;
+                let Some(streams) = reply else { continue };
+                for (_, ids) in streams {
+                    let Some((last, _)) = ids.last() else {
+                        continue;
+                    };
+                    let last = last.clone();
+                    let texts: Vec<String> = ids
+                        .into_iter()
+                        .map(|(_, kv)| {
+                            kv.chunks(2)
+                                .find(|c| c[0] == "e")
+                                .and_then(|c| c.get(1).cloned())
+                                .unwrap_or_default()
+                        })
+                        .collect();
+                    if process(&shared, &mut db, &tx, &texts, Some(&last)).is_err() {
+                        return Ok(Err(()));
+                    }
+                    pos = last;
+                }
+            }
+        })();
+        shared.stats.reading.store(false, Relaxed);
+        match r {
+            Ok(Err(())) => return, // the engine stopped
+            Ok(Ok(())) => {}
+            Err(e) => {
+                if !warned {
+                    warn!("fleet: reader lost Redis ({e:#}); retrying with backoff");
+                    warned = true;
+                }
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}

@@ -1,0 +1,971 @@
+//! Fleet (issue 15): bans shared through a real Redis (Debian's `redis-server`, started by
+//! each test on loopback with its own port and temporary directory, killed at the end)
+//! between real daemons (`portcullis run`, null firewall, separate state directories).
+//!
+//! * `a_ban_spreads_within_2s_and_local_ignore_wins` — a brute force against A is banned
+//!   on B within 2 s with origin `fleet:a`; C's ignore list keeps it off C; A's unban lifts
+//!   it on B.
+//! * `redis_down_then_back_empty_loses_nothing` — with Redis stopped A still bans locally
+//!   (outbox), and B gets it once Redis is back (empty: no persistence); then Redis loses
+//!   its data again and a new node D catches up from what A re-seeded.
+//! * `forged_unsigned_replayed_and_distrusted_entries_are_dropped`.
+//! * `kill_9_of_b_loses_no_entry` — B resumes from its saved position.
+//! * `caps_hold_rate_and_count`.
+//!
+//! Run: `cargo test -p portcullis --test fleet` (redis-server must be installed: the tests
+//! fail, they do not skip, without it).
+
+mod common;
+
+use common::*;
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+
+const KEY: &str = "c2hhcmVkIGZsZWV0IGtleSBmb3IgdGhlIHRlc3RzIG9ubHkh";
+const REDIS: &str = "/usr/bin/redis-server";
+const REDIS_CLI: &str = "/usr/bin/redis-cli";
+/// The README's ACL (Fleet, step 3), for the key prefix `portcullis:bans`.
+const ACL: &str = "fleet on >fleet-pw resetkeys ~portcullis:bans ~portcullis:bans:* resetchannels \
+                   -@all +xadd +xread +xrevrange +hset +hdel +hscan +set +get +ping";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn tmp(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(prefix).tempdir().unwrap()
+}
+
+/// A redis-server on loopback, no persistence (a restart comes back empty); killed on drop.
+struct Redis {
+    proc: Option<ProcessGuard>,
+    port: u16,
+    dir: PathBuf,
+    /// TLS only (`rediss://`), with this CA's server certificate.
+    tls: Option<PathBuf>,
+    /// On a Unix socket only (reachable from every network namespace).
+    unix: bool,
+}
+
+impl Redis {
+    fn start(dir: &Path) -> Redis {
+        Redis::start_with(dir, None)
+    }
+
+    /// On a Unix socket only.
+    fn start_unix(dir: &Path) -> Redis {
+        let mut r = Redis {
+            proc: None,
+            port: 0,
+            dir: dir.join("redis"),
+            tls: None,
+            unix: true,
+        };
+        fs::create_dir_all(&r.dir).unwrap();
+        r.up();
+        r
+    }
+
+    fn start_with(dir: &Path, tls: Option<PathBuf>) -> Redis {
+        assert!(
+            Path::new(REDIS).exists(),
+            "redis-server is not installed (apt-get install redis-server)"
+        );
+        let mut r = Redis {
+            proc: None,
+            port: free_port(),
+            dir: dir.join("redis"),
+            tls,
+            unix: false,
+        };
+        fs::create_dir_all(&r.dir).unwrap();
+        r.up();
+        r
+    }
+
+    fn up(&mut self) {
+        let mut cmd = Command::new(REDIS);
+        match &self.tls {
+            None if self.unix => cmd
+                .args(["--port", "0", "--unixsocketperm", "700", "--unixsocket"])
+                .arg(self.dir.join("redis.sock")),
+            None => cmd.args(["--port", &self.port.to_string()]),
+            Some(d) => cmd
+                .args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(d.join("server.crt"))
+                .arg("--tls-key-file")
+                .arg(d.join("server.key"))
+                .arg("--tls-ca-cert-file")
+                .arg(d.join("ca.crt"))
+                .args(["--tls-auth-clients", "no"]),
+        };
+        cmd.args(["--bind", "127.0.0.1"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "yes",
+            ])
+            // the nodes log in as `fleet`, with exactly the ACL the README gives: the
+            // commands the fleet uses, on its keys only
+            .arg("--user")
+            .args(ACL.split_whitespace())
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(self.dir.join("redis.log")).unwrap())
+            .stderr(Stdio::null());
+        self.proc = Some(ProcessGuard::spawn(cmd, "redis-server"));
+        wait_for("redis-server", Duration::from_secs(10), || {
+            self.cli(&["PING"]).trim() == "PONG"
+        });
+    }
+
+    /// Stops it (SIGKILL): everything in it is lost.
+    fn down(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill();
+        }
+    }
+
+    /// The nodes' URL: the restricted user.
+    fn url(&self) -> String {
+        if self.unix {
+            return format!(
+                "redis+unix://{}?db=0&user=fleet&pass=fleet-pw",
+                self.dir.join("redis.sock").display()
+            );
+        }
+        match self.tls {
+            None => format!("redis://fleet:fleet-pw@127.0.0.1:{}/0", self.port),
+            Some(_) => format!("rediss://fleet:fleet-pw@localhost:{}/0", self.port),
+        }
+    }
+
+    fn cli(&self, args: &[&str]) -> String {
+        let mut cmd = Command::new(REDIS_CLI);
+        if self.unix {
+            cmd.arg("-s").arg(self.dir.join("redis.sock"));
+        } else {
+            cmd.args(["-h", "127.0.0.1", "-p", &self.port.to_string()]);
+        }
+        if let Some(d) = &self.tls {
+            cmd.arg("--tls").arg("--cacert").arg(d.join("ca.crt"));
+        }
+        let out = run_with_timeout(cmd.args(args), None, Duration::from_secs(10));
+        out.stdout_str()
+    }
+}
+
+/// One node: its directory, configuration, log file, daemon.
+struct Node {
+    dir: PathBuf,
+    cfg: PathBuf,
+    daemon: Option<Daemon>,
+    /// In a network namespace (real nftables): its name, the daemon and its log.
+    ns: Option<(String, Option<ProcessGuard>, PathBuf)>,
+    starts: usize,
+}
+
+impl Node {
+    fn new(root: &Path, name: &str, redis: &Redis, extra_top: &str, extra_fleet: &str) -> Node {
+        Node::new_in(root, name, redis, extra_top, extra_fleet, None)
+    }
+
+    /// With `ns`, the daemon runs in that namespace with the nftables backend.
+    fn new_in(
+        root: &Path,
+        name: &str,
+        redis: &Redis,
+        extra_top: &str,
+        extra_fleet: &str,
+        ns: Option<&Netns>,
+    ) -> Node {
+        let backend = if ns.is_some() { "nftables" } else { "null" };
+        let dir = root.join(name);
+        fs::create_dir_all(dir.join("state")).unwrap();
+        let key = dir.join("fleet.key");
+        fs::write(&key, format!("{KEY}\n")).unwrap();
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+        fs::write(dir.join("auth.log"), "").unwrap();
+        let cfg = dir.join("portcullis.toml");
+        fs::write(
+            &cfg,
+            format!(
+                "{extra_top}socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = {backend:?}\n\
+                 [[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\nlogs = [{:?}]\nmaxretry = 3\n\
+                 bantime = \"1h\"\n\
+                 [fleet]\nredis = {:?}\nnode = {name:?}\nkey_file = {:?}\nshare = [\"sshd\"]\n\
+                 {extra_fleet}",
+                dir.join("portcullis.sock").display().to_string(),
+                dir.join("state").display().to_string(),
+                dir.join("auth.log").display().to_string(),
+                redis.url(),
+                key.display().to_string(),
+            ),
+        )
+        .unwrap();
+        let mut n = Node {
+            dir,
+            cfg,
+            daemon: None,
+            ns: ns.map(|n| (n.name().to_string(), None, PathBuf::new())),
+            starts: 0,
+        };
+        n.start();
+        n
+    }
+
+    fn start(&mut self) {
+        self.starts += 1;
+        let log = self.dir.join(format!("daemon{}.log", self.starts));
+        let Some((name, proc, log_path)) = &mut self.ns else {
+            self.daemon = Some(Daemon::start(&self.cfg, &log));
+            return;
+        };
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", name.as_str(), BIN, "run", "-c"])
+            .arg(&self.cfg)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap());
+        let mut p = ProcessGuard::spawn(cmd, "portcullis run (netns)");
+        let up = wait_until(Duration::from_secs(30), || {
+            p.try_wait().is_some()
+                || fs::read_to_string(&log)
+                    .unwrap_or_default()
+                    .contains("started jails=")
+        });
+        assert!(
+            up && p.try_wait().is_none(),
+            "the daemon did not start:\n{}",
+            fs::read_to_string(&log).unwrap_or_default()
+        );
+        *proc = Some(p);
+        *log_path = log;
+    }
+
+    fn log(&self) -> String {
+        match &self.ns {
+            Some((_, _, l)) => fs::read_to_string(l).unwrap_or_default(),
+            None => self.daemon.as_ref().map(|d| d.log()).unwrap_or_default(),
+        }
+    }
+
+    /// Whether the address is in this node's kernel set (nftables, v4, jail sshd).
+    fn in_kernel(&self, addr: &str) -> bool {
+        let (name, _, _) = self.ns.as_ref().expect("a namespace node");
+        let out = host_cmd(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                name,
+                "nft",
+                "list",
+                "set",
+                "inet",
+                "portcullis",
+                "v4_sshd",
+            ],
+            Duration::from_secs(10),
+        );
+        assert!(out.success(), "nft list set: {}", out.stderr_str());
+        out.stdout_str().contains(addr)
+    }
+
+    fn ask(&self, req: Value) -> Value {
+        let mut s = UnixStream::connect(self.dir.join("portcullis.sock")).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(format!("{req}\n").as_bytes()).unwrap();
+        let mut line = String::new();
+        BufReader::new(s).read_line(&mut line).unwrap();
+        serde_json::from_str(&line).unwrap()
+    }
+
+    /// Active bans: (address, origin).
+    fn bans(&self) -> Vec<(String, String)> {
+        let r = self.ask(json!({"cmd": "bans"}));
+        r["bans"]
+            .as_array()
+            .map(|v| {
+                v.iter()
+                    .map(|b| {
+                        (
+                            b["host"].as_str().unwrap().to_string(),
+                            b["origin"].as_str().unwrap().to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn banned(&self, addr: &str) -> Option<String> {
+        self.bans()
+            .into_iter()
+            .find(|(a, _)| a == addr)
+            .map(|(_, o)| o)
+    }
+
+    fn fleet(&self) -> Value {
+        self.ask(json!({"cmd": "status", "jail": null}))["fleet"].clone()
+    }
+
+    fn counter(&self, name: &str) -> u64 {
+        self.fleet()["counters"][name].as_u64().unwrap_or(0)
+    }
+
+    fn ban(&self, addr: &str) {
+        let r = self.ask(json!({"cmd": "ban", "addr": addr, "jail": "sshd", "duration": "1h"}));
+        assert_eq!(r["ok"], true, "{r}");
+    }
+
+    fn unban(&self, addr: &str) {
+        let r = self.ask(json!({"cmd": "unban", "addr": addr, "jail": "sshd", "all": false}));
+        assert_eq!(r["ok"], true, "{r}");
+    }
+
+    /// Three failed sshd logins of `addr` in this node's log.
+    fn brute_force(&self, addr: &str) {
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.join("auth.log"))
+            .unwrap();
+        for i in 0..3 {
+            writeln!(
+                f,
+                "Failed password for invalid user admin from {addr} port {} ssh2",
+                40000 + i
+            )
+            .unwrap();
+        }
+    }
+}
+
+/// Waits until every node's fleet reader is connected (it starts reading at the stream's
+/// end, so entries published before would be missed by a node without a position).
+fn readers_up(nodes: &[&Node]) {
+    for n in nodes {
+        wait_for("the fleet reader", Duration::from_secs(15), || {
+            n.fleet()["reading"] == true
+        });
+    }
+}
+
+#[test]
+fn a_ban_spreads_within_2s_and_local_ignore_wins() {
+    let t = tmp("pct-fleet-spread-");
+    let redis = Redis::start(t.path());
+    let a = Node::new(t.path(), "a", &redis, "", "");
+    let b = Node::new(t.path(), "b", &redis, "", "");
+    let c = Node::new(t.path(), "c", &redis, "ignore = [\"203.0.113.0/28\"]\n", "");
+    readers_up(&[&a, &b, &c]);
+
+    a.brute_force("203.0.113.10");
+    wait_for("the ban on A", Duration::from_secs(10), || {
+        a.banned("203.0.113.10").is_some()
+    });
+    let banned_at = Instant::now();
+    assert_eq!(a.banned("203.0.113.10").as_deref(), Some("local"));
+    wait_for("the ban on B", Duration::from_secs(10), || {
+        b.banned("203.0.113.10").is_some()
+    });
+    let took = banned_at.elapsed();
+    assert!(took < Duration::from_secs(2), "B banned after {took:?}");
+    assert_eq!(b.banned("203.0.113.10").as_deref(), Some("fleet:a"));
+    // C's own ignore list covers it: refused, counted, never banned
+    wait_for("C's refusal", Duration::from_secs(10), || {
+        c.counter("refused_ignored") >= 1
+    });
+    assert_eq!(c.banned("203.0.113.10"), None, "{}", c.log());
+    // B does not publish it again (a fleet ban is not an own ban)
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(b.counter("published"), 0);
+    let f = a.fleet();
+    assert_eq!(f["connected"], true, "{f}");
+    assert_eq!(f["outbox"], 0, "{f}");
+    assert!(f["counters"]["published"].as_u64().unwrap() >= 1, "{f}");
+
+    // the origin's unban lifts it everywhere
+    a.unban("203.0.113.10");
+    wait_for("the unban on B", Duration::from_secs(10), || {
+        b.banned("203.0.113.10").is_none()
+    });
+    assert!(
+        b.log()
+            .contains("unban 203.0.113.10 jail=sshd reason=fleet:a"),
+        "{}",
+        b.log()
+    );
+    // the current-state view holds no more the lifted ban
+    assert!(!redis
+        .cli(&["HKEYS", "portcullis:bans:active"])
+        .contains("203.0.113.10"));
+}
+
+#[test]
+fn redis_down_then_back_empty_loses_nothing() {
+    let t = tmp("pct-fleet-outage-");
+    let mut redis = Redis::start(t.path());
+    let a = Node::new(t.path(), "a", &redis, "", "");
+    let b = Node::new(t.path(), "b", &redis, "", "");
+    readers_up(&[&a, &b]);
+
+    redis.down();
+    a.brute_force("198.51.100.20");
+    // local protection goes on
+    wait_for("the local ban on A", Duration::from_secs(10), || {
+        a.banned("198.51.100.20").is_some()
+    });
+    wait_for("the outbox", Duration::from_secs(10), || {
+        let f = a.fleet();
+        f["outbox"].as_i64().unwrap_or(0) >= 1 && f["connected"] == false
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(b.banned("198.51.100.20"), None);
+
+    // Redis back, empty: A's outbox reaches B
+    redis.up();
+    wait_for(
+        "the ban on B after the outage",
+        Duration::from_secs(30),
+        || b.banned("198.51.100.20").is_some(),
+    );
+    assert_eq!(b.banned("198.51.100.20").as_deref(), Some("fleet:a"));
+    wait_for("an empty outbox", Duration::from_secs(10), || {
+        a.fleet()["outbox"] == 0
+    });
+
+    // Redis loses its data again with nothing pending: A re-seeds its active bans, and a
+    // node that joins now catches up from the current-state view
+    redis.down();
+    std::thread::sleep(Duration::from_millis(500));
+    redis.up();
+    wait_for("the re-seed", Duration::from_secs(30), || {
+        redis
+            .cli(&["HKEYS", "portcullis:bans:active"])
+            .contains("a|sshd|198.51.100.20")
+    });
+    let d = Node::new(t.path(), "d", &redis, "", "");
+    wait_for("D's catch-up", Duration::from_secs(15), || {
+        d.banned("198.51.100.20").is_some()
+    });
+    assert_eq!(d.banned("198.51.100.20").as_deref(), Some("fleet:a"));
+    assert!(a.counter("reseeded") >= 1);
+}
+
+fn sign(key: &[u8], e: &mut Value) {
+    let f = |k: &str| match &e[k] {
+        Value::String(s) => s.clone(),
+        v => v.to_string(),
+    };
+    let mut bytes = b"portcullis-fleet-v1".to_vec();
+    for v in [
+        "portcullis:bans".to_string(),
+        f("kind"),
+        f("addr"),
+        f("jail"),
+        f("until"),
+        f("reason"),
+        f("failures"),
+        f("node"),
+        f("time"),
+    ] {
+        bytes.extend_from_slice(&(v.len() as u32).to_be_bytes());
+        bytes.extend_from_slice(v.as_bytes());
+    }
+    let mut m = Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+    m.update(&bytes);
+    let sig: String = m
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    e["sig"] = Value::String(sig);
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn entry(addr: &str, node: &str) -> Value {
+    let now = now_ms();
+    json!({"v": 1, "kind": "ban", "addr": addr, "jail": "sshd", "until": now + 3_600_000,
+           "reason": "failures", "failures": 5, "node": node, "time": now, "sig": ""})
+}
+
+#[test]
+fn forged_unsigned_replayed_and_distrusted_entries_are_dropped() {
+    let t = tmp("pct-fleet-forged-");
+    let redis = Redis::start(t.path());
+    let a = Node::new(t.path(), "a", &redis, "", "");
+    let b = Node::new(t.path(), "b", &redis, "", "distrust = [\"x\"]\n");
+    readers_up(&[&a, &b]);
+    let xadd = |e: &Value| {
+        let out = redis.cli(&["XADD", "portcullis:bans", "*", "e", &e.to_string()]);
+        assert!(out.contains('-'), "XADD: {out}");
+    };
+
+    // the right key checks: control entry from a node "m" that exists only in Redis
+    let mut good = entry("192.0.2.30", "m");
+    sign(KEY.as_bytes(), &mut good);
+    xadd(&good);
+    wait_for("the signed entry applied", Duration::from_secs(10), || {
+        b.banned("192.0.2.30").is_some()
+    });
+    // another key: forged
+    let mut forged = entry("192.0.2.31", "m");
+    sign(b"another key of at least thirty-two bytes!!", &mut forged);
+    xadd(&forged);
+    // unsigned
+    let unsigned = entry("192.0.2.32", "m");
+    xadd(&unsigned);
+    // a field changed after signing
+    let mut changed = entry("192.0.2.33", "m");
+    sign(KEY.as_bytes(), &mut changed);
+    changed["addr"] = json!("192.0.2.34");
+    xadd(&changed);
+    // malformed
+    redis.cli(&["XADD", "portcullis:bans", "*", "e", "not json"]);
+    // from a distrusted node, signed right
+    let mut x = entry("192.0.2.35", "x");
+    sign(KEY.as_bytes(), &mut x);
+    xadd(&x);
+    // signed right, but long over
+    let mut old = entry("192.0.2.36", "m");
+    old["until"] = json!(now_ms() - 60_000);
+    old["time"] = json!(now_ms() - 3_660_000);
+    sign(KEY.as_bytes(), &mut old);
+    xadd(&old);
+    wait_for("the drops counted", Duration::from_secs(10), || {
+        let f = b.fleet();
+        let c = &f["counters"];
+        c["dropped_forged"] == 2
+            && c["dropped_unsigned"] == 1
+            && c["dropped_malformed"] == 1
+            && c["dropped_distrusted"] == 1
+            && c["dropped_expired"] == 1
+    });
+    for addr in [
+        "192.0.2.31",
+        "192.0.2.32",
+        "192.0.2.33",
+        "192.0.2.34",
+        "192.0.2.35",
+        "192.0.2.36",
+    ] {
+        assert_eq!(b.banned(addr), None, "{addr} was banned");
+    }
+    // A does not distrust x
+    assert_eq!(a.banned("192.0.2.35").as_deref(), Some("fleet:x"));
+    for addr in [
+        "192.0.2.31",
+        "192.0.2.32",
+        "192.0.2.33",
+        "192.0.2.34",
+        "192.0.2.36",
+    ] {
+        assert_eq!(a.banned(addr), None, "{addr} was banned on A");
+    }
+
+    // a replayed entry: A's real ban, lifted by A, then its old entry sent again
+    a.ban("192.0.2.40");
+    wait_for("B has A's ban", Duration::from_secs(10), || {
+        b.banned("192.0.2.40").is_some()
+    });
+    let range = redis.cli(&["--no-raw", "XRANGE", "portcullis:bans", "-", "+"]);
+    let original = range
+        .lines()
+        .filter_map(|l| {
+            let s = l.trim();
+            let s = s.split_once('"').map(|(_, r)| r)?;
+            let s = s.strip_suffix('"')?;
+            let s = s.replace("\\\"", "\"");
+            (s.contains("192.0.2.40") && s.contains("\"node\":\"a\"")).then_some(s)
+        })
+        .next()
+        .unwrap_or_else(|| panic!("A's entry not in the stream:\n{range}"));
+    a.unban("192.0.2.40");
+    wait_for("B lifts it", Duration::from_secs(10), || {
+        b.banned("192.0.2.40").is_none()
+    });
+    redis.cli(&["XADD", "portcullis:bans", "*", "e", &original]);
+    wait_for("the replay counted", Duration::from_secs(10), || {
+        b.counter("dropped_replayed") >= 1
+    });
+    assert_eq!(b.banned("192.0.2.40"), None, "the replay banned again");
+    // the one good entry is still there, and nothing else came in
+    assert_eq!(b.banned("192.0.2.30").as_deref(), Some("fleet:m"));
+}
+
+#[test]
+fn kill_9_of_b_loses_no_entry() {
+    let t = tmp("pct-fleet-kill-");
+    let redis = Redis::start(t.path());
+    let a = Node::new(t.path(), "a", &redis, "", "");
+    let mut b = Node::new(t.path(), "b", &redis, "", "accept_rate = 1000\n");
+    readers_up(&[&a, &b]);
+    let addrs: Vec<String> = (1..=60).map(|i| format!("198.51.100.{i}")).collect();
+    for (i, addr) in addrs.iter().enumerate() {
+        a.ban(addr);
+        if i == 20 {
+            b.daemon.as_mut().unwrap().kill();
+        }
+    }
+    b.start();
+    wait_for("every ban on B", Duration::from_secs(30), || {
+        b.bans().len() == addrs.len()
+    });
+    for (addr, origin) in b.bans() {
+        assert_eq!(origin, "fleet:a", "{addr}");
+    }
+}
+
+#[test]
+fn caps_hold_rate_and_count() {
+    let t = tmp("pct-fleet-caps-");
+    let redis = Redis::start(t.path());
+    let a = Node::new(t.path(), "a", &redis, "", "");
+    let b = Node::new(t.path(), "b", &redis, "", "accept_rate = 5\n");
+    let c = Node::new(t.path(), "c", &redis, "", "max_bans = 3\n");
+    readers_up(&[&a, &b, &c]);
+    let start = Instant::now();
+    for i in 1..=40 {
+        a.ban(&format!("203.0.113.{}", 100 + i));
+    }
+    wait_for("B's refusals", Duration::from_secs(10), || {
+        b.counter("refused_rate") >= 1
+    });
+    wait_for("C's refusals", Duration::from_secs(10), || {
+        c.counter("refused_cap") >= 1
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let secs = start.elapsed().as_secs_f64();
+    let held = b.bans().len() as f64;
+    // a burst of 5, then 5 a second
+    assert!(held <= 5.0 + 5.0 * secs + 1.0, "{held} bans in {secs:.1}s");
+    assert!(held < 40.0);
+    assert_eq!(c.bans().len(), 3);
+    let f = c.fleet();
+    assert_eq!(f["fleet_bans"], 3, "{f}");
+}
+
+/// A CA and a server certificate for `localhost` / 127.0.0.1 it signed, in `dir`.
+fn make_certs(dir: &Path) {
+    fs::create_dir_all(dir).unwrap();
+    fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    let ossl = |args: &[&str]| {
+        let o = run_with_timeout(
+            Command::new("openssl").current_dir(dir).args(args),
+            None,
+            Duration::from_secs(30),
+        );
+        assert!(o.success(), "openssl {args:?}: {}", o.stderr_str());
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    ossl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=fleet test CA",
+            ],
+        ]
+        .concat(),
+    );
+    ossl(
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=localhost",
+            ],
+        ]
+        .concat(),
+    );
+    ossl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+}
+
+#[test]
+fn tls_with_a_private_ca() {
+    let t = tmp("pct-fleet-tls-");
+    let certs = t.path().join("certs");
+    make_certs(&certs);
+    let other = t.path().join("other-ca");
+    make_certs(&other);
+    let redis = Redis::start_with(t.path(), Some(certs.clone()));
+    let ca = |d: &Path| format!("ca_file = {:?}\n", d.join("ca.crt").display().to_string());
+    let a = Node::new(t.path(), "a", &redis, "", &ca(&certs));
+    let b = Node::new(t.path(), "b", &redis, "", &ca(&certs));
+    // trusts another CA: the server's certificate is refused, nothing gets through
+    let e = Node::new(t.path(), "e", &redis, "", &ca(&other));
+    readers_up(&[&a, &b]);
+    a.brute_force("203.0.113.50");
+    wait_for("the ban on B over TLS", Duration::from_secs(10), || {
+        b.banned("203.0.113.50").is_some()
+    });
+    assert_eq!(b.banned("203.0.113.50").as_deref(), Some("fleet:a"));
+    let f = e.fleet();
+    assert_eq!(
+        (f["connected"].clone(), f["reading"].clone()),
+        (json!(false), json!(false)),
+        "{f}"
+    );
+    assert_eq!(e.banned("203.0.113.50"), None);
+    wait_for(
+        "E's refusal of the certificate",
+        Duration::from_secs(10),
+        || e.log().contains("invalid peer certificate"),
+    );
+}
+
+/// The end-to-end test: three daemons with the nftables backend, each in a network
+/// namespace of its own (its own kernel tables), one Redis on a Unix socket.
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn nftables_in_three_namespaces() {
+    require_root();
+    let t = tmp("pct-fleet-nft-");
+    let redis = Redis::start_unix(t.path());
+    let (na, nb, nc) = (
+        Netns::new("fleet-a"),
+        Netns::new("fleet-b"),
+        Netns::new("fleet-c"),
+    );
+    let a = Node::new_in(t.path(), "a", &redis, "", "", Some(&na));
+    let b = Node::new_in(t.path(), "b", &redis, "", "", Some(&nb));
+    let c = Node::new_in(
+        t.path(),
+        "c",
+        &redis,
+        "ignore = [\"203.0.113.0/24\"]\n",
+        "",
+        Some(&nc),
+    );
+    readers_up(&[&a, &b, &c]);
+    a.brute_force("203.0.113.60");
+    wait_for("A's kernel set", Duration::from_secs(10), || {
+        a.in_kernel("203.0.113.60")
+    });
+    let t0 = Instant::now();
+    wait_for("B's kernel set", Duration::from_secs(10), || {
+        b.in_kernel("203.0.113.60")
+    });
+    let took = t0.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "in B's kernel after {took:?}"
+    );
+    wait_for("C's refusal", Duration::from_secs(10), || {
+        c.counter("refused_ignored") >= 1
+    });
+    assert!(!c.in_kernel("203.0.113.60"), "C's ignore list lost");
+    // the origin's unban leaves B's kernel
+    a.unban("203.0.113.60");
+    wait_for("B's kernel set empty", Duration::from_secs(10), || {
+        !b.in_kernel("203.0.113.60")
+    });
+}
+
+fn percentile(v: &mut [Duration], p: f64) -> Duration {
+    v.sort();
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn fleet_bans(n: &Node) -> u64 {
+    n.fleet()["fleet_bans"].as_u64().unwrap_or(0)
+}
+
+/// The numbers of bench/README.md (Fleet): propagation latency, sustained rate, catch-up.
+/// Run: `cargo test -p portcullis --release --test fleet -- --ignored fleet_bench --nocapture`.
+#[test]
+#[ignore = "benchmark: run by hand (see bench/README.md)"]
+fn fleet_bench() {
+    let t = tmp("pct-fleet-bench-");
+    let redis = Redis::start(t.path());
+    let caps = "accept_rate = 1000000\nmax_bans = 1000000\n";
+    let a = Node::new(t.path(), "a", &redis, "", caps);
+    let b = Node::new(t.path(), "b", &redis, "", caps);
+    let c = Node::new(t.path(), "c", &redis, "", caps);
+    readers_up(&[&a, &b, &c]);
+
+    // 1. latency: one ban at a time on A, until it is in B's and C's bans
+    let mut lat = Vec::new();
+    for i in 0..200u32 {
+        let addr = format!("10.1.{}.{}", i / 250, i % 250 + 1);
+        let t0 = Instant::now();
+        a.ban(&addr);
+        for n in [&b, &c] {
+            // polled every millisecond (wait_until's steps are too coarse here)
+            while n.banned(&addr).is_none() {
+                assert!(
+                    t0.elapsed() < Duration::from_secs(10),
+                    "{addr} never arrived"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            lat.push(t0.elapsed());
+        }
+    }
+    println!(
+        "latency (ban request on A -> in the bans of B and C, 3 nodes, 400 samples): p50 {:?} p99 {:?}",
+        percentile(&mut lat, 0.5),
+        percentile(&mut lat, 0.99)
+    );
+
+    // 2. sustained: N bans on A as fast as the control socket takes them
+    let n = 10_000u32;
+    let base_b = fleet_bans(&b);
+    let base_c = fleet_bans(&c);
+    let t0 = Instant::now();
+    for i in 0..n {
+        a.ban(&format!("10.2.{}.{}", i / 250, i % 250 + 1));
+    }
+    let local = t0.elapsed();
+    let ok = wait_until(Duration::from_secs(300), || {
+        fleet_bans(&b) >= base_b + u64::from(n) && fleet_bans(&c) >= base_c + u64::from(n)
+    });
+    assert!(ok, "not all {n} bans arrived");
+    let fleet = t0.elapsed();
+    println!(
+        "sustained: {n} bans on A in {local:?} ({:.0}/s, local path: manual bans over the socket); \
+         applied on B and C after {fleet:?} ({:.0}/s)",
+        f64::from(n) / local.as_secs_f64(),
+        f64::from(n) / fleet.as_secs_f64()
+    );
+
+    // 3. catch-up: 100,000 active fleet bans in the current-state view, a new node
+    let m = 100_000u32;
+    let mut resp = Vec::new();
+    for i in 0..m {
+        let addr = format!(
+            "10.{}.{}.{}",
+            100 + i / 62_500,
+            (i / 250) % 250,
+            i % 250 + 1
+        );
+        let mut e = entry(&addr, "m");
+        sign(KEY.as_bytes(), &mut e);
+        let field = format!("m|sshd|{addr}");
+        let json = e.to_string();
+        let args = ["HSET", "portcullis:bans:active", &field, &json];
+        resp.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+        for a in args {
+            resp.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+        }
+    }
+    let out = run_with_timeout(
+        Command::new(REDIS_CLI).args(["-h", "127.0.0.1", "-p", &redis.port.to_string(), "--pipe"]),
+        Some(&resp),
+        Duration::from_secs(120),
+    );
+    assert!(out.success(), "{}", out.stderr_str());
+    let t0 = Instant::now();
+    let d = Node::new(t.path(), "d", &redis, "", caps);
+    let ok = wait_until(Duration::from_secs(600), || {
+        d.log().contains("fleet: caught up from the current state")
+    });
+    assert!(ok, "D did not catch up");
+    let took = t0.elapsed();
+    let line = d
+        .log()
+        .lines()
+        .find(|l| l.contains("caught up"))
+        .unwrap()
+        .to_string();
+    println!("catch-up: {m} active fleet bans, new node: {took:?} from start ({line})");
+}
+
+/// Bans held before the fleet knew of them (the fleet enabled later, or an event lost in
+/// a crash before it reached the outbox) are published when the daemon starts.
+#[test]
+fn bans_held_before_the_fleet_are_published_at_start() {
+    let t = tmp("pct-fleet-late-");
+    let redis = Redis::start(t.path());
+    let mut a = Node::new(t.path(), "a", &redis, "", "");
+    let b = Node::new(t.path(), "b", &redis, "", "");
+    readers_up(&[&a, &b]);
+    let with_fleet = fs::read_to_string(&a.cfg).unwrap();
+    let without = &with_fleet[..with_fleet.find("[fleet]").unwrap()];
+    a.daemon.take().unwrap().stop();
+    fs::write(&a.cfg, without).unwrap();
+    a.start();
+    a.brute_force("198.51.100.77");
+    wait_for("the local ban on A", Duration::from_secs(10), || {
+        a.banned("198.51.100.77").is_some()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(b.banned("198.51.100.77"), None);
+    a.daemon.take().unwrap().stop();
+    fs::write(&a.cfg, &with_fleet).unwrap();
+    a.start();
+    wait_for("the ban on B", Duration::from_secs(10), || {
+        b.banned("198.51.100.77").is_some()
+    });
+    assert_eq!(b.banned("198.51.100.77").as_deref(), Some("fleet:a"));
+    assert!(a.log().contains("not published yet: queued"), "{}", a.log());
+    // published once: a second restart queues nothing
+    a.daemon.take().unwrap().stop();
+    a.start();
+    readers_up(&[&a]);
+    assert!(!a.log().contains("not published yet"), "{}", a.log());
+}
