@@ -37,9 +37,11 @@ fn config(dir: &Path) -> PathBuf {
     let log = dir.join("auth.log");
     fs::write(&log, "").unwrap();
     let path = dir.join("portcullis.toml");
+    // (v6_prefix = 128: the report's per-address numbers; a /64 ban is reported as its
+    // prefix, a row of its own)
     let jail = |name: &str, maxretry: u32| {
         format!(
-            "[[jail]]\nname = \"{name}\"\nfilter = \"sshd\"\nlogs = [{:?}]\nmaxretry = {maxretry}\n",
+            "[[jail]]\nname = \"{name}\"\nfilter = \"sshd\"\nlogs = [{:?}]\nmaxretry = {maxretry}\nv6_prefix = 128\n",
             log.display().to_string()
         )
     };
