@@ -982,6 +982,16 @@ struct LitBuilder {
 
 impl LitBuilder {
     fn add(&mut self, lit: &[u8], rule: u32) {
+        // A part of a required literal is required too: without the spaces and punctuation
+        // at its ends (" [SMTP Error] 535 " -> "SMTP Error] 535"), whose bytes are in almost
+        // every line, the automaton's first-byte skip still skips (kept when too short).
+        let trimmed = {
+            let edge = |b: &u8| b.is_ascii_whitespace() || b.is_ascii_punctuation();
+            let start = lit.iter().position(|b| !edge(b)).unwrap_or(lit.len());
+            let end = lit.iter().rposition(|b| !edge(b)).map_or(start, |e| e + 1);
+            &lit[start..end.max(start)]
+        };
+        let lit = if trimmed.len() >= 4 { trimmed } else { lit };
         match self.lits.iter().position(|x| x == lit) {
             Some(p) => self.rules[p].push(rule),
             None => {
