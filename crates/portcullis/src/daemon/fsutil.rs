@@ -224,6 +224,25 @@ pub fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
     r
 }
 
+/// Opens (creating it 0600 first, never through a link) a side SQLite file of the state
+/// directory (notify.db, fleet.db, stats.db) in WAL mode with `synchronous = NORMAL`.
+pub fn open_private_db(
+    path: &Path,
+    busy: std::time::Duration,
+) -> anyhow::Result<rusqlite::Connection> {
+    use rusqlite::{Connection, OpenFlags};
+    if !path.exists() {
+        create_private(path).with_context(|| format!("cannot create {}", path.display()))?;
+    }
+    let c =
+        Connection::open_with_flags(path, OpenFlags::default() | OpenFlags::SQLITE_OPEN_NOFOLLOW)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+    c.busy_timeout(busy)?;
+    c.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))?;
+    c.execute_batch("PRAGMA synchronous = NORMAL;")?;
+    Ok(c)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

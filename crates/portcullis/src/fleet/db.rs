@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::daemon::fsutil;
 use portcullis_core::decision::Millis;
@@ -22,20 +22,9 @@ impl Db {
     /// Opens (or creates, 0600) the file.
     pub fn open(path: &Path) -> Result<Db> {
         fsutil::check_state_file(path, "fleet state")?;
-        if !path.exists() {
-            fsutil::create_private(path)
-                .with_context(|| format!("cannot create {}", path.display()))?;
-        }
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::default() | OpenFlags::SQLITE_OPEN_NOFOLLOW,
-        )
-        .with_context(|| format!("cannot open {}", path.display()))?;
-        conn.busy_timeout(Duration::from_secs(10))?;
-        conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))?;
+        let conn = fsutil::open_private_db(path, Duration::from_secs(10))?;
         conn.execute_batch(
-            "PRAGMA synchronous = NORMAL;
-             CREATE TABLE IF NOT EXISTS outbox (
+            "             CREATE TABLE IF NOT EXISTS outbox (
                  id INTEGER PRIMARY KEY AUTOINCREMENT,
                  entry TEXT NOT NULL
              );

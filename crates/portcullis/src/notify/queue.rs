@@ -6,8 +6,8 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use rusqlite::{params, Connection, OpenFlags};
+use anyhow::Result;
+use rusqlite::{params, Connection};
 
 use super::Note;
 use crate::daemon::fsutil;
@@ -54,20 +54,9 @@ impl Queue {
     }
 
     fn open_conn(path: &Path) -> Result<Queue> {
-        if !path.exists() {
-            fsutil::create_private(path)
-                .with_context(|| format!("cannot create {}", path.display()))?;
-        }
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::default() | OpenFlags::SQLITE_OPEN_NOFOLLOW,
-        )
-        .with_context(|| format!("cannot open {}", path.display()))?;
-        conn.busy_timeout(Duration::from_secs(5))?;
-        conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))?;
+        let conn = fsutil::open_private_db(path, Duration::from_secs(5))?;
         conn.execute_batch(
-            "PRAGMA synchronous = NORMAL;
-             CREATE TABLE IF NOT EXISTS pending (
+            "             CREATE TABLE IF NOT EXISTS pending (
                  id INTEGER PRIMARY KEY AUTOINCREMENT,
                  sink TEXT NOT NULL,
                  at INTEGER NOT NULL,

@@ -133,18 +133,7 @@ pub fn open_rw(path: &Path) -> Result<Connection> {
     use crate::daemon::fsutil;
     fsutil::check_state_file(path, "statistics file")?;
     let open = || -> Result<Connection> {
-        if !path.exists() {
-            fsutil::create_private(path)
-                .with_context(|| format!("cannot create {}", path.display()))?;
-        }
-        let c = Connection::open_with_flags(
-            path,
-            rusqlite::OpenFlags::default() | rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW,
-        )
-        .with_context(|| format!("cannot open {}", path.display()))?;
-        c.busy_timeout(Duration::from_secs(5))?;
-        c.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))?;
-        c.execute_batch("PRAGMA synchronous = NORMAL;")?;
+        let c = fsutil::open_private_db(path, Duration::from_secs(5))?;
         c.execute_batch(SCHEMA)?;
         Ok(c)
     };
