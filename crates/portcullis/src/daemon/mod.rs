@@ -458,14 +458,13 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
     // shared bans: their own threads, connections and state file; Redis down never stops
     // local banning, and a fleet that cannot start is logged, not fatal
     if let Some(fc) = eng.cfg.fleet.clone() {
-        let active: Vec<(IpAddr, String, u32, Millis)> = eng
+        let active: Vec<(Cidr, String, u32, Millis)> = eng
             .jails
             .iter()
             .flat_map(|j| {
                 j.tracker()
                     .bans()
-                    .filter(|(a, _)| a.is_host())
-                    .map(|(a, until)| (a.addr, j.name().to_string(), 0, until))
+                    .map(|(a, until)| (a, j.name().to_string(), 0, until))
             })
             .collect();
         match crate::fleet::start(fc, &eng.cfg.state_dir, tx.clone(), &active) {
@@ -1317,8 +1316,7 @@ impl Engine {
                 if let Some(o) = self
                     .fleet
                     .as_ref()
-                    .filter(|_| addr.is_host())
-                    .and_then(|f| f.origin(addr.addr, j.name()))
+                    .and_then(|f| f.origin(addr, j.name()))
                 {
                     b.origin = o;
                 }

@@ -1,9 +1,9 @@
 //! `fleet.db` in the state directory, the fleet's own SQLite file: the outbox (entries not
 //! yet in Redis), this node's active shared bans (to re-seed an emptied Redis), the fleet
 //! bans applied here (their origin), the newest entry time seen per origin, address and
-//! jail (replays of older entries are dropped), and the stream read position.
+//! jail (replays of older entries are dropped), and the stream read position. Addresses
+//! and prefixes are written as `Cidr` writes them (`192.0.2.7`, `2001:db8:5:6::/64`).
 
-use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::daemon::fsutil;
 use portcullis_core::decision::Millis;
+use portcullis_core::ignore::Cidr;
 
 /// One connection to fleet.db (each thread opens its own).
 pub struct Db {
@@ -151,7 +152,7 @@ impl Db {
     pub fn record(
         &mut self,
         seen: &[(String, Millis)],
-        applied: &[(IpAddr, String, String, Option<Millis>)],
+        applied: &[(Cidr, String, String, Option<Millis>)],
         pos: Option<&str>,
     ) -> Result<()> {
         let tx = self.conn.transaction()?;
@@ -184,8 +185,8 @@ impl Db {
         Ok(())
     }
 
-    /// The fleet bans applied here that have not ended: (addr, jail, node).
-    pub fn applied(&mut self, now: Millis) -> Result<Vec<(IpAddr, String, String)>> {
+    /// The fleet bans applied here that have not ended: (address or prefix, jail, node).
+    pub fn applied(&mut self, now: Millis) -> Result<Vec<(Cidr, String, String)>> {
         self.conn
             .execute("DELETE FROM applied WHERE until <= ?1", params![now])?;
         let mut st = self.conn.prepare("SELECT addr, jail, node FROM applied")?;
@@ -195,7 +196,7 @@ impl Db {
         let mut out = Vec::new();
         for r in rows {
             let (a, j, n) = r?;
-            if let Ok(a) = a.parse() {
+            if let Ok(a) = Cidr::parse(&a) {
                 out.push((a, j, n));
             }
         }

@@ -14,14 +14,17 @@
 //!   good ones to the engine ([`crate::daemon::Msg::Fleet`]) and saves the new position
 //!   only once the engine has applied them: a `kill -9` loses nothing.
 //! - **Apply** (in the engine, `daemon/fleet_apply.rs`): local ignore, own addresses and
-//!   loopback always win; caps on how many fleet bans are held and how fast they come.
+//!   loopback always win (a prefix that holds any of them is refused whole); caps on how
+//!   many fleet bans are held, how fast they come, and how wide a prefix may be.
+//!
+//! An entry carries one address or one prefix ([`entry`]: version 1 and 2): a local ban of
+//! a prefix (IPv6 `/64` by `v6_prefix`, `subnet_ban`, a CIDR ban) is shared as that prefix.
 
 pub mod config;
 pub mod db;
 pub mod entry;
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
@@ -30,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use portcullis_core::decision::Millis;
+use portcullis_core::ignore::Cidr;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
@@ -71,6 +75,8 @@ pub enum Outcome {
     Capped,
     /// Refused: accepted too fast.
     RateLimited,
+    /// Refused: a prefix wider than `min_prefix_v4/v6`.
+    TooWide,
     /// Already over.
     Expired,
 }
@@ -89,6 +95,7 @@ pub struct Stats {
     ignored: AtomicU64,
     capped: AtomicU64,
     rate_limited: AtomicU64,
+    too_wide: AtomicU64,
     expired: AtomicU64,
     replayed: AtomicU64,
     distrusted: AtomicU64,
@@ -122,8 +129,8 @@ pub struct FleetStatus {
 pub struct Shared {
     /// The configuration.
     pub cfg: FleetConfig,
-    /// Fleet bans held here: (address, jail) -> origin node.
-    pub origins: Mutex<HashMap<(IpAddr, String), String>>,
+    /// Fleet bans held here: (address or prefix, jail) -> origin node.
+    pub origins: Mutex<HashMap<(Cidr, String), String>>,
     /// Counters.
     pub stats: Stats,
     /// Token bucket of the accept rate: (tokens, last refill).
@@ -132,7 +139,7 @@ pub struct Shared {
 
 impl Shared {
     /// The origin of a ban held here, `fleet:NODE`, if it came from the fleet.
-    pub fn origin(&self, addr: IpAddr, jail: &str) -> Option<String> {
+    pub fn origin(&self, addr: Cidr, jail: &str) -> Option<String> {
         self.origins
             .lock()
             .expect("fleet origins")
@@ -165,6 +172,7 @@ impl Shared {
             Outcome::Ignored => &s.ignored,
             Outcome::Capped => &s.capped,
             Outcome::RateLimited => &s.rate_limited,
+            Outcome::TooWide => &s.too_wide,
             Outcome::Expired => &s.expired,
         }
         .fetch_add(1, Relaxed);
@@ -182,6 +190,7 @@ impl Shared {
             ("refused_ignored", &s.ignored),
             ("refused_cap", &s.capped),
             ("refused_rate", &s.rate_limited),
+            ("refused_wide", &s.too_wide),
             ("dropped_expired", &s.expired),
             ("dropped_replayed", &s.replayed),
             ("dropped_distrusted", &s.distrusted),
@@ -214,20 +223,25 @@ enum Out {
 
 /// Starts the fleet: opens `fleet.db`, subscribes to the events, starts the publisher
 /// and (with `accept`) the reader. Returns the state the engine consults. `active` are
-/// the bans the engine holds now (address, jail, failures, end): those of shared jails
+/// the bans the engine holds now (address or prefix, jail, failures, end): fleet bans of
+/// `fleet.db` it no longer holds are forgotten, and those of shared jails
 /// that are neither fleet bans nor known to the outbox (the fleet was just enabled, or the
 /// daemon died before an event reached the outbox) are published now.
 pub fn start(
     cfg: FleetConfig,
     state_dir: &Path,
     tx: EngineTx,
-    active: &[(IpAddr, String, u32, Millis)],
+    active: &[(Cidr, String, u32, Millis)],
 ) -> Result<Arc<Shared>> {
     let path = state_dir.join("fleet.db");
     let mut db = Db::open(&path)?;
-    let origins: HashMap<(IpAddr, String), String> = db
+    let held: std::collections::HashSet<(Cidr, &str)> =
+        active.iter().map(|(a, j, _, _)| (*a, j.as_str())).collect();
+    // (a fleet ban the engine no longer holds: replaced by a wider ban, lifted offline)
+    let origins: HashMap<(Cidr, String), String> = db
         .applied(now_ms())?
         .into_iter()
+        .filter(|(a, j, _)| held.contains(&(*a, j.as_str())))
         .map(|(a, j, n)| ((a, j), n))
         .collect();
     let known = db.own_fields()?;
@@ -242,7 +256,7 @@ pub fn start(
         })
         .map(|(a, j, failures, until)| {
             let mut e = Entry {
-                v: 1,
+                v: entry::version(a),
                 kind: Kind::Ban,
                 addr: *a,
                 jail: j.clone(),
@@ -321,18 +335,13 @@ fn subscribe(shared: Arc<Shared>, out: SyncSender<Out>) {
                 manual,
                 ..
             } => {
-                // the fleet shares single addresses; a prefix ban (v6 /64, subnet_ban, a CIDR
-                // deny entry) stays local (README, "Fleet")
-                if !addr.is_host() {
-                    return;
-                }
-                let addr = &addr.addr;
+                // an address or a prefix (v6 /64, subnet_ban, a CIDR ban) alike
                 if !cfg.shares(jail) || shared.origin(*addr, jail).is_some() {
                     return; // not shared, or a fleet ban (never published again)
                 }
                 let now = now_ms();
                 let mut en = Entry {
-                    v: 1,
+                    v: entry::version(addr),
                     kind: Kind::Ban,
                     addr: *addr,
                     jail: jail.clone(),
@@ -347,10 +356,6 @@ fn subscribe(shared: Arc<Shared>, out: SyncSender<Out>) {
                 Out::Entry(en)
             }
             Event::Unban { addr, jail, reason } => {
-                if !addr.is_host() {
-                    return;
-                }
-                let addr = &addr.addr;
                 let was_fleet = shared
                     .origins
                     .lock()
@@ -365,7 +370,7 @@ fn subscribe(shared: Arc<Shared>, out: SyncSender<Out>) {
                     UnbanReason::Expired => Out::Forget(field),
                     UnbanReason::Manual | UnbanReason::Lifted(_) => {
                         let mut en = Entry {
-                            v: 1,
+                            v: entry::version(addr),
                             kind: Kind::Unban,
                             addr: *addr,
                             jail: jail.clone(),
@@ -626,6 +631,10 @@ fn check(shared: &Shared, db: &Db, text: &str, now: Millis) -> Option<Entry> {
     }
     if e.kind == Kind::Ban && e.until <= now {
         s.expired.fetch_add(1, Relaxed);
+        return None;
+    }
+    if e.kind == Kind::Ban && !cfg.narrow_enough(&e.addr) {
+        s.too_wide.fetch_add(1, Relaxed);
         return None;
     }
     Some(e)
