@@ -11,6 +11,10 @@
 //! * `forged_unsigned_replayed_and_distrusted_entries_are_dropped`.
 //! * `kill_9_of_b_loses_no_entry` — B resumes from its saved position.
 //! * `caps_hold_rate_and_count`.
+//! * `prefix_bans_are_shared_and_local_ignore_overlaps_win` — an IPv6 /64 ban (the default
+//!   `v6_prefix`) and a manual IPv4 /24 spread as prefixes; a node whose ignore list holds
+//!   one address inside the prefix refuses it whole; too wide a prefix is refused; the
+//!   origin's unban of the prefix lifts it; a fleet /24 replaces B's own narrower bans.
 //!
 //! Run: `cargo test -p portcullis --test fleet` (redis-server must be installed: the tests
 //! fail, they do not skip, without it).
@@ -270,6 +274,11 @@ impl Node {
 
     /// Whether the address is in this node's kernel set (nftables, v4, jail sshd).
     fn in_kernel(&self, addr: &str) -> bool {
+        self.in_set("v4_sshd", addr)
+    }
+
+    /// Whether `elem` (an address or prefix, as nft lists it) is in this node's kernel set.
+    fn in_set(&self, set: &str, elem: &str) -> bool {
         let (name, _, _) = self.ns.as_ref().expect("a namespace node");
         let out = host_cmd(
             "ip",
@@ -282,12 +291,15 @@ impl Node {
                 "set",
                 "inet",
                 "portcullis",
-                "v4_sshd",
+                set,
             ],
             Duration::from_secs(10),
         );
         assert!(out.success(), "nft list set: {}", out.stderr_str());
-        out.stdout_str().contains(addr)
+        // whole elements only (198.51.100.1 is not 198.51.100.10)
+        out.stdout_str()
+            .split(|c: char| c.is_whitespace() || c == ',' || c == '{' || c == '}')
+            .any(|w| w == elem)
     }
 
     fn ask(&self, req: Value) -> Value {
@@ -476,7 +488,7 @@ fn sign(key: &[u8], e: &mut Value) {
         Value::String(s) => s.clone(),
         v => v.to_string(),
     };
-    let mut bytes = b"portcullis-fleet-v1".to_vec();
+    let mut bytes = format!("portcullis-fleet-v{}", e["v"]).into_bytes();
     for v in [
         "portcullis:bans".to_string(),
         f("kind"),
@@ -671,6 +683,123 @@ fn caps_hold_rate_and_count() {
     assert_eq!(f["fleet_bans"], 3, "{f}");
 }
 
+#[test]
+fn prefix_bans_are_shared_and_local_ignore_overlaps_win() {
+    let t = tmp("pct-fleet-prefix-");
+    let redis = Redis::start(t.path());
+    let a = Node::new(t.path(), "a", &redis, "", "");
+    let b = Node::new(t.path(), "b", &redis, "", "");
+    // C ignores one address inside the /64 (not the attacker's) and one inside the /24
+    let c = Node::new(
+        t.path(),
+        "c",
+        &redis,
+        "ignore = [\"2001:db8:5:6::9\", \"198.51.100.200/30\"]\n",
+        "",
+    );
+    // D accepts nothing wider than a /28 or a /96
+    let d = Node::new(
+        t.path(),
+        "d",
+        &redis,
+        "",
+        "min_prefix_v4 = 28\nmin_prefix_v6 = 96\n",
+    );
+    readers_up(&[&a, &b, &c, &d]);
+
+    // a local ban on B inside the /24 that A will ban: the fleet prefix replaces it
+    b.ban("198.51.100.7");
+    // a brute force from one IPv6 address: A bans its /64 (default v6_prefix)
+    a.brute_force("2001:db8:5:6::7");
+    wait_for("the /64 on A", Duration::from_secs(10), || {
+        a.banned("2001:db8:5:6::/64").is_some()
+    });
+    wait_for("the /64 on B", Duration::from_secs(10), || {
+        b.banned("2001:db8:5:6::/64").is_some()
+    });
+    assert_eq!(
+        b.banned("2001:db8:5:6::/64").as_deref(),
+        Some("fleet:a"),
+        "{:?}",
+        b.bans()
+    );
+    // the entry in Redis is a version 2 entry of the prefix
+    let active = redis.cli(&["HGETALL", "portcullis:bans:active"]);
+    assert!(active.contains("a|sshd|2001:db8:5:6::/64"), "{active}");
+    assert!(active.contains(r#""v":2"#), "{active}");
+    // C: its ignored ::9 is inside the /64 (the attacker ::7 is not ignored): refused whole
+    wait_for("C's refusal", Duration::from_secs(10), || {
+        c.counter("refused_ignored") >= 1
+    });
+    assert_eq!(c.banned("2001:db8:5:6::/64"), None, "{:?}", c.bans());
+    // D: a /64 is wider than its min_prefix_v6
+    wait_for("D's refusal", Duration::from_secs(10), || {
+        d.counter("refused_wide") >= 1
+    });
+    assert_eq!(d.banned("2001:db8:5:6::/64"), None, "{:?}", d.bans());
+
+    // a manual /24 on A
+    a.ban("198.51.100.0/24");
+    wait_for("the /24 on B", Duration::from_secs(10), || {
+        b.banned("198.51.100.0/24").is_some()
+    });
+    assert_eq!(b.banned("198.51.100.0/24").as_deref(), Some("fleet:a"));
+    // B's own 198.51.100.7 gave way to it (one element, no overlap)
+    assert_eq!(b.banned("198.51.100.7"), None, "{:?}", b.bans());
+    wait_for("C's second refusal", Duration::from_secs(10), || {
+        c.counter("refused_ignored") >= 2
+    });
+    wait_for("D's second refusal", Duration::from_secs(10), || {
+        d.counter("refused_wide") >= 2
+    });
+    assert_eq!(c.banned("198.51.100.0/24"), None, "{:?}", c.bans());
+    assert_eq!(d.banned("198.51.100.0/24"), None, "{:?}", d.bans());
+    // (B's own 198.51.100.7 reached them as an address: applied)
+    assert_eq!(d.banned("198.51.100.7").as_deref(), Some("fleet:b"));
+
+    // a signed entry wider than the default bound (/16 IPv4) is refused by B; a /16 is not
+    let mut wide = entry("198.0.0.0/15", "m");
+    wide["v"] = json!(2);
+    sign(KEY.as_bytes(), &mut wide);
+    let mut ok16 = entry("203.0.0.0/16", "m");
+    ok16["v"] = json!(2);
+    sign(KEY.as_bytes(), &mut ok16);
+    // a prefix with host bits set, signed right: malformed
+    let mut sloppy = entry("192.0.2.1/24", "m");
+    sloppy["v"] = json!(2);
+    sign(KEY.as_bytes(), &mut sloppy);
+    let dropped = b.counter("dropped_malformed");
+    for e in [&wide, &ok16, &sloppy] {
+        redis.cli(&["XADD", "portcullis:bans", "*", "e", &e.to_string()]);
+    }
+    wait_for("the /16 on B", Duration::from_secs(10), || {
+        b.banned("203.0.0.0/16").is_some()
+    });
+    wait_for("B's refusal of the /15", Duration::from_secs(10), || {
+        b.counter("refused_wide") >= 1 && b.counter("dropped_malformed") > dropped
+    });
+    assert_eq!(b.banned("198.0.0.0/15"), None);
+    assert_eq!(b.banned("192.0.2.0/24"), None);
+
+    // the origin's unban of the prefix lifts it everywhere
+    a.unban("2001:db8:5:6::/64");
+    a.unban("198.51.100.0/24");
+    wait_for("the unbans on B", Duration::from_secs(10), || {
+        b.banned("2001:db8:5:6::/64").is_none() && b.banned("198.51.100.0/24").is_none()
+    });
+    assert!(
+        b.log()
+            .contains("unban 2001:db8:5:6::/64 jail=sshd reason=fleet:a"),
+        "{}",
+        b.log()
+    );
+    let active = redis.cli(&["HKEYS", "portcullis:bans:active"]);
+    assert!(
+        !active.contains("/64") && !active.contains("/24"),
+        "{active}"
+    );
+}
+
 /// A CA and a server certificate for `localhost` / 127.0.0.1 it signed, in `dir`.
 fn make_certs(dir: &Path) {
     fs::create_dir_all(dir).unwrap();
@@ -797,7 +926,7 @@ fn nftables_in_three_namespaces() {
         t.path(),
         "c",
         &redis,
-        "ignore = [\"203.0.113.0/24\"]\n",
+        "ignore = [\"203.0.113.0/24\", \"2001:db8:5:6::9\"]\n",
         "",
         Some(&nc),
     );
@@ -823,6 +952,27 @@ fn nftables_in_three_namespaces() {
     a.unban("203.0.113.60");
     wait_for("B's kernel set empty", Duration::from_secs(10), || {
         !b.in_kernel("203.0.113.60")
+    });
+
+    // a /64 (the default v6_prefix) on A is a /64 element on B; C ignores one address
+    // inside it and keeps it out of its kernel
+    a.brute_force("2001:db8:5:6::7");
+    wait_for("A's /64", Duration::from_secs(10), || {
+        a.in_set("v6_sshd", "2001:db8:5:6::/64")
+    });
+    wait_for("B's /64", Duration::from_secs(10), || {
+        b.in_set("v6_sshd", "2001:db8:5:6::/64")
+    });
+    wait_for("C's refusal of the /64", Duration::from_secs(10), || {
+        c.counter("refused_ignored") >= 2
+    });
+    assert!(
+        !c.in_set("v6_sshd", "2001:db8:5:6::/64"),
+        "C's ignore list lost"
+    );
+    a.unban("2001:db8:5:6::/64");
+    wait_for("B's /64 lifted", Duration::from_secs(10), || {
+        !b.in_set("v6_sshd", "2001:db8:5:6::/64")
     });
 }
 

@@ -112,7 +112,11 @@ impl Engine {
         let target = e.addr;
         // local ignore always wins (the same checks as `portcullis ban`): for a prefix, any
         // overlap with an ignored prefix, and any own or loopback address inside it
-        if self.jails[ji].settings().ignore.check_prefix(target).is_some()
+        if self.jails[ji]
+            .settings()
+            .ignore
+            .check_prefix(target)
+            .is_some()
             || crate::firewall::never_ban_prefix(target)
             || self.own.iter().any(|&o| target.contains(o))
         {

@@ -1313,11 +1313,7 @@ impl Engine {
                     .copied()
                     .unwrap_or((BanReason::Failures, 1));
                 let mut b = BanInfo::new(addr, j.name(), until, now, reason, count);
-                if let Some(o) = self
-                    .fleet
-                    .as_ref()
-                    .and_then(|f| f.origin(addr, j.name()))
-                {
+                if let Some(o) = self.fleet.as_ref().and_then(|f| f.origin(addr, j.name())) {
                     b.origin = o;
                 }
                 v.push(b);

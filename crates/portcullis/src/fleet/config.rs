@@ -295,11 +295,9 @@ impl RawFleet {
         };
         let prefix = |v: &Option<Spanned<u8>>, key: &str, max: u8, default: u8| match v {
             None => Ok(default),
-            Some(s) if *s.get_ref() > max => Err(err(
-                s.span(),
-                key,
-                format!("a prefix length is 0..={max}"),
-            )),
+            Some(s) if *s.get_ref() > max => {
+                Err(err(s.span(), key, format!("a prefix length is 0..={max}")))
+            }
             Some(s) => Ok(*s.get_ref()),
         };
         let min_prefix_v4 = prefix(&self.min_prefix_v4, "fleet.min_prefix_v4", 32, 16)?;

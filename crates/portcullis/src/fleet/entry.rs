@@ -293,11 +293,16 @@ mod tests {
         let mut host = entry();
         host.v = 2;
         host.sign(KEY, "p");
-        assert_eq!(Entry::verify(&host.to_json(), KEY, "p"), Err(Bad::Malformed));
+        assert_eq!(
+            Entry::verify(&host.to_json(), KEY, "p"),
+            Err(Bad::Malformed)
+        );
         // old single-address entries still read (the first release's exact form)
         let mut old = entry();
         old.sign(KEY, "p");
-        assert!(old.to_json().contains(r#""v":1,"kind":"ban","addr":"192.0.2.7","#));
+        assert!(old
+            .to_json()
+            .contains(r#""v":1,"kind":"ban","addr":"192.0.2.7","#));
         assert!(old.canonical("p").starts_with(b"portcullis-fleet-v1"));
         assert_eq!(Entry::verify(&old.to_json(), KEY, "p"), Ok(old));
         // non-canonical address texts are refused
@@ -306,7 +311,7 @@ mod tests {
             ("198.51.100.0/24", true),
             ("192.0.2.7", true),
             ("2001:db8::1", true),
-            ("198.51.100.1/24", false),  // host bits set
+            ("198.51.100.1/24", false), // host bits set
             ("2001:db8:5:6::1/64", false),
             ("2001:DB8:5:6::/64", false), // not as written canonically
             ("2001:0db8:5:6::/64", false),
@@ -315,7 +320,7 @@ mod tests {
             ("198.51.100.0/", false),
             ("198.51.100.0/33", false),
             ("2001:db8::/129", false),
-            ("::ffff:192.0.2.7", false),  // IPv4-mapped
+            ("::ffff:192.0.2.7", false), // IPv4-mapped
             ("::ffff:192.0.2.0/120", false),
             (" 192.0.2.7", false),
             ("192.0.2.07", false),

@@ -336,8 +336,20 @@ fn subscribe(shared: Arc<Shared>, out: SyncSender<Out>) {
                 ..
             } => {
                 // an address or a prefix (v6 /64, subnet_ban, a CIDR ban) alike
-                if !cfg.shares(jail) || shared.origin(*addr, jail).is_some() {
-                    return; // not shared, or a fleet ban (never published again)
+                if shared.origin(*addr, jail).is_some() {
+                    return; // a fleet ban (never published again)
+                }
+                if !addr.is_host() {
+                    // a local prefix ban replaced the fleet bans inside it (a manual ban
+                    // closes them without an event of their own)
+                    shared
+                        .origins
+                        .lock()
+                        .expect("fleet origins")
+                        .retain(|(c, j), _| j != jail || c == addr || !addr.covers(c));
+                }
+                if !cfg.shares(jail) {
+                    return;
                 }
                 let now = now_ms();
                 let mut en = Entry {
