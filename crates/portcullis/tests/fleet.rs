@@ -11,6 +11,9 @@
 //! * `forged_unsigned_replayed_and_distrusted_entries_are_dropped`.
 //! * `kill_9_of_b_loses_no_entry` — B resumes from its saved position.
 //! * `caps_hold_rate_and_count`.
+//! * `metrics_count_every_cause_exactly` — B's `/metrics` (and A's) scraped: each counter,
+//!   gauge and cause of the fleet's families to the exact number, and `promtool check
+//!   metrics` accepts the text.
 //! * `prefix_bans_are_shared_and_local_ignore_overlaps_win` — an IPv6 /64 ban (the default
 //!   `v6_prefix`) and a manual IPv4 /24 spread as prefixes; a node whose ignore list holds
 //!   one address inside the prefix refuses it whole; too wide a prefix is refused; the
@@ -798,6 +801,161 @@ fn prefix_bans_are_shared_and_local_ignore_overlaps_win() {
         !active.contains("/64") && !active.contains("/24"),
         "{active}"
     );
+}
+
+/// `GET /metrics` on loopback: the body.
+fn scrape(port: u16) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut s, &mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{out}");
+    body.to_string()
+}
+
+/// The fleet's samples of a scrape: `name{labels}` to value.
+fn fleet_samples(text: &str) -> std::collections::BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| l.starts_with("portcullis_fleet_"))
+        .map(|l| {
+            let (k, v) = l.rsplit_once(' ').unwrap();
+            (k.to_string(), v.parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn metrics_count_every_cause_exactly() {
+    let promtool = ["/usr/bin/promtool", "/usr/local/bin/promtool"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("promtool is missing: install Debian's `prometheus` package (see test.sh)");
+    let t = tmp("pct-fleet-metrics-");
+    let redis = Redis::start(t.path());
+    let (pa, pb) = (free_port(), free_port());
+    let metrics = |p: u16| format!("[metrics]\nlisten = \"127.0.0.1:{p}\"\n");
+    let a = Node::new(t.path(), "a", &redis, "", &metrics(pa));
+    let b = Node::new(
+        t.path(),
+        "b",
+        &redis,
+        "ignore = [\"203.0.113.0/28\"]\n",
+        &format!("distrust = [\"x\"]\n{}", metrics(pb)),
+    );
+    readers_up(&[&a, &b]);
+    let xadd = |e: &str| {
+        let out = redis.cli(&["XADD", "portcullis:bans", "*", "e", e]);
+        assert!(out.contains('-'), "XADD: {out}");
+    };
+
+    // A: a ban B applies, a ban B's ignore list refuses
+    a.ban("192.0.2.50");
+    a.ban("203.0.113.5");
+    wait_for("B's ban", Duration::from_secs(10), || {
+        b.banned("192.0.2.50").is_some()
+    });
+    // entries of another node "m" (signed unless said): forged, unsigned, malformed,
+    // long over, too wide, and one of the distrusted x
+    let mut forged = entry("192.0.2.51", "m");
+    sign(b"another key of at least thirty-two bytes!!", &mut forged);
+    xadd(&forged.to_string());
+    xadd(&entry("192.0.2.52", "m").to_string());
+    xadd("not json");
+    let mut old = entry("192.0.2.53", "m");
+    old["until"] = json!(now_ms() - 60_000);
+    old["time"] = json!(now_ms() - 3_660_000);
+    sign(KEY.as_bytes(), &mut old);
+    xadd(&old.to_string());
+    let mut wide = entry("10.0.0.0/8", "m");
+    wide["v"] = json!(2);
+    sign(KEY.as_bytes(), &mut wide);
+    xadd(&wide.to_string());
+    let mut x = entry("192.0.2.54", "x");
+    sign(KEY.as_bytes(), &mut x);
+    xadd(&x.to_string());
+    // A lifts its ban: lifted on B
+    a.unban("192.0.2.50");
+    wait_for("B's unban", Duration::from_secs(10), || {
+        b.banned("192.0.2.50").is_none()
+    });
+
+    let want_b: Vec<(&str, f64)> = vec![
+        ("portcullis_fleet_published_total", 0.0),
+        ("portcullis_fleet_lost_total", 0.0),
+        // A's two bans and its unban, the old, the wide and x's (signed entries of others)
+        ("portcullis_fleet_received_total", 6.0),
+        ("portcullis_fleet_applied_total", 1.0),
+        ("portcullis_fleet_lifted_total", 1.0),
+        ("portcullis_fleet_reseeded_total", 0.0),
+        ("portcullis_fleet_refused_total{cause=\"ignore\"}", 1.0),
+        ("portcullis_fleet_refused_total{cause=\"cap\"}", 0.0),
+        ("portcullis_fleet_refused_total{cause=\"rate\"}", 0.0),
+        ("portcullis_fleet_refused_total{cause=\"distrust\"}", 1.0),
+        ("portcullis_fleet_refused_total{cause=\"wide\"}", 1.0),
+        ("portcullis_fleet_dropped_total{cause=\"unsigned\"}", 1.0),
+        ("portcullis_fleet_dropped_total{cause=\"forged\"}", 1.0),
+        ("portcullis_fleet_dropped_total{cause=\"malformed\"}", 1.0),
+        ("portcullis_fleet_dropped_total{cause=\"expired\"}", 1.0),
+        ("portcullis_fleet_dropped_total{cause=\"replayed\"}", 0.0),
+        ("portcullis_fleet_outbox", 0.0),
+        ("portcullis_fleet_bans_active", 0.0),
+        ("portcullis_fleet_connected{link=\"publish\"}", 1.0),
+        ("portcullis_fleet_connected{link=\"read\"}", 1.0),
+    ];
+    let check = |port: u16, want: &[(&str, f64)], who: &str| {
+        let mut text = String::new();
+        let ok = wait_until(Duration::from_secs(10), || {
+            text = scrape(port);
+            let s = fleet_samples(&text);
+            want.iter().all(|(k, v)| s.get(*k) == Some(v))
+        });
+        let s = fleet_samples(&text);
+        let got: Vec<_> = want.iter().map(|(k, _)| (*k, s.get(*k))).collect();
+        assert!(
+            ok,
+            "{who}: unexpected numbers {got:?}\n{}",
+            redis.cli(&["XRANGE", "portcullis:bans", "-", "+"])
+        );
+        // nothing else of the fleet's
+        assert_eq!(s.len(), want.len(), "{who}: {s:#?}");
+        text
+    };
+    let text = check(pb, &want_b, "B");
+    // A: its two bans and its unban sent, nothing held, the outbox empty; of the entries
+    // of others it refused only x's (it distrusts nobody, and applied x's ban)
+    let want_a: Vec<(&str, f64)> = vec![
+        ("portcullis_fleet_published_total", 3.0),
+        ("portcullis_fleet_outbox", 0.0),
+        ("portcullis_fleet_applied_total", 1.0),
+        ("portcullis_fleet_bans_active", 1.0),
+        ("portcullis_fleet_refused_total{cause=\"wide\"}", 1.0),
+        ("portcullis_fleet_refused_total{cause=\"distrust\"}", 0.0),
+        ("portcullis_fleet_connected{link=\"publish\"}", 1.0),
+    ];
+    let mut text_a = String::new();
+    let ok = wait_until(Duration::from_secs(10), || {
+        text_a = scrape(pa);
+        let s = fleet_samples(&text_a);
+        want_a.iter().all(|(k, v)| s.get(*k) == Some(v))
+    });
+    assert!(ok, "A: {text_a}");
+    assert_eq!(a.banned("192.0.2.54").as_deref(), Some("fleet:x"));
+
+    // Prometheus' own checker: format and naming conventions
+    for t in [&text, &text_a] {
+        let o = run_with_timeout(
+            Command::new(promtool).args(["check", "metrics"]),
+            Some(t.as_bytes()),
+            Duration::from_secs(60),
+        );
+        assert!(
+            o.success() && o.stdout_str().trim().is_empty() && o.stderr_str().trim().is_empty(),
+            "promtool check metrics: {o:?}\n{t}"
+        );
+    }
 }
 
 /// A CA and a server certificate for `localhost` / 127.0.0.1 it signed, in `dir`.

@@ -468,7 +468,12 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
             })
             .collect();
         match crate::fleet::start(fc, &eng.cfg.state_dir, tx.clone(), &active) {
-            Ok(f) => eng.fleet = Some(f),
+            Ok(f) => {
+                if let Some(m) = &eng.metrics {
+                    m.set_fleet(f.clone());
+                }
+                eng.fleet = Some(f);
+            }
             Err(e) => error!("fleet: cannot start, bans are not shared: {e:#}"),
         }
     }

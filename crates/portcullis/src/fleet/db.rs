@@ -102,11 +102,15 @@ impl Db {
         Ok(())
     }
 
-    /// This node's active shared bans (JSON), expired ones pruned.
+    /// This node's active shared bans (JSON), expired ones pruned, but for those still
+    /// waiting in the outbox (they are sent from there: a re-seed must not send them twice,
+    /// or other nodes count the second copy as a replay).
     pub fn own_active(&mut self, now: Millis) -> Result<Vec<String>> {
         self.conn
             .execute("DELETE FROM own_active WHERE until <= ?1", params![now])?;
-        let mut st = self.conn.prepare("SELECT entry FROM own_active")?;
+        let mut st = self.conn.prepare(
+            "SELECT entry FROM own_active WHERE entry NOT IN (SELECT entry FROM outbox)",
+        )?;
         let rows = st.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
