@@ -11,6 +11,9 @@
 //! * `forged_unsigned_replayed_and_distrusted_entries_are_dropped`.
 //! * `kill_9_of_b_loses_no_entry` — B resumes from its saved position.
 //! * `caps_hold_rate_and_count`.
+//! * `offline_bans_show_the_fleet_origin` — with B stopped, `portcullis bans` (on the state
+//!   files) shows `fleet:a` for A's address and prefix, `local` for B's own ban; an offline
+//!   unban of a fleet ban leaves it no fleet ban at the next start.
 //! * `metrics_count_every_cause_exactly` — B's `/metrics` (and A's) scraped: each counter,
 //!   gauge and cause of the fleet's families to the exact number, and `promtool check
 //!   metrics` accepts the text.
@@ -801,6 +804,74 @@ fn prefix_bans_are_shared_and_local_ignore_overlaps_win() {
         !active.contains("/64") && !active.contains("/24"),
         "{active}"
     );
+}
+
+#[test]
+fn offline_bans_show_the_fleet_origin() {
+    let t = tmp("pct-fleet-offline-");
+    let redis = Redis::start(t.path());
+    let a = Node::new(t.path(), "a", &redis, "", "");
+    let mut b = Node::new(t.path(), "b", &redis, "", "");
+    readers_up(&[&a, &b]);
+    a.ban("192.0.2.60");
+    a.ban("2001:db8:7:8::/64");
+    b.ban("198.51.100.61");
+    wait_for("A's bans on B", Duration::from_secs(10), || {
+        b.banned("192.0.2.60").is_some() && b.banned("2001:db8:7:8::/64").is_some()
+    });
+    let online = b.bans();
+    b.daemon.take().unwrap().stop();
+    let offline = |b: &Node| -> Vec<(String, String)> {
+        let o = run_with_timeout(
+            Command::new(BIN)
+                .args(["bans", "--json", "--config"])
+                .arg(&b.cfg),
+            None,
+            Duration::from_secs(30),
+        );
+        assert!(o.success(), "{o:?}");
+        assert!(o.stderr_str().contains("no daemon is running"), "{o:?}");
+        let v: Value = serde_json::from_str(&o.stdout_str()).unwrap();
+        let mut bans: Vec<(String, String)> = v["bans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| {
+                (
+                    b["host"].as_str().unwrap().to_string(),
+                    b["origin"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        bans.sort();
+        bans
+    };
+    let mut want = online.clone();
+    want.sort();
+    assert_eq!(
+        want,
+        vec![
+            ("192.0.2.60".to_string(), "fleet:a".to_string()),
+            ("198.51.100.61".to_string(), "local".to_string()),
+            ("2001:db8:7:8::/64".to_string(), "fleet:a".to_string()),
+        ]
+    );
+    // as the running daemon showed them
+    assert_eq!(offline(&b), want);
+    // an offline unban of a fleet ban: no more a fleet ban (nor held as one at start)
+    let o = run_with_timeout(
+        Command::new(BIN)
+            .args(["unban", "192.0.2.60", "--config"])
+            .arg(&b.cfg),
+        None,
+        Duration::from_secs(30),
+    );
+    assert!(o.success(), "{o:?}");
+    assert_eq!(offline(&b).len(), 2);
+    b.start();
+    readers_up(&[&b]);
+    assert_eq!(b.fleet()["fleet_bans"], 1, "{}", b.fleet());
+    assert_eq!(b.banned("192.0.2.60"), None);
 }
 
 /// `GET /metrics` on loopback: the body.

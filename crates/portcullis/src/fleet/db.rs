@@ -207,6 +207,46 @@ impl Db {
         Ok(out)
     }
 
+    /// The fleet bans applied here that have not ended, without pruning (for the offline
+    /// `bans`): (address or prefix, jail) -> (node, until).
+    pub fn origins(
+        &self,
+        now: Millis,
+    ) -> Result<std::collections::HashMap<(Cidr, String), (String, Millis)>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT addr, jail, node, until FROM applied WHERE until > ?1")?;
+        let rows = st.query_map(params![now], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Millis>(3)?,
+            ))
+        })?;
+        let mut out = std::collections::HashMap::new();
+        for r in rows {
+            let (a, j, n, u) = r?;
+            if let Ok(a) = Cidr::parse(&a) {
+                out.insert((a, j), (n, u));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Forgets fleet bans lifted while the daemon was stopped (the offline `unban`).
+    pub fn forget_applied(&mut self, lifted: &[(Cidr, String)]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        for (a, j) in lifted {
+            tx.execute(
+                "DELETE FROM applied WHERE addr = ?1 AND jail = ?2",
+                params![a.to_string(), j],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Drops replay marks older than `before` (entries that old are refused anyway).
     pub fn prune_seen(&mut self, before: Millis) -> Result<()> {
         self.conn
