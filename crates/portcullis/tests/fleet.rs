@@ -14,6 +14,9 @@
 //! * `offline_bans_show_the_fleet_origin` — with B stopped, `portcullis bans` (on the state
 //!   files) shows `fleet:a` for A's address and prefix, `local` for B's own ban; an offline
 //!   unban of a fleet ban leaves it no fleet ban at the next start.
+//! * `a_reload_changes_what_is_shared_and_accepted` — `distrust` (the node's held bans are
+//!   lifted), `accept = false` and back (B resumes from its position), `share`, `max_bans`
+//!   take effect at a reload; `node` waits for a restart, with a warning.
 //! * `metrics_count_every_cause_exactly` — B's `/metrics` (and A's) scraped: each counter,
 //!   gauge and cause of the fleet's families to the exact number, and `promtool check
 //!   metrics` accepts the text.
@@ -352,6 +355,14 @@ impl Node {
 
     fn ban(&self, addr: &str) {
         let r = self.ask(json!({"cmd": "ban", "addr": addr, "jail": "sshd", "duration": "1h"}));
+        assert_eq!(r["ok"], true, "{r}");
+    }
+
+    /// Writes the configuration with `edit` applied and reloads it.
+    fn reconfigure(&self, edit: impl Fn(&str) -> String) {
+        let text = fs::read_to_string(&self.cfg).unwrap();
+        fs::write(&self.cfg, edit(&text)).unwrap();
+        let r = self.ask(json!({"cmd": "reload"}));
         assert_eq!(r["ok"], true, "{r}");
     }
 
@@ -872,6 +883,81 @@ fn offline_bans_show_the_fleet_origin() {
     readers_up(&[&b]);
     assert_eq!(b.fleet()["fleet_bans"], 1, "{}", b.fleet());
     assert_eq!(b.banned("192.0.2.60"), None);
+}
+
+#[test]
+fn a_reload_changes_what_is_shared_and_accepted() {
+    let t = tmp("pct-fleet-reload-");
+    let redis = Redis::start(t.path());
+    let a = Node::new(t.path(), "a", &redis, "", "");
+    let b = Node::new(t.path(), "b", &redis, "", "");
+    readers_up(&[&a, &b]);
+    let original = fs::read_to_string(&b.cfg).unwrap();
+    a.ban("192.0.2.70");
+    wait_for("A's ban on B", Duration::from_secs(10), || {
+        b.banned("192.0.2.70").is_some()
+    });
+
+    // B distrusts A: A's ban held on B is lifted, A's next one is refused
+    b.reconfigure(|t| format!("{t}distrust = [\"a\"]\n"));
+    wait_for("the lift on B", Duration::from_secs(10), || {
+        b.banned("192.0.2.70").is_none()
+    });
+    assert!(
+        b.log()
+            .contains("unban 192.0.2.70 jail=sshd reason=distrust:a"),
+        "{}",
+        b.log()
+    );
+    a.ban("192.0.2.71");
+    wait_for("B's refusal", Duration::from_secs(10), || {
+        b.counter("dropped_distrusted") >= 1
+    });
+    assert_eq!(b.banned("192.0.2.71"), None);
+
+    // B stops accepting: it reads nothing; then accepts again and resumes where it was
+    b.reconfigure(|_| format!("{original}accept = false\n"));
+    wait_for("B's reader stopped", Duration::from_secs(10), || {
+        b.fleet()["reading"] == false
+    });
+    a.ban("192.0.2.72");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(b.banned("192.0.2.72"), None);
+    b.reconfigure(|_| original.clone());
+    wait_for("A's ban on B after accept", Duration::from_secs(10), || {
+        b.banned("192.0.2.72").is_some()
+    });
+    assert_eq!(b.banned("192.0.2.72").as_deref(), Some("fleet:a"));
+    // the entry refused while A was distrusted is not tried again
+    assert_eq!(b.banned("192.0.2.71"), None);
+
+    // B holds one fleet ban: max_bans = 1 refuses the next
+    b.reconfigure(|_| format!("{original}max_bans = 1\n"));
+    a.ban("192.0.2.73");
+    wait_for("B's cap", Duration::from_secs(10), || {
+        b.counter("refused_cap") >= 1
+    });
+    assert_eq!(b.banned("192.0.2.73"), None);
+
+    // A shares another jail only: its next ban is not published
+    let published = a.counter("published");
+    a.reconfigure(|t| t.replace("share = [\"sshd\"]", "share = [\"nginx\"]"));
+    a.ban("192.0.2.74");
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(a.counter("published"), published);
+    assert!(!redis
+        .cli(&["HKEYS", "portcullis:bans:active"])
+        .contains("192.0.2.74"));
+
+    // the node name waits for a restart
+    b.reconfigure(|_| original.replace("node = \"b\"", "node = \"b2\""));
+    assert!(
+        b.log()
+            .contains("fleet.node changed: it takes effect at the next restart"),
+        "{}",
+        b.log()
+    );
+    assert_eq!(b.fleet()["node"], "b");
 }
 
 /// `GET /metrics` on loopback: the body.

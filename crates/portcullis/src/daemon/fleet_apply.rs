@@ -122,7 +122,7 @@ impl Engine {
         {
             return Outcome::Ignored;
         }
-        let cfg = &shared.cfg;
+        let cfg = shared.live();
         if !cfg.narrow_enough(&target) {
             return Outcome::TooWide; // (the reader refuses these already)
         }
@@ -223,12 +223,25 @@ impl Engine {
         now: Millis,
         p: &mut Pending,
     ) -> Outcome {
-        let target = e.addr;
-        let key = (target, e.jail.clone());
+        let key = (e.addr, e.jail.clone());
         // only the node whose ban it is lifts it
         if shared.origins.lock().expect("fleet origins").get(&key) != Some(&e.node) {
             return Outcome::Nothing;
         }
+        self.fleet_lift(shared, e, format!("fleet:{}", e.node), now, p)
+    }
+
+    /// Lifts the fleet ban of `e.addr` in `e.jail` (the caller checked it is one).
+    fn fleet_lift(
+        &mut self,
+        shared: &Arc<Shared>,
+        e: &Entry,
+        reason: String,
+        now: Millis,
+        p: &mut Pending,
+    ) -> Outcome {
+        let target = e.addr;
+        let key = (target, e.jail.clone());
         let ji = self.jails.iter().position(|j| j.name() == e.jail);
         // exactly the fleet ban: never a wider (local) ban that covers it
         let Some(ji) = ji.filter(|&i| self.jails[i].tracker().ban_until_of(target).is_some())
@@ -250,8 +263,60 @@ impl Engine {
         p.events.push(Event::Unban {
             addr: target,
             jail: e.jail.clone(),
-            reason: UnbanReason::Lifted(format!("fleet:{}", e.node)),
+            reason: UnbanReason::Lifted(reason),
         });
         Outcome::Lifted
+    }
+
+    /// After a reload: the new `[fleet]` settings of what is shared and accepted take
+    /// effect (the others wait for a restart, with a warning), and the fleet bans of nodes
+    /// now in `distrust` are lifted (reason `distrust:NODE`). Fleet bans already held stay
+    /// when `accept`, `max_bans` or `min_prefix_v4/v6` change: they run to their end.
+    pub(super) fn fleet_reload(&mut self, now: Millis) {
+        let Some(shared) = self.fleet.clone() else {
+            if self.cfg.fleet.is_some() {
+                tracing::warn!("[fleet] was added: the fleet starts at the next restart");
+            }
+            return;
+        };
+        let Some(new) = self.cfg.fleet.clone() else {
+            tracing::warn!(
+                "[fleet] was removed: the fleet runs on with its settings until the next restart"
+            );
+            return;
+        };
+        for w in shared.reconfigure(new) {
+            tracing::warn!("{w}");
+        }
+        let live = shared.live();
+        let mut gone: Vec<Entry> = shared
+            .origins
+            .lock()
+            .expect("fleet origins")
+            .iter()
+            .filter(|(_, n)| live.distrust.contains(n))
+            .map(|((addr, jail), node)| Entry {
+                v: crate::fleet::entry::version(addr),
+                kind: Kind::Unban,
+                addr: *addr,
+                jail: jail.clone(),
+                until: 0,
+                reason: "distrust".into(),
+                failures: 0,
+                node: node.clone(),
+                time: now,
+                sig: String::new(),
+            })
+            .collect();
+        if gone.is_empty() {
+            return;
+        }
+        gone.sort_by(|a, b| (&a.jail, a.addr).cmp(&(&b.jail, b.addr)));
+        let mut p = Pending::default();
+        for e in &gone {
+            self.fleet_lift(&shared, e, format!("distrust:{}", e.node), now, &mut p);
+        }
+        self.fleet_flush(&mut p);
+        tracing::info!("fleet: {} ban(s) of distrusted node(s) lifted", gone.len());
     }
 }

@@ -1197,6 +1197,7 @@ impl Engine {
             info!("stopped reading {s}");
         }
         let old_cfg = std::mem::replace(&mut self.cfg, cfg);
+        self.fleet_reload(now_ms());
         if let Err(e) = self.sync_deny() {
             // the deny list of the new configuration is refused: keep the old one
             self.cfg.deny = old_cfg.deny;

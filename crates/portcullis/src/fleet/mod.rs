@@ -28,7 +28,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -127,8 +127,13 @@ pub struct FleetStatus {
 
 /// State shared by the engine, the subscriber and the fleet threads.
 pub struct Shared {
-    /// The configuration.
+    /// The configuration at start: the connection (`redis`, `ca_file`), `node`, `key_file`,
+    /// `stream` and `maxlen` are read from here and change only with a restart.
     pub cfg: FleetConfig,
+    /// The configuration as last (re)loaded: what is shared and accepted (`share`,
+    /// `accept`, `distrust`, `max_bans`, `accept_rate`, `min_prefix_v4/v6`, `max_skew`,
+    /// `max_bantime`) is read from here, so that a reload changes it.
+    live: RwLock<Arc<FleetConfig>>,
     /// Fleet bans held here: (address or prefix, jail) -> origin node.
     pub origins: Mutex<HashMap<(Cidr, String), String>>,
     /// Counters.
@@ -147,9 +152,37 @@ impl Shared {
             .map(|n| format!("fleet:{n}"))
     }
 
+    /// The configuration as last (re)loaded (see [`Shared::cfg`] for what it is used for).
+    pub fn live(&self) -> Arc<FleetConfig> {
+        self.live.read().expect("fleet live config").clone()
+    }
+
+    /// A reload's `[fleet]`: what is shared and accepted takes effect now; returns a
+    /// warning for each setting that waits for a restart.
+    pub fn reconfigure(&self, new: FleetConfig) -> Vec<String> {
+        let old = &self.cfg;
+        let mut later = Vec::new();
+        for (name, changed) in [
+            ("redis", old.redis != new.redis),
+            ("node", old.node != new.node),
+            ("key_file", old.key.0 != new.key.0),
+            ("stream", old.stream != new.stream),
+            ("maxlen", old.maxlen != new.maxlen),
+            ("ca_file", old.ca != new.ca),
+        ] {
+            if changed {
+                later.push(format!(
+                    "fleet.{name} changed: it takes effect at the next restart"
+                ));
+            }
+        }
+        *self.live.write().expect("fleet live config") = Arc::new(new);
+        later
+    }
+
     /// Takes one token of the accept rate; false when none is left.
     pub fn take_token(&self, now: Millis) -> bool {
-        let rate = f64::from(self.cfg.accept_rate);
+        let rate = f64::from(self.live().accept_rate);
         let mut b = self.bucket.lock().expect("fleet bucket");
         let elapsed = (now - b.1).max(0) as f64 / 1000.0;
         b.0 = (b.0 + elapsed * rate).min(rate);
@@ -280,6 +313,7 @@ pub fn start(
     }
     let shared = Arc::new(Shared {
         bucket: Mutex::new((f64::from(cfg.accept_rate), now_ms())),
+        live: RwLock::new(Arc::new(cfg.clone())),
         cfg,
         origins: Mutex::new(origins),
         stats: Stats::default(),
@@ -293,7 +327,8 @@ pub fn start(
             .name("fleet-publish".into())
             .spawn(move || publisher(shared, db, out_rx))?;
     }
-    if shared.cfg.accept {
+    {
+        // also with `accept = false`: it waits, unconnected, until a reload sets it
         let db = Db::open(&path)?;
         let shared = shared.clone();
         std::thread::Builder::new()
@@ -348,7 +383,7 @@ fn subscribe(shared: Arc<Shared>, out: SyncSender<Out>) {
                         .expect("fleet origins")
                         .retain(|(c, j), _| j != jail || c == addr || !addr.covers(c));
                 }
-                if !cfg.shares(jail) {
+                if !shared.live().shares(jail) {
                     return;
                 }
                 let now = now_ms();
@@ -374,7 +409,7 @@ fn subscribe(shared: Arc<Shared>, out: SyncSender<Out>) {
                     .expect("fleet origins")
                     .remove(&(*addr, jail.clone()))
                     .is_some();
-                if was_fleet || !cfg.shares(jail) {
+                if was_fleet || !shared.live().shares(jail) {
                     return;
                 }
                 let field = format!("{}|{jail}|{addr}", cfg.node);
@@ -603,8 +638,9 @@ fn flush(con: &mut redis::Connection, shared: &Shared, db: &mut Db) -> Result<()
     }
 }
 
-/// Checks one entry read from Redis; `None` when dropped (counted) or our own.
-fn check(shared: &Shared, db: &Db, text: &str, now: Millis) -> Option<Entry> {
+/// Checks one entry read from Redis; `None` when dropped (counted) or our own. `live` is
+/// the configuration as last (re)loaded.
+fn check(shared: &Shared, live: &FleetConfig, db: &Db, text: &str, now: Millis) -> Option<Entry> {
     let cfg = &shared.cfg;
     let s = &shared.stats;
     let e = match Entry::verify(text, &cfg.key.0, &cfg.stream) {
@@ -623,15 +659,15 @@ fn check(shared: &Shared, db: &Db, text: &str, now: Millis) -> Option<Entry> {
         return None;
     }
     s.received.fetch_add(1, Relaxed);
-    if cfg.distrust.contains(&e.node) {
+    if live.distrust.contains(&e.node) {
         s.distrusted.fetch_add(1, Relaxed);
         return None;
     }
-    if e.time > now + cfg.max_skew {
+    if e.time > now + live.max_skew {
         s.malformed.fetch_add(1, Relaxed); // from the future
         return None;
     }
-    if e.time < now - cfg.max_bantime - cfg.max_skew
+    if e.time < now - live.max_bantime - live.max_skew
         || db
             .seen(&e.field())
             .ok()
@@ -645,7 +681,7 @@ fn check(shared: &Shared, db: &Db, text: &str, now: Millis) -> Option<Entry> {
         s.expired.fetch_add(1, Relaxed);
         return None;
     }
-    if e.kind == Kind::Ban && !cfg.narrow_enough(&e.addr) {
+    if e.kind == Kind::Ban && !live.narrow_enough(&e.addr) {
         s.too_wide.fetch_add(1, Relaxed);
         return None;
     }
@@ -662,9 +698,10 @@ fn process(
     pos: Option<&str>,
 ) -> std::result::Result<(), ()> {
     let now = now_ms();
+    let live = shared.live();
     let mut good: Vec<Entry> = Vec::new();
     for t in texts {
-        if let Some(e) = check(shared, db, t, now) {
+        if let Some(e) = check(shared, &live, db, t, now) {
             // a later entry of the same batch for the same ban wins in order
             good.push(e);
         }
@@ -699,8 +736,17 @@ fn reader(shared: Arc<Shared>, mut db: Db, tx: EngineTx) {
     let cfg = &shared.cfg;
     let mut backoff = Duration::from_millis(250);
     let mut warned = false;
-    let _ = db.prune_seen(now_ms() - cfg.max_bantime - cfg.max_skew);
+    {
+        let live = shared.live();
+        let _ = db.prune_seen(now_ms() - live.max_bantime - live.max_skew);
+    }
     loop {
+        if !shared.live().accept {
+            // `accept = false` (at start or by a reload): no connection, the position kept
+            shared.stats.reading.store(false, Relaxed);
+            std::thread::sleep(Duration::from_secs(1));
+            continue;
+        }
         let r = (|| -> Result<std::result::Result<(), ()>> {
             let mut con = connect(cfg, Duration::from_millis(BLOCK_MS as u64 + 5000))?;
             shared.stats.reading.store(true, Relaxed);
@@ -760,6 +806,10 @@ fn reader(shared: Arc<Shared>, mut db: Db, tx: EngineTx) {
                     .arg(&cfg.stream)
                     .arg(&pos)
                     .query(&mut con)?;
+                if !shared.live().accept {
+                    // a reload stopped accepting: this batch waits at the saved position
+                    return Ok(Ok(()));
+                }
                 let Some(streams) = reply else { continue };
                 for (_, ids) in streams {
                     let Some((last, _)) = ids.last() else {
