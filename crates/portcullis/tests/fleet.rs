@@ -1269,8 +1269,14 @@ fn nftables_in_three_namespaces() {
         !b.in_kernel("203.0.113.60")
     });
 
+    // B's manual ban of one address reaches A and C as an address
+    b.ban("2001:db8:5:6::99");
+    wait_for("::99 on A and C", Duration::from_secs(10), || {
+        a.in_set("v6_sshd", "2001:db8:5:6::99") && c.in_set("v6_sshd", "2001:db8:5:6::99")
+    });
     // a /64 (the default v6_prefix) on A is a /64 element on B; C ignores one address
-    // inside it and keeps it out of its kernel
+    // inside it and keeps it out of its kernel. The /64 replaces the address inside it on
+    // A (a fleet ban) and on B (B's own): interval sets refuse overlapping elements
     a.brute_force("2001:db8:5:6::7");
     wait_for("A's /64", Duration::from_secs(10), || {
         a.in_set("v6_sshd", "2001:db8:5:6::/64")
@@ -1285,6 +1291,11 @@ fn nftables_in_three_namespaces() {
         !c.in_set("v6_sshd", "2001:db8:5:6::/64"),
         "C's ignore list lost"
     );
+    assert!(c.in_set("v6_sshd", "2001:db8:5:6::99"));
+    for n in [&a, &b] {
+        assert!(!n.in_set("v6_sshd", "2001:db8:5:6::99"), "{}", n.log());
+        assert_eq!(n.banned("2001:db8:5:6::99"), None, "{:?}", n.bans());
+    }
     a.unban("2001:db8:5:6::/64");
     wait_for("B's /64 lifted", Duration::from_secs(10), || {
         !b.in_set("v6_sshd", "2001:db8:5:6::/64")
