@@ -427,6 +427,13 @@ pub fn sentence(
     let prior = history.count(addr, scope, since);
     let t = policy.ban.terms(prior, at, jitter, reason);
     history.record_ban(addr, &name, at);
+    // a prefix (v4_prefix/v6_prefix) replaces the narrower bans inside it (a manual or
+    // fleet ban of one address): interval sets refuse overlapping elements
+    let covered = if addr.is_host() {
+        Vec::new()
+    } else {
+        jail.tracker_mut().take_covered(addr)
+    };
     let first = jail.tracker_mut().ban(addr, at, t.until, failures);
     let first = match first {
         Decision::Ban {
@@ -444,8 +451,13 @@ pub fn sentence(
         },
         other => other,
     };
+    let mut decisions: Vec<Decision> = covered
+        .into_iter()
+        .map(|c| Decision::Unban { addr: c, at })
+        .collect();
+    decisions.push(first);
     let mut out = Sentence {
-        decisions: vec![first],
+        decisions,
         counts: vec![t.count],
         notes,
     };

@@ -11,6 +11,19 @@
 //! * `forged_unsigned_replayed_and_distrusted_entries_are_dropped`.
 //! * `kill_9_of_b_loses_no_entry` — B resumes from its saved position.
 //! * `caps_hold_rate_and_count`.
+//! * `offline_bans_show_the_fleet_origin` — with B stopped, `portcullis bans` (on the state
+//!   files) shows `fleet:a` for A's address and prefix, `local` for B's own ban; an offline
+//!   unban of a fleet ban leaves it no fleet ban at the next start.
+//! * `a_reload_changes_what_is_shared_and_accepted` — `distrust` (the node's held bans are
+//!   lifted), `accept = false` and back (B resumes from its position), `share`, `max_bans`
+//!   take effect at a reload; `node` waits for a restart, with a warning.
+//! * `metrics_count_every_cause_exactly` — B's `/metrics` (and A's) scraped: each counter,
+//!   gauge and cause of the fleet's families to the exact number, and `promtool check
+//!   metrics` accepts the text.
+//! * `prefix_bans_are_shared_and_local_ignore_overlaps_win` — an IPv6 /64 ban (the default
+//!   `v6_prefix`) and a manual IPv4 /24 spread as prefixes; a node whose ignore list holds
+//!   one address inside the prefix refuses it whole; too wide a prefix is refused; the
+//!   origin's unban of the prefix lifts it; a fleet /24 replaces B's own narrower bans.
 //!
 //! Run: `cargo test -p portcullis --test fleet` (redis-server must be installed: the tests
 //! fail, they do not skip, without it).
@@ -270,6 +283,11 @@ impl Node {
 
     /// Whether the address is in this node's kernel set (nftables, v4, jail sshd).
     fn in_kernel(&self, addr: &str) -> bool {
+        self.in_set("v4_sshd", addr)
+    }
+
+    /// Whether `elem` (an address or prefix, as nft lists it) is in this node's kernel set.
+    fn in_set(&self, set: &str, elem: &str) -> bool {
         let (name, _, _) = self.ns.as_ref().expect("a namespace node");
         let out = host_cmd(
             "ip",
@@ -282,12 +300,15 @@ impl Node {
                 "set",
                 "inet",
                 "portcullis",
-                "v4_sshd",
+                set,
             ],
             Duration::from_secs(10),
         );
         assert!(out.success(), "nft list set: {}", out.stderr_str());
-        out.stdout_str().contains(addr)
+        // whole elements only (198.51.100.1 is not 198.51.100.10)
+        out.stdout_str()
+            .split(|c: char| c.is_whitespace() || c == ',' || c == '{' || c == '}')
+            .any(|w| w == elem)
     }
 
     fn ask(&self, req: Value) -> Value {
@@ -334,6 +355,14 @@ impl Node {
 
     fn ban(&self, addr: &str) {
         let r = self.ask(json!({"cmd": "ban", "addr": addr, "jail": "sshd", "duration": "1h"}));
+        assert_eq!(r["ok"], true, "{r}");
+    }
+
+    /// Writes the configuration with `edit` applied and reloads it.
+    fn reconfigure(&self, edit: impl Fn(&str) -> String) {
+        let text = fs::read_to_string(&self.cfg).unwrap();
+        fs::write(&self.cfg, edit(&text)).unwrap();
+        let r = self.ask(json!({"cmd": "reload"}));
         assert_eq!(r["ok"], true, "{r}");
     }
 
@@ -476,7 +505,7 @@ fn sign(key: &[u8], e: &mut Value) {
         Value::String(s) => s.clone(),
         v => v.to_string(),
     };
-    let mut bytes = b"portcullis-fleet-v1".to_vec();
+    let mut bytes = format!("portcullis-fleet-v{}", e["v"]).into_bytes();
     for v in [
         "portcullis:bans".to_string(),
         f("kind"),
@@ -671,6 +700,421 @@ fn caps_hold_rate_and_count() {
     assert_eq!(f["fleet_bans"], 3, "{f}");
 }
 
+#[test]
+fn prefix_bans_are_shared_and_local_ignore_overlaps_win() {
+    let t = tmp("pct-fleet-prefix-");
+    let redis = Redis::start(t.path());
+    let a = Node::new(t.path(), "a", &redis, "", "");
+    let b = Node::new(t.path(), "b", &redis, "", "");
+    // C ignores one address inside the /64 (not the attacker's) and one inside the /24
+    let c = Node::new(
+        t.path(),
+        "c",
+        &redis,
+        "ignore = [\"2001:db8:5:6::9\", \"198.51.100.200/30\"]\n",
+        "",
+    );
+    // D accepts nothing wider than a /28 or a /96
+    let d = Node::new(
+        t.path(),
+        "d",
+        &redis,
+        "",
+        "min_prefix_v4 = 28\nmin_prefix_v6 = 96\n",
+    );
+    readers_up(&[&a, &b, &c, &d]);
+
+    // a local ban on B inside the /24 that A will ban: the fleet prefix replaces it
+    b.ban("198.51.100.7");
+    // a brute force from one IPv6 address: A bans its /64 (default v6_prefix)
+    a.brute_force("2001:db8:5:6::7");
+    wait_for("the /64 on A", Duration::from_secs(10), || {
+        a.banned("2001:db8:5:6::/64").is_some()
+    });
+    wait_for("the /64 on B", Duration::from_secs(10), || {
+        b.banned("2001:db8:5:6::/64").is_some()
+    });
+    assert_eq!(
+        b.banned("2001:db8:5:6::/64").as_deref(),
+        Some("fleet:a"),
+        "{:?}",
+        b.bans()
+    );
+    // the entry in Redis is a version 2 entry of the prefix
+    let active = redis.cli(&["HGETALL", "portcullis:bans:active"]);
+    assert!(active.contains("a|sshd|2001:db8:5:6::/64"), "{active}");
+    assert!(active.contains(r#""v":2"#), "{active}");
+    // C: its ignored ::9 is inside the /64 (the attacker ::7 is not ignored): refused whole
+    wait_for("C's refusal", Duration::from_secs(10), || {
+        c.counter("refused_ignored") >= 1
+    });
+    assert_eq!(c.banned("2001:db8:5:6::/64"), None, "{:?}", c.bans());
+    // D: a /64 is wider than its min_prefix_v6
+    wait_for("D's refusal", Duration::from_secs(10), || {
+        d.counter("refused_wide") >= 1
+    });
+    assert_eq!(d.banned("2001:db8:5:6::/64"), None, "{:?}", d.bans());
+
+    // a manual /24 on A
+    a.ban("198.51.100.0/24");
+    wait_for("the /24 on B", Duration::from_secs(10), || {
+        b.banned("198.51.100.0/24").is_some()
+    });
+    assert_eq!(b.banned("198.51.100.0/24").as_deref(), Some("fleet:a"));
+    // B's own 198.51.100.7 gave way to it (one element, no overlap)
+    assert_eq!(b.banned("198.51.100.7"), None, "{:?}", b.bans());
+    wait_for("C's second refusal", Duration::from_secs(10), || {
+        c.counter("refused_ignored") >= 2
+    });
+    wait_for("D's second refusal", Duration::from_secs(10), || {
+        d.counter("refused_wide") >= 2
+    });
+    assert_eq!(c.banned("198.51.100.0/24"), None, "{:?}", c.bans());
+    assert_eq!(d.banned("198.51.100.0/24"), None, "{:?}", d.bans());
+    // (B's own 198.51.100.7 reached them as an address: applied)
+    assert_eq!(d.banned("198.51.100.7").as_deref(), Some("fleet:b"));
+
+    // a signed entry wider than the default bound (/16 IPv4) is refused by B; a /16 is not
+    let mut wide = entry("198.0.0.0/15", "m");
+    wide["v"] = json!(2);
+    sign(KEY.as_bytes(), &mut wide);
+    let mut ok16 = entry("203.0.0.0/16", "m");
+    ok16["v"] = json!(2);
+    sign(KEY.as_bytes(), &mut ok16);
+    // a prefix with host bits set, signed right: malformed
+    let mut sloppy = entry("192.0.2.1/24", "m");
+    sloppy["v"] = json!(2);
+    sign(KEY.as_bytes(), &mut sloppy);
+    let dropped = b.counter("dropped_malformed");
+    for e in [&wide, &ok16, &sloppy] {
+        redis.cli(&["XADD", "portcullis:bans", "*", "e", &e.to_string()]);
+    }
+    wait_for("the /16 on B", Duration::from_secs(10), || {
+        b.banned("203.0.0.0/16").is_some()
+    });
+    wait_for("B's refusal of the /15", Duration::from_secs(10), || {
+        b.counter("refused_wide") >= 1 && b.counter("dropped_malformed") > dropped
+    });
+    assert_eq!(b.banned("198.0.0.0/15"), None);
+    assert_eq!(b.banned("192.0.2.0/24"), None);
+
+    // the origin's unban of the prefix lifts it everywhere
+    a.unban("2001:db8:5:6::/64");
+    a.unban("198.51.100.0/24");
+    wait_for("the unbans on B", Duration::from_secs(10), || {
+        b.banned("2001:db8:5:6::/64").is_none() && b.banned("198.51.100.0/24").is_none()
+    });
+    assert!(
+        b.log()
+            .contains("unban 2001:db8:5:6::/64 jail=sshd reason=fleet:a"),
+        "{}",
+        b.log()
+    );
+    let active = redis.cli(&["HKEYS", "portcullis:bans:active"]);
+    assert!(
+        !active.contains("/64") && !active.contains("/24"),
+        "{active}"
+    );
+}
+
+#[test]
+fn offline_bans_show_the_fleet_origin() {
+    let t = tmp("pct-fleet-offline-");
+    let redis = Redis::start(t.path());
+    let a = Node::new(t.path(), "a", &redis, "", "");
+    let mut b = Node::new(t.path(), "b", &redis, "", "");
+    readers_up(&[&a, &b]);
+    a.ban("192.0.2.60");
+    a.ban("2001:db8:7:8::/64");
+    b.ban("198.51.100.61");
+    wait_for("A's bans on B", Duration::from_secs(10), || {
+        b.banned("192.0.2.60").is_some() && b.banned("2001:db8:7:8::/64").is_some()
+    });
+    let online = b.bans();
+    b.daemon.take().unwrap().stop();
+    let offline = |b: &Node| -> Vec<(String, String)> {
+        let o = run_with_timeout(
+            Command::new(BIN)
+                .args(["bans", "--json", "--config"])
+                .arg(&b.cfg),
+            None,
+            Duration::from_secs(30),
+        );
+        assert!(o.success(), "{o:?}");
+        assert!(o.stderr_str().contains("no daemon is running"), "{o:?}");
+        let v: Value = serde_json::from_str(&o.stdout_str()).unwrap();
+        let mut bans: Vec<(String, String)> = v["bans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| {
+                (
+                    b["host"].as_str().unwrap().to_string(),
+                    b["origin"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        bans.sort();
+        bans
+    };
+    let mut want = online.clone();
+    want.sort();
+    assert_eq!(
+        want,
+        vec![
+            ("192.0.2.60".to_string(), "fleet:a".to_string()),
+            ("198.51.100.61".to_string(), "local".to_string()),
+            ("2001:db8:7:8::/64".to_string(), "fleet:a".to_string()),
+        ]
+    );
+    // as the running daemon showed them
+    assert_eq!(offline(&b), want);
+    // an offline unban of a fleet ban: no more a fleet ban (nor held as one at start)
+    let o = run_with_timeout(
+        Command::new(BIN)
+            .args(["unban", "192.0.2.60", "--config"])
+            .arg(&b.cfg),
+        None,
+        Duration::from_secs(30),
+    );
+    assert!(o.success(), "{o:?}");
+    assert_eq!(offline(&b).len(), 2);
+    b.start();
+    readers_up(&[&b]);
+    assert_eq!(b.fleet()["fleet_bans"], 1, "{}", b.fleet());
+    assert_eq!(b.banned("192.0.2.60"), None);
+}
+
+#[test]
+fn a_reload_changes_what_is_shared_and_accepted() {
+    let t = tmp("pct-fleet-reload-");
+    let redis = Redis::start(t.path());
+    let a = Node::new(t.path(), "a", &redis, "", "");
+    let b = Node::new(t.path(), "b", &redis, "", "");
+    readers_up(&[&a, &b]);
+    let original = fs::read_to_string(&b.cfg).unwrap();
+    a.ban("192.0.2.70");
+    wait_for("A's ban on B", Duration::from_secs(10), || {
+        b.banned("192.0.2.70").is_some()
+    });
+
+    // B distrusts A: A's ban held on B is lifted, A's next one is refused
+    b.reconfigure(|t| format!("{t}distrust = [\"a\"]\n"));
+    wait_for("the lift on B", Duration::from_secs(10), || {
+        b.banned("192.0.2.70").is_none()
+    });
+    assert!(
+        b.log()
+            .contains("unban 192.0.2.70 jail=sshd reason=distrust:a"),
+        "{}",
+        b.log()
+    );
+    a.ban("192.0.2.71");
+    wait_for("B's refusal", Duration::from_secs(10), || {
+        b.counter("dropped_distrusted") >= 1
+    });
+    assert_eq!(b.banned("192.0.2.71"), None);
+
+    // B stops accepting: it reads nothing; then accepts again and resumes where it was
+    b.reconfigure(|_| format!("{original}accept = false\n"));
+    wait_for("B's reader stopped", Duration::from_secs(10), || {
+        b.fleet()["reading"] == false
+    });
+    a.ban("192.0.2.72");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(b.banned("192.0.2.72"), None);
+    b.reconfigure(|_| original.clone());
+    wait_for("A's ban on B after accept", Duration::from_secs(10), || {
+        b.banned("192.0.2.72").is_some()
+    });
+    assert_eq!(b.banned("192.0.2.72").as_deref(), Some("fleet:a"));
+    // the entry refused while A was distrusted is not tried again
+    assert_eq!(b.banned("192.0.2.71"), None);
+
+    // B holds one fleet ban: max_bans = 1 refuses the next
+    b.reconfigure(|_| format!("{original}max_bans = 1\n"));
+    a.ban("192.0.2.73");
+    wait_for("B's cap", Duration::from_secs(10), || {
+        b.counter("refused_cap") >= 1
+    });
+    assert_eq!(b.banned("192.0.2.73"), None);
+
+    // A shares another jail only: its next ban is not published
+    let published = a.counter("published");
+    a.reconfigure(|t| t.replace("share = [\"sshd\"]", "share = [\"nginx\"]"));
+    a.ban("192.0.2.74");
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(a.counter("published"), published);
+    assert!(!redis
+        .cli(&["HKEYS", "portcullis:bans:active"])
+        .contains("192.0.2.74"));
+
+    // the node name waits for a restart
+    b.reconfigure(|_| original.replace("node = \"b\"", "node = \"b2\""));
+    assert!(
+        b.log()
+            .contains("fleet.node changed: it takes effect at the next restart"),
+        "{}",
+        b.log()
+    );
+    assert_eq!(b.fleet()["node"], "b");
+}
+
+/// `GET /metrics` on loopback: the body.
+fn scrape(port: u16) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut s, &mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{out}");
+    body.to_string()
+}
+
+/// The fleet's samples of a scrape: `name{labels}` to value.
+fn fleet_samples(text: &str) -> std::collections::BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| l.starts_with("portcullis_fleet_"))
+        .map(|l| {
+            let (k, v) = l.rsplit_once(' ').unwrap();
+            (k.to_string(), v.parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn metrics_count_every_cause_exactly() {
+    let promtool = ["/usr/bin/promtool", "/usr/local/bin/promtool"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("promtool is missing: install Debian's `prometheus` package (see test.sh)");
+    let t = tmp("pct-fleet-metrics-");
+    let redis = Redis::start(t.path());
+    let (pa, pb) = (free_port(), free_port());
+    let metrics = |p: u16| format!("[metrics]\nlisten = \"127.0.0.1:{p}\"\n");
+    let a = Node::new(t.path(), "a", &redis, "", &metrics(pa));
+    let b = Node::new(
+        t.path(),
+        "b",
+        &redis,
+        "ignore = [\"203.0.113.0/28\"]\n",
+        &format!("distrust = [\"x\"]\n{}", metrics(pb)),
+    );
+    readers_up(&[&a, &b]);
+    let xadd = |e: &str| {
+        let out = redis.cli(&["XADD", "portcullis:bans", "*", "e", e]);
+        assert!(out.contains('-'), "XADD: {out}");
+    };
+
+    // A: a ban B applies, a ban B's ignore list refuses
+    a.ban("192.0.2.50");
+    a.ban("203.0.113.5");
+    wait_for("B's ban", Duration::from_secs(10), || {
+        b.banned("192.0.2.50").is_some()
+    });
+    // entries of another node "m" (signed unless said): forged, unsigned, malformed,
+    // long over, too wide, and one of the distrusted x
+    let mut forged = entry("192.0.2.51", "m");
+    sign(b"another key of at least thirty-two bytes!!", &mut forged);
+    xadd(&forged.to_string());
+    xadd(&entry("192.0.2.52", "m").to_string());
+    xadd("not json");
+    let mut old = entry("192.0.2.53", "m");
+    old["until"] = json!(now_ms() - 60_000);
+    old["time"] = json!(now_ms() - 3_660_000);
+    sign(KEY.as_bytes(), &mut old);
+    xadd(&old.to_string());
+    let mut wide = entry("10.0.0.0/8", "m");
+    wide["v"] = json!(2);
+    sign(KEY.as_bytes(), &mut wide);
+    xadd(&wide.to_string());
+    let mut x = entry("192.0.2.54", "x");
+    sign(KEY.as_bytes(), &mut x);
+    xadd(&x.to_string());
+    // A lifts its ban: lifted on B
+    a.unban("192.0.2.50");
+    wait_for("B's unban", Duration::from_secs(10), || {
+        b.banned("192.0.2.50").is_none()
+    });
+
+    let want_b: Vec<(&str, f64)> = vec![
+        ("portcullis_fleet_published_total", 0.0),
+        ("portcullis_fleet_lost_total", 0.0),
+        // A's two bans and its unban, the old, the wide and x's (signed entries of others)
+        ("portcullis_fleet_received_total", 6.0),
+        ("portcullis_fleet_applied_total", 1.0),
+        ("portcullis_fleet_lifted_total", 1.0),
+        ("portcullis_fleet_reseeded_total", 0.0),
+        ("portcullis_fleet_refused_total{cause=\"ignore\"}", 1.0),
+        ("portcullis_fleet_refused_total{cause=\"cap\"}", 0.0),
+        ("portcullis_fleet_refused_total{cause=\"rate\"}", 0.0),
+        ("portcullis_fleet_refused_total{cause=\"distrust\"}", 1.0),
+        ("portcullis_fleet_refused_total{cause=\"wide\"}", 1.0),
+        ("portcullis_fleet_dropped_total{cause=\"unsigned\"}", 1.0),
+        ("portcullis_fleet_dropped_total{cause=\"forged\"}", 1.0),
+        ("portcullis_fleet_dropped_total{cause=\"malformed\"}", 1.0),
+        ("portcullis_fleet_dropped_total{cause=\"expired\"}", 1.0),
+        ("portcullis_fleet_dropped_total{cause=\"replayed\"}", 0.0),
+        ("portcullis_fleet_outbox", 0.0),
+        ("portcullis_fleet_bans_active", 0.0),
+        ("portcullis_fleet_connected{link=\"publish\"}", 1.0),
+        ("portcullis_fleet_connected{link=\"read\"}", 1.0),
+    ];
+    let check = |port: u16, want: &[(&str, f64)], who: &str| {
+        let mut text = String::new();
+        let ok = wait_until(Duration::from_secs(10), || {
+            text = scrape(port);
+            let s = fleet_samples(&text);
+            want.iter().all(|(k, v)| s.get(*k) == Some(v))
+        });
+        let s = fleet_samples(&text);
+        let got: Vec<_> = want.iter().map(|(k, _)| (*k, s.get(*k))).collect();
+        assert!(
+            ok,
+            "{who}: unexpected numbers {got:?}\n{}",
+            redis.cli(&["XRANGE", "portcullis:bans", "-", "+"])
+        );
+        // nothing else of the fleet's
+        assert_eq!(s.len(), want.len(), "{who}: {s:#?}");
+        text
+    };
+    let text = check(pb, &want_b, "B");
+    // A: its two bans and its unban sent, nothing held, the outbox empty; of the entries
+    // of others it refused only x's (it distrusts nobody, and applied x's ban)
+    let want_a: Vec<(&str, f64)> = vec![
+        ("portcullis_fleet_published_total", 3.0),
+        ("portcullis_fleet_outbox", 0.0),
+        ("portcullis_fleet_applied_total", 1.0),
+        ("portcullis_fleet_bans_active", 1.0),
+        ("portcullis_fleet_refused_total{cause=\"wide\"}", 1.0),
+        ("portcullis_fleet_refused_total{cause=\"distrust\"}", 0.0),
+        ("portcullis_fleet_connected{link=\"publish\"}", 1.0),
+    ];
+    let mut text_a = String::new();
+    let ok = wait_until(Duration::from_secs(10), || {
+        text_a = scrape(pa);
+        let s = fleet_samples(&text_a);
+        want_a.iter().all(|(k, v)| s.get(*k) == Some(v))
+    });
+    assert!(ok, "A: {text_a}");
+    assert_eq!(a.banned("192.0.2.54").as_deref(), Some("fleet:x"));
+
+    // Prometheus' own checker: format and naming conventions
+    for t in [&text, &text_a] {
+        let o = run_with_timeout(
+            Command::new(promtool).args(["check", "metrics"]),
+            Some(t.as_bytes()),
+            Duration::from_secs(60),
+        );
+        assert!(
+            o.success() && o.stdout_str().trim().is_empty() && o.stderr_str().trim().is_empty(),
+            "promtool check metrics: {o:?}\n{t}"
+        );
+    }
+}
+
 /// A CA and a server certificate for `localhost` / 127.0.0.1 it signed, in `dir`.
 fn make_certs(dir: &Path) {
     fs::create_dir_all(dir).unwrap();
@@ -797,7 +1241,7 @@ fn nftables_in_three_namespaces() {
         t.path(),
         "c",
         &redis,
-        "ignore = [\"203.0.113.0/24\"]\n",
+        "ignore = [\"203.0.113.0/24\", \"2001:db8:5:6::9\"]\n",
         "",
         Some(&nc),
     );
@@ -823,6 +1267,38 @@ fn nftables_in_three_namespaces() {
     a.unban("203.0.113.60");
     wait_for("B's kernel set empty", Duration::from_secs(10), || {
         !b.in_kernel("203.0.113.60")
+    });
+
+    // B's manual ban of one address reaches A and C as an address
+    b.ban("2001:db8:5:6::99");
+    wait_for("::99 on A and C", Duration::from_secs(10), || {
+        a.in_set("v6_sshd", "2001:db8:5:6::99") && c.in_set("v6_sshd", "2001:db8:5:6::99")
+    });
+    // a /64 (the default v6_prefix) on A is a /64 element on B; C ignores one address
+    // inside it and keeps it out of its kernel. The /64 replaces the address inside it on
+    // A (a fleet ban) and on B (B's own): interval sets refuse overlapping elements
+    a.brute_force("2001:db8:5:6::7");
+    wait_for("A's /64", Duration::from_secs(10), || {
+        a.in_set("v6_sshd", "2001:db8:5:6::/64")
+    });
+    wait_for("B's /64", Duration::from_secs(10), || {
+        b.in_set("v6_sshd", "2001:db8:5:6::/64")
+    });
+    wait_for("C's refusal of the /64", Duration::from_secs(10), || {
+        c.counter("refused_ignored") >= 2
+    });
+    assert!(
+        !c.in_set("v6_sshd", "2001:db8:5:6::/64"),
+        "C's ignore list lost"
+    );
+    assert!(c.in_set("v6_sshd", "2001:db8:5:6::99"));
+    for n in [&a, &b] {
+        assert!(!n.in_set("v6_sshd", "2001:db8:5:6::99"), "{}", n.log());
+        assert_eq!(n.banned("2001:db8:5:6::99"), None, "{:?}", n.bans());
+    }
+    a.unban("2001:db8:5:6::/64");
+    wait_for("B's /64 lifted", Duration::from_secs(10), || {
+        !b.in_set("v6_sshd", "2001:db8:5:6::/64")
     });
 }
 

@@ -53,7 +53,17 @@ fn note(cfg: &Config) {
     );
 }
 
-/// The active bans of the state file, as the daemon would list them.
+/// The fleet's state file (`fleet.db`) when there is one: the origins of fleet bans.
+fn fleet_db(cfg: &Config) -> Result<Option<crate::fleet::db::Db>> {
+    let path = cfg.state_dir.join("fleet.db");
+    if !path.exists() {
+        return Ok(None);
+    }
+    crate::fleet::db::Db::open(&path).map(Some)
+}
+
+/// The active bans of the state file, as the daemon would list them: a ban another node
+/// shared shows its origin (`fleet:NODE`, from `fleet.db`).
 pub fn bans(cfg: &Config, jail: Option<&str>, now: i64) -> Result<Response> {
     note(cfg);
     let mut r = Response {
@@ -61,11 +71,29 @@ pub fn bans(cfg: &Config, jail: Option<&str>, now: i64) -> Result<Response> {
         ..Default::default()
     };
     if let Some((store, _lock)) = open(cfg)? {
+        let origins = match fleet_db(cfg) {
+            Ok(Some(db)) => db.origins(now)?,
+            Ok(None) => Default::default(),
+            Err(e) => {
+                eprintln!("portcullis: the origins of fleet bans are unknown: {e:#}");
+                Default::default()
+            }
+        };
         r.bans = store
             .active_bans(now)?
             .into_iter()
             .filter(|b| jail.is_none_or(|j| j == b.jail))
-            .map(|b| BanInfo::new(b.addr, &b.jail, b.end, now, b.reason, b.count))
+            .map(|b| {
+                let mut i = BanInfo::new(b.addr, &b.jail, b.end, now, b.reason, b.count);
+                // the fleet ban itself (same end), not a later local ban of the address
+                if let Some((node, _)) = origins
+                    .get(&(b.addr, b.jail.clone()))
+                    .filter(|(_, until)| *until == b.end)
+                {
+                    i.origin = format!("fleet:{node}");
+                }
+                i
+            })
             .collect();
     }
     // the deny list is the configuration's (the daemon puts it in at start)
@@ -115,6 +143,12 @@ pub fn unban(cfg: &Config, addr: Option<Cidr>, jail: Option<&str>, now: i64) -> 
         })
         .collect();
     store.apply(&ops)?;
+    // a lifted fleet ban is no more a fleet ban
+    match fleet_db(cfg) {
+        Ok(Some(mut db)) => db.forget_applied(&lift)?,
+        Ok(None) => {}
+        Err(e) => eprintln!("portcullis: {e:#}"),
+    }
     let mut msg = format!(
         "unbanned {} in the state file: {}",
         lift.len(),

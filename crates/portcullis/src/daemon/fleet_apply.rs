@@ -1,7 +1,15 @@
 //! The engine's side of the fleet: applying other nodes' checked entries (see
 //! [`crate::fleet`]). A fleet ban goes the way of a manual ban (kernel, tracker, store,
 //! event) with the origin's `until`; the local ignore list, the host's own addresses and
-//! loopback always win, and the count and rate of fleet bans are capped. A batch of
+//! loopback always win, and the count and rate of fleet bans are capped.
+//!
+//! An entry is an address or a prefix (see [`crate::fleet::entry`]). A prefix is refused
+//! whole when it holds any address the local ignore lists, own addresses or loopback cover,
+//! or overlaps an ignored prefix in any way (the check of a manual `portcullis ban` of a
+//! prefix). A ban already in force that covers it (a local one, or a wider one) stands; a
+//! fleet prefix replaces the narrower bans inside it, as a manual prefix ban does
+//! (interval sets refuse overlapping elements): their kernel elements go first, in a
+//! firewall change of their own, and their store rows are closed. A batch of
 //! entries makes one firewall change and one store transaction (a catch-up of 100,000
 //! bans must not run `nft` 100,000 times); an entry for an address already touched in the
 //! batch first flushes what came before, so that the events keep their order.
@@ -9,7 +17,6 @@
 use portcullis_core::decision::BanReason;
 use portcullis_core::ignore::Cidr;
 use std::collections::HashSet;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use portcullis_core::decision::Millis;
@@ -23,10 +30,13 @@ use crate::store::BanRecord;
 /// What a batch will change: firewall, store, then the events.
 #[derive(Default)]
 struct Pending {
+    /// Deletions of narrower elements, applied before `fw` (nft checks overlaps against
+    /// the set as it is before a transaction).
+    fw_first: Vec<FwOp>,
     fw: Vec<FwOp>,
     store: Vec<StoreOp>,
     events: Vec<Event>,
-    touched: HashSet<(IpAddr, String)>,
+    touched: HashSet<(Cidr, String)>,
 }
 
 impl Engine {
@@ -38,7 +48,7 @@ impl Engine {
         let mut p = Pending::default();
         let mut out = Vec::with_capacity(entries.len());
         for e in &entries {
-            let key = (e.addr.to_canonical(), e.jail.clone());
+            let key = (e.addr, e.jail.clone());
             if p.touched.contains(&key) {
                 self.fleet_flush(&mut p);
             }
@@ -59,6 +69,14 @@ impl Engine {
     /// a fleet ban back). A refused kernel change is logged; the next start rewrites the
     /// kernel from the store, as after a failed expiry.
     fn fleet_flush(&mut self, p: &mut Pending) {
+        if !p.fw_first.is_empty() {
+            if let Err(err) = self.fw.apply(&p.fw_first) {
+                tracing::error!(
+                    "fleet: the firewall refused {} change(s): {err:#}",
+                    p.fw_first.len()
+                );
+            }
+        }
         if !p.fw.is_empty() {
             if let Err(err) = self.fw.apply(&p.fw) {
                 tracing::error!(
@@ -75,6 +93,7 @@ impl Engine {
         for e in p.events.drain(..) {
             events::emit(&e);
         }
+        p.fw_first.clear();
         p.fw.clear();
         p.store.clear();
         p.touched.clear();
@@ -90,26 +109,38 @@ impl Engine {
         let Some(ji) = self.jails.iter().position(|j| j.name() == e.jail) else {
             return Outcome::Nothing;
         };
-        let ip = e.addr.to_canonical();
-        // local ignore always wins (the same checks as `portcullis ban`)
-        if self.jails[ji].settings().ignore.check(ip).is_some()
-            || crate::firewall::never_ban(ip)
-            || self.own.contains(&ip)
+        let target = e.addr;
+        // local ignore always wins (the same checks as `portcullis ban`): for a prefix, any
+        // overlap with an ignored prefix, and any own or loopback address inside it
+        if self.jails[ji]
+            .settings()
+            .ignore
+            .check_prefix(target)
+            .is_some()
+            || crate::firewall::never_ban_prefix(target)
+            || self.own.iter().any(|&o| target.contains(o))
         {
             return Outcome::Ignored;
         }
-        let cfg = &shared.cfg;
+        let cfg = shared.live();
+        if !cfg.narrow_enough(&target) {
+            return Outcome::TooWide; // (the reader refuses these already)
+        }
         // the origin's end, never more than max_bantime after the entry was made
         let until = e.until.min(e.time.saturating_add(cfg.max_bantime));
         if until <= now {
             return Outcome::Expired;
         }
         let jail = e.jail.clone();
-        let key = (ip, jail.clone());
+        let key = (target, jail.clone());
         let mut origins = shared.origins.lock().expect("fleet origins");
         let held = origins.contains_key(&key);
-        if self.jails[ji].tracker().is_banned(ip) && !held {
-            return Outcome::Nothing; // a local ban stands
+        match self.jails[ji].tracker().covering_ban(target) {
+            // ours to renew
+            Some(c) if c == target && held => {}
+            // a local ban of it, or a wider ban (local or fleet), stands
+            Some(_) => return Outcome::Nothing,
+            None => {}
         }
         if !held && origins.len() >= cfg.max_bans {
             return Outcome::Capped;
@@ -118,9 +149,39 @@ impl Engine {
             return Outcome::RateLimited;
         }
         origins.insert(key, e.node.clone());
+        // the narrower bans inside a prefix give way to it (fleet ones are forgotten)
+        let covered = if target.is_host() {
+            Vec::new()
+        } else {
+            self.jails[ji].tracker_mut().take_covered(target)
+        };
+        for c in &covered {
+            origins.remove(&(*c, jail.clone()));
+        }
         drop(origins);
-        // (the fleet shares single addresses: the ban is the address's host prefix)
-        let target = Cidr::host(ip);
+        if !covered.is_empty() {
+            // the kernel elements of earlier entries of this batch must exist before
+            // their deletion below
+            self.fleet_flush(p);
+            for &c in &covered {
+                self.meta.remove(&(jail.clone(), c));
+                p.fw_first.push(FwOp::Del {
+                    jail: jail.clone(),
+                    addr: c,
+                });
+                p.store.push(StoreOp::Unban {
+                    addr: c,
+                    jail: jail.clone(),
+                    at: now,
+                });
+            }
+            tracing::info!(
+                jail = jail.as_str(),
+                "fleet: {target} from {} replaces {} narrower ban(s) inside it",
+                e.node,
+                covered.len()
+            );
+        }
         if held {
             p.fw.push(FwOp::Del {
                 jail: jail.clone(),
@@ -162,17 +223,32 @@ impl Engine {
         now: Millis,
         p: &mut Pending,
     ) -> Outcome {
-        let ip = e.addr.to_canonical();
-        let key = (ip, e.jail.clone());
+        let key = (e.addr, e.jail.clone());
         // only the node whose ban it is lifts it
         if shared.origins.lock().expect("fleet origins").get(&key) != Some(&e.node) {
             return Outcome::Nothing;
         }
-        let Some(ji) = self.jails.iter().position(|j| j.name() == e.jail) else {
+        self.fleet_lift(shared, e, format!("fleet:{}", e.node), now, p)
+    }
+
+    /// Lifts the fleet ban of `e.addr` in `e.jail` (the caller checked it is one).
+    fn fleet_lift(
+        &mut self,
+        shared: &Arc<Shared>,
+        e: &Entry,
+        reason: String,
+        now: Millis,
+        p: &mut Pending,
+    ) -> Outcome {
+        let target = e.addr;
+        let key = (target, e.jail.clone());
+        let ji = self.jails.iter().position(|j| j.name() == e.jail);
+        // exactly the fleet ban: never a wider (local) ban that covers it
+        let Some(ji) = ji.filter(|&i| self.jails[i].tracker().ban_until_of(target).is_some())
+        else {
             shared.origins.lock().expect("fleet origins").remove(&key);
             return Outcome::Lifted;
         };
-        let target = Cidr::host(ip);
         self.jails[ji].tracker_mut().unban(target);
         p.fw.push(FwOp::Del {
             jail: e.jail.clone(),
@@ -187,8 +263,60 @@ impl Engine {
         p.events.push(Event::Unban {
             addr: target,
             jail: e.jail.clone(),
-            reason: UnbanReason::Lifted(format!("fleet:{}", e.node)),
+            reason: UnbanReason::Lifted(reason),
         });
         Outcome::Lifted
+    }
+
+    /// After a reload: the new `[fleet]` settings of what is shared and accepted take
+    /// effect (the others wait for a restart, with a warning), and the fleet bans of nodes
+    /// now in `distrust` are lifted (reason `distrust:NODE`). Fleet bans already held stay
+    /// when `accept`, `max_bans` or `min_prefix_v4/v6` change: they run to their end.
+    pub(super) fn fleet_reload(&mut self, now: Millis) {
+        let Some(shared) = self.fleet.clone() else {
+            if self.cfg.fleet.is_some() {
+                tracing::warn!("[fleet] was added: the fleet starts at the next restart");
+            }
+            return;
+        };
+        let Some(new) = self.cfg.fleet.clone() else {
+            tracing::warn!(
+                "[fleet] was removed: the fleet runs on with its settings until the next restart"
+            );
+            return;
+        };
+        for w in shared.reconfigure(new) {
+            tracing::warn!("{w}");
+        }
+        let live = shared.live();
+        let mut gone: Vec<Entry> = shared
+            .origins
+            .lock()
+            .expect("fleet origins")
+            .iter()
+            .filter(|(_, n)| live.distrust.contains(n))
+            .map(|((addr, jail), node)| Entry {
+                v: crate::fleet::entry::version(addr),
+                kind: Kind::Unban,
+                addr: *addr,
+                jail: jail.clone(),
+                until: 0,
+                reason: "distrust".into(),
+                failures: 0,
+                node: node.clone(),
+                time: now,
+                sig: String::new(),
+            })
+            .collect();
+        if gone.is_empty() {
+            return;
+        }
+        gone.sort_by(|a, b| (&a.jail, a.addr).cmp(&(&b.jail, b.addr)));
+        let mut p = Pending::default();
+        for e in &gone {
+            self.fleet_lift(&shared, e, format!("distrust:{}", e.node), now, &mut p);
+        }
+        self.fleet_flush(&mut p);
+        tracing::info!("fleet: {} ban(s) of distrusted node(s) lifted", gone.len());
     }
 }

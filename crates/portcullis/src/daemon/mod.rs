@@ -458,18 +458,22 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
     // shared bans: their own threads, connections and state file; Redis down never stops
     // local banning, and a fleet that cannot start is logged, not fatal
     if let Some(fc) = eng.cfg.fleet.clone() {
-        let active: Vec<(IpAddr, String, u32, Millis)> = eng
+        let active: Vec<(Cidr, String, u32, Millis)> = eng
             .jails
             .iter()
             .flat_map(|j| {
                 j.tracker()
                     .bans()
-                    .filter(|(a, _)| a.is_host())
-                    .map(|(a, until)| (a.addr, j.name().to_string(), 0, until))
+                    .map(|(a, until)| (a, j.name().to_string(), 0, until))
             })
             .collect();
         match crate::fleet::start(fc, &eng.cfg.state_dir, tx.clone(), &active) {
-            Ok(f) => eng.fleet = Some(f),
+            Ok(f) => {
+                if let Some(m) = &eng.metrics {
+                    m.set_fleet(f.clone());
+                }
+                eng.fleet = Some(f);
+            }
             Err(e) => error!("fleet: cannot start, bans are not shared: {e:#}"),
         }
     }
@@ -1193,6 +1197,7 @@ impl Engine {
             info!("stopped reading {s}");
         }
         let old_cfg = std::mem::replace(&mut self.cfg, cfg);
+        self.fleet_reload(now_ms());
         if let Err(e) = self.sync_deny() {
             // the deny list of the new configuration is refused: keep the old one
             self.cfg.deny = old_cfg.deny;
@@ -1314,12 +1319,7 @@ impl Engine {
                     .copied()
                     .unwrap_or((BanReason::Failures, 1));
                 let mut b = BanInfo::new(addr, j.name(), until, now, reason, count);
-                if let Some(o) = self
-                    .fleet
-                    .as_ref()
-                    .filter(|_| addr.is_host())
-                    .and_then(|f| f.origin(addr.addr, j.name()))
-                {
+                if let Some(o) = self.fleet.as_ref().and_then(|f| f.origin(addr, j.name())) {
                     b.origin = o;
                 }
                 v.push(b);

@@ -27,6 +27,8 @@ pub struct RawFleet {
     distrust: Option<Vec<Spanned<String>>>,
     max_bans: Option<Spanned<usize>>,
     accept_rate: Option<Spanned<u32>>,
+    min_prefix_v4: Option<Spanned<u8>>,
+    min_prefix_v6: Option<Spanned<u8>>,
     max_skew: Option<Spanned<String>>,
     max_bantime: Option<Spanned<String>>,
     maxlen: Option<Spanned<usize>>,
@@ -65,6 +67,10 @@ pub struct FleetConfig {
     pub max_bans: usize,
     /// Most fleet bans accepted per second (a burst of as many is allowed).
     pub accept_rate: u32,
+    /// Shortest IPv4 prefix length a fleet ban may have (wider ones are refused).
+    pub min_prefix_v4: u8,
+    /// Shortest IPv6 prefix length a fleet ban may have (wider ones are refused).
+    pub min_prefix_v6: u8,
     /// Clock-skew tolerance: entries stamped further in the future are dropped, and a
     /// fleet ban never outlives its `until` by more.
     pub max_skew: Millis,
@@ -83,6 +89,16 @@ impl FleetConfig {
         self.share
             .as_ref()
             .is_none_or(|s| s.iter().any(|j| j == jail))
+    }
+
+    /// Whether a fleet ban of `c` is narrow enough to apply (`min_prefix_v4/v6`).
+    pub fn narrow_enough(&self, c: &portcullis_core::ignore::Cidr) -> bool {
+        c.len
+            >= if c.addr.is_ipv4() {
+                self.min_prefix_v4
+            } else {
+                self.min_prefix_v6
+            }
     }
 }
 
@@ -277,6 +293,15 @@ impl RawFleet {
             }
             Some(s) => s.into_inner(),
         };
+        let prefix = |v: &Option<Spanned<u8>>, key: &str, max: u8, default: u8| match v {
+            None => Ok(default),
+            Some(s) if *s.get_ref() > max => {
+                Err(err(s.span(), key, format!("a prefix length is 0..={max}")))
+            }
+            Some(s) => Ok(*s.get_ref()),
+        };
+        let min_prefix_v4 = prefix(&self.min_prefix_v4, "fleet.min_prefix_v4", 32, 16)?;
+        let min_prefix_v6 = prefix(&self.min_prefix_v6, "fleet.min_prefix_v6", 128, 32)?;
         let maxlen = match self.maxlen {
             None => 100_000,
             Some(s) if *s.get_ref() < 100 => {
@@ -294,6 +319,8 @@ impl RawFleet {
             distrust,
             max_bans,
             accept_rate,
+            min_prefix_v4,
+            min_prefix_v6,
             max_skew: dur(err, &self.max_skew, "fleet.max_skew", 30_000)?,
             max_bantime: dur(err, &self.max_bantime, "fleet.max_bantime", 30 * 86_400_000)?,
             maxlen,
@@ -360,6 +387,18 @@ mod tests {
         .fleet
         .unwrap();
         assert!(f.accept && f.shares("anything") && f.stream == "portcullis:bans");
+        assert_eq!((f.min_prefix_v4, f.min_prefix_v6), (16, 32));
+        let wide = |s: &str| portcullis_core::ignore::Cidr::parse(s).unwrap();
+        assert!(f.narrow_enough(&wide("198.51.0.0/16")) && !f.narrow_enough(&wide("198.0.0.0/15")));
+        assert!(f.narrow_enough(&wide("2001:db8::/32")) && !f.narrow_enough(&wide("2001::/31")));
+        let f = load(
+            d,
+            &format!("redis = \"redis://h\"\nkey_file = {good:?}\nmin_prefix_v4 = 24\nmin_prefix_v6 = 64\n"),
+        )
+        .unwrap()
+        .fleet
+        .unwrap();
+        assert_eq!((f.min_prefix_v4, f.min_prefix_v6), (24, 64));
 
         let err = |fleet: String| format!("{:#}", load(d, &fleet).unwrap_err());
         let e = err(format!("redis = \"http://h\"\nkey_file = {good:?}\n"));
@@ -392,6 +431,10 @@ mod tests {
             "redis = \"rediss://h\"\nkey_file = {good:?}\nca_file = {good:?}\n"
         ));
         assert!(e.contains("no PEM certificate"), "{e}");
+        let e = err(format!(
+            "redis = \"redis://h\"\nkey_file = {good:?}\nmin_prefix_v4 = 33\n"
+        ));
+        assert!(e.contains("fleet.min_prefix_v4"), "{e}");
         let e = err(format!("key_file = {good:?}\n"));
         assert!(e.contains("fleet.redis"), "{e}");
     }

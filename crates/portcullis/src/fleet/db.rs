@@ -1,9 +1,9 @@
 //! `fleet.db` in the state directory, the fleet's own SQLite file: the outbox (entries not
 //! yet in Redis), this node's active shared bans (to re-seed an emptied Redis), the fleet
 //! bans applied here (their origin), the newest entry time seen per origin, address and
-//! jail (replays of older entries are dropped), and the stream read position.
+//! jail (replays of older entries are dropped), and the stream read position. Addresses
+//! and prefixes are written as `Cidr` writes them (`192.0.2.7`, `2001:db8:5:6::/64`).
 
-use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::daemon::fsutil;
 use portcullis_core::decision::Millis;
+use portcullis_core::ignore::Cidr;
 
 /// One connection to fleet.db (each thread opens its own).
 pub struct Db {
@@ -101,11 +102,15 @@ impl Db {
         Ok(())
     }
 
-    /// This node's active shared bans (JSON), expired ones pruned.
+    /// This node's active shared bans (JSON), expired ones pruned, but for those still
+    /// waiting in the outbox (they are sent from there: a re-seed must not send them twice,
+    /// or other nodes count the second copy as a replay).
     pub fn own_active(&mut self, now: Millis) -> Result<Vec<String>> {
         self.conn
             .execute("DELETE FROM own_active WHERE until <= ?1", params![now])?;
-        let mut st = self.conn.prepare("SELECT entry FROM own_active")?;
+        let mut st = self.conn.prepare(
+            "SELECT entry FROM own_active WHERE entry NOT IN (SELECT entry FROM outbox)",
+        )?;
         let rows = st.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -151,7 +156,7 @@ impl Db {
     pub fn record(
         &mut self,
         seen: &[(String, Millis)],
-        applied: &[(IpAddr, String, String, Option<Millis>)],
+        applied: &[(Cidr, String, String, Option<Millis>)],
         pos: Option<&str>,
     ) -> Result<()> {
         let tx = self.conn.transaction()?;
@@ -184,8 +189,8 @@ impl Db {
         Ok(())
     }
 
-    /// The fleet bans applied here that have not ended: (addr, jail, node).
-    pub fn applied(&mut self, now: Millis) -> Result<Vec<(IpAddr, String, String)>> {
+    /// The fleet bans applied here that have not ended: (address or prefix, jail, node).
+    pub fn applied(&mut self, now: Millis) -> Result<Vec<(Cidr, String, String)>> {
         self.conn
             .execute("DELETE FROM applied WHERE until <= ?1", params![now])?;
         let mut st = self.conn.prepare("SELECT addr, jail, node FROM applied")?;
@@ -195,11 +200,51 @@ impl Db {
         let mut out = Vec::new();
         for r in rows {
             let (a, j, n) = r?;
-            if let Ok(a) = a.parse() {
+            if let Ok(a) = Cidr::parse(&a) {
                 out.push((a, j, n));
             }
         }
         Ok(out)
+    }
+
+    /// The fleet bans applied here that have not ended, without pruning (for the offline
+    /// `bans`): (address or prefix, jail) -> (node, until).
+    pub fn origins(
+        &self,
+        now: Millis,
+    ) -> Result<std::collections::HashMap<(Cidr, String), (String, Millis)>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT addr, jail, node, until FROM applied WHERE until > ?1")?;
+        let rows = st.query_map(params![now], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Millis>(3)?,
+            ))
+        })?;
+        let mut out = std::collections::HashMap::new();
+        for r in rows {
+            let (a, j, n, u) = r?;
+            if let Ok(a) = Cidr::parse(&a) {
+                out.insert((a, j), (n, u));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Forgets fleet bans lifted while the daemon was stopped (the offline `unban`).
+    pub fn forget_applied(&mut self, lifted: &[(Cidr, String)]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        for (a, j) in lifted {
+            tx.execute(
+                "DELETE FROM applied WHERE addr = ?1 AND jail = ?2",
+                params![a.to_string(), j],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// Drops replay marks older than `before` (entries that old are refused anyway).

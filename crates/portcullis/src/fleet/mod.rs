@@ -14,22 +14,26 @@
 //!   good ones to the engine ([`crate::daemon::Msg::Fleet`]) and saves the new position
 //!   only once the engine has applied them: a `kill -9` loses nothing.
 //! - **Apply** (in the engine, `daemon/fleet_apply.rs`): local ignore, own addresses and
-//!   loopback always win; caps on how many fleet bans are held and how fast they come.
+//!   loopback always win (a prefix that holds any of them is refused whole); caps on how
+//!   many fleet bans are held, how fast they come, and how wide a prefix may be.
+//!
+//! An entry carries one address or one prefix ([`entry`]: version 1 and 2): a local ban of
+//! a prefix (IPv6 `/64` by `v6_prefix`, `subnet_ban`, a CIDR ban) is shared as that prefix.
 
 pub mod config;
 pub mod db;
 pub mod entry;
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use portcullis_core::decision::Millis;
+use portcullis_core::ignore::Cidr;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
@@ -71,6 +75,8 @@ pub enum Outcome {
     Capped,
     /// Refused: accepted too fast.
     RateLimited,
+    /// Refused: a prefix wider than `min_prefix_v4/v6`.
+    TooWide,
     /// Already over.
     Expired,
 }
@@ -89,6 +95,7 @@ pub struct Stats {
     ignored: AtomicU64,
     capped: AtomicU64,
     rate_limited: AtomicU64,
+    too_wide: AtomicU64,
     expired: AtomicU64,
     replayed: AtomicU64,
     distrusted: AtomicU64,
@@ -120,10 +127,15 @@ pub struct FleetStatus {
 
 /// State shared by the engine, the subscriber and the fleet threads.
 pub struct Shared {
-    /// The configuration.
+    /// The configuration at start: the connection (`redis`, `ca_file`), `node`, `key_file`,
+    /// `stream` and `maxlen` are read from here and change only with a restart.
     pub cfg: FleetConfig,
-    /// Fleet bans held here: (address, jail) -> origin node.
-    pub origins: Mutex<HashMap<(IpAddr, String), String>>,
+    /// The configuration as last (re)loaded: what is shared and accepted (`share`,
+    /// `accept`, `distrust`, `max_bans`, `accept_rate`, `min_prefix_v4/v6`, `max_skew`,
+    /// `max_bantime`) is read from here, so that a reload changes it.
+    live: RwLock<Arc<FleetConfig>>,
+    /// Fleet bans held here: (address or prefix, jail) -> origin node.
+    pub origins: Mutex<HashMap<(Cidr, String), String>>,
     /// Counters.
     pub stats: Stats,
     /// Token bucket of the accept rate: (tokens, last refill).
@@ -132,7 +144,7 @@ pub struct Shared {
 
 impl Shared {
     /// The origin of a ban held here, `fleet:NODE`, if it came from the fleet.
-    pub fn origin(&self, addr: IpAddr, jail: &str) -> Option<String> {
+    pub fn origin(&self, addr: Cidr, jail: &str) -> Option<String> {
         self.origins
             .lock()
             .expect("fleet origins")
@@ -140,9 +152,37 @@ impl Shared {
             .map(|n| format!("fleet:{n}"))
     }
 
+    /// The configuration as last (re)loaded (see [`Shared::cfg`] for what it is used for).
+    pub fn live(&self) -> Arc<FleetConfig> {
+        self.live.read().expect("fleet live config").clone()
+    }
+
+    /// A reload's `[fleet]`: what is shared and accepted takes effect now; returns a
+    /// warning for each setting that waits for a restart.
+    pub fn reconfigure(&self, new: FleetConfig) -> Vec<String> {
+        let old = &self.cfg;
+        let mut later = Vec::new();
+        for (name, changed) in [
+            ("redis", old.redis != new.redis),
+            ("node", old.node != new.node),
+            ("key_file", old.key.0 != new.key.0),
+            ("stream", old.stream != new.stream),
+            ("maxlen", old.maxlen != new.maxlen),
+            ("ca_file", old.ca != new.ca),
+        ] {
+            if changed {
+                later.push(format!(
+                    "fleet.{name} changed: it takes effect at the next restart"
+                ));
+            }
+        }
+        *self.live.write().expect("fleet live config") = Arc::new(new);
+        later
+    }
+
     /// Takes one token of the accept rate; false when none is left.
     pub fn take_token(&self, now: Millis) -> bool {
-        let rate = f64::from(self.cfg.accept_rate);
+        let rate = f64::from(self.live().accept_rate);
         let mut b = self.bucket.lock().expect("fleet bucket");
         let elapsed = (now - b.1).max(0) as f64 / 1000.0;
         b.0 = (b.0 + elapsed * rate).min(rate);
@@ -165,6 +205,7 @@ impl Shared {
             Outcome::Ignored => &s.ignored,
             Outcome::Capped => &s.capped,
             Outcome::RateLimited => &s.rate_limited,
+            Outcome::TooWide => &s.too_wide,
             Outcome::Expired => &s.expired,
         }
         .fetch_add(1, Relaxed);
@@ -182,6 +223,7 @@ impl Shared {
             ("refused_ignored", &s.ignored),
             ("refused_cap", &s.capped),
             ("refused_rate", &s.rate_limited),
+            ("refused_wide", &s.too_wide),
             ("dropped_expired", &s.expired),
             ("dropped_replayed", &s.replayed),
             ("dropped_distrusted", &s.distrusted),
@@ -214,20 +256,25 @@ enum Out {
 
 /// Starts the fleet: opens `fleet.db`, subscribes to the events, starts the publisher
 /// and (with `accept`) the reader. Returns the state the engine consults. `active` are
-/// the bans the engine holds now (address, jail, failures, end): those of shared jails
+/// the bans the engine holds now (address or prefix, jail, failures, end): fleet bans of
+/// `fleet.db` it no longer holds are forgotten, and those of shared jails
 /// that are neither fleet bans nor known to the outbox (the fleet was just enabled, or the
 /// daemon died before an event reached the outbox) are published now.
 pub fn start(
     cfg: FleetConfig,
     state_dir: &Path,
     tx: EngineTx,
-    active: &[(IpAddr, String, u32, Millis)],
+    active: &[(Cidr, String, u32, Millis)],
 ) -> Result<Arc<Shared>> {
     let path = state_dir.join("fleet.db");
     let mut db = Db::open(&path)?;
-    let origins: HashMap<(IpAddr, String), String> = db
+    let held: std::collections::HashSet<(Cidr, &str)> =
+        active.iter().map(|(a, j, _, _)| (*a, j.as_str())).collect();
+    // (a fleet ban the engine no longer holds: replaced by a wider ban, lifted offline)
+    let origins: HashMap<(Cidr, String), String> = db
         .applied(now_ms())?
         .into_iter()
+        .filter(|(a, j, _)| held.contains(&(*a, j.as_str())))
         .map(|(a, j, n)| ((a, j), n))
         .collect();
     let known = db.own_fields()?;
@@ -242,7 +289,7 @@ pub fn start(
         })
         .map(|(a, j, failures, until)| {
             let mut e = Entry {
-                v: 1,
+                v: entry::version(a),
                 kind: Kind::Ban,
                 addr: *a,
                 jail: j.clone(),
@@ -266,6 +313,7 @@ pub fn start(
     }
     let shared = Arc::new(Shared {
         bucket: Mutex::new((f64::from(cfg.accept_rate), now_ms())),
+        live: RwLock::new(Arc::new(cfg.clone())),
         cfg,
         origins: Mutex::new(origins),
         stats: Stats::default(),
@@ -279,7 +327,8 @@ pub fn start(
             .name("fleet-publish".into())
             .spawn(move || publisher(shared, db, out_rx))?;
     }
-    if shared.cfg.accept {
+    {
+        // also with `accept = false`: it waits, unconnected, until a reload sets it
         let db = Db::open(&path)?;
         let shared = shared.clone();
         std::thread::Builder::new()
@@ -321,18 +370,25 @@ fn subscribe(shared: Arc<Shared>, out: SyncSender<Out>) {
                 manual,
                 ..
             } => {
-                // the fleet shares single addresses; a prefix ban (v6 /64, subnet_ban, a CIDR
-                // deny entry) stays local (README, "Fleet")
-                if !addr.is_host() {
-                    return;
+                // an address or a prefix (v6 /64, subnet_ban, a CIDR ban) alike
+                if shared.origin(*addr, jail).is_some() {
+                    return; // a fleet ban (never published again)
                 }
-                let addr = &addr.addr;
-                if !cfg.shares(jail) || shared.origin(*addr, jail).is_some() {
-                    return; // not shared, or a fleet ban (never published again)
+                if !addr.is_host() {
+                    // a local prefix ban replaced the fleet bans inside it (a manual ban
+                    // closes them without an event of their own)
+                    shared
+                        .origins
+                        .lock()
+                        .expect("fleet origins")
+                        .retain(|(c, j), _| j != jail || c == addr || !addr.covers(c));
+                }
+                if !shared.live().shares(jail) {
+                    return;
                 }
                 let now = now_ms();
                 let mut en = Entry {
-                    v: 1,
+                    v: entry::version(addr),
                     kind: Kind::Ban,
                     addr: *addr,
                     jail: jail.clone(),
@@ -347,17 +403,13 @@ fn subscribe(shared: Arc<Shared>, out: SyncSender<Out>) {
                 Out::Entry(en)
             }
             Event::Unban { addr, jail, reason } => {
-                if !addr.is_host() {
-                    return;
-                }
-                let addr = &addr.addr;
                 let was_fleet = shared
                     .origins
                     .lock()
                     .expect("fleet origins")
                     .remove(&(*addr, jail.clone()))
                     .is_some();
-                if was_fleet || !cfg.shares(jail) {
+                if was_fleet || !shared.live().shares(jail) {
                     return;
                 }
                 let field = format!("{}|{jail}|{addr}", cfg.node);
@@ -365,7 +417,7 @@ fn subscribe(shared: Arc<Shared>, out: SyncSender<Out>) {
                     UnbanReason::Expired => Out::Forget(field),
                     UnbanReason::Manual | UnbanReason::Lifted(_) => {
                         let mut en = Entry {
-                            v: 1,
+                            v: entry::version(addr),
                             kind: Kind::Unban,
                             addr: *addr,
                             jail: jail.clone(),
@@ -586,8 +638,9 @@ fn flush(con: &mut redis::Connection, shared: &Shared, db: &mut Db) -> Result<()
     }
 }
 
-/// Checks one entry read from Redis; `None` when dropped (counted) or our own.
-fn check(shared: &Shared, db: &Db, text: &str, now: Millis) -> Option<Entry> {
+/// Checks one entry read from Redis; `None` when dropped (counted) or our own. `live` is
+/// the configuration as last (re)loaded.
+fn check(shared: &Shared, live: &FleetConfig, db: &Db, text: &str, now: Millis) -> Option<Entry> {
     let cfg = &shared.cfg;
     let s = &shared.stats;
     let e = match Entry::verify(text, &cfg.key.0, &cfg.stream) {
@@ -606,15 +659,15 @@ fn check(shared: &Shared, db: &Db, text: &str, now: Millis) -> Option<Entry> {
         return None;
     }
     s.received.fetch_add(1, Relaxed);
-    if cfg.distrust.contains(&e.node) {
+    if live.distrust.contains(&e.node) {
         s.distrusted.fetch_add(1, Relaxed);
         return None;
     }
-    if e.time > now + cfg.max_skew {
+    if e.time > now + live.max_skew {
         s.malformed.fetch_add(1, Relaxed); // from the future
         return None;
     }
-    if e.time < now - cfg.max_bantime - cfg.max_skew
+    if e.time < now - live.max_bantime - live.max_skew
         || db
             .seen(&e.field())
             .ok()
@@ -626,6 +679,10 @@ fn check(shared: &Shared, db: &Db, text: &str, now: Millis) -> Option<Entry> {
     }
     if e.kind == Kind::Ban && e.until <= now {
         s.expired.fetch_add(1, Relaxed);
+        return None;
+    }
+    if e.kind == Kind::Ban && !live.narrow_enough(&e.addr) {
+        s.too_wide.fetch_add(1, Relaxed);
         return None;
     }
     Some(e)
@@ -641,9 +698,10 @@ fn process(
     pos: Option<&str>,
 ) -> std::result::Result<(), ()> {
     let now = now_ms();
+    let live = shared.live();
     let mut good: Vec<Entry> = Vec::new();
     for t in texts {
-        if let Some(e) = check(shared, db, t, now) {
+        if let Some(e) = check(shared, &live, db, t, now) {
             // a later entry of the same batch for the same ban wins in order
             good.push(e);
         }
@@ -678,8 +736,17 @@ fn reader(shared: Arc<Shared>, mut db: Db, tx: EngineTx) {
     let cfg = &shared.cfg;
     let mut backoff = Duration::from_millis(250);
     let mut warned = false;
-    let _ = db.prune_seen(now_ms() - cfg.max_bantime - cfg.max_skew);
+    {
+        let live = shared.live();
+        let _ = db.prune_seen(now_ms() - live.max_bantime - live.max_skew);
+    }
     loop {
+        if !shared.live().accept {
+            // `accept = false` (at start or by a reload): no connection, the position kept
+            shared.stats.reading.store(false, Relaxed);
+            std::thread::sleep(Duration::from_secs(1));
+            continue;
+        }
         let r = (|| -> Result<std::result::Result<(), ()>> {
             let mut con = connect(cfg, Duration::from_millis(BLOCK_MS as u64 + 5000))?;
             shared.stats.reading.store(true, Relaxed);
@@ -739,6 +806,10 @@ fn reader(shared: Arc<Shared>, mut db: Db, tx: EngineTx) {
                     .arg(&cfg.stream)
                     .arg(&pos)
                     .query(&mut con)?;
+                if !shared.live().accept {
+                    // a reload stopped accepting: this batch waits at the saved position
+                    return Ok(Ok(()));
+                }
                 let Some(streams) = reply else { continue };
                 for (_, ids) in streams {
                     let Some((last, _)) = ids.last() else {

@@ -13,6 +13,7 @@
 //! | `portcullis_firewall_seconds` | histogram | (one firewall batch) |
 //! | `portcullis_notify_queue` | gauge | `kind` (`mail`, `webhook`) |
 //! | `portcullis_notify_failures_total` | counter | `kind` |
+//! | `portcullis_fleet_*` | | with `[fleet]`: see [`fleet`] |
 //!
 //! Nothing here may slow a ban or the line loop: the engine counts lines and failures in
 //! the batch it handles and adds them to the shared counters once per batch; bans and
@@ -21,6 +22,7 @@
 //! per jail); the notifier's counters are read at scrape time. The HTTP side runs on its
 //! own thread ([`http`]).
 
+pub mod fleet;
 pub mod http;
 
 use std::fmt;
@@ -304,6 +306,7 @@ pub struct Metrics {
     firewall: Histogram,
     jails: Snapshot,
     events: EventCounters,
+    fleet: fleet::Slot,
 }
 
 impl Metrics {
@@ -315,6 +318,7 @@ impl Metrics {
             firewall: Histogram::new(FIREWALL_BUCKETS),
             jails: Snapshot::default(),
             events: EventCounters::default(),
+            fleet: fleet::Slot::default(),
         };
         let mut r = Registry::default();
         r.register(
@@ -344,6 +348,7 @@ impl Metrics {
             m.firewall.clone(),
         );
         r.register_collector(Box::new(NotifyCollector));
+        r.register_collector(Box::new(fleet::FleetCollector(m.fleet.clone())));
         (m, r)
     }
 
@@ -412,6 +417,11 @@ impl Metrics {
             a.tracked = st.tracked as u64;
             a.evicted = st.evicted;
         }
+    }
+
+    /// The fleet, once started: its counters are read at each scrape.
+    pub fn set_fleet(&self, f: Arc<crate::fleet::Shared>) {
+        let _ = self.fleet.set(f);
     }
 
     /// `fw`, its batches timed into `portcullis_firewall_seconds`.
