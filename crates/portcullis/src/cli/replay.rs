@@ -160,7 +160,11 @@ pub fn run(
         }
         drop(res_tx);
         // (smaller chunks when the reader parses them: still in the cache when matched)
-        let chunk_size = if sharded { 256 << 10 } else { 1 << 20 };
+        let chunk_size = if sharded {
+            super::test::SORTED_CHUNK
+        } else {
+            1 << 20
+        };
         let reader = sc.spawn(move || -> Result<()> {
             let mut idx = 0u64;
             for src in sources {

@@ -329,8 +329,9 @@ fn summarise_file(set: &MatchSet, path: &Path, ctx: &TimeContext) -> Result<Stat
 }
 
 /// The chunk the reader of [`summarise_sharded`] prepares at a time (small enough that its
-/// lines are still in the cache when the matching threads get them).
-const SORTED_CHUNK: usize = 256 << 10;
+/// lines are still in the cache when the matching threads get them: 64 KiB took 10-15 %
+/// less CPU time than 256 KiB or 1 MiB on the stress file).
+pub(crate) const SORTED_CHUNK: usize = 64 << 10;
 
 /// The summary of a filter that ties lines together by session (`correlate`): the lines of
 /// one session must be matched in order by one thread. This thread reads the input in
