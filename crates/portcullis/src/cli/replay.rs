@@ -77,7 +77,8 @@ pub fn run(
     // needs the lines of each session in order: then the reader cuts and parses each line
     // once and lists it for the worker of its session (`input::Sorted`), every worker gets
     // every chunk and matches its lines, and the parts of a chunk are merged back into line
-    // order before they are committed.
+    // order before they are committed. (Exactly the daemon's decisions while no worker's
+    // table of sessions is full; beyond, each worker forgets the oldest of its own sessions.)
     let sharded = shared.iter().any(|(set, _)| set.correlates());
     let workers = super::match_threads(4);
     let parts = if sharded { workers } else { 1 };

@@ -337,6 +337,11 @@ pub(crate) const SORTED_CHUNK: usize = 64 << 10;
 /// one session must be matched in order by one thread. This thread reads the input in
 /// chunks, cuts and parses each line once and lists it for the thread of its session
 /// ([`input::Sorted`]); each of `shards` threads matches its lines of every chunk, in order.
+///
+/// The result is the one-thread result as long as no thread's table of sessions is full
+/// (the filter's `capacity`, 1024 connections for sshd). Beyond, each thread forgets the
+/// oldest of its own sessions, so together they remember more than one reader does, and a
+/// line of a connection one reader has forgotten may still find it here.
 fn summarise_sharded(
     set: &MatchSet,
     r: impl std::io::Read,
