@@ -2,6 +2,8 @@
 
 use std::io::{self, Read};
 
+use portcullis_core::prefix::Parsed;
+
 /// Calls `f` for every line of `r` (without the newline). Reads 1 MiB at a time; a final
 /// line without a newline is delivered too.
 pub fn for_each_line(mut r: impl Read, f: impl FnMut(&[u8])) -> io::Result<u64> {
@@ -272,6 +274,170 @@ impl<R: Read> Read for GzipText<R> {
     }
 }
 
+/// A chunk of lines (from [`for_each_chunk`]) prepared once by the reader for the threads
+/// that match lines by session ([`portcullis_core::filter::session_shard`]): each line is cut
+/// as the daemon cuts it, its prefix parsed once, and listed for the thread of its shard, so
+/// that no thread reads, splits or parses the lines of the others' sessions.
+pub struct Sorted {
+    /// The chunk, then the cut copies of its lines longer than the limit.
+    buf: Vec<u8>,
+    /// Per shard, its lines in input order.
+    shards: Vec<Vec<SortedLine>>,
+    /// How many lines the chunk holds.
+    pub lines: u32,
+}
+
+#[derive(Clone, Copy)]
+struct SortedLine {
+    at: u32,
+    start: usize,
+    end: usize,
+    cut: bool,
+    /// `None` for a partial record (CRI `P`, an unfinished Docker record), when asked to
+    /// tell them; else the prefix as offsets, `None` inside when a field lay outside the line
+    /// (then the line is parsed again where it is matched).
+    parsed: Option<Option<ParsedAt>>,
+}
+
+/// One line of a [`Sorted`] chunk, as its shard's thread gets it.
+pub struct ShardLine<'a> {
+    /// The line's number in its chunk (from 0).
+    pub at: u32,
+    /// The line as prepared ([`crate::sources::line::prepare`]: cut when too long).
+    pub line: &'a [u8],
+    /// Whether it was cut.
+    pub cut: bool,
+    /// Its prefix; `None` for a partial record.
+    pub parsed: Option<Parsed<'a>>,
+}
+
+impl Sorted {
+    /// Splits `chunk` into lines (a last line without a newline too), prepares each with
+    /// `max_line`, parses its prefix and lists it for its shard of `shards`. With
+    /// `partial_records`, partial records are not parsed and go to shard 0.
+    pub fn new(chunk: Vec<u8>, max_line: usize, shards: usize, partial_records: bool) -> Sorted {
+        use portcullis_core::filter::session_shard;
+        let shards_n = shards.max(1);
+        let mut per: Vec<Vec<SortedLine>> = (0..shards_n)
+            .map(|_| Vec::with_capacity(chunk.len() / 96 / shards_n + 16))
+            .collect();
+        let mut extra: Vec<u8> = Vec::new();
+        let mut n = 0u32;
+        let mut start = 0;
+        let last = (chunk.last() != Some(&b'\n') && !chunk.is_empty()).then_some(chunk.len());
+        let len = chunk.len();
+        for end in memchr::memchr_iter(b'\n', &chunk).chain(last) {
+            let at = n;
+            n += 1;
+            let raw = &chunk[start..end];
+            let (line, cut) = crate::sources::line::prepare(raw, max_line);
+            // where the prepared line lies: in the chunk, or (cut) in `extra`
+            let (ls, le) = match &line {
+                std::borrow::Cow::Borrowed(b) => {
+                    let s = b.as_ptr() as usize - chunk.as_ptr() as usize;
+                    (s, s + b.len())
+                }
+                std::borrow::Cow::Owned(o) => {
+                    let s = len + extra.len();
+                    extra.extend_from_slice(o);
+                    (s, s + o.len())
+                }
+            };
+            start = end + 1;
+            if partial_records && portcullis_core::prefix::is_partial_record(&line) {
+                per[0].push(SortedLine {
+                    at,
+                    start: ls,
+                    end: le,
+                    cut,
+                    parsed: None,
+                });
+                continue;
+            }
+            let parsed = portcullis_core::prefix::parse(&line);
+            let shard = session_shard(&parsed, shards_n);
+            per[shard].push(SortedLine {
+                at,
+                start: ls,
+                end: le,
+                cut,
+                parsed: Some(ParsedAt::of(&line, &parsed)),
+            });
+        }
+        let mut buf = chunk;
+        buf.extend_from_slice(&extra);
+        Sorted {
+            buf,
+            shards: per,
+            lines: n,
+        }
+    }
+
+    /// The lines of `shard`, in input order.
+    pub fn lines_of(&self, shard: usize) -> impl Iterator<Item = ShardLine<'_>> {
+        self.shards.get(shard).into_iter().flatten().map(|l| {
+            let line = &self.buf[l.start..l.end];
+            ShardLine {
+                at: l.at,
+                line,
+                cut: l.cut,
+                parsed: l.parsed.map(|p| match p {
+                    Some(p) => p.get(line),
+                    None => portcullis_core::prefix::parse(line),
+                }),
+            }
+        })
+    }
+}
+
+/// A line's prefix fields ([`Parsed`]) as offsets into the line, so that one thread parses
+/// the prefix and another matches the line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ParsedAt {
+    stamp: Option<portcullis_core::time::Stamp>,
+    host: Option<(u32, u32)>,
+    program: Option<(u32, u32)>,
+    pid: u32,
+    message: (u32, u32),
+}
+
+impl ParsedAt {
+    /// `None` when a field is not a part of `line` (then the line must be parsed again).
+    fn of(line: &[u8], p: &Parsed<'_>) -> Option<ParsedAt> {
+        fn span(line: &[u8], s: &[u8]) -> Option<(u32, u32)> {
+            let off = (s.as_ptr() as usize).checked_sub(line.as_ptr() as usize)?;
+            let end = off.checked_add(s.len())?;
+            if end > line.len() {
+                return None;
+            }
+            Some((u32::try_from(off).ok()?, u32::try_from(end).ok()?))
+        }
+        let opt = |f: Option<&[u8]>| match f {
+            None => Some(None),
+            Some(s) => span(line, s).map(Some),
+        };
+        Some(ParsedAt {
+            stamp: p.stamp,
+            host: opt(p.host)?,
+            program: opt(p.program)?,
+            pid: p.pid,
+            message: span(line, p.message)?,
+        })
+    }
+
+    /// The fields again, borrowing `line` (the line they were taken from).
+    fn get<'a>(&self, line: &'a [u8]) -> Parsed<'a> {
+        let at = |(s, e): (u32, u32)| &line[s as usize..e as usize];
+        Parsed {
+            stamp: self.stamp,
+            host: self.host.map(at),
+            program: self.program.map(at),
+            pid: self.pid,
+            message: at(self.message),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -353,5 +519,92 @@ mod tests {
             got,
             vec![b"a".to_vec(), b"bb".to_vec(), b"".to_vec(), b"ccc".to_vec()]
         );
+    }
+
+    /// Every prefix form of the samples gives back the same fields from its offsets.
+    #[test]
+    fn parsed_offsets_give_back_the_parse() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../filters");
+        let mut lines: Vec<Vec<u8>> = vec![
+            b"".to_vec(),
+            b"   ".to_vec(),
+            b"no prefix at all".to_vec(),
+            b"Nov 21 10:00:01 web1 sshd[1]: Failed password for root from 203.0.113.5 port 22 ssh2  ".to_vec(),
+            b"<38>1 2026-11-21T10:00:01.123Z web1 sshd 42 - - Failed password".to_vec(),
+            b"2026-11-21T10:00:01.123456+01:00 stderr F Nov 21 10:00:01 web1 sshd[7]: x".to_vec(),
+            b"{\"log\":\"Failed password\\n\",\"stream\":\"stderr\",\"time\":\"2026-11-21T10:00:01Z\"}".to_vec(),
+            b"@400000006a1b2c3d0000000a sshd[1]: x".to_vec(),
+        ];
+        let mut n = 0;
+        for e in std::fs::read_dir(root).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "log") {
+                let text = std::fs::read(&p).unwrap();
+                lines.extend(text.split(|&b| b == b'\n').map(<[u8]>::to_vec));
+                n += 1;
+            }
+        }
+        assert!(n > 100, "{n} sample files");
+        let mut outside = 0;
+        for l in &lines {
+            let p = portcullis_core::prefix::parse(l);
+            match ParsedAt::of(l, &p) {
+                Some(at) => assert_eq!(at.get(l), p, "{}", String::from_utf8_lossy(l)),
+                None => outside += 1,
+            }
+        }
+        assert!(outside * 100 < lines.len(), "{outside} of {}", lines.len());
+    }
+
+    /// A sorted chunk holds every line once, prepared and parsed as one reader would, each
+    /// with its shard's thread, in order; partial records go to the first.
+    #[test]
+    fn sorted_chunks_list_every_line_for_its_shard() {
+        use crate::sources::line;
+        let mut data = Vec::new();
+        for i in 0..500u32 {
+            let l = match i % 5 {
+                0 => format!("Nov 21 10:00:01 web{} sshd[{}]: line {i}\n", i % 3, i % 17),
+                1 => format!("bare line {i}\r\n"),
+                2 => format!(
+                    "Nov 21 10:00:01 web1 sshd: no pid {i} {}\n",
+                    "x".repeat(i as usize)
+                ),
+                3 => {
+                    "2026-11-21T10:00:01.1Z stdout P Nov 21 10:00:01 h sshd[3]: part\n".to_string()
+                }
+                _ => "\n".to_string(),
+            };
+            data.extend_from_slice(l.as_bytes());
+        }
+        data.extend_from_slice(b"Nov 21 10:00:01 h sshd[9]: last, no newline");
+        let mut want = Vec::new();
+        for_each_line(&data[..], |l| want.push(l.to_vec())).unwrap();
+        for (shards, partial) in [(1, false), (3, true), (4, false)] {
+            let max = 300;
+            let s = Sorted::new(data.clone(), max, shards, partial);
+            assert_eq!(s.lines as usize, want.len());
+            let mut seen = vec![false; want.len()];
+            for w in 0..shards {
+                let mut last = None;
+                for l in s.lines_of(w) {
+                    assert!(last < Some(l.at), "in order");
+                    last = Some(l.at);
+                    let raw = &want[l.at as usize];
+                    let (prepared, cut) = line::prepare(raw, max);
+                    assert_eq!((l.line, l.cut), (&prepared[..], cut));
+                    if partial && portcullis_core::prefix::is_partial_record(&prepared) {
+                        assert!(l.parsed.is_none());
+                        assert_eq!(w, 0);
+                    } else {
+                        let p = portcullis_core::prefix::parse(&prepared);
+                        assert_eq!(l.parsed, Some(p));
+                        assert_eq!(portcullis_core::filter::session_shard(&p, shards), w);
+                    }
+                    seen[l.at as usize] = true;
+                }
+            }
+            assert!(seen.iter().all(|&b| b), "every line once");
+        }
     }
 }

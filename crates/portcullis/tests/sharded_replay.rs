@@ -1,0 +1,115 @@
+//! `replay` with a filter that ties lines together by session (sshd): the reader hands each
+//! line to the worker of its connection, and the decisions are those of one worker reading
+//! every line in order (`taskset -c 0`: one core, one worker), on a log of many chunks whose
+//! connections are interleaved.
+
+use std::process::{Command, Output, Stdio};
+
+fn replay(one_core: bool, cfg: &str, log: &str) -> Output {
+    let bin = env!("CARGO_BIN_EXE_portcullis");
+    let mut c = if one_core {
+        let mut c = Command::new("taskset");
+        c.args(["-c", "0", bin]);
+        c
+    } else {
+        Command::new(bin)
+    };
+    c.args(["replay", "--config", cfg, "--json", log])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run portcullis (and taskset, from util-linux)")
+}
+
+/// Connections of two hosts interleaved at random, pids used again once a connection ended
+/// (at most 2 x 450 connections: fewer than the 1024 the sshd filter remembers).
+fn interleaved(lines: usize) -> String {
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut rand = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let users = ["root", "git", "admin", "deploy"];
+    // (host, pid, address, user, step)
+    let mut open: Vec<(u64, u64, String, &str, u32)> = Vec::new();
+    let mut log = String::new();
+    let mut n = 0;
+    while n < lines {
+        let t = format!("Nov 21 1{}:{:02}:{:02}", n / 3600 % 10, n / 60 % 60, n % 60);
+        if open.len() < 60 && rand(3) == 0 {
+            let (host, pid) = (rand(2), 1000 + rand(450));
+            if !open.iter().any(|o| o.0 == host && o.1 == pid) {
+                let addr = format!("203.0.113.{}", rand(60));
+                open.push((host, pid, addr, users[rand(4) as usize], 0));
+            }
+            continue;
+        }
+        if open.is_empty() {
+            continue;
+        }
+        let i = rand(open.len() as u64) as usize;
+        let (host, pid, addr, user, step) = open[i].clone();
+        let pre = format!("{t} web{host} sshd[{pid}]:");
+        let line = match rand(9) {
+            0..=3 if step < 6 => format!("{pre} Failed publickey for {user} from {addr} port 50000 ssh2: RSA SHA256:4bD3y9nB1qWcR3xN0vE6m8p5lQk7tZsYuA2hJfGiKo{step}"),
+            4 => format!("{pre} pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={addr}  user={user}"),
+            5 => format!("{pre} Accepted publickey for {user} from {addr} port 50000 ssh2: ED25519 SHA256:Jg7Xk2l0q5m9ZbVqW1e3R4t6Y8u0I2o4P6a8S0d2F4g"),
+            6 => format!("{pre} Disconnecting: Too many authentication failures for {user} [preauth]"),
+            7 => format!("{pre} Connection closed by {addr} port 50000 [preauth]"),
+            8 => format!("{pre} Received disconnect from {addr} port 50000:11: Bye Bye [preauth]"),
+            _ => format!("{pre} Failed password for {user} from {addr} port 50000 ssh2"),
+        };
+        log.push_str(&line);
+        log.push('\n');
+        n += 1;
+        if line.contains("Connection closed") || line.contains("Received disconnect") {
+            open.swap_remove(i);
+        } else {
+            open[i].4 += 1;
+        }
+    }
+    log
+}
+
+#[test]
+fn replay_by_connection_decides_as_one_worker_in_order() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert!(
+        cores >= 2,
+        "this test compares several workers with one: it needs 2 cores, has {cores}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        "[[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\nlogs = [\"/dev/null\"]\nmaxretry = 5\nfindtime = \"10m\"\nbantime = \"2m\"\n",
+    )
+    .unwrap();
+    let log = interleaved(40_000);
+    assert!(log.len() > 3 << 20, "{} bytes: several chunks", log.len());
+    let path = dir.path().join("auth.log");
+    std::fs::write(&path, &log).unwrap();
+    let (cfg, path) = (cfg.to_str().unwrap(), path.to_str().unwrap());
+    let one = replay(true, cfg, path);
+    let many = replay(false, cfg, path);
+    for o in [&one, &many] {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    // the decisions depend on the sessions: bans and unbans, many of them
+    let out = text(&one.stdout);
+    let bans = out
+        .lines()
+        .filter(|l| l.contains("\"action\":\"ban\""))
+        .count();
+    let unbans = out
+        .lines()
+        .filter(|l| l.contains("\"action\":\"unban\""))
+        .count();
+    assert!(bans > 50 && unbans > 50, "{bans} bans, {unbans} unbans");
+    assert!(out == text(&many.stdout), "the decisions differ");
+    assert_eq!(text(&one.stderr), text(&many.stderr));
+}
