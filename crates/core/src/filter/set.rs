@@ -107,7 +107,10 @@ pub struct MatchSet {
     filters: Vec<Filter>,
     refs: Vec<RuleRef>,
     /// The prefilter for lines without a program name (every filter reads them).
-    all: Prefilter,
+    /// (built when the first such line comes: most logs have none)
+    all: std::sync::OnceLock<Prefilter>,
+    /// A filter of the set has a `[correlate]` section.
+    correlates: bool,
     /// Program name → the prefilter of exactly the rules of the filters reading it.
     programs: ProgramIndex,
     /// The prefilters `programs` points at (one per distinct group of filters).
@@ -238,7 +241,7 @@ impl MatchSet {
             }
         }
         let build = |reads: &dyn Fn(usize) -> bool| build_prefilter(&filters, &refs, reads);
-        let all = build(&|_| true);
+        let correlates = filters.iter().any(Filter::has_sessions);
         let any: Vec<usize> = (0..filters.len())
             .filter(|&fi| filters[fi].reads_any_program())
             .collect();
@@ -290,7 +293,8 @@ impl MatchSet {
         MatchSet {
             filters,
             refs,
-            all,
+            all: std::sync::OnceLock::new(),
+            correlates,
             programs: ProgramIndex::new(index),
             groups,
             others,
@@ -301,7 +305,7 @@ impl MatchSet {
     /// True when a filter of the set ties lines together (`correlate`): the lines of one
     /// session must be matched in order by one reader (see [`session_shard`]).
     pub fn correlates(&self) -> bool {
-        !self.all.correlate.is_empty()
+        self.correlates
     }
 
     /// The filters of the set.
@@ -347,7 +351,10 @@ impl MatchSet {
     #[inline]
     fn prefilter(&self, program: Option<&[u8]>) -> Option<&Prefilter> {
         match program {
-            None => Some(&self.all),
+            None => Some(
+                self.all
+                    .get_or_init(|| build_prefilter(&self.filters, &self.refs, &|_| true)),
+            ),
             Some(p) => match self.programs.get(p) {
                 Some(g) => {
                     let g = &self.groups[g as usize];
