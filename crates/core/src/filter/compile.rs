@@ -107,8 +107,11 @@ pub struct Filter {
     pub name: String,
     /// One-line description.
     pub description: String,
-    /// Program names whose lines are read (empty = any).
+    /// Program names whose lines are read (empty = any, unless `untagged`).
     pub programs: Vec<Vec<u8>>,
+    /// `programs = [""]`: only lines without a program name are read (a program writing
+    /// its own log file); lines of named programs never reach the filter.
+    pub untagged: bool,
     pub(crate) rules: Vec<Rule>,
     pub(crate) ignore: Vec<Regex>,
     pub(crate) time_format: Option<String>,
@@ -279,7 +282,14 @@ impl Filter {
         Ok(Filter {
             name: def.name.clone(),
             description: def.description.clone(),
-            programs: def.programs.iter().map(|p| p.as_bytes().to_vec()).collect(),
+            // ("" names the lines without a program, which every filter reads)
+            programs: def
+                .programs
+                .iter()
+                .filter(|p| !p.is_empty())
+                .map(|p| p.as_bytes().to_vec())
+                .collect(),
+            untagged: !def.programs.is_empty() && def.programs.iter().all(String::is_empty),
             rules,
             ignore,
             time_format: def.time_format.clone(),
@@ -317,7 +327,12 @@ impl Filter {
     /// `programs` equal to it, or a pattern with one `*` (`postfix-*/smtpd`: Postfix's
     /// multi-instance names) whose text before and after the `*` frame it.
     pub fn accepts_program(&self, program: &[u8]) -> bool {
-        self.programs.is_empty() || self.programs.iter().any(|p| program_matches(p, program))
+        self.reads_any_program() || self.programs.iter().any(|p| program_matches(p, program))
+    }
+
+    /// True when the filter reads the lines of every program (`programs` empty, not `[""]`).
+    pub fn reads_any_program(&self) -> bool {
+        self.programs.is_empty() && !self.untagged
     }
 
     /// True when one of `programs` is a pattern with a `*`.

@@ -3,7 +3,7 @@
 //! ```toml
 //! name = "sshd"
 //! description = "OpenSSH server: failed logins, invalid users, scans"
-//! programs = ["sshd", "sshd-session"]      # syslog program names; empty = any
+//! programs = ["sshd", "sshd-session"]      # syslog program names; empty = any; [""] = none
 //! ignore = ['^Accepted ']                   # lines matching these never count
 //!
 //! [[rule]]
@@ -30,7 +30,10 @@ pub struct FilterDef {
     pub description: String,
     /// Syslog program names whose lines this filter reads; empty = any program. An entry
     /// with one `*` after some fixed text is a pattern (`postfix-*/smtpd`: the `*` stands for
-    /// one or more bytes other than `/` and space).
+    /// one or more bytes other than `/` and space). Lines without a program name (a file a
+    /// program writes itself, a message from the journal without an identifier) reach every
+    /// filter; `[""]` (the empty name alone) reads only those: the filter of a program that
+    /// writes its own log file, which lines of named programs never reach.
     #[serde(default)]
     pub programs: Vec<String>,
     /// The kind of service, shown by `portcullis filters`: one of [`GROUPS`].

@@ -107,17 +107,51 @@ pub struct MatchSet {
     filters: Vec<Filter>,
     refs: Vec<RuleRef>,
     /// The prefilter for lines without a program name (every filter reads them).
-    all: Prefilter,
+    /// (built when the first such line comes: most logs have none)
+    all: std::sync::OnceLock<Prefilter>,
+    /// A filter of the set has a `[correlate]` section.
+    correlates: bool,
     /// Program name → the prefilter of exactly the rules of the filters reading it.
     programs: ProgramIndex,
     /// The prefilters `programs` points at (one per distinct group of filters).
-    groups: Vec<Prefilter>,
+    groups: Vec<Group>,
     /// The prefilter for programs no filter names: the filters reading any program.
     others: Option<Prefilter>,
     /// For a program no filter names but a filter's pattern (`postfix-*/smtpd`) accepts:
     /// the patterns, and the prefilter of the filters with patterns and those reading any
     /// program, whose candidates are checked against the program name.
     wild: Option<(Vec<Box<[u8]>>, Prefilter)>,
+}
+
+/// The filters reading some program names, and their prefilter once a line of one came.
+#[derive(Debug)]
+struct Group {
+    filters: Vec<usize>,
+    pre: std::sync::OnceLock<Prefilter>,
+}
+
+/// The prefilter of the rules in `refs` of the filters that `reads` selects.
+fn build_prefilter(
+    filters: &[Filter],
+    refs: &[RuleRef],
+    reads: &dyn Fn(usize) -> bool,
+) -> Prefilter {
+    let correlate: Vec<u32> = (0..filters.len())
+        .filter(|&fi| reads(fi) && filters[fi].has_sessions())
+        .map(|fi| fi as u32)
+        .collect();
+    let rules = refs.iter().enumerate().filter_map(|(id, rr)| {
+        let f = &filters[rr.filter as usize];
+        reads(rr.filter as usize).then(|| (id as u32, &f.rules[rr.rule as usize]))
+    });
+    let sessions_end = correlate.iter().any(|&fi: &u32| {
+        let f = &filters[fi as usize];
+        !f.success.is_empty() || !f.end.is_empty()
+    });
+    Prefilter {
+        sessions_end,
+        ..Prefilter::new(rules, correlate)
+    }
 }
 
 /// The candidate rules of one group of filters: built once per distinct group, so that a
@@ -206,27 +240,10 @@ impl MatchSet {
                 });
             }
         }
-        let build = |reads: &dyn Fn(usize) -> bool| {
-            let correlate: Vec<u32> = (0..filters.len())
-                .filter(|&fi| reads(fi) && filters[fi].has_sessions())
-                .map(|fi| fi as u32)
-                .collect();
-            let rules = refs.iter().enumerate().filter_map(|(id, rr)| {
-                let f = &filters[rr.filter as usize];
-                reads(rr.filter as usize).then(|| (id as u32, &f.rules[rr.rule as usize]))
-            });
-            let sessions_end = correlate.iter().any(|&fi: &u32| {
-                let f = &filters[fi as usize];
-                !f.success.is_empty() || !f.end.is_empty()
-            });
-            Prefilter {
-                sessions_end,
-                ..Prefilter::new(rules, correlate)
-            }
-        };
-        let all = build(&|_| true);
+        let build = |reads: &dyn Fn(usize) -> bool| build_prefilter(&filters, &refs, reads);
+        let correlates = filters.iter().any(Filter::has_sessions);
         let any: Vec<usize> = (0..filters.len())
-            .filter(|&fi| filters[fi].programs.is_empty())
+            .filter(|&fi| filters[fi].reads_any_program())
             .collect();
         let others = (!any.is_empty()).then(|| build(&|fi| any.contains(&fi)));
         // program → the filters reading it (those naming it, and those reading any program)
@@ -245,16 +262,19 @@ impl MatchSet {
             }
         }
         // one prefilter per distinct group of filters (sshd and sshd-session share one)
-        let mut kinds: Vec<Vec<usize>> = Vec::new();
-        let mut groups = Vec::new();
+        // (built when a line of one of its programs first comes: a jail of many filters
+        // names many programs, and a log holds the lines of few)
+        let mut groups: Vec<Group> = Vec::new();
         let mut index = Vec::new();
         for (p, fs) in readers {
-            let g = match kinds.iter().position(|k| *k == fs) {
+            let g = match groups.iter().position(|k| k.filters == fs) {
                 Some(g) => g,
                 None => {
-                    groups.push(build(&|fi| fs.contains(&fi)));
-                    kinds.push(fs);
-                    kinds.len() - 1
+                    groups.push(Group {
+                        filters: fs,
+                        pre: std::sync::OnceLock::new(),
+                    });
+                    groups.len() - 1
                 }
             };
             index.push((p, g as u32));
@@ -266,14 +286,15 @@ impl MatchSet {
             .collect();
         let wild = (!patterns.is_empty()).then(|| {
             let mut pre =
-                build(&|fi| filters[fi].programs.is_empty() || filters[fi].has_program_pattern());
+                build(&|fi| filters[fi].reads_any_program() || filters[fi].has_program_pattern());
             pre.check_program = true;
             (patterns, pre)
         });
         MatchSet {
             filters,
             refs,
-            all,
+            all: std::sync::OnceLock::new(),
+            correlates,
             programs: ProgramIndex::new(index),
             groups,
             others,
@@ -284,7 +305,7 @@ impl MatchSet {
     /// True when a filter of the set ties lines together (`correlate`): the lines of one
     /// session must be matched in order by one reader (see [`session_shard`]).
     pub fn correlates(&self) -> bool {
-        !self.all.correlate.is_empty()
+        self.correlates
     }
 
     /// The filters of the set.
@@ -330,9 +351,17 @@ impl MatchSet {
     #[inline]
     fn prefilter(&self, program: Option<&[u8]>) -> Option<&Prefilter> {
         match program {
-            None => Some(&self.all),
+            None => Some(
+                self.all
+                    .get_or_init(|| build_prefilter(&self.filters, &self.refs, &|_| true)),
+            ),
             Some(p) => match self.programs.get(p) {
-                Some(g) => Some(&self.groups[g as usize]),
+                Some(g) => {
+                    let g = &self.groups[g as usize];
+                    Some(g.pre.get_or_init(|| {
+                        build_prefilter(&self.filters, &self.refs, &|fi| g.filters.contains(&fi))
+                    }))
+                }
                 None => match &self.wild {
                     Some((pats, pre))
                         if pats.iter().any(|w| super::compile::program_matches(w, p)) =>
@@ -1002,16 +1031,25 @@ impl LitBuilder {
     }
 
     fn build(self) -> LitIndex {
+        // Leftmost-longest semantics let the automaton skip ahead with its packed (SIMD)
+        // prefilter, which the overlapping search cannot use; [`LitIndex::find`] restarts
+        // one byte after each match, so every occurrence is still seen: at one position,
+        // the longest literal found stands for the shorter ones that are its prefixes.
+        let mut rules = self.rules.clone();
+        for (i, l) in self.lits.iter().enumerate() {
+            for (j, m) in self.lits.iter().enumerate() {
+                if i != j && l.starts_with(m) {
+                    rules[i].extend_from_slice(&self.rules[j]);
+                }
+            }
+        }
         let ac = (!self.lits.is_empty()).then(|| {
             AhoCorasickBuilder::new()
-                .match_kind(MatchKind::Standard)
+                .match_kind(MatchKind::LeftmostLongest)
                 .build(&self.lits)
                 .expect("literal automaton")
         });
-        LitIndex {
-            ac,
-            rules: self.rules,
-        }
+        LitIndex { ac, rules }
     }
 }
 
@@ -1025,14 +1063,21 @@ struct LitIndex {
 impl LitIndex {
     /// Adds the rules whose literal occurs in `msg` to `cands`.
     fn find(&self, msg: &[u8], cands: &mut SmallVec<[(u32, u32, u32); 16]>) {
-        if let Some(ac) = &self.ac {
-            for m in ac.find_overlapping_iter(msg) {
-                cands.extend(
-                    self.rules[m.pattern().as_usize()]
-                        .iter()
-                        .map(|&id| (id, u32::MAX, 0)),
-                );
-            }
+        let Some(ac) = &self.ac else {
+            return;
+        };
+        let mut at = 0;
+        // (each search starts one byte after the last match: bounded by the line's length)
+        while at < msg.len() {
+            let Some(m) = ac.find(aho_corasick::Input::new(msg).span(at..msg.len())) else {
+                break;
+            };
+            cands.extend(
+                self.rules[m.pattern().as_usize()]
+                    .iter()
+                    .map(|&id| (id, u32::MAX, 0)),
+            );
+            at = m.start() + 1;
         }
     }
 }
@@ -1118,6 +1163,86 @@ mod tests {
             );
             assert!(Filter::from_toml(&t, "x").is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn empty_program_name_reads_only_lines_without_a_program() {
+        let own = Filter::from_toml(
+            "name = \"own\"\nprograms = [\"\"]\n[[rule]]\nid = \"r\"\npattern = 'bad thing from {HOST}'\n",
+            "own",
+        )
+        .unwrap();
+        assert!(own.untagged && own.programs.is_empty());
+        assert!(!own.accepts_program(b"sshd") && !own.reads_any_program());
+        let any = Filter::from_toml(
+            "name = \"any\"\n[[rule]]\nid = \"r\"\npattern = 'other thing from {HOST}'\n",
+            "any",
+        )
+        .unwrap();
+        assert!(!any.untagged && any.reads_any_program());
+        // "" next to names adds nothing: named filters read untagged lines anyway
+        let named = Filter::from_toml(
+            "name = \"n\"\nprograms = [\"\", \"app\"]\n[[rule]]\nid = \"r\"\npattern = 'x {HOST}'\n",
+            "n",
+        )
+        .unwrap();
+        assert!(!named.untagged && named.programs == vec![b"app".to_vec()]);
+        for with_any in [false, true] {
+            let mut fs = vec![own.clone()];
+            if with_any {
+                fs.push(any.clone());
+            }
+            let set = MatchSet::new(fs, Mode::Normal);
+            let mut sc = set.scratch();
+            let mut hit = |line: &str| {
+                set.match_line(line.as_bytes(), &CTX, &mut sc)
+                    .map(|h| (h.filter, h.addr.to_string()))
+            };
+            let own_hit = Some((0, "192.0.2.7".to_string()));
+            // the program's own file
+            assert_eq!(hit("bad thing from 192.0.2.7"), own_hit);
+            // a named program's line never reaches it
+            assert_eq!(
+                hit("Nov 21 10:00:01 mx app[7]: bad thing from 192.0.2.7"),
+                None
+            );
+            assert_eq!(
+                hit("Nov 21 10:00:01 mx sshd: bad thing from 192.0.2.7"),
+                None
+            );
+            // the filter reading any program still reads them
+            let other = hit("Nov 21 10:00:01 mx app[7]: other thing from 198.51.100.4");
+            assert_eq!(other, with_any.then(|| (1, "198.51.100.4".to_string())));
+        }
+    }
+
+    #[test]
+    fn literal_index_finds_overlapping_and_nested_literals() {
+        let mut b = LitBuilder::default();
+        for (i, l) in ["abcd", "abcdefgh", "cdefg", "fghij", "zzzz"]
+            .iter()
+            .enumerate()
+        {
+            b.add(l.as_bytes(), i as u32);
+        }
+        let idx = b.build();
+        let found = |msg: &str| {
+            let mut c = SmallVec::new();
+            idx.find(msg.as_bytes(), &mut c);
+            let mut ids: Vec<u32> = c.iter().map(|c| c.0).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids
+        };
+        assert_eq!(found("xx abcdefghij yy"), vec![0, 1, 2, 3]);
+        assert_eq!(found("abcd abcdefg"), vec![0, 2]);
+        assert_eq!(found("zzzzzzz"), vec![4]);
+        assert_eq!(
+            found("nothing here at all, long enough for the packed searcher"),
+            Vec::<u32>::new()
+        );
+        let long = format!("{}abcdefghij{}", "q".repeat(100), "r".repeat(100));
+        assert_eq!(found(&long), vec![0, 1, 2, 3]);
     }
 
     /// The set under test and the reference (no prefilter, regex crate only), each with
