@@ -289,8 +289,7 @@ fn iso(l: &[u8], outer: bool) -> Option<Parsed<'_>> {
         };
         return Some(stamped_stream(utc, rest));
     }
-    if outer && l[10] == b' ' && n == 29 && stamp.offset.is_none() && rest.first() == Some(&b' ')
-    {
+    if outer && l[10] == b' ' && n == 29 && stamp.offset.is_none() && rest.first() == Some(&b' ') {
         return Some(stamped_stream(stamp, &rest[1..]));
     }
     // (each rare form behind a one-byte test, out of line: the usual line pays for none)
@@ -523,6 +522,8 @@ fn tai64n(l: &[u8]) -> Option<Parsed<'_>> {
 /// s6-log `T`): socklog's `facility.level: ` line, a dated syslog line, the `ident[pid]: ` or
 /// `ident: ` that syslog(3) writes to stderr with `LOG_PERROR` (glibc `misc/syslog.c`, musl
 /// `src/misc/syslog.c`: the line without its `<PRI>` and stamp), or a bare message.
+/// (Out of line: `parse` keeps the size it had for the usual line.)
+#[inline(never)]
 fn stamped_stream(stamp: Stamp, rest: &[u8]) -> Parsed<'_> {
     if let Some(p) = socklog(rest, Some(stamp)) {
         return p;
@@ -570,9 +571,24 @@ fn stderr_tag(stamp: Stamp, rest: &[u8]) -> Option<Parsed<'_>> {
 /// A log level as programs write it in front of their messages (any case).
 fn is_level(w: &[u8]) -> bool {
     const LEVELS: &[&[u8]] = &[
-        b"debug", b"debug1", b"debug2", b"debug3", b"trace", b"verbose", b"info", b"notice",
-        b"warn", b"warning", b"err", b"error", b"crit", b"critical", b"alert", b"emerg",
-        b"fatal", b"panic",
+        b"debug",
+        b"debug1",
+        b"debug2",
+        b"debug3",
+        b"trace",
+        b"verbose",
+        b"info",
+        b"notice",
+        b"warn",
+        b"warning",
+        b"err",
+        b"error",
+        b"crit",
+        b"critical",
+        b"alert",
+        b"emerg",
+        b"fatal",
+        b"panic",
     ];
     LEVELS.iter().any(|l| l.eq_ignore_ascii_case(w))
 }
@@ -1075,7 +1091,9 @@ mod tests {
         let label = "@400000006b1187ce0524d754";
         let l = format!("{label} sshd[11348]: {MSG}");
         assert_eq!(split(l.as_bytes()), (None, Some("sshd"), 11348, MSG));
-        let l = format!("{label} dovecot-auth: pam_unix(dovecot:auth): authentication failure; rhost=192.0.2.9");
+        let l = format!(
+            "{label} dovecot-auth: pam_unix(dovecot:auth): authentication failure; rhost=192.0.2.9"
+        );
         let p = parse(l.as_bytes());
         assert_eq!(
             (s(p.program), p.pid, p.message),
@@ -1140,7 +1158,10 @@ mod tests {
             assert_eq!(parse(l.as_bytes()).stamp.unwrap().year, Some(2026));
         }
         let l = format!("<38>2026 Nov 21 10:00:01 192.0.2.7 sshd[9]: {MSG}");
-        assert_eq!(split(l.as_bytes()), (Some("192.0.2.7"), Some("sshd"), 9, MSG));
+        assert_eq!(
+            split(l.as_bytes()),
+            (Some("192.0.2.7"), Some("sshd"), 9, MSG)
+        );
         // not a year
         assert_eq!(parse(b"20x6 Nov 21 10:00:01 h p[1]: m").program, None);
     }

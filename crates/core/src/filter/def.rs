@@ -286,8 +286,14 @@ mod time_format_tests {
             local_offset: 0,
         };
         for (line, want) in [
-            ("Nov 21 10:00:01.250 2026| fail from 192.0.2.1", "2026-11-21T10:00:01.250Z"),
-            ("Nov 21 10:00:02 2026| fail from 192.0.2.1", "2026-11-21T10:00:02Z"),
+            (
+                "Nov 21 10:00:01.250 2026| fail from 192.0.2.1",
+                "2026-11-21T10:00:01.250Z",
+            ),
+            (
+                "Nov 21 10:00:02 2026| fail from 192.0.2.1",
+                "2026-11-21T10:00:02Z",
+            ),
         ] {
             let h = set.match_line(line.as_bytes(), &ctx, &mut scratch).unwrap();
             assert_eq!(crate::time::rfc3339(h.time.unwrap()), want, "{line}");

@@ -444,7 +444,7 @@ impl MatchSet {
                         .find_map(|fmt| crate::time::parse_with_format(fmt, &msg[s..e]))
                 })
                 .map(|st| st.to_millis(ctx))
-            .or_else(|| p.stamp.map(|s| stamp_millis(&mut scratch.stamp, s, ctx)));
+                .or_else(|| p.stamp.map(|s| stamp_millis(&mut scratch.stamp, s, ctx)));
             found = Some((filter as usize, rule as usize, addr, user, time, session));
             break;
         }
