@@ -1112,7 +1112,7 @@ mod tests {
             MSG.to_string(),
             format!("no tag here: {MSG}"),
             format!("FAIL: {MSG}"),
-            format!("{{\"action\": \"login_failed\", \"client_ip\": \"192.0.2.1\"}}"),
+            r#"{"action": "login_failed", "client_ip": "192.0.2.1"}"#.to_string(),
         ] {
             let l = format!("{label} {m}");
             let p = parse(l.as_bytes());
