@@ -82,6 +82,9 @@ fn syslog(line: &[u8], outer: bool) -> Parsed<'_> {
     if let Some(p) = iso(body, outer) {
         return p;
     }
+    if let Some(p) = full_date(body) {
+        return p;
+    }
     if outer {
         if let Some(p) = socklog(body, None) {
             return p;
@@ -205,6 +208,23 @@ fn classic(l: &[u8]) -> Option<Parsed<'_>> {
     host_and_tag(stamp, rest)
 }
 
+/// syslog-ng's `ts_format(full)`: the classic line with the year in front,
+/// `2026 Nov 21 10:00:01[.frac] host tag: msg` (`TS_FMT_FULL` in syslog-ng's
+/// `lib/timeutils/format.c`, written by a file destination without a template,
+/// `lib/logwriter.c`).
+#[inline(never)]
+fn full_date(l: &[u8]) -> Option<Parsed<'_>> {
+    if l.len() < 21 || l[4] != b' ' {
+        return None;
+    }
+    let year = digits(&l[..4])? as i32;
+    let mut p = classic(&l[5..])?;
+    if let Some(st) = &mut p.stamp {
+        st.year = Some(year);
+    }
+    Some(p)
+}
+
 /// `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM|±HHMM)` at the start of `l` (`T`, a space or
 /// svlogd's `_` between date and time); returns the stamp and its length.
 fn iso_stamp(l: &[u8]) -> Option<(Stamp, usize)> {
@@ -259,6 +279,19 @@ fn iso(l: &[u8], outer: bool) -> Option<Parsed<'_>> {
         return None;
     }
     let rest = &l[n + 1..];
+    // svlogd -tt (`2026-11-21_10:00:01.25000 `) and s6-log `T` (`2026-11-21
+    // 10:00:01.123456789  `, nine digits and two spaces): a log stamper's own stamp
+    // (svlogd's stamps are UTC, runit's svlogd.8)
+    if outer && l[10] == b'_' {
+        let utc = Stamp {
+            offset: Some(0),
+            ..stamp
+        };
+        return Some(stamped_stream(utc, rest));
+    }
+    if outer && l[10] == b' ' && n == 29 && stamp.offset.is_none() && rest.first() == Some(&b' ') {
+        return Some(stamped_stream(stamp, &rest[1..]));
+    }
     // (each rare form behind a one-byte test, out of line: the usual line pays for none)
     if outer && rest.first() == Some(&b's') {
         if let Some(p) = cri(stamp, rest) {
@@ -275,9 +308,13 @@ fn iso(l: &[u8], outer: bool) -> Option<Parsed<'_>> {
             return Some(p);
         }
     }
-    // svlogd -tt/-ttt in front of a socklog line
-    if outer && (l[10] == b'_' || stamp.offset.is_none()) {
-        if let Some(p) = socklog(rest, Some(stamp)) {
+    // svlogd -ttt (UTC) in front of a socklog line
+    if outer && stamp.offset.is_none() {
+        let utc = Stamp {
+            offset: Some(0),
+            ..stamp
+        };
+        if let Some(p) = socklog(rest, Some(utc)) {
             return Some(p);
         }
     }
@@ -478,8 +515,90 @@ fn tai64n(l: &[u8]) -> Option<Parsed<'_>> {
         millis: (nanos / 1_000_000).min(999) as u16,
         offset: Some(0),
     };
-    let rest = &l[26..];
-    Some(socklog(rest, Some(stamp)).unwrap_or_else(|| inner_line(stamp, rest)))
+    Some(stamped_stream(stamp, &l[26..]))
+}
+
+/// The line after a log stamper's own stamp (multilog, s6-log and svlogd `t`, svlogd `-tt`,
+/// s6-log `T`): socklog's `facility.level: ` line, a dated syslog line, the `ident[pid]: ` or
+/// `ident: ` that syslog(3) writes to stderr with `LOG_PERROR` (glibc `misc/syslog.c`, musl
+/// `src/misc/syslog.c`: the line without its `<PRI>` and stamp), or a bare message.
+/// (Out of line: `parse` keeps the size it had for the usual line.)
+#[inline(never)]
+fn stamped_stream(stamp: Stamp, rest: &[u8]) -> Parsed<'_> {
+    if let Some(p) = socklog(rest, Some(stamp)) {
+        return p;
+    }
+    let p = inner_line(stamp, rest);
+    if p.program.is_some() {
+        return p;
+    }
+    stderr_tag(stamp, rest).unwrap_or(p)
+}
+
+/// `ident[pid]: msg` or `ident: msg` at the start of a stamped stream's line. The ident
+/// starts with a letter and holds letters, digits, `-`, `_`, `.` and `/` (a JSON record's
+/// `{"key": ` is none). Without a pid the first word is read as a program only when it is
+/// in lower case (`FAIL: `, `Auth: ` are messages), is not a log level (`error: …`, as
+/// sshd -e and many programs write) and the message does not start with one (Dovecot's own
+/// `imap-login: Info: …`, `src/lib/failures.c`): those lines stay bare, as they were.
+#[inline(never)]
+fn stderr_tag(stamp: Stamp, rest: &[u8]) -> Option<Parsed<'_>> {
+    let sp = rest.iter().take(66).position(|&b| b == b' ')?;
+    if sp < 2 || rest[sp - 1] != b':' {
+        return None;
+    }
+    let (program, pid, message) = tag(rest)?;
+    let ident = |c: &u8| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'/');
+    if !program[0].is_ascii_alphabetic() || !program.iter().all(ident) {
+        return None;
+    }
+    if pid == 0
+        && (program.iter().any(u8::is_ascii_uppercase)
+            || is_level(program)
+            || level_prefix(message))
+    {
+        return None;
+    }
+    Some(Parsed {
+        stamp: Some(stamp),
+        host: None,
+        program: Some(program),
+        pid,
+        message,
+    })
+}
+
+/// A log level as programs write it in front of their messages (any case).
+fn is_level(w: &[u8]) -> bool {
+    const LEVELS: &[&[u8]] = &[
+        b"debug",
+        b"debug1",
+        b"debug2",
+        b"debug3",
+        b"trace",
+        b"verbose",
+        b"info",
+        b"notice",
+        b"warn",
+        b"warning",
+        b"err",
+        b"error",
+        b"crit",
+        b"critical",
+        b"alert",
+        b"emerg",
+        b"fatal",
+        b"panic",
+    ];
+    LEVELS.iter().any(|l| l.eq_ignore_ascii_case(w))
+}
+
+/// True when `m` starts with `Level: `.
+fn level_prefix(m: &[u8]) -> bool {
+    m.iter()
+        .take(10)
+        .position(|&b| b == b':')
+        .is_some_and(|c| m.get(c + 1) == Some(&b' ') && is_level(&m[..c]))
 }
 
 /// socklog: `facility.level: ` before the syslog line as the client sent it (without
@@ -965,6 +1084,89 @@ mod tests {
     }
 
     #[test]
+    fn stamped_streams_with_a_stderr_tag() {
+        // glibc/musl syslog(3) with LOG_PERROR writes `ident[pid]: msg` or `ident: msg` to
+        // stderr; multilog/s6-log/svlogd `t` put a TAI64N label before it (shown with
+        // multilog t, s6-log t and runit's svlogd -t)
+        let label = "@400000006b1187ce0524d754";
+        let l = format!("{label} sshd[11348]: {MSG}");
+        assert_eq!(split(l.as_bytes()), (None, Some("sshd"), 11348, MSG));
+        let l = format!(
+            "{label} dovecot-auth: pam_unix(dovecot:auth): authentication failure; rhost=192.0.2.9"
+        );
+        let p = parse(l.as_bytes());
+        assert_eq!(
+            (s(p.program), p.pid, p.message),
+            (
+                Some("dovecot-auth"),
+                0,
+                &b"pam_unix(dovecot:auth): authentication failure; rhost=192.0.2.9"[..]
+            )
+        );
+        assert_eq!(p.stamp.unwrap().year, Some(2026));
+        // a level is not a program, nor is a service before Dovecot's own `Info: `
+        for m in [
+            format!("error: {MSG}"),
+            format!("Warning: {MSG}"),
+            format!("imap-login: Info: {MSG}"),
+            MSG.to_string(),
+            format!("no tag here: {MSG}"),
+            format!("FAIL: {MSG}"),
+            r#"{"action": "login_failed", "client_ip": "192.0.2.1"}"#.to_string(),
+        ] {
+            let l = format!("{label} {m}");
+            let p = parse(l.as_bytes());
+            assert_eq!((p.program, p.message), (None, m.as_bytes()), "{l}");
+            assert!(p.stamp.is_some());
+        }
+        // runit's svlogd -tt (UTC): bare messages, tags and socklog lines
+        let l = format!("2026-12-03_15:17:23.56451 {MSG}");
+        let p = parse(l.as_bytes());
+        assert_eq!((p.program, p.message), (None, MSG.as_bytes()));
+        let st = p.stamp.unwrap();
+        assert_eq!((st.year, st.hour, st.offset), (Some(2026), 15, Some(0)));
+        let l = format!("2026-12-03_15:17:23.56448 sshd[13275]: {MSG}");
+        assert_eq!(split(l.as_bytes()), (None, Some("sshd"), 13275, MSG));
+        let l = format!("2026-12-03_15:17:23.56448 rblsmtpd: {MSG}");
+        assert_eq!(split(l.as_bytes()), (None, Some("rblsmtpd"), 0, MSG));
+        // s6-log T: local time, nine digits, two spaces
+        let l = format!("2026-12-03 15:16:20.098463624  {MSG}");
+        let p = parse(l.as_bytes());
+        assert_eq!((p.program, p.message), (None, MSG.as_bytes()));
+        assert_eq!(p.stamp.unwrap().offset, None);
+        let l = format!("2026-12-03 15:16:20.098463624  dovecot-auth: {MSG}");
+        assert_eq!(split(l.as_bytes()), (None, Some("dovecot-auth"), 0, MSG));
+        let l = format!("2026-12-03 15:16:20.098463624  auth.info: Dec  3 15:15:10 sshd[9]: {MSG}");
+        assert_eq!(split(l.as_bytes()), (None, Some("sshd"), 9, MSG));
+        // a program's own ISO stamp without zone stays part of its message
+        let l = format!("2026-12-03 15:16:20 {MSG}");
+        assert_eq!(parse(l.as_bytes()).message, l.as_bytes());
+    }
+
+    #[test]
+    fn syslog_ng_full_stamp() {
+        // ts_format(full): "2005 Oct 14 20:47:37.123" (syslog-ng lib/tests/test_zone.c)
+        for l in [
+            format!("2026 Nov 21 10:00:01 web1 sshd[123]: {MSG}"),
+            format!("2026 Nov  1 10:00:01.123 web1 sshd[123]: {MSG}"),
+        ] {
+            assert_eq!(
+                split(l.as_bytes()),
+                (Some("web1"), Some("sshd"), 123, MSG),
+                "{l}"
+            );
+            assert_eq!(parse(l.as_bytes()).stamp.unwrap().year, Some(2026));
+        }
+        let l = format!("<38>2026 Nov 21 10:00:01 192.0.2.7 sshd[9]: {MSG}");
+        assert_eq!(
+            split(l.as_bytes()),
+            (Some("192.0.2.7"), Some("sshd"), 9, MSG)
+        );
+        // not a year
+        assert_eq!(parse(b"20x6 Nov 21 10:00:01 h p[1]: m").program, None);
+    }
+
+    #[test]
     fn journalctl_short_iso_and_precise() {
         let l = format!("2026-11-21T10:00:01+0100 web1 sshd[123]: {MSG}");
         assert_eq!(parse(l.as_bytes()).stamp.unwrap().offset, Some(3600));
@@ -1077,6 +1279,11 @@ mod tests {
             format!("1 2026-11-21T10:00:01Z 192.0.2.7 sshd 9 - [a b=\"c\"] {MSG}"),
             format!("auth.info: Nov 21 10:00:01 sshd[9]: {MSG}"),
             format!("@400000006b016bab0ee6b280 auth.info: Nov 21 10:00:01 sshd[9]: {MSG}"),
+            format!("@400000006b016bab0ee6b280 sshd[9]: {MSG}"),
+            format!("@400000006b016bab0ee6b280 {MSG}"),
+            format!("2026-11-21_10:00:01.25000 {MSG}"),
+            format!("2026-11-21 10:00:01.123456789  sshd[9]: {MSG}"),
+            format!("2026 Nov 21 10:00:01 192.0.2.7 sshd[9]: {MSG}"),
             format!("2026-11-21 10:00:01.1+0100 0x2f0a  Default  0x0  9  0  sshd: {MSG}"),
             format!("2026-11-21 10:00:01.1 Df sshd[9:2f0a] {MSG}"),
             format!("2026-11-21T10:00:01.1Z stderr F {syslog}"),

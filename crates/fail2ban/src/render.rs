@@ -86,7 +86,11 @@ pub(crate) fn filter(
         group: None,
         logs: Vec::new(),
         ignore,
-        time_format: if uses_time { time_format } else { None },
+        time_format: if uses_time {
+            time_format.map(Into::into)
+        } else {
+            None
+        },
         correlate: None,
         rules,
     };

@@ -183,7 +183,7 @@ failregex = ^ \[warn\] login failed for <F-ALT_USER>\S+</F-ALT_USER> from <IP4>$
     let im = import_files(&[("app.conf", conf)], "app.conf");
     assert!(im.report.complete(), "{}", im.report.render());
     let def = im.def.expect("a filter");
-    assert_eq!(def.time_format.as_deref(), Some("%Y-%m-%d %H:%M:%S"));
+    assert_eq!(def.time_format, Some("%Y-%m-%d %H:%M:%S".into()));
     assert!(def.programs.is_empty());
     let h = hit(
         &def,

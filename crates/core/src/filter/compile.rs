@@ -114,7 +114,7 @@ pub struct Filter {
     pub untagged: bool,
     pub(crate) rules: Vec<Rule>,
     pub(crate) ignore: Vec<Regex>,
-    pub(crate) time_format: Option<String>,
+    pub(crate) time_format: Vec<String>,
     pub(crate) correlate: Vec<Side>,
     pub(crate) correlate_capacity: usize,
     /// `[correlate] success` lines (a login that forgets held failures).
@@ -198,7 +198,7 @@ impl Filter {
                 ));
             }
         }
-        if let Some(tf) = &def.time_format {
+        for tf in def.time_format.iter().flat_map(|t| t.formats()) {
             crate::time::check_format(tf).map_err(|m| err("time_format", tf, m.to_string()))?;
         }
         // Correlation first: whether it gives addresses decides which rules may lack one.
@@ -292,7 +292,11 @@ impl Filter {
             untagged: !def.programs.is_empty() && def.programs.iter().all(String::is_empty),
             rules,
             ignore,
-            time_format: def.time_format.clone(),
+            time_format: def
+                .time_format
+                .as_ref()
+                .map(|t| t.formats().to_vec())
+                .unwrap_or_default(),
             correlate,
             correlate_capacity,
             end_keyed: success.iter().chain(&end).any(|s| s.has("key")),

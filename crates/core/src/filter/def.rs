@@ -48,15 +48,78 @@ pub struct FilterDef {
     pub ignore: Vec<String>,
     /// Format of a `(?P<time>…)` capture, for programs that write their own log files
     /// (strftime subset: `%Y %y %m %d %e %H %M %S %T %b %f %z %%`; `%s` for epoch seconds;
-    /// see [`crate::time::parse_with_format`]).
+    /// see [`crate::time::parse_with_format`]). A list when the program writes different
+    /// stamps in different versions or configurations: the first that reads the capture wins.
     #[serde(default)]
-    pub time_format: Option<String>,
+    pub time_format: Option<TimeFormat>,
     /// Multi-line correlation: the rules that need it, see [`CorrelateDef`].
     #[serde(default)]
     pub correlate: Option<CorrelateDef>,
     /// The rules, tried in order.
     #[serde(rename = "rule", default)]
     pub rules: Vec<RuleDef>,
+}
+
+/// `time_format`: one format (`time_format = "%Y-%m-%d %H:%M:%S"`) or several, tried in
+/// order (`time_format = ["%a %b %d %H:%M:%S.%f %Y", "%a %b %d %H:%M:%S %Y"]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeFormat(pub Vec<String>);
+
+impl TimeFormat {
+    /// The formats, in the order they are tried.
+    pub fn formats(&self) -> &[String] {
+        &self.0
+    }
+}
+
+impl From<String> for TimeFormat {
+    fn from(f: String) -> Self {
+        TimeFormat(vec![f])
+    }
+}
+
+impl From<&str> for TimeFormat {
+    fn from(f: &str) -> Self {
+        TimeFormat(vec![f.to_string()])
+    }
+}
+
+impl Serialize for TimeFormat {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] => s.serialize_str(one),
+            many => many.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for TimeFormat {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = TimeFormat;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a time format or a non-empty list of time formats")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<TimeFormat, E> {
+                Ok(v.into())
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<TimeFormat, A::Error> {
+                let mut v = Vec::new();
+                while let Some(f) = seq.next_element::<String>()? {
+                    v.push(f);
+                }
+                if v.is_empty() {
+                    return Err(serde::de::Error::invalid_length(0, &self));
+                }
+                Ok(TimeFormat(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// The groups a filter can belong to (`group = "…"`).
@@ -183,5 +246,60 @@ impl RuleDef {
             .iter()
             .map(String::as_str)
             .chain(self.patterns.iter().map(String::as_str))
+    }
+}
+
+#[cfg(test)]
+mod time_format_tests {
+    use super::*;
+    use crate::filter::{Filter, MatchSet, Mode};
+
+    fn def(tf: &str) -> Result<FilterDef, toml::de::Error> {
+        toml::from_str(&format!(
+            "name = \"t\"\n{tf}\n[[rule]]\nid = \"r\"\npattern = '(?P<time>[^|]+)\\| fail from {{HOST}}'\n"
+        ))
+    }
+
+    #[test]
+    fn one_format_or_a_list() {
+        let one = def(r#"time_format = "%Y-%m-%d %H:%M:%S""#).unwrap();
+        assert_eq!(one.time_format, Some("%Y-%m-%d %H:%M:%S".into()));
+        let two = def(r#"time_format = ["%b %d %H:%M:%S.%f %Y", "%b %d %H:%M:%S %Y"]"#).unwrap();
+        assert_eq!(two.time_format.as_ref().unwrap().formats().len(), 2);
+        // written back the way it was read
+        let back: FilterDef = toml::from_str(&toml::to_string(&two).unwrap()).unwrap();
+        assert_eq!(back, two);
+        assert!(toml::to_string(&one)
+            .unwrap()
+            .contains(r#"time_format = "%Y-%m-%d %H:%M:%S""#));
+        assert!(def("time_format = []").is_err());
+        assert!(def("time_format = [1]").is_err());
+        // every format of the list is checked
+        let bad = def(r#"time_format = ["%Y", "%Q"]"#).unwrap();
+        assert!(Filter::compile(&bad).is_err());
+    }
+
+    #[test]
+    fn the_first_format_that_reads_the_capture_wins() {
+        let d = def(r#"time_format = ["%b %d %H:%M:%S.%f %Y", "%b %d %H:%M:%S %Y"]"#).unwrap();
+        let set = MatchSet::new(vec![Filter::compile(&d).unwrap()], Mode::Normal);
+        let mut scratch = set.scratch();
+        let ctx = crate::time::TimeContext {
+            now: 0,
+            local_offset: 0,
+        };
+        for (line, want) in [
+            (
+                "Nov 21 10:00:01.250 2026| fail from 192.0.2.1",
+                "2026-11-21T10:00:01.250Z",
+            ),
+            (
+                "Nov 21 10:00:02 2026| fail from 192.0.2.1",
+                "2026-11-21T10:00:02Z",
+            ),
+        ] {
+            let h = set.match_line(line.as_bytes(), &ctx, &mut scratch).unwrap();
+            assert_eq!(crate::time::rfc3339(h.time.unwrap()), want, "{line}");
+        }
     }
 }

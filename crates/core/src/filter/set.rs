@@ -466,13 +466,14 @@ impl MatchSet {
             if f.ignore.iter().any(|ig| ig.is_match(msg)) {
                 return None;
             }
-            let time = match (time, &f.time_format) {
-                (Some((s, e)), Some(fmt)) => {
-                    crate::time::parse_with_format(fmt, &msg[s..e]).map(|st| st.to_millis(ctx))
-                }
-                _ => None,
-            }
-            .or_else(|| p.stamp.map(|s| stamp_millis(&mut scratch.stamp, s, ctx)));
+            let time = time
+                .and_then(|(s, e)| {
+                    f.time_format
+                        .iter()
+                        .find_map(|fmt| crate::time::parse_with_format(fmt, &msg[s..e]))
+                })
+                .map(|st| st.to_millis(ctx))
+                .or_else(|| p.stamp.map(|s| stamp_millis(&mut scratch.stamp, s, ctx)));
             found = Some((filter as usize, rule as usize, addr, user, time, session));
             break;
         }

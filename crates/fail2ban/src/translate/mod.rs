@@ -160,7 +160,7 @@ fn one(
         group: None,
         logs: Vec::new(),
         ignore,
-        time_format: tf,
+        time_format: tf.map(Into::into),
         correlate: None,
         rules,
     };
