@@ -724,7 +724,8 @@ fn prefix_bans_are_shared_and_local_ignore_overlaps_win() {
     );
     readers_up(&[&a, &b, &c, &d]);
 
-    // a local ban on B inside the /24 that A will ban: the fleet prefix replaces it
+    // a local ban on B inside the /24 that A will ban: it stands, and the fleet prefix is
+    // not applied on B (it would replace it, and A's unban would then lift it early)
     b.ban("198.51.100.7");
     // a brute force from one IPv6 address: A bans its /64 (default v6_prefix)
     a.brute_force("2001:db8:5:6::7");
@@ -757,18 +758,33 @@ fn prefix_bans_are_shared_and_local_ignore_overlaps_win() {
 
     // a manual /24 on A
     a.ban("198.51.100.0/24");
-    wait_for("the /24 on B", Duration::from_secs(10), || {
-        b.banned("198.51.100.0/24").is_some()
-    });
-    assert_eq!(b.banned("198.51.100.0/24").as_deref(), Some("fleet:a"));
-    // B's own 198.51.100.7 gave way to it (one element, no overlap)
-    assert_eq!(b.banned("198.51.100.7"), None, "{:?}", b.bans());
     wait_for("C's second refusal", Duration::from_secs(10), || {
         c.counter("refused_ignored") >= 2
     });
     wait_for("D's second refusal", Duration::from_secs(10), || {
         d.counter("refused_wide") >= 2
     });
+    // a fleet ban of one address from node m after the /24 in the stream: once B holds
+    // it, B has read the /24 (entries are read in order)
+    wait_for("the /24 in Redis", Duration::from_secs(10), || {
+        redis
+            .cli(&["HKEYS", "portcullis:bans:active"])
+            .contains("a|sshd|198.51.100.0/24")
+    });
+    let mut marker = entry("203.0.113.5", "m");
+    sign(KEY.as_bytes(), &mut marker);
+    redis.cli(&["XADD", "portcullis:bans", "*", "e", &marker.to_string()]);
+    wait_for("m's 203.0.113.5 on B", Duration::from_secs(10), || {
+        b.banned("203.0.113.5").is_some()
+    });
+    // B's own 198.51.100.7 stands alone; the /24 is not applied over it
+    assert_eq!(b.banned("198.51.100.0/24"), None, "{:?}", b.bans());
+    assert_eq!(
+        b.banned("198.51.100.7").as_deref(),
+        Some("local"),
+        "{:?}",
+        b.bans()
+    );
     assert_eq!(c.banned("198.51.100.0/24"), None, "{:?}", c.bans());
     assert_eq!(d.banned("198.51.100.0/24"), None, "{:?}", d.bans());
     // (B's own 198.51.100.7 reached them as an address: applied)
@@ -797,6 +813,8 @@ fn prefix_bans_are_shared_and_local_ignore_overlaps_win() {
     });
     assert_eq!(b.banned("198.0.0.0/15"), None);
     assert_eq!(b.banned("192.0.2.0/24"), None);
+    // m's /16 replaced m's fleet ban of 203.0.113.5 inside it (a fleet ban, not a local one)
+    assert_eq!(b.banned("203.0.113.5"), None, "{:?}", b.bans());
 
     // the origin's unban of the prefix lifts it everywhere
     a.unban("2001:db8:5:6::/64");
@@ -804,6 +822,13 @@ fn prefix_bans_are_shared_and_local_ignore_overlaps_win() {
     wait_for("the unbans on B", Duration::from_secs(10), || {
         b.banned("2001:db8:5:6::/64").is_none() && b.banned("198.51.100.0/24").is_none()
     });
+    // B's local ban of 198.51.100.7 runs to its own end
+    assert_eq!(
+        b.banned("198.51.100.7").as_deref(),
+        Some("local"),
+        "{:?}",
+        b.bans()
+    );
     assert!(
         b.log()
             .contains("unban 2001:db8:5:6::/64 jail=sshd reason=fleet:a"),
