@@ -1470,3 +1470,47 @@ fn bans_held_before_the_fleet_are_published_at_start() {
     readers_up(&[&a]);
     assert!(!a.log().contains("not published yet"), "{}", a.log());
 }
+
+/// An admin's manual ban of an address B holds as A's fleet ban is B's own from then on:
+/// A's unban, or a distrust of A (also after a restart, when fleet.db still names A), does
+/// not lift it.
+#[test]
+fn a_manual_ban_over_a_fleet_ban_is_not_lifted_by_the_fleet() {
+    let t = tmp("pct-fleet-manual-over-");
+    let redis = Redis::start(t.path());
+    let a = Node::new(t.path(), "a", &redis, "", "");
+    let mut b = Node::new(t.path(), "b", &redis, "", "");
+    readers_up(&[&a, &b]);
+    for addr in ["203.0.113.77", "203.0.113.78"] {
+        a.ban(addr);
+        wait_for("A's ban on B", Duration::from_secs(10), || {
+            b.banned(addr).as_deref() == Some("fleet:a")
+        });
+        let r = b.ask(json!({"cmd": "ban", "addr": addr, "jail": "sshd", "duration": "forever"}));
+        assert_eq!(r["ok"], true, "{r}");
+    }
+    assert_eq!(b.banned("203.0.113.77").as_deref(), Some("local"));
+    // A lifts .77: B's own permanent ban stays
+    a.unban("203.0.113.77");
+    // (a later entry of A read by B: the unban was read before it)
+    a.ban("203.0.113.79");
+    wait_for("A's next ban on B", Duration::from_secs(10), || {
+        b.banned("203.0.113.79").is_some()
+    });
+    assert_eq!(
+        b.banned("203.0.113.77").as_deref(),
+        Some("local"),
+        "{:?}",
+        b.bans()
+    );
+    // a restart, then B distrusts A: A's .79 is lifted, B's own .78 stays
+    b.daemon.as_mut().unwrap().kill();
+    b.start();
+    readers_up(&[&b]);
+    b.reconfigure(|t| format!("{t}distrust = [\"a\"]\n"));
+    wait_for("the lift on B", Duration::from_secs(10), || {
+        b.banned("203.0.113.79").is_none()
+    });
+    assert!(b.banned("203.0.113.78").is_some(), "{:?}", b.bans());
+    assert!(b.banned("203.0.113.77").is_some(), "{:?}", b.bans());
+}

@@ -261,6 +261,15 @@ impl Engine {
             shared.origins.lock().expect("fleet origins").remove(&key);
             return Outcome::Lifted;
         };
+        // a manual ban of the address since (the admin's, also after a restart, when
+        // fleet.db still names the node) is no more the fleet's to lift
+        if matches!(
+            self.meta.get(&(e.jail.clone(), target)),
+            Some((BanReason::Manual, _))
+        ) {
+            shared.origins.lock().expect("fleet origins").remove(&key);
+            return Outcome::Nothing;
+        }
         self.jails[ji].tracker_mut().unban(target);
         p.fw.push(FwOp::Del {
             jail: e.jail.clone(),
