@@ -125,6 +125,11 @@ impl Engine {
             return Outcome::Ignored;
         }
         let cfg = shared.live();
+        // checked by the reader too, but a reload may have distrusted the node since (its
+        // held bans were lifted then: none may come back after)
+        if cfg.distrust.contains(&e.node) {
+            return Outcome::Nothing;
+        }
         if !cfg.narrow_enough(&target) {
             return Outcome::TooWide; // (the reader refuses these already)
         }
