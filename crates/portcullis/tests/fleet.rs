@@ -1514,3 +1514,36 @@ fn a_manual_ban_over_a_fleet_ban_is_not_lifted_by_the_fleet() {
     assert!(b.banned("203.0.113.78").is_some(), "{:?}", b.bans());
     assert!(b.banned("203.0.113.77").is_some(), "{:?}", b.bans());
 }
+
+/// A's own /24 ban (v4_prefix) replaces its ban of one address inside it, and A publishes
+/// that replacement as an unban (`reason=subnet-ban`): B, which refuses the /24 (wider than
+/// its min_prefix_v4), keeps the address banned to its end.
+#[test]
+fn a_replaced_ban_is_not_lifted_where_the_prefix_is_refused() {
+    let t = tmp("pct-fleet-replaced-");
+    let redis = Redis::start(t.path());
+    let a = Node::new(t.path(), "a", &redis, "", "");
+    let b = Node::new(t.path(), "b", &redis, "", "min_prefix_v4 = 28\n");
+    readers_up(&[&a, &b]);
+    a.reconfigure(|t| t.replace("bantime = \"1h\"\n", "bantime = \"1h\"\nv4_prefix = 24\n"));
+    a.ban("198.51.100.7");
+    wait_for("A's ban on B", Duration::from_secs(10), || {
+        b.banned("198.51.100.7").as_deref() == Some("fleet:a")
+    });
+    a.brute_force("198.51.100.8");
+    wait_for("the /24 on A", Duration::from_secs(10), || {
+        a.banned("198.51.100.0/24").is_some()
+    });
+    assert_eq!(a.banned("198.51.100.7"), None, "{:?}", a.bans());
+    // (the unban of .7 comes before the /24 in the stream)
+    wait_for("B's refusal of the /24", Duration::from_secs(10), || {
+        b.counter("refused_wide") >= 1
+    });
+    assert_eq!(
+        b.banned("198.51.100.7").as_deref(),
+        Some("fleet:a"),
+        "{:?}\n{}",
+        b.bans(),
+        b.log()
+    );
+}

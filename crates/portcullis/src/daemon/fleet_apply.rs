@@ -245,6 +245,13 @@ impl Engine {
         if shared.origins.lock().expect("fleet origins").get(&key) != Some(&e.node) {
             return Outcome::Nothing;
         }
+        // the origin's own prefix ban replaced its ban of the address (its `v4_prefix`,
+        // `v6_prefix` or `subnet_ban`): not a pardon. The prefix follows in the stream and
+        // replaces the ban here too; a node that refuses the prefix (too wide, an ignored or
+        // locally banned address inside, the caps) keeps the address banned to its end
+        if e.reason == "subnet-ban" {
+            return Outcome::Nothing;
+        }
         self.fleet_lift(shared, e, format!("fleet:{}", e.node), now, p)
     }
 
