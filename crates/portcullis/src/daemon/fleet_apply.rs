@@ -153,9 +153,10 @@ impl Engine {
         // would replace the local ban (interval sets refuse overlaps), and its origin's
         // unban, its end or a distrust would then lift the local ban before its own end
         if !target.is_host()
-            && self.jails[ji].tracker().bans().any(|(c, _)| {
-                c != target && target.covers(&c) && !origins.contains_key(&(c, jail.clone()))
-            })
+            && self.jails[ji]
+                .tracker()
+                .covered(target)
+                .any(|c| !origins.contains_key(&(c, jail.clone())))
         {
             return Outcome::Nothing;
         }
