@@ -380,6 +380,21 @@ pub struct Sentence {
     pub notes: Vec<String>,
 }
 
+/// The end of a ban of `p` that replaces the `covered` bans inside it: `until`, or the
+/// latest end among them when one outlasts it (a replaced ban, a permanent one say, must
+/// not be lifted early when the prefix ends), with a note.
+fn outlast(notes: &mut Vec<String>, p: Cidr, until: Millis, covered: &[(Cidr, Millis)]) -> Millis {
+    match covered.iter().max_by_key(|(_, u)| *u) {
+        Some(&(c, u)) if u > until => {
+            notes.push(format!(
+                "ban of {p} lengthened to the end of the longer ban of {c} it replaces"
+            ));
+            u
+        }
+        _ => until,
+    }
+}
+
 /// Turns a tracker's `Ban` decision of `jail` into the bans to carry out: its length from the
 /// jail's policy and the offender's `history` (which records it), and maybe a subnet ban
 /// (the narrower bans of the jail it covers are lifted, as `Unban` decisions). Updates the
@@ -428,13 +443,15 @@ pub fn sentence(
     let t = policy.ban.terms(prior, at, jitter, reason);
     history.record_ban(addr, &name, at);
     // a prefix (v4_prefix/v6_prefix) replaces the narrower bans inside it (a manual or
-    // fleet ban of one address): interval sets refuse overlapping elements
+    // fleet ban of one address): interval sets refuse overlapping elements. It lasts at
+    // least as long as each of them: a replaced ban never ends early
     let covered = if addr.is_host() {
         Vec::new()
     } else {
-        jail.tracker_mut().take_covered(addr)
+        jail.tracker_mut().take_covered_until(addr)
     };
-    let first = jail.tracker_mut().ban(addr, at, t.until, failures);
+    let until = outlast(&mut notes, addr, t.until, &covered);
+    let first = jail.tracker_mut().ban(addr, at, until, failures);
     let first = match first {
         Decision::Ban {
             addr,
@@ -453,7 +470,7 @@ pub fn sentence(
     };
     let mut decisions: Vec<Decision> = covered
         .into_iter()
-        .map(|c| Decision::Unban { addr: c, at })
+        .map(|(c, _)| Decision::Unban { addr: c, at })
         .collect();
     decisions.push(first);
     let mut out = Sentence {
@@ -488,13 +505,15 @@ pub fn sentence(
     {
         return out; // a wider ban already stands
     }
-    for c in jail.tracker_mut().take_covered(target) {
+    let covered = jail.tracker_mut().take_covered_until(target);
+    for &(c, _) in &covered {
         out.decisions.push(Decision::Unban { addr: c, at });
     }
     let prior = history.count(target, scope, since);
     let t = policy.ban.terms(prior, at, jitter, BanReason::Subnet);
     history.record_ban(target, &name, at);
-    let d = jail.tracker_mut().ban(target, at, t.until, failures);
+    let until = outlast(&mut out.notes, target, t.until, &covered);
+    let d = jail.tracker_mut().ban(target, at, until, failures);
     if let Decision::Ban {
         addr,
         at,
@@ -728,6 +747,71 @@ mod tests {
         // next to the own address: the address alone
         let t = "2001:db8:a::0".parse().unwrap();
         assert_eq!(shrink(&own, p64, t), Cidr::host(t));
+    }
+
+    #[test]
+    fn a_prefix_ban_never_ends_a_replaced_ban_early() {
+        // a /64 (v6_prefix) over a permanent manual ban and a long ban of one address inside
+        // it: they are replaced (interval sets), but the /64 lasts as long as the longest,
+        // else the permanent ban would end with the /64
+        for (inner, want) in [(FOREVER, FOREVER), (50 * H, 50 * H), (H / 2, 2 * H)] {
+            let settings = crate::jail::JailSettings {
+                name: "sshd".into(),
+                tracker: crate::track::TrackerConfig {
+                    maxretry: 1,
+                    findtime: H,
+                    bantime: 2 * H,
+                    max_tracked: 100,
+                    ..Default::default()
+                },
+                mode: crate::filter::Mode::Normal,
+                user_weights: vec![],
+                rule_weights: vec![],
+                ignore: IgnoreList::new(vec![], vec![]),
+                policy: JailPolicy {
+                    ban: BanPolicy {
+                        bantime: Some(2 * H),
+                        ..Default::default()
+                    },
+                    subnet: None,
+                },
+            };
+            let mut j = Jail::new(settings, vec![]);
+            let one = c("2001:db8:a::7");
+            j.tracker_mut().ban(one, 0, inner, 0);
+            let mut h = History::default();
+            let p64 = c("2001:db8:a::/64");
+            let d = Decision::Ban {
+                addr: p64,
+                at: 1000,
+                until: 1000 + 2 * H,
+                failures: 1,
+                reason: BanReason::Failures,
+            };
+            let s = sentence(&mut j, &mut h, d, "2001:db8:a::9".parse().unwrap(), 0);
+            let end = if want == 2 * H { 1000 + 2 * H } else { want };
+            assert_eq!(
+                s.decisions,
+                vec![
+                    Decision::Unban {
+                        addr: one,
+                        at: 1000
+                    },
+                    Decision::Ban {
+                        addr: p64,
+                        at: 1000,
+                        until: end,
+                        failures: 1,
+                        reason: BanReason::Failures,
+                    }
+                ],
+                "inner ban until {inner}"
+            );
+            assert_eq!(j.tracker().ban_until_of(p64), Some(end));
+            assert_eq!(j.tracker().ban_until_of(one), None);
+            // the address stays banned as long as its own ban said
+            assert!(j.tracker().ban_until(one.addr).is_some_and(|u| u >= inner));
+        }
     }
 
     proptest! {

@@ -403,11 +403,9 @@ impl Tracker {
             .find(|p| self.bans.contains_key(p))
     }
 
-    /// Lifts the bans strictly inside `p` (narrower than it) and returns them: a ban of `p`
-    /// replaces them (firewalls with interval sets refuse overlapping elements).
-    pub fn take_covered(&mut self, p: Cidr) -> Vec<Cidr> {
-        let inside: Vec<Cidr> = self
-            .bans
+    /// The bans strictly inside `p` (narrower than it), without lifting them.
+    pub fn covered(&self, p: Cidr) -> impl Iterator<Item = Cidr> + '_ {
+        self.bans
             .range(
                 p..=Cidr {
                     addr: p.last(),
@@ -415,12 +413,26 @@ impl Tracker {
                 },
             )
             .map(|(c, _)| *c)
-            .filter(|c| *c != p && p.covers(c))
-            .collect();
-        for c in &inside {
-            self.remove_ban(*c);
-        }
+            .filter(move |c| *c != p && p.covers(c))
+    }
+
+    /// Lifts the bans strictly inside `p` (narrower than it) and returns them: a ban of `p`
+    /// replaces them (firewalls with interval sets refuse overlapping elements).
+    pub fn take_covered(&mut self, p: Cidr) -> Vec<Cidr> {
+        self.take_covered_until(p)
+            .into_iter()
+            .map(|(c, _)| c)
+            .collect()
+    }
+
+    /// [`Tracker::take_covered`], with the end of each ban lifted (a ban replacing them
+    /// must not end before them).
+    pub fn take_covered_until(&mut self, p: Cidr) -> Vec<(Cidr, Millis)> {
+        let inside: Vec<Cidr> = self.covered(p).collect();
         inside
+            .into_iter()
+            .filter_map(|c| self.remove_ban(c).map(|u| (c, u)))
+            .collect()
     }
 
     fn remove_ban(&mut self, c: Cidr) -> Option<Millis> {

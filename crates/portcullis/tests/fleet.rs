@@ -23,7 +23,13 @@
 //! * `prefix_bans_are_shared_and_local_ignore_overlaps_win` — an IPv6 /64 ban (the default
 //!   `v6_prefix`) and a manual IPv4 /24 spread as prefixes; a node whose ignore list holds
 //!   one address inside the prefix refuses it whole; too wide a prefix is refused; the
-//!   origin's unban of the prefix lifts it; a fleet /24 replaces B's own narrower bans.
+//!   origin's unban of the prefix lifts it; a fleet /24 is not applied over B's own ban
+//!   inside it (which outlives A's unban), a fleet /16 replaces the fleet ban inside it.
+//! * `a_manual_ban_over_a_fleet_ban_is_not_lifted_by_the_fleet` — the admin's manual ban
+//!   of an address held as a fleet ban outlives the origin's unban and a distrust (also
+//!   after a restart).
+//! * `a_replaced_ban_is_not_lifted_where_the_prefix_is_refused` — A's own /24 replacing
+//!   its ban of one address is no pardon on B, which refuses the /24.
 //!
 //! Run: `cargo test -p portcullis --test fleet` (redis-server must be installed: the tests
 //! fail, they do not skip, without it).
@@ -724,7 +730,8 @@ fn prefix_bans_are_shared_and_local_ignore_overlaps_win() {
     );
     readers_up(&[&a, &b, &c, &d]);
 
-    // a local ban on B inside the /24 that A will ban: the fleet prefix replaces it
+    // a local ban on B inside the /24 that A will ban: it stands, and the fleet prefix is
+    // not applied on B (it would replace it, and A's unban would then lift it early)
     b.ban("198.51.100.7");
     // a brute force from one IPv6 address: A bans its /64 (default v6_prefix)
     a.brute_force("2001:db8:5:6::7");
@@ -757,18 +764,33 @@ fn prefix_bans_are_shared_and_local_ignore_overlaps_win() {
 
     // a manual /24 on A
     a.ban("198.51.100.0/24");
-    wait_for("the /24 on B", Duration::from_secs(10), || {
-        b.banned("198.51.100.0/24").is_some()
-    });
-    assert_eq!(b.banned("198.51.100.0/24").as_deref(), Some("fleet:a"));
-    // B's own 198.51.100.7 gave way to it (one element, no overlap)
-    assert_eq!(b.banned("198.51.100.7"), None, "{:?}", b.bans());
     wait_for("C's second refusal", Duration::from_secs(10), || {
         c.counter("refused_ignored") >= 2
     });
     wait_for("D's second refusal", Duration::from_secs(10), || {
         d.counter("refused_wide") >= 2
     });
+    // a fleet ban of one address from node m after the /24 in the stream: once B holds
+    // it, B has read the /24 (entries are read in order)
+    wait_for("the /24 in Redis", Duration::from_secs(10), || {
+        redis
+            .cli(&["HKEYS", "portcullis:bans:active"])
+            .contains("a|sshd|198.51.100.0/24")
+    });
+    let mut marker = entry("203.0.113.5", "m");
+    sign(KEY.as_bytes(), &mut marker);
+    redis.cli(&["XADD", "portcullis:bans", "*", "e", &marker.to_string()]);
+    wait_for("m's 203.0.113.5 on B", Duration::from_secs(10), || {
+        b.banned("203.0.113.5").is_some()
+    });
+    // B's own 198.51.100.7 stands alone; the /24 is not applied over it
+    assert_eq!(b.banned("198.51.100.0/24"), None, "{:?}", b.bans());
+    assert_eq!(
+        b.banned("198.51.100.7").as_deref(),
+        Some("local"),
+        "{:?}",
+        b.bans()
+    );
     assert_eq!(c.banned("198.51.100.0/24"), None, "{:?}", c.bans());
     assert_eq!(d.banned("198.51.100.0/24"), None, "{:?}", d.bans());
     // (B's own 198.51.100.7 reached them as an address: applied)
@@ -797,6 +819,8 @@ fn prefix_bans_are_shared_and_local_ignore_overlaps_win() {
     });
     assert_eq!(b.banned("198.0.0.0/15"), None);
     assert_eq!(b.banned("192.0.2.0/24"), None);
+    // m's /16 replaced m's fleet ban of 203.0.113.5 inside it (a fleet ban, not a local one)
+    assert_eq!(b.banned("203.0.113.5"), None, "{:?}", b.bans());
 
     // the origin's unban of the prefix lifts it everywhere
     a.unban("2001:db8:5:6::/64");
@@ -804,6 +828,13 @@ fn prefix_bans_are_shared_and_local_ignore_overlaps_win() {
     wait_for("the unbans on B", Duration::from_secs(10), || {
         b.banned("2001:db8:5:6::/64").is_none() && b.banned("198.51.100.0/24").is_none()
     });
+    // B's local ban of 198.51.100.7 runs to its own end
+    assert_eq!(
+        b.banned("198.51.100.7").as_deref(),
+        Some("local"),
+        "{:?}",
+        b.bans()
+    );
     assert!(
         b.log()
             .contains("unban 2001:db8:5:6::/64 jail=sshd reason=fleet:a"),
@@ -1274,15 +1305,13 @@ fn nftables_in_three_namespaces() {
     wait_for("::99 on A and C", Duration::from_secs(10), || {
         a.in_set("v6_sshd", "2001:db8:5:6::99") && c.in_set("v6_sshd", "2001:db8:5:6::99")
     });
-    // a /64 (the default v6_prefix) on A is a /64 element on B; C ignores one address
-    // inside it and keeps it out of its kernel. The /64 replaces the address inside it on
-    // A (a fleet ban) and on B (B's own): interval sets refuse overlapping elements
+    // a /64 (the default v6_prefix) on A is a /64 element, replacing the fleet ban of ::99
+    // inside it (interval sets refuse overlapping elements); C ignores one address inside
+    // it and keeps it out of its kernel; B, whose own ban of ::99 is inside it, keeps its
+    // ban and does not apply the /64 (A's unban would lift B's own ban early)
     a.brute_force("2001:db8:5:6::7");
     wait_for("A's /64", Duration::from_secs(10), || {
         a.in_set("v6_sshd", "2001:db8:5:6::/64")
-    });
-    wait_for("B's /64", Duration::from_secs(10), || {
-        b.in_set("v6_sshd", "2001:db8:5:6::/64")
     });
     wait_for("C's refusal of the /64", Duration::from_secs(10), || {
         c.counter("refused_ignored") >= 2
@@ -1292,14 +1321,24 @@ fn nftables_in_three_namespaces() {
         "C's ignore list lost"
     );
     assert!(c.in_set("v6_sshd", "2001:db8:5:6::99"));
-    for n in [&a, &b] {
-        assert!(!n.in_set("v6_sshd", "2001:db8:5:6::99"), "{}", n.log());
-        assert_eq!(n.banned("2001:db8:5:6::99"), None, "{:?}", n.bans());
-    }
+    assert!(!a.in_set("v6_sshd", "2001:db8:5:6::99"), "{}", a.log());
+    assert_eq!(a.banned("2001:db8:5:6::99"), None, "{:?}", a.bans());
+    // (B has read the /64 once it holds a later entry of A)
+    a.ban("203.0.113.61");
+    wait_for(
+        "A's next ban in B's kernel",
+        Duration::from_secs(10),
+        || b.in_kernel("203.0.113.61"),
+    );
+    assert!(!b.in_set("v6_sshd", "2001:db8:5:6::/64"), "{}", b.log());
     a.unban("2001:db8:5:6::/64");
-    wait_for("B's /64 lifted", Duration::from_secs(10), || {
-        !b.in_set("v6_sshd", "2001:db8:5:6::/64")
+    a.unban("203.0.113.61");
+    wait_for("A's unban on B", Duration::from_secs(10), || {
+        !b.in_kernel("203.0.113.61")
     });
+    // B's own ban of ::99 runs to its end
+    assert!(b.in_set("v6_sshd", "2001:db8:5:6::99"), "{}", b.log());
+    assert_eq!(b.banned("2001:db8:5:6::99").as_deref(), Some("local"));
 }
 
 fn percentile(v: &mut [Duration], p: f64) -> Duration {
@@ -1444,4 +1483,81 @@ fn bans_held_before_the_fleet_are_published_at_start() {
     a.start();
     readers_up(&[&a]);
     assert!(!a.log().contains("not published yet"), "{}", a.log());
+}
+
+/// An admin's manual ban of an address B holds as A's fleet ban is B's own from then on:
+/// A's unban, or a distrust of A (also after a restart, when fleet.db still names A), does
+/// not lift it.
+#[test]
+fn a_manual_ban_over_a_fleet_ban_is_not_lifted_by_the_fleet() {
+    let t = tmp("pct-fleet-manual-over-");
+    let redis = Redis::start(t.path());
+    let a = Node::new(t.path(), "a", &redis, "", "");
+    let mut b = Node::new(t.path(), "b", &redis, "", "");
+    readers_up(&[&a, &b]);
+    for addr in ["203.0.113.77", "203.0.113.78"] {
+        a.ban(addr);
+        wait_for("A's ban on B", Duration::from_secs(10), || {
+            b.banned(addr).as_deref() == Some("fleet:a")
+        });
+        let r = b.ask(json!({"cmd": "ban", "addr": addr, "jail": "sshd", "duration": "forever"}));
+        assert_eq!(r["ok"], true, "{r}");
+    }
+    assert_eq!(b.banned("203.0.113.77").as_deref(), Some("local"));
+    // A lifts .77: B's own permanent ban stays
+    a.unban("203.0.113.77");
+    // (a later entry of A read by B: the unban was read before it)
+    a.ban("203.0.113.79");
+    wait_for("A's next ban on B", Duration::from_secs(10), || {
+        b.banned("203.0.113.79").is_some()
+    });
+    assert_eq!(
+        b.banned("203.0.113.77").as_deref(),
+        Some("local"),
+        "{:?}",
+        b.bans()
+    );
+    // a restart, then B distrusts A: A's .79 is lifted, B's own .78 stays
+    b.daemon.as_mut().unwrap().kill();
+    b.start();
+    readers_up(&[&b]);
+    b.reconfigure(|t| format!("{t}distrust = [\"a\"]\n"));
+    wait_for("the lift on B", Duration::from_secs(10), || {
+        b.banned("203.0.113.79").is_none()
+    });
+    assert!(b.banned("203.0.113.78").is_some(), "{:?}", b.bans());
+    assert!(b.banned("203.0.113.77").is_some(), "{:?}", b.bans());
+}
+
+/// A's own /24 ban (v4_prefix) replaces its ban of one address inside it, and A publishes
+/// that replacement as an unban (`reason=subnet-ban`): B, which refuses the /24 (wider than
+/// its min_prefix_v4), keeps the address banned to its end.
+#[test]
+fn a_replaced_ban_is_not_lifted_where_the_prefix_is_refused() {
+    let t = tmp("pct-fleet-replaced-");
+    let redis = Redis::start(t.path());
+    let a = Node::new(t.path(), "a", &redis, "", "");
+    let b = Node::new(t.path(), "b", &redis, "", "min_prefix_v4 = 28\n");
+    readers_up(&[&a, &b]);
+    a.reconfigure(|t| t.replace("bantime = \"1h\"\n", "bantime = \"1h\"\nv4_prefix = 24\n"));
+    a.ban("198.51.100.7");
+    wait_for("A's ban on B", Duration::from_secs(10), || {
+        b.banned("198.51.100.7").as_deref() == Some("fleet:a")
+    });
+    a.brute_force("198.51.100.8");
+    wait_for("the /24 on A", Duration::from_secs(10), || {
+        a.banned("198.51.100.0/24").is_some()
+    });
+    assert_eq!(a.banned("198.51.100.7"), None, "{:?}", a.bans());
+    // (the unban of .7 comes before the /24 in the stream)
+    wait_for("B's refusal of the /24", Duration::from_secs(10), || {
+        b.counter("refused_wide") >= 1
+    });
+    assert_eq!(
+        b.banned("198.51.100.7").as_deref(),
+        Some("fleet:a"),
+        "{:?}\n{}",
+        b.bans(),
+        b.log()
+    );
 }

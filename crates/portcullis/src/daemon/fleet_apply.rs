@@ -7,9 +7,11 @@
 //! whole when it holds any address the local ignore lists, own addresses or loopback cover,
 //! or overlaps an ignored prefix in any way (the check of a manual `portcullis ban` of a
 //! prefix). A ban already in force that covers it (a local one, or a wider one) stands; a
-//! fleet prefix replaces the narrower bans inside it, as a manual prefix ban does
+//! fleet prefix replaces the narrower fleet bans inside it, as a manual prefix ban does
 //! (interval sets refuse overlapping elements): their kernel elements go first, in a
-//! firewall change of their own, and their store rows are closed. A batch of
+//! firewall change of their own, and their store rows are closed. A prefix that holds a
+//! local ban is not applied: the local ban stands to its own end (else the origin's
+//! unban, the prefix's earlier end or a distrust would lift it early). A batch of
 //! entries makes one firewall change and one store transaction (a catch-up of 100,000
 //! bans must not run `nft` 100,000 times); an entry for an address already touched in the
 //! batch first flushes what came before, so that the events keep their order.
@@ -123,6 +125,11 @@ impl Engine {
             return Outcome::Ignored;
         }
         let cfg = shared.live();
+        // checked by the reader too, but a reload may have distrusted the node since (its
+        // held bans were lifted then: none may come back after)
+        if cfg.distrust.contains(&e.node) {
+            return Outcome::Nothing;
+        }
         if !cfg.narrow_enough(&target) {
             return Outcome::TooWide; // (the reader refuses these already)
         }
@@ -142,6 +149,17 @@ impl Engine {
             Some(_) => return Outcome::Nothing,
             None => {}
         }
+        // a local ban inside a fleet prefix stands, and so the prefix is not applied: it
+        // would replace the local ban (interval sets refuse overlaps), and its origin's
+        // unban, its end or a distrust would then lift the local ban before its own end
+        if !target.is_host()
+            && self.jails[ji]
+                .tracker()
+                .covered(target)
+                .any(|c| !origins.contains_key(&(c, jail.clone())))
+        {
+            return Outcome::Nothing;
+        }
         if !held && origins.len() >= cfg.max_bans {
             return Outcome::Capped;
         }
@@ -149,7 +167,7 @@ impl Engine {
             return Outcome::RateLimited;
         }
         origins.insert(key, e.node.clone());
-        // the narrower bans inside a prefix give way to it (fleet ones are forgotten)
+        // the narrower fleet bans inside a prefix give way to it (and are forgotten)
         let covered = if target.is_host() {
             Vec::new()
         } else {
@@ -228,6 +246,13 @@ impl Engine {
         if shared.origins.lock().expect("fleet origins").get(&key) != Some(&e.node) {
             return Outcome::Nothing;
         }
+        // the origin's own prefix ban replaced its ban of the address (its `v4_prefix`,
+        // `v6_prefix` or `subnet_ban`): not a pardon. The prefix follows in the stream and
+        // replaces the ban here too; a node that refuses the prefix (too wide, an ignored or
+        // locally banned address inside, the caps) keeps the address banned to its end
+        if e.reason == "subnet-ban" {
+            return Outcome::Nothing;
+        }
         self.fleet_lift(shared, e, format!("fleet:{}", e.node), now, p)
     }
 
@@ -249,6 +274,15 @@ impl Engine {
             shared.origins.lock().expect("fleet origins").remove(&key);
             return Outcome::Lifted;
         };
+        // a manual ban of the address since (the admin's, also after a restart, when
+        // fleet.db still names the node) is no more the fleet's to lift
+        if matches!(
+            self.meta.get(&(e.jail.clone(), target)),
+            Some((BanReason::Manual, _))
+        ) {
+            shared.origins.lock().expect("fleet origins").remove(&key);
+            return Outcome::Nothing;
+        }
         self.jails[ji].tracker_mut().unban(target);
         p.fw.push(FwOp::Del {
             jail: e.jail.clone(),

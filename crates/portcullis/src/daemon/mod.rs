@@ -1455,6 +1455,14 @@ impl Engine {
         if let Err(e) = self.store.apply(&st_ops) {
             return Response::err(format!("banned, but the state could not be saved: {e:#}"));
         }
+        // a manual ban of a fleet ban's address makes it this node's own: the origin's
+        // unban or a distrust no longer lifts it, and it is published as ours
+        if let Some(f) = &self.fleet {
+            f.origins
+                .lock()
+                .expect("fleet origins")
+                .remove(&(target, jail.clone()));
+        }
         events::emit(&Event::Ban {
             addr: target,
             jail: jail.clone(),

@@ -334,6 +334,34 @@ mod tests {
     }
 
     #[test]
+    fn the_widest_prefixes_a_signed_entry_may_name_are_refused() {
+        // a compromised node signs what it likes: the reader's bound (min_prefix_v4/v6,
+        // default /16 and /32, see the config tests) and the engine's never-ban check (for
+        // an admin who set the bound to 0) stop the widest
+        for (text, never) in [
+            ("0.0.0.0/0", true),
+            ("::/0", true),
+            ("0.0.0.0/1", true),    // holds 127.0.0.0/8
+            ("::/96", true),        // holds ::1
+            ("128.0.0.0/1", false), // only the bound stops it
+        ] {
+            let c = parse_addr(text).unwrap_or_else(|| panic!("{text}"));
+            assert_eq!(crate::firewall::never_ban_prefix(c), never, "{text}");
+        }
+        // IPv4 in IPv6 clothes, in any spelling, is not an entry's address
+        for text in [
+            "::ffff:127.0.0.1",
+            "::ffff:127.0.0.0/104",
+            "::ffff:0.0.0.0/96",
+            "::ffff:7f00:1",
+            "::127.0.0.1",
+            "0:0:0:0:0:ffff:7f00:1",
+        ] {
+            assert_eq!(parse_addr(text), None, "{text}");
+        }
+    }
+
+    #[test]
     fn the_encoding_is_unambiguous() {
         // moving bytes between fields changes the signed bytes
         let mut a = entry();
