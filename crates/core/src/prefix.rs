@@ -13,7 +13,8 @@
 //! * ISO-8601 / RFC 3339 stamps of any precision with `Z`, `±hh:mm` or `±hhmm` (rsyslog
 //!   high precision, syslog-ng `ts_format(iso)`, `journalctl -o short-iso`):
 //!   `2026-11-21T10:00:01.123456+01:00 host sshd[123]: msg`;
-//! * RFC 5424, with or without `<PRI>`, with structured data:
+//! * RFC 5424, with or without `<PRI>` (sysklogd files: neither `<PRI>` nor the version),
+//!   with structured data:
 //!   `<34>1 2026-11-21T10:00:01.003Z host sshd 123 - - msg`;
 //! * svlogd's `-t` TAI64N label (`@4000…`) and `-tt`/`-ttt` stamps, and socklog's
 //!   `facility.level: ` in front of the syslog line it received;
@@ -320,7 +321,20 @@ fn iso(l: &[u8], outer: bool) -> Option<Parsed<'_>> {
     }
     // (`log show --style syslog` puts two spaces before the host)
     let rest = rest.strip_prefix(b" ").unwrap_or(rest);
-    host_and_tag(stamp, rest)
+    match host_and_tag(stamp, rest) {
+        // (a tag read with a colon or a pid is a syslog tag; otherwise sysklogd's RFC
+        // 5424 file line may be what it is)
+        Some(p)
+            if p.pid != 0
+                || !p
+                    .message
+                    .first()
+                    .is_some_and(|b| b.is_ascii_digit() || *b == b'-') =>
+        {
+            Some(p)
+        }
+        other => rfc5424_file(stamp, rest).or(other),
+    }
 }
 
 /// Skips `n` space-separated fields of `b` whose bytes satisfy `ok` (and the spaces after
@@ -611,6 +625,19 @@ fn socklog(l: &[u8], stamp: Option<Stamp>) -> Option<Parsed<'_>> {
     }
     let inner = &l[colon + 2..];
     let mut p = syslog(inner, false);
+    // a client that sent its tag without a stamp (`auth.info: sshd[123]: msg`): the tag
+    // is read only with a pid, as after a log stamper's stamp
+    if p.program.is_none() {
+        if let Some((program, pid, message)) = tag(inner).filter(|t| t.1 != 0) {
+            p = Parsed {
+                stamp: None,
+                host: None,
+                program: Some(program),
+                pid,
+                message,
+            };
+        }
+    }
     if p.stamp.is_none() {
         p.stamp = stamp;
     }
@@ -773,6 +800,38 @@ fn solaris_id(m: &[u8]) -> &[u8] {
 #[inline(always)]
 fn rfc5424(l: &[u8]) -> Option<Parsed<'_>> {
     let rest = l.strip_prefix(b"1 ")?;
+    rfc5424_fields(rest)
+}
+
+/// sysklogd's RFC 5424 file lines: `TIMESTAMP HOST APP PROCID MSGID SD MSG`, without
+/// `<PRI>1 ` (its `fprintlog_write()` writes a file line from the iovec after the one
+/// holding `<PRI>1 `: troglobit/sysklogd `src/syslogd.c`). `rest` follows the stamp and
+/// its space. Taken only when PROCID is digits or `-` and SD is `-` or `[`, and APP does
+/// not end as a syslog tag does (`sshd[1]:`), so an ISO-stamped rsyslog line is never
+/// read this way.
+#[inline(never)]
+fn rfc5424_file(stamp: Stamp, rest: &[u8]) -> Option<Parsed<'_>> {
+    let mut f = rest.splitn(5, |&b| b == b' ');
+    let (host, app, procid, msgid) = (f.next()?, f.next()?, f.next()?, f.next()?);
+    let ok = |t: &[u8]| !t.is_empty() && t.len() <= 64;
+    if !(ok(host) && ok(app) && ok(msgid))
+        || matches!(app.last(), Some(b':' | b']'))
+        || !(procid == b"-" || (ok(procid) && procid.iter().all(u8::is_ascii_digit)))
+    {
+        return None;
+    }
+    let tail = f.next().unwrap_or(b"");
+    if !(tail == b"-" || tail.starts_with(b"- ") || tail.starts_with(b"[")) {
+        return None;
+    }
+    let mut p = rfc5424_body(tail, host, app, procid)?;
+    p.stamp = Some(stamp);
+    Some(p)
+}
+
+/// The fields of an RFC 5424 line after its version.
+#[inline(always)]
+fn rfc5424_fields(rest: &[u8]) -> Option<Parsed<'_>> {
     let mut fields = rest.splitn(6, |&b| b == b' ');
     let ts = fields.next()?;
     let host = fields.next()?;
@@ -789,6 +848,19 @@ fn rfc5424(l: &[u8]) -> Option<Parsed<'_>> {
         }
         Some(st)
     };
+    let mut p = rfc5424_body(tail, host, app, procid)?;
+    p.stamp = stamp;
+    Some(p)
+}
+
+/// Structured data and message of an RFC 5424 line (`tail` after MSGID); no stamp yet.
+#[inline(always)]
+fn rfc5424_body<'a>(
+    tail: &'a [u8],
+    host: &'a [u8],
+    app: &'a [u8],
+    procid: &[u8],
+) -> Option<Parsed<'a>> {
     // structured data: "-" or one or more [..] elements (with quoted values)
     let message = if let Some(m) = tail.strip_prefix(b"-") {
         m
@@ -803,7 +875,7 @@ fn rfc5424(l: &[u8]) -> Option<Parsed<'_>> {
         .unwrap_or(message);
     let nil = |f: &'_ [u8]| -> bool { f == b"-" };
     Some(Parsed {
-        stamp,
+        stamp: None,
         host: (!nil(host)).then_some(host),
         program: (!nil(app)).then_some(app),
         pid: digits(procid).unwrap_or(0),
@@ -1081,6 +1153,15 @@ mod tests {
         // svlogd -tt
         let l = format!("2026-11-21_10:00:01.25000 auth.info: Nov 21 10:00:01 sshd[1]: {MSG}");
         assert_eq!(split(l.as_bytes()), (None, Some("sshd"), 1, MSG));
+        // a client that sent no stamp: the tag with its pid; svlogd -ttt's stamp (UTC)
+        let l = format!("2026-11-21T10:00:01.25000 auth.info: sshd[30993]: {MSG}");
+        assert_eq!(split(l.as_bytes()), (None, Some("sshd"), 30993, MSG));
+        assert_eq!(parse(l.as_bytes()).stamp.unwrap().offset, Some(0));
+        let l = format!("auth.info: sshd[30993]: {MSG}");
+        assert_eq!(split(l.as_bytes()), (None, Some("sshd"), 30993, MSG));
+        // without a pid the inner line stays a message
+        let l = format!("auth.info: sshd: {MSG}");
+        assert_eq!(split(l.as_bytes()).1, None);
     }
 
     #[test]
@@ -1182,6 +1263,27 @@ mod tests {
     fn rfc5424_without_pri() {
         let l = format!("1 2026-11-21T10:00:01.123456+01:00 web1 sshd 123 - [meta x=\"]\"] {MSG}");
         assert_eq!(split(l.as_bytes()), (Some("web1"), Some("sshd"), 123, MSG));
+        // sysklogd's file lines: neither `<PRI>` nor the version (fprintlog_write)
+        let l = format!("2026-11-21T10:00:01.123456+00:00 web1 dropbear 6052 - - {MSG}");
+        assert_eq!(
+            split(l.as_bytes()),
+            (Some("web1"), Some("dropbear"), 6052, MSG)
+        );
+        let st = parse(l.as_bytes()).stamp.unwrap();
+        assert_eq!((st.hour, st.offset), (10, Some(0)));
+        let l = format!("2026-11-21T10:00:01.123456+00:00 web1 sshd - - [x a=\"1\"] {MSG}");
+        assert_eq!(split(l.as_bytes()), (Some("web1"), Some("sshd"), 0, MSG));
+        // an rsyslog line stays one, whatever its message
+        let l = "2026-11-21T10:00:01.123456+00:00 web1 sshd[7]: 6052 - - x";
+        assert_eq!(
+            split(l.as_bytes()),
+            (Some("web1"), Some("sshd"), 7, "6052 - - x")
+        );
+        let l = "2026-11-21T10:00:01.123456+00:00 web1 sshd: 6052 - - x";
+        assert_eq!(
+            split(l.as_bytes()),
+            (Some("web1"), Some("sshd"), 0, "6052 - - x")
+        );
     }
 
     #[test]
