@@ -834,7 +834,16 @@ fn percentile(v: &mut [Duration], p: f64) -> Duration {
 /// A node of the benchmark: like [`Node::new`], with `jail` added to the `sshd` jail
 /// (instead of `maxretry = 3`) and a second jail `idle` that never bans (a `status` of it
 /// is cheap to poll: no ban list).
-fn bench_node(root: &Path, name: &str, redis: &Redis, jail: &str, fleet: &str) -> Node {
+/// With `ns`, in that network namespace with the nftables backend.
+fn bench_node(
+    root: &Path,
+    name: &str,
+    redis: &Redis,
+    jail: &str,
+    fleet: &str,
+    ns: Option<&Netns>,
+) -> Node {
+    let backend = if ns.is_some() { "nftables" } else { "null" };
     let dir = root.join(name);
     fs::create_dir_all(dir.join("state")).unwrap();
     let key = dir.join("fleet.key");
@@ -846,7 +855,7 @@ fn bench_node(root: &Path, name: &str, redis: &Redis, jail: &str, fleet: &str) -
     fs::write(
         &cfg,
         format!(
-            "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"null\"\n\
+            "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = {backend:?}\n\
              [[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\nlogs = [{:?}]\nbantime = \"1h\"\n{jail}\
              [[jail]]\nname = \"idle\"\nfilter = \"sshd\"\nlogs = [{:?}]\n\
              [fleet]\nredis = {:?}\nnode = {name:?}\nkey_file = {:?}\nshare = [\"sshd\"]\n{fleet}",
@@ -863,7 +872,7 @@ fn bench_node(root: &Path, name: &str, redis: &Redis, jail: &str, fleet: &str) -
         dir,
         cfg,
         daemon: None,
-        ns: None,
+        ns: ns.map(|n| (n.name().to_string(), None, PathBuf::new())),
         starts: 0,
     };
     n.start();
@@ -877,7 +886,10 @@ impl Node {
     }
 
     fn log_path(&self) -> PathBuf {
-        self.dir.join(format!("daemon{}.log", self.starts))
+        match &self.ns {
+            Some((_, _, l)) => l.clone(),
+            None => self.dir.join(format!("daemon{}.log", self.starts)),
+        }
     }
 
     /// The daemon's process id (found by its configuration path).
@@ -1004,7 +1016,9 @@ fn env_or(name: &str, default: u32) -> u32 {
 /// detection on A published and applied on B and C, catch-up.
 /// Run: `cargo test -p portcullis --release --test fleet -- --ignored fleet_bench --nocapture`
 /// (`FLEET_BENCH_RATE` lines a second, default 10000, for `FLEET_BENCH_SECS`, default 10;
-/// `FLEET_BENCH_SKIP=latency,catchup` to run only the sustained part).
+/// `FLEET_BENCH_SKIP=latency,catchup` to run only the sustained part; `FLEET_BENCH_NFT=1`:
+/// each daemon in a network namespace of its own with the nftables backend, as root, Redis
+/// on a Unix socket).
 #[test]
 #[ignore = "benchmark: run by hand (see bench/README.md)"]
 fn fleet_bench() {
@@ -1012,13 +1026,30 @@ fn fleet_bench() {
     let secs = env_or("FLEET_BENCH_SECS", 10);
     let skip = std::env::var("FLEET_BENCH_SKIP").unwrap_or_default();
     let t = tmp("pct-fleet-bench-");
-    let redis = Redis::start(t.path());
+    let nft = std::env::var("FLEET_BENCH_NFT").is_ok_and(|v| v == "1");
+    if nft {
+        require_root();
+    }
+    let redis = if nft {
+        Redis::start_unix(t.path())
+    } else {
+        Redis::start(t.path())
+    };
+    let nss: Vec<Netns> = if nft {
+        ["fleet-a", "fleet-b", "fleet-c", "fleet-d"]
+            .iter()
+            .map(|r| Netns::new(r))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let ns = |i: usize| nss.get(i);
     let caps = "accept_rate = 1000000\nmax_bans = 1000000\nmaxlen = 1000000\n";
     // A detects: one failure bans (maxretry 1), each address on its own (v6_prefix 128)
     let jail = "maxretry = 1\nv6_prefix = 128\n";
-    let a = bench_node(t.path(), "a", &redis, jail, caps);
-    let b = bench_node(t.path(), "b", &redis, jail, caps);
-    let c = bench_node(t.path(), "c", &redis, jail, caps);
+    let a = bench_node(t.path(), "a", &redis, jail, caps, ns(0));
+    let b = bench_node(t.path(), "b", &redis, jail, caps, ns(1));
+    let c = bench_node(t.path(), "c", &redis, jail, caps, ns(2));
     readers_up(&[&a, &b, &c]);
 
     // 1. latency: one manual ban at a time on A, until it is in B's and C's bans
@@ -1116,7 +1147,8 @@ fn fleet_bench() {
     let published_at = published_at.expect("A did not publish every ban");
     let s = |d: Option<Duration>| d.map_or(f64::NAN, |d| d.as_secs_f64());
     println!(
-        "sustained: {n} failing lines fed to A in {:.2} s ({:.0} lines/s)",
+        "sustained ({} firewall): {n} failing lines fed to A in {:.2} s ({:.0} lines/s)",
+        if nft { "nftables" } else { "null" },
         fed.as_secs_f64(),
         f64::from(n) / fed.as_secs_f64()
     );
@@ -1156,6 +1188,30 @@ fn fleet_bench() {
         let f = node.fleet_cheap();
         assert!(f["fleet_bans"].as_u64().unwrap() >= u64::from(n), "{f}");
     }
+    if nft {
+        // every ban is in each kernel's set
+        for node in [&a, &b, &c] {
+            let (name, _, _) = node.ns.as_ref().unwrap();
+            let out = host_cmd(
+                "ip",
+                &[
+                    "netns",
+                    "exec",
+                    name,
+                    "nft",
+                    "list",
+                    "set",
+                    "inet",
+                    "portcullis",
+                    "v6_sshd",
+                ],
+                Duration::from_secs(120),
+            );
+            let held = out.stdout_str().matches("2001:db8:2::").count();
+            assert!(held >= n as usize, "{name}: {held} in the kernel set");
+        }
+        println!("  every kernel set holds all {n}");
+    }
 
     // 3. catch-up: the current-state hash filled up to 100,000 active fleet bans (signed
     // entries of a node `m` written straight with `redis-cli --pipe`), then a fourth node
@@ -1183,14 +1239,14 @@ fn fleet_bench() {
         }
     }
     if !resp.is_empty() {
+        let mut cli = Command::new(REDIS_CLI);
+        if redis.unix {
+            cli.arg("-s").arg(redis.dir.join("redis.sock"));
+        } else {
+            cli.args(["-h", "127.0.0.1", "-p", &redis.port.to_string()]);
+        }
         let out = run_with_timeout(
-            Command::new(REDIS_CLI).args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &redis.port.to_string(),
-                "--pipe",
-            ]),
+            cli.arg("--pipe"),
             Some(&resp),
             Duration::from_secs(120),
         );
@@ -1198,7 +1254,7 @@ fn fleet_bench() {
     }
     let active = redis.cli(&["HLEN", "portcullis:bans:active"]);
     let t0 = Instant::now();
-    let d = bench_node(t.path(), "d", &redis, jail, caps);
+    let d = bench_node(t.path(), "d", &redis, jail, caps, ns(3));
     let ok = wait_until(Duration::from_secs(600), || {
         d.log().contains("fleet: caught up from the current state")
     });

@@ -1,9 +1,9 @@
 //! Fleet: bans shared through Redis (`[fleet]`, issue 15).
 //!
 //! - **Publish.** A subscriber to the daemon's events ([`crate::events::subscribe`]) hands
-//!   each ban and manual/lifted unban of a shared jail, signed ([`entry`]), to the outbox
-//!   thread over a bounded channel. That thread only writes the outbox in `fleet.db`
-//!   ([`db`]), everything waiting in one transaction, and never talks to Redis: when its
+//!   each ban and manual/lifted unban of a shared jail to the outbox thread over a bounded
+//!   channel. That thread signs each entry ([`entry`]) and only writes the outbox in
+//!   `fleet.db` ([`db`]), everything waiting in one transaction, and never talks to Redis: when its
 //!   channel is full the engine waits for it (as for its own store) and no ban is dropped.
 //!   The sender thread sends the outbox, oldest first, to Redis when it can, 500 entries a
 //!   pipeline: `XADD PREFIX MAXLEN ~ N * e JSON` plus `HSET/HDEL PREFIX:active
@@ -344,7 +344,7 @@ fn subscribe(shared: Arc<Shared>, out: SyncSender<Out>) {
                     return; // not shared, or a fleet ban (never published again)
                 }
                 let now = now_ms();
-                let mut en = Entry {
+                let en = Entry {
                     v: 1,
                     kind: Kind::Ban,
                     addr: *addr,
@@ -356,7 +356,6 @@ fn subscribe(shared: Arc<Shared>, out: SyncSender<Out>) {
                     time: now,
                     sig: String::new(),
                 };
-                en.sign(&cfg.key.0, &cfg.stream);
                 Out::Entry(en)
             }
             Event::Unban { addr, jail, reason } => {
@@ -377,7 +376,7 @@ fn subscribe(shared: Arc<Shared>, out: SyncSender<Out>) {
                 match reason {
                     UnbanReason::Expired => Out::Forget(field),
                     UnbanReason::Manual | UnbanReason::Lifted(_) => {
-                        let mut en = Entry {
+                        let en = Entry {
                             v: 1,
                             kind: Kind::Unban,
                             addr: *addr,
@@ -392,7 +391,6 @@ fn subscribe(shared: Arc<Shared>, out: SyncSender<Out>) {
                             time: now_ms(),
                             sig: String::new(),
                         };
-                        en.sign(&cfg.key.0, &cfg.stream);
                         Out::Entry(en)
                     }
                 }
@@ -529,11 +527,15 @@ fn outbox(
             .take(10 * BATCH)
         {
             match m {
-                Out::Entry(e) => batch.push((
-                    e.field(),
-                    (e.kind == Kind::Ban).then_some(e.until),
-                    e.to_json(),
-                )),
+                Out::Entry(mut e) => {
+                    // signed here, off the engine's thread
+                    e.sign(&shared.cfg.key.0, &shared.cfg.stream);
+                    batch.push((
+                        e.field(),
+                        (e.kind == Kind::Ban).then_some(e.until),
+                        e.to_json(),
+                    ))
+                }
                 Out::Forget(f) => {
                     // in order: what came before is written first
                     push(&mut db, &mut batch);
