@@ -1085,7 +1085,12 @@ fn fleet_bench() {
     let base_pub = a.fleet_cheap()["counters"]["published"]
         .as_u64()
         .unwrap_or(0);
-    let pids = [a.pid(), b.pid(), c.pid(), redis.proc.as_ref().unwrap().pid()];
+    let pids = [
+        a.pid(),
+        b.pid(),
+        c.pid(),
+        redis.proc.as_ref().unwrap().pid(),
+    ];
     let cpu0: Vec<f64> = pids.iter().map(|&p| cpu_secs(p)).collect();
     let t0 = Instant::now();
     let timeout = Duration::from_secs(120 + u64::from(secs) * 10);
@@ -1245,11 +1250,7 @@ fn fleet_bench() {
         } else {
             cli.args(["-h", "127.0.0.1", "-p", &redis.port.to_string()]);
         }
-        let out = run_with_timeout(
-            cli.arg("--pipe"),
-            Some(&resp),
-            Duration::from_secs(120),
-        );
+        let out = run_with_timeout(cli.arg("--pipe"), Some(&resp), Duration::from_secs(120));
         assert!(out.success(), "{}", out.stderr_str());
     }
     let active = redis.cli(&["HLEN", "portcullis:bans:active"]);

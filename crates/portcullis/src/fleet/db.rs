@@ -170,7 +170,8 @@ impl Db {
             let mut hold = tx.prepare_cached(
                 "INSERT OR REPLACE INTO applied (addr, jail, node, until) VALUES (?1, ?2, ?3, ?4)",
             )?;
-            let mut lift = tx.prepare_cached("DELETE FROM applied WHERE addr = ?1 AND jail = ?2")?;
+            let mut lift =
+                tx.prepare_cached("DELETE FROM applied WHERE addr = ?1 AND jail = ?2")?;
             for (addr, jail, node, until) in applied {
                 match until {
                     Some(u) => hold.execute(params![addr.to_string(), jail, node, u])?,
