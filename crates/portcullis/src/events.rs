@@ -218,7 +218,8 @@ pub fn subscribe(s: Subscriber) {
 /// Publishes an event: its line on stderr (whatever the log level), then to the
 /// subscribers.
 pub fn emit(e: &Event) {
-    eprintln!("{e}");
+    // one write per line (stderr is unbuffered: `eprintln!` writes each piece on its own)
+    let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), format!("{e}\n").as_bytes());
     for s in SUBSCRIBERS
         .read()
         .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -540,6 +540,8 @@ fn spawn_signals(tx: EngineTx) -> Result<()> {
 
 impl Engine {
     fn main_loop(&mut self, rx: &Receiver<Msg>) -> Result<i32> {
+        // a message taken from the queue while gathering batches of lines
+        let mut queued: Option<Msg> = None;
         loop {
             if let Some(m) = &self.metrics {
                 m.jails(&self.jails);
@@ -554,8 +556,27 @@ impl Engine {
                 t.min(self.own_read + OWN_REFRESH_MS)
             });
             let wait = Duration::from_millis((next - now).clamp(0, 60_000) as u64);
-            match rx.recv_timeout(wait) {
-                Ok(Msg::Lines(b)) => self.on_lines(b)?,
+            let msg = match queued.take() {
+                Some(m) => Ok(m),
+                None => rx.recv_timeout(wait),
+            };
+            match msg {
+                Ok(Msg::Lines(b)) => {
+                    // the batches that waited behind it (the engine was busy) are taken
+                    // as one: one firewall change and one store transaction for all
+                    let mut bs = vec![b];
+                    while bs.len() < ENGINE_QUEUE {
+                        match rx.try_recv() {
+                            Ok(Msg::Lines(b)) => bs.push(b),
+                            Ok(m) => {
+                                queued = Some(m);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.on_batches(bs)?
+                }
                 Ok(Msg::Control(req, reply)) => {
                     let resp = self.on_control(req);
                     let _ = reply.send(resp);
@@ -853,8 +874,14 @@ impl Engine {
         Ok(())
     }
 
+    #[cfg(test)]
     fn on_lines(&mut self, b: Batch) -> Result<()> {
-        for n in &b.notes {
+        self.on_batches(vec![b])
+    }
+
+    /// Batches of lines, in order, as one: one firewall change and one store transaction.
+    fn on_batches(&mut self, bs: Vec<Batch>) -> Result<()> {
+        for n in bs.iter().flat_map(|b| &b.notes) {
             info!("{n}");
         }
         let now = now_ms();
@@ -863,7 +890,9 @@ impl Engine {
             local_offset: crate::cli::local_offset(now / 1000),
         };
         if let Some(m) = &self.metrics {
-            m.lines(&b);
+            for b in &bs {
+                m.lines(b);
+            }
         }
         let mut tally = self
             .metrics
@@ -872,7 +901,7 @@ impl Engine {
         let mut fw_ops = Vec::new();
         let mut fw_first = Vec::new();
         let mut st_ops = Vec::new();
-        for (src, line) in b.iter() {
+        for (src, line) in bs.iter().flat_map(Batch::iter) {
             if !self.glob_routed.contains(src) {
                 self.glob_routed.insert(src.to_string());
                 // first line of this file since the configuration was loaded: add the jails
@@ -1033,12 +1062,16 @@ impl Engine {
         if let Some(st) = &mut self.stats {
             st.flush(&self.jails);
         }
-        st_ops.extend(b.checkpoints.into_iter().map(StoreOp::Position));
+        let mut journal = Vec::new();
+        for b in bs {
+            st_ops.extend(b.checkpoints.into_iter().map(StoreOp::Position));
+            journal.extend(b.journal);
+        }
         if !st_ops.is_empty() {
             self.store.apply(&st_ops)?;
         }
-        // processed (and the bans stored): the journal reader may save its position
-        if let Some(p) = b.journal {
+        // processed (and the bans stored): the journal readers may save their positions
+        for p in journal {
             p.commit();
         }
         Ok(())

@@ -58,15 +58,19 @@ impl Db {
     /// transaction; a ban also goes to this node's active bans, an unban removes it.
     pub fn push(&mut self, entries: &[(String, Option<Millis>, String)]) -> Result<()> {
         let tx = self.conn.transaction()?;
-        for (field, ban_until, entry) in entries {
-            tx.execute("INSERT INTO outbox (entry) VALUES (?1)", params![entry])?;
-            match ban_until {
-                Some(u) => tx.execute(
-                    "INSERT OR REPLACE INTO own_active (field, until, entry) VALUES (?1, ?2, ?3)",
-                    params![field, u, entry],
-                )?,
-                None => tx.execute("DELETE FROM own_active WHERE field = ?1", params![field])?,
-            };
+        {
+            let mut out = tx.prepare_cached("INSERT INTO outbox (entry) VALUES (?1)")?;
+            let mut own = tx.prepare_cached(
+                "INSERT OR REPLACE INTO own_active (field, until, entry) VALUES (?1, ?2, ?3)",
+            )?;
+            let mut not_own = tx.prepare_cached("DELETE FROM own_active WHERE field = ?1")?;
+            for (field, ban_until, entry) in entries {
+                out.execute(params![entry])?;
+                match ban_until {
+                    Some(u) => own.execute(params![field, u, entry])?,
+                    None => not_own.execute(params![field])?,
+                };
+            }
         }
         tx.commit()?;
         Ok(())
@@ -75,7 +79,8 @@ impl Db {
     /// Forgets this node's active ban `field` (it expired).
     pub fn forget(&mut self, field: &str) -> Result<()> {
         self.conn
-            .execute("DELETE FROM own_active WHERE field = ?1", params![field])?;
+            .prepare_cached("DELETE FROM own_active WHERE field = ?1")?
+            .execute(params![field])?;
         Ok(())
     }
 
@@ -92,13 +97,15 @@ impl Db {
     pub fn outbox_len(&self) -> Result<i64> {
         Ok(self
             .conn
-            .query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))?)
+            .prepare_cached("SELECT count(*) FROM outbox")?
+            .query_row([], |r| r.get(0))?)
     }
 
     /// Removes sent entries up to `id`.
     pub fn sent(&mut self, id: i64) -> Result<()> {
         self.conn
-            .execute("DELETE FROM outbox WHERE id <= ?1", params![id])?;
+            .prepare_cached("DELETE FROM outbox WHERE id <= ?1")?
+            .execute(params![id])?;
         Ok(())
     }
 
@@ -143,11 +150,8 @@ impl Db {
     pub fn seen(&self, field: &str) -> Result<Option<Millis>> {
         Ok(self
             .conn
-            .query_row(
-                "SELECT time FROM seen WHERE field = ?1",
-                params![field],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT time FROM seen WHERE field = ?1")?
+            .query_row(params![field], |r| r.get(0))
             .optional()?)
     }
 
@@ -160,30 +164,29 @@ impl Db {
         pos: Option<&str>,
     ) -> Result<()> {
         let tx = self.conn.transaction()?;
-        for (f, t) in seen {
-            tx.execute(
+        {
+            let mut mark = tx.prepare_cached(
                 "INSERT INTO seen (field, time) VALUES (?1, ?2)
                  ON CONFLICT (field) DO UPDATE SET time = max(time, excluded.time)",
-                params![f, t],
             )?;
-        }
-        for (addr, jail, node, until) in applied {
-            match until {
-                Some(u) => tx.execute(
-                    "INSERT OR REPLACE INTO applied (addr, jail, node, until) VALUES (?1, ?2, ?3, ?4)",
-                    params![addr.to_string(), jail, node, u],
-                )?,
-                None => tx.execute(
-                    "DELETE FROM applied WHERE addr = ?1 AND jail = ?2",
-                    params![addr.to_string(), jail],
-                )?,
-            };
-        }
-        if let Some(p) = pos {
-            tx.execute(
-                "INSERT OR REPLACE INTO meta (k, v) VALUES ('pos', ?1)",
-                params![p],
+            for (f, t) in seen {
+                mark.execute(params![f, t])?;
+            }
+            let mut hold = tx.prepare_cached(
+                "INSERT OR REPLACE INTO applied (addr, jail, node, until) VALUES (?1, ?2, ?3, ?4)",
             )?;
+            let mut lift =
+                tx.prepare_cached("DELETE FROM applied WHERE addr = ?1 AND jail = ?2")?;
+            for (addr, jail, node, until) in applied {
+                match until {
+                    Some(u) => hold.execute(params![addr.to_string(), jail, node, u])?,
+                    None => lift.execute(params![addr.to_string(), jail])?,
+                };
+            }
+            if let Some(p) = pos {
+                tx.prepare_cached("INSERT OR REPLACE INTO meta (k, v) VALUES ('pos', ?1)")?
+                    .execute(params![p])?;
+            }
         }
         tx.commit()?;
         Ok(())

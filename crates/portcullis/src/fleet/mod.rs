@@ -1,11 +1,13 @@
 //! Fleet: bans shared through Redis (`[fleet]`, issue 15).
 //!
 //! - **Publish.** A subscriber to the daemon's events ([`crate::events::subscribe`]) hands
-//!   each ban and manual/lifted unban of a shared jail to the publisher thread over a
-//!   bounded channel (never blocking the engine; a full channel drops and counts). The
-//!   publisher signs it ([`entry`]), writes it to the outbox in `fleet.db` ([`db`]), and
-//!   sends the outbox to Redis when it can: `XADD PREFIX MAXLEN ~ N * e JSON` plus
-//!   `HSET/HDEL PREFIX:active node|jail|addr` (the current state a late joiner reads).
+//!   each ban and manual/lifted unban of a shared jail to the outbox thread over a bounded
+//!   channel. That thread signs each entry ([`entry`]) and only writes the outbox in
+//!   `fleet.db` ([`db`]), everything waiting in one transaction, and never talks to Redis: when its
+//!   channel is full the engine waits for it (as for its own store) and no ban is dropped.
+//!   The sender thread sends the outbox, oldest first, to Redis when it can, 500 entries a
+//!   pipeline: `XADD PREFIX MAXLEN ~ N * e JSON` plus `HSET/HDEL PREFIX:active
+//!   node|jail|addr` (the current state a late joiner reads), and deletes what was sent.
 //!   On each connect it checks `PREFIX:epoch`: a Redis that came back empty lacks it, and
 //!   the node then publishes its active shared bans again (re-seeding).
 //! - **Read.** The reader thread, on its own connection, reads the stream with blocking
@@ -44,7 +46,7 @@ pub use entry::{Entry, Kind};
 use crate::daemon::{EngineTx, Msg};
 use crate::events::{Event, UnbanReason};
 
-/// Events waiting for the publisher at most; more are dropped and counted.
+/// Events waiting for the outbox thread at most; when full, the engine waits for it.
 const CHANNEL: usize = 8192;
 /// Outbox entries sent per Redis round trip.
 const BATCH: usize = 500;
@@ -321,11 +323,22 @@ pub fn start(
     shared.stats.outbox.store(db.outbox_len()?, Relaxed);
     let (out_tx, out_rx) = mpsc::sync_channel::<Out>(CHANNEL);
     subscribe(shared.clone(), out_tx);
+    // the outbox thread wakes the sender after each commit (one wake pending is enough)
+    let (wake_tx, wake_rx) = mpsc::sync_channel::<()>(1);
+    let forgets = Arc::new(Mutex::new(Vec::new()));
     {
+        let shared = shared.clone();
+        let forgets = forgets.clone();
+        std::thread::Builder::new()
+            .name("fleet-outbox".into())
+            .spawn(move || outbox(shared, db, out_rx, wake_tx, forgets))?;
+    }
+    {
+        let db = Db::open(&path)?;
         let shared = shared.clone();
         std::thread::Builder::new()
             .name("fleet-publish".into())
-            .spawn(move || publisher(shared, db, out_rx))?;
+            .spawn(move || publisher(shared, db, wake_rx, forgets))?;
     }
     {
         // also with `accept = false`: it waits, unconnected, until a reload sets it
@@ -387,7 +400,7 @@ fn subscribe(shared: Arc<Shared>, out: SyncSender<Out>) {
                     return;
                 }
                 let now = now_ms();
-                let mut en = Entry {
+                let en = Entry {
                     v: entry::version(addr),
                     kind: Kind::Ban,
                     addr: *addr,
@@ -399,7 +412,6 @@ fn subscribe(shared: Arc<Shared>, out: SyncSender<Out>) {
                     time: now,
                     sig: String::new(),
                 };
-                en.sign(&cfg.key.0, &cfg.stream);
                 Out::Entry(en)
             }
             Event::Unban { addr, jail, reason } => {
@@ -416,7 +428,7 @@ fn subscribe(shared: Arc<Shared>, out: SyncSender<Out>) {
                 match reason {
                     UnbanReason::Expired => Out::Forget(field),
                     UnbanReason::Manual | UnbanReason::Lifted(_) => {
-                        let mut en = Entry {
+                        let en = Entry {
                             v: entry::version(addr),
                             kind: Kind::Unban,
                             addr: *addr,
@@ -431,7 +443,6 @@ fn subscribe(shared: Arc<Shared>, out: SyncSender<Out>) {
                             time: now_ms(),
                             sig: String::new(),
                         };
-                        en.sign(&cfg.key.0, &cfg.stream);
                         Out::Entry(en)
                     }
                 }
@@ -440,11 +451,13 @@ fn subscribe(shared: Arc<Shared>, out: SyncSender<Out>) {
         };
         match out.try_send(msg) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                shared.stats.lost.fetch_add(1, Relaxed);
+            Err(TrySendError::Full(msg)) => {
+                // the outbox thread only writes fleet.db (never waits for Redis): the
+                // engine waits for it rather than drop an entry
                 if !warned.swap(true, Relaxed) {
-                    warn!("fleet: the publisher is behind (its queue of {CHANNEL} is full); entries are dropped and counted");
+                    warn!("fleet: the outbox is behind (its queue of {CHANNEL} is full); banning waits for it");
                 }
+                let _ = out.send(msg);
             }
             Err(TrySendError::Disconnected(_)) => {}
         }
@@ -532,7 +545,72 @@ fn check_epoch(con: &mut redis::Connection, shared: &Shared, db: &mut Db) -> Res
     Ok(())
 }
 
-fn publisher(shared: Arc<Shared>, mut db: Db, rx: Receiver<Out>) {
+/// The outbox thread: everything the subscriber hands on goes to the outbox in one
+/// transaction, then the sender is woken. It never talks to Redis.
+fn outbox(
+    shared: Arc<Shared>,
+    mut db: Db,
+    rx: Receiver<Out>,
+    wake: SyncSender<()>,
+    forgets: Arc<Mutex<Vec<String>>>,
+) {
+    let push = |db: &mut Db, batch: &mut Vec<(String, Option<Millis>, String)>| {
+        if batch.is_empty() {
+            return;
+        }
+        match db.push(batch) {
+            Ok(()) => {
+                shared.stats.outbox.fetch_add(batch.len() as i64, Relaxed);
+            }
+            Err(e) => {
+                warn!(
+                    "fleet: cannot write the outbox, {} entries lost: {e:#}",
+                    batch.len()
+                );
+                shared.stats.lost.fetch_add(batch.len() as u64, Relaxed);
+            }
+        }
+        batch.clear();
+    };
+    while let Ok(first) = rx.recv() {
+        let mut batch = Vec::new();
+        for m in std::iter::once(first)
+            .chain(std::iter::from_fn(|| rx.try_recv().ok()))
+            .take(10 * BATCH)
+        {
+            match m {
+                Out::Entry(mut e) => {
+                    // signed here, off the engine's thread
+                    e.sign(&shared.cfg.key.0, &shared.cfg.stream);
+                    batch.push((
+                        e.field(),
+                        (e.kind == Kind::Ban).then_some(e.until),
+                        e.to_json(),
+                    ))
+                }
+                Out::Forget(f) => {
+                    // in order: what came before is written first
+                    push(&mut db, &mut batch);
+                    if let Err(e) = db.forget(&f) {
+                        warn!("fleet: cannot write its state: {e:#}");
+                    }
+                    forgets.lock().expect("fleet forgets").push(f);
+                }
+            }
+        }
+        push(&mut db, &mut batch);
+        let _ = wake.try_send(());
+    }
+}
+
+/// The sender thread: sends the outbox to Redis when woken (or each second), connecting
+/// again with backoff.
+fn publisher(
+    shared: Arc<Shared>,
+    mut db: Db,
+    wake: Receiver<()>,
+    forgets: Arc<Mutex<Vec<String>>>,
+) {
     let cfg = &shared.cfg;
     let mut con: Option<redis::Connection> = None;
     let mut backoff = Duration::from_millis(250);
@@ -544,43 +622,18 @@ fn publisher(shared: Arc<Shared>, mut db: Db, rx: Receiver<Out>) {
         } else {
             Duration::from_millis(1000)
         };
-        let first = match rx.recv_timeout(wait.max(Duration::from_millis(10))) {
-            Ok(m) => Some(m),
-            Err(RecvTimeoutError::Timeout) => None,
+        match wake.recv_timeout(wait.max(Duration::from_millis(10))) {
+            Ok(()) | Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
-        };
-        // everything waiting goes to the outbox in one transaction
-        let mut batch = Vec::new();
-        for m in first
-            .into_iter()
-            .chain(std::iter::from_fn(|| rx.try_recv().ok()))
-            .take(10 * BATCH)
-        {
-            match m {
-                Out::Entry(e) => batch.push((
-                    e.field(),
-                    (e.kind == Kind::Ban).then_some(e.until),
-                    e.to_json(),
-                )),
-                Out::Forget(f) => {
-                    if let Some(c) = con.as_mut() {
-                        let _: redis::RedisResult<()> =
-                            redis::cmd("HDEL").arg(active_key(cfg)).arg(&f).query(c);
-                    }
-                    if let Err(e) = db.forget(&f) {
-                        warn!("fleet: cannot write its state: {e:#}");
-                    }
-                }
-            }
         }
-        if !batch.is_empty() {
-            if let Err(e) = db.push(&batch) {
-                warn!(
-                    "fleet: cannot write the outbox, {} entries lost: {e:#}",
-                    batch.len()
-                );
-                shared.stats.lost.fetch_add(batch.len() as u64, Relaxed);
+        // expired own bans leave the current state (no entry: every node expires them)
+        let gone = std::mem::take(&mut *forgets.lock().expect("fleet forgets"));
+        if let Some(c) = con.as_mut().filter(|_| !gone.is_empty()) {
+            let mut p = redis::pipe();
+            for f in &gone {
+                p.cmd("HDEL").arg(active_key(cfg)).arg(f).ignore();
             }
+            let _: redis::RedisResult<()> = p.query(c);
         }
         if con.is_none() && Instant::now() >= next_try {
             match connect(cfg, Duration::from_secs(10))
@@ -624,13 +677,17 @@ fn publisher(shared: Arc<Shared>, mut db: Db, rx: Receiver<Out>) {
 }
 
 fn flush(con: &mut redis::Connection, shared: &Shared, db: &mut Db) -> Result<()> {
+    let mut idle = true;
     loop {
         let rows = db.outbox(BATCH)?;
         let Some(&(last, _)) = rows.last() else {
             // a ping now and then finds a Redis that went away while idle
-            let _: String = redis::cmd("PING").query(con)?;
+            if idle {
+                let _: String = redis::cmd("PING").query(con)?;
+            }
             return Ok(());
         };
+        idle = false;
         let refs: Vec<&str> = rows.iter().map(|(_, j)| j.as_str()).collect();
         send(con, &shared.cfg, &refs)?;
         db.sent(last)?;

@@ -70,6 +70,8 @@ CREATE TABLE IF NOT EXISTS bans (
     manual   INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS bans_time ON bans (time);
+-- the rule of a ban is set by (jail, addr): without it each ban scans the table
+CREATE INDEX IF NOT EXISTS bans_addr ON bans (jail, addr);
 ";
 
 /// One aggregated row: failures of an address (and user) under a rule in an hour.
