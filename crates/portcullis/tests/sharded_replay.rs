@@ -1,5 +1,5 @@
-//! `replay` with a filter that ties lines together by session (sshd): the reader hands each
-//! line to the worker of its connection, and the decisions are those of one worker reading
+//! `replay` with a filter that ties lines together by session (sshd): each worker takes the
+//! lines of its own connections, and the decisions are those of one worker reading
 //! every line in order (`taskset -c 0`: one core, one worker), on a log of many chunks whose
 //! connections are interleaved.
 

@@ -10,9 +10,9 @@ use std::sync::{mpsc, Arc};
 
 use anyhow::Result;
 use portcullis_core::decision::{BanReason, Decision, Millis, FOREVER};
+use portcullis_core::filter::session_shard;
 use portcullis_core::jail::{prepare_parsed, Jail, Prepared, Step};
 use portcullis_core::policy::{self, History};
-use portcullis_core::prefix::Parsed;
 use portcullis_core::time::rfc3339;
 
 use super::input;
@@ -74,18 +74,16 @@ pub fn run(
     // Matching is independent per line, counting is not: worker threads match chunks of
     // lines (`prepare`), and this thread commits their results in input order, exactly as
     // `Jail::process` would line by line. A filter that ties lines together (`correlate`)
-    // needs the lines of each session in order: then the reader cuts and parses each line
-    // once and lists it for the worker of its session (`input::Sorted`), every worker gets
-    // every chunk and matches its lines, and the parts of a chunk are merged back into line
-    // order before they are committed. (Exactly the daemon's decisions while no worker's
-    // table of sessions is full; beyond, each worker forgets the oldest of its own sessions.)
+    // needs the lines of each session in order: then every worker reads every chunk and
+    // matches the lines of its share of the sessions (`session_shard`), and the parts of a
+    // chunk are merged back into line order before they are committed.
     let sharded = shared.iter().any(|(set, _)| set.correlates());
     let workers = super::match_threads(4);
     let parts = if sharded { workers } else { 1 };
     let mut job_txs = Vec::new();
     let mut job_rxs = Vec::new();
     for _ in 0..workers {
-        let (tx, rx) = mpsc::sync_channel::<(u64, Job)>(2);
+        let (tx, rx) = mpsc::sync_channel::<(u64, Arc<Vec<u8>>)>(2);
         job_txs.push(tx);
         job_rxs.push(rx);
     }
@@ -100,58 +98,41 @@ pub fn run(
             let cut_lines = &cut_lines;
             sc.spawn(move || {
                 let mut scratch: Vec<_> = shared.iter().map(|(set, _)| set.scratch()).collect();
-                for (idx, job) in job_rx {
+                for (idx, chunk) in job_rx {
                     let mut found = Vec::new();
-                    let mut cut_here = 0u64;
-                    // one line: `parsed` is `None` for a partial record
-                    let mut one = |at: u32, cut: bool, parsed: Option<&Parsed<'_>>| {
-                        let Some(parsed) = parsed else {
-                            // (every jail skips the rest of that line)
-                            for ji in 0..shared.len() {
-                                found.push((at, ji, Prepared::PartialRecord));
+                    let mut n = 0u32;
+                    let mut start = 0;
+                    let ends = memchr::memchr_iter(b'\n', &chunk).chain(
+                        // a last line without a newline (end of input)
+                        (chunk.last() != Some(&b'\n') && !chunk.is_empty()).then_some(chunk.len()),
+                    );
+                    for end in ends {
+                        let at = n;
+                        n += 1;
+                        let (line, cut) = line::prepare(&chunk[start..end], max_line);
+                        start = end + 1;
+                        if portcullis_core::prefix::is_partial_record(&line) {
+                            if !sharded || w == 0 {
+                                // (every jail skips the rest of that line)
+                                for ji in 0..shared.len() {
+                                    found.push((at, ji, Prepared::PartialRecord));
+                                }
                             }
-                            return;
-                        };
-                        cut_here += u64::from(cut);
+                            continue;
+                        }
+                        let parsed = portcullis_core::prefix::parse(&line);
+                        if sharded && session_shard(&parsed, workers) != w {
+                            continue;
+                        }
+                        if cut {
+                            cut_lines.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
                         for (ji, (set, settings)) in shared.iter().enumerate() {
-                            let p = prepare_parsed(set, settings, parsed, ctx, &mut scratch[ji]);
+                            let p = prepare_parsed(set, settings, &parsed, ctx, &mut scratch[ji]);
                             if p != Prepared::NoMatch {
                                 found.push((at, ji, p));
                             }
                         }
-                    };
-                    let n = match job {
-                        Job::Lines(chunk) => {
-                            let mut n = 0u32;
-                            let mut start = 0;
-                            let ends = memchr::memchr_iter(b'\n', &chunk).chain(
-                                // a last line without a newline (end of input)
-                                (chunk.last() != Some(&b'\n') && !chunk.is_empty())
-                                    .then_some(chunk.len()),
-                            );
-                            for end in ends {
-                                let at = n;
-                                n += 1;
-                                let (line, cut) = line::prepare(&chunk[start..end], max_line);
-                                start = end + 1;
-                                if portcullis_core::prefix::is_partial_record(&line) {
-                                    one(at, cut, None);
-                                    continue;
-                                }
-                                let parsed = portcullis_core::prefix::parse(&line);
-                                one(at, cut, Some(&parsed));
-                            }
-                            n
-                        }
-                        Job::Sorted(sorted) => {
-                            for l in sorted.lines_of(w) {
-                                one(l.at, l.cut, l.parsed.as_ref());
-                            }
-                            sorted.lines
-                        }
-                    };
-                    if cut_here > 0 {
-                        cut_lines.fetch_add(cut_here, std::sync::atomic::Ordering::Relaxed);
                     }
                     if res_tx.send((idx, u64::from(n), found)).is_err() {
                         return;
@@ -160,25 +141,18 @@ pub fn run(
             });
         }
         drop(res_tx);
-        // (smaller chunks when the reader parses them: still in the cache when matched)
-        let chunk_size = if sharded {
-            super::test::SORTED_CHUNK
-        } else {
-            1 << 20
-        };
         let reader = sc.spawn(move || -> Result<()> {
             let mut idx = 0u64;
             for src in sources {
-                input::for_each_chunk(input::open(src)?, chunk_size, |chunk| {
+                input::for_each_chunk(input::open(src)?, 1 << 20, |chunk| {
+                    let chunk = Arc::new(chunk);
                     let ok = if sharded {
-                        let sorted =
-                            Arc::new(input::Sorted::new(chunk, max_line, job_txs.len(), true));
                         job_txs
                             .iter()
-                            .all(|tx| tx.send((idx, Job::Sorted(sorted.clone()))).is_ok())
+                            .all(|tx| tx.send((idx, chunk.clone())).is_ok())
                     } else {
                         job_txs[(idx % job_txs.len() as u64) as usize]
-                            .send((idx, Job::Lines(chunk)))
+                            .send((idx, chunk))
                             .is_ok()
                     };
                     idx += 1;
@@ -280,13 +254,6 @@ pub fn run(
         }
     }
     Ok(0)
-}
-
-/// A chunk of lines for a worker: as read (each worker matches whole chunks), or prepared
-/// by the reader and sorted by session (each worker matches its sessions' lines of each).
-enum Job {
-    Lines(Vec<u8>),
-    Sorted(Arc<input::Sorted>),
 }
 
 /// A stand-in for randomness in replay: splitmix64 of the ban's target and start.

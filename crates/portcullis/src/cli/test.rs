@@ -4,10 +4,9 @@
 //! Summary mode counts lines, matches per rule, top hosts and top users. It splits a file
 //! across threads at line starts (each thread reads its own part, with its own scratch)
 //! because matching is independent per line; for a filter that ties the lines of a session
-//! together (`correlate`) one thread reads and parses the file and hands each line to the
-//! thread of its session, which matches the lines of its sessions in order. JSON mode
-//! prints exactly one object per input line, in input order, with what the line counts
-//! (`weight`: 0 for a line held back in its session).
+//! together (`correlate`) every thread reads the whole file and matches the lines of its
+//! share of the sessions. JSON mode prints exactly one object per input line, in input
+//! order, with what the line counts (`weight`: 0 for a line held back in its session).
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -208,47 +207,51 @@ fn count(
     at: u64,
     ctx: &TimeContext,
 ) {
-    let (line, cut) = line::prepare(line, DEFAULT_MAX_LINE);
-    // (split here rather than in match_line: its program tells an unread prefix)
-    let parsed = portcullis_core::prefix::parse(&line);
-    count_parsed(set, scratch, s, &line, &parsed, cut, at, ctx)
+    count_shard(set, scratch, s, line, at, ctx, None)
 }
 
-/// [`count`] for a line prepared and parsed already (`cut`: whether it was cut).
-#[allow(clippy::too_many_arguments)]
-fn count_parsed(
+/// [`count`] for the reader `shard = (i, n)` of `n`: only the lines of its sessions.
+fn count_shard(
     set: &MatchSet,
     scratch: &mut portcullis_core::filter::Scratch,
     s: &mut Stats,
     line: &[u8],
-    parsed: &portcullis_core::prefix::Parsed<'_>,
-    cut: bool,
     at: u64,
     ctx: &TimeContext,
+    shard: Option<(usize, usize)>,
 ) {
+    let (line, cut) = line::prepare(line, DEFAULT_MAX_LINE);
+    // (split here rather than in match_line: its program tells an unread prefix)
+    let parsed = portcullis_core::prefix::parse(&line);
+    if let Some((i, n)) = shard {
+        if portcullis_core::filter::session_shard(&parsed, n) != i {
+            return;
+        }
+    }
     s.lines += 1;
     s.cut += u64::from(cut);
-    let Some(h) = set.match_parsed(parsed, ctx, scratch) else {
+    let Some(h) = set.match_parsed(&parsed, ctx, scratch) else {
         if parsed.program.is_none() {
-            not_recognised(set, s, line, at);
+            not_recognised(set, s, &line, at);
         }
         return;
     };
-    s.matched += 1;
-    if s.per_rule.len() <= h.rule {
-        s.per_rule.resize(h.rule + 1, 0);
-    }
-    s.per_rule[h.rule] += 1;
-    s.count_host(h.addr);
-    if let Some(u) = h.user {
-        s.count_user(u);
+    {
+        s.matched += 1;
+        if s.per_rule.len() <= h.rule {
+            s.per_rule.resize(h.rule + 1, 0);
+        }
+        s.per_rule[h.rule] += 1;
+        s.count_host(h.addr);
+        if let Some(u) = h.user {
+            s.count_user(u);
+        }
     }
 }
 
 /// Splits a regular file at line starts across the available cores; each thread reads its
 /// own pieces (128 KiB at a time, so that what was read is matched while it is still in
-/// the core's cache). For a filter that ties lines together by session, see
-/// [`summarise_sharded`].
+/// the core's cache).
 fn summarise_file(set: &MatchSet, path: &Path, ctx: &TimeContext) -> Result<Stats> {
     use anyhow::Context;
     let cannot = || format!("cannot read {}", path.display());
@@ -275,10 +278,9 @@ fn summarise_file(set: &MatchSet, path: &Path, ctx: &TimeContext) -> Result<Stat
     let threads = len
         .div_ceil(2 * PIECE)
         .clamp(1, super::match_threads(8) as u64) as usize;
-    if set.correlates() && threads > 1 {
-        let r = input::open(Some(path))?;
-        return summarise_sharded(set, r, ctx, threads, SORTED_CHUNK).with_context(cannot);
-    }
+    // A filter that ties lines together by session: every thread reads every piece, in
+    // order, and matches the lines of its share of the sessions (`session_shard`).
+    let sharded = set.correlates() && threads > 1;
     let mut bounds = vec![0u64];
     let mut at = PIECE;
     while at < len {
@@ -295,13 +297,20 @@ fn summarise_file(set: &MatchSet, path: &Path, ctx: &TimeContext) -> Result<Stat
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results: Vec<std::io::Result<Stats>> = std::thread::scope(|sc| {
         let handles: Vec<_> = (0..threads)
-            .map(|_| {
+            .map(|w| {
                 let (bounds, next, file) = (&bounds, &next, &file);
+                let shard = sharded.then_some((w, threads));
                 sc.spawn(move || {
                     let mut s = Stats::default();
                     let mut scratch = set.scratch();
+                    let mut mine = 0;
                     loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let i = if sharded {
+                            mine += 1;
+                            mine - 1
+                        } else {
+                            next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                        };
                         if i + 1 >= bounds.len() {
                             return Ok(s);
                         }
@@ -309,7 +318,7 @@ fn summarise_file(set: &MatchSet, path: &Path, ctx: &TimeContext) -> Result<Stat
                         // file's first)
                         let mut at = (i as u64) << 40;
                         input::for_each_line_in_range(file, bounds[i], bounds[i + 1], |l| {
-                            count(set, &mut scratch, &mut s, l, at, ctx);
+                            count_shard(set, &mut scratch, &mut s, l, at, ctx, shard);
                             at += 1;
                         })?;
                     }
@@ -326,81 +335,6 @@ fn summarise_file(set: &MatchSet, path: &Path, ctx: &TimeContext) -> Result<Stat
         total.merge(r.with_context(cannot)?);
     }
     Ok(total)
-}
-
-/// The chunk the reader of [`summarise_sharded`] prepares at a time (small enough that its
-/// lines are still in the cache when the matching threads get them: 64 KiB took 10-15 %
-/// less CPU time than 256 KiB or 1 MiB on the stress file).
-pub(crate) const SORTED_CHUNK: usize = 64 << 10;
-
-/// The summary of a filter that ties lines together by session (`correlate`): the lines of
-/// one session must be matched in order by one thread. This thread reads the input in
-/// chunks, cuts and parses each line once and lists it for the thread of its session
-/// ([`input::Sorted`]); each of `shards` threads matches its lines of every chunk, in order.
-///
-/// The result is the one-thread result as long as no thread's table of sessions is full
-/// (the filter's `capacity`, 1024 connections for sshd). Beyond, each thread forgets the
-/// oldest of its own sessions, so together they remember more than one reader does, and a
-/// line of a connection one reader has forgotten may still find it here.
-fn summarise_sharded(
-    set: &MatchSet,
-    r: impl std::io::Read,
-    ctx: &TimeContext,
-    shards: usize,
-    chunk: usize,
-) -> std::io::Result<Stats> {
-    use std::sync::{mpsc, Arc};
-    let mut txs = Vec::new();
-    let mut rxs = Vec::new();
-    for _ in 0..shards {
-        let (tx, rx) = mpsc::sync_channel::<(u64, Arc<input::Sorted>)>(4);
-        txs.push(tx);
-        rxs.push(rx);
-    }
-    std::thread::scope(|sc| {
-        let handles: Vec<_> = rxs
-            .into_iter()
-            .enumerate()
-            .map(|(w, rx)| {
-                sc.spawn(move || {
-                    let mut s = Stats::default();
-                    let mut scratch = set.scratch();
-                    for (idx, sorted) in rx {
-                        for l in sorted.lines_of(w) {
-                            let parsed = l.parsed.expect("no partial records asked");
-                            // (ordered by chunk, then line: the first lines shown are the
-                            // file's first)
-                            let at = (idx << 40) | u64::from(l.at);
-                            count_parsed(
-                                set,
-                                &mut scratch,
-                                &mut s,
-                                l.line,
-                                &parsed,
-                                l.cut,
-                                at,
-                                ctx,
-                            );
-                        }
-                    }
-                    s
-                })
-            })
-            .collect();
-        let mut idx = 0u64;
-        let read = input::for_each_chunk(r, chunk, |c| {
-            let sorted = Arc::new(input::Sorted::new(c, DEFAULT_MAX_LINE, shards, false));
-            let ok = txs.iter().all(|tx| tx.send((idx, sorted.clone())).is_ok());
-            idx += 1;
-            ok
-        });
-        drop(txs);
-        let mut total = Stats::default();
-        for h in handles {
-            total.merge(h.join().expect("worker thread"));
-        }
-        read.map(|()| total)
-    })
 }
 
 fn write_json(
@@ -574,198 +508,6 @@ mod tests {
         assert_eq!(keys.len(), addrs.len());
         for a in addrs {
             assert_eq!(host_of(host_key(a)), a);
-        }
-    }
-
-    /// What a summary says, comparable (the first unread lines by text: their positions are
-    /// numbered differently by the two readers).
-    #[allow(clippy::type_complexity)]
-    fn outcome(
-        mut s: Stats,
-    ) -> (
-        [u64; 4],
-        Vec<Box<[u8]>>,
-        Vec<u64>,
-        Vec<(u128, u64)>,
-        Vec<(Box<[u8]>, u64)>,
-    ) {
-        s.flush();
-        while s.per_rule.last() == Some(&0) {
-            s.per_rule.pop();
-        }
-        let mut hosts: Vec<_> = s.hosts.into_iter().collect();
-        hosts.sort();
-        let mut users: Vec<_> = s.users.into_iter().collect();
-        users.sort();
-        (
-            [s.lines, s.cut, s.matched, s.unrecognised],
-            s.unrecognised_first.into_iter().map(|(_, l)| l).collect(),
-            s.per_rule,
-            hosts,
-            users,
-        )
-    }
-
-    /// Connections of two hosts interleaved at random (a pid used again once its connection
-    /// ended), whose outcome depends on their earlier lines: failed keys held until the
-    /// connection ends or forgiven by a login, pam_unix's line replaced by sshd's, 6.x lines
-    /// without an address; with lines of no pid, unread prefixes and a line over the limit.
-    fn interleaved_sessions(lines: usize) -> Vec<u8> {
-        // (at most 2 x 450 sessions: fewer than the 1024 the filter remembers, so that one
-        // table forgets nothing; see `summarise_sharded` on what differs beyond)
-        const PIDS: u64 = 1450;
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        let mut rand = |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
-        // (host, pid, address, user, step)
-        let mut open: Vec<(u64, u64, String, &str, u32)> = Vec::new();
-        let users = ["root", "git", "admin", "deploy"];
-        let mut log = String::new();
-        let mut n = 0;
-        let mut next_pid = 1000;
-        while n < lines {
-            let t = format!("Nov 21 10:{:02}:{:02}", (n / 60) % 60, n % 60);
-            if open.len() < 60 && rand(3) == 0 {
-                // a pid used again after its connection ended, or a new one
-                let pid = if (rand(2) == 0 && next_pid > 1010) || next_pid >= PIDS {
-                    1000 + rand(next_pid - 1000)
-                } else {
-                    next_pid += 1;
-                    next_pid
-                };
-                let host = rand(2);
-                if open.iter().any(|o| o.0 == host && o.1 == pid) {
-                    continue;
-                }
-                let addr = format!("203.0.113.{}", rand(40));
-                open.push((host, pid, addr, users[rand(4) as usize], 0));
-                continue;
-            }
-            let extra = rand(40);
-            if extra == 0 {
-                log.push_str(&format!(
-                    "21/11 10:00 sshd: Failed password for root from 192.0.2.{} port 22 ssh2\n",
-                    n % 200
-                ));
-                n += 1;
-                continue;
-            }
-            if extra == 1 {
-                log.push_str(&format!(
-                    "{t} web1 sshd: Failed password for root from 198.51.100.{} port 22 ssh2\n",
-                    n % 200
-                ));
-                n += 1;
-                continue;
-            }
-            if open.is_empty() {
-                continue;
-            }
-            let i = rand(open.len() as u64) as usize;
-            let (host, pid, addr, user, step) = open[i].clone();
-            let pre = format!("{t} web{host} sshd[{pid}]:");
-            let ended = match (rand(9), step) {
-                (0..=3, _) if step < 6 => {
-                    log.push_str(&format!("{pre} Failed publickey for {user} from {addr} port 50000 ssh2: RSA SHA256:4bD3y9nB1qWcR3xN0vE6m8p5lQk7tZsYuA2hJfGiKo{step}\n"));
-                    false
-                }
-                (4, _) => {
-                    log.push_str(&format!("{pre} pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={addr}  user={user}\n"));
-                    if rand(2) == 0 {
-                        n += 1;
-                        log.push_str(&format!(
-                            "{pre} Failed password for {user} from {addr} port 50000 ssh2\n"
-                        ));
-                    }
-                    false
-                }
-                (5, _) => {
-                    log.push_str(&format!("{pre} Accepted publickey for {user} from {addr} port 50000 ssh2: ED25519 SHA256:Jg7Xk2l0q5m9ZbVqW1e3R4t6Y8u0I2o4P6a8S0d2F4g\n"));
-                    false
-                }
-                (6, _) => {
-                    log.push_str(&format!("{pre} Disconnecting: Too many authentication failures for {user} [preauth]\n"));
-                    false
-                }
-                (7, _) => {
-                    log.push_str(&format!(
-                        "{pre} Connection closed by {addr} port 50000 [preauth]\n"
-                    ));
-                    true
-                }
-                _ => {
-                    log.push_str(&format!(
-                        "{pre} Received disconnect from {addr} port 50000:11: Bye Bye [preauth]\n"
-                    ));
-                    true
-                }
-            };
-            n += 1;
-            if ended {
-                open.swap_remove(i);
-            } else {
-                open[i].4 += 1;
-            }
-        }
-        // a line over the limit (cut as the daemon cuts it)
-        log.push_str(&format!(
-            "Nov 21 11:00:00 web1 sshd[77]: Failed password for {} from 192.0.2.9 port 22 ssh2\n",
-            "x".repeat(DEFAULT_MAX_LINE)
-        ));
-        log.push_str("no prefix at all, and no newline");
-        log.into_bytes()
-    }
-
-    /// Threads that each match their share of the sessions find what one thread finds,
-    /// however the file is cut into chunks.
-    #[test]
-    fn sharded_summary_is_the_one_thread_summary() {
-        let b = portcullis_core::filter::builtin::get("sshd").unwrap();
-        let set = MatchSet::new(
-            vec![Filter::from_toml(b.source, b.name).unwrap()],
-            Mode::Aggressive,
-        );
-        assert!(set.correlates());
-        let ctx = TimeContext {
-            now: 1_795_255_201_000,
-            local_offset: 0,
-        };
-        let log = interleaved_sessions(30_000);
-        let mut one = Stats::default();
-        let mut scratch = set.scratch();
-        input::for_each_line(&log[..], |l| {
-            let at = one.lines;
-            count(&set, &mut scratch, &mut one, l, at, &ctx)
-        })
-        .unwrap();
-        let want = outcome(one);
-        // the sessions matter: held keys released, address-less lines given their address
-        let rule = |id: &str| {
-            let rules = set.filters()[0].rules();
-            (0..rules.len())
-                .filter(|&k| rules[k].id == id)
-                .map(|k| want.2.get(k).copied().unwrap_or(0))
-                .sum::<u64>()
-        };
-        assert!(
-            rule("publickey") > 1000 && rule("too-many") > 100,
-            "{:?}",
-            want.2
-        );
-        assert!(want.0[1] == 1 && want.0[3] > 100, "{:?}", want.0);
-        for (shards, chunk) in [(2, 4 << 10), (3, 64 << 10), (5, 1 << 20), (1, 8 << 10)] {
-            let got = summarise_sharded(&set, &log[..], &ctx, shards, chunk).unwrap();
-            assert!(got.lines > 0);
-            let got = outcome(got);
-            assert_eq!(got.0, want.0, "{shards} threads, chunks of {chunk} bytes");
-            assert_eq!(got.1, want.1, "{shards} threads, chunks of {chunk} bytes");
-            assert_eq!(got.2, want.2, "{shards} threads, chunks of {chunk} bytes");
-            assert_eq!(got.3, want.3, "{shards} threads, chunks of {chunk} bytes");
-            assert_eq!(got.4, want.4, "{shards} threads, chunks of {chunk} bytes");
         }
     }
 }
