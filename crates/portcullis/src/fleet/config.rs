@@ -293,15 +293,19 @@ impl RawFleet {
             }
             Some(s) => s.into_inner(),
         };
-        let prefix = |v: &Option<Spanned<u8>>, key: &str, max: u8, default: u8| match v {
+        // (a floor below the range: no node should be able to ban a sixteenth of the IPv4
+        // Internet or more in one entry, whatever an admin writes)
+        let prefix = |v: &Option<Spanned<u8>>, key: &str, min: u8, max: u8, default: u8| match v {
             None => Ok(default),
-            Some(s) if *s.get_ref() > max => {
-                Err(err(s.span(), key, format!("a prefix length is 0..={max}")))
-            }
+            Some(s) if !(min..=max).contains(s.get_ref()) => Err(err(
+                s.span(),
+                key,
+                format!("the widest prefix accepted from the fleet: {min}..={max}"),
+            )),
             Some(s) => Ok(*s.get_ref()),
         };
-        let min_prefix_v4 = prefix(&self.min_prefix_v4, "fleet.min_prefix_v4", 32, 16)?;
-        let min_prefix_v6 = prefix(&self.min_prefix_v6, "fleet.min_prefix_v6", 128, 32)?;
+        let min_prefix_v4 = prefix(&self.min_prefix_v4, "fleet.min_prefix_v4", 8, 32, 16)?;
+        let min_prefix_v6 = prefix(&self.min_prefix_v6, "fleet.min_prefix_v6", 16, 128, 32)?;
         let maxlen = match self.maxlen {
             None => 100_000,
             Some(s) if *s.get_ref() < 100 => {
@@ -435,6 +439,21 @@ mod tests {
             "redis = \"redis://h\"\nkey_file = {good:?}\nmin_prefix_v4 = 33\n"
         ));
         assert!(e.contains("fleet.min_prefix_v4"), "{e}");
+        // a floor: no fleet entry may cover a /0../7 (IPv4) or /0../15 (IPv6)
+        let e = err(format!(
+            "redis = \"redis://h\"\nkey_file = {good:?}\nmin_prefix_v4 = 0\n"
+        ));
+        assert!(
+            e.contains("fleet.min_prefix_v4") && e.contains("8..=32"),
+            "{e}"
+        );
+        let e = err(format!(
+            "redis = \"redis://h\"\nkey_file = {good:?}\nmin_prefix_v6 = 15\n"
+        ));
+        assert!(
+            e.contains("fleet.min_prefix_v6") && e.contains("16..=128"),
+            "{e}"
+        );
         let e = err(format!("key_file = {good:?}\n"));
         assert!(e.contains("fleet.redis"), "{e}");
     }
