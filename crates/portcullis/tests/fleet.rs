@@ -914,6 +914,20 @@ fn offline_bans_show_the_fleet_origin() {
     readers_up(&[&b]);
     assert_eq!(b.fleet()["fleet_bans"], 1, "{}", b.fleet());
     assert_eq!(b.banned("192.0.2.60"), None);
+    // a manual ban over the fleet ban is B's own, also after a restart (fleet.db still
+    // names A for the prefix, with the fleet ban's end)
+    b.ban("2001:db8:7:8::/64");
+    assert_eq!(b.fleet()["fleet_bans"], 0, "{}", b.fleet());
+    b.daemon.take().unwrap().stop();
+    b.start();
+    readers_up(&[&b]);
+    assert_eq!(b.fleet()["fleet_bans"], 0, "{}", b.fleet());
+    assert!(
+        b.bans()
+            .contains(&("2001:db8:7:8::/64".to_string(), "local".to_string())),
+        "{:?}",
+        b.bans()
+    );
 }
 
 #[test]

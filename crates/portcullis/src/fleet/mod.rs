@@ -270,14 +270,20 @@ pub fn start(
 ) -> Result<Arc<Shared>> {
     let path = state_dir.join("fleet.db");
     let mut db = Db::open(&path)?;
-    let held: std::collections::HashSet<(Cidr, &str)> =
-        active.iter().map(|(a, j, _, _)| (*a, j.as_str())).collect();
-    // (a fleet ban the engine no longer holds: replaced by a wider ban, lifted offline)
+    let held: HashMap<(Cidr, &str), Millis> = active
+        .iter()
+        .map(|(a, j, _, until)| ((*a, j.as_str()), *until))
+        .collect();
+    // (a fleet ban the engine no longer holds: replaced by a wider ban, lifted offline; or
+    // holds with another end: a local ban of the address took its place, as the offline
+    // `bans` tells them apart)
+    let now = now_ms();
+    db.applied(now)?; // (prunes the ended ones)
     let origins: HashMap<(Cidr, String), String> = db
-        .applied(now_ms())?
+        .origins(now)?
         .into_iter()
-        .filter(|(a, j, _)| held.contains(&(*a, j.as_str())))
-        .map(|(a, j, n)| ((a, j), n))
+        .filter(|((a, j), (_, until))| held.get(&(*a, j.as_str())) == Some(until))
+        .map(|(k, (n, _))| (k, n))
         .collect();
     let known = db.own_fields()?;
     let now = now_ms();
