@@ -216,6 +216,26 @@ impl Node {
         extra_fleet: &str,
         ns: Option<&Netns>,
     ) -> Node {
+        let jails = |dir: &Path| {
+            format!(
+                "[[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\nlogs = [{:?}]\nmaxretry = 3\n\
+                 bantime = \"1h\"\n",
+                dir.join("auth.log").display().to_string()
+            )
+        };
+        Node::with_jails(root, name, redis, extra_top, jails, extra_fleet, ns)
+    }
+
+    /// A node whose `[[jail]]` tables are `jails(dir)` (`dir/auth.log` exists, empty).
+    fn with_jails(
+        root: &Path,
+        name: &str,
+        redis: &Redis,
+        extra_top: &str,
+        jails: impl FnOnce(&Path) -> String,
+        extra_fleet: &str,
+        ns: Option<&Netns>,
+    ) -> Node {
         let backend = if ns.is_some() { "nftables" } else { "null" };
         let dir = root.join(name);
         fs::create_dir_all(dir.join("state")).unwrap();
@@ -224,17 +244,16 @@ impl Node {
         fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
         fs::write(dir.join("auth.log"), "").unwrap();
         let cfg = dir.join("portcullis.toml");
+        let jails = jails(&dir);
         fs::write(
             &cfg,
             format!(
                 "{extra_top}socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = {backend:?}\n\
-                 [[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\nlogs = [{:?}]\nmaxretry = 3\n\
-                 bantime = \"1h\"\n\
+                 {jails}\
                  [fleet]\nredis = {:?}\nnode = {name:?}\nkey_file = {:?}\nshare = [\"sshd\"]\n\
                  {extra_fleet}",
                 dir.join("portcullis.sock").display().to_string(),
                 dir.join("state").display().to_string(),
-                dir.join("auth.log").display().to_string(),
                 redis.url(),
                 key.display().to_string(),
             ),
@@ -1372,40 +1391,16 @@ fn bench_node(
     fleet: &str,
     ns: Option<&Netns>,
 ) -> Node {
-    let backend = if ns.is_some() { "nftables" } else { "null" };
-    let dir = root.join(name);
-    fs::create_dir_all(dir.join("state")).unwrap();
-    let key = dir.join("fleet.key");
-    fs::write(&key, format!("{KEY}\n")).unwrap();
-    fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
-    fs::write(dir.join("auth.log"), "").unwrap();
-    fs::write(dir.join("idle.log"), "").unwrap();
-    let cfg = dir.join("portcullis.toml");
-    fs::write(
-        &cfg,
+    let jails = |dir: &Path| {
+        fs::write(dir.join("idle.log"), "").unwrap();
         format!(
-            "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = {backend:?}\n\
-             [[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\nlogs = [{:?}]\nbantime = \"1h\"\n{jail}\
-             [[jail]]\nname = \"idle\"\nfilter = \"sshd\"\nlogs = [{:?}]\n\
-             [fleet]\nredis = {:?}\nnode = {name:?}\nkey_file = {:?}\nshare = [\"sshd\"]\n{fleet}",
-            dir.join("portcullis.sock").display().to_string(),
-            dir.join("state").display().to_string(),
+            "[[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\nlogs = [{:?}]\nbantime = \"1h\"\n{jail}\
+             [[jail]]\nname = \"idle\"\nfilter = \"sshd\"\nlogs = [{:?}]\n",
             dir.join("auth.log").display().to_string(),
             dir.join("idle.log").display().to_string(),
-            redis.url(),
-            key.display().to_string(),
-        ),
-    )
-    .unwrap();
-    let mut n = Node {
-        dir,
-        cfg,
-        daemon: None,
-        ns: ns.map(|n| (n.name().to_string(), None, PathBuf::new())),
-        starts: 0,
+        )
     };
-    n.start();
-    n
+    Node::with_jails(root, name, redis, "", jails, fleet, ns)
 }
 
 impl Node {

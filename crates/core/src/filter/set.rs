@@ -484,8 +484,9 @@ impl MatchSet {
             return None;
         };
         let user: Option<&'a [u8]> = user.map(|(s, e)| &msg[s..e]);
-        if !self.filters[filter].has_sessions() {
-            return Some(Hit {
+        // a failure that counts at once, on its own line's address
+        let at_once = |addr: Option<IpAddr>| {
+            Some(Hit {
                 filter,
                 rule,
                 addr: addr?,
@@ -496,7 +497,10 @@ impl MatchSet {
                 released: 0,
                 own: true,
                 summary: false,
-            });
+            })
+        };
+        if !self.filters[filter].has_sessions() {
+            return at_once(addr);
         }
         let r = &self.filters[filter].rules[rule];
         // A line that is held needs its session; any other line only updates one that exists
@@ -509,18 +513,7 @@ impl MatchSet {
         };
         let Some(e) = e else {
             // no session to hold it in: it counts at once
-            return Some(Hit {
-                filter,
-                rule,
-                addr: addr?,
-                user,
-                time,
-                pid: p.pid,
-                pending: false,
-                released: 0,
-                own: true,
-                summary: false,
-            });
+            return at_once(addr);
         };
         let settled = settle(&mut *e, r.kind, rule, addr, user);
         let e: &'a super::session::Entry = e;
