@@ -113,3 +113,44 @@ fn replay_by_connection_decides_as_one_worker_in_order() {
     assert!(out == text(&many.stdout), "the decisions differ");
     assert_eq!(text(&one.stderr), text(&many.stderr));
 }
+
+/// `test`'s summary reads a large file with one reader thread handing its chunks to a
+/// matching thread per share of the connections: its counts are those of one thread
+/// reading every line in order.
+#[test]
+fn test_summary_by_connection_counts_as_one_thread() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert!(cores >= 2, "this test needs 2 cores, has {cores}");
+    let dir = tempfile::tempdir().unwrap();
+    let log = interleaved(40_000);
+    // more than the 4 MiB that make `test` use more than one thread
+    let log = log.repeat(2);
+    let path = dir.path().join("auth.log");
+    std::fs::write(&path, &log).unwrap();
+    let run = |one_core: bool| {
+        let bin = env!("CARGO_BIN_EXE_portcullis");
+        let mut c = Command::new(if one_core { "taskset" } else { bin });
+        if one_core {
+            c.args(["-c", "0", bin]);
+        }
+        let o = c
+            .args(["test", "--filter", "sshd", path.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run portcullis (and taskset, from util-linux)");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let (one, many) = (run(true), run(false));
+    // sessions decide some counts: a publickey failure followed by an accepted login is
+    // not one, the address of a "Too many authentication failures" line is its session's
+    let rule = |name: &str| -> u64 {
+        let l = one
+            .lines()
+            .find(|l| l.trim_end().ends_with(&format!(" {name} (Auth, weight 1)")))
+            .unwrap_or_else(|| panic!("no rule {name} in {one}"));
+        l.split_whitespace().next().unwrap().parse().unwrap()
+    };
+    assert!(rule("publickey") > 100 && rule("too-many") > 100, "{one}");
+    assert_eq!(one, many);
+}

@@ -602,13 +602,20 @@ mod engine_tests {
         let mut without = Vec::new();
         let mut interpreted = Vec::new();
         let mut native = 0;
+        let hot = super::super::native::NATIVE_FILTERS;
         for (name, r, _) in rules() {
             match r.pattern.backtracker() {
                 None => without.push(format!("{name} {}", r.id)),
-                Some((_, true)) => native += 1,
+                Some((_, true)) => {
+                    assert!(hot.contains(&name), "{name} {} has machine code", r.id);
+                    native += 1
+                }
                 // build.rs makes code for programs of up to 400 instructions: a shorter one
                 // without code means build.rs built a different program
-                Some((len, false)) if len <= portcullis_pattern::backtrack::NATIVE_MAX_INSTS => {
+                Some((len, false))
+                    if hot.contains(&name)
+                        && len <= portcullis_pattern::backtrack::NATIVE_MAX_INSTS =>
+                {
                     interpreted.push(format!("{name} {}", r.id))
                 }
                 Some(_) => {}
@@ -617,7 +624,7 @@ mod engine_tests {
         assert!(without.is_empty(), "{without:?}");
         if cfg!(feature = "native") {
             assert!(interpreted.is_empty(), "{interpreted:?}");
-            assert!(native > 150, "{native}");
+            assert!(native > 20, "{native}");
         } else {
             assert_eq!(native, 0);
         }
@@ -626,9 +633,7 @@ mod engine_tests {
     #[test]
     fn a_changed_pattern_is_interpreted() {
         let sshd = builtin::get("sshd").unwrap();
-        let changed = sshd
-            .source
-            .replace("Failed (?:password", "Failed (?:passw0rd");
+        let changed = sshd.source.replace("'Failed ", "'Fai1ed ");
         let f = Filter::from_toml(&changed, "sshd").unwrap();
         let native = |id: &str| -> Vec<bool> {
             f.rules()

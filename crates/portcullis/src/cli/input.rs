@@ -81,6 +81,19 @@ pub fn for_each_chunk(
     }
 }
 
+/// Hands each line of `chunk` (one of [`for_each_chunk`]'s: whole lines, the last one
+/// without its newline only at the end of the input) to `f`, without the newline.
+pub fn split_chunk(chunk: &[u8], mut f: impl FnMut(&[u8])) {
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', chunk) {
+        f(&chunk[start..end]);
+        start = end + 1;
+    }
+    if start < chunk.len() {
+        f(&chunk[start..]);
+    }
+}
+
 /// The shared loop: fill a buffer with `read` (0 = end), hand out complete lines, keep the
 /// partial last line for the next read, grow the buffer for a line longer than it.
 fn split_lines(
