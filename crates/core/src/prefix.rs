@@ -86,6 +86,13 @@ fn syslog(line: &[u8], outer: bool) -> Parsed<'_> {
     if let Some(p) = iso(body, outer) {
         return p;
     }
+    rare(line, body, outer)
+}
+
+/// The forms after the classic, RFC 5424 and ISO ones (out of line: the usual line's
+/// `parse` stays as small as it was).
+#[inline(never)]
+fn rare<'a>(line: &'a [u8], body: &'a [u8], outer: bool) -> Parsed<'a> {
     if let Some(p) = full_date(body) {
         return p;
     }
@@ -339,19 +346,9 @@ fn iso(l: &[u8], outer: bool) -> Option<Parsed<'_>> {
     // and two spaces, `script_run` in s6 `src/daemontools-extras/s6-log.c`) and the same
     // stamp with one space, as s6-tai64nlocal and daemontools' tai64nlocal turn a
     // multilog, s6-log or svlogd `t` label into local time
-    if outer && stamp.offset.is_none() {
-        let utc = Stamp {
-            offset: Some(0),
-            ..stamp
-        };
-        match l[10] {
-            b'_' => return Some(stamped_stream(utc, rest)),
-            b'T' if n == 25 && l[19] == b'.' => return Some(stamped_stream(utc, rest)),
-            b' ' if n == 29 => {
-                let rest = rest.strip_prefix(b" ").unwrap_or(rest);
-                return Some(stamped_stream(stamp, rest));
-            }
-            _ => {}
+    if outer && stamp.offset.is_none() && (n == 25 || n == 29 || l[10] == b'_') {
+        if let Some(p) = stamper(stamp, l[10], n, rest) {
+            return Some(p);
         }
     }
     // (each rare form behind a one-byte test, out of line: the usual line pays for none)
@@ -395,6 +392,26 @@ fn iso(l: &[u8], outer: bool) -> Option<Parsed<'_>> {
             Some(p)
         }
         other => rfc5424_file(stamp, rest).or(other),
+    }
+}
+
+/// The line after a log stamper's ISO stamp (see [`iso`]; `sep` is the byte between date and
+/// time, `n` the stamp's length), if it is one.
+#[inline(never)]
+fn stamper(stamp: Stamp, sep: u8, n: usize, rest: &[u8]) -> Option<Parsed<'_>> {
+    let utc = Stamp {
+        offset: Some(0),
+        ..stamp
+    };
+    match sep {
+        b'_' => Some(stamped_stream(utc, rest)),
+        // (19 bytes, the point, five digits)
+        b'T' if n == 25 => Some(stamped_stream(utc, rest)),
+        b' ' if n == 29 => Some(stamped_stream(
+            stamp,
+            rest.strip_prefix(b" ").unwrap_or(rest),
+        )),
+        _ => None,
     }
 }
 
