@@ -16,7 +16,10 @@
 //! * RFC 5424, with or without `<PRI>` (sysklogd files: neither `<PRI>` nor the version),
 //!   with structured data:
 //!   `<34>1 2026-11-21T10:00:01.003Z host sshd 123 - - msg`;
-//! * svlogd's `-t` TAI64N label (`@4000…`) and `-tt`/`-ttt` stamps, and socklog's
+//! * syslog-ng `ts_format(unix)` and `journalctl -o short-unix` (seconds since the epoch):
+//!   `1796322113.544 host sshd[123]: msg`;
+//! * svlogd's `-t` TAI64N label (`@4000…`) and `-tt`/`-ttt` stamps, s6-log's `T` stamp and
+//!   the local stamp `tai64nlocal` puts in place of a label, and socklog's
 //!   `facility.level: ` in front of the syslog line it received;
 //! * macOS `log show` (default, `--style syslog` and `--style compact`);
 //! * container runtimes: CRI (`<RFC3339Nano> stdout|stderr F|P <line>`) and Docker's
@@ -83,8 +86,20 @@ fn syslog(line: &[u8], outer: bool) -> Parsed<'_> {
     if let Some(p) = iso(body, outer) {
         return p;
     }
+    rare(line, body, outer)
+}
+
+/// The forms after the classic, RFC 5424 and ISO ones (out of line: the usual line's
+/// `parse` stays as small as it was).
+#[inline(never)]
+fn rare<'a>(line: &'a [u8], body: &'a [u8], outer: bool) -> Parsed<'a> {
     if let Some(p) = full_date(body) {
         return p;
+    }
+    if body.first().is_some_and(u8::is_ascii_digit) {
+        if let Some(p) = unix_seconds(body) {
+            return p;
+        }
     }
     if outer {
         if let Some(p) = socklog(body, None) {
@@ -226,6 +241,51 @@ fn full_date(l: &[u8]) -> Option<Parsed<'_>> {
     Some(p)
 }
 
+/// syslog-ng's `ts_format(unix)` and `journalctl -o short-unix`: seconds since the epoch
+/// (ten digits), the fraction syslog-ng writes with `frac_digits(N)` (up to six digits,
+/// `append_format_unix_time` in `lib/timeutils/format.c`) or journalctl always writes
+/// (`"%10"PRI_TIME".%06"PRIu64`, `output_timestamp_realtime` in systemd
+/// `src/shared/logs-show.c`), then `host tag: msg` (syslog-ng's file template
+/// `${DATE} ${HOST} ${MSGHDR}${MSG}`; journalctl `--no-hostname` leaves the host out):
+/// `1796322113.544 web1 sshd[123]: msg`. Taken only when a host and tag follow, so a
+/// program's own epoch-stamped file (squid's `1796322113.544    150 192.0.2.1 …`,
+/// portsentry's history `1796322113 - 11/21/2026 …`) stays bare.
+#[inline(never)]
+fn unix_seconds(l: &[u8]) -> Option<Parsed<'_>> {
+    let secs = l.get(..10)?;
+    if !secs.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let unix = secs.iter().fold(0i64, |a, &d| a * 10 + i64::from(d - b'0'));
+    let (mut millis, mut i) = (0, 10);
+    if l.get(i) == Some(&b'.') {
+        (millis, i) = fraction(l, i + 1);
+        if !(12..=17).contains(&i) {
+            return None;
+        }
+    }
+    if l.get(i) != Some(&b' ') {
+        return None;
+    }
+    host_and_tag(utc_stamp(unix, millis), &l[i + 1..])
+}
+
+/// The UTC stamp of `unix` seconds since the epoch.
+fn utc_stamp(unix: i64, millis: u16) -> Stamp {
+    let (year, month, day) = civil_from_days(unix.div_euclid(86_400));
+    let sod = unix.rem_euclid(86_400);
+    Stamp {
+        year: Some(year),
+        month,
+        day,
+        hour: (sod / 3600) as u8,
+        minute: (sod / 60 % 60) as u8,
+        second: (sod % 60) as u8,
+        millis,
+        offset: Some(0),
+    }
+}
+
 /// `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM|±HHMM)` at the start of `l` (`T`, a space or
 /// svlogd's `_` between date and time); returns the stamp and its length.
 fn iso_stamp(l: &[u8]) -> Option<(Stamp, usize)> {
@@ -280,18 +340,16 @@ fn iso(l: &[u8], outer: bool) -> Option<Parsed<'_>> {
         return None;
     }
     let rest = &l[n + 1..];
-    // svlogd -tt (`2026-11-21_10:00:01.25000 `) and s6-log `T` (`2026-11-21
-    // 10:00:01.123456789  `, nine digits and two spaces): a log stamper's own stamp
-    // (svlogd's stamps are UTC, runit's svlogd.8)
-    if outer && l[10] == b'_' {
-        let utc = Stamp {
-            offset: Some(0),
-            ..stamp
-        };
-        return Some(stamped_stream(utc, rest));
-    }
-    if outer && l[10] == b' ' && n == 29 && stamp.offset.is_none() && rest.first() == Some(&b' ') {
-        return Some(stamped_stream(stamp, &rest[1..]));
+    // a log stamper's own stamp: svlogd -tt (`2026-11-21_10:00:01.25000 `) and -ttt
+    // (`2026-11-21T10:00:01.25000 `: five digits, no zone; both UTC, runit's svlogd.8 and
+    // a run of svlogd 2.1.2); s6-log `T` (`2026-11-21 10:00:01.123456789  `, nine digits
+    // and two spaces, `script_run` in s6 `src/daemontools-extras/s6-log.c`) and the same
+    // stamp with one space, as s6-tai64nlocal and daemontools' tai64nlocal turn a
+    // multilog, s6-log or svlogd `t` label into local time
+    if outer && stamp.offset.is_none() && (n == 25 || n == 29 || l[10] == b'_') {
+        if let Some(p) = stamper(stamp, l[10], n, rest) {
+            return Some(p);
+        }
     }
     // (each rare form behind a one-byte test, out of line: the usual line pays for none)
     if outer && rest.first() == Some(&b's') {
@@ -309,7 +367,7 @@ fn iso(l: &[u8], outer: bool) -> Option<Parsed<'_>> {
             return Some(p);
         }
     }
-    // svlogd -ttt (UTC) in front of a socklog line
+    // another ISO stamp without a zone (UTC, as svlogd's) in front of a socklog line
     if outer && stamp.offset.is_none() {
         let utc = Stamp {
             offset: Some(0),
@@ -334,6 +392,26 @@ fn iso(l: &[u8], outer: bool) -> Option<Parsed<'_>> {
             Some(p)
         }
         other => rfc5424_file(stamp, rest).or(other),
+    }
+}
+
+/// The line after a log stamper's ISO stamp (see [`iso`]; `sep` is the byte between date and
+/// time, `n` the stamp's length), if it is one.
+#[inline(never)]
+fn stamper(stamp: Stamp, sep: u8, n: usize, rest: &[u8]) -> Option<Parsed<'_>> {
+    let utc = Stamp {
+        offset: Some(0),
+        ..stamp
+    };
+    match sep {
+        b'_' => Some(stamped_stream(utc, rest)),
+        // (19 bytes, the point, five digits)
+        b'T' if n == 25 => Some(stamped_stream(utc, rest)),
+        b' ' if n == 29 => Some(stamped_stream(
+            stamp,
+            rest.strip_prefix(b" ").unwrap_or(rest),
+        )),
+        _ => None,
     }
 }
 
@@ -517,18 +595,7 @@ fn tai64n(l: &[u8]) -> Option<Parsed<'_>> {
     // TAI64: 2^62 + seconds since 1970 TAI; TAI runs 10 s ahead of the label's UTC origin
     // (libtai, as `tai64nlocal` converts)
     let unix = i64::try_from(secs.checked_sub(1 << 62)?).ok()? - 10;
-    let (year, month, day) = civil_from_days(unix.div_euclid(86_400));
-    let sod = unix.rem_euclid(86_400);
-    let stamp = Stamp {
-        year: Some(year),
-        month,
-        day,
-        hour: (sod / 3600) as u8,
-        minute: (sod / 60 % 60) as u8,
-        second: (sod % 60) as u8,
-        millis: (nanos / 1_000_000).min(999) as u16,
-        offset: Some(0),
-    };
+    let stamp = utc_stamp(unix, (nanos / 1_000_000).min(999) as u16);
     Some(stamped_stream(stamp, &l[26..]))
 }
 
@@ -1225,6 +1292,96 @@ mod tests {
     }
 
     #[test]
+    fn svlogd_ttt_and_tai64nlocal() {
+        // runit 2.1.2's svlogd -ttt (a real run): UTC, `T`, five digits, no zone
+        let l = format!("2026-12-03T18:20:29.17344 {MSG}");
+        let p = parse(l.as_bytes());
+        assert_eq!((p.host, p.program, p.message), (None, None, MSG.as_bytes()));
+        let st = p.stamp.unwrap();
+        assert_eq!(
+            (st.year, st.month, st.day, st.hour, st.minute, st.second, st.millis, st.offset),
+            (Some(2026), 12, 3, 18, 20, 29, 173, Some(0))
+        );
+        let l = format!("2026-12-03T18:20:29.17348 sshd[42]: {MSG}");
+        assert_eq!(split(l.as_bytes()), (None, Some("sshd"), 42, MSG));
+        let l = format!("2026-12-03T18:20:29.17348 auth.info: Dec  3 18:20:29 sshd[42]: {MSG}");
+        assert_eq!(split(l.as_bytes()), (None, Some("sshd"), 42, MSG));
+        // s6-tai64nlocal (and daemontools' tai64nlocal) over an `s6-log t` file (a real
+        // run): local time, nine digits, one space
+        let l = format!("2026-12-03 18:21:07.182904191 {MSG}");
+        let p = parse(l.as_bytes());
+        assert_eq!((p.program, p.message), (None, MSG.as_bytes()));
+        let st = p.stamp.unwrap();
+        assert_eq!(
+            (st.hour, st.minute, st.second, st.offset),
+            (18, 21, 7, None)
+        );
+        let l = format!("2026-12-03 18:21:07.182906759 sshd[42]: {MSG}");
+        assert_eq!(split(l.as_bytes()), (None, Some("sshd"), 42, MSG));
+        // a zone or other precision is not a stamper's: rsyslog's ISO line stays one
+        let l = format!("2026-12-03T18:20:29.173440+00:00 web1 sshd[42]: {MSG}");
+        assert_eq!(split(l.as_bytes()), (Some("web1"), Some("sshd"), 42, MSG));
+    }
+
+    #[test]
+    fn syslog_ng_unix_stamp_and_journalctl_short_unix() {
+        // syslog-ng 3.38 file destinations with ts_format(unix) and frac_digits(0/3/6) (a
+        // real run, template `${DATE} ${HOST} ${MSGHDR}${MSG}`)
+        for (l, millis) in [
+            (format!("1796322113 vm sshd[30634]: {MSG}"), 0),
+            (format!("1796322113.544 vm sshd[30634]: {MSG}"), 544),
+            (format!("1796322113.544629 vm sshd[30634]: {MSG}"), 544),
+        ] {
+            assert_eq!(
+                split(l.as_bytes()),
+                (Some("vm"), Some("sshd"), 30634, MSG),
+                "{l}"
+            );
+            let st = parse(l.as_bytes()).stamp.unwrap();
+            assert_eq!(
+                (st.year, st.month, st.day, st.hour, st.minute, st.second, st.millis, st.offset),
+                (Some(2026), 12, 3, 18, 21, 53, millis, Some(0))
+            );
+        }
+        let l = "1796322113.544 vm sshd: Invalid user x from 198.51.100.3 port 5";
+        assert_eq!(
+            split(l.as_bytes()),
+            (
+                Some("vm"),
+                Some("sshd"),
+                0,
+                "Invalid user x from 198.51.100.3 port 5"
+            )
+        );
+        // journalctl -o short-unix ("%10"PRI_TIME".%06"PRIu64, systemd logs-show.c), with
+        // and without the host (--no-hostname)
+        let l = format!("1796322113.544629 web1 sshd[123]: {MSG}");
+        assert_eq!(split(l.as_bytes()), (Some("web1"), Some("sshd"), 123, MSG));
+        let l = format!("1796322113.544629 sshd[123]: {MSG}");
+        assert_eq!(split(l.as_bytes()), (None, Some("sshd"), 123, MSG));
+        // a host written as an address stays the host
+        let l = format!("1796322113.544 192.0.2.7 sshd[9]: {MSG}");
+        assert_eq!(
+            split(l.as_bytes()),
+            (Some("192.0.2.7"), Some("sshd"), 9, MSG)
+        );
+        // a program's own epoch-stamped file stays bare (squid's access.log, portsentry's
+        // history), as do other digit runs
+        for l in [
+            "1796322113.544    150 192.0.2.1 TCP_DENIED/403 3948 CONNECT 198.51.100.7:25 - HIER_NONE/- text/html",
+            "1796322113.544 123456 192.0.2.1 TCP_DENIED/403 3948 CONNECT 198.51.100.7:25 - HIER_NONE/- text/html",
+            "1796322113 - 12/03/2026 18:21:53 Host: 192.0.2.1/192.0.2.1 Port: 143 TCP Blocked",
+            "179632211 vm sshd[1]: m",
+            "1796322113.1234567 vm sshd[1]: m",
+            "1796322113. vm sshd[1]: m",
+            "17963221139 vm sshd[1]: m",
+        ] {
+            let p = parse(l.as_bytes());
+            assert_eq!((p.program, p.message), (None, l.as_bytes()), "{l}");
+        }
+    }
+
+    #[test]
     fn syslog_ng_full_stamp() {
         // ts_format(full): "2005 Oct 14 20:47:37.123" (syslog-ng lib/tests/test_zone.c)
         for l in [
@@ -1386,6 +1543,10 @@ mod tests {
             format!("2026-11-21_10:00:01.25000 {MSG}"),
             format!("2026-11-21 10:00:01.123456789  sshd[9]: {MSG}"),
             format!("2026 Nov 21 10:00:01 192.0.2.7 sshd[9]: {MSG}"),
+            format!("1795255201.123 192.0.2.7 sshd[9]: {MSG}"),
+            format!("1795255201.123456 sshd[9]: {MSG}"),
+            format!("2026-11-21T10:00:01.25000 {MSG}"),
+            format!("2026-11-21 10:00:01.123456789 {MSG}"),
             format!("2026-11-21 10:00:01.1+0100 0x2f0a  Default  0x0  9  0  sshd: {MSG}"),
             format!("2026-11-21 10:00:01.1 Df sshd[9:2f0a] {MSG}"),
             format!("2026-11-21T10:00:01.1Z stderr F {syslog}"),
@@ -1425,7 +1586,7 @@ mod tests {
 
         #[test]
         fn prefixes_with_fuzzed_tails(
-            head in proptest::sample::select(vec!["{\"log\":\"", "@4000000065", "2026-11-21T10:00:01Z stdout F ", "Nov 21 10:00:01 h ", "auth.info: ", "<4.6> ", "1 2026-11-21T10:00:01Z ", "2026-11-21 10:00:01.1+0100 0x1 D 0x0 "]),
+            head in proptest::sample::select(vec!["{\"log\":\"", "1796322113.544 ", "2026-11-21T10:00:01.25000 ", "2026-11-21 10:00:01.123456789 ", "@4000000065", "2026-11-21T10:00:01Z stdout F ", "Nov 21 10:00:01 h ", "auth.info: ", "<4.6> ", "1 2026-11-21T10:00:01Z ", "2026-11-21 10:00:01.1+0100 0x1 D 0x0 "]),
             tail in "[ -~]{0,60}",
         ) {
             let _ = parse(format!("{head}{tail}").as_bytes());
