@@ -81,6 +81,176 @@ pub fn for_each_chunk(
     }
 }
 
+/// One file read once by several threads that each need every chunk of it, in order (the
+/// readers of a filter that ties lines together by session, each matching its share of the
+/// sessions). There is no reader thread: the first thread that needs a chunk nobody has
+/// read yet reads it (outside the lock, so the others meanwhile take the chunks already
+/// read), and a chunk is dropped when the last thread has taken it. At most [`Self::AHEAD`]
+/// chunks wait for a slower thread, so the memory held is bounded whatever the file's size.
+/// (Each thread reading the file itself cost a second kernel copy of it; a separate reader
+/// thread left the two matching threads idle whenever it was not scheduled on the two cores,
+/// bench/README.md.)
+pub struct SharedChunks<'f> {
+    file: &'f std::fs::File,
+    threads: usize,
+    chunk: usize,
+    state: std::sync::Mutex<ChunkState>,
+    more: std::sync::Condvar,
+}
+
+struct ChunkState {
+    /// Index of `queue[0]`.
+    base: u64,
+    /// Chunks read and the number of threads that have not taken them yet.
+    queue: std::collections::VecDeque<(std::sync::Arc<Vec<u8>>, usize)>,
+    /// Where the next chunk starts, and the partial line read after the last chunk's end.
+    off: u64,
+    carry: Vec<u8>,
+    /// A thread is reading the next chunk.
+    reading: bool,
+    done: bool,
+    failed: Option<io::ErrorKind>,
+}
+
+impl<'f> SharedChunks<'f> {
+    /// Chunks read ahead of the slowest thread, at most.
+    pub const AHEAD: usize = 16;
+
+    /// `file` read from its start by `threads` threads, in chunks of about `chunk` bytes that
+    /// end at a line end (a longer line makes a longer chunk).
+    pub fn new(file: &'f std::fs::File, threads: usize, chunk: usize) -> SharedChunks<'f> {
+        SharedChunks {
+            file,
+            threads: threads.max(1),
+            chunk: chunk.max(1),
+            state: std::sync::Mutex::new(ChunkState {
+                base: 0,
+                queue: Default::default(),
+                off: 0,
+                carry: Vec::new(),
+                reading: false,
+                done: false,
+                failed: None,
+            }),
+            more: std::sync::Condvar::new(),
+        }
+    }
+
+    /// Chunk number `i` (each thread asks for 0, 1, 2, ... in turn), `None` after the last.
+    /// The thread that takes the newest chunk read reads the next one first, so that the
+    /// others seldom wait for a read.
+    pub fn get(&self, i: u64) -> io::Result<Option<std::sync::Arc<Vec<u8>>>> {
+        let mut st = self.state.lock().expect("chunk state");
+        loop {
+            if let Some(k) = i
+                .checked_sub(st.base)
+                .filter(|&k| k < st.queue.len() as u64)
+            {
+                let (chunk, left) = &mut st.queue[k as usize];
+                let chunk = chunk.clone();
+                *left -= 1;
+                let mut freed = false;
+                while st.queue.front().is_some_and(|c| c.1 == 0) {
+                    st.queue.pop_front();
+                    st.base += 1;
+                    freed = true;
+                }
+                if freed {
+                    self.more.notify_all();
+                }
+                let newest = st.base + st.queue.len() as u64 <= i + 1;
+                if newest && !st.reading && !st.done && st.failed.is_none() {
+                    let (_st, read) = self.read_next(st);
+                    read?;
+                }
+                return Ok(Some(chunk));
+            }
+            if let Some(kind) = st.failed {
+                return Err(io::Error::new(kind, "reading the file failed"));
+            }
+            if st.done {
+                return Ok(None);
+            }
+            if st.reading || st.queue.len() >= Self::AHEAD {
+                st = self.more.wait(st).expect("chunk state");
+                continue;
+            }
+            let read;
+            (st, read) = self.read_next(st);
+            read?;
+        }
+    }
+
+    /// Reads the next chunk (outside the lock) into the queue, unless `AHEAD` chunks wait.
+    fn read_next<'s>(
+        &'s self,
+        mut st: std::sync::MutexGuard<'s, ChunkState>,
+    ) -> (std::sync::MutexGuard<'s, ChunkState>, io::Result<()>) {
+        if st.queue.len() >= Self::AHEAD {
+            return (st, Ok(()));
+        }
+        st.reading = true;
+        let (off, carry) = (st.off, std::mem::take(&mut st.carry));
+        drop(st);
+        let read = self.read_chunk(off, carry);
+        let mut st = self.state.lock().expect("chunk state");
+        st.reading = false;
+        let r = match read {
+            Ok((chunk, next, carry)) => {
+                st.off = next;
+                st.carry = carry;
+                match chunk {
+                    Some(c) => st.queue.push_back((std::sync::Arc::new(c), self.threads)),
+                    None => st.done = true,
+                }
+                Ok(())
+            }
+            Err(e) => {
+                st.failed = Some(e.kind());
+                Err(e)
+            }
+        };
+        self.more.notify_all();
+        (st, r)
+    }
+
+    /// The chunk that starts with `carry` and continues at `off`: (the chunk, or `None` at
+    /// the end of the file; where reading goes on; the partial line after the chunk's end).
+    #[allow(clippy::type_complexity)]
+    fn read_chunk(
+        &self,
+        mut off: u64,
+        mut buf: Vec<u8>,
+    ) -> io::Result<(Option<Vec<u8>>, u64, Vec<u8>)> {
+        use std::os::unix::fs::FileExt;
+        loop {
+            let start = buf.len();
+            buf.resize(start + self.chunk, 0);
+            let n = loop {
+                match self.file.read_at(&mut buf[start..], off) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    r => break r?,
+                }
+            };
+            buf.truncate(start + n);
+            off += n as u64;
+            if super::progress::active() {
+                super::progress::add_bytes(n as u64);
+            }
+            if n == 0 {
+                // end of file: what is left is a last line without a newline
+                return Ok(((!buf.is_empty()).then_some(buf), off, Vec::new()));
+            }
+            if let Some(nl) = memchr::memrchr(b'\n', &buf[start..]) {
+                let carry = buf[start + nl + 1..].to_vec();
+                buf.truncate(start + nl + 1);
+                return Ok((Some(buf), off, carry));
+            }
+            // no line end yet: a longer line, read on into the same chunk
+        }
+    }
+}
+
 /// Hands each line of `chunk` (one of [`for_each_chunk`]'s: whole lines, the last one
 /// without its newline only at the end of the input) to `f`, without the newline.
 pub fn split_chunk(chunk: &[u8], mut f: impl FnMut(&[u8])) {
@@ -288,6 +458,55 @@ impl<R: Read> Read for GzipText<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shared_chunks_give_every_thread_every_line_in_order() {
+        // short lines, one far longer than a chunk, and a last line without a newline
+        let mut text = Vec::new();
+        for i in 0..3000 {
+            text.extend_from_slice(format!("line {i} {}\n", "x".repeat(i % 37)).as_bytes());
+            if i == 1234 {
+                text.extend_from_slice(&[b'L'; 5000]);
+                text.push(b'\n');
+            }
+        }
+        text.extend_from_slice(b"last line without a newline");
+        let mut f = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut f, &text).unwrap();
+        for threads in [1, 3] {
+            // chunks of 64 bytes: many more than AHEAD, so the fast threads wait for the slow
+            let chunks = SharedChunks::new(&f, threads, 64);
+            let got: Vec<Vec<u8>> = std::thread::scope(|sc| {
+                let hs: Vec<_> = (0..threads)
+                    .map(|t| {
+                        let chunks = &chunks;
+                        sc.spawn(move || {
+                            let mut all = Vec::new();
+                            let mut i = 0;
+                            while let Some(c) = chunks.get(i).unwrap() {
+                                assert!(c.ends_with(b"\n") || c.ends_with(b"newline"));
+                                all.extend_from_slice(&c);
+                                i += 1;
+                                if t == 0 && i % 50 == 0 {
+                                    std::thread::sleep(std::time::Duration::from_millis(1));
+                                }
+                            }
+                            // after the end, the end again
+                            assert!(chunks.get(i).unwrap().is_none());
+                            all
+                        })
+                    })
+                    .collect();
+                hs.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            for g in got {
+                assert!(
+                    g == text,
+                    "{threads} threads: a thread's chunks differ from the file"
+                );
+            }
+        }
+    }
 
     #[test]
     fn chunks_end_at_line_ends_and_keep_every_byte() {

@@ -331,37 +331,27 @@ fn summarise_file(set: &MatchSet, path: &Path, ctx: &TimeContext) -> Result<Stat
 }
 
 /// [`summarise_file`] for a filter that ties lines together by session: each session's
-/// lines must be matched in order by one thread. One reader thread reads the file once, in
-/// chunks that end at a line end, and hands every chunk to every matching thread, which
-/// matches the lines of its share of the sessions (`session_shard`). (Each thread reading
-/// the whole file itself cost a second kernel copy of it: 15 % of the CPU time on the
-/// stress file, bench/README.md.)
+/// lines must be matched in order by one thread. Every thread takes every chunk of the file,
+/// read once ([`input::SharedChunks`]), and matches the lines of its share of the sessions
+/// (`session_shard`).
 fn summarise_sharded(
     set: &MatchSet,
     file: &std::fs::File,
     threads: usize,
     ctx: &TimeContext,
 ) -> std::io::Result<Stats> {
-    use std::sync::{mpsc, Arc};
-    // small enough to be matched while it is still in the caches, large enough that the
-    // hand-over costs nothing
+    // small enough to be matched while it is still in the caches
     const CHUNK: usize = 128 << 10;
-    let mut txs = Vec::new();
-    let mut rxs = Vec::new();
-    for _ in 0..threads {
-        let (tx, rx) = mpsc::sync_channel::<(u64, Arc<Vec<u8>>)>(4);
-        txs.push(tx);
-        rxs.push(rx);
-    }
+    let chunks = input::SharedChunks::new(file, threads, CHUNK);
     std::thread::scope(|sc| {
-        let workers: Vec<_> = rxs
-            .into_iter()
-            .enumerate()
-            .map(|(w, rx)| {
-                sc.spawn(move || {
+        let workers: Vec<_> = (0..threads)
+            .map(|w| {
+                let chunks = &chunks;
+                sc.spawn(move || -> std::io::Result<Stats> {
                     let mut s = Stats::default();
                     let mut scratch = set.scratch();
-                    for (i, chunk) in rx {
+                    let mut i = 0u64;
+                    while let Some(chunk) = chunks.get(i)? {
                         // (ordered by chunk, then line: the first lines shown are the
                         // file's first)
                         let mut at = i << 40;
@@ -369,27 +359,17 @@ fn summarise_sharded(
                             count_shard(set, &mut scratch, &mut s, l, at, ctx, Some((w, threads)));
                             at += 1;
                         });
+                        i += 1;
                     }
-                    s
+                    Ok(s)
                 })
             })
             .collect();
-        let mut i = 0u64;
-        let read = input::for_each_chunk(file, CHUNK, |chunk| {
-            if super::progress::active() {
-                super::progress::add_bytes(chunk.len() as u64);
-            }
-            let chunk = Arc::new(chunk);
-            let ok = txs.iter().all(|tx| tx.send((i, chunk.clone())).is_ok());
-            i += 1;
-            ok
-        });
-        drop(txs);
         let mut total = Stats::default();
         for h in workers {
-            total.merge(h.join().expect("worker thread"));
+            total.merge(h.join().expect("worker thread")?);
         }
-        read.map(|()| total)
+        Ok(total)
     })
 }
 
