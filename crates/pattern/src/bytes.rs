@@ -86,9 +86,33 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     h.finish()
 }
 
+/// The bytes of `tail` (at most 8: the rest of a key hashed 8 bytes at a time) as a
+/// little-endian integer, the missing high bytes zero. Built a byte at a time in a register:
+/// copying them into an 8-byte buffer and loading that stalls the load until the copy's
+/// stores retire (about 15 cycles on every hashed key).
+#[inline]
+pub fn le_tail(tail: &[u8]) -> u64 {
+    debug_assert!(tail.len() <= 8);
+    let mut v = 0u64;
+    for (i, &b) in tail.iter().enumerate().take(8) {
+        v |= u64::from(b) << (8 * i);
+    }
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn le_tail_is_the_zero_padded_little_endian_value() {
+        for n in 0..=8 {
+            let b: Vec<u8> = (1..=n as u8).map(|i| i * 17).collect();
+            let mut buf = [0u8; 8];
+            buf[..n].copy_from_slice(&b);
+            assert_eq!(le_tail(&b), u64::from_le_bytes(buf), "{n}");
+        }
+    }
 
     #[test]
     fn fnv1a_is_the_standard_one() {

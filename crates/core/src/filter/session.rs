@@ -116,9 +116,8 @@ impl Sessions {
             for c in &mut chunks {
                 h = mix(h ^ u64::from_le_bytes(c.try_into().expect("8 bytes")));
             }
-            let mut last = [0u8; 8];
-            last[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
-            h = mix(h ^ u64::from_le_bytes(last) ^ ((b.len() as u64) << 56));
+            let last = crate::bytes::le_tail(chunks.remainder());
+            h = mix(h ^ last ^ ((b.len() as u64) << 56));
         };
         eat(s.host);
         if let Some(t) = s.text {

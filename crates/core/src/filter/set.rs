@@ -789,9 +789,8 @@ pub fn session_shard(p: &Parsed<'_>, n: usize) -> usize {
             .wrapping_mul(K)
             .rotate_left(31);
     }
-    let mut last = [0u8; 8];
-    last[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
-    h = (h ^ u64::from_le_bytes(last) ^ ((host.len() as u64) << 56)).wrapping_mul(K);
+    h = (h ^ crate::bytes::le_tail(chunks.remainder()) ^ ((host.len() as u64) << 56))
+        .wrapping_mul(K);
     h ^= h >> 32;
     h = h.wrapping_mul(K);
     h ^= h >> 29;
