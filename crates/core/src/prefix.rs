@@ -93,6 +93,11 @@ fn syslog(line: &[u8], outer: bool) -> Parsed<'_> {
 /// `parse` stays as small as it was).
 #[inline(never)]
 fn rare<'a>(line: &'a [u8], body: &'a [u8], outer: bool) -> Parsed<'a> {
+    if body.get(3) == Some(&b' ') {
+        if let Some(p) = doubled_host(body) {
+            return p;
+        }
+    }
     if let Some(p) = full_date(body) {
         return p;
     }
@@ -167,6 +172,26 @@ fn hms(b: &[u8]) -> Option<(u8, u8, u8)> {
 /// Classic `Mmm dd HH:MM:SS host tag: msg` (day may be space padded).
 #[inline(always)]
 fn classic(l: &[u8]) -> Option<Parsed<'_>> {
+    let (stamp, rest) = classic_stamp(l)?;
+    // a bracketed program without host and pid (`[sshd]: msg`, `[sshd] msg`; only after a
+    // classic stamp: programs writing their own files put `[LEVEL]` after an ISO one)
+    if rest.first() == Some(&b'[') {
+        if let Some((program, message)) = bracketed(rest) {
+            return Some(Parsed {
+                stamp: Some(stamp),
+                host: None,
+                program: Some(program),
+                pid: 0,
+                message,
+            });
+        }
+    }
+    host_and_tag(stamp, rest)
+}
+
+/// The classic stamp `Mmm dd HH:MM:SS ` and what follows it.
+#[inline(always)]
+fn classic_stamp(l: &[u8]) -> Option<(Stamp, &[u8])> {
     if l.len() < 16 || l[3] != b' ' {
         return None;
     }
@@ -207,21 +232,30 @@ fn classic(l: &[u8]) -> Option<Parsed<'_>> {
     if !stamp.is_valid() {
         return None;
     }
-    let rest = &l[i + 1..];
-    // a bracketed program without host and pid (`[sshd]: msg`, `[sshd] msg`; only after a
-    // classic stamp: programs writing their own files put `[LEVEL]` after an ISO one)
-    if rest.first() == Some(&b'[') {
-        if let Some((program, message)) = bracketed(rest) {
-            return Some(Parsed {
-                stamp: Some(stamp),
-                host: None,
-                program: Some(program),
-                pid: 0,
-                message,
-            });
-        }
+    Some((stamp, &l[i + 1..]))
+}
+
+/// UniFi OS (Dream Machine) forwards its lines with the host name written twice,
+/// `Jun 27 09:02:22 UDM-Pro UDM-Pro sshd[454008]: msg` (the CrowdSec hub's
+/// `.tests/unifi-logs`): read only when the second word is the first exactly and a tag
+/// follows it (in [`rare`]: the usual line pays for none of it).
+#[inline(never)]
+fn doubled_host(l: &[u8]) -> Option<Parsed<'_>> {
+    let (stamp, rest) = classic_stamp(l)?;
+    let sp = rest.iter().take(256).position(|&b| b == b' ')?;
+    let host = &rest[..sp];
+    if host.is_empty() {
+        return None;
     }
-    host_and_tag(stamp, rest)
+    let after = rest[sp + 1..].strip_prefix(host)?.strip_prefix(b" ")?;
+    let (program, pid, message) = tag(after)?;
+    Some(Parsed {
+        stamp: Some(stamp),
+        host: Some(host),
+        program: Some(program),
+        pid,
+        message,
+    })
 }
 
 /// syslog-ng's `ts_format(full)`: the classic line with the year in front,
@@ -1147,6 +1181,32 @@ mod tests {
         assert_eq!(split(l.as_bytes()), (Some("web1"), Some("sshd"), 123, MSG));
         // without a pid there is nothing to tell the tag from the message
         assert_eq!(parse(b"Nov 21 10:00:01 web1 sshd hello").program, None);
+    }
+
+    #[test]
+    fn unifi_host_written_twice() {
+        // UniFi OS: `Mmm dd hh:mm:ss HOST HOST prog[pid]: msg` (CrowdSec hub .tests/unifi-logs)
+        let l = format!("Jun 27 09:02:22 Dream-Machine-Pro Dream-Machine-Pro sshd[454008]: {MSG}");
+        assert_eq!(
+            split(l.as_bytes()),
+            (Some("Dream-Machine-Pro"), Some("sshd"), 454008, MSG)
+        );
+        let l = format!("<38>Nov  1 10:00:01 udm udm sshd[7]: {MSG}");
+        assert_eq!(split(l.as_bytes()), (Some("udm"), Some("sshd"), 7, MSG));
+        // the second word must be the host exactly: anything else stays a bare line
+        for l in [
+            format!("Jun 27 09:02:22 udm udm2 sshd[7]: {MSG}"),
+            format!("Jun 27 09:02:22 udm Udm sshd[7]: {MSG}"),
+            format!("Jun 27 09:02:22 udm udmx sshd[7]: {MSG}"),
+            format!("Jun 27 09:02:22 udm  udm sshd[7]: {MSG}"),
+            format!("Jun 27 09:02:22 udm udm {MSG}"),
+            // UniFi's firewall lines (no tag after the host) stay bare too
+            "Jun 13 23:29:15 udm udm [WAN_LOCAL-D-2147483647] DESCR=\"x\" SRC=192.0.2.1".into(),
+        ] {
+            let p = parse(l.as_bytes());
+            assert_eq!((p.host, p.program), (None, None), "{l}");
+            assert_eq!(p.message, l.as_bytes());
+        }
     }
 
     #[test]
