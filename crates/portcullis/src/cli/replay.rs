@@ -101,16 +101,10 @@ pub fn run(
                 for (idx, chunk) in job_rx {
                     let mut found = Vec::new();
                     let mut n = 0u32;
-                    let mut start = 0;
-                    let ends = memchr::memchr_iter(b'\n', &chunk).chain(
-                        // a last line without a newline (end of input)
-                        (chunk.last() != Some(&b'\n') && !chunk.is_empty()).then_some(chunk.len()),
-                    );
-                    for end in ends {
+                    input::split_chunk(&chunk, |l| {
                         let at = n;
                         n += 1;
-                        let (line, cut) = line::prepare(&chunk[start..end], max_line);
-                        start = end + 1;
+                        let (line, cut) = line::prepare(l, max_line);
                         if portcullis_core::prefix::is_partial_record(&line) {
                             if !sharded || w == 0 {
                                 // (every jail skips the rest of that line)
@@ -118,11 +112,11 @@ pub fn run(
                                     found.push((at, ji, Prepared::PartialRecord));
                                 }
                             }
-                            continue;
+                            return;
                         }
                         let parsed = portcullis_core::prefix::parse(&line);
                         if sharded && session_shard(&parsed, workers) != w {
-                            continue;
+                            return;
                         }
                         if cut {
                             cut_lines.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -133,7 +127,7 @@ pub fn run(
                                 found.push((at, ji, p));
                             }
                         }
-                    }
+                    });
                     if res_tx.send((idx, u64::from(n), found)).is_err() {
                         return;
                     }
