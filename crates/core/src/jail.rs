@@ -273,7 +273,8 @@ pub fn hit_weight(
     }
     // the rule's weight (`rule_weights` over the filter's), and the larger of it and the
     // user's (`user_weights`)
-    let weight = crate::policy::weight(rule.weight, &rule.id, hit.user, rule_weights, user_weights);
+    let weight = crate::policy::weight(rule.weight, &rule.id, hit.user, rule_weights, user_weights)
+        .saturating_mul(hit.repeat);
     if hit.released == 0 {
         return (if hit.own { weight } else { 0 }, rule.kind);
     }
@@ -351,6 +352,37 @@ mod tests {
         assert!(b.is_empty(), "{b:?}");
         let b = bans(&mut j, &["Nov 21 10:00:05 h sshd[11]: Failed password for alice from 203.0.113.5 port 5001 ssh2"]);
         assert_eq!(b, vec!["203.0.113.5 2"]);
+    }
+
+    /// rsyslog's `message repeated N times: [ MSG]` stands for N more failures: each counts
+    /// (Ubuntu's rsyslog folds a bot's identical retries of one connection so), and the pid's
+    /// session still knows the address for the old "Too many authentication failures" line.
+    #[test]
+    fn rsyslog_repeated_failures_count_n_times() {
+        let mut j = sshd_jail(6, vec![]);
+        let b = bans(
+            &mut j,
+            &[
+                "Dec 10 07:13:50 h sshd[24227]: Failed password for root from 203.0.113.9 port 42393 ssh2",
+                "Dec 10 07:13:56 h sshd[24227]: message repeated 4 times: [ Failed password for root from 203.0.113.9 port 42393 ssh2]",
+            ],
+        );
+        assert!(b.is_empty(), "5 failures, maxretry 6: {b:?}");
+        let b = bans(
+            &mut j,
+            &["Dec 10 07:14:56 h sshd[24230]: message repeated 2 times: [ Failed password for root from 203.0.113.9 port 42400 ssh2]"],
+        );
+        assert_eq!(b, vec!["203.0.113.9 7"]);
+        // held lines hold N: two publickey failures folded into one line, then the session
+        // ends without success
+        let w = weights(
+            &mut sshd_jail(100, vec![]),
+            &[
+                "Dec 10 08:00:00 h sshd[30]: message repeated 2 times: [ Failed publickey for bob from 203.0.113.10 port 4000 ssh2: ED25519 SHA256:abc]",
+                "Dec 10 08:00:01 h sshd[30]: Connection closed by authenticating user bob 203.0.113.10 port 4000 [preauth]",
+            ],
+        );
+        assert_eq!(w, vec![0, 2]);
     }
 
     #[test]

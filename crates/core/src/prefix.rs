@@ -50,10 +50,56 @@ pub struct Parsed<'a> {
     pub pid: u32,
     /// The program's message: everything after the prefix (the whole line when bare).
     pub message: &'a [u8],
+    /// How many occurrences of `message` the line stands for: N for rsyslog's repeated-message
+    /// reduction (`message repeated N times: [ MSG]`, whose MSG is then `message`), else 1.
+    pub repeat: u32,
 }
 
 /// Parses one line (without its trailing newline).
 pub fn parse(line: &[u8]) -> Parsed<'_> {
+    let mut p = forms(line);
+    if p.message.first() == Some(&b'm') && p.program.is_some() {
+        repeated(&mut p);
+    }
+    p
+}
+
+/// rsyslog's repeated-message reduction (`$RepeatedMsgReduction on`, Ubuntu's default):
+/// when one program writes the same message again, rsyslog counts the copies and then writes
+/// `message repeated N times: [MSG]` in place of the message (runtime/ratelimit.c
+/// `ratelimitGenRepMsg`: `" message repeated %d times: [%.800s]"`, MSG with its leading
+/// space, under the original tag): the line stands for N occurrences of MSG, all after the
+/// first, which was written on its own. Only the program writes the start of its message, so
+/// a client cannot make a line start so; the `]` rsyslog adds is the last byte (a message cut
+/// at 800 bytes lost its end and matches nothing).
+#[inline(never)]
+fn repeated(p: &mut Parsed<'_>) {
+    let Some(rest) = p.message.strip_prefix(b"message repeated ") else {
+        return;
+    };
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if !(1..=9).contains(&digits) {
+        return;
+    }
+    let Some(inner) = rest[digits..]
+        .strip_prefix(b" times: [")
+        .and_then(|r| r.strip_suffix(b"]"))
+    else {
+        return;
+    };
+    let n = rest[..digits]
+        .iter()
+        .fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
+    if n == 0 {
+        return;
+    }
+    p.message = inner.strip_prefix(b" ").unwrap_or(inner);
+    p.repeat = n;
+}
+
+/// The prefix forms (everything of [`parse`] but the repeated-message wrapper).
+#[inline(always)]
+fn forms(line: &[u8]) -> Parsed<'_> {
     let line = trim_end(line);
     match line.first() {
         Some(b'{') => {
@@ -121,6 +167,7 @@ fn bare(stamp: Option<Stamp>, message: &[u8]) -> Parsed<'_> {
         program: None,
         pid: 0,
         message,
+        repeat: 1,
     }
 }
 
@@ -183,6 +230,7 @@ fn classic(l: &[u8]) -> Option<Parsed<'_>> {
                 program: Some(program),
                 pid: 0,
                 message,
+                repeat: 1,
             });
         }
     }
@@ -255,6 +303,7 @@ fn doubled_host(l: &[u8]) -> Option<Parsed<'_>> {
         program: Some(program),
         pid,
         message,
+        repeat: 1,
     })
 }
 
@@ -481,6 +530,7 @@ fn mac_default(stamp: Stamp, rest: &[u8]) -> Option<Parsed<'_>> {
         program: Some(program),
         pid,
         message: skip_sender(message),
+        repeat: 1,
     })
 }
 
@@ -508,6 +558,7 @@ fn mac_compact(stamp: Stamp, rest: &[u8]) -> Option<Parsed<'_>> {
         program: Some(program),
         pid: digits(pid)?,
         message: skip_sender(&rest[close + 2..]),
+        repeat: 1,
     })
 }
 
@@ -680,6 +731,7 @@ fn stderr_tag(stamp: Stamp, rest: &[u8]) -> Option<Parsed<'_>> {
         program: Some(program),
         pid,
         message,
+        repeat: 1,
     })
 }
 
@@ -736,6 +788,7 @@ fn socklog(l: &[u8], stamp: Option<Stamp>) -> Option<Parsed<'_>> {
                 program: Some(program),
                 pid,
                 message,
+                repeat: 1,
             };
         }
     }
@@ -780,6 +833,7 @@ fn host_and_tag(stamp: Stamp, rest: &[u8]) -> Option<Parsed<'_>> {
             program: Some(program),
             pid,
             message,
+            repeat: 1,
         })
     };
     // FreeBSD syslogd -v: `<4.6> host`
@@ -981,6 +1035,7 @@ fn rfc5424_body<'a>(
         program: (!nil(app)).then_some(app),
         pid: digits(procid).unwrap_or(0),
         message,
+        repeat: 1,
     })
 }
 
@@ -1024,6 +1079,41 @@ mod tests {
             (11, 21, 10, 0, 1)
         );
         assert_eq!(st.year, None);
+    }
+
+    /// rsyslog's repeated-message reduction, as runtime/ratelimit.c writes it: the message in
+    /// brackets is the program's, counted N times; anything else is left as it is.
+    #[test]
+    fn rsyslog_message_repeated() {
+        let p = parse(b"Dec 10 07:13:56 web1 sshd[24227]: message repeated 5 times: [ Failed password for root from 203.0.113.5 port 42393 ssh2]");
+        assert_eq!(s(p.program), Some("sshd"));
+        assert_eq!(p.pid, 24227);
+        assert_eq!(p.repeat, 5);
+        assert_eq!(
+            p.message,
+            b"Failed password for root from 203.0.113.5 port 42393 ssh2"
+        );
+        let p = parse(b"2026-12-03T10:00:01.5+01:00 web1 sshd[7]: message repeated 2 times: [Invalid user x from 203.0.113.5 port 1]");
+        assert_eq!(
+            (p.repeat, p.message),
+            (2, &b"Invalid user x from 203.0.113.5 port 1"[..])
+        );
+        // a plain line, and shapes rsyslog never writes, stay as they are
+        for l in [
+            &b"Dec 10 07:13:56 web1 sshd[1]: Failed password for root from 203.0.113.5 port 1 ssh2"
+                [..],
+            b"Dec 10 07:13:56 web1 sshd[1]: message repeated 5 times: [ cut at 800 bytes",
+            b"Dec 10 07:13:56 web1 sshd[1]: message repeated times: [ x]",
+            b"Dec 10 07:13:56 web1 sshd[1]: message repeated 0 times: [ x]",
+            b"Dec 10 07:13:56 web1 sshd[1]: message repeated 1234567890 times: [ x]",
+            b"Dec 10 07:13:56 web1 sshd[1]: message repeated 5 times [ x]",
+            // no program: a bare message (a program's own file) is never unwrapped
+            b"message repeated 5 times: [ x]",
+        ] {
+            let p = parse(l);
+            assert_eq!(p.repeat, 1, "{}", String::from_utf8_lossy(l));
+            assert!(l.ends_with(p.message));
+        }
     }
 
     #[test]

@@ -78,6 +78,9 @@ pub struct Hit<'a> {
     /// The released failures are only follow-ups of the connection (summary lines that
     /// waited for an address): the tracker counts them as a follow-up.
     pub summary: bool,
+    /// The line stands for this many occurrences of its message (rsyslog's `message
+    /// repeated N times: [...]`, [`prefix::Parsed::repeat`]): its own weight counts N times.
+    pub repeat: u32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -497,6 +500,7 @@ impl MatchSet {
                 released: 0,
                 own: true,
                 summary: false,
+                repeat: p.repeat,
             })
         };
         if !self.filters[filter].has_sessions() {
@@ -515,7 +519,7 @@ impl MatchSet {
             // no session to hold it in: it counts at once
             return at_once(addr);
         };
-        let settled = settle(&mut *e, r.kind, rule, addr, user);
+        let settled = settle(&mut *e, r.kind, rule, addr, user, p.repeat);
         let e: &'a super::session::Entry = e;
         settled.map(|s| Hit {
             filter,
@@ -528,6 +532,7 @@ impl MatchSet {
             released: s.released,
             own: true,
             summary: s.summary,
+            repeat: p.repeat,
         })
     }
 
@@ -622,6 +627,7 @@ impl MatchSet {
                 released,
                 own: false,
                 summary,
+                repeat: 1,
             });
         }
         None
@@ -694,6 +700,7 @@ fn settle(
     rule: usize,
     addr: Option<IpAddr>,
     user: Option<&[u8]>,
+    times: u32,
 ) -> Option<Settled> {
     if addr.is_some() {
         e.addr = addr;
@@ -714,8 +721,10 @@ fn settle(
         };
         (n, real)
     };
+    // (a held line rsyslog wrote once for N copies holds N failures; a prelude announces
+    // one attempt, whatever its repeat count)
     let hold = |e: &mut super::session::Entry, prelude: bool, real: bool| {
-        e.held.n += 1;
+        e.held.n = e.held.n.saturating_add(if prelude { 1 } else { times });
         e.held.prelude += u32::from(prelude);
         e.held.real |= real;
         e.held.rule = rule;
@@ -1306,6 +1315,7 @@ mod tests {
                 program: None,
                 pid: 0,
                 message: p.message,
+                repeat: 1,
             };
             let got_m = own(self.set.match_parsed_with(&m, &CTX, &mut self.fast, false));
             let want_m = own(self.set.match_parsed_with(&m, &CTX, &mut self.plain, true));
