@@ -1060,7 +1060,10 @@ mod tests {
         assert_eq!((p.host, p.program, p.message), (None, None, m.as_bytes()));
         // 2.3's own file and a host with a program keep their reading
         let p = parse(b"Dec  3 10:00:01 imap-login: Info: Disconnected");
-        assert_eq!((s(p.host), s(p.program)), (Some("imap-login:"), Some("Info")));
+        assert_eq!(
+            (s(p.host), s(p.program)),
+            (Some("imap-login:"), Some("Info"))
+        );
         let p = parse(b"Dec  3 10:00:01 mx dovecot: auth(a,192.0.2.5)<S>: sql: unknown user");
         assert_eq!((s(p.host), s(p.program)), (Some("mx"), Some("dovecot")));
         let p = parse(b"Dec  3 10:00:01 sshd(pam_unix)[42]: x");
