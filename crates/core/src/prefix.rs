@@ -849,6 +849,13 @@ fn host_and_tag(stamp: Stamp, rest: &[u8]) -> Option<Parsed<'_>> {
                 return done(None, t);
             }
         }
+        // Dovecot 2.4's own log file writes an event's log prefix first
+        // (`auth(USER,ADDR,sasl:MECH)<SESSION>: Info: …`: src/lib/failures.c
+        // log_prefix_add(), auth-request.c get_log_prefix()); a host name holds no '(', so
+        // such a first word starts the message (the filter reads what it holds)
+        if rest[sp - 1] == b':' && rest[..sp].contains(&b'(') {
+            return Some(bare(Some(stamp), rest));
+        }
     }
     let host = Some(&rest[..sp]);
     let rest = &rest[sp + 1..];
@@ -1125,6 +1132,32 @@ mod tests {
         let p = parse(b"Mar 7 02:37:29 blinkeye sshd[8559]: x");
         assert_eq!(p.stamp.unwrap().day, 7);
         assert_eq!(p.message, b"x");
+    }
+
+    #[test]
+    fn dovecot_24_event_prefix_in_its_own_file() {
+        // Dovecot 2.4 (log_path): the auth request's event prefix replaces the process name
+        // and the level follows it (failures.c log_prefix_add() with log_prefix_type_pos)
+        let m = "auth(alice,2001:db8::5,sasl:plain)<S1>: Info: sql: Password mismatch";
+        let l = format!("Dec  3 10:00:01 {m}");
+        let p = parse(l.as_bytes());
+        assert_eq!((p.host, p.program, p.pid), (None, None, 0));
+        assert_eq!(p.message, m.as_bytes());
+        assert_eq!(p.stamp.unwrap().day, 3);
+        let m = "auth-worker(bob,192.0.2.5)<77><S2>: request [3]: Info: pam(bob,192.0.2.5): x";
+        let l = format!("Dec  3 10:00:01 {m}");
+        let p = parse(l.as_bytes());
+        assert_eq!((p.host, p.program, p.message), (None, None, m.as_bytes()));
+        // 2.3's own file and a host with a program keep their reading
+        let p = parse(b"Dec  3 10:00:01 imap-login: Info: Disconnected");
+        assert_eq!(
+            (s(p.host), s(p.program)),
+            (Some("imap-login:"), Some("Info"))
+        );
+        let p = parse(b"Dec  3 10:00:01 mx dovecot: auth(a,192.0.2.5)<S>: sql: unknown user");
+        assert_eq!((s(p.host), s(p.program)), (Some("mx"), Some("dovecot")));
+        let p = parse(b"Dec  3 10:00:01 sshd(pam_unix)[42]: x");
+        assert_eq!((s(p.program), p.pid), (Some("sshd(pam_unix)"), 42));
     }
 
     #[test]
