@@ -10,7 +10,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-need=(nft ip sshd ssh sshpass useradd chpasswd runuser logger nginx curl monit man dpkg-shlibdeps unshare
+need=(nft ip sshd ssh sshpass useradd chpasswd runuser logger nginx apache2 curl monit man dpkg-shlibdeps unshare
   iptables-legacy-restore ipset tcpdmatch promtool chromium vsftpd python3 redis-server)
 missing=0
 for c in "${need[@]}"; do command -v "$c" >/dev/null 2>&1 || [ -x "/usr/sbin/$c" ] || missing=1; done
@@ -28,14 +28,14 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && created_policy=1
   fi
-  # nginx, postgresql and monit: the log-injection regression tests attack the real programs;
-  # systemd: its journald, for the journal spoofing test; iptables, ipset, tcpd: the
+  # nginx, apache2, postgresql and monit: the log-injection regression tests attack the real
+  # programs; systemd: its journald, for the journal spoofing test; iptables, ipset, tcpd: the
   # firewall backends' tests (vsftpd: a real libwrap daemon; python3: a web server
   # behind a DOCKER-USER hook); prometheus: promtool checks the metrics a test scrapes
   # (policy-rc.d keeps its server from starting); chromium: the report test opens its HTML
   # page in it; redis-server: the fleet tests run a real Redis.
   apt-get install -y -q nftables iproute2 openssh-server openssh-client sshpass passwd \
-    util-linux bsdutils nginx curl postgresql monit systemd man-db dpkg-dev iptables ipset tcpd \
+    util-linux bsdutils nginx apache2 curl postgresql monit systemd man-db dpkg-dev iptables ipset tcpd \
     python3-aiosmtpd prometheus chromium vsftpd python3 redis-server
   [ "$created_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
