@@ -18,8 +18,16 @@ pub fn all() -> &'static [Builtin] {
     BUILTIN
 }
 
-/// The built-in filter called `name`.
+/// Former names of built-in filters, renamed to the names fail2ban gives them (issue 11),
+/// with the name each now has: a config that names the old one keeps working.
+pub const ALIASES: &[(&str, &str)] = &[("danted", "dante")];
+
+/// The built-in filter called `name` (or formerly called so, see [`ALIASES`]).
 pub fn get(name: &str) -> Option<&'static Builtin> {
+    let name = ALIASES
+        .iter()
+        .find(|(old, _)| *old == name)
+        .map_or(name, |(_, new)| new);
     BUILTIN.iter().find(|b| b.name == name)
 }
 
@@ -27,6 +35,21 @@ pub fn get(name: &str) -> Option<&'static Builtin> {
 mod tests {
     use super::*;
     use crate::filter::Filter;
+
+    #[test]
+    fn a_former_name_finds_the_renamed_filter() {
+        let b = get("danted").expect("the former name danted still resolves");
+        assert_eq!(b.name, "dante");
+        assert!(std::ptr::eq(b, get("dante").unwrap()));
+        for (old, new) in ALIASES {
+            assert!(
+                all().iter().all(|b| b.name != *old),
+                "{old}: an alias must not shadow a filter of that name"
+            );
+            assert_eq!(get(old).map(|b| b.name), Some(*new));
+        }
+        assert!(get("dantedx").is_none());
+    }
 
     #[test]
     fn every_builtin_compiles_and_is_named_after_its_file() {
