@@ -123,7 +123,9 @@ pub struct MatchSet {
     /// For a program no filter names but a filter's pattern (`postfix-*/smtpd`) accepts:
     /// the patterns, and the prefilter of the filters with patterns and those reading any
     /// program, whose candidates are checked against the program name.
-    wild: Option<(Vec<Box<[u8]>>, Prefilter)>,
+    /// The patterns come once each, and a bitmap of their first bytes rejects most program
+    /// names without trying one (the lines of programs no filter reads are most lines).
+    wild: Option<(Vec<Box<[u8]>>, [u64; 4], Prefilter)>,
 }
 
 /// The filters reading some program names, and their prefilter once a line of one came.
@@ -282,16 +284,25 @@ impl MatchSet {
             };
             index.push((p, g as u32));
         }
-        let patterns: Vec<Box<[u8]>> = filters
+        let mut patterns: Vec<Box<[u8]>> = filters
             .iter()
             .flat_map(|f| f.programs.iter().filter(|p| p.contains(&b'*')))
             .map(|p| p.as_slice().into())
             .collect();
+        patterns.sort_unstable();
+        patterns.dedup();
+        let mut first = [0u64; 4];
+        for p in &patterns {
+            match p.first() {
+                Some(b'*') | None => first = [u64::MAX; 4],
+                Some(&b) => first[usize::from(b >> 6)] |= 1 << (b & 63),
+            }
+        }
         let wild = (!patterns.is_empty()).then(|| {
             let mut pre =
                 build(&|fi| filters[fi].reads_any_program() || filters[fi].has_program_pattern());
             pre.check_program = true;
-            (patterns, pre)
+            (patterns, first, pre)
         });
         MatchSet {
             filters,
@@ -366,8 +377,10 @@ impl MatchSet {
                     }))
                 }
                 None => match &self.wild {
-                    Some((pats, pre))
-                        if pats.iter().any(|w| super::compile::program_matches(w, p)) =>
+                    Some((pats, first, pre))
+                        if p.first().is_some_and(|&b| {
+                            first[usize::from(b >> 6)] & (1 << (b & 63)) != 0
+                        }) && pats.iter().any(|w| super::compile::program_matches(w, p)) =>
                     {
                         Some(pre)
                     }
