@@ -125,8 +125,11 @@ pub struct MatchSet {
     /// program, whose candidates are checked against the program name.
     /// The patterns come once each, and a bitmap of their first bytes rejects most program
     /// names without trying one (the lines of programs no filter reads are most lines).
-    wild: Option<(Vec<Box<[u8]>>, [u64; 4], Prefilter)>,
+    wild: Option<(Vec<Box<[u8]>>, FirstBytes, Prefilter)>,
 }
+
+/// A set of bytes, as a bitmap (256 bits).
+type FirstBytes = [u64; 4];
 
 /// The filters reading some program names, and their prefilter once a line of one came.
 #[derive(Debug)]
