@@ -125,11 +125,31 @@ pub struct MatchSet {
     /// program, whose candidates are checked against the program name.
     /// The patterns come once each, and a bitmap of their first bytes rejects most program
     /// names without trying one (the lines of programs no filter reads are most lines).
-    wild: Option<(Vec<Box<[u8]>>, FirstBytes, Prefilter)>,
+    wild: Option<Wild>,
 }
 
-/// A set of bytes, as a bitmap (256 bits).
-type FirstBytes = [u64; 4];
+/// The program-name patterns of a set and their prefilter (see `MatchSet::wild`).
+#[derive(Debug)]
+struct Wild {
+    patterns: Vec<Box<[u8]>>,
+    /// The first bytes of the patterns, as a bitmap of 256 bits.
+    first: [u64; 4],
+    pre: Prefilter,
+}
+
+impl Wild {
+    /// True when one of the patterns accepts `program`.
+    #[inline]
+    fn accepts(&self, program: &[u8]) -> bool {
+        program
+            .first()
+            .is_some_and(|&b| self.first[usize::from(b >> 6)] & (1 << (b & 63)) != 0)
+            && self
+                .patterns
+                .iter()
+                .any(|w| super::compile::program_matches(w, program))
+    }
+}
 
 /// The filters reading some program names, and their prefilter once a line of one came.
 #[derive(Debug)]
@@ -305,7 +325,11 @@ impl MatchSet {
             let mut pre =
                 build(&|fi| filters[fi].reads_any_program() || filters[fi].has_program_pattern());
             pre.check_program = true;
-            (patterns, first, pre)
+            Wild {
+                patterns,
+                first,
+                pre,
+            }
         });
         MatchSet {
             filters,
@@ -380,13 +404,7 @@ impl MatchSet {
                     }))
                 }
                 None => match &self.wild {
-                    Some((pats, first, pre))
-                        if p.first().is_some_and(|&b| {
-                            first[usize::from(b >> 6)] & (1 << (b & 63)) != 0
-                        }) && pats.iter().any(|w| super::compile::program_matches(w, p)) =>
-                    {
-                        Some(pre)
-                    }
+                    Some(w) if w.accepts(p) => Some(&w.pre),
                     _ => self.others.as_ref(),
                 },
             },
