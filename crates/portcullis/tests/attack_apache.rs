@@ -19,109 +19,51 @@
 
 mod common;
 
-use common::{wait_until, ProcessGuard};
-use serde_json::Value;
+use common::{base64, test_json, LocalServer};
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 const APACHE: &str = "/usr/sbin/apache2";
 /// The address every forged text names; it must never be reported.
 const FORGED: &str = "198.51.100.7";
 
-/// A running Apache in its own temporary directory; stopped, then the directory removed.
-struct Apache {
-    proc: ProcessGuard,
-    dir: tempfile::TempDir,
-    port: u16,
+/// Debian's Apache from its own temporary directory, on a free loopback port.
+struct Apache(LocalServer);
+
+impl std::ops::Deref for Apache {
+    type Target = LocalServer;
+    fn deref(&self) -> &LocalServer {
+        &self.0
+    }
 }
 
 impl Apache {
-    /// Starts Apache on a free loopback port (a few tries: another test may take the port
-    /// between our probe and Apache's bind).
     fn start() -> Apache {
-        assert!(
-            Path::new(APACHE).is_file(),
-            "{APACHE} is missing: install Debian's apache2 package (./test.sh does)"
-        );
-        let mut last_err = String::new();
-        for _ in 0..5 {
-            let dir = tempfile::Builder::new()
-                .prefix("pct-apache-")
-                .tempdir()
-                .expect("temp dir");
-            // the workers run as www-data: they must read the site
-            fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-            let port = free_port();
-            write_site(dir.path(), port);
-            let mut cmd = Command::new(APACHE);
-            cmd.arg("-f")
-                .arg(dir.path().join("httpd.conf"))
-                .args(["-D", "FOREGROUND"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped());
-            let mut proc = ProcessGuard::spawn(cmd, "apache2");
-            let up = wait_until(Duration::from_secs(10), || {
-                proc.try_wait().is_some() || TcpStream::connect(("127.0.0.1", port)).is_ok()
-            });
-            if up && proc.try_wait().is_none() {
-                return Apache { proc, dir, port };
-            }
-            last_err = fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
-            if let Some(mut e) = proc.child_mut().stderr.take() {
-                let _ = e.read_to_string(&mut last_err);
-            }
-            proc.kill();
-        }
-        panic!("apache2 did not start:\n{last_err}");
+        Apache(LocalServer::start(
+            APACHE,
+            "apache2",
+            "error.log",
+            |dir, port| {
+                write_site(dir, port);
+                let mut cmd = Command::new(APACHE);
+                cmd.arg("-f")
+                    .arg(dir.join("httpd.conf"))
+                    .args(["-D", "FOREGROUND"])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped());
+                cmd
+            },
+        ))
     }
 
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn read(&self, name: &str) -> String {
-        String::from_utf8_lossy(&fs::read(self.path(name)).unwrap()).into_owned()
-    }
-
-    /// A GET of `path` (sent as is) with extra header lines; returns the status code (0
-    /// when Apache closed without an answer).
+    /// A GET of `path` (sent as is) with extra header lines; the status code (0 when
+    /// Apache closed without an answer).
     fn get(&self, path: &str, headers: &[(&str, &str)]) -> u16 {
-        let mut req = format!("GET {path} HTTP/1.1\r\nHost: www.example.com\r\n");
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        req.push_str("Connection: close\r\n\r\n");
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to apache");
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
-        s.write_all(req.as_bytes()).expect("send request");
-        let mut answer = Vec::new();
-        let _ = s.take(1 << 20).read_to_end(&mut answer);
-        let head = String::from_utf8_lossy(&answer[..answer.len().min(64)]).into_owned();
-        head.split(' ')
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0)
+        self.0.get("www.example.com", path, headers)
     }
-}
-
-impl Drop for Apache {
-    fn drop(&mut self) {
-        // before the fields drop: the process goes before its directory
-        self.proc.kill();
-    }
-}
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind a probe socket");
-    l.local_addr().unwrap().port()
 }
 
 /// The configuration, an (empty) password file and a tiny site in `dir`.
@@ -167,39 +109,10 @@ fn write_site(dir: &Path, port: u16) {
     fs::set_permissions(dir.join("htpasswd"), fs::Permissions::from_mode(0o644)).unwrap();
 }
 
-fn base64(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for c in data.chunks(3) {
-        let n = (c[0] as u32) << 16
-            | (*c.get(1).unwrap_or(&0) as u32) << 8
-            | *c.get(2).unwrap_or(&0) as u32;
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 /// `portcullis test --filter NAME --json LOG`: (rule, host) of every matching line.
 fn matches(filter: &str, log: &Path) -> Vec<(String, String)> {
-    let o = Command::new(BIN)
-        .args(["test", "--filter", filter, "--json", log.to_str().unwrap()])
-        .stdin(Stdio::null())
-        .output()
-        .expect("run portcullis");
-    assert!(
-        o.status.success(),
-        "portcullis test failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).expect("test --json line"))
+    test_json(filter, log)
+        .into_iter()
         .filter(|v| v["matched"] == true)
         .map(|v| {
             (

@@ -21,15 +21,12 @@
 
 mod common;
 
-use common::{wait_until, ProcessGuard};
+use common::{base64, LocalServer};
 use serde_json::Value;
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 const NGINX: &str = "/usr/sbin/nginx";
@@ -38,101 +35,44 @@ const FORGED: &str = "198.51.100.7";
 /// How often each attack request is sent (above every jail's maxretry).
 const REPEAT: usize = 6;
 
-/// A running nginx in its own temporary prefix; stopped, then the directory removed, on drop.
-struct Nginx {
-    proc: ProcessGuard,
-    dir: tempfile::TempDir,
-    port: u16,
+/// nginx from its own temporary prefix, on a free loopback port.
+struct Nginx(LocalServer);
+
+impl std::ops::Deref for Nginx {
+    type Target = LocalServer;
+    fn deref(&self) -> &LocalServer {
+        &self.0
+    }
 }
 
 impl Nginx {
-    /// Starts nginx on a free loopback port (a few tries: another test may take the port
-    /// between our probe and nginx's bind).
     fn start() -> Nginx {
-        assert!(
-            Path::new(NGINX).is_file(),
-            "{NGINX} is missing: install Debian's nginx package (./test.sh does)"
-        );
-        let mut last_err = String::new();
-        for _ in 0..5 {
-            let dir = tempfile::Builder::new()
-                .prefix("pct-nginx-")
-                .tempdir()
-                .expect("temp dir");
-            // Workers run as an unprivileged user when started as root: they must read the
-            // site and the password file.
-            fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-            let port = free_port();
-            write_site(dir.path(), port);
-            let mut cmd = Command::new(NGINX);
-            cmd.arg("-p")
-                .arg(dir.path())
-                .arg("-e")
-                .arg(dir.path().join("error.log"))
-                .arg("-c")
-                .arg(dir.path().join("nginx.conf"))
-                .args(["-g", "daemon off;"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-            let mut proc = ProcessGuard::spawn(cmd, "nginx");
-            let up = wait_until(Duration::from_secs(10), || {
-                proc.try_wait().is_some() || TcpStream::connect(("127.0.0.1", port)).is_ok()
-            });
-            if up && proc.try_wait().is_none() {
-                return Nginx { proc, dir, port };
-            }
-            last_err = fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
-            proc.kill();
-        }
-        panic!("nginx did not start; its error log:\n{last_err}");
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn read(&self, name: &str) -> String {
-        String::from_utf8_lossy(&fs::read(self.path(name)).unwrap()).into_owned()
-    }
-
-    /// Sends `raw` as the whole request on a new connection; returns the status code (0 when
-    /// nginx closed without an answer).
-    fn send_raw(&self, raw: &[u8]) -> u16 {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to nginx");
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
-        s.write_all(raw).expect("send request");
-        let mut answer = Vec::new();
-        let _ = s.take(1 << 20).read_to_end(&mut answer);
-        let head = String::from_utf8_lossy(&answer[..answer.len().min(64)]).into_owned();
-        head.split(' ')
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0)
+        Nginx(LocalServer::start(
+            NGINX,
+            "nginx",
+            "error.log",
+            |dir, port| {
+                write_site(dir, port);
+                let mut cmd = Command::new(NGINX);
+                cmd.arg("-p")
+                    .arg(dir)
+                    .arg("-e")
+                    .arg(dir.join("error.log"))
+                    .arg("-c")
+                    .arg(dir.join("nginx.conf"))
+                    .args(["-g", "daemon off;"])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null());
+                cmd
+            },
+        ))
     }
 
     /// A GET of `path` (already percent-encoded) with extra header lines.
     fn get(&self, path: &str, headers: &[(&str, &str)]) -> u16 {
-        let mut req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n");
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        req.push_str("Connection: close\r\n\r\n");
-        self.send_raw(req.as_bytes())
+        self.0.get("localhost", path, headers)
     }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        // before the fields drop: the process goes before its directory
-        self.proc.kill();
-    }
-}
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind a probe socket");
-    l.local_addr().unwrap().port()
 }
 
 /// The configuration, a password file and a tiny site in `dir`.
@@ -179,24 +119,6 @@ fn pct(s: &str) -> String {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-fn base64(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for c in data.chunks(3) {
-        let n = (c[0] as u32) << 16
-            | (*c.get(1).unwrap_or(&0) as u32) << 8
-            | *c.get(2).unwrap_or(&0) as u32;
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
         }
     }
     out

@@ -3,21 +3,9 @@
 //! lines of one connection are tied together however far apart they are in the file (the
 //! readers split the work by connection, not by file position).
 
-use std::process::{Command, Output, Stdio};
+mod common;
 
-fn portcullis(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .expect("run portcullis")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use common::{portcullis, text};
 
 /// About `n` lines of other connections' successful logins (pids 30000+): they match no rule.
 fn filler(log: &mut String, n: usize, minute: u32) {

@@ -1,8 +1,12 @@
 //! Shared helpers for the integration tests. Use with `mod common;` in a test file.
 #![allow(dead_code, unused_imports)]
 
+pub mod cli;
 pub mod daemon;
 pub mod netns;
+pub mod server;
 
+pub use cli::*;
 pub use daemon::*;
 pub use netns::*;
+pub use server::*;
