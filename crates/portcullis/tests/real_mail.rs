@@ -37,7 +37,7 @@ const SERVER: &str = "192.0.2.1";
 const LEGIT: &str = "198.51.100.7";
 /// Attacker scenario addresses: 203.0.113.FIRST ..= 203.0.113.LAST.
 const FIRST: u8 = 10;
-const LAST: u8 = 32;
+const LAST: u8 = 45;
 const PYTHON: &str = "/usr/bin/python3";
 
 /// The clients (run with Debian's python3 inside the client namespace).
@@ -230,6 +230,118 @@ def no_auth(src):
     c.close()
 
 
+def imap_abort(src):
+    c = Conn(src, 143)
+    expect(src + " IMAP banner", c.line(), b"* OK ")
+    c.send(b"a AUTHENTICATE PLAIN\r\n")
+    expect(src + " AUTHENTICATE", c.line(), b"+")
+    c.send(b"*\r\n")
+    expect(src + " AUTHENTICATE *", c.line(), b"a BAD")
+    c.close()
+
+
+def imap_bad_commands(src):
+    c = Conn(src, 143)
+    expect(src + " IMAP banner", c.line(), b"* OK ")
+    # Dovecot closes the connection after 10 invalid commands
+    for _ in range(12):
+        c.send(b"x FOO\r\n")
+        if c.line().startswith(b"* BYE"):
+            break
+    else:
+        errors.append(src + ": Dovecot did not close after invalid commands")
+    c.close()
+
+
+def pop3_auth_plain(src):
+    c = Conn(src, 110)
+    expect(src + " POP3 banner", c.line(), b"+OK")
+    c.send(b"AUTH PLAIN " + base64.b64encode(b"\0alice\0wrong") + b"\r\n")
+    expect(src + " AUTH PLAIN", c.line(), b"-ERR")
+    c.send(b"QUIT\r\n")
+    c.line()
+    c.close()
+
+
+def smtp_auth_abort(src):
+    c = smtp(src)
+    c.send(b"AUTH LOGIN\r\n")
+    expect(src + " AUTH LOGIN", c.smtp_reply(), b"334 ")
+    c.send(b"*\r\n")
+    expect(src + " AUTH *", c.smtp_reply(), b"501 ")
+    smtp_quit(c)
+
+
+def smtp_bad_base64(src):
+    c = smtp(src)
+    c.send(b"AUTH PLAIN !!!notbase64\r\n")
+    expect(src + " AUTH PLAIN", c.smtp_reply(), b"535 ")
+    smtp_quit(c)
+
+
+def too_many_errors(src):
+    # port 2626: smtpd_hard_error_limit = 3
+    c = Conn(src, 2626)
+    expect(src + " banner", c.smtp_reply(), b"220 ")
+    for code in (b"500 ", b"500 ", b"500 ", b"421 "):
+        c.send(b"FOO\r\n")
+        expect(src + " FOO", c.smtp_reply(), code)
+    c.close()
+
+
+def rate_limit(src):
+    # port 2626: smtpd_client_connection_rate_limit = 2
+    for code in (b"220 ", b"220 ", b"421 "):
+        c = Conn(src, 2626)
+        got = c.smtp_reply()
+        expect(src + " banner", got, code)
+        if code == b"220 ":
+            smtp_quit(c)
+        else:
+            c.close()
+
+
+# postscreen on port 2525: it sends "220-" at once and waits 1 s for a pregreeting
+def pregreet(src):
+    c = Conn(src, 2525)
+    expect(src + " postscreen banner", c.line(), b"220-")
+    c.send(b"EHLO client.example.com\r\n")
+    expect(src + " EHLO", c.smtp_reply(), b"250")
+    smtp_quit(c)
+
+
+def hangup(src):
+    c = Conn(src, 2525)
+    expect(src + " postscreen banner", c.line(), b"220-")
+    c.close()
+
+
+def postscreen_pipelining(src):
+    c = Conn(src, 2525)
+    expect(src + " banner", c.smtp_reply(), b"220")
+    c.send(b"EHLO client.example.com\r\nMAIL FROM:<a@example.org>\r\n"
+           b"RCPT TO:<victim@example.com>\r\n")
+    for code in (b"250", b"250 ", b"550 "):
+        expect(src + " pipelined", c.smtp_reply(), code)
+    smtp_quit(c)
+
+
+def postscreen_non_smtp(src):
+    c = Conn(src, 2525)
+    expect(src + " banner", c.smtp_reply(), b"220")
+    c.send(b"GET / HTTP/1.0\r\n")
+    expect(src + " GET", c.smtp_reply(), b"521 ")
+    c.close()
+
+
+def postscreen_bare_newline(src):
+    c = Conn(src, 2525)
+    expect(src + " banner", c.smtp_reply(), b"220")
+    c.send(b"EHLO client.example.com\n")
+    expect(src + " EHLO", c.smtp_reply(), b"250")
+    smtp_quit(c)
+
+
 ATTACKS = [
     # Dovecot
     (imap, ("203.0.113.10", [(b"alice", b"wrong")])),
@@ -258,6 +370,21 @@ ATTACKS = [
     (lambda s: smtp_quit(auth_plain(s, b"alice\n" + FORGED_SASL.encode(), b"wrong")),
      ("203.0.113.31",)),
     (auth_login, ("203.0.113.32", b"bob\r\n" + FORGED_SASL.encode(), b"wrong")),
+    # Dovecot: plaintext authentication disabled for this address (a `remote` block)
+    (imap, ("203.0.113.33", [(b"alice", b"wrong")])),
+    (imap_abort, ("203.0.113.34",)),
+    (pop3_auth_plain, ("203.0.113.35",)),
+    (imap_bad_commands, ("203.0.113.36",)),
+    # Postfix
+    (smtp_auth_abort, ("203.0.113.37",)),
+    (smtp_bad_base64, ("203.0.113.38",)),
+    (too_many_errors, ("203.0.113.39",)),
+    (rate_limit, ("203.0.113.40",)),
+    (pregreet, ("203.0.113.41",)),
+    (hangup, ("203.0.113.42",)),
+    (postscreen_pipelining, ("203.0.113.43",)),
+    (postscreen_non_smtp, ("203.0.113.44",)),
+    (postscreen_bare_newline, ("203.0.113.45",)),
 ]
 
 
@@ -443,7 +570,8 @@ impl MailLab {
                  userdb {{\n  driver = passwd-file\n  args = {passwd}\n}}\n\
                  service imap-login {{\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
                  service pop3-login {{\n  inet_listener pop3s {{\n    port = 0\n  }}\n}}\n\
-                 service auth {{\n  unix_listener {sock} {{\n    mode = 0666\n  }}\n}}\n",
+                 service auth {{\n  unix_listener {sock} {{\n    mode = 0666\n  }}\n}}\n\
+                 remote 203.0.113.33 {{\n  disable_plaintext_auth = yes\n}}\n",
                 run = d.join("run").display(),
                 instance = self.server.name(),
                 log = self.dovecot_log().display(),
@@ -513,7 +641,15 @@ impl MailLab {
                  smtpd_tls_security_level = none\n\
                  disable_dns_lookups = yes\n\
                  smtp_dns_support_level = disabled\n\
-                 biff = no\n",
+                 biff = no\n\
+                 postscreen_greet_wait = 1s\n\
+                 postscreen_greet_action = enforce\n\
+                 postscreen_pipelining_enable = yes\n\
+                 postscreen_pipelining_action = enforce\n\
+                 postscreen_non_smtp_command_enable = yes\n\
+                 postscreen_non_smtp_command_action = drop\n\
+                 postscreen_bare_newline_enable = yes\n\
+                 postscreen_bare_newline_action = enforce\n",
                 spool = p.join("spool").display(),
                 data = p.join("data").display(),
                 log = self.postfix_log().display(),
@@ -539,7 +675,13 @@ impl MailLab {
              anvil     unix  -       -       n       -       1       anvil\n\
              scache    unix  -       -       n       -       1       scache\n\
              discard   unix  -       -       n       -       -       discard\n\
-             postlog   unix-dgram n  -       n       -       1       postlogd\n",
+             postlog   unix-dgram n  -       n       -       1       postlogd\n\
+             2525      inet  n       -       n       -       1       postscreen\n\
+             smtpd     pass  -       -       n       -       -       smtpd\n\
+             2626      inet  n       -       n       -       -       smtpd\n  \
+               -o syslog_name=postfix/limits\n  \
+               -o smtpd_hard_error_limit=3\n  \
+               -o smtpd_client_connection_rate_limit=2\n",
         )
         .unwrap();
         let etc = p.join("etc");
@@ -553,6 +695,8 @@ impl MailLab {
         let mut proc = ProcessGuard::spawn(cmd, "postfix start-fg");
         let up = wait_until(Duration::from_secs(30), || {
             self.listening(25)
+                && self.listening(2525)
+                && self.listening(2626)
                 && fs::read_to_string(self.postfix_log())
                     .is_ok_and(|l| l.contains("daemon started"))
         });
@@ -655,11 +799,14 @@ fn wait_for_logs(lab: &MailLab) {
     let ok = wait_until(Duration::from_secs(15), || {
         let p = fs::read_to_string(&pf).unwrap_or_default();
         let d = fs::read_to_string(&dv).unwrap_or_default();
-        (20..=32)
-            .filter(|n| *n != 29)
+        (20..=40)
+            .filter(|n| !(29..=36).contains(n) || *n >= 30 && *n <= 32)
             .all(|n| p.contains(&format!("disconnect from unknown[{}]", attacker(n))))
+            && (41..=45).all(|n| p.contains(&format!("DISCONNECT [{}]:", attacker(n))))
             && p.contains(&format!("disconnect from unknown[{LEGIT}]"))
-            && (10..=19).all(|n| d.contains(&format!("rip={},", attacker(n))))
+            && (10..=19)
+                .chain(33..=36)
+                .all(|n| d.contains(&format!("rip={},", attacker(n))))
             && d.matches(&format!("rip={LEGIT},")).count() >= 2
     });
     assert!(
@@ -739,7 +886,12 @@ fn real_postfix_and_dovecot_logs_give_the_attackers_and_only_them() {
     // 23: unknown recipient, 24: lost connection after AUTH, 25: HELO then pipelined
     // commands (and the DATA it rejects), 26: an HTTP request, 27: a MAIL FROM address
     // holding "unknown[198.51.100.7]", 28: a HELO name holding CR and a forged reject line,
-    // then relay denied, 30/31/32: AUTH user names holding CR/LF and a forged SASL line.
+    // then relay denied, 30/31/32: AUTH user names holding CR/LF and a forged SASL line,
+    // 37: AUTH cancelled ("*": only the session summary auth=0/1 counts here), 38: AUTH
+    // PLAIN with invalid base64, 39: smtpd_hard_error_limit reached (service 2626, syslog
+    // name postfix/limits), 40: the third connection over smtpd_client_connection_rate_limit,
+    // postscreen (port 2525): 41 PREGREET, 42 HANGUP, 43 COMMAND PIPELINING and the RCPT
+    // postscreen rejects, 44 NON-SMTP COMMAND, 45 BARE NEWLINE.
     let sasl_session = |n: u8| [(n, "sasl", 1), (n, "sasl-summary", 1)];
     let mut want: Vec<(u8, &str, usize)> = Vec::new();
     for n in [20, 21, 30, 31, 32] {
@@ -755,6 +907,17 @@ fn real_postfix_and_dovecot_logs_give_the_attackers_and_only_them() {
         (26, "non-smtp", 1),
         (27, "non-smtp", 1),
         (28, "reject", 1),
+        (38, "sasl", 1),
+        (38, "sasl-summary", 1),
+        (37, "sasl-summary", 1),
+        (39, "too-many-errors", 1),
+        (40, "rate-limit", 1),
+        (41, "postscreen", 1),
+        (42, "postscreen", 1),
+        (43, "postscreen", 1),
+        (43, "reject", 1),
+        (44, "postscreen", 1),
+        (45, "postscreen", 1),
     ]);
     check("postfix", &lab.postfix_log(), &want);
 
@@ -763,7 +926,14 @@ fn real_postfix_and_dovecot_logs_give_the_attackers_and_only_them() {
     for n in [20, 21, 30, 31, 32] {
         want.extend([(n, "auth-failed", 1), (n, "summary", 1)]);
     }
-    want.extend([(24, "lost-auth", 1), (24, "summary", 1)]);
+    want.extend([
+        (24, "lost-auth", 1),
+        (24, "summary", 1),
+        (37, "aborted", 1),
+        (37, "summary", 1),
+        (38, "auth-failed", 1),
+        (38, "summary", 1),
+    ]);
     check("postfix-sasl", &lab.postfix_log(), &want);
 
     // Dovecot: one login-process line per failed connection and one auth-process line
@@ -771,11 +941,21 @@ fn real_postfix_and_dovecot_logs_give_the_attackers_and_only_them() {
     // 10/11: IMAP wrong password / unknown user, 12: two wrong passwords, then the
     // connection closed, 13/14: POP3 wrong password / unknown user, 15: no login at all,
     // 16: a user name holding "rip=198.51.100.7" and the rest of a login line, 17/18: a
-    // user name holding LF / CR LF and a forged disconnect line, 19: "x,198.51.100.7".
+    // user name holding LF / CR LF and a forged disconnect line, 19: "x,198.51.100.7",
+    // 33: a password sent where plaintext authentication is disabled ("Login failed:
+    // Plaintext authentication disabled", not counted, then the disconnect line, counted),
+    // 34: AUTHENTICATE cancelled ("client didn't finish SASL auth"), 35: POP3 AUTH PLAIN
+    // with a wrong password, 36: ten invalid commands ("Too many invalid commands (no auth
+    // attempts ...)").
     let mut want: Vec<(u8, &str, usize)> = vec![
         (12, "auth-process", 2),
         (12, "login-failed", 1),
         (15, "no-auth", 1),
+        (33, "login-failed", 1),
+        (34, "no-auth", 1),
+        (35, "auth-process", 1),
+        (35, "login-failed", 1),
+        (36, "no-auth", 1),
     ];
     for n in [10, 11, 13, 14, 16, 17, 18, 19] {
         want.extend([(n, "auth-process", 1), (n, "login-failed", 1)]);
