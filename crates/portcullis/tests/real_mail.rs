@@ -53,6 +53,7 @@ import sys
 import threading
 
 SERVER = "192.0.2.1"
+SERVER_V6 = "2001:db8::1"
 LEGIT = "198.51.100.7"
 # forged lines typed into client fields; each names the legitimate client
 FORGED_SASL = ("Dec 03 23:59:59 mx postfix/smtpd[4242]: warning: unknown[198.51.100.7]: "
@@ -68,7 +69,8 @@ errors = []
 
 class Conn:
     def __init__(self, src, port):
-        self.sk = socket.create_connection((SERVER, port), timeout=10, source_address=(src, 0))
+        server = SERVER_V6 if ":" in src else SERVER
+        self.sk = socket.create_connection((server, port), timeout=10, source_address=(src, 0))
         self.f = self.sk.makefile("rb")
 
     def line(self):
@@ -385,6 +387,11 @@ ATTACKS = [
     (postscreen_pipelining, ("203.0.113.43",)),
     (postscreen_non_smtp, ("203.0.113.44",)),
     (postscreen_bare_newline, ("203.0.113.45",)),
+    # IPv6 clients
+    (lambda s: smtp_quit(auth_plain(s, b"alice", b"wrong")), ("2001:db8::50",)),
+    (imap, ("2001:db8::51", [(b"alice", b"wrong")])),
+    (pregreet, ("2001:db8::52",)),
+    (relay, ("2001:db8::53",)),
 ]
 
 
@@ -411,8 +418,24 @@ for e in errors:
 sys.exit(1 if errors else 0)
 "##;
 
+/// IPv6 attacker scenarios: 2001:db8::N for N in V6_FIRST ..= V6_LAST.
+const V6_FIRST: u8 = 50;
+const V6_LAST: u8 = 53;
+const SERVER_V6: &str = "2001:db8::1";
+
+/// The source address of attacker scenario `n`: 203.0.113.N, or 2001:db8::N (N read as hex
+/// digits) for the IPv6 scenarios.
 fn attacker(n: u8) -> String {
-    format!("203.0.113.{n}")
+    if (V6_FIRST..=V6_LAST).contains(&n) {
+        format!("2001:db8::{n}")
+    } else {
+        format!("203.0.113.{n}")
+    }
+}
+
+/// Every attacker scenario number.
+fn scenarios() -> impl Iterator<Item = u8> {
+    (FIRST..=LAST).chain(V6_FIRST..=V6_LAST)
 }
 
 fn require_file(path: &str, package: &str) {
@@ -478,6 +501,14 @@ impl MailLab {
             client.name(),
         ]);
         server.ip(&["addr", "add", &format!("{SERVER}/24"), "dev", "veth-s"]);
+        server.ip(&[
+            "addr",
+            "add",
+            &format!("{SERVER_V6}/64"),
+            "dev",
+            "veth-s",
+            "nodad",
+        ]);
         server.ip(&["link", "set", "veth-s", "up"]);
         for net in ["203.0.113.0/24", "198.51.100.0/24"] {
             server.ip(&["route", "add", net, "dev", "veth-s"]);
@@ -490,6 +521,16 @@ impl MailLab {
                 &format!("{}/24", attacker(n)),
                 "dev",
                 "veth-c",
+            ]);
+        }
+        for n in V6_FIRST..=V6_LAST {
+            client.ip(&[
+                "addr",
+                "add",
+                &format!("{}/64", attacker(n)),
+                "dev",
+                "veth-c",
+                "nodad",
             ]);
         }
         client.ip(&["link", "set", "veth-c", "up"]);
@@ -529,8 +570,9 @@ impl MailLab {
         let out = self
             .server
             .exec_timeout("ss", &["-Hltn"], Duration::from_secs(10));
-        let want = format!("{SERVER}:{port} ");
-        out.success() && out.stdout_str().contains(&want)
+        let v4 = format!("{SERVER}:{port} ");
+        let v6 = format!("[{SERVER_V6}]:{port} ");
+        out.success() && out.stdout_str().contains(&v4) && out.stdout_str().contains(&v6)
     }
 
     fn start_dovecot(&mut self) {
@@ -558,7 +600,7 @@ impl MailLab {
                  log_path = {log}\n\
                  info_log_path = {log}\n\
                  protocols = imap pop3\n\
-                 listen = {SERVER}\n\
+                 listen = {SERVER}, {SERVER_V6}\n\
                  ssl = no\n\
                  disable_plaintext_auth = no\n\
                  auth_mechanisms = plain login\n\
@@ -622,8 +664,8 @@ impl MailLab {
                  myorigin = $myhostname\n\
                  mydestination = example.net, $myhostname\n\
                  mynetworks = 127.0.0.0/8\n\
-                 inet_interfaces = {SERVER}\n\
-                 inet_protocols = ipv4\n\
+                 inet_interfaces = {SERVER}, [{SERVER_V6}]\n\
+                 inet_protocols = ipv4, ipv6\n\
                  smtpd_banner = $myhostname ESMTP\n\
                  maillog_file = {log}\n\
                  maillog_file_prefixes = {dir}\n\
@@ -759,10 +801,7 @@ fn check(filter: &str, log: &Path, want: &[(u8, &str, usize)]) {
             host != LEGIT,
             "{filter}: the legitimate client {LEGIT} reported from: {line}\nall matches:\n{shown}"
         );
-        let n: Option<u8> = host
-            .strip_prefix("203.0.113.")
-            .and_then(|n| n.parse().ok())
-            .filter(|n| (FIRST..=LAST).contains(n));
+        let n: Option<u8> = scenarios().find(|n| attacker(*n) == *host);
         assert!(
             n.is_some(),
             "{filter}: {host} is no attacker scenario's address: {line}\nall matches:\n{shown}"
@@ -799,13 +838,19 @@ fn wait_for_logs(lab: &MailLab) {
     let ok = wait_until(Duration::from_secs(15), || {
         let p = fs::read_to_string(&pf).unwrap_or_default();
         let d = fs::read_to_string(&dv).unwrap_or_default();
-        (20..=40)
-            .filter(|n| !(29..=36).contains(n) || *n >= 30 && *n <= 32)
+        // the smtpd scenarios, the postscreen ones, the IMAP/POP3 ones
+        (20..=28)
+            .chain(30..=32)
+            .chain(37..=40)
+            .chain([50, 53])
             .all(|n| p.contains(&format!("disconnect from unknown[{}]", attacker(n))))
-            && (41..=45).all(|n| p.contains(&format!("DISCONNECT [{}]:", attacker(n))))
+            && (41..=45)
+                .chain([52])
+                .all(|n| p.contains(&format!("DISCONNECT [{}]:", attacker(n))))
             && p.contains(&format!("disconnect from unknown[{LEGIT}]"))
             && (10..=19)
                 .chain(33..=36)
+                .chain([51])
                 .all(|n| d.contains(&format!("rip={},", attacker(n))))
             && d.matches(&format!("rip={LEGIT},")).count() >= 2
     });
@@ -891,7 +936,8 @@ fn real_postfix_and_dovecot_logs_give_the_attackers_and_only_them() {
     // PLAIN with invalid base64, 39: smtpd_hard_error_limit reached (service 2626, syslog
     // name postfix/limits), 40: the third connection over smtpd_client_connection_rate_limit,
     // postscreen (port 2525): 41 PREGREET, 42 HANGUP, 43 COMMAND PIPELINING and the RCPT
-    // postscreen rejects, 44 NON-SMTP COMMAND, 45 BARE NEWLINE.
+    // postscreen rejects, 44 NON-SMTP COMMAND, 45 BARE NEWLINE; over IPv6: 2001:db8::50
+    // AUTH PLAIN wrong password, ::52 PREGREET, ::53 relay access denied.
     let sasl_session = |n: u8| [(n, "sasl", 1), (n, "sasl-summary", 1)];
     let mut want: Vec<(u8, &str, usize)> = Vec::new();
     for n in [20, 21, 30, 31, 32] {
@@ -918,6 +964,10 @@ fn real_postfix_and_dovecot_logs_give_the_attackers_and_only_them() {
         (43, "reject", 1),
         (44, "postscreen", 1),
         (45, "postscreen", 1),
+        (50, "sasl", 1),
+        (50, "sasl-summary", 1),
+        (52, "postscreen", 1),
+        (53, "reject", 1),
     ]);
     check("postfix", &lab.postfix_log(), &want);
 
@@ -933,6 +983,8 @@ fn real_postfix_and_dovecot_logs_give_the_attackers_and_only_them() {
         (37, "summary", 1),
         (38, "auth-failed", 1),
         (38, "summary", 1),
+        (50, "auth-failed", 1),
+        (50, "summary", 1),
     ]);
     check("postfix-sasl", &lab.postfix_log(), &want);
 
@@ -956,6 +1008,10 @@ fn real_postfix_and_dovecot_logs_give_the_attackers_and_only_them() {
         (35, "auth-process", 1),
         (35, "login-failed", 1),
         (36, "no-auth", 1),
+        // IPv6: Postfix' SMTP AUTH (2001:db8::50) and an IMAP wrong password (::51)
+        (50, "auth-process", 1),
+        (51, "auth-process", 1),
+        (51, "login-failed", 1),
     ];
     for n in [10, 11, 13, 14, 16, 17, 18, 19] {
         want.extend([(n, "auth-process", 1), (n, "login-failed", 1)]);
