@@ -121,6 +121,14 @@ def auth_plain(src, user, pw, ok=False):
     return c
 
 
+def auth_plain_twice(src):
+    c = smtp(src)
+    for pw in (b"wrong1", b"wrong2"):
+        c.send(b"AUTH PLAIN " + base64.b64encode(b"\0alice\0" + pw) + b"\r\n")
+        expect(src + " AUTH PLAIN", c.smtp_reply(), b"535 ")
+    smtp_quit(c)
+
+
 def auth_login(src, user, pw):
     c = smtp(src)
     c.send(b"AUTH LOGIN\r\n")
@@ -367,6 +375,7 @@ ATTACKS = [
     (http_probe, ("203.0.113.26",)),
     (bad_sender, ("203.0.113.27",)),
     (relay, ("203.0.113.28", b"EHLO x\r" + FORGED_REJECT.encode())),
+    (auth_plain_twice, ("203.0.113.29",)),
     (lambda s: smtp_quit(auth_plain(s, b"alice\r\n" + FORGED_SASL.encode(), b"wrong")),
      ("203.0.113.30",)),
     (lambda s: smtp_quit(auth_plain(s, b"alice\n" + FORGED_SASL.encode(), b"wrong")),
@@ -835,6 +844,37 @@ fn check(filter: &str, log: &Path, want: &[(u8, &str, usize)]) {
     );
 }
 
+/// `portcullis replay --json` of one jail (`filter`, maxretry `maxretry`) on a snapshot of
+/// `log`: the banned addresses, sorted.
+fn replay_bans(lab: &MailLab, filter: &str, maxretry: u32, log: &Path) -> Vec<String> {
+    let config = lab.path(&format!("replay-{filter}.toml"));
+    fs::write(
+        &config,
+        format!("[[jail]]\nname = \"{filter}\"\nmaxretry = {maxretry}\nfindtime = \"1h\"\n"),
+    )
+    .unwrap();
+    let snapshot = lab.path(&format!("replay-{filter}.log"));
+    fs::copy(log, &snapshot).expect("log snapshot");
+    let out = run_with_timeout(
+        Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["replay", "--json", "--config"])
+            .arg(&config)
+            .arg(&snapshot),
+        None,
+        Duration::from_secs(60),
+    );
+    assert!(out.success(), "portcullis replay: {}", out.stderr_str());
+    let mut bans: Vec<String> = out
+        .stdout_str()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("one JSON object a line"))
+        .filter(|v| v["action"] == "ban")
+        .map(|v| v["host"].as_str().unwrap_or_default().to_string())
+        .collect();
+    bans.sort();
+    bans
+}
+
 /// Waits until every line the scenarios cause has reached the logs (postlogd and Dovecot's
 /// log process write asynchronously).
 fn wait_for_logs(lab: &MailLab) {
@@ -844,8 +884,7 @@ fn wait_for_logs(lab: &MailLab) {
         let p = fs::read_to_string(&pf).unwrap_or_default();
         let d = fs::read_to_string(&dv).unwrap_or_default();
         // the smtpd scenarios, the postscreen ones, the IMAP/POP3 ones
-        (20..=28)
-            .chain(30..=32)
+        (20..=32)
             .chain(37..=40)
             .chain([50, 53])
             .all(|n| p.contains(&format!("disconnect from unknown[{}]", attacker(n))))
@@ -936,7 +975,7 @@ fn real_postfix_and_dovecot_logs_give_the_attackers_and_only_them() {
     // 23: unknown recipient, 24: lost connection after AUTH, 25: HELO then pipelined
     // commands (and the DATA it rejects), 26: an HTTP request, 27: a MAIL FROM address
     // holding "unknown[198.51.100.7]", 28: a HELO name holding CR and a forged reject line,
-    // then relay denied, 30/31/32: AUTH user names holding CR/LF and a forged SASL line,
+    // then relay denied, 29: two AUTH PLAIN failures in one session, 30/31/32: AUTH user names holding CR/LF and a forged SASL line,
     // 37: AUTH cancelled ("*": only the session summary auth=0/1 counts here), 38: AUTH
     // PLAIN with invalid base64, 39: smtpd_hard_error_limit reached (service 2626, syslog
     // name postfix/limits, client ports logged), 40: the third connection over smtpd_client_connection_rate_limit,
@@ -948,6 +987,7 @@ fn real_postfix_and_dovecot_logs_give_the_attackers_and_only_them() {
     for n in [20, 21, 30, 31, 32] {
         want.extend(sasl_session(n));
     }
+    want.extend([(29, "sasl", 2), (29, "sasl-summary", 1)]);
     want.extend([
         (22, "reject", 1),
         (23, "reject", 1),
@@ -981,6 +1021,7 @@ fn real_postfix_and_dovecot_logs_give_the_attackers_and_only_them() {
     for n in [20, 21, 30, 31, 32] {
         want.extend([(n, "auth-failed", 1), (n, "summary", 1)]);
     }
+    want.extend([(29, "auth-failed", 2), (29, "summary", 1)]);
     want.extend([
         (24, "lost-auth", 1),
         (24, "summary", 1),
@@ -992,6 +1033,17 @@ fn real_postfix_and_dovecot_logs_give_the_attackers_and_only_them() {
         (50, "summary", 1),
     ]);
     check("postfix-sasl", &lab.postfix_log(), &want);
+
+    // What the jail counts: the session summary ("disconnect ... auth=0/N") and "lost
+    // connection after AUTH" are follow-ups of the smtpd session (host and pid), not counted
+    // again after its failure lines. With maxretry = 2 only the client that failed twice in
+    // one session (29) is banned; one failed AUTH plus its summary is one failure.
+    let banned = replay_bans(&lab, "postfix-sasl", 2, &lab.postfix_log());
+    assert_eq!(
+        banned,
+        vec![attacker(29)],
+        "postfix-sasl, maxretry 2: only 203.0.113.29 failed twice"
+    );
 
     // Dovecot: one login-process line per failed connection and one auth-process line
     // (auth_verbose) per failed attempt, including Postfix' SMTP AUTH through the socket.
@@ -1024,6 +1076,7 @@ fn real_postfix_and_dovecot_logs_give_the_attackers_and_only_them() {
     for n in [20, 21, 30, 31, 32] {
         want.push((n, "auth-process", 1));
     }
+    want.push((29, "auth-process", 2));
     check("dovecot", &lab.dovecot_log(), &want);
 
     drop(lab);
