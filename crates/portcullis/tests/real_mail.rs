@@ -1,27 +1,33 @@
 //! Issue 11: the mail filters against the real programs' output. Debian 12's Postfix (3.7)
-//! and Dovecot (2.3.19) run in a network namespace (server 192.0.2.1), each from its own
-//! configuration in a temporary directory and logging to its own file (Postfix's
-//! `maillog_file` through postlogd, Dovecot's `log_path`), Postfix's SMTP AUTH through
-//! Dovecot's auth socket. Real clients (Debian's python3, raw sockets) in a second namespace
-//! attack them, each scenario from its own address 203.0.113.N so that every line can be tied
-//! to the scenario that caused it: failed SMTP AUTH (PLAIN, LOGIN), relay access denied,
-//! unknown recipient, lost connection after AUTH, command pipelining, an HTTP request,
-//! failed IMAP and POP3 logins (wrong password, unknown user, two attempts in a connection),
-//! a connection without login, and injections (SMTP AUTH user names and a HELO name, IMAP
-//! user names holding CR/LF and forged lines or fields that name the legitimate client
-//! 198.51.100.7). The legitimate client then logs in over IMAP and POP3 and sends a mail
-//! after SMTP AUTH.
+//! and Dovecot (2.3.19) run in a network namespace (server 192.0.2.1 and 2001:db8::1), each
+//! from its own configuration in a temporary directory and logging to its own file
+//! (Postfix's `maillog_file` through postlogd, Dovecot's `log_path`), Postfix's SMTP AUTH
+//! through Dovecot's auth socket, postscreen on port 2525 and an smtpd service with its own
+//! syslog name, error and rate limits on port 2626. Real clients (Debian's python3, raw
+//! sockets) in a second namespace attack them, each scenario from its own address
+//! (203.0.113.N, or 2001:db8::N) so that every line can be tied to the scenario that caused
+//! it: failed SMTP AUTH (PLAIN, LOGIN, cancelled, bad base64, twice in a session), relay
+//! access denied, unknown recipient, lost connection after AUTH, command pipelining, an
+//! HTTP request, a bad MAIL FROM, the error and connection-rate limits, postscreen's
+//! pregreet / hangup / pipelining / non-SMTP / bare-newline tests, failed IMAP and POP3
+//! logins (wrong password, unknown user, two attempts, plaintext refused, cancelled
+//! AUTHENTICATE, POP3 AUTH), connections without login, and injections: SMTP AUTH user
+//! names and a HELO name, IMAP user names, holding CR/LF and forged lines or fields that
+//! name the legitimate client 198.51.100.7. The legitimate client then logs in over IMAP
+//! and POP3 and sends a mail after SMTP AUTH.
 //!
 //! Then `portcullis test --filter postfix|postfix-sasl|dovecot --json` reads the logs: the
 //! (address, rule) pairs matched must be exactly the listed ones, every one from the
-//! attacker address of its scenario; no line names the legitimate client (or any address the
-//! clients typed); successful logins count nothing.
+//! address of its scenario; no line names the legitimate client (or any address the
+//! clients typed); successful logins count nothing. `portcullis replay` of a postfix-sasl
+//! jail checks what the jail counts (a session's summary line is not a second failure).
 //!
 //! Exim: Debian's exim4-daemon-light and postfix conflict (both provide
-//! mail-transport-agent), so the two cannot be installed together; not covered here.
+//! mail-transport-agent), so the two cannot be installed together; not covered here (the
+//! exim filter's samples carry the lines of a one-off real run of Exim 4.96).
 //!
 //! Needs root and Debian's postfix, dovecot-imapd, dovecot-pop3d and python3 (test.sh
-//! installs them); fails loudly when they are missing.
+//! installs them); fails loudly when they are missing. Runs in about 10 s.
 
 mod common;
 
