@@ -11,7 +11,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 need=(nft ip sshd ssh sshpass useradd chpasswd runuser logger nginx apache2 curl monit man dpkg-shlibdeps unshare
-  iptables-legacy-restore ipset tcpdmatch promtool chromium vsftpd python3 redis-server)
+  iptables-legacy-restore ipset tcpdmatch promtool chromium vsftpd python3 redis-server postfix dovecot)
 missing=0
 for c in "${need[@]}"; do command -v "$c" >/dev/null 2>&1 || [ -x "/usr/sbin/$c" ] || missing=1; done
 # PostgreSQL's server is not on PATH (Debian keeps it under /usr/lib/postgresql/VERSION/bin).
@@ -20,6 +20,8 @@ compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing=1
 [ -x /lib/systemd/systemd-journald ] || missing=1
 # the mail notification test runs a real SMTP server (aiosmtpd) with Debian's python3
 [ -d /usr/lib/python3/dist-packages/aiosmtpd ] || missing=1
+# the real mail test runs Dovecot's IMAP and POP3 login services
+[ -x /usr/lib/dovecot/imap-login ] && [ -x /usr/lib/dovecot/pop3-login ] || missing=1
 if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
@@ -33,10 +35,14 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   # firewall backends' tests (vsftpd: a real libwrap daemon; python3: a web server
   # behind a DOCKER-USER hook); prometheus: promtool checks the metrics a test scrapes
   # (policy-rc.d keeps its server from starting); chromium: the report test opens its HTML
-  # page in it; redis-server: the fleet tests run a real Redis.
+  # page in it; redis-server: the fleet tests run a real Redis; postfix, dovecot-imapd and
+  # dovecot-pop3d: the real mail test (policy-rc.d keeps their services from starting).
+  # postfix: no configuration of the machine's own mail system (its test runs its own)
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   apt-get install -y -q nftables iproute2 openssh-server openssh-client sshpass passwd \
     util-linux bsdutils nginx apache2 curl postgresql monit systemd man-db dpkg-dev iptables ipset tcpd \
-    python3-aiosmtpd prometheus chromium vsftpd python3 redis-server
+    python3-aiosmtpd prometheus chromium vsftpd python3 redis-server \
+    postfix dovecot-imapd dovecot-pop3d
   [ "$created_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 
