@@ -131,6 +131,11 @@ pub struct SyslogdRepeat {
 /// log socket can write one, as it can write any line with `logger`.) The whole line must be
 /// the form: nothing before the host but a stamp, nothing after the count.
 pub fn syslogd_repeat(p: &Parsed<'_>) -> Option<SyslogdRepeat> {
+    // (every form ends in "times", "time ---" or "times ---": a bare line of another kind
+    // stops here)
+    if !matches!(p.message.last(), Some(b's' | b'-')) {
+        return None;
+    }
     match p.program {
         // FreeBSD 13+
         Some(b"syslogd") if p.pid == 0 && p.stamp.is_some() => {
