@@ -25,6 +25,7 @@ use tracing::{error, info, warn};
 
 use crate::config::{self, Config, OnCorrupt};
 use crate::events::{self, Event, StopKind, UnbanReason};
+
 #[cfg(test)]
 use crate::firewall::null::Null;
 use crate::firewall::{Action, Firewall, FwOp, JailRules, Proto, PERMANENT};
@@ -915,8 +916,11 @@ impl Engine {
             let Some(js) = self.routes.get(src) else {
                 continue;
             };
+            // (each file's lines in order: a syslog daemon's `last message repeated N times`
+            // counts the line before it in the same file)
+            let source = source_key(src);
             for &ji in js.clone().iter() {
-                let step = self.jails[ji].process(line, &ctx, Some(now), now);
+                let step = self.jails[ji].process_from(source, line, &ctx, Some(now), now);
                 if let (Some(t), Step::Failure { failure, .. }) = (&mut tally, &step) {
                     t.failure(ji, failure);
                 }
@@ -1600,6 +1604,13 @@ fn stop_kind(backend: &str, keep_bans: bool) -> StopKind {
         (_, true) => StopKind::KeepBans,
         (_, false) => StopKind::TableRemoved,
     }
+}
+
+/// A number for a log source (FNV-1a of its name), for [`Jail::process_from`].
+fn source_key(src: &str) -> u64 {
+    src.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 #[cfg(test)]
