@@ -229,3 +229,76 @@ fn test_summary_counts_the_repeat_line_with_the_previous_failure() {
     );
     assert!(out.contains(&format!("{:>12}  root\n", matched)), "{out}");
 }
+
+/// The same for a filter without sessions (vsftpd through syslog), whose summary splits the
+/// file into pieces read by any thread: lines of one length, so that pieces start on a
+/// repeat line whose failure ends the piece before.
+#[test]
+fn test_summary_joins_a_repeat_line_to_the_piece_before() {
+    const PIECE: usize = 2 << 20;
+    let line = |i: usize, user: &str| {
+        let s = i * 3;
+        let t = format!(
+            "Dec {:2} {:02}:{:02}:{:02}",
+            1 + s / 86_400,
+            s / 3600 % 24,
+            s / 60 % 60,
+            s % 60
+        );
+        format!(
+            "{t} bsd1 vsftpd[{:05}]: [pid {:05}] [{user}] FAIL LOGIN: Client \"2001:db8:{:04x}::1\"",
+            10_000 + i % 50_000,
+            10_001 + i % 50_000,
+            i % 0x10000
+        )
+    };
+    // a user name for which a piece (about 2 MiB, cut at the next line start) holds an odd
+    // number of lines: the second piece starts with a repeat line
+    let user = (3..40)
+        .map(|n| "u".repeat(n))
+        .find(|u| PIECE.div_ceil(line(0, u).len() + 1) % 2 == 1)
+        .unwrap();
+    let len = line(0, &user).len();
+    let mut log = String::new();
+    let pairs = (9 << 20) / (2 * (len + 1));
+    for i in 0..pairs {
+        let fail = line(i, &user);
+        assert_eq!(fail.len(), len);
+        log.push_str(&fail);
+        log.push('\n');
+        // (the host padded to the failure line's length)
+        let rep = format!("{} h last message repeated 5 times", &fail[..15]);
+        let pad = "x".repeat(len - rep.len());
+        log.push_str(&format!(
+            "{} h{pad} last message repeated 5 times\n",
+            &fail[..15]
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vsftpd.log");
+    std::fs::write(&path, &log).unwrap();
+    let args = [
+        "test",
+        "--filter",
+        "vsftpd",
+        "--top",
+        "1",
+        path.to_str().unwrap(),
+    ];
+    let one = run(true, &args);
+    let many = run(false, &args);
+    for o in [&one, &many] {
+        assert!(o.status.success(), "{}", text(&o.stderr));
+    }
+    let out = text(&one.stdout);
+    assert_eq!(out, text(&many.stdout));
+    assert!(
+        out.contains(&format!("lines matched: {}\n", 2 * pairs)),
+        "{}: {out}",
+        2 * pairs
+    );
+    assert!(
+        out.contains(&format!("{:>12}  {user}\n", 2 * pairs)),
+        "{out}"
+    );
+}
