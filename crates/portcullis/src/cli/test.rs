@@ -45,24 +45,17 @@ struct Stats {
     /// The same for the user (a buffer reused, so that a new run allocates nothing);
     /// a count of 0 means no run.
     run_user: (Vec<u8>, u64),
-    /// The last line this reader counted as a failure (its host and user are the runs'),
-    /// which a syslog daemon's `last message repeated N times` just after it counts again.
-    last: Option<Last>,
+    /// The number (`at`) plus one of the last line this reader counted as a failure (its
+    /// host and user are the runs'), which a syslog daemon's `last message repeated N times`
+    /// just after it counts again; 0 for none.
+    last_next: u64,
+    /// That line's rule and whether it captured a user: `rule << 1 | user`.
+    last_rule: u32,
     /// Repeat lines at the start of a piece, whose line before is the previous piece's
     /// last: (piece, how many).
     lead: Vec<(u64, u64)>,
     /// The failures that end a piece: (piece, rule, host, user).
     tails: Vec<(u64, usize, u128, Option<Box<[u8]>>)>,
-}
-
-/// A line counted as a failure (see [`Stats::last`]).
-#[derive(Clone, Copy)]
-struct Last {
-    /// Its number (`at`).
-    at: u64,
-    rule: usize,
-    /// Whether it captured a user.
-    user: bool,
 }
 
 /// The bits of a line number (`at`) that number the line in its piece.
@@ -110,23 +103,24 @@ impl Stats {
     /// A syslog daemon's `last message repeated N times` (line `at`): counted as one more
     /// matched line of the failure just before it, when this reader counted that one;
     /// false when the line is not one.
+    #[inline(never)]
     fn repeat(&mut self, p: &portcullis_core::prefix::Parsed<'_>, at: u64) -> bool {
         if p.program.is_some_and(|g| g != b"syslogd")
             || portcullis_core::prefix::syslogd_repeat(p).is_none()
         {
             return false;
         }
-        match self.last {
-            Some(l) if l.at + 1 == at => {
+        match self.last_next {
+            n if n == at && n != 0 => {
                 self.matched += 1;
-                self.per_rule[l.rule] += 1;
+                self.per_rule[(self.last_rule >> 1) as usize] += 1;
                 if let Some((_, n)) = &mut self.run_host {
                     *n += 1;
                 }
-                if l.user {
+                if self.last_rule & 1 != 0 {
                     self.run_user.1 += 1;
                 }
-                self.last = Some(Last { at, ..l });
+                self.last_next = at + 1;
             }
             // (at the start of a piece: the line before is the previous piece's last)
             _ => {
@@ -143,10 +137,11 @@ impl Stats {
 
     /// Notes the failure that ends piece `piece` (`end`: the number after its last line).
     fn end_piece(&mut self, piece: u64, end: u64) {
-        if let Some(l) = self.last.filter(|l| l.at + 1 == end) {
+        if self.last_next == end && end != 0 {
             let host = self.run_host.map_or(0, |(h, _)| h);
-            let user = l.user.then(|| self.run_user.0.as_slice().into());
-            self.tails.push((piece, l.rule, host, user));
+            let user = (self.last_rule & 1 != 0).then(|| self.run_user.0.as_slice().into());
+            self.tails
+                .push((piece, (self.last_rule >> 1) as usize, host, user));
         }
     }
 
@@ -309,9 +304,9 @@ fn count_shard(
     let parsed = portcullis_core::prefix::parse(&line);
     if let Some((i, n)) = shard {
         if portcullis_core::filter::session_shard(&parsed, n) != i {
-            // (a syslog daemon's repeat line counts in the reader that counted the line
-            // before it)
-            if s.last.is_some_and(|l| l.at + 1 == at) {
+            // (a syslog daemon's repeat line, which has no pid, counts in the reader that
+            // counted the line before it)
+            if parsed.pid == 0 && s.last_next == at {
                 s.repeat(&parsed, at);
             }
             return;
@@ -320,7 +315,7 @@ fn count_shard(
     s.lines += 1;
     s.cut += u64::from(cut);
     let Some(h) = set.match_parsed(&parsed, ctx, scratch) else {
-        if !s.repeat(&parsed, at) && parsed.program.is_none() {
+        if !(parsed.pid == 0 && s.repeat(&parsed, at)) && parsed.program.is_none() {
             not_recognised(set, s, &line, at);
         }
         return;
@@ -336,11 +331,11 @@ fn count_shard(
             s.count_user(u);
         }
         // (a held line counts nothing, nor does a repeat of it)
-        s.last = (!h.pending && h.own).then_some(Last {
-            at,
-            rule: h.rule,
-            user: h.user.is_some(),
-        });
+        (s.last_next, s.last_rule) = if !h.pending && h.own {
+            (at + 1, (h.rule as u32) << 1 | u32::from(h.user.is_some()))
+        } else {
+            (0, 0)
+        };
     }
 }
 
