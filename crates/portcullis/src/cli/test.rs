@@ -54,9 +54,12 @@ struct Stats {
     /// Repeat lines at the start of a piece, whose line before is the previous piece's
     /// last: (piece, how many).
     lead: Vec<(u64, u64)>,
-    /// The failures that end a piece: (piece, rule, host, user).
-    tails: Vec<(u64, usize, u128, Option<Box<[u8]>>)>,
+    /// The failures that end a piece.
+    tails: Vec<PieceTail>,
 }
+
+/// The failure that ends a piece: (piece, rule, host, user).
+type PieceTail = (u64, usize, u128, Option<Box<[u8]>>);
 
 /// The bits of a line number (`at`) that number the line in its piece.
 const IN_PIECE: u64 = (1 << 40) - 1;
