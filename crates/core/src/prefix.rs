@@ -114,10 +114,13 @@ pub struct SyslogdRepeat {
 ///   repeated %d times"` logged as program `syslogd` under the local host name (N ≥ 1):
 ///   `Dec 10 07:13:56 host syslogd: last message repeated 5 times` (RFC 5424 output:
 ///   `<46>1 … host syslogd - - - last message repeated 5 times`);
-/// * OpenBSD, NetBSD, FreeBSD up to 12 and sysklogd 1.x `fprintlog()`: the same text right
-///   after the previous line's host, no program (N ≥ 2: a single repeat writes the line
-///   again): `Dec 10 07:13:56 host last message repeated 5 times`, with FreeBSD `-v`'s
-///   `<4.6> ` before the host;
+/// * NetBSD 5+ `fprintlog()`: the same text as program `syslogd` with its own pid
+///   (`include_pid`, N ≥ 2): `Dec 10 07:13:56 host syslogd[412]: last message repeated 5
+///   times` (`-o rfc5424`: `… host syslogd 412 - - last message …`);
+/// * OpenBSD, FreeBSD up to 12, NetBSD before 5 and sysklogd 1.x `fprintlog()`: the same
+///   text right after the previous line's host, no program (N ≥ 2: a single repeat writes
+///   the line again): `Dec 10 07:13:56 host last message repeated 5 times`, with FreeBSD
+///   `-v`'s `<4.6> ` before the host;
 /// * sysklogd 2.x (troglobit/sysklogd `fprintlog_successive()`): `"last message buffered
 ///   %zu times"` after the previous line's host, no program, in its BSD or RFC 5424 file
 ///   format (`2026-12-10T07:13:56.000000+01:00 host - - - - last message buffered 5 times`);
@@ -137,8 +140,8 @@ pub fn syslogd_repeat(p: &Parsed<'_>) -> Option<SyslogdRepeat> {
         return None;
     }
     match p.program {
-        // FreeBSD 13+
-        Some(b"syslogd") if p.pid == 0 && p.stamp.is_some() => {
+        // FreeBSD 13+ (no pid), NetBSD 5+ (syslogd's pid)
+        Some(b"syslogd") if p.stamp.is_some() => {
             let n = repeat_text(p.message, b"last message repeated ")?;
             Some(SyslogdRepeat { stamp: p.stamp, n })
         }
@@ -1223,6 +1226,9 @@ mod tests {
             (b"Dec 10 07:13:57 bsd1 syslogd: last message repeated 1 times", 1, 10, 57),
             (b"Dec 10 07:13:57 bsd1 syslogd: last message repeated 6 times", 6, 10, 57),
             (b"<46>1 2026-12-10T07:13:58.123456+01:00 bsd1 syslogd - - - last message repeated 4 times", 4, 10, 58),
+            // NetBSD 5+: program syslogd with its pid
+            (b"Dec 10 07:13:54 nbsd1 syslogd[412]: last message repeated 8 times", 8, 10, 54),
+            (b"<46>1 2026-12-10T07:13:53.000000+01:00 nbsd1 syslogd 412 - - last message repeated 2 times", 2, 10, 53),
             // sysklogd 2.x, BSD and RFC 5424 file formats
             (b"Dec 10 07:13:59 lin1 last message buffered 7 times", 7, 10, 59),
             (b"2026-12-10T07:13:59.000000+01:00 lin1 - - - - last message buffered 1 times", 1, 10, 59),
@@ -1239,7 +1245,7 @@ mod tests {
             // a program's message (client text can only be there)
             &b"Dec 10 07:13:56 bsd1 sshd[5]: last message repeated 5 times"[..],
             b"Dec 10 07:13:56 bsd1 sshd: last message repeated 5 times",
-            b"Dec 10 07:13:56 bsd1 syslogd[12]: last message repeated 5 times",
+            b"Dec 10 07:13:56 bsd1 syslogd[12]: last message repeated 5 times x",
             b"Dec 10 07:13:56 bsd1 sshd[5]: Invalid user last message repeated 5 times",
             // no stamp, or more or less than the form
             b"last message repeated 5 times",

@@ -27,11 +27,11 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// A FreeBSD/OpenBSD auth.log: `bots` connections, each one `Failed password` line folded
-/// with `last message repeated 5 times` (six attempts), with noise between connections
-/// and, every 7th connection, a line of another program between the failure and the
-/// repeat line (which then repeats that line: nothing counts). FreeBSD 13+'s form
-/// (`syslogd: last message repeated`) alternates with the older one.
+/// A BSD auth.log: `bots` connections, each one `Failed password` line folded with
+/// `last message repeated 5 times` (six attempts), with noise between connections and,
+/// every 7th connection, a line of another program between the failure and the repeat
+/// line (which then repeats that line: nothing counts). OpenBSD's form, FreeBSD 13+'s
+/// (`syslogd: last message repeated`) and NetBSD's (`syslogd[pid]: …`) take turns.
 fn bsd_log(bots: usize) -> (String, Vec<(String, String)>) {
     let mut log = String::new();
     let mut counted = Vec::new();
@@ -61,14 +61,12 @@ fn bsd_log(bots: usize) -> (String, Vec<(String, String)>) {
             // (the address and the repeat line's time)
             counted.push((format!("2001:db8:{:x}::/64", i + 1), t(2)[7..].to_string()));
         }
-        if i % 2 == 0 {
-            log.push_str(&format!("{} bsd1 last message repeated 5 times\n", t(2)));
-        } else {
-            log.push_str(&format!(
-                "{} bsd1 syslogd: last message repeated 5 times\n",
-                t(2)
-            ));
-        }
+        // (OpenBSD, FreeBSD 13+, NetBSD 5+)
+        let tag = ["", "syslogd: ", "syslogd[412]: "][i % 3];
+        log.push_str(&format!(
+            "{} bsd1 {tag}last message repeated 5 times\n",
+            t(2)
+        ));
         log.push_str(&format!(
             "{} bsd1 sshd[{}]: Accepted publickey for deploy from 198.51.100.7 port 50000 ssh2: ED25519 SHA256:Jg7Xk2l0q5m9ZbVqW1e3R4t6Y8u0I2o4P6a8S0d2F4g\n",
             t(3),

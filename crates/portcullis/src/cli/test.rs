@@ -292,6 +292,13 @@ fn count(
     count_shard(set, scratch, s, line, at, ctx, None)
 }
 
+/// Whether a line may be a syslog daemon's repeat line (no pid, or the program
+/// `syslogd`): the test the usual line stops at.
+#[inline(always)]
+fn may_repeat(p: &portcullis_core::prefix::Parsed<'_>) -> bool {
+    p.pid == 0 || p.program == Some(&b"syslogd"[..])
+}
+
 /// [`count`] for the reader `shard = (i, n)` of `n`: only the lines of its sessions.
 fn count_shard(
     set: &MatchSet,
@@ -307,9 +314,9 @@ fn count_shard(
     let parsed = portcullis_core::prefix::parse(&line);
     if let Some((i, n)) = shard {
         if portcullis_core::filter::session_shard(&parsed, n) != i {
-            // (a syslog daemon's repeat line, which has no pid, counts in the reader that
-            // counted the line before it)
-            if parsed.pid == 0 && s.last_next == at {
+            // (a syslog daemon's repeat line counts in the reader that counted the line
+            // before it)
+            if s.last_next == at && may_repeat(&parsed) {
                 s.repeat(&parsed, at);
             }
             return;
@@ -318,7 +325,7 @@ fn count_shard(
     s.lines += 1;
     s.cut += u64::from(cut);
     let Some(h) = set.match_parsed(&parsed, ctx, scratch) else {
-        if !(parsed.pid == 0 && s.repeat(&parsed, at)) && parsed.program.is_none() {
+        if !(may_repeat(&parsed) && s.repeat(&parsed, at)) && parsed.program.is_none() {
             not_recognised(set, s, &line, at);
         }
         return;
