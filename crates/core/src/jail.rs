@@ -74,6 +74,29 @@ pub struct Jail {
     tracker: Tracker,
     /// The last line committed was a container runtime's partial record.
     after_partial: bool,
+    /// Per source ([`LineAt::source`]): the last line committed and the failure it counted,
+    /// which a syslog daemon's `last message repeated N times` after it counts again.
+    tails: std::collections::HashMap<u64, Tail>,
+}
+
+/// Where a line sits: its source (a log file; any number the caller keeps per file) and
+/// its number there. Consecutive numbers of one source are consecutive lines of that file,
+/// whether or not the lines between were committed (a caller that commits only the lines
+/// that matched passes their numbers: a gap is a line that matched nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineAt {
+    /// The source.
+    pub source: u64,
+    /// The line's number in it.
+    pub seq: u64,
+}
+
+/// The last line committed from a source.
+#[derive(Debug)]
+struct Tail {
+    seq: u64,
+    /// The failure it counted (weight > 0), and its filter and user.
+    failure: Option<(Failure, HitInfo)>,
 }
 
 impl Jail {
@@ -88,6 +111,7 @@ impl Jail {
             scratch,
             tracker,
             after_partial: false,
+            tails: std::collections::HashMap::new(),
         }
     }
 
@@ -125,7 +149,8 @@ impl Jail {
     }
 
     /// Feeds one line. `now` is the clock for the ban start; `None` uses the line's own
-    /// time (replay). A line without a time of its own takes `fallback`.
+    /// time (replay). A line without a time of its own takes `fallback`. The lines fed so are
+    /// the lines of one source, in order (see [`Jail::process_from`]).
     pub fn process(
         &mut self,
         line: &[u8],
@@ -133,8 +158,31 @@ impl Jail {
         now: Option<Millis>,
         fallback: Millis,
     ) -> Step {
+        self.process_from(0, line, ctx, now, fallback)
+    }
+
+    /// [`Jail::process`] for the next line of `source` (a number the caller keeps per log
+    /// file): a syslog daemon's `last message repeated N times` counts the line before it
+    /// in the same file.
+    pub fn process_from(
+        &mut self,
+        source: u64,
+        line: &[u8],
+        ctx: &TimeContext,
+        now: Option<Millis>,
+        fallback: Millis,
+    ) -> Step {
         let p = prepare(&self.set, &self.settings, line, ctx, &mut self.scratch);
-        self.commit(p, now, fallback)
+        let at = self.next_line(source);
+        self.commit_at(at, p, now, fallback)
+    }
+
+    /// The place of the next line of `source` after the last one committed.
+    fn next_line(&self, source: u64) -> LineAt {
+        LineAt {
+            source,
+            seq: self.tails.get(&source).map_or(0, |t| t.seq.wrapping_add(1)),
+        }
     }
 
     /// The matching half, shareable with other threads: [`prepare`] needs only these (and a
@@ -144,34 +192,103 @@ impl Jail {
         (self.set.clone(), self.settings.clone())
     }
 
-    /// The counting half: records a prepared line in the tracker.
+    /// The counting half: records a prepared line in the tracker, as the next line of
+    /// source 0 (see [`Jail::commit_at`]).
     pub fn commit(&mut self, p: Prepared, now: Option<Millis>, fallback: Millis) -> Step {
+        let at = self.next_line(0);
+        self.commit_at(at, p, now, fallback)
+    }
+
+    /// The counting half for the line `at`: records a prepared line in the tracker. A
+    /// [`Prepared::Repeat`] counts the failure of the line just before it in its source
+    /// (`at.seq - 1`) again, N times its weight at its own time, when that line was a
+    /// failure the jail counted; after any other line (no match, an ignored address, a
+    /// held line, a line never committed) it counts nothing.
+    pub fn commit_at(
+        &mut self,
+        at: LineAt,
+        p: Prepared,
+        now: Option<Millis>,
+        fallback: Millis,
+    ) -> Step {
+        let tail = self.tails.entry(at.source).or_insert(Tail {
+            seq: u64::MAX,
+            failure: None,
+        });
+        let prev = if tail.seq.wrapping_add(1) == at.seq {
+            tail.failure.take()
+        } else {
+            None
+        };
+        tail.seq = at.seq;
+        let (step, counted) = self.commit_line(p, prev, now, fallback);
+        if let Some(t) = self.tails.get_mut(&at.source) {
+            t.failure = counted;
+        }
+        step
+    }
+
+    /// [`Jail::commit_at`] without the source's bookkeeping: the step, and the failure a
+    /// repeat line after this one would count again.
+    fn commit_line(
+        &mut self,
+        p: Prepared,
+        prev: Option<(Failure, HitInfo)>,
+        now: Option<Millis>,
+        fallback: Millis,
+    ) -> (Step, Option<(Failure, HitInfo)>) {
         if matches!(p, Prepared::PartialRecord) {
             self.after_partial = true;
-            return Step::NoMatch;
+            return (Step::NoMatch, None);
         }
         if std::mem::take(&mut self.after_partial) {
             // the last part of a line a container runtime cut: never a line of its own
-            return Step::NoMatch;
+            return (Step::NoMatch, None);
         }
+        // The line's own time drives the window; in the daemon (`now` given) a line whose
+        // clock is off by more than findtime (wrong zone, old line) counts at `now`.
+        let findtime = self.settings.tracker.findtime;
+        let when = |time: Option<Millis>| match (time, now) {
+            (Some(t), Some(n)) if (t - n).abs() > findtime => n,
+            (Some(t), _) => t,
+            (None, _) => fallback,
+        };
         match p {
-            Prepared::NoMatch | Prepared::PartialRecord => Step::NoMatch,
-            Prepared::Ignored { addr, reason } => Step::Ignored { addr, reason },
+            Prepared::NoMatch | Prepared::PartialRecord => (Step::NoMatch, None),
+            Prepared::Ignored { addr, reason } => (Step::Ignored { addr, reason }, None),
             Prepared::Failure { failure, time, hit } => {
-                // The line's own time drives the window; in the daemon (`now` given) a line
-                // whose clock is off by more than findtime (wrong zone, old line) counts at `now`.
-                let time = match (time, now) {
-                    (Some(t), Some(n)) if (t - n).abs() > self.settings.tracker.findtime => n,
-                    (Some(t), _) => t,
-                    (None, _) => fallback,
+                let failure = Failure {
+                    time: when(time),
+                    ..failure
                 };
-                let failure = Failure { time, ..failure };
                 let decision = self.tracker.record(&failure, now.unwrap_or(failure.time));
-                Step::Failure {
+                let counted = (failure.weight > 0).then(|| (failure.clone(), hit.clone()));
+                (
+                    Step::Failure {
+                        failure,
+                        decision,
+                        hit,
+                    },
+                    counted,
+                )
+            }
+            Prepared::Repeat { n, time } => {
+                let Some((f, hit)) = prev else {
+                    return (Step::NoMatch, None);
+                };
+                let failure = Failure {
+                    time: when(time),
+                    weight: f.weight.saturating_mul(n),
+                    ..f
+                };
+                let decision = self.tracker.record(&failure, now.unwrap_or(failure.time));
+                // (a further repeat line counts the same line again)
+                let step = Step::Failure {
                     failure,
                     decision,
-                    hit,
-                }
+                    hit: hit.clone(),
+                };
+                (step, Some((f, hit)))
             }
         }
     }
@@ -192,6 +309,14 @@ pub enum Prepared {
         addr: IpAddr,
         /// Why.
         reason: Reason,
+    },
+    /// A syslog daemon's `last message repeated N times` ([`crate::prefix::syslogd_repeat`]):
+    /// the line before it in the same file occurred `n` more times ([`Jail::commit_at`]).
+    Repeat {
+        /// How many more times.
+        n: u32,
+        /// The line's own time, if it has one.
+        time: Option<Millis>,
     },
     /// A failure; its `time` is filled in by [`Jail::commit`].
     Failure {
@@ -229,7 +354,7 @@ pub fn prepare_parsed(
     scratch: &mut Scratch,
 ) -> Prepared {
     let Some(hit) = set.match_parsed(parsed, ctx, scratch) else {
-        return Prepared::NoMatch;
+        return repeat(parsed, ctx);
     };
     if let Some(reason) = settings.ignore.check(hit.addr) {
         return Prepared::Ignored {
@@ -254,6 +379,23 @@ pub fn prepare_parsed(
             filter: hit.filter,
             user: hit.user.map(Box::from),
         },
+    }
+}
+
+/// A line that matched no rule: a syslog daemon's `last message repeated N times`
+/// ([`Prepared::Repeat`]), or nothing.
+#[inline]
+fn repeat(parsed: &crate::prefix::Parsed<'_>, ctx: &TimeContext) -> Prepared {
+    // (a program's own line is never one, and the usual line stops at this test)
+    if parsed.program.is_some_and(|g| g != b"syslogd") {
+        return Prepared::NoMatch;
+    }
+    match crate::prefix::syslogd_repeat(parsed) {
+        Some(r) => Prepared::Repeat {
+            n: r.n,
+            time: r.stamp.map(|s| s.to_millis(ctx)),
+        },
+        None => Prepared::NoMatch,
     }
 }
 
@@ -383,6 +525,136 @@ mod tests {
             ],
         );
         assert_eq!(w, vec![0, 2]);
+    }
+
+    /// A BSD syslogd's `last message repeated N times` counts the line before it N more
+    /// times: a bot's six password attempts on one connection, written once and then
+    /// folded, count six and ban at maxretry 6.
+    #[test]
+    fn syslogd_repeated_line_counts_the_previous_failure() {
+        let fail = "Dec 10 07:13:50 bsd1 sshd[24227]: Failed password for root from 203.0.113.9 port 42393 ssh2";
+        let mut j = sshd_jail(6, vec![]);
+        let b = bans(
+            &mut j,
+            &[fail, "Dec 10 07:13:56 bsd1 last message repeated 4 times"],
+        );
+        assert!(b.is_empty(), "5 failures, maxretry 6: {b:?}");
+        let mut j = sshd_jail(6, vec![]);
+        let b = bans(
+            &mut j,
+            &[fail, "Dec 10 07:13:56 bsd1 last message repeated 5 times"],
+        );
+        assert_eq!(b, vec!["203.0.113.9 6"]);
+        // the weight is N times the line's, at the repeat line's time; a second repeat
+        // line (syslogd flushes the count every 30 s, 2 min, 10 min) counts the same line
+        let mut j = sshd_jail(100, vec![]);
+        let steps: Vec<Step> = [
+            fail,
+            "Dec 10 07:14:20 bsd1 syslogd: last message repeated 3 times",
+            "Dec 10 07:16:20 bsd1 syslogd: last message repeated 2 times",
+        ]
+        .iter()
+        .map(|l| j.process(l.as_bytes(), &CTX, None, 0))
+        .collect();
+        let Step::Failure { failure, hit, .. } = &steps[1] else {
+            panic!("{steps:?}")
+        };
+        assert_eq!(failure.addr.to_string(), "203.0.113.9");
+        assert_eq!(failure.weight, 3);
+        assert_eq!(hit.user.as_deref(), Some(&b"root"[..]));
+        let Step::Failure { failure: f2, .. } = &steps[2] else {
+            panic!("{steps:?}")
+        };
+        assert_eq!((f2.weight, f2.time - failure.time), (2, 120_000));
+        // user weights apply to each occurrence
+        let mut j = sshd_jail(100, vec![(b"root".to_vec(), 5)]);
+        let w: Vec<u32> = [fail, "Dec 10 07:13:56 bsd1 last message repeated 2 times"]
+            .iter()
+            .map(|l| match j.process(l.as_bytes(), &CTX, None, 0) {
+                Step::Failure { failure, .. } => failure.weight,
+                _ => 0,
+            })
+            .collect();
+        assert_eq!(w, vec![5, 10]);
+    }
+
+    /// A repeat line counts only a failure the jail counted on the line just before it.
+    #[test]
+    fn syslogd_repeated_line_after_anything_else_counts_nothing() {
+        let fail = "Dec 10 07:13:50 bsd1 sshd[24227]: Failed password for root from 203.0.113.9 port 42393 ssh2";
+        for before in [
+            // a line matching nothing between the failure and the repeat line
+            vec![fail, "Dec 10 07:13:51 bsd1 cron[7]: (root) CMD (true)"],
+            // an address never banned (192.0.2.0/24 is ignored here)
+            vec!["Dec 10 07:13:50 bsd1 sshd[24227]: Failed password for root from 192.0.2.7 port 42393 ssh2"],
+            // a held line: a publickey failure waits for the end of its session
+            vec!["Dec 10 07:13:50 bsd1 sshd[30]: Failed publickey for bob from 203.0.113.10 port 4000 ssh2: ED25519 SHA256:abc"],
+            // nothing at all
+            vec![],
+        ] {
+            let mut lines = before.clone();
+            lines.push("Dec 10 07:13:56 bsd1 last message repeated 50 times");
+            let mut j = sshd_jail(3, vec![]);
+            let steps: Vec<Step> = lines
+                .iter()
+                .map(|l| j.process(l.as_bytes(), &CTX, None, 0))
+                .collect();
+            assert_eq!(steps.last(), Some(&Step::NoMatch), "{before:?}");
+        }
+        // lines of another source between them do not separate them; a gap in the line
+        // numbers (a line never committed) does
+        let mut j = sshd_jail(100, vec![]);
+        j.process_from(1, fail.as_bytes(), &CTX, None, 0);
+        j.process_from(
+            2,
+            b"Dec 10 07:13:51 other cron[7]: (root) CMD (true)",
+            &CTX,
+            None,
+            0,
+        );
+        let s = j.process_from(
+            1,
+            b"Dec 10 07:13:56 bsd1 last message repeated 2 times",
+            &CTX,
+            None,
+            0,
+        );
+        assert!(
+            matches!(s, Step::Failure { ref failure, .. } if failure.weight == 2),
+            "{s:?}"
+        );
+        let (set, settings) = j.shared();
+        let mut scratch = set.scratch();
+        let prep = |l: &str, sc: &mut Scratch| prepare(&set, &settings, l.as_bytes(), &CTX, sc);
+        let f = prep(fail, &mut scratch);
+        let r = prep(
+            "Dec 10 07:13:56 bsd1 last message repeated 2 times",
+            &mut scratch,
+        );
+        assert!(
+            matches!(
+                r,
+                Prepared::Repeat {
+                    n: 2,
+                    time: Some(_)
+                }
+            ),
+            "{r:?}"
+        );
+        let at = |seq| LineAt { source: 9, seq };
+        assert!(matches!(
+            j.commit_at(at(10), f.clone(), None, 0),
+            Step::Failure { .. }
+        ));
+        assert_eq!(j.commit_at(at(12), r.clone(), None, 0), Step::NoMatch);
+        assert!(matches!(
+            j.commit_at(at(20), f, None, 0),
+            Step::Failure { .. }
+        ));
+        assert!(matches!(
+            j.commit_at(at(21), r, None, 0),
+            Step::Failure { .. }
+        ));
     }
 
     #[test]

@@ -97,6 +97,127 @@ fn repeated(p: &mut Parsed<'_>) {
     p.repeat = n;
 }
 
+/// A syslog daemon's own line saying that the line before it in the same file occurred N
+/// more times ([`syslogd_repeat`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyslogdRepeat {
+    /// The line's own stamp (the time of the last occurrence), if it has one.
+    pub stamp: Option<Stamp>,
+    /// How many more times the previous line occurred.
+    pub n: u32,
+}
+
+/// Recognises the line a syslog daemon writes in place of a message repeated in the same
+/// output file, which carries no message of its own: the previous line of that file (its
+/// `f_prevline`, kept per output file) occurred N more times. Forms, from the daemons' source:
+/// * FreeBSD 13+ `fprintlog_successive()` (usr.sbin/syslogd/syslogd.c): `"last message
+///   repeated %d times"` logged as program `syslogd` under the local host name (N ≥ 1):
+///   `Dec 10 07:13:56 host syslogd: last message repeated 5 times` (RFC 5424 output:
+///   `<46>1 … host syslogd - - - last message repeated 5 times`);
+/// * NetBSD 5+ `fprintlog()`: the same text as program `syslogd` with its own pid
+///   (`include_pid`, N ≥ 2): `Dec 10 07:13:56 host syslogd[412]: last message repeated 5
+///   times` (`-o rfc5424`: `… host syslogd 412 - - last message …`);
+/// * OpenBSD, FreeBSD up to 12, NetBSD before 5 and sysklogd 1.x `fprintlog()`: the same
+///   text right after the previous line's host, no program (N ≥ 2: a single repeat writes
+///   the line again): `Dec 10 07:13:56 host last message repeated 5 times`, with FreeBSD
+///   `-v`'s `<4.6> ` before the host;
+/// * sysklogd 2.x (troglobit/sysklogd `fprintlog_successive()`): `"last message buffered
+///   %zu times"` after the previous line's host, no program, in its BSD or RFC 5424 file
+///   format (`2026-12-10T07:13:56.000000+01:00 host - - - - last message buffered 5 times`);
+/// * macOS syslogd (asl_action.c `_send_repeat_msg`, ctime's `Mmm dd HH:MM:SS`, no host):
+///   `Dec 10 07:13:56 --- last message repeated 1 time ---`, and the older bsd_out.c's
+///   `Dec 10 07:13:56: --- last message repeated 5 times ---`.
+///
+/// Only the daemon writes these lines: the text stands where a program's tag stands (or is
+/// the message of the tag `syslogd`), and a remote client's text only ever appears inside a
+/// program's message, after its tag. (A local process that sends an untagged message to the
+/// log socket can write one, as it can write any line with `logger`.) The whole line must be
+/// the form: nothing before the host but a stamp, nothing after the count.
+pub fn syslogd_repeat(p: &Parsed<'_>) -> Option<SyslogdRepeat> {
+    // (every form ends in "times", "time ---" or "times ---": a bare line of another kind
+    // stops here)
+    if !matches!(p.message.last(), Some(b's' | b'-')) {
+        return None;
+    }
+    match p.program {
+        // FreeBSD 13+ (no pid), NetBSD 5+ (syslogd's pid)
+        Some(b"syslogd") if p.stamp.is_some() => {
+            let n = repeat_text(p.message, b"last message repeated ")?;
+            Some(SyslogdRepeat { stamp: p.stamp, n })
+        }
+        Some(_) => None,
+        // sysklogd's RFC 5424 file line: no APP-NAME, the message read
+        None if p.stamp.is_some() => {
+            let n = repeat_text(p.message, b"last message buffered ")
+                .or_else(|| repeat_text(p.message, b"last message repeated "))?;
+            Some(SyslogdRepeat { stamp: p.stamp, n })
+        }
+        // the classic forms: no tag after the host, so the prefix parser left the whole
+        // line as the message
+        None => bare_repeat(skip_pri(p.message)),
+    }
+}
+
+/// `PREFIX<count> times` (or `1 time`), the whole of `m`; the count.
+fn repeat_text(m: &[u8], prefix: &[u8]) -> Option<u32> {
+    let rest = m.strip_prefix(prefix)?;
+    let d = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if !(1..=9).contains(&d) {
+        return None;
+    }
+    let n = digits(&rest[..d])?;
+    let unit: &[u8] = if n == 1 { b" time" } else { b" times" };
+    // (FreeBSD writes "1 times")
+    if !(rest[d..] == *unit || (n == 1 && rest[d..] == *b" times")) || n == 0 {
+        return None;
+    }
+    Some(n)
+}
+
+/// The repeat lines a prefix parse leaves whole (see [`syslogd_repeat`]): a classic or ISO
+/// stamp, then `[<fac.pri> ]host last message repeated|buffered N times` or macOS'
+/// `[:] --- last message repeated N time[s] ---`.
+#[inline(never)]
+fn bare_repeat(l: &[u8]) -> Option<SyslogdRepeat> {
+    // macOS' older `Mmm dd HH:MM:SS: ---` (bsd_out.c): the stamp read with a space in
+    // place of its colon
+    let (stamp, rest, colon) = if l.get(15) == Some(&b':') && l.get(16) == Some(&b' ') {
+        let mut buf = [0u8; 16];
+        buf.copy_from_slice(&l[..16]);
+        buf[15] = b' ';
+        (classic_stamp(&buf)?.0, &l[17..], true)
+    } else if let Some((st, rest)) = classic_stamp(l) {
+        (st, rest, false)
+    } else {
+        let (st, n) = iso_stamp(l)?;
+        (st, l.get(n + 1..).filter(|_| l[n] == b' ')?, false)
+    };
+    let done = |n| {
+        Some(SyslogdRepeat {
+            stamp: Some(stamp),
+            n,
+        })
+    };
+    if let Some(mac) = rest.strip_prefix(b"--- ") {
+        let m = mac.strip_suffix(b" ---")?;
+        return done(repeat_text(m, b"last message repeated ")?);
+    }
+    if colon {
+        return None;
+    }
+    // FreeBSD -v: `<4.6> ` before the host
+    let rest = angle_token(rest).unwrap_or(rest);
+    let sp = rest.iter().take(256).position(|&b| b == b' ')?;
+    if sp == 0 {
+        return None;
+    }
+    let m = &rest[sp + 1..];
+    done(
+        repeat_text(m, b"last message repeated ")
+            .or_else(|| repeat_text(m, b"last message buffered "))?,
+    )
+}
+
 /// The prefix forms (everything of [`parse`] but the repeated-message wrapper).
 #[inline(always)]
 fn forms(line: &[u8]) -> Parsed<'_> {
@@ -1086,6 +1207,64 @@ mod tests {
             (11, 21, 10, 0, 1)
         );
         assert_eq!(st.year, None);
+    }
+
+    /// The syslog daemons' own "the previous line occurred N more times" lines, as each
+    /// daemon's source writes them (see `syslogd_repeat`); anything else is not one.
+    #[test]
+    fn syslogd_last_message_repeated() {
+        let rep =
+            |l: &[u8]| syslogd_repeat(&parse(l)).map(|r| (r.n, r.stamp.map(|s| (s.day, s.second))));
+        for (l, n, day, sec) in [
+            // OpenBSD, NetBSD, FreeBSD <= 12, sysklogd 1.x: after the previous line's host
+            (&b"Dec 10 07:13:56 bsd1 last message repeated 5 times"[..], 5, 10, 56),
+            (b"Dec  3 07:13:56 bsd1 last message repeated 2 times\n", 2, 3, 56),
+            // FreeBSD -v / -vv
+            (b"Dec 10 07:13:56 <4.6> bsd1 last message repeated 3 times", 3, 10, 56),
+            (b"Dec 10 07:13:56 <auth.info> bsd1 last message repeated 3 times", 3, 10, 56),
+            // FreeBSD 13+: program syslogd, N >= 1 ("1 times")
+            (b"Dec 10 07:13:57 bsd1 syslogd: last message repeated 1 times", 1, 10, 57),
+            (b"Dec 10 07:13:57 bsd1 syslogd: last message repeated 6 times", 6, 10, 57),
+            (b"<46>1 2026-12-10T07:13:58.123456+01:00 bsd1 syslogd - - - last message repeated 4 times", 4, 10, 58),
+            // NetBSD 5+: program syslogd with its pid
+            (b"Dec 10 07:13:54 nbsd1 syslogd[412]: last message repeated 8 times", 8, 10, 54),
+            (b"<46>1 2026-12-10T07:13:53.000000+01:00 nbsd1 syslogd 412 - - last message repeated 2 times", 2, 10, 53),
+            // sysklogd 2.x, BSD and RFC 5424 file formats
+            (b"Dec 10 07:13:59 lin1 last message buffered 7 times", 7, 10, 59),
+            (b"2026-12-10T07:13:59.000000+01:00 lin1 - - - - last message buffered 1 times", 1, 10, 59),
+            // an ISO stamp (OpenBSD -Z style) before the host
+            (b"2026-12-10T07:13:55.000Z bsd1 last message repeated 2 times", 2, 10, 55),
+            // macOS asl_action.c and the older bsd_out.c
+            (b"Dec 10 07:13:56 --- last message repeated 1 time ---", 1, 10, 56),
+            (b"Dec 10 07:13:56 --- last message repeated 12 times ---", 12, 10, 56),
+            (b"Dec  9 07:13:56: --- last message repeated 3 times ---", 3, 9, 56),
+        ] {
+            assert_eq!(rep(l), Some((n, Some((day, sec)))), "{}", String::from_utf8_lossy(l));
+        }
+        for l in [
+            // a program's message (client text can only be there)
+            &b"Dec 10 07:13:56 bsd1 sshd[5]: last message repeated 5 times"[..],
+            b"Dec 10 07:13:56 bsd1 sshd: last message repeated 5 times",
+            b"Dec 10 07:13:56 bsd1 syslogd[12]: last message repeated 5 times x",
+            b"Dec 10 07:13:56 bsd1 sshd[5]: Invalid user last message repeated 5 times",
+            // no stamp, or more or less than the form
+            b"last message repeated 5 times",
+            b"bsd1 last message repeated 5 times",
+            b"Dec 10 07:13:56 bsd1 x last message repeated 5 times",
+            b"Dec 10 07:13:56 bsd1 last message repeated 5 times x",
+            b"Dec 10 07:13:56 bsd1 last message repeated 0 times",
+            b"Dec 10 07:13:56 bsd1 last message repeated  times",
+            b"Dec 10 07:13:56 bsd1 last message repeated 1234567890 times",
+            b"Dec 10 07:13:56 bsd1 last message repeated 5 time",
+            b"Dec 10 07:13:56 bsd1  last message repeated 5 times",
+            b"Dec 10 07:13:56 --- last message repeated 5 times",
+            b"Dec 10 07:13:56: bsd1 last message repeated 5 times",
+            b"Dec 10 07:13:56 bsd1 message repeated 5 times",
+            // rsyslog's own form is another thing (unwrapped by `parse`)
+            b"Dec 10 07:13:56 web1 sshd[1]: message repeated 5 times: [ Failed password for root from 203.0.113.5 port 1 ssh2]",
+        ] {
+            assert_eq!(rep(l), None, "{}", String::from_utf8_lossy(l));
+        }
     }
 
     /// rsyslog's repeated-message reduction, as runtime/ratelimit.c writes it: the message in

@@ -11,7 +11,7 @@ use std::sync::{mpsc, Arc};
 use anyhow::Result;
 use portcullis_core::decision::{BanReason, Decision, Millis, FOREVER};
 use portcullis_core::filter::session_shard;
-use portcullis_core::jail::{prepare_parsed, Jail, Prepared, Step};
+use portcullis_core::jail::{prepare_parsed, Jail, LineAt, Prepared, Step};
 use portcullis_core::policy::{self, History};
 use portcullis_core::time::rfc3339;
 
@@ -92,6 +92,10 @@ pub fn run(
     let cut_lines = std::sync::atomic::AtomicU64::new(0);
     type Found = Vec<(u32, usize, Prepared)>;
     let (res_tx, res_rx) = mpsc::sync_channel::<(u64, u64, Found)>(workers * 2);
+    // the chunks that start a file: the line before is not the same file's (a syslog
+    // daemon's `last message repeated N times` counts only the line before it in its file)
+    let file_starts = std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let file_starts = &file_starts;
     let read_result = std::thread::scope(|sc| -> Result<()> {
         for (w, job_rx) in job_rxs.into_iter().enumerate() {
             let (res_tx, shared, ctx) = (res_tx.clone(), &shared, &ctx);
@@ -138,6 +142,7 @@ pub fn run(
         let reader = sc.spawn(move || -> Result<()> {
             let mut idx = 0u64;
             for src in sources {
+                file_starts.lock().expect("file starts").insert(idx);
                 input::for_each_chunk(input::open(src)?, 1 << 20, |chunk| {
                     let chunk = Arc::new(chunk);
                     let ok = if sharded {
@@ -158,22 +163,33 @@ pub fn run(
         // chunk -> (parts received, lines, matches)
         let mut pending: BTreeMap<u64, (usize, u64, Found)> = BTreeMap::new();
         let mut next = 0u64;
+        // the number of the next chunk's first line, counting one line more at each file's
+        // start (see `file_starts`), for `Jail::commit_at`: the jails see only the lines
+        // that matched, and know a line between two by the gap in their numbers
+        let mut seq_base = 0u64;
         for (idx, n, found) in res_rx {
             let e = pending.entry(idx).or_insert((0, n, Vec::new()));
             e.0 += 1;
             e.2.extend(found);
             while pending.get(&next).is_some_and(|e| e.0 == parts) {
                 let (_, n, mut found) = pending.remove(&next).expect("complete chunk");
+                if file_starts.lock().expect("file starts").remove(&next) {
+                    seq_base += 1;
+                }
+                let base = seq_base;
+                seq_base += n;
                 next += 1;
                 lines += n;
                 if parts > 1 {
                     // (stable: a line's jails stay in order, one worker matched them all)
                     found.sort_by_key(|f| f.0);
                 }
-                for (_, ji, p) in found {
+                for (at, ji, p) in found {
                     // bans that ran out before this line's time end first, as the daemon's
                     // timer ends them: a failure just after a ban's end counts
-                    if let Prepared::Failure { time: Some(t), .. } = &p {
+                    if let Prepared::Failure { time: Some(t), .. }
+                    | Prepared::Repeat { time: Some(t), .. } = &p
+                    {
                         let t = (*t).max(last);
                         for j in running.iter_mut() {
                             if j.tracker().next_expiry().is_some_and(|e| e <= t) {
@@ -189,8 +205,15 @@ pub fn run(
                     let fallback = if last == i64::MIN { ctx.now } else { last };
                     if let Step::Failure {
                         failure, decision, ..
-                    } = j.commit(p, None, fallback)
-                    {
+                    } = j.commit_at(
+                        LineAt {
+                            source: 0,
+                            seq: base + u64::from(at),
+                        },
+                        p,
+                        None,
+                        fallback,
+                    ) {
                         last = last.max(failure.time);
                         if let Some(d) = decision {
                             // the replay's "random" jitter: a hash of the ban, so that a

@@ -45,7 +45,24 @@ struct Stats {
     /// The same for the user (a buffer reused, so that a new run allocates nothing);
     /// a count of 0 means no run.
     run_user: (Vec<u8>, u64),
+    /// The number (`at`) plus one of the last line this reader counted as a failure (its
+    /// host and user are the runs'), which a syslog daemon's `last message repeated N times`
+    /// just after it counts again; 0 for none.
+    last_next: u64,
+    /// That line's rule and whether it captured a user: `rule << 1 | user`.
+    last_rule: u32,
+    /// Repeat lines at the start of a piece, whose line before is the previous piece's
+    /// last: (piece, how many).
+    lead: Vec<(u64, u64)>,
+    /// The failures that end a piece.
+    tails: Vec<PieceTail>,
 }
+
+/// The failure that ends a piece: (piece, rule, host, user).
+type PieceTail = (u64, usize, u128, Option<Box<[u8]>>);
+
+/// The bits of a line number (`at`) that number the line in its piece.
+const IN_PIECE: u64 = (1 << 40) - 1;
 
 impl Stats {
     fn count_host(&mut self, h: IpAddr) {
@@ -86,9 +103,73 @@ impl Stats {
         }
     }
 
+    /// A syslog daemon's `last message repeated N times` (line `at`): counted as one more
+    /// matched line of the failure just before it, when this reader counted that one;
+    /// false when the line is not one.
+    #[inline(never)]
+    fn repeat(&mut self, p: &portcullis_core::prefix::Parsed<'_>, at: u64) -> bool {
+        if p.program.is_some_and(|g| g != b"syslogd")
+            || portcullis_core::prefix::syslogd_repeat(p).is_none()
+        {
+            return false;
+        }
+        match self.last_next {
+            n if n == at && n != 0 => {
+                self.matched += 1;
+                self.per_rule[(self.last_rule >> 1) as usize] += 1;
+                if let Some((_, n)) = &mut self.run_host {
+                    *n += 1;
+                }
+                if self.last_rule & 1 != 0 {
+                    self.run_user.1 += 1;
+                }
+                self.last_next = at + 1;
+            }
+            // (at the start of a piece: the line before is the previous piece's last)
+            _ => {
+                let (piece, k) = (at >> 40, at & IN_PIECE);
+                match self.lead.last_mut() {
+                    Some((p, n)) if *p == piece && *n == k => *n += 1,
+                    _ if k == 0 => self.lead.push((piece, 1)),
+                    _ => {}
+                }
+            }
+        }
+        true
+    }
+
+    /// Notes the failure that ends piece `piece` (`end`: the number after its last line).
+    fn end_piece(&mut self, piece: u64, end: u64) {
+        if self.last_next == end && end != 0 {
+            let host = self.run_host.map_or(0, |(h, _)| h);
+            let user = (self.last_rule & 1 != 0).then(|| self.run_user.0.as_slice().into());
+            self.tails
+                .push((piece, (self.last_rule >> 1) as usize, host, user));
+        }
+    }
+
+    /// Counts the repeat lines that start a piece with the failure that ends the piece
+    /// before (after every piece was merged).
+    fn join_pieces(&mut self) {
+        self.flush();
+        for (piece, k) in std::mem::take(&mut self.lead) {
+            let Some((_, rule, host, user)) = self.tails.iter().find(|t| t.0 + 1 == piece) else {
+                continue;
+            };
+            self.matched += k;
+            self.per_rule[*rule] += k;
+            *self.hosts.entry(*host).or_default() += k;
+            if let Some(u) = user {
+                add_user(&mut self.users, u, k);
+            }
+        }
+    }
+
     fn merge(&mut self, mut o: Stats) {
         self.flush();
         o.flush();
+        self.lead.extend(o.lead);
+        self.tails.extend(o.tails);
         self.lines += o.lines;
         self.cut += o.cut;
         self.matched += o.matched;
@@ -157,9 +238,10 @@ pub fn run(filter: &str, json: bool, file: Option<&Path>, top: usize) -> Result<
         let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
         let mut scratch = set.scratch();
         let mut res = Ok(());
+        let mut last = None;
         input::for_each_line(input::open(file)?, |line| {
             if res.is_ok() {
-                res = write_json(&mut out, &set, &mut scratch, line, &ctx);
+                res = write_json(&mut out, &set, &mut scratch, line, &ctx, &mut last);
             }
         })?;
         res?;
@@ -210,6 +292,13 @@ fn count(
     count_shard(set, scratch, s, line, at, ctx, None)
 }
 
+/// Whether a line may be a syslog daemon's repeat line (no pid, or the program
+/// `syslogd`): the test the usual line stops at.
+#[inline(always)]
+fn may_repeat(p: &portcullis_core::prefix::Parsed<'_>) -> bool {
+    p.pid == 0 || p.program == Some(&b"syslogd"[..])
+}
+
 /// [`count`] for the reader `shard = (i, n)` of `n`: only the lines of its sessions.
 fn count_shard(
     set: &MatchSet,
@@ -225,13 +314,18 @@ fn count_shard(
     let parsed = portcullis_core::prefix::parse(&line);
     if let Some((i, n)) = shard {
         if portcullis_core::filter::session_shard(&parsed, n) != i {
+            // (a syslog daemon's repeat line counts in the reader that counted the line
+            // before it)
+            if s.last_next == at && may_repeat(&parsed) {
+                s.repeat(&parsed, at);
+            }
             return;
         }
     }
     s.lines += 1;
     s.cut += u64::from(cut);
     let Some(h) = set.match_parsed(&parsed, ctx, scratch) else {
-        if parsed.program.is_none() {
+        if !(may_repeat(&parsed) && s.repeat(&parsed, at)) && parsed.program.is_none() {
             not_recognised(set, s, &line, at);
         }
         return;
@@ -246,6 +340,12 @@ fn count_shard(
         if let Some(u) = h.user {
             s.count_user(u);
         }
+        // (a held line counts nothing, nor does a repeat of it)
+        (s.last_next, s.last_rule) = if !h.pending && h.own {
+            (at + 1, (h.rule as u32) << 1 | u32::from(h.user.is_some()))
+        } else {
+            (0, 0)
+        };
     }
 }
 
@@ -314,6 +414,7 @@ fn summarise_file(set: &MatchSet, path: &Path, ctx: &TimeContext) -> Result<Stat
                             count(set, &mut scratch, &mut s, l, at, ctx);
                             at += 1;
                         })?;
+                        s.end_piece(i as u64, at);
                     }
                 })
             })
@@ -327,6 +428,7 @@ fn summarise_file(set: &MatchSet, path: &Path, ctx: &TimeContext) -> Result<Stat
     for r in results {
         total.merge(r.with_context(cannot)?);
     }
+    total.join_pieces();
     Ok(total)
 }
 
@@ -351,10 +453,10 @@ fn summarise_sharded(
                     let mut s = Stats::default();
                     let mut scratch = set.scratch();
                     let mut i = 0u64;
+                    // (the line's number in the file: consecutive across chunks, so that
+                    // a syslog daemon's repeat line finds the line before it)
+                    let mut at = 0u64;
                     while let Some(chunk) = chunks.get(i)? {
-                        // (ordered by chunk, then line: the first lines shown are the
-                        // file's first)
-                        let mut at = i << 40;
                         input::split_chunk(&chunk, |l| {
                             count_shard(set, &mut scratch, &mut s, l, at, ctx, Some((w, threads)));
                             at += 1;
@@ -373,18 +475,42 @@ fn summarise_sharded(
     })
 }
 
+/// Writes the object of one line. `last` is the failure the line before counted (its
+/// weight and its object), which a syslog daemon's `last message repeated N times` counts
+/// again: that line shows as matched with its host, user and rule, and N times its weight.
 fn write_json(
     out: &mut impl Write,
     set: &MatchSet,
     scratch: &mut portcullis_core::filter::Scratch,
     line: &[u8],
     ctx: &TimeContext,
+    last: &mut Option<(u32, serde_json::Value)>,
 ) -> Result<()> {
     let (line, _) = line::prepare(line, DEFAULT_MAX_LINE);
     match set.match_line(&line, ctx, scratch) {
-        None => out.write_all(
-            b"{\"matched\":false,\"weight\":0,\"host\":null,\"user\":null,\"time\":null,\"rule\":null}\n",
-        )?,
+        None => {
+            let p = portcullis_core::prefix::parse(&line);
+            let rep = p
+                .program
+                .is_none_or(|g| g == b"syslogd")
+                .then(|| portcullis_core::prefix::syslogd_repeat(&p))
+                .flatten();
+            match (rep, last.as_ref()) {
+                (Some(r), Some((w, v))) => {
+                    let mut v = v.clone();
+                    v["weight"] = w.saturating_mul(r.n).into();
+                    v["time"] = r.stamp.map(|s| rfc3339(s.to_millis(ctx))).into();
+                    serde_json::to_writer(&mut *out, &v)?;
+                    out.write_all(b"\n")?;
+                }
+                _ => {
+                    *last = None;
+                    out.write_all(
+                        b"{\"matched\":false,\"weight\":0,\"host\":null,\"user\":null,\"time\":null,\"rule\":null}\n",
+                    )?
+                }
+            }
+        }
         Some(h) => {
             let r = &set.filters()[h.filter].rules()[h.rule];
             let rule = &r.id;
@@ -402,6 +528,7 @@ fn write_json(
             });
             serde_json::to_writer(&mut *out, &v)?;
             out.write_all(b"\n")?;
+            *last = (weight > 0).then_some((weight, v));
         }
     }
     Ok(())

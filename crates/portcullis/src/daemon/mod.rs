@@ -25,6 +25,7 @@ use tracing::{error, info, warn};
 
 use crate::config::{self, Config, OnCorrupt};
 use crate::events::{self, Event, StopKind, UnbanReason};
+
 #[cfg(test)]
 use crate::firewall::null::Null;
 use crate::firewall::{Action, Firewall, FwOp, JailRules, Proto, PERMANENT};
@@ -915,8 +916,11 @@ impl Engine {
             let Some(js) = self.routes.get(src) else {
                 continue;
             };
+            // (each file's lines in order: a syslog daemon's `last message repeated N times`
+            // counts the line before it in the same file)
+            let source = source_key(src);
             for &ji in js.clone().iter() {
-                let step = self.jails[ji].process(line, &ctx, Some(now), now);
+                let step = self.jails[ji].process_from(source, line, &ctx, Some(now), now);
                 if let (Some(t), Step::Failure { failure, .. }) = (&mut tally, &step) {
                     t.failure(ji, failure);
                 }
@@ -1602,6 +1606,13 @@ fn stop_kind(backend: &str, keep_bans: bool) -> StopKind {
     }
 }
 
+/// A number for a log source (FNV-1a of its name), for [`Jail::process_from`].
+fn source_key(src: &str) -> u64 {
+    src.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2083,6 +2094,43 @@ wait "$p"
             permanent,
         })
         .bans
+    }
+
+    /// A BSD syslogd's `last message repeated N times` counts the failure just before it in
+    /// the same file, whatever lines of other files the engine took between them; after
+    /// another line of its file it counts nothing.
+    #[test]
+    fn a_syslogd_repeat_line_counts_the_failure_before_it_in_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg_path = dir.path().join("p.toml");
+        let (a, b) = (dir.path().join("a.log"), dir.path().join("b.log"));
+        let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+        std::fs::write(&cfg_path, config(dir.path(), &[("a", &[a, b])])).unwrap();
+        let (tx, _rx) = engine_channel();
+        let mut eng = engine(dir.path(), &cfg_path, tx);
+        let mut batch = Batch {
+            sources: vec![a.to_string(), b.to_string()],
+            lines: Vec::new(),
+            data: Vec::new(),
+            checkpoints: Vec::new(),
+            notes: Vec::new(),
+            journal: None,
+        };
+        for (s, l) in [
+            (1, "Dec 10 07:13:49 bsd2 sshd[2]: Failed password for root from 203.0.113.8 port 4 ssh2"),
+            (0, "Dec 10 07:13:50 bsd1 sshd[1]: Failed password for root from 203.0.113.9 port 4 ssh2"),
+            (1, "Dec 10 07:13:51 bsd2 cron[7]: (root) CMD (true)"),
+            (0, "Dec 10 07:13:56 bsd1 last message repeated 4 times"),
+            (1, "Dec 10 07:13:57 bsd2 last message repeated 9 times"),
+        ] {
+            batch.data.extend_from_slice(l.as_bytes());
+            batch.lines.push((s, batch.data.len()));
+        }
+        eng.on_lines(batch).unwrap();
+        // (maxretry 5: the failure and its four repeats)
+        let bans = bans_of(&mut eng, false);
+        let hosts: Vec<&str> = bans.iter().map(|b| b.host.as_str()).collect();
+        assert_eq!(hosts, ["203.0.113.9"]);
     }
 
     #[test]
