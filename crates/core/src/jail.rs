@@ -410,7 +410,7 @@ pub fn hit_weight(
     user_weights: &[(Vec<u8>, u32)],
 ) -> (u32, crate::filter::Kind) {
     use crate::filter::Kind;
-    if hit.pending {
+    if hit.pending || rule.kind == Kind::Connect {
         return (0, rule.kind);
     }
     // the rule's weight (`rule_weights` over the filter's), and the larger of it and the
@@ -440,9 +440,13 @@ mod tests {
     use crate::filter::builtin;
 
     fn sshd_jail(maxretry: u32, weights: Vec<(Vec<u8>, u32)>) -> Jail {
-        let f = Filter::from_toml(builtin::get("sshd").unwrap().source, "sshd").unwrap();
+        builtin_jail("sshd", Mode::Normal, maxretry, weights)
+    }
+
+    fn builtin_jail(name: &str, mode: Mode, maxretry: u32, weights: Vec<(Vec<u8>, u32)>) -> Jail {
+        let f = Filter::from_toml(builtin::get(name).unwrap().source, name).unwrap();
         let settings = JailSettings {
-            name: "sshd".into(),
+            name: name.into(),
             tracker: TrackerConfig {
                 maxretry,
                 findtime: 600_000,
@@ -450,7 +454,7 @@ mod tests {
                 max_tracked: 1000,
                 ..TrackerConfig::default()
             },
-            mode: Mode::Normal,
+            mode,
             user_weights: weights,
             rule_weights: vec![],
             ignore: IgnoreList::new(
@@ -655,6 +659,44 @@ mod tests {
             j.commit_at(at(21), r, None, 0),
             Step::Failure { .. }
         ));
+    }
+
+    /// Postfix serves up to max_use connections with one smtpd process: a follow-up of each
+    /// new connection ("connect from" between them) counts, in every mode, while the lines of
+    /// one connection still count once (seen with Postfix 3.7 in tests/real_mail.rs).
+    #[test]
+    fn postfix_connections_of_one_smtpd_process_count_each() {
+        for mode in [Mode::Ddos, Mode::Aggressive] {
+            let mut j = builtin_jail("postfix", mode, 3, vec![]);
+            let mut lines = Vec::new();
+            for i in 0..3 {
+                lines.push(format!(
+                    "Dec  3 10:00:0{i} mx postfix/smtpd[5641]: connect from unknown[203.0.113.9]"
+                ));
+                lines.push(format!("Dec  3 10:00:0{i} mx postfix/smtpd[5641]: lost connection after CONNECT from unknown[203.0.113.9]"));
+                lines.push(format!("Dec  3 10:00:0{i} mx postfix/smtpd[5641]: disconnect from unknown[203.0.113.9] commands=0/0"));
+            }
+            let l: Vec<&str> = lines.iter().map(String::as_str).collect();
+            assert_eq!(bans(&mut j, &l), vec!["203.0.113.9 3"], "{mode:?}");
+        }
+        // one connection's failed AUTH and its summary still count once (postfix-sasl)
+        let mut j = builtin_jail("postfix-sasl", Mode::Normal, 2, vec![]);
+        let b = bans(
+            &mut j,
+            &[
+                "Dec  3 10:00:00 mx postfix/smtpd[77]: connect from unknown[203.0.113.10]",
+                "Dec  3 10:00:01 mx postfix/smtpd[77]: warning: unknown[203.0.113.10]: SASL LOGIN authentication failed: UGFzc3dvcmQ6",
+                "Dec  3 10:00:02 mx postfix/smtpd[77]: lost connection after AUTH from unknown[203.0.113.10]",
+                "Dec  3 10:00:02 mx postfix/smtpd[77]: disconnect from unknown[203.0.113.10] ehlo=1 auth=0/1 commands=1/2",
+            ],
+        );
+        assert!(b.is_empty(), "{b:?}");
+        // the connect line itself counts nothing
+        let w = weights(
+            &mut builtin_jail("postfix", Mode::Aggressive, 1, vec![]),
+            &["Dec  3 10:00:00 mx postfix/smtpd[9]: connect from unknown[203.0.113.11]"],
+        );
+        assert_eq!(w, vec![0]);
     }
 
     #[test]

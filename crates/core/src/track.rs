@@ -164,6 +164,8 @@ fn repeats_session(w: &mut Window, kind: Kind, session: u32) -> bool {
         // (held kinds reach the tracker only when released, as attempts; see jail::prepare)
         Kind::Attempt | Kind::Pending | Kind::Prelude => same && w.credit,
         Kind::Opener | Kind::Followup => same,
+        // (never recorded: `record` handles it first)
+        Kind::Connect => false,
     };
     if repeat {
         if kind == Kind::Attempt {
@@ -307,6 +309,18 @@ impl Tracker {
     /// Each such sweep is linear but frees a tenth of the cap, so the cost per failure
     /// stays constant on average.
     pub fn record(&mut self, f: &Failure, now: Millis) -> Option<Decision> {
+        if f.kind == Kind::Connect {
+            // a new connection of the session's process: what follows is not a repeat of
+            // what the last one counted
+            let key = self.cfg.key(f.addr);
+            if let Some(w) = self.windows.get_mut(&key) {
+                if f.session != 0 && w.last_session == f.session {
+                    w.last_session = 0;
+                    w.credit = false;
+                }
+            }
+            return None;
+        }
         if f.weight == 0 {
             return None;
         }
@@ -821,6 +835,21 @@ mod tests {
         assert_eq!(t.record(&kinded(ip(1), 0, 7, Kind::Opener), 0), None);
         assert_eq!(t.record(&kinded(ip(1), 1, 7, Kind::Opener), 1), None);
         assert!(is_ban(&t.record(&kinded(ip(1), 2, 8, Kind::Opener), 2)));
+    }
+
+    #[test]
+    fn connect_starts_a_new_connection_of_the_session() {
+        let mut t = Tracker::new(cfg(2, 60 * SEC));
+        let connect = kinded(ip(1), 0, 42, Kind::Connect);
+        assert_eq!(t.record(&connect, 0), None);
+        assert_eq!(t.record(&session(ip(1), 1, 42, true), 1), None);
+        // the same process's next connection: its follow-up counts
+        assert_eq!(t.record(&connect, 2), None);
+        assert!(is_ban(&t.record(&session(ip(1), 3, 42, true), 3)));
+        // a connect counts nothing, whatever its weight
+        let mut t = Tracker::new(cfg(1, 60 * SEC));
+        assert_eq!(t.record(&connect, 0), None);
+        assert!(t.failing(0).is_empty());
     }
 
     #[test]

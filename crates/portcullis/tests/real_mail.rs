@@ -795,7 +795,8 @@ fn matches(filter: &str, log: &Path) -> Vec<(String, String, String)> {
     results
         .iter()
         .zip(lines)
-        .filter(|(v, _)| v["matched"].as_bool() == Some(true))
+        // (a line that counts nothing, such as smtpd's "connect from", reports no one)
+        .filter(|(v, _)| v["matched"].as_bool() == Some(true) && v["weight"].as_u64() != Some(0))
         .map(|(v, l)| {
             (
                 v["host"].as_str().unwrap_or_default().to_string(),

@@ -233,6 +233,12 @@ pub enum Kind {
     /// `attempt` or `opener` of the session takes its place; it counts only when the session
     /// ends before that line (a client that disconnects during PAM's delay).
     Prelude,
+    /// A new connection of the process ("connect from NAME[ADDR]"): counts nothing, in every
+    /// mode, and tells the tracker that the address's next lines under this pid belong to a
+    /// new connection. A process that serves many connections one after another (Postfix's
+    /// smtpd, up to `max_use`) would otherwise make a follow-up of the next connection look
+    /// like a repeat of the last one, and count it not at all.
+    Connect,
 }
 
 fn one() -> u32 {

@@ -254,11 +254,15 @@ impl MatchSet {
         for (fi, f) in filters.iter().enumerate() {
             // A filter made only of scan rules (bad bots, probes) is about scans: it counts
             // in every mode, or a jail of it would see nothing in the default mode.
-            let scan_only = f.rules.iter().all(|r| r.class == Class::Scan);
+            let scan_only = f
+                .rules
+                .iter()
+                .all(|r| r.class == Class::Scan || r.kind == Kind::Connect);
             for (ri, r) in f.rules.iter().enumerate() {
                 let this = flat;
                 flat += 1;
-                if !mode.takes(r.class) && !scan_only {
+                // (a connect line marks connections for the rules of every mode)
+                if !mode.takes(r.class) && !scan_only && r.kind != Kind::Connect {
                     continue;
                 }
                 refs.push(RuleRef {
@@ -786,6 +790,13 @@ fn settle(
                 summary: false,
             })
         }
+        // a new connection holds nothing and releases nothing
+        Kind::Connect => Some(Settled {
+            addr: addr?,
+            pending: false,
+            released: 0,
+            summary: false,
+        }),
         Kind::Attempt | Kind::Opener => {
             if e.held.prelude > 0 {
                 // the attempt a prelude line announced (or one without an address)

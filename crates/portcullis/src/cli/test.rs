@@ -330,6 +330,11 @@ fn count_shard(
         }
         return;
     };
+    if set.filters()[h.filter].rules()[h.rule].kind == portcullis_core::filter::Kind::Connect {
+        // a connection's start: bookkeeping for the tracker, not a matched line
+        (s.last_next, s.last_rule) = (0, 0);
+        return;
+    }
     {
         s.matched += 1;
         if s.per_rule.len() <= h.rule {
