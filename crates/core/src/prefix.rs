@@ -70,8 +70,17 @@ pub fn parse(line: &[u8]) -> Parsed<'_> {
 /// `ratelimitGenRepMsg`: `" message repeated %d times: [%.800s]"`, MSG with its leading
 /// space, under the original tag): the line stands for N occurrences of MSG, all after the
 /// first, which was written on its own. Only the program writes the start of its message, so
-/// a client cannot make a line start so; the `]` rsyslog adds is the last byte (a message cut
-/// at 800 bytes lost its end and matches nothing).
+/// a client cannot make a line start so; the `]` rsyslog adds is the last byte.
+///
+/// A message longer than 800 bytes is cut there (`%.800s`) and its end is lost, the program's
+/// address with it: a client that writes a long text before the address (a user name of
+/// vsftpd's "[USER] FAIL LOGIN: Client "A"", which has no length limit) can make the cut fall
+/// right after an address it typed itself, and the cut copy would read as a whole line with
+/// that address. So a bracketed text of 800 bytes or more, which may have been cut, is not
+/// unwrapped: the line stays `message repeated ...` and no filter reads it.
+/// How much of the message rsyslog keeps in its repeated-message line (`%.800s`).
+const REPEAT_CUT: usize = 800;
+
 #[inline(never)]
 fn repeated(p: &mut Parsed<'_>) {
     let Some(rest) = p.message.strip_prefix(b"message repeated ") else {
@@ -87,6 +96,10 @@ fn repeated(p: &mut Parsed<'_>) {
     else {
         return;
     };
+    // (`%.800s` of MSG, its leading space included: 800 bytes may be a cut message)
+    if inner.len() >= REPEAT_CUT {
+        return;
+    }
     let n = rest[..digits]
         .iter()
         .fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
@@ -1284,6 +1297,27 @@ mod tests {
             (p.repeat, p.message),
             (2, &b"Invalid user x from 203.0.113.5 port 1"[..])
         );
+        // a message of 799 bytes is whole; one of 800 may have been cut (and its address with
+        // its end): the cut copy of a vsftpd line whose long user name holds a forged
+        // `] FAIL LOGIN: Client "A"` right where the cut falls stays wrapped
+        let (head, tail) = (" Failed password for ", " from 203.0.113.5 port 1 ssh2");
+        let whole = format!("{head}{}{tail}", "u".repeat(799 - head.len() - tail.len()));
+        assert_eq!(whole.len(), 799);
+        let l = format!("Dec 10 07:13:56 web1 sshd[1]: message repeated 2 times: [{whole}]");
+        assert_eq!(parse(l.as_bytes()).repeat, 2);
+        let forged = "] FAIL LOGIN: Client \"192.0.2.222\"";
+        let msg = format!(
+            " [{}{forged}{}] FAIL LOGIN: Client \"203.0.113.5\"",
+            "p".repeat(800 - 2 - forged.len()),
+            "q".repeat(50)
+        );
+        let l = format!(
+            "Dec 10 07:13:56 ftp vsftpd[4242]: message repeated 2 times: [{}]",
+            &msg[..800]
+        );
+        let p = parse(l.as_bytes());
+        assert_eq!(p.repeat, 1);
+        assert!(p.message.starts_with(b"message repeated 2 times: ["));
         // a plain line, and shapes rsyslog never writes, stay as they are
         for l in [
             &b"Dec 10 07:13:56 web1 sshd[1]: Failed password for root from 203.0.113.5 port 1 ssh2"

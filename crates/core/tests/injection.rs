@@ -439,6 +439,53 @@ fn payloads(a: &str, msg: &[u8], host: Option<(usize, usize)>) -> Vec<String> {
     out
 }
 
+/// rsyslog's repeated-message line (`$RepeatedMsgReduction on`, Ubuntu's default) keeps only
+/// the first 800 bytes of the message (runtime/ratelimit.c: `" message repeated %d times:
+/// [%.800s]"`): an attacker who repeats a failure with a field padded to the right length
+/// makes the cut fall right after the address they typed (or the byte that closes it). The
+/// copies of the modified line that rsyslog would write so, when the padding (`x`) fits the
+/// field; the prefix parser must not read them as the message they cut.
+fn rsyslog_cut_copies(
+    line: &[u8],
+    off: usize,
+    pos: usize,
+    payload: &str,
+    admits: impl Fn(&[u8]) -> bool,
+) -> Vec<Vec<u8>> {
+    let msg = &line[off..];
+    let mut cuts = Vec::new();
+    for a in INSERTED {
+        let mut from = 0;
+        while let Some(i) = payload[from..].find(a) {
+            // (right after the address, and after the quote or bracket that closes it)
+            cuts.push(from + i + a.len());
+            if from + i + a.len() < payload.len() {
+                cuts.push(from + i + a.len() + 1);
+            }
+            from += i + a.len();
+        }
+    }
+    let mut out = Vec::new();
+    for cut in cuts {
+        // the message with rsyslog's leading space, cut at 800 bytes right after `cut`
+        let Some(pad) = 800usize.checked_sub(1 + pos + cut) else {
+            continue;
+        };
+        let mut text = "x".repeat(pad).into_bytes();
+        text.extend_from_slice(payload.as_bytes());
+        if !admits(&text) {
+            continue;
+        }
+        let mut r = line[..off].to_vec();
+        r.extend_from_slice(b"message repeated 2 times: [ ");
+        r.extend_from_slice(&msg[..pos]);
+        r.extend_from_slice(&text[..pad + cut]);
+        r.push(b']');
+        out.push(r);
+    }
+    out
+}
+
 #[test]
 fn inserted_text_never_chooses_the_address() {
     let ctx = TimeContext {
@@ -535,6 +582,9 @@ fn inserted_text_never_chooses_the_address() {
                         }) else {
                             continue;
                         };
+                        let cut_copies = rsyslog_cut_copies(line, off, pos, &payload, |t| {
+                            field.admits(msg, pos, t)
+                        });
                         let field = &field.name;
                         let mut m = line[..off + pos].to_vec();
                         m.extend_from_slice(payload.as_bytes());
@@ -556,6 +606,10 @@ fn inserted_text_never_chooses_the_address() {
                         }
                         let earlier = feed.len();
                         feed.extend(m.split(|&x| x == b'\n').map(<[u8]>::to_vec));
+                        if parsed.program.is_some() && parsed.repeat == 1 {
+                            tried += cut_copies.len();
+                            feed.extend(cut_copies);
+                        }
 
                         for (k, l) in feed.iter().enumerate() {
                             if let Some(h) = set.match_line(l, &ctx, &mut scratch) {

@@ -166,6 +166,26 @@ mod tests {
         assert!(matches(&long).is_err());
     }
 
+    /// The journal sources the built-in filters suggest (`logs`, which `portcullis filters`
+    /// shows) are valid sources: vaultwarden's two terms are of different fields, which
+    /// journalctl requires both of (its syslog-transport entries only, not the stdout copy).
+    #[test]
+    fn every_builtin_journal_log_is_a_valid_source() {
+        let mut n = 0;
+        for b in portcullis_core::filter::builtin::all() {
+            let def: portcullis_core::filter::FilterDef = toml::from_str(b.source).unwrap();
+            for l in def.logs.iter().filter(|l| l.starts_with(PREFIX)) {
+                n += 1;
+                assert!(matches(l).is_ok(), "{}: {l}", b.name);
+            }
+        }
+        assert!(n > 0);
+        assert_eq!(
+            matches("journal:SYSLOG_IDENTIFIER=vaultwarden _TRANSPORT=syslog").unwrap(),
+            ["SYSLOG_IDENTIFIER=vaultwarden", "_TRANSPORT=syslog"]
+        );
+    }
+
     #[test]
     fn cursor_files_keep_their_old_name_for_one_match_and_differ_for_several() {
         let d = Path::new("/s");
