@@ -3,24 +3,9 @@
 //! every line in order (`taskset -c 0`: one core, one worker), on a log of many chunks whose
 //! connections are interleaved.
 
-use std::process::{Command, Output, Stdio};
+mod common;
 
-fn replay(one_core: bool, cfg: &str, log: &str) -> Output {
-    let bin = env!("CARGO_BIN_EXE_portcullis");
-    let mut c = if one_core {
-        let mut c = Command::new("taskset");
-        c.args(["-c", "0", bin]);
-        c
-    } else {
-        Command::new(bin)
-    };
-    c.args(["replay", "--config", cfg, "--json", log])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .expect("run portcullis (and taskset, from util-linux)")
-}
+use common::{portcullis_on, same_on_one_core_and_all, text};
 
 /// Connections of two hosts interleaved at random, pids used again once a connection ended
 /// (at most 2 x 450 connections: fewer than the 1024 the sshd filter remembers).
@@ -93,12 +78,11 @@ fn replay_by_connection_decides_as_one_worker_in_order() {
     let path = dir.path().join("auth.log");
     std::fs::write(&path, &log).unwrap();
     let (cfg, path) = (cfg.to_str().unwrap(), path.to_str().unwrap());
-    let one = replay(true, cfg, path);
-    let many = replay(false, cfg, path);
+    let args = ["replay", "--config", cfg, "--json", path];
+    let (one, many) = (portcullis_on(true, &args), portcullis_on(false, &args));
     for o in [&one, &many] {
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(o.status.success(), "{}", text(&o.stderr));
     }
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     // the decisions depend on the sessions: bans and unbans, many of them
     let out = text(&one.stdout);
     let bans = out
@@ -127,21 +111,7 @@ fn test_summary_by_connection_counts_as_one_thread() {
     let log = log.repeat(2);
     let path = dir.path().join("auth.log");
     std::fs::write(&path, &log).unwrap();
-    let run = |one_core: bool| {
-        let bin = env!("CARGO_BIN_EXE_portcullis");
-        let mut c = Command::new(if one_core { "taskset" } else { bin });
-        if one_core {
-            c.args(["-c", "0", bin]);
-        }
-        let o = c
-            .args(["test", "--filter", "sshd", path.to_str().unwrap()])
-            .stdin(Stdio::null())
-            .output()
-            .expect("run portcullis (and taskset, from util-linux)");
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8(o.stdout).unwrap()
-    };
-    let (one, many) = (run(true), run(false));
+    let one = same_on_one_core_and_all(&["test", "--filter", "sshd", path.to_str().unwrap()]);
     // sessions decide some counts: a publickey failure followed by an accepted login is
     // not one, the address of a "Too many authentication failures" line is its session's
     let rule = |name: &str| -> u64 {
@@ -152,5 +122,4 @@ fn test_summary_by_connection_counts_as_one_thread() {
         l.split_whitespace().next().unwrap().parse().unwrap()
     };
     assert!(rule("publickey") > 100 && rule("too-many") > 100, "{one}");
-    assert_eq!(one, many);
 }

@@ -4,28 +4,9 @@
 //! `last message repeated 5 times`. `replay`, `test --json` and `test`'s summary count that
 //! line with the failure just before it in the file, and nothing after any other line.
 
-use std::process::{Command, Output, Stdio};
+mod common;
 
-fn run(one_core: bool, args: &[&str]) -> Output {
-    let bin = env!("CARGO_BIN_EXE_portcullis");
-    let mut c = if one_core {
-        let mut c = Command::new("taskset");
-        c.args(["-c", "0", bin]);
-        c
-    } else {
-        Command::new(bin)
-    };
-    c.args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .expect("run portcullis (and taskset, from util-linux)")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use common::{same_on_one_core_and_all, test_json};
 
 /// A BSD auth.log: `bots` connections, each one `Failed password` line folded with
 /// `last message repeated 5 times` (six attempts), with noise between connections and,
@@ -114,16 +95,8 @@ fn replay_counts_the_repeated_failure_n_more_times() {
         third.to_str().unwrap(),
     );
     let args = ["replay", "--config", cfg, "--json", path, second, third];
-    let one = run(true, &args);
-    let many = run(false, &args);
-    for o in [&one, &many] {
-        assert!(o.status.success(), "{}", text(&o.stderr));
-    }
-    assert!(
-        text(&one.stdout) == text(&many.stdout),
-        "the decisions differ"
-    );
-    let d: Vec<serde_json::Value> = text(&one.stdout)
+    let out = same_on_one_core_and_all(&args);
+    let d: Vec<serde_json::Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
@@ -158,15 +131,7 @@ fn test_json_shows_the_repeat_line_with_the_previous_failure() {
          Dec 10 07:14:35 --- last message repeated 1 time ---\n",
     )
     .unwrap();
-    let o = run(
-        false,
-        &["test", "--filter", "sshd", "--json", path.to_str().unwrap()],
-    );
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let v: Vec<serde_json::Value> = text(&o.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let v = test_json("sshd", &path);
     assert_eq!(v.len(), 9);
     let show = |v: &serde_json::Value| {
         format!(
@@ -212,13 +177,7 @@ fn test_summary_counts_the_repeat_line_with_the_previous_failure() {
         "3",
         path.to_str().unwrap(),
     ];
-    let one = run(true, &args);
-    let many = run(false, &args);
-    for o in [&one, &many] {
-        assert!(o.status.success(), "{}", text(&o.stderr));
-    }
-    let out = text(&one.stdout);
-    assert_eq!(out, text(&many.stdout));
+    let out = same_on_one_core_and_all(&args);
     // every failure, and every repeat line just after one
     let matched = 30_000 + counted.len();
     assert!(
@@ -283,13 +242,7 @@ fn test_summary_joins_a_repeat_line_to_the_piece_before() {
         "1",
         path.to_str().unwrap(),
     ];
-    let one = run(true, &args);
-    let many = run(false, &args);
-    for o in [&one, &many] {
-        assert!(o.status.success(), "{}", text(&o.stderr));
-    }
-    let out = text(&one.stdout);
-    assert_eq!(out, text(&many.stdout));
+    let out = same_on_one_core_and_all(&args);
     assert!(
         out.contains(&format!("lines matched: {}\n", 2 * pairs)),
         "{}: {out}",

@@ -15,6 +15,41 @@ pub fn portcullis(args: &[&str]) -> Output {
         .expect("run portcullis")
 }
 
+/// `portcullis ARGS` pinned to one core (`taskset -c 0`: one reader, one worker) or free
+/// to use every core; its output.
+pub fn portcullis_on(one_core: bool, args: &[&str]) -> Output {
+    let bin = env!("CARGO_BIN_EXE_portcullis");
+    let mut c = Command::new(if one_core { "taskset" } else { bin });
+    if one_core {
+        c.args(["-c", "0", bin]);
+    }
+    c.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run portcullis (and taskset, from util-linux)")
+}
+
+/// `portcullis ARGS` on one core and on every core: both succeed and print the same (the
+/// readers that share the work decide as one reading every line in order); that output.
+pub fn same_on_one_core_and_all(args: &[&str]) -> String {
+    let (one, many) = (portcullis_on(true, args), portcullis_on(false, args));
+    for o in [&one, &many] {
+        assert!(
+            o.status.success(),
+            "portcullis {args:?}: {}",
+            text(&o.stderr)
+        );
+    }
+    let out = text(&one.stdout);
+    assert!(
+        out == text(&many.stdout),
+        "portcullis {args:?}: the outputs differ"
+    );
+    out
+}
+
 /// Bytes as text (lossy).
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
