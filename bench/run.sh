@@ -172,7 +172,7 @@ our_ver=""
 
 python3 - "$out" "$peers_only" "${truth_file[stress]}" "${truth_file[mix]}" \
     "$cpu" "$(nproc)" "$f2b_ver" "$sshg_ver" "$our_ver" <<'PY'
-import csv, json, sys
+import csv, ipaddress, json, sys
 
 out, peers_only, truth_stress, truth_mix, cpu, ncpu, f2b_ver, sshg_ver, our_ver = sys.argv[1:]
 peers_only = peers_only == "1"
@@ -270,9 +270,21 @@ if not peers_only:
     attackers, never = set(t["attackers"]), set(t["never_ban"])
     bans, unbans, bad = decisions(f"{out}/replay-mix.jsonl")
     hosts = set(bans)
-    wrong = sorted(hosts - attackers)
-    print(f"mix replay: {len(bans)} bans of {len(hosts)} addresses ({len(attackers)} attackers "
-          f"in the file), {unbans} unbans; banned non-attackers: {len(wrong)}"
+    # A ban is an address or a prefix (IPv6 clients are banned by /64 by default): it is
+    # wrong when it holds no attacker or holds an address that must never be banned.
+    att = [ipaddress.ip_address(a) for a in attackers]
+    nev = [ipaddress.ip_address(a) for a in never]
+    def is_wrong(h):
+        try:
+            n = ipaddress.ip_network(h, strict=False)
+        except ValueError:
+            return True
+        return any(a in n for a in nev) or not any(a in n for a in att)
+    wrong = sorted(h for h in hosts if is_wrong(h))
+    prefixes = sum(1 for h in hosts if "/" in h)
+    print(f"mix replay: {len(bans)} bans of {len(hosts)} addresses or prefixes ({prefixes} prefixes; "
+          f"{len(attackers)} attackers in the file), {unbans} unbans; wrong bans (no attacker "
+          f"inside, or a never-ban address inside): {len(wrong)}"
           + (f" e.g. {', '.join(wrong[:5])}" if wrong else "")
           + (f"; non-JSON lines: {bad}" if bad else ""))
 
