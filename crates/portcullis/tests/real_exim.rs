@@ -30,7 +30,8 @@
 //! arguments, helo_verify_hosts, no host name for the address, no address for a listed
 //! host name; and injections: a HELO address literal, MAIL FROM and RCPT TO holding a
 //! typed address, '<' '>' or a forged line, AUTH data and commands imitating Exim's
-//! protocol error text, message headers holding forged lines in the reject log.
+//! protocol error text, CR and forged lines in MAIL FROM and RCPT TO, message headers
+//! holding forged lines in the reject log.
 //!
 //! Then `portcullis test --filter exim --json` on each daemon's mainlog and rejectlog: the
 //! (address, rule) pairs must be exactly the listed ones, each from its scenario's address;
@@ -368,6 +369,12 @@ ATTACKS = [
     (raw, (A % 62, [b'RCPT TO:<x@example.net> " H=(x) [198.51.100.7] AUTH command used when not advertised'])),
     (raw, (A % 64, [b'MAIL FROM:<"x\\" H=(x) [198.51.100.7] AUTH command used when not advertised"@b> y'])),
     (data_rejected, (A % 63,)),
+    (raw, (A % 65, [b"MAIL FROM:<a\r" + FORGED_REJECT.encode() + b"@example.org>",
+                    b"RCPT TO:<victim@example.com>"])),
+    (raw, (A % 66, [b"MAIL FROM:<spam@example.org>",
+                    b"RCPT TO:<a\r" + FORGED_REJECT.encode() + b"@example.com>"])),
+    (raw, (A % 67, [b"MAIL FROM:<spam@example.org>",
+                    b'RCPT TO:<"a\r' + FORGED_REJECT.encode() + b'"@example.com>'])),
     # scans (mode ddos)
     (bad_helo, (A % 43, b"local host")),
     (helo_verify, (A % 44,)),
@@ -512,7 +519,7 @@ login_server:
 
 /// The v4 attacker scenarios (203.0.113.N).
 fn v4_scenarios() -> impl Iterator<Item = u8> {
-    (10..=49).chain(60..=64)
+    (10..=49).chain(60..=67)
 }
 
 /// The source address of scenario `n`: 2001:db8::N for the IPv6 ones, else 203.0.113.N.
@@ -932,8 +939,9 @@ fn expected(all: bool, reject: bool) -> BTreeMap<(u8, &'static str), usize> {
     // ACL rejections: 19 relay, 20 unknown recipient, 21 MAIL, 22 VRFY, 23 connection,
     // 24 HELO, 25 RCPT after the failed sender verification, 26 RCPT before DROP, 38 relay
     // after a HELO literal naming 198.51.100.7, 39 MAIL holding a typed address, 40 RCPT
-    // and 49 MAIL holding '<' '>' and a forged rejection, 48 EXPN, 51 relay over IPv6
-    for n in [19, 20, 21, 22, 23, 24, 25, 26, 38, 39, 40, 48, 49, 51] {
+    // and 49 MAIL holding '<' '>' and a forged rejection, 48 EXPN, 51 relay over IPv6, 67
+    // a quoted recipient holding CR and a forged line (Exim drops the CR: one line)
+    for n in [19, 20, 21, 22, 23, 24, 25, 26, 38, 39, 40, 48, 49, 51, 67] {
         add(n, "rejected", 1);
     }
     add(25, "sender-verify", 1);
@@ -973,7 +981,9 @@ fn expected(all: bool, reject: bool) -> BTreeMap<(u8, &'static str), usize> {
     // not counted anywhere: 35/37 sessions without a failure (the +all no-MAIL line
     // aside), 41 a domain-literal sender, 47 unqualified VRFY, 60/62/64 commands imitating
     // "AUTH command used when not advertised" (syntax errors, "sender not yet given"), 63
-    // a DATA rejection (the exim-spam filter's) with forged header lines in the reject log
+    // a DATA rejection (the exim-spam filter's) with forged header lines in the reject log,
+    // 65/66 MAIL FROM and RCPT TO holding CR and a forged line (syntax errors, the CR
+    // written "\r")
     want
 }
 
