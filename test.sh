@@ -46,6 +46,32 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   [ "$created_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 
+# Exim: Debian's exim4-daemon-light conflicts with postfix (both provide mail-transport-agent),
+# so tests/real_exim.rs runs the real binary from the .debs, unpacked (dpkg -x) and never
+# installed, with the libraries it needs that the machine lacks (libidn12 on Debian 12).
+# Done again only when Debian's version changes.
+exim_dir=/var/cache/portcullis-test/exim
+exim_version() { apt-cache show --no-all-versions exim4-daemon-light 2>/dev/null | sed -n 's/^Version: //p' | head -n1; }
+exim_v=$(exim_version)
+[ -n "$exim_v" ] || { apt-get update -q && exim_v=$(exim_version); }
+if [ ! -x "$exim_dir/root/usr/sbin/exim4" ] || [ "$(cat "$exim_dir/version" 2>/dev/null)" != "$exim_v" ]; then
+  rm -rf "$exim_dir" && mkdir -p "$exim_dir/debs" "$exim_dir/root"
+  # apt downloads as _apt where it can write
+  chown _apt "$exim_dir/debs" 2>/dev/null || true
+  (cd "$exim_dir/debs" && apt-get download -q exim4-daemon-light exim4-base)
+  # its lib* dependencies that are not installed (first alternative, version dropped)
+  libs=$(dpkg-deb -f "$exim_dir"/debs/exim4-daemon-light_*.deb Depends | tr ',' '\n' |
+    sed -e 's/|.*//' -e 's/(.*//' -e 's/ //g' | grep '^lib' |
+    while read -r p; do dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' || echo "$p"; done)
+  if [ -n "$libs" ]; then (cd "$exim_dir/debs" && apt-get download -q $libs); fi
+  for deb in "$exim_dir"/debs/*.deb; do dpkg -x "$deb" "$exim_dir/root"; done
+  if LD_LIBRARY_PATH="$exim_dir/root/usr/lib/x86_64-linux-gnu" ldd "$exim_dir/root/usr/sbin/exim4" | grep 'not found'; then
+    echo "test.sh: the unpacked exim4 misses the libraries above" >&2
+    exit 1
+  fi
+  echo "$exim_v" > "$exim_dir/version"
+fi
+
 # cargo-deb: the Debian package test builds the package as the README says (`cargo deb`)
 command -v cargo-deb >/dev/null 2>&1 || cargo install cargo-deb --locked --version 3.8.0
 
