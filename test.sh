@@ -20,6 +20,8 @@ compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing=1
 [ -x /lib/systemd/systemd-journald ] || missing=1
 # the mail notification test runs a real SMTP server (aiosmtpd) with Debian's python3
 [ -d /usr/lib/python3/dist-packages/aiosmtpd ] || missing=1
+# the real FTP test runs Pure-FTPd under libfaketime and each server with its own rsyslogd
+[ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] && [ -x /usr/sbin/rsyslogd ] || missing=1
 # the real mail test runs Dovecot's IMAP and POP3 login services
 [ -x /usr/lib/dovecot/imap-login ] && [ -x /usr/lib/dovecot/pop3-login ] || missing=1
 if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
@@ -36,13 +38,14 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   # behind a DOCKER-USER hook); prometheus: promtool checks the metrics a test scrapes
   # (policy-rc.d keeps its server from starting); chromium: the report test opens its HTML
   # page in it; redis-server: the fleet tests run a real Redis; postfix, dovecot-imapd and
-  # dovecot-pop3d: the real mail test (policy-rc.d keeps their services from starting).
+  # dovecot-pop3d: the real mail test (policy-rc.d keeps their services from starting);
+  # libfaketime, rsyslog: the real FTP test (vsftpd's service kept from starting likewise).
   # postfix: no configuration of the machine's own mail system (its test runs its own)
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   apt-get install -y -q nftables iproute2 openssh-server openssh-client sshpass passwd \
     util-linux bsdutils nginx apache2 curl postgresql monit systemd man-db dpkg-dev iptables ipset tcpd \
     python3-aiosmtpd prometheus chromium vsftpd python3 redis-server \
-    postfix dovecot-imapd dovecot-pop3d
+    postfix dovecot-imapd dovecot-pop3d libfaketime rsyslog
   [ "$created_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 
@@ -71,6 +74,32 @@ if [ ! -x "$exim_dir/root/usr/sbin/exim4" ] || [ "$(cat "$exim_dir/version" 2>/d
   fi
   echo "$exim_v" > "$exim_dir/version"
 fi
+
+# FTP: vsftpd is installed above; ProFTPD and Pure-FTPd conflict with it (each Conflicts:
+# ftp-server), so tests/real_ftp.rs runs their binaries unpacked (dpkg -x) and never installed,
+# like Exim, with the libraries the machine lacks. Done again only when Debian's version changes.
+unpack_ftp() { # NAME BINARY PACKAGE...
+  local name=$1 bin=$2 dir=/var/cache/portcullis-test/$1 v libs deb
+  shift 2
+  v=$(apt-cache show --no-all-versions "$@" 2>/dev/null | sed -n 's/^Version: //p' | paste -sd' ')
+  [ -n "$v" ] || { apt-get update -q && v=$(apt-cache show --no-all-versions "$@" | sed -n 's/^Version: //p' | paste -sd' '); }
+  if [ -x "$dir/root/$bin" ] && [ "$(cat "$dir/version" 2>/dev/null)" = "$v" ]; then return 0; fi
+  rm -rf "$dir" && mkdir -p "$dir/debs" "$dir/root"
+  chown _apt "$dir/debs" 2>/dev/null || true
+  (cd "$dir/debs" && apt-get download -q "$@")
+  libs=$(for deb in "$dir"/debs/*.deb; do dpkg-deb -f "$deb" Depends; done | tr ',' '\n' |
+    sed -e 's/|.*//' -e 's/(.*//' -e 's/ //g' | grep '^lib' | sort -u |
+    while read -r p; do dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' || echo "$p"; done)
+  if [ -n "$libs" ]; then (cd "$dir/debs" && apt-get download -q $libs); fi
+  for deb in "$dir"/debs/*.deb; do dpkg -x "$deb" "$dir/root"; done
+  if LD_LIBRARY_PATH="$dir/root/usr/lib/x86_64-linux-gnu" ldd "$dir/root/$bin" | grep 'not found'; then
+    echo "test.sh: the unpacked $bin misses the libraries above" >&2
+    exit 1
+  fi
+  echo "$v" > "$dir/version"
+}
+unpack_ftp proftpd usr/sbin/proftpd proftpd-core
+unpack_ftp pure-ftpd usr/sbin/pure-ftpd pure-ftpd
 
 # cargo-deb: the Debian package test builds the package as the README says (`cargo deb`)
 command -v cargo-deb >/dev/null 2>&1 || cargo install cargo-deb --locked --version 3.8.0

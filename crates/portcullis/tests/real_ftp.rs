@@ -1,0 +1,1056 @@
+//! Issue 11: the `vsftpd`, `proftpd` and `pure-ftpd` filters against the real servers.
+//! vsftpd is installed by test.sh; Debian's proftpd-core and pure-ftpd conflict with it
+//! (each Conflicts: ftp-server), so test.sh downloads their .debs (and the libraries the
+//! machine lacks) and unpacks them with `dpkg -x` under /var/cache/portcullis-test/proftpd
+//! and /var/cache/portcullis-test/pure-ftpd (PORTCULLIS_PROFTPD_ROOT and
+//! PORTCULLIS_PUREFTPD_ROOT elsewhere), never installed.
+//!
+//! Every server runs as root in a network namespace (192.0.2.1 and 2001:db8::1) and in a
+//! private mount namespace (`unshare --mount`) where the test's own passwd, group, shadow
+//! (accounts alice, bob, carol and a root password, never created on the host), ftpusers and
+//! /etc/pam.d/vsftpd (pam_unix with `nodelay`, so that a failure costs no 2 s) are bound over
+//! /etc, and /dev is a private tmpfs holding the device nodes and a /dev/log that leads to a
+//! private rsyslogd of that server (its own configuration, socket and file; one per server,
+//! so that each log holds one server's lines). Seven servers:
+//!
+//! * vsftpd 3.0.3 writing its own vsftpd.log (`xferlog_std_format=NO`), its PAM lines to
+//!   syslog (rsyslog's default #NNN escaping of control characters);
+//! * vsftpd with `syslog_enable=YES` (escaping rsyslog), and again through an rsyslogd that
+//!   does not escape (`parser.escapeControlCharactersOnReceive="off"`: what a raw reader of
+//!   /dev/log sees);
+//! * ProFTPD 1.3.8 with a SystemLog file, and with syslog (escaping rsyslog);
+//! * Pure-FTPd 1.0.50 through syslog, escaping and not. Pure-FTPd sleeps 3 to 6 s after a
+//!   failed password and 3 s more for each further failure of the session (src/ftpd.c
+//!   randomsleep()): it runs under Debian's libfaketime at 50 times the speed, so that the
+//!   session reaching "Too many authentication failures" (six failures) takes about a
+//!   second. Its log lines' times are rsyslog's (imuxsock ignores the sender's timestamp).
+//!
+//! Clients in a second namespace (Debian's python3, raw sockets: every byte of a command is
+//! the test's) run the scenarios against each server, one source address per scenario
+//! (203.0.113.N, 2001:db8::N): a wrong password for an existing user, an unknown user,
+//! anonymous refused, too many failures in one session (the servers' own limits), root
+//! (ftpusers, RootLogin off, Pure-FTPd's minimum uid), a refused user (vsftpd's userlist,
+//! ProFTPD's <Limit LOGIN> DenyUser), commands before login, and injections: a CR followed
+//! by a forged log line of that server in USER, a typed "from ADDRESS" in USER, NUL, ESC and
+//! CR in USER and PASS, a 300-byte user name, the legitimate address as user name. The
+//! legitimate client 198.51.100.7 logs in (alice) and must never be named.
+//!
+//! Then `portcullis test --filter NAME --json` on each log: the (address, rule) pairs must
+//! be exactly the listed ones, each from its scenario's address; nothing names the
+//! legitimate client (the only address typed in client fields besides 192.0.2.66, which is
+//! no client's). `portcullis replay` with a jail of mode normal, maxretry 1, bans exactly the
+//! scenarios counted (the three filters have rules of mode normal only).
+//!
+//! Needs root, vsftpd, rsyslogd, libfaketime, the unpacked ProFTPD and Pure-FTPd (test.sh)
+//! and python3; fails loudly when they are missing. Runs in about 10 s.
+
+mod common;
+
+use common::*;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+const SERVER: &str = "192.0.2.1";
+const SERVER_V6: &str = "2001:db8::1";
+const LEGIT: &str = "198.51.100.7";
+const PYTHON: &str = "/usr/bin/python3";
+const VSFTPD: &str = "/usr/sbin/vsftpd";
+const RSYSLOGD: &str = "/usr/sbin/rsyslogd";
+const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+/// Where test.sh unpacks the .debs.
+const PROFTPD_ROOT: &str = "/var/cache/portcullis-test/proftpd/root";
+const PUREFTPD_ROOT: &str = "/var/cache/portcullis-test/pure-ftpd/root";
+/// `openssl passwd -6 -salt portcullisftp correct-horse`: the one password of every test
+/// account (root's too, in the private shadow file)
+const HASH: &str = "$6$portcullisftp$9SJ5KWDTsC3BSrVFHAhBNHJmKKK7QxP1b5MN36NQeNC4O0bB5dKgiaBSoH0u1urVw6Nawksuh.Wph.O3cCGKE1";
+/// The attacker scenarios over IPv4 (203.0.113.N) and IPv6 (2001:db8::N).
+const V4: std::ops::RangeInclusive<u8> = 10..=25;
+const V6: std::ops::RangeInclusive<u8> = 50..=51;
+
+/// The clients: `client.py KIND PORT`, run with Debian's python3 in the client namespace.
+const CLIENT_PY: &str = r##"# FTP clients of crates/portcullis/tests/real_ftp.rs: `client.py KIND PORT` (KIND: vsftpd,
+# proftpd, pure-ftpd). Every attacker scenario has its own source address (203.0.113.N or
+# 2001:db8::N); the legitimate client is 198.51.100.7. Every socket has a 10 s timeout; the
+# scenarios run on threads. Exits non-zero when a server answers something unexpected.
+import socket
+import sys
+import threading
+import traceback
+
+KIND = sys.argv[1]
+PORT = int(sys.argv[2])
+SERVER = "192.0.2.1"
+SERVER_V6 = "2001:db8::1"
+LEGIT = "198.51.100.7"
+# a whole log line of each server naming the legitimate client, typed after a CR
+FORGED = {
+    "vsftpd": b'Fri Dec  4 04:00:00 2026 [pid 1] [y] FAIL LOGIN: Client "198.51.100.7"',
+    "proftpd": b"2026-12-04 04:00:00,000 vm proftpd[1] 127.0.0.1 (198.51.100.7[198.51.100.7]): "
+               b"USER y: no such user found from 198.51.100.7 [198.51.100.7] to 192.0.2.1:21",
+    "pure-ftpd": b"Dec  4 04:00:00 vm pure-ftpd[1]: (?@198.51.100.7) [WARNING] "
+                 b"Authentication failed for user [y]",
+}[KIND]
+# the same, as a syslog line, typed between two NULs (vsftpd turns a NUL into a LF)
+FORGED_SYSLOG = {
+    "vsftpd": b'Dec  4 04:00:00 vm vsftpd[1]: [y] FAIL LOGIN: Client "198.51.100.7"',
+    "proftpd": b"Dec  4 04:00:00 vm proftpd[1]: 127.0.0.1 (198.51.100.7[198.51.100.7]) - "
+               b"USER y: no such user found from 198.51.100.7 [198.51.100.7] to 192.0.2.1:21",
+    "pure-ftpd": b"Dec  4 04:00:00 vm pure-ftpd[1]: (?@198.51.100.7) [WARNING] "
+                 b"Authentication failed for user [y]",
+}[KIND]
+
+errors = []
+
+
+class Conn:
+    def __init__(self, src):
+        server = SERVER_V6 if ":" in src else SERVER
+        self.src = src
+        self.sk = socket.create_connection((server, PORT), timeout=10, source_address=(src, 0))
+        self.f = self.sk.makefile("rb")
+        self.closed = False
+        expect(src + " banner", self.reply(), b"220")
+
+    def reply(self):
+        out = b""
+        for _ in range(50):
+            try:
+                l = self.f.readline()
+            except ConnectionResetError:
+                l = b""
+            out += l
+            if len(l) < 4 or l[3:4] != b"-":
+                break
+        if out == b"":
+            self.closed = True
+        return out
+
+    def cmd(self, data, want=b""):
+        self.sk.sendall(data + b"\r\n")
+        got = self.reply()
+        expect("%s %r" % (self.src, data[:40]), got, want)
+        return got
+
+    def quit(self):
+        if not self.closed:
+            try:
+                self.sk.sendall(b"QUIT\r\n")
+                self.reply()
+            except OSError:
+                pass
+        self.sk.close()
+
+
+def expect(what, got, prefix):
+    if not got.startswith(prefix):
+        errors.append("%s: expected %r, got %r" % (what, prefix, got))
+
+
+def login(src, user, pw, user_want=b"331", pass_want=b"530"):
+    c = Conn(src)
+    c.cmd(b"USER " + user, user_want)
+    if not c.closed and pw is not None:
+        c.cmd(b"PASS " + pw, pass_want)
+    c.quit()
+
+
+def too_many(src):
+    # wrong passwords until the server ends the session (bounded)
+    c = Conn(src)
+    for i in range(10):
+        if i == 0 or KIND != "pure-ftpd":
+            c.cmd(b"USER bob")
+        if c.closed:
+            break
+        c.cmd(b"PASS guess%d" % i)
+        if c.closed:
+            break
+    else:
+        errors.append(src + ": the server did not end a session of 10 failed logins")
+    c.quit()
+
+
+def before_login(src):
+    c = Conn(src)
+    for cmd in [b"LIST", b"CWD /etc", b"RETR passwd", b"STOR x"]:
+        c.cmd(cmd, b"530")
+    c.quit()
+
+
+def legit(src):
+    c = Conn(src)
+    c.cmd(b"USER alice", b"331")
+    c.cmd(b"PASS correct-horse", b"230")
+    c.cmd(b"PWD", b"257")
+    c.quit()
+
+
+A = "203.0.113.%d"
+# carol: refused by vsftpd's userlist at USER, by ProFTPD's <Limit LOGIN> at PASS;
+# Pure-FTPd has no such list (a wrong password)
+REFUSED_USER = {"vsftpd": (None, b"530"), "proftpd": (b"correct-horse",),
+                "pure-ftpd": (b"wrong",)}[KIND]
+ATTACKS = [
+    (login, (A % 10, b"bob", b"wrong")),
+    (login, (A % 11, b"nosuch", b"wrong")),
+    (login, (A % 12, b"anonymous", b"guest@example.org")),
+    (too_many, (A % 13,)),
+    (login, (A % 14, b"root", b"correct-horse")),
+    (login, (A % 15, b"carol") + REFUSED_USER),
+    (before_login, (A % 16,)),
+    # injections
+    (login, (A % 17, b"x\r" + FORGED, b"wrong")),
+    (login, (A % 18, b"x from 198.51.100.7", b"wrong")),
+    (login, (A % 19, b"x\rfrom 192.0.2.66", b"wrong")),
+    (login, (A % 20, b"a\x00b\x1b[31mc", b"p\x00q\rr\x1b")),
+    # a 300-byte name: ProFTPD refuses it at USER (501), the others at PASS
+    (login, (A % 21, b"a" * 300, b"wrong", b"", b"5")),
+    (login, (A % 22, b"198.51.100.7", b"wrong")),
+    (login, (A % 23, b'x] FAIL LOGIN: Client "198.51.100.7"', b"wrong")),
+    (login, (A % 24, b"bob", b"wrong\r" + FORGED)),
+    (login, (A % 25, b"x\x00" + FORGED_SYSLOG + b"\x00y", b"wrong")),
+    (login, ("2001:db8::50", b"bob", b"wrong")),
+    (login, ("2001:db8::51", b"nosuch", b"wrong")),
+]
+
+
+def run(f, args):
+    try:
+        f(*args)
+    except Exception as e:  # noqa: BLE001 - reported below, the test fails
+        where = traceback.extract_tb(e.__traceback__)[-1]
+        errors.append("%s%r: %r at line %d" % (getattr(f, "__name__", "?"), args[:1], e, where.lineno))
+
+
+threads = [threading.Thread(target=run, args=a) for a in ATTACKS]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join(40)
+run(legit, (LEGIT,))
+if any(t.is_alive() for t in threads):
+    errors.append("a client thread did not finish in 40 s")
+for e in errors:
+    print("client error:", e, file=sys.stderr)
+sys.exit(1 if errors else 0)
+"##;
+
+/// The mount-namespace set-up (run by `sh -c` inside `unshare --mount`): $1 the server's
+/// directory (its etc/ files), $2 its syslog socket, then the command.
+const NS_SH: &str = r#"set -e
+d=$1; sock=$2; etc=$3; shift 3
+for f in passwd group shadow ftpusers pam.d/vsftpd; do mount --bind "$etc/$f" "/etc/$f"; done
+mkdir -p "$d/olddev"
+mount --bind /dev "$d/olddev"
+mount -t tmpfs -o mode=755 pct-dev /dev
+for n in null zero full random urandom tty; do touch "/dev/$n"; mount --bind "$d/olddev/$n" "/dev/$n"; done
+ln -s /proc/self/fd /dev/fd
+ln -s "$sock" /dev/log
+umount "$d/olddev"
+exec "$@"
+"#;
+
+/// The private /etc/pam.d/vsftpd: Debian's, with pam_unix's failure delay off.
+const PAM_VSFTPD: &str =
+    "auth required pam_listfile.so item=user sense=deny file=/etc/ftpusers onerr=succeed
+auth required pam_unix.so nodelay
+auth required pam_shells.so
+account required pam_unix.so
+session required pam_permit.so
+";
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Kind {
+    Vsftpd,
+    Proftpd,
+    PureFtpd,
+}
+
+impl Kind {
+    fn filter(self) -> &'static str {
+        match self {
+            Kind::Vsftpd => "vsftpd",
+            Kind::Proftpd => "proftpd",
+            Kind::PureFtpd => "pure-ftpd",
+        }
+    }
+}
+
+/// One server: its name, port, directory (configuration, logs, syslog).
+struct Server {
+    name: &'static str,
+    kind: Kind,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Server {
+    /// The private rsyslogd's file.
+    fn syslog(&self) -> PathBuf {
+        self.dir.join("syslog")
+    }
+    /// The server's own log file (vsftpd.log, ProFTPD's SystemLog).
+    fn own_log(&self) -> PathBuf {
+        self.dir.join("own.log")
+    }
+}
+
+fn attacker(n: u8) -> String {
+    if V6.contains(&n) {
+        format!("2001:db8::{n}")
+    } else {
+        format!("203.0.113.{n}")
+    }
+}
+
+fn scenarios() -> impl Iterator<Item = u8> {
+    V4.chain(V6)
+}
+
+fn require_file(path: &Path, what: &str) {
+    assert!(
+        path.is_file(),
+        "{} is missing: {what} (test.sh does)",
+        path.display()
+    );
+}
+
+fn unpacked(var: &str, default: &str, bin: &str) -> PathBuf {
+    let root = PathBuf::from(std::env::var(var).unwrap_or(default.into()));
+    require_file(
+        &root.join(bin),
+        "run test.sh (it downloads Debian's proftpd-core and pure-ftpd with `apt-get download` \
+         and unpacks them with `dpkg -x` under /var/cache/portcullis-test)",
+    );
+    root
+}
+
+/// Three consecutive uids (and gids) free on this machine for the private accounts.
+fn free_ids() -> u32 {
+    let used = |file: &str| -> BTreeSet<u32> {
+        fs::read_to_string(file)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split(':').nth(2)?.parse().ok())
+            .collect()
+    };
+    let (users, groups) = (used("/etc/passwd"), used("/etc/group"));
+    (64600..64900)
+        .find(|id| (*id..id + 3).all(|i| !users.contains(&i) && !groups.contains(&i)))
+        .expect("three free uids/gids between 64600 and 64900")
+}
+
+/// The namespaces, the servers and their rsyslogds, the temporary directory; dropped in
+/// field order: processes first (their process groups killed), then the namespaces (with
+/// anything left inside), then the directory.
+struct FtpLab {
+    procs: Vec<ProcessGuard>,
+    client: Netns,
+    server: Netns,
+    dir: tempfile::TempDir,
+    proftpd: PathBuf,
+    pureftpd: PathBuf,
+}
+
+impl FtpLab {
+    fn new() -> FtpLab {
+        require_root();
+        for (path, what) in [
+            (VSFTPD, "install vsftpd"),
+            (RSYSLOGD, "install rsyslog"),
+            (FAKETIME, "install libfaketime"),
+            (PYTHON, "install python3"),
+        ] {
+            require_file(Path::new(path), what);
+        }
+        let proftpd = unpacked("PORTCULLIS_PROFTPD_ROOT", PROFTPD_ROOT, "usr/sbin/proftpd");
+        let pureftpd = unpacked(
+            "PORTCULLIS_PUREFTPD_ROOT",
+            PUREFTPD_ROOT,
+            "usr/sbin/pure-ftpd",
+        );
+        let server = Netns::new("ftp-srv");
+        let client = Netns::new("ftp-cli");
+        let dir = tempfile::Builder::new()
+            .prefix("pct-ftp-")
+            .tempdir()
+            .expect("temp dir");
+        // vsftpd's and ProFTPD's unprivileged processes must reach their files
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let etc = dir.path().join("etc");
+        fs::create_dir_all(etc.join("pam.d")).unwrap();
+        let id = free_ids();
+        let base = dir.path().to_str().expect("utf-8 path").to_string();
+        let add = |file: &str, lines: String| {
+            let mut text = fs::read_to_string(format!("/etc/{file}")).unwrap_or_default();
+            if file == "shadow" {
+                // root's password is known in the private shadow file (root logins must
+                // be refused by the servers' rules, not by a wrong password)
+                text = text
+                    .lines()
+                    .map(|l| match l.strip_prefix("root:") {
+                        Some(rest) => format!(
+                            "root:{HASH}:{}\n",
+                            rest.split_once(':').map(|x| x.1).unwrap_or("")
+                        ),
+                        None => format!("{l}\n"),
+                    })
+                    .collect();
+            }
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push_str(&lines);
+            fs::write(etc.join(file), text).unwrap();
+        };
+        let users = ["alice", "bob", "carol"];
+        let mut passwd = String::new();
+        let mut group = String::new();
+        let mut shadow = String::new();
+        for (i, u) in users.iter().enumerate() {
+            let uid = id + i as u32;
+            let home = format!("{base}/home/{u}");
+            fs::create_dir_all(&home).unwrap();
+            std::os::unix::fs::chown(&home, Some(uid), Some(uid)).unwrap();
+            passwd.push_str(&format!("{u}:x:{uid}:{uid}:FTP test:{home}:/bin/sh\n"));
+            group.push_str(&format!("{u}:x:{uid}:\n"));
+            shadow.push_str(&format!("{u}:{HASH}:20000:0:99999:7:::\n"));
+        }
+        add("passwd", passwd);
+        add("group", group);
+        add("shadow", shadow);
+        fs::write(etc.join("ftpusers"), "root\ndaemon\nnobody\n").unwrap();
+        fs::write(etc.join("pam.d/vsftpd"), PAM_VSFTPD).unwrap();
+        fs::write(dir.path().join("userlist"), "carol\n").unwrap();
+        fs::create_dir_all(dir.path().join("empty")).unwrap();
+        fs::write(dir.path().join("client.py"), CLIENT_PY).unwrap();
+        fs::write(dir.path().join("ns.sh"), NS_SH).unwrap();
+
+        server.ip(&[
+            "link",
+            "add",
+            "veth-s",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "veth-c",
+            "netns",
+            client.name(),
+        ]);
+        server.ip(&["addr", "add", &format!("{SERVER}/24"), "dev", "veth-s"]);
+        server.ip(&[
+            "addr",
+            "add",
+            &format!("{SERVER_V6}/64"),
+            "dev",
+            "veth-s",
+            "nodad",
+        ]);
+        server.ip(&["link", "set", "veth-s", "up"]);
+        for net in ["203.0.113.0/24", "198.51.100.0/24"] {
+            server.ip(&["route", "add", net, "dev", "veth-s"]);
+        }
+        client.ip(&["addr", "add", &format!("{LEGIT}/24"), "dev", "veth-c"]);
+        for n in V4 {
+            client.ip(&[
+                "addr",
+                "add",
+                &format!("{}/24", attacker(n)),
+                "dev",
+                "veth-c",
+            ]);
+        }
+        for n in V6 {
+            client.ip(&[
+                "addr",
+                "add",
+                &format!("{}/64", attacker(n)),
+                "dev",
+                "veth-c",
+                "nodad",
+            ]);
+        }
+        client.ip(&["link", "set", "veth-c", "up"]);
+        client.ip(&[
+            "route",
+            "add",
+            "192.0.2.0/24",
+            "dev",
+            "veth-c",
+            "src",
+            LEGIT,
+        ]);
+        FtpLab {
+            procs: Vec::new(),
+            client,
+            server,
+            dir,
+            proftpd,
+            pureftpd,
+        }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Whether something listens on `port` of both server addresses (or the wildcard),
+    /// read with `ss`, not probed (a probe would be one more client in the logs).
+    fn listening(&self, port: u16) -> bool {
+        let out = self
+            .server
+            .exec_timeout("ss", &["-Hltn"], Duration::from_secs(10));
+        let s = out.stdout_str();
+        let v4 = [format!("0.0.0.0:{port} "), format!("*:{port} ")];
+        let v6 = [format!("[::]:{port} "), format!("*:{port} ")];
+        out.success()
+            && v4.iter().any(|p| s.contains(p.as_str()))
+            && v6.iter().any(|p| s.contains(p.as_str()))
+    }
+
+    /// Starts the private rsyslogd of a server (escaping control characters or not); its
+    /// socket is `dir/log.sock`, its file `dir/syslog`.
+    fn start_rsyslogd(&mut self, dir: &Path, escape: bool) {
+        let d = dir.to_str().expect("utf-8 path");
+        let esc = if escape { "on" } else { "off" };
+        let conf = dir.join("rsyslog.conf");
+        fs::write(
+            &conf,
+            format!(
+                "global(workDirectory=\"{d}\" parser.escapeControlCharactersOnReceive=\"{esc}\")\n\
+                 module(load=\"imuxsock\" SysSock.Use=\"off\")\n\
+                 input(type=\"imuxsock\" Socket=\"{d}/log.sock\" RateLimit.Interval=\"0\")\n\
+                 *.* action(type=\"omfile\" file=\"{d}/syslog\" template=\"RSYSLOG_TraditionalFileFormat\")\n"
+            ),
+        )
+        .unwrap();
+        let mut cmd = std::process::Command::new(RSYSLOGD);
+        cmd.args(["-n", "-f"])
+            .arg(&conf)
+            .arg("-i")
+            .arg(dir.join("rsyslogd.pid"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(dir.join("rsyslogd.stderr")).unwrap());
+        let mut proc = ProcessGuard::spawn(cmd, format!("rsyslogd ({d})"));
+        let sock = dir.join("log.sock");
+        if !wait_until(Duration::from_secs(10), || sock.exists()) {
+            panic!(
+                "rsyslogd did not create {} (exit {:?}): {}",
+                sock.display(),
+                proc.try_wait(),
+                fs::read_to_string(dir.join("rsyslogd.stderr")).unwrap_or_default()
+            );
+        }
+        self.procs.push(proc);
+    }
+
+    /// Starts a server: its rsyslogd, then `program args` inside the server namespace and a
+    /// private mount namespace.
+    fn start(
+        &mut self,
+        name: &'static str,
+        kind: Kind,
+        port: u16,
+        escape: bool,
+        conf: &str,
+        argv: &[String],
+    ) -> Server {
+        let dir = self.path(name);
+        fs::create_dir_all(&dir).unwrap();
+        let server = Server {
+            name,
+            kind,
+            port,
+            dir,
+        };
+        self.start_rsyslogd(&server.dir, escape);
+        let d = server.dir.to_str().unwrap().to_string();
+        let conf_path = server.dir.join("server.conf");
+        fs::write(
+            &conf_path,
+            conf.replace("@DIR@", &d)
+                .replace("@BASE@", self.dir.path().to_str().unwrap())
+                .replace("@PORT@", &port.to_string()),
+        )
+        .unwrap();
+        let mut args: Vec<String> = ["--mount", "--propagation", "private"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        if kind == Kind::Proftpd {
+            // ProFTPD detaches: it runs in a pid namespace whose first process (a `sleep`)
+            // is killed with the guard (--kill-child), taking every process inside along
+            for a in ["--pid", "--fork", "--kill-child"] {
+                args.push(a.into());
+            }
+        }
+        args.push("sh".into());
+        args.push(self.path("ns.sh").to_str().unwrap().into());
+        args.push(d.clone());
+        args.push(format!("{d}/log.sock"));
+        args.push(self.path("etc").to_str().unwrap().into());
+        args.extend(
+            argv.iter()
+                .map(|a| a.replace("@CONF@", conf_path.to_str().unwrap())),
+        );
+        let mut cmd = self.server.command("unshare", &args);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(server.dir.join("stderr")).unwrap());
+        let mut proc = ProcessGuard::spawn(cmd, format!("{name} server"));
+        if !wait_until(Duration::from_secs(15), || self.listening(port)) {
+            panic!(
+                "{name} did not come up (exit {:?}); stderr: {}\nsyslog: {}\nlog: {}",
+                proc.try_wait(),
+                fs::read_to_string(server.dir.join("stderr")).unwrap_or_default(),
+                fs::read_to_string(server.syslog()).unwrap_or_default(),
+                fs::read_to_string(server.own_log()).unwrap_or_default(),
+            );
+        }
+        self.procs.push(proc);
+        server
+    }
+
+    fn vsftpd(&mut self, name: &'static str, port: u16, syslog: bool, escape: bool) -> Server {
+        let conf = format!(
+            "listen=NO\nlisten_ipv6=YES\nlisten_port=@PORT@\nbackground=NO\n\
+             anonymous_enable=NO\nlocal_enable=YES\nwrite_enable=NO\n\
+             pam_service_name=vsftpd\nsecure_chroot_dir=@BASE@/empty\n\
+             xferlog_enable=YES\nxferlog_std_format=NO\nvsftpd_log_file=@DIR@/own.log\n\
+             syslog_enable={}\nmax_login_fails=3\ndelay_failed_login=0\n\
+             userlist_enable=YES\nuserlist_deny=YES\nuserlist_file=@BASE@/userlist\n\
+             seccomp_sandbox=NO\nnopriv_user=nobody\nlog_ftp_protocol={}\n",
+            if syslog { "YES" } else { "NO" },
+            if syslog { "NO" } else { "YES" }
+        );
+        self.start(
+            name,
+            Kind::Vsftpd,
+            port,
+            escape,
+            &conf,
+            &[VSFTPD.into(), "@CONF@".into()],
+        )
+    }
+
+    fn proftpd(&mut self, name: &'static str, port: u16, syslog: bool) -> Server {
+        let log = if syslog {
+            "SyslogFacility AUTH"
+        } else {
+            "SystemLog @DIR@/own.log"
+        };
+        let conf = format!(
+            "ServerName \"portcullis test\"\nServerType standalone\nDefaultServer on\n\
+             Port @PORT@\nUseIPv6 on\nUseReverseDNS off\nUser nobody\nGroup nogroup\n\
+             PidFile @DIR@/proftpd.pid\nScoreboardFile @DIR@/proftpd.scoreboard\n\
+             WtmpLog off\nDelayEngine off\nAuthPAM off\nAuthOrder mod_auth_unix.c\n{log}\n\
+             MaxLoginAttempts 3\nRootLogin off\nUseFtpUsers on\nRequireValidShell on\n\
+             <Limit LOGIN>\n  DenyUser carol\n</Limit>\n"
+        );
+        let bin = self.proftpd.join("usr/sbin/proftpd");
+        let libs = self.proftpd.join("usr/lib/x86_64-linux-gnu");
+        self.start(
+            name,
+            Kind::Proftpd,
+            port,
+            true,
+            &conf,
+            &[
+                "env".into(),
+                format!("LD_LIBRARY_PATH={}", libs.display()),
+                "sh".into(),
+                "-c".into(),
+                "\"$0\" -c \"$1\" && exec sleep 600".into(),
+                bin.to_str().unwrap().into(),
+                "@CONF@".into(),
+            ],
+        )
+    }
+
+    fn pureftpd(&mut self, name: &'static str, port: u16, escape: bool) -> Server {
+        let bin = self.pureftpd.join("usr/sbin/pure-ftpd");
+        self.start(
+            name,
+            Kind::PureFtpd,
+            port,
+            escape,
+            "",
+            &[
+                "env".into(),
+                format!("LD_PRELOAD={FAKETIME}"),
+                "FAKETIME=+0 x50".into(),
+                bin.to_str().unwrap().into(),
+                "-S".into(),
+                format!(",{port}"),
+                "-l".into(),
+                "unix".into(),
+                "-E".into(),
+                "-H".into(),
+                "-u".into(),
+                "1000".into(),
+                "-1".into(),
+            ],
+        )
+    }
+
+    /// Runs every client scenario against `server`.
+    fn attack(&self, server: &Server) -> std::thread::JoinHandle<(String, CmdOutput)> {
+        let mut cmd = self.client.command(
+            PYTHON,
+            &[
+                self.path("client.py").into_os_string(),
+                server.kind.filter().into(),
+                server.port.to_string().into(),
+            ],
+        );
+        let name = server.name.to_string();
+        std::thread::spawn(move || {
+            (
+                name,
+                run_with_timeout(&mut cmd, None, Duration::from_secs(60)),
+            )
+        })
+    }
+
+    /// Waits until only the listening servers (and their pid-namespace parents) are left
+    /// in the server namespace, so that every session has written its lines.
+    fn settle(&self, listeners: usize) {
+        let settled = wait_until(Duration::from_secs(15), || {
+            let out = self.server.exec_timeout(
+                "ss",
+                &["-Htn", "state", "established"],
+                Duration::from_secs(5),
+            );
+            out.success() && out.stdout_str().trim().is_empty()
+        });
+        assert!(settled, "FTP sessions did not end");
+        // the last lines of each session reach rsyslog's file
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = listeners;
+    }
+}
+
+/// `portcullis test --filter NAME --json` on a snapshot of `log`: (host, rule, line) of
+/// every line that counts.
+fn matches(filter: &str, log: &Path) -> Vec<(String, String, String)> {
+    let bytes = fs::read(log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let snapshot = log.with_extension("snapshot");
+    fs::write(&snapshot, &bytes).expect("write log snapshot");
+    let results = test_json(filter, &snapshot);
+    let lines: Vec<&str> = text.split_terminator('\n').collect();
+    assert_eq!(
+        results.len(),
+        lines.len(),
+        "{}: one JSON object per log line",
+        log.display()
+    );
+    results
+        .iter()
+        .zip(lines)
+        .filter(|(v, _)| v["matched"].as_bool() == Some(true) && v["weight"].as_u64() != Some(0))
+        .map(|(v, l)| {
+            (
+                v["host"].as_str().unwrap_or_default().to_string(),
+                v["rule"].as_str().unwrap_or_default().to_string(),
+                l.to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Asserts that the matches of `filter` on `log` are exactly `want` ((scenario, rule) ->
+/// count), each from its scenario's address, none naming the legitimate client.
+/// With `forged`, the log went through a syslog that does not escape: the one line a client
+/// forged (vsftpd's NUL turned into a LF) must be there, reported as the legitimate client.
+fn check(what: &str, filter: &str, log: &Path, want: &BTreeMap<(u8, &str), usize>, forged: bool) {
+    let mut got = matches(filter, log);
+    let before = got.len();
+    got.retain(|(_, _, l)| !l.starts_with("Dec  4 04:00:00 vm "));
+    assert_eq!(
+        before - got.len(),
+        usize::from(forged),
+        "{what}: forged lines (a client's text at the start of a line) matched: {}",
+        before - got.len()
+    );
+    let text = String::from_utf8_lossy(&fs::read(log).unwrap_or_default()).into_owned();
+    let shown: Vec<String> = got
+        .iter()
+        .map(|(h, r, l)| format!("  {h} {r}: {}", l.escape_debug()))
+        .collect();
+    let shown = shown.join("\n");
+    for (host, _, line) in &got {
+        assert!(
+            host != LEGIT && host != "192.0.2.66",
+            "{what}: an address typed by a client ({host}) reported from: {line:?}\nall matches:\n{shown}"
+        );
+        assert!(
+            scenarios().any(|n| attacker(n) == *host),
+            "{what}: {host} is no scenario's address: {line:?}\nall matches:\n{shown}"
+        );
+    }
+    let mut counts: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for (host, rule, _) in &got {
+        *counts.entry((host.clone(), rule.clone())).or_default() += 1;
+    }
+    let expected: BTreeMap<(String, String), usize> = want
+        .iter()
+        .map(|(&(n, rule), &c)| ((attacker(n), rule.to_string()), c))
+        .collect();
+    assert_eq!(
+        counts,
+        expected,
+        "{what}: matched (address, rule) pairs differ from the expected ones\nmatches:\n{shown}\nlog:\n{}",
+        text.escape_debug()
+    );
+}
+
+/// `portcullis replay` of a jail of `filter`, mode normal, `maxretry`, on `log`: the banned
+/// addresses.
+fn replay(dir: &Path, filter: &str, log: &Path, maxretry: u32) -> BTreeSet<String> {
+    let config = dir.join(format!("replay-{filter}-{maxretry}.toml"));
+    fs::write(
+        &config,
+        format!("[[jail]]\nname = \"{filter}\"\nmode = \"normal\"\nmaxretry = {maxretry}\nfindtime = \"1h\"\n"),
+    )
+    .unwrap();
+    let snapshot = log.with_extension(format!("replay{maxretry}"));
+    fs::copy(log, &snapshot).expect("log snapshot");
+    replay_bans(&config, &snapshot)
+        .into_iter()
+        .map(|(_, h)| h)
+        .collect()
+}
+
+/// What a ban of `addr` names: IPv6 clients are banned by their /64 (the default prefix).
+fn ban_of(addr: &str) -> String {
+    if addr.contains(':') {
+        "2001:db8::/64".to_string()
+    } else {
+        addr.to_string()
+    }
+}
+
+type Want = BTreeMap<(u8, &'static str), usize>;
+
+fn want(list: &[(u8, &'static str, usize)]) -> Want {
+    let mut w = Want::new();
+    for &(n, rule, c) in list {
+        *w.entry((n, rule)).or_default() += c;
+    }
+    w
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_ftp_logs_give_the_attackers_and_only_them() {
+    let started = Instant::now();
+    let mut lab = FtpLab::new();
+    let servers = vec![
+        lab.vsftpd("vsftpd-file", 21, false, true),
+        lab.vsftpd("vsftpd-syslog", 2121, true, true),
+        lab.vsftpd("vsftpd-raw", 2122, true, false),
+        lab.proftpd("proftpd-file", 2221, false),
+        lab.proftpd("proftpd-syslog", 2222, true),
+        lab.pureftpd("pure-ftpd", 2321, true),
+        lab.pureftpd("pure-ftpd-raw", 2322, false),
+    ];
+    let runs: Vec<_> = servers.iter().map(|s| lab.attack(s)).collect();
+    for r in runs {
+        let (name, out) = r.join().expect("client thread");
+        let dir = lab.path(&name);
+        let read = |f: &str| fs::read_to_string(dir.join(f)).unwrap_or_default();
+        assert!(
+            out.success(),
+            "the FTP clients failed against {name} (timed out: {}): {}\n{}\nstderr: {}\nlog:\n{}\nsyslog:\n{}",
+            out.timed_out,
+            out.stdout_str(),
+            out.stderr_str(),
+            read("stderr"),
+            read("own.log"),
+            read("syslog"),
+        );
+    }
+    lab.settle(servers.len());
+    eprintln!("real_ftp: clients done in {:?}", started.elapsed());
+
+    let keep = std::env::var("PORTCULLIS_FTP_KEEP").ok();
+    for s in &servers {
+        for log in [s.own_log(), s.syslog()] {
+            if !log.exists() {
+                continue;
+            }
+            if let Some(keep) = &keep {
+                let name = log.file_name().unwrap().to_str().unwrap();
+                fs::create_dir_all(keep).unwrap();
+                fs::copy(&log, Path::new(keep).join(format!("{}-{name}", s.name))).unwrap();
+            }
+        }
+    }
+
+    // what each server really wrote for the injections
+    let read = |s: &Server, own: bool| {
+        let b = fs::read(if own { s.own_log() } else { s.syslog() }).unwrap_or_default();
+        String::from_utf8_lossy(&b).into_owned()
+    };
+    let [vs_file, vs_sys, vs_raw, pf_file, pf_sys, pu_sys, pu_raw] = &servers[..] else {
+        unreachable!()
+    };
+    // vsftpd's own file: control characters as '?' (logging.c vsf_log_do_log_to_file())
+    let t = read(vs_file, true);
+    assert!(
+        t.contains("[x?Fri Dec  4 04:00:00 2026 [pid 1] [y] FAIL LOGIN: Client \"198.51.100.7\"] FAIL LOGIN: Client \"::ffff:203.0.113.17\"")
+            && t.contains("[a?b?[31mc] FAIL LOGIN")
+            && t.contains("[x?Dec  4 04:00:00 vm vsftpd[1]: [y] FAIL LOGIN: Client \"198.51.100.7\"?y] FAIL LOGIN"),
+        "vsftpd.log: the control characters are not written as '?':\n{}",
+        t.escape_debug()
+    );
+    // vsftpd through syslog: raw (a NUL in USER is a LF, ftpcmdio.c), escaped by rsyslog
+    let t = read(vs_sys, false);
+    assert!(
+        t.contains("[x#015from 192.0.2.66] FAIL LOGIN")
+            && t.contains("[a#012b#033[31mc] FAIL LOGIN"),
+        "vsftpd syslog: rsyslog's #NNN escapes missing:\n{t}"
+    );
+    let t = read(vs_raw, false);
+    assert!(
+        t.contains("[x\rfrom 192.0.2.66] FAIL LOGIN")
+            && t.lines()
+                .any(|l| l
+                    == "Dec  4 04:00:00 vm vsftpd[1]: [y] FAIL LOGIN: Client \"198.51.100.7\""),
+        "vsftpd through a syslog that does not escape: the CR and the forged line are not raw:\n{}",
+        t.escape_debug()
+    );
+    // ProFTPD: its SystemLog raw (a CR is kept, a NUL ends the name), syslog escaped
+    let t = read(pf_file, true);
+    assert!(
+        t.contains("USER x\rfrom 192.0.2.66: no such user found from 203.0.113.19 [203.0.113.19]")
+            && t.contains("USER x: no such user found from 203.0.113.25 [203.0.113.25]"),
+        "ProFTPD SystemLog: CR/NUL not as expected:\n{}",
+        t.escape_debug()
+    );
+    assert!(read(pf_sys, false).contains("USER x#015from 192.0.2.66: no such user"));
+    // Pure-FTPd: control characters as '_' (src/ftpd.c stripctrl()), with any transport
+    for s in [pu_sys, pu_raw] {
+        let t = read(s, false);
+        assert!(
+            t.contains("for user [x_from 192.0.2.66]") && t.contains("for user [a_b_[31mc]")
+                && t.contains("for user [x_Dec  4 04:00:00 vm pure-ftpd[1]: (?@198.51.100.7) [WARNING] Authentication failed for user [y]_y]"),
+            "{}: control characters are not written as '_':\n{}",
+            s.name,
+            t.escape_debug()
+        );
+    }
+    // the legitimate login is logged (ProFTPD logs it at level info, below its default
+    // SyslogLevel: the client's 230 reply is the proof there)
+    for s in [vs_file, vs_sys, vs_raw, pu_sys, pu_raw] {
+        let t = read(s, s.kind == Kind::Vsftpd && s.own_log().exists());
+        assert!(
+            t.contains(&format!("[alice] OK LOGIN: Client \"::ffff:{LEGIT}\""))
+                || t.contains(&format!("(?@{LEGIT}) [INFO] alice is now logged in")),
+            "{}: the legitimate login is not in the log:\n{t}",
+            s.name
+        );
+    }
+
+    // the (address, rule) pairs each log must give
+    fn all_v4_but(skip: &'static [u8]) -> impl Iterator<Item = u8> {
+        V4.filter(move |n| !skip.contains(n))
+    }
+    let mut vs_fail: Vec<(u8, &str, usize)> = all_v4_but(&[13, 15, 16])
+        .chain(V6)
+        .map(|n| (n, "fail-login", 1))
+        .collect();
+    // max_login_fails=3: three FAIL LOGIN, then the session ends (no line of its own)
+    vs_fail.push((13, "fail-login", 3));
+    // pam_unix: a known user's failure (user=...) and an unknown user's (a trailing space
+    // after rhost=); no line for user names holding spaces or control characters, or too
+    // long; root is refused by pam_listfile (no rhost)
+    let vs_pam: Vec<(u8, &str, usize)> = vec![
+        (10, "pam", 1),
+        (11, "pam", 1),
+        (12, "pam", 1),
+        (13, "pam", 3),
+        (22, "pam", 1),
+        (24, "pam", 1),
+        (50, "pam", 1),
+        (51, "pam", 1),
+    ];
+    let mut own = vs_fail.clone();
+    own.push((15, "userlist", 1));
+    let mut sys = vs_fail.clone();
+    sys.extend(vs_pam.iter().copied());
+    // without escaping, 20's and 25's NUL became a LF: their FAIL LOGIN line is cut in two
+    let raw: Vec<(u8, &str, usize)> = sys
+        .iter()
+        .copied()
+        .filter(|(n, r, _)| !(*r == "fail-login" && (*n == 20 || *n == 25)))
+        .collect();
+    let mut pf: Vec<(u8, &str, usize)> = vec![
+        (13, "login-failed", 3),
+        (13, "max-attempts", 1),
+        (14, "root-login", 1),
+    ];
+    for n in [10, 15, 24, 50] {
+        pf.push((n, "login-failed", 1));
+    }
+    for n in [11, 12, 17, 18, 19, 20, 22, 23, 25, 51] {
+        pf.push((n, "no-such-user", 1));
+    }
+    let mut pu: Vec<(u8, &str, usize)> = all_v4_but(&[13, 14, 16])
+        .chain(V6)
+        .map(|n| (n, "auth-failed", 1))
+        .collect();
+    pu.extend([
+        (13, "auth-failed", 5),
+        (13, "too-many", 1),
+        (14, "disabled", 1),
+    ]);
+    let cases: Vec<(&Server, PathBuf, Want, bool)> = vec![
+        (vs_file, vs_file.own_log(), want(&own), false),
+        (vs_file, vs_file.syslog(), want(&vs_pam), false),
+        (vs_sys, vs_sys.syslog(), want(&sys), false),
+        (vs_raw, vs_raw.syslog(), want(&raw), true),
+        (pf_file, pf_file.own_log(), want(&pf), false),
+        (pf_sys, pf_sys.syslog(), want(&pf), false),
+        (pu_sys, pu_sys.syslog(), want(&pu), false),
+        (pu_raw, pu_raw.syslog(), want(&pu), false),
+    ];
+    for (s, log, w, forged) in &cases {
+        let what = format!("{} {}", s.name, log.file_name().unwrap().to_str().unwrap());
+        check(&what, s.kind.filter(), log, w, *forged);
+        let mut bans: BTreeSet<String> = w.keys().map(|&(n, _)| ban_of(&attacker(n))).collect();
+        if *forged {
+            // the forged line a raw syslog let through: what a reader of a syslog that
+            // does not escape would ban (the filter header's audit: NOT SAFE there)
+            bans.insert(LEGIT.to_string());
+        }
+        assert_eq!(
+            replay(&s.dir, s.kind.filter(), log, 1),
+            bans,
+            "{what}: a replay with a jail of mode normal, maxretry 1, banned other addresses"
+        );
+        // the session that reached the server's limit: its closing line ("Maximum login
+        // attempts", "Too many authentication failures") does not count on top of the
+        // session's failures (a followup rule): failures + 1 bans nobody
+        let limit = match s.kind {
+            Kind::Vsftpd => None,
+            Kind::Proftpd => Some(4),
+            Kind::PureFtpd => Some(6),
+        };
+        if let Some(limit) = limit {
+            assert_eq!(
+                replay(&s.dir, s.kind.filter(), log, limit),
+                BTreeSet::new(),
+                "{what}: the closing line of a session counted on top of its failures"
+            );
+        }
+    }
+    eprintln!("real_ftp: done in {:?}", started.elapsed());
+}
