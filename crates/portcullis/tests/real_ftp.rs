@@ -349,6 +349,10 @@ fn free_ids() -> u32 {
 /// anything left inside), then the directory.
 struct FtpLab {
     procs: Vec<ProcessGuard>,
+    /// pids of the `unshare --pid --fork` parents (ProFTPD's): util-linux' unshare ignores
+    /// SIGTERM while it waits, so they are sent SIGKILL first (their pid namespace, ProFTPD
+    /// with it, goes with them: --kill-child)
+    detached: Vec<u32>,
     client: Netns,
     server: Netns,
     dir: tempfile::TempDir,
@@ -487,6 +491,7 @@ impl FtpLab {
         ]);
         FtpLab {
             procs: Vec::new(),
+            detached: Vec::new(),
             client,
             server,
             dir,
@@ -613,6 +618,9 @@ impl FtpLab {
                 fs::read_to_string(server.own_log()).unwrap_or_default(),
             );
         }
+        if kind == Kind::Proftpd {
+            self.detached.push(proc.pid());
+        }
         self.procs.push(proc);
         server
     }
@@ -718,21 +726,51 @@ impl FtpLab {
         })
     }
 
-    /// Waits until only the listening servers (and their pid-namespace parents) are left
-    /// in the server namespace, so that every session has written its lines.
-    fn settle(&self, listeners: usize) {
+    /// Waits until every session has ended (no connection left, only the `baseline`
+    /// processes of the listening servers left in the server namespace) and the logs have
+    /// stopped growing (rsyslogd has written what it received).
+    fn settle(&self, baseline: usize, logs: &[PathBuf]) {
         let settled = wait_until(Duration::from_secs(15), || {
             let out = self.server.exec_timeout(
                 "ss",
                 &["-Htn", "state", "established"],
                 Duration::from_secs(5),
             );
-            out.success() && out.stdout_str().trim().is_empty()
+            out.success()
+                && out.stdout_str().trim().is_empty()
+                && self.server.pids().len() <= baseline
         });
-        assert!(settled, "FTP sessions did not end");
-        // the last lines of each session reach rsyslog's file
-        std::thread::sleep(Duration::from_millis(300));
-        let _ = listeners;
+        assert!(
+            settled,
+            "FTP sessions did not end: {} processes in the server namespace, {baseline} expected",
+            self.server.pids().len()
+        );
+        let sizes = || -> Vec<u64> {
+            logs.iter()
+                .map(|l| fs::metadata(l).map(|m| m.len()).unwrap_or(0))
+                .collect()
+        };
+        let mut last = sizes();
+        for _ in 0..20 {
+            std::thread::sleep(Duration::from_millis(150));
+            let now = sizes();
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+    }
+}
+
+impl Drop for FtpLab {
+    fn drop(&mut self) {
+        for &pid in &self.detached {
+            // SAFETY: plain syscall on a child of this process that its guard still holds
+            // (not reaped, so the pid is not reused)
+            unsafe {
+                libc::kill(pid as i32, libc::SIGKILL);
+            }
+        }
     }
 }
 
@@ -861,6 +899,7 @@ fn real_ftp_logs_give_the_attackers_and_only_them() {
         lab.pureftpd("pure-ftpd", 2321, true),
         lab.pureftpd("pure-ftpd-raw", 2322, false),
     ];
+    let baseline = lab.server.pids().len();
     let runs: Vec<_> = servers.iter().map(|s| lab.attack(s)).collect();
     for r in runs {
         let (name, out) = r.join().expect("client thread");
@@ -877,7 +916,11 @@ fn real_ftp_logs_give_the_attackers_and_only_them() {
             read("syslog"),
         );
     }
-    lab.settle(servers.len());
+    let logs: Vec<PathBuf> = servers
+        .iter()
+        .flat_map(|s| [s.own_log(), s.syslog()])
+        .collect();
+    lab.settle(baseline, &logs);
     eprintln!("real_ftp: clients done in {:?}", started.elapsed());
 
     let keep = std::env::var("PORTCULLIS_FTP_KEEP").ok();
@@ -1052,5 +1095,7 @@ fn real_ftp_logs_give_the_attackers_and_only_them() {
             );
         }
     }
+    eprintln!("real_ftp: checked in {:?}", started.elapsed());
+    drop(lab);
     eprintln!("real_ftp: done in {:?}", started.elapsed());
 }
