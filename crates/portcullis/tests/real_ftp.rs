@@ -7,14 +7,15 @@
 //!
 //! Every server runs as root in a network namespace (192.0.2.1 and 2001:db8::1) and in a
 //! private mount namespace (`unshare --mount`) where the test's own passwd, group, shadow
-//! (accounts alice, bob, carol and a root password, never created on the host), ftpusers and
-//! /etc/pam.d/vsftpd (pam_unix with `nodelay`, so that a failure costs no 2 s) are bound over
-//! /etc, and /dev is a private tmpfs holding the device nodes and a /dev/log that leads to a
-//! private rsyslogd of that server (its own configuration, socket and file; one per server,
-//! so that each log holds one server's lines). Seven servers:
+//! (accounts alice, bob, carol, dave, erin and a root password, never created on the host),
+//! ftpusers (root, dave) and /etc/pam.d/vsftpd (pam_unix with `nodelay`, so that a failure
+//! costs no 2 s) are bound over /etc, and /dev is a private tmpfs holding the device nodes
+//! and a /dev/log that leads to a private rsyslogd of that server (its own configuration,
+//! socket and file; one per server, so that each log holds one server's lines). Seven
+//! servers:
 //!
-//! * vsftpd 3.0.3 writing its own vsftpd.log (`xferlog_std_format=NO`), its PAM lines to
-//!   syslog (rsyslog's default #NNN escaping of control characters);
+//! * vsftpd 3.0.3 writing its own vsftpd.log (`xferlog_std_format=NO`, `log_ftp_protocol`),
+//!   its PAM lines to syslog (rsyslog's default #NNN escaping of control characters);
 //! * vsftpd with `syslog_enable=YES` (escaping rsyslog), and again through an rsyslogd that
 //!   does not escape (`parser.escapeControlCharactersOnReceive="off"`: what a raw reader of
 //!   /dev/log sees);
@@ -30,19 +31,31 @@
 //! (203.0.113.N, 2001:db8::N): a wrong password for an existing user, an unknown user,
 //! anonymous refused, too many failures in one session (the servers' own limits), root
 //! (ftpusers, RootLogin off, Pure-FTPd's minimum uid), a refused user (vsftpd's userlist,
-//! ProFTPD's <Limit LOGIN> DenyUser), commands before login, and injections: a CR followed
-//! by a forged log line of that server in USER, a typed "from ADDRESS" in USER, NUL, ESC and
-//! CR in USER and PASS, a 300-byte user name, the legitimate address as user name. The
-//! legitimate client 198.51.100.7 logs in (alice) and must never be named.
+//! ProFTPD's <Limit LOGIN> DenyUser), a user in ftpusers, a user without a valid shell,
+//! commands before login; and injections: a CR followed by a forged log line of that server
+//! in USER and in PASS, a forged syslog line between two NULs in USER, a typed "from
+//! ADDRESS" in USER, NUL, ESC and CR in USER and PASS, a 300-byte user name, the legitimate
+//! address as user name. The legitimate client 198.51.100.7 logs in (alice) and must never
+//! be named.
+//!
+//! What the servers wrote (asserted): vsftpd's own file has every control character as '?';
+//! its syslog lines are raw, and it turns a NUL into a LF, so that through the rsyslogd that
+//! does not escape, the USER `x<NUL>LINE<NUL>y` writes LINE (a FAIL LOGIN naming
+//! 198.51.100.7) as a line of its own: the one expected report of the legitimate address,
+//! asserted as the demonstration that the vsftpd filter must not read such a syslog (its
+//! header says so). ProFTPD writes a CR raw in its SystemLog and cuts the name at a NUL;
+//! Pure-FTPd writes control characters as '_'.
 //!
 //! Then `portcullis test --filter NAME --json` on each log: the (address, rule) pairs must
-//! be exactly the listed ones, each from its scenario's address; nothing names the
-//! legitimate client (the only address typed in client fields besides 192.0.2.66, which is
-//! no client's). `portcullis replay` with a jail of mode normal, maxretry 1, bans exactly the
-//! scenarios counted (the three filters have rules of mode normal only).
+//! be exactly the listed ones, each from its scenario's address; nothing else names the
+//! legitimate client or 192.0.2.66 (the addresses typed in client fields). `portcullis
+//! replay` with a jail of mode normal (the three filters have rules of mode normal only),
+//! maxretry 1, bans exactly the scenarios counted; with maxretry one above the failures of
+//! the session that reached the server's limit, nobody (its closing line does not count on
+//! top).
 //!
 //! Needs root, vsftpd, rsyslogd, libfaketime, the unpacked ProFTPD and Pure-FTPd (test.sh)
-//! and python3; fails loudly when they are missing. Runs in about 10 s.
+//! and python3; fails loudly when they are missing. Runs in about 5 s.
 
 mod common;
 
@@ -68,7 +81,7 @@ const PUREFTPD_ROOT: &str = "/var/cache/portcullis-test/pure-ftpd/root";
 /// account (root's too, in the private shadow file)
 const HASH: &str = "$6$portcullisftp$9SJ5KWDTsC3BSrVFHAhBNHJmKKK7QxP1b5MN36NQeNC4O0bB5dKgiaBSoH0u1urVw6Nawksuh.Wph.O3cCGKE1";
 /// The attacker scenarios over IPv4 (203.0.113.N) and IPv6 (2001:db8::N).
-const V4: std::ops::RangeInclusive<u8> = 10..=25;
+const V4: std::ops::RangeInclusive<u8> = 10..=27;
 const V6: std::ops::RangeInclusive<u8> = 50..=51;
 
 /// The clients: `client.py KIND PORT`, run with Debian's python3 in the client namespace.
@@ -213,6 +226,10 @@ ATTACKS = [
     (login, (A % 23, b'x] FAIL LOGIN: Client "198.51.100.7"', b"wrong")),
     (login, (A % 24, b"bob", b"wrong\r" + FORGED)),
     (login, (A % 25, b"x\x00" + FORGED_SYSLOG + b"\x00y", b"wrong")),
+    # the right password of a user listed in ftpusers, of a user without a valid shell
+    # (Pure-FTPd reads neither list: a wrong password there)
+    (login, (A % 26, b"dave", b"wrong" if KIND == "pure-ftpd" else b"correct-horse")),
+    (login, (A % 27, b"erin", b"wrong" if KIND == "pure-ftpd" else b"correct-horse")),
     (login, ("2001:db8::50", b"bob", b"wrong")),
     (login, ("2001:db8::51", b"nosuch", b"wrong")),
 ]
@@ -329,7 +346,7 @@ fn unpacked(var: &str, default: &str, bin: &str) -> PathBuf {
     root
 }
 
-/// Three consecutive uids (and gids) free on this machine for the private accounts.
+/// Five consecutive uids (and gids) free on this machine for the private accounts.
 fn free_ids() -> u32 {
     let used = |file: &str| -> BTreeSet<u32> {
         fs::read_to_string(file)
@@ -340,8 +357,8 @@ fn free_ids() -> u32 {
     };
     let (users, groups) = (used("/etc/passwd"), used("/etc/group"));
     (64600..64900)
-        .find(|id| (*id..id + 3).all(|i| !users.contains(&i) && !groups.contains(&i)))
-        .expect("three free uids/gids between 64600 and 64900")
+        .find(|id| (*id..id + 5).all(|i| !users.contains(&i) && !groups.contains(&i)))
+        .expect("five free uids/gids between 64600 and 64900")
 }
 
 /// The namespaces, the servers and their rsyslogds, the temporary directory; dropped in
@@ -411,7 +428,8 @@ impl FtpLab {
             text.push_str(&lines);
             fs::write(etc.join(file), text).unwrap();
         };
-        let users = ["alice", "bob", "carol"];
+        // dave is listed in ftpusers, erin's shell (/bin/false) is not in /etc/shells
+        let users = ["alice", "bob", "carol", "dave", "erin"];
         let mut passwd = String::new();
         let mut group = String::new();
         let mut shadow = String::new();
@@ -420,14 +438,19 @@ impl FtpLab {
             let home = format!("{base}/home/{u}");
             fs::create_dir_all(&home).unwrap();
             std::os::unix::fs::chown(&home, Some(uid), Some(uid)).unwrap();
-            passwd.push_str(&format!("{u}:x:{uid}:{uid}:FTP test:{home}:/bin/sh\n"));
+            let shell = if *u == "erin" {
+                "/bin/false"
+            } else {
+                "/bin/sh"
+            };
+            passwd.push_str(&format!("{u}:x:{uid}:{uid}:FTP test:{home}:{shell}\n"));
             group.push_str(&format!("{u}:x:{uid}:\n"));
             shadow.push_str(&format!("{u}:{HASH}:20000:0:99999:7:::\n"));
         }
         add("passwd", passwd);
         add("group", group);
         add("shadow", shadow);
-        fs::write(etc.join("ftpusers"), "root\ndaemon\nnobody\n").unwrap();
+        fs::write(etc.join("ftpusers"), "root\ndaemon\nnobody\ndave\n").unwrap();
         fs::write(etc.join("pam.d/vsftpd"), PAM_VSFTPD).unwrap();
         fs::write(dir.path().join("userlist"), "carol\n").unwrap();
         fs::create_dir_all(dir.path().join("empty")).unwrap();
@@ -1014,7 +1037,8 @@ fn real_ftp_logs_give_the_attackers_and_only_them() {
     vs_fail.push((13, "fail-login", 3));
     // pam_unix: a known user's failure (user=...) and an unknown user's (a trailing space
     // after rhost=); no line for user names holding spaces or control characters, or too
-    // long; root is refused by pam_listfile (no rhost)
+    // long; root and dave are refused by pam_listfile (ftpusers; no rhost), erin by
+    // pam_shells after pam_unix accepted the password (no line)
     let vs_pam: Vec<(u8, &str, usize)> = vec![
         (10, "pam", 1),
         (11, "pam", 1),
@@ -1040,7 +1064,7 @@ fn real_ftp_logs_give_the_attackers_and_only_them() {
         (13, "max-attempts", 1),
         (14, "root-login", 1),
     ];
-    for n in [10, 15, 24, 50] {
+    for n in [10, 15, 24, 26, 27, 50] {
         pf.push((n, "login-failed", 1));
     }
     for n in [11, 12, 17, 18, 19, 20, 22, 23, 25, 51] {
