@@ -81,7 +81,7 @@ const PUREFTPD_ROOT: &str = "/var/cache/portcullis-test/pure-ftpd/root";
 /// account (root's too, in the private shadow file)
 const HASH: &str = "$6$portcullisftp$9SJ5KWDTsC3BSrVFHAhBNHJmKKK7QxP1b5MN36NQeNC4O0bB5dKgiaBSoH0u1urVw6Nawksuh.Wph.O3cCGKE1";
 /// The attacker scenarios over IPv4 (203.0.113.N) and IPv6 (2001:db8::N).
-const V4: std::ops::RangeInclusive<u8> = 10..=27;
+const V4: std::ops::RangeInclusive<u8> = 10..=29;
 const V6: std::ops::RangeInclusive<u8> = 50..=51;
 
 /// The clients: `client.py KIND PORT`, run with Debian's python3 in the client namespace.
@@ -230,6 +230,9 @@ ATTACKS = [
     # (Pure-FTPd reads neither list: a wrong password there)
     (login, (A % 26, b"dave", b"wrong" if KIND == "pure-ftpd" else b"correct-horse")),
     (login, (A % 27, b"erin", b"wrong" if KIND == "pure-ftpd" else b"correct-horse")),
+    # anonymous passwords imitating vsftpd's ", anon password" tail, holding CR and NUL
+    (login, (A % 28, b"anonymous", b'x", anon password "y" FAIL LOGIN: Client "198.51.100.7')),
+    (login, (A % 29, b"ftp", b"p\rq\x00r s")),
     (login, ("2001:db8::50", b"bob", b"wrong")),
     (login, ("2001:db8::51", b"nosuch", b"wrong")),
 ]
@@ -453,6 +456,8 @@ impl FtpLab {
         fs::write(etc.join("ftpusers"), "root\ndaemon\nnobody\ndave\n").unwrap();
         fs::write(etc.join("pam.d/vsftpd"), PAM_VSFTPD).unwrap();
         fs::write(dir.path().join("userlist"), "carol\n").unwrap();
+        // vsftpd's anonymous logins: only this password is accepted
+        fs::write(dir.path().join("emails"), "ok@example.org\n").unwrap();
         fs::create_dir_all(dir.path().join("empty")).unwrap();
         fs::write(dir.path().join("client.py"), CLIENT_PY).unwrap();
         fs::write(dir.path().join("ns.sh"), NS_SH).unwrap();
@@ -651,7 +656,9 @@ impl FtpLab {
     fn vsftpd(&mut self, name: &'static str, port: u16, syslog: bool, escape: bool) -> Server {
         let conf = format!(
             "listen=NO\nlisten_ipv6=YES\nlisten_port=@PORT@\nbackground=NO\n\
-             anonymous_enable=NO\nlocal_enable=YES\nwrite_enable=NO\n\
+             anonymous_enable=YES\nsecure_email_list_enable=YES\n\
+             email_password_file=@BASE@/emails\nanon_root=@BASE@/empty\n\
+             local_enable=YES\nwrite_enable=NO\n\
              pam_service_name=vsftpd\nsecure_chroot_dir=@BASE@/empty\n\
              xferlog_enable=YES\nxferlog_std_format=NO\nvsftpd_log_file=@DIR@/own.log\n\
              syslog_enable={}\nmax_login_fails=3\ndelay_failed_login=0\n\
@@ -1036,13 +1043,12 @@ fn real_ftp_logs_give_the_attackers_and_only_them() {
     // max_login_fails=3: three FAIL LOGIN, then the session ends (no line of its own)
     vs_fail.push((13, "fail-login", 3));
     // pam_unix: a known user's failure (user=...) and an unknown user's (a trailing space
-    // after rhost=); no line for user names holding spaces or control characters, or too
+    // after rhost=); none for anonymous logins (vsftpd's own); no line for user names holding spaces or control characters, or too
     // long; root and dave are refused by pam_listfile (ftpusers; no rhost), erin by
     // pam_shells after pam_unix accepted the password (no line)
     let vs_pam: Vec<(u8, &str, usize)> = vec![
         (10, "pam", 1),
         (11, "pam", 1),
-        (12, "pam", 1),
         (13, "pam", 3),
         (22, "pam", 1),
         (24, "pam", 1),
@@ -1064,10 +1070,10 @@ fn real_ftp_logs_give_the_attackers_and_only_them() {
         (13, "max-attempts", 1),
         (14, "root-login", 1),
     ];
-    for n in [10, 15, 24, 26, 27, 50] {
+    for n in [10, 15, 24, 26, 27, 29, 50] {
         pf.push((n, "login-failed", 1));
     }
-    for n in [11, 12, 17, 18, 19, 20, 22, 23, 25, 51] {
+    for n in [11, 12, 17, 18, 19, 20, 22, 23, 25, 28, 51] {
         pf.push((n, "no-such-user", 1));
     }
     let mut pu: Vec<(u8, &str, usize)> = all_v4_but(&[13, 14, 16])
