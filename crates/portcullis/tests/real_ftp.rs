@@ -32,7 +32,7 @@
 //! anonymous refused, too many failures in one session (the servers' own limits), root
 //! (ftpusers, RootLogin off, Pure-FTPd's minimum uid), a refused user (vsftpd's userlist,
 //! ProFTPD's <Limit LOGIN> DenyUser), a user in ftpusers, a user without a valid shell,
-//! commands before login; and injections: a CR followed by a forged log line of that server
+//! a client refused at connect (ProFTPD's <Limit LOGIN> Deny from), commands before login; and injections: a CR followed by a forged log line of that server
 //! in USER and in PASS, a forged syslog line between two NULs in USER, a typed "from
 //! ADDRESS" in USER, NUL, ESC and CR in USER and PASS, a 300-byte user name, the legitimate
 //! address as user name. The legitimate client 198.51.100.7 logs in (alice) and must never
@@ -81,7 +81,7 @@ const PUREFTPD_ROOT: &str = "/var/cache/portcullis-test/pure-ftpd/root";
 /// account (root's too, in the private shadow file)
 const HASH: &str = "$6$portcullisftp$9SJ5KWDTsC3BSrVFHAhBNHJmKKK7QxP1b5MN36NQeNC4O0bB5dKgiaBSoH0u1urVw6Nawksuh.Wph.O3cCGKE1";
 /// The attacker scenarios over IPv4 (203.0.113.N) and IPv6 (2001:db8::N).
-const V4: std::ops::RangeInclusive<u8> = 10..=29;
+const V4: std::ops::RangeInclusive<u8> = 10..=30;
 const V6: std::ops::RangeInclusive<u8> = 50..=51;
 
 /// The clients: `client.py KIND PORT`, run with Debian's python3 in the client namespace.
@@ -194,6 +194,22 @@ def before_login(src):
     c.quit()
 
 
+def denied_or_login(src):
+    # ProFTPD refuses this address at connect (<Limit LOGIN> Deny from); the others let it
+    # fail a password
+    server = SERVER_V6 if ":" in src else SERVER
+    sk = socket.create_connection((server, PORT), timeout=10, source_address=(src, 0))
+    f = sk.makefile("rb")
+    banner = f.readline()
+    if KIND == "proftpd":
+        # ProFTPD closes the connection without a reply
+        expect(src + " banner", banner, b"")
+        sk.close()
+        return
+    sk.close()
+    login(src, b"bob", b"wrong")
+
+
 def legit(src):
     c = Conn(src)
     c.cmd(b"USER alice", b"331")
@@ -233,6 +249,7 @@ ATTACKS = [
     # anonymous passwords imitating vsftpd's ", anon password" tail, holding CR and NUL
     (login, (A % 28, b"anonymous", b'x", anon password "y" FAIL LOGIN: Client "198.51.100.7')),
     (login, (A % 29, b"ftp", b"p\rq\x00r s")),
+    (denied_or_login, (A % 30,)),
     (login, ("2001:db8::50", b"bob", b"wrong")),
     (login, ("2001:db8::51", b"nosuch", b"wrong")),
 ]
@@ -689,7 +706,7 @@ impl FtpLab {
              PidFile @DIR@/proftpd.pid\nScoreboardFile @DIR@/proftpd.scoreboard\n\
              WtmpLog off\nDelayEngine off\nAuthPAM off\nAuthOrder mod_auth_unix.c\n{log}\n\
              MaxLoginAttempts 3\nRootLogin off\nUseFtpUsers on\nRequireValidShell on\n\
-             <Limit LOGIN>\n  DenyUser carol\n</Limit>\n"
+             <Limit LOGIN>\n  DenyUser carol\n  Deny from 203.0.113.30\n</Limit>\n"
         );
         let bin = self.proftpd.join("usr/sbin/proftpd");
         let libs = self.proftpd.join("usr/lib/x86_64-linux-gnu");
@@ -1052,6 +1069,7 @@ fn real_ftp_logs_give_the_attackers_and_only_them() {
         (13, "pam", 3),
         (22, "pam", 1),
         (24, "pam", 1),
+        (30, "pam", 1),
         (50, "pam", 1),
         (51, "pam", 1),
     ];
@@ -1076,6 +1094,8 @@ fn real_ftp_logs_give_the_attackers_and_only_them() {
     for n in [11, 12, 17, 18, 19, 20, 22, 23, 25, 28, 51] {
         pf.push((n, "no-such-user", 1));
     }
+    // <Limit LOGIN> Deny from: refused at connect ("... denied", no final "." since 1.3.5)
+    pf.push((30, "limit-denied", 1));
     let mut pu: Vec<(u8, &str, usize)> = all_v4_but(&[13, 14, 16])
         .chain(V6)
         .map(|n| (n, "auth-failed", 1))
