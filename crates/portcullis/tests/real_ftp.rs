@@ -49,8 +49,8 @@
 //! Then `portcullis test --filter NAME --json` on each log: the (address, rule) pairs must
 //! be exactly the listed ones, each from its scenario's address; nothing else names the
 //! legitimate client or 192.0.2.66 (the addresses typed in client fields). `portcullis
-//! replay` with a jail of mode normal (the three filters have rules of mode normal only),
-//! maxretry 1, bans exactly the scenarios counted; with maxretry one above the failures of
+//! replay` with a jail of mode normal or aggressive (the three filters have rules of mode
+//! normal only), maxretry 1, bans exactly the scenarios counted, of mode ddos nobody; with maxretry one above the failures of
 //! the session that reached the server's limit, nobody (its closing line does not count on
 //! top).
 //!
@@ -896,16 +896,16 @@ fn check(what: &str, filter: &str, log: &Path, want: &BTreeMap<(u8, &str), usize
     );
 }
 
-/// `portcullis replay` of a jail of `filter`, mode normal, `maxretry`, on `log`: the banned
+/// `portcullis replay` of a jail of `filter`, `mode`, `maxretry`, on `log`: the banned
 /// addresses.
-fn replay(dir: &Path, filter: &str, log: &Path, maxretry: u32) -> BTreeSet<String> {
-    let config = dir.join(format!("replay-{filter}-{maxretry}.toml"));
+fn replay(dir: &Path, filter: &str, log: &Path, mode: &str, maxretry: u32) -> BTreeSet<String> {
+    let config = dir.join(format!("replay-{filter}-{mode}-{maxretry}.toml"));
     fs::write(
         &config,
-        format!("[[jail]]\nname = \"{filter}\"\nmode = \"normal\"\nmaxretry = {maxretry}\nfindtime = \"1h\"\n"),
+        format!("[[jail]]\nname = \"{filter}\"\nmode = \"{mode}\"\nmaxretry = {maxretry}\nfindtime = \"1h\"\n"),
     )
     .unwrap();
-    let snapshot = log.with_extension(format!("replay{maxretry}"));
+    let snapshot = log.with_extension(format!("replay-{mode}-{maxretry}"));
     fs::copy(log, &snapshot).expect("log snapshot");
     replay_bans(&config, &snapshot)
         .into_iter()
@@ -1124,11 +1124,19 @@ fn real_ftp_logs_give_the_attackers_and_only_them() {
             // does not escape would ban (the filter header's audit: NOT SAFE there)
             bans.insert(LEGIT.to_string());
         }
-        assert_eq!(
-            replay(&s.dir, s.kind.filter(), log, 1),
-            bans,
-            "{what}: a replay with a jail of mode normal, maxretry 1, banned other addresses"
-        );
+        // the three filters' rules are all of mode normal: aggressive bans the same, ddos
+        // (scans only) nobody
+        for (mode, want_bans) in [
+            ("normal", bans.clone()),
+            ("aggressive", bans.clone()),
+            ("ddos", BTreeSet::new()),
+        ] {
+            assert_eq!(
+                replay(&s.dir, s.kind.filter(), log, mode, 1),
+                want_bans,
+                "{what}: a replay with a jail of mode {mode}, maxretry 1, banned other addresses"
+            );
+        }
         // the session that reached the server's limit: its closing line ("Maximum login
         // attempts", "Too many authentication failures") does not count on top of the
         // session's failures (a followup rule): failures + 1 bans nobody
@@ -1139,7 +1147,7 @@ fn real_ftp_logs_give_the_attackers_and_only_them() {
         };
         if let Some(limit) = limit {
             assert_eq!(
-                replay(&s.dir, s.kind.filter(), log, limit),
+                replay(&s.dir, s.kind.filter(), log, "normal", limit),
                 BTreeSet::new(),
                 "{what}: the closing line of a session counted on top of its failures"
             );
