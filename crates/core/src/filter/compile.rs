@@ -79,6 +79,9 @@ pub struct Rule {
     pub(crate) pattern: Pattern,
     /// A literal every match contains (for the prefilter), if one of 3+ bytes exists.
     pub(crate) literal: Option<memchr::memmem::Finder<'static>>,
+    /// How far into the message the address capture can end ([`super::cut::host_end_max`]):
+    /// a line a transport may have cut is refused when this reaches the cut.
+    pub(crate) host_end_max: usize,
 }
 
 impl Rule {
@@ -251,6 +254,9 @@ impl Filter {
             }
             for p in pats {
                 let pattern = rule_pattern(p).map_err(|m| err(&r.id, p, m))?;
+                let host_end_max = super::cut::host_end_max(
+                    &macros::anchored(p).map_err(|e| err(&r.id, p, e.to_string()))?,
+                );
                 if !pattern.has_group(HOST) && !correlate_hosts {
                     return Err(err(&r.id, p, "the pattern has no address capture; use {HOST} (or (?P<host>…)) where the program writes the address (or give the address with a `correlate` pattern)".into()));
                 }
@@ -271,6 +277,7 @@ impl Filter {
                         .filter(|l| l.len() >= 3)
                         .map(|l| memchr::memmem::Finder::new(l).into_owned()),
                     pattern,
+                    host_end_max,
                 });
             }
         }
