@@ -80,8 +80,9 @@ pub struct Rule {
     /// A literal every match contains (for the prefilter), if one of 3+ bytes exists.
     pub(crate) literal: Option<memchr::memmem::Finder<'static>>,
     /// How far into the message the address capture can end ([`super::cut::host_end_max`]):
-    /// a line a transport may have cut is refused when this reaches the cut.
-    pub(crate) host_end_max: usize,
+    /// a line a transport may have cut is refused when this reaches the cut. Worked out when
+    /// a line long enough first matches (start-up compiles every rule; few see such lines).
+    pub(crate) host_end: std::sync::OnceLock<usize>,
 }
 
 impl Rule {
@@ -94,6 +95,14 @@ impl Rule {
     /// The rule's pattern.
     pub fn pattern(&self) -> &Pattern {
         &self.pattern
+    }
+
+    /// How far into the message the address capture can end at most (see
+    /// [`super::cut::host_end_max`]).
+    pub fn host_end_max(&self) -> usize {
+        *self
+            .host_end
+            .get_or_init(|| super::cut::host_end_max(self.pattern.as_str()))
     }
 
     /// Whether the pattern captures the address itself (else a correlate line gives it).
@@ -254,9 +263,6 @@ impl Filter {
             }
             for p in pats {
                 let pattern = rule_pattern(p).map_err(|m| err(&r.id, p, m))?;
-                let host_end_max = super::cut::host_end_max(
-                    &macros::anchored(p).map_err(|e| err(&r.id, p, e.to_string()))?,
-                );
                 if !pattern.has_group(HOST) && !correlate_hosts {
                     return Err(err(&r.id, p, "the pattern has no address capture; use {HOST} (or (?P<host>…)) where the program writes the address (or give the address with a `correlate` pattern)".into()));
                 }
@@ -277,7 +283,7 @@ impl Filter {
                         .filter(|l| l.len() >= 3)
                         .map(|l| memchr::memmem::Finder::new(l).into_owned()),
                     pattern,
-                    host_end_max,
+                    host_end: std::sync::OnceLock::new(),
                 });
             }
         }

@@ -258,4 +258,42 @@ pattern = '''Denied from {HOST} for user .*'''
             .is_none());
         assert_eq!(scratch.cut_refused(), 1);
     }
+
+    /// Every built-in rule's pattern is read (none falls back to "anywhere"); sshd's
+    /// invalid-user rule (a user name of any text before the address) has no bound.
+    #[test]
+    fn every_builtin_pattern_is_read() {
+        let mut unbounded = 0;
+        for b in crate::filter::builtin::all() {
+            let f = crate::filter::Filter::from_toml(b.source, b.name).unwrap();
+            for r in f.rules() {
+                let full = r.pattern().as_str();
+                assert!(
+                    regex_syntax::ParserBuilder::new()
+                        .utf8(false)
+                        .build()
+                        .parse(full)
+                        .is_ok(),
+                    "{}/{}",
+                    b.name,
+                    r.id
+                );
+                if r.host_end_max() == usize::MAX {
+                    unbounded += 1;
+                }
+            }
+        }
+        assert!(unbounded > 0);
+        let sshd = crate::filter::Filter::from_toml(
+            crate::filter::builtin::get("sshd").unwrap().source,
+            "sshd",
+        )
+        .unwrap();
+        let failed = sshd
+            .rules()
+            .iter()
+            .find(|r| r.id == "invalid-user")
+            .unwrap();
+        assert_eq!(failed.host_end_max(), usize::MAX);
+    }
 }

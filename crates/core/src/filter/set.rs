@@ -519,8 +519,8 @@ impl MatchSet {
                 // client may have placed the cut (see `cut`)
                 Some(_)
                     if msg.len() >= self.cut_at
-                        && r.host_end_max >= self.cut_at
-                        && p.program.is_some() =>
+                        && p.program.is_some()
+                        && r.host_end_max() >= self.cut_at =>
                 {
                     scratch.cut_refused += 1;
                     continue;
