@@ -173,6 +173,18 @@ fn a_line_rsyslog_cut_bans_no_address_a_client_typed() {
         ["198.51.100.4", "198.51.100.30"],
         "portcullis test: never the typed address"
     );
+    // and says so
+    let summary = portcullis(&[
+        "test",
+        "--filter",
+        dir.join("cutdemo.toml").to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        text(&summary.stdout).contains("lines a syslog transport may have cut: 1 "),
+        "{}",
+        text(&summary.stdout)
+    );
     assert_eq!(replay(dir, &out, None), ["198.51.100.4", "198.51.100.30"]);
     assert_eq!(
         replay(dir, &out, Some(1024)),
