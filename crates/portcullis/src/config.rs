@@ -1717,6 +1717,34 @@ mod tests {
     }
 
     #[test]
+    fn transport_cut_defaults_to_1k_for_files_and_none_for_the_journal() {
+        let cut = |jail: &str| {
+            load(&format!("[[jail]]\nname = \"sshd\"\n{jail}"))
+                .map(|c| c.jails[0].transport_cut)
+                .map_err(|e| format!("{e:#}"))
+        };
+        assert_eq!(cut("logs = [\"/var/log/auth.log\"]\n"), Ok(1024));
+        assert_eq!(
+            cut("logs = [\"/var/log/auth.log\", \"journal:_COMM=sshd\"]\n"),
+            Ok(1024)
+        );
+        assert_eq!(cut("logs = [\"journal:_COMM=sshd\"]\n"), Ok(0));
+        assert_eq!(
+            cut("logs = [\"journal:_COMM=sshd\"]\ntransport_cut = 8192\n"),
+            Ok(8192)
+        );
+        assert_eq!(cut("transport_cut = 256\n"), Ok(256));
+        assert_eq!(cut("transport_cut = 0\n"), Ok(0));
+        for bad in ["100", "-1", "\"8k\""] {
+            let e = cut(&format!("transport_cut = {bad}\n")).unwrap_err();
+            assert!(
+                e.contains("`transport_cut`") && e.contains("BusyBox"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
     fn empty_config_protects_sshd() {
         let c = load("").unwrap();
         assert_eq!(c.jails.len(), 1);
