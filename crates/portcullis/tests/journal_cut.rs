@@ -8,14 +8,16 @@
 //! * pad USER so that the cut falls right after " from 192.0.2.66" it typed: the cut entry
 //!   ends on the typed address, and the real one goes into the next entry;
 //! * put a NUL in USER followed by a whole line of its own ("Denied from 192.0.2.77 for
-//!   user y"): the text after the NUL is an entry of its own.
+//!   user y"): the text after the NUL is an entry of its own;
+//! * have its line cut where another process writes to the same stream (`pid-change`: a
+//!   forked child sharing stdout), or where the stream ends (`eof`).
 //!
 //! Runs the real `systemd-journald` (LineMax=1K) in a private mount namespace, the service
 //! being `systemd-cat -t cutdemo python3 …`, and the daemon reading the journal with a
 //! filter of the test's (two rules, one with the address last, one with it first), maxretry
 //! 1, the null firewall. The journal holds the cut entries (checked), the filter does match
-//! their text (checked with `portcullis test`: an old reader bans 192.0.2.66 and
-//! 192.0.2.77), and the daemon bans only the whole line's 198.51.100.30.
+//! their text (checked with `portcullis test`: an old reader bans 192.0.2.66, .77, .88 and
+//! .99), and the daemon bans only the whole line's 198.51.100.30.
 //!
 //! Needs root; fails (does not skip) otherwise.
 
@@ -61,9 +63,23 @@ fn service_output() -> Vec<u8> {
     let mut out = line(&user);
     assert_eq!(&out[LINE_MAX - typed.len()..LINE_MAX], typed.as_bytes());
     out.extend(line(b"x\0Denied from 192.0.2.77 for user y"));
-    out.extend_from_slice(b"Login failed for user alice from 198.51.100.30\n");
     out
 }
+
+/// A service whose stdout a child shares: the parent's line is cut where the child writes
+/// (`pid-change`: the parent's unfinished text is an entry of its own, here ending on an
+/// address the client typed), and its rest is an entry of the parent's again; then the
+/// service ends mid-line (`eof`).
+const FORKING: &str = r#"
+import os
+os.write(1, b"Login failed for user u from 192.0.2.88")
+pid = os.fork()
+if pid == 0:
+    os.write(1, b"child: hello\n")
+    os._exit(0)
+os.waitpid(pid, 0)
+os.write(1, b" from 203.0.113.5\nLogin failed for user z from 192.0.2.99")
+"#;
 
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
@@ -124,16 +140,22 @@ fn lines_journald_cut_ban_no_address_a_client_typed() {
     // the service: its stdout is a stream to journald
     let out_file = dir.join("service-output");
     fs::write(&out_file, service_output()).unwrap();
-    let out = journald.run(&[
-        "systemd-cat".into(),
-        "-t".into(),
-        "cutdemo".into(),
-        "python3".into(),
-        "-c".into(),
-        "import sys; sys.stdout.buffer.write(open(sys.argv[1], 'rb').read())".into(),
-        out_file.display().to_string(),
+    let service = |args: &[&str]| {
+        let mut argv: Vec<String> = ["systemd-cat", "-t", "cutdemo", "python3", "-c"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        argv.extend(args.iter().map(|s| s.to_string()));
+        let out = journald.run(&argv);
+        assert!(out.success(), "systemd-cat: {out:?}");
+    };
+    service(&[
+        "import sys; sys.stdout.buffer.write(open(sys.argv[1], 'rb').read())",
+        out_file.to_str().unwrap(),
     ]);
-    assert!(out.success(), "systemd-cat: {out:?}");
+    service(&[FORKING]);
+    // a plain failure, last: once it is banned, everything before it was read
+    service(&["print('Login failed for user alice from 198.51.100.30')"]);
 
     let cli = |args: &[&str]| {
         let mut c = Command::new(BIN);
@@ -169,12 +191,13 @@ fn lines_journald_cut_ban_no_address_a_client_typed() {
     );
 
     // the journal holds what the test says: the cut entry ending on the typed address, its
-    // continuation, the NUL's two entries, the whole line
+    // continuation, the NUL's two entries; the parent's line cut by its child's, the
+    // child's, the parent's rest, the line the end of the stream cut; the whole line
     let shown: Vec<(&str, Option<&str>)> = entries
         .iter()
         .map(|(m, v)| (m.as_str(), v["_LINE_BREAK"].as_str()))
         .collect();
-    assert_eq!(shown.len(), 5, "{shown:#?}");
+    assert_eq!(shown.len(), 9, "{shown:#?}");
     assert!(shown[0].0.ends_with(" from 192.0.2.66"), "{shown:#?}");
     assert_eq!(shown[0].0.len(), LINE_MAX);
     assert_eq!(shown[0].1, Some("line-max"));
@@ -186,29 +209,62 @@ fn lines_journald_cut_ban_no_address_a_client_typed() {
     );
     assert_eq!(
         shown[4],
+        (
+            "Login failed for user u from 192.0.2.88",
+            Some("pid-change")
+        )
+    );
+    assert_eq!(shown[5], ("child: hello", None));
+    assert_eq!(shown[6], (" from 203.0.113.5", None));
+    assert_eq!(
+        shown[7],
+        ("Login failed for user z from 192.0.2.99", Some("eof"))
+    );
+    assert_eq!(
+        shown[8],
         ("Login failed for user alice from 198.51.100.30", None)
     );
-    let streams: Vec<&str> = entries
-        .iter()
-        .map(|(_, v)| v["_STREAM_ID"].as_str().unwrap())
-        .collect();
-    assert!(streams.iter().all(|s| *s == streams[0]), "one stream");
+    let field = |i: usize, f: &str| entries[i].1[f].as_str().unwrap().to_string();
+    assert!((1..4).all(|i| field(i, "_STREAM_ID") == field(0, "_STREAM_ID")));
+    assert!((5..8).all(|i| field(i, "_STREAM_ID") == field(4, "_STREAM_ID")));
+    assert_ne!(field(0, "_STREAM_ID"), field(4, "_STREAM_ID"));
+    // the parent's rest comes under its own pid, after the child's line
+    assert_eq!(field(6, "_PID"), field(4, "_PID"));
+    assert_ne!(field(5, "_PID"), field(4, "_PID"));
 
     // and their text does match the filter: a reader that did not withhold them would have
-    // banned the addresses the client typed
+    // banned the addresses the client typed (replayed as lines of a file, without the guard
+    // against syslog cuts, which would refuse the 1 KiB line too)
     let plain = dir.join("entries.log");
     let text: String = entries
         .iter()
         .map(|(m, _)| format!("2026-12-04T05:00:00+00:00 vm cutdemo[1]: {m}\n"))
         .collect();
     fs::write(&plain, text).unwrap();
-    let hosts: Vec<String> = test_json(filter.to_str().unwrap(), &plain)
-        .iter()
-        .filter_map(|v| v["host"].as_str().map(String::from))
+    let replay_cfg = dir.join("replay.toml");
+    fs::write(
+        &replay_cfg,
+        format!(
+            "[firewall]\nbackend = \"null\"\n[[jail]]\nname = \"cutdemo\"\nfilter = {:?}\nlogs = [{:?}]\n\
+             maxretry = 1\nfindtime = \"1h\"\nbantime = \"1h\"\ntransport_cut = 0\n",
+            filter.display().to_string(),
+            plain.display().to_string(),
+        ),
+    )
+    .unwrap();
+    let hosts: Vec<String> = replay_bans(&replay_cfg, &plain)
+        .into_iter()
+        .map(|(_, h)| h)
         .collect();
     assert_eq!(
         hosts,
-        ["192.0.2.66", "192.0.2.77", "198.51.100.30"],
+        [
+            "192.0.2.66",
+            "192.0.2.77",
+            "192.0.2.88",
+            "192.0.2.99",
+            "198.51.100.30"
+        ],
         "the entries as plain lines"
     );
 
