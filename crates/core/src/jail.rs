@@ -21,6 +21,9 @@ pub struct JailSettings {
     pub tracker: TrackerConfig,
     /// Which rule classes count.
     pub mode: Mode,
+    /// The longest message of the logs' syslog transport, in bytes (0: none); see
+    /// [`crate::filter::cut`].
+    pub transport_cut: usize,
     /// Weights by user name (e.g. `root = 5`: one root attempt counts as five).
     pub user_weights: Vec<(Vec<u8>, u32)>,
     /// Weights by rule id of the jail's filters (e.g. `root-login = 5`), replacing the
@@ -102,7 +105,9 @@ struct Tail {
 impl Jail {
     /// Builds a jail from compiled filters.
     pub fn new(settings: JailSettings, filters: Vec<Filter>) -> Jail {
-        let set = Arc::new(MatchSet::new(filters, settings.mode));
+        let set = Arc::new(
+            MatchSet::new(filters, settings.mode).with_transport_cut(settings.transport_cut),
+        );
         let scratch = set.scratch();
         let tracker = Tracker::new(settings.tracker.clone());
         Jail {
@@ -117,7 +122,9 @@ impl Jail {
 
     /// Replaces settings and filters, keeping windows and bans (configuration reload).
     pub fn reconfigure(&mut self, settings: JailSettings, filters: Vec<Filter>) {
-        self.set = Arc::new(MatchSet::new(filters, settings.mode));
+        self.set = Arc::new(
+            MatchSet::new(filters, settings.mode).with_transport_cut(settings.transport_cut),
+        );
         self.scratch = self.set.scratch();
         self.tracker.set_config(settings.tracker.clone());
         self.settings = settings;
@@ -455,6 +462,7 @@ mod tests {
                 ..TrackerConfig::default()
             },
             mode,
+            transport_cut: crate::filter::cut::DEFAULT_TRANSPORT_CUT,
             user_weights: weights,
             rule_weights: vec![],
             ignore: IgnoreList::new(

@@ -765,6 +765,7 @@ mod tests {
                     ..Default::default()
                 },
                 mode: crate::filter::Mode::Normal,
+                transport_cut: crate::filter::cut::DEFAULT_TRANSPORT_CUT,
                 user_weights: vec![],
                 rule_weights: vec![],
                 ignore: IgnoreList::new(vec![], vec![]),

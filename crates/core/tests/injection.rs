@@ -16,7 +16,10 @@
 //! rsyslog, `\n` by programs and JSON encoders), and raw, the result then split into physical
 //! lines fed one by one (a tail fragment alone must not match with `A`; a fragment that
 //! starts with the address is a whole forged line of an access-log format, the case of a
-//! source that does not escape newlines, which is not a safe source at all).
+//! source that does not escape newlines, which is not a safe source at all). A syslog line
+//! is also fed as the transports would cut it with the attacker's field padded so that the
+//! cut falls right after `A`: rsyslog's 800-byte repeated-message copy, and the message
+//! limits of syslog transports (`TRANSPORT_CUTS`).
 //!
 //! Where a remote party writes: the test compiles each pattern again with every
 //! variable-width repetition that can hold spaces or punctuation (`.*`, `\S+`, `[^"]*`, …),
@@ -486,6 +489,53 @@ fn rsyslog_cut_copies(
     out
 }
 
+/// The message lengths a syslog transport leaves of a longer message (see
+/// `portcullis_core::filter::cut`), as the log file holds them: the shortest the matcher's
+/// default limit (1 KiB, less a header of up to 256 bytes) may leave, and what rsyslog's
+/// `/dev/log` leaves after glibc's header of 29 bytes (`<13>Dec  4 05:00:00 prog: `) at
+/// musl's / RFC 3164's 1 KiB, sysklogd's 2 KiB and rsyslog's default 8 KiB.
+const TRANSPORT_CUTS: [usize; 4] = [768, 1024 - 29, 2048 - 29, 8192 - 29];
+
+/// A syslog transport cuts a message at its limit without a mark: an attacker who pads a
+/// field to the right length makes the cut fall right after the address they typed (or the
+/// byte that closes it), and the line in the file ends there. The copies of the modified
+/// line cut so at each of [`TRANSPORT_CUTS`], when the padding (`x`) fits the field.
+fn transport_cut_copies(
+    line: &[u8],
+    off: usize,
+    pos: usize,
+    payload: &str,
+    admits: impl Fn(&[u8]) -> bool,
+) -> Vec<Vec<u8>> {
+    let msg = &line[off..];
+    let mut out = Vec::new();
+    for a in INSERTED {
+        let mut from = 0;
+        while let Some(i) = payload[from..].find(a) {
+            let end = from + i + a.len();
+            for cut in [end, end + 1].into_iter().filter(|&c| c <= payload.len()) {
+                for len in TRANSPORT_CUTS {
+                    let Some(pad) = len.checked_sub(pos + cut) else {
+                        continue;
+                    };
+                    let mut text = "x".repeat(pad).into_bytes();
+                    text.extend_from_slice(payload.as_bytes());
+                    if !admits(&text) {
+                        continue;
+                    }
+                    let mut r = line[..off].to_vec();
+                    r.extend_from_slice(&msg[..pos]);
+                    r.extend_from_slice(&text[..pad + cut]);
+                    debug_assert_eq!(r.len() - off, len);
+                    out.push(r);
+                }
+            }
+            from = end;
+        }
+    }
+    out
+}
+
 #[test]
 fn inserted_text_never_chooses_the_address() {
     let ctx = TimeContext {
@@ -582,9 +632,12 @@ fn inserted_text_never_chooses_the_address() {
                         }) else {
                             continue;
                         };
-                        let cut_copies = rsyslog_cut_copies(line, off, pos, &payload, |t| {
+                        let mut cut_copies = rsyslog_cut_copies(line, off, pos, &payload, |t| {
                             field.admits(msg, pos, t)
                         });
+                        cut_copies.extend(transport_cut_copies(line, off, pos, &payload, |t| {
+                            field.admits(msg, pos, t)
+                        }));
                         let field = &field.name;
                         let mut m = line[..off + pos].to_vec();
                         m.extend_from_slice(payload.as_bytes());

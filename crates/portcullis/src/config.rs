@@ -96,6 +96,7 @@ const JAIL_KEYS: &[&str] = &[
     "v4_prefix",
     "v6_prefix",
     "subnet_ban",
+    "transport_cut",
 ];
 
 /// The name of the jail that holds the `deny` list's bans (no `[[jail]]` may take it).
@@ -175,6 +176,9 @@ pub struct JailConfig {
     pub v6_prefix: u8,
     /// Ban lengths, escalation, subnet bans.
     pub policy: portcullis_core::policy::JailPolicy,
+    /// The longest message of the logs' syslog transport (0: none); see
+    /// [`portcullis_core::filter::cut`].
+    pub transport_cut: usize,
 }
 
 /// A validated configuration.
@@ -824,6 +828,27 @@ fn validate_jail(at: &Layered, custom: &[Filter]) -> Result<JailConfig> {
         }
     }
     let maxretry_what = "a whole number of failures, at least 1 (e.g. 5)";
+    // the syslog transport's longest message (see portcullis_core::filter::cut); the
+    // journal cuts no entry it does not mark (the journal reader withholds those)
+    let transport_cut = match at.typed(
+        "transport_cut",
+        "the longest message of the logs' syslog transport in bytes, from 128 (e.g. 8192 for rsyslog's default MaxMessageSize, 256 for BusyBox syslogd), or 0 when no syslog daemon writes them",
+        |v| {
+            v.as_integer()
+                .and_then(|n| usize::try_from(n).ok())
+                .filter(|&n| n == 0 || (128..=1 << 30).contains(&n))
+        },
+    )? {
+        Some((n, _, _)) => n,
+        None if !logs.is_empty()
+            && logs
+                .iter()
+                .all(|l| l.starts_with(crate::sources::journal::PREFIX)) =>
+        {
+            0
+        }
+        None => portcullis_core::filter::cut::DEFAULT_TRANSPORT_CUT,
+    };
     let maxretry = match at.typed("maxretry", maxretry_what, |v| {
         v.as_integer()
             .and_then(|n| u32::try_from(n).ok())
@@ -913,6 +938,7 @@ fn validate_jail(at: &Layered, custom: &[Filter]) -> Result<JailConfig> {
         ignore,
         user_weights,
         backends,
+        transport_cut,
     })
 }
 
@@ -1688,6 +1714,34 @@ mod tests {
 
     fn err(text: &str) -> String {
         format!("{:#}", load(text).unwrap_err())
+    }
+
+    #[test]
+    fn transport_cut_defaults_to_1k_for_files_and_none_for_the_journal() {
+        let cut = |jail: &str| {
+            load(&format!("[[jail]]\nname = \"sshd\"\n{jail}"))
+                .map(|c| c.jails[0].transport_cut)
+                .map_err(|e| format!("{e:#}"))
+        };
+        assert_eq!(cut("logs = [\"/var/log/auth.log\"]\n"), Ok(1024));
+        assert_eq!(
+            cut("logs = [\"/var/log/auth.log\", \"journal:_COMM=sshd\"]\n"),
+            Ok(1024)
+        );
+        assert_eq!(cut("logs = [\"journal:_COMM=sshd\"]\n"), Ok(0));
+        assert_eq!(
+            cut("logs = [\"journal:_COMM=sshd\"]\ntransport_cut = 8192\n"),
+            Ok(8192)
+        );
+        assert_eq!(cut("transport_cut = 256\n"), Ok(256));
+        assert_eq!(cut("transport_cut = 0\n"), Ok(0));
+        for bad in ["100", "-1", "\"8k\""] {
+            let e = cut(&format!("transport_cut = {bad}\n")).unwrap_err();
+            assert!(
+                e.contains("`transport_cut`") && e.contains("BusyBox"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub fn jail_settings(cfg: &Config, j: &JailConfig, own: &[IpAddr]) -> JailSettin
             v6_prefix: j.v6_prefix,
         },
         mode: j.mode,
+        transport_cut: j.transport_cut,
         user_weights: j.user_weights.clone(),
         rule_weights: j.rule_weights.clone(),
         policy: j.policy.clone(),

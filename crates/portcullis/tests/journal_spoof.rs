@@ -33,7 +33,6 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
-const JOURNALD: &str = "/lib/systemd/systemd-journald";
 
 /// `system.slice/ssh.service` in each cgroup hierarchy that names systemd units: the
 /// unified one (`/sys/fs/cgroup` itself, or `/sys/fs/cgroup/unified` in hybrid mode) and the
@@ -100,78 +99,6 @@ impl Drop for SshCgroup {
                 eprintln!("warning: cannot remove the cgroup {}", d.display());
             }
         }
-    }
-}
-
-/// The real journald in a private mount namespace; killed on drop, and its mounts go with it.
-struct Journald {
-    proc: ProcessGuard,
-}
-
-impl Journald {
-    fn start() -> Journald {
-        assert!(
-            Path::new(JOURNALD).exists(),
-            "{JOURNALD} is missing (package systemd)"
-        );
-        let script = format!(
-            "set -e; mount -t tmpfs tmpfs /run/systemd; mkdir -p /run/systemd/journal; \
-             mkdir -p /run/log; mount -t tmpfs tmpfs /run/log; \
-             if [ -d /var/log/journal ]; then mount -t tmpfs tmpfs /var/log/journal; fi; \
-             exec {JOURNALD}"
-        );
-        let mut cmd = Command::new("unshare");
-        cmd.args(["-m", "--propagation", "private", "sh", "-c", &script])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null());
-        let mut j = Journald {
-            proc: ProcessGuard::spawn(cmd, "systemd-journald"),
-        };
-        let socket = PathBuf::from(format!(
-            "/proc/{}/root/run/systemd/journal/socket",
-            j.proc.pid()
-        ));
-        let up = wait_until(Duration::from_secs(10), || {
-            j.proc.try_wait().is_some() || socket.exists()
-        });
-        let exited = j.proc.try_wait();
-        assert!(
-            up && exited.is_none(),
-            "systemd-journald did not start in its mount namespace (exit: {exited:?})"
-        );
-        j
-    }
-
-    /// A command run in journald's mount namespace.
-    fn command(&self, argv: &[String]) -> Command {
-        let mut c = Command::new("nsenter");
-        c.arg("-t")
-            .arg(self.proc.pid().to_string())
-            .arg("-m")
-            .arg("--")
-            .args(argv);
-        c
-    }
-
-    fn run(&self, argv: &[String]) -> CmdOutput {
-        run_with_timeout(&mut self.command(argv), None, Duration::from_secs(30))
-    }
-
-    /// `journalctl -o json --all MATCHES…` in the namespace: the MESSAGE of each entry.
-    fn messages(&self, matches: &[&str]) -> Vec<(String, Value)> {
-        let mut argv: Vec<String> = ["journalctl", "--no-pager", "-o", "json", "--all"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        argv.extend(matches.iter().map(|s| s.to_string()));
-        let out = self.run(&argv).check();
-        out.stdout_str()
-            .lines()
-            .map(|l| {
-                let v: Value = serde_json::from_str(l).expect("journalctl JSON");
-                (v["MESSAGE"].as_str().unwrap_or_default().to_string(), v)
-            })
-            .collect()
     }
 }
 

@@ -79,6 +79,10 @@ pub struct Rule {
     pub(crate) pattern: Pattern,
     /// A literal every match contains (for the prefilter), if one of 3+ bytes exists.
     pub(crate) literal: Option<memchr::memmem::Finder<'static>>,
+    /// How far into the message the address capture can end ([`super::cut::host_end_max`]):
+    /// a line a transport may have cut is refused when this reaches the cut. Worked out when
+    /// a line long enough first matches (start-up compiles every rule; few see such lines).
+    pub(crate) host_end: std::sync::OnceLock<usize>,
 }
 
 impl Rule {
@@ -91,6 +95,14 @@ impl Rule {
     /// The rule's pattern.
     pub fn pattern(&self) -> &Pattern {
         &self.pattern
+    }
+
+    /// How far into the message the address capture can end at most (see
+    /// [`super::cut::host_end_max`]).
+    pub fn host_end_max(&self) -> usize {
+        *self
+            .host_end
+            .get_or_init(|| super::cut::host_end_max(self.pattern.as_str()))
     }
 
     /// Whether the pattern captures the address itself (else a correlate line gives it).
@@ -271,6 +283,7 @@ impl Filter {
                         .filter(|l| l.len() >= 3)
                         .map(|l| memchr::memmem::Finder::new(l).into_owned()),
                     pattern,
+                    host_end: std::sync::OnceLock::new(),
                 });
             }
         }

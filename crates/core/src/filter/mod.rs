@@ -10,11 +10,13 @@
 //!   `regex::bytes::Regex::captures`, checked by property tests against it. With the
 //!   `native` feature, `build.rs` compiles the built-in filters' backtracker programs to
 //!   machine code (`native`).
+//! * [`cut`] refuses a match a syslog transport's cut may have made up.
 //! * [`builtin`] embeds the library in `filters/`; [`sample`] checks a filter against its
 //!   sample log.
 
 pub mod builtin;
 mod compile;
+pub mod cut;
 pub mod def;
 pub mod macros;
 mod native;

@@ -102,6 +102,17 @@ pub struct Scratch {
     cands: SmallVec<[(u32, u32, u32); 16]>,
     /// The last prefix stamp converted, with its context and result.
     stamp: Option<(Stamp, TimeContext, Millis)>,
+    /// Matches refused because the line may have been cut by its transport (see
+    /// [`super::cut`]).
+    cut_refused: u64,
+}
+
+impl Scratch {
+    /// How many matches were refused because their line may have been cut by its transport
+    /// (see [`super::cut`]).
+    pub fn cut_refused(&self) -> u64 {
+        self.cut_refused
+    }
 }
 
 /// The compiled filters of one jail and their shared prefilter.
@@ -126,6 +137,9 @@ pub struct MatchSet {
     /// The patterns come once each, and a bitmap of their first bytes rejects most program
     /// names without trying one (the lines of programs no filter reads are most lines).
     wild: Option<Wild>,
+    /// The message length from which a line may have been cut by its transport
+    /// ([`super::cut::cut_threshold`]; `usize::MAX`: never).
+    cut_at: usize,
 }
 
 /// The program-name patterns of a set and their prefilter (see `MatchSet::wild`).
@@ -343,6 +357,7 @@ impl MatchSet {
             programs: ProgramIndex::new(index),
             groups,
             others,
+            cut_at: super::cut::cut_threshold(super::cut::DEFAULT_TRANSPORT_CUT),
             wild,
         }
     }
@@ -372,7 +387,15 @@ impl MatchSet {
                 .collect(),
             cands: SmallVec::new(),
             stamp: None,
+            cut_refused: 0,
         }
+    }
+
+    /// The transport limit of the logs this set reads, in bytes (0: no transport cuts
+    /// them); default [`super::cut::DEFAULT_TRANSPORT_CUT`]. See [`super::cut`].
+    pub fn with_transport_cut(mut self, limit: usize) -> MatchSet {
+        self.cut_at = super::cut::cut_threshold(limit);
+        self
     }
 
     /// Matches one raw line (prefix included).
@@ -491,6 +514,17 @@ impl MatchSet {
                 text: key.map(|(s, e)| &msg[s..e]),
             };
             let addr = match host {
+                // a line its syslog transport may have cut (a line of a program's own file
+                // has no tag), whose address may come after client text of any length: the
+                // client may have placed the cut (see `cut`)
+                Some(_)
+                    if msg.len() >= self.cut_at
+                        && p.program.is_some()
+                        && r.host_end_max() >= self.cut_at =>
+                {
+                    scratch.cut_refused += 1;
+                    continue;
+                }
                 Some((hs, he)) => match crate::addr::parse(&msg[hs..he]) {
                     Some(a) => Some(a),
                     None => continue,

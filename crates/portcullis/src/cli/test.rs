@@ -29,6 +29,9 @@ struct Stats {
     lines: u64,
     /// Lines longer than the daemon's default limit, matched cut as the daemon cuts them.
     cut: u64,
+    /// Lines not matched because a syslog transport may have cut them where a client chose
+    /// (see `portcullis_core::filter::cut`).
+    transport_cut: u64,
     matched: u64,
     /// Lines not matched whose prefix gave no program, for a filter that names its
     /// programs (a prefix Portcullis does not read, or a file of bare messages).
@@ -172,6 +175,7 @@ impl Stats {
         self.tails.extend(o.tails);
         self.lines += o.lines;
         self.cut += o.cut;
+        self.transport_cut += o.transport_cut;
         self.matched += o.matched;
         self.unrecognised += o.unrecognised;
         self.unrecognised_first.extend(o.unrecognised_first);
@@ -324,7 +328,9 @@ fn count_shard(
     }
     s.lines += 1;
     s.cut += u64::from(cut);
+    let refused = scratch.cut_refused();
     let Some(h) = set.match_parsed(&parsed, ctx, scratch) else {
+        s.transport_cut += u64::from(scratch.cut_refused() > refused);
         if !(may_repeat(&parsed) && s.repeat(&parsed, at)) && parsed.program.is_none() {
             not_recognised(set, s, &line, at);
         }
@@ -588,6 +594,13 @@ fn print_summary(set: &MatchSet, s: &Stats, top: usize) {
             "lines longer than {DEFAULT_MAX_LINE} bytes: {} (matched on their first {head} and last {} bytes, as the daemon does)\n",
             s.cut,
             DEFAULT_MAX_LINE - head
+        ));
+    }
+    if s.transport_cut > 0 {
+        o.push_str(&format!(
+            "lines a syslog transport may have cut: {} (not matched: long enough to have been cut at the transport's limit, {} bytes by default, with the address after client text; a client can pad its text so the cut falls after an address it typed. A jail's `transport_cut` sets the limit)\n",
+            s.transport_cut,
+            portcullis_core::filter::cut::DEFAULT_TRANSPORT_CUT
         ));
     }
     o.push_str("\nmatches per rule:\n");

@@ -3,10 +3,12 @@
 
 pub mod cli;
 pub mod daemon;
+pub mod journald;
 pub mod netns;
 pub mod server;
 
 pub use cli::*;
 pub use daemon::*;
+pub use journald::*;
 pub use netns::*;
 pub use server::*;

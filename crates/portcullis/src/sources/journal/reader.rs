@@ -219,6 +219,12 @@ struct JsonEntry {
     /// `Some(Value::Null)` for a null MESSAGE, None when absent.
     #[serde(rename = "MESSAGE", default, deserialize_with = "present")]
     message: Option<Value>,
+    /// Why journald ended a stdout entry other than at a newline (see [`StreamCuts`]).
+    #[serde(rename = "_LINE_BREAK", default)]
+    line_break: Option<Value>,
+    /// The stdout stream an entry came from (journald's id of the connection).
+    #[serde(rename = "_STREAM_ID", default)]
+    stream_id: Option<Value>,
 }
 
 /// A field that is there, null or not.
@@ -280,9 +286,10 @@ fn push_cleaned(line: &mut Vec<u8>, b: &[u8], bad: impl Fn(u8) -> bool) {
 /// message (a newline, say) are escaped as rsyslog does (`#012`), so one entry is always
 /// one line. An entry with no program at all becomes an RFC 5424 line with a nil APP-NAME,
 /// which keeps its time and reads as having no program.
-/// The third value is true when the entry's MESSAGE is null: journalctl leaves out a field
-/// over 4096 bytes unless it runs with `--all`.
-fn journal_entry(json: &[u8], now_us: i64) -> Result<(Option<String>, Vec<u8>, bool), String> {
+/// The third value tells what else the reader needs: whether the entry's MESSAGE is null
+/// (journalctl leaves out a field over 4096 bytes unless it runs with `--all`), and where
+/// journald's stdout transport cut the program's line (see [`StreamCuts`]).
+fn journal_entry(json: &[u8], now_us: i64) -> Result<(Option<String>, Vec<u8>, EntryInfo), String> {
     if json.trim_ascii_start().first() != Some(&b'{') {
         return Err("not a JSON object".into());
     }
@@ -302,7 +309,17 @@ fn journal_entry(json: &[u8], now_us: i64) -> Result<(Option<String>, Vec<u8>, b
         .find_map(|f| field(f).filter(|p| !p.is_empty()));
     let pid = pid_field(&e.pid).or_else(|| pid_field(&e.syslog_pid));
     let message = field(&e.message).unwrap_or_default();
-    let null_message = matches!(e.message, Some(Value::Null));
+    let info = EntryInfo {
+        null_message: matches!(e.message, Some(Value::Null)),
+        line_break: LineBreak::of(e.line_break.as_ref()),
+        stream: field(&e.stream_id).filter(|s| !s.is_empty()).map(|s| {
+            // the stream, and the process in it (see `StreamCuts`)
+            let mut key = s.into_owned();
+            key.push(0);
+            key.extend_from_slice(&pid_field(&e.pid).unwrap_or_default());
+            key
+        }),
+    };
 
     let mut line = Vec::with_capacity(stamp.len() + message.len() + 80);
     let space_or_control = |c: u8| c <= b' ' || c == 0x7f;
@@ -343,7 +360,96 @@ fn journal_entry(json: &[u8], now_us: i64) -> Result<(Option<String>, Vec<u8>, b
             line.push(c);
         }
     }
-    Ok((cursor, line, null_message))
+    Ok((cursor, line, info))
+}
+
+/// What the reader needs of an entry besides its line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct EntryInfo {
+    /// MESSAGE came as null.
+    null_message: bool,
+    line_break: LineBreak,
+    /// `_STREAM_ID`, a NUL and `_PID`: the stdout stream of one process, None for an entry
+    /// of another transport.
+    stream: Option<Vec<u8>>,
+}
+
+/// How journald ended a stdout-stream entry: its `_LINE_BREAK` field. journald-stream.c
+/// (`stdout_stream_scan`, `stdout_stream_process`, `stdout_stream_log`) ends an entry at a
+/// newline (no field), at a NUL byte (`nul`), after `LineMax` bytes without either
+/// (`line-max`, default 48 KiB, as low as 79 bytes), when another process writes to the
+/// same stream (`pid-change`: what the previous writer left unfinished is flushed under its
+/// own `_PID`), or when the stream closes mid-line (`eof`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LineBreak {
+    /// A newline ended the program's line: the entry is whole (no `_LINE_BREAK`).
+    Newline,
+    /// `nul`, `line-max`, `pid-change`, or any value this reader does not know: the line
+    /// went on after the entry, and the rest comes in the next entry of the same stream and
+    /// process.
+    Cut,
+    /// `eof`: the stream closed before the program ended its line; nothing follows.
+    Eof,
+}
+
+impl LineBreak {
+    fn of(v: Option<&Value>) -> LineBreak {
+        match v.and_then(field_bytes).as_deref() {
+            None => LineBreak::Newline,
+            Some(b"eof") => LineBreak::Eof,
+            Some(_) => LineBreak::Cut,
+        }
+    }
+}
+
+/// The most stream processes whose cut line [`StreamCuts`] remembers (journald serves at
+/// most 65,536 stdout streams, `STDOUT_STREAMS_MAX`).
+const MAX_CUT_STREAMS: usize = 1 << 16;
+
+/// Entries whose text is not the program's whole line, never matched.
+///
+/// journald's stdout transport (a service's stdout/stderr, `systemd-cat`) cuts a line it
+/// cannot end at a newline (see [`LineBreak`]). The entry that was cut has lost its tail, so
+/// a pattern anchored at the end could end on client text: a client pads a field it controls
+/// so that the cut falls right after an address it typed. The entries that continue it begin
+/// in the middle of the program's line, that is with client text: a client's NUL byte
+/// written raw by the program starts a new entry with whatever the client wrote after it.
+/// So an entry with a `_LINE_BREAK` is withheld, and so is every entry that continues one:
+/// the next entry of the same stream (`_STREAM_ID`) from the same process (`_PID`; journald
+/// flushes a process' unfinished line under its own pid when another one writes).
+#[derive(Default)]
+struct StreamCuts {
+    /// Stream keys (see [`EntryInfo::stream`]) whose last entry was cut.
+    open: std::collections::HashSet<Vec<u8>>,
+}
+
+impl StreamCuts {
+    /// Takes note of one entry; true when it is to be withheld.
+    fn withhold(&mut self, info: &EntryInfo) -> bool {
+        let Some(key) = &info.stream else {
+            // journald adds _LINE_BREAK to stdout entries only, which have a stream id
+            return info.line_break != LineBreak::Newline;
+        };
+        let continues = self.open.remove(key);
+        match info.line_break {
+            LineBreak::Newline => continues,
+            LineBreak::Cut => {
+                if self.open.len() >= MAX_CUT_STREAMS {
+                    // bounded memory: forget the streams; their continuations begin with text
+                    // a client may have written, and are read as lines again
+                    self.open.clear();
+                }
+                self.open.insert(key.clone());
+                true
+            }
+            LineBreak::Eof => {
+                // the stream is closed: no entry of it follows
+                let stream = &key[..key.iter().position(|&b| b == 0).unwrap_or(key.len()) + 1];
+                self.open.retain(|k| !k.starts_with(stream));
+                true
+            }
+        }
+    }
 }
 
 /// Reads one line of `r` (with its `\n`, if any) into `line`, keeping at most `cap` bytes of
@@ -500,6 +606,7 @@ fn follow_journal(
     };
     let mut long = LongLines::default();
     let (mut null_messages, mut too_long) = (Throttled::default(), Throttled::default());
+    let (mut cuts, mut withheld) = (StreamCuts::default(), Throttled::default());
     let mut file = CursorFile::open(cursor_file, &source, &engine);
     // the cursor of the last entry sent to the engine: where the next journalctl starts
     let mut sent = file.saved.clone();
@@ -516,13 +623,14 @@ fn follow_journal(
         let mut command = Command::new(&cmd.program);
         // --all: without it journalctl prints a field over 4096 bytes as null, and a long
         // failure message would go unseen; the memory bound is the line cap below instead.
-        // --output-fields: only what `journal_entry` reads (the cursor and time come anyway).
+        // --output-fields: only what `journal_entry` reads (the cursor and time come anyway),
+        // with _LINE_BREAK and _STREAM_ID to tell the entries journald cut (`StreamCuts`).
         command.args(&cmd.args).args([
             "--follow",
             "--no-pager",
             "--output=json",
             "--all",
-            "--output-fields=MESSAGE,_HOSTNAME,SYSLOG_IDENTIFIER,_COMM,_PID,SYSLOG_PID",
+            "--output-fields=MESSAGE,_HOSTNAME,SYSLOG_IDENTIFIER,_COMM,_PID,SYSLOG_PID,_LINE_BREAK,_STREAM_ID",
             "--quiet",
         ]);
         match &sent {
@@ -585,9 +693,32 @@ fn follow_journal(
                 continue;
             }
             let (cursor, text) = match journal_entry(json, now_micros()) {
-                Ok((cursor, text, null_message)) => {
+                Ok((cursor, text, info)) => {
+                    // the entry journalctl starts from is taken note of again (a continuation
+                    // that follows it is known after a restart), never sent twice
+                    let withhold = cuts.withhold(&info);
+                    if skip.take().is_some_and(|s| cursor.as_ref() == Some(&s)) {
+                        continue;
+                    }
+                    if withhold {
+                        if let Some(n) = withheld.hit() {
+                            let note = format!(
+                                "{n} journal entr(y/ies) of {source} were not matched: journald cut the program's line there (_LINE_BREAK: a NUL byte, a line over its LineMax, another process writing to the same stream, or the stream closing mid-line), so the entry misses its end or begins in its middle, with text a client may have written"
+                            );
+                            if !flush(&engine, &ctl, &mut pending)
+                                || !send(&engine, &ctl, Msg::Note(note))
+                            {
+                                engine_gone = true;
+                                break;
+                            }
+                        }
+                        if cursor.is_some() {
+                            sent = cursor;
+                        }
+                        continue;
+                    }
                     let mut notes = Vec::new();
-                    if null_message {
+                    if info.null_message {
                         notes.extend(null_messages.hit().map(|n| format!(
                             "{n} journal entr(y/ies) of {source} came with a null MESSAGE (journalctl leaves out fields over 4096 bytes without --all): such entries cannot be matched"
                         )));
@@ -627,9 +758,6 @@ fn follow_journal(
                     continue;
                 }
             };
-            if skip.take().is_some_and(|s| cursor.as_ref() == Some(&s)) {
-                continue;
-            }
             // entries travel in batches: sent when the batch is full or journalctl has
             // nothing more to give at once (so a quiet journal still sends each entry now)
             pending.push(&source, &text);
@@ -1057,8 +1185,8 @@ wait "$p"
 
     /// (cursor, line) of a journalctl JSON line, with `now` 0.
     fn entry(json: &str) -> (Option<String>, Vec<u8>) {
-        let (cursor, line, null_message) = journal_entry(json.as_bytes(), 0).unwrap();
-        assert!(!null_message);
+        let (cursor, line, info) = journal_entry(json.as_bytes(), 0).unwrap();
+        assert!(!info.null_message);
         (cursor, line)
     }
 
@@ -1135,7 +1263,7 @@ wait "$p"
 
         // MESSAGE null (a field over 4096 bytes) or absent: an empty message; a field given
         // several times: its first value; no time: now
-        let (cursor, line, null_message) = journal_entry(
+        let (cursor, line, EntryInfo { null_message, .. }) = journal_entry(
             br#"{"__CURSOR":"c","SYSLOG_IDENTIFIER":["sshd","other"],"_PID":"1","MESSAGE":null}"#,
             1_795_279_711_884_583,
         )
@@ -1277,7 +1405,7 @@ while IFS= read -r e; do printf '%s\n' "$e" | sed "s|@M@|$m|"; done < "$entries"
 wait "$p"
 "#;
 
-    fn standin(dir: &Path, entries: &[String], message: &str) -> JournalCommand {
+    pub(super) fn standin(dir: &Path, entries: &[String], message: &str) -> JournalCommand {
         std::fs::write(dir.join("entries"), entries.join("\n") + "\n").unwrap();
         std::fs::write(dir.join("message"), message).unwrap();
         JournalCommand {
@@ -1300,7 +1428,7 @@ wait "$p"
     }
 
     /// Lines and notes from the readers until `n` lines came (20 s at most).
-    fn collect(rx: &Receiver<Msg>, n: usize) -> (Vec<Vec<u8>>, Vec<String>) {
+    pub(super) fn collect(rx: &Receiver<Msg>, n: usize) -> (Vec<Vec<u8>>, Vec<String>) {
         let (mut lines, mut notes) = (Vec::new(), Vec::new());
         let deadline = Instant::now() + Duration::from_secs(20);
         while lines.len() < n {
@@ -1320,9 +1448,10 @@ wait "$p"
         (lines, notes)
     }
 
-    fn sshd_hosts(lines: &[Vec<u8>]) -> Vec<String> {
+    pub(super) fn sshd_hosts(lines: &[Vec<u8>]) -> Vec<String> {
         let f = crate::config::resolve_filter("sshd", &[]).unwrap();
-        let set = MatchSet::new(vec![f], Mode::Normal);
+        // (as a jail that reads only the journal: journald cuts no entry it does not mark)
+        let set = MatchSet::new(vec![f], Mode::Normal).with_transport_cut(0);
         let ctx = crate::cli::time_context();
         let mut scratch = set.scratch();
         let mut hosts = Vec::new();
@@ -1417,5 +1546,127 @@ wait "$p"
             "{notes:?}"
         );
         assert!(notes[1].contains("skipped 1 journal entr"), "{notes:?}");
+    }
+}
+
+/// Entries journald's stdout transport cut (`_LINE_BREAK`): never matched, nor the entries
+/// that continue them.
+#[cfg(test)]
+mod cut_entries {
+    use super::long_entries::{collect, sshd_hosts, standin};
+    use super::*;
+
+    /// An entry of the stdout stream `stream` (none: the syslog transport) of process `pid`,
+    /// ended by `brk` (none: a newline).
+    fn entry(cursor: u32, stream: Option<&str>, pid: u32, brk: Option<&str>, m: &str) -> String {
+        let mut e = format!(
+            r#"{{"__CURSOR":"c{cursor}","__REALTIME_TIMESTAMP":"1795279711884583","_HOSTNAME":"vm","SYSLOG_IDENTIFIER":"sshd","_PID":"{pid}","MESSAGE":"{m}""#
+        );
+        if let Some(s) = stream {
+            e += &format!(r#","_STREAM_ID":"{s}","_TRANSPORT":"stdout""#);
+        }
+        if let Some(b) = brk {
+            e += &format!(r#","_LINE_BREAK":"{b}""#);
+        }
+        e + "}"
+    }
+
+    fn failure(user: &str, addr: &str) -> String {
+        format!("Failed password for invalid user {user} from {addr} port 4242 ssh2")
+    }
+
+    #[test]
+    fn cut_entries_and_their_continuations_are_not_matched() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let (s1, s2, s3) = (
+            Some("e85e7d79d64c438ca33c75fa18124a52"),
+            Some("0f9f4d2a4cb24a0c9b0a3f5e6a7b8c9d"),
+            Some("1a2b3c4d5e6f40718293a4b5c6d7e8f9"),
+        );
+        let entries = [
+            // LineMax fell right after the address a client typed in its user name
+            entry(
+                1,
+                s1,
+                7,
+                Some("line-max"),
+                "Failed password for invalid user u from 192.0.2.66 port 22 ssh2",
+            ),
+            // ... and the rest of the program's line (the real address) continues it
+            entry(2, s1, 7, None, " from 203.0.113.5 port 4242 ssh2"),
+            // a client's NUL byte: the line is cut, and the text after the NUL continues it
+            entry(3, s1, 7, Some("nul"), "Failed password for invalid user x"),
+            entry(4, s2, 8, None, &failure("a", "198.51.100.20")),
+            entry(5, s1, 7, None, &failure("b", "192.0.2.77")),
+            // another process wrote to the same stream: its unfinished line is flushed
+            entry(6, s1, 9, Some("pid-change"), &failure("c", "192.0.2.88")),
+            // pid 7's line is whole again
+            entry(7, s1, 7, None, &failure("d", "198.51.100.21")),
+            // pid 9's continuation
+            entry(8, s1, 9, None, &failure("e", "192.0.2.89")),
+            // the stream closed mid-line: its tail may be missing
+            entry(9, s3, 10, Some("eof"), &failure("f", "192.0.2.90")),
+            // an unknown break is a cut
+            entry(
+                10,
+                s3,
+                11,
+                Some("something-new"),
+                &failure("g", "192.0.2.91"),
+            ),
+            entry(11, s3, 11, None, &failure("h", "192.0.2.92")),
+            // the syslog transport has no stream
+            entry(12, None, 12, None, &failure("i", "198.51.100.22")),
+        ];
+        let (tx, rx) = crate::daemon::engine_channel();
+        let mut r = JournalReaders::new(standin(d, &entries, ""), d.into(), tx);
+        r.reconcile(&["journal:SYSLOG_IDENTIFIER=svc".into()]);
+        let (lines, notes) = collect(&rx, 3);
+        r.stop_all();
+        assert_eq!(
+            sshd_hosts(&lines),
+            ["198.51.100.20", "198.51.100.21", "198.51.100.22"]
+        );
+        assert_eq!(lines.len(), 3, "only whole lines are read");
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].contains("1 journal entr(y/ies) of journal:SYSLOG_IDENTIFIER=svc were not matched: journald cut"), "{notes:?}");
+        let args = std::fs::read_to_string(d.join("args.log")).unwrap();
+        let follow = args.lines().find(|l| l.contains("--follow")).unwrap();
+        assert!(
+            follow.contains(",_LINE_BREAK,_STREAM_ID "),
+            "the fields are asked for: {follow}"
+        );
+    }
+
+    fn info(stream: Option<&str>, pid: &str, brk: Option<&str>) -> EntryInfo {
+        let mut json = format!(r#"{{"_PID":"{pid}""#);
+        if let Some(s) = stream {
+            json += &format!(r#","_STREAM_ID":"{s}""#);
+        }
+        if let Some(b) = brk {
+            json += &format!(r#","_LINE_BREAK":"{b}""#);
+        }
+        journal_entry((json + "}").as_bytes(), 0).unwrap().2
+    }
+
+    #[test]
+    fn a_closed_stream_forgets_every_process_and_the_memory_is_bounded() {
+        let mut c = StreamCuts::default();
+        assert!(c.withhold(&info(Some("s"), "1", Some("pid-change"))));
+        assert!(c.withhold(&info(Some("s"), "2", Some("line-max"))));
+        assert!(c.withhold(&info(Some("t"), "1", Some("line-max"))));
+        assert!(c.withhold(&info(Some("s"), "3", Some("eof"))));
+        assert_eq!(c.open.len(), 1, "stream s is gone, t stays");
+        assert!(!c.withhold(&info(Some("s"), "1", None)));
+        assert!(c.withhold(&info(Some("t"), "1", None)));
+        assert!(!c.withhold(&info(Some("t"), "1", None)));
+        // a _LINE_BREAK without a stream id is withheld all the same
+        assert!(c.withhold(&info(None, "1", Some("nul"))));
+        assert!(!c.withhold(&info(None, "1", None)));
+        for i in 0..MAX_CUT_STREAMS + 10 {
+            c.withhold(&info(Some(&format!("x{i}")), "1", Some("line-max")));
+            assert!(c.open.len() <= MAX_CUT_STREAMS);
+        }
     }
 }
