@@ -699,6 +699,57 @@ mod tests {
         assert_eq!(w, vec![0]);
     }
 
+    /// A pipelining bot's connection (Postfix 3.7 in tests/real_mail.rs): the pipelining
+    /// line, then its reject (relay denied, or reject_unauth_pipelining's DATA reject) or
+    /// "too many errors", is one abusive connection in normal mode; each connection of the
+    /// same smtpd process counts.
+    #[test]
+    fn postfix_pipelining_connection_counts_once() {
+        let conn = |pid: u32, s: u32, a: &str, tail: &[&str]| {
+            let mut v = vec![
+                format!("Dec  3 10:00:{s:02} mx postfix/smtpd[{pid}]: connect from unknown[{a}]"),
+                format!("Dec  3 10:00:{s:02} mx postfix/smtpd[{pid}]: improper command pipelining after HELO from unknown[{a}]: MAIL FROM:<a@example.org>\\r\\n"),
+            ];
+            v.extend(
+                tail.iter()
+                    .map(|t| format!("Dec  3 10:00:{s:02} mx postfix/smtpd[{pid}]: {t}")),
+            );
+            v.push(format!("Dec  3 10:00:{s:02} mx postfix/smtpd[{pid}]: disconnect from unknown[{a}] helo=1 mail=1 rcpt=0/1 quit=1 commands=3/4"));
+            v
+        };
+        let relay = "NOQUEUE: reject: RCPT from unknown[203.0.113.47]: 554 5.7.1 <v@example.com>: Relay access denied; from=<a@example.org> to=<v@example.com> proto=SMTP helo=<x>";
+        let data = "0BD5398C771: reject: DATA from unknown[203.0.113.47]: 503 5.5.0 <DATA>: Data command rejected: Improper use of SMTP command pipelining; from=<a@example.org> to=<v@example.com> proto=SMTP helo=<x>";
+        let errors = "too many errors after UNKNOWN from unknown[203.0.113.47]";
+        for mode in [Mode::Normal, Mode::Aggressive] {
+            for tail in [&[relay][..], &[data], &[errors], &[relay, data, errors]] {
+                // one connection: not banned at maxretry 2
+                let mut j = builtin_jail("postfix", mode, 2, vec![]);
+                let lines = conn(300, 1, "203.0.113.47", tail);
+                let l: Vec<&str> = lines.iter().map(String::as_str).collect();
+                assert!(bans(&mut j, &l).is_empty(), "{mode:?} {tail:?}");
+                // a second connection of the same smtpd process counts
+                let lines = conn(300, 2, "203.0.113.47", tail);
+                let l: Vec<&str> = lines.iter().map(String::as_str).collect();
+                assert_eq!(
+                    bans(&mut j, &l),
+                    vec!["203.0.113.47 2"],
+                    "{mode:?} {tail:?}"
+                );
+            }
+        }
+        // a client without pipelining still counts each relay attempt
+        let mut j = builtin_jail("postfix", Mode::Normal, 2, vec![]);
+        let b = bans(
+            &mut j,
+            &[
+                "Dec  3 10:00:00 mx postfix/smtpd[301]: connect from unknown[203.0.113.47]",
+                &format!("Dec  3 10:00:01 mx postfix/smtpd[301]: {relay}"),
+                &format!("Dec  3 10:00:02 mx postfix/smtpd[301]: {relay}"),
+            ],
+        );
+        assert_eq!(b, vec!["203.0.113.47 2"]);
+    }
+
     #[test]
     fn invalid_user_and_its_failure_count_once() {
         let mut j = sshd_jail(2, vec![]);
