@@ -750,6 +750,100 @@ mod tests {
         assert_eq!(b, vec!["203.0.113.47 2"]);
     }
 
+    /// What each line counts for whom: "ADDR WEIGHT" per counted line.
+    fn counted(j: &mut Jail, lines: &[&str]) -> Vec<String> {
+        let mut out = Vec::new();
+        for l in lines {
+            if let Step::Failure { failure, .. } = j.process(l.as_bytes(), &CTX, None, 0) {
+                if failure.weight > 0 {
+                    out.push(format!("{} {}", failure.addr, failure.weight));
+                }
+            }
+        }
+        out
+    }
+
+    /// Dropbear 2020.79 .. 2024.85 write "Login attempt for nonexistent user" and the
+    /// refusals without an address: the session (pid) gives the one of its "Child
+    /// connection" line. A later connection on the same pid whose "Child connection" line
+    /// was lost must not take the earlier connection's address (an innocent host): the
+    /// session is over AUTH_TIMEOUT (+10 s) after its first line.
+    #[test]
+    fn dropbear_address_less_line_of_a_reused_pid_takes_no_stale_address() {
+        for mode in [Mode::Normal, Mode::Aggressive] {
+            let mut j = builtin_jail("dropbear", mode, 5, vec![]);
+            // the normal case: the connection's lines, within AUTH_TIMEOUT
+            let c = counted(
+                &mut j,
+                &[
+                    "Dec  3 10:00:00 gw dropbear[2001]: Child connection from 198.51.100.9:50000",
+                    "Dec  3 10:00:01 gw dropbear[2001]: Login attempt for nonexistent user",
+                    "Dec  3 10:04:59 gw dropbear[2001]: root login rejected",
+                    "Dec  3 10:05:00 gw dropbear[2001]: Exit before auth from <198.51.100.9:50000>: Exited normally",
+                ],
+            );
+            let want: Vec<String> = if mode == Mode::Normal {
+                // (the refusal after the nonexistent user: an opener, another count)
+                vec!["198.51.100.9 1".into(), "198.51.100.9 1".into()]
+            } else {
+                vec![
+                    "198.51.100.9 1".into(),
+                    "198.51.100.9 1".into(),
+                    "198.51.100.9 1".into(),
+                ]
+            };
+            assert_eq!(c, want, "{mode:?}");
+            // the pid again, two hours later, its "Child connection" line lost: nothing
+            // for 198.51.100.9; the connection's own exit line counts it on its address
+            let c = counted(
+                &mut j,
+                &[
+                    "Dec  3 12:00:01 gw dropbear[2001]: Login attempt for nonexistent user",
+                    "Dec  3 12:00:03 gw dropbear[2001]: Exit before auth from <203.0.113.77:41000>: Max auth tries reached - user 'is invalid'",
+                ],
+            );
+            assert_eq!(c, vec!["203.0.113.77 1"], "{mode:?}");
+            // `dropbear -E`'s own file: the "[PID]" and the time in the message
+            let c = counted(
+                &mut j,
+                &[
+                    "[2002] Dec 03 12:10:00 Child connection from 198.51.100.10:50001",
+                    "[2002] Dec 03 12:10:01 Login attempt for nonexistent user",
+                    "[2002] Dec 03 12:30:00 Login attempt for nonexistent user",
+                ],
+            );
+            assert_eq!(c, vec!["198.51.100.10 1"], "{mode:?}");
+        }
+    }
+
+    /// sshd at LogLevel INFO writes no "Connection from": a scanner's address-less
+    /// "kex_exchange_identification" line on a pid that an earlier client's session used
+    /// (its "Failed publickey" kept the session and its address) took that client's
+    /// address. A session is over 10 minutes after its first line.
+    #[test]
+    fn sshd_address_less_line_of_a_reused_pid_takes_no_stale_address() {
+        let mut j = builtin_jail("sshd", Mode::Aggressive, 5, vec![]);
+        let c = counted(
+            &mut j,
+            &[
+                "Dec  3 10:00:00 h sshd[3001]: Failed publickey for alice from 198.51.100.9 port 50000 ssh2: ED25519 SHA256:abc",
+                "Dec  3 10:00:01 h sshd[3001]: Connection closed by authenticating user alice 198.51.100.9 port 50000 [preauth]",
+                "Dec  3 18:00:01 h sshd[3001]: error: kex_exchange_identification: Connection closed by remote host",
+                "Dec  3 18:00:01 h sshd[3001]: Connection closed by 203.0.113.5 port 41000",
+            ],
+        );
+        assert_eq!(c, vec!["198.51.100.9 1", "203.0.113.5 1"]);
+        // within the session's time the line still takes its address
+        let c = counted(
+            &mut j,
+            &[
+                "Dec  3 19:00:00 h sshd[3002]: Connection from 203.0.113.6 port 41001 on 192.0.2.1 port 22",
+                "Dec  3 19:01:59 h sshd[3002]: error: kex_exchange_identification: Connection closed by remote host",
+            ],
+        );
+        assert_eq!(c, vec!["203.0.113.6 1"]);
+    }
+
     #[test]
     fn invalid_user_and_its_failure_count_once() {
         let mut j = sshd_jail(2, vec![]);

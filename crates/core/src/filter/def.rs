@@ -165,6 +165,13 @@ pub struct CorrelateDef {
     /// count now, on this line, even when no rule of the jail's mode matches it.
     #[serde(default)]
     pub end: Vec<String>,
+    /// The longest a session lasts (a duration: "310s", "10m"), from its first line: a
+    /// line of the same session key (a reused process id) later than that belongs to
+    /// another connection and takes nothing (address, user, held failures) from the
+    /// earlier one. Measured on the lines' own times. Unset: sessions end only by
+    /// eviction or by their lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<String>,
 }
 
 fn default_correlate_capacity() -> usize {
