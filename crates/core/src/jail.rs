@@ -803,6 +803,26 @@ mod tests {
                 ],
             );
             assert_eq!(c, vec!["203.0.113.77 1"], "{mode:?}");
+            // the connection's exit line was read: its session is over at once, even for
+            // a reused pid within AUTH_TIMEOUT (max-tries: a rule; "Exited normally": an
+            // `end` line only, in normal mode)
+            for exit in [
+                "Max auth tries reached - user 'is invalid'",
+                "Exited normally",
+            ] {
+                let c = counted(
+                    &mut j,
+                    &[
+                        "Dec  3 13:00:00 gw dropbear[2003]: Child connection from 198.51.100.11:50002",
+                        &format!("Dec  3 13:00:01 gw dropbear[2003]: Exit before auth from <198.51.100.11:50002>: {exit}"),
+                        "Dec  3 13:01:00 gw dropbear[2003]: Login attempt for nonexistent user",
+                    ],
+                );
+                assert!(
+                    !c.iter().skip(1).any(|x| x.starts_with("198.51.100.11")),
+                    "{mode:?} {exit}: {c:?}"
+                );
+            }
             // `dropbear -E`'s own file: the "[PID]" and the time in the message
             let c = counted(
                 &mut j,
@@ -842,6 +862,18 @@ mod tests {
             ],
         );
         assert_eq!(c, vec!["203.0.113.6 1"]);
+        // the session's end line was read: over at once
+        let c = counted(
+            &mut j,
+            &[
+                "Dec  3 19:10:00 h sshd[3003]: Connection from 198.51.100.12 port 41002 on 192.0.2.1 port 22",
+                "Dec  3 19:10:01 h sshd[3003]: Failed publickey for alice from 198.51.100.12 port 41002 ssh2: ED25519 SHA256:abc",
+                "Dec  3 19:10:02 h sshd[3003]: Received disconnect from 198.51.100.12 port 41002:11: Bye Bye [preauth]",
+                "Dec  3 19:11:00 h sshd[3003]: error: kex_exchange_identification: Connection closed by remote host",
+                "Dec  3 19:11:00 h sshd[3003]: Connection closed by 203.0.113.7 port 41003",
+            ],
+        );
+        assert_eq!(c, vec!["198.51.100.12 1", "203.0.113.7 1"]);
     }
 
     #[test]

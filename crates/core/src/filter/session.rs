@@ -86,6 +86,10 @@ pub(crate) struct Entry {
     generation: u64,
     /// Time of the session's first line that had one (its start, for `max_age`).
     since: Option<Millis>,
+    /// An `end` line of the session was read: the connection is over, and a later line
+    /// of the same key (a reused pid) belongs to another one. Kept until then (the line
+    /// that closed it may still show the user).
+    pub(crate) closed: bool,
     pub(crate) user: Option<User>,
     pub(crate) addr: Option<IpAddr>,
     pub(crate) held: Held,
@@ -142,9 +146,13 @@ impl Sessions {
         mix(h ^ u64::from(s.pid) ^ (u64::from(s.text.is_some()) << 40))
     }
 
-    /// Whether `e` is over for a line of time `now`: it started more than `max_age` before
-    /// (unknown when either time is; a line older than the start does not end it).
+    /// Whether `e` is over for a line of time `now`: closed by an `end` line, or started
+    /// more than `max_age` before (unknown when either time is; a line older than the start
+    /// does not end it).
     fn expired(&self, e: &Entry, now: Option<Millis>) -> bool {
+        if e.closed {
+            return true;
+        }
         match (self.max_age, e.since, now) {
             (Some(max), Some(since), Some(now)) => now.saturating_sub(since) > max,
             _ => false,
@@ -159,6 +167,14 @@ impl Sessions {
         self.map
             .get(&self.hash(s))
             .filter(|e| !self.expired(e, now))
+    }
+
+    /// The session's entry as it is, over or not (what the line being read just wrote).
+    pub(crate) fn peek(&self, s: Session<'_>) -> Option<&Entry> {
+        if !s.known() {
+            return None;
+        }
+        self.map.get(&self.hash(s))
     }
 
     /// The session's entry for a line of time `now`, if remembered (not refreshed: reading
@@ -214,6 +230,7 @@ impl Sessions {
         let e = self.map.entry(h).or_insert_with(|| Entry {
             generation,
             since: now,
+            closed: false,
             user: None,
             addr: None,
             held: Held::default(),
@@ -346,5 +363,14 @@ mod tests {
         m.write(s(9), false, Some(10 * MIN)).unwrap();
         assert!(m.get(s(9), Some(14 * MIN)).is_some());
         assert!(m.get(s(9), Some(16 * MIN)).is_none());
+        // a session closed by an `end` line is over at once, for any line
+        let mut m = Sessions::new(16, None);
+        m.write(s(10), true, Some(0)).unwrap().addr = Some(a);
+        m.get_mut(s(10), Some(0)).unwrap().closed = true;
+        assert!(m.get(s(10), Some(1)).is_none());
+        assert!(m.get(s(10), None).is_none());
+        assert!(m.peek(s(10)).is_some_and(|e| e.closed));
+        let e = m.write(s(10), false, Some(2)).unwrap();
+        assert!(!e.closed && e.addr.is_none());
     }
 }

@@ -562,6 +562,13 @@ impl MatchSet {
             return at_once(addr);
         };
         let settled = settle(&mut *e, r.kind, rule, addr, user, p.repeat);
+        // a settled line that is also one of the filter's `end` lines (Dropbear's "Exit
+        // before auth from <A:P>") ends the session: a later line of its pid is another's
+        let f = &self.filters[filter];
+        if settled.is_some() && !f.end.is_empty() && f.end.iter().any(|s| s.captures(msg).is_some())
+        {
+            e.closed = true;
+        }
         let e: &'a super::session::Entry = e;
         settled.map(|s| Hit {
             filter,
@@ -626,6 +633,8 @@ impl MatchSet {
                 Some(h) => crate::addr::parse(h.as_bytes()),
                 None => None,
             };
+            // an end line ends the session (once it gave its held failures an address)
+            let close = !success;
             let released = if success {
                 let user = c
                     .name("user")
@@ -647,19 +656,21 @@ impl MatchSet {
                 e.held.n
             };
             if released == 0 {
+                e.closed |= close;
                 return None;
             }
             let Some(addr) = line_addr.or(e.addr) else {
                 return None; // held until a line gives the address
             };
             e.addr = Some(addr);
+            e.closed |= close;
             let summary = !success && !e.held.real;
             e.held = Held {
                 rule: e.held.rule,
                 ..Held::default()
             };
             let scratch: &'a Scratch = scratch;
-            let e = scratch.sessions[fi].get(session, time)?;
+            let e = scratch.sessions[fi].peek(session)?;
             return Some(Hit {
                 filter: fi,
                 rule: e.held.rule,
