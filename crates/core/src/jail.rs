@@ -874,6 +874,24 @@ mod tests {
             ],
         );
         assert_eq!(c, vec!["198.51.100.12 1", "203.0.113.7 1"]);
+        // a client that failed a key and left ("Connection closed by authenticating user":
+        // the rule `closed`, and an end line): bob's login on the same pid a minute later
+        // is another connection, not "one session failing for alice, logging in as bob"
+        for mode in [Mode::Normal, Mode::Aggressive, Mode::Ddos] {
+            let mut j = builtin_jail("sshd", mode, 5, vec![]);
+            let c = counted(
+                &mut j,
+                &[
+                    "Dec  3 20:00:00 h sshd[3004]: Failed publickey for alice from 198.51.100.13 port 41004 ssh2: ED25519 SHA256:abc",
+                    "Dec  3 20:00:01 h sshd[3004]: Connection closed by authenticating user alice 198.51.100.13 port 41004 [preauth]",
+                    "Dec  3 20:01:00 h sshd[3004]: Accepted password for bob from 203.0.113.8 port 41005 ssh2",
+                ],
+            );
+            assert!(
+                !c.iter().any(|x| x.starts_with("203.0.113.8")),
+                "{mode:?}: {c:?}"
+            );
+        }
     }
 
     #[test]
