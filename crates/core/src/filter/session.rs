@@ -11,7 +11,9 @@
 //! one chance in 10^12). At most `capacity` sessions are kept; the one written longest ago
 //! is forgotten first.
 //!
-//! A session also ends by age, with `[correlate] max_age`: a process id is used again by a
+//! A session ends with its `end` line (a rule's line that is one too): the connection is
+//! over, whatever comes later under its key belongs to another. It also ends by age, with
+//! `[correlate] max_age`, for the connections whose end line was lost: a process id is used again by a
 //! later connection, and when the later connection's first line is lost (log rotation, a
 //! rate-limited journal, a restart between lines) or never written (sshd at LogLevel INFO
 //! writes no "Connection from"), its address-less lines would take the address of the
