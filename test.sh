@@ -11,7 +11,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 need=(nft ip sshd ssh sshpass useradd chpasswd runuser logger nginx apache2 curl monit man dpkg-shlibdeps unshare
-  iptables-legacy-restore ipset tcpdmatch promtool chromium vsftpd python3 redis-server postfix dovecot)
+  iptables-legacy-restore ipset tcpdmatch promtool chromium vsftpd python3 redis-server postfix dovecot
+  dropbear)
 missing=0
 for c in "${need[@]}"; do command -v "$c" >/dev/null 2>&1 || [ -x "/usr/sbin/$c" ] || missing=1; done
 # PostgreSQL's server is not on PATH (Debian keeps it under /usr/lib/postgresql/VERSION/bin).
@@ -40,12 +41,13 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   # page in it; redis-server: the fleet tests run a real Redis; postfix, dovecot-imapd and
   # dovecot-pop3d: the real mail test (policy-rc.d keeps their services from starting);
   # libfaketime, rsyslog: the real FTP test (vsftpd's service kept from starting likewise).
+  # dropbear-bin: the real Dropbear test (no service: the package has none).
   # postfix: no configuration of the machine's own mail system (its test runs its own)
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   apt-get install -y -q nftables iproute2 openssh-server openssh-client sshpass passwd \
     util-linux bsdutils nginx apache2 curl postgresql monit systemd man-db dpkg-dev iptables ipset tcpd \
     python3-aiosmtpd prometheus chromium vsftpd python3 redis-server \
-    postfix dovecot-imapd dovecot-pop3d libfaketime rsyslog
+    postfix dovecot-imapd dovecot-pop3d libfaketime rsyslog dropbear-bin
   [ "$created_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 

@@ -707,6 +707,201 @@ mod tests {
         assert_eq!(w, vec![0]);
     }
 
+    /// A pipelining bot's connection (Postfix 3.7 in tests/real_mail.rs): the pipelining
+    /// line, then its reject (relay denied, or reject_unauth_pipelining's DATA reject) or
+    /// "too many errors", is one abusive connection in normal mode; each connection of the
+    /// same smtpd process counts.
+    #[test]
+    fn postfix_pipelining_connection_counts_once() {
+        let conn = |pid: u32, s: u32, a: &str, tail: &[&str]| {
+            let mut v = vec![
+                format!("Dec  3 10:00:{s:02} mx postfix/smtpd[{pid}]: connect from unknown[{a}]"),
+                format!("Dec  3 10:00:{s:02} mx postfix/smtpd[{pid}]: improper command pipelining after HELO from unknown[{a}]: MAIL FROM:<a@example.org>\\r\\n"),
+            ];
+            v.extend(
+                tail.iter()
+                    .map(|t| format!("Dec  3 10:00:{s:02} mx postfix/smtpd[{pid}]: {t}")),
+            );
+            v.push(format!("Dec  3 10:00:{s:02} mx postfix/smtpd[{pid}]: disconnect from unknown[{a}] helo=1 mail=1 rcpt=0/1 quit=1 commands=3/4"));
+            v
+        };
+        let relay = "NOQUEUE: reject: RCPT from unknown[203.0.113.47]: 554 5.7.1 <v@example.com>: Relay access denied; from=<a@example.org> to=<v@example.com> proto=SMTP helo=<x>";
+        let data = "0BD5398C771: reject: DATA from unknown[203.0.113.47]: 503 5.5.0 <DATA>: Data command rejected: Improper use of SMTP command pipelining; from=<a@example.org> to=<v@example.com> proto=SMTP helo=<x>";
+        let errors = "too many errors after UNKNOWN from unknown[203.0.113.47]";
+        for mode in [Mode::Normal, Mode::Aggressive] {
+            for tail in [&[relay][..], &[data], &[errors], &[relay, data, errors]] {
+                // one connection: not banned at maxretry 2
+                let mut j = builtin_jail("postfix", mode, 2, vec![]);
+                let lines = conn(300, 1, "203.0.113.47", tail);
+                let l: Vec<&str> = lines.iter().map(String::as_str).collect();
+                assert!(bans(&mut j, &l).is_empty(), "{mode:?} {tail:?}");
+                // a second connection of the same smtpd process counts
+                let lines = conn(300, 2, "203.0.113.47", tail);
+                let l: Vec<&str> = lines.iter().map(String::as_str).collect();
+                assert_eq!(
+                    bans(&mut j, &l),
+                    vec!["203.0.113.47 2"],
+                    "{mode:?} {tail:?}"
+                );
+            }
+        }
+        // a client without pipelining still counts each relay attempt
+        let mut j = builtin_jail("postfix", Mode::Normal, 2, vec![]);
+        let b = bans(
+            &mut j,
+            &[
+                "Dec  3 10:00:00 mx postfix/smtpd[301]: connect from unknown[203.0.113.47]",
+                &format!("Dec  3 10:00:01 mx postfix/smtpd[301]: {relay}"),
+                &format!("Dec  3 10:00:02 mx postfix/smtpd[301]: {relay}"),
+            ],
+        );
+        assert_eq!(b, vec!["203.0.113.47 2"]);
+    }
+
+    /// What each line counts for whom: "ADDR WEIGHT" per counted line.
+    fn counted(j: &mut Jail, lines: &[&str]) -> Vec<String> {
+        let mut out = Vec::new();
+        for l in lines {
+            if let Step::Failure { failure, .. } = j.process(l.as_bytes(), &CTX, None, 0) {
+                if failure.weight > 0 {
+                    out.push(format!("{} {}", failure.addr, failure.weight));
+                }
+            }
+        }
+        out
+    }
+
+    /// Dropbear 2020.79 .. 2024.85 write "Login attempt for nonexistent user" and the
+    /// refusals without an address: the session (pid) gives the one of its "Child
+    /// connection" line. A later connection on the same pid whose "Child connection" line
+    /// was lost must not take the earlier connection's address (an innocent host): the
+    /// session is over AUTH_TIMEOUT (+10 s) after its first line.
+    #[test]
+    fn dropbear_address_less_line_of_a_reused_pid_takes_no_stale_address() {
+        for mode in [Mode::Normal, Mode::Aggressive] {
+            let mut j = builtin_jail("dropbear", mode, 5, vec![]);
+            // the normal case: the connection's lines, within AUTH_TIMEOUT
+            let c = counted(
+                &mut j,
+                &[
+                    "Dec  3 10:00:00 gw dropbear[2001]: Child connection from 198.51.100.9:50000",
+                    "Dec  3 10:00:01 gw dropbear[2001]: Login attempt for nonexistent user",
+                    "Dec  3 10:04:59 gw dropbear[2001]: root login rejected",
+                    "Dec  3 10:05:00 gw dropbear[2001]: Exit before auth from <198.51.100.9:50000>: Exited normally",
+                ],
+            );
+            let want: Vec<String> = if mode == Mode::Normal {
+                // (the refusal after the nonexistent user: an opener, another count)
+                vec!["198.51.100.9 1".into(), "198.51.100.9 1".into()]
+            } else {
+                vec![
+                    "198.51.100.9 1".into(),
+                    "198.51.100.9 1".into(),
+                    "198.51.100.9 1".into(),
+                ]
+            };
+            assert_eq!(c, want, "{mode:?}");
+            // the pid again, two hours later, its "Child connection" line lost: nothing
+            // for 198.51.100.9; the connection's own exit line counts it on its address
+            let c = counted(
+                &mut j,
+                &[
+                    "Dec  3 12:00:01 gw dropbear[2001]: Login attempt for nonexistent user",
+                    "Dec  3 12:00:03 gw dropbear[2001]: Exit before auth from <203.0.113.77:41000>: Max auth tries reached - user 'is invalid'",
+                ],
+            );
+            assert_eq!(c, vec!["203.0.113.77 1"], "{mode:?}");
+            // the connection's exit line was read: its session is over at once, even for
+            // a reused pid within AUTH_TIMEOUT (max-tries: a rule; "Exited normally": an
+            // `end` line only, in normal mode)
+            for exit in [
+                "Max auth tries reached - user 'is invalid'",
+                "Exited normally",
+            ] {
+                let c = counted(
+                    &mut j,
+                    &[
+                        "Dec  3 13:00:00 gw dropbear[2003]: Child connection from 198.51.100.11:50002",
+                        &format!("Dec  3 13:00:01 gw dropbear[2003]: Exit before auth from <198.51.100.11:50002>: {exit}"),
+                        "Dec  3 13:01:00 gw dropbear[2003]: Login attempt for nonexistent user",
+                    ],
+                );
+                assert!(
+                    !c.iter().skip(1).any(|x| x.starts_with("198.51.100.11")),
+                    "{mode:?} {exit}: {c:?}"
+                );
+            }
+            // `dropbear -E`'s own file: the "[PID]" and the time in the message
+            let c = counted(
+                &mut j,
+                &[
+                    "[2002] Dec 03 12:10:00 Child connection from 198.51.100.10:50001",
+                    "[2002] Dec 03 12:10:01 Login attempt for nonexistent user",
+                    "[2002] Dec 03 12:30:00 Login attempt for nonexistent user",
+                ],
+            );
+            assert_eq!(c, vec!["198.51.100.10 1"], "{mode:?}");
+        }
+    }
+
+    /// sshd at LogLevel INFO writes no "Connection from": a scanner's address-less
+    /// "kex_exchange_identification" line on a pid that an earlier client's session used
+    /// (its "Failed publickey" kept the session and its address) took that client's
+    /// address. A session is over 10 minutes after its first line.
+    #[test]
+    fn sshd_address_less_line_of_a_reused_pid_takes_no_stale_address() {
+        let mut j = builtin_jail("sshd", Mode::Aggressive, 5, vec![]);
+        let c = counted(
+            &mut j,
+            &[
+                "Dec  3 10:00:00 h sshd[3001]: Failed publickey for alice from 198.51.100.9 port 50000 ssh2: ED25519 SHA256:abc",
+                "Dec  3 10:00:01 h sshd[3001]: Connection closed by authenticating user alice 198.51.100.9 port 50000 [preauth]",
+                "Dec  3 18:00:01 h sshd[3001]: error: kex_exchange_identification: Connection closed by remote host",
+                "Dec  3 18:00:01 h sshd[3001]: Connection closed by 203.0.113.5 port 41000",
+            ],
+        );
+        assert_eq!(c, vec!["198.51.100.9 1", "203.0.113.5 1"]);
+        // within the session's time the line still takes its address
+        let c = counted(
+            &mut j,
+            &[
+                "Dec  3 19:00:00 h sshd[3002]: Connection from 203.0.113.6 port 41001 on 192.0.2.1 port 22",
+                "Dec  3 19:01:59 h sshd[3002]: error: kex_exchange_identification: Connection closed by remote host",
+            ],
+        );
+        assert_eq!(c, vec!["203.0.113.6 1"]);
+        // the session's end line was read: over at once
+        let c = counted(
+            &mut j,
+            &[
+                "Dec  3 19:10:00 h sshd[3003]: Connection from 198.51.100.12 port 41002 on 192.0.2.1 port 22",
+                "Dec  3 19:10:01 h sshd[3003]: Failed publickey for alice from 198.51.100.12 port 41002 ssh2: ED25519 SHA256:abc",
+                "Dec  3 19:10:02 h sshd[3003]: Received disconnect from 198.51.100.12 port 41002:11: Bye Bye [preauth]",
+                "Dec  3 19:11:00 h sshd[3003]: error: kex_exchange_identification: Connection closed by remote host",
+                "Dec  3 19:11:00 h sshd[3003]: Connection closed by 203.0.113.7 port 41003",
+            ],
+        );
+        assert_eq!(c, vec!["198.51.100.12 1", "203.0.113.7 1"]);
+        // a client that failed a key and left ("Connection closed by authenticating user":
+        // the rule `closed`, and an end line): bob's login on the same pid a minute later
+        // is another connection, not "one session failing for alice, logging in as bob"
+        for mode in [Mode::Normal, Mode::Aggressive, Mode::Ddos] {
+            let mut j = builtin_jail("sshd", mode, 5, vec![]);
+            let c = counted(
+                &mut j,
+                &[
+                    "Dec  3 20:00:00 h sshd[3004]: Failed publickey for alice from 198.51.100.13 port 41004 ssh2: ED25519 SHA256:abc",
+                    "Dec  3 20:00:01 h sshd[3004]: Connection closed by authenticating user alice 198.51.100.13 port 41004 [preauth]",
+                    "Dec  3 20:01:00 h sshd[3004]: Accepted password for bob from 203.0.113.8 port 41005 ssh2",
+                ],
+            );
+            assert!(
+                !c.iter().any(|x| x.starts_with("203.0.113.8")),
+                "{mode:?}: {c:?}"
+            );
+        }
+    }
+
     #[test]
     fn invalid_user_and_its_failure_count_once() {
         let mut j = sshd_jail(2, vec![]);

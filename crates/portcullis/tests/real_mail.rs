@@ -20,7 +20,10 @@
 //! (address, rule) pairs matched must be exactly the listed ones, every one from the
 //! address of its scenario; no line names the legitimate client (or any address the
 //! clients typed); successful logins count nothing. `portcullis replay` of a postfix-sasl
-//! jail checks what the jail counts (a session's summary line is not a second failure).
+//! jail checks what the jail counts (a session's summary line is not a second failure), and of
+//! a postfix jail in normal and aggressive mode that a pipelining bot's connection (the
+//! pipelining line and the reject or "too many errors" it earns) counts once while each of
+//! its connections counts.
 //!
 //! Exim: Debian's exim4-daemon-light and postfix conflict (both provide
 //! mail-transport-agent), so the two cannot be installed together; not covered here (the
@@ -43,7 +46,7 @@ const SERVER: &str = "192.0.2.1";
 const LEGIT: &str = "198.51.100.7";
 /// Attacker scenario addresses: 203.0.113.FIRST ..= 203.0.113.LAST.
 const FIRST: u8 = 10;
-const LAST: u8 = 45;
+const LAST: u8 = 48;
 const PYTHON: &str = "/usr/bin/python3";
 
 /// The clients (run with Debian's python3 inside the client namespace).
@@ -174,6 +177,33 @@ def pipelining(src):
     for code in (b"250 ", b"250 ", b"250 ", b"503 "):
         expect(src + " pipelined", c.smtp_reply(), code)
     smtp_quit(c)
+
+
+def pipelining_twice(src):
+    # two connections one after the other: each is one abusive connection
+    for _ in range(2):
+        pipelining(src)
+
+
+def pipelining_relay(src):
+    c = Conn(src, 25)
+    expect(src + " banner", c.smtp_reply(), b"220 ")
+    # a bot's whole dialogue in one write: the pipelining line, then the relay reject
+    c.send(b"HELO client.example.com\r\nMAIL FROM:<spam@example.org>\r\n"
+           b"RCPT TO:<victim@example.com>\r\nQUIT\r\n")
+    for code in (b"250 ", b"250 ", b"554 ", b"221 "):
+        expect(src + " pipelined", c.smtp_reply(), code)
+    c.close()
+
+
+def pipelining_errors(src):
+    # port 2626: smtpd_hard_error_limit = 3; the unknown commands pipelined after HELO
+    c = Conn(src, 2626)
+    expect(src + " banner", c.smtp_reply(), b"220 ")
+    c.send(b"HELO client.example.com\r\nFOO\r\nFOO\r\nFOO\r\nFOO\r\n")
+    for code in (b"250 ", b"500 ", b"500 ", b"500 ", b"421 "):
+        expect(src + " pipelined", c.smtp_reply(), code)
+    c.close()
 
 
 def http_probe(src):
@@ -402,6 +432,10 @@ ATTACKS = [
     (postscreen_pipelining, ("203.0.113.43",)),
     (postscreen_non_smtp, ("203.0.113.44",)),
     (postscreen_bare_newline, ("203.0.113.45",)),
+    # Postfix: pipelining bots (one connection counts once, each connection counts)
+    (pipelining_twice, ("203.0.113.46",)),
+    (pipelining_relay, ("203.0.113.47",)),
+    (pipelining_errors, ("203.0.113.48",)),
     # IPv6 clients
     (lambda s: smtp_quit(auth_plain(s, b"alice", b"wrong")), ("2001:db8::50",)),
     (imap, ("2001:db8::51", [(b"alice", b"wrong")])),
@@ -854,13 +888,24 @@ fn check(filter: &str, log: &Path, want: &[(u8, &str, usize)]) {
 /// `portcullis replay --json` of one jail (`filter`, maxretry `maxretry`) on a snapshot of
 /// `log`: the banned addresses, sorted.
 fn replay_bans(lab: &MailLab, filter: &str, maxretry: u32, log: &Path) -> Vec<String> {
-    let config = lab.path(&format!("replay-{filter}.toml"));
+    replay_bans_in(lab, filter, "normal", maxretry, log)
+}
+
+/// [`replay_bans`] with the jail in `mode`.
+fn replay_bans_in(
+    lab: &MailLab,
+    filter: &str,
+    mode: &str,
+    maxretry: u32,
+    log: &Path,
+) -> Vec<String> {
+    let config = lab.path(&format!("replay-{filter}-{mode}.toml"));
     fs::write(
         &config,
-        format!("[[jail]]\nname = \"{filter}\"\nmaxretry = {maxretry}\nfindtime = \"1h\"\n"),
+        format!("[[jail]]\nname = \"{filter}\"\nmode = \"{mode}\"\nmaxretry = {maxretry}\nfindtime = \"1h\"\n"),
     )
     .unwrap();
-    let snapshot = lab.path(&format!("replay-{filter}.log"));
+    let snapshot = lab.path(&format!("replay-{filter}-{mode}.log"));
     fs::copy(log, &snapshot).expect("log snapshot");
     let out = run_with_timeout(
         Command::new(env!("CARGO_BIN_EXE_portcullis"))
@@ -893,8 +938,11 @@ fn wait_for_logs(lab: &MailLab) {
         // the smtpd scenarios, the postscreen ones, the IMAP/POP3 ones
         (20..=32)
             .chain(37..=40)
-            .chain([50, 53])
+            .chain([47, 48, 50, 53])
             .all(|n| p.contains(&format!("disconnect from unknown[{}]", attacker(n))))
+            && p.matches(&format!("disconnect from unknown[{}]", attacker(46)))
+                .count()
+                >= 2
             && (41..=45)
                 .chain([52])
                 .all(|n| p.contains(&format!("DISCONNECT [{}]:", attacker(n))))
@@ -988,7 +1036,10 @@ fn real_postfix_and_dovecot_logs_give_the_attackers_and_only_them() {
     // name postfix/limits, client ports logged), 40: the third connection over smtpd_client_connection_rate_limit,
     // postscreen (port 2525): 41 PREGREET, 42 HANGUP, 43 COMMAND PIPELINING and the RCPT
     // postscreen rejects, 44 NON-SMTP COMMAND, 45 BARE NEWLINE; over IPv6: 2001:db8::50
-    // AUTH PLAIN wrong password, ::52 PREGREET, ::53 relay access denied.
+    // AUTH PLAIN wrong password, ::52 PREGREET, ::53 relay access denied; pipelining bots:
+    // 46 the scenario of 25 twice (two connections), 47 HELO, MAIL, RCPT (relay denied) and
+    // QUIT in one write, 48 HELO and four unknown commands in one write to port 2626
+    // (smtpd_hard_error_limit = 3: "too many errors").
     let sasl_session = |n: u8| [(n, "sasl", 1), (n, "sasl-summary", 1)];
     let mut want: Vec<(u8, &str, usize)> = Vec::new();
     for n in [20, 21, 30, 31, 32] {
@@ -1000,8 +1051,13 @@ fn real_postfix_and_dovecot_logs_give_the_attackers_and_only_them() {
         (23, "reject", 1),
         (24, "lost-connection", 1),
         (24, "sasl-summary", 1),
-        (25, "pipelining", 1),
-        (25, "reject", 1),
+        // (the DATA reject of reject_unauth_pipelining is read by the pipelining rule)
+        (25, "pipelining", 2),
+        (46, "pipelining", 4),
+        (47, "pipelining", 1),
+        (47, "reject", 1),
+        (48, "pipelining", 1),
+        (48, "too-many-errors", 1),
         (26, "non-smtp", 1),
         (27, "non-smtp", 1),
         (28, "reject", 1),
@@ -1051,6 +1107,29 @@ fn real_postfix_and_dovecot_logs_give_the_attackers_and_only_them() {
         vec![attacker(29)],
         "postfix-sasl, maxretry 2: only 203.0.113.29 failed twice"
     );
+
+    // What the postfix jail counts: a pipelining bot's connection is one abusive connection
+    // (the pipelining line opens it; its reject, the reject_unauth_pipelining DATA reject
+    // and "too many errors" are the same connection), each connection counts. With
+    // maxretry = 2 in normal mode only 29 (two failed AUTH) and 46 (two pipelining
+    // connections) are banned; 25, 47 and 48 (one connection each) are not.
+    for mode in ["normal", "aggressive"] {
+        let banned = replay_bans_in(&lab, "postfix", mode, 2, &lab.postfix_log());
+        // (and the IPv6 clients' /64, the default v6_prefix: ::50's failed AUTH and ::53's
+        // relay attempt)
+        let mut want = vec![attacker(29), attacker(46), "2001:db8::/64".to_string()];
+        if mode == "aggressive" {
+            // postscreen's COMMAND PIPELINING (scan) and its "550 5.5.1 Protocol error"
+            // reject (auth) of the same connection: both count in aggressive mode
+            // (postscreen is one process for all clients: no session to tie them by)
+            want.push(attacker(43));
+        }
+        want.sort();
+        assert_eq!(
+            banned, want,
+            "postfix ({mode}), maxretry 2: only the clients with two abusive connections or two failed AUTH"
+        );
+    }
 
     // Dovecot: one login-process line per failed connection and one auth-process line
     // (auth_verbose) per failed attempt, including Postfix' SMTP AUTH through the socket.

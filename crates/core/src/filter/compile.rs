@@ -129,6 +129,8 @@ pub struct Filter {
     pub(crate) time_format: Vec<String>,
     pub(crate) correlate: Vec<Side>,
     pub(crate) correlate_capacity: usize,
+    /// `[correlate] max_age`: a session is over for a line this long after its start.
+    pub(crate) correlate_max_age: Option<crate::decision::Millis>,
     /// `[correlate] success` lines (a login that forgets held failures).
     pub(crate) success: Vec<Side>,
     /// `[correlate] end` lines (a session that ends: held failures count).
@@ -216,6 +218,7 @@ impl Filter {
         // Correlation first: whether it gives addresses decides which rules may lack one.
         let mut correlate = Vec::new();
         let mut correlate_capacity = 0;
+        let mut correlate_max_age = None;
         let mut correlate_hosts = false;
         let (mut success, mut end) = (Vec::new(), Vec::new());
         if let Some(c) = &def.correlate {
@@ -233,6 +236,18 @@ impl Filter {
                 correlate.push(re);
             }
             correlate_capacity = c.capacity.clamp(1, 1 << 20);
+            if let Some(a) = &c.max_age {
+                let ms = crate::duration::parse(a)
+                    .map_err(|e| err("correlate.max_age", a, e.to_string()))?;
+                if ms <= 0 {
+                    return Err(err(
+                        "correlate.max_age",
+                        a,
+                        "max_age must be longer than 0".into(),
+                    ));
+                }
+                correlate_max_age = Some(ms);
+            }
             for (i, p) in c.success.iter().enumerate() {
                 success.push(Side::new(p).map_err(|m| err(&format!("success[{i}]"), p, m))?);
             }
@@ -312,6 +327,7 @@ impl Filter {
                 .unwrap_or_default(),
             correlate,
             correlate_capacity,
+            correlate_max_age,
             end_keyed: success.iter().chain(&end).any(|s| s.has("key")),
             success,
             end,

@@ -162,9 +162,20 @@ pub struct CorrelateDef {
     #[serde(default)]
     pub success: Vec<String>,
     /// Lines that end a session (maybe with a `{HOST}`): the session's held failures
-    /// count now, on this line, even when no rule of the jail's mode matches it.
+    /// count now, on this line, even when no rule of the jail's mode matches it, and the
+    /// session is over (a later line of its key, a reused pid, takes nothing of it; a line
+    /// that a rule matches ends it too). (The sessions of a filter whose `success` and `end`
+    /// patterns have no `key` are tested only when they hold something or a failed user:
+    /// the others end by `max_age` or eviction.)
     #[serde(default)]
     pub end: Vec<String>,
+    /// The longest a session lasts (a duration: "310s", "10m"), from its first line: a
+    /// line of the same session key (a reused process id) later than that belongs to
+    /// another connection and takes nothing (address, user, held failures) from the
+    /// earlier one. Measured on the lines' own times. Unset: sessions end only by
+    /// eviction or by their lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<String>,
 }
 
 fn default_correlate_capacity() -> usize {

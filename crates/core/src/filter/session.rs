@@ -10,6 +10,16 @@
 //! at random per reader (two sessions sharing one among the few thousand remembered: about
 //! one chance in 10^12). At most `capacity` sessions are kept; the one written longest ago
 //! is forgotten first.
+//!
+//! A session ends with its `end` line (a rule's line that is one too): the connection is
+//! over, whatever comes later under its key belongs to another. It also ends by age, with
+//! `[correlate] max_age`, for the connections whose end line was lost: a process id is used again by a
+//! later connection, and when the later connection's first line is lost (log rotation, a
+//! rate-limited journal, a restart between lines) or never written (sshd at LogLevel INFO
+//! writes no "Connection from"), its address-less lines would take the address of the
+//! earlier one, an innocent host, and release failures the earlier one held. A session
+//! whose start lies more than `max_age` before a line (the line's own time: the store reads
+//! no clock) is over for that line: looked up, it is not there; written, it starts afresh.
 
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
@@ -17,6 +27,8 @@ use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 
 use smallvec::SmallVec;
+
+use crate::decision::Millis;
 
 /// A user name as remembered: short names inline (an entry stays small: the table of a
 /// busy server's sessions should stay in the cache).
@@ -74,6 +86,12 @@ pub(crate) struct Held {
 pub(crate) struct Entry {
     /// Write order, for forgetting the oldest.
     generation: u64,
+    /// Time of the session's first line that had one (its start, for `max_age`).
+    since: Option<Millis>,
+    /// An `end` line of the session was read: the connection is over, and a later line
+    /// of the same key (a reused pid) belongs to another one. Kept until then (the line
+    /// that closed it may still show the user).
+    pub(crate) closed: bool,
     pub(crate) user: Option<User>,
     pub(crate) addr: Option<IpAddr>,
     pub(crate) held: Held,
@@ -90,17 +108,21 @@ pub(crate) struct Sessions {
     order: VecDeque<(u64, u64)>,
     generation: u64,
     capacity: usize,
+    /// A session is over for a line this long after its start (`None`: only eviction and
+    /// the lines that end it forget it).
+    max_age: Option<Millis>,
     /// Random per reader.
     seed: u64,
 }
 
 impl Sessions {
-    pub(crate) fn new(capacity: usize) -> Sessions {
+    pub(crate) fn new(capacity: usize, max_age: Option<Millis>) -> Sessions {
         Sessions {
             map: HashMap::default(),
             order: VecDeque::new(),
             generation: 0,
             capacity: capacity.max(1),
+            max_age,
             seed: RandomState::new().hash_one(0x5e55_1011_u64),
         }
     }
@@ -126,20 +148,48 @@ impl Sessions {
         mix(h ^ u64::from(s.pid) ^ (u64::from(s.text.is_some()) << 40))
     }
 
-    /// The session's entry, if remembered.
-    pub(crate) fn get(&self, s: Session<'_>) -> Option<&Entry> {
+    /// Whether `e` is over for a line of time `now`: closed by an `end` line, or started
+    /// more than `max_age` before (unknown when either time is; a line older than the start
+    /// does not end it).
+    fn expired(&self, e: &Entry, now: Option<Millis>) -> bool {
+        if e.closed {
+            return true;
+        }
+        match (self.max_age, e.since, now) {
+            (Some(max), Some(since), Some(now)) => now.saturating_sub(since) > max,
+            _ => false,
+        }
+    }
+
+    /// The session's entry for a line of time `now`, if remembered and not over.
+    pub(crate) fn get(&self, s: Session<'_>, now: Option<Millis>) -> Option<&Entry> {
+        if !s.known() {
+            return None;
+        }
+        self.map
+            .get(&self.hash(s))
+            .filter(|e| !self.expired(e, now))
+    }
+
+    /// The session's entry as it is, over or not (what the line being read just wrote).
+    pub(crate) fn peek(&self, s: Session<'_>) -> Option<&Entry> {
         if !s.known() {
             return None;
         }
         self.map.get(&self.hash(s))
     }
 
-    /// The session's entry, if remembered (not refreshed: reading is not writing).
-    pub(crate) fn get_mut(&mut self, s: Session<'_>) -> Option<&mut Entry> {
+    /// The session's entry for a line of time `now`, if remembered (not refreshed: reading
+    /// is not writing); one that is over is forgotten.
+    pub(crate) fn get_mut(&mut self, s: Session<'_>, now: Option<Millis>) -> Option<&mut Entry> {
         if !s.known() {
             return None;
         }
         let h = self.hash(s);
+        if self.map.get(&h).is_some_and(|e| self.expired(e, now)) {
+            self.map.remove(&h);
+            return None;
+        }
         self.map.get_mut(&h)
     }
 
@@ -152,16 +202,22 @@ impl Sessions {
         self.map.remove(&h);
     }
 
-    /// The session's entry, created empty when new (or when `fresh`: a line that starts the
-    /// session anew); made the newest. `None` for a line without a session.
-    pub(crate) fn write(&mut self, s: Session<'_>, fresh: bool) -> Option<&mut Entry> {
+    /// The session's entry for a line of time `now`, created empty when new (or when
+    /// `fresh`: a line that starts the session anew, or when the one remembered is over);
+    /// made the newest. `None` for a line without a session.
+    pub(crate) fn write(
+        &mut self,
+        s: Session<'_>,
+        fresh: bool,
+        now: Option<Millis>,
+    ) -> Option<&mut Entry> {
         if !s.known() {
             return None;
         }
         let h = self.hash(s);
         self.generation += 1;
         let generation = self.generation;
-        if fresh {
+        if fresh || self.map.get(&h).is_some_and(|e| self.expired(e, now)) {
             self.map.remove(&h);
         }
         if self.map.len() >= self.capacity && !self.map.contains_key(&h) {
@@ -175,12 +231,17 @@ impl Sessions {
         }
         let e = self.map.entry(h).or_insert_with(|| Entry {
             generation,
+            since: now,
+            closed: false,
             user: None,
             addr: None,
             held: Held::default(),
             failed_user: None,
         });
         e.generation = generation;
+        if e.since.is_none() {
+            e.since = now;
+        }
         Some(e)
     }
 
@@ -235,30 +296,83 @@ mod tests {
 
     #[test]
     fn oldest_written_is_forgotten_first_and_lookups_stay_exact() {
-        let mut m = Sessions::new(3);
+        let mut m = Sessions::new(3, None);
         for pid in 1..=3 {
-            m.write(s(pid), false).unwrap().addr = Some([192, 0, 2, pid as u8].into());
+            m.write(s(pid), false, None).unwrap().addr = Some([192, 0, 2, pid as u8].into());
         }
         // writing 1 again makes it the newest: 2 is the oldest now
-        m.write(s(1), false).unwrap();
-        m.write(s(4), false).unwrap();
+        m.write(s(1), false, None).unwrap();
+        m.write(s(4), false, None).unwrap();
         assert_eq!(m.len(), 3);
-        assert!(m.get(s(2)).is_none());
-        assert_eq!(m.get(s(1)).unwrap().addr, Some([192, 0, 2, 1].into()));
+        assert!(m.get(s(2), None).is_none());
+        assert_eq!(m.get(s(1), None).unwrap().addr, Some([192, 0, 2, 1].into()));
         // a fresh write starts the session anew
-        assert!(m.write(s(1), true).unwrap().addr.is_none());
+        assert!(m.write(s(1), true, None).unwrap().addr.is_none());
         // another host, same pid: another session
         let other = Session {
             host: b"g",
             pid: 4,
             text: None,
         };
-        assert!(m.get(other).is_none());
+        assert!(m.get(other, None).is_none());
         // no pid and no key: no session
-        assert!(m.write(s(0), false).is_none());
+        assert!(m.write(s(0), false, None).is_none());
         for i in 0..10_000u32 {
-            m.write(s(10 + i % 7), false).unwrap();
+            m.write(s(10 + i % 7), false, None).unwrap();
         }
         assert!(m.len() <= 3 && m.order.len() <= 2 * 3 + 64 + 1);
+    }
+
+    const MIN: Millis = 60_000;
+
+    /// A session remembered with a `max_age` ends for a line more than that after its
+    /// start: an address-less line of a new connection on a reused pid does not take the
+    /// old connection's address. Time comes from the lines only.
+    #[test]
+    fn a_session_older_than_max_age_is_over() {
+        let a: IpAddr = [198, 51, 100, 9].into();
+        let mut m = Sessions::new(16, Some(5 * MIN));
+        // the connection's first line, at 10:00 (minute 600)
+        m.write(s(7), true, Some(600 * MIN)).unwrap().addr = Some(a);
+        // its own lines, within five minutes: the address
+        assert_eq!(m.get(s(7), Some(604 * MIN)).unwrap().addr, Some(a));
+        assert_eq!(m.get(s(7), Some(605 * MIN)).unwrap().addr, Some(a));
+        assert_eq!(m.get_mut(s(7), Some(605 * MIN)).unwrap().addr, Some(a));
+        // a line written later does not make the session younger
+        m.write(s(7), false, Some(604 * MIN)).unwrap();
+        // the same pid two hours later: another connection, nothing of the old one
+        assert!(m.get(s(7), Some(720 * MIN)).is_none());
+        // (a line older than the start, written out of order, does not end it)
+        assert_eq!(m.get(s(7), Some(590 * MIN)).unwrap().addr, Some(a));
+        // writing for the later line starts it afresh, from that line's time
+        let e = m.write(s(7), false, Some(720 * MIN)).unwrap();
+        assert!(e.addr.is_none() && e.held == Held::default() && e.user.is_none());
+        e.held.n = 1;
+        assert_eq!(m.get(s(7), Some(724 * MIN)).unwrap().held.n, 1);
+        // get_mut forgets one that is over
+        assert!(m.get_mut(s(7), Some(800 * MIN)).is_none());
+        assert_eq!(m.len(), 0);
+        // a line without a time, or a store without max_age: as before, no age
+        m.write(s(8), true, None).unwrap().addr = Some(a);
+        assert_eq!(m.get(s(8), Some(9_999 * MIN)).unwrap().addr, Some(a));
+        let mut m = Sessions::new(16, None);
+        m.write(s(8), true, Some(0)).unwrap().addr = Some(a);
+        assert_eq!(m.get(s(8), Some(9_999 * MIN)).unwrap().addr, Some(a));
+        assert_eq!(m.get(s(8), None).unwrap().addr, Some(a));
+        // a session whose first line had no time takes its start from the first that has
+        let mut m = Sessions::new(16, Some(5 * MIN));
+        m.write(s(9), true, None).unwrap().addr = Some(a);
+        m.write(s(9), false, Some(10 * MIN)).unwrap();
+        assert!(m.get(s(9), Some(14 * MIN)).is_some());
+        assert!(m.get(s(9), Some(16 * MIN)).is_none());
+        // a session closed by an `end` line is over at once, for any line
+        let mut m = Sessions::new(16, None);
+        m.write(s(10), true, Some(0)).unwrap().addr = Some(a);
+        m.get_mut(s(10), Some(0)).unwrap().closed = true;
+        assert!(m.get(s(10), Some(1)).is_none());
+        assert!(m.get(s(10), None).is_none());
+        assert!(m.peek(s(10)).is_some_and(|e| e.closed));
+        let e = m.write(s(10), false, Some(2)).unwrap();
+        assert!(!e.closed && e.addr.is_none());
     }
 }

@@ -383,7 +383,7 @@ impl MatchSet {
             sessions: self
                 .filters
                 .iter()
-                .map(|f| Sessions::new(f.correlate_capacity))
+                .map(|f| Sessions::new(f.correlate_capacity, f.correlate_max_age))
                 .collect(),
             cands: SmallVec::new(),
             stamp: None,
@@ -462,7 +462,7 @@ impl MatchSet {
         let msg = p.message;
         if !pre.correlate.is_empty() {
             // (before matching: a line may both open a session and count)
-            self.remember(p, &pre.correlate, scratch);
+            self.remember(p, &pre.correlate, ctx, scratch);
         }
         if plain {
             scratch.cands.clear();
@@ -529,10 +529,7 @@ impl MatchSet {
                     Some(a) => Some(a),
                     None => continue,
                 },
-                // the address a correlate line of the same session gave
-                None => scratch.sessions[filter as usize]
-                    .get(session)
-                    .and_then(|e| e.addr),
+                None => None,
             };
             // (a line without an address counts only through its session)
             if addr.is_none() && !f.has_sessions() {
@@ -549,6 +546,13 @@ impl MatchSet {
                 })
                 .map(|st| st.to_millis(ctx))
                 .or_else(|| p.stamp.map(|s| stamp_millis(&mut scratch.stamp, s, ctx)));
+            // the address a correlate line of the same session gave (a session over by
+            // `max_age` at this line's time gives none)
+            let addr = addr.or_else(|| {
+                scratch.sessions[filter as usize]
+                    .get(session, time)
+                    .and_then(|e| e.addr)
+            });
             found = Some((filter as usize, rule as usize, addr, user, time, session));
             break;
         }
@@ -583,15 +587,22 @@ impl MatchSet {
         // (a plain failure with its address needs no memory: most lines of a flood are such)
         let sessions = &mut scratch.sessions[filter];
         let e = if addr.is_none() || matches!(r.kind, Kind::Pending | Kind::Prelude) {
-            sessions.write(session, false)
+            sessions.write(session, false, time)
         } else {
-            sessions.get_mut(session)
+            sessions.get_mut(session, time)
         };
         let Some(e) = e else {
             // no session to hold it in: it counts at once
             return at_once(addr);
         };
         let settled = settle(&mut *e, r.kind, rule, addr, user, p.repeat);
+        // a settled line that is also one of the filter's `end` lines (Dropbear's "Exit
+        // before auth from <A:P>") ends the session: a later line of its pid is another's
+        let f = &self.filters[filter];
+        if settled.is_some() && !f.end.is_empty() && f.end.iter().any(|s| s.captures(msg).is_some())
+        {
+            e.closed = true;
+        }
         let e: &'a super::session::Entry = e;
         settled.map(|s| Hit {
             filter,
@@ -629,7 +640,8 @@ impl MatchSet {
                     pid: p.pid,
                     text: None,
                 };
-                match scratch.sessions[fi].get(quick) {
+                // (whether one is over is told below, with the line's time)
+                match scratch.sessions[fi].get(quick, None) {
                     Some(e) if e.held.n > 0 || e.failed_user.is_some() => {}
                     _ => continue,
                 }
@@ -646,13 +658,17 @@ impl MatchSet {
                 pid: p.pid,
                 text: c.name("key").map(|k| k.as_bytes()),
             };
-            let Some(e) = scratch.sessions[fi].get_mut(session) else {
+            let time = side_time(f, &c, ctx)
+                .or_else(|| p.stamp.map(|s| stamp_millis(&mut scratch.stamp, s, ctx)));
+            let Some(e) = scratch.sessions[fi].get_mut(session, time) else {
                 continue;
             };
             let line_addr = match c.name("host") {
                 Some(h) => crate::addr::parse(h.as_bytes()),
                 None => None,
             };
+            // an end line ends the session (once it gave its held failures an address)
+            let close = !success;
             let released = if success {
                 let user = c
                     .name("user")
@@ -674,20 +690,21 @@ impl MatchSet {
                 e.held.n
             };
             if released == 0 {
+                e.closed |= close;
                 return None;
             }
             let Some(addr) = line_addr.or(e.addr) else {
                 return None; // held until a line gives the address
             };
             e.addr = Some(addr);
+            e.closed |= close;
             let summary = !success && !e.held.real;
             e.held = Held {
                 rule: e.held.rule,
                 ..Held::default()
             };
-            let time = p.stamp.map(|s| stamp_millis(&mut scratch.stamp, s, ctx));
             let scratch: &'a Scratch = scratch;
-            let e = scratch.sessions[fi].get(session)?;
+            let e = scratch.sessions[fi].peek(session)?;
             return Some(Hit {
                 filter: fi,
                 rule: e.held.rule,
@@ -707,7 +724,7 @@ impl MatchSet {
 
     /// Multi-line correlation: remember what a `correlate` line says (a user, an address)
     /// for its session: the `key` capture (e.g. slapd's `conn=N`), else the process id.
-    fn remember(&self, p: &Parsed<'_>, filters: &[u32], scratch: &mut Scratch) {
+    fn remember(&self, p: &Parsed<'_>, filters: &[u32], ctx: &TimeContext, scratch: &mut Scratch) {
         for &fi in filters {
             let (fi, f) = (fi as usize, &self.filters[fi as usize]);
             for side in &f.correlate {
@@ -741,8 +758,12 @@ impl MatchSet {
                     sessions.remove(session);
                     break;
                 }
+                // (the line's time: a `time` capture, else the prefix's)
+                let time = side_time(f, &c, ctx)
+                    .or_else(|| p.stamp.map(|s| stamp_millis(&mut scratch.stamp, s, ctx)));
+                let sessions = &mut scratch.sessions[fi];
                 // a line with an address starts the session afresh
-                if let Some(e) = sessions.write(session, addr.is_some()) {
+                if let Some(e) = sessions.write(session, addr.is_some(), time) {
                     if addr.is_some() {
                         e.addr = addr;
                     }
@@ -1076,6 +1097,15 @@ fn starts_with(hay: &[u8], lit: &[u8]) -> bool {
 /// `stamp.to_millis(ctx)`, remembering the last conversion (consecutive lines mostly carry
 /// the same stamp).
 #[inline]
+/// The time a `[correlate]` line's `time` capture gives, read with the filter's formats.
+fn side_time(f: &Filter, c: &regex::bytes::Captures<'_>, ctx: &TimeContext) -> Option<Millis> {
+    let t = c.name("time")?.as_bytes();
+    f.time_format
+        .iter()
+        .find_map(|fmt| crate::time::parse_with_format(fmt, t))
+        .map(|st| st.to_millis(ctx))
+}
+
 fn stamp_millis(
     memo: &mut Option<(Stamp, TimeContext, Millis)>,
     st: Stamp,
