@@ -26,8 +26,8 @@
 //! its connections counts.
 //!
 //! Exim: Debian's exim4-daemon-light and postfix conflict (both provide
-//! mail-transport-agent), so the two cannot be installed together; not covered here (the
-//! exim filter's samples carry the lines of a one-off real run of Exim 4.96).
+//! mail-transport-agent), so Exim is not installed: tests/real_exim.rs runs Debian's Exim
+//! binary unpacked from its .deb by test.sh.
 //!
 //! Needs root and Debian's postfix, dovecot-imapd, dovecot-pop3d and python3 (test.sh
 //! installs them); fails loudly when they are missing. Runs in about 10 s.
