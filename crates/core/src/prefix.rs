@@ -58,8 +58,12 @@ pub struct Parsed<'a> {
 /// Parses one line (without its trailing newline).
 pub fn parse(line: &[u8]) -> Parsed<'_> {
     let mut p = forms(line);
+    // (`repeated` takes the message alone: a `&mut p` kept the whole record in memory and
+    // made the caller copy it out again, a stall on every line)
     if p.message.first() == Some(&b'm') && p.program.is_some() {
-        repeated(&mut p);
+        if let Some((message, n)) = repeated(p.message) {
+            (p.message, p.repeat) = (message, n);
+        }
     }
     p
 }
@@ -81,33 +85,28 @@ pub fn parse(line: &[u8]) -> Parsed<'_> {
 /// How much of the message rsyslog keeps in its repeated-message line (`%.800s`).
 const REPEAT_CUT: usize = 800;
 
+/// The inner message and the count of a repeated-message line's `message`.
 #[inline(never)]
-fn repeated(p: &mut Parsed<'_>) {
-    let Some(rest) = p.message.strip_prefix(b"message repeated ") else {
-        return;
-    };
+fn repeated(message: &[u8]) -> Option<(&[u8], u32)> {
+    let rest = message.strip_prefix(b"message repeated ")?;
     let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
     if !(1..=9).contains(&digits) {
-        return;
+        return None;
     }
-    let Some(inner) = rest[digits..]
+    let inner = rest[digits..]
         .strip_prefix(b" times: [")
-        .and_then(|r| r.strip_suffix(b"]"))
-    else {
-        return;
-    };
+        .and_then(|r| r.strip_suffix(b"]"))?;
     // (`%.800s` of MSG, its leading space included: 800 bytes may be a cut message)
     if inner.len() >= REPEAT_CUT {
-        return;
+        return None;
     }
     let n = rest[..digits]
         .iter()
         .fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
     if n == 0 {
-        return;
+        return None;
     }
-    p.message = inner.strip_prefix(b" ").unwrap_or(inner);
-    p.repeat = n;
+    Some((inner.strip_prefix(b" ").unwrap_or(inner), n))
 }
 
 /// A syslog daemon's own line saying that the line before it in the same file occurred N
