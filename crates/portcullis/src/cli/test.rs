@@ -466,6 +466,7 @@ fn summarise_sharded(
                             count_shard(set, &mut scratch, &mut s, l, at, ctx, Some((w, threads)));
                             at += 1;
                         });
+                        chunks.recycle(chunk);
                         i += 1;
                     }
                     Ok(s)
