@@ -105,6 +105,23 @@ pub struct Chunk {
     /// (all of it initialised: a reused buffer is read into without zeroing it again)
     buf: Vec<u8>,
     len: usize,
+    /// Where its newlines are: found once by the thread that read it, not again by each
+    /// thread that splits it.
+    ends: Vec<usize>,
+}
+
+impl Chunk {
+    /// Calls `f` for each line, without the newline (as [`split_chunk`]).
+    pub fn for_each_line(&self, mut f: impl FnMut(&[u8])) {
+        let mut start = 0;
+        for &end in &self.ends {
+            f(&self.buf[start..end]);
+            start = end + 1;
+        }
+        if start < self.len {
+            f(&self.buf[start..self.len]);
+        }
+    }
 }
 
 impl std::ops::Deref for Chunk {
@@ -121,7 +138,7 @@ struct ChunkState {
     /// Chunks read and the number of threads that have not taken them yet.
     queue: std::collections::VecDeque<(std::sync::Arc<Chunk>, usize)>,
     /// Buffers of chunks every thread is done with, to read the next chunks into.
-    spare: Vec<Vec<u8>>,
+    spare: Vec<(Vec<u8>, Vec<usize>)>,
     /// Where the next chunk starts, and the partial line read after the last chunk's end.
     off: u64,
     carry: Vec<u8>,
@@ -207,7 +224,7 @@ impl<'f> SharedChunks<'f> {
         if let Ok(c) = std::sync::Arc::try_unwrap(chunk) {
             let mut st = self.state.lock().expect("chunk state");
             if st.spare.len() < Self::AHEAD {
-                st.spare.push(c.buf);
+                st.spare.push((c.buf, c.ends));
             }
         }
     }
@@ -222,9 +239,9 @@ impl<'f> SharedChunks<'f> {
         }
         st.reading = true;
         let (off, carry) = (st.off, std::mem::take(&mut st.carry));
-        let buf = st.spare.pop().unwrap_or_default();
+        let (buf, ends) = st.spare.pop().unwrap_or_default();
         drop(st);
-        let read = self.read_chunk(off, &carry, buf);
+        let read = self.read_chunk(off, &carry, buf, ends);
         let mut st = self.state.lock().expect("chunk state");
         st.reading = false;
         let r = match read {
@@ -255,6 +272,7 @@ impl<'f> SharedChunks<'f> {
         mut off: u64,
         carry: &[u8],
         mut buf: Vec<u8>,
+        ends: Vec<usize>,
     ) -> io::Result<(Option<Chunk>, u64, Vec<u8>)> {
         use std::os::unix::fs::FileExt;
         // (`buf` is initialised up to its length: only growing it writes zeros)
@@ -279,14 +297,18 @@ impl<'f> SharedChunks<'f> {
             if super::progress::active() {
                 super::progress::add_bytes(n as u64);
             }
+            let chunk = |buf: Vec<u8>, len: usize, mut ends: Vec<usize>| {
+                ends.clear();
+                ends.extend(memchr::memchr_iter(b'\n', &buf[..len]));
+                Chunk { buf, len, ends }
+            };
             if n == 0 {
                 // end of file: what is left is a last line without a newline
-                return Ok(((len > 0).then_some(Chunk { buf, len }), off, Vec::new()));
+                return Ok(((len > 0).then(|| chunk(buf, len, ends)), off, Vec::new()));
             }
             if let Some(nl) = memchr::memrchr(b'\n', &buf[start..len]) {
                 let carry = buf[start + nl + 1..len].to_vec();
-                let len = start + nl + 1;
-                return Ok((Some(Chunk { buf, len }), off, carry));
+                return Ok((Some(chunk(buf, start + nl + 1, ends)), off, carry));
             }
             // no line end yet: a longer line, read on into the same chunk
         }
@@ -527,6 +549,10 @@ mod tests {
                             let mut i = 0;
                             while let Some(c) = chunks.get(i).unwrap() {
                                 assert!(c.ends_with(b"\n") || c.ends_with(b"newline"));
+                                let (mut a, mut b) = (Vec::new(), Vec::new());
+                                c.for_each_line(|l| a.push(l.to_vec()));
+                                split_chunk(&c, |l| b.push(l.to_vec()));
+                                assert_eq!(a, b, "the chunk's lines");
                                 all.extend_from_slice(&c);
                                 chunks.recycle(c);
                                 i += 1;
