@@ -81,9 +81,8 @@ pub struct Jail {
 
 /// [`Jail::tails`]: looked up twice for every committed line, by a number the caller
 /// chose (never a remote party), so hashed with FNV rather than the keyed SipHash (that
-/// was a quarter of `replay`'s committing thread on the stress file).
-type Tails =
-    std::collections::HashMap<u64, Tail, std::hash::BuildHasherDefault<crate::bytes::Fnv>>;
+/// was about a seventh of `replay`'s committing thread on the stress file).
+type Tails = std::collections::HashMap<u64, Tail, std::hash::BuildHasherDefault<crate::bytes::Fnv>>;
 
 /// Where a line sits: its source (a log file; any number the caller keeps per file) and
 /// its number there. Consecutive numbers of one source are consecutive lines of that file,

@@ -1042,7 +1042,7 @@ fn tag(rest: &[u8]) -> Option<(&[u8], u32, &[u8])> {
     let e = colon_or_space(rest, 65)?;
     let colon = rest[e] == b':';
     let open = rest[..e].iter().position(|&b| b == b'[');
-    if !colon && !(open.is_some() && rest[e - 1] == b']') {
+    if !(colon || open.is_some() && rest[e - 1] == b']') {
         return None;
     }
     let tag = &rest[..e];
