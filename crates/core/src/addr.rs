@@ -12,6 +12,12 @@ pub fn parse(text: &[u8]) -> Option<IpAddr> {
     if let [b'[', inner @ .., b']'] = t {
         t = inner;
     }
+    // (most addresses are dotted quads, which hold no '%': read before looking for one)
+    if t.len() <= 15 {
+        if let Some(v4) = parse_v4(t) {
+            return Some(IpAddr::V4(v4));
+        }
+    }
     // (a plain loop: addresses are short, and a vector search's setup costs more)
     if let Some(i) = crate::bytes::find(b'%', t) {
         t = &t[..i];

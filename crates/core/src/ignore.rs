@@ -4,12 +4,39 @@ use std::net::IpAddr;
 
 /// An address or a CIDR prefix. Ordered by network address, then length (so the prefixes
 /// inside another one follow it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Cidr {
     /// Network address (host bits cleared).
     pub addr: IpAddr,
     /// Prefix length.
     pub len: u8,
+}
+
+impl Cidr {
+    /// The order's key: the family (IPv4 first, as `IpAddr` orders), the address as a
+    /// number (as `Ipv4Addr` and `Ipv6Addr` order: their bytes in turn), the length.
+    #[inline]
+    fn order_key(&self) -> (bool, u128, u8) {
+        match self.addr {
+            IpAddr::V4(a) => (false, u128::from(u32::from(a)), self.len),
+            IpAddr::V6(a) => (true, u128::from(a), self.len),
+        }
+    }
+}
+
+/// The order the derived one gave (address, then length), compared as numbers: a
+/// tracker's ban table is searched by it for every failure (the derived order compared the
+/// addresses a byte at a time).
+impl Ord for Cidr {
+    fn cmp(&self, other: &Cidr) -> std::cmp::Ordering {
+        self.order_key().cmp(&other.order_key())
+    }
+}
+
+impl PartialOrd for Cidr {
+    fn partial_cmp(&self, other: &Cidr) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 /// Why a never-ban entry cannot be read.
@@ -316,5 +343,31 @@ mod tests {
             assert_eq!(l.check_prefix(Cidr::host(ip(a))), l.check(ip(a)), "{a}");
         }
         assert_eq!(Cidr::new(ip("192.0.2.1"), 33), None);
+    }
+
+    proptest::proptest! {
+        /// The numeric order is the order derived from the fields (address, then length).
+        #[test]
+        fn cidrs_order_as_their_fields_do(
+            a in proptest::prelude::any::<(bool, u128, u8)>(),
+            b in proptest::prelude::any::<(bool, u128, u8)>(),
+            same_addr in proptest::prelude::any::<bool>(),
+        ) {
+            let cidr = |(v6, n, len): (bool, u128, u8)| Cidr {
+                addr: if v6 {
+                    IpAddr::V6(n.into())
+                } else {
+                    IpAddr::V4((n as u32).into())
+                },
+                len,
+            };
+            let (x, mut y) = (cidr(a), cidr(b));
+            if same_addr {
+                y.addr = x.addr;
+            }
+            let want = x.addr.cmp(&y.addr).then(x.len.cmp(&y.len));
+            proptest::prop_assert_eq!(x.cmp(&y), want);
+            proptest::prop_assert_eq!(x.partial_cmp(&y), Some(want));
+        }
     }
 }

@@ -79,8 +79,13 @@ pub struct Jail {
     after_partial: bool,
     /// Per source ([`LineAt::source`]): the last line committed and the failure it counted,
     /// which a syslog daemon's `last message repeated N times` after it counts again.
-    tails: std::collections::HashMap<u64, Tail>,
+    tails: Tails,
 }
+
+/// [`Jail::tails`]: looked up twice for every committed line, by a number the caller
+/// chose (never a remote party), so hashed with FNV rather than the keyed SipHash (that
+/// was about a seventh of `replay`'s committing thread on the stress file).
+type Tails = std::collections::HashMap<u64, Tail, std::hash::BuildHasherDefault<crate::bytes::Fnv>>;
 
 /// Where a line sits: its source (a log file; any number the caller keeps per file) and
 /// its number there. Consecutive numbers of one source are consecutive lines of that file,
@@ -116,7 +121,7 @@ impl Jail {
             scratch,
             tracker,
             after_partial: false,
-            tails: std::collections::HashMap::new(),
+            tails: Tails::default(),
         }
     }
 

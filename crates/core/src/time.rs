@@ -134,23 +134,36 @@ pub fn month_from_abbrev(m: &[u8]) -> Option<u8> {
     const fn key(m: &[u8; 3]) -> u32 {
         u32::from_le_bytes([m[0] | 0x20, m[1] | 0x20, m[2] | 0x20, 0])
     }
-    const KEYS: [u32; 12] = [
-        key(b"jan"),
-        key(b"feb"),
-        key(b"mar"),
-        key(b"apr"),
-        key(b"may"),
-        key(b"jun"),
-        key(b"jul"),
-        key(b"aug"),
-        key(b"sep"),
-        key(b"oct"),
-        key(b"nov"),
-        key(b"dec"),
-    ];
+    const JAN: u32 = key(b"jan");
+    const FEB: u32 = key(b"feb");
+    const MAR: u32 = key(b"mar");
+    const APR: u32 = key(b"apr");
+    const MAY: u32 = key(b"may");
+    const JUN: u32 = key(b"jun");
+    const JUL: u32 = key(b"jul");
+    const AUG: u32 = key(b"aug");
+    const SEP: u32 = key(b"sep");
+    const OCT: u32 = key(b"oct");
+    const NOV: u32 = key(b"nov");
+    const DEC: u32 = key(b"dec");
     let m: &[u8; 3] = m.try_into().ok()?;
     let k = key(m);
-    KEYS.iter().position(|&n| n == k).map(|i| i as u8 + 1)
+    // (every classic stamp is looked up: a search tree of the packed keys, not a scan)
+    Some(match k {
+        JAN => 1,
+        FEB => 2,
+        MAR => 3,
+        APR => 4,
+        MAY => 5,
+        JUN => 6,
+        JUL => 7,
+        AUG => 8,
+        SEP => 9,
+        OCT => 10,
+        NOV => 11,
+        DEC => 12,
+        _ => return None,
+    })
 }
 
 #[cfg(test)]

@@ -128,6 +128,10 @@ pub struct Filter {
     pub(crate) ignore: Vec<Regex>,
     pub(crate) time_format: Vec<String>,
     pub(crate) correlate: Vec<Side>,
+    /// The first bytes a line that `correlate` may match starts with, as a bitmap of 256
+    /// bits (every byte when a pattern has no finite set of prefixes): every line of the
+    /// filter's programs is looked at, and most start with none of them.
+    pub(crate) correlate_first: [u64; 4],
     pub(crate) correlate_capacity: usize,
     /// `[correlate] max_age`: a session is over for a line this long after its start.
     pub(crate) correlate_max_age: Option<crate::decision::Millis>,
@@ -151,7 +155,32 @@ pub(crate) struct Side {
     literal: Option<memchr::memmem::Finder<'static>>,
 }
 
+/// The bitmap of [`Filter::correlate_first`].
+fn first_bytes(sides: &[Side]) -> [u64; 4] {
+    let mut first = [0u64; 4];
+    for s in sides {
+        match &s.prefixes {
+            // (an empty prefix passes `Side::captures` only for an empty line, which the
+            // bitmap never turns away)
+            Some(pre) => {
+                for &b in pre.iter().filter_map(|p| p.first()) {
+                    first[usize::from(b >> 6)] |= 1 << (b & 63);
+                }
+            }
+            None => return [u64::MAX; 4],
+        }
+    }
+    first
+}
+
 impl Side {
+    /// True when `Side::captures` may match a line starting with `b`, for every side of
+    /// `first` ([`first_bytes`]).
+    #[inline]
+    pub(crate) fn may_start(first: &[u64; 4], b: u8) -> bool {
+        first[usize::from(b >> 6)] & (1 << (b & 63)) != 0
+    }
+
     fn new(pattern: &str) -> Result<Side, String> {
         let p = rule_pattern(pattern)?;
         let re = p
@@ -325,6 +354,7 @@ impl Filter {
                 .as_ref()
                 .map(|t| t.formats().to_vec())
                 .unwrap_or_default(),
+            correlate_first: first_bytes(&correlate),
             correlate,
             correlate_capacity,
             correlate_max_age,

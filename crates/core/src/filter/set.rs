@@ -727,6 +727,12 @@ impl MatchSet {
     fn remember(&self, p: &Parsed<'_>, filters: &[u32], ctx: &TimeContext, scratch: &mut Scratch) {
         for &fi in filters {
             let (fi, f) = (fi as usize, &self.filters[fi as usize]);
+            if p.message
+                .first()
+                .is_some_and(|&b| !super::compile::Side::may_start(&f.correlate_first, b))
+            {
+                continue; // (no pattern of `correlate` starts so)
+            }
             for side in &f.correlate {
                 let Some(c) = side.captures(p.message) else {
                     continue;

@@ -89,7 +89,9 @@ pub fn for_each_chunk(
 /// chunks wait for a slower thread, so the memory held is bounded whatever the file's size.
 /// (Each thread reading the file itself cost a second kernel copy of it; a separate reader
 /// thread left the two matching threads idle whenever it was not scheduled on the two cores,
-/// bench/README.md.)
+/// bench/README.md.) A chunk's buffer given back by the last thread ([`Self::recycle`]) is
+/// read into again: a new buffer for every chunk was zeroed before each read and its pages
+/// faulted in anew (bench/README.md, fifth session).
 pub struct SharedChunks<'f> {
     file: &'f std::fs::File,
     threads: usize,
@@ -98,11 +100,45 @@ pub struct SharedChunks<'f> {
     more: std::sync::Condvar,
 }
 
+/// One chunk of a [`SharedChunks`] file: whole lines, `buf[..len]`.
+pub struct Chunk {
+    /// (all of it initialised: a reused buffer is read into without zeroing it again)
+    buf: Vec<u8>,
+    len: usize,
+    /// Where its newlines are: found once by the thread that read it, not again by each
+    /// thread that splits it.
+    ends: Vec<usize>,
+}
+
+impl Chunk {
+    /// Calls `f` for each line, without the newline (as [`split_chunk`]).
+    pub fn for_each_line(&self, mut f: impl FnMut(&[u8])) {
+        let mut start = 0;
+        for &end in &self.ends {
+            f(&self.buf[start..end]);
+            start = end + 1;
+        }
+        if start < self.len {
+            f(&self.buf[start..self.len]);
+        }
+    }
+}
+
+impl std::ops::Deref for Chunk {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
 struct ChunkState {
     /// Index of `queue[0]`.
     base: u64,
     /// Chunks read and the number of threads that have not taken them yet.
-    queue: std::collections::VecDeque<(std::sync::Arc<Vec<u8>>, usize)>,
+    queue: std::collections::VecDeque<(std::sync::Arc<Chunk>, usize)>,
+    /// Buffers of chunks every thread is done with, to read the next chunks into.
+    spare: Vec<(Vec<u8>, Vec<usize>)>,
     /// Where the next chunk starts, and the partial line read after the last chunk's end.
     off: u64,
     carry: Vec<u8>,
@@ -126,6 +162,7 @@ impl<'f> SharedChunks<'f> {
             state: std::sync::Mutex::new(ChunkState {
                 base: 0,
                 queue: Default::default(),
+                spare: Vec::new(),
                 off: 0,
                 carry: Vec::new(),
                 reading: false,
@@ -139,7 +176,7 @@ impl<'f> SharedChunks<'f> {
     /// Chunk number `i` (each thread asks for 0, 1, 2, ... in turn), `None` after the last.
     /// The thread that takes the newest chunk read reads the next one first, so that the
     /// others seldom wait for a read.
-    pub fn get(&self, i: u64) -> io::Result<Option<std::sync::Arc<Vec<u8>>>> {
+    pub fn get(&self, i: u64) -> io::Result<Option<std::sync::Arc<Chunk>>> {
         let mut st = self.state.lock().expect("chunk state");
         loop {
             if let Some(k) = i
@@ -181,6 +218,17 @@ impl<'f> SharedChunks<'f> {
         }
     }
 
+    /// Gives back a chunk a thread is done with: the last one to give it back lends its
+    /// buffer to a later chunk.
+    pub fn recycle(&self, chunk: std::sync::Arc<Chunk>) {
+        if let Ok(c) = std::sync::Arc::try_unwrap(chunk) {
+            let mut st = self.state.lock().expect("chunk state");
+            if st.spare.len() < Self::AHEAD {
+                st.spare.push((c.buf, c.ends));
+            }
+        }
+    }
+
     /// Reads the next chunk (outside the lock) into the queue, unless `AHEAD` chunks wait.
     fn read_next<'s>(
         &'s self,
@@ -191,8 +239,9 @@ impl<'f> SharedChunks<'f> {
         }
         st.reading = true;
         let (off, carry) = (st.off, std::mem::take(&mut st.carry));
+        let (buf, ends) = st.spare.pop().unwrap_or_default();
         drop(st);
-        let read = self.read_chunk(off, carry);
+        let read = self.read_chunk(off, &carry, buf, ends);
         let mut st = self.state.lock().expect("chunk state");
         st.reading = false;
         let r = match read {
@@ -214,37 +263,52 @@ impl<'f> SharedChunks<'f> {
         (st, r)
     }
 
-    /// The chunk that starts with `carry` and continues at `off`: (the chunk, or `None` at
-    /// the end of the file; where reading goes on; the partial line after the chunk's end).
+    /// The chunk that starts with `carry` and continues at `off`, read into `buf` (a
+    /// buffer of an earlier chunk, or a new one): (the chunk, or `None` at the end of the
+    /// file; where reading goes on; the partial line after the chunk's end).
     #[allow(clippy::type_complexity)]
     fn read_chunk(
         &self,
         mut off: u64,
+        carry: &[u8],
         mut buf: Vec<u8>,
-    ) -> io::Result<(Option<Vec<u8>>, u64, Vec<u8>)> {
+        ends: Vec<usize>,
+    ) -> io::Result<(Option<Chunk>, u64, Vec<u8>)> {
         use std::os::unix::fs::FileExt;
+        // (`buf` is initialised up to its length: only growing it writes zeros)
+        let mut len = carry.len();
+        if buf.len() < len {
+            buf.resize(len, 0);
+        }
+        buf[..len].copy_from_slice(carry);
         loop {
-            let start = buf.len();
-            buf.resize(start + self.chunk, 0);
+            let start = len;
+            if buf.len() < start + self.chunk {
+                buf.resize(start + self.chunk, 0);
+            }
             let n = loop {
-                match self.file.read_at(&mut buf[start..], off) {
+                match self.file.read_at(&mut buf[start..start + self.chunk], off) {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     r => break r?,
                 }
             };
-            buf.truncate(start + n);
+            len += n;
             off += n as u64;
             if super::progress::active() {
                 super::progress::add_bytes(n as u64);
             }
+            let chunk = |buf: Vec<u8>, len: usize, mut ends: Vec<usize>| {
+                ends.clear();
+                ends.extend(memchr::memchr_iter(b'\n', &buf[..len]));
+                Chunk { buf, len, ends }
+            };
             if n == 0 {
                 // end of file: what is left is a last line without a newline
-                return Ok(((!buf.is_empty()).then_some(buf), off, Vec::new()));
+                return Ok(((len > 0).then(|| chunk(buf, len, ends)), off, Vec::new()));
             }
-            if let Some(nl) = memchr::memrchr(b'\n', &buf[start..]) {
-                let carry = buf[start + nl + 1..].to_vec();
-                buf.truncate(start + nl + 1);
-                return Ok((Some(buf), off, carry));
+            if let Some(nl) = memchr::memrchr(b'\n', &buf[start..len]) {
+                let carry = buf[start + nl + 1..len].to_vec();
+                return Ok((Some(chunk(buf, start + nl + 1, ends)), off, carry));
             }
             // no line end yet: a longer line, read on into the same chunk
         }
@@ -485,7 +549,12 @@ mod tests {
                             let mut i = 0;
                             while let Some(c) = chunks.get(i).unwrap() {
                                 assert!(c.ends_with(b"\n") || c.ends_with(b"newline"));
+                                let (mut a, mut b) = (Vec::new(), Vec::new());
+                                c.for_each_line(|l| a.push(l.to_vec()));
+                                split_chunk(&c, |l| b.push(l.to_vec()));
+                                assert_eq!(a, b, "the chunk's lines");
                                 all.extend_from_slice(&c);
+                                chunks.recycle(c);
                                 i += 1;
                                 if t == 0 && i % 50 == 0 {
                                     std::thread::sleep(std::time::Duration::from_millis(1));

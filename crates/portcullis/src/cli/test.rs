@@ -468,10 +468,11 @@ fn summarise_sharded(
                     // a syslog daemon's repeat line finds the line before it)
                     let mut at = 0u64;
                     while let Some(chunk) = chunks.get(i)? {
-                        input::split_chunk(&chunk, |l| {
+                        chunk.for_each_line(|l| {
                             count_shard(set, &mut scratch, &mut s, l, at, ctx, Some((w, threads)));
                             at += 1;
                         });
+                        chunks.recycle(chunk);
                         i += 1;
                     }
                     Ok(s)
