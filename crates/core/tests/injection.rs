@@ -493,8 +493,10 @@ fn rsyslog_cut_copies(
 /// `portcullis_core::filter::cut`), as the log file holds them: the shortest the matcher's
 /// default limit (1 KiB, less a header of up to 256 bytes) may leave, and what rsyslog's
 /// `/dev/log` leaves after glibc's header of 29 bytes (`<13>Dec  4 05:00:00 prog: `) at
-/// musl's / RFC 3164's 1 KiB, sysklogd's 2 KiB and rsyslog's default 8 KiB.
-const TRANSPORT_CUTS: [usize; 4] = [768, 1024 - 29, 2048 - 29, 8192 - 29];
+/// musl's / RFC 3164's 1 KiB. Longer cuts (sysklogd's 2 KiB, rsyslog's default 8 KiB) meet
+/// the same check (a message at least as long as the default threshold) and are left out:
+/// fed for every modified line they made this test take minutes in a debug build.
+const TRANSPORT_CUTS: [usize; 2] = [768, 1024 - 29];
 
 /// A syslog transport cuts a message at its limit without a mark: an attacker who pads a
 /// field to the right length makes the cut fall right after the address they typed (or the
