@@ -101,6 +101,7 @@ unpack_ftp() { # NAME BINARY PACKAGE...
   echo "$v" > "$dir/version"
 }
 unpack_ftp proftpd usr/sbin/proftpd proftpd-core
+# (Pure-FTPd is unpacked too, though tests/real_ftp.rs does not run it for now: see its header)
 unpack_ftp pure-ftpd usr/sbin/pure-ftpd pure-ftpd
 
 # cargo-deb: the Debian package test builds the package as the README says (`cargo deb`)

@@ -635,61 +635,8 @@ impl EximLab {
         )
         .unwrap();
 
-        server.ip(&[
-            "link",
-            "add",
-            "veth-s",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "veth-c",
-            "netns",
-            client.name(),
-        ]);
-        server.ip(&["addr", "add", &format!("{SERVER}/24"), "dev", "veth-s"]);
-        server.ip(&[
-            "addr",
-            "add",
-            &format!("{SERVER_V6}/64"),
-            "dev",
-            "veth-s",
-            "nodad",
-        ]);
-        server.ip(&["link", "set", "veth-s", "up"]);
-        for net in ["203.0.113.0/24", "198.51.100.0/24"] {
-            server.ip(&["route", "add", net, "dev", "veth-s"]);
-        }
-        client.ip(&["addr", "add", &format!("{LEGIT}/24"), "dev", "veth-c"]);
-        for n in v4_scenarios() {
-            client.ip(&[
-                "addr",
-                "add",
-                &format!("{}/24", attacker(n)),
-                "dev",
-                "veth-c",
-            ]);
-        }
-        for n in V6 {
-            client.ip(&[
-                "addr",
-                "add",
-                &format!("{}/64", attacker(n)),
-                "dev",
-                "veth-c",
-                "nodad",
-            ]);
-        }
-        client.ip(&["link", "set", "veth-c", "up"]);
-        client.ip(&[
-            "route",
-            "add",
-            "192.0.2.0/24",
-            "dev",
-            "veth-c",
-            "src",
-            LEGIT,
-        ]);
+        let attackers: Vec<String> = (v4_scenarios()).chain(V6).map(attacker).collect();
+        wire_server_and_clients(&server, &client, (SERVER, SERVER_V6), LEGIT, &attackers);
         EximLab {
             procs: Vec::new(),
             client,

@@ -1145,3 +1145,60 @@ fn shared_password() -> String {
     assert!(pw.len() >= 16, "bad password file {}", path.display());
     pw
 }
+
+/// Joins two namespaces of a real-server test (real_mail, real_exim, real_ftp) by a veth
+/// pair: the server holds `server_v4`/24 and `server_v6`/64 on `veth-s` and routes
+/// 203.0.113.0/24 and 198.51.100.0/24 to the client; the client holds `legit`/24, every
+/// address of `attackers` (IPv4 as /24, IPv6 as /64, without duplicate detection) and sends
+/// to 192.0.2.0/24 from `legit` unless a client binds another source.
+pub fn wire_server_and_clients(
+    server: &Netns,
+    client: &Netns,
+    (server_v4, server_v6): (&str, &str),
+    legit: &str,
+    attackers: &[String],
+) {
+    server.ip(&[
+        "link",
+        "add",
+        "veth-s",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "veth-c",
+        "netns",
+        client.name(),
+    ]);
+    server.ip(&["addr", "add", &format!("{server_v4}/24"), "dev", "veth-s"]);
+    server.ip(&[
+        "addr",
+        "add",
+        &format!("{server_v6}/64"),
+        "dev",
+        "veth-s",
+        "nodad",
+    ]);
+    server.ip(&["link", "set", "veth-s", "up"]);
+    for net in ["203.0.113.0/24", "198.51.100.0/24"] {
+        server.ip(&["route", "add", net, "dev", "veth-s"]);
+    }
+    client.ip(&["addr", "add", &format!("{legit}/24"), "dev", "veth-c"]);
+    for a in attackers {
+        if a.contains(':') {
+            client.ip(&["addr", "add", &format!("{a}/64"), "dev", "veth-c", "nodad"]);
+        } else {
+            client.ip(&["addr", "add", &format!("{a}/24"), "dev", "veth-c"]);
+        }
+    }
+    client.ip(&["link", "set", "veth-c", "up"]);
+    client.ip(&[
+        "route",
+        "add",
+        "192.0.2.0/24",
+        "dev",
+        "veth-c",
+        "src",
+        legit,
+    ]);
+}
