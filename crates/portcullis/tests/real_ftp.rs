@@ -27,7 +27,7 @@
 //!   (so that six failures take a second, not 75 s), a failed login's reply now and then
 //!   never came (1 run in 4 to 8, also in a fresh-clone run of test.sh); at its own speed,
 //!   the legitimate client's right password was now and then answered "530 Login
-//!   authentication failed" (2 runs in 4). The instances, scenarios and expected matches
+//!   authentication failed" (2 runs in 4). Its builder, scenarios and (as a comment) expected matches
 //!   stay here for when that is understood; the filter's samples carry the lines of the
 //!   passing runs (Pure-FTPd writes control characters as `_` itself, `stripctrl()`).
 //!
