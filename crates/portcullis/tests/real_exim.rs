@@ -761,36 +761,13 @@ impl EximLab {
     }
 }
 
-/// `portcullis test --filter exim --json` on a snapshot of `log`: (host, rule, line) of
-/// every line that counts.
-fn matches(log: &Path) -> Vec<(String, String, String)> {
-    let text = fs::read_to_string(log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
-    let snapshot = log.with_extension("snapshot");
-    fs::write(&snapshot, &text).expect("write log snapshot");
-    let results = test_json("exim", &snapshot);
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(results.len(), lines.len(), "one JSON object per log line");
-    results
-        .iter()
-        .zip(lines)
-        .filter(|(v, _)| v["matched"].as_bool() == Some(true) && v["weight"].as_u64() != Some(0))
-        .map(|(v, l)| {
-            (
-                v["host"].as_str().unwrap_or_default().to_string(),
-                v["rule"].as_str().unwrap_or_default().to_string(),
-                l.to_string(),
-            )
-        })
-        .collect()
-}
-
 /// The scan rules (mode ddos); every other rule is of mode normal.
 const SCAN_RULES: [&str; 3] = ["bad-helo", "no-host-name", "no-ip-for-name"];
 
 /// Asserts that the matches on `log` are exactly `want` ((scenario, rule) -> count), each
 /// from its scenario's address, none naming the legitimate client.
 fn check(what: &str, log: &Path, want: &BTreeMap<(u8, &str), usize>) {
-    let got = matches(log);
+    let got = counted_matches("exim", log);
     let text = fs::read_to_string(log).unwrap_or_default();
     let shown: Vec<String> = got
         .iter()

@@ -774,41 +774,12 @@ impl Drop for FtpLab {
     }
 }
 
-/// `portcullis test --filter NAME --json` on a snapshot of `log`: (host, rule, line) of
-/// every line that counts.
-fn matches(filter: &str, log: &Path) -> Vec<(String, String, String)> {
-    let bytes = fs::read(log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    let snapshot = log.with_extension("snapshot");
-    fs::write(&snapshot, &bytes).expect("write log snapshot");
-    let results = test_json(filter, &snapshot);
-    let lines: Vec<&str> = text.split_terminator('\n').collect();
-    assert_eq!(
-        results.len(),
-        lines.len(),
-        "{}: one JSON object per log line",
-        log.display()
-    );
-    results
-        .iter()
-        .zip(lines)
-        .filter(|(v, _)| v["matched"].as_bool() == Some(true) && v["weight"].as_u64() != Some(0))
-        .map(|(v, l)| {
-            (
-                v["host"].as_str().unwrap_or_default().to_string(),
-                v["rule"].as_str().unwrap_or_default().to_string(),
-                l.to_string(),
-            )
-        })
-        .collect()
-}
-
 /// Asserts that the matches of `filter` on `log` are exactly `want` ((scenario, rule) ->
 /// count), each from its scenario's address, none naming the legitimate client.
 /// With `forged`, the log went through a syslog that does not escape: the one line a client
 /// forged (vsftpd's NUL turned into a LF) must be there, reported as the legitimate client.
 fn check(what: &str, filter: &str, log: &Path, want: &BTreeMap<(u8, &str), usize>, forged: bool) {
-    let mut got = matches(filter, log);
+    let mut got = counted_matches(filter, log);
     let before = got.len();
     got.retain(|(_, _, l)| !l.starts_with("Dec  4 04:00:00 vm "));
     assert_eq!(

@@ -754,47 +754,10 @@ impl MailLab {
     }
 }
 
-/// `portcullis test --filter FILTER --json` on `log`: (host, rule, line) of every match.
-fn matches(filter: &str, log: &Path) -> Vec<(String, String, String)> {
-    // the servers may still append (anvil statistics, postscreen cache cleanup): read a
-    // snapshot, so that the lines and the JSON objects are of the same text
-    let text = fs::read_to_string(log).expect("read log");
-    let snapshot = log.with_extension(format!("{filter}.snapshot"));
-    fs::write(&snapshot, &text).expect("write log snapshot");
-    let out = run_with_timeout(
-        Command::new(env!("CARGO_BIN_EXE_portcullis"))
-            .args(["test", "--filter", filter, "--json"])
-            .arg(&snapshot),
-        None,
-        Duration::from_secs(60),
-    );
-    assert!(out.success(), "portcullis test: {}", out.stderr_str());
-    let stdout = out.stdout_str();
-    let results: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("one JSON object a line"))
-        .collect();
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(results.len(), lines.len(), "one JSON object per log line");
-    results
-        .iter()
-        .zip(lines)
-        // (a line that counts nothing, such as smtpd's "connect from", reports no one)
-        .filter(|(v, _)| v["matched"].as_bool() == Some(true) && v["weight"].as_u64() != Some(0))
-        .map(|(v, l)| {
-            (
-                v["host"].as_str().unwrap_or_default().to_string(),
-                v["rule"].as_str().unwrap_or_default().to_string(),
-                l.to_string(),
-            )
-        })
-        .collect()
-}
-
 /// Asserts that the matches of `filter` on `log` are exactly `want` ((scenario, rule, count);
 /// scenario N is the attacker address 203.0.113.N), each from its scenario's address.
 fn check(filter: &str, log: &Path, want: &[(u8, &str, usize)]) {
-    let got = matches(filter, log);
+    let got = counted_matches(filter, log);
     let text = fs::read_to_string(log).unwrap_or_default();
     let shown: Vec<String> = got
         .iter()

@@ -93,3 +93,34 @@ pub fn replay_bans(cfg: &Path, log: &Path) -> Vec<(String, String)> {
     })
     .collect()
 }
+
+/// `portcullis test --filter FILTER --json` on a snapshot of `log` (a server may still
+/// append to it, so the lines and the JSON objects are read from the same text): (host,
+/// rule, line) of every line that counts (a matched line of weight 0, such as Postfix's
+/// "connect from", counts nothing).
+pub fn counted_matches(filter: &str, log: &Path) -> Vec<(String, String, String)> {
+    let bytes = std::fs::read(log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let snapshot = log.with_extension(format!("{filter}.snapshot"));
+    std::fs::write(&snapshot, &bytes).expect("write log snapshot");
+    let results = test_json(filter, &snapshot);
+    let lines: Vec<&str> = text.split_terminator('\n').collect();
+    assert_eq!(
+        results.len(),
+        lines.len(),
+        "{}: one JSON object per log line",
+        log.display()
+    );
+    results
+        .iter()
+        .zip(lines)
+        .filter(|(v, _)| v["matched"].as_bool() == Some(true) && v["weight"].as_u64() != Some(0))
+        .map(|(v, l)| {
+            (
+                v["host"].as_str().unwrap_or_default().to_string(),
+                v["rule"].as_str().unwrap_or_default().to_string(),
+                l.to_string(),
+            )
+        })
+        .collect()
+}
