@@ -337,7 +337,11 @@ impl Tracker {
         };
         let total = match self.windows.get_mut(&key) {
             Some(w) => {
-                let cutoff = w.newest().max(f.time).saturating_sub(self.cfg.findtime());
+                // the window ends at its newest failure, which a late line does not move;
+                // the evicted failures are read around that same end, so exact and evicted
+                // failures together never span twice findtime or more
+                let end = w.newest().max(f.time);
+                let cutoff = end.saturating_sub(self.cfg.findtime());
                 if f.time <= cutoff {
                     return None;
                 }
@@ -347,13 +351,13 @@ impl Tracker {
                 w.insert(event);
                 w.drop_until(cutoff);
                 let exact = w.weight_in(cutoff, Millis::MAX);
-                let extra = self.evicted_weight(&key, f.time);
+                let extra = self.evicted_weight(&key, end);
                 let total = exact + extra;
                 if total < maxretry {
                     return None;
                 }
                 self.windows.remove(&key);
-                self.note_debt(key, extra, f.time);
+                self.note_debt(key, extra, end);
                 total
             }
             None => {
@@ -758,6 +762,28 @@ mod tests {
         assert_eq!(t.record(&fail(ip(1), 10 * SEC), 10 * SEC), None);
         // One ms short of findtime after the second: both count.
         assert!(is_ban(&t.record(&fail(ip(1), 20 * SEC - 1), 20 * SEC)));
+    }
+
+    #[test]
+    fn evicted_failures_are_read_around_the_windows_end() {
+        // a cap of one window: each new address evicts the other into the sketch
+        let small = |maxretry| TrackerConfig {
+            max_tracked: 1,
+            ..cfg(maxretry, 100)
+        };
+        let mut t = Tracker::new(small(3));
+        assert_eq!(t.record(&fail(ip(1), 100), 0), None);
+        assert_eq!(t.record(&fail(ip(2), 0), 1), None); // evicts ip(1)'s failure at 100
+        assert_eq!(t.record(&fail(ip(1), 300), 2), None); // evicts ip(2)
+                                                          // A late line at 201: the window ends at 300, so the evicted failure at 100 is
+                                                          // 200 old, twice findtime; read around 201 it counted, and banned 1 ms out of bounds.
+        assert_eq!(t.record(&fail(ip(1), 201), 3), None);
+        // The same with the evicted failure at 150: within twice findtime of 300, counted.
+        let mut t = Tracker::new(small(3));
+        assert_eq!(t.record(&fail(ip(1), 150), 0), None);
+        assert_eq!(t.record(&fail(ip(2), 0), 1), None);
+        assert_eq!(t.record(&fail(ip(1), 299), 2), None);
+        assert!(is_ban(&t.record(&fail(ip(1), 201), 3)));
     }
 
     #[test]
