@@ -51,58 +51,47 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   [ "$created_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 
-# Exim: Debian's exim4-daemon-light conflicts with postfix (both provide mail-transport-agent),
-# so tests/real_exim.rs runs the real binary from the .debs, unpacked (dpkg -x) and never
-# installed, with the libraries it needs that the machine lacks (libidn12 on Debian 12).
+# Programs that conflict with what is installed above run from their .debs, unpacked
+# (dpkg -x) into /var/cache/portcullis-test/NAME/root and never installed, with every library
+# they need that the machine lacks, the whole closure (proftpd-core needs libmemcached11,
+# which needs libhashkit2):
+#   Exim (exim4-daemon-light conflicts with postfix: both provide mail-transport-agent),
+#   ProFTPD and Pure-FTPd (each Conflicts: ftp-server, as vsftpd does).
 # Done again only when Debian's version changes.
-exim_dir=/var/cache/portcullis-test/exim
-exim_version() { apt-cache show --no-all-versions exim4-daemon-light 2>/dev/null | sed -n 's/^Version: //p' | head -n1; }
-exim_v=$(exim_version)
-[ -n "$exim_v" ] || { apt-get update -q && exim_v=$(exim_version); }
-if [ ! -x "$exim_dir/root/usr/sbin/exim4" ] || [ "$(cat "$exim_dir/version" 2>/dev/null)" != "$exim_v" ]; then
-  rm -rf "$exim_dir" && mkdir -p "$exim_dir/debs" "$exim_dir/root"
-  # apt downloads as _apt where it can write
-  chown _apt "$exim_dir/debs" 2>/dev/null || true
-  (cd "$exim_dir/debs" && apt-get download -q exim4-daemon-light exim4-base)
-  # its lib* dependencies that are not installed (first alternative, version dropped)
-  libs=$(dpkg-deb -f "$exim_dir"/debs/exim4-daemon-light_*.deb Depends | tr ',' '\n' |
-    sed -e 's/|.*//' -e 's/(.*//' -e 's/ //g' | grep '^lib' |
-    while read -r p; do dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' || echo "$p"; done)
-  if [ -n "$libs" ]; then (cd "$exim_dir/debs" && apt-get download -q $libs); fi
-  for deb in "$exim_dir"/debs/*.deb; do dpkg -x "$deb" "$exim_dir/root"; done
-  if LD_LIBRARY_PATH="$exim_dir/root/usr/lib/x86_64-linux-gnu" ldd "$exim_dir/root/usr/sbin/exim4" | grep 'not found'; then
-    echo "test.sh: the unpacked exim4 misses the libraries above" >&2
-    exit 1
-  fi
-  echo "$exim_v" > "$exim_dir/version"
-fi
-
-# FTP: vsftpd is installed above; ProFTPD and Pure-FTPd conflict with it (each Conflicts:
-# ftp-server), so tests/real_ftp.rs runs their binaries unpacked (dpkg -x) and never installed,
-# like Exim, with the libraries the machine lacks. Done again only when Debian's version changes.
-unpack_ftp() { # NAME BINARY PACKAGE...
-  local name=$1 bin=$2 dir=/var/cache/portcullis-test/$1 v libs deb
+unpack() { # NAME BINARY PACKAGE...
+  local name=$1 bin=$2 dir=/var/cache/portcullis-test/$1 v libs round
   shift 2
   v=$(apt-cache show --no-all-versions "$@" 2>/dev/null | sed -n 's/^Version: //p' | paste -sd' ')
   [ -n "$v" ] || { apt-get update -q && v=$(apt-cache show --no-all-versions "$@" | sed -n 's/^Version: //p' | paste -sd' '); }
   if [ -x "$dir/root/$bin" ] && [ "$(cat "$dir/version" 2>/dev/null)" = "$v" ]; then return 0; fi
   rm -rf "$dir" && mkdir -p "$dir/debs" "$dir/root"
+  # apt downloads as _apt where it can write
   chown _apt "$dir/debs" 2>/dev/null || true
   (cd "$dir/debs" && apt-get download -q "$@")
-  libs=$(for deb in "$dir"/debs/*.deb; do dpkg-deb -f "$deb" Depends; done | tr ',' '\n' |
-    sed -e 's/|.*//' -e 's/(.*//' -e 's/ //g' | grep '^lib' | sort -u |
-    while read -r p; do dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' || echo "$p"; done)
-  if [ -n "$libs" ]; then (cd "$dir/debs" && apt-get download -q $libs); fi
+  # the lib* dependencies of what is here that are neither installed nor here yet (first
+  # alternative, version dropped), until there are none (bounded: a chain is a few long)
+  for round in 1 2 3 4 5 6 7 8; do
+    libs=$(for deb in "$dir"/debs/*.deb; do dpkg-deb -f "$deb" Depends; done | tr ',' '\n' |
+      sed -e 's/|.*//' -e 's/(.*//' -e 's/:any$//' -e 's/ //g' | grep '^lib' | sort -u |
+      while read -r p; do
+        dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' && continue
+        compgen -G "$dir/debs/${p}_*.deb" >/dev/null && continue
+        echo "$p"
+      done)
+    [ -n "$libs" ] || break
+    (cd "$dir/debs" && apt-get download -q $libs)
+  done
   for deb in "$dir"/debs/*.deb; do dpkg -x "$deb" "$dir/root"; done
   if LD_LIBRARY_PATH="$dir/root/usr/lib/x86_64-linux-gnu" ldd "$dir/root/$bin" | grep 'not found'; then
-    echo "test.sh: the unpacked $bin misses the libraries above" >&2
+    echo "test.sh: the unpacked $bin (round $round) misses the libraries above" >&2
     exit 1
   fi
   echo "$v" > "$dir/version"
 }
-unpack_ftp proftpd usr/sbin/proftpd proftpd-core
+unpack exim usr/sbin/exim4 exim4-daemon-light exim4-base
+unpack proftpd usr/sbin/proftpd proftpd-core
 # (Pure-FTPd is unpacked too, though tests/real_ftp.rs does not run it for now: see its header)
-unpack_ftp pure-ftpd usr/sbin/pure-ftpd pure-ftpd
+unpack pure-ftpd usr/sbin/pure-ftpd pure-ftpd
 
 # cargo-deb: the Debian package test builds the package as the README says (`cargo deb`)
 command -v cargo-deb >/dev/null 2>&1 || cargo install cargo-deb --locked --version 3.8.0
