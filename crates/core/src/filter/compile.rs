@@ -75,6 +75,8 @@ pub struct Rule {
     pub weight: u32,
     /// How the line relates to the rest of its session.
     pub kind: super::def::Kind,
+    /// Only lines whose prefix names a program (see [`super::def::RuleDef::tagged_only`]).
+    pub(crate) tagged_only: bool,
     /// The anchored pattern, asked for the groups of [`GROUPS`].
     pub(crate) pattern: Pattern,
     /// A literal every match contains (for the prefilter), if one of 3+ bytes exists.
@@ -322,6 +324,7 @@ impl Filter {
                     class: r.class,
                     weight: r.weight,
                     kind: r.kind,
+                    tagged_only: r.tagged_only,
                     literal: pattern
                         .required_literal()
                         .filter(|l| l.len() >= 3)

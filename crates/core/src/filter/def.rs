@@ -215,6 +215,12 @@ pub struct RuleDef {
     /// How the line relates to the other lines of its session (see [`Kind`]).
     #[serde(default)]
     pub kind: Kind,
+    /// The rule reads a line only when its prefix names its program (a syslog or journal
+    /// line), never a line of a program's own log file: for a message the program also
+    /// writes into a file where other messages carry client text raw (a client's newline
+    /// there could write the message's line itself).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tagged_only: bool,
 }
 
 /// How one line relates to the other lines of the same session (same address, same pid),

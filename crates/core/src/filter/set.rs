@@ -484,6 +484,9 @@ impl MatchSet {
                 continue;
             }
             let r = &f.rules[rule as usize];
+            if r.tagged_only && p.program.is_none() {
+                continue;
+            }
             // A rule picked by a short prefix ("pam_") that also requires a longer literal
             // elsewhere: look for that literal before running the engine.
             if let Some(l) = &r.literal {

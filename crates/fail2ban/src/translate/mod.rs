@@ -189,6 +189,7 @@ pub(crate) fn rule(id: &str, mut patterns: Vec<String>, weight: u32) -> RuleDef 
         class: Class::Auth,
         weight,
         kind: Kind::Attempt,
+        tagged_only: false,
     }
 }
 
