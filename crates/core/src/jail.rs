@@ -150,6 +150,12 @@ impl Jail {
         &self.set
     }
 
+    /// Matches refused so far on syslog lines long enough to have been cut (see
+    /// [`crate::filter::cut`]), since the jail was built or last reconfigured.
+    pub fn cut_refused(&self) -> u64 {
+        self.scratch.cut_refused()
+    }
+
     /// The tracker (bans, windows).
     pub fn tracker(&self) -> &Tracker {
         &self.tracker

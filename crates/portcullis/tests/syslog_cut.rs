@@ -196,4 +196,34 @@ fn a_line_rsyslog_cut_bans_no_address_a_client_typed() {
         ["192.0.2.66", "198.51.100.4", "198.51.100.30"],
         "the attack as the old matcher saw it"
     );
+
+    // the daemon: bans the same, and says how many matches it refused
+    let live = dir.join("live.log");
+    let config = dir.join("daemon.toml");
+    fs::write(
+        &config,
+        format!(
+            "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"null\"\n[[jail]]\nname = \"cutdemo\"\nfilter = {:?}\nlogs = [{:?}]\nmaxretry = 1\nfindtime = \"1h\"\nbantime = \"1h\"\n",
+            dir.join("portcullis.sock").display().to_string(),
+            dir.join("state").display().to_string(),
+            dir.join("cutdemo.toml").display().to_string(),
+            live.display().to_string(),
+        ),
+    )
+    .unwrap();
+    // (the log does not exist yet, so the daemon reads it from its start)
+    let daemon = common::daemon::Daemon::start(&config, &dir.join("daemon.log"));
+    fs::write(&live, fs::read(&out).unwrap()).unwrap();
+    wait_for(
+        "the daemon to ban the last address",
+        Duration::from_secs(30),
+        || daemon.log().contains("ban 198.51.100.30 "),
+    );
+    let said = daemon.stop();
+    assert!(said.contains("ban 198.51.100.4 "), "{said}");
+    assert!(!said.contains("ban 192.0.2.66"), "{said}");
+    assert!(
+        said.contains("1 matching line(s) not counted: each was a syslog line long enough to have been cut by its transport (transport_cut = 1024"),
+        "{said}"
+    );
 }

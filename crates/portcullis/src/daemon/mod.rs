@@ -112,6 +112,8 @@ struct Engine {
     rng: u64,
     /// Per jail: failure rate and the last `flood` event.
     floods: HashMap<String, FloodState>,
+    /// Per jail: the matches refused on possibly cut syslog lines already reported, and when.
+    cuts_reported: HashMap<String, (u64, Millis)>,
     /// Where counted failures' lines are kept for notifications (when any is configured).
     evidence: Option<crate::notify::EvidenceHook>,
     /// Prometheus metrics (`[metrics]`), when configured.
@@ -214,6 +216,7 @@ impl Engine {
                 h.finish() | 1
             },
             floods: HashMap::new(),
+            cuts_reported: HashMap::new(),
             evidence: None,
             metrics: None,
             stats: None,
@@ -1045,6 +1048,7 @@ impl Engine {
             }
         }
         self.report_floods(now);
+        self.report_cuts(now);
         if !fw_first.is_empty() {
             if let Err(e) = self.fw.apply(&fw_first) {
                 error!("firewall: {e:#}; repairing the table and retrying");
@@ -1117,6 +1121,30 @@ impl Engine {
                 });
                 *seen = st.evicted;
                 f.last_event = Some(now);
+            }
+        }
+    }
+
+    /// Says, at most once per [`FLOOD_INTERVAL_MS`] per jail, how many matches were refused
+    /// since the last note because the syslog line was long enough to have been cut by its
+    /// transport (the jail's `transport_cut`): the address there may be one a client typed.
+    fn report_cuts(&mut self, now: Millis) {
+        for (j, c) in self.jails.iter().zip(&self.cfg.jails) {
+            let n = j.cut_refused();
+            let (seen, at) = self.cuts_reported.entry(j.name().to_string()).or_default();
+            if n < *seen {
+                // the jail was rebuilt (reload): its count started again
+                *seen = 0;
+            }
+            if n > *seen && (*at == 0 || now - *at >= FLOOD_INTERVAL_MS) {
+                warn!(
+                    jail = j.name(),
+                    "{} matching line(s) not counted: each was a syslog line long enough to have been cut by its transport (transport_cut = {}, less 256 bytes of header), and the rule lets client text of any length stand before the address, so a client may have placed the cut right after an address it typed (README, \"Lines a transport cut\")",
+                    n - *seen,
+                    c.transport_cut
+                );
+                *seen = n;
+                *at = now;
             }
         }
     }
