@@ -26,22 +26,8 @@ mod common;
 use common::*;
 use serde_json::Value;
 use std::fs;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
-
-const FILTER: &str = r#"
-name = "cutdemo"
-description = "the test's service: a failed login, the address last or first"
-programs = ["cutdemo"]
-
-[[rule]]
-id = "tail"
-pattern = '''Login failed for user .* from {HOST}'''
-
-[[rule]]
-id = "head"
-pattern = '''Denied from {HOST} for user .*'''
-"#;
 
 /// journald's LineMax here.
 const LINE_MAX: usize = 1024;
@@ -94,7 +80,7 @@ fn lines_journald_cut_ban_no_address_a_client_typed() {
         Journald::start_with("[Journal]\nStorage=volatile\nLineMax=1K\nRateLimitBurst=0\n");
 
     let filter = dir.join("cutdemo.toml");
-    fs::write(&filter, FILTER).unwrap();
+    fs::write(&filter, CUTDEMO_FILTER).unwrap();
     let config = dir.join("portcullis.toml");
     let socket = dir.join("portcullis.sock");
     fs::write(
@@ -110,32 +96,8 @@ fn lines_journald_cut_ban_no_address_a_client_typed() {
     )
     .unwrap();
     let daemon_log = dir.join("daemon.log");
-    let mut cmd = journald.command(&[
-        BIN.to_string(),
-        "run".into(),
-        "-c".into(),
-        config.display().to_string(),
-    ]);
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(&daemon_log).unwrap());
-    let mut daemon = ProcessGuard::spawn(cmd, "portcullis run");
+    let mut daemon = journald.daemon(&config, &dir.join("state"), &daemon_log);
     let log = || fs::read_to_string(&daemon_log).unwrap_or_default();
-    let cursor_saved = || {
-        fs::read_dir(dir.join("state")).is_ok_and(|d| {
-            d.filter_map(Result::ok)
-                .any(|e| e.file_name().to_string_lossy().ends_with(".cursor"))
-        })
-    };
-    // up, reading the journal (its reader saves the journal's newest entry at once)
-    let up = wait_until(Duration::from_secs(20), || {
-        daemon.try_wait().is_some() || (log().contains("started jails=cutdemo") && cursor_saved())
-    });
-    assert!(
-        up && daemon.try_wait().is_none(),
-        "the daemon did not come up reading the journal; its stderr:\n{}",
-        log()
-    );
 
     // the service: its stdout is a stream to journald
     let out_file = dir.join("service-output");

@@ -29,7 +29,7 @@ use serde_json::Value;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
@@ -170,27 +170,8 @@ fn spoofed_sshd_entries_in_the_journal_ban_nobody() {
     )
     .unwrap();
     let daemon_log = dir.join("daemon.log");
-    let mut cmd = journald.command(&strings(&[BIN, "run", "-c", config.to_str().unwrap()]));
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(&daemon_log).unwrap());
-    let mut daemon = ProcessGuard::spawn(cmd, "portcullis run");
+    let mut daemon = journald.daemon(&config, &dir.join("state"), &daemon_log);
     let log = || fs::read_to_string(&daemon_log).unwrap_or_default();
-    let cursor_saved = || {
-        fs::read_dir(dir.join("state")).is_ok_and(|d| {
-            d.filter_map(Result::ok)
-                .any(|e| e.file_name().to_string_lossy().ends_with(".cursor"))
-        })
-    };
-    // up, reading the journal (its reader saves the journal's newest entry at once)
-    let up = wait_until(Duration::from_secs(20), || {
-        daemon.try_wait().is_some() || (log().contains("started jails=sshd") && cursor_saved())
-    });
-    assert!(
-        up && daemon.try_wait().is_none(),
-        "the daemon did not come up reading the journal; its stderr:\n{}",
-        log()
-    );
     let cli = |args: &[&str]| {
         let mut c = Command::new(BIN);
         c.args(args).arg("--socket").arg(&socket);

@@ -24,20 +24,6 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-const FILTER: &str = r#"
-name = "cutdemo"
-description = "the test's program: a failed login, the address last or first"
-programs = ["cutdemo"]
-
-[[rule]]
-id = "tail"
-pattern = '''Login failed for user .* from {HOST}'''
-
-[[rule]]
-id = "head"
-pattern = '''Denied from {HOST} for user .*'''
-"#;
-
 const RSYSLOGD: &str = "/usr/sbin/rsyslogd";
 
 /// rsyslogd in the foreground with `dir/rsyslog.conf`: socket `dir/log.sock`, every message
@@ -134,7 +120,7 @@ fn a_line_rsyslog_cut_bans_no_address_a_client_typed() {
         .tempdir()
         .unwrap();
     let dir = work.path();
-    fs::write(dir.join("cutdemo.toml"), FILTER).unwrap();
+    fs::write(dir.join("cutdemo.toml"), CUTDEMO_FILTER).unwrap();
     let mut rs = rsyslogd(dir);
 
     // how much of a message rsyslog keeps: 1 KiB less the header of the datagram
@@ -212,7 +198,7 @@ fn a_line_rsyslog_cut_bans_no_address_a_client_typed() {
     )
     .unwrap();
     // (the log does not exist yet, so the daemon reads it from its start)
-    let daemon = common::daemon::Daemon::start(&config, &dir.join("daemon.log"));
+    let daemon = Daemon::start(&config, &dir.join("daemon.log"));
     fs::write(&live, fs::read(&out).unwrap()).unwrap();
     wait_for(
         "the daemon to ban the last address",

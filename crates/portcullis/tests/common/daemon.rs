@@ -8,6 +8,23 @@ use std::time::Duration;
 
 use super::netns::{wait_until, ProcessGuard};
 
+/// The filter of the transport-cut tests (journal_cut.rs, syslog_cut.rs): a program
+/// `cutdemo` that logs a failed login with the client's text before the address (`tail`)
+/// or after it (`head`).
+pub const CUTDEMO_FILTER: &str = r#"
+name = "cutdemo"
+description = "the test's program: a failed login, the address last or first"
+programs = ["cutdemo"]
+
+[[rule]]
+id = "tail"
+pattern = '''Login failed for user .* from {HOST}'''
+
+[[rule]]
+id = "head"
+pattern = '''Denied from {HOST} for user .*'''
+"#;
+
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::cli::*;
+use super::daemon::BIN;
 use super::netns::*;
 
 /// journald, as Debian installs it.
@@ -90,6 +91,39 @@ impl Journald {
 
     pub fn run(&self, argv: &[String]) -> CmdOutput {
         run_with_timeout(&mut self.command(argv), None, Duration::from_secs(30))
+    }
+
+    /// `portcullis run -c CONFIG` in the namespace, so that its journal reader reads this
+    /// journal, its stderr in `log`. Returns once it runs and its reader has saved a cursor
+    /// in `state_dir` (the reader saves the journal's newest entry at once): the entries
+    /// written after that are the ones it reads. Panics with its stderr if it does not come up.
+    pub fn daemon(&self, config: &Path, state_dir: &Path, log: &Path) -> ProcessGuard {
+        let mut cmd = self.command(&[
+            BIN.to_string(),
+            "run".into(),
+            "-c".into(),
+            config.display().to_string(),
+        ]);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(log).unwrap());
+        let mut daemon = ProcessGuard::spawn(cmd, "portcullis run");
+        let text = || fs::read_to_string(log).unwrap_or_default();
+        let cursor_saved = || {
+            fs::read_dir(state_dir).is_ok_and(|d| {
+                d.filter_map(Result::ok)
+                    .any(|e| e.file_name().to_string_lossy().ends_with(".cursor"))
+            })
+        };
+        let up = wait_until(Duration::from_secs(20), || {
+            daemon.try_wait().is_some() || (text().contains("started jails=") && cursor_saved())
+        });
+        assert!(
+            up && daemon.try_wait().is_none(),
+            "the daemon did not come up reading the journal; its stderr:\n{}",
+            text()
+        );
+        daemon
     }
 
     /// `journalctl -o json --all MATCHES…` in the namespace: the MESSAGE of each entry.
