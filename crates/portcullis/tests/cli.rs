@@ -82,6 +82,28 @@ fn test_summary_counts_rules_hosts_users() {
     );
 }
 
+/// A `tagged_only` rule (Samba's hosts allow/deny refusal) reads the syslog line, not the
+/// same message in the program's own file, and `test` says how many it left out.
+#[test]
+fn test_says_what_a_syslog_only_rule_left_out() {
+    let log = "\
+Dec  3 12:00:20 fs1 smbd[2002]: Denied connection from unknown (203.0.113.20)
+  Denied connection from unknown (203.0.113.22)
+  Denied connection from  (203.0.113.23)
+";
+    let o = portcullis(&["test", "--filter", "samba"], Some(log));
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        out.contains("lines read: 3") && out.contains("lines matched: 1"),
+        "{out}"
+    );
+    assert!(
+        out.contains("lines without a program name that a syslog-only rule matches: 2 "),
+        "{out}"
+    );
+}
+
 #[test]
 fn unknown_filter_lists_the_known_ones() {
     let o = portcullis(&["test", "--filter", "nosuchfilter"], Some(""));

@@ -105,9 +105,17 @@ pub struct Scratch {
     /// Matches refused because the line may have been cut by its transport (see
     /// [`super::cut`]).
     cut_refused: u64,
+    /// Matches of `tagged_only` rules refused because the line names no program.
+    untagged_refused: u64,
 }
 
 impl Scratch {
+    /// How many matches of `tagged_only` rules were refused because their line names no
+    /// program (a line of a program's own file).
+    pub fn untagged_refused(&self) -> u64 {
+        self.untagged_refused
+    }
+
     /// How many matches were refused because their line may have been cut by its transport
     /// (see [`super::cut`]).
     pub fn cut_refused(&self) -> u64 {
@@ -388,6 +396,7 @@ impl MatchSet {
             cands: SmallVec::new(),
             stamp: None,
             cut_refused: 0,
+            untagged_refused: 0,
         }
     }
 
@@ -484,9 +493,6 @@ impl MatchSet {
                 continue;
             }
             let r = &f.rules[rule as usize];
-            if r.tagged_only && p.program.is_none() {
-                continue;
-            }
             // A rule picked by a short prefix ("pam_") that also requires a longer literal
             // elsewhere: look for that literal before running the engine.
             if let Some(l) = &r.literal {
@@ -507,6 +513,11 @@ impl MatchSet {
                 r.pattern.captures_with_prefix(msg, c, prefix)
             };
             if !matched {
+                continue;
+            }
+            // (after the match, so that `test` can say what such a rule left out)
+            if r.tagged_only && p.program.is_none() {
+                scratch.untagged_refused += 1;
                 continue;
             }
             let (host, user, time, key) =

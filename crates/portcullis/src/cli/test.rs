@@ -32,6 +32,8 @@ struct Stats {
     /// Lines not matched because a syslog transport may have cut them where a client chose
     /// (see `portcullis_core::filter::cut`).
     transport_cut: u64,
+    /// Lines without a program name that a `tagged_only` rule matched (not counted).
+    untagged: u64,
     matched: u64,
     /// Lines not matched whose prefix gave no program, for a filter that names its
     /// programs (a prefix Portcullis does not read, or a file of bare messages).
@@ -176,6 +178,7 @@ impl Stats {
         self.lines += o.lines;
         self.cut += o.cut;
         self.transport_cut += o.transport_cut;
+        self.untagged += o.untagged;
         self.matched += o.matched;
         self.unrecognised += o.unrecognised;
         self.unrecognised_first.extend(o.unrecognised_first);
@@ -329,8 +332,10 @@ fn count_shard(
     s.lines += 1;
     s.cut += u64::from(cut);
     let refused = scratch.cut_refused();
+    let untagged = scratch.untagged_refused();
     let Some(h) = set.match_parsed(&parsed, ctx, scratch) else {
         s.transport_cut += u64::from(scratch.cut_refused() > refused);
+        s.untagged += u64::from(scratch.untagged_refused() > untagged);
         if !(may_repeat(&parsed) && s.repeat(&parsed, at)) && parsed.program.is_none() {
             not_recognised(set, s, &line, at);
         }
@@ -602,6 +607,12 @@ fn print_summary(set: &MatchSet, s: &Stats, top: usize) {
             "lines a syslog transport may have cut: {} (not matched: long enough to have been cut at the transport's limit, {} bytes by default, with the address after client text; a client can pad its text so the cut falls after an address it typed. A jail's `transport_cut` sets the limit)\n",
             s.transport_cut,
             portcullis_core::filter::cut::DEFAULT_TRANSPORT_CUT
+        ));
+    }
+    if s.untagged > 0 {
+        o.push_str(&format!(
+            "lines without a program name that a syslog-only rule matches: {} (not matched: a rule with `tagged_only` reads syslog and journal lines only, since the program's own file holds client text raw; see the filter's header)\n",
+            s.untagged
         ));
     }
     o.push_str("\nmatches per rule:\n");
