@@ -15,8 +15,8 @@
 //! passwd and group), the kernel drops the bind mounts whose mountpoint was renamed over in
 //! every other mount namespace, and the server reads the host's file from then on: alice
 //! unknown, her right password answered "530 Login authentication failed" (what made
-//! Pure-FTPd, whose legitimate login comes 75 s after its start, fail 2 runs in 4). /dev is a
-//! private tmpfs holding the device nodes
+//! Pure-FTPd fail 2 runs in 4 when it ran at its own speed: its legitimate login came 75 s
+//! after its start). /dev is a private tmpfs holding the device nodes
 //! and a /dev/log that leads to a private rsyslogd of that server (its own configuration,
 //! socket and file; one per server, so that each log holds one server's lines). Seven
 //! servers:
@@ -27,15 +27,16 @@
 //!   does not escape (`parser.escapeControlCharactersOnReceive="off"`: what a raw reader of
 //!   /dev/log sees);
 //! * ProFTPD 1.3.8 with a SystemLog file, and with syslog (escaping rsyslog);
-//! * Pure-FTPd 1.0.50 through syslog, escaping and not, at its own speed: it sleeps 3 to 6 s
-//!   after a failed password and 3 s more for each further failure of the session
-//!   (src/ftpd.c randomsleep()), so the session reaching "Too many authentication failures"
-//!   (six failures) takes 63 to 81 s, and each reply is waited for up to 30 s. It runs with
-//!   `-c 400`: its listen backlog is 3 + maxclients / 8, 9 with the default 50, and the 21
-//!   IPv4 scenarios connect at once; the accept queue overflowed, and a connection the
-//!   kernel had answered with a SYN cookie was dropped at its last ACK while the client
-//!   believed it open: the banner never came (the client timed out) until the client sent
-//!   something (its FIN). That was the "reply never came" once blamed on libfaketime.
+//! * Pure-FTPd 1.0.50 through syslog, escaping and not. It sleeps 3 to 6 s after a failed
+//!   password and 3 s more for each further failure of the session (src/ftpd.c
+//!   randomsleep()): it runs under Debian's libfaketime at 50 times the speed, so that the
+//!   session reaching "Too many authentication failures" (six failures, 63 to 81 s at its
+//!   own speed) takes under 2 s. Its log lines' times are rsyslog's (imuxsock ignores the
+//!   sender's timestamp). It runs with `-c 400`: its listen backlog is 3 + maxclients / 8,
+//!   9 with the default 50, and the 21 IPv4 scenarios connect at once; the accept queue
+//!   overflowed, and a connection the kernel had answered with a SYN cookie was dropped at
+//!   its last ACK while the client believed it open: no banner came until the client's FIN
+//!   (the "reply never came" once blamed on libfaketime: the same at its own speed).
 //!
 //! Clients in a second namespace (Debian's python3, raw sockets: every byte of a command is
 //! the test's) run the scenarios against each server, one source address per scenario
@@ -65,9 +66,8 @@
 //! the session that reached the server's limit, nobody (its closing line does not count on
 //! top).
 //!
-//! Needs root, vsftpd, rsyslogd, the unpacked ProFTPD and Pure-FTPd (test.sh) and python3;
-//! fails loudly when they are missing. Runs in about 80 s (Pure-FTPd's sleeps; the other
-//! servers' clients run meanwhile).
+//! Needs root, vsftpd, rsyslogd, libfaketime, the unpacked ProFTPD and Pure-FTPd (test.sh)
+//! and python3; fails loudly when they are missing. Runs in about 5 s.
 
 mod common;
 
@@ -85,6 +85,7 @@ const LEGIT: &str = "198.51.100.7";
 const PYTHON: &str = "/usr/bin/python3";
 const VSFTPD: &str = "/usr/sbin/vsftpd";
 const RSYSLOGD: &str = "/usr/sbin/rsyslogd";
+const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 /// Where test.sh unpacks the .debs.
 const PROFTPD_ROOT: &str = "/var/cache/portcullis-test/proftpd/root";
 const PUREFTPD_ROOT: &str = "/var/cache/portcullis-test/pure-ftpd/root";
@@ -110,8 +111,9 @@ PORT = int(sys.argv[2])
 SERVER = "192.0.2.1"
 SERVER_V6 = "2001:db8::1"
 # seconds a reply may take: Pure-FTPd sleeps up to 6 s after a failed password, 3 s more for
-# each further failure of the session (the sixth: about 21 s)
-TIMEOUT = 30
+# each further failure of the session (the sixth: about 21 s), under libfaketime at 50 times
+# the speed (under half a second)
+TIMEOUT = 10
 LEGIT = "198.51.100.7"
 # a whole log line of each server naming the legitimate client, typed after a CR
 FORGED = {
@@ -423,6 +425,7 @@ impl FtpLab {
         for (path, what) in [
             (VSFTPD, "install vsftpd"),
             (RSYSLOGD, "install rsyslog"),
+            (FAKETIME, "install libfaketime"),
             (PYTHON, "install python3"),
         ] {
             require_file(Path::new(path), what);
@@ -704,6 +707,8 @@ impl FtpLab {
             "",
             &[
                 "env".into(),
+                format!("LD_PRELOAD={FAKETIME}"),
+                "FAKETIME=+0 x50".into(),
                 bin.to_str().unwrap().into(),
                 "-S".into(),
                 format!(",{port}"),
@@ -735,7 +740,7 @@ impl FtpLab {
         std::thread::spawn(move || {
             (
                 name,
-                run_with_timeout(&mut cmd, None, Duration::from_secs(120)),
+                run_with_timeout(&mut cmd, None, Duration::from_secs(60)),
             )
         })
     }
