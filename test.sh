@@ -21,8 +21,8 @@ compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing=1
 [ -x /lib/systemd/systemd-journald ] || missing=1
 # the mail notification test runs a real SMTP server (aiosmtpd) with Debian's python3
 [ -d /usr/lib/python3/dist-packages/aiosmtpd ] || missing=1
-# the real FTP test runs each server with its own rsyslogd
-[ -x /usr/sbin/rsyslogd ] || missing=1
+# the real FTP test runs Pure-FTPd under libfaketime and each server with its own rsyslogd
+[ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] && [ -x /usr/sbin/rsyslogd ] || missing=1
 # the real mail test runs Dovecot's IMAP and POP3 login services
 [ -x /usr/lib/dovecot/imap-login ] && [ -x /usr/lib/dovecot/pop3-login ] || missing=1
 if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
@@ -40,14 +40,14 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   # (policy-rc.d keeps its server from starting); chromium: the report test opens its HTML
   # page in it; redis-server: the fleet tests run a real Redis; postfix, dovecot-imapd and
   # dovecot-pop3d: the real mail test (policy-rc.d keeps their services from starting);
-  # rsyslog: the real FTP test (vsftpd's service kept from starting likewise).
+  # libfaketime, rsyslog: the real FTP test (vsftpd's service kept from starting likewise).
   # dropbear-bin: the real Dropbear test (no service: the package has none).
   # postfix: no configuration of the machine's own mail system (its test runs its own)
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   apt-get install -y -q nftables iproute2 openssh-server openssh-client sshpass passwd \
     util-linux bsdutils nginx apache2 curl postgresql monit systemd man-db dpkg-dev iptables ipset tcpd \
     python3-aiosmtpd prometheus chromium vsftpd python3 redis-server \
-    postfix dovecot-imapd dovecot-pop3d rsyslog dropbear-bin
+    postfix dovecot-imapd dovecot-pop3d libfaketime rsyslog dropbear-bin
   [ "$created_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 

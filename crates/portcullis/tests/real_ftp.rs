@@ -6,10 +6,17 @@
 //! PORTCULLIS_PUREFTPD_ROOT elsewhere), never installed.
 //!
 //! Every server runs as root in a network namespace (192.0.2.1 and 2001:db8::1) and in a
-//! private mount namespace (`unshare --mount`) where the test's own passwd, group, shadow
-//! (accounts alice, bob, carol, dave, erin and a root password, never created on the host),
-//! ftpusers (root, dave) and /etc/pam.d/vsftpd (pam_unix with `nodelay`, so that a failure
-//! costs no 2 s) are bound over /etc, and /dev is a private tmpfs holding the device nodes
+//! private mount namespace (`unshare --mount`) where /etc is an overlay whose upper layer, on
+//! a private tmpfs, holds the test's own passwd, group, shadow (accounts alice, bob, carol,
+//! dave, erin and a root password, never created on the host), ftpusers (root, dave) and
+//! pam.d/vsftpd (pam_unix with `nodelay`, so that a failure costs no 2 s). Not a bind mount
+//! of each file: when the host replaces its /etc/shadow (chpasswd renames shadow+ over it, as
+//! `common::netns::ensure_test_user` of any other test process does; useradd does the same to
+//! passwd and group), the kernel drops the bind mounts whose mountpoint was renamed over in
+//! every other mount namespace, and the server reads the host's file from then on: alice
+//! unknown, her right password answered "530 Login authentication failed" (what made
+//! Pure-FTPd fail 2 runs in 4 when it ran at its own speed: its legitimate login came 75 s
+//! after its start). /dev is a private tmpfs holding the device nodes
 //! and a /dev/log that leads to a private rsyslogd of that server (its own configuration,
 //! socket and file; one per server, so that each log holds one server's lines). Seven
 //! servers:
@@ -20,16 +27,16 @@
 //!   does not escape (`parser.escapeControlCharactersOnReceive="off"`: what a raw reader of
 //!   /dev/log sees);
 //! * ProFTPD 1.3.8 with a SystemLog file, and with syslog (escaping rsyslog);
-//! * Pure-FTPd 1.0.50 through syslog, escaping and not. Pure-FTPd sleeps 3 to 6 s after a
-//!   failed password and 3 s more for each further failure of the session (src/ftpd.c
-//!   randomsleep()). **Not run for now:** it was intermittent in two ways the session that
-//!   found them could not explain in time. Under Debian's libfaketime at 50 times the speed
-//!   (so that six failures take a second, not 75 s), a failed login's reply now and then
-//!   never came (1 run in 4 to 8, also in a fresh-clone run of test.sh); at its own speed,
-//!   the legitimate client's right password was now and then answered "530 Login
-//!   authentication failed" (2 runs in 4). Its builder, scenarios and (as a comment) expected matches
-//!   stay here for when that is understood; the filter's samples carry the lines of the
-//!   passing runs (Pure-FTPd writes control characters as `_` itself, `stripctrl()`).
+//! * Pure-FTPd 1.0.50 through syslog, escaping and not. It sleeps 3 to 6 s after a failed
+//!   password and 3 s more for each further failure of the session (src/ftpd.c
+//!   randomsleep()): it runs under Debian's libfaketime at 50 times the speed, so that the
+//!   session reaching "Too many authentication failures" (six failures, 63 to 81 s at its
+//!   own speed) takes under 2 s. Its log lines' times are rsyslog's (imuxsock ignores the
+//!   sender's timestamp). It runs with `-c 400`: its listen backlog is 3 + maxclients / 8,
+//!   9 with the default 50, and the 21 IPv4 scenarios connect at once; the accept queue
+//!   overflowed, and a connection the kernel had answered with a SYN cookie was dropped at
+//!   its last ACK while the client believed it open: no banner came until the client's FIN
+//!   (the "reply never came" once blamed on libfaketime: the same at its own speed).
 //!
 //! Clients in a second namespace (Debian's python3, raw sockets: every byte of a command is
 //! the test's) run the scenarios against each server, one source address per scenario
@@ -59,8 +66,8 @@
 //! the session that reached the server's limit, nobody (its closing line does not count on
 //! top).
 //!
-//! Needs root, vsftpd, rsyslogd, the unpacked ProFTPD and Pure-FTPd (test.sh) and python3;
-//! fails loudly when they are missing. Runs in about 4 s.
+//! Needs root, vsftpd, rsyslogd, libfaketime, the unpacked ProFTPD and Pure-FTPd (test.sh)
+//! and python3; fails loudly when they are missing. Runs in about 5 s.
 
 mod common;
 
@@ -78,6 +85,7 @@ const LEGIT: &str = "198.51.100.7";
 const PYTHON: &str = "/usr/bin/python3";
 const VSFTPD: &str = "/usr/sbin/vsftpd";
 const RSYSLOGD: &str = "/usr/sbin/rsyslogd";
+const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 /// Where test.sh unpacks the .debs.
 const PROFTPD_ROOT: &str = "/var/cache/portcullis-test/proftpd/root";
 const PUREFTPD_ROOT: &str = "/var/cache/portcullis-test/pure-ftpd/root";
@@ -103,8 +111,9 @@ PORT = int(sys.argv[2])
 SERVER = "192.0.2.1"
 SERVER_V6 = "2001:db8::1"
 # seconds a reply may take: Pure-FTPd sleeps up to 6 s after a failed password, 3 s more for
-# each further failure of the session (the sixth: about 21 s)
-TIMEOUT = 30
+# each further failure of the session (the sixth: about 21 s), under libfaketime at 50 times
+# the speed (under half a second)
+TIMEOUT = 10
 LEGIT = "198.51.100.7"
 # a whole log line of each server naming the legitimate client, typed after a CR
 FORGED = {
@@ -284,10 +293,16 @@ sys.exit(1 if errors else 0)
 "##;
 
 /// The mount-namespace set-up (run by `sh -c` inside `unshare --mount`): $1 the server's
-/// directory (its etc/ files), $2 its syslog socket, then the command.
+/// directory, $2 its syslog socket, $3 the test's etc/ files, then the command. /etc is an
+/// overlay (the host's /etc below, the test's files above on a tmpfs of this namespace), not a
+/// bind mount of each file: see the module doc.
 const NS_SH: &str = r#"set -e
 d=$1; sock=$2; etc=$3; shift 3
-for f in passwd group shadow ftpusers pam.d/vsftpd; do mount --bind "$etc/$f" "/etc/$f"; done
+mkdir -p "$d/etc-ov"
+mount -t tmpfs -o mode=755 pct-etc "$d/etc-ov"
+mkdir -p "$d/etc-ov/up/pam.d" "$d/etc-ov/work"
+for f in passwd group shadow ftpusers pam.d/vsftpd; do cp "$etc/$f" "$d/etc-ov/up/$f"; done
+mount -t overlay pct-etc -o "lowerdir=/etc,upperdir=$d/etc-ov/up,workdir=$d/etc-ov/work" /etc
 mkdir -p "$d/olddev"
 mount --bind /dev "$d/olddev"
 mount -t tmpfs -o mode=755 pct-dev /dev
@@ -410,6 +425,7 @@ impl FtpLab {
         for (path, what) in [
             (VSFTPD, "install vsftpd"),
             (RSYSLOGD, "install rsyslog"),
+            (FAKETIME, "install libfaketime"),
             (PYTHON, "install python3"),
         ] {
             require_file(Path::new(path), what);
@@ -681,8 +697,6 @@ impl FtpLab {
         )
     }
 
-    // (not run for now: see the module doc)
-    #[allow(dead_code)]
     fn pureftpd(&mut self, name: &'static str, port: u16, escape: bool) -> Server {
         let bin = self.pureftpd.join("usr/sbin/pure-ftpd");
         self.start(
@@ -693,6 +707,8 @@ impl FtpLab {
             "",
             &[
                 "env".into(),
+                format!("LD_PRELOAD={FAKETIME}"),
+                "FAKETIME=+0 x50".into(),
                 bin.to_str().unwrap().into(),
                 "-S".into(),
                 format!(",{port}"),
@@ -703,6 +719,9 @@ impl FtpLab {
                 "-u".into(),
                 "1000".into(),
                 "-1".into(),
+                // a listen backlog of 3 + 400 / 8 = 53: every scenario connects at once
+                "-c".into(),
+                "400".into(),
             ],
         )
     }
@@ -721,7 +740,7 @@ impl FtpLab {
         std::thread::spawn(move || {
             (
                 name,
-                run_with_timeout(&mut cmd, None, Duration::from_secs(120)),
+                run_with_timeout(&mut cmd, None, Duration::from_secs(60)),
             )
         })
     }
@@ -867,8 +886,8 @@ fn real_ftp_logs_give_the_attackers_and_only_them() {
         lab.vsftpd("vsftpd-raw", 2122, true, false),
         lab.proftpd("proftpd-file", 2221, false),
         lab.proftpd("proftpd-syslog", 2222, true),
-        // Pure-FTPd is not run (see the module doc): now and then it rejected the right
-        // password of the legitimate client, or never answered a failed login.
+        lab.pureftpd("pure-ftpd", 2321, true),
+        lab.pureftpd("pure-ftpd-raw", 2322, false),
     ];
     let baseline = lab.server.pids().len();
     let runs: Vec<_> = servers.iter().map(|s| lab.attack(s)).collect();
@@ -913,7 +932,7 @@ fn real_ftp_logs_give_the_attackers_and_only_them() {
         let b = fs::read(if own { s.own_log() } else { s.syslog() }).unwrap_or_default();
         String::from_utf8_lossy(&b).into_owned()
     };
-    let [vs_file, vs_sys, vs_raw, pf_file, pf_sys] = &servers[..] else {
+    let [vs_file, vs_sys, vs_raw, pf_file, pf_sys, pu_sys, pu_raw] = &servers[..] else {
         unreachable!()
     };
     // vsftpd's own file: control characters as '?' (logging.c vsf_log_do_log_to_file())
@@ -950,10 +969,20 @@ fn real_ftp_logs_give_the_attackers_and_only_them() {
         t.escape_debug()
     );
     assert!(read(pf_sys, false).contains("USER x#015from 192.0.2.66: no such user"));
-    // (Pure-FTPd, when run, writes control characters as '_': src/ftpd.c stripctrl())
+    // Pure-FTPd: control characters as '_' (src/ftpd.c stripctrl()), with any transport
+    for s in [pu_sys, pu_raw] {
+        let t = read(s, false);
+        assert!(
+            t.contains("for user [x_from 192.0.2.66]") && t.contains("for user [a_b_[31mc]")
+                && t.contains("for user [x_Dec  4 04:00:00 vm pure-ftpd[1]: (?@198.51.100.7) [WARNING] Authentication failed for user [y]_y]"),
+            "{}: control characters are not written as '_':\n{}",
+            s.name,
+            t.escape_debug()
+        );
+    }
     // the legitimate login is logged (ProFTPD logs it at level info, below its default
     // SyslogLevel: the client's 230 reply is the proof there)
-    for s in [vs_file, vs_sys, vs_raw] {
+    for s in [vs_file, vs_sys, vs_raw, pu_sys, pu_raw] {
         let t = read(s, s.kind == Kind::Vsftpd && s.own_log().exists());
         assert!(
             t.contains(&format!("[alice] OK LOGIN: Client \"::ffff:{LEGIT}\""))
@@ -1010,8 +1039,17 @@ fn real_ftp_logs_give_the_attackers_and_only_them() {
     }
     // <Limit LOGIN> Deny from: refused at connect ("... denied", no final "." since 1.3.5)
     pf.push((30, "limit-denied", 1));
-    // (Pure-FTPd, when run: auth-failed for every scenario but 13, 14 and 16; 13: five
-    // auth-failed and one too-many; 14: disabled)
+    // Pure-FTPd: auth-failed for every scenario but 13, 14 and 16; 13: five auth-failed and
+    // one too-many; 14: disabled (uid 0 below -u 1000)
+    let mut pu: Vec<(u8, &str, usize)> = all_v4_but(&[13, 14, 16])
+        .chain(V6)
+        .map(|n| (n, "auth-failed", 1))
+        .collect();
+    pu.extend([
+        (13, "auth-failed", 5),
+        (13, "too-many", 1),
+        (14, "disabled", 1),
+    ]);
     let cases: Vec<(&Server, PathBuf, Want, bool)> = vec![
         (vs_file, vs_file.own_log(), want(&own), false),
         (vs_file, vs_file.syslog(), want(&vs_pam), false),
@@ -1019,6 +1057,8 @@ fn real_ftp_logs_give_the_attackers_and_only_them() {
         (vs_raw, vs_raw.syslog(), want(&raw), true),
         (pf_file, pf_file.own_log(), want(&pf), false),
         (pf_sys, pf_sys.syslog(), want(&pf), false),
+        (pu_sys, pu_sys.syslog(), want(&pu), false),
+        (pu_raw, pu_raw.syslog(), want(&pu), false),
     ];
     for (s, log, w, forged) in &cases {
         let what = format!("{} {}", s.name, log.file_name().unwrap().to_str().unwrap());
