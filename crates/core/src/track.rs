@@ -774,9 +774,10 @@ mod tests {
         let mut t = Tracker::new(small(3));
         assert_eq!(t.record(&fail(ip(1), 100), 0), None);
         assert_eq!(t.record(&fail(ip(2), 0), 1), None); // evicts ip(1)'s failure at 100
-        assert_eq!(t.record(&fail(ip(1), 300), 2), None); // evicts ip(2)
-                                                          // A late line at 201: the window ends at 300, so the evicted failure at 100 is
-                                                          // 200 old, twice findtime; read around 201 it counted, and banned 1 ms out of bounds.
+                                                        // (this evicts ip(2))
+        assert_eq!(t.record(&fail(ip(1), 300), 2), None);
+        // A late line at 201: the window ends at 300, so the evicted failure at 100 is 200
+        // old, twice findtime; read around 201 it counted, and banned 1 ms out of bounds.
         assert_eq!(t.record(&fail(ip(1), 201), 3), None);
         // The same with the evicted failure at 150: within twice findtime of 300, counted.
         let mut t = Tracker::new(small(3));
