@@ -11,7 +11,8 @@
 //! recipient, host-name checks (helo_verify_hosts, host_lookup, a host list naming a host
 //! with no address). The binary's compiled-in user Debian-exim is not created on the
 //! machine: Exim runs in a private mount namespace (`unshare -m`) where the test's own
-//! passwd, group, nsswitch.conf (files only: no DNS) and hosts files are bound over /etc.
+//! passwd, group, nsswitch.conf (files only: no DNS) and hosts files lie over /etc (an
+//! overlay, `common::netns::PRIVATE_ETC_SH`, which a host's useradd cannot undo).
 //!
 //! Two daemons run in a network namespace (192.0.2.1, 2001:db8::1): port 25 with Exim's
 //! default log selectors, port 2525 with `log_selector = +all` (pid, milliseconds, ports,
@@ -681,7 +682,6 @@ impl EximLab {
         )
         .unwrap();
         let exim = self.root.join("usr/sbin/exim4");
-        let etc = |f: &str| self.path(f).into_os_string();
         let mut cmd = self.server.command(
             "unshare",
             &[
@@ -690,15 +690,15 @@ impl EximLab {
                 "private".into(),
                 "sh".into(),
                 "-c".into(),
-                "mount --bind \"$1\" /etc/passwd && mount --bind \"$2\" /etc/group && \
-                 mount --bind \"$3\" /etc/nsswitch.conf && mount --bind \"$4\" /etc/hosts && \
-                 exec \"$5\" -C \"$6\" -bdf"
-                    .into(),
+                format!(
+                    "set -e\n{PRIVATE_ETC_SH}\
+                     private_etc \"$1\" \"$2\" passwd group nsswitch.conf hosts\n\
+                     exec \"$3\" -C \"$4\" -bdf"
+                )
+                .into(),
                 "sh".into(),
-                etc("passwd"),
-                etc("group"),
-                etc("nsswitch.conf"),
-                etc("hosts"),
+                d.join("etc-ov").into_os_string(),
+                self.path("").into_os_string(),
                 exim.into_os_string(),
                 conf.into_os_string(),
             ],

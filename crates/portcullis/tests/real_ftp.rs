@@ -296,13 +296,9 @@ sys.exit(1 if errors else 0)
 /// directory, $2 its syslog socket, $3 the test's etc/ files, then the command. /etc is an
 /// overlay (the host's /etc below, the test's files above on a tmpfs of this namespace), not a
 /// bind mount of each file: see the module doc.
-const NS_SH: &str = r#"set -e
-d=$1; sock=$2; etc=$3; shift 3
-mkdir -p "$d/etc-ov"
-mount -t tmpfs -o mode=755 pct-etc "$d/etc-ov"
-mkdir -p "$d/etc-ov/up/pam.d" "$d/etc-ov/work"
-for f in passwd group shadow ftpusers pam.d/vsftpd; do cp "$etc/$f" "$d/etc-ov/up/$f"; done
-mount -t overlay pct-etc -o "lowerdir=/etc,upperdir=$d/etc-ov/up,workdir=$d/etc-ov/work" /etc
+/// (After `set -e` and [`PRIVATE_ETC_SH`].)
+const NS_SH: &str = r#"d=$1; sock=$2; etc=$3; shift 3
+private_etc "$d/etc-ov" "$etc" passwd group shadow ftpusers pam.d/vsftpd
 mkdir -p "$d/olddev"
 mount --bind /dev "$d/olddev"
 mount -t tmpfs -o mode=755 pct-dev /dev
@@ -499,7 +495,11 @@ impl FtpLab {
         fs::write(dir.path().join("emails"), "ok@example.org\n").unwrap();
         fs::create_dir_all(dir.path().join("empty")).unwrap();
         fs::write(dir.path().join("client.py"), CLIENT_PY).unwrap();
-        fs::write(dir.path().join("ns.sh"), NS_SH).unwrap();
+        fs::write(
+            dir.path().join("ns.sh"),
+            format!("set -e\n{PRIVATE_ETC_SH}{NS_SH}"),
+        )
+        .unwrap();
 
         let attackers: Vec<String> = (V4).chain(V6).map(attacker).collect();
         wire_server_and_clients(&server, &client, (SERVER, SERVER_V6), LEGIT, &attackers);

@@ -1146,6 +1146,24 @@ fn shared_password() -> String {
     pw
 }
 
+/// A shell function for the scripts that start a real server in a private mount namespace
+/// (`unshare --mount`, real_exim and real_ftp): `private_etc WORK SRC FILE…` makes /etc an
+/// overlay, the host's /etc below and each SRC/FILE above, on a tmpfs mounted at WORK. Not
+/// a bind mount of each file: when the host replaces one of them (chpasswd renames shadow+
+/// over /etc/shadow, as [`ensure_test_user`] does; useradd does the same to passwd and
+/// group), the kernel drops every bind mount whose mountpoint was renamed over, in every
+/// other mount namespace too, and the server reads the host's file from then on (what made
+/// Pure-FTPd refuse the right password now and then: see real_ftp.rs).
+pub const PRIVATE_ETC_SH: &str = r#"private_etc() {
+  w=$1; src=$2; shift 2
+  mkdir -p "$w"
+  mount -t tmpfs -o mode=755 pct-etc "$w"
+  mkdir -p "$w/up" "$w/work"
+  for f in "$@"; do mkdir -p "$w/up/$(dirname "$f")"; cp "$src/$f" "$w/up/$f"; done
+  mount -t overlay pct-etc -o "lowerdir=/etc,upperdir=$w/up,workdir=$w/work" /etc
+}
+"#;
+
 /// Joins two namespaces of a real-server test (real_mail, real_exim, real_ftp) by a veth
 /// pair: the server holds `server_v4`/24 and `server_v6`/64 on `veth-s` and routes
 /// 203.0.113.0/24 and 198.51.100.0/24 to the client; the client holds `legit`/24, every
