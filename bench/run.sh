@@ -7,7 +7,7 @@
 #   --quick       50,000-line inputs instead of 500,000 (stress: 500 addresses)
 #   --peers-only  skip building and timing portcullis (measure the peers only)
 #
-# Environment: SEED (default 1) for the generator, RUNS (default 3) for the
+# Environment: SEED (default 1) for the generator, RUNS (default 7) for the
 # number of timed runs of our commands and of sshg-parser (best is kept),
 # PORTCULLIS=/path/to/binary to time that binary instead of building one.
 #
@@ -33,7 +33,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
 out=$here/out
 seed=${SEED:-1}
-runs=${RUNS:-3}
+runs=${RUNS:-7}
 SSHG=/usr/libexec/sshguard/sshg-parser
 F2B_FILTER=/etc/fail2ban/filter.d/sshd.conf
 TIME=/usr/bin/time
