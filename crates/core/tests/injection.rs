@@ -442,6 +442,37 @@ fn payloads(a: &str, msg: &[u8], host: Option<(usize, usize)>) -> Vec<String> {
     out
 }
 
+/// Where a transport's cut may fall in `payload` to end a line on an address it holds: right
+/// after each inserted address, and after the quote or bracket that closes it.
+fn cut_points(payload: &str) -> Vec<usize> {
+    let mut cuts = Vec::new();
+    for a in INSERTED {
+        let mut from = 0;
+        while let Some(i) = payload[from..].find(a) {
+            let end = from + i + a.len();
+            cuts.extend([end, end + 1].into_iter().filter(|&c| c <= payload.len()));
+            from = end;
+        }
+    }
+    cuts
+}
+
+/// The payload after `pad` bytes of padding (`x`), cut after its byte `cut`, when the
+/// padded field is one the program takes (`admits`).
+fn padded_cut(
+    payload: &str,
+    pad: usize,
+    cut: usize,
+    admits: &impl Fn(&[u8]) -> bool,
+) -> Option<Vec<u8>> {
+    let mut text = "x".repeat(pad).into_bytes();
+    text.extend_from_slice(payload.as_bytes());
+    admits(&text).then(|| {
+        text.truncate(pad + cut);
+        text
+    })
+}
+
 /// rsyslog's repeated-message line (`$RepeatedMsgReduction on`, Ubuntu's default) keeps only
 /// the first 800 bytes of the message (runtime/ratelimit.c: `" message repeated %d times:
 /// [%.800s]"`): an attacker who repeats a failure with a field padded to the right length
@@ -456,33 +487,19 @@ fn rsyslog_cut_copies(
     admits: impl Fn(&[u8]) -> bool,
 ) -> Vec<Vec<u8>> {
     let msg = &line[off..];
-    let mut cuts = Vec::new();
-    for a in INSERTED {
-        let mut from = 0;
-        while let Some(i) = payload[from..].find(a) {
-            // (right after the address, and after the quote or bracket that closes it)
-            cuts.push(from + i + a.len());
-            if from + i + a.len() < payload.len() {
-                cuts.push(from + i + a.len() + 1);
-            }
-            from += i + a.len();
-        }
-    }
     let mut out = Vec::new();
-    for cut in cuts {
+    for cut in cut_points(payload) {
         // the message with rsyslog's leading space, cut at 800 bytes right after `cut`
         let Some(pad) = 800usize.checked_sub(1 + pos + cut) else {
             continue;
         };
-        let mut text = "x".repeat(pad).into_bytes();
-        text.extend_from_slice(payload.as_bytes());
-        if !admits(&text) {
+        let Some(text) = padded_cut(payload, pad, cut, &admits) else {
             continue;
-        }
+        };
         let mut r = line[..off].to_vec();
         r.extend_from_slice(b"message repeated 2 times: [ ");
         r.extend_from_slice(&msg[..pos]);
-        r.extend_from_slice(&text[..pad + cut]);
+        r.extend_from_slice(&text);
         r.push(b']');
         out.push(r);
     }
@@ -511,28 +528,19 @@ fn transport_cut_copies(
 ) -> Vec<Vec<u8>> {
     let msg = &line[off..];
     let mut out = Vec::new();
-    for a in INSERTED {
-        let mut from = 0;
-        while let Some(i) = payload[from..].find(a) {
-            let end = from + i + a.len();
-            for cut in [end, end + 1].into_iter().filter(|&c| c <= payload.len()) {
-                for len in TRANSPORT_CUTS {
-                    let Some(pad) = len.checked_sub(pos + cut) else {
-                        continue;
-                    };
-                    let mut text = "x".repeat(pad).into_bytes();
-                    text.extend_from_slice(payload.as_bytes());
-                    if !admits(&text) {
-                        continue;
-                    }
-                    let mut r = line[..off].to_vec();
-                    r.extend_from_slice(&msg[..pos]);
-                    r.extend_from_slice(&text[..pad + cut]);
-                    debug_assert_eq!(r.len() - off, len);
-                    out.push(r);
-                }
-            }
-            from = end;
+    for cut in cut_points(payload) {
+        for len in TRANSPORT_CUTS {
+            let Some(pad) = len.checked_sub(pos + cut) else {
+                continue;
+            };
+            let Some(text) = padded_cut(payload, pad, cut, &admits) else {
+                continue;
+            };
+            let mut r = line[..off].to_vec();
+            r.extend_from_slice(&msg[..pos]);
+            r.extend_from_slice(&text);
+            debug_assert_eq!(r.len() - off, len);
+            out.push(r);
         }
     }
     out

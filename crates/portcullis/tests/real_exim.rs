@@ -652,18 +652,6 @@ impl EximLab {
         self.dir.path().join(rel)
     }
 
-    /// Whether something listens on both server addresses' `port` (read with `ss`, not
-    /// probed: a probe would be one more client in the logs).
-    fn listening(&self, port: u16) -> bool {
-        let out = self
-            .server
-            .exec_timeout("ss", &["-Hltn"], Duration::from_secs(10));
-        let s = out.stdout_str();
-        out.success()
-            && s.contains(&format!("{SERVER}:{port} "))
-            && s.contains(&format!("[{SERVER_V6}]:{port} "))
-    }
-
     /// Starts an Exim daemon (`exim4 -C CONF -bdf`) on `port`; `selector` is its
     /// log_selector line.
     fn start(&mut self, name: &'static str, port: u16, selector: &str) -> Daemon {
@@ -713,7 +701,7 @@ impl EximLab {
         let mut proc = ProcessGuard::spawn(cmd, format!("exim4 ({name})"));
         let daemon = Daemon { name, port, dir: d };
         let up = wait_until(Duration::from_secs(20), || {
-            self.listening(port)
+            self.server.listens_on(port, SERVER, SERVER_V6)
                 && fs::read_to_string(daemon.log("main"))
                     .is_ok_and(|l| l.contains("daemon started"))
         });

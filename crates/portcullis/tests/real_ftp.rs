@@ -518,20 +518,6 @@ impl FtpLab {
         self.dir.path().join(rel)
     }
 
-    /// Whether something listens on `port` of both server addresses (or the wildcard),
-    /// read with `ss`, not probed (a probe would be one more client in the logs).
-    fn listening(&self, port: u16) -> bool {
-        let out = self
-            .server
-            .exec_timeout("ss", &["-Hltn"], Duration::from_secs(10));
-        let s = out.stdout_str();
-        let v4 = [format!("0.0.0.0:{port} "), format!("*:{port} ")];
-        let v6 = [format!("[::]:{port} "), format!("*:{port} ")];
-        out.success()
-            && v4.iter().any(|p| s.contains(p.as_str()))
-            && v6.iter().any(|p| s.contains(p.as_str()))
-    }
-
     /// Starts the private rsyslogd of a server (escaping control characters or not); its
     /// socket is `dir/log.sock`, its file `dir/syslog`.
     fn start_rsyslogd(&mut self, dir: &Path, escape: bool) {
@@ -623,7 +609,9 @@ impl FtpLab {
             .stdout(Stdio::null())
             .stderr(fs::File::create(server.dir.join("stderr")).unwrap());
         let mut proc = ProcessGuard::spawn(cmd, format!("{name} server"));
-        if !wait_until(Duration::from_secs(15), || self.listening(port)) {
+        if !wait_until(Duration::from_secs(15), || {
+            self.server.listens_on(port, SERVER, SERVER_V6)
+        }) {
             panic!(
                 "{name} did not come up (exit {:?}); stderr: {}\nsyslog: {}\nlog: {}",
                 proc.try_wait(),

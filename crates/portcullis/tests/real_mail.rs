@@ -563,17 +563,6 @@ impl MailLab {
         self.path("postfix/maillog")
     }
 
-    /// Whether something listens on SERVER:port in the server namespace (read with `ss`, not
-    /// probed: a probe connection would be one more client line in the logs).
-    fn listening(&self, port: u16) -> bool {
-        let out = self
-            .server
-            .exec_timeout("ss", &["-Hltn"], Duration::from_secs(10));
-        let v4 = format!("{SERVER}:{port} ");
-        let v6 = format!("[{SERVER_V6}]:{port} ");
-        out.success() && out.stdout_str().contains(&v4) && out.stdout_str().contains(&v6)
-    }
-
     fn start_dovecot(&mut self) {
         let d = self.path("dovecot");
         for sub in ["", "run", "mail"] {
@@ -631,7 +620,9 @@ impl MailLab {
             .stderr(fs::File::create(d.join("stderr")).unwrap());
         let mut proc = ProcessGuard::spawn(cmd, "dovecot");
         let up = wait_until(Duration::from_secs(20), || {
-            self.listening(143) && self.listening(110) && d.join("auth-postfix").exists()
+            self.server.listens_on(143, SERVER, SERVER_V6)
+                && self.server.listens_on(110, SERVER, SERVER_V6)
+                && d.join("auth-postfix").exists()
         });
         if !up {
             let status = proc.try_wait();
@@ -736,9 +727,9 @@ impl MailLab {
             .stderr(fs::File::create(p.join("stderr")).unwrap());
         let mut proc = ProcessGuard::spawn(cmd, "postfix start-fg");
         let up = wait_until(Duration::from_secs(30), || {
-            self.listening(25)
-                && self.listening(2525)
-                && self.listening(2626)
+            self.server.listens_on(25, SERVER, SERVER_V6)
+                && self.server.listens_on(2525, SERVER, SERVER_V6)
+                && self.server.listens_on(2626, SERVER, SERVER_V6)
                 && fs::read_to_string(self.postfix_log())
                     .is_ok_and(|l| l.contains("daemon started"))
         });

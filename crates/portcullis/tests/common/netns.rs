@@ -397,6 +397,26 @@ impl Netns {
         run_with_timeout(&mut self.command(program, args), None, timeout)
     }
 
+    /// Whether a TCP listener in the namespace takes `port` on both `v4` and `v6` (each
+    /// address or the wildcard), read with `ss`, not probed: a probe would be one more
+    /// client in the server's log (real_mail, real_exim, real_ftp).
+    pub fn listens_on(&self, port: u16, v4: &str, v6: &str) -> bool {
+        let out = self.exec_timeout("ss", &["-Hltn"], Duration::from_secs(10));
+        let s = out.stdout_str();
+        let any = format!("*:{port} ");
+        out.success()
+            && [
+                format!("{v4}:{port} "),
+                format!("0.0.0.0:{port} "),
+                any.clone(),
+            ]
+            .iter()
+            .any(|p| s.contains(p.as_str()))
+            && [format!("[{v6}]:{port} "), format!("[::]:{port} "), any]
+                .iter()
+                .any(|p| s.contains(p.as_str()))
+    }
+
     /// Runs a command inside the namespace with `input` on its stdin.
     pub fn exec_input<S: AsRef<OsStr>>(
         &self,
