@@ -90,7 +90,6 @@ unpack() { # NAME BINARY PACKAGE...
 }
 unpack exim usr/sbin/exim4 exim4-daemon-light exim4-base
 unpack proftpd usr/sbin/proftpd proftpd-core
-# (Pure-FTPd is unpacked too, though tests/real_ftp.rs does not run it for now: see its header)
 unpack pure-ftpd usr/sbin/pure-ftpd pure-ftpd
 
 # cargo-deb: the Debian package test builds the package as the README says (`cargo deb`)
