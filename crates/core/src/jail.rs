@@ -769,6 +769,42 @@ mod tests {
         assert_eq!(b, vec!["203.0.113.47 2"]);
     }
 
+    /// postscreen is one process for every client: the client's port ties a failed test's
+    /// line to the reject of the same connection ("550 5.5.1 Protocol error" after COMMAND
+    /// PIPELINING, seen with Postfix 3.7 in tests/real_mail.rs), which then counts once in
+    /// aggressive mode; each connection counts, and in normal mode (where the test's line is
+    /// not read) the reject counts alone, once per connection.
+    #[test]
+    fn postscreen_connection_counts_once() {
+        let conn = |port: u32, s: u32| {
+            let a = "203.0.113.43";
+            [
+                format!("Dec  3 10:00:{s:02} mx postfix/postscreen[700]: CONNECT from [{a}]:{port} to [192.0.2.1]:25"),
+                format!("Dec  3 10:00:{s:02} mx postfix/postscreen[700]: COMMAND PIPELINING from [{a}]:{port} after EHLO: MAIL FROM:<a@example.org>\\r\\n"),
+                format!("Dec  3 10:00:{s:02} mx postfix/postscreen[700]: NOQUEUE: reject: RCPT from [{a}]:{port}: 550 5.5.1 Protocol error; from=<a@example.org>, to=<b@example.com>, proto=ESMTP, helo=<x>"),
+                format!("Dec  3 10:00:{s:02} mx postfix/postscreen[700]: NOQUEUE: reject: RCPT from [{a}]:{port}: 550 5.5.1 Protocol error; from=<a@example.org>, to=<c@example.com>, proto=ESMTP, helo=<x>"),
+                format!("Dec  3 10:00:{s:02} mx postfix/postscreen[700]: DISCONNECT [{a}]:{port}"),
+            ]
+        };
+        for mode in [Mode::Normal, Mode::Aggressive] {
+            // one connection: not banned at maxretry 2
+            let mut j = builtin_jail("postfix", mode, 2, vec![]);
+            let lines = conn(40001, 1);
+            let l: Vec<&str> = lines.iter().map(String::as_str).collect();
+            assert!(bans(&mut j, &l).is_empty(), "{mode:?}");
+            // the next connection (another port) of the same process counts again
+            let lines = conn(40002, 2);
+            let l: Vec<&str> = lines.iter().map(String::as_str).collect();
+            assert_eq!(bans(&mut j, &l), vec!["203.0.113.43 2"], "{mode:?}");
+        }
+        // another postscreen client's line in between does not split a connection
+        let mut j = builtin_jail("postfix", Mode::Aggressive, 2, vec![]);
+        let mut lines = conn(40003, 3).to_vec();
+        lines.insert(2, "Dec  3 10:00:03 mx postfix/postscreen[700]: PREGREET 11 after 0.1 from [198.51.100.9]:50000: EHLO x\\r\\n".to_string());
+        let l: Vec<&str> = lines.iter().map(String::as_str).collect();
+        assert!(bans(&mut j, &l).is_empty());
+    }
+
     /// What each line counts for whom: "ADDR WEIGHT" per counted line.
     fn counted(j: &mut Jail, lines: &[&str]) -> Vec<String> {
         let mut out = Vec::new();

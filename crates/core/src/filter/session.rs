@@ -269,6 +269,23 @@ impl Sessions {
     }
 }
 
+/// The tracker's session of a line (`Hit::pid`): its process id, or, when the rule
+/// captured a `key` (one connection of a process that serves many: postscreen's client
+/// port, slapd's `conn=N`, OpenSMTPD's session id), the pid and the key together. A fixed
+/// hash (every reader and every run computes the same), never 0 (0 is "unknown").
+pub(crate) fn conn_id(pid: u32, key: Option<&[u8]>) -> u32 {
+    let Some(k) = key else {
+        return pid;
+    };
+    let mut h = mix(u64::from(pid) ^ ((k.len() as u64) << 32));
+    let mut chunks = k.chunks_exact(8);
+    for c in &mut chunks {
+        h = mix(h ^ u64::from_le_bytes(c.try_into().expect("8 bytes")));
+    }
+    h = mix(h ^ crate::bytes::le_tail(chunks.remainder()));
+    ((h >> 32) as u32).max(1)
+}
+
 /// splitmix64's finaliser: every input bit changes about half of the output bits.
 fn mix(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);

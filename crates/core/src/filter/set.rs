@@ -64,7 +64,9 @@ pub struct Hit<'a> {
     pub user: Option<&'a [u8]>,
     /// Event time from the line, when it has one.
     pub time: Option<Millis>,
-    /// Process id from the prefix (0 when unknown): the session key.
+    /// The session the tracker ties failures of one connection by: the process id from the
+    /// prefix, or with a `key` capture that and the key ([`super::session::conn_id`]); 0
+    /// when unknown.
     pub pid: u32,
     /// The line is held back in its session (a rule of kind `pending` or `prelude`): it
     /// counts nothing now.
@@ -576,6 +578,7 @@ impl MatchSet {
             }
             return None;
         };
+        let conn = super::session::conn_id(p.pid, session.text);
         let user: Option<&'a [u8]> = user.map(|(s, e)| &msg[s..e]);
         // a failure that counts at once, on its own line's address
         let at_once = |addr: Option<IpAddr>| {
@@ -585,7 +588,7 @@ impl MatchSet {
                 addr: addr?,
                 user,
                 time,
-                pid: p.pid,
+                pid: conn,
                 pending: false,
                 released: 0,
                 own: true,
@@ -624,7 +627,7 @@ impl MatchSet {
             addr: s.addr,
             user: user.or(e.user.as_deref()),
             time,
-            pid: p.pid,
+            pid: conn,
             pending: s.pending,
             released: s.released,
             own: true,
@@ -725,7 +728,7 @@ impl MatchSet {
                 addr,
                 user: e.failed_user.as_deref(),
                 time,
-                pid: p.pid,
+                pid: super::session::conn_id(p.pid, session.text),
                 pending: false,
                 released,
                 own: false,
