@@ -55,6 +55,58 @@ pub struct Parsed<'a> {
     pub repeat: u32,
 }
 
+/// A [`Parsed`] as positions in its line, without the borrow: a line split by one thread
+/// and matched by another (`portcullis test` splits each chunk of a file once, in the
+/// thread that read it, and each session's thread matches its lines from these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spans {
+    stamp: Option<Stamp>,
+    host: Option<(u32, u32)>,
+    program: Option<(u32, u32)>,
+    pid: u32,
+    message: (u32, u32),
+    repeat: u32,
+}
+
+impl Spans {
+    /// The positions of `p`'s fields in `line`, the line `p` was parsed from; `None` when a
+    /// field is not a part of `line` (or `line` has 4 GiB or more).
+    pub fn of(line: &[u8], p: &Parsed<'_>) -> Option<Spans> {
+        u32::try_from(line.len()).ok()?;
+        let span = |f: &[u8]| {
+            // (the distance of two addresses: no pointer arithmetic across objects)
+            let start = (f.as_ptr() as usize).wrapping_sub(line.as_ptr() as usize);
+            (start <= line.len() && f.len() <= line.len() - start)
+                .then(|| (start as u32, (start + f.len()) as u32))
+        };
+        let field = |f: Option<&[u8]>| match f {
+            Some(f) => span(f).map(Some),
+            None => Some(None),
+        };
+        Some(Spans {
+            stamp: p.stamp,
+            host: field(p.host)?,
+            program: field(p.program)?,
+            pid: p.pid,
+            message: span(p.message)?,
+            repeat: p.repeat,
+        })
+    }
+
+    /// The [`Parsed`] of `line`, which must be the line these spans were taken of.
+    pub fn parsed<'a>(&self, line: &'a [u8]) -> Parsed<'a> {
+        let at = |(s, e): (u32, u32)| &line[s as usize..e as usize];
+        Parsed {
+            stamp: self.stamp,
+            host: self.host.map(at),
+            program: self.program.map(at),
+            pid: self.pid,
+            message: at(self.message),
+            repeat: self.repeat,
+        }
+    }
+}
+
 /// Parses one line (without its trailing newline).
 pub fn parse(line: &[u8]) -> Parsed<'_> {
     let mut p = forms(line);
@@ -1229,6 +1281,34 @@ fn skip_sd(mut t: &[u8]) -> Option<&[u8]> {
 mod tests {
     use super::*;
 
+    /// The spans of a split give the same split back, for each form of prefix; a field
+    /// that is not a part of the line has none.
+    #[test]
+    fn spans_give_back_the_same_split() {
+        let lines: &[&[u8]] = &[
+            b"Nov 21 10:00:01 host sshd[123]: Failed password for root from 192.0.2.1 port 22 ssh2",
+            b"Nov  1 10:00:01 sshd[123]: msg",
+            b"<34>1 2026-11-21T10:00:01.003Z host sshd 123 - - msg",
+            b"2026-11-21T10:00:01.123456+01:00 host sshd[123]: msg\r\n",
+            b"Nov 21 10:00:01 host sshd[9]: message repeated 3 times: [ Failed password for x from 192.0.2.1 port 22 ssh2]",
+            br#"{"log":"Nov 21 10:00:01 host sshd[1]: msg\n","stream":"stderr","time":"2026-11-21T10:00:01.5Z"}"#,
+            b"2026-11-21T10:00:01.000000000Z stderr F Nov 21 10:00:01 host sshd[2]: msg",
+            b"Nov 21 10:00:01 host [sshd]: msg",
+            b"just a message",
+            b"",
+        ];
+        for &l in lines {
+            let p = parse(l);
+            let s = Spans::of(l, &p).expect("fields of the line");
+            assert_eq!(s.parsed(l), p, "{}", String::from_utf8_lossy(l));
+        }
+        // a field elsewhere than in the line has no span
+        let l = b"Nov 21 10:00:01 host sshd[123]: msg";
+        let mut p = parse(l);
+        p.message = b"other";
+        assert_eq!(Spans::of(l, &p), None);
+    }
+
     fn s(b: Option<&[u8]>) -> Option<&str> {
         b.map(|x| std::str::from_utf8(x).unwrap())
     }
@@ -2004,6 +2084,10 @@ mod tests {
             // the message is always a part of the line
             let r = l.as_ptr_range();
             proptest::prop_assert!(p.message.is_empty() || (r.start <= p.message.as_ptr() && p.message.as_ptr_range().end <= r.end));
+            // and every field is: the spans give the same split back
+            let spans = Spans::of(&l, &p);
+            proptest::prop_assert!(spans.is_some());
+            proptest::prop_assert_eq!(spans.unwrap().parsed(&l), p);
         }
 
         #[test]
@@ -2011,7 +2095,11 @@ mod tests {
             head in proptest::sample::select(vec!["{\"log\":\"", "1796322113.544 ", "2026-11-21T10:00:01.25000 ", "2026-11-21 10:00:01.123456789 ", "@4000000065", "2026-11-21T10:00:01Z stdout F ", "Nov 21 10:00:01 h ", "auth.info: ", "<4.6> ", "1 2026-11-21T10:00:01Z ", "2026-11-21 10:00:01.1+0100 0x1 D 0x0 "]),
             tail in "[ -~]{0,60}",
         ) {
-            let _ = parse(format!("{head}{tail}").as_bytes());
+            let l = format!("{head}{tail}");
+            let p = parse(l.as_bytes());
+            let spans = Spans::of(l.as_bytes(), &p);
+            proptest::prop_assert!(spans.is_some());
+            proptest::prop_assert_eq!(spans.unwrap().parsed(l.as_bytes()), p);
         }
     }
 

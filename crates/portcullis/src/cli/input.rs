@@ -92,39 +92,46 @@ pub fn for_each_chunk(
 /// bench/README.md.) A chunk's buffer given back by the last thread ([`Self::recycle`]) is
 /// read into again: a new buffer for every chunk was zeroed before each read and its pages
 /// faulted in anew (bench/README.md, fifth session).
-pub struct SharedChunks<'f> {
+///
+/// The thread that reads a chunk also works out a note of each of its lines, once
+/// ([`Self::with_notes`]; `portcullis test`: the line's prefix split and which thread
+/// matches it), which every thread then reads in place of doing that work itself.
+pub struct SharedChunks<'f, N> {
     file: &'f std::fs::File,
     threads: usize,
     chunk: usize,
-    state: std::sync::Mutex<ChunkState>,
+    note: &'f (dyn Fn(&[u8]) -> N + Sync),
+    state: std::sync::Mutex<ChunkState<N>>,
     more: std::sync::Condvar,
 }
 
 /// One chunk of a [`SharedChunks`] file: whole lines, `buf[..len]`.
-pub struct Chunk {
+pub struct Chunk<N> {
     /// (all of it initialised: a reused buffer is read into without zeroing it again)
     buf: Vec<u8>,
     len: usize,
     /// Where its newlines are: found once by the thread that read it, not again by each
     /// thread that splits it.
     ends: Vec<usize>,
+    /// The note of each line, in order (see [`SharedChunks::with_notes`]).
+    notes: Vec<N>,
 }
 
-impl Chunk {
-    /// Calls `f` for each line, without the newline (as [`split_chunk`]).
-    pub fn for_each_line(&self, mut f: impl FnMut(&[u8])) {
+impl<N> Chunk<N> {
+    /// Calls `f` for each line, without the newline (as [`split_chunk`]), and its note.
+    pub fn for_each_noted(&self, mut f: impl FnMut(&[u8], &N)) {
         let mut start = 0;
-        for &end in &self.ends {
-            f(&self.buf[start..end]);
+        for (&end, n) in self.ends.iter().zip(&self.notes) {
+            f(&self.buf[start..end], n);
             start = end + 1;
         }
         if start < self.len {
-            f(&self.buf[start..self.len]);
+            f(&self.buf[start..self.len], &self.notes[self.ends.len()]);
         }
     }
 }
 
-impl std::ops::Deref for Chunk {
+impl<N> std::ops::Deref for Chunk<N> {
     type Target = [u8];
 
     fn deref(&self) -> &[u8] {
@@ -132,13 +139,16 @@ impl std::ops::Deref for Chunk {
     }
 }
 
-struct ChunkState {
+/// The buffers of a chunk, lent to a later one.
+type Spare<N> = (Vec<u8>, Vec<usize>, Vec<N>);
+
+struct ChunkState<N> {
     /// Index of `queue[0]`.
     base: u64,
     /// Chunks read and the number of threads that have not taken them yet.
-    queue: std::collections::VecDeque<(std::sync::Arc<Chunk>, usize)>,
+    queue: std::collections::VecDeque<(std::sync::Arc<Chunk<N>>, usize)>,
     /// Buffers of chunks every thread is done with, to read the next chunks into.
-    spare: Vec<(Vec<u8>, Vec<usize>)>,
+    spare: Vec<Spare<N>>,
     /// Where the next chunk starts, and the partial line read after the last chunk's end.
     off: u64,
     carry: Vec<u8>,
@@ -148,17 +158,25 @@ struct ChunkState {
     failed: Option<io::ErrorKind>,
 }
 
-impl<'f> SharedChunks<'f> {
+impl<'f, N: Send + Sync> SharedChunks<'f, N> {
     /// Chunks read ahead of the slowest thread, at most.
     pub const AHEAD: usize = 16;
 
     /// `file` read from its start by `threads` threads, in chunks of about `chunk` bytes that
-    /// end at a line end (a longer line makes a longer chunk).
-    pub fn new(file: &'f std::fs::File, threads: usize, chunk: usize) -> SharedChunks<'f> {
+    /// end at a line end (a longer line makes a longer chunk). The thread that reads a chunk
+    /// calls `note` on each of its lines (without the newline): [`Chunk::for_each_noted`]
+    /// hands every thread the lines and their notes.
+    pub fn with_notes(
+        file: &'f std::fs::File,
+        threads: usize,
+        chunk: usize,
+        note: &'f (dyn Fn(&[u8]) -> N + Sync),
+    ) -> SharedChunks<'f, N> {
         SharedChunks {
             file,
             threads: threads.max(1),
             chunk: chunk.max(1),
+            note,
             state: std::sync::Mutex::new(ChunkState {
                 base: 0,
                 queue: Default::default(),
@@ -176,7 +194,7 @@ impl<'f> SharedChunks<'f> {
     /// Chunk number `i` (each thread asks for 0, 1, 2, ... in turn), `None` after the last.
     /// The thread that takes the newest chunk read reads the next one first, so that the
     /// others seldom wait for a read.
-    pub fn get(&self, i: u64) -> io::Result<Option<std::sync::Arc<Chunk>>> {
+    pub fn get(&self, i: u64) -> io::Result<Option<std::sync::Arc<Chunk<N>>>> {
         let mut st = self.state.lock().expect("chunk state");
         loop {
             if let Some(k) = i
@@ -220,11 +238,11 @@ impl<'f> SharedChunks<'f> {
 
     /// Gives back a chunk a thread is done with: the last one to give it back lends its
     /// buffer to a later chunk.
-    pub fn recycle(&self, chunk: std::sync::Arc<Chunk>) {
+    pub fn recycle(&self, chunk: std::sync::Arc<Chunk<N>>) {
         if let Ok(c) = std::sync::Arc::try_unwrap(chunk) {
             let mut st = self.state.lock().expect("chunk state");
             if st.spare.len() < Self::AHEAD {
-                st.spare.push((c.buf, c.ends));
+                st.spare.push((c.buf, c.ends, c.notes));
             }
         }
     }
@@ -232,16 +250,16 @@ impl<'f> SharedChunks<'f> {
     /// Reads the next chunk (outside the lock) into the queue, unless `AHEAD` chunks wait.
     fn read_next<'s>(
         &'s self,
-        mut st: std::sync::MutexGuard<'s, ChunkState>,
-    ) -> (std::sync::MutexGuard<'s, ChunkState>, io::Result<()>) {
+        mut st: std::sync::MutexGuard<'s, ChunkState<N>>,
+    ) -> (std::sync::MutexGuard<'s, ChunkState<N>>, io::Result<()>) {
         if st.queue.len() >= Self::AHEAD {
             return (st, Ok(()));
         }
         st.reading = true;
         let (off, carry) = (st.off, std::mem::take(&mut st.carry));
-        let (buf, ends) = st.spare.pop().unwrap_or_default();
+        let spare = st.spare.pop().unwrap_or_default();
         drop(st);
-        let read = self.read_chunk(off, &carry, buf, ends);
+        let read = self.read_chunk(off, &carry, spare);
         let mut st = self.state.lock().expect("chunk state");
         st.reading = false;
         let r = match read {
@@ -271,9 +289,8 @@ impl<'f> SharedChunks<'f> {
         &self,
         mut off: u64,
         carry: &[u8],
-        mut buf: Vec<u8>,
-        ends: Vec<usize>,
-    ) -> io::Result<(Option<Chunk>, u64, Vec<u8>)> {
+        (mut buf, ends, notes): Spare<N>,
+    ) -> io::Result<(Option<Chunk<N>>, u64, Vec<u8>)> {
         use std::os::unix::fs::FileExt;
         // (`buf` is initialised up to its length: only growing it writes zeros)
         let mut len = carry.len();
@@ -297,18 +314,36 @@ impl<'f> SharedChunks<'f> {
             if super::progress::active() {
                 super::progress::add_bytes(n as u64);
             }
-            let chunk = |buf: Vec<u8>, len: usize, mut ends: Vec<usize>| {
+            let chunk = |buf: Vec<u8>, len: usize, mut ends: Vec<usize>, mut notes: Vec<N>| {
                 ends.clear();
                 ends.extend(memchr::memchr_iter(b'\n', &buf[..len]));
-                Chunk { buf, len, ends }
+                notes.clear();
+                let mut start = 0;
+                for &end in &ends {
+                    notes.push((self.note)(&buf[start..end]));
+                    start = end + 1;
+                }
+                if start < len {
+                    notes.push((self.note)(&buf[start..len]));
+                }
+                Chunk {
+                    buf,
+                    len,
+                    ends,
+                    notes,
+                }
             };
             if n == 0 {
                 // end of file: what is left is a last line without a newline
-                return Ok(((len > 0).then(|| chunk(buf, len, ends)), off, Vec::new()));
+                return Ok((
+                    (len > 0).then(|| chunk(buf, len, ends, notes)),
+                    off,
+                    Vec::new(),
+                ));
             }
             if let Some(nl) = memchr::memrchr(b'\n', &buf[start..len]) {
                 let carry = buf[start + nl + 1..len].to_vec();
-                return Ok((Some(chunk(buf, start + nl + 1, ends)), off, carry));
+                return Ok((Some(chunk(buf, start + nl + 1, ends, notes)), off, carry));
             }
             // no line end yet: a longer line, read on into the same chunk
         }
@@ -539,7 +574,9 @@ mod tests {
         std::io::Write::write_all(&mut f, &text).unwrap();
         for threads in [1, 3] {
             // chunks of 64 bytes: many more than AHEAD, so the fast threads wait for the slow
-            let chunks = SharedChunks::new(&f, threads, 64);
+            // (each line's note is the line: worked out once, by the thread that read it)
+            let note = |l: &[u8]| l.to_vec();
+            let chunks = SharedChunks::with_notes(&f, threads, 64, &note);
             let got: Vec<Vec<u8>> = std::thread::scope(|sc| {
                 let hs: Vec<_> = (0..threads)
                     .map(|t| {
@@ -550,7 +587,10 @@ mod tests {
                             while let Some(c) = chunks.get(i).unwrap() {
                                 assert!(c.ends_with(b"\n") || c.ends_with(b"newline"));
                                 let (mut a, mut b) = (Vec::new(), Vec::new());
-                                c.for_each_line(|l| a.push(l.to_vec()));
+                                c.for_each_noted(|l, n| {
+                                    assert_eq!(n, l, "the line's note");
+                                    a.push(l.to_vec());
+                                });
                                 split_chunk(&c, |l| b.push(l.to_vec()));
                                 assert_eq!(a, b, "the chunk's lines");
                                 all.extend_from_slice(&c);

@@ -296,7 +296,10 @@ fn count(
     at: u64,
     ctx: &TimeContext,
 ) {
-    count_shard(set, scratch, s, line, at, ctx, None)
+    let (line, cut) = line::prepare(line, DEFAULT_MAX_LINE);
+    // (split here rather than in match_line: its program tells an unread prefix)
+    let parsed = portcullis_core::prefix::parse(&line);
+    count_parsed(set, scratch, s, &line, cut, &parsed, at, ctx);
 }
 
 /// Whether a line may be a syslog daemon's repeat line (no pid, or the program
@@ -306,29 +309,75 @@ fn may_repeat(p: &portcullis_core::prefix::Parsed<'_>) -> bool {
     p.pid == 0 || p.program == Some(&b"syslogd"[..])
 }
 
-/// [`count`] for the reader `shard = (i, n)` of `n`: only the lines of its sessions.
-fn count_shard(
+/// What the thread that reads a chunk works out of each of its lines, once for every
+/// thread ([`summarise_sharded`]): which thread matches the line, and its prefix split.
+#[derive(Debug, Clone, Copy)]
+struct LineNote {
+    shard: u32,
+    /// `None` for a line [`line::prepare`] cut (the matching thread splits it again).
+    spans: Option<portcullis_core::prefix::Spans>,
+}
+
+impl LineNote {
+    fn of(l: &[u8], threads: usize) -> LineNote {
+        let (line, _) = line::prepare(l, DEFAULT_MAX_LINE);
+        let parsed = portcullis_core::prefix::parse(&line);
+        LineNote {
+            shard: portcullis_core::filter::session_shard(&parsed, threads) as u32,
+            spans: match line {
+                std::borrow::Cow::Borrowed(b) => portcullis_core::prefix::Spans::of(b, &parsed),
+                std::borrow::Cow::Owned(_) => None,
+            },
+        }
+    }
+}
+
+/// [`count`] for the reader `me` of a file shared by session ([`summarise_sharded`]): only
+/// the lines of its sessions, from the note the chunk's reading thread made of each line
+/// (the split is not done again). A syslog daemon's repeat line counts in the reader that
+/// counted the line before it.
+#[allow(clippy::too_many_arguments)]
+fn count_noted(
     set: &MatchSet,
     scratch: &mut portcullis_core::filter::Scratch,
     s: &mut Stats,
     line: &[u8],
+    note: &LineNote,
     at: u64,
     ctx: &TimeContext,
-    shard: Option<(usize, usize)>,
+    me: u32,
 ) {
-    let (line, cut) = line::prepare(line, DEFAULT_MAX_LINE);
-    // (split here rather than in match_line: its program tells an unread prefix)
-    let parsed = portcullis_core::prefix::parse(&line);
-    if let Some((i, n)) = shard {
-        if portcullis_core::filter::session_shard(&parsed, n) != i {
-            // (a syslog daemon's repeat line counts in the reader that counted the line
-            // before it)
-            if s.last_next == at && may_repeat(&parsed) {
-                s.repeat(&parsed, at);
-            }
-            return;
-        }
+    // (most lines are another thread's: nothing to do but the repeat test)
+    if note.shard != me && s.last_next != at {
+        return;
     }
+    let (line, cut) = line::prepare(line, DEFAULT_MAX_LINE);
+    let parsed = match note.spans {
+        Some(spans) => spans.parsed(&line),
+        None => portcullis_core::prefix::parse(&line),
+    };
+    if note.shard != me {
+        if may_repeat(&parsed) {
+            s.repeat(&parsed, at);
+        }
+        return;
+    }
+    count_parsed(set, scratch, s, &line, cut, &parsed, at, ctx);
+}
+
+/// The line's own count, once its reader knows the line is its to count.
+#[allow(clippy::too_many_arguments)]
+fn count_parsed(
+    set: &MatchSet,
+    scratch: &mut portcullis_core::filter::Scratch,
+    s: &mut Stats,
+    line: &[u8],
+    cut: bool,
+    parsed: &portcullis_core::prefix::Parsed<'_>,
+    at: u64,
+    ctx: &TimeContext,
+) {
+    let parsed = *parsed;
     s.lines += 1;
     s.cut += u64::from(cut);
     let refused = scratch.cut_refused();
@@ -337,7 +386,7 @@ fn count_shard(
         s.transport_cut += u64::from(scratch.cut_refused() > refused);
         s.untagged += u64::from(scratch.untagged_refused() > untagged);
         if !(may_repeat(&parsed) && s.repeat(&parsed, at)) && parsed.program.is_none() {
-            not_recognised(set, s, &line, at);
+            not_recognised(set, s, line, at);
         }
         return;
     };
@@ -460,7 +509,8 @@ fn summarise_sharded(
 ) -> std::io::Result<Stats> {
     // small enough to be matched while it is still in the caches
     const CHUNK: usize = 128 << 10;
-    let chunks = input::SharedChunks::new(file, threads, CHUNK);
+    let note = |l: &[u8]| LineNote::of(l, threads);
+    let chunks = input::SharedChunks::with_notes(file, threads, CHUNK, &note);
     std::thread::scope(|sc| {
         let workers: Vec<_> = (0..threads)
             .map(|w| {
@@ -473,8 +523,8 @@ fn summarise_sharded(
                     // a syslog daemon's repeat line finds the line before it)
                     let mut at = 0u64;
                     while let Some(chunk) = chunks.get(i)? {
-                        chunk.for_each_line(|l| {
-                            count_shard(set, &mut scratch, &mut s, l, at, ctx, Some((w, threads)));
+                        chunk.for_each_noted(|l, n| {
+                            count_noted(set, &mut scratch, &mut s, l, n, at, ctx, w as u32);
                             at += 1;
                         });
                         chunks.recycle(chunk);
@@ -684,6 +734,75 @@ mod tests {
             .map(|(at, l)| (*at, &l[..]))
             .collect();
         assert_eq!(shown, [(2, lines[2]), (4, lines[4])]);
+    }
+
+    /// A file shared by session between threads (each line split once, by the thread that
+    /// read its chunk) gives the same counts as one reader: sessions whose lines interleave
+    /// (held public keys released by the close, PAM's prelude), syslogd's repeat lines, rsyslog's
+    /// repeated messages, a line cut for its length, lines without a prefix.
+    #[test]
+    fn sharded_counts_are_one_readers_counts() {
+        let b = portcullis_core::filter::builtin::get("sshd").unwrap();
+        let set = MatchSet::new(
+            vec![Filter::from_toml(b.source, b.name).unwrap()],
+            Mode::Aggressive,
+        );
+        let ctx = TimeContext {
+            now: 1_795_255_201_000,
+            local_offset: 0,
+        };
+        let mut text = String::new();
+        for i in 0..6000u32 {
+            let (pid, a) = (1000 + i % 97, format!("203.0.113.{}", i % 61));
+            let t = format!("Nov 21 10:{:02}:{:02}", (i / 60) % 60, i % 60);
+            let line = match i % 9 {
+                0 => format!("{t} web1 sshd[{pid}]: Failed publickey for git from {a} port 22 ssh2: ED25519 SHA256:x"),
+                1 => format!("{t} web1 sshd[{pid}]: Connection closed by authenticating user git {a} port 22 [preauth]"),
+                2 => format!("{t} web1 sshd[{pid}]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={a}  user=root"),
+                3 => format!("{t} web1 sshd[{pid}]: Failed password for root from {a} port 22 ssh2"),
+                4 => format!("{t} web1 syslogd: last message repeated 3 times"),
+                5 => format!("{t} web1 sshd[{pid}]: message repeated 2 times: [ Failed password for invalid user x{i} from {a} port 22 ssh2]"),
+                6 => format!("{t} web2 sshd[{pid}]: Invalid user u{i} from {a} port 22"),
+                7 => "no prefix at all".to_string(),
+                _ => format!("{t} web1 sshd[{pid}]: Disconnecting: Too many authentication failures [preauth]"),
+            };
+            text.push_str(&line);
+            text.push('\n');
+            if i == 3000 {
+                // longer than the limit: matched cut, by whichever reader
+                text.push_str(&format!("{t} web1 sshd[7]: Failed password for invalid user {} from 192.0.2.9 port 22 ssh2\n", "y".repeat(DEFAULT_MAX_LINE)));
+            }
+        }
+        let mut f = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
+        let mut one = Stats::default();
+        let mut scratch = set.scratch();
+        for (i, l) in text.lines().enumerate() {
+            count(&set, &mut scratch, &mut one, l.as_bytes(), i as u64, &ctx);
+        }
+        one.join_pieces();
+        let key = |s: &Stats| {
+            let mut hosts: Vec<_> = s.hosts.iter().map(|(k, v)| (*k, *v)).collect();
+            let mut users: Vec<_> = s.users.iter().map(|(k, v)| (k.to_vec(), *v)).collect();
+            hosts.sort();
+            users.sort();
+            let per_rule: Vec<u64> = s.per_rule.iter().copied().filter(|&n| n > 0).collect();
+            (
+                s.lines,
+                s.matched,
+                s.cut,
+                s.unrecognised,
+                per_rule,
+                hosts,
+                users,
+            )
+        };
+        assert!(one.matched > 4000 && one.cut == 1, "{:?}", key(&one).1);
+        for threads in [2, 3] {
+            let mut shared = summarise_sharded(&set, &f, threads, &ctx).unwrap();
+            shared.join_pieces();
+            assert_eq!(key(&shared), key(&one), "{threads} threads");
+        }
     }
 
     #[test]
