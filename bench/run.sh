@@ -8,8 +8,9 @@
 #   --peers-only  skip building and timing portcullis (measure the peers only)
 #
 # Environment: SEED (default 1) for the generator, RUNS (default 7) for the
-# number of timed runs of our commands and of sshg-parser (best is kept),
-# PORTCULLIS=/path/to/binary to time that binary instead of building one.
+# number of rounds that time our commands and sshg-parser once each, in turn
+# (the best of each is kept), PORTCULLIS=/path/to/binary to time that binary
+# instead of building one.
 #
 # Exit status: 0 when every command ran, even if targets are missed (the table
 # says so); non-zero when a command fails or a tool cannot be installed.
@@ -80,31 +81,40 @@ ensure_tools() {
 }
 
 # --------------------------------------------------------------- timing --
-# measure TOOL INPUT NRUNS STDIN STDOUT CMD...
-# Runs CMD NRUNS times; keeps the best wall time (microsecond clock around
-# /usr/bin/time) and the largest peak RSS (/usr/bin/time %M, KiB). Appends a
-# row to $results: tool, input, lines, seconds, peak_kib.
-measure() {
-    local tool=$1 input=$2 n=$3 stdin=$4 stdout=$5
-    shift 5
-    local err=$out/$tool.$input.stderr tf=$out/.time
-    local best="" rss=0 i t0 t1 wall m
-    for ((i = 1; i <= n; i++)); do
-        t0=$EPOCHREALTIME
-        if ! "$TIME" -f '%e %M' -o "$tf" "$@" <"$stdin" >"$stdout" 2>"$err"; then
-            sed -n '1,20p' "$err" >&2
-            die "$tool failed on $input: $* (stderr in $err)"
-        fi
-        t1=$EPOCHREALTIME
-        wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }')
-        read -r _ m <"$tf"
-        ((m > rss)) && rss=$m
-        if [[ -z $best ]] || awk -v w="$wall" -v b="$best" 'BEGIN { exit !(w < b) }'; then
-            best=$wall
-        fi
-        printf '   %-16s %-7s run %d/%d: %8s s %8d KiB\n' "$tool" "$input" "$i" "$n" "$wall" "$m" >&2
-    done
-    printf '%s\t%s\t%s\t%s\t%s\n' "$tool" "$input" "$file_lines" "$best" "$rss" >>"$results"
+# run_once TOOL INPUT STDIN STDOUT CMD...
+# Runs CMD once; sets $wall (seconds, microsecond clock around /usr/bin/time) and $peak
+# (KiB, /usr/bin/time %M).
+run_once() {
+    local tool=$1 input=$2 stdin=$3 stdout=$4
+    shift 4
+    local err=$out/$tool.$input.stderr tf=$out/.time t0 t1
+    t0=$EPOCHREALTIME
+    if ! "$TIME" -f '%e %M' -o "$tf" "$@" <"$stdin" >"$stdout" 2>"$err"; then
+        sed -n '1,20p' "$err" >&2
+        die "$tool failed on $input: $* (stderr in $err)"
+    fi
+    t1=$EPOCHREALTIME
+    wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }')
+    read -r _ peak <"$tf"
+    printf '   %-16s %-7s %8s s %8d KiB\n' "$tool" "$input" "$wall" "$peak" >&2
+}
+
+# Best wall time and largest peak RSS per tool of the current input.
+declare -A best_wall best_rss
+
+keep() {
+    local tool=$1
+    if [[ -z ${best_wall[$tool]:-} ]] || awk -v w="$wall" -v b="${best_wall[$tool]}" 'BEGIN { exit !(w < b) }'; then
+        best_wall[$tool]=$wall
+    fi
+    ((peak > ${best_rss[$tool]:-0})) && best_rss[$tool]=$peak
+    return 0
+}
+
+# record TOOL INPUT: appends the tool's row to $results (tool, input, lines, seconds,
+# peak_kib).
+record() {
+    printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$file_lines" "${best_wall[$1]}" "${best_rss[$1]}" >>"$results"
 }
 
 # ----------------------------------------------------------------- main --
@@ -146,15 +156,32 @@ for w in stress mix; do
     cat "$f" >/dev/null   # same page-cache state for every tool
     log "timing on $w: $f ($file_lines lines, $(du -h "$f" | cut -f1))"
 
+    # The quick tools run in rounds, one run of each per round, so that a slow spell of
+    # the machine (a shared VM's neighbours, frequency scaling) falls on all of them alike
+    # rather than on one tool's runs; the best of the rounds is kept for each.
+    best_wall=() best_rss=()
+    for ((i = 1; i <= runs; i++)); do
+        log "round $i/$runs"
+        if ((!peers_only)); then
+            run_once "portcullis-test" "$w" /dev/null "$out/test-$w.txt" \
+                "$bin" test --filter sshd "$f"
+            keep "portcullis-test"
+            run_once "portcullis-replay" "$w" /dev/null "$out/replay-$w.jsonl" \
+                "$bin" replay "$f" --json
+            keep "portcullis-replay"
+        fi
+        run_once "sshg-parser" "$w" "$f" /dev/null "$SSHG"
+        keep "sshg-parser"
+    done
     if ((!peers_only)); then
-        measure "portcullis-test" "$w" "$runs" /dev/null "$out/test-$w.txt" \
-            "$bin" test --filter sshd "$f"
-        measure "portcullis-replay" "$w" "$runs" /dev/null "$out/replay-$w.jsonl" \
-            "$bin" replay "$f" --json
+        record "portcullis-test" "$w"
+        record "portcullis-replay" "$w"
     fi
-    measure "sshg-parser" "$w" "$runs" "$f" /dev/null "$SSHG"
-    measure "fail2ban-regex" "$w" 1 /dev/null "$out/f2b-$w.txt" \
-        fail2ban-regex "$f" "$F2B_FILTER"
+    record "sshg-parser" "$w"
+    # (one run: it takes seconds, which averages the machine's spells out)
+    run_once "fail2ban-regex" "$w" /dev/null "$out/f2b-$w.txt" fail2ban-regex "$f" "$F2B_FILTER"
+    keep "fail2ban-regex"
+    record "fail2ban-regex" "$w"
 
     # What the peers recognised (untimed for sshg-parser: one line per attack).
     "$SSHG" <"$f" >"$out/sshg-$w.txt"
