@@ -81,6 +81,48 @@ pub fn for_each_chunk(
     }
 }
 
+/// What one thread works out of a line once, for the threads that share a log by session
+/// (`test` and `replay` with a filter that ties lines together): which thread matches the
+/// line, and its prefix split, which that thread then takes in place of splitting it again.
+#[derive(Debug, Clone, Copy)]
+pub struct LineNote {
+    /// The thread (of `threads`) whose sessions the line is of ([`session_shard`]).
+    ///
+    /// [`session_shard`]: portcullis_core::filter::session_shard
+    pub shard: u32,
+    /// A container runtime's partial record ([`portcullis_core::prefix::is_partial_record`]).
+    pub partial: bool,
+    /// The split of the line as [`crate::sources::line::prepare`] leaves it; `None` when it
+    /// cut the line (the matching thread splits its copy).
+    spans: Option<portcullis_core::prefix::Spans>,
+}
+
+impl LineNote {
+    /// The note of line `l` (without its newline) for `threads` threads, lines cut at
+    /// `max_line` bytes.
+    pub fn of(l: &[u8], max_line: usize, threads: usize) -> LineNote {
+        let (line, _) = crate::sources::line::prepare(l, max_line);
+        let parsed = portcullis_core::prefix::parse(&line);
+        LineNote {
+            shard: portcullis_core::filter::session_shard(&parsed, threads) as u32,
+            partial: portcullis_core::prefix::is_partial_record(&line),
+            spans: match line {
+                std::borrow::Cow::Borrowed(b) => portcullis_core::prefix::Spans::of(b, &parsed),
+                std::borrow::Cow::Owned(_) => None,
+            },
+        }
+    }
+
+    /// The split of `line`: the line this note is of, as `prepare` (with the same limit)
+    /// gave it.
+    pub fn parsed<'a>(&self, line: &'a [u8]) -> portcullis_core::prefix::Parsed<'a> {
+        match self.spans {
+            Some(spans) => spans.parsed(line),
+            None => portcullis_core::prefix::parse(line),
+        }
+    }
+}
+
 /// One file read once by several threads that each need every chunk of it, in order (the
 /// readers of a filter that ties lines together by session, each matching its share of the
 /// sessions). There is no reader thread: the first thread that needs a chunk nobody has

@@ -10,7 +10,6 @@ use std::sync::{mpsc, Arc};
 
 use anyhow::Result;
 use portcullis_core::decision::{BanReason, Decision, Millis, FOREVER};
-use portcullis_core::filter::session_shard;
 use portcullis_core::jail::{prepare_parsed, Jail, LineAt, Prepared, Step};
 use portcullis_core::policy::{self, History};
 use portcullis_core::time::rfc3339;
@@ -18,6 +17,10 @@ use portcullis_core::time::rfc3339;
 use super::input;
 use crate::config::{self, Config};
 use crate::sources::line;
+
+/// A chunk of lines and, when workers share it by session, each line's note (made once, by
+/// the reading thread).
+type Noted = (Vec<u8>, Vec<input::LineNote>);
 
 /// Runs the replay; returns the exit code.
 pub fn run(
@@ -83,7 +86,7 @@ pub fn run(
     let mut job_txs = Vec::new();
     let mut job_rxs = Vec::new();
     for _ in 0..workers {
-        let (tx, rx) = mpsc::sync_channel::<(u64, Arc<Vec<u8>>)>(2);
+        let (tx, rx) = mpsc::sync_channel::<(u64, Arc<Noted>)>(2);
         job_txs.push(tx);
         job_rxs.push(rx);
     }
@@ -102,14 +105,27 @@ pub fn run(
             let cut_lines = &cut_lines;
             sc.spawn(move || {
                 let mut scratch: Vec<_> = shared.iter().map(|(set, _)| set.scratch()).collect();
-                for (idx, chunk) in job_rx {
+                for (idx, noted) in job_rx {
+                    let (chunk, notes) = &*noted;
                     let mut found = Vec::new();
                     let mut n = 0u32;
-                    input::split_chunk(&chunk, |l| {
+                    input::split_chunk(chunk, |l| {
                         let at = n;
                         n += 1;
+                        // (shared by session: the reader split the line and knows whose
+                        // it is; most lines are another worker's and cost nothing more)
+                        let note = notes.get(at as usize);
+                        if let Some(note) = note {
+                            if note.shard != w as u32 && !(note.partial && w == 0) {
+                                return;
+                            }
+                        }
                         let (line, cut) = line::prepare(l, max_line);
-                        if portcullis_core::prefix::is_partial_record(&line) {
+                        let partial = match note {
+                            Some(note) => note.partial,
+                            None => portcullis_core::prefix::is_partial_record(&line),
+                        };
+                        if partial {
                             if !sharded || w == 0 {
                                 // (every jail skips the rest of that line)
                                 for ji in 0..shared.len() {
@@ -118,10 +134,10 @@ pub fn run(
                             }
                             return;
                         }
-                        let parsed = portcullis_core::prefix::parse(&line);
-                        if sharded && session_shard(&parsed, workers) != w {
-                            return;
-                        }
+                        let parsed = match note {
+                            Some(note) => note.parsed(&line),
+                            None => portcullis_core::prefix::parse(&line),
+                        };
                         if cut {
                             cut_lines.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         }
@@ -144,7 +160,14 @@ pub fn run(
             for src in sources {
                 file_starts.lock().expect("file starts").insert(idx);
                 input::for_each_chunk(input::open(src)?, 1 << 20, |chunk| {
-                    let chunk = Arc::new(chunk);
+                    // shared by session: each line split once, here, for every worker
+                    let mut notes = Vec::new();
+                    if sharded {
+                        input::split_chunk(&chunk, |l| {
+                            notes.push(input::LineNote::of(l, max_line, workers));
+                        });
+                    }
+                    let chunk = Arc::new((chunk, notes));
                     let ok = if sharded {
                         job_txs
                             .iter()

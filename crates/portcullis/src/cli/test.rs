@@ -309,29 +309,6 @@ fn may_repeat(p: &portcullis_core::prefix::Parsed<'_>) -> bool {
     p.pid == 0 || p.program == Some(&b"syslogd"[..])
 }
 
-/// What the thread that reads a chunk works out of each of its lines, once for every
-/// thread ([`summarise_sharded`]): which thread matches the line, and its prefix split.
-#[derive(Debug, Clone, Copy)]
-struct LineNote {
-    shard: u32,
-    /// `None` for a line [`line::prepare`] cut (the matching thread splits it again).
-    spans: Option<portcullis_core::prefix::Spans>,
-}
-
-impl LineNote {
-    fn of(l: &[u8], threads: usize) -> LineNote {
-        let (line, _) = line::prepare(l, DEFAULT_MAX_LINE);
-        let parsed = portcullis_core::prefix::parse(&line);
-        LineNote {
-            shard: portcullis_core::filter::session_shard(&parsed, threads) as u32,
-            spans: match line {
-                std::borrow::Cow::Borrowed(b) => portcullis_core::prefix::Spans::of(b, &parsed),
-                std::borrow::Cow::Owned(_) => None,
-            },
-        }
-    }
-}
-
 /// [`count`] for the reader `me` of a file shared by session ([`summarise_sharded`]): only
 /// the lines of its sessions, from the note the chunk's reading thread made of each line
 /// (the split is not done again). A syslog daemon's repeat line counts in the reader that
@@ -342,7 +319,7 @@ fn count_noted(
     scratch: &mut portcullis_core::filter::Scratch,
     s: &mut Stats,
     line: &[u8],
-    note: &LineNote,
+    note: &input::LineNote,
     at: u64,
     ctx: &TimeContext,
     me: u32,
@@ -352,10 +329,7 @@ fn count_noted(
         return;
     }
     let (line, cut) = line::prepare(line, DEFAULT_MAX_LINE);
-    let parsed = match note.spans {
-        Some(spans) => spans.parsed(&line),
-        None => portcullis_core::prefix::parse(&line),
-    };
+    let parsed = note.parsed(&line);
     if note.shard != me {
         if may_repeat(&parsed) {
             s.repeat(&parsed, at);
@@ -509,7 +483,7 @@ fn summarise_sharded(
 ) -> std::io::Result<Stats> {
     // small enough to be matched while it is still in the caches
     const CHUNK: usize = 128 << 10;
-    let note = |l: &[u8]| LineNote::of(l, threads);
+    let note = |l: &[u8]| input::LineNote::of(l, DEFAULT_MAX_LINE, threads);
     let chunks = input::SharedChunks::with_notes(file, threads, CHUNK, &note);
     std::thread::scope(|sc| {
         let workers: Vec<_> = (0..threads)
