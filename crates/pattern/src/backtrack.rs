@@ -897,8 +897,9 @@ impl Prog {
 
     /// Rust source of a function `name` (a [`NativeFn`]) that does what
     /// [`Prog::interpret`] does for this program, instruction for instruction, with each
-    /// instruction's operands as constants and each `pc = next` a constant jump, so that
-    /// the compiler turns the dispatch into direct branches. Used by `build.rs` for the
+    /// instruction's operands as constants. An instruction with one way in follows the code
+    /// that leads to it; only the others (the start, a split's alternative, where a run
+    /// resumes, a join) are arms of the dispatch `match`. Used by `build.rs` for the
     /// built-in filters; the backtracking (`step_back`) and the searches of greedy runs are
     /// the interpreter's own functions.
     #[allow(dead_code)]
@@ -969,18 +970,26 @@ impl Prog {
                 }
             }
         };
-        let mut arms = String::new();
+        // Each instruction as its code and where it goes on: `(code, Some(next))` ends with
+        // a jump to `next`, which the code leaves out; `(code, None)` ends by itself.
+        let mut bodies: Vec<(String, Option<u32>)> = Vec::with_capacity(self.insts.len());
         for (k, inst) in self.insts.iter().enumerate() {
             let next = inst.next;
             let body = match &inst.op {
-                Op::Lit(l) => format!(
-                    "let p0 = pos as usize; if hay.len() - p0 >= {n} && hay[p0..p0 + {n}] == {b} {{ pos += {n}; pc = {next}; continue 'fwd; }} break 'fwd;",
-                    n = l.len(),
-                    b = lit_bytes(l)
+                Op::Lit(l) => (
+                    format!(
+                        "let p0 = pos as usize; if !(hay.len() - p0 >= {n} && hay[p0..p0 + {n}] == {b}) {{ break 'fwd; }} pos += {n};",
+                        n = l.len(),
+                        b = lit_bytes(l)
+                    ),
+                    Some(next),
                 ),
-                Op::Byte(s) => format!(
-                    "if let Some(&c) = hay.get(pos as usize) {{ if {} {{ pos += 1; pc = {next}; continue 'fwd; }} }} break 'fwd;",
-                    set_expr(*s, "c")
+                Op::Byte(s) => (
+                    format!(
+                        "let Some(&c) = hay.get(pos as usize) else {{ break 'fwd; }}; if !({}) {{ break 'fwd; }} pos += 1;",
+                        set_expr(*s, "c")
+                    ),
+                    Some(next),
                 ),
                 &Op::Run {
                     set,
@@ -1029,24 +1038,89 @@ impl Prog {
                     } else {
                         (next, 0)
                     };
-                    format!(
-                        "let start = pos as usize; let limit = {limit}; let end = {scan}; let lo = start + {min}; if end < lo {{ break 'fwd; }} let (lo, end) = (lo as u32, end as u32); {choose} pos = q + {skip_len}; pc = {after_pc}; continue 'fwd;"
+                    (
+                        format!(
+                            "let start = pos as usize; let limit = {limit}; let end = {scan}; let lo = start + {min}; if end < lo {{ break 'fwd; }} let (lo, end) = (lo as u32, end as u32); {choose} pos = q + {skip_len};"
+                        ),
+                        Some(after_pc),
                     )
                 }
-                &Op::Split { alt, first, second } => format!(
-                    "budget -= 1; if budget < 0 {{ return Outcome::GaveUp; }} if !({}) {{ pc = {alt}; continue 'fwd; }} if {} {{ stack.push(Frame::Alt {{ pc: {alt}, pos }}); }} pc = {next}; continue 'fwd;",
-                    guard_expr(first, "pos"),
-                    guard_expr(second, "pos")
+                &Op::Split { alt, first, second } => (
+                    format!(
+                        "budget -= 1; if budget < 0 {{ return Outcome::GaveUp; }} if !({}) {{ pc = {alt}; continue 'fwd; }} if {} {{ stack.push(Frame::Alt {{ pc: {alt}, pos }}); }}",
+                        guard_expr(first, "pos"),
+                        guard_expr(second, "pos")
+                    ),
+                    Some(next),
                 ),
-                Op::Jmp => format!("pc = {next}; continue 'fwd;"),
-                Op::Save(s) => format!(
-                    "if !stack.is_empty() {{ budget -= 1; stack.push(Frame::Restore {{ slot: {s}, old: slots[{s}] }}); }} slots[{s}] = pos; pc = {next}; continue 'fwd;"
+                Op::Jmp => (String::new(), Some(next)),
+                Op::Save(s) => (
+                    format!(
+                        "if !stack.is_empty() {{ budget -= 1; stack.push(Frame::Restore {{ slot: {s}, old: slots[{s}] }}); }} slots[{s}] = pos;"
+                    ),
+                    Some(next),
                 ),
-                Op::Start => format!("if pos != 0 {{ break 'fwd; }} pc = {next}; continue 'fwd;"),
-                Op::End => format!("if pos != len {{ break 'fwd; }} pc = {next}; continue 'fwd;"),
-                Op::Match => "return Outcome::Match;".into(),
+                Op::Start => ("if pos != 0 { break 'fwd; }".into(), Some(next)),
+                Op::End => ("if pos != len { break 'fwd; }".into(), Some(next)),
+                Op::Match => ("return Outcome::Match;".into(), None),
             };
-            arms.push_str(&format!("                {k} => {{ {body} }}\n"));
+            bodies.push(body);
+        }
+        // The instructions the dispatch must reach: the start, where `step_back` resumes (a
+        // split's alternative, the instruction after a run that kept other lengths), and
+        // every instruction reached from more than one place (or from none). Every other
+        // instruction has one way in and is written right after the code that leads to
+        // it, so the usual path through a pattern runs straight on, with no dispatch
+        // between its instructions (a `pc = next` through the `match` was an indirect jump
+        // each, which the compiler did not thread).
+        let n = self.insts.len();
+        let mut ins = vec![0u32; n];
+        let mut entry = vec![false; n];
+        entry[self.start as usize] = true;
+        for (k, inst) in self.insts.iter().enumerate() {
+            if let Some(t) = bodies[k].1 {
+                ins[t as usize] += 1;
+            }
+            match inst.op {
+                Op::Split { alt, .. } => {
+                    ins[alt as usize] += 1;
+                    entry[alt as usize] = true;
+                }
+                Op::Run {
+                    possessive: false, ..
+                } => {
+                    if let Some(t) = bodies[k].1 {
+                        entry[t as usize] = true;
+                    }
+                }
+                _ => {}
+            }
+        }
+        for k in 0..n {
+            if ins[k] != 1 {
+                entry[k] = true;
+            }
+        }
+        let mut arms = String::new();
+        for k in (0..n).filter(|&k| entry[k]) {
+            let mut code = String::new();
+            let mut at = k;
+            loop {
+                let (body, tail) = &bodies[at];
+                code.push_str(body);
+                match *tail {
+                    Some(t) if !entry[t as usize] => {
+                        code.push(' ');
+                        at = t as usize;
+                    }
+                    Some(t) => {
+                        code.push_str(&format!(" pc = {t}; continue 'fwd;"));
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            arms.push_str(&format!("                {k} => {{ {code} }}\n"));
         }
         format!(
             "pub fn {name}(p: &Prog, hay: &[u8], sc: &mut Scratch) -> Outcome {{

@@ -90,7 +90,8 @@ pub struct LineNote {
     ///
     /// [`session_shard`]: portcullis_core::filter::session_shard
     pub shard: u32,
-    /// A container runtime's partial record ([`portcullis_core::prefix::is_partial_record`]).
+    /// A container runtime's partial record ([`portcullis_core::prefix::is_partial_record`]),
+    /// when asked for.
     pub partial: bool,
     /// The split of the line as [`crate::sources::line::prepare`] leaves it; `None` when it
     /// cut the line (the matching thread splits its copy).
@@ -99,13 +100,14 @@ pub struct LineNote {
 
 impl LineNote {
     /// The note of line `l` (without its newline) for `threads` threads, lines cut at
-    /// `max_line` bytes.
-    pub fn of(l: &[u8], max_line: usize, threads: usize) -> LineNote {
+    /// `max_line` bytes; `partial` tells whether to look for a partial record (`replay`
+    /// skips them as the daemon does; `test` reads every line).
+    pub fn of(l: &[u8], max_line: usize, threads: usize, partial: bool) -> LineNote {
         let (line, _) = crate::sources::line::prepare(l, max_line);
         let parsed = portcullis_core::prefix::parse(&line);
         LineNote {
             shard: portcullis_core::filter::session_shard(&parsed, threads) as u32,
-            partial: portcullis_core::prefix::is_partial_record(&line),
+            partial: partial && portcullis_core::prefix::is_partial_record(&line),
             spans: match line {
                 std::borrow::Cow::Borrowed(b) => portcullis_core::prefix::Spans::of(b, &parsed),
                 std::borrow::Cow::Owned(_) => None,

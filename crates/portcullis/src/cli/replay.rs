@@ -164,7 +164,7 @@ pub fn run(
                     let mut notes = Vec::new();
                     if sharded {
                         input::split_chunk(&chunk, |l| {
-                            notes.push(input::LineNote::of(l, max_line, workers));
+                            notes.push(input::LineNote::of(l, max_line, workers, true));
                         });
                     }
                     let chunk = Arc::new((chunk, notes));

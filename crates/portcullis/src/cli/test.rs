@@ -483,7 +483,7 @@ fn summarise_sharded(
 ) -> std::io::Result<Stats> {
     // small enough to be matched while it is still in the caches
     const CHUNK: usize = 128 << 10;
-    let note = |l: &[u8]| input::LineNote::of(l, DEFAULT_MAX_LINE, threads);
+    let note = |l: &[u8]| input::LineNote::of(l, DEFAULT_MAX_LINE, threads, false);
     let chunks = input::SharedChunks::with_notes(file, threads, CHUNK, &note);
     std::thread::scope(|sc| {
         let workers: Vec<_> = (0..threads)
