@@ -676,10 +676,8 @@ fn print_summary(set: &MatchSet, s: &Stats, top: usize) {
 mod tests {
     use super::*;
 
-    /// A line whose prefix gave no program is counted (and the first few kept) when the
-    /// filter names its programs; a line it matched, or one with a program, is not.
-    #[test]
-    fn lines_without_a_readable_prefix_are_reported() {
+    /// The built-in sshd filter as `test` reads it, and a fixed clock.
+    fn sshd_set() -> (MatchSet, TimeContext) {
         let b = portcullis_core::filter::builtin::get("sshd").unwrap();
         let set = MatchSet::new(
             vec![Filter::from_toml(b.source, b.name).unwrap()],
@@ -689,6 +687,14 @@ mod tests {
             now: 1_795_255_201_000,
             local_offset: 0,
         };
+        (set, ctx)
+    }
+
+    /// A line whose prefix gave no program is counted (and the first few kept) when the
+    /// filter names its programs; a line it matched, or one with a program, is not.
+    #[test]
+    fn lines_without_a_readable_prefix_are_reported() {
+        let (set, ctx) = sshd_set();
         let mut scratch = set.scratch();
         let mut s = Stats::default();
         let lines: [&[u8]; 5] = [
@@ -716,15 +722,7 @@ mod tests {
     /// repeated messages, a line cut for its length, lines without a prefix.
     #[test]
     fn sharded_counts_are_one_readers_counts() {
-        let b = portcullis_core::filter::builtin::get("sshd").unwrap();
-        let set = MatchSet::new(
-            vec![Filter::from_toml(b.source, b.name).unwrap()],
-            Mode::Aggressive,
-        );
-        let ctx = TimeContext {
-            now: 1_795_255_201_000,
-            local_offset: 0,
-        };
+        let (set, ctx) = sshd_set();
         let mut text = String::new();
         for i in 0..6000u32 {
             let (pid, a) = (1000 + i % 97, format!("203.0.113.{}", i % 61));
