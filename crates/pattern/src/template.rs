@@ -58,7 +58,11 @@ pub fn expand(pattern: &str, table: &[(String, String)]) -> Result<String, Unkno
 }
 
 /// Anchors `pattern` at both ends, with Unicode off (patterns run on bytes) and `.`
-/// matching any byte: `(?s-u)^(?:…)$`. A leading `^` and trailing `$` are dropped first.
+/// matching any byte: `(?s-u)^(?:…)[ \t]*$`. A leading `^` and trailing `$` are dropped
+/// first. Spaces and tabs may follow the pattern's end: programs that end a line with a
+/// field that is often empty leave one (Linux-PAM's `rhost=%s %s%s`, Apache's
+/// `authorization failure for "%s": %s`), and a pattern's last part is the program's text,
+/// never a place a client's text could choose the address.
 /// (A pattern with an unbalanced `)`, `a)|(?:b`, closes the group early and leaves a branch
 /// unanchored: check [`crate::Pattern::is_anchored`].)
 pub fn anchored(pattern: &str) -> String {
@@ -68,7 +72,7 @@ pub fn anchored(pattern: &str) -> String {
     } else {
         body
     };
-    format!("(?s-u)^(?:{body})$")
+    format!("(?s-u)^(?:{body})[ \\t]*$")
 }
 
 /// Parses a table of `NAME = 'text'` lines (TOML with string values only).
@@ -128,8 +132,22 @@ mod tests {
 
     #[test]
     fn anchors_once() {
-        assert_eq!(anchored("^a|b$"), "(?s-u)^(?:a|b)$");
-        assert_eq!(anchored(r"a\$"), r"(?s-u)^(?:a\$)$");
+        assert_eq!(anchored("^a|b$"), r"(?s-u)^(?:a|b)[ \t]*$");
+        assert_eq!(anchored(r"a\$"), r"(?s-u)^(?:a\$)[ \t]*$");
+    }
+
+    /// Spaces and tabs may end the line after the pattern, nothing else.
+    #[test]
+    fn trailing_blanks_are_allowed_nothing_else() {
+        let p = crate::Pattern::new(&anchored(r"from (?P<host>[0-9.]+)"), &["host"], None).unwrap();
+        let mut c = crate::Cache::default();
+        for l in ["from 192.0.2.1", "from 192.0.2.1 ", "from 192.0.2.1 \t "] {
+            assert!(p.captures(l.as_bytes(), &mut c), "{l:?}");
+            assert_eq!(c.group(0), Some((5, 14)), "{l:?}");
+        }
+        for l in ["from 192.0.2.1 x", "from 192.0.2.1\n", " from 192.0.2.1"] {
+            assert!(!p.captures(l.as_bytes(), &mut c), "{l:?}");
+        }
     }
 
     #[test]
