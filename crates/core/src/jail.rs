@@ -797,12 +797,6 @@ mod tests {
             let l: Vec<&str> = lines.iter().map(String::as_str).collect();
             assert_eq!(bans(&mut j, &l), vec!["203.0.113.43 2"], "{mode:?}");
         }
-        // another postscreen client's line in between does not split a connection
-        let mut j = builtin_jail("postfix", Mode::Aggressive, 2, vec![]);
-        let mut lines = conn(40003, 3).to_vec();
-        lines.insert(2, "Dec  3 10:00:03 mx postfix/postscreen[700]: PREGREET 11 after 0.1 from [198.51.100.9]:50000: EHLO x\\r\\n".to_string());
-        let l: Vec<&str> = lines.iter().map(String::as_str).collect();
-        assert!(bans(&mut j, &l).is_empty());
     }
 
     /// What each line counts for whom: "ADDR WEIGHT" per counted line.

@@ -60,9 +60,9 @@ pub fn expand(pattern: &str, table: &[(String, String)]) -> Result<String, Unkno
 /// Anchors `pattern` at both ends, with Unicode off (patterns run on bytes) and `.`
 /// matching any byte: `(?s-u)^(?:…)[ \t]*$`. A leading `^` and trailing `$` are dropped
 /// first. Spaces and tabs may follow the pattern's end: programs that end a line with a
-/// field that is often empty leave one (Linux-PAM's `rhost=%s %s%s`, Apache's
-/// `authorization failure for "%s": %s`), and a pattern's last part is the program's text,
-/// never a place a client's text could choose the address.
+/// field that is often empty leave one (Linux-PAM's `rhost=%s %s%s` for an unknown user;
+/// Apache 2.4's AH01631 `authorization failure for "URI": ` in fail2ban's corpus). The blanks
+/// come after the pattern's end, so they cannot move where it takes the address.
 /// (A pattern with an unbalanced `)`, `a)|(?:b`, closes the group early and leaves a branch
 /// unanchored: check [`crate::Pattern::is_anchored`].)
 pub fn anchored(pattern: &str) -> String {

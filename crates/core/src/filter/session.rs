@@ -132,18 +132,9 @@ impl Sessions {
     /// pid come from the syslog prefix (the logging side), the key text from the program's
     /// own counter (slapd's `conn=N`).
     fn hash(&self, s: Session<'_>) -> u64 {
-        let mut h = self.seed;
-        let mut eat = |b: &[u8]| {
-            let mut chunks = b.chunks_exact(8);
-            for c in &mut chunks {
-                h = mix(h ^ u64::from_le_bytes(c.try_into().expect("8 bytes")));
-            }
-            let last = crate::bytes::le_tail(chunks.remainder());
-            h = mix(h ^ last ^ ((b.len() as u64) << 56));
-        };
-        eat(s.host);
+        let mut h = fold(self.seed, s.host);
         if let Some(t) = s.text {
-            eat(t);
+            h = fold(h, t);
         }
         mix(h ^ u64::from(s.pid) ^ (u64::from(s.text.is_some()) << 40))
     }
@@ -277,13 +268,16 @@ pub(crate) fn conn_id(pid: u32, key: Option<&[u8]>) -> u32 {
     let Some(k) = key else {
         return pid;
     };
-    let mut h = mix(u64::from(pid) ^ ((k.len() as u64) << 32));
-    let mut chunks = k.chunks_exact(8);
+    ((fold(mix(u64::from(pid)), k) >> 32) as u32).max(1)
+}
+
+/// `h` with the bytes `b` mixed in, 8 at a time, and their length.
+fn fold(mut h: u64, b: &[u8]) -> u64 {
+    let mut chunks = b.chunks_exact(8);
     for c in &mut chunks {
         h = mix(h ^ u64::from_le_bytes(c.try_into().expect("8 bytes")));
     }
-    h = mix(h ^ crate::bytes::le_tail(chunks.remainder()));
-    ((h >> 32) as u32).max(1)
+    mix(h ^ crate::bytes::le_tail(chunks.remainder()) ^ ((b.len() as u64) << 56))
 }
 
 /// splitmix64's finaliser: every input bit changes about half of the output bits.
