@@ -796,6 +796,19 @@ mod tests {
             let lines = conn(40002, 2);
             let l: Vec<&str> = lines.iter().map(String::as_str).collect();
             assert_eq!(bans(&mut j, &l), vec!["203.0.113.43 2"], "{mode:?}");
+            // two connections at once, their lines interleaved: each counts once
+            let mut j = builtin_jail("postfix", mode, 3, vec![]);
+            let (a, b) = (conn(40003, 3), conn(40004, 3));
+            let l: Vec<&str> = a
+                .iter()
+                .zip(&b)
+                .flat_map(|(x, y)| [x.as_str(), y.as_str()])
+                .collect();
+            assert!(bans(&mut j, &l).is_empty(), "{mode:?}");
+            // they counted two: a third connection bans
+            let lines = conn(40005, 4);
+            let l: Vec<&str> = lines.iter().map(String::as_str).collect();
+            assert_eq!(bans(&mut j, &l), vec!["203.0.113.43 3"], "{mode:?}");
         }
     }
 

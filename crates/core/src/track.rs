@@ -137,11 +137,40 @@ pub struct TrackerStats {
     pub ignored_while_banned: u64,
 }
 
-/// One counted failure in a window.
+/// One counted failure in a window, with the session that wrote it.
+///
+/// 16 bytes, as before sessions were kept per failure: the session fills what was padding,
+/// and the opener's credit (below) is the top bit of the weight, so a failure's weight
+/// counts at most [`MAX_WEIGHT`] (more than any `maxretry` worth setting).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Event {
     time: Millis,
-    weight: u32,
+    /// The weight, and [`CREDIT`]: this failure was an `opener` whose `attempt` has not
+    /// been seen yet (that attempt is the same event and is not counted again).
+    bits: u32,
+    /// Session of the failure, 0 when unknown.
+    session: u32,
+}
+
+/// The credit bit of [`Event::bits`].
+const CREDIT: u32 = 1 << 31;
+
+/// The largest weight one failure counts for.
+pub const MAX_WEIGHT: u32 = CREDIT - 1;
+
+impl Event {
+    fn new(time: Millis, weight: u32, kind: Kind, session: u32) -> Self {
+        let credit = if kind == Kind::Opener { CREDIT } else { 0 };
+        Event {
+            time,
+            bits: weight.min(MAX_WEIGHT) | credit,
+            session,
+        }
+    }
+
+    fn weight(&self) -> u32 {
+        self.bits & MAX_WEIGHT
+    }
 }
 
 /// The open window of one address.
@@ -149,33 +178,38 @@ struct Event {
 struct Window {
     /// Counted failures, sorted by time (ties in arrival order). Never empty.
     events: SmallVec<[Event; INLINE_EVENTS]>,
-    /// Session of the last counted failure, 0 when unknown.
-    last_session: u32,
-    /// An `opener` of `last_session` was counted and no `attempt` of it has been seen yet:
-    /// that attempt is the same event and is not counted again.
-    credit: bool,
 }
 
 /// Whether a failure of `kind` in `session` repeats what the window already counted for
-/// that session; updates the window's session memory either way.
-fn repeats_session(w: &mut Window, kind: Kind, session: u32) -> bool {
-    let same = session != 0 && w.last_session == session;
-    let repeat = match kind {
+/// that session, among its failures after `cutoff`; takes the opener's credit when it
+/// does.
+///
+/// Every failure in the window is remembered with its session, not only the last one: the
+/// connections of one address interleave (a bot opens several at once), and a follow-up
+/// of the first is still a repeat when the second counted in between.
+fn repeats_session(w: &mut Window, kind: Kind, session: u32, cutoff: Millis) -> bool {
+    if session == 0 {
+        return false;
+    }
+    let mut same = w
+        .events
+        .iter_mut()
+        .filter(|e| e.time > cutoff && e.session == session);
+    match kind {
         // (held kinds reach the tracker only when released, as attempts; see jail::prepare)
-        Kind::Attempt | Kind::Pending | Kind::Prelude => same && w.credit,
-        Kind::Opener | Kind::Followup => same,
+        Kind::Attempt | Kind::Pending | Kind::Prelude => {
+            match same.find(|e| e.bits & CREDIT != 0) {
+                Some(e) => {
+                    e.bits &= !CREDIT;
+                    true
+                }
+                None => false,
+            }
+        }
+        Kind::Opener | Kind::Followup => same.next().is_some(),
         // (never recorded: `record` handles it first)
         Kind::Connect => false,
-    };
-    if repeat {
-        if kind == Kind::Attempt {
-            w.credit = false;
-        }
-        return true;
     }
-    w.last_session = session;
-    w.credit = kind == Kind::Opener;
-    false
 }
 
 impl Window {
@@ -201,7 +235,7 @@ impl Window {
         self.events
             .iter()
             .filter(|e| e.time > after && e.time <= upto)
-            .map(|e| u64::from(e.weight))
+            .map(|e| u64::from(e.weight()))
             .sum()
     }
 }
@@ -297,9 +331,10 @@ impl Tracker {
     /// Returns a ban when the weights of the address's failures in its window reach
     /// `maxretry`; the window is then cleared. A failure is not counted when its weight
     /// is 0, when its address is banned (see [`TrackerStats::ignored_while_banned`]),
-    /// when it falls before the address's window, or when it is a follow-up of the
-    /// session of the address's previous counted failure (session 0 means unknown and
-    /// always counts).
+    /// when it falls before the address's window, or when it is a follow-up (or a second
+    /// opener) of a session that already counted a failure in the window, or the attempt
+    /// of a session whose opener counted it already (session 0 means unknown and always
+    /// counts). A failure kept in a window counts at most [`MAX_WEIGHT`].
     ///
     /// When a new address would exceed `max_tracked`, windows whose newest failure is
     /// `findtime` or more older than the reference time are dropped first; the
@@ -313,10 +348,10 @@ impl Tracker {
             // a new connection of the session's process: what follows is not a repeat of
             // what the last one counted
             let key = self.cfg.key(f.addr);
-            if let Some(w) = self.windows.get_mut(&key) {
-                if f.session != 0 && w.last_session == f.session {
-                    w.last_session = 0;
-                    w.credit = false;
+            if let (Some(w), true) = (self.windows.get_mut(&key), f.session != 0) {
+                for e in w.events.iter_mut().filter(|e| e.session == f.session) {
+                    e.session = 0;
+                    e.bits &= !CREDIT;
                 }
             }
             return None;
@@ -331,10 +366,7 @@ impl Tracker {
             return None;
         }
         let maxretry = u64::from(self.cfg.maxretry);
-        let event = Event {
-            time: f.time,
-            weight: f.weight,
-        };
+        let event = Event::new(f.time, f.weight, f.kind, f.session);
         let total = match self.windows.get_mut(&key) {
             Some(w) => {
                 // the window ends at its newest failure, which a late line does not move;
@@ -345,7 +377,7 @@ impl Tracker {
                 if f.time <= cutoff {
                     return None;
                 }
-                if repeats_session(w, f.kind, f.session) {
+                if repeats_session(w, f.kind, f.session, cutoff) {
                     return None;
                 }
                 w.insert(event);
@@ -372,11 +404,7 @@ impl Tracker {
                     }
                     let mut events = SmallVec::new();
                     events.push(event);
-                    let w = Window {
-                        events,
-                        last_session: f.session,
-                        credit: f.kind == Kind::Opener,
-                    };
+                    let w = Window { events };
                     self.windows.insert(key, w);
                     return None;
                 }
@@ -634,7 +662,7 @@ impl Tracker {
             let keep = (w.weight_in(Millis::MIN, Millis::MAX), w.newest(), addr) > last_out;
             if !keep {
                 for e in &w.events {
-                    sketch.add(&addr, e.weight, e.time);
+                    sketch.add(&addr, e.weight(), e.time);
                 }
             }
             keep
@@ -901,9 +929,35 @@ mod tests {
         let mut t = Tracker::new(cfg(2, 60 * SEC));
         assert_eq!(t.record(&session(ip(1), 0, 7, true), 0), None);
         assert_eq!(t.failing(0), vec![(c(1), 1)]);
-        // Its session becomes the last counted one.
+        // Its session is now one that counted.
         assert_eq!(t.record(&session(ip(1), 1, 7, true), 1), None);
         assert!(is_ban(&t.record(&session(ip(1), 2, 8, true), 2)));
+    }
+
+    #[test]
+    fn interleaved_connections_each_count_once() {
+        // a bot's two connections at once: the opener of 7, the opener of 8, then 7's
+        // follow-up and both attempts, each already counted by its opener
+        let mut t = Tracker::new(cfg(3, 60 * SEC));
+        assert_eq!(t.record(&kinded(ip(1), 0, 7, Kind::Opener), 0), None);
+        assert_eq!(t.record(&kinded(ip(1), 1, 8, Kind::Opener), 1), None);
+        assert_eq!(t.record(&session(ip(1), 2, 7, true), 2), None);
+        assert_eq!(t.record(&kinded(ip(1), 3, 7, Kind::Attempt), 3), None);
+        assert_eq!(t.record(&kinded(ip(1), 4, 8, Kind::Attempt), 4), None);
+        assert_eq!(t.record(&session(ip(1), 5, 8, true), 5), None);
+        assert_eq!(t.failing(5), vec![(c(1), 2)]);
+        // a second attempt of 7 is a failure of its own
+        assert!(is_ban(&t.record(&kinded(ip(1), 6, 7, Kind::Attempt), 6)));
+    }
+
+    #[test]
+    fn a_session_is_remembered_while_its_failure_is_in_the_window() {
+        let mut t = Tracker::new(cfg(3, 10 * SEC));
+        t.record(&session(ip(1), 0, 7, false), 0);
+        t.record(&session(ip(1), 9 * SEC, 8, false), 9 * SEC);
+        // 7's failure left the window: its follow-up is no longer known as a repeat
+        assert_eq!(t.record(&session(ip(1), 11 * SEC, 7, true), 11 * SEC), None);
+        assert_eq!(t.failing(11 * SEC), vec![(c(1), 2)]);
     }
 
     #[test]
@@ -1385,12 +1439,13 @@ mod tests {
 
     fn op(addrs: u8) -> impl Strategy<Value = Op> {
         prop_oneof![
-            8 => (0..addrs, -30i64..5, 0u32..4, 0u8..3, 0u32..3).prop_map(
+            8 => (0..addrs, -30i64..5, 0u32..4, 0u8..4, 0u32..3).prop_map(
                 |(addr, dt, weight, kind, session)| Op::Fail {
                     addr,
                     dt,
                     weight,
-                    kind: [Kind::Attempt, Kind::Opener, Kind::Followup][kind as usize],
+                    kind: [Kind::Attempt, Kind::Opener, Kind::Followup, Kind::Connect]
+                        [kind as usize],
                     session
                 }
             ),
@@ -1404,13 +1459,24 @@ mod tests {
     /// address's window was last cleared, scanned in full each time.
     #[derive(Default)]
     struct Model {
-        events: HashMap<IpAddr, Vec<(Millis, u32)>>,
-        last_session: HashMap<IpAddr, (u32, bool)>,
+        /// Per address: time, weight, session, opener credit.
+        events: HashMap<IpAddr, Vec<(Millis, u32, u32, bool)>>,
         bans: HashMap<IpAddr, Millis>,
     }
 
     impl Model {
         fn record(&mut self, cfg: &TrackerConfig, f: &Failure, now: Millis) -> Option<Decision> {
+            if f.kind == Kind::Connect {
+                if f.session != 0 {
+                    for e in self.events.entry(f.addr).or_default() {
+                        if e.2 == f.session {
+                            e.2 = 0;
+                            e.3 = false;
+                        }
+                    }
+                }
+                return None;
+            }
             if f.weight == 0 {
                 return None;
             }
@@ -1425,25 +1491,28 @@ mod tests {
                 .max()
                 .unwrap_or(Millis::MIN)
                 .max(f.time);
-            if f.time <= newest - findtime {
+            let cutoff = newest - findtime;
+            if f.time <= cutoff {
                 return None;
             }
-            if let Some(&(last, credit)) =
-                self.last_session.get(&f.addr).filter(|_| !evs.is_empty())
-            {
-                let same = f.session != 0 && last == f.session;
+            if f.session != 0 {
+                let mut same = evs.iter_mut().filter(|e| e.0 > cutoff && e.2 == f.session);
                 match f.kind {
-                    Kind::Attempt if same && credit => {
-                        self.last_session.insert(f.addr, (last, false));
-                        return None;
+                    Kind::Attempt => {
+                        if let Some(e) = same.find(|e| e.3) {
+                            e.3 = false;
+                            return None;
+                        }
                     }
-                    Kind::Opener | Kind::Followup if same => return None,
+                    Kind::Opener | Kind::Followup => {
+                        if same.next().is_some() {
+                            return None;
+                        }
+                    }
                     _ => {}
                 }
             }
-            evs.push((f.time, f.weight));
-            self.last_session
-                .insert(f.addr, (f.session, f.kind == Kind::Opener));
+            evs.push((f.time, f.weight, f.session, f.kind == Kind::Opener));
             let sum: u64 = evs
                 .iter()
                 .filter(|e| e.0 > newest - findtime)
