@@ -1504,11 +1504,7 @@ mod tests {
                             return None;
                         }
                     }
-                    Kind::Opener | Kind::Followup => {
-                        if same.next().is_some() {
-                            return None;
-                        }
-                    }
+                    Kind::Opener | Kind::Followup if same.next().is_some() => return None,
                     _ => {}
                 }
             }
