@@ -65,8 +65,13 @@ pub struct HitInfo {
     /// Index of the filter in the jail's match set.
     pub filter: usize,
     /// The user name tried (raw bytes from the log: attacker-controlled).
-    pub user: Option<Box<[u8]>>,
+    pub user: Option<UserName>,
 }
+
+/// A user name from a log line: the usual short name inline, so that a matched line
+/// allocates nothing (`replay` and `test` match in one thread and count in another, and a
+/// heap name cost an allocation there and a free here, for every failure).
+pub type UserName = smallvec::SmallVec<[u8; 16]>;
 
 /// A running jail.
 #[derive(Debug)]
@@ -395,7 +400,7 @@ pub fn prepare_parsed(
         time: hit.time,
         hit: HitInfo {
             filter: hit.filter,
-            user: hit.user.map(Box::from),
+            user: hit.user.map(UserName::from_slice),
         },
     }
 }

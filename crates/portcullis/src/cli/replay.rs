@@ -105,9 +105,11 @@ pub fn run(
             let cut_lines = &cut_lines;
             sc.spawn(move || {
                 let mut scratch: Vec<_> = shared.iter().map(|(set, _)| set.scratch()).collect();
+                // (the last chunk's number of matches: a chunk's list seldom grows)
+                let mut room = 0;
                 for (idx, noted) in job_rx {
                     let (chunk, notes) = &*noted;
-                    let mut found = Vec::new();
+                    let mut found = Vec::with_capacity(room);
                     let mut n = 0u32;
                     input::split_chunk(chunk, |l| {
                         let at = n;
@@ -148,6 +150,7 @@ pub fn run(
                             }
                         }
                     });
+                    room = found.len() + found.len() / 8;
                     if res_tx.send((idx, u64::from(n), found)).is_err() {
                         return;
                     }
@@ -193,7 +196,11 @@ pub fn run(
         for (idx, n, found) in res_rx {
             let e = pending.entry(idx).or_insert((0, n, Vec::new()));
             e.0 += 1;
-            e.2.extend(found);
+            if e.2.is_empty() {
+                e.2 = found;
+            } else {
+                e.2.extend(found);
+            }
             while pending.get(&next).is_some_and(|e| e.0 == parts) {
                 let (_, n, mut found) = pending.remove(&next).expect("complete chunk");
                 if file_starts.lock().expect("file starts").remove(&next) {

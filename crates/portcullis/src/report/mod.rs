@@ -211,7 +211,7 @@ impl Stats {
             hit.filter,
             f.rule,
             f.addr,
-            hit.user.clone(),
+            hit.user.as_deref().map(Box::from),
         );
         *self.batch.entry(key).or_default() += 1;
     }
