@@ -164,14 +164,9 @@ pub struct Chunk<N> {
 impl<N> Chunk<N> {
     /// Calls `f` for each line, without the newline (as [`split_chunk`]), and its note.
     pub fn for_each_noted(&self, mut f: impl FnMut(&[u8], &N)) {
-        let mut start = 0;
-        for (&end, n) in self.ends.iter().zip(&self.notes) {
-            f(&self.buf[start..end], n);
-            start = end + 1;
-        }
-        if start < self.len {
-            f(&self.buf[start..self.len], &self.notes[self.ends.len()]);
-        }
+        split_at_ends(&self.buf[..self.len], &self.ends, |k, l| {
+            f(l, &self.notes[k])
+        });
     }
 }
 
@@ -362,14 +357,7 @@ impl<'f, N: Send + Sync> SharedChunks<'f, N> {
                 ends.clear();
                 ends.extend(memchr::memchr_iter(b'\n', &buf[..len]));
                 notes.clear();
-                let mut start = 0;
-                for &end in &ends {
-                    notes.push((self.note)(&buf[start..end]));
-                    start = end + 1;
-                }
-                if start < len {
-                    notes.push((self.note)(&buf[start..len]));
-                }
+                split_at_ends(&buf[..len], &ends, |_, l| notes.push((self.note)(l)));
                 Chunk {
                     buf,
                     len,
@@ -404,6 +392,19 @@ pub fn split_chunk(chunk: &[u8], mut f: impl FnMut(&[u8])) {
     }
     if start < chunk.len() {
         f(&chunk[start..]);
+    }
+}
+
+/// [`split_chunk`] with the newlines already found (`ends`, all of `chunk`'s, in order):
+/// hands `f` each line's number in the chunk and the line.
+pub fn split_at_ends(chunk: &[u8], ends: &[usize], mut f: impl FnMut(usize, &[u8])) {
+    let mut start = 0;
+    for (k, &end) in ends.iter().enumerate() {
+        f(k, &chunk[start..end]);
+        start = end + 1;
+    }
+    if start < chunk.len() {
+        f(ends.len(), &chunk[start..]);
     }
 }
 

@@ -18,9 +18,9 @@ use super::input;
 use crate::config::{self, Config};
 use crate::sources::line;
 
-/// A chunk of lines and, when workers share it by session, each line's note (made once, by
-/// the reading thread).
-type Noted = (Vec<u8>, Vec<input::LineNote>);
+/// A chunk of lines and, when workers share it by session, each line's note and where its
+/// newlines are (found once, by the reading thread, not again by each worker).
+type Noted = (Vec<u8>, Vec<input::LineNote>, Vec<usize>);
 
 /// Runs the replay; returns the exit code.
 pub fn run(
@@ -108,10 +108,10 @@ pub fn run(
                 // (the last chunk's number of matches: a chunk's list seldom grows)
                 let mut room = 0;
                 for (idx, noted) in job_rx {
-                    let (chunk, notes) = &*noted;
+                    let (chunk, notes, ends) = &*noted;
                     let mut found = Vec::with_capacity(room);
                     let mut n = 0u32;
-                    input::split_chunk(chunk, |l| {
+                    let mut each = |l: &[u8]| {
                         let at = n;
                         n += 1;
                         // (shared by session: the reader split the line and knows whose
@@ -149,7 +149,12 @@ pub fn run(
                                 found.push((at, ji, p));
                             }
                         }
-                    });
+                    };
+                    if sharded {
+                        input::split_at_ends(chunk, ends, |_, l| each(l));
+                    } else {
+                        input::split_chunk(chunk, each);
+                    }
                     room = found.len() + found.len() / 8;
                     if res_tx.send((idx, u64::from(n), found)).is_err() {
                         return;
@@ -165,12 +170,14 @@ pub fn run(
                 input::for_each_chunk(input::open(src)?, 1 << 20, |chunk| {
                     // shared by session: each line split once, here, for every worker
                     let mut notes = Vec::new();
+                    let mut ends = Vec::new();
                     if sharded {
-                        input::split_chunk(&chunk, |l| {
+                        ends.extend(memchr::memchr_iter(b'\n', &chunk));
+                        input::split_at_ends(&chunk, &ends, |_, l| {
                             notes.push(input::LineNote::of(l, max_line, workers, true));
                         });
                     }
-                    let chunk = Arc::new((chunk, notes));
+                    let chunk = Arc::new((chunk, notes, ends));
                     let ok = if sharded {
                         job_txs
                             .iter()
