@@ -193,8 +193,8 @@ pub fn run(
             }
             Ok(())
         });
-        // chunk -> (parts received, lines, matches)
-        let mut pending: BTreeMap<u64, (usize, u64, Found)> = BTreeMap::new();
+        // chunk -> (parts received, lines, each part's matches)
+        let mut pending: BTreeMap<u64, (usize, u64, Vec<Found>)> = BTreeMap::new();
         let mut next = 0u64;
         // the number of the next chunk's first line, counting one line more at each file's
         // start (see `file_starts`), for `Jail::commit_at`: the jails see only the lines
@@ -203,13 +203,9 @@ pub fn run(
         for (idx, n, found) in res_rx {
             let e = pending.entry(idx).or_insert((0, n, Vec::new()));
             e.0 += 1;
-            if e.2.is_empty() {
-                e.2 = found;
-            } else {
-                e.2.extend(found);
-            }
+            e.2.push(found);
             while pending.get(&next).is_some_and(|e| e.0 == parts) {
-                let (_, n, mut found) = pending.remove(&next).expect("complete chunk");
+                let (_, n, found) = pending.remove(&next).expect("complete chunk");
                 if file_starts.lock().expect("file starts").remove(&next) {
                     seq_base += 1;
                 }
@@ -217,11 +213,7 @@ pub fn run(
                 seq_base += n;
                 next += 1;
                 lines += n;
-                if parts > 1 {
-                    // (stable: a line's jails stay in order, one worker matched them all)
-                    found.sort_by_key(|f| f.0);
-                }
-                for (at, ji, p) in found {
+                for (at, ji, p) in in_line_order(found) {
                     // bans that ran out before this line's time end first, as the daemon's
                     // timer ends them: a failure just after a ban's end counts
                     if let Prepared::Failure { time: Some(t), .. }
@@ -310,6 +302,24 @@ pub fn run(
     Ok(0)
 }
 
+/// The matches of a chunk's parts, each part in line order, merged into line order. A
+/// line's matches all come from one part (the one worker that matched the line), so they
+/// stay in their order there, the order of the jails.
+fn in_line_order<T>(parts: Vec<Vec<(u32, usize, T)>>) -> impl Iterator<Item = (u32, usize, T)> {
+    let mut parts: Vec<_> = parts
+        .into_iter()
+        .map(|p| p.into_iter().peekable())
+        .collect();
+    std::iter::from_fn(move || {
+        let (_, k) = parts
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(k, p)| p.peek().map(|f| (f.0, k)))
+            .min()?;
+        parts[k].next()
+    })
+}
+
 /// A stand-in for randomness in replay: splitmix64 of the ban's target and start.
 fn mix(addr: &portcullis_core::ignore::Cidr, at: Millis) -> u64 {
     use std::hash::{Hash, Hasher};
@@ -355,5 +365,26 @@ fn print(out: &mut impl Write, d: &Decision, jail: &str, json: bool) -> std::io:
             }
         ),
         (Decision::Unban { addr, at }, false) => writeln!(out, "{} unban {addr} jail={jail}", rfc3339(*at)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_line_order;
+
+    #[test]
+    fn parts_merge_into_line_order_keeping_a_lines_jails_in_order() {
+        let parts = vec![
+            vec![(0, 0, "a0"), (0, 1, "a1"), (3, 0, "d0"), (7, 2, "h2")],
+            vec![(1, 1, "b1"), (2, 0, "c0"), (2, 1, "c1")],
+            vec![],
+            vec![(4, 0, "e0"), (4, 1, "e1"), (4, 2, "e2")],
+        ];
+        let got: Vec<_> = in_line_order(parts).map(|f| f.2).collect();
+        assert_eq!(
+            got,
+            ["a0", "a1", "b1", "c0", "c1", "d0", "e0", "e1", "e2", "h2"]
+        );
+        assert_eq!(in_line_order::<()>(Vec::new()).count(), 0);
     }
 }
