@@ -581,6 +581,45 @@ impl Tracker {
         self.by_until.iter().map(|&(until, addr)| (addr, until))
     }
 
+    /// Every failure of the open windows, as `(address or prefix, time, weight)`, in address
+    /// order: what the daemon saves when it stops, and [`Tracker::restore_failure`] puts back.
+    pub fn window_failures(&self) -> impl Iterator<Item = (Cidr, Millis, u32)> + '_ {
+        self.windows
+            .iter()
+            .flat_map(|(&k, w)| w.events.iter().map(move |e| (k, e.time, e.weight())))
+    }
+
+    /// Puts a failure of [`Tracker::window_failures`] (saved by an earlier run) back into
+    /// the window of `key`; returns whether it did. It decides nothing: a window that
+    /// reaches `maxretry` so (a lower `maxretry` since) bans at its next failure, as after
+    /// [`Tracker::set_config`]. Not put back: a failure of weight 0, one `findtime` or more
+    /// before `now`, one of a banned key, one whose key is not of this tracker's prefix
+    /// length (`v4_prefix` or `v6_prefix` changed: the address inside it is not known), and
+    /// one that would open a window beyond `max_tracked`. Its session is not known: a
+    /// follow-up of its connection counts again.
+    pub fn restore_failure(&mut self, key: Cidr, time: Millis, weight: u32, now: Millis) -> bool {
+        if weight == 0
+            || time <= now.saturating_sub(self.cfg.findtime())
+            || self.cfg.key(key.addr) != key
+            || self.covering_ban(key).is_some()
+        {
+            return false;
+        }
+        let event = Event::new(time, weight, Kind::Attempt, 0);
+        let room = self.windows.len() < self.cfg.cap();
+        match self.windows.get_mut(&key) {
+            Some(w) => w.insert(event),
+            None if room => {
+                let mut events = SmallVec::new();
+                events.push(event);
+                self.windows.insert(key, Window { events });
+            }
+            None => return false,
+        }
+        self.latest = self.latest.max(time);
+        true
+    }
+
     /// Addresses with failures in the window `(now - findtime, now]` and their weighted
     /// count, in address order.
     pub fn failing(&self, now: Millis) -> Vec<(Cidr, u32)> {
@@ -958,6 +997,51 @@ mod tests {
         // 7's failure left the window: its follow-up is no longer known as a repeat
         assert_eq!(t.record(&session(ip(1), 11 * SEC, 7, true), 11 * SEC), None);
         assert_eq!(t.failing(11 * SEC), vec![(c(1), 2)]);
+    }
+
+    #[test]
+    fn windows_saved_and_put_back_count_on() {
+        let c3 = TrackerConfig {
+            maxretry: 3,
+            findtime: 60 * SEC,
+            v6_prefix: 64,
+            ..TrackerConfig::default()
+        };
+        let mut t = Tracker::new(c3.clone());
+        let v6: IpAddr = "2001:db8:1:2::7".parse().unwrap();
+        t.record(&fail(ip(1), 10 * SEC), 10 * SEC);
+        t.record(&weighted(ip(1), 20 * SEC, 1), 20 * SEC);
+        t.record(&fail(ip(2), SEC), SEC);
+        t.record(&fail(v6, 30 * SEC), 30 * SEC);
+        t.record(&fail(ip(3), 30 * SEC), 30 * SEC);
+        t.ban(c(3), 30 * SEC, 90 * SEC, 1);
+        let saved: Vec<_> = t.window_failures().collect();
+        assert_eq!(saved.len(), 4, "{saved:?}");
+
+        // the next run, at 65 s: ip(2)'s failure is out of its window
+        let now = 65 * SEC;
+        let mut u = Tracker::new(c3.clone());
+        u.ban(c(3), 30 * SEC, 90 * SEC, 1);
+        let back: Vec<bool> = saved
+            .iter()
+            .map(|&(k, time, w)| u.restore_failure(k, time, w, now))
+            .collect();
+        assert_eq!(back.iter().filter(|&&b| b).count(), 3);
+        assert_eq!(u.failing(now).len(), 2);
+        // the third failure bans
+        assert!(is_ban(&u.record(&fail(ip(1), now), now)));
+        assert!(is_ban(&u.record(&weighted(v6, now, 2), now)));
+        // nothing for a banned key, and nothing when the prefix length changed
+        let mut b = Tracker::new(c3.clone());
+        b.ban(c(1), 0, 90 * SEC, 1);
+        assert!(!b.restore_failure(c(1), 60 * SEC, 1, now));
+        let mut p = Tracker::new(TrackerConfig {
+            v6_prefix: 128,
+            ..c3
+        });
+        let k = saved.iter().find(|s| s.0.addr.is_ipv6()).unwrap();
+        assert!(!p.restore_failure(k.0, k.1, k.2, now));
+        assert!(p.failing(now).is_empty());
     }
 
     #[test]

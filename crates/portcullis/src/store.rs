@@ -10,6 +10,13 @@
 //! * `positions`: how far each followed log file has been read, keyed by path.
 //! * `ban_resets`: manual unbans (address, jail, time): escalation counts bans after the
 //!   last one only.
+//! * `windows`: the failures of the jails' open windows (jail, address or prefix, time,
+//!   weight), written when the daemon stops and taken back (read and deleted) when it
+//!   starts, so a restart does not give an offender a fresh count. The lines after the
+//!   saved positions are read again, the ones before are not: together they count each
+//!   failure once. After a crash the table is empty (taken at the last start): the
+//!   windows of that run are lost, never counted twice. A file written with this table is
+//!   still schema 2: a Portcullis without it ignores the table.
 //!
 //! Addresses are stored as written by [`Cidr`]'s `Display`: `192.0.2.7` for one address,
 //! `2001:db8:5:6::/64` for a prefix. A permanent ban has `end_ms` = `i64::MAX`
@@ -77,6 +84,9 @@ CREATE TABLE IF NOT EXISTS ban_resets (
     PRIMARY KEY (addr, jail, at_ms)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ban_history_end ON ban_history (end_ms);
+CREATE TABLE IF NOT EXISTS windows (
+    jail TEXT NOT NULL, addr TEXT NOT NULL, time_ms INTEGER NOT NULL, weight INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS positions (
     path TEXT NOT NULL PRIMARY KEY,
     dev INTEGER NOT NULL, ino INTEGER NOT NULL, fingerprint INTEGER NOT NULL,
@@ -270,6 +280,65 @@ impl Store {
             }
         }
         tx.commit()
+    }
+
+    /// Replaces the saved failures of open windows with `rows`: (jail, address or prefix,
+    /// time, weight).
+    pub fn save_windows(&mut self, rows: &[(String, Cidr, i64, u32)]) -> Result<()> {
+        let mut write = || -> rusqlite::Result<()> {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute("DELETE FROM windows", [])?;
+            {
+                let mut put = tx.prepare_cached(
+                    "INSERT INTO windows (jail, addr, time_ms, weight) VALUES (?1, ?2, ?3, ?4)",
+                )?;
+                for (jail, addr, time, weight) in rows {
+                    put.execute(params![jail, addr.to_string(), time, weight])?;
+                }
+            }
+            tx.commit()
+        };
+        write().with_context(|| {
+            format!(
+                "cannot save {} failures of open windows to {}",
+                rows.len(),
+                self.path.display()
+            )
+        })
+    }
+
+    /// The saved failures of open windows (see [`Store::save_windows`]), oldest first, and
+    /// deletes them, in one transaction. A row whose address cannot be read is dropped.
+    pub fn take_windows(&mut self) -> Result<Vec<(String, Cidr, i64, u32)>> {
+        let mut take = || -> rusqlite::Result<Vec<(String, String, i64, u32)>> {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let rows = {
+                let mut q = tx.prepare(
+                    "SELECT jail, addr, time_ms, weight FROM windows ORDER BY time_ms, rowid",
+                )?;
+                let rows = q.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()?
+            };
+            tx.execute("DELETE FROM windows", [])?;
+            tx.commit()?;
+            Ok(rows)
+        };
+        let rows = take().with_context(|| {
+            format!(
+                "cannot read the saved failures of open windows from {}",
+                self.path.display()
+            )
+        })?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(jail, addr, time, weight)| {
+                Some((jail, Cidr::parse(&addr).ok()?, time, weight))
+            })
+            .collect())
     }
 
     /// The bans that have not ended at `now` (`end > now`).
@@ -673,6 +742,47 @@ mod tests {
             store.history(addr).unwrap(),
             vec![ban("198.51.100.7", "sshd", 1_000, 2_500)]
         );
+    }
+
+    #[test]
+    fn windows_are_saved_and_taken_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let rows = vec![
+            (
+                "sshd".to_string(),
+                Cidr::parse("192.0.2.7").unwrap(),
+                2_000,
+                1,
+            ),
+            (
+                "sshd".to_string(),
+                Cidr::parse("2001:db8:5:6::/64").unwrap(),
+                1_000,
+                3,
+            ),
+            (
+                "mail".to_string(),
+                Cidr::parse("192.0.2.7").unwrap(),
+                3_000,
+                1,
+            ),
+        ];
+        {
+            let mut store = Store::open(&path, CorruptPolicy::Refuse).unwrap();
+            store.save_windows(&rows[..1]).unwrap();
+            // a second save replaces the first
+            store.save_windows(&rows).unwrap();
+        }
+        let mut store = Store::open(&path, CorruptPolicy::Refuse).unwrap();
+        let mut want = rows.clone();
+        want.sort_by_key(|r| r.2);
+        assert_eq!(store.take_windows().unwrap(), want);
+        // taken: a later start (after a crash) does not count them again
+        assert!(store.take_windows().unwrap().is_empty());
+        drop(store);
+        let mut store = Store::open(&path, CorruptPolicy::Refuse).unwrap();
+        assert!(store.take_windows().unwrap().is_empty());
     }
 
     #[test]

@@ -100,3 +100,66 @@ fn bans_are_listed_and_lifted_on_the_state_file_while_the_daemon_is_stopped() {
         "{run}"
     );
 }
+
+/// A restart (SIGTERM, then a start) gives no offender a fresh count: the failures of the
+/// open windows wait in the state file. Real daemon, null firewall, a followed log file.
+#[test]
+fn a_restart_keeps_the_failures_counted_before_it() {
+    let work = tempfile::Builder::new()
+        .prefix("pct-windows-")
+        .tempdir()
+        .unwrap();
+    let dir = work.path();
+    let (config, log) = (dir.join("portcullis.toml"), dir.join("auth.log"));
+    fs::write(
+        &config,
+        format!(
+            "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"null\"\n\
+             [[jail]]\nname = \"sshd\"\nlogs = [{:?}]\nmaxretry = 3\nfindtime = \"1h\"\n",
+            dir.join("p.sock").display().to_string(),
+            dir.join("state").display().to_string(),
+            log.display().to_string(),
+        ),
+    )
+    .unwrap();
+    // (a file seen for the first time is read from its end: it exists before the start)
+    fs::write(&log, "").unwrap();
+    let append = |pids: &[u32]| {
+        let mut text = String::new();
+        for pid in pids {
+            text += &format!(
+                "Dec  4 10:00:00 h sshd[{pid}]: Failed password for root from 203.0.113.9 port 4{pid} ssh2\n"
+            );
+        }
+        let mut f = fs::OpenOptions::new().append(true).open(&log).unwrap();
+        std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
+    };
+    let status = || -> serde_json::Value {
+        let o = cli(&["status", "--json"], &config).check();
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let counted = |v: &serde_json::Value| v.to_string().contains("203.0.113.9");
+    let d = Daemon::start(&config, &dir.join("run1.log"));
+    append(&[101, 102]);
+    wait_for("two failures counted", Duration::from_secs(30), || {
+        counted(&status())
+    });
+    let run1 = d.stop();
+    assert!(run1.contains("saved 2 failures of open windows"), "{run1}");
+
+    let d = Daemon::start(&config, &dir.join("run2.log"));
+    let run2 = d.log();
+    assert!(
+        run2.contains("2 of 2 saved failures of open windows put back"),
+        "{run2}"
+    );
+    let s = status();
+    assert!(counted(&s), "the window is back: {s}");
+    // the third failure (maxretry 3) bans
+    append(&[103]);
+    wait_for("the ban", Duration::from_secs(30), || {
+        let o = cli(&["bans", "--json"], &config).check();
+        String::from_utf8_lossy(&o.stdout).contains("203.0.113.9")
+    });
+    d.stop();
+}

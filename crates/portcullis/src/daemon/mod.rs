@@ -713,6 +713,10 @@ impl Engine {
     }
 
     fn stop(&mut self) -> Result<i32> {
+        // (a failure to save loses the counts, as a crash does: the bans go on)
+        if let Err(e) = self.save_windows() {
+            error!("{e:#}");
+        }
         events::emit(&Event::Stopped(stop_kind(
             &self.cfg.firewall.backend,
             self.cfg.firewall.keep_bans_on_stop,
@@ -874,6 +878,59 @@ impl Engine {
         }
         if n > 100 {
             events::emit(&Event::Restored(n));
+        }
+        self.restore_windows(now)
+    }
+
+    /// Puts back the failures of the windows open when the daemon last stopped (saved by
+    /// [`Engine::save_windows`]), so that a restart gives no offender a fresh count. Not put
+    /// back: those of a jail that is gone, of a key banned or never banned now, of a window
+    /// that ended while the daemon was down (see `Tracker::restore_failure`).
+    fn restore_windows(&mut self, now: Millis) -> Result<()> {
+        let rows = self.store.take_windows()?;
+        let mut back = 0usize;
+        for (jail, key, time, weight) in &rows {
+            let Some(j) = self.jails.iter_mut().find(|j| j.name() == jail) else {
+                continue;
+            };
+            if lift_reason(&j.settings().ignore, &self.own, *key).is_some() {
+                continue;
+            }
+            if j.tracker_mut().restore_failure(*key, *time, *weight, now) {
+                back += 1;
+            }
+        }
+        if !rows.is_empty() {
+            info!(
+                "{back} of {} saved failures of open windows put back (the others: their window ended, or their jail or address is gone)",
+                rows.len()
+            );
+        }
+        Ok(())
+    }
+
+    /// Saves the failures of the open windows, for the next start ([`Engine::restore_windows`]).
+    /// The read positions of the lines they came from are saved already (each batch saves
+    /// its own), so the next start reads on after them.
+    fn save_windows(&mut self) -> Result<()> {
+        let now = now_ms();
+        let rows: Vec<_> = self
+            .jails
+            .iter()
+            .flat_map(|j| {
+                let after = now.saturating_sub(j.settings().tracker.findtime);
+                j.tracker()
+                    .window_failures()
+                    .filter(move |f| f.1 > after)
+                    .map(|(k, t, w)| (j.name().to_string(), k, t, w))
+            })
+            .collect();
+        self.store.save_windows(&rows)?;
+        if !rows.is_empty() {
+            info!(
+                "saved {} failures of open windows for the next start",
+                rows.len()
+            );
         }
         Ok(())
     }
@@ -2159,6 +2216,75 @@ wait "$p"
         let bans = bans_of(&mut eng, false);
         let hosts: Vec<&str> = bans.iter().map(|b| b.host.as_str()).collect();
         assert_eq!(hosts, ["203.0.113.9"]);
+    }
+
+    /// A restart gives no offender a fresh count: the failures of the open windows are
+    /// saved in the state file at stop and put back at start (once: a crash later does not
+    /// bring them back a second time).
+    #[test]
+    fn a_restart_keeps_the_failures_of_open_windows() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg_path = dir.path().join("p.toml");
+        let log = dir.path().join("auth.log");
+        let log = log.to_str().unwrap();
+        std::fs::write(&cfg_path, config(dir.path(), &[("sshd", &[log])])).unwrap();
+        let feed = |eng: &mut Engine, lines: &[&str]| {
+            let mut batch = Batch {
+                sources: vec![log.to_string()],
+                lines: Vec::new(),
+                data: Vec::new(),
+                checkpoints: Vec::new(),
+                notes: Vec::new(),
+                journal: None,
+            };
+            for l in lines {
+                batch.data.extend_from_slice(l.as_bytes());
+                batch.lines.push((0, batch.data.len()));
+            }
+            eng.on_lines(batch).unwrap();
+        };
+        let failed = |a: &str, pid: u32| {
+            format!("Dec 10 07:13:49 h sshd[{pid}]: Failed password for root from {a} port 4 ssh2")
+        };
+        let failing = |eng: &Engine| -> Vec<(String, u32)> {
+            eng.jails[0]
+                .tracker()
+                .failing(now_ms())
+                .into_iter()
+                .map(|(c, n)| (c.to_string(), n))
+                .collect()
+        };
+        let (tx, _rx) = engine_channel();
+        let mut eng = engine(dir.path(), &cfg_path, tx);
+        eng.restore().unwrap();
+        let (a, b) = ("203.0.113.9", "198.51.100.4");
+        let lines = [failed(a, 1), failed(a, 2), failed(b, 3), failed(a, 4)];
+        feed(
+            &mut eng,
+            &lines.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        let before = failing(&eng);
+        assert_eq!(before, [(b.to_string(), 1), (a.to_string(), 3)]);
+        eng.stop().unwrap();
+        drop(eng);
+
+        // the next start: the same counts; two more failures (maxretry 5) ban
+        let (tx, _rx) = engine_channel();
+        let mut eng = engine(dir.path(), &cfg_path, tx);
+        eng.restore().unwrap();
+        assert_eq!(failing(&eng), before);
+        feed(&mut eng, &[&failed(a, 5), &failed(a, 6)]);
+        let bans = bans_of(&mut eng, false);
+        let hosts: Vec<&str> = bans.iter().map(|b| b.host.as_str()).collect();
+        assert_eq!(hosts, [a]);
+        drop(eng);
+
+        // that run ended without a stop (a crash): its windows are lost, and the ones
+        // saved before are not counted a second time
+        let (tx, _rx) = engine_channel();
+        let mut eng = engine(dir.path(), &cfg_path, tx);
+        eng.restore().unwrap();
+        assert!(failing(&eng).is_empty());
     }
 
     #[test]
