@@ -298,6 +298,18 @@ impl History {
         v.insert(i, e);
     }
 
+    /// When `target`, or a prefix that holds it, was last banned or manually unbanned in
+    /// `jail`: either cleared the failures counted for it before then.
+    pub fn last_touched(&self, target: Cidr, jail: &str) -> Option<Millis> {
+        (0..=target.len)
+            .filter_map(|len| Cidr::new(target.addr, len))
+            .filter_map(|c| self.entries.get(&c))
+            .flatten()
+            .filter(|e| e.jail == jail)
+            .map(|e| e.at)
+            .max()
+    }
+
     /// Bans of `target` after `since` and after its last manual unban, in `jail` (or in any
     /// jail when `jail` is `None`).
     pub fn count(&self, target: Cidr, jail: Option<&str>, since: Millis) -> u32 {
@@ -671,6 +683,25 @@ mod tests {
         assert_eq!(h.count(a, Some("sshd"), 0), 1);
         h.prune(35);
         assert_eq!(h.count(a, None, 0), 1);
+    }
+
+    #[test]
+    fn last_touched_sees_the_address_and_the_prefixes_holding_it_in_one_jail() {
+        let mut h = History::new();
+        let a = c("203.0.113.5");
+        assert_eq!(h.last_touched(a, "sshd"), None);
+        h.record_ban(a, "sshd", 10);
+        h.record_ban(c("203.0.113.0/24"), "sshd", 30);
+        h.record_reset(a, "web", 50);
+        h.record_ban(c("203.0.114.0/24"), "sshd", 60);
+        assert_eq!(h.last_touched(a, "sshd"), Some(30));
+        assert_eq!(h.last_touched(a, "web"), Some(50));
+        assert_eq!(h.last_touched(c("203.0.113.6"), "sshd"), Some(30));
+        assert_eq!(h.last_touched(c("203.0.112.6"), "sshd"), None);
+        let v6 = c("2001:db8:5:6::/64");
+        h.record_ban(c("2001:db8:5::/48"), "sshd", 70);
+        assert_eq!(h.last_touched(v6, "sshd"), Some(70));
+        assert_eq!(h.last_touched(c("2001:db8:6::1"), "sshd"), None);
     }
 
     #[test]

@@ -11,12 +11,12 @@
 //! * `ban_resets`: manual unbans (address, jail, time): escalation counts bans after the
 //!   last one only.
 //! * `windows`: the failures of the jails' open windows (jail, address or prefix, time,
-//!   weight), written when the daemon stops and taken back (read and deleted) when it
-//!   starts, so a restart does not give an offender a fresh count. The lines after the
-//!   saved positions are read again, the ones before are not: together they count each
-//!   failure once. After a crash the table is empty (taken at the last start): the
-//!   windows of that run are lost, never counted twice. A file written with this table is
-//!   still schema 2: a Portcullis without it ignores the table.
+//!   weight), written when the daemon stops and once a minute while they are few, and
+//!   taken back (read and deleted) when it starts, so a restart does not give an offender
+//!   a fresh count. The lines after the saved positions are read again, the ones before
+//!   are not: a failure is counted once, or (read between the last minute's save and a
+//!   crash) lost. A file written with this table is still schema 2: a Portcullis without
+//!   it ignores the table.
 //!
 //! Addresses are stored as written by [`Cidr`]'s `Display`: `192.0.2.7` for one address,
 //! `2001:db8:5:6::/64` for a prefix. A permanent ban has `end_ms` = `i64::MAX`

@@ -42,6 +42,10 @@ const HISTORY_DAYS: i64 = 90;
 
 /// How often, at least, the host's own addresses are read again (milliseconds).
 const OWN_REFRESH_MS: i64 = 60_000;
+/// How often the open windows are saved while the daemon runs ([`Engine::checkpoint_windows`]).
+const CHECKPOINT_EVERY_MS: i64 = 60_000;
+/// At most this many failures of open windows are saved each minute (not under a flood).
+const CHECKPOINT_MAX: usize = 20_000;
 
 /// How many messages (batches of lines, requests) may wait for the engine: a source that
 /// reads faster than the engine matches waits on a full channel, so a flood slows reading
@@ -100,6 +104,8 @@ struct Engine {
     journals: JournalReaders,
     /// When the ban history was last pruned.
     last_prune: Millis,
+    /// When the open windows were last saved ([`Engine::checkpoint_windows`]).
+    windows_saved: Millis,
     /// Evictions already reported per jail (DOSBAIL-style floods are reported, not fatal).
     evicted_reported: HashMap<String, u64>,
     /// Every offender's bans and manual unbans (escalation), loaded from the store at start.
@@ -222,6 +228,7 @@ impl Engine {
             stats: None,
             fleet: None,
             last_prune: i64::MIN / 2,
+            windows_saved: now_ms(),
             cfg,
         };
         // random hash seeds for the flood sketches: nobody can aim collisions
@@ -600,6 +607,7 @@ impl Engine {
             }
             self.expire(now_ms())?;
             self.prune_history(now_ms())?;
+            self.checkpoint_windows(now_ms());
             if now_ms() - self.own_read >= OWN_REFRESH_MS {
                 self.refresh_own_logged(now_ms());
             }
@@ -714,7 +722,7 @@ impl Engine {
 
     fn stop(&mut self) -> Result<i32> {
         // (a failure to save loses the counts, as a crash does: the bans go on)
-        if let Err(e) = self.save_windows() {
+        if let Err(e) = self.save_windows(now_ms(), true) {
             error!("{e:#}");
         }
         events::emit(&Event::Stopped(stop_kind(
@@ -896,6 +904,15 @@ impl Engine {
             if lift_reason(&j.settings().ignore, &self.own, *key).is_some() {
                 continue;
             }
+            // (saved by a checkpoint before a ban or a manual unban that cleared it, then
+            // a crash: not counted again)
+            if self
+                .history
+                .last_touched(*key, jail)
+                .is_some_and(|at| at >= *time)
+            {
+                continue;
+            }
             if j.tracker_mut().restore_failure(*key, *time, *weight, now) {
                 back += 1;
             }
@@ -909,11 +926,40 @@ impl Engine {
         Ok(())
     }
 
+    /// Saves the failures of the open windows once a minute while they are few (at most
+    /// [`CHECKPOINT_MAX`]): after a crash the next start puts back those of the last
+    /// checkpoint. Each batch of lines saves its read positions, so the lines read since the
+    /// checkpoint are not read again: their failures are lost, never counted twice. Under a
+    /// flood the windows are many and approximate anyway (see the tracker's sketch), and
+    /// saving them all each minute would stall the reading: no checkpoint then, only the
+    /// save at stop.
+    fn checkpoint_windows(&mut self, now: Millis) {
+        if now - self.windows_saved < CHECKPOINT_EVERY_MS {
+            return;
+        }
+        self.windows_saved = now;
+        let n: usize = self
+            .jails
+            .iter()
+            .map(|j| {
+                j.tracker()
+                    .window_failures()
+                    .take(CHECKPOINT_MAX + 1)
+                    .count()
+            })
+            .sum();
+        if n > CHECKPOINT_MAX {
+            return;
+        }
+        if let Err(e) = self.save_windows(now, false) {
+            error!("{e:#}");
+        }
+    }
+
     /// Saves the failures of the open windows, for the next start ([`Engine::restore_windows`]).
     /// The read positions of the lines they came from are saved already (each batch saves
     /// its own), so the next start reads on after them.
-    fn save_windows(&mut self) -> Result<()> {
-        let now = now_ms();
+    fn save_windows(&mut self, now: Millis, say: bool) -> Result<()> {
         let rows: Vec<_> = self
             .jails
             .iter()
@@ -926,7 +972,7 @@ impl Engine {
             })
             .collect();
         self.store.save_windows(&rows)?;
-        if !rows.is_empty() {
+        if say && !rows.is_empty() {
             info!(
                 "saved {} failures of open windows for the next start",
                 rows.len()
@@ -2218,6 +2264,43 @@ wait "$p"
         assert_eq!(hosts, ["203.0.113.9"]);
     }
 
+    /// Feeds `lines` of the log file `log` to the engine, as one batch.
+    fn feed(eng: &mut Engine, log: &str, lines: &[String]) {
+        let mut batch = Batch {
+            sources: vec![log.to_string()],
+            lines: Vec::new(),
+            data: Vec::new(),
+            checkpoints: Vec::new(),
+            notes: Vec::new(),
+            journal: None,
+        };
+        for l in lines {
+            batch.data.extend_from_slice(l.as_bytes());
+            batch.lines.push((0, batch.data.len()));
+        }
+        eng.on_lines(batch).unwrap();
+    }
+
+    /// sshd's password failures from `addr`, one per pid.
+    fn failures(addr: &str, pids: std::ops::Range<u32>) -> Vec<String> {
+        pids.map(|pid| {
+            format!(
+                "Dec 10 07:13:49 h sshd[{pid}]: Failed password for root from {addr} port 4 ssh2"
+            )
+        })
+        .collect()
+    }
+
+    /// The first jail's open windows: (address, failures).
+    fn failing(eng: &Engine) -> Vec<(String, u32)> {
+        eng.jails[0]
+            .tracker()
+            .failing(now_ms())
+            .into_iter()
+            .map(|(c, n)| (c.to_string(), n))
+            .collect()
+    }
+
     /// A restart gives no offender a fresh count: the failures of the open windows are
     /// saved in the state file at stop and put back at start (once: a crash later does not
     /// bring them back a second time).
@@ -2228,41 +2311,14 @@ wait "$p"
         let log = dir.path().join("auth.log");
         let log = log.to_str().unwrap();
         std::fs::write(&cfg_path, config(dir.path(), &[("sshd", &[log])])).unwrap();
-        let feed = |eng: &mut Engine, lines: &[&str]| {
-            let mut batch = Batch {
-                sources: vec![log.to_string()],
-                lines: Vec::new(),
-                data: Vec::new(),
-                checkpoints: Vec::new(),
-                notes: Vec::new(),
-                journal: None,
-            };
-            for l in lines {
-                batch.data.extend_from_slice(l.as_bytes());
-                batch.lines.push((0, batch.data.len()));
-            }
-            eng.on_lines(batch).unwrap();
-        };
-        let failed = |a: &str, pid: u32| {
-            format!("Dec 10 07:13:49 h sshd[{pid}]: Failed password for root from {a} port 4 ssh2")
-        };
-        let failing = |eng: &Engine| -> Vec<(String, u32)> {
-            eng.jails[0]
-                .tracker()
-                .failing(now_ms())
-                .into_iter()
-                .map(|(c, n)| (c.to_string(), n))
-                .collect()
-        };
         let (tx, _rx) = engine_channel();
         let mut eng = engine(dir.path(), &cfg_path, tx);
         eng.restore().unwrap();
         let (a, b) = ("203.0.113.9", "198.51.100.4");
-        let lines = [failed(a, 1), failed(a, 2), failed(b, 3), failed(a, 4)];
-        feed(
-            &mut eng,
-            &lines.iter().map(String::as_str).collect::<Vec<_>>(),
-        );
+        let mut lines = failures(a, 1..3);
+        lines.extend(failures(b, 3..4));
+        lines.extend(failures(a, 4..5));
+        feed(&mut eng, log, &lines);
         let before = failing(&eng);
         assert_eq!(before, [(b.to_string(), 1), (a.to_string(), 3)]);
         eng.stop().unwrap();
@@ -2273,18 +2329,61 @@ wait "$p"
         let mut eng = engine(dir.path(), &cfg_path, tx);
         eng.restore().unwrap();
         assert_eq!(failing(&eng), before);
-        feed(&mut eng, &[&failed(a, 5), &failed(a, 6)]);
+        feed(&mut eng, log, &failures(a, 5..7));
         let bans = bans_of(&mut eng, false);
         let hosts: Vec<&str> = bans.iter().map(|b| b.host.as_str()).collect();
         assert_eq!(hosts, [a]);
         drop(eng);
 
-        // that run ended without a stop (a crash): its windows are lost, and the ones
-        // saved before are not counted a second time
+        // that run ended without a stop (a crash) and before a checkpoint: its windows are
+        // lost, and the ones saved before are not counted a second time
         let (tx, _rx) = engine_channel();
         let mut eng = engine(dir.path(), &cfg_path, tx);
         eng.restore().unwrap();
         assert!(failing(&eng).is_empty());
+    }
+
+    /// While the daemon runs, the open windows are saved each minute: after a crash the
+    /// next start puts back those of the last checkpoint, except the failures a ban or a
+    /// manual unban cleared after it.
+    #[test]
+    fn a_crash_keeps_the_failures_of_the_last_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg_path = dir.path().join("p.toml");
+        let log = dir.path().join("auth.log");
+        let log = log.to_str().unwrap();
+        std::fs::write(&cfg_path, config(dir.path(), &[("sshd", &[log])])).unwrap();
+        let (tx, _rx) = engine_channel();
+        let mut eng = engine(dir.path(), &cfg_path, tx);
+        eng.restore().unwrap();
+        let (a, b) = ("203.0.113.9", "198.51.100.4");
+        let mut lines = failures(a, 1..3);
+        lines.extend(failures(b, 3..4));
+        feed(&mut eng, log, &lines);
+        // not yet a minute: nothing saved
+        eng.checkpoint_windows(now_ms());
+        assert!(eng.store.take_windows().unwrap().is_empty());
+        eng.checkpoint_windows(now_ms() + CHECKPOINT_EVERY_MS);
+        // then `a` is banned (5 failures) and unbanned by hand, and `b` fails once more
+        feed(&mut eng, log, &failures(a, 4..7));
+        assert_eq!(bans_of(&mut eng, false).len(), 1);
+        let r = eng.on_control(Request::Unban {
+            addr: Some(a.into()),
+            jail: None,
+            all: false,
+        });
+        assert!(r.ok, "{r:?}");
+        feed(&mut eng, log, &failures(b, 7..8));
+        assert_eq!(failing(&eng), [(b.to_string(), 2)]);
+        // a crash
+        drop(eng);
+
+        let (tx, _rx) = engine_channel();
+        let mut eng = engine(dir.path(), &cfg_path, tx);
+        eng.restore().unwrap();
+        // `b`'s failure of the checkpoint; the one after it is lost; `a`'s were cleared by
+        // its ban after the checkpoint
+        assert_eq!(failing(&eng), [(b.to_string(), 1)]);
     }
 
     #[test]
