@@ -57,6 +57,7 @@ fi
 # which needs libhashkit2):
 #   Exim (exim4-daemon-light conflicts with postfix: both provide mail-transport-agent),
 #   ProFTPD and Pure-FTPd (each Conflicts: ftp-server, as vsftpd does).
+# Endlessh too, though it conflicts with nothing: installed, its service would start a tarpit.
 # Done again only when Debian's version changes.
 unpack() { # NAME BINARY PACKAGE...
   local name=$1 bin=$2 dir=/var/cache/portcullis-test/$1 v libs round
@@ -91,6 +92,7 @@ unpack() { # NAME BINARY PACKAGE...
 unpack exim usr/sbin/exim4 exim4-daemon-light exim4-base
 unpack proftpd usr/sbin/proftpd proftpd-core
 unpack pure-ftpd usr/sbin/pure-ftpd pure-ftpd
+unpack endlessh usr/bin/endlessh endlessh
 
 # cargo-deb: the Debian package test builds the package as the README says (`cargo deb`)
 command -v cargo-deb >/dev/null 2>&1 || cargo install cargo-deb --locked --version 3.8.0
