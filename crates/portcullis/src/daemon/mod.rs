@@ -892,8 +892,10 @@ impl Engine {
 
     /// Puts back the failures of the windows open when the daemon last stopped (saved by
     /// [`Engine::save_windows`]), so that a restart gives no offender a fresh count. Not put
-    /// back: those of a jail that is gone, of a key banned or never banned now, of a window
-    /// that ended while the daemon was down (see `Tracker::restore_failure`).
+    /// back: those of a jail that is gone, of a key that is banned or that the ignore list or
+    /// an own address now covers, of a key banned or unbanned by hand since (a checkpoint's
+    /// failures, after a crash), and of a window that ended while the daemon was down (see
+    /// `Tracker::restore_failure`).
     fn restore_windows(&mut self, now: Millis) -> Result<()> {
         let rows = self.store.take_windows()?;
         let mut back = 0usize;
