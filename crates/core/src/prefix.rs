@@ -18,6 +18,8 @@
 //!   `<34>1 2026-11-21T10:00:01.003Z host sshd 123 - - msg`;
 //! * syslog-ng `ts_format(unix)` and `journalctl -o short-unix` (seconds since the epoch):
 //!   `1796322113.544 host sshd[123]: msg`;
+//! * `journalctl -o short-full` (weekday, date, time, zone name):
+//!   `Sat 2026-11-21 10:00:01 CET host sshd[123]: msg`;
 //! * svlogd's `-t` TAI64N label (`@4000…`) and `-tt`/`-ttt` stamps, s6-log's `T` stamp and
 //!   the local stamp `tai64nlocal` puts in place of a label, and socklog's
 //!   `facility.level: ` in front of the syslog line it received;
@@ -332,6 +334,11 @@ fn rare<'a>(line: &'a [u8], body: &'a [u8], outer: bool) -> Parsed<'a> {
     if let Some(p) = full_date(body) {
         return p;
     }
+    if body.get(3) == Some(&b' ') && body.get(8) == Some(&b'-') {
+        if let Some(p) = short_full(body) {
+            return p;
+        }
+    }
     if body.first().is_some_and(u8::is_ascii_digit) {
         if let Some(p) = unix_seconds(body) {
             return p;
@@ -515,6 +522,45 @@ fn full_date(l: &[u8]) -> Option<Parsed<'_>> {
         st.year = Some(year);
     }
     Some(p)
+}
+
+/// `journalctl -o short-full` (and `-o with-unit`, the same stamp before the unit's name):
+/// the weekday, the date and time and the zone's abbreviation (`TIMESTAMP_PRETTY` of
+/// systemd's `format_timestamp_style()`, `"%a %Y-%m-%d %H:%M:%S"` then `" %Z"`; `UTC` with
+/// `--utc`), then `host tag: msg`: `Fri 2026-11-21 10:00:01 CET web1 sshd[123]: msg`.
+/// `UTC`/`GMT` and a numeric zone (`+05`, `-0330`) give the offset; any other abbreviation
+/// is the machine's local zone, as a classic stamp's time is (journalctl writes the zone of
+/// the machine it runs on, and an abbreviation such as `CST` names several).
+#[inline(never)]
+fn short_full(l: &[u8]) -> Option<Parsed<'_>> {
+    if !l[..3].iter().all(u8::is_ascii_alphabetic) || l.get(14) != Some(&b' ') {
+        return None;
+    }
+    let (stamp, n) = iso_stamp(&l[4..])?;
+    if n != 19 || l.get(23) != Some(&b' ') {
+        return None;
+    }
+    let zone_len = l[24..].iter().take_while(|&&b| b != b' ').count();
+    let zone = &l[24..24 + zone_len];
+    if !(1..=6).contains(&zone_len) || l.get(24 + zone_len) != Some(&b' ') {
+        return None;
+    }
+    let offset = match zone {
+        b"UTC" | b"GMT" => Some(0),
+        [sign @ (b'+' | b'-'), hm @ ..] if matches!(hm.len(), 2 | 4) => {
+            let h = digits(&hm[..2])? as i32;
+            let m = if hm.len() == 4 {
+                digits(&hm[2..])? as i32
+            } else {
+                0
+            };
+            let o = h * 3600 + m * 60;
+            Some(if *sign == b'-' { -o } else { o })
+        }
+        z if z.iter().all(u8::is_ascii_alphabetic) => None,
+        _ => return None,
+    };
+    host_and_tag(Stamp { offset, ..stamp }, &l[25 + zone_len..])
 }
 
 /// syslog-ng's `ts_format(unix)` and `journalctl -o short-unix`: seconds since the epoch
@@ -1916,6 +1962,33 @@ mod tests {
         let l = format!("Nov 21 10:00:01.123456 web1 sshd[123]: {MSG}");
         assert_eq!(parse(l.as_bytes()).stamp.unwrap().millis, 123);
         assert_eq!(split(l.as_bytes()), (Some("web1"), Some("sshd"), 123, MSG));
+    }
+
+    #[test]
+    fn journalctl_short_full() {
+        // `Fri 2026-11-21 10:00:01 CET`: systemd's TIMESTAMP_PRETTY, a local zone's name
+        let l = format!("Sat 2026-11-21 10:00:01 CET web1 sshd[123]: {MSG}");
+        assert_eq!(split(l.as_bytes()), (Some("web1"), Some("sshd"), 123, MSG));
+        let st = parse(l.as_bytes()).stamp.unwrap();
+        assert_eq!((st.year, st.hour, st.offset), (Some(2026), 10, None));
+        // `--utc`, and a zone without a name (tzdata writes the offset)
+        let l = format!("Sat 2026-11-21 09:00:01 UTC web1 sshd[123]: {MSG}");
+        assert_eq!(parse(l.as_bytes()).stamp.unwrap().offset, Some(0));
+        let l = format!("Sat 2026-11-21 14:30:01 +0530 web1 sshd[123]: {MSG}");
+        assert_eq!(parse(l.as_bytes()).stamp.unwrap().offset, Some(19_800));
+        let l = format!("Sat 2026-11-21 07:00:01 -03 web1 sshd[123]: {MSG}");
+        assert_eq!(parse(l.as_bytes()).stamp.unwrap().offset, Some(-10_800));
+        // `--no-hostname`
+        let l = format!("Sat 2026-11-21 10:00:01 CET sshd[123]: {MSG}");
+        assert_eq!(split(l.as_bytes()), (None, Some("sshd"), 123, MSG));
+        // not this form: a zone of other bytes, no zone, a weekday that is not letters
+        for l in [
+            "Sat 2026-11-21 10:00:01 C/T web1 sshd[123]: m",
+            "Sat 2026-11-21 10:00:01 web1 sshd[123]: m",
+            "S4t 2026-11-21 10:00:01 CET web1 sshd[123]: m",
+        ] {
+            assert_eq!(parse(l.as_bytes()).program, None, "{l}");
+        }
     }
 
     #[test]
