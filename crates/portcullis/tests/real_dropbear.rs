@@ -55,16 +55,6 @@ kill "$db"
 wait
 "#;
 
-fn require(program: &str, package: &str) {
-    let found = ["/usr/bin", "/usr/sbin", "/bin", "/sbin"]
-        .iter()
-        .any(|d| Path::new(d).join(program).is_file());
-    assert!(
-        found,
-        "{program} is missing: install {package} (test.sh does)"
-    );
-}
-
 /// (host, rule, weight) of each line, from `portcullis test --filter dropbear --json`.
 fn read(log: &Path) -> Vec<(Option<String>, Option<String>, u64)> {
     let out = run_with_timeout(
@@ -92,32 +82,18 @@ fn read(log: &Path) -> Vec<(Option<String>, Option<String>, u64)> {
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_dropbear_reused_pid_takes_no_stale_address() {
     require_root();
-    require("dropbear", "dropbear-bin");
-    require("dropbearkey", "dropbear-bin");
-    require("ssh", "openssh-client");
-    require("sshpass", "sshpass");
-    require("unshare", "util-linux");
+    require_program("dropbear", "dropbear-bin");
+    require_program("dropbearkey", "dropbear-bin");
+    require_program("ssh", "openssh-client");
+    require_program("sshpass", "sshpass");
+    require_program("unshare", "util-linux");
     let dir = tempfile::Builder::new()
         .prefix("pct-dropbear-")
         .tempdir()
         .expect("temp dir");
     let script = dir.path().join("run.sh");
     fs::write(&script, SCRIPT).unwrap();
-    let out = run_with_timeout(
-        Command::new("unshare")
-            .args([
-                "--pid",
-                "--fork",
-                "--kill-child",
-                "--mount-proc",
-                "--net",
-                "bash",
-            ])
-            .arg(&script)
-            .arg(dir.path()),
-        None,
-        Duration::from_secs(60),
-    );
+    let out = run_unshared(&script, &[dir.path()]);
     let log = dir.path().join("dropbear.log");
     let text = fs::read_to_string(&log).unwrap_or_default();
     assert!(

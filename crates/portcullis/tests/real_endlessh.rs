@@ -17,9 +17,7 @@ mod common;
 
 use common::*;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Duration;
+use std::path::PathBuf;
 
 const ENDLESSH_ROOT: &str = "/var/cache/portcullis-test/endlessh/root";
 
@@ -74,22 +72,12 @@ fn endlessh() -> PathBuf {
     bin
 }
 
-fn require(program: &str, package: &str) {
-    let found = ["/usr/bin", "/usr/sbin", "/bin", "/sbin"]
-        .iter()
-        .any(|d| Path::new(d).join(program).is_file());
-    assert!(
-        found,
-        "{program} is missing: install {package} (test.sh does)"
-    );
-}
-
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_endlessh_counts_each_connection_once() {
     require_root();
-    require("python3", "python3");
-    require("unshare", "util-linux");
+    require_program("python3", "python3");
+    require_program("unshare", "util-linux");
     let bin = endlessh();
     let dir = tempfile::Builder::new()
         .prefix("pct-endlessh-")
@@ -97,22 +85,7 @@ fn real_endlessh_counts_each_connection_once() {
         .expect("temp dir");
     let script = dir.path().join("run.sh");
     fs::write(&script, SCRIPT).unwrap();
-    let out = run_with_timeout(
-        Command::new("unshare")
-            .args([
-                "--pid",
-                "--fork",
-                "--kill-child",
-                "--mount-proc",
-                "--net",
-                "bash",
-            ])
-            .arg(&script)
-            .arg(dir.path())
-            .arg(&bin),
-        None,
-        Duration::from_secs(60),
-    );
+    let out = run_unshared(&script, &[dir.path(), bin.as_path()]);
     let log = dir.path().join("endlessh.log");
     let text = fs::read_to_string(&log).unwrap_or_default();
     assert!(

@@ -2303,19 +2303,26 @@ wait "$p"
             .collect()
     }
 
+    /// An engine of one sshd jail following `DIR/auth.log` (state in DIR), started (its
+    /// saved state restored), and the log's path.
+    fn started(dir: &Path) -> (Engine, String) {
+        let cfg_path = dir.join("p.toml");
+        let log = dir.join("auth.log").to_str().unwrap().to_string();
+        std::fs::write(&cfg_path, config(dir, &[("sshd", &[log.as_str()])])).unwrap();
+        let (tx, _rx) = engine_channel();
+        let mut eng = engine(dir, &cfg_path, tx);
+        eng.restore().unwrap();
+        (eng, log)
+    }
+
     /// A restart gives no offender a fresh count: the failures of the open windows are
     /// saved in the state file at stop and put back at start (once: a crash later does not
     /// bring them back a second time).
     #[test]
     fn a_restart_keeps_the_failures_of_open_windows() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg_path = dir.path().join("p.toml");
-        let log = dir.path().join("auth.log");
-        let log = log.to_str().unwrap();
-        std::fs::write(&cfg_path, config(dir.path(), &[("sshd", &[log])])).unwrap();
-        let (tx, _rx) = engine_channel();
-        let mut eng = engine(dir.path(), &cfg_path, tx);
-        eng.restore().unwrap();
+        let (mut eng, log) = started(dir.path());
+        let log = log.as_str();
         let (a, b) = ("203.0.113.9", "198.51.100.4");
         let mut lines = failures(a, 1..3);
         lines.extend(failures(b, 3..4));
@@ -2327,9 +2334,7 @@ wait "$p"
         drop(eng);
 
         // the next start: the same counts; two more failures (maxretry 5) ban
-        let (tx, _rx) = engine_channel();
-        let mut eng = engine(dir.path(), &cfg_path, tx);
-        eng.restore().unwrap();
+        let (mut eng, _) = started(dir.path());
         assert_eq!(failing(&eng), before);
         feed(&mut eng, log, &failures(a, 5..7));
         let bans = bans_of(&mut eng, false);
@@ -2339,9 +2344,7 @@ wait "$p"
 
         // that run ended without a stop (a crash) and before a checkpoint: its windows are
         // lost, and the ones saved before are not counted a second time
-        let (tx, _rx) = engine_channel();
-        let mut eng = engine(dir.path(), &cfg_path, tx);
-        eng.restore().unwrap();
+        let (eng, _) = started(dir.path());
         assert!(failing(&eng).is_empty());
     }
 
@@ -2351,13 +2354,8 @@ wait "$p"
     #[test]
     fn a_crash_keeps_the_failures_of_the_last_checkpoint() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg_path = dir.path().join("p.toml");
-        let log = dir.path().join("auth.log");
-        let log = log.to_str().unwrap();
-        std::fs::write(&cfg_path, config(dir.path(), &[("sshd", &[log])])).unwrap();
-        let (tx, _rx) = engine_channel();
-        let mut eng = engine(dir.path(), &cfg_path, tx);
-        eng.restore().unwrap();
+        let (mut eng, log) = started(dir.path());
+        let log = log.as_str();
         let (a, b) = ("203.0.113.9", "198.51.100.4");
         let mut lines = failures(a, 1..3);
         lines.extend(failures(b, 3..4));
@@ -2380,9 +2378,7 @@ wait "$p"
         // a crash
         drop(eng);
 
-        let (tx, _rx) = engine_channel();
-        let mut eng = engine(dir.path(), &cfg_path, tx);
-        eng.restore().unwrap();
+        let (eng, _) = started(dir.path());
         // `b`'s failure of the checkpoint; the one after it is lost; `a`'s were cleared by
         // its ban after the checkpoint
         assert_eq!(failing(&eng), [(b.to_string(), 1)]);

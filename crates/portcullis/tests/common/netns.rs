@@ -73,6 +73,39 @@ pub fn require_root() {
     );
 }
 
+/// Panics unless `program` is installed (in /usr/bin, /usr/sbin, /bin or /sbin), saying
+/// which Debian `package` brings it: a test fails, never skips, when a tool is missing.
+pub fn require_program(program: &str, package: &str) {
+    let found = ["/usr/bin", "/usr/sbin", "/bin", "/sbin"]
+        .iter()
+        .any(|d| Path::new(d).join(program).is_file());
+    assert!(
+        found,
+        "{program} is missing: install {package} (test.sh does)"
+    );
+}
+
+/// Runs `bash SCRIPT ARGS…` as pid 1 of new pid and network namespaces (`unshare --pid
+/// --fork --kill-child --mount-proc --net`): every process the script starts is in them
+/// and dies with them, and its traffic never leaves its own loopback. Bounded to 60 s.
+pub fn run_unshared<S: AsRef<OsStr>>(script: &Path, args: &[S]) -> CmdOutput {
+    run_with_timeout(
+        Command::new("unshare")
+            .args([
+                "--pid",
+                "--fork",
+                "--kill-child",
+                "--mount-proc",
+                "--net",
+                "bash",
+            ])
+            .arg(script)
+            .args(args),
+        None,
+        Duration::from_secs(60),
+    )
+}
+
 /// Polls `pred` every 50 ms until it holds or `timeout` has passed. Returns whether it held.
 /// The loop is bounded both in time and in iterations.
 pub fn wait_until(timeout: Duration, mut pred: impl FnMut() -> bool) -> bool {
