@@ -887,7 +887,12 @@ impl Engine {
         if n > 100 {
             events::emit(&Event::Restored(n));
         }
-        self.restore_windows(now)
+        // (counts that cannot be read back are lost, as after a crash: never a reason not to
+        // start)
+        if let Err(e) = self.restore_windows(now) {
+            error!("{e:#}");
+        }
+        Ok(())
     }
 
     /// Puts back the failures of the windows open when the daemon last stopped (saved by
@@ -2346,6 +2351,33 @@ wait "$p"
         // lost, and the ones saved before are not counted a second time
         let (eng, _) = started(dir.path());
         assert!(failing(&eng).is_empty());
+    }
+
+    /// Saved counts that cannot be read back are lost, as after a crash, and the daemon
+    /// starts anyway (bans and all).
+    #[test]
+    fn unreadable_saved_windows_do_not_stop_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut eng, log) = started(dir.path());
+            feed(&mut eng, &log, &failures("203.0.113.9", 1..3));
+            eng.on_control(Request::Ban {
+                addr: "198.51.100.4".into(),
+                jail: None,
+                duration: None,
+            });
+            eng.stop().unwrap();
+        }
+        // a table of another shape (a hand edit, a downgrade and upgrade)
+        let c = rusqlite::Connection::open(dir.path().join("p.db")).unwrap();
+        c.execute_batch("DROP TABLE windows; CREATE TABLE windows (x);")
+            .unwrap();
+        drop(c);
+        let (mut eng, _) = started(dir.path());
+        assert!(failing(&eng).is_empty());
+        let bans = bans_of(&mut eng, false);
+        let hosts: Vec<&str> = bans.iter().map(|b| b.host.as_str()).collect();
+        assert_eq!(hosts, ["198.51.100.4"]);
     }
 
     /// While the daemon runs, the open windows are saved each minute: after a crash the
