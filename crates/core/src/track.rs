@@ -213,6 +213,13 @@ fn repeats_session(w: &mut Window, kind: Kind, session: u32, cutoff: Millis) -> 
 }
 
 impl Window {
+    /// A window holding `event` alone.
+    fn of(event: Event) -> Self {
+        let mut events = SmallVec::new();
+        events.push(event);
+        Window { events }
+    }
+
     fn newest(&self) -> Millis {
         self.events.last().map_or(Millis::MIN, |e| e.time)
     }
@@ -402,10 +409,7 @@ impl Tracker {
                     if self.windows.len() >= self.cfg.cap() {
                         self.make_room(now);
                     }
-                    let mut events = SmallVec::new();
-                    events.push(event);
-                    let w = Window { events };
-                    self.windows.insert(key, w);
+                    self.windows.insert(key, Window::of(event));
                     return None;
                 }
                 total
@@ -610,9 +614,7 @@ impl Tracker {
         match self.windows.get_mut(&key) {
             Some(w) => w.insert(event),
             None if room => {
-                let mut events = SmallVec::new();
-                events.push(event);
-                self.windows.insert(key, Window { events });
+                self.windows.insert(key, Window::of(event));
             }
             None => return false,
         }
