@@ -283,7 +283,11 @@ impl Filter {
                 success.push(Side::new(p).map_err(|m| err(&format!("success[{i}]"), p, m))?);
             }
             for (i, p) in c.end.iter().enumerate() {
-                end.push(Side::new(p).map_err(|m| err(&format!("end[{i}]"), p, m))?);
+                let re = Side::new(p).map_err(|m| err(&format!("end[{i}]"), p, m))?;
+                // an end line with an address gives it to the failures its session held
+                // (Sendmail's transaction summary after its address-less refusals)
+                correlate_hosts |= re.has("host");
+                end.push(re);
             }
         }
         let mut rules = Vec::new();
