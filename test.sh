@@ -12,7 +12,7 @@ fi
 
 need=(nft ip sshd ssh sshpass useradd chpasswd runuser logger nginx apache2 curl monit man dpkg-shlibdeps unshare
   iptables-legacy-restore ipset tcpdmatch promtool chromium vsftpd python3 redis-server postfix dovecot
-  dropbear)
+  dropbear m4)
 missing=0
 for c in "${need[@]}"; do command -v "$c" >/dev/null 2>&1 || [ -x "/usr/sbin/$c" ] || missing=1; done
 # PostgreSQL's server is not on PATH (Debian keeps it under /usr/lib/postgresql/VERSION/bin).
@@ -42,12 +42,13 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   # dovecot-pop3d: the real mail test (policy-rc.d keeps their services from starting);
   # libfaketime, rsyslog: the real FTP test (vsftpd's service kept from starting likewise).
   # dropbear-bin: the real Dropbear test (no service: the package has none).
+  # m4: the real Sendmail test builds its sendmail.cf from the unpacked sendmail-cf.
   # postfix: no configuration of the machine's own mail system (its test runs its own)
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   apt-get install -y -q nftables iproute2 openssh-server openssh-client sshpass passwd \
     util-linux bsdutils nginx apache2 curl postgresql monit systemd man-db dpkg-dev iptables ipset tcpd \
     python3-aiosmtpd prometheus chromium vsftpd python3 redis-server \
-    postfix dovecot-imapd dovecot-pop3d libfaketime rsyslog dropbear-bin
+    postfix dovecot-imapd dovecot-pop3d libfaketime rsyslog dropbear-bin m4
   [ "$created_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 
@@ -56,6 +57,8 @@ fi
 # they need that the machine lacks, the whole closure (proftpd-core needs libmemcached11,
 # which needs libhashkit2):
 #   Exim (exim4-daemon-light conflicts with postfix: both provide mail-transport-agent),
+#   Sendmail (sendmail-bin likewise; its binary is usr/libexec/sendmail/sendmail, the
+#   usr/sbin/sendmail-mta link is made by its postinst),
 #   ProFTPD and Pure-FTPd (each Conflicts: ftp-server, as vsftpd does).
 # Endlessh too, though it conflicts with nothing: installed, its service would start a tarpit.
 # Done again only when Debian's version changes.
@@ -90,6 +93,7 @@ unpack() { # NAME BINARY PACKAGE...
   echo "$v" > "$dir/version"
 }
 unpack exim usr/sbin/exim4 exim4-daemon-light exim4-base
+unpack sendmail usr/libexec/sendmail/sendmail sendmail-bin sendmail-base sendmail-cf
 unpack proftpd usr/sbin/proftpd proftpd-core
 unpack pure-ftpd usr/sbin/pure-ftpd pure-ftpd
 unpack endlessh usr/bin/endlessh endlessh

@@ -155,6 +155,10 @@ pub(crate) struct Side {
     prefixes: Option<Vec<Vec<u8>>>,
     /// A literal every match contains (3+ bytes).
     literal: Option<memchr::memmem::Finder<'static>>,
+    /// How far into the message its address capture can end ([`super::cut::host_end_max`]):
+    /// an `end` line's address is refused, as a rule's is, on a line a transport may have
+    /// cut there. (Worked out at compile time: correlate patterns are few.)
+    pub(crate) host_end: usize,
 }
 
 /// The bitmap of [`Filter::correlate_first`].
@@ -191,6 +195,7 @@ impl Side {
             .ok_or_else(|| "invalid pattern: the regex crate cannot compile it".to_string())?;
         Ok(Side {
             re,
+            host_end: super::cut::host_end_max(p.as_str()),
             prefixes: p.prefix_literals().map(<[Vec<u8>]>::to_vec),
             literal: p
                 .required_literal()

@@ -259,6 +259,58 @@ pattern = '''Denied from {HOST} for user .*'''
         assert_eq!(scratch.cut_refused(), 1);
     }
 
+    /// An `end` line that gives held failures their address (Sendmail's transaction
+    /// summary, the client after the sender's path) is refused like a rule's line: the held
+    /// failures stay held, and no address typed in the path is taken.
+    #[test]
+    fn an_end_line_long_enough_to_be_cut_releases_nothing() {
+        let f = crate::filter::Filter::from_toml(
+            crate::filter::builtin::get("sendmail-reject")
+                .unwrap()
+                .source,
+            "sendmail-reject",
+        )
+        .unwrap();
+        let held =
+            "Nov 21 10:01:00 mx sm-mta[7]: wALA40xx000007: <nosuch@example.com>... User unknown";
+        // what a 256-byte transport leaves of a summary whose path the client padded so
+        // that the cut falls right after its own relay=[ADDR]
+        let pad = "a".repeat(60);
+        let cut = format!(
+            "Nov 21 10:01:01 mx sm-mta[7]: wALA40xx000007: from=<{pad}>, size=0, class=0, nrcpts=0, relay=[192.0.2.66]>, size=0, class=0, nrcpts=0, relay=[192.0.2.66]"
+        );
+        let whole = "Nov 21 10:01:02 mx sm-mta[8]: wALA41xx000008: from=<b@example.org>, size=0, class=0, nrcpts=0, proto=ESMTP, daemon=MTA, relay=[203.0.113.40]";
+        let held2 =
+            "Nov 21 10:01:01 mx sm-mta[8]: wALA41xx000008: <nosuch@example.com>... User unknown";
+        for (limit, want_cut) in [(None, Some("192.0.2.66")), (Some(256), None)] {
+            let s = crate::filter::MatchSet::new(vec![f.clone()], crate::filter::Mode::Normal);
+            let s = match limit {
+                Some(l) => s.with_transport_cut(l),
+                None => s,
+            };
+            let mut scratch = s.scratch();
+            assert!(s
+                .match_line(held.as_bytes(), &ctx(), &mut scratch)
+                .is_none());
+            let got = s
+                .match_line(cut.as_bytes(), &ctx(), &mut scratch)
+                .map(|h| h.addr.to_string());
+            assert_eq!(got.as_deref(), want_cut, "limit {limit:?}");
+            // a short summary is read at either limit
+            assert!(s
+                .match_line(held2.as_bytes(), &ctx(), &mut scratch)
+                .is_none());
+            let got = s
+                .match_line(whole.as_bytes(), &ctx(), &mut scratch)
+                .map(|h| (h.addr.to_string(), h.released));
+            assert_eq!(
+                got,
+                Some(("203.0.113.40".to_string(), 1)),
+                "limit {limit:?}"
+            );
+        }
+    }
+
     /// Every built-in rule's pattern is read (none falls back to "anywhere"); sshd's
     /// invalid-user rule (a user name of any text before the address) has no bound.
     #[test]

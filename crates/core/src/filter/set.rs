@@ -663,10 +663,18 @@ impl MatchSet {
                     _ => continue,
                 }
             }
-            let (c, success) = match f.success.iter().find_map(|s| s.captures(msg)) {
-                Some(c) => (c, true),
-                None => match f.end.iter().find_map(|s| s.captures(msg)) {
-                    Some(c) => (c, false),
+            let (c, success, host_end) = match f
+                .success
+                .iter()
+                .find_map(|s| Some((s.captures(msg)?, s.host_end)))
+            {
+                Some((c, h)) => (c, true, h),
+                None => match f
+                    .end
+                    .iter()
+                    .find_map(|s| Some((s.captures(msg)?, s.host_end)))
+                {
+                    Some((c, h)) => (c, false, h),
                     None => continue,
                 },
             };
@@ -681,6 +689,17 @@ impl MatchSet {
                 continue;
             };
             let line_addr = match c.name("host") {
+                // a line its syslog transport may have cut after client text of any length
+                // (Sendmail's summary: the sender's path before the client): not read, as a
+                // rule's line is not (see `cut`); the held failures stay held
+                Some(_)
+                    if msg.len() >= self.cut_at
+                        && p.program.is_some()
+                        && host_end >= self.cut_at =>
+                {
+                    scratch.cut_refused += 1;
+                    continue;
+                }
                 Some(h) => crate::addr::parse(h.as_bytes()),
                 None => None,
             };
