@@ -828,8 +828,9 @@ fn validate_jail(at: &Layered, custom: &[Filter]) -> Result<JailConfig> {
         }
     }
     let maxretry_what = "a whole number of failures, at least 1 (e.g. 5)";
-    // the syslog transport's longest message (see portcullis_core::filter::cut); the
-    // journal cuts no entry it does not mark (the journal reader withholds those)
+    // the syslog transport's longest message (see portcullis_core::filter::cut); journald
+    // marks the entries it cuts (_LINE_BREAK; SYSLOG_RAW for a syslog message cut at a NUL,
+    // since systemd 240), and the journal reader withholds those
     let transport_cut = match at.typed(
         "transport_cut",
         "the longest message of the logs' syslog transport in bytes, from 128 (e.g. 8192 for rsyslog's default MaxMessageSize, 256 for BusyBox syslogd), or 0 when no syslog daemon writes them",

@@ -10,14 +10,17 @@
 //! * put a NUL in USER followed by a whole line of its own ("Denied from 192.0.2.77 for
 //!   user y"): the text after the NUL is an entry of its own;
 //! * have its line cut where another process writes to the same stream (`pid-change`: a
-//!   forked child sharing stdout), or where the stream ends (`eof`).
+//!   forked child sharing stdout), or where the stream ends (`eof`);
+//! * through the syslog socket, with a program that writes its datagram itself and lets a
+//!   client's NUL into it: journald ends MESSAGE at the NUL (journald-syslog.c stores it as a
+//!   C string) without a `_LINE_BREAK`, keeping the datagram in `SYSLOG_RAW` (systemd 240+).
 //!
 //! Runs the real `systemd-journald` (LineMax=1K) in a private mount namespace, the service
 //! being `systemd-cat -t cutdemo python3 …`, and the daemon reading the journal with a
 //! filter of the test's (two rules, one with the address last, one with it first), maxretry
 //! 1, the null firewall. The journal holds the cut entries (checked), the filter does match
-//! their text (checked with `portcullis test`: an old reader bans 192.0.2.66, .77, .88 and
-//! .99), and the daemon bans only the whole line's 198.51.100.30.
+//! their text (checked with `portcullis replay`: an old reader bans 192.0.2.55, .66, .77, .88
+//! and .99), and the daemon bans only the whole line's 198.51.100.30.
 //!
 //! Needs root; fails (does not skip) otherwise.
 
@@ -65,6 +68,15 @@ if pid == 0:
     os._exit(0)
 os.waitpid(pid, 0)
 os.write(1, b" from 203.0.113.5\nLogin failed for user z from 192.0.2.99")
+"#;
+
+/// One syslog datagram to journald's /dev/log socket: `Login failed for user USER from
+/// 203.0.113.5` with the client's USER `x from 192.0.2.55<NUL>`.
+const SYSLOG_NUL: &str = r#"
+import socket
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.connect("/run/systemd/journal/dev-log")
+s.send(b"<13>cutdemo[77]: Login failed for user x from 192.0.2.55\0 from 203.0.113.5")
 "#;
 
 #[test]
@@ -116,6 +128,15 @@ fn lines_journald_cut_ban_no_address_a_client_typed() {
         out_file.to_str().unwrap(),
     ]);
     service(&[FORKING]);
+    // a program that writes its syslog datagram itself (Perl's Sys::Syslog, Python's
+    // SysLogHandler) with a client's NUL in it: journald ends MESSAGE at the NUL, with no
+    // _LINE_BREAK (journald-syslog.c), and keeps the datagram in SYSLOG_RAW
+    let out = journald.run(&[
+        "python3".to_string(),
+        "-c".to_string(),
+        SYSLOG_NUL.to_string(),
+    ]);
+    assert!(out.success(), "the syslog datagram: {out:?}");
     // a plain failure, last: once it is banned, everything before it was read
     service(&["print('Login failed for user alice from 198.51.100.30')"]);
 
@@ -159,7 +180,7 @@ fn lines_journald_cut_ban_no_address_a_client_typed() {
         .iter()
         .map(|(m, v)| (m.as_str(), v["_LINE_BREAK"].as_str()))
         .collect();
-    assert_eq!(shown.len(), 9, "{shown:#?}");
+    assert_eq!(shown.len(), 10, "{shown:#?}");
     assert!(shown[0].0.ends_with(" from 192.0.2.66"), "{shown:#?}");
     assert_eq!(shown[0].0.len(), LINE_MAX);
     assert_eq!(shown[0].1, Some("line-max"));
@@ -182,8 +203,14 @@ fn lines_journald_cut_ban_no_address_a_client_typed() {
         shown[7],
         ("Login failed for user z from 192.0.2.99", Some("eof"))
     );
+    assert_eq!(shown[8], ("Login failed for user x from 192.0.2.55", None));
+    assert!(
+        entries[8].1["SYSLOG_RAW"].is_array(),
+        "journald kept the whole datagram: {:?}",
+        entries[8].1
+    );
     assert_eq!(
-        shown[8],
+        shown[9],
         ("Login failed for user alice from 198.51.100.30", None)
     );
     let field = |i: usize, f: &str| entries[i].1[f].as_str().unwrap().to_string();
@@ -225,6 +252,7 @@ fn lines_journald_cut_ban_no_address_a_client_typed() {
             "192.0.2.77",
             "192.0.2.88",
             "192.0.2.99",
+            "192.0.2.55",
             "198.51.100.30"
         ],
         "the entries as plain lines"

@@ -549,21 +549,6 @@ fn exim_root() -> PathBuf {
     root
 }
 
-/// A uid (and gid) free on this machine for the private Debian-exim account.
-fn free_id() -> u32 {
-    let used = |file: &str| -> BTreeSet<u32> {
-        fs::read_to_string(file)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.split(':').nth(2)?.parse().ok())
-            .collect()
-    };
-    let (users, groups) = (used("/etc/passwd"), used("/etc/group"));
-    (64010..64500)
-        .find(|id| !users.contains(id) && !groups.contains(id))
-        .expect("a free uid/gid between 64010 and 64500")
-}
-
 fn chown(path: &Path, id: u32) {
     std::os::unix::fs::chown(path, Some(id), Some(id))
         .unwrap_or_else(|e| panic!("chown {}: {e}", path.display()));
@@ -610,7 +595,7 @@ impl EximLab {
             .expect("temp dir");
         // Exim's receiving processes run as the Exim user: they must reach their files
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-        let id = free_id();
+        let id = free_ids(1, 64010..64500);
         // the private /etc files bound over the real ones inside Exim's mount namespace
         let add = |file: &str, line: String| {
             let mut text = fs::read_to_string(format!("/etc/{file}")).unwrap_or_default();

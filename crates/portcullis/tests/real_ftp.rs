@@ -384,21 +384,6 @@ fn unpacked(var: &str, default: &str, bin: &str) -> PathBuf {
     root
 }
 
-/// Five consecutive uids (and gids) free on this machine for the private accounts.
-fn free_ids() -> u32 {
-    let used = |file: &str| -> BTreeSet<u32> {
-        fs::read_to_string(file)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.split(':').nth(2)?.parse().ok())
-            .collect()
-    };
-    let (users, groups) = (used("/etc/passwd"), used("/etc/group"));
-    (64600..64900)
-        .find(|id| (*id..id + 5).all(|i| !users.contains(&i) && !groups.contains(&i)))
-        .expect("five free uids/gids between 64600 and 64900")
-}
-
 /// The namespaces, the servers and their rsyslogds, the temporary directory; dropped in
 /// field order: processes first (their process groups killed), then the namespaces (with
 /// anything left inside), then the directory.
@@ -442,7 +427,7 @@ impl FtpLab {
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         let etc = dir.path().join("etc");
         fs::create_dir_all(etc.join("pam.d")).unwrap();
-        let id = free_ids();
+        let id = free_ids(5, 64600..64900);
         let base = dir.path().to_str().expect("utf-8 path").to_string();
         let add = |file: &str, lines: String| {
             let mut text = fs::read_to_string(format!("/etc/{file}")).unwrap_or_default();

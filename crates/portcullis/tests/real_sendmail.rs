@@ -60,7 +60,6 @@
 mod common;
 
 use common::*;
-use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -344,21 +343,6 @@ fn sendmail_root() -> PathBuf {
     root
 }
 
-/// A uid (and gid) free on this machine for the private account alice.
-fn free_id() -> u32 {
-    let used = |file: &str| -> BTreeSet<u32> {
-        fs::read_to_string(file)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.split(':').nth(2)?.parse().ok())
-            .collect()
-    };
-    let (users, groups) = (used("/etc/passwd"), used("/etc/group"));
-    (64950..65200)
-        .find(|id| !users.contains(id) && !groups.contains(id))
-        .expect("a free uid/gid between 64950 and 65200")
-}
-
 /// The namespaces, Sendmail and its rsyslogd, the temporary directory; dropped in field
 /// order: processes first (their process groups killed), then the namespaces (with anything
 /// left inside, Sendmail's session processes too), then the directory.
@@ -428,7 +412,7 @@ impl SendmailLab {
         fs::create_dir_all(self.path("mqueue")).unwrap();
         let etc = self.path("etc");
         fs::create_dir_all(&etc).unwrap();
-        let id = free_id();
+        let id = free_ids(1, 64950..65200);
         let add = |file: &str, line: String| {
             let mut text = fs::read_to_string(format!("/etc/{file}")).unwrap_or_default();
             if !text.is_empty() && !text.ends_with('\n') {
@@ -862,28 +846,7 @@ fn expected_matches(hosts: &[&str]) -> BTreeMap<(String, String), Vec<u64>> {
 /// `portcullis test --filter sendmail-reject --json` on `log`: (host, rule, weight, line) of
 /// every line that counts.
 fn matches(log: &Path) -> Vec<(String, String, u64, String)> {
-    let text = fs::read_to_string(log).unwrap();
-    let results: Vec<Value> = test_json(FILTER, log);
-    let lines: Vec<&str> = text.split_terminator('\n').collect();
-    assert_eq!(
-        results.len(),
-        lines.len(),
-        "{}: one JSON object per log line",
-        log.display()
-    );
-    results
-        .iter()
-        .zip(lines)
-        .filter(|(v, _)| v["matched"].as_bool() == Some(true) && v["weight"].as_u64() != Some(0))
-        .map(|(v, l)| {
-            (
-                v["host"].as_str().unwrap_or_default().to_string(),
-                v["rule"].as_str().unwrap_or_default().to_string(),
-                v["weight"].as_u64().unwrap_or_default(),
-                l.to_string(),
-            )
-        })
-        .collect()
+    counted_weights(FILTER, log)
 }
 
 /// `portcullis replay` of one jail of the filter on `log`: the banned addresses.

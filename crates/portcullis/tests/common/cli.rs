@@ -99,6 +99,15 @@ pub fn replay_bans(cfg: &Path, log: &Path) -> Vec<(String, String)> {
 /// rule, line) of every line that counts (a matched line of weight 0, such as Postfix's
 /// "connect from", counts nothing).
 pub fn counted_matches(filter: &str, log: &Path) -> Vec<(String, String, String)> {
+    counted_weights(filter, log)
+        .into_iter()
+        .map(|(host, rule, _, line)| (host, rule, line))
+        .collect()
+}
+
+/// As [`counted_matches`], with what each line counts (a line that releases held failures
+/// counts them all: Sendmail's transaction summary).
+pub fn counted_weights(filter: &str, log: &Path) -> Vec<(String, String, u64, String)> {
     let bytes = std::fs::read(log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
     let text = String::from_utf8_lossy(&bytes).into_owned();
     let snapshot = log.with_extension(format!("{filter}.snapshot"));
@@ -119,6 +128,7 @@ pub fn counted_matches(filter: &str, log: &Path) -> Vec<(String, String, String)
             (
                 v["host"].as_str().unwrap_or_default().to_string(),
                 v["rule"].as_str().unwrap_or_default().to_string(),
+                v["weight"].as_u64().unwrap_or_default(),
                 l.to_string(),
             )
         })

@@ -73,6 +73,23 @@ pub fn require_root() {
     );
 }
 
+/// The first of `n` consecutive uids (and gids) in `range` free on this machine, for the
+/// private accounts of a test's mount namespace (never created on the host).
+pub fn free_ids(n: u32, range: std::ops::Range<u32>) -> u32 {
+    let used = |file: &str| -> std::collections::BTreeSet<u32> {
+        fs::read_to_string(file)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split(':').nth(2)?.parse().ok())
+            .collect()
+    };
+    let (users, groups) = (used("/etc/passwd"), used("/etc/group"));
+    range
+        .clone()
+        .find(|id| (*id..id + n).all(|i| !users.contains(&i) && !groups.contains(&i)))
+        .unwrap_or_else(|| panic!("{n} free uids/gids in {range:?}"))
+}
+
 /// Panics unless `program` is installed (in /usr/bin, /usr/sbin, /bin or /sbin), saying
 /// which Debian `package` brings it: a test fails, never skips, when a tool is missing.
 pub fn require_program(program: &str, package: &str) {

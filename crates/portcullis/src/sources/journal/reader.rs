@@ -225,6 +225,10 @@ struct JsonEntry {
     /// The stdout stream an entry came from (journald's id of the connection).
     #[serde(rename = "_STREAM_ID", default)]
     stream_id: Option<Value>,
+    /// A syslog datagram as received, kept when MESSAGE differs from it (see
+    /// [`EntryInfo::nul_cut`]).
+    #[serde(rename = "SYSLOG_RAW", default)]
+    syslog_raw: Option<Value>,
 }
 
 /// A field that is there, null or not.
@@ -311,6 +315,7 @@ fn journal_entry(json: &[u8], now_us: i64) -> Result<(Option<String>, Vec<u8>, E
     let message = field(&e.message).unwrap_or_default();
     let info = EntryInfo {
         null_message: matches!(e.message, Some(Value::Null)),
+        nul_cut: field(&e.syslog_raw).is_some_and(|raw| nul_cut(&raw)),
         line_break: LineBreak::of(e.line_break.as_ref()),
         stream: field(&e.stream_id).filter(|s| !s.is_empty()).map(|s| {
             // the stream, and the process in it (see `StreamCuts`)
@@ -363,11 +368,27 @@ fn journal_entry(json: &[u8], now_us: i64) -> Result<(Option<String>, Vec<u8>, E
     Ok((cursor, line, info))
 }
 
+/// Whether a syslog datagram (`SYSLOG_RAW`) went on after a NUL byte: journald ended its
+/// MESSAGE there (journald-syslog.c stores the message as a C string; since systemd 240 it
+/// keeps the whole datagram in SYSLOG_RAW when MESSAGE lost part of it). Trailing NULs and
+/// white space are not text (Python's SysLogHandler ends every datagram with a NUL).
+fn nul_cut(raw: &[u8]) -> bool {
+    match memchr::memchr(0, raw) {
+        Some(i) => raw[i..].iter().any(|&c| c != 0 && !c.is_ascii_whitespace()),
+        None => false,
+    }
+}
+
 /// What the reader needs of an entry besides its line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct EntryInfo {
     /// MESSAGE came as null.
     null_message: bool,
+    /// journald cut a syslog message at a NUL byte (see [`nul_cut`]): the entry misses its
+    /// end, and a program that wrote a client's NUL into its datagram (Perl's Sys::Syslog,
+    /// Python's SysLogHandler, any program that writes the datagram itself) let the client
+    /// choose where the message ends, right after an address it typed. Withheld.
+    nul_cut: bool,
     line_break: LineBreak,
     /// `_STREAM_ID`, a NUL and `_PID`: the stdout stream of one process, None for an entry
     /// of another transport.
@@ -426,6 +447,10 @@ struct StreamCuts {
 impl StreamCuts {
     /// Takes note of one entry; true when it is to be withheld.
     fn withhold(&mut self, info: &EntryInfo) -> bool {
+        if info.nul_cut {
+            // a syslog message cut at a NUL (no stream, nothing continues it)
+            return true;
+        }
         let Some(key) = &info.stream else {
             // journald adds _LINE_BREAK to stdout entries only, which have a stream id
             return info.line_break != LineBreak::Newline;
@@ -624,13 +649,14 @@ fn follow_journal(
         // --all: without it journalctl prints a field over 4096 bytes as null, and a long
         // failure message would go unseen; the memory bound is the line cap below instead.
         // --output-fields: only what `journal_entry` reads (the cursor and time come anyway),
-        // with _LINE_BREAK and _STREAM_ID to tell the entries journald cut (`StreamCuts`).
+        // with _LINE_BREAK and _STREAM_ID to tell the entries journald cut (`StreamCuts`), and
+        // SYSLOG_RAW to tell the syslog messages it cut at a NUL (`nul_cut`).
         command.args(&cmd.args).args([
             "--follow",
             "--no-pager",
             "--output=json",
             "--all",
-            "--output-fields=MESSAGE,_HOSTNAME,SYSLOG_IDENTIFIER,_COMM,_PID,SYSLOG_PID,_LINE_BREAK,_STREAM_ID",
+            "--output-fields=MESSAGE,_HOSTNAME,SYSLOG_IDENTIFIER,_COMM,_PID,SYSLOG_PID,_LINE_BREAK,_STREAM_ID,SYSLOG_RAW",
             "--quiet",
         ]);
         match &sent {
@@ -703,7 +729,7 @@ fn follow_journal(
                     if withhold {
                         if let Some(n) = withheld.hit() {
                             let note = format!(
-                                "{n} journal entr(y/ies) of {source} were not matched: journald cut the program's line there (_LINE_BREAK: a NUL byte, a line over its LineMax, another process writing to the same stream, or the stream closing mid-line), so the entry misses its end or begins in its middle, with text a client may have written"
+                                "{n} journal entr(y/ies) of {source} were not matched: journald cut the program's line there (_LINE_BREAK: a NUL byte, a line over its LineMax, another process writing to the same stream, or the stream closing mid-line; or a syslog message cut at a NUL byte, SYSLOG_RAW), so the entry misses its end or begins in its middle, with text a client may have written"
                             );
                             if !flush(&engine, &ctl, &mut pending)
                                 || !send(&engine, &ctl, Msg::Note(note))
@@ -1634,7 +1660,7 @@ mod cut_entries {
         let args = std::fs::read_to_string(d.join("args.log")).unwrap();
         let follow = args.lines().find(|l| l.contains("--follow")).unwrap();
         assert!(
-            follow.contains(",_LINE_BREAK,_STREAM_ID "),
+            follow.contains(",_LINE_BREAK,_STREAM_ID,SYSLOG_RAW "),
             "the fields are asked for: {follow}"
         );
     }
@@ -1648,6 +1674,44 @@ mod cut_entries {
             json += &format!(r#","_LINE_BREAK":"{b}""#);
         }
         journal_entry((json + "}").as_bytes(), 0).unwrap().2
+    }
+
+    /// A syslog message journald cut at a NUL byte (SYSLOG_RAW goes on after it) is
+    /// withheld; SYSLOG_RAW for another change (trailing NUL or white space, a header
+    /// journald rewrote) is not a cut.
+    #[test]
+    fn a_syslog_message_cut_at_a_nul_is_withheld() {
+        let entry = |raw: &str| {
+            let json = format!(
+                r#"{{"_PID":"7","SYSLOG_IDENTIFIER":"svc","MESSAGE":"Login failed for user x from 192.0.2.66","SYSLOG_RAW":{raw}}}"#
+            );
+            journal_entry(json.as_bytes(), 0).unwrap().2
+        };
+        // journalctl prints a value with a NUL as an array of its bytes
+        let bytes = |b: &[u8]| {
+            format!(
+                "[{}]",
+                b.iter()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
+        };
+        let mut c = StreamCuts::default();
+        let cut = bytes(b"<13>svc[7]: Login failed for user x from 192.0.2.66\0 from 203.0.113.5");
+        assert!(entry(&cut).nul_cut);
+        assert!(c.withhold(&entry(&cut)));
+        for whole in [
+            bytes(b"<13>svc[7]: Login failed for user x from 192.0.2.66\0"),
+            bytes(b"<13>svc[7]: Login failed for user x from 192.0.2.66\0\n\0"),
+            r#""<13>svc[7]: Login failed for user x from 192.0.2.66   ""#.to_string(),
+        ] {
+            assert!(!entry(&whole).nul_cut, "{whole}");
+            assert!(!c.withhold(&entry(&whole)), "{whole}");
+        }
+        // no SYSLOG_RAW at all
+        let json = r#"{"_PID":"7","MESSAGE":"Login failed for user x from 192.0.2.66"}"#;
+        assert!(!journal_entry(json.as_bytes(), 0).unwrap().2.nul_cut);
     }
 
     #[test]
