@@ -25,6 +25,8 @@ compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing=1
 [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] && [ -x /usr/sbin/rsyslogd ] || missing=1
 # the real mail test runs Dovecot's IMAP and POP3 login services
 [ -x /usr/lib/dovecot/imap-login ] && [ -x /usr/lib/dovecot/pop3-login ] || missing=1
+# the real Synapse test's venv: Debian's python3 has ensurepip only with python3-venv
+/usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || missing=1
 if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
@@ -43,12 +45,13 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   # libfaketime, rsyslog: the real FTP test (vsftpd's service kept from starting likewise).
   # dropbear-bin: the real Dropbear test (no service: the package has none).
   # m4: the real Sendmail test builds its sendmail.cf from the unpacked sendmail-cf.
+  # python3-venv: the real Synapse test's venv (Debian's python3 has no ensurepip without it).
   # postfix: no configuration of the machine's own mail system (its test runs its own)
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   apt-get install -y -q nftables iproute2 openssh-server openssh-client sshpass passwd \
     util-linux bsdutils nginx apache2 curl postgresql monit systemd man-db dpkg-dev iptables ipset tcpd \
     python3-aiosmtpd prometheus chromium vsftpd python3 redis-server \
-    postfix dovecot-imapd dovecot-pop3d libfaketime rsyslog dropbear-bin m4
+    postfix dovecot-imapd dovecot-pop3d libfaketime rsyslog dropbear-bin m4 python3-venv
   [ "$created_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 
@@ -97,6 +100,29 @@ unpack sendmail usr/libexec/sendmail/sendmail sendmail-bin sendmail-base sendmai
 unpack proftpd usr/sbin/proftpd proftpd-core
 unpack pure-ftpd usr/sbin/pure-ftpd pure-ftpd
 unpack endlessh usr/bin/endlessh endlessh
+
+# Matrix Synapse (tests/real_synapse.rs) comes from PyPI, pinned: Debian 12 has no
+# matrix-synapse in main (only Matrix.org's own apt repository, which this machine does not
+# reach). Installed with pip into a venv of Debian's python3 (python3-venv) under
+# /var/cache/portcullis-test/synapse (PORTCULLIS_SYNAPSE_VENV elsewhere), never on the system;
+# binary wheels only (its Rust extension is one: nothing is compiled). Done again only when the
+# pinned version changes.
+synapse_version=1.163.2
+synapse_dir=/var/cache/portcullis-test/synapse
+if [ ! -x "$synapse_dir/venv/bin/python" ] || [ "$(cat "$synapse_dir/version" 2>/dev/null)" != "$synapse_version" ]; then
+  rm -rf "$synapse_dir" && mkdir -p "$synapse_dir"
+  /usr/bin/python3 -m venv "$synapse_dir/venv"
+  "$synapse_dir/venv/bin/pip" install -q --no-cache-dir --only-binary=:all: --disable-pip-version-check \
+    "matrix-synapse==$synapse_version" || {
+    echo "test.sh: pip could not install matrix-synapse==$synapse_version into $synapse_dir/venv" >&2
+    exit 1
+  }
+  "$synapse_dir/venv/bin/python" -c 'import synapse.app.homeserver, synapse.logging' || {
+    echo "test.sh: the installed matrix-synapse does not import" >&2
+    exit 1
+  }
+  echo "$synapse_version" > "$synapse_dir/version"
+fi
 
 # cargo-deb: the Debian package test builds the package as the README says (`cargo deb`)
 command -v cargo-deb >/dev/null 2>&1 || cargo install cargo-deb --locked --version 3.8.0
