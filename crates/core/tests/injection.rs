@@ -120,22 +120,6 @@ const PROGRAM_WRITTEN: &[(&str, &str, &str, &str)] = &[
         ", lip=",
         "Dovecot's own fields after lip=",
     ),
-    // Roundcube's IMAP error line: after "LOGIN: " / "AUTHENTICATE MECH: " comes the IMAP
-    // server's refusal text (IMAP servers answer fixed texts; the filter reads it without
-    // parentheses), then Roundcube's " in FILE on line N (METHOD URI)", whose URI holds no
-    // space (filters/roundcube-auth.toml, audit)
-    (
-        "roundcube-auth",
-        "imap-failed",
-        ". LOGIN: ",
-        "the IMAP server's refusal text and Roundcube's own ending",
-    ),
-    (
-        "roundcube-auth",
-        "imap-failed",
-        ". AUTHENTICATE ",
-        "the IMAP server's refusal text and Roundcube's own ending",
-    ),
 ];
 
 /// A pattern recompiled so that its free-text spans are captures `__v0`, `__v1`, …

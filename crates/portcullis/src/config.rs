@@ -562,6 +562,9 @@ pub fn resolve_filter(name: &str, custom: &[Filter]) -> std::result::Result<Filt
             .map_err(|e| format!("cannot read filter file {name}: {e}"))?;
         return Filter::from_toml(&text, name).map_err(|e| e.to_string());
     }
+    if let Some(why) = builtin::withdrawn(name) {
+        return Err(format!("filter {name:?} is no longer built in: {why}; a client could choose the banned address (README, security model)"));
+    }
     let known: Vec<&str> = builtin::all().iter().map(|b| b.name).collect();
     Err(format!("unknown filter {name:?}; built-in filters are: {} (or give a path to a filter file, or define it in a [[filter]] table)", known.join(", ")))
 }

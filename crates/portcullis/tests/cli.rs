@@ -112,6 +112,18 @@ fn unknown_filter_lists_the_known_ones() {
     assert!(e.contains("nosuchfilter") && e.contains("sshd"), "{e}");
 }
 
+/// A filter withdrawn for security is refused with its reason, not as a typo.
+#[test]
+fn a_withdrawn_filter_is_refused_with_its_reason() {
+    let o = portcullis(&["test", "--filter", "znc-adminlog"], Some(""));
+    assert!(!o.status.success());
+    let e = text(&o.stderr);
+    assert!(
+        e.contains("\"znc-adminlog\" is no longer built in") && e.contains("NUL"),
+        "{e}"
+    );
+}
+
 #[test]
 fn filter_from_a_file_path() {
     let dir = tempfile::tempdir().unwrap();

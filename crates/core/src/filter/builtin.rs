@@ -22,6 +22,24 @@ pub fn all() -> &'static [Builtin] {
 /// with the name each now has: a config that names the old one keeps working.
 pub const ALIASES: &[(&str, &str)] = &[("danted", "dante")];
 
+/// Filters once built in and withdrawn because a client can write a whole line of their
+/// log, or end it right after an address it typed (README, security model), with the
+/// reason: a configuration that names one is refused with it, and `import-fail2ban` warns
+/// with it.
+pub const WITHDRAWN: &[(&str, &str)] = &[
+    ("murmur", "the Mumble server writes the client's user name before the address and hands each line to Qt's qWarning(\"%s\") (syslog and its own file alike): a U+0000 in the name, which its protobuf strings keep, ends the line right after an address the client typed"),
+    ("pfsense-gui", "OPNsense, and pfSense before its fix of 2025-11-11 (cleanup_invalid_username), log the typed user name raw before the address through PHP's syslog(), which sends each line of a message as a record of its own (syslog.filter=no-ctrl, PHP 7.3+): a name with %0A writes a whole forged record, and no line tells the fixed releases apart"),
+    ("phpmyadmin-syslog", "phpMyAdmin logs the typed user name raw before the address (Logging::logUser; only a NUL is cut): PHP's syslog() sends each line of a message as a record of its own (PHP 7.3+), and its own file takes a line feed raw, so a name with %0A writes a whole forged record"),
+    ("roundcube-auth", "Roundcube logs the typed user name raw before the address (only trimmed and strip_tags'ed): its file driver writes a line feed raw, and PHP's syslog() sends each line of a message as a record of its own (PHP 7.3+), so a name with %0A writes a whole forged line"),
+    ("squirrelmail", "the Squirrel Logger plugin's source could not be read: its file may take the user name raw before the address, and a name with a line feed would then write a whole forged line"),
+    ("znc-adminlog", "ZNC's adminlog hands syslog(3) the whole line with \"%s\" (modules/adminlog.cpp Log()): a NUL in the user name (an IRC PASS, a web login's %00, a Basic-auth name) ends it right after an address the client typed"),
+];
+
+/// Why the filter `name` was withdrawn (see [`WITHDRAWN`]).
+pub fn withdrawn(name: &str) -> Option<&'static str> {
+    WITHDRAWN.iter().find(|(n, _)| *n == name).map(|(_, r)| *r)
+}
+
 /// The built-in filter called `name` (or formerly called so, see [`ALIASES`]).
 pub fn get(name: &str) -> Option<&'static Builtin> {
     let name = ALIASES
@@ -35,6 +53,16 @@ pub fn get(name: &str) -> Option<&'static Builtin> {
 mod tests {
     use super::*;
     use crate::filter::Filter;
+
+    #[test]
+    fn a_withdrawn_filter_is_no_longer_built_in() {
+        for (name, why) in WITHDRAWN {
+            assert!(get(name).is_none(), "{name} is both withdrawn and built in");
+            assert!(!why.is_empty());
+        }
+        assert!(withdrawn("znc-adminlog").is_some());
+        assert!(withdrawn("sshd").is_none());
+    }
 
     #[test]
     fn a_former_name_finds_the_renamed_filter() {

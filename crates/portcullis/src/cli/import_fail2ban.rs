@@ -61,7 +61,7 @@ fn unsafe_source(stem: &str) -> Option<&'static str> {
         "nginx-http-auth" | "nginx-limit-req" | "nginx-botsearch" => "nginx writes the decoded request path and the user name raw into error.log: a %0a in a URL forges a whole line. Use Portcullis' built-in filter of the same name, which reads the escaped access log",
         "postgresql" => "PostgreSQL's text log writes user and database names raw: a name with a newline forges a whole line. Use Portcullis' built-in postgresql filter on the jsonlog",
         "traefik-auth" => "Traefik's common log format writes the Basic-auth user raw: use Portcullis' built-in traefik-auth filter on the JSON access log",
-        _ => return None,
+        _ => return portcullis_core::filter::builtin::withdrawn(stem),
     })
 }
 
@@ -74,7 +74,13 @@ mod tests {
 
     #[test]
     fn filters_of_forgeable_logs_are_named() {
-        for f in ["mysqld-auth", "gitea", "nginx-http-auth", "postgresql"] {
+        for f in [
+            "mysqld-auth",
+            "gitea",
+            "nginx-http-auth",
+            "postgresql",
+            "murmur",
+        ] {
             assert!(unsafe_source(f).is_some(), "{f}");
         }
         assert!(unsafe_source("sshd").is_none());
