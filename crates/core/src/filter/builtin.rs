@@ -27,10 +27,12 @@ pub const ALIASES: &[(&str, &str)] = &[("danted", "dante")];
 /// reason: a configuration that names one is refused with it, and `import-fail2ban` warns
 /// with it.
 pub const WITHDRAWN: &[(&str, &str)] = &[
+    ("drupal-auth", "Drupal's syslog module hands PHP's syslog() messages with client text raw (a `_format` query parameter in a 406 error message: RequestFormatRouteFilter), and PHP sends each line of a message as a record of its own (syslog.filter=no-ctrl, PHP 7.3+): a %0A there writes a whole forged record under the drupal tag"),
     ("murmur", "the Mumble server writes the client's user name before the address and hands each line to Qt's qWarning(\"%s\") (syslog and its own file alike): a U+0000 in the name, which its protobuf strings keep, ends the line right after an address the client typed"),
     ("pfsense-gui", "OPNsense, and pfSense before its fix of 2025-11-11 (cleanup_invalid_username), log the typed user name raw before the address through PHP's syslog(), which sends each line of a message as a record of its own (syslog.filter=no-ctrl, PHP 7.3+): a name with %0A writes a whole forged record, and no line tells the fixed releases apart"),
     ("phpmyadmin-syslog", "phpMyAdmin logs the typed user name raw before the address (Logging::logUser; only a NUL is cut): PHP's syslog() sends each line of a message as a record of its own (PHP 7.3+), and its own file takes a line feed raw, so a name with %0A writes a whole forged record"),
     ("roundcube-auth", "Roundcube logs the typed user name raw before the address (only trimmed and strip_tags'ed): its file driver writes a line feed raw, and PHP's syslog() sends each line of a message as a record of its own (PHP 7.3+), so a name with %0A writes a whole forged line"),
+    ("snappymail", "SnappyMail logs the typed login raw (trim() only) in its syslog line 'Admin Auth failed: ip=… user=…' (LoggerAuthHelper), and PHP's syslog() sends each line of a message as a record of its own (PHP 7.3+): a login with %0A writes a whole forged 'Auth failed: ip=192.0.2.66' record"),
     ("squirrelmail", "the Squirrel Logger plugin's source could not be read: its file may take the user name raw before the address, and a name with a line feed would then write a whole forged line"),
     ("znc-adminlog", "ZNC's adminlog hands syslog(3) the whole line with \"%s\" (modules/adminlog.cpp Log()): a NUL in the user name (an IRC PASS, a web login's %00, a Basic-auth name) ends it right after an address the client typed"),
 ];
