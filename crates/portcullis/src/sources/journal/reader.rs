@@ -604,6 +604,29 @@ fn journal_tail(cmd: &JournalCommand, ctl: &ReaderCtl) -> Option<String> {
     journal_entry(&line, 0).ok()?.0
 }
 
+/// The systemd version `journalctl --version` reports (its first line: `systemd 252
+/// (252.33-1~deb12u1)`); None when it cannot be run or says something else.
+fn systemd_version(cmd: &JournalCommand, ctl: &ReaderCtl) -> Option<u32> {
+    let out = start(ctl, Command::new(&cmd.program).arg("--version")).ok()??;
+    let mut line = Vec::new();
+    let _ = BufReader::new(out).take(4096).read_until(b'\n', &mut line);
+    finish(ctl);
+    parse_systemd_version(&line)
+}
+
+fn parse_systemd_version(line: &[u8]) -> Option<u32> {
+    let rest = line.strip_prefix(b"systemd ")?;
+    let end = rest
+        .iter()
+        .position(|c| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    std::str::from_utf8(&rest[..end]).ok()?.parse().ok()
+}
+
+/// The first systemd whose journald keeps `SYSLOG_RAW` when it cut a syslog message at a NUL
+/// byte (see [`nul_cut`]).
+const SYSLOG_RAW_SINCE: u32 = 240;
+
 /// Follows the systemd journal for one match (e.g. `_COMM=sshd`) with `journalctl --follow
 /// --output=json`, handing each entry to the engine as a syslog-style line (see
 /// [`journal_entry`]). The cursor of the last entry the engine has processed is saved in
@@ -632,6 +655,11 @@ fn follow_journal(
     let mut long = LongLines::default();
     let (mut null_messages, mut too_long) = (Throttled::default(), Throttled::default());
     let (mut cuts, mut withheld) = (StreamCuts::default(), Throttled::default());
+    if let Some(v) = systemd_version(&cmd, &ctl).filter(|v| *v < SYSLOG_RAW_SINCE) {
+        let _ = engine.try_send(Msg::Note(format!(
+            "{source}: journald of systemd {v} (before {SYSLOG_RAW_SINCE}) ends a syslog message at a NUL byte without a trace (no SYSLOG_RAW), so a program that writes its own syslog datagrams (Perl's Sys::Syslog, Python's SysLogHandler) can let a client end a line right after an address it typed; read such programs through rsyslog's /dev/log (imuxsock writes a NUL as #000) instead"
+        )));
+    }
     let mut file = CursorFile::open(cursor_file, &source, &engine);
     // the cursor of the last entry sent to the engine: where the next journalctl starts
     let mut sent = file.saved.clone();
@@ -1674,6 +1702,20 @@ mod cut_entries {
             json += &format!(r#","_LINE_BREAK":"{b}""#);
         }
         journal_entry((json + "}").as_bytes(), 0).unwrap().2
+    }
+
+    #[test]
+    fn the_systemd_version_is_read_from_journalctl() {
+        assert_eq!(
+            parse_systemd_version(b"systemd 252 (252.33-1~deb12u1)\n+PAM +AUDIT"),
+            Some(252)
+        );
+        assert_eq!(
+            parse_systemd_version(b"systemd 239 (239-78.el8)\n"),
+            Some(239)
+        );
+        assert_eq!(parse_systemd_version(b"journalctl 1.0\n"), None);
+        assert_eq!(parse_systemd_version(b""), None);
     }
 
     /// A syslog message journald cut at a NUL byte (SYSLOG_RAW goes on after it) is
