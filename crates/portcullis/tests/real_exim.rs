@@ -802,15 +802,6 @@ fn replay_modes(lab: &EximLab, daemon: &Daemon, log: &Path) -> BTreeMap<String, 
     out
 }
 
-/// What a ban of `addr` names: IPv6 clients are banned by their /64 (the default prefix).
-fn ban_of(addr: &str) -> String {
-    if addr.contains(':') {
-        "2001:db8::/64".to_string()
-    } else {
-        addr.to_string()
-    }
-}
-
 /// What each log must show, as (scenario, rule) -> count. `all`: the +all daemon;
 /// `reject`: the reject log.
 fn expected(all: bool, reject: bool) -> BTreeMap<(u8, &'static str), usize> {

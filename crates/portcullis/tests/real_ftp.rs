@@ -812,32 +812,6 @@ fn check(what: &str, filter: &str, log: &Path, want: &BTreeMap<(u8, &str), usize
     );
 }
 
-/// `portcullis replay` of a jail of `filter`, `mode`, `maxretry`, on `log`: the banned
-/// addresses.
-fn replay(dir: &Path, filter: &str, log: &Path, mode: &str, maxretry: u32) -> BTreeSet<String> {
-    let config = dir.join(format!("replay-{filter}-{mode}-{maxretry}.toml"));
-    fs::write(
-        &config,
-        format!("[[jail]]\nname = \"{filter}\"\nmode = \"{mode}\"\nmaxretry = {maxretry}\nfindtime = \"1h\"\n"),
-    )
-    .unwrap();
-    let snapshot = log.with_extension(format!("replay-{mode}-{maxretry}"));
-    fs::copy(log, &snapshot).expect("log snapshot");
-    replay_bans(&config, &snapshot)
-        .into_iter()
-        .map(|(_, h)| h)
-        .collect()
-}
-
-/// What a ban of `addr` names: IPv6 clients are banned by their /64 (the default prefix).
-fn ban_of(addr: &str) -> String {
-    if addr.contains(':') {
-        "2001:db8::/64".to_string()
-    } else {
-        addr.to_string()
-    }
-}
-
 type Want = BTreeMap<(u8, &'static str), usize>;
 
 fn want(list: &[(u8, &'static str, usize)]) -> Want {
@@ -1050,7 +1024,7 @@ fn real_ftp_logs_give_the_attackers_and_only_them() {
             ("ddos", BTreeSet::new()),
         ] {
             assert_eq!(
-                replay(&s.dir, s.kind.filter(), log, mode, 1),
+                replay_jail(&s.dir, s.kind.filter(), log, mode, 1),
                 want_bans,
                 "{what}: a replay with a jail of mode {mode}, maxretry 1, banned other addresses"
             );
@@ -1065,7 +1039,7 @@ fn real_ftp_logs_give_the_attackers_and_only_them() {
         };
         if let Some(limit) = limit {
             assert_eq!(
-                replay(&s.dir, s.kind.filter(), log, "normal", limit),
+                replay_jail(&s.dir, s.kind.filter(), log, "normal", limit),
                 BTreeSet::new(),
                 "{what}: the closing line of a session counted on top of its failures"
             );

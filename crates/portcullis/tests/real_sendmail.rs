@@ -849,31 +849,6 @@ fn matches(log: &Path) -> Vec<(String, String, u64, String)> {
     counted_weights(FILTER, log)
 }
 
-/// `portcullis replay` of one jail of the filter on `log`: the banned addresses.
-fn replay(dir: &Path, log: &Path, mode: &str, maxretry: u32) -> BTreeSet<String> {
-    let config = dir.join(format!("replay-{mode}-{maxretry}.toml"));
-    fs::write(
-        &config,
-        format!(
-            "[[jail]]\nname = \"{FILTER}\"\nmode = \"{mode}\"\nmaxretry = {maxretry}\nfindtime = \"1h\"\n"
-        ),
-    )
-    .unwrap();
-    replay_bans(&config, log)
-        .into_iter()
-        .map(|(_, h)| h)
-        .collect()
-}
-
-/// What a ban of `addr` names: IPv6 clients are banned by their /64 (the default prefix).
-fn ban_of(addr: &str) -> String {
-    if addr.contains(':') {
-        "2001:db8::/64".to_string()
-    } else {
-        addr.to_string()
-    }
-}
-
 fn bans(hosts: &[&str]) -> BTreeSet<String> {
     hosts.iter().map(|h| ban_of(h)).collect()
 }
@@ -1007,7 +982,7 @@ fn real_sendmail_unknown_recipients_give_the_attackers_and_only_them() {
     let gap_bans = bans(&GAPS);
     // maxretry 4: every attacker (9, 6, 6, 4 and 4); the gap scenarios (6, 4, 4) are checked
     // below
-    let banned = replay(dir, &log, "normal", 4);
+    let banned = replay_jail(dir, FILTER, &log, "normal", 4);
     let core_banned: BTreeSet<String> = banned.difference(&gap_bans).cloned().collect();
     assert_eq!(
         core_banned,
@@ -1016,19 +991,19 @@ fn real_sendmail_unknown_recipients_give_the_attackers_and_only_them() {
     );
     // maxretry 7: only the attacker of nine (no gap scenario reaches 7); 10: nobody
     assert_eq!(
-        replay(dir, &log, "normal", 7),
+        replay_jail(dir, FILTER, &log, "normal", 7),
         bans(&["203.0.113.10"]),
         "replay (mode normal, maxretry 7)\nmatches:\n{shown}"
     );
     assert_eq!(
-        replay(dir, &log, "normal", 10),
+        replay_jail(dir, FILTER, &log, "normal", 10),
         BTreeSet::new(),
         "replay (mode normal, maxretry 10): the transactions weigh more than their refused \
          recipients\nmatches:\n{shown}"
     );
     // mode ddos: only the session that dropped its connection (unknown-rcpt is mode normal)
     assert_eq!(
-        replay(dir, &log, "ddos", 1),
+        replay_jail(dir, FILTER, &log, "ddos", 1),
         bans(&["203.0.113.12"]),
         "replay (mode ddos, maxretry 1)\nmatches:\n{shown}"
     );

@@ -652,34 +652,8 @@ fn keys_in_order(line: &str) -> Vec<String> {
     keys
 }
 
-/// What a ban of `addr` names: IPv6 clients are banned by their /64 (the default prefix).
-fn ban_of(addr: &str) -> String {
-    if addr.contains(':') {
-        "2001:db8::/64".to_string()
-    } else {
-        addr.to_string()
-    }
-}
-
 fn bans(hosts: &[&str]) -> BTreeSet<String> {
     hosts.iter().map(|h| ban_of(h)).collect()
-}
-
-/// `portcullis replay` of one jail of the filter (mode normal) on `log`: the banned
-/// addresses.
-fn replay(dir: &Path, log: &Path, maxretry: u32) -> BTreeSet<String> {
-    let config = dir.join(format!("replay-{maxretry}.toml"));
-    fs::write(
-        &config,
-        format!(
-            "[[jail]]\nname = \"{FILTER}\"\nmode = \"normal\"\nmaxretry = {maxretry}\nfindtime = \"1h\"\n"
-        ),
-    )
-    .unwrap();
-    replay_bans(&config, log)
-        .into_iter()
-        .map(|(_, h)| h)
-        .collect()
 }
 
 #[test]
@@ -854,22 +828,22 @@ fn real_synapse_failed_logins_give_the_attackers_and_only_them() {
     // counts: 203.0.113.10 4, 203.0.113.11 3, 2001:db8::11 3, 203.0.113.12 3, 203.0.113.13 8
     let dir = lab.dir.path();
     assert_eq!(
-        replay(dir, &log, 3),
+        replay_jail(dir, FILTER, &log, "normal", 3),
         bans(&ATTACKERS),
         "replay (maxretry 3) banned other addresses than the attackers\nmatches:\n{shown}"
     );
     assert_eq!(
-        replay(dir, &log, 4),
+        replay_jail(dir, FILTER, &log, "normal", 4),
         bans(&[PASSWORD_ATTACKER, INJECTOR]),
         "replay (maxretry 4)\nmatches:\n{shown}"
     );
     assert_eq!(
-        replay(dir, &log, 8),
+        replay_jail(dir, FILTER, &log, "normal", 8),
         bans(&[INJECTOR]),
         "replay (maxretry 8)\nmatches:\n{shown}"
     );
     assert_eq!(
-        replay(dir, &log, 9),
+        replay_jail(dir, FILTER, &log, "normal", 9),
         BTreeSet::new(),
         "replay (maxretry 9)\nmatches:\n{shown}"
     );

@@ -134,3 +134,38 @@ pub fn counted_weights(filter: &str, log: &Path) -> Vec<(String, String, u64, St
         })
         .collect()
 }
+
+/// `portcullis replay` of one jail (`[[jail]] name = FILTER`, a built-in filter's name) with
+/// `mode`, `maxretry` and a findtime of 1h, on a snapshot of `log` (a server may still append
+/// to it): the banned addresses and prefixes. The config and the snapshot are written into
+/// `dir`.
+pub fn replay_jail(
+    dir: &Path,
+    filter: &str,
+    log: &Path,
+    mode: &str,
+    maxretry: u32,
+) -> std::collections::BTreeSet<String> {
+    let config = dir.join(format!("replay-{filter}-{mode}-{maxretry}.toml"));
+    std::fs::write(
+        &config,
+        format!("[[jail]]\nname = \"{filter}\"\nmode = \"{mode}\"\nmaxretry = {maxretry}\nfindtime = \"1h\"\n"),
+    )
+    .unwrap();
+    let snapshot = dir.join(format!("replay-{filter}-{mode}-{maxretry}.log"));
+    std::fs::copy(log, &snapshot).expect("log snapshot");
+    replay_bans(&config, &snapshot)
+        .into_iter()
+        .map(|(_, h)| h)
+        .collect()
+}
+
+/// What a ban of `addr` names: an IPv6 client of the tests (2001:db8::N) is banned by its /64,
+/// the default prefix; an IPv4 client by its address.
+pub fn ban_of(addr: &str) -> String {
+    if addr.contains(':') {
+        "2001:db8::/64".to_string()
+    } else {
+        addr.to_string()
+    }
+}
