@@ -311,6 +311,39 @@ pattern = '''Denied from {HOST} for user .*'''
         }
     }
 
+    /// A success line is read whatever its length: sshd's "Accepted publickey" with a long
+    /// certificate tail still forgets the keys its session tried before (refused as an end
+    /// line would be, the held failures would count when the connection closes).
+    #[test]
+    fn a_long_success_line_still_forgets_held_failures() {
+        let f = crate::filter::Filter::from_toml(
+            crate::filter::builtin::get("sshd").unwrap().source,
+            "sshd",
+        )
+        .unwrap();
+        let s = crate::filter::MatchSet::new(vec![f], crate::filter::Mode::Normal);
+        let mut scratch = s.scratch();
+        let pre = "Nov 21 10:00:01 web1 sshd[4551]: ";
+        let failed = format!("{pre}Failed publickey for alice from 198.51.100.44 port 50000 ssh2: ED25519 SHA256:Jg7Xk2l0q5m9ZbVqW1e3R4t6Y8u0I2o4P6a8S0d2F4g");
+        let key_id = "k".repeat(800);
+        let accepted = format!("{pre}Accepted publickey for alice from 198.51.100.44 port 50000 ssh2: ED25519-CERT SHA256:Jg7Xk2l0q5m9ZbVqW1e3R4t6Y8u0I2o4P6a8S0d2F4g ID {key_id} (serial 1) CA ED25519 SHA256:4bD3y9nB1qWcR3xN0vE6m8p5lQk7tZsYuA2hJfGiKoM");
+        let closed = format!("{pre}Connection closed by 198.51.100.44 port 50000");
+        let mut hits = Vec::new();
+        for line in [&failed, &accepted, &closed] {
+            let hit = s.match_line(line.as_bytes(), &ctx(), &mut scratch);
+            hits.push(hit.map(|h| (h.pending, h.released)));
+        }
+        assert!(accepted.len() > 800);
+        assert_eq!(hits[0], Some((true, 0)), "the failed key is held");
+        assert!(
+            hits[1..]
+                .iter()
+                .all(|h| h.is_none_or(|(_, released)| released == 0)),
+            "the login forgot the held key; nothing counts when the connection closes: {hits:?}"
+        );
+        assert_eq!(scratch.cut_refused(), 0);
+    }
+
     /// Every built-in rule's pattern is read (none falls back to "anywhere"); sshd's
     /// invalid-user rule (a user name of any text before the address) has no bound.
     #[test]

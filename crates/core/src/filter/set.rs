@@ -689,11 +689,14 @@ impl MatchSet {
                 continue;
             };
             let line_addr = match c.name("host") {
-                // a line its syslog transport may have cut after client text of any length
-                // (Sendmail's summary: the sender's path before the client): not read, as a
-                // rule's line is not (see `cut`); the held failures stay held
+                // an end line its syslog transport may have cut after client text of any
+                // length (Sendmail's summary: the sender's path before the client): not read,
+                // as a rule's line is not (see `cut`); the held failures stay held. (A
+                // success line is read as before: it forgets held failures, and refusing a
+                // long one, sshd's "Accepted" with a long certificate tail, would count them.)
                 Some(_)
-                    if msg.len() >= self.cut_at
+                    if !success
+                        && msg.len() >= self.cut_at
                         && p.program.is_some()
                         && host_end >= self.cut_at =>
                 {
