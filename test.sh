@@ -105,15 +105,17 @@ unpack endlessh usr/bin/endlessh endlessh
 # matrix-synapse in main (only Matrix.org's own apt repository, which this machine does not
 # reach). Installed with pip into a venv of Debian's python3 (python3-venv) under
 # /var/cache/portcullis-test/synapse (PORTCULLIS_SYNAPSE_VENV elsewhere), never on the system;
-# binary wheels only (its Rust extension is one: nothing is compiled). Done again only when the
-# pinned version changes.
+# binary wheels only (its Rust extension is one: nothing is compiled). Its dependencies are pinned
+# too (tests/synapse-constraints.txt). Done again only when the version or the pins change.
 synapse_version=1.163.2
+synapse_constraints="$PWD/crates/portcullis/tests/synapse-constraints.txt"
+synapse_stamp="$synapse_version $(sha256sum < "$synapse_constraints" | cut -c1-16)"
 synapse_dir=/var/cache/portcullis-test/synapse
-if [ ! -x "$synapse_dir/venv/bin/python" ] || [ "$(cat "$synapse_dir/version" 2>/dev/null)" != "$synapse_version" ]; then
+if [ ! -x "$synapse_dir/venv/bin/python" ] || [ "$(cat "$synapse_dir/version" 2>/dev/null)" != "$synapse_stamp" ]; then
   rm -rf "$synapse_dir" && mkdir -p "$synapse_dir"
   /usr/bin/python3 -m venv "$synapse_dir/venv"
   "$synapse_dir/venv/bin/pip" install -q --no-cache-dir --only-binary=:all: --disable-pip-version-check \
-    "matrix-synapse==$synapse_version" || {
+    -c "$synapse_constraints" "matrix-synapse==$synapse_version" || {
     echo "test.sh: pip could not install matrix-synapse==$synapse_version into $synapse_dir/venv" >&2
     exit 1
   }
@@ -121,7 +123,7 @@ if [ ! -x "$synapse_dir/venv/bin/python" ] || [ "$(cat "$synapse_dir/version" 2>
     echo "test.sh: the installed matrix-synapse does not import" >&2
     exit 1
   }
-  echo "$synapse_version" > "$synapse_dir/version"
+  echo "$synapse_stamp" > "$synapse_dir/version"
 fi
 
 # cargo-deb: the Debian package test builds the package as the README says (`cargo deb`)
