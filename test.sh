@@ -27,6 +27,8 @@ compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing=1
 [ -x /usr/lib/dovecot/imap-login ] && [ -x /usr/lib/dovecot/pop3-login ] || missing=1
 # the real Synapse test's venv: Debian's python3 has ensurepip only with python3-venv
 /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || missing=1
+# the real BIND test runs named and queries it with dig and nsupdate
+[ -x /usr/sbin/named ] && [ -x /usr/bin/dig ] && [ -x /usr/bin/nsupdate ] || missing=1
 if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
@@ -46,12 +48,14 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   # dropbear-bin: the real Dropbear test (no service: the package has none).
   # m4: the real Sendmail test builds its sendmail.cf from the unpacked sendmail-cf.
   # python3-venv: the real Synapse test's venv (Debian's python3 has no ensurepip without it).
+  # bind9, bind9-dnsutils: the real BIND test (policy-rc.d keeps named's service from starting).
   # postfix: no configuration of the machine's own mail system (its test runs its own)
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   apt-get install -y -q nftables iproute2 openssh-server openssh-client sshpass passwd \
     util-linux bsdutils nginx apache2 curl postgresql monit systemd man-db dpkg-dev iptables ipset tcpd \
     python3-aiosmtpd prometheus chromium vsftpd python3 redis-server \
-    postfix dovecot-imapd dovecot-pop3d libfaketime rsyslog dropbear-bin m4 python3-venv
+    postfix dovecot-imapd dovecot-pop3d libfaketime rsyslog dropbear-bin m4 python3-venv \
+    bind9 bind9-dnsutils
   [ "$created_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 

@@ -1,0 +1,230 @@
+//! The `named-refused` filter against the real BIND. Debian 12's named (9.18) runs in its own
+//! pid, mount and network namespace (`unshare`), authoritative for example.net with
+//! `allow-query` open to 192.0.2.10 and 192.0.2.11 only, `allow-query-on` to 192.0.2.53 only
+//! (it also listens on 192.0.2.54), no transfers and no updates. It logs twice: into its own
+//! file (`print-time`, `print-category`, `print-severity`, as the filter's header shows) and
+//! through syslog(3) to a private rsyslogd (a private /dev whose /dev/log is its socket),
+//! writing rsyslog's traditional file format.
+//!
+//! Clients (`dig`, `nsupdate` from Debian's bind9-dnsutils): 192.0.2.10 asks an allowed
+//! question; 198.51.100.9 asks three refused ones, two of them with hostile query names (a
+//! space, backspace and vertical tab, and another client's address written inside, in
+//! presentation-format escapes, as dig sends them); 203.0.113.77 asks for a zone transfer
+//! and sends an update; 2001:db8:77::7 asks a refused question over IPv6; 192.0.2.11 asks on
+//! 192.0.2.54, which allow-query-on refuses.
+//!
+//! In both logs `portcullis test --filter named-refused --json` must count each refused
+//! request once, for the address named wrote (never the one inside a query name), and
+//! nothing for the answered one; `portcullis replay` with `maxretry = 3` bans 198.51.100.9
+//! alone. The first run of this test found `update 'ZONE/CLASS' denied due to allow-query`,
+//! which the filter did not read.
+//!
+//! Needs root, named (bind9), dig and nsupdate (bind9-dnsutils), rsyslogd and util-linux's
+//! unshare (test.sh installs them); fails loudly when they are missing. Runs in about 3 s.
+
+mod common;
+
+use common::*;
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+
+/// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
+/// run is in it and dies with it; $1 is the test's directory.
+const SCRIPT: &str = r#"set -u
+d="$1"
+ip link set lo up
+for a in 192.0.2.53 192.0.2.54 192.0.2.10 192.0.2.11 198.51.100.9 203.0.113.77; do
+  ip addr add "$a/32" dev lo || exit 2
+done
+for a in 2001:db8::53 2001:db8:77::7; do ip addr add "$a/128" dev lo nodad || exit 2; done
+# a private /dev whose /dev/log is the private rsyslogd's socket
+mkdir -p "$d/olddev"
+mount --bind /dev "$d/olddev"
+mount -t tmpfs -o mode=755 pct-dev /dev
+for n in null zero full random urandom tty; do touch "/dev/$n"; mount --bind "$d/olddev/$n" "/dev/$n"; done
+ln -s /proc/self/fd /dev/fd
+ln -s "$d/log.sock" /dev/log
+umount "$d/olddev"
+cat > "$d/rsyslog.conf" <<R
+global(workDirectory="$d")
+module(load="imuxsock" SysSock.Use="off")
+input(type="imuxsock" Socket="$d/log.sock" RateLimit.Interval="0")
+*.* action(type="omfile" file="$d/syslog" template="RSYSLOG_TraditionalFileFormat")
+R
+/usr/sbin/rsyslogd -n -f "$d/rsyslog.conf" -i "$d/rsyslogd.pid" 2>"$d/rsyslogd.err" &
+for _ in $(seq 100); do [ -S "$d/log.sock" ] && break; sleep 0.1; done
+[ -S "$d/log.sock" ] || { echo "rsyslogd did not start" >&2; exit 3; }
+cat > "$d/example.zone" <<Z
+\$TTL 300
+@ IN SOA ns.example.net. hostmaster.example.net. 1 3600 600 86400 300
+@ IN NS ns.example.net.
+ns IN A 192.0.2.53
+www IN A 192.0.2.80
+Z
+cat > "$d/named.conf" <<C
+options {
+  directory "$d";
+  pid-file "$d/named.pid";
+  session-keyfile "$d/session.key";
+  listen-on port 53 { 192.0.2.53; 192.0.2.54; };
+  listen-on-v6 port 53 { 2001:db8::53; };
+  allow-query { 192.0.2.10; 192.0.2.11; };
+  allow-query-on { 192.0.2.53; };
+  allow-transfer { none; };
+  allow-update { none; };
+  recursion no;
+  dnssec-validation no;
+};
+controls { };
+logging {
+  channel own { file "$d/named.log"; print-time yes; print-category yes; print-severity yes; severity info; };
+  channel sys { syslog daemon; severity info; };
+  category default { own; sys; };
+  category lame-servers { null; };
+};
+zone "example.net" { type primary; file "$d/example.zone"; };
+C
+named -f -u root -c "$d/named.conf" 2>"$d/named.err" &
+for _ in $(seq 100); do grep -q " running" "$d/named.log" 2>/dev/null && break; sleep 0.1; done
+grep -q " running" "$d/named.log" 2>/dev/null || { echo "named did not start" >&2; exit 4; }
+q() { timeout 10 dig +tries=1 +time=3 "$@" > "$d/dig.out" 2>&1; grep -h -E "status: |Transfer failed" "$d/dig.out" >> "$d/answers"; }
+q -b 192.0.2.10 @192.0.2.53 www.example.net A
+q -b 198.51.100.9 @192.0.2.53 www.example.net A
+q -b 198.51.100.9 @192.0.2.53 'a\032from\032192.0.2.10.example.net' A
+q -b 198.51.100.9 @192.0.2.53 'x\008\011client\032@0x1\032192.0.2.10#53.example.net' A
+q -b 203.0.113.77 @192.0.2.53 example.net AXFR
+q -b 2001:db8:77::7 @2001:db8::53 www.example.net AAAA
+q -b 192.0.2.11 @192.0.2.54 www.example.net A
+printf 'server 192.0.2.53\nlocal 203.0.113.77\nzone example.net\nupdate add evil.example.net 300 A 192.0.2.99\nsend\n' \
+  | timeout 10 nsupdate -t 3 > "$d/nsupdate.out" 2>&1
+for _ in $(seq 50); do
+  [ "$(grep -c "denied" "$d/syslog" 2>/dev/null)" -ge 7 ] && break
+  sleep 0.1
+done
+kill %2
+wait %2
+kill %1
+wait
+"#;
+
+/// (host, rule) of every line that counts, and the number of log lines that are named's
+/// refusals (`... denied`).
+fn counted(log: &Path) -> (BTreeMap<String, Vec<String>>, usize) {
+    let text = fs::read_to_string(log).unwrap_or_default();
+    let mut by_host: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (host, rule, line) in counted_matches("named-refused", log) {
+        by_host
+            .entry(host)
+            .or_default()
+            .push(format!("{rule}: {line}"));
+    }
+    let denied = text
+        .lines()
+        .filter(|l| l.contains(" client ") && l.contains(" denied"))
+        .count();
+    (by_host, denied)
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_named_refusals_count_for_the_client_named_wrote() {
+    require_root();
+    require_program("named", "bind9");
+    require_program("dig", "bind9-dnsutils");
+    require_program("nsupdate", "bind9-dnsutils");
+    require_program("rsyslogd", "rsyslog");
+    require_program("unshare", "util-linux");
+    let dir = tempfile::Builder::new()
+        .prefix("pct-named-")
+        .tempdir()
+        .expect("temp dir");
+    let script = dir.path().join("run.sh");
+    fs::write(&script, SCRIPT).unwrap();
+    let out = run_unshared(&script, &[dir.path()]);
+    let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+    let own = dir.path().join("named.log");
+    let sys = dir.path().join("syslog");
+    assert!(
+        out.success(),
+        "the named run failed (timed out: {}): {}\n{}\nnamed: {}\nlog:\n{}",
+        out.timed_out,
+        out.stdout_str(),
+        out.stderr_str(),
+        read("named.err"),
+        read("named.log")
+    );
+
+    // named answered the allowed client and refused the others (dig's own view)
+    let answers = read("answers");
+    assert_eq!(
+        answers.matches("status: NOERROR").count(),
+        1,
+        "one answered query expected:\n{answers}"
+    );
+    assert_eq!(
+        answers.matches("status: REFUSED").count(),
+        5,
+        "five refused queries expected:\n{answers}"
+    );
+    assert!(
+        answers.contains("Transfer failed"),
+        "the zone transfer was not refused:\n{answers}"
+    );
+
+    let want: BTreeMap<&str, Vec<&str>> = [
+        (
+            "198.51.100.9",
+            vec!["query-denied", "query-denied", "query-denied"],
+        ),
+        ("203.0.113.77", vec!["update-denied", "xfer-denied"]),
+        ("2001:db8:77::7", vec!["query-denied"]),
+        ("192.0.2.11", vec!["query-denied"]),
+    ]
+    .into_iter()
+    .collect();
+    for log in [&own, &sys] {
+        let (got, denied) = counted(log);
+        let text = fs::read_to_string(log).unwrap_or_default();
+        assert_eq!(denied, 7, "{}: named's refusals:\n{text}", log.display());
+        assert!(
+            text.contains("denied due to allow-query"),
+            "{}: no update refused by allow-query:\n{text}",
+            log.display()
+        );
+        let rules: BTreeMap<&str, Vec<&str>> = got
+            .iter()
+            .map(|(h, v)| {
+                let mut r: Vec<&str> = v.iter().map(|l| l.split(':').next().unwrap()).collect();
+                r.sort();
+                (h.as_str(), r)
+            })
+            .collect();
+        assert_eq!(
+            rules,
+            want,
+            "{}: what counted, per address: {got:#?}\nlog:\n{text}",
+            log.display()
+        );
+        // the hostile names are in the log, escaped by named, and took nothing
+        assert!(
+            text.contains(r"a\032from\032192.0.2.10.example.net"),
+            "{}: the hostile query name is not in the log:\n{text}",
+            log.display()
+        );
+        assert!(
+            !got.contains_key("192.0.2.10"),
+            "{}: {got:#?}",
+            log.display()
+        );
+    }
+
+    // a jail with maxretry 3 bans the client with three refusals, and only it
+    let bans = replay_jail(dir.path(), "named-refused", &sys, "normal", 3);
+    assert_eq!(
+        bans.into_iter().collect::<Vec<_>>(),
+        vec!["198.51.100.9".to_string()],
+        "bans:\nlog:\n{}",
+        read("syslog")
+    );
+}
