@@ -603,7 +603,7 @@ fn print_summary(set: &MatchSet, s: &Stats, top: usize) {
             .map(|p| String::from_utf8_lossy(p).into_owned())
             .collect();
         o.push_str(&format!(
-            "prefix not recognised: {} lines (no program found; the filter reads lines of {}), first {}:\n",
+            "prefix not recognised: {} lines not matched and without a prefix naming a program (the filter reads lines of {}; a line of a program's own log file, such as an access log, is read whole and is counted here when it does not match), first {}:\n",
             s.unrecognised,
             programs.join(", "),
             s.unrecognised_first.len()
