@@ -961,6 +961,67 @@ mod tests {
         }
     }
 
+    /// A connection that ended in "Disconnecting ...: Too many authentication failures" (a
+    /// follow-up, not an `end` line: the session stays) and, within the session's time, a
+    /// login on the same pid from another client: the login counted nothing, but the
+    /// earlier session's held lines (the 6.x address-less "Disconnecting:" line, or the
+    /// failed user alone) were counted on the login's address, with the login itself as
+    /// one more (found by a blind check on Elastic's RHEL 7 secure log, with the pid of its
+    /// last line changed: a legitimate key login was banned at maxretry 2).
+    #[test]
+    fn a_login_on_a_reused_pid_is_never_counted() {
+        let conns: [&[&str]; 3] = [
+            // OpenSSH 6.x: the "Disconnecting:" line has no address
+            &[
+                "Feb 22 16:59:32 h sshd[3064]: Failed password for root from 198.51.100.46 port 43257 ssh2",
+                "Feb 22 16:59:35 h sshd[3064]: Failed password for root from 198.51.100.46 port 43257 ssh2",
+                "Feb 22 16:59:35 h sshd[3064]: Disconnecting: Too many authentication failures for root [preauth]",
+                "Feb 22 16:59:35 h sshd[3064]: PAM 5 more authentication failures; logname= uid=0 euid=0 tty=ssh ruser= rhost=198.51.100.46  user=root",
+                "Feb 22 17:05:00 h sshd[3064]: Accepted publickey for drewr from 203.0.113.97 port 42136 ssh2: RSA 01:67:32:d9:b3:20:5d:2d:5f:b4:35:c5:a5:8b:0a:5e",
+            ],
+            // Debian's pam_unix line before each password (a prelude) and 9.x's endings
+            &[
+                "Mar  1 10:00:00 h sshd[600]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=198.51.100.7  user=root",
+                "Mar  1 10:00:01 h sshd[600]: Failed password for root from 198.51.100.7 port 40000 ssh2",
+                "Mar  1 10:00:03 h sshd[600]: Failed password for root from 198.51.100.7 port 40000 ssh2",
+                "Mar  1 10:00:05 h sshd[600]: error: maximum authentication attempts exceeded for root from 198.51.100.7 port 40000 ssh2 [preauth]",
+                "Mar  1 10:00:05 h sshd[600]: Disconnecting authenticating user root 198.51.100.7 port 40000: Too many authentication failures [preauth]",
+                "Mar  1 10:05:00 h sshd[600]: Accepted publickey for alice from 203.0.113.20 port 50000 ssh2: ED25519 SHA256:k1kjhwoH/H3w31MbGOIGd7qxrkSQJnoAN0eYJVHDmmI",
+            ],
+            // a key the agent offered in vain (held), the connection's end lost, then another
+            // client's failures and end on the same pid: nothing of the first on the second
+            &[
+                "Mar  1 11:00:00 h sshd[601]: Failed publickey for carol from 198.51.100.8 port 40000 ssh2: ED25519 SHA256:k1kjhwoH/H3w31MbGOIGd7qxrkSQJnoAN0eYJVHDmmI",
+                "Mar  1 11:05:00 h sshd[601]: Connection closed by 203.0.113.21 port 50001 [preauth]",
+            ],
+        ];
+        for mode in [Mode::Normal, Mode::Aggressive] {
+            for (i, lines) in conns.into_iter().enumerate() {
+                let mut j = builtin_jail("sshd", mode, 2, vec![]);
+                let c = counted(&mut j, lines);
+                let second: Vec<&String> =
+                    c.iter().filter(|x| x.starts_with("203.0.113.")).collect();
+                // (the last client's own preauth close counts as a scan in aggressive mode)
+                let want: Vec<&str> = match (i, mode) {
+                    (2, Mode::Aggressive) => vec!["203.0.113.21 1"],
+                    _ => vec![],
+                };
+                assert_eq!(second, want, "{mode:?} {i}: {c:?}");
+            }
+        }
+        // the same address logging in under another name on the pid: its held failures
+        // count on it, the login does not
+        let mut j = builtin_jail("sshd", Mode::Normal, 5, vec![]);
+        let c = counted(
+            &mut j,
+            &[
+                "Mar  1 12:00:00 h sshd[602]: Failed publickey for root from 198.51.100.9 port 40000 ssh2: ED25519 SHA256:k1kjhwoH/H3w31MbGOIGd7qxrkSQJnoAN0eYJVHDmmI",
+                "Mar  1 12:01:00 h sshd[602]: Accepted password for dave from 198.51.100.9 port 40002 ssh2",
+            ],
+        );
+        assert_eq!(c, vec!["198.51.100.9 1"]);
+    }
+
     #[test]
     fn invalid_user_and_its_failure_count_once() {
         let mut j = sshd_jail(2, vec![]);
@@ -1140,13 +1201,14 @@ mod tests {
             "Nov 21 10:00:09 h sshd[50]: Connection closed by 203.0.113.50 port 5000",
         ];
         assert_eq!(weights(&mut sshd_jail(1, vec![]), &lines), [0, 0, 0]);
-        // failures for root, then a login as another user: the failures count, with it
+        // failures for root, then a login as another user (never one sshd connection: a
+        // later one of the pid, from the same address): the failures count, the login not
         let lines = [
             "Nov 21 10:00:01 h sshd[51]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.51  user=root",
             "Nov 21 10:00:01 h sshd[51]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.51  user=root",
             "Nov 21 10:00:02 h sshd[51]: Accepted password for guest from 203.0.113.51 port 5000 ssh2",
         ];
-        assert_eq!(weights(&mut sshd_jail(1, vec![]), &lines), [0, 0, 3]);
+        assert_eq!(weights(&mut sshd_jail(1, vec![]), &lines), [0, 0, 2]);
         // failures for a second user name in one session count at once
         let lines = [
             "Nov 21 10:00:01 h sshd[52]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.52  user=root",

@@ -157,8 +157,10 @@ pub struct CorrelateDef {
     pub capacity: usize,
     /// Lines of a successful login (maybe with a `{USER}`): the session's held failures
     /// (rules of kind `pending`/`prelude`) of the same user are forgotten. Held failures
-    /// of another user are counted, with this line (one session that fails for one name
-    /// and logs in under another is guessing names).
+    /// of another user are counted, on the session's address (the login itself counts
+    /// nothing). A success or `end` line with another address than the session's is a later
+    /// connection of a reused pid: the session's held failures are dropped, never counted
+    /// on that address.
     #[serde(default)]
     pub success: Vec<String>,
     /// Lines that end a session (maybe with a `{HOST}`): the session's held failures

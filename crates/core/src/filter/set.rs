@@ -706,6 +706,15 @@ impl MatchSet {
                 Some(h) => crate::addr::parse(h.as_bytes()),
                 None => None,
             };
+            if let (Some(new), Some(old)) = (line_addr, e.addr) {
+                if new != old {
+                    // a later connection of a reused pid: it held nothing
+                    another_connection(e);
+                    e.addr = Some(new);
+                    e.closed = !success;
+                    return None;
+                }
+            }
             // an end line ends the session (once it gave its held failures an address)
             let close = !success;
             let released = if success {
@@ -723,8 +732,12 @@ impl MatchSet {
                     };
                     return None;
                 }
-                // one session that failed for one name and logs in under another
-                e.held.n + 1
+                // a login under another name than the session's failures: never one
+                // connection of sshd (which refuses a change of user name), so a later
+                // connection of the pid, from the same address (another address was
+                // handled above). The failures it held count, on that address; the login
+                // itself is not a failure.
+                e.held.n
             } else {
                 e.held.n
             };
@@ -822,6 +835,21 @@ impl MatchSet {
     }
 }
 
+/// A line of the session names another address than its earlier lines: it is a later
+/// connection of a reused pid (at LogLevel INFO sshd writes no line that starts one), and the
+/// earlier connection's end was not read. What that connection held is not this one's and is
+/// dropped (whether it ended in a login is unknown, and counting it on this line's address
+/// would blame another client); its user is forgotten.
+fn another_connection(e: &mut super::session::Entry) {
+    e.held = Held {
+        rule: e.held.rule,
+        ..Held::default()
+    };
+    e.failed_user = None;
+    e.user = None;
+    e.closed = false;
+}
+
 /// What [`settle`] reports of a rule's line.
 struct Settled {
     addr: IpAddr,
@@ -840,6 +868,11 @@ fn settle(
     user: Option<&[u8]>,
     times: u32,
 ) -> Option<Settled> {
+    if let (Some(new), Some(old)) = (addr, e.addr) {
+        if new != old {
+            another_connection(e);
+        }
+    }
     if addr.is_some() {
         e.addr = addr;
     }
