@@ -970,7 +970,7 @@ mod tests {
     /// last line changed: a legitimate key login was banned at maxretry 2).
     #[test]
     fn a_login_on_a_reused_pid_is_never_counted() {
-        let conns: [&[&str]; 3] = [
+        let conns: [&[&str]; 4] = [
             // OpenSSH 6.x: the "Disconnecting:" line has no address
             &[
                 "Feb 22 16:59:32 h sshd[3064]: Failed password for root from 198.51.100.46 port 43257 ssh2",
@@ -988,6 +988,15 @@ mod tests {
                 "Mar  1 10:00:05 h sshd[600]: Disconnecting authenticating user root 198.51.100.7 port 40000: Too many authentication failures [preauth]",
                 "Mar  1 10:05:00 h sshd[600]: Accepted publickey for alice from 203.0.113.20 port 50000 ssh2: ED25519 SHA256:k1kjhwoH/H3w31MbGOIGd7qxrkSQJnoAN0eYJVHDmmI",
             ],
+            // an address-less refusal (held until a line names the address), its connection's
+            // address-less end (6.x), then another client's preauth close on the pid: in
+            // normal mode that close is only an `end` line, and released the first
+            // connection's refusal on the second client's address
+            &[
+                "Mar  1 09:00:01 h sshd[599]: User root not allowed because account is locked",
+                "Mar  1 09:00:05 h sshd[599]: fatal: Read from socket failed: Connection reset by peer [preauth]",
+                "Mar  1 09:05:02 h sshd[599]: Connection closed by 203.0.113.19 port 50000 [preauth]",
+            ],
             // a key the agent offered in vain (held), the connection's end lost, then another
             // client's failures and end on the same pid: nothing of the first on the second
             &[
@@ -1003,7 +1012,9 @@ mod tests {
                     c.iter().filter(|x| x.starts_with("203.0.113.")).collect();
                 // (the last client's own preauth close counts as a scan in aggressive mode)
                 let want: Vec<&str> = match (i, mode) {
-                    (2, Mode::Aggressive) => vec!["203.0.113.21 1"],
+                    // (the second client's own preauth close, a scan)
+                    (2, Mode::Aggressive) => vec!["203.0.113.19 1"],
+                    (3, Mode::Aggressive) => vec!["203.0.113.21 1"],
                     _ => vec![],
                 };
                 assert_eq!(second, want, "{mode:?} {i}: {c:?}");

@@ -616,8 +616,19 @@ impl MatchSet {
         // a settled line that is also one of the filter's `end` lines (Dropbear's "Exit
         // before auth from <A:P>") ends the session: a later line of its pid is another's
         let f = &self.filters[filter];
-        if settled.is_some() && !f.end.is_empty() && f.end.iter().any(|s| s.captures(msg).is_some())
+        if !f.end.is_empty()
+            && (settled.is_some() || e.addr.is_none())
+            && f.end.iter().any(|s| s.captures(msg).is_some())
         {
+            if settled.is_none() {
+                // an address-less end ("Read from socket failed") of a connection no line
+                // of which named its address: what it held never will be counted; a later
+                // line of the pid is another connection's and must not give it an address
+                e.held = Held {
+                    rule: e.held.rule,
+                    ..Held::default()
+                };
+            }
             e.closed = true;
         }
         let e: &'a super::session::Entry = e;
@@ -746,7 +757,17 @@ impl MatchSet {
                 return None;
             }
             let Some(addr) = line_addr.or(e.addr) else {
-                return None; // held until a line gives the address
+                if close {
+                    // the connection ended ("Read from socket failed") and no line of it
+                    // named its address: what it held never will; a later line of the pid
+                    // is another connection's and must not give it one
+                    e.held = Held {
+                        rule: e.held.rule,
+                        ..Held::default()
+                    };
+                    e.closed = true;
+                }
+                return None; // (a success line: held until a line gives the address)
             };
             e.addr = Some(addr);
             e.closed |= close;
