@@ -239,7 +239,9 @@ pub enum Kind {
     Opener,
     /// Summarises a session ("Connection closed by authenticating user", "maximum
     /// authentication attempts exceeded"): counts only when nothing else of the session did.
-    /// It also ends the session: failures held back (`pending`, `prelude`) count with it.
+    /// Failures held back (`pending`, `prelude`) count with it. The session stays open (sshd
+    /// writes two follow-ups after MaxAuthTries) unless the line is also one of the
+    /// filter's `end` lines.
     Followup,
     /// A failure that may be part of a successful login ("Failed publickey" of an existing
     /// user whose agent offers several keys): held back in its session (needs a
