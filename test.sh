@@ -31,6 +31,9 @@ compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing=1
 [ -x /usr/sbin/named ] && [ -x /usr/bin/dig ] && [ -x /usr/bin/nsupdate ] || missing=1
 # the real HAProxy and lighttpd tests
 [ -x /usr/sbin/haproxy ] && [ -x /usr/sbin/lighttpd ] || missing=1
+# the real OpenVPN test (its tunnel needs the kernel's tun driver: no package gives that, and
+# the test fails loudly without /dev/net/tun)
+[ -x /usr/sbin/openvpn ] && [ -x /usr/bin/openssl ] || missing=1
 if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
@@ -51,14 +54,15 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   # m4: the real Sendmail test builds its sendmail.cf from the unpacked sendmail-cf.
   # python3-venv: the real Synapse test's venv (Debian's python3 has no ensurepip without it).
   # bind9, bind9-dnsutils: the real BIND test (policy-rc.d keeps named's service from starting).
-  # haproxy, lighttpd: their real tests (policy-rc.d keeps their services from starting).
+  # haproxy, lighttpd, openvpn (and openssl, for its certificates): their real tests
+  # (policy-rc.d keeps their services from starting).
   # postfix: no configuration of the machine's own mail system (its test runs its own)
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   apt-get install -y -q nftables iproute2 openssh-server openssh-client sshpass passwd \
     util-linux bsdutils nginx apache2 curl postgresql monit systemd man-db dpkg-dev iptables ipset tcpd \
     python3-aiosmtpd prometheus chromium vsftpd python3 redis-server \
     postfix dovecot-imapd dovecot-pop3d libfaketime rsyslog dropbear-bin m4 python3-venv \
-    bind9 bind9-dnsutils haproxy lighttpd
+    bind9 bind9-dnsutils haproxy lighttpd openvpn openssl
   [ "$created_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 
