@@ -34,6 +34,9 @@ compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing=1
 # the real OpenVPN test (its tunnel needs the kernel's tun driver: no package gives that, and
 # the test fails loudly without /dev/net/tun)
 [ -x /usr/sbin/openvpn ] && [ -x /usr/bin/openssl ] || missing=1
+# the real slapd (OpenLDAP server and clients) and rsync daemon tests
+[ -x /usr/sbin/slapd ] && [ -x /usr/sbin/slapadd ] && [ -x /usr/bin/ldapwhoami ] && [ -x /usr/bin/ldapsearch ] || missing=1
+[ -x /usr/bin/rsync ] || missing=1
 if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
@@ -54,15 +57,16 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   # m4: the real Sendmail test builds its sendmail.cf from the unpacked sendmail-cf.
   # python3-venv: the real Synapse test's venv (Debian's python3 has no ensurepip without it).
   # bind9, bind9-dnsutils: the real BIND test (policy-rc.d keeps named's service from starting).
-  # haproxy, lighttpd, openvpn (and openssl, for its certificates): their real tests
-  # (policy-rc.d keeps their services from starting).
+  # haproxy, lighttpd, openvpn (and openssl, for its certificates), slapd and ldap-utils,
+  # rsync: their real tests (policy-rc.d keeps their services from starting; slapd's package
+  # makes its own default database, which the test does not use).
   # postfix: no configuration of the machine's own mail system (its test runs its own)
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   apt-get install -y -q nftables iproute2 openssh-server openssh-client sshpass passwd \
     util-linux bsdutils nginx apache2 curl postgresql monit systemd man-db dpkg-dev iptables ipset tcpd \
     python3-aiosmtpd prometheus chromium vsftpd python3 redis-server \
     postfix dovecot-imapd dovecot-pop3d libfaketime rsyslog dropbear-bin m4 python3-venv \
-    bind9 bind9-dnsutils haproxy lighttpd openvpn openssl
+    bind9 bind9-dnsutils haproxy lighttpd openvpn openssl slapd ldap-utils rsync
   [ "$created_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 

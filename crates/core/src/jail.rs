@@ -1033,6 +1033,32 @@ mod tests {
         assert_eq!(c, vec!["198.51.100.9 1"]);
     }
 
+    /// slapd 2.5 may log a connection's binds, and its close, before its ACCEPT (found by
+    /// tests/real_slapd.rs): the late ACCEPT counts them, one attempt each, on its address;
+    /// the late ACCEPT of another connection takes nothing of it.
+    #[test]
+    fn a_late_accept_counts_what_its_connection_held() {
+        let mut j = builtin_jail("slapd", Mode::Normal, 10, vec![]);
+        let c = counted(
+            &mut j,
+            &[
+                "Dec  4 20:56:14 l slapd[43]: conn=1006 op=0 BIND dn=\"uid=alice,dc=example,dc=net\" method=128",
+                "Dec  4 20:56:14 l slapd[43]: conn=1006 op=0 RESULT tag=97 err=49 qtime=0.000050 etime=0.002006 text=",
+                "Dec  4 20:56:14 l slapd[43]: conn=1006 op=1 BIND dn=\"uid=bob,dc=example,dc=net\" method=128",
+                "Dec  4 20:56:14 l slapd[43]: conn=1006 op=1 RESULT tag=97 err=49 qtime=0.000050 etime=0.002006 text=",
+                "Dec  4 20:56:14 l slapd[43]: conn=1006 fd=21 closed (connection lost)",
+                "Dec  4 20:56:14 l slapd[43]: conn=1007 fd=22 ACCEPT from IP=203.0.113.5:38606 (IP=192.0.2.1:389)",
+                "Dec  4 20:56:14 l slapd[43]: conn=1006 fd=21 ACCEPT from IP=198.51.100.9:38605 (IP=192.0.2.1:389)",
+                // in order: counted at once, nothing held
+                "Dec  4 20:56:15 l slapd[43]: conn=1008 fd=23 ACCEPT from IP=198.51.100.9:38607 (IP=192.0.2.1:389)",
+                "Dec  4 20:56:15 l slapd[43]: conn=1008 op=0 BIND dn=\"uid=alice,dc=example,dc=net\" method=128",
+                "Dec  4 20:56:15 l slapd[43]: conn=1008 op=0 RESULT tag=97 err=49 qtime=0.000050 etime=0.002006 text=",
+                "Dec  4 20:56:15 l slapd[43]: conn=1008 fd=23 closed (connection lost)",
+            ],
+        );
+        assert_eq!(c, vec!["198.51.100.9 2", "198.51.100.9 1"]);
+    }
+
     #[test]
     fn invalid_user_and_its_failure_count_once() {
         let mut j = sshd_jail(2, vec![]);

@@ -170,6 +170,15 @@ impl Sessions {
         self.map.get(&self.hash(s))
     }
 
+    /// The session's entry as remembered, even one that is over (`max_age`, closed).
+    pub(crate) fn peek_mut(&mut self, s: Session<'_>) -> Option<&mut Entry> {
+        if !s.known() {
+            return None;
+        }
+        let h = self.hash(s);
+        self.map.get_mut(&h)
+    }
+
     /// The session's entry for a line of time `now`, if remembered (not refreshed: reading
     /// is not writing); one that is over is forgotten.
     pub(crate) fn get_mut(&mut self, s: Session<'_>, now: Option<Millis>) -> Option<&mut Entry> {

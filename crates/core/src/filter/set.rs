@@ -109,6 +109,21 @@ pub struct Scratch {
     cut_refused: u64,
     /// Matches of `tagged_only` rules refused because the line names no program.
     untagged_refused: u64,
+    /// Failures a keyed session held without an address, released by the line that gave
+    /// it late (see [`MatchSet::remember`]): counted with the line being matched.
+    late: Option<Late>,
+}
+
+/// Held failures released by a `remember` line that gave their session its address late.
+#[derive(Debug, Clone, Copy)]
+struct Late {
+    filter: usize,
+    rule: usize,
+    addr: IpAddr,
+    n: u32,
+    time: Option<Millis>,
+    conn: u32,
+    summary: bool,
 }
 
 impl Scratch {
@@ -399,6 +414,7 @@ impl MatchSet {
             stamp: None,
             cut_refused: 0,
             untagged_refused: 0,
+            late: None,
         }
     }
 
@@ -572,12 +588,32 @@ impl MatchSet {
             found = Some((filter as usize, rule as usize, addr, user, time, session));
             break;
         }
+        let late = scratch.late.take();
         let Some((filter, rule, addr, user, time, session)) = found else {
+            if let Some(l) = late {
+                // no rule reads the line that gave the address: it counts the held failures
+                return Some(Hit {
+                    filter: l.filter,
+                    rule: l.rule,
+                    addr: l.addr,
+                    user: None,
+                    time: l.time,
+                    pid: l.conn,
+                    pending: false,
+                    released: l.n,
+                    own: false,
+                    summary: l.summary,
+                    repeat: 1,
+                });
+            }
             if pre.sessions_end {
                 return self.finish(p, pre, ctx, scratch);
             }
             return None;
         };
+        // (a rule reads that line too: its hit carries them, when it is of the same filter)
+        let extra = late.filter(|l| l.filter == filter && Some(l.addr) == addr);
+        let extra_n = extra.map_or(0, |l| l.n);
         let conn = super::session::conn_id(p.pid, session.text);
         let user: Option<&'a [u8]> = user.map(|(s, e)| &msg[s..e]);
         // a failure that counts at once, on its own line's address
@@ -590,9 +626,9 @@ impl MatchSet {
                 time,
                 pid: conn,
                 pending: false,
-                released: 0,
+                released: extra_n,
                 own: true,
-                summary: false,
+                summary: extra.is_some_and(|l| l.summary),
                 repeat: p.repeat,
             })
         };
@@ -620,7 +656,7 @@ impl MatchSet {
             && (settled.is_some() || e.addr.is_none())
             && f.end.iter().any(|s| s.captures(msg).is_some())
         {
-            if settled.is_none() {
+            if settled.is_none() && session.text.is_none() {
                 // an address-less end ("Read from socket failed") of a connection no line
                 // of which named its address: what it held never will be counted; a later
                 // line of the pid is another connection's and must not give it an address
@@ -640,9 +676,9 @@ impl MatchSet {
             time,
             pid: conn,
             pending: s.pending,
-            released: s.released,
+            released: s.released + extra_n,
             own: true,
-            summary: s.summary,
+            summary: s.summary && extra.is_none_or(|l| l.summary),
             repeat: p.repeat,
         })
     }
@@ -757,7 +793,9 @@ impl MatchSet {
                 return None;
             }
             let Some(addr) = line_addr.or(e.addr) else {
-                if close {
+                // (a keyed session, slapd's conn=N, keeps them: its address may come later,
+                // and its key is never another connection's)
+                if close && session.text.is_none() {
                     // the connection ended ("Read from socket failed") and no line of it
                     // named its address: what it held never will; a later line of the pid
                     // is another connection's and must not give it one
@@ -841,6 +879,31 @@ impl MatchSet {
                 let time = side_time(f, &c, ctx)
                     .or_else(|| p.stamp.map(|s| stamp_millis(&mut scratch.stamp, s, ctx)));
                 let sessions = &mut scratch.sessions[fi];
+                // The late address of a keyed session (slapd's conn=N, unique in its process)
+                // whose failures came first: slapd 2.5 can log a connection's BIND results,
+                // even its close, before its ACCEPT (connection_init() hands the socket to the
+                // event loop before it logs). Those failures are this connection's, each an
+                // attempt of its own: they count now, with this line.
+                let mut late = None;
+                if let (Some(a), true) = (addr, session.text.is_some()) {
+                    if let Some(e) = sessions.peek_mut(session) {
+                        if e.addr.is_none() && e.held.n > 0 {
+                            late = Some(Late {
+                                filter: fi,
+                                rule: e.held.rule,
+                                addr: a,
+                                n: e.held.n,
+                                time,
+                                conn: super::session::conn_id(p.pid, session.text),
+                                summary: !e.held.real,
+                            });
+                            e.held = Held {
+                                rule: e.held.rule,
+                                ..Held::default()
+                            };
+                        }
+                    }
+                }
                 // a line with an address starts the session afresh
                 if let Some(e) = sessions.write(session, addr.is_some(), time) {
                     if addr.is_some() {
@@ -849,6 +912,9 @@ impl MatchSet {
                     if user.is_some() {
                         e.user = user;
                     }
+                }
+                if late.is_some() {
+                    scratch.late = late;
                 }
                 break;
             }
@@ -952,16 +1018,17 @@ fn settle(
             summary: false,
         }),
         Kind::Attempt | Kind::Opener => {
+            if addr.is_none() {
+                // held until a line gives the address; the session's next attempt that names
+                // it is the same event (another without one is another attempt: slapd's
+                // RESULT lines logged before their connection's ACCEPT)
+                hold(e, true, true);
+                return None;
+            }
             if e.held.prelude > 0 {
                 // the attempt a prelude line announced (or one without an address)
                 e.held.prelude -= 1;
                 e.held.n -= 1;
-            }
-            if addr.is_none() {
-                // held until a line gives the address; the session's next attempt (which
-                // names it) is the same event
-                hold(e, true, true);
-                return None;
             }
             done(addr, (0, true))
         }
