@@ -37,6 +37,8 @@ compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing=1
 # the real slapd (OpenLDAP server and clients) and rsync daemon tests
 [ -x /usr/sbin/slapd ] && [ -x /usr/sbin/slapadd ] && [ -x /usr/bin/ldapwhoami ] && [ -x /usr/bin/ldapsearch ] || missing=1
 [ -x /usr/bin/rsync ] || missing=1
+# the real Squid test (with its Basic auth helper)
+[ -x /usr/sbin/squid ] && [ -x /usr/lib/squid/basic_ncsa_auth ] || missing=1
 if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
@@ -58,7 +60,7 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   # python3-venv: the real Synapse test's venv (Debian's python3 has no ensurepip without it).
   # bind9, bind9-dnsutils: the real BIND test (policy-rc.d keeps named's service from starting).
   # haproxy, lighttpd, openvpn (and openssl, for its certificates), slapd and ldap-utils,
-  # rsync: their real tests (policy-rc.d keeps their services from starting; slapd's package
+  # rsync, squid: their real tests (policy-rc.d keeps their services from starting; slapd's package
   # makes its own default database, which the test does not use).
   # postfix: no configuration of the machine's own mail system (its test runs its own)
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
@@ -66,7 +68,7 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
     util-linux bsdutils nginx apache2 curl postgresql monit systemd man-db dpkg-dev iptables ipset tcpd \
     python3-aiosmtpd prometheus chromium vsftpd python3 redis-server \
     postfix dovecot-imapd dovecot-pop3d libfaketime rsyslog dropbear-bin m4 python3-venv \
-    bind9 bind9-dnsutils haproxy lighttpd openvpn openssl slapd ldap-utils rsync
+    bind9 bind9-dnsutils haproxy lighttpd openvpn openssl slapd ldap-utils rsync squid
   [ "$created_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 
@@ -77,7 +79,9 @@ fi
 #   Exim (exim4-daemon-light conflicts with postfix: both provide mail-transport-agent),
 #   Sendmail (sendmail-bin likewise; its binary is usr/libexec/sendmail/sendmail, the
 #   usr/sbin/sendmail-mta link is made by its postinst),
-#   ProFTPD and Pure-FTPd (each Conflicts: ftp-server, as vsftpd does).
+#   ProFTPD and Pure-FTPd (each Conflicts: ftp-server, as vsftpd does),
+#   Courier-IMAP (courier-imap and dovecot-imapd both provide imap-server; its libcourierauth
+#   is in usr/lib, not the multiarch directory).
 # Endlessh too, though it conflicts with nothing: installed, its service would start a tarpit.
 # Done again only when Debian's version changes.
 unpack() { # NAME BINARY PACKAGE...
@@ -104,7 +108,7 @@ unpack() { # NAME BINARY PACKAGE...
     (cd "$dir/debs" && apt-get download -q $libs)
   done
   for deb in "$dir"/debs/*.deb; do dpkg -x "$deb" "$dir/root"; done
-  if LD_LIBRARY_PATH="$dir/root/usr/lib/x86_64-linux-gnu" ldd "$dir/root/$bin" | grep 'not found'; then
+  if LD_LIBRARY_PATH="$dir/root/usr/lib/x86_64-linux-gnu:$dir/root/usr/lib" ldd "$dir/root/$bin" | grep 'not found'; then
     echo "test.sh: the unpacked $bin (round $round) misses the libraries above" >&2
     exit 1
   fi
@@ -115,6 +119,7 @@ unpack sendmail usr/libexec/sendmail/sendmail sendmail-bin sendmail-base sendmai
 unpack proftpd usr/sbin/proftpd proftpd-core
 unpack pure-ftpd usr/sbin/pure-ftpd pure-ftpd
 unpack endlessh usr/bin/endlessh endlessh
+unpack courier usr/bin/imapd courier-imap courier-base courier-authdaemon courier-authlib courier-authlib-userdb
 
 # Matrix Synapse (tests/real_synapse.rs) comes from PyPI, pinned: Debian 12 has no
 # matrix-synapse in main (only Matrix.org's own apt repository, which this machine does not
