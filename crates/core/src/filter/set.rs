@@ -491,6 +491,8 @@ impl MatchSet {
             // (before matching: a line may both open a session and count)
             self.remember(p, &pre.correlate, ctx, scratch);
         }
+        // (what a late address released: this line counts it, and no later line)
+        let late = scratch.late.take();
         if plain {
             scratch.cands.clear();
             scratch
@@ -588,7 +590,6 @@ impl MatchSet {
             found = Some((filter as usize, rule as usize, addr, user, time, session));
             break;
         }
-        let late = scratch.late.take();
         let Some((filter, rule, addr, user, time, session)) = found else {
             if let Some(l) = late {
                 // no rule reads the line that gave the address: it counts the held failures
