@@ -41,6 +41,9 @@ compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing=1
 [ -x /usr/sbin/squid ] && [ -x /usr/lib/squid/basic_ncsa_auth ] || missing=1
 # the real Samba and tinyproxy tests
 [ -x /usr/sbin/smbd ] && [ -x /usr/bin/pdbedit ] && [ -x /usr/bin/smbclient ] && [ -x /usr/bin/tinyproxy ] || missing=1
+# the real Prosody (with Debian's mod_log_auth) and CUPS tests
+[ -x /usr/bin/prosody ] && [ -x /usr/bin/prosodyctl ] && [ -f /usr/lib/prosody/modules/mod_log_auth/mod_log_auth.lua ] || missing=1
+[ -x /usr/sbin/cupsd ] || missing=1
 if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
@@ -62,8 +65,8 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   # python3-venv: the real Synapse test's venv (Debian's python3 has no ensurepip without it).
   # bind9, bind9-dnsutils: the real BIND test (policy-rc.d keeps named's service from starting).
   # haproxy, lighttpd, openvpn (and openssl, for its certificates), slapd and ldap-utils,
-  # rsync, squid, samba and smbclient, tinyproxy-bin (the binary without a service): their
-  # real tests (policy-rc.d keeps their services from starting; slapd's package
+  # rsync, squid, samba and smbclient, tinyproxy-bin (the binary without a service), prosody
+  # and prosody-modules, cups-daemon: their real tests (policy-rc.d keeps their services from starting; slapd's package
   # makes its own default database, which the test does not use).
   # postfix: no configuration of the machine's own mail system (its test runs its own)
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
@@ -72,7 +75,7 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
     python3-aiosmtpd prometheus chromium vsftpd python3 redis-server \
     postfix dovecot-imapd dovecot-pop3d libfaketime rsyslog dropbear-bin m4 python3-venv \
     bind9 bind9-dnsutils haproxy lighttpd openvpn openssl slapd ldap-utils rsync squid \
-    samba smbclient tinyproxy-bin
+    samba smbclient tinyproxy-bin prosody prosody-modules cups-daemon
   [ "$created_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 

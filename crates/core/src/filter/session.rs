@@ -170,13 +170,25 @@ impl Sessions {
         self.map.get(&self.hash(s))
     }
 
-    /// The session's entry as remembered, even one that is over (`max_age`, closed).
-    pub(crate) fn peek_mut(&mut self, s: Session<'_>) -> Option<&mut Entry> {
+    /// The session's entry, even one an `end` line closed, when it holds failures without an
+    /// address and started at most `window` before `now` (both times known): what a late
+    /// address line may still give its address to. Older ones are another connection's
+    /// leftovers (a key counted again from 1 after a restart).
+    pub(crate) fn waiting_mut(
+        &mut self,
+        s: Session<'_>,
+        now: Option<Millis>,
+        window: Millis,
+    ) -> Option<&mut Entry> {
         if !s.known() {
             return None;
         }
         let h = self.hash(s);
-        self.map.get_mut(&h)
+        self.map.get_mut(&h).filter(|e| {
+            e.addr.is_none()
+                && e.held.n > 0
+                && matches!((e.since, now), (Some(since), Some(now)) if now.saturating_sub(since) <= window)
+        })
     }
 
     /// The session's entry for a line of time `now`, if remembered (not refreshed: reading

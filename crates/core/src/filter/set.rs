@@ -114,6 +114,10 @@ pub struct Scratch {
     late: Option<Late>,
 }
 
+/// How long after a keyed session's first line a `remember` line may still give its held
+/// failures their address ([`Late`]).
+const LATE_WINDOW: Millis = 10_000;
+
 /// Held failures released by a `remember` line that gave their session its address late.
 #[derive(Debug, Clone, Copy)]
 struct Late {
@@ -885,24 +889,25 @@ impl MatchSet {
                 // even its close, before its ACCEPT (connection_init() hands the socket to the
                 // event loop before it logs). Those failures are this connection's, each an
                 // attempt of its own: they count now, with this line.
+                // (only within LATE_WINDOW of the session's first line: slapd's lines are
+                // out of order by milliseconds, and an older address-less session is another
+                // connection's leftover, CUPS' "[Client 1]" counted again after a restart)
                 let mut late = None;
                 if let (Some(a), true) = (addr, session.text.is_some()) {
-                    if let Some(e) = sessions.peek_mut(session) {
-                        if e.addr.is_none() && e.held.n > 0 {
-                            late = Some(Late {
-                                filter: fi,
-                                rule: e.held.rule,
-                                addr: a,
-                                n: e.held.n,
-                                time,
-                                conn: super::session::conn_id(p.pid, session.text),
-                                summary: !e.held.real,
-                            });
-                            e.held = Held {
-                                rule: e.held.rule,
-                                ..Held::default()
-                            };
-                        }
+                    if let Some(e) = sessions.waiting_mut(session, time, LATE_WINDOW) {
+                        late = Some(Late {
+                            filter: fi,
+                            rule: e.held.rule,
+                            addr: a,
+                            n: e.held.n,
+                            time,
+                            conn: super::session::conn_id(p.pid, session.text),
+                            summary: !e.held.real,
+                        });
+                        e.held = Held {
+                            rule: e.held.rule,
+                            ..Held::default()
+                        };
                     }
                 }
                 // a line with an address starts the session afresh
