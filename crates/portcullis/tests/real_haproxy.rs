@@ -43,23 +43,8 @@ for a in 192.0.2.80 192.0.2.81 192.0.2.10 198.51.100.9 203.0.113.77; do
   ip addr add "$a/32" dev lo || exit 2
 done
 for a in 2001:db8::80 2001:db8:77::7; do ip addr add "$a/128" dev lo nodad || exit 2; done
-# a private /dev whose /dev/log is the private rsyslogd's socket
-mkdir -p "$d/olddev"
-mount --bind /dev "$d/olddev"
-mount -t tmpfs -o mode=755 pct-dev /dev
-for n in null zero full random urandom tty; do touch "/dev/$n"; mount --bind "$d/olddev/$n" "/dev/$n"; done
-ln -s /proc/self/fd /dev/fd
-ln -s "$d/log.sock" /dev/log
-umount "$d/olddev"
-cat > "$d/rsyslog.conf" <<R
-global(workDirectory="$d")
-module(load="imuxsock" SysSock.Use="off")
-input(type="imuxsock" Socket="$d/log.sock" RateLimit.Interval="0")
-*.* action(type="omfile" file="$d/syslog" template="RSYSLOG_TraditionalFileFormat")
-R
-/usr/sbin/rsyslogd -n -f "$d/rsyslog.conf" -i "$d/rsyslogd.pid" 2>"$d/rsyslogd.err" &
-for _ in $(seq 100); do [ -S "$d/log.sock" ] && break; sleep 0.1; done
-[ -S "$d/log.sock" ] || { echo "rsyslogd did not start" >&2; exit 3; }
+# a private /dev whose /dev/log is a private rsyslogd's socket (common/netns.rs)
+private_syslog "$d"
 # the backend: 200, and 401 under /api/ (the application refusing a token)
 cat > "$d/app.py" <<'P'
 import http.server
@@ -183,7 +168,7 @@ fn real_haproxy_auth_failures_count_for_the_client_haproxy_wrote() {
         .tempdir()
         .expect("temp dir");
     let script = dir.path().join("run.sh");
-    fs::write(&script, SCRIPT).unwrap();
+    fs::write(&script, format!("{PRIVATE_SYSLOG_SH}{SCRIPT}")).unwrap();
     let out = run_unshared(&script, &[dir.path()]);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let own = dir.path().join("haproxy.log");

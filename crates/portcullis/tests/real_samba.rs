@@ -55,23 +55,8 @@ for a in 192.0.2.1 192.0.2.10 203.0.113.77 198.51.100.9 198.51.100.50; do
   ip addr add "$a/32" dev lo || exit 2
 done
 for a in 2001:db8::1 2001:db8:77::7; do ip addr add "$a/128" dev lo nodad || exit 2; done
-# a private /dev whose /dev/log is the private rsyslogd's socket
-mkdir -p "$d/olddev"
-mount --bind /dev "$d/olddev"
-mount -t tmpfs -o mode=755 pct-dev /dev
-for n in null zero full random urandom tty; do touch "/dev/$n"; mount --bind "$d/olddev/$n" "/dev/$n"; done
-ln -s /proc/self/fd /dev/fd
-ln -s "$d/log.sock" /dev/log
-umount "$d/olddev"
-cat > "$d/rsyslog.conf" <<R
-global(workDirectory="$d")
-module(load="imuxsock" SysSock.Use="off")
-input(type="imuxsock" Socket="$d/log.sock" RateLimit.Interval="0")
-*.* action(type="omfile" file="$d/syslog" template="RSYSLOG_TraditionalFileFormat")
-R
-/usr/sbin/rsyslogd -n -f "$d/rsyslog.conf" -i "$d/rsyslogd.pid" 2>"$d/rsyslogd.err" &
-for _ in $(seq 100); do [ -S "$d/log.sock" ] && break; sleep 0.1; done
-[ -S "$d/log.sock" ] || { echo "rsyslogd did not start" >&2; exit 3; }
+# a private /dev whose /dev/log is a private rsyslogd's socket (common/netns.rs)
+private_syslog "$d"
 # Samba's own directories hidden behind empty ones: smbd opens its compiled-in log file
 # (/var/log/samba/log.smbd) before it reads `log file`, and nothing of the run may reach the
 # machine's (-l would move that file, but also renames smbd's syslog tag to "log.smbd")
@@ -196,7 +181,7 @@ fn rules(want: &[(&str, &[(&str, usize)])]) -> BTreeMap<String, Vec<String>> {
         .map(|(h, rs)| {
             let mut v: Vec<String> = rs
                 .iter()
-                .flat_map(|(r, n)| std::iter::repeat(r.to_string()).take(*n))
+                .flat_map(|(r, n)| std::iter::repeat_n(r.to_string(), *n))
                 .collect();
             v.sort();
             (h.to_string(), v)
@@ -220,7 +205,11 @@ fn real_samba_failures_count_for_the_address_samba_wrote() {
         .tempdir()
         .expect("temp dir");
     let script = dir.path().join("run.sh");
-    fs::write(&script, format!("{PRIVATE_ETC_SH}{SCRIPT}")).unwrap();
+    fs::write(
+        &script,
+        format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SCRIPT}"),
+    )
+    .unwrap();
     let uid = free_ids(1, 64700..64900).to_string();
     let out = run_unshared(&script, &[dir.path().as_os_str(), uid.as_ref()]);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();

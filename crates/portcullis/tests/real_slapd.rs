@@ -59,23 +59,8 @@ ip route replace local 192.0.2.2 dev lo table local proto kernel scope host src 
 ip route replace local 192.0.2.3 dev lo table local proto kernel scope host src 192.0.2.10 || exit 2
 ip -6 route del local 2001:db8::389 dev lo table local || exit 2
 ip -6 route add local 2001:db8::389 dev lo table local src 2001:db8::77 || exit 2
-# a private /dev whose /dev/log is the private rsyslogd's socket
-mkdir -p "$d/olddev"
-mount --bind /dev "$d/olddev"
-mount -t tmpfs -o mode=755 pct-dev /dev
-for n in null zero full random urandom tty; do touch "/dev/$n"; mount --bind "$d/olddev/$n" "/dev/$n"; done
-ln -s /proc/self/fd /dev/fd
-ln -s "$d/log.sock" /dev/log
-umount "$d/olddev"
-cat > "$d/rsyslog.conf" <<R
-global(workDirectory="$d")
-module(load="imuxsock" SysSock.Use="off")
-input(type="imuxsock" Socket="$d/log.sock" RateLimit.Interval="0")
-*.* action(type="omfile" file="$d/syslog" template="RSYSLOG_TraditionalFileFormat")
-R
-/usr/sbin/rsyslogd -n -f "$d/rsyslog.conf" -i "$d/rsyslogd.pid" 2>"$d/rsyslogd.err" &
-for _ in $(seq 100); do [ -S "$d/log.sock" ] && break; sleep 0.1; done
-[ -S "$d/log.sock" ] || { echo "rsyslogd did not start" >&2; exit 3; }
+# a private /dev whose /dev/log is a private rsyslogd's socket (common/netns.rs)
+private_syslog "$d"
 mkdir -p "$d/db"
 cat > "$d/slapd.conf" <<C
 include /etc/ldap/schema/core.schema
@@ -338,7 +323,7 @@ fn run(mode: &str) -> tempfile::TempDir {
         .tempdir()
         .expect("temp dir");
     let script = dir.path().join("run.sh");
-    fs::write(&script, SCRIPT).unwrap();
+    fs::write(&script, format!("{PRIVATE_SYSLOG_SH}{SCRIPT}")).unwrap();
     let out = run_unshared(&script, &[dir.path(), Path::new(mode)]);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     assert!(

@@ -54,25 +54,9 @@ done
 for a in 2001:db8::3 2001:db8::9; do ip addr add "$a/128" dev lo nodad || exit 2; done
 # Squid drops to the proxy user: it must reach its files
 chmod 755 "$d"
-# a private /dev whose /dev/log is the private rsyslogd's socket (and a private /dev/shm,
-# where Squid keeps its shared memory segments)
-mkdir -p "$d/olddev"
-mount --bind /dev "$d/olddev"
-mount -t tmpfs -o mode=755 pct-dev /dev
-for n in null zero full random urandom tty; do touch "/dev/$n"; mount --bind "$d/olddev/$n" "/dev/$n"; done
-ln -s /proc/self/fd /dev/fd
-mkdir /dev/shm && mount -t tmpfs -o mode=1777 pct-shm /dev/shm
-ln -s "$d/log.sock" /dev/log
-umount "$d/olddev"
-cat > "$d/rsyslog.conf" <<R
-global(workDirectory="$d")
-module(load="imuxsock" SysSock.Use="off")
-input(type="imuxsock" Socket="$d/log.sock" RateLimit.Interval="0")
-*.* action(type="omfile" file="$d/syslog" template="RSYSLOG_TraditionalFileFormat")
-R
-/usr/sbin/rsyslogd -n -f "$d/rsyslog.conf" -i "$d/rsyslogd.pid" 2>"$d/rsyslogd.err" &
-for _ in $(seq 100); do [ -S "$d/log.sock" ] && break; sleep 0.1; done
-[ -S "$d/log.sock" ] || { echo "rsyslogd did not start" >&2; exit 3; }
+# a private /dev whose /dev/log is a private rsyslogd's socket (common/netns.rs), and a
+# private /dev/shm, where Squid keeps its shared memory segments
+private_syslog "$d" shm
 # the origin server
 mkdir -p "$d/www/blocked" && echo hello > "$d/www/index.html"
 (cd "$d/www" && exec /usr/bin/python3 -m http.server --bind 192.0.2.80 80 > "$d/origin.log" 2>&1) &
@@ -192,7 +176,7 @@ fn real_squid_refusals_count_for_the_client_squid_wrote() {
         .tempdir()
         .expect("temp dir");
     let script = dir.path().join("run.sh");
-    fs::write(&script, SCRIPT).unwrap();
+    fs::write(&script, format!("{PRIVATE_SYSLOG_SH}{SCRIPT}")).unwrap();
     let out = run_unshared(&script, &[dir.path()]);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     assert!(

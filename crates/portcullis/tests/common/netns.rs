@@ -1216,6 +1216,33 @@ fn shared_password() -> String {
     pw
 }
 
+/// Bash for a script run by [`run_unshared`] (put before it): `private_syslog DIR [shm]` gives
+/// the namespace a private /dev (null, zero, full, random, urandom, tty from the real one, and
+/// with `shm` a private /dev/shm) whose /dev/log is the socket of a private rsyslogd, started
+/// in the background (a job of the script's shell), writing DIR/syslog in rsyslog's
+/// traditional file format with no rate limit; the script exits 3 if it does not start.
+pub const PRIVATE_SYSLOG_SH: &str = r#"private_syslog() {
+  local d=$1 n
+  mkdir -p "$d/olddev"
+  mount --bind /dev "$d/olddev"
+  mount -t tmpfs -o mode=755 pct-dev /dev
+  for n in null zero full random urandom tty; do touch "/dev/$n"; mount --bind "$d/olddev/$n" "/dev/$n"; done
+  ln -s /proc/self/fd /dev/fd
+  if [ "${2:-}" = shm ]; then mkdir /dev/shm && mount -t tmpfs -o mode=1777 pct-shm /dev/shm; fi
+  ln -s "$d/log.sock" /dev/log
+  umount "$d/olddev"
+  cat > "$d/rsyslog.conf" <<R
+global(workDirectory="$d")
+module(load="imuxsock" SysSock.Use="off")
+input(type="imuxsock" Socket="$d/log.sock" RateLimit.Interval="0")
+*.* action(type="omfile" file="$d/syslog" template="RSYSLOG_TraditionalFileFormat")
+R
+  /usr/sbin/rsyslogd -n -f "$d/rsyslog.conf" -i "$d/rsyslogd.pid" 2>"$d/rsyslogd.err" &
+  for _ in $(seq 100); do [ -S "$d/log.sock" ] && break; sleep 0.1; done
+  [ -S "$d/log.sock" ] || { echo "rsyslogd did not start" >&2; exit 3; }
+}
+"#;
+
 /// A shell function for the scripts that start a real server in a private mount namespace
 /// (`unshare --mount`, real_exim and real_ftp): `private_etc WORK SRC FILE…` makes /etc an
 /// overlay, the host's /etc below and each SRC/FILE above, on a tmpfs mounted at WORK. Not
