@@ -46,6 +46,8 @@ compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing=1
 [ -x /usr/sbin/cupsd ] || missing=1
 # the real PgBouncer and stunnel tests
 [ -x /usr/sbin/pgbouncer ] && [ -x /usr/bin/stunnel4 ] || missing=1
+# the real NSD and xinetd tests
+[ -x /usr/sbin/nsd ] && [ -x /usr/sbin/xinetd ] || missing=1
 if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
@@ -68,7 +70,7 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   # bind9, bind9-dnsutils: the real BIND test (policy-rc.d keeps named's service from starting).
   # haproxy, lighttpd, openvpn (and openssl, for its certificates), slapd and ldap-utils,
   # rsync, squid, samba and smbclient, tinyproxy-bin (the binary without a service), prosody
-  # and prosody-modules, cups-daemon, pgbouncer, stunnel4: their real tests (policy-rc.d keeps their services from starting; slapd's package
+  # and prosody-modules, cups-daemon, pgbouncer, stunnel4, nsd, xinetd: their real tests (policy-rc.d keeps their services from starting; slapd's package
   # makes its own default database, which the test does not use).
   # postfix: no configuration of the machine's own mail system (its test runs its own)
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
@@ -77,7 +79,8 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
     python3-aiosmtpd prometheus chromium vsftpd python3 redis-server \
     postfix dovecot-imapd dovecot-pop3d libfaketime rsyslog dropbear-bin m4 python3-venv \
     bind9 bind9-dnsutils haproxy lighttpd openvpn openssl slapd ldap-utils rsync squid \
-    samba smbclient tinyproxy-bin prosody prosody-modules cups-daemon pgbouncer stunnel4
+    samba smbclient tinyproxy-bin prosody prosody-modules cups-daemon pgbouncer stunnel4 \
+    nsd xinetd
   [ "$created_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 
