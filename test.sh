@@ -48,6 +48,8 @@ compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing=1
 [ -x /usr/sbin/pgbouncer ] && [ -x /usr/bin/stunnel4 ] || missing=1
 # the real NSD and xinetd tests
 [ -x /usr/sbin/nsd ] && [ -x /usr/sbin/xinetd ] || missing=1
+# the real MIT Kerberos KDC and Dante tests
+[ -x /usr/sbin/krb5kdc ] && [ -x /usr/sbin/kdb5_util ] && [ -x /usr/sbin/kadmin.local ] && [ -x /usr/bin/kinit ] && [ -x /usr/sbin/danted ] || missing=1
 if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
@@ -70,7 +72,8 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   # bind9, bind9-dnsutils: the real BIND test (policy-rc.d keeps named's service from starting).
   # haproxy, lighttpd, openvpn (and openssl, for its certificates), slapd and ldap-utils,
   # rsync, squid, samba and smbclient, tinyproxy-bin (the binary without a service), prosody
-  # and prosody-modules, cups-daemon, pgbouncer, stunnel4, nsd, xinetd: their real tests (policy-rc.d keeps their services from starting; slapd's package
+  # and prosody-modules, cups-daemon, pgbouncer, stunnel4, nsd, xinetd, krb5-kdc,
+  # krb5-admin-server, krb5-user, dante-server: their real tests (policy-rc.d keeps their services from starting; slapd's package
   # makes its own default database, which the test does not use).
   # postfix: no configuration of the machine's own mail system (its test runs its own)
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
@@ -80,7 +83,7 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
     postfix dovecot-imapd dovecot-pop3d libfaketime rsyslog dropbear-bin m4 python3-venv \
     bind9 bind9-dnsutils haproxy lighttpd openvpn openssl slapd ldap-utils rsync squid \
     samba smbclient tinyproxy-bin prosody prosody-modules cups-daemon pgbouncer stunnel4 \
-    nsd xinetd
+    nsd xinetd krb5-kdc krb5-admin-server krb5-user dante-server
   [ "$created_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 
