@@ -52,6 +52,8 @@ compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing=1
 [ -x /usr/sbin/krb5kdc ] && [ -x /usr/sbin/kdb5_util ] && [ -x /usr/sbin/kadmin.local ] && [ -x /usr/bin/kinit ] && [ -x /usr/sbin/danted ] || missing=1
 # the real Radicale and snmpd tests
 [ -x /usr/bin/radicale ] && [ -x /usr/sbin/snmpd ] && [ -x /usr/bin/snmpget ] || missing=1
+# the real InspIRCd and ocserv (with openconnect) tests
+[ -x /usr/sbin/inspircd ] && [ -x /usr/sbin/ocserv ] && [ -x /usr/sbin/openconnect ] || missing=1
 if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
@@ -75,7 +77,8 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   # haproxy, lighttpd, openvpn (and openssl, for its certificates), slapd and ldap-utils,
   # rsync, squid, samba and smbclient, tinyproxy-bin (the binary without a service), prosody
   # and prosody-modules, cups-daemon, pgbouncer, stunnel4, nsd, xinetd, krb5-kdc,
-  # krb5-admin-server, krb5-user, dante-server, radicale, snmpd, snmp: their real tests (policy-rc.d keeps their services from starting; slapd's package
+  # krb5-admin-server, krb5-user, dante-server, radicale, snmpd, snmp, inspircd, ocserv,
+  # openconnect: their real tests (policy-rc.d keeps their services from starting; slapd's package
   # makes its own default database, which the test does not use).
   # postfix: no configuration of the machine's own mail system (its test runs its own)
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
@@ -85,7 +88,8 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
     postfix dovecot-imapd dovecot-pop3d libfaketime rsyslog dropbear-bin m4 python3-venv \
     bind9 bind9-dnsutils haproxy lighttpd openvpn openssl slapd ldap-utils rsync squid \
     samba smbclient tinyproxy-bin prosody prosody-modules cups-daemon pgbouncer stunnel4 \
-    nsd xinetd krb5-kdc krb5-admin-server krb5-user dante-server radicale snmpd snmp
+    nsd xinetd krb5-kdc krb5-admin-server krb5-user dante-server radicale snmpd snmp \
+    inspircd ocserv openconnect
   [ "$created_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 
