@@ -54,6 +54,8 @@ compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing=1
 [ -x /usr/bin/radicale ] && [ -x /usr/sbin/snmpd ] && [ -x /usr/bin/snmpget ] || missing=1
 # the real InspIRCd and ocserv (with openconnect) tests
 [ -x /usr/sbin/inspircd ] && [ -x /usr/sbin/ocserv ] && [ -x /usr/sbin/openconnect ] || missing=1
+# the real ManageSieve and Cockpit tests
+[ -x /usr/lib/dovecot/managesieve-login ] && [ -x /usr/lib/cockpit/cockpit-ws ] && [ -x /usr/lib/cockpit/cockpit-session ] && [ -x /usr/bin/cockpit-bridge ] || missing=1
 if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
@@ -90,6 +92,9 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
     samba smbclient tinyproxy-bin prosody prosody-modules cups-daemon pgbouncer stunnel4 \
     nsd xinetd krb5-kdc krb5-admin-server krb5-user dante-server radicale snmpd snmp \
     inspircd ocserv openconnect
+  # dovecot-managesieved, cockpit-ws, cockpit-bridge, cockpit-system: their real tests
+  # (without recommends: the tests need none of what they would bring)
+  apt-get install -y -q --no-install-recommends dovecot-managesieved cockpit-ws cockpit-bridge cockpit-system
   [ "$created_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 
