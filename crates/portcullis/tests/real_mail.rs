@@ -565,7 +565,7 @@ impl MailLab {
 
     fn start_dovecot(&mut self) {
         let d = self.path("dovecot");
-        for sub in ["", "run", "mail"] {
+        for sub in ["", "run", "state", "mail"] {
             fs::create_dir_all(d.join(sub)).unwrap();
         }
         fs::set_permissions(d.join("mail"), fs::Permissions::from_mode(0o1777)).unwrap();
@@ -584,6 +584,7 @@ impl MailLab {
             &conf,
             format!(
                 "base_dir = {run}\n\
+                 state_dir = {state}\n\
                  instance_name = {instance}\n\
                  log_path = {log}\n\
                  info_log_path = {log}\n\
@@ -603,6 +604,8 @@ impl MailLab {
                  service auth {{\n  unix_listener {sock} {{\n    mode = 0666\n  }}\n}}\n\
                  remote 203.0.113.33 {{\n  disable_plaintext_auth = yes\n}}\n",
                 run = d.join("run").display(),
+                // (not the machine's /var/lib/dovecot, where each instance would be listed)
+                state = d.join("state").display(),
                 instance = self.server.name(),
                 log = self.dovecot_log().display(),
                 mail = d.join("mail").display(),
