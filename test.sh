@@ -56,6 +56,8 @@ compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing=1
 [ -x /usr/sbin/inspircd ] && [ -x /usr/sbin/ocserv ] && [ -x /usr/sbin/openconnect ] || missing=1
 # the real ManageSieve and Cockpit tests
 [ -x /usr/lib/dovecot/managesieve-login ] && [ -x /usr/lib/cockpit/cockpit-ws ] && [ -x /usr/lib/cockpit/cockpit-session ] && [ -x /usr/bin/cockpit-bridge ] || missing=1
+# the real strongSwan test (charon, swanctl, the EAP plugins)
+[ -x /usr/lib/ipsec/charon ] && [ -x /usr/sbin/swanctl ] && [ -f /usr/lib/ipsec/plugins/libstrongswan-eap-md5.so ] && [ -f /usr/lib/ipsec/plugins/libstrongswan-eap-mschapv2.so ] || missing=1
 if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
@@ -80,7 +82,8 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   # rsync, squid, samba and smbclient, tinyproxy-bin (the binary without a service), prosody
   # and prosody-modules, cups-daemon, pgbouncer, stunnel4, nsd, xinetd, krb5-kdc,
   # krb5-admin-server, krb5-user, dante-server, radicale, snmpd, snmp, inspircd, ocserv,
-  # openconnect: their real tests (policy-rc.d keeps their services from starting; slapd's package
+  # openconnect, strongswan-charon, strongswan-swanctl, libcharon-extra-plugins: their real
+  # tests (policy-rc.d keeps their services from starting; slapd's package
   # makes its own default database, which the test does not use).
   # postfix: no configuration of the machine's own mail system (its test runs its own)
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
@@ -91,7 +94,7 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
     bind9 bind9-dnsutils haproxy lighttpd openvpn openssl slapd ldap-utils rsync squid \
     samba smbclient tinyproxy-bin prosody prosody-modules cups-daemon pgbouncer stunnel4 \
     nsd xinetd krb5-kdc krb5-admin-server krb5-user dante-server radicale snmpd snmp \
-    inspircd ocserv openconnect
+    inspircd ocserv openconnect strongswan-charon strongswan-swanctl libcharon-extra-plugins
   # dovecot-managesieved, cockpit-ws, cockpit-bridge, cockpit-system: their real tests
   # (without recommends: the tests need none of what they would bring)
   apt-get install -y -q --no-install-recommends dovecot-managesieved cockpit-ws cockpit-bridge cockpit-system
