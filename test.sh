@@ -58,6 +58,8 @@ compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing=1
 [ -x /usr/lib/dovecot/managesieve-login ] && [ -x /usr/lib/cockpit/cockpit-ws ] && [ -x /usr/lib/cockpit/cockpit-session ] && [ -x /usr/bin/cockpit-bridge ] || missing=1
 # the real strongSwan test (charon, swanctl, the EAP plugins)
 [ -x /usr/lib/ipsec/charon ] && [ -x /usr/sbin/swanctl ] && [ -f /usr/lib/ipsec/plugins/libstrongswan-eap-md5.so ] && [ -f /usr/lib/ipsec/plugins/libstrongswan-eap-mschapv2.so ] || missing=1
+# the real NRPE test (Monit's is installed above for the injection test)
+[ -x /usr/sbin/nrpe ] && [ -x /usr/lib/nagios/plugins/check_nrpe ] || missing=1
 if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
@@ -95,9 +97,11 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
     samba smbclient tinyproxy-bin prosody prosody-modules cups-daemon pgbouncer stunnel4 \
     nsd xinetd krb5-kdc krb5-admin-server krb5-user dante-server radicale snmpd snmp \
     inspircd ocserv openconnect strongswan-charon strongswan-swanctl libcharon-extra-plugins
-  # dovecot-managesieved, cockpit-ws, cockpit-bridge, cockpit-system: their real tests
+  # dovecot-managesieved, cockpit-ws, cockpit-bridge, cockpit-system, nagios-nrpe-server,
+  # nagios-nrpe-plugin: their real tests
   # (without recommends: the tests need none of what they would bring)
-  apt-get install -y -q --no-install-recommends dovecot-managesieved cockpit-ws cockpit-bridge cockpit-system
+  apt-get install -y -q --no-install-recommends dovecot-managesieved cockpit-ws cockpit-bridge cockpit-system \
+    nagios-nrpe-server nagios-nrpe-plugin
   [ "$created_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 
