@@ -60,6 +60,8 @@ compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing=1
 [ -x /usr/lib/ipsec/charon ] && [ -x /usr/sbin/swanctl ] && [ -f /usr/lib/ipsec/plugins/libstrongswan-eap-md5.so ] && [ -f /usr/lib/ipsec/plugins/libstrongswan-eap-mschapv2.so ] || missing=1
 # the real NRPE test (Monit's is installed above for the injection test)
 [ -x /usr/sbin/nrpe ] && [ -x /usr/lib/nagios/plugins/check_nrpe ] || missing=1
+# the real Rspamd and Perdition tests
+[ -x /usr/bin/rspamd ] && [ -x /usr/bin/rspamadm ] && [ -x /usr/sbin/perdition.imap4 ] || missing=1
 if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
@@ -98,10 +100,10 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
     nsd xinetd krb5-kdc krb5-admin-server krb5-user dante-server radicale snmpd snmp \
     inspircd ocserv openconnect strongswan-charon strongswan-swanctl libcharon-extra-plugins
   # dovecot-managesieved, cockpit-ws, cockpit-bridge, cockpit-system, nagios-nrpe-server,
-  # nagios-nrpe-plugin: their real tests
+  # nagios-nrpe-plugin, rspamd, perdition: their real tests
   # (without recommends: the tests need none of what they would bring)
   apt-get install -y -q --no-install-recommends dovecot-managesieved cockpit-ws cockpit-bridge cockpit-system \
-    nagios-nrpe-server nagios-nrpe-plugin
+    nagios-nrpe-server nagios-nrpe-plugin rspamd perdition
   [ "$created_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 
