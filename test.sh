@@ -62,6 +62,8 @@ compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing=1
 [ -x /usr/sbin/nrpe ] && [ -x /usr/lib/nagios/plugins/check_nrpe ] || missing=1
 # the real Rspamd and Perdition tests
 [ -x /usr/bin/rspamd ] && [ -x /usr/bin/rspamadm ] && [ -x /usr/sbin/perdition.imap4 ] || missing=1
+# the real scanlogd and PortSentry tests (nmap scans them)
+[ -x /usr/sbin/scanlogd ] && [ -x /usr/sbin/portsentry ] && [ -x /usr/bin/nmap ] || missing=1
 if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
@@ -86,8 +88,8 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   # rsync, squid, samba and smbclient, tinyproxy-bin (the binary without a service), prosody
   # and prosody-modules, cups-daemon, pgbouncer, stunnel4, nsd, xinetd, krb5-kdc,
   # krb5-admin-server, krb5-user, dante-server, radicale, snmpd, snmp, inspircd, ocserv,
-  # openconnect, strongswan-charon, strongswan-swanctl, libcharon-extra-plugins: their real
-  # tests (policy-rc.d keeps their services from starting; slapd's package
+  # openconnect, strongswan-charon, strongswan-swanctl, libcharon-extra-plugins, scanlogd,
+  # portsentry, nmap: their real tests (policy-rc.d keeps their services from starting; slapd's package
   # makes its own default database, which the test does not use).
   # postfix: no configuration of the machine's own mail system (its test runs its own)
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
@@ -98,7 +100,8 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
     bind9 bind9-dnsutils haproxy lighttpd openvpn openssl slapd ldap-utils rsync squid \
     samba smbclient tinyproxy-bin prosody prosody-modules cups-daemon pgbouncer stunnel4 \
     nsd xinetd krb5-kdc krb5-admin-server krb5-user dante-server radicale snmpd snmp \
-    inspircd ocserv openconnect strongswan-charon strongswan-swanctl libcharon-extra-plugins
+    inspircd ocserv openconnect strongswan-charon strongswan-swanctl libcharon-extra-plugins \
+    scanlogd portsentry nmap
   # dovecot-managesieved, cockpit-ws, cockpit-bridge, cockpit-system, nagios-nrpe-server,
   # nagios-nrpe-plugin, rspamd, perdition: their real tests
   # (without recommends: the tests need none of what they would bring)
