@@ -38,9 +38,7 @@
 mod common;
 
 use common::*;
-use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
 
 /// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
 /// run is in it and dies with it; $1 is the test's directory, $2 a uid free on the machine.
@@ -158,31 +156,6 @@ kill %1
 wait
 "##;
 
-/// Per address, the sorted rules of the lines that count in `log`.
-fn counted(log: &Path) -> BTreeMap<String, Vec<String>> {
-    let mut by_host: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (host, rule, _) in counted_matches("dante", log) {
-        by_host.entry(host).or_default().push(rule);
-    }
-    for v in by_host.values_mut() {
-        v.sort();
-    }
-    by_host
-}
-
-fn rules(want: &[(&str, &[(&str, usize)])]) -> BTreeMap<String, Vec<String>> {
-    want.iter()
-        .map(|(h, rs)| {
-            let mut v: Vec<String> = rs
-                .iter()
-                .flat_map(|(r, n)| std::iter::repeat_n(r.to_string(), *n))
-                .collect();
-            v.sort();
-            (h.to_string(), v)
-        })
-        .collect()
-}
-
 /// How many lines of `text` contain `needle`.
 fn lines_with(text: &str, needle: &str) -> usize {
     text.lines().filter(|l| l.contains(needle)).count()
@@ -267,7 +240,7 @@ fn real_dante_failures_count_for_the_address_dante_wrote() {
     let own = dir.path().join("danted.log");
     let pam = dir.path().join("danted-pam.log");
     let sys = dir.path().join("syslog");
-    let want_own = rules(&[
+    let want_own = want_rules(&[
         (
             "198.51.100.9",
             &[("auth-failed", 3), ("unknown-user", 5), ("no-method", 1)],
@@ -275,7 +248,7 @@ fn real_dante_failures_count_for_the_address_dante_wrote() {
         ("2001:db8:77::7", &[("auth-failed", 2)]),
         ("203.0.113.50", &[("no-method", 2)]),
     ]);
-    let want_pam = rules(&[("198.51.100.20", &[("auth-failed", 2)])]);
+    let want_pam = want_rules(&[("198.51.100.20", &[("auth-failed", 2)])]);
     let mut want_sys = want_own.clone();
     want_sys.extend(want_pam.clone());
     let (own_text, pam_text, sys_text) =
@@ -314,7 +287,7 @@ fn real_dante_failures_count_for_the_address_dante_wrote() {
     }
     for (log, want) in [(&own, &want_own), (&pam, &want_pam), (&sys, &want_sys)] {
         assert_eq!(
-            &counted(log),
+            &rules_by_host("dante", log),
             want,
             "{}: what counted, per address:\n{}",
             log.display(),

@@ -42,9 +42,7 @@
 mod common;
 
 use common::*;
-use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
 
 /// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
 /// run is in it and dies with it; $1 is the test's directory.
@@ -170,31 +168,6 @@ kill %1
 wait
 "#;
 
-/// Per address, the sorted rules of the lines that count in `log`.
-fn counted(log: &Path) -> BTreeMap<String, Vec<String>> {
-    let mut by_host: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (host, rule, _) in counted_matches("krb5kdc", log) {
-        by_host.entry(host).or_default().push(rule);
-    }
-    for v in by_host.values_mut() {
-        v.sort();
-    }
-    by_host
-}
-
-fn rules(want: &[(&str, &[(&str, usize)])]) -> BTreeMap<String, Vec<String>> {
-    want.iter()
-        .map(|(h, rs)| {
-            let mut v: Vec<String> = rs
-                .iter()
-                .flat_map(|(r, n)| std::iter::repeat_n(r.to_string(), *n))
-                .collect();
-            v.sort();
-            (h.to_string(), v)
-        })
-        .collect()
-}
-
 /// How many lines of `text` contain `needle`.
 fn lines_with(text: &str, needle: &str) -> usize {
     text.lines().filter(|l| l.contains(needle)).count()
@@ -258,7 +231,7 @@ fn real_krb5kdc_failures_count_for_the_address_the_kdc_wrote() {
         );
     }
 
-    let want_sys = rules(&[
+    let want_sys = want_rules(&[
         (
             "198.51.100.9",
             &[("preauth-failed", 3), ("client-not-found", 4)],
@@ -325,7 +298,7 @@ fn real_krb5kdc_failures_count_for_the_address_the_kdc_wrote() {
             "{name}: the hostile names elsewhere:\n{text}"
         );
         assert_eq!(
-            &counted(&log),
+            &rules_by_host("krb5kdc", &log),
             want,
             "{name}: what counted, per address:\n{text}"
         );

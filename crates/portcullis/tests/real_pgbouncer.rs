@@ -147,18 +147,6 @@ fn psql_results(dir: &Path, port: u16) -> (usize, usize) {
     (answered, failed)
 }
 
-/// Rules counted per address in `log`, sorted.
-fn counted(log: &Path) -> BTreeMap<String, Vec<String>> {
-    let mut by_host: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (host, rule, _) in counted_matches("pgbouncer", log) {
-        by_host.entry(host).or_default().push(rule);
-    }
-    for v in by_host.values_mut() {
-        v.sort();
-    }
-    by_host
-}
-
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_pgbouncer_failed_logins_count_for_the_client_pgbouncer_wrote() {
@@ -243,7 +231,7 @@ fn real_pgbouncer_failed_logins_count_for_the_client_pgbouncer_wrote() {
         .into_iter()
         .collect();
         assert_eq!(
-            counted(&log),
+            rules_by_host("pgbouncer", &log),
             want,
             "{kind}: what counted, per address:\n{text}"
         );

@@ -42,7 +42,6 @@ mod common;
 use common::*;
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
 
 /// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
 /// run is in it and dies with it; $1 is the test's directory, $2 a uid free on the machine.
@@ -164,31 +163,6 @@ kill %1
 wait
 "##;
 
-/// Per address, the sorted rules of the lines that count in `log`.
-fn counted(log: &Path) -> BTreeMap<String, Vec<String>> {
-    let mut by_host: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (host, rule, _) in counted_matches("samba", log) {
-        by_host.entry(host).or_default().push(rule);
-    }
-    for v in by_host.values_mut() {
-        v.sort();
-    }
-    by_host
-}
-
-fn rules(want: &[(&str, &[(&str, usize)])]) -> BTreeMap<String, Vec<String>> {
-    want.iter()
-        .map(|(h, rs)| {
-            let mut v: Vec<String> = rs
-                .iter()
-                .flat_map(|(r, n)| std::iter::repeat_n(r.to_string(), *n))
-                .collect();
-            v.sort();
-            (h.to_string(), v)
-        })
-        .collect()
-}
-
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_samba_failures_count_for_the_address_samba_wrote() {
@@ -243,18 +217,18 @@ fn real_samba_failures_count_for_the_address_samba_wrote() {
     let human = dir.path().join("auth_audit.log");
     let sys = dir.path().join("syslog");
     let own = dir.path().join("log.smbd");
-    let want_json = rules(&[
+    let want_json = want_rules(&[
         ("203.0.113.77", &[("json-failed", 10)]),
         ("2001:db8:77::7", &[("json-failed", 1)]),
         ("198.51.100.9", &[("json-failed", 1)]),
     ]);
     // (the five attempts with a bracket in a client name are not read in this form)
-    let want_human = rules(&[
+    let want_human = want_rules(&[
         ("203.0.113.77", &[("auth-failed", 5)]),
         ("2001:db8:77::7", &[("auth-failed", 1)]),
         ("198.51.100.9", &[("auth-failed", 1)]),
     ]);
-    let want_sys = rules(&[
+    let want_sys = want_rules(&[
         ("203.0.113.77", &[("json-failed", 10), ("auth-failed", 5)]),
         ("2001:db8:77::7", &[("json-failed", 1), ("auth-failed", 1)]),
         ("198.51.100.9", &[("json-failed", 1), ("auth-failed", 1)]),
@@ -267,7 +241,7 @@ fn real_samba_failures_count_for_the_address_samba_wrote() {
     ] {
         let text = fs::read_to_string(log).unwrap_or_default();
         assert_eq!(
-            &counted(log),
+            &rules_by_host("samba", log),
             want,
             "{}: what counted, per address\nlog:\n{text}",
             log.display()
@@ -282,7 +256,7 @@ fn real_samba_failures_count_for_the_address_samba_wrote() {
         "log.smbd:\n{own_text}"
     );
     assert_eq!(
-        counted(&own),
+        rules_by_host("samba", &own),
         BTreeMap::new(),
         "log.smbd counts nothing:\n{own_text}"
     );

@@ -32,7 +32,6 @@ mod common;
 use common::*;
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
 
 /// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
 /// run is in it and dies with it; $1 is the test's directory. (After [`PRIVATE_ETC_SH`].)
@@ -118,18 +117,6 @@ wait %2
 kill %1
 wait
 "#;
-
-/// Rules counted per address in `log`, sorted.
-fn counted(log: &Path) -> BTreeMap<String, Vec<String>> {
-    let mut by_host: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (host, rule, _) in counted_matches("stunnel", log) {
-        by_host.entry(host).or_default().push(rule);
-    }
-    for v in by_host.values_mut() {
-        v.sort();
-    }
-    by_host
-}
 
 /// How many lines of `text` contain `needle`.
 fn lines_with(text: &str, needle: &str) -> usize {
@@ -220,7 +207,7 @@ fn real_stunnel_libwrap_refusals_count_and_tls_failures_do_not() {
             "{name}: the subject's text on other lines:\n{text}"
         );
         assert_eq!(
-            counted(&log),
+            rules_by_host("stunnel", &log),
             want,
             "{name}: what counted, per address:\n{text}"
         );

@@ -169,3 +169,31 @@ pub fn ban_of(addr: &str) -> String {
         addr.to_string()
     }
 }
+
+/// [`counted_matches`] per address: the sorted rules of the lines that count in `log`.
+pub fn rules_by_host(filter: &str, log: &Path) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut by_host: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for (host, rule, _) in counted_matches(filter, log) {
+        by_host.entry(host).or_default().push(rule);
+    }
+    for v in by_host.values_mut() {
+        v.sort();
+    }
+    by_host
+}
+
+/// What [`rules_by_host`] should give: per address, each rule as many times as its count.
+pub fn want_rules(
+    want: &[(&str, &[(&str, usize)])],
+) -> std::collections::BTreeMap<String, Vec<String>> {
+    want.iter()
+        .map(|(h, rs)| {
+            let mut v: Vec<String> = rs
+                .iter()
+                .flat_map(|(r, n)| std::iter::repeat_n(r.to_string(), *n))
+                .collect();
+            v.sort();
+            (h.to_string(), v)
+        })
+        .collect()
+}
