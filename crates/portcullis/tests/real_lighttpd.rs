@@ -216,14 +216,7 @@ fn real_lighttpd_auth_failures_count_for_the_client_lighttpd_wrote() {
             );
         }
         let got = counted(log);
-        let rules: BTreeMap<&str, Vec<&str>> = got
-            .iter()
-            .map(|(h, v)| {
-                let mut r: Vec<&str> = v.iter().map(|l| l.split(':').next().unwrap()).collect();
-                r.sort();
-                (h.as_str(), r)
-            })
-            .collect();
+        let rules = rules_of(&got);
         assert_eq!(
             rules,
             want,

@@ -177,14 +177,7 @@ fn real_named_refusals_count_for_the_client_named_wrote() {
             "{}: no update refused by allow-query:\n{text}",
             log.display()
         );
-        let rules: BTreeMap<&str, Vec<&str>> = got
-            .iter()
-            .map(|(h, v)| {
-                let mut r: Vec<&str> = v.iter().map(|l| l.split(':').next().unwrap()).collect();
-                r.sort();
-                (h.as_str(), r)
-            })
-            .collect();
+        let rules = rules_of(&got);
         assert_eq!(
             rules,
             want,

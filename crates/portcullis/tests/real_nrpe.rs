@@ -149,14 +149,7 @@ fn real_nrpe_refusals_count_for_the_address_nrpe_wrote() {
     for (host, rule, line) in counted_matches("nagios", &sys) {
         got.entry(host).or_default().push(format!("{rule}: {line}"));
     }
-    let rules: BTreeMap<&str, Vec<&str>> = got
-        .iter()
-        .map(|(h, v)| {
-            let mut r: Vec<&str> = v.iter().map(|l| l.split(':').next().unwrap()).collect();
-            r.sort();
-            (h.as_str(), r)
-        })
-        .collect();
+    let rules = rules_of(&got);
     let want: BTreeMap<&str, Vec<&str>> = [
         ("198.51.100.9", vec!["not-allowed"; 3]),
         ("203.0.113.77", vec!["not-allowed"; 2]),

@@ -176,14 +176,7 @@ fn real_perdition_failures_count_for_the_client_perdition_wrote() {
     for (host, rule, line) in counted_matches("perdition", &sys) {
         got.entry(host).or_default().push(format!("{rule}: {line}"));
     }
-    let rules: BTreeMap<&str, Vec<&str>> = got
-        .iter()
-        .map(|(h, v)| {
-            let mut r: Vec<&str> = v.iter().map(|l| l.split(':').next().unwrap()).collect();
-            r.sort();
-            (h.as_str(), r)
-        })
-        .collect();
+    let rules = rules_of(&got);
     let want: BTreeMap<&str, Vec<&str>> = [
         (
             "198.51.100.7",

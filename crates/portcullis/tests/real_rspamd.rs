@@ -124,14 +124,7 @@ fn real_rspamd_controller_failures_count_for_the_peer_rspamd_wrote() {
     for (host, rule, line) in counted_matches("rspamd", &log) {
         got.entry(host).or_default().push(format!("{rule}: {line}"));
     }
-    let rules: BTreeMap<&str, Vec<&str>> = got
-        .iter()
-        .map(|(h, v)| {
-            let mut r: Vec<&str> = v.iter().map(|l| l.split(':').next().unwrap()).collect();
-            r.sort();
-            (h.as_str(), r)
-        })
-        .collect();
+    let rules = rules_of(&got);
     let want: BTreeMap<&str, Vec<&str>> = [
         (
             "198.51.100.7",

@@ -197,3 +197,17 @@ pub fn want_rules(
         })
         .collect()
 }
+
+/// From "RULE: LINE" entries per address (what a test counted, with the lines to show when it
+/// fails): the sorted rules per address, to compare with what the test expects.
+pub fn rules_of(
+    got: &std::collections::BTreeMap<String, Vec<String>>,
+) -> std::collections::BTreeMap<&str, Vec<&str>> {
+    got.iter()
+        .map(|(h, v)| {
+            let mut r: Vec<&str> = v.iter().map(|l| l.split(':').next().unwrap()).collect();
+            r.sort();
+            (h.as_str(), r)
+        })
+        .collect()
+}
