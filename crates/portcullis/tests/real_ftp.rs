@@ -65,6 +65,8 @@
 //! normal only), maxretry 1, bans exactly the scenarios counted, of mode ddos nobody; with maxretry one above the failures of
 //! the session that reached the server's limit, nobody (its closing line does not count on
 //! top).
+//! The `pam-generic` filter (for services without a filter of their own) on vsftpd's syslog:
+//! pam_unix's failure lines, the same addresses and counts as the vsftpd filter's `pam` rule.
 //!
 //! Needs root, vsftpd, rsyslogd, libfaketime, the unpacked ProFTPD and Pure-FTPd (test.sh)
 //! and python3; fails loudly when they are missing. Runs in about 5 s.
@@ -1045,6 +1047,26 @@ fn real_ftp_logs_give_the_attackers_and_only_them() {
             );
         }
     }
+    // pam-generic, the filter for a service without one of its own, reads the same pam_unix
+    // lines of vsftpd's syslog: the same addresses, one failure each, nothing else
+    let pam_generic: Vec<(u8, &str, usize)> =
+        vs_pam.iter().map(|&(n, _, c)| (n, "pam-auth", c)).collect();
+    check(
+        "vsftpd syslog (pam-generic)",
+        "pam-generic",
+        &vs_file.syslog(),
+        &want(&pam_generic),
+        false,
+    );
+    let pam_bans: BTreeSet<String> = vs_pam
+        .iter()
+        .map(|&(n, _, _)| ban_of(&attacker(n)))
+        .collect();
+    assert_eq!(
+        replay_jail(&vs_file.dir, "pam-generic", &vs_file.syslog(), "normal", 1),
+        pam_bans,
+        "pam-generic: a replay with maxretry 1 banned other addresses"
+    );
     eprintln!("real_ftp: checked in {:?}", started.elapsed());
     drop(lab);
     eprintln!("real_ftp: done in {:?}", started.elapsed());
