@@ -1,0 +1,218 @@
+//! The `tcpwrappers` filter against Debian 12's real tcpd (tcp_wrappers 7.6.q-32). In its own pid,
+//! mount and network namespace (`unshare`), a private /etc (an overlay,
+//! `common::netns::PRIVATE_ETC_SH`) holds the access tables: hosts.deny `ALL: ALL`, hosts.allow
+//! lets 198.51.100.7 and 2001:db8:77::7 in and, for 203.0.113.6 and 203.0.113.9, asks the
+//! client's ident server (the `rfc931` option) before it denies them; /etc/hosts gives
+//! 203.0.113.8 a name holding another address (`evil.198.51.100.7.example`, both lookups
+//! agree, so libwrap writes the name). A small inetd (python3) accepts on 192.0.2.23 and
+//! [2001:db8::23] port 23 and runs tcpd with the connection as its standard input and
+//! `argv[0]` the path of a stand-in daemon (what tcpd runs when the tables allow the client),
+//! tcpd logging through syslog(3) to a private rsyslogd (`common::netns::PRIVATE_SYSLOG_SH`).
+//!
+//! Clients (python3, the source address bound): 203.0.113.5 connects three times,
+//! 2001:db8:66::6 twice, 203.0.113.6 and 203.0.113.9 once each while their ident servers
+//! answer the user names `x(198.51.100.7)` and `)(198.51.100.7)` (libwrap writes
+//! `USER@ADDRESS` as the client), 203.0.113.8 once (written by its name); 198.51.100.7 and
+//! 2001:db8:77::7 connect once and get the daemon's greeting.
+//!
+//! `portcullis test --filter tcpwrappers --json` on the syslog must count each refusal for
+//! the address libwrap formats itself (in the parentheses), never the address inside an ident
+//! user name or a host name, and nothing for the allowed clients' `connect from` lines;
+//! `portcullis replay` with `maxretry = 2` bans 203.0.113.5 and 2001:db8:66::/64 only.
+//!
+//! Needs root, tcpd, rsyslogd, python3 and util-linux's unshare (test.sh installs them);
+//! fails loudly when they are missing. tcpd sleeps 5 s after a refusal (libwrap's
+//! clean_exit()), so the clients run at once and wait 2 s at most: about 3 s.
+
+mod common;
+
+use common::*;
+use std::fs;
+
+/// A minimal inetd: accepts on each address given, runs tcpd with the connection as fds 0 to
+/// 2 and argv[0] the real daemon's path (tcpd executes argv[0] when the tables allow the
+/// client); writes $0.ready when it listens.
+const INETD: &str = r#"import os, select, signal, socket, sys
+daemon = sys.argv[1]
+socks = []
+for a in sys.argv[2:]:
+    s = socket.socket(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((a, 23))
+    s.listen(16)
+    socks.append(s)
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+open(sys.argv[0] + ".ready", "w").close()
+while True:
+    for s in select.select(socks, [], [])[0]:
+        c, _ = s.accept()
+        if os.fork() == 0:
+            for fd in (0, 1, 2):
+                os.dup2(c.fileno(), fd)
+            os.execv("/usr/sbin/tcpd", [daemon])
+        c.close()
+"#;
+
+/// An ident (RFC 1413) server on $1 port 113 answering every query with the user name $2;
+/// writes $0.$1.ready when it listens.
+const IDENT: &str = r#"import socket, sys
+addr, user = sys.argv[1], sys.argv[2]
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((addr, 113))
+s.listen(4)
+open(sys.argv[0] + "." + addr + ".ready", "w").close()
+while True:
+    c, _ = s.accept()
+    q = c.recv(200).decode(errors="replace").strip()
+    c.sendall(("%s : USERID : UNIX : %s\r\n" % (q, user)).encode())
+    c.close()
+"#;
+
+/// One connection from $1 to $2 port 23: what the server sent within 2 s, appended to
+/// $3 (`b'...'`, or `timeout`).
+const CLIENT: &str = r#"import socket, sys
+s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET)
+s.bind((sys.argv[1], 0))
+s.settimeout(2)
+s.connect((sys.argv[2], 23))
+got = b""
+try:
+    while True:
+        x = s.recv(100)
+        if not x:
+            break
+        got += x
+    out = repr(got)
+except socket.timeout:
+    out = "timeout " + repr(got)
+open(sys.argv[3], "a").write(out + "\n")
+"#;
+
+/// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
+/// run is in it and dies with it; $1 is the test's directory.
+const SCRIPT: &str = r#"set -u
+d="$1"
+ip link set lo up
+for a in 192.0.2.23 198.51.100.7 203.0.113.5 203.0.113.6 203.0.113.8 203.0.113.9; do
+  ip addr add "$a/32" dev lo || exit 2
+done
+for a in 2001:db8::23 2001:db8:66::6 2001:db8:77::7; do ip addr add "$a/128" dev lo nodad || exit 2; done
+mkdir -p "$d/etc-src" "$d/bin" "$d/out"
+printf 'ALL: ALL\n' > "$d/etc-src/hosts.deny"
+cat > "$d/etc-src/hosts.allow" <<A
+in.telnetd: 198.51.100.7 [2001:db8:77::7]
+in.telnetd: 203.0.113.6 203.0.113.9 : rfc931 3 : deny
+A
+cp /etc/hosts "$d/etc-src/hosts"
+printf '203.0.113.8 evil.198.51.100.7.example\n' >> "$d/etc-src/hosts"
+private_etc "$d/etc-ov" "$d/etc-src" hosts.deny hosts.allow hosts || exit 2
+# a private /dev whose /dev/log is a private rsyslogd's socket (common/netns.rs)
+private_syslog "$d"
+printf '#!/bin/sh\necho welcome\n' > "$d/bin/in.telnetd"
+chmod +x "$d/bin/in.telnetd"
+python3 "$d/inetd.py" "$d/bin/in.telnetd" 192.0.2.23 2001:db8::23 2> "$d/inetd.err" &
+python3 "$d/ident.py" 203.0.113.6 'x(198.51.100.7)' 2> "$d/ident6.err" &
+python3 "$d/ident.py" 203.0.113.9 ')(198.51.100.7)' 2> "$d/ident9.err" &
+for _ in $(seq 100); do
+  [ -e "$d/inetd.py.ready" ] && [ -e "$d/ident.py.203.0.113.6.ready" ] &&
+    [ -e "$d/ident.py.203.0.113.9.ready" ] && break
+  sleep 0.05
+done
+[ -e "$d/inetd.py.ready" ] || { echo "the inetd did not start" >&2; exit 4; }
+c() { timeout 10 python3 "$d/client.py" "$1" "$2" "$d/out/$1" 2>> "$d/out/$1.err"; }
+p=
+for _ in 1 2 3; do c 203.0.113.5 192.0.2.23 & p="$p $!"; done
+for _ in 1 2; do c 2001:db8:66::6 2001:db8::23 & p="$p $!"; done
+for a in 203.0.113.6 203.0.113.8 203.0.113.9 198.51.100.7; do c "$a" 192.0.2.23 & p="$p $!"; done
+c 2001:db8:77::7 2001:db8::23 & p="$p $!"
+for j in $p; do wait "$j"; done
+for _ in $(seq 100); do
+  [ "$(grep -c 'in.telnetd\[[0-9]*\]: .*connect from' "$d/syslog" 2>/dev/null)" -ge 9 ] && break
+  sleep 0.05
+done
+kill %1 %2 %3 %4
+wait
+"#;
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_tcpd_refusals_count_for_the_address_libwrap_writes() {
+    require_root();
+    require_program("tcpd", "tcpd");
+    require_program("python3", "python3");
+    require_program("rsyslogd", "rsyslog");
+    require_program("unshare", "util-linux");
+    let dir = tempfile::Builder::new()
+        .prefix("pct-tcpd-")
+        .tempdir()
+        .expect("temp dir");
+    let d = dir.path();
+    fs::write(d.join("inetd.py"), INETD).unwrap();
+    fs::write(d.join("ident.py"), IDENT).unwrap();
+    fs::write(d.join("client.py"), CLIENT).unwrap();
+    let script = d.join("run.sh");
+    fs::write(
+        &script,
+        format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SCRIPT}"),
+    )
+    .unwrap();
+    let out = run_unshared(&script, &[d]);
+    let read = |name: &str| fs::read_to_string(d.join(name)).unwrap_or_default();
+    let text = read("syslog");
+    assert!(
+        out.success(),
+        "the tcpd run failed (timed out: {}): {}\n{}\ninetd: {}\nsyslog:\n{text}",
+        out.timed_out,
+        out.stdout_str(),
+        out.stderr_str(),
+        read("inetd.err"),
+    );
+
+    // what the clients saw: the daemon's greeting for the allowed two, nothing for the rest
+    for ok in ["198.51.100.7", "2001:db8:77::7"] {
+        assert_eq!(read(&format!("out/{ok}")), "b'welcome\\n'\n", "{ok}");
+    }
+    for (refused, n) in [
+        ("203.0.113.5", 3),
+        ("2001:db8:66::6", 2),
+        ("203.0.113.6", 1),
+        ("203.0.113.8", 1),
+        ("203.0.113.9", 1),
+    ] {
+        let got = read(&format!("out/{refused}"));
+        assert_eq!(got.lines().count(), n, "{refused}: {got}");
+        assert!(!got.contains("welcome"), "{refused} was let in: {got}");
+    }
+    // what libwrap wrote: the ident users and the name, each before the address it formats
+    for line in [
+        "refused connect from x(198.51.100.7)@203.0.113.6 (203.0.113.6)",
+        "refused connect from )(198.51.100.7)@203.0.113.9 (203.0.113.9)",
+        "refused connect from evil.198.51.100.7.example (203.0.113.8)",
+        "connect from 198.51.100.7 (198.51.100.7)",
+        "connect from 2001:db8:77::7 (2001:db8:77::7)",
+    ] {
+        assert!(text.contains(line), "not in the syslog: {line}\n{text}");
+    }
+
+    let log = d.join("syslog");
+    let got = rules_by_host("tcpwrappers", &log);
+    assert_eq!(
+        got,
+        want_rules(&[
+            ("203.0.113.5", &[("refused", 3)]),
+            ("2001:db8:66::6", &[("refused", 2)]),
+            ("203.0.113.6", &[("refused", 1)]),
+            ("203.0.113.8", &[("refused", 1)]),
+            ("203.0.113.9", &[("refused", 1)]),
+        ]),
+        "syslog:\n{text}"
+    );
+
+    let bans = replay_jail(d, "tcpwrappers", &log, "normal", 2);
+    assert_eq!(
+        bans.into_iter().collect::<Vec<_>>(),
+        vec!["2001:db8:66::/64".to_string(), "203.0.113.5".to_string()],
+        "bans\nsyslog:\n{text}"
+    );
+}
