@@ -64,6 +64,8 @@ compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing=1
 [ -x /usr/bin/rspamd ] && [ -x /usr/bin/rspamadm ] && [ -x /usr/sbin/perdition.imap4 ] || missing=1
 # the real scanlogd and PortSentry tests (nmap scans them)
 [ -x /usr/sbin/scanlogd ] && [ -x /usr/sbin/portsentry ] && [ -x /usr/bin/nmap ] || missing=1
+# the real Tomcat test (the Manager and Host Manager apps)
+[ -x /usr/share/tomcat10/bin/catalina.sh ] && [ -f /usr/share/tomcat10/etc/server.xml ] && [ -f /etc/tomcat10/Catalina/localhost/manager.xml ] && [ -f /usr/share/tomcat10-admin/manager/WEB-INF/web.xml ] && [ -x /usr/bin/java ] || missing=1
 if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
@@ -104,9 +106,11 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
     scanlogd portsentry nmap
   # dovecot-managesieved, cockpit-ws, cockpit-bridge, cockpit-system, nagios-nrpe-server,
   # nagios-nrpe-plugin, rspamd, perdition: their real tests
+  # tomcat10 tomcat10-admin: the real Tomcat test
   # (without recommends: the tests need none of what they would bring)
   apt-get install -y -q --no-install-recommends dovecot-managesieved cockpit-ws cockpit-bridge cockpit-system \
-    nagios-nrpe-server nagios-nrpe-plugin rspamd perdition
+    nagios-nrpe-server nagios-nrpe-plugin rspamd perdition \
+    tomcat10 tomcat10-admin
   [ "$created_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 
