@@ -123,7 +123,9 @@ fi
 #   usr/sbin/sendmail-mta link is made by its postinst),
 #   ProFTPD and Pure-FTPd (each Conflicts: ftp-server, as vsftpd does),
 #   Courier-IMAP (courier-imap and dovecot-imapd both provide imap-server; its libcourierauth
-#   is in usr/lib, not the multiarch directory).
+#   is in usr/lib, not the multiarch directory),
+#   Cyrus IMAP (cyrus-imapd conflicts with dovecot-imapd; with sasl2-bin for saslpasswd2,
+#   whose saslauthd service would start if it were installed).
 # Endlessh too, though it conflicts with nothing: installed, its service would start a tarpit.
 # Done again only when Debian's version changes.
 unpack() { # NAME BINARY PACKAGE...
@@ -162,6 +164,7 @@ unpack proftpd usr/sbin/proftpd proftpd-core
 unpack pure-ftpd usr/sbin/pure-ftpd pure-ftpd
 unpack endlessh usr/bin/endlessh endlessh
 unpack courier usr/bin/imapd courier-imap courier-base courier-authdaemon courier-authlib courier-authlib-userdb
+unpack cyrus usr/lib/cyrus/bin/master cyrus-common cyrus-imapd cyrus-pop3d sasl2-bin
 
 # Matrix Synapse (tests/real_synapse.rs) comes from PyPI, pinned: Debian 12 has no
 # matrix-synapse in main (only Matrix.org's own apt repository, which this machine does not
