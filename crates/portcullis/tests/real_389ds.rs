@@ -1,0 +1,292 @@
+//! The `389-ds` filter against the real 389 Directory Server. Debian 12's 389-ds-base (2.3.1)
+//! runs in its own pid, mount and network namespace (`unshare`): `dscreate from-file` makes an
+//! instance (dc=example,dc=net) with every path under the test's directory and without
+//! systemd (lib389 reads its defaults from `$PREFIX/share/dirsrv/inf/defaults.inf`: Debian's,
+//! with the paths moved and `with_systemd = 0`), then `ns-slapd -d 0` runs it in the
+//! foreground with `nsslapd-logging-backend: dirsrv-log,syslog` and unbuffered access logging:
+//! the access log goes into its own file and through syslog(3) to a private rsyslogd (a
+//! private /dev whose /dev/log is its socket, rsyslog's traditional file format).
+//!
+//! Clients: ldapadd, ldapwhoami and ldapsearch (Debian's ldap-utils) cannot bind a source
+//! address, so the namespace's local route of the server address names the source of each
+//! connection. 192.0.2.10 adds uid=alice as the Directory Manager and binds as her twice;
+//! 203.0.113.5 binds with wrong passwords (alice twice, the Directory Manager) and as a DN
+//! that does not exist; 203.0.113.6 binds with hostile DNs (`uid=x,dc=a IP=192.0.2.66`, a
+//! forged `" method=128 version=3` tail, CR LF and LF each followed by a forged
+//! `connection from 192.0.2.66` line); 2001:db8::77 binds three times wrongly over IPv6;
+//! 203.0.113.7 (python3) binds wrongly three times and resets each connection as soon as it
+//! has the answer.
+//!
+//! In the syslog file `portcullis test --filter 389-ds --json` must count every failed bind
+//! (err=49) once for the address of its own connection (never 192.0.2.66), nothing but the
+//! connections (rule `connection`, class scan) for the legitimate client; in the access log
+//! file, where 389 wrote the DN's line break raw and the forged line stands alone, nothing
+//! counts (the filter does not read it). `portcullis replay` with `maxretry = 3` bans exactly
+//! the four attackers. The first run found that ns-slapd often writes a connection's
+//! `Disconnect` before the RESULT of its last bind (another thread writes it): the filter
+//! forgot the connection there, and those failures counted nothing.
+//!
+//! Needs root, ns-slapd and dscreate (389-ds-base), ldapadd, ldapwhoami and ldapsearch
+//! (ldap-utils), python3, rsyslogd, iproute2's ip and ss, and util-linux's unshare; fails
+//! loudly when they are missing. Runs in about 9 s (dscreate takes 4 to 6).
+
+mod common;
+
+use common::*;
+use std::fs;
+use std::path::Path;
+
+/// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
+/// run is in it and dies with it; $1 is the test's directory.
+const SCRIPT: &str = r#"set -u
+d="$1"
+ip link set lo up
+for a in 192.0.2.1 192.0.2.10 203.0.113.5 203.0.113.6 203.0.113.7; do
+  ip addr add "$a/32" dev lo || exit 2
+done
+for a in 2001:db8::1 2001:db8::77; do ip addr add "$a/128" dev lo nodad || exit 2; done
+# ldap-utils cannot bind a source address: the local route of the server's address names the
+# source of every connection to it (the kernel takes a local route's src as the source)
+src() {
+  case "$1" in
+  *:*) ip -6 route del local 2001:db8::1 dev lo table local
+      ip -6 route add local 2001:db8::1 dev lo table local src "$1" || exit 2 ;;
+  *) ip route replace local 192.0.2.1 dev lo table local proto kernel scope host src "$1" || exit 2 ;;
+  esac
+}
+# a private /dev (with /dev/shm) whose /dev/log is a private rsyslogd's socket (common/netns.rs)
+private_syslog "$d" shm
+# dscreate (lib389), without systemd and with every path under $d: it reads its defaults
+# from $PREFIX/share/dirsrv/inf/defaults.inf, here Debian's with the paths moved and
+# with_systemd off (it then starts and stops ns-slapd itself). ns-slapd runs as root (the
+# test's directory is private); it needs /dev/shm for its statistics semaphore.
+r="$d/root"
+mkdir -p "$r/share/dirsrv/inf" "$r/etc/dirsrv" "$r/run/dirsrv" "$r/run/lock/dirsrv" "$r/shm"
+cp -r /etc/dirsrv/config /etc/dirsrv/schema "$r/etc/dirsrv/"
+sed -e "s#= /etc#= $r/etc#; s#= /var#= $r/var#; s#= /run#= $r/run#; s#= /dev/shm#= $r/shm#; s#^tmp_dir = .*#tmp_dir = $d#" \
+    -e 's#^with_systemd = .*#with_systemd = 0#' /usr/share/dirsrv/inf/defaults.inf > "$r/share/dirsrv/inf/defaults.inf"
+cat > "$d/ds.inf" <<I
+[general]
+full_machine_name = ds.example.net
+start = False
+selinux = False
+[slapd]
+instance_name = pct
+port = 389
+user = root
+group = root
+root_password = rootsecret1
+self_sign_cert = False
+[backend-userroot]
+suffix = dc=example,dc=net
+create_suffix_entry = True
+I
+PREFIX="$r" dscreate from-file "$d/ds.inf" > "$d/dscreate.out" 2>&1 || { cat "$d/dscreate.out" >&2; exit 4; }
+conf="$r/etc/dirsrv/slapd-pct"
+# the access log through syslog as well as into its file, unbuffered; ns-slapd in the
+# foreground, listening on every address of the namespace (192.0.2.1, 2001:db8::1)
+sed -i '/^dn: cn=config$/a nsslapd-logging-backend: dirsrv-log,syslog\nnsslapd-accesslog-logbuffering: off' "$conf/dse.ldif"
+logs="$r/var/log/dirsrv/slapd-pct"
+ns-slapd -d 0 -D "$conf" > "$d/slapd.out" 2>&1 &
+for _ in $(seq 100); do [ -n "$(ss -Hltn 'sport = :389')" ] && break; sleep 0.1; done
+[ -n "$(ss -Hltn 'sport = :389')" ] || { echo "ns-slapd did not start" >&2; exit 5; }
+# SOURCE SERVER DN PASSWORD [search]: one simple bind with ldapwhoami (or ldapsearch); its
+# exit code (49: invalid credentials) goes to rcs
+b() {
+  src "$1"
+  if [ "${5:-}" = search ]; then
+    timeout 10 ldapsearch -x -D "$3" -w "$4" -H "ldap://$2" -b dc=example,dc=net -s base dn >> "$d/clients.out" 2>&1
+  else
+    timeout 10 ldapwhoami -x -D "$3" -w "$4" -H "ldap://$2" >> "$d/clients.out" 2>&1
+  fi
+  echo "$1 rc=$?" >> "$d/rcs"
+}
+# the legitimate client adds alice as the Directory Manager, then binds as her twice
+src 192.0.2.10
+timeout 10 ldapadd -x -D "cn=Directory Manager" -w rootsecret1 -H ldap://192.0.2.1 >> "$d/clients.out" 2>&1 <<L
+dn: uid=alice,dc=example,dc=net
+objectClass: inetOrgPerson
+uid: alice
+cn: Alice
+sn: Example
+userPassword: alicesecret
+L
+echo "add rc=$?" >> "$d/rcs"
+b 192.0.2.10 192.0.2.1 uid=alice,dc=example,dc=net alicesecret
+b 192.0.2.10 192.0.2.1 uid=alice,dc=example,dc=net alicesecret search
+# wrong passwords, the Directory Manager's too, and a DN that does not exist
+b 203.0.113.5 192.0.2.1 uid=alice,dc=example,dc=net wrong1
+b 203.0.113.5 192.0.2.1 uid=alice,dc=example,dc=net wrong2 search
+b 203.0.113.5 192.0.2.1 "cn=Directory Manager" wrong3
+b 203.0.113.5 192.0.2.1 uid=nobody,dc=example,dc=net wrong4
+# hostile DNs: an address inside, a forged line tail, CR LF and LF with forged lines
+b 203.0.113.6 192.0.2.1 "uid=x,dc=a IP=192.0.2.66" pw
+b 203.0.113.6 192.0.2.1 'uid=x,dc=example,dc=net" method=128 version=3' pw
+b 203.0.113.6 192.0.2.1 $'uid=x\r\nconn=1 fd=64 slot=64 connection from 192.0.2.66 to 192.0.2.1\r\nconn=1 op=0 RESULT err=49 tag=97 nentries=0' pw
+b 203.0.113.6 192.0.2.1 $'uid=y,dc=example,dc=net\nconn=1 fd=64 slot=64 connection from 192.0.2.66 to 192.0.2.1' pw
+# IPv6
+b 2001:db8::77 '[2001:db8::1]' uid=alice,dc=example,dc=net bad
+b 2001:db8::77 '[2001:db8::1]' "cn=Directory Manager" bad search
+b 2001:db8::77 '[2001:db8::1]' uid=nobody,dc=example,dc=net bad
+# python3: a simple bind with a wrong password whose client closes (RST) as soon as the
+# answer is in: ns-slapd often logs the connection's end, then the bind's RESULT
+cat > "$d/quick.py" <<'P'
+import socket, struct, sys
+def tlv(t, v):
+    return bytes([t, len(v)]) + v
+op = tlv(0x02, b"\x03") + tlv(0x04, b"uid=alice,dc=example,dc=net") + tlv(0x80, b"guess")
+for i in range(3):
+    s = socket.socket()
+    s.settimeout(5)
+    s.bind((sys.argv[1], 0))
+    s.connect(("192.0.2.1", 389))
+    s.sendall(tlv(0x30, tlv(0x02, b"\x01") + tlv(0x60, op)))
+    r = s.recv(4096)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+    print(r.hex())
+P
+python3 "$d/quick.py" 203.0.113.7 > "$d/quick.out" 2>&1
+# 14 failed binds: as many RESULT err=49 lines in both logs
+for _ in $(seq 50); do
+  [ "$(grep -c "RESULT err=49 tag=97 nentries=0 wtime=" "$d/syslog" 2>/dev/null)" -ge 14 ] \
+    && [ "$(grep -c "RESULT err=49 tag=97 nentries=0 wtime=" "$logs/access")" -ge 14 ] && break
+  sleep 0.1
+done
+# (its lines are written: no need for its slow clean shutdown)
+kill -KILL %2
+wait %2
+kill %1
+wait
+"#;
+
+/// Per address, "RULE: LINE" for every line that counts in `log`.
+fn counted(log: &Path) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut by_host: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for (host, rule, line) in counted_matches("389-ds", log) {
+        by_host
+            .entry(host)
+            .or_default()
+            .push(format!("{rule}: {line}"));
+    }
+    by_host
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_389ds_failed_binds_count_for_their_connection() {
+    require_root();
+    require_program("ns-slapd", "389-ds-base");
+    require_program("dscreate", "389-ds-base");
+    require_program("ldapadd", "ldap-utils");
+    require_program("ldapwhoami", "ldap-utils");
+    require_program("ldapsearch", "ldap-utils");
+    require_program("python3", "python3");
+    require_program("rsyslogd", "rsyslog");
+    require_program("ip", "iproute2");
+    require_program("ss", "iproute2");
+    require_program("unshare", "util-linux");
+    let dir = tempfile::Builder::new()
+        .prefix("pct-389ds-")
+        .tempdir()
+        .expect("temp dir");
+    let script = dir.path().join("run.sh");
+    fs::write(&script, format!("{PRIVATE_SYSLOG_SH}{SCRIPT}")).unwrap();
+    let out = run_unshared(&script, &[dir.path()]);
+    let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+    let sys = dir.path().join("syslog");
+    let own = dir.path().join("root/var/log/dirsrv/slapd-pct/access");
+    assert!(
+        out.success(),
+        "the 389-ds run failed (timed out: {}): {}\n{}\ndscreate: {}\nns-slapd: {}\nerrors:\n{}",
+        out.timed_out,
+        out.stdout_str(),
+        out.stderr_str(),
+        read("dscreate.out"),
+        read("slapd.out"),
+        read("root/var/log/dirsrv/slapd-pct/errors")
+    );
+
+    // what the clients got: the add and the legitimate binds succeeded, every other bind 49
+    let rcs = read("rcs");
+    let want_rcs = "add rc=0\n192.0.2.10 rc=0\n192.0.2.10 rc=0\n".to_string()
+        + &"203.0.113.5 rc=49\n".repeat(4)
+        + &"203.0.113.6 rc=49\n".repeat(4)
+        + &"2001:db8::77 rc=49\n".repeat(3);
+    assert_eq!(rcs, want_rcs, "clients:\n{}", read("clients.out"));
+    // python3's three binds were answered invalidCredentials (resultCode 49 = 0x31)
+    let quick = read("quick.out");
+    assert_eq!(
+        quick.lines().filter(|l| l.contains("0a0131")).count(),
+        3,
+        "python3: {quick}"
+    );
+
+    let text = fs::read_to_string(&sys).unwrap_or_default();
+    let file = fs::read_to_string(&own).unwrap_or_default();
+    for (log, t) in [(&sys, &text), (&own, &file)] {
+        assert_eq!(
+            t.matches("RESULT err=49 tag=97 nentries=0 wtime=").count(),
+            14,
+            "{}: ns-slapd's failed binds:\n{t}",
+            log.display()
+        );
+    }
+    // through syslog the DN's CR and LF are escaped by rsyslog; in the file the LF is raw and
+    // the forged line stands alone (the header's reason for not reading the file)
+    assert!(
+        text.contains(r#"BIND dn="uid=y,dc=example,dc=net#012conn=1 fd=64 slot=64 connection from 192.0.2.66 to 192.0.2.1" method=128"#)
+            && text.contains("BIND dn=\"uid=x#015conn=1 fd=64 slot=64 connection from 192.0.2.66"),
+        "the hostile DNs are not in the syslog file:\n{text}"
+    );
+    assert!(
+        text.contains(r#"BIND dn="uid=x,dc=a IP=192.0.2.66" method=128 version=3"#),
+        "no bind with an address in its DN:\n{text}"
+    );
+    assert!(
+        file.lines()
+            .any(|l| l == "conn=1 fd=64 slot=64 connection from 192.0.2.66 to 192.0.2.1\" method=128 version=3"),
+        "389 no longer writes a DN's LF raw into its access log file:\n{file}"
+    );
+
+    let want = want_rules(&[
+        ("192.0.2.10", &[("connection", 3)]),
+        ("203.0.113.5", &[("connection", 4), ("bind-failed", 4)]),
+        ("203.0.113.6", &[("connection", 4), ("bind-failed", 4)]),
+        ("203.0.113.7", &[("connection", 3), ("bind-failed", 3)]),
+        ("2001:db8::77", &[("connection", 3), ("bind-failed", 3)]),
+    ]);
+    let got = counted(&sys);
+    let rules: std::collections::BTreeMap<String, Vec<String>> = rules_of(&got)
+        .into_iter()
+        .map(|(h, r)| (h.to_string(), r.into_iter().map(str::to_string).collect()))
+        .collect();
+    assert_eq!(
+        rules, want,
+        "what counted, per address: {got:#?}\nlog:\n{text}"
+    );
+    // the access log file is not read: nothing counts there, not even the forged line
+    assert_eq!(
+        rules_by_host("389-ds", &own),
+        Default::default(),
+        "the access log file:\n{file}"
+    );
+
+    // maxretry 3: mode normal bans the four attackers (the legitimate client's connections
+    // are scan-class); mode aggressive with maxretry 5 bans them and only them too
+    let attackers = vec![
+        "2001:db8::/64".to_string(),
+        "203.0.113.5".to_string(),
+        "203.0.113.6".to_string(),
+        "203.0.113.7".to_string(),
+    ];
+    assert_eq!(ban_of("2001:db8::77"), attackers[0]);
+    for (mode, maxretry) in [("normal", 3), ("aggressive", 5)] {
+        let bans = replay_jail(dir.path(), "389-ds", &sys, mode, maxretry);
+        assert_eq!(
+            bans.into_iter().collect::<Vec<_>>(),
+            attackers,
+            "mode {mode}, maxretry {maxretry}:\nlog:\n{text}"
+        );
+    }
+}
