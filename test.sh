@@ -68,6 +68,8 @@ compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing=1
 [ -x /usr/share/tomcat10/bin/catalina.sh ] && [ -f /usr/share/tomcat10/etc/server.xml ] && [ -f /etc/tomcat10/Catalina/localhost/manager.xml ] && [ -f /usr/share/tomcat10-admin/manager/WEB-INF/web.xml ] && [ -x /usr/bin/java ] || missing=1
 # the real 389 Directory Server test (dscreate makes its instance)
 [ -x /usr/sbin/ns-slapd ] && [ -x /usr/sbin/dscreate ] && [ -x /usr/bin/ldapadd ] || missing=1
+# the real Kamailio test
+[ -x /usr/sbin/kamailio ] || missing=1
 if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
@@ -110,10 +112,11 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   # nagios-nrpe-plugin, rspamd, perdition: their real tests
   # tomcat10 tomcat10-admin: the real Tomcat test
   # 389-ds-base: the real 389 Directory Server test
+  # kamailio: the real Kamailio test
   # (without recommends: the tests need none of what they would bring)
   apt-get install -y -q --no-install-recommends dovecot-managesieved cockpit-ws cockpit-bridge cockpit-system \
     nagios-nrpe-server nagios-nrpe-plugin rspamd perdition \
-    tomcat10 tomcat10-admin 389-ds-base
+    tomcat10 tomcat10-admin 389-ds-base kamailio
   [ "$created_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 
