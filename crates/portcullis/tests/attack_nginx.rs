@@ -3,18 +3,20 @@
 //! nginx writes the decoded request path and the Basic user name into its error log
 //! unescaped, so `%0a` in a path (or a line feed in the user name) starts a physical line of
 //! the client's choosing there. The nginx filters (`nginx-http-auth`, `nginx-limit-req`,
-//! `nginx-botsearch`, `nginx-bad-request`) therefore read only the access log, where
-//! `ngx_http_log_escape` writes client text as `\xHH`.
+//! `nginx-botsearch`, `nginx-bad-request`, `nginx-forbidden`) therefore read only the access
+//! log, where `ngx_http_log_escape` writes client text as `\xHH`.
 //!
 //! `forged_log_lines_never_ban_the_forged_address` performs the real attack on Debian's nginx
 //! (`/usr/sbin/nginx`, own prefix, pid and temp paths in a temporary directory, listening on
 //! a free loopback port): requests from 127.0.0.1 whose path, user name, User-Agent or
 //! Referer carry forged error-log and access-log lines naming 198.51.100.7, each sent six
 //! times, next to real failures (wrong passwords, missing credentials, limit_req refusals,
-//! bot probes, garbage). It checks that the forged lines really reached the error log as
+//! bot probes, garbage, a `deny all` location's 403s and a `return 444` location's dropped
+//! connections, those two with forged access-log lines in the path and User-Agent). It checks that the forged lines really reached the error log as
 //! physical lines, that `portcullis replay` with jails of the four filters on the real access
 //! log never bans 198.51.100.7, and that `portcullis test` recognises the real 401, 503, 429,
-//! 404 and 400 lines with host 127.0.0.1 (replay never bans loopback).
+//! 404 and 400 lines with host 127.0.0.1 (replay never bans loopback), and the 403 and 444
+//! ones exactly once each.
 //!
 //! Needs the `nginx` package (Debian's nginx 1.22); fails, does not skip, without it. nginx is
 //! stopped on every path (its process group is killed when the guard drops).
@@ -95,6 +97,8 @@ fn write_site(dir: &Path, port: u16) {
              location /secret/ {{ auth_basic \"private\"; auth_basic_user_file {d}/htpasswd; }}\n\
              location /limited/ {{ limit_req zone=one; }}\n\
              location /limited429/ {{ limit_req zone=one; limit_req_status 429; }}\n\
+             location /admin/ {{ deny all; }}\n\
+             location /drop/ {{ return 444; }}\n\
            }}\n\
          }}\n"
     );
@@ -241,6 +245,21 @@ fn forged_log_lines_never_ban_the_forged_address() {
     );
     // rate 1r/m without burst: the first passes, the rest are refused
     let limited: Vec<u16> = (0..REPEAT).map(|_| ng.get("/limited/", &[])).collect();
+    // nginx-forbidden: a `deny all` location (403) and a `return 444` one (the connection
+    // closed without an answer), each with a forged access-log line in the path and the
+    // User-Agent
+    for f in &access_forgeries {
+        assert_eq!(
+            ng.get(&format!("/admin/x%0a{}", pct(f)), &[("User-Agent", f)]),
+            403
+        );
+        assert_eq!(
+            ng.send_raw(
+                format!("GET /drop/{} HTTP/1.0\r\nUser-Agent: \"{f}\r\n\r\n", pct(f)).as_bytes()
+            ),
+            0
+        );
+    }
     assert!(limited[1..].iter().all(|&s| s == 503), "{limited:?}");
     assert_eq!(ng.get("/limited429/", &[]), 429);
 
@@ -277,11 +296,24 @@ fn forged_log_lines_never_ban_the_forged_address() {
     assert!(count(&bots, "probe-404", None) >= 2 * REPEAT, "{bots:?}");
     let bad = matches("nginx-bad-request", &access_log);
     assert!(count(&bad, "bad-request", None) >= REPEAT, "{bad:?}");
+    let forbidden = matches("nginx-forbidden", &access_log);
+    assert_eq!(
+        count(&forbidden, "forbidden", None),
+        access_forgeries.len(),
+        "{forbidden:?}"
+    );
+    assert_eq!(
+        count(&forbidden, "dropped", None),
+        access_forgeries.len(),
+        "{forbidden:?}"
+    );
+    assert_eq!(forbidden.len(), 2 * access_forgeries.len(), "{forbidden:?}");
     for (name, m) in [
         ("nginx-http-auth", &auth),
         ("nginx-limit-req", &limit),
         ("nginx-botsearch", &bots),
         ("nginx-bad-request", &bad),
+        ("nginx-forbidden", &forbidden),
     ] {
         for (rule, host, _) in m.iter() {
             assert_eq!(host, "127.0.0.1", "{name} rule {rule} took {host}");
@@ -300,6 +332,7 @@ fn forged_log_lines_never_ban_the_forged_address() {
         "nginx-limit-req",
         "nginx-botsearch",
         "nginx-bad-request",
+        "nginx-forbidden",
     ] {
         let name = f.trim_start_matches("nginx-");
         jails.push_str(&format!(
@@ -342,7 +375,13 @@ fn forged_log_lines_never_ban_the_forged_address() {
         .collect();
     fs::write(&moved, text).unwrap();
     let bans = replay(&moved);
-    for jail in ["http-auth", "limit-req", "botsearch", "bad-request"] {
+    for jail in [
+        "http-auth",
+        "limit-req",
+        "botsearch",
+        "bad-request",
+        "forbidden",
+    ] {
         assert!(
             bans.contains(&(jail.to_string(), "203.0.113.9".to_string())),
             "jail {jail} should ban 203.0.113.9: {bans:?}"
