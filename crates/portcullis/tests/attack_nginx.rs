@@ -12,8 +12,8 @@
 //! Referer carry forged error-log and access-log lines naming 198.51.100.7, each sent six
 //! times, next to real failures (wrong passwords, missing credentials, limit_req refusals,
 //! bot probes, garbage, a `deny all` location's 403s and a `return 444` location's dropped
-//! connections, those two with forged access-log lines in the path and User-Agent). It checks that the forged lines really reached the error log as
-//! physical lines, that `portcullis replay` with jails of the four filters on the real access
+//! connections, those two with forged access-log lines in the path and User-Agent). It
+//! checks that the forged lines really reached the error log as physical lines, that `portcullis replay` with jails of the five filters on the real access
 //! log never bans 198.51.100.7, and that `portcullis test` recognises the real 401, 503, 429,
 //! 404 and 400 lines with host 127.0.0.1 (replay never bans loopback), and the 403 and 444
 //! ones exactly once each.
@@ -324,7 +324,7 @@ fn forged_log_lines_never_ban_the_forged_address() {
         "limit_req_status 429 was logged"
     );
 
-    // Replay with jails of the four filters on the access log: FORGED is never banned.
+    // Replay with jails of the five filters on the access log: FORGED is never banned.
     let cfg = ng.path("portcullis.toml");
     let mut jails = String::new();
     for f in [
