@@ -70,6 +70,8 @@ compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing=1
 [ -x /usr/sbin/ns-slapd ] && [ -x /usr/sbin/dscreate ] && [ -x /usr/bin/ldapadd ] || missing=1
 # the real Kamailio test
 [ -x /usr/sbin/kamailio ] || missing=1
+# the real xrdp test (xfreerdp draws on a private Xtigervnc display)
+[ -x /usr/sbin/xrdp ] && [ -x /usr/sbin/xrdp-sesman ] && [ -x /usr/bin/xfreerdp ] && [ -x /usr/bin/Xtigervnc ] || missing=1
 if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
@@ -113,10 +115,11 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   # tomcat10 tomcat10-admin: the real Tomcat test
   # 389-ds-base: the real 389 Directory Server test
   # kamailio: the real Kamailio test
+  # xrdp freerdp2-x11 tigervnc-standalone-server: the real xrdp test
   # (without recommends: the tests need none of what they would bring)
   apt-get install -y -q --no-install-recommends dovecot-managesieved cockpit-ws cockpit-bridge cockpit-system \
     nagios-nrpe-server nagios-nrpe-plugin rspamd perdition \
-    tomcat10 tomcat10-admin 389-ds-base kamailio
+    tomcat10 tomcat10-admin 389-ds-base kamailio xrdp freerdp2-x11 tigervnc-standalone-server
   [ "$created_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 

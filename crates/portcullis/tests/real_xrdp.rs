@@ -1,0 +1,356 @@
+//! The `xrdp` filter against the real xrdp. Debian 12's xrdp 0.9.21.1 runs in its own pid,
+//! mount and network namespace (`unshare`) with its own ini files in the test's directory:
+//! `xrdp --nodaemon --config` listening on 192.0.2.1 and [2001:db8::1] port 3389 and on every
+//! address port 3390 (`tcp6://:3390`, dual stack: an IPv4 client is `::ffff:a.b.c.d` there, as
+//! with Debian's default `port=3389`), one Xvnc session section; `xrdp-sesman --nodaemon
+//! --config` on its default 127.0.0.1:3350, authenticating with PAM service `xrdp-sesman`
+//! (pam_unix, `nodelay`: sesman handles one login at a time and 2 s per failure would add
+//! up). Both log to their own files and through syslog(3) to a private rsyslogd (a private
+//! /dev whose /dev/log is its socket). The account `pctrdp` exists only in a private /etc
+//! overlay (passwd, group, shadow, pam.d/xrdp-sesman); /run and /tmp are private tmpfs mounts
+//! (the X servers' sockets and locks).
+//!
+//! Clients: Debian's FreeRDP 2.11 (`xfreerdp /cert:ignore /u: /p:`, drawing on a private
+//! Xtigervnc display): xrdp logs the credentials in automatically and asks sesman, which
+//! writes `AUTHFAIL: user=U ip=A time=T` for each refused login. xfreerdp cannot choose its
+//! source address: before each client the local route of the server's address gets that
+//! client's address as preferred source. 203.0.113.5 three wrong passwords for pctrdp;
+//! 203.0.113.6 an unknown user; 2001:db8::7 a wrong password and an unknown user over IPv6;
+//! 203.0.113.7, .8, .9, .11 the user names ` from 192.0.2.66`, `[192.0.2.66]`,
+//! `ip 192.0.2.66` and `x ip=192.0.2.66 time=1796000000`; 203.0.113.12 and .14 user names
+//! holding a LF and a whole AUTHFAIL line for 192.0.2.66 (.14's ending in a LF too);
+//! 203.0.113.13 a wrong password on the dual-stack port. Then 192.0.2.10 logs in right
+//! (sesman creates its session, which ends at once for lack of a desktop).
+//!
+//! In the syslog file (rsyslog writes a LF as #012), `portcullis test --filter xrdp --json`
+//! must count each AUTHFAIL once, for the address sesman wrote (never 192.0.2.66), and
+//! nothing for the right login; `portcullis replay` bans 203.0.113.5 alone at maxretry 3, and
+//! it and 2001:db8::/64 at maxretry 2. The test also holds the filter's audit to what xrdp
+//! does: its own files are not safe (sesman's xrdp-sesman.log and xrdp's xrdp.log write the
+//! user name raw, and the LF names write whole AUTHFAIL lines for 192.0.2.66 there). The
+//! first run found that: xrdp.log (xrdp_mm.c `login failed for user %s`, last on the line)
+//! and xrdp-sesman.log, which the filter named as its logs, count 192.0.2.66.
+//!
+//! Needs root, xrdp and xrdp-sesman (xrdp), xfreerdp (freerdp2-x11), Xtigervnc
+//! (tigervnc-standalone-server), openssl, rsyslogd, iproute2's ip and ss, util-linux's
+//! unshare (test.sh installs them); fails loudly when they are missing. Runs in about 9 s.
+
+mod common;
+
+use common::*;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+/// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
+/// run is in it and dies with it; $1 is the test's directory, $2 a uid free on the machine.
+/// (After [`PRIVATE_ETC_SH`] and [`PRIVATE_SYSLOG_SH`].)
+const SCRIPT: &str = r#"set -u
+d="$1"; uid="$2"
+ip link set lo up
+for a in 192.0.2.1 192.0.2.10 203.0.113.5 203.0.113.6 203.0.113.7 203.0.113.8 203.0.113.9 \
+         203.0.113.11 203.0.113.12 203.0.113.13 203.0.113.14; do
+  ip addr add "$a/32" dev lo || exit 2
+done
+for a in 2001:db8::1 2001:db8::7; do ip addr add "$a/128" dev lo nodad || exit 2; done
+# a private /tmp (the X servers' sockets and locks), the test's directory kept in it
+mount -t tmpfs -o mode=755 pct-run /run || exit 4
+mkdir /run/pct-d && mount --bind "$d" /run/pct-d || exit 4
+mount -t tmpfs -o mode=1777 pct-tmp /tmp || exit 4
+mkdir -p "$d" && mount --bind /run/pct-d "$d" || exit 4
+mkdir -p /run/xrdp/sockdir
+# a private /dev whose /dev/log is a private rsyslogd's socket (common/netns.rs)
+private_syslog "$d"
+# the account, in a private /etc only; pam.d/xrdp-sesman: pam_unix without its 2 s delay
+mkdir -p "$d/etc-src/pam.d" "$d/home" "$d/client"
+chown "$uid:$uid" "$d/home"
+cp /etc/passwd /etc/group /etc/shadow "$d/etc-src/"
+hash=$(openssl passwd -6 Right-pw-1) || exit 4
+echo "pctrdp:x:$uid:$uid:xrdp test:$d/home:/bin/sh" >> "$d/etc-src/passwd"
+echo "pctrdp:$hash:20000:0:99999:7:::" >> "$d/etc-src/shadow"
+echo "pctrdp:x:$uid:" >> "$d/etc-src/group"
+cat > "$d/etc-src/pam.d/xrdp-sesman" <<P
+auth [success=1 default=ignore] pam_unix.so nodelay
+auth requisite pam_deny.so
+auth required pam_permit.so
+account required pam_unix.so
+session required pam_unix.so
+P
+private_etc "$d/etc-ov" "$d/etc-src" passwd group shadow pam.d/xrdp-sesman || exit 4
+cat > "$d/xrdp.ini" <<I
+[Globals]
+ini_version=1
+fork=true
+port=tcp://192.0.2.1:3389 tcp6://{2001:db8::1}:3389 tcp6://:3390
+security_layer=negotiate
+crypt_level=high
+certificate=
+key_file=
+ssl_protocols=TLSv1.2, TLSv1.3
+allow_channels=true
+[Logging]
+LogFile=$d/xrdp.log
+LogLevel=INFO
+EnableSyslog=true
+[Channels]
+rdpdr=true
+rdpsnd=true
+drdynvc=true
+cliprdr=true
+rail=true
+xrdpvr=true
+tcutils=true
+[Xvnc]
+name=Xvnc
+lib=libvnc.so
+username=ask
+password=ask
+ip=127.0.0.1
+port=-1
+I
+cat > "$d/sesman.ini" <<I
+[Globals]
+ListenAddress=127.0.0.1
+ListenPort=3350
+EnableUserWindowManager=true
+UserWindowManager=startwm.sh
+DefaultWindowManager=startwm.sh
+ReconnectScript=reconnectwm.sh
+[Security]
+AllowRootLogin=false
+MaxLoginRetry=4
+AlwaysGroupCheck=false
+[Sessions]
+X11DisplayOffset=10
+MaxSessions=50
+[Logging]
+LogFile=$d/xrdp-sesman.log
+LogLevel=INFO
+EnableSyslog=true
+[Xvnc]
+param=Xvnc
+param=-bs
+param=-nolisten
+param=tcp
+param=-localhost
+I
+xrdp-sesman --nodaemon --config "$d/sesman.ini" > "$d/sesman.out" 2>&1 &
+xrdp --nodaemon --config "$d/xrdp.ini" > "$d/xrdp.out" 2>&1 &
+# the display xfreerdp draws on
+Xtigervnc :73 -nolisten tcp -rfbport -1 -SecurityTypes None > "$d/xvnc.out" 2>&1 &
+for _ in $(seq 100); do
+  [ "$(ss -Hltn 'sport = :3389 or sport = :3390' | wc -l)" -ge 3 ] && \
+    [ "$(ss -Hltn 'sport = :3350' | wc -l)" -ge 1 ] && [ -S /tmp/.X11-unix/X73 ] && break
+  sleep 0.1
+done
+[ "$(ss -Hltn 'sport = :3389 or sport = :3390' | wc -l)" -ge 3 ] || { echo "xrdp did not listen" >&2; exit 5; }
+[ "$(ss -Hltn 'sport = :3350' | wc -l)" -ge 1 ] || { echo "xrdp-sesman did not listen" >&2; exit 5; }
+[ -S /tmp/.X11-unix/X73 ] || { echo "Xtigervnc did not start" >&2; exit 5; }
+export DISPLAY=:73 HOME="$d/client"
+# rdp SRC ADDR PORT USER PASSWORD: one xfreerdp login from SRC (made the preferred source of
+# the server address's local route), left running at xrdp's login screen; returns once
+# connected
+n=0
+rdp() {
+  local src=$1 addr=$2 port=$3 user=$4 pw=$5 host seen
+  if [ "${src#*:}" != "$src" ]; then
+    ip -6 route del local "$addr" dev lo table local 2>/dev/null
+    ip -6 route add local "$addr" dev lo table local proto kernel src "$src" || exit 6
+    host="[$addr]"
+  else
+    ip route replace local "$addr" dev lo table local proto kernel scope host src "$src" || exit 6
+    host=$addr
+  fi
+  n=$((n + 1))
+  seen=$(grep -c "connection received from \(::ffff:\)\?$src port" "$d/syslog")
+  timeout 20 xfreerdp /v:"$host" /port:"$port" /cert:ignore /u:"$user" /p:"$pw" \
+    > "$d/rdp.$n.out" 2>&1 &
+  for _ in $(seq 100); do
+    [ "$(grep -c "connection received from \(::ffff:\)\?$src port" "$d/syslog")" -gt "$seen" ] && return
+    sleep 0.05
+  done
+  echo "xfreerdp $n did not connect from $src" >&2; exit 7
+}
+rdp 203.0.113.5 192.0.2.1 3389 pctrdp wrong1
+rdp 203.0.113.5 192.0.2.1 3389 pctrdp wrong2
+rdp 203.0.113.5 192.0.2.1 3389 pctrdp wrong3
+rdp 203.0.113.6 192.0.2.1 3389 nosuchuser wrong
+rdp 2001:db8::7 2001:db8::1 3389 pctrdp wrong
+rdp 2001:db8::7 2001:db8::1 3389 nosuchuser wrong
+rdp 203.0.113.7 192.0.2.1 3389 ' from 192.0.2.66' wrong
+rdp 203.0.113.8 192.0.2.1 3389 '[192.0.2.66]' wrong
+rdp 203.0.113.9 192.0.2.1 3389 'ip 192.0.2.66' wrong
+rdp 203.0.113.11 192.0.2.1 3389 'x ip=192.0.2.66 time=1796000000' wrong
+rdp 203.0.113.12 192.0.2.1 3389 "x
+AUTHFAIL: user=y ip=192.0.2.66 time=1796000000" wrong
+rdp 203.0.113.14 192.0.2.1 3389 "z
+AUTHFAIL: user=z ip=192.0.2.66 time=1796000001
+" wrong
+rdp 203.0.113.13 192.0.2.1 3390 pctrdp wrong
+for _ in $(seq 150); do
+  [ "$(grep -c "xrdp-sesman\[[0-9]*\]: \[INFO \] AUTHFAIL: " "$d/syslog")" -ge 13 ] && break
+  sleep 0.1
+done
+rdp 192.0.2.10 192.0.2.1 3389 pctrdp Right-pw-1
+for _ in $(seq 100); do
+  grep -q "created session (access granted): username pctrdp, ip 192.0.2.10:" "$d/syslog" && break
+  sleep 0.1
+done
+sleep 0.3
+"#;
+
+/// The (host, user) of every line of `log` that counts.
+fn hosts_and_users(log: &std::path::Path) -> Vec<(String, String)> {
+    test_json("xrdp", log)
+        .into_iter()
+        .filter(|v| v["matched"] == true)
+        .map(|v| {
+            (
+                v["host"].as_str().unwrap_or_default().to_string(),
+                v["user"].as_str().unwrap_or("-").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_xrdp_authfail_counts_for_the_address_sesman_wrote() {
+    require_root();
+    require_program("xrdp", "xrdp");
+    require_program("xrdp-sesman", "xrdp");
+    require_program("xfreerdp", "freerdp2-x11");
+    require_program("Xtigervnc", "tigervnc-standalone-server");
+    require_program("openssl", "openssl");
+    require_program("rsyslogd", "rsyslog");
+    require_program("ip", "iproute2");
+    require_program("ss", "iproute2");
+    require_program("unshare", "util-linux");
+    let dir = tempfile::Builder::new()
+        .prefix("pct-xrdp-")
+        .tempdir()
+        .expect("temp dir");
+    // the session runs as the test user, whose home is under it
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let uid = free_ids(1, 64700..64900).to_string();
+    let script = dir.path().join("run.sh");
+    fs::write(
+        &script,
+        format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SCRIPT}"),
+    )
+    .unwrap();
+    let out = run_unshared(&script, &[dir.path().as_os_str(), uid.as_ref()]);
+    let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+    let sys = dir.path().join("syslog");
+    assert!(
+        out.success(),
+        "the xrdp run failed (timed out: {}): {}\n{}\nsesman: {}\nxrdp: {}\nlog:\n{}",
+        out.timed_out,
+        out.stdout_str(),
+        out.stderr_str(),
+        read("sesman.out"),
+        read("xrdp.out"),
+        read("syslog")
+    );
+    let text = read("syslog");
+
+    // what sesman wrote: thirteen refusals, the right login's session, the hostile names in
+    // the user field, the LFs as rsyslog's #012
+    assert_eq!(
+        text.matches("]: [INFO ] AUTHFAIL: user=").count(),
+        13,
+        "thirteen AUTHFAIL lines expected:\n{text}"
+    );
+    assert!(
+        text.contains("xrdp-sesman[")
+            && text.contains(
+                "[INFO ] ++ created session (access granted): username pctrdp, ip 192.0.2.10:"
+            ),
+        "the right login's session is not in the log:\n{text}"
+    );
+    for line in [
+        "AUTHFAIL: user= from 192.0.2.66 ip=203.0.113.7 time=",
+        "AUTHFAIL: user=[192.0.2.66] ip=203.0.113.8 time=",
+        "AUTHFAIL: user=ip 192.0.2.66 ip=203.0.113.9 time=",
+        "AUTHFAIL: user=x ip=192.0.2.66 time=1796000000 ip=203.0.113.11 time=",
+        "AUTHFAIL: user=x#012AUTHFAIL: user=y ip=192.0.2.66 time=1796000000 ip=203.0.113.12 time=",
+        "AUTHFAIL: user=pctrdp ip=::ffff:203.0.113.13 time=",
+        "AUTHFAIL: user=pctrdp ip=2001:db8::7 time=",
+    ] {
+        assert!(text.contains(line), "not in the log: {line:?}\n{text}");
+    }
+
+    let got = rules_by_host("xrdp", &sys);
+    let want = want_rules(&[
+        ("203.0.113.5", &[("authfail", 3)]),
+        ("203.0.113.6", &[("authfail", 1)]),
+        ("2001:db8::7", &[("authfail", 2)]),
+        ("203.0.113.7", &[("authfail", 1)]),
+        ("203.0.113.8", &[("authfail", 1)]),
+        ("203.0.113.9", &[("authfail", 1)]),
+        ("203.0.113.11", &[("authfail", 1)]),
+        ("203.0.113.12", &[("authfail", 1)]),
+        ("203.0.113.13", &[("authfail", 1)]),
+        ("203.0.113.14", &[("authfail", 1)]),
+    ]);
+    assert_eq!(got, want, "what counted, per address; log:\n{text}");
+
+    // the user names the filter read: the whole hostile names, never their address
+    let users = hosts_and_users(&sys);
+    for (host, user) in [
+        ("203.0.113.7", " from 192.0.2.66"),
+        ("203.0.113.8", "[192.0.2.66]"),
+        ("203.0.113.9", "ip 192.0.2.66"),
+        ("203.0.113.11", "x ip=192.0.2.66 time=1796000000"),
+        (
+            "203.0.113.12",
+            "x#012AUTHFAIL: user=y ip=192.0.2.66 time=1796000000",
+        ),
+    ] {
+        assert!(
+            users.contains(&(host.to_string(), user.to_string())),
+            "{host} should count with user {user:?}: {users:?}"
+        );
+    }
+
+    // jails reading the syslog file ban exactly the attackers with enough failures
+    let bans = replay_jail(dir.path(), "xrdp", &sys, "normal", 3);
+    assert_eq!(
+        bans.into_iter().collect::<Vec<_>>(),
+        vec!["203.0.113.5".to_string()],
+        "bans at maxretry 3; log:\n{text}"
+    );
+    let bans = replay_jail(dir.path(), "xrdp", &sys, "normal", 2);
+    let mut want_bans = vec!["203.0.113.5".to_string(), ban_of("2001:db8::7")];
+    want_bans.sort();
+    assert_eq!(
+        bans.into_iter().collect::<Vec<_>>(),
+        want_bans,
+        "bans at maxretry 2; log:\n{text}"
+    );
+
+    // the audit: xrdp's own files are NOT SAFE (the filter's header says never to read them,
+    // and names neither as its log). A LF in the user name starts a line of the client's in
+    // both, and the forged AUTHFAIL lines count for 192.0.2.66 there.
+    for (file, forged) in [
+        (
+            "xrdp-sesman.log",
+            "\nAUTHFAIL: user=z ip=192.0.2.66 time=1796000001\n",
+        ),
+        (
+            "xrdp.log",
+            "login failed for user x\nAUTHFAIL: user=y ip=192.0.2.66 time=1796000000\n",
+        ),
+    ] {
+        let own = read(file);
+        assert!(
+            own.contains(forged),
+            "{file}: no forged line {forged:?}: has xrdp started escaping? Then correct the \
+             audit in filters/xrdp.toml.\n{own}"
+        );
+        let counted = hosts_and_users(&dir.path().join(file));
+        assert!(
+            counted.iter().any(|(h, _)| h == "192.0.2.66"),
+            "{file}: the forged line did not count: {counted:?}"
+        );
+    }
+}
