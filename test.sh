@@ -72,6 +72,8 @@ compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing=1
 [ -x /usr/sbin/kamailio ] || missing=1
 # the real xrdp test (xfreerdp draws on a private Xtigervnc display)
 [ -x /usr/sbin/xrdp ] && [ -x /usr/sbin/xrdp-sesman ] && [ -x /usr/bin/xfreerdp ] && [ -x /usr/bin/Xtigervnc ] || missing=1
+# the real Caddy test
+[ -x /usr/bin/caddy ] || missing=1
 if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
@@ -116,10 +118,11 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   # 389-ds-base: the real 389 Directory Server test
   # kamailio: the real Kamailio test
   # xrdp freerdp2-x11 tigervnc-standalone-server: the real xrdp test
+  # caddy: the real Caddy test
   # (without recommends: the tests need none of what they would bring)
   apt-get install -y -q --no-install-recommends dovecot-managesieved cockpit-ws cockpit-bridge cockpit-system \
     nagios-nrpe-server nagios-nrpe-plugin rspamd perdition \
-    tomcat10 tomcat10-admin 389-ds-base kamailio xrdp freerdp2-x11 tigervnc-standalone-server
+    tomcat10 tomcat10-admin 389-ds-base kamailio xrdp freerdp2-x11 tigervnc-standalone-server caddy
   [ "$created_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 
