@@ -74,6 +74,8 @@ compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing=1
 [ -x /usr/sbin/xrdp ] && [ -x /usr/sbin/xrdp-sesman ] && [ -x /usr/bin/xfreerdp ] && [ -x /usr/bin/Xtigervnc ] || missing=1
 # the real Caddy test
 [ -x /usr/bin/caddy ] || missing=1
+# the real OpenSMTPD test (it builds a small shim with cc: see the test)
+[ -x /usr/bin/cc ] || missing=1
 if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
@@ -119,10 +121,11 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   # kamailio: the real Kamailio test
   # xrdp freerdp2-x11 tigervnc-standalone-server: the real xrdp test
   # caddy: the real Caddy test
+  # gcc: the real OpenSMTPD test
   # (without recommends: the tests need none of what they would bring)
   apt-get install -y -q --no-install-recommends dovecot-managesieved cockpit-ws cockpit-bridge cockpit-system \
     nagios-nrpe-server nagios-nrpe-plugin rspamd perdition \
-    tomcat10 tomcat10-admin 389-ds-base kamailio xrdp freerdp2-x11 tigervnc-standalone-server caddy
+    tomcat10 tomcat10-admin 389-ds-base kamailio xrdp freerdp2-x11 tigervnc-standalone-server caddy gcc
   [ "$created_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 
@@ -137,7 +140,8 @@ fi
 #   Courier-IMAP (courier-imap and dovecot-imapd both provide imap-server; its libcourierauth
 #   is in usr/lib, not the multiarch directory),
 #   Cyrus IMAP (cyrus-imapd conflicts with dovecot-imapd; with sasl2-bin for saslpasswd2,
-#   whose saslauthd service would start if it were installed).
+#   whose saslauthd service would start if it were installed),
+#   OpenSMTPD (opensmtpd conflicts with postfix).
 # Endlessh too, though it conflicts with nothing: installed, its service would start a tarpit.
 # Done again only when Debian's version changes.
 unpack() { # NAME BINARY PACKAGE...
@@ -177,6 +181,7 @@ unpack pure-ftpd usr/sbin/pure-ftpd pure-ftpd
 unpack endlessh usr/bin/endlessh endlessh
 unpack courier usr/bin/imapd courier-imap courier-base courier-authdaemon courier-authlib courier-authlib-userdb
 unpack cyrus usr/lib/cyrus/bin/master cyrus-common cyrus-imapd cyrus-pop3d sasl2-bin
+unpack opensmtpd usr/sbin/smtpd opensmtpd
 
 # Matrix Synapse (tests/real_synapse.rs) comes from PyPI, pinned: Debian 12 has no
 # matrix-synapse in main (only Matrix.org's own apt repository, which this machine does not
