@@ -76,6 +76,8 @@ compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing=1
 [ -x /usr/bin/caddy ] || missing=1
 # the real OpenSMTPD test (it builds a small shim with cc: see the test)
 [ -x /usr/bin/cc ] || missing=1
+# the real Apache modules test (ModSecurity 2.9 without the CRS)
+[ -f /usr/lib/apache2/modules/mod_security2.so ] || missing=1
 if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
@@ -122,10 +124,11 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   # xrdp freerdp2-x11 tigervnc-standalone-server: the real xrdp test
   # caddy: the real Caddy test
   # gcc: the real OpenSMTPD test
+  # libapache2-mod-security2: the real Apache modules test
   # (without recommends: the tests need none of what they would bring)
   apt-get install -y -q --no-install-recommends dovecot-managesieved cockpit-ws cockpit-bridge cockpit-system \
     nagios-nrpe-server nagios-nrpe-plugin rspamd perdition \
-    tomcat10 tomcat10-admin 389-ds-base kamailio xrdp freerdp2-x11 tigervnc-standalone-server caddy gcc
+    tomcat10 tomcat10-admin 389-ds-base kamailio xrdp freerdp2-x11 tigervnc-standalone-server caddy gcc libapache2-mod-security2
   [ "$created_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 
