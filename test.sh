@@ -78,6 +78,8 @@ compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing=1
 [ -x /usr/bin/cc ] || missing=1
 # the real Apache modules test (ModSecurity 2.9 without the CRS)
 [ -f /usr/lib/apache2/modules/mod_security2.so ] || missing=1
+# the real TigerVNC test (VNC and Plain logins; python3-cryptography for the VNC DES answer)
+[ -x /usr/bin/Xtigervnc ] && [ -f /etc/pam.d/tigervnc ] && [ -d /usr/lib/python3/dist-packages/cryptography ] || missing=1
 if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
@@ -125,10 +127,11 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   # caddy: the real Caddy test
   # gcc: the real OpenSMTPD test
   # libapache2-mod-security2: the real Apache modules test
+  # python3-cryptography: the real TigerVNC test
   # (without recommends: the tests need none of what they would bring)
   apt-get install -y -q --no-install-recommends dovecot-managesieved cockpit-ws cockpit-bridge cockpit-system \
     nagios-nrpe-server nagios-nrpe-plugin rspamd perdition \
-    tomcat10 tomcat10-admin 389-ds-base kamailio xrdp freerdp2-x11 tigervnc-standalone-server caddy gcc libapache2-mod-security2
+    tomcat10 tomcat10-admin 389-ds-base kamailio xrdp freerdp2-x11 tigervnc-standalone-server caddy gcc libapache2-mod-security2 python3-cryptography
   [ "$created_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 
