@@ -1,0 +1,317 @@
+//! The `libreswan` filter against the real Libreswan. Debian 12's pluto 4.10 (package
+//! libreswan, unpacked by test.sh under /var/cache/portcullis-test/libreswan,
+//! PORTCULLIS_LIBRESWAN_ROOT elsewhere: it conflicts with strongswan-charon, which test.sh
+//! installs) runs as IKE responder in its own pid, mount and network namespace (`unshare`,
+//! /usr with the unpacked /usr above it, a private /run, its ipsec.conf, ipsec.secrets, NSS
+//! database and control socket in the test's directory through --config, --secretsfile,
+//! --nssdir and --rundir, so nothing under /etc is read for it), logging through syslog(3) to
+//! a private rsyslogd (a private /dev whose /dev/log is its socket), rsyslog's traditional
+//! file format. It offers four road-warrior templates (right=%any): IKEv2 PSK on 192.0.2.1
+//! and on 2001:db8::1, IKEv2 RSA (raw keys made by rsasigkey) on 192.0.2.2, IKEv1 Main Mode
+//! PSK on 192.0.2.3.
+//!
+//! A second pluto, driven by whack, is the initiator in ANOTHER network and mount namespace
+//! joined by a veth pair, logging to its own file only, one connection per attempt (no
+//! revival: `--impair revival`): 192.0.2.10 logs in with the right PSK, with its RSA key and
+//! over IKEv1 (must count nothing); 203.0.113.7 sends wrong PSKs as `@carol.example.net` and
+//! `@x 192.0.2.66`, an identity without a PSK, a wrong IKEv1 PSK, and two identities the
+//! server does not expect, with a double quote and a line feed around a forged pluto prefix
+//! (`@x" [1] 198.51.100.7 #1: authentication failed: y`); 2001:db8::66 sends two wrong PSKs
+//! over IPv6 (one as `@x 2001:db8::77`); 198.51.100.9 uses NULL authentication, asks for a
+//! responder identity the server does not have, sends a wrong PSK as `@198.51.100.7`, signs
+//! with a key that is not alice's and offers a PSK where RSA is wanted.
+//!
+//! `portcullis test --filter libreswan --json` must count each failure once, for the address
+//! of pluto's `"CONN"[N] ADDRESS #SERIAL:` prefix (never one inside an identity), and nothing
+//! for the legitimate client; `portcullis replay` with `maxretry = 2` bans the three attackers
+//! alone. The first run of this test found `Peer ID '...' mismatched on first found connection
+//! and no better connection found` (an identity that fits no connection: NULL auth, a wrong
+//! IDr), which the filter did not read, and that pluto logs a peer identity's line feed raw.
+//!
+//! Needs root, the unpacked libreswan (test.sh), certutil (libnss3-tools), rsyslogd,
+//! util-linux's unshare and nsenter, iproute2 (test.sh installs them); fails loudly when they
+//! are missing. Runs in about 5 s.
+
+mod common;
+
+use common::*;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+const LIBRESWAN_ROOT: &str = "/var/cache/portcullis-test/libreswan/root";
+
+/// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
+/// run is in it and dies with it; $1 is the test's directory, $2 the unpacked libreswan.
+const SCRIPT: &str = r#"set -u
+d="$1"
+root="$2"
+ip link set lo up
+mount -t tmpfs -o mode=755 pct-run /run
+# a private /dev whose /dev/log is a private rsyslogd's socket (common/netns.rs)
+private_syslog "$d"
+# the unpacked libreswan where its programs look for themselves (paths compiled in)
+mount -t overlay pct-usr -o "lowerdir=$root/usr:/usr" /usr || exit 4
+# the initiator's network and mount namespaces (its own /run below), joined by a veth pair
+unshare --net --mount --propagation private sleep 50 &
+ipid=$!
+for _ in $(seq 50); do [ "$(readlink /proc/$ipid/ns/net)" != "$(readlink /proc/self/ns/net)" ] && break; sleep 0.05; done
+in_ini() { nsenter -t "$ipid" -n -m "$@"; }
+ip link add veth-s type veth peer name veth-c netns "$ipid" || exit 2
+for a in 192.0.2.1 192.0.2.2 192.0.2.3; do ip addr add $a/24 dev veth-s; done
+ip addr add 2001:db8::1/64 dev veth-s nodad
+ip link set veth-s up
+ip route add 203.0.113.0/24 dev veth-s; ip route add 198.51.100.0/24 dev veth-s
+in_ini ip link set lo up
+for a in 192.0.2.10 203.0.113.7 198.51.100.9; do in_ini ip addr add $a/24 dev veth-c; done
+in_ini ip addr add 2001:db8::66/64 dev veth-c nodad
+in_ini ip link set veth-c up
+in_ini mount -t tmpfs -o mode=755 pct-run2 /run
+# the initiator logs to its own file only: its /dev/log leads nowhere
+in_ini mount --bind /dev/null "$d/log.sock"
+P=/usr/libexec/ipsec
+# NSS databases; RSA keys: the server's (responder), alice's and mallory's (initiator)
+mkdir -p "$d/resp/nss" "$d/ini/nss"
+certutil -N -d "sql:$d/resp/nss" --empty-password || exit 5
+certutil -N -d "sql:$d/ini/nss" --empty-password || exit 5
+newkey() { # NSSDIR: the new key's CKAID
+  $P/rsasigkey --nssdir "$1" --seeddev /dev/urandom 3072 2>&1 | sed -n 's/.*with CKAID \([0-9a-f]*\) .*/\1/p'
+}
+pubkey() { # NSSDIR CKAID
+  $P/showhostkey --nssdir "$1" --left --ckaid "$2" | sed -n 's/^[[:space:]]*leftrsasigkey=//p'
+}
+server=$(newkey "$d/resp/nss"); alice=$(newkey "$d/ini/nss"); mallory=$(newkey "$d/ini/nss")
+[ -n "$server" ] && [ -n "$alice" ] && [ -n "$mallory" ] || exit 5
+server_pub=$(pubkey "$d/resp/nss" "$server"); alice_pub=$(pubkey "$d/ini/nss" "$alice")
+[ -n "$server_pub" ] && [ -n "$alice_pub" ] || exit 5
+# the responder: road-warrior templates (right=%any), PSK over IPv4 and IPv6, RSA, IKEv1 PSK
+rw() { # NAME LEFT LEFTID AUTHBY IKEV2 [LINE...]
+  printf 'conn %s\n\tleft=%s\n\tleftid=%s\n\tright=%%any\n\tauthby=%s\n\tikev2=%s\n\tleftupdown=/bin/true\n\tauto=add\n' "$1" "$2" "$3" "$4" "$5"
+  shift 5
+  for l in "$@"; do printf '\t%s\n' "$l"; done
+}
+{
+  printf 'config setup\n\tuniqueids=no\n\tikev1-policy=accept\n'
+  rw rw-psk 192.0.2.1 @vpn.example.net secret insist
+  rw rw-v6 2001:db8::1 @vpn6.example.net secret insist
+  rw rw-rsa 192.0.2.2 @rsa.example.net rsasig insist "leftckaid=$server" rightid=@alice-rsa.example.net "rightrsasigkey=$alice_pub"
+  # (no retransmission of Main Mode R2 within the test's time: each would bring one more
+  # copy of a wrong-PSK peer's third message, logged and counted again)
+  rw rw-v1 192.0.2.3 192.0.2.3 secret no retransmit-interval=5000
+} > "$d/resp/ipsec.conf"
+cat > "$d/resp/ipsec.secrets" <<C
+@vpn.example.net @alice.example.net : PSK "right-key-1"
+@vpn.example.net @carol.example.net : PSK "carols-key"
+@vpn.example.net "@x 192.0.2.66" : PSK "carols-key"
+@vpn.example.net @198.51.100.7 : PSK "carols-key"
+@vpn6.example.net @carol.example.net : PSK "carols-key"
+@vpn6.example.net "@x 2001:db8::77" : PSK "carols-key"
+192.0.2.3 192.0.2.10 : PSK "v1-key"
+192.0.2.3 203.0.113.7 : PSK "v1-key"
+C
+# the initiator: one connection per attempt, each from its own source address
+ini() { # NAME LEFT LEFTID RIGHT RIGHTID AUTHBY IKEV2 [LINE...]
+  printf 'conn %s\n\tleft=%s\n\tleftid=%s\n\tright=%s\n\trightid=%s\n\tauthby=%s\n\tikev2=%s\n' "$1" "$2" "$3" "$4" "$5" "$6" "$7"
+  printf '\tkeyingtries=1\n\tesp=aes128-sha2_256\n\tleftupdown=/bin/true\n\tauto=add\n'
+  shift 7
+  for l in "$@"; do printf '\t%s\n' "$l"; done
+}
+rsa="leftckaid=$alice rightrsasigkey=$server_pub"
+{
+  printf 'config setup\n\tuniqueids=no\n\tikev1-policy=accept\n'
+  ini legit 192.0.2.10 @alice.example.net 192.0.2.1 @vpn.example.net secret insist
+  ini legit-rsa 192.0.2.10 @alice-rsa.example.net 192.0.2.2 @rsa.example.net rsasig insist "leftckaid=$alice" "rightrsasigkey=$server_pub"
+  ini legit-v1 192.0.2.10 192.0.2.10 192.0.2.3 192.0.2.3 secret no retransmit-interval=5000 retransmit-timeout=4s
+  ini bad1 203.0.113.7 @carol.example.net 192.0.2.1 @vpn.example.net secret insist
+  ini bad2 203.0.113.7 '"@x 192.0.2.66"' 192.0.2.1 @vpn.example.net secret insist
+  ini bad3 203.0.113.7 @mallory.example.net 192.0.2.1 @vpn.example.net secret insist
+  ini bad-v1 203.0.113.7 203.0.113.7 192.0.2.3 192.0.2.3 secret no retransmit-interval=5000 retransmit-timeout=4s
+  ini v6 2001:db8::66 @carol.example.net 2001:db8::1 @vpn6.example.net secret insist
+  ini v6b 2001:db8::66 '"@x 2001:db8::77"' 2001:db8::1 @vpn6.example.net secret insist
+  ini null 198.51.100.9 198.51.100.9 192.0.2.1 @vpn.example.net null insist
+  ini idr 198.51.100.9 @alice.example.net 192.0.2.1 @other.example.net secret insist
+  ini ipid 198.51.100.9 @198.51.100.7 192.0.2.1 @vpn.example.net secret insist
+  ini rsa-key 198.51.100.9 @alice-rsa.example.net 192.0.2.2 @rsa.example.net rsasig insist "leftckaid=$mallory" "rightrsasigkey=$server_pub"
+  ini rsa-psk 198.51.100.9 @alice-rsa.example.net 192.0.2.2 @rsa.example.net secret insist
+} > "$d/ini/ipsec.conf"
+cat > "$d/ini/ipsec.secrets" <<C
+@alice.example.net @vpn.example.net : PSK "right-key-1"
+192.0.2.10 192.0.2.3 : PSK "v1-key"
+%any %any : PSK "wrong-guess"
+C
+$P/pluto --nofork --config "$d/resp/ipsec.conf" --secretsfile "$d/resp/ipsec.secrets" --ipsecdir "$d/resp" --nssdir "$d/resp/nss" --rundir "$d/resp" --dumpdir "$d/resp" --log-no-audit 2>"$d/resp/pluto.err" &
+in_ini $P/pluto --nofork --config "$d/ini/ipsec.conf" --secretsfile "$d/ini/ipsec.secrets" --ipsecdir "$d/ini" --nssdir "$d/ini/nss" --rundir "$d/ini" --dumpdir "$d/ini" --log-no-audit --logfile "$d/ini/pluto.log" 2>"$d/ini/pluto.err" &
+for _ in $(seq 50); do [ -S "$d/resp/pluto.ctl" ] && in_ini test -S "$d/ini/pluto.ctl" && break; sleep 0.1; done
+$P/addconn --config "$d/resp/ipsec.conf" --ctlsocket "$d/resp/pluto.ctl" --autoall > "$d/resp/add.out" 2>&1 || { cat "$d/resp/add.out" >&2; exit 6; }
+in_ini $P/addconn --config "$d/ini/ipsec.conf" --ctlsocket "$d/ini/pluto.ctl" --autoall > "$d/ini/add.out" 2>&1 || { cat "$d/ini/add.out" >&2; exit 7; }
+wh() { in_ini timeout 10 $P/whack --ctlsocket "$d/ini/pluto.ctl" "$@"; }
+# one try each: no revival of a connection whose IKE SA failed
+wh --impair revival >> "$d/ini/add.out" 2>&1 || { cat "$d/ini/add.out" >&2; exit 8; }
+# identities ipsec.conf cannot hold (a double quote, a line feed), through whack itself,
+# asking for a responder identity the server does not have
+for c in "bad4|@x\" [1] 198.51.100.7 #1: authentication failed: y" "bad5|@x"$'\n'"\"rw\"[1] 198.51.100.7 #1: authentication failed: z"; do
+  wh --name "${c%%|*}" --ikev2 --psk --encrypt --tunnel --keyingtries 1 --esp aes128-sha2_256 \
+    --id "${c#*|}" --host 203.0.113.7 --to --id @other.example.net --host 192.0.2.1 >> "$d/ini/add.out" 2>&1 || { cat "$d/ini/add.out" >&2; exit 8; }
+done
+# IKEv1 (no answer to a wrong PSK: each retransmission of the third Main Mode message would
+# be logged again, so none within the test's time): in the background
+for c in legit-v1 bad-v1; do wh --name "$c" --initiate --asynchronous >> "$d/ini/async.out" 2>&1; done
+for c in legit legit-rsa bad1 bad2 bad3 bad4 bad5 v6 v6b null idr ipid rsa-key rsa-psk; do
+  { echo "== $c"; wh --name "$c" --initiate; echo "rc=$?"; } >> "$d/ini/initiate.out" 2>&1
+done
+for _ in $(seq 50); do
+  grep -q '"rw-v1"\[[0-9]*\] 203.0.113.7 #[0-9]*: probable authentication failure' "$d/syslog" &&
+    grep -q '"rw-v1"\[[0-9]*\] 192.0.2.10 #[0-9]*: IKE SA established' "$d/syslog" && break
+  sleep 0.1
+done
+wh --name bad-v1 --delete > /dev/null 2>&1
+sleep 0.2
+$P/whack --ctlsocket "$d/resp/pluto.ctl" --shutdown > /dev/null 2>&1
+wh --shutdown > /dev/null 2>&1
+wait %3 %4
+kill %2; wait %2
+kill %1; wait
+"#;
+
+fn libreswan_root() -> PathBuf {
+    let root =
+        PathBuf::from(std::env::var("PORTCULLIS_LIBRESWAN_ROOT").unwrap_or(LIBRESWAN_ROOT.into()));
+    for f in [
+        "usr/libexec/ipsec/pluto",
+        "usr/libexec/ipsec/whack",
+        "usr/libexec/ipsec/addconn",
+        "usr/libexec/ipsec/rsasigkey",
+        "usr/libexec/ipsec/showhostkey",
+    ] {
+        assert!(
+            root.join(f).is_file(),
+            "{} is missing: run test.sh (it downloads Debian's libreswan with `apt-get download` \
+             and unpacks it with `dpkg -x` under /var/cache/portcullis-test)",
+            root.join(f).display()
+        );
+    }
+    root
+}
+
+/// The initiator's attempts and whack's exit status for each: 0 when the IKE SA was
+/// established.
+fn attempts(text: &str) -> Vec<(String, bool)> {
+    text.split("== ")
+        .skip(1)
+        .map(|a| {
+            let name = a.lines().next().unwrap_or("").to_string();
+            let rc = a.lines().rev().find(|l| l.starts_with("rc=")).unwrap_or("");
+            (name, rc == "rc=0")
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_libreswan_failures_count_for_the_peer_address() {
+    require_root();
+    require_program("certutil", "libnss3-tools");
+    require_program("rsyslogd", "rsyslog");
+    require_program("unshare", "util-linux");
+    require_program("nsenter", "util-linux");
+    require_program("ip", "iproute2");
+    let root = libreswan_root();
+    let dir = tempfile::Builder::new()
+        .prefix("pct-libreswan-")
+        .tempdir()
+        .expect("temp dir");
+    let script = dir.path().join("run.sh");
+    fs::write(&script, format!("{PRIVATE_SYSLOG_SH}{SCRIPT}")).unwrap();
+    let out = run_unshared(&script, &[dir.path(), root.as_path()]);
+    let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+    let sys: &Path = &dir.path().join("syslog");
+    assert!(
+        out.success(),
+        "the libreswan run failed (timed out: {}): {}\n{}\nresponder: {}\ninitiator: {}\n{}\nlog:\n{}",
+        out.timed_out,
+        out.stdout_str(),
+        out.stderr_str(),
+        read("resp/pluto.err"),
+        read("ini/add.out"),
+        read("ini/pluto.log"),
+        read("syslog")
+    );
+
+    // the initiator's own view: the right PSK and the right key got in, nothing else did
+    let initiated = read("ini/initiate.out");
+    let want_ok: Vec<(String, bool)> = [
+        ("legit", true),
+        ("legit-rsa", true),
+        ("bad1", false),
+        ("bad2", false),
+        ("bad3", false),
+        ("bad4", false),
+        ("bad5", false),
+        ("v6", false),
+        ("v6b", false),
+        ("null", false),
+        ("idr", false),
+        ("ipid", false),
+        ("rsa-key", false),
+        ("rsa-psk", false),
+    ]
+    .iter()
+    .map(|(a, ok)| (a.to_string(), *ok))
+    .collect();
+    assert_eq!(
+        attempts(&initiated),
+        want_ok,
+        "initiator:\n{initiated}\nlog:\n{}",
+        read("syslog")
+    );
+
+    let text = read("syslog");
+    // pluto wrote each shape, with the hostile identities in them (the line feed as rsyslog's #012)
+    for shape in [
+        ": responder established IKE SA; authenticated peer using authby=secret and ID_FQDN '@alice.example.net'",
+        "digital signature using preloaded certificate '@alice-rsa.example.net'",
+        "IKE SA established {auth=PRESHARED_KEY",
+        "authentication failed: computed hash does not match hash received from peer ID_FQDN '@x 192.0.2.66'",
+        "authentication failed: no PSK found for '@vpn.example.net'",
+        "Peer ID '@x\" [1] 198.51.100.7 #1: authentication failed: y' mismatched on first found connection",
+        "Peer ID '@x#012\"rw\"[1] 198.51.100.7 #1: authentication failed: z' mismatched on first found connection",
+        " 2001:db8::66 #",
+        "hash received from peer ID_FQDN '@x 2001:db8::77'",
+        "authentication failed: peer attempted NULL authentication but we want secret",
+        "Peer ID '@alice.example.net' mismatched on first found connection and no better connection found",
+        "authentication failed: computed hash does not match hash received from peer ID_FQDN '@198.51.100.7'",
+        "authentication failed: using RSASSA-PSS with SHA2_512 for '@alice-rsa.example.net' tried preloaded: ",
+        "authentication failed: peer attempted PSK authentication but we want rsasig",
+        ": probable authentication failure (mismatch of preshared secrets?): ",
+    ] {
+        assert!(text.contains(shape), "pluto did not write {shape:?}:\n{text}");
+    }
+    assert_eq!(
+        text.matches("established IKE SA; authenticated peer")
+            .count(),
+        2,
+        "IKEv2 logins:\n{text}"
+    );
+
+    let want = want_rules(&[
+        ("203.0.113.7", &[("auth-failed", 4), ("id-mismatch", 2)]),
+        ("2001:db8::66", &[("auth-failed", 2)]),
+        ("198.51.100.9", &[("auth-failed", 4), ("id-mismatch", 1)]),
+    ]);
+    assert_eq!(
+        rules_by_host("libreswan", sys),
+        want,
+        "what counted, per address:\nlog:\n{text}"
+    );
+
+    // a jail with maxretry 2 bans the three attackers, and only them
+    let bans = replay_jail(dir.path(), "libreswan", sys, "normal", 2);
+    assert_eq!(
+        bans.into_iter().collect::<Vec<_>>(),
+        vec![
+            "198.51.100.9".to_string(),
+            ban_of("2001:db8::66"),
+            "203.0.113.7".to_string(),
+        ],
+        "bans:\nlog:\n{text}"
+    );
+}
