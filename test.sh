@@ -82,6 +82,8 @@ compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing=1
 [ -x /usr/bin/Xtigervnc ] && [ -f /etc/pam.d/tigervnc ] && [ -d /usr/lib/python3/dist-packages/cryptography ] || missing=1
 # the real Libreswan test (certutil makes pluto's NSS database)
 [ -x /usr/bin/certutil ] || missing=1
+# the real Syncthing test
+[ -x /usr/bin/syncthing ] || missing=1
 if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
@@ -131,10 +133,11 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   # libapache2-mod-security2: the real Apache modules test
   # python3-cryptography: the real TigerVNC test
   # libnss3-tools: the real Libreswan test
+  # syncthing: the real Syncthing test
   # (without recommends: the tests need none of what they would bring)
   apt-get install -y -q --no-install-recommends dovecot-managesieved cockpit-ws cockpit-bridge cockpit-system \
     nagios-nrpe-server nagios-nrpe-plugin rspamd perdition \
-    tomcat10 tomcat10-admin 389-ds-base kamailio xrdp freerdp2-x11 tigervnc-standalone-server caddy gcc libapache2-mod-security2 python3-cryptography libnss3-tools
+    tomcat10 tomcat10-admin 389-ds-base kamailio xrdp freerdp2-x11 tigervnc-standalone-server caddy gcc libapache2-mod-security2 python3-cryptography libnss3-tools syncthing
   [ "$created_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 
@@ -151,7 +154,8 @@ fi
 #   Cyrus IMAP (cyrus-imapd conflicts with dovecot-imapd; with sasl2-bin for saslpasswd2,
 #   whose saslauthd service would start if it were installed),
 #   OpenSMTPD (opensmtpd conflicts with postfix),
-#   Libreswan (libreswan conflicts with strongswan-charon).
+#   Libreswan (libreswan conflicts with strongswan-charon),
+#   Solid POP3 (solid-pop3d conflicts with dovecot-pop3d).
 # Endlessh too, though it conflicts with nothing: installed, its service would start a tarpit.
 # Done again only when Debian's version changes.
 unpack() { # NAME BINARY PACKAGE...
@@ -193,6 +197,7 @@ unpack courier usr/bin/imapd courier-imap courier-base courier-authdaemon courie
 unpack cyrus usr/lib/cyrus/bin/master cyrus-common cyrus-imapd cyrus-pop3d sasl2-bin
 unpack opensmtpd usr/sbin/smtpd opensmtpd
 unpack libreswan usr/libexec/ipsec/pluto libreswan
+unpack solid-pop3d usr/sbin/solid-pop3d solid-pop3d
 
 # Matrix Synapse (tests/real_synapse.rs) comes from PyPI, pinned: Debian 12 has no
 # matrix-synapse in main (only Matrix.org's own apt repository, which this machine does not
