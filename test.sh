@@ -84,6 +84,10 @@ compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing=1
 [ -x /usr/bin/certutil ] || missing=1
 # the real Syncthing test
 [ -x /usr/bin/syncthing ] || missing=1
+# the real Sendmail AUTH test (Cyrus SASL's PLAIN, LOGIN and sasldb modules)
+[ -f /usr/lib/x86_64-linux-gnu/sasl2/libplain.so.2 ] && [ -f /usr/lib/x86_64-linux-gnu/sasl2/liblogin.so.2 ] && [ -f /usr/lib/x86_64-linux-gnu/sasl2/libsasldb.so.2 ] || missing=1
+# the real LemonLDAP::NG test (the portal, its FastCGI server, and the Perl modules its LDAP backend and captcha plugin load)
+[ -x /usr/sbin/llng-fastcgi-server ] && perl -MLemonldap::NG::Portal::Main -MNet::LDAP -MIO::Socket::Timeout -MUnicode::String -MGD::SecurityImage -MImage::Magick -e1 2>/dev/null || missing=1
 if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
@@ -134,10 +138,12 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   # python3-cryptography: the real TigerVNC test
   # libnss3-tools: the real Libreswan test
   # syncthing: the real Syncthing test
+  # libsasl2-modules libsasl2-modules-db: the real Sendmail AUTH test
+  # liblemonldap-ng-portal-perl lemonldap-ng-fastcgi-server libnet-ldap-perl libio-socket-timeout-perl libunicode-string-perl libgd-securityimage-perl libimage-magick-perl: the real LemonLDAP::NG test
   # (without recommends: the tests need none of what they would bring)
   apt-get install -y -q --no-install-recommends dovecot-managesieved cockpit-ws cockpit-bridge cockpit-system \
     nagios-nrpe-server nagios-nrpe-plugin rspamd perdition \
-    tomcat10 tomcat10-admin 389-ds-base kamailio xrdp freerdp2-x11 tigervnc-standalone-server caddy gcc libapache2-mod-security2 python3-cryptography libnss3-tools syncthing
+    tomcat10 tomcat10-admin 389-ds-base kamailio xrdp freerdp2-x11 tigervnc-standalone-server caddy gcc libapache2-mod-security2 python3-cryptography libnss3-tools syncthing libsasl2-modules libsasl2-modules-db liblemonldap-ng-portal-perl lemonldap-ng-fastcgi-server libnet-ldap-perl libio-socket-timeout-perl libunicode-string-perl libgd-securityimage-perl libimage-magick-perl
   [ "$created_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 
@@ -145,7 +151,8 @@ fi
 # (dpkg -x) into /var/cache/portcullis-test/NAME/root and never installed, with every library
 # they need that the machine lacks, the whole closure (proftpd-core needs libmemcached11,
 # which needs libhashkit2):
-#   Exim (exim4-daemon-light conflicts with postfix: both provide mail-transport-agent),
+#   Exim (exim4-daemon-light conflicts with postfix: both provide mail-transport-agent; the
+#   heavy daemon too, for the spam-scanning test: the light one has no content scanning),
 #   Sendmail (sendmail-bin likewise; its binary is usr/libexec/sendmail/sendmail, the
 #   usr/sbin/sendmail-mta link is made by its postinst),
 #   ProFTPD and Pure-FTPd (each Conflicts: ftp-server, as vsftpd does),
@@ -189,6 +196,7 @@ unpack() { # NAME BINARY PACKAGE...
   echo "$v" > "$dir/version"
 }
 unpack exim usr/sbin/exim4 exim4-daemon-light exim4-base
+unpack exim-heavy usr/sbin/exim4 exim4-daemon-heavy exim4-base
 unpack sendmail usr/libexec/sendmail/sendmail sendmail-bin sendmail-base sendmail-cf
 unpack proftpd usr/sbin/proftpd proftpd-core
 unpack pure-ftpd usr/sbin/pure-ftpd pure-ftpd

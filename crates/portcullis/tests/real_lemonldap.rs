@@ -1,0 +1,393 @@
+//! The `lemonldap-ng` filter against the real LemonLDAP::NG portal. Debian 12's portal (2.16)
+//! runs in its own pid, mount and network namespace (`unshare`) under Debian's
+//! llng-fastcgi-server (two workers as www-data, a Unix socket in the test's directory),
+//! behind Debian's nginx on 192.0.2.1:80 and [2001:db8::1]:80 (no real_ip module: the portal
+//! gets the TCP peer as REMOTE_ADDR). The portal reads a private lemonldap-ng.ini (a private
+//! /etc overlay, `PRIVATE_ETC_SH`) naming a File configuration backend in the test's
+//! directory; its users are in a private slapd (dwho, rtyler and msmith, password = login,
+//! on 127.0.0.1). It logs through its Syslog logger (ident LLNG, the user log at facility
+//! auth) to a private rsyslogd (a private /dev whose /dev/log is its socket, rsyslog's
+//! traditional file format): the log the filter reads. Two configurations run one after the
+//! other: first `authentication = LDAP`, then `Combination` with `[L] or [D]` (LDAP, then
+//! the Demo backend).
+//!
+//! Clients (curl `--interface`, each login fetching the form's one-time token first, then
+//! POSTing user, password and token): under LDAP, 203.0.113.5 sends wrong passwords (one with
+//! `X-Forwarded-For: 192.0.2.66`), unknown users, and hostile names (`x (192.0.2.66)`,
+//! `192.0.2.66`, `a@192.0.2.66`, `x` + LF, `dwho` + LF, a CR LF and a whole forged line);
+//! 2001:db8:65::5 two wrong passwords (one with the forged header) and an unknown user;
+//! 198.51.100.10 logs in as dwho/dwho. Under Combination, 203.0.113.6 sends a wrong password,
+//! unknown and hostile names; 2001:db8:66::6 a wrong password and an unknown user;
+//! 198.51.100.10 logs in as rtyler/rtyler.
+//!
+//! What the run showed: names with a space, parenthesis or CR fail the portal's userControl
+//! (PE_MALFORMEDUSER) and log nothing under LDAP, "All schemes failed (A)" (no user, not
+//! counted) under Combination; a name ending in LF passes it (Perl's `$`) and rsyslog writes
+//! the LF as #012 in the line. Under Combination, the modules' own user-log lines come back as
+//! `[notice] Combination (MODULE): ...` (not read), except the LDAP bind's "Bad password for
+//! U (A)", which Lib/Net/LDAP.pm writes through the portal's logger as a plain `[warn]`: a
+//! wrong password there counts twice (bad-password and all-schemes), an unknown user once.
+//!
+//! `portcullis test --filter lemonldap-ng --json` must count each of those exactly, for the
+//! address nginx passed (never 192.0.2.66), and nothing for the legitimate logins; `portcullis
+//! replay` with `maxretry = 3` bans the four attackers and nothing else.
+//!
+//! Needs root, llng-fastcgi-server (lemonldap-ng-fastcgi-server, liblemonldap-ng-portal-perl
+//! and the Perl modules its LDAP backend and captcha plugin load: libnet-ldap-perl,
+//! libio-socket-timeout-perl, libunicode-string-perl, libgd-securityimage-perl,
+//! libimage-magick-perl), nginx, slapd and slapadd (slapd), curl, rsyslogd and util-linux's
+//! unshare; fails loudly when they are missing. Runs in about 6 s.
+
+mod common;
+
+use common::*;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+/// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
+/// run is in it and dies with it; $1 is the test's directory. (After [`PRIVATE_ETC_SH`] and
+/// [`PRIVATE_SYSLOG_SH`].)
+const SCRIPT: &str = r#"set -u
+d="$1"
+ip link set lo up
+for a in 192.0.2.1 198.51.100.10 203.0.113.5 203.0.113.6; do ip addr add "$a/32" dev lo || exit 2; done
+for a in 2001:db8::1 2001:db8:65::5 2001:db8:66::6; do ip addr add "$a/128" dev lo nodad || exit 2; done
+# a private /dev whose /dev/log is a private rsyslogd's socket (common/netns.rs)
+private_syslog "$d"
+mkdir -p "$d/etc-src/lemonldap-ng" "$d/conf" "$d/sessions/lock" "$d/psessions/lock" "$d/cache" \
+  "$d/db" "$d/nginx-tmp" "$d/run"
+# the portal reads /etc/lemonldap-ng/lemonldap-ng.ini only: a private /etc overlay holds it
+cat > "$d/etc-src/lemonldap-ng/lemonldap-ng.ini" <<I
+[all]
+logLevel = notice
+checkTime = 1
+[configuration]
+type = File
+dirName = $d/conf
+localStorage = Cache::FileCache
+localStorageOptions = { 'namespace' => 'lemonldap-ng-config', 'default_expires_in' => 600, 'cache_root' => '$d/cache', 'cache_depth' => 3 }
+[portal]
+staticPrefix = /static
+templateDir = /usr/share/lemonldap-ng/portal/templates
+languages = en
+[handler]
+status = 0
+I
+private_etc "$d/etc-ov" "$d/etc-src" lemonldap-ng/lemonldap-ng.ini || exit 4
+# the portal's configuration (File backend): LDAP first, then a Combination of LDAP and Demo
+conf() {
+  cat <<J
+{
+ "cfgNum": $1, "cfgAuthor": "portcullis test", "cfgDate": 1700000000, "cfgVersion": "2.16.1",
+ "domain": "example.com", "portal": "http://auth.example.com/", "securedCookie": 0,
+ "authentication": "$2", "userDB": "Same", "passwordDB": "LDAP", "registerDB": "Null",
+ "combination": "[L] or [D]",
+ "combModules": { "L": { "type": "LDAP", "for": 0, "over": {} }, "D": { "type": "Demo", "for": 0, "over": {} } },
+ "ldapServer": "ldap://127.0.0.1:389", "ldapBase": "ou=users,dc=example,dc=com",
+ "managerDn": "cn=admin,dc=example,dc=com", "managerPassword": "rootsecret",
+ "globalStorage": "Apache::Session::File",
+ "globalStorageOptions": { "Directory": "$d/sessions", "LockDirectory": "$d/sessions/lock" },
+ "persistentStorage": "Apache::Session::File",
+ "persistentStorageOptions": { "Directory": "$d/psessions", "LockDirectory": "$d/psessions/lock" },
+ "localSessionStorage": "Cache::FileCache",
+ "localSessionStorageOptions": { "cache_root": "$d/cache", "cache_depth": 3, "default_expires_in": 600, "namespace": "lemonldap-ng-sessions" },
+ "notification": 0, "exportedVars": {}, "locationRules": {}, "reloadUrls": {}
+}
+J
+}
+conf 1 LDAP > "$d/conf/lmConf-1.json"
+conf 2 Combination > "$d/conf2.json"
+# the directory: dwho, rtyler and msmith, password = login
+cat > "$d/slapd.conf" <<C
+include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+pidfile $d/slapd.pid
+argsfile $d/slapd.args
+modulepath /usr/lib/ldap
+moduleload back_mdb
+loglevel none
+database mdb
+suffix "dc=example,dc=com"
+rootdn "cn=admin,dc=example,dc=com"
+rootpw rootsecret
+directory $d/db
+maxsize 10485760
+C
+{
+  printf 'dn: dc=example,dc=com\nobjectClass: dcObject\nobjectClass: organization\no: Example\ndc: example\n\n'
+  printf 'dn: ou=users,dc=example,dc=com\nobjectClass: organizationalUnit\nou: users\n\n'
+  for u in dwho rtyler msmith; do
+    printf 'dn: uid=%s,ou=users,dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: %s\ncn: %s\nsn: %s\nuserPassword: %s\n\n' $u $u $u $u $u
+  done
+} > "$d/data.ldif"
+slapadd -f "$d/slapd.conf" -l "$d/data.ldif" > "$d/slapadd.out" 2>&1 || { cat "$d/slapadd.out" >&2; exit 5; }
+slapd -d 0 -h "ldap://127.0.0.1/" -f "$d/slapd.conf" 2>"$d/slapd.err" &
+slapd_pid=$!
+chown -R www-data:www-data "$d/run" "$d/conf" "$d/sessions" "$d/psessions" "$d/cache"
+cat > "$d/nginx.conf" <<N
+daemon off;
+user www-data;
+pid $d/nginx.pid;
+error_log $d/nginx.err;
+events { worker_connections 64; }
+http {
+  access_log $d/access.log;
+  client_body_temp_path $d/nginx-tmp/body;
+  fastcgi_temp_path $d/nginx-tmp/fcgi;
+  proxy_temp_path $d/nginx-tmp/proxy;
+  uwsgi_temp_path $d/nginx-tmp/uwsgi;
+  scgi_temp_path $d/nginx-tmp/scgi;
+  server {
+    listen 192.0.2.1:80;
+    listen [2001:db8::1]:80;
+    server_name auth.example.com;
+    location / {
+      include /etc/nginx/fastcgi_params;
+      fastcgi_pass unix:$d/run/llng.sock;
+      fastcgi_param HTTP_HOST \$host;
+      fastcgi_param LLTYPE psgi;
+      fastcgi_param SCRIPT_FILENAME /usr/share/lemonldap-ng/portal/htdocs/index.psgi;
+      fastcgi_param SCRIPT_NAME "";
+      fastcgi_param PATH_INFO \$uri;
+    }
+  }
+}
+N
+nginx -c "$d/nginx.conf" 2> "$d/nginx.stderr" &
+nginx_pid=$!
+# CONF: the FastCGI server (the portal compiles at the first request) on the socket
+llng() {
+  rm -f "$d/run/llng.sock"
+  llng-fastcgi-server --foreground -u www-data -g www-data -n 2 -s "$d/run/llng.sock" \
+    -p "$d/run/llng.pid" > "$d/llng$1.out" 2> "$d/llng$1.err" &
+  llng_pid=$!
+  for _ in $(seq 100); do [ -S "$d/run/llng.sock" ] && break; sleep 0.1; done
+  [ -S "$d/run/llng.sock" ] || { echo "llng-fastcgi-server did not start" >&2; exit 6; }
+}
+llng 1
+for _ in $(seq 100); do [ -s "$d/nginx.pid" ] && break; sleep 0.1; done
+# LABEL SRC USER PASSWORD [curl args]: the login form's token, then one POST; the answer
+# (HTTP status, whether a token was sent, the portal's message number) goes to answers
+login() {
+  local label=$1 src=$2 user=$3 pw=$4 host=192.0.2.1 tok msg; shift 4
+  case $src in *:*) host='[2001:db8::1]';; esac
+  tok=$(timeout 10 curl -s --interface "$src" -H 'Host: auth.example.com' "http://$host/" \
+    | sed -n 's/.*name="token" value="\([^"]*\)".*/\1/p' | head -1)
+  timeout 10 curl -s -o "$d/resp" -w "%{http_code}" --interface "$src" -H 'Host: auth.example.com' "$@" \
+    --data-urlencode "user=$user" --data-urlencode "password=$pw" --data-urlencode "token=$tok" \
+    "http://$host/" > "$d/code" 2>> "$d/curl.err"
+  msg=$(grep -o 'trmsg="[0-9]*"' "$d/resp" | head -1)
+  echo "$label $src $(cat "$d/code") token=${tok:+yes} ${msg:-none}" >> "$d/answers"
+}
+# 1. authentication = LDAP
+login legit 198.51.100.10 dwho dwho
+login wrong-pw 203.0.113.5 dwho wrong1
+login unknown 203.0.113.5 nobody wrong2
+login paren 203.0.113.5 'x (192.0.2.66)' wrong3
+login addr 203.0.113.5 192.0.2.66 wrong4
+login lf 203.0.113.5 $'x\n' wrong5
+login xff 203.0.113.5 rtyler wrong6 -H 'X-Forwarded-For: 192.0.2.66'
+login at 203.0.113.5 'a@192.0.2.66' wrong7
+login crlf 203.0.113.5 $'x\r\nDec  4 00:00:01 sso LLNG[1]: [warn] Bad password for a (192.0.2.66)' wrong8
+login user-lf 203.0.113.5 $'dwho\n' wrong9
+login wrong-pw 2001:db8:65::5 msmith wrong10
+login unknown 2001:db8:65::5 ghost wrong11
+login xff 2001:db8:65::5 dwho wrong12 -H 'X-Forwarded-For: 192.0.2.66'
+# 2. authentication = Combination, [L] or [D]
+kill $llng_pid; wait $llng_pid
+install -o www-data -g www-data -m 640 "$d/conf2.json" "$d/conf/lmConf-2.json"
+llng 2
+login legit 198.51.100.10 rtyler rtyler
+login wrong-pw 203.0.113.6 dwho wrong1
+login unknown 203.0.113.6 nobody wrong2
+login addr 203.0.113.6 192.0.2.66 wrong3
+login paren 203.0.113.6 'x (192.0.2.66)' wrong4
+login addr-lf 203.0.113.6 $'192.0.2.66\n' wrong5
+login wrong-pw 2001:db8:66::6 msmith wrong6
+login unknown 2001:db8:66::6 ghost wrong7
+for _ in $(seq 50); do grep -q "All schemes failed for user ghost" "$d/syslog" 2>/dev/null && break; sleep 0.1; done
+kill $llng_pid $nginx_pid $slapd_pid
+wait $llng_pid $nginx_pid $slapd_pid
+kill %1
+wait
+"#;
+
+/// Panics unless perl loads `module`, saying which Debian `package` brings it.
+fn require_perl_module(module: &str, package: &str) {
+    let ok = Command::new("perl")
+        .args([&format!("-M{module}"), "-e1"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(ok, "perl module {module} is missing: install {package}");
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_lemonldap_failures_count_for_the_client_nginx_passed() {
+    require_root();
+    require_program("llng-fastcgi-server", "lemonldap-ng-fastcgi-server");
+    require_program("nginx", "nginx");
+    require_program("slapd", "slapd");
+    require_program("slapadd", "slapd");
+    require_program("curl", "curl");
+    require_program("perl", "perl");
+    require_program("rsyslogd", "rsyslog");
+    require_program("unshare", "util-linux");
+    for (module, package) in [
+        ("Lemonldap::NG::Portal::Main", "liblemonldap-ng-portal-perl"),
+        ("Net::LDAP", "libnet-ldap-perl"),
+        ("IO::Socket::Timeout", "libio-socket-timeout-perl"),
+        ("Unicode::String", "libunicode-string-perl"),
+        ("GD::SecurityImage", "libgd-securityimage-perl"),
+        ("Image::Magick", "libimage-magick-perl"),
+    ] {
+        require_perl_module(module, package);
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("pct-llng-")
+        .tempdir()
+        .expect("temp dir");
+    // the portal's workers (www-data) reach their socket and files under it
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let script = dir.path().join("run.sh");
+    fs::write(
+        &script,
+        format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SCRIPT}"),
+    )
+    .unwrap();
+    let out = run_unshared(&script, &[dir.path()]);
+    let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+    let sys = dir.path().join("syslog");
+    let text = read("syslog");
+    assert!(
+        out.success(),
+        "the portal run failed (timed out: {}): {}\n{}\nllng: {}{}\nnginx: {}{}\nlog:\n{text}",
+        out.timed_out,
+        out.stdout_str(),
+        out.stderr_str(),
+        read("llng1.err"),
+        read("llng2.err"),
+        read("nginx.stderr"),
+        read("nginx.err"),
+    );
+
+    // what the clients saw: the legitimate logins redirected (302), every other one refused
+    // with PE_BADCREDENTIALS (5), the names with a space or CR with PE_MALFORMEDUSER (40);
+    // every POST carried the form's token
+    let answers = read("answers");
+    let want_answers = "\
+legit 198.51.100.10 302 token=yes none
+wrong-pw 203.0.113.5 200 token=yes trmsg=\"5\"
+unknown 203.0.113.5 200 token=yes trmsg=\"5\"
+paren 203.0.113.5 200 token=yes trmsg=\"40\"
+addr 203.0.113.5 200 token=yes trmsg=\"5\"
+lf 203.0.113.5 200 token=yes trmsg=\"5\"
+xff 203.0.113.5 200 token=yes trmsg=\"5\"
+at 203.0.113.5 200 token=yes trmsg=\"5\"
+crlf 203.0.113.5 200 token=yes trmsg=\"40\"
+user-lf 203.0.113.5 200 token=yes trmsg=\"5\"
+wrong-pw 2001:db8:65::5 200 token=yes trmsg=\"5\"
+unknown 2001:db8:65::5 200 token=yes trmsg=\"5\"
+xff 2001:db8:65::5 200 token=yes trmsg=\"5\"
+legit 198.51.100.10 302 token=yes none
+wrong-pw 203.0.113.6 200 token=yes trmsg=\"5\"
+unknown 203.0.113.6 200 token=yes trmsg=\"5\"
+addr 203.0.113.6 200 token=yes trmsg=\"5\"
+paren 203.0.113.6 200 token=yes trmsg=\"40\"
+addr-lf 203.0.113.6 200 token=yes trmsg=\"5\"
+wrong-pw 2001:db8:66::6 200 token=yes trmsg=\"5\"
+unknown 2001:db8:66::6 200 token=yes trmsg=\"5\"
+";
+    assert_eq!(
+        answers,
+        want_answers,
+        "the portal's answers; curl: {}\nlog:\n{text}",
+        read("curl.err")
+    );
+
+    // what the portal wrote: both legitimate logins, the hostile names as typed (a LF as
+    // rsyslog's #012), the Combination's wrapped module lines, and no line of a client's making
+    for line in [
+        "[notice] dwho connected",
+        "[notice] rtyler connected",
+        "[warn] Bad password for rtyler (203.0.113.5)",
+        "[warn] 192.0.2.66 was not found in LDAP directory (203.0.113.5)",
+        "[warn] x#012 was not found in LDAP directory (203.0.113.5)",
+        "[warn] Bad password for dwho (2001:db8:65::5)",
+        "[warn] Bad password for dwho (203.0.113.6)",
+        "[notice] Combination (Lemonldap::NG::Portal::Auth::Demo): Bad password for dwho\n",
+        "[notice] Combination (Lemonldap::NG::Portal::Lib::LDAP): nobody was not found in LDAP directory (203.0.113.6)",
+        "[warn] All schemes failed for user 192.0.2.66#012 (203.0.113.6)",
+        "[warn] All schemes failed (203.0.113.6)",
+    ] {
+        assert!(text.contains(line), "not in the log: {line:?}\nlog:\n{text}");
+    }
+    assert!(
+        !text.contains("(192.0.2.66)") && !text.contains("00:00:01"),
+        "a client's text named an address of its own or forged a line:\n{text}"
+    );
+    let failures = text
+        .lines()
+        .filter(|l| {
+            l.contains(" LLNG[")
+                && (l.contains("[warn] Bad password for ")
+                    || (l.contains("[warn] ") && l.contains(" was not found in LDAP directory ("))
+                    || l.contains("[warn] All schemes failed for user "))
+        })
+        .count();
+    assert_eq!(failures, 18, "the portal's failure lines:\n{text}");
+
+    // what counted, per address and rule
+    let got = rules_by_host("lemonldap-ng", &sys);
+    let want = want_rules(&[
+        ("203.0.113.5", &[("bad-password", 2), ("user-not-found", 5)]),
+        (
+            "2001:db8:65::5",
+            &[("bad-password", 2), ("user-not-found", 1)],
+        ),
+        ("203.0.113.6", &[("bad-password", 1), ("all-schemes", 4)]),
+        ("2001:db8:66::6", &[("bad-password", 1), ("all-schemes", 2)]),
+    ]);
+    assert_eq!(got, want, "what counted, per address; log:\n{text}");
+
+    // the user names the filter read: the whole hostile names, never an address of theirs
+    let users: Vec<(String, String)> = test_json("lemonldap-ng", &sys)
+        .into_iter()
+        .filter(|v| v["matched"] == true)
+        .map(|v| {
+            (
+                v["host"].as_str().unwrap_or_default().to_string(),
+                v["user"].as_str().unwrap_or("-").to_string(),
+            )
+        })
+        .collect();
+    for (host, user) in [
+        ("203.0.113.5", "192.0.2.66"),
+        ("203.0.113.5", "a@192.0.2.66"),
+        ("203.0.113.5", "x#012"),
+        ("203.0.113.5", "dwho#012"),
+        ("203.0.113.6", "192.0.2.66"),
+        ("203.0.113.6", "192.0.2.66#012"),
+    ] {
+        assert!(
+            users.contains(&(host.to_string(), user.to_string())),
+            "{host} should count with user {user:?}: {users:?}"
+        );
+    }
+
+    // a jail with maxretry 3 bans the four attackers (an IPv6 client by its /64, the default
+    // prefix), never the legitimate client nor the addresses the clients wrote
+    let bans = replay_jail(dir.path(), "lemonldap-ng", &sys, "normal", 3);
+    assert_eq!(
+        bans.into_iter().collect::<Vec<_>>(),
+        vec![
+            "2001:db8:65::/64".to_string(),
+            "2001:db8:66::/64".to_string(),
+            "203.0.113.5".to_string(),
+            "203.0.113.6".to_string(),
+        ],
+        "bans; log:\n{text}"
+    );
+}

@@ -1,0 +1,630 @@
+//! The `sendmail-auth` filter against the real Sendmail 8.17 of Debian 12, built with Cyrus
+//! SASL. Debian's sendmail-bin conflicts with postfix (both provide mail-transport-agent),
+//! so test.sh unpacks it (sendmail-bin, sendmail-base, sendmail-cf) under
+//! /var/cache/portcullis-test/sendmail/root (PORTCULLIS_SENDMAIL_ROOT elsewhere), as for
+//! tests/real_sendmail.rs; the SASL password database is written by Debian's saslpasswd2
+//! from sasl2-bin, which test.sh unpacks with Cyrus under /var/cache/portcullis-test/cyrus
+//! (PORTCULLIS_CYRUS_ROOT elsewhere; sasl2-bin is never installed: its postinst would set
+//! up saslauthd). The SASL library and its PLAIN, LOGIN and sasldb plugins are the host's
+//! (libsasl2-2, libsasl2-modules, libsasl2-modules-db).
+//!
+//! One bash script runs as pid 1 of new pid, mount and network namespaces (`unshare`):
+//! 192.0.2.1 and 2001:db8::1 for Sendmail, the clients' addresses on the same loopback; /etc
+//! an overlay (`private_etc`) holding the test's passwd (a local user alice, never created
+//! on the host), group, nsswitch.conf (files only: no DNS), hosts and sasl2/Sendmail.conf
+//! (pwcheck_method auxprop, auxprop_plugin sasldb, the test's sasldb2, mech_list PLAIN
+//! LOGIN); a private /dev whose /dev/log is a private rsyslogd (`private_syslog`: rsyslog's
+//! traditional file format and default escaping). saslpasswd2 writes alice@mx.example.net
+//! (password correct-horse); m4 builds sendmail.cf from the unpacked sendmail-cf (LogLevel
+//! 9, confAUTH_MECHANISMS and TRUST_AUTH_MECH PLAIN LOGIN, the local mailer /bin/true);
+//! `sendmail -bD -L sm-mta` runs in a private UTS namespace (host name mx.example.net).
+//!
+//! Clients (Debian's python3, raw sockets), one source address per scenario:
+//! * 203.0.113.10: wrong passwords for alice, twice with AUTH PLAIN and once with AUTH LOGIN,
+//!   each in its own session;
+//! * 203.0.113.11: unknown users (PLAIN `nosuch`, LOGIN `ghost`) and hostile user names, each
+//!   in its own session: `x [192.0.2.66]`, `relay=192.0.2.66`, `a, relay=[192.0.2.66]`,
+//!   `x, relay=[IPv6:2001:db8::66] (may be forged)` (LOGIN), 200 `u` then ` [192.0.2.66]`
+//!   (Sendmail keeps 64 bytes), and a name holding a LF and a whole forged failure line;
+//! * 203.0.113.12: three failed AUTH PLAIN in one session (Sendmail's own warning
+//!   `possible SMTP attack: command=AUTH, count=3` follows the third);
+//! * 203.0.113.13: three `AUTH CRAM-MD5` (not offered: 504, no failure line) in one session:
+//!   the warning alone;
+//! * 2001:db8::50: a wrong password (PLAIN) and an unknown user (LOGIN) over IPv6;
+//! * 198.51.100.7, the legitimate client, last: AUTH PLAIN with the right password and a
+//!   mail to alice, then AUTH LOGIN with the right password.
+//!
+//! Asserted: what Sendmail wrote (every `AUTH failure` and `possible SMTP attack` message,
+//! exactly; the hostile names as Sendmail cut and escaped them: `%.64s`, the LF written `\n`
+//! by sm_syslog()'s str2prt(), so no line is forged; the legitimate client's `AUTH=server`
+//! lines and the delivery); `portcullis test --filter sendmail-auth --json` counts each
+//! failure once for the address Sendmail wrote last in `relay=`, each warning for the address
+//! before it, and nothing for 198.51.100.7 or 192.0.2.66; `portcullis replay` (mode
+//! normal) bans with maxretry 1 every attacker, with 2 all but the lone warning, with 4 only
+//! 203.0.113.11 (the warning after 203.0.113.12's three failures is a followup of the same
+//! session: it adds nothing), with 9 nobody.
+//!
+//! Needs root, the unpacked Sendmail and sasl2-bin (test.sh), libsasl2-modules and
+//! libsasl2-modules-db, m4, rsyslogd, python3, iproute2, procps and util-linux; fails loudly
+//! when they are missing. Runs in about 3 s.
+
+mod common;
+
+use common::*;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+const FILTER: &str = "sendmail-auth";
+const LEGIT: &str = "198.51.100.7";
+/// The address the clients type into user names.
+const INJECTED: &str = "192.0.2.66";
+/// Where test.sh unpacks the .debs (PORTCULLIS_SENDMAIL_ROOT and PORTCULLIS_CYRUS_ROOT
+/// override them).
+const SENDMAIL_ROOT: &str = "/var/cache/portcullis-test/sendmail/root";
+const CYRUS_ROOT: &str = "/var/cache/portcullis-test/cyrus/root";
+const SENDMAIL_BIN: &str = "usr/libexec/sendmail/sendmail";
+const SASLPASSWD2_BIN: &str = "usr/sbin/saslpasswd2";
+/// The SASL plugins Sendmail and saslpasswd2 load (the host's).
+const SASL_PLUGINS: [(&str, &str); 3] = [
+    (
+        "/usr/lib/x86_64-linux-gnu/sasl2/libplain.so.2",
+        "libsasl2-modules",
+    ),
+    (
+        "/usr/lib/x86_64-linux-gnu/sasl2/liblogin.so.2",
+        "libsasl2-modules",
+    ),
+    (
+        "/usr/lib/x86_64-linux-gnu/sasl2/libsasldb.so.2",
+        "libsasl2-modules-db",
+    ),
+];
+
+/// Run as pid 1 of the new pid, mount and network namespace (bash), after
+/// [`PRIVATE_ETC_SH`] and [`PRIVATE_SYSLOG_SH`]: $1 the test's directory, $2 the unpacked
+/// Sendmail, $3 the unpacked Cyrus (saslpasswd2).
+const SCRIPT: &str = r#"set -u
+d="$1"; root="$2"; cyrus="$3"
+ip link set lo up
+for a in 192.0.2.1 203.0.113.10 203.0.113.11 203.0.113.12 203.0.113.13 198.51.100.7; do
+  ip addr add "$a/32" dev lo || exit 2
+done
+for a in 2001:db8::1 2001:db8::50; do ip addr add "$a/128" dev lo nodad || exit 2; done
+private_etc "$d/etc-ov" "$d/etc" passwd group nsswitch.conf hosts sasl2/Sendmail.conf
+# a private /dev whose /dev/log is a private rsyslogd's socket (common/netns.rs)
+private_syslog "$d"
+libs="$root/usr/lib/x86_64-linux-gnu"
+sm="$root/usr/libexec/sendmail/sendmail"
+# the SASL password database: alice@mx.example.net (Sendmail's realm is its host name)
+printf 'correct-horse' | LD_LIBRARY_PATH="$cyrus/usr/lib/x86_64-linux-gnu" \
+  "$cyrus/usr/sbin/saslpasswd2" -p -c -f "$d/sasldb2" -u mx.example.net alice \
+  2>"$d/saslpasswd2.err" || exit 5
+chmod 600 "$d/sasldb2"
+m4 "$d/sendmail.mc" > "$d/sendmail.cf" 2>"$d/m4.err" && [ ! -s "$d/m4.err" ] || exit 6
+mkdir -p "$d/mqueue"
+LD_LIBRARY_PATH="$libs" "$sm" -C "$d/sendmail.cf" -bi > "$d/bi.out" 2>&1 || exit 7
+LD_LIBRARY_PATH="$libs" unshare --uts sh -c 'hostname mx.example.net && exec "$@"' sh \
+  "$sm" -C "$d/sendmail.cf" -bD -L sm-mta 2>"$d/sendmail.err" &
+up() { [ -n "$(ss -Hltn "src $1 and sport = :25")" ]; }
+for _ in $(seq 200); do
+  up 192.0.2.1 && up '[2001:db8::1]' && grep -q 'sm-mta\[[0-9]*\]: starting daemon (' "$d/syslog" && break
+  sleep 0.1
+done
+up 192.0.2.1 && up '[2001:db8::1]' || { echo "sendmail did not start" >&2; exit 4; }
+timeout 40 python3 "$d/client.py" > "$d/client.out" 2>&1 || { echo "the clients failed" >&2; exit 8; }
+# every session and the delivery have ended (only the daemon is left), then the log is still
+for _ in $(seq 100); do
+  [ "$(pgrep -c -x sendmail)" -le 1 ] && grep -q ', stat=Sent' "$d/syslog" && break
+  sleep 0.1
+done
+sleep 0.3
+kill %2
+wait %2
+kill %1
+wait
+"#;
+
+/// The clients (Debian's python3). Exits non-zero when Sendmail answers something unexpected.
+const CLIENT_PY: &str = r##"# SMTP AUTH clients of crates/portcullis/tests/real_sendmail_auth.rs: one source address
+# per scenario, the scenarios on threads, the legitimate client last; 10 s socket timeouts.
+import base64
+import socket
+import sys
+import threading
+import traceback
+
+SERVER, SERVER_V6, LEGIT = "192.0.2.1", "2001:db8::1", "198.51.100.7"
+FORGED = b"sm-mta[1]: AUTH failure (PLAIN): authentication failure (-13) SASL(-13): x, relay=[192.0.2.66]"
+errors = []
+
+
+def expect(what, got, prefix):
+    if not got.startswith(prefix):
+        errors.append("%s: expected %r, got %r" % (what, prefix, got))
+
+
+class Conn:
+    def __init__(self, src):
+        self.src = src
+        server = SERVER_V6 if ":" in src else SERVER
+        self.sk = socket.create_connection((server, 25), timeout=10, source_address=(src, 0))
+        self.f = self.sk.makefile("rb")
+        expect(src + " banner", self.reply(), b"220 ")
+        self.cmd(b"EHLO client.example.com", b"250")
+
+    def reply(self):
+        out = b""
+        for _ in range(50):
+            l = self.f.readline()
+            out += l
+            if len(l) < 4 or l[3:4] != b"-":
+                break
+        return out
+
+    def cmd(self, data, want):
+        self.sk.sendall(data + b"\r\n")
+        got = self.reply()
+        expect(self.src + " " + repr(data[:60]), got, want)
+        return got
+
+    def quit(self):
+        self.cmd(b"QUIT", b"221 ")
+        self.sk.close()
+
+
+def plain(c, user, pw, want=b"535 "):
+    c.cmd(b"AUTH PLAIN " + base64.b64encode(b"\0" + user + b"\0" + pw), want)
+
+
+def login(c, user, pw, want=b"535 "):
+    c.cmd(b"AUTH LOGIN", b"334 ")
+    c.cmd(base64.b64encode(user), b"334 ")
+    c.cmd(base64.b64encode(pw), want)
+
+
+def one(src, mech, user, pw=b"wrong"):
+    c = Conn(src)
+    mech(c, user, pw)
+    c.quit()
+
+
+def s10(src):
+    one(src, plain, b"alice")
+    one(src, plain, b"alice", b"guess")
+    one(src, login, b"alice")
+
+
+def s11(src):
+    one(src, plain, b"nosuch")
+    one(src, login, b"ghost")
+    one(src, plain, b"x [192.0.2.66]")
+    one(src, plain, b"relay=192.0.2.66")
+    one(src, plain, b"a, relay=[192.0.2.66]")
+    one(src, login, b"x, relay=[IPv6:2001:db8::66] (may be forged)")
+    one(src, plain, b"u" * 200 + b" [192.0.2.66]")
+    one(src, plain, b"x\n" + FORGED)
+
+
+def s12(src):
+    c = Conn(src)
+    for i in range(3):
+        plain(c, b"alice", b"guess%d" % i)
+    c.quit()
+
+
+def s13(src):
+    c = Conn(src)
+    for _ in range(3):
+        c.cmd(b"AUTH CRAM-MD5", b"504 ")
+    c.quit()
+
+
+def s50(src):
+    one(src, plain, b"alice")
+    one(src, login, b"nosuch")
+
+
+def legit():
+    c = Conn(LEGIT)
+    plain(c, b"alice", b"correct-horse", b"235 ")
+    c.cmd(b"MAIL FROM:<alice@example.net>", b"250 ")
+    c.cmd(b"RCPT TO:<alice@example.net>", b"250 ")
+    c.cmd(b"DATA", b"354 ")
+    c.cmd(b"Subject: hello\r\n\r\nhello\r\n.", b"250 ")
+    c.quit()
+    c = Conn(LEGIT)
+    login(c, b"alice", b"correct-horse", b"235 ")
+    c.quit()
+
+
+def run(f, *args):
+    try:
+        f(*args)
+    except Exception as e:  # noqa: BLE001 - reported below, the test fails
+        where = traceback.extract_tb(e.__traceback__)[-1]
+        errors.append("%s%r: %r at line %d" % (f.__name__, args, e, where.lineno))
+
+
+ATTACKS = [(s10, "203.0.113.10"), (s11, "203.0.113.11"), (s12, "203.0.113.12"),
+           (s13, "203.0.113.13"), (s50, "2001:db8::50")]
+threads = [threading.Thread(target=run, args=a) for a in ATTACKS]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join(30)
+run(legit)
+if any(t.is_alive() for t in threads):
+    errors.append("a client thread did not finish in 30 s")
+for e in errors:
+    print("client error:", e, file=sys.stderr)
+sys.exit(1 if errors else 0)
+"##;
+
+/// sendmail.mc: @CF@ is the unpacked sendmail-cf's cf directory, @DIR@ the test's directory
+/// (under /tmp: DontBlameSendmail=TrustStickyBit).
+const SENDMAIL_MC: &str = "divert(-1)
+include(`@CF@/m4/cf.m4')
+divert(0)dnl
+define(`confDONT_BLAME_SENDMAIL', `TrustStickyBit')dnl
+OSTYPE(`linux')dnl
+define(`confDOMAIN_NAME', `mx.example.net')dnl
+define(`confLOG_LEVEL', `9')dnl
+define(`QUEUE_DIR', `@DIR@/mqueue')dnl
+define(`confPID_FILE', `@DIR@/sendmail.pid')dnl
+define(`ALIAS_FILE', `@DIR@/aliases')dnl
+define(`confSERVICE_SWITCH_FILE', `@DIR@/service.switch')dnl
+define(`confHOSTS_FILE', `@DIR@/hosts')dnl
+define(`confDEAD_LETTER_DROP', `@DIR@/dead.letter')dnl
+define(`confDELIVERY_MODE', `background')dnl
+define(`confDONT_PROBE_INTERFACES', `true')dnl
+define(`confTO_IDENT', `0')dnl
+define(`confREFUSE_LA', `999')dnl
+define(`confQUEUE_LA', `999')dnl
+define(`confAUTH_MECHANISMS', `PLAIN LOGIN')dnl
+TRUST_AUTH_MECH(`PLAIN LOGIN')dnl
+FEATURE(`no_default_msa')dnl
+FEATURE(`nocanonify')dnl
+FEATURE(`accept_unresolvable_domains')dnl
+DAEMON_OPTIONS(`Port=25, Addr=192.0.2.1, Name=MTA-v4, Family=inet, Listen=64')dnl
+DAEMON_OPTIONS(`Port=25, Addr=2001:db8::1, Name=MTA-v6, Family=inet6, Listen=64')dnl
+LOCAL_DOMAIN(`example.net')dnl
+define(`LOCAL_MAILER_PATH', `/bin/true')dnl
+MAILER(`local')dnl
+MAILER(`smtp')dnl
+";
+
+/// An unpacked tree (env `var` or `default`); fails loudly when test.sh has not unpacked
+/// `bins` there.
+fn unpacked(var: &str, default: &str, bins: &[&str], what: &str) -> PathBuf {
+    let root = PathBuf::from(std::env::var(var).unwrap_or(default.into()));
+    for bin in bins {
+        assert!(
+            root.join(bin).is_file(),
+            "{} is missing: run test.sh (it unpacks {what} with `dpkg -x` under {default})",
+            root.join(bin).display()
+        );
+    }
+    root
+}
+
+/// The client Sendmail writes in `relay=` and before `: possible SMTP attack`.
+fn written(host: &str) -> String {
+    if host.contains(':') {
+        "IPv6:2001:db8:0:0:0:0:0:50".to_string()
+    } else {
+        host.to_string()
+    }
+}
+
+/// Every `AUTH failure` and `possible SMTP attack` message Sendmail must have written
+/// (after "sm-mta[PID]: QUEUEID: "), sorted.
+fn expected_messages() -> Vec<String> {
+    let fail = |mech: &str, unknown: bool, user: &str, host: &str| {
+        let (what, code) = if unknown {
+            ("user not found", -20)
+        } else {
+            ("authentication failure", -13)
+        };
+        let check = if mech == "PLAIN" {
+            "Password verification failed"
+        } else {
+            "checkpass failed"
+        };
+        // user=%.64s, then sm_syslog()'s str2prt(): a LF is written "\n"
+        let user: String = user
+            .chars()
+            .take(64)
+            .collect::<String>()
+            .replace('\n', "\\n");
+        format!(
+            "AUTH failure ({mech}): {what} ({code}) SASL(-13): {what}: {check}, user={user}, relay=[{}]",
+            written(host)
+        )
+    };
+    let forged = "sm-mta[1]: AUTH failure (PLAIN): authentication failure (-13) SASL(-13): x, relay=[192.0.2.66]";
+    let long = format!("{} [{INJECTED}]", "u".repeat(200));
+    let lf = format!("x\n{forged}");
+    let (a, b, c, v6) = (
+        "203.0.113.10",
+        "203.0.113.11",
+        "203.0.113.12",
+        "2001:db8::50",
+    );
+    let mut want = vec![
+        fail("PLAIN", false, "alice", a),
+        fail("PLAIN", false, "alice", a),
+        fail("LOGIN", false, "alice", a),
+        fail("PLAIN", true, "nosuch", b),
+        fail("LOGIN", true, "ghost", b),
+        fail("PLAIN", true, "x [192.0.2.66]", b),
+        fail("PLAIN", true, "relay=192.0.2.66", b),
+        fail("PLAIN", true, "a, relay=[192.0.2.66]", b),
+        fail(
+            "LOGIN",
+            true,
+            "x, relay=[IPv6:2001:db8::66] (may be forged)",
+            b,
+        ),
+        fail("PLAIN", true, &long, b),
+        fail("PLAIN", true, &lf, b),
+        fail("PLAIN", false, "alice", c),
+        fail("PLAIN", false, "alice", c),
+        fail("PLAIN", false, "alice", c),
+        format!("[{c}]: possible SMTP attack: command=AUTH, count=3"),
+        "[203.0.113.13]: possible SMTP attack: command=AUTH, count=3".to_string(),
+        fail("PLAIN", false, "alice", v6),
+        fail("LOGIN", true, "nosuch", v6),
+    ];
+    want.sort();
+    want
+}
+
+/// Sendmail's messages (after "sm-mta[PID]: " and the queue id if any).
+fn messages(log: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|l| l.split_once(" sm-mta[")?.1.split_once("]: "))
+        .map(|(_, m)| {
+            match m.split_once(": ") {
+                Some((id, rest))
+                    if (8..=18).contains(&id.len())
+                        && id.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+                {
+                    rest
+                }
+                _ => m,
+            }
+            .to_string()
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_sendmail_auth_failures_count_for_the_client_sendmail_wrote() {
+    require_root();
+    for (program, package) in [
+        ("m4", "m4"),
+        ("rsyslogd", "rsyslog"),
+        ("python3", "python3"),
+        ("ip", "iproute2"),
+        ("ss", "iproute2"),
+        ("pgrep", "procps"),
+        ("hostname", "hostname"),
+        ("unshare", "util-linux"),
+    ] {
+        require_program(program, package);
+    }
+    for (plugin, package) in SASL_PLUGINS {
+        assert!(
+            Path::new(plugin).is_file(),
+            "{plugin} is missing: install {package} (test.sh does)"
+        );
+    }
+    let root = unpacked(
+        "PORTCULLIS_SENDMAIL_ROOT",
+        SENDMAIL_ROOT,
+        &[SENDMAIL_BIN, "usr/share/sendmail/cf/m4/cf.m4"],
+        "Debian's sendmail-bin, sendmail-base and sendmail-cf",
+    );
+    let cyrus = unpacked(
+        "PORTCULLIS_CYRUS_ROOT",
+        CYRUS_ROOT,
+        &[SASLPASSWD2_BIN],
+        "Debian's sasl2-bin, with cyrus-imapd",
+    );
+    let dir = tempfile::Builder::new()
+        .prefix("pct-smauth-")
+        .tempdir_in("/tmp")
+        .expect("temp dir");
+    let d = dir.path().to_str().expect("utf-8 path").to_string();
+    let path = |rel: &str| dir.path().join(rel);
+
+    // the files over /etc (private_etc), and Sendmail's own
+    fs::create_dir_all(path("etc/sasl2")).unwrap();
+    let id = free_ids(1, 64950..65200);
+    let add = |file: &str, line: String| {
+        let mut text = fs::read_to_string(format!("/etc/{file}")).unwrap_or_default();
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&line);
+        fs::write(path(&format!("etc/{file}")), text).unwrap();
+    };
+    add(
+        "passwd",
+        format!("alice:x:{id}:{id}:Alice:/nonexistent:/usr/sbin/nologin\n"),
+    );
+    add("group", format!("alice:x:{id}:\n"));
+    fs::write(
+        path("etc/nsswitch.conf"),
+        "passwd: files\ngroup: files\nshadow: files\nhosts: files\n",
+    )
+    .unwrap();
+    let hosts = "127.0.0.1 localhost\n::1 localhost\n192.0.2.1 mx.example.net mx\n";
+    fs::write(path("etc/hosts"), hosts).unwrap();
+    fs::write(path("hosts"), hosts).unwrap();
+    fs::write(
+        path("etc/sasl2/Sendmail.conf"),
+        format!(
+            "pwcheck_method: auxprop\nauxprop_plugin: sasldb\nsasldb_path: {d}/sasldb2\n\
+             mech_list: PLAIN LOGIN\n"
+        ),
+    )
+    .unwrap();
+    fs::write(path("service.switch"), "hosts files\naliases files\n").unwrap();
+    fs::write(path("aliases"), "postmaster: root\n").unwrap();
+    let cf_dir = root.join("usr/share/sendmail/cf");
+    fs::write(
+        path("sendmail.mc"),
+        SENDMAIL_MC
+            .replace("@CF@", cf_dir.to_str().expect("utf-8 path"))
+            .replace("@DIR@", &d),
+    )
+    .unwrap();
+    fs::write(path("client.py"), CLIENT_PY).unwrap();
+    let script = path("run.sh");
+    fs::write(
+        &script,
+        format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SCRIPT}"),
+    )
+    .unwrap();
+
+    let out = run_unshared(&script, &[dir.path(), root.as_path(), cyrus.as_path()]);
+    let read = |name: &str| fs::read_to_string(path(name)).unwrap_or_default();
+    let log = path("syslog");
+    let text = read("syslog");
+    assert!(
+        out.success(),
+        "the Sendmail run failed (timed out: {}): {}\n{}\nclients: {}\nsendmail: {}\n\
+         saslpasswd2: {}\nm4: {}\nsendmail -bi: {}\nsyslog:\n{text}",
+        out.timed_out,
+        out.stdout_str(),
+        out.stderr_str(),
+        read("client.out"),
+        read("sendmail.err"),
+        read("saslpasswd2.err"),
+        read("m4.err"),
+        read("bi.out"),
+    );
+    let version = messages(&text)
+        .iter()
+        .find_map(|m| {
+            Some(
+                m.strip_prefix("starting daemon (")?
+                    .split_once(')')?
+                    .0
+                    .to_string(),
+            )
+        })
+        .unwrap_or_default();
+    eprintln!("real_sendmail_auth: Sendmail {version}");
+
+    // ---- what Sendmail wrote ----
+    let msgs = messages(&text);
+    let mut auth: Vec<String> = msgs
+        .iter()
+        .filter(|m| m.starts_with("AUTH failure (") || m.contains(": possible SMTP attack: "))
+        .cloned()
+        .collect();
+    auth.sort();
+    assert_eq!(
+        auth,
+        expected_messages(),
+        "Sendmail's AUTH failures and attack warnings differ from the expected ones\nlog:\n{text}"
+    );
+    // no client forged a line: every line of the log is one of rsyslogd's or a program's
+    assert!(
+        text.lines().all(|l| l.contains(" sm-mta[")
+            || l.contains(" sendmail[")
+            || l.contains(" saslpasswd2: ")
+            || l.contains(" rsyslogd: ")),
+        "a line of no program's in the log:\n{text}"
+    );
+    // the legitimate client: both logins, the mail accepted (ESMTPA) and delivered
+    for needle in [
+        format!("AUTH=server, relay=[{LEGIT}], authid=alice, mech=PLAIN, bits=0"),
+        format!("AUTH=server, relay=[{LEGIT}], authid=alice, mech=LOGIN, bits=0"),
+    ] {
+        assert!(msgs.contains(&needle), "no `{needle}` in the log:\n{text}");
+    }
+    assert!(
+        msgs.iter()
+            .any(|m| m.starts_with("from=<alice@example.net>, ")
+                && m.ends_with(&format!(", proto=ESMTPA, daemon=MTA-v4, relay=[{LEGIT}]")))
+            && msgs
+                .iter()
+                .any(|m| m.starts_with("to=<alice@example.net>, ") && m.ends_with(", stat=Sent")),
+        "the legitimate mail was not accepted and delivered:\n{text}"
+    );
+
+    // ---- portcullis test ----
+    let mut got: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (host, rule, line) in counted_matches(FILTER, &log) {
+        let w = written(&host);
+        assert!(
+            (rule == "auth-failure" && line.ends_with(&format!(", relay=[{w}]")))
+                || (rule == "auth-attack"
+                    && line.contains(&format!(": [{w}]: possible SMTP attack: command=AUTH, "))),
+            "{host} taken from a line that does not name it as the client: {line}"
+        );
+        got.entry(host).or_default().push(format!("{rule}: {line}"));
+    }
+    let want: BTreeMap<&str, Vec<&str>> = [
+        ("203.0.113.10", vec!["auth-failure"; 3]),
+        ("203.0.113.11", vec!["auth-failure"; 8]),
+        (
+            "203.0.113.12",
+            vec![
+                "auth-attack",
+                "auth-failure",
+                "auth-failure",
+                "auth-failure",
+            ],
+        ),
+        ("203.0.113.13", vec!["auth-attack"]),
+        ("2001:db8::50", vec!["auth-failure"; 2]),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(
+        rules_of(&got),
+        want,
+        "what counted, per address: {got:#?}\nlog:\n{text}"
+    );
+    assert!(
+        !got.contains_key(LEGIT) && !got.contains_key(INJECTED),
+        "the legitimate client or the typed address counted: {got:#?}"
+    );
+
+    // ---- portcullis replay ----
+    let bans = |hosts: &[&str]| -> BTreeSet<String> { hosts.iter().map(|h| ban_of(h)).collect() };
+    let all = [
+        "203.0.113.10",
+        "203.0.113.11",
+        "203.0.113.12",
+        "203.0.113.13",
+        "2001:db8::50",
+    ];
+    for (maxretry, want) in [
+        (1, bans(&all)),
+        (
+            2,
+            bans(&[
+                "203.0.113.10",
+                "203.0.113.11",
+                "203.0.113.12",
+                "2001:db8::50",
+            ]),
+        ),
+        // 203.0.113.12: three failures; the warning of the same session adds nothing
+        (4, bans(&["203.0.113.11"])),
+        (9, bans(&[])),
+    ] {
+        assert_eq!(
+            replay_jail(dir.path(), FILTER, &log, "normal", maxretry),
+            want,
+            "replay (mode normal, maxretry {maxretry}) banned other addresses\nlog:\n{text}"
+        );
+    }
+}
