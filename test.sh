@@ -88,6 +88,8 @@ compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing=1
 [ -f /usr/lib/x86_64-linux-gnu/sasl2/libplain.so.2 ] && [ -f /usr/lib/x86_64-linux-gnu/sasl2/liblogin.so.2 ] && [ -f /usr/lib/x86_64-linux-gnu/sasl2/libsasldb.so.2 ] || missing=1
 # the real LemonLDAP::NG test (the portal, its FastCGI server, and the Perl modules its LDAP backend and captcha plugin load)
 [ -x /usr/sbin/llng-fastcgi-server ] && perl -MLemonldap::NG::Portal::Main -MNet::LDAP -MIO::Socket::Timeout -MUnicode::String -MGD::SecurityImage -MImage::Magick -e1 2>/dev/null || missing=1
+# the real prefix test (BusyBox's syslogd applet)
+[ -x /usr/bin/busybox ] || missing=1
 if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
@@ -140,10 +142,11 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   # syncthing: the real Syncthing test
   # libsasl2-modules libsasl2-modules-db: the real Sendmail AUTH test
   # liblemonldap-ng-portal-perl lemonldap-ng-fastcgi-server libnet-ldap-perl libio-socket-timeout-perl libunicode-string-perl libgd-securityimage-perl libimage-magick-perl: the real LemonLDAP::NG test
+  # busybox: the real prefix test
   # (without recommends: the tests need none of what they would bring)
   apt-get install -y -q --no-install-recommends dovecot-managesieved cockpit-ws cockpit-bridge cockpit-system \
     nagios-nrpe-server nagios-nrpe-plugin rspamd perdition \
-    tomcat10 tomcat10-admin 389-ds-base kamailio xrdp freerdp2-x11 tigervnc-standalone-server caddy gcc libapache2-mod-security2 python3-cryptography libnss3-tools syncthing libsasl2-modules libsasl2-modules-db liblemonldap-ng-portal-perl lemonldap-ng-fastcgi-server libnet-ldap-perl libio-socket-timeout-perl libunicode-string-perl libgd-securityimage-perl libimage-magick-perl
+    tomcat10 tomcat10-admin 389-ds-base kamailio xrdp freerdp2-x11 tigervnc-standalone-server caddy gcc libapache2-mod-security2 python3-cryptography libnss3-tools syncthing libsasl2-modules libsasl2-modules-db liblemonldap-ng-portal-perl lemonldap-ng-fastcgi-server libnet-ldap-perl libio-socket-timeout-perl libunicode-string-perl libgd-securityimage-perl libimage-magick-perl busybox
   [ "$created_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 
@@ -162,11 +165,13 @@ fi
 #   whose saslauthd service would start if it were installed),
 #   OpenSMTPD (opensmtpd conflicts with postfix),
 #   Libreswan (libreswan conflicts with strongswan-charon),
-#   Solid POP3 (solid-pop3d conflicts with dovecot-pop3d).
+#   Solid POP3 (solid-pop3d conflicts with dovecot-pop3d),
+#   syslog-ng and inetutils' syslogd (each conflicts with rsyslog: both provide
+#   system-log-daemon).
 # Endlessh too, though it conflicts with nothing: installed, its service would start a tarpit.
 # Done again only when Debian's version changes.
 unpack() { # NAME BINARY PACKAGE...
-  local name=$1 bin=$2 dir=/var/cache/portcullis-test/$1 v libs round
+  local name=$1 bin=$2 dir=/var/cache/portcullis-test/$1 v libs libdirs round
   shift 2
   v=$(apt-cache show --no-all-versions "$@" 2>/dev/null | sed -n 's/^Version: //p' | paste -sd' ')
   [ -n "$v" ] || { apt-get update -q && v=$(apt-cache show --no-all-versions "$@" | sed -n 's/^Version: //p' | paste -sd' '); }
@@ -189,7 +194,10 @@ unpack() { # NAME BINARY PACKAGE...
     (cd "$dir/debs" && apt-get download -q $libs)
   done
   for deb in "$dir"/debs/*.deb; do dpkg -x "$deb" "$dir/root"; done
-  if LD_LIBRARY_PATH="$dir/root/usr/lib/x86_64-linux-gnu:$dir/root/usr/lib" ldd "$dir/root/$bin" | grep 'not found'; then
+  # every directory of the unpacked tree that holds a shared object (syslog-ng keeps its own
+  # in usr/lib/syslog-ng, its RUNPATH)
+  libdirs=$(find "$dir/root" -name '*.so*' -printf '%h\n' | sort -u | paste -sd:)
+  if LD_LIBRARY_PATH="$libdirs" ldd "$dir/root/$bin" | grep 'not found'; then
     echo "test.sh: the unpacked $bin (round $round) misses the libraries above" >&2
     exit 1
   fi
@@ -206,6 +214,8 @@ unpack cyrus usr/lib/cyrus/bin/master cyrus-common cyrus-imapd cyrus-pop3d sasl2
 unpack opensmtpd usr/sbin/smtpd opensmtpd
 unpack libreswan usr/libexec/ipsec/pluto libreswan
 unpack solid-pop3d usr/sbin/solid-pop3d solid-pop3d
+unpack syslog-ng usr/sbin/syslog-ng syslog-ng-core
+unpack inetutils-syslogd usr/sbin/syslogd inetutils-syslogd
 
 # Matrix Synapse (tests/real_synapse.rs) comes from PyPI, pinned: Debian 12 has no
 # matrix-synapse in main (only Matrix.org's own apt repository, which this machine does not

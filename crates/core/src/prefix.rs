@@ -1290,6 +1290,11 @@ fn rfc5424_body<'a>(
         return None;
     };
     let message = message.strip_prefix(b" ").unwrap_or(message);
+    // rsyslog's RSYSLOG_SyslogProtocol23Format writes `%STRUCTURED-DATA% %msg%`, and the msg
+    // of a line it received on its local socket keeps the space that followed the tag
+    // (`sshd[1]: msg`): two spaces before the message (a real rsyslogd 8.2302's file,
+    // tests/real_prefixes.rs); the program wrote that space, no client
+    let message = message.strip_prefix(b" ").unwrap_or(message);
     let message = message
         .strip_prefix("\u{feff}".as_bytes())
         .unwrap_or(message);
@@ -1554,6 +1559,17 @@ mod tests {
         let p = parse(br#"<165>1 2026-11-21T10:00:01Z h app - ID47 [exampleSDID@32473 iut="3" eventSource="App]x"] msg here"#);
         assert_eq!(p.message, b"msg here");
         assert_eq!(s(p.program), Some("app"));
+    }
+
+    #[test]
+    fn rsyslog_protocol23_file_of_a_local_message() {
+        // RSYSLOG_SyslogProtocol23Format of what sshd sent to /dev/log: the space after the
+        // tag stays in rsyslog's msg, so two spaces follow the structured data
+        let l = format!("<38>1 2026-12-04T23:38:44.634252+00:00 198.51.100.7 sshd 4101 - -  {MSG}");
+        assert_eq!(
+            split(l.as_bytes()),
+            (Some("198.51.100.7"), Some("sshd"), 4101, MSG)
+        );
     }
 
     #[test]
