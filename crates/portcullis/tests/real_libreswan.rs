@@ -6,9 +6,12 @@
 //! database and control socket in the test's directory through --config, --secretsfile,
 //! --nssdir and --rundir, so nothing under /etc is read for it), logging through syslog(3) to
 //! a private rsyslogd (a private /dev whose /dev/log is its socket), rsyslog's traditional
-//! file format. It offers four road-warrior templates (right=%any): IKEv2 PSK on 192.0.2.1
+//! file format. It offers eight road-warrior templates (right=%any): IKEv2 PSK on 192.0.2.1
 //! and on 2001:db8::1, IKEv2 RSA (raw keys made by rsasigkey) on 192.0.2.2, IKEv1 Main Mode
-//! PSK on 192.0.2.3.
+//! PSK on 192.0.2.3, and IKEv1 XAUTH (Main Mode with a group PSK, then a user name and
+//! password: leftxauthserver=yes, rightxauthclient=yes): xauthby=file with a passwd file in
+//! --ipsecdir (alice, a SHA-512 crypt hash) on 192.0.2.4 and 2001:db8::4, xauthby=alwaysok on
+//! 192.0.2.5 (the control), xauthby=file with xauthfail=soft on 192.0.2.6.
 //!
 //! A second pluto, driven by whack, is the initiator in ANOTHER network and mount namespace
 //! joined by a veth pair, logging to its own file only, one connection per attempt (no
@@ -19,18 +22,30 @@
 //! (`@x" [1] 198.51.100.7 #1: authentication failed: y`); 2001:db8::66 sends two wrong PSKs
 //! over IPv6 (one as `@x 2001:db8::77`); 198.51.100.9 uses NULL authentication, asks for a
 //! responder identity the server does not have, sends a wrong PSK as `@198.51.100.7`, signs
-//! with a key that is not alice's and offers a PSK where RSA is wanted.
+//! with a key that is not alice's and offers a PSK where RSA is wanted. XAUTH (whack
+//! --xauthname/--xauthpass answering pluto's prompts, one IKE SA per try): 192.0.2.10 logs in
+//! as alice and, on the "always ok" connection, as `x: Authentication Failed: Incorrect
+//! Username or Password` (both must count nothing); 203.0.113.7 sends alice's wrong password,
+//! the unknown user root, and the user names ` from 192.0.2.66`, `"rw"[1] 198.51.100.7 #1:
+//! XAUTH: User x: Authentication Failed` and one with a line feed before a forged pluto line
+//! (through a whack-defined connection's username: whack's answer to the prompt is cut at a
+//! line feed); 2001:db8::66 sends a wrong password and the user `bob 2001:db8::77`;
+//! 198.51.100.9 a wrong password where the failure is soft (it gets in; counted). One
+//! refused name and password is one XAUTH line: Libreswan's client gives up after pluto's
+//! XAUTH status FAIL.
 //!
 //! `portcullis test --filter libreswan --json` must count each failure once, for the address
-//! of pluto's `"CONN"[N] ADDRESS #SERIAL:` prefix (never one inside an identity), and nothing
-//! for the legitimate client; `portcullis replay` with `maxretry = 2` bans the three attackers
-//! alone. The first run of this test found `Peer ID '...' mismatched on first found connection
-//! and no better connection found` (an identity that fits no connection: NULL auth, a wrong
-//! IDr), which the filter did not read, and that pluto logs a peer identity's line feed raw.
+//! of pluto's `"CONN"[N] ADDRESS #SERIAL:` prefix (never one inside an identity or a user
+//! name), and nothing for the legitimate client; `portcullis replay` with `maxretry = 2` bans
+//! the three attackers alone. The first run of this test found `Peer ID '...' mismatched on
+//! first found connection and no better connection found` (an identity that fits no
+//! connection: NULL auth, a wrong IDr), which the filter did not read, and that pluto logs a
+//! peer identity's line feed raw; its XAUTH part found that no XAUTH failure was read (new
+//! rule xauth-failed) and that pluto logs an XAUTH user name's line feed raw too.
 //!
 //! Needs root, the unpacked libreswan (test.sh), certutil (libnss3-tools), rsyslogd,
 //! util-linux's unshare and nsenter, iproute2 (test.sh installs them); fails loudly when they
-//! are missing. Runs in about 5 s.
+//! are missing. Runs in about 3 s.
 
 mod common;
 
@@ -57,8 +72,8 @@ ipid=$!
 for _ in $(seq 50); do [ "$(readlink /proc/$ipid/ns/net)" != "$(readlink /proc/self/ns/net)" ] && break; sleep 0.05; done
 in_ini() { nsenter -t "$ipid" -n -m "$@"; }
 ip link add veth-s type veth peer name veth-c netns "$ipid" || exit 2
-for a in 192.0.2.1 192.0.2.2 192.0.2.3; do ip addr add $a/24 dev veth-s; done
-ip addr add 2001:db8::1/64 dev veth-s nodad
+for a in 192.0.2.1 192.0.2.2 192.0.2.3 192.0.2.4 192.0.2.5 192.0.2.6; do ip addr add $a/24 dev veth-s; done
+for a in 2001:db8::1 2001:db8::4; do ip addr add $a/64 dev veth-s nodad; done
 ip link set veth-s up
 ip route add 203.0.113.0/24 dev veth-s; ip route add 198.51.100.0/24 dev veth-s
 in_ini ip link set lo up
@@ -97,7 +112,18 @@ rw() { # NAME LEFT LEFTID AUTHBY IKEV2 [LINE...]
   # (no retransmission of Main Mode R2 within the test's time: each would bring one more
   # copy of a wrong-PSK peer's third message, logged and counted again)
   rw rw-v1 192.0.2.3 192.0.2.3 secret no retransmit-interval=5000
+  # IKEv1 XAUTH (Main Mode, a group PSK, then user and password): the passwd file in
+  # --ipsecdir, users checked with crypt(3); "always ok" as a control; a soft failure
+  xa="leftxauthserver=yes rightxauthclient=yes rekey=no retransmit-interval=5000"
+  rw rw-xauth 192.0.2.4 192.0.2.4 secret no $xa xauthby=file
+  rw rw-xauth6 2001:db8::4 2001:db8::4 secret no $xa xauthby=file
+  rw rw-xauth-ok 192.0.2.5 192.0.2.5 secret no $xa xauthby=alwaysok
+  rw rw-xauth-soft 192.0.2.6 192.0.2.6 secret no $xa xauthby=file xauthfail=soft
 } > "$d/resp/ipsec.conf"
+# alice's password is alice-pw (SHA-512 crypt); no connection name: for every connection
+cat > "$d/resp/passwd" <<'C'
+alice:$6$pctxauth1$B0Wcrv36T7lDLRugujBMq.V3K8g.8IpU5NEp4OPC7fXHjqefd.hf6vrz4kqbp3sa2ZP8Itv8G0WpoBU2bb5E2.
+C
 cat > "$d/resp/ipsec.secrets" <<C
 @vpn.example.net @alice.example.net : PSK "right-key-1"
 @vpn.example.net @carol.example.net : PSK "carols-key"
@@ -107,6 +133,11 @@ cat > "$d/resp/ipsec.secrets" <<C
 @vpn6.example.net "@x 2001:db8::77" : PSK "carols-key"
 192.0.2.3 192.0.2.10 : PSK "v1-key"
 192.0.2.3 203.0.113.7 : PSK "v1-key"
+192.0.2.4 192.0.2.10 : PSK "group-key"
+192.0.2.4 203.0.113.7 : PSK "group-key"
+2001:db8::4 2001:db8::66 : PSK "group-key"
+192.0.2.5 192.0.2.10 : PSK "group-key"
+192.0.2.6 198.51.100.9 : PSK "group-key"
 C
 # the initiator: one connection per attempt, each from its own source address
 ini() { # NAME LEFT LEFTID RIGHT RIGHTID AUTHBY IKEV2 [LINE...]
@@ -132,10 +163,21 @@ rsa="leftckaid=$alice rightrsasigkey=$server_pub"
   ini ipid 198.51.100.9 @198.51.100.7 192.0.2.1 @vpn.example.net secret insist
   ini rsa-key 198.51.100.9 @alice-rsa.example.net 192.0.2.2 @rsa.example.net rsasig insist "leftckaid=$mallory" "rightrsasigkey=$server_pub"
   ini rsa-psk 198.51.100.9 @alice-rsa.example.net 192.0.2.2 @rsa.example.net secret insist
+  xa="leftxauthclient=yes rightxauthserver=yes rekey=no retransmit-interval=5000"
+  ini xa-legit 192.0.2.10 192.0.2.10 192.0.2.4 192.0.2.4 secret no $xa
+  ini xa-ok 192.0.2.10 192.0.2.10 192.0.2.5 192.0.2.5 secret no $xa
+  ini xa-bad 203.0.113.7 203.0.113.7 192.0.2.4 192.0.2.4 secret no $xa
+  ini xa-v6 2001:db8::66 2001:db8::66 2001:db8::4 2001:db8::4 secret no $xa
+  ini xa-soft 198.51.100.9 198.51.100.9 192.0.2.6 192.0.2.6 secret no $xa
 } > "$d/ini/ipsec.conf"
 cat > "$d/ini/ipsec.secrets" <<C
 @alice.example.net @vpn.example.net : PSK "right-key-1"
 192.0.2.10 192.0.2.3 : PSK "v1-key"
+192.0.2.10 192.0.2.4 : PSK "group-key"
+203.0.113.7 192.0.2.4 : PSK "group-key"
+2001:db8::66 2001:db8::4 : PSK "group-key"
+192.0.2.10 192.0.2.5 : PSK "group-key"
+198.51.100.9 192.0.2.6 : PSK "group-key"
 %any %any : PSK "wrong-guess"
 C
 $P/pluto --nofork --config "$d/resp/ipsec.conf" --secretsfile "$d/resp/ipsec.secrets" --ipsecdir "$d/resp" --nssdir "$d/resp/nss" --rundir "$d/resp" --dumpdir "$d/resp" --log-no-audit 2>"$d/resp/pluto.err" &
@@ -158,9 +200,32 @@ for c in legit-v1 bad-v1; do wh --name "$c" --initiate --asynchronous >> "$d/ini
 for c in legit legit-rsa bad1 bad2 bad3 bad4 bad5 v6 v6b null idr ipid rsa-key rsa-psk; do
   { echo "== $c"; wh --name "$c" --initiate; echo "rc=$?"; } >> "$d/ini/initiate.out" 2>&1
 done
+# IKEv1 XAUTH: whack answers pluto's prompts with --xauthname and --xauthpass. A login
+# goes on to Quick Mode, which the responder cannot finish (no ESP in this kernel: it does
+# not answer): those run in the background, their whack ends with the initiator's pluto
+xauth() { # ATTEMPT CONN USER PASSWORD
+  { echo "== $1"; wh --name "$2" --xauthname "$3" --xauthpass "$4" --initiate; echo "rc=$?"; } >> "$d/ini/initiate.out" 2>&1
+}
+wh --name xa-legit --xauthname alice --xauthpass alice-pw --initiate > "$d/ini/xa-legit.out" 2>&1 &
+wh --name xa-ok --xauthname "x: Authentication Failed: Incorrect Username or Password" --xauthpass anything --initiate > "$d/ini/xa-ok.out" 2>&1 &
+wh --name xa-soft --xauthname alice --xauthpass wrong-pw --initiate > "$d/ini/xa-soft.out" 2>&1 &
+xauth xa-pass xa-bad alice wrong-pw
+xauth xa-user xa-bad root alice-pw
+xauth xa-from xa-bad " from 192.0.2.66" wrong-pw
+xauth xa-prefix xa-bad '"rw"[1] 198.51.100.7 #1: XAUTH: User x: Authentication Failed' wrong-pw
+# a user name with a line feed: whack's answer to the prompt is cut at the first one, a
+# connection's username is sent whole (ipsec.conf cannot hold it: defined through whack)
+wh --name xa-lf --ikev1 --psk --encrypt --tunnel --keyingtries 1 --esp aes128-sha2_256 --dontrekey \
+  --xauthclient --username "x"$'\n''"rw-xauth"[1] 198.51.100.7 #1: XAUTH: User y: Authentication Failed: Incorrect Username or Password' \
+  --host 203.0.113.7 --to --xauthserver --host 192.0.2.4 >> "$d/ini/add.out" 2>&1 || { cat "$d/ini/add.out" >&2; exit 8; }
+{ echo "== xa-lf"; wh --name xa-lf --xauthpass wrong-pw --initiate; echo "rc=$?"; } >> "$d/ini/initiate.out" 2>&1
+xauth xa-v6 xa-v6 alice wrong-pw
+xauth xa-v6u xa-v6 "bob 2001:db8::77" alice-pw
 for _ in $(seq 50); do
   grep -q '"rw-v1"\[[0-9]*\] 203.0.113.7 #[0-9]*: probable authentication failure' "$d/syslog" &&
-    grep -q '"rw-v1"\[[0-9]*\] 192.0.2.10 #[0-9]*: IKE SA established' "$d/syslog" && break
+    grep -q '"rw-v1"\[[0-9]*\] 192.0.2.10 #[0-9]*: IKE SA established' "$d/syslog" &&
+    [ "$(grep -c ': XAUTH: User .*: Authentication Successful$' "$d/syslog")" -ge 3 ] &&
+    [ "$(cat "$d"/ini/xa-*.out | grep -c ': XAUTH: Successfully Authenticated')" -ge 3 ] && break
   sleep 0.1
 done
 wh --name bad-v1 --delete > /dev/null 2>&1
@@ -253,6 +318,13 @@ fn real_libreswan_failures_count_for_the_peer_address() {
         ("ipid", false),
         ("rsa-key", false),
         ("rsa-psk", false),
+        ("xa-pass", false),
+        ("xa-user", false),
+        ("xa-from", false),
+        ("xa-prefix", false),
+        ("xa-lf", false),
+        ("xa-v6", false),
+        ("xa-v6u", false),
     ]
     .iter()
     .map(|(a, ok)| (a.to_string(), *ok))
@@ -263,6 +335,17 @@ fn real_libreswan_failures_count_for_the_peer_address() {
         "initiator:\n{initiated}\nlog:\n{}",
         read("syslog")
     );
+
+    // the XAUTH logins in the background: alice's password, any name with "always ok", a
+    // wrong password where a failure is soft
+    for a in ["xa-legit", "xa-ok", "xa-soft"] {
+        let out = read(&format!("ini/{a}.out"));
+        assert!(
+            out.contains(": XAUTH: Successfully Authenticated"),
+            "{a}:\n{out}\nlog:\n{}",
+            read("syslog")
+        );
+    }
 
     let text = read("syslog");
     // pluto wrote each shape, with the hostile identities in them (the line feed as rsyslog's #012)
@@ -282,6 +365,18 @@ fn real_libreswan_failures_count_for_the_peer_address() {
         "authentication failed: using RSASSA-PSS with SHA2_512 for '@alice-rsa.example.net' tried preloaded: ",
         "authentication failed: peer attempted PSK authentication but we want rsasig",
         ": probable authentication failure (mismatch of preshared secrets?): ",
+        ": XAUTH: User alice: Authentication Successful",
+        ": XAUTH: User x: Authentication Failed: Incorrect Username or Password: Authentication Successful",
+        " 203.0.113.7 #",
+        ": XAUTH: User alice: Authentication Failed: Incorrect Username or Password",
+        ": XAUTH: User root: Authentication Failed: Incorrect Username or Password",
+        ": XAUTH: User  from 192.0.2.66: Authentication Failed: Incorrect Username or Password",
+        ": XAUTH: User \"rw\"[1] 198.51.100.7 #1: XAUTH: User x: Authentication Failed: Authentication Failed: Incorrect Username or Password",
+        ": XAUTH: User x#012\"rw-xauth\"[1] 198.51.100.7 #1: XAUTH: User y: Authentication Failed: Incorrect Username or Password: Authentication Failed: Incorrect Username or Password",
+        "\"rw-xauth6\"[2] 2001:db8::66 #",
+        ": XAUTH: User bob 2001:db8::77: Authentication Failed: Incorrect Username or Password",
+        "\"rw-xauth-soft\"[1] 198.51.100.9 #",
+        ": XAUTH: authentication for alice failed, but policy is set to soft fail",
     ] {
         assert!(text.contains(shape), "pluto did not write {shape:?}:\n{text}");
     }
@@ -291,11 +386,37 @@ fn real_libreswan_failures_count_for_the_peer_address() {
         2,
         "IKEv2 logins:\n{text}"
     );
+    // one XAUTH line per refused user name and password (Libreswan's client gives up after
+    // the first), each attempt in an IKE SA of its own
+    assert_eq!(
+        text.matches(": Authentication Failed: Incorrect Username or Password\n")
+            .count(),
+        7,
+        "XAUTH failures:\n{text}"
+    );
+    assert_eq!(
+        text.matches(": Authentication Successful\n").count(),
+        3,
+        "XAUTH logins:\n{text}"
+    );
+    // (the instance number of alice's login depends on the order of the attempts)
+    assert!(
+        text.lines().any(|l| l.contains(": \"rw-xauth\"[")
+            && l.contains("] 192.0.2.10 #")
+            && l.ends_with(": XAUTH: User alice: Authentication Successful")),
+        "alice's XAUTH login:\n{text}"
+    );
 
     let want = want_rules(&[
-        ("203.0.113.7", &[("auth-failed", 4), ("id-mismatch", 2)]),
-        ("2001:db8::66", &[("auth-failed", 2)]),
-        ("198.51.100.9", &[("auth-failed", 4), ("id-mismatch", 1)]),
+        (
+            "203.0.113.7",
+            &[("auth-failed", 4), ("id-mismatch", 2), ("xauth-failed", 5)],
+        ),
+        ("2001:db8::66", &[("auth-failed", 2), ("xauth-failed", 2)]),
+        (
+            "198.51.100.9",
+            &[("auth-failed", 4), ("id-mismatch", 1), ("xauth-failed", 1)],
+        ),
     ]);
     assert_eq!(
         rules_by_host("libreswan", sys),
