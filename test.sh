@@ -160,7 +160,8 @@ fi
 #   usr/sbin/sendmail-mta link is made by its postinst),
 #   ProFTPD and Pure-FTPd (each Conflicts: ftp-server, as vsftpd does),
 #   Courier-IMAP (courier-imap and dovecot-imapd both provide imap-server; its libcourierauth
-#   is in usr/lib, not the multiarch directory),
+#   is in usr/lib, not the multiarch directory), and the Courier MTA (courier-mta conflicts
+#   with postfix),
 #   Cyrus IMAP (cyrus-imapd conflicts with dovecot-imapd; with sasl2-bin for saslpasswd2,
 #   whose saslauthd service would start if it were installed),
 #   OpenSMTPD (opensmtpd conflicts with postfix),
@@ -211,6 +212,7 @@ unpack pure-ftpd usr/sbin/pure-ftpd pure-ftpd
 unpack endlessh usr/bin/endlessh endlessh
 unpack courier usr/bin/imapd courier-imap courier-base courier-authdaemon courier-authlib courier-authlib-userdb
 unpack cyrus usr/lib/cyrus/bin/master cyrus-common cyrus-imapd cyrus-pop3d sasl2-bin
+unpack courier-mta usr/lib/courier/courier/modules/esmtp/courieresmtpd courier-mta courier-base courier-authdaemon courier-authlib courier-authlib-userdb
 unpack opensmtpd usr/sbin/smtpd opensmtpd
 unpack libreswan usr/libexec/ipsec/pluto libreswan
 unpack solid-pop3d usr/sbin/solid-pop3d solid-pop3d
