@@ -34,7 +34,6 @@ mod common;
 
 use common::*;
 use std::fs;
-use std::path::Path;
 
 /// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
 /// run is in it and dies with it; $1 is the test's directory.
@@ -160,18 +159,6 @@ kill %1
 wait
 "#;
 
-/// Per address, "RULE: LINE" for every line that counts in `log`.
-fn counted(log: &Path) -> std::collections::BTreeMap<String, Vec<String>> {
-    let mut by_host: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-    for (host, rule, line) in counted_matches("389-ds", log) {
-        by_host
-            .entry(host)
-            .or_default()
-            .push(format!("{rule}: {line}"));
-    }
-    by_host
-}
-
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_389ds_failed_binds_count_for_their_connection() {
@@ -186,26 +173,17 @@ fn real_389ds_failed_binds_count_for_their_connection() {
     require_program("ip", "iproute2");
     require_program("ss", "iproute2");
     require_program("unshare", "util-linux");
-    let dir = tempfile::Builder::new()
-        .prefix("pct-389ds-")
-        .tempdir()
-        .expect("temp dir");
-    let script = dir.path().join("run.sh");
-    fs::write(&script, format!("{PRIVATE_SYSLOG_SH}{SCRIPT}")).unwrap();
-    let out = run_unshared(&script, &[dir.path()]);
+    let dir = test_dir("389ds");
+    let shown = [
+        ("dscreate", "dscreate.out"),
+        ("ns-slapd", "slapd.out"),
+        ("errors", "root/var/log/dirsrv/slapd-pct/errors"),
+    ];
+    let script = format!("{PRIVATE_SYSLOG_SH}{SCRIPT}");
+    run_script_ok("389-ds", dir.path(), &script, &[], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let sys = dir.path().join("syslog");
     let own = dir.path().join("root/var/log/dirsrv/slapd-pct/access");
-    assert!(
-        out.success(),
-        "the 389-ds run failed (timed out: {}): {}\n{}\ndscreate: {}\nns-slapd: {}\nerrors:\n{}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("dscreate.out"),
-        read("slapd.out"),
-        read("root/var/log/dirsrv/slapd-pct/errors")
-    );
 
     // what the clients got: the add and the legitimate binds succeeded, every other bind 49
     let rcs = read("rcs");
@@ -256,11 +234,8 @@ fn real_389ds_failed_binds_count_for_their_connection() {
         ("203.0.113.7", &[("connection", 3), ("bind-failed", 3)]),
         ("2001:db8::77", &[("connection", 3), ("bind-failed", 3)]),
     ]);
-    let got = counted(&sys);
-    let rules: std::collections::BTreeMap<String, Vec<String>> = rules_of(&got)
-        .into_iter()
-        .map(|(h, r)| (h.to_string(), r.into_iter().map(str::to_string).collect()))
-        .collect();
+    let got = lines_by_host("389-ds", &sys);
+    let rules = owned_rules_of(&got);
     assert_eq!(
         rules, want,
         "what counted, per address: {got:#?}\nlog:\n{text}"

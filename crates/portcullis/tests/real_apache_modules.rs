@@ -236,33 +236,20 @@ fn real_apache_modules_count_for_the_client_apache_wrote() {
     require_program("ip", "iproute2");
     require_program("ss", "iproute2");
     require_program("unshare", "util-linux");
-    let dir = tempfile::Builder::new()
-        .prefix("pct-apache-")
-        .tempdir()
-        .expect("temp dir");
+    let dir = test_dir("apache");
     let uid = free_ids(2, 64300..64500).to_string();
-    let script = dir.path().join("run.sh");
-    fs::write(
-        &script,
-        format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SCRIPT}"),
-    )
-    .unwrap();
-    let out = run_unshared(&script, &[dir.path().as_os_str(), uid.as_ref()]);
+    let shown = [
+        ("apache", "apache.out"),
+        ("curl", "curl.err"),
+        ("error log", "error.log"),
+    ];
+    let script = format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SCRIPT}");
+    run_script_ok("Apache", dir.path(), &script, &[uid.as_ref()], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let (file, sys, access) = (
         dir.path().join("error.log"),
         dir.path().join("syslog"),
         dir.path().join("access.log"),
-    );
-    assert!(
-        out.success(),
-        "the Apache run failed (timed out: {}): {}\n{}\napache: {}\ncurl: {}\nerror log:\n{}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("apache.out"),
-        read("curl.err"),
-        read("error.log")
     );
     let (file_text, sys_text, access_text) =
         (read("error.log"), read("syslog"), read("access.log"));
@@ -327,7 +314,7 @@ fn real_apache_modules_count_for_the_client_apache_wrote() {
 
     // what counts, per filter, log and address
     let (f, s, a) = (file.as_path(), sys.as_path(), access.as_path());
-    let checks: [(&str, &[&Path], &[(&str, &[(&str, usize)])]); 6] = [
+    let checks: [(&str, &[&Path], &RuleCounts); 6] = [
         (
             "apache-modsecurity",
             &[f, s],

@@ -45,7 +45,6 @@ use common::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
 
 /// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
 /// run is in it and dies with it; $1 is the test's directory. (After [`PRIVATE_SYSLOG_SH`].)
@@ -137,18 +136,6 @@ kill %1
 wait
 "#;
 
-/// (host, "RULE: LINE") of every line that counts.
-fn counted(log: &Path) -> BTreeMap<String, Vec<String>> {
-    let mut by_host: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (host, rule, line) in counted_matches("caddy", log) {
-        by_host
-            .entry(host)
-            .or_default()
-            .push(format!("{rule}: {line}"));
-    }
-    by_host
-}
-
 /// The log read as JSON, independently of the filter: per remote_ip, the 401 answers to
 /// requests with an Authorization header ("failed") and without ("unauthorized"); and the
 /// number of access entries.
@@ -193,25 +180,13 @@ fn real_caddy_auth_failures_count_for_the_peer_caddy_wrote() {
     require_program("ip", "iproute2");
     require_program("ss", "iproute2");
     require_program("unshare", "util-linux");
-    let dir = tempfile::Builder::new()
-        .prefix("pct-caddy-")
-        .tempdir()
-        .expect("temp dir");
-    let script = dir.path().join("run.sh");
-    fs::write(&script, format!("{PRIVATE_SYSLOG_SH}{SCRIPT}")).unwrap();
-    let out = run_unshared(&script, &[dir.path()]);
+    let dir = test_dir("caddy");
+    let shown = [("caddy", "caddy.err"), ("log", "access.log")];
+    let script = format!("{PRIVATE_SYSLOG_SH}{SCRIPT}");
+    run_script_ok("caddy", dir.path(), &script, &[], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let own = dir.path().join("access.log");
     let sys = dir.path().join("syslog");
-    assert!(
-        out.success(),
-        "the caddy run failed (timed out: {}): {}\n{}\ncaddy: {}\nlog:\n{}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("caddy.err"),
-        read("access.log")
-    );
 
     // what the clients got
     let mut codes: Vec<String> = read("codes").lines().map(str::to_string).collect();
@@ -290,11 +265,8 @@ fn real_caddy_auth_failures_count_for_the_peer_caddy_wrote() {
             "{}: a client_ip key:\n{text}",
             log.display()
         );
-        let got = counted(log);
-        let rules: BTreeMap<String, Vec<String>> = rules_of(&got)
-            .into_iter()
-            .map(|(h, r)| (h.to_string(), r.into_iter().map(str::to_string).collect()))
-            .collect();
+        let got = lines_by_host("caddy", log);
+        let rules = owned_rules_of(&got);
         assert_eq!(
             rules,
             want,

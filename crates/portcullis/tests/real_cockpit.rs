@@ -234,25 +234,14 @@ fn real_cockpit_failures_count_for_the_address_cockpit_gave_pam() {
     assert_eq!(got, want, "what counted, per address; log:\n{text}");
 
     // the user names the filter read: the whole hostile names, never an address of theirs
-    let users: Vec<(String, String)> = test_json("cockpit", &sys)
-        .into_iter()
-        .filter(|v| v["matched"] == true)
-        .map(|v| {
-            (
-                v["host"].as_str().unwrap_or_default().to_string(),
-                v["user"].as_str().unwrap_or("-").to_string(),
-            )
-        })
-        .collect();
-    for (host, user) in [
-        ("203.0.113.8", "admin rhost=192.0.2.66"),
-        ("203.0.113.9", "x ruser= rhost=192.0.2.66  user=y"),
-    ] {
-        assert!(
-            users.contains(&(host.to_string(), user.to_string())),
-            "{host} should count with user {user:?}: {users:?}"
-        );
-    }
+    assert_counted_users(
+        "cockpit",
+        &sys,
+        &[
+            ("203.0.113.8", "admin rhost=192.0.2.66"),
+            ("203.0.113.9", "x ruser= rhost=192.0.2.66  user=y"),
+        ],
+    );
 
     // a jail with maxretry 3 bans the client with three failures, and only it
     let bans = replay_jail(dir.path(), "cockpit", &sys, "normal", 3);

@@ -175,27 +175,22 @@ wait
 "#;
 
 fn courier_root() -> PathBuf {
-    let root =
-        PathBuf::from(std::env::var("PORTCULLIS_COURIER_ROOT").unwrap_or(COURIER_ROOT.into()));
-    for f in [
-        "usr/sbin/couriertcpd",
-        "usr/sbin/courierlogger",
-        "usr/sbin/makeuserdb",
-        "usr/lib/courier/courier/imaplogin",
-        "usr/bin/imapd",
-        "usr/lib/courier/courier-authlib/authdaemond",
-        "usr/lib/courier-authlib/libauthuserdb.so.0",
-        "etc/courier/imapd",
-    ] {
-        assert!(
-            root.join(f).is_file(),
-            "{} is missing: run test.sh (it downloads Debian's courier-imap, courier-base, \
-             courier-authdaemon, courier-authlib and courier-authlib-userdb with `apt-get \
-             download` and unpacks them with `dpkg -x` under /var/cache/portcullis-test)",
-            root.join(f).display()
-        );
-    }
-    root
+    unpacked(
+        "PORTCULLIS_COURIER_ROOT",
+        COURIER_ROOT,
+        &[
+            "usr/sbin/couriertcpd",
+            "usr/sbin/courierlogger",
+            "usr/sbin/makeuserdb",
+            "usr/lib/courier/courier/imaplogin",
+            "usr/bin/imapd",
+            "usr/lib/courier/courier-authlib/authdaemond",
+            "usr/lib/courier-authlib/libauthuserdb.so.0",
+            "etc/courier/imapd",
+        ],
+        "Debian's courier-imap, courier-base, courier-authdaemon, courier-authlib and \
+         courier-authlib-userdb",
+    )
 }
 
 #[test]

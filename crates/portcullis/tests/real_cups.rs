@@ -32,7 +32,6 @@ mod common;
 use common::*;
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
 
 /// Run as pid 1 of the new pid, mount and network namespace (bash, after
 /// [`PRIVATE_ETC_SH`]): every process of the run is in it and dies with it; $1 is the
@@ -139,18 +138,6 @@ kill %1
 wait
 "#;
 
-/// (host, rule, line) of every line that counts, by host.
-fn counted(log: &Path) -> BTreeMap<String, Vec<String>> {
-    let mut by_host: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (host, rule, line) in counted_matches("cups", log) {
-        by_host
-            .entry(host)
-            .or_default()
-            .push(format!("{rule}: {line}"));
-    }
-    by_host
-}
-
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_cups_auth_failures_count_for_the_connection_cupsd_accepted() {
@@ -241,7 +228,7 @@ fn real_cups_auth_failures_count_for_the_connection_cupsd_accepted() {
     ]
     .into_iter()
     .collect();
-    let got = counted(&log);
+    let got = lines_by_host("cups", &log);
     let rules: BTreeMap<&str, Vec<&str>> = got
         .iter()
         .map(|(h, v)| {

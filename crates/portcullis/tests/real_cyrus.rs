@@ -201,23 +201,18 @@ for name, fn, dst, src, steps in runs:
 "#;
 
 fn cyrus_root() -> PathBuf {
-    let root = PathBuf::from(std::env::var("PORTCULLIS_CYRUS_ROOT").unwrap_or(CYRUS_ROOT.into()));
-    for f in [
-        "usr/lib/cyrus/bin/master",
-        "usr/lib/cyrus/bin/imapd",
-        "usr/lib/cyrus/bin/pop3d",
-        "usr/sbin/saslpasswd2",
-        "usr/lib/x86_64-linux-gnu/libcyrus_imap.so.0",
-    ] {
-        assert!(
-            root.join(f).is_file(),
-            "{} is missing: run test.sh (it downloads Debian's cyrus-common, cyrus-imapd, \
-             cyrus-pop3d and sasl2-bin with `apt-get download` and unpacks them with `dpkg -x` \
-             under /var/cache/portcullis-test)",
-            root.join(f).display()
-        );
-    }
-    root
+    unpacked(
+        "PORTCULLIS_CYRUS_ROOT",
+        CYRUS_ROOT,
+        &[
+            "usr/lib/cyrus/bin/master",
+            "usr/lib/cyrus/bin/imapd",
+            "usr/lib/cyrus/bin/pop3d",
+            "usr/sbin/saslpasswd2",
+            "usr/lib/x86_64-linux-gnu/libcyrus_imap.so.0",
+        ],
+        "Debian's cyrus-common, cyrus-imapd, cyrus-pop3d and sasl2-bin",
+    )
 }
 
 #[test]
@@ -237,29 +232,21 @@ fn real_cyrus_failed_logins_count_for_the_client_cyrus_wrote() {
             .any(|l| l.starts_with("mail:")),
         "Cyrus's services run as the `mail` account (base-passwd), missing from /etc/passwd"
     );
-    let dir = tempfile::Builder::new()
-        .prefix("pct-cyrus-")
-        .tempdir()
-        .expect("temp dir");
+    let dir = test_dir("cyrus");
     // Cyrus's services run as mail, which must reach their files under it
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    let script = dir.path().join("run.sh");
-    fs::write(&script, format!("{PRIVATE_SYSLOG_SH}{SCRIPT}")).unwrap();
     fs::write(dir.path().join("client.py"), CLIENT).unwrap();
-    let out = run_unshared(&script, &[dir.path(), root.as_path()]);
+    let shown = [
+        ("saslpasswd2", "saslpasswd2.out"),
+        ("master", "master.out"),
+        ("clients", "client.out"),
+        ("syslog", "syslog"),
+    ];
+    let script = format!("{PRIVATE_SYSLOG_SH}{SCRIPT}");
+    run_script_ok("cyrus", dir.path(), &script, &[root.as_os_str()], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let sys = dir.path().join("syslog");
     let text = read("syslog");
-    assert!(
-        out.success(),
-        "the cyrus run failed (timed out: {}): {}\n{}\nsaslpasswd2: {}\nmaster: {}\nclients: {}\nsyslog:\n{text}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("saslpasswd2.out"),
-        read("master.out"),
-        read("client.out")
-    );
 
     // what the clients got: the four logins, every failure refused
     let clients = read("client.out");

@@ -60,16 +60,14 @@ wait "$tarpit"
 "#;
 
 fn endlessh() -> PathBuf {
-    let root =
-        PathBuf::from(std::env::var("PORTCULLIS_ENDLESSH_ROOT").unwrap_or(ENDLESSH_ROOT.into()));
-    let bin = root.join("usr/bin/endlessh");
-    assert!(
-        bin.is_file(),
-        "{} is missing: run test.sh (it downloads Debian's endlessh with `apt-get download` \
-         and unpacks it with `dpkg -x` under /var/cache/portcullis-test)",
-        bin.display()
-    );
-    bin
+    const BIN: &str = "usr/bin/endlessh";
+    unpacked(
+        "PORTCULLIS_ENDLESSH_ROOT",
+        ENDLESSH_ROOT,
+        &[BIN],
+        "Debian's endlessh",
+    )
+    .join(BIN)
 }
 
 #[test]

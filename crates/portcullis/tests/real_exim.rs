@@ -538,15 +538,12 @@ fn scenarios() -> impl Iterator<Item = u8> {
 
 /// The unpacked Exim: its root directory; fails loudly when test.sh has not unpacked it.
 fn exim_root() -> PathBuf {
-    let root = PathBuf::from(std::env::var("PORTCULLIS_EXIM_ROOT").unwrap_or(EXIM_ROOT.into()));
-    let bin = root.join("usr/sbin/exim4");
-    assert!(
-        bin.is_file(),
-        "{} is missing: run test.sh (it downloads Debian's exim4-daemon-light and exim4-base \
-         with `apt-get download` and unpacks them with `dpkg -x` under {EXIM_ROOT})",
-        bin.display()
-    );
-    root
+    unpacked(
+        "PORTCULLIS_EXIM_ROOT",
+        EXIM_ROOT,
+        &["usr/sbin/exim4"],
+        "Debian's exim4-daemon-light and exim4-base",
+    )
 }
 
 fn chown(path: &Path, id: u32) {
@@ -597,29 +594,13 @@ impl EximLab {
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         let id = free_ids(1, 64010..64500);
         // the private /etc files bound over the real ones inside Exim's mount namespace
-        let add = |file: &str, line: String| {
-            let mut text = fs::read_to_string(format!("/etc/{file}")).unwrap_or_default();
-            if !text.is_empty() && !text.ends_with('\n') {
-                text.push('\n');
-            }
-            text.push_str(&line);
-            fs::write(dir.path().join(file), text).unwrap();
-        };
-        add(
-            "passwd",
-            format!("Debian-exim:x:{id}:{id}:Exim test:/nonexistent:/usr/sbin/nologin\n"),
-        );
-        add("group", format!("Debian-exim:x:{id}:\n"));
-        fs::write(
-            dir.path().join("nsswitch.conf"),
-            "passwd: files\ngroup: files\nshadow: files\nhosts: files\n",
-        )
-        .unwrap();
-        fs::write(
-            dir.path().join("hosts"),
+        write_account_etc(
+            dir.path(),
+            "Debian-exim",
+            id,
+            "Exim test",
             "127.0.0.1 localhost\n::1 localhost\n",
-        )
-        .unwrap();
+        );
 
         let attackers: Vec<String> = (v4_scenarios()).chain(V6).map(attacker).collect();
         wire_server_and_clients(&server, &client, (SERVER, SERVER_V6), LEGIT, &attackers);

@@ -277,17 +277,12 @@ null:
 
 /// The unpacked exim4-daemon-heavy; fails loudly when test.sh has not unpacked it.
 fn exim_root() -> PathBuf {
-    let root = PathBuf::from(
-        std::env::var("PORTCULLIS_EXIM_HEAVY_ROOT").unwrap_or(EXIM_HEAVY_ROOT.into()),
-    );
-    let bin = root.join("usr/sbin/exim4");
-    assert!(
-        bin.is_file(),
-        "{} is missing: run test.sh (it downloads Debian's exim4-daemon-heavy and exim4-base \
-         with `apt-get download` and unpacks them with `dpkg -x` under {EXIM_HEAVY_ROOT})",
-        bin.display()
-    );
-    root
+    unpacked(
+        "PORTCULLIS_EXIM_HEAVY_ROOT",
+        EXIM_HEAVY_ROOT,
+        &["usr/sbin/exim4"],
+        "Debian's exim4-daemon-heavy and exim4-base",
+    )
 }
 
 /// (address, rule) -> count of the lines that count in `log`; every counted line names its
@@ -338,51 +333,28 @@ fn real_exim_spam_rejections_count_for_the_client_exim_wrote() {
     // the files over /etc (private_etc)
     fs::create_dir_all(path("etc")).unwrap();
     let id = free_ids(1, 64010..64500);
-    let add = |file: &str, line: String| {
-        let mut text = fs::read_to_string(format!("/etc/{file}")).unwrap_or_default();
-        if !text.is_empty() && !text.ends_with('\n') {
-            text.push('\n');
-        }
-        text.push_str(&line);
-        fs::write(path(&format!("etc/{file}")), text).unwrap();
-    };
-    add(
-        "passwd",
-        format!("Debian-exim:x:{id}:{id}:Exim test:/nonexistent:/usr/sbin/nologin\n"),
+    write_account_etc(
+        &path("etc"),
+        "Debian-exim",
+        id,
+        "Exim test",
+        "127.0.0.1 localhost\n::1 localhost\n",
     );
-    add("group", format!("Debian-exim:x:{id}:\n"));
-    fs::write(
-        path("etc/nsswitch.conf"),
-        "passwd: files\ngroup: files\nshadow: files\nhosts: files\n",
-    )
-    .unwrap();
-    fs::write(path("etc/hosts"), "127.0.0.1 localhost\n::1 localhost\n").unwrap();
     fs::write(path("exim.conf"), EXIM_CONF.replace("@DIR@", &d)).unwrap();
     fs::write(path("client.py"), CLIENT_PY).unwrap();
     fs::write(path("spamd.py"), SPAMD_PY).unwrap();
-    let script = path("run.sh");
-    fs::write(
-        &script,
-        format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SCRIPT}"),
-    )
-    .unwrap();
 
-    let out = run_unshared(&script, &[dir.path(), root.as_path()]);
+    let shown = [
+        ("clients", "client.out"),
+        ("spamd", "spamd.err"),
+        ("exim", "default/stderr"),
+        ("exim +all", "all/stderr"),
+        ("mainlog", "default/log/mainlog"),
+        ("+all mainlog", "all/log/mainlog"),
+    ];
+    let script = format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SCRIPT}");
+    run_script_ok("Exim", dir.path(), &script, &[root.as_os_str()], &shown);
     let read = |name: &str| fs::read_to_string(path(name)).unwrap_or_default();
-    assert!(
-        out.success(),
-        "the Exim run failed (timed out: {}): {}\n{}\nclients: {}\nspamd: {}\nexim: {}{}\n\
-         mainlog:\n{}\n+all mainlog:\n{}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("client.out"),
-        read("spamd.err"),
-        read("default/stderr"),
-        read("all/stderr"),
-        read("default/log/mainlog"),
-        read("all/log/mainlog"),
-    );
     let main = read("default/log/mainlog");
     let version = main
         .lines()

@@ -32,7 +32,6 @@ mod common;
 use common::*;
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
 
 /// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
 /// run is in it and dies with it; $1 is the test's directory.
@@ -140,18 +139,6 @@ kill %1
 wait
 "##;
 
-/// (host, rule) of every line that counts.
-fn counted(log: &Path) -> BTreeMap<String, Vec<String>> {
-    let mut by_host: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (host, rule, line) in counted_matches("haproxy-http-auth", log) {
-        by_host
-            .entry(host)
-            .or_default()
-            .push(format!("{rule}: {line}"));
-    }
-    by_host
-}
-
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_haproxy_auth_failures_count_for_the_client_haproxy_wrote() {
@@ -247,7 +234,7 @@ fn real_haproxy_auth_failures_count_for_the_client_haproxy_wrote() {
                 log.display()
             );
         }
-        let got = counted(log);
+        let got = lines_by_host("haproxy-http-auth", log);
         let rules = rules_of(&got);
         assert_eq!(
             rules,

@@ -180,23 +180,11 @@ fn real_kamailio_floods_and_malformed_requests_count_for_the_client_kamailio_wro
     require_program("python3", "python3");
     require_program("rsyslogd", "rsyslog");
     require_program("unshare", "util-linux");
-    let dir = tempfile::Builder::new()
-        .prefix("pct-kamailio-")
-        .tempdir()
-        .expect("temp dir");
-    let script = dir.path().join("run.sh");
-    fs::write(&script, format!("{PRIVATE_SYSLOG_SH}{SCRIPT}")).unwrap();
-    let out = run_unshared(&script, &[dir.path()]);
+    let dir = test_dir("kamailio");
+    let shown = [("kamailio", "kamailio.out"), ("syslog", "syslog")];
+    let script = format!("{PRIVATE_SYSLOG_SH}{SCRIPT}");
+    run_script_ok("kamailio", dir.path(), &script, &[], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
-    assert!(
-        out.success(),
-        "the kamailio run failed (timed out: {}): {}\n{}\nkamailio: {}\nsyslog:\n{}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("kamailio.out"),
-        read("syslog")
-    );
 
     // what the clients got: the legitimate client normal answers, the malformed requests
     // 400s (the non-SIP datagram and the "scanner" none), the floods fewer answers than

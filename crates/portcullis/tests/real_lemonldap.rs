@@ -245,33 +245,21 @@ fn real_lemonldap_failures_count_for_the_client_nginx_passed() {
     ] {
         require_perl_module(module, package);
     }
-    let dir = tempfile::Builder::new()
-        .prefix("pct-llng-")
-        .tempdir()
-        .expect("temp dir");
+    let dir = test_dir("llng");
     // the portal's workers (www-data) reach their socket and files under it
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    let script = dir.path().join("run.sh");
-    fs::write(
-        &script,
-        format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SCRIPT}"),
-    )
-    .unwrap();
-    let out = run_unshared(&script, &[dir.path()]);
+    let shown = [
+        ("llng (1)", "llng1.err"),
+        ("llng (2)", "llng2.err"),
+        ("nginx", "nginx.stderr"),
+        ("nginx error log", "nginx.err"),
+        ("log", "syslog"),
+    ];
+    let script = format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SCRIPT}");
+    run_script_ok("portal", dir.path(), &script, &[], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let sys = dir.path().join("syslog");
     let text = read("syslog");
-    assert!(
-        out.success(),
-        "the portal run failed (timed out: {}): {}\n{}\nllng: {}{}\nnginx: {}{}\nlog:\n{text}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("llng1.err"),
-        read("llng2.err"),
-        read("nginx.stderr"),
-        read("nginx.err"),
-    );
 
     // what the clients saw: the legitimate logins redirected (302), every other one refused
     // with PE_BADCREDENTIALS (5), the names with a space or CR with PE_MALFORMEDUSER (40);
@@ -353,29 +341,18 @@ unknown 2001:db8:66::6 200 token=yes trmsg=\"5\"
     assert_eq!(got, want, "what counted, per address; log:\n{text}");
 
     // the user names the filter read: the whole hostile names, never an address of theirs
-    let users: Vec<(String, String)> = test_json("lemonldap-ng", &sys)
-        .into_iter()
-        .filter(|v| v["matched"] == true)
-        .map(|v| {
-            (
-                v["host"].as_str().unwrap_or_default().to_string(),
-                v["user"].as_str().unwrap_or("-").to_string(),
-            )
-        })
-        .collect();
-    for (host, user) in [
-        ("203.0.113.5", "192.0.2.66"),
-        ("203.0.113.5", "a@192.0.2.66"),
-        ("203.0.113.5", "x#012"),
-        ("203.0.113.5", "dwho#012"),
-        ("203.0.113.6", "192.0.2.66"),
-        ("203.0.113.6", "192.0.2.66#012"),
-    ] {
-        assert!(
-            users.contains(&(host.to_string(), user.to_string())),
-            "{host} should count with user {user:?}: {users:?}"
-        );
-    }
+    assert_counted_users(
+        "lemonldap-ng",
+        &sys,
+        &[
+            ("203.0.113.5", "192.0.2.66"),
+            ("203.0.113.5", "a@192.0.2.66"),
+            ("203.0.113.5", "x#012"),
+            ("203.0.113.5", "dwho#012"),
+            ("203.0.113.6", "192.0.2.66"),
+            ("203.0.113.6", "192.0.2.66#012"),
+        ],
+    );
 
     // a jail with maxretry 3 bans the four attackers (an IPv6 client by its /64, the default
     // prefix), never the legitimate client nor the addresses the clients wrote

@@ -30,7 +30,6 @@ mod common;
 use common::*;
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
 
 /// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
 /// run is in it and dies with it; $1 is the test's directory.
@@ -97,18 +96,6 @@ wait %2 %3
 kill %1
 wait
 "#;
-
-/// (host, rule) of every line that counts, per address.
-fn counted(log: &Path) -> BTreeMap<String, Vec<String>> {
-    let mut by_host: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (host, rule, line) in counted_matches("monit", log) {
-        by_host
-            .entry(host)
-            .or_default()
-            .push(format!("{rule}: {line}"));
-    }
-    by_host
-}
 
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
@@ -204,7 +191,7 @@ fn real_monit_failures_count_for_the_client_monit_wrote() {
     };
     // Monit's file: three wrong passwords (`admin:` is one), three unknown names; the name
     // with newlines is split and counts nothing; the address list's refusal counts
-    let got = counted(&own);
+    let got = lines_by_host("monit", &own);
     assert_eq!(
         rules(&got),
         want(&[
@@ -226,7 +213,7 @@ fn real_monit_failures_count_for_the_client_monit_wrote() {
         own.display()
     );
     // the syslog: the escaped name counts once more; the bare refusal line is not read
-    let got = counted(&sys);
+    let got = lines_by_host("monit", &sys);
     assert_eq!(
         rules(&got),
         want(&[

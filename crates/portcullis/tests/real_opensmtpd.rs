@@ -369,16 +369,14 @@ wait
 "##;
 
 fn smtpd() -> PathBuf {
-    let root =
-        PathBuf::from(std::env::var("PORTCULLIS_OPENSMTPD_ROOT").unwrap_or(OPENSMTPD_ROOT.into()));
-    let bin = root.join("usr/sbin/smtpd");
-    assert!(
-        bin.is_file(),
-        "{} is missing: run test.sh (it downloads Debian's opensmtpd with `apt-get download` \
-         and unpacks it with `dpkg -x` under /var/cache/portcullis-test)",
-        bin.display()
-    );
-    bin
+    const BIN: &str = "usr/sbin/smtpd";
+    unpacked(
+        "PORTCULLIS_OPENSMTPD_ROOT",
+        OPENSMTPD_ROOT,
+        &[BIN],
+        "Debian's opensmtpd",
+    )
+    .join(BIN)
 }
 
 /// How many lines of `text` contain `needle`.
@@ -427,34 +425,22 @@ fn real_opensmtpd_failed_logins_count_for_the_session_address() {
     require_program("ss", "iproute2");
     require_program("unshare", "util-linux");
     let smtpd = smtpd();
-    let dir = tempfile::Builder::new()
-        .prefix("pct-opensmtpd-")
-        .tempdir()
-        .expect("temp dir");
+    let dir = test_dir("opensmtpd");
     let d = dir.path();
-    let script = d.join("run.sh");
-    fs::write(
-        &script,
-        format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SCRIPT}"),
-    )
-    .unwrap();
     fs::write(d.join("client.py"), CLIENT_PY).unwrap();
     fs::write(d.join("fix.c"), FIX_C).unwrap();
     let uid = free_ids(2, 64700..64900).to_string();
-    let out = run_unshared(&script, &[d.as_os_str(), uid.as_ref(), smtpd.as_os_str()]);
+    let shown = [
+        ("smtpd -F", "smtpd-F.log"),
+        ("smtpd -d", "smtpd-d.log"),
+        ("syslog", "syslog"),
+    ];
+    let script = format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SCRIPT}");
+    let args = [uid.as_ref(), smtpd.as_os_str()];
+    run_script_ok("smtpd", d, &script, &args, &shown);
     let read = |name: &str| {
         String::from_utf8_lossy(&fs::read(d.join(name)).unwrap_or_default()).into_owned()
     };
-    assert!(
-        out.success(),
-        "the smtpd run failed (timed out: {}): {}\n{}\nsmtpd -F: {}\nsmtpd -d: {}\nsyslog:\n{}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("smtpd-F.log"),
-        read("smtpd-d.log"),
-        read("syslog")
-    );
 
     // what the clients were answered: run 1's STARTTLS failed and AUTH was refused; in runs
     // 2 and 3 (results.auth holds both) the logins of 192.0.2.10 and its mail went through,

@@ -29,7 +29,6 @@ mod common;
 use common::*;
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
 
 /// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
 /// run is in it and dies with it; $1 is the test's directory.
@@ -112,18 +111,6 @@ sleep 0.3
 cp /var/lib/portsentry/portsentry.history "$d/history" || exit 5
 "#;
 
-/// (host, rule) of every line that counts in `log`.
-fn counted(log: &Path) -> BTreeMap<String, Vec<String>> {
-    let mut by_host: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (host, rule, line) in counted_matches("portsentry", log) {
-        by_host
-            .entry(host)
-            .or_default()
-            .push(format!("{rule}: {line}"));
-    }
-    by_host
-}
-
 /// Per address: (rule, number of lines).
 fn rules(got: &BTreeMap<String, Vec<String>>) -> BTreeMap<&str, (&str, usize)> {
     got.iter()
@@ -197,7 +184,7 @@ fn real_portsentry_counts_the_address_not_the_name() {
     assert!(!text.contains("2001:db8"), "log:\n{text}");
 
     // syslog: each alert once, for the address PortSentry wrote after the name
-    let got = counted(&sys);
+    let got = lines_by_host("portsentry", &sys);
     let want: BTreeMap<&str, (&str, usize)> = [
         ("198.51.100.9", ("scan", 26)),
         ("203.0.113.77", ("scan", 6)),
@@ -212,7 +199,7 @@ fn real_portsentry_counts_the_address_not_the_name() {
 
     // the history file: one Blocked line per host and protocol
     let hist = read("history");
-    let got = counted(&history);
+    let got = lines_by_host("portsentry", &history);
     let want: BTreeMap<&str, (&str, usize)> = [
         ("198.51.100.9", ("blocked", 1)),
         ("203.0.113.77", ("blocked", 2)),

@@ -169,18 +169,6 @@ run(c2s, "legit-c2s", "192.0.2.10", "192.0.2.5", [("alice", "correct horse")])
 run(bosh, "legit-bosh", "192.0.2.10", "alice", "correct horse", "192.0.2.66")
 "#;
 
-/// (host, rule, line) of every line that counts, by host.
-fn counted(log: &Path) -> BTreeMap<String, Vec<String>> {
-    let mut by_host: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (host, rule, line) in counted_matches("prosody", log) {
-        by_host
-            .entry(host)
-            .or_default()
-            .push(format!("{rule}: {line}"));
-    }
-    by_host
-}
-
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_prosody_failed_logins_count_for_the_address_prosody_wrote() {
@@ -286,7 +274,7 @@ fn real_prosody_failed_logins_count_for_the_address_prosody_wrote() {
                 log.display()
             );
         }
-        let got = counted(log);
+        let got = lines_by_host("prosody", log);
         let rules: BTreeMap<&str, Vec<&str>> = got
             .iter()
             .map(|(h, v)| {

@@ -329,18 +329,12 @@ exec "$@"
 
 /// The unpacked Sendmail: its root directory; fails loudly when test.sh has not unpacked it.
 fn sendmail_root() -> PathBuf {
-    let root =
-        PathBuf::from(std::env::var("PORTCULLIS_SENDMAIL_ROOT").unwrap_or(SENDMAIL_ROOT.into()));
-    for bin in [SENDMAIL_BIN, MAKEMAP_BIN, "usr/share/sendmail/cf/m4/cf.m4"] {
-        assert!(
-            root.join(bin).is_file(),
-            "{} is missing: run test.sh (it downloads Debian's sendmail-bin, sendmail-base and \
-             sendmail-cf with `apt-get download` and unpacks them with `dpkg -x` under \
-             {SENDMAIL_ROOT})",
-            root.join(bin).display()
-        );
-    }
-    root
+    unpacked(
+        "PORTCULLIS_SENDMAIL_ROOT",
+        SENDMAIL_ROOT,
+        &[SENDMAIL_BIN, MAKEMAP_BIN, "usr/share/sendmail/cf/m4/cf.m4"],
+        "Debian's sendmail-bin, sendmail-base and sendmail-cf",
+    )
 }
 
 /// The namespaces, Sendmail and its rsyslogd, the temporary directory; dropped in field
@@ -413,26 +407,8 @@ impl SendmailLab {
         let etc = self.path("etc");
         fs::create_dir_all(&etc).unwrap();
         let id = free_ids(1, 64950..65200);
-        let add = |file: &str, line: String| {
-            let mut text = fs::read_to_string(format!("/etc/{file}")).unwrap_or_default();
-            if !text.is_empty() && !text.ends_with('\n') {
-                text.push('\n');
-            }
-            text.push_str(&line);
-            fs::write(etc.join(file), text).unwrap();
-        };
-        add(
-            "passwd",
-            format!("alice:x:{id}:{id}:Alice:/nonexistent:/usr/sbin/nologin\n"),
-        );
-        add("group", format!("alice:x:{id}:\n"));
-        fs::write(
-            etc.join("nsswitch.conf"),
-            "passwd: files\ngroup: files\nshadow: files\nhosts: files\n",
-        )
-        .unwrap();
         let hosts = "127.0.0.1 localhost\n::1 localhost\n192.0.2.1 mx.example.net mx\n";
-        fs::write(etc.join("hosts"), hosts).unwrap();
+        write_account_etc(&etc, "alice", id, "Alice", hosts);
         fs::write(self.path("hosts"), hosts).unwrap();
         fs::write(self.path("service.switch"), "hosts files\naliases files\n").unwrap();
         fs::write(self.path("aliases"), "postmaster: root\n").unwrap();

@@ -53,7 +53,7 @@ mod common;
 use common::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const FILTER: &str = "sendmail-auth";
 const LEGIT: &str = "198.51.100.7";
@@ -294,20 +294,6 @@ MAILER(`local')dnl
 MAILER(`smtp')dnl
 ";
 
-/// An unpacked tree (env `var` or `default`); fails loudly when test.sh has not unpacked
-/// `bins` there.
-fn unpacked(var: &str, default: &str, bins: &[&str], what: &str) -> PathBuf {
-    let root = PathBuf::from(std::env::var(var).unwrap_or(default.into()));
-    for bin in bins {
-        assert!(
-            root.join(bin).is_file(),
-            "{} is missing: run test.sh (it unpacks {what} with `dpkg -x` under {default})",
-            root.join(bin).display()
-        );
-    }
-    root
-}
-
 /// The client Sendmail writes in `relay=` and before `: possible SMTP attack`.
 fn written(host: &str) -> String {
     if host.contains(':') {
@@ -431,7 +417,7 @@ fn real_sendmail_auth_failures_count_for_the_client_sendmail_wrote() {
         "PORTCULLIS_CYRUS_ROOT",
         CYRUS_ROOT,
         &[SASLPASSWD2_BIN],
-        "Debian's sasl2-bin, with cyrus-imapd",
+        "Debian's sasl2-bin (with cyrus-imapd)",
     );
     let dir = tempfile::Builder::new()
         .prefix("pct-smauth-")
@@ -443,26 +429,8 @@ fn real_sendmail_auth_failures_count_for_the_client_sendmail_wrote() {
     // the files over /etc (private_etc), and Sendmail's own
     fs::create_dir_all(path("etc/sasl2")).unwrap();
     let id = free_ids(1, 64950..65200);
-    let add = |file: &str, line: String| {
-        let mut text = fs::read_to_string(format!("/etc/{file}")).unwrap_or_default();
-        if !text.is_empty() && !text.ends_with('\n') {
-            text.push('\n');
-        }
-        text.push_str(&line);
-        fs::write(path(&format!("etc/{file}")), text).unwrap();
-    };
-    add(
-        "passwd",
-        format!("alice:x:{id}:{id}:Alice:/nonexistent:/usr/sbin/nologin\n"),
-    );
-    add("group", format!("alice:x:{id}:\n"));
-    fs::write(
-        path("etc/nsswitch.conf"),
-        "passwd: files\ngroup: files\nshadow: files\nhosts: files\n",
-    )
-    .unwrap();
     let hosts = "127.0.0.1 localhost\n::1 localhost\n192.0.2.1 mx.example.net mx\n";
-    fs::write(path("etc/hosts"), hosts).unwrap();
+    write_account_etc(&path("etc"), "alice", id, "Alice", hosts);
     fs::write(path("hosts"), hosts).unwrap();
     fs::write(
         path("etc/sasl2/Sendmail.conf"),
@@ -483,30 +451,21 @@ fn real_sendmail_auth_failures_count_for_the_client_sendmail_wrote() {
     )
     .unwrap();
     fs::write(path("client.py"), CLIENT_PY).unwrap();
-    let script = path("run.sh");
-    fs::write(
-        &script,
-        format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SCRIPT}"),
-    )
-    .unwrap();
 
-    let out = run_unshared(&script, &[dir.path(), root.as_path(), cyrus.as_path()]);
+    let shown = [
+        ("clients", "client.out"),
+        ("sendmail", "sendmail.err"),
+        ("saslpasswd2", "saslpasswd2.err"),
+        ("m4", "m4.err"),
+        ("sendmail -bi", "bi.out"),
+        ("syslog", "syslog"),
+    ];
+    let script = format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SCRIPT}");
+    let args = [root.as_os_str(), cyrus.as_os_str()];
+    run_script_ok("Sendmail", dir.path(), &script, &args, &shown);
     let read = |name: &str| fs::read_to_string(path(name)).unwrap_or_default();
     let log = path("syslog");
     let text = read("syslog");
-    assert!(
-        out.success(),
-        "the Sendmail run failed (timed out: {}): {}\n{}\nclients: {}\nsendmail: {}\n\
-         saslpasswd2: {}\nm4: {}\nsendmail -bi: {}\nsyslog:\n{text}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("client.out"),
-        read("sendmail.err"),
-        read("saslpasswd2.err"),
-        read("m4.err"),
-        read("bi.out"),
-    );
     let version = messages(&text)
         .iter()
         .find_map(|m| {

@@ -130,17 +130,12 @@ exit 0
 "#;
 
 fn root() -> PathBuf {
-    let root = PathBuf::from(
-        std::env::var("PORTCULLIS_SOLIDPOP3D_ROOT").unwrap_or(SOLIDPOP3D_ROOT.into()),
-    );
-    let bin = root.join("usr/sbin/solid-pop3d");
-    assert!(
-        bin.is_file(),
-        "{} is missing: run test.sh (it downloads Debian's solid-pop3d with `apt-get download` \
-         and unpacks it with `dpkg -x` under /var/cache/portcullis-test)",
-        bin.display()
-    );
-    root
+    unpacked(
+        "PORTCULLIS_SOLIDPOP3D_ROOT",
+        SOLIDPOP3D_ROOT,
+        &["usr/sbin/solid-pop3d"],
+        "Debian's solid-pop3d",
+    )
 }
 
 #[test]
@@ -154,36 +149,21 @@ fn real_solidpop3d_failures_count_for_the_address_it_wrote_last() {
     require_program("ss", "iproute2");
     require_program("unshare", "util-linux");
     let root = root();
-    let dir = tempfile::Builder::new()
-        .prefix("pct-solidpop3d-")
-        .tempdir()
-        .expect("temp dir");
+    let dir = test_dir("solidpop3d");
     // the session drops to `spop3d` and to the user: both read under it
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let uid = free_ids(3, 64900..65100).to_string();
     fs::write(dir.path().join("client.py"), CLIENT).unwrap();
-    let script = dir.path().join("run.sh");
-    fs::write(
-        &script,
-        format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SCRIPT}"),
-    )
-    .unwrap();
-    let out = run_unshared(
-        &script,
-        &[dir.path().as_os_str(), uid.as_ref(), root.as_os_str()],
-    );
+    let shown = [
+        ("solid-pop3d", "spop3d.err"),
+        ("clients", "client.err"),
+        ("log", "syslog"),
+    ];
+    let script = format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SCRIPT}");
+    let args = [uid.as_ref(), root.as_os_str()];
+    run_script_ok("solid-pop3d", dir.path(), &script, &args, &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let sys = dir.path().join("syslog");
-    assert!(
-        out.success(),
-        "the solid-pop3d run failed (timed out: {}): {}\n{}\nsolid-pop3d: {}\nclients: {}\nlog:\n{}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("spop3d.err"),
-        read("client.err"),
-        read("syslog")
-    );
     let text = read("syslog");
 
     // what the clients saw: every attacker refused, the right login let in
@@ -246,26 +226,15 @@ fn real_solidpop3d_failures_count_for_the_address_it_wrote_last() {
     assert_eq!(got, want, "what counted, per address; log:\n{text}");
 
     // the user names the filter read: the whole hostile names
-    let users: Vec<(String, String)> = test_json("solid-pop3d", &sys)
-        .into_iter()
-        .filter(|v| v["matched"] == true)
-        .map(|v| {
-            (
-                v["host"].as_str().unwrap_or_default().to_string(),
-                v["user"].as_str().unwrap_or("-").to_string(),
-            )
-        })
-        .collect();
-    for (host, user) in [
-        ("203.0.113.6", "x - 192.0.2.66"),
-        ("203.0.113.7", "y - a (198.51.100.7)"),
-        ("203.0.113.8", "admin - 198.51.100.7"),
-    ] {
-        assert!(
-            users.contains(&(host.to_string(), user.to_string())),
-            "{host} should count with user {user:?}: {users:?}"
-        );
-    }
+    assert_counted_users(
+        "solid-pop3d",
+        &sys,
+        &[
+            ("203.0.113.6", "x - 192.0.2.66"),
+            ("203.0.113.7", "y - a (198.51.100.7)"),
+            ("203.0.113.8", "admin - 198.51.100.7"),
+        ],
+    );
 
     // a jail with maxretry 3 bans the client with three failures, and only it (the commands
     // limit is scan-class, left out in mode normal)

@@ -114,24 +114,14 @@ fn real_syncthing_failures_count_for_the_tcp_peer() {
     require_program("ip", "iproute2");
     require_program("ss", "iproute2");
     require_program("unshare", "util-linux");
-    let dir = tempfile::Builder::new()
-        .prefix("pct-syncthing-")
-        .tempdir()
-        .expect("temp dir");
-    let script = dir.path().join("run.sh");
-    fs::write(&script, SCRIPT).unwrap();
-    let out = run_unshared(&script, &[dir.path()]);
+    let dir = test_dir("syncthing");
+    let shown = [
+        ("curl", "curl.err"),
+        ("syncthing (IPv4)", "st4.out"),
+        ("syncthing (IPv6)", "st6.out"),
+    ];
+    run_script_ok("syncthing", dir.path(), SCRIPT, &[], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
-    assert!(
-        out.success(),
-        "the syncthing run failed (timed out: {}): {}\n{}\ncurl: {}\nsyncthing:\n{}{}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("curl.err"),
-        read("st4.out"),
-        read("st6.out")
-    );
 
     // what the clients saw: every wrong login and the bare request refused (401), the
     // right one let in (200; 403 is the CSRF check of /rest/, after a successful login)

@@ -143,31 +143,16 @@ fn real_tcpd_refusals_count_for_the_address_libwrap_writes() {
     require_program("python3", "python3");
     require_program("rsyslogd", "rsyslog");
     require_program("unshare", "util-linux");
-    let dir = tempfile::Builder::new()
-        .prefix("pct-tcpd-")
-        .tempdir()
-        .expect("temp dir");
+    let dir = test_dir("tcpd");
     let d = dir.path();
     fs::write(d.join("inetd.py"), INETD).unwrap();
     fs::write(d.join("ident.py"), IDENT).unwrap();
     fs::write(d.join("client.py"), CLIENT).unwrap();
-    let script = d.join("run.sh");
-    fs::write(
-        &script,
-        format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SCRIPT}"),
-    )
-    .unwrap();
-    let out = run_unshared(&script, &[d]);
+    let script = format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SCRIPT}");
+    let shown = [("inetd", "inetd.err"), ("syslog", "syslog")];
+    run_script_ok("tcpd", d, &script, &[], &shown);
     let read = |name: &str| fs::read_to_string(d.join(name)).unwrap_or_default();
     let text = read("syslog");
-    assert!(
-        out.success(),
-        "the tcpd run failed (timed out: {}): {}\n{}\ninetd: {}\nsyslog:\n{text}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("inetd.err"),
-    );
 
     // what the clients saw: the daemon's greeting for the allowed two, nothing for the rest
     for ok in ["198.51.100.7", "2001:db8:77::7"] {

@@ -41,7 +41,6 @@
 mod common;
 
 use common::*;
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
@@ -199,18 +198,6 @@ kill %1
 wait
 "#;
 
-/// "RULE: LINE" of every line that counts in `log`, per address.
-fn counted(log: &Path) -> BTreeMap<String, Vec<String>> {
-    let mut by_host: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (host, rule, line) in counted_matches("tigervnc", log) {
-        by_host
-            .entry(host)
-            .or_default()
-            .push(format!("{rule}: {line}"));
-    }
-    by_host
-}
-
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_tigervnc_failures_count_for_the_client_tigervnc_wrote() {
@@ -230,28 +217,19 @@ fn real_tigervnc_failures_count_for_the_client_tigervnc_wrote() {
     require_program("ss", "iproute2");
     require_program("unshare", "util-linux");
     let plainpw = ensure_test_user();
-    let dir = tempfile::Builder::new()
-        .prefix("pct-tigervnc-")
-        .tempdir()
-        .expect("temp dir");
+    let dir = test_dir("tigervnc");
     fs::write(dir.path().join("rfb.py"), RFB_PY).unwrap();
     fs::write(dir.path().join("plainpw"), plainpw).unwrap();
-    let script = dir.path().join("run.sh");
-    fs::write(&script, format!("{PRIVATE_SYSLOG_SH}{SCRIPT}")).unwrap();
-    let out = run_unshared(&script, &[dir.path()]);
+    let shown = [
+        ("clients", "clients"),
+        ("Xtigervnc :78", "xvnc78.err"),
+        ("log", "xvnc.log"),
+    ];
+    let script = format!("{PRIVATE_SYSLOG_SH}{SCRIPT}");
+    run_script_ok("Xtigervnc", dir.path(), &script, &[], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let own = dir.path().join("xvnc.log");
     let sys = dir.path().join("syslog");
-    assert!(
-        out.success(),
-        "the Xtigervnc run failed (timed out: {}): {}\n{}\nclients:\n{}\nXtigervnc :78: {}\nlog:\n{}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("clients"),
-        read("xvnc78.err"),
-        read("xvnc.log")
-    );
 
     // what the clients saw, per server
     let clients = read("clients");
@@ -311,11 +289,8 @@ fn real_tigervnc_failures_count_for_the_client_tigervnc_wrote() {
     want_sys.push((long, &[("auth-failed", 5), ("blacklisted", 1)]));
     for (log, want) in [(&own, want_own), (&sys, want_sys)] {
         let text = fs::read_to_string(log).unwrap_or_default();
-        let got = counted(log);
-        let rules: BTreeMap<String, Vec<String>> = rules_of(&got)
-            .into_iter()
-            .map(|(h, r)| (h.to_string(), r.into_iter().map(String::from).collect()))
-            .collect();
+        let got = lines_by_host("tigervnc", log);
+        let rules = owned_rules_of(&got);
         assert_eq!(
             rules,
             want_rules(&want),

@@ -166,26 +166,16 @@ fn real_tomcat_manager_401s_count_for_the_address_tomcat_wrote() {
     require_program("ip", "iproute2");
     require_program("ss", "iproute2");
     require_program("unshare", "util-linux");
-    let dir = tempfile::Builder::new()
-        .prefix("pct-tomcat-")
-        .tempdir()
-        .expect("temp dir");
-    let script = dir.path().join("run.sh");
-    fs::write(&script, SCRIPT).unwrap();
-    let out = run_unshared(&script, &[dir.path()]);
+    let dir = test_dir("tomcat");
+    let shown = [
+        ("catalina", "catalina.out"),
+        ("curl", "curl.err"),
+        ("log", "access.log"),
+    ];
+    run_script_ok("tomcat", dir.path(), SCRIPT, &[], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let common_log = dir.path().join("access.log");
     let combined_log = dir.path().join("combined.log");
-    assert!(
-        out.success(),
-        "the tomcat run failed (timed out: {}): {}\n{}\ncatalina: {}\ncurl: {}\nlog:\n{}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("catalina.out"),
-        read("curl.err"),
-        read("access.log")
-    );
     let text = read("access.log");
 
     // what the clients saw: 401 for every refused login, 400 for the target Tomcat cannot

@@ -200,20 +200,6 @@ done
 sleep 0.3
 "#;
 
-/// The (host, user) of every line of `log` that counts.
-fn hosts_and_users(log: &std::path::Path) -> Vec<(String, String)> {
-    test_json("xrdp", log)
-        .into_iter()
-        .filter(|v| v["matched"] == true)
-        .map(|v| {
-            (
-                v["host"].as_str().unwrap_or_default().to_string(),
-                v["user"].as_str().unwrap_or("-").to_string(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_xrdp_authfail_counts_for_the_address_sesman_wrote() {
@@ -227,32 +213,19 @@ fn real_xrdp_authfail_counts_for_the_address_sesman_wrote() {
     require_program("ip", "iproute2");
     require_program("ss", "iproute2");
     require_program("unshare", "util-linux");
-    let dir = tempfile::Builder::new()
-        .prefix("pct-xrdp-")
-        .tempdir()
-        .expect("temp dir");
+    let dir = test_dir("xrdp");
     // the session runs as the test user, whose home is under it
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let uid = free_ids(1, 64700..64900).to_string();
-    let script = dir.path().join("run.sh");
-    fs::write(
-        &script,
-        format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SCRIPT}"),
-    )
-    .unwrap();
-    let out = run_unshared(&script, &[dir.path().as_os_str(), uid.as_ref()]);
+    let shown = [
+        ("sesman", "sesman.out"),
+        ("xrdp", "xrdp.out"),
+        ("log", "syslog"),
+    ];
+    let script = format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SCRIPT}");
+    run_script_ok("xrdp", dir.path(), &script, &[uid.as_ref()], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let sys = dir.path().join("syslog");
-    assert!(
-        out.success(),
-        "the xrdp run failed (timed out: {}): {}\n{}\nsesman: {}\nxrdp: {}\nlog:\n{}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("sesman.out"),
-        read("xrdp.out"),
-        read("syslog")
-    );
     let text = read("syslog");
 
     // what sesman wrote: thirteen refusals, the right login's session, the hostile names in
@@ -297,22 +270,20 @@ fn real_xrdp_authfail_counts_for_the_address_sesman_wrote() {
     assert_eq!(got, want, "what counted, per address; log:\n{text}");
 
     // the user names the filter read: the whole hostile names, never their address
-    let users = hosts_and_users(&sys);
-    for (host, user) in [
-        ("203.0.113.7", " from 192.0.2.66"),
-        ("203.0.113.8", "[192.0.2.66]"),
-        ("203.0.113.9", "ip 192.0.2.66"),
-        ("203.0.113.11", "x ip=192.0.2.66 time=1796000000"),
-        (
-            "203.0.113.12",
-            "x#012AUTHFAIL: user=y ip=192.0.2.66 time=1796000000",
-        ),
-    ] {
-        assert!(
-            users.contains(&(host.to_string(), user.to_string())),
-            "{host} should count with user {user:?}: {users:?}"
-        );
-    }
+    assert_counted_users(
+        "xrdp",
+        &sys,
+        &[
+            ("203.0.113.7", " from 192.0.2.66"),
+            ("203.0.113.8", "[192.0.2.66]"),
+            ("203.0.113.9", "ip 192.0.2.66"),
+            ("203.0.113.11", "x ip=192.0.2.66 time=1796000000"),
+            (
+                "203.0.113.12",
+                "x#012AUTHFAIL: user=y ip=192.0.2.66 time=1796000000",
+            ),
+        ],
+    );
 
     // jails reading the syslog file ban exactly the attackers with enough failures
     let bans = replay_jail(dir.path(), "xrdp", &sys, "normal", 3);
@@ -350,7 +321,7 @@ fn real_xrdp_authfail_counts_for_the_address_sesman_wrote() {
             "{file}: no forged line {forged:?}: has xrdp started escaping? Then correct the \
              audit in filters/xrdp.toml.\n{own}"
         );
-        let counted = hosts_and_users(&dir.path().join(file));
+        let counted = matched_users("xrdp", &dir.path().join(file));
         assert!(
             counted.is_empty(),
             "{file}: a line of xrdp's own file counted: {counted:?}"

@@ -182,10 +182,11 @@ pub fn rules_by_host(filter: &str, log: &Path) -> std::collections::BTreeMap<Str
     by_host
 }
 
+/// Per address, (rule, count) pairs: what [`want_rules`] reads.
+pub type RuleCounts<'a> = [(&'a str, &'a [(&'a str, usize)])];
+
 /// What [`rules_by_host`] should give: per address, each rule as many times as its count.
-pub fn want_rules(
-    want: &[(&str, &[(&str, usize)])],
-) -> std::collections::BTreeMap<String, Vec<String>> {
+pub fn want_rules(want: &RuleCounts) -> std::collections::BTreeMap<String, Vec<String>> {
     want.iter()
         .map(|(h, rs)| {
             let mut v: Vec<String> = rs
@@ -210,4 +211,53 @@ pub fn rules_of(
             (h.as_str(), r)
         })
         .collect()
+}
+
+/// [`rules_of`] with owned strings, to compare with [`want_rules`].
+pub fn owned_rules_of(
+    got: &std::collections::BTreeMap<String, Vec<String>>,
+) -> std::collections::BTreeMap<String, Vec<String>> {
+    rules_of(got)
+        .into_iter()
+        .map(|(h, r)| (h.to_string(), r.into_iter().map(str::to_string).collect()))
+        .collect()
+}
+
+/// [`counted_matches`] per address, as "RULE: LINE" entries in log order (for
+/// [`rules_of`], with the lines to show when a test fails).
+pub fn lines_by_host(filter: &str, log: &Path) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut by_host: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for (host, rule, line) in counted_matches(filter, log) {
+        by_host
+            .entry(host)
+            .or_default()
+            .push(format!("{rule}: {line}"));
+    }
+    by_host
+}
+
+/// The (host, user) of every line of `log` that `filter` matches (a line without a user
+/// reads as "-").
+pub fn matched_users(filter: &str, log: &Path) -> Vec<(String, String)> {
+    test_json(filter, log)
+        .into_iter()
+        .filter(|v| v["matched"] == true)
+        .map(|v| {
+            (
+                v["host"].as_str().unwrap_or_default().to_string(),
+                v["user"].as_str().unwrap_or("-").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Panics unless each (host, user) of `want` is among [`matched_users`].
+pub fn assert_counted_users(filter: &str, log: &Path, want: &[(&str, &str)]) {
+    let users = matched_users(filter, log);
+    for (host, user) in want {
+        assert!(
+            users.contains(&(host.to_string(), user.to_string())),
+            "{host} should count with user {user:?}: {users:?}"
+        );
+    }
 }

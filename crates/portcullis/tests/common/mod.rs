@@ -5,10 +5,12 @@ pub mod cli;
 pub mod daemon;
 pub mod journald;
 pub mod netns;
+pub mod real;
 pub mod server;
 
 pub use cli::*;
 pub use daemon::*;
 pub use journald::*;
 pub use netns::*;
+pub use real::*;
 pub use server::*;

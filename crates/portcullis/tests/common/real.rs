@@ -1,0 +1,88 @@
+//! Pieces shared by the real-server tests (real_*.rs): Debian package trees test.sh unpacked,
+//! the run script of a test's namespaces, the private /etc files of a server's account.
+
+use super::netns::{run_unshared, CmdOutput};
+use std::ffi::OsStr;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// The root of a package tree test.sh unpacked with `dpkg -x`: env `var` if set, else
+/// `default`. Panics unless each of `files` (relative to it) is there, naming the packages
+/// test.sh downloads (`what`, e.g. "Debian's opensmtpd").
+pub fn unpacked(var: &str, default: &str, files: &[&str], what: &str) -> PathBuf {
+    let root = PathBuf::from(std::env::var(var).unwrap_or(default.into()));
+    for f in files {
+        let path = root.join(f);
+        assert!(
+            path.is_file(),
+            "{} is missing: run test.sh (it downloads {what} with `apt-get download` and unpacks \
+             them with `dpkg -x` under {default})",
+            path.display()
+        );
+    }
+    root
+}
+
+/// A temporary directory `pct-LABEL-…` for one test's files, removed on drop.
+pub fn test_dir(label: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("pct-{label}-"))
+        .tempdir()
+        .expect("temp dir")
+}
+
+/// Writes `script` to DIR/run.sh and runs it with [`run_unshared`] (`$1` is DIR, then
+/// `args`). Panics unless it succeeded, showing "the WHAT run failed", its output and each
+/// `shown` file (label, path under DIR; a missing one as empty).
+pub fn run_script_ok(
+    what: &str,
+    dir: &Path,
+    script: &str,
+    args: &[&OsStr],
+    shown: &[(&str, &str)],
+) -> CmdOutput {
+    let path = dir.join("run.sh");
+    fs::write(&path, script).unwrap();
+    let mut argv = vec![dir.as_os_str()];
+    argv.extend_from_slice(args);
+    let out = run_unshared(&path, &argv);
+    if !out.success() {
+        let mut files = String::new();
+        for (label, name) in shown {
+            let text = fs::read(dir.join(name)).unwrap_or_default();
+            files.push_str(&format!("\n{label}:\n{}", String::from_utf8_lossy(&text)));
+        }
+        panic!(
+            "the {what} run failed (timed out: {}): {}\n{}{files}",
+            out.timed_out,
+            out.stdout_str(),
+            out.stderr_str()
+        );
+    }
+    out
+}
+
+/// Writes into `etc` the private /etc files of a server's account (for
+/// [`super::netns::PRIVATE_ETC_SH`]): the host's passwd and group plus `user` (uid and gid
+/// `id`, `gecos`, no home, nologin), an nsswitch.conf reading only files, and `hosts`.
+pub fn write_account_etc(etc: &Path, user: &str, id: u32, gecos: &str, hosts: &str) {
+    let host_file_plus = |file: &str, line: String| {
+        let mut text = fs::read_to_string(format!("/etc/{file}")).unwrap_or_default();
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&line);
+        fs::write(etc.join(file), text).unwrap();
+    };
+    host_file_plus(
+        "passwd",
+        format!("{user}:x:{id}:{id}:{gecos}:/nonexistent:/usr/sbin/nologin\n"),
+    );
+    host_file_plus("group", format!("{user}:x:{id}:\n"));
+    fs::write(
+        etc.join("nsswitch.conf"),
+        "passwd: files\ngroup: files\nshadow: files\nhosts: files\n",
+    )
+    .unwrap();
+    fs::write(etc.join("hosts"), hosts).unwrap();
+}
