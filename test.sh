@@ -244,6 +244,49 @@ if [ ! -x "$synapse_dir/venv/bin/python" ] || [ "$(cat "$synapse_dir/version" 2>
   echo "$synapse_stamp" > "$synapse_dir/version"
 fi
 
+# Cowrie (tests/real_cowrie.rs) comes from PyPI the same way: Debian 12 has no cowrie.
+# Pinned with its dependencies (tests/cowrie-constraints.txt), binary wheels only.
+cowrie_version=3.1.4
+cowrie_constraints="$PWD/crates/portcullis/tests/cowrie-constraints.txt"
+cowrie_stamp="$cowrie_version $(sha256sum < "$cowrie_constraints" | cut -c1-16)"
+cowrie_dir=/var/cache/portcullis-test/cowrie
+if [ ! -x "$cowrie_dir/venv/bin/twistd" ] || [ "$(cat "$cowrie_dir/version" 2>/dev/null)" != "$cowrie_stamp" ]; then
+  rm -rf "$cowrie_dir" && mkdir -p "$cowrie_dir"
+  /usr/bin/python3 -m venv "$cowrie_dir/venv"
+  "$cowrie_dir/venv/bin/pip" install -q --no-cache-dir --only-binary=:all: --disable-pip-version-check \
+    -c "$cowrie_constraints" "cowrie==$cowrie_version" || {
+    echo "test.sh: pip could not install cowrie==$cowrie_version into $cowrie_dir/venv" >&2
+    exit 1
+  }
+  "$cowrie_dir/venv/bin/python" -c 'import cowrie.ssh.factory, cowrie.telnet.factory, twisted.conch.ssh.transport' || {
+    echo "test.sh: the installed cowrie does not import" >&2
+    exit 1
+  }
+  echo "$cowrie_stamp" > "$cowrie_dir/version"
+fi
+
+# Haraka (tests/real_haraka.rs) comes from npm, pinned: Debian 12 has no Haraka. Haraka 3.3
+# needs Node.js 20 or later: this machine's (NodeSource's 20; Debian 12's own nodejs is 18,
+# too old). Installed under /var/cache/portcullis-test/haraka (PORTCULLIS_HARAKA_DIR
+# elsewhere), never on the system, without install scripts; done again only when the
+# version changes.
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ] || ! command -v npm >/dev/null 2>&1; then
+  echo "test.sh: the real Haraka test needs Node.js 20 or later with npm (found: $(node --version 2>/dev/null || echo none))" >&2
+  exit 1
+fi
+haraka_version=3.3.4
+haraka_dir=/var/cache/portcullis-test/haraka
+if [ ! -x "$haraka_dir/node_modules/.bin/haraka" ] || [ "$(cat "$haraka_dir/version" 2>/dev/null)" != "$haraka_version" ]; then
+  rm -rf "$haraka_dir" && mkdir -p "$haraka_dir"
+  npm install --prefix "$haraka_dir" --no-audit --no-fund --ignore-scripts "Haraka@$haraka_version" || {
+    echo "test.sh: npm could not install Haraka@$haraka_version" >&2
+    exit 1
+  }
+  "$haraka_dir/node_modules/.bin/haraka" -v >/dev/null || { echo "test.sh: the installed Haraka does not run" >&2; exit 1; }
+  echo "$haraka_version" > "$haraka_dir/version"
+fi
+
 # cargo-deb: the Debian package test builds the package as the README says (`cargo deb`)
 command -v cargo-deb >/dev/null 2>&1 || cargo install cargo-deb --locked --version 3.8.0
 
