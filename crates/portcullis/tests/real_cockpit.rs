@@ -133,33 +133,20 @@ fn real_cockpit_failures_count_for_the_address_cockpit_gave_pam() {
     require_program("ip", "iproute2");
     require_program("ss", "iproute2");
     require_program("unshare", "util-linux");
-    let dir = tempfile::Builder::new()
-        .prefix("pct-cockpit-")
-        .tempdir()
-        .expect("temp dir");
+    let dir = test_dir("cockpit");
     // the bridge runs as the test user, whose home is under it
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let uid = free_ids(3, 64700..64900).to_string();
-    let script = dir.path().join("run.sh");
-    fs::write(
-        &script,
-        format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SCRIPT}"),
-    )
-    .unwrap();
-    let out = run_unshared(&script, &[dir.path().as_os_str(), uid.as_ref()]);
+    let shown = [
+        ("cockpit-ws (ws4.err)", "ws4.err"),
+        ("cockpit-ws (ws6.err)", "ws6.err"),
+        ("curl", "curl.err"),
+        ("log", "syslog"),
+    ];
+    let script = format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SCRIPT}");
+    run_script_ok("cockpit", dir.path(), &script, &[uid.as_ref()], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let sys = dir.path().join("syslog");
-    assert!(
-        out.success(),
-        "the cockpit run failed (timed out: {}): {}\n{}\ncockpit-ws: {}{}\ncurl: {}\nlog:\n{}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("ws4.err"),
-        read("ws6.err"),
-        read("curl.err"),
-        read("syslog")
-    );
     let text = read("syslog");
 
     // what the clients saw: nine refusals (401), one login (200)

@@ -203,25 +203,17 @@ fn real_courier_failed_logins_count_for_the_client_courier_wrote() {
     require_program("rsyslogd", "rsyslog");
     require_program("unshare", "util-linux");
     let root = courier_root();
-    let dir = tempfile::Builder::new()
-        .prefix("pct-courier-")
-        .tempdir()
-        .expect("temp dir");
-    let script = dir.path().join("run.sh");
-    fs::write(&script, format!("{PRIVATE_SYSLOG_SH}{SCRIPT}")).unwrap();
-    let out = run_unshared(&script, &[dir.path(), root.as_path()]);
+    let dir = test_dir("courier");
+    let shown = [
+        ("makeuserdb", "makeuserdb.out"),
+        ("clients", "client.out"),
+        ("syslog", "syslog"),
+    ];
+    let script = format!("{PRIVATE_SYSLOG_SH}{SCRIPT}");
+    run_script_ok("courier", dir.path(), &script, &[root.as_os_str()], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let sys = dir.path().join("syslog");
     let text = read("syslog");
-    assert!(
-        out.success(),
-        "the courier run failed (timed out: {}): {}\n{}\nmakeuserdb: {}\nclients: {}\nsyslog:\n{text}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("makeuserdb.out"),
-        read("client.out")
-    );
 
     // what the clients got
     let clients = read("client.out");

@@ -255,36 +255,27 @@ fn real_courier_smtp_rejections_count_for_the_client_courier_wrote() {
     require_program("rsyslogd", "rsyslog");
     require_program("unshare", "util-linux");
     let root = courier_mta_root();
-    let dir = tempfile::Builder::new()
-        .prefix("pct-courier-smtp-")
-        .tempdir()
-        .expect("temp dir");
+    let dir = test_dir("courier-smtp");
     let id = free_ids(1, 64900..65000).to_string();
-    let script = dir.path().join("run.sh");
-    fs::write(&script, format!("{PRIVATE_SYSLOG_SH}{SCRIPT}")).unwrap();
-    let out = run_unshared(
+    let shown = [
+        ("setup", "setup.out"),
+        ("esmtpd", "esmtpd.out"),
+        ("clients", "client.out"),
+        ("syslog", "syslog"),
+    ];
+    let script = format!("{PRIVATE_SYSLOG_SH}{SCRIPT}");
+    run_script_ok(
+        "courier",
+        dir.path(),
         &script,
-        &[
-            dir.path().as_os_str(),
-            root.as_os_str(),
-            std::ffi::OsStr::new(&id),
-        ],
+        &[root.as_os_str(), std::ffi::OsStr::new(&id)],
+        &shown,
     );
     let read = |name: &str| {
         String::from_utf8_lossy(&fs::read(dir.path().join(name)).unwrap_or_default()).into_owned()
     };
     let sys = dir.path().join("syslog");
     let text = read("syslog");
-    assert!(
-        out.success(),
-        "the courier run failed (timed out: {}): {}\n{}\nsetup: {}\nesmtpd: {}\nclients: {}\nsyslog:\n{text}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("setup.out"),
-        read("esmtpd.out"),
-        read("client.out")
-    );
 
     // what the clients got
     let clients = read("client.out");

@@ -148,29 +148,13 @@ fn real_cups_auth_failures_count_for_the_connection_cupsd_accepted() {
     require_program("rsyslogd", "rsyslog");
     require_program("ip", "iproute2");
     require_program("unshare", "util-linux");
-    let dir = tempfile::Builder::new()
-        .prefix("pct-cups-")
-        .tempdir()
-        .expect("temp dir");
+    let dir = test_dir("cups");
     let uid = free_ids(1, 64500..64600).to_string();
-    let script = dir.path().join("run.sh");
-    fs::write(
-        &script,
-        format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SCRIPT}"),
-    )
-    .unwrap();
-    let out = run_unshared(&script, &[dir.path().to_str().unwrap(), uid.as_str()]);
+    let shown = [("cupsd", "cupsd.out"), ("log", "log/error_log")];
+    let script = format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SCRIPT}");
+    run_script_ok("cupsd", dir.path(), &script, &[uid.as_ref()], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let log = dir.path().join("log/error_log");
-    assert!(
-        out.success(),
-        "the cupsd run failed (timed out: {}): {}\n{}\ncupsd: {}\nlog:\n{}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("cupsd.out"),
-        read("log/error_log")
-    );
     let text = read("log/error_log");
 
     // what the clients got

@@ -173,30 +173,17 @@ fn real_dante_failures_count_for_the_address_dante_wrote() {
     require_program("ip", "iproute2");
     require_program("ss", "iproute2");
     require_program("unshare", "util-linux");
-    let dir = tempfile::Builder::new()
-        .prefix("pct-dante-")
-        .tempdir()
-        .expect("temp dir");
-    let script = dir.path().join("run.sh");
-    fs::write(
-        &script,
-        format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SCRIPT}"),
-    )
-    .unwrap();
+    let dir = test_dir("dante");
     let uid = free_ids(1, 64700..64900).to_string();
-    let out = run_unshared(&script, &[dir.path().as_os_str(), uid.as_ref()]);
+    let shown = [
+        ("danted (danted.out)", "danted.out"),
+        ("danted (danted-pam.out)", "danted-pam.out"),
+        ("log (danted.log)", "danted.log"),
+        ("log (danted-pam.log)", "danted-pam.log"),
+    ];
+    let script = format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SCRIPT}");
+    run_script_ok("dante", dir.path(), &script, &[uid.as_ref()], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
-    assert!(
-        out.success(),
-        "the dante run failed (timed out: {}): {}\n{}\ndanted: {}{}\nlog:\n{}{}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("danted.out"),
-        read("danted-pam.out"),
-        read("danted.log"),
-        read("danted-pam.log")
-    );
 
     // what the clients saw: the three legitimate fetches got the page, no other did; every
     // login was refused (curl: "User was rejected", raw: status 01), the scans found no

@@ -87,22 +87,16 @@ fn real_dropbear_reused_pid_takes_no_stale_address() {
     require_program("ssh", "openssh-client");
     require_program("sshpass", "sshpass");
     require_program("unshare", "util-linux");
-    let dir = tempfile::Builder::new()
-        .prefix("pct-dropbear-")
-        .tempdir()
-        .expect("temp dir");
-    let script = dir.path().join("run.sh");
-    fs::write(&script, SCRIPT).unwrap();
-    let out = run_unshared(&script, &[dir.path()]);
+    let dir = test_dir("dropbear");
+    run_script_ok(
+        "dropbear",
+        dir.path(),
+        SCRIPT,
+        &[],
+        &[("log", "dropbear.log")],
+    );
     let log = dir.path().join("dropbear.log");
     let text = fs::read_to_string(&log).unwrap_or_default();
-    assert!(
-        out.success(),
-        "the dropbear run failed (timed out: {}): {}\n{}\nlog:\n{text}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str()
-    );
 
     // Both connections were served by a child of the same pid.
     let child = |src: &str| -> String {

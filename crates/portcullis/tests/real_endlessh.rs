@@ -77,22 +77,11 @@ fn real_endlessh_counts_each_connection_once() {
     require_program("python3", "python3");
     require_program("unshare", "util-linux");
     let bin = endlessh();
-    let dir = tempfile::Builder::new()
-        .prefix("pct-endlessh-")
-        .tempdir()
-        .expect("temp dir");
-    let script = dir.path().join("run.sh");
-    fs::write(&script, SCRIPT).unwrap();
-    let out = run_unshared(&script, &[dir.path(), bin.as_path()]);
+    let dir = test_dir("endlessh");
+    let shown = [("log", "endlessh.log")];
+    run_script_ok("endlessh", dir.path(), SCRIPT, &[bin.as_os_str()], &shown);
     let log = dir.path().join("endlessh.log");
     let text = fs::read_to_string(&log).unwrap_or_default();
-    assert!(
-        out.success(),
-        "the endlessh run failed (timed out: {}): {}\n{}\nlog:\n{text}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str()
-    );
     let lines: Vec<&str> = text.lines().collect();
     // the program's own lines: six connections, each accepted and closed, and the totals
     let accepts = lines.iter().filter(|l| l.contains(" ACCEPT host=")).count();

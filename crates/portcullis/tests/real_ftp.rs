@@ -298,16 +298,11 @@ sys.exit(1 if errors else 0)
 /// directory, $2 its syslog socket, $3 the test's etc/ files, then the command. /etc is an
 /// overlay (the host's /etc below, the test's files above on a tmpfs of this namespace), not a
 /// bind mount of each file: see the module doc.
-/// (After `set -e` and [`PRIVATE_ETC_SH`].)
+/// (After `set -e`, [`PRIVATE_ETC_SH`] and [`PRIVATE_SYSLOG_SH`], for `private_dev`.)
 const NS_SH: &str = r#"d=$1; sock=$2; etc=$3; shift 3
 private_etc "$d/etc-ov" "$etc" passwd group shadow ftpusers pam.d/vsftpd
-mkdir -p "$d/olddev"
-mount --bind /dev "$d/olddev"
-mount -t tmpfs -o mode=755 pct-dev /dev
-for n in null zero full random urandom tty; do touch "/dev/$n"; mount --bind "$d/olddev/$n" "/dev/$n"; done
-ln -s /proc/self/fd /dev/fd
+private_dev
 ln -s "$sock" /dev/log
-umount "$d/olddev"
 exec "$@"
 "#;
 
@@ -484,7 +479,7 @@ impl FtpLab {
         fs::write(dir.path().join("client.py"), CLIENT_PY).unwrap();
         fs::write(
             dir.path().join("ns.sh"),
-            format!("set -e\n{PRIVATE_ETC_SH}{NS_SH}"),
+            format!("set -e\n{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{NS_SH}"),
         )
         .unwrap();
 

@@ -150,26 +150,17 @@ fn real_haproxy_auth_failures_count_for_the_client_haproxy_wrote() {
     require_program("ip", "iproute2");
     require_program("ss", "iproute2");
     require_program("unshare", "util-linux");
-    let dir = tempfile::Builder::new()
-        .prefix("pct-haproxy-")
-        .tempdir()
-        .expect("temp dir");
-    let script = dir.path().join("run.sh");
-    fs::write(&script, format!("{PRIVATE_SYSLOG_SH}{SCRIPT}")).unwrap();
-    let out = run_unshared(&script, &[dir.path()]);
+    let dir = test_dir("haproxy");
+    let shown = [
+        ("haproxy", "haproxy.err"),
+        ("app", "app.err"),
+        ("log", "haproxy.log"),
+    ];
+    let script = format!("{PRIVATE_SYSLOG_SH}{SCRIPT}");
+    run_script_ok("haproxy", dir.path(), &script, &[], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let own = dir.path().join("haproxy.log");
     let sys = dir.path().join("syslog");
-    assert!(
-        out.success(),
-        "the haproxy run failed (timed out: {}): {}\n{}\nhaproxy: {}\napp: {}\nlog:\n{}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("haproxy.err"),
-        read("app.err"),
-        read("haproxy.log")
-    );
 
     // what the clients got, in order
     let codes: Vec<String> = read("codes").lines().map(str::to_string).collect();

@@ -153,25 +153,16 @@ fn real_inspircd_oper_failures_count_for_the_client_address() {
     require_program("named", "bind9");
     require_program("python3", "python3");
     require_program("unshare", "util-linux");
-    let dir = tempfile::Builder::new()
-        .prefix("pct-inspircd-")
-        .tempdir()
-        .expect("temp dir");
-    let script = dir.path().join("run.sh");
-    fs::write(&script, SCRIPT).unwrap();
-    let out = run_unshared(&script, &[dir.path()]);
+    let dir = test_dir("inspircd");
+    let shown = [
+        ("inspircd", "inspircd.out"),
+        ("named", "named.err"),
+        ("log", "inspircd.log"),
+    ];
+    run_script_ok("inspircd", dir.path(), SCRIPT, &[], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let log = dir.path().join("inspircd.log");
     let text = read("inspircd.log");
-    assert!(
-        out.success(),
-        "the inspircd run failed (timed out: {}): {}\n{}\ninspircd: {}\nnamed: {}\nlog:\n{text}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("inspircd.out"),
-        read("named.err"),
-    );
 
     // the clients' own view: six refusals (491), one operator (381)
     let clients = read("clients");

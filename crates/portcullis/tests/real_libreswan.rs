@@ -81,8 +81,10 @@ for a in 192.0.2.10 203.0.113.7 198.51.100.9; do in_ini ip addr add $a/24 dev ve
 in_ini ip addr add 2001:db8::66/64 dev veth-c nodad
 in_ini ip link set veth-c up
 in_ini mount -t tmpfs -o mode=755 pct-run2 /run
-# the initiator logs to its own file only: its /dev/log leads nowhere
-in_ini mount --bind /dev/null "$d/log.sock"
+# the initiator logs to its own file only: its /dev/log leads nowhere (an empty regular
+# file over the socket, never the host's /dev/null, whose mode a chmod there would change)
+: > "$d/nolog"
+in_ini mount --bind "$d/nolog" "$d/log.sock"
 P=/usr/libexec/ipsec
 # NSS databases; RSA keys: the server's (responder), alice's and mallory's (initiator)
 mkdir -p "$d/resp/nss" "$d/ini/nss"
@@ -238,23 +240,18 @@ kill %1; wait
 "#;
 
 fn libreswan_root() -> PathBuf {
-    let root =
-        PathBuf::from(std::env::var("PORTCULLIS_LIBRESWAN_ROOT").unwrap_or(LIBRESWAN_ROOT.into()));
-    for f in [
-        "usr/libexec/ipsec/pluto",
-        "usr/libexec/ipsec/whack",
-        "usr/libexec/ipsec/addconn",
-        "usr/libexec/ipsec/rsasigkey",
-        "usr/libexec/ipsec/showhostkey",
-    ] {
-        assert!(
-            root.join(f).is_file(),
-            "{} is missing: run test.sh (it downloads Debian's libreswan with `apt-get download` \
-             and unpacks it with `dpkg -x` under /var/cache/portcullis-test)",
-            root.join(f).display()
-        );
-    }
-    root
+    unpacked(
+        "PORTCULLIS_LIBRESWAN_ROOT",
+        LIBRESWAN_ROOT,
+        &[
+            "usr/libexec/ipsec/pluto",
+            "usr/libexec/ipsec/whack",
+            "usr/libexec/ipsec/addconn",
+            "usr/libexec/ipsec/rsasigkey",
+            "usr/libexec/ipsec/showhostkey",
+        ],
+        "Debian's libreswan",
+    )
 }
 
 /// The initiator's attempts and whack's exit status for each: 0 when the IKE SA was
@@ -280,26 +277,23 @@ fn real_libreswan_failures_count_for_the_peer_address() {
     require_program("nsenter", "util-linux");
     require_program("ip", "iproute2");
     let root = libreswan_root();
-    let dir = tempfile::Builder::new()
-        .prefix("pct-libreswan-")
-        .tempdir()
-        .expect("temp dir");
-    let script = dir.path().join("run.sh");
-    fs::write(&script, format!("{PRIVATE_SYSLOG_SH}{SCRIPT}")).unwrap();
-    let out = run_unshared(&script, &[dir.path(), root.as_path()]);
+    let dir = test_dir("libreswan");
+    let shown = [
+        ("responder", "resp/pluto.err"),
+        ("initiator", "ini/add.out"),
+        ("initiator's log", "ini/pluto.log"),
+        ("log", "syslog"),
+    ];
+    let script = format!("{PRIVATE_SYSLOG_SH}{SCRIPT}");
+    run_script_ok(
+        "libreswan",
+        dir.path(),
+        &script,
+        &[root.as_os_str()],
+        &shown,
+    );
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let sys: &Path = &dir.path().join("syslog");
-    assert!(
-        out.success(),
-        "the libreswan run failed (timed out: {}): {}\n{}\nresponder: {}\ninitiator: {}\n{}\nlog:\n{}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("resp/pluto.err"),
-        read("ini/add.out"),
-        read("ini/pluto.log"),
-        read("syslog")
-    );
 
     // the initiator's own view: the right PSK and the right key got in, nothing else did
     let initiated = read("ini/initiate.out");

@@ -120,26 +120,17 @@ fn real_lighttpd_auth_failures_count_for_the_client_lighttpd_wrote() {
     require_program("ip", "iproute2");
     require_program("ss", "iproute2");
     require_program("unshare", "util-linux");
-    let dir = tempfile::Builder::new()
-        .prefix("pct-lighttpd-")
-        .tempdir()
-        .expect("temp dir");
-    let script = dir.path().join("run.sh");
-    fs::write(&script, format!("{PRIVATE_SYSLOG_SH}{SCRIPT}")).unwrap();
-    let out = run_unshared(&script, &[dir.path()]);
+    let dir = test_dir("lighttpd");
+    let shown = [
+        ("lighttpd (lighttpd-8080.out)", "lighttpd-8080.out"),
+        ("lighttpd (lighttpd-8081.out)", "lighttpd-8081.out"),
+        ("log", "error.log"),
+    ];
+    let script = format!("{PRIVATE_SYSLOG_SH}{SCRIPT}");
+    run_script_ok("lighttpd", dir.path(), &script, &[], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let own = dir.path().join("error.log");
     let sys = dir.path().join("syslog");
-    assert!(
-        out.success(),
-        "the lighttpd run failed (timed out: {}): {}\n{}\nlighttpd: {}{}\nlog:\n{}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("lighttpd-8080.out"),
-        read("lighttpd-8081.out"),
-        read("error.log")
-    );
 
     // what the clients got
     let mut codes: Vec<String> = read("codes").lines().map(str::to_string).collect();

@@ -105,27 +105,18 @@ fn real_monit_failures_count_for_the_client_monit_wrote() {
     require_program("curl", "curl");
     require_program("rsyslogd", "rsyslog");
     require_program("unshare", "util-linux");
-    let dir = tempfile::Builder::new()
-        .prefix("pct-monit-")
-        .tempdir()
-        .expect("temp dir");
-    let script = dir.path().join("run.sh");
-    fs::write(&script, format!("{PRIVATE_SYSLOG_SH}{SCRIPT}")).unwrap();
-    let out = run_unshared(&script, &[dir.path()]);
+    let dir = test_dir("monit");
+    let shown = [
+        ("monit (own.out)", "own.out"),
+        ("monit (sys.out)", "sys.out"),
+        ("log", "monit.log"),
+        ("syslog", "syslog"),
+    ];
+    let script = format!("{PRIVATE_SYSLOG_SH}{SCRIPT}");
+    run_script_ok("monit", dir.path(), &script, &[], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let own = dir.path().join("monit.log");
     let sys = dir.path().join("syslog");
-    assert!(
-        out.success(),
-        "the monit run failed (timed out: {}): {}\n{}\nmonit: {}{}\nlog:\n{}\nsyslog:\n{}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("own.out"),
-        read("sys.out"),
-        read("monit.log"),
-        read("syslog")
-    );
 
     // Monit let the right password in and refused every other request (curl's view); the
     // client outside the address list had its connection closed (000)

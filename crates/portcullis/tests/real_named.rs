@@ -97,13 +97,7 @@ wait
 /// refusals (`... denied`).
 fn counted(log: &Path) -> (BTreeMap<String, Vec<String>>, usize) {
     let text = fs::read_to_string(log).unwrap_or_default();
-    let mut by_host: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (host, rule, line) in counted_matches("named-refused", log) {
-        by_host
-            .entry(host)
-            .or_default()
-            .push(format!("{rule}: {line}"));
-    }
+    let by_host = lines_by_host("named-refused", log);
     let denied = text
         .lines()
         .filter(|l| l.contains(" client ") && l.contains(" denied"))
@@ -120,25 +114,13 @@ fn real_named_refusals_count_for_the_client_named_wrote() {
     require_program("nsupdate", "bind9-dnsutils");
     require_program("rsyslogd", "rsyslog");
     require_program("unshare", "util-linux");
-    let dir = tempfile::Builder::new()
-        .prefix("pct-named-")
-        .tempdir()
-        .expect("temp dir");
-    let script = dir.path().join("run.sh");
-    fs::write(&script, format!("{PRIVATE_SYSLOG_SH}{SCRIPT}")).unwrap();
-    let out = run_unshared(&script, &[dir.path()]);
+    let dir = test_dir("named");
+    let shown = [("named", "named.err"), ("log", "named.log")];
+    let script = format!("{PRIVATE_SYSLOG_SH}{SCRIPT}");
+    run_script_ok("named", dir.path(), &script, &[], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let own = dir.path().join("named.log");
     let sys = dir.path().join("syslog");
-    assert!(
-        out.success(),
-        "the named run failed (timed out: {}): {}\n{}\nnamed: {}\nlog:\n{}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("named.err"),
-        read("named.log")
-    );
 
     // named answered the allowed client and refused the others (dig's own view)
     let answers = read("answers");

@@ -90,24 +90,13 @@ fn real_nrpe_refusals_count_for_the_address_nrpe_wrote() {
     );
     require_program("rsyslogd", "rsyslog");
     require_program("unshare", "util-linux");
-    let dir = tempfile::Builder::new()
-        .prefix("pct-nrpe-")
-        .tempdir()
-        .expect("temp dir");
-    let script = dir.path().join("run.sh");
-    fs::write(&script, format!("{PRIVATE_SYSLOG_SH}{SCRIPT}")).unwrap();
-    let out = run_unshared(&script, &[dir.path()]);
+    let dir = test_dir("nrpe");
+    let shown = [("nrpe", "nrpe.err"), ("log", "syslog")];
+    let script = format!("{PRIVATE_SYSLOG_SH}{SCRIPT}");
+    run_script_ok("nrpe", dir.path(), &script, &[], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let sys = dir.path().join("syslog");
     let text = read("syslog");
-    assert!(
-        out.success(),
-        "the nrpe run failed (timed out: {}): {}\n{}\nnrpe: {}\nlog:\n{text}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("nrpe.err"),
-    );
 
     // nrpe ran the allowed client's command (check_nrpe's own view)
     let answers = read("answers");

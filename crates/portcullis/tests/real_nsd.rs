@@ -150,25 +150,13 @@ fn real_nsd_refusals_and_rate_limits_count_for_the_client_nsd_wrote() {
     require_program("python3", "python3");
     require_program("rsyslogd", "rsyslog");
     require_program("unshare", "util-linux");
-    let dir = tempfile::Builder::new()
-        .prefix("pct-nsd-")
-        .tempdir()
-        .expect("temp dir");
-    let script = dir.path().join("run.sh");
-    fs::write(&script, format!("{PRIVATE_SYSLOG_SH}{SCRIPT}")).unwrap();
-    let out = run_unshared(&script, &[dir.path()]);
+    let dir = test_dir("nsd");
+    let shown = [("python", "python.err"), ("nsd", "nsd.log")];
+    let script = format!("{PRIVATE_SYSLOG_SH}{SCRIPT}");
+    run_script_ok("nsd", dir.path(), &script, &[], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let own = dir.path().join("nsd.log");
     let sys = dir.path().join("syslog");
-    assert!(
-        out.success(),
-        "the nsd run failed (timed out: {}): {}\n{}\npython: {}\nnsd:\n{}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("python.err"),
-        read("nsd.log")
-    );
 
     // NSD answered the allowed client and refused the others (dig's own view)
     let answers = read("answers");

@@ -115,32 +115,23 @@ fn real_ocserv_failures_count_for_the_address_ocserv_wrote() {
     require_program("openssl", "openssl");
     require_program("rsyslogd", "rsyslog");
     require_program("unshare", "util-linux");
-    let dir = tempfile::Builder::new()
-        .prefix("pct-ocserv-")
-        .tempdir()
-        .expect("temp dir");
-    let script = dir.path().join("run.sh");
-    fs::write(&script, format!("{PRIVATE_SYSLOG_SH}{SCRIPT}")).unwrap();
-    let out = run_unshared(
+    let dir = test_dir("ocserv");
+    let shown = [("ocserv", "ocserv.out"), ("syslog", "syslog")];
+    let script = format!("{PRIVATE_SYSLOG_SH}{SCRIPT}");
+    run_script_ok(
+        "ocserv",
+        dir.path(),
         &script,
         &[
-            dir.path().as_os_str(),
             FORGED_QUOTED.as_ref(),
             FORGED_BARE.as_ref(),
             FORGED_WORKER.as_ref(),
         ],
+        &shown,
     );
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let sys = dir.path().join("syslog");
     let text = read("syslog");
-    assert!(
-        out.success(),
-        "the ocserv run failed (timed out: {}): {}\n{}\nocserv: {}\nsyslog:\n{text}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("ocserv.out"),
-    );
 
     // openconnect's own view: the right password got a cookie, no wrong one did
     let clients = read("clients");

@@ -51,14 +51,9 @@ for a in 192.0.2.1 192.0.2.10 198.51.100.9 203.0.113.77 203.0.113.78 203.0.113.9
 done
 for a in 2001:db8::1 2001:db8:77::1:7; do ip addr add "$a/128" dev lo nodad || exit 2; done
 # a private /dev whose /dev/log is the private rsyslogd's socket (and the tun device)
-mkdir -p "$d/olddev"
-mount --bind /dev "$d/olddev"
-mount -t tmpfs -o mode=755 pct-dev /dev
-for n in null zero full random urandom tty; do touch "/dev/$n"; mount --bind "$d/olddev/$n" "/dev/$n"; done
-mkdir /dev/net && touch /dev/net/tun && mount --bind "$d/olddev/net/tun" /dev/net/tun || exit 3
-ln -s /proc/self/fd /dev/fd
+private_dev
+mkdir /dev/net && mknod -m 666 /dev/net/tun c 10 200 || exit 3
 ln -s "$d/log.sock" /dev/log
-umount "$d/olddev"
 
 # the PKI: ca1 (the server's), ca2 (the attacker's own), a CRL revoking one client
 cd "$d" || exit 3
@@ -245,28 +240,24 @@ fn real_openvpn_failures_count_for_the_client_openvpn_wrote() {
         Path::new("/dev/net/tun").exists(),
         "/dev/net/tun is missing: the OpenVPN servers need the tun driver"
     );
-    let dir = tempfile::Builder::new()
-        .prefix("pct-openvpn-")
-        .tempdir()
-        .expect("temp dir");
-    let script = dir.path().join("run.sh");
-    fs::write(&script, SCRIPT).unwrap();
-    let out = run_unshared(&script, &[dir.path()]);
+    let dir = test_dir("openvpn");
+    let shown = [
+        ("servers (sys.err)", "sys.err"),
+        ("servers (own.err)", "own.err"),
+        ("servers (tcp.err)", "tcp.err"),
+        ("syslog", "syslog"),
+        ("own log", "openvpn.log"),
+    ];
+    run_script_ok(
+        "openvpn",
+        dir.path(),
+        &format!("{PRIVATE_SYSLOG_SH}{SCRIPT}"),
+        &[],
+        &shown,
+    );
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let sys = dir.path().join("syslog");
     let own = dir.path().join("openvpn.log");
-    assert!(
-        out.success(),
-        "the openvpn run failed (timed out: {}): {}\n{}\nservers: {}{}{}\nsyslog:\n{}\nown log:\n{}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("sys.err"),
-        read("own.err"),
-        read("tcp.err"),
-        read("syslog"),
-        read("openvpn.log")
-    );
     let (systext, owntext) = (read("syslog"), read("openvpn.log"));
     assert!(
         read("timeouts").is_empty(),

@@ -134,27 +134,18 @@ fn real_perdition_failures_count_for_the_client_perdition_wrote() {
     require_program("rsyslogd", "rsyslog");
     require_program("python3", "python3");
     require_program("unshare", "util-linux");
-    let dir = tempfile::Builder::new()
-        .prefix("pct-perdition-")
-        .tempdir()
-        .expect("temp dir");
-    let script = dir.path().join("run.sh");
-    fs::write(&script, format!("{PRIVATE_SYSLOG_SH}{SCRIPT}")).unwrap();
+    let dir = test_dir("perdition");
     fs::write(dir.path().join("client.py"), CLIENT).unwrap();
-    let out = run_unshared(&script, &[dir.path()]);
+    let shown = [
+        ("client", "client.err"),
+        ("perdition", "perdition.out"),
+        ("dovecot", "dovecot.log"),
+        ("log", "syslog"),
+    ];
+    let script = format!("{PRIVATE_SYSLOG_SH}{SCRIPT}");
+    run_script_ok("perdition", dir.path(), &script, &[], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let sys = dir.path().join("syslog");
-    assert!(
-        out.success(),
-        "the perdition run failed (timed out: {}): {}\n{}\nclient: {}\nperdition: {}\ndovecot: {}\nlog:\n{}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("client.err"),
-        read("perdition.out"),
-        read("dovecot.log"),
-        read("syslog")
-    );
 
     // perdition refused the five wrong logins and let alice in (the clients' own view)
     let answers = read("answers");

@@ -166,23 +166,10 @@ fn real_pgbouncer_failed_logins_count_for_the_client_pgbouncer_wrote() {
         initdb,
         "no PostgreSQL server (/usr/lib/postgresql/N/bin/initdb): install postgresql (test.sh does)"
     );
-    let dir = tempfile::Builder::new()
-        .prefix("pct-pgbouncer-")
-        .tempdir()
-        .expect("temp dir");
-    let script = dir.path().join("run.sh");
-    fs::write(&script, SCRIPT).unwrap();
-    let out = run_unshared(&script, &[dir.path()]);
+    let dir = test_dir("pgbouncer");
+    let shown = [("postgres", "postgres.log"), ("scram log", "pgb/scram.log")];
+    run_script_ok("pgbouncer", dir.path(), SCRIPT, &[], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
-    assert!(
-        out.success(),
-        "the pgbouncer run failed (timed out: {}): {}\n{}\npostgres: {}\nscram log:\n{}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("postgres.log"),
-        read("pgb/scram.log")
-    );
 
     let v4 = |h: &str, n: usize| (h.to_string(), vec!["auth-failed".to_string(); n]);
     for (kind, port, hostile) in [("scram", 6432, 3), ("md5", 6433, 2)] {

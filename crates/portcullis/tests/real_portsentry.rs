@@ -133,29 +133,14 @@ fn real_portsentry_counts_the_address_not_the_name() {
     require_program("ss", "iproute2");
     require_program("unshare", "util-linux");
     require_program("nsenter", "util-linux");
-    let dir = tempfile::Builder::new()
-        .prefix("pct-portsentry-")
-        .tempdir()
-        .expect("temp dir");
-    let script = dir.path().join("run.sh");
-    fs::write(
-        &script,
-        format!("{PRIVATE_SYSLOG_SH}{PRIVATE_ETC_SH}{SCRIPT}"),
-    )
-    .unwrap();
-    let out = run_unshared(&script, &[dir.path()]);
+    let dir = test_dir("portsentry");
+    let shown = [("portsentry", "portsentry.err"), ("log", "syslog")];
+    let script = format!("{PRIVATE_SYSLOG_SH}{PRIVATE_ETC_SH}{SCRIPT}");
+    run_script_ok("portsentry", dir.path(), &script, &[], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let sys = dir.path().join("syslog");
     let history = dir.path().join("history");
     let text = read("syslog");
-    assert!(
-        out.success(),
-        "the portsentry run failed (timed out: {}): {}\n{}\nportsentry: {}\nlog:\n{text}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("portsentry.err"),
-    );
 
     // the clients' own view: PortSentry accepted every IPv4 probe, 1.2 has no IPv6
     let clients = read("clients.out");

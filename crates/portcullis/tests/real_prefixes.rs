@@ -241,31 +241,19 @@ fn real_syslog_daemons_and_journald_prefixes_are_read() {
         "PORTCULLIS_INETUTILS_SYSLOGD_ROOT",
         "usr/sbin/syslogd",
     );
-    let dir = tempfile::Builder::new()
-        .prefix("pct-prefixes-")
-        .tempdir()
-        .expect("temp dir");
+    let dir = test_dir("prefixes");
     let d = dir.path();
-    let script = d.join("run.sh");
-    fs::write(&script, format!("{PRIVATE_SYSLOG_SH}{SCRIPT}")).unwrap();
-    let out = run_unshared(
-        &script,
-        &[d, sng.as_path(), inet.as_path(), Path::new(JOURNALD)],
-    );
+    let shown = [
+        ("rsyslogd", "rsyslogd.err"),
+        ("rsyslogd (rs2.err)", "rs2.err"),
+        ("syslog-ng", "syslog-ng.err"),
+        ("inetutils", "inetutils.err"),
+        ("journald", "journald.err"),
+    ];
+    let script = format!("{PRIVATE_SYSLOG_SH}{SCRIPT}");
+    let args = [sng.as_os_str(), inet.as_os_str(), JOURNALD.as_ref()];
+    run_script_ok("syslog daemons", d, &script, &args, &shown);
     let read = |name: &str| fs::read_to_string(d.join(name)).unwrap_or_default();
-    assert!(
-        out.success(),
-        "the run failed (timed out: {}): {}\n{}\nrsyslogd: {}{}\nsyslog-ng: {}\ninetutils: {}\n\
-         journald: {}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("rsyslogd.err"),
-        read("rs2.err"),
-        read("syslog-ng.err"),
-        read("inetutils.err"),
-        read("journald.err")
-    );
 
     for &(file, forms, unrecognised_lines) in OUTS {
         let log = d.join(file);

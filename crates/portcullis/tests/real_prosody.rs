@@ -183,27 +183,18 @@ fn real_prosody_failed_logins_count_for_the_address_prosody_wrote() {
     require_program("rsyslogd", "rsyslog");
     require_program("ip", "iproute2");
     require_program("unshare", "util-linux");
-    let dir = tempfile::Builder::new()
-        .prefix("pct-prosody-")
-        .tempdir()
-        .expect("temp dir");
-    let script = dir.path().join("run.sh");
-    fs::write(&script, format!("{PRIVATE_SYSLOG_SH}{SCRIPT}")).unwrap();
+    let dir = test_dir("prosody");
     fs::write(dir.path().join("client.py"), CLIENT_PY).unwrap();
-    let out = run_unshared(&script, &[dir.path()]);
+    let shown = [
+        ("prosody (register.out)", "register.out"),
+        ("prosody (prosody.out)", "prosody.out"),
+        ("log", "prosody.log"),
+    ];
+    let script = format!("{PRIVATE_SYSLOG_SH}{SCRIPT}");
+    run_script_ok("prosody", dir.path(), &script, &[], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let own = dir.path().join("prosody.log");
     let sys = dir.path().join("syslog");
-    assert!(
-        out.success(),
-        "the prosody run failed (timed out: {}): {}\n{}\nprosody: {}{}\nlog:\n{}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("register.out"),
-        read("prosody.out"),
-        read("prosody.log")
-    );
 
     // what the clients got
     let mut results: Vec<String> = read("results").lines().map(str::to_string).collect();

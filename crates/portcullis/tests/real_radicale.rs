@@ -29,7 +29,6 @@ mod common;
 use common::*;
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
 
 /// Run as pid 1 of the new pid and network namespace (bash): every process of the run is
 /// in it and dies with it; $1 is the test's directory.
@@ -86,18 +85,6 @@ kill "$rad"
 wait
 "#;
 
-/// Per address, the rules of the lines that count (sorted).
-fn counted(log: &Path) -> BTreeMap<String, Vec<String>> {
-    let mut by_host: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (host, rule, _) in counted_matches("radicale", log) {
-        by_host.entry(host).or_default().push(rule);
-    }
-    for rules in by_host.values_mut() {
-        rules.sort();
-    }
-    by_host
-}
-
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_radicale_failed_logins_count_for_the_tcp_peer() {
@@ -106,23 +93,12 @@ fn real_radicale_failed_logins_count_for_the_tcp_peer() {
     require_program("radicale", "radicale");
     require_program("curl", "curl");
     require_program("unshare", "util-linux");
-    let dir = tempfile::Builder::new()
-        .prefix("pct-radicale-")
-        .tempdir()
-        .expect("temp dir");
-    let script = dir.path().join("run.sh");
-    fs::write(&script, SCRIPT).unwrap();
-    let out = run_unshared(&script, &[dir.path()]);
+    let dir = test_dir("radicale");
+    let shown = [("log", "radicale.log")];
+    run_script_ok("radicale", dir.path(), SCRIPT, &[], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let log = dir.path().join("radicale.log");
     let text = read("radicale.log");
-    assert!(
-        out.success(),
-        "the radicale run failed (timed out: {}): {}\n{}\nlog:\n{text}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-    );
 
     // Radicale let alice in and refused the nine others (curl's view and its own)
     let status: Vec<String> = read("status").lines().map(str::to_string).collect();
@@ -176,7 +152,7 @@ fn real_radicale_failed_logins_count_for_the_tcp_peer() {
     .map(|(h, r)| (h.to_string(), r.into_iter().map(str::to_string).collect()))
     .collect();
     assert_eq!(
-        counted(&log),
+        rules_by_host("radicale", &log),
         want,
         "what counted, per address; log:\n{text}"
     );

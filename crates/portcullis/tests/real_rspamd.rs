@@ -88,24 +88,11 @@ fn real_rspamd_controller_failures_count_for_the_peer_rspamd_wrote() {
     require_program("rspamadm", "rspamd");
     require_program("curl", "curl");
     require_program("unshare", "util-linux");
-    let dir = tempfile::Builder::new()
-        .prefix("pct-rspamd-")
-        .tempdir()
-        .expect("temp dir");
-    let script = dir.path().join("run.sh");
-    fs::write(&script, SCRIPT).unwrap();
-    let out = run_unshared(&script, &[dir.path()]);
+    let dir = test_dir("rspamd");
+    let shown = [("rspamd", "rspamd.out"), ("log", "rspamd.log")];
+    run_script_ok("rspamd", dir.path(), SCRIPT, &[], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let log = dir.path().join("rspamd.log");
-    assert!(
-        out.success(),
-        "the rspamd run failed (timed out: {}): {}\n{}\nrspamd: {}\nlog:\n{}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("rspamd.out"),
-        read("rspamd.log")
-    );
 
     // rspamd refused every request but the right password's (curl's own view)
     let codes = read("codes");

@@ -103,24 +103,13 @@ fn real_rsyncd_failures_count_for_the_address_rsync_wrote() {
     require_program("rsyslogd", "rsyslog");
     require_program("unshare", "util-linux");
     require_program("ss", "iproute2");
-    let dir = tempfile::Builder::new()
-        .prefix("pct-rsyncd-")
-        .tempdir()
-        .expect("temp dir");
-    let script = dir.path().join("run.sh");
-    fs::write(&script, format!("{PRIVATE_SYSLOG_SH}{SCRIPT}")).unwrap();
-    let out = run_unshared(&script, &[dir.path()]);
+    let dir = test_dir("rsyncd");
+    let shown = [("rsyncd", "rsyncd.err"), ("log", "syslog")];
+    let script = format!("{PRIVATE_SYSLOG_SH}{SCRIPT}");
+    run_script_ok("rsyncd", dir.path(), &script, &[], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let sys = dir.path().join("syslog");
     let text = read("syslog");
-    assert!(
-        out.success(),
-        "the rsyncd run failed (timed out: {}): {}\n{}\nrsyncd: {}\nlog:\n{text}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("rsyncd.err"),
-    );
 
     // the clients' own view: the legitimate one listed the module, every other was refused
     let rcs = read("rcs");

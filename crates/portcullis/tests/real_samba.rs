@@ -174,28 +174,12 @@ fn real_samba_failures_count_for_the_address_samba_wrote() {
     require_program("ip", "iproute2");
     require_program("ss", "iproute2");
     require_program("unshare", "util-linux");
-    let dir = tempfile::Builder::new()
-        .prefix("pct-samba-")
-        .tempdir()
-        .expect("temp dir");
-    let script = dir.path().join("run.sh");
-    fs::write(
-        &script,
-        format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SCRIPT}"),
-    )
-    .unwrap();
+    let dir = test_dir("samba");
     let uid = free_ids(1, 64700..64900).to_string();
-    let out = run_unshared(&script, &[dir.path().as_os_str(), uid.as_ref()]);
+    let shown = [("smbd", "smbd.out"), ("log", "log.smbd")];
+    let script = format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SCRIPT}");
+    run_script_ok("samba", dir.path(), &script, &[uid.as_ref()], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
-    assert!(
-        out.success(),
-        "the samba run failed (timed out: {}): {}\n{}\nsmbd: {}\nlog:\n{}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("smbd.out"),
-        read("log.smbd")
-    );
 
     // what the clients saw: the right password, the anonymous and the guest sessions were
     // served; every other attempt was refused (at session setup or, an unknown user mapped

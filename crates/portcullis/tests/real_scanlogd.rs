@@ -96,24 +96,13 @@ fn real_scanlogd_counts_the_scanner_not_the_destination() {
     require_program("ss", "iproute2");
     require_program("unshare", "util-linux");
     require_program("nsenter", "util-linux");
-    let dir = tempfile::Builder::new()
-        .prefix("pct-scanlogd-")
-        .tempdir()
-        .expect("temp dir");
-    let script = dir.path().join("run.sh");
-    fs::write(&script, format!("{PRIVATE_SYSLOG_SH}{SCRIPT}")).unwrap();
-    let out = run_unshared(&script, &[dir.path()]);
+    let dir = test_dir("scanlogd");
+    let shown = [("scanlogd", "scanlogd.err"), ("log", "syslog")];
+    let script = format!("{PRIVATE_SYSLOG_SH}{SCRIPT}");
+    run_script_ok("scanlogd", dir.path(), &script, &[], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let sys = dir.path().join("syslog");
     let text = read("syslog");
-    assert!(
-        out.success(),
-        "the scanlogd run failed (timed out: {}): {}\n{}\nscanlogd: {}\nlog:\n{text}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("scanlogd.err"),
-    );
 
     // the clients' own view: the scans ran, the legitimate client was answered
     let clients = read("clients.out");

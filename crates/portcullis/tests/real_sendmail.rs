@@ -312,17 +312,12 @@ MAILER(`smtp')dnl
 
 /// The mount/UTS-namespace set-up (run by `sh` inside `unshare --mount --uts`): $1 a
 /// directory of this namespace's, $2 the syslog socket, $3 the test's etc/ files, then the
-/// command. (After `set -e` and [`PRIVATE_ETC_SH`].)
+/// command. (After `set -e`, [`PRIVATE_ETC_SH`] and [`PRIVATE_SYSLOG_SH`], for `private_dev`.)
 const NS_SH: &str = r#"d=$1; sock=$2; etc=$3; shift 3
 mkdir -p "$d"
 private_etc "$d/etc-ov" "$etc" passwd group nsswitch.conf hosts
-mkdir -p "$d/olddev"
-mount --bind /dev "$d/olddev"
-mount -t tmpfs -o mode=755 pct-dev /dev
-for n in null zero full random urandom tty; do touch "/dev/$n"; mount --bind "$d/olddev/$n" "/dev/$n"; done
-ln -s /proc/self/fd /dev/fd
+private_dev
 ln -s "$sock" /dev/log
-umount "$d/olddev"
 hostname mx.example.net
 exec "$@"
 "#;
@@ -420,7 +415,7 @@ impl SendmailLab {
         .unwrap();
         fs::write(
             self.path("ns.sh"),
-            format!("set -e\n{PRIVATE_ETC_SH}{NS_SH}"),
+            format!("set -e\n{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{NS_SH}"),
         )
         .unwrap();
         fs::write(self.path("client.py"), CLIENT_PY).unwrap();

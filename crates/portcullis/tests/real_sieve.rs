@@ -179,18 +179,6 @@ for e in errors:
 sys.exit(1 if errors else 0)
 "#;
 
-/// (host, rules) of every line that counts.
-fn counted(log: &Path) -> BTreeMap<String, Vec<String>> {
-    let mut by_host: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (host, rule, _line) in counted_matches("sieve", log) {
-        by_host.entry(host).or_default().push(rule);
-    }
-    for rules in by_host.values_mut() {
-        rules.sort();
-    }
-    by_host
-}
-
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_managesieve_failures_count_for_the_address_dovecot_wrote() {
@@ -205,28 +193,19 @@ fn real_managesieve_failures_count_for_the_address_dovecot_wrote() {
     require_program("ip", "iproute2");
     require_program("ss", "iproute2");
     require_program("unshare", "util-linux");
-    let dir = tempfile::Builder::new()
-        .prefix("pct-sieve-")
-        .tempdir()
-        .expect("temp dir");
+    let dir = test_dir("sieve");
     // Dovecot's unprivileged processes (auth, login) read the passwd file under it
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
     fs::write(dir.path().join("client.py"), CLIENT_PY).unwrap();
-    let script = dir.path().join("run.sh");
-    fs::write(&script, format!("{PRIVATE_SYSLOG_SH}{SCRIPT}")).unwrap();
-    let out = run_unshared(&script, &[dir.path()]);
+    let shown = [
+        ("client", "client.err"),
+        ("dovecot", "dovecot.err"),
+        ("log", "syslog"),
+    ];
+    let script = format!("{PRIVATE_SYSLOG_SH}{SCRIPT}");
+    run_script_ok("dovecot", dir.path(), &script, &[], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let sys = dir.path().join("syslog");
-    assert!(
-        out.success(),
-        "the dovecot run failed (timed out: {}): {}\n{}\nclient: {}\ndovecot: {}\nlog:\n{}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("client.err"),
-        read("dovecot.err"),
-        read("syslog")
-    );
     let text = read("syslog");
 
     // what Dovecot wrote: one disconnect line per failed connection, the login of the right
@@ -270,7 +249,7 @@ fn real_managesieve_failures_count_for_the_address_dovecot_wrote() {
     .into_iter()
     .map(|(h, r)| (h.to_string(), r.into_iter().map(String::from).collect()))
     .collect();
-    let got = counted(&sys);
+    let got = rules_by_host("sieve", &sys);
     assert_eq!(got, want, "what counted, per address; log:\n{text}");
     assert!(
         !got.contains_key("192.0.2.66") && !got.contains_key("192.0.2.10"),

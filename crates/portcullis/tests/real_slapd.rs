@@ -318,23 +318,19 @@ fn run(mode: &str) -> tempfile::TempDir {
     require_program("python3", "python3");
     require_program("rsyslogd", "rsyslog");
     require_program("unshare", "util-linux");
-    let dir = tempfile::Builder::new()
-        .prefix("pct-slapd-")
-        .tempdir()
-        .expect("temp dir");
-    let script = dir.path().join("run.sh");
-    fs::write(&script, format!("{PRIVATE_SYSLOG_SH}{SCRIPT}")).unwrap();
-    let out = run_unshared(&script, &[dir.path(), Path::new(mode)]);
-    let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
-    assert!(
-        out.success(),
-        "the slapd run failed (timed out: {}): {}\n{}\nslapd: {}\npython: {}\nlog:\n{}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("slapd.err"),
-        read("python.err"),
-        read("syslog")
+    let dir = test_dir("slapd");
+    let shown = [
+        ("slapd", "slapd.err"),
+        ("python", "python.err"),
+        ("log", "syslog"),
+    ];
+    let script = format!("{PRIVATE_SYSLOG_SH}{SCRIPT}");
+    run_script_ok(
+        "slapd",
+        dir.path(),
+        &script,
+        &[std::ffi::OsStr::new(mode)],
+        &shown,
     );
     dir
 }

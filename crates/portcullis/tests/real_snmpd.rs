@@ -35,7 +35,6 @@ mod common;
 use common::*;
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
 
 /// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
 /// run is in it and dies with it; $1 is the test's directory.
@@ -99,18 +98,6 @@ kill %1
 wait
 "#;
 
-/// Per address, the rules of the lines that count (sorted).
-fn counted(log: &Path) -> BTreeMap<String, Vec<String>> {
-    let mut by_host: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (host, rule, _) in counted_matches("snmpd", log) {
-        by_host.entry(host).or_default().push(rule);
-    }
-    for rules in by_host.values_mut() {
-        rules.sort();
-    }
-    by_host
-}
-
 fn want(rows: &[(&str, &[&str])]) -> BTreeMap<String, Vec<String>> {
     rows.iter()
         .map(|(h, r)| (h.to_string(), r.iter().map(|s| s.to_string()).collect()))
@@ -125,27 +112,11 @@ fn real_snmpd_counts_refusals_and_wrong_v3_keys_for_the_sender() {
     require_program("snmpget", "snmp");
     require_program("rsyslogd", "rsyslog");
     require_program("unshare", "util-linux");
-    let dir = tempfile::Builder::new()
-        .prefix("pct-snmpd-")
-        .tempdir()
-        .expect("temp dir");
-    let script = dir.path().join("run.sh");
-    fs::write(
-        &script,
-        format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SCRIPT}"),
-    )
-    .unwrap();
-    let out = run_unshared(&script, &[dir.path()]);
+    let dir = test_dir("snmpd");
+    let shown = [("snmpd", "snmpd.err"), ("log", "snmpd.log")];
+    let script = format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SCRIPT}");
+    run_script_ok("snmpd", dir.path(), &script, &[], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
-    assert!(
-        out.success(),
-        "the snmpd run failed (timed out: {}): {}\n{}\nsnmpd: {}\nlog:\n{}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("snmpd.err"),
-        read("snmpd.log")
-    );
 
     // what the clients saw: answers for the right community and key, a report for a wrong
     // key and an unknown user, silence for a wrong community and a refused sender
@@ -188,7 +159,7 @@ fn real_snmpd_counts_refusals_and_wrong_v3_keys_for_the_sender() {
 
     // syslog (every level, a pid on each line): refusals and wrong keys
     assert_eq!(
-        counted(&sys),
+        rules_by_host("snmpd", &sys),
         want(&[
             ("198.51.100.9", &["usm-auth", "usm-auth", "usm-auth"]),
             ("2001:db8:66::6", &["usm-auth"]),
@@ -207,7 +178,7 @@ fn real_snmpd_counts_refusals_and_wrong_v3_keys_for_the_sender() {
             log.display()
         );
         assert_eq!(
-            counted(log),
+            rules_by_host("snmpd", log),
             want(&[
                 ("203.0.113.77", &["refused", "refused"]),
                 ("2001:db8:77::7", &["refused"]),

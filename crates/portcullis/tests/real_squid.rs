@@ -171,23 +171,11 @@ fn real_squid_refusals_count_for_the_client_squid_wrote() {
         Path::new(NCSA_AUTH).is_file(),
         "{NCSA_AUTH} is missing: install squid (test.sh does)"
     );
-    let dir = tempfile::Builder::new()
-        .prefix("pct-squid-")
-        .tempdir()
-        .expect("temp dir");
-    let script = dir.path().join("run.sh");
-    fs::write(&script, format!("{PRIVATE_SYSLOG_SH}{SCRIPT}")).unwrap();
-    let out = run_unshared(&script, &[dir.path()]);
+    let dir = test_dir("squid");
+    let shown = [("squid", "squid.out"), ("cache.log", "cache.log")];
+    let script = format!("{PRIVATE_SYSLOG_SH}{SCRIPT}");
+    run_script_ok("squid", dir.path(), &script, &[], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
-    assert!(
-        out.success(),
-        "the squid run failed (timed out: {}): {}\n{}\nsquid: {}\ncache.log:\n{}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("squid.out"),
-        read("cache.log")
-    );
 
     // what the clients got: curl's status (and the CONNECT's), then the raw requests'
     let answers: Vec<String> = read("answers").lines().map(str::to_string).collect();

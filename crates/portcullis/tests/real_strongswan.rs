@@ -193,25 +193,16 @@ fn real_strongswan_failures_count_for_the_initiating_address() {
             "{file} is missing: install {package} (test.sh does)"
         );
     }
-    let dir = tempfile::Builder::new()
-        .prefix("pct-strongswan-")
-        .tempdir()
-        .expect("temp dir");
-    let script = dir.path().join("run.sh");
-    fs::write(&script, format!("{PRIVATE_SYSLOG_SH}{SCRIPT}")).unwrap();
-    let out = run_unshared(&script, &[dir.path()]);
+    let dir = test_dir("strongswan");
+    let shown = [
+        ("responder", "resp/charon.err"),
+        ("initiator", "ini/charon.log"),
+        ("log", "syslog"),
+    ];
+    let script = format!("{PRIVATE_SYSLOG_SH}{SCRIPT}");
+    run_script_ok("strongSwan", dir.path(), &script, &[], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let sys = dir.path().join("syslog");
-    assert!(
-        out.success(),
-        "the strongSwan run failed (timed out: {}): {}\n{}\nresponder: {}\ninitiator: {}\nlog:\n{}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("resp/charon.err"),
-        read("ini/charon.log"),
-        read("syslog")
-    );
 
     // the initiator's own view: the right PSK got in, every other attempt was refused
     let initiated = read("ini/initiate.out");

@@ -133,27 +133,11 @@ fn real_stunnel_libwrap_refusals_count_and_tls_failures_do_not() {
     require_program("rsyslogd", "rsyslog");
     require_program("ip", "iproute2");
     require_program("unshare", "util-linux");
-    let dir = tempfile::Builder::new()
-        .prefix("pct-stunnel-")
-        .tempdir()
-        .expect("temp dir");
-    let script = dir.path().join("run.sh");
-    fs::write(
-        &script,
-        format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SCRIPT}"),
-    )
-    .unwrap();
-    let out = run_unshared(&script, &[dir.path()]);
+    let dir = test_dir("stunnel");
+    let shown = [("stunnel", "stunnel.err"), ("log", "stunnel.log")];
+    let script = format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SCRIPT}");
+    run_script_ok("stunnel", dir.path(), &script, &[], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
-    assert!(
-        out.success(),
-        "the stunnel run failed (timed out: {}): {}\n{}\nstunnel: {}\nlog:\n{}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("stunnel.err"),
-        read("stunnel.log")
-    );
 
     // the clients' own view: the legitimate one got the echo, no other did
     let clients = read("clients");

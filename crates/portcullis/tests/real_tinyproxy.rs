@@ -141,24 +141,15 @@ fn real_tinyproxy_refusals_count_for_the_client_address() {
     require_program("rsyslogd", "rsyslog");
     require_program("ip", "iproute2");
     require_program("unshare", "util-linux");
-    let dir = tempfile::Builder::new()
-        .prefix("pct-tinyproxy-")
-        .tempdir()
-        .expect("temp dir");
-    let script = dir.path().join("run.sh");
-    fs::write(&script, format!("{PRIVATE_SYSLOG_SH}{SCRIPT}")).unwrap();
-    let out = run_unshared(&script, &[dir.path()]);
+    let dir = test_dir("tinyproxy");
+    let shown = [
+        ("tinyproxy (tp8888.out)", "tp8888.out"),
+        ("tinyproxy (tp8889.out)", "tp8889.out"),
+        ("log", "tinyproxy.log"),
+    ];
+    let script = format!("{PRIVATE_SYSLOG_SH}{SCRIPT}");
+    run_script_ok("tinyproxy", dir.path(), &script, &[], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
-    assert!(
-        out.success(),
-        "the tinyproxy run failed (timed out: {}): {}\n{}\ntinyproxy: {}{}\nlog:\n{}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("tp8888.out"),
-        read("tp8889.out"),
-        read("tinyproxy.log")
-    );
 
     // what the clients got, from each proxy
     let results = read("results");

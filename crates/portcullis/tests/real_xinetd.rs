@@ -165,33 +165,22 @@ fn real_xinetd_refusals_count_for_the_client_xinetd_wrote() {
     require_program("python3", "python3");
     require_program("rsyslogd", "rsyslog");
     require_program("unshare", "util-linux");
-    let dir = tempfile::Builder::new()
-        .prefix("pct-xinetd-")
-        .tempdir()
-        .expect("temp dir");
-    let script = dir.path().join("run.sh");
-    fs::write(
-        &script,
-        format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SCRIPT}"),
-    )
-    .unwrap();
-    let out = run_unshared(&script, &[dir.path()]);
+    let dir = test_dir("xinetd");
+    let shown = [
+        ("xinetd", "xinetd.err"),
+        ("clients (clients)", "clients"),
+        ("clients (python.err)", "python.err"),
+        ("identd", "identd.out"),
+        ("syslog", "syslog"),
+        ("file", "xinetd.log"),
+    ];
+    let script = format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SCRIPT}");
+    run_script_ok("xinetd", dir.path(), &script, &[], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let sys = dir.path().join("syslog");
     let own = dir.path().join("xinetd.log");
     let text = read("syslog");
     let file = read("xinetd.log");
-    assert!(
-        out.success(),
-        "the xinetd run failed (timed out: {}): {}\n{}\nxinetd: {}\nclients: {}{}\nidentd: {}\nsyslog:\n{text}\nfile:\n{file}",
-        out.timed_out,
-        out.stdout_str(),
-        out.stderr_str(),
-        read("xinetd.err"),
-        read("clients"),
-        read("python.err"),
-        read("identd.out")
-    );
 
     // what the clients saw: the allowed ones served, every other connection refused
     let clients = read("clients");

@@ -1217,20 +1217,27 @@ fn shared_password() -> String {
 }
 
 /// Bash for a script run by [`run_unshared`] (put before it): `private_syslog DIR [shm]` gives
-/// the namespace a private /dev (null, zero, full, random, urandom, tty from the real one, and
+/// the namespace a private /dev (its own null, zero, full, random, urandom and tty nodes, and
 /// with `shm` a private /dev/shm) whose /dev/log is the socket of a private rsyslogd, started
 /// in the background (a job of the script's shell), writing DIR/syslog in rsyslog's
 /// traditional file format with no rate limit; the script exits 3 if it does not start.
-pub const PRIVATE_SYSLOG_SH: &str = r#"private_syslog() {
-  local d=$1 n
-  mkdir -p "$d/olddev"
-  mount --bind /dev "$d/olddev"
+/// It also defines `private_dev`, which makes /dev a tmpfs with device nodes of its own (null,
+/// zero, full, random, urandom, tty, mode 666) and /dev/fd: never bind mounts of the host's
+/// nodes, since a program that chmods its /dev/null would change the host's (ns-slapd's run in
+/// real_389ds made the host's /dev/null 0644 that way).
+pub const PRIVATE_SYSLOG_SH: &str = r#"private_dev() {
+  local n
   mount -t tmpfs -o mode=755 pct-dev /dev
-  for n in null zero full random urandom tty; do touch "/dev/$n"; mount --bind "$d/olddev/$n" "/dev/$n"; done
+  for n in "null 1 3" "zero 1 5" "full 1 7" "random 1 8" "urandom 1 9" "tty 5 0"; do
+    set -- $n; mknod -m 666 "/dev/$1" c "$2" "$3"
+  done
   ln -s /proc/self/fd /dev/fd
-  if [ "${2:-}" = shm ]; then mkdir /dev/shm && mount -t tmpfs -o mode=1777 pct-shm /dev/shm; fi
+}
+private_syslog() {
+  local d=$1 shm=${2:-}
+  private_dev
+  if [ "$shm" = shm ]; then mkdir /dev/shm && mount -t tmpfs -o mode=1777 pct-shm /dev/shm; fi
   ln -s "$d/log.sock" /dev/log
-  umount "$d/olddev"
   cat > "$d/rsyslog.conf" <<R
 global(workDirectory="$d")
 module(load="imuxsock" SysSock.Use="off")
