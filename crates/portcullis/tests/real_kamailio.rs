@@ -23,8 +23,10 @@
 //! `portcullis test --filter kamailio --json` on the syslog file must count exactly those,
 //! per address and rule (malformed, parse-failed, pike-blocking), for the address Kamailio
 //! wrote (never 192.0.2.66), and nothing for 192.0.2.10 or the dropped scanner;
-//! `portcullis replay` with `maxretry = 3` bans the three attackers (2001:db8::66 by its
-//! /64), with `maxretry = 4` 198.51.100.7 alone. The first run of this test found that the
+//! `portcullis replay` with `maxretry = 2` bans the three attackers (2001:db8::66 by its
+//! /64), with `maxretry = 3` 198.51.100.7 and 2001:db8::66, with `maxretry = 4` 198.51.100.7
+//! alone. A request whose Call-ID holds a brace counts nothing (the filter reads the log
+//! prefix without braces: review found a 6.0 module line that ends in client text). The first run of this test found that the
 //! filter read none of the stock configuration's lines (its patterns did not allow the
 //! log prefix `{1 x INVITE callid} ` before `<script>: `), nor the core's `core parsing of
 //! SIP message failed (ADDR:PORT/1)` for a datagram that is not SIP.
@@ -256,8 +258,11 @@ fn real_kamailio_floods_and_malformed_requests_count_for_the_client_kamailio_wro
 
     let got = rules_by_host("kamailio", &sys);
     let want = want_rules(&[
-        ("198.51.100.7", &[("malformed", 7), ("parse-failed", 1)]),
-        ("203.0.113.5", &[("malformed", 2), ("pike-blocking", 1)]),
+        // one request each whose Call-ID holds a brace (198.51.100.7's `m1} <script>: ...`,
+        // one of 203.0.113.5's) counts nothing: the filter reads the log prefix without
+        // braces, since a module line behind it can end in client text (filters/kamailio.toml)
+        ("198.51.100.7", &[("malformed", 6), ("parse-failed", 1)]),
+        ("203.0.113.5", &[("malformed", 1), ("pike-blocking", 1)]),
         (
             "2001:db8::66",
             &[("malformed", 1), ("parse-failed", 1), ("pike-blocking", 1)],
@@ -265,8 +270,9 @@ fn real_kamailio_floods_and_malformed_requests_count_for_the_client_kamailio_wro
     ]);
     assert_eq!(got, want, "what counted, per address\nlog:\n{text}");
 
-    // a jail with maxretry 3 bans the three attackers, with maxretry 4 the one with eight
-    let bans = replay_jail(dir.path(), "kamailio", &sys, "normal", 3);
+    // a jail with maxretry 2 bans the three attackers, with maxretry 3 the two with three or
+    // more, with maxretry 4 the one with seven
+    let bans = replay_jail(dir.path(), "kamailio", &sys, "normal", 2);
     assert_eq!(
         bans.into_iter().collect::<Vec<_>>(),
         vec![
@@ -274,6 +280,12 @@ fn real_kamailio_floods_and_malformed_requests_count_for_the_client_kamailio_wro
             ban_of("2001:db8::66"),
             "203.0.113.5".to_string()
         ],
+        "bans at maxretry 2\nlog:\n{text}"
+    );
+    let bans = replay_jail(dir.path(), "kamailio", &sys, "normal", 3);
+    assert_eq!(
+        bans.into_iter().collect::<Vec<_>>(),
+        vec!["198.51.100.7".to_string(), ban_of("2001:db8::66")],
         "bans at maxretry 3\nlog:\n{text}"
     );
     let bans = replay_jail(dir.path(), "kamailio", &sys, "normal", 4);
