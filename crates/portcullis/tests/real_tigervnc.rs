@@ -47,7 +47,7 @@ use std::path::Path;
 /// The RFB client: `rfb.py obf PASSWORD` prints a VNC password file's bytes; `rfb.py SRC DST
 /// PORT KIND USER PASSWORD N` makes N logins in a row (KIND `vnc`, `plain`, or `hold`: a VNC
 /// login that keeps its session 1 s) and prints what the server answered to each.
-const RFB_PY: &str = r#"import socket, struct, sys, time
+const RFB_PY: &str = r#"import os, socket, struct, sys, time
 try:
     from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 except ImportError:
@@ -62,6 +62,11 @@ def des(key, data):
 def vnc_key(pw):
     # VNC authentication keys DES with each byte of the password bit-reversed
     return bytes(int('{:08b}'.format(c)[::-1], 2) for c in pw.encode()[:8].ljust(8, b'\0'))
+
+def out(*fields):
+    # one write(2) per record: the clients append to one file at once (print() can split a
+    # line into two writes, and another client's line then lands in the middle)
+    os.write(1, (' '.join(str(f) for f in fields) + '\n').encode())
 
 def recv(s, n):
     b = b''
@@ -106,7 +111,7 @@ def attempt(src, dst, port, kind, user, pw):
     init = recv(s, 24)
     recv(s, struct.unpack('>I', init[20:24])[0])
     if kind == 'hold':
-        print(src, port, 'ok', flush=True)
+        out(src, port, 'ok')
         time.sleep(1)
         s.close()
         return 'held'
@@ -121,9 +126,9 @@ else:
     src, dst, port, kind, user, pw, n = sys.argv[1:8]
     for _ in range(int(n)):
         try:
-            print(src, port, attempt(src, dst, int(port), kind, user, pw), flush=True)
+            out(src, port, attempt(src, dst, int(port), kind, user, pw))
         except Exception as e:
-            print(src, port, 'error', repr(e), flush=True)
+            out(src, port, 'error', repr(e))
 "#;
 
 /// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
