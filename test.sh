@@ -90,6 +90,12 @@ compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing=1
 [ -x /usr/sbin/llng-fastcgi-server ] && perl -MLemonldap::NG::Portal::Main -MNet::LDAP -MIO::Socket::Timeout -MUnicode::String -MGD::SecurityImage -MImage::Magick -e1 2>/dev/null || missing=1
 # the real prefix test (BusyBox's syslogd applet)
 [ -x /usr/bin/busybox ] || missing=1
+# debootstrap makes the Debian 13 tree of the newest-release tests (below)
+[ -x /usr/sbin/debootstrap ] || missing=1
+# ufw and psad for real_ufw / real_psad (kernel LOG lines of a namespace)
+[ -x /usr/sbin/ufw ] && [ -x /usr/sbin/psad ] || missing=1
+# WordPress, PHP for Apache, MariaDB and ZoneMinder for the real PHP web-application tests
+[ -d /usr/share/wordpress ] && [ -e /usr/lib/apache2/modules/libphp8.2.so ] && [ -x /usr/sbin/mariadbd ] && [ -d /usr/share/zoneminder ] || missing=1
 if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
@@ -143,10 +149,13 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   # libsasl2-modules libsasl2-modules-db: the real Sendmail AUTH test
   # liblemonldap-ng-portal-perl lemonldap-ng-fastcgi-server libnet-ldap-perl libio-socket-timeout-perl libunicode-string-perl libgd-securityimage-perl libimage-magick-perl: the real LemonLDAP::NG test
   # busybox: the real prefix test
+  # debootstrap: the Debian 13 tree of the newest-release tests
+  # ufw psad: ufw and psad for real_ufw / real_psad
+  # wordpress libapache2-mod-php mariadb-server zoneminder: WordPress, PHP for Apache, MariaDB and ZoneMinder for the real PHP web-application tests
   # (without recommends: the tests need none of what they would bring)
   apt-get install -y -q --no-install-recommends dovecot-managesieved cockpit-ws cockpit-bridge cockpit-system \
     nagios-nrpe-server nagios-nrpe-plugin rspamd perdition \
-    tomcat10 tomcat10-admin 389-ds-base kamailio xrdp freerdp2-x11 tigervnc-standalone-server caddy gcc libapache2-mod-security2 python3-cryptography libnss3-tools syncthing libsasl2-modules libsasl2-modules-db liblemonldap-ng-portal-perl lemonldap-ng-fastcgi-server libnet-ldap-perl libio-socket-timeout-perl libunicode-string-perl libgd-securityimage-perl libimage-magick-perl busybox
+    tomcat10 tomcat10-admin 389-ds-base kamailio xrdp freerdp2-x11 tigervnc-standalone-server caddy gcc libapache2-mod-security2 python3-cryptography libnss3-tools syncthing libsasl2-modules libsasl2-modules-db liblemonldap-ng-portal-perl lemonldap-ng-fastcgi-server libnet-ldap-perl libio-socket-timeout-perl libunicode-string-perl libgd-securityimage-perl libimage-magick-perl busybox debootstrap ufw psad wordpress libapache2-mod-php mariadb-server zoneminder
   [ "$created_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 
@@ -285,6 +294,27 @@ if [ ! -x "$haraka_dir/node_modules/.bin/haraka" ] || [ "$(cat "$haraka_dir/vers
   }
   "$haraka_dir/node_modules/.bin/haraka" -v >/dev/null || { echo "test.sh: the installed Haraka does not run" >&2; exit 1; }
   echo "$haraka_version" > "$haraka_dir/version"
+fi
+
+# Debian 13 (trixie), for the real tests of the newest releases Debian ships (OpenSSH 10.0
+# with sshd-session and sshd-auth, Dovecot 2.4, Postfix 3.10): a minimal trixie tree made by
+# debootstrap from Debian's own mirror under /var/cache/portcullis-test/trixie
+# (PORTCULLIS_TRIXIE_ROOT elsewhere), never installed on this system; the tests run its
+# programs chrooted inside their own namespaces (tests/common/real.rs). No service of the tree
+# is started here (debootstrap keeps them from starting). Made again only when the package
+# list changes; `PORTCULLIS_TRIXIE=refresh` makes it again (new point releases).
+trixie_pkgs=openssh-server,openssh-client,dovecot-imapd,dovecot-pop3d,postfix,libsasl2-modules
+trixie_dir=/var/cache/portcullis-test/trixie
+if [ ! -x "$trixie_dir/usr/sbin/sshd" ] || [ "$(cat "$trixie_dir.pkgs" 2>/dev/null)" != "$trixie_pkgs" ] ||
+  [ "${PORTCULLIS_TRIXIE:-}" = "refresh" ]; then
+  rm -rf "$trixie_dir.new" "$trixie_dir" "$trixie_dir.pkgs" && mkdir -p /var/cache/portcullis-test
+  debootstrap --variant=minbase --include="$trixie_pkgs" trixie "$trixie_dir.new" \
+    http://deb.debian.org/debian > /var/cache/portcullis-test/trixie-debootstrap.log 2>&1 || {
+    echo "test.sh: debootstrap of Debian 13 failed (see /var/cache/portcullis-test/trixie-debootstrap.log)" >&2
+    exit 1
+  }
+  mv "$trixie_dir.new" "$trixie_dir"
+  echo "$trixie_pkgs" > "$trixie_dir.pkgs"
 fi
 
 # cargo-deb: the Debian package test builds the package as the README says (`cargo deb`)
