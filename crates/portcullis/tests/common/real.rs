@@ -86,3 +86,44 @@ pub fn write_account_etc(etc: &Path, user: &str, id: u32, gecos: &str, hosts: &s
     .unwrap();
     fs::write(etc.join("hosts"), hosts).unwrap();
 }
+
+/// The Debian 13 (trixie) tree test.sh makes with debootstrap (OpenSSH 10.0, Dovecot 2.4,
+/// Postfix 3.10): env `PORTCULLIS_TRIXIE_ROOT` if set, else /var/cache/portcullis-test/trixie.
+/// Panics unless each of `files` (relative to it) is there.
+pub fn trixie_root(files: &[&str]) -> PathBuf {
+    let default = "/var/cache/portcullis-test/trixie";
+    let root = PathBuf::from(std::env::var("PORTCULLIS_TRIXIE_ROOT").unwrap_or(default.into()));
+    for f in files {
+        let path = root.join(f);
+        assert!(
+            path.exists(),
+            "{} is missing: run test.sh (it makes a Debian 13 tree with debootstrap under \
+             {default})",
+            path.display()
+        );
+    }
+    root
+}
+
+/// A shell function for scripts run by [`run_unshared`] that run programs of the Debian 13
+/// tree ([`trixie_root`]): `trixie_mount TREE ROOT WORK` mounts at ROOT an overlay with TREE
+/// below (never written: test.sh's cache, shared by every test) and a tmpfs at WORK above, then
+/// binds into it the namespace's /proc, /dev (call `private_syslog` or `private_dev` of
+/// [`super::PRIVATE_SYSLOG_SH`] first: its /dev/log reaches the private rsyslogd, whose socket
+/// directory WORK's parent must be, so it is bound at the same path inside) and a fresh /run
+/// and /tmp. Then `chroot ROOT PROGRAM…` runs a trixie program; files for it go under ROOT
+/// (its /etc is the overlay's: writable, private to the run).
+pub const TRIXIE_SH: &str = r#"trixie_mount() {
+  local tree=$1 root=$2 work=$3 d
+  mkdir -p "$root" "$work"
+  mount -t tmpfs -o mode=755 pct-trixie "$work"
+  mkdir -p "$work/up" "$work/work"
+  mount -t overlay pct-trixie -o "lowerdir=$tree,upperdir=$work/up,workdir=$work/work" "$root"
+  mount --rbind /proc "$root/proc"
+  mount --rbind /dev "$root/dev"
+  mount -t tmpfs -o mode=755 pct-run "$root/run"
+  mount -t tmpfs -o mode=1777 pct-tmp "$root/tmp"
+  d=$(dirname "$work")
+  mkdir -p "$root$d" && mount --bind "$d" "$root$d"
+}
+"#;
