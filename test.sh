@@ -297,24 +297,40 @@ if [ ! -x "$haraka_dir/node_modules/.bin/haraka" ] || [ "$(cat "$haraka_dir/vers
 fi
 
 # Debian 13 (trixie), for the real tests of the newest releases Debian ships (OpenSSH 10.0
-# with sshd-session and sshd-auth, Dovecot 2.4, Postfix 3.10): a minimal trixie tree made by
-# debootstrap from Debian's own mirror under /var/cache/portcullis-test/trixie
-# (PORTCULLIS_TRIXIE_ROOT elsewhere), never installed on this system; the tests run its
-# programs chrooted inside their own namespaces (tests/common/real.rs). No service of the tree
-# is started here (debootstrap keeps them from starting). Made again only when the package
-# list changes; `PORTCULLIS_TRIXIE=refresh` makes it again (new point releases).
-trixie_pkgs=openssh-server,openssh-client,dovecot-imapd,dovecot-pop3d,postfix,libsasl2-modules
+# with sshd-session and sshd-auth, Dovecot 2.4, Postfix 3.10, Dropbear 2025, Prosody 13): a
+# minimal trixie tree made by debootstrap from Debian's own mirror under
+# /var/cache/portcullis-test/trixie (PORTCULLIS_TRIXIE_ROOT elsewhere), never installed on
+# this system; the tests run its programs chrooted inside their own namespaces
+# (tests/common/real.rs). No service of the tree is started here (debootstrap, and
+# policy-rc.d for the packages apt adds after it, keep them from starting). debootstrap
+# takes the first list (its resolver does not follow Prosody's alternatives), apt-get in the
+# tree the second. Made again only when the lists change; `PORTCULLIS_TRIXIE=refresh` makes
+# it again (new point releases).
+trixie_base=openssh-server,openssh-client,dovecot-imapd,dovecot-pop3d,postfix,libsasl2-modules
+trixie_more="dropbear-bin prosody prosody-modules"
 trixie_dir=/var/cache/portcullis-test/trixie
-if [ ! -x "$trixie_dir/usr/sbin/sshd" ] || [ "$(cat "$trixie_dir.pkgs" 2>/dev/null)" != "$trixie_pkgs" ] ||
+if [ ! -x "$trixie_dir/usr/sbin/sshd" ] || [ "$(cat "$trixie_dir.pkgs" 2>/dev/null)" != "$trixie_base $trixie_more" ] ||
   [ "${PORTCULLIS_TRIXIE:-}" = "refresh" ]; then
   rm -rf "$trixie_dir.new" "$trixie_dir" "$trixie_dir.pkgs" && mkdir -p /var/cache/portcullis-test
-  debootstrap --variant=minbase --include="$trixie_pkgs" trixie "$trixie_dir.new" \
-    http://deb.debian.org/debian > /var/cache/portcullis-test/trixie-debootstrap.log 2>&1 || {
-    echo "test.sh: debootstrap of Debian 13 failed (see /var/cache/portcullis-test/trixie-debootstrap.log)" >&2
+  trixie_log=/var/cache/portcullis-test/trixie-debootstrap.log
+  debootstrap --variant=minbase --include="$trixie_base" trixie "$trixie_dir.new" \
+    http://deb.debian.org/debian > "$trixie_log" 2>&1 || {
+    echo "test.sh: debootstrap of Debian 13 failed (see $trixie_log)" >&2
     exit 1
   }
+  cp /etc/resolv.conf "$trixie_dir.new/etc/resolv.conf"
+  printf '#!/bin/sh\nexit 101\n' > "$trixie_dir.new/usr/sbin/policy-rc.d"
+  chmod +x "$trixie_dir.new/usr/sbin/policy-rc.d"
+  # shellcheck disable=SC2086 # a list of package names
+  { chroot "$trixie_dir.new" apt-get update -q &&
+    chroot "$trixie_dir.new" env DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -q --no-install-recommends $trixie_more; } >> "$trixie_log" 2>&1 || {
+    echo "test.sh: apt-get in the Debian 13 tree failed (see $trixie_log)" >&2
+    exit 1
+  }
+  rm -f "$trixie_dir.new/usr/sbin/policy-rc.d"
   mv "$trixie_dir.new" "$trixie_dir"
-  echo "$trixie_pkgs" > "$trixie_dir.pkgs"
+  echo "$trixie_base $trixie_more" > "$trixie_dir.pkgs"
 fi
 
 # cargo-deb: the Debian package test builds the package as the README says (`cargo deb`)

@@ -88,7 +88,8 @@ pub fn write_account_etc(etc: &Path, user: &str, id: u32, gecos: &str, hosts: &s
 }
 
 /// The Debian 13 (trixie) tree test.sh makes with debootstrap (OpenSSH 10.0, Dovecot 2.4,
-/// Postfix 3.10): env `PORTCULLIS_TRIXIE_ROOT` if set, else /var/cache/portcullis-test/trixie.
+/// Postfix 3.10, Dropbear 2025.89, Prosody 13): env `PORTCULLIS_TRIXIE_ROOT` if set, else
+/// /var/cache/portcullis-test/trixie.
 /// Panics unless each of `files` (relative to it) is there.
 pub fn trixie_root(files: &[&str]) -> PathBuf {
     let default = "/var/cache/portcullis-test/trixie";
