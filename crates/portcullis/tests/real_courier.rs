@@ -54,27 +54,10 @@ private_syslog "$d"
 mount -t overlay pct-usr -o "lowerdir=$root/usr:/usr" /usr || exit 4
 mkdir -p "$d/etc/up/courier" "$d/etc/work"
 cp -r "$root/etc/courier/." "$d/etc/up/courier/"
-cat > "$d/etc/up/courier/authdaemonrc" <<A
-authmodulelist="authuserdb"
-authmodulelistorig="authuserdb"
-daemons=2
-authdaemonvar=/run/courier/authdaemon
-DEBUG_LOGIN=0
-DEFAULTOPTIONS=""
-LOGGEROPTS=""
-A
-for s in cur new tmp; do mkdir -p "$d/home/alice/Maildir/$s"; done
-chown -R 65534:65534 "$d/home/alice"
-printf 'alice\tuid=65534|gid=65534|home=%s|systempw=%s\n' "$d/home/alice" "$(openssl passwd -6 right-pw)" \
-  > "$d/etc/up/courier/userdb"
-chmod 600 "$d/etc/up/courier/userdb"
+courier_userdb "$d/home"
 mount -t overlay pct-etc -o "lowerdir=/etc,upperdir=$d/etc/up,workdir=$d/etc/work" /etc || exit 4
 makeuserdb > "$d/makeuserdb.out" 2>&1 || exit 5
-mount -t tmpfs -o mode=755 pct-run /run
-mkdir -p /run/courier/authdaemon
-/usr/sbin/courierlogger -name=authdaemond -facility=mail /usr/lib/courier/courier-authlib/authdaemond &
-for _ in $(seq 50); do [ -S /run/courier/authdaemon/socket ] && break; sleep 0.1; done
-[ -S /run/courier/authdaemon/socket ] || { echo "authdaemond did not start" >&2; exit 6; }
+courier_authdaemond
 # imapd as Debian's /usr/lib/courier/imapd starts it (its settings, courierlogger -name=imapd),
 # without STARTTLS, in the foreground
 (
@@ -209,7 +192,7 @@ fn real_courier_failed_logins_count_for_the_client_courier_wrote() {
         ("clients", "client.out"),
         ("syslog", "syslog"),
     ];
-    let script = format!("{PRIVATE_SYSLOG_SH}{SCRIPT}");
+    let script = format!("{PRIVATE_SYSLOG_SH}{COURIER_AUTH_SH}{SCRIPT}");
     run_script_ok("courier", dir.path(), &script, &[root.as_os_str()], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let sys = dir.path().join("syslog");

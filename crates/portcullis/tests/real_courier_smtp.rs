@@ -70,25 +70,12 @@ cp -r "$root/etc/courier/." "$d/etc/up/courier/"
 cp /etc/passwd /etc/group "$d/etc/up/"
 echo "courier:x:$id:$id:Courier:/var/lib/courier:/usr/sbin/nologin" >> "$d/etc/up/passwd"
 echo "courier:x:$id:" >> "$d/etc/up/group"
-cat > "$d/etc/up/courier/authdaemonrc" <<A
-authmodulelist="authuserdb"
-authmodulelistorig="authuserdb"
-daemons=2
-authdaemonvar=/run/courier/authdaemon
-DEBUG_LOGIN=0
-DEFAULTOPTIONS=""
-LOGGEROPTS=""
-A
 echo mail.example.com > "$d/etc/up/courier/me"
 printf 'localhost\nexample.com\n' > "$d/etc/up/courier/locals"
 echo example.com > "$d/etc/up/courier/defaultdomain"
 echo example.com > "$d/etc/up/courier/esmtpacceptmailfor.dir/domains"
 echo 'badfrom @spam.example' > "$d/etc/up/courier/bofh"
-for s in cur new tmp; do mkdir -p "$d/home/alice/Maildir/$s"; done
-chown -R 65534:65534 "$d/home/alice"
-printf 'alice\tuid=65534|gid=65534|home=%s|systempw=%s\n' "$d/home/alice" "$(openssl passwd -6 right-pw)" \
-  > "$d/etc/up/courier/userdb"
-chmod 600 "$d/etc/up/courier/userdb"
+courier_userdb "$d/home"
 mount -t overlay pct-etc -o "lowerdir=/etc,upperdir=$d/etc/up,workdir=$d/etc/work" /etc || exit 4
 makeuserdb > "$d/setup.out" 2>&1 || exit 5
 # what makeacceptmailfor does (it calls /usr/bin/makedat, a link courier-base's postinst makes)
@@ -99,11 +86,7 @@ mkdir -p "$d/varlib/up" "$d/varlib/work"
 cp -r "$root/var/lib/courier" "$d/varlib/up/"
 chown -R "$id:$id" "$d/varlib/up/courier"
 mount -t overlay pct-varlib -o "lowerdir=/var/lib,upperdir=$d/varlib/up,workdir=$d/varlib/work" /var/lib || exit 4
-mount -t tmpfs -o mode=755 pct-run /run
-mkdir -p /run/courier/authdaemon
-/usr/sbin/courierlogger -name=authdaemond -facility=mail /usr/lib/courier/courier-authlib/authdaemond &
-for _ in $(seq 50); do [ -S /run/courier/authdaemon/socket ] && break; sleep 0.1; done
-[ -S /run/courier/authdaemon/socket ] || { echo "authdaemond did not start" >&2; exit 6; }
+courier_authdaemond
 # courieresmtpd as Debian's /usr/lib/courier/esmtpd starts it (its settings, its
 # couriertcpd options), in the foreground
 (
@@ -263,7 +246,7 @@ fn real_courier_smtp_rejections_count_for_the_client_courier_wrote() {
         ("clients", "client.out"),
         ("syslog", "syslog"),
     ];
-    let script = format!("{PRIVATE_SYSLOG_SH}{SCRIPT}");
+    let script = format!("{PRIVATE_SYSLOG_SH}{COURIER_AUTH_SH}{SCRIPT}");
     run_script_ok(
         "courier",
         dir.path(),

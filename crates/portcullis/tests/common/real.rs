@@ -128,3 +128,36 @@ pub const TRIXIE_SH: &str = r#"trixie_mount() {
   mkdir -p "$root$d" && mount --bind "$d" "$root$d"
 }
 "#;
+
+/// Shell functions of the real Courier tests (real_courier, real_courier_smtp), after
+/// `private_syslog` and with /etc/courier's upper layer at `$d/etc/up/courier`:
+/// `courier_userdb HOME` writes authdaemonrc (the userdb module only, two daemons, the socket
+/// under /run/courier/authdaemon) and a userdb whose one user, alice (uid/gid 65534, password
+/// right-pw hashed by openssl), has a Maildir under HOME; `courier_authdaemond` starts
+/// authdaemond under courierlogger (syslog name authdaemond, facility mail) on a fresh
+/// /run and waits for its socket (exit 6 if it never comes).
+pub const COURIER_AUTH_SH: &str = r#"courier_userdb() {
+  local home=$1 s
+  cat > "$d/etc/up/courier/authdaemonrc" <<A
+authmodulelist="authuserdb"
+authmodulelistorig="authuserdb"
+daemons=2
+authdaemonvar=/run/courier/authdaemon
+DEBUG_LOGIN=0
+DEFAULTOPTIONS=""
+LOGGEROPTS=""
+A
+  for s in cur new tmp; do mkdir -p "$home/alice/Maildir/$s"; done
+  chown -R 65534:65534 "$home/alice"
+  printf 'alice\tuid=65534|gid=65534|home=%s|systempw=%s\n' "$home/alice" "$(openssl passwd -6 right-pw)" \
+    > "$d/etc/up/courier/userdb"
+  chmod 600 "$d/etc/up/courier/userdb"
+}
+courier_authdaemond() {
+  mount -t tmpfs -o mode=755 pct-run /run
+  mkdir -p /run/courier/authdaemon
+  /usr/sbin/courierlogger -name=authdaemond -facility=mail /usr/lib/courier/courier-authlib/authdaemond &
+  for _ in $(seq 50); do [ -S /run/courier/authdaemon/socket ] && break; sleep 0.1; done
+  [ -S /run/courier/authdaemon/socket ] || { echo "authdaemond did not start" >&2; exit 6; }
+}
+"#;
