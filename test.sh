@@ -297,19 +297,23 @@ if [ ! -x "$haraka_dir/node_modules/.bin/haraka" ] || [ "$(cat "$haraka_dir/vers
 fi
 
 # Debian 13 (trixie), for the real tests of the newest releases Debian ships (OpenSSH 10.0
-# with sshd-session and sshd-auth, Dovecot 2.4, Postfix 3.10, Dropbear 2025, Prosody 13): a
-# minimal trixie tree made by debootstrap from Debian's own mirror under
-# /var/cache/portcullis-test/trixie (PORTCULLIS_TRIXIE_ROOT elsewhere), never installed on
-# this system; the tests run its programs chrooted inside their own namespaces
-# (tests/common/real.rs). No service of the tree is started here (debootstrap, and
-# policy-rc.d for the packages apt adds after it, keep them from starting). debootstrap
-# takes the first list (its resolver does not follow Prosody's alternatives), apt-get in the
-# tree the second. Made again only when the lists change; `PORTCULLIS_TRIXIE=refresh` makes
-# it again (new point releases).
+# with sshd-session and sshd-auth, Dovecot 2.4, Postfix 3.10, Dropbear 2025, Prosody 13,
+# xrdp 0.10, Kamailio 6.0, InspIRCd 4, Libreswan 5, OpenSMTPD 7.6): a minimal trixie tree made
+# by debootstrap from Debian's own mirror under /var/cache/portcullis-test/trixie
+# (PORTCULLIS_TRIXIE_ROOT elsewhere), never installed on this system; the tests run its
+# programs chrooted inside their own namespaces (tests/common/real.rs). No service of the tree
+# is started here (debootstrap, and policy-rc.d for the packages apt adds after it, keep them
+# from starting). debootstrap takes the first list (its resolver does not follow Prosody's
+# alternatives), apt-get in the tree the second; the third conflicts with the tree's Postfix
+# (both are mail-transport-agents): it is unpacked (dpkg -x) under /opt/unpacked/NAME of the
+# tree, its libraries being in the second list. Made again only when the lists change;
+# `PORTCULLIS_TRIXIE=refresh` makes it again (new point releases).
 trixie_base=openssh-server,openssh-client,dovecot-imapd,dovecot-pop3d,postfix,libsasl2-modules
-trixie_more="dropbear-bin prosody prosody-modules"
+trixie_more="dropbear-bin prosody prosody-modules xrdp kamailio inspircd libreswan libevent-2.1-7t64 libdb5.3t64"
+trixie_unpack="opensmtpd"
 trixie_dir=/var/cache/portcullis-test/trixie
-if [ ! -x "$trixie_dir/usr/sbin/sshd" ] || [ "$(cat "$trixie_dir.pkgs" 2>/dev/null)" != "$trixie_base $trixie_more" ] ||
+trixie_stamp="$trixie_base $trixie_more / $trixie_unpack"
+if [ ! -x "$trixie_dir/usr/sbin/sshd" ] || [ "$(cat "$trixie_dir.pkgs" 2>/dev/null)" != "$trixie_stamp" ] ||
   [ "${PORTCULLIS_TRIXIE:-}" = "refresh" ]; then
   rm -rf "$trixie_dir.new" "$trixie_dir" "$trixie_dir.pkgs" && mkdir -p /var/cache/portcullis-test
   trixie_log=/var/cache/portcullis-test/trixie-debootstrap.log
@@ -321,16 +325,23 @@ if [ ! -x "$trixie_dir/usr/sbin/sshd" ] || [ "$(cat "$trixie_dir.pkgs" 2>/dev/nu
   cp /etc/resolv.conf "$trixie_dir.new/etc/resolv.conf"
   printf '#!/bin/sh\nexit 101\n' > "$trixie_dir.new/usr/sbin/policy-rc.d"
   chmod +x "$trixie_dir.new/usr/sbin/policy-rc.d"
-  # shellcheck disable=SC2086 # a list of package names
-  { chroot "$trixie_dir.new" apt-get update -q &&
+  trixie_apt() {
+    chroot "$trixie_dir.new" apt-get update -q || return 1
+    # shellcheck disable=SC2086 # a list of package names
     chroot "$trixie_dir.new" env DEBIAN_FRONTEND=noninteractive \
-      apt-get install -y -q --no-install-recommends $trixie_more; } >> "$trixie_log" 2>&1 || {
+      apt-get install -y -q --no-install-recommends $trixie_more || return 1
+    for p in $trixie_unpack; do
+      chroot "$trixie_dir.new" sh -c "cd /tmp && apt-get download -q $p && mkdir -p /opt/unpacked/$p &&
+        dpkg -x /tmp/${p}_*.deb /opt/unpacked/$p && rm /tmp/${p}_*.deb" || return 1
+    done
+  }
+  trixie_apt >> "$trixie_log" 2>&1 || {
     echo "test.sh: apt-get in the Debian 13 tree failed (see $trixie_log)" >&2
     exit 1
   }
   rm -f "$trixie_dir.new/usr/sbin/policy-rc.d"
   mv "$trixie_dir.new" "$trixie_dir"
-  echo "$trixie_base $trixie_more" > "$trixie_dir.pkgs"
+  echo "$trixie_stamp" > "$trixie_dir.pkgs"
 fi
 
 # cargo-deb: the Debian package test builds the package as the README says (`cargo deb`)
