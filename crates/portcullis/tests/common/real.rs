@@ -87,9 +87,9 @@ pub fn write_account_etc(etc: &Path, user: &str, id: u32, gecos: &str, hosts: &s
     fs::write(etc.join("hosts"), hosts).unwrap();
 }
 
-/// The Debian 13 (trixie) tree test.sh makes with debootstrap (OpenSSH 10.0, Dovecot 2.4,
-/// Postfix 3.10, Dropbear 2025.89, Prosody 13): env `PORTCULLIS_TRIXIE_ROOT` if set, else
-/// /var/cache/portcullis-test/trixie.
+/// The Debian 13 (trixie) tree test.sh makes with debootstrap (its lists name the programs:
+/// OpenSSH 10.0, Dovecot 2.4, Postfix 3.10 and more; OpenSMTPD unpacked under
+/// /opt/unpacked): env `PORTCULLIS_TRIXIE_ROOT` if set, else /var/cache/portcullis-test/trixie.
 /// Panics unless each of `files` (relative to it) is there.
 pub fn trixie_root(files: &[&str]) -> PathBuf {
     let default = "/var/cache/portcullis-test/trixie";
