@@ -298,7 +298,9 @@ fi
 
 # Debian 13 (trixie), for the real tests of the newest releases Debian ships (OpenSSH 10.0
 # with sshd-session and sshd-auth, Dovecot 2.4, Postfix 3.10, Dropbear 2025, Prosody 13,
-# xrdp 0.10, Kamailio 6.0, InspIRCd 4, Libreswan 5, OpenSMTPD 7.6): a minimal trixie tree made
+# xrdp 0.10, Kamailio 6.0, InspIRCd 4, Libreswan 5, OpenSMTPD 7.6, 389-ds 3.1, OpenLDAP 2.6,
+# BIND 9.20, Squid 6, HAProxy 3.0, Samba 4.22, Cockpit 337, TigerVNC 1.15, Syncthing 1.29,
+# PgBouncer 1.24; about 1.3 GB): a minimal trixie tree made
 # by debootstrap from Debian's own mirror under /var/cache/portcullis-test/trixie
 # (PORTCULLIS_TRIXIE_ROOT elsewhere), never installed on this system; the tests run its
 # programs chrooted inside their own namespaces (tests/common/real.rs). No service of the tree
@@ -309,7 +311,8 @@ fi
 # tree, its libraries being in the second list. Made again only when the lists change;
 # `PORTCULLIS_TRIXIE=refresh` makes it again (new point releases).
 trixie_base=openssh-server,openssh-client,dovecot-imapd,dovecot-pop3d,postfix,libsasl2-modules
-trixie_more="dropbear-bin prosody prosody-modules xrdp kamailio inspircd libreswan libevent-2.1-7t64 libdb5.3t64"
+trixie_more="dropbear-bin prosody prosody-modules xrdp kamailio inspircd libreswan libevent-2.1-7t64 libdb5.3t64
+  389-ds-base slapd bind9 squid haproxy samba cockpit-ws cockpit-bridge tigervnc-standalone-server syncthing pgbouncer"
 trixie_unpack="opensmtpd"
 trixie_dir=/var/cache/portcullis-test/trixie
 trixie_stamp="$trixie_base $trixie_more / $trixie_unpack"
