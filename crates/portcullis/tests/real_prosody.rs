@@ -1,12 +1,14 @@
-//! The `prosody` filter against the real Prosody. Debian 12's prosody (0.12.3) with
-//! mod_log_auth from Debian's prosody-modules runs in its own pid, mount and network
-//! namespace (`unshare`), in the foreground (`prosody -F`), with a configuration, data and
-//! pid file in the test's directory: one virtual host (example.net) whose account alice is
-//! made by `prosodyctl register`, c2s on 192.0.2.5 and 2001:db8::5 without TLS
-//! (`c2s_require_encryption = false`, `allow_unencrypted_plain_auth = true`), BOSH on
-//! 192.0.2.5:5280. It logs twice: into its own file (the file sink) and through syslog(3)
-//! to a private rsyslogd (a private /dev whose /dev/log is its socket), writing rsyslog's
-//! traditional file format.
+//! The `prosody` filter against the real Prosody, Debian 12's (0.12.3, the machine's) and
+//! Debian 13's (13.0.1, from the trixie tree test.sh makes, run with chroot in a private
+//! overlay: common/real.rs `trixie_mount`), each with mod_log_auth from its release's
+//! prosody-modules. It runs in its own pid, mount and network namespace (`unshare`), in the
+//! foreground (`prosody -F`), with a configuration, data and pid file in the test's
+//! directory: one virtual host (example.net) whose account alice is made by `prosodyctl
+//! register`, c2s on 192.0.2.5 and 2001:db8::5 without TLS (`c2s_require_encryption =
+//! false`, `allow_unencrypted_plain_auth = true`), BOSH on 192.0.2.5:5280. It logs twice:
+//! into its own file (the file sink) and through syslog(3) to a private rsyslogd (a private
+//! /dev whose /dev/log is its socket), writing rsyslog's traditional file format. Both
+//! releases write the same failure lines (13.0 adds the role to "Authenticated as ...").
 //!
 //! Clients (a small python3 XMPP client, sockets bound to their source address, SASL
 //! PLAIN): 198.51.100.9 tries two wrong passwords on one stream, an unknown user, and three
@@ -24,7 +26,7 @@
 //!
 //! Needs root, prosody and prosodyctl (prosody), mod_log_auth (prosody-modules), python3,
 //! rsyslogd, iproute2 and util-linux's unshare (test.sh installs them); fails loudly when
-//! they are missing. Runs in about 1 s.
+//! they are missing; Debian 13's from the trixie tree. Runs in about 2 s per release.
 
 mod common;
 
@@ -34,9 +36,10 @@ use std::fs;
 use std::path::Path;
 
 /// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
-/// run is in it and dies with it; $1 is the test's directory.
+/// run is in it and dies with it; $1 is the test's directory, $2 the trixie tree (empty: the
+/// machine's Prosody). (After [`PRIVATE_SYSLOG_SH`] and [`TRIXIE_SH`].)
 const SCRIPT: &str = r#"set -u
-d="$1"
+d="$1"; tree="$2"
 ip link set lo up
 for a in 192.0.2.5 192.0.2.10 198.51.100.9 203.0.113.77; do
   ip addr add "$a/32" dev lo || exit 2
@@ -44,6 +47,14 @@ done
 for a in 2001:db8::5 2001:db8:77::7; do ip addr add "$a/128" dev lo nodad || exit 2; done
 # a private /dev whose /dev/log is a private rsyslogd's socket (common/netns.rs)
 private_syslog "$d"
+# the Prosody to run: the machine's (Debian 12), or Debian 13's in a private overlay of its
+# tree (common/real.rs trixie_mount: its /etc, /run and /tmp private, $d at the same path),
+# through chroot
+run=()
+if [ -n "$tree" ]; then
+  trixie_mount "$tree" "$d/root" "$d/trixie" || exit 4
+  run=(chroot "$d/root")
+fi
 mkdir -p "$d/data" "$d/certs"
 cat > "$d/prosody.cfg.lua" <<C
 run_as_root = true
@@ -68,9 +79,9 @@ modules_enabled = { "saslauth", "log_auth", "bosh" }
 modules_disabled = { "s2s", "tls" }
 VirtualHost "example.net"
 C
-prosodyctl --config "$d/prosody.cfg.lua" register alice example.net 'correct horse' \
+"${run[@]}" prosodyctl --config "$d/prosody.cfg.lua" register alice example.net 'correct horse' \
   > "$d/register.out" 2>&1 || { echo "prosodyctl register failed" >&2; exit 4; }
-prosody --config "$d/prosody.cfg.lua" -F > "$d/prosody.out" 2>&1 &
+"${run[@]}" prosody --config "$d/prosody.cfg.lua" -F > "$d/prosody.out" 2>&1 &
 up() { grep -q "Activated service 'c2s'" "$d/prosody.log" 2>/dev/null && grep -q "Activated service 'http'" "$d/prosody.log"; }
 for _ in $(seq 100); do up && break; sleep 0.1; done
 up || { echo "prosody did not start" >&2; exit 5; }
@@ -169,20 +180,38 @@ run(c2s, "legit-c2s", "192.0.2.10", "192.0.2.5", [("alice", "correct horse")])
 run(bosh, "legit-bosh", "192.0.2.10", "alice", "correct horse", "192.0.2.66")
 "#;
 
-#[test]
-#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
-fn real_prosody_failed_logins_count_for_the_address_prosody_wrote() {
+/// The Prosody under test: Debian 12's (the machine's, 0.12.3) or Debian 13's (the trixie
+/// tree, 13.0.1, run with chroot), each with its release's prosody-modules.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Version {
+    Deb12,
+    Deb13,
+}
+
+fn run(version: Version) {
     require_root();
-    require_program("prosody", "prosody");
-    require_program("prosodyctl", "prosody");
-    assert!(
-        Path::new("/usr/lib/prosody/modules/mod_log_auth/mod_log_auth.lua").is_file(),
-        "mod_log_auth is missing: install prosody-modules (test.sh does)"
-    );
     require_program("python3", "python3");
     require_program("rsyslogd", "rsyslog");
     require_program("ip", "iproute2");
     require_program("unshare", "util-linux");
+    let log_auth = "usr/lib/prosody/modules/mod_log_auth/mod_log_auth.lua";
+    let tree = match version {
+        Version::Deb12 => {
+            require_program("prosody", "prosody");
+            require_program("prosodyctl", "prosody");
+            assert!(
+                Path::new("/").join(log_auth).is_file(),
+                "mod_log_auth is missing: install prosody-modules (test.sh does)"
+            );
+            None
+        }
+        Version::Deb13 => Some(trixie_root(&[
+            "usr/bin/prosody",
+            "usr/bin/prosodyctl",
+            log_auth,
+        ])),
+    };
+    let tree_arg = tree.map(|t| t.into_os_string()).unwrap_or_default();
     let dir = test_dir("prosody");
     fs::write(dir.path().join("client.py"), CLIENT_PY).unwrap();
     let shown = [
@@ -190,11 +219,22 @@ fn real_prosody_failed_logins_count_for_the_address_prosody_wrote() {
         ("prosody (prosody.out)", "prosody.out"),
         ("log", "prosody.log"),
     ];
-    let script = format!("{PRIVATE_SYSLOG_SH}{SCRIPT}");
-    run_script_ok("prosody", dir.path(), &script, &[], &shown);
+    let script = format!("{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SCRIPT}");
+    run_script_ok("prosody", dir.path(), &script, &[&tree_arg], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let own = dir.path().join("prosody.log");
     let sys = dir.path().join("syslog");
+
+    // the release under test
+    let release = match version {
+        Version::Deb12 => "0.12.3",
+        Version::Deb13 => "13.0.1",
+    };
+    assert!(
+        read("prosody.log").contains(&format!("Hello and welcome to Prosody version {release}\n")),
+        "{version:?}: not Prosody {release}:\n{}",
+        read("prosody.log")
+    );
 
     // what the clients got
     let mut results: Vec<String> = read("results").lines().map(str::to_string).collect();
@@ -247,8 +287,13 @@ fn real_prosody_failed_logins_count_for_the_address_prosody_wrote() {
             "{}: Prosody's failures:\n{text}",
             log.display()
         );
+        // (13.0 adds the session's role)
+        let ok = match version {
+            Version::Deb12 => "Authenticated as alice@example.net",
+            Version::Deb13 => "Authenticated as alice@example.net [prosody:registered]",
+        };
         assert_eq!(
-            text.matches("Authenticated as alice@example.net").count(),
+            text.lines().filter(|l| l.ends_with(ok)).count(),
             2,
             "{}: the right logins:\n{text}",
             log.display()
@@ -314,4 +359,16 @@ fn real_prosody_failed_logins_count_for_the_address_prosody_wrote() {
             fs::read_to_string(log).unwrap_or_default()
         );
     }
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_prosody_0_12_failed_logins_count_for_the_address_prosody_wrote() {
+    run(Version::Deb12);
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_prosody_13_failed_logins_count_for_the_address_prosody_wrote() {
+    run(Version::Deb13);
 }
