@@ -96,6 +96,8 @@ compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing=1
 [ -x /usr/sbin/ufw ] && [ -x /usr/sbin/psad ] || missing=1
 # WordPress, PHP for Apache, MariaDB and ZoneMinder for the real PHP web-application tests
 [ -d /usr/share/wordpress ] && [ -e /usr/lib/apache2/modules/libphp8.2.so ] && [ -x /usr/sbin/mariadbd ] && [ -d /usr/share/zoneminder ] || missing=1
+# XML for WordPress' XML-RPC and its default theme (the real WordPress test: without them XML-RPC answers a parse error and the front page 500)
+[ -f /etc/php/8.2/mods-available/xml.ini ] && [ -f /usr/share/wordpress/wp-content/themes/twentytwentythree/theme.json ] || missing=1
 if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
@@ -152,10 +154,11 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   # debootstrap: the Debian 13 tree of the newest-release tests
   # ufw psad: ufw and psad for real_ufw / real_psad
   # wordpress libapache2-mod-php mariadb-server zoneminder: WordPress, PHP for Apache, MariaDB and ZoneMinder for the real PHP web-application tests
+  # php8.2-xml wordpress-theme-twentytwentythree: XML for WordPress' XML-RPC and its default theme
   # (without recommends: the tests need none of what they would bring)
   apt-get install -y -q --no-install-recommends dovecot-managesieved cockpit-ws cockpit-bridge cockpit-system \
     nagios-nrpe-server nagios-nrpe-plugin rspamd perdition \
-    tomcat10 tomcat10-admin 389-ds-base kamailio xrdp freerdp2-x11 tigervnc-standalone-server caddy gcc libapache2-mod-security2 python3-cryptography libnss3-tools syncthing libsasl2-modules libsasl2-modules-db liblemonldap-ng-portal-perl lemonldap-ng-fastcgi-server libnet-ldap-perl libio-socket-timeout-perl libunicode-string-perl libgd-securityimage-perl libimage-magick-perl busybox debootstrap ufw psad wordpress libapache2-mod-php mariadb-server zoneminder
+    tomcat10 tomcat10-admin 389-ds-base kamailio xrdp freerdp2-x11 tigervnc-standalone-server caddy gcc libapache2-mod-security2 python3-cryptography libnss3-tools syncthing libsasl2-modules libsasl2-modules-db liblemonldap-ng-portal-perl lemonldap-ng-fastcgi-server libnet-ldap-perl libio-socket-timeout-perl libunicode-string-perl libgd-securityimage-perl libimage-magick-perl busybox debootstrap ufw psad wordpress libapache2-mod-php mariadb-server zoneminder php8.2-xml wordpress-theme-twentytwentythree
   [ "$created_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 
@@ -309,43 +312,54 @@ fi
 # alternatives), apt-get in the tree the second; the third conflicts with the tree's Postfix
 # (both are mail-transport-agents): it is unpacked (dpkg -x) under /opt/unpacked/NAME of the
 # tree, its libraries being in the second list. Made again only when the lists change;
-# `PORTCULLIS_TRIXIE=refresh` makes it again (new point releases).
-trixie_base=openssh-server,openssh-client,dovecot-imapd,dovecot-pop3d,postfix,libsasl2-modules
-trixie_more="dropbear-bin prosody prosody-modules xrdp kamailio inspircd libreswan libevent-2.1-7t64 libdb5.3t64
-  389-ds-base slapd bind9 squid haproxy samba cockpit-ws cockpit-bridge tigervnc-standalone-server syncthing pgbouncer"
-trixie_unpack="opensmtpd"
-trixie_dir=/var/cache/portcullis-test/trixie
-trixie_stamp="$trixie_base $trixie_more / $trixie_unpack"
-if [ ! -x "$trixie_dir/usr/sbin/sshd" ] || [ "$(cat "$trixie_dir.pkgs" 2>/dev/null)" != "$trixie_stamp" ] ||
-  [ "${PORTCULLIS_TRIXIE:-}" = "refresh" ]; then
-  rm -rf "$trixie_dir.new" "$trixie_dir" "$trixie_dir.pkgs" && mkdir -p /var/cache/portcullis-test
-  trixie_log=/var/cache/portcullis-test/trixie-debootstrap.log
-  debootstrap --variant=minbase --include="$trixie_base" trixie "$trixie_dir.new" \
-    http://deb.debian.org/debian > "$trixie_log" 2>&1 || {
-    echo "test.sh: debootstrap of Debian 13 failed (see $trixie_log)" >&2
+# `PORTCULLIS_TRIXIE=refresh` makes them again (new point releases).
+# trixie_tree DIR BASE MORE UNPACK: makes DIR unless DIR.pkgs already names these lists.
+trixie_tree() {
+  local dir=$1 base=$2 more=$3 unpack=$4 stamp log p
+  stamp="$base $more / $unpack"
+  if [ -x "$dir/usr/bin/apt-get" ] && [ "$(cat "$dir.pkgs" 2>/dev/null)" = "$stamp" ] &&
+    [ "${PORTCULLIS_TRIXIE:-}" != "refresh" ]; then
+    return 0
+  fi
+  rm -rf "$dir.new" "$dir" "$dir.pkgs" && mkdir -p /var/cache/portcullis-test
+  log=$dir-debootstrap.log
+  debootstrap --variant=minbase --include="$base" trixie "$dir.new" http://deb.debian.org/debian > "$log" 2>&1 || {
+    echo "test.sh: debootstrap of Debian 13 into $dir.new failed (see $log)" >&2
     exit 1
   }
-  cp /etc/resolv.conf "$trixie_dir.new/etc/resolv.conf"
-  printf '#!/bin/sh\nexit 101\n' > "$trixie_dir.new/usr/sbin/policy-rc.d"
-  chmod +x "$trixie_dir.new/usr/sbin/policy-rc.d"
-  trixie_apt() {
-    chroot "$trixie_dir.new" apt-get update -q || return 1
+  cp /etc/resolv.conf "$dir.new/etc/resolv.conf"
+  printf '#!/bin/sh\nexit 101\n' > "$dir.new/usr/sbin/policy-rc.d"
+  chmod +x "$dir.new/usr/sbin/policy-rc.d"
+  (
+    chroot "$dir.new" apt-get update -q || exit 1
     # shellcheck disable=SC2086 # a list of package names
-    chroot "$trixie_dir.new" env DEBIAN_FRONTEND=noninteractive \
-      apt-get install -y -q --no-install-recommends $trixie_more || return 1
-    for p in $trixie_unpack; do
-      chroot "$trixie_dir.new" sh -c "cd /tmp && apt-get download -q $p && mkdir -p /opt/unpacked/$p &&
-        dpkg -x /tmp/${p}_*.deb /opt/unpacked/$p && rm /tmp/${p}_*.deb" || return 1
+    chroot "$dir.new" env DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -q --no-install-recommends $more || exit 1
+    for p in $unpack; do
+      chroot "$dir.new" sh -c "cd /tmp && apt-get download -q $p && mkdir -p /opt/unpacked/$p &&
+        dpkg -x /tmp/${p}_*.deb /opt/unpacked/$p && rm /tmp/${p}_*.deb" || exit 1
     done
-  }
-  trixie_apt >> "$trixie_log" 2>&1 || {
-    echo "test.sh: apt-get in the Debian 13 tree failed (see $trixie_log)" >&2
+  ) >> "$log" 2>&1 || {
+    echo "test.sh: apt-get in the Debian 13 tree $dir.new failed (see $log)" >&2
     exit 1
   }
-  rm -f "$trixie_dir.new/usr/sbin/policy-rc.d"
-  mv "$trixie_dir.new" "$trixie_dir"
-  echo "$trixie_stamp" > "$trixie_dir.pkgs"
-fi
+  rm -f "$dir.new/usr/sbin/policy-rc.d"
+  mv "$dir.new" "$dir"
+  echo "$stamp" > "$dir.pkgs"
+}
+trixie_tree /var/cache/portcullis-test/trixie \
+  openssh-server,openssh-client,dovecot-imapd,dovecot-pop3d,postfix,libsasl2-modules \
+  "dropbear-bin prosody prosody-modules xrdp kamailio inspircd libreswan libevent-2.1-7t64 libdb5.3t64
+  389-ds-base slapd bind9 squid haproxy samba cockpit-ws cockpit-bridge tigervnc-standalone-server syncthing
+  pgbouncer" \
+  opensmtpd
+# The second tree, /var/cache/portcullis-test/trixie-b (PORTCULLIS_TRIXIE_B_ROOT elsewhere),
+# holds what conflicts with the first one's programs: Exim 4.98 (Postfix), Cyrus IMAP 3.10
+# (Dovecot), strongSwan 6.0 (Libreswan).
+trixie_tree /var/cache/portcullis-test/trixie-b \
+  openssh-client,libsasl2-modules \
+  "exim4-daemon-light cyrus-imapd cyrus-pop3d sasl2-bin strongswan-charon strongswan-swanctl
+  libcharon-extra-plugins" ""
 
 # cargo-deb: the Debian package test builds the package as the README says (`cargo deb`)
 command -v cargo-deb >/dev/null 2>&1 || cargo install cargo-deb --locked --version 3.8.0

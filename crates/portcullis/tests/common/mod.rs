@@ -5,6 +5,7 @@ pub mod cli;
 pub mod daemon;
 pub mod journald;
 pub mod netns;
+pub mod php_web;
 pub mod real;
 pub mod server;
 
@@ -12,5 +13,6 @@ pub use cli::*;
 pub use daemon::*;
 pub use journald::*;
 pub use netns::*;
+pub use php_web::*;
 pub use real::*;
 pub use server::*;
