@@ -92,22 +92,40 @@ pub fn write_account_etc(etc: &Path, user: &str, id: u32, gecos: &str, hosts: &s
 /// /opt/unpacked): env `PORTCULLIS_TRIXIE_ROOT` if set, else /var/cache/portcullis-test/trixie.
 /// Panics unless each of `files` (relative to it) is there.
 pub fn trixie_root(files: &[&str]) -> PathBuf {
-    let default = "/var/cache/portcullis-test/trixie";
-    let root = PathBuf::from(std::env::var("PORTCULLIS_TRIXIE_ROOT").unwrap_or(default.into()));
+    tree_root(
+        "PORTCULLIS_TRIXIE_ROOT",
+        "/var/cache/portcullis-test/trixie",
+        files,
+    )
+}
+
+/// test.sh's second Debian 13 tree, for what conflicts with the first one's programs (Exim
+/// 4.98, Cyrus IMAP 3.10, strongSwan 6.0): env `PORTCULLIS_TRIXIE_B_ROOT` if set, else
+/// /var/cache/portcullis-test/trixie-b. Panics unless each of `files` is there.
+pub fn trixie_b_root(files: &[&str]) -> PathBuf {
+    tree_root(
+        "PORTCULLIS_TRIXIE_B_ROOT",
+        "/var/cache/portcullis-test/trixie-b",
+        files,
+    )
+}
+
+fn tree_root(var: &str, default: &str, files: &[&str]) -> PathBuf {
+    let root = PathBuf::from(std::env::var(var).unwrap_or(default.into()));
     for f in files {
         let path = root.join(f);
         assert!(
             path.exists(),
-            "{} is missing: run test.sh (it makes a Debian 13 tree with debootstrap under \
-             {default})",
+            "{} is missing: run test.sh (it makes the Debian 13 trees with debootstrap under \
+             /var/cache/portcullis-test)",
             path.display()
         );
     }
     root
 }
 
-/// A shell function for scripts run by [`run_unshared`] that run programs of the Debian 13
-/// tree ([`trixie_root`]): `trixie_mount TREE ROOT WORK` mounts at ROOT an overlay with TREE
+/// A shell function for scripts run by [`run_unshared`] that run programs of a Debian 13
+/// tree ([`trixie_root`], [`trixie_b_root`]): `trixie_mount TREE ROOT WORK` mounts at ROOT an overlay with TREE
 /// below (never written: test.sh's cache, shared by every test) and a tmpfs at WORK above, then
 /// binds into it the namespace's /proc, /dev (call `private_syslog` or `private_dev` of
 /// [`super::PRIVATE_SYSLOG_SH`] first: its /dev/log reaches the private rsyslogd, whose socket
