@@ -1,5 +1,8 @@
-//! The `389-ds` filter against the real 389 Directory Server. Debian 12's 389-ds-base (2.3.1)
-//! runs in its own pid, mount and network namespace (`unshare`): `dscreate from-file` makes an
+//! The `389-ds` filter against the real 389 Directory Server, two releases with one script and
+//! one table: Debian 12's 389-ds-base (2.3.1, the machine's) and Debian 13's (3.1.2, run with
+//! chroot in test.sh's Debian 13 tree, common/real.rs `trixie_root`, an overlay of it mounted
+//! by `trixie_mount`; its own dscreate, lib389 and defaults.inf). The server runs in its own
+//! pid, mount and network namespace (`unshare`): `dscreate from-file` makes an
 //! instance (dc=example,dc=net) with every path under the test's directory and without
 //! systemd (lib389 reads its defaults from `$PREFIX/share/dirsrv/inf/defaults.inf`: Debian's,
 //! with the paths moved and `with_systemd = 0`), then `ns-slapd -d 0` runs it in the
@@ -24,11 +27,15 @@
 //! counts (the filter does not read it). `portcullis replay` with `maxretry = 3` bans exactly
 //! the four attackers. The first run found that ns-slapd often writes a connection's
 //! `Disconnect` before the RESULT of its last bind (another thread writes it): the filter
-//! forgot the connection there, and those failures counted nothing.
+//! forgot the connection there, and those failures counted nothing. The first run against
+//! 3.1.2 found the same lines as 2.3.1's in the syslog and in the access file (3.x's access
+//! log is in this format unless `nsslapd-accesslog-log-format` says json), the same
+//! Disconnect before a RESULT, and nothing to change.
 //!
-//! Needs root, ns-slapd and dscreate (389-ds-base), ldapadd, ldapwhoami and ldapsearch
-//! (ldap-utils), python3, rsyslogd, iproute2's ip and ss, and util-linux's unshare; fails
-//! loudly when they are missing. Runs in about 9 s (dscreate takes 4 to 6).
+//! Needs root, ns-slapd and dscreate (389-ds-base) or the Debian 13 tree (test.sh), ldapadd,
+//! ldapwhoami and ldapsearch (the machine's ldap-utils), python3, rsyslogd, iproute2's ip and
+//! ss, chroot and util-linux's unshare; fails loudly when they are missing. Each release's run
+//! takes about 7 to 9 s (dscreate takes 4 to 6).
 
 mod common;
 
@@ -36,9 +43,10 @@ use common::*;
 use std::fs;
 
 /// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
-/// run is in it and dies with it; $1 is the test's directory.
+/// run is in it and dies with it; $1 is the test's directory, $2 Debian 13's tree (empty:
+/// Debian 12's 389-ds-base, the machine's). (After [`PRIVATE_SYSLOG_SH`] and [`TRIXIE_SH`].)
 const SCRIPT: &str = r#"set -u
-d="$1"
+d="$1"; tree="${2:-}"
 ip link set lo up
 for a in 192.0.2.1 192.0.2.10 203.0.113.5 203.0.113.6 203.0.113.7; do
   ip addr add "$a/32" dev lo || exit 2
@@ -55,15 +63,23 @@ src() {
 }
 # a private /dev (with /dev/shm) whose /dev/log is a private rsyslogd's socket (common/netns.rs)
 private_syslog "$d" shm
+# the 389-ds to run: the machine's, or Debian 13's in a private overlay of its tree
+# (common/real.rs trixie_mount: $d bound at the same path inside); sys is its root
+if [ -n "$tree" ]; then
+  trixie_mount "$tree" "$d/sys" "$d/trixie" || exit 4
+  sys="$d/sys"; run=(chroot "$sys")
+else
+  sys=""; run=()
+fi
 # dscreate (lib389), without systemd and with every path under $d: it reads its defaults
 # from $PREFIX/share/dirsrv/inf/defaults.inf, here Debian's with the paths moved and
 # with_systemd off (it then starts and stops ns-slapd itself). ns-slapd runs as root (the
 # test's directory is private); it needs /dev/shm for its statistics semaphore.
 r="$d/root"
 mkdir -p "$r/share/dirsrv/inf" "$r/etc/dirsrv" "$r/run/dirsrv" "$r/run/lock/dirsrv" "$r/shm"
-cp -r /etc/dirsrv/config /etc/dirsrv/schema "$r/etc/dirsrv/"
+cp -r "$sys/etc/dirsrv/config" "$sys/etc/dirsrv/schema" "$r/etc/dirsrv/"
 sed -e "s#= /etc#= $r/etc#; s#= /var#= $r/var#; s#= /run#= $r/run#; s#= /dev/shm#= $r/shm#; s#^tmp_dir = .*#tmp_dir = $d#" \
-    -e 's#^with_systemd = .*#with_systemd = 0#' /usr/share/dirsrv/inf/defaults.inf > "$r/share/dirsrv/inf/defaults.inf"
+    -e 's#^with_systemd = .*#with_systemd = 0#' "$sys/usr/share/dirsrv/inf/defaults.inf" > "$r/share/dirsrv/inf/defaults.inf"
 cat > "$d/ds.inf" <<I
 [general]
 full_machine_name = ds.example.net
@@ -80,13 +96,13 @@ self_sign_cert = False
 suffix = dc=example,dc=net
 create_suffix_entry = True
 I
-PREFIX="$r" dscreate from-file "$d/ds.inf" > "$d/dscreate.out" 2>&1 || { cat "$d/dscreate.out" >&2; exit 4; }
+PREFIX="$r" "${run[@]}" dscreate from-file "$d/ds.inf" > "$d/dscreate.out" 2>&1 || { cat "$d/dscreate.out" >&2; exit 4; }
 conf="$r/etc/dirsrv/slapd-pct"
 # the access log through syslog as well as into its file, unbuffered; ns-slapd in the
 # foreground, listening on every address of the namespace (192.0.2.1, 2001:db8::1)
 sed -i '/^dn: cn=config$/a nsslapd-logging-backend: dirsrv-log,syslog\nnsslapd-accesslog-logbuffering: off' "$conf/dse.ldif"
 logs="$r/var/log/dirsrv/slapd-pct"
-ns-slapd -d 0 -D "$conf" > "$d/slapd.out" 2>&1 &
+"${run[@]}" ns-slapd -d 0 -D "$conf" > "$d/slapd.out" 2>&1 &
 for _ in $(seq 100); do [ -n "$(ss -Hltn 'sport = :389')" ] && break; sleep 0.1; done
 [ -n "$(ss -Hltn 'sport = :389')" ] || { echo "ns-slapd did not start" >&2; exit 5; }
 # SOURCE SERVER DN PASSWORD [search]: one simple bind with ldapwhoami (or ldapsearch); its
@@ -159,12 +175,43 @@ kill %1
 wait
 "#;
 
+/// The 389 Directory Server under test: Debian 12's (the machine's, 2.3.1) or Debian 13's
+/// (the trixie tree, 3.1.2, run with chroot).
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Version {
+    Deb12,
+    Deb13,
+}
+
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_389ds_failed_binds_count_for_their_connection() {
+    failed_binds_count_for_their_connection(Version::Deb12);
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_389ds3_failed_binds_count_for_their_connection() {
+    failed_binds_count_for_their_connection(Version::Deb13);
+}
+
+/// Every scenario against `version`'s ns-slapd.
+fn failed_binds_count_for_their_connection(version: Version) {
     require_root();
-    require_program("ns-slapd", "389-ds-base");
-    require_program("dscreate", "389-ds-base");
+    let tree = if version == Version::Deb13 {
+        require_program("chroot", "coreutils");
+        trixie_root(&[
+            "usr/sbin/ns-slapd",
+            "usr/sbin/dscreate",
+            "usr/share/dirsrv/inf/defaults.inf",
+        ])
+        .display()
+        .to_string()
+    } else {
+        require_program("ns-slapd", "389-ds-base");
+        require_program("dscreate", "389-ds-base");
+        String::new()
+    };
     require_program("ldapadd", "ldap-utils");
     require_program("ldapwhoami", "ldap-utils");
     require_program("ldapsearch", "ldap-utils");
@@ -173,14 +220,14 @@ fn real_389ds_failed_binds_count_for_their_connection() {
     require_program("ip", "iproute2");
     require_program("ss", "iproute2");
     require_program("unshare", "util-linux");
-    let dir = test_dir("389ds");
+    let dir = test_dir(if tree.is_empty() { "389ds" } else { "389ds3" });
     let shown = [
         ("dscreate", "dscreate.out"),
         ("ns-slapd", "slapd.out"),
         ("errors", "root/var/log/dirsrv/slapd-pct/errors"),
     ];
-    let script = format!("{PRIVATE_SYSLOG_SH}{SCRIPT}");
-    run_script_ok("389-ds", dir.path(), &script, &[], &shown);
+    let script = format!("{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SCRIPT}");
+    run_script_ok("389-ds", dir.path(), &script, &[tree.as_ref()], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let sys = dir.path().join("syslog");
     let own = dir.path().join("root/var/log/dirsrv/slapd-pct/access");

@@ -1,10 +1,13 @@
-//! The `slapd` filter against the real OpenLDAP server. Debian 12's slapd (2.5.13) runs in its
-//! own pid, mount and network namespace (`unshare`) with `-d stats` and `loglevel stats`: a
-//! minimal mdb database (dc=example,dc=net, a rootdn with a password, uid=alice added with
-//! slapadd at run time), listening on 192.0.2.1, 192.0.2.2, 192.0.2.3 and [2001:db8::389]. It
-//! logs through syslog(3) to a private rsyslogd (a private /dev whose /dev/log is its socket,
-//! rsyslog's traditional file format): the log the filter reads. Its stderr (`-d`, the format
-//! of its own log file) is kept too.
+//! The `slapd` filter against the real OpenLDAP server, two releases with one script and one
+//! table: Debian 12's slapd (2.5.13, the machine's) and Debian 13's (2.6.10, run with chroot in
+//! test.sh's Debian 13 tree, common/real.rs `trixie_root`, an overlay of it mounted by
+//! `trixie_mount`). slapd runs in its own pid, mount and network namespace (`unshare`) with
+//! `-d stats` and `loglevel stats`: a minimal mdb database (dc=example,dc=net, a rootdn with a
+//! password, uid=alice added with slapadd at run time), listening on 192.0.2.1, 192.0.2.2,
+//! 192.0.2.3 and [2001:db8::389]. It logs through syslog(3) to a private rsyslogd (a private
+//! /dev whose /dev/log is its socket, rsyslog's traditional file format): the log the filter
+//! reads. Its stderr (`-d`, the format of its own log file) is kept too, and 2.6 also writes
+//! its own log file in `logfile-format syslog-utc`.
 //!
 //! Clients: ldapwhoami and ldapsearch (Debian's ldap-utils) cannot bind a source address, so
 //! the namespace's local route of each server address names the source of every connection
@@ -15,26 +18,33 @@
 //! 2001:db8::77 twice over IPv6; 192.0.2.10 binds as alice and as the rootdn with the right
 //! passwords. Then python3 (which binds any source) holds connections open at once: a
 //! connection of 203.0.113.77 whose invalid DN writes, after a LF, a forged ACCEPT line for
-//! its own connection number, then binds wrongly; and three connections of 198.51.100.9,
+//! its own connection number, then one whose LFs write two whole lines with a syslog header (a
+//! made-up slapd's ACCEPT from 192.0.2.66 and a failed bind), then binds wrongly; and three connections of 198.51.100.9,
 //! 192.0.2.10 and 2001:db8::77 whose binds are interleaved (two wrong ones on the one of
 //! 198.51.100.9, two right ones on the legitimate one).
 //!
 //! `portcullis test --filter slapd --json` on the syslog file must count every failed bind
 //! (err=49) for the address of its own connection's ACCEPT (never 192.0.2.66, nor another
 //! connection's client) and nothing for the legitimate client; each ACCEPT counts once for its
-//! client (rule `accept`, class scan). On slapd's `-d` output, where the forged ACCEPT is a
-//! whole line, nothing counts (the rules are `tagged_only`). `portcullis replay` with
+//! client (rule `accept`, class scan). On slapd's `-d` output, where the forged lines are whole
+//! lines, only the two with a forged syslog header count (for 192.0.2.66: the rules are
+//! `tagged_only`, a partial guard, and the header says never to read that output); on 2.6's
+//! syslog-utc log file the same as in the syslog, plus those two. `portcullis replay` with
 //! `maxretry = 3` bans exactly the attackers with three counted failures, never the
 //! legitimate client (whose three connections are scan-class). The first run found that
 //! slapd 2.5 sometimes logs a connection's first BIND and RESULT before its ACCEPT
 //! (connection.c connection_init() logs ACCEPT after handing the socket to the event loop):
 //! such a failure counts nothing (the engine cannot give it the late address). The first test
 //! checks every other failure exactly; the second opens eighty connections at once and
-//! requires every failure to count, which fails as long as that gap is open.
+//! requires every failure to count, which failed until the filter held such failures. The
+//! first run against 2.6.10 found the same syslog lines as 2.5's (and the same late ACCEPTs),
+//! its `-d` output in its log file's default format, and that a syslog-format log file
+//! counts forged lines (the header now says so); 2.6.10 refuses `logfile-format
+//! syslog-localtime` in slapd.conf ("config_build_attrs: error 21"): syslog-utc is used.
 //!
-//! Needs root, slapd and slapadd (slapd), ldapwhoami and ldapsearch (ldap-utils), python3,
-//! rsyslogd and util-linux's unshare; fails loudly when they are missing. Each test runs in
-//! about 1 s.
+//! Needs root, slapd and slapadd (slapd) or the Debian 13 tree (test.sh), ldapwhoami and
+//! ldapsearch (the machine's ldap-utils), python3, rsyslogd, chroot and util-linux's unshare;
+//! fails loudly when they are missing. Each test runs in about 1 s.
 
 mod common;
 
@@ -44,9 +54,11 @@ use std::fs;
 use std::path::Path;
 
 /// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
-/// run is in it and dies with it; $1 is the test's directory, $2 `main` or `burst`.
+/// run is in it and dies with it; $1 is the test's directory, $2 `main` or `burst`, $3 Debian
+/// 13's tree (empty: Debian 12's slapd, the machine's). (After [`PRIVATE_SYSLOG_SH`] and
+/// [`TRIXIE_SH`].)
 const SCRIPT: &str = r#"set -u
-d="$1"; mode="$2"
+d="$1"; mode="$2"; tree="${3:-}"
 ip link set lo up
 for a in 192.0.2.1 192.0.2.2 192.0.2.3 192.0.2.10 198.51.100.9 203.0.113.77; do
   ip addr add "$a/32" dev lo || exit 2
@@ -61,6 +73,14 @@ ip -6 route del local 2001:db8::389 dev lo table local || exit 2
 ip -6 route add local 2001:db8::389 dev lo table local src 2001:db8::77 || exit 2
 # a private /dev whose /dev/log is a private rsyslogd's socket (common/netns.rs)
 private_syslog "$d"
+# the slapd to run: the machine's, or Debian 13's in a private overlay of its tree (common/real.rs
+# trixie_mount: $d bound at the same path inside, its /etc/ldap/schema and /usr/lib/ldap used)
+if [ -n "$tree" ]; then
+  trixie_mount "$tree" "$d/root" "$d/trixie" || exit 4
+  slapd=(chroot "$d/root" /usr/sbin/slapd); slapadd=(chroot "$d/root" /usr/sbin/slapadd)
+else
+  slapd=(slapd); slapadd=(slapadd)
+fi
 mkdir -p "$d/db"
 cat > "$d/slapd.conf" <<C
 include /etc/ldap/schema/core.schema
@@ -78,6 +98,9 @@ rootpw rootsecret
 directory $d/db
 maxsize 10485760
 C
+# 2.6 (Debian 13) only: its own log file too, in its syslog-like format (2.6.10 refuses
+# `logfile-format syslog-localtime` in slapd.conf: "config_build_attrs: error 21")
+[ -n "$tree" ] && printf 'logfile %s\nlogfile-format syslog-utc\n' "$d/slapd.log" >> "$d/slapd.conf"
 cat > "$d/data.ldif" <<L
 dn: dc=example,dc=net
 objectClass: dcObject
@@ -92,8 +115,8 @@ cn: Alice
 sn: Example
 userPassword: alicesecret
 L
-slapadd -f "$d/slapd.conf" -l "$d/data.ldif" > "$d/slapadd.out" 2>&1 || { cat "$d/slapadd.out" >&2; exit 4; }
-slapd -d stats -h "ldap://192.0.2.1/ ldap://192.0.2.2/ ldap://192.0.2.3/ ldap://[2001:db8::389]/" \
+"${slapadd[@]}" -f "$d/slapd.conf" -l "$d/data.ldif" > "$d/slapadd.out" 2>&1 || { cat "$d/slapadd.out" >&2; exit 4; }
+"${slapd[@]}" -d stats -h "ldap://192.0.2.1/ ldap://192.0.2.2/ ldap://192.0.2.3/ ldap://[2001:db8::389]/" \
   -f "$d/slapd.conf" 2>"$d/slapd.err" &
 for _ in $(seq 100); do grep -q "slapd starting" "$d/syslog" 2>/dev/null && break; sleep 0.1; done
 grep -q "slapd starting" "$d/syslog" 2>/dev/null || { echo "slapd did not start" >&2; exit 5; }
@@ -178,7 +201,12 @@ h = conn("203.0.113.77", "192.0.2.2")
 n = accepted(h)
 forged = "x\nconn=%d fd=99 ACCEPT from IP=192.0.2.66:1 (IP=192.0.2.1:389" % n
 print("203.0.113.77 rc=%d forged" % bind(h, 1, forged, "wrong"))
-print("203.0.113.77 rc=%d forged" % bind(h, 2, alice, "wrong"))
+# an invalid DN whose LFs write two whole forged lines WITH a syslog header (another
+# connection of a made-up slapd: its ACCEPT from 192.0.2.66 and a failed bind)
+hdr = time.strftime("%b %d %H:%M:%S ldap slapd[1]: ", time.gmtime())
+forged = "x\n%sconn=7 fd=98 ACCEPT from IP=192.0.2.66:2 (IP=192.0.2.1:389)\n%sconn=7 op=0 RESULT tag=97 err=49 qtime=0 etime=0 text=" % (hdr, hdr)
+print("203.0.113.77 rc=%d forged" % bind(h, 2, forged, "wrong"))
+print("203.0.113.77 rc=%d forged" % bind(h, 3, alice, "wrong"))
 h.close()
 # three connections open at once, their binds interleaved
 a = conn("198.51.100.9", "192.0.2.1")
@@ -193,7 +221,7 @@ for who, s, n, pw in [("192.0.2.10", l, 1, "alicesecret"), ("198.51.100.9", a, 1
 for s in (a, l, v6):
     s.close()
 P
-  want=21; conns=18
+  want=23; conns=18  # 22 RESULT lines and the forged one's DN
 else
   # eighty connections opened at once, each sending its bind at once: sixty of 198.51.100.9
   # with a wrong password, twenty of 192.0.2.10 with the right one
@@ -257,7 +285,10 @@ fn connections(text: &str) -> BTreeMap<u64, Conn> {
             let host = hostport.rsplit_once(':').unwrap().0;
             assert!(c.addr.is_none(), "two ACCEPT lines for conn={n}:\n{text}");
             c.addr = Some(host.trim_matches(['[', ']']).to_string());
-        } else if rest.contains(" RESULT tag=97 err=49 ") {
+        } else if rest
+            .split_once(' ')
+            .is_some_and(|(op, r)| op.starts_with("op=") && r.starts_with("RESULT tag=97 err=49 "))
+        {
             c.failed += 1;
             c.late |= c.addr.is_none();
         }
@@ -308,28 +339,49 @@ fn counted(
     (failed, accepts)
 }
 
-/// Runs the script in `mode`; the test's directory (kept until the test ends).
-fn run(mode: &str) -> tempfile::TempDir {
+/// The slapd under test: Debian 12's (the machine's, 2.5.13) or Debian 13's (the trixie tree,
+/// 2.6.10, run with chroot).
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Version {
+    Deb12,
+    Deb13,
+}
+
+/// Runs the script in `mode` against `version`'s slapd; the test's directory (kept until the
+/// test ends).
+fn run(mode: &str, version: Version) -> tempfile::TempDir {
     require_root();
-    require_program("slapd", "slapd");
-    require_program("slapadd", "slapd");
     require_program("ldapwhoami", "ldap-utils");
     require_program("ldapsearch", "ldap-utils");
     require_program("python3", "python3");
     require_program("rsyslogd", "rsyslog");
     require_program("unshare", "util-linux");
-    let dir = test_dir("slapd");
+    let tree = if version == Version::Deb13 {
+        require_program("chroot", "coreutils");
+        trixie_root(&[
+            "usr/sbin/slapd",
+            "usr/sbin/slapadd",
+            "usr/lib/ldap/back_mdb.so",
+        ])
+        .display()
+        .to_string()
+    } else {
+        require_program("slapd", "slapd");
+        require_program("slapadd", "slapd");
+        String::new()
+    };
+    let dir = test_dir(if tree.is_empty() { "slapd" } else { "slapd26" });
     let shown = [
         ("slapd", "slapd.err"),
         ("python", "python.err"),
         ("log", "syslog"),
     ];
-    let script = format!("{PRIVATE_SYSLOG_SH}{SCRIPT}");
+    let script = format!("{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SCRIPT}");
     run_script_ok(
         "slapd",
         dir.path(),
         &script,
-        &[std::ffi::OsStr::new(mode)],
+        &[std::ffi::OsStr::new(mode), tree.as_ref()],
         &shown,
     );
     dir
@@ -350,7 +402,30 @@ fn client_codes(dir: &Path) -> BTreeMap<String, usize> {
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_slapd_failed_binds_count_for_their_connections_client() {
-    let dir = run("main");
+    failed_binds_count_for_their_connections_client(Version::Deb12);
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_slapd26_failed_binds_count_for_their_connections_client() {
+    failed_binds_count_for_their_connections_client(Version::Deb13);
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_slapd_a_failed_bind_logged_before_its_accept_counts() {
+    a_failed_bind_logged_before_its_accept_counts(Version::Deb12);
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_slapd26_a_failed_bind_logged_before_its_accept_counts() {
+    a_failed_bind_logged_before_its_accept_counts(Version::Deb13);
+}
+
+/// The main scenarios against `version`'s slapd.
+fn failed_binds_count_for_their_connections_client(version: Version) {
+    let dir = run("main", version);
     let sys = dir.path().join("syslog");
     let text = fs::read_to_string(&sys).unwrap();
 
@@ -359,7 +434,7 @@ fn real_slapd_failed_binds_count_for_their_connections_client() {
     let want_codes: BTreeMap<String, usize> = [
         ("198.51.100.9 rc=49", 7),
         ("203.0.113.77 rc=49", 5),
-        ("203.0.113.77 rc=34", 2),
+        ("203.0.113.77 rc=34", 3),
         ("2001:db8::77 rc=49", 3),
         ("192.0.2.10 rc=0", 4),
     ]
@@ -460,11 +535,36 @@ fn real_slapd_failed_binds_count_for_their_connections_client() {
             && l.ends_with(" fd=99 ACCEPT from IP=192.0.2.66:1 (IP=192.0.2.1:389)")),
         "the forged ACCEPT is not a line of its own in slapd's -d output:\n{own_text}"
     );
-    assert_eq!(
-        counted_matches("slapd", &own),
-        vec![],
-        "counted in slapd's -d output"
+    // ... and tagged_only is only a partial guard there: a DN whose LFs carry a syslog header
+    // writes whole tagged lines, which count (for the forged 192.0.2.66) in a file slapd writes
+    // raw; the header's reason never to point a jail at it. 2.6 writes its -d output in its
+    // log file's default format (`HEX.HEX 0xTHREAD conn=...`): no real line counts there either
+    let forged = want_rules(&[("192.0.2.66", &[("accept", 1), ("bind-failed", 1)])]);
+    assert!(
+        own_text.lines().any(|l| l.ends_with(
+            " ldap slapd[1]: conn=7 fd=98 ACCEPT from IP=192.0.2.66:2 (IP=192.0.2.1:389)"
+        )),
+        "the forged ACCEPT with a syslog header is not a line of its own in slapd's -d output:\n\
+         {own_text}"
     );
+    assert_eq!(
+        rules_by_host("slapd", &own),
+        forged,
+        "counted in slapd's -d output:\n{own_text}"
+    );
+    // 2.6's own log file in `logfile-format syslog-utc`: every line has a syslog-like header,
+    // so the real failures count as in the syslog, and the forged lines count too
+    if version == Version::Deb13 {
+        let file = dir.path().join("slapd.log");
+        let file_text = fs::read_to_string(&file).unwrap();
+        let mut want = rules_by_host("slapd", &sys);
+        want.extend(forged.clone());
+        assert_eq!(
+            rules_by_host("slapd", &file),
+            want,
+            "counted in slapd 2.6's own log file (syslog-utc):\n{file_text}"
+        );
+    }
 
     // a jail with maxretry 3 bans the attackers with three counted failures, never the
     // legitimate client (whose three connections are scan-class: not counted in mode normal)
@@ -478,10 +578,9 @@ fn real_slapd_failed_binds_count_for_their_connections_client() {
     assert_eq!(bans, want_bans, "bans ({counted_by:?}):\nlog:\n{text}");
 }
 
-#[test]
-#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
-fn real_slapd_a_failed_bind_logged_before_its_accept_counts() {
-    let dir = run("burst");
+/// Eighty connections at once against `version`'s slapd.
+fn a_failed_bind_logged_before_its_accept_counts(version: Version) {
+    let dir = run("burst", version);
     let sys = dir.path().join("syslog");
     let text = fs::read_to_string(&sys).unwrap();
     let codes = client_codes(dir.path());
