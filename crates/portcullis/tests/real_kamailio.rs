@@ -1,6 +1,10 @@
-//! The `kamailio` filter against the real Kamailio. Debian 12's kamailio (5.6.3) runs in the
-//! foreground (`-DD`) in its own pid, mount and network namespace (`unshare`) with Debian's
-//! stock /etc/kamailio/kamailio.cfg, adjusted only as a site would: `#!define WITH_ANTIFLOOD`
+//! The `kamailio` filter against the real Kamailio, twice: Debian 12's kamailio (5.6.3, the
+//! machine's) and Debian 13's (6.0.1, test.sh's trixie tree, run with chroot in a private
+//! overlay of it: common/real.rs `trixie_mount`), the same scenarios and one table of what
+//! counts for both. Kamailio runs by its full path /usr/sbin/kamailio, as Debian's
+//! kamailio.service starts it, in the foreground (`-DD`) in its own pid, mount and network
+//! namespace (`unshare`) with its version's stock /etc/kamailio/kamailio.cfg, adjusted only as
+//! a site would: `#!define WITH_ANTIFLOOD`
 //! (pike and the ipban htable on), and `listen=` on 192.0.2.1 and [2001:db8::1], UDP and TCP
 //! port 5060; no database (no WITH_MYSQL, so no WITH_AUTH: usrloc in memory). It logs through
 //! syslog(3) to a private rsyslogd (a private /dev whose /dev/log is its socket), writing
@@ -29,10 +33,14 @@
 //! prefix without braces: review found a 6.0 module line that ends in client text). The first run of this test found that the
 //! filter read none of the stock configuration's lines (its patterns did not allow the
 //! log prefix `{1 x INVITE callid} ` before `<script>: `), nor the core's `core parsing of
-//! SIP message failed (ADDR:PORT/1)` for a datagram that is not SIP.
+//! SIP message failed (ADDR:PORT/1)` for a datagram that is not SIP. The Debian 13 run found
+//! that Kamailio tags its lines with its argv[0]: started as Debian's service starts it, both
+//! versions write `/usr/sbin/kamailio[PID]: `, a program name the filter did not read (the
+//! messages themselves are the same in 6.0.1, xalert() writing what xlog("L_ALERT") did).
 //!
-//! Needs root, kamailio, python3, rsyslogd and util-linux's unshare (test.sh installs them);
-//! fails loudly when they are missing. Runs in about 5 s.
+//! Needs root, kamailio, python3, rsyslogd and util-linux's unshare (test.sh installs them),
+//! and for the second run chroot and the trixie tree; fails loudly when they are missing.
+//! Runs in about 4 s each.
 
 mod common;
 
@@ -40,23 +48,35 @@ use common::*;
 use std::fs;
 
 /// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
-/// run is in it and dies with it; $1 is the test's directory.
+/// run is in it and dies with it; $1 is the test's directory, $2 the Debian 13 tree (empty:
+/// the machine's Kamailio). (After [`PRIVATE_SYSLOG_SH`] and [`TRIXIE_SH`].)
 const SCRIPT: &str = r#"set -u
-d="$1"
+d="$1"; tree="$2"
 ip link set lo up
 for a in 192.0.2.1 192.0.2.10 198.51.100.7 203.0.113.5; do ip addr add "$a/32" dev lo || exit 2; done
 for a in 2001:db8::1 2001:db8::66; do ip addr add "$a/128" dev lo nodad || exit 2; done
 # a private /dev whose /dev/log is a private rsyslogd's socket (common/netns.rs)
 private_syslog "$d"
+# the Kamailio to run: the machine's (Debian 12), or Debian 13's in a private overlay of its
+# tree (common/real.rs trixie_mount: its /etc, /run and /tmp private, $d at the same path)
+# (by its full path, as Debian's kamailio.service starts it: Kamailio opens syslog with its
+# argv[0], so its lines are tagged /usr/sbin/kamailio[PID])
+r=""
+kam=(/usr/sbin/kamailio)
+if [ -n "$tree" ]; then
+  r="$d/root"
+  trixie_mount "$tree" "$r" "$d/trixie" || exit 4
+  kam=(chroot "$r" /usr/sbin/kamailio)
+fi
 # Debian's stock kamailio.cfg, as a site adjusts it: anti-flood on, its own addresses
 {
   echo '#!define WITH_ANTIFLOOD'
   sed 's|^# listen=udp:10.0.0.10:5060$|listen=udp:192.0.2.1:5060\nlisten=tcp:192.0.2.1:5060\nlisten=udp:[2001:db8::1]:5060\nlisten=tcp:[2001:db8::1]:5060|' \
-    /etc/kamailio/kamailio.cfg
+    "$r/etc/kamailio/kamailio.cfg"
 } > "$d/kamailio.cfg"
 grep -q '^listen=tcp:\[2001:db8::1\]:5060$' "$d/kamailio.cfg" || { echo "no listen= line made" >&2; exit 2; }
 mkdir -p "$d/run"
-kamailio -DD -f "$d/kamailio.cfg" -Y "$d/run" -P "$d/kamailio.pid" > "$d/kamailio.out" 2>&1 &
+"${kam[@]}" -DD -f "$d/kamailio.cfg" -Y "$d/run" -P "$d/kamailio.pid" > "$d/kamailio.out" 2>&1 &
 kam=$!
 /usr/bin/python3 - "$d" <<'PY' || exit 5
 import socket, sys, time
@@ -174,18 +194,37 @@ kill %1
 wait
 "#;
 
-#[test]
-#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
-fn real_kamailio_floods_and_malformed_requests_count_for_the_client_kamailio_wrote() {
+/// The Kamailio under test: Debian 12's (the machine's, 5.6.3) or Debian 13's (the trixie
+/// tree, 6.0.1, run with chroot).
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Version {
+    Deb12,
+    Deb13,
+}
+
+/// Runs every scenario against `version`'s Kamailio and checks what it answered, what it
+/// wrote and what the filter counts of it.
+fn run(version: Version) {
     require_root();
-    require_program("kamailio", "kamailio");
     require_program("python3", "python3");
     require_program("rsyslogd", "rsyslog");
     require_program("unshare", "util-linux");
-    let dir = test_dir("kamailio");
+    let tree = match version {
+        Version::Deb12 => {
+            require_program("kamailio", "kamailio");
+            String::new()
+        }
+        Version::Deb13 => {
+            require_program("chroot", "coreutils");
+            let files = ["usr/sbin/kamailio", "etc/kamailio/kamailio.cfg"];
+            trixie_root(&files).display().to_string()
+        }
+    };
+    let v60 = version == Version::Deb13;
+    let dir = test_dir(if v60 { "kamailio-6" } else { "kamailio" });
     let shown = [("kamailio", "kamailio.out"), ("syslog", "syslog")];
-    let script = format!("{PRIVATE_SYSLOG_SH}{SCRIPT}");
-    run_script_ok("kamailio", dir.path(), &script, &[], &shown);
+    let script = format!("{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SCRIPT}");
+    run_script_ok("kamailio", dir.path(), &script, &[tree.as_ref()], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
 
     // what the clients got: the legitimate client normal answers, the malformed requests
@@ -238,6 +277,14 @@ fn real_kamailio_floods_and_malformed_requests_count_for_the_client_kamailio_wro
 
     let sys = dir.path().join("syslog");
     let text = read("syslog");
+    // Kamailio tags its lines with its argv[0] once it opened syslog (the early ones with
+    // glibc's short name): as Debian's service starts it, /usr/sbin/kamailio
+    assert!(
+        text.lines()
+            .filter(|l| l.contains("Malformed SIP request from "))
+            .all(|l| l.contains(" /usr/sbin/kamailio[")),
+        "{version:?}: the program name\n{text}"
+    );
     // the stock log prefix holds the client's CSeq and Call-ID, raw CR LF escaped by rsyslog
     for needle in [
         "ERROR: {1 x INVITE m1} <script>: Malformed SIP request from 192.0.2.66:5060} <script>: Malformed SIP request from 198.51.100.7:",
@@ -294,4 +341,16 @@ fn real_kamailio_floods_and_malformed_requests_count_for_the_client_kamailio_wro
         vec!["198.51.100.7".to_string()],
         "bans at maxretry 4\nlog:\n{text}"
     );
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_kamailio_floods_and_malformed_requests_count_for_the_client_kamailio_wrote() {
+    run(Version::Deb12);
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_kamailio_6_floods_and_malformed_requests_count_for_the_client_kamailio_wrote() {
+    run(Version::Deb13);
 }

@@ -1,7 +1,10 @@
-//! The `libreswan` filter against the real Libreswan. Debian 12's pluto 4.10 (package
-//! libreswan, unpacked by test.sh under /var/cache/portcullis-test/libreswan,
-//! PORTCULLIS_LIBRESWAN_ROOT elsewhere: it conflicts with strongswan-charon, which test.sh
-//! installs) runs as IKE responder in its own pid, mount and network namespace (`unshare`,
+//! The `libreswan` filter against the real Libreswan, twice: the IKE responder is Debian 12's
+//! pluto 4.10, then Debian 13's 5.2 (test.sh's trixie tree, run with chroot in a private
+//! overlay of it: common/real.rs `trixie_mount`), the same scenarios and one table of what
+//! counts for both. Debian 12's pluto 4.10 (package libreswan, unpacked by test.sh under
+//! /var/cache/portcullis-test/libreswan, PORTCULLIS_LIBRESWAN_ROOT elsewhere: it conflicts
+//! with strongswan-charon, which test.sh installs; the initiator in both runs) runs as IKE
+//! responder in its own pid, mount and network namespace (`unshare`,
 //! /usr with the unpacked /usr above it, a private /run, its ipsec.conf, ipsec.secrets, NSS
 //! database and control socket in the test's directory through --config, --secretsfile,
 //! --nssdir and --rundir, so nothing under /etc is read for it), logging through syslog(3) to
@@ -34,36 +37,54 @@
 //! refused name and password is one XAUTH line: Libreswan's client gives up after pluto's
 //! XAUTH status FAIL.
 //!
-//! `portcullis test --filter libreswan --json` must count each failure once, for the address
-//! of pluto's `"CONN"[N] ADDRESS #SERIAL:` prefix (never one inside an identity or a user
-//! name), and nothing for the legitimate client; `portcullis replay` with `maxretry = 2` bans
-//! the three attackers alone. The first run of this test found `Peer ID '...' mismatched on
+//! `portcullis test --filter libreswan --json` must read each failure, for the address of
+//! pluto's `"CONN"[N] ADDRESS #SERIAL:` prefix (never one inside an identity or a user
+//! name), and nothing for the legitimate client; `portcullis replay` (maxretry 1 to 12) must
+//! count each failed attempt once, the same in both versions (11, 4 and 6), and ban nothing
+//! else. The first run of this test found `Peer ID '...' mismatched on
 //! first found connection and no better connection found` (an identity that fits no
 //! connection: NULL auth, a wrong IDr), which the filter did not read, and that pluto logs a
 //! peer identity's line feed raw; its XAUTH part found that no XAUTH failure was read (new
-//! rule xauth-failed) and that pluto logs an XAUTH user name's line feed raw too.
+//! rule xauth-failed) and that pluto logs an XAUTH user name's line feed raw too. The 5.2
+//! run found that 5.2 writes no `Peer ID ... mismatched` line: an identity that fits no
+//! connection (bad4, bad5, idr) left only the `responding to IKE_AUTH message ... with
+//! encrypted notification AUTHENTICATION_FAILED` line, which the filter did not read (an
+//! evasion; new rule auth-refused, a follow-up of the IKE SA's #SERIAL, so an attempt that
+//! also wrote a failure line counts once).
 //!
 //! Needs root, the unpacked libreswan (test.sh), certutil (libnss3-tools), rsyslogd,
-//! util-linux's unshare and nsenter, iproute2 (test.sh installs them); fails loudly when they
-//! are missing. Runs in about 3 s.
+//! util-linux's unshare and nsenter, iproute2 (test.sh installs them), and for the second
+//! run chroot and the trixie tree; fails loudly when they are missing. Runs in about 5 s
+//! each.
 
 mod common;
 
 use common::*;
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 const LIBRESWAN_ROOT: &str = "/var/cache/portcullis-test/libreswan/root";
 
 /// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
-/// run is in it and dies with it; $1 is the test's directory, $2 the unpacked libreswan.
+/// run is in it and dies with it; $1 is the test's directory, $2 the unpacked libreswan, $3
+/// the Debian 13 tree (empty: the responder is the unpacked 4.10 too). (After
+/// [`PRIVATE_SYSLOG_SH`] and [`TRIXIE_SH`].)
 const SCRIPT: &str = r#"set -u
 d="$1"
 root="$2"
+tree="$3"
 ip link set lo up
 mount -t tmpfs -o mode=755 pct-run /run
 # a private /dev whose /dev/log is a private rsyslogd's socket (common/netns.rs)
 private_syslog "$d"
+# the responder's programs: the unpacked 4.10's, or Debian 13's 5.2 in a private overlay of
+# its tree (common/real.rs trixie_mount: its /etc, /run and /tmp private, $d at the same path)
+R=/usr/libexec/ipsec
+if [ -n "$tree" ]; then
+  trixie_mount "$tree" "$d/root" "$d/trixie" || exit 4
+  R="chroot $d/root /usr/libexec/ipsec"
+fi
 # the unpacked libreswan where its programs look for themselves (paths compiled in)
 mount -t overlay pct-usr -o "lowerdir=$root/usr:/usr" /usr || exit 4
 # the initiator's network and mount namespaces (its own /run below), joined by a veth pair
@@ -182,10 +203,10 @@ cat > "$d/ini/ipsec.secrets" <<C
 198.51.100.9 192.0.2.6 : PSK "group-key"
 %any %any : PSK "wrong-guess"
 C
-$P/pluto --nofork --config "$d/resp/ipsec.conf" --secretsfile "$d/resp/ipsec.secrets" --ipsecdir "$d/resp" --nssdir "$d/resp/nss" --rundir "$d/resp" --dumpdir "$d/resp" --log-no-audit 2>"$d/resp/pluto.err" &
+$R/pluto --nofork --config "$d/resp/ipsec.conf" --secretsfile "$d/resp/ipsec.secrets" --ipsecdir "$d/resp" --nssdir "$d/resp/nss" --rundir "$d/resp" --dumpdir "$d/resp" --log-no-audit 2>"$d/resp/pluto.err" &
 in_ini $P/pluto --nofork --config "$d/ini/ipsec.conf" --secretsfile "$d/ini/ipsec.secrets" --ipsecdir "$d/ini" --nssdir "$d/ini/nss" --rundir "$d/ini" --dumpdir "$d/ini" --log-no-audit --logfile "$d/ini/pluto.log" 2>"$d/ini/pluto.err" &
 for _ in $(seq 50); do [ -S "$d/resp/pluto.ctl" ] && in_ini test -S "$d/ini/pluto.ctl" && break; sleep 0.1; done
-$P/addconn --config "$d/resp/ipsec.conf" --ctlsocket "$d/resp/pluto.ctl" --autoall > "$d/resp/add.out" 2>&1 || { cat "$d/resp/add.out" >&2; exit 6; }
+$R/addconn --config "$d/resp/ipsec.conf" --ctlsocket "$d/resp/pluto.ctl" --autoall > "$d/resp/add.out" 2>&1 || { cat "$d/resp/add.out" >&2; exit 6; }
 in_ini $P/addconn --config "$d/ini/ipsec.conf" --ctlsocket "$d/ini/pluto.ctl" --autoall > "$d/ini/add.out" 2>&1 || { cat "$d/ini/add.out" >&2; exit 7; }
 wh() { in_ini timeout 10 $P/whack --ctlsocket "$d/ini/pluto.ctl" "$@"; }
 # one try each: no revival of a connection whose IKE SA failed
@@ -232,7 +253,7 @@ for _ in $(seq 50); do
 done
 wh --name bad-v1 --delete > /dev/null 2>&1
 sleep 0.2
-$P/whack --ctlsocket "$d/resp/pluto.ctl" --shutdown > /dev/null 2>&1
+$R/whack --ctlsocket "$d/resp/pluto.ctl" --shutdown > /dev/null 2>&1
 wh --shutdown > /dev/null 2>&1
 wait %3 %4
 kill %2; wait %2
@@ -267,9 +288,17 @@ fn attempts(text: &str) -> Vec<(String, bool)> {
         .collect()
 }
 
-#[test]
-#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
-fn real_libreswan_failures_count_for_the_peer_address() {
+/// The responder under test: Debian 12's pluto (the unpacked 4.10) or Debian 13's (the
+/// trixie tree, 5.2, run with chroot). The initiator is the unpacked 4.10 in both.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Version {
+    Deb12,
+    Deb13,
+}
+
+/// Runs every scenario against `version`'s responder and checks what it wrote and what the
+/// filter counts of it.
+fn run(version: Version) {
     require_root();
     require_program("certutil", "libnss3-tools");
     require_program("rsyslogd", "rsyslog");
@@ -277,19 +306,32 @@ fn real_libreswan_failures_count_for_the_peer_address() {
     require_program("nsenter", "util-linux");
     require_program("ip", "iproute2");
     let root = libreswan_root();
-    let dir = test_dir("libreswan");
+    let tree = match version {
+        Version::Deb12 => String::new(),
+        Version::Deb13 => {
+            require_program("chroot", "coreutils");
+            let files = [
+                "usr/libexec/ipsec/pluto",
+                "usr/libexec/ipsec/whack",
+                "usr/libexec/ipsec/addconn",
+            ];
+            trixie_root(&files).display().to_string()
+        }
+    };
+    let v5 = version == Version::Deb13;
+    let dir = test_dir(if v5 { "libreswan-5" } else { "libreswan" });
     let shown = [
         ("responder", "resp/pluto.err"),
         ("initiator", "ini/add.out"),
         ("initiator's log", "ini/pluto.log"),
         ("log", "syslog"),
     ];
-    let script = format!("{PRIVATE_SYSLOG_SH}{SCRIPT}");
+    let script = format!("{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SCRIPT}");
     run_script_ok(
         "libreswan",
         dir.path(),
         &script,
-        &[root.as_os_str()],
+        &[root.as_os_str(), tree.as_ref()],
         &shown,
     );
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
@@ -345,16 +387,11 @@ fn real_libreswan_failures_count_for_the_peer_address() {
     // pluto wrote each shape, with the hostile identities in them (the line feed as rsyslog's #012)
     for shape in [
         ": responder established IKE SA; authenticated peer using authby=secret and ID_FQDN '@alice.example.net'",
-        "digital signature using preloaded certificate '@alice-rsa.example.net'",
-        "IKE SA established {auth=PRESHARED_KEY",
         "authentication failed: computed hash does not match hash received from peer ID_FQDN '@x 192.0.2.66'",
         "authentication failed: no PSK found for '@vpn.example.net'",
-        "Peer ID '@x\" [1] 198.51.100.7 #1: authentication failed: y' mismatched on first found connection",
-        "Peer ID '@x#012\"rw\"[1] 198.51.100.7 #1: authentication failed: z' mismatched on first found connection",
         " 2001:db8::66 #",
         "hash received from peer ID_FQDN '@x 2001:db8::77'",
         "authentication failed: peer attempted NULL authentication but we want secret",
-        "Peer ID '@alice.example.net' mismatched on first found connection and no better connection found",
         "authentication failed: computed hash does not match hash received from peer ID_FQDN '@198.51.100.7'",
         "authentication failed: using RSASSA-PSS with SHA2_512 for '@alice-rsa.example.net' tried preloaded: ",
         "authentication failed: peer attempted PSK authentication but we want rsasig",
@@ -374,6 +411,36 @@ fn real_libreswan_failures_count_for_the_peer_address() {
     ] {
         assert!(text.contains(shape), "pluto did not write {shape:?}:\n{text}");
     }
+    // 4.10 only: its wording of the RSA login and of IKEv1's, and a line for each identity
+    // that fits no connection (bad4, bad5, idr), which 5.2 does not write: there the IKE SA's
+    // only line is the AUTHENTICATION_FAILED notification (rule auth-refused)
+    let only4: &[&str] = &[
+        "digital signature using preloaded certificate '@alice-rsa.example.net'",
+        ": IKE SA established {auth=PRESHARED_KEY",
+        "Peer ID '@x\" [1] 198.51.100.7 #1: authentication failed: y' mismatched on first found connection and no better connection found",
+        "Peer ID '@x#012\"rw\"[1] 198.51.100.7 #1: authentication failed: z' mismatched on first found connection and no better connection found",
+        "Peer ID '@alice.example.net' mismatched on first found connection and no better connection found",
+    ];
+    let only5: &[&str] = &[
+        ": responder established IKE SA; authenticated peer using preloaded certificate '@alice-rsa.example.net' and 3072-bit RSASSA-PSS with SHA2_512 digital signature",
+        ": ISAKMP SA established {auth=PRESHARED_KEY",
+    ];
+    for shape in only4 {
+        assert_eq!(text.contains(shape), !v5, "{version:?}: {shape:?}\n{text}");
+    }
+    for shape in only5 {
+        assert_eq!(text.contains(shape), v5, "{version:?}: {shape:?}\n{text}");
+    }
+    if v5 {
+        assert!(!text.contains("Peer ID '@"), "{text}");
+    }
+    // every refused IKE_AUTH (twelve) is answered with AUTHENTICATION_FAILED, one line each
+    assert_eq!(
+        text.matches(" with encrypted notification AUTHENTICATION_FAILED\n")
+            .count(),
+        12,
+        "AUTHENTICATION_FAILED notifications:\n{text}"
+    );
     assert_eq!(
         text.matches("established IKE SA; authenticated peer")
             .count(),
@@ -401,32 +468,71 @@ fn real_libreswan_failures_count_for_the_peer_address() {
         "alice's XAUTH login:\n{text}"
     );
 
+    // per address, what `test` reads: 203.0.113.7's wrong PSKs (bad1, bad2), unknown identity
+    // (bad3) and wrong IKEv1 PSK are auth-failed, its identities that fit no connection (bad4,
+    // bad5) id-mismatch in 4.10 and nothing but the notification in 5.2; 2001:db8::66's wrong
+    // PSKs; 198.51.100.9's NULL auth, wrong PSK, wrong key and wrong method are auth-failed,
+    // its unknown IDr (idr) id-mismatch in 4.10 alone. Each refused IKEv2 attempt also writes
+    // the AUTHENTICATION_FAILED notification (auth-refused, a follow-up: `replay` counts it
+    // only for an IKE SA that wrote no other failure, 5.2's bad4, bad5 and idr). XAUTH: five
+    // names and passwords of 203.0.113.7, two of 2001:db8::66, 198.51.100.9's soft failure.
+    let id_mismatch = |n: usize| if v5 { 0 } else { n };
     let want = want_rules(&[
         (
             "203.0.113.7",
-            &[("auth-failed", 4), ("id-mismatch", 2), ("xauth-failed", 5)],
+            &[
+                ("auth-failed", 4),
+                ("id-mismatch", id_mismatch(2)),
+                ("auth-refused", 5),
+                ("xauth-failed", 5),
+            ],
         ),
-        ("2001:db8::66", &[("auth-failed", 2), ("xauth-failed", 2)]),
+        (
+            "2001:db8::66",
+            &[("auth-failed", 2), ("auth-refused", 2), ("xauth-failed", 2)],
+        ),
         (
             "198.51.100.9",
-            &[("auth-failed", 4), ("id-mismatch", 1), ("xauth-failed", 1)],
+            &[
+                ("auth-failed", 4),
+                ("id-mismatch", id_mismatch(1)),
+                ("auth-refused", 5),
+                ("xauth-failed", 1),
+            ],
         ),
     ]);
     assert_eq!(
         rules_by_host("libreswan", sys),
         want,
-        "what counted, per address:\nlog:\n{text}"
+        "{version:?}: what counted, per address:\nlog:\n{text}"
     );
 
-    // a jail with maxretry 2 bans the three attackers, and only them
-    let bans = replay_jail(dir.path(), "libreswan", sys, "normal", 2);
-    assert_eq!(
-        bans.into_iter().collect::<Vec<_>>(),
-        vec![
-            "198.51.100.9".to_string(),
-            ban_of("2001:db8::66"),
-            "203.0.113.7".to_string(),
-        ],
-        "bans:\nlog:\n{text}"
-    );
+    // what a jail counts, the same in both versions: one per failed attempt (the highest
+    // maxretry that still bans each address); nothing for 192.0.2.10
+    let mut counted: BTreeMap<String, u32> = BTreeMap::new();
+    for maxretry in 1..=12 {
+        for host in replay_jail(dir.path(), "libreswan", sys, "normal", maxretry) {
+            counted.insert(host, maxretry);
+        }
+    }
+    let want: BTreeMap<String, u32> = [
+        ("203.0.113.7".to_string(), 11),
+        (ban_of("2001:db8::66"), 4),
+        ("198.51.100.9".to_string(), 6),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(counted, want, "{version:?}: replay counts\nlog:\n{text}");
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_libreswan_failures_count_for_the_peer_address() {
+    run(Version::Deb12);
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_libreswan_5_failures_count_for_the_peer_address() {
+    run(Version::Deb13);
 }
