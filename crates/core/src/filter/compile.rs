@@ -402,7 +402,10 @@ impl Filter {
     /// `programs` equal to it, or a pattern with one `*` (`postfix-*/smtpd`: Postfix's
     /// multi-instance names) whose text before and after the `*` frame it.
     pub fn accepts_program(&self, program: &[u8]) -> bool {
-        self.reads_any_program() || self.programs.iter().any(|p| program_matches(p, program))
+        self.reads_any_program()
+            || self.programs.iter().any(|p| program_matches(p, program))
+            || program_base(program)
+                .is_some_and(|b| self.programs.iter().any(|p| program_matches(p, b)))
     }
 
     /// True when the filter reads the lines of every program (`programs` empty, not `[""]`).
@@ -414,6 +417,18 @@ impl Filter {
     pub fn has_program_pattern(&self) -> bool {
         self.programs.iter().any(|p| p.contains(&b'*'))
     }
+}
+
+/// The last component of a program tag that is an absolute path (`/usr/sbin/kamailio` is
+/// `kamailio`: programs that pass their argv[0] to openlog(3), started by their full path as
+/// systemd units start them); `None` for any other tag (Postfix's `postfix/smtpd` is not
+/// OpenSMTPD's `smtpd`) and for one ending in `/`.
+pub(crate) fn program_base(program: &[u8]) -> Option<&[u8]> {
+    if program.first() != Some(&b'/') {
+        return None;
+    }
+    let slash = memchr::memrchr(b'/', program)?;
+    Some(&program[slash + 1..]).filter(|b| !b.is_empty())
 }
 
 /// Whether a `programs` entry (a name, or a pattern with one `*` standing for one or more

@@ -447,6 +447,9 @@ impl MatchSet {
     }
 
     /// The prefilter of the filters that read lines of this program; `None` when none does.
+    /// A tag that is a path (`/usr/sbin/kamailio[46]:`: programs that pass their argv[0] to
+    /// openlog(3), started by the full path as their systemd units do) is the program its
+    /// last component names, when the whole tag names none.
     #[inline]
     fn prefilter(&self, program: Option<&[u8]>) -> Option<&Prefilter> {
         match program {
@@ -454,17 +457,26 @@ impl MatchSet {
                 self.all
                     .get_or_init(|| build_prefilter(&self.filters, &self.refs, &|_| true)),
             ),
-            Some(p) => match self.programs.get(p) {
-                Some(g) => {
-                    let g = &self.groups[g as usize];
-                    Some(g.pre.get_or_init(|| {
-                        build_prefilter(&self.filters, &self.refs, &|fi| g.filters.contains(&fi))
-                    }))
-                }
-                None => match &self.wild {
-                    Some(w) if w.accepts(p) => Some(&w.pre),
-                    _ => self.others.as_ref(),
-                },
+            Some(p) => self
+                .named_prefilter(p)
+                .or_else(|| self.named_prefilter(super::compile::program_base(p)?))
+                .or(self.others.as_ref()),
+        }
+    }
+
+    /// The prefilter of the filters that name this program (or a pattern accepting it).
+    #[inline]
+    fn named_prefilter(&self, p: &[u8]) -> Option<&Prefilter> {
+        match self.programs.get(p) {
+            Some(g) => {
+                let g = &self.groups[g as usize];
+                Some(g.pre.get_or_init(|| {
+                    build_prefilter(&self.filters, &self.refs, &|fi| g.filters.contains(&fi))
+                }))
+            }
+            None => match &self.wild {
+                Some(w) if w.accepts(p) => Some(&w.pre),
+                _ => None,
             },
         }
     }
@@ -1486,6 +1498,42 @@ mod tests {
                 "name = \"x\"\nprograms = [{bad}]\n[[rule]]\nid = \"r\"\npattern = 'x {{HOST}}'\n"
             );
             assert!(Filter::from_toml(&t, "x").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_program_tag_that_is_an_absolute_path_is_its_last_component() {
+        let f = |name: &str, programs: &str| {
+            Filter::from_toml(
+                &format!(
+                    "name = \"{name}\"\nprograms = [{programs}]\n[[rule]]\nid = \"r\"\npattern = 'bad thing from {{HOST}}'\n"
+                ),
+                name,
+            )
+            .unwrap()
+        };
+        let set = MatchSet::new(
+            vec![f("kamailio", "\"kamailio\""), f("smtpd", "\"smtpd\"")],
+            Mode::Normal,
+        );
+        let mut sc = set.scratch();
+        for (prog, want) in [
+            ("kamailio", Some(0)),
+            // Kamailio's argv[0] when its systemd unit starts it
+            ("/usr/sbin/kamailio", Some(0)),
+            ("/kamailio", Some(0)),
+            ("/usr/sbin/smtpd", Some(1)),
+            // only an absolute path: Postfix's service names are not OpenSMTPD's smtpd
+            ("postfix/smtpd", None),
+            ("usr/sbin/kamailio", None),
+            ("/usr/sbin/", None),
+            ("/usr/sbin/kamailio2", None),
+        ] {
+            let line = format!("Nov 21 10:00:01 sip {prog}[7]: bad thing from 192.0.2.9");
+            let got = set
+                .match_line(line.as_bytes(), &CTX, &mut sc)
+                .map(|h| h.filter);
+            assert_eq!(got, want, "{prog}");
         }
     }
 
