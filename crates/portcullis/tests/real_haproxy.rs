@@ -1,4 +1,7 @@
-//! The `haproxy-http-auth` filter against the real HAProxy. Debian 12's haproxy (2.6) runs
+//! The `haproxy-http-auth` filter against the real HAProxy, twice: Debian 12's haproxy (2.6,
+//! the machine's) and Debian 13's (3.0.11, test.sh's trixie tree, run with chroot in a private
+//! overlay of it: common/real.rs `trixie_mount`), the same scenarios and one table of what
+//! counts for both. HAProxy runs
 //! in the foreground (`-db`) in its own pid, mount and network namespace (`unshare`), with
 //! `option httplog` and a userlist: a frontend asking for basic auth on /admin/ (and
 //! capturing the User-Agent), a backend asking for it itself (/secure/), a dual-stack
@@ -23,9 +26,12 @@
 //! normal, and 203.0.113.77 too in mode aggressive (the backend's 401 is a scan-class rule,
 //! which mode normal leaves out). The first run found that HAProxy logs a refused `stats
 //! auth` as `stats/<STATS> ... 400` (the client gets 401), which the filter did not read.
+//! HAProxy 3.0.11 writes the same lines as 2.6 (the refused stats page still `400`, the bad
+//! request `-1/-1/-1/-1/0 400 0 ... PR-- ... "<BADREQ>"`), only sizes and timers differ.
 //!
 //! Needs root, haproxy, curl, python3, rsyslogd, iproute2 (ip, ss) and util-linux's unshare
-//! (test.sh installs them); fails loudly when they are missing. Runs in about 1 s.
+//! (test.sh installs them), and for the second run chroot and the trixie tree; fails loudly
+//! when they are missing. Runs in about 2 s each.
 
 mod common;
 
@@ -34,9 +40,10 @@ use std::collections::BTreeMap;
 use std::fs;
 
 /// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
-/// run is in it and dies with it; $1 is the test's directory.
+/// run is in it and dies with it; $1 is the test's directory, $2 the Debian 13 tree (empty:
+/// the machine's HAProxy). (After [`PRIVATE_SYSLOG_SH`] and [`TRIXIE_SH`].)
 const SCRIPT: &str = r##"set -u
-d="$1"
+d="$1"; tree="$2"
 ip link set lo up
 for a in 192.0.2.80 192.0.2.81 192.0.2.10 198.51.100.9 203.0.113.77; do
   ip addr add "$a/32" dev lo || exit 2
@@ -44,6 +51,13 @@ done
 for a in 2001:db8::80 2001:db8:77::7; do ip addr add "$a/128" dev lo nodad || exit 2; done
 # a private /dev whose /dev/log is a private rsyslogd's socket (common/netns.rs)
 private_syslog "$d"
+# the HAProxy to run: the machine's (Debian 12), or Debian 13's in a private overlay of its
+# tree (common/real.rs trixie_mount: its /etc, /run and /tmp private, $d at the same path)
+haproxy=(haproxy)
+if [ -n "$tree" ]; then
+  trixie_mount "$tree" "$d/root" "$d/trixie" || exit 4
+  haproxy=(chroot "$d/root" /usr/sbin/haproxy)
+fi
 # the backend: 200, and 401 under /api/ (the application refusing a token)
 cat > "$d/app.py" <<'P'
 import http.server
@@ -98,7 +112,8 @@ backend secure
 backend app
   server app1 192.0.2.81:8000
 C
-haproxy -f "$d/haproxy.cfg" -db > "$d/haproxy.log" 2>"$d/haproxy.err" &
+"${haproxy[@]}" -v > "$d/version" 2>&1
+"${haproxy[@]}" -f "$d/haproxy.cfg" -db > "$d/haproxy.log" 2>"$d/haproxy.err" &
 up() { [ -n "$(ss -Hltn "sport = :$1")" ]; }
 for _ in $(seq 100); do up 8080 && up 8081 && up 8082 && up 8000 && break; sleep 0.1; done
 up 8080 && up 8081 && up 8082 && up 8000 || { echo "haproxy or the backend did not start" >&2; exit 4; }
@@ -139,26 +154,54 @@ kill %1
 wait
 "##;
 
-#[test]
-#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
-fn real_haproxy_auth_failures_count_for_the_client_haproxy_wrote() {
+/// The HAProxy under test: Debian 12's (the machine's, 2.6) or Debian 13's (the trixie tree,
+/// 3.0.11, run with chroot).
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Version {
+    Deb12,
+    Deb13,
+}
+
+/// Runs every scenario against `version`'s HAProxy and checks what the clients got, what it
+/// wrote and what the filter counts of it.
+fn run(version: Version) {
     require_root();
-    require_program("haproxy", "haproxy");
     require_program("curl", "curl");
     require_program("python3", "python3");
     require_program("rsyslogd", "rsyslog");
     require_program("ip", "iproute2");
     require_program("ss", "iproute2");
     require_program("unshare", "util-linux");
-    let dir = test_dir("haproxy");
+    let tree = match version {
+        Version::Deb12 => {
+            require_program("haproxy", "haproxy");
+            String::new()
+        }
+        Version::Deb13 => {
+            require_program("chroot", "coreutils");
+            trixie_root(&["usr/sbin/haproxy"]).display().to_string()
+        }
+    };
+    let v30 = version == Version::Deb13;
+    let dir = test_dir(if v30 { "haproxy-3.0" } else { "haproxy" });
     let shown = [
         ("haproxy", "haproxy.err"),
         ("app", "app.err"),
         ("log", "haproxy.log"),
     ];
-    let script = format!("{PRIVATE_SYSLOG_SH}{SCRIPT}");
-    run_script_ok("haproxy", dir.path(), &script, &[], &shown);
+    let script = format!("{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SCRIPT}");
+    run_script_ok("haproxy", dir.path(), &script, &[tree.as_ref()], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+    let banner = if v30 {
+        "HAProxy version 3.0."
+    } else {
+        "HAProxy version 2.6."
+    };
+    assert!(
+        read("version").starts_with(banner),
+        "{version:?}: not {banner}: {}",
+        read("version")
+    );
     let own = dir.path().join("haproxy.log");
     let sys = dir.path().join("syslog");
 
@@ -259,4 +302,16 @@ fn real_haproxy_auth_failures_count_for_the_client_haproxy_wrote() {
             fs::read_to_string(log).unwrap_or_default()
         );
     }
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_haproxy_auth_failures_count_for_the_client_haproxy_wrote() {
+    run(Version::Deb12);
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_haproxy_3_0_auth_failures_count_for_the_client_haproxy_wrote() {
+    run(Version::Deb13);
 }
