@@ -35,8 +35,17 @@
 //! AUTHENTICATE PLAIN authorization name raw, CR LF included, to syslog() (rsyslog escaped
 //! it as #015#012).
 //!
-//! Needs root, the unpacked Cyrus (test.sh), the machine's `mail` account, python3, ss,
-//! rsyslogd and util-linux's unshare; fails loudly when they are missing. Runs in about 4 s.
+//! A second test runs the same script and clients against Debian 13's Cyrus 3.10.2
+//! (cyrus-imapd, cyrus-pop3d and sasl2-bin in test.sh's second Debian 13 tree,
+//! `common::real::trixie_b_root`), with chroot in a private overlay of the tree
+//! (`trixie_mount`: /dev/log reaches the same private rsyslogd, the test's directory at the
+//! same path inside, the tree's `mail` account). 3.10.2 writes the same badlogin lines (not
+//! the logfmt records of later releases), plus `session ended: sessionid=<...> userid=<>`
+//! lines: the same expectations hold for both.
+//!
+//! Needs root, the unpacked Cyrus and the Debian 13 tree (test.sh), the machine's `mail`
+//! account, python3, ss, rsyslogd, chroot and util-linux's unshare; fails loudly when they
+//! are missing. Each test runs in about 2 s.
 
 mod common;
 
@@ -49,16 +58,28 @@ use std::path::PathBuf;
 const CYRUS_ROOT: &str = "/var/cache/portcullis-test/cyrus/root";
 
 /// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
-/// run is in it and dies with it; $1 is the test's directory, $2 the unpacked Cyrus.
+/// run is in it and dies with it; $1 is the test's directory, $2 Debian 12's unpacked Cyrus
+/// or $3 Debian 13's tree (the other one empty). (After [`PRIVATE_SYSLOG_SH`] and
+/// [`TRIXIE_SH`].)
 const SCRIPT: &str = r#"set -u
 d="$1"
 root="$2"
+tree="$3"
 ip link set lo up
 for a in 192.0.2.143 192.0.2.10 198.51.100.9 203.0.113.77; do ip addr add "$a/32" dev lo || exit 2; done
 for a in 2001:db8::143 2001:db8:10::10 2001:db8::9; do ip addr add "$a/128" dev lo nodad || exit 2; done
 # a private /dev whose /dev/log is a private rsyslogd's socket (common/netns.rs)
 private_syslog "$d"
-export LD_LIBRARY_PATH="$root/usr/lib/x86_64-linux-gnu"
+if [ -n "$tree" ]; then
+  # Debian 13's Cyrus in a private overlay of its tree (common/real.rs trixie_mount: its /etc,
+  # /run and /tmp private, $d at the same path); its programs run with chroot
+  trixie_mount "$tree" "$d/root" "$d/trixie" || exit 4
+  pre=(chroot "$d/root")
+  root=""
+else
+  pre=()
+  export LD_LIBRARY_PATH="$root/usr/lib/x86_64-linux-gnu"
+fi
 mkdir -p "$d/conf/db" "$d/conf/socket" "$d/conf/proc" "$d/spool" "$d/run"
 cat > "$d/imapd.conf" <<C
 configdirectory: $d/conf
@@ -86,10 +107,10 @@ SERVICES {
   pop3 cmd="$root/usr/lib/cyrus/bin/pop3d -C $d/imapd.conf" listen="110" prefork=0
 }
 C
-echo right-pw | "$root/usr/sbin/saslpasswd2" -p -c -f "$d/sasldb2" -u mail.example.net alice \
+echo right-pw | "${pre[@]}" "$root/usr/sbin/saslpasswd2" -p -c -f "$d/sasldb2" -u mail.example.net alice \
   > "$d/saslpasswd2.out" 2>&1 || exit 5
-chown -R mail:mail "$d/conf" "$d/spool" "$d/run" "$d/sasldb2"
-"$root/usr/lib/cyrus/bin/master" -C "$d/imapd.conf" -M "$d/cyrus.conf" -p "$d/master.pid" \
+"${pre[@]}" chown -R mail:mail "$d/conf" "$d/spool" "$d/run" "$d/sasldb2"
+"${pre[@]}" "$root/usr/lib/cyrus/bin/master" -C "$d/imapd.conf" -M "$d/cyrus.conf" -p "$d/master.pid" \
   > "$d/master.out" 2>&1 &
 for _ in $(seq 100); do
   [ "$(ss -Hltn '( sport = :143 or sport = :110 )' | wc -l)" -ge 4 ] && break
@@ -218,13 +239,43 @@ fn cyrus_root() -> PathBuf {
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_cyrus_failed_logins_count_for_the_client_cyrus_wrote() {
+    run(Version::Deb12);
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_cyrus_310_failed_logins_count_for_the_client_cyrus_wrote() {
+    run(Version::Deb13);
+}
+
+/// The Cyrus under test: Debian 12's (3.6.1, unpacked by test.sh) or Debian 13's (3.10.2, in
+/// test.sh's second Debian 13 tree, run with chroot).
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Version {
+    Deb12,
+    Deb13,
+}
+
+fn run(version: Version) {
     require_root();
     require_program("python3", "python3");
     require_program("ss", "iproute2");
     require_program("ip", "iproute2");
     require_program("rsyslogd", "rsyslog");
     require_program("unshare", "util-linux");
-    let root = cyrus_root();
+    let (root, tree) = match version {
+        Version::Deb12 => (cyrus_root(), PathBuf::new()),
+        Version::Deb13 => {
+            require_program("chroot", "coreutils");
+            let tree = trixie_b_root(&[
+                "usr/lib/cyrus/bin/master",
+                "usr/lib/cyrus/bin/imapd",
+                "usr/lib/cyrus/bin/pop3d",
+                "usr/sbin/saslpasswd2",
+            ]);
+            (PathBuf::new(), tree)
+        }
+    };
     assert!(
         fs::read_to_string("/etc/passwd")
             .unwrap_or_default()
@@ -232,7 +283,10 @@ fn real_cyrus_failed_logins_count_for_the_client_cyrus_wrote() {
             .any(|l| l.starts_with("mail:")),
         "Cyrus's services run as the `mail` account (base-passwd), missing from /etc/passwd"
     );
-    let dir = test_dir("cyrus");
+    let dir = test_dir(match version {
+        Version::Deb12 => "cyrus",
+        Version::Deb13 => "cyrus310",
+    });
     // Cyrus's services run as mail, which must reach their files under it
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
     fs::write(dir.path().join("client.py"), CLIENT).unwrap();
@@ -242,8 +296,9 @@ fn real_cyrus_failed_logins_count_for_the_client_cyrus_wrote() {
         ("clients", "client.out"),
         ("syslog", "syslog"),
     ];
-    let script = format!("{PRIVATE_SYSLOG_SH}{SCRIPT}");
-    run_script_ok("cyrus", dir.path(), &script, &[root.as_os_str()], &shown);
+    let script = format!("{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SCRIPT}");
+    let args = [root.as_os_str(), tree.as_os_str()];
+    run_script_ok("cyrus", dir.path(), &script, &args, &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let sys = dir.path().join("syslog");
     let text = read("syslog");
@@ -342,6 +397,14 @@ fn real_cyrus_failed_logins_count_for_the_client_cyrus_wrote() {
     ] {
         assert!(text.contains(needle), "no {needle:?} in syslog:\n{text}");
     }
+
+    // where 3.10 writes differently: the same badlogin lines, and a logfmt line at each
+    // IMAP session's end (userid=<> after a failure), which counts nothing
+    assert_eq!(
+        text.contains("]: session ended: sessionid=<cyrus-"),
+        version == Version::Deb13,
+        "syslog:\n{text}"
+    );
 
     // each failure once, for the address Cyrus wrote; the logins count nothing
     let got = rules_by_host("cyrus-imap", &sys);

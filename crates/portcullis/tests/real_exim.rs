@@ -13,6 +13,12 @@
 //! machine: Exim runs in a private mount namespace (`unshare -m`) where the test's own
 //! passwd, group, nsswitch.conf (files only: no DNS) and hosts files lie over /etc (an
 //! overlay, `common::netns::PRIVATE_ETC_SH`, which a host's useradd cannot undo).
+//! A second test runs the same scenarios against Debian 13's Exim 4.98.2 (exim4-daemon-light
+//! in test.sh's second Debian 13 tree, `common::real::trixie_b_root`), with chroot in a
+//! private overlay of the tree (`trixie_mount`: a private /dev, the test's directory at the
+//! same path inside, the tree's Debian-exim account, the test's nsswitch.conf and hosts in
+//! its /etc). The expected counts are the same for both; 4.98 writes " (N bytes)" after the
+//! pipelining error's input and, with +all, " Ci=PID" after the client (asserted).
 //!
 //! Two daemons run in a network namespace (192.0.2.1, 2001:db8::1): port 25 with Exim's
 //! default log selectors, port 2525 with `log_selector = +all` (pid, milliseconds, ports,
@@ -40,8 +46,8 @@
 //! only one typed). `portcullis replay` with a jail per mode (normal, ddos, aggressive;
 //! maxretry 1) bans exactly the scenarios that mode counts.
 //!
-//! Needs root, the unpacked Exim (test.sh) and python3; fails loudly when they are missing.
-//! Runs in about 5 s.
+//! Needs root, the unpacked Exim and the Debian 13 tree (test.sh), python3, bash and chroot;
+//! fails loudly when they are missing. Each test runs in about 6 s.
 
 mod common;
 
@@ -546,9 +552,30 @@ fn exim_root() -> PathBuf {
     )
 }
 
-fn chown(path: &Path, id: u32) {
-    std::os::unix::fs::chown(path, Some(id), Some(id))
+fn chown(path: &Path, (uid, gid): (u32, u32)) {
+    std::os::unix::fs::chown(path, Some(uid), Some(gid))
         .unwrap_or_else(|e| panic!("chown {}: {e}", path.display()));
+}
+
+/// The Exim under test: Debian 12's (4.96, unpacked by test.sh) or Debian 13's (4.98.2, in
+/// test.sh's second Debian 13 tree, run with chroot).
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Version {
+    Deb12,
+    Deb13,
+}
+
+/// The uid and gid of `user` in the tree's /etc/passwd.
+fn tree_account(root: &Path, user: &str) -> (u32, u32) {
+    let passwd = fs::read_to_string(root.join("etc/passwd")).unwrap_or_default();
+    passwd
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() > 3 && f[0] == user).then(|| (f[2].parse().ok(), f[3].parse().ok()))
+        })
+        .and_then(|(u, g)| Some((u?, g?)))
+        .unwrap_or_else(|| panic!("no {user} in {}/etc/passwd", root.display()))
 }
 
 /// One Exim daemon: its directory (configuration, spool, logs).
@@ -572,14 +599,24 @@ struct EximLab {
     client: Netns,
     server: Netns,
     dir: tempfile::TempDir,
+    /// Debian 12's unpacked Exim, or Debian 13's tree
     root: PathBuf,
-    id: u32,
+    /// the Exim user's uid and gid (Debian 12: a free id; Debian 13: the tree's Debian-exim)
+    id: (u32, u32),
+    version: Version,
 }
 
 impl EximLab {
-    fn new() -> EximLab {
+    fn new(version: Version) -> EximLab {
         require_root();
-        let root = exim_root();
+        let root = match version {
+            Version::Deb12 => exim_root(),
+            Version::Deb13 => {
+                require_program("chroot", "coreutils");
+                require_program("bash", "bash");
+                trixie_b_root(&["usr/sbin/exim4", "etc/passwd"])
+            }
+        };
         assert!(
             Path::new(PYTHON).is_file(),
             "{PYTHON} is missing: install python3 (test.sh does)"
@@ -592,15 +629,21 @@ impl EximLab {
             .expect("temp dir");
         // Exim's receiving processes run as the Exim user: they must reach their files
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-        let id = free_ids(1, 64010..64500);
-        // the private /etc files bound over the real ones inside Exim's mount namespace
+        // Debian 12: the private /etc files bound over the real ones inside Exim's mount
+        // namespace (the account with a free id); Debian 13: nsswitch.conf and hosts copied
+        // into the tree's private /etc, whose Debian-exim account is used
+        let free = free_ids(1, 64010..64500);
         write_account_etc(
             dir.path(),
             "Debian-exim",
-            id,
+            free,
             "Exim test",
             "127.0.0.1 localhost\n::1 localhost\n",
         );
+        let id = match version {
+            Version::Deb12 => (free, free),
+            Version::Deb13 => tree_account(&root, "Debian-exim"),
+        };
 
         let attackers: Vec<String> = (v4_scenarios()).chain(V6).map(attacker).collect();
         wire_server_and_clients(&server, &client, (SERVER, SERVER_V6), LEGIT, &attackers);
@@ -611,6 +654,7 @@ impl EximLab {
             dir,
             root,
             id,
+            version,
         }
     }
 
@@ -635,35 +679,65 @@ impl EximLab {
                 .replace("@PORT@", &port.to_string()),
         )
         .unwrap();
-        let exim = self.root.join("usr/sbin/exim4");
-        let mut cmd = self.server.command(
-            "unshare",
-            &[
-                "--mount".into(),
-                "--propagation".into(),
-                "private".into(),
-                "sh".into(),
-                "-c".into(),
-                format!(
-                    "set -e\n{PRIVATE_ETC_SH}\
-                     private_etc \"$1\" \"$2\" passwd group nsswitch.conf hosts\n\
-                     exec \"$3\" -C \"$4\" -bdf"
-                )
-                .into(),
-                "sh".into(),
-                d.join("etc-ov").into_os_string(),
-                self.path("").into_os_string(),
-                exim.into_os_string(),
-                conf.into_os_string(),
-            ],
-        );
-        cmd.env(
-            "LD_LIBRARY_PATH",
-            self.root.join("usr/lib/x86_64-linux-gnu"),
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(d.join("stderr")).unwrap());
+        let mut cmd = match self.version {
+            Version::Deb12 => {
+                let exim = self.root.join("usr/sbin/exim4");
+                let mut cmd = self.server.command(
+                    "unshare",
+                    &[
+                        "--mount".into(),
+                        "--propagation".into(),
+                        "private".into(),
+                        "sh".into(),
+                        "-c".into(),
+                        format!(
+                            "set -e\n{PRIVATE_ETC_SH}\
+                             private_etc \"$1\" \"$2\" passwd group nsswitch.conf hosts\n\
+                             exec \"$3\" -C \"$4\" -bdf"
+                        )
+                        .into(),
+                        "sh".into(),
+                        d.join("etc-ov").into_os_string(),
+                        self.path("").into_os_string(),
+                        exim.into_os_string(),
+                        conf.clone().into_os_string(),
+                    ],
+                );
+                cmd.env(
+                    "LD_LIBRARY_PATH",
+                    self.root.join("usr/lib/x86_64-linux-gnu"),
+                );
+                cmd
+            }
+            // Debian 13's exim4 in a private overlay of the tree (common/real.rs
+            // trixie_mount: a private /dev, the daemon's directory at the same path inside),
+            // with the test's nsswitch.conf and hosts in its /etc
+            Version::Deb13 => self.server.command(
+                "unshare",
+                &[
+                    "--mount".into(),
+                    "--propagation".into(),
+                    "private".into(),
+                    "bash".into(),
+                    "-c".into(),
+                    format!(
+                        "set -e\n{PRIVATE_SYSLOG_SH}{TRIXIE_SH}private_dev\n\
+                         trixie_mount \"$1\" \"$2/root\" \"$2/trixie\"\n\
+                         cp \"$3/nsswitch.conf\" \"$3/hosts\" \"$2/root/etc/\"\n\
+                         exec chroot \"$2/root\" /usr/sbin/exim4 -C \"$4\" -bdf"
+                    )
+                    .into(),
+                    "bash".into(),
+                    self.root.clone().into_os_string(),
+                    d.clone().into_os_string(),
+                    self.path("").into_os_string(),
+                    conf.clone().into_os_string(),
+                ],
+            ),
+        };
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(d.join("stderr")).unwrap());
         let mut proc = ProcessGuard::spawn(cmd, format!("exim4 ({name})"));
         let daemon = Daemon { name, port, dir: d };
         let up = wait_until(Duration::from_secs(20), || {
@@ -859,8 +933,18 @@ fn expected(all: bool, reject: bool) -> BTreeMap<(u8, &'static str), usize> {
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_exim_logs_give_the_attackers_and_only_them() {
+    run(Version::Deb12);
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_exim_498_logs_give_the_attackers_and_only_them() {
+    run(Version::Deb13);
+}
+
+fn run(version: Version) {
     let started = Instant::now();
-    let mut lab = EximLab::new();
+    let mut lab = EximLab::new(version);
     let plain = lab.start("default", 25, "");
     let all = lab.start("all", 2525, "log_selector = +all");
     for d in [&plain, &all] {
@@ -872,6 +956,14 @@ fn real_exim_logs_give_the_attackers_and_only_them() {
         .find_map(|l| l.split_once(" daemon started").map(|(v, _)| v.to_string()))
         .unwrap_or_default();
     eprintln!("real_exim: {version}");
+    let want_version = match lab.version {
+        Version::Deb12 => "exim 4.96",
+        Version::Deb13 => "exim 4.98.2",
+    };
+    assert!(
+        version.ends_with(want_version),
+        "not {want_version}: {version}"
+    );
 
     for d in [&plain, &all] {
         let main = fs::read_to_string(d.log("main")).unwrap();
@@ -911,6 +1003,18 @@ fn real_exim_logs_give_the_attackers_and_only_them() {
             && main_all.contains("A=login_server:alice C=EHLO,AUTH,QUIT"),
         "+all: the legitimate AUTH LOGIN session without mail is not logged:\n{main_all}"
     );
+
+    // where 4.98 writes differently (the same rules read both): the pipelining error's input
+    // is followed by its size, and +all's connection_id puts " Ci=PID" after the client
+    let sized = "next input=\"MAIL FROM:<a@example.org>\\r\\nRCPT TO:<alice@example.net>\\r\\n\" (56 bytes)";
+    let ci = "I=[192.0.2.1]:2525 Ci=";
+    let v98 = lab.version == Version::Deb13;
+    assert_eq!(
+        main_default.contains(sized),
+        v98,
+        "default mainlog:\n{main_default}"
+    );
+    assert_eq!(main_all.contains(ci), v98, "+all mainlog:\n{main_all}");
 
     for (d, is_all) in [(&plain, false), (&all, true)] {
         for (which, reject) in [("main", false), ("reject", true)] {
