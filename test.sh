@@ -359,7 +359,7 @@ trixie_tree /var/cache/portcullis-test/trixie \
 trixie_tree /var/cache/portcullis-test/trixie-b \
   openssh-client,libsasl2-modules \
   "exim4-daemon-light cyrus-imapd cyrus-pop3d sasl2-bin strongswan-charon strongswan-swanctl
-  libcharon-extra-plugins" ""
+  libcharon-extra-plugins libcharon-extauth-plugins" ""
 
 # cargo-deb: the Debian package test builds the package as the README says (`cargo deb`)
 command -v cargo-deb >/dev/null 2>&1 || cargo install cargo-deb --locked --version 3.8.0

@@ -1,14 +1,19 @@
-//! The `strongswan` filter against the real strongSwan. Debian 12's charon 5.9.8
-//! (strongswan-charon) runs as IKEv2 responder in its own pid, mount and network namespace
-//! (`unshare`, a private /run for its pid file and sockets, its own strongswan.conf through
-//! STRONGSWAN_CONF and a vici socket in the test's directory, so nothing under /etc is read
-//! for it), logging through syslog(3) (`ike_name = yes`, as the filter needs) to a private
-//! rsyslogd (a private /dev whose /dev/log is its socket), rsyslog's traditional file format.
-//! It offers three connections: PSK on 192.0.2.1 and 2001:db8:a::1, EAP-MS-CHAPv2 on
-//! 192.0.2.2 and EAP-MD5 on 192.0.2.3 (the server authenticates with a PSK on both).
+//! The `strongswan` filter against the real strongSwan, twice: the IKEv2 responder is Debian
+//! 12's charon 5.9.8 (strongswan-charon), then Debian 13's 6.0.1 (test.sh's trixie-b tree, run
+//! with chroot in a private overlay of it: common/real.rs `trixie_mount`), the same scenarios
+//! and one table of what counts for both. The responder runs in its own pid, mount and network
+//! namespace (`unshare`, a private /run for its pid file and sockets, its own strongswan.conf
+//! through STRONGSWAN_CONF and a vici socket in the test's directory, so nothing under /etc is
+//! read for it; its connections loaded by its own version's swanctl), logging through
+//! syslog(3) (`ike_name = yes`, as the filter needs) to a private rsyslogd (a private /dev
+//! whose /dev/log is its socket), rsyslog's traditional file format. It offers three
+//! connections: PSK on 192.0.2.1 and 2001:db8:a::1, EAP-MS-CHAPv2 on 192.0.2.2 and EAP-MD5 on
+//! 192.0.2.3 (the server authenticates with a PSK on both).
 //!
-//! A second charon, driven by swanctl, is the initiator in ANOTHER network and mount
-//! namespace joined by a veth pair, logging to its own file only: 192.0.2.10 logs in with the
+//! A second charon, Debian 12's 5.9.8 in both runs, driven by swanctl, is the initiator in
+//! ANOTHER network and mount namespace joined by a veth pair, logging to its own file only,
+//! offering ECP_256 (which 6.0.1 selects first: to 5.9.8's default, CURVE_25519 first, 6.0.1
+//! answers INVALID_KE_PAYLOAD, one more IKE_SA per attempt): 192.0.2.10 logs in with the
 //! right PSK (must count nothing); 203.0.113.7 sends three wrong PSKs, with the identities
 //! `carol@example.net`, `x 192.0.2.66` and `CN=192.0.2.66`; 2001:db8:a::66 sends a wrong PSK
 //! over IPv6; 198.51.100.9 uses an identity that has no key (`mallory@example.net`), a wrong
@@ -20,12 +25,14 @@
 //! and for the legitimate client nothing but its `initiating` line (class scan, counted in
 //! the ddos/aggressive modes only); `portcullis replay` with `maxretry = 3` bans 203.0.113.7
 //! and 198.51.100.9 alone. The first run of this test found `no shared key found for 'ME' -
-//! 'PEER'` (an identity without a key), which the filter did not read.
+//! 'PEER'` (an identity without a key), which the filter did not read. The 6.0.1 run found
+//! every failure line in 5.9.8's text (no filter change).
 //!
-//! Needs root, charon (strongswan-charon), swanctl (strongswan-swanctl), the EAP-MD5 and
-//! EAP-MS-CHAPv2 plugins (libcharon-extra-plugins), rsyslogd, util-linux's unshare and
-//! nsenter, iproute2 (test.sh installs them); fails loudly when they are missing. Runs in
-//! about 6 s.
+//! Needs root, charon (strongswan-charon), swanctl (strongswan-swanctl), the EAP-MD5
+//! (libcharon-extra-plugins) and EAP-MS-CHAPv2 (libcharon-extauth-plugins) plugins, rsyslogd,
+//! util-linux's unshare and nsenter, iproute2 (test.sh installs them), and for the second
+//! run chroot and the trixie-b tree with the same three packages and the two plugins; fails
+//! loudly when they are missing. Runs in about 5 s each.
 
 mod common;
 
@@ -35,9 +42,11 @@ use std::fs;
 use std::path::Path;
 
 /// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
-/// run is in it and dies with it; $1 is the test's directory.
+/// run is in it and dies with it; $1 is the test's directory, $2 the Debian 13 tree (empty:
+/// the responder is Debian 12's charon too). (After [`PRIVATE_SYSLOG_SH`] and [`TRIXIE_SH`].)
 const SCRIPT: &str = r#"set -u
 d="$1"
+tree="$2"
 ip link set lo up
 mount -t tmpfs -o mode=755 pct-run /run
 # the initiator's network and mount namespaces (its own /run below), joined by a veth pair
@@ -56,10 +65,20 @@ in_ini ip addr add 2001:db8:a::66/64 dev veth-c nodad
 in_ini ip link set veth-c up
 in_ini mount -t tmpfs -o mode=755 pct-run2 /run
 private_syslog "$d"
+# the responder's programs: Debian 12's, or Debian 13's 6.0.1 in a private overlay of its tree
+# (common/real.rs trixie_mount: its /etc, /run and /tmp private, $d at the same path); 6.0
+# has no aes, sha1, sha2, hmac, gmp or kdf plugin (openssl does all of it)
+charon=/usr/lib/ipsec/charon swan=swanctl
+plugins="random nonce aes sha1 sha2 hmac pem pkcs1 x509 pubkey openssl gmp kdf"
+if [ -n "$tree" ]; then
+  trixie_mount "$tree" "$d/root" "$d/trixie" || exit 4
+  charon="chroot $d/root /usr/lib/ipsec/charon" swan="chroot $d/root /usr/sbin/swanctl"
+  plugins="random nonce pem pkcs1 x509 pubkey openssl"
+fi
 mkdir -p "$d/resp" "$d/ini"
 cat > "$d/resp/strongswan.conf" <<C
 charon {
-  load = random nonce aes sha1 sha2 hmac pem pkcs1 x509 pubkey openssl gmp kdf kernel-netlink socket-default vici eap-identity eap-md5 eap-mschapv2
+  load = $plugins kernel-netlink socket-default vici eap-identity eap-md5 eap-mschapv2
   install_routes = no
   plugins { vici { socket = unix://$d/resp/charon.vici } }
   syslog {
@@ -88,12 +107,17 @@ swanctl {
   load = pem pkcs1 x509 openssl
 }
 C
-STRONGSWAN_CONF="$d/resp/strongswan.conf" /usr/lib/ipsec/charon 2>"$d/resp/charon.err" &
+STRONGSWAN_CONF="$d/resp/strongswan.conf" $charon 2>"$d/resp/charon.err" &
 in_ini env STRONGSWAN_CONF="$d/ini/strongswan.conf" /usr/lib/ipsec/charon 2>"$d/ini/charon.err" &
 for _ in $(seq 50); do [ -S "$d/resp/charon.vici" ] && in_ini test -S "$d/ini/charon.vici" && break; sleep 0.1; done
+# the initiator's IKE proposal (its connections have REMOTE_ADDRS): ECP_256, which 6.0.1
+# selects first; to the 5.9.8 initiator's default (CURVE_25519 first) 6.0.1 answers
+# INVALID_KE_PAYLOAD, a first IKE_SA of each attempt that only says "is initiating" (and
+# in those runs one IKE_SA_INIT response never reached the initiator: a 4 s retransmission)
+ike=aes128-sha256-ecp256
 conn() { # NAME LOCAL_ADDRS REMOTE_AUTH LOCAL_AUTH LOCAL_ID [REMOTE_ID] [EAP_ID]
   printf '  %s {\n    local_addrs = %s\n' "$1" "$2"
-  [ -n "${8:-}" ] && printf '    remote_addrs = %s\n' "$8"
+  [ -n "${8:-}" ] && printf '    remote_addrs = %s\n    proposals = %s\n' "$8" "$ike"
   printf '    local {\n      auth = %s\n      id = "%s"\n' "$4" "$5"
   [ -n "${7:-}" ] && printf '      eap_id = "%s"\n' "$7"
   printf '    }\n    remote {\n      auth = %s\n' "$3"
@@ -120,7 +144,7 @@ secret() { # TYPE NAME SECRET ID...
   secret eap b bobs-pass bob
   echo '}'
 } > "$d/resp/swanctl.conf"
-STRONGSWAN_CONF="$d/resp/strongswan.conf" swanctl --load-all --file "$d/resp/swanctl.conf" --uri "unix://$d/resp/charon.vici" > "$d/resp/load.out" 2>&1 || { cat "$d/resp/load.out" >&2; exit 5; }
+STRONGSWAN_CONF="$d/resp/strongswan.conf" $swan --load-all --file "$d/resp/swanctl.conf" --uri "unix://$d/resp/charon.vici" > "$d/resp/load.out" 2>&1 || { cat "$d/resp/load.out" >&2; exit 5; }
 # the initiator: one connection per attempt, each from its own source address
 {
   echo 'connections {'
@@ -168,9 +192,29 @@ fn counted(log: &Path) -> BTreeMap<String, Vec<String>> {
     by_host
 }
 
+/// The responder under test: Debian 12's charon 5.9.8 or Debian 13's 6.0.1 (the trixie-b
+/// tree, run with chroot). The initiator is Debian 12's charon and swanctl in both.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Version {
+    Deb12,
+    Deb13,
+}
+
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_strongswan_failures_count_for_the_initiating_address() {
+    run(Version::Deb12);
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_strongswan_6_failures_count_for_the_initiating_address() {
+    run(Version::Deb13);
+}
+
+/// Runs every scenario against `version`'s responder and checks what it wrote and what the
+/// filter counts of it.
+fn run(version: Version) {
     require_root();
     require_program("swanctl", "strongswan-swanctl");
     require_program("rsyslogd", "rsyslog");
@@ -185,7 +229,7 @@ fn real_strongswan_failures_count_for_the_initiating_address() {
         ),
         (
             "/usr/lib/ipsec/plugins/libstrongswan-eap-mschapv2.so",
-            "libcharon-extra-plugins",
+            "libcharon-extauth-plugins",
         ),
     ] {
         assert!(
@@ -193,14 +237,28 @@ fn real_strongswan_failures_count_for_the_initiating_address() {
             "{file} is missing: install {package} (test.sh does)"
         );
     }
-    let dir = test_dir("strongswan");
+    let tree = match version {
+        Version::Deb12 => String::new(),
+        Version::Deb13 => {
+            require_program("chroot", "coreutils");
+            let files = [
+                "usr/lib/ipsec/charon",
+                "usr/sbin/swanctl",
+                "usr/lib/ipsec/plugins/libstrongswan-eap-md5.so",
+                "usr/lib/ipsec/plugins/libstrongswan-eap-mschapv2.so",
+            ];
+            trixie_b_root(&files).display().to_string()
+        }
+    };
+    let deb13 = version == Version::Deb13;
+    let dir = test_dir(if deb13 { "strongswan-6" } else { "strongswan" });
     let shown = [
         ("responder", "resp/charon.err"),
         ("initiator", "ini/charon.log"),
         ("log", "syslog"),
     ];
-    let script = format!("{PRIVATE_SYSLOG_SH}{SCRIPT}");
-    run_script_ok("strongSwan", dir.path(), &script, &[], &shown);
+    let script = format!("{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SCRIPT}");
+    run_script_ok("strongSwan", dir.path(), &script, &[tree.as_ref()], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let sys = dir.path().join("syslog");
 
@@ -242,7 +300,16 @@ fn real_strongswan_failures_count_for_the_initiating_address() {
     );
 
     let text = read("syslog");
-    // charon wrote each failure shape, with the hostile identities in them
+    assert!(
+        text.contains(if deb13 {
+            "charon: 00[DMN] Starting IKE charon daemon (strongSwan 6.0.1,"
+        } else {
+            "charon: 00[DMN] Starting IKE charon daemon (strongSwan 5.9.8,"
+        }),
+        "not the charon wanted:\n{text}"
+    );
+    // charon wrote each failure shape, with the hostile identities in them (the same text in
+    // 5.9.8 and 6.0.1)
     for shape in [
         "192.0.2.10 is initiating an IKE_SA",
         "IKE_SA psk[1] established between 192.0.2.1[vpn.example.net]...192.0.2.10[alice@example.net]",
@@ -261,6 +328,11 @@ fn real_strongswan_failures_count_for_the_initiating_address() {
         "IKE_SAs:\n{text}"
     );
 
+    // what counts, the same for 5.9.8 and 6.0.1 (6.0.1 writes every failure line as 5.9.8
+    // does): bad1-bad3 (wrong PSK, hostile identities), v6 (wrong PSK over IPv6), unk
+    // (identity without a key), ms1 and ms2 (wrong EAP-MS-CHAPv2 password, unknown EAP user:
+    // the 5.9.8 client gives up after the first retry), md5 (wrong EAP-MD5 password);
+    // legit (192.0.2.10) nothing
     let want: BTreeMap<String, Vec<String>> = [
         ("203.0.113.7", vec!["psk-mismatch"; 3]),
         ("2001:db8:a::66", vec!["psk-mismatch"]),
