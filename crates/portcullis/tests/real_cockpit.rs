@@ -1,4 +1,7 @@
-//! The `cockpit` filter against the real Cockpit. Debian 12's cockpit-ws (287) runs in its own
+//! The `cockpit` filter against the real Cockpit: Debian 12's (287, the machine's) and Debian
+//! 13's (337, test.sh's trixie tree, run with chroot in a private overlay of it:
+//! common/real.rs `trixie_mount`; the accounts in the overlay's /etc), the same scenarios and
+//! one table of what must count. cockpit-ws runs in its own
 //! pid, mount and network namespace (`unshare`) without systemd, as root, twice: `cockpit-ws
 //! --no-tls --port 9090 --address 192.0.2.1` and the same on 2001:db8::1. For each password
 //! login it starts the real setuid cockpit-session, which runs PAM with Debian's
@@ -10,6 +13,9 @@
 //! user's); /run and /var/log are empty tmpfs mounts in the namespace (cockpit-session
 //! writes btmp, wtmp and lastlog there, and pam_systemd finds no system bus), and PAM logs
 //! through syslog(3) to a private rsyslogd (a private /dev whose /dev/log is its socket).
+//! Cockpit 337's cockpit-ws starts no cockpit-session: it connects to /run/cockpit/session,
+//! where systemd's `cockpit-session.socket` (Accept=yes) starts a root cockpit-session per
+//! connection (`cockpit-session@.service`); here systemd-socket-activate of the tree does so.
 //!
 //! Clients (`curl --interface SRC -H "Authorization: Basic ..."
 //! http://ADDR:9090/cockpit/login`), all at once: 203.0.113.5 three wrong passwords for
@@ -25,10 +31,15 @@
 //! the right login; `portcullis replay` with `maxretry = 3` bans 203.0.113.5 alone. The first
 //! run found the filter read every line as written (no change needed); cockpit-session
 //! writes its lines without a pid (`cockpit-session: ...`), a shape now in the samples.
+//! Cockpit 337 wrote every line as 287 did (same rhost=, same hostile names, no user= for an
+//! unknown user); what differs is where: in systemd, its cockpit-session runs in its own
+//! unit `cockpit-session@….service` (slice `system-cockpit\x2dsession.slice`), so the
+//! filter's journal source now names that slice (and the wsinstance units, where 287's ran).
 //!
 //! Needs root, cockpit-ws and cockpit-session (cockpit-ws), cockpit-bridge, curl, openssl,
-//! rsyslogd, iproute2's ip and ss, util-linux's unshare (test.sh installs them); fails loudly
-//! when they are missing. Runs in about 4 s (pam_unix delays each failure by 2 s, in
+//! rsyslogd, iproute2's ip and ss, util-linux's unshare, and for the second run chroot and the
+//! trixie tree (with cockpit-ws, cockpit-bridge and systemd); test.sh makes them all; fails
+//! loudly when they are missing. Runs in about 4 s each (pam_unix delays each failure by 2 s, in
 //! parallel).
 
 mod common;
@@ -41,9 +52,10 @@ use std::path::Path;
 
 /// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
 /// run is in it and dies with it; $1 is the test's directory, $2 the first of three uids
-/// free on the machine. (After [`PRIVATE_ETC_SH`] and [`PRIVATE_SYSLOG_SH`].)
+/// free on the machine, $3 the Debian 13 tree (empty: the machine's Cockpit). (After
+/// [`PRIVATE_ETC_SH`], [`PRIVATE_SYSLOG_SH`] and [`TRIXIE_SH`].)
 const SCRIPT: &str = r#"set -u
-d="$1"; uid="$2"
+d="$1"; uid="$2"; tree="$3"
 ip link set lo up
 for a in 192.0.2.1 192.0.2.10 203.0.113.5 203.0.113.6 203.0.113.8 203.0.113.9 203.0.113.11 \
          203.0.113.12; do
@@ -52,14 +64,24 @@ done
 for a in 2001:db8::1 2001:db8::7; do ip addr add "$a/128" dev lo nodad || exit 2; done
 # a private /dev whose /dev/log is a private rsyslogd's socket (common/netns.rs)
 private_syslog "$d"
-# the machine's /run (system bus, utmp) and /var/log (btmp, wtmp, lastlog) out of reach
-mount -t tmpfs -o mode=755 pct-run /run || exit 4
-mount -t tmpfs -o mode=755 pct-log /var/log || exit 4
-touch /var/log/btmp /var/log/wtmp /var/log/lastlog
-# the accounts, in a private /etc only
+# the Cockpit to run: the machine's (Debian 12), or Debian 13's in a private overlay of its
+# tree (common/real.rs trixie_mount: its /etc, /run and /tmp private, $d at the same path)
+r=""; ws=(/usr/lib/cockpit/cockpit-ws); sessions=
+if [ -n "$tree" ]; then
+  r="$d/root"
+  trixie_mount "$tree" "$r" "$d/trixie" || exit 4
+  ws=(chroot "$r" /usr/lib/cockpit/cockpit-ws)
+else
+  # the machine's /run (system bus, utmp) out of reach
+  mount -t tmpfs -o mode=755 pct-run /run || exit 4
+fi
+# /var/log (btmp, wtmp, lastlog) out of reach
+mount -t tmpfs -o mode=755 pct-log "$r/var/log" || exit 4
+touch "$r/var/log/btmp" "$r/var/log/wtmp" "$r/var/log/lastlog"
+# the accounts, in a private /etc only (the tree's overlay, or an overlay of the machine's)
 mkdir -p "$d/etc-src" "$d/home"
 chown "$uid:$uid" "$d/home"
-cp /etc/passwd /etc/group /etc/shadow "$d/etc-src/"
+cp "$r/etc/passwd" "$r/etc/group" "$r/etc/shadow" "$d/etc-src/"
 hash=$(openssl passwd -6 Right-pw-1) || exit 4
 i=0
 for u in pctcockpit "admin rhost=192.0.2.66" "x ruser= rhost=192.0.2.66  user=y"; do
@@ -68,11 +90,24 @@ for u in pctcockpit "admin rhost=192.0.2.66" "x ruser= rhost=192.0.2.66  user=y"
   i=$((i + 1))
 done
 echo "pctcockpit:x:$uid:" >> "$d/etc-src/group"
-private_etc "$d/etc-ov" "$d/etc-src" passwd group shadow || exit 4
-/usr/lib/cockpit/cockpit-ws --no-tls --port 9090 --address 192.0.2.1 \
+if [ -n "$tree" ]; then
+  for f in passwd group shadow; do cat "$d/etc-src/$f" > "$r/etc/$f"; done
+  # Cockpit 337's cockpit-ws starts no cockpit-session itself: it connects to
+  # /run/cockpit/session, where systemd's cockpit-session.socket (Accept=yes) starts one per
+  # connection, the connection its stdin and stdout; systemd-socket-activate does the same
+  mkdir -p "$r/run/cockpit"
+  chroot "$r" /usr/bin/systemd-socket-activate --inetd -a -l /run/cockpit/session \
+    /usr/lib/cockpit/cockpit-session > "$d/session.out" 2> "$d/session.err" < /dev/null &
+  sessions=$!
+  for _ in $(seq 100); do [ -S "$r/run/cockpit/session" ] && break; sleep 0.1; done
+  [ -S "$r/run/cockpit/session" ] || { echo "no cockpit-session socket" >&2; exit 5; }
+else
+  private_etc "$d/etc-ov" "$d/etc-src" passwd group shadow || exit 4
+fi
+"${ws[@]}" --no-tls --port 9090 --address 192.0.2.1 \
   > "$d/ws4.out" 2> "$d/ws4.err" < /dev/null &
 w4=$!
-/usr/lib/cockpit/cockpit-ws --no-tls --port 9090 --address 2001:db8::1 \
+"${ws[@]}" --no-tls --port 9090 --address 2001:db8::1 \
   > "$d/ws6.out" 2> "$d/ws6.err" < /dev/null &
 w6=$!
 for _ in $(seq 100); do
@@ -109,42 +144,75 @@ for _ in $(seq 50); do
 done
 kill "$w4" "$w6"
 wait "$w4" "$w6"
+[ -z "$tree" ] || { kill "$sessions"; wait "$sessions"; }
 kill %1
 wait
 "#;
 
-#[test]
-#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
-fn real_cockpit_failures_count_for_the_address_cockpit_gave_pam() {
+/// The Cockpit under test: Debian 12's (the machine's, 287) or Debian 13's (the trixie tree,
+/// 337, run with chroot).
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Version {
+    Deb12,
+    Deb13,
+}
+
+/// Runs every scenario against `version`'s Cockpit and checks what the clients saw, what PAM
+/// wrote and what the filter counts of it.
+fn run(version: Version) {
     require_root();
-    for (file, package) in [
-        ("/usr/lib/cockpit/cockpit-ws", "cockpit-ws"),
-        ("/usr/lib/cockpit/cockpit-session", "cockpit-ws"),
-    ] {
-        assert!(
-            Path::new(file).is_file(),
-            "{file} is missing: install {package} (test.sh does)"
-        );
-    }
-    require_program("cockpit-bridge", "cockpit-bridge");
+    let tree = match version {
+        Version::Deb12 => {
+            for (file, package) in [
+                ("/usr/lib/cockpit/cockpit-ws", "cockpit-ws"),
+                ("/usr/lib/cockpit/cockpit-session", "cockpit-ws"),
+            ] {
+                assert!(
+                    Path::new(file).is_file(),
+                    "{file} is missing: install {package} (test.sh does)"
+                );
+            }
+            require_program("cockpit-bridge", "cockpit-bridge");
+            String::new()
+        }
+        Version::Deb13 => {
+            require_program("chroot", "coreutils");
+            trixie_root(&[
+                "usr/lib/cockpit/cockpit-ws",
+                "usr/lib/cockpit/cockpit-session",
+                "usr/bin/cockpit-bridge",
+                "usr/bin/systemd-socket-activate",
+            ])
+            .display()
+            .to_string()
+        }
+    };
+    let v337 = version == Version::Deb13;
     require_program("curl", "curl");
     require_program("openssl", "openssl");
     require_program("rsyslogd", "rsyslog");
     require_program("ip", "iproute2");
     require_program("ss", "iproute2");
     require_program("unshare", "util-linux");
-    let dir = test_dir("cockpit");
+    let dir = test_dir(if v337 { "cockpit-337" } else { "cockpit" });
     // the bridge runs as the test user, whose home is under it
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let uid = free_ids(3, 64700..64900).to_string();
     let shown = [
         ("cockpit-ws (ws4.err)", "ws4.err"),
         ("cockpit-ws (ws6.err)", "ws6.err"),
+        ("cockpit-session", "session.err"),
         ("curl", "curl.err"),
         ("log", "syslog"),
     ];
-    let script = format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SCRIPT}");
-    run_script_ok("cockpit", dir.path(), &script, &[uid.as_ref()], &shown);
+    let script = format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SCRIPT}");
+    run_script_ok(
+        "cockpit",
+        dir.path(),
+        &script,
+        &[uid.as_ref(), tree.as_ref()],
+        &shown,
+    );
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let sys = dir.path().join("syslog");
     let text = read("syslog");
@@ -174,6 +242,19 @@ fn real_cockpit_failures_count_for_the_address_cockpit_gave_pam() {
         "HTTP statuses; curl: {}\nlog:\n{text}",
         read("curl.err")
     );
+
+    // Cockpit 337: every login ran a cockpit-session of the socket's (none of cockpit-ws's)
+    if v337 {
+        let spawned = read("session.err")
+            .matches("Spawned /usr/lib/cockpit/cockpit-session ")
+            .count();
+        assert_eq!(
+            spawned,
+            10,
+            "cockpit-session runs:\n{}",
+            read("session.err")
+        );
+    }
 
     // what PAM wrote: one failure line per wrong login, the session of the right one, the
     // hostile names after rhost=, and no line of the client's making
@@ -237,4 +318,16 @@ fn real_cockpit_failures_count_for_the_address_cockpit_gave_pam() {
         vec!["203.0.113.5".to_string()],
         "bans; log:\n{text}"
     );
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_cockpit_failures_count_for_the_address_cockpit_gave_pam() {
+    run(Version::Deb12);
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_cockpit_337_failures_count_for_the_address_cockpit_gave_pam() {
+    run(Version::Deb13);
 }

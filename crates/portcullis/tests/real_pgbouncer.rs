@@ -1,4 +1,7 @@
-//! The `pgbouncer` filter against the real PgBouncer. Debian 12's pgbouncer (1.18.0) runs
+//! The `pgbouncer` filter against the real PgBouncer: Debian 12's (1.18.0, the machine's) and
+//! Debian 13's (1.24.1, test.sh's trixie tree, run with chroot as the machine's `postgres`
+//! user in a private overlay of it with a private /dev: common/real.rs `trixie_mount`), the
+//! same scenarios and one table of what must count. Each runs
 //! twice, as `pgbouncer -v CONF` in the foreground under the `postgres` user, in its own pid,
 //! mount and network namespace (`unshare`), listening on 192.0.2.80 and [2001:db8::80]: on
 //! port 6432 with `auth_type = scram-sha-256` and the database `appdb` only, on port 6433
@@ -24,12 +27,14 @@
 //! the md5 PgBouncer only, the database `x@192.0.2.66:5432`, which its `*` fallback writes
 //! as the client sent it (without a fallback it is written `(nodb)` and counts).
 //! `portcullis replay` with `maxretry = 3` bans 198.51.100.9 and 203.0.113.78 from the SCRAM
-//! log, 198.51.100.9 alone from the md5 log.
+//! log, 198.51.100.9 alone from the md5 log. 1.24 writes every line counted (and every
+//! hostile name) as 1.18 does; it adds ` replication=no` to its `login attempt` lines and
+//! writes `registered new auto-database: NAME` without 1.18's `db=`.
 //!
 //! Needs root, pgbouncer, psql (postgresql-client), Debian's PostgreSQL server (initdb,
 //! postgres and the `postgres` user: the postgresql package), setpriv and unshare
-//! (util-linux) and ip (iproute2); test.sh installs them. Fails loudly when they are
-//! missing. Runs in about 2 s.
+//! (util-linux) and ip (iproute2), and for the second run chroot and the trixie tree; test.sh
+//! installs them. Fails loudly when they are missing. Runs in about 3 s each.
 
 mod common;
 
@@ -39,9 +44,10 @@ use std::fs;
 use std::path::Path;
 
 /// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
-/// run is in it and dies with it; $1 is the test's directory.
+/// run is in it and dies with it; $1 is the test's directory, $2 the Debian 13 tree (empty:
+/// the machine's PgBouncer). (After [`PRIVATE_SYSLOG_SH`] and [`TRIXIE_SH`].)
 const SCRIPT: &str = r#"set -u
-d="$1"
+d="$1"; tree="$2"
 ip link set lo up
 for a in 192.0.2.80 192.0.2.10 198.51.100.9 203.0.113.77 203.0.113.78; do
   ip addr add "$a/32" dev lo || exit 2
@@ -56,6 +62,12 @@ src() {
     *) ip route replace local 192.0.2.80 dev lo src "$1" table local || exit 2 ;;
   esac
 }
+# for Debian 13's PgBouncer (bound into its tree) a private /dev (common/netns.rs), with the
+# /dev/shm PostgreSQL needs
+if [ -n "$tree" ]; then
+  private_dev
+  mkdir /dev/shm && mount -t tmpfs -o mode=1777 pct-shm /dev/shm || exit 2
+fi
 # the backend: a throwaway PostgreSQL cluster on a unix socket only, trusting it
 chmod 755 "$d"
 mkdir -p "$d/pg" "$d/run" "$d/pgb"
@@ -93,9 +105,18 @@ auth_file = $d/pgb/userlist.txt
 C
 done
 chown -R postgres:postgres "$d/pgb"
+# the PgBouncer to run: the machine's (Debian 12), or Debian 13's in a private overlay of its
+# tree (common/real.rs trixie_mount: $d at the same path), as the machine's postgres user
+# (its numeric ids: the tree's accounts differ)
+pgbouncer=($as_pg pgbouncer)
+if [ -n "$tree" ]; then
+  trixie_mount "$tree" "$d/root" "$d/trixie" || exit 4
+  pgbouncer=(chroot --userspec="$(id -u postgres):$(id -g postgres)" --groups="$(id -g postgres)" \
+    "$d/root" /usr/sbin/pgbouncer)
+fi
 bouncers=
 for kind in scram md5; do
-  $as_pg pgbouncer -v "$d/pgb/$kind.ini" > "$d/pgb/$kind.out" 2>&1 &
+  "${pgbouncer[@]}" -v "$d/pgb/$kind.ini" > "$d/pgb/$kind.out" 2>&1 &
   bouncers="$bouncers $!"
 done
 for kind in scram md5; do
@@ -147,11 +168,18 @@ fn psql_results(dir: &Path, port: u16) -> (usize, usize) {
     (answered, failed)
 }
 
-#[test]
-#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
-fn real_pgbouncer_failed_logins_count_for_the_client_pgbouncer_wrote() {
+/// The PgBouncer under test: Debian 12's (the machine's, 1.18) or Debian 13's (the trixie
+/// tree, 1.24.1, run with chroot).
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Version {
+    Deb12,
+    Deb13,
+}
+
+/// Runs every scenario against `version`'s PgBouncer and checks what psql saw, what
+/// PgBouncer wrote and what the filter counts of it.
+fn run(version: Version) {
     require_root();
-    require_program("pgbouncer", "pgbouncer");
     require_program("psql", "postgresql-client");
     require_program("setpriv", "util-linux");
     require_program("ip", "iproute2");
@@ -166,9 +194,25 @@ fn real_pgbouncer_failed_logins_count_for_the_client_pgbouncer_wrote() {
         initdb,
         "no PostgreSQL server (/usr/lib/postgresql/N/bin/initdb): install postgresql (test.sh does)"
     );
-    let dir = test_dir("pgbouncer");
-    let shown = [("postgres", "postgres.log"), ("scram log", "pgb/scram.log")];
-    run_script_ok("pgbouncer", dir.path(), SCRIPT, &[], &shown);
+    let tree = match version {
+        Version::Deb12 => {
+            require_program("pgbouncer", "pgbouncer");
+            String::new()
+        }
+        Version::Deb13 => {
+            require_program("chroot", "coreutils");
+            trixie_root(&["usr/sbin/pgbouncer"]).display().to_string()
+        }
+    };
+    let v124 = version == Version::Deb13;
+    let dir = test_dir(if v124 { "pgbouncer-1.24" } else { "pgbouncer" });
+    let shown = [
+        ("postgres", "postgres.log"),
+        ("scram out", "pgb/scram.out"),
+        ("scram log", "pgb/scram.log"),
+    ];
+    let script = format!("{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SCRIPT}");
+    run_script_ok("pgbouncer", dir.path(), &script, &[tree.as_ref()], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
 
     let v4 = |h: &str, n: usize| (h.to_string(), vec!["auth-failed".to_string(); n]);
@@ -176,6 +220,19 @@ fn real_pgbouncer_failed_logins_count_for_the_client_pgbouncer_wrote() {
         let log = dir.path().join(format!("pgb/{kind}.log"));
         let text = read(&format!("pgb/{kind}.log"));
 
+        // the PgBouncer that ran; 1.24 adds `replication=no` to its `login attempt` lines
+        // (the lines counted are the same)
+        let (banner, attempt) = if v124 {
+            ("process up: PgBouncer 1.24.", " tls=no replication=no\n")
+        } else {
+            ("process up: PgBouncer 1.18.", " tls=no\n")
+        };
+        assert!(text.contains(banner), "{kind}: not {banner}:\n{text}");
+        assert_eq!(
+            text.matches(" login attempt: ").count(),
+            text.matches(attempt).count(),
+            "{kind}: login attempts not ending {attempt:?}:\n{text}"
+        );
         // psql's own view: one right login answered the query, eleven were refused
         assert_eq!(
             psql_results(dir.path(), port),
@@ -248,4 +305,16 @@ fn real_pgbouncer_failed_logins_count_for_the_client_pgbouncer_wrote() {
         "md5 log:\n{}",
         read("pgb/md5.log")
     );
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_pgbouncer_failed_logins_count_for_the_client_pgbouncer_wrote() {
+    run(Version::Deb12);
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_pgbouncer_1_24_failed_logins_count_for_the_client_pgbouncer_wrote() {
+    run(Version::Deb13);
 }

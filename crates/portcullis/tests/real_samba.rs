@@ -1,4 +1,7 @@
-//! The `samba` filter against the real Samba. Debian 12's smbd (4.17) runs as a standalone
+//! The `samba` filter against the real Samba, twice: Debian 12's smbd (4.17, the machine's)
+//! and Debian 13's (4.22.11, test.sh's trixie tree, run with chroot in a private overlay of it:
+//! common/real.rs `trixie_mount`; its account in the overlay's /etc), the same scenarios and
+//! one table of what must count. smbd runs as a standalone
 //! server in its own pid, mount and network namespace (`unshare`), on 192.0.2.1 and
 //! 2001:db8::1 only (`interfaces`, `bind interfaces only`), every directory of its own
 //! (private, state, cache, lock, pid, ncalrpc) under the test's directory, one tdbsam user
@@ -29,13 +32,16 @@
 //! reading that form); in syslog both, and the two refusals (`denied`); nothing in log.smbd
 //! (its `Denied connection` lines are not read there). `portcullis replay` with `maxretry =
 //! 3` bans 203.0.113.77 alone from each audit log, and in mode `ddos` with `maxretry = 2`
-//! 198.51.100.50 alone from syslog. The first run found that the JSON lines through syslog
+//! 198.51.100.50 alone from syslog. 4.22 writes the same lines and counts; its JSON is
+//! version 1.3 (4.17: 1.2) with `clientPolicyAccessCheck` and `serverPolicyAccessCheck` after
+//! the client's names, so every JSON line through syslog is 900+ bytes. The first run found that the JSON lines through syslog
 //! were not read once longer than 768 bytes (most of 4.17's, and every one a client pads):
 //! the rule let unbounded text stand before the address, so the guard against lines a syslog
 //! transport may have cut refused them; the members before the address are now bounded.
 //!
 //! Needs root, smbd and pdbedit (samba), smbclient, rsyslogd, iproute2's ip and util-linux's
-//! unshare (test.sh installs them); fails loudly when they are missing. Runs in about 2 s.
+//! unshare, and for the second run chroot and the trixie tree (test.sh makes them all); fails
+//! loudly when they are missing. Runs in about 3 s each.
 
 mod common;
 
@@ -44,10 +50,11 @@ use std::collections::BTreeMap;
 use std::fs;
 
 /// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
-/// run is in it and dies with it; $1 is the test's directory, $2 a uid free on the machine.
-/// (After [`PRIVATE_ETC_SH`].)
+/// run is in it and dies with it; $1 is the test's directory, $2 a uid free on the machine,
+/// $3 the Debian 13 tree (empty: the machine's Samba). (After [`PRIVATE_ETC_SH`],
+/// [`PRIVATE_SYSLOG_SH`] and [`TRIXIE_SH`].)
 const SCRIPT: &str = r##"set -u
-d="$1"; uid="$2"
+d="$1"; uid="$2"; tree="$3"
 chmod 711 "$d"
 ip link set lo up
 for a in 192.0.2.1 192.0.2.10 203.0.113.77 198.51.100.9 198.51.100.50; do
@@ -56,20 +63,33 @@ done
 for a in 2001:db8::1 2001:db8:77::7; do ip addr add "$a/128" dev lo nodad || exit 2; done
 # a private /dev whose /dev/log is a private rsyslogd's socket (common/netns.rs)
 private_syslog "$d"
+# the Samba to run: the machine's (Debian 12), or Debian 13's in a private overlay of its tree
+# (common/real.rs trixie_mount: its /etc, /run and /tmp private, $d at the same path)
+r=""; smbd=(smbd); pdbedit=(pdbedit)
+if [ -n "$tree" ]; then
+  r="$d/root"
+  trixie_mount "$tree" "$r" "$d/trixie" || exit 4
+  smbd=(chroot "$r" /usr/sbin/smbd); pdbedit=(chroot "$r" /usr/bin/pdbedit)
+fi
 # Samba's own directories hidden behind empty ones: smbd opens its compiled-in log file
 # (/var/log/samba/log.smbd) before it reads `log file`, and nothing of the run may reach the
 # machine's (-l would move that file, but also renames smbd's syslog tag to "log.smbd")
 for x in /var/log/samba /var/lib/samba /var/cache/samba /run/samba; do
-  if [ -d "$x" ]; then mount -t tmpfs -o mode=755 pct-samba "$x" || exit 4; fi
+  if [ -d "$r$x" ]; then mount -t tmpfs -o mode=755 pct-samba "$r$x" || exit 4; fi
 done
 # the share's owner, in a private /etc (the machine's accounts are not touched)
 mkdir -p "$d/etc-src" "$d/share" "$d/s/private" "$d/s/state" "$d/s/cache" "$d/s/lock" \
   "$d/s/pid" "$d/s/ncalrpc" "$d/s/bind-dns" "$d/c"
 chmod 755 "$d/share"
-cp /etc/passwd /etc/group "$d/etc-src/"
-echo "pctsmb:x:$uid:$uid:samba test:$d/share:/usr/sbin/nologin" >> "$d/etc-src/passwd"
-echo "pctsmb:x:$uid:" >> "$d/etc-src/group"
-private_etc "$d/etc-ov" "$d/etc-src" passwd group || exit 4
+if [ -n "$tree" ]; then
+  echo "pctsmb:x:$uid:$uid:samba test:$d/share:/usr/sbin/nologin" >> "$r/etc/passwd"
+  echo "pctsmb:x:$uid:" >> "$r/etc/group"
+else
+  cp /etc/passwd /etc/group "$d/etc-src/"
+  echo "pctsmb:x:$uid:$uid:samba test:$d/share:/usr/sbin/nologin" >> "$d/etc-src/passwd"
+  echo "pctsmb:x:$uid:" >> "$d/etc-src/group"
+  private_etc "$d/etc-ov" "$d/etc-src" passwd group || exit 4
+fi
 cat > "$d/smb.conf" <<C
 [global]
   server role = standalone server
@@ -107,9 +127,9 @@ cat > "$d/smb.conf" <<C
   guest ok = yes
   read only = yes
 C
-printf 'Right-pw-1\nRight-pw-1\n' | pdbedit -s "$d/smb.conf" -a -t -u pctsmb > "$d/pdbedit.out" 2>&1 \
+printf 'Right-pw-1\nRight-pw-1\n' | "${pdbedit[@]}" -s "$d/smb.conf" -a -t -u pctsmb > "$d/pdbedit.out" 2>&1 \
   || { cat "$d/pdbedit.out" >&2; exit 5; }
-smbd --foreground --no-process-group -s "$d/smb.conf" > "$d/smbd.out" 2>&1 &
+"${smbd[@]}" --foreground --no-process-group -s "$d/smb.conf" > "$d/smbd.out" 2>&1 &
 for _ in $(seq 100); do grep -q "smbd version" "$d/log.smbd" 2>/dev/null && ss -Hltn | grep -q '192.0.2.1:445' && break; sleep 0.1; done
 ss -Hltn | grep -q '192.0.2.1:445' || { echo "smbd did not start" >&2; cat "$d/smbd.out" "$d/log.smbd" >&2; exit 6; }
 cat > "$d/client.conf" <<C
@@ -163,23 +183,59 @@ kill %1
 wait
 "##;
 
-#[test]
-#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
-fn real_samba_failures_count_for_the_address_samba_wrote() {
+/// The Samba under test: Debian 12's (the machine's, 4.17) or Debian 13's (the trixie tree,
+/// 4.22, run with chroot).
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Version {
+    Deb12,
+    Deb13,
+}
+
+/// Runs every scenario against `version`'s smbd and checks what the clients saw, what Samba
+/// wrote and what the filter counts of it.
+fn run(version: Version) {
     require_root();
-    require_program("smbd", "samba");
-    require_program("pdbedit", "samba");
     require_program("smbclient", "smbclient");
     require_program("rsyslogd", "rsyslog");
     require_program("ip", "iproute2");
     require_program("ss", "iproute2");
     require_program("unshare", "util-linux");
-    let dir = test_dir("samba");
+    let tree = match version {
+        Version::Deb12 => {
+            require_program("smbd", "samba");
+            require_program("pdbedit", "samba");
+            String::new()
+        }
+        Version::Deb13 => {
+            require_program("chroot", "coreutils");
+            trixie_root(&["usr/sbin/smbd", "usr/bin/pdbedit"])
+                .display()
+                .to_string()
+        }
+    };
+    let v422 = version == Version::Deb13;
+    let dir = test_dir(if v422 { "samba-4.22" } else { "samba" });
     let uid = free_ids(1, 64700..64900).to_string();
     let shown = [("smbd", "smbd.out"), ("log", "log.smbd")];
-    let script = format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SCRIPT}");
-    run_script_ok("samba", dir.path(), &script, &[uid.as_ref()], &shown);
+    let script = format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SCRIPT}");
+    run_script_ok(
+        "samba",
+        dir.path(),
+        &script,
+        &[uid.as_ref(), tree.as_ref()],
+        &shown,
+    );
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+    let banner = if v422 {
+        "smbd version 4.22."
+    } else {
+        "smbd version 4.17."
+    };
+    assert!(
+        read("log.smbd").contains(banner),
+        "{banner}:\n{}",
+        read("log.smbd")
+    );
 
     // what the clients saw: the right password, the anonymous and the guest sessions were
     // served; every other attempt was refused (at session setup or, an unknown user mapped
@@ -270,6 +326,25 @@ fn real_samba_failures_count_for_the_address_samba_wrote() {
     ] {
         assert!(text.contains(needle), "{needle} not logged:\n{text}");
     }
+    // the one difference 4.22 makes: JSON audit version 1.3, two more members after the
+    // client's names (the lines through syslog grow past 900 bytes, still read)
+    let (minor, policy) = if v422 { (3, 14) } else { (2, 0) };
+    assert_eq!(
+        json_text
+            .matches(&format!(
+                "\"version\": {{\"major\": 1, \"minor\": {minor}}}"
+            ))
+            .count(),
+        14,
+        "{json_text}"
+    );
+    assert_eq!(
+        json_text
+            .matches("\"clientPolicyAccessCheck\": null, \"serverPolicyAccessCheck\": null")
+            .count(),
+        policy,
+        "{json_text}"
+    );
     assert_eq!(
         json_text.matches("\"eventId\": 4625").count(),
         12,
@@ -303,4 +378,16 @@ fn real_samba_failures_count_for_the_address_samba_wrote() {
         vec!["198.51.100.50".to_string()],
         "syslog, mode ddos: bans"
     );
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_samba_failures_count_for_the_address_samba_wrote() {
+    run(Version::Deb12);
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_samba_4_22_failures_count_for_the_address_samba_wrote() {
+    run(Version::Deb13);
 }

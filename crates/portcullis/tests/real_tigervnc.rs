@@ -1,5 +1,8 @@
-//! The `tigervnc` filter against the real TigerVNC server. Debian 12's Xtigervnc (1.12.0,
-//! tigervnc-standalone-server) runs twice in its own pid, mount and network namespace
+//! The `tigervnc` filter against the real TigerVNC server: Debian 12's Xtigervnc (1.12.0,
+//! tigervnc-standalone-server, the machine's) and Debian 13's (1.15.0, test.sh's trixie tree,
+//! run with chroot in a private overlay of it: common/real.rs `trixie_mount`; the test user
+//! copied into the overlay's /etc for PAM), the same scenarios and one table of what must
+//! count. Each runs twice in its own pid, mount and network namespace
 //! (`unshare`), as displays :77 (RFB port 5977) and :78 (5978), listening on every address
 //! of the namespace (IPv4 and IPv6, `-localhost=0`), with `-SecurityTypes VncAuth,Plain`, a
 //! VNC password file, `-PlainUsers pctuser` (the harness's test user, made on the machine by
@@ -31,11 +34,15 @@
 //! counts there). `portcullis replay` with `maxretry = 3` bans 203.0.113.5, 2001:db8::/64 and
 //! (syslog only) 2001:db8:1234:5678::/64. The first run found that the filter missed every
 //! Plain failure ("Authentication failure: invalid password or username") and the IPv6
-//! failure whose line wraps after "Authentication".
+//! failure whose line wraps after "Authentication". 1.15 writes master's text: "Closing
+//! ADDR::PORT: Authentication failed" for both kinds of failure, "Blacklisted: ADDR", the
+//! NeverShared refusal as "The server is already in use" alone, the same wraps in the file;
+//! the filter read it as it was (the counts are the same).
 //!
 //! Needs root, Xtigervnc (tigervnc-standalone-server), python3 and python3-cryptography,
-//! rsyslogd, iproute2's ip and ss, util-linux's unshare (test.sh installs them); fails loudly
-//! when they are missing. Runs in about 9 s (pam_unix delays the Plain failure by 2 s, and
+//! rsyslogd, iproute2's ip and ss, util-linux's unshare, and for the second run chroot and the
+//! trixie tree (test.sh makes them all); fails loudly when they are missing. Runs in about 9 s
+//! each (pam_unix delays the Plain failure by 2 s, and
 //! the single-threaded server waits with it).
 
 mod common;
@@ -133,9 +140,10 @@ else:
 
 /// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
 /// run is in it and dies with it; $1 is the test's directory (holding rfb.py and, in
-/// `plainpw`, the test user's password). (After [`PRIVATE_SYSLOG_SH`].)
+/// `plainpw`, the test user's password), $2 the Debian 13 tree (empty: the machine's
+/// Xtigervnc). (After [`PRIVATE_SYSLOG_SH`] and [`TRIXIE_SH`].)
 const SCRIPT: &str = r#"set -u
-d="$1"
+d="$1"; tree="$2"
 ip link set lo up
 for a in 192.0.2.1 192.0.2.10 192.0.2.11 192.0.2.12 192.0.2.13 203.0.113.5 203.0.113.6 \
          203.0.113.7 203.0.113.8; do
@@ -148,11 +156,20 @@ done
 # a private /dev whose /dev/log is a private rsyslogd's socket (common/netns.rs)
 private_syslog "$d"
 py=/usr/bin/python3
+# the Xtigervnc to run: the machine's (Debian 12), or Debian 13's in a private overlay of its
+# tree (common/real.rs trixie_mount: its /etc, /run and /tmp private, $d at the same path),
+# whose /etc holds the machine's test user (for PAM's pam_unix)
+xtigervnc=(Xtigervnc)
+if [ -n "$tree" ]; then
+  trixie_mount "$tree" "$d/root" "$d/trixie" || exit 4
+  for f in passwd group shadow; do grep '^pctuser:' "/etc/$f" >> "$d/root/etc/$f" || exit 4; done
+  xtigervnc=(chroot "$d/root" /usr/bin/Xtigervnc)
+fi
 "$py" "$d/rfb.py" obf Right-pw-1 > "$d/passwd" || exit 4
 # xvnc DISPLAY RFBPORT LOG: the X server's own X11 listener is TCP on 6000+DISPLAY, in the
 # namespace (no socket, no lock file under the machine's /tmp)
 xvnc() {
-  Xtigervnc ":$1" -rfbport "$2" -localhost=0 -nolock -listen tcp -nolisten unix -nolisten local \
+  "${xtigervnc[@]}" ":$1" -rfbport "$2" -localhost=0 -nolock -listen tcp -nolisten unix -nolisten local \
     -SecurityTypes VncAuth,Plain -PasswordFile "$d/passwd" -PlainUsers pctuser -PAMService tigervnc \
     -NeverShared -DisconnectClients=0 -Log "$3" -geometry 320x200 -depth 24 < /dev/null
 }
@@ -194,7 +211,7 @@ for _ in $(seq 50); do [ "$(grep -c '^192.0.2.13 59.. ok' "$d/clients")" -ge 2 ]
 c 192.0.2.12 192.0.2.1 vnc - Right-pw-1
 wait "$h"
 for _ in $(seq 50); do
-  [ "$(grep -c 'closing 192.0.2.13::' "$d/syslog" "$d/xvnc.log" | awk -F: '{s += $NF} END {print s}')" -ge 2 ] && break
+  [ "$(grep -ic 'closing 192.0.2.13::' "$d/syslog" "$d/xvnc.log" | awk -F: '{s += $NF} END {print s}')" -ge 2 ] && break
   sleep 0.1
 done
 kill "$x1" "$x2"
@@ -203,26 +220,46 @@ kill %1
 wait
 "#;
 
-#[test]
-#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
-fn real_tigervnc_failures_count_for_the_client_tigervnc_wrote() {
+/// The TigerVNC under test: Debian 12's (the machine's, 1.12) or Debian 13's (the trixie
+/// tree, 1.15, run with chroot).
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Version {
+    Deb12,
+    Deb13,
+}
+
+/// Runs every scenario against `version`'s Xtigervnc and checks what the clients saw, what
+/// it wrote and what the filter counts of it.
+fn run(version: Version) {
     require_root();
-    require_program("Xtigervnc", "tigervnc-standalone-server");
     require_program("python3", "python3");
     assert!(
         Path::new("/usr/lib/python3/dist-packages/cryptography").is_dir(),
         "python3-cryptography is missing: install it (test.sh does)"
     );
-    assert!(
-        Path::new("/etc/pam.d/tigervnc").is_file(),
-        "/etc/pam.d/tigervnc is missing: install tigervnc-common (test.sh does)"
-    );
+    let tree = match version {
+        Version::Deb12 => {
+            require_program("Xtigervnc", "tigervnc-standalone-server");
+            assert!(
+                Path::new("/etc/pam.d/tigervnc").is_file(),
+                "/etc/pam.d/tigervnc is missing: install tigervnc-common (test.sh does)"
+            );
+            String::new()
+        }
+        Version::Deb13 => {
+            require_program("chroot", "coreutils");
+            trixie_root(&["usr/bin/Xtigervnc", "etc/pam.d/tigervnc"])
+                .display()
+                .to_string()
+        }
+    };
+    let v115 = version == Version::Deb13;
     require_program("rsyslogd", "rsyslog");
     require_program("ip", "iproute2");
     require_program("ss", "iproute2");
     require_program("unshare", "util-linux");
     let plainpw = ensure_test_user();
-    let dir = test_dir("tigervnc");
+    let dir = test_dir(if v115 { "tigervnc-1.15" } else { "tigervnc" });
     fs::write(dir.path().join("rfb.py"), RFB_PY).unwrap();
     fs::write(dir.path().join("plainpw"), plainpw).unwrap();
     let shown = [
@@ -230,12 +267,31 @@ fn real_tigervnc_failures_count_for_the_client_tigervnc_wrote() {
         ("Xtigervnc :78", "xvnc78.err"),
         ("log", "xvnc.log"),
     ];
-    let script = format!("{PRIVATE_SYSLOG_SH}{SCRIPT}");
-    run_script_ok("Xtigervnc", dir.path(), &script, &[], &shown);
+    let script = format!("{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SCRIPT}");
+    run_script_ok("Xtigervnc", dir.path(), &script, &[tree.as_ref()], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let own = dir.path().join("xvnc.log");
     let sys = dir.path().join("syslog");
 
+    // the reasons: 1.12 writes "Authentication failure" (a Plain one goes on ": invalid
+    // password or username", a right password refused by NeverShared is "Authentication
+    // failure: The server is already in use", wrapped in the file); 1.15 "Authentication failed" for both
+    // failures, and the refusal without "Authentication failure: "
+    let (failed, plain_failed, in_use) = if v115 {
+        (
+            "Authentication failed",
+            "Authentication failed",
+            ": The server is already in use",
+        )
+    } else {
+        (
+            "Authentication failure",
+            "Authentication failure: invalid password or username",
+            ": Authentication failure: The server is",
+        )
+    };
+    let failed_seen = format!("failed: {failed}");
+    let failed_seen = failed_seen.as_str();
     // what the clients saw, per server
     let clients = read("clients");
     let mut seen: Vec<String> = clients.lines().map(String::from).collect();
@@ -251,23 +307,15 @@ fn real_tigervnc_failures_count_for_the_client_tigervnc_wrote() {
         add("192.0.2.13", "ok", 1);
         add("192.0.2.13", "held", 1);
         add("192.0.2.12", "failed: The server is already in use", 1);
-        add("203.0.113.5", "failed: Authentication failure", 5);
+        add("203.0.113.5", failed_seen, 5);
         add("203.0.113.5", "refused Too many security failures", 2);
         for src in ["203.0.113.6", "203.0.113.7", "203.0.113.8"] {
-            add(
-                src,
-                "failed: Authentication failure: invalid password or username",
-                1,
-            );
+            add(src, &format!("failed: {plain_failed}"), 1);
         }
-        add("2001:db8::7", "failed: Authentication failure", 2);
-        add(
-            "2001:db8::aaaa:bbbb:cccc:dddd",
-            "failed: Authentication failure",
-            1,
-        );
+        add("2001:db8::7", failed_seen, 2);
+        add("2001:db8::aaaa:bbbb:cccc:dddd", failed_seen, 1);
         let long = "2001:db8:1234:5678:a1b2:c3ff:fed4:e5f6";
-        add(long, "failed: Authentication failure", 5);
+        add(long, failed_seen, 5);
         add(long, "refused Too many security failures", 1);
     }
     want_seen.sort();
@@ -310,8 +358,7 @@ fn real_tigervnc_failures_count_for_the_client_tigervnc_wrote() {
         );
         // the right password refused by NeverShared is in the log, and counted nothing
         assert!(
-            text.contains("closing 192.0.2.12::")
-                && text.contains("Authentication failure: The server is"),
+            text.to_lowercase().contains("closing 192.0.2.12::") && text.contains(in_use),
             "{}: no refusal of 192.0.2.12:\n{text}",
             log.display()
         );
@@ -325,12 +372,15 @@ fn real_tigervnc_failures_count_for_the_client_tigervnc_wrote() {
     // in the file, the long address's failures wrap; through syslog, nothing does
     let own_text = read("xvnc.log");
     assert_eq!(
-        own_text.matches(&format!("closing [{long}]::")).count(),
+        own_text
+            .to_lowercase()
+            .matches(&format!("closing [{long}]::"))
+            .count(),
         5,
         "{own_text}"
     );
     assert!(
-        own_text.contains("\n              Authentication failure\n"),
+        own_text.contains(&format!("\n              {failed}\n")),
         "no wrapped reason in the log file:\n{own_text}"
     );
     // PAM wrote its own lines (for both servers) through syslog: none counts for tigervnc
@@ -357,4 +407,16 @@ fn real_tigervnc_failures_count_for_the_client_tigervnc_wrote() {
         vec![ban_of("2001:db8::7"), "203.0.113.5".to_string()],
         "bans from the log file:\n{own_text}"
     );
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_tigervnc_failures_count_for_the_client_tigervnc_wrote() {
+    run(Version::Deb12);
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_tigervnc_1_15_failures_count_for_the_client_tigervnc_wrote() {
+    run(Version::Deb13);
 }
