@@ -303,7 +303,8 @@ fi
 # with sshd-session and sshd-auth, Dovecot 2.4, Postfix 3.10, Dropbear 2025, Prosody 13,
 # xrdp 0.10, Kamailio 6.0, InspIRCd 4, Libreswan 5, OpenSMTPD 7.6, 389-ds 3.1, OpenLDAP 2.6,
 # BIND 9.20, Squid 6, HAProxy 3.0, Samba 4.22, Cockpit 337, TigerVNC 1.15, Syncthing 1.29,
-# PgBouncer 1.24; about 1.3 GB): a minimal trixie tree made
+# PgBouncer 1.24, tinyproxy 1.11.2, OpenVPN 2.6.14, ocserv 1.3, MIT Kerberos 1.21, lighttpd
+# 1.4.79, NSD 4.12, stunnel 5.74, CUPS 2.4.10, rsync 3.5; about 1.5 GB): a minimal trixie tree made
 # by debootstrap from Debian's own mirror under /var/cache/portcullis-test/trixie
 # (PORTCULLIS_TRIXIE_ROOT elsewhere), never installed on this system; the tests run its
 # programs chrooted inside their own namespaces (tests/common/real.rs). No service of the tree
@@ -351,7 +352,7 @@ trixie_tree /var/cache/portcullis-test/trixie \
   openssh-server,openssh-client,dovecot-imapd,dovecot-pop3d,postfix,libsasl2-modules \
   "dropbear-bin prosody prosody-modules xrdp kamailio inspircd libreswan libevent-2.1-7t64 libdb5.3t64
   389-ds-base slapd bind9 squid haproxy samba cockpit-ws cockpit-bridge tigervnc-standalone-server syncthing
-  pgbouncer" \
+  pgbouncer dovecot-managesieved tinyproxy-bin openvpn ocserv krb5-kdc lighttpd nsd stunnel4 cups-daemon rsync" \
   opensmtpd
 # The second tree, /var/cache/portcullis-test/trixie-b (PORTCULLIS_TRIXIE_B_ROOT elsewhere),
 # holds what conflicts with the first one's programs: Exim 4.98 (Postfix), Cyrus IMAP 3.10
