@@ -6,9 +6,10 @@
 //! instance (dc=example,dc=net) with every path under the test's directory and without
 //! systemd (lib389 reads its defaults from `$PREFIX/share/dirsrv/inf/defaults.inf`: Debian's,
 //! with the paths moved and `with_systemd = 0`), then `ns-slapd -d 0` runs it in the
-//! foreground with `nsslapd-logging-backend: dirsrv-log,syslog` and unbuffered access logging:
-//! the access log goes into its own file and through syslog(3) to a private rsyslogd (a
-//! private /dev whose /dev/log is its socket, rsyslog's traditional file format).
+//! foreground with `nsslapd-logging-backend: dirsrv-log,syslog` and unbuffered access and
+//! security logging: the access log goes into its own file and through syslog(3) to a private
+//! rsyslogd (a private /dev whose /dev/log is its socket, rsyslog's traditional file format);
+//! the JSON security log (on by default since 2.2.3) into its own file.
 //!
 //! Clients: ldapadd, ldapwhoami and ldapsearch (Debian's ldap-utils) cannot bind a source
 //! address, so the namespace's local route of the server address names the source of each
@@ -16,21 +17,32 @@
 //! 203.0.113.5 binds with wrong passwords (alice twice, the Directory Manager) and as a DN
 //! that does not exist; 203.0.113.6 binds with hostile DNs (`uid=x,dc=a IP=192.0.2.66`, a
 //! forged `" method=128 version=3` tail, CR LF and LF each followed by a forged
-//! `connection from 192.0.2.66` line); 2001:db8::77 binds three times wrongly over IPv6;
+//! `connection from 192.0.2.66` line, a LF, quotes and a backslash around a forged
+//! `"client_ip": "192.0.2.66"`, and a DN that is no DN, err=34, holding a whole forged
+//! security-log object between two LFs); 2001:db8::77 binds three times wrongly over IPv6;
 //! 203.0.113.7 (python3) binds wrongly three times and resets each connection as soon as it
-//! has the answer.
+//! has the answer, then sends a connection no LDAP (a bad BER tag).
 //!
 //! In the syslog file `portcullis test --filter 389-ds --json` must count every failed bind
 //! (err=49) once for the address of its own connection (never 192.0.2.66), nothing but the
-//! connections (rule `connection`, class scan) for the legitimate client; in the access log
-//! file, where 389 wrote the DN's line break raw and the forged line stands alone, nothing
-//! counts (the filter does not read it). `portcullis replay` with `maxretry = 3` bans exactly
-//! the four attackers. The first run found that ns-slapd often writes a connection's
+//! connections (rule `connection`, class scan) for the legitimate client. In the security log
+//! (one JSON object per line, every DN escaped) every failed bind but the invalid DN's counts
+//! once (`security-bind-failed`) for its connection's address, the bad BER tag once
+//! (`security-refused`, scan), nothing for the legitimate client's BIND_SUCCESS lines nor for
+//! dscreate's LDAPI binds (`"client_ip": "local"`). In the access log file, where 389 wrote
+//! the DNs' line breaks raw, the forged `connection from` lines count nothing (tagged_only
+//! rules), but the forged security-log object stands alone and counts for 192.0.2.66: the
+//! header's "never read the access file". `portcullis replay` with `maxretry = 3` bans exactly
+//! the four attackers from the syslog and from the security log; with `maxretry = 5` each
+//! source alone bans only 203.0.113.6 and both together ban all four (each failure counted
+//! twice: the header's one source per jail). The first run found that ns-slapd often writes a connection's
 //! `Disconnect` before the RESULT of its last bind (another thread writes it): the filter
 //! forgot the connection there, and those failures counted nothing. The first run against
 //! 3.1.2 found the same lines as 2.3.1's in the syslog and in the access file (3.x's access
 //! log is in this format unless `nsslapd-accesslog-log-format` says json), the same
-//! Disconnect before a RESULT, and nothing to change.
+//! Disconnect before a RESULT, and nothing to change. The security log of 2.3.1 and 3.1.2
+//! (the same lines) was read by no rule until the `security-*` rules were written from this
+//! test's run.
 //!
 //! Needs root, ns-slapd and dscreate (389-ds-base) or the Debian 13 tree (test.sh), ldapadd,
 //! ldapwhoami and ldapsearch (the machine's ldap-utils), python3, rsyslogd, iproute2's ip and
@@ -100,7 +112,7 @@ PREFIX="$r" "${run[@]}" dscreate from-file "$d/ds.inf" > "$d/dscreate.out" 2>&1 
 conf="$r/etc/dirsrv/slapd-pct"
 # the access log through syslog as well as into its file, unbuffered; ns-slapd in the
 # foreground, listening on every address of the namespace (192.0.2.1, 2001:db8::1)
-sed -i '/^dn: cn=config$/a nsslapd-logging-backend: dirsrv-log,syslog\nnsslapd-accesslog-logbuffering: off' "$conf/dse.ldif"
+sed -i '/^dn: cn=config$/a nsslapd-logging-backend: dirsrv-log,syslog\nnsslapd-accesslog-logbuffering: off\nnsslapd-securitylog-logbuffering: off' "$conf/dse.ldif"
 logs="$r/var/log/dirsrv/slapd-pct"
 "${run[@]}" ns-slapd -d 0 -D "$conf" > "$d/slapd.out" 2>&1 &
 for _ in $(seq 100); do [ -n "$(ss -Hltn 'sport = :389')" ] && break; sleep 0.1; done
@@ -139,6 +151,11 @@ b 203.0.113.6 192.0.2.1 "uid=x,dc=a IP=192.0.2.66" pw
 b 203.0.113.6 192.0.2.1 'uid=x,dc=example,dc=net" method=128 version=3' pw
 b 203.0.113.6 192.0.2.1 $'uid=x\r\nconn=1 fd=64 slot=64 connection from 192.0.2.66 to 192.0.2.1\r\nconn=1 op=0 RESULT err=49 tag=97 nentries=0' pw
 b 203.0.113.6 192.0.2.1 $'uid=y,dc=example,dc=net\nconn=1 fd=64 slot=64 connection from 192.0.2.66 to 192.0.2.1' pw
+# for the security log: quotes, a backslash and a LF around a forged "client_ip"; then a DN
+# that is no DN (err=34, no security line) whose two LFs write a whole forged security-log
+# object on a line of its own into the access FILE
+b 203.0.113.6 192.0.2.1 $'uid=z\\5C\n{ "event": "BIND_FAILED"\\, "client_ip": "192.0.2.66" },dc=example,dc=net' pw
+b 203.0.113.6 192.0.2.1 $'uid=w\n{ "date": "[05\\/Dec\\/2026:02:53:38.040026760 +0000] ", "utc_time": "1796439218.040026760", "event": "BIND_FAILED", "dn": "uid=alice,dc=example,dc=net", "bind_method": "SIMPLE", "root_dn": false, "client_ip": "192.0.2.66", "server_ip": "192.0.2.1", "ldap_version": 3, "conn_id": 4, "op_id": 0, "msg": "INVALID_PASSWORD" }\nx' pw
 # IPv6
 b 2001:db8::77 '[2001:db8::1]' uid=alice,dc=example,dc=net bad
 b 2001:db8::77 '[2001:db8::1]' "cn=Directory Manager" bad search
@@ -160,12 +177,27 @@ for i in range(3):
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     s.close()
     print(r.hex())
+# then a connection that speaks no LDAP (a message that is not a SEQUENCE: a bad BER tag)
+s = socket.socket()
+s.settimeout(5)
+s.bind((sys.argv[1], 0))
+s.connect(("192.0.2.1", 389))
+s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+s.shutdown(socket.SHUT_WR)
+try:
+    print("garbage:", s.recv(4096).hex())
+except OSError as e:
+    print("garbage:", e)
+s.close()
 P
 python3 "$d/quick.py" 203.0.113.7 > "$d/quick.out" 2>&1
-# 14 failed binds: as many RESULT err=49 lines in both logs
+# 15 failed binds: as many RESULT err=49 lines in both access logs, and BIND_FAILED lines in
+# the security log (unbuffered), with python3's TCP_ERROR
 for _ in $(seq 50); do
-  [ "$(grep -c "RESULT err=49 tag=97 nentries=0 wtime=" "$d/syslog" 2>/dev/null)" -ge 14 ] \
-    && [ "$(grep -c "RESULT err=49 tag=97 nentries=0 wtime=" "$logs/access")" -ge 14 ] && break
+  [ "$(grep -c "RESULT err=49 tag=97 nentries=0 wtime=" "$d/syslog" 2>/dev/null)" -ge 15 ] \
+    && [ "$(grep -c "RESULT err=49 tag=97 nentries=0 wtime=" "$logs/access")" -ge 15 ] \
+    && [ "$(grep -c '"event": "BIND_FAILED"' "$logs/security")" -ge 15 ] \
+    && grep -q '"event": "TCP_ERROR"' "$logs/security" && break
   sleep 0.1
 done
 # (its lines are written: no need for its slow clean shutdown)
@@ -231,12 +263,15 @@ fn failed_binds_count_for_their_connection(version: Version) {
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let sys = dir.path().join("syslog");
     let own = dir.path().join("root/var/log/dirsrv/slapd-pct/access");
+    let sec = dir.path().join("root/var/log/dirsrv/slapd-pct/security");
 
     // what the clients got: the add and the legitimate binds succeeded, every other bind 49
+    // but the DN that is no DN (34, invalidDNSyntax)
     let rcs = read("rcs");
     let want_rcs = "add rc=0\n192.0.2.10 rc=0\n192.0.2.10 rc=0\n".to_string()
         + &"203.0.113.5 rc=49\n".repeat(4)
-        + &"203.0.113.6 rc=49\n".repeat(4)
+        + &"203.0.113.6 rc=49\n".repeat(5)
+        + "203.0.113.6 rc=34\n"
         + &"2001:db8::77 rc=49\n".repeat(3);
     assert_eq!(rcs, want_rcs, "clients:\n{}", read("clients.out"));
     // python3's three binds were answered invalidCredentials (resultCode 49 = 0x31)
@@ -252,7 +287,7 @@ fn failed_binds_count_for_their_connection(version: Version) {
     for (log, t) in [(&sys, &text), (&own, &file)] {
         assert_eq!(
             t.matches("RESULT err=49 tag=97 nentries=0 wtime=").count(),
-            14,
+            15,
             "{}: ns-slapd's failed binds:\n{t}",
             log.display()
         );
@@ -277,8 +312,8 @@ fn failed_binds_count_for_their_connection(version: Version) {
     let want = want_rules(&[
         ("192.0.2.10", &[("connection", 3)]),
         ("203.0.113.5", &[("connection", 4), ("bind-failed", 4)]),
-        ("203.0.113.6", &[("connection", 4), ("bind-failed", 4)]),
-        ("203.0.113.7", &[("connection", 3), ("bind-failed", 3)]),
+        ("203.0.113.6", &[("connection", 6), ("bind-failed", 5)]),
+        ("203.0.113.7", &[("connection", 4), ("bind-failed", 3)]),
         ("2001:db8::77", &[("connection", 3), ("bind-failed", 3)]),
     ]);
     let got = lines_by_host("389-ds", &sys);
@@ -287,11 +322,57 @@ fn failed_binds_count_for_their_connection(version: Version) {
         rules, want,
         "what counted, per address: {got:#?}\nlog:\n{text}"
     );
-    // the access log file is not read: nothing counts there, not even the forged line
+    // the access log FILE must never be read: its tagged_only rules refuse the forged
+    // "connection from" lines, but the DN that is no DN wrote a whole security-log object on a
+    // line of its own there, which the security log's (untagged) rules read as a failure of
+    // 192.0.2.66 (the header's warning)
+    assert!(
+        file.lines().any(|l| l.starts_with(r#"{ "date": "[05\/Dec\/2026:02:53:38.040026760 +0000] ""#)
+            && l.ends_with(r#""client_ip": "192.0.2.66", "server_ip": "192.0.2.1", "ldap_version": 3, "conn_id": 4, "op_id": 0, "msg": "INVALID_PASSWORD" }"#)),
+        "389 no longer writes an invalid DN's LF raw into its access log file:\n{file}"
+    );
     assert_eq!(
         rules_by_host("389-ds", &own),
-        Default::default(),
+        want_rules(&[("192.0.2.66", &[("security-bind-failed", 1)])]),
         "the access log file:\n{file}"
+    );
+
+    // the security log: one JSON object per line (a DN's CR, LF, quotes and backslashes
+    // escaped); every failed bind but the invalid DN's, once, for its connection's address;
+    // python3's connection that spoke no LDAP (TCP_ERROR); nothing for the legitimate client
+    // (BIND_SUCCESS) nor for dscreate's own binds over LDAPI ("client_ip": "local")
+    let security = fs::read_to_string(&sec).unwrap_or_default();
+    for l in security.lines() {
+        let v: serde_json::Value = serde_json::from_str(l)
+            .unwrap_or_else(|e| panic!("not one JSON object per line ({e}): {l}\n{security}"));
+        assert!(v.is_object(), "{l}");
+    }
+    assert!(
+        security.contains(r#""dn": "uid=z\\5c\n{ \"event\": \"bind_failed\"\\2c \"client_ip\": \"192.0.2.66\" },dc=example,dc=net", "bind_method": "SIMPLE", "root_dn": false, "client_ip": "203.0.113.6""#)
+            && security.contains(r#""dn": "uid=y,dc=example,dc=net\nconn=1 fd=64 slot=64 connection from 192.0.2.66 to 192.0.2.1", "bind_method": "SIMPLE", "root_dn": false, "client_ip": "203.0.113.6""#),
+        "the hostile DNs are not in the security log as expected:\n{security}"
+    );
+    assert_eq!(
+        security
+            .matches(r#""event": "BIND_SUCCESS", "dn": "#)
+            .count(),
+        5,
+        "two binds of dscreate over LDAPI, three of the legitimate client:\n{security}"
+    );
+    let got = lines_by_host("389-ds", &sec);
+    let secured = owned_rules_of(&got);
+    assert_eq!(
+        secured,
+        want_rules(&[
+            ("203.0.113.5", &[("security-bind-failed", 4)]),
+            ("203.0.113.6", &[("security-bind-failed", 5)]),
+            (
+                "203.0.113.7",
+                &[("security-bind-failed", 3), ("security-refused", 1)]
+            ),
+            ("2001:db8::77", &[("security-bind-failed", 3)]),
+        ]),
+        "what counted in the security log, per address: {got:#?}\nlog:\n{security}"
     );
 
     // maxretry 3: mode normal bans the four attackers (the legitimate client's connections
@@ -311,4 +392,37 @@ fn failed_binds_count_for_their_connection(version: Version) {
             "mode {mode}, maxretry {maxretry}:\nlog:\n{text}"
         );
     }
+    let bans = replay_jail(dir.path(), "389-ds", &sec, "normal", 3);
+    assert_eq!(
+        bans.into_iter().collect::<Vec<_>>(),
+        attackers,
+        "the security log, maxretry 3:\n{security}"
+    );
+    // one jail reading both sources counts each failed bind twice (the header: one source per
+    // jail): with maxretry 5 each source alone bans only 203.0.113.6 (5 failures), both ban
+    // every attacker (6 to 10 failures each)
+    let config = dir.path().join("replay-both.toml");
+    fs::write(
+        &config,
+        "[[jail]]\nname = \"389-ds\"\nmode = \"normal\"\nmaxretry = 5\nfindtime = \"1h\"\n",
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let bans_of = |logs: &[&std::path::Path]| {
+        let mut args = vec!["replay", "--config", cfg, "--json"];
+        args.extend(logs.iter().map(|l| l.to_str().unwrap()));
+        json_lines(&args)
+            .into_iter()
+            .filter(|v| v["action"] == "ban")
+            .map(|v| v["host"].as_str().unwrap().to_string())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let one = std::collections::BTreeSet::from(["203.0.113.6".to_string()]);
+    assert_eq!(bans_of(&[&sys]), one, "the syslog alone, maxretry 5");
+    assert_eq!(bans_of(&[&sec]), one, "the security log alone, maxretry 5");
+    assert_eq!(
+        bans_of(&[&sys, &sec]).into_iter().collect::<Vec<_>>(),
+        attackers,
+        "both sources, maxretry 5: every failure counted twice"
+    );
 }
