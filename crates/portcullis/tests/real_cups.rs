@@ -1,5 +1,8 @@
-//! The `cups` filter against the real CUPS scheduler. Debian 12's cupsd (2.4.2) runs in its
-//! own pid, mount and network namespace (`unshare`), in the foreground (`cupsd -f -c CONF -s
+//! The `cups` filter against the real CUPS scheduler, twice: Debian 12's cupsd (2.4.2, the
+//! machine's) and Debian 13's (2.4.10, test.sh's trixie tree, run with chroot in a private
+//! overlay of it: common/real.rs `trixie_mount`, the account and PAM service in the overlay's
+//! /etc), the same scenarios and one table of what counts for both (2.4.10 writes the same
+//! lines). It runs in its own pid, mount and network namespace (`unshare`), in the foreground (`cupsd -f -c CONF -s
 //! FILES`) with everything (ServerRoot, spool, cache, state, DocumentRoot, printcap, logs)
 //! in the test's directory, `LogLevel debug` (2.4 writes a failure's address only on the
 //! connection's debug line `[Client N] Accepted from ADDR:PORT`, see the filter's header)
@@ -25,7 +28,8 @@
 //! 2.4 never writes: Debian 12's cupsd counted nothing.
 //!
 //! Needs root, cupsd (cups-daemon), curl, rsyslogd, iproute2 and util-linux's unshare
-//! (test.sh installs them); fails loudly when they are missing. Runs in about 1 s.
+//! (test.sh installs them), and for the second run chroot and the trixie tree; fails loudly
+//! when they are missing. Runs in about 1 s each.
 
 mod common;
 
@@ -35,26 +39,44 @@ use std::fs;
 
 /// Run as pid 1 of the new pid, mount and network namespace (bash, after
 /// [`PRIVATE_ETC_SH`]): every process of the run is in it and dies with it; $1 is the
-/// test's directory, $2 a uid and gid free on the host for the private account.
+/// test's directory, $2 a uid and gid free on the host for the private account, $3 the
+/// Debian 13 tree (empty: the machine's cupsd). (After [`PRIVATE_ETC_SH`],
+/// [`PRIVATE_SYSLOG_SH`] and [`TRIXIE_SH`].)
 const SCRIPT: &str = r#"set -u
-d="$1"; uid="$2"
+d="$1"; uid="$2"; tree="$3"
 # a private /etc: the account pctprint (password Right-Pass1) exists only in this namespace,
-# and cupsd's PAM service has no failure delay
-mkdir -p "$d/etc-src/pam.d"
-for f in passwd group shadow; do cp "/etc/$f" "$d/etc-src/$f" || exit 2; done
-echo "pctprint:x:$uid:$uid:CUPS test:/nonexistent:/usr/sbin/nologin" >> "$d/etc-src/passwd"
-echo "pctprint:x:$uid:" >> "$d/etc-src/group"
-echo 'pctprint:$6$pctcupstest$A5gHoO.nqwK8vh23I85DPWZfSWOuGCN4WYTassFHZHmxhW.3ao06c32lE9VPglzgIBWvliDau4kv1N9TJHRLS.:20000:0:99999:7:::' >> "$d/etc-src/shadow"
-printf 'auth required pam_unix.so nodelay\naccount required pam_unix.so\nsession required pam_permit.so\n' > "$d/etc-src/pam.d/cups"
-private_etc "$d/etc-ov" "$d/etc-src" passwd group shadow pam.d/cups || exit 2
+# and cupsd's PAM service has no failure delay (the machine's /etc with an overlay, or the
+# Debian 13 tree's private overlay, below)
+account() {
+  echo "pctprint:x:$uid:$uid:CUPS test:/nonexistent:/usr/sbin/nologin" >> "$1/passwd"
+  echo "pctprint:x:$uid:" >> "$1/group"
+  echo 'pctprint:$6$pctcupstest$A5gHoO.nqwK8vh23I85DPWZfSWOuGCN4WYTassFHZHmxhW.3ao06c32lE9VPglzgIBWvliDau4kv1N9TJHRLS.:20000:0:99999:7:::' >> "$1/shadow"
+  printf 'auth required pam_unix.so nodelay\naccount required pam_unix.so\nsession required pam_permit.so\n' > "$1/pam.d/cups"
+}
+if [ -z "$tree" ]; then
+  mkdir -p "$d/etc-src/pam.d"
+  for f in passwd group shadow; do cp "/etc/$f" "$d/etc-src/$f" || exit 2; done
+  account "$d/etc-src"
+  private_etc "$d/etc-ov" "$d/etc-src" passwd group shadow pam.d/cups || exit 2
+fi
 ip link set lo up
 for a in 192.0.2.63 192.0.2.10 198.51.100.9 203.0.113.77; do
   ip addr add "$a/32" dev lo || exit 2
 done
 for a in 2001:db8::63 2001:db8:77::7; do ip addr add "$a/128" dev lo nodad || exit 2; done
-# a private /dev whose /dev/log is the private rsyslogd's socket (pam_unix logs there)
-# a private /dev whose /dev/log is a private rsyslogd's socket (common/netns.rs)
+# a private /dev whose /dev/log is a private rsyslogd's socket (common/netns.rs; pam_unix
+# logs there)
 private_syslog "$d"
+# the cupsd to run: the machine's (Debian 12), or Debian 13's in a private overlay of its tree
+# (common/real.rs trixie_mount: its /etc, /run and /tmp private, $d at the same path)
+cupsd=(cupsd); r=/
+if [ -n "$tree" ]; then
+  r="$d/trixie-root"
+  trixie_mount "$tree" "$r" "$d/trixie" || exit 4
+  account "$r/etc"
+  cupsd=(chroot "$r" /usr/sbin/cupsd)
+fi
+dpkg-query --admindir="$r/var/lib/dpkg" -W -f '${Version}' cups-daemon > "$d/version"
 mkdir -p "$d/root" "$d/log" "$d/spool/tmp" "$d/cache" "$d/state" "$d/doc/private"
 echo '<html><body>public</body></html>' > "$d/doc/index.html"
 echo '<html><body>private</body></html>' > "$d/doc/private/index.html"
@@ -100,7 +122,7 @@ DefaultEncryption Never
   Allow all
 </Location>
 C
-cupsd -f -c "$d/cupsd.conf" -s "$d/cups-files.conf" > "$d/cupsd.out" 2>&1 &
+"${cupsd[@]}" -f -c "$d/cupsd.conf" -s "$d/cups-files.conf" > "$d/cupsd.out" 2>&1 &
 listening() { n=$(grep -c 'Listening to .* on fd' "$d/log/error_log" 2>/dev/null); [ "${n:-0}" -ge 2 ]; }
 for _ in $(seq 100); do listening && break; sleep 0.1; done
 listening || { echo "cupsd did not start" >&2; exit 4; }
@@ -138,9 +160,17 @@ kill %1
 wait
 "#;
 
-#[test]
-#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
-fn real_cups_auth_failures_count_for_the_connection_cupsd_accepted() {
+/// The CUPS under test: Debian 12's (the machine's, 2.4.2) or Debian 13's (the trixie tree,
+/// 2.4.10, run with chroot).
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Version {
+    Deb12,
+    Deb13,
+}
+
+/// Runs every scenario against `version`'s cupsd (the clients are the machine's curl) and
+/// checks what the clients got, what cupsd wrote and what the filter counts of it.
+fn run(version: Version) {
     require_root();
     require_program("cupsd", "cups-daemon");
     require_program("curl", "curl");
@@ -148,12 +178,37 @@ fn real_cups_auth_failures_count_for_the_connection_cupsd_accepted() {
     require_program("rsyslogd", "rsyslog");
     require_program("ip", "iproute2");
     require_program("unshare", "util-linux");
-    let dir = test_dir("cups");
+    let tree = match version {
+        Version::Deb12 => String::new(),
+        Version::Deb13 => {
+            require_program("chroot", "coreutils");
+            trixie_root(&["usr/sbin/cupsd"]).display().to_string()
+        }
+    };
+    let dir = test_dir(match version {
+        Version::Deb12 => "cups",
+        Version::Deb13 => "cups-2.4.10",
+    });
     let uid = free_ids(1, 64500..64600).to_string();
     let shown = [("cupsd", "cupsd.out"), ("log", "log/error_log")];
-    let script = format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SCRIPT}");
-    run_script_ok("cupsd", dir.path(), &script, &[uid.as_ref()], &shown);
+    let script = format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SCRIPT}");
+    run_script_ok(
+        "cupsd",
+        dir.path(),
+        &script,
+        &[uid.as_ref(), tree.as_ref()],
+        &shown,
+    );
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+    let release = match version {
+        Version::Deb12 => "2.4.2-",
+        Version::Deb13 => "2.4.10-",
+    };
+    assert!(
+        read("version").starts_with(release),
+        "cups-daemon {}",
+        read("version")
+    );
     let log = dir.path().join("log/error_log");
     let text = read("log/error_log");
 
@@ -238,4 +293,16 @@ fn real_cups_auth_failures_count_for_the_connection_cupsd_accepted() {
         vec!["198.51.100.9".to_string()],
         "bans:\nlog:\n{text}"
     );
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_cups_auth_failures_count_for_the_connection_cupsd_accepted() {
+    run(Version::Deb12);
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_cups_2_4_10_auth_failures_count_for_the_connection_cupsd_accepted() {
+    run(Version::Deb13);
 }

@@ -1,4 +1,7 @@
-//! The `krb5kdc` filter against the real MIT Kerberos KDC. Debian 12's krb5kdc (1.20) runs in
+//! The `krb5kdc` filter against the real MIT Kerberos KDC, twice: Debian 12's krb5kdc (1.20,
+//! the machine's) and Debian 13's (1.21.3, test.sh's trixie tree, run with chroot in a private
+//! overlay of it: common/real.rs `trixie_mount`; its database made by the machine's kdb5_util
+//! and kadmin.local), the same scenarios and one table of what counts for both. It runs in
 //! the foreground (`krb5kdc -n`) in its own pid, mount and network namespace (`unshare`), for
 //! the realm EXAMPLE.NET, everything under the test's directory (`KRB5_CONFIG` and
 //! `KRB5_KDC_PROFILE` name the test's own krb5.conf and kdc.conf; the database and its stash
@@ -37,7 +40,9 @@
 //!
 //! Needs root, krb5kdc and kdb5_util (krb5-kdc), kadmin.local (krb5-admin-server), kinit
 //! (krb5-user), rsyslogd, iproute2's ip and ss and util-linux's unshare (test.sh installs
-//! them), python3; fails loudly when they are missing. Runs in about 1 s.
+//! them), python3, and for the second run chroot and the trixie tree; fails loudly when they
+//! are missing. 1.21 writes the same lines as 1.20 (statuses, enctype lists, escaping, the
+//! 2047-byte cut). Runs in about 1 s each.
 
 mod common;
 
@@ -45,9 +50,10 @@ use common::*;
 use std::fs;
 
 /// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
-/// run is in it and dies with it; $1 is the test's directory.
+/// run is in it and dies with it; $1 is the test's directory, $2 the Debian 13 tree (empty:
+/// the machine's KDC). (After [`PRIVATE_SYSLOG_SH`] and [`TRIXIE_SH`].)
 const SCRIPT: &str = r#"set -u
-d="$1"
+d="$1"; tree="$2"
 ip link set lo up
 for a in 192.0.2.88 192.0.2.10 198.51.100.9 198.51.100.30 198.51.100.31 203.0.113.77; do
   ip addr add "$a/32" dev lo || exit 2
@@ -55,6 +61,17 @@ done
 for a in 2001:db8::88 2001:db8::10 2001:db8:77::7; do ip addr add "$a/128" dev lo nodad || exit 2; done
 # a private /dev whose /dev/log is a private rsyslogd's socket (common/netns.rs)
 private_syslog "$d"
+# the KDC to run: the machine's (Debian 12), or Debian 13's in a private overlay of its tree
+# (common/real.rs trixie_mount: its /etc, /run and /tmp private, $d at the same path); the
+# database is made by the machine's kdb5_util and kadmin.local (the tree has no
+# krb5-admin-server; the db2 format is the same)
+kdc=(krb5kdc); r=/
+if [ -n "$tree" ]; then
+  r="$d/root"
+  trixie_mount "$tree" "$r" "$d/trixie" || exit 4
+  kdc=(chroot "$r" /usr/sbin/krb5kdc)
+fi
+dpkg-query --admindir="$r/var/lib/dpkg" -W -f '${Version}' krb5-kdc > "$d/version"
 mkdir -p "$d/db"
 cat > "$d/kdc.conf" <<C
 [kdcdefaults]
@@ -93,7 +110,7 @@ export KRB5_CONFIG="$d/krb5.conf" KRB5_KDC_PROFILE="$d/kdc.conf" KRB5CCNAME="FIL
   kadmin.local -q "addprinc -pw Bob-pw-1 +requires_preauth -policy lockpol bob" &&
   kadmin.local -q "addprinc -pw Carol-pw-1 +requires_preauth -allow_tix carol"
 } > "$d/kdb5.out" 2>&1 || { cat "$d/kdb5.out" >&2; exit 4; }
-krb5kdc -n > "$d/krb5kdc.out" 2>&1 &
+"${kdc[@]}" -n > "$d/krb5kdc.out" 2>&1 &
 for _ in $(seq 100); do
   ss -Hlun | grep -q '192.0.2.88:88' && ss -Hltn | grep -q '\[2001:db8::88\]:88' && break
   sleep 0.1
@@ -173,9 +190,17 @@ fn lines_with(text: &str, needle: &str) -> usize {
     text.lines().filter(|l| l.contains(needle)).count()
 }
 
-#[test]
-#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
-fn real_krb5kdc_failures_count_for_the_address_the_kdc_wrote() {
+/// The KDC under test: Debian 12's (the machine's, 1.20) or Debian 13's (the trixie tree,
+/// 1.21, run with chroot).
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Version {
+    Deb12,
+    Deb13,
+}
+
+/// Runs every scenario against `version`'s krb5kdc and checks what the clients saw, what the
+/// KDC wrote and what the filter counts of it.
+fn run(version: Version) {
     require_root();
     require_program("krb5kdc", "krb5-kdc");
     require_program("kdb5_util", "krb5-kdc");
@@ -186,11 +211,30 @@ fn real_krb5kdc_failures_count_for_the_address_the_kdc_wrote() {
     require_program("ip", "iproute2");
     require_program("ss", "iproute2");
     require_program("unshare", "util-linux");
-    let dir = test_dir("krb5kdc");
+    let tree = match version {
+        Version::Deb12 => String::new(),
+        Version::Deb13 => {
+            require_program("chroot", "coreutils");
+            trixie_root(&["usr/sbin/krb5kdc"]).display().to_string()
+        }
+    };
+    let dir = test_dir(match version {
+        Version::Deb12 => "krb5kdc",
+        Version::Deb13 => "krb5kdc-1.21",
+    });
     let shown = [("krb5kdc", "krb5kdc.out"), ("log", "krb5kdc.log")];
-    let script = format!("{PRIVATE_SYSLOG_SH}{SCRIPT}");
-    run_script_ok("krb5kdc", dir.path(), &script, &[], &shown);
+    let script = format!("{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SCRIPT}");
+    run_script_ok("krb5kdc", dir.path(), &script, &[tree.as_ref()], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+    let release = match version {
+        Version::Deb12 => "1.20.",
+        Version::Deb13 => "1.21.",
+    };
+    assert!(
+        read("version").starts_with(release),
+        "krb5-kdc {}",
+        read("version")
+    );
 
     // what the clients saw: the two legitimate ones got a ticket, every other was refused
     let results = read("results");
@@ -327,4 +371,16 @@ fn real_krb5kdc_failures_count_for_the_address_the_kdc_wrote() {
     let mut more = default_cut.clone();
     more.insert("198.51.100.30".to_string());
     assert_eq!(rsyslog_cut, more, "bans with transport_cut = 8192");
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_krb5kdc_failures_count_for_the_address_the_kdc_wrote() {
+    run(Version::Deb12);
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_krb5kdc_1_21_failures_count_for_the_address_the_kdc_wrote() {
+    run(Version::Deb13);
 }

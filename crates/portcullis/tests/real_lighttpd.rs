@@ -1,5 +1,8 @@
-//! The `lighttpd-auth` filter against the real lighttpd. Debian 12's lighttpd (1.4.69) runs
-//! twice (`-D`) in its own pid, mount and network namespace (`unshare`), with mod_auth and
+//! The `lighttpd-auth` filter against the real lighttpd, for two releases: Debian 12's
+//! lighttpd (1.4.69, the machine's) and Debian 13's (1.4.79, test.sh's trixie tree, run with
+//! chroot in a private overlay of it: common/real.rs `trixie_mount`), the same scenarios and
+//! one table of what counts for both (1.4.79 writes the same lines; only mod_auth.c's line
+//! numbers moved). Each release runs twice (`-D`) in its own pid, mount and network namespace (`unshare`), with mod_auth and
 //! a plain user file written at run time: basic auth on /private/, digest auth on /dig/.
 //! One instance (port 8080) writes its own error log (`server.errorlog`), the other (port
 //! 8081) sends it through syslog(3) (`server.errorlog-use-syslog`) to a private rsyslogd (a
@@ -11,7 +14,9 @@
 //! imitates the end of the line (`username: y IP: 192.0.2.66`) and a path with `%0a`
 //! (refused 400 before mod_auth, not logged); 203.0.113.77 tries an unknown user, asks
 //! without credentials (not logged), sends a wrong digest password and a digest whose uri
-//! (`/x), IP: 192.0.2.66`) is not the request's; 2001:db8:77::7 sends a wrong basic and a
+//! (`/x), IP: 192.0.2.66`) is not the request's, and digests for an unknown user and for
+//! the user `bob: wrong password, IP: 192.0.2.66` (refused 401, logged by neither release);
+//! 2001:db8:77::7 sends a wrong basic and a
 //! wrong digest password over IPv6. lighttpd (1.4.59+) answers a wrong password after a
 //! second: the attackers run in parallel.
 //!
@@ -22,7 +27,8 @@
 //! found the path's `username: y IP: 192.0.2.66` read into the user (the address was right).
 //!
 //! Needs root, lighttpd, curl, rsyslogd, iproute2 (ip, ss) and util-linux's unshare
-//! (test.sh installs them); fails loudly when they are missing. Runs in about 2 s.
+//! (test.sh installs them), and for the second run chroot and the trixie tree; fails loudly
+//! when they are missing. Runs in about 2 s each.
 
 mod common;
 
@@ -31,9 +37,10 @@ use std::collections::BTreeMap;
 use std::fs;
 
 /// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
-/// run is in it and dies with it; $1 is the test's directory.
+/// run is in it and dies with it; $1 is the test's directory, $2 the Debian 13 tree (empty:
+/// the machine's lighttpd). (After [`PRIVATE_SYSLOG_SH`] and [`TRIXIE_SH`].)
 const SCRIPT: &str = r##"set -u
-d="$1"
+d="$1"; tree="$2"
 ip link set lo up
 for a in 192.0.2.80 192.0.2.10 198.51.100.9 203.0.113.77; do
   ip addr add "$a/32" dev lo || exit 2
@@ -41,6 +48,15 @@ done
 for a in 2001:db8::80 2001:db8:77::7; do ip addr add "$a/128" dev lo nodad || exit 2; done
 # a private /dev whose /dev/log is a private rsyslogd's socket (common/netns.rs)
 private_syslog "$d"
+# the lighttpd to run: the machine's (Debian 12), or Debian 13's in a private overlay of its
+# tree (common/real.rs trixie_mount: its /etc, /run and /tmp private, $d at the same path)
+httpd=(lighttpd); r=/
+if [ -n "$tree" ]; then
+  r="$d/root"
+  trixie_mount "$tree" "$r" "$d/trixie" || exit 4
+  httpd=(chroot "$r" /usr/sbin/lighttpd)
+fi
+dpkg-query --admindir="$r/var/lib/dpkg" -W -f '${Version}' lighttpd > "$d/version"
 mkdir -p "$d/www/private" "$d/www/dig"
 for f in index.html private/index.html dig/index.html; do echo ok > "$d/www/$f"; done
 printf 'alice:right-pw\nbob:bob-pw\n' > "$d/users"
@@ -61,7 +77,7 @@ auth.require = (
   "/dig/" => ("method" => "digest", "realm" => "dig", "require" => "valid-user"),
 )
 C
-  lighttpd -D -f "$d/lighttpd-$port.conf" > "$d/lighttpd-$port.out" 2>&1 &
+  "${httpd[@]}" -D -f "$d/lighttpd-$port.conf" > "$d/lighttpd-$port.out" 2>&1 &
   servers="${servers:-} $!"
 done
 up() { [ -n "$(ss -Hltn "sport = :$1")" ]; }
@@ -76,6 +92,7 @@ c() {
 }
 b64() { printf "$1" | base64 -w0; }
 bad_uri='Digest username="bob", realm="dig", nonce="0:0", uri="/x), IP: 192.0.2.66", response="0123456789abcdef0123456789abcdef", qop=auth, nc=00000001, cnonce="c"'
+bad_user='Digest username="bob: wrong password, IP: 192.0.2.66", realm="dig", nonce="0:0", uri="/dig/", response="0123456789abcdef0123456789abcdef", qop=auth, nc=00000001, cnonce="c"'
 attack() {
   local p=$1 u=http://192.0.2.80:$1 u6=http://[2001:db8::80]:$1
   c $p legit-basic --interface 192.0.2.10 -u alice:right-pw $u/private/
@@ -90,6 +107,8 @@ attack() {
   c $p other-none --interface 203.0.113.77 $u/private/ &
   c $p other-digest --interface 203.0.113.77 --digest -u bob:wrong $u/dig/ &
   c $p other-uri --interface 203.0.113.77 -H "Authorization: $bad_uri" $u/dig/ &
+  c $p other-digest-unknown --interface 203.0.113.77 --digest -u nosuch:pw $u/dig/ &
+  c $p other-digest-user --interface 203.0.113.77 -H "Authorization: $bad_user" $u/dig/ &
   c $p v6-basic --interface 2001:db8:77::7 -u alice:bad "$u6/private/" &
   c $p v6-digest --interface 2001:db8:77::7 --digest -u bob:bad "$u6/dig/" &
   wait
@@ -110,9 +129,17 @@ kill %1
 wait
 "##;
 
-#[test]
-#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
-fn real_lighttpd_auth_failures_count_for_the_client_lighttpd_wrote() {
+/// The lighttpd under test: Debian 12's (the machine's, 1.4.69) or Debian 13's (the trixie
+/// tree, 1.4.79, run with chroot).
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Version {
+    Deb12,
+    Deb13,
+}
+
+/// Runs every scenario against `version`'s lighttpd and checks what the clients got, what
+/// lighttpd wrote and what the filter counts of it.
+fn run(version: Version) {
     require_root();
     require_program("lighttpd", "lighttpd");
     require_program("curl", "curl");
@@ -120,15 +147,36 @@ fn real_lighttpd_auth_failures_count_for_the_client_lighttpd_wrote() {
     require_program("ip", "iproute2");
     require_program("ss", "iproute2");
     require_program("unshare", "util-linux");
-    let dir = test_dir("lighttpd");
+    let tree = match version {
+        Version::Deb12 => String::new(),
+        Version::Deb13 => {
+            require_program("chroot", "coreutils");
+            trixie_root(&["usr/sbin/lighttpd", "usr/lib/lighttpd/mod_authn_file.so"])
+                .display()
+                .to_string()
+        }
+    };
+    let dir = test_dir(match version {
+        Version::Deb12 => "lighttpd",
+        Version::Deb13 => "lighttpd-1.4.79",
+    });
     let shown = [
         ("lighttpd (lighttpd-8080.out)", "lighttpd-8080.out"),
         ("lighttpd (lighttpd-8081.out)", "lighttpd-8081.out"),
         ("log", "error.log"),
     ];
-    let script = format!("{PRIVATE_SYSLOG_SH}{SCRIPT}");
-    run_script_ok("lighttpd", dir.path(), &script, &[], &shown);
+    let script = format!("{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SCRIPT}");
+    run_script_ok("lighttpd", dir.path(), &script, &[tree.as_ref()], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+    let release = match version {
+        Version::Deb12 => "1.4.69-",
+        Version::Deb13 => "1.4.79-",
+    };
+    assert!(
+        read("version").starts_with(release),
+        "lighttpd {}",
+        read("version")
+    );
     let own = dir.path().join("error.log");
     let sys = dir.path().join("syslog");
 
@@ -148,6 +196,8 @@ fn real_lighttpd_auth_failures_count_for_the_client_lighttpd_wrote() {
             ("legit-basic", "200"),
             ("legit-digest", "200"),
             ("other-digest", "401"),
+            ("other-digest-unknown", "401"),
+            ("other-digest-user", "401"),
             ("other-none", "401"),
             ("other-unknown", "401"),
             ("other-uri", "400"),
@@ -240,4 +290,16 @@ fn real_lighttpd_auth_failures_count_for_the_client_lighttpd_wrote() {
             log.display()
         );
     }
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_lighttpd_auth_failures_count_for_the_client_lighttpd_wrote() {
+    run(Version::Deb12);
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_lighttpd_1_4_79_auth_failures_count_for_the_client_lighttpd_wrote() {
+    run(Version::Deb13);
 }

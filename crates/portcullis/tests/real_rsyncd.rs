@@ -1,5 +1,8 @@
-//! The `rsyncd` filter against the real rsync daemon. Debian 12's rsync (3.5.0+ds1-0+deb12u1)
-//! runs as `rsync --daemon --no-detach` in its own pid, mount and network namespace
+//! The `rsyncd` filter against the real rsync daemon, twice: Debian 12's rsync
+//! (3.5.0+ds1-0+deb12u1, the machine's) and Debian 13's (3.5.0+ds1-0+deb13u2, test.sh's
+//! trixie tree, run with chroot in a private overlay of it: common/real.rs `trixie_mount`),
+//! the same scenarios and one table of what counts for both (both write the same lines). It
+//! runs as `"${daemon[@]}" --daemon --no-detach` in its own pid, mount and network namespace
 //! (`unshare`), listening on every address of the namespace (no `--address`: one daemon then
 //! serves 192.0.2.1 and [2001:db8::873] both), with a module `backup` that has `auth users =
 //! alice`, a `secrets file` and `hosts deny = 203.0.113.88`. It sets no `log file`, so it logs
@@ -23,8 +26,9 @@
 //! failures) alone
 //! (203.0.113.77's unknown module is scan-class, not counted in mode normal).
 //!
-//! Needs root, rsync, rsyslogd and util-linux's unshare (test.sh installs them); fails loudly
-//! when they are missing. Runs in about 1 s.
+//! Needs root, rsync, rsyslogd and util-linux's unshare (test.sh installs them), and for the
+//! second run chroot and the trixie tree; fails loudly when they are missing. Runs in about
+//! 1 s each.
 
 mod common;
 
@@ -33,9 +37,10 @@ use std::collections::BTreeMap;
 use std::fs;
 
 /// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
-/// run is in it and dies with it; $1 is the test's directory.
+/// run is in it and dies with it; $1 is the test's directory, $2 the Debian 13 tree (empty:
+/// the machine's rsync). (After [`PRIVATE_SYSLOG_SH`] and [`TRIXIE_SH`].)
 const SCRIPT: &str = r#"set -u
-d="$1"
+d="$1"; tree="$2"
 ip link set lo up
 for a in 192.0.2.1 192.0.2.10 198.51.100.9 203.0.113.77 203.0.113.88; do
   ip addr add "$a/32" dev lo || exit 2
@@ -43,6 +48,15 @@ done
 for a in 2001:db8::873 2001:db8::77; do ip addr add "$a/128" dev lo nodad || exit 2; done
 # a private /dev whose /dev/log is a private rsyslogd's socket (common/netns.rs)
 private_syslog "$d"
+# the daemon to run: the machine's (Debian 12), or Debian 13's in a private overlay of its
+# tree (common/real.rs trixie_mount: its /etc, /run and /tmp private, $d at the same path)
+daemon=(rsync); r=/
+if [ -n "$tree" ]; then
+  r="$d/root"
+  trixie_mount "$tree" "$r" "$d/trixie" || exit 4
+  daemon=(chroot "$r" /usr/bin/rsync)
+fi
+dpkg-query --admindir="$r/var/lib/dpkg" -W -f '${Version}' rsync > "$d/version"
 mkdir -p "$d/backup"
 echo hello > "$d/backup/file.txt"
 printf 'alice:alicesecret\n' > "$d/secrets"
@@ -59,7 +73,7 @@ auth users = alice
 secrets file = $d/secrets
 hosts deny = 203.0.113.88
 C
-rsync --daemon --no-detach --config="$d/rsyncd.conf" 2>"$d/rsyncd.err" &
+"${daemon[@]}" --daemon --no-detach --config="$d/rsyncd.conf" 2>"$d/rsyncd.err" &
 for _ in $(seq 100); do grep -q "rsyncd version .* starting" "$d/syslog" 2>/dev/null && break; sleep 0.1; done
 grep -q "rsyncd version .* starting" "$d/syslog" 2>/dev/null || { echo "rsyncd did not start" >&2; exit 4; }
 for _ in $(seq 50); do
@@ -95,19 +109,46 @@ kill %1
 wait
 "#;
 
-#[test]
-#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
-fn real_rsyncd_failures_count_for_the_address_rsync_wrote() {
+/// The rsync daemon under test: Debian 12's (the machine's, 3.5.0+ds1-0+deb12u1) or Debian
+/// 13's (the trixie tree, 3.5.0+ds1-0+deb13u2, run with chroot).
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Version {
+    Deb12,
+    Deb13,
+}
+
+/// Runs every scenario against `version`'s daemon (the clients are the machine's rsync) and
+/// checks what the clients got, what the daemon wrote and what the filter counts of it.
+fn run(version: Version) {
     require_root();
     require_program("rsync", "rsync");
     require_program("rsyslogd", "rsyslog");
     require_program("unshare", "util-linux");
     require_program("ss", "iproute2");
-    let dir = test_dir("rsyncd");
+    let tree = match version {
+        Version::Deb12 => String::new(),
+        Version::Deb13 => {
+            require_program("chroot", "coreutils");
+            trixie_root(&["usr/bin/rsync"]).display().to_string()
+        }
+    };
+    let dir = test_dir(match version {
+        Version::Deb12 => "rsyncd",
+        Version::Deb13 => "rsyncd-deb13",
+    });
     let shown = [("rsyncd", "rsyncd.err"), ("log", "syslog")];
-    let script = format!("{PRIVATE_SYSLOG_SH}{SCRIPT}");
-    run_script_ok("rsyncd", dir.path(), &script, &[], &shown);
+    let script = format!("{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SCRIPT}");
+    run_script_ok("rsyncd", dir.path(), &script, &[tree.as_ref()], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+    let release = match version {
+        Version::Deb12 => "3.5.0+ds1-0+deb12",
+        Version::Deb13 => "3.5.0+ds1-0+deb13",
+    };
+    assert!(
+        read("version").starts_with(release),
+        "rsync {}",
+        read("version")
+    );
     let sys = dir.path().join("syslog");
     let text = read("syslog");
 
@@ -214,4 +255,16 @@ fn real_rsyncd_failures_count_for_the_address_rsync_wrote() {
         vec!["198.51.100.9".to_string()],
         "bans:\nlog:\n{text}"
     );
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_rsyncd_failures_count_for_the_address_rsync_wrote() {
+    run(Version::Deb12);
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_rsyncd_deb13_failures_count_for_the_address_rsync_wrote() {
+    run(Version::Deb13);
 }

@@ -1,5 +1,8 @@
-//! The `stunnel` filter against the real stunnel. Debian 12's stunnel4 (5.68) runs as
-//! `stunnel CONF` (`foreground = yes`) in its own pid, mount and network namespace
+//! The `stunnel` filter against the real stunnel, twice: Debian 12's stunnel4 (5.68, the
+//! machine's) and Debian 13's (5.74, test.sh's trixie tree, run with chroot in a private
+//! overlay of it: common/real.rs `trixie_mount`, its hosts.deny in the overlay's /etc), the
+//! same scenarios and one table of what counts for both (5.74 writes the same refusals; its
+//! TLS failures carry OpenSSL 3.5's texts). It runs as `stunnel CONF` (`foreground = yes`) in its own pid, mount and network namespace
 //! (`unshare`), with one service `[tls]` on 192.0.2.80:8443 and [2001:db8::80]:8443: a server
 //! certificate and a CA made at run time with openssl, `verify = 2` (a client certificate of
 //! that CA is required), `libwrap = yes` with a private /etc/hosts.deny (an overlay /etc in the
@@ -25,7 +28,8 @@
 //! 203.0.113.99 alone.
 //!
 //! Needs root, stunnel (stunnel4), openssl, python3, rsyslogd, ip (iproute2) and util-linux's
-//! unshare (test.sh installs them); fails loudly when they are missing. Runs in about 1 s.
+//! unshare (test.sh installs them), and for the second run chroot and the trixie tree; fails
+//! loudly when they are missing. Runs in about 3 s each.
 
 mod common;
 
@@ -34,9 +38,11 @@ use std::collections::BTreeMap;
 use std::fs;
 
 /// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
-/// run is in it and dies with it; $1 is the test's directory. (After [`PRIVATE_ETC_SH`].)
+/// run is in it and dies with it; $1 is the test's directory, $2 the Debian 13 tree (empty:
+/// the machine's stunnel). (After [`PRIVATE_ETC_SH`], [`PRIVATE_SYSLOG_SH`] and
+/// [`TRIXIE_SH`].)
 const SCRIPT: &str = r#"set -u
-d="$1"
+d="$1"; tree="$2"
 ip link set lo up
 for a in 192.0.2.80 192.0.2.10 198.51.100.9 203.0.113.78 203.0.113.99; do
   ip addr add "$a/32" dev lo || exit 2
@@ -44,11 +50,22 @@ done
 for a in 2001:db8::80 2001:db8:77::7 2001:db8:99::9; do ip addr add "$a/128" dev lo nodad || exit 2; done
 # a private /dev whose /dev/log is a private rsyslogd's socket (common/netns.rs)
 private_syslog "$d"
-# a private /etc/hosts.deny (libwrap reads /etc/hosts.allow and /etc/hosts.deny)
+# a private /etc/hosts.deny (libwrap reads /etc/hosts.allow and /etc/hosts.deny): an overlay
+# of the machine's /etc, or the Debian 13 tree's private overlay (common/real.rs trixie_mount:
+# its /etc, /run and /tmp private, $d at the same path) whose stunnel then runs
 mkdir -p "$d/etc-src"
 : > "$d/etc-src/hosts.allow"
 printf 'tls: 203.0.113.99 [2001:db8:99::9]\n' > "$d/etc-src/hosts.deny"
-private_etc "$d/etc-ov" "$d/etc-src" hosts.allow hosts.deny || exit 4
+stunnel=(stunnel); r=/
+if [ -n "$tree" ]; then
+  r="$d/root"
+  trixie_mount "$tree" "$r" "$d/trixie" || exit 4
+  cp "$d/etc-src/hosts.allow" "$d/etc-src/hosts.deny" "$r/etc/"
+  stunnel=(chroot "$r" /usr/bin/stunnel4)
+else
+  private_etc "$d/etc-ov" "$d/etc-src" hosts.allow hosts.deny || exit 4
+fi
+dpkg-query --admindir="$r/var/lib/dpkg" -W -f '${Version}' stunnel4 > "$d/version"
 # certificates: a CA, the server's and a client's from it, and a client's from another CA
 # whose subject holds a LF, a forged refusal and addresses
 cd "$d" || exit 5
@@ -79,7 +96,7 @@ libwrap = yes
 exec = /bin/echo
 execArgs = echo hello-legit
 C
-stunnel "$d/stunnel.conf" > "$d/stunnel.err" 2>&1 &
+"${stunnel[@]}" "$d/stunnel.conf" > "$d/stunnel.err" 2>&1 &
 for _ in $(seq 100); do grep -q "Configuration successful" "$d/stunnel.log" 2>/dev/null && break; sleep 0.1; done
 grep -q "Configuration successful" "$d/stunnel.log" 2>/dev/null || { echo "stunnel did not start" >&2; cat "$d/stunnel.err" >&2; exit 6; }
 # c NAME SERVER SOURCE [s_client options]: one TLS client; what it got goes to $d/clients
@@ -123,9 +140,17 @@ fn lines_with(text: &str, needle: &str) -> usize {
     text.lines().filter(|l| l.contains(needle)).count()
 }
 
-#[test]
-#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
-fn real_stunnel_libwrap_refusals_count_and_tls_failures_do_not() {
+/// The stunnel under test: Debian 12's (the machine's, 5.68) or Debian 13's (the trixie tree,
+/// 5.74, run with chroot).
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Version {
+    Deb12,
+    Deb13,
+}
+
+/// Runs every scenario against `version`'s stunnel (the clients are the machine's) and
+/// checks what the clients got, what stunnel wrote and what the filter counts of it.
+fn run(version: Version) {
     require_root();
     require_program("stunnel4", "stunnel4");
     require_program("openssl", "openssl");
@@ -133,11 +158,30 @@ fn real_stunnel_libwrap_refusals_count_and_tls_failures_do_not() {
     require_program("rsyslogd", "rsyslog");
     require_program("ip", "iproute2");
     require_program("unshare", "util-linux");
-    let dir = test_dir("stunnel");
+    let tree = match version {
+        Version::Deb12 => String::new(),
+        Version::Deb13 => {
+            require_program("chroot", "coreutils");
+            trixie_root(&["usr/bin/stunnel4"]).display().to_string()
+        }
+    };
+    let dir = test_dir(match version {
+        Version::Deb12 => "stunnel",
+        Version::Deb13 => "stunnel-5.74",
+    });
     let shown = [("stunnel", "stunnel.err"), ("log", "stunnel.log")];
-    let script = format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SCRIPT}");
-    run_script_ok("stunnel", dir.path(), &script, &[], &shown);
+    let script = format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SCRIPT}");
+    run_script_ok("stunnel", dir.path(), &script, &[tree.as_ref()], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+    let release = match version {
+        Version::Deb12 => "3:5.68-",
+        Version::Deb13 => "3:5.74-",
+    };
+    assert!(
+        read("version").starts_with(release),
+        "stunnel4 {}",
+        read("version")
+    );
 
     // the clients' own view: the legitimate one got the echo, no other did
     let clients = read("clients");
@@ -207,4 +251,16 @@ fn real_stunnel_libwrap_refusals_count_and_tls_failures_do_not() {
             read(name)
         );
     }
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_stunnel_libwrap_refusals_count_and_tls_failures_do_not() {
+    run(Version::Deb12);
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_stunnel_5_74_libwrap_refusals_count_and_tls_failures_do_not() {
+    run(Version::Deb13);
 }
