@@ -1,4 +1,8 @@
-//! The `openvpn` filter against the real OpenVPN. Debian 12's openvpn (2.6) runs in its own
+//! The `openvpn` filter against the real OpenVPN: Debian 12's (2.6.14-0+deb12u2, OpenSSL 3.0,
+//! the machine's) and Debian 13's (2.6.14-1+deb13u3, OpenSSL 3.5, test.sh's trixie tree, run
+//! with chroot in a private overlay of it: common/real.rs `trixie_mount`), the same scenarios
+//! and one table of what must count (the clients are the machine's openvpn and curl). The
+//! servers run in their own
 //! pid, mount and network namespace (`unshare`) as three servers, all with a CA, a server
 //! certificate, a CRL (`--crl-verify`), `--auth-user-pass-verify` (a via-file script that
 //! accepts the password `right` for a user name starting with `good`) and
@@ -31,8 +35,12 @@
 //! failures of a `--multihome` UDP server (` (via ADDR%IF)` after the address, and the
 //! `Connection Attempt` prefix).
 //!
-//! Needs root, openvpn, openssl, curl, rsyslogd and util-linux's unshare (test.sh installs
-//! them) and /dev/net/tun; fails loudly when they are missing. Runs in about 2 s.
+//! Debian 13's servers wrote every line as Debian 12's (OpenSSL 3.5's `OpenSSL:
+//! error:0A000086:SSL routines::certificate verify failed:` as 3.0's): no pattern change.
+//!
+//! Needs root, openvpn, openssl, curl, rsyslogd and util-linux's unshare, for the second run
+//! chroot and the trixie tree (test.sh installs them) and /dev/net/tun; fails loudly when
+//! they are missing. Runs in about 2 s each.
 
 mod common;
 
@@ -44,7 +52,7 @@ use std::path::Path;
 /// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
 /// run is in it and dies with it; $1 is the test's directory.
 const SCRIPT: &str = r#"set -u
-d="$1"
+d="$1"; tree="$2"
 ip link set lo up
 for a in 192.0.2.1 192.0.2.10 198.51.100.9 203.0.113.77 203.0.113.78 203.0.113.90 203.0.113.91; do
   ip addr add "$a/32" dev lo || exit 2
@@ -126,11 +134,18 @@ case "$(sed -n 1p "$1")" in good*) [ "$(sed -n 2p "$1")" = right ] ;; *) exit 1 
 V
 chmod +x verify.sh
 mkdir tmp
+# the servers' OpenVPN: the machine's (Debian 12), or Debian 13's in a private overlay of its
+# tree (common/real.rs trixie_mount: $d at the same path inside, the private /dev bound in)
+openvpn=(openvpn)
+if [ -n "$tree" ]; then
+  trixie_mount "$tree" "$d/root" "$d/trixie" || exit 4
+  openvpn=(chroot "$d/root" /usr/sbin/openvpn)
+fi
 spids=()
 server() { # NAME OPTIONS...: a server on the tun device tun-NAME
   local n=$1
   shift
-  openvpn --verb 3 --mode server --tls-server --dev "tun-$n" --dev-type tun --topology subnet \
+  "${openvpn[@]}" --verb 3 --mode server --tls-server --dev "tun-$n" --dev-type tun --topology subnet \
     --disable-dco --ca "$d/ca1.crt" --cert "$d/server.crt" --key "$d/server.key" --dh none \
     --crl-verify "$d/crl.pem" --script-security 2 --auth-user-pass-verify "$d/verify.sh" via-file \
     --tmp-dir "$d/tmp" --username-as-common-name --hand-window 5 "$@" 2>"$d/$n.err" &
@@ -227,9 +242,17 @@ fn want(entries: &[(&str, &[&str])]) -> BTreeMap<String, Vec<String>> {
         .collect()
 }
 
-#[test]
-#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
-fn real_openvpn_failures_count_for_the_client_openvpn_wrote() {
+/// The OpenVPN servers under test: Debian 12's (the machine's, 2.6.14-0+deb12u2, OpenSSL 3.0)
+/// or Debian 13's (the trixie tree, 2.6.14-1+deb13u3, OpenSSL 3.5, run with chroot).
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Version {
+    Deb12,
+    Deb13,
+}
+
+/// Runs every scenario against `version`'s OpenVPN servers (the clients are the machine's)
+/// and checks what they wrote and what the filter counts of it.
+fn run(version: Version) {
     require_root();
     require_program("openvpn", "openvpn");
     require_program("openssl", "openssl");
@@ -240,7 +263,15 @@ fn real_openvpn_failures_count_for_the_client_openvpn_wrote() {
         Path::new("/dev/net/tun").exists(),
         "/dev/net/tun is missing: the OpenVPN servers need the tun driver"
     );
-    let dir = test_dir("openvpn");
+    let tree = match version {
+        Version::Deb12 => String::new(),
+        Version::Deb13 => {
+            require_program("chroot", "coreutils");
+            trixie_root(&["usr/sbin/openvpn"]).display().to_string()
+        }
+    };
+    let deb13 = version == Version::Deb13;
+    let dir = test_dir(if deb13 { "openvpn-deb13" } else { "openvpn" });
     let shown = [
         ("servers (sys.err)", "sys.err"),
         ("servers (own.err)", "own.err"),
@@ -251,8 +282,8 @@ fn real_openvpn_failures_count_for_the_client_openvpn_wrote() {
     run_script_ok(
         "openvpn",
         dir.path(),
-        &format!("{PRIVATE_SYSLOG_SH}{SCRIPT}"),
-        &[],
+        &format!("{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SCRIPT}"),
+        &[tree.as_ref()],
         &shown,
     );
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
@@ -265,6 +296,19 @@ fn real_openvpn_failures_count_for_the_client_openvpn_wrote() {
         read("timeouts")
     );
 
+    // the servers that ran: Debian 12's 2.6.14 is built with OpenSSL 3.0, Debian 13's with
+    // 3.5 (which writes every line counted as 3.0 does)
+    let openssl = if deb13 {
+        "OpenSSL 3.5."
+    } else {
+        "OpenSSL 3.0."
+    };
+    for (name, text) in [("syslog", &systext), ("own log", &owntext)] {
+        assert!(
+            text.contains(&format!("library versions: {openssl}")),
+            "{name}: not {openssl}:\n{text}"
+        );
+    }
     // the legitimate client connected to every server under its hostile user name, and the
     // TCP one left (the end of a connection counts nothing)
     let hostile_cn = "good/192.0.2.66:1 TLS Error: TLS handshake failed/192.0.2.10:";
@@ -379,4 +423,16 @@ fn real_openvpn_failures_count_for_the_client_openvpn_wrote() {
         bans, expected,
         "bans (mode aggressive, maxretry 4):\n{systext}"
     );
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_openvpn_failures_count_for_the_client_openvpn_wrote() {
+    run(Version::Deb12);
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_openvpn_deb13_failures_count_for_the_client_openvpn_wrote() {
+    run(Version::Deb13);
 }

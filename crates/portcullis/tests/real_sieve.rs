@@ -1,4 +1,7 @@
-//! The `sieve` filter against the real Dovecot ManageSieve. Debian 12's Dovecot (2.3.19) with
+//! The `sieve` filter against the real Dovecot ManageSieve: Debian 12's (2.3.19, the
+//! machine's) and Debian 13's (2.4.1, test.sh's trixie tree, run with chroot in a private
+//! overlay of it: common/real.rs `trixie_mount`, with 2.4's configuration syntax), the same
+//! scenarios and one table of what must count. Dovecot with
 //! Pigeonhole's managesieve-login (dovecot-managesieved) runs in its own pid, mount and
 //! network namespace (`unshare`), from its own configuration in the test's directory
 //! (`base_dir` and `state_dir` there: the machine's /run/dovecot and /var/lib/dovecot are not
@@ -24,11 +27,17 @@
 //! `portcullis replay` with `maxretry = 3` bans 203.0.113.5 alone. The first run found the
 //! filter read every line as written (no change needed), and that Dovecot writes its
 //! `instance_name` as the syslog ident (a second instance named otherwise is not `dovecot`).
+//! 2.4 writes "Login aborted: Logged out (auth failed, N attempts in S secs) (auth_failed):
+//! user=<...>, ..." where 2.3 wrote "Disconnected: Aborted login by logging out (...)",
+//! "Login aborted: Connection closed (no auth attempts ...) (no_auth_attempts)" for the silent
+//! client and "Logged in:" for the right login: the same (address, rule) pairs, no pattern
+//! change.
 //!
 //! Needs root, dovecot (dovecot-core), managesieve-login (dovecot-managesieved), python3,
-//! rsyslogd, iproute2's ip and util-linux's unshare (test.sh installs them); fails loudly
-//! when they are missing. Runs in about 6 s (Dovecot's auth penalty delays the later tries
-//! from an address that already failed by up to 4 s).
+//! rsyslogd, iproute2's ip and util-linux's unshare, and for the second run chroot and the
+//! trixie tree (test.sh installs them); fails loudly when they are missing. Runs in about 6 s
+//! each (Dovecot 2.3's auth penalty delays the later tries from an address that already
+//! failed by up to 4 s; 2.4's run took 1 s).
 
 mod common;
 
@@ -41,7 +50,7 @@ use std::path::Path;
 /// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
 /// run is in it and dies with it; $1 is the test's directory.
 const SCRIPT: &str = r#"set -u
-d="$1"
+d="$1"; tree="$2"
 ip link set lo up
 for a in 192.0.2.1 192.0.2.10 203.0.113.5 203.0.113.6 203.0.113.8 203.0.113.9 203.0.113.11 \
          203.0.113.12 203.0.113.13; do
@@ -54,19 +63,29 @@ mkdir -p "$d/run" "$d/state" "$d/mail"
 chmod 1777 "$d/mail"
 echo "alice:{PLAIN}correct-horse:65534:65534::$d/mail/alice" > "$d/passwd"
 chmod 644 "$d/passwd"
-cat > "$d/dovecot.conf" <<C
-base_dir = $d/run
+# the configuration: 2.3's syntax, or 2.4's (dovecot_config_version first: it sets the
+# defaults the rest is read with; named passdb/userdb blocks, auth_allow_cleartext,
+# mail_driver/mail_path: as real_mail.rs writes it)
+common="base_dir = $d/run
 state_dir = $d/state
 log_path = syslog
 syslog_facility = mail
 protocols = sieve
 listen = 192.0.2.1, 2001:db8::1
 ssl = no
-disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_failure_delay = 0
-mail_location = maildir:$d/mail/%u
 first_valid_uid = 1
+service managesieve-login {
+  inet_listener sieve {
+    port = 4190
+  }
+}"
+if [ -z "$tree" ]; then
+  cat > "$d/dovecot.conf" <<C
+$common
+disable_plaintext_auth = no
+mail_location = maildir:$d/mail/%u
 passdb {
   driver = passwd-file
   args = $d/passwd
@@ -75,22 +94,40 @@ userdb {
   driver = passwd-file
   args = $d/passwd
 }
-service managesieve-login {
-  inet_listener sieve {
-    port = 4190
-  }
+C
+  dovecot=(/usr/sbin/dovecot)
+else
+  cat > "$d/dovecot.conf" <<C
+dovecot_config_version = 2.4.0
+dovecot_storage_version = 2.4.0
+$common
+auth_allow_cleartext = yes
+mail_driver = maildir
+mail_path = $d/mail/%{user}
+passdb passwd-file {
+  passwd_file_path = $d/passwd
+}
+userdb passwd-file {
+  passwd_file_path = $d/passwd
 }
 C
-/usr/sbin/dovecot -F -c "$d/dovecot.conf" 2>"$d/dovecot.err" &
+  # Debian 13's Dovecot in a private overlay of the tree (common/real.rs: $d at the same
+  # path inside, so /dev/log reaches the private rsyslogd)
+  trixie_mount "$tree" "$d/root" "$d/trixie" || exit 4
+  dovecot=(chroot "$d/root" /usr/sbin/dovecot)
+fi
+"${dovecot[@]}" -F -c "$d/dovecot.conf" 2>"$d/dovecot.err" &
 for _ in $(seq 100); do
   [ "$(ss -Hltn 'sport = :4190' | wc -l)" -ge 2 ] && break
   sleep 0.1
 done
 [ "$(ss -Hltn 'sport = :4190' | wc -l)" -ge 2 ] || { echo "dovecot did not listen" >&2; exit 4; }
 timeout 30 python3 "$d/client.py" 2> "$d/client.err" || { echo "client failed" >&2; exit 5; }
-# every session's last line: the ten disconnects, the login and its logout
+# every session's last line: the ten disconnects, the login and its logout (2.3
+# "managesieve(alice)...: Disconnected: Logged out", 2.4 "sieve(alice)...")
 for _ in $(seq 50); do
-  [ "$(grep -c "managesieve" "$d/syslog" 2>/dev/null)" -ge 12 ] && break
+  [ "$(grep -c "managesieve-login: " "$d/syslog" 2>/dev/null)" -ge 11 ] &&
+    grep -q "sieve(alice).*Logged out" "$d/syslog" && break
   sleep 0.1
 done
 kill %2
@@ -179,21 +216,47 @@ for e in errors:
 sys.exit(1 if errors else 0)
 "#;
 
-#[test]
-#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
-fn real_managesieve_failures_count_for_the_address_dovecot_wrote() {
+/// The Dovecot under test: Debian 12's (the machine's, 2.3.19) or Debian 13's (the trixie
+/// tree, 2.4.1, run with chroot).
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Version {
+    Deb12,
+    Deb13,
+}
+
+/// Runs every scenario against `version`'s Dovecot and checks what it wrote and what the
+/// filter counts of it.
+fn run(version: Version) {
     require_root();
-    require_program("dovecot", "dovecot-core");
-    assert!(
-        Path::new("/usr/lib/dovecot/managesieve-login").is_file(),
-        "/usr/lib/dovecot/managesieve-login is missing: install dovecot-managesieved (test.sh does)"
-    );
     require_program("python3", "python3");
     require_program("rsyslogd", "rsyslog");
     require_program("ip", "iproute2");
     require_program("ss", "iproute2");
     require_program("unshare", "util-linux");
-    let dir = test_dir("sieve");
+    let tree = match version {
+        Version::Deb12 => {
+            require_program("dovecot", "dovecot-core");
+            assert!(
+                Path::new("/usr/lib/dovecot/managesieve-login").is_file(),
+                "/usr/lib/dovecot/managesieve-login is missing: install dovecot-managesieved \
+                 (test.sh does)"
+            );
+            String::new()
+        }
+        Version::Deb13 => {
+            require_program("chroot", "coreutils");
+            trixie_root(&[
+                "usr/sbin/dovecot",
+                "usr/lib/dovecot/managesieve-login",
+                "usr/lib/dovecot/managesieve",
+                "usr/lib/dovecot/auth",
+            ])
+            .display()
+            .to_string()
+        }
+    };
+    let v24 = version == Version::Deb13;
+    let dir = test_dir(if v24 { "sieve-2.4" } else { "sieve" });
     // Dovecot's unprivileged processes (auth, login) read the passwd file under it
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
     fs::write(dir.path().join("client.py"), CLIENT_PY).unwrap();
@@ -202,25 +265,53 @@ fn real_managesieve_failures_count_for_the_address_dovecot_wrote() {
         ("dovecot", "dovecot.err"),
         ("log", "syslog"),
     ];
-    let script = format!("{PRIVATE_SYSLOG_SH}{SCRIPT}");
-    run_script_ok("dovecot", dir.path(), &script, &[], &shown);
+    let script = format!("{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SCRIPT}");
+    run_script_ok("dovecot", dir.path(), &script, &[tree.as_ref()], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let sys = dir.path().join("syslog");
     let text = read("syslog");
 
     // what Dovecot wrote: one disconnect line per failed connection, the login of the right
-    // password, under the ident `dovecot`, the hostile names inside user=<...>
+    // password, under the ident `dovecot`, the hostile names inside user=<...>. 2.3 writes
+    // "Disconnected: Aborted login by logging out (auth failed, 1 attempts in 0 secs): ..."
+    // and "Login: user=<...>"; 2.4 "Login aborted: Logged out (auth failed, 1 attempts in
+    // 0 secs) (auth_failed): ...", "Login aborted: Connection closed (no auth attempts in 0
+    // secs) (no_auth_attempts): user=<>, ..." and "Logged in: user=<...>"
+    let (banner, aborted, login) = if v24 {
+        (
+            "Dovecot v2.4.",
+            "managesieve-login: Login aborted: ",
+            "Logged in",
+        )
+    } else {
+        ("Dovecot v2.3.", "managesieve-login: Disconnected", "Login")
+    };
+    assert!(text.contains(banner), "not {banner}:\n{text}");
     assert_eq!(
-        text.matches("managesieve-login: Disconnected").count(),
+        text.matches(aborted).count(),
         10,
         "ten failed or silent connections expected:\n{text}"
     );
+    let right = format!(
+        " dovecot: managesieve-login: {login}: user=<alice>, method=PLAIN, rip=192.0.2.10, lip=192.0.2.1,"
+    );
     assert!(
-        text.contains(
-            " dovecot: managesieve-login: Login: user=<alice>, method=PLAIN, rip=192.0.2.10, lip=192.0.2.1,"
-        ),
+        text.contains(&right),
         "the right login is not in the log:\n{text}"
     );
+    if v24 {
+        for shape in [
+            "Login aborted: Logged out (auth failed, 1 attempts in ",
+            " secs) (auth_failed): user=<alice>, method=PLAIN, rip=203.0.113.5,",
+            "Login aborted: Connection closed (no auth attempts in ",
+            " secs) (no_auth_attempts): user=<>, rip=203.0.113.12,",
+        ] {
+            assert!(
+                text.contains(shape),
+                "Dovecot 2.4 did not write {shape}:\n{text}"
+            );
+        }
+    }
     assert!(
         text.contains("(auth failed, 2 attempts in ") && text.contains("rip=203.0.113.13, "),
         "the two-attempt connection is not in the log:\n{text}"
@@ -263,4 +354,16 @@ fn real_managesieve_failures_count_for_the_address_dovecot_wrote() {
         vec!["203.0.113.5".to_string()],
         "bans; log:\n{text}"
     );
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_managesieve_failures_count_for_the_address_dovecot_wrote() {
+    run(Version::Deb12);
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_managesieve_2_4_failures_count_for_the_address_dovecot_wrote() {
+    run(Version::Deb13);
 }

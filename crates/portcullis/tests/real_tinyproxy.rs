@@ -1,31 +1,35 @@
-//! The `tinyproxy` filter against the real Tinyproxy. Debian 12's tinyproxy (1.11.1, the
-//! binary of tinyproxy-bin) runs twice in its own pid, mount and network namespace
+//! The `tinyproxy` filter against the real Tinyproxy: Debian 12's (1.11.1, the binary of
+//! tinyproxy-bin, the machine's) and Debian 13's (1.11.2, test.sh's trixie tree, run with
+//! chroot in a private overlay of it: common/real.rs `trixie_mount`), the same scenarios and
+//! one table of what must count. Each runs twice in its own pid, mount and network namespace
 //! (`unshare`), in the foreground (`-d`), listening on 192.0.2.1 and 2001:db8::1, with
 //! `Allow 192.0.2.0/24` (every other client refused by the access list) and `BasicAuth`:
 //! once writing its own file (`LogFile`, `LogLevel Info`), once through syslog(3) (`Syslog
 //! On`) to a private rsyslogd (a private /dev whose /dev/log is its socket). A small origin
 //! server (python3's http.server) answers on 192.0.2.80.
 //!
-//! Clients (curl with `--proxy` and `--interface`), the same against each instance:
-//! 2001:db8:77::7 (the first connection), 203.0.113.77 three times (once with a hostile
-//! request target, once with a hostile Proxy-Authorization user name) and 2001:db8:88::8 three
-//! times are refused by the access list; 192.0.2.10 is served with the right credentials
-//! (counts nothing) and sends a hostile request line that the proxy rejects (400);
-//! 192.0.2.11, inside the allowed range, tries a wrong password, a hostile user name and no
-//! credentials with a hostile request target.
+//! Clients (the machine's curl with `--proxy` and `--interface`), the same against each
+//! instance: 2001:db8:77::7 (the first connection), 203.0.113.77 three times (once with a
+//! hostile request target, once with a hostile Proxy-Authorization user name) and
+//! 2001:db8:88::8 three times are refused by the access list; 192.0.2.10 is served with the
+//! right credentials (counts nothing) and sends a hostile request line that the proxy rejects
+//! (400); 192.0.2.11, inside the allowed range, tries a wrong password, a hostile user name
+//! and no credentials with a hostile request target.
 //!
 //! `portcullis test --filter tinyproxy --json` must count, in both logs, each access-list
-//! refusal once for the client's address and nothing for the served client; a wrong BasicAuth
-//! password counts as many times as Tinyproxy wrote `Failed auth attempt` (1.11.2 and later;
-//! Debian 12's 1.11.1 writes no line for it, so nothing); no address a client wrote
-//! (192.0.2.66) ever counts. Tinyproxy 1.11.0-1.11.1 write the first IPv6 client after an
-//! IPv4 one with only its first 64 bits right (tinyproxy issue #495, fixed in 1.11.2): the
-//! IPv6 counts are checked per /64, the prefix an IPv6 ban takes. `portcullis replay` with
-//! `maxretry = 3` bans 203.0.113.77 and 2001:db8:88::/64 alone.
+//! refusal once for the client's address and nothing for the served client; no address a
+//! client wrote (192.0.2.66) ever counts. Debian 12's 1.11.1 writes no line for a wrong
+//! BasicAuth password, and writes the first IPv6 client after an IPv4 one with only its
+//! first 64 bits right (tinyproxy issue #495): its IPv6 counts are checked per /64, the
+//! prefix an IPv6 ban takes. Debian 13's 1.11.2 (seen in the run) writes every IPv6 address
+//! whole (checked exactly) and `Failed auth attempt (file descriptor: N), ip 192.0.2.11` for
+//! the wrong password and the wrong user name (2, rule `auth-failed`), none for the request
+//! without credentials. `portcullis replay` with `maxretry = 3` bans 203.0.113.77 and
+//! 2001:db8:88::/64 alone.
 //!
 //! Needs root, tinyproxy (tinyproxy-bin), curl, python3, rsyslogd, iproute2's ip and
-//! util-linux's unshare (test.sh installs them); fails loudly when they are missing. Runs in
-//! about 2 s.
+//! util-linux's unshare, and for the second run chroot and the trixie tree (test.sh installs
+//! them); fails loudly when they are missing. Runs in about 2 s each.
 
 mod common;
 
@@ -38,7 +42,7 @@ use std::path::Path;
 /// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
 /// run is in it and dies with it; $1 is the test's directory.
 const SCRIPT: &str = r##"set -u
-d="$1"
+d="$1"; tree="$2"
 ip link set lo up
 for a in 192.0.2.1 192.0.2.10 192.0.2.11 192.0.2.80 203.0.113.77; do
   ip addr add "$a/32" dev lo || exit 2
@@ -67,9 +71,16 @@ C
 done
 echo "LogFile \"$d/tinyproxy.log\"" >> "$d/tp8888.conf"
 echo "Syslog On" >> "$d/tp8889.conf"
-tinyproxy -d -c "$d/tp8888.conf" > "$d/tp8888.out" 2>&1 &
+# the Tinyproxy to run: the machine's (Debian 12), or Debian 13's in a private overlay of its
+# tree (common/real.rs trixie_mount: $d at the same path inside)
+tinyproxy=(tinyproxy)
+if [ -n "$tree" ]; then
+  trixie_mount "$tree" "$d/root" "$d/trixie" || exit 4
+  tinyproxy=(chroot "$d/root" /usr/bin/tinyproxy)
+fi
+"${tinyproxy[@]}" -d -c "$d/tp8888.conf" > "$d/tp8888.out" 2>&1 &
 tp1=$!
-tinyproxy -d -c "$d/tp8889.conf" > "$d/tp8889.out" 2>&1 &
+"${tinyproxy[@]}" -d -c "$d/tp8889.conf" > "$d/tp8889.out" 2>&1 &
 tp2=$!
 for _ in $(seq 100); do
   grep -q "Starting main loop" "$d/tinyproxy.log" 2>/dev/null &&
@@ -122,33 +133,56 @@ fn net_of(host: &str) -> String {
     }
 }
 
-/// Per address (IPv6: per /64) and rule, how many lines count in `log`.
-fn counted(log: &Path) -> BTreeMap<(String, String), usize> {
+/// Per address (IPv6: per /64 when `per64`) and rule, how many lines count in `log`.
+fn counted(log: &Path, per64: bool) -> BTreeMap<(String, String), usize> {
     let mut by: BTreeMap<(String, String), usize> = BTreeMap::new();
     for (host, rule, _) in counted_matches("tinyproxy", log) {
-        *by.entry((net_of(&host), rule)).or_default() += 1;
+        let host = if per64 { net_of(&host) } else { host };
+        *by.entry((host, rule)).or_default() += 1;
     }
     by
 }
 
-#[test]
-#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
-fn real_tinyproxy_refusals_count_for_the_client_address() {
+/// The Tinyproxy under test: Debian 12's (the machine's, 1.11.1) or Debian 13's (the trixie
+/// tree, 1.11.2, run with chroot).
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Version {
+    Deb12,
+    Deb13,
+}
+
+/// Runs every scenario against `version`'s Tinyproxy and checks what curl got, what
+/// Tinyproxy wrote and what the filter counts of it.
+fn run(version: Version) {
     require_root();
-    require_program("tinyproxy", "tinyproxy-bin");
     require_program("curl", "curl");
     require_program("python3", "python3");
     require_program("rsyslogd", "rsyslog");
     require_program("ip", "iproute2");
     require_program("unshare", "util-linux");
-    let dir = test_dir("tinyproxy");
+    let tree = match version {
+        Version::Deb12 => {
+            require_program("tinyproxy", "tinyproxy-bin");
+            String::new()
+        }
+        Version::Deb13 => {
+            require_program("chroot", "coreutils");
+            trixie_root(&["usr/bin/tinyproxy"]).display().to_string()
+        }
+    };
+    let v1112 = version == Version::Deb13;
+    let dir = test_dir(if v1112 {
+        "tinyproxy-1.11.2"
+    } else {
+        "tinyproxy"
+    });
     let shown = [
         ("tinyproxy (tp8888.out)", "tp8888.out"),
         ("tinyproxy (tp8889.out)", "tp8889.out"),
         ("log", "tinyproxy.log"),
     ];
-    let script = format!("{PRIVATE_SYSLOG_SH}{SCRIPT}");
-    run_script_ok("tinyproxy", dir.path(), &script, &[], &shown);
+    let script = format!("{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SCRIPT}");
+    run_script_ok("tinyproxy", dir.path(), &script, &[tree.as_ref()], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
 
     // what the clients got, from each proxy
@@ -178,24 +212,44 @@ fn real_tinyproxy_refusals_count_for_the_client_address() {
     let sys = dir.path().join("syslog");
     for log in [&file, &sys] {
         let text = fs::read_to_string(log).unwrap_or_default();
-        // (wrong BasicAuth passwords: as many as Tinyproxy wrote, none in 1.11.1)
-        let failed_auth = text
-            .lines()
-            .filter(|l| l.contains("]: Failed auth attempt (file descriptor: "))
-            .count();
+        // 1.11.1 writes no line for a wrong BasicAuth password and the IPv6 clients per /64
+        // only (issue #495); 1.11.2 writes `Failed auth attempt` for the wrong password and
+        // the wrong user name (none for the request without credentials, answered 407) and
+        // every IPv6 address whole
+        let (v6_77, v6_88) = if v1112 {
+            ("2001:db8:77::7", "2001:db8:88::8")
+        } else {
+            ("2001:db8:77::/64", "2001:db8:88::/64")
+        };
         let mut want: BTreeMap<(String, String), usize> = [
             ("203.0.113.77", "unauthorized", 3),
-            ("2001:db8:77::/64", "unauthorized", 1),
-            ("2001:db8:88::/64", "unauthorized", 3),
+            (v6_77, "unauthorized", 1),
+            (v6_88, "unauthorized", 3),
         ]
         .into_iter()
         .map(|(h, r, n)| ((h.to_string(), r.to_string()), n))
         .collect();
-        if failed_auth > 0 {
-            want.insert(("192.0.2.11".into(), "auth-failed".into()), failed_auth);
+        if v1112 {
+            want.insert(("192.0.2.11".into(), "auth-failed".into()), 2);
+            for line in [
+                "]: Unauthorized connection from \"2001:db8:88::8\".",
+                "]: Failed auth attempt (file descriptor: 6), ip 192.0.2.11",
+            ] {
+                assert!(
+                    text.contains(line),
+                    "{}: 1.11.2 did not write {line}:\n{text}",
+                    log.display()
+                );
+            }
+        } else {
+            assert!(
+                !text.contains("]: Failed auth attempt"),
+                "{}: 1.11.1 wrote a failed auth:\n{text}",
+                log.display()
+            );
         }
         assert_eq!(
-            counted(log),
+            counted(log, !v1112),
             want,
             "{}: what counted, per address\nlog:\n{text}",
             log.display()
@@ -230,4 +284,16 @@ fn real_tinyproxy_refusals_count_for_the_client_address() {
             log.display()
         );
     }
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_tinyproxy_refusals_count_for_the_client_address() {
+    run(Version::Deb12);
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_tinyproxy_1_11_2_refusals_count_for_the_client_address() {
+    run(Version::Deb13);
 }
