@@ -1,5 +1,8 @@
 //! The `apache-modsecurity`, `apache-noscript`, `apache-nohome` and `apache-shellshock`
-//! filters against the real Apache. Debian 12's Apache (2.4.71, mpm_event) runs in the
+//! filters against the real Apache, the same scenarios and one table of counts for Debian 12's
+//! Apache with ModSecurity 2.9.7 (the machine's) and Debian 13's with ModSecurity 2.9.11
+//! (test.sh's trixie tree, run with chroot in a private overlay of it: common/real.rs
+//! `trixie_mount`; its /etc and /home private). Apache (2.4.71, mpm_event) runs in the
 //! foreground in its own pid, mount and network namespace (`unshare`) with its own
 //! configuration: ModSecurity 2.9.7 (libapache2-mod-security2, no CRS) with four local rules
 //! (phase 1: "w00tw00t" in the URI, whose msg holds "[client 198.51.100.7]", and "nikto" in
@@ -32,11 +35,14 @@
 //! /usr/sbin/public_html/` for /~daemon/), and that Apache with Debian 12's bash writes
 //! nothing at all to the error log for Shellshock (bash imports functions only from
 //! BASH_FUNC_NAME%% variables, Apache names them HTTP_...): only the access log shows it, and
-//! only in the request line, Referer and User-Agent.
+//! only in the request line, Referer and User-Agent. ModSecurity 2.9.11 differs in one thing:
+//! it no longer writes its own "[client ADDR] " after Apache's "[client ADDR:PORT] " (the
+//! filter reads both); Debian 13's bash 5.2.37 writes nothing for Shellshock either.
 //!
 //! Needs root, apache2 with mod_security2 (libapache2-mod-security2), curl, openssl,
 //! rsyslogd, iproute2's ip and ss, util-linux's unshare (test.sh installs them); fails loudly
-//! when they are missing. Runs in about 3 s.
+//! when they are missing; the 2.9.11 run needs the trixie tree and chroot. Each runs in
+//! about 2 s.
 
 mod common;
 
@@ -50,7 +56,7 @@ const MOD_SECURITY: &str = "/usr/lib/apache2/modules/mod_security2.so";
 /// run is in it and dies with it; $1 is the test's directory, $2 the first of two uids free
 /// on the machine. (After [`PRIVATE_ETC_SH`] and [`PRIVATE_SYSLOG_SH`].)
 const SCRIPT: &str = r#"set -u
-d="$1"; uid="$2"
+d="$1"; uid="$2"; tree="$3"
 ip link set lo up
 for a in 192.0.2.1 198.51.100.7 203.0.113.5 203.0.113.6 203.0.113.7 203.0.113.8 203.0.113.9; do
   ip addr add "$a/32" dev lo || exit 2
@@ -60,17 +66,30 @@ for a in 2001:db8::1 2001:db8::7; do ip addr add "$a/128" dev lo nodad || exit 2
 chmod 755 "$d"
 # a private /dev whose /dev/log is a private rsyslogd's socket (common/netns.rs)
 private_syslog "$d"
+# the Apache to run: the machine's (Debian 12), or Debian 13's in a private overlay of its
+# tree (common/real.rs trixie_mount: its /etc, /run and /tmp private, $d at the same path);
+# $r is the root the server sees
+r=""; apache=(/usr/sbin/apache2)
+if [ -n "$tree" ]; then
+  trixie_mount "$tree" "$d/root" "$d/trixie" || exit 4
+  r="$d/root"; apache=(chroot "$r" /usr/sbin/apache2)
+fi
+"${apache[@]}" -v > "$d/version" 2>&1
 # home directories in this namespace only: alice has a public_html, bob has none
-mount -t tmpfs -o mode=755 pct-home /home || exit 4
-mkdir -p /home/alice/public_html /home/bob
-echo "alice's page" > /home/alice/public_html/index.html
-chmod -R a+rX /home
+mount -t tmpfs -o mode=755 pct-home "$r/home" || exit 4
+mkdir -p "$r/home/alice/public_html" "$r/home/bob"
+echo "alice's page" > "$r/home/alice/public_html/index.html"
+chmod -R a+rX "$r/home"
 mkdir -p "$d/etc-src"
-cp /etc/passwd /etc/group "$d/etc-src/" || exit 4
+cp "$r/etc/passwd" "$r/etc/group" "$d/etc-src/" || exit 4
 echo "alice:x:$uid:$uid:web test:/home/alice:/usr/sbin/nologin" >> "$d/etc-src/passwd"
 echo "bob:x:$((uid + 1)):$uid:web test:/home/bob:/usr/sbin/nologin" >> "$d/etc-src/passwd"
 echo "pctweb:x:$uid:" >> "$d/etc-src/group"
-private_etc "$d/etc-ov" "$d/etc-src" passwd group || exit 4
+if [ -n "$tree" ]; then
+  cp "$d/etc-src/passwd" "$d/etc-src/group" "$r/etc/" || exit 4
+else
+  private_etc "$d/etc-ov" "$d/etc-src" passwd group || exit 4
+fi
 mkdir -p "$d/htdocs/private" "$d/cgi-bin" "$d/run"
 echo ok > "$d/htdocs/index.html"
 echo secret > "$d/htdocs/private/index.html"
@@ -143,7 +162,7 @@ ScriptAlias /cgi-bin/ $d/cgi-bin/
   ErrorLog syslog:local7
 </VirtualHost>
 C
-/usr/sbin/apache2 -f "$d/httpd.conf" -D FOREGROUND > "$d/apache.out" 2>&1 < /dev/null &
+"${apache[@]}" -f "$d/httpd.conf" -D FOREGROUND > "$d/apache.out" 2>&1 < /dev/null &
 for _ in $(seq 100); do
   [ "$(ss -Hltn | grep -c -E ':8[01] ')" -ge 4 ] && break
   sleep 0.1
@@ -221,31 +240,76 @@ kill %1
 wait
 "#;
 
+/// The Apache under test: Debian 12's (the machine's: 2.4.71 with ModSecurity 2.9.7) or
+/// Debian 13's (the trixie tree: 2.4.71 with ModSecurity 2.9.11, run with chroot).
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Version {
+    Deb12,
+    Deb13,
+}
+
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_apache_modules_count_for_the_client_apache_wrote() {
+    run(Version::Deb12);
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_apache_modsecurity_2_9_11_count_for_the_client_apache_wrote() {
+    run(Version::Deb13);
+}
+
+/// Runs every scenario against `version`'s Apache and checks what the clients got, what it
+/// wrote and what the filters count of it.
+fn run(version: Version) {
     require_root();
-    require_program("apache2", "apache2");
-    assert!(
-        Path::new(MOD_SECURITY).is_file(),
-        "{MOD_SECURITY} is missing: install libapache2-mod-security2 (test.sh does)"
-    );
+    let tree = match version {
+        Version::Deb12 => {
+            require_program("apache2", "apache2");
+            assert!(
+                Path::new(MOD_SECURITY).is_file(),
+                "{MOD_SECURITY} is missing: install libapache2-mod-security2 (test.sh does)"
+            );
+            String::new()
+        }
+        Version::Deb13 => {
+            require_program("chroot", "coreutils");
+            trixie_root(&["usr/sbin/apache2", &MOD_SECURITY[1..]])
+                .display()
+                .to_string()
+        }
+    };
     require_program("curl", "curl");
     require_program("openssl", "openssl");
     require_program("rsyslogd", "rsyslog");
     require_program("ip", "iproute2");
     require_program("ss", "iproute2");
     require_program("unshare", "util-linux");
-    let dir = test_dir("apache");
+    let dir = test_dir(match version {
+        Version::Deb12 => "apache",
+        Version::Deb13 => "apache-trixie",
+    });
     let uid = free_ids(2, 64300..64500).to_string();
     let shown = [
         ("apache", "apache.out"),
         ("curl", "curl.err"),
         ("error log", "error.log"),
     ];
-    let script = format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SCRIPT}");
-    run_script_ok("Apache", dir.path(), &script, &[uid.as_ref()], &shown);
+    let script = format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SCRIPT}");
+    run_script_ok(
+        "Apache",
+        dir.path(),
+        &script,
+        &[uid.as_ref(), tree.as_ref()],
+        &shown,
+    );
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+    assert!(
+        read("version").contains("Server version: Apache/2.4.71 (Debian)"),
+        "{version:?}: {}",
+        read("version")
+    );
     let (file, sys, access) = (
         dir.path().join("error.log"),
         dir.path().join("syslog"),
@@ -253,6 +317,14 @@ fn real_apache_modules_count_for_the_client_apache_wrote() {
     );
     let (file_text, sys_text, access_text) =
         (read("error.log"), read("syslog"), read("access.log"));
+    let modsec = match version {
+        Version::Deb12 => "ModSecurity for Apache/2.9.7 ",
+        Version::Deb13 => "ModSecurity for Apache/2.9.11 ",
+    };
+    assert!(
+        file_text.contains(modsec),
+        "{version:?}: {modsec}\n{file_text}"
+    );
 
     // what the clients saw, on both ports
     let want_codes: Vec<String> = [
@@ -290,8 +362,22 @@ fn real_apache_modules_count_for_the_client_apache_wrote() {
             ("AH00128: File does not exist: /usr/sbin/public_html/", 1),
             ("[hostname \"192.0.2.66\"]", 1),
             ("AH01618: user ", 2),
+            // ModSecurity's own client field after Apache's: 2.9.7 writes it, 2.9.11 not
+            // ("[client 203.0.113.5:PORT] ModSecurity: Access denied ...")
+            (
+                "[client 203.0.113.5] ModSecurity: ",
+                match version {
+                    Version::Deb12 => 3,
+                    Version::Deb13 => 0,
+                },
+            ),
+            ("] ModSecurity: Access denied with code 403 (phase ", 7),
         ] {
-            assert_eq!(text.matches(what).count(), n, "{name}: {what}\n{text}");
+            assert_eq!(
+                text.matches(what).count(),
+                n,
+                "{version:?}: {name}: {what}\n{text}"
+            );
         }
         // Shellshock leaves no trace in the error log: bash 5.2 imports no HTTP_* function
         for never in ["AH01215", "function definition"] {
@@ -367,7 +453,7 @@ fn real_apache_modules_count_for_the_client_apache_wrote() {
             assert_eq!(
                 got,
                 want_rules(want),
-                "{filter} on {}: what counted, per address; log:\n{}",
+                "{version:?}: {filter} on {}: what counted, per address; log:\n{}",
                 log.display(),
                 fs::read_to_string(log).unwrap_or_default()
             );
