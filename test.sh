@@ -305,7 +305,7 @@ fi
 # BIND 9.20, Squid 6, HAProxy 3.0, Samba 4.22, Cockpit 337, TigerVNC 1.15, Syncthing 1.29,
 # PgBouncer 1.24, tinyproxy 1.11.2, OpenVPN 2.6.14, ocserv 1.3, MIT Kerberos 1.21, lighttpd
 # 1.4.79, NSD 4.12, stunnel 5.74, CUPS 2.4.10, rsync 3.5, vsftpd 3.0.5, nginx 1.26, Apache
-# 2.4.6x with ModSecurity; about 1.5 GB): a minimal trixie tree made
+# with ModSecurity 2.9.11, rsyslog 8.2504, BusyBox 1.37; about 1.5 GB): a minimal trixie tree made
 # by debootstrap from Debian's own mirror under /var/cache/portcullis-test/trixie
 # (PORTCULLIS_TRIXIE_ROOT elsewhere), never installed on this system; the tests run its
 # programs chrooted inside their own namespaces (tests/common/real.rs). No service of the tree
@@ -355,15 +355,15 @@ trixie_tree /var/cache/portcullis-test/trixie \
   "dropbear-bin prosody prosody-modules xrdp kamailio inspircd libreswan libevent-2.1-7t64 libdb5.3t64
   389-ds-base slapd bind9 squid haproxy samba cockpit-ws cockpit-bridge tigervnc-standalone-server syncthing
   pgbouncer dovecot-managesieved tinyproxy-bin openvpn ocserv krb5-kdc lighttpd nsd stunnel4 cups-daemon rsync
-  vsftpd nginx apache2 libapache2-mod-security2 libsodium23" \
+  vsftpd nginx apache2 libapache2-mod-security2 libsodium23 rsyslog busybox" \
   "opensmtpd pure-ftpd"
 # The second tree, /var/cache/portcullis-test/trixie-b (PORTCULLIS_TRIXIE_B_ROOT elsewhere),
 # holds what conflicts with the first one's programs: Exim 4.98 (Postfix), Cyrus IMAP 3.10
-# (Dovecot), strongSwan 6.0 (Libreswan), ProFTPD 1.3.8 (vsftpd).
+# (Dovecot), strongSwan 6.0 (Libreswan), ProFTPD 1.3.8 (vsftpd), syslog-ng 4.8 (rsyslog).
 trixie_tree /var/cache/portcullis-test/trixie-b \
   openssh-client,libsasl2-modules \
   "exim4-daemon-light cyrus-imapd cyrus-pop3d sasl2-bin strongswan-charon strongswan-swanctl
-  libcharon-extra-plugins libcharon-extauth-plugins proftpd-core" ""
+  libcharon-extra-plugins libcharon-extauth-plugins proftpd-core syslog-ng-core" ""
 
 # cargo-deb: the Debian package test builds the package as the README says (`cargo deb`)
 command -v cargo-deb >/dev/null 2>&1 || cargo install cargo-deb --locked --version 3.8.0
