@@ -43,17 +43,7 @@ use std::fs;
 const SCRIPT: &str = r#"set -u
 d="$1"; IF="$2"; P=/usr/bin/python3
 ip link set lo up
-unshare --net sleep 50 & cpid=$!
-for _ in $(seq 100); do
-  [ "$(readlink /proc/$cpid/ns/net)" != "$(readlink /proc/self/ns/net)" ] && break; sleep 0.02
-done
-ip link add "$IF" type veth peer name veth-c netns "$cpid" || exit 2
-ip addr add 192.0.2.1/24 dev "$IF" && ip addr add 2001:db8:a::1/64 dev "$IF" nodad || exit 2
-ip link set "$IF" up
-c() { nsenter --net=/proc/$cpid/ns/net "$@"; }
-c ip link set lo up
-for a in 192.0.2.10 192.0.2.66 192.0.2.77; do c ip addr add "$a/24" dev veth-c || exit 2; done
-c ip addr add 2001:db8:a::66/64 dev veth-c nodad && c ip link set veth-c up || exit 2
+veth_client "$IF" 192.0.2.10 192.0.2.66 192.0.2.77 2001:db8:a::66
 # the kernel's LOG lines of this veth, as rsyslog's imklog writes them, into the file psad
 # reads (the follower opens /dev/kmsg before private_syslog replaces /dev)
 $P "$d/pct.py" kmsg " IN=$IF " " OUT=$IF " "$d/messages" 2>"$d/kmsg.err" &
@@ -126,29 +116,6 @@ elif a[0] == 'connect':
     s = socket.socket(); s.settimeout(3); s.bind((a[1], 0)); s.connect((a[2], int(a[3]))); print('connected')
 "#;
 
-const SYSCTL: &str = "/proc/sys/net/netfilter/nf_log_all_netns";
-
-/// Holds `net.netfilter.nf_log_all_netns` (host-global) at 1 while alive; its drop writes
-/// back the value found, also when the test panics.
-struct AllNetnsLogging {
-    before: String,
-}
-
-impl Drop for AllNetnsLogging {
-    fn drop(&mut self) {
-        let _ = fs::write(SYSCTL, &self.before);
-    }
-}
-
-fn all_netns_logging() -> AllNetnsLogging {
-    let before = fs::read_to_string(SYSCTL).unwrap_or_else(|e| panic!("{SYSCTL}: {e}"));
-    let guard = AllNetnsLogging {
-        before: before.trim().to_string(),
-    };
-    fs::write(SYSCTL, "1\n").unwrap_or_else(|e| panic!("{SYSCTL}: {e}"));
-    guard
-}
-
 /// The installed psad.conf with the test's settings.
 fn psad_conf(dir: &std::path::Path) -> String {
     let d = dir.display();
@@ -209,14 +176,14 @@ fn real_psad_scans_count_for_the_scanners() {
     fs::write(dir.path().join("psad.conf"), psad_conf(dir.path())).unwrap();
     fs::write(dir.path().join("pct.py"), PY).unwrap();
     let iface = format!("psad{}", std::process::id());
-    let script = format!("{PRIVATE_SYSLOG_SH}{SCRIPT}");
+    let script = format!("{PRIVATE_SYSLOG_SH}{VETH_CLIENT_SH}{SCRIPT}");
     let shown = [
         ("psad", "psad.out"),
         ("syslog", "syslog"),
         ("kmsg", "kmsg.err"),
     ];
     {
-        let _sysctl = all_netns_logging();
+        let _sysctl = NfLogAllNetns::enable();
         run_script_ok("psad", dir.path(), &script, &[iface.as_ref()], &shown);
     }
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();

@@ -53,17 +53,7 @@ use std::time::SystemTime;
 const SCRIPT: &str = r#"set -u
 d="$1"; IF="$2"; P=/usr/bin/python3
 ip link set lo up
-unshare --net sleep 50 & cpid=$!
-for _ in $(seq 100); do
-  [ "$(readlink /proc/$cpid/ns/net)" != "$(readlink /proc/self/ns/net)" ] && break; sleep 0.02
-done
-ip link add "$IF" type veth peer name veth-c netns "$cpid" || exit 2
-ip addr add 192.0.2.1/24 dev "$IF" && ip addr add 2001:db8:a::1/64 dev "$IF" nodad || exit 2
-ip link set "$IF" up
-c() { nsenter --net=/proc/$cpid/ns/net "$@"; }
-c ip link set lo up
-for a in 192.0.2.10 192.0.2.66 192.0.2.77; do c ip addr add "$a/24" dev veth-c || exit 2; done
-c ip addr add 2001:db8:a::66/64 dev veth-c nodad && c ip link set veth-c up || exit 2
+veth_client "$IF" 192.0.2.10 192.0.2.66 192.0.2.77 2001:db8:a::66
 # /etc: an overlay (the host's /etc/ufw is never written); /run: the lock
 private_etc "$d/etcw" "$d/etc" default/ufw
 mount -t tmpfs -o mode=755 pct-run /run
@@ -168,26 +158,6 @@ elif a[0] == 'hostile': hostile(a[1])
 elif a[0] == 'late': late(a[1], int(a[2]))
 "#;
 
-const SYSCTL: &str = "/proc/sys/net/netfilter/nf_log_all_netns";
-
-/// Sets `net.netfilter.nf_log_all_netns` (host-global) to 1; puts the previous value back
-/// when dropped, also when the test panics.
-struct NfLogAllNetns(String);
-
-impl NfLogAllNetns {
-    fn enable() -> Self {
-        let old = fs::read_to_string(SYSCTL).unwrap_or_else(|e| panic!("{SYSCTL}: {e}"));
-        fs::write(SYSCTL, "1").unwrap_or_else(|e| panic!("{SYSCTL}: {e}"));
-        NfLogAllNetns(old.trim().to_string())
-    }
-}
-
-impl Drop for NfLogAllNetns {
-    fn drop(&mut self) {
-        let _ = fs::write(SYSCTL, &self.0);
-    }
-}
-
 /// /dev/kmsg opened at its end (non-blocking): [`Kmsg::records`] gives (uptime in µs,
 /// message) of the records written since.
 struct Kmsg(fs::File);
@@ -271,7 +241,7 @@ fn real_ufw_blocked_probes_count_for_their_source() {
     fs::write(etc.join("ufw"), default).unwrap();
     fs::write(dir.path().join("pct.py"), PY).unwrap();
     let iface = format!("ufw{}", std::process::id());
-    let script = format!("{PRIVATE_ETC_SH}{SCRIPT}");
+    let script = format!("{PRIVATE_ETC_SH}{VETH_CLIENT_SH}{SCRIPT}");
     let records = {
         let _sysctl = NfLogAllNetns::enable();
         let mut kmsg = Kmsg::at_end();

@@ -1324,3 +1324,54 @@ pub fn wire_server_and_clients(
         legit,
     ]);
 }
+
+const NF_LOG_ALL_NETNS: &str = "/proc/sys/net/netfilter/nf_log_all_netns";
+
+/// Holds `net.netfilter.nf_log_all_netns` (host-global) at 1 while alive, so that the LOG
+/// rules of a test's network namespace write to the kernel's ring buffer (real_ufw,
+/// real_psad); its drop writes back the value found, also when the test panics. (cargo runs
+/// test binaries one after another: two tests of different binaries never overlap.)
+pub struct NfLogAllNetns(String);
+
+impl NfLogAllNetns {
+    pub fn enable() -> Self {
+        let old = std::fs::read_to_string(NF_LOG_ALL_NETNS)
+            .unwrap_or_else(|e| panic!("{NF_LOG_ALL_NETNS}: {e}"));
+        let guard = NfLogAllNetns(old.trim().to_string());
+        std::fs::write(NF_LOG_ALL_NETNS, "1").unwrap_or_else(|e| panic!("{NF_LOG_ALL_NETNS}: {e}"));
+        guard
+    }
+}
+
+impl Drop for NfLogAllNetns {
+    fn drop(&mut self) {
+        let _ = std::fs::write(NF_LOG_ALL_NETNS, &self.0);
+    }
+}
+
+/// A shell function for scripts run by [`run_unshared`] (real_ufw, real_psad):
+/// `veth_client IF ADDR…` starts a second network namespace (its holder process's pid in
+/// `$cpid`, a `sleep 50`), joins it to this one by a veth pair (this end IF with 192.0.2.1/24
+/// and 2001:db8:a::1/64, the other end veth-c with each ADDR: IPv4 as /24, IPv6 as /64
+/// without duplicate detection); `c CMD…` runs a command in the client namespace.
+pub const VETH_CLIENT_SH: &str = r#"veth_client() {
+  local IF=$1 a
+  shift
+  unshare --net sleep 50 & cpid=$!
+  for _ in $(seq 100); do
+    [ "$(readlink /proc/$cpid/ns/net)" != "$(readlink /proc/self/ns/net)" ] && break; sleep 0.02
+  done
+  ip link add "$IF" type veth peer name veth-c netns "$cpid" || exit 2
+  ip addr add 192.0.2.1/24 dev "$IF" && ip addr add 2001:db8:a::1/64 dev "$IF" nodad || exit 2
+  ip link set "$IF" up
+  c ip link set lo up
+  for a in "$@"; do
+    case $a in
+      *:*) c ip addr add "$a/64" dev veth-c nodad || exit 2 ;;
+      *) c ip addr add "$a/24" dev veth-c || exit 2 ;;
+    esac
+  done
+  c ip link set veth-c up || exit 2
+}
+c() { nsenter --net=/proc/$cpid/ns/net "$@"; }
+"#;
