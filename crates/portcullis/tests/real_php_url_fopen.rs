@@ -108,16 +108,7 @@ web 2001:db8::7 "/vuln.php?p=https://198.51.100.66/x"
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_php_url_fopen_counts_for_the_client_apache_wrote() {
-    require_root();
-    require_program("apache2", "apache2");
-    assert!(
-        Path::new("/usr/lib/apache2/modules/libphp8.2.so").is_file(),
-        "libphp8.2.so is missing: install libapache2-mod-php8.2 (test.sh does)"
-    );
-    require_program("curl", "curl");
-    require_program("ip", "iproute2");
-    require_program("ss", "iproute2");
-    require_program("unshare", "util-linux");
+    require_php_web(false, &[]);
     let dir = test_dir("php-url-fopen");
     let shown = [
         ("apache", "apache.out"),

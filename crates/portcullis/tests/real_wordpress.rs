@@ -47,7 +47,6 @@ mod common;
 
 use common::*;
 use std::fs;
-use std::path::Path;
 
 /// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
 /// run is in it and dies with it; $1 is the test's directory. (After [`PRIVATE_SYSLOG_SH`],
@@ -163,34 +162,18 @@ rpc 2001:db8::7 /xmlrpc.php "$(blogs alice wrong)"
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_wordpress_logins_count_for_the_client_apache_wrote() {
-    require_root();
-    require_program("apache2", "apache2");
-    for (file, package) in [
-        (
-            "/usr/lib/apache2/modules/libphp8.2.so",
-            "libapache2-mod-php8.2",
-        ),
-        ("/usr/share/wordpress/wp-login.php", "wordpress"),
-        (
-            "/usr/share/wordpress/wp-content/themes/twentytwentythree/theme.json",
-            "wordpress-theme-twentytwentythree",
-        ),
-        ("/etc/php/8.2/mods-available/xml.ini", "php8.2-xml"),
-        ("/etc/php/8.2/mods-available/mysqli.ini", "php8.2-mysql"),
-    ] {
-        assert!(
-            Path::new(file).is_file(),
-            "{file} is missing: install {package} (test.sh does)"
-        );
-    }
-    require_program("mariadbd", "mariadb-server");
-    require_program("mariadb-install-db", "mariadb-server");
-    require_program("mariadb", "mariadb-client");
-    require_program("mariadb-admin", "mariadb-client");
-    require_program("curl", "curl");
-    require_program("ip", "iproute2");
-    require_program("ss", "iproute2");
-    require_program("unshare", "util-linux");
+    require_php_web(
+        true,
+        &[
+            ("/usr/share/wordpress/wp-login.php", "wordpress"),
+            (
+                "/usr/share/wordpress/wp-content/themes/twentytwentythree/theme.json",
+                "wordpress-theme-twentytwentythree",
+            ),
+            ("/etc/php/8.2/mods-available/xml.ini", "php8.2-xml"),
+            ("/etc/php/8.2/mods-available/mysqli.ini", "php8.2-mysql"),
+        ],
+    );
     let dir = test_dir("wordpress");
     let shown = [
         ("apache", "apache.out"),

@@ -44,7 +44,6 @@ mod common;
 
 use common::*;
 use std::fs;
-use std::path::Path;
 
 /// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
 /// run is in it and dies with it; $1 is the test's directory. (After [`PRIVATE_SYSLOG_SH`],
@@ -121,33 +120,17 @@ done
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_zoneminder_logins_count_for_the_client_apache_wrote() {
-    require_root();
-    require_program("apache2", "apache2");
-    for (file, package) in [
-        (
-            "/usr/lib/apache2/modules/libphp8.2.so",
-            "libapache2-mod-php8.2",
-        ),
-        ("/usr/share/zoneminder/www/index.php", "zoneminder"),
-        ("/usr/share/zoneminder/db/zm_create.sql", "zoneminder"),
-        ("/etc/zm/zm.conf", "zoneminder"),
-        ("/etc/php/8.2/mods-available/pdo_mysql.ini", "php8.2-mysql"),
-    ] {
-        assert!(
-            Path::new(file).is_file(),
-            "{file} is missing: install {package} (test.sh does)"
-        );
-    }
+    require_php_web(
+        true,
+        &[
+            ("/usr/share/zoneminder/www/index.php", "zoneminder"),
+            ("/usr/share/zoneminder/db/zm_create.sql", "zoneminder"),
+            ("/etc/zm/zm.conf", "zoneminder"),
+            ("/etc/php/8.2/mods-available/pdo_mysql.ini", "php8.2-mysql"),
+        ],
+    );
     require_program("php", "php8.2-cli");
-    require_program("mariadbd", "mariadb-server");
-    require_program("mariadb-install-db", "mariadb-server");
-    require_program("mariadb", "mariadb-client");
-    require_program("mariadb-admin", "mariadb-client");
-    require_program("curl", "curl");
     require_program("rsyslogd", "rsyslog");
-    require_program("ip", "iproute2");
-    require_program("ss", "iproute2");
-    require_program("unshare", "util-linux");
     let dir = test_dir("zoneminder");
     let shown = [
         ("apache", "apache.out"),

@@ -106,3 +106,35 @@ web() {
   printf '%s %s\n' "$src" "$code" >> "$d/codes"
 }
 "#;
+
+/// What every PHP web-application test needs (fails loudly when missing: test.sh installs
+/// them): root, Debian's Apache with mod_php 8.2, curl, iproute2's ip and ss, unshare;
+/// with `mariadb`, MariaDB's server and client; and each (file, package) of `files`.
+pub fn require_php_web(mariadb: bool, files: &[(&str, &str)]) {
+    super::require_root();
+    super::require_program("apache2", "apache2");
+    let php = (
+        "/usr/lib/apache2/modules/libphp8.2.so",
+        "libapache2-mod-php8.2",
+    );
+    for (file, package) in std::iter::once(&php).chain(files) {
+        assert!(
+            std::path::Path::new(file).is_file(),
+            "{file} is missing: install {package} (test.sh does)"
+        );
+    }
+    if mariadb {
+        super::require_program("mariadbd", "mariadb-server");
+        super::require_program("mariadb-install-db", "mariadb-server");
+        super::require_program("mariadb", "mariadb-client");
+        super::require_program("mariadb-admin", "mariadb-client");
+    }
+    for (program, package) in [
+        ("curl", "curl"),
+        ("ip", "iproute2"),
+        ("ss", "iproute2"),
+        ("unshare", "util-linux"),
+    ] {
+        super::require_program(program, package);
+    }
+}
