@@ -151,14 +151,15 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   # libsasl2-modules libsasl2-modules-db: the real Sendmail AUTH test
   # liblemonldap-ng-portal-perl lemonldap-ng-fastcgi-server libnet-ldap-perl libio-socket-timeout-perl libunicode-string-perl libgd-securityimage-perl libimage-magick-perl: the real LemonLDAP::NG test
   # busybox: the real prefix test
-  # debootstrap: the Debian 13 tree of the newest-release tests
+  # debootstrap debian-archive-keyring: the Debian 13 trees of the newest-release tests (the
+  # keyring's newest version holds the key trixie's archive is signed with)
   # ufw psad: ufw and psad for real_ufw / real_psad
   # wordpress libapache2-mod-php mariadb-server zoneminder: WordPress, PHP for Apache, MariaDB and ZoneMinder for the real PHP web-application tests
   # php8.2-xml wordpress-theme-twentytwentythree: XML for WordPress' XML-RPC and its default theme
   # (without recommends: the tests need none of what they would bring)
   apt-get install -y -q --no-install-recommends dovecot-managesieved cockpit-ws cockpit-bridge cockpit-system \
     nagios-nrpe-server nagios-nrpe-plugin rspamd perdition \
-    tomcat10 tomcat10-admin 389-ds-base kamailio xrdp freerdp2-x11 tigervnc-standalone-server caddy gcc libapache2-mod-security2 python3-cryptography libnss3-tools syncthing libsasl2-modules libsasl2-modules-db liblemonldap-ng-portal-perl lemonldap-ng-fastcgi-server libnet-ldap-perl libio-socket-timeout-perl libunicode-string-perl libgd-securityimage-perl libimage-magick-perl busybox debootstrap ufw psad wordpress libapache2-mod-php mariadb-server zoneminder php8.2-xml wordpress-theme-twentytwentythree
+    tomcat10 tomcat10-admin 389-ds-base kamailio xrdp freerdp2-x11 tigervnc-standalone-server caddy gcc libapache2-mod-security2 python3-cryptography libnss3-tools syncthing libsasl2-modules libsasl2-modules-db liblemonldap-ng-portal-perl lemonldap-ng-fastcgi-server libnet-ldap-perl libio-socket-timeout-perl libunicode-string-perl libgd-securityimage-perl libimage-magick-perl busybox debootstrap debian-archive-keyring ufw psad wordpress libapache2-mod-php mariadb-server zoneminder php8.2-xml wordpress-theme-twentytwentythree
   [ "$created_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 
