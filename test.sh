@@ -366,6 +366,25 @@ trixie_tree /var/cache/portcullis-test/trixie-b \
   "exim4-daemon-light cyrus-imapd cyrus-pop3d sasl2-bin strongswan-charon strongswan-swanctl
   libcharon-extra-plugins libcharon-extauth-plugins proftpd-core syslog-ng-core" ""
 
+# The third tree, /var/cache/portcullis-test/trixie-c (PORTCULLIS_TRIXIE_C_ROOT elsewhere):
+# the Courier MTA 1.4 and Courier-IMAP 5.2 (they conflict with Postfix and Dovecot in the
+# first tree), and the smaller services whose Debian 13 releases changed: Rspamd 3.12, Monit
+# 5.34, Radicale 3.5, Net-SNMP 5.9.4, NRPE 4.1.3, Perdition, xinetd 2.3.15.4, tcpd and
+# PortSentry.
+trixie_tree /var/cache/portcullis-test/trixie-c \
+  openssh-client,libsasl2-modules \
+  "courier-mta courier-imap courier-authdaemon courier-authlib-userdb rspamd monit radicale snmpd
+  nagios-nrpe-server perdition xinetd tcpd portsentry" ""
+# The fourth tree, /var/cache/portcullis-test/trixie-d (PORTCULLIS_TRIXIE_D_ROOT elsewhere):
+# Sendmail 8.18 with SMTP AUTH (it conflicts with every other tree's MTA). Its packages are
+# unpacked under /opt/unpacked, not installed: sendmail-bin's postinst needs /proc; their
+# libraries and tools are installed.
+trixie_tree /var/cache/portcullis-test/trixie-d \
+  openssh-client,libsasl2-modules \
+  "m4 make sasl2-bin libdb5.3t64 libldap2 liblockfile1 libnsl2 libssl3t64 libwrap0 lockfile-progs
+  procps perl adduser" \
+  "sendmail-bin sendmail-base sendmail-cf"
+
 # cargo-deb: the Debian package test builds the package as the README says (`cargo deb`)
 command -v cargo-deb >/dev/null 2>&1 || cargo install cargo-deb --locked --version 3.8.0
 

@@ -33,7 +33,8 @@
 mod common;
 
 use common::{
-    base64, require_program, require_root, trixie_root, LocalServer, PRIVATE_SYSLOG_SH, TRIXIE_SH,
+    base64, require_program, require_root, trixie_root, LocalServer, Release, PRIVATE_SYSLOG_SH,
+    TRIXIE_SH,
 };
 use serde_json::Value;
 use std::fs;
@@ -59,13 +60,8 @@ chroot "$d/root" /usr/sbin/nginx -v 2> "$d/version"
 exec chroot "$d/root" /usr/sbin/nginx -p "$d" -e "$d/error.log" -c "$d/nginx.conf" -g 'daemon off;'
 "#;
 
-/// The nginx under test: Debian 12's (the machine's, 1.22.1) or Debian 13's (the trixie
-/// tree, 1.26.3, run with chroot).
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Version {
-    Deb12,
-    Deb13,
-}
+// The nginx under test: Debian 12's (the machine's, 1.22.1) or Debian 13's (the trixie
+// tree, 1.26.3, run with chroot).
 
 /// nginx from its own temporary prefix, on a free loopback port.
 struct Nginx(LocalServer);
@@ -82,10 +78,10 @@ impl Nginx {
     /// private overlay of the trixie tree ([`TRIXIE_SH`]), in its own pid and mount
     /// namespace (a private /dev, the test directory at the same path inside) but on the
     /// host's network, so the clients below reach it on 127.0.0.1 either way.
-    fn start(version: Version) -> Nginx {
+    fn start(version: Release) -> Nginx {
         let tree = match version {
-            Version::Deb12 => None,
-            Version::Deb13 => {
+            Release::Deb12 => None,
+            Release::Deb13 => {
                 require_root();
                 require_program("unshare", "util-linux");
                 require_program("chroot", "coreutils");
@@ -220,19 +216,19 @@ fn matches(filter: &str, log: &Path) -> Vec<(String, String, Option<String>)> {
 
 #[test]
 fn forged_log_lines_never_ban_the_forged_address() {
-    run(Version::Deb12);
+    run(Release::Deb12);
 }
 
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn nginx_1_26_forged_log_lines_never_ban_the_forged_address() {
-    run(Version::Deb13);
+    run(Release::Deb13);
 }
 
 /// Every scenario against `version`'s nginx, and what the filters count of its logs.
-fn run(version: Version) {
+fn run(version: Release) {
     let ng = Nginx::start(version);
-    if version == Version::Deb13 {
+    if version == Release::Deb13 {
         let v = ng.read("version");
         assert!(v.starts_with("nginx version: nginx/1.26."), "{v}");
     }

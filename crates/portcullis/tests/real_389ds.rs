@@ -207,30 +207,25 @@ kill %1
 wait
 "#;
 
-/// The 389 Directory Server under test: Debian 12's (the machine's, 2.3.1) or Debian 13's
-/// (the trixie tree, 3.1.2, run with chroot).
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Version {
-    Deb12,
-    Deb13,
-}
+// The 389 Directory Server under test: Debian 12's (the machine's, 2.3.1) or Debian 13's
+// (the trixie tree, 3.1.2, run with chroot).
 
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_389ds_failed_binds_count_for_their_connection() {
-    failed_binds_count_for_their_connection(Version::Deb12);
+    failed_binds_count_for_their_connection(Release::Deb12);
 }
 
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_389ds3_failed_binds_count_for_their_connection() {
-    failed_binds_count_for_their_connection(Version::Deb13);
+    failed_binds_count_for_their_connection(Release::Deb13);
 }
 
 /// Every scenario against `version`'s ns-slapd.
-fn failed_binds_count_for_their_connection(version: Version) {
+fn failed_binds_count_for_their_connection(version: Release) {
     require_root();
-    let tree = if version == Version::Deb13 {
+    let tree = if version == Release::Deb13 {
         require_program("chroot", "coreutils");
         trixie_root(&[
             "usr/sbin/ns-slapd",

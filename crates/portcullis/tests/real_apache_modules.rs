@@ -240,32 +240,27 @@ kill %1
 wait
 "#;
 
-/// The Apache under test: Debian 12's (the machine's: 2.4.71 with ModSecurity 2.9.7) or
-/// Debian 13's (the trixie tree: 2.4.71 with ModSecurity 2.9.11, run with chroot).
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Version {
-    Deb12,
-    Deb13,
-}
+// The Apache under test: Debian 12's (the machine's: 2.4.71 with ModSecurity 2.9.7) or
+// Debian 13's (the trixie tree: 2.4.71 with ModSecurity 2.9.11, run with chroot).
 
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_apache_modules_count_for_the_client_apache_wrote() {
-    run(Version::Deb12);
+    run(Release::Deb12);
 }
 
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_apache_modsecurity_2_9_11_count_for_the_client_apache_wrote() {
-    run(Version::Deb13);
+    run(Release::Deb13);
 }
 
 /// Runs every scenario against `version`'s Apache and checks what the clients got, what it
 /// wrote and what the filters count of it.
-fn run(version: Version) {
+fn run(version: Release) {
     require_root();
     let tree = match version {
-        Version::Deb12 => {
+        Release::Deb12 => {
             require_program("apache2", "apache2");
             assert!(
                 Path::new(MOD_SECURITY).is_file(),
@@ -273,7 +268,7 @@ fn run(version: Version) {
             );
             String::new()
         }
-        Version::Deb13 => {
+        Release::Deb13 => {
             require_program("chroot", "coreutils");
             trixie_root(&["usr/sbin/apache2", &MOD_SECURITY[1..]])
                 .display()
@@ -287,8 +282,8 @@ fn run(version: Version) {
     require_program("ss", "iproute2");
     require_program("unshare", "util-linux");
     let dir = test_dir(match version {
-        Version::Deb12 => "apache",
-        Version::Deb13 => "apache-trixie",
+        Release::Deb12 => "apache",
+        Release::Deb13 => "apache-trixie",
     });
     let uid = free_ids(2, 64300..64500).to_string();
     let shown = [
@@ -318,8 +313,8 @@ fn run(version: Version) {
     let (file_text, sys_text, access_text) =
         (read("error.log"), read("syslog"), read("access.log"));
     let modsec = match version {
-        Version::Deb12 => "ModSecurity for Apache/2.9.7 ",
-        Version::Deb13 => "ModSecurity for Apache/2.9.11 ",
+        Release::Deb12 => "ModSecurity for Apache/2.9.7 ",
+        Release::Deb13 => "ModSecurity for Apache/2.9.11 ",
     };
     assert!(
         file_text.contains(modsec),
@@ -367,8 +362,8 @@ fn run(version: Version) {
             (
                 "[client 203.0.113.5] ModSecurity: ",
                 match version {
-                    Version::Deb12 => 3,
-                    Version::Deb13 => 0,
+                    Release::Deb12 => 3,
+                    Release::Deb13 => 0,
                 },
             ),
             ("] ModSecurity: Access denied with code 403 (phase ", 7),

@@ -149,20 +149,15 @@ kill %1
 wait
 "#;
 
-/// The Cockpit under test: Debian 12's (the machine's, 287) or Debian 13's (the trixie tree,
-/// 337, run with chroot).
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Version {
-    Deb12,
-    Deb13,
-}
+// The Cockpit under test: Debian 12's (the machine's, 287) or Debian 13's (the trixie tree,
+// 337, run with chroot).
 
 /// Runs every scenario against `version`'s Cockpit and checks what the clients saw, what PAM
 /// wrote and what the filter counts of it.
-fn run(version: Version) {
+fn run(version: Release) {
     require_root();
     let tree = match version {
-        Version::Deb12 => {
+        Release::Deb12 => {
             for (file, package) in [
                 ("/usr/lib/cockpit/cockpit-ws", "cockpit-ws"),
                 ("/usr/lib/cockpit/cockpit-session", "cockpit-ws"),
@@ -175,7 +170,7 @@ fn run(version: Version) {
             require_program("cockpit-bridge", "cockpit-bridge");
             String::new()
         }
-        Version::Deb13 => {
+        Release::Deb13 => {
             require_program("chroot", "coreutils");
             trixie_root(&[
                 "usr/lib/cockpit/cockpit-ws",
@@ -187,7 +182,7 @@ fn run(version: Version) {
             .to_string()
         }
     };
-    let v337 = version == Version::Deb13;
+    let v337 = version == Release::Deb13;
     require_program("curl", "curl");
     require_program("openssl", "openssl");
     require_program("rsyslogd", "rsyslog");
@@ -323,11 +318,11 @@ fn run(version: Version) {
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_cockpit_failures_count_for_the_address_cockpit_gave_pam() {
-    run(Version::Deb12);
+    run(Release::Deb12);
 }
 
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_cockpit_337_failures_count_for_the_address_cockpit_gave_pam() {
-    run(Version::Deb13);
+    run(Release::Deb13);
 }

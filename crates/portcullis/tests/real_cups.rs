@@ -160,17 +160,12 @@ kill %1
 wait
 "#;
 
-/// The CUPS under test: Debian 12's (the machine's, 2.4.2) or Debian 13's (the trixie tree,
-/// 2.4.10, run with chroot).
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Version {
-    Deb12,
-    Deb13,
-}
+// The CUPS under test: Debian 12's (the machine's, 2.4.2) or Debian 13's (the trixie tree,
+// 2.4.10, run with chroot).
 
 /// Runs every scenario against `version`'s cupsd (the clients are the machine's curl) and
 /// checks what the clients got, what cupsd wrote and what the filter counts of it.
-fn run(version: Version) {
+fn run(version: Release) {
     require_root();
     require_program("cupsd", "cups-daemon");
     require_program("curl", "curl");
@@ -179,15 +174,15 @@ fn run(version: Version) {
     require_program("ip", "iproute2");
     require_program("unshare", "util-linux");
     let tree = match version {
-        Version::Deb12 => String::new(),
-        Version::Deb13 => {
+        Release::Deb12 => String::new(),
+        Release::Deb13 => {
             require_program("chroot", "coreutils");
             trixie_root(&["usr/sbin/cupsd"]).display().to_string()
         }
     };
     let dir = test_dir(match version {
-        Version::Deb12 => "cups",
-        Version::Deb13 => "cups-2.4.10",
+        Release::Deb12 => "cups",
+        Release::Deb13 => "cups-2.4.10",
     });
     let uid = free_ids(1, 64500..64600).to_string();
     let shown = [("cupsd", "cupsd.out"), ("log", "log/error_log")];
@@ -201,8 +196,8 @@ fn run(version: Version) {
     );
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let release = match version {
-        Version::Deb12 => "2.4.2-",
-        Version::Deb13 => "2.4.10-",
+        Release::Deb12 => "2.4.2-",
+        Release::Deb13 => "2.4.10-",
     };
     assert!(
         read("version").starts_with(release),
@@ -298,11 +293,11 @@ fn run(version: Version) {
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_cups_auth_failures_count_for_the_connection_cupsd_accepted() {
-    run(Version::Deb12);
+    run(Release::Deb12);
 }
 
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_cups_2_4_10_auth_failures_count_for_the_connection_cupsd_accepted() {
-    run(Version::Deb13);
+    run(Release::Deb13);
 }

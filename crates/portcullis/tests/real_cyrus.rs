@@ -239,24 +239,19 @@ fn cyrus_root() -> PathBuf {
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_cyrus_failed_logins_count_for_the_client_cyrus_wrote() {
-    run(Version::Deb12);
+    run(Release::Deb12);
 }
 
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_cyrus_310_failed_logins_count_for_the_client_cyrus_wrote() {
-    run(Version::Deb13);
+    run(Release::Deb13);
 }
 
-/// The Cyrus under test: Debian 12's (3.6.1, unpacked by test.sh) or Debian 13's (3.10.2, in
-/// test.sh's second Debian 13 tree, run with chroot).
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Version {
-    Deb12,
-    Deb13,
-}
+// The Cyrus under test: Debian 12's (3.6.1, unpacked by test.sh) or Debian 13's (3.10.2, in
+// test.sh's second Debian 13 tree, run with chroot).
 
-fn run(version: Version) {
+fn run(version: Release) {
     require_root();
     require_program("python3", "python3");
     require_program("ss", "iproute2");
@@ -264,8 +259,8 @@ fn run(version: Version) {
     require_program("rsyslogd", "rsyslog");
     require_program("unshare", "util-linux");
     let (root, tree) = match version {
-        Version::Deb12 => (cyrus_root(), PathBuf::new()),
-        Version::Deb13 => {
+        Release::Deb12 => (cyrus_root(), PathBuf::new()),
+        Release::Deb13 => {
             require_program("chroot", "coreutils");
             let tree = trixie_b_root(&[
                 "usr/lib/cyrus/bin/master",
@@ -284,8 +279,8 @@ fn run(version: Version) {
         "Cyrus's services run as the `mail` account (base-passwd), missing from /etc/passwd"
     );
     let dir = test_dir(match version {
-        Version::Deb12 => "cyrus",
-        Version::Deb13 => "cyrus310",
+        Release::Deb12 => "cyrus",
+        Release::Deb13 => "cyrus310",
     });
     // Cyrus's services run as mail, which must reach their files under it
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
@@ -402,7 +397,7 @@ fn run(version: Version) {
     // IMAP session's end (userid=<> after a failure), which counts nothing
     assert_eq!(
         text.contains("]: session ended: sessionid=<cyrus-"),
-        version == Version::Deb13,
+        version == Release::Deb13,
         "syslog:\n{text}"
     );
 

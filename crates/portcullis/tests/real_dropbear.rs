@@ -119,13 +119,8 @@ kill %1
 wait
 "#;
 
-/// The Dropbear under test: Debian 12's (the machine's, 2022.83) or Debian 13's (the trixie
-/// tree, 2025.89, run with chroot).
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Version {
-    Deb12,
-    Deb13,
-}
+// The Dropbear under test: Debian 12's (the machine's, 2022.83) or Debian 13's (the trixie
+// tree, 2025.89, run with chroot).
 
 /// One client's scenario: its label (the script's `try`), its address, what `test` counts
 /// per rule, and each of its connection's lines that a rule reads, on 2022.83 and on 2025.89
@@ -162,9 +157,9 @@ impl Scenario {
         }
     }
 
-    fn lines(&self, v: Version) -> &'static [&'static str] {
+    fn lines(&self, v: Release) -> &'static [&'static str] {
         match (v, self.v2025) {
-            (Version::Deb13, Some(l)) => l,
+            (Release::Deb13, Some(l)) => l,
             _ => self.lines,
         }
     }
@@ -292,7 +287,7 @@ fn connection_lines(log: &str, addr: &str) -> Vec<String> {
     out
 }
 
-fn run(version: Version) {
+fn run(version: Release) {
     require_root();
     require_program("dropbear", "dropbear-bin");
     require_program("dropbearkey", "dropbear-bin");
@@ -302,8 +297,8 @@ fn run(version: Version) {
     require_program("ip", "iproute2");
     require_program("unshare", "util-linux");
     let tree = match version {
-        Version::Deb12 => None,
-        Version::Deb13 => Some(trixie_root(&["usr/sbin/dropbear", "usr/bin/dropbearkey"])),
+        Release::Deb12 => None,
+        Release::Deb13 => Some(trixie_root(&["usr/sbin/dropbear", "usr/bin/dropbearkey"])),
     };
     let dir = test_dir("dropbear");
     let id = free_ids(1, 63500..63600).to_string();
@@ -411,7 +406,7 @@ fn run(version: Version) {
 /// The two unknown users' connections of one pid: each counted for its own address; with the
 /// second "Child connection" line removed, the first connection's address (its session ended
 /// by its "Exit before auth" line) is not given to the second's lines.
-fn reused_pid(version: Version, dir: &Path, text: &str) {
+fn reused_pid(version: Release, dir: &Path, text: &str) {
     let child = |src: &str| -> String {
         let l = text
             .lines()
@@ -425,8 +420,8 @@ fn reused_pid(version: Version, dir: &Path, text: &str) {
         "{version:?}: the two connections did not get the same pid:\n{text}"
     );
     let want = match version {
-        Version::Deb12 => UNKNOWN,
-        Version::Deb13 => UNKNOWN_2025,
+        Release::Deb12 => UNKNOWN,
+        Release::Deb13 => UNKNOWN_2025,
     };
     for src in [FIRST, SECOND] {
         let want: Vec<String> = want.iter().map(|l| l.replace("{A}", src)).collect();
@@ -449,8 +444,8 @@ fn reused_pid(version: Version, dir: &Path, text: &str) {
     // 2025.89's line names its address; 2022.83's is held (not listed by `test`) until the
     // second's exit line gives it, which counts it
     let second: &[(&str, usize)] = match version {
-        Version::Deb12 => &[("max-tries", 1)],
-        Version::Deb13 => UNKNOWN_RULES,
+        Release::Deb12 => &[("max-tries", 1)],
+        Release::Deb13 => UNKNOWN_RULES,
     };
     let want = want_rules(&[(FIRST, UNKNOWN_RULES), (SECOND, second)]);
     let pair: std::collections::BTreeMap<String, Vec<String>> = owned_rules_of(&got)
@@ -477,11 +472,11 @@ fn reused_pid(version: Version, dir: &Path, text: &str) {
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_dropbear_2022_83_counts_each_failure_for_its_client() {
-    run(Version::Deb12);
+    run(Release::Deb12);
 }
 
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_dropbear_2025_89_counts_each_failure_for_its_client() {
-    run(Version::Deb13);
+    run(Release::Deb13);
 }

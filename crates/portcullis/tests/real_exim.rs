@@ -557,13 +557,8 @@ fn chown(path: &Path, (uid, gid): (u32, u32)) {
         .unwrap_or_else(|e| panic!("chown {}: {e}", path.display()));
 }
 
-/// The Exim under test: Debian 12's (4.96, unpacked by test.sh) or Debian 13's (4.98.2, in
-/// test.sh's second Debian 13 tree, run with chroot).
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Version {
-    Deb12,
-    Deb13,
-}
+// The Exim under test: Debian 12's (4.96, unpacked by test.sh) or Debian 13's (4.98.2, in
+// test.sh's second Debian 13 tree, run with chroot).
 
 /// The uid and gid of `user` in the tree's /etc/passwd.
 fn tree_account(root: &Path, user: &str) -> (u32, u32) {
@@ -603,15 +598,15 @@ struct EximLab {
     root: PathBuf,
     /// the Exim user's uid and gid (Debian 12: a free id; Debian 13: the tree's Debian-exim)
     id: (u32, u32),
-    version: Version,
+    version: Release,
 }
 
 impl EximLab {
-    fn new(version: Version) -> EximLab {
+    fn new(version: Release) -> EximLab {
         require_root();
         let root = match version {
-            Version::Deb12 => exim_root(),
-            Version::Deb13 => {
+            Release::Deb12 => exim_root(),
+            Release::Deb13 => {
                 require_program("chroot", "coreutils");
                 require_program("bash", "bash");
                 trixie_b_root(&["usr/sbin/exim4", "etc/passwd"])
@@ -641,8 +636,8 @@ impl EximLab {
             "127.0.0.1 localhost\n::1 localhost\n",
         );
         let id = match version {
-            Version::Deb12 => (free, free),
-            Version::Deb13 => tree_account(&root, "Debian-exim"),
+            Release::Deb12 => (free, free),
+            Release::Deb13 => tree_account(&root, "Debian-exim"),
         };
 
         let attackers: Vec<String> = (v4_scenarios()).chain(V6).map(attacker).collect();
@@ -680,7 +675,7 @@ impl EximLab {
         )
         .unwrap();
         let mut cmd = match self.version {
-            Version::Deb12 => {
+            Release::Deb12 => {
                 let exim = self.root.join("usr/sbin/exim4");
                 let mut cmd = self.server.command(
                     "unshare",
@@ -712,7 +707,7 @@ impl EximLab {
             // Debian 13's exim4 in a private overlay of the tree (common/real.rs
             // trixie_mount: a private /dev, the daemon's directory at the same path inside),
             // with the test's nsswitch.conf and hosts in its /etc
-            Version::Deb13 => self.server.command(
+            Release::Deb13 => self.server.command(
                 "unshare",
                 &[
                     "--mount".into(),
@@ -933,16 +928,16 @@ fn expected(all: bool, reject: bool) -> BTreeMap<(u8, &'static str), usize> {
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_exim_logs_give_the_attackers_and_only_them() {
-    run(Version::Deb12);
+    run(Release::Deb12);
 }
 
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_exim_498_logs_give_the_attackers_and_only_them() {
-    run(Version::Deb13);
+    run(Release::Deb13);
 }
 
-fn run(version: Version) {
+fn run(version: Release) {
     let started = Instant::now();
     let mut lab = EximLab::new(version);
     let plain = lab.start("default", 25, "");
@@ -957,8 +952,8 @@ fn run(version: Version) {
         .unwrap_or_default();
     eprintln!("real_exim: {version}");
     let want_version = match lab.version {
-        Version::Deb12 => "exim 4.96",
-        Version::Deb13 => "exim 4.98.2",
+        Release::Deb12 => "exim 4.96",
+        Release::Deb13 => "exim 4.98.2",
     };
     assert!(
         version.ends_with(want_version),
@@ -1008,7 +1003,7 @@ fn run(version: Version) {
     // is followed by its size, and +all's connection_id puts " Ci=PID" after the client
     let sized = "next input=\"MAIL FROM:<a@example.org>\\r\\nRCPT TO:<alice@example.net>\\r\\n\" (56 bytes)";
     let ci = "I=[192.0.2.1]:2525 Ci=";
-    let v98 = lab.version == Version::Deb13;
+    let v98 = lab.version == Release::Deb13;
     assert_eq!(
         main_default.contains(sized),
         v98,

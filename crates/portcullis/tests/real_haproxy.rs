@@ -154,17 +154,12 @@ kill %1
 wait
 "##;
 
-/// The HAProxy under test: Debian 12's (the machine's, 2.6) or Debian 13's (the trixie tree,
-/// 3.0.11, run with chroot).
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Version {
-    Deb12,
-    Deb13,
-}
+// The HAProxy under test: Debian 12's (the machine's, 2.6) or Debian 13's (the trixie tree,
+// 3.0.11, run with chroot).
 
 /// Runs every scenario against `version`'s HAProxy and checks what the clients got, what it
 /// wrote and what the filter counts of it.
-fn run(version: Version) {
+fn run(version: Release) {
     require_root();
     require_program("curl", "curl");
     require_program("python3", "python3");
@@ -173,16 +168,16 @@ fn run(version: Version) {
     require_program("ss", "iproute2");
     require_program("unshare", "util-linux");
     let tree = match version {
-        Version::Deb12 => {
+        Release::Deb12 => {
             require_program("haproxy", "haproxy");
             String::new()
         }
-        Version::Deb13 => {
+        Release::Deb13 => {
             require_program("chroot", "coreutils");
             trixie_root(&["usr/sbin/haproxy"]).display().to_string()
         }
     };
-    let v30 = version == Version::Deb13;
+    let v30 = version == Release::Deb13;
     let dir = test_dir(if v30 { "haproxy-3.0" } else { "haproxy" });
     let shown = [
         ("haproxy", "haproxy.err"),
@@ -307,11 +302,11 @@ fn run(version: Version) {
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_haproxy_auth_failures_count_for_the_client_haproxy_wrote() {
-    run(Version::Deb12);
+    run(Release::Deb12);
 }
 
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_haproxy_3_0_auth_failures_count_for_the_client_haproxy_wrote() {
-    run(Version::Deb13);
+    run(Release::Deb13);
 }

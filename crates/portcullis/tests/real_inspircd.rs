@@ -158,13 +158,8 @@ kill %1
 wait
 "#;
 
-/// The inspircd under test: Debian 12's (the machine's, 3.15) or Debian 13's (the trixie
-/// tree, 4.7.0, run with chroot).
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Version {
-    Deb12,
-    Deb13,
-}
+// The inspircd under test: Debian 12's (the machine's, 3.15) or Debian 13's (the trixie
+// tree, 4.7.0, run with chroot).
 
 /// One client's /OPER attempt and what it must count, on InspIRCd 3 and on 4 (None: nothing;
 /// user: the account name the filter reads).
@@ -265,12 +260,12 @@ const ATTEMPTS: &[Attempt] = &[
 
 /// Runs every attempt against `version`'s InspIRCd and checks what it wrote and what the
 /// filter counts of it.
-fn run(version: Version) {
+fn run(version: Release) {
     require_root();
     require_program("named", "bind9");
     require_program("python3", "python3");
     require_program("unshare", "util-linux");
-    let v4 = version == Version::Deb13;
+    let v4 = version == Release::Deb13;
     let tree = if v4 {
         require_program("chroot", "coreutils");
         trixie_root(&["usr/sbin/inspircd", "usr/lib/inspircd/modules/core_oper.so"])
@@ -369,11 +364,11 @@ fn run(version: Version) {
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_inspircd_oper_failures_count_for_the_client_address() {
-    run(Version::Deb12);
+    run(Release::Deb12);
 }
 
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_inspircd4_oper_failures_count_for_the_client_address() {
-    run(Version::Deb13);
+    run(Release::Deb13);
 }

@@ -194,33 +194,28 @@ kill %1
 wait
 "#;
 
-/// The Kamailio under test: Debian 12's (the machine's, 5.6.3) or Debian 13's (the trixie
-/// tree, 6.0.1, run with chroot).
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Version {
-    Deb12,
-    Deb13,
-}
+// The Kamailio under test: Debian 12's (the machine's, 5.6.3) or Debian 13's (the trixie
+// tree, 6.0.1, run with chroot).
 
 /// Runs every scenario against `version`'s Kamailio and checks what it answered, what it
 /// wrote and what the filter counts of it.
-fn run(version: Version) {
+fn run(version: Release) {
     require_root();
     require_program("python3", "python3");
     require_program("rsyslogd", "rsyslog");
     require_program("unshare", "util-linux");
     let tree = match version {
-        Version::Deb12 => {
+        Release::Deb12 => {
             require_program("kamailio", "kamailio");
             String::new()
         }
-        Version::Deb13 => {
+        Release::Deb13 => {
             require_program("chroot", "coreutils");
             let files = ["usr/sbin/kamailio", "etc/kamailio/kamailio.cfg"];
             trixie_root(&files).display().to_string()
         }
     };
-    let v60 = version == Version::Deb13;
+    let v60 = version == Release::Deb13;
     let dir = test_dir(if v60 { "kamailio-6" } else { "kamailio" });
     let shown = [("kamailio", "kamailio.out"), ("syslog", "syslog")];
     let script = format!("{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SCRIPT}");
@@ -346,11 +341,11 @@ fn run(version: Version) {
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_kamailio_floods_and_malformed_requests_count_for_the_client_kamailio_wrote() {
-    run(Version::Deb12);
+    run(Release::Deb12);
 }
 
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_kamailio_6_floods_and_malformed_requests_count_for_the_client_kamailio_wrote() {
-    run(Version::Deb13);
+    run(Release::Deb13);
 }

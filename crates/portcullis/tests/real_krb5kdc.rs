@@ -190,17 +190,12 @@ fn lines_with(text: &str, needle: &str) -> usize {
     text.lines().filter(|l| l.contains(needle)).count()
 }
 
-/// The KDC under test: Debian 12's (the machine's, 1.20) or Debian 13's (the trixie tree,
-/// 1.21, run with chroot).
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Version {
-    Deb12,
-    Deb13,
-}
+// The KDC under test: Debian 12's (the machine's, 1.20) or Debian 13's (the trixie tree,
+// 1.21, run with chroot).
 
 /// Runs every scenario against `version`'s krb5kdc and checks what the clients saw, what the
 /// KDC wrote and what the filter counts of it.
-fn run(version: Version) {
+fn run(version: Release) {
     require_root();
     require_program("krb5kdc", "krb5-kdc");
     require_program("kdb5_util", "krb5-kdc");
@@ -212,23 +207,23 @@ fn run(version: Version) {
     require_program("ss", "iproute2");
     require_program("unshare", "util-linux");
     let tree = match version {
-        Version::Deb12 => String::new(),
-        Version::Deb13 => {
+        Release::Deb12 => String::new(),
+        Release::Deb13 => {
             require_program("chroot", "coreutils");
             trixie_root(&["usr/sbin/krb5kdc"]).display().to_string()
         }
     };
     let dir = test_dir(match version {
-        Version::Deb12 => "krb5kdc",
-        Version::Deb13 => "krb5kdc-1.21",
+        Release::Deb12 => "krb5kdc",
+        Release::Deb13 => "krb5kdc-1.21",
     });
     let shown = [("krb5kdc", "krb5kdc.out"), ("log", "krb5kdc.log")];
     let script = format!("{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SCRIPT}");
     run_script_ok("krb5kdc", dir.path(), &script, &[tree.as_ref()], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let release = match version {
-        Version::Deb12 => "1.20.",
-        Version::Deb13 => "1.21.",
+        Release::Deb12 => "1.20.",
+        Release::Deb13 => "1.21.",
     };
     assert!(
         read("version").starts_with(release),
@@ -376,11 +371,11 @@ fn run(version: Version) {
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_krb5kdc_failures_count_for_the_address_the_kdc_wrote() {
-    run(Version::Deb12);
+    run(Release::Deb12);
 }
 
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_krb5kdc_1_21_failures_count_for_the_address_the_kdc_wrote() {
-    run(Version::Deb13);
+    run(Release::Deb13);
 }

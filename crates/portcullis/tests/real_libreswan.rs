@@ -288,17 +288,12 @@ fn attempts(text: &str) -> Vec<(String, bool)> {
         .collect()
 }
 
-/// The responder under test: Debian 12's pluto (the unpacked 4.10) or Debian 13's (the
-/// trixie tree, 5.2, run with chroot). The initiator is the unpacked 4.10 in both.
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Version {
-    Deb12,
-    Deb13,
-}
+// The responder under test: Debian 12's pluto (the unpacked 4.10) or Debian 13's (the
+// trixie tree, 5.2, run with chroot). The initiator is the unpacked 4.10 in both.
 
 /// Runs every scenario against `version`'s responder and checks what it wrote and what the
 /// filter counts of it.
-fn run(version: Version) {
+fn run(version: Release) {
     require_root();
     require_program("certutil", "libnss3-tools");
     require_program("rsyslogd", "rsyslog");
@@ -307,8 +302,8 @@ fn run(version: Version) {
     require_program("ip", "iproute2");
     let root = libreswan_root();
     let tree = match version {
-        Version::Deb12 => String::new(),
-        Version::Deb13 => {
+        Release::Deb12 => String::new(),
+        Release::Deb13 => {
             require_program("chroot", "coreutils");
             let files = [
                 "usr/libexec/ipsec/pluto",
@@ -318,7 +313,7 @@ fn run(version: Version) {
             trixie_root(&files).display().to_string()
         }
     };
-    let v5 = version == Version::Deb13;
+    let v5 = version == Release::Deb13;
     let dir = test_dir(if v5 { "libreswan-5" } else { "libreswan" });
     let shown = [
         ("responder", "resp/pluto.err"),
@@ -528,11 +523,11 @@ fn run(version: Version) {
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_libreswan_failures_count_for_the_peer_address() {
-    run(Version::Deb12);
+    run(Release::Deb12);
 }
 
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_libreswan_5_failures_count_for_the_peer_address() {
-    run(Version::Deb13);
+    run(Release::Deb13);
 }

@@ -129,17 +129,12 @@ kill %1
 wait
 "##;
 
-/// The lighttpd under test: Debian 12's (the machine's, 1.4.69) or Debian 13's (the trixie
-/// tree, 1.4.79, run with chroot).
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Version {
-    Deb12,
-    Deb13,
-}
+// The lighttpd under test: Debian 12's (the machine's, 1.4.69) or Debian 13's (the trixie
+// tree, 1.4.79, run with chroot).
 
 /// Runs every scenario against `version`'s lighttpd and checks what the clients got, what
 /// lighttpd wrote and what the filter counts of it.
-fn run(version: Version) {
+fn run(version: Release) {
     require_root();
     require_program("lighttpd", "lighttpd");
     require_program("curl", "curl");
@@ -148,8 +143,8 @@ fn run(version: Version) {
     require_program("ss", "iproute2");
     require_program("unshare", "util-linux");
     let tree = match version {
-        Version::Deb12 => String::new(),
-        Version::Deb13 => {
+        Release::Deb12 => String::new(),
+        Release::Deb13 => {
             require_program("chroot", "coreutils");
             trixie_root(&["usr/sbin/lighttpd", "usr/lib/lighttpd/mod_authn_file.so"])
                 .display()
@@ -157,8 +152,8 @@ fn run(version: Version) {
         }
     };
     let dir = test_dir(match version {
-        Version::Deb12 => "lighttpd",
-        Version::Deb13 => "lighttpd-1.4.79",
+        Release::Deb12 => "lighttpd",
+        Release::Deb13 => "lighttpd-1.4.79",
     });
     let shown = [
         ("lighttpd (lighttpd-8080.out)", "lighttpd-8080.out"),
@@ -169,8 +164,8 @@ fn run(version: Version) {
     run_script_ok("lighttpd", dir.path(), &script, &[tree.as_ref()], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let release = match version {
-        Version::Deb12 => "1.4.69-",
-        Version::Deb13 => "1.4.79-",
+        Release::Deb12 => "1.4.69-",
+        Release::Deb13 => "1.4.79-",
     };
     assert!(
         read("version").starts_with(release),
@@ -295,11 +290,11 @@ fn run(version: Version) {
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_lighttpd_auth_failures_count_for_the_client_lighttpd_wrote() {
-    run(Version::Deb12);
+    run(Release::Deb12);
 }
 
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_lighttpd_1_4_79_auth_failures_count_for_the_client_lighttpd_wrote() {
-    run(Version::Deb13);
+    run(Release::Deb13);
 }

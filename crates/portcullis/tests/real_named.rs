@@ -133,33 +133,28 @@ fn counted(log: &Path) -> (BTreeMap<String, Vec<String>>, usize) {
     (by_host, denied)
 }
 
-/// The named under test: Debian 12's (the machine's, 9.18) or Debian 13's (the trixie tree,
-/// 9.20.30, run with chroot).
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Version {
-    Deb12,
-    Deb13,
-}
+// The named under test: Debian 12's (the machine's, 9.18) or Debian 13's (the trixie tree,
+// 9.20.30, run with chroot).
 
 /// Runs every scenario against `version`'s named and checks what it answered, what it wrote
 /// and what the filter counts of it.
-fn run(version: Version) {
+fn run(version: Release) {
     require_root();
     require_program("dig", "bind9-dnsutils");
     require_program("nsupdate", "bind9-dnsutils");
     require_program("rsyslogd", "rsyslog");
     require_program("unshare", "util-linux");
     let tree = match version {
-        Version::Deb12 => {
+        Release::Deb12 => {
             require_program("named", "bind9");
             String::new()
         }
-        Version::Deb13 => {
+        Release::Deb13 => {
             require_program("chroot", "coreutils");
             trixie_root(&["usr/sbin/named"]).display().to_string()
         }
     };
-    let v920 = version == Version::Deb13;
+    let v920 = version == Release::Deb13;
     let dir = test_dir(if v920 { "named-9.20" } else { "named" });
     let shown = [("named", "named.err"), ("log", "named.log")];
     let script = format!("{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SCRIPT}");
@@ -244,11 +239,11 @@ fn run(version: Version) {
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_named_refusals_count_for_the_client_named_wrote() {
-    run(Version::Deb12);
+    run(Release::Deb12);
 }
 
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_named_9_20_refusals_count_for_the_client_named_wrote() {
-    run(Version::Deb13);
+    run(Release::Deb13);
 }

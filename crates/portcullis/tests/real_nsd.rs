@@ -157,17 +157,12 @@ fn counted(log: &Path) -> (BTreeMap<String, Vec<String>>, Vec<String>) {
     (by_host, lines)
 }
 
-/// The NSD under test: Debian 12's (the machine's, 4.6.1) or Debian 13's (the trixie tree,
-/// 4.12.0, run with chroot).
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Version {
-    Deb12,
-    Deb13,
-}
+// The NSD under test: Debian 12's (the machine's, 4.6.1) or Debian 13's (the trixie tree,
+// 4.12.0, run with chroot).
 
 /// Runs every scenario against `version`'s NSD (the clients are the machine's) and checks
 /// what the clients got, what NSD wrote and what the filter counts of it.
-fn run(version: Version) {
+fn run(version: Release) {
     require_root();
     require_program("nsd", "nsd");
     require_program("dig", "bind9-dnsutils");
@@ -175,23 +170,23 @@ fn run(version: Version) {
     require_program("rsyslogd", "rsyslog");
     require_program("unshare", "util-linux");
     let tree = match version {
-        Version::Deb12 => String::new(),
-        Version::Deb13 => {
+        Release::Deb12 => String::new(),
+        Release::Deb13 => {
             require_program("chroot", "coreutils");
             trixie_root(&["usr/sbin/nsd"]).display().to_string()
         }
     };
     let dir = test_dir(match version {
-        Version::Deb12 => "nsd",
-        Version::Deb13 => "nsd-4.12",
+        Release::Deb12 => "nsd",
+        Release::Deb13 => "nsd-4.12",
     });
     let shown = [("python", "python.err"), ("nsd", "nsd.log")];
     let script = format!("{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SCRIPT}");
     run_script_ok("nsd", dir.path(), &script, &[tree.as_ref()], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let release = match version {
-        Version::Deb12 => "4.6.",
-        Version::Deb13 => "4.12.",
+        Release::Deb12 => "4.6.",
+        Release::Deb13 => "4.12.",
     };
     assert!(
         read("version").starts_with(release),
@@ -240,11 +235,11 @@ fn run(version: Version) {
     // state after two spaces, and a refused query has no acl spec (4.6: " .") after
     // "no acl matches"; neither changes what counts
     let (allowed_xfr, refused_query) = match version {
-        Version::Deb12 => (
+        Release::Deb12 => (
             "axfr for example.net. from 192.0.2.10\n",
             "query a\\032from\\032192.0.2.10.example.net. from 203.0.113.77 refused, no acl matches .\n",
         ),
-        Version::Deb13 => (
+        Release::Deb13 => (
             "axfr for example.net. from 192.0.2.10  not-verified\n",
             "query a\\032from\\032192.0.2.10.example.net. from 203.0.113.77 refused, no acl matches\n",
         ),
@@ -307,11 +302,11 @@ fn run(version: Version) {
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_nsd_refusals_and_rate_limits_count_for_the_client_nsd_wrote() {
-    run(Version::Deb12);
+    run(Release::Deb12);
 }
 
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_nsd_4_12_refusals_and_rate_limits_count_for_the_client_nsd_wrote() {
-    run(Version::Deb13);
+    run(Release::Deb13);
 }

@@ -121,33 +121,28 @@ kill %1
 wait
 "#;
 
-/// The ocserv under test: Debian 12's (the machine's, 1.1.6) or Debian 13's (the trixie
-/// tree, 1.3.0, run with chroot).
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Version {
-    Deb12,
-    Deb13,
-}
+// The ocserv under test: Debian 12's (the machine's, 1.1.6) or Debian 13's (the trixie
+// tree, 1.3.0, run with chroot).
 
 /// Runs every scenario against `version`'s ocserv (the client is the machine's openconnect)
 /// and checks what it wrote and what the filter counts of it.
-fn run(version: Version) {
+fn run(version: Release) {
     require_root();
     require_program("openconnect", "openconnect");
     require_program("openssl", "openssl");
     require_program("rsyslogd", "rsyslog");
     require_program("unshare", "util-linux");
     let tree = match version {
-        Version::Deb12 => {
+        Release::Deb12 => {
             require_program("ocserv", "ocserv");
             String::new()
         }
-        Version::Deb13 => {
+        Release::Deb13 => {
             require_program("chroot", "coreutils");
             trixie_root(&["usr/sbin/ocserv"]).display().to_string()
         }
     };
-    let v13 = version == Version::Deb13;
+    let v13 = version == Release::Deb13;
     let dir = test_dir(if v13 { "ocserv-1.3" } else { "ocserv" });
     let shown = [("ocserv", "ocserv.out"), ("syslog", "syslog")];
     let script = format!("{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SCRIPT}");
@@ -270,11 +265,11 @@ fn run(version: Version) {
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_ocserv_failures_count_for_the_address_ocserv_wrote() {
-    run(Version::Deb12);
+    run(Release::Deb12);
 }
 
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_ocserv_1_3_failures_count_for_the_address_ocserv_wrote() {
-    run(Version::Deb13);
+    run(Release::Deb13);
 }

@@ -410,14 +410,9 @@ kill %1
 wait
 "##;
 
-/// The smtpd under test: Debian 12's (6.8.0p2, unpacked by test.sh, run with the key fix
-/// preloaded in runs 2 and 3) or Debian 13's (7.6.0p1, unpacked in the trixie tree, run with
-/// chroot as shipped).
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Version {
-    Deb12,
-    Deb13,
-}
+// The smtpd under test: Debian 12's (6.8.0p2, unpacked by test.sh, run with the key fix
+// preloaded in runs 2 and 3) or Debian 13's (7.6.0p1, unpacked in the trixie tree, run with
+// chroot as shipped).
 
 /// Debian 12's unpacked smtpd.
 fn smtpd12() -> PathBuf {
@@ -467,7 +462,7 @@ fn session_lines(text: &str) -> Vec<String> {
 
 /// Runs every scenario against `version`'s smtpd and checks what it wrote and what the filter
 /// counts of it.
-fn run(version: Version) {
+fn run(version: Release) {
     require_root();
     require_program("openssl", "openssl");
     require_program("python3", "python3");
@@ -475,7 +470,7 @@ fn run(version: Version) {
     require_program("ip", "iproute2");
     require_program("ss", "iproute2");
     require_program("unshare", "util-linux");
-    let v7 = version == Version::Deb13;
+    let v7 = version == Release::Deb13;
     let (smtpd, tree) = if v7 {
         require_program("chroot", "coreutils");
         let tree = trixie_root(&[
@@ -637,11 +632,11 @@ fn run(version: Version) {
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_opensmtpd_failed_logins_count_for_the_session_address() {
-    run(Version::Deb12);
+    run(Release::Deb12);
 }
 
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_opensmtpd7_failed_logins_count_for_the_session_address() {
-    run(Version::Deb13);
+    run(Release::Deb13);
 }

@@ -242,17 +242,12 @@ fn want(entries: &[(&str, &[&str])]) -> BTreeMap<String, Vec<String>> {
         .collect()
 }
 
-/// The OpenVPN servers under test: Debian 12's (the machine's, 2.6.14-0+deb12u2, OpenSSL 3.0)
-/// or Debian 13's (the trixie tree, 2.6.14-1+deb13u3, OpenSSL 3.5, run with chroot).
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Version {
-    Deb12,
-    Deb13,
-}
+// The OpenVPN servers under test: Debian 12's (the machine's, 2.6.14-0+deb12u2, OpenSSL 3.0)
+// or Debian 13's (the trixie tree, 2.6.14-1+deb13u3, OpenSSL 3.5, run with chroot).
 
 /// Runs every scenario against `version`'s OpenVPN servers (the clients are the machine's)
 /// and checks what they wrote and what the filter counts of it.
-fn run(version: Version) {
+fn run(version: Release) {
     require_root();
     require_program("openvpn", "openvpn");
     require_program("openssl", "openssl");
@@ -264,13 +259,13 @@ fn run(version: Version) {
         "/dev/net/tun is missing: the OpenVPN servers need the tun driver"
     );
     let tree = match version {
-        Version::Deb12 => String::new(),
-        Version::Deb13 => {
+        Release::Deb12 => String::new(),
+        Release::Deb13 => {
             require_program("chroot", "coreutils");
             trixie_root(&["usr/sbin/openvpn"]).display().to_string()
         }
     };
-    let deb13 = version == Version::Deb13;
+    let deb13 = version == Release::Deb13;
     let dir = test_dir(if deb13 { "openvpn-deb13" } else { "openvpn" });
     let shown = [
         ("servers (sys.err)", "sys.err"),
@@ -428,11 +423,11 @@ fn run(version: Version) {
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_openvpn_failures_count_for_the_client_openvpn_wrote() {
-    run(Version::Deb12);
+    run(Release::Deb12);
 }
 
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_openvpn_deb13_failures_count_for_the_client_openvpn_wrote() {
-    run(Version::Deb13);
+    run(Release::Deb13);
 }

@@ -168,17 +168,12 @@ fn psql_results(dir: &Path, port: u16) -> (usize, usize) {
     (answered, failed)
 }
 
-/// The PgBouncer under test: Debian 12's (the machine's, 1.18) or Debian 13's (the trixie
-/// tree, 1.24.1, run with chroot).
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Version {
-    Deb12,
-    Deb13,
-}
+// The PgBouncer under test: Debian 12's (the machine's, 1.18) or Debian 13's (the trixie
+// tree, 1.24.1, run with chroot).
 
 /// Runs every scenario against `version`'s PgBouncer and checks what psql saw, what
 /// PgBouncer wrote and what the filter counts of it.
-fn run(version: Version) {
+fn run(version: Release) {
     require_root();
     require_program("psql", "postgresql-client");
     require_program("setpriv", "util-linux");
@@ -195,16 +190,16 @@ fn run(version: Version) {
         "no PostgreSQL server (/usr/lib/postgresql/N/bin/initdb): install postgresql (test.sh does)"
     );
     let tree = match version {
-        Version::Deb12 => {
+        Release::Deb12 => {
             require_program("pgbouncer", "pgbouncer");
             String::new()
         }
-        Version::Deb13 => {
+        Release::Deb13 => {
             require_program("chroot", "coreutils");
             trixie_root(&["usr/sbin/pgbouncer"]).display().to_string()
         }
     };
-    let v124 = version == Version::Deb13;
+    let v124 = version == Release::Deb13;
     let dir = test_dir(if v124 { "pgbouncer-1.24" } else { "pgbouncer" });
     let shown = [
         ("postgres", "postgres.log"),
@@ -310,11 +305,11 @@ fn run(version: Version) {
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_pgbouncer_failed_logins_count_for_the_client_pgbouncer_wrote() {
-    run(Version::Deb12);
+    run(Release::Deb12);
 }
 
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_pgbouncer_1_24_failed_logins_count_for_the_client_pgbouncer_wrote() {
-    run(Version::Deb13);
+    run(Release::Deb13);
 }

@@ -180,15 +180,10 @@ run(c2s, "legit-c2s", "192.0.2.10", "192.0.2.5", [("alice", "correct horse")])
 run(bosh, "legit-bosh", "192.0.2.10", "alice", "correct horse", "192.0.2.66")
 "#;
 
-/// The Prosody under test: Debian 12's (the machine's, 0.12.3) or Debian 13's (the trixie
-/// tree, 13.0.1, run with chroot), each with its release's prosody-modules.
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Version {
-    Deb12,
-    Deb13,
-}
+// The Prosody under test: Debian 12's (the machine's, 0.12.3) or Debian 13's (the trixie
+// tree, 13.0.1, run with chroot), each with its release's prosody-modules.
 
-fn run(version: Version) {
+fn run(version: Release) {
     require_root();
     require_program("python3", "python3");
     require_program("rsyslogd", "rsyslog");
@@ -196,7 +191,7 @@ fn run(version: Version) {
     require_program("unshare", "util-linux");
     let log_auth = "usr/lib/prosody/modules/mod_log_auth/mod_log_auth.lua";
     let tree = match version {
-        Version::Deb12 => {
+        Release::Deb12 => {
             require_program("prosody", "prosody");
             require_program("prosodyctl", "prosody");
             assert!(
@@ -205,7 +200,7 @@ fn run(version: Version) {
             );
             None
         }
-        Version::Deb13 => Some(trixie_root(&[
+        Release::Deb13 => Some(trixie_root(&[
             "usr/bin/prosody",
             "usr/bin/prosodyctl",
             log_auth,
@@ -227,8 +222,8 @@ fn run(version: Version) {
 
     // the release under test
     let release = match version {
-        Version::Deb12 => "0.12.3",
-        Version::Deb13 => "13.0.1",
+        Release::Deb12 => "0.12.3",
+        Release::Deb13 => "13.0.1",
     };
     assert!(
         read("prosody.log").contains(&format!("Hello and welcome to Prosody version {release}\n")),
@@ -289,8 +284,8 @@ fn run(version: Version) {
         );
         // (13.0 adds the session's role)
         let ok = match version {
-            Version::Deb12 => "Authenticated as alice@example.net",
-            Version::Deb13 => "Authenticated as alice@example.net [prosody:registered]",
+            Release::Deb12 => "Authenticated as alice@example.net",
+            Release::Deb13 => "Authenticated as alice@example.net [prosody:registered]",
         };
         assert_eq!(
             text.lines().filter(|l| l.ends_with(ok)).count(),
@@ -364,11 +359,11 @@ fn run(version: Version) {
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_prosody_0_12_failed_logins_count_for_the_address_prosody_wrote() {
-    run(Version::Deb12);
+    run(Release::Deb12);
 }
 
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_prosody_13_failed_logins_count_for_the_address_prosody_wrote() {
-    run(Version::Deb13);
+    run(Release::Deb13);
 }

@@ -109,40 +109,35 @@ kill %1
 wait
 "#;
 
-/// The rsync daemon under test: Debian 12's (the machine's, 3.5.0+ds1-0+deb12u1) or Debian
-/// 13's (the trixie tree, 3.5.0+ds1-0+deb13u2, run with chroot).
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Version {
-    Deb12,
-    Deb13,
-}
+// The rsync daemon under test: Debian 12's (the machine's, 3.5.0+ds1-0+deb12u1) or Debian
+// 13's (the trixie tree, 3.5.0+ds1-0+deb13u2, run with chroot).
 
 /// Runs every scenario against `version`'s daemon (the clients are the machine's rsync) and
 /// checks what the clients got, what the daemon wrote and what the filter counts of it.
-fn run(version: Version) {
+fn run(version: Release) {
     require_root();
     require_program("rsync", "rsync");
     require_program("rsyslogd", "rsyslog");
     require_program("unshare", "util-linux");
     require_program("ss", "iproute2");
     let tree = match version {
-        Version::Deb12 => String::new(),
-        Version::Deb13 => {
+        Release::Deb12 => String::new(),
+        Release::Deb13 => {
             require_program("chroot", "coreutils");
             trixie_root(&["usr/bin/rsync"]).display().to_string()
         }
     };
     let dir = test_dir(match version {
-        Version::Deb12 => "rsyncd",
-        Version::Deb13 => "rsyncd-deb13",
+        Release::Deb12 => "rsyncd",
+        Release::Deb13 => "rsyncd-deb13",
     });
     let shown = [("rsyncd", "rsyncd.err"), ("log", "syslog")];
     let script = format!("{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SCRIPT}");
     run_script_ok("rsyncd", dir.path(), &script, &[tree.as_ref()], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let release = match version {
-        Version::Deb12 => "3.5.0+ds1-0+deb12",
-        Version::Deb13 => "3.5.0+ds1-0+deb13",
+        Release::Deb12 => "3.5.0+ds1-0+deb12",
+        Release::Deb13 => "3.5.0+ds1-0+deb13",
     };
     assert!(
         read("version").starts_with(release),
@@ -260,11 +255,11 @@ fn run(version: Version) {
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_rsyncd_failures_count_for_the_address_rsync_wrote() {
-    run(Version::Deb12);
+    run(Release::Deb12);
 }
 
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_rsyncd_deb13_failures_count_for_the_address_rsync_wrote() {
-    run(Version::Deb13);
+    run(Release::Deb13);
 }

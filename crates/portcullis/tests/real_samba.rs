@@ -183,17 +183,12 @@ kill %1
 wait
 "##;
 
-/// The Samba under test: Debian 12's (the machine's, 4.17) or Debian 13's (the trixie tree,
-/// 4.22, run with chroot).
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Version {
-    Deb12,
-    Deb13,
-}
+// The Samba under test: Debian 12's (the machine's, 4.17) or Debian 13's (the trixie tree,
+// 4.22, run with chroot).
 
 /// Runs every scenario against `version`'s smbd and checks what the clients saw, what Samba
 /// wrote and what the filter counts of it.
-fn run(version: Version) {
+fn run(version: Release) {
     require_root();
     require_program("smbclient", "smbclient");
     require_program("rsyslogd", "rsyslog");
@@ -201,19 +196,19 @@ fn run(version: Version) {
     require_program("ss", "iproute2");
     require_program("unshare", "util-linux");
     let tree = match version {
-        Version::Deb12 => {
+        Release::Deb12 => {
             require_program("smbd", "samba");
             require_program("pdbedit", "samba");
             String::new()
         }
-        Version::Deb13 => {
+        Release::Deb13 => {
             require_program("chroot", "coreutils");
             trixie_root(&["usr/sbin/smbd", "usr/bin/pdbedit"])
                 .display()
                 .to_string()
         }
     };
-    let v422 = version == Version::Deb13;
+    let v422 = version == Release::Deb13;
     let dir = test_dir(if v422 { "samba-4.22" } else { "samba" });
     let uid = free_ids(1, 64700..64900).to_string();
     let shown = [("smbd", "smbd.out"), ("log", "log.smbd")];
@@ -383,11 +378,11 @@ fn run(version: Version) {
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_samba_failures_count_for_the_address_samba_wrote() {
-    run(Version::Deb12);
+    run(Release::Deb12);
 }
 
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_samba_4_22_failures_count_for_the_address_samba_wrote() {
-    run(Version::Deb13);
+    run(Release::Deb13);
 }

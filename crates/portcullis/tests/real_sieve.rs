@@ -216,17 +216,12 @@ for e in errors:
 sys.exit(1 if errors else 0)
 "#;
 
-/// The Dovecot under test: Debian 12's (the machine's, 2.3.19) or Debian 13's (the trixie
-/// tree, 2.4.1, run with chroot).
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Version {
-    Deb12,
-    Deb13,
-}
+// The Dovecot under test: Debian 12's (the machine's, 2.3.19) or Debian 13's (the trixie
+// tree, 2.4.1, run with chroot).
 
 /// Runs every scenario against `version`'s Dovecot and checks what it wrote and what the
 /// filter counts of it.
-fn run(version: Version) {
+fn run(version: Release) {
     require_root();
     require_program("python3", "python3");
     require_program("rsyslogd", "rsyslog");
@@ -234,7 +229,7 @@ fn run(version: Version) {
     require_program("ss", "iproute2");
     require_program("unshare", "util-linux");
     let tree = match version {
-        Version::Deb12 => {
+        Release::Deb12 => {
             require_program("dovecot", "dovecot-core");
             assert!(
                 Path::new("/usr/lib/dovecot/managesieve-login").is_file(),
@@ -243,7 +238,7 @@ fn run(version: Version) {
             );
             String::new()
         }
-        Version::Deb13 => {
+        Release::Deb13 => {
             require_program("chroot", "coreutils");
             trixie_root(&[
                 "usr/sbin/dovecot",
@@ -255,7 +250,7 @@ fn run(version: Version) {
             .to_string()
         }
     };
-    let v24 = version == Version::Deb13;
+    let v24 = version == Release::Deb13;
     let dir = test_dir(if v24 { "sieve-2.4" } else { "sieve" });
     // Dovecot's unprivileged processes (auth, login) read the passwd file under it
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
@@ -359,11 +354,11 @@ fn run(version: Version) {
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_managesieve_failures_count_for_the_address_dovecot_wrote() {
-    run(Version::Deb12);
+    run(Release::Deb12);
 }
 
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_managesieve_2_4_failures_count_for_the_address_dovecot_wrote() {
-    run(Version::Deb13);
+    run(Release::Deb13);
 }

@@ -339,24 +339,19 @@ fn counted(
     (failed, accepts)
 }
 
-/// The slapd under test: Debian 12's (the machine's, 2.5.13) or Debian 13's (the trixie tree,
-/// 2.6.10, run with chroot).
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Version {
-    Deb12,
-    Deb13,
-}
+// The slapd under test: Debian 12's (the machine's, 2.5.13) or Debian 13's (the trixie tree,
+// 2.6.10, run with chroot).
 
 /// Runs the script in `mode` against `version`'s slapd; the test's directory (kept until the
 /// test ends).
-fn run(mode: &str, version: Version) -> tempfile::TempDir {
+fn run(mode: &str, version: Release) -> tempfile::TempDir {
     require_root();
     require_program("ldapwhoami", "ldap-utils");
     require_program("ldapsearch", "ldap-utils");
     require_program("python3", "python3");
     require_program("rsyslogd", "rsyslog");
     require_program("unshare", "util-linux");
-    let tree = if version == Version::Deb13 {
+    let tree = if version == Release::Deb13 {
         require_program("chroot", "coreutils");
         trixie_root(&[
             "usr/sbin/slapd",
@@ -402,29 +397,29 @@ fn client_codes(dir: &Path) -> BTreeMap<String, usize> {
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_slapd_failed_binds_count_for_their_connections_client() {
-    failed_binds_count_for_their_connections_client(Version::Deb12);
+    failed_binds_count_for_their_connections_client(Release::Deb12);
 }
 
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_slapd26_failed_binds_count_for_their_connections_client() {
-    failed_binds_count_for_their_connections_client(Version::Deb13);
+    failed_binds_count_for_their_connections_client(Release::Deb13);
 }
 
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_slapd_a_failed_bind_logged_before_its_accept_counts() {
-    a_failed_bind_logged_before_its_accept_counts(Version::Deb12);
+    a_failed_bind_logged_before_its_accept_counts(Release::Deb12);
 }
 
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_slapd26_a_failed_bind_logged_before_its_accept_counts() {
-    a_failed_bind_logged_before_its_accept_counts(Version::Deb13);
+    a_failed_bind_logged_before_its_accept_counts(Release::Deb13);
 }
 
 /// The main scenarios against `version`'s slapd.
-fn failed_binds_count_for_their_connections_client(version: Version) {
+fn failed_binds_count_for_their_connections_client(version: Release) {
     let dir = run("main", version);
     let sys = dir.path().join("syslog");
     let text = fs::read_to_string(&sys).unwrap();
@@ -554,7 +549,7 @@ fn failed_binds_count_for_their_connections_client(version: Version) {
     );
     // 2.6's own log file in `logfile-format syslog-utc`: every line has a syslog-like header,
     // so the real failures count as in the syslog, and the forged lines count too
-    if version == Version::Deb13 {
+    if version == Release::Deb13 {
         let file = dir.path().join("slapd.log");
         let file_text = fs::read_to_string(&file).unwrap();
         let mut want = rules_by_host("slapd", &sys);
@@ -579,7 +574,7 @@ fn failed_binds_count_for_their_connections_client(version: Version) {
 }
 
 /// Eighty connections at once against `version`'s slapd.
-fn a_failed_bind_logged_before_its_accept_counts(version: Version) {
+fn a_failed_bind_logged_before_its_accept_counts(version: Release) {
     let dir = run("burst", version);
     let sys = dir.path().join("syslog");
     let text = fs::read_to_string(&sys).unwrap();

@@ -177,17 +177,12 @@ fn counted(log: &Path) -> (BTreeMap<String, Vec<String>>, Counted) {
     (by_host, all)
 }
 
-/// The Squid under test: Debian 12's (the machine's, 5.7) or Debian 13's (the trixie tree,
-/// 6.13, run with chroot).
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Version {
-    Deb12,
-    Deb13,
-}
+// The Squid under test: Debian 12's (the machine's, 5.7) or Debian 13's (the trixie tree,
+// 6.13, run with chroot).
 
 /// Runs every scenario against `version`'s Squid and checks what it answered, what it wrote
 /// and what the filter counts of it.
-fn run(version: Version) {
+fn run(version: Release) {
     require_root();
     require_program("curl", "curl");
     require_program("python3", "python3");
@@ -195,7 +190,7 @@ fn run(version: Version) {
     require_program("rsyslogd", "rsyslog");
     require_program("unshare", "util-linux");
     let tree = match version {
-        Version::Deb12 => {
+        Release::Deb12 => {
             require_program("squid", "squid");
             assert!(
                 Path::new(NCSA_AUTH).is_file(),
@@ -203,7 +198,7 @@ fn run(version: Version) {
             );
             String::new()
         }
-        Version::Deb13 => {
+        Release::Deb13 => {
             require_program("chroot", "coreutils");
             // (usr/sbin/squid is the alternatives link to squid-gnutls, absolute: it
             // resolves in the chroot only)
@@ -213,7 +208,7 @@ fn run(version: Version) {
                 .to_string()
         }
     };
-    let v6 = version == Version::Deb13;
+    let v6 = version == Release::Deb13;
     let dir = test_dir(if v6 { "squid-6" } else { "squid" });
     let shown = [("squid", "squid.out"), ("cache.log", "cache.log")];
     let script = format!("{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SCRIPT}");
@@ -365,11 +360,11 @@ fn run(version: Version) {
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_squid_refusals_count_for_the_client_squid_wrote() {
-    run(Version::Deb12);
+    run(Release::Deb12);
 }
 
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_squid_6_refusals_count_for_the_client_squid_wrote() {
-    run(Version::Deb13);
+    run(Release::Deb13);
 }

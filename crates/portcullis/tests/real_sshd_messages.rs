@@ -295,13 +295,8 @@ fn replay_counts(dir: &Path, log: &Path, mode: &str) -> BTreeMap<String, u32> {
     counts
 }
 
-/// The sshd under test: Debian 12's (the machine's, OpenSSH 9.2p1) or Debian 13's (the
-/// trixie tree, OpenSSH 10.0p2, run with chroot).
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Version {
-    Deb12,
-    Deb13,
-}
+// The sshd under test: Debian 12's (the machine's, OpenSSH 9.2p1) or Debian 13's (the
+// trixie tree, OpenSSH 10.0p2, run with chroot).
 
 /// In a rule table: as many as the log has lines of the rule for the address (the number of
 /// penalty drops depends on the client's pace), at least one.
@@ -508,7 +503,7 @@ const LINES: &[(By, &str)] = &[
 
 /// Runs every scenario against `version`'s sshd and checks what it wrote and what the filter
 /// counts of it.
-fn run(version: Version) {
+fn run(version: Release) {
     require_root();
     require_program("ssh", "openssh-client");
     require_program("ssh-keygen", "openssh-client");
@@ -519,11 +514,11 @@ fn run(version: Version) {
     require_program("ss", "iproute2");
     require_program("unshare", "util-linux");
     let tree = match version {
-        Version::Deb12 => {
+        Release::Deb12 => {
             require_program("sshd", "openssh-server");
             String::new()
         }
-        Version::Deb13 => {
+        Release::Deb13 => {
             require_program("chroot", "coreutils");
             let files = [
                 "usr/sbin/sshd",
@@ -533,7 +528,7 @@ fn run(version: Version) {
             trixie_root(&files).display().to_string()
         }
     };
-    let v10 = version == Version::Deb13;
+    let v10 = version == Release::Deb13;
     let dir = test_dir(if v10 {
         "sshd-messages-10"
     } else {
@@ -710,11 +705,11 @@ fn run(version: Version) {
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_sshd_messages_count_as_the_inventory_says() {
-    run(Version::Deb12);
+    run(Release::Deb12);
 }
 
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_sshd_10_messages_count_as_the_inventory_says() {
-    run(Version::Deb13);
+    run(Release::Deb13);
 }

@@ -192,29 +192,24 @@ fn counted(log: &Path) -> BTreeMap<String, Vec<String>> {
     by_host
 }
 
-/// The responder under test: Debian 12's charon 5.9.8 or Debian 13's 6.0.1 (the trixie-b
-/// tree, run with chroot). The initiator is Debian 12's charon and swanctl in both.
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Version {
-    Deb12,
-    Deb13,
-}
+// The responder under test: Debian 12's charon 5.9.8 or Debian 13's 6.0.1 (the trixie-b
+// tree, run with chroot). The initiator is Debian 12's charon and swanctl in both.
 
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_strongswan_failures_count_for_the_initiating_address() {
-    run(Version::Deb12);
+    run(Release::Deb12);
 }
 
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_strongswan_6_failures_count_for_the_initiating_address() {
-    run(Version::Deb13);
+    run(Release::Deb13);
 }
 
 /// Runs every scenario against `version`'s responder and checks what it wrote and what the
 /// filter counts of it.
-fn run(version: Version) {
+fn run(version: Release) {
     require_root();
     require_program("swanctl", "strongswan-swanctl");
     require_program("rsyslogd", "rsyslog");
@@ -238,8 +233,8 @@ fn run(version: Version) {
         );
     }
     let tree = match version {
-        Version::Deb12 => String::new(),
-        Version::Deb13 => {
+        Release::Deb12 => String::new(),
+        Release::Deb13 => {
             require_program("chroot", "coreutils");
             let files = [
                 "usr/lib/ipsec/charon",
@@ -250,7 +245,7 @@ fn run(version: Version) {
             trixie_b_root(&files).display().to_string()
         }
     };
-    let deb13 = version == Version::Deb13;
+    let deb13 = version == Release::Deb13;
     let dir = test_dir(if deb13 { "strongswan-6" } else { "strongswan" });
     let shown = [
         ("responder", "resp/charon.err"),

@@ -140,17 +140,12 @@ fn lines_with(text: &str, needle: &str) -> usize {
     text.lines().filter(|l| l.contains(needle)).count()
 }
 
-/// The stunnel under test: Debian 12's (the machine's, 5.68) or Debian 13's (the trixie tree,
-/// 5.74, run with chroot).
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Version {
-    Deb12,
-    Deb13,
-}
+// The stunnel under test: Debian 12's (the machine's, 5.68) or Debian 13's (the trixie tree,
+// 5.74, run with chroot).
 
 /// Runs every scenario against `version`'s stunnel (the clients are the machine's) and
 /// checks what the clients got, what stunnel wrote and what the filter counts of it.
-fn run(version: Version) {
+fn run(version: Release) {
     require_root();
     require_program("stunnel4", "stunnel4");
     require_program("openssl", "openssl");
@@ -159,23 +154,23 @@ fn run(version: Version) {
     require_program("ip", "iproute2");
     require_program("unshare", "util-linux");
     let tree = match version {
-        Version::Deb12 => String::new(),
-        Version::Deb13 => {
+        Release::Deb12 => String::new(),
+        Release::Deb13 => {
             require_program("chroot", "coreutils");
             trixie_root(&["usr/bin/stunnel4"]).display().to_string()
         }
     };
     let dir = test_dir(match version {
-        Version::Deb12 => "stunnel",
-        Version::Deb13 => "stunnel-5.74",
+        Release::Deb12 => "stunnel",
+        Release::Deb13 => "stunnel-5.74",
     });
     let shown = [("stunnel", "stunnel.err"), ("log", "stunnel.log")];
     let script = format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SCRIPT}");
     run_script_ok("stunnel", dir.path(), &script, &[tree.as_ref()], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let release = match version {
-        Version::Deb12 => "3:5.68-",
-        Version::Deb13 => "3:5.74-",
+        Release::Deb12 => "3:5.68-",
+        Release::Deb13 => "3:5.74-",
     };
     assert!(
         read("version").starts_with(release),
@@ -256,11 +251,11 @@ fn run(version: Version) {
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_stunnel_libwrap_refusals_count_and_tls_failures_do_not() {
-    run(Version::Deb12);
+    run(Release::Deb12);
 }
 
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_stunnel_5_74_libwrap_refusals_count_and_tls_failures_do_not() {
-    run(Version::Deb13);
+    run(Release::Deb13);
 }

@@ -134,29 +134,24 @@ kill %1 %2
 wait
 "#;
 
-/// The Syncthing under test: Debian 12's (the machine's, 1.19) or Debian 13's (the trixie
-/// tree, 1.29, run with chroot).
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Version {
-    Deb12,
-    Deb13,
-}
+// The Syncthing under test: Debian 12's (the machine's, 1.19) or Debian 13's (the trixie
+// tree, 1.29, run with chroot).
 
 /// Runs every scenario against `version`'s Syncthing and checks what the clients saw, what
 /// it wrote and what the filter counts of it.
-fn run(version: Version) {
+fn run(version: Release) {
     require_root();
     let tree = match version {
-        Version::Deb12 => {
+        Release::Deb12 => {
             require_program("syncthing", "syncthing");
             String::new()
         }
-        Version::Deb13 => {
+        Release::Deb13 => {
             require_program("chroot", "coreutils");
             trixie_root(&["usr/bin/syncthing"]).display().to_string()
         }
     };
-    let v129 = version == Version::Deb13;
+    let v129 = version == Release::Deb13;
     require_program("curl", "curl");
     require_program("ip", "iproute2");
     require_program("ss", "iproute2");
@@ -290,11 +285,11 @@ fn run(version: Version) {
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_syncthing_failures_count_for_the_tcp_peer() {
-    run(Version::Deb12);
+    run(Release::Deb12);
 }
 
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_syncthing_1_29_failures_count_for_the_tcp_peer() {
-    run(Version::Deb13);
+    run(Release::Deb13);
 }

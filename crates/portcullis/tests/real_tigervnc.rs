@@ -220,17 +220,12 @@ kill %1
 wait
 "#;
 
-/// The TigerVNC under test: Debian 12's (the machine's, 1.12) or Debian 13's (the trixie
-/// tree, 1.15, run with chroot).
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Version {
-    Deb12,
-    Deb13,
-}
+// The TigerVNC under test: Debian 12's (the machine's, 1.12) or Debian 13's (the trixie
+// tree, 1.15, run with chroot).
 
 /// Runs every scenario against `version`'s Xtigervnc and checks what the clients saw, what
 /// it wrote and what the filter counts of it.
-fn run(version: Version) {
+fn run(version: Release) {
     require_root();
     require_program("python3", "python3");
     assert!(
@@ -238,7 +233,7 @@ fn run(version: Version) {
         "python3-cryptography is missing: install it (test.sh does)"
     );
     let tree = match version {
-        Version::Deb12 => {
+        Release::Deb12 => {
             require_program("Xtigervnc", "tigervnc-standalone-server");
             assert!(
                 Path::new("/etc/pam.d/tigervnc").is_file(),
@@ -246,14 +241,14 @@ fn run(version: Version) {
             );
             String::new()
         }
-        Version::Deb13 => {
+        Release::Deb13 => {
             require_program("chroot", "coreutils");
             trixie_root(&["usr/bin/Xtigervnc", "etc/pam.d/tigervnc"])
                 .display()
                 .to_string()
         }
     };
-    let v115 = version == Version::Deb13;
+    let v115 = version == Release::Deb13;
     require_program("rsyslogd", "rsyslog");
     require_program("ip", "iproute2");
     require_program("ss", "iproute2");
@@ -412,11 +407,11 @@ fn run(version: Version) {
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_tigervnc_failures_count_for_the_client_tigervnc_wrote() {
-    run(Version::Deb12);
+    run(Release::Deb12);
 }
 
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_tigervnc_1_15_failures_count_for_the_client_tigervnc_wrote() {
-    run(Version::Deb13);
+    run(Release::Deb13);
 }

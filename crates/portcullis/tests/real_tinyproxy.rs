@@ -143,17 +143,12 @@ fn counted(log: &Path, per64: bool) -> BTreeMap<(String, String), usize> {
     by
 }
 
-/// The Tinyproxy under test: Debian 12's (the machine's, 1.11.1) or Debian 13's (the trixie
-/// tree, 1.11.2, run with chroot).
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Version {
-    Deb12,
-    Deb13,
-}
+// The Tinyproxy under test: Debian 12's (the machine's, 1.11.1) or Debian 13's (the trixie
+// tree, 1.11.2, run with chroot).
 
 /// Runs every scenario against `version`'s Tinyproxy and checks what curl got, what
 /// Tinyproxy wrote and what the filter counts of it.
-fn run(version: Version) {
+fn run(version: Release) {
     require_root();
     require_program("curl", "curl");
     require_program("python3", "python3");
@@ -161,16 +156,16 @@ fn run(version: Version) {
     require_program("ip", "iproute2");
     require_program("unshare", "util-linux");
     let tree = match version {
-        Version::Deb12 => {
+        Release::Deb12 => {
             require_program("tinyproxy", "tinyproxy-bin");
             String::new()
         }
-        Version::Deb13 => {
+        Release::Deb13 => {
             require_program("chroot", "coreutils");
             trixie_root(&["usr/bin/tinyproxy"]).display().to_string()
         }
     };
-    let v1112 = version == Version::Deb13;
+    let v1112 = version == Release::Deb13;
     let dir = test_dir(if v1112 {
         "tinyproxy-1.11.2"
     } else {
@@ -289,11 +284,11 @@ fn run(version: Version) {
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_tinyproxy_refusals_count_for_the_client_address() {
-    run(Version::Deb12);
+    run(Release::Deb12);
 }
 
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_tinyproxy_1_11_2_refusals_count_for_the_client_address() {
-    run(Version::Deb13);
+    run(Release::Deb13);
 }

@@ -240,17 +240,12 @@ done
 sleep 0.3
 "#;
 
-/// The xrdp under test: Debian 12's (the machine's, 0.9.21.1) or Debian 13's (the trixie
-/// tree, 0.10.1, run with chroot).
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum Version {
-    Deb12,
-    Deb13,
-}
+// The xrdp under test: Debian 12's (the machine's, 0.9.21.1) or Debian 13's (the trixie
+// tree, 0.10.1, run with chroot).
 
 /// Runs every scenario against `version`'s xrdp and checks what it wrote and what the filter
 /// counts of it.
-fn run(version: Version) {
+fn run(version: Release) {
     require_root();
     require_program("xfreerdp", "freerdp2-x11");
     require_program("Xtigervnc", "tigervnc-standalone-server");
@@ -260,12 +255,12 @@ fn run(version: Version) {
     require_program("ss", "iproute2");
     require_program("unshare", "util-linux");
     let tree = match version {
-        Version::Deb12 => {
+        Release::Deb12 => {
             require_program("xrdp", "xrdp");
             require_program("xrdp-sesman", "xrdp");
             String::new()
         }
-        Version::Deb13 => {
+        Release::Deb13 => {
             require_program("chroot", "coreutils");
             let files = [
                 "usr/sbin/xrdp",
@@ -275,7 +270,7 @@ fn run(version: Version) {
             trixie_root(&files).display().to_string()
         }
     };
-    let v10 = version == Version::Deb13;
+    let v10 = version == Release::Deb13;
     let dir = test_dir(if v10 { "xrdp-10" } else { "xrdp" });
     // the session runs as the test user, whose home is under it
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
@@ -433,11 +428,11 @@ fn run(version: Version) {
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_xrdp_authfail_counts_for_the_address_sesman_wrote() {
-    run(Version::Deb12);
+    run(Release::Deb12);
 }
 
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_xrdp_10_authfail_counts_for_the_address_sesexec_wrote() {
-    run(Version::Deb13);
+    run(Release::Deb13);
 }

@@ -87,6 +87,15 @@ pub fn write_account_etc(etc: &Path, user: &str, id: u32, gecos: &str, hosts: &s
     fs::write(etc.join("hosts"), hosts).unwrap();
 }
 
+/// Which Debian release's program a real test runs: Debian 12's (the machine's own, or
+/// unpacked by test.sh) or Debian 13's (from one of test.sh's trixie trees, run with chroot).
+/// The tests that cover both run one scenario table against each.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Release {
+    Deb12,
+    Deb13,
+}
+
 /// The Debian 13 (trixie) tree test.sh makes with debootstrap (its lists name the programs:
 /// OpenSSH 10.0, Dovecot 2.4, Postfix 3.10 and more; OpenSMTPD unpacked under
 /// /opt/unpacked): env `PORTCULLIS_TRIXIE_ROOT` if set, else /var/cache/portcullis-test/trixie.
@@ -110,6 +119,29 @@ pub fn trixie_b_root(files: &[&str]) -> PathBuf {
     )
 }
 
+/// test.sh's third Debian 13 tree: the Courier MTA 1.4 and Courier-IMAP 5.2 (they conflict
+/// with the first tree's Postfix and Dovecot), Rspamd, Monit, Radicale, Net-SNMP, NRPE,
+/// Perdition, xinetd, tcpd and PortSentry: env `PORTCULLIS_TRIXIE_C_ROOT` if set, else
+/// /var/cache/portcullis-test/trixie-c. Panics unless each of `files` is there.
+pub fn trixie_c_root(files: &[&str]) -> PathBuf {
+    tree_root(
+        "PORTCULLIS_TRIXIE_C_ROOT",
+        "/var/cache/portcullis-test/trixie-c",
+        files,
+    )
+}
+
+/// test.sh's fourth Debian 13 tree: Sendmail 8.18 with Cyrus SASL (it conflicts with every
+/// other tree's MTA): env `PORTCULLIS_TRIXIE_D_ROOT` if set, else
+/// /var/cache/portcullis-test/trixie-d. Panics unless each of `files` is there.
+pub fn trixie_d_root(files: &[&str]) -> PathBuf {
+    tree_root(
+        "PORTCULLIS_TRIXIE_D_ROOT",
+        "/var/cache/portcullis-test/trixie-d",
+        files,
+    )
+}
+
 fn tree_root(var: &str, default: &str, files: &[&str]) -> PathBuf {
     let root = PathBuf::from(std::env::var(var).unwrap_or(default.into()));
     for f in files {
@@ -125,8 +157,8 @@ fn tree_root(var: &str, default: &str, files: &[&str]) -> PathBuf {
 }
 
 /// A shell function for scripts run by [`run_unshared`] that run programs of a Debian 13
-/// tree ([`trixie_root`], [`trixie_b_root`]): `trixie_mount TREE ROOT WORK` mounts at ROOT an overlay with TREE
-/// below (never written: test.sh's cache, shared by every test) and a tmpfs at WORK above, then
+/// tree ([`trixie_root`], [`trixie_b_root`], [`trixie_c_root`], [`trixie_d_root`]):
+/// `trixie_mount TREE ROOT WORK` mounts at ROOT an overlay with TREE below (never written: test.sh's cache, shared by every test) and a tmpfs at WORK above, then
 /// binds into it the namespace's /proc, /dev (call `private_syslog` or `private_dev` of
 /// [`super::PRIVATE_SYSLOG_SH`] first: its /dev/log reaches the private rsyslogd, whose socket
 /// directory WORK's parent must be, so it is bound at the same path inside) and a fresh /run
