@@ -1,6 +1,9 @@
-//! The `nagios` filter (NRPE refusing hosts) against the real NRPE daemon. Debian 12's nrpe
-//! (nagios-nrpe-server 4.1) runs in the foreground (`-f`) in its own pid, mount and network
-//! namespace (`unshare`), listening on every address of the namespace (192.0.2.56 and
+//! The `nagios` filter (NRPE refusing hosts) against the real NRPE daemon, twice: Debian
+//! 12's nrpe (nagios-nrpe-server 4.1.0, the machine's) and Debian 13's (4.1.3, test.sh's
+//! trixie-c tree, run with chroot in a private overlay of it: common/real.rs
+//! `trixie_mount`), the same scenarios and one table of what counts for both (4.1.3 writes
+//! every line read as 4.1.0 does). Each runs in the foreground (`-f`) in its own pid, mount
+//! and network namespace (`unshare`), listening on every address of the namespace (192.0.2.56 and
 //! 2001:db8::56 among them) with `allowed_hosts=192.0.2.10,192.0.2.11`, `debug=1` (so that it
 //! also logs the command names clients ask for) and one trivial command; it logs through
 //! syslog(3) to a private rsyslogd (a private /dev whose /dev/log is its socket), writing
@@ -23,8 +26,8 @@
 //! bans 198.51.100.9 alone.
 //!
 //! Needs root, nrpe (nagios-nrpe-server), check_nrpe (nagios-nrpe-plugin), rsyslogd and
-//! util-linux's unshare (test.sh installs them); fails loudly when they are missing. Runs in
-//! about 3 s.
+//! util-linux's unshare (test.sh installs them), and for the second run chroot and the
+//! trixie-c tree; fails loudly when they are missing. Runs in about 1 s each.
 
 mod common;
 
@@ -35,9 +38,10 @@ use std::fs;
 const CHECK_NRPE: &str = "/usr/lib/nagios/plugins/check_nrpe";
 
 /// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
-/// run is in it and dies with it; $1 is the test's directory.
+/// run is in it and dies with it; $1 is the test's directory, $2 the Debian 13 tree (empty:
+/// the machine's nrpe). (After [`PRIVATE_SYSLOG_SH`] and [`TRIXIE_SH`].)
 const SCRIPT: &str = r#"set -u
-d="$1"
+d="$1"; tree="$2"
 ip link set lo up
 for a in 192.0.2.56 192.0.2.10 192.0.2.11 198.51.100.9 203.0.113.77; do
   ip addr add "$a/32" dev lo || exit 2
@@ -45,6 +49,16 @@ done
 for a in 2001:db8::56 2001:db8:77::7; do ip addr add "$a/128" dev lo nodad || exit 2; done
 # a private /dev whose /dev/log is a private rsyslogd's socket (common/netns.rs)
 private_syslog "$d"
+# the nrpe to run: the machine's (Debian 12), or Debian 13's in a private overlay of its tree
+# (common/real.rs trixie_mount: its /etc, /run and /tmp private, $d at the same path), through
+# chroot
+r=/; run=()
+if [ -n "$tree" ]; then
+  r="$d/root"
+  trixie_mount "$tree" "$r" "$d/trixie" || exit 4
+  run=(chroot "$r")
+fi
+dpkg-query --admindir="$r/var/lib/dpkg" -W -f '${Version}' nagios-nrpe-server > "$d/version"
 cat > "$d/nrpe.cfg" <<C
 log_facility=daemon
 debug=1
@@ -58,7 +72,7 @@ command_timeout=10
 connection_timeout=10
 command[check_ok]=/bin/echo OK - portcullis
 C
-nrpe -c "$d/nrpe.cfg" -f 2>"$d/nrpe.err" &
+"${run[@]}" /usr/sbin/nrpe -c "$d/nrpe.cfg" -f 2>"$d/nrpe.err" &
 for _ in $(seq 100); do grep -q "Listening for connections" "$d/syslog" 2>/dev/null && break; sleep 0.1; done
 grep -q "Listening for connections" "$d/syslog" || { echo "nrpe did not start" >&2; exit 4; }
 c() { echo "== $*" >> "$d/answers"; timeout 10 /usr/lib/nagios/plugins/check_nrpe -t 5 "$@" >> "$d/answers" 2>&1; echo "rc=$?" >> "$d/answers"; }
@@ -79,9 +93,12 @@ kill %1
 wait
 "#;
 
-#[test]
-#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
-fn real_nrpe_refusals_count_for_the_address_nrpe_wrote() {
+// The nrpe under test: Debian 12's (the machine's, 4.1.0) or Debian 13's (the trixie-c tree,
+// 4.1.3, run with chroot).
+
+/// Runs every scenario against `version`'s nrpe (the clients are the machine's) and checks
+/// what the clients got, what nrpe wrote and what the filter counts of it.
+fn run(version: Release) {
     require_root();
     require_program("nrpe", "nagios-nrpe-server");
     assert!(
@@ -90,11 +107,30 @@ fn real_nrpe_refusals_count_for_the_address_nrpe_wrote() {
     );
     require_program("rsyslogd", "rsyslog");
     require_program("unshare", "util-linux");
-    let dir = test_dir("nrpe");
+    let tree = match version {
+        Release::Deb12 => String::new(),
+        Release::Deb13 => {
+            require_program("chroot", "coreutils");
+            trixie_c_root(&["usr/sbin/nrpe"]).display().to_string()
+        }
+    };
+    let dir = test_dir(match version {
+        Release::Deb12 => "nrpe",
+        Release::Deb13 => "nrpe-4.1.3",
+    });
     let shown = [("nrpe", "nrpe.err"), ("log", "syslog")];
-    let script = format!("{PRIVATE_SYSLOG_SH}{SCRIPT}");
-    run_script_ok("nrpe", dir.path(), &script, &[], &shown);
+    let script = format!("{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SCRIPT}");
+    run_script_ok("nrpe", dir.path(), &script, &[tree.as_ref()], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+    let release = match version {
+        Release::Deb12 => "4.1.0-",
+        Release::Deb13 => "4.1.3-",
+    };
+    assert!(
+        read("version").starts_with(release),
+        "nagios-nrpe-server {}",
+        read("version")
+    );
     let sys = dir.path().join("syslog");
     let text = read("syslog");
 
@@ -159,4 +195,16 @@ fn real_nrpe_refusals_count_for_the_address_nrpe_wrote() {
         vec!["198.51.100.9".to_string()],
         "bans:\nlog:\n{text}"
     );
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_nrpe_refusals_count_for_the_address_nrpe_wrote() {
+    run(Release::Deb12);
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_nrpe_4_1_3_refusals_count_for_the_address_nrpe_wrote() {
+    run(Release::Deb13);
 }

@@ -1,6 +1,10 @@
-//! The `snmpd` filter against the real Net-SNMP agent. Debian 12's snmpd (5.9.3, built with
-//! TCP wrappers) runs in its own pid, mount and network namespace (`unshare`), with a private
-//! /etc (an overlay, `common::netns::PRIVATE_ETC_SH`) whose hosts.deny refuses snmpd to
+//! The `snmpd` filter against the real Net-SNMP agent, twice: Debian 12's snmpd (5.9.3, the
+//! machine's) and Debian 13's (5.9.4, which calls itself `5.9.4.pre2`; test.sh's trixie-c
+//! tree, run with chroot in a private overlay of it: common/real.rs `trixie_mount`), the same
+//! scenarios and one table of what counts for both (5.9.4 writes every line as 5.9.3 does).
+//! Both are built with TCP wrappers. Each runs in its own pid, mount and network namespace
+//! (`unshare`), with a private /etc (the machine's overlaid, `common::netns::PRIVATE_ETC_SH`,
+//! or the tree's) whose hosts.deny refuses snmpd to
 //! 203.0.113.77 and 2001:db8:77::7, one community (`rocommunity GOODCOMM 192.0.2.0/24`) and
 //! one SNMPv3 user (`rouser v3user auth`, SHA). It listens on udp:192.0.2.161:161 and
 //! udp6:[2001:db8::161]:161 and logs three ways at once: through syslog(3) to a private
@@ -28,7 +32,8 @@
 //! read. Both rules are class scan: SNMP's UDP source address can be forged.
 //!
 //! Needs root, snmpd and snmpget (snmpd, snmp), rsyslogd and util-linux's unshare (test.sh
-//! installs them); fails loudly when they are missing. Runs in about 1 s.
+//! installs them), and for the second run chroot and the trixie-c tree; fails loudly when
+//! they are missing. Runs in about 1 s each.
 
 mod common;
 
@@ -37,9 +42,10 @@ use std::collections::BTreeMap;
 use std::fs;
 
 /// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
-/// run is in it and dies with it; $1 is the test's directory.
+/// run is in it and dies with it; $1 is the test's directory, $2 the Debian 13 tree (empty:
+/// the machine's snmpd). (After [`PRIVATE_ETC_SH`], [`PRIVATE_SYSLOG_SH`] and [`TRIXIE_SH`].)
 const SCRIPT: &str = r#"set -u
-d="$1"
+d="$1"; tree="$2"
 ip link set lo up
 for a in 192.0.2.161 192.0.2.10 198.51.100.9 203.0.113.77; do
   ip addr add "$a/32" dev lo || exit 2
@@ -48,9 +54,21 @@ for a in 2001:db8::161 2001:db8:66::6 2001:db8:77::7; do ip addr add "$a/128" de
 mkdir -p "$d/etc-src" "$d/persist" "$d/client"
 printf 'snmpd: 203.0.113.77 [2001:db8:77::7]\n' > "$d/etc-src/hosts.deny"
 : > "$d/etc-src/hosts.allow"
-private_etc "$d/etc-ov" "$d/etc-src" hosts.deny hosts.allow || exit 2
 # a private /dev whose /dev/log is a private rsyslogd's socket (common/netns.rs)
 private_syslog "$d"
+# the snmpd to run: the machine's (Debian 12) with a private /etc, or Debian 13's in a private
+# overlay of its tree (common/real.rs trixie_mount: its /etc, /run and /tmp private, $d at
+# the same path), through chroot
+r=/; run=()
+if [ -n "$tree" ]; then
+  r="$d/root"
+  trixie_mount "$tree" "$r" "$d/trixie" || exit 4
+  run=(chroot "$r")
+  cp "$d/etc-src/hosts.deny" "$d/etc-src/hosts.allow" "$r/etc/" || exit 4
+else
+  private_etc "$d/etc-ov" "$d/etc-src" hosts.deny hosts.allow || exit 2
+fi
+dpkg-query --admindir="$r/var/lib/dpkg" -W -f '${Version}' snmpd > "$d/version"
 cat > "$d/snmpd.conf" <<C
 rocommunity GOODCOMM 192.0.2.0/24
 createUser v3user SHA "right-key-4711"
@@ -59,7 +77,7 @@ C
 # the clients' configuration: no MIBs (Debian ships none), nothing written outside $d
 printf 'mibs :\n' > "$d/client/snmp.conf"
 export SNMP_PERSISTENT_DIR="$d/persist" SNMPCONFPATH="$d/client" MIBS=
-/usr/sbin/snmpd -f -C -c "$d/snmpd.conf" -m "" -I -smux,mteTrigger,mteTriggerConf \
+"${run[@]}" /usr/sbin/snmpd -f -C -c "$d/snmpd.conf" -m "" -I -smux,mteTrigger,mteTriggerConf \
   -p "$d/snmpd.pid" -Ls d -Lf "$d/snmpd.log" -LOw \
   udp:192.0.2.161:161 'udp6:[2001:db8::161]:161' > "$d/stdout.log" 2> "$d/snmpd.err" &
 snmpd=$!
@@ -104,19 +122,46 @@ fn want(rows: &[(&str, &[&str])]) -> BTreeMap<String, Vec<String>> {
         .collect()
 }
 
-#[test]
-#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
-fn real_snmpd_counts_refusals_and_wrong_v3_keys_for_the_sender() {
+// The snmpd under test: Debian 12's (the machine's, 5.9.3) or Debian 13's (the trixie-c
+// tree, 5.9.4, run with chroot).
+
+/// Runs every scenario against `version`'s snmpd (the clients are the machine's) and checks
+/// what the clients got, what snmpd wrote and what the filter counts of it.
+fn run(version: Release) {
     require_root();
     require_program("snmpd", "snmpd");
     require_program("snmpget", "snmp");
     require_program("rsyslogd", "rsyslog");
     require_program("unshare", "util-linux");
-    let dir = test_dir("snmpd");
+    let tree = match version {
+        Release::Deb12 => String::new(),
+        Release::Deb13 => {
+            require_program("chroot", "coreutils");
+            trixie_c_root(&["usr/sbin/snmpd"]).display().to_string()
+        }
+    };
+    let dir = test_dir(match version {
+        Release::Deb12 => "snmpd",
+        Release::Deb13 => "snmpd-5.9.4",
+    });
     let shown = [("snmpd", "snmpd.err"), ("log", "snmpd.log")];
-    let script = format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SCRIPT}");
-    run_script_ok("snmpd", dir.path(), &script, &[], &shown);
+    let script = format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SCRIPT}");
+    run_script_ok("snmpd", dir.path(), &script, &[tree.as_ref()], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+    let release = match version {
+        Release::Deb12 => "5.9.3+",
+        Release::Deb13 => "5.9.4+",
+    };
+    assert!(
+        read("version").starts_with(release),
+        "snmpd {}",
+        read("version")
+    );
+    assert!(
+        read("snmpd.log").contains(&format!("NET-SNMP version {}", &release[..5])),
+        "{}",
+        read("snmpd.log")
+    );
 
     // what the clients saw: answers for the right community and key, a report for a wrong
     // key and an unknown user, silence for a wrong community and a refused sender
@@ -200,4 +245,16 @@ fn real_snmpd_counts_refusals_and_wrong_v3_keys_for_the_sender() {
         vec!["198.51.100.9".to_string()],
         "bans:\nlog:\n{text}"
     );
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_snmpd_counts_refusals_and_wrong_v3_keys_for_the_sender() {
+    run(Release::Deb12);
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_snmpd_5_9_4_counts_refusals_and_wrong_v3_keys_for_the_sender() {
+    run(Release::Deb13);
 }
