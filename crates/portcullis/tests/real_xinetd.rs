@@ -1,6 +1,10 @@
-//! The `xinetd-fail` filter against the real xinetd. Debian 12's xinetd (2.3.15.3, built with
-//! libwrap) runs in its own pid, mount and network namespace (`unshare`), `xinetd -dontfork`
-//! with `-syslog daemon`, a private /etc (an overlay, `common::netns::PRIVATE_ETC_SH`) whose
+//! The `xinetd-fail` filter against the real xinetd, twice: Debian 12's xinetd (2.3.15.3, the
+//! machine's) and Debian 13's (2.3.15.4, test.sh's trixie-c tree, run with chroot in a
+//! private overlay of it: common/real.rs `trixie_mount`), the same scenarios and one table of
+//! what counts for both (2.3.15.4 writes every line read as 2.3.15.3 does). Both are built
+//! with libwrap. Each runs in its own pid, mount and network namespace (`unshare`),
+//! `xinetd -dontfork` with `-syslog daemon`, a private /etc (the machine's overlaid,
+//! `common::netns::PRIVATE_ETC_SH`, or the tree's) whose
 //! hosts.deny refuses 203.0.113.77 and 2001:db8:77::/64 the libwrap name `pct-wrap`, and
 //! `/bin/cat` services logging through syslog(3) to a private rsyslogd (a private /dev whose
 //! /dev/log is its socket, rsyslog's traditional file format), as Debian's xinetd.conf
@@ -29,8 +33,9 @@
 //! it read none of xinetd's real lines there (`YY/M/D@HH:MM:SS: FAIL: ...`): its rules are
 //! now `tagged_only`, and nothing of that file counts.
 //!
-//! Needs root, xinetd, python3, rsyslogd and util-linux's unshare (test.sh installs them);
-//! fails loudly when they are missing. Runs in about 1 s.
+//! Needs root, xinetd, python3, rsyslogd and util-linux's unshare (test.sh installs them),
+//! and for the second run chroot and the trixie-c tree; fails loudly when they are missing.
+//! Runs in about 1 s each.
 
 mod common;
 
@@ -41,14 +46,15 @@ use std::path::Path;
 
 /// Run as pid 1 of the new pid, mount and network namespace (bash, after
 /// [`PRIVATE_ETC_SH`] and [`PRIVATE_SYSLOG_SH`]): every process of the run is in it and dies
-/// with it; $1 is the test's directory.
+/// with it; $1 is the test's directory, $2 the Debian 13 tree (empty: the machine's xinetd;
+/// after [`TRIXIE_SH`]).
 const SCRIPT: &str = r#"set -u
-d="$1"
+d="$1"; tree="$2"
 # a private /etc: libwrap refuses two clients the name pct-wrap
 mkdir -p "$d/etc-src"
 : > "$d/etc-src/hosts.allow"
 echo 'pct-wrap: 203.0.113.77 [2001:db8:77::]/64' > "$d/etc-src/hosts.deny"
-private_etc "$d/etc-ov" "$d/etc-src" hosts.allow hosts.deny || exit 2
+[ -n "$tree" ] || private_etc "$d/etc-ov" "$d/etc-src" hosts.allow hosts.deny || exit 2
 ip link set lo up
 for a in 192.0.2.7 192.0.2.10 192.0.2.20 198.51.100.9 203.0.113.77; do
   ip addr add "$a/32" dev lo || exit 2
@@ -56,6 +62,17 @@ done
 for a in 2001:db8::7 2001:db8::10 2001:db8:77::7; do ip addr add "$a/128" dev lo nodad || exit 2; done
 # a private /dev whose /dev/log is a private rsyslogd's socket (common/netns.rs)
 private_syslog "$d"
+# the xinetd to run: the machine's (Debian 12) with a private /etc, or Debian 13's in a
+# private overlay of its tree (common/real.rs trixie_mount: its /etc, /run and /tmp private,
+# $d at the same path), through chroot; its services (/bin/cat) are the tree's then
+r=/; run=()
+if [ -n "$tree" ]; then
+  r="$d/root"
+  trixie_mount "$tree" "$r" "$d/trixie" || exit 4
+  run=(chroot "$r")
+  cp "$d/etc-src/hosts.allow" "$d/etc-src/hosts.deny" "$r/etc/" || exit 4
+fi
+dpkg-query --admindir="$r/var/lib/dpkg" -W -f '${Version}' xinetd > "$d/version"
 svc() { # NAME PORT FLAGS EXTRA...
   printf 'service %s\n{\n  type = UNLISTED\n  socket_type = stream\n  protocol = tcp\n' "$1"
   printf '  port = %s\n  wait = no\n  user = root\n  server = /bin/cat\n  flags = %s\n' "$2" "$3"
@@ -72,7 +89,7 @@ svc() { # NAME PORT FLAGS EXTRA...
   svc pct-wrap6 7010 "REUSE IPv6" "bind = 2001:db8::7" "libwrap = pct-wrap"
   svc pct-file 7011 REUSE "bind = 192.0.2.7" "only_from = 192.0.2.10" "log_type = FILE $d/xinetd.log"
 } > "$d/xinetd.conf"
-xinetd -dontfork -f "$d/xinetd.conf" -syslog daemon -pidfile "$d/xinetd.pid" 2>"$d/xinetd.err" &
+"${run[@]}" /usr/sbin/xinetd -dontfork -f "$d/xinetd.conf" -syslog daemon -pidfile "$d/xinetd.pid" 2>"$d/xinetd.err" &
 for _ in $(seq 100); do grep -q "Started working: 6 available" "$d/syslog" 2>/dev/null && break; sleep 0.1; done
 grep -q "Started working: 6 available" "$d/syslog" || { echo "xinetd did not start" >&2; exit 4; }
 # the legitimate client's identd: a raw LF in every answer, then a forged FAIL line
@@ -157,15 +174,28 @@ fn counted(log: &Path) -> (BTreeMap<String, Vec<String>>, Vec<String>) {
     (by_host, lines)
 }
 
-#[test]
-#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
-fn real_xinetd_refusals_count_for_the_client_xinetd_wrote() {
+// The xinetd under test: Debian 12's (the machine's, 2.3.15.3) or Debian 13's (the trixie-c
+// tree, 2.3.15.4, run with chroot).
+
+/// Runs every scenario against `version`'s xinetd (the clients are the machine's) and checks
+/// what the clients got, what xinetd wrote and what the filter counts of it.
+fn run(version: Release) {
     require_root();
     require_program("xinetd", "xinetd");
     require_program("python3", "python3");
     require_program("rsyslogd", "rsyslog");
     require_program("unshare", "util-linux");
-    let dir = test_dir("xinetd");
+    let tree = match version {
+        Release::Deb12 => String::new(),
+        Release::Deb13 => {
+            require_program("chroot", "coreutils");
+            trixie_c_root(&["usr/sbin/xinetd"]).display().to_string()
+        }
+    };
+    let dir = test_dir(match version {
+        Release::Deb12 => "xinetd",
+        Release::Deb13 => "xinetd-2.3.15.4",
+    });
     let shown = [
         ("xinetd", "xinetd.err"),
         ("clients (clients)", "clients"),
@@ -174,13 +204,27 @@ fn real_xinetd_refusals_count_for_the_client_xinetd_wrote() {
         ("syslog", "syslog"),
         ("file", "xinetd.log"),
     ];
-    let script = format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SCRIPT}");
-    run_script_ok("xinetd", dir.path(), &script, &[], &shown);
+    let script = format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SCRIPT}");
+    run_script_ok("xinetd", dir.path(), &script, &[tree.as_ref()], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+    let release = match version {
+        Release::Deb12 => "2.3.15.3",
+        Release::Deb13 => "2.3.15.4",
+    };
+    assert!(
+        read("version").starts_with(&format!("1:{release}-")),
+        "xinetd {}",
+        read("version")
+    );
     let sys = dir.path().join("syslog");
     let own = dir.path().join("xinetd.log");
     let text = read("syslog");
     let file = read("xinetd.log");
+    // the release that started (its first line), built with libwrap
+    assert!(
+        text.contains(&format!("]: {release} started with libwrap ")),
+        "xinetd {release} expected:\n{text}"
+    );
 
     // what the clients saw: the allowed ones served, every other connection refused
     let clients = read("clients");
@@ -286,4 +330,16 @@ fn real_xinetd_refusals_count_for_the_client_xinetd_wrote() {
         replay_jail(dir.path(), "xinetd-fail", &own, "aggressive", 1).is_empty(),
         "a ban from xinetd's own file:\n{file}"
     );
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_xinetd_refusals_count_for_the_client_xinetd_wrote() {
+    run(Release::Deb12);
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_xinetd_2_3_15_4_refusals_count_for_the_client_xinetd_wrote() {
+    run(Release::Deb13);
 }
