@@ -1,12 +1,19 @@
-//! The `sendmail-auth` filter against the real Sendmail 8.17 of Debian 12, built with Cyrus
-//! SASL. Debian's sendmail-bin conflicts with postfix (both provide mail-transport-agent),
-//! so test.sh unpacks it (sendmail-bin, sendmail-base, sendmail-cf) under
+//! The `sendmail-auth` filter against the real Sendmail built with Cyrus SASL, twice: Debian
+//! 12's 8.17.1 and Debian 13's 8.18.1, the same scenarios and one table of what Sendmail must
+//! write and what counts for both (8.18.1 wrote every line as 8.17.1 did). Debian's
+//! sendmail-bin conflicts with postfix (both provide mail-transport-agent), so test.sh
+//! unpacks it (sendmail-bin, sendmail-base, sendmail-cf) under
 //! /var/cache/portcullis-test/sendmail/root (PORTCULLIS_SENDMAIL_ROOT elsewhere), as for
 //! tests/real_sendmail.rs; the SASL password database is written by Debian's saslpasswd2
 //! from sasl2-bin, which test.sh unpacks with Cyrus under /var/cache/portcullis-test/cyrus
 //! (PORTCULLIS_CYRUS_ROOT elsewhere; sasl2-bin is never installed: its postinst would set
 //! up saslauthd). The SASL library and its PLAIN, LOGIN and sasldb plugins are the host's
-//! (libsasl2-2, libsasl2-modules, libsasl2-modules-db).
+//! (libsasl2-2, libsasl2-modules, libsasl2-modules-db). Debian 13's run takes Sendmail
+//! unpacked in test.sh's fourth trixie tree (`common::real::trixie_d_root`, /opt/unpacked),
+//! copied into place in a private overlay of the tree (`trixie_mount`; the test's /etc files
+//! copied into its /etc), and the tree's saslpasswd2 and SASL plugins, all run with chroot;
+//! m4 and the clients stay the host's. The release's set-up, the base of sendmail.mc and the
+//! clients' Python head are shared with real_sendmail.rs (tests/sendmail/mod.rs).
 //!
 //! One bash script runs as pid 1 of new pid, mount and network namespaces (`unshare`):
 //! 192.0.2.1 and 2001:db8::1 for Sendmail, the clients' addresses on the same loopback; /etc
@@ -45,27 +52,29 @@
 //! session: it adds nothing), with 9 nobody.
 //!
 //! Needs root, the unpacked Sendmail and sasl2-bin (test.sh), libsasl2-modules and
-//! libsasl2-modules-db, m4, rsyslogd, python3, iproute2, procps and util-linux; fails loudly
-//! when they are missing. Runs in about 3 s.
+//! libsasl2-modules-db, m4, rsyslogd, python3, iproute2, procps and util-linux, and for the
+//! second run chroot and the trixie-d tree; fails loudly when they are missing. Runs in about
+//! 2 s each.
 
 mod common;
+mod sendmail;
 
 use common::*;
+use sendmail::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 const FILTER: &str = "sendmail-auth";
 const LEGIT: &str = "198.51.100.7";
 /// The address the clients type into user names.
 const INJECTED: &str = "192.0.2.66";
-/// Where test.sh unpacks the .debs (PORTCULLIS_SENDMAIL_ROOT and PORTCULLIS_CYRUS_ROOT
-/// override them).
-const SENDMAIL_ROOT: &str = "/var/cache/portcullis-test/sendmail/root";
+/// Where test.sh unpacks Cyrus, saslpasswd2 for Debian 12's run (PORTCULLIS_CYRUS_ROOT
+/// overrides it).
 const CYRUS_ROOT: &str = "/var/cache/portcullis-test/cyrus/root";
-const SENDMAIL_BIN: &str = "usr/libexec/sendmail/sendmail";
 const SASLPASSWD2_BIN: &str = "usr/sbin/saslpasswd2";
-/// The SASL plugins Sendmail and saslpasswd2 load (the host's).
+/// The SASL plugins Debian 12's Sendmail and saslpasswd2 load (the host's; Debian 13's are
+/// the tree's).
 const SASL_PLUGINS: [(&str, &str); 3] = [
     (
         "/usr/lib/x86_64-linux-gnu/sasl2/libplain.so.2",
@@ -82,30 +91,36 @@ const SASL_PLUGINS: [(&str, &str); 3] = [
 ];
 
 /// Run as pid 1 of the new pid, mount and network namespace (bash), after
-/// [`PRIVATE_ETC_SH`] and [`PRIVATE_SYSLOG_SH`]: $1 the test's directory, $2 the unpacked
-/// Sendmail, $3 the unpacked Cyrus (saslpasswd2).
+/// [`PRIVATE_ETC_SH`], [`PRIVATE_SYSLOG_SH`], [`TRIXIE_SH`] and [`sendmail::SENDMAIL_SH`]:
+/// $1 the test's directory, $2 the unpacked Cyrus (saslpasswd2; Debian 12), then the
+/// unpacked Sendmail (Debian 12) and the Debian 13 tree, one of them empty.
 const SCRIPT: &str = r#"set -u
-d="$1"; root="$2"; cyrus="$3"
+d="$1"; cyrus="$2"; unp="$3"; tree="$4"
 ip link set lo up
 for a in 192.0.2.1 203.0.113.10 203.0.113.11 203.0.113.12 203.0.113.13 198.51.100.7; do
   ip addr add "$a/32" dev lo || exit 2
 done
 for a in 2001:db8::1 2001:db8::50; do ip addr add "$a/128" dev lo nodad || exit 2; done
-private_etc "$d/etc-ov" "$d/etc" passwd group nsswitch.conf hosts sasl2/Sendmail.conf
 # a private /dev whose /dev/log is a private rsyslogd's socket (common/netns.rs)
 private_syslog "$d"
-libs="$root/usr/lib/x86_64-linux-gnu"
-sm="$root/usr/libexec/sendmail/sendmail"
+# this release's Sendmail: Debian 12's unpacked one under a private /etc, or Debian 13's in
+# a private overlay of its tree (tests/sendmail/mod.rs)
+sendmail_release "$d/sm" "$unp" "$tree" "$d/etc" passwd group nsswitch.conf hosts \
+  sasl2/Sendmail.conf || exit 4
+if [ -n "$unp" ]; then
+  pw=(env "LD_LIBRARY_PATH=$cyrus/usr/lib/x86_64-linux-gnu" "$cyrus/usr/sbin/saslpasswd2")
+else
+  pw=("${smx[@]}" /usr/sbin/saslpasswd2)
+fi
 # the SASL password database: alice@mx.example.net (Sendmail's realm is its host name)
-printf 'correct-horse' | LD_LIBRARY_PATH="$cyrus/usr/lib/x86_64-linux-gnu" \
-  "$cyrus/usr/sbin/saslpasswd2" -p -c -f "$d/sasldb2" -u mx.example.net alice \
+printf 'correct-horse' | "${pw[@]}" -p -c -f "$d/sasldb2" -u mx.example.net alice \
   2>"$d/saslpasswd2.err" || exit 5
 chmod 600 "$d/sasldb2"
 m4 "$d/sendmail.mc" > "$d/sendmail.cf" 2>"$d/m4.err" && [ ! -s "$d/m4.err" ] || exit 6
 mkdir -p "$d/mqueue"
-LD_LIBRARY_PATH="$libs" "$sm" -C "$d/sendmail.cf" -bi > "$d/bi.out" 2>&1 || exit 7
-LD_LIBRARY_PATH="$libs" unshare --uts sh -c 'hostname mx.example.net && exec "$@"' sh \
-  "$sm" -C "$d/sendmail.cf" -bD -L sm-mta 2>"$d/sendmail.err" &
+"${smx[@]}" "$smbin/sendmail" -C "$d/sendmail.cf" -bi > "$d/bi.out" 2>&1 || exit 7
+unshare --uts sh -c 'hostname mx.example.net && exec "$@"' sh \
+  "${smx[@]}" "$smbin/sendmail" -C "$d/sendmail.cf" -bD -L sm-mta 2>"$d/sendmail.err" &
 up() { [ -n "$(ss -Hltn "src $1 and sport = :25")" ]; }
 for _ in $(seq 200); do
   up 192.0.2.1 && up '[2001:db8::1]' && grep -q 'sm-mta\[[0-9]*\]: starting daemon (' "$d/syslog" && break
@@ -125,52 +140,10 @@ kill %1
 wait
 "#;
 
-/// The clients (Debian's python3). Exits non-zero when Sendmail answers something unexpected.
+/// The clients' scenarios (after [`sendmail::CLIENT_PY_HEAD`]).
 const CLIENT_PY: &str = r##"# SMTP AUTH clients of crates/portcullis/tests/real_sendmail_auth.rs: one source address
-# per scenario, the scenarios on threads, the legitimate client last; 10 s socket timeouts.
-import base64
-import socket
-import sys
-import threading
-import traceback
-
-SERVER, SERVER_V6, LEGIT = "192.0.2.1", "2001:db8::1", "198.51.100.7"
+# per scenario, the scenarios on threads, the legitimate client last.
 FORGED = b"sm-mta[1]: AUTH failure (PLAIN): authentication failure (-13) SASL(-13): x, relay=[192.0.2.66]"
-errors = []
-
-
-def expect(what, got, prefix):
-    if not got.startswith(prefix):
-        errors.append("%s: expected %r, got %r" % (what, prefix, got))
-
-
-class Conn:
-    def __init__(self, src):
-        self.src = src
-        server = SERVER_V6 if ":" in src else SERVER
-        self.sk = socket.create_connection((server, 25), timeout=10, source_address=(src, 0))
-        self.f = self.sk.makefile("rb")
-        expect(src + " banner", self.reply(), b"220 ")
-        self.cmd(b"EHLO client.example.com", b"250")
-
-    def reply(self):
-        out = b""
-        for _ in range(50):
-            l = self.f.readline()
-            out += l
-            if len(l) < 4 or l[3:4] != b"-":
-                break
-        return out
-
-    def cmd(self, data, want):
-        self.sk.sendall(data + b"\r\n")
-        got = self.reply()
-        expect(self.src + " " + repr(data[:60]), got, want)
-        return got
-
-    def quit(self):
-        self.cmd(b"QUIT", b"221 ")
-        self.sk.close()
 
 
 def plain(c, user, pw, want=b"535 "):
@@ -238,60 +211,14 @@ def legit():
     c.quit()
 
 
-def run(f, *args):
-    try:
-        f(*args)
-    except Exception as e:  # noqa: BLE001 - reported below, the test fails
-        where = traceback.extract_tb(e.__traceback__)[-1]
-        errors.append("%s%r: %r at line %d" % (f.__name__, args, e, where.lineno))
-
-
 ATTACKS = [(s10, "203.0.113.10"), (s11, "203.0.113.11"), (s12, "203.0.113.12"),
            (s13, "203.0.113.13"), (s50, "2001:db8::50")]
-threads = [threading.Thread(target=run, args=a) for a in ATTACKS]
-for t in threads:
-    t.start()
-for t in threads:
-    t.join(30)
-run(legit)
-if any(t.is_alive() for t in threads):
-    errors.append("a client thread did not finish in 30 s")
-for e in errors:
-    print("client error:", e, file=sys.stderr)
-sys.exit(1 if errors else 0)
+main(ATTACKS, legit)
 "##;
 
-/// sendmail.mc: @CF@ is the unpacked sendmail-cf's cf directory, @DIR@ the test's directory
-/// (under /tmp: DontBlameSendmail=TrustStickyBit).
-const SENDMAIL_MC: &str = "divert(-1)
-include(`@CF@/m4/cf.m4')
-divert(0)dnl
-define(`confDONT_BLAME_SENDMAIL', `TrustStickyBit')dnl
-OSTYPE(`linux')dnl
-define(`confDOMAIN_NAME', `mx.example.net')dnl
-define(`confLOG_LEVEL', `9')dnl
-define(`QUEUE_DIR', `@DIR@/mqueue')dnl
-define(`confPID_FILE', `@DIR@/sendmail.pid')dnl
-define(`ALIAS_FILE', `@DIR@/aliases')dnl
-define(`confSERVICE_SWITCH_FILE', `@DIR@/service.switch')dnl
-define(`confHOSTS_FILE', `@DIR@/hosts')dnl
-define(`confDEAD_LETTER_DROP', `@DIR@/dead.letter')dnl
-define(`confDELIVERY_MODE', `background')dnl
-define(`confDONT_PROBE_INTERFACES', `true')dnl
-define(`confTO_IDENT', `0')dnl
-define(`confREFUSE_LA', `999')dnl
-define(`confQUEUE_LA', `999')dnl
-define(`confAUTH_MECHANISMS', `PLAIN LOGIN')dnl
+/// sendmail.mc's own lines (after [`sendmail::sendmail_mc`]'s FEATUREs).
+const MC_EXTRA: &str = "define(`confAUTH_MECHANISMS', `PLAIN LOGIN')dnl
 TRUST_AUTH_MECH(`PLAIN LOGIN')dnl
-FEATURE(`no_default_msa')dnl
-FEATURE(`nocanonify')dnl
-FEATURE(`accept_unresolvable_domains')dnl
-DAEMON_OPTIONS(`Port=25, Addr=192.0.2.1, Name=MTA-v4, Family=inet, Listen=64')dnl
-DAEMON_OPTIONS(`Port=25, Addr=2001:db8::1, Name=MTA-v6, Family=inet6, Listen=64')dnl
-LOCAL_DOMAIN(`example.net')dnl
-define(`LOCAL_MAILER_PATH', `/bin/true')dnl
-MAILER(`local')dnl
-MAILER(`smtp')dnl
 ";
 
 /// The client Sendmail writes in `relay=` and before `: possible SMTP attack`.
@@ -385,9 +312,24 @@ fn messages(log: &str) -> Vec<String> {
         .collect()
 }
 
+// The Sendmail under test: Debian 12's (8.17.1, unpacked on the host) or Debian 13's
+// (8.18.1, test.sh's trixie-d tree, run with chroot).
+
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_sendmail_auth_failures_count_for_the_client_sendmail_wrote() {
+    run(Release::Deb12);
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_sendmail_8_18_auth_failures_count_for_the_client_sendmail_wrote() {
+    run(Release::Deb13);
+}
+
+/// Runs every scenario against `version`'s Sendmail (the clients are the machine's) and
+/// checks what Sendmail wrote and what the filter counts of it.
+fn run(version: Release) {
     require_root();
     for (program, package) in [
         ("m4", "m4"),
@@ -401,26 +343,27 @@ fn real_sendmail_auth_failures_count_for_the_client_sendmail_wrote() {
     ] {
         require_program(program, package);
     }
-    for (plugin, package) in SASL_PLUGINS {
-        assert!(
-            Path::new(plugin).is_file(),
-            "{plugin} is missing: install {package} (test.sh does)"
-        );
-    }
-    let root = unpacked(
-        "PORTCULLIS_SENDMAIL_ROOT",
-        SENDMAIL_ROOT,
-        &[SENDMAIL_BIN, "usr/share/sendmail/cf/m4/cf.m4"],
-        "Debian's sendmail-bin, sendmail-base and sendmail-cf",
-    );
-    let cyrus = unpacked(
-        "PORTCULLIS_CYRUS_ROOT",
-        CYRUS_ROOT,
-        &[SASLPASSWD2_BIN],
-        "Debian's sasl2-bin (with cyrus-imapd)",
-    );
+    let sm = Sendmail::new(version);
+    // Debian 12's run takes saslpasswd2 from the unpacked Cyrus and the host's SASL plugins
+    let cyrus = match version {
+        Release::Deb12 => {
+            for (plugin, package) in SASL_PLUGINS {
+                assert!(
+                    Path::new(plugin).is_file(),
+                    "{plugin} is missing: install {package} (test.sh does)"
+                );
+            }
+            unpacked(
+                "PORTCULLIS_CYRUS_ROOT",
+                CYRUS_ROOT,
+                &[SASLPASSWD2_BIN],
+                "Debian's sasl2-bin (with cyrus-imapd)",
+            )
+        }
+        Release::Deb13 => PathBuf::new(),
+    };
     let dir = tempfile::Builder::new()
-        .prefix("pct-smauth-")
+        .prefix(&format!("pct-{}-", sm.label("smauth")))
         .tempdir_in("/tmp")
         .expect("temp dir");
     let d = dir.path().to_str().expect("utf-8 path").to_string();
@@ -442,15 +385,13 @@ fn real_sendmail_auth_failures_count_for_the_client_sendmail_wrote() {
     .unwrap();
     fs::write(path("service.switch"), "hosts files\naliases files\n").unwrap();
     fs::write(path("aliases"), "postmaster: root\n").unwrap();
-    let cf_dir = root.join("usr/share/sendmail/cf");
+    let cf_dir = sm.cf_dir();
     fs::write(
         path("sendmail.mc"),
-        SENDMAIL_MC
-            .replace("@CF@", cf_dir.to_str().expect("utf-8 path"))
-            .replace("@DIR@", &d),
+        sendmail_mc(cf_dir.to_str().expect("utf-8 path"), &d, MC_EXTRA),
     )
     .unwrap();
-    fs::write(path("client.py"), CLIENT_PY).unwrap();
+    fs::write(path("client.py"), format!("{CLIENT_PY_HEAD}{CLIENT_PY}")).unwrap();
 
     let shown = [
         ("clients", "client.out"),
@@ -460,24 +401,20 @@ fn real_sendmail_auth_failures_count_for_the_client_sendmail_wrote() {
         ("sendmail -bi", "bi.out"),
         ("syslog", "syslog"),
     ];
-    let script = format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SCRIPT}");
-    let args = [root.as_os_str(), cyrus.as_os_str()];
+    let script = format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SENDMAIL_SH}{SCRIPT}");
+    let [unp, tree] = sm.script_args();
+    let args = [cyrus.as_os_str(), unp.as_os_str(), tree.as_os_str()];
     run_script_ok("Sendmail", dir.path(), &script, &args, &shown);
     let read = |name: &str| fs::read_to_string(path(name)).unwrap_or_default();
     let log = path("syslog");
     let text = read("syslog");
-    let version = messages(&text)
-        .iter()
-        .find_map(|m| {
-            Some(
-                m.strip_prefix("starting daemon (")?
-                    .split_once(')')?
-                    .0
-                    .to_string(),
-            )
-        })
-        .unwrap_or_default();
+    let version = daemon_version(&text).unwrap_or_default();
     eprintln!("real_sendmail_auth: Sendmail {version}");
+    assert!(
+        version.starts_with(sm.release()),
+        "Sendmail {version} started, not {}\nlog:\n{text}",
+        sm.release()
+    );
 
     // ---- what Sendmail wrote ----
     let msgs = messages(&text);
