@@ -1,8 +1,11 @@
-//! The `monit` filter against the real Monit. Debian 12's monit (5.33) runs twice in the
-//! foreground (`-I`) in its own pid, mount and network namespace (`unshare`), each with an
-//! HTTP interface on every address of the namespace (192.0.2.28 and 2001:db8::28 among them),
-//! `allow admin:PASSWORD` and an address list (192.0.2.10, 198.51.100.9, 2001:db8:77::7): one
-//! on port 2812 writing its own log file (`set log FILE`, the log the filter's header says to
+//! The `monit` filter against the real Monit, for two releases: Debian 12's monit (5.33.0,
+//! the machine's) and Debian 13's (5.34.3, test.sh's trixie-c tree, run with chroot in a
+//! private overlay of it: common/real.rs `trixie_mount`), the same scenarios and one table
+//! of what counts for both (5.34.3 writes the same lines). Each release's Monit runs twice
+//! in the foreground (`-I`) in its own pid, mount and network namespace (`unshare`), each
+//! with an HTTP interface on every address of the namespace (192.0.2.28 and 2001:db8::28
+//! among them), `allow admin:PASSWORD` and an address list (192.0.2.10, 198.51.100.9,
+//! 2001:db8:77::7): one on port 2812 writing its own log file (`set log FILE`, the log the filter's header says to
 //! read), one on port 2813 logging through syslog(3) (`set log syslog`) to a private rsyslogd
 //! (a private /dev whose /dev/log is its socket), writing rsyslog's traditional file format.
 //!
@@ -22,8 +25,9 @@
 //! a forged line on Monit's stdout looks the same). `portcullis replay` with `maxretry = 3`
 //! on the file bans 198.51.100.9 alone.
 //!
-//! Needs root, monit, curl, rsyslogd and util-linux's unshare (test.sh installs them); fails
-//! loudly when they are missing. Runs in about 4 s.
+//! Needs root, monit, curl, rsyslogd and util-linux's unshare (test.sh installs them), and
+//! for the second run chroot and the trixie-c tree; fails loudly when they are missing. Runs
+//! in about 2 s each.
 
 mod common;
 
@@ -31,10 +35,11 @@ use common::*;
 use std::collections::BTreeMap;
 use std::fs;
 
-/// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
-/// run is in it and dies with it; $1 is the test's directory.
+/// Run as pid 1 of the new pid, mount and network namespace (bash, after
+/// [`PRIVATE_SYSLOG_SH`] and [`TRIXIE_SH`]): every process of the run is in it and dies with
+/// it; $1 is the test's directory, $2 the Debian 13 tree (empty: the machine's Monit).
 const SCRIPT: &str = r#"set -u
-d="$1"
+d="$1"; tree="$2"
 ip link set lo up
 for a in 192.0.2.28 192.0.2.10 198.51.100.9 203.0.113.77; do
   ip addr add "$a/32" dev lo || exit 2
@@ -42,6 +47,15 @@ done
 for a in 2001:db8::28 2001:db8:77::7; do ip addr add "$a/128" dev lo nodad || exit 2; done
 # a private /dev whose /dev/log is a private rsyslogd's socket (common/netns.rs)
 private_syslog "$d"
+# the Monit to run: the machine's (Debian 12), or Debian 13's in a private overlay of its tree
+# (common/real.rs trixie_mount: its /etc, /run and /tmp private, $d at the same path)
+monit=(monit); r=/
+if [ -n "$tree" ]; then
+  r="$d/root"
+  trixie_mount "$tree" "$r" "$d/trixie" || exit 4
+  monit=(chroot "$r" /usr/bin/monit)
+fi
+dpkg-query --admindir="$r/var/lib/dpkg" -W -f '${Version}' monit > "$d/version"
 # monitrc NAME PORT LOG: Monit's control file $d/NAME.rc (mode 0600, as Monit requires)
 monitrc() {
   cat > "$d/$1.rc" <<C
@@ -60,8 +74,8 @@ C
 }
 monitrc own 2812 "$d/monit.log"
 monitrc sys 2813 syslog
-monit -I -c "$d/own.rc" >"$d/own.out" 2>&1 &
-monit -I -c "$d/sys.rc" >"$d/sys.out" 2>&1 &
+"${monit[@]}" -I -c "$d/own.rc" >"$d/own.out" 2>&1 &
+"${monit[@]}" -I -c "$d/sys.rc" >"$d/sys.out" 2>&1 &
 for _ in $(seq 100); do
   grep -q "Monit 5.* started" "$d/monit.log" 2>/dev/null && grep -q "Monit 5.* started" "$d/syslog" && break
   sleep 0.1
@@ -97,24 +111,69 @@ kill %1
 wait
 "#;
 
+// The Monit under test: Debian 12's (the machine's, 5.33.0) or Debian 13's (the trixie-c tree,
+// 5.34.3, run with chroot).
+
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_monit_failures_count_for_the_client_monit_wrote() {
+    run(Release::Deb12);
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_monit_5_34_failures_count_for_the_client_monit_wrote() {
+    run(Release::Deb13);
+}
+
+/// Runs every scenario against `version`'s Monit (the clients are the machine's) and checks
+/// what the clients got, what Monit wrote and what the filter counts of it.
+fn run(version: Release) {
     require_root();
-    require_program("monit", "monit");
     require_program("curl", "curl");
     require_program("rsyslogd", "rsyslog");
     require_program("unshare", "util-linux");
-    let dir = test_dir("monit");
+    let tree = match version {
+        Release::Deb12 => {
+            require_program("monit", "monit");
+            String::new()
+        }
+        Release::Deb13 => {
+            require_program("chroot", "coreutils");
+            trixie_c_root(&["usr/bin/monit"]).display().to_string()
+        }
+    };
+    let dir = test_dir(match version {
+        Release::Deb12 => "monit",
+        Release::Deb13 => "monit-5.34",
+    });
     let shown = [
         ("monit (own.out)", "own.out"),
         ("monit (sys.out)", "sys.out"),
         ("log", "monit.log"),
         ("syslog", "syslog"),
     ];
-    let script = format!("{PRIVATE_SYSLOG_SH}{SCRIPT}");
-    run_script_ok("monit", dir.path(), &script, &[], &shown);
+    let script = format!("{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SCRIPT}");
+    run_script_ok("monit", dir.path(), &script, &[tree.as_ref()], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+    // the Monit that ran is the release's: its package, and its own start line in both logs
+    let release = match version {
+        Release::Deb12 => "5.33.0",
+        Release::Deb13 => "5.34.3",
+    };
+    assert!(
+        read("version").starts_with(&format!("1:{release}-")),
+        "monit {}",
+        read("version")
+    );
+    let started = format!("Monit {release} started");
+    for name in ["monit.log", "syslog"] {
+        assert!(
+            read(name).contains(&started),
+            "{name}: no `{started}`:\n{}",
+            read(name)
+        );
+    }
     let own = dir.path().join("monit.log");
     let sys = dir.path().join("syslog");
 
