@@ -1,9 +1,12 @@
-//! The `portsentry` filter against the real PortSentry. Debian 12's portsentry (1.2, IPv4
-//! only) runs twice, `-tcp` and `-udp` (connect modes: it binds the trap ports of its
+//! The `portsentry` filter against the real PortSentry, twice: Debian 12's portsentry (1.2-14,
+//! the machine's) and Debian 13's (1.2-16, test.sh's trixie-c tree, run with chroot in a
+//! private overlay of it: common/real.rs `trixie_mount`), the same scenarios and one table of
+//! what counts for both (1.2-16 packages the same 1.2 source: the same lines). Each (1.2,
+//! IPv4 only) runs twice, `-tcp` and `-udp` (connect modes: it binds the trap ports of its
 //! config and logs who connects), in its own pid, mount and network namespace (`unshare`),
-//! with a private /etc (overlay: portsentry.conf with BLOCK_TCP/BLOCK_UDP "0" and
-//! KILL_ROUTE/KILL_HOSTS_DENY removed, so it only logs; RESOLVE_HOST "1"; an ignore file;
-//! hosts; resolv.conf) and a private /var/lib/portsentry (its history and blocked files). It
+//! with a private /etc (the machine's overlaid or the tree's: its own portsentry.conf with
+//! BLOCK_TCP/BLOCK_UDP "0" and KILL_ROUTE/KILL_HOSTS_DENY removed, so it only logs;
+//! RESOLVE_HOST "1"; an ignore file; hosts; resolv.conf) and a private /var/lib/portsentry (its history and blocked files). It
 //! logs through syslog(3) to a private rsyslogd (a private /dev whose /dev/log is its
 //! socket), rsyslog's traditional file format. The clients are in a second network namespace
 //! (`unshare --net`, a child of the first one's pid 1), joined by a veth pair.
@@ -22,7 +25,8 @@
 //! `Blocked` line once; `portcullis replay` with `maxretry = 10` bans 198.51.100.9 alone.
 //!
 //! Needs root, portsentry, python3, rsyslogd, iproute2's ip and ss, util-linux's unshare
-//! and nsenter (test.sh installs them); fails loudly when they are missing. Runs in about 3 s.
+//! and nsenter (test.sh installs them), and for the second run chroot and the trixie-c tree;
+//! fails loudly when they are missing. Runs in about 1 s each.
 
 mod common;
 
@@ -31,23 +35,41 @@ use std::collections::BTreeMap;
 use std::fs;
 
 /// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
-/// run is in it and dies with it; $1 is the test's directory.
+/// run is in it and dies with it; $1 is the test's directory, $2 the Debian 13 tree (empty:
+/// the machine's PortSentry). (After [`PRIVATE_SYSLOG_SH`], [`PRIVATE_ETC_SH`] and
+/// [`TRIXIE_SH`].)
 const SCRIPT: &str = r#"set -u
-d="$1"
+d="$1"; tree="$2"
 ip link set lo up
 # a private /dev whose /dev/log is a private rsyslogd's socket (common/netns.rs)
 private_syslog "$d"
+# the PortSentry to run: the machine's (Debian 12) with a private /etc, or Debian 13's in a
+# private overlay of its tree (common/real.rs trixie_mount: its /etc, /run and /tmp private,
+# $d at the same path), through chroot; its own portsentry.conf is the one edited
+r=/; run=()
+if [ -n "$tree" ]; then
+  r="$d/root"
+  trixie_mount "$tree" "$r" "$d/trixie" || exit 4
+  run=(chroot "$r")
+fi
+dpkg-query --admindir="$r/var/lib/dpkg" -W -f '${Version}' portsentry > "$d/version"
 mkdir -p "$d/src/portsentry" "$d/lib"
 sed -e 's/^RESOLVE_HOST *=.*/RESOLVE_HOST = "1"/' -e 's/^BLOCK_UDP *=.*/BLOCK_UDP="0"/' \
   -e 's/^BLOCK_TCP *=.*/BLOCK_TCP="0"/' -e 's/^SCAN_TRIGGER *=.*/SCAN_TRIGGER="0"/' \
   -e 's/^KILL_ROUTE/#&/' -e 's/^KILL_HOSTS_DENY/#&/' -e 's/^KILL_RUN_CMD/#&/' \
-  /etc/portsentry/portsentry.conf > "$d/src/portsentry/portsentry.conf"
+  "$r/etc/portsentry/portsentry.conf" > "$d/src/portsentry/portsentry.conf"
 grep -q '^BLOCK_TCP="0"' "$d/src/portsentry/portsentry.conf" || exit 2
 printf '127.0.0.1/32\n0.0.0.0\n' > "$d/src/portsentry/portsentry.ignore"
 printf '127.0.0.1 localhost\n198.51.100.9 192.0.2.10\n' > "$d/src/hosts"
 printf 'nameserver 127.0.0.1\noptions timeout:1 attempts:1\n' > "$d/src/resolv.conf"
-private_etc "$d/etc" "$d/src" hosts resolv.conf portsentry/portsentry.conf portsentry/portsentry.ignore
-mount --bind "$d/lib" /var/lib/portsentry || exit 2
+if [ -n "$tree" ]; then
+  for f in hosts resolv.conf portsentry/portsentry.conf portsentry/portsentry.ignore; do
+    rm -f "$r/etc/$f"; cp "$d/src/$f" "$r/etc/$f" || exit 4
+  done
+else
+  private_etc "$d/etc" "$d/src" hosts resolv.conf portsentry/portsentry.conf portsentry/portsentry.ignore
+fi
+mount --bind "$d/lib" "$r/var/lib/portsentry" || exit 2
 # the clients' network namespace, joined by a veth pair
 unshare --net sleep 50 &
 cpid=$!
@@ -77,8 +99,8 @@ time.sleep(40)
 ' &
 for _ in $(seq 50); do [ "$(ss -Hltn 'sport = :22' | wc -l)" -ge 2 ] && break; sleep 0.1; done
 [ "$(ss -Hltn 'sport = :22' | wc -l)" -ge 2 ] || { echo "the port 22 service did not start" >&2; exit 4; }
-portsentry -tcp 2>"$d/portsentry.err" || exit 4
-portsentry -udp 2>>"$d/portsentry.err" || exit 4
+"${run[@]}" /usr/sbin/portsentry -tcp 2>"$d/portsentry.err" || exit 4
+"${run[@]}" /usr/sbin/portsentry -udp 2>>"$d/portsentry.err" || exit 4
 for _ in $(seq 50); do
   [ "$(grep -c "now active and listening" "$d/syslog")" -ge 2 ] && break
   sleep 0.1
@@ -108,7 +130,7 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 sleep 0.3
-cp /var/lib/portsentry/portsentry.history "$d/history" || exit 5
+cp "$d/lib/portsentry.history" "$d/history" || exit 5
 "#;
 
 /// Per address: (rule, number of lines).
@@ -122,9 +144,12 @@ fn rules(got: &BTreeMap<String, Vec<String>>) -> BTreeMap<&str, (&str, usize)> {
         .collect()
 }
 
-#[test]
-#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
-fn real_portsentry_counts_the_address_not_the_name() {
+// The PortSentry under test: Debian 12's (the machine's, 1.2-14) or Debian 13's (the
+// trixie-c tree, 1.2-16, run with chroot).
+
+/// Runs every scenario against `version`'s PortSentry (the clients are the machine's) and
+/// checks what the clients got, what PortSentry wrote and what the filter counts of it.
+fn run(version: Release) {
     require_root();
     require_program("portsentry", "portsentry");
     require_program("python3", "python3");
@@ -133,11 +158,32 @@ fn real_portsentry_counts_the_address_not_the_name() {
     require_program("ss", "iproute2");
     require_program("unshare", "util-linux");
     require_program("nsenter", "util-linux");
-    let dir = test_dir("portsentry");
+    let tree = match version {
+        Release::Deb12 => String::new(),
+        Release::Deb13 => {
+            require_program("chroot", "coreutils");
+            trixie_c_root(&["usr/sbin/portsentry", "etc/portsentry/portsentry.conf"])
+                .display()
+                .to_string()
+        }
+    };
+    let dir = test_dir(match version {
+        Release::Deb12 => "portsentry",
+        Release::Deb13 => "portsentry-1.2-16",
+    });
     let shown = [("portsentry", "portsentry.err"), ("log", "syslog")];
-    let script = format!("{PRIVATE_SYSLOG_SH}{PRIVATE_ETC_SH}{SCRIPT}");
-    run_script_ok("portsentry", dir.path(), &script, &[], &shown);
+    let script = format!("{PRIVATE_SYSLOG_SH}{PRIVATE_ETC_SH}{TRIXIE_SH}{SCRIPT}");
+    run_script_ok("portsentry", dir.path(), &script, &[tree.as_ref()], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+    let release = match version {
+        Release::Deb12 => "1.2-14",
+        Release::Deb13 => "1.2-16",
+    };
+    assert!(
+        read("version").starts_with(release),
+        "portsentry {}",
+        read("version")
+    );
     let sys = dir.path().join("syslog");
     let history = dir.path().join("history");
     let text = read("syslog");
@@ -204,4 +250,16 @@ fn real_portsentry_counts_the_address_not_the_name() {
         vec!["198.51.100.9".to_string()],
         "bans:\nlog:\n{text}"
     );
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_portsentry_counts_the_address_not_the_name() {
+    run(Release::Deb12);
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_portsentry_1_2_16_counts_the_address_not_the_name() {
+    run(Release::Deb13);
 }
