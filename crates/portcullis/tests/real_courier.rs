@@ -25,8 +25,18 @@
 //! test found that a client naming its own SASL mechanism (`method=X-IP=[192.0.2.66]`,
 //! `method=PLAIN, ip=[192.0.2.66]`) was never counted.
 //!
-//! Needs root, the unpacked Courier (test.sh), perl (makeuserdb), python3, openssl,
-//! rsyslogd and util-linux's unshare; fails loudly when they are missing. Runs in about 8 s.
+//! A second test runs the same script and clients against Debian 13's courier-imap 5.2.11
+//! (courier-authlib 0.72.4; courier-imap, courier-authdaemon and courier-authlib-userdb in
+//! test.sh's third Debian 13 tree, `common::real::trixie_c_root`), with chroot in a private
+//! overlay of the tree (`trixie_mount`: /dev/log reaches the same private rsyslogd, the test's
+//! directory at the same path inside; authdaemond started by this file's
+//! `courier13_authdaemond`, couriertcpd without `-noidentlookup`, an option 1.4 dropped with
+//! its ident lookup). 5.2.11 writes the same lines (without 5.0.13's complaints about a
+//! missing FAM server, gam_server): the same expectations hold for both.
+//!
+//! Needs root, the unpacked Courier and the Debian 13 tree (test.sh), perl (makeuserdb),
+//! python3, openssl, rsyslogd, chroot, dpkg-query and util-linux's unshare; fails loudly when
+//! they are missing. Each test runs in about 6 s.
 
 mod common;
 
@@ -37,11 +47,26 @@ use std::path::PathBuf;
 
 const COURIER_ROOT: &str = "/var/cache/portcullis-test/courier/root";
 
+/// `courier13_authdaemond ROOT`: [`COURIER_AUTH_SH`]'s `courier_authdaemond` for Debian 13's
+/// tree mounted at ROOT (after `trixie_mount`, whose fresh /run it uses): authdaemond under
+/// courierlogger, run with chroot, and a wait for its socket (exit 6 if it never comes).
+pub const COURIER13_AUTH_SH: &str = r#"courier13_authdaemond() {
+  local r=$1
+  mkdir -p "$r/run/courier/authdaemon"
+  chroot "$r" /usr/sbin/courierlogger -name=authdaemond -facility=mail /usr/lib/courier/courier-authlib/authdaemond &
+  for _ in $(seq 50); do [ -S "$r/run/courier/authdaemon/socket" ] && break; sleep 0.1; done
+  [ -S "$r/run/courier/authdaemon/socket" ] || { echo "authdaemond did not start" >&2; exit 6; }
+}
+"#;
+
 /// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
-/// run is in it and dies with it; $1 is the test's directory, $2 the unpacked Courier.
+/// run is in it and dies with it; $1 is the test's directory, $2 Debian 12's unpacked
+/// Courier or $3 Debian 13's tree (the other one empty). (After [`PRIVATE_SYSLOG_SH`],
+/// [`TRIXIE_SH`], [`COURIER_AUTH_SH`] and [`COURIER13_AUTH_SH`].)
 const SCRIPT: &str = r#"set -u
 d="$1"
 root="$2"
+tree="$3"
 ip link set lo up
 for a in 192.0.2.143 192.0.2.10 198.51.100.9 203.0.113.77; do ip addr add "$a/32" dev lo || exit 2; done
 for a in 2001:db8::143 2001:db8::9; do ip addr add "$a/128" dev lo nodad || exit 2; done
@@ -49,28 +74,45 @@ for a in 2001:db8::143 2001:db8::9; do ip addr add "$a/128" dev lo nodad || exit
 chmod 755 "$d"
 # a private /dev whose /dev/log is a private rsyslogd's socket (common/netns.rs)
 private_syslog "$d"
-# Courier's files where its programs look for them (paths compiled in): /usr with the
-# unpacked /usr above it, /etc with the configuration above it, a private /run
-mount -t overlay pct-usr -o "lowerdir=$root/usr:/usr" /usr || exit 4
 mkdir -p "$d/etc/up/courier" "$d/etc/work"
-cp -r "$root/etc/courier/." "$d/etc/up/courier/"
-courier_userdb "$d/home"
-mount -t overlay pct-etc -o "lowerdir=/etc,upperdir=$d/etc/up,workdir=$d/etc/work" /etc || exit 4
-makeuserdb > "$d/makeuserdb.out" 2>&1 || exit 5
-courier_authdaemond
+if [ -n "$tree" ]; then
+  # Debian 13's Courier in a private overlay of its tree (common/real.rs trixie_mount: its
+  # /etc, /run and /tmp private, $d at the same path); its programs run with chroot
+  r="$d/root"
+  trixie_mount "$tree" "$r" "$d/trixie" || exit 4
+  pre=(chroot "$r")
+  courier_userdb "$d/home"
+  cp "$d/etc/up/courier/authdaemonrc" "$d/etc/up/courier/userdb" "$r/etc/courier/" || exit 4
+  chroot "$r" makeuserdb > "$d/makeuserdb.out" 2>&1 || exit 5
+  courier13_authdaemond "$r"
+  # couriertcpd 1.4 has no ident lookup left, nor its option
+  noident=()
+  dpkg-query --admindir="$r/var/lib/dpkg" -W -f '${Version}' courier-imap > "$d/version"
+else
+  # Courier's files where its programs look for them (paths compiled in): /usr with the
+  # unpacked /usr above it, /etc with the configuration above it, a private /run
+  pre=()
+  mount -t overlay pct-usr -o "lowerdir=$root/usr:/usr" /usr || exit 4
+  cp -r "$root/etc/courier/." "$d/etc/up/courier/"
+  courier_userdb "$d/home"
+  mount -t overlay pct-etc -o "lowerdir=/etc,upperdir=$d/etc/up,workdir=$d/etc/work" /etc || exit 4
+  makeuserdb > "$d/makeuserdb.out" 2>&1 || exit 5
+  courier_authdaemond
+  noident=(-noidentlookup)
+fi
 # imapd as Debian's /usr/lib/courier/imapd starts it (its settings, courierlogger -name=imapd),
 # without STARTTLS, in the foreground
-(
-  set +u -a
+"${pre[@]}" /bin/bash -c '
+  set -a
   . /etc/courier/imapd
   . /etc/courier/imapd-ssl
   IMAP_STARTTLS=NO
   IMAPDSTARTTLS=NO
   set +a
   exec /usr/sbin/courierlogger -name=imapd -facility=mail /usr/sbin/couriertcpd -address=0 \
-    -maxprocs=20 -maxperip=5 -nodnslookup -noidentlookup 143 \
+    -maxprocs=20 -maxperip=5 -nodnslookup "$@" 143 \
     /usr/lib/courier/courier/imaplogin /usr/bin/imapd Maildir
-) &
+' imapd "${noident[@]}" &
 for _ in $(seq 50); do
   /usr/bin/python3 -c 'import socket; socket.create_connection(("192.0.2.143", 143), 1).close()' 2>/dev/null && break
   sleep 0.1
@@ -179,22 +221,72 @@ fn courier_root() -> PathBuf {
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_courier_failed_logins_count_for_the_client_courier_wrote() {
+    run(Release::Deb12);
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_courier_imap_5_2_failed_logins_count_for_the_client_courier_wrote() {
+    run(Release::Deb13);
+}
+
+// The Courier-IMAP under test: Debian 12's (5.0.13, unpacked by test.sh) or Debian 13's
+// (5.2.11, in test.sh's third Debian 13 tree, run with chroot).
+
+fn run(version: Release) {
     require_root();
     require_program("perl", "perl-base");
     require_program("python3", "python3");
     require_program("openssl", "openssl");
     require_program("rsyslogd", "rsyslog");
     require_program("unshare", "util-linux");
-    let root = courier_root();
-    let dir = test_dir("courier");
+    let (root, tree) = match version {
+        Release::Deb12 => (courier_root(), PathBuf::new()),
+        Release::Deb13 => {
+            require_program("chroot", "coreutils");
+            require_program("dpkg-query", "dpkg");
+            let tree = trixie_c_root(&[
+                "usr/sbin/couriertcpd",
+                "usr/sbin/courierlogger",
+                "usr/sbin/makeuserdb",
+                "usr/lib/courier/courier/imaplogin",
+                "usr/bin/imapd",
+                "usr/lib/courier/courier-authlib/authdaemond",
+                "usr/lib/courier-authlib/libauthuserdb.so.0",
+                "etc/courier/imapd",
+            ]);
+            (PathBuf::new(), tree)
+        }
+    };
+    let dir = test_dir(match version {
+        Release::Deb12 => "courier",
+        Release::Deb13 => "courier-5.2",
+    });
     let shown = [
         ("makeuserdb", "makeuserdb.out"),
         ("clients", "client.out"),
         ("syslog", "syslog"),
     ];
-    let script = format!("{PRIVATE_SYSLOG_SH}{COURIER_AUTH_SH}{SCRIPT}");
-    run_script_ok("courier", dir.path(), &script, &[root.as_os_str()], &shown);
+    let script =
+        format!("{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{COURIER_AUTH_SH}{COURIER13_AUTH_SH}{SCRIPT}");
+    let args = [root.as_os_str(), tree.as_os_str()];
+    run_script_ok("courier", dir.path(), &script, &args, &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+    // the release that ran: Debian 13's tree's dpkg database, or test.sh's note of the
+    // versions it unpacked (when the unpack is test.sh's)
+    match version {
+        Release::Deb12 => {
+            if let Some(noted) = root.parent().map(|p| p.join("version")) {
+                if let Ok(v) = fs::read_to_string(&noted) {
+                    assert!(v.starts_with("5.0.13+"), "{}: {v}", noted.display());
+                }
+            }
+        }
+        Release::Deb13 => {
+            let v = read("version");
+            assert!(v.starts_with("5.2.11+1.4.1-"), "courier-imap {v}");
+        }
+    }
     let sys = dir.path().join("syslog");
     let text = read("syslog");
 

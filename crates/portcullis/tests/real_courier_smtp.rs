@@ -35,8 +35,18 @@
 //! (`to=<z@example.net>.a.......` plus raw heap bytes): each let a client's rejections
 //! go uncounted.
 //!
-//! Needs root, the unpacked Courier MTA (test.sh), perl (makeuserdb), python3, openssl,
-//! rsyslogd and util-linux's unshare; fails loudly when they are missing. Runs in about 1 s.
+//! A second test runs the same script and clients against Debian 13's courier-mta 1.4.1
+//! (courier-authlib 0.72.4; courier-mta, courier-authdaemon and courier-authlib-userdb in
+//! test.sh's third Debian 13 tree, `common::real::trixie_c_root`), with chroot in a private
+//! overlay of the tree (`trixie_mount`: its /etc/courier and /var/lib/courier writable and
+//! private, its own `courier` account, /dev/log reaching the same private rsyslogd, the test's
+//! directory at the same path inside; authdaemond started by this file's
+//! `courier13_authdaemond`). 1.4.1 writes the same lines, the read past a field after a CR
+//! included: the same expectations hold for both.
+//!
+//! Needs root, the unpacked Courier MTA and the Debian 13 tree (test.sh), perl (makeuserdb),
+//! python3, openssl, rsyslogd, chroot, dpkg-query and util-linux's unshare; fails loudly when
+//! they are missing. Each test runs in about 1 s.
 
 mod common;
 
@@ -47,13 +57,28 @@ use std::path::PathBuf;
 
 const COURIER_MTA_ROOT: &str = "/var/cache/portcullis-test/courier-mta/root";
 
+/// `courier13_authdaemond ROOT`: [`COURIER_AUTH_SH`]'s `courier_authdaemond` for Debian 13's
+/// tree mounted at ROOT (after `trixie_mount`, whose fresh /run it uses): authdaemond under
+/// courierlogger, run with chroot, and a wait for its socket (exit 6 if it never comes).
+pub const COURIER13_AUTH_SH: &str = r#"courier13_authdaemond() {
+  local r=$1
+  mkdir -p "$r/run/courier/authdaemon"
+  chroot "$r" /usr/sbin/courierlogger -name=authdaemond -facility=mail /usr/lib/courier/courier-authlib/authdaemond &
+  for _ in $(seq 50); do [ -S "$r/run/courier/authdaemon/socket" ] && break; sleep 0.1; done
+  [ -S "$r/run/courier/authdaemon/socket" ] || { echo "authdaemond did not start" >&2; exit 6; }
+}
+"#;
+
 /// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
-/// run is in it and dies with it; $1 is the test's directory, $2 the unpacked Courier, $3
-/// the uid and gid of its private `courier` account.
+/// run is in it and dies with it; $1 is the test's directory, $2 Debian 12's unpacked
+/// Courier or $4 Debian 13's tree (the other one empty), $3 the uid and gid of the private
+/// `courier` account Debian 12's run adds (Debian 13's tree has its own). (After
+/// [`PRIVATE_SYSLOG_SH`], [`TRIXIE_SH`], [`COURIER_AUTH_SH`] and [`COURIER13_AUTH_SH`].)
 const SCRIPT: &str = r#"set -u
 d="$1"
 root="$2"
 id="$3"
+tree="$4"
 ip link set lo up
 for a in 192.0.2.1 192.0.2.10 203.0.113.5 198.51.100.20; do ip addr add "$a/32" dev lo || exit 2; done
 for a in 2001:db8::1 2001:db8::9; do ip addr add "$a/128" dev lo nodad || exit 2; done
@@ -61,36 +86,55 @@ for a in 2001:db8::1 2001:db8::9; do ip addr add "$a/128" dev lo nodad || exit 2
 chmod 755 "$d"
 # a private /dev whose /dev/log is a private rsyslogd's socket (common/netns.rs)
 private_syslog "$d"
-# Courier's files where its programs look for them (paths compiled in): /usr with the
-# unpacked /usr above it, /etc with the configuration and a courier account above it,
-# /var/lib with /var/lib/courier above it, a private /run
-mount -t overlay pct-usr -o "lowerdir=$root/usr:/usr" /usr || exit 4
 mkdir -p "$d/etc/up/courier" "$d/etc/work"
-cp -r "$root/etc/courier/." "$d/etc/up/courier/"
-cp /etc/passwd /etc/group "$d/etc/up/"
-echo "courier:x:$id:$id:Courier:/var/lib/courier:/usr/sbin/nologin" >> "$d/etc/up/passwd"
-echo "courier:x:$id:" >> "$d/etc/up/group"
-echo mail.example.com > "$d/etc/up/courier/me"
-printf 'localhost\nexample.com\n' > "$d/etc/up/courier/locals"
-echo example.com > "$d/etc/up/courier/defaultdomain"
-echo example.com > "$d/etc/up/courier/esmtpacceptmailfor.dir/domains"
-echo 'badfrom @spam.example' > "$d/etc/up/courier/bofh"
-courier_userdb "$d/home"
-mount -t overlay pct-etc -o "lowerdir=/etc,upperdir=$d/etc/up,workdir=$d/etc/work" /etc || exit 4
-makeuserdb > "$d/setup.out" 2>&1 || exit 5
+conf() {
+  echo mail.example.com > "$1/me"
+  printf 'localhost\nexample.com\n' > "$1/locals"
+  echo example.com > "$1/defaultdomain"
+  echo example.com > "$1/esmtpacceptmailfor.dir/domains"
+  echo 'badfrom @spam.example' > "$1/bofh"
+}
+if [ -n "$tree" ]; then
+  # Debian 13's Courier in a private overlay of its tree (common/real.rs trixie_mount: its
+  # /etc, /var/lib/courier, /run and /tmp private, $d at the same path), its own courier
+  # account; its programs run with chroot
+  r="$d/root"
+  trixie_mount "$tree" "$r" "$d/trixie" || exit 4
+  pre=(chroot "$r")
+  conf "$r/etc/courier"
+  courier_userdb "$d/home"
+  cp "$d/etc/up/courier/authdaemonrc" "$d/etc/up/courier/userdb" "$r/etc/courier/" || exit 4
+  queue="$r/var/lib/courier"
+  dpkg-query --admindir="$r/var/lib/dpkg" -W -f '${Version}' courier-mta > "$d/version"
+else
+  # Courier's files where its programs look for them (paths compiled in): /usr with the
+  # unpacked /usr above it, /etc with the configuration and a courier account above it,
+  # /var/lib with /var/lib/courier above it, a private /run
+  pre=()
+  mount -t overlay pct-usr -o "lowerdir=$root/usr:/usr" /usr || exit 4
+  cp -r "$root/etc/courier/." "$d/etc/up/courier/"
+  cp /etc/passwd /etc/group "$d/etc/up/"
+  echo "courier:x:$id:$id:Courier:/var/lib/courier:/usr/sbin/nologin" >> "$d/etc/up/passwd"
+  echo "courier:x:$id:" >> "$d/etc/up/group"
+  conf "$d/etc/up/courier"
+  courier_userdb "$d/home"
+  mount -t overlay pct-etc -o "lowerdir=/etc,upperdir=$d/etc/up,workdir=$d/etc/work" /etc || exit 4
+  mkdir -p "$d/varlib/up" "$d/varlib/work"
+  cp -r "$root/var/lib/courier" "$d/varlib/up/"
+  chown -R "$id:$id" "$d/varlib/up/courier"
+  mount -t overlay pct-varlib -o "lowerdir=/var/lib,upperdir=$d/varlib/up,workdir=$d/varlib/work" /var/lib || exit 4
+  queue="$d/varlib/up/courier"
+fi
+"${pre[@]}" makeuserdb > "$d/setup.out" 2>&1 || exit 5
 # what makeacceptmailfor does (it calls /usr/bin/makedat, a link courier-base's postinst makes)
-/usr/lib/courier/makedat -src=/etc/courier/esmtpacceptmailfor.dir \
+"${pre[@]}" /usr/lib/courier/makedat -src=/etc/courier/esmtpacceptmailfor.dir \
   -file=/etc/courier/esmtpacceptmailfor.dat -tmp=/etc/courier/esmtpacceptmailfor.tmp \
   >> "$d/setup.out" 2>&1 || exit 5
-mkdir -p "$d/varlib/up" "$d/varlib/work"
-cp -r "$root/var/lib/courier" "$d/varlib/up/"
-chown -R "$id:$id" "$d/varlib/up/courier"
-mount -t overlay pct-varlib -o "lowerdir=/var/lib,upperdir=$d/varlib/up,workdir=$d/varlib/work" /var/lib || exit 4
-courier_authdaemond
+if [ -n "$tree" ]; then courier13_authdaemond "$r"; else courier_authdaemond; fi
 # courieresmtpd as Debian's /usr/lib/courier/esmtpd starts it (its settings, its
 # couriertcpd options), in the foreground
-(
-  set +u -a
+"${pre[@]}" /bin/bash -c '
+  set -a
   prefix=/usr exec_prefix=/usr sysconfdir=/etc/courier sbindir=/usr/sbin
   . /etc/courier/esmtpd
   ESMTPAUTH="LOGIN PLAIN"
@@ -100,7 +144,7 @@ courier_authdaemond
   exec /usr/sbin/couriertcpd $TCPDOPTS -user=$MAILUSER -group=$MAILGROUP \
     -maxprocs=$MAXDAEMONS -maxperc=$MAXPERC -maxperip=$MAXPERIP -nodnslookup $PORT \
     /usr/sbin/courieresmtpd
-) > "$d/esmtpd.out" 2>&1 &
+' > "$d/esmtpd.out" 2>&1 &
 for _ in $(seq 50); do
   /usr/bin/python3 -c 'import socket; socket.create_connection(("192.0.2.1", 25), 1).close()' 2>/dev/null && break
   sleep 0.1
@@ -194,7 +238,7 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 # alice's mail was queued (courierd, not run here, would deliver it)
-grep -r -l -a 'Subject: legit' "$d/varlib/up/courier" > "$d/queued"
+grep -r -l -a 'Subject: legit' "$queue" > "$d/queued"
 kill %3 %2
 wait %3 %2
 kill %1
@@ -231,32 +275,85 @@ fn courier_mta_root() -> PathBuf {
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_courier_smtp_rejections_count_for_the_client_courier_wrote() {
+    run(Release::Deb12);
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_courier_smtp_1_4_rejections_count_for_the_client_courier_wrote() {
+    run(Release::Deb13);
+}
+
+// The Courier MTA under test: Debian 12's (1.0.16, unpacked by test.sh) or Debian 13's
+// (1.4.1, in test.sh's third Debian 13 tree, run with chroot).
+
+fn run(version: Release) {
     require_root();
     require_program("perl", "perl-base");
     require_program("python3", "python3");
     require_program("openssl", "openssl");
     require_program("rsyslogd", "rsyslog");
     require_program("unshare", "util-linux");
-    let root = courier_mta_root();
-    let dir = test_dir("courier-smtp");
-    let id = free_ids(1, 64900..65000).to_string();
+    let (root, tree) = match version {
+        Release::Deb12 => (courier_mta_root(), PathBuf::new()),
+        Release::Deb13 => {
+            require_program("chroot", "coreutils");
+            require_program("dpkg-query", "dpkg");
+            let tree = trixie_c_root(&[
+                "usr/sbin/couriertcpd",
+                "usr/sbin/courierlogger",
+                "usr/sbin/makeuserdb",
+                "usr/lib/courier/makedat",
+                "usr/lib/courier/courier/modules/esmtp/courieresmtpd",
+                "usr/lib/courier/courier/submit",
+                "usr/lib/courier/courier-authlib/authdaemond",
+                "usr/lib/courier-authlib/libauthuserdb.so.0",
+                "etc/courier/esmtpd",
+                "var/lib/courier/tmp",
+            ]);
+            (PathBuf::new(), tree)
+        }
+    };
+    let dir = test_dir(match version {
+        Release::Deb12 => "courier-smtp",
+        Release::Deb13 => "courier-smtp-1.4",
+    });
+    let id = match version {
+        Release::Deb12 => free_ids(1, 64900..65000).to_string(),
+        Release::Deb13 => String::new(),
+    };
     let shown = [
         ("setup", "setup.out"),
         ("esmtpd", "esmtpd.out"),
         ("clients", "client.out"),
         ("syslog", "syslog"),
     ];
-    let script = format!("{PRIVATE_SYSLOG_SH}{COURIER_AUTH_SH}{SCRIPT}");
-    run_script_ok(
-        "courier",
-        dir.path(),
-        &script,
-        &[root.as_os_str(), std::ffi::OsStr::new(&id)],
-        &shown,
-    );
+    let script =
+        format!("{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{COURIER_AUTH_SH}{COURIER13_AUTH_SH}{SCRIPT}");
+    let args = [
+        root.as_os_str(),
+        std::ffi::OsStr::new(&id),
+        tree.as_os_str(),
+    ];
+    run_script_ok("courier", dir.path(), &script, &args, &shown);
     let read = |name: &str| {
         String::from_utf8_lossy(&fs::read(dir.path().join(name)).unwrap_or_default()).into_owned()
     };
+    // the release that ran: Debian 13's tree's dpkg database, or test.sh's note of the
+    // versions it unpacked (when the unpack is test.sh's)
+    match version {
+        Release::Deb12 => {
+            if let Some(noted) = root.parent().map(|p| p.join("version")) {
+                if let Ok(v) = fs::read_to_string(&noted) {
+                    assert!(v.starts_with("1.0.16-"), "{}: {v}", noted.display());
+                }
+            }
+        }
+        Release::Deb13 => {
+            let v = read("version");
+            assert!(v.starts_with("1.4.1-"), "courier-mta {v}");
+        }
+    }
     let sys = dir.path().join("syslog");
     let text = read("syslog");
 

@@ -1,4 +1,4 @@
-//! The `perdition` filter against the real Perdition. Debian 12's perdition (2.2) runs as
+//! The `perdition` filter against the real Perdition. Debian 12's perdition (2.2-3.2) runs as
 //! `perdition.imap4 --no_daemon` in its own pid, mount and network namespace (`unshare`) on
 //! 192.0.2.1:143 and [2001:db8::1]:143, with no map (`-M ""`) and one real server behind it,
 //! Dovecot's imap (dovecot-imapd) on 192.0.2.143:143 knowing alice / correct-horse. Perdition
@@ -17,9 +17,16 @@
 //! nothing for alice's login (`status="ok"`); `portcullis replay` with `maxretry = 3` bans
 //! 198.51.100.7 alone.
 //!
+//! A second test runs the same script and clients against Debian 13's perdition 2.2-3.4
+//! (test.sh's third Debian 13 tree, `common::real::trixie_c_root`), with chroot in a private
+//! overlay of the tree (`trixie_mount`: /dev/log reaches the same private rsyslogd); the real
+//! server behind it stays the machine's Dovecot. It writes the same lines: the same
+//! expectations hold for both.
+//!
 //! Needs root, perdition, dovecot (dovecot-core) with /usr/lib/dovecot/imap-login
-//! (dovecot-imapd), rsyslogd, python3 and util-linux's unshare (test.sh installs them);
-//! fails loudly when they are missing. Runs in about 6 s.
+//! (dovecot-imapd), rsyslogd, python3 and util-linux's unshare (test.sh installs them), and
+//! for the second test chroot and the Debian 13 tree; fails loudly when they are missing.
+//! Each test runs in about 6 s.
 
 mod common;
 
@@ -29,9 +36,10 @@ use std::fs;
 use std::path::Path;
 
 /// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
-/// run is in it and dies with it; $1 is the test's directory.
+/// run is in it and dies with it; $1 is the test's directory, $2 the Debian 13 tree (empty:
+/// the machine's perdition). (After [`PRIVATE_SYSLOG_SH`] and [`TRIXIE_SH`].)
 const SCRIPT: &str = r#"set -u
-d="$1"
+d="$1"; tree="$2"
 ip link set lo up
 for a in 192.0.2.1 192.0.2.143 192.0.2.10 198.51.100.7 203.0.113.9; do ip addr add "$a/32" dev lo || exit 2; done
 for a in 2001:db8::1 2001:db8::7; do ip addr add "$a/128" dev lo nodad || exit 2; done
@@ -73,7 +81,17 @@ C
 /usr/sbin/dovecot -F -c "$d/dovecot.conf" 2>"$d/dovecot.err" &
 for _ in $(seq 100); do ss -Hltn 'sport = :143' | grep -q . && break; sleep 0.1; done
 ss -Hltn 'sport = :143' | grep -q . || { echo "dovecot did not listen" >&2; exit 4; }
-perdition.imap4 --no_daemon -u root -g root --pid_file "" -M "" -s 192.0.2.143:143 -b 192.0.2.1:143,[2001:db8::1]:143 > "$d/perdition.out" 2>&1 &
+# the perdition to run: the machine's (Debian 12), or Debian 13's in a private overlay of its
+# tree (common/real.rs trixie_mount: its /etc, /run and /tmp private, $d at the same path);
+# the back end stays the machine's Dovecot
+perdition=(perdition.imap4); r=/
+if [ -n "$tree" ]; then
+  r="$d/root"
+  trixie_mount "$tree" "$r" "$d/trixie" || exit 4
+  perdition=(chroot "$r" /usr/sbin/perdition.imap4)
+fi
+dpkg-query --admindir="$r/var/lib/dpkg" -W -f '${Version}' perdition > "$d/version"
+"${perdition[@]}" --no_daemon -u root -g root --pid_file "" -M "" -s 192.0.2.143:143 -b 192.0.2.1:143,[2001:db8::1]:143 > "$d/perdition.out" 2>&1 &
 for _ in $(seq 100); do [ "$(ss -Hltn 'sport = :143' | wc -l)" -ge 3 ] && break; sleep 0.1; done
 [ "$(ss -Hltn 'sport = :143' | wc -l)" -ge 3 ] || { echo "perdition did not listen" >&2; exit 4; }
 timeout 30 python3 "$d/client.py" "$d" 2> "$d/client.err" || { echo "client failed" >&2; exit 5; }
@@ -124,6 +142,19 @@ for t in ts: t.join(20)
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_perdition_failures_count_for_the_client_perdition_wrote() {
+    run(Release::Deb12);
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_perdition_deb13_failures_count_for_the_client_perdition_wrote() {
+    run(Release::Deb13);
+}
+
+// The perdition under test: Debian 12's (the machine's, 2.2-3.2) or Debian 13's (2.2-3.4, in
+// test.sh's third Debian 13 tree, run with chroot).
+
+fn run(version: Release) {
     require_root();
     require_program("perdition.imap4", "perdition");
     require_program("dovecot", "dovecot-core");
@@ -134,7 +165,19 @@ fn real_perdition_failures_count_for_the_client_perdition_wrote() {
     require_program("rsyslogd", "rsyslog");
     require_program("python3", "python3");
     require_program("unshare", "util-linux");
-    let dir = test_dir("perdition");
+    let tree = match version {
+        Release::Deb12 => String::new(),
+        Release::Deb13 => {
+            require_program("chroot", "coreutils");
+            trixie_c_root(&["usr/sbin/perdition.imap4"])
+                .display()
+                .to_string()
+        }
+    };
+    let dir = test_dir(match version {
+        Release::Deb12 => "perdition",
+        Release::Deb13 => "perdition-deb13",
+    });
     fs::write(dir.path().join("client.py"), CLIENT).unwrap();
     let shown = [
         ("client", "client.err"),
@@ -142,9 +185,19 @@ fn real_perdition_failures_count_for_the_client_perdition_wrote() {
         ("dovecot", "dovecot.log"),
         ("log", "syslog"),
     ];
-    let script = format!("{PRIVATE_SYSLOG_SH}{SCRIPT}");
-    run_script_ok("perdition", dir.path(), &script, &[], &shown);
+    let script = format!("{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SCRIPT}");
+    run_script_ok("perdition", dir.path(), &script, &[tree.as_ref()], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+    // the release that ran (the machine's dpkg database, or the tree's)
+    let release = match version {
+        Release::Deb12 => "2.2-3.2",
+        Release::Deb13 => "2.2-3.4",
+    };
+    assert!(
+        read("version").starts_with(release),
+        "perdition {}",
+        read("version")
+    );
     let sys = dir.path().join("syslog");
 
     // perdition refused the five wrong logins and let alice in (the clients' own view)
