@@ -47,22 +47,10 @@ use std::path::PathBuf;
 
 const COURIER_ROOT: &str = "/var/cache/portcullis-test/courier/root";
 
-/// `courier13_authdaemond ROOT`: [`COURIER_AUTH_SH`]'s `courier_authdaemond` for Debian 13's
-/// tree mounted at ROOT (after `trixie_mount`, whose fresh /run it uses): authdaemond under
-/// courierlogger, run with chroot, and a wait for its socket (exit 6 if it never comes).
-pub const COURIER13_AUTH_SH: &str = r#"courier13_authdaemond() {
-  local r=$1
-  mkdir -p "$r/run/courier/authdaemon"
-  chroot "$r" /usr/sbin/courierlogger -name=authdaemond -facility=mail /usr/lib/courier/courier-authlib/authdaemond &
-  for _ in $(seq 50); do [ -S "$r/run/courier/authdaemon/socket" ] && break; sleep 0.1; done
-  [ -S "$r/run/courier/authdaemon/socket" ] || { echo "authdaemond did not start" >&2; exit 6; }
-}
-"#;
-
 /// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
 /// run is in it and dies with it; $1 is the test's directory, $2 Debian 12's unpacked
 /// Courier or $3 Debian 13's tree (the other one empty). (After [`PRIVATE_SYSLOG_SH`],
-/// [`TRIXIE_SH`], [`COURIER_AUTH_SH`] and [`COURIER13_AUTH_SH`].)
+/// [`TRIXIE_SH`] and [`COURIER_AUTH_SH`].)
 const SCRIPT: &str = r#"set -u
 d="$1"
 root="$2"
@@ -268,7 +256,7 @@ fn run(version: Release) {
         ("syslog", "syslog"),
     ];
     let script =
-        format!("{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{COURIER_AUTH_SH}{COURIER13_AUTH_SH}{SCRIPT}");
+        format!("{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{COURIER_AUTH_SH}{SCRIPT}");
     let args = [root.as_os_str(), tree.as_os_str()];
     run_script_ok("courier", dir.path(), &script, &args, &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();

@@ -185,7 +185,9 @@ pub const TRIXIE_SH: &str = r#"trixie_mount() {
 /// under /run/courier/authdaemon) and a userdb whose one user, alice (uid/gid 65534, password
 /// right-pw hashed by openssl), has a Maildir under HOME; `courier_authdaemond` starts
 /// authdaemond under courierlogger (syslog name authdaemond, facility mail) on a fresh
-/// /run and waits for its socket (exit 6 if it never comes).
+/// /run and waits for its socket (exit 6 if it never comes); `courier13_authdaemond ROOT`
+/// does the same for Debian 13's tree mounted at ROOT (after `trixie_mount`, whose fresh /run
+/// it uses), with chroot.
 pub const COURIER_AUTH_SH: &str = r#"courier_userdb() {
   local home=$1 s
   cat > "$d/etc/up/courier/authdaemonrc" <<A
@@ -209,5 +211,12 @@ courier_authdaemond() {
   /usr/sbin/courierlogger -name=authdaemond -facility=mail /usr/lib/courier/courier-authlib/authdaemond &
   for _ in $(seq 50); do [ -S /run/courier/authdaemon/socket ] && break; sleep 0.1; done
   [ -S /run/courier/authdaemon/socket ] || { echo "authdaemond did not start" >&2; exit 6; }
+}
+courier13_authdaemond() {
+  local r=$1
+  mkdir -p "$r/run/courier/authdaemon"
+  chroot "$r" /usr/sbin/courierlogger -name=authdaemond -facility=mail /usr/lib/courier/courier-authlib/authdaemond &
+  for _ in $(seq 50); do [ -S "$r/run/courier/authdaemon/socket" ] && break; sleep 0.1; done
+  [ -S "$r/run/courier/authdaemon/socket" ] || { echo "authdaemond did not start" >&2; exit 6; }
 }
 "#;
