@@ -15,7 +15,9 @@
 //!   client's NUL into it: journald ends MESSAGE at the NUL (journald-syslog.c stores it as a
 //!   C string) without a `_LINE_BREAK`, keeping the datagram in `SYSLOG_RAW` (systemd 240+).
 //!
-//! Runs the real `systemd-journald` (LineMax=1K) in a private mount namespace, the service
+//! Runs a real `systemd-journald` (LineMax=1K) in a private mount namespace, Debian 12's
+//! systemd 252 and Debian 13's systemd 257 (the trixie tree's, with chroot, its journalctl
+//! too; the same entries, cuts and `_LINE_BREAK` values under both), the service
 //! being `systemd-cat -t cutdemo python3 …`, and the daemon reading the journal with a
 //! filter of the test's (two rules, one with the address last, one with it first), maxretry
 //! 1, the null firewall. The journal holds the cut entries (checked), the filter does match
@@ -82,14 +84,27 @@ s.send(b"<13>cutdemo[77]: Login failed for user x from 192.0.2.55\0 from 203.0.1
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn lines_journald_cut_ban_no_address_a_client_typed() {
+    run(Release::Deb12);
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn lines_journald_257_cut_ban_no_address_a_client_typed() {
+    run(Release::Deb13);
+}
+
+fn run(release: Release) {
     require_root();
     let work = tempfile::Builder::new()
         .prefix("pct-jcut-")
         .tempdir()
         .unwrap();
     let dir = work.path();
-    let journald =
-        Journald::start_with("[Journal]\nStorage=volatile\nLineMax=1K\nRateLimitBurst=0\n");
+    let journald = Journald::start_on(
+        release,
+        Some("[Journal]\nStorage=volatile\nLineMax=1K\nRateLimitBurst=0\n"),
+    );
+    journald.assert_release();
 
     let filter = dir.join("cutdemo.toml");
     fs::write(&filter, CUTDEMO_FILTER).unwrap();

@@ -1,8 +1,12 @@
-//! The real `systemd-journald` of the machine in a private mount namespace (tmpfs on
-//! `/run/systemd`, `/run/log` and `/var/log/journal`, so it serves its own sockets and keeps
-//! its own journal), for the tests that need a journal. Needs root.
+//! The real `systemd-journald` in a private mount namespace (tmpfs on `/run/systemd`,
+//! `/run/log` and `/var/log/journal`, so it serves its own sockets and keeps its own
+//! journal), for the tests that need a journal: the machine's (Debian 12, systemd 252), or
+//! Debian 13's (systemd 257) from the trixie tree ([`trixie_root`]), run with chroot in a
+//! private overlay of the tree that those tmpfs are bound into, its `journalctl` too. Needs
+//! root.
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -12,56 +16,100 @@ use serde_json::Value;
 use super::cli::*;
 use super::daemon::BIN;
 use super::netns::*;
+use super::real::{trixie_root, Release, TRIXIE_SH};
 
-/// journald, as Debian installs it.
+/// journald, as Debian installs it (Debian 12 on the machine; Debian 13 in the tree, under
+/// /usr since the merged /usr).
 pub const JOURNALD: &str = "/lib/systemd/systemd-journald";
+pub const JOURNALD_13: &str = "usr/lib/systemd/systemd-journald";
 
 /// The real journald in a private mount namespace; killed on drop, and its mounts go with it.
 pub struct Journald {
     proc: ProcessGuard,
-    /// Where the configuration file of [`Journald::start_with`] lives while journald runs.
-    _conf: Option<tempfile::TempDir>,
+    release: Release,
+    /// The configuration file (`conf`), and for Debian 13 the mount points of the tree's
+    /// overlay (`root`, `work`) and the `journalctl` that runs the tree's (`bin/journalctl`).
+    dir: tempfile::TempDir,
 }
 
 impl Journald {
-    /// With the machine's journald.conf.
+    /// The machine's journald (Debian 12), with the machine's journald.conf.
     pub fn start() -> Journald {
-        Journald::launch(None)
+        Journald::start_on(Release::Deb12, None)
     }
 
-    /// With `conf` as journald.conf (e.g. `"[Journal]\nLineMax=1K\n"`), bind-mounted over
-    /// /etc/systemd/journald.conf in the namespace.
+    /// The machine's journald with `conf` as journald.conf (e.g. `"[Journal]\nLineMax=1K\n"`).
     pub fn start_with(conf: &str) -> Journald {
+        Journald::start_on(Release::Deb12, Some(conf))
+    }
+
+    /// `release`'s journald, with `conf` as journald.conf if given (bind-mounted over
+    /// /etc/systemd/journald.conf in the namespace for Debian 12; written into the overlay's
+    /// /etc for Debian 13). Debian 13's runs with chroot in an overlay of the trixie tree into
+    /// which the namespace's /sys (journald reads a sender's control group there), /run/systemd
+    /// and /run/log are bound, so the daemon sees its sockets where the machine's would be; the
+    /// journal files stay in the overlay's /var/log/journal (a tmpfs), read by the tree's
+    /// `journalctl` ([`Journald::journalctl`]).
+    pub fn start_on(release: Release, conf: Option<&str>) -> Journald {
         let dir = tempfile::Builder::new()
-            .prefix("pct-journald-conf-")
+            .prefix("pct-journald-")
             .tempdir()
             .unwrap();
-        fs::write(dir.path().join("journald.conf"), conf).unwrap();
-        Journald::launch(Some(dir))
-    }
-
-    fn launch(conf: Option<tempfile::TempDir>) -> Journald {
-        assert!(
-            Path::new(JOURNALD).exists(),
-            "{JOURNALD} is missing (package systemd)"
-        );
-        let script = format!(
-            "set -e; mount -t tmpfs tmpfs /run/systemd; mkdir -p /run/systemd/journal; \
+        let d = dir.path().display().to_string();
+        fs::write(dir.path().join("journald.conf"), conf.unwrap_or_default()).unwrap();
+        let conf_path = format!("{d}/journald.conf");
+        let common = "set -e; mount -t tmpfs tmpfs /run/systemd; mkdir -p /run/systemd/journal; \
              mkdir -p /run/log; mount -t tmpfs tmpfs /run/log; \
-             if [ -d /var/log/journal ]; then mount -t tmpfs tmpfs /var/log/journal; fi; \
-             {bind}exec {JOURNALD}",
-            bind = conf.as_ref().map_or(String::new(), |d| format!(
-                "mount --bind '{}' /etc/systemd/journald.conf; ",
-                d.path().join("journald.conf").display()
-            ))
-        );
+             if [ -d /var/log/journal ]; then mount -t tmpfs tmpfs /var/log/journal; fi; ";
+        let script = match release {
+            Release::Deb12 => {
+                assert!(
+                    Path::new(JOURNALD).exists(),
+                    "{JOURNALD} is missing (package systemd)"
+                );
+                let bind = if conf.is_some() {
+                    format!("mount --bind '{conf_path}' /etc/systemd/journald.conf; ")
+                } else {
+                    String::new()
+                };
+                format!("{common}{bind}exec {JOURNALD}")
+            }
+            Release::Deb13 => {
+                let tree = trixie_root(&[JOURNALD_13, "usr/bin/journalctl"]);
+                let bin = dir.path().join("bin");
+                fs::create_dir(&bin).unwrap();
+                fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+                // the tree's journalctl, for the daemon (first in its PATH) and the test
+                let wrapper = bin.join("journalctl");
+                fs::write(
+                    &wrapper,
+                    format!("#!/bin/sh\nexec chroot '{d}/root' /usr/bin/journalctl \"$@\"\n"),
+                )
+                .unwrap();
+                fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
+                let conf = if conf.is_some() {
+                    format!("cp '{conf_path}' \"$r/etc/systemd/journald.conf\"; ")
+                } else {
+                    String::new()
+                };
+                format!(
+                    "{common}{TRIXIE_SH}r='{d}/root'; trixie_mount '{tree}' \"$r\" '{d}/work'; \
+                     mount --rbind /sys \"$r/sys\"; \
+                     for p in /run/systemd /run/log; do mkdir -p \"$r$p\"; mount --bind $p \"$r$p\"; done; \
+                     mkdir -p \"$r/var/log/journal\"; mount -t tmpfs tmpfs \"$r/var/log/journal\"; \
+                     {conf}exec chroot \"$r\" /{JOURNALD_13}",
+                    tree = tree.display()
+                )
+            }
+        };
         let mut cmd = Command::new("unshare");
         cmd.args(["-m", "--propagation", "private", "sh", "-c", &script])
             .stdin(Stdio::null())
             .stdout(Stdio::null());
         let mut j = Journald {
             proc: ProcessGuard::spawn(cmd, "systemd-journald"),
-            _conf: conf,
+            release,
+            dir,
         };
         let socket = PathBuf::from(format!(
             "/proc/{}/root/run/systemd/journal/socket",
@@ -93,6 +141,69 @@ impl Journald {
         run_with_timeout(&mut self.command(argv), None, Duration::from_secs(30))
     }
 
+    pub fn release(&self) -> Release {
+        self.release
+    }
+
+    /// The `journalctl` of this journald's release, to run in its namespace ([`Journald::command`]):
+    /// the machine's, or a script that runs the tree's with chroot in the overlay.
+    pub fn journalctl(&self) -> String {
+        match self.release {
+            Release::Deb12 => "journalctl".into(),
+            Release::Deb13 => self.dir.path().join("bin/journalctl").display().to_string(),
+        }
+    }
+
+    /// The first line of `journalctl --version` (`systemd 257 (257.13-1~deb13u1)`), and the
+    /// version of the package systemd that journald comes from (dpkg-query, on the machine's
+    /// or the tree's dpkg database: `systemd-journald --version` would start a journald for
+    /// the namespace "--version").
+    pub fn versions(&self) -> (String, String) {
+        let out = self.run(&[self.journalctl(), "--version".into()]).check();
+        let journalctl = out
+            .stdout_str()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let mut q = vec!["dpkg-query".to_string()];
+        if self.release == Release::Deb13 {
+            q = vec![
+                "chroot".into(),
+                self.dir.path().join("root").display().to_string(),
+                "dpkg-query".into(),
+            ];
+        }
+        q.extend([
+            "-W".into(),
+            "-f".into(),
+            "${Version}".into(),
+            "systemd".into(),
+        ]);
+        let journald = self.run(&q).check().stdout_str().trim().to_string();
+        (journalctl, journald)
+    }
+
+    /// Asserts that the journald and journalctl of this release run: systemd 252 (Debian 12)
+    /// or 257 (Debian 13).
+    pub fn assert_release(&self) {
+        let (journalctl, journald) = self.versions();
+        let (major, deb) = match self.release {
+            Release::Deb12 => ("252", "deb12"),
+            Release::Deb13 => ("257", "deb13"),
+        };
+        assert!(
+            journalctl.starts_with(&format!("systemd {major} ({major}.")),
+            "{:?}: journalctl --version says {journalctl:?}",
+            self.release
+        );
+        assert!(
+            journald.starts_with(&format!("{major}.")) && journald.contains(deb),
+            "{:?}: the package systemd is {journald:?}",
+            self.release
+        );
+    }
+
     /// `portcullis run -c CONFIG` in the namespace, so that its journal reader reads this
     /// journal, its stderr in `log`. Returns once it runs and its reader has saved a cursor
     /// in `state_dir` (the reader saves the journal's newest entry at once): the entries
@@ -104,6 +215,14 @@ impl Journald {
             "-c".into(),
             config.display().to_string(),
         ]);
+        if self.release == Release::Deb13 {
+            // its `journalctl` is the tree's
+            let path = std::env::var("PATH").unwrap_or("/usr/sbin:/usr/bin:/sbin:/bin".into());
+            cmd.env(
+                "PATH",
+                format!("{}:{path}", self.dir.path().join("bin").display()),
+            );
+        }
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(fs::File::create(log).unwrap());
@@ -123,15 +242,34 @@ impl Journald {
             "the daemon did not come up reading the journal; its stderr:\n{}",
             text()
         );
+        // its reader follows the journal with this release's journalctl: the tree's runs
+        // chrooted in the overlay
+        let want_root = match self.release {
+            Release::Deb12 => PathBuf::from("/"),
+            Release::Deb13 => self.dir.path().join("root"),
+        };
+        let mut roots = Vec::new();
+        let found = wait_until(Duration::from_secs(10), || {
+            roots = journalctl_roots(daemon.pid());
+            !roots.is_empty()
+        });
+        assert!(
+            found && roots.iter().all(|r| *r == want_root),
+            "{:?}: the daemon's journalctl runs in {roots:?}, not {}",
+            self.release,
+            want_root.display()
+        );
         daemon
     }
 
     /// `journalctl -o json --all MATCHES…` in the namespace: the MESSAGE of each entry.
     pub fn messages(&self, matches: &[&str]) -> Vec<(String, Value)> {
-        let mut argv: Vec<String> = ["journalctl", "--no-pager", "-o", "json", "--all"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let mut argv: Vec<String> = vec![self.journalctl()];
+        argv.extend(
+            ["--no-pager", "-o", "json", "--all"]
+                .iter()
+                .map(|s| s.to_string()),
+        );
         argv.extend(matches.iter().map(|s| s.to_string()));
         let out = self.run(&argv).check();
         out.stdout_str()
@@ -142,4 +280,22 @@ impl Journald {
             })
             .collect()
     }
+}
+
+/// The root directories (`/proc/PID/root`) of the `journalctl` children of process `parent`.
+fn journalctl_roots(parent: u32) -> Vec<PathBuf> {
+    let Ok(d) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    d.filter_map(Result::ok)
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // `PID (COMM) STATE PPID …`; COMM may hold spaces and parentheses
+            let (comm, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
+            let ppid: u32 = rest.split(' ').nth(1)?.parse().ok()?;
+            (ppid == parent && comm == "journalctl")
+                .then(|| fs::read_link(format!("/proc/{pid}/root")).ok())?
+        })
+        .collect()
 }

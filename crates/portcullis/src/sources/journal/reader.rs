@@ -1380,6 +1380,45 @@ wait "$p"
         }
     }
 
+    /// journalctl 257 (Debian 13) prints what the reader reads as 252 does: the same field
+    /// names and cursor form, a value that is not UTF-8 as an array of bytes, a field given
+    /// several times as an array of its values; it adds `__SEQNUM` and `__SEQNUM_ID` to the
+    /// fields `--output-fields` selects, which the reader does not read. Lines printed by
+    /// journalctl 257.13 for the reader's own arguments (`--output=json --all
+    /// --output-fields=…`) in a real run (journal_spoof, journal_cut run the daemon on it).
+    #[test]
+    fn journalctl_257_entries_read_as_252s() {
+        let (cursor, line) = entry(
+            r#"{"__MONOTONIC_TIMESTAMP":"1549385698","__SEQNUM":"568","_BOOT_ID":"691e5cae7cf144e69e27c19089bd7f8d","SYSLOG_IDENTIFIER":"tagA","MESSAGE":"a1","__SEQNUM_ID":"3364db4fa799460684c8faf4f0d4a554","__REALTIME_TIMESTAMP":"1796448679668224","_HOSTNAME":"vm","__CURSOR":"s=3364db4fa799460684c8faf4f0d4a554;i=238;b=691e5cae7cf144e69e27c19089bd7f8d;m=5c59bfe2;t=661dc4d68aa00;x=c5ac85e74f00c8c1","_PID":"9051"}"#,
+        );
+        assert_eq!(cursor.as_deref(), Some("s=3364db4fa799460684c8faf4f0d4a554;i=238;b=691e5cae7cf144e69e27c19089bd7f8d;m=5c59bfe2;t=661dc4d68aa00;x=c5ac85e74f00c8c1"));
+        assert_eq!(
+            String::from_utf8(line).unwrap(),
+            "2026-12-05T05:31:19.668224+00:00 vm tagA[9051]: a1"
+        );
+        // `printf 'bad \xff byte\n' | logger -t tagA`: bytes
+        let (_, line) = entry(
+            r#"{"_PID":"9060","__SEQNUM":"576","_HOSTNAME":"vm","__REALTIME_TIMESTAMP":"1796448679680807","__MONOTONIC_TIMESTAMP":"1549398280","_COMM":"logger","MESSAGE":[98,97,100,32,255,32,98,121,116,101],"__CURSOR":"s=3364db4fa799460684c8faf4f0d4a554;i=240;b=691e5cae7cf144e69e27c19089bd7f8d;m=5c59f108;t=661dc4d68db27;x=707d3196be3270e5","__SEQNUM_ID":"3364db4fa799460684c8faf4f0d4a554","_BOOT_ID":"691e5cae7cf144e69e27c19089bd7f8d","SYSLOG_IDENTIFIER":"tagA"}"#,
+        );
+        let p = prefix::parse(&line);
+        assert_eq!(
+            (p.program, p.pid, p.message),
+            (Some(&b"tagA"[..]), 9060, &b"bad \xff byte"[..])
+        );
+        // a native entry with MESSAGE and SYSLOG_IDENTIFIER twice each: the first values
+        let (_, line) = entry(
+            r#"{"MESSAGE":["m1","m2"],"_HOSTNAME":"vm","__SEQNUM_ID":"816315a9ced24777a44a3735ac7989cc","_COMM":"python3","_BOOT_ID":"691e5cae7cf144e69e27c19089bd7f8d","__REALTIME_TIMESTAMP":"1796448695587906","__MONOTONIC_TIMESTAMP":"1565305380","__CURSOR":"s=816315a9ced24777a44a3735ac7989cc;i=243;b=691e5cae7cf144e69e27c19089bd7f8d;m=5d4caa24;t=661dc4e5b9442;x=c998fd66fbc1fcca","_PID":"19576","__SEQNUM":"579","SYSLOG_IDENTIFIER":["tagB","tagC"]}"#,
+        );
+        assert_eq!(
+            String::from_utf8(line).unwrap(),
+            "2026-12-05T05:31:35.587906+00:00 vm tagB[19576]: m1"
+        );
+        assert_eq!(
+            parse_systemd_version(b"systemd 257 (257.13-1~deb13u1)\n+PAM +AUDIT"),
+            Some(257)
+        );
+    }
+
     #[test]
     fn a_journalctl_ignoring_sigterm_is_killed_and_reaped() {
         let dir = tempfile::tempdir().unwrap();
