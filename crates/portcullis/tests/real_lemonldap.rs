@@ -32,11 +32,23 @@
 //! address nginx passed (never 192.0.2.66), and nothing for the legitimate logins; `portcullis
 //! replay` with `maxretry = 3` bans the four attackers and nothing else.
 //!
+//! A second test runs the same script, clients and table against Debian 13's portal (2.21.2:
+//! liblemonldap-ng-portal-perl, lemonldap-ng-fastcgi-server and the same Perl modules, plus
+//! libmime-tools-perl, libemail-address-xs-perl, libemail-sender-perl and
+//! libstring-random-perl, which 2.21's Password::LDAP loads, in test.sh's third Debian 13
+//! tree, `common::real::trixie_c_root`): llng-fastcgi-server with chroot in a private overlay
+//! of the tree (`trixie_mount`: the ini in the overlay's /etc, the test's directory at the
+//! same path inside, /dev/log the same private rsyslogd); nginx, slapd and the clients stay
+//! the machine's. 2.21.2 wrote every failure line as 2.16 did (the Combination's double count
+//! of a wrong password too); only a login reads "User U connected from MODULE (A)" (2.16:
+//! "U connected"), which no rule reads. The version is asserted from the tree's dpkg database.
+//!
 //! Needs root, llng-fastcgi-server (lemonldap-ng-fastcgi-server, liblemonldap-ng-portal-perl
 //! and the Perl modules its LDAP backend and captcha plugin load: libnet-ldap-perl,
 //! libio-socket-timeout-perl, libunicode-string-perl, libgd-securityimage-perl,
 //! libimage-magick-perl), nginx, slapd and slapadd (slapd), curl, rsyslogd and util-linux's
-//! unshare; fails loudly when they are missing. Runs in about 6 s.
+//! unshare, and for the second test chroot and the trixie-c tree; fails loudly when they are
+//! missing. Each runs in about 6 s.
 
 mod common;
 
@@ -46,10 +58,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 /// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
-/// run is in it and dies with it; $1 is the test's directory. (After [`PRIVATE_ETC_SH`] and
-/// [`PRIVATE_SYSLOG_SH`].)
+/// run is in it and dies with it; $1 is the test's directory, $2 the Debian 13 tree (empty:
+/// the machine's portal). (After [`PRIVATE_ETC_SH`], [`PRIVATE_SYSLOG_SH`] and
+/// [`TRIXIE_SH`].)
 const SCRIPT: &str = r#"set -u
-d="$1"
+d="$1"; tree="$2"
 ip link set lo up
 for a in 192.0.2.1 198.51.100.10 203.0.113.5 203.0.113.6; do ip addr add "$a/32" dev lo || exit 2; done
 for a in 2001:db8::1 2001:db8:65::5 2001:db8:66::6; do ip addr add "$a/128" dev lo nodad || exit 2; done
@@ -74,7 +87,19 @@ languages = en
 [handler]
 status = 0
 I
-private_etc "$d/etc-ov" "$d/etc-src" lemonldap-ng/lemonldap-ng.ini || exit 4
+# the portal to run: the machine's (Debian 12), or Debian 13's in a private overlay of its
+# tree (common/real.rs trixie_mount: its /etc, /run and /tmp private, $d at the same path),
+# whose /etc takes the ini
+llng_server=(llng-fastcgi-server); r=/
+if [ -n "$tree" ]; then
+  r="$d/root"
+  trixie_mount "$tree" "$r" "$d/trixie" || exit 4
+  cp "$d/etc-src/lemonldap-ng/lemonldap-ng.ini" "$r/etc/lemonldap-ng/lemonldap-ng.ini" || exit 4
+  llng_server=(chroot "$r" /usr/sbin/llng-fastcgi-server)
+else
+  private_etc "$d/etc-ov" "$d/etc-src" lemonldap-ng/lemonldap-ng.ini || exit 4
+fi
+dpkg-query --admindir="$r/var/lib/dpkg" -W -f '${Version}' liblemonldap-ng-portal-perl > "$d/version"
 # the portal's configuration (File backend): LDAP first, then a Combination of LDAP and Demo
 conf() {
   cat <<J
@@ -160,7 +185,7 @@ nginx_pid=$!
 # CONF: the FastCGI server (the portal compiles at the first request) on the socket
 llng() {
   rm -f "$d/run/llng.sock"
-  llng-fastcgi-server --foreground -u www-data -g www-data -n 2 -s "$d/run/llng.sock" \
+  "${llng_server[@]}" --foreground -u www-data -g www-data -n 2 -s "$d/run/llng.sock" \
     -p "$d/run/llng.pid" > "$d/llng$1.out" 2> "$d/llng$1.err" &
   llng_pid=$!
   for _ in $(seq 100); do [ -S "$d/run/llng.sock" ] && break; sleep 0.1; done
@@ -214,6 +239,17 @@ kill %1
 wait
 "#;
 
+/// The Perl modules the portal loads here (its LDAP backend and captcha plugin) and their
+/// Debian packages: the machine's perl must load them for Debian 12's run.
+const PERL_MODULES: [(&str, &str); 6] = [
+    ("Lemonldap::NG::Portal::Main", "liblemonldap-ng-portal-perl"),
+    ("Net::LDAP", "libnet-ldap-perl"),
+    ("IO::Socket::Timeout", "libio-socket-timeout-perl"),
+    ("Unicode::String", "libunicode-string-perl"),
+    ("GD::SecurityImage", "libgd-securityimage-perl"),
+    ("Image::Magick", "libimage-magick-perl"),
+];
+
 /// Panics unless perl loads `module`, saying which Debian `package` brings it.
 fn require_perl_module(module: &str, package: &str) {
     let ok = Command::new("perl")
@@ -223,11 +259,11 @@ fn require_perl_module(module: &str, package: &str) {
     assert!(ok, "perl module {module} is missing: install {package}");
 }
 
-#[test]
-#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
-fn real_lemonldap_failures_count_for_the_client_nginx_passed() {
+/// Runs every scenario against `version`'s portal (nginx, slapd and the clients are the
+/// machine's) and checks what the clients got, what the portal wrote and what the filter
+/// counts of it.
+fn run(version: Release) {
     require_root();
-    require_program("llng-fastcgi-server", "lemonldap-ng-fastcgi-server");
     require_program("nginx", "nginx");
     require_program("slapd", "slapd");
     require_program("slapadd", "slapd");
@@ -235,17 +271,34 @@ fn real_lemonldap_failures_count_for_the_client_nginx_passed() {
     require_program("perl", "perl");
     require_program("rsyslogd", "rsyslog");
     require_program("unshare", "util-linux");
-    for (module, package) in [
-        ("Lemonldap::NG::Portal::Main", "liblemonldap-ng-portal-perl"),
-        ("Net::LDAP", "libnet-ldap-perl"),
-        ("IO::Socket::Timeout", "libio-socket-timeout-perl"),
-        ("Unicode::String", "libunicode-string-perl"),
-        ("GD::SecurityImage", "libgd-securityimage-perl"),
-        ("Image::Magick", "libimage-magick-perl"),
-    ] {
-        require_perl_module(module, package);
-    }
-    let dir = test_dir("llng");
+    let tree = match version {
+        Release::Deb12 => {
+            require_program("llng-fastcgi-server", "lemonldap-ng-fastcgi-server");
+            for (module, package) in PERL_MODULES {
+                require_perl_module(module, package);
+            }
+            String::new()
+        }
+        Release::Deb13 => {
+            require_program("chroot", "coreutils");
+            trixie_c_root(&[
+                "usr/sbin/llng-fastcgi-server",
+                "usr/share/perl5/Lemonldap/NG/Portal/Main.pm",
+                "usr/share/perl5/Net/LDAP.pm",
+                "usr/share/perl5/IO/Socket/Timeout.pm",
+                "usr/share/perl5/GD/SecurityImage.pm",
+                "usr/share/perl5/MIME/Entity.pm",
+                "usr/share/perl5/Email/Sender/Simple.pm",
+                "usr/share/perl5/String/Random.pm",
+            ])
+            .display()
+            .to_string()
+        }
+    };
+    let dir = test_dir(match version {
+        Release::Deb12 => "llng",
+        Release::Deb13 => "llng-2.21",
+    });
     // the portal's workers (www-data) reach their socket and files under it
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let shown = [
@@ -255,9 +308,18 @@ fn real_lemonldap_failures_count_for_the_client_nginx_passed() {
         ("nginx error log", "nginx.err"),
         ("log", "syslog"),
     ];
-    let script = format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SCRIPT}");
-    run_script_ok("portal", dir.path(), &script, &[], &shown);
+    let script = format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SCRIPT}");
+    run_script_ok("portal", dir.path(), &script, &[tree.as_ref()], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+    let release = match version {
+        Release::Deb12 => "2.16.",
+        Release::Deb13 => "2.21.",
+    };
+    assert!(
+        read("version").starts_with(release),
+        "liblemonldap-ng-portal-perl {}",
+        read("version")
+    );
     let sys = dir.path().join("syslog");
     let text = read("syslog");
 
@@ -295,11 +357,17 @@ unknown 2001:db8:66::6 200 token=yes trmsg=\"5\"
         read("curl.err")
     );
 
-    // what the portal wrote: both legitimate logins, the hostile names as typed (a LF as
+    // what the portal wrote: both legitimate logins (2.21 names the module, the Combination's
+    // scheme and the address: read by no rule), the hostile names as typed (a LF as
     // rsyslog's #012), the Combination's wrapped module lines, and no line of a client's making
-    for line in [
-        "[notice] dwho connected",
-        "[notice] rtyler connected",
+    let connected = match version {
+        Release::Deb12 => ["[notice] dwho connected\n", "[notice] rtyler connected\n"],
+        Release::Deb13 => [
+            "[notice] User dwho connected from LDAP (198.51.100.10)\n",
+            "[notice] User rtyler connected from L (198.51.100.10)\n",
+        ],
+    };
+    for line in connected.into_iter().chain([
         "[warn] Bad password for rtyler (203.0.113.5)",
         "[warn] 192.0.2.66 was not found in LDAP directory (203.0.113.5)",
         "[warn] x#012 was not found in LDAP directory (203.0.113.5)",
@@ -309,7 +377,7 @@ unknown 2001:db8:66::6 200 token=yes trmsg=\"5\"
         "[notice] Combination (Lemonldap::NG::Portal::Lib::LDAP): nobody was not found in LDAP directory (203.0.113.6)",
         "[warn] All schemes failed for user 192.0.2.66#012 (203.0.113.6)",
         "[warn] All schemes failed (203.0.113.6)",
-    ] {
+    ]) {
         assert!(text.contains(line), "not in the log: {line:?}\nlog:\n{text}");
     }
     assert!(
@@ -367,4 +435,16 @@ unknown 2001:db8:66::6 200 token=yes trmsg=\"5\"
         ],
         "bans; log:\n{text}"
     );
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_lemonldap_failures_count_for_the_client_nginx_passed() {
+    run(Release::Deb12);
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_lemonldap_2_21_failures_count_for_the_client_nginx_passed() {
+    run(Release::Deb13);
 }
