@@ -369,12 +369,16 @@ trixie_tree /var/cache/portcullis-test/trixie-b \
 # The third tree, /var/cache/portcullis-test/trixie-c (PORTCULLIS_TRIXIE_C_ROOT elsewhere):
 # the Courier MTA 1.4 and Courier-IMAP 5.2 (they conflict with Postfix and Dovecot in the
 # first tree), and the smaller services whose Debian 13 releases changed: Rspamd 3.12, Monit
-# 5.34, Radicale 3.5, Net-SNMP 5.9.4, NRPE 4.1.3, Perdition, xinetd 2.3.15.4, tcpd and
-# PortSentry.
+# 5.34, Radicale 3.5, Net-SNMP 5.9.4, NRPE 4.1.3, Perdition, xinetd 2.3.15.4, tcpd,
+# PortSentry and LemonLDAP::NG 2.21 (its last four Perl modules are only Recommends in Debian
+# 13, but 2.21's LDAP password module needs them: without them the portal answers 500).
 trixie_tree /var/cache/portcullis-test/trixie-c \
   openssh-client,libsasl2-modules \
   "courier-mta courier-imap courier-authdaemon courier-authlib-userdb rspamd monit radicale snmpd
-  nagios-nrpe-server perdition xinetd tcpd portsentry" ""
+  nagios-nrpe-server perdition xinetd tcpd portsentry liblemonldap-ng-portal-perl
+  lemonldap-ng-fastcgi-server libnet-ldap-perl libio-socket-timeout-perl libunicode-string-perl
+  libgd-securityimage-perl libimage-magick-perl libmime-tools-perl libemail-address-xs-perl
+  libemail-sender-perl libstring-random-perl" ""
 # The fourth tree, /var/cache/portcullis-test/trixie-d (PORTCULLIS_TRIXIE_D_ROOT elsewhere):
 # Sendmail 8.18 with SMTP AUTH (it conflicts with every other tree's MTA). Its packages are
 # unpacked under /opt/unpacked, not installed: sendmail-bin's postinst needs /proc; their
@@ -390,8 +394,14 @@ command -v cargo-deb >/dev/null 2>&1 || cargo install cargo-deb --locked --versi
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The tests: what `cargo test --workspace --locked -- --include-ignored` runs, with the test
+# binaries run TEST_JOBS (default 3) at a time instead of one after another (most of the
+# real-server tests' time is waiting on the servers they start; tools/run-tests.py says
+# which binaries must not overlap, and prints each binary's output whole and its wall time).
 # --include-ignored: the tests that need root are marked ignored, so that `cargo test` as a
 # normal user lists them as skipped; here (root) every one of them runs.
 # (fleet_bench is a benchmark, not a test: it feeds 10,000 bans/s and is run by hand on a
 # release build, bench/README.md "Fleet benchmark"; every other ignored test runs here)
-cargo test --workspace --locked -- --include-ignored --skip fleet_bench --test-threads="${TEST_THREADS:-2}"
+python3 tools/run-tests.py --jobs "${TEST_JOBS:-3}" --cargo=--workspace --cargo=--locked -- \
+  --include-ignored --skip fleet_bench --test-threads="${TEST_THREADS:-2}"
+cargo test --workspace --locked --doc
