@@ -255,8 +255,7 @@ fn run(version: Release) {
         ("clients", "client.out"),
         ("syslog", "syslog"),
     ];
-    let script =
-        format!("{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{COURIER_AUTH_SH}{SCRIPT}");
+    let script = format!("{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{COURIER_AUTH_SH}{SCRIPT}");
     let args = [root.as_os_str(), tree.as_os_str()];
     run_script_ok("courier", dir.path(), &script, &args, &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();

@@ -316,8 +316,7 @@ fn run(version: Release) {
         ("clients", "client.out"),
         ("syslog", "syslog"),
     ];
-    let script =
-        format!("{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{COURIER_AUTH_SH}{SCRIPT}");
+    let script = format!("{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{COURIER_AUTH_SH}{SCRIPT}");
     let args = [
         root.as_os_str(),
         std::ffi::OsStr::new(&id),
