@@ -389,6 +389,15 @@ trixie_tree /var/cache/portcullis-test/trixie-d \
   procps perl adduser" \
   "sendmail-bin sendmail-base sendmail-cf"
 
+# The fifth tree, /var/cache/portcullis-test/trixie-e (PORTCULLIS_TRIXIE_E_ROOT elsewhere):
+# the web applications and databases, WordPress 6.8 on PHP 8.4 under Apache with MariaDB 11.8,
+# PostgreSQL 17, and Exim 4.98's heavy daemon with SpamAssassin (it conflicts with trixie-b's
+# light one).
+trixie_tree /var/cache/portcullis-test/trixie-e \
+  openssh-client \
+  "apache2 libapache2-mod-php php-mysql php-xml wordpress mariadb-server postgresql
+  exim4-daemon-heavy spamassassin" ""
+
 # cargo-deb: the Debian package test builds the package as the README says (`cargo deb`)
 command -v cargo-deb >/dev/null 2>&1 || cargo install cargo-deb --locked --version 3.8.0
 

@@ -142,6 +142,18 @@ pub fn trixie_d_root(files: &[&str]) -> PathBuf {
     )
 }
 
+/// test.sh's fifth Debian 13 tree: WordPress 6.8 on PHP 8.4 under Apache with MariaDB 11.8,
+/// PostgreSQL 17, and Exim 4.98's heavy daemon with SpamAssassin: env
+/// `PORTCULLIS_TRIXIE_E_ROOT` if set, else /var/cache/portcullis-test/trixie-e. Panics unless
+/// each of `files` is there.
+pub fn trixie_e_root(files: &[&str]) -> PathBuf {
+    tree_root(
+        "PORTCULLIS_TRIXIE_E_ROOT",
+        "/var/cache/portcullis-test/trixie-e",
+        files,
+    )
+}
+
 fn tree_root(var: &str, default: &str, files: &[&str]) -> PathBuf {
     let root = PathBuf::from(std::env::var(var).unwrap_or(default.into()));
     for f in files {
@@ -157,7 +169,8 @@ fn tree_root(var: &str, default: &str, files: &[&str]) -> PathBuf {
 }
 
 /// A shell function for scripts run by [`run_unshared`] that run programs of a Debian 13
-/// tree ([`trixie_root`], [`trixie_b_root`], [`trixie_c_root`], [`trixie_d_root`]):
+/// tree ([`trixie_root`], [`trixie_b_root`], [`trixie_c_root`], [`trixie_d_root`],
+/// [`trixie_e_root`]):
 /// `trixie_mount TREE ROOT WORK` mounts at ROOT an overlay with TREE below (never written: test.sh's cache, shared by every test) and a tmpfs at WORK above, then
 /// binds into it the namespace's /proc, /dev (call `private_syslog` or `private_dev` of
 /// [`super::PRIVATE_SYSLOG_SH`] first: its /dev/log reaches the private rsyslogd, whose socket
