@@ -321,11 +321,16 @@ fi
 trixie_tree() {
   local dir=$1 base=$2 more=$3 unpack=$4 stamp log p
   stamp="$base $more / $unpack"
+  # One maker per tree: a test.sh stopped while its trees were being made leaves the makers
+  # running (their processes hold the lock); the next one waits for them.
+  mkdir -p /var/cache/portcullis-test
+  exec 9>"$dir.lock"
+  flock 9
   if [ -x "$dir/usr/bin/apt-get" ] && [ "$(cat "$dir.pkgs" 2>/dev/null)" = "$stamp" ] &&
     [ "${PORTCULLIS_TRIXIE:-}" != "refresh" ]; then
     return 0
   fi
-  rm -rf "$dir.new" "$dir" "$dir.pkgs" && mkdir -p /var/cache/portcullis-test
+  rm -rf "$dir.new" "$dir" "$dir.pkgs"
   log=$dir-debootstrap.log
   debootstrap --variant=minbase --include="$base" trixie "$dir.new" http://deb.debian.org/debian > "$log" 2>&1 || {
     echo "test.sh: debootstrap of Debian 13 into $dir.new failed (see $log)" >&2
@@ -351,20 +356,25 @@ trixie_tree() {
   mv "$dir.new" "$dir"
   echo "$stamp" > "$dir.pkgs"
 }
+# The trees are made side by side, in the background, while cargo builds the tests below;
+# test.sh waits for them before it runs the tests.
+tree_jobs=()
 trixie_tree /var/cache/portcullis-test/trixie \
   openssh-server,openssh-client,dovecot-imapd,dovecot-pop3d,postfix,libsasl2-modules \
   "dropbear-bin prosody prosody-modules xrdp kamailio inspircd libreswan libevent-2.1-7t64 libdb5.3t64
   389-ds-base slapd bind9 squid haproxy samba cockpit-ws cockpit-bridge tigervnc-standalone-server syncthing
   pgbouncer dovecot-managesieved tinyproxy-bin openvpn ocserv krb5-kdc lighttpd nsd stunnel4 cups-daemon rsync
   vsftpd nginx apache2 libapache2-mod-security2 libsodium23 rsyslog busybox" \
-  "opensmtpd pure-ftpd"
+  "opensmtpd pure-ftpd" &
+tree_jobs+=($!)
 # The second tree, /var/cache/portcullis-test/trixie-b (PORTCULLIS_TRIXIE_B_ROOT elsewhere),
 # holds what conflicts with the first one's programs: Exim 4.98 (Postfix), Cyrus IMAP 3.10
 # (Dovecot), strongSwan 6.0 (Libreswan), ProFTPD 1.3.8 (vsftpd), syslog-ng 4.8 (rsyslog).
 trixie_tree /var/cache/portcullis-test/trixie-b \
   openssh-client,libsasl2-modules \
   "exim4-daemon-light cyrus-imapd cyrus-pop3d sasl2-bin strongswan-charon strongswan-swanctl
-  libcharon-extra-plugins libcharon-extauth-plugins proftpd-core syslog-ng-core" ""
+  libcharon-extra-plugins libcharon-extauth-plugins proftpd-core syslog-ng-core" "" &
+tree_jobs+=($!)
 
 # The third tree, /var/cache/portcullis-test/trixie-c (PORTCULLIS_TRIXIE_C_ROOT elsewhere):
 # the Courier MTA 1.4 and Courier-IMAP 5.2 (they conflict with Postfix and Dovecot in the
@@ -378,7 +388,8 @@ trixie_tree /var/cache/portcullis-test/trixie-c \
   nagios-nrpe-server perdition xinetd tcpd portsentry liblemonldap-ng-portal-perl
   lemonldap-ng-fastcgi-server libnet-ldap-perl libio-socket-timeout-perl libunicode-string-perl
   libgd-securityimage-perl libimage-magick-perl libmime-tools-perl libemail-address-xs-perl
-  libemail-sender-perl libstring-random-perl" ""
+  libemail-sender-perl libstring-random-perl" "" &
+tree_jobs+=($!)
 # The fourth tree, /var/cache/portcullis-test/trixie-d (PORTCULLIS_TRIXIE_D_ROOT elsewhere):
 # Sendmail 8.18 with SMTP AUTH (it conflicts with every other tree's MTA). Its packages are
 # unpacked under /opt/unpacked, not installed: sendmail-bin's postinst needs /proc; their
@@ -387,7 +398,8 @@ trixie_tree /var/cache/portcullis-test/trixie-d \
   openssh-client,libsasl2-modules \
   "m4 make sasl2-bin libdb5.3t64 libldap2 liblockfile1 libnsl2 libssl3t64 libwrap0 lockfile-progs
   procps perl adduser" \
-  "sendmail-bin sendmail-base sendmail-cf"
+  "sendmail-bin sendmail-base sendmail-cf" &
+tree_jobs+=($!)
 
 # The fifth tree, /var/cache/portcullis-test/trixie-e (PORTCULLIS_TRIXIE_E_ROOT elsewhere):
 # the web applications and databases, WordPress 6.8 on PHP 8.4 under Apache with MariaDB 11.8,
@@ -396,13 +408,22 @@ trixie_tree /var/cache/portcullis-test/trixie-d \
 trixie_tree /var/cache/portcullis-test/trixie-e \
   openssh-client \
   "apache2 libapache2-mod-php php-mysql php-xml wordpress mariadb-server postgresql
-  exim4-daemon-heavy spamassassin" ""
+  exim4-daemon-heavy spamassassin" "" &
+tree_jobs+=($!)
 
 # cargo-deb: the Debian package test builds the package as the README says (`cargo deb`)
 command -v cargo-deb >/dev/null 2>&1 || cargo install cargo-deb --locked --version 3.8.0
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# the test binaries, built while the Debian 13 trees are being made; then the trees
+cargo test --workspace --locked --no-run
+for job in "${tree_jobs[@]}"; do
+  wait "$job" || {
+    echo "test.sh: a Debian 13 tree could not be made (see /var/cache/portcullis-test/*-debootstrap.log)" >&2
+    exit 1
+  }
+done
 # The tests: what `cargo test --workspace --locked -- --include-ignored` runs, with the test
 # binaries run TEST_JOBS (default 3) at a time instead of one after another (most of the
 # real-server tests' time is waiting on the servers they start; tools/run-tests.py says
