@@ -1,5 +1,9 @@
-//! The `php-url-fopen` filter against the real Apache and PHP. Debian 12's Apache 2.4 with
-//! mpm_prefork and mod_php 8.2 (common/php_web.rs; Debian's php.ini: display_errors Off,
+//! The `php-url-fopen` filter against the real Apache and PHP, twice: Debian 12's (the
+//! machine's) and Debian 13's (Apache 2.4.71 and mod_php 8.4 of test.sh's trixie-e tree, run
+//! with chroot in a private overlay of it: common/real.rs `trixie_mount`), the same scenarios
+//! and one table of what PHP writes and what counts for both (PHP 8.4 words every warning
+//! and fatal error as 8.2 does); each run asserts the versions from its dpkg database.
+//! Apache 2.4 with mpm_prefork and mod_php (common/php_web.rs; Debian's php.ini: display_errors Off,
 //! log_errors On, no error_log, allow_url_fopen On, allow_url_include Off) runs in its own
 //! pid, mount and network namespace (`unshare`), listening on 192.0.2.1 and [2001:db8::1],
 //! writing the "combined" access log and its error log (default ErrorLogFormat), where
@@ -34,8 +38,9 @@
 //! stream: operation failed" for them, no "wrapper is disabled").
 //!
 //! Needs root, apache2 with mod_php 8.2 (libapache2-mod-php8.2), curl, iproute2's ip and
-//! ss, util-linux's unshare (test.sh installs them); fails loudly when they are missing.
-//! Runs in about 2 s.
+//! ss, util-linux's unshare (test.sh installs them), and for the second run chroot and the
+//! trixie-e tree (apache2, libapache2-mod-php8.4); fails loudly when they are missing. Runs
+//! in about 1 s each.
 
 mod common;
 
@@ -44,10 +49,11 @@ use std::fs;
 use std::path::Path;
 
 /// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
-/// run is in it and dies with it; $1 is the test's directory. (After [`PRIVATE_SYSLOG_SH`]
-/// and [`PHP_WEB_SH`].)
+/// run is in it and dies with it; $1 is the test's directory. (After [`PRIVATE_SYSLOG_SH`],
+/// [`TRIXIE_SH`] and [`PHP_WEB_SH`].) $2 is the Debian 13 tree (empty: the machine's Apache
+/// and PHP 8.2).
 const SCRIPT: &str = r#"set -u
-d="$1"
+d="$1"; tree="$2"
 ip link set lo up
 for a in 192.0.2.1 198.51.100.7 203.0.113.5 203.0.113.6; do
   ip addr add "$a/32" dev lo || exit 2
@@ -55,6 +61,16 @@ done
 for a in 2001:db8::1 2001:db8::7; do ip addr add "$a/128" dev lo nodad || exit 2; done
 chmod 755 "$d"
 private_dev
+# the Apache and PHP to run: the machine's (Debian 12), or Debian 13's in a private overlay
+# of its tree (common/real.rs trixie_mount: $d at the same path inside)
+r=/
+if [ -n "$tree" ]; then
+  r="$d/root"
+  trixie_mount "$tree" "$r" "$d/trixie" || exit 4
+  PCT_ROOT=$r PCT_PHP=8.4
+fi
+dpkg-query --admindir="$r/var/lib/dpkg" -W -f '${Package} ${Version}\n' apache2 \
+  "libapache2-mod-php$PCT_PHP" > "$d/version"
 h="$d/htdocs"
 mkdir -p "$h/nofopen"
 printf '<?php\necho "home\\n";\n' > "$h/index.php"
@@ -105,19 +121,39 @@ web 203.0.113.6 "/nofopen/spl.php?u=http://198.51.100.66/x"
 web 2001:db8::7 "/vuln.php?p=https://198.51.100.66/x"
 "#;
 
-#[test]
-#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
-fn real_php_url_fopen_counts_for_the_client_apache_wrote() {
-    require_php_web(false, &[]);
-    let dir = test_dir("php-url-fopen");
+/// Runs every scenario against `version`'s Apache and PHP (the clients are the machine's)
+/// and checks what the clients got, what PHP wrote and what the filter counts of it.
+fn run(version: Release) {
+    let tree = match version {
+        Release::Deb12 => {
+            require_php_web(false, &[]);
+            String::new()
+        }
+        Release::Deb13 => require_php_web13(false, &[]).display().to_string(),
+    };
+    let dir = test_dir(match version {
+        Release::Deb12 => "php-url-fopen",
+        Release::Deb13 => "php-url-fopen-8.4",
+    });
     let shown = [
         ("apache", "apache.out"),
         ("curl", "curl.err"),
         ("error log", "error.log"),
     ];
-    let script = format!("{PRIVATE_SYSLOG_SH}{PHP_WEB_SH}{SCRIPT}");
-    run_script_ok("Apache", dir.path(), &script, &[], &shown);
+    let script = format!("{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{PHP_WEB_SH}{SCRIPT}");
+    run_script_ok("Apache", dir.path(), &script, &[tree.as_ref()], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+    // which release started: Apache 2.4 and mod_php 8.2 (Debian 12) or 8.4 (Debian 13)
+    let php = match version {
+        Release::Deb12 => "libapache2-mod-php8.2 8.2.",
+        Release::Deb13 => "libapache2-mod-php8.4 8.4.",
+    };
+    let versions = read("version");
+    let lines: Vec<&str> = versions.lines().collect();
+    assert!(
+        lines.len() == 2 && lines[0].starts_with("apache2 2.4.") && lines[1].starts_with(php),
+        "versions: {versions}"
+    );
     let (access, error) = (dir.path().join("access.log"), dir.path().join("error.log"));
     let (access_text, error_text) = (read("access.log"), read("error.log"));
 
@@ -227,4 +263,16 @@ fn real_php_url_fopen_counts_for_the_client_apache_wrote() {
             );
         }
     }
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_php_url_fopen_counts_for_the_client_apache_wrote() {
+    run(Release::Deb12);
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_php_url_fopen_php_8_4_counts_for_the_client_apache_wrote() {
+    run(Release::Deb13);
 }

@@ -1,7 +1,13 @@
-//! The `wordpress` filter's access-log rules against the real WordPress. Debian 12's
+//! The `wordpress` filter's access-log rules against the real WordPress, twice: Debian 12's
 //! WordPress (6.1, /usr/share/wordpress, with php8.2-xml for XML-RPC and the
-//! twentytwentythree theme) runs under Debian's Apache with mpm_prefork and mod_php 8.2
-//! (common/php_web.rs) in its own pid, mount and network namespace (`unshare`), listening on
+//! twentytwentythree theme) under Debian's Apache with mpm_prefork and mod_php 8.2 and
+//! MariaDB 10.11 (the machine's), and Debian 13's WordPress 6.8 (twentytwentyfive theme) on
+//! mod_php 8.4, Apache 2.4 and MariaDB 11.8 (test.sh's trixie-e tree, run with chroot in a
+//! private overlay of it: common/real.rs `trixie_mount`), the same scenarios and one table of
+//! what the clients get and what counts for both (6.8 answers every request as 6.1 did, the
+//! same statuses, error boxes and XML-RPC faults). Each run asserts the versions from its
+//! dpkg database. It runs (common/php_web.rs) in its own pid, mount and network namespace
+//! (`unshare`), listening on
 //! 192.0.2.1 and [2001:db8::1], writing the "combined" access log. Its database is a private
 //! MariaDB (a fresh data directory, unix socket only); its configuration is Debian's scheme,
 //! /etc/wordpress/config-www.example.com.php, in a private /etc overlay. The site is
@@ -40,8 +46,9 @@
 //! Needs root, apache2 with mod_php 8.2 (libapache2-mod-php8.2), wordpress,
 //! wordpress-theme-twentytwentythree, php8.2-xml, php8.2-mysql, mariadb-server
 //! (mariadbd, mariadb-install-db, mariadb, mariadb-admin), curl, iproute2's ip and ss,
-//! util-linux's unshare (test.sh installs them); fails loudly when they are missing. Runs in
-//! about 3 s.
+//! util-linux's unshare (test.sh installs them), and for the second run chroot and the
+//! trixie-e tree with the same programs of Debian 13 (wordpress-theme-twentytwentyfive,
+//! php8.4-xml, php8.4-mysql); fails loudly when they are missing. Runs in about 4 s each.
 
 mod common;
 
@@ -50,9 +57,10 @@ use std::fs;
 
 /// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
 /// run is in it and dies with it; $1 is the test's directory. (After [`PRIVATE_SYSLOG_SH`],
-/// [`PRIVATE_ETC_SH`] and [`PHP_WEB_SH`].)
+/// [`PRIVATE_ETC_SH`], [`TRIXIE_SH`] and [`PHP_WEB_SH`].) $2 is the Debian 13 tree (empty:
+/// the machine's WordPress, PHP, Apache and MariaDB).
 const SCRIPT: &str = r#"set -u
-d="$1"
+d="$1"; tree="$2"
 ip link set lo up
 for a in 192.0.2.1 198.51.100.7 198.51.100.8 198.51.100.9 203.0.113.5 203.0.113.6 \
          203.0.113.9; do
@@ -61,8 +69,20 @@ done
 for a in 2001:db8::1 2001:db8::7; do ip addr add "$a/128" dev lo nodad || exit 2; done
 chmod 755 "$d"
 private_dev
+# the programs to run: the machine's (Debian 12), or Debian 13's in a private overlay of its
+# tree (common/real.rs trixie_mount: its /etc private and writable, $d at the same path)
+r=
+if [ -n "$tree" ]; then
+  r="$d/root"
+  trixie_mount "$tree" "$r" "$d/trixie" || exit 4
+  PCT_ROOT=$r PCT_PHP=8.4
+fi
+dpkg-query --admindir="$r/var/lib/dpkg" -W -f '${Package} ${Version}\n' wordpress \
+  "libapache2-mod-php$PCT_PHP" mariadb-server > "$d/version"
 # WordPress mails the new site's admin: no mail leaves the namespace
-if [ -e /usr/sbin/sendmail ]; then mount --bind /bin/true /usr/sbin/sendmail || exit 4; fi
+if [ -e "$r/usr/sbin/sendmail" ]; then
+  mount --bind "$r/bin/true" "$r/usr/sbin/sendmail" || exit 4
+fi
 private_mariadb "$d"
 sql -e "CREATE DATABASE wordpress; CREATE USER wordpress@localhost IDENTIFIED BY 'Db-pw-1';
   GRANT ALL ON wordpress.* TO wordpress@localhost;" || exit 7
@@ -77,7 +97,11 @@ define('DB_HOST', 'localhost:$d/mysqld.sock');
 define('DISABLE_WP_CRON', true);
 define('WP_HTTP_BLOCK_EXTERNAL', true);
 P
-private_etc "$d/etc-ov" "$d/etc-src" wordpress/config-www.example.com.php || exit 4
+if [ -n "$tree" ]; then
+  cp "$d/etc-src/wordpress/config-www.example.com.php" "$r/etc/wordpress/" || exit 4
+else
+  private_etc "$d/etc-ov" "$d/etc-src" wordpress/config-www.example.com.php || exit 4
+fi
 php_apache_conf "$d"
 echo "DocumentRoot /usr/share/wordpress" >> "$d/httpd.conf"
 php_apache_start "$d"
@@ -162,28 +186,79 @@ rpc 2001:db8::7 /xmlrpc.php "$(blogs alice wrong)"
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_wordpress_logins_count_for_the_client_apache_wrote() {
-    require_php_web(
-        true,
-        &[
-            ("/usr/share/wordpress/wp-login.php", "wordpress"),
-            (
-                "/usr/share/wordpress/wp-content/themes/twentytwentythree/theme.json",
-                "wordpress-theme-twentytwentythree",
-            ),
-            ("/etc/php/8.2/mods-available/xml.ini", "php8.2-xml"),
-            ("/etc/php/8.2/mods-available/mysqli.ini", "php8.2-mysql"),
-        ],
-    );
-    let dir = test_dir("wordpress");
+    run(Release::Deb12);
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_wordpress_6_8_logins_count_for_the_client_apache_wrote() {
+    run(Release::Deb13);
+}
+
+/// Runs every scenario against `version`'s WordPress, PHP, Apache and MariaDB (the clients
+/// are the machine's) and checks what the clients got, what Apache wrote and what the filter
+/// counts of it.
+fn run(version: Release) {
+    let tree = match version {
+        Release::Deb12 => {
+            require_php_web(
+                true,
+                &[
+                    ("/usr/share/wordpress/wp-login.php", "wordpress"),
+                    (
+                        "/usr/share/wordpress/wp-content/themes/twentytwentythree/theme.json",
+                        "wordpress-theme-twentytwentythree",
+                    ),
+                    ("/etc/php/8.2/mods-available/xml.ini", "php8.2-xml"),
+                    ("/etc/php/8.2/mods-available/mysqli.ini", "php8.2-mysql"),
+                ],
+            );
+            String::new()
+        }
+        Release::Deb13 => require_php_web13(
+            true,
+            &[
+                "usr/share/wordpress/wp-login.php",
+                "usr/share/wordpress/wp-content/themes/twentytwentyfive/theme.json",
+                "etc/php/8.4/mods-available/xml.ini",
+                "etc/php/8.4/mods-available/mysqli.ini",
+            ],
+        )
+        .display()
+        .to_string(),
+    };
+    let dir = test_dir(match version {
+        Release::Deb12 => "wordpress",
+        Release::Deb13 => "wordpress-6.8",
+    });
     let shown = [
         ("apache", "apache.out"),
         ("curl", "curl.err"),
         ("error log", "error.log"),
         ("mariadb", "mysqld.err"),
     ];
-    let script = format!("{PRIVATE_SYSLOG_SH}{PRIVATE_ETC_SH}{PHP_WEB_SH}{SCRIPT}");
-    run_script_ok("WordPress", dir.path(), &script, &[], &shown);
+    let script = format!("{PRIVATE_SYSLOG_SH}{PRIVATE_ETC_SH}{TRIXIE_SH}{PHP_WEB_SH}{SCRIPT}");
+    run_script_ok("WordPress", dir.path(), &script, &[tree.as_ref()], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+    // which release started (dpkg-query sorts by package): mod_php 8.2, MariaDB 10.11 and
+    // WordPress 6.1 (Debian 12) or mod_php 8.4, MariaDB 11.8 and WordPress 6.8 (Debian 13)
+    let want = match version {
+        Release::Deb12 => [
+            "libapache2-mod-php8.2 8.2.",
+            "mariadb-server 1:10.11.",
+            "wordpress 6.1.",
+        ],
+        Release::Deb13 => [
+            "libapache2-mod-php8.4 8.4.",
+            "mariadb-server 1:11.8.",
+            "wordpress 6.8.",
+        ],
+    };
+    let versions = read("version");
+    assert!(
+        versions.lines().count() == 3 && versions.lines().zip(want).all(|(l, w)| l.starts_with(w)),
+        "versions: {versions}"
+    );
     let access = dir.path().join("access.log");
     let access_text = read("access.log");
 

@@ -2,7 +2,12 @@
 //! real_php_url_fopen.rs, real_zoneminder.rs): a private MariaDB and Debian's Apache with
 //! mod_php, both started by the test's script in its own namespaces.
 
-/// Bash for a script run by [`super::run_unshared`] (put before it):
+/// Bash for a script run by [`super::run_unshared`] (put before it). Every program runs on
+/// the machine (Debian 12's), unless the script sets `PCT_ROOT` to a Debian 13 tree mounted
+/// with [`super::TRIXIE_SH`]'s `trixie_mount` (its /etc private and writable, the test's
+/// directory at the same path inside) and `PCT_PHP` to its PHP's version (8.4): then
+/// MariaDB's programs and Apache run in it with `chroot` (`pct_in PROGRAM…` runs one so), and
+/// the php.ini and modules are the tree's. The clients (curl) stay the machine's.
 ///
 /// * `private_mariadb DIR` makes a fresh data directory DIR/mysql with `mariadb-install-db`
 ///   (root@localhost with no password, no test database) and starts `mariadbd` on it in the
@@ -13,9 +18,9 @@
 ///   `sql ARGS…` runs the `mariadb` client as root on that socket (`sql -e 'STATEMENT'`,
 ///   `sql DB < FILE`).
 /// * `php_apache_conf DIR` writes DIR/httpd.conf: Debian's Apache with mpm_prefork (which
-///   mod_php needs) and mod_php 8.2 (its php.ini is Debian's /etc/php/8.2/apache2/php.ini:
-///   display_errors Off, log_errors On, no error_log, so PHP's messages go to Apache's error
-///   log), children as www-data, its own pid file and runtime directory under DIR/run, the
+///   mod_php needs) and mod_php 8.2 or `PCT_PHP` (its php.ini is Debian's
+///   /etc/php/VERSION/apache2/php.ini: display_errors Off, log_errors On, no error_log, so
+///   PHP's messages go to Apache's error log), children as www-data, its own pid file and runtime directory under DIR/run, the
 ///   error log DIR/error.log (Apache's default ErrorLogFormat, LogLevel warn) and the
 ///   "combined" access log DIR/access.log; `.php` files run by mod_php, `index.php` the
 ///   directory index; it listens on 192.0.2.1:80 and [2001:db8::1]:80 (the caller adds
@@ -29,24 +34,29 @@
 ///   [2001:db8::1] (`--connect-to`), with SRC's own cookie jar (DIR/jar-SRC), the path as
 ///   is; it appends "SRC STATUS" to DIR/codes and leaves the answer's body in DIR/body
 ///   (curl's errors in DIR/curl.err).
-pub const PHP_WEB_SH: &str = r#"private_mariadb() {
+pub const PHP_WEB_SH: &str = r#"PCT_ROOT=${PCT_ROOT:-}
+PCT_PHP=${PCT_PHP:-8.2}
+pct_in() {
+  if [ -n "$PCT_ROOT" ]; then chroot "$PCT_ROOT" "$@"; else "$@"; fi
+}
+private_mariadb() {
   local d=$1
   PCT_DB_SOCK="$d/mysqld.sock"
-  mariadb-install-db --no-defaults --datadir="$d/mysql" --user=root \
+  pct_in mariadb-install-db --no-defaults --datadir="$d/mysql" --user=root \
     --auth-root-authentication-method=normal --skip-test-db > "$d/mariadb-install.out" 2>&1 \
     || { echo "mariadb-install-db failed" >&2; cat "$d/mariadb-install.out" >&2; exit 6; }
-  mariadbd --no-defaults --datadir="$d/mysql" --socket="$PCT_DB_SOCK" --skip-networking \
+  pct_in mariadbd --no-defaults --datadir="$d/mysql" --socket="$PCT_DB_SOCK" --skip-networking \
     --user=root --pid-file="$d/mysqld.pid" --log-error="$d/mysqld.err" \
     --innodb-buffer-pool-size=16M --skip-log-bin --innodb-flush-log-at-trx-commit=0 \
     --innodb-flush-method=nosync --innodb-doublewrite=0 < /dev/null > /dev/null 2>&1 &
   for _ in $(seq 100); do
-    mariadb-admin --no-defaults --socket="$PCT_DB_SOCK" -u root ping > /dev/null 2>&1 && return 0
+    pct_in mariadb-admin --no-defaults --socket="$PCT_DB_SOCK" -u root ping > /dev/null 2>&1 && return 0
     sleep 0.1
   done
   echo "mariadbd did not start" >&2; cat "$d/mysqld.err" >&2; exit 6
 }
 sql() {
-  mariadb --no-defaults --socket="$PCT_DB_SOCK" -u root "$@"
+  pct_in mariadb --no-defaults --socket="$PCT_DB_SOCK" -u root "$@"
 }
 php_apache_conf() {
   local d=$1
@@ -59,7 +69,7 @@ LoadModule alias_module modules/mod_alias.so
 LoadModule dir_module modules/mod_dir.so
 LoadModule mime_module modules/mod_mime.so
 LoadModule env_module modules/mod_env.so
-LoadModule php_module modules/libphp8.2.so
+LoadModule php_module modules/libphp$PCT_PHP.so
 StartServers 2
 MinSpareServers 1
 MaxSpareServers 4
@@ -89,7 +99,7 @@ C
 php_apache_start() {
   local d=$1
   PCT_WEB_DIR=$d
-  /usr/sbin/apache2 -f "$d/httpd.conf" -D FOREGROUND > "$d/apache.out" 2>&1 < /dev/null &
+  pct_in /usr/sbin/apache2 -f "$d/httpd.conf" -D FOREGROUND > "$d/apache.out" 2>&1 < /dev/null &
   for _ in $(seq 100); do
     [ "$(ss -Hltn '( sport = :80 )' | wc -l)" -ge 2 ] && return 0
     sleep 0.1
@@ -137,4 +147,37 @@ pub fn require_php_web(mariadb: bool, files: &[(&str, &str)]) {
     ] {
         super::require_program(program, package);
     }
+}
+
+/// The Debian 13 counterpart of [`require_php_web`]: test.sh's fifth trixie tree
+/// ([`super::trixie_e_root`]) with Apache, mod_php 8.4 and, with `mariadb`, MariaDB's server
+/// and client, plus each of `files` (relative to the tree); on the machine root, chroot and
+/// the clients. Returns the tree's root.
+pub fn require_php_web13(mariadb: bool, files: &[&str]) -> std::path::PathBuf {
+    super::require_root();
+    let mut wanted = vec![
+        "usr/sbin/apache2",
+        "usr/lib/apache2/modules/libphp8.4.so",
+        "etc/php/8.4/apache2/php.ini",
+    ];
+    if mariadb {
+        wanted.extend([
+            "usr/sbin/mariadbd",
+            "usr/bin/mariadb-install-db",
+            "usr/bin/mariadb",
+            "usr/bin/mariadb-admin",
+        ]);
+    }
+    wanted.extend(files);
+    let root = super::trixie_e_root(&wanted);
+    for (program, package) in [
+        ("chroot", "coreutils"),
+        ("curl", "curl"),
+        ("ip", "iproute2"),
+        ("ss", "iproute2"),
+        ("unshare", "util-linux"),
+    ] {
+        super::require_program(program, package);
+    }
+    root
 }
