@@ -402,13 +402,14 @@ trixie_tree /var/cache/portcullis-test/trixie-d \
 tree_jobs+=($!)
 
 # The fifth tree, /var/cache/portcullis-test/trixie-e (PORTCULLIS_TRIXIE_E_ROOT elsewhere):
-# the web applications and databases, WordPress 6.8 on PHP 8.4 under Apache with MariaDB 11.8,
+# the web applications and databases, WordPress 6.8 (with a theme: its package has none) on
+# PHP 8.4 under Apache with MariaDB 11.8,
 # PostgreSQL 17, and Exim 4.98's heavy daemon with SpamAssassin (it conflicts with trixie-b's
 # light one).
 trixie_tree /var/cache/portcullis-test/trixie-e \
   openssh-client \
-  "apache2 libapache2-mod-php php-mysql php-xml wordpress mariadb-server postgresql
-  exim4-daemon-heavy spamassassin" "" &
+  "apache2 libapache2-mod-php php-mysql php-xml wordpress wordpress-theme-twentytwentyfive
+  mariadb-server postgresql exim4-daemon-heavy spamassassin" "" &
 tree_jobs+=($!)
 
 # cargo-deb: the Debian package test builds the package as the README says (`cargo deb`)
