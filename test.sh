@@ -98,6 +98,8 @@ compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing=1
 [ -d /usr/share/wordpress ] && [ -e /usr/lib/apache2/modules/libphp8.2.so ] && [ -x /usr/sbin/mariadbd ] && [ -d /usr/share/zoneminder ] || missing=1
 # XML for WordPress' XML-RPC and its default theme (the real WordPress test: without them XML-RPC answers a parse error and the front page 500)
 [ -f /etc/php/8.2/mods-available/xml.ini ] && [ -f /usr/share/wordpress/wp-content/themes/twentytwentythree/theme.json ] || missing=1
+# dbus: the real Cockpit journal test boots systemd in a container, and Cockpit's HTTPS path needs the system bus
+[ -x /usr/bin/dbus-daemon ] || missing=1
 if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
@@ -156,10 +158,11 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   # ufw psad: ufw and psad for real_ufw / real_psad
   # wordpress libapache2-mod-php mariadb-server zoneminder: WordPress, PHP for Apache, MariaDB and ZoneMinder for the real PHP web-application tests
   # php8.2-xml wordpress-theme-twentytwentythree: XML for WordPress' XML-RPC and its default theme
+  # dbus: the system bus for the real Cockpit journal test's systemd container
   # (without recommends: the tests need none of what they would bring)
   apt-get install -y -q --no-install-recommends dovecot-managesieved cockpit-ws cockpit-bridge cockpit-system \
     nagios-nrpe-server nagios-nrpe-plugin rspamd perdition \
-    tomcat10 tomcat10-admin 389-ds-base kamailio xrdp freerdp2-x11 tigervnc-standalone-server caddy gcc libapache2-mod-security2 python3-cryptography libnss3-tools syncthing libsasl2-modules libsasl2-modules-db liblemonldap-ng-portal-perl lemonldap-ng-fastcgi-server libnet-ldap-perl libio-socket-timeout-perl libunicode-string-perl libgd-securityimage-perl libimage-magick-perl busybox debootstrap debian-archive-keyring ufw psad wordpress libapache2-mod-php mariadb-server zoneminder php8.2-xml wordpress-theme-twentytwentythree
+    tomcat10 tomcat10-admin 389-ds-base kamailio xrdp freerdp2-x11 tigervnc-standalone-server caddy gcc libapache2-mod-security2 python3-cryptography libnss3-tools syncthing libsasl2-modules libsasl2-modules-db liblemonldap-ng-portal-perl lemonldap-ng-fastcgi-server libnet-ldap-perl libio-socket-timeout-perl libunicode-string-perl libgd-securityimage-perl libimage-magick-perl busybox debootstrap debian-archive-keyring ufw psad wordpress libapache2-mod-php mariadb-server zoneminder php8.2-xml wordpress-theme-twentytwentythree dbus
   [ "$created_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 
@@ -364,7 +367,7 @@ trixie_tree /var/cache/portcullis-test/trixie \
   "dropbear-bin prosody prosody-modules xrdp kamailio inspircd libreswan libevent-2.1-7t64 libdb5.3t64
   389-ds-base slapd bind9 squid haproxy samba cockpit-ws cockpit-bridge tigervnc-standalone-server syncthing
   pgbouncer dovecot-managesieved tinyproxy-bin openvpn ocserv krb5-kdc lighttpd nsd stunnel4 cups-daemon rsync
-  vsftpd nginx apache2 libapache2-mod-security2 libsodium23 rsyslog busybox" \
+  vsftpd nginx apache2 libapache2-mod-security2 libsodium23 rsyslog busybox dbus" \
   "opensmtpd pure-ftpd" &
 tree_jobs+=($!)
 # The second tree, /var/cache/portcullis-test/trixie-b (PORTCULLIS_TRIXIE_B_ROOT elsewhere),
