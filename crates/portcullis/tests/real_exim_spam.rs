@@ -1,8 +1,16 @@
-//! The `exim-spam` filter (rule spam) against the real Exim 4.96 of Debian 12 with content
-//! scanning. exim4-daemon-light is built without it, so test.sh unpacks exim4-daemon-heavy
+//! The `exim-spam` filter (rule spam) against the real Exim with content scanning, twice:
+//! Debian 12's 4.96 and Debian 13's 4.98.2, the same scenarios and one table of what counts.
+//! exim4-daemon-light is built without it, so test.sh unpacks Debian 12's exim4-daemon-heavy
 //! (with exim4-base and the libraries the machine lacks, libspf2-2) under
 //! /var/cache/portcullis-test/exim-heavy/root (PORTCULLIS_EXIM_HEAVY_ROOT elsewhere): it
-//! conflicts with postfix, like exim4-daemon-light (tests/real_exim.rs). The spam scanner is
+//! conflicts with postfix, like exim4-daemon-light (tests/real_exim.rs). Debian 13's
+//! exim4-daemon-heavy is installed in test.sh's trixie-e tree and run with chroot in a private
+//! overlay of it (common/real.rs `trixie_mount`: its own /etc and Debian-exim, the test's
+//! directory at the same path inside); the version is asserted from the tree's dpkg database
+//! and `exim -bV`. 4.98.2 writes every line as 4.96 did but for its 4.97+ message ids and,
+//! with +all, " Ci=PID" (connection_id) after the client's interface: the first run found the
+//! spam rule counting none of the +all daemon's rejections (filters/exim-spam.toml). The
+//! spam scanner (for both releases) is
 //! a minimal spamd-protocol responder in Debian's python3 (127.0.0.1:783): a message holding
 //! a marker gets "Spam: True ; 15.0 / 5.0", any other "Spam: False ; 0.5 / 5.0". Exim reads
 //! only those two numbers from spamd, and the filter reads only Exim's line, so the real
@@ -44,8 +52,9 @@
 //! attackers, with 3 two, with 4 one, with 6 nobody. The first run found the forged HELO
 //! counted for 192.0.2.66 and the sender holding `>` not counted (filters/exim-spam.toml).
 //!
-//! Needs root, the unpacked exim4-daemon-heavy (test.sh), python3, rsyslogd, iproute2,
-//! procps and util-linux; fails loudly when they are missing. Runs in about 4 s.
+//! Needs root, the unpacked exim4-daemon-heavy and the trixie-e tree (test.sh), python3,
+//! rsyslogd, iproute2, procps, util-linux and chroot; fails loudly when they are missing.
+//! Runs in about 4 s each.
 
 mod common;
 
@@ -63,24 +72,41 @@ const INJECTED: &str = "192.0.2.66";
 const EXIM_HEAVY_ROOT: &str = "/var/cache/portcullis-test/exim-heavy/root";
 
 /// Run as pid 1 of the new pid, mount and network namespace (bash), after
-/// [`PRIVATE_ETC_SH`] and [`PRIVATE_SYSLOG_SH`]: $1 the test's directory, $2 the unpacked
-/// exim4-daemon-heavy.
+/// [`PRIVATE_ETC_SH`], [`PRIVATE_SYSLOG_SH`] and [`TRIXIE_SH`]: $1 the test's directory, $2
+/// the unpacked exim4-daemon-heavy (Debian 12), $3 the Debian 13 tree (empty: Debian 12's).
 const SCRIPT: &str = r#"set -u
-d="$1"; root="$2"
+d="$1"; root="$2"; tree="$3"
 ip link set lo up
 for a in 192.0.2.1 203.0.113.10 203.0.113.11 203.0.113.12 198.51.100.7; do
   ip addr add "$a/32" dev lo || exit 2
 done
 for a in 2001:db8::1 2001:db8::50; do ip addr add "$a/128" dev lo nodad || exit 2; done
-private_etc "$d/etc-ov" "$d/etc" passwd group nsswitch.conf hosts
+if [ -z "$tree" ]; then
+  private_etc "$d/etc-ov" "$d/etc" passwd group nsswitch.conf hosts
+fi
 private_syslog "$d"
 python3 "$d/spamd.py" 2>"$d/spamd.err" &
-export LD_LIBRARY_PATH="$root/usr/lib/x86_64-linux-gnu:$root/usr/lib"
+# the Exim to run: Debian 12's unpacked one, or Debian 13's in a private overlay of its tree
+# (common/real.rs trixie_mount: its /etc, with its own Debian-exim, /run and /tmp private,
+# $d at the same path)
+if [ -n "$tree" ]; then
+  r="$d/root"
+  trixie_mount "$tree" "$r" "$d/trixie" || exit 4
+  cp "$d/etc/hosts" "$d/etc/nsswitch.conf" "$r/etc/"
+  exim=(chroot "$r" /usr/sbin/exim4)
+  owner=(chroot "$r" chown)
+  dpkg-query --admindir="$r/var/lib/dpkg" -W -f '${Version}' exim4-daemon-heavy > "$d/version"
+else
+  export LD_LIBRARY_PATH="$root/usr/lib/x86_64-linux-gnu:$root/usr/lib"
+  exim=("$root/usr/sbin/exim4")
+  owner=(chown)
+fi
+"${exim[@]}" -C "$d/exim.conf" -bV > "$d/exim-bV" 2>&1
 for n in default all; do
-  mkdir -p "$d/$n/spool" "$d/$n/log"; chown -R Debian-exim:Debian-exim "$d/$n"
+  mkdir -p "$d/$n/spool" "$d/$n/log"; "${owner[@]}" -R Debian-exim:Debian-exim "$d/$n"
 done
-"$root/usr/sbin/exim4" -C "$d/exim.conf" -bdf 2>"$d/default/stderr" &
-"$root/usr/sbin/exim4" -C "$d/exim.conf" -DALL -bdf 2>"$d/all/stderr" &
+"${exim[@]}" -C "$d/exim.conf" -bdf 2>"$d/default/stderr" &
+"${exim[@]}" -C "$d/exim.conf" -DALL -bdf 2>"$d/all/stderr" &
 up() { [ -n "$(ss -Hltn "src $1 and sport = :$2")" ]; }
 for _ in $(seq 200); do
   up 192.0.2.1 25 && up '[2001:db8::1]' 25 && up 192.0.2.1 2525 && up '[2001:db8::1]' 2525 && up 127.0.0.1 783 && break
@@ -309,6 +335,21 @@ fn counts(log: &Path) -> BTreeMap<(String, String), usize> {
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_exim_spam_rejections_count_for_the_client_exim_wrote() {
+    run(Release::Deb12);
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_exim_4_98_spam_rejections_count_for_the_client_exim_wrote() {
+    run(Release::Deb13);
+}
+
+// The Exim under test: Debian 12's (4.96, exim4-daemon-heavy unpacked by test.sh) or Debian
+// 13's (4.98.2, exim4-daemon-heavy installed in test.sh's trixie-e tree, run with chroot).
+
+/// Runs every scenario against `version`'s Exim (the clients and the spamd responder are the
+/// machine's) and checks what Exim wrote and what the filter counts of it.
+fn run(version_of_run: Release) {
     require_root();
     for (program, package) in [
         ("python3", "python3"),
@@ -320,9 +361,21 @@ fn real_exim_spam_rejections_count_for_the_client_exim_wrote() {
     ] {
         require_program(program, package);
     }
-    let root = exim_root();
+    let (root, tree) = match version_of_run {
+        Release::Deb12 => (exim_root(), PathBuf::new()),
+        Release::Deb13 => {
+            require_program("chroot", "coreutils");
+            (
+                PathBuf::new(),
+                trixie_e_root(&["usr/sbin/exim4", "etc/passwd"]),
+            )
+        }
+    };
     let dir = tempfile::Builder::new()
-        .prefix("pct-eximspam-")
+        .prefix(match version_of_run {
+            Release::Deb12 => "pct-eximspam-",
+            Release::Deb13 => "pct-eximspam-4.98-",
+        })
         .tempdir_in("/tmp")
         .expect("temp dir");
     // Exim's receiving processes run as Debian-exim: they must reach their files
@@ -352,8 +405,14 @@ fn real_exim_spam_rejections_count_for_the_client_exim_wrote() {
         ("mainlog", "default/log/mainlog"),
         ("+all mainlog", "all/log/mainlog"),
     ];
-    let script = format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SCRIPT}");
-    run_script_ok("Exim", dir.path(), &script, &[root.as_os_str()], &shown);
+    let script = format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SCRIPT}");
+    run_script_ok(
+        "Exim",
+        dir.path(),
+        &script,
+        &[root.as_os_str(), tree.as_os_str()],
+        &shown,
+    );
     let read = |name: &str| fs::read_to_string(path(name)).unwrap_or_default();
     let main = read("default/log/mainlog");
     let version = main
@@ -369,6 +428,30 @@ fn real_exim_spam_rejections_count_for_the_client_exim_wrote() {
         })
         .unwrap_or_default();
     eprintln!("real_exim_spam: {version}");
+    let (want_version, want_bv) = match version_of_run {
+        Release::Deb12 => ("exim 4.96", "Exim version 4.96 "),
+        Release::Deb13 => {
+            // the package of the tree's dpkg database
+            let package = read("version");
+            assert!(
+                package.starts_with("4.98.2-"),
+                "exim4-daemon-heavy {package}"
+            );
+            ("exim 4.98.2", "Exim version 4.98.2 ")
+        }
+    };
+    assert!(
+        version.ends_with(want_version),
+        "not {want_version}: {version}"
+    );
+    let bv = read("exim-bV");
+    assert!(bv.starts_with(want_bv), "exim -bV: {bv}");
+    // the heavy daemon: built with content scanning
+    assert!(
+        bv.lines()
+            .any(|l| l.starts_with("Support for:") && l.contains("Content_Scanning")),
+        "exim -bV: {bv}"
+    );
 
     // ---- what Exim wrote ----
     let main_all = read("all/log/mainlog");
@@ -410,6 +493,26 @@ fn real_exim_spam_rejections_count_for_the_client_exim_wrote() {
             "{what}: Exim's spam rejections (12 per daemon):\n{text}"
         );
     }
+    // where 4.98 writes differently: with +all (the connection_id selector, 4.97+) " Ci=PID"
+    // after the client's interface, before F=, on every rejection (4.96: none); its message
+    // ids are the 4.97+ ones (`1xZih1-0000000002S-2DQc`; 4.96 `1xZih1-00002X-1m`). The first
+    // run of 4.98 found the spam rule blind to the Ci= lines (filters/exim-spam.toml).
+    let with_ci = main_all
+        .lines()
+        .filter(|l| {
+            l.contains(" rejected after DATA: This message ")
+                && l.contains(":2525 Ci=")
+                && l.contains(" F=<")
+        })
+        .count();
+    let want_ci = match version_of_run {
+        Release::Deb12 => 0,
+        Release::Deb13 => 12,
+    };
+    assert_eq!(
+        with_ci, want_ci,
+        "+all mainlog: rejections with Ci=:\n{main_all}"
+    );
     // the folded forged Subject line: in the reject log behind a tab, through syslog behind
     // Exim's "[n/m] " and rsyslog's #011, never at the start of a line
     let forged = "2026-12-04 00:00:00 1vXXXX-000001-AB H=(x) [192.0.2.66]";
