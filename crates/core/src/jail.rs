@@ -527,6 +527,77 @@ mod tests {
     /// rsyslog's `message repeated N times: [ MSG]` stands for N more failures: each counts
     /// (Ubuntu's rsyslog folds a bot's identical retries of one connection so), and the pid's
     /// session still knows the address for the old "Too many authentication failures" line.
+    /// LemonLDAP::NG (a FastCGI worker serves logins one after another): under Combination
+    /// a wrong password writes the LDAP bind's "Bad password" and then "All schemes failed"
+    /// (rule all-schemes, kind closing, keyed by the user): one login counts once, and
+    /// every later login through the same worker counts again.
+    #[test]
+    fn lemonldap_combination_counts_each_failed_login_once() {
+        // (index of the line that banned, what it said)
+        let ban_at = |maxretry: u32, lines: &[&str]| -> Vec<(usize, String)> {
+            let mut j = builtin_jail("lemonldap-ng", Mode::Normal, maxretry, vec![]);
+            let mut out = Vec::new();
+            for (i, l) in lines.iter().enumerate() {
+                if let Step::Failure {
+                    decision: Some(Decision::Ban { addr, failures, .. }),
+                    ..
+                } = j.process(l.as_bytes(), &CTX, None, 0)
+                {
+                    out.push((i, format!("{addr} {failures}")));
+                }
+            }
+            out
+        };
+        let lines = [
+            // Combination: a wrong password twice through worker 203 (1, 2)
+            "Dec  4 23:31:41 vm LLNG[203]: [warn] Bad password for dwho (203.0.113.6)",
+            "Dec  4 23:31:41 vm LLNG[203]: [notice] Combination (Lemonldap::NG::Portal::Auth::Demo): Bad password for dwho",
+            "Dec  4 23:31:41 vm LLNG[203]: [warn] All schemes failed for user dwho (203.0.113.6)",
+            "Dec  4 23:31:42 vm LLNG[203]: [warn] Bad password for dwho (203.0.113.6)",
+            "Dec  4 23:31:42 vm LLNG[203]: [notice] Combination (Lemonldap::NG::Portal::Auth::Demo): Bad password for dwho",
+            "Dec  4 23:31:42 vm LLNG[203]: [warn] All schemes failed for user dwho (203.0.113.6)",
+            // an unknown user twice (3, 4)
+            "Dec  4 23:31:43 vm LLNG[203]: [notice] Combination (Lemonldap::NG::Portal::Lib::LDAP): nobody was not found in LDAP directory (203.0.113.6)",
+            "Dec  4 23:31:43 vm LLNG[203]: [warn] All schemes failed for user nobody (203.0.113.6)",
+            "Dec  4 23:31:44 vm LLNG[203]: [warn] All schemes failed for user nobody (203.0.113.6)",
+            // the same user's wrong password again, after the unknown ones (5)
+            "Dec  4 23:31:45 vm LLNG[203]: [warn] Bad password for dwho (203.0.113.6)",
+            "Dec  4 23:31:45 vm LLNG[203]: [warn] All schemes failed for user dwho (203.0.113.6)",
+            // plain LDAP (no closing line): each wrong password counts (6, 7)
+            "Dec  4 23:31:46 vm LLNG[60]: [warn] Bad password for msmith (203.0.113.6)",
+            "Dec  4 23:31:47 vm LLNG[60]: [warn] Bad password for msmith (203.0.113.6)",
+            // a closing line of another worker or of another user: another login (8, 9)
+            "Dec  4 23:31:48 vm LLNG[204]: [warn] All schemes failed for user msmith (203.0.113.6)",
+            "Dec  4 23:31:48 vm LLNG[60]: [warn] All schemes failed for user rtyler (203.0.113.6)",
+            // lines without a pid: the session is the user alone (10, then 11)
+            "Dec  4 23:31:49 vm LLNG: [warn] Bad password for dwho (203.0.113.6)",
+            "Dec  4 23:31:49 vm LLNG: [warn] All schemes failed for user dwho (203.0.113.6)",
+            "Dec  4 23:31:50 vm LLNG: [warn] All schemes failed for user dwho (203.0.113.6)",
+        ];
+        let last = lines.len() - 1;
+        assert_eq!(
+            ban_at(11, &lines),
+            vec![(last, "203.0.113.6 11".to_string())]
+        );
+        assert_eq!(
+            ban_at(10, &lines),
+            vec![(last - 2, "203.0.113.6 10".to_string())]
+        );
+        // a closing line never counts for another address than its own
+        assert_eq!(
+            ban_at(
+                2,
+                &[
+                    "Dec  4 23:31:41 vm LLNG[203]: [warn] Bad password for dwho (203.0.113.7)",
+                    "Dec  4 23:31:41 vm LLNG[203]: [warn] All schemes failed for user dwho (203.0.113.8)",
+                    "Dec  4 23:31:42 vm LLNG[203]: [warn] All schemes failed for user dwho (203.0.113.7)",
+                    "Dec  4 23:31:42 vm LLNG[203]: [warn] All schemes failed for user dwho (203.0.113.7)",
+                ],
+            ),
+            vec![(3, "203.0.113.7 2".to_string())]
+        );
+    }
+
     #[test]
     fn rsyslog_repeated_failures_count_n_times() {
         let mut j = sshd_jail(6, vec![]);

@@ -164,7 +164,8 @@ impl Event {
         Event {
             time,
             bits: weight.min(MAX_WEIGHT) | credit,
-            session,
+            // (a closing line ends its attempt: nothing later is a repeat of it)
+            session: if kind == Kind::Closing { 0 } else { session },
         }
     }
 
@@ -207,6 +208,17 @@ fn repeats_session(w: &mut Window, kind: Kind, session: u32, cutoff: Millis) -> 
             }
         }
         Kind::Opener | Kind::Followup => same.next().is_some(),
+        // the end of an attempt whose own line counted: not counted again, and the
+        // session's next lines are another attempt's (as after a connect line)
+        Kind::Closing => {
+            let mut any = false;
+            for e in same {
+                e.session = 0;
+                e.bits &= !CREDIT;
+                any = true;
+            }
+            any
+        }
         // (never recorded: `record` handles it first)
         Kind::Connect => false,
     }
@@ -340,8 +352,10 @@ impl Tracker {
     /// is 0, when its address is banned (see [`TrackerStats::ignored_while_banned`]),
     /// when it falls before the address's window, or when it is a follow-up (or a second
     /// opener) of a session that already counted a failure in the window, or the attempt
-    /// of a session whose opener counted it already (session 0 means unknown and always
-    /// counts). A failure kept in a window counts at most [`MAX_WEIGHT`].
+    /// of a session whose opener counted it already, or a closing line of a session that
+    /// counted a failure in the window since its last closing line (which then starts
+    /// afresh); session 0 means unknown and always counts. A failure kept in a window
+    /// counts at most [`MAX_WEIGHT`].
     ///
     /// When a new address would exceed `max_tracked`, windows whose newest failure is
     /// `findtime` or more older than the reference time are dropped first; the
@@ -948,6 +962,53 @@ mod tests {
         assert!(t.failing(0).is_empty());
     }
 
+    /// A worker that serves attempts one after another (LemonLDAP::NG): an attempt's own
+    /// line and its closing line count once; a closing line alone counts; every attempt
+    /// of the same session counts again, however many the worker serves.
+    #[test]
+    fn closing_line_ends_its_attempt_and_counts_only_alone() {
+        let mut t = Tracker::new(cfg(100, 60 * SEC));
+        let attempt = |at| kinded(ip(1), at, 42, Kind::Attempt);
+        let closing = |at| kinded(ip(1), at, 42, Kind::Closing);
+        // wrong password twice (each: the bind's line, then the closing line)
+        for at in [0, 2] {
+            assert_eq!(t.record(&attempt(at), at), None);
+            assert_eq!(t.record(&closing(at + 1), at + 1), None);
+        }
+        assert_eq!(t.failing(3), vec![(c(1), 2)]);
+        // an unknown user three times: the closing line alone, each counts
+        for at in [4, 5, 6] {
+            assert_eq!(t.record(&closing(at), at), None);
+        }
+        assert_eq!(t.failing(6), vec![(c(1), 5)]);
+        // plain attempts without a closing line (another configuration): each counts
+        for at in [7, 8] {
+            assert_eq!(t.record(&attempt(at), at), None);
+        }
+        assert_eq!(t.failing(8), vec![(c(1), 7)]);
+        // the closing line after them ends both: not counted, and the next one counts
+        assert_eq!(t.record(&closing(9), 9), None);
+        assert_eq!(t.record(&closing(10), 10), None);
+        assert_eq!(t.failing(10), vec![(c(1), 8)]);
+        // another session's attempt, an unknown session (0) or another address: not tied
+        assert_eq!(t.record(&kinded(ip(1), 11, 43, Kind::Attempt), 11), None);
+        assert_eq!(t.record(&closing(12), 12), None);
+        assert_eq!(t.record(&kinded(ip(1), 13, 0, Kind::Attempt), 13), None);
+        assert_eq!(t.record(&kinded(ip(1), 14, 0, Kind::Closing), 14), None);
+        assert_eq!(t.record(&kinded(ip(2), 15, 42, Kind::Attempt), 15), None);
+        assert_eq!(t.record(&closing(16), 16), None);
+        assert_eq!(t.failing(16), vec![(c(1), 13), (c(2), 1)]);
+        // an attempt older than the window ties nothing
+        let mut t = Tracker::new(cfg(100, 60 * SEC));
+        assert_eq!(t.record(&attempt(0), 0), None);
+        assert_eq!(t.record(&closing(61 * SEC), 61 * SEC), None);
+        assert_eq!(t.failing(61 * SEC), vec![(c(1), 1)]);
+        // it bans as any failure does: maxretry 2, two closing lines alone
+        let mut t = Tracker::new(cfg(2, 60 * SEC));
+        assert_eq!(t.record(&closing(0), 0), None);
+        assert!(is_ban(&t.record(&closing(1), 1)));
+    }
+
     #[test]
     fn followup_of_same_session_is_not_counted() {
         let mut t = Tracker::new(cfg(2, 60 * SEC));
@@ -1525,13 +1586,18 @@ mod tests {
 
     fn op(addrs: u8) -> impl Strategy<Value = Op> {
         prop_oneof![
-            8 => (0..addrs, -30i64..5, 0u32..4, 0u8..4, 0u32..3).prop_map(
+            8 => (0..addrs, -30i64..5, 0u32..4, 0u8..5, 0u32..3).prop_map(
                 |(addr, dt, weight, kind, session)| Op::Fail {
                     addr,
                     dt,
                     weight,
-                    kind: [Kind::Attempt, Kind::Opener, Kind::Followup, Kind::Connect]
-                        [kind as usize],
+                    kind: [
+                        Kind::Attempt,
+                        Kind::Opener,
+                        Kind::Followup,
+                        Kind::Connect,
+                        Kind::Closing,
+                    ][kind as usize],
                     session
                 }
             ),
@@ -1591,10 +1657,26 @@ mod tests {
                         }
                     }
                     Kind::Opener | Kind::Followup if same.next().is_some() => return None,
+                    Kind::Closing => {
+                        let mut any = false;
+                        for e in same {
+                            e.2 = 0;
+                            e.3 = false;
+                            any = true;
+                        }
+                        if any {
+                            return None;
+                        }
+                    }
                     _ => {}
                 }
             }
-            evs.push((f.time, f.weight, f.session, f.kind == Kind::Opener));
+            let session = if f.kind == Kind::Closing {
+                0
+            } else {
+                f.session
+            };
+            evs.push((f.time, f.weight, session, f.kind == Kind::Opener));
             let sum: u64 = evs
                 .iter()
                 .filter(|e| e.0 > newest - findtime)

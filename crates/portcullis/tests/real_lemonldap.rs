@@ -1,6 +1,6 @@
 //! The `lemonldap-ng` filter against the real LemonLDAP::NG portal. Debian 12's portal (2.16)
 //! runs in its own pid, mount and network namespace (`unshare`) under Debian's
-//! llng-fastcgi-server (two workers as www-data, a Unix socket in the test's directory),
+//! llng-fastcgi-server (workers as www-data, a Unix socket in the test's directory),
 //! behind Debian's nginx on 192.0.2.1:80 and [2001:db8::1]:80 (no real_ip module: the portal
 //! gets the TCP peer as REMOTE_ADDR). The portal reads a private lemonldap-ng.ini (a private
 //! /etc overlay, `PRIVATE_ETC_SH`) naming a File configuration backend in the test's
@@ -8,8 +8,8 @@
 //! on 127.0.0.1). It logs through its Syslog logger (ident LLNG, the user log at facility
 //! auth) to a private rsyslogd (a private /dev whose /dev/log is its socket, rsyslog's
 //! traditional file format): the log the filter reads. Two configurations run one after the
-//! other: first `authentication = LDAP`, then `Combination` with `[L] or [D]` (LDAP, then
-//! the Demo backend).
+//! other: first `authentication = LDAP` (two workers), then `Combination` with `[L] or [D]`
+//! (LDAP, then the Demo backend; one worker, which serves every login in turn).
 //!
 //! Clients (curl `--interface`, each login fetching the form's one-time token first, then
 //! POSTing user, password and token): under LDAP, 203.0.113.5 sends wrong passwords (one with
@@ -17,7 +17,7 @@
 //! `192.0.2.66`, `a@192.0.2.66`, `x` + LF, `dwho` + LF, a CR LF and a whole forged line);
 //! 2001:db8:65::5 two wrong passwords (one with the forged header) and an unknown user;
 //! 198.51.100.10 logs in as dwho/dwho. Under Combination, 203.0.113.6 sends a wrong password,
-//! unknown and hostile names; 2001:db8:66::6 a wrong password and an unknown user;
+//! unknown and hostile names; 2001:db8:66::6 two wrong passwords and an unknown user;
 //! 198.51.100.10 logs in as rtyler/rtyler.
 //!
 //! What the run showed: names with a space, parenthesis or CR fail the portal's userControl
@@ -26,11 +26,16 @@
 //! the LF as #012 in the line. Under Combination, the modules' own user-log lines come back as
 //! `[notice] Combination (MODULE): ...` (not read), except the LDAP bind's "Bad password for
 //! U (A)", which Lib/Net/LDAP.pm writes through the portal's logger as a plain `[warn]`: a
-//! wrong password there counts twice (bad-password and all-schemes), an unknown user once.
+//! wrong password there writes both "Bad password for U (A)" and "All schemes failed for
+//! user U (A)", in the same worker (pid), one after the other; an unknown user only the
+//! second.
 //!
-//! `portcullis test --filter lemonldap-ng --json` must count each of those exactly, for the
-//! address nginx passed (never 192.0.2.66), and nothing for the legitimate logins; `portcullis
-//! replay` with `maxretry = 3` bans the four attackers and nothing else.
+//! `portcullis test --filter lemonldap-ng --json` must match each of those lines, for the
+//! address nginx passed (never 192.0.2.66), and nothing for the legitimate logins;
+//! `portcullis replay` with `maxretry` 3, 4 and 5 must show that a jail counts one per failed
+//! login (the filter's rule all-schemes is of kind closing: after the same user's "Bad
+//! password" in the same worker it is the same login), the two lines of a wrong password
+//! under Combination once, and bans nothing else.
 //!
 //! A second test runs the same script, clients and table against Debian 13's portal (2.21.2:
 //! liblemonldap-ng-portal-perl, lemonldap-ng-fastcgi-server and the same Perl modules, plus
@@ -39,7 +44,7 @@
 //! tree, `common::real::trixie_c_root`): llng-fastcgi-server with chroot in a private overlay
 //! of the tree (`trixie_mount`: the ini in the overlay's /etc, the test's directory at the
 //! same path inside, /dev/log the same private rsyslogd); nginx, slapd and the clients stay
-//! the machine's. 2.21.2 wrote every failure line as 2.16 did (the Combination's double count
+//! the machine's. 2.21.2 wrote every failure line as 2.16 did (the Combination's two lines
 //! of a wrong password too); only a login reads "User U connected from MODULE (A)" (2.16:
 //! "U connected"), which no rule reads. The version is asserted from the tree's dpkg database.
 //!
@@ -182,16 +187,16 @@ http {
 N
 nginx -c "$d/nginx.conf" 2> "$d/nginx.stderr" &
 nginx_pid=$!
-# CONF: the FastCGI server (the portal compiles at the first request) on the socket
+# CONF WORKERS: the FastCGI server (the portal compiles at the first request) on the socket
 llng() {
   rm -f "$d/run/llng.sock"
-  "${llng_server[@]}" --foreground -u www-data -g www-data -n 2 -s "$d/run/llng.sock" \
+  "${llng_server[@]}" --foreground -u www-data -g www-data -n "$2" -s "$d/run/llng.sock" \
     -p "$d/run/llng.pid" > "$d/llng$1.out" 2> "$d/llng$1.err" &
   llng_pid=$!
   for _ in $(seq 100); do [ -S "$d/run/llng.sock" ] && break; sleep 0.1; done
   [ -S "$d/run/llng.sock" ] || { echo "llng-fastcgi-server did not start" >&2; exit 6; }
 }
-llng 1
+llng 1 2
 for _ in $(seq 100); do [ -s "$d/nginx.pid" ] && break; sleep 0.1; done
 # LABEL SRC USER PASSWORD [curl args]: the login form's token, then one POST; the answer
 # (HTTP status, whether a token was sent, the portal's message number) goes to answers
@@ -220,10 +225,10 @@ login user-lf 203.0.113.5 $'dwho\n' wrong9
 login wrong-pw 2001:db8:65::5 msmith wrong10
 login unknown 2001:db8:65::5 ghost wrong11
 login xff 2001:db8:65::5 dwho wrong12 -H 'X-Forwarded-For: 192.0.2.66'
-# 2. authentication = Combination, [L] or [D]
+# 2. authentication = Combination, [L] or [D], one worker: every login goes through it
 kill $llng_pid; wait $llng_pid
 install -o www-data -g www-data -m 640 "$d/conf2.json" "$d/conf/lmConf-2.json"
-llng 2
+llng 2 1
 login legit 198.51.100.10 rtyler rtyler
 login wrong-pw 203.0.113.6 dwho wrong1
 login unknown 203.0.113.6 nobody wrong2
@@ -231,7 +236,8 @@ login addr 203.0.113.6 192.0.2.66 wrong3
 login paren 203.0.113.6 'x (192.0.2.66)' wrong4
 login addr-lf 203.0.113.6 $'192.0.2.66\n' wrong5
 login wrong-pw 2001:db8:66::6 msmith wrong6
-login unknown 2001:db8:66::6 ghost wrong7
+login wrong-pw 2001:db8:66::6 msmith wrong7
+login unknown 2001:db8:66::6 ghost wrong8
 for _ in $(seq 50); do grep -q "All schemes failed for user ghost" "$d/syslog" 2>/dev/null && break; sleep 0.1; done
 kill $llng_pid $nginx_pid $slapd_pid
 wait $llng_pid $nginx_pid $slapd_pid
@@ -348,6 +354,7 @@ addr 203.0.113.6 200 token=yes trmsg=\"5\"
 paren 203.0.113.6 200 token=yes trmsg=\"40\"
 addr-lf 203.0.113.6 200 token=yes trmsg=\"5\"
 wrong-pw 2001:db8:66::6 200 token=yes trmsg=\"5\"
+wrong-pw 2001:db8:66::6 200 token=yes trmsg=\"5\"
 unknown 2001:db8:66::6 200 token=yes trmsg=\"5\"
 ";
     assert_eq!(
@@ -393,7 +400,34 @@ unknown 2001:db8:66::6 200 token=yes trmsg=\"5\"
                     || l.contains("[warn] All schemes failed for user "))
         })
         .count();
-    assert_eq!(failures, 18, "the portal's failure lines:\n{text}");
+    assert_eq!(failures, 20, "the portal's failure lines:\n{text}");
+    // under Combination, each "Bad password for U (A)" is followed, as the worker's next
+    // [warn] line, by "All schemes failed for user U (A)" with the same pid
+    let warns: Vec<(&str, &str)> = text
+        .lines()
+        .filter_map(|l| {
+            let (_, rest) = l.split_once(" LLNG[")?;
+            let (pid, msg) = rest.split_once("]: [warn] ")?;
+            Some((pid, msg))
+        })
+        .collect();
+    let mut pairs = 0;
+    for (i, (pid, msg)) in warns.iter().enumerate() {
+        let Some(tail) = msg.strip_prefix("Bad password for ") else {
+            continue;
+        };
+        if !tail.ends_with("(203.0.113.6)") && !tail.ends_with("(2001:db8:66::6)") {
+            continue;
+        }
+        let next = warns[i + 1..].iter().find(|(p, _)| p == pid);
+        assert_eq!(
+            next.map(|(_, m)| *m),
+            Some(format!("All schemes failed for user {tail}").as_str()),
+            "the Combination's line after {msg:?}; log:\n{text}"
+        );
+        pairs += 1;
+    }
+    assert_eq!(pairs, 3, "wrong passwords under Combination; log:\n{text}");
 
     // what counted, per address and rule
     let got = rules_by_host("lemonldap-ng", &sys);
@@ -404,9 +438,9 @@ unknown 2001:db8:66::6 200 token=yes trmsg=\"5\"
             &[("bad-password", 2), ("user-not-found", 1)],
         ),
         ("203.0.113.6", &[("bad-password", 1), ("all-schemes", 4)]),
-        ("2001:db8:66::6", &[("bad-password", 1), ("all-schemes", 2)]),
+        ("2001:db8:66::6", &[("bad-password", 2), ("all-schemes", 3)]),
     ]);
-    assert_eq!(got, want, "what counted, per address; log:\n{text}");
+    assert_eq!(got, want, "the lines matched, per address; log:\n{text}");
 
     // the user names the filter read: the whole hostile names, never an address of theirs
     assert_counted_users(
@@ -422,19 +456,34 @@ unknown 2001:db8:66::6 200 token=yes trmsg=\"5\"
         ],
     );
 
-    // a jail with maxretry 3 bans the four attackers (an IPv6 client by its /64, the default
-    // prefix), never the legitimate client nor the addresses the clients wrote
-    let bans = replay_jail(dir.path(), "lemonldap-ng", &sys, "normal", 3);
-    assert_eq!(
-        bans.into_iter().collect::<Vec<_>>(),
-        vec![
-            "2001:db8:65::/64".to_string(),
-            "2001:db8:66::/64".to_string(),
-            "203.0.113.5".to_string(),
-            "203.0.113.6".to_string(),
-        ],
-        "bans; log:\n{text}"
-    );
+    // what a jail counts, one per failed login: 203.0.113.5 7, 2001:db8:65::5 3, and under
+    // Combination, where a wrong password writes "Bad password" and "All schemes failed"
+    // (rule all-schemes, kind closing: the same login through the same worker),
+    // 203.0.113.6 4 (one wrong password, three unknown names; the malformed name counts
+    // nothing) and 2001:db8:66::6 3 (two wrong passwords, one unknown user), never 5 and 5.
+    // A jail with maxretry N bans the addresses that counted N or more: with 3, 4 and 5,
+    // those counts exactly (an IPv6 client by its /64, the default prefix), never the
+    // legitimate client nor the addresses the clients wrote
+    for (maxretry, want) in [
+        (
+            3,
+            &[
+                "2001:db8:65::/64",
+                "2001:db8:66::/64",
+                "203.0.113.5",
+                "203.0.113.6",
+            ][..],
+        ),
+        (4, &["203.0.113.5", "203.0.113.6"][..]),
+        (5, &["203.0.113.5"][..]),
+    ] {
+        let bans = replay_jail(dir.path(), "lemonldap-ng", &sys, "normal", maxretry);
+        assert_eq!(
+            bans.into_iter().collect::<Vec<_>>(),
+            want,
+            "bans with maxretry {maxretry}; log:\n{text}"
+        );
+    }
 }
 
 #[test]

@@ -316,6 +316,15 @@ impl Filter {
                     "a rule of kind pending or prelude is held in its session: the filter needs a [correlate] section".into(),
                 ));
             }
+            if r.kind == super::def::Kind::Closing && def.correlate.is_some() {
+                // (held failures released by it would reach the tracker as attempts)
+                return Err(err(
+                    &r.id,
+                    "",
+                    "a rule of kind closing cannot be used in a filter with a [correlate] section"
+                        .into(),
+                ));
+            }
             for p in pats {
                 let pattern = rule_pattern(p).map_err(|m| err(&r.id, p, m))?;
                 if !pattern.has_group(HOST) && !correlate_hosts {
@@ -531,6 +540,21 @@ mod tests {
             e.message.contains("{USER}") && e.message.contains("{HOST}"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_closing_rule_is_refused_with_correlate() {
+        let with = |correlate: &str| {
+            let text = format!(
+                "name = \"t\"\n{correlate}[[rule]]\nid = \"r\"\nkind = \"closing\"\n\
+                 pattern = '''fail (?P<key>\\w+) \\({{HOST}}\\)'''\n"
+            );
+            Filter::compile(&toml::from_str(&text).unwrap())
+        };
+        let f = with("").unwrap();
+        assert_eq!(f.rules[0].kind, crate::filter::Kind::Closing);
+        let e = with("[correlate]\nremember = ['''from {HOST}''']\n").unwrap_err();
+        assert!(e.message.contains("closing"), "{e}");
     }
 
     #[test]

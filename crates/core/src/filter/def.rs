@@ -260,6 +260,15 @@ pub enum Kind {
     /// smtpd, up to `max_use`) would otherwise make a follow-up of the next connection look
     /// like a repeat of the last one, and count it not at all.
     Connect,
+    /// The last line of one attempt, in a process that serves attempts one after another
+    /// and writes no line that starts each (LemonLDAP::NG's FastCGI worker: "All schemes
+    /// failed for user U (A)" after the LDAP bind's own "Bad password for U (A)", or alone):
+    /// counts only when no line of the session counted since the session's last `closing`
+    /// line (like `followup`); either way the attempt is over, and the session's next lines
+    /// are another attempt's (as after a `connect` line). Give it a `key` capture (the
+    /// user) so that only the same attempt's lines are tied. Not in a filter with a
+    /// `[correlate]` section.
+    Closing,
 }
 
 fn one() -> u32 {

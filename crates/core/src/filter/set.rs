@@ -1035,7 +1035,8 @@ fn settle(
             released: 0,
             summary: false,
         }),
-        Kind::Attempt | Kind::Opener => {
+        // (a closing rule is refused in a filter with sessions: never here)
+        Kind::Attempt | Kind::Opener | Kind::Closing => {
             if addr.is_none() {
                 // held until a line gives the address; the session's next attempt that names
                 // it is the same event (another without one is another attempt: slapd's
