@@ -187,20 +187,23 @@ kill %1
 wait
 "#;
 
+/// What a Courier-IMAP run needs, in Debian 12's unpacked tree or Debian 13's.
+const IMAP_FILES: &[&str] = &[
+    "usr/sbin/couriertcpd",
+    "usr/sbin/courierlogger",
+    "usr/sbin/makeuserdb",
+    "usr/lib/courier/courier/imaplogin",
+    "usr/bin/imapd",
+    "usr/lib/courier/courier-authlib/authdaemond",
+    "usr/lib/courier-authlib/libauthuserdb.so.0",
+    "etc/courier/imapd",
+];
+
 fn courier_root() -> PathBuf {
     unpacked(
         "PORTCULLIS_COURIER_ROOT",
         COURIER_ROOT,
-        &[
-            "usr/sbin/couriertcpd",
-            "usr/sbin/courierlogger",
-            "usr/sbin/makeuserdb",
-            "usr/lib/courier/courier/imaplogin",
-            "usr/bin/imapd",
-            "usr/lib/courier/courier-authlib/authdaemond",
-            "usr/lib/courier-authlib/libauthuserdb.so.0",
-            "etc/courier/imapd",
-        ],
+        IMAP_FILES,
         "Debian's courier-imap, courier-base, courier-authdaemon, courier-authlib and \
          courier-authlib-userdb",
     )
@@ -233,16 +236,7 @@ fn run(version: Release) {
         Release::Deb13 => {
             require_program("chroot", "coreutils");
             require_program("dpkg-query", "dpkg");
-            let tree = trixie_c_root(&[
-                "usr/sbin/couriertcpd",
-                "usr/sbin/courierlogger",
-                "usr/sbin/makeuserdb",
-                "usr/lib/courier/courier/imaplogin",
-                "usr/bin/imapd",
-                "usr/lib/courier/courier-authlib/authdaemond",
-                "usr/lib/courier-authlib/libauthuserdb.so.0",
-                "etc/courier/imapd",
-            ]);
+            let tree = trixie_c_root(IMAP_FILES);
             (PathBuf::new(), tree)
         }
     };

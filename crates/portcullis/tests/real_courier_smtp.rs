@@ -233,22 +233,25 @@ kill %1
 wait
 "#;
 
+/// What a Courier MTA run needs, in Debian 12's unpacked tree or Debian 13's.
+const MTA_FILES: &[&str] = &[
+    "usr/sbin/couriertcpd",
+    "usr/sbin/courierlogger",
+    "usr/sbin/makeuserdb",
+    "usr/lib/courier/makedat",
+    "usr/lib/courier/courier/modules/esmtp/courieresmtpd",
+    "usr/lib/courier/courier/submit",
+    "usr/lib/courier/courier-authlib/authdaemond",
+    "usr/lib/courier-authlib/libauthuserdb.so.0",
+    "etc/courier/esmtpd",
+    "var/lib/courier/tmp",
+];
+
 fn courier_mta_root() -> PathBuf {
     let root = PathBuf::from(
         std::env::var("PORTCULLIS_COURIER_MTA_ROOT").unwrap_or(COURIER_MTA_ROOT.into()),
     );
-    for f in [
-        "usr/sbin/couriertcpd",
-        "usr/sbin/courierlogger",
-        "usr/sbin/makeuserdb",
-        "usr/lib/courier/makedat",
-        "usr/lib/courier/courier/modules/esmtp/courieresmtpd",
-        "usr/lib/courier/courier/submit",
-        "usr/lib/courier/courier-authlib/authdaemond",
-        "usr/lib/courier-authlib/libauthuserdb.so.0",
-        "etc/courier/esmtpd",
-        "var/lib/courier/tmp",
-    ] {
+    for f in MTA_FILES {
         assert!(
             root.join(f).exists(),
             "{} is missing: run test.sh (it downloads Debian's courier-mta, courier-base, \
@@ -287,18 +290,7 @@ fn run(version: Release) {
         Release::Deb13 => {
             require_program("chroot", "coreutils");
             require_program("dpkg-query", "dpkg");
-            let tree = trixie_c_root(&[
-                "usr/sbin/couriertcpd",
-                "usr/sbin/courierlogger",
-                "usr/sbin/makeuserdb",
-                "usr/lib/courier/makedat",
-                "usr/lib/courier/courier/modules/esmtp/courieresmtpd",
-                "usr/lib/courier/courier/submit",
-                "usr/lib/courier/courier-authlib/authdaemond",
-                "usr/lib/courier-authlib/libauthuserdb.so.0",
-                "etc/courier/esmtpd",
-                "var/lib/courier/tmp",
-            ]);
+            let tree = trixie_c_root(MTA_FILES);
             (PathBuf::new(), tree)
         }
     };
