@@ -406,9 +406,8 @@ tree_jobs+=($!)
 
 # The fifth tree, /var/cache/portcullis-test/trixie-e (PORTCULLIS_TRIXIE_E_ROOT elsewhere):
 # the web applications and databases, WordPress 6.8 (with a theme: its package has none) on
-# PHP 8.4 under Apache with MariaDB 11.8,
-# PostgreSQL 17, and Exim 4.98's heavy daemon with SpamAssassin (it conflicts with trixie-b's
-# light one).
+# PHP 8.4 under Apache with MariaDB 11.8, PostgreSQL 17, and Exim 4.98's heavy daemon with
+# SpamAssassin (it conflicts with trixie-b's light one).
 trixie_tree /var/cache/portcullis-test/trixie-e \
   openssh-client \
   "apache2 libapache2-mod-php php-mysql php-xml wordpress wordpress-theme-twentytwentyfive
