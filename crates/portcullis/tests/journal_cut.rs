@@ -29,9 +29,7 @@
 mod common;
 
 use common::*;
-use serde_json::Value;
 use std::fs;
-use std::process::Command;
 use std::time::Duration;
 
 /// journald's LineMax here.
@@ -155,20 +153,7 @@ fn run(release: Release) {
     // a plain failure, last: once it is banned, everything before it was read
     service(&["print('Login failed for user alice from 198.51.100.30')"]);
 
-    let cli = |args: &[&str]| {
-        let mut c = Command::new(BIN);
-        c.args(args).arg("--socket").arg(&socket);
-        run_with_timeout(&mut c, None, Duration::from_secs(30)).check()
-    };
-    let banned = || -> Vec<String> {
-        let v: Value = serde_json::from_slice(&cli(&["bans", "--json"]).stdout).unwrap();
-        v["bans"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|b| b["host"].as_str().map(String::from))
-            .collect()
-    };
+    let banned = || banned_hosts(&socket);
     // the whole line, written last, is banned: everything before it was read
     wait_for(
         "198.51.100.30 (the whole line) to be banned",

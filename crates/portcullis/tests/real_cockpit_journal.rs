@@ -736,18 +736,7 @@ fn run(version: Release) {
     );
 
     // the daemon: bans exactly Cockpit's failures and root's entry in the sessions' slice
-    let bans = || -> BTreeSet<String> {
-        let mut cmd = Command::new(BIN);
-        cmd.args(["bans", "--json", "--socket"]).arg(&sock);
-        let out = run_with_timeout(&mut cmd, None, Duration::from_secs(30)).check();
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-        v["bans"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|b| b["host"].as_str().map(String::from))
-            .collect()
-    };
+    let bans = || -> BTreeSet<String> { banned_hosts(&sock).into_iter().collect() };
     let want: BTreeSet<String> = [
         "203.0.113.5",
         "203.0.113.6",

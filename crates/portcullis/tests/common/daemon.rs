@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use super::netns::{wait_until, ProcessGuard};
+use super::netns::{run_with_timeout, wait_until, ProcessGuard};
 
 /// The filter of the transport-cut tests (journal_cut.rs, syslog_cut.rs): a program
 /// `cutdemo` that logs a failed login with the client's text before the address (`tail`)
@@ -83,4 +83,19 @@ impl Daemon {
         assert!(stopped, "the daemon did not stop:\n{}", self.log());
         self.log()
     }
+}
+
+/// The hosts of `portcullis bans --json --socket SOCKET` (the running daemon's bans), in its
+/// order.
+pub fn banned_hosts(socket: &Path) -> Vec<String> {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["bans", "--json", "--socket"]).arg(socket);
+    let out = run_with_timeout(&mut cmd, None, Duration::from_secs(30)).check();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("bans --json is JSON");
+    v["bans"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|b| b["host"].as_str().map(String::from))
+        .collect()
 }
