@@ -181,6 +181,18 @@ struct Window {
     events: SmallVec<[Event; INLINE_EVENTS]>,
 }
 
+/// Unties `events` from their session (a connect line, or a closing line ending its attempt):
+/// no later line is a repeat of them, and none keeps an opener's credit. Whether there were any.
+fn detach<'a>(events: impl Iterator<Item = &'a mut Event>) -> bool {
+    let mut any = false;
+    for e in events {
+        e.session = 0;
+        e.bits &= !CREDIT;
+        any = true;
+    }
+    any
+}
+
 /// Whether a failure of `kind` in `session` repeats what the window already counted for
 /// that session, among its failures after `cutoff`; takes the opener's credit when it
 /// does.
@@ -210,15 +222,7 @@ fn repeats_session(w: &mut Window, kind: Kind, session: u32, cutoff: Millis) -> 
         Kind::Opener | Kind::Followup => same.next().is_some(),
         // the end of an attempt whose own line counted: not counted again, and the
         // session's next lines are another attempt's (as after a connect line)
-        Kind::Closing => {
-            let mut any = false;
-            for e in same {
-                e.session = 0;
-                e.bits &= !CREDIT;
-                any = true;
-            }
-            any
-        }
+        Kind::Closing => detach(same),
         // (never recorded: `record` handles it first)
         Kind::Connect => false,
     }
@@ -370,10 +374,7 @@ impl Tracker {
             // what the last one counted
             let key = self.cfg.key(f.addr);
             if let (Some(w), true) = (self.windows.get_mut(&key), f.session != 0) {
-                for e in w.events.iter_mut().filter(|e| e.session == f.session) {
-                    e.session = 0;
-                    e.bits &= !CREDIT;
-                }
+                detach(w.events.iter_mut().filter(|e| e.session == f.session));
             }
             return None;
         }
