@@ -8,6 +8,7 @@ pub mod netns;
 pub mod php_web;
 pub mod real;
 pub mod server;
+pub mod smtp;
 
 pub use cli::*;
 pub use daemon::*;
@@ -16,3 +17,4 @@ pub use netns::*;
 pub use php_web::*;
 pub use real::*;
 pub use server::*;
+pub use smtp::*;
