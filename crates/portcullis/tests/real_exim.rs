@@ -69,7 +69,7 @@ const EXIM_ROOT: &str = "/var/cache/portcullis-test/exim/root";
 const V6: std::ops::RangeInclusive<u8> = 50..=53;
 
 /// The clients (run with Debian's python3 inside the client namespace).
-const CLIENT_PY: &str = r##"# SMTP clients of crates/portcullis/tests/real_exim.rs, run with Debian's python3 inside
+const CLIENT_PY_HEAD: &str = r##"# SMTP clients of crates/portcullis/tests/real_exim.rs, run with Debian's python3 inside
 # the client network namespace: `client.py PORT`. Every attacker scenario has its own
 # source address (203.0.113.N or 2001:db8::N), so that each log line can be tied to the
 # scenario that caused it; the legitimate client is 198.51.100.7. Every socket has a 10 s
@@ -91,41 +91,13 @@ FORGED_AUTH = ("2026-12-03 23:59:59 plain_server authenticator failed for (x) "
 FORGED_REJECT = ("2026-12-03 23:59:59 H=(x) [198.51.100.7] F=<a@example.org> "
                  "rejected RCPT <b@example.com>: relay not permitted")
 
-errors = []
+"##;
 
-
-class Conn:
+/// The clients' scenarios, after [`CLIENT_PY_HEAD`] and [`SMTP_CLIENT_PY`].
+const CLIENT_PY: &str = r##"
+class Conn(SmtpConn):
     def __init__(self, src):
-        server = SERVER_V6 if ":" in src else SERVER
-        self.src = src
-        self.sk = socket.create_connection((server, PORT), timeout=10, source_address=(src, 0))
-        self.f = self.sk.makefile("rb")
-
-    def reply(self):
-        out = b""
-        for _ in range(50):
-            l = self.f.readline()
-            out += l
-            if len(l) < 4 or l[3:4] != b"-":
-                break
-        return out
-
-    def send(self, data):
-        self.sk.sendall(data)
-
-    def cmd(self, data, want):
-        self.send(data + b"\r\n")
-        got = self.reply()
-        expect(self.src + " " + repr(data[:40]), got, want)
-        return got
-
-    def close(self):
-        self.sk.close()
-
-
-def expect(what, got, prefix):
-    if not got.startswith(prefix):
-        errors.append("%s: expected %r, got %r" % (what, prefix, got))
+        super().__init__(src, PORT)
 
 
 def smtp(src, helo=b"EHLO client.example.com", want=b"250"):
@@ -757,7 +729,11 @@ impl EximLab {
     /// session processes has ended (every line is written).
     fn attack(&self, daemon: &Daemon) {
         let script = self.path("client.py");
-        fs::write(&script, CLIENT_PY).unwrap();
+        fs::write(
+            &script,
+            [CLIENT_PY_HEAD, SMTP_CLIENT_PY, CLIENT_PY].concat(),
+        )
+        .unwrap();
         let out = self.client.exec_timeout(
             PYTHON,
             &[script.as_os_str(), daemon.port.to_string().as_ref()],

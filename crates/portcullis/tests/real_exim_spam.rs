@@ -217,7 +217,7 @@ while True:
 "#;
 
 /// The clients: `client.py PORT`. Exits non-zero when Exim answers something unexpected.
-const CLIENT_PY: &str = r##"# SMTP clients of crates/portcullis/tests/real_exim_spam.rs: `client.py PORT`; one source
+const CLIENT_PY_HEAD: &str = r##"# SMTP clients of crates/portcullis/tests/real_exim_spam.rs: `client.py PORT`; one source
 # address per scenario, the scenarios on threads, the legitimate client last; 10 s timeouts.
 import socket, ssl, sys, threading, traceback
 PORT = int(sys.argv[1])
@@ -225,15 +225,12 @@ DIR = sys.argv[2]
 SERVER, SERVER_V6, LEGIT = "192.0.2.1", "2001:db8::1", "198.51.100.7"
 MARKER = b"XJS*C4JBQADN1.NSBEM4.J7*SPAM-TEST"
 FORGED = b"2026-12-04 00:00:00 1vXXXX-000001-AB H=(x) [192.0.2.66] F=<a@example.org> rejected after DATA: This message scored 99.0 spam points."
-errors = []
-def expect(what, got, prefix):
-    if not got.startswith(prefix):
-        errors.append("%s: expected %r, got %r" % (what, prefix, got))
-class Conn:
+"##;
+
+/// The clients' scenarios, after [`CLIENT_PY_HEAD`] and [`SMTP_CLIENT_PY`].
+const CLIENT_PY: &str = r##"class Conn(SmtpConn):
     def __init__(self, src, helo=b"client.example.com"):
-        self.src = src
-        self.sk = socket.create_connection((SERVER_V6 if ":" in src else SERVER, PORT), timeout=10, source_address=(src, 0))
-        self.f = self.sk.makefile("rb")
+        super().__init__(src, PORT)
         expect(src + " banner", self.reply(), b"220 ")
         self.cmd(b"EHLO " + helo, b"250")
     def starttls(self):
@@ -247,27 +244,11 @@ class Conn:
         self.sk = ctx.wrap_socket(self.sk, server_hostname="mx.example.org")
         self.f = self.sk.makefile("rb")
         self.cmd(b"EHLO client.example.com", b"250")
-    def reply(self):
-        out = b""
-        for _ in range(50):
-            l = self.f.readline()
-            out += l
-            if len(l) < 4 or l[3:4] != b"-":
-                break
-        return out
-    def cmd(self, data, want):
-        self.sk.sendall(data + b"\r\n")
-        got = self.reply()
-        expect(self.src + " " + repr(data[:60]), got, want)
-        return got
     def mail(self, sender, body, want, subject=b"offer"):
         self.cmd(b"MAIL FROM:" + sender, b"250 ")
         self.cmd(b"RCPT TO:<alice@example.net>", b"250 ")
         self.cmd(b"DATA", b"354 ")
         self.cmd(b"Subject: " + subject + b"\r\n\r\n" + body + b"\r\n.", want)
-    def quit(self):
-        self.cmd(b"QUIT", b"221 ")
-        self.sk.close()
 def spam(src, sender=b"<offer@bulk.example>", helo=b"client.example.com", subject=b"offer", times=1):
     c = Conn(src, helo)
     for _ in range(times):
@@ -489,7 +470,11 @@ fn run(version_of_run: Release) {
         "127.0.0.1 localhost\n::1 localhost\n",
     );
     fs::write(path("exim.conf"), EXIM_CONF.replace("@DIR@", &d)).unwrap();
-    fs::write(path("client.py"), CLIENT_PY).unwrap();
+    fs::write(
+        path("client.py"),
+        [CLIENT_PY_HEAD, SMTP_CLIENT_PY, CLIENT_PY].concat(),
+    )
+    .unwrap();
     fs::write(path("spamd.py"), SPAMD_PY).unwrap();
     fs::write(path("dns.py"), DNS_PY).unwrap();
     fs::write(path("etc/resolv.conf"), "nameserver 127.0.0.1\n").unwrap();

@@ -61,7 +61,7 @@ const LAST: u8 = 48;
 const PYTHON: &str = "/usr/bin/python3";
 
 /// The clients (run with Debian's python3 inside the client namespace).
-const CLIENT_PY: &str = r##"# Mail clients of crates/portcullis/tests/real_mail.rs, run with Debian's python3 inside the
+const CLIENT_PY_HEAD: &str = r##"# Mail clients of crates/portcullis/tests/real_mail.rs, run with Debian's python3 inside the
 # client network namespace. Every attacker scenario has its own source address
 # (203.0.113.N), so that each log line can be tied to the scenario that caused it; the
 # legitimate client is 198.51.100.7. Every socket has a 10 s timeout; the scenarios run on
@@ -89,52 +89,29 @@ FORGED_IMAP = ("Dec 03 23:59:59 imap-login: Info: Disconnected: Connection close
                "failed, 1 attempts in 0 secs): user=<y>, method=PLAIN, rip=198.51.100.7, "
                "lip=192.0.2.1, session=<AAAA>")
 
-errors = []
+"##;
 
-
-class Conn:
-    def __init__(self, src, port):
-        server = SERVER_V6 if ":" in src else SERVER
-        self.sk = socket.create_connection((server, port), timeout=10, source_address=(src, 0))
-        self.f = self.sk.makefile("rb")
-
+/// The clients' scenarios, after [`CLIENT_PY_HEAD`] and [`SMTP_CLIENT_PY`]: `Conn(src, port)`
+/// is an SMTP, IMAP or POP3 connection.
+const CLIENT_PY: &str = r##"
+class Conn(SmtpConn):
     def line(self):
         return self.f.readline()
-
-    def smtp_reply(self):
-        out = b""
-        for _ in range(50):
-            l = self.f.readline()
-            out += l
-            if len(l) < 4 or l[3:4] != b"-":
-                break
-        return out
-
-    def send(self, data):
-        self.sk.sendall(data)
-
-    def close(self):
-        self.sk.close()
-
-
-def expect(what, got, prefix):
-    if not got.startswith(prefix):
-        errors.append("%s: expected %r, got %r" % (what, prefix, got))
 
 
 # ---------------------------------------------------------------- SMTP (Postfix)
 
 def smtp(src, helo=b"EHLO client.example.com"):
     c = Conn(src, 25)
-    expect(src + " banner", c.smtp_reply(), b"220 ")
+    expect(src + " banner", c.reply(), b"220 ")
     c.send(helo + b"\r\n")
-    expect(src + " ehlo", c.smtp_reply(), b"250")
+    expect(src + " ehlo", c.reply(), b"250")
     return c
 
 
 def smtp_quit(c):
     c.send(b"QUIT\r\n")
-    c.smtp_reply()
+    c.reply()
     c.close()
 
 
@@ -142,7 +119,7 @@ def auth_plain(src, user, pw, ok=False):
     c = smtp(src)
     cred = b"\0" + user + b"\0" + pw
     c.send(b"AUTH PLAIN " + base64.b64encode(cred) + b"\r\n")
-    expect(src + " AUTH PLAIN", c.smtp_reply(), b"235 " if ok else b"535 ")
+    expect(src + " AUTH PLAIN", c.reply(), b"235 " if ok else b"535 ")
     return c
 
 
@@ -150,37 +127,37 @@ def auth_plain_twice(src):
     c = smtp(src)
     for pw in (b"wrong1", b"wrong2"):
         c.send(b"AUTH PLAIN " + base64.b64encode(b"\0alice\0" + pw) + b"\r\n")
-        expect(src + " AUTH PLAIN", c.smtp_reply(), b"535 ")
+        expect(src + " AUTH PLAIN", c.reply(), b"535 ")
     smtp_quit(c)
 
 
 def auth_login(src, user, pw):
     c = smtp(src)
     c.send(b"AUTH LOGIN\r\n")
-    expect(src + " AUTH LOGIN", c.smtp_reply(), b"334 ")
+    expect(src + " AUTH LOGIN", c.reply(), b"334 ")
     c.send(base64.b64encode(user) + b"\r\n")
-    got = c.smtp_reply()
+    got = c.reply()
     # Dovecot refuses a user name outside auth_username_chars before the password
     if not got.startswith(b"535 "):
         expect(src + " AUTH LOGIN user", got, b"334 ")
         c.send(base64.b64encode(pw) + b"\r\n")
-        expect(src + " AUTH LOGIN password", c.smtp_reply(), b"535 ")
+        expect(src + " AUTH LOGIN password", c.reply(), b"535 ")
     smtp_quit(c)
 
 
 def relay(src, helo=b"EHLO client.example.com", rcpt=b"victim@example.com", code=b"554 "):
     c = smtp(src, helo)
     c.send(b"MAIL FROM:<spam@example.org>\r\n")
-    expect(src + " MAIL", c.smtp_reply(), b"250 ")
+    expect(src + " MAIL", c.reply(), b"250 ")
     c.send(b"RCPT TO:<" + rcpt + b">\r\n")
-    expect(src + " RCPT", c.smtp_reply(), code)
+    expect(src + " RCPT", c.reply(), code)
     smtp_quit(c)
 
 
 def lost_after_auth(src):
     c = smtp(src)
     c.send(b"AUTH LOGIN\r\n")
-    expect(src + " AUTH LOGIN", c.smtp_reply(), b"334 ")
+    expect(src + " AUTH LOGIN", c.reply(), b"334 ")
     c.close()
 
 
@@ -188,19 +165,19 @@ def pipelined_replies(src, c, codes):
     """Reads the replies to a pipelined write: `codes`, or Postfix 3.9's one 554 and hangup.
     Returns whether the connection is still open."""
     if FORBID_PIPELINING:
-        expect(src + " pipelined", c.smtp_reply(), b"554 5.5.0 ")
-        if c.smtp_reply():
+        expect(src + " pipelined", c.reply(), b"554 5.5.0 ")
+        if c.reply():
             errors.append(src + ": Postfix did not hang up after 554 5.5.0")
         c.close()
         return False
     for code in codes:
-        expect(src + " pipelined", c.smtp_reply(), code)
+        expect(src + " pipelined", c.reply(), code)
     return True
 
 
 def pipelining(src):
     c = Conn(src, 25)
-    expect(src + " banner", c.smtp_reply(), b"220 ")
+    expect(src + " banner", c.reply(), b"220 ")
     # HELO advertises no PIPELINING: the rest is sent before Postfix answered
     c.send(b"HELO client.example.com\r\nMAIL FROM:<a@example.org>\r\n"
            b"RCPT TO:<alice@example.net>\r\nDATA\r\n")
@@ -216,7 +193,7 @@ def pipelining_twice(src):
 
 def pipelining_relay(src):
     c = Conn(src, 25)
-    expect(src + " banner", c.smtp_reply(), b"220 ")
+    expect(src + " banner", c.reply(), b"220 ")
     # a bot's whole dialogue in one write: the pipelining line, then the relay reject
     c.send(b"HELO client.example.com\r\nMAIL FROM:<spam@example.org>\r\n"
            b"RCPT TO:<victim@example.com>\r\nQUIT\r\n")
@@ -227,7 +204,7 @@ def pipelining_relay(src):
 def pipelining_errors(src):
     # port 2626: smtpd_hard_error_limit = 3; the unknown commands pipelined after HELO
     c = Conn(src, 2626)
-    expect(src + " banner", c.smtp_reply(), b"220 ")
+    expect(src + " banner", c.reply(), b"220 ")
     c.send(b"HELO client.example.com\r\nFOO\r\nFOO\r\nFOO\r\nFOO\r\n")
     if pipelined_replies(src, c, (b"250 ", b"500 ", b"500 ", b"500 ", b"421 ")):
         c.close()
@@ -235,29 +212,29 @@ def pipelining_errors(src):
 
 def http_probe(src):
     c = Conn(src, 25)
-    expect(src + " banner", c.smtp_reply(), b"220 ")
+    expect(src + " banner", c.reply(), b"220 ")
     c.send(b"GET / HTTP/1.0\r\nHost: 192.0.2.1\r\n\r\n")
-    expect(src + " GET", c.smtp_reply(), b"221 ")
+    expect(src + " GET", c.reply(), b"221 ")
     c.close()
 
 
 def bad_sender(src):
     c = smtp(src)
     c.send(b"MAIL FROM:<unknown[198.51.100.7]@example.org>\r\n")
-    expect(src + " MAIL", c.smtp_reply(), b"501 ")
+    expect(src + " MAIL", c.reply(), b"501 ")
     smtp_quit(c)
 
 
 def smtp_legit():
     c = auth_plain(LEGIT, b"alice", b"correct-horse", ok=True)
     c.send(b"MAIL FROM:<alice@example.net>\r\n")
-    expect("legit MAIL", c.smtp_reply(), b"250 ")
+    expect("legit MAIL", c.reply(), b"250 ")
     c.send(b"RCPT TO:<friend@example.com>\r\n")
-    expect("legit RCPT", c.smtp_reply(), b"250 ")
+    expect("legit RCPT", c.reply(), b"250 ")
     c.send(b"DATA\r\n")
-    expect("legit DATA", c.smtp_reply(), b"354 ")
+    expect("legit DATA", c.reply(), b"354 ")
     c.send(b"Subject: hello\r\n\r\nhello\r\n.\r\n")
-    expect("legit message", c.smtp_reply(), b"250 ")
+    expect("legit message", c.reply(), b"250 ")
     smtp_quit(c)
 
 
@@ -339,26 +316,26 @@ def pop3_auth_plain(src):
 def smtp_auth_abort(src):
     c = smtp(src)
     c.send(b"AUTH LOGIN\r\n")
-    expect(src + " AUTH LOGIN", c.smtp_reply(), b"334 ")
+    expect(src + " AUTH LOGIN", c.reply(), b"334 ")
     c.send(b"*\r\n")
-    expect(src + " AUTH *", c.smtp_reply(), b"501 ")
+    expect(src + " AUTH *", c.reply(), b"501 ")
     smtp_quit(c)
 
 
 def smtp_bad_base64(src):
     c = smtp(src)
     c.send(b"AUTH PLAIN !!!notbase64\r\n")
-    expect(src + " AUTH PLAIN", c.smtp_reply(), b"535 ")
+    expect(src + " AUTH PLAIN", c.reply(), b"535 ")
     smtp_quit(c)
 
 
 def too_many_errors(src):
     # port 2626: smtpd_hard_error_limit = 3
     c = Conn(src, 2626)
-    expect(src + " banner", c.smtp_reply(), b"220 ")
+    expect(src + " banner", c.reply(), b"220 ")
     for code in (b"500 ", b"500 ", b"500 ", b"421 "):
         c.send(b"FOO\r\n")
-        expect(src + " FOO", c.smtp_reply(), code)
+        expect(src + " FOO", c.reply(), code)
     c.close()
 
 
@@ -366,7 +343,7 @@ def rate_limit(src):
     # port 2626: smtpd_client_connection_rate_limit = 2
     for code in (b"220 ", b"220 ", b"421 "):
         c = Conn(src, 2626)
-        got = c.smtp_reply()
+        got = c.reply()
         expect(src + " banner", got, code)
         if code == b"220 ":
             smtp_quit(c)
@@ -379,7 +356,7 @@ def pregreet(src):
     c = Conn(src, 2525)
     expect(src + " postscreen banner", c.line(), b"220-")
     c.send(b"EHLO client.example.com\r\n")
-    expect(src + " EHLO", c.smtp_reply(), b"250")
+    expect(src + " EHLO", c.reply(), b"250")
     smtp_quit(c)
 
 
@@ -391,27 +368,27 @@ def hangup(src):
 
 def postscreen_pipelining(src):
     c = Conn(src, 2525)
-    expect(src + " banner", c.smtp_reply(), b"220")
+    expect(src + " banner", c.reply(), b"220")
     c.send(b"EHLO client.example.com\r\nMAIL FROM:<a@example.org>\r\n"
            b"RCPT TO:<victim@example.com>\r\n")
     for code in (b"250", b"250 ", b"550 "):
-        expect(src + " pipelined", c.smtp_reply(), code)
+        expect(src + " pipelined", c.reply(), code)
     smtp_quit(c)
 
 
 def postscreen_non_smtp(src):
     c = Conn(src, 2525)
-    expect(src + " banner", c.smtp_reply(), b"220")
+    expect(src + " banner", c.reply(), b"220")
     c.send(b"GET / HTTP/1.0\r\n")
-    expect(src + " GET", c.smtp_reply(), b"521 ")
+    expect(src + " GET", c.reply(), b"521 ")
     c.close()
 
 
 def postscreen_bare_newline(src):
     c = Conn(src, 2525)
-    expect(src + " banner", c.smtp_reply(), b"220")
+    expect(src + " banner", c.reply(), b"220")
     c.send(b"EHLO client.example.com\n")
-    expect(src + " EHLO", c.smtp_reply(), b"250")
+    expect(src + " EHLO", c.reply(), b"250")
     smtp_quit(c)
 
 
@@ -1065,7 +1042,11 @@ fn run_mail_lab(release: Release, logs: Logs) {
     lab.start_postfix();
 
     let script = lab.path("client.py");
-    fs::write(&script, CLIENT_PY).unwrap();
+    fs::write(
+        &script,
+        [CLIENT_PY_HEAD, SMTP_CLIENT_PY, CLIENT_PY].concat(),
+    )
+    .unwrap();
     let mut args = vec![script.as_os_str()];
     if release == Release::Trixie {
         args.push("forbid-unauth-pipelining".as_ref());

@@ -99,7 +99,7 @@ const CORE: [&str; 5] = [
 /// The scenarios a correct filter must count too (see the module doc).
 const GAPS: [&str; 3] = ["203.0.113.20", "203.0.113.21", "203.0.113.22"];
 
-/// The clients' scenarios (after [`sendmail::CLIENT_PY_HEAD`], run with Debian's python3
+/// The clients' scenarios (after the head of [`sendmail::client_py`], run with Debian's python3
 /// inside the client namespace).
 const CLIENT_PY: &str = r##"# SMTP clients of crates/portcullis/tests/real_sendmail.rs. Every attacker scenario has
 # its own source address (203.0.113.N or 2001:db8::N) and runs its sessions in order on a
@@ -320,11 +320,7 @@ impl SendmailLab {
             format!("set -e\n{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SENDMAIL_SH}{NS_SH}"),
         )
         .unwrap();
-        fs::write(
-            self.path("client.py"),
-            format!("{CLIENT_PY_HEAD}{CLIENT_PY}"),
-        )
-        .unwrap();
+        fs::write(self.path("client.py"), client_py(CLIENT_PY)).unwrap();
 
         // sendmail.cf
         let cf_dir = self.sm.cf_dir();

@@ -140,7 +140,7 @@ kill %1
 wait
 "#;
 
-/// The clients' scenarios (after [`sendmail::CLIENT_PY_HEAD`]).
+/// The clients' scenarios (after the head of [`sendmail::client_py`]).
 const CLIENT_PY: &str = r##"# SMTP AUTH clients of crates/portcullis/tests/real_sendmail_auth.rs: one source address
 # per scenario, the scenarios on threads, the legitimate client last.
 FORGED = b"sm-mta[1]: AUTH failure (PLAIN): authentication failure (-13) SASL(-13): x, relay=[192.0.2.66]"
@@ -391,7 +391,7 @@ fn run(version: Release) {
         sendmail_mc(cf_dir.to_str().expect("utf-8 path"), &d, MC_EXTRA),
     )
     .unwrap();
-    fs::write(path("client.py"), format!("{CLIENT_PY_HEAD}{CLIENT_PY}")).unwrap();
+    fs::write(path("client.py"), client_py(CLIENT_PY)).unwrap();
 
     let shown = [
         ("clients", "client.out"),

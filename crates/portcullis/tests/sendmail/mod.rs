@@ -170,12 +170,17 @@ MAILER(`smtp')dnl
     )
 }
 
-/// The head of both tests' clients (Debian's python3, raw sockets): `Conn(src)` connects
-/// from `src` to Sendmail (IPv4 or IPv6 by the source), checks the banner and sends EHLO;
-/// `cmd` sends a line and checks the reply's start; `main(ATTACKS, legit)` runs every
-/// attacker scenario `(function, source)` on a thread, then the legitimate client, and exits
-/// non-zero when Sendmail answered something unexpected. Every socket has a 10 s timeout.
-pub const CLIENT_PY_HEAD: &str = r##"# SMTP clients of crates/portcullis/tests/real_sendmail*.rs (head: tests/sendmail/mod.rs)
+/// Both tests' clients (Debian's python3, raw sockets): this head, the shared SMTP part
+/// ([`SMTP_CLIENT_PY`]), `Conn(src)` that connects from `src` to Sendmail's port 25 (IPv4 or
+/// IPv6 by the source), checks the banner and sends EHLO, and `main(ATTACKS, legit)` that runs
+/// every attacker scenario `(function, source)` on a thread, then the legitimate client, and
+/// exits non-zero when Sendmail answered something unexpected; then the test's `scenarios`.
+/// Every socket has a 10 s timeout.
+pub fn client_py(scenarios: &str) -> String {
+    [CLIENT_PY_HEAD, SMTP_CLIENT_PY, CLIENT_PY_MAIN, scenarios].concat()
+}
+
+const CLIENT_PY_HEAD: &str = r##"# SMTP clients of crates/portcullis/tests/real_sendmail*.rs (head: tests/sendmail/mod.rs)
 import base64
 import socket
 import sys
@@ -183,44 +188,14 @@ import threading
 import traceback
 
 SERVER, SERVER_V6, LEGIT = "192.0.2.1", "2001:db8::1", "198.51.100.7"
-errors = []
+"##;
 
-
-def expect(what, got, prefix):
-    if not got.startswith(prefix):
-        errors.append("%s: expected %r, got %r" % (what, prefix, got))
-
-
-class Conn:
+const CLIENT_PY_MAIN: &str = r##"
+class Conn(SmtpConn):
     def __init__(self, src):
-        self.src = src
-        server = SERVER_V6 if ":" in src else SERVER
-        self.sk = socket.create_connection((server, 25), timeout=10, source_address=(src, 0))
-        self.f = self.sk.makefile("rb")
+        super().__init__(src, 25)
         expect(src + " banner", self.reply(), b"220 ")
         self.cmd(b"EHLO client.example.com", b"250")
-
-    def reply(self):
-        out = b""
-        for _ in range(50):
-            l = self.f.readline()
-            out += l
-            if len(l) < 4 or l[3:4] != b"-":
-                break
-        return out
-
-    def cmd(self, data, want):
-        self.sk.sendall(data + b"\r\n")
-        got = self.reply()
-        expect(self.src + " " + repr(data[:60]), got, want)
-        return got
-
-    def close(self):
-        self.sk.close()
-
-    def quit(self):
-        self.cmd(b"QUIT", b"221 ")
-        self.close()
 
 
 def run(f, *args):
