@@ -47,6 +47,15 @@ pub enum Step {
         /// Why.
         reason: Reason,
     },
+    /// The line is a failure, but in the daemon its own time is older than any clock or
+    /// zone error explains ([`STALE_AFTER`] plus findtime before `now`): an old file that
+    /// appeared, a backlog read after a long stop. Not counted.
+    Stale {
+        /// The address.
+        addr: IpAddr,
+        /// The line's own time.
+        time: Millis,
+    },
     /// A failure was recorded (possibly with weight 0), maybe leading to a ban.
     Failure {
         /// The failure as counted.
@@ -72,6 +81,11 @@ pub struct HitInfo {
 /// allocates nothing (`replay` and `test` match in one thread and count in another, and a
 /// heap name cost an allocation there and a free here, for every failure).
 pub type UserName = smallvec::SmallVec<[u8; 16]>;
+
+/// How much older than `now` (beyond findtime) a line's own time may be and still count in
+/// the daemon: two days, more than any zone error (UTC-12 to UTC+14) and any syslog
+/// year-less stamp's ambiguity explain. An older failure is [`Step::Stale`].
+pub const STALE_AFTER: Millis = 2 * 86_400_000;
 
 /// A running jail.
 #[derive(Debug)]
@@ -269,8 +283,13 @@ impl Jail {
             return (Step::NoMatch, None);
         }
         // The line's own time drives the window; in the daemon (`now` given) a line whose
-        // clock is off by more than findtime (wrong zone, old line) counts at `now`.
+        // clock is off by more than findtime (wrong zone, late delivery) counts at `now`, and
+        // one older than any such error (STALE_AFTER more) is not counted at all.
         let findtime = self.settings.tracker.findtime;
+        let stale = |time: Option<Millis>| match (time, now) {
+            (Some(t), Some(n)) => n.saturating_sub(t) > STALE_AFTER.saturating_add(findtime),
+            _ => false,
+        };
         let when = |time: Option<Millis>| match (time, now) {
             (Some(t), Some(n)) if (t - n).abs() > findtime => n,
             (Some(t), _) => t,
@@ -280,6 +299,10 @@ impl Jail {
             Prepared::NoMatch | Prepared::PartialRecord => (Step::NoMatch, None),
             Prepared::Ignored { addr, reason } => (Step::Ignored { addr, reason }, None),
             Prepared::Failure { failure, time, hit } => {
+                if let (true, Some(time)) = (stale(time), time) {
+                    let addr = failure.addr;
+                    return (Step::Stale { addr, time }, None);
+                }
                 let failure = Failure {
                     time: when(time),
                     ..failure
@@ -299,6 +322,10 @@ impl Jail {
                 let Some((f, hit)) = prev else {
                     return (Step::NoMatch, None);
                 };
+                if let (true, Some(time)) = (stale(time), time) {
+                    let addr = f.addr;
+                    return (Step::Stale { addr, time }, Some((f, hit)));
+                }
                 let failure = Failure {
                     time: when(time),
                     weight: f.weight.saturating_mul(n),
@@ -507,6 +534,67 @@ mod tests {
             }
         }
         out
+    }
+
+    /// In the daemon (`now` given), a failure whose own time is more than findtime off counts
+    /// at `now` (a wrong zone, a late line); one older than STALE_AFTER + findtime (an old
+    /// file that appeared, a backlog after a long stop) is not counted at all, nor a syslog
+    /// repeat of it. `replay` (no `now`) counts every line at its own time.
+    #[test]
+    fn daemon_counts_late_lines_at_now_and_not_stale_ones() {
+        // CTX.now is 2026-11-18T11:06:40Z; STALE_AFTER + findtime before it: 2026-11-16T10:56:40Z
+        let line = |stamp: &str, pid: u32| {
+            format!(
+                "{stamp} h sshd[{pid}]: Failed password for alice from 203.0.113.5 port 5000 ssh2"
+            )
+        };
+        let step = |j: &mut Jail, l: &str| j.process(l.as_bytes(), &CTX, Some(CTX.now), 0);
+        let mut j = sshd_jail(2, vec![]);
+        let stale = line("2026-11-16T10:56:39Z", 10);
+        assert!(
+            matches!(step(&mut j, &stale), Step::Stale { time, .. } if time == CTX.now - STALE_AFTER - 600_000 - 1_000),
+            "{stale}"
+        );
+        let repeat = "2026-11-16T10:56:39Z h sshd[10]: message repeated 3 times: [ Failed password for alice from 203.0.113.5 port 5000 ssh2]";
+        assert!(
+            !matches!(step(&mut j, repeat), Step::Failure { .. }),
+            "{repeat}"
+        );
+        // nothing was counted: the next failure is the first
+        let late = line("2026-11-16T10:56:41Z", 11);
+        match step(&mut j, &late) {
+            Step::Failure {
+                failure, decision, ..
+            } => {
+                assert_eq!(failure.time, CTX.now, "a late line counts at now");
+                assert_eq!(decision, None, "{late}: the stale lines counted");
+            }
+            other => panic!("{late}: {other:?}"),
+        }
+        let fresh = line("2026-11-18T11:06:00Z", 12);
+        assert!(
+            matches!(
+                step(&mut j, &fresh),
+                Step::Failure {
+                    decision: Some(_),
+                    ..
+                }
+            ),
+            "{fresh}"
+        );
+        // replay: the stale line counts at its own time
+        let mut r = sshd_jail(2, vec![]);
+        match r.process(stale.as_bytes(), &CTX, None, 0) {
+            Step::Failure { failure, .. } => {
+                assert_eq!(failure.time, CTX.now - STALE_AFTER - 601_000)
+            }
+            other => panic!("replay {stale}: {other:?}"),
+        }
+        // (the repeat line is read as one: in replay it counts the line before it again)
+        match r.process(repeat.as_bytes(), &CTX, None, 0) {
+            Step::Failure { failure, .. } => assert_eq!(failure.weight, 3, "{repeat}"),
+            other => panic!("replay {repeat}: {other:?}"),
+        }
     }
 
     #[test]

@@ -23,7 +23,8 @@ fn fail(path: &Path, addr: &str, n: usize) {
     for _ in 0..n {
         writeln!(
             f,
-            "Nov 21 10:00:01 h sshd[7]: Failed password for root from {addr} port 22 ssh2"
+            "{} h sshd[7]: Failed password for root from {addr} port 22 ssh2",
+            syslog_timestamp(std::time::SystemTime::now())
         )
         .unwrap();
     }

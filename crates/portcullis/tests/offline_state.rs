@@ -128,7 +128,8 @@ fn a_restart_keeps_the_failures_counted_before_it() {
         let mut text = String::new();
         for pid in pids {
             text += &format!(
-                "Dec  4 10:00:00 h sshd[{pid}]: Failed password for root from 203.0.113.9 port 4{pid} ssh2\n"
+                "{} h sshd[{pid}]: Failed password for root from 203.0.113.9 port 4{pid} ssh2\n",
+                syslog_timestamp(std::time::SystemTime::now())
             );
         }
         let mut f = fs::OpenOptions::new().append(true).open(&log).unwrap();

@@ -52,7 +52,8 @@ fn recidive_reads_the_bans_of_the_daemons_real_output() {
     ] {
         writeln!(
             f,
-            "Nov 21 10:00:01 h sshd[7]: Failed password for root from {a} port 22 ssh2"
+            "{} h sshd[7]: Failed password for root from {a} port 22 ssh2",
+            syslog_timestamp(std::time::SystemTime::now())
         )
         .unwrap();
     }

@@ -1015,6 +1015,8 @@ impl Engine {
         let mut fw_ops = Vec::new();
         let mut fw_first = Vec::new();
         let mut st_ops = Vec::new();
+        // failures too old to count (Step::Stale): how many, and the first
+        let mut stale: (u64, Option<(usize, IpAddr, Millis)>) = (0, None);
         for (src, line) in bs.iter().flat_map(Batch::iter) {
             if !self.glob_routed.contains(src) {
                 self.glob_routed.insert(src.to_string());
@@ -1034,6 +1036,10 @@ impl Engine {
             let source = source_key(src);
             for &ji in js.clone().iter() {
                 let step = self.jails[ji].process_from(source, line, &ctx, Some(now), now);
+                if let Step::Stale { addr, time } = step {
+                    stale.0 += 1;
+                    stale.1.get_or_insert((ji, addr, time));
+                }
                 if let (Some(t), Step::Failure { failure, .. }) = (&mut tally, &step) {
                     t.failure(ji, failure);
                 }
@@ -1156,6 +1162,14 @@ impl Engine {
             if let Some(st) = self.stats.as_mut().filter(|s| s.full()) {
                 st.flush(&self.jails);
             }
+        }
+        if let (n, Some((ji, addr, time))) = stale {
+            warn!(
+                "not counted: {n} failure line(s) stamped more than {} days (plus findtime) before now, older than any clock or zone error explains (an old log that appeared, a backlog after a long stop); the first: jail {}, {addr}, stamped {}",
+                portcullis_core::jail::STALE_AFTER / 86_400_000,
+                self.jails[ji].name(),
+                portcullis_core::time::rfc3339(time),
+            );
         }
         self.report_floods(now);
         self.report_cuts(now);
@@ -2255,12 +2269,19 @@ wait "$p"
             journal: None,
         };
         for (s, l) in [
-            (1, "Dec 10 07:13:49 bsd2 sshd[2]: Failed password for root from 203.0.113.8 port 4 ssh2"),
-            (0, "Dec 10 07:13:50 bsd1 sshd[1]: Failed password for root from 203.0.113.9 port 4 ssh2"),
-            (1, "Dec 10 07:13:51 bsd2 cron[7]: (root) CMD (true)"),
-            (0, "Dec 10 07:13:56 bsd1 last message repeated 4 times"),
-            (1, "Dec 10 07:13:57 bsd2 last message repeated 9 times"),
+            (
+                1,
+                "bsd2 sshd[2]: Failed password for root from 203.0.113.8 port 4 ssh2",
+            ),
+            (
+                0,
+                "bsd1 sshd[1]: Failed password for root from 203.0.113.9 port 4 ssh2",
+            ),
+            (1, "bsd2 cron[7]: (root) CMD (true)"),
+            (0, "bsd1 last message repeated 4 times"),
+            (1, "bsd2 last message repeated 9 times"),
         ] {
+            let l = format!("{} {l}", stamp(0));
             batch.data.extend_from_slice(l.as_bytes());
             batch.lines.push((s, batch.data.len()));
         }
@@ -2269,6 +2290,18 @@ wait "$p"
         let bans = bans_of(&mut eng, false);
         let hosts: Vec<&str> = bans.iter().map(|b| b.host.as_str()).collect();
         assert_eq!(hosts, ["203.0.113.9"]);
+    }
+
+    /// A classic syslog stamp ("Dec  5 07:52:00") of the clock now plus `secs`, in UTC: the
+    /// daemon does not count a failure stamped days ago (jail::STALE_AFTER), so the lines fed
+    /// here carry today's date (a zone error counts at now).
+    fn stamp(secs: i64) -> String {
+        let iso = portcullis_core::time::rfc3339(now_ms() + secs * 1000);
+        let month = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ][iso[5..7].parse::<usize>().unwrap() - 1];
+        let day: u32 = iso[8..10].parse().unwrap();
+        format!("{month} {day:>2} {}", &iso[11..19])
     }
 
     /// Feeds `lines` of the log file `log` to the engine, as one batch.
@@ -2292,7 +2325,8 @@ wait "$p"
     fn failures(addr: &str, pids: std::ops::Range<u32>) -> Vec<String> {
         pids.map(|pid| {
             format!(
-                "Dec 10 07:13:49 h sshd[{pid}]: Failed password for root from {addr} port 4 ssh2"
+                "{} h sshd[{pid}]: Failed password for root from {addr} port 4 ssh2",
+                stamp(0)
             )
         })
         .collect()
@@ -2351,6 +2385,29 @@ wait "$p"
         // lost, and the ones saved before are not counted a second time
         let (eng, _) = started(dir.path());
         assert!(failing(&eng).is_empty());
+    }
+
+    /// A failure stamped days ago (an old log that appeared, a backlog after a long stop)
+    /// is not counted; one a few hours off (a wrong zone, a late delivery) counts at now.
+    #[test]
+    fn a_failure_stamped_days_ago_is_not_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut eng, log) = started(dir.path());
+        let line = |at: i64, pid: u32, addr: &str| {
+            format!(
+                "{} h sshd[{pid}]: Failed password for root from {addr} port 4 ssh2",
+                stamp(at)
+            )
+        };
+        let (old, late) = ("203.0.113.9", "198.51.100.4");
+        let three_days = 3 * 86_400;
+        let lines: Vec<String> = (1..8)
+            .map(|pid| line(-three_days, pid, old))
+            .chain((8..10).map(|pid| line(-5 * 3600, pid, late)))
+            .collect();
+        feed(&mut eng, &log, &lines);
+        assert_eq!(failing(&eng), [(late.to_string(), 2)]);
+        assert!(bans_of(&mut eng, false).is_empty());
     }
 
     /// Saved counts that cannot be read back are lost, as after a crash, and the daemon
@@ -2571,7 +2628,8 @@ wait "$p"
         // 300 one-shot addresses: the cap (100) is reached, windows are evicted
         for i in 0..300u32 {
             let line = format!(
-                "Nov 21 10:00:01 h sshd[{i}]: Failed password for root from 198.51.{}.{} port 22 ssh2",
+                "{} h sshd[{i}]: Failed password for root from 198.51.{}.{} port 22 ssh2",
+                stamp(0),
                 i / 250,
                 i % 250 + 1
             );
@@ -2585,7 +2643,8 @@ wait "$p"
         // more evictions within the interval: no second event
         for i in 0..300u32 {
             let line = format!(
-                "Nov 21 10:00:02 h sshd[{i}]: Failed password for root from 203.0.{}.{} port 22 ssh2",
+                "{} h sshd[{i}]: Failed password for root from 203.0.{}.{} port 22 ssh2",
+                stamp(1),
                 i / 250,
                 i % 250 + 1
             );
