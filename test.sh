@@ -222,6 +222,8 @@ unpack() { # NAME BINARY PACKAGE...
 }
 unpack exim usr/sbin/exim4 exim4-daemon-light exim4-base
 unpack exim-heavy usr/sbin/exim4 exim4-daemon-heavy exim4-base
+# SA-Exim (a local_scan() module Exim heavy loads) and spamc, which it runs: tests/real_sa_exim.rs
+unpack sa-exim usr/bin/spamc sa-exim spamc
 unpack sendmail usr/libexec/sendmail/sendmail sendmail-bin sendmail-base sendmail-cf
 unpack proftpd usr/sbin/proftpd proftpd-core
 unpack pure-ftpd usr/sbin/pure-ftpd pure-ftpd
@@ -407,11 +409,11 @@ tree_jobs+=($!)
 # The fifth tree, /var/cache/portcullis-test/trixie-e (PORTCULLIS_TRIXIE_E_ROOT elsewhere):
 # the web applications and databases, WordPress 6.8 (with a theme: its package has none) on
 # PHP 8.4 under Apache with MariaDB 11.8, PostgreSQL 17, and Exim 4.98's heavy daemon with
-# SpamAssassin (it conflicts with trixie-b's light one).
+# SpamAssassin and SA-Exim (it conflicts with trixie-b's light one).
 trixie_tree /var/cache/portcullis-test/trixie-e \
   openssh-client \
   "apache2 libapache2-mod-php php-mysql php-xml wordpress wordpress-theme-twentytwentyfive
-  mariadb-server postgresql exim4-daemon-heavy spamassassin" "" &
+  mariadb-server postgresql exim4-daemon-heavy spamassassin sa-exim" "" &
 tree_jobs+=($!)
 
 # cargo-deb: the Debian package test builds the package as the README says (`cargo deb`)
