@@ -3,7 +3,7 @@
 //!
 //! The text of an event is an interface: the `recidive` filter reads the daemon's own log
 //! (`ban ADDR jail=NAME failures=N for=DURATION`), and admins grep it. It is written to
-//! stderr (journald adds time and program) whatever the log level. Notifications, metrics
+//! stderr (journald adds time and program; on a terminal the line starts with the time) whatever the log level. Notifications, metrics
 //! and fleet sharing subscribe to these same events. Everything else the daemon says
 //! (notes, warnings, errors) goes through `tracing` (see [`crate::logging`]).
 
@@ -219,7 +219,8 @@ pub fn subscribe(s: Subscriber) {
 /// subscribers.
 pub fn emit(e: &Event) {
     // one write per line (stderr is unbuffered: `eprintln!` writes each piece on its own)
-    let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), format!("{e}\n").as_bytes());
+    let line = format!("{}{e}\n", crate::logging::terminal_stamp());
+    let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
     for s in SUBSCRIBERS
         .read()
         .unwrap_or_else(std::sync::PoisonError::into_inner)

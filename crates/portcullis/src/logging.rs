@@ -1,5 +1,6 @@
 //! The daemon's own messages (notes, warnings, errors) through `tracing`, written to stderr
-//! as `note …`, `warning …`, `error …` (journald adds time and program), filtered by
+//! as `note …`, `warning …`, `error …` (journald adds time and program; on a terminal each
+//! line starts with the UTC time, see [`terminal_stamp`]), filtered by
 //! `--log-level` or `log_level`. Events (bans and the like) are not filtered: see
 //! [`crate::events`].
 
@@ -53,11 +54,26 @@ where
             .format_fields(Writer::new(&mut text), event)?;
         writeln!(
             w,
-            "{} {}",
+            "{}{} {}",
+            terminal_stamp(),
             word(event.metadata().level()),
             escape_controls(&text)
         )
     }
+}
+
+/// `2026-12-05T08:01:02Z ` (the clock now, UTC) when stderr is a terminal (a daemon run in
+/// the foreground by hand), else nothing: journald and syslog add their own time, and the
+/// text of a line in a log file is an interface (the recidive filter reads it).
+pub fn terminal_stamp() -> String {
+    static TERMINAL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if !*TERMINAL.get_or_init(|| std::io::IsTerminal::is_terminal(&std::io::stderr())) {
+        return String::new();
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    format!("{} ", portcullis_core::time::rfc3339(now * 1000))
 }
 
 /// `text` with control characters (a newline above all) written as `\n`, `\x1b`...: a
