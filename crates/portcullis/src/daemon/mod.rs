@@ -378,16 +378,32 @@ fn jail_files(j: &crate::config::JailConfig) -> Vec<(String, bool)> {
 }
 
 /// What `status` must say loudly about a jail's sources: a jail with no readable source
-/// sees nothing, and protects nothing.
+/// (no readable file, and no journal or no journald to serve it) sees nothing, and protects
+/// nothing.
 fn source_warnings(j: &crate::config::JailConfig) -> Vec<String> {
+    let journald = Path::new(crate::sources::journal::JOURNALD_SOCKET).exists();
+    source_warnings_with(j, &jail_files(j), journald)
+}
+
+/// [`source_warnings`] for these files (path, readable) and whether journald runs.
+fn source_warnings_with(
+    j: &crate::config::JailConfig,
+    files: &[(String, bool)],
+    journald: bool,
+) -> Vec<String> {
     let journals = j.logs.iter().any(|l| l.starts_with("journal:"));
-    let files = jail_files(j);
     let mut w: Vec<String> = files
         .iter()
         .filter(|(_, ok)| !ok)
         .map(|(f, _)| format!("cannot read {f} (missing or no permission)"))
         .collect();
-    if !journals && !files.iter().any(|(_, ok)| *ok) {
+    if journals && !journald {
+        w.push(format!(
+            "journald is not running ({} is missing): the journal sources give nothing until it starts",
+            crate::sources::journal::JOURNALD_SOCKET
+        ));
+    }
+    if !(journals && journald) && !files.iter().any(|(_, ok)| *ok) {
         w.insert(
             0,
             "NO READABLE LOG SOURCE: this jail sees nothing and bans nobody".to_string(),
@@ -1788,6 +1804,37 @@ if [ "$cur" != tail ]; then printf '{"__CURSOR":"%s","MESSAGE":"read again"}\n' 
 printf '{"__CURSOR":"cursor-%s","__REALTIME_TIMESTAMP":"1735689600000000","_HOSTNAME":"host","SYSLOG_IDENTIFIER":"prog","_PID":"1","MESSAGE":"from %s after %s"}\n' $$ "$last" "$cur"
 wait "$p"
 "#;
+
+    /// `status` says loudly when a jail reads only the journal and journald is not running
+    /// (the default sshd jail on a machine with neither journald nor auth.log), as it does
+    /// for a jail whose files are all unreadable.
+    #[test]
+    fn status_warns_of_a_journal_source_without_journald() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = config(
+            dir.path(),
+            &[
+                ("j", &["journal:_SYSTEMD_UNIT=ssh.service"]),
+                ("both", &["journal:_COMM=sshd", "/x/auth.log"]),
+            ],
+        );
+        let cfg = Config::from_texts(&[("c.toml".into(), text)], vec![]).unwrap();
+        let (j, both) = (&cfg.jails[0], &cfg.jails[1]);
+        let loud = |w: &[String]| w.iter().any(|w| w.starts_with("NO READABLE LOG SOURCE"));
+        let down = |w: &[String]| w.iter().any(|w| w.starts_with("journald is not running"));
+        let w = source_warnings_with(j, &[], false);
+        assert!(loud(&w) && down(&w), "{w:?}");
+        let w = source_warnings_with(j, &[], true);
+        assert!(w.is_empty(), "{w:?}");
+        let readable = [("/x/auth.log".to_string(), true)];
+        let w = source_warnings_with(both, &readable, false);
+        assert!(!loud(&w) && down(&w), "{w:?}");
+        let unreadable = [("/x/auth.log".to_string(), false)];
+        let w = source_warnings_with(both, &unreadable, false);
+        assert!(loud(&w) && down(&w), "{w:?}");
+        let w = source_warnings_with(both, &unreadable, true);
+        assert!(!loud(&w) && !down(&w) && w.len() == 1, "{w:?}");
+    }
 
     fn config(dir: &Path, jails: &[(&str, &[&str])]) -> String {
         let mut t = format!(
