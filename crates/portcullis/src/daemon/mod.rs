@@ -403,7 +403,9 @@ fn source_warnings_with(
             crate::sources::journal::JOURNALD_SOCKET
         ));
     }
-    if !(journals && journald) && !files.iter().any(|(_, ok)| *ok) {
+    let journal_read = journals && journald;
+    let file_read = files.iter().any(|(_, ok)| *ok);
+    if !journal_read && !file_read {
         w.insert(
             0,
             "NO READABLE LOG SOURCE: this jail sees nothing and bans nobody".to_string(),
