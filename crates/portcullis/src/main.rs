@@ -28,6 +28,8 @@ use clap::{CommandFactory, Parser, Subcommand};
     name = "portcullis",
     version,
     about,
+    // our own `help` (below), which has a --help of its own
+    disable_help_subcommand = true,
     long_about = "Portcullis follows the logs of network services (sshd, mail, web, FTP, ...), \
 recognises failed and abusive logins with anchored patterns, counts them per source address \
 over a time window, and bans offenders in the kernel firewall for a time. Loopback, the \
@@ -44,10 +46,14 @@ struct Cli {
 /// How a client finds the daemon.
 #[derive(clap::Args, Clone)]
 struct Target {
-    /// Configuration file whose `socket` to use [default: /etc/portcullis/portcullis.toml].
+    /// Configuration file whose `socket` to use, and whose `state_dir` `bans` and `unban`
+    /// work on while no daemon answers [default: /etc/portcullis/portcullis.toml, else the
+    /// built-in default configuration].
     #[arg(long, short)]
     config: Option<PathBuf>,
-    /// Control socket path (overrides the configuration).
+    /// Control socket path (overrides the configuration). With no daemon answering there,
+    /// `bans` and `unban` need the configuration of that daemon (--config) for its state,
+    /// unless this is the default configuration's socket.
     #[arg(long)]
     socket: Option<PathBuf>,
 }
@@ -128,6 +134,8 @@ enum Cmd {
         config: Option<PathBuf>,
     },
     /// Try a filter on a log: a summary of matches, or one JSON object per line.
+    // (clap's usage in the error for a missing --filter would show FILE as required)
+    #[command(override_usage = "portcullis test [OPTIONS] --filter <FILTER> [FILE]")]
     Test {
         /// Built-in filter name (see `portcullis filters`) or path to a filter file.
         #[arg(long, short)]
@@ -138,13 +146,25 @@ enum Cmd {
         /// How many top hosts and users the summary shows.
         #[arg(long, default_value_t = 10)]
         top: usize,
+        /// Also list the lines no rule matched (fail2ban-regex's "missed lines"): the first N
+        /// in file order [N default: 20], after their total. Lines longer than 200
+        /// characters are shortened; syslog's "last message repeated" lines are not listed.
+        #[arg(
+            long,
+            value_name = "N",
+            num_args = 0..=1,
+            require_equals = true,
+            default_missing_value = "20",
+            conflicts_with = "json"
+        )]
+        missed: Option<usize>,
         /// Log file to read [default: standard input].
         file: Option<PathBuf>,
     },
     /// Dry run: feed logs through the jails, with the logs' timestamps as the clock, and
     /// print every ban and unban that would happen.
     Replay {
-        /// Configuration file [default: the built-in default configuration].
+        /// Configuration file [default: /etc/portcullis/portcullis.toml, else built-in defaults].
         #[arg(long, short)]
         config: Option<PathBuf>,
         /// Only these jails (repeatable).
@@ -199,6 +219,12 @@ enum Cmd {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+    /// Print the help of portcullis, or of one of its subcommands (as `portcullis SUBCOMMAND
+    /// --help` does).
+    Help {
+        /// The subcommand, e.g. `bans`.
+        subcommand: Option<String>,
+    },
     /// Write the man pages and shell completions generated from this command line into DIR
     /// (`man/`, `completions/`): how dist/ is kept up to date (see dist/README.md).
     #[command(hide = true)]
@@ -216,6 +242,19 @@ fn end_quietly_on_closed_stdout() {
     sys::default_sigpipe();
 }
 
+/// `portcullis help [SUBCOMMAND]`: what `portcullis [SUBCOMMAND] --help` prints.
+fn help(sub: Option<&str>) -> anyhow::Result<i32> {
+    let argv = ["portcullis"].into_iter().chain(sub).chain(["--help"]);
+    match Cli::command().try_get_matches_from(argv) {
+        Err(e) => {
+            e.print()?;
+            Ok(e.exit_code())
+        }
+        // (a subcommand with a positional argument could take "--help" as one: none does)
+        Ok(_) => anyhow::bail!("no help for {sub:?}"),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if !matches!(cli.cmd, Cmd::Run { .. }) {
@@ -223,8 +262,7 @@ fn main() -> ExitCode {
     }
     use daemon::protocol::Request;
     let client = |t: &Target, req: Request, json: bool| -> anyhow::Result<i32> {
-        let sock = cli::client::socket_path(t.socket.as_deref(), t.config.as_deref())?;
-        cli::client::run(&sock, t.config.as_deref(), req, json)
+        cli::client::run(t.socket.as_deref(), t.config.as_deref(), req, json)
     };
     let res = match cli.cmd {
         Cmd::Run { config, log_level } => daemon::run(config.as_deref(), log_level.as_deref()),
@@ -267,8 +305,9 @@ fn main() -> ExitCode {
             filter,
             json,
             top,
+            missed,
             file,
-        } => cli::test::run(&filter, json, file.as_deref(), top),
+        } => cli::test::run(&filter, json, file.as_deref(), top, missed),
         Cmd::Replay {
             config,
             jail,
@@ -292,6 +331,7 @@ fn main() -> ExitCode {
             output.as_deref(),
             top,
         ),
+        Cmd::Help { subcommand } => help(subcommand.as_deref()),
         Cmd::GenerateAssets { dir } => cli::assets::run(Cli::command(), &dir),
     };
     match res {

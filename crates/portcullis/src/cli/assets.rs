@@ -44,3 +44,34 @@ pub fn run(cmd: Command, dir: &Path) -> anyhow::Result<i32> {
     }
     Ok(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every page portcullis(8) names (`portcullis-SUB(8)`) is one of those written: it named
+    /// portcullis-help(8) while clap's own `help` subcommand had no page.
+    #[test]
+    fn every_page_the_main_page_names_is_written() {
+        let t = tempfile::tempdir().unwrap();
+        assert_eq!(super::run(crate::Cli::command(), t.path()).unwrap(), 0);
+        let main = std::fs::read_to_string(t.path().join("man/portcullis.8")).unwrap();
+        let named: Vec<&str> = main
+            .split("portcullis\\-")
+            .skip(1)
+            .filter_map(|s| s.split_once("(8)").map(|(n, _)| n))
+            .filter(|n| !n.contains(char::is_whitespace))
+            .collect();
+        assert!(named.len() > 10 && named.contains(&"help"), "{named:?}");
+        for n in named {
+            let page = t
+                .path()
+                .join(format!("man/portcullis-{}.8", n.replace("\\-", "-")));
+            assert!(
+                page.exists(),
+                "portcullis.8 names {n}(8): no {}",
+                page.display()
+            );
+        }
+    }
+}

@@ -9,21 +9,102 @@ use crate::daemon::control;
 use crate::daemon::protocol::{Request, Response};
 
 /// Finds the socket: `--socket`, else the one named by the configuration.
-pub fn socket_path(socket: Option<&Path>, config: Option<&Path>) -> Result<PathBuf> {
+fn socket_path(socket: Option<&Path>, config: Option<&Path>) -> Result<PathBuf> {
     match socket {
         Some(s) => Ok(s.to_path_buf()),
         None => Ok(Config::load(config)?.socket),
     }
 }
 
-/// Sends `req`, prints the answer (as JSON with `json`), returns the exit code. With the
-/// daemon stopped, `bans` and `unban` work on the state file of the configuration at
-/// `config` ([`super::offline`]).
-pub fn run(socket: &Path, config: Option<&Path>, req: Request, json: bool) -> Result<i32> {
+/// The configuration file `config` names (`-c`), else the default one, in words.
+fn config_name(config: Option<&Path>) -> String {
+    match config {
+        Some(c) => c.display().to_string(),
+        None if Path::new(crate::config::DEFAULT_PATH).exists() => {
+            crate::config::DEFAULT_PATH.to_string()
+        }
+        None => "the built-in default configuration".to_string(),
+    }
+}
+
+/// Whether `a` and `b` name the same file (written differently, or through a link to a
+/// directory); a socket that is not there cannot be resolved itself, its directory can.
+fn same_path(a: &Path, b: &Path) -> bool {
+    let norm = |p: &Path| -> Option<PathBuf> {
+        // `..` taken lexically first: its directory may not exist
+        let mut p = std::path::absolute(p).ok()?;
+        if p.components().any(|c| c == std::path::Component::ParentDir) {
+            let mut clean = PathBuf::new();
+            for c in p.components() {
+                match c {
+                    std::path::Component::ParentDir => {
+                        clean.pop();
+                    }
+                    c => clean.push(c),
+                }
+            }
+            p = clean;
+        }
+        let dir = p.parent()?;
+        let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+        Some(dir.join(p.file_name()?))
+    };
+    a == b || norm(a).is_some_and(|n| Some(n) == norm(b))
+}
+
+/// Sends `req` to the daemon on `socket` (`--socket`, else the configuration's `socket`),
+/// prints the answer (as JSON with `json`), returns the exit code.
+///
+/// With no daemon answering, `bans` and `unban` work on the state file ([`super::offline`])
+/// of the configuration: the one given with `--config` (which names both the socket and the
+/// state directory), else the default one. A `--socket` alone that is not the default
+/// configuration's socket says nothing of where that daemon keeps its state: that is an
+/// error (exit 3, as for `status`), never the default state directory's "no active bans".
+pub fn run(socket: Option<&Path>, config: Option<&Path>, req: Request, json: bool) -> Result<i32> {
+    // (before any connection: the same words whether a daemon runs or not)
+    let target = match &req {
+        Request::Ban { addr, .. }
+        | Request::Unban {
+            addr: Some(addr), ..
+        } => Some(addr),
+        _ => None,
+    };
+    if let Some(Err(e)) = target.map(|a| control::parse_target(a)) {
+        eprintln!("portcullis: {e}");
+        return Ok(1);
+    }
+    let sock = socket_path(socket, config)?;
     let offline = matches!(req, Request::Bans { .. } | Request::Unban { .. })
-        && super::offline::daemon_stopped(socket);
+        && super::offline::daemon_stopped(&sock);
     let resp = if offline {
-        let cfg = Config::load(config)?;
+        let cfg = match (socket, config) {
+            (Some(s), None) => match Config::load(None) {
+                Ok(cfg) if same_path(s, &cfg.socket) => cfg,
+                found => {
+                    let names = match found {
+                        Ok(cfg) => format!("names the socket {}", cfg.socket.display()),
+                        Err(e) => format!("cannot be read ({e:#})"),
+                    };
+                    eprintln!(
+                        "portcullis: no portcullis daemon is answering on {}, and where its \
+                         state is kept is unknown: {} {names}. With the daemon stopped, give \
+                         its configuration instead (--config FILE: its `socket` and \
+                         `state_dir`)",
+                        s.display(),
+                        config_name(None),
+                    );
+                    return Ok(3);
+                }
+            },
+            _ => Config::load(config)?,
+        };
+        eprintln!(
+            "portcullis: no daemon is running (none answers on {}); working on the state in \
+             {} (the state_dir of {})",
+            sock.display(),
+            cfg.state_dir.display(),
+            config_name(config)
+        );
         let now = super::time_context().now;
         match &req {
             Request::Bans { jail, permanent } => {
@@ -36,17 +117,14 @@ pub fn run(socket: &Path, config: Option<&Path>, req: Request, json: bool) -> Re
             Request::Unban { addr, jail, .. } => {
                 let ip = match addr {
                     None => None,
-                    Some(a) => match portcullis_core::ignore::Cidr::parse(a) {
-                        Ok(c) => Some(c),
-                        Err(_) => anyhow::bail!("{a:?} is not an IP address or CIDR prefix"),
-                    },
+                    Some(a) => Some(control::parse_target(a).map_err(anyhow::Error::msg)?),
                 };
                 super::offline::unban(&cfg, ip, jail.as_deref(), now)?
             }
             _ => unreachable!("only bans and unban work offline"),
         }
     } else {
-        match control::request(socket, &req) {
+        match control::request(&sock, &req) {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("portcullis: {e:#}");
@@ -135,5 +213,30 @@ fn print_human(req: &Request, r: &Response) {
         );
         let c: Vec<String> = f.counters.iter().map(|(k, v)| format!("{k}={v}")).collect();
         println!("  {}", c.join(" "));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_path;
+    use std::path::Path;
+
+    #[test]
+    fn the_same_socket_written_differently_is_the_same() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        std::fs::create_dir(d.join("run")).unwrap();
+        std::os::unix::fs::symlink(d.join("run"), d.join("link")).unwrap();
+        let sock = d.join("run/p.sock");
+        assert!(same_path(&sock, &sock));
+        assert!(same_path(&d.join("link/p.sock"), &sock));
+        assert!(same_path(&d.join("run/../run/./p.sock"), &sock));
+        // a directory that does not exist: taken as written
+        assert!(same_path(
+            Path::new("/nonexistent/x/../p.sock"),
+            Path::new("/nonexistent/p.sock")
+        ));
+        assert!(!same_path(&d.join("run/q.sock"), &sock));
+        assert!(!same_path(Path::new("/run/portcullis/p.sock"), &sock));
     }
 }

@@ -26,37 +26,58 @@ pub fn daemon_stopped(socket: &Path) -> bool {
     }
 }
 
+/// Whether `path` exists: `false` when it does not, an error that says so when this user may
+/// not look (a state directory is 0700, root's: "does not exist" would be false).
+pub fn probe(path: &Path) -> Result<bool> {
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            anyhow::bail!(
+                "cannot read {}: permission denied (run as root?)",
+                path.display()
+            )
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// Whether `e` comes from a refused permission.
+fn permission_denied(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied)
+    })
+}
+
 /// Opens the configuration's state file, if there is one, checked as the daemon checks it.
 fn open(cfg: &Config) -> Result<Option<(Store, std::fs::File)>> {
-    if !cfg.state_dir.exists() {
+    if !probe(&cfg.state_dir)? || !probe(&cfg.state_dir.join("portcullis.db"))? {
         return Ok(None);
     }
     let dir = fsutil::prepare_state_dir(&cfg.state_dir)?;
     // a daemon that is starting (no socket yet) or listening elsewhere holds this lock: its
     // state is not ours to change
-    let lock = fsutil::lock_state(&dir).context(
-        "the daemon is running: use its control socket (--socket, or the configuration's `socket`)",
-    )?;
+    let lock = match fsutil::lock_state(&dir) {
+        Ok(l) => l,
+        Err(e) if permission_denied(&e) => anyhow::bail!(
+            "cannot write the lock file in {}: permission denied (run as root?)",
+            dir.display()
+        ),
+        Err(e) => return Err(e.context(
+            "the daemon is running: use its control socket (--socket, or the configuration's `socket`)",
+        )),
+    };
     let db = dir.join("portcullis.db");
-    if !db.exists() {
-        return Ok(None);
-    }
     Store::open(&db, CorruptPolicy::Refuse)
         .map(|store| Some((store, lock)))
         .with_context(|| format!("cannot open the state file {}", db.display()))
 }
 
-fn note(cfg: &Config) {
-    eprintln!(
-        "portcullis: no daemon is running; working on the state in {}",
-        cfg.state_dir.display()
-    );
-}
-
 /// The fleet's state file (`fleet.db`) when there is one: the origins of fleet bans.
 fn fleet_db(cfg: &Config) -> Result<Option<crate::fleet::db::Db>> {
     let path = cfg.state_dir.join("fleet.db");
-    if !path.exists() {
+    if !probe(&path)? {
         return Ok(None);
     }
     crate::fleet::db::Db::open(&path).map(Some)
@@ -65,7 +86,6 @@ fn fleet_db(cfg: &Config) -> Result<Option<crate::fleet::db::Db>> {
 /// The active bans of the state file, as the daemon would list them: a ban another node
 /// shared shows its origin (`fleet:NODE`, from `fleet.db`).
 pub fn bans(cfg: &Config, jail: Option<&str>, now: i64) -> Result<Response> {
-    note(cfg);
     let mut r = Response {
         ok: true,
         ..Default::default()
@@ -110,20 +130,58 @@ pub fn bans(cfg: &Config, jail: Option<&str>, now: i64) -> Result<Response> {
     Ok(r)
 }
 
-/// Lifts bans in the state file (and, with nftables, in the kernel too).
+/// Lifts bans in the state file (and, with nftables, in the kernel too). As the daemon's
+/// `unban`: an address inside a banned prefix lifts the prefix (per jail, the ban of `addr`
+/// itself, else the widest ban that covers it), and the `deny` list is not lifted here.
 pub fn unban(cfg: &Config, addr: Option<Cidr>, jail: Option<&str>, now: i64) -> Result<Response> {
-    note(cfg);
+    if let Some(t) = addr {
+        if jail.is_none_or(|j| j == crate::config::DENY_JAIL)
+            && cfg.deny.cidrs.iter().any(|d| d.overlaps(&t))
+        {
+            return Ok(Response::err(format!(
+                "{t} is in the `deny` list of the configuration: remove it from there"
+            )));
+        }
+    }
     let Some((mut store, _lock)) = open(cfg)? else {
-        return Ok(Response::ok("no state file: nothing is banned".to_string()));
+        return Ok(Response::err(format!(
+            "no state file in {}: nothing is banned",
+            cfg.state_dir.display()
+        )));
     };
-    let lift: Vec<(Cidr, String)> = store
+    let active: Vec<(Cidr, String)> = store
         .active_bans(now)?
         .into_iter()
-        .filter(|b| jail.is_none_or(|j| j == b.jail) && addr.is_none_or(|a| a == b.addr))
+        .filter(|b| jail.is_none_or(|j| j == b.jail))
         .map(|b| (b.addr, b.jail))
         .collect();
+    let lift: Vec<(Cidr, String)> = match addr {
+        None => active,
+        Some(a) => {
+            let mut jails: Vec<&String> = active.iter().map(|(_, j)| j).collect();
+            jails.sort();
+            jails.dedup();
+            jails
+                .into_iter()
+                .filter_map(|j| {
+                    let of_jail = || active.iter().filter(move |(_, bj)| bj == j);
+                    of_jail()
+                        .find(|(c, _)| *c == a)
+                        .or_else(|| {
+                            of_jail()
+                                .filter(|(c, _)| c.covers(&a))
+                                .min_by_key(|(c, _)| c.len)
+                        })
+                        .cloned()
+                })
+                .collect()
+        }
+    };
     if lift.is_empty() {
-        return Ok(Response::err("no such active ban in the state file"));
+        return Ok(Response::err(match addr {
+            Some(a) => format!("{a} is not banned (no such active ban in the state file)"),
+            None => "nothing is banned (no active ban in the state file)".into(),
+        }));
     }
     let ops: Vec<StoreOp> = lift
         .iter()

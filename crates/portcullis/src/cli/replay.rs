@@ -284,7 +284,7 @@ pub fn run(
     err?;
     out.flush()?;
     let active: usize = running.iter().map(|j| j.tracker().stats().banned).sum();
-    eprintln!("replay: {lines} lines, {bans} bans, {active} still banned at the end of the log");
+    eprintln!("replay: {}", summary(lines, bans, active as u64));
     let cut = cut_lines.into_inner();
     if cut > 0 {
         let head = line::head_len(max_line);
@@ -368,9 +368,31 @@ fn print(out: &mut impl Write, d: &Decision, jail: &str, json: bool) -> std::io:
     }
 }
 
+/// The last line of a replay: `1 line, 1 ban, 0 still banned at the end of the log`.
+fn summary(lines: u64, bans: u64, active: u64) -> String {
+    let s = |n: u64| if n == 1 { "" } else { "s" };
+    format!(
+        "{lines} line{}, {bans} ban{}, {active} still banned at the end of the log",
+        s(lines),
+        s(bans)
+    )
+}
+
 #[cfg(test)]
 mod tests {
-    use super::in_line_order;
+    use super::{in_line_order, summary};
+
+    #[test]
+    fn the_summary_counts_in_the_singular_for_one() {
+        assert_eq!(
+            summary(1, 1, 0),
+            "1 line, 1 ban, 0 still banned at the end of the log"
+        );
+        assert_eq!(
+            summary(2, 0, 1),
+            "2 lines, 0 bans, 1 still banned at the end of the log"
+        );
+    }
 
     #[test]
     fn parts_merge_into_line_order_keeping_a_lines_jails_in_order() {

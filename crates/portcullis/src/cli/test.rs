@@ -40,6 +40,10 @@ struct Stats {
     unrecognised: u64,
     /// The first few of them (by file position).
     unrecognised_first: Vec<(u64, Box<[u8]>)>,
+    /// How many of the lines no rule matched to keep (`--missed`; 0: none).
+    missed_keep: usize,
+    /// The first `missed_keep` of them (by file position), but a syslog daemon's repeat line.
+    missed_first: Vec<(u64, Box<[u8]>)>,
     per_rule: Vec<u64>,
     /// Per address ([`host_key`]).
     hosts: HashMap<u128, u64>,
@@ -70,6 +74,21 @@ type PieceTail = (u64, usize, u128, Option<Box<[u8]>>);
 const IN_PIECE: u64 = (1 << 40) - 1;
 
 impl Stats {
+    /// Empty counts that keep the first `missed` lines no rule matched.
+    fn new(missed: usize) -> Stats {
+        Stats {
+            missed_keep: missed,
+            ..Default::default()
+        }
+    }
+
+    /// Keeps line `at` as a missed one, while it is among the first `missed_keep`.
+    fn missed(&mut self, line: &[u8], at: u64) {
+        if self.missed_first.len() < self.missed_keep {
+            self.missed_first.push((at, line.into()));
+        }
+    }
+
     fn count_host(&mut self, h: IpAddr) {
         let h = host_key(h);
         match &mut self.run_host {
@@ -184,6 +203,9 @@ impl Stats {
         self.unrecognised_first.extend(o.unrecognised_first);
         self.unrecognised_first.sort_by_key(|(at, _)| *at);
         self.unrecognised_first.truncate(UNRECOGNISED_SHOWN);
+        self.missed_first.extend(o.missed_first);
+        self.missed_first.sort_by_key(|(at, _)| *at);
+        self.missed_first.truncate(self.missed_keep);
         if self.per_rule.len() < o.per_rule.len() {
             self.per_rule.resize(o.per_rule.len(), 0);
         }
@@ -230,7 +252,14 @@ fn add_user(users: &mut HashMap<Box<[u8]>, u64>, u: &[u8], n: u64) {
 }
 
 /// Runs the test command; returns the exit code.
-pub fn run(filter: &str, json: bool, file: Option<&Path>, top: usize) -> Result<i32> {
+/// `missed`: how many of the lines no rule matched to list (`--missed`).
+pub fn run(
+    filter: &str,
+    json: bool,
+    file: Option<&Path>,
+    top: usize,
+    missed: Option<usize>,
+) -> Result<i32> {
     let f = match crate::config::resolve_filter(filter, &[]) {
         Ok(f) => f,
         Err(e) => {
@@ -257,10 +286,11 @@ pub fn run(filter: &str, json: bool, file: Option<&Path>, top: usize) -> Result<
     }
     // a progress bar on a terminal for a large file (nothing when piped or --json)
     let bar = super::progress::Bar::start(super::progress::total_size(file), false);
+    let keep = missed.unwrap_or(0);
     let mut stats = match file {
-        Some(p) if p.as_os_str() != "-" => summarise_file(&set, p, &ctx)?,
+        Some(p) if p.as_os_str() != "-" => summarise_file(&set, p, &ctx, keep)?,
         _ => {
-            let mut s = Stats::default();
+            let mut s = Stats::new(keep);
             let mut scratch = set.scratch();
             input::for_each_line(input::open(None)?, |l| {
                 let at = s.lines;
@@ -271,7 +301,7 @@ pub fn run(filter: &str, json: bool, file: Option<&Path>, top: usize) -> Result<
     };
     drop(bar);
     stats.flush();
-    print_summary(&set, &stats, top);
+    print_summary(&set, &stats, top, missed.is_some());
     Ok(0)
 }
 
@@ -359,8 +389,11 @@ fn count_parsed(
     let Some(h) = set.match_parsed(&parsed, ctx, scratch) else {
         s.transport_cut += u64::from(scratch.cut_refused() > refused);
         s.untagged += u64::from(scratch.untagged_refused() > untagged);
-        if !(may_repeat(&parsed) && s.repeat(&parsed, at)) && parsed.program.is_none() {
-            not_recognised(set, s, line, at);
+        if !(may_repeat(&parsed) && s.repeat(&parsed, at)) {
+            if parsed.program.is_none() {
+                not_recognised(set, s, line, at);
+            }
+            s.missed(line, at);
         }
         return;
     };
@@ -391,7 +424,7 @@ fn count_parsed(
 /// Splits a regular file at line starts across the available cores; each thread reads its
 /// own pieces (128 KiB at a time, so that what was read is matched while it is still in
 /// the core's cache).
-fn summarise_file(set: &MatchSet, path: &Path, ctx: &TimeContext) -> Result<Stats> {
+fn summarise_file(set: &MatchSet, path: &Path, ctx: &TimeContext, keep: usize) -> Result<Stats> {
     use anyhow::Context;
     let cannot = || format!("cannot read {}", path.display());
     let file =
@@ -400,7 +433,7 @@ fn summarise_file(set: &MatchSet, path: &Path, ctx: &TimeContext) -> Result<Stat
     if !meta.is_file() || input::is_gzip(path)? {
         // a pipe, a device or a compressed log: one reader, in order (through `open`,
         // which decompresses)
-        let mut s = Stats::default();
+        let mut s = Stats::new(keep);
         let mut scratch = set.scratch();
         let r = input::open(Some(path))?;
         input::for_each_line(r, |l| {
@@ -418,7 +451,7 @@ fn summarise_file(set: &MatchSet, path: &Path, ctx: &TimeContext) -> Result<Stat
         .div_ceil(2 * PIECE)
         .clamp(1, super::match_threads(8) as u64) as usize;
     if set.correlates() && threads > 1 {
-        return summarise_sharded(set, &file, threads, ctx).with_context(cannot);
+        return summarise_sharded(set, &file, threads, ctx, keep).with_context(cannot);
     }
     let mut bounds = vec![0u64];
     let mut at = PIECE;
@@ -439,7 +472,7 @@ fn summarise_file(set: &MatchSet, path: &Path, ctx: &TimeContext) -> Result<Stat
             .map(|_| {
                 let (bounds, next, file) = (&bounds, &next, &file);
                 sc.spawn(move || {
-                    let mut s = Stats::default();
+                    let mut s = Stats::new(keep);
                     let mut scratch = set.scratch();
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -463,7 +496,7 @@ fn summarise_file(set: &MatchSet, path: &Path, ctx: &TimeContext) -> Result<Stat
             .map(|h| h.join().expect("worker thread"))
             .collect()
     });
-    let mut total = Stats::default();
+    let mut total = Stats::new(keep);
     for r in results {
         total.merge(r.with_context(cannot)?);
     }
@@ -480,6 +513,7 @@ fn summarise_sharded(
     file: &std::fs::File,
     threads: usize,
     ctx: &TimeContext,
+    keep: usize,
 ) -> std::io::Result<Stats> {
     // small enough to be matched while it is still in the caches
     const CHUNK: usize = 128 << 10;
@@ -490,7 +524,7 @@ fn summarise_sharded(
             .map(|w| {
                 let chunks = &chunks;
                 sc.spawn(move || -> std::io::Result<Stats> {
-                    let mut s = Stats::default();
+                    let mut s = Stats::new(keep);
                     let mut scratch = set.scratch();
                     let mut i = 0u64;
                     // (the line's number in the file: consecutive across chunks, so that
@@ -508,7 +542,7 @@ fn summarise_sharded(
                 })
             })
             .collect();
-        let mut total = Stats::default();
+        let mut total = Stats::new(keep);
         for h in workers {
             total.merge(h.join().expect("worker thread")?);
         }
@@ -586,7 +620,23 @@ fn top_n<K: Clone, F: Fn(&K) -> String>(
     v
 }
 
-fn print_summary(set: &MatchSet, s: &Stats, top: usize) {
+/// A line of the log as the summary shows it: escaped (it is the attacker's text), at most
+/// 200 characters.
+fn shown(l: &[u8]) -> String {
+    let chars = String::from_utf8_lossy(l);
+    let mut t: String = chars
+        .chars()
+        .take(200)
+        .flat_map(char::escape_debug)
+        .collect();
+    if chars.chars().nth(200).is_some() {
+        t.push_str(" ...");
+    }
+    t
+}
+
+/// `missed`: list the first lines no rule matched (`--missed`).
+fn print_summary(set: &MatchSet, s: &Stats, top: usize, missed: bool) {
     let f: &Filter = &set.filters()[0];
     let mut o = String::new();
     o.push_str(&format!("filter {}: {}\n", f.name, f.description));
@@ -609,13 +659,7 @@ fn print_summary(set: &MatchSet, s: &Stats, top: usize) {
             s.unrecognised_first.len()
         ));
         for (_, l) in &s.unrecognised_first {
-            // (escaped: a line shown here is the attacker's text)
-            let shown: String = String::from_utf8_lossy(l)
-                .chars()
-                .take(200)
-                .flat_map(char::escape_debug)
-                .collect();
-            o.push_str(&format!("  {shown}\n"));
+            o.push_str(&format!("  {}\n", shown(l)));
         }
     }
     if s.cut > 0 {
@@ -669,6 +713,16 @@ fn print_summary(set: &MatchSet, s: &Stats, top: usize) {
     for (u, n) in top_n(&s.users, top, |u| String::from_utf8_lossy(u).into_owned()) {
         o.push_str(&format!("  {n:>10}  {u}\n"));
     }
+    if missed {
+        o.push_str(&format!(
+            "\nlines not matched: {}, the first {} (without syslog's repeat lines):\n",
+            s.lines - s.matched,
+            s.missed_first.len()
+        ));
+        for (_, l) in &s.missed_first {
+            o.push_str(&format!("  {}\n", shown(l)));
+        }
+    }
     print!("{o}");
 }
 
@@ -696,7 +750,7 @@ mod tests {
     fn lines_without_a_readable_prefix_are_reported() {
         let (set, ctx) = sshd_set();
         let mut scratch = set.scratch();
-        let mut s = Stats::default();
+        let mut s = Stats::new(2);
         let lines: [&[u8]; 5] = [
             b"Nov 21 10:00:01 web1 sshd[1]: Failed password for root from 203.0.113.5 port 22 ssh2",
             b"Nov 21 10:00:01 web1 sshd[1]: Server listening on 0.0.0.0 port 22.",
@@ -714,6 +768,10 @@ mod tests {
             .map(|(at, l)| (*at, &l[..]))
             .collect();
         assert_eq!(shown, [(2, lines[2]), (4, lines[4])]);
+        // `--missed=2`: the first two lines no rule matched, whatever their prefix
+        let missed: Vec<(u64, &[u8])> =
+            s.missed_first.iter().map(|(at, l)| (*at, &l[..])).collect();
+        assert_eq!(missed, [(1, lines[1]), (2, lines[2])]);
     }
 
     /// A file shared by session between threads (each line split once, by the thread that
@@ -747,7 +805,7 @@ mod tests {
         }
         let mut f = tempfile::tempfile().unwrap();
         std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
-        let mut one = Stats::default();
+        let mut one = Stats::new(50);
         let mut scratch = set.scratch();
         for (i, l) in text.lines().enumerate() {
             count(&set, &mut scratch, &mut one, l.as_bytes(), i as u64, &ctx);
@@ -770,10 +828,18 @@ mod tests {
             )
         };
         assert!(one.matched > 4000 && one.cut == 1, "{:?}", key(&one).1);
+        // the missed lines: the file's first, without the repeat lines
+        assert_eq!(one.missed_first.len(), 50);
+        assert!(one
+            .missed_first
+            .iter()
+            .all(|(_, l)| !l.windows(16).any(|w| w == b"message repeated")));
+        assert_eq!(one.missed_first[0].1[..], *b"no prefix at all");
         for threads in [2, 3] {
-            let mut shared = summarise_sharded(&set, &f, threads, &ctx).unwrap();
+            let mut shared = summarise_sharded(&set, &f, threads, &ctx, 50).unwrap();
             shared.join_pieces();
             assert_eq!(key(&shared), key(&one), "{threads} threads");
+            assert_eq!(shared.missed_first, one.missed_first, "{threads} threads");
         }
     }
 

@@ -1554,10 +1554,9 @@ impl Engine {
         dur: Option<&str>,
         now: Millis,
     ) -> Response {
-        let Ok(target) = Cidr::parse(addr) else {
-            return Response::err(format!(
-                "{addr:?} is not an IP address or CIDR prefix (e.g. 203.0.113.7, 2001:db8:5:6::/64)"
-            ));
+        let target = match control::parse_target(addr) {
+            Ok(t) => t,
+            Err(e) => return Response::err(e),
         };
         let ji = match jail {
             Some(n) => match self.jails.iter().position(|j| j.name() == n) {
@@ -1568,13 +1567,13 @@ impl Engine {
             None => 0,
         };
         if let Some(reason) = self.jails[ji].settings().ignore.check_prefix(target) {
-            return Response::err(format!("refused to ban {target}: {reason}"));
+            return Response::err(control::refusal(target, reason));
         }
-        if crate::firewall::never_ban_prefix(target) || self.own.iter().any(|&o| target.contains(o))
-        {
-            return Response::err(format!(
-                "refused to ban {target}: it is or holds loopback or one of this host's own addresses"
-            ));
+        if self.own.iter().any(|&o| target.contains(o)) {
+            return Response::err(control::refusal(target, Reason::Own));
+        }
+        if crate::firewall::never_ban_prefix(target) {
+            return Response::err(control::refusal(target, Reason::Loopback));
         }
         let len = match dur {
             None => self.cfg.jails[ji].bantime,
@@ -1697,11 +1696,9 @@ impl Engine {
     ) -> Response {
         let target = match (addr, all) {
             (_, true) => None,
-            (Some(a), false) => match Cidr::parse(a) {
+            (Some(a), false) => match control::parse_target(a) {
                 Ok(c) => Some(c),
-                Err(_) => {
-                    return Response::err(format!("{a:?} is not an IP address or CIDR prefix"))
-                }
+                Err(e) => return Response::err(e),
             },
             (None, false) => return Response::err("give an address, or --all"),
         };

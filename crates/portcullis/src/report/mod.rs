@@ -436,11 +436,20 @@ pub fn run(
     let span = portcullis_core::duration::parse(since)
         .map_err(|e| anyhow::anyhow!("--since {since:?}: {e}"))?;
     let path = cfg.state_dir.join(FILE);
-    if !path.exists() {
+    // (a state directory this user may not read is not "no statistics yet")
+    if !crate::cli::offline::probe(&path)? {
         anyhow::bail!(
             "no statistics yet: {} does not exist (the daemon writes it once it runs)",
             path.display()
         );
+    }
+    if let Err(e) = std::fs::File::open(&path) {
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            anyhow::bail!(
+                "cannot read {}: permission denied (run as root?)",
+                path.display()
+            );
+        }
     }
     let conn = query::open_ro(&path)?;
     let now = now_ms() / 1000 * 1000;

@@ -1,0 +1,455 @@
+//! The control commands' errors, as a user meets them (review of 2026-12-05, 2.x and 1.8):
+//! a wrong `--socket` is not an empty state, a state directory this user may not read is not
+//! a missing one, an address inside a banned prefix lifts it with the daemon stopped too,
+//! `ban` words its refusals for what it was given, and the help and usage lines hold.
+//! Real daemon, null firewall; the permission test runs the client as `nobody`.
+
+mod common;
+
+use common::*;
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+fn run(args: &[&str]) -> CmdOutput {
+    let mut c = Command::new(BIN);
+    c.args(args);
+    run_with_timeout(&mut c, None, Duration::from_secs(30))
+}
+
+/// `portcullis ARGS --config CONFIG`.
+fn cli(args: &[&str], config: &Path) -> CmdOutput {
+    let mut c = Command::new(BIN);
+    c.args(args).arg("--config").arg(config);
+    run_with_timeout(&mut c, None, Duration::from_secs(30))
+}
+
+/// A work directory with a configuration (null firewall, socket and state inside it, jails
+/// `sshd` and `web`); returns it and the configuration's path.
+fn setup(prefix: &str) -> (tempfile::TempDir, PathBuf) {
+    let work = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
+    let dir = work.path();
+    let config = dir.join("portcullis.toml");
+    fs::write(
+        &config,
+        format!(
+            "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"null\"\n\
+             [[jail]]\nname = \"sshd\"\nlogs = [{:?}]\n[[jail]]\nname = \"web\"\nfilter = \"sshd\"\nlogs = [{:?}]\n",
+            dir.join("p.sock").display().to_string(),
+            dir.join("state").display().to_string(),
+            dir.join("auth.log").display().to_string(),
+            dir.join("web.log").display().to_string(),
+        ),
+    )
+    .unwrap();
+    (work, config)
+}
+
+fn hosts(o: &CmdOutput) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["bans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["host"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// 2.1: `bans`/`unban --socket WRONG` (no --config) while the daemon runs elsewhere said
+/// "no active bans" (rc 0) of /var/lib/portcullis. Now: an error naming the way out, exit 3.
+/// With --config, the state worked on is that configuration's.
+#[test]
+fn a_socket_where_no_daemon_answers_is_not_an_empty_state() {
+    let (work, config) = setup("pct-sock-");
+    let dir = work.path();
+    let typo = dir.join("typo.sock");
+    let d = Daemon::start(&config, &dir.join("run.log"));
+    assert!(cli(&["ban", "203.0.113.71", "--jail", "sshd"], &config).success());
+    for args in [
+        vec!["bans"],
+        vec!["bans", "--json"],
+        vec!["unban", "203.0.113.71"],
+        vec!["unban", "--all"],
+    ] {
+        let mut c = Command::new(BIN);
+        c.args(&args).arg("--socket").arg(&typo);
+        let o = run_with_timeout(&mut c, None, Duration::from_secs(30));
+        let err = o.stderr_str();
+        assert_eq!(o.code(), Some(3), "{args:?}: {err}");
+        assert!(
+            err.contains("no portcullis daemon is answering on")
+                && err.contains("typo.sock")
+                && err.contains("--config"),
+            "{args:?}: {err}"
+        );
+        assert!(
+            !o.stdout_str().contains("no active bans") && !err.contains("/var/lib/portcullis"),
+            "{args:?}: {}{err}",
+            o.stdout_str()
+        );
+    }
+    // the daemon's socket named by hand works as before
+    let mut c = Command::new(BIN);
+    c.args(["bans", "--json", "--socket"])
+        .arg(dir.join("p.sock"));
+    let o = run_with_timeout(&mut c, None, Duration::from_secs(30)).check();
+    assert_eq!(hosts(&o), ["203.0.113.71"]);
+    d.stop();
+
+    // stopped, with its configuration: that configuration's state (whatever --socket says)
+    let mut c = Command::new(BIN);
+    c.args(["bans", "--json", "--socket"])
+        .arg(&typo)
+        .arg("--config")
+        .arg(&config);
+    let o = run_with_timeout(&mut c, None, Duration::from_secs(30)).check();
+    assert_eq!(hosts(&o), ["203.0.113.71"]);
+    let err = o.stderr_str();
+    assert!(
+        err.contains("no daemon is running")
+            && err.contains(&dir.join("state").display().to_string())
+            && err.contains(&config.display().to_string()),
+        "{err}"
+    );
+    // an unban of nothing banned is an error (as online), and says which state it read
+    let o = cli(&["unban", "198.51.100.1"], &config);
+    assert_eq!(o.code(), Some(1), "{}", o.stderr_str());
+    assert!(o.stderr_str().contains("198.51.100.1 is not banned"));
+}
+
+/// 2.1: the default case keeps its offline mode: `--socket` naming the default
+/// configuration's socket (no daemon there) works on the default state directory. Only run
+/// where no portcullis is installed (nothing at /etc/portcullis, /run/portcullis or
+/// /var/lib/portcullis), so that the host's state is never touched.
+#[test]
+fn the_default_socket_still_works_offline_on_the_default_state() {
+    if ["/etc/portcullis", "/run/portcullis", "/var/lib/portcullis"]
+        .iter()
+        .any(|p| Path::new(p).exists())
+    {
+        eprintln!("skipped: a portcullis is installed on this host");
+        return;
+    }
+    let o = run(&["bans", "--socket", "/run/portcullis/portcullis.sock"]).check();
+    assert!(
+        o.stdout_str().contains("no active bans"),
+        "{}",
+        o.stdout_str()
+    );
+    assert!(
+        o.stderr_str()
+            .contains("working on the state in /var/lib/portcullis"),
+        "{}",
+        o.stderr_str()
+    );
+    // written differently, the same socket
+    let o = run(&[
+        "bans",
+        "--socket",
+        "/run/portcullis/../portcullis/portcullis.sock",
+    ]);
+    assert!(o.success(), "{}", o.stderr_str());
+    assert!(!Path::new("/var/lib/portcullis").exists(), "created");
+}
+
+/// 2.2: a user who may not read the state directory (0700, root's) is told so, not that
+/// there is nothing there.
+#[test]
+fn an_unreadable_state_is_a_permission_error() {
+    let (work, config) = setup("pct-perm-");
+    let dir = work.path();
+    let state = dir.join("state");
+    fs::create_dir(&state).unwrap();
+    fs::write(state.join("stats.db"), "").unwrap();
+    fs::write(state.join("portcullis.db"), "").unwrap();
+    fs::set_permissions(&state, fs::Permissions::from_mode(0o700)).unwrap();
+    // nobody may read the work directory and the configuration, not the state
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(&config, fs::Permissions::from_mode(0o644)).unwrap();
+    let as_nobody = |args: &[&str]| {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", BIN])
+            .args(args)
+            .arg("--config")
+            .arg(&config);
+        run_with_timeout(&mut c, None, Duration::from_secs(30))
+    };
+    for (args, file) in [
+        (&["report"][..], "stats.db"),
+        (&["bans"][..], "portcullis.db"),
+        (&["unban", "203.0.113.5"][..], "portcullis.db"),
+        (&["unban", "--all"][..], "portcullis.db"),
+    ] {
+        let o = as_nobody(args);
+        let err = o.stderr_str();
+        assert!(!o.success(), "{args:?}: {err}");
+        let want = format!(
+            "cannot read {}: permission denied (run as root?)",
+            state.join(file).display()
+        );
+        assert!(err.contains(&want), "{args:?}: {err}");
+        assert!(
+            !err.contains("does not exist") && !o.stdout_str().contains("no active bans"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+/// 2.4: with the daemon stopped, `unban ADDR` lifts the banned prefix that holds ADDR, as the
+/// daemon's unban does.
+#[test]
+fn an_address_inside_a_banned_prefix_lifts_it_offline() {
+    let (work, config) = setup("pct-prefix-");
+    let dir = work.path();
+    let d = Daemon::start(&config, &dir.join("run1.log"));
+    for (a, j) in [
+        ("2001:db8:5::/48", "sshd"),
+        ("2001:db8:5:1::/64", "web"),
+        ("2001:db8:6::/48", "sshd"),
+    ] {
+        let o = cli(&["ban", a, "--jail", j, "--for", "forever"], &config);
+        assert!(o.success(), "{}", o.stderr_str());
+    }
+    d.stop();
+    let o = cli(&["unban", "2001:db8:7::1"], &config);
+    assert_eq!(o.code(), Some(1), "no prefix holds it: {}", o.stderr_str());
+    let o = cli(&["unban", "2001:db8:5:1::1"], &config);
+    assert!(o.success(), "{}", o.stderr_str());
+    let out = o.stdout_str();
+    assert!(
+        out.contains("unbanned 2 in the state file")
+            && out.contains("2001:db8:5::/48 (sshd)")
+            && out.contains("2001:db8:5:1::/64 (web)"),
+        "{out}"
+    );
+    let o = cli(&["bans", "--json"], &config).check();
+    assert_eq!(hosts(&o), ["2001:db8:6::/48"]);
+    // and the next start does not put them back
+    let d = Daemon::start(&config, &dir.join("run2.log"));
+    let run = d.stop();
+    assert!(
+        run.contains("restore 2001:db8:6::/48") && !run.contains("restore 2001:db8:5:"),
+        "{run}"
+    );
+}
+
+/// Sends one raw request line to the daemon (as another client would, without this
+/// client's checks) and returns the answer.
+fn raw_request(socket: &Path, line: &str) -> serde_json::Value {
+    let mut s = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(format!("{line}\n").as_bytes()).unwrap();
+    let mut answer = String::new();
+    BufReader::new(s).read_line(&mut answer).unwrap();
+    serde_json::from_str(&answer).unwrap()
+}
+
+/// 2.5 and 2.6: `ban 0.0.0.0/0` is refused for holding loopback (it is not loopback), and a
+/// prefix with host bits set is refused naming both likely meanings, daemon or not.
+#[test]
+fn ban_refusals_say_what_is_wrong_with_the_prefix() {
+    let (work, config) = setup("pct-refuse-");
+    let dir = work.path();
+    let d = Daemon::start(&config, &dir.join("run.log"));
+    for (addr, want) in [
+        (
+            "0.0.0.0/0",
+            "it is the whole IPv4 address space, which holds loopback",
+        ),
+        (
+            "::/0",
+            "it is the whole IPv6 address space, which holds loopback",
+        ),
+        ("127.0.0.0/9", "it holds loopback"),
+        ("127.0.0.1", "it is a loopback address"),
+    ] {
+        let o = cli(&["ban", addr], &config);
+        let err = o.stderr_str();
+        assert_eq!(o.code(), Some(1), "{addr}: {err}");
+        assert!(err.contains(want), "{addr}: {err}");
+        if addr.contains('/') {
+            assert!(!err.contains("it is a loopback address"), "{addr}: {err}");
+        }
+    }
+    let typo = "203.0.113.0/8 has host bits set: a /8 holds 16777216 addresses and starts at \
+                203.0.0.0. Did you mean 203.0.113.0/24, or 203.0.0.0/8?";
+    let one = "198.51.100.1/24 has host bits set: a /24 holds 256 addresses and starts at \
+               198.51.100.0. Did you mean the single address 198.51.100.1, or 198.51.100.0/24?";
+    let six = "Did you mean 2001:db8:5:6::/64, or 2001:db8::/32?";
+    for (addr, want) in [
+        ("203.0.113.0/8", typo),
+        ("198.51.100.1/24", one),
+        ("2001:db8:5:6::/32", six),
+    ] {
+        let o = cli(&["ban", addr], &config);
+        assert_eq!(o.code(), Some(1), "{addr}: {}", o.stderr_str());
+        assert!(o.stderr_str().contains(want), "{addr}: {}", o.stderr_str());
+    }
+    // the daemon refuses it too, from a client that does not check
+    let v = raw_request(
+        &dir.join("p.sock"),
+        r#"{"cmd":"ban","addr":"203.0.113.0/8","jail":null,"duration":null}"#,
+    );
+    assert_eq!(v["ok"], false, "{v}");
+    assert!(v["error"].as_str().unwrap().contains(typo), "{v}");
+    let v = raw_request(
+        &dir.join("p.sock"),
+        r#"{"cmd":"ban","addr":"::/0","jail":null,"duration":null}"#,
+    );
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("whole IPv6 address space"),
+        "{v}"
+    );
+    // a prefix written at its start is banned as before
+    assert!(cli(&["ban", "203.0.113.0/24"], &config).success());
+    let o = cli(&["bans", "--json"], &config).check();
+    assert_eq!(hosts(&o), ["203.0.113.0/24"]);
+    // unban: the same words (online)
+    let o = cli(&["unban", "203.0.113.0/8"], &config);
+    assert_eq!(o.code(), Some(1));
+    assert!(o.stderr_str().contains(typo), "{}", o.stderr_str());
+    d.stop();
+    // and with the daemon stopped
+    for args in [["ban", "203.0.113.0/8"], ["unban", "203.0.113.0/8"]] {
+        let o = cli(&args, &config);
+        assert_eq!(o.code(), Some(1), "{args:?}: {}", o.stderr_str());
+        assert!(
+            o.stderr_str().contains(typo),
+            "{args:?}: {}",
+            o.stderr_str()
+        );
+    }
+    let o = cli(&["bans", "--json"], &config).check();
+    assert_eq!(
+        hosts(&o),
+        ["203.0.113.0/24"],
+        "nothing else was banned or lifted"
+    );
+}
+
+/// 1.8: `help --help` works, `help SUB` is `SUB --help`, and the usage of `test` without
+/// --filter shows FILE as optional, as --help does.
+#[test]
+fn help_and_usage_lines() {
+    let o = run(&["help", "--help"]).check();
+    assert!(o
+        .stdout_str()
+        .contains("Usage: portcullis help [SUBCOMMAND]"));
+    let o = run(&["help", "bans"]).check();
+    assert_eq!(o.stdout, run(&["bans", "--help"]).check().stdout);
+    let o = run(&["help"]).check();
+    assert_eq!(o.stdout, run(&["--help"]).check().stdout);
+    let o = run(&["help", "nosuch"]);
+    assert_eq!(o.code(), Some(2));
+    assert!(o.stderr_str().contains("nosuch"), "{}", o.stderr_str());
+    let usage = "Usage: portcullis test [OPTIONS] --filter <FILTER> [FILE]";
+    assert!(run(&["test", "--help"])
+        .check()
+        .stdout_str()
+        .contains(usage));
+    let o = run(&["test", "auth.log"]);
+    assert_eq!(o.code(), Some(2));
+    assert!(o.stderr_str().contains(usage), "{}", o.stderr_str());
+    // 1.1: replay's --config default is what the code does
+    let o = run(&["replay", "--help"]).check();
+    assert!(
+        o.stdout_str()
+            .contains("[default: /etc/portcullis/portcullis.toml, else built-in defaults]"),
+        "{}",
+        o.stdout_str()
+    );
+}
+
+/// 1.8: replay's last line counts in the singular for one.
+#[test]
+fn replay_says_one_ban() {
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("c.toml");
+    fs::write(
+        &config,
+        "[firewall]\nbackend = \"null\"\n[[jail]]\nname = \"sshd\"\nlogs = [\"/dev/null\"]\nmaxretry = 2\n",
+    )
+    .unwrap();
+    let log = "\
+Nov 21 10:00:01 web1 sshd[100]: Failed password for root from 203.0.113.5 port 5000 ssh2
+Nov 21 10:00:02 web1 sshd[101]: Failed password for root from 203.0.113.5 port 5001 ssh2
+";
+    let mut c = Command::new(BIN);
+    c.args(["replay", "--config"]).arg(&config);
+    let o = run_with_timeout(&mut c, Some(log.as_bytes()), Duration::from_secs(30)).check();
+    assert!(
+        o.stderr_str().contains("replay: 2 lines, 1 ban, "),
+        "{}",
+        o.stderr_str()
+    );
+}
+
+/// 4.7: `test --missed[=N]` lists the first N lines no rule matched, after their total.
+#[test]
+fn test_lists_the_missed_lines() {
+    let log = "\
+Nov 21 10:00:01 web1 sshd[100]: Failed password for root from 203.0.113.5 port 5000 ssh2
+Nov 21 10:00:02 web1 CRON[5]: pam_unix(cron:session): session opened for user root
+not a log line at all
+Nov 21 10:00:03 web1 sshd[101]: Invalid user admin from 2001:db8::7 port 5001
+Nov 21 10:00:04 web1 sshd[102]: Connection closed by 198.51.100.9 port 22 [preauth] \u{1b}[31m
+";
+    let test = |args: &[&str]| {
+        let mut c = Command::new(BIN);
+        c.args(["test", "--filter", "sshd"]).args(args);
+        run_with_timeout(&mut c, Some(log.as_bytes()), Duration::from_secs(30))
+    };
+    let o = test(&["--missed=2"]).check();
+    let out = o.stdout_str();
+    let want = "\nlines not matched: 3, the first 2 (without syslog's repeat lines):\n  \
+                Nov 21 10:00:02 web1 CRON[5]: pam_unix(cron:session): session opened for user root\n  \
+                not a log line at all\n";
+    assert!(out.ends_with(want), "{out}");
+    // default 20: all three, the attacker's text escaped
+    let out = test(&["--missed"]).check().stdout_str();
+    assert!(
+        out.contains("lines not matched: 3, the first 3 ")
+            && out.contains("[preauth] \\u{1b}[31m\n"),
+        "{out}"
+    );
+    // without it, no list
+    let out = test(&[]).check().stdout_str();
+    assert!(!out.contains("the first"), "{out}");
+    // a file read by several threads lists the file's first lines, in order
+    let big = work_file(log, 60_000);
+    let mut c = Command::new(BIN);
+    c.args(["test", "--filter", "sshd", "--missed=4"])
+        .arg(big.path());
+    let out = run_with_timeout(&mut c, None, Duration::from_secs(120))
+        .check()
+        .stdout_str();
+    assert!(
+        out.contains("lines not matched: 180000, the first 4 ")
+            && out.ends_with(
+                "  Nov 21 10:00:02 web1 CRON[5]: pam_unix(cron:session): session opened for user root\n  \
+                 not a log line at all\n  \
+                 Nov 21 10:00:04 web1 sshd[102]: Connection closed by 198.51.100.9 port 22 [preauth] \\u{1b}[31m\n  \
+                 Nov 21 10:00:02 web1 CRON[5]: pam_unix(cron:session): session opened for user root\n"
+            ),
+        "{}",
+        &out[out.len().saturating_sub(600)..]
+    );
+    let o = test(&["--missed", "--json"]);
+    assert_eq!(o.code(), Some(2), "--missed has no meaning with --json");
+}
+
+/// `text` repeated `n` times in a temporary file.
+fn work_file(text: &str, n: usize) -> tempfile::NamedTempFile {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    for _ in 0..n {
+        f.write_all(text.as_bytes()).unwrap();
+    }
+    f.flush().unwrap();
+    f
+}
