@@ -121,19 +121,22 @@ fn a_socket_where_no_daemon_answers_is_not_an_empty_state() {
 }
 
 /// 2.1: the default case keeps its offline mode: `--socket` naming the default
-/// configuration's socket (no daemon there) works on the default state directory. Only run
-/// where no portcullis is installed (nothing at /etc/portcullis, /run/portcullis or
-/// /var/lib/portcullis), so that the host's state is never touched.
+/// configuration's socket (no daemon there) works on the default state directory. Run in a
+/// private mount namespace whose /run and /var/lib are empty tmpfs (and /etc/portcullis, if
+/// the host has one), so that it always runs and the host's state is never touched.
 #[test]
 fn the_default_socket_still_works_offline_on_the_default_state() {
-    if ["/etc/portcullis", "/run/portcullis", "/var/lib/portcullis"]
-        .iter()
-        .any(|p| Path::new(p).exists())
-    {
-        eprintln!("skipped: a portcullis is installed on this host");
-        return;
-    }
-    let o = run(&["bans", "--socket", "/run/portcullis/portcullis.sock"]).check();
+    let pristine = |args: &str| -> CmdOutput {
+        let script = format!(
+            "set -e; mount --make-rprivate /; mount -t tmpfs none /run; mount -t tmpfs none /var/lib; \
+             if [ -d /etc/portcullis ]; then mount -t tmpfs none /etc/portcullis; fi; \
+             {BIN} {args}; test ! -e /var/lib/portcullis || {{ echo created >&2; exit 9; }}"
+        );
+        let mut c = Command::new("unshare");
+        c.args(["-m", "sh", "-c", &script]);
+        run_with_timeout(&mut c, None, Duration::from_secs(30))
+    };
+    let o = pristine("bans --socket /run/portcullis/portcullis.sock").check();
     assert!(
         o.stdout_str().contains("no active bans"),
         "{}",
@@ -146,13 +149,11 @@ fn the_default_socket_still_works_offline_on_the_default_state() {
         o.stderr_str()
     );
     // written differently, the same socket
-    let o = run(&[
-        "bans",
-        "--socket",
-        "/run/portcullis/../portcullis/portcullis.sock",
-    ]);
+    let o = pristine("bans --socket /run/portcullis/../portcullis/portcullis.sock");
     assert!(o.success(), "{}", o.stderr_str());
-    assert!(!Path::new("/var/lib/portcullis").exists(), "created");
+    // another socket alone: the state is unknown (exit 3), in the same pristine namespace
+    let o = pristine("bans --socket /run/elsewhere.sock");
+    assert_eq!(o.code(), Some(3), "{}", o.stderr_str());
 }
 
 /// 2.2: a user who may not read the state directory (0700, root's) is told so, not that
