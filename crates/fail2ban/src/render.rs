@@ -85,6 +85,7 @@ pub(crate) fn filter(
         programs,
         group: None,
         logs: Vec::new(),
+        ports: None,
         ignore,
         time_format: if uses_time {
             time_format.map(Into::into)

@@ -151,6 +151,56 @@ mod tests {
     }
 
     #[test]
+    fn every_builtin_names_its_ports_or_says_why_not() {
+        // A jail without `ports` bans the filter's ports; a filter without them (all ports)
+        // says why in its header.
+        let mut bad = Vec::new();
+        for b in all() {
+            let f = Filter::from_toml(b.source, b.name).unwrap();
+            let why = b
+                .source
+                .lines()
+                .take_while(|l| !l.starts_with("name = "))
+                .any(|l| l.starts_with("# No `ports`: "));
+            if f.ports().is_some() == why {
+                bad.push(b.name);
+            }
+        }
+        assert!(
+            bad.is_empty(),
+            "filters with neither `ports` nor a \"# No `ports`: \" header line, or both: {bad:?}"
+        );
+        // scan detectors and logs of many services ban every port
+        for name in [
+            "portsentry",
+            "psad",
+            "scanlogd",
+            "ufw",
+            "recidive",
+            "pam-generic",
+            "tcpwrappers",
+            "xinetd-fail",
+            "endlessh",
+            "cowrie",
+        ] {
+            let b = all().iter().find(|b| b.name == name).unwrap();
+            let f = Filter::from_toml(b.source, b.name).unwrap();
+            assert_eq!(f.ports(), None, "{name}");
+        }
+        let ports = |name: &str| {
+            let b = all().iter().find(|b| b.name == name).unwrap();
+            Filter::from_toml(b.source, b.name)
+                .unwrap()
+                .ports()
+                .unwrap()
+                .to_vec()
+        };
+        assert_eq!(ports("sshd"), [(22, 22)]);
+        assert_eq!(ports("nginx-http-auth"), [(80, 80), (443, 443)]);
+        assert_eq!(ports("tigervnc"), [(5900, 5999)]);
+    }
+
+    #[test]
     fn every_builtin_passes_its_samples() {
         let ctx = crate::time::TimeContext {
             now: 1_795_000_000_000,

@@ -126,6 +126,8 @@ pub struct Filter {
     /// `programs = [""]`: only lines without a program name are read (a program writing
     /// its own log file); lines of named programs never reach the filter.
     pub untagged: bool,
+    /// `ports`: the service's default ports as inclusive ranges; `None`: all ports.
+    pub(crate) ports: Option<Vec<(u16, u16)>>,
     pub(crate) rules: Vec<Rule>,
     pub(crate) ignore: Vec<Regex>,
     pub(crate) time_format: Vec<String>,
@@ -357,6 +359,16 @@ impl Filter {
             let re = compile_pattern(p).map_err(|m| err(&format!("ignore[{i}]"), p, m))?;
             ignore.push(re);
         }
+        // (a `FilterDef` built in code, not read from TOML, is checked here)
+        if let Some(p) = &def.ports {
+            if p.ranges().is_empty() || p.ranges().iter().any(|&(a, b)| a == 0 || b < a) {
+                return Err(err(
+                    "-",
+                    "",
+                    format!("bad ports {:?}: 1-65535, each range low-high", p.ranges()),
+                ));
+            }
+        }
         Ok(Filter {
             name: def.name.clone(),
             description: def.description.clone(),
@@ -368,6 +380,7 @@ impl Filter {
                 .map(|p| p.as_bytes().to_vec())
                 .collect(),
             untagged: !def.programs.is_empty() && def.programs.iter().all(String::is_empty),
+            ports: def.ports.as_ref().map(|p| p.ranges().to_vec()),
             rules,
             ignore,
             time_format: def
@@ -395,6 +408,12 @@ impl Filter {
             origin: origin.to_string(),
             error: e,
         })
+    }
+
+    /// The ports the filter's service listens on by default (`ports` of the filter file), as
+    /// inclusive ranges; `None` when the filter does not know (all ports).
+    pub fn ports(&self) -> Option<&[(u16, u16)]> {
+        self.ports.as_deref()
     }
 
     /// The compiled rules, in order (one entry per pattern).

@@ -4,6 +4,7 @@
 //! name = "sshd"
 //! description = "OpenSSH server: failed logins, invalid users, scans"
 //! programs = ["sshd", "sshd-session"]      # syslog program names; empty = any; [""] = none
+//! ports = [22]                              # the service's default ports; absent = all
 //! ignore = ['^Accepted ']                   # lines matching these never count
 //!
 //! [[rule]]
@@ -43,6 +44,12 @@ pub struct FilterDef {
     /// or `journal:` matches), shown by `portcullis filters`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub logs: Vec<String>,
+    /// The ports the filter's service listens on by default (its lines are about
+    /// connections to them): port numbers 1-65535 or `"a-b"` range strings. A jail without
+    /// its own `ports` bans these; absent when the filter does not know (a scan detector, a
+    /// log of many services, an app with no standard port): all ports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ports: Option<Ports>,
     /// Patterns of lines that never count, even when a rule matches.
     #[serde(default)]
     pub ignore: Vec<String>,
@@ -116,6 +123,115 @@ impl<'de> Deserialize<'de> for TimeFormat {
                     return Err(serde::de::Error::invalid_length(0, &self));
                 }
                 Ok(TimeFormat(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `ports`: a non-empty list of port numbers (`80`) and ranges (`"6660-6669"`), kept as
+/// inclusive ranges. Service names are refused: the core reads no /etc/services, and a
+/// filter file means the same on every machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ports(pub Vec<(u16, u16)>);
+
+impl Ports {
+    /// The inclusive ranges, in the order written.
+    pub fn ranges(&self) -> &[(u16, u16)] {
+        &self.0
+    }
+}
+
+const PORT_EXPECTED: &str =
+    "a port number 1-65535 or a range string such as \"6660-6669\" (service names are not read here)";
+
+fn port_number(n: i64) -> Option<u16> {
+    u16::try_from(n).ok().filter(|&p| p > 0)
+}
+
+/// One range string `"a-b"` (or one number as a string), `a <= b`, both 1-65535.
+fn port_range(s: &str) -> Option<(u16, u16)> {
+    let (a, b) = s.split_once('-').unwrap_or((s, s));
+    let num = |t: &str| {
+        let t = t.trim();
+        (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| t.parse::<u16>().ok())
+            .flatten()
+            .filter(|&p| p > 0)
+    };
+    let (a, b) = (num(a)?, num(b)?);
+    (a <= b).then_some((a, b))
+}
+
+impl Serialize for Ports {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for &(a, b) in &self.0 {
+            if a == b {
+                seq.serialize_element(&i64::from(a))?;
+            } else {
+                seq.serialize_element(&format!("{a}-{b}"))?;
+            }
+        }
+        seq.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Ports {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Ports;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(f, "a non-empty list of port numbers and \"a-b\" ranges")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Ports, A::Error> {
+                let mut v = Vec::new();
+                while let Some(p) = seq.next_element::<PortValue>()? {
+                    v.push(p.0);
+                }
+                if v.is_empty() {
+                    return Err(serde::de::Error::custom(
+                        "`ports = []` bans no port; leave `ports` out for all ports",
+                    ));
+                }
+                Ok(Ports(v))
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+/// One element of `ports`.
+struct PortValue((u16, u16));
+
+impl<'de> Deserialize<'de> for PortValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = PortValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(PORT_EXPECTED)
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<PortValue, E> {
+                port_number(n)
+                    .map(|p| PortValue((p, p)))
+                    .ok_or_else(|| E::custom(format!("{n} is not {PORT_EXPECTED}")))
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<PortValue, E> {
+                match i64::try_from(n) {
+                    Ok(n) => self.visit_i64(n),
+                    Err(_) => Err(E::custom(format!("{n} is not {PORT_EXPECTED}"))),
+                }
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<PortValue, E> {
+                port_range(s)
+                    .map(PortValue)
+                    .ok_or_else(|| E::custom(format!("{s:?} is not {PORT_EXPECTED}")))
             }
         }
         d.deserialize_any(V)
@@ -336,6 +452,85 @@ mod time_format_tests {
         ] {
             let h = set.match_line(line.as_bytes(), &ctx, &mut scratch).unwrap();
             assert_eq!(crate::time::rfc3339(h.time.unwrap()), want, "{line}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod ports_tests {
+    use super::*;
+    use crate::filter::Filter;
+
+    fn def(ports: &str) -> Result<FilterDef, toml::de::Error> {
+        toml::from_str(&format!(
+            "name = \"t\"\n{ports}\n[[rule]]\nid = \"r\"\npattern = 'fail from {{HOST}}'\n"
+        ))
+    }
+
+    #[test]
+    fn numbers_and_ranges() {
+        let d = def(r#"ports = [80, 443, "6660-6669", "8080", " 20 - 21 "]"#).unwrap();
+        let want = [(80, 80), (443, 443), (6660, 6669), (8080, 8080), (20, 21)];
+        assert_eq!(d.ports.as_ref().unwrap().ranges(), want);
+        let f = Filter::compile(&d).unwrap();
+        assert_eq!(f.ports(), Some(&want[..]));
+        assert_eq!(
+            def("ports = [1, 65535]").unwrap().ports.unwrap().0,
+            [(1, 1), (65535, 65535)]
+        );
+        // written back the way it was read (one port as a number, a range as a string)
+        let back: FilterDef = toml::from_str(&toml::to_string(&d).unwrap()).unwrap();
+        assert_eq!(back, d);
+        assert!(toml::to_string(&d)
+            .unwrap()
+            .contains(r#"ports = [80, 443, "6660-6669", 8080, "20-21"]"#));
+    }
+
+    #[test]
+    fn absent_is_all_ports() {
+        let d = def("").unwrap();
+        assert_eq!(d.ports, None);
+        assert_eq!(Filter::compile(&d).unwrap().ports(), None);
+        assert!(!toml::to_string(&d).unwrap().contains("ports"));
+    }
+
+    #[test]
+    fn bad_ports_are_refused() {
+        for bad in [
+            "ports = []",
+            "ports = [0]",
+            "ports = [-1]",
+            "ports = [70000]",
+            "ports = [65536]",
+            "ports = [18446744073709551615]",
+            r#"ports = ["443-80"]"#,
+            r#"ports = ["0-10"]"#,
+            r#"ports = ["1-70000"]"#,
+            r#"ports = ["http"]"#,
+            r#"ports = ["ssh", 22]"#,
+            r#"ports = ["80-"]"#,
+            r#"ports = ["-80"]"#,
+            r#"ports = ["+80"]"#,
+            r#"ports = [""]"#,
+            r#"ports = ["80-90-100"]"#,
+            "ports = [22.0]",
+            "ports = [true]",
+            "ports = [[22]]",
+            "ports = 22",
+            r#"ports = "22""#,
+        ] {
+            assert!(def(bad).is_err(), "{bad} was accepted");
+        }
+        let e = def(r#"ports = ["http"]"#).unwrap_err().to_string();
+        assert!(e.contains("service names are not read"), "{e}");
+    }
+
+    #[test]
+    fn a_def_built_in_code_is_checked_too() {
+        for bad in [vec![], vec![(0, 0)], vec![(443, 80)]] {
+            let mut d = def("").unwrap();
+            d.ports = Some(Ports(bad.clone()));
+            assert!(Filter::compile(&d).is_err(), "{bad:?} was accepted");
         }
     }
 }

@@ -25,5 +25,5 @@ mod session;
 mod set;
 
 pub use compile::{CompileError, Filter, FilterFileError, Rule};
-pub use def::{Class, FilterDef, Kind, RuleDef, TimeFormat};
+pub use def::{Class, FilterDef, Kind, Ports, RuleDef, TimeFormat};
 pub use set::{session_shard, Hit, MatchSet, Mode, Scratch};

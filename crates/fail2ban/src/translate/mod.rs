@@ -159,6 +159,7 @@ fn one(
         programs: Vec::new(),
         group: None,
         logs: Vec::new(),
+        ports: None,
         ignore,
         time_format: tf.map(Into::into),
         correlate: None,
