@@ -221,16 +221,22 @@ fn check_config_reports_file_line_key() {
 fn check_config_dropin_overrides_only_its_keys() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("portcullis.toml");
-    // the shipped example, with its sshd jail reading a file of our own
+    // the shipped example (its sshd jail leaves `logs` to the built-in default), with the
+    // sshd jail reading a file of our own
     let dist = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../dist/portcullis.toml"
     ))
     .unwrap();
-    let logs_line = dist.lines().find(|l| l.starts_with("logs = ")).unwrap();
+    let name_line = "\n[[jail]]\nname = \"sshd\"\n";
+    assert!(dist.contains(name_line) && !dist.lines().any(|l| l.starts_with("logs = ")));
     std::fs::write(
         &cfg,
-        dist.replace(logs_line, "logs = [\"/var/log/portcullis-test-auth.log\"]"),
+        dist.replacen(
+            name_line,
+            "\n[[jail]]\nname = \"sshd\"\nlogs = [\"/var/log/portcullis-test-auth.log\"]\n",
+            1,
+        ),
     )
     .unwrap();
     std::fs::create_dir(dir.path().join("portcullis.d")).unwrap();
