@@ -38,7 +38,7 @@ struct RawConfig {
     max_tracked: Option<usize>,
     log_level: Option<Spanned<String>>,
     max_line: Option<Spanned<usize>>,
-    stats_retention: Option<Spanned<String>>,
+    stats_retention: Option<Spanned<DurText>>,
     firewall: Option<RawFirewall>,
     notify: Option<RawNotify>,
     metrics: Option<crate::metrics::RawMetrics>,
@@ -179,6 +179,9 @@ pub struct JailConfig {
     /// The longest message of the logs' syslog transport (0: none); see
     /// [`portcullis_core::filter::cut`].
     pub transport_cut: usize,
+    /// Each filter's name and the logs its metadata says it reads (`logs` of the filter
+    /// file, as `portcullis filters` shows them; empty when it says nothing): for warnings.
+    pub filter_logs: Vec<(String, Vec<String>)>,
 }
 
 /// A validated configuration.
@@ -223,6 +226,8 @@ pub struct Config {
     pub metrics: Option<crate::metrics::MetricsConfig>,
     /// Shared bans through Redis (`[fleet]`); read at start.
     pub fleet: Option<crate::fleet::config::FleetConfig>,
+    /// Files in the drop-in folder that are not read (not `*.toml`): a warning names them.
+    pub dropins_skipped: Vec<PathBuf>,
 }
 
 /// One file's text, for error positions.
@@ -241,6 +246,227 @@ impl Src<'_> {
     }
 }
 
+/// The keys a table of the configuration takes at the top level.
+const TOP_KEYS: &[&str] = &[
+    "socket",
+    "socket_group",
+    "state_dir",
+    "ignore",
+    "deny",
+    "ignore_self",
+    "on_corrupt_state",
+    "max_tracked",
+    "log_level",
+    "max_line",
+    "stats_retention",
+    "firewall",
+    "notify",
+    "metrics",
+    "fleet",
+    "jail",
+    "filter",
+    "ratelimit",
+];
+
+/// The Levenshtein distance of two short strings (for "did you mean").
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// The valid key closest to a misspelt `key`, if one is close enough to be meant.
+fn did_you_mean<'a>(key: &str, valid: &[&'a str]) -> Option<&'a str> {
+    let lower = key.to_ascii_lowercase();
+    valid
+        .iter()
+        .map(|v| (edit_distance(&lower, v), *v))
+        .filter(|(d, v)| {
+            *d <= ((v.len() + 1) / 3).clamp(1, 2) || (v.len() >= 4 && lower.contains(v))
+        })
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, v)| v)
+}
+
+/// A single value written where a list belongs, as the list it probably means
+/// (`"22,2222"` -> `[22, 2222]`, `"192.0.2.1"` -> `["192.0.2.1"]`); numbers stay bare
+/// for `ports`.
+fn as_list(key: &str, v: &str) -> String {
+    if key == "logs" {
+        // a journal match holds spaces: one entry
+        return format!("[{v:?}]");
+    }
+    let items: Vec<String> = v
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            if key == "ports" && p.parse::<u16>().is_ok() {
+                p.to_string()
+            } else {
+                format!("{p:?}")
+            }
+        })
+        .collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// fail2ban's name for a setting, and what it is in Portcullis (`jail`: in a [[jail]]);
+/// `value` is the string it was given, if any, for the example.
+fn fail2ban_key(key: &str, jail: bool, value: Option<&str>) -> Option<String> {
+    let ex = |k: &str, default: &str| match value {
+        Some(v) if !v.trim().is_empty() => format!("{k} = {}", as_list(k, v.trim())),
+        _ => format!("{k} = {default}"),
+    };
+    Some(match key.to_ascii_lowercase().as_str() {
+        "ignoreip" if jail => format!("fail2ban's `ignoreip` is `ignore` in Portcullis, a list (not space-separated): {}", ex("ignore", "[\"192.0.2.1\", \"198.51.100.0/24\"]")),
+        "ignoreip" => format!("fail2ban's `ignoreip` is `ignore` in Portcullis, a list (not space-separated): {}; files (absolute paths) and host names work too", ex("ignore", "[\"192.0.2.1\", \"198.51.100.0/24\"]")),
+        "logpath" => format!("fail2ban's `logpath` is `logs` in Portcullis, a list: {} (the journal: logs = [\"journal:_SYSTEMD_UNIT=ssh.service\"])", ex("logs", "[\"/var/log/auth.log\"]")),
+        "port" => format!("fail2ban's `port` is `ports` in Portcullis, a list of numbers, \"a-b\" ranges or service names: {}", ex("ports", "[22, 2222]")),
+        "journalmatch" => "fail2ban's `journalmatch` is a `logs` entry in Portcullis: logs = [\"journal:_SYSTEMD_UNIT=ssh.service\"]".into(),
+        "banaction" | "banaction_allports" => "fail2ban's `banaction` is [firewall] `backend` in Portcullis (or a jail's own `backend`): \"nftables\", \"iptables\", \"ipset\", \"route\", \"hosts-deny\", \"command\" or \"null\"".into(),
+        "destemail" | "sender" | "mta" => format!("fail2ban's `{key}` is [notify.mail] in Portcullis (`to`, `from`, `smtp`): see the README's Notifications"),
+        "default" | "includes" | "definition" | "init" => format!("[{key}] is a fail2ban section; Portcullis has none: set maxretry, findtime, bantime, ... in each [[jail]] table (a jail named \"sshd\" starts from the built-in one); the never-ban list of every jail is the top-level `ignore`"),
+        _ => return None,
+    })
+}
+
+/// What to say about an unknown key `key` of the table `table` (`None`: the top level)
+/// whose valid keys are `valid`.
+fn unknown_key(
+    key: &str,
+    table: Option<&str>,
+    header: bool,
+    value: Option<&str>,
+    valid: &[&str],
+) -> String {
+    let in_jail = table == Some("jail");
+    // fail2ban's names are said at the top level and in jails, not in [metrics] etc.
+    let hint = if table.is_none() || in_jail {
+        fail2ban_key(key, in_jail, value)
+    } else {
+        None
+    };
+    if table.is_none() {
+        if let Some(h) = hint {
+            return h;
+        }
+        if JAIL_KEYS.contains(&key) || ["maxretry", "findtime", "bantime"].contains(&key) {
+            return format!("`{key}` is a [[jail]] key, not a top-level key: put it in a [[jail]] table (each jail sets its own; Portcullis has no [DEFAULT]); top-level keys are: {}", TOP_KEYS.join(", "));
+        }
+        if header {
+            return format!("[{key}] is not a section of Portcullis; a jail is a [[jail]] table: [[jail]] then name = \"{key}\" (fail2ban's [{key}] in jail.local); sections are: [firewall], [notify], [metrics], [fleet], [[jail]], [[filter]], [[ratelimit]]");
+        }
+    } else if let Some(h) = hint {
+        return format!("unknown key in [[jail]]; {h}");
+    }
+    let what = match table {
+        None => "unknown top-level key".to_string(),
+        Some("jail") => "unknown key in [[jail]]".to_string(),
+        Some(t) => format!("unknown key in [{t}]"),
+    };
+    let mean = did_you_mean(key, valid)
+        .map(|m| format!("; did you mean `{m}`?"))
+        .unwrap_or_default();
+    let kind = if table.is_none() {
+        "top-level keys"
+    } else {
+        "its keys"
+    };
+    format!("{what}{mean}; {kind} are: {}", valid.join(", "))
+}
+
+/// A TOML syntax or structure error (serde's) of one file, as "file:line: `key`: ..." with
+/// what would be valid: `[jail]` for `[[jail]]`, a string where a list belongs, a jail key
+/// at the top level, a misspelt key.
+fn toml_error(path: &str, text: &str, e: &toml::de::Error) -> anyhow::Error {
+    let msg = e.message().trim_end().to_string();
+    let Some(span) = e.span() else {
+        return anyhow::anyhow!("{path}: {msg}");
+    };
+    let src = Src { path, text };
+    let start = span.start.min(text.len());
+    let at = text.get(span.clone()).unwrap_or("").trim();
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or("").trim();
+    let header = line.starts_with('[');
+    // the table the error is in: the last [header] above it
+    let table = text[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| {
+            l.trim_matches(|c| c == '[' || c == ']' || c == ' ')
+                .to_string()
+        });
+    let line_key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"').to_string());
+    if let Some(rest) = msg.strip_prefix("unknown field `") {
+        let (key, rest) = rest.split_once('`').unwrap_or((rest, ""));
+        let valid: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
+        let top = valid.contains(&"state_dir") && valid.contains(&"jail");
+        let table = if top { None } else { table.as_deref() };
+        let full = table.map_or(key.to_string(), |t| format!("{t}.{key}"));
+        let value = line
+            .split_once('=')
+            .map(|(_, v)| v.trim().trim_matches(|c| c == '"' || c == '\''));
+        return src.err(span, &full, unknown_key(key, table, header, value, &valid));
+    }
+    let header_name = line
+        .split('#')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .trim_matches(|c| c == '[' || c == ']')
+        .trim();
+    if msg.starts_with("invalid type: map, expected a sequence") {
+        let name = if header { header_name } else { at };
+        let first = name.split('.').next().unwrap_or(name).trim();
+        let why = if header {
+            format!("[{name}] is a single table, but there may be many of `{first}`: write [[{first}]] (two brackets), one such table for each, e.g. [[jail]] then name = \"sshd\"")
+        } else {
+            format!("`{first}` is a list of tables: write [[{first}]] tables (two brackets), one for each")
+        };
+        return src.err(span, first, why);
+    }
+    if header
+        && line.starts_with("[[")
+        && !["jail", "filter", "ratelimit", "notify.webhook"].contains(&header_name)
+        && !header_name.ends_with(".rule")
+    {
+        let name = header_name;
+        return src.err(
+            span,
+            name,
+            format!("[[{name}]] is a list of tables, but there is one [{name}]: write [{name}] (one bracket)"),
+        );
+    }
+    if let (Some(key), true) = (&line_key, msg.starts_with("invalid type: string")) {
+        if msg.ends_with("expected a sequence") {
+            let value = at.trim_matches(|c| c == '"' || c == '\'');
+            return src.err(
+                span,
+                key,
+                format!("must be a list, e.g. {}", as_list(key, value)),
+            );
+        }
+    }
+    match line_key {
+        Some(key) if !header => src.err(span, &key, msg),
+        _ => anyhow::anyhow!("{path}:{}: {msg}", text[..start].matches('\n').count() + 1),
+    }
+}
+
 impl Config {
     /// Loads `path` (or the default path) plus its drop-in folder. When `path` is `None` and
     /// the default file does not exist, the built-in default configuration is used.
@@ -252,14 +478,23 @@ impl Config {
         };
         let mut files = vec![main.clone()];
         let dropin = main.with_file_name("portcullis.d");
+        let mut skipped = Vec::new();
         if dropin.is_dir() {
-            let mut more: Vec<PathBuf> = std::fs::read_dir(&dropin)
+            let (mut more, mut other): (Vec<PathBuf>, Vec<PathBuf>) = std::fs::read_dir(&dropin)
                 .with_context(|| format!("cannot read {}", dropin.display()))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-                .collect();
+                .partition(|p| p.extension().is_some_and(|e| e == "toml"));
             more.sort();
             files.extend(more);
+            // the package's README and hidden files (an editor's) are not meant to be read
+            other.retain(|p| {
+                let name = p
+                    .file_name()
+                    .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+                !p.is_dir() && !name.starts_with('.') && name != "README"
+            });
+            other.sort();
+            skipped = other;
         }
         let mut texts = Vec::new();
         for f in &files {
@@ -267,7 +502,9 @@ impl Config {
                 .with_context(|| format!("cannot read configuration file {}", f.display()))?;
             texts.push((f.display().to_string(), t));
         }
-        Config::from_texts(&texts, files)
+        let mut cfg = Config::from_texts(&texts, files)?;
+        cfg.dropins_skipped = skipped;
+        Ok(cfg)
     }
 
     /// The configuration used when there is no file: one sshd jail.
@@ -304,13 +541,13 @@ impl Config {
             notify: NotifyConfig::default(),
             metrics: None,
             fleet: None,
+            dropins_skipped: Vec::new(),
         };
         let mut jails: Vec<JailLayers> = Vec::new();
         let mut custom: Vec<(usize, Spanned<FilterDef>)> = Vec::new();
         let mut raws = Vec::new();
         for (i, (name, text)) in texts.iter().enumerate() {
-            let raw: RawConfig = toml::from_str(text)
-                .map_err(|e| anyhow::anyhow!("{name}: {}", e.to_string().trim_end()))?;
+            let raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(name, text, &e))?;
             raws.push((i, raw));
         }
         for (i, raw) in raws {
@@ -358,7 +595,8 @@ impl Config {
                 cfg.max_line = *m.get_ref();
             }
             if raw.stats_retention.is_some() {
-                cfg.stats_retention = duration(&src, &raw.stats_retention, "stats_retention", 0)?;
+                cfg.stats_retention =
+                    duration(&src, &dur_text(&raw.stats_retention), "stats_retention", 0)?;
             }
             if let Some(l) = raw.log_level {
                 if crate::logging::parse_level(l.get_ref()).is_none() {
@@ -383,6 +621,9 @@ impl Config {
             }
             if let Some(fw) = raw.firewall {
                 if let Some(b) = fw.backend {
+                    if let Some(why) = fail2ban_backend(b.get_ref()) {
+                        return Err(src.err(b.span(), "firewall.backend", why));
+                    }
                     crate::firewall::settings::check_backend(b.get_ref())
                         .map_err(|e| src.err(b.span(), "firewall.backend", e))?;
                     cfg.firewall.backend = b.get_ref().clone();
@@ -466,6 +707,7 @@ impl Config {
             .map(|(path, text)| Src { path, text })
             .collect();
         check_deny(&cfg)?;
+        let custom_defs: Vec<&FilterDef> = custom.iter().map(|(_, f)| f.get_ref()).collect();
         for j in jails {
             let at = Layered {
                 srcs: &srcs,
@@ -475,7 +717,8 @@ impl Config {
             if !at.bool("enabled")?.unwrap_or(true) {
                 continue;
             }
-            cfg.jails.push(validate_jail(&at, &compiled_custom)?);
+            cfg.jails
+                .push(validate_jail(&at, &compiled_custom, &custom_defs)?);
         }
         Ok(cfg)
     }
@@ -535,17 +778,79 @@ fn cidrs(src: &Src, list: &[Spanned<String>], key: &str) -> Result<Vec<Cidr>> {
         .collect()
 }
 
+/// What a duration may be, for every duration error: exactly what
+/// [`portcullis_core::duration::parse`] accepts.
+pub const DURATION_WHAT: &str = "a duration: a whole number of seconds (600 or \"600\") or whole numbers with units, \
+     combined and with or without spaces: ms; s, sec, secs, second(s); m, min, mins, minute(s); \
+     h, hour(s); d, day(s); w, week(s) (e.g. \"90s\", \"10m\", \"1h30m\", \"1 hour\", \"3d\", \"2w\"); \
+     no fractions, months or years (\"1.5h\" is \"90m\", a year \"365d\"), at most 100 years";
+
+/// A duration as written in a typed table: a string, or a whole number of seconds
+/// (fail2ban's `600`), kept as text for [`duration`].
+#[derive(Debug)]
+struct DurText(String);
+
+impl<'de> Deserialize<'de> for DurText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = DurText;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(DURATION_WHAT)
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<DurText, E> {
+                Ok(DurText(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<DurText, E> {
+                Ok(DurText(v.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<DurText, E> {
+                Ok(DurText(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+fn dur_text(s: &Option<Spanned<DurText>>) -> Option<Spanned<String>> {
+    s.as_ref()
+        .map(|s| Spanned::new(s.span(), s.get_ref().0.clone()))
+}
+
+/// A duration's text in milliseconds, longer than 0; the error says what is valid.
+fn parse_duration(text: &str) -> std::result::Result<Millis, String> {
+    use portcullis_core::duration::{parse, DurationError};
+    match parse(text) {
+        Ok(d) if d > 0 => Ok(d),
+        Ok(_) => Err(format!(
+            "{text:?} must be longer than 0; use {DURATION_WHAT}"
+        )),
+        Err(e @ DurationError::TooLong(_)) => Err(e.to_string()),
+        Err(_) => Err(format!("{text:?} is not a duration; use {DURATION_WHAT}")),
+    }
+}
+
+/// A duration value of a jail key (a string, or a whole number of seconds). `-1` for
+/// `bantime` is fail2ban's "forever".
+fn value_duration(v: &toml::Value, key: &str) -> std::result::Result<Millis, String> {
+    let forever = "fail2ban's -1 (a ban without end) is bantime = \"forever\" in Portcullis";
+    match v {
+        toml::Value::Integer(-1) if key == "bantime" => Err(forever.into()),
+        toml::Value::String(s) if key == "bantime" && s.trim() == "-1" => Err(forever.into()),
+        toml::Value::Integer(n) => parse_duration(&n.to_string()),
+        toml::Value::String(s) => parse_duration(s),
+        toml::Value::Table(_) if key == "bantime" => Err(format!(
+            "{DURATION_WHAT} (got a table: fail2ban's bantime.increment, bantime.factor and \
+             bantime.maxtime are bantime_increment = {{ factor = 2.0, max = \"4w\", window = \"30d\" }})"
+        )),
+        other => Err(format!("{DURATION_WHAT} (got {} {other})", other.type_str())),
+    }
+}
+
 fn duration(src: &Src, s: &Option<Spanned<String>>, key: &str, default: Millis) -> Result<Millis> {
     match s {
         None => Ok(default),
-        Some(s) => {
-            let d = portcullis_core::duration::parse(s.get_ref())
-                .map_err(|e| src.err(s.span(), key, e))?;
-            if d <= 0 {
-                return Err(src.err(s.span(), key, "must be longer than 0"));
-            }
-            Ok(d)
-        }
+        Some(s) => parse_duration(s.get_ref()).map_err(|e| src.err(s.span(), key, e)),
     }
 }
 
@@ -626,15 +931,38 @@ fn add_jail_layers(
                 "the jail name is a string such as \"sshd\"",
             ));
         };
-        if let Some((key, v)) = t.iter().find(|(k, _)| !JAIL_KEYS.contains(&k.as_str())) {
-            return Err(src.err(
-                v.span(),
-                key,
-                format!(
-                    "unknown key in [[jail]] {name:?}; jail keys are: {}",
-                    JAIL_KEYS.join(", ")
-                ),
-            ));
+        // every unknown key, in the order of the file
+        let mut unknown: Vec<(&String, &Spanned<toml::Value>)> = t
+            .iter()
+            .filter(|(k, _)| !JAIL_KEYS.contains(&k.as_str()))
+            .collect();
+        unknown.sort_by_key(|(_, v)| v.span().start);
+        if !unknown.is_empty() {
+            let lines: Vec<String> = unknown
+                .iter()
+                .map(|(key, v)| {
+                    let why = match fail2ban_key(key, true, v.get_ref().as_str()) {
+                        Some(h) => h,
+                        None => match did_you_mean(key, JAIL_KEYS) {
+                            Some(m) => format!("did you mean `{m}`?"),
+                            None => "not a jail key".into(),
+                        },
+                    };
+                    format!(
+                        "{}",
+                        src.err(
+                            v.span(),
+                            key,
+                            format!("unknown key in [[jail]] {name:?}; {why}")
+                        )
+                    )
+                })
+                .collect();
+            bail!(
+                "{}\njail keys are: {}",
+                lines.join("\n"),
+                JAIL_KEYS.join(", ")
+            );
         }
         if let Some(first) = seen.get(&name) {
             let line = |r: &Range<usize>| {
@@ -719,6 +1047,14 @@ impl<'a> Layered<'a> {
         };
         match conv(v.get_ref()) {
             Some(t) => Ok(Some((t, src, v.span()))),
+            None if what.starts_with("a list") && v.get_ref().is_str() => Err(src.err(
+                v.span(),
+                key,
+                format!(
+                    "must be a list, e.g. {} ({what})",
+                    as_list(key, v.get_ref().as_str().unwrap_or(""))
+                ),
+            )),
             None => Err(src.err(
                 v.span(),
                 key,
@@ -765,9 +1101,23 @@ impl<'a> Layered<'a> {
     }
 }
 
-const DURATION_WHAT: &str = "a duration such as \"90s\", \"10m\", \"1h\", \"3d\"";
+/// The logs the metadata of filter `name` names (see [`JailConfig::filter_logs`]).
+fn filter_meta_logs(name: &str, custom: &[&FilterDef]) -> Vec<String> {
+    if let Some(d) = custom.iter().find(|d| d.name == name) {
+        return d.logs.clone();
+    }
+    let text = match builtin::get(name) {
+        Some(b) => b.source.to_string(),
+        None => std::fs::read_to_string(name).unwrap_or_default(),
+    };
+    toml::from_str::<FilterDef>(&text).map_or_else(|_| Vec::new(), |d| d.logs)
+}
 
-fn validate_jail(at: &Layered, custom: &[Filter]) -> Result<JailConfig> {
+fn validate_jail(
+    at: &Layered,
+    custom: &[Filter],
+    custom_defs: &[&FilterDef],
+) -> Result<JailConfig> {
     let name = at.j.name.clone();
     let (nsrc, nspan) = at.src_of_name();
     if name == DENY_JAIL {
@@ -917,13 +1267,29 @@ fn validate_jail(at: &Layered, custom: &[Filter]) -> Result<JailConfig> {
         .map(|t| t.0)
         .unwrap_or_default();
     let backends = jail_backends(at)?;
-    let rule_ids: Vec<&str> = filters
+    let mut rule_ids: Vec<&str> = Vec::new();
+    for id in filters
         .iter()
         .flat_map(|f| f.rules().iter().map(|r| r.id.as_str()))
-        .collect();
+    {
+        // several rules may share an id (one failure, several forms): name each once
+        if !rule_ids.contains(&id) {
+            rule_ids.push(id);
+        }
+    }
     let (rule_weights, v4_prefix, v6_prefix, policy) =
         policy_keys(at, bantime, findtime, &rule_ids)?;
+    let filter_logs = refs
+        .iter()
+        .map(|r| {
+            (
+                r.get_ref().clone(),
+                filter_meta_logs(r.get_ref(), custom_defs),
+            )
+        })
+        .collect();
     Ok(JailConfig {
+        filter_logs,
         rule_weights,
         v4_prefix,
         v6_prefix,
@@ -966,12 +1332,22 @@ fn jail_backends(at: &Layered) -> Result<Vec<String>> {
     }
     let mut out: Vec<String> = Vec::new();
     for b in list {
+        if let Some(why) = fail2ban_backend(&b) {
+            return Err(at.err("backend", why));
+        }
         crate::firewall::settings::check_backend(&b).map_err(|e| at.err("backend", e))?;
         if !out.contains(&b) {
             out.push(b);
         }
     }
     Ok(out)
+}
+
+/// fail2ban's log-reading `backend` values, which mean something else here.
+fn fail2ban_backend(b: &str) -> Option<String> {
+    ["systemd", "auto", "polling", "pyinotify", "gamin"]
+        .contains(&b)
+        .then(|| format!("{b:?} is fail2ban's way of reading logs; in Portcullis `backend` is the firewall (\"nftables\", the default, \"iptables\", \"ipset\", \"route\", \"hosts-deny\", \"command\", \"null\"); to read the journal use logs = [\"journal:...\"], e.g. logs = [\"journal:_SYSTEMD_UNIT=ssh.service\"], files are followed with inotify"))
 }
 
 /// What [`policy_keys`] reads: rule weights, v4 and v6 prefix lengths, the policy.
@@ -1036,17 +1412,7 @@ fn policy_keys(
      -> Result<Millis> {
         match t.get(field) {
             None => Ok(default),
-            Some(v) => {
-                let s = v
-                    .as_str()
-                    .ok_or_else(|| at.err(key, format!("`{field}`: {DURATION_WHAT}")))?;
-                let d = portcullis_core::duration::parse(s)
-                    .map_err(|e| at.err(key, format!("`{field}`: {e}")))?;
-                if d <= 0 {
-                    return Err(at.err(key, format!("`{field}` must be longer than 0")));
-                }
-                Ok(d)
-            }
+            Some(v) => value_duration(v, field).map_err(|e| at.err(key, format!("`{field}`: {e}"))),
         }
     };
     let inc_what =
@@ -1173,11 +1539,12 @@ fn policy_keys(
     Ok((rule_weights, v4_prefix, v6_prefix, policy))
 }
 
-/// A jail duration key: a string such as "10m", longer than 0.
+/// A jail duration key: a string such as "10m" or a whole number of seconds, longer than 0.
 fn jail_duration(at: &Layered, key: &str, default: Millis) -> Result<Millis> {
-    let s = at.string(key, DURATION_WHAT)?;
-    let src = at.get(key).map_or(at.builtin, |(s, _)| s);
-    duration(src, &s, key, default)
+    match at.get(key) {
+        None => Ok(default),
+        Some((src, v)) => value_duration(v.get_ref(), key).map_err(|e| src.err(v.span(), key, e)),
+    }
 }
 
 fn parse_port(v: &toml::Value) -> std::result::Result<(u16, u16), String> {
@@ -1187,6 +1554,10 @@ fn parse_port(v: &toml::Value) -> std::result::Result<(u16, u16), String> {
         )
     };
     match v {
+        toml::Value::String(s) if s.contains(',') => Err(format!(
+            "{s:?} holds several ports in one string; make each an element of the list: {}",
+            as_list("ports", s)
+        )),
         toml::Value::Integer(n) => u16::try_from(*n)
             .ok()
             .filter(|&p| p > 0)
@@ -1234,12 +1605,55 @@ pub use crate::sys::{group_id, own_addresses};
 /// Checks a configuration for problems that are not errors but deserve a warning.
 pub fn warnings(cfg: &Config) -> Vec<String> {
     let mut w = cfg.ignore_list.warnings.clone();
+    if !cfg.dropins_skipped.is_empty() {
+        let names: Vec<String> = cfg
+            .dropins_skipped
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        w.push(format!(
+            "not read: {} (only portcullis.d/*.toml files are read; rename a drop-in to end in .toml)",
+            names.join(", ")
+        ));
+    }
+    if cfg.jails.is_empty() {
+        w.push(if cfg.deny.cidrs.is_empty() {
+            "no jail is enabled: nothing is protected".to_string()
+        } else {
+            "no jail is enabled: nothing is protected (only the `deny` list is banned)".to_string()
+        });
+    }
     for j in &cfg.jails {
         if j.logs.is_empty() {
-            w.push(format!(
-                "jail {:?} has no `logs`: it will see nothing",
-                j.name
-            ));
+            let expected: Vec<String> = j
+                .filter_logs
+                .iter()
+                .filter(|(_, l)| !l.is_empty())
+                .map(|(f, l)| format!("filter {f} reads {}", l.join(" or ")))
+                .collect();
+            let all: Vec<String> = j
+                .filter_logs
+                .iter()
+                .flat_map(|(_, l)| l.iter().map(|s| format!("{s:?}")))
+                .collect();
+            if expected.is_empty() {
+                w.push(format!(
+                    "jail {:?} has no `logs`: it will see nothing",
+                    j.name
+                ));
+            } else {
+                w.push(format!(
+                    "jail {:?} has no `logs`: it will see nothing; {} (e.g. logs = [{}])",
+                    j.name,
+                    expected.join("; "),
+                    all.first().map_or("", String::as_str)
+                ));
+            }
+        }
+        for l in &j.logs {
+            if let Some(why) = log_contradicts_filters(l, &j.filter_logs) {
+                w.push(format!("jail {:?}: {why}", j.name));
+            }
         }
         for l in &j.logs {
             if l.starts_with("journal:") {
@@ -1270,6 +1684,45 @@ pub fn warnings(cfg: &Config) -> Vec<String> {
     }
     w.extend(cfg.metrics.as_ref().and_then(crate::metrics::warning));
     w
+}
+
+/// Whether a log name is a web server's access log or its error log (by its file name:
+/// `access` or `error` in it, not both); `None`: it does not say.
+fn log_kind(path: &str) -> Option<&'static str> {
+    let name = path.rsplit('/').next().unwrap_or(path).to_ascii_lowercase();
+    match (name.contains("access"), name.contains("error")) {
+        (true, false) => Some("access"),
+        (false, true) => Some("error"),
+        _ => None,
+    }
+}
+
+/// A log file whose name contradicts what every filter of its jail reads: its name says
+/// access log (error log) and every log each filter's metadata names is an error log (an
+/// access log). Decided only on those names; `None` when any of them says neither.
+pub fn log_contradicts_filters(log: &str, filter_logs: &[(String, Vec<String>)]) -> Option<String> {
+    if log.starts_with(crate::sources::journal::PREFIX) || filter_logs.is_empty() {
+        return None;
+    }
+    let kind = log_kind(log)?;
+    for (_, expected) in filter_logs {
+        if expected.is_empty()
+            || expected
+                .iter()
+                .any(|e| log_kind(e).is_none_or(|k| k == kind))
+        {
+            return None;
+        }
+    }
+    let reads: Vec<String> = filter_logs
+        .iter()
+        .map(|(f, l)| format!("{f} reads {}", l.join(" or ")))
+        .collect();
+    let other = if kind == "access" { "error" } else { "access" };
+    Some(format!(
+        "{log} is an {kind} log by its name, but {} (the {other} log): its lines will never match",
+        reads.join(", ")
+    ))
 }
 
 /// Fails unless `name` is a jail of the configuration.
@@ -1303,11 +1756,11 @@ struct RawMail {
     smtp: Spanned<String>,
     from: Spanned<String>,
     to: Spanned<Vec<Spanned<String>>>,
-    interval: Option<Spanned<String>>,
+    interval: Option<Spanned<DurText>>,
     user: Option<Spanned<String>>,
     password_file: Option<Spanned<String>>,
     events: Option<Vec<Spanned<String>>>,
-    timeout: Option<Spanned<String>>,
+    timeout: Option<Spanned<DurText>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1317,7 +1770,7 @@ struct RawWebhook {
     format: Option<Spanned<String>>,
     events: Option<Vec<Spanned<String>>>,
     header_file: Option<Spanned<String>>,
-    timeout: Option<Spanned<String>>,
+    timeout: Option<Spanned<DurText>>,
     queue: Option<Spanned<usize>>,
 }
 
@@ -1580,10 +2033,10 @@ fn mail_section(src: &Src, m: RawMail) -> Result<MailConfig> {
         port: port.unwrap_or(default_port),
         from,
         to,
-        interval: duration(src, &m.interval, "notify.mail.interval", 600_000)?,
+        interval: duration(src, &dur_text(&m.interval), "notify.mail.interval", 600_000)?,
         credentials,
         events: event_kinds(src, &m.events, "notify.mail.events")?,
-        timeout: duration(src, &m.timeout, "notify.mail.timeout", 30_000)?,
+        timeout: duration(src, &dur_text(&m.timeout), "notify.mail.timeout", 30_000)?,
         secret_files: m
             .password_file
             .iter()
@@ -1686,7 +2139,7 @@ fn webhook_section(src: &Src, w: RawWebhook) -> Result<WebhookConfig> {
         format,
         events: event_kinds(src, &w.events, "notify.webhook.events")?,
         headers,
-        timeout: duration(src, &w.timeout, "notify.webhook.timeout", 10_000)?,
+        timeout: duration(src, &dur_text(&w.timeout), "notify.webhook.timeout", 10_000)?,
         queue,
         secret_files: w
             .header_file
@@ -2126,11 +2579,11 @@ backend = "route"
     fn wrong_value_types_say_what_is_valid() {
         let cases = [
             (
-                "bantime = 3600",
+                "bantime = 1.5",
                 "test.toml:3: `bantime`",
-                "a duration such as",
+                "a whole number of seconds",
             ),
-            ("findtime = 600", "test.toml:3: `findtime`", "\"10m\""),
+            ("findtime = -600", "test.toml:3: `findtime`", "\"10m\""),
             (
                 "maxretry = \"5\"",
                 "test.toml:3: `maxretry`",
@@ -2225,5 +2678,303 @@ backend = "route"
         assert_eq!(c.jails[0].filters[0].name, "myapp");
         let e = err("[[filter]]\nname = \"myapp\"\n[[filter.rule]]\nid = \"bad\"\npattern = '(?!x)login failed from {HOST}'\n");
         assert!(e.contains("look-around") && e.contains("test.toml:"), "{e}");
+    }
+
+    #[test]
+    fn structural_mistakes_name_file_line_key_and_what_is_valid() {
+        let cases = [
+            (
+                "state_dir = \"/tmp/x\"\n[jail]\nname = \"sshd\"\n",
+                "test.toml:2: `jail`",
+                "write [[jail]] (two brackets)",
+            ),
+            (
+                "[firewall]\nbackend = \"null\"\n[jail.sshd]\nenabled = true\n",
+                "test.toml:3: `jail`",
+                "[[jail]]",
+            ),
+            (
+                "ignore = \"192.0.2.1\"\n",
+                "test.toml:1: `ignore`",
+                "a list, e.g. [\"192.0.2.1\"]",
+            ),
+            (
+                "deny = \"192.0.2.1, 198.51.100.7\"\n",
+                "test.toml:1: `deny`",
+                "a list, e.g. [\"192.0.2.1\", \"198.51.100.7\"]",
+            ),
+            (
+                "# a comment\nbantime = \"1h\"\n[[jail]]\nname = \"sshd\"\n",
+                "test.toml:2: `bantime`",
+                "is a [[jail]] key, not a top-level key: put it in a [[jail]] table",
+            ),
+            (
+                "[firewall]\nbakend = \"null\"\n",
+                "test.toml:2: `firewall.bakend`",
+                "unknown key in [firewall]; did you mean `backend`?",
+            ),
+            (
+                "[firewall]\nbackend = \"null\"\n[firewall.iptables]\nchian = \"X\"\n",
+                "test.toml:4: `firewall.iptables.chian`",
+                "did you mean `chain`?",
+            ),
+            (
+                "stat_dir = \"/tmp/x\"\n",
+                "test.toml:1: `stat_dir`",
+                "unknown top-level key; did you mean `state_dir`?",
+            ),
+            (
+                "[DEFAULT]\nbantime = 600\n",
+                "test.toml:1: `DEFAULT`",
+                "in each [[jail]] table",
+            ),
+            (
+                "[sshd]\nenabled = true\n",
+                "test.toml:1: `sshd`",
+                "[[jail]] then name = \"sshd\"",
+            ),
+            (
+                "[[firewall]]\nbackend = \"null\"\n",
+                "test.toml:1: `firewall`",
+                "write [firewall] (one bracket)",
+            ),
+            (
+                "[[jail]]\nname = \"sshd\"\nignore = \"192.0.2.1\"\n",
+                "test.toml:3: `ignore`",
+                "a list, e.g. [\"192.0.2.1\"]",
+            ),
+        ];
+        for (text, at, says) in cases {
+            let e = err(text);
+            assert!(e.starts_with(at) && e.contains(says), "{text}\n=> {e}");
+        }
+    }
+
+    #[test]
+    fn every_unknown_jail_key_is_reported_in_file_order() {
+        let e = err("[[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\n\n\nlogpath = \"/x\"\nfoo = 1\nbar = 2\n");
+        let lines: Vec<&str> = e.lines().collect();
+        assert!(lines[0].starts_with("test.toml:6: `logpath`"), "{e}");
+        assert!(lines[1].starts_with("test.toml:7: `foo`"), "{e}");
+        assert!(lines[2].starts_with("test.toml:8: `bar`"), "{e}");
+        assert!(lines[3].starts_with("jail keys are: name,"), "{e}");
+    }
+
+    #[test]
+    fn fail2ban_names_and_values_say_what_they_are_here() {
+        let jail = |line: &str| err(&format!("[[jail]]\nname = \"sshd\"\n{line}\n"));
+        let cases = [
+            (
+                "ignoreip = \"192.0.2.1 198.51.100.0/24\"",
+                "test.toml:3: `ignoreip`",
+                "is `ignore` in Portcullis, a list (not space-separated): ignore = [\"192.0.2.1\", \"198.51.100.0/24\"]",
+            ),
+            (
+                "logpath = \"/var/log/auth.log\"",
+                "test.toml:3: `logpath`",
+                "is `logs` in Portcullis, a list: logs = [\"/var/log/auth.log\"]",
+            ),
+            (
+                "port = \"ssh,2222\"",
+                "test.toml:3: `port`",
+                "is `ports` in Portcullis, a list of numbers, \"a-b\" ranges or service names: ports = [\"ssh\", 2222]",
+            ),
+            (
+                "ports = \"22,2222\"",
+                "test.toml:3: `ports`",
+                "must be a list, e.g. [22, 2222]",
+            ),
+            (
+                "ports = [\"22,2222\"]",
+                "test.toml:3: `ports`",
+                "make each an element of the list: [22, 2222]",
+            ),
+            (
+                "bantime = -1",
+                "test.toml:3: `bantime`",
+                "is bantime = \"forever\" in Portcullis",
+            ),
+            (
+                "bantime = \"-1\"",
+                "test.toml:3: `bantime`",
+                "is bantime = \"forever\" in Portcullis",
+            ),
+        ];
+        for (line, at, says) in cases {
+            let e = jail(line);
+            assert!(e.starts_with(at) && e.contains(says), "{line}\n=> {e}");
+        }
+        for b in ["systemd", "auto", "polling", "pyinotify"] {
+            let e = jail(&format!("backend = \"{b}\""));
+            assert!(
+                e.starts_with("test.toml:3: `backend`")
+                    && e.contains("in Portcullis `backend` is the firewall")
+                    && e.contains("to read the journal use logs = [\"journal:...\"]"),
+                "{b}: {e}"
+            );
+            let e = err(&format!("[firewall]\nbackend = \"{b}\"\n"));
+            assert!(
+                e.starts_with("test.toml:2: `firewall.backend`") && e.contains("journal:"),
+                "{b}: {e}"
+            );
+        }
+        let e = err("ignoreip = \"192.0.2.1\"\n");
+        assert!(
+            e.starts_with("test.toml:1: `ignoreip`") && e.contains("ignore = [\"192.0.2.1\"]"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn durations_take_whole_seconds_and_errors_say_what_is_accepted() {
+        let jail = |keys: &str| {
+            load(&format!("[[jail]]\nname = \"sshd\"\n{keys}\n")).map(|c| {
+                let j = &c.jails[0];
+                (j.findtime, j.bantime)
+            })
+        };
+        assert_eq!(
+            jail("findtime = 600\nbantime = 3600").unwrap(),
+            (600_000, 3_600_000)
+        );
+        assert_eq!(
+            jail("findtime = \"10 minutes\"\nbantime = \"1 hour\"").unwrap(),
+            (600_000, 3_600_000)
+        );
+        assert_eq!(jail("findtime = \"90\"").unwrap().0, 90_000);
+        let c = load("stats_retention = 86400\n").unwrap();
+        assert_eq!(c.stats_retention, 86_400_000);
+        let c = load("[[jail]]\nname = \"sshd\"\nbantime_increment = { max = 604800 }\n").unwrap();
+        assert_eq!(
+            c.jails[0].policy.ban.increment.as_ref().unwrap().max,
+            604_800_000
+        );
+        // every duration error lists what the parser accepts
+        for text in [
+            "[[jail]]\nname = \"sshd\"\nbantime = \"1y\"\n",
+            "[[jail]]\nname = \"sshd\"\nfindtime = 0\n",
+            "[[jail]]\nname = \"sshd\"\nfindtime = \"1.5h\"\n",
+            "stats_retention = \"3 months\"\n",
+            "[[jail]]\nname = \"sshd\"\nbantime_increment = { window = \"1y\" }\n",
+        ] {
+            let e = err(text);
+            assert!(
+                e.contains("a whole number of seconds (600 or \"600\")")
+                    && e.contains("h, hour(s)")
+                    && e.contains("\"1 hour\"")
+                    && e.contains("no fractions, months or years"),
+                "{text}\n=> {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_rule_weight_lists_each_rule_id_once() {
+        let e = err("[[jail]]\nname = \"sshd\"\nrule_weights = { nosuch = 2 }\n");
+        let list = e.split("their rules are: ").nth(1).expect("the list");
+        let ids: Vec<&str> = list.split(", ").collect();
+        let mut once = ids.clone();
+        once.sort();
+        once.dedup();
+        assert_eq!(ids.len(), once.len(), "{e}");
+        assert!(ids.contains(&"failed"), "{e}");
+    }
+
+    #[test]
+    fn no_enabled_jail_is_a_warning() {
+        let c = load("[[jail]]\nname = \"sshd\"\nenabled = false\n").unwrap();
+        assert!(c.jails.is_empty());
+        let w = warnings(&c);
+        assert!(
+            w.iter()
+                .any(|w| w == "no jail is enabled: nothing is protected"),
+            "{w:?}"
+        );
+        assert!(!warnings(&load("").unwrap())
+            .iter()
+            .any(|w| w.contains("no jail is enabled")));
+    }
+
+    #[test]
+    fn a_jail_without_logs_is_told_the_log_its_filter_reads() {
+        let c = load("[[jail]]\nname = \"dovecot\"\n").unwrap();
+        let w = warnings(&c);
+        assert!(
+            w.iter().any(
+                |w| w.contains("jail \"dovecot\" has no `logs`: it will see nothing")
+                    && w.contains("filter dovecot reads /var/log/mail.log")
+                    && w.contains("logs = [\"/var/log/mail.log\"]")
+            ),
+            "{w:?}"
+        );
+        // nothing is added to the jail: it still reads nothing
+        assert!(c.jails[0].logs.is_empty());
+    }
+
+    #[test]
+    fn a_log_named_as_the_other_kind_than_its_filter_reads_is_a_warning() {
+        let web = |filter: &str, log: &str| {
+            let c = load(&format!(
+                "[[jail]]\nname = \"web\"\nfilter = \"{filter}\"\nlogs = [\"{log}\"]\n"
+            ))
+            .unwrap();
+            warnings(&c)
+                .into_iter()
+                .filter(|w| w.contains("will never match"))
+                .collect::<Vec<_>>()
+        };
+        let w = web("nginx-http-auth", "/var/log/nginx/error.log");
+        assert!(
+            w.len() == 1
+                && w[0].contains("/var/log/nginx/error.log is an error log by its name")
+                && w[0].contains("nginx-http-auth reads /var/log/nginx/access.log"),
+            "{w:?}"
+        );
+        assert_eq!(
+            web("apache-auth", "/var/log/apache2/other_vhosts_access.log").len(),
+            1
+        );
+        // the right kind, or a name that says neither: nothing
+        assert!(web("nginx-http-auth", "/var/log/nginx/access.log").is_empty());
+        assert!(web("nginx-http-auth", "/srv/logs/example.org.log").is_empty());
+        assert!(web("apache-auth", "/var/log/apache2/error.log").is_empty());
+        // a filter whose log says neither (syslog) decides nothing
+        assert!(web("sshd", "/var/log/error.log").is_empty());
+        // one filter of the jail reads that kind: no warning
+        let c = load("[[jail]]\nname = \"web\"\nfilters = [\"nginx-http-auth\", \"apache-auth\"]\nlogs = [\"/var/log/apache2/error.log\"]\n").unwrap();
+        assert!(!warnings(&c).iter().any(|w| w.contains("will never match")));
+    }
+
+    #[test]
+    fn dropins_not_ending_in_toml_are_named_in_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let main = dir.path().join("portcullis.toml");
+        std::fs::write(&main, "[firewall]\nbackend = \"null\"\n").unwrap();
+        let d = dir.path().join("portcullis.d");
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(
+            d.join("50-local.conf"),
+            "[[jail]]\nname = \"sshd\"\nbantime = \"1d\"\n",
+        )
+        .unwrap();
+        std::fs::write(d.join("60-web.toml.bak"), "").unwrap();
+        std::fs::write(d.join("README"), "drop-ins go here\n").unwrap();
+        std::fs::write(d.join(".40-x.toml.swp"), "").unwrap();
+        std::fs::write(d.join("70-ok.toml"), "").unwrap();
+        let c = Config::load(Some(&main)).unwrap();
+        assert_eq!(c.sources.len(), 2, "{:?}", c.sources);
+        let w: Vec<String> = warnings(&c)
+            .into_iter()
+            .filter(|w| w.starts_with("not read: "))
+            .collect();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("50-local.conf")
+                && w[0].contains("60-web.toml.bak")
+                && !w[0].contains("README")
+                && !w[0].contains("swp")
+                && w[0].contains("only portcullis.d/*.toml files are read"),
+            "{w:?}"
+        );
     }
 }

@@ -41,6 +41,15 @@ fn is_host_name(s: &str) -> bool {
         && !s.starts_with('.')
 }
 
+/// Whether an entry that is neither absolute nor an address means a file: it holds a `/`
+/// (not a CIDR) or ends in a list file's suffix, which no host name has.
+fn looks_like_file(e: &str) -> bool {
+    e.contains('/')
+        || [".txt", ".list", ".lst", ".conf", ".cfg"]
+            .iter()
+            .any(|x| e.to_ascii_lowercase().ends_with(x))
+}
+
 /// Reads a list file: one address or CIDR per line, `#` starts a comment, blank lines are
 /// skipped. Errors name the file and line.
 pub fn read_file(path: &str) -> Result<Vec<Cidr>, String> {
@@ -90,6 +99,11 @@ pub fn load(key: &str, entries: &[String], names: bool) -> Result<Loaded, String
         } else if let Ok(c) = Cidr::parse(e) {
             l.cidrs.push(c);
             l.sources.push(Source::Literal(c));
+        } else if looks_like_file(e) {
+            return Err(format!(
+                "{e:?} looks like a list file, but list files need an absolute path (e.g. \"/etc/portcullis/{}\"); a relative name is not read",
+                e.rsplit('/').next().unwrap_or(e)
+            ));
         } else if names && is_host_name(e) {
             let v = resolve(e);
             if v.is_empty() {
@@ -178,5 +192,20 @@ mod tests {
         let e = parse_file("/x", "192.0.2.1\nnot-an-address\n").unwrap_err();
         assert!(e.starts_with("/x:2:"), "{e}");
         assert!(load("deny", &["/nonexistent/deny.txt".into()], false).is_err());
+    }
+
+    #[test]
+    fn a_relative_list_file_is_an_error_asking_for_an_absolute_path() {
+        for (key, names) in [("ignore", true), ("deny", false)] {
+            for e in ["relative.txt", "lists/office", "office.list", "ignore.conf"] {
+                let err = load(key, &[e.into()], names).unwrap_err();
+                assert!(
+                    err.contains("list files need an absolute path") && err.contains(e),
+                    "{key} {e}: {err}"
+                );
+            }
+        }
+        // host names and CIDRs are still what they were
+        assert!(load("ignore", &["localhost".into(), "192.0.2.0/24".into()], true).is_ok());
     }
 }

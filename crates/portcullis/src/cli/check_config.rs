@@ -7,6 +7,8 @@ use crate::config::{self, Config};
 /// Loads and validates; prints a summary of the jails or the error.
 pub fn run(path: Option<&Path>) -> anyhow::Result<i32> {
     let cfg = Config::load(path)?;
+    // the checks `run` makes before it starts (a state_dir others can write is refused)
+    crate::daemon::fsutil::check_state_dir(&cfg.state_dir)?;
     // the backends' programs, templates and files (missing iptables, unwritable hosts.deny)
     let backends = crate::firewall::router::used(&cfg);
     crate::firewall::router::preflight(&cfg)?;

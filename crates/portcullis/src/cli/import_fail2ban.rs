@@ -20,14 +20,23 @@ use anyhow::{anyhow, Context};
 /// Runs the import; returns the exit code (errors are exit code 2 in `main`).
 pub fn run(path: &Path, out: Option<&Path>) -> anyhow::Result<i32> {
     // a clear error for the file itself; includes are optional and reported by the importer
-    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let name = path
         .to_str()
         .ok_or_else(|| anyhow!("{}: the path is not valid UTF-8", path.display()))?;
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+    if let Some(why) = not_a_filter(path, stem, &text) {
+        anyhow::bail!("{name}: {why}");
+    }
     let load = |p: &str| std::fs::read_to_string(p).ok();
     let imported = portcullis_fail2ban::import(name, &load)?;
     eprint!("{}", imported.report.render());
-    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+    if portcullis_core::filter::builtin::get(stem).is_some() {
+        eprintln!(
+            "note: Portcullis has a built-in filter {stem:?}: use the built-in `{stem}` (filter = \"{stem}\" in a [[jail]]; `portcullis filters` says which log it reads); import only what it lacks"
+        );
+    }
     if let Some(why) = unsafe_source(stem) {
         eprintln!("WARNING: {stem}: {why}");
     }
@@ -48,6 +57,57 @@ pub fn run(path: &Path, out: Option<&Path>) -> anyhow::Result<i32> {
         None => eprintln!("no filter written"),
     }
     Ok(if imported.toml.is_some() { 0 } else { 1 })
+}
+
+/// Why `path` is a fail2ban file this command does not import (a jail file, a helper that
+/// filters include), or `None` for what may be a filter.
+fn not_a_filter(path: &Path, stem: &str, text: &str) -> Option<String> {
+    let lines: Vec<String> = text
+        .lines()
+        .map(|l| l.trim().to_ascii_lowercase())
+        .filter(|l| !l.starts_with('#') && !l.starts_with(';'))
+        .collect();
+    let key = |k: &str| {
+        lines.iter().any(|l| {
+            l.strip_prefix(k)
+                .is_some_and(|r| r.trim_start().starts_with(['=', ':']))
+        })
+    };
+    let in_jail_d = path
+        .parent()
+        .and_then(Path::file_name)
+        .is_some_and(|d| d == "jail.d");
+    let jail_keys = [
+        "enabled", "logpath", "port", "maxretry", "bantime", "findtime",
+    ];
+    if stem == "jail"
+        || in_jail_d
+        || (!lines.iter().any(|l| l == "[definition]") && jail_keys.iter().any(|k| key(k)))
+    {
+        return Some(
+            "this is a fail2ban jail file (jail.conf, jail.local, jail.d/): jails are not imported, \
+             only filter.d files are. Write each jail as a [[jail]] table in \
+             /etc/portcullis/portcullis.toml or a portcullis.d/*.toml drop-in: [sshd] becomes \
+             [[jail]] with name = \"sshd\"; logpath -> logs (a list), port -> ports (a list), \
+             ignoreip -> ignore (a list, top level or per jail), maxretry, findtime and bantime \
+             stay (bantime = -1 -> \"forever\"), backend = \"systemd\" -> logs = [\"journal:...\"]; \
+             see \"Coming from fail2ban\" in the README (/usr/share/doc/portcullis/README.md) \
+             for the key map and its Configuration section for every key (`portcullis \
+             check-config` names what it does not know)"
+                .into(),
+        );
+    }
+    if stem.starts_with("paths-") {
+        return Some(format!(
+            "{stem}.conf holds the log paths jail.conf includes; it is not a filter. Name the logs in each [[jail]]'s `logs`"
+        ));
+    }
+    if (stem == "common" || stem.ends_with("-common")) && !key("failregex") {
+        return Some(format!(
+            "no failregex: {stem}.conf is a helper that other filters include ([INCLUDES] before = {stem}.conf); it is not imported on its own: import the filters that include it (it is read from beside them)"
+        ));
+    }
+    None
 }
 
 /// fail2ban filters whose log Portcullis does not ship a filter for, or reads only in
@@ -130,6 +190,54 @@ mod tests {
 
         // errors
         assert!(run(&fd.join("missing.conf"), Some(&out)).is_err());
-        assert!(run(&fd.join("common.conf"), Some(&out)).is_err());
+        let e = format!(
+            "{:#}",
+            run(&fd.join("common.conf"), Some(&out)).unwrap_err()
+        );
+        assert!(
+            e.contains("is a helper that other filters include")
+                && e.contains("not imported on its own"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn jail_files_and_helpers_say_what_they_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let jail = "[DEFAULT]\nbantime = 1h\n\n[sshd]\nenabled = true\nport = ssh\nlogpath = %(sshd_log)s\n";
+        std::fs::create_dir(d.join("jail.d")).unwrap();
+        for p in [
+            "jail.local",
+            "jail.conf",
+            "jail.d/defaults-debian.conf",
+            "mine.conf",
+        ] {
+            std::fs::write(d.join(p), jail).unwrap();
+            let e = format!("{:#}", run(&d.join(p), None).unwrap_err());
+            assert!(
+                e.contains("jails are not imported, only filter.d files")
+                    && e.contains("\"Coming from fail2ban\" in the README")
+                    && e.contains("logpath -> logs"),
+                "{p}: {e}"
+            );
+        }
+        std::fs::write(
+            d.join("apache-common.conf"),
+            "[DEFAULT]\n_apache_error_client = x\n",
+        )
+        .unwrap();
+        let e = format!(
+            "{:#}",
+            run(&d.join("apache-common.conf"), None).unwrap_err()
+        );
+        assert!(e.contains("apache-common.conf is a helper"), "{e}");
+        std::fs::write(
+            d.join("paths-debian.conf"),
+            "[DEFAULT]\nsshd_log = /var/log/auth.log\n",
+        )
+        .unwrap();
+        let e = format!("{:#}", run(&d.join("paths-debian.conf"), None).unwrap_err());
+        assert!(e.contains("not a filter"), "{e}");
     }
 }

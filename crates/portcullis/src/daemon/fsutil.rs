@@ -67,16 +67,38 @@ pub fn prepare_state_dir(dir: &Path) -> Result<PathBuf> {
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
         Ok(_) => {}
     }
+    verify_state_dir(dir, dir)
+}
+
+/// The checks of [`prepare_state_dir`] without creating anything, for `check-config`: the
+/// same errors for a state directory that exists; for a missing one (which the daemon
+/// creates 0700), the directories above it that exist.
+pub fn check_state_dir(dir: &Path) -> Result<()> {
+    if !dir.is_absolute() {
+        bail!("state_dir {} is not an absolute path", dir.display());
+    }
+    let existing = dir
+        .ancestors()
+        .find(|p| fs::symlink_metadata(p).is_ok())
+        .unwrap_or(Path::new("/"));
+    verify_state_dir(dir, existing).map(drop)
+}
+
+/// Checks `upto`, the state directory `dir` or the nearest existing directory above it,
+/// as written (its links) and as resolved; returns its resolved path.
+fn verify_state_dir(dir: &Path, upto: &Path) -> Result<PathBuf> {
     // the path as written (its links), then the directories the links lead to
-    check_path(dir, dir)?;
-    let real = fs::canonicalize(dir)
-        .with_context(|| format!("cannot resolve state_dir {}", dir.display()))?;
-    check_path(dir, &real)?;
+    let itself = upto == dir;
+    check_path(dir, upto, itself)?;
+    let real = fs::canonicalize(upto)
+        .with_context(|| format!("cannot resolve state_dir {}", upto.display()))?;
+    check_path(dir, &real, itself)?;
     Ok(real)
 }
 
-/// Checks every component of `path` (the state directory `dir`, written or resolved).
-fn check_path(dir: &Path, path: &Path) -> Result<()> {
+/// Checks every component of `path` (the state directory `dir`, written or resolved, or
+/// the nearest existing directory above a missing `dir`: then every one is a parent).
+fn check_path(dir: &Path, path: &Path, itself: bool) -> Result<()> {
     let uid = euid();
     let mut parts: Vec<&Path> = path.ancestors().collect();
     parts.reverse();
@@ -96,8 +118,8 @@ fn check_path(dir: &Path, path: &Path) -> Result<()> {
             }
             continue;
         }
-        if last {
-            check_state_dir(dir, &m, uid)?;
+        if last && itself {
+            check_dir_itself(dir, &m, uid)?;
         } else {
             check_parent(dir, p, &m, uid)?;
         }
@@ -106,7 +128,7 @@ fn check_path(dir: &Path, path: &Path) -> Result<()> {
 }
 
 /// The state directory itself: a directory, ours, writable by nobody else.
-fn check_state_dir(dir: &Path, m: &Metadata, uid: u32) -> Result<()> {
+fn check_dir_itself(dir: &Path, m: &Metadata, uid: u32) -> Result<()> {
     let d = dir.display();
     if !m.is_dir() {
         bail!("state_dir {d} is not a directory");

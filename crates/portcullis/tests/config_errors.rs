@@ -1,0 +1,247 @@
+//! `portcullis check-config` on the mistakes a newcomer (often from fail2ban) makes: each is
+//! an error naming the file, the line and the key and saying what is valid, or a warning;
+//! and check-config refuses a state directory as `run` does. No root needed for most; the
+//! state_dir test compares with `run`, which refuses before it touches anything.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
+
+/// Runs check-config on `path`; returns (success, stdout + stderr).
+fn check_file(path: &Path) -> (bool, String) {
+    let out = Command::new(BIN)
+        .args(["check-config", "-c"])
+        .arg(path)
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), all)
+}
+
+/// Writes `text` as `dir/portcullis.toml` and checks it.
+fn check(dir: &Path, text: &str) -> (bool, String) {
+    let path = dir.join("portcullis.toml");
+    std::fs::write(&path, text).unwrap();
+    check_file(&path)
+}
+
+/// A configuration that touches nothing on the host.
+fn base(dir: &Path) -> String {
+    format!(
+        "state_dir = \"{}/state\"\nsocket = \"{}/p.sock\"\n[firewall]\nbackend = \"null\"\n",
+        dir.display(),
+        dir.display()
+    )
+}
+
+#[test]
+fn structural_mistakes_name_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let file = d.join("portcullis.toml").display().to_string();
+    let b = base(d); // 4 lines
+    let cases = [
+        (
+            format!("{b}[jail]\nname = \"sshd\"\n"),
+            format!("{file}:5: `jail`: [jail] is a single table"),
+            "write [[jail]] (two brackets)",
+        ),
+        (
+            format!("ignore = \"192.0.2.1\"\n{b}"),
+            format!("{file}:1: `ignore`: must be a list"),
+            "a list, e.g. [\"192.0.2.1\"]",
+        ),
+        (
+            format!("bantime = \"1h\"\n{b}"),
+            format!("{file}:1: `bantime`"),
+            "is a [[jail]] key, not a top-level key",
+        ),
+        (
+            format!("{b}bakend = \"null\"\n"),
+            format!("{file}:5: `firewall.bakend`"),
+            "did you mean `backend`?",
+        ),
+        (
+            format!("{b}[[jail]]\nname = \"sshd\"\nlogpath = \"/var/log/auth.log\"\nfoo = 1\n"),
+            format!("{file}:7: `logpath`"),
+            "is `logs` in Portcullis, a list",
+        ),
+        (
+            format!("{b}[[jail]]\nname = \"sshd\"\nbackend = \"systemd\"\n"),
+            format!("{file}:7: `backend`"),
+            "to read the journal use logs = [\"journal:...\"]",
+        ),
+    ];
+    for (text, at, says) in cases {
+        let (ok, out) = check(d, &text);
+        assert!(
+            !ok && out.contains(&at) && out.contains(says),
+            "{text}\n=> {out}"
+        );
+    }
+    // the second unknown key is named too, on its own line after the first
+    let (_, out) = check(
+        d,
+        &format!("{b}[[jail]]\nname = \"sshd\"\nlogpath = \"/x\"\nfoo = 1\n"),
+    );
+    let first = out.find(&format!("{file}:7: `logpath`")).expect(&out);
+    let second = out.find(&format!("{file}:8: `foo`")).expect(&out);
+    assert!(first < second, "{out}");
+}
+
+#[test]
+fn fail2ban_durations_and_a_relative_list_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let b = base(d);
+    let (ok, out) = check(
+        d,
+        &format!("{b}[[jail]]\nname = \"sshd\"\nfindtime = 600\nbantime = \"1 hour\"\n"),
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("5 failures in 10m -> ban 1h"), "{out}");
+    let (ok, out) = check(d, &format!("{b}[[jail]]\nname = \"sshd\"\nbantime = -1\n"));
+    assert!(!ok && out.contains("bantime = \"forever\""), "{out}");
+    let (ok, out) = check(d, &format!("ignore = [\"office.txt\"]\n{b}"));
+    assert!(
+        !ok && out.contains(":1: `ignore`") && out.contains("list files need an absolute path"),
+        "{out}"
+    );
+}
+
+#[test]
+fn dropins_that_are_not_toml_and_no_enabled_jail_are_warnings() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let main = d.join("portcullis.toml");
+    std::fs::write(
+        &main,
+        format!("{}[[jail]]\nname = \"sshd\"\nenabled = false\n", base(d)),
+    )
+    .unwrap();
+    std::fs::create_dir(d.join("portcullis.d")).unwrap();
+    std::fs::write(
+        d.join("portcullis.d/50-local.conf"),
+        "[[jail]]\nname = \"sshd\"\nenabled = true\n",
+    )
+    .unwrap();
+    let (ok, out) = check_file(&main);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!(
+            "warning: not read: {}/portcullis.d/50-local.conf (only portcullis.d/*.toml files are read",
+            d.display()
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("warning: no jail is enabled: nothing is protected"),
+        "{out}"
+    );
+    // named .toml, it is read: the jail is on, no warning
+    std::fs::rename(
+        d.join("portcullis.d/50-local.conf"),
+        d.join("portcullis.d/50-local.toml"),
+    )
+    .unwrap();
+    let (ok, out) = check_file(&main);
+    assert!(ok && out.contains("jail sshd:"), "{out}");
+    assert!(
+        !out.contains("not read") && !out.contains("no jail is enabled"),
+        "{out}"
+    );
+}
+
+/// Runs `portcullis run -c path` for at most 20 seconds; returns its stderr (it must end
+/// by itself: it refuses the state directory before it starts anything).
+fn run_refuses(path: &Path) -> String {
+    let mut child = Command::new(BIN)
+        .args(["run", "-c"])
+        .arg(path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("`run` did not refuse the state directory: it started");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(!status.success(), "{err}");
+    err
+}
+
+#[test]
+fn check_config_refuses_a_state_dir_others_can_write_as_run_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let state = d.join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let path = d.join("portcullis.toml");
+    std::fs::write(&path, base(d)).unwrap();
+    let (ok, out) = check_file(&path);
+    let says = format!(
+        "state_dir {} has mode 0777: it is writable by other users",
+        state.display()
+    );
+    assert!(!ok && out.contains(&says), "{out}");
+    let run = run_refuses(&path);
+    assert!(run.contains(&says), "{run}");
+    // the same line, word for word
+    let line = |t: &str| {
+        t.lines()
+            .find(|l| l.contains(&says))
+            .map(|l| l[l.find("state_dir").unwrap()..].to_string())
+    };
+    assert_eq!(line(&out), line(&run));
+
+    // a missing state directory under a directory others can write: refused too, and
+    // check-config creates nothing
+    let open = d.join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::write(
+        &path,
+        base(d).replace(
+            &format!("{}/state", d.display()),
+            &format!("{}/open/sub/state", d.display()),
+        ),
+    )
+    .unwrap();
+    let (ok, out) = check_file(&path);
+    assert!(
+        !ok && out.contains(&format!(
+            "the directory {} above it has mode 0777",
+            open.display()
+        )),
+        "{out}"
+    );
+    assert!(!open.join("sub").exists());
+
+    // private: fine, and still nothing created
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (ok, out) = check_file(&path);
+    assert!(ok, "{out}");
+    assert!(!open.join("sub").exists());
+    std::fs::write(&path, base(d)).unwrap();
+    let (ok, out) = check_file(&path);
+    assert!(ok, "{out}");
+}
