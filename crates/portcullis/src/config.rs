@@ -1239,7 +1239,23 @@ fn validate_jail(
             Some(s) => Err(at.err(key, format!("{:?} is not valid; use {what}", s.get_ref()))),
         }
     };
-    let protocol = pick("protocol", &["tcp", "udp", "both"], "tcp")?;
+    // a jail without `ports` takes its filters' (each names its service's ports): their
+    // union, over tcp and udp unless `protocol` says otherwise; a filter that names none (a
+    // scan detector, a log of many services, a filter of the user's) leaves every port
+    let filter_ports = match &ports {
+        None => filters_ports(&filters),
+        Some(_) => None,
+    };
+    let protocol = pick(
+        "protocol",
+        &["tcp", "udp", "both"],
+        if filter_ports.is_some() {
+            "both"
+        } else {
+            "tcp"
+        },
+    )?;
+    let ports = ports.or(filter_ports);
     let action = pick("action", &["drop", "reject"], "drop")?;
     let mode =
         Mode::parse(&pick("mode", &["normal", "ddos", "aggressive"], "normal")?).expect("mode");
@@ -1310,6 +1326,28 @@ fn validate_jail(
         backends,
         transport_cut,
     })
+}
+
+/// The ports of a jail's filters when every one names its own ([`Filter::ports`]): their
+/// union, overlapping and adjacent ranges merged; `None` (every port) when a filter names
+/// none or there is no filter.
+fn filters_ports(filters: &[Filter]) -> Option<Vec<(u16, u16)>> {
+    let mut all = Vec::new();
+    for f in filters {
+        all.extend_from_slice(f.ports()?);
+    }
+    if all.is_empty() {
+        return None;
+    }
+    all.sort_unstable();
+    let mut out: Vec<(u16, u16)> = Vec::with_capacity(all.len());
+    for (a, b) in all {
+        match out.last_mut() {
+            Some(last) if u32::from(a) <= u32::from(last.1) + 1 => last.1 = last.1.max(b),
+            _ => out.push((a, b)),
+        }
+    }
+    Some(out)
 }
 
 /// A jail's `backend`: one name or a list of them (see crate::firewall::settings).
@@ -2670,6 +2708,49 @@ backend = "route"
                 Some(vec![(22, 22), (2222, 2222), (8000, 8001)])
             );
         }
+    }
+
+    /// A jail without `ports` bans on its filters' ports (union, merged), over tcp and udp
+    /// unless `protocol` is set; a filter that names no ports (a scan detector, a filter of
+    /// the user's) keeps every port; `ports` given wins, over tcp by default.
+    #[test]
+    fn a_jail_without_ports_takes_its_filters_ports() {
+        let jail = |keys: &str| {
+            let c = load(&format!(
+                "[[jail]]\nname = \"j\"\nlogs = [\"/var/log/x.log\"]\n{keys}\n"
+            ))
+            .unwrap();
+            let j = &c.jails[0];
+            (j.ports.clone(), j.protocol.clone())
+        };
+        let web = Some(vec![(80, 80), (443, 443)]);
+        assert_eq!(
+            jail("filter = \"nginx-http-auth\""),
+            (web.clone(), "both".into())
+        );
+        assert_eq!(
+            jail("filters = [\"nginx-http-auth\", \"apache-auth\", \"sshd\"]"),
+            (Some(vec![(22, 22), (80, 80), (443, 443)]), "both".into())
+        );
+        assert_eq!(
+            jail("filters = [\"tigervnc\", \"screensharingd\"]").0,
+            Some(vec![(5900, 5999)])
+        );
+        assert_eq!(
+            jail("filter = \"nginx-http-auth\"\nprotocol = \"tcp\""),
+            (web, "tcp".into())
+        );
+        assert_eq!(jail("filter = \"recidive\""), (None, "tcp".into()));
+        assert_eq!(
+            jail("filters = [\"nginx-http-auth\", \"portsentry\"]"),
+            (None, "tcp".into())
+        );
+        assert_eq!(
+            jail("filter = \"nginx-http-auth\"\nports = [8080]"),
+            (Some(vec![(8080, 8080)]), "tcp".into())
+        );
+        let c = load("[[filter]]\nname = \"myapp\"\ndescription = \"x\"\n[[filter.rule]]\nid = \"f\"\npattern = 'login failed from {HOST}'\n[[jail]]\nname = \"app\"\nfilter = \"myapp\"\nlogs = [\"/var/log/app.log\"]\n").unwrap();
+        assert_eq!(c.jails[0].ports, None);
     }
 
     #[test]

@@ -770,6 +770,96 @@ fn lockout_ignored_address_never_banned() {
     println!("[lockout] done in {:?}", t0.elapsed());
 }
 
+/// A web jail without `ports` (filter nginx-http-auth, whose service is on 80 and 443)
+/// bans an offender on the web ports only: the same address still reaches sshd on 22, so
+/// failed web logins from an office NAT do not lock the office out of SSH. The ban is real:
+/// a listener on port 80 of the server answers the attacker before the ban and not after.
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn a_web_jail_without_ports_bans_the_web_ports_only() {
+    require_root();
+    let mut lab = Lab::new();
+    let dir = lab.dir().to_path_buf();
+    let log = dir.join("auth.log");
+    let access = dir.join("access.log");
+    fs::write(&access, "").unwrap();
+    let web = format!(
+        "[[jail]]\nname = \"web\"\nfilter = \"nginx-http-auth\"\nlogs = [{:?}]\nmaxretry = 2\n",
+        access.display().to_string()
+    );
+    let cfg = Cfg {
+        jail_extra: &web,
+        ..Cfg::new(&dir, &log)
+    }
+    .write();
+    let check = {
+        let mut c = Command::new(BIN);
+        c.args(["check-config", "-c"]).arg(&cfg);
+        run_with_timeout(&mut c, None, Duration::from_secs(30))
+            .check()
+            .stdout_str()
+    };
+    assert!(
+        check.contains("on 80,443/tcp+udp (drop)"),
+        "check-config should show the web jail's ports: {check}"
+    );
+    let d = Daemon::start(&lab.server, &dir, &cfg);
+    lab.start_sshd(&log);
+    d.wait_reading(&log, 7);
+    // something listening on the server's port 80 (a bound socket: the kernel completes
+    // the handshake), for the attacker to reach before the ban
+    let _listener = lab.server.spawn(
+        "python3",
+        &[
+            "-c",
+            "import socket, time\n\
+             s = socket.socket(socket.AF_INET6)\n\
+             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)\n\
+             s.bind(('::', 80))\ns.listen(64)\ntime.sleep(120)\n",
+        ],
+    );
+    let srv = Lab::server_addr(Side::Attacker, false);
+    let attacker = Lab::client_addr(Side::Attacker, false).to_string();
+    let probe = Duration::from_secs(2);
+    wait_for("the port 80 listener", Duration::from_secs(10), || {
+        lab.tcp_connects(Side::Attacker, srv, 80, probe)
+    });
+
+    // two failed basic-auth logins in nginx's access log (combined format, stamped now)
+    let stamp = {
+        let t = SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let iso = portcullis_core::time::rfc3339(t * 1000);
+        let months = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        let m = months[iso[5..7].parse::<usize>().unwrap() - 1];
+        format!("{}/{m}/{}:{} +0000", &iso[8..10], &iso[0..4], &iso[11..19])
+    };
+    let lines: String = (0..2)
+        .map(|_| {
+            format!(
+                "{attacker} - alice [{stamp}] \"GET /admin/ HTTP/1.1\" 401 179 \"-\" \"curl/8.0\"\n"
+            )
+        })
+        .collect();
+    append(&access, &lines);
+    wait_for("the web jail's ban", Duration::from_secs(10), || {
+        nft_has(&lab.server, "v4_web", &attacker).is_some()
+    });
+    assert!(d.bans().iter().all(|b| b.jail == "web"), "{:?}", d.bans());
+    assert!(
+        !lab.tcp_connects(Side::Attacker, srv, 80, probe),
+        "the banned attacker still reaches port 80"
+    );
+    assert!(
+        lab.tcp_connects(Side::Attacker, srv, 22, probe),
+        "the web jail's ban locked the attacker out of port 22 too"
+    );
+}
+
 // ───────────────────────────── 4. rotation under load ─────────────────────────────
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -37,17 +37,23 @@ pub fn run(path: Option<&Path>) -> anyhow::Result<i32> {
     for j in &cfg.jails {
         let ports = match &j.ports {
             None => "all ports".to_string(),
-            Some(p) => p
-                .iter()
-                .map(|(a, b)| {
-                    if a == b {
-                        a.to_string()
-                    } else {
-                        format!("{a}-{b}")
+            Some(p) => {
+                p.iter()
+                    .map(|(a, b)| {
+                        if a == b {
+                            a.to_string()
+                        } else {
+                            format!("{a}-{b}")
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",")
+                    + match j.protocol.as_str() {
+                        "both" => "/tcp+udp",
+                        "udp" => "/udp",
+                        _ => "/tcp",
                     }
-                })
-                .collect::<Vec<_>>()
-                .join(","),
+            }
         };
         println!(
             "jail {}: filter {} ({:?}), {} failures in {} -> ban {} on {} ({}), logs: {}",

@@ -3,7 +3,8 @@
 use portcullis_core::filter::{builtin, def::GROUPS, Filter, FilterDef};
 
 /// Prints each built-in filter (of `group`, when given): name, group and description on
-/// one line, the log it expects on the next; or one JSON object per filter.
+/// one line, the log it expects on the next, then the ports a jail without `ports` bans on;
+/// or one JSON object per filter (`ports`: `[[from, to], …]`, null for every port).
 pub fn run(json: bool, group: Option<&str>) -> anyhow::Result<i32> {
     if let Some(g) = group {
         if !GROUPS.contains(&g) {
@@ -32,6 +33,7 @@ pub fn run(json: bool, group: Option<&str>) -> anyhow::Result<i32> {
                     "logs": def.logs,
                     "programs": programs,
                     "rules": f.rules().len(),
+                    "ports": f.ports(),
                 })
                 .to_string(),
             );
@@ -39,8 +41,39 @@ pub fn run(json: bool, group: Option<&str>) -> anyhow::Result<i32> {
         } else {
             out.push_str(&format!("{:<22} {g:<14} {}\n", f.name, f.description));
             out.push_str(&format!("{:<37} log: {}\n", "", def.logs.join(" | ")));
+            out.push_str(&format!("{:<37} ports: {}\n", "", ports_text(f.ports())));
         }
     }
     print!("{out}");
     Ok(0)
+}
+
+/// `80,443` (ranges as `5900-5999`), or `all` when the filter names none.
+fn ports_text(ports: Option<&[(u16, u16)]>) -> String {
+    match ports {
+        None => "all".to_string(),
+        Some(p) => p
+            .iter()
+            .map(|&(a, b)| {
+                if a == b {
+                    a.to_string()
+                } else {
+                    format!("{a}-{b}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(","),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_are_written_as_a_jail_would_take_them() {
+        assert_eq!(ports_text(None), "all");
+        assert_eq!(ports_text(Some(&[(80, 80), (443, 443)])), "80,443");
+        assert_eq!(ports_text(Some(&[(5900, 5999)])), "5900-5999");
+    }
 }
