@@ -97,6 +97,20 @@ pub fn load(key: &str, entries: &[String], names: bool) -> Result<Loaded, String
             l.cidrs.extend_from_slice(&v);
             l.sources.push(Source::File(e.to_string(), v));
         } else if let Ok(c) = Cidr::parse(e) {
+            if let Some(written) = host_bits(e, c) {
+                // a typo for a longer prefix must not widen the list unseen: a deny entry
+                // would ban the wider net (an error, as `portcullis ban` refuses it), an
+                // ignore entry would never ban it (a warning)
+                let msg = format!(
+                    "{e:?} has host bits set: it stands for {c}, which starts at {}; write {c} for that net, or {written} for the single address",
+                    c.to_string().split('/').next().unwrap_or_default()
+                );
+                if names {
+                    l.warnings.push(format!("`{key}`: {msg}"));
+                } else {
+                    return Err(msg);
+                }
+            }
             l.cidrs.push(c);
             l.sources.push(Source::Literal(c));
         } else if looks_like_file(e) {
@@ -125,6 +139,15 @@ pub fn load(key: &str, entries: &[String], names: bool) -> Result<Loaded, String
     Ok(l)
 }
 
+/// The address written in `entry` when it is a prefix whose host bits are set (the parsed
+/// `c` starts elsewhere), e.g. `198.51.100.1` for "198.51.100.1/24".
+fn host_bits(entry: &str, c: Cidr) -> Option<std::net::IpAddr> {
+    let (addr, _) = entry.split_once('/')?;
+    let written = Cidr::parse(addr).ok()?;
+    let net = Cidr::parse(c.to_string().split('/').next()?).ok()?;
+    (written != net).then(|| addr.trim().parse().ok()).flatten()
+}
+
 /// For `check-config`: one line per entry saying what it holds.
 pub fn describe(key: &str, l: &Loaded) -> Vec<String> {
     l.sources
@@ -147,6 +170,47 @@ pub fn describe(key: &str, l: &Loaded) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A prefix written with host bits is a warning in `ignore` (the net is ignored, as
+    /// written) and an error in `deny` (a typo would ban a wider net).
+    #[test]
+    fn host_bits_warn_in_ignore_and_refuse_in_deny() {
+        let l = load(
+            "ignore",
+            &["198.51.100.1/24".into(), "203.0.113.0/24".into()],
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            l.cidrs,
+            [
+                Cidr::parse("198.51.100.0/24").unwrap(),
+                Cidr::parse("203.0.113.0/24").unwrap()
+            ]
+        );
+        assert_eq!(l.warnings.len(), 1, "{:?}", l.warnings);
+        assert!(
+            l.warnings[0].contains("host bits") && l.warnings[0].contains("198.51.100.0/24"),
+            "{:?}",
+            l.warnings
+        );
+        let e = load("deny", &["203.0.113.0/8".into()], false).unwrap_err();
+        assert!(
+            e.contains("host bits") && e.contains("203.0.0.0/8") && e.contains("203.0.113.0"),
+            "{e}"
+        );
+        assert!(load(
+            "deny",
+            &[
+                "203.0.0.0/8".into(),
+                "2001:db8::/32".into(),
+                "192.0.2.7".into()
+            ],
+            false
+        )
+        .is_ok());
+        assert!(load("deny", &["2001:db8::1/64".into()], false).is_err());
+    }
 
     #[test]
     fn files_hosts_and_errors() {
