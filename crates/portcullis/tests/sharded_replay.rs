@@ -117,9 +117,20 @@ fn test_summary_by_connection_counts_as_one_thread() {
     let rule = |name: &str| -> u64 {
         let l = one
             .lines()
-            .find(|l| l.trim_end().ends_with(&format!(" {name} (Auth, weight 1)")))
+            .find(|l| {
+                l.trim_start().split_once(' ').is_some_and(|(_, r)| {
+                    r.trim_start()
+                        .starts_with(&format!("{name} (Auth, weight 1"))
+                })
+            })
             .unwrap_or_else(|| panic!("no rule {name} in {one}"));
         l.split_whitespace().next().unwrap().parse().unwrap()
     };
     assert!(rule("publickey") > 100 && rule("too-many") > 100, "{one}");
+    // and the summary says which rules are held in their session (their lines count 0 in
+    // --json until the session decides)
+    assert!(
+        one.contains("publickey (Auth, weight 1, pending: counts only when the session ends without a login)"),
+        "{one}"
+    );
 }

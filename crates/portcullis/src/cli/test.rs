@@ -683,7 +683,7 @@ fn print_summary(set: &MatchSet, s: &Stats, top: usize, missed: bool) {
             s.untagged
         ));
     }
-    o.push_str("\nmatches per rule:\n");
+    o.push_str("\nmatches per rule (weight: what a line of the rule counts on its own; a rule held in its session shows its kind: it counts only as that kind says, and `--json` gives each line's weight, 0 while held):\n");
     // a rule with several patterns is compiled to one entry per pattern: one line per rule id
     let rules = f.rules();
     for (i, r) in rules.iter().enumerate() {
@@ -694,8 +694,18 @@ fn print_summary(set: &MatchSet, s: &Stats, top: usize, missed: bool) {
             .filter(|&k| rules[k].id == r.id)
             .map(|k| s.per_rule.get(k).copied().unwrap_or(0))
             .sum();
+        use portcullis_core::filter::def::Kind;
+        let held = match r.kind {
+            Kind::Prelude => {
+                ", prelude: counts only when the session ends before the attempt's own line"
+            }
+            Kind::Pending => ", pending: counts only when the session ends without a login",
+            Kind::Followup => ", follow-up: counts only when nothing else of the session did",
+            Kind::Opener => ", opener: once per session",
+            _ => "",
+        };
         o.push_str(&format!(
-            "  {n:>10}  {} ({:?}, weight {})\n",
+            "  {n:>10}  {} ({:?}, weight {}{held})\n",
             r.id, r.class, r.weight
         ));
     }
