@@ -766,7 +766,8 @@ fn check_deny(cfg: &Config) -> Result<()> {
     let never = portcullis_core::ignore::IgnoreList::new(cfg.ignore.clone(), vec![]);
     for c in &cfg.deny.cidrs {
         if let Some(why) = never.check_prefix(*c) {
-            bail!("`deny`: {c} is refused: {why}; the ignore list, loopback and the host's own addresses always win, so narrow the entry or the ignore list");
+            let why = crate::daemon::control::refusal(*c, why);
+            bail!("`deny`: {why}; the ignore list, loopback and the host's own addresses always win, so narrow the entry or the ignore list");
         }
     }
     Ok(())

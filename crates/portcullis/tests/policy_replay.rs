@@ -192,6 +192,17 @@ fn the_deny_list_is_banned_from_the_start_and_may_not_cover_ignored() {
         .output()
         .unwrap();
     assert!(!o.status.success());
+    // a prefix holding loopback is said to hold it
+    std::fs::write(&p, "deny = [\"0.0.0.0/0\"]\n").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["check-config", "--config", p.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && e.contains("the whole IPv4 address space, which holds loopback"),
+        "{e}"
+    );
 }
 
 #[test]
