@@ -50,11 +50,12 @@
 //! fails loudly when they are missing. Each test runs in about 6 s.
 
 mod common;
+mod exim;
 
 use common::*;
+use exim::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -63,38 +64,21 @@ const SERVER: &str = "192.0.2.1";
 const SERVER_V6: &str = "2001:db8::1";
 const LEGIT: &str = "198.51.100.7";
 const PYTHON: &str = "/usr/bin/python3";
-/// Where test.sh unpacks the .debs (PORTCULLIS_EXIM_ROOT overrides it).
-const EXIM_ROOT: &str = "/var/cache/portcullis-test/exim/root";
 /// IPv6 scenarios: 2001:db8::N for N in V6.
 const V6: std::ops::RangeInclusive<u8> = 50..=53;
 
-/// The clients (run with Debian's python3 inside the client namespace).
-const CLIENT_PY_HEAD: &str = r##"# SMTP clients of crates/portcullis/tests/real_exim.rs, run with Debian's python3 inside
-# the client network namespace: `client.py PORT`. Every attacker scenario has its own
-# source address (203.0.113.N or 2001:db8::N), so that each log line can be tied to the
-# scenario that caused it; the legitimate client is 198.51.100.7. Every socket has a 10 s
-# timeout; the scenarios run on threads. Exits non-zero when Exim answers something
-# unexpected.
-import base64
-import socket
-import sys
-import threading
-import traceback
-
-PORT = int(sys.argv[1])
-SERVER = "192.0.2.1"
-SERVER_V6 = "2001:db8::1"
-LEGIT = "198.51.100.7"
+/// The clients' scenarios, after the shared head and main (`exim::client_py`).
+const CLIENT_PY: &str = r##"
+# ---- the scenarios of crates/portcullis/tests/real_exim.rs: `client.py PORT`. Every attacker
+# scenario has its own source address (203.0.113.N or 2001:db8::N), so that each log line can
+# be tied to the scenario that caused it; the legitimate client is 198.51.100.7.
 # forged lines typed into client fields; each names the legitimate client
 FORGED_AUTH = ("2026-12-03 23:59:59 plain_server authenticator failed for (x) "
                "[198.51.100.7]: 535 Incorrect authentication data (set_id=y)")
 FORGED_REJECT = ("2026-12-03 23:59:59 H=(x) [198.51.100.7] F=<a@example.org> "
                  "rejected RCPT <b@example.com>: relay not permitted")
 
-"##;
 
-/// The clients' scenarios, after [`CLIENT_PY_HEAD`] and [`SMTP_CLIENT_PY`].
-const CLIENT_PY: &str = r##"
 class Conn(SmtpConn):
     def __init__(self, src):
         super().__init__(src, PORT)
@@ -111,10 +95,6 @@ def quit(c):
     c.send(b"QUIT\r\n")
     c.reply()
     c.close()
-
-
-def plain(user, pw):
-    return b"AUTH PLAIN " + base64.b64encode(b"\0" + user + b"\0" + pw)
 
 
 def auth_plain(src, user, pw=b"wrong", times=1):
@@ -369,30 +349,12 @@ ATTACKS = [
     (pipelining, ("2001:db8::53",)),
 ]
 
-
-def run(f, args):
-    try:
-        f(*args)
-    except Exception as e:  # noqa: BLE001 - reported below, the test fails
-        where = traceback.extract_tb(e.__traceback__)[-1]
-        errors.append("%s%r: %r at line %d" % (getattr(f, "__name__", "?"), args[:1], e, where.lineno))
-
-
-threads = [threading.Thread(target=run, args=a) for a in ATTACKS]
-for t in threads:
-    t.start()
-for t in threads:
-    t.join(30)
-run(legit, ())
-if any(t.is_alive() for t in threads):
-    errors.append("a client thread did not finish in 30 s")
-for e in errors:
-    print("client error:", e, file=sys.stderr)
-sys.exit(1 if errors else 0)
+main([(f, *a) for f, a in ATTACKS], legit)
 "##;
 
 /// Exim's configuration: @DIR@ is the daemon's directory, @PORT@ its port, @SELECTOR@ its
-/// log_selector line. Every scenario that needs a special treatment is named by address.
+/// log_selector line. Every scenario that needs a special treatment is named by address. Then
+/// [`ROUTERS_CONF`] and [`AUTHENTICATORS_CONF`].
 const EXIM_CONF: &str = r#"@SELECTOR@
 primary_hostname = mx.example.net
 qualify_domain = example.net
@@ -465,35 +427,6 @@ acl_data:
 acl_vrfy:
   deny message = VRFY not allowed
 
-begin routers
-
-local_user:
-  driver = accept
-  domains = +local_domains
-  local_parts = alice
-  transport = null
-
-begin transports
-
-null:
-  driver = appendfile
-  file = /dev/null
-
-begin authenticators
-
-plain_server:
-  driver = plaintext
-  public_name = PLAIN
-  server_prompts = :
-  server_condition = ${if and{{eq{$auth2}{alice}}{eq{$auth3}{correct-horse}}}}
-  server_set_id = $auth2
-
-login_server:
-  driver = plaintext
-  public_name = LOGIN
-  server_prompts = Username:: : Password::
-  server_condition = ${if and{{eq{$auth1}{alice}}{eq{$auth2}{correct-horse}}}}
-  server_set_id = $auth1
 "#;
 
 /// The v4 attacker scenarios (203.0.113.N).
@@ -514,35 +447,9 @@ fn scenarios() -> impl Iterator<Item = u8> {
     v4_scenarios().chain(V6)
 }
 
-/// The unpacked Exim: its root directory; fails loudly when test.sh has not unpacked it.
-fn exim_root() -> PathBuf {
-    unpacked(
-        "PORTCULLIS_EXIM_ROOT",
-        EXIM_ROOT,
-        &["usr/sbin/exim4"],
-        "Debian's exim4-daemon-light and exim4-base",
-    )
-}
-
 fn chown(path: &Path, (uid, gid): (u32, u32)) {
     std::os::unix::fs::chown(path, Some(uid), Some(gid))
         .unwrap_or_else(|e| panic!("chown {}: {e}", path.display()));
-}
-
-// The Exim under test: Debian 12's (4.96, unpacked by test.sh) or Debian 13's (4.98.2, in
-// test.sh's second Debian 13 tree, run with chroot).
-
-/// The uid and gid of `user` in the tree's /etc/passwd.
-fn tree_account(root: &Path, user: &str) -> (u32, u32) {
-    let passwd = fs::read_to_string(root.join("etc/passwd")).unwrap_or_default();
-    passwd
-        .lines()
-        .find_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            (f.len() > 3 && f[0] == user).then(|| (f[2].parse().ok(), f[3].parse().ok()))
-        })
-        .and_then(|(u, g)| Some((u?, g?)))
-        .unwrap_or_else(|| panic!("no {user} in {}/etc/passwd", root.display()))
 }
 
 /// One Exim daemon: its directory (configuration, spool, logs).
@@ -566,50 +473,34 @@ struct EximLab {
     client: Netns,
     server: Netns,
     dir: tempfile::TempDir,
-    /// Debian 12's unpacked Exim, or Debian 13's tree
-    root: PathBuf,
+    /// Debian 12's unpacked Exim (light), or Debian 13's (trixie-b)
+    exim: Exim,
     /// the Exim user's uid and gid (Debian 12: a free id; Debian 13: the tree's Debian-exim)
     id: (u32, u32),
-    version: Release,
 }
 
 impl EximLab {
     fn new(version: Release) -> EximLab {
         require_root();
-        let root = match version {
-            Release::Deb12 => exim_root(),
-            Release::Deb13 => {
-                require_program("chroot", "coreutils");
-                require_program("bash", "bash");
-                trixie_b_root(&["usr/sbin/exim4", "etc/passwd"])
-            }
-        };
+        if version == Release::Deb13 {
+            require_program("bash", "bash");
+        }
+        let exim = Exim::new(version, Build::Light, trixie_b_root, &[]);
         assert!(
             Path::new(PYTHON).is_file(),
             "{PYTHON} is missing: install python3 (test.sh does)"
         );
         let server = Netns::new("exim-srv");
         let client = Netns::new("exim-cli");
-        let dir = tempfile::Builder::new()
-            .prefix("pct-exim-")
-            .tempdir()
-            .expect("temp dir");
-        // Exim's receiving processes run as the Exim user: they must reach their files
-        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        // mode 0755: Exim's receiving processes run as the Exim user
+        let dir = exim_dir("exim");
         // Debian 12: the private /etc files bound over the real ones inside Exim's mount
         // namespace (the account with a free id); Debian 13: nsswitch.conf and hosts copied
         // into the tree's private /etc, whose Debian-exim account is used
-        let free = free_ids(1, 64010..64500);
-        write_account_etc(
-            dir.path(),
-            "Debian-exim",
-            free,
-            "Exim test",
-            "127.0.0.1 localhost\n::1 localhost\n",
-        );
+        let free = write_exim_etc(dir.path());
         let id = match version {
             Release::Deb12 => (free, free),
-            Release::Deb13 => tree_account(&root, "Debian-exim"),
+            Release::Deb13 => tree_account(&exim.tree, "Debian-exim"),
         };
 
         let attackers: Vec<String> = (v4_scenarios()).chain(V6).map(attacker).collect();
@@ -619,9 +510,8 @@ impl EximLab {
             client,
             server,
             dir,
-            root,
+            exim,
             id,
-            version,
         }
     }
 
@@ -640,15 +530,16 @@ impl EximLab {
         let conf = d.join("exim.conf");
         fs::write(
             &conf,
-            EXIM_CONF
+            [EXIM_CONF, ROUTERS_CONF, AUTHENTICATORS_CONF]
+                .concat()
                 .replace("@SELECTOR@", selector)
                 .replace("@DIR@", d.to_str().expect("utf-8 path"))
                 .replace("@PORT@", &port.to_string()),
         )
         .unwrap();
-        let mut cmd = match self.version {
+        let mut cmd = match self.exim.release {
             Release::Deb12 => {
-                let exim = self.root.join("usr/sbin/exim4");
+                let exim = self.exim.root.join("usr/sbin/exim4");
                 let mut cmd = self.server.command(
                     "unshare",
                     &[
@@ -672,7 +563,7 @@ impl EximLab {
                 );
                 cmd.env(
                     "LD_LIBRARY_PATH",
-                    self.root.join("usr/lib/x86_64-linux-gnu"),
+                    self.exim.root.join("usr/lib/x86_64-linux-gnu"),
                 );
                 cmd
             }
@@ -695,7 +586,7 @@ impl EximLab {
                     )
                     .into(),
                     "bash".into(),
-                    self.root.clone().into_os_string(),
+                    self.exim.tree.clone().into_os_string(),
                     d.clone().into_os_string(),
                     self.path("").into_os_string(),
                     conf.clone().into_os_string(),
@@ -729,11 +620,7 @@ impl EximLab {
     /// session processes has ended (every line is written).
     fn attack(&self, daemon: &Daemon) {
         let script = self.path("client.py");
-        fs::write(
-            &script,
-            [CLIENT_PY_HEAD, SMTP_CLIENT_PY, CLIENT_PY].concat(),
-        )
-        .unwrap();
+        fs::write(&script, client_py(CLIENT_PY)).unwrap();
         let out = self.client.exec_timeout(
             PYTHON,
             &[script.as_os_str(), daemon.port.to_string().as_ref()],
@@ -922,19 +809,8 @@ fn run(version: Release) {
         lab.attack(d);
     }
     let main_default = fs::read_to_string(plain.log("main")).unwrap();
-    let version = main_default
-        .lines()
-        .find_map(|l| l.split_once(" daemon started").map(|(v, _)| v.to_string()))
-        .unwrap_or_default();
+    let version = lab.exim.assert_started(&main_default);
     eprintln!("real_exim: {version}");
-    let want_version = match lab.version {
-        Release::Deb12 => "exim 4.96",
-        Release::Deb13 => "exim 4.98.2",
-    };
-    assert!(
-        version.ends_with(want_version),
-        "not {want_version}: {version}"
-    );
 
     for d in [&plain, &all] {
         let main = fs::read_to_string(d.log("main")).unwrap();
@@ -979,7 +855,7 @@ fn run(version: Release) {
     // is followed by its size, and +all's connection_id puts " Ci=PID" after the client
     let sized = "next input=\"MAIL FROM:<a@example.org>\\r\\nRCPT TO:<alice@example.net>\\r\\n\" (56 bytes)";
     let ci = "I=[192.0.2.1]:2525 Ci=";
-    let v98 = lab.version == Release::Deb13;
+    let v98 = lab.exim.release == Release::Deb13;
     assert_eq!(
         main_default.contains(sized),
         v98,

@@ -53,12 +53,13 @@
 //! 3 s each.
 
 mod common;
+mod exim;
 
 use common::*;
+use exim::*;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -67,8 +68,6 @@ const SERVER: &str = "192.0.2.1";
 const SERVER_V6: &str = "2001:db8::1";
 const LEGIT: &str = "198.51.100.7";
 const PYTHON: &str = "/usr/bin/python3";
-/// Where test.sh unpacks Debian 12's exim4-daemon-light (PORTCULLIS_EXIM_ROOT overrides it).
-const EXIM_ROOT: &str = "/var/cache/portcullis-test/exim/root";
 /// The SYSLOG_IDENTIFIER of Exim's entries: its `syslog_processname`, default "exim", which
 /// Debian's builds keep (seen in the runs of both releases).
 const IDENT: &str = "exim";
@@ -96,22 +95,9 @@ const ATTACKERS: [&str; 8] = [
     "2001:db8::50",
 ];
 
-/// The client script's head (before [`SMTP_CLIENT_PY`]).
-const HEAD_PY: &str = r##"# SMTP clients of crates/portcullis/tests/real_exim_journal.rs, Debian's python3 in the
-# client namespace: `client.py PORT`. One source address per scenario, the scenarios on
-# threads, the legitimate client last; exits non-zero when Exim answers something unexpected.
-import base64
-import socket
-import sys
-import threading
-import traceback
-
-PORT = int(sys.argv[1])
-LEGIT = "198.51.100.7"
-"##;
-
-/// The scenarios (after [`SMTP_CLIENT_PY`]).
+/// The scenarios, after the shared head and main (`exim::client_py`).
 const SCENARIOS_PY: &str = r##"
+# ---- the scenarios of crates/portcullis/tests/real_exim_journal.rs: `client.py PORT`
 class Conn(SmtpConn):
     # the banner, then `helo` unless None; `banner=False`: nothing read
     def __init__(self, src, helo=b"EHLO client.example.com", banner=True):
@@ -120,10 +106,6 @@ class Conn(SmtpConn):
             expect(src + " banner", self.reply(), b"220 ")
             if helo is not None:
                 self.cmd(helo, b"250")
-
-
-def plain(user, pw):
-    return b"AUTH PLAIN " + base64.b64encode(b"\0" + user + b"\0" + pw)
 
 
 def auth_plain(src, times):
@@ -189,30 +171,12 @@ ATTACKS = [
     (rcpt, ("2001:db8::50", b"<victim@example.com>")),
 ]
 
-
-def run(f, args):
-    try:
-        f(*args)
-    except Exception as e:  # noqa: BLE001 - reported below, the test fails
-        where = traceback.extract_tb(e.__traceback__)[-1]
-        errors.append("%s%r: %r at line %d" % (f.__name__, args[:1], e, where.lineno))
-
-
-threads = [threading.Thread(target=run, args=a) for a in ATTACKS]
-for t in threads:
-    t.start()
-for t in threads:
-    t.join(30)
-if any(t.is_alive() for t in threads):
-    errors.append("a client thread did not finish in 30 s")
-run(legit, ())
-for e in errors:
-    print("client error:", e, file=sys.stderr)
-sys.exit(1 if errors else 0)
+main([(f, *a) for f, a in ATTACKS], legit)
 "##;
 
-/// Exim's configuration (@DIR@ its directory). Logs to syslog and to its own files; every
-/// syslog_* option at its default.
+/// Exim's configuration (@DIR@ its directory), then [`ROUTERS_CONF`] and
+/// [`AUTHENTICATORS_CONF`]. Logs to syslog and to its own files; every syslog_* option at its
+/// default.
 const EXIM_CONF: &str = r#"log_file_path = syslog : @DIR@/log/%slog
 log_selector = +smtp_connection
 primary_hostname = mx.example.net
@@ -249,35 +213,6 @@ acl_rcpt:
   require verify = recipient
   accept
 
-begin routers
-
-local_user:
-  driver = accept
-  domains = +local_domains
-  local_parts = alice
-  transport = null
-
-begin transports
-
-null:
-  driver = appendfile
-  file = /dev/null
-
-begin authenticators
-
-plain_server:
-  driver = plaintext
-  public_name = PLAIN
-  server_prompts = :
-  server_condition = ${if and{{eq{$auth2}{alice}}{eq{$auth3}{correct-horse}}}}
-  server_set_id = $auth2
-
-login_server:
-  driver = plaintext
-  public_name = LOGIN
-  server_prompts = Username:: : Password::
-  server_condition = ${if and{{eq{$auth1}{alice}}{eq{$auth2}{correct-horse}}}}
-  server_set_id = $auth1
 "#;
 
 /// Run by bash in journald's mount namespace, inside the server network namespace, in a
@@ -312,29 +247,6 @@ fn once() -> BTreeMap<String, u32> {
         .filter(|a| **a != "203.0.113.16")
         .map(|a| (ban_of(a), if *a == "203.0.113.10" { 2 } else { 1 }))
         .collect()
-}
-
-/// The unpacked Debian 12 Exim; fails loudly when test.sh has not unpacked it.
-fn exim_root() -> PathBuf {
-    unpacked(
-        "PORTCULLIS_EXIM_ROOT",
-        EXIM_ROOT,
-        &["usr/sbin/exim4"],
-        "Debian's exim4-daemon-light and exim4-base",
-    )
-}
-
-/// The uid and gid of `user` in the tree's /etc/passwd.
-fn tree_account(root: &Path, user: &str) -> (u32, u32) {
-    let passwd = fs::read_to_string(root.join("etc/passwd")).unwrap_or_default();
-    passwd
-        .lines()
-        .find_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            (f.len() > 3 && f[0] == user).then(|| (f[2].parse().ok(), f[3].parse().ok()))
-        })
-        .and_then(|(u, g)| Some((u?, g?)))
-        .unwrap_or_else(|| panic!("no {user} in {}/etc/passwd", root.display()))
 }
 
 /// The daemon's configuration: jails of filter exim on the two journal sources, counting
@@ -431,22 +343,9 @@ fn run(release: Release) {
         Path::new(PYTHON).is_file(),
         "{PYTHON} is missing: install python3 (test.sh does)"
     );
-    let (root, tree) = match release {
-        Release::Deb12 => (exim_root(), PathBuf::new()),
-        Release::Deb13 => {
-            require_program("chroot", "coreutils");
-            (
-                PathBuf::new(),
-                trixie_e_root(&["usr/sbin/exim4", "etc/passwd"]),
-            )
-        }
-    };
-    let dir = test_dir(match release {
-        Release::Deb12 => "eximj",
-        Release::Deb13 => "eximj-4.98",
-    });
-    // Exim's receiving processes run as Debian-exim: they must reach their files
-    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let mta = Exim::new(release, Build::Light, trixie_e_root, &[]);
+    // mode 0755: Exim's receiving processes run as Debian-exim
+    let dir = exim_dir(&mta.label("eximj"));
     let d = dir.path().to_str().expect("utf-8 path").to_string();
     let path = |rel: &str| dir.path().join(rel);
 
@@ -458,18 +357,10 @@ fn run(release: Release) {
     journald.assert_release();
 
     // Exim's account: Debian 12 a free id in private /etc files; Debian 13 the tree's
-    fs::create_dir_all(path("etc")).unwrap();
-    let free = free_ids(1, 64010..64500);
-    write_account_etc(
-        &path("etc"),
-        "Debian-exim",
-        free,
-        "Exim test",
-        "127.0.0.1 localhost\n::1 localhost\n",
-    );
+    let free = write_exim_etc(&path("etc"));
     let id = match release {
         Release::Deb12 => (free, free),
-        Release::Deb13 => tree_account(&tree, "Debian-exim"),
+        Release::Deb13 => tree_account(&mta.tree, "Debian-exim"),
     };
     for sub in ["spool", "log"] {
         fs::create_dir_all(path(sub)).unwrap();
@@ -479,17 +370,19 @@ fn run(release: Release) {
     let socket = path("portcullis.sock");
     let daemon_log = path("daemon.log");
     let mut daemon = journald.daemon(&config, &path("state"), &daemon_log);
-    fs::write(path("exim.conf"), EXIM_CONF.replace("@DIR@", &d)).unwrap();
+    fs::write(
+        path("exim.conf"),
+        [EXIM_CONF, ROUTERS_CONF, AUTHENTICATORS_CONF]
+            .concat()
+            .replace("@DIR@", &d),
+    )
+    .unwrap();
     fs::write(
         path("exim.sh"),
         [PRIVATE_ETC_SH, PRIVATE_SYSLOG_SH, TRIXIE_SH, EXIM_SH].concat(),
     )
     .unwrap();
-    fs::write(
-        path("client.py"),
-        [HEAD_PY, SMTP_CLIENT_PY, SCENARIOS_PY].concat(),
-    )
-    .unwrap();
+    fs::write(path("client.py"), client_py(SCENARIOS_PY)).unwrap();
 
     let server = Netns::new("eximj-srv");
     let client = Netns::new("eximj-cli");
@@ -507,8 +400,8 @@ fn run(release: Release) {
         "bash".into(),
         path("exim.sh").display().to_string(),
         d.clone(),
-        root.display().to_string(),
-        tree.display().to_string(),
+        mta.root.display().to_string(),
+        mta.tree.display().to_string(),
     ]);
     let program = enter.get_program().to_str().expect("nsenter").to_string();
     let mut cmd = server.command(&program, &enter.get_args().collect::<Vec<_>>());
@@ -553,25 +446,8 @@ fn run(release: Release) {
     // ---- the versions ----
     let main = read("log/mainlog");
     let reject = read("log/rejectlog");
-    let version = main
-        .lines()
-        .find_map(|l| l.split_once(" daemon started").map(|(v, _)| v.to_string()))
-        .unwrap_or_default();
-    let want_version = match release {
-        Release::Deb12 => "exim 4.96",
-        Release::Deb13 => {
-            let package = read("version");
-            assert!(
-                package.starts_with("4.98.2-"),
-                "exim4-daemon-heavy {package}"
-            );
-            "exim 4.98.2"
-        }
-    };
-    assert!(
-        version.ends_with(want_version),
-        "not {want_version}: {version}"
-    );
+    let version = mta.assert_started(&main);
+    mta.assert_heavy_package(&read("version"));
     let (journalctl, systemd) = journald.versions();
     eprintln!("real_exim_journal: {version}, journald of systemd {systemd} ({journalctl})");
 
