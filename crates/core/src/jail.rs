@@ -582,6 +582,14 @@ mod tests {
             ),
             "{fresh}"
         );
+        // a year-less stamp 26 hours ahead (written at UTC+14, read at UTC-12) is a zone
+        // error, not last year's line: it counts at now, never stale
+        let ahead = line("Nov 19 13:06:00", 13);
+        let mut z = sshd_jail(2, vec![]);
+        match step(&mut z, &ahead) {
+            Step::Failure { failure, .. } => assert_eq!(failure.time, CTX.now, "{ahead}"),
+            other => panic!("{ahead}: {other:?}"),
+        }
         // replay: the stale line counts at its own time
         let mut r = sshd_jail(2, vec![]);
         match r.process(stale.as_bytes(), &CTX, None, 0) {

@@ -72,8 +72,10 @@ impl Stamp {
     }
 
     /// Converts to milliseconds since the epoch. A year-less stamp takes the year of
-    /// `ctx.now`; if that puts it more than a day in the future, it belongs to the previous
-    /// year (a December line read in January).
+    /// `ctx.now`; if that puts it more than two days in the future, it belongs to the
+    /// previous year (a December line read in January). Up to two days ahead is a clock or
+    /// zone error (UTC+14 written, UTC-12 read: 26 hours), not last year's line: the daemon
+    /// counts such a line at now, and never takes it for a stale one (`jail::STALE_AFTER`).
     pub fn to_millis(self, ctx: &TimeContext) -> Millis {
         let offset = self.offset.unwrap_or(ctx.local_offset);
         match self.year {
@@ -82,7 +84,7 @@ impl Stamp {
                 let (now_year, _, _) =
                     civil_from_days((ctx.now + i64::from(offset) * 1000).div_euclid(86_400_000));
                 let t = self.to_millis_in(now_year, offset);
-                if t > ctx.now + 86_400_000 {
+                if t > ctx.now + 2 * 86_400_000 {
                     self.to_millis_in(now_year - 1, offset)
                 } else {
                     t
@@ -234,6 +236,14 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(rfc3339(jan.to_millis(&ctx)), "2026-01-02T12:00:00Z");
+        // 26 hours ahead (written at UTC+14, read at UTC-12): this year's, not last year's
+        let ahead = Stamp {
+            month: 1,
+            day: 3,
+            hour: 2,
+            ..Default::default()
+        };
+        assert_eq!(rfc3339(ahead.to_millis(&ctx)), "2026-01-03T02:00:00Z");
     }
 
     #[test]

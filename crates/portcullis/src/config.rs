@@ -1221,10 +1221,23 @@ fn validate_jail(
     } else {
         jail_duration(at, "bantime", DEFAULT_BANTIME)?
     };
-    let ports_what = "a list of ports: numbers 1-65535, ranges such as \"8000-8080\" or service names from /etc/services such as \"ssh\"";
-    let ports = match at.typed("ports", ports_what, |v| v.as_array().cloned())? {
-        None => None,
-        Some((list, src, span)) => {
+    let ports_what = "a list of ports: numbers 1-65535, ranges such as \"8000-8080\" or service names from /etc/services such as \"ssh\"; or \"all\" for every port whatever the filters name";
+    // `ports = "all"`: every port, even when the filters name their service's
+    let all_ports = at
+        .get("ports")
+        .is_some_and(|(_, v)| v.get_ref().as_str() == Some("all"));
+    let ports = match at.typed("ports", ports_what, |v| v.as_array().cloned()) {
+        _ if all_ports => None,
+        Err(e) => return Err(e),
+        Ok(None) => None,
+        Ok(Some((list, src, span))) => {
+            if list.is_empty() {
+                return Err(src.err(
+                    span,
+                    "ports",
+                    "an empty list: leave `ports` out for the ports the jail's filters name, or write ports = \"all\" for every port",
+                ));
+            }
             let mut out = Vec::new();
             for p in &list {
                 out.push(parse_port(p).map_err(|e| src.err(span.clone(), "ports", e))?);
@@ -1244,8 +1257,8 @@ fn validate_jail(
     // union, over tcp and udp unless `protocol` says otherwise; a filter that names none (a
     // scan detector, a log of many services, a filter of the user's) leaves every port
     let filter_ports = match &ports {
-        None => filters_ports(&filters),
-        Some(_) => None,
+        None if !all_ports => filters_ports(&filters),
+        _ => None,
     };
     let protocol = pick(
         "protocol",
@@ -2750,6 +2763,15 @@ backend = "route"
             jail("filter = \"nginx-http-auth\"\nports = [8080]"),
             (Some(vec![(8080, 8080)]), "tcp".into())
         );
+        // every port, whatever the filter names; an empty list says how to write either
+        assert_eq!(
+            jail("filter = \"nginx-http-auth\"\nports = \"all\""),
+            (None, "tcp".into())
+        );
+        let e = load("[[jail]]\nname = \"j\"\nfilter = \"sshd\"\nports = []\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`ports`") && e.contains("\"all\""), "{e}");
         let c = load("[[filter]]\nname = \"myapp\"\ndescription = \"x\"\n[[filter.rule]]\nid = \"f\"\npattern = 'login failed from {HOST}'\n[[jail]]\nname = \"app\"\nfilter = \"myapp\"\nlogs = [\"/var/log/app.log\"]\n").unwrap();
         assert_eq!(c.jails[0].ports, None);
     }

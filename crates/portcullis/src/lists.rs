@@ -51,24 +51,49 @@ fn looks_like_file(e: &str) -> bool {
 }
 
 /// Reads a list file: one address or CIDR per line, `#` starts a comment, blank lines are
-/// skipped. Errors name the file and line.
-pub fn read_file(path: &str) -> Result<Vec<Cidr>, String> {
+/// skipped. Errors name the file and line; so do the prefixes written with host bits set
+/// (see [`literal`]: an error when `strict`, else a warning pushed to `warnings`).
+pub fn read_file(
+    path: &str,
+    strict: bool,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Cidr>, String> {
     let text =
         std::fs::read_to_string(path).map_err(|e| format!("cannot read list file {path}: {e}"))?;
-    parse_file(path, &text)
+    parse_file(path, &text, strict, warnings)
 }
 
 /// [`read_file`] on a text.
-pub fn parse_file(path: &str, text: &str) -> Result<Vec<Cidr>, String> {
+pub fn parse_file(
+    path: &str,
+    text: &str,
+    strict: bool,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Cidr>, String> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let entry = line.split('#').next().unwrap_or("").trim();
         if entry.is_empty() {
             continue;
         }
-        out.push(Cidr::parse(entry).map_err(|e| format!("{path}:{}: {e}", i + 1))?);
+        let at = |e: String| format!("{path}:{}: {e}", i + 1);
+        let c = Cidr::parse(entry).map_err(|e| at(e.to_string()))?;
+        if let Some(msg) = host_bits(entry) {
+            if strict {
+                return Err(at(msg));
+            }
+            warnings.push(at(msg));
+        }
+        out.push(c);
     }
     Ok(out)
+}
+
+/// Why `entry` (a CIDR that parses) is suspect: a prefix written with host bits set
+/// (`203.0.113.0/8`), which [`Cidr::parse`] reads as the wider net; in words naming both
+/// likely meanings (the wording of `portcullis ban`'s refusal).
+fn host_bits(entry: &str) -> Option<String> {
+    crate::daemon::control::parse_target(entry).err()
 }
 
 /// Resolves `name` to its addresses (A and AAAA), sorted.
@@ -93,18 +118,17 @@ pub fn load(key: &str, entries: &[String], names: bool) -> Result<Loaded, String
     for e in entries {
         let e = e.trim();
         if e.starts_with('/') {
-            let v = read_file(e)?;
+            let mut w = Vec::new();
+            let v = read_file(e, !names, &mut w)?;
+            l.warnings
+                .extend(w.into_iter().map(|w| format!("`{key}`: {w}")));
             l.cidrs.extend_from_slice(&v);
             l.sources.push(Source::File(e.to_string(), v));
         } else if let Ok(c) = Cidr::parse(e) {
-            if let Some(written) = host_bits(e, c) {
+            if let Some(msg) = host_bits(e) {
                 // a typo for a longer prefix must not widen the list unseen: a deny entry
                 // would ban the wider net (an error, as `portcullis ban` refuses it), an
                 // ignore entry would never ban it (a warning)
-                let msg = format!(
-                    "{e:?} has host bits set: it stands for {c}, which starts at {}; write {c} for that net, or {written} for the single address",
-                    c.to_string().split('/').next().unwrap_or_default()
-                );
                 if names {
                     l.warnings.push(format!("`{key}`: {msg}"));
                 } else {
@@ -113,6 +137,8 @@ pub fn load(key: &str, entries: &[String], names: bool) -> Result<Loaded, String
             }
             l.cidrs.push(c);
             l.sources.push(Source::Literal(c));
+        } else if let Some(err) = bad_prefix(e) {
+            return Err(err);
         } else if looks_like_file(e) {
             return Err(format!(
                 "{e:?} looks like a list file, but list files need an absolute path (e.g. \"/etc/portcullis/{}\"); a relative name is not read",
@@ -139,13 +165,17 @@ pub fn load(key: &str, entries: &[String], names: bool) -> Result<Loaded, String
     Ok(l)
 }
 
-/// The address written in `entry` when it is a prefix whose host bits are set (the parsed
-/// `c` starts elsewhere), e.g. `198.51.100.1` for "198.51.100.1/24".
-fn host_bits(entry: &str, c: Cidr) -> Option<std::net::IpAddr> {
-    let (addr, _) = entry.split_once('/')?;
-    let written = Cidr::parse(addr).ok()?;
-    let net = Cidr::parse(c.to_string().split('/').next()?).ok()?;
-    (written != net).then(|| addr.trim().parse().ok()).flatten()
+/// The error of an entry that is meant as a CIDR but is not one (`192.0.2.0/33`,
+/// `10.0.0/8`, `192.0.2.1 /24`): an address before the `/`, or only digits after it. Such an
+/// entry is not a file name.
+fn bad_prefix(e: &str) -> Option<String> {
+    let (a, l) = e.split_once('/')?;
+    let digits = !l.trim().is_empty() && l.trim().bytes().all(|b| b.is_ascii_digit());
+    let addr = portcullis_core::addr::parse(a.trim().as_bytes()).is_some();
+    (addr || digits).then(|| match Cidr::parse(e) {
+        Err(err) => err.to_string(),
+        Ok(_) => format!("{e:?} is not a CIDR prefix"),
+    })
 }
 
 /// For `check-config`: one line per entry saying what it holds.
@@ -210,6 +240,36 @@ mod tests {
         )
         .is_ok());
         assert!(load("deny", &["2001:db8::1/64".into()], false).is_err());
+        // the same in a list file: an error naming file and line in deny, a warning in ignore
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("list.txt");
+        std::fs::write(&f, "192.0.2.7\n203.0.113.1/8  # typo\n").unwrap();
+        let f = f.to_str().unwrap().to_string();
+        let e = load("deny", std::slice::from_ref(&f), false).unwrap_err();
+        assert!(
+            e.starts_with(&format!("{f}:2: ")) && e.contains("host bits"),
+            "{e}"
+        );
+        let l = load("ignore", std::slice::from_ref(&f), true).unwrap();
+        assert_eq!(l.cidrs.len(), 2);
+        assert!(
+            l.warnings.len() == 1 && l.warnings[0].contains(&format!("{f}:2: ")),
+            "{:?}",
+            l.warnings
+        );
+    }
+
+    /// An entry meant as a CIDR that is not one is told so, not taken for a file name.
+    #[test]
+    fn a_bad_prefix_is_not_a_file_name() {
+        for bad in ["192.0.2.0/33", "2001:db8::/129", "10.0.0/8", "192.0.2.1 /x"] {
+            let e = load("deny", &[bad.into()], false).unwrap_err();
+            assert!(!e.contains("list file"), "{bad}: {e}");
+        }
+        let e = load("ignore", &["192.0.2.0/33".into()], true).unwrap_err();
+        assert!(e.contains("prefix length"), "{e}");
+        let e = load("ignore", &["lists/office.txt".into()], true).unwrap_err();
+        assert!(e.contains("absolute path"), "{e}");
     }
 
     #[test]
@@ -253,7 +313,7 @@ mod tests {
         // deny takes no names
         let e = load("deny", &["example.org".into()], false).unwrap_err();
         assert!(e.contains("host names are not accepted"), "{e}");
-        let e = parse_file("/x", "192.0.2.1\nnot-an-address\n").unwrap_err();
+        let e = parse_file("/x", "192.0.2.1\nnot-an-address\n", true, &mut Vec::new()).unwrap_err();
         assert!(e.starts_with("/x:2:"), "{e}");
         assert!(load("deny", &["/nonexistent/deny.txt".into()], false).is_err());
     }

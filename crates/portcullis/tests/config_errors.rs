@@ -245,3 +245,63 @@ fn check_config_refuses_a_state_dir_others_can_write_as_run_does() {
     let (ok, out) = check_file(&path);
     assert!(ok, "{out}");
 }
+
+/// check-config run by another user than root (linting a production configuration in CI)
+/// on a state directory of root's, private: it checks for a daemon run as root and passes,
+/// rather than telling that user to take the directory. And a "directory" above the state
+/// directory that is a file is refused (run would fail on it). Needs root (setpriv).
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn check_config_as_another_user_checks_for_a_root_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // nobody must reach the configuration: the temporary directory is 0700
+    std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let state = d.join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let path = d.join("portcullis.toml");
+    std::fs::write(&path, base(d)).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let as_nobody = |path: &Path| {
+        let out = Command::new("setpriv")
+            .args([
+                "--reuid=nobody",
+                "--regid=nogroup",
+                "--clear-groups",
+                BIN,
+                "check-config",
+                "-c",
+            ])
+            .arg(path)
+            .output()
+            .expect("setpriv (util-linux)");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (ok, out) = as_nobody(&path);
+    assert!(ok && out.contains("configuration OK"), "{out}");
+    // a world-writable one is still refused, whoever checks
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (ok, out) = as_nobody(&path);
+    assert!(!ok && out.contains("has mode 0777"), "{out}");
+
+    // a file where a directory above the state directory should be
+    std::fs::write(d.join("afile"), "").unwrap();
+    std::fs::write(
+        &path,
+        base(d).replace(
+            &format!("{}/state", d.display()),
+            &format!("{}/afile/state", d.display()),
+        ),
+    )
+    .unwrap();
+    let (ok, out) = check_file(&path);
+    assert!(!ok && out.contains("above it is not a directory"), "{out}");
+}

@@ -67,12 +67,14 @@ pub fn prepare_state_dir(dir: &Path) -> Result<PathBuf> {
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
         Ok(_) => {}
     }
-    verify_state_dir(dir, dir)
+    verify_state_dir(dir, dir, euid())
 }
 
 /// The checks of [`prepare_state_dir`] without creating anything, for `check-config`: the
 /// same errors for a state directory that exists; for a missing one (which the daemon
-/// creates 0700), the directories above it that exist.
+/// creates 0700), the directories above it that exist. Run by a user other than root on a
+/// state directory of root's (linting a production configuration), it checks for a daemon
+/// run as root, as the unit runs it.
 pub fn check_state_dir(dir: &Path) -> Result<()> {
     if !dir.is_absolute() {
         bail!("state_dir {} is not an absolute path", dir.display());
@@ -81,25 +83,29 @@ pub fn check_state_dir(dir: &Path) -> Result<()> {
         .ancestors()
         .find(|p| fs::symlink_metadata(p).is_ok())
         .unwrap_or(Path::new("/"));
-    verify_state_dir(dir, existing).map(drop)
+    let uid = match euid() {
+        _ if fs::metadata(existing).is_ok_and(|m| m.uid() == 0) => 0,
+        me => me,
+    };
+    verify_state_dir(dir, existing, uid).map(drop)
 }
 
 /// Checks `upto`, the state directory `dir` or the nearest existing directory above it,
 /// as written (its links) and as resolved; returns its resolved path.
-fn verify_state_dir(dir: &Path, upto: &Path) -> Result<PathBuf> {
+fn verify_state_dir(dir: &Path, upto: &Path, uid: u32) -> Result<PathBuf> {
     // the path as written (its links), then the directories the links lead to
     let itself = upto == dir;
-    check_path(dir, upto, itself)?;
+    check_path(dir, upto, itself, uid)?;
     let real = fs::canonicalize(upto)
         .with_context(|| format!("cannot resolve state_dir {}", upto.display()))?;
-    check_path(dir, &real, itself)?;
+    check_path(dir, &real, itself, uid)?;
     Ok(real)
 }
 
 /// Checks every component of `path` (the state directory `dir`, written or resolved, or
-/// the nearest existing directory above a missing `dir`: then every one is a parent).
-fn check_path(dir: &Path, path: &Path, itself: bool) -> Result<()> {
-    let uid = euid();
+/// the nearest existing directory above a missing `dir`: then every one is a parent), for
+/// a daemon run as `uid`.
+fn check_path(dir: &Path, path: &Path, itself: bool, uid: u32) -> Result<()> {
     let mut parts: Vec<&Path> = path.ancestors().collect();
     parts.reverse();
     for p in parts {
@@ -157,6 +163,9 @@ fn check_dir_itself(dir: &Path, m: &Metadata, uid: u32) -> Result<()> {
 /// sticky.
 fn check_parent(dir: &Path, p: &Path, m: &Metadata, uid: u32) -> Result<()> {
     let (d, pd) = (dir.display(), p.display());
+    if !m.is_dir() {
+        bail!("state_dir {d}: {pd} above it is not a directory; choose another state_dir");
+    }
     if m.uid() != 0 && m.uid() != uid {
         bail!(
             "state_dir {d}: the directory {pd} above it belongs to uid {}, neither root nor \

@@ -120,6 +120,9 @@ struct Engine {
     floods: HashMap<String, FloodState>,
     /// Per jail: the matches refused on possibly cut syslog lines already reported, and when.
     cuts_reported: HashMap<String, (u64, Millis)>,
+    /// Matched lines too old to count (`Step::Stale`) not yet reported: how many, the first
+    /// (jail, address, its time); and when the last report was made.
+    stale: (u64, Option<(String, IpAddr, Millis)>, Millis),
     /// Where counted failures' lines are kept for notifications (when any is configured).
     evidence: Option<crate::notify::EvidenceHook>,
     /// Prometheus metrics (`[metrics]`), when configured.
@@ -223,6 +226,7 @@ impl Engine {
             },
             floods: HashMap::new(),
             cuts_reported: HashMap::new(),
+            stale: (0, None, 0),
             evidence: None,
             metrics: None,
             stats: None,
@@ -1033,8 +1037,6 @@ impl Engine {
         let mut fw_ops = Vec::new();
         let mut fw_first = Vec::new();
         let mut st_ops = Vec::new();
-        // failures too old to count (Step::Stale): how many, and the first
-        let mut stale: (u64, Option<(usize, IpAddr, Millis)>) = (0, None);
         for (src, line) in bs.iter().flat_map(Batch::iter) {
             if !self.glob_routed.contains(src) {
                 self.glob_routed.insert(src.to_string());
@@ -1055,8 +1057,10 @@ impl Engine {
             for &ji in js.clone().iter() {
                 let step = self.jails[ji].process_from(source, line, &ctx, Some(now), now);
                 if let Step::Stale { addr, time } = step {
-                    stale.0 += 1;
-                    stale.1.get_or_insert((ji, addr, time));
+                    self.stale.0 += 1;
+                    if self.stale.1.is_none() {
+                        self.stale.1 = Some((self.jails[ji].name().to_string(), addr, time));
+                    }
                 }
                 if let (Some(t), Step::Failure { failure, .. }) = (&mut tally, &step) {
                     t.failure(ji, failure);
@@ -1181,14 +1185,7 @@ impl Engine {
                 st.flush(&self.jails);
             }
         }
-        if let (n, Some((ji, addr, time))) = stale {
-            warn!(
-                "not counted: {n} failure line(s) stamped more than {} days (plus findtime) before now, older than any clock or zone error explains (an old log that appeared, a backlog after a long stop); the first: jail {}, {addr}, stamped {}",
-                portcullis_core::jail::STALE_AFTER / 86_400_000,
-                self.jails[ji].name(),
-                portcullis_core::time::rfc3339(time),
-            );
-        }
+        self.report_stale(now);
         self.report_floods(now);
         self.report_cuts(now);
         if !fw_first.is_empty() {
@@ -1270,6 +1267,25 @@ impl Engine {
     /// Says, at most once per [`FLOOD_INTERVAL_MS`] per jail, how many matches were refused
     /// since the last note because the syslog line was long enough to have been cut by its
     /// transport (the jail's `transport_cut`): the address there may be one a client typed.
+    /// Reports the matched lines too old to count (`Step::Stale`) seen since the last report,
+    /// at most once per [`FLOOD_INTERVAL_MS`] (an old file of a million lines is one warning a
+    /// minute, not one per batch).
+    fn report_stale(&mut self, now: Millis) {
+        let (n, first, at) = &mut self.stale;
+        if *n == 0 || (*at != 0 && now - *at < FLOOD_INTERVAL_MS) {
+            return;
+        }
+        if let Some((jail, addr, time)) = first.take() {
+            warn!(
+                "not counted: {n} matched line(s) stamped more than {} days (plus findtime) before now, older than any clock or zone error explains (an old log that appeared, a backlog after a long stop); the first: jail {jail}, {addr}, stamped {}",
+                portcullis_core::jail::STALE_AFTER / 86_400_000,
+                portcullis_core::time::rfc3339(time),
+            );
+        }
+        *n = 0;
+        *at = now;
+    }
+
     fn report_cuts(&mut self, now: Millis) {
         for (j, c) in self.jails.iter().zip(&self.cfg.jails) {
             let n = j.cut_refused();
