@@ -50,20 +50,7 @@ pub fn run(json: bool, group: Option<&str>) -> anyhow::Result<i32> {
 
 /// `80,443` (ranges as `5900-5999`), or `all` when the filter names none.
 fn ports_text(ports: Option<&[(u16, u16)]>) -> String {
-    match ports {
-        None => "all".to_string(),
-        Some(p) => p
-            .iter()
-            .map(|&(a, b)| {
-                if a == b {
-                    a.to_string()
-                } else {
-                    format!("{a}-{b}")
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(","),
-    }
+    ports.map_or_else(|| "all".to_string(), crate::config::ports_text)
 }
 
 #[cfg(test)]
