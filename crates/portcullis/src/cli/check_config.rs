@@ -38,16 +38,7 @@ pub fn run(path: Option<&Path>) -> anyhow::Result<i32> {
         let ports = match &j.ports {
             None => "all ports".to_string(),
             Some(p) => {
-                p.iter()
-                    .map(|(a, b)| {
-                        if a == b {
-                            a.to_string()
-                        } else {
-                            format!("{a}-{b}")
-                        }
-                    })
-                    .collect::<Vec<_>>()
-                    .join(",")
+                crate::firewall::ratelimit::ports_text(p, ",", "-")
                     + match j.protocol.as_str() {
                         "both" => "/tcp+udp",
                         "udp" => "/udp",

@@ -50,7 +50,10 @@ pub fn run(json: bool, group: Option<&str>) -> anyhow::Result<i32> {
 
 /// `80,443` (ranges as `5900-5999`), or `all` when the filter names none.
 fn ports_text(ports: Option<&[(u16, u16)]>) -> String {
-    ports.map_or_else(|| "all".to_string(), crate::config::ports_text)
+    ports.map_or_else(
+        || "all".to_string(),
+        |p| crate::firewall::ratelimit::ports_text(p, ",", "-"),
+    )
 }
 
 #[cfg(test)]

@@ -157,7 +157,9 @@ pub fn rate(hits: u32, seconds: u32) -> (u64, &'static str) {
     (r, "day")
 }
 
-fn ports_text(ports: &[(u16, u16)], sep: &str, range: &str) -> String {
+/// A port list as text: `22, 8000-8080` (`sep` ", ", `range` "-"), `22,8000:8080` for
+/// iptables; also what `check-config` and `portcullis filters` print (",", "-").
+pub fn ports_text(ports: &[(u16, u16)], sep: &str, range: &str) -> String {
     ports
         .iter()
         .map(|&(lo, hi)| {
