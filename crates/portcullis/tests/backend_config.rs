@@ -1,26 +1,15 @@
 //! `portcullis check-config` on bad backend settings: each error names the file, the line
 //! and the key, or says what to install or change. No root needed.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
+use std::path::Path;
 
 /// Runs check-config on `text`; returns (success, stdout + stderr).
 fn check(dir: &Path, text: &str) -> (bool, String) {
     let path = dir.join("portcullis.toml");
     std::fs::write(&path, text).unwrap();
-    let out = Command::new(BIN)
-        .args(["check-config", "-c"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), all)
+    common::check_config(&path)
 }
 
 #[test]

@@ -3,6 +3,8 @@
 //! and check-config refuses a state directory as `run` does. No root needed for most; the
 //! state_dir test compares with `run`, which refuses before it touches anything.
 
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -12,17 +14,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
 /// Runs check-config on `path`; returns (success, stdout + stderr).
 fn check_file(path: &Path) -> (bool, String) {
-    let out = Command::new(BIN)
-        .args(["check-config", "-c"])
-        .arg(path)
-        .output()
-        .unwrap();
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), all)
+    common::check_config(path)
 }
 
 /// Writes `text` as `dir/portcullis.toml` and checks it.

@@ -31,20 +31,7 @@ fn cli(args: &[&str], config: &Path) -> CmdOutput {
 /// `sshd` and `web`); returns it and the configuration's path.
 fn setup(prefix: &str) -> (tempfile::TempDir, PathBuf) {
     let work = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
-    let dir = work.path();
-    let config = dir.join("portcullis.toml");
-    fs::write(
-        &config,
-        format!(
-            "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"null\"\n\
-             [[jail]]\nname = \"sshd\"\nlogs = [{:?}]\n[[jail]]\nname = \"web\"\nfilter = \"sshd\"\nlogs = [{:?}]\n",
-            dir.join("p.sock").display().to_string(),
-            dir.join("state").display().to_string(),
-            dir.join("auth.log").display().to_string(),
-            dir.join("web.log").display().to_string(),
-        ),
-    )
-    .unwrap();
+    let config = two_jail_null_config(work.path());
     (work, config)
 }
 

@@ -23,19 +23,7 @@ fn bans_are_listed_and_lifted_on_the_state_file_while_the_daemon_is_stopped() {
         .tempdir()
         .unwrap();
     let dir = work.path();
-    let config = dir.join("portcullis.toml");
-    fs::write(
-        &config,
-        format!(
-            "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"null\"\n\
-             [[jail]]\nname = \"sshd\"\nlogs = [{:?}]\n[[jail]]\nname = \"web\"\nfilter = \"sshd\"\nlogs = [{:?}]\n",
-            dir.join("p.sock").display().to_string(),
-            dir.join("state").display().to_string(),
-            dir.join("auth.log").display().to_string(),
-            dir.join("web.log").display().to_string(),
-        ),
-    )
-    .unwrap();
+    let config = two_jail_null_config(dir);
     let d = Daemon::start(&config, &dir.join("run1.log"));
     for (a, j) in [
         ("203.0.113.5", "sshd"),

@@ -261,3 +261,18 @@ pub fn assert_counted_users(filter: &str, log: &Path, want: &[(&str, &str)]) {
         );
     }
 }
+
+/// `portcullis check-config -c PATH`: (success, stdout + stderr).
+pub fn check_config(path: &Path) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["check-config", "-c"])
+        .arg(path)
+        .output()
+        .expect("run portcullis check-config");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), all)
+}

@@ -99,3 +99,23 @@ pub fn banned_hosts(socket: &Path) -> Vec<String> {
         .filter_map(|b| b["host"].as_str().map(String::from))
         .collect()
 }
+
+/// Writes `DIR/portcullis.toml` for a daemon that touches nothing outside `dir`: the null
+/// firewall, socket `p.sock` and state `state/` in `dir`, jails `sshd` (on `auth.log`) and
+/// `web` (filter sshd, on `web.log`); returns its path.
+pub fn two_jail_null_config(dir: &Path) -> std::path::PathBuf {
+    let config = dir.join("portcullis.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"null\"\n\
+             [[jail]]\nname = \"sshd\"\nlogs = [{:?}]\n[[jail]]\nname = \"web\"\nfilter = \"sshd\"\nlogs = [{:?}]\n",
+            dir.join("p.sock").display().to_string(),
+            dir.join("state").display().to_string(),
+            dir.join("auth.log").display().to_string(),
+            dir.join("web.log").display().to_string(),
+        ),
+    )
+    .unwrap();
+    config
+}
