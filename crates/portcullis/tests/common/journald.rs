@@ -248,10 +248,13 @@ impl Journald {
             Release::Deb12 => PathBuf::from("/"),
             Release::Deb13 => self.dir.path().join("root"),
         };
+        // (Debian 13's `journalctl` is a wrapper script of that name that execs chroot: for
+        // an instant after each start it runs in "/"; what must hold is that every
+        // journalctl the reader keeps runs in the tree)
         let mut roots = Vec::new();
         let found = wait_until(Duration::from_secs(10), || {
             roots = journalctl_roots(daemon.pid());
-            !roots.is_empty()
+            !roots.is_empty() && roots.iter().all(|r| *r == want_root)
         });
         assert!(
             found && roots.iter().all(|r| *r == want_root),
