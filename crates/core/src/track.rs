@@ -577,7 +577,8 @@ impl Tracker {
     }
 
     /// Manual unban of `c`: lifts the ban of exactly `c`, else the ban that covers it, and
-    /// returns what was lifted. Also clears the windows inside `c`.
+    /// returns what was lifted ([`ban_lifted_by`] over [`Tracker::bans`], through the
+    /// index). Also clears the windows inside `c`.
     pub fn unban(&mut self, c: Cidr) -> Option<Cidr> {
         self.clear_windows(c);
         let banned = if self.bans.contains_key(&c) {
@@ -725,6 +726,23 @@ impl Tracker {
         });
         self.evicted += excess as u64;
     }
+}
+
+/// Which of one jail's `bans` an unban of `addr` lifts: the ban of exactly `addr`, else the
+/// widest ban that covers it (a jail's bans do not nest, see [`Tracker::take_covered`], so
+/// that is the one covering ban). The rule of [`Tracker::unban`], for a list of bans read
+/// from the state file while the daemon is stopped (`portcullis unban` offline).
+pub fn ban_lifted_by(addr: Cidr, bans: impl IntoIterator<Item = Cidr>) -> Option<Cidr> {
+    let mut widest: Option<Cidr> = None;
+    for b in bans {
+        if b == addr {
+            return Some(b);
+        }
+        if b.covers(&addr) && widest.is_none_or(|w| b.len < w.len) {
+            widest = Some(b);
+        }
+    }
+    widest
 }
 
 #[cfg(test)]
@@ -1743,6 +1761,25 @@ mod tests {
     }
 
     proptest! {
+        /// [`ban_lifted_by`] over the tracker's bans names what [`Tracker::unban`] lifts,
+        /// whatever bans (of addresses and nested prefixes) came before.
+        #[test]
+        fn prop_unban_lifts_what_ban_lifted_by_names(
+            bans in proptest::collection::vec((0u8..4, 0u8..4, prop_oneof![Just(32u8), Just(31), Just(30), Just(24)]), 0..12),
+            target in (0u8..4, 0u8..4, prop_oneof![Just(32u8), Just(30), Just(24)]),
+        ) {
+            let prefix = |(a, b, len): (u8, u8, u8)| {
+                Cidr::new(std::net::IpAddr::from([203, 0, 113, a * 4 + b]), len).unwrap()
+            };
+            let mut t = Tracker::new(cfg(5, 60 * SEC));
+            for &b in &bans {
+                t.ban(prefix(b), 0, 1_000 * SEC, 1);
+            }
+            let before: Vec<Cidr> = t.bans().map(|(c, _)| c).collect();
+            let addr = prefix(target);
+            prop_assert_eq!(ban_lifted_by(addr, before.iter().copied()), t.unban(addr));
+        }
+
         /// The tracker decides exactly what the plain model decides, whatever the order
         /// of failures, follow-ups, manual bans and expiries.
         #[test]

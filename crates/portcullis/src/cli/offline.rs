@@ -164,15 +164,9 @@ pub fn unban(cfg: &Config, addr: Option<Cidr>, jail: Option<&str>, now: i64) -> 
             jails
                 .into_iter()
                 .filter_map(|j| {
-                    let of_jail = || active.iter().filter(move |(_, bj)| bj == j);
-                    of_jail()
-                        .find(|(c, _)| *c == a)
-                        .or_else(|| {
-                            of_jail()
-                                .filter(|(c, _)| c.covers(&a))
-                                .min_by_key(|(c, _)| c.len)
-                        })
-                        .cloned()
+                    // the daemon's rule (Tracker::unban), over this jail's stored bans
+                    let of_jail = active.iter().filter(|(_, bj)| bj == j).map(|(c, _)| *c);
+                    portcullis_core::track::ban_lifted_by(a, of_jail).map(|c| (c, j.clone()))
                 })
                 .collect()
         }
