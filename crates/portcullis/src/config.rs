@@ -766,7 +766,7 @@ fn check_deny(cfg: &Config) -> Result<()> {
     let never = portcullis_core::ignore::IgnoreList::new(cfg.ignore.clone(), vec![]);
     for c in &cfg.deny.cidrs {
         if let Some(why) = never.check_prefix(*c) {
-            let why = crate::daemon::control::refusal(*c, why);
+            let why = crate::lists::refusal(*c, why);
             bail!("`deny`: {why}; the ignore list, loopback and the host's own addresses always win, so narrow the entry or the ignore list");
         }
     }

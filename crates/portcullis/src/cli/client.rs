@@ -69,7 +69,7 @@ pub fn run(socket: Option<&Path>, config: Option<&Path>, req: Request, json: boo
         } => Some(addr),
         _ => None,
     };
-    if let Some(Err(e)) = target.map(|a| control::parse_target(a)) {
+    if let Some(Err(e)) = target.map(|a| crate::lists::parse_target(a)) {
         eprintln!("portcullis: {e}");
         return Ok(1);
     }
@@ -117,7 +117,7 @@ pub fn run(socket: Option<&Path>, config: Option<&Path>, req: Request, json: boo
             Request::Unban { addr, jail, .. } => {
                 let ip = match addr {
                     None => None,
-                    Some(a) => Some(control::parse_target(a).map_err(anyhow::Error::msg)?),
+                    Some(a) => Some(crate::lists::parse_target(a).map_err(anyhow::Error::msg)?),
                 };
                 super::offline::unban(&cfg, ip, jail.as_deref(), now)?
             }

@@ -2,7 +2,6 @@
 //! engine) and the client side used by `status`, `bans`, `ban`, `unban`, `reload`.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::IpAddr;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -10,7 +9,6 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use portcullis_core::ignore::{Cidr, Reason};
 
 use super::protocol::{Request, Response};
 use super::{EngineTx, Msg};
@@ -201,158 +199,4 @@ pub fn request(socket: &Path, req: &Request) -> Result<Response> {
     let mut line = String::new();
     BufReader::new(s).read_line(&mut line)?;
     serde_json::from_str(&line).with_context(|| format!("bad answer from the daemon: {line:?}"))
-}
-
-/// `text` as the address or prefix of a `ban` or `unban`. A prefix written with host bits
-/// set (`203.0.113.0/8`) is refused, naming its two likely meanings: taken as it reads, a
-/// typo for `/24` would ban 16 million addresses (`Cidr::parse` clears the bits silently,
-/// as an `ignore` entry may).
-pub fn parse_target(text: &str) -> std::result::Result<Cidr, String> {
-    let not = || {
-        format!(
-            "{text:?} is not an IP address or CIDR prefix (e.g. 203.0.113.7, 2001:db8:5:6::/64)"
-        )
-    };
-    let c = Cidr::parse(text).map_err(|_| not())?;
-    let Some((a, _)) = text.trim().split_once('/') else {
-        return Ok(c);
-    };
-    let Some(ip) = portcullis_core::addr::parse(a.as_bytes()) else {
-        return Err(not());
-    };
-    if ip == c.addr {
-        return Ok(c);
-    }
-    // the other meaning: the prefix that starts at the address as written, to the next
-    // octet (IPv4) or group (IPv6) boundary its trailing zero bits allow
-    let (bits, zeros, step) = match ip {
-        IpAddr::V4(v) => (32u32, u32::from(v).trailing_zeros(), 8),
-        IpAddr::V6(v) => (128u32, u128::from(v).trailing_zeros(), 16),
-    };
-    let len = (bits - zeros).div_ceil(step) * step;
-    let narrow = Cidr::new(ip, len as u8).expect("not longer than the address");
-    let first = if narrow.is_host() {
-        format!("the single address {ip}")
-    } else {
-        narrow.to_string()
-    };
-    let host_bits = bits - u32::from(c.len);
-    let size = if host_bits <= 32 {
-        (1u64 << host_bits).to_string()
-    } else {
-        format!("2^{host_bits}")
-    };
-    Err(format!(
-        "{} has host bits set: a /{} holds {size} addresses and starts at {}. Did you mean \
-         {first}, or {c}? Write the one you mean",
-        text.trim(),
-        c.len,
-        c.addr
-    ))
-}
-
-/// Why `portcullis ban` refuses `target`, in words that fit it: a prefix is not "a loopback
-/// address", it holds one (and `0.0.0.0/0` is the whole address space).
-pub fn refusal(target: Cidr, why: Reason) -> String {
-    let whole = target.len == 0;
-    let space = if target.addr.is_ipv4() {
-        "IPv4"
-    } else {
-        "IPv6"
-    };
-    let reason = match why {
-        _ if target.is_host() => why.to_string(),
-        Reason::Loopback if whole => format!(
-            "it is the whole {space} address space, which holds loopback ({}) and every \
-             address of this host",
-            if target.addr.is_ipv4() {
-                "127.0.0.0/8"
-            } else {
-                "::1"
-            }
-        ),
-        Reason::Loopback => format!(
-            "it holds loopback or the unspecified address ({})",
-            if target.addr.is_ipv4() {
-                "127.0.0.0/8, 0.0.0.0"
-            } else {
-                "::1, ::"
-            }
-        ),
-        Reason::Own => "it holds one of this host's own addresses".to_string(),
-        Reason::Listed(c) => format!("it overlaps {c} of the ignore list"),
-    };
-    format!("refused to ban {target}: {reason}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn p(s: &str) -> Cidr {
-        Cidr::parse(s).unwrap()
-    }
-
-    #[test]
-    fn a_prefix_with_host_bits_is_refused_with_both_meanings() {
-        assert_eq!(parse_target("203.0.113.0/24"), Ok(p("203.0.113.0/24")));
-        assert_eq!(parse_target(" 192.0.2.7 "), Ok(p("192.0.2.7")));
-        assert_eq!(parse_target("2001:db8::/32"), Ok(p("2001:db8::/32")));
-        assert_eq!(
-            parse_target("203.0.113.0/8").unwrap_err(),
-            "203.0.113.0/8 has host bits set: a /8 holds 16777216 addresses and starts at \
-             203.0.0.0. Did you mean 203.0.113.0/24, or 203.0.0.0/8? Write the one you mean"
-        );
-        let e = parse_target("198.51.100.1/24").unwrap_err();
-        assert!(
-            e.contains("Did you mean the single address 198.51.100.1, or 198.51.100.0/24?"),
-            "{e}"
-        );
-        let e = parse_target("2001:db8:5::/32").unwrap_err();
-        assert!(
-            e.contains("a /32 holds 2^96 addresses")
-                && e.contains("Did you mean 2001:db8:5::/48, or 2001:db8::/32?"),
-            "{e}"
-        );
-        let e = parse_target("10.1.128.0/8").unwrap_err();
-        assert!(
-            e.contains("Did you mean 10.1.128.0/24, or 10.0.0.0/8?"),
-            "{e}"
-        );
-        for bad in ["example.com", "192.0.2.0/33", "192.0.2.0/x"] {
-            let e = parse_target(bad).unwrap_err();
-            assert!(e.contains("is not an IP address or CIDR prefix"), "{e}");
-        }
-    }
-
-    #[test]
-    fn refusals_say_a_prefix_holds_loopback() {
-        let ig = portcullis_core::ignore::IgnoreList::new(vec![p("192.0.2.0/24")], vec![]);
-        let r = |s: &str| refusal(p(s), ig.check_prefix(p(s)).unwrap());
-        assert_eq!(
-            r("0.0.0.0/0"),
-            "refused to ban 0.0.0.0/0: it is the whole IPv4 address space, which holds \
-             loopback (127.0.0.0/8) and every address of this host"
-        );
-        assert!(r("::/0").contains("the whole IPv6 address space, which holds loopback (::1)"));
-        assert_eq!(
-            r("127.0.0.0/9"),
-            "refused to ban 127.0.0.0/9: it holds loopback or the unspecified address \
-             (127.0.0.0/8, 0.0.0.0)"
-        );
-        assert_eq!(
-            r("127.0.0.1"),
-            "refused to ban 127.0.0.1: it is a loopback address"
-        );
-        assert_eq!(
-            r("192.0.0.0/16"),
-            "refused to ban 192.0.0.0/16: it overlaps 192.0.2.0/24 of the ignore list"
-        );
-        assert_eq!(
-            r("192.0.2.9"),
-            "refused to ban 192.0.2.9: it is in the ignore list (192.0.2.0/24)"
-        );
-        assert!(refusal(p("198.51.100.0/24"), Reason::Own)
-            .ends_with("it holds one of this host's own addresses"));
-    }
 }

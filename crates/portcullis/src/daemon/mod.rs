@@ -1570,7 +1570,7 @@ impl Engine {
         dur: Option<&str>,
         now: Millis,
     ) -> Response {
-        let target = match control::parse_target(addr) {
+        let target = match crate::lists::parse_target(addr) {
             Ok(t) => t,
             Err(e) => return Response::err(e),
         };
@@ -1583,13 +1583,13 @@ impl Engine {
             None => 0,
         };
         if let Some(reason) = self.jails[ji].settings().ignore.check_prefix(target) {
-            return Response::err(control::refusal(target, reason));
+            return Response::err(crate::lists::refusal(target, reason));
         }
         if self.own.iter().any(|&o| target.contains(o)) {
-            return Response::err(control::refusal(target, Reason::Own));
+            return Response::err(crate::lists::refusal(target, Reason::Own));
         }
         if crate::firewall::never_ban_prefix(target) {
-            return Response::err(control::refusal(target, Reason::Loopback));
+            return Response::err(crate::lists::refusal(target, Reason::Loopback));
         }
         let len = match dur {
             None => self.cfg.jails[ji].bantime,
@@ -1712,7 +1712,7 @@ impl Engine {
     ) -> Response {
         let target = match (addr, all) {
             (_, true) => None,
-            (Some(a), false) => match control::parse_target(a) {
+            (Some(a), false) => match crate::lists::parse_target(a) {
                 Ok(c) => Some(c),
                 Err(e) => return Response::err(e),
             },
