@@ -507,20 +507,7 @@ fn run(version: Release) {
         .stderr(fs::File::create(&daemon_log).unwrap());
     let mut daemon = ProcessGuard::spawn(dcmd, "portcullis run (in the container)");
     let dlog = || fs::read_to_string(&daemon_log).unwrap_or_default();
-    let cursor_saved = || {
-        fs::read_dir(&state).is_ok_and(|rd| {
-            rd.filter_map(Result::ok)
-                .any(|e| e.file_name().to_string_lossy().ends_with(".cursor"))
-        })
-    };
-    let up = wait_until(Duration::from_secs(30), || {
-        daemon.try_wait().is_some() || (dlog().contains("started jails=") && cursor_saved())
-    });
-    assert!(
-        up && daemon.try_wait().is_none(),
-        "the daemon did not start:\n{}",
-        dlog()
-    );
+    wait_reading_journal(&mut daemon, &daemon_log, &state, Duration::from_secs(30));
 
     // the logins
     let codes_file = d.join("codes");

@@ -227,21 +227,7 @@ impl Journald {
             .stdout(Stdio::null())
             .stderr(fs::File::create(log).unwrap());
         let mut daemon = ProcessGuard::spawn(cmd, "portcullis run");
-        let text = || fs::read_to_string(log).unwrap_or_default();
-        let cursor_saved = || {
-            fs::read_dir(state_dir).is_ok_and(|d| {
-                d.filter_map(Result::ok)
-                    .any(|e| e.file_name().to_string_lossy().ends_with(".cursor"))
-            })
-        };
-        let up = wait_until(Duration::from_secs(20), || {
-            daemon.try_wait().is_some() || (text().contains("started jails=") && cursor_saved())
-        });
-        assert!(
-            up && daemon.try_wait().is_none(),
-            "the daemon did not come up reading the journal; its stderr:\n{}",
-            text()
-        );
+        wait_reading_journal(&mut daemon, log, state_dir, Duration::from_secs(20));
         // its reader follows the journal with this release's journalctl: the tree's runs
         // chrooted in the overlay
         let want_root = match self.release {
@@ -286,6 +272,32 @@ impl Journald {
 }
 
 /// The root directories (`/proc/PID/root`) of the `journalctl` children of process `parent`.
+/// Waits until the daemon `daemon` (its stderr in `log`, its state in `state_dir`) has
+/// started and saved a journal cursor, i.e. reads the journal; fails the test with its
+/// stderr when it exits or `timeout` passes first.
+pub fn wait_reading_journal(
+    daemon: &mut ProcessGuard,
+    log: &Path,
+    state_dir: &Path,
+    timeout: Duration,
+) {
+    let text = || fs::read_to_string(log).unwrap_or_default();
+    let cursor_saved = || {
+        fs::read_dir(state_dir).is_ok_and(|d| {
+            d.filter_map(Result::ok)
+                .any(|e| e.file_name().to_string_lossy().ends_with(".cursor"))
+        })
+    };
+    let up = wait_until(timeout, || {
+        daemon.try_wait().is_some() || (text().contains("started jails=") && cursor_saved())
+    });
+    assert!(
+        up && daemon.try_wait().is_none(),
+        "the daemon did not come up reading the journal; its stderr:\n{}",
+        text()
+    );
+}
+
 fn journalctl_roots(parent: u32) -> Vec<PathBuf> {
     let Ok(d) = fs::read_dir("/proc") else {
         return Vec::new();
