@@ -83,9 +83,10 @@ pub fn check_state_dir(dir: &Path) -> Result<()> {
         .ancestors()
         .find(|p| fs::symlink_metadata(p).is_ok())
         .unwrap_or(Path::new("/"));
-    let uid = match euid() {
-        _ if fs::metadata(existing).is_ok_and(|m| m.uid() == 0) => 0,
-        me => me,
+    let uid = if fs::metadata(existing).is_ok_and(|m| m.uid() == 0) {
+        0
+    } else {
+        euid()
     };
     verify_state_dir(dir, existing, uid).map(drop)
 }
