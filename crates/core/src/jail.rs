@@ -286,9 +286,10 @@ impl Jail {
         // clock is off by more than findtime (wrong zone, late delivery) counts at `now`, and
         // one older than any such error (STALE_AFTER more) is not counted at all.
         let findtime = self.settings.tracker.findtime;
-        let stale = |time: Option<Millis>| match (time, now) {
-            (Some(t), Some(n)) => n.saturating_sub(t) > STALE_AFTER.saturating_add(findtime),
-            _ => false,
+        // the line's own time, when it is stale
+        let stale = |time: Option<Millis>| {
+            let n = now?;
+            time.filter(|&t| n.saturating_sub(t) > STALE_AFTER.saturating_add(findtime))
         };
         let when = |time: Option<Millis>| match (time, now) {
             (Some(t), Some(n)) if (t - n).abs() > findtime => n,
@@ -299,7 +300,7 @@ impl Jail {
             Prepared::NoMatch | Prepared::PartialRecord => (Step::NoMatch, None),
             Prepared::Ignored { addr, reason } => (Step::Ignored { addr, reason }, None),
             Prepared::Failure { failure, time, hit } => {
-                if let (true, Some(time)) = (stale(time), time) {
+                if let Some(time) = stale(time) {
                     let addr = failure.addr;
                     return (Step::Stale { addr, time }, None);
                 }
@@ -322,7 +323,7 @@ impl Jail {
                 let Some((f, hit)) = prev else {
                     return (Step::NoMatch, None);
                 };
-                if let (true, Some(time)) = (stale(time), time) {
+                if let Some(time) = stale(time) {
                     let addr = f.addr;
                     return (Step::Stale { addr, time }, Some((f, hit)));
                 }
