@@ -48,6 +48,10 @@ struct Stats {
     /// Per address ([`host_key`]).
     hosts: HashMap<u128, u64>,
     users: HashMap<Box<[u8]>, u64>,
+    /// Per user name of up to 16 bytes (most are), until [`Stats::flush`] moves them into
+    /// `users`: a fixed key is hashed and compared inline, where a boxed name's lookup
+    /// compared through a call to libc's `memcmp` (5 % of the stress file's time, in perf).
+    short_users: HashMap<ShortName, u64>,
     /// The host of the latest matches and how many there were, not yet in `hosts`
     /// (attack lines come in runs from one address).
     run_host: Option<(u128, u64)>,
@@ -103,12 +107,13 @@ impl Stats {
 
     fn count_user(&mut self, u: &[u8]) {
         let (last, n) = &mut self.run_user;
-        if *n > 0 && last.as_slice() == u {
+        // (inline comparison: the slices' `==` is a call to libc's `memcmp`)
+        if *n > 0 && portcullis_core::bytes::eq(last, u) {
             *n += 1;
             return;
         }
         if *n > 0 {
-            add_user(&mut self.users, last, *n);
+            add_user(&mut self.short_users, &mut self.users, last, *n);
         }
         last.clear();
         last.extend_from_slice(u);
@@ -122,8 +127,11 @@ impl Stats {
         }
         let (u, n) = &mut self.run_user;
         if *n > 0 {
-            add_user(&mut self.users, u, *n);
+            add_user(&mut self.short_users, &mut self.users, u, *n);
             *n = 0;
+        }
+        for (k, n) in self.short_users.drain() {
+            *self.users.entry(k.bytes().into()).or_default() += n;
         }
     }
 
@@ -184,7 +192,7 @@ impl Stats {
             self.per_rule[*rule] += k;
             *self.hosts.entry(*host).or_default() += k;
             if let Some(u) = user {
-                add_user(&mut self.users, u, k);
+                add_user(&mut self.short_users, &mut self.users, u, k);
             }
         }
     }
@@ -242,7 +250,59 @@ fn host_of(k: u128) -> IpAddr {
     }
 }
 
-fn add_user(users: &mut HashMap<Box<[u8]>, u64>, u: &[u8], n: u64) {
+/// A user name of at most 16 bytes as a fixed-size key: its first 8 bytes and its last 8
+/// (overlapping when shorter than 16; zero-padded up to 8 bytes) and its length, which
+/// together give back every byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct ShortName {
+    lo: u64,
+    hi: u64,
+    len: u8,
+}
+
+impl ShortName {
+    /// The key of `u`; `None` when it is longer than 16 bytes.
+    #[inline]
+    fn of(u: &[u8]) -> Option<ShortName> {
+        let n = u.len();
+        let word = |i: usize| u64::from_le_bytes(u[i..i + 8].try_into().unwrap());
+        let (lo, hi) = match n {
+            0..=8 => (portcullis_core::bytes::le_tail(u), 0),
+            9..=16 => (word(0), word(n - 8)),
+            _ => return None,
+        };
+        Some(ShortName {
+            lo,
+            hi,
+            len: n as u8,
+        })
+    }
+
+    /// The name again.
+    fn bytes(self) -> Vec<u8> {
+        let n = usize::from(self.len);
+        let mut b = vec![0; n];
+        if n <= 8 {
+            b.copy_from_slice(&self.lo.to_le_bytes()[..n]);
+        } else {
+            b[..8].copy_from_slice(&self.lo.to_le_bytes());
+            b[n - 8..].copy_from_slice(&self.hi.to_le_bytes());
+        }
+        b
+    }
+}
+
+/// Adds `n` to user `u`'s count: in `short` when it has at most 16 bytes, else in `users`.
+fn add_user(
+    short: &mut HashMap<ShortName, u64>,
+    users: &mut HashMap<Box<[u8]>, u64>,
+    u: &[u8],
+    n: u64,
+) {
+    if let Some(k) = ShortName::of(u) {
+        *short.entry(k).or_default() += n;
+        return;
+    }
     match users.get_mut(u) {
         Some(c) => *c += n,
         None => {
@@ -739,6 +799,29 @@ fn print_summary(set: &MatchSet, s: &Stats, top: usize, missed: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_short_name_key_gives_the_name_back_and_differs_for_each_name() {
+        let text = b"abcdefghijklmnopq\0\0";
+        let mut keys = std::collections::HashMap::new();
+        for start in 0..3 {
+            for end in start..=text.len() {
+                let u = &text[start..end];
+                match ShortName::of(u) {
+                    Some(k) => {
+                        assert_eq!(k.bytes(), u);
+                        // one key per name, one name per key
+                        assert_eq!(*keys.entry(k).or_insert(u), u);
+                    }
+                    None => assert!(u.len() > 16),
+                }
+            }
+        }
+        // (a name with trailing NULs is not the shorter name)
+        assert_ne!(ShortName::of(b"ab"), ShortName::of(b"ab\0"));
+        assert_ne!(ShortName::of(b"abcdefghi"), ShortName::of(b"abcdefghi\0"));
+    }
+
 
     /// The built-in sshd filter as `test` reads it, and a fixed clock.
     fn sshd_set() -> (MatchSet, TimeContext) {
