@@ -143,6 +143,9 @@ pub struct Filter {
     pub(crate) success: Vec<Side>,
     /// `[correlate] end` lines (a session that ends: held failures count).
     pub(crate) end: Vec<Side>,
+    /// The heads of the `end` patterns' prefixes: most lines a rule matched start none of
+    /// them, and are not run through each `end` pattern.
+    pub(crate) end_heads: Heads,
     /// A `success` or `end` pattern has a `key` capture (else their session is the
     /// prefix's host and pid, known before the pattern runs).
     pub(crate) end_keyed: bool,
@@ -161,6 +164,44 @@ pub(crate) struct Side {
     /// an `end` line's address is refused, as a rule's is, on a line a transport may have
     /// cut there. (Worked out at compile time: correlate patterns are few.)
     pub(crate) host_end: usize,
+}
+
+/// The first (up to) eight bytes of every prefix literal of some [`Side`]s, each as a
+/// little-endian word and the mask of its bytes: a line whose first bytes match none of them
+/// starts no match of those sides. `None`: a side has no finite set of prefixes (any line
+/// may match).
+#[derive(Debug, Clone)]
+pub(crate) struct Heads(Option<Vec<(u64, u64)>>);
+
+impl Heads {
+    fn of(sides: &[Side]) -> Heads {
+        let mut heads = Vec::new();
+        for s in sides {
+            let Some(pre) = &s.prefixes else {
+                return Heads(None);
+            };
+            for p in pre {
+                let n = p.len().min(8);
+                let mask = if n == 8 { u64::MAX } else { (1u64 << (8 * n)) - 1 };
+                heads.push((crate::bytes::le_tail(&p[..n]), mask));
+            }
+        }
+        Heads(Some(heads))
+    }
+
+    /// False when `msg` cannot start a match of the sides (a line that starts with a prefix
+    /// has its first bytes, and at least as many bytes as it).
+    #[inline]
+    pub(crate) fn may_start(&self, msg: &[u8]) -> bool {
+        let Some(heads) = &self.0 else {
+            return true;
+        };
+        let w = match msg.get(..8) {
+            Some(w) => u64::from_le_bytes(w.try_into().unwrap()),
+            None => crate::bytes::le_tail(msg),
+        };
+        heads.iter().any(|&(h, m)| (w ^ h) & m == 0)
+    }
 }
 
 /// The bitmap of [`Filter::correlate_first`].
@@ -394,6 +435,7 @@ impl Filter {
             correlate_max_age,
             end_keyed: success.iter().chain(&end).any(|s| s.has("key")),
             success,
+            end_heads: Heads::of(&end),
             end,
         })
     }
@@ -505,6 +547,39 @@ mod tests {
             "name = \"t\"\n[[rule]]\nid = \"r\"\npattern = '''{pattern}'''\n"
         ))
         .unwrap()
+    }
+
+    #[test]
+    fn a_line_turned_away_by_the_end_heads_matches_no_end_pattern() {
+        let b = crate::filter::builtin::get("sshd").unwrap();
+        let f = Filter::from_toml(b.source, b.name).unwrap();
+        assert!(f.end_heads.0.is_some(), "sshd's end patterns have prefixes");
+        let lines: &[&[u8]] = &[
+            b"Connection closed by 192.0.2.1 port 22 [preauth]",
+            b"Connection reset by authenticating user root 192.0.2.1 port 22",
+            b"error: Received disconnect from 192.0.2.1 port 22:11: bye",
+            b"Received disconnect from 192.0.2.1 port 22:11: bye",
+            b"Disconnected from user x 192.0.2.1 port 22",
+            b"fatal: Timeout before authentication for 192.0.2.1 port 22",
+            b"Timeout before authentication for 192.0.2.1",
+            b"fatal: Read from socket failed: Connection reset by peer",
+            b"error: PAM: Authentication failure for x from 192.0.2.1",
+            b"Failed password for x from 192.0.2.1 port 22 ssh2",
+            b"Conn",
+            b"",
+            b"fatal",
+        ];
+        for &l in lines {
+            let any = f.end.iter().any(|s| s.captures(l).is_some());
+            assert!(f.end_heads.may_start(l) || !any, "{}", String::from_utf8_lossy(l));
+        }
+        // (the first eight lines end a session; the heads turn the next ones away)
+        for &l in &lines[..8] {
+            assert!(f.end_heads.may_start(l), "{}", String::from_utf8_lossy(l));
+        }
+        for &l in &lines[8..] {
+            assert!(!f.end_heads.may_start(l), "{}", String::from_utf8_lossy(l));
+        }
     }
 
     #[test]

@@ -671,6 +671,7 @@ impl MatchSet {
         let f = &self.filters[filter];
         if !f.end.is_empty()
             && (settled.is_some() || e.addr.is_none())
+            && f.end_heads.may_start(msg)
             && f.end.iter().any(|s| s.captures(msg).is_some())
         {
             if settled.is_none() && session.text.is_none() {
