@@ -198,7 +198,8 @@ impl Sessions {
             return None;
         }
         let h = self.hash(s);
-        if self.map.get(&h).is_some_and(|e| self.expired(e, now)) {
+        // (an unknown session, the usual case, is looked up once)
+        if self.expired(self.map.get(&h)?, now) {
             self.map.remove(&h);
             return None;
         }
@@ -229,10 +230,16 @@ impl Sessions {
         let h = self.hash(s);
         self.generation += 1;
         let generation = self.generation;
-        if fresh || self.map.get(&h).is_some_and(|e| self.expired(e, now)) {
-            self.map.remove(&h);
-        }
-        if self.map.len() >= self.capacity && !self.map.contains_key(&h) {
+        // (one lookup tells whether the session is there, and whether it is over)
+        let present = match self.map.get(&h).map(|e| fresh || self.expired(e, now)) {
+            Some(true) => {
+                self.map.remove(&h);
+                false
+            }
+            Some(false) => true,
+            None => false,
+        };
+        if !present {
             while self.map.len() >= self.capacity {
                 self.evict_oldest();
             }
