@@ -409,11 +409,12 @@ tree_jobs+=($!)
 # The fifth tree, /var/cache/portcullis-test/trixie-e (PORTCULLIS_TRIXIE_E_ROOT elsewhere):
 # the web applications and databases, WordPress 6.8 (with a theme: its package has none) on
 # PHP 8.4 under Apache with MariaDB 11.8, PostgreSQL 17, and Exim 4.98's heavy daemon with
-# SpamAssassin and SA-Exim (it conflicts with trixie-b's light one).
+# SpamAssassin and SA-Exim (it conflicts with trixie-b's light one); Miniflux 2.2 (on that
+# PostgreSQL) and ntfy 2.11, two self-hosted services Debian 12 does not have.
 trixie_tree /var/cache/portcullis-test/trixie-e \
   openssh-client \
   "apache2 libapache2-mod-php php-mysql php-xml wordpress wordpress-theme-twentytwentyfive
-  mariadb-server postgresql exim4-daemon-heavy spamassassin sa-exim" "" &
+  mariadb-server postgresql exim4-daemon-heavy spamassassin sa-exim miniflux ntfy" "" &
 tree_jobs+=($!)
 
 # cargo-deb: the Debian package test builds the package as the README says (`cargo deb`)
