@@ -182,7 +182,11 @@ impl Heads {
             };
             for p in pre {
                 let n = p.len().min(8);
-                let mask = if n == 8 { u64::MAX } else { (1u64 << (8 * n)) - 1 };
+                let mask = if n == 8 {
+                    u64::MAX
+                } else {
+                    (1u64 << (8 * n)) - 1
+                };
                 heads.push((crate::bytes::le_tail(&p[..n]), mask));
             }
         }
@@ -571,7 +575,11 @@ mod tests {
         ];
         for &l in lines {
             let any = f.end.iter().any(|s| s.captures(l).is_some());
-            assert!(f.end_heads.may_start(l) || !any, "{}", String::from_utf8_lossy(l));
+            assert!(
+                f.end_heads.may_start(l) || !any,
+                "{}",
+                String::from_utf8_lossy(l)
+            );
         }
         // (the first eight lines end a session; the heads turn the next ones away)
         for &l in &lines[..8] {

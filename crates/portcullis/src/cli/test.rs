@@ -861,7 +861,6 @@ mod tests {
         assert_ne!(ShortName::of(b"abcdefghi"), ShortName::of(b"abcdefghi\0"));
     }
 
-
     /// The built-in sshd filter as `test` reads it, and a fixed clock.
     fn sshd_set() -> (MatchSet, TimeContext) {
         let b = portcullis_core::filter::builtin::get("sshd").unwrap();
