@@ -98,6 +98,19 @@ mod tests {
         assert_eq!(p("01.2.3.4"), None);
         assert_eq!(p("1..3.4"), None);
         assert_eq!(p(""), None);
+        // each length a dotted quad can have (7 to 15 bytes), and its ends
+        assert_eq!(p("1.2.3.4").as_deref(), Some("1.2.3.4"));
+        assert_eq!(p("10.2.3.4").as_deref(), Some("10.2.3.4"));
+        assert_eq!(p("1.2.3.40").as_deref(), Some("1.2.3.40"));
+        assert_eq!(p("10.35.146.217").as_deref(), Some("10.35.146.217"));
+        assert_eq!(p("255.255.255.255").as_deref(), Some("255.255.255.255"));
+        assert_eq!(p("255.255.255.256"), None);
+        assert_eq!(p("1.2.3.04"), None);
+        assert_eq!(p("1.2.3."), None);
+        assert_eq!(p(".1.2.3"), None);
+        assert_eq!(p("1.2.3.4."), None);
+        assert_eq!(p("1.2.3:4"), None);
+        assert_eq!(p("1.2.3.4/"), None);
     }
 
     #[test]
@@ -116,6 +129,36 @@ mod tests {
         assert_eq!(p("localhost"), None);
         assert_eq!(p("1.2.3.4 "), None);
         assert_eq!(p("gggg::1"), None);
+    }
+
+    /// Every byte value in every place of a few quads, and appended to them, against the
+    /// standard library: exhaustive next to real addresses (a digit range one byte too wide
+    /// takes `1.2.3.4:` for an address).
+    #[test]
+    fn every_byte_in_every_place_of_a_quad() {
+        let std = |t: &[u8]| {
+            std::str::from_utf8(t)
+                .ok()
+                .and_then(|s| s.parse::<Ipv4Addr>().ok())
+        };
+        for quad in [
+            "1.2.3.4",
+            "12.34.56.78",
+            "10.35.146.217",
+            "255.255.255.255",
+            "0.0.0.0",
+        ] {
+            for i in 0..=quad.len() {
+                for b in 0..=255u8 {
+                    let mut t = quad.as_bytes().to_vec();
+                    match t.get_mut(i) {
+                        Some(c) => *c = b,
+                        None => t.push(b),
+                    }
+                    assert_eq!(parse_v4(&t), std(&t), "{t:?}");
+                }
+            }
+        }
     }
 
     proptest::proptest! {
