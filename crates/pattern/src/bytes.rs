@@ -87,17 +87,27 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 /// The bytes of `tail` (at most 8: the rest of a key hashed 8 bytes at a time) as a
-/// little-endian integer, the missing high bytes zero. Built a byte at a time in a register:
-/// copying them into an 8-byte buffer and loading that stalls the load until the copy's
-/// stores retire (about 15 cycles on every hashed key).
+/// little-endian integer, the missing high bytes zero. Read from the slice itself, as two
+/// loads that overlap (its first and last 4 bytes, or 2, or the one byte) ORed in place: the
+/// bytes both loads hold are the same bytes, in the same place. Copying them into an 8-byte
+/// buffer and loading that stalls the load until the copy's stores retire (about 15 cycles
+/// on every hashed key); a loop over the bytes costs 7 instructions a byte.
 #[inline]
 pub fn le_tail(tail: &[u8]) -> u64 {
     debug_assert!(tail.len() <= 8);
-    let mut v = 0u64;
-    for (i, &b) in tail.iter().enumerate().take(8) {
-        v |= u64::from(b) << (8 * i);
+    let tail = &tail[..tail.len().min(8)];
+    let n = tail.len();
+    if n >= 4 {
+        let first = u32::from_le_bytes(tail[..4].try_into().expect("4 bytes"));
+        let last = u32::from_le_bytes(tail[n - 4..].try_into().expect("4 bytes"));
+        u64::from(first) | (u64::from(last) << (8 * (n - 4)))
+    } else if n >= 2 {
+        let first = u16::from_le_bytes(tail[..2].try_into().expect("2 bytes"));
+        let last = u16::from_le_bytes(tail[n - 2..].try_into().expect("2 bytes"));
+        u64::from(first) | (u64::from(last) << (8 * (n - 2)))
+    } else {
+        tail.first().map_or(0, |&b| u64::from(b))
     }
-    v
 }
 
 #[cfg(test)]
@@ -111,6 +121,16 @@ mod tests {
             let mut buf = [0u8; 8];
             buf[..n].copy_from_slice(&b);
             assert_eq!(le_tail(&b), u64::from_le_bytes(buf), "{n}");
+            // (and every byte value in every place)
+            for i in 0..n {
+                for v in 0..=255u8 {
+                    let mut c = b.clone();
+                    c[i] = v;
+                    buf[i] = v;
+                    assert_eq!(le_tail(&c), u64::from_le_bytes(buf), "{n} {i} {v}");
+                    buf[i] = b[i];
+                }
+            }
         }
     }
 
