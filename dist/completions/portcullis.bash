@@ -165,7 +165,7 @@ _portcullis() {
             return 0
             ;;
         portcullis__subcmd__filters)
-            opts="-h --json --group --help"
+            opts="-h --sample --json --group --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -35,7 +35,7 @@ complete -c portcullis -n "__fish_portcullis_needs_command" -f -a "reload" -d 'A
 complete -c portcullis -n "__fish_portcullis_needs_command" -f -a "check-config" -d 'Validate the configuration (and its portcullis.d/ drop-ins) without starting anything'
 complete -c portcullis -n "__fish_portcullis_needs_command" -f -a "test" -d 'Try a filter on a log: a summary of matches, or one JSON object per line'
 complete -c portcullis -n "__fish_portcullis_needs_command" -f -a "replay" -d 'Dry run: feed logs through the jails, with the logs\' timestamps as the clock, and print every ban and unban that would happen'
-complete -c portcullis -n "__fish_portcullis_needs_command" -f -a "filters" -d 'List the built-in filters: name, group (the kind of service) and description, then the log each expects (what a jail\'s `logs` would name on Debian)'
+complete -c portcullis -n "__fish_portcullis_needs_command" -f -a "filters" -d 'List the built-in filters: name, group (the kind of service) and description, then the log each expects (what a jail\'s `logs` would name on Debian); or show one'
 complete -c portcullis -n "__fish_portcullis_needs_command" -f -a "import-fail2ban" -d 'Translate a fail2ban filter.d/*.conf into a Portcullis filter (TOML)'
 complete -c portcullis -n "__fish_portcullis_needs_command" -f -a "report" -d 'Statistics from the daemon\'s history (stats.db in the state directory): top addresses, user names tried, bans per jail and rule, a timeline, repeat offenders, top /24 and /64 prefixes'
 complete -c portcullis -n "__fish_portcullis_needs_command" -f -a "help" -d 'Print the help of portcullis, or of one of its subcommands (as `portcullis SUBCOMMAND --help` does)'
@@ -81,6 +81,7 @@ complete -c portcullis -n "__fish_portcullis_using_subcommand replay" -l jail -d
 complete -c portcullis -n "__fish_portcullis_using_subcommand replay" -l json -d 'One JSON object per decision: action, host, jail, time, failures'
 complete -c portcullis -n "__fish_portcullis_using_subcommand replay" -s h -l help -d 'Print help'
 complete -c portcullis -n "__fish_portcullis_using_subcommand filters" -l group -d 'Only the filters of this group (ssh, mail, web, webapp, ftp, voip, chat, vpn, database, directory, proxy, remote-desktop, monitoring, game, system)' -r
+complete -c portcullis -n "__fish_portcullis_using_subcommand filters" -l sample -d 'With NAME: its sample log instead (lines the filter is tested on, each after a `#=` line that says what the filter must make of it: counted, for which address and rule, or not)'
 complete -c portcullis -n "__fish_portcullis_using_subcommand filters" -l json -d 'One JSON object per filter'
 complete -c portcullis -n "__fish_portcullis_using_subcommand filters" -s h -l help -d 'Print help'
 complete -c portcullis -n "__fish_portcullis_using_subcommand import-fail2ban" -s o -l output -d 'Write the filter here [default: standard output]' -r -F

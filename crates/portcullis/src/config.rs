@@ -285,7 +285,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// The valid key closest to a misspelt `key`, if one is close enough to be meant.
-fn did_you_mean<'a>(key: &str, valid: &[&'a str]) -> Option<&'a str> {
+pub(crate) fn did_you_mean<'a>(key: &str, valid: &[&'a str]) -> Option<&'a str> {
     let lower = key.to_ascii_lowercase();
     valid
         .iter()

@@ -177,14 +177,23 @@ enum Cmd {
         logs: Vec<PathBuf>,
     },
     /// List the built-in filters: name, group (the kind of service) and description, then
-    /// the log each expects (what a jail's `logs` would name on Debian).
+    /// the log each expects (what a jail's `logs` would name on Debian); or show one.
     Filters {
+        /// Show this built-in filter's file: its header says which log and which settings of
+        /// the service it expects, and which fields of a line a client controls; a copy is a
+        /// starting point for a filter of your own.
+        name: Option<String>,
+        /// With NAME: its sample log instead (lines the filter is tested on, each after a
+        /// `#=` line that says what the filter must make of it: counted, for which address
+        /// and rule, or not).
+        #[arg(long, requires = "name")]
+        sample: bool,
         /// One JSON object per filter.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "name")]
         json: bool,
         /// Only the filters of this group (ssh, mail, web, webapp, ftp, voip, chat, vpn, database,
         /// directory, proxy, remote-desktop, monitoring, game, system).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "name")]
         group: Option<String>,
     },
     /// Translate a fail2ban filter.d/*.conf into a Portcullis filter (TOML).
@@ -314,7 +323,12 @@ fn main() -> ExitCode {
             json,
             logs,
         } => cli::replay::run(config.as_deref(), &jail, json, &logs),
-        Cmd::Filters { json, group } => cli::filters::run(json, group.as_deref()),
+        Cmd::Filters {
+            name: Some(name),
+            sample,
+            ..
+        } => cli::filters::show(&name, sample),
+        Cmd::Filters { json, group, .. } => cli::filters::run(json, group.as_deref()),
         Cmd::ImportFail2ban { path, output } => cli::import_fail2ban::run(&path, output.as_deref()),
         Cmd::Report {
             config,

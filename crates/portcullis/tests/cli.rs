@@ -304,6 +304,49 @@ fn filters_lists_name_group_description_and_log() {
 }
 
 #[test]
+fn filters_shows_one_filter_file_and_its_sample() {
+    // the file as built in: header (the audit a packaged install has no other copy of) and
+    // patterns, byte for byte
+    let o = portcullis(&["filters", "ntfy"], None);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let src = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../filters/ntfy.toml"
+    ))
+    .unwrap();
+    assert_eq!(text(&o.stdout), src);
+    let o = portcullis(&["filters", "ntfy", "--sample"], None);
+    assert!(o.status.success());
+    let sample = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../filters/ntfy.log"
+    ))
+    .unwrap();
+    assert_eq!(text(&o.stdout), sample);
+    // a former name still shows the filter it became
+    let o = portcullis(&["filters", "danted"], None);
+    assert!(text(&o.stdout).starts_with("# ") && text(&o.stdout).contains("name = \"dante\""));
+    // a typo gets the closest name, a withdrawn filter the reason, both fail
+    let o = portcullis(&["filters", "ntfi"], None);
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("did you mean `ntfy`"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = portcullis(&["filters", "roundcube-auth"], None);
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("no longer built in"),
+        "{}",
+        text(&o.stderr)
+    );
+    // NAME is not a filter of the list
+    let o = portcullis(&["filters", "sshd", "--json"], None);
+    assert!(!o.status.success());
+}
+
+#[test]
 fn client_without_daemon_says_so_with_the_socket() {
     let o = portcullis(
         &["status", "--socket", "/nonexistent/portcullis.sock"],

@@ -1,4 +1,5 @@
-//! `portcullis filters [--json] [--group G]`: the built-in filter library.
+//! `portcullis filters [--json] [--group G]`: the built-in filter library;
+//! `portcullis filters NAME [--sample]`: one filter's file, or its sample log.
 
 use portcullis_core::filter::{builtin, def::GROUPS, Filter, FilterDef};
 
@@ -45,6 +46,23 @@ pub fn run(json: bool, group: Option<&str>) -> anyhow::Result<i32> {
         }
     }
     print!("{out}");
+    Ok(0)
+}
+
+/// Prints the built-in filter `name`'s file as it is built in (header, audit and patterns),
+/// or with `sample` its sample log. A package install has no `filters/` directory: this is
+/// where an admin reads which log format and service settings a filter expects.
+pub fn show(name: &str, sample: bool) -> anyhow::Result<i32> {
+    let Some(b) = builtin::get(name) else {
+        if let Some(why) = builtin::withdrawn(name) {
+            anyhow::bail!("filter {name:?} is no longer built in: {why}; a client could choose the banned address (README, security model)");
+        }
+        let names: Vec<&str> = builtin::all().iter().map(|b| b.name).collect();
+        let hint = crate::config::did_you_mean(name, &names)
+            .map_or(String::new(), |m| format!("; did you mean `{m}`?"));
+        anyhow::bail!("no built-in filter {name:?}{hint} (`portcullis filters` lists them)");
+    };
+    print!("{}", if sample { b.sample } else { b.source });
     Ok(0)
 }
 
