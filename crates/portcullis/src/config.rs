@@ -1681,7 +1681,15 @@ pub fn warnings(cfg: &Config) -> Vec<String> {
                 .filter_logs
                 .iter()
                 .filter(|(_, l)| !l.is_empty())
-                .map(|(f, l)| format!("filter {f} reads {}", l.join(" or ")))
+                .map(|(f, l)| {
+                    // (a package install has no filters/ directory to read the header in)
+                    let show = if builtin::get(f).is_some() {
+                        format!(" (`portcullis filters {f}` says in which format)")
+                    } else {
+                        String::new()
+                    };
+                    format!("filter {f} reads {}{show}", l.join(" or "))
+                })
                 .collect();
             let all: Vec<String> = j
                 .filter_logs
@@ -3006,7 +3014,7 @@ backend = "route"
         assert!(
             w.iter().any(
                 |w| w.contains("jail \"dovecot\" has no `logs`: it will see nothing")
-                    && w.contains("filter dovecot reads /var/log/mail.log")
+                    && w.contains("filter dovecot reads /var/log/mail.log (`portcullis filters dovecot` says in which format)")
                     && w.contains("logs = [\"/var/log/mail.log\"]")
             ),
             "{w:?}"
