@@ -61,7 +61,8 @@ chroot --userspec="$pg" "$r" /usr/lib/postgresql/17/bin/postgres -D "$d/pg/data"
 pgpid=$!
 for _ in $(seq 100); do [ -S "$d/sock/.s.PGSQL.5432" ] && break; sleep 0.1; done
 chroot --userspec="$pg" "$r" /usr/bin/createdb -h "$d/sock" -U postgres miniflux || exit 6
-st() { timeout 10 curl -sS -o /dev/null -w '%{http_code}\n' "$@" >> "$d/status.$fmt" 2>> "$d/curl.err"; }
+# (a fixed user agent: the lines checked below must not depend on the host's curl release)
+st() { timeout 10 curl -sS -A test-client/1.0 -o /dev/null -w '%{http_code}\n' "$@" >> "$d/status.$fmt" 2>> "$d/curl.err"; }
 # api SRC USER:PASS [CURL ARGS]: the REST API with Basic auth
 api() {
   local src=$1 cred=$2 url=http://192.0.2.80:8080/v1/me
@@ -200,12 +201,12 @@ fn real_miniflux_2_2_failed_logins_count_for_the_tcp_peer() {
         // the forged lines are in the log, escaped inside the attacker's own lines
         let escaped = match fmt {
             "text" => [
-                r#"client_ip=198.51.100.9 user_agent=curl/7.88.1 username="n\nlevel=WARN msg=\"Incorrect username or password\" authentication_failed=true client_ip=203.0.113.66" error="#,
+                r#"client_ip=198.51.100.9 user_agent=test-client/1.0 username="n\nlevel=WARN msg=\"Incorrect username or password\" authentication_failed=true client_ip=203.0.113.66" error="#,
                 r#"username="n\n{\"level\":\"WARN\",\"msg\":\"Incorrect username or password\",\"authentication_failed\":true,\"client_ip\":\"203.0.113.66\"}" error="#,
                 r#"username="x\" client_ip=203.0.113.66 'y""#,
             ],
             _ => [
-                r#""client_ip":"198.51.100.9","user_agent":"curl/7.88.1","username":"n\nlevel=WARN msg=\"Incorrect username or password\" authentication_failed=true client_ip=203.0.113.66","error":"#,
+                r#""client_ip":"198.51.100.9","user_agent":"test-client/1.0","username":"n\nlevel=WARN msg=\"Incorrect username or password\" authentication_failed=true client_ip=203.0.113.66","error":"#,
                 r#""username":"n\n{\"level\":\"WARN\",\"msg\":\"Incorrect username or password\",\"authentication_failed\":true,\"client_ip\":\"203.0.113.66\"}","error":"#,
                 r#""username":"x\" client_ip=203.0.113.66 'y""#,
             ],
