@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use portcullis_core::decision::Millis;
-use portcullis_core::filter::{builtin, Filter, FilterDef, Mode};
+use portcullis_core::filter::{builtin, def, Filter, FilterDef, Mode};
 use portcullis_core::ignore::Cidr;
 use serde::Deserialize;
 use toml::Spanned;
@@ -246,28 +246,6 @@ impl Src<'_> {
     }
 }
 
-/// The keys a table of the configuration takes at the top level.
-const TOP_KEYS: &[&str] = &[
-    "socket",
-    "socket_group",
-    "state_dir",
-    "ignore",
-    "deny",
-    "ignore_self",
-    "on_corrupt_state",
-    "max_tracked",
-    "log_level",
-    "max_line",
-    "stats_retention",
-    "firewall",
-    "notify",
-    "metrics",
-    "fleet",
-    "jail",
-    "filter",
-    "ratelimit",
-];
-
 /// The Levenshtein distance of two short strings (for "did you mean").
 fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
@@ -360,7 +338,7 @@ fn unknown_key(
             return h;
         }
         if JAIL_KEYS.contains(&key) || ["maxretry", "findtime", "bantime"].contains(&key) {
-            return format!("`{key}` is a [[jail]] key, not a top-level key: put it in a [[jail]] table (each jail sets its own; Portcullis has no [DEFAULT]); top-level keys are: {}", TOP_KEYS.join(", "));
+            return format!("`{key}` is a [[jail]] key, not a top-level key: put it in a [[jail]] table (each jail sets its own; Portcullis has no [DEFAULT]); top-level keys are: {}", valid.join(", "));
         }
         if header {
             return format!("[{key}] is not a section of Portcullis; a jail is a [[jail]] table: [[jail]] then name = \"{key}\" (fail2ban's [{key}] in jail.local); sections are: [firewall], [notify], [metrics], [fleet], [[jail]], [[filter]], [[ratelimit]]");
@@ -1610,23 +1588,13 @@ fn parse_port(v: &toml::Value) -> std::result::Result<(u16, u16), String> {
             "{s:?} holds several ports in one string; make each an element of the list: {}",
             as_list("ports", s)
         )),
-        toml::Value::Integer(n) => u16::try_from(*n)
-            .ok()
-            .filter(|&p| p > 0)
-            .map(|p| (p, p))
-            .ok_or_else(bad),
+        toml::Value::Integer(n) => def::port_number(*n).map(|p| (p, p)).ok_or_else(bad),
         toml::Value::String(s)
             if s.bytes().any(|b| b.is_ascii_digit())
                 && s.bytes()
                     .all(|b| b.is_ascii_digit() || b == b'-' || b == b' ') =>
         {
-            let (a, b) = s.split_once('-').unwrap_or((s, s));
-            let a: u16 = a.trim().parse().map_err(|_| bad())?;
-            let b: u16 = b.trim().parse().map_err(|_| bad())?;
-            if a == 0 || b < a {
-                return Err(bad());
-            }
-            Ok((a, b))
+            def::port_range(s).ok_or_else(bad)
         }
         toml::Value::String(s) => {
             let services = std::fs::read_to_string("/etc/services").unwrap_or_default();

@@ -145,12 +145,15 @@ impl Ports {
 const PORT_EXPECTED: &str =
     "a port number 1-65535 or a range string such as \"6660-6669\" (service names are not read here)";
 
-fn port_number(n: i64) -> Option<u16> {
+/// A port number 1-65535.
+pub fn port_number(n: i64) -> Option<u16> {
     u16::try_from(n).ok().filter(|&p| p > 0)
 }
 
-/// One range string `"a-b"` (or one number as a string), `a <= b`, both 1-65535.
-fn port_range(s: &str) -> Option<(u16, u16)> {
+/// One range string `"a-b"` (or one number as a string), `a <= b`, both 1-65535 (spaces
+/// around either number allowed). The configuration's `ports` reads numbers and ranges the
+/// same way.
+pub fn port_range(s: &str) -> Option<(u16, u16)> {
     let (a, b) = s.split_once('-').unwrap_or((s, s));
     let num = |t: &str| {
         let t = t.trim();
