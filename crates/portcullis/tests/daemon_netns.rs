@@ -826,18 +826,7 @@ fn a_web_jail_without_ports_bans_the_web_ports_only() {
     });
 
     // two failed basic-auth logins in nginx's access log (combined format, stamped now)
-    let stamp = {
-        let t = SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64;
-        let iso = portcullis_core::time::rfc3339(t * 1000);
-        let months = [
-            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-        ];
-        let m = months[iso[5..7].parse::<usize>().unwrap() - 1];
-        format!("{}/{m}/{}:{} +0000", &iso[8..10], &iso[0..4], &iso[11..19])
-    };
+    let stamp = clf_timestamp(SystemTime::now());
     let lines: String = (0..2)
         .map(|_| {
             format!(

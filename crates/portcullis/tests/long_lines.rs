@@ -23,45 +23,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 const KIB: usize = 1024;
 const MAX_LINE: usize = 1 << 20;
 
-/// Civil date (UTC) of a Unix time: (year, month, day, hour, minute, second).
-fn civil(t: u64) -> (i64, u32, u32, u64, u64, u64) {
-    let days = (t / 86_400) as i64;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let s = t % 86_400;
-    (y, m, d, s / 3600, s / 60 % 60, s % 60)
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
 /// `03/Dec/2026:09:28:36 +0000`
 fn clf_time() -> String {
-    const MON: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let (y, m, d, h, mi, s) = civil(now());
-    format!(
-        "{d:02}/{}/{y}:{h:02}:{mi:02}:{s:02} +0000",
-        MON[m as usize - 1]
-    )
+    clf_timestamp(SystemTime::now())
 }
 
 /// `2026-12-03T09:28:36+00:00`
 fn iso_time() -> String {
-    let (y, m, d, h, mi, s) = civil(now());
-    format!("{y}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}+00:00")
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    portcullis_core::time::rfc3339(secs * 1000).replace('Z', "+00:00")
 }
 
 /// `unit` repeated until `len` bytes (cut at a whole unit).

@@ -1038,6 +1038,19 @@ const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
+/// Common Log Format timestamp in UTC (the access logs' `[...]`): `03/Dec/2026:09:28:36 +0000`.
+pub fn clf_timestamp(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
+    let iso = portcullis_core::time::rfc3339(secs * 1000);
+    let month = MONTHS[iso[5..7].parse::<usize>().unwrap() - 1];
+    format!(
+        "{}/{month}/{}:{} +0000",
+        &iso[8..10],
+        &iso[0..4],
+        &iso[11..19]
+    )
+}
+
 /// Classic syslog timestamp in local time: `Mmm dd HH:MM:SS` (day padded with a space).
 pub fn syslog_timestamp(t: SystemTime) -> String {
     let secs = t
