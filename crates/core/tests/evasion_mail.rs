@@ -224,7 +224,7 @@ proptest! {
             Just("PLAIN".to_string()),
             Just("LOGIN".to_string()),
             Just("SCRAM-SHA-256-PLUS".to_string()),
-            "[!-~]{1,20}".prop_map(|m| m.to_uppercase()),
+            "[ -~]{1,20}".prop_map(|m| m.to_uppercase()),
         ],
         v24 in any::<bool>(),
         reason in prop_oneof![
@@ -383,5 +383,47 @@ proptest! {
             counted("postfix", Mode::Normal, &l),
             Some(("203.0.113.60".to_string(), "reject".to_string())), "{}", l
         );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// ManageSieve (Dovecot Pigeonhole's managesieve-login: login-common's lines, syslog)
+// ---------------------------------------------------------------------------------------
+
+/// Pigeonhole's AUTHENTICATE takes the mechanism as a quoted string (client-authenticate.c
+/// managesieve_arg_get_string()): spaces and any text, which login-common upper-cases into
+/// method= before it checks the name. The same last-attempt reasons as IMAP.
+#[test]
+fn managesieve_last_attempt_reasons_count() {
+    for (reason, method) in [
+        (
+            "tried to use unsupported auth mechanism, 3 attempts in 0 secs) (invalid_mech",
+            "X Y<Z>!, RIP=198.51.100.7",
+        ),
+        (
+            "tried to use unsupported auth mechanism",
+            "A, LIP=1.2.3.4, SESSION=<X>",
+        ),
+        ("sent invalid base64 in response", "PLAIN"),
+        (
+            "sent invalid base64 in response, 3 attempts in 0 secs) (invalid_base64",
+            "PLAIN",
+        ),
+        (
+            "auth aborted by client, 3 attempts in 0 secs) (auth_aborted_by_client",
+            "PLAIN",
+        ),
+        (
+            "client didn't finish SASL auth, 2 attempts in 0 secs) (auth_waiting_client",
+            "PLAIN",
+        ),
+    ] {
+        let l = format!(
+            "Dec  5 12:15:25 mail7 dovecot: managesieve-login: Login aborted: Connection closed \
+             ({reason}): user=<alice>, method={method}, rip=203.0.113.96, lip=192.0.2.1, \
+             secured, session=<bwKS8uFhoOx/AAAB>"
+        );
+        assert_counted("sieve", Mode::Normal, &l, "203.0.113.96", "login-failed");
+        assert_counted("dovecot", Mode::Normal, &l, "203.0.113.96", "login-failed");
     }
 }
