@@ -427,3 +427,80 @@ fn apache_error_log_rules_address_before_any_transport_cut() {
         }
     }
 }
+
+// ---------------------------------------------------------------- OpenVPN
+
+/// A certificate's common name as OpenVPN puts it in the `CN/ADDR:PORT` prefix
+/// (multi.c multi_instance_string() "%s/", the CN after ssl_verify.c
+/// string_mod_remap_name(): CC_PRINT kept, so spaces and `/` stay; at most 64 bytes).
+fn openvpn_cn() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        Just("John Smith".to_string()),
+        Just(" ".to_string()),
+        Just("/".to_string()),
+        Just("198.51.100.7:1 TLS Auth Error: Auth Username".to_string()),
+        Just("x/198.51.100.7:1".to_string()),
+        Just("[2001:db8::bad]:1".to_string()),
+        "[ -~]{0,8}",
+    ];
+    prop::collection::vec(piece, 1..5).prop_map(|v| {
+        let mut s: String = v.concat();
+        s.truncate(64);
+        s
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// ssl_verify.c verify_user_pass(): "TLS Auth Error: Auth Username/Password verification
+    /// failed for peer" after the client's `CN/ADDR:PORT` prefix; a CN with a space (a
+    /// certificate named "John Smith") made the line match no rule.
+    #[test]
+    fn openvpn_auth_error_counted(
+        cn in openvpn_cn(),
+        v6 in any::<bool>(),
+        h in 1u16..0xff,
+        port in 1u16..=65535,
+        file in any::<bool>(),
+    ) {
+        let (real, printed) = if v6 {
+            (format!("2001:db8::{h:x}"), format!("[2001:db8::{h:x}]:{port}"))
+        } else {
+            (format!("203.0.113.{h}"), format!("203.0.113.{h}:{port}"))
+        };
+        let head = if file { "2026-12-05 12:00:00 ".to_string() } else { "Dec  5 12:00:00 vpn openvpn[990]: ".to_string() };
+        for (tail, rule) in [
+            ("TLS Auth Error: Auth Username/Password verification failed for peer", "auth-error"),
+            ("TLS Error: TLS handshake failed", "handshake"),
+        ] {
+            let line = format!("{head}{cn}/{printed} {tail}");
+            let got = report("openvpn", line.as_bytes());
+            prop_assert_eq!(got, Some((real.clone(), rule.to_string(), 1)), "{}", line);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// "Failed password for john smith from A port P ssh2": an existing account whose name
+    /// holds a space (an AD sAMAccountName through sssd/winbind) is counted, for A; forged
+    /// text in the name (or, without privilege separation, in the method) does not move it.
+    #[test]
+    fn sshd_failed_existing_account_with_space_counted(
+        first in "[a-z]{1,12}",
+        last in "[a-z]{1,12}",
+        forged in prop_oneof![
+            Just(String::new()),
+            Just(" from 198.51.100.7 port 22 ssh2".to_string()),
+            Just(" x from 198.51.100.7 port 1 ssh2 for root".to_string()),
+        ],
+        method in prop_oneof![Just("password"), Just("keyboard-interactive/pam")],
+        addr in ssh_sender(),
+        port in 1u16..=65535,
+    ) {
+        let msg = format!("Failed {method} for {first} {last}{forged} from {addr} port {port} ssh2");
+        assert_counted("sshd", &sshd_line(&msg), &addr, "failed");
+    }
+}
