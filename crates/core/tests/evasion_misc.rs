@@ -504,3 +504,57 @@ proptest! {
         assert_counted("sshd", &sshd_line(&msg), &addr, "failed");
     }
 }
+
+// ---------------------------------------------------------------- nginx
+
+/// src/http/modules/ngx_http_log_module.c ngx_http_log_escape() (log_format escape=default):
+/// `"`, `\`, control bytes and bytes from 0x7f up written as \xHH; the rest as is.
+fn nginx_escape(raw: &[u8]) -> String {
+    let mut s = String::new();
+    for &c in raw {
+        if c == b'"' || c == b'\\' || !(0x20..0x7f).contains(&c) {
+            s.push_str(&format!("\\x{:02X}", c));
+        } else {
+            s.push(c as char);
+        }
+    }
+    s
+}
+
+fn http_text() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        Just(b"\" 401 0 \"-\" \"x\"".to_vec()),
+        Just(b"198.51.100.7 - - [05/Dec/2026:12:00:00 +0000] ".to_vec()),
+        Just(b" ".to_vec()),
+        Just(b"-".to_vec()),
+        Just(b"[]{}\\".to_vec()),
+        prop::collection::vec(1u8..=255, 0..24),
+    ];
+    prop::collection::vec(piece, 0..5).prop_map(|v| v.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// The "combined" format: `$remote_addr - $remote_user [$time_local] "$request" $status
+    /// $body_bytes_sent "$http_referer" "$http_user_agent"`, every client field escaped: a
+    /// 401 with a user name (any but empty and "-", which nginx logs for no credentials) is
+    /// counted for the client.
+    #[test]
+    fn nginx_http_auth_failed_counted(
+        user in http_text().prop_filter("a user", |u| !u.is_empty() && u.as_slice() != b"-"),
+        request in http_text(),
+        referer in http_text(),
+        agent in http_text(),
+        addr in http_sender(),
+    ) {
+        let line = format!(
+            "{addr} - {} [05/Dec/2026:12:00:00 +0000] \"{}\" 401 188 \"{}\" \"{}\"",
+            nginx_escape(&user),
+            nginx_escape(&request),
+            nginx_escape(&referer),
+            nginx_escape(&agent),
+        );
+        assert_counted("nginx-http-auth", line.as_bytes(), &addr, "failed");
+    }
+}
