@@ -273,6 +273,13 @@ fn exim_tls_dn_and_sni_do_not_hide_a_rejection() {
              F=<a@example.org> rejected RCPT <b@example.net>: relay not permitted"
         );
         assert_counted("exim", Mode::Normal, &l, "203.0.113.153", "rejected");
+        // a greylisted client's line never reads as a rejection
+        let l = format!(
+            "2026-12-03 10:00:04 H=(client.example) [203.0.113.153]:40001 \
+             X=TLS1.3:TLS_AES_256_GCM_SHA384:256 CV=no DN=\"CN=ok\" SNI={sni} \
+             F=<a@example.org> temporarily rejected RCPT <b@example.net>: \"greylisted\""
+        );
+        assert_eq!(counted("exim", Mode::Aggressive, &l), None, "{l}");
     }
 }
 
@@ -425,5 +432,44 @@ fn managesieve_last_attempt_reasons_count() {
         );
         assert_counted("sieve", Mode::Normal, &l, "203.0.113.96", "login-failed");
         assert_counted("dovecot", Mode::Normal, &l, "203.0.113.96", "login-failed");
+    }
+}
+
+/// host.c host_and_ident(): " U=IDENT" after the client (rfc1413_query_timeout > 0); the
+/// identd's answer is the client's, string_printing()ed (verify.c verify_get_ident(): up to
+/// 127 bytes, spaces and brackets kept). It was read without spaces or brackets; in the
+/// ACL-rejection rule it stays one word (an ident with a space is documented as not fixable
+/// there: any text would let greylisting's "temporarily rejected" lines count).
+#[test]
+fn exim_ident_does_not_hide_failures() {
+    for ident in [
+        "x y",
+        "x [198.51.100.7] (z)",
+        "]",
+        "a]b[c",
+        "a: 535 b",
+        "\\t\\x",
+    ] {
+        let l = format!(
+            "2026-12-03 10:00:06 plain_server authenticator failed for (client.example) \
+             [203.0.113.155]:40003 U={ident}: 535 Incorrect authentication data (set_id=alice)"
+        );
+        assert_counted("exim", Mode::Normal, &l, "203.0.113.155", "auth-failed");
+        let l = format!(
+            "2026-12-03 10:00:07 H=(client.example) [203.0.113.156]:40004 U={ident} \
+             F=<a@example.org> rejected RCPT <b@example.net>: relay not permitted"
+        );
+        if ident.contains(' ') {
+            // documented in the header: not fixable in the ACL-rejection rule
+            assert_eq!(counted("exim", Mode::Normal, &l), None, "{l}");
+        } else {
+            assert_counted("exim", Mode::Normal, &l, "203.0.113.156", "rejected");
+        }
+        // and a greylisted client's line never reads as a rejection
+        let l = format!(
+            "2026-12-03 10:00:07 H=(client.example) [203.0.113.156]:40004 U={ident} \
+             F=<a@example.org> temporarily rejected RCPT <b@example.net>: greylisted"
+        );
+        assert_eq!(counted("exim", Mode::Aggressive, &l), None, "{l}");
     }
 }
