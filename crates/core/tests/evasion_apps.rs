@@ -724,3 +724,21 @@ fn kamailio_long_call_id_is_the_documented_trade_off() {
         "malformed",
     );
 }
+
+// ---------------------------------------------------------------- ZoneMinder
+
+/// ZoneMinder's ZM\Error via PHP's error_log() in Apache's error log sent to syslog
+/// (`ErrorLog syslog:`, no time stamp): "[%m:%l] [pid %P] [client %a] %M"; the message
+/// "WAR [Login denied for user \"%s\"]" (includes/auth.php) and mod_php's ", referer: %s".
+#[test]
+fn zoneminder_through_syslog_long_name_counted() {
+    let user = format!("x\\\" [client {FORGED}:1] {}", "z".repeat(900));
+    let m = format!("[php:notice] [pid 11328] [client 203.0.113.23:39568] WAR [Login denied for user \"{user}\"], referer: https://zm.example.com/zm/");
+    counted(
+        "zoneminder",
+        &syslog("apache2[11328]", m.as_bytes()),
+        "203.0.113.23",
+        "login-denied",
+    );
+    bounded_except("zoneminder", &[]);
+}
