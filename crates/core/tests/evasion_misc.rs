@@ -455,7 +455,8 @@ proptest! {
 
     /// ssl_verify.c verify_user_pass(): "TLS Auth Error: Auth Username/Password verification
     /// failed for peer" after the client's `CN/ADDR:PORT` prefix; a CN with a space (a
-    /// certificate named "John Smith") made the line match no rule.
+    /// certificate named "John Smith") made the line match no rule. A CN with ": " is not
+    /// read (review_findings.rs: a client's control message could otherwise be the tail).
     #[test]
     fn openvpn_auth_error_counted(
         cn in openvpn_cn(),
@@ -476,7 +477,10 @@ proptest! {
         ] {
             let line = format!("{head}{cn}/{printed} {tail}");
             let got = report("openvpn", line.as_bytes());
-            prop_assert_eq!(got, Some((real.clone(), rule.to_string(), 1)), "{}", line);
+            // a CN holding ": " is not read (filters/openvpn.toml: OpenVPN's own message
+            // before a client's text always holds ": ", so the CN may not)
+            let want = (!cn.contains(": ")).then(|| (real.clone(), rule.to_string(), 1));
+            prop_assert_eq!(got, want, "{}", line);
         }
     }
 }
