@@ -9,11 +9,12 @@
 //! (crates/core/src/filter/cut.rs) refuses a line of 768 bytes or more whose address may end
 //! after text of no bound. Where the text before the address is the program's it is now read
 //! bounded and long lines count (cockpit, nextcloud, wordpress' access-log rules,
-//! apache-badbots, php-url-fopen, monit, rsyncd); where it is the client's the refusal is the
-//! documented trade-off (wordpress' plugin lines, webmin-auth, prosody, freeswitch, kamailio,
-//! rsyncd's unknown-module), and the tests below pin both.
+//! apache-badbots, php-url-fopen, monit); where it is the client's the refusal is the
+//! documented trade-off (wordpress' plugin lines, webmin-auth, prosody, freeswitch,
+//! kamailio), and the tests below pin both. (rsyncd, reviewed here too, was withdrawn the same
+//! day: the daemon logs a client's own protocol messages as whole lines.)
 //!
-//! Filters: cockpit, nextcloud, wordpress, apache-badbots, php-url-fopen, monit, rsyncd,
+//! Filters: cockpit, nextcloud, wordpress, apache-badbots, php-url-fopen, monit,
 //! webmin-auth, prosody, freeswitch, kamailio.
 
 use portcullis_core::filter::cut::{cut_threshold, DEFAULT_TRANSPORT_CUT};
@@ -264,7 +265,6 @@ fn program_text_before_the_address_is_bounded() {
     bounded_except("apache-badbots", &[]);
     bounded_except("php-url-fopen", &[]);
     bounded_except("monit", &[]);
-    bounded_except("rsyncd", &["unknown-module"]);
 }
 
 // ---------------------------------------------------------------- Cockpit
@@ -562,76 +562,6 @@ proptest! {
             syslog("monit[812]", &rsyslog_escape(m.as_bytes()))
         };
         counted("monit", &line, &addr, rule);
-    }
-}
-
-// ---------------------------------------------------------------- rsyncd
-
-/// authenticate.c auth_server() / clientserver.c rsync_module(): "auth failed on module %s
-/// from %s (%s) for %s: %s" and "rsync denied on module %s from %s (%s)", HOST the
-/// client's reverse-DNS name (client_name()), USER the client's word before its first
-/// space (read_line_old() into char line[BIGPATHBUFLEN]).
-fn dns_name() -> impl Strategy<Value = String> {
-    prop_oneof![
-        Just("UNKNOWN".to_string()),
-        Just("UNDETERMINED".to_string()),
-        prop::collection::vec("[a-z0-9][a-z0-9-]{0,61}[a-z0-9]", 1..8).prop_map(|v| {
-            let mut s = v.join(".");
-            s.truncate(253);
-            s.trim_end_matches(['.', '-']).to_string()
-        }),
-    ]
-}
-
-#[test]
-fn rsyncd_long_user_and_host_counted() {
-    let host = std::iter::repeat_n("l".repeat(63), 4)
-        .collect::<Vec<_>>()
-        .join(".");
-    assert_eq!(host.len(), 255);
-    let host = &host[..253];
-    let user = format!("x({FORGED})for{}", "u".repeat(900));
-    let m = format!(
-        "auth failed on module backup from {host} ({}) for {user}: password mismatch",
-        "203.0.113.14"
-    );
-    counted(
-        "rsyncd",
-        &syslog("rsyncd[4101]", m.as_bytes()),
-        "203.0.113.14",
-        "auth-failed",
-    );
-    let m = format!("rsync denied on module backup from {host} (2001:db8::14)");
-    counted(
-        "rsyncd",
-        &syslog("rsyncd[4102]", m.as_bytes()),
-        "2001:db8::14",
-        "denied",
-    );
-    // unknown-module: the client's module name comes first (documented trade-off)
-    let m = format!(
-        "unknown module 'x' tried from UNKNOWN ({FORGED}){}' tried from UNKNOWN (203.0.113.15)",
-        "m".repeat(900)
-    );
-    refused_then_counted_with_larger_cut(
-        "rsyncd",
-        &syslog("rsyncd[4103]", m.as_bytes()),
-        "203.0.113.15",
-        "unknown-module",
-    );
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
-    #[test]
-    fn rsyncd_hostile_fields_counted(
-        user in padded_text(),
-        host in dns_name(),
-        addr in sender(),
-    ) {
-        let user: String = user.chars().take_while(|&c| c != ' ' && c != '\n').collect();
-        let m = format!("auth failed on module backup from {host} ({addr}) for {user}: password mismatch");
-        counted("rsyncd", &syslog("rsyncd[4101]", &rsyslog_escape(m.as_bytes())), &addr, "auth-failed");
     }
 }
 
