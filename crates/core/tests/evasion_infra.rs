@@ -7,83 +7,11 @@
 //!
 //! Filters: keycloak, kube-apiserver-audit, postgresql, apache-modsecurity.
 
-use portcullis_core::filter::{builtin, Filter, MatchSet, Mode};
-use portcullis_core::time::TimeContext;
+use portcullis_core::filter::{builtin, Filter};
 use proptest::prelude::*;
 
-const FORGED: &str = "198.51.100.7";
-
-fn compile(name: &str, transport_cut: Option<usize>) -> MatchSet {
-    let b = builtin::get(name).unwrap_or_else(|| panic!("built-in {name} filter"));
-    let f = Filter::from_toml(b.source, b.name).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let set = MatchSet::new(vec![f], Mode::Aggressive);
-    match transport_cut {
-        Some(l) => set.with_transport_cut(l),
-        None => set,
-    }
-}
-
-thread_local! {
-    static SETS: std::cell::RefCell<std::collections::HashMap<(&'static str, Option<usize>), MatchSet>> =
-        std::cell::RefCell::new(std::collections::HashMap::new());
-}
-
-/// (address, rule id, weight) the built-in filter reports for `line`, with the default
-/// transport limit or `cut`; the client's own address must never be it.
-fn report_cut(
-    name: &'static str,
-    cut: Option<usize>,
-    line: &[u8],
-) -> Option<(String, String, u32)> {
-    let got = SETS.with(|sets| {
-        let mut sets = sets.borrow_mut();
-        let set = sets
-            .entry((name, cut))
-            .or_insert_with(|| compile(name, cut));
-        let ctx = TimeContext {
-            now: 1_795_000_000_000,
-            local_offset: 0,
-        };
-        let mut scratch = set.scratch();
-        set.match_line(line, &ctx, &mut scratch).map(|h| {
-            let rule = &set.filters()[h.filter].rules()[h.rule];
-            (canon(&h.addr.to_string()), rule.id.clone(), rule.weight)
-        })
-    });
-    if let Some((host, _, _)) = &got {
-        assert_ne!(
-            host,
-            FORGED,
-            "{name}: the client's text chose the address: {}",
-            String::from_utf8_lossy(line)
-        );
-    }
-    got
-}
-
-fn canon(a: &str) -> String {
-    a.parse::<std::net::IpAddr>()
-        .map(|a| a.to_string())
-        .unwrap_or_else(|_| a.to_string())
-}
-
-/// `line` is counted by `filter` (rule `rule`, weight > 0) for `addr`.
-#[track_caller]
-fn counted_cut(filter: &'static str, cut: Option<usize>, line: &[u8], addr: &str, rule: &str) {
-    let text = String::from_utf8_lossy(line);
-    match report_cut(filter, cut, line) {
-        Some((a, r, w)) => {
-            assert!(w > 0, "{filter}: weight 0 rule {r}: {text}");
-            assert_eq!((a, r.as_str()), (canon(addr), rule), "{filter}: {text}");
-        }
-        None => panic!("{filter}: not counted: {text}"),
-    }
-}
-
-#[track_caller]
-fn counted(filter: &'static str, line: &[u8], addr: &str, rule: &str) {
-    counted_cut(filter, None, line, addr, rule)
-}
+mod common;
+use common::*;
 
 /// Client text: pieces that imitate the structure of the lines below, and single
 /// characters (quotes, backslashes, brackets, control bytes, non-ASCII).
@@ -119,14 +47,6 @@ fn client_text() -> impl Strategy<Value = String> {
         "[ -~]{0,8}",
     ];
     prop::collection::vec(piece, 0..8).prop_map(|v| v.concat())
-}
-
-/// The real sender: IPv4 or IPv6 of the documentation ranges.
-fn sender() -> impl Strategy<Value = String> {
-    prop_oneof![
-        (1u8..255).prop_map(|h| format!("203.0.113.{h}")),
-        (1u16..0xffff).prop_map(|h| format!("2001:db8::{h:x}")),
-    ]
 }
 
 // ---------------------------------------------------------------- Keycloak
@@ -285,29 +205,6 @@ fn keycloak_syslog_padded_counted_with_the_documented_transport_cut() {
 }
 
 // ---------------------------------------------------------------- kube-apiserver
-
-/// Go's encoding/json string (HTML-safe: <, >, & as \u003c..; U+2028/9 escaped).
-fn go_json(s: &str) -> String {
-    let mut o = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            '\r' => o.push_str("\\r"),
-            '\t' => o.push_str("\\t"),
-            '<' => o.push_str("\\u003c"),
-            '>' => o.push_str("\\u003e"),
-            '&' => o.push_str("\\u0026"),
-            '\u{2028}' => o.push_str("\\u2028"),
-            '\u{2029}' => o.push_str("\\u2029"),
-            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
-}
 
 /// The audit.k8s.io/v1 Event of a failed authentication (apiserver pkg/audit/request.go
 /// LogRequestMetadata(), endpoints/filters/authn_audit.go): requestURI, verb, empty user,

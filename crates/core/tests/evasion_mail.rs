@@ -7,70 +7,11 @@
 //! or 2001:db8::/32), in the mode that rule's class belongs to. The forged address
 //! 198.51.100.7 that some values carry must never be the one reported.
 
-use portcullis_core::filter::{builtin, Class, Filter, MatchSet, Mode};
-use portcullis_core::time::TimeContext;
+use portcullis_core::filter::Mode;
 use proptest::prelude::*;
-use std::collections::HashMap;
 
-const FORGED: &str = "198.51.100.7";
-
-thread_local! {
-    static SETS: std::cell::RefCell<HashMap<(&'static str, u8), MatchSet>> =
-        std::cell::RefCell::new(HashMap::new());
-}
-
-fn mode_key(mode: Mode) -> u8 {
-    match mode {
-        Mode::Normal => 0,
-        Mode::Ddos => 1,
-        Mode::Aggressive => 2,
-    }
-}
-
-/// (address, rule id) the built-in filter `name` counts for `line` in `mode` (a rule of
-/// weight 0 reads as nothing). The forged address is never accepted.
-fn counted(name: &'static str, mode: Mode, line: &str) -> Option<(String, String)> {
-    SETS.with(|sets| {
-        let mut sets = sets.borrow_mut();
-        let set = sets.entry((name, mode_key(mode))).or_insert_with(|| {
-            let b = builtin::get(name).unwrap_or_else(|| panic!("built-in {name}"));
-            let f = Filter::from_toml(b.source, b.name).expect("compiles");
-            MatchSet::new(vec![f], mode)
-        });
-        let ctx = TimeContext {
-            now: 1_795_000_000_000,
-            local_offset: 0,
-        };
-        let mut scratch = set.scratch();
-        let got = set
-            .match_line(line.as_bytes(), &ctx, &mut scratch)
-            .and_then(|h| {
-                let rule = &set.filters()[h.filter].rules()[h.rule];
-                (rule.weight > 0).then(|| (h.addr.to_string(), rule.id.clone(), rule.class))
-            });
-        if let Some((host, _, _)) = &got {
-            assert_ne!(host, FORGED, "the client's text chose the address: {line}");
-        }
-        got.map(|(h, r, c)| {
-            // a rule of class scan counts only in ddos/aggressive, auth in normal/aggressive
-            match (mode, c) {
-                (Mode::Normal, Class::Scan) | (Mode::Ddos, Class::Auth) => {
-                    panic!("rule {r} of the wrong class in {mode:?}")
-                }
-                _ => {}
-            }
-            (h, r)
-        })
-    })
-}
-
-fn assert_counted(name: &'static str, mode: Mode, line: &str, host: &str, rule: &str) {
-    assert_eq!(
-        counted(name, mode, line),
-        Some((host.to_string(), rule.to_string())),
-        "{name} ({mode:?}) must count {host} by {rule}: {line}"
-    );
-}
+mod common;
+use common::by_mode::*;
 
 // ---------------------------------------------------------------------------------------
 // Dovecot

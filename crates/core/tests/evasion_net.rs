@@ -14,6 +14,9 @@ use portcullis_core::filter::{builtin, Filter, MatchSet, Mode};
 use portcullis_core::time::TimeContext;
 use proptest::prelude::*;
 
+mod common;
+use common::json_str;
+
 const FORGED: &str = "198.51.100.7";
 
 fn compile(name: &str) -> MatchSet {
@@ -422,35 +425,14 @@ fn squid_native_padded_counted_through_syslog() {
 
 // ---------------------------------------------------------------- Samba
 
-/// jansson's json_dumps() string (used by lib/audit_logging): '"', '\\' and control bytes
-/// escaped, other UTF-8 written as it is.
-fn jansson(s: &str) -> String {
-    let mut o = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            '\r' => o.push_str("\\r"),
-            '\t' => o.push_str("\\t"),
-            '\u{8}' => o.push_str("\\b"),
-            '\u{c}' => o.push_str("\\f"),
-            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
-}
-
 /// auth/auth_log.c log_authentication_event_json(), version 1.2, through syslog.
 fn samba_json(addr: &str, domain: &str, account: &str, ws: &str) -> String {
     let fam = if addr.contains(':') { "ipv6" } else { "ipv4" };
     format!(
         "Dec  4 20:55:11 fs1 smbd[98]:   {{\"timestamp\": \"2026-12-04T20:55:11.450025+0000\", \"type\": \"Authentication\", \"Authentication\": {{\"version\": {{\"major\": 1, \"minor\": 2}}, \"eventId\": 4625, \"logonId\": \"0\", \"logonType\": 3, \"status\": \"NT_STATUS_WRONG_PASSWORD\", \"localAddress\": \"ipv4:192.0.2.1:445\", \"remoteAddress\": \"{fam}:{addr}:33656\", \"serviceDescription\": \"SMB2\", \"authDescription\": null, \"clientDomain\": {d}, \"clientAccount\": {a}, \"workstation\": {w}, \"becameAccount\": null, \"becameDomain\": null, \"becameSid\": null, \"mappedAccount\": {a}, \"mappedDomain\": {d}, \"netlogonComputer\": null, \"netlogonTrustAccount\": null, \"netlogonNegotiateFlags\": \"0x00000000\", \"netlogonSecureChannelType\": 0, \"netlogonTrustAccountSid\": null, \"passwordType\": \"NTLMv2\", \"duration\": 522}}}}",
-        d = jansson(domain),
-        a = jansson(account),
-        w = jansson(ws),
+        d = json_str(domain),
+        a = json_str(account),
+        w = json_str(ws),
     )
 }
 

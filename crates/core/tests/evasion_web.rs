@@ -11,6 +11,9 @@ use proptest::prelude::*;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+mod common;
+use common::go_json;
+
 const FORGED: &str = "198.51.100.7";
 
 fn set_of(name: &str) -> MatchSet {
@@ -69,29 +72,6 @@ fn counted(name: &str, line: &str, addr: &str) {
         }
         None => panic!("{name}: not counted: {line}"),
     }
-}
-
-/// Go's encoding/json string encoding (HTML-safe, as json.Marshal writes it).
-fn go_json(s: &str) -> String {
-    let mut o = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            '\r' => o.push_str("\\r"),
-            '\t' => o.push_str("\\t"),
-            '<' => o.push_str("\\u003c"),
-            '>' => o.push_str("\\u003e"),
-            '&' => o.push_str("\\u0026"),
-            '\u{2028}' => o.push_str("\\u2028"),
-            '\u{2029}' => o.push_str("\\u2029"),
-            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
 }
 
 /// Client text: pieces that imitate JSON structure and log syntax, and single characters.
