@@ -46,34 +46,6 @@ fn apache_escape(s: &[u8]) -> Vec<u8> {
     o
 }
 
-/// PHP's json_encode() of a string (ext/json/json_encoder.c php_json_escape_string), with
-/// or without JSON_UNESCAPED_SLASHES / JSON_UNESCAPED_UNICODE.
-fn php_json(s: &str, slashes: bool, unicode: bool) -> String {
-    let mut o = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '/' if !slashes => o.push_str("\\/"),
-            '\u{8}' => o.push_str("\\b"),
-            '\u{c}' => o.push_str("\\f"),
-            '\n' => o.push_str("\\n"),
-            '\r' => o.push_str("\\r"),
-            '\t' => o.push_str("\\t"),
-            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
-            c if (c as u32) >= 0x80 && !unicode => {
-                let mut b = [0u16; 2];
-                for u in c.encode_utf16(&mut b) {
-                    o.push_str(&format!("\\u{u:04x}"));
-                }
-            }
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
-}
-
 /// Client text: pieces that imitate the structure of the lines below, and single
 /// characters (quotes, backslashes, brackets, control bytes, non-ASCII).
 fn client_text() -> impl Strategy<Value = String> {

@@ -73,27 +73,6 @@ fn kc_sanitize(s: &str) -> String {
     o
 }
 
-/// A JSON string as Parsson (jakarta.json, Quarkus' JSON log formatter) writes it: '"' and
-/// '\' escaped, control characters as \b \t \n \f \r or \u00XX, the rest raw.
-fn parsson(s: &str) -> String {
-    let mut o = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\u{8}' => o.push_str("\\b"),
-            '\t' => o.push_str("\\t"),
-            '\n' => o.push_str("\\n"),
-            '\u{c}' => o.push_str("\\f"),
-            '\r' => o.push_str("\\r"),
-            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
-}
-
 /// JBossLoggingEventListenerProvider.logEvent() (services/.../events/log/): the event as
 /// `type="T", realmId="R", [realmName="N", ]clientId="C", userId="U", [sessionId="S", ]
 /// ipAddress="A", error="E", KEY="VALUE"..., authSessionParentId=..., authSessionTabId=...`,
@@ -119,7 +98,7 @@ fn kc_line(
         m.push_str(&format!(", {k}=\"{}\"", kc_sanitize(v)));
     }
     m.push_str(", authSessionParentId=\"0da7ee4f-239b-4b18-bd93-c8874cb7a54e\", authSessionTabId=\"KExLqvKR4co\"");
-    let msg = parsson(&m);
+    let msg = json_str(&m);
     if ecs {
         format!("{{\"@timestamp\":\"2026-11-18T11:06:47.539484211+01:00\",\"event.sequence\":9608,\"log.logger\":\"org.keycloak.events\",\"log.level\":\"WARN\",\"message\":{msg},\"process.thread.name\":\"executor-thread-1\",\"process.thread.id\":88,\"mdc\":{{}},\"ndc\":\"\",\"host.hostname\":\"sso\",\"process.name\":\"java\",\"process.pid\":1,\"service.name\":\"Keycloak\",\"service.version\":\"26.3.1\"}}")
     } else {

@@ -5,73 +5,15 @@
 //! 203.0.113.0/24 or 2001:db8::/32, and never for the address the client wrote into its
 //! own text (198.51.100.7).
 
-use portcullis_core::filter::{builtin, Filter, MatchSet, Mode};
-use portcullis_core::time::TimeContext;
 use proptest::prelude::*;
-use std::collections::HashMap;
-use std::sync::Mutex;
 
 mod common;
-use common::go_json;
-
-const FORGED: &str = "198.51.100.7";
-
-fn set_of(name: &str) -> MatchSet {
-    let b = builtin::get(name).unwrap_or_else(|| panic!("built-in {name} filter"));
-    let f = Filter::from_toml(b.source, b.name).unwrap_or_else(|e| panic!("{name}: {e}"));
-    MatchSet::new(vec![f], Mode::Aggressive)
-}
-
-thread_local! {
-    static SETS: Mutex<HashMap<String, &'static MatchSet>> = Mutex::new(HashMap::new());
-}
-
-fn set(name: &str) -> &'static MatchSet {
-    SETS.with(|m| {
-        *m.lock()
-            .unwrap()
-            .entry(name.to_string())
-            .or_insert_with(|| Box::leak(Box::new(set_of(name))))
-    })
-}
-
-/// (address, rule id, weight) the built-in filter `name` reports for `line`; the
-/// client's own address must never be it.
-fn report(name: &str, line: &str) -> Option<(String, String, u32)> {
-    let set = set(name);
-    let ctx = TimeContext {
-        now: 1_795_000_000_000,
-        local_offset: 0,
-    };
-    let mut scratch = set.scratch();
-    let got = set
-        .match_line(line.as_bytes(), &ctx, &mut scratch)
-        .map(|h| {
-            let rule = &set.filters()[h.filter].rules()[h.rule];
-            (h.addr.to_string(), rule.id.clone(), rule.weight)
-        });
-    if let Some((host, _, _)) = &got {
-        assert_ne!(
-            host, FORGED,
-            "{name}: the client's text chose the address: {line}"
-        );
-    }
-    got
-}
+use common::{counted_by_any, go_json, go_quote, json_min, py_json, FORGED};
 
 /// The line is counted for `addr` (by any rule of weight > 0).
 #[track_caller]
-fn counted(name: &str, line: &str, addr: &str) {
-    match report(name, line) {
-        Some((host, rule, weight)) => {
-            assert_eq!(host, addr, "{name}: wrong address (rule {rule}) for {line}");
-            assert!(
-                weight > 0,
-                "{name}: only rule {rule} (weight 0) read {line}"
-            );
-        }
-        None => panic!("{name}: not counted: {line}"),
-    }
+fn counted(name: &'static str, line: &str, addr: &str) {
+    counted_by_any(name, line.as_bytes(), addr)
 }
 
 /// Client text: pieces that imitate JSON structure and log syntax, and single characters.
@@ -240,66 +182,6 @@ proptest! {
         let addr = format!("203.0.113.{h}");
         counted("vault", &vault_line(&auth, &data, &format!("auth/userpass/login/{path}"), &addr), &addr);
     }
-}
-
-/// JSON string as a minimal encoder writes it (Jackson, log4j's %enc{JSON}, zap, zerolog,
-/// MongoDB's escapeForJSON): `"`, `\` and control characters escaped, the rest as is.
-fn json_min(s: &str) -> String {
-    let mut o = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            '\r' => o.push_str("\\r"),
-            '\t' => o.push_str("\\t"),
-            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
-}
-
-/// Python's json.dumps (ensure_ascii): non-ASCII as \uXXXX (surrogate pairs beyond the BMP).
-fn py_json(s: &str) -> String {
-    let mut o = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            '\r' => o.push_str("\\r"),
-            '\t' => o.push_str("\\t"),
-            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
-                let mut b = [0u16; 2];
-                for u in c.encode_utf16(&mut b) {
-                    o.push_str(&format!("\\u{:04x}", u));
-                }
-            }
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
-}
-
-/// Go's strconv.Quote (fmt %q): logrus's text formatter quotes a value with it.
-fn go_quote(s: &str) -> String {
-    let mut o = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            '\r' => o.push_str("\\r"),
-            '\t' => o.push_str("\\t"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => o.push_str(&format!("\\x{:02x}", c as u32)),
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
 }
 
 /// go-logfmt's value: bare when it holds no space, control character, `=` or `"`; else

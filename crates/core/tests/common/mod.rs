@@ -89,6 +89,23 @@ pub fn counted(filter: &'static str, line: &[u8], addr: &str, rule: &str) {
     counted_cut(filter, None, line, addr, rule)
 }
 
+/// `line` is counted by `filter` (any rule of weight > 0) for `addr`.
+#[track_caller]
+pub fn counted_by_any(filter: &'static str, line: &[u8], addr: &str) {
+    let text = String::from_utf8_lossy(line);
+    match report_cut(filter, None, line) {
+        Some((a, r, w)) => {
+            assert_eq!(
+                a,
+                canon(addr),
+                "{filter}: wrong address (rule {r}) for {text}"
+            );
+            assert!(w > 0, "{filter}: only rule {r} (weight 0) read {text}");
+        }
+        None => panic!("{filter}: not counted: {text}"),
+    }
+}
+
 /// A long line (>= 800 bytes, the transport-cut threshold passed) is counted.
 #[track_caller]
 pub fn counted_long(filter: &'static str, line: &[u8], addr: &str, rule: &str) {
@@ -167,8 +184,11 @@ pub fn bounded_except(filter: &str, allowed: impl Fn(&str, &str) -> bool) {
     }
 }
 
-/// Go's encoding/json string encoding (HTML-safe, as json.Marshal writes it).
-pub fn go_json(s: &str) -> String {
+/// A string quoted as the JSON-style encoders below write it: `"` and `\` escaped, `\n`,
+/// `\r` and `\t` as such; then what `special` returns for a character the encoder escapes
+/// beyond those (None: not special); any other character below U+0020 as `\u00XX`; the
+/// rest as it is.
+pub fn quoted(s: &str, special: impl Fn(char) -> Option<String>) -> String {
     let mut o = String::from("\"");
     for c in s.chars() {
         match c {
@@ -177,37 +197,72 @@ pub fn go_json(s: &str) -> String {
             '\n' => o.push_str("\\n"),
             '\r' => o.push_str("\\r"),
             '\t' => o.push_str("\\t"),
-            '<' => o.push_str("\\u003c"),
-            '>' => o.push_str("\\u003e"),
-            '&' => o.push_str("\\u0026"),
-            '\u{2028}' => o.push_str("\\u2028"),
-            '\u{2029}' => o.push_str("\\u2029"),
-            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
-            c => o.push(c),
+            c => match special(c) {
+                Some(e) => o.push_str(&e),
+                None if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
+                None => o.push(c),
+            },
         }
     }
     o.push('"');
     o
 }
 
-/// A JSON string as jansson (json_dumps, JSON_COMPACT) and Go's encoding/json write it for
-/// these values: '"' and '\' escaped, control bytes as \n, \r, \t, \b, \f or \u00XX, all
+/// `c` as JSON's UTF-16 escapes (`\uXXXX`, a surrogate pair beyond the BMP).
+pub fn utf16_escaped(c: char) -> String {
+    let mut b = [0u16; 2];
+    c.encode_utf16(&mut b)
+        .iter()
+        .map(|u| format!("\\u{u:04x}"))
+        .collect()
+}
+
+/// Go's encoding/json string encoding (HTML-safe, as json.Marshal writes it).
+pub fn go_json(s: &str) -> String {
+    quoted(s, |c| {
+        matches!(c, '<' | '>' | '&' | '\u{2028}' | '\u{2029}')
+            .then(|| format!("\\u{:04x}", c as u32))
+    })
+}
+
+/// A JSON string as jansson (json_dumps, JSON_COMPACT), Go's encoding/json for these values
+/// and Parsson (jakarta.json, Quarkus' JSON log formatter) write it: also `\b` and `\f`, all
 /// other characters (UTF-8 included) as they are.
 pub fn json_str(s: &str) -> String {
-    let mut o = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            '\r' => o.push_str("\\r"),
-            '\t' => o.push_str("\\t"),
-            '\u{8}' => o.push_str("\\b"),
-            '\u{c}' => o.push_str("\\f"),
-            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
+    quoted(s, |c| match c {
+        '\u{8}' => Some("\\b".into()),
+        '\u{c}' => Some("\\f".into()),
+        _ => None,
+    })
+}
+
+/// JSON string as a minimal encoder writes it (Jackson, log4j's %enc{JSON}, zap, zerolog,
+/// MongoDB's escapeForJSON): `"`, `\` and control characters escaped, the rest as is.
+pub fn json_min(s: &str) -> String {
+    quoted(s, |_| None)
+}
+
+/// Python's json.dumps (ensure_ascii): DEL and non-ASCII as \uXXXX (surrogate pairs beyond
+/// the BMP).
+pub fn py_json(s: &str) -> String {
+    quoted(s, |c| ((c as u32) > 0x7e).then(|| utf16_escaped(c)))
+}
+
+/// Go's strconv.Quote (fmt %q): logrus's text formatter quotes a value with it.
+pub fn go_quote(s: &str) -> String {
+    quoted(s, |c| {
+        ((c as u32) < 0x20 || c == '\u{7f}').then(|| format!("\\x{:02x}", c as u32))
+    })
+}
+
+/// PHP's json_encode() of a string (ext/json/json_encoder.c php_json_escape_string), with
+/// or without JSON_UNESCAPED_SLASHES / JSON_UNESCAPED_UNICODE.
+pub fn php_json(s: &str, slashes: bool, unicode: bool) -> String {
+    quoted(s, |c| match c {
+        '/' if !slashes => Some("\\/".into()),
+        '\u{8}' => Some("\\b".into()),
+        '\u{c}' => Some("\\f".into()),
+        c if (c as u32) >= 0x80 && !unicode => Some(utf16_escaped(c)),
+        _ => None,
+    })
 }
