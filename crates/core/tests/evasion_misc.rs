@@ -17,59 +17,11 @@
 //!   modules/aaa/mod_auth_basic.c AH01617 "user %s: authentication failure for \"%s\":
 //!   Password Mismatch" and AH01618 "user %s not found: %s" with r->uri).
 
-use portcullis_core::filter::{builtin, Filter, MatchSet, Mode};
-use portcullis_core::time::TimeContext;
+use portcullis_core::filter::{builtin, Filter};
 use proptest::prelude::*;
-use std::collections::HashMap;
 
-thread_local! {
-    static SETS: std::cell::RefCell<HashMap<&'static str, MatchSet>> =
-        std::cell::RefCell::new(HashMap::new());
-}
-
-fn compile(name: &str) -> MatchSet {
-    let b = builtin::get(name).unwrap_or_else(|| panic!("built-in {name} filter"));
-    let f = Filter::from_toml(b.source, b.name).unwrap_or_else(|e| panic!("{name}: {e}"));
-    MatchSet::new(vec![f], Mode::Aggressive)
-}
-
-/// (address, rule id, weight) the built-in filter `name` reports for `line` (bytes: the
-/// programs write raw bytes where they do not escape).
-fn report(name: &'static str, line: &[u8]) -> Option<(String, String, u32)> {
-    SETS.with(|sets| {
-        let mut sets = sets.borrow_mut();
-        let set = sets.entry(name).or_insert_with(|| compile(name));
-        let ctx = TimeContext {
-            now: 1_795_000_000_000,
-            local_offset: 0,
-        };
-        let mut scratch = set.scratch();
-        set.match_line(line, &ctx, &mut scratch).map(|h| {
-            let rule = &set.filters()[h.filter].rules()[h.rule];
-            (canon(&h.addr.to_string()), rule.id.clone(), rule.weight)
-        })
-    })
-}
-
-/// An address in its canonical text (the filter reports 2001:db8::1, not 2001:0db8::1).
-fn canon(a: &str) -> String {
-    a.parse::<std::net::IpAddr>()
-        .map(|a| a.to_string())
-        .unwrap_or_else(|_| a.to_string())
-}
-
-/// Asserts that `line` is counted by `filter`'s rule `rule` (weight > 0) for `addr`.
-fn assert_counted(filter: &'static str, line: &[u8], addr: &str, rule: &str) {
-    let got = report(filter, line);
-    let text = String::from_utf8_lossy(line);
-    match got {
-        Some((a, r, w)) => {
-            assert!(w > 0, "{filter}: weight 0 rule {r}: {text}");
-            assert_eq!((a, r.as_str()), (canon(addr), rule), "{filter}: {text}");
-        }
-        None => panic!("{filter}: not counted: {text}"),
-    }
-}
+mod common;
+use common::{canon, counted, report_cut};
 
 // ---------------------------------------------------------------- sshd
 
@@ -160,14 +112,14 @@ proptest! {
         port in 1u16..=65535,
     ) {
         let msg = format!("Failed {method} for invalid user {user} from {addr} port {port} ssh2");
-        assert_counted("sshd", &sshd_line(&msg), &addr, "failed");
+        counted("sshd", &sshd_line(&msg), &addr, "failed");
     }
 
     /// "Invalid user U from A port P" (auth.c getpwnamallow()): never cut, always counted.
     #[test]
     fn sshd_invalid_user_counted(user in ssh_user(), addr in ssh_sender(), port in 1u16..=65535) {
         let msg = format!("Invalid user {user} from {addr} port {port}");
-        assert_counted("sshd", &sshd_line(&msg), &addr, "invalid-user");
+        counted("sshd", &sshd_line(&msg), &addr, "invalid-user");
     }
 
     /// "error: PAM: MSG for illegal user U from A" (auth-pam.c sshpam_query()): the address
@@ -191,7 +143,7 @@ proptest! {
             if illegal { "illegal user " } else { "" }
         );
         let line = sshd_line(&text);
-        let got = report("sshd", &line);
+        let got = report_cut("sshd", None, &line);
         // (the filter reads a name of at most 360 bytes here, which keeps the address
         // before the cut whatever PAM's message; a longer name's attempt is counted by
         // its "Failed keyboard-interactive/pam" line, sshd_failed_invalid_user_counted)
@@ -215,7 +167,7 @@ fn sshd_failed_cut_after_port_word_is_counted() {
     );
     let line = sshd_line(&msg);
     assert!(String::from_utf8_lossy(&line).ends_with(" port "));
-    assert_counted("sshd", &line, addr, "failed");
+    counted("sshd", &line, addr, "failed");
     // the longest method, a 32-byte address: "... p"
     let addr = "2001:db8:aaaa:bbbb:cccc:dddd:1:2";
     let msg = format!(
@@ -223,7 +175,7 @@ fn sshd_failed_cut_after_port_word_is_counted() {
     );
     let line = sshd_line(&msg);
     assert!(String::from_utf8_lossy(&line).ends_with(" p"));
-    assert_counted("sshd", &line, addr, "failed");
+    counted("sshd", &line, addr, "failed");
 }
 
 /// "error: PAM: ... for illegal user U from 203.0.113.157" with U 398 bytes long after
@@ -239,7 +191,7 @@ fn sshd_pam_error_cut_address_not_taken() {
     );
     let line = sshd_line(&msg);
     assert!(String::from_utf8_lossy(&line).ends_with(" from 203.0.113.15"));
-    assert_eq!(report("sshd", &line), None);
+    assert_eq!(report_cut("sshd", None, &line), None);
 }
 
 // ---------------------------------------------------------------- Apache httpd 2.4
@@ -355,7 +307,7 @@ proptest! {
         } else {
             apache_line(&addr, &msg, referer.as_deref())
         };
-        assert_counted("apache-auth", &line, &addr, "basic-mismatch");
+        counted("apache-auth", &line, &addr, "basic-mismatch");
     }
 
     /// AH01618 (an unknown user): the client's user name, escaped, can fill the line.
@@ -377,7 +329,7 @@ proptest! {
         } else {
             apache_line(&addr, &msg, None)
         };
-        assert_counted("apache-auth", &line, &addr, "basic-unknown");
+        counted("apache-auth", &line, &addr, "basic-unknown");
     }
 }
 
@@ -390,7 +342,7 @@ fn apache_basic_mismatch_long_path_is_counted() {
     msg.extend_from_slice(b"\": Password Mismatch");
     let line = apache_line("203.0.113.5", &msg, None);
     assert_eq!(line.len(), 8190);
-    assert_counted("apache-auth", &line, "203.0.113.5", "basic-mismatch");
+    counted("apache-auth", &line, "203.0.113.5", "basic-mismatch");
 }
 
 /// Through `ErrorLog syslog:` a line of 768 bytes or more may have been cut by the
@@ -476,7 +428,7 @@ proptest! {
             ("TLS Error: TLS handshake failed", "handshake"),
         ] {
             let line = format!("{head}{cn}/{printed} {tail}");
-            let got = report("openvpn", line.as_bytes());
+            let got = report_cut("openvpn", None, line.as_bytes());
             // a CN holding ": " is not read (filters/openvpn.toml: OpenVPN's own message
             // before a client's text always holds ": ", so the CN may not)
             let want = (!cn.contains(": ")).then(|| (real.clone(), rule.to_string(), 1));
@@ -505,7 +457,7 @@ proptest! {
         port in 1u16..=65535,
     ) {
         let msg = format!("Failed {method} for {first} {last}{forged} from {addr} port {port} ssh2");
-        assert_counted("sshd", &sshd_line(&msg), &addr, "failed");
+        counted("sshd", &sshd_line(&msg), &addr, "failed");
     }
 }
 
@@ -559,6 +511,6 @@ proptest! {
             nginx_escape(&referer),
             nginx_escape(&agent),
         );
-        assert_counted("nginx-http-auth", line.as_bytes(), &addr, "failed");
+        counted("nginx-http-auth", line.as_bytes(), &addr, "failed");
     }
 }
