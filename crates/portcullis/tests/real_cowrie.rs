@@ -108,7 +108,10 @@ setpriv --reuid 65534 --regid 65534 --clear-groups \
   "$venv/bin/twistd" -n --umask=0022 --pidfile= cowrie > "$d/cowrie.out" 2>&1 &
 cowrie=$!
 up=0
-for _ in $(seq 150); do
+# up to 30 s: Cowrie makes its host keys at each start (a fresh state_path), 0.35 to 0.5 s on
+# an idle machine, 4.4 to 4.7 s measured on a loaded one (load 9 on 2 cores): 7.5 s was
+# too close; a Cowrie that died ends the wait at once
+for _ in $(seq 600); do
   n=$(ss -Hltn '( sport = :2222 or sport = :2223 )' | wc -l)
   [ "$n" -ge 3 ] && { up=1; break; }
   kill -0 "$cowrie" 2>/dev/null || break
