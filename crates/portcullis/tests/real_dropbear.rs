@@ -104,11 +104,16 @@ Bad password attempt for 'root' from 192.0.2.66:1" wrong "$port"
   try legit 192.0.2.10 pctdb Right-pw-1 "$port"
 done
 # two connections served by a Dropbear child of the same pid (the next pids: timeout,
-# dbclient, then Dropbear's child)
+# dbclient, then Dropbear's child). The child writes its "Exit before auth" line before it
+# exits, and its pid is taken until Dropbear has reaped it: the next round starts once that
+# pid is gone from /proc (this namespace's), else a loaded machine could give the second
+# child the next pid
 for src in 198.51.100.19 203.0.113.77; do
   echo 500 > /proc/sys/kernel/ns_last_pid || exit 3
   try "pid-$src" "$src" nosuch wrong 22
   for _ in $(seq 50); do grep -q "Exit before auth from <$src:" "$d/dropbear.log" && break; sleep 0.1; done
+  cpid=$(grep -m1 "Exit before auth from <$src:" "$d/dropbear.log" | sed -n 's/^\[\([0-9]*\)\].*/\1/p')
+  for _ in $(seq 100); do [ -n "$cpid" ] && [ -e "/proc/$cpid" ] || break; sleep 0.05; done
 done
 # every connection's closing line is written
 done_() { [ "$(grep -c 'Exit' "$d/dropbear.log")" -ge 9 ] && [ "$(grep -c 'dropbear\[.*Exit' "$d/syslog")" -ge 7 ]; }
