@@ -84,21 +84,26 @@ snmpd=$!
 for _ in $(seq 100); do grep -q "NET-SNMP version" "$d/snmpd.log" 2>/dev/null && break; sleep 0.1; done
 grep -q "NET-SNMP version" "$d/snmpd.log" 2>/dev/null || { echo "snmpd did not start" >&2; exit 4; }
 O=1.3.6.1.2.1.1.1.0
-# g NAME ARGS...: one request, no retry, its output in $d/get.NAME
-g() { local n=$1; shift; timeout 10 /usr/bin/snmpget -r 0 -t 0.5 "$@" > "$d/get.$n" 2>&1; }
+# g NAME ARGS...: one request that snmpd answers, no retry, its output in $d/get.NAME; up to
+# 5 s for each answer (SNMPv3 asks twice: the engine id, then the request): with 0.5 s, a
+# loaded machine could turn an answer into "Timeout", and a v3 request whose engine-id probe
+# timed out is never sent (a line short in the log)
+g() { local n=$1; shift; timeout 15 /usr/bin/snmpget -r 0 -t 5 "$@" > "$d/get.$n" 2>&1; }
+# s NAME ARGS...: the same for a request snmpd does not answer: 0.5 s of silence is enough
+s() { local n=$1; shift; timeout 10 /usr/bin/snmpget -r 0 -t 0.5 "$@" > "$d/get.$n" 2>&1; }
 S4=192.0.2.161
 S6='udp6:[2001:db8::161]:161'
 g ok-v2c -v2c -c GOODCOMM --clientaddr=192.0.2.10 $S4 $O
 g ok-v3 -v3 -l authNoPriv -u v3user -a SHA -A right-key-4711 --clientaddr=192.0.2.10 $S4 $O
 # the requests snmpd does not answer (wrong community, refused), at once
 p=
-g comm1 -v2c -c WRONG --clientaddr=198.51.100.9 $S4 $O & p="$p $!"
-g comm2 -v1 -c 'x from 192.0.2.66' --clientaddr=198.51.100.9 $S4 $O & p="$p $!"
-g comm3 -v2c -c 'public' --clientaddr=198.51.100.9 $S4 $O & p="$p $!"
-g comm6 -v2c -c WRONG --clientaddr=2001:db8:66::6 $S6 $O & p="$p $!"
-g refused1 -v2c -c GOODCOMM --clientaddr=203.0.113.77 $S4 $O & p="$p $!"
-g refused2 -v2c -c GOODCOMM --clientaddr=203.0.113.77 $S4 $O & p="$p $!"
-g refused6 -v2c -c GOODCOMM --clientaddr=2001:db8:77::7 $S6 $O & p="$p $!"
+s comm1 -v2c -c WRONG --clientaddr=198.51.100.9 $S4 $O & p="$p $!"
+s comm2 -v1 -c 'x from 192.0.2.66' --clientaddr=198.51.100.9 $S4 $O & p="$p $!"
+s comm3 -v2c -c 'public' --clientaddr=198.51.100.9 $S4 $O & p="$p $!"
+s comm6 -v2c -c WRONG --clientaddr=2001:db8:66::6 $S6 $O & p="$p $!"
+s refused1 -v2c -c GOODCOMM --clientaddr=203.0.113.77 $S4 $O & p="$p $!"
+s refused2 -v2c -c GOODCOMM --clientaddr=203.0.113.77 $S4 $O & p="$p $!"
+s refused6 -v2c -c GOODCOMM --clientaddr=2001:db8:77::7 $S6 $O & p="$p $!"
 for i in 1 2 3; do
   g key$i -v3 -l authNoPriv -u v3user -a SHA -A "wrong-key-$i" --clientaddr=198.51.100.9 $S4 $O
 done
