@@ -105,7 +105,9 @@ def sock(src, kind):
 def first_line(data):
     return data.split(b"\r\n")[0].decode(errors="replace") if data else "closed"
 
-def udp(src, dst, msg, wait=1.0):
+# (the waits for an answer the test asserts are 5 s: on a loaded machine 1 s could turn a
+# 400 into "no answer"; the requests Kamailio leaves unanswered pass 0.3 s)
+def udp(src, dst, msg, wait=5.0):
     s = sock(src, socket.SOCK_DGRAM)
     s.settimeout(wait)
     s.sendto(msg, (dst, 5060))
@@ -119,7 +121,7 @@ def udp(src, dst, msg, wait=1.0):
 
 def tcp(src, dst, msg):
     s = sock(src, socket.SOCK_STREAM)
-    s.settimeout(2)
+    s.settimeout(5)
     s.connect((dst, 5060))
     s.sendall(msg)
     try:
