@@ -547,3 +547,46 @@ proptest! {
         counted("freshrss", &line, &format!("2001:db8::{h:x}"));
     }
 }
+
+/// An access log sent through syslog (a piped logger, nginx's `access_log syslog:`) whose
+/// request a client padded past the transport-cut threshold, with and without Apache's
+/// leading "%v:%p " / "%v ": still counted, for %h, by each filter that reads the access log
+/// with that optional prefix (the prefix is a DNS name of at most 253 bytes: nothing of no
+/// bound stands before the address; until 2026-12-05 these lines were refused).
+#[test]
+fn access_log_padded_through_syslog_is_counted() {
+    let pad = "a".repeat(900);
+    let cases: [(&str, &str, String, &str); 4] = [
+        (
+            "apache-botsearch",
+            "probe-404",
+            format!("GET /{pad}/wp-login.php HTTP/1.1\" 404 196"),
+            "198.51.100.4",
+        ),
+        (
+            "apache-nohome",
+            "home-404",
+            format!("GET /~{pad} HTTP/1.1\" 404 196"),
+            "2001:db8::4",
+        ),
+        (
+            "apache-shellshock",
+            "access",
+            format!("GET /cgi-bin/x?{pad} HTTP/1.1\" 200 12 \"-\" \"() {{ :; }}; /bin/id"),
+            "203.0.113.4",
+        ),
+        (
+            "freshrss",
+            "login-403",
+            format!("POST /i/?c=auth&a=login&x={pad} HTTP/1.1\" 403 3954"),
+            "198.51.100.5",
+        ),
+    ];
+    for (filter, rule, req, addr) in cases {
+        for vhost in ["", "www.example.com:443 ", "www.example.com "] {
+            let msg = format!("{vhost}{addr} - - [05/Dec/2026:12:00:00 +0000] \"{req}\" \"-\"");
+            let line = common::syslog("apache2", msg.as_bytes());
+            common::counted_long(filter, &line, addr, rule);
+        }
+    }
+}
