@@ -115,7 +115,7 @@ fn not_a_filter(path: &Path, stem: &str, text: &str) -> Option<String> {
 /// README's security model): the import still translates them, with this warning.
 fn unsafe_source(stem: &str) -> Option<&'static str> {
     Some(match stem {
-        "mysqld-auth" => "MySQL/MariaDB write the client's user name raw into their error log: a name with a newline forges a whole line with any address. Portcullis ships no filter for it; do not use this one on a server reachable by strangers",
+        "mysqld-auth" => "MySQL/MariaDB write the client's user name raw into their error log: a name with a newline forges a whole line with any address. Use Portcullis' built-in mysqld-auth filter, which reads MariaDB's server_audit records from the journal (its header says how to turn them on)",
         "gitea" => "Gitea logs the sign-in name raw: a name with a newline forges a whole line with any address",
         "mssql-auth" => "whether SQL Server escapes a newline in the login name cannot be checked; the journal copy splits at newlines",
         "nginx-http-auth" | "nginx-limit-req" | "nginx-botsearch" => "nginx writes the decoded request path and the user name raw into error.log: a %0a in a URL forges a whole line. Use Portcullis' built-in filter of the same name, which reads the escaped access log",
