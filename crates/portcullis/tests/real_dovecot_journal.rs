@@ -208,28 +208,6 @@ fn daemon_config(dir: &Path) -> PathBuf {
     path
 }
 
-/// `portcullis status --json`: per jail, its failing addresses and counts.
-fn failing(socket: &Path) -> BTreeMap<String, BTreeMap<String, u32>> {
-    let mut cmd = std::process::Command::new(BIN);
-    cmd.args(["status", "--json", "--socket"]).arg(socket);
-    let out = run_with_timeout(&mut cmd, None, Duration::from_secs(30)).check();
-    let v: Value = serde_json::from_slice(&out.stdout).expect("status --json is JSON");
-    v["jails"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|j| {
-            let counts = j["failing"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|f| Some((f[0].as_str()?.to_string(), f[1].as_u64()? as u32)))
-                .collect();
-            (j["name"].as_str().unwrap_or_default().to_string(), counts)
-        })
-        .collect()
-}
-
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_dovecot_journal_entries_are_roots_and_a_users_forgery_is_not_read() {

@@ -205,43 +205,6 @@ fn daemon_config(dir: &Path, uid: u32) -> PathBuf {
     path
 }
 
-/// `portcullis status --json`: per jail, its failing addresses and counts.
-fn failing(socket: &Path) -> BTreeMap<String, BTreeMap<String, u32>> {
-    let mut cmd = std::process::Command::new(BIN);
-    cmd.args(["status", "--json", "--socket"]).arg(socket);
-    let out = run_with_timeout(&mut cmd, None, Duration::from_secs(30)).check();
-    let v: Value = serde_json::from_slice(&out.stdout).expect("status --json is JSON");
-    v["jails"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|j| {
-            let counts = j["failing"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|f| Some((f[0].as_str()?.to_string(), f[1].as_u64()? as u32)))
-                .collect();
-            (j["name"].as_str().unwrap_or_default().to_string(), counts)
-        })
-        .collect()
-}
-
-/// `portcullis bans --json`: per jail, the banned hosts.
-fn bans_by_jail(socket: &Path) -> BTreeMap<String, BTreeSet<String>> {
-    let mut cmd = std::process::Command::new(BIN);
-    cmd.args(["bans", "--json", "--socket"]).arg(socket);
-    let out = run_with_timeout(&mut cmd, None, Duration::from_secs(30)).check();
-    let v: Value = serde_json::from_slice(&out.stdout).expect("bans --json is JSON");
-    let mut by: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for b in v["bans"].as_array().into_iter().flatten() {
-        if let (Some(j), Some(h)) = (b["jail"].as_str(), b["host"].as_str()) {
-            by.entry(j.to_string()).or_default().insert(h.to_string());
-        }
-    }
-    by
-}
-
 /// An entry's MESSAGE: journalctl's JSON gives it as a string, or as an array of bytes when
 /// it is not UTF-8 (read lossily).
 fn message(e: &Value) -> String {
