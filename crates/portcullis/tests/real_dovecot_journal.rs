@@ -65,58 +65,8 @@ done
 private_dev
 : > /dev/log
 mount --bind "$sock" /dev/log
-mkdir -p "$d/run" "$d/state" "$d/mail"
-chmod 1777 "$d/mail"
-echo "alice:{PLAIN}correct-horse:65534:65534::$d/mail/alice" > "$d/passwd"
-chmod 644 "$d/passwd"
-common="base_dir = $d/run
-state_dir = $d/state
-log_path = syslog
-syslog_facility = mail
-protocols = sieve
-listen = 192.0.2.1
-ssl = no
-auth_mechanisms = plain login
-auth_failure_delay = 0
-first_valid_uid = 1
-service managesieve-login {
-  inet_listener sieve {
-    port = 4190
-  }
-}"
-if [ -z "$tree" ]; then
-  cat > "$d/dovecot.conf" <<C
-$common
-disable_plaintext_auth = no
-mail_location = maildir:$d/mail/%u
-passdb {
-  driver = passwd-file
-  args = $d/passwd
-}
-userdb {
-  driver = passwd-file
-  args = $d/passwd
-}
-C
-  dovecot=(/usr/sbin/dovecot)
-else
-  cat > "$d/dovecot.conf" <<C
-dovecot_config_version = 2.4.0
-dovecot_storage_version = 2.4.0
-$common
-auth_allow_cleartext = yes
-mail_driver = maildir
-mail_path = $d/mail/%{user}
-passdb passwd-file {
-  passwd_file_path = $d/passwd
-}
-userdb passwd-file {
-  passwd_file_path = $d/passwd
-}
-C
-  trixie_mount "$tree" "$d/root" "$d/trixie" || exit 4
-  dovecot=(chroot "$d/root" /usr/sbin/dovecot)
-fi
+# alice, the ManageSieve-only configuration and the Dovecot to run (common/real.rs)
+sieve_dovecot "192.0.2.1"
 "${dovecot[@]}" -F -c "$d/dovecot.conf" 2>"$d/dovecot.err" &
 for _ in $(seq 100); do
   [ "$(ss -Hltn 'sport = :4190' | wc -l)" -ge 1 ] && break
@@ -277,7 +227,7 @@ fn run(release: Release) {
     fs::write(path("client.py"), CLIENT_PY).unwrap();
     fs::write(
         path("run.sh"),
-        format!("{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SCRIPT}"),
+        format!("{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SIEVE_DOVECOT_SH}{SCRIPT}"),
     )
     .unwrap();
     let mut cmd = journald.command(&[

@@ -59,63 +59,8 @@ done
 for a in 2001:db8::1 2001:db8::7; do ip addr add "$a/128" dev lo nodad || exit 2; done
 # a private /dev whose /dev/log is a private rsyslogd's socket (common/netns.rs)
 private_syslog "$d"
-mkdir -p "$d/run" "$d/state" "$d/mail"
-chmod 1777 "$d/mail"
-echo "alice:{PLAIN}correct-horse:65534:65534::$d/mail/alice" > "$d/passwd"
-chmod 644 "$d/passwd"
-# the configuration: 2.3's syntax, or 2.4's (dovecot_config_version first: it sets the
-# defaults the rest is read with; named passdb/userdb blocks, auth_allow_cleartext,
-# mail_driver/mail_path: as real_mail.rs writes it)
-common="base_dir = $d/run
-state_dir = $d/state
-log_path = syslog
-syslog_facility = mail
-protocols = sieve
-listen = 192.0.2.1, 2001:db8::1
-ssl = no
-auth_mechanisms = plain login
-auth_failure_delay = 0
-first_valid_uid = 1
-service managesieve-login {
-  inet_listener sieve {
-    port = 4190
-  }
-}"
-if [ -z "$tree" ]; then
-  cat > "$d/dovecot.conf" <<C
-$common
-disable_plaintext_auth = no
-mail_location = maildir:$d/mail/%u
-passdb {
-  driver = passwd-file
-  args = $d/passwd
-}
-userdb {
-  driver = passwd-file
-  args = $d/passwd
-}
-C
-  dovecot=(/usr/sbin/dovecot)
-else
-  cat > "$d/dovecot.conf" <<C
-dovecot_config_version = 2.4.0
-dovecot_storage_version = 2.4.0
-$common
-auth_allow_cleartext = yes
-mail_driver = maildir
-mail_path = $d/mail/%{user}
-passdb passwd-file {
-  passwd_file_path = $d/passwd
-}
-userdb passwd-file {
-  passwd_file_path = $d/passwd
-}
-C
-  # Debian 13's Dovecot in a private overlay of the tree (common/real.rs: $d at the same
-  # path inside, so /dev/log reaches the private rsyslogd)
-  trixie_mount "$tree" "$d/root" "$d/trixie" || exit 4
-  dovecot=(chroot "$d/root" /usr/sbin/dovecot)
-fi
+# alice, the ManageSieve-only configuration and the Dovecot to run (common/real.rs)
+sieve_dovecot "192.0.2.1, 2001:db8::1"
 "${dovecot[@]}" -F -c "$d/dovecot.conf" 2>"$d/dovecot.err" &
 for _ in $(seq 100); do
   [ "$(ss -Hltn 'sport = :4190' | wc -l)" -ge 2 ] && break
@@ -260,7 +205,7 @@ fn run(version: Release) {
         ("dovecot", "dovecot.err"),
         ("log", "syslog"),
     ];
-    let script = format!("{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SCRIPT}");
+    let script = format!("{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SIEVE_DOVECOT_SH}{SCRIPT}");
     run_script_ok("dovecot", dir.path(), &script, &[tree.as_ref()], &shown);
     let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap_or_default();
     let sys = dir.path().join("syslog");

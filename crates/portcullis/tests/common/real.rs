@@ -233,3 +233,72 @@ courier13_authdaemond() {
   [ -S "$r/run/courier/authdaemon/socket" ] || { echo "authdaemond did not start" >&2; exit 6; }
 }
 "#;
+
+/// Shell function of the real ManageSieve tests (real_sieve, real_dovecot_journal), after
+/// [`TRIXIE_SH`], with `$d` the test's directory and `$tree` the Debian 13 tree or empty:
+/// `sieve_dovecot LISTEN` writes alice's passwd-file (password correct-horse, uid/gid 65534,
+/// a Maildir under $d/mail) and a ManageSieve-only Dovecot configuration listening on
+/// LISTEN, port 4190, logging through syslog(3) (facility mail), in 2.3's syntax or, with a
+/// tree, 2.4's; then sets the array `dovecot` to the command that runs that Dovecot (the
+/// machine's, or Debian 13's by chroot in a private overlay of the tree).
+pub const SIEVE_DOVECOT_SH: &str = r#"sieve_dovecot() {
+local listen=$1
+mkdir -p "$d/run" "$d/state" "$d/mail"
+chmod 1777 "$d/mail"
+echo "alice:{PLAIN}correct-horse:65534:65534::$d/mail/alice" > "$d/passwd"
+chmod 644 "$d/passwd"
+# the configuration: 2.3's syntax, or 2.4's (dovecot_config_version first: it sets the
+# defaults the rest is read with; named passdb/userdb blocks, auth_allow_cleartext,
+# mail_driver/mail_path: as real_mail.rs writes it)
+common="base_dir = $d/run
+state_dir = $d/state
+log_path = syslog
+syslog_facility = mail
+protocols = sieve
+listen = $listen
+ssl = no
+auth_mechanisms = plain login
+auth_failure_delay = 0
+first_valid_uid = 1
+service managesieve-login {
+  inet_listener sieve {
+    port = 4190
+  }
+}"
+if [ -z "$tree" ]; then
+  cat > "$d/dovecot.conf" <<C
+$common
+disable_plaintext_auth = no
+mail_location = maildir:$d/mail/%u
+passdb {
+  driver = passwd-file
+  args = $d/passwd
+}
+userdb {
+  driver = passwd-file
+  args = $d/passwd
+}
+C
+  dovecot=(/usr/sbin/dovecot)
+else
+  cat > "$d/dovecot.conf" <<C
+dovecot_config_version = 2.4.0
+dovecot_storage_version = 2.4.0
+$common
+auth_allow_cleartext = yes
+mail_driver = maildir
+mail_path = $d/mail/%{user}
+passdb passwd-file {
+  passwd_file_path = $d/passwd
+}
+userdb passwd-file {
+  passwd_file_path = $d/passwd
+}
+C
+  # Debian 13's Dovecot in a private overlay of the tree (trixie_mount: $d at the same
+  # path inside, so its /dev/log is the run's)
+  trixie_mount "$tree" "$d/root" "$d/trixie" || exit 4
+  dovecot=(chroot "$d/root" /usr/sbin/dovecot)
+fi
+}
+"#;
