@@ -184,28 +184,7 @@ fn run(release: Release) {
     ] {
         require_program(program, package);
     }
-    let tree = match release {
-        Release::Deb12 => {
-            require_program("dovecot", "dovecot-core");
-            assert!(
-                Path::new("/usr/lib/dovecot/managesieve-login").is_file(),
-                "/usr/lib/dovecot/managesieve-login is missing: install dovecot-managesieved \
-                 (test.sh does)"
-            );
-            String::new()
-        }
-        Release::Deb13 => {
-            require_program("chroot", "coreutils");
-            trixie_root(&[
-                "usr/sbin/dovecot",
-                "usr/lib/dovecot/managesieve-login",
-                "usr/lib/dovecot/auth",
-                "usr/lib/dovecot/log",
-            ])
-            .display()
-            .to_string()
-        }
-    };
+    let tree = require_sieve_dovecot(release);
     let v24 = release == Release::Deb13;
     let dir = test_dir(if v24 { "dovecotj-2.4" } else { "dovecotj" });
     // Dovecot's unprivileged processes read the passwd file under it

@@ -45,7 +45,6 @@ use common::*;
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 
 /// Run as pid 1 of the new pid, mount and network namespace (bash): every process of the
 /// run is in it and dies with it; $1 is the test's directory.
@@ -173,28 +172,7 @@ fn run(version: Release) {
     require_program("ip", "iproute2");
     require_program("ss", "iproute2");
     require_program("unshare", "util-linux");
-    let tree = match version {
-        Release::Deb12 => {
-            require_program("dovecot", "dovecot-core");
-            assert!(
-                Path::new("/usr/lib/dovecot/managesieve-login").is_file(),
-                "/usr/lib/dovecot/managesieve-login is missing: install dovecot-managesieved \
-                 (test.sh does)"
-            );
-            String::new()
-        }
-        Release::Deb13 => {
-            require_program("chroot", "coreutils");
-            trixie_root(&[
-                "usr/sbin/dovecot",
-                "usr/lib/dovecot/managesieve-login",
-                "usr/lib/dovecot/managesieve",
-                "usr/lib/dovecot/auth",
-            ])
-            .display()
-            .to_string()
-        }
-    };
+    let tree = require_sieve_dovecot(version);
     let v24 = version == Release::Deb13;
     let dir = test_dir(if v24 { "sieve-2.4" } else { "sieve" });
     // Dovecot's unprivileged processes (auth, login) read the passwd file under it

@@ -1,7 +1,7 @@
 //! Pieces shared by the real-server tests (real_*.rs): Debian package trees test.sh unpacked,
 //! the run script of a test's namespaces, the private /etc files of a server's account.
 
-use super::netns::{run_unshared, CmdOutput};
+use super::netns::{require_program, run_unshared, CmdOutput};
 use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -302,3 +302,32 @@ C
 fi
 }
 "#;
+
+/// What [`SIEVE_DOVECOT_SH`] runs (fails loudly when missing: test.sh installs it): the
+/// machine's Dovecot with ManageSieve (dovecot-core, dovecot-managesieved), or Debian 13's
+/// in the trixie tree (and chroot). Returns the tree for Debian 13, else "".
+pub fn require_sieve_dovecot(release: Release) -> String {
+    match release {
+        Release::Deb12 => {
+            require_program("dovecot", "dovecot-core");
+            assert!(
+                Path::new("/usr/lib/dovecot/managesieve-login").is_file(),
+                "/usr/lib/dovecot/managesieve-login is missing: install dovecot-managesieved \
+                 (test.sh does)"
+            );
+            String::new()
+        }
+        Release::Deb13 => {
+            require_program("chroot", "coreutils");
+            trixie_root(&[
+                "usr/sbin/dovecot",
+                "usr/lib/dovecot/managesieve-login",
+                "usr/lib/dovecot/managesieve",
+                "usr/lib/dovecot/auth",
+                "usr/lib/dovecot/log",
+            ])
+            .display()
+            .to_string()
+        }
+    }
+}
