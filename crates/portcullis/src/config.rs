@@ -2982,8 +2982,8 @@ backend = "route"
         assert!(
             w.iter().any(
                 |w| w.contains("jail \"dovecot\" has no `logs`: it will see nothing")
-                    && w.contains("filter dovecot reads /var/log/mail.log (`portcullis filters dovecot` says in which format)")
-                    && w.contains("logs = [\"/var/log/mail.log\"]")
+                    && w.contains("filter dovecot reads journal:_SYSTEMD_UNIT=dovecot.service _UID=0 _TRANSPORT=syslog or /var/log/mail.log (`portcullis filters dovecot` says in which format)")
+                    && w.contains("logs = [\"journal:_SYSTEMD_UNIT=dovecot.service _UID=0 _TRANSPORT=syslog\"]")
             ),
             "{w:?}"
         );
