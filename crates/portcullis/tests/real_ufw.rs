@@ -31,12 +31,31 @@
 //! counts, as with any scan detector. The first run found that the late packets of the
 //! legitimate client were counted (the filter now ignores TCP lines with ACK or RST).
 //!
-//! HOST-GLOBAL SETTING: LOG rules of a namespace other than the host's write nothing while
-//! `net.netfilter.nf_log_all_netns` is 0; the test sets it to 1 and a guard puts the previous
-//! value back when the test ends, also on panic. real_psad sets it too; cargo runs test
-//! binaries one after another, so the two never overlap.
+//! The journal source (second test): on Debian 12 and 13 without rsyslog there is no
+//! ufw.log; filters/ufw.toml's first `logs` entry (read from `portcullis filters --json`, so
+//! a change of the filter's source is what is tested) is a journal match on the kernel's own
+//! records. Debian 12's journald (systemd 252, the machine's) runs in a private mount
+//! namespace (common/journald.rs) and reads the machine's /dev/kmsg as it does at boot; the
+//! daemon (null firewall), started once journald has filed the ring buffer it finds (root's
+//! marker record "pct-ufwj: journald caught up PID" in the journal; only later entries are
+//! looked at), reads that journal with two ufw jails: `shipped`, the filter's
+//! source, and `kernel-only`, `journal:_TRANSPORT=kernel`. An nftables LOG rule with ufw's
+//! prefix "[UFW BLOCK] " in a network namespace of the test's logs three SYNs of
+//! 203.0.113.5 (the kernel's records: SYSLOG_FACILITY 0); then root writes a "[UFW BLOCK]"
+//! line of 192.0.2.79 to /dev/kmsg (a user-space record: the kernel gives it facility 1,
+//! LOG_USER). Asserted from the journal (`_TRANSPORT=kernel`, SYSLOG_IDENTIFIER=kernel, the
+//! facilities) and from `status --json`: `shipped` counts 3 for 203.0.113.5 and nothing for
+//! 192.0.2.79, `kernel-only` counts both: the facility match is what keeps root's write
+//! out. (Root's line stays in the machine's kernel log.)
 //!
-//! Needs root, ufw, iptables, python3 (/usr/bin/python3), util-linux's unshare and nsenter,
+//! HOST-GLOBAL SETTING: LOG rules of a namespace other than the host's write nothing while
+//! `net.netfilter.nf_log_all_netns` is 0; each test sets it to 1 and a guard puts the previous
+//! value back when its packets are sent, also on panic. The two tests of this binary take a
+//! mutex for that time; real_psad sets it too, and tools/run-tests.py never runs the two
+//! binaries at once.
+//!
+//! Needs root, ufw, iptables, nft, systemd (journald), python3 (/usr/bin/python3),
+//! util-linux's unshare and nsenter,
 //! iproute2 (test.sh installs them); fails loudly when they are missing. Runs in about 4 s.
 
 mod common;
@@ -45,8 +64,16 @@ use common::*;
 use std::fs;
 use std::io::{ErrorKind, Read, Seek, SeekFrom};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
-use std::time::SystemTime;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+/// Held by each test of this binary while `nf_log_all_netns` is 1: the two would otherwise
+/// run at once (test threads) and the first to end would put 0 back under the other.
+/// (real_psad, the other binary that sets it, never overlaps this one: tools/run-tests.py
+/// SERIAL.)
+static NF_LOG_ALL_NETNS: Mutex<()> = Mutex::new(());
 
 /// Run as pid 1 of the new pid, mount and network namespace (bash): $1 is the test's
 /// directory, $2 the name of the server's end of the veth pair.
@@ -243,6 +270,7 @@ fn real_ufw_blocked_probes_count_for_their_source() {
     let iface = format!("ufw{}", std::process::id());
     let script = format!("{PRIVATE_ETC_SH}{VETH_CLIENT_SH}{SCRIPT}");
     let records = {
+        let _serial = NF_LOG_ALL_NETNS.lock().unwrap_or_else(|e| e.into_inner());
         let _sysctl = NfLogAllNetns::enable();
         let mut kmsg = Kmsg::at_end();
         let shown = [("ufw", "ufw.out"), ("servers", "serve.out")];
@@ -328,4 +356,210 @@ fn real_ufw_blocked_probes_count_for_their_source() {
         vec!["192.0.2.66".to_string()],
         "bans:\n{kernel}"
     );
+}
+
+/// The journal source a built-in filter names first in its `logs` (`portcullis filters
+/// --json`), the one a jail on a journald-only Debian reads.
+fn shipped_journal_source(filter: &str) -> String {
+    let out = run_with_timeout(
+        Command::new(BIN).args(["filters", "--json"]),
+        None,
+        Duration::from_secs(30),
+    )
+    .check();
+    let v = out
+        .stdout_str()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("filters --json"))
+        .find(|v| v["name"] == filter)
+        .unwrap_or_else(|| panic!("no built-in filter {filter}"));
+    let first = v["logs"][0].as_str().unwrap_or_default().to_string();
+    assert!(
+        first.starts_with("journal:"),
+        "{filter}: logs {}",
+        v["logs"]
+    );
+    first
+}
+
+/// Run by bash in a network namespace of its own: an nftables LOG rule with ufw's prefix on
+/// port 23 (then drop), and three SYNs from 203.0.113.5 to it, each connect given up before
+/// the SYN is sent again.
+const KERNEL_LINES_SH: &str = r#"set -eu
+ip link set lo up
+ip addr add 192.0.2.1/32 dev lo
+ip addr add 203.0.113.5/32 dev lo
+nft -f - <<'N'
+table inet pctufwj {
+  chain in {
+    type filter hook input priority 0;
+    tcp dport 23 log prefix "[UFW BLOCK] " drop
+  }
+}
+N
+/usr/bin/python3 -c '
+import socket
+for _ in range(3):
+    s = socket.socket(); s.settimeout(0.3); s.bind(("203.0.113.5", 0))
+    try: s.connect(("192.0.2.1", 23))
+    except OSError: pass
+    s.close()
+'
+"#;
+
+/// Root's record written to /dev/kmsg: ufw's line with 192.0.2.79, priority 4 and facility 0
+/// asked for (the kernel files a user-space record with facility 0 as LOG_USER).
+const ROOT_KMSG: &str =
+    "<4>kernel: [UFW BLOCK] IN=lo OUT= MAC=00:00:00:00:00:00:00:00:00:00:00:00:08:00 \
+SRC=192.0.2.79 DST=192.0.2.1 LEN=60 TOS=0x00 PREC=0x00 TTL=64 ID=1 DF PROTO=TCP SPT=5 DPT=23 \
+WINDOW=1 RES=0x00 SYN URGP=0 \n";
+
+/// One record written to /dev/kmsg (root only).
+fn write_kmsg(record: &str) {
+    fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/kmsg")
+        .and_then(|mut f| std::io::Write::write_all(&mut f, record.as_bytes()))
+        .expect("write /dev/kmsg");
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_ufw_journal_source_reads_the_kernels_lines_not_roots_kmsg_writes() {
+    require_root();
+    require_program("nft", "nftables");
+    require_program("python3", "python3");
+    require_program("unshare", "util-linux");
+    require_program("nsenter", "util-linux");
+    require_program("ip", "iproute2");
+    let shipped = shipped_journal_source("ufw");
+    let dir = test_dir("ufwj");
+    let path = |rel: &str| dir.path().join(rel);
+    let read = |rel: &str| fs::read_to_string(path(rel)).unwrap_or_default();
+
+    let journald = Journald::start_with("[Journal]\nStorage=volatile\nRateLimitBurst=0\n");
+    journald.assert_release();
+    // journald files the whole ring buffer when it starts (earlier runs' lines too): a
+    // record of root's, once in the journal, says it has caught up; the daemon starts after
+    // it, and only the entries after it are looked at
+    let marker = format!("journald caught up {}", std::process::id());
+    write_kmsg(&format!("<14>pct-ufwj: {marker}\n"));
+    let mut cursor = String::new();
+    let caught_up = wait_until(Duration::from_secs(20), || {
+        journald
+            .messages(&["SYSLOG_IDENTIFIER=pct-ufwj"])
+            .into_iter()
+            .find(|(m, _)| *m == marker)
+            .map(|(_, v)| cursor = v["__CURSOR"].as_str().unwrap_or_default().to_string())
+            .is_some()
+    });
+    assert!(
+        caught_up && !cursor.is_empty(),
+        "journald did not file root's /dev/kmsg record {marker:?}"
+    );
+    let after = format!("--after-cursor={cursor}");
+    let mut text = format!(
+        "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"null\"\n",
+        path("portcullis.sock").display().to_string(),
+        path("state").display().to_string(),
+    );
+    for (name, source) in [
+        ("shipped", shipped.as_str()),
+        ("kernel-only", "journal:_TRANSPORT=kernel"),
+    ] {
+        text.push_str(&format!(
+            "[[jail]]\nname = \"{name}\"\nfilter = \"ufw\"\nlogs = [{source:?}]\n\
+             maxretry = 100\nfindtime = \"1h\"\nbantime = \"1h\"\n"
+        ));
+    }
+    let config: PathBuf = path("portcullis.toml");
+    fs::write(&config, text).unwrap();
+    let socket = path("portcullis.sock");
+    let mut daemon = journald.daemon(&config, &path("state"), &path("daemon.log"));
+
+    // the kernel's LOG lines: from a namespace of the test's, so nf_log_all_netns is 1 for
+    // that time (put back by the guard, also on panic)
+    let out = {
+        let _serial = NF_LOG_ALL_NETNS.lock().unwrap_or_else(|e| e.into_inner());
+        let _sysctl = NfLogAllNetns::enable();
+        run_with_timeout(
+            Command::new("unshare").args(["--net", "bash", "-c", KERNEL_LINES_SH]),
+            None,
+            Duration::from_secs(30),
+        )
+    };
+    assert!(out.success(), "the LOG rule's run: {out:?}");
+    // root's write, a user-space record
+    write_kmsg(ROOT_KMSG);
+
+    // what journald filed: the kernel's three lines with facility 0, root's with 1
+    let of = |src: &str| -> Vec<serde_json::Value> {
+        journald
+            .messages(&[&after, "_TRANSPORT=kernel"])
+            .into_iter()
+            .filter(|(m, _)| m.starts_with("[UFW BLOCK] ") && m.contains(&format!(" SRC={src} ")))
+            .map(|(_, v)| v)
+            .collect()
+    };
+    let mut kernel = Vec::new();
+    let mut root = Vec::new();
+    let all_in = wait_until(Duration::from_secs(20), || {
+        kernel = of("203.0.113.5");
+        root = of("192.0.2.79");
+        kernel.len() >= 3 && !root.is_empty()
+    });
+    assert!(
+        all_in && kernel.len() == 3 && root.len() == 1,
+        "the journal's [UFW BLOCK] entries: 203.0.113.5 {kernel:#?}\n192.0.2.79 {root:#?}"
+    );
+    for v in &kernel {
+        assert_eq!(
+            (
+                v["SYSLOG_IDENTIFIER"].as_str(),
+                v["SYSLOG_FACILITY"].as_str()
+            ),
+            (Some("kernel"), Some("0")),
+            "the kernel's line: {v}"
+        );
+    }
+    assert_eq!(
+        (
+            root[0]["SYSLOG_IDENTIFIER"].as_str(),
+            root[0]["SYSLOG_FACILITY"].as_str()
+        ),
+        (Some("kernel"), Some("1")),
+        "root's /dev/kmsg line: {}",
+        root[0]
+    );
+
+    // what each jail counts (only these two addresses: the machine's kernel may log more)
+    let mine = |m: Option<&std::collections::BTreeMap<String, u32>>| {
+        m.into_iter()
+            .flatten()
+            .filter(|(a, _)| *a == "203.0.113.5" || *a == "192.0.2.79")
+            .map(|(a, n)| (a.clone(), *n))
+            .collect::<Vec<_>>()
+    };
+    let want_shipped = vec![("203.0.113.5".to_string(), 3)];
+    let want_kernel = vec![
+        ("192.0.2.79".to_string(), 1),
+        ("203.0.113.5".to_string(), 3),
+    ];
+    let mut got = Default::default();
+    let counted = wait_until(Duration::from_secs(20), || {
+        got = failing(&socket);
+        mine(got.get("shipped")) == want_shipped && mine(got.get("kernel-only")) == want_kernel
+    });
+    assert!(
+        counted,
+        "{shipped}: what each jail counts: {got:#?}\nwanted shipped {want_shipped:?}, \
+         kernel-only {want_kernel:?}\ndaemon:\n{}",
+        read("daemon.log")
+    );
+    // and it stays so: root's line is not counted late
+    std::thread::sleep(Duration::from_millis(500));
+    let again = failing(&socket);
+    assert_eq!(mine(again.get("shipped")), want_shipped, "{again:#?}");
+    assert!(daemon.try_wait().is_none(), "the daemon exited");
+    daemon.kill();
 }
