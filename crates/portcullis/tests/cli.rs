@@ -269,8 +269,12 @@ fn filters_lists_name_group_description_and_log() {
     let sshd = lines.next().expect("sshd listed");
     assert!(sshd.contains(" ssh ") && sshd.contains("OpenSSH"), "{sshd}");
     let log = lines.next().unwrap();
-    assert!(
-        log.trim_start().starts_with("log: /var/log/auth.log"),
+    // the journal source the built-in sshd jail reads when journald runs, then the file
+    assert_eq!(
+        log.trim_start(),
+        "log: journal:_SYSTEMD_UNIT=ssh.service _SYSTEMD_UNIT=sshd.service _UID=0 + \
+         _SYSTEMD_SLICE=system-ssh.slice _SYSTEMD_SLICE=system-sshd.slice _UID=0 | \
+         /var/log/auth.log",
         "{log}"
     );
     let o = portcullis(&["filters", "--json"], None);
