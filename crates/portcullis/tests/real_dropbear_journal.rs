@@ -1,0 +1,353 @@
+//! The journal source of filters/dropbear.toml (`portcullis filters --json`, its first
+//! `logs` entry: `_SYSTEMD_UNIT=dropbear.service _UID=0 _TRANSPORT=stdout _TRANSPORT=syslog`)
+//! against Debian 12's Dropbear (dropbear-bin 2022.83, the machine's) run as Debian's unit
+//! runs it (dropbear 2022.83-1+deb12u3's dropbear.service: `ExecStart=/usr/sbin/dropbear -EF
+//! -p "$DROPBEAR_PORT" -W "$DROPBEAR_RECEIVE_WINDOW" $DROPBEAR_EXTRA_ARGS`, every line on
+//! stderr, a journal stream). There is no systemd as pid 1 here: the stream is made by
+//! `systemd-cat -t dropbear` (its identifier the name systemd gives the unit's stream), and
+//! the unit by a control group `pct-dropbear-PID.slice/dropbear.service` in each hierarchy
+//! that names systemd units (the unified one and `name=systemd`; removed on drop), which
+//! journald turns into `_SYSTEMD_UNIT=dropbear.service`.
+//!
+//! Debian 12's journald (systemd 252) runs in a private mount namespace (common/journald.rs);
+//! Dropbear, in that namespace, in a pid and network namespace of its own, listens on
+//! 192.0.2.1:22 with the machine's accounts; Debian 12's dbclient fails from 203.0.113.5
+//! (root, a wrong password, until Dropbear's 10 tries) and from 203.0.113.6 (an unknown
+//! user: 2022.83's line has no address, the connection's "Child connection" line gives it).
+//! Then `nobody` writes Dropbear's own "-E" line of a bad password from 192.0.2.66 with
+//! `systemd-cat -t dropbear` inside dropbear.service (a user's session left in the unit) and
+//! the same line from 192.0.2.67 outside it.
+//!
+//! Asserted: the journal's fields (Dropbear's lines `_TRANSPORT=stdout`, `_UID=0`,
+//! `_SYSTEMD_UNIT=dropbear.service`, identifier dropbear; nobody's `_UID=65534`, the first in
+//! the unit); the daemon (null firewall, started before Dropbear) counts with a jail on the
+//! shipped source 10 for 203.0.113.5 and 1 for 203.0.113.6 and neither forgery; a jail on
+//! `journal:_SYSTEMD_UNIT=dropbear.service` counts 192.0.2.66 too (so `_UID=0` is what keeps
+//! it out), one on `journal:SYSLOG_IDENTIFIER=dropbear` both forgeries.
+//!
+//! Needs root, dropbear-bin, systemd (journald, systemd-cat), util-linux (unshare, nsenter,
+//! runuser), iproute2 and a cgroup hierarchy; fails loudly when they are missing. About 9 s.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const UNIT_ONLY: &str = "journal:_SYSTEMD_UNIT=dropbear.service";
+const IDENT_ONLY: &str = "journal:SYSLOG_IDENTIFIER=dropbear";
+
+/// `pct-dropbear-PID.slice/dropbear.service` in each cgroup hierarchy that names systemd
+/// units (as tests/journal_spoof.rs does for ssh.service): the unified one (`/sys/fs/cgroup`
+/// itself, or `/sys/fs/cgroup/unified` on a hybrid host) and `name=systemd`. Removed on drop.
+struct UnitCgroup {
+    dirs: Vec<PathBuf>,
+    created: Vec<PathBuf>,
+}
+
+impl UnitCgroup {
+    fn new() -> UnitCgroup {
+        let roots: Vec<&str> = if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+            vec!["/sys/fs/cgroup"]
+        } else {
+            ["/sys/fs/cgroup/unified", "/sys/fs/cgroup/systemd"]
+                .into_iter()
+                .filter(|r| Path::new(r).join("cgroup.procs").exists())
+                .collect()
+        };
+        assert!(
+            !roots.is_empty(),
+            "no cgroup hierarchy under /sys/fs/cgroup: journald could not tell any unit"
+        );
+        let mut g = UnitCgroup {
+            dirs: Vec::new(),
+            created: Vec::new(),
+        };
+        let slice = format!("pct-dropbear-{}.slice", std::process::id());
+        for r in roots {
+            let mut p = PathBuf::from(r);
+            for part in [slice.as_str(), "dropbear.service"] {
+                p.push(part);
+                fs::create_dir(&p)
+                    .unwrap_or_else(|e| panic!("cannot create the cgroup {}: {e}", p.display()));
+                g.created.push(p.clone());
+            }
+            g.dirs.push(p);
+        }
+        g
+    }
+
+    /// A shell function `in_unit` that moves the (sub)shell it runs in into the group.
+    fn shell_function(&self) -> String {
+        let moves: String = self
+            .dirs
+            .iter()
+            .map(|d| {
+                format!(
+                    "echo $BASHPID > '{}/cgroup.procs' || exit 97; ",
+                    d.display()
+                )
+            })
+            .collect();
+        format!("in_unit() {{ {moves}}}\n")
+    }
+}
+
+impl Drop for UnitCgroup {
+    fn drop(&mut self) {
+        for d in self.created.iter().rev() {
+            // empty once the processes moved there have exited; retry a little
+            if !wait_until(Duration::from_secs(5), || {
+                fs::remove_dir(d).is_ok() || !d.exists()
+            }) {
+                eprintln!("warning: cannot remove the cgroup {}", d.display());
+            }
+        }
+    }
+}
+
+/// Run by bash in journald's mount namespace, in a pid and network namespace of its own: $1
+/// the test's directory. (After `in_unit`: [`UnitCgroup::shell_function`].)
+const SCRIPT: &str = r#"set -u
+d="$1"
+ip link set lo up
+for a in 192.0.2.1 203.0.113.5 203.0.113.6; do ip addr add "$a/32" dev lo || exit 2; done
+dropbearkey -t ed25519 -f "$d/hostkey" > "$d/dropbearkey.out" 2>&1 || exit 3
+# Debian's unit: dropbear -EF -p "$DROPBEAR_PORT" -W "$DROPBEAR_RECEIVE_WINDOW" (its
+# defaults 22 and 65536), stderr a journal stream, in dropbear.service
+( in_unit; exec systemd-cat -t dropbear dropbear -EF -p 192.0.2.1:22 -W 65536 -r "$d/hostkey" ) &
+for _ in $(seq 100); do
+  (exec 3<>/dev/tcp/192.0.2.1/22) 2>/dev/null && break
+  sleep 0.05
+done
+try() {
+  DROPBEAR_PASSWORD=wrong timeout 20 dbclient -y -y -b "$1" -p 22 -l "$2" 192.0.2.1 true \
+    < /dev/null >> "$d/client.out" 2>&1
+  echo "$1 $?" >> "$d/results"
+}
+try 203.0.113.5 root
+try 203.0.113.6 nosuch-user
+# nobody: Dropbear's -E line, once inside dropbear.service (a user's session left in the
+# unit), once outside; each writer stays a moment (journald reads its unit from /proc)
+line() {
+  printf '[4242] Dec 05 15:00:00 Bad password attempt for '\''root'\'' from %s:4242\n' "$1"
+}
+( in_unit; exec runuser -u nobody -- systemd-cat -t dropbear sh -c 'echo "$0"; sleep 1' "$(line 192.0.2.66)" ) \
+  || exit 4
+runuser -u nobody -- systemd-cat -t dropbear sh -c 'echo "$0"; sleep 1' "$(line 192.0.2.67)" || exit 4
+echo done > "$d/clients.done"
+sleep 60
+"#;
+
+/// The journal source a built-in filter names first in its `logs` (`portcullis filters
+/// --json`).
+fn shipped_journal_source(filter: &str) -> String {
+    let out = run_with_timeout(
+        Command::new(BIN).args(["filters", "--json"]),
+        None,
+        Duration::from_secs(30),
+    )
+    .check();
+    let v = out
+        .stdout_str()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("filters --json"))
+        .find(|v| v["name"] == filter)
+        .unwrap_or_else(|| panic!("no built-in filter {filter}"));
+    let first = v["logs"][0].as_str().unwrap_or_default().to_string();
+    assert!(
+        first.starts_with("journal:"),
+        "{filter}: logs {}",
+        v["logs"]
+    );
+    first
+}
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn real_dropbear_journal_source_counts_dropbears_lines_not_nobodys() {
+    require_root();
+    for (program, package) in [
+        ("dropbear", "dropbear-bin"),
+        ("dropbearkey", "dropbear-bin"),
+        ("dbclient", "dropbear-bin"),
+        ("systemd-cat", "systemd"),
+        ("runuser", "util-linux"),
+        ("unshare", "util-linux"),
+        ("nsenter", "util-linux"),
+        ("ip", "iproute2"),
+    ] {
+        require_program(program, package);
+    }
+    let version = run_with_timeout(
+        Command::new("dpkg-query").args(["-W", "-f", "${Version}", "dropbear-bin"]),
+        None,
+        Duration::from_secs(10),
+    )
+    .check()
+    .stdout_str();
+    assert!(
+        version.starts_with("2022.83-"),
+        "not Debian 12's dropbear-bin 2022.83: {version:?}"
+    );
+    let shipped = shipped_journal_source("dropbear");
+    let dir = test_dir("dropbearj");
+    let d = dir.path().to_str().expect("utf-8 path").to_string();
+    let path = |rel: &str| dir.path().join(rel);
+    let read = |rel: &str| fs::read_to_string(path(rel)).unwrap_or_default();
+
+    let journald = Journald::start_with("[Journal]\nStorage=volatile\nRateLimitBurst=0\n");
+    journald.assert_release();
+    let cgroup = UnitCgroup::new();
+    let mut text = format!(
+        "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"null\"\n",
+        path("portcullis.sock").display().to_string(),
+        path("state").display().to_string(),
+    );
+    for (name, source) in [
+        ("shipped", shipped.as_str()),
+        ("unit-only", UNIT_ONLY),
+        ("ident-only", IDENT_ONLY),
+    ] {
+        text.push_str(&format!(
+            "[[jail]]\nname = \"{name}\"\nfilter = \"dropbear\"\nlogs = [{source:?}]\n\
+             maxretry = 100\nfindtime = \"1h\"\nbantime = \"1h\"\n"
+        ));
+    }
+    let config = path("portcullis.toml");
+    fs::write(&config, text).unwrap();
+    let socket = path("portcullis.sock");
+    let mut daemon = journald.daemon(&config, &path("state"), &path("daemon.log"));
+
+    fs::write(
+        path("run.sh"),
+        format!("{}{SCRIPT}", cgroup.shell_function()),
+    )
+    .unwrap();
+    let mut cmd = journald.command(&[
+        "unshare".into(),
+        "--pid".into(),
+        "--fork".into(),
+        "--kill-child".into(),
+        "--mount-proc".into(),
+        "--net".into(),
+        "bash".into(),
+        path("run.sh").display().to_string(),
+        d.clone(),
+    ]);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(path("run.stderr")).unwrap());
+    let mut server = ProcessGuard::spawn(cmd, "dropbear -EF");
+    let done = wait_until(Duration::from_secs(60), || {
+        server.try_wait().is_some() || !read("clients.done").is_empty()
+    });
+    assert!(
+        done && server.try_wait().is_none(),
+        "the run did not end well (exit {:?}): {}\nclients: {}",
+        server.try_wait(),
+        read("run.stderr"),
+        read("client.out")
+    );
+    // both clients refused
+    assert_eq!(
+        read("results"),
+        "203.0.113.5 1\n203.0.113.6 1\n",
+        "clients:\n{}",
+        read("client.out")
+    );
+
+    // ---- what journald stored ----
+    let entries = || journald.messages(&["SYSLOG_IDENTIFIER=dropbear"]);
+    let forged = |a: &str| format!(" Bad password attempt for 'root' from {a}:4242");
+    let mut all = Vec::new();
+    let complete = wait_until(Duration::from_secs(20), || {
+        all = entries();
+        let n = |s: &str| all.iter().filter(|(m, _)| m.contains(s)).count();
+        n("Exit before auth from <203.0.113.5:") == 1
+            && n("Exit before auth from <203.0.113.6:") == 1
+            && n(&forged("192.0.2.66")) == 1
+            && n(&forged("192.0.2.67")) == 1
+    });
+    let shown = |e: &[(String, Value)]| -> String {
+        e.iter()
+            .map(|(m, v)| {
+                format!(
+                    "{} uid={} unit={} {m}\n",
+                    v["_TRANSPORT"].as_str().unwrap_or("-"),
+                    v["_UID"].as_str().unwrap_or("-"),
+                    v["_SYSTEMD_UNIT"].as_str().unwrap_or("-"),
+                )
+            })
+            .collect()
+    };
+    assert!(
+        complete,
+        "Dropbear's and nobody's lines are not all in the journal:\n{}",
+        shown(&all)
+    );
+    let fields = |v: &Value| {
+        (
+            v["_TRANSPORT"].as_str().unwrap_or_default().to_string(),
+            v["_UID"].as_str().unwrap_or_default().to_string(),
+            v["_SYSTEMD_UNIT"].as_str().unwrap_or("-").to_string(),
+        )
+    };
+    let unit = "dropbear.service".to_string();
+    for (m, v) in &all {
+        let want = if m.contains(&forged("192.0.2.66")) {
+            ("stdout".into(), "65534".into(), unit.clone())
+        } else if m.contains(&forged("192.0.2.67")) {
+            ("stdout".into(), "65534".into(), "-".into())
+        } else {
+            ("stdout".into(), "0".into(), unit.clone())
+        };
+        assert_eq!(fields(v), want, "{m}\njournal:\n{}", shown(&all));
+    }
+    eprintln!(
+        "real_dropbear_journal: dropbear-bin {version}, journald of systemd {}",
+        journald.versions().1
+    );
+
+    // ---- what the daemon counted ----
+    let counts = |pairs: &[(&str, u32)]| -> BTreeMap<String, u32> {
+        pairs.iter().map(|(a, n)| (ban_of(a), *n)).collect()
+    };
+    let want = [
+        (
+            "shipped",
+            counts(&[("203.0.113.5", 10), ("203.0.113.6", 1)]),
+        ),
+        (
+            "unit-only",
+            counts(&[("203.0.113.5", 10), ("203.0.113.6", 1), ("192.0.2.66", 1)]),
+        ),
+        (
+            "ident-only",
+            counts(&[
+                ("203.0.113.5", 10),
+                ("203.0.113.6", 1),
+                ("192.0.2.66", 1),
+                ("192.0.2.67", 1),
+            ]),
+        ),
+    ];
+    let mut got = BTreeMap::new();
+    let counted = wait_until(Duration::from_secs(20), || {
+        got = failing(&socket);
+        want.iter().all(|(j, w)| got.get(*j) == Some(w))
+    });
+    assert!(
+        counted,
+        "{shipped}: what each jail counts: {got:#?}\nwanted {want:#?}\njournal:\n{}\ndaemon:\n{}",
+        shown(&all),
+        read("daemon.log")
+    );
+    assert!(daemon.try_wait().is_none(), "the daemon exited");
+    server.kill();
+    daemon.kill();
+}
