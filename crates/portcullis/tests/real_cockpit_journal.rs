@@ -328,27 +328,11 @@ impl Drop for Container {
 
 /// The journal source the cockpit filter suggests (`portcullis filters --json`).
 fn suggested_source() -> String {
-    let out = run_with_timeout(
-        Command::new(BIN).args(["filters", "--json"]),
-        None,
-        Duration::from_secs(30),
-    )
-    .check();
-    let line = out
-        .stdout_str()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .find(|v| v["name"] == "cockpit")
-        .expect("no cockpit filter in `portcullis filters --json`");
-    let logs: Vec<String> = line["logs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|l| l.as_str())
+    let logs: Vec<String> = filter_logs("cockpit")
+        .into_iter()
         .filter(|l| l.starts_with("journal:"))
-        .map(String::from)
         .collect();
-    assert_eq!(logs.len(), 1, "one journal source expected: {line}");
+    assert_eq!(logs.len(), 1, "one journal source expected: {logs:?}");
     logs[0].clone()
 }
 

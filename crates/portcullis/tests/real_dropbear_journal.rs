@@ -143,30 +143,6 @@ echo done > "$d/clients.done"
 sleep 60
 "#;
 
-/// The journal source a built-in filter names first in its `logs` (`portcullis filters
-/// --json`).
-fn shipped_journal_source(filter: &str) -> String {
-    let out = run_with_timeout(
-        Command::new(BIN).args(["filters", "--json"]),
-        None,
-        Duration::from_secs(30),
-    )
-    .check();
-    let v = out
-        .stdout_str()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).expect("filters --json"))
-        .find(|v| v["name"] == filter)
-        .unwrap_or_else(|| panic!("no built-in filter {filter}"));
-    let first = v["logs"][0].as_str().unwrap_or_default().to_string();
-    assert!(
-        first.starts_with("journal:"),
-        "{filter}: logs {}",
-        v["logs"]
-    );
-    first
-}
-
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn real_dropbear_journal_source_counts_dropbears_lines_not_nobodys() {

@@ -358,30 +358,6 @@ fn real_ufw_blocked_probes_count_for_their_source() {
     );
 }
 
-/// The journal source a built-in filter names first in its `logs` (`portcullis filters
-/// --json`), the one a jail on a journald-only Debian reads.
-fn shipped_journal_source(filter: &str) -> String {
-    let out = run_with_timeout(
-        Command::new(BIN).args(["filters", "--json"]),
-        None,
-        Duration::from_secs(30),
-    )
-    .check();
-    let v = out
-        .stdout_str()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("filters --json"))
-        .find(|v| v["name"] == filter)
-        .unwrap_or_else(|| panic!("no built-in filter {filter}"));
-    let first = v["logs"][0].as_str().unwrap_or_default().to_string();
-    assert!(
-        first.starts_with("journal:"),
-        "{filter}: logs {}",
-        v["logs"]
-    );
-    first
-}
-
 /// Run by bash in a network namespace of its own: an nftables LOG rule with ufw's prefix on
 /// port 23 (then drop), and three SYNs from 203.0.113.5 to it, each connect given up before
 /// the SYN is sent again.

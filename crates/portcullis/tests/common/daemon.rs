@@ -157,3 +157,34 @@ pub fn bans_by_jail(socket: &Path) -> BTreeMap<String, BTreeSet<String>> {
     }
     by
 }
+
+/// The `logs` a built-in filter names, in order (`portcullis filters --json`).
+pub fn filter_logs(filter: &str) -> Vec<String> {
+    let out = run_with_timeout(
+        Command::new(BIN).args(["filters", "--json"]),
+        None,
+        Duration::from_secs(30),
+    )
+    .check();
+    let v = out
+        .stdout_str()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("filters --json"))
+        .find(|v| v["name"] == filter)
+        .unwrap_or_else(|| panic!("no built-in filter {filter}"));
+    v["logs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l.as_str().map(String::from))
+        .collect()
+}
+
+/// The journal source a built-in filter names first in its `logs`, the one a jail on a
+/// journald-only Debian reads (it must come first).
+pub fn shipped_journal_source(filter: &str) -> String {
+    let logs = filter_logs(filter);
+    let first = logs.first().cloned().unwrap_or_default();
+    assert!(first.starts_with("journal:"), "{filter}: logs {logs:?}");
+    first
+}
