@@ -50,74 +50,6 @@ use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
-/// `system.slice/ssh.service` in each cgroup hierarchy that names systemd units: the
-/// unified one (`/sys/fs/cgroup` itself, or `/sys/fs/cgroup/unified` in hybrid mode) and the
-/// `name=systemd` one. Directories created here are removed on drop.
-struct SshCgroup {
-    dirs: Vec<PathBuf>,
-    created: Vec<PathBuf>,
-}
-
-impl SshCgroup {
-    fn new() -> SshCgroup {
-        let roots: Vec<&str> = if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-            vec!["/sys/fs/cgroup"]
-        } else {
-            ["/sys/fs/cgroup/unified", "/sys/fs/cgroup/systemd"]
-                .into_iter()
-                .filter(|r| Path::new(r).join("cgroup.procs").exists())
-                .collect()
-        };
-        assert!(
-            !roots.is_empty(),
-            "no cgroup hierarchy found under /sys/fs/cgroup: journald could not tell any unit"
-        );
-        let mut g = SshCgroup {
-            dirs: Vec::new(),
-            created: Vec::new(),
-        };
-        for r in roots {
-            let mut p = PathBuf::from(r);
-            for part in ["system.slice", "ssh.service"] {
-                p.push(part);
-                if !p.exists() {
-                    fs::create_dir(&p).unwrap_or_else(|e| {
-                        panic!("cannot create the cgroup {}: {e}", p.display())
-                    });
-                    g.created.push(p.clone());
-                }
-            }
-            g.dirs.push(p);
-        }
-        g
-    }
-
-    /// `sh -c 'echo $$ > …/cgroup.procs; exec ARGV'`: runs a command inside the group.
-    fn wrap(&self, argv: &[String]) -> Vec<String> {
-        let mut script = String::new();
-        for d in &self.dirs {
-            script += &format!("echo $$ > '{}/cgroup.procs' || exit 97; ", d.display());
-        }
-        script += "exec \"$@\"";
-        let mut v = strings(&["sh", "-c", &script, "in-ssh-service"]);
-        v.extend(argv.iter().cloned());
-        v
-    }
-}
-
-impl Drop for SshCgroup {
-    fn drop(&mut self) {
-        for d in self.created.iter().rev() {
-            // empty once the processes moved there have exited; retry a little
-            if !wait_until(Duration::from_secs(5), || {
-                fs::remove_dir(d).is_ok() || !d.exists()
-            }) {
-                eprintln!("warning: cannot remove the cgroup {}", d.display());
-            }
-        }
-    }
-}
-
 fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
@@ -186,7 +118,7 @@ fn run(release: Release) {
 
     let journald = Journald::start_on(release, None);
     journald.assert_release();
-    let cgroup = SshCgroup::new();
+    let cgroup = UnitCgroup::new(&["system.slice", "ssh.service"]);
 
     // the built-in sshd jail (no [[jail]]), null firewall
     let config = dir.join("portcullis.toml");

@@ -34,81 +34,11 @@ use common::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const UNIT_ONLY: &str = "journal:_SYSTEMD_UNIT=dropbear.service";
 const IDENT_ONLY: &str = "journal:SYSLOG_IDENTIFIER=dropbear";
-
-/// `pct-dropbear-PID.slice/dropbear.service` in each cgroup hierarchy that names systemd
-/// units (as tests/journal_spoof.rs does for ssh.service): the unified one (`/sys/fs/cgroup`
-/// itself, or `/sys/fs/cgroup/unified` on a hybrid host) and `name=systemd`. Removed on drop.
-struct UnitCgroup {
-    dirs: Vec<PathBuf>,
-    created: Vec<PathBuf>,
-}
-
-impl UnitCgroup {
-    fn new() -> UnitCgroup {
-        let roots: Vec<&str> = if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-            vec!["/sys/fs/cgroup"]
-        } else {
-            ["/sys/fs/cgroup/unified", "/sys/fs/cgroup/systemd"]
-                .into_iter()
-                .filter(|r| Path::new(r).join("cgroup.procs").exists())
-                .collect()
-        };
-        assert!(
-            !roots.is_empty(),
-            "no cgroup hierarchy under /sys/fs/cgroup: journald could not tell any unit"
-        );
-        let mut g = UnitCgroup {
-            dirs: Vec::new(),
-            created: Vec::new(),
-        };
-        let slice = format!("pct-dropbear-{}.slice", std::process::id());
-        for r in roots {
-            let mut p = PathBuf::from(r);
-            for part in [slice.as_str(), "dropbear.service"] {
-                p.push(part);
-                fs::create_dir(&p)
-                    .unwrap_or_else(|e| panic!("cannot create the cgroup {}: {e}", p.display()));
-                g.created.push(p.clone());
-            }
-            g.dirs.push(p);
-        }
-        g
-    }
-
-    /// A shell function `in_unit` that moves the (sub)shell it runs in into the group.
-    fn shell_function(&self) -> String {
-        let moves: String = self
-            .dirs
-            .iter()
-            .map(|d| {
-                format!(
-                    "echo $BASHPID > '{}/cgroup.procs' || exit 97; ",
-                    d.display()
-                )
-            })
-            .collect();
-        format!("in_unit() {{ {moves}}}\n")
-    }
-}
-
-impl Drop for UnitCgroup {
-    fn drop(&mut self) {
-        for d in self.created.iter().rev() {
-            // empty once the processes moved there have exited; retry a little
-            if !wait_until(Duration::from_secs(5), || {
-                fs::remove_dir(d).is_ok() || !d.exists()
-            }) {
-                eprintln!("warning: cannot remove the cgroup {}", d.display());
-            }
-        }
-    }
-}
 
 /// Run by bash in journald's mount namespace, in a pid and network namespace of its own: $1
 /// the test's directory. (After `in_unit`: [`UnitCgroup::shell_function`].)
@@ -178,7 +108,10 @@ fn real_dropbear_journal_source_counts_dropbears_lines_not_nobodys() {
 
     let journald = Journald::start_with("[Journal]\nStorage=volatile\nRateLimitBurst=0\n");
     journald.assert_release();
-    let cgroup = UnitCgroup::new();
+    // `pct-dropbear-PID.slice/dropbear.service`: journald files its processes' entries
+    // under dropbear.service (common/journald.rs)
+    let slice = format!("pct-dropbear-{}.slice", std::process::id());
+    let cgroup = UnitCgroup::new(&[slice.as_str(), "dropbear.service"]);
     let mut text = format!(
         "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"null\"\n",
         path("portcullis.sock").display().to_string(),
@@ -201,7 +134,7 @@ fn real_dropbear_journal_source_counts_dropbears_lines_not_nobodys() {
 
     fs::write(
         path("run.sh"),
-        format!("{}{SCRIPT}", cgroup.shell_function()),
+        format!("{}{SCRIPT}", cgroup.shell_function("in_unit")),
     )
     .unwrap();
     let mut cmd = journald.command(&[

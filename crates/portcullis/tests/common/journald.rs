@@ -314,3 +314,86 @@ fn journalctl_roots(parent: u32) -> Vec<PathBuf> {
         })
         .collect()
 }
+
+/// A systemd unit's cgroup, made by hand so that journald (which takes `_SYSTEMD_UNIT` and
+/// `_SYSTEMD_SLICE` from the sender's cgroup) files a process's entries under that unit
+/// without a systemd: `PARTS` (e.g. `system.slice`, `ssh.service`) in each hierarchy that
+/// names units, the unified one (`/sys/fs/cgroup` itself, or `/sys/fs/cgroup/unified` on a
+/// hybrid host) and `name=systemd`. The directories made here (not those that were there)
+/// are removed on drop.
+pub struct UnitCgroup {
+    dirs: Vec<PathBuf>,
+    created: Vec<PathBuf>,
+}
+
+impl UnitCgroup {
+    pub fn new(parts: &[&str]) -> UnitCgroup {
+        let roots: Vec<&str> = if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+            vec!["/sys/fs/cgroup"]
+        } else {
+            ["/sys/fs/cgroup/unified", "/sys/fs/cgroup/systemd"]
+                .into_iter()
+                .filter(|r| Path::new(r).join("cgroup.procs").exists())
+                .collect()
+        };
+        assert!(
+            !roots.is_empty(),
+            "no cgroup hierarchy found under /sys/fs/cgroup: journald could not tell any unit"
+        );
+        let mut g = UnitCgroup {
+            dirs: Vec::new(),
+            created: Vec::new(),
+        };
+        for r in roots {
+            let mut p = PathBuf::from(r);
+            for part in parts {
+                p.push(part);
+                if !p.exists() {
+                    fs::create_dir(&p).unwrap_or_else(|e| {
+                        panic!("cannot create the cgroup {}: {e}", p.display())
+                    });
+                    g.created.push(p.clone());
+                }
+            }
+            g.dirs.push(p);
+        }
+        g
+    }
+
+    /// The shell commands that move the (sub)shell they run in into the group.
+    fn moves(&self, pid: &str) -> String {
+        self.dirs
+            .iter()
+            .map(|d| format!("echo {pid} > '{}/cgroup.procs' || exit 97; ", d.display()))
+            .collect()
+    }
+
+    /// A shell function `NAME` that moves the (sub)shell it runs in into the group.
+    pub fn shell_function(&self, name: &str) -> String {
+        format!("{name}() {{ {}}}\n", self.moves("$BASHPID"))
+    }
+
+    /// `sh -c '…; exec ARGV'`: ARGV run inside the group.
+    pub fn wrap(&self, argv: &[String]) -> Vec<String> {
+        let script = format!("{}exec \"$@\"", self.moves("$$"));
+        let mut v: Vec<String> = ["sh", "-c", &script, "in-unit"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        v.extend(argv.iter().cloned());
+        v
+    }
+}
+
+impl Drop for UnitCgroup {
+    fn drop(&mut self) {
+        for d in self.created.iter().rev() {
+            // empty once the processes moved there have exited; retry a little
+            if !wait_until(Duration::from_secs(5), || {
+                fs::remove_dir(d).is_ok() || !d.exists()
+            }) {
+                eprintln!("warning: cannot remove the cgroup {}", d.display());
+            }
+        }
+    }
+}
