@@ -39,11 +39,13 @@
 //! SYSLOG_IDENTIFIER mysql-server_auditing and the mysql user's _UID, the LF record included
 //! (its MESSAGE holds the LF), while the error log's copy of that user name is split: the
 //! forged record is a stdout entry of its own (why the filter never reads the error log or
-//! the stdout transport). Then the daemon: the jail on the advised kind of source (here
-//! `SYSLOG_IDENTIFIER=mysql-server_auditing _TRANSPORT=syslog _UID=<mysql>`; the shipped
-//! `_SYSTEMD_UNIT=mariadb.service` needs systemd, which does not run here) counts exactly
+//! the stdout transport). mariadbd runs in a hand-made `mariadb.service` cgroup (common
+//! `UnitCgroup`), so journald files its entries under that unit as under systemd. Then the
+//! daemon: a jail on the filter's shipped source (read from `portcullis filters --json`:
+//! `_SYSTEMD_UNIT=mariadb.service _TRANSPORT=syslog`) and one on
+//! `SYSLOG_IDENTIFIER=mysql-server_auditing _TRANSPORT=syslog _UID=<mysql>` each count exactly
 //! 198.51.100.7 3, 203.0.113.9 1, 2001:db8::/64 1, 203.0.113.20 7 (every hostile name once,
-//! for the client's address; never 192.0.2.66, never the legitimate clients); the same jail
+//! for the client's address; never 192.0.2.66, never the legitimate clients); the latter
 //! without the _UID match also counts nobody's forged record of 192.0.2.66; with maxretry 3
 //! it bans 198.51.100.7 and 203.0.113.20 only.
 //!
@@ -151,11 +153,13 @@ mkdir -p "$d/run" && $run chown mysql:mysql "$d/run"
 $run mariadb-install-db --no-defaults --datadir="$d/data" --user=mysql --skip-test-db \
   --auth-root-authentication-method=normal > "$d/install.out" 2>&1 \
   || { echo "mariadb-install-db failed" >&2; cat "$d/install.out" >&2; exit 3; }
-systemd-cat -t mariadbd $run /usr/sbin/mariadbd --no-defaults --datadir="$d/data" --user=mysql \
+# in a hand-made mariadb.service (common/journald.rs UnitCgroup): journald files its
+# entries under that unit, as under Debian's mariadb.service
+( in_unit; exec systemd-cat -t mariadbd $run /usr/sbin/mariadbd --no-defaults --datadir="$d/data" --user=mysql \
   --bind-address=192.0.2.10,2001:db8::10 --port=3306 --socket="$d/run/sock" \
   --pid-file="$d/run/pid" --skip-name-resolve --log-warnings=2 \
   --plugin-load-add=server_audit --server-audit-logging=ON --server-audit-events=CONNECT \
-  --server-audit-output-type=syslog &
+  --server-audit-output-type=syslog ) &
 server=$!
 for _ in $(seq 150); do [ -S "$d/run/sock" ] && break; sleep 0.2; done
 [ -S "$d/run/sock" ] || { echo "mariadbd did not start" >&2; exit 4; }
@@ -185,6 +189,7 @@ wait "$server"
 fn daemon_config(dir: &Path, uid: u32) -> PathBuf {
     let advised = format!("journal:SYSLOG_IDENTIFIER={IDENT} _TRANSPORT=syslog _UID={uid}");
     let no_uid = format!("journal:SYSLOG_IDENTIFIER={IDENT} _TRANSPORT=syslog");
+    let shipped = shipped_journal_source("mysqld-auth");
     let mut text = format!(
         "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"null\"\n",
         dir.join("portcullis.sock").display().to_string(),
@@ -194,6 +199,7 @@ fn daemon_config(dir: &Path, uid: u32) -> PathBuf {
         ("count", &advised, 100),
         ("no-uid", &no_uid, 100),
         ("ban", &advised, 3),
+        ("shipped", &shipped, 100),
     ] {
         text.push_str(&format!(
             "[[jail]]\nname = \"{name}\"\nfilter = \"mysqld-auth\"\nlogs = [{source:?}]\n\
@@ -311,6 +317,8 @@ fn run(release: Release) {
     let journald = Journald::start_with("[Journal]\nStorage=volatile\nRateLimitBurst=0\n");
     journald.assert_release();
     let config = daemon_config(dir.path(), mysql);
+    let slice = format!("pct-mariadb-{}.slice", std::process::id());
+    let cgroup = UnitCgroup::new(&[slice.as_str(), "mariadb.service"]);
     let socket = path("portcullis.sock");
     let daemon_log = path("daemon.log");
     let mut daemon = journald.daemon(&config, &path("state"), &daemon_log);
@@ -319,7 +327,8 @@ fn run(release: Release) {
     fs::write(
         path("run.sh"),
         format!(
-            "{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{}",
+            "{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{}{}",
+            cgroup.shell_function("in_unit"),
             SCRIPT.replace("@FORGED@", FORGED)
         ),
     )
@@ -441,7 +450,9 @@ fn run(release: Release) {
     let mut seen = BTreeMap::new();
     let settled = wait_until(Duration::from_secs(20), || {
         seen = failing(&socket);
-        seen.get("count") == Some(&want_count) && seen.get("no-uid") == Some(&want_no_uid)
+        seen.get("count") == Some(&want_count)
+            && seen.get("no-uid") == Some(&want_no_uid)
+            && seen.get("shipped") == Some(&want_count)
     });
     assert!(
         settled,
