@@ -415,24 +415,6 @@ fn msc_log_escape(raw: &[u8]) -> Vec<u8> {
     o
 }
 
-/// Apache httpd server/util.c ap_escape_errorlog_item() over the whole message
-/// (log.c log_error_core()): '\' doubled, '"' left as it is, control bytes and bytes from
-/// 0x7f as \xHH (ModSecurity's text is printable ASCII by then, so only '\' changes).
-fn apache_escape(raw: &[u8]) -> String {
-    let mut s = String::new();
-    for &c in raw {
-        match c {
-            b'\\' => s.push_str("\\\\"),
-            b'\n' => s.push_str("\\n"),
-            b'\r' => s.push_str("\\r"),
-            b'\t' => s.push_str("\\t"),
-            0x20..=0x7e => s.push(c as char),
-            _ => s.push_str(&format!("\\x{:02x}", c)),
-        }
-    }
-    s
-}
-
 /// The 2.9 message (apache2_util.c / mod_security2.c): "Access denied with code 403
 /// (phase 2). Pattern match ... [file ..] [line ..] [id ..] [msg ..] [data ..] [hostname ..]
 /// [uri ..] [unique_id ..]", metadata values through log_escape; or the metadata-first
@@ -483,7 +465,9 @@ fn msc_message(first: bool, msg: &[u8], data: &[u8], host: &[u8], uri: &[u8]) ->
 fn msc_line(form: u8, addr: &str, message: &[u8]) -> Vec<u8> {
     // Apache writes an IPv6 peer without brackets: [client 2001:db8::7:54416]
     let client = format!("{addr}:51234");
-    let body = apache_escape(message);
+    // (Apache's error-log escaping over the whole message, log.c log_error_core(); ModSecurity's
+    // text is printable ASCII by then, so only '\' changes)
+    let body = apache_errorlog_escape(message);
     let mut line = match form {
         0 => format!("[Sat Dec 05 03:18:09.933952 2026] [security2:error] [pid 61:tid 75] [client {client}] {body}"),
         1 => format!("Dec  5 03:18:10 vm apache2[97]: [security2:error] [pid 97:tid 129] [client {client}] {body}"),

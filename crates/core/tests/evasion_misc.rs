@@ -21,7 +21,7 @@ use portcullis_core::filter::{builtin, Filter};
 use proptest::prelude::*;
 
 mod common;
-use common::{canon, counted, report_cut};
+use common::{apache_errorlog_escape, canon, counted, report_cut};
 
 // ---------------------------------------------------------------- sshd
 
@@ -195,26 +195,6 @@ fn sshd_pam_error_cut_address_not_taken() {
 }
 
 // ---------------------------------------------------------------- Apache httpd 2.4
-
-/// server/util.c ap_escape_errorlog_item(): `\` doubled, `"` kept, \b \n \r \t \v as C
-/// escapes, any other control or non-ASCII byte as \xHH.
-fn apache_errorlog_escape(raw: &[u8]) -> String {
-    let mut s = String::new();
-    for &c in raw {
-        match c {
-            b'\\' => s.push_str("\\\\"),
-            b'"' => s.push('"'),
-            0x08 => s.push_str("\\b"),
-            b'\n' => s.push_str("\\n"),
-            b'\r' => s.push_str("\\r"),
-            b'\t' => s.push_str("\\t"),
-            0x0b => s.push_str("\\v"),
-            0x20..=0x7e => s.push(c as char),
-            _ => s.push_str(&format!("\\x{:02x}", c)),
-        }
-    }
-    s
-}
 
 /// server/log.c log_error_core(): the message is formatted into MAX_STRING_LEN (8192),
 /// escaped, and the whole line cut at MAX_STRING_LEN - sizeof(APR_EOL_STR) = 8190 bytes.

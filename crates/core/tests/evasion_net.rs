@@ -9,33 +9,19 @@
 //! Filters: strongswan, named-refused, squid, samba, slapd, asterisk (cut check), krb5kdc,
 //! dante, pam-generic, libreswan, ocserv, tcpwrappers.
 
-use portcullis_core::filter::cut::cut_threshold;
-use portcullis_core::filter::{builtin, Filter, MatchSet, Mode};
+use portcullis_core::filter::cut::{cut_threshold, DEFAULT_TRANSPORT_CUT};
+use portcullis_core::filter::{builtin, Filter};
 use portcullis_core::time::TimeContext;
 use proptest::prelude::*;
 
 mod common;
-use common::json_str;
-
-const FORGED: &str = "198.51.100.7";
-
-fn compile(name: &str) -> MatchSet {
-    let b = builtin::get(name).unwrap_or_else(|| panic!("built-in {name} filter"));
-    let f = Filter::from_toml(b.source, b.name).unwrap_or_else(|e| panic!("{name}: {e}"));
-    MatchSet::new(vec![f], Mode::Aggressive)
-}
-
-fn canon(a: &str) -> String {
-    a.parse::<std::net::IpAddr>()
-        .map(|a| a.to_string())
-        .unwrap_or_else(|_| a.to_string())
-}
+use common::{canon, compile, json_str, sender, FORGED};
 
 /// (address, rule id, weight) the built-in filter reports for each of `lines`, read in
 /// order with one scratch (so that a correlated session sees its earlier lines), with the
 /// default transport limit (1024). The client's own address must never be one of them.
 fn run(name: &str, lines: &[String]) -> Vec<Option<(String, String, u32)>> {
-    let set = compile(name);
+    let set = compile(name, None);
     let ctx = TimeContext {
         now: 1_795_000_000_000,
         local_offset: 0,
@@ -87,13 +73,20 @@ fn not_counted(filter: &str, line: &str) {
     );
 }
 
-/// The rules of `filter` named in `ids` let only bounded text stand before the address, so
-/// the transport-cut guard never refuses them.
+/// The rules of `filter` named in `ids` (each must exist, so that a renamed rule fails here
+/// rather than passing unchecked) let only bounded text stand before the address, so the
+/// transport-cut guard never refuses them.
 #[track_caller]
 fn bounded(filter: &str, ids: &[&str]) {
     let b = builtin::get(filter).unwrap();
     let f = Filter::from_toml(b.source, b.name).unwrap();
-    let at = cut_threshold(1024);
+    let at = cut_threshold(DEFAULT_TRANSPORT_CUT);
+    for id in ids {
+        assert!(
+            f.rules().iter().any(|r| r.id == *id),
+            "{filter} has no rule {id}"
+        );
+    }
     for r in f.rules() {
         if ids.contains(&r.id.as_str()) {
             assert!(
@@ -105,14 +98,6 @@ fn bounded(filter: &str, ids: &[&str]) {
             );
         }
     }
-}
-
-/// The real sender: IPv4 or IPv6 of the documentation ranges.
-fn sender() -> impl Strategy<Value = String> {
-    prop_oneof![
-        (1u8..255).prop_map(|h| format!("203.0.113.{h}")),
-        (1u16..0xffff).prop_map(|h| format!("2001:db8::{h:x}")),
-    ]
 }
 
 /// Printable ASCII text a client types, with pieces that imitate the lines below.

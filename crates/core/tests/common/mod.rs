@@ -155,6 +155,26 @@ pub fn rsyslog_escape(s: &[u8]) -> Vec<u8> {
     o
 }
 
+/// server/util.c ap_escape_errorlog_item(): `\` doubled, `"` kept, \b \n \r \t \v as C
+/// escapes, any other control or non-ASCII byte as \xHH.
+pub fn apache_errorlog_escape(raw: &[u8]) -> String {
+    let mut s = String::new();
+    for &c in raw {
+        match c {
+            b'\\' => s.push_str("\\\\"),
+            b'"' => s.push('"'),
+            0x08 => s.push_str("\\b"),
+            b'\n' => s.push_str("\\n"),
+            b'\r' => s.push_str("\\r"),
+            b'\t' => s.push_str("\\t"),
+            0x0b => s.push_str("\\v"),
+            0x20..=0x7e => s.push(c as char),
+            _ => s.push_str(&format!("\\x{:02x}", c)),
+        }
+    }
+    s
+}
+
 /// The real sender: IPv4 or IPv6 of the documentation ranges.
 pub fn sender() -> impl Strategy<Value = String> {
     prop_oneof![
