@@ -5,7 +5,7 @@
 //! -p "$DROPBEAR_PORT" -W "$DROPBEAR_RECEIVE_WINDOW" $DROPBEAR_EXTRA_ARGS`, every line on
 //! stderr, a journal stream). There is no systemd as pid 1 here: the stream is made by
 //! `systemd-cat -t dropbear` (its identifier the name systemd gives the unit's stream), and
-//! the unit by a control group `pct-dropbear-PID.slice/dropbear.service` in each hierarchy
+//! the unit by a control group `pct-dropbear-PID-N.slice/dropbear.service` in each hierarchy
 //! that names systemd units (the unified one and `name=systemd`; removed on drop), which
 //! journald turns into `_SYSTEMD_UNIT=dropbear.service`.
 //!
@@ -112,10 +112,9 @@ fn real_dropbear_journal_source_counts_dropbears_lines_not_nobodys() {
 
     let journald = Journald::start_with("[Journal]\nStorage=volatile\nRateLimitBurst=0\n");
     journald.assert_release();
-    // `pct-dropbear-PID.slice/dropbear.service`: journald files its processes' entries
+    // `pct-dropbear-PID-N.slice/dropbear.service`: journald files its processes' entries
     // under dropbear.service (common/journald.rs)
-    let slice = format!("pct-dropbear-{}.slice", std::process::id());
-    let cgroup = UnitCgroup::new(&[slice.as_str(), "dropbear.service"]);
+    let cgroup = UnitCgroup::private("dropbear", "dropbear.service");
     let mut text = format!(
         "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"null\"\n",
         path("portcullis.sock").display().to_string(),

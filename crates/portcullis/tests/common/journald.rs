@@ -9,6 +9,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -358,6 +359,19 @@ impl UnitCgroup {
             g.dirs.push(p);
         }
         g
+    }
+
+    /// `UNIT` in a slice of its own, `pct-PREFIX-PID-N.slice`, for a source that matches the
+    /// unit only: N counts the calls in this process, so two tests of one binary that run at
+    /// once never share (and never remove) each other's group.
+    pub fn private(prefix: &str, unit: &str) -> UnitCgroup {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let slice = format!(
+            "pct-{prefix}-{}-{}.slice",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        UnitCgroup::new(&[slice.as_str(), unit])
     }
 
     /// The shell commands that move the (sub)shell they run in into the group.
