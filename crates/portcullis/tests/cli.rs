@@ -273,7 +273,8 @@ fn filters_lists_name_group_description_and_log() {
     assert_eq!(
         log.trim_start(),
         "log: journal:_SYSTEMD_UNIT=ssh.service _SYSTEMD_UNIT=sshd.service _UID=0 + \
-         _SYSTEMD_SLICE=system-ssh.slice _SYSTEMD_SLICE=system-sshd.slice _UID=0 | \
+         _SYSTEMD_SLICE=system-ssh.slice _SYSTEMD_SLICE=system-sshd.slice _UID=0 + \
+         SYSLOG_IDENTIFIER=sshd SYSLOG_IDENTIFIER=sshd-session _UID=0 _TRANSPORT=syslog | \
          /var/log/auth.log",
         "{log}"
     );
