@@ -17,22 +17,26 @@
 //! The test makes the case certain instead of likely: journald is stopped (SIGSTOP) while
 //! the attack runs and let go once every connection's processes have exited (its syslog
 //! socket holds 11 datagrams, `net.unix.max_dgram_qlen` being 10 here as on Debian, whose
-//! systemd ships no 50-default.conf: the attack writes 9). Debian 12's sshd (OpenSSH 9.2p1,
-//! the machine's) runs in a hand-made `pct-sshexit-PID-N.slice/ssh.service`
-//! (common/journald.rs `UnitCgroup`) in a pid and network namespace of its own, logging to
-//! journald's /dev/log; three ssh logins with a wrong password come from 203.0.113.5 (two
-//! lines each), and `nobody` writes three forged "Failed password … from 198.51.100.7"
-//! lines with `logger -t sshd` (also gone when journald looks). Asserted: journald stored
-//! sshd's failures without `_SYSTEMD_UNIT`, as root, identifier sshd, through syslog (so the
-//! test did exercise the case), nobody's as 65534; the daemon's sshd jail on the built-in
-//! source (no `logs`; maxretry 3, null firewall) bans 203.0.113.5 and never counts
-//! 198.51.100.7. With the former source (the unit and slice groups alone) it counts nothing:
-//! checked by hand. Run against the journald of Debian 12 (systemd 252) and of Debian 13
-//! (257, from the trixie tree). (Not 192.0.2.2: this machine's eth0 has it, and an own
-//! address is never counted.)
+//! systemd ships no 50-default.conf: the attack writes 9). sshd runs in a hand-made
+//! `pct-sshexit-PID-N.slice/ssh.service` (common/journald.rs `UnitCgroup`) in a pid and
+//! network namespace of its own, logging to journald's /dev/log; three ssh logins as root
+//! (PermitRootLogin no) with a wrong password come from 203.0.113.5 (two lines each), and
+//! `nobody` writes three forged "Failed password … from 198.51.100.7" lines with `logger -t
+//! sshd` (also gone when journald looks). Asserted: journald stored sshd's failures without
+//! `_SYSTEMD_UNIT`, as root, through syslog, under the identifier of a connection's process
+//! (so the test did exercise the case), nobody's as 65534; the daemon's sshd jail on the
+//! built-in source (no `logs`; maxretry 3, null firewall) bans 203.0.113.5 and never counts
+//! 198.51.100.7. Checked by hand (a `logs` set to the source to try): the former source
+//! (the unit and slice groups alone) counted nothing in any run, and the new one without
+//! `SYSLOG_IDENTIFIER=sshd-session` nothing in the third. Three runs: Debian 12's sshd (OpenSSH 9.2p1, the machine's, identifier
+//! `sshd`) under the journald of Debian 12 (systemd 252) and of Debian 13 (257, from the
+//! trixie tree), and Debian 13's sshd (10.0p2, run with chroot in a private overlay of the
+//! tree; a connection's lines come from `sshd-session`) under Debian 13's journald. (Not
+//! 192.0.2.2: this machine's eth0 has it, and an own address is never counted.)
 //!
 //! Needs root, openssh-server, openssh-client, sshpass, systemd, util-linux, procps and
-//! iproute2; fails (does not skip) otherwise. About 2 s.
+//! iproute2, and for the third run chroot and the trixie tree; fails (does not skip)
+//! otherwise. About 2 s.
 
 mod common;
 
@@ -42,9 +46,17 @@ use std::process::Stdio;
 use std::time::Duration;
 
 /// sshd, in its own mount namespace with a /dev whose `log` is journald's socket ($1: the
-/// test's directory). The clients keep the machine's /dev (sshpass needs a pty).
+/// test's directory; $2: Debian 13's tree, run with chroot in a private overlay of it, or
+/// empty for the machine's sshd). The clients keep the machine's /dev (sshpass needs a pty).
 const SSHD_SH: &str = r#"private_dev
 ln -s /run/systemd/journal/dev-log /dev/log
+if [ -n "$2" ]; then
+  r="$1/root"
+  trixie_mount "$2" "$r" "$1/trixie" || exit 4
+  mkdir -p "$r/run/systemd/journal" "$r/run/sshd"
+  mount --bind /run/systemd/journal "$r/run/systemd/journal" || exit 4
+  exec chroot "$r" /usr/sbin/sshd -D -f "$1/sshd_config"
+fi
 exec /usr/sbin/sshd -D -f "$1/sshd_config"
 "#;
 
@@ -55,7 +67,7 @@ d="$1"
 ip link set lo up
 for a in 192.0.2.1 203.0.113.5; do ip addr add "$a/32" dev lo || exit 2; done
 mkdir -p /run/sshd
-( in_unit; exec unshare -m --propagation private bash "$d/sshd.sh" "$d" ) &
+( in_unit; exec unshare -m --propagation private bash "$d/sshd.sh" "$d" "$2" ) &
 sshd_pid=$!
 for _ in $(seq 200); do
   [ -n "$(ss -Hltn 'sport = :22')" ] && break
@@ -70,7 +82,7 @@ for i in 1 2 3; do
   SSHPASS=wrong timeout 20 sshpass -e ssh -F /dev/null -o StrictHostKeyChecking=no \
     -o UserKnownHostsFile=/dev/null -o PubkeyAuthentication=no \
     -o PreferredAuthentications=password -o NumberOfPasswordPrompts=1 \
-    -o ConnectTimeout=5 -b 203.0.113.5 -p 22 -l pctuser 192.0.2.1 true \
+    -o ConnectTimeout=5 -b 203.0.113.5 -p 22 -l root 192.0.2.1 true \
     < /dev/null >> "$d/client.out" 2>&1
   echo "$?" >> "$d/results"
 done
@@ -93,16 +105,24 @@ sleep 60
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn sshd_failures_whose_sender_exited_count_under_journald_252() {
-    run(Release::Deb12);
+    run(Release::Deb12, Release::Deb12);
 }
 
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn sshd_failures_whose_sender_exited_count_under_journald_257() {
-    run(Release::Deb13);
+    run(Release::Deb13, Release::Deb12);
 }
 
-fn run(release: Release) {
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn sshd_session_failures_whose_sender_exited_count_under_journald_257() {
+    run(Release::Deb13, Release::Deb13);
+}
+
+/// `release`'s journald, `sshd`'s OpenSSH (9.2p1, or 10.0p2 whose connection processes are
+/// `sshd-session`).
+fn run(release: Release, sshd: Release) {
     require_root();
     for (program, package) in [
         ("sshd", "openssh-server"),
@@ -118,7 +138,23 @@ fn run(release: Release) {
     ] {
         require_program(program, package);
     }
-    ensure_test_user();
+    let tree = match sshd {
+        Release::Deb12 => String::new(),
+        Release::Deb13 => {
+            require_program("chroot", "coreutils");
+            let files = [
+                "usr/sbin/sshd",
+                "usr/lib/openssh/sshd-session",
+                "usr/lib/openssh/sshd-auth",
+            ];
+            trixie_root(&files).display().to_string()
+        }
+    };
+    // the identifier of a connection's lines
+    let session = match sshd {
+        Release::Deb12 => "sshd",
+        Release::Deb13 => "sshd-session",
+    };
     let dir = test_dir("sshexit");
     let d = dir.path().to_str().expect("utf-8 path").to_string();
     let path = |rel: &str| dir.path().join(rel);
@@ -168,7 +204,11 @@ fn run(release: Release) {
         &path("daemon.log"),
     );
 
-    fs::write(path("sshd.sh"), format!("{PRIVATE_SYSLOG_SH}{SSHD_SH}")).unwrap();
+    fs::write(
+        path("sshd.sh"),
+        format!("{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SSHD_SH}"),
+    )
+    .unwrap();
     fs::write(
         path("run.sh"),
         format!("{}{SCRIPT}", cgroup.shell_function("in_unit")),
@@ -184,6 +224,7 @@ fn run(release: Release) {
         "bash".into(),
         path("run.sh").display().to_string(),
         d.clone(),
+        tree.clone(),
     ]);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -242,7 +283,7 @@ fn run(release: Release) {
             .collect::<Vec<_>>()
     };
     let stored = wait_until(Duration::from_secs(20), || {
-        all = journald.messages(&["SYSLOG_IDENTIFIER=sshd"]);
+        all = journald.messages(&["SYSLOG_IDENTIFIER=sshd", "SYSLOG_IDENTIFIER=sshd-session"]);
         failed(&all, " from 203.0.113.5 ").len() == 3
             && failed(&all, " from 198.51.100.7 ").len() == 3
     });
@@ -267,7 +308,7 @@ fn run(release: Release) {
             v.get("_SYSTEMD_UNIT").is_none()
                 && v["_UID"] == "0"
                 && v["_TRANSPORT"] == "syslog"
-                && v["SYSLOG_IDENTIFIER"] == "sshd",
+                && v["SYSLOG_IDENTIFIER"] == session,
             "sshd's failure, its process gone when journald took it: {m}\n{v}\njournal:\n{}",
             shown(&all)
         );
