@@ -42,7 +42,6 @@ mod common;
 
 use common::*;
 use std::fs;
-use std::process::Stdio;
 use std::time::Duration;
 
 /// sshd, in its own mount namespace with a /dev whose `log` is journald's socket ($1: the
@@ -214,22 +213,12 @@ fn run(release: Release, sshd: Release) {
         format!("{}{SCRIPT}", cgroup.shell_function("in_unit")),
     )
     .unwrap();
-    let mut cmd = journald.command(&[
-        "unshare".into(),
-        "--pid".into(),
-        "--fork".into(),
-        "--kill-child".into(),
-        "--mount-proc".into(),
-        "--net".into(),
-        "bash".into(),
-        path("run.sh").display().to_string(),
-        d.clone(),
-        tree.clone(),
-    ]);
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(path("run.stderr")).unwrap());
-    let mut server = ProcessGuard::spawn(cmd, "sshd in ssh.service");
+    let mut server = journald.spawn_script(
+        &path("run.sh"),
+        &[d.clone(), tree.clone()],
+        &path("run.stderr"),
+        "sshd in ssh.service",
+    );
     let ready = wait_until(Duration::from_secs(30), || {
         server.try_wait().is_some() || !read("ready").is_empty()
     });

@@ -41,7 +41,6 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 /// The built-in source without `_SYSTEMD_UNIT=dovecot.service`, which no process here has.
@@ -209,22 +208,12 @@ fn run(release: Release) {
         format!("{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SIEVE_DOVECOT_SH}{SCRIPT}"),
     )
     .unwrap();
-    let mut cmd = journald.command(&[
-        "unshare".into(),
-        "--pid".into(),
-        "--fork".into(),
-        "--kill-child".into(),
-        "--mount-proc".into(),
-        "--net".into(),
-        "bash".into(),
-        path("run.sh").display().to_string(),
-        d.clone(),
-        tree,
-    ]);
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(path("run.stderr")).unwrap());
-    let mut server = ProcessGuard::spawn(cmd, "dovecot -F");
+    let mut server = journald.spawn_script(
+        &path("run.sh"),
+        &[d.clone(), tree],
+        &path("run.stderr"),
+        "dovecot -F",
+    );
     let done = wait_until(Duration::from_secs(60), || {
         server.try_wait().is_some() || !read("client.rc").is_empty()
     });

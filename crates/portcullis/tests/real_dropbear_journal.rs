@@ -34,7 +34,7 @@ use common::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fs;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 const UNIT_ONLY: &str = "journal:_SYSTEMD_UNIT=dropbear.service";
@@ -140,21 +140,12 @@ fn real_dropbear_journal_source_counts_dropbears_lines_not_nobodys() {
         format!("{}{SCRIPT}", cgroup.shell_function("in_unit")),
     )
     .unwrap();
-    let mut cmd = journald.command(&[
-        "unshare".into(),
-        "--pid".into(),
-        "--fork".into(),
-        "--kill-child".into(),
-        "--mount-proc".into(),
-        "--net".into(),
-        "bash".into(),
-        path("run.sh").display().to_string(),
-        d.clone(),
-    ]);
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(path("run.stderr")).unwrap());
-    let mut server = ProcessGuard::spawn(cmd, "dropbear -EF");
+    let mut server = journald.spawn_script(
+        &path("run.sh"),
+        std::slice::from_ref(&d),
+        &path("run.stderr"),
+        "dropbear -EF",
+    );
     let done = wait_until(Duration::from_secs(60), || {
         server.try_wait().is_some() || !read("clients.done").is_empty()
     });

@@ -146,6 +146,38 @@ impl Journald {
         self.release
     }
 
+    /// `bash SCRIPT ARGS…` in this journald's mount namespace and in a pid and network
+    /// namespace of its own (`unshare --pid --fork --kill-child --mount-proc --net`: its
+    /// processes die with it), stdin and stdout null, stderr into `stderr`: a real server's
+    /// run whose /dev/log (or journal stream) is this journald's.
+    pub fn spawn_script(
+        &self,
+        script: &Path,
+        args: &[String],
+        stderr: &Path,
+        label: &str,
+    ) -> ProcessGuard {
+        let mut argv: Vec<String> = [
+            "unshare",
+            "--pid",
+            "--fork",
+            "--kill-child",
+            "--mount-proc",
+            "--net",
+            "bash",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        argv.push(script.display().to_string());
+        argv.extend(args.iter().cloned());
+        let mut cmd = self.command(&argv);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(stderr).unwrap());
+        ProcessGuard::spawn(cmd, label)
+    }
+
     /// Stops journald (SIGSTOP) until [`Journald::resume`]: what is logged meanwhile waits in
     /// its sockets, and journald reads each sender's process (`/proc/PID`: control group,
     /// comm) only when it takes the message, so a sender that has exited by then is gone.
