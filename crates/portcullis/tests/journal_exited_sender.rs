@@ -141,12 +141,7 @@ fn run(release: Release, sshd: Release) {
         Release::Deb12 => String::new(),
         Release::Deb13 => {
             require_program("chroot", "coreutils");
-            let files = [
-                "usr/sbin/sshd",
-                "usr/lib/openssh/sshd-session",
-                "usr/lib/openssh/sshd-auth",
-            ];
-            trixie_root(&files).display().to_string()
+            trixie_root(&TRIXIE_SSHD).display().to_string()
         }
     };
     // the identifier of a connection's lines
@@ -219,23 +214,18 @@ fn run(release: Release, sshd: Release) {
         &path("run.stderr"),
         "sshd in ssh.service",
     );
-    let ready = wait_until(Duration::from_secs(30), || {
-        server.try_wait().is_some() || !read("ready").is_empty()
-    });
     assert!(
-        ready && server.try_wait().is_none(),
+        wait_marker(&mut server, &path("ready"), Duration::from_secs(30)),
         "sshd did not come up (exit {:?}): {}",
         server.try_wait(),
         read("run.stderr")
     );
     journald.pause();
     fs::write(path("go"), "go").unwrap();
-    let attacked = wait_until(Duration::from_secs(90), || {
-        server.try_wait().is_some() || !read("attacked").is_empty()
-    });
+    let attacked = wait_marker(&mut server, &path("attacked"), Duration::from_secs(90));
     journald.resume();
     assert!(
-        attacked && server.try_wait().is_none(),
+        attacked,
         "the attack did not end well (exit {:?}): {}\nclients: {}",
         server.try_wait(),
         read("run.stderr"),

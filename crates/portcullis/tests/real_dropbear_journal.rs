@@ -146,11 +146,8 @@ fn real_dropbear_journal_source_counts_dropbears_lines_not_nobodys() {
         &path("run.stderr"),
         "dropbear -EF",
     );
-    let done = wait_until(Duration::from_secs(60), || {
-        server.try_wait().is_some() || !read("clients.done").is_empty()
-    });
     assert!(
-        done && server.try_wait().is_none(),
+        wait_marker(&mut server, &path("clients.done"), Duration::from_secs(60)),
         "the run did not end well (exit {:?}): {}\nclients: {}",
         server.try_wait(),
         read("run.stderr"),

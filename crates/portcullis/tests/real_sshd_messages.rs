@@ -520,12 +520,7 @@ fn run(version: Release) {
         }
         Release::Deb13 => {
             require_program("chroot", "coreutils");
-            let files = [
-                "usr/sbin/sshd",
-                "usr/lib/openssh/sshd-session",
-                "usr/lib/openssh/sshd-auth",
-            ];
-            trixie_root(&files).display().to_string()
+            trixie_root(&TRIXIE_SSHD).display().to_string()
         }
     };
     let v10 = version == Release::Deb13;

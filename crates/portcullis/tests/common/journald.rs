@@ -157,18 +157,10 @@ impl Journald {
         stderr: &Path,
         label: &str,
     ) -> ProcessGuard {
-        let mut argv: Vec<String> = [
-            "unshare",
-            "--pid",
-            "--fork",
-            "--kill-child",
-            "--mount-proc",
-            "--net",
-            "bash",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let mut argv: Vec<String> = std::iter::once("unshare")
+            .chain(UNSHARED_BASH)
+            .map(String::from)
+            .collect();
         argv.push(script.display().to_string());
         argv.extend(args.iter().cloned());
         let mut cmd = self.command(&argv);

@@ -102,20 +102,33 @@ pub fn require_program(program: &str, package: &str) {
     );
 }
 
+/// `unshare`'s arguments that run bash as pid 1 of new pid and network namespaces, its
+/// processes killed with it ([`run_unshared`]).
+pub const UNSHARED_BASH: [&str; 6] = [
+    "--pid",
+    "--fork",
+    "--kill-child",
+    "--mount-proc",
+    "--net",
+    "bash",
+];
+
+/// Whether `proc` still runs once the file `marker` has content (it wrote it), within
+/// `timeout`; false when it exits first or the time passes.
+pub fn wait_marker(proc: &mut ProcessGuard, marker: &Path, timeout: Duration) -> bool {
+    let written = || fs::metadata(marker).is_ok_and(|m| m.len() > 0);
+    wait_until(timeout, || proc.try_wait().is_some() || written())
+        && written()
+        && proc.try_wait().is_none()
+}
+
 /// Runs `bash SCRIPT ARGS…` as pid 1 of new pid and network namespaces (`unshare --pid
 /// --fork --kill-child --mount-proc --net`): every process the script starts is in them
 /// and dies with them, and its traffic never leaves its own loopback. Bounded to 60 s.
 pub fn run_unshared<S: AsRef<OsStr>>(script: &Path, args: &[S]) -> CmdOutput {
     run_with_timeout(
         Command::new("unshare")
-            .args([
-                "--pid",
-                "--fork",
-                "--kill-child",
-                "--mount-proc",
-                "--net",
-                "bash",
-            ])
+            .args(UNSHARED_BASH)
             .arg(script)
             .args(args),
         None,

@@ -96,6 +96,14 @@ pub enum Release {
     Deb13,
 }
 
+/// Debian 13's OpenSSH server in the trixie tree: sshd, and the programs it runs for each
+/// connection (10.0: `sshd-session`, which logs the connection's lines, and `sshd-auth`).
+pub const TRIXIE_SSHD: [&str; 3] = [
+    "usr/sbin/sshd",
+    "usr/lib/openssh/sshd-session",
+    "usr/lib/openssh/sshd-auth",
+];
+
 /// The Debian 13 (trixie) tree test.sh makes with debootstrap (its lists name the programs:
 /// OpenSSH 10.0, Dovecot 2.4, Postfix 3.10 and more; OpenSMTPD unpacked under
 /// /opt/unpacked): env `PORTCULLIS_TRIXIE_ROOT` if set, else /var/cache/portcullis-test/trixie.
