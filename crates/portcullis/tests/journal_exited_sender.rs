@@ -203,15 +203,11 @@ fn run(release: Release, sshd: Release) {
         format!("{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SSHD_SH}"),
     )
     .unwrap();
-    fs::write(
-        path("run.sh"),
-        format!("{}{SCRIPT}", cgroup.shell_function("in_unit")),
-    )
-    .unwrap();
-    let mut server = journald.spawn_script(
-        &path("run.sh"),
+    let mut server = journald.spawn_unit_script(
+        &cgroup,
+        dir.path(),
+        SCRIPT,
         &[d.clone(), tree.clone()],
-        &path("run.stderr"),
         "sshd in ssh.service",
     );
     assert!(

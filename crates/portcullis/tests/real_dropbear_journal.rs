@@ -135,15 +135,11 @@ fn real_dropbear_journal_source_counts_dropbears_lines_not_nobodys() {
     let socket = path("portcullis.sock");
     let mut daemon = journald.daemon(&config, &path("state"), &path("daemon.log"));
 
-    fs::write(
-        path("run.sh"),
-        format!("{}{SCRIPT}", cgroup.shell_function("in_unit")),
-    )
-    .unwrap();
-    let mut server = journald.spawn_script(
-        &path("run.sh"),
+    let mut server = journald.spawn_unit_script(
+        &cgroup,
+        dir.path(),
+        SCRIPT,
         std::slice::from_ref(&d),
-        &path("run.stderr"),
         "dropbear -EF",
     );
     assert!(

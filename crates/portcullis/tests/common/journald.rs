@@ -170,6 +170,25 @@ impl Journald {
         ProcessGuard::spawn(cmd, label)
     }
 
+    /// [`Journald::spawn_script`] of `script` written to DIR/run.sh after the shell function
+    /// `in_unit` of `cgroup` ([`UnitCgroup::shell_function`]), its stderr in DIR/run.stderr.
+    pub fn spawn_unit_script(
+        &self,
+        cgroup: &UnitCgroup,
+        dir: &Path,
+        script: &str,
+        args: &[String],
+        label: &str,
+    ) -> ProcessGuard {
+        let run = dir.join("run.sh");
+        fs::write(
+            &run,
+            format!("{}{script}", cgroup.shell_function("in_unit")),
+        )
+        .unwrap();
+        self.spawn_script(&run, args, &dir.join("run.stderr"), label)
+    }
+
     /// Stops journald (SIGSTOP) until [`Journald::resume`]: what is logged meanwhile waits in
     /// its sockets, and journald reads each sender's process (`/proc/PID`: control group,
     /// comm) only when it takes the message, so a sender that has exited by then is gone.
