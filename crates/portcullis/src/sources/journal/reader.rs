@@ -229,6 +229,46 @@ struct JsonEntry {
     /// [`EntryInfo::nul_cut`]).
     #[serde(rename = "SYSLOG_RAW", default)]
     syslog_raw: Option<Value>,
+    /// journald's own notes: [`SUPPRESSED_ID`] with `_TRANSPORT=driver` (see
+    /// [`EntryInfo::suppressed`]).
+    #[serde(rename = "MESSAGE_ID", default)]
+    message_id: Option<Value>,
+    #[serde(rename = "_TRANSPORT", default)]
+    transport: Option<Value>,
+    #[serde(rename = "N_DROPPED", default)]
+    n_dropped: Option<Value>,
+    #[serde(rename = "OBJECT_SYSTEMD_UNIT", default)]
+    object_unit: Option<Value>,
+}
+
+/// The MESSAGE_ID of journald's "Suppressed N messages from UNIT" (SD_MESSAGE_JOURNAL_DROPPED,
+/// systemd's sd-messages.h): its rate limit (`RateLimitIntervalSec`, `RateLimitBurst`) threw
+/// away a unit's messages. journald writes it itself (`_TRANSPORT=driver`, a field no client
+/// can set), with the unit as `OBJECT_SYSTEMD_UNIT` and the count as `N_DROPPED`.
+pub const SUPPRESSED_ID: &str = "a596d6fe7bfa4994828e72309e95d61e";
+
+/// The match groups a reader adds to a source's own: journald's notes that it suppressed
+/// messages of a unit (or of a unit in a slice) the source names, so the reader can say that
+/// failures were lost ([`EntryInfo::suppressed`]). None for a source that names no unit or
+/// slice (journald rate-limits per unit; what has no unit is never suppressed).
+pub fn suppressed_terms(terms: &[String]) -> Vec<String> {
+    let mut extra = Vec::new();
+    for (field, object) in [
+        ("_SYSTEMD_UNIT=", "OBJECT_SYSTEMD_UNIT="),
+        ("_SYSTEMD_SLICE=", "OBJECT_SYSTEMD_SLICE="),
+    ] {
+        let mut values: Vec<&str> = terms.iter().filter_map(|t| t.strip_prefix(field)).collect();
+        values.sort_unstable();
+        values.dedup();
+        if values.is_empty() {
+            continue;
+        }
+        extra.push("+".to_string());
+        extra.push(format!("MESSAGE_ID={SUPPRESSED_ID}"));
+        extra.push("_TRANSPORT=driver".to_string());
+        extra.extend(values.iter().map(|v| format!("{object}{v}")));
+    }
+    extra
 }
 
 /// A field that is there, null or not.
@@ -313,7 +353,21 @@ fn journal_entry(json: &[u8], now_us: i64) -> Result<(Option<String>, Vec<u8>, E
         .find_map(|f| field(f).filter(|p| !p.is_empty()));
     let pid = pid_field(&e.pid).or_else(|| pid_field(&e.syslog_pid));
     let message = field(&e.message).unwrap_or_default();
+    let text = |v: &Option<Value>| field(v).map(|b| String::from_utf8_lossy(&b).into_owned());
+    let suppressed = (text(&e.message_id).as_deref() == Some(SUPPRESSED_ID)
+        && text(&e.transport).as_deref() == Some("driver"))
+    .then(|| {
+        let n = text(&e.n_dropped).and_then(|n| n.parse().ok()).unwrap_or(0);
+        let unit: String = text(&e.object_unit)
+            .unwrap_or_else(|| "?".into())
+            .chars()
+            .map(|c| if c.is_control() { '_' } else { c })
+            .take(256)
+            .collect();
+        (n, unit)
+    });
     let info = EntryInfo {
+        suppressed,
         null_message: matches!(e.message, Some(Value::Null)),
         nul_cut: field(&e.syslog_raw).is_some_and(|raw| nul_cut(&raw)),
         line_break: LineBreak::of(e.line_break.as_ref()),
@@ -393,6 +447,9 @@ struct EntryInfo {
     /// `_STREAM_ID`, a NUL and `_PID`: the stdout stream of one process, None for an entry
     /// of another transport.
     stream: Option<Vec<u8>>,
+    /// journald's note that it suppressed messages ([`SUPPRESSED_ID`]): how many (0 when it
+    /// does not say) and of which unit. Not a line of the source: told, never matched.
+    suppressed: Option<(u64, String)>,
 }
 
 /// How journald ended a stdout-stream entry: its `_LINE_BREAK` field. journald-stream.c
@@ -646,7 +703,12 @@ fn follow_journal(
     // checked with the configuration; a source that is not valid would give journalctl
     // arguments of its own
     let terms: Vec<String> = match crate::sources::journal::matches(&source) {
-        Ok(t) => t.into_iter().map(String::from).collect(),
+        Ok(t) => {
+            let mut t: Vec<String> = t.into_iter().map(String::from).collect();
+            let extra = suppressed_terms(&t);
+            t.extend(extra);
+            t
+        }
         Err(e) => {
             let _ = engine.try_send(Msg::Note(format!("not reading {source}: {e}")));
             return;
@@ -684,7 +746,7 @@ fn follow_journal(
             "--no-pager",
             "--output=json",
             "--all",
-            "--output-fields=MESSAGE,_HOSTNAME,SYSLOG_IDENTIFIER,_COMM,_PID,SYSLOG_PID,_LINE_BREAK,_STREAM_ID,SYSLOG_RAW",
+            "--output-fields=MESSAGE,_HOSTNAME,SYSLOG_IDENTIFIER,_COMM,_PID,SYSLOG_PID,_LINE_BREAK,_STREAM_ID,SYSLOG_RAW,MESSAGE_ID,_TRANSPORT,N_DROPPED,OBJECT_SYSTEMD_UNIT",
             "--quiet",
         ]);
         match &sent {
@@ -752,6 +814,22 @@ fn follow_journal(
                     // that follows it is known after a restart), never sent twice
                     let withhold = cuts.withhold(&info);
                     if skip.take().is_some_and(|s| cursor.as_ref() == Some(&s)) {
+                        continue;
+                    }
+                    if let Some((n, unit)) = &info.suppressed {
+                        let count = if *n > 0 { n.to_string() } else { "some".into() };
+                        let note = format!(
+                            "journald suppressed {count} message(s) of {unit} (its rate limit: RateLimitIntervalSec and RateLimitBurst in journald.conf, or LogRateLimitIntervalSec= and LogRateLimitBurst= in the unit): failures among them were never seen by {source}; raise the limit for this unit"
+                        );
+                        if !flush(&engine, &ctl, &mut pending)
+                            || !send(&engine, &ctl, Msg::Note(note))
+                        {
+                            engine_gone = true;
+                            break;
+                        }
+                        if cursor.is_some() {
+                            sent = cursor;
+                        }
                         continue;
                     }
                     if withhold {
@@ -1080,6 +1158,55 @@ wait "$p"
     /// The engine's queue is bounded: a flood waits, it does not pile up in memory; and a
     /// journal reader blocked on a full queue gives up when it is stopped (the engine may be
     /// waiting for it), instead of hanging.
+    #[test]
+    fn journalds_suppression_note_is_told_not_matched() {
+        // Debian 12's journald 252, RateLimitBurst=5 (a real run; cursor shortened)
+        let json = r#"{"OBJECT_COMM":"logger","PRIORITY":"6","OBJECT_UID":"0","_HOSTNAME":"vm","__CURSOR":"s=26fb;i=2df","OBJECT_SYSTEMD_CGROUP":"/pct-rl.slice/ssh.service","OBJECT_SYSTEMD_UNIT":"ssh.service","MESSAGE":"Suppressed 3 messages from ssh.service","OBJECT_PID":"31994","SYSLOG_FACILITY":"3","_PID":"31988","OBJECT_SYSTEMD_SLICE":"pct-rl.slice","_TRANSPORT":"driver","_UID":"0","_COMM":"systemd-journal","SYSLOG_IDENTIFIER":"systemd-journald","MESSAGE_ID":"a596d6fe7bfa4994828e72309e95d61e","N_DROPPED":"3","__REALTIME_TIMESTAMP":"1796492664569648"}"#;
+        let (_, _, info) = journal_entry(json.as_bytes(), 0).unwrap();
+        assert_eq!(info.suppressed, Some((3, "ssh.service".to_string())));
+        // the same fields from a client: _TRANSPORT is journald's, so it is a plain entry
+        let forged = json.replace(r#""_TRANSPORT":"driver""#, r#""_TRANSPORT":"journal""#);
+        assert_eq!(
+            journal_entry(forged.as_bytes(), 0).unwrap().2.suppressed,
+            None
+        );
+        let plain =
+            r#"{"__CURSOR":"c","SYSLOG_IDENTIFIER":"sshd","_TRANSPORT":"syslog","MESSAGE":"m"}"#;
+        assert_eq!(
+            journal_entry(plain.as_bytes(), 0).unwrap().2.suppressed,
+            None
+        );
+    }
+
+    #[test]
+    fn suppression_notes_are_asked_for_the_sources_units_and_slices() {
+        let terms = |src: &str| -> Vec<String> {
+            crate::sources::journal::matches(src)
+                .unwrap()
+                .into_iter()
+                .map(String::from)
+                .collect()
+        };
+        let id = format!("MESSAGE_ID={SUPPRESSED_ID}");
+        assert_eq!(
+            suppressed_terms(&terms(crate::sources::journal::DEFAULT_SSHD)),
+            [
+                "+",
+                &id,
+                "_TRANSPORT=driver",
+                "OBJECT_SYSTEMD_UNIT=ssh.service",
+                "OBJECT_SYSTEMD_UNIT=sshd.service",
+                "+",
+                &id,
+                "_TRANSPORT=driver",
+                "OBJECT_SYSTEMD_SLICE=system-ssh.slice",
+                "OBJECT_SYSTEMD_SLICE=system-sshd.slice",
+            ]
+        );
+        assert!(suppressed_terms(&terms("journal:SYSLOG_IDENTIFIER=x _UID=0")).is_empty());
+        assert!(suppressed_terms(&terms("journal:_TRANSPORT=kernel")).is_empty());
+    }
+
     #[test]
     fn a_full_engine_queue_blocks_senders_and_a_stopped_reader_gives_up() {
         let (tx, _rx) = crate::daemon::engine_channel();
@@ -1578,8 +1705,15 @@ wait "$p"
         let words: Vec<&str> = follow.split(' ').collect();
         assert!(words.contains(&"--all"), "{follow}");
         assert!(
-            words.ends_with(&["_SYSTEMD_UNIT=ssh.service", "_UID=0"]),
-            "the matches, last, as two arguments: {follow}"
+            words.ends_with(&[
+                "_SYSTEMD_UNIT=ssh.service",
+                "_UID=0",
+                "+",
+                &format!("MESSAGE_ID={SUPPRESSED_ID}"),
+                "_TRANSPORT=driver",
+                "OBJECT_SYSTEMD_UNIT=ssh.service"
+            ]),
+            "the matches, last, as separate arguments, then journald's notes of suppressed messages of the unit: {follow}"
         );
     }
 
@@ -1727,7 +1861,7 @@ mod cut_entries {
         let args = std::fs::read_to_string(d.join("args.log")).unwrap();
         let follow = args.lines().find(|l| l.contains("--follow")).unwrap();
         assert!(
-            follow.contains(",_LINE_BREAK,_STREAM_ID,SYSLOG_RAW "),
+            follow.contains(",_LINE_BREAK,_STREAM_ID,SYSLOG_RAW,"),
             "the fields are asked for: {follow}"
         );
     }
