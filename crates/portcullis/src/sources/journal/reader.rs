@@ -1155,9 +1155,6 @@ wait "$p"
         }
     }
 
-    /// The engine's queue is bounded: a flood waits, it does not pile up in memory; and a
-    /// journal reader blocked on a full queue gives up when it is stopped (the engine may be
-    /// waiting for it), instead of hanging.
     #[test]
     fn journalds_suppression_note_is_told_not_matched() {
         // Debian 12's journald 252, RateLimitBurst=5 (a real run; cursor shortened)
@@ -1207,6 +1204,9 @@ wait "$p"
         assert!(suppressed_terms(&terms("journal:_TRANSPORT=kernel")).is_empty());
     }
 
+    /// The engine's queue is bounded: a flood waits, it does not pile up in memory; and a
+    /// journal reader blocked on a full queue gives up when it is stopped (the engine may be
+    /// waiting for it), instead of hanging.
     #[test]
     fn a_full_engine_queue_blocks_senders_and_a_stopped_reader_gives_up() {
         let (tx, _rx) = crate::daemon::engine_channel();
