@@ -14,8 +14,9 @@
 //! `ssh.service` writes 200 failures of 203.0.113.9 at once and, after the interval, one
 //! more; a `logger` in `other.service` does the same. Asserted: journald stored a
 //! suppression note for each unit; the daemon's sshd jail (built-in source) counts exactly
-//! the failures journald kept, and writes "journald suppressed N message(s) of ssh.service"
-//! with journald's N, and nothing about other.service.
+//! the failures journald kept, writes "journald suppressed N message(s) of ssh.service" with
+//! journald's N, and `status` shows it under the jail (nothing about other.service in
+//! either).
 //!
 //! Needs root, systemd (journald), bsdutils (logger) and util-linux; fails (does not skip)
 //! otherwise. About 5 s each.
@@ -129,6 +130,23 @@ fn run(release: Release) {
         kept.len(),
         failing(&socket),
         read("daemon.log")
+    );
+    // and `status` says so under the jail, until the daemon stops
+    let out = run_with_timeout(
+        std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["status", "--json", "--socket"])
+            .arg(&socket),
+        None,
+        Duration::from_secs(30),
+    )
+    .check();
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let warnings = status["jails"][0]["warnings"].to_string();
+    assert!(
+        warnings.contains(&format!(
+            "journald suppressed {n} message(s) of ssh.service since the daemon started"
+        )) && !warnings.contains("other.service"),
+        "status: {status}"
     );
     assert!(
         !read("daemon.log").contains("other.service"),

@@ -72,6 +72,14 @@ pub enum Msg {
     Stop,
     /// A message to log.
     Note(String),
+    /// journald's rate limit threw away `n` messages of `unit`, which the journal source
+    /// `source` names (its "Suppressed N messages" note): logged, and shown by `status`
+    /// under each jail that reads the source.
+    Suppressed {
+        source: String,
+        unit: String,
+        n: u64,
+    },
     /// The host's addresses changed (an rtnetlink announcement).
     Addresses,
     /// Checked entries from the fleet reader, and where to say what became of each.
@@ -120,6 +128,9 @@ struct Engine {
     floods: HashMap<String, FloodState>,
     /// Per jail: the matches refused on possibly cut syslog lines already reported, and when.
     cuts_reported: HashMap<String, (u64, Millis)>,
+    /// Per journal source and unit: the messages journald's rate limit suppressed since
+    /// start, and when it last said so ([`Msg::Suppressed`]).
+    suppressed: HashMap<(String, String), (u64, Millis)>,
     /// Matched lines too old to count (`Step::Stale`) not yet reported: how many, the first
     /// (jail, address, its time); and when the last report was made.
     stale: (u64, Option<(String, IpAddr, Millis)>, Millis),
@@ -226,6 +237,7 @@ impl Engine {
             },
             floods: HashMap::new(),
             cuts_reported: HashMap::new(),
+            suppressed: HashMap::new(),
             stale: (0, None, 0),
             evidence: None,
             metrics: None,
@@ -620,6 +632,9 @@ impl Engine {
                     }
                 }
                 Ok(Msg::Note(n)) => info!("{n}"),
+                Ok(Msg::Suppressed { source, unit, n }) => {
+                    self.on_suppressed(source, unit, n, now_ms())
+                }
                 Ok(Msg::Addresses) => self.refresh_own_logged(now_ms()),
                 Ok(Msg::Fleet(entries, reply)) => {
                     let _ = reply.send(self.fleet_apply(entries, now_ms()));
@@ -1307,6 +1322,36 @@ impl Engine {
         }
     }
 
+    /// journald's note that its rate limit suppressed `n` messages of `unit` (0: it did not
+    /// say how many), seen by the reader of `source`: logged, and kept for `status`.
+    fn on_suppressed(&mut self, source: String, unit: String, n: u64, now: Millis) {
+        let count = if n > 0 { n.to_string() } else { "some".into() };
+        info!(
+            "journald suppressed {count} message(s) of {unit} (its rate limit: RateLimitIntervalSec and RateLimitBurst in journald.conf, or LogRateLimitIntervalSec= and LogRateLimitBurst= in the unit): failures among them were never seen by {source}; raise the limit for this unit"
+        );
+        let e = self.suppressed.entry((source, unit)).or_insert((0, now));
+        e.0 += n;
+        e.1 = now;
+    }
+
+    /// For `status`: what journald's rate limit threw away of the journal sources jail
+    /// `c` reads, since start.
+    fn suppressed_status(&self, c: &crate::config::JailConfig) -> Vec<String> {
+        let mut w: Vec<String> = self
+            .suppressed
+            .iter()
+            .filter(|((source, _), _)| c.logs.contains(source))
+            .map(|((_, unit), (n, at))| {
+                format!(
+                    "journald suppressed {n} message(s) of {unit} since the daemon started (the last at {}): failures among them were never counted; raise journald's rate limit for this unit (README, \"Journal sources\")",
+                    portcullis_core::time::rfc3339(*at)
+                )
+            })
+            .collect();
+        w.sort();
+        w
+    }
+
     /// For `status`: the flood a jail is under, if a `flood` event was emitted in the last
     /// two intervals.
     fn flood_status(&self, jail: &str, now: Millis) -> Option<String> {
@@ -1487,7 +1532,7 @@ impl Engine {
                         filters: c.filter_names.clone(),
                         logs: c.logs.clone(),
                         files: jail_files(c).into_iter().map(|(f, _)| f).collect(),
-                        warnings: source_warnings(c),
+                        warnings: [source_warnings(c), self.suppressed_status(c)].concat(),
                         maxretry: c.maxretry,
                         findtime: duration::format(c.findtime),
                         bantime: if c.bantime == FOREVER {

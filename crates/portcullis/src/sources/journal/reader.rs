@@ -816,14 +816,13 @@ fn follow_journal(
                     if skip.take().is_some_and(|s| cursor.as_ref() == Some(&s)) {
                         continue;
                     }
-                    if let Some((n, unit)) = &info.suppressed {
-                        let count = if *n > 0 { n.to_string() } else { "some".into() };
-                        let note = format!(
-                            "journald suppressed {count} message(s) of {unit} (its rate limit: RateLimitIntervalSec and RateLimitBurst in journald.conf, or LogRateLimitIntervalSec= and LogRateLimitBurst= in the unit): failures among them were never seen by {source}; raise the limit for this unit"
-                        );
-                        if !flush(&engine, &ctl, &mut pending)
-                            || !send(&engine, &ctl, Msg::Note(note))
-                        {
+                    if let Some((n, unit)) = info.suppressed {
+                        let told = Msg::Suppressed {
+                            source: source.clone(),
+                            unit,
+                            n,
+                        };
+                        if !flush(&engine, &ctl, &mut pending) || !send(&engine, &ctl, told) {
                             engine_gone = true;
                             break;
                         }
