@@ -182,21 +182,7 @@ fn run(release: Release, sshd: Release) {
     // the sshd jail with the built-in source (no `logs`: the journal, journald running),
     // maxretry 3; null firewall
     let socket = path("portcullis.sock");
-    fs::write(
-        path("portcullis.toml"),
-        format!(
-            "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"null\"\n\
-             [[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\nmaxretry = 3\n",
-            socket.display().to_string(),
-            path("state").display().to_string(),
-        ),
-    )
-    .unwrap();
-    let mut daemon = journald.daemon(
-        &path("portcullis.toml"),
-        &path("state"),
-        &path("daemon.log"),
-    );
+    let mut daemon = journald.sshd_jail_daemon(dir.path(), 3);
 
     fs::write(
         path("sshd.sh"),

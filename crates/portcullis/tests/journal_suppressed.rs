@@ -70,21 +70,7 @@ fn run(release: Release) {
     let ssh = UnitCgroup::private("jsupp", "ssh.service");
     let other = UnitCgroup::private("jsupp", "other.service");
     let socket = path("portcullis.sock");
-    fs::write(
-        path("portcullis.toml"),
-        format!(
-            "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"null\"\n\
-             [[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\nmaxretry = 1000\n",
-            socket.display().to_string(),
-            path("state").display().to_string(),
-        ),
-    )
-    .unwrap();
-    let mut daemon = journald.daemon(
-        &path("portcullis.toml"),
-        &path("state"),
-        &path("daemon.log"),
-    );
+    let mut daemon = journald.sshd_jail_daemon(dir.path(), 1000);
 
     let a = "Failed password for root from 203.0.113.9 port";
     let b = "Failed password for root from 198.51.100.9 port";

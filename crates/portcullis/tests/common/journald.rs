@@ -319,6 +319,24 @@ impl Journald {
         daemon
     }
 
+    /// [`Journald::daemon`] with an sshd jail on the built-in source (no `logs`: the journal,
+    /// journald running) and `maxretry`, the null firewall, its files in `dir`
+    /// (`portcullis.toml`, `portcullis.sock`, `state`, `daemon.log`).
+    pub fn sshd_jail_daemon(&self, dir: &Path, maxretry: u32) -> ProcessGuard {
+        let config = dir.join("portcullis.toml");
+        fs::write(
+            &config,
+            format!(
+                "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"null\"\n\
+                 [[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\nmaxretry = {maxretry}\n",
+                dir.join("portcullis.sock").display().to_string(),
+                dir.join("state").display().to_string(),
+            ),
+        )
+        .unwrap();
+        self.daemon(&config, &dir.join("state"), &dir.join("daemon.log"))
+    }
+
     /// `journalctl -o json --all MATCHES…` in the namespace: the MESSAGE of each entry.
     pub fn messages(&self, matches: &[&str]) -> Vec<(String, Value)> {
         let mut argv: Vec<String> = vec![self.journalctl()];
