@@ -394,129 +394,6 @@ echo done > "$d/attacked"
 sleep 60
 "#;
 
-/// xinetd's libwrap refusals come from the connection's child, which logs and exits
-/// (src/child.c: set_credentials, svc_child_access_control, exit): with journald stopped
-/// meanwhile they are stored without `_SYSTEMD_UNIT`, as root, identifier xinetd, and the
-/// shipped journal source of xinetd-fail still counts them (its root-identifier group);
-/// nobody's forged FAIL line counts nothing.
-#[test]
-#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
-fn xinetd_libwrap_refusals_whose_child_exited_count_under_journald_252() {
-    require_root();
-    for (program, package) in [
-        ("xinetd", "xinetd"),
-        ("python3", "python3"),
-        ("logger", "bsdutils"),
-        ("runuser", "util-linux"),
-        ("pgrep", "procps"),
-        ("ss", "iproute2"),
-    ] {
-        require_program(program, package);
-    }
-    let shipped = shipped_journal_source("xinetd-fail");
-    let dir = test_dir("xinetdexit");
-    let d = dir.path().to_str().expect("utf-8 path").to_string();
-    let path = |rel: &str| dir.path().join(rel);
-    let read = |rel: &str| fs::read_to_string(path(rel)).unwrap_or_default();
-
-    let journald = Journald::start_with("[Journal]\nStorage=volatile\nRateLimitBurst=0\n");
-    journald.assert_release();
-    let cgroup = UnitCgroup::private("xinetdexit", "xinetd.service");
-    let socket = path("portcullis.sock");
-    fs::write(
-        path("portcullis.toml"),
-        format!(
-            "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"null\"\n\
-             [[jail]]\nname = \"xinetd\"\nfilter = \"xinetd-fail\"\nlogs = [{shipped:?}]\n\
-             maxretry = 3\n",
-            socket.display().to_string(),
-            path("state").display().to_string(),
-        ),
-    )
-    .unwrap();
-    let mut daemon = journald.daemon(
-        &path("portcullis.toml"),
-        &path("state"),
-        &path("daemon.log"),
-    );
-    let mut server = journald.spawn_unit_script(
-        &cgroup,
-        dir.path(),
-        &format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{XINETD_SCRIPT}"),
-        std::slice::from_ref(&d),
-        "xinetd in xinetd.service",
-    );
-    assert!(
-        wait_marker(&mut server, &path("ready"), Duration::from_secs(30)),
-        "xinetd did not come up (exit {:?}): {}\n{}",
-        server.try_wait(),
-        read("run.stderr"),
-        read("xinetd.err")
-    );
-    journald.pause();
-    fs::write(path("go"), "go").unwrap();
-    let attacked = wait_marker(&mut server, &path("attacked"), Duration::from_secs(90));
-    journald.resume();
-    assert!(
-        attacked && read("clients") == "refused\n".repeat(3),
-        "the attack did not end well (exit {:?}): {}\nclients: {}",
-        server.try_wait(),
-        read("run.stderr"),
-        read("clients")
-    );
-
-    let mut all = Vec::new();
-    let fails = |all: &[(String, serde_json::Value)], from: &str| {
-        all.iter()
-            .filter(|(m, _)| m.starts_with("FAIL: pct-wrap libwrap from=") && m.contains(from))
-            .cloned()
-            .collect::<Vec<_>>()
-    };
-    let stored = wait_until(Duration::from_secs(20), || {
-        all = journald.messages(&["SYSLOG_IDENTIFIER=xinetd"]);
-        fails(&all, "=203.0.113.77").len() == 3 && fails(&all, "=198.51.100.7").len() == 1
-    });
-    let shown = || {
-        all.iter()
-            .map(|(m, v)| {
-                format!(
-                    "uid={} unit={} {m}\n",
-                    v["_UID"].as_str().unwrap_or("-"),
-                    v["_SYSTEMD_UNIT"].as_str().unwrap_or("-")
-                )
-            })
-            .collect::<String>()
-    };
-    assert!(stored, "not every refusal is in the journal:\n{}", shown());
-    for (m, v) in fails(&all, "=203.0.113.77") {
-        assert!(
-            v.get("_SYSTEMD_UNIT").is_none() && v["_UID"] == "0" && v["_TRANSPORT"] == "syslog",
-            "the child's refusal, the child gone when journald took it: {m}\n{v}"
-        );
-    }
-    let banned = wait_until(Duration::from_secs(20), || {
-        bans_by_jail(&socket)
-            .get("xinetd")
-            .is_some_and(|b| b.contains("203.0.113.77"))
-    });
-    assert!(
-        banned,
-        "{shipped}: 203.0.113.77 is not banned: failing {:?}\njournal:\n{}\ndaemon:\n{}",
-        failing(&socket),
-        shown(),
-        read("daemon.log")
-    );
-    assert!(
-        !format!("{:?}", failing(&socket)).contains("198.51.100.7")
-            && !read("daemon.log").contains("198.51.100.7"),
-        "nobody's forgery was counted:\n{}",
-        read("daemon.log")
-    );
-    assert!(daemon.try_wait().is_none(), "the daemon exited");
-    server.kill();
-    daemon.kill();
-}
-
 /// Debian 12's solid-pop3d 0.15 (test.sh's unpacked package, $2; standalone, a process per
 /// session) in solid-pop3d.service, logging to journald's /dev/log; accounts in a private
 /// /etc (`spop3d`, the user it drops to, uid $3; `pctpop`). Two sessions from 203.0.113.5
@@ -549,6 +426,7 @@ for _ in $(seq 300); do [ -e "$d/go" ] && break; sleep 0.1; done
 [ -e "$d/go" ] || { echo "no go" >&2; exit 4; }
 python3 - > "$d/clients" 2>"$d/python.err" <<'P'
 import socket, threading
+got = []
 def session(pw):
     s = socket.socket()
     s.bind(("203.0.113.5", 0))
@@ -558,11 +436,13 @@ def session(pw):
     f.readline()
     s.sendall(b"USER pctpop\r\n"); f.readline()
     s.sendall(b"PASS " + pw + b"\r\n")
-    print(f.readline().decode().split(" ")[0], flush=True)
+    got.append(f.readline().decode().split(" ")[0])
     s.close()
 ts = [threading.Thread(target=session, args=(p,)) for p in (b"wrong1", b"wrong2")]
 for t in ts: t.start()
 for t in ts: t.join()
+# after both: two threads' prints can interleave
+print("\n".join(got))
 P
 runuser -u nobody -- logger -t solid-pop3d -p mail.info -u /run/systemd/journal/dev-log \
   "authentication failed for user pctpop - 198.51.100.7" || exit 5
@@ -576,48 +456,116 @@ echo done > "$d/attacked"
 sleep 60
 "#;
 
+/// xinetd's libwrap refusals come from the connection's child, which logs and exits
+/// (src/child.c: set_credentials, svc_child_access_control, exit): with journald stopped
+/// meanwhile they are stored without `_SYSTEMD_UNIT`, as root, identifier xinetd, and the
+/// shipped journal source of xinetd-fail still counts them (its root-identifier group);
+/// nobody's forged FAIL line counts nothing.
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn xinetd_libwrap_refusals_whose_child_exited_count_under_journald_252() {
+    require_program("xinetd", "xinetd");
+    exited_case(ExitedCase {
+        label: "xinetdexit",
+        unit: "xinetd.service",
+        filter: "xinetd-fail",
+        script: format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{XINETD_SCRIPT}"),
+        args: Vec::new(),
+        ident: "xinetd",
+        failure: "FAIL: pct-wrap libwrap from=",
+        attacker: ("203.0.113.77", 3),
+        clients: "refused\n".repeat(3),
+    });
+}
+
 /// solid-pop3d's failures come from the session's process, which ends with the client: with
-/// journald stopped meanwhile they are stored without `_SYSTEMD_UNIT`, and the shipped
-/// journal source still counts them if that process wrote them as root.
+/// journald stopped meanwhile they are stored without `_SYSTEMD_UNIT`, as root, and the
+/// shipped journal source still counts them (its root-identifier group); nobody's forged
+/// line counts nothing.
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn solidpop3d_failures_whose_session_exited_count_under_journald_252() {
-    require_root();
-    for (program, package) in [
-        ("python3", "python3"),
-        ("openssl", "openssl"),
-        ("logger", "bsdutils"),
-        ("pgrep", "procps"),
-        ("ss", "iproute2"),
-    ] {
-        require_program(program, package);
-    }
+    require_program("openssl", "openssl");
     let root = unpacked(
         "PORTCULLIS_SOLIDPOP3D_ROOT",
         "/var/cache/portcullis-test/solid-pop3d/root",
         &["usr/sbin/solid-pop3d"],
         "Debian's solid-pop3d",
     );
-    let shipped = shipped_journal_source("solid-pop3d");
-    let dir = test_dir("spop3dexit");
+    exited_case(ExitedCase {
+        label: "spop3dexit",
+        unit: "solid-pop3d.service",
+        filter: "solid-pop3d",
+        script: format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SOLIDPOP3D_SCRIPT}"),
+        args: vec![
+            root.display().to_string(),
+            free_ids(2, 65100..65300).to_string(),
+        ],
+        ident: "solid-pop3d",
+        failure: "authentication failed for user pctpop - ",
+        attacker: ("203.0.113.5", 2),
+        clients: "-ERR\n".repeat(2),
+    });
+}
+
+/// A server of `unit` whose failures its per-connection processes write as root, then exit.
+struct ExitedCase {
+    /// The test directory's and control group's label.
+    label: &'static str,
+    unit: &'static str,
+    /// The built-in filter whose shipped journal source the jail reads (maxretry: the
+    /// attacker's count).
+    filter: &'static str,
+    /// Run with [`Journald::spawn_unit_script`]: $1 the test's directory, then `args`. It
+    /// writes DIR/ready once the server listens, waits for DIR/go (journald is stopped by
+    /// then), attacks (DIR/clients: what the clients saw), has nobody write one forged
+    /// failure of 198.51.100.7 with `logger -t IDENT`, waits until the connections'
+    /// processes are gone and writes DIR/attacked.
+    script: String,
+    args: Vec<String>,
+    /// The syslog identifier of the server's lines.
+    ident: &'static str,
+    /// How a failure line begins (the address follows somewhere after it).
+    failure: &'static str,
+    /// The attacker and how many failures it causes.
+    attacker: (&'static str, usize),
+    /// DIR/clients as it must read.
+    clients: String,
+}
+
+fn exited_case(c: ExitedCase) {
+    require_root();
+    for (program, package) in [
+        ("python3", "python3"),
+        ("logger", "bsdutils"),
+        ("runuser", "util-linux"),
+        ("pgrep", "procps"),
+        ("ss", "iproute2"),
+    ] {
+        require_program(program, package);
+    }
+    let shipped = shipped_journal_source(c.filter);
+    let dir = test_dir(c.label);
+    // the servers drop to other users, who read under it
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let d = dir.path().to_str().expect("utf-8 path").to_string();
     let path = |rel: &str| dir.path().join(rel);
     let read = |rel: &str| fs::read_to_string(path(rel)).unwrap_or_default();
-    let uid = free_ids(2, 65100..65300).to_string();
+    let (attacker, attacks) = c.attacker;
 
     let journald = Journald::start_with("[Journal]\nStorage=volatile\nRateLimitBurst=0\n");
     journald.assert_release();
-    let cgroup = UnitCgroup::private("spop3dexit", "solid-pop3d.service");
+    let cgroup = UnitCgroup::private(c.label, c.unit);
     let socket = path("portcullis.sock");
     fs::write(
         path("portcullis.toml"),
         format!(
             "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"null\"\n\
-             [[jail]]\nname = \"pop\"\nfilter = \"solid-pop3d\"\nlogs = [{shipped:?}]\n\
-             maxretry = 2\n",
+             [[jail]]\nname = \"j\"\nfilter = \"{}\"\nlogs = [{shipped:?}]\n\
+             maxretry = {attacks}\n",
             socket.display().to_string(),
             path("state").display().to_string(),
+            c.filter,
         ),
     )
     .unwrap();
@@ -626,45 +574,42 @@ fn solidpop3d_failures_whose_session_exited_count_under_journald_252() {
         &path("state"),
         &path("daemon.log"),
     );
-    let mut server = journald.spawn_unit_script(
-        &cgroup,
-        dir.path(),
-        &format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{SOLIDPOP3D_SCRIPT}"),
-        &[d.clone(), root.display().to_string(), uid],
-        "solid-pop3d in solid-pop3d.service",
-    );
+    let args: Vec<String> = std::iter::once(d).chain(c.args).collect();
+    let mut server = journald.spawn_unit_script(&cgroup, dir.path(), &c.script, &args, c.unit);
     assert!(
         wait_marker(&mut server, &path("ready"), Duration::from_secs(30)),
-        "solid-pop3d did not come up (exit {:?}): {}\n{}",
+        "{} did not come up (exit {:?}): {}",
+        c.unit,
         server.try_wait(),
-        read("run.stderr"),
-        read("spop3d.err")
+        read("run.stderr")
     );
     journald.pause();
     fs::write(path("go"), "go").unwrap();
     let attacked = wait_marker(&mut server, &path("attacked"), Duration::from_secs(90));
     journald.resume();
     assert!(
-        attacked && read("clients") == "-ERR\n".repeat(2),
-        "the attack did not end well (exit {:?}): {}\nclients: {} {}",
+        attacked && read("clients") == c.clients,
+        "the attack did not end well (exit {:?}): {}\nclients: {}",
         server.try_wait(),
         read("run.stderr"),
-        read("clients"),
-        read("python.err")
+        read("clients")
     );
 
+    // ---- what journald stored ----
     let mut all = Vec::new();
-    let fails = |all: &[(String, serde_json::Value)], from: &str| {
+    let failures = |all: &[(String, serde_json::Value)], addr: &str| {
         all.iter()
             .filter(|(m, _)| {
-                m.starts_with("authentication failed for user pctpop - ") && m.ends_with(from)
+                m.strip_prefix(c.failure)
+                    .is_some_and(|rest| rest.split([' ', '=']).any(|w| w == addr))
             })
             .cloned()
             .collect::<Vec<_>>()
     };
+    let ident = format!("SYSLOG_IDENTIFIER={}", c.ident);
     let stored = wait_until(Duration::from_secs(20), || {
-        all = journald.messages(&["SYSLOG_IDENTIFIER=solid-pop3d"]);
-        fails(&all, " 203.0.113.5").len() == 2 && fails(&all, " 198.51.100.7").len() == 1
+        all = journald.messages(&[ident.as_str()]);
+        failures(&all, attacker).len() == attacks && failures(&all, "198.51.100.7").len() == 1
     });
     let shown = || {
         all.iter()
@@ -678,21 +623,23 @@ fn solidpop3d_failures_whose_session_exited_count_under_journald_252() {
             .collect::<String>()
     };
     assert!(stored, "not every failure is in the journal:\n{}", shown());
-    for (m, v) in fails(&all, " 203.0.113.5") {
+    for (m, v) in failures(&all, attacker) {
         assert!(
             v.get("_SYSTEMD_UNIT").is_none() && v["_UID"] == "0" && v["_TRANSPORT"] == "syslog",
-            "the session's failure, its process gone when journald took it: {m}\n{v}\n{}",
+            "a failure whose process was gone when journald took it: {m}\n{v}\n{}",
             shown()
         );
     }
+
+    // ---- what the daemon did ----
     let banned = wait_until(Duration::from_secs(20), || {
         bans_by_jail(&socket)
-            .get("pop")
-            .is_some_and(|b| b.contains("203.0.113.5"))
+            .get("j")
+            .is_some_and(|b| b.contains(attacker))
     });
     assert!(
         banned,
-        "{shipped}: 203.0.113.5 is not banned: failing {:?}\njournal:\n{}\ndaemon:\n{}",
+        "{shipped}: {attacker} is not banned: failing {:?}\njournal:\n{}\ndaemon:\n{}",
         failing(&socket),
         shown(),
         read("daemon.log")
