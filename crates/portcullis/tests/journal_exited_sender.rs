@@ -207,16 +207,7 @@ fn run(release: Release, sshd: Release) {
         &[d.clone(), tree.clone()],
         "sshd in ssh.service",
     );
-    assert!(
-        wait_marker(&mut server, &path("ready"), Duration::from_secs(30)),
-        "sshd did not come up (exit {:?}): {}",
-        server.try_wait(),
-        read("run.stderr")
-    );
-    journald.pause();
-    fs::write(path("go"), "go").unwrap();
-    let attacked = wait_marker(&mut server, &path("attacked"), Duration::from_secs(90));
-    journald.resume();
+    let attacked = attack_while_stopped(&journald, &mut server, dir.path(), "sshd");
     assert!(
         attacked,
         "the attack did not end well (exit {:?}): {}\nclients: {}",
@@ -508,6 +499,28 @@ fn solidpop3d_failures_whose_session_exited_count_under_journald_252() {
     });
 }
 
+/// Waits for the run's DIR/ready (the server is up; it fails the test with run.stderr
+/// otherwise), stops journald, writes DIR/go and waits for DIR/attacked (every process of
+/// the attack gone), then lets journald go on. Whether the attack ended well.
+fn attack_while_stopped(
+    journald: &Journald,
+    server: &mut ProcessGuard,
+    dir: &std::path::Path,
+    what: &str,
+) -> bool {
+    assert!(
+        wait_marker(server, &dir.join("ready"), Duration::from_secs(30)),
+        "{what} did not come up (exit {:?}): {}",
+        server.try_wait(),
+        fs::read_to_string(dir.join("run.stderr")).unwrap_or_default()
+    );
+    journald.pause();
+    fs::write(dir.join("go"), "go").unwrap();
+    let attacked = wait_marker(server, &dir.join("attacked"), Duration::from_secs(90));
+    journald.resume();
+    attacked
+}
+
 /// A server of `unit` whose failures its per-connection processes write as root, then exit.
 struct ExitedCase {
     /// The test directory's and control group's label.
@@ -576,17 +589,7 @@ fn exited_case(c: ExitedCase) {
     );
     let args: Vec<String> = std::iter::once(d).chain(c.args).collect();
     let mut server = journald.spawn_unit_script(&cgroup, dir.path(), &c.script, &args, c.unit);
-    assert!(
-        wait_marker(&mut server, &path("ready"), Duration::from_secs(30)),
-        "{} did not come up (exit {:?}): {}",
-        c.unit,
-        server.try_wait(),
-        read("run.stderr")
-    );
-    journald.pause();
-    fs::write(path("go"), "go").unwrap();
-    let attacked = wait_marker(&mut server, &path("attacked"), Duration::from_secs(90));
-    journald.resume();
+    let attacked = attack_while_stopped(&journald, &mut server, dir.path(), c.unit);
     assert!(
         attacked && read("clients") == c.clients,
         "the attack did not end well (exit {:?}): {}\nclients: {}",
