@@ -573,11 +573,9 @@ fn exited_case(c: ExitedCase) {
     fs::write(
         path("portcullis.toml"),
         format!(
-            "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"null\"\n\
-             [[jail]]\nname = \"j\"\nfilter = \"{}\"\nlogs = [{shipped:?}]\n\
+            "{}[[jail]]\nname = \"j\"\nfilter = \"{}\"\nlogs = [{shipped:?}]\n\
              maxretry = {attacks}\n",
-            socket.display().to_string(),
-            path("state").display().to_string(),
+            null_config_head(dir.path()),
             c.filter,
         ),
     )

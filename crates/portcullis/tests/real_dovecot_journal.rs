@@ -141,11 +141,7 @@ sys.exit(1 if errors else 0)
 /// The daemon's configuration: jails of filter dovecot on the root-only source and on the
 /// identifier alone, counting only.
 fn daemon_config(dir: &Path) -> PathBuf {
-    let mut text = format!(
-        "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"null\"\n",
-        dir.join("portcullis.sock").display().to_string(),
-        dir.join("state").display().to_string(),
-    );
+    let mut text = null_config_head(dir);
     for (name, source) in [("root-only", ROOT_ONLY), ("ident-only", IDENT_ONLY)] {
         text.push_str(&format!(
             "[[jail]]\nname = \"{name}\"\nfilter = \"dovecot\"\nlogs = [{source:?}]\n\

@@ -115,11 +115,7 @@ fn real_dropbear_journal_source_counts_dropbears_lines_not_nobodys() {
     // `pct-dropbear-PID-N.slice/dropbear.service`: journald files its processes' entries
     // under dropbear.service (common/journald.rs)
     let cgroup = UnitCgroup::private("dropbear", "dropbear.service");
-    let mut text = format!(
-        "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"null\"\n",
-        path("portcullis.sock").display().to_string(),
-        path("state").display().to_string(),
-    );
+    let mut text = null_config_head(dir.path());
     for (name, source) in [
         ("shipped", shipped.as_str()),
         ("unit-only", UNIT_ONLY),

@@ -190,11 +190,7 @@ fn daemon_config(dir: &Path, uid: u32) -> PathBuf {
     let advised = format!("journal:SYSLOG_IDENTIFIER={IDENT} _TRANSPORT=syslog _UID={uid}");
     let no_uid = format!("journal:SYSLOG_IDENTIFIER={IDENT} _TRANSPORT=syslog");
     let shipped = shipped_journal_source("mysqld-auth");
-    let mut text = format!(
-        "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"null\"\n",
-        dir.join("portcullis.sock").display().to_string(),
-        dir.join("state").display().to_string(),
-    );
+    let mut text = null_config_head(dir);
     for (name, source, maxretry) in [
         ("count", &advised, 100),
         ("no-uid", &no_uid, 100),

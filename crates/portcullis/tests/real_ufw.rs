@@ -434,11 +434,7 @@ fn real_ufw_journal_source_reads_the_kernels_lines_not_roots_kmsg_writes() {
         "journald did not file root's /dev/kmsg record {marker:?}"
     );
     let after = format!("--after-cursor={cursor}");
-    let mut text = format!(
-        "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"null\"\n",
-        path("portcullis.sock").display().to_string(),
-        path("state").display().to_string(),
-    );
+    let mut text = null_config_head(dir.path());
     for (name, source) in [
         ("shipped", shipped.as_str()),
         ("kernel-only", "journal:_TRANSPORT=kernel"),

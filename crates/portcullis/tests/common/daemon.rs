@@ -101,6 +101,16 @@ pub fn banned_hosts(socket: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The top of a configuration that touches nothing outside `dir`: socket
+/// `DIR/portcullis.sock`, state `DIR/state`, the null firewall (jails follow).
+pub fn null_config_head(dir: &Path) -> String {
+    format!(
+        "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"null\"\n",
+        dir.join("portcullis.sock").display().to_string(),
+        dir.join("state").display().to_string(),
+    )
+}
+
 /// Writes `DIR/portcullis.toml` for a daemon that touches nothing outside `dir`: the null
 /// firewall, socket `p.sock` and state `state/` in `dir`, jails `sshd` (on `auth.log`) and
 /// `web` (filter sshd, on `web.log`); returns its path.

@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::cli::*;
-use super::daemon::BIN;
+use super::daemon::{null_config_head, BIN};
 use super::netns::*;
 use super::real::{trixie_root, Release, TRIXIE_SH};
 
@@ -327,10 +327,8 @@ impl Journald {
         fs::write(
             &config,
             format!(
-                "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"null\"\n\
-                 [[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\nmaxretry = {maxretry}\n",
-                dir.join("portcullis.sock").display().to_string(),
-                dir.join("state").display().to_string(),
+                "{}[[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\nmaxretry = {maxretry}\n",
+                null_config_head(dir)
             ),
         )
         .unwrap();

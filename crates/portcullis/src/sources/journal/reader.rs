@@ -353,10 +353,10 @@ fn journal_entry(json: &[u8], now_us: i64) -> Result<(Option<String>, Vec<u8>, E
         .find_map(|f| field(f).filter(|p| !p.is_empty()));
     let pid = pid_field(&e.pid).or_else(|| pid_field(&e.syslog_pid));
     let message = field(&e.message).unwrap_or_default();
-    let text = |v: &Option<Value>| field(v).map(|b| String::from_utf8_lossy(&b).into_owned());
-    let suppressed = (text(&e.message_id).as_deref() == Some(SUPPRESSED_ID)
-        && text(&e.transport).as_deref() == Some("driver"))
-    .then(|| {
+    // (compared as bytes: nothing is allocated for the entries that are not such a note)
+    let is = |v: &Option<Value>, want: &str| field(v).is_some_and(|b| *b == *want.as_bytes());
+    let suppressed = (is(&e.message_id, SUPPRESSED_ID) && is(&e.transport, "driver")).then(|| {
+        let text = |v: &Option<Value>| field(v).map(|b| String::from_utf8_lossy(&b).into_owned());
         let n = text(&e.n_dropped).and_then(|n| n.parse().ok()).unwrap_or(0);
         let unit: String = text(&e.object_unit)
             .unwrap_or_else(|| "?".into())
