@@ -1,5 +1,6 @@
 //! The journal source of filters/dropbear.toml (`portcullis filters --json`, its first
-//! `logs` entry: `_SYSTEMD_UNIT=dropbear.service _UID=0 _TRANSPORT=stdout _TRANSPORT=syslog`)
+//! `logs` entry: `_SYSTEMD_UNIT=dropbear.service _UID=0 _TRANSPORT=stdout _TRANSPORT=syslog +
+//! SYSLOG_IDENTIFIER=dropbear _UID=0 _TRANSPORT=syslog`)
 //! against Debian 12's Dropbear (dropbear-bin 2022.83, the machine's) run as Debian's unit
 //! runs it (dropbear 2022.83-1+deb12u3's dropbear.service: `ExecStart=/usr/sbin/dropbear -EF
 //! -p "$DROPBEAR_PORT" -W "$DROPBEAR_RECEIVE_WINDOW" $DROPBEAR_EXTRA_ARGS`, every line on
