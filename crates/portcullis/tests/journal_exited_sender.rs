@@ -53,15 +53,20 @@
 //! And Debian 12's Dropbear 2022.83 through syslog (without -E, as its init script runs it),
 //! two logins as root with a wrong password: every line of both connections stored without
 //! a unit, as uid 0; the former source (the unit group) counted nothing.
+//! And Debian 12's Sendmail 8.17.1 (`-L sm-mta`, test.sh's unpacked package), two sessions
+//! from 203.0.113.5 relaying to another domain: both rejections stored without a unit, as
+//! uid 0, and sendmail-reject's former source counted nothing.
 //!
-//! Needs root, openssh-server, openssh-client, sshpass, xinetd, vsftpd, dropbear-bin, python3, openssl,
-//! systemd, util-linux, procps, iproute2 and libfaketime, for the third run chroot and the
-//! trixie tree, for the others test.sh's unpacked solid-pop3d, proftpd-core and pure-ftpd;
-//! fails (does not skip) otherwise. About 2-4 s each.
+//! Needs root, openssh-server, openssh-client, sshpass, xinetd, vsftpd, dropbear-bin,
+//! python3, openssl, m4, systemd, util-linux, procps, iproute2 and libfaketime, for the third
+//! run chroot and the trixie tree, for the others test.sh's unpacked solid-pop3d,
+//! proftpd-core, pure-ftpd and sendmail; fails (does not skip) otherwise. About 2-4 s each.
 
 mod common;
+mod sendmail;
 
 use common::*;
+use sendmail::{sendmail_mc, Sendmail, SENDMAIL_SH};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
@@ -584,6 +589,7 @@ fn ftp_case(kind: &'static str, unit: &'static str, failure: &'static str, forge
         failure,
         attacker: ("203.0.113.5", 2),
         clients: "530\n".repeat(2),
+        setup: Box::new(|_| ()),
     });
 }
 
@@ -683,6 +689,105 @@ fn dropbear_failures_whose_session_exited_count_under_journald_252() {
         failure: "Bad password attempt for 'root' from ",
         attacker: ("203.0.113.5", 2),
         clients: "255\n".repeat(2),
+        setup: Box::new(|_| ()),
+    });
+}
+
+/// Debian 12's Sendmail 8.17.1 (test.sh's unpacked sendmail-bin, $2; tests/sendmail/mod.rs
+/// `sendmail_release`, the test's etc/ files over the host's /etc) in sendmail.service as
+/// Debian's init script runs it (`-L sm-mta`), in a private UTS namespace (mx.example.net),
+/// logging to journald's /dev/log. Two sessions from 203.0.113.5, each relaying to another
+/// domain (550 Relaying denied), then QUIT. $1 the test's directory. (After `in_unit`,
+/// [`PRIVATE_ETC_SH`], [`PRIVATE_SYSLOG_SH`], [`TRIXIE_SH`] and [`SENDMAIL_SH`].)
+const SENDMAIL_SCRIPT: &str = r#"set -u
+d="$1"; unp="$2"
+ip link set lo up
+for a in 192.0.2.1 203.0.113.5; do ip addr add "$a/32" dev lo || exit 2; done
+ip addr add 2001:db8::1/128 dev lo nodad || exit 2
+private_dev
+ln -s /run/systemd/journal/dev-log /dev/log
+sendmail_release "$d/sm" "$unp" "" "$d/etc" passwd group nsswitch.conf hosts || exit 4
+m4 "$d/sendmail.mc" > "$d/sendmail.cf" 2>"$d/m4.err" && [ ! -s "$d/m4.err" ] || exit 4
+mkdir -p "$d/mqueue"
+"${smx[@]}" "$smbin/sendmail" -C "$d/sendmail.cf" -bi > "$d/bi.out" 2>&1 || exit 4
+( in_unit; exec unshare --uts sh -c 'hostname mx.example.net && exec "$@"' sh \
+    "${smx[@]}" "$smbin/sendmail" -C "$d/sendmail.cf" -bD -L sm-mta 2>"$d/sendmail.err" ) &
+for _ in $(seq 200); do ss -Hltn 'src 192.0.2.1 and sport = :25' | grep -q . && break; sleep 0.05; done
+ss -Hltn 'src 192.0.2.1 and sport = :25' | grep -q . || { echo "sendmail did not listen" >&2; exit 3; }
+echo ready > "$d/ready"
+for _ in $(seq 300); do [ -e "$d/go" ] && break; sleep 0.1; done
+[ -e "$d/go" ] || { echo "no go" >&2; exit 4; }
+python3 - > "$d/clients" 2>"$d/python.err" <<'P'
+import socket
+def reply(f):
+    while True:
+        line = f.readline().decode()
+        if len(line) < 4 or line[3] == " ":
+            return line[:3]
+for _ in range(2):
+    s = socket.socket()
+    s.bind(("203.0.113.5", 0))
+    s.settimeout(15)
+    s.connect(("192.0.2.1", 25))
+    f = s.makefile("rb")
+    reply(f)
+    s.sendall(b"EHLO client.example.org\r\n"); reply(f)
+    s.sendall(b"MAIL FROM:<a@example.org>\r\n"); reply(f)
+    s.sendall(b"RCPT TO:<victim@example.com>\r\n")
+    print(reply(f), flush=True)
+    s.sendall(b"QUIT\r\n"); reply(f)
+    s.close()
+P
+runuser -u nobody -- logger -t sm-mta -p mail.notice -u /run/systemd/journal/dev-log \
+  "wALA01xx009201: ruleset=check_rcpt, arg1=<victim@example.com>, relay=[198.51.100.7], reject=550 5.7.1 <victim@example.com>... Relaying denied. IP name lookup failed [198.51.100.7]" \
+  || exit 5
+for _ in $(seq 200); do
+  [ "$(pgrep -c -x sendmail)" = 1 ] && break
+  sleep 0.05
+done
+[ "$(pgrep -c -x sendmail)" = 1 ] || { echo "the sessions did not exit: $(pgrep -a -x sendmail)" >&2; exit 6; }
+echo done > "$d/attacked"
+sleep 60
+"#;
+
+/// Sendmail's rejections come from the session's process (a child of the daemon per
+/// connection), which ends with the client: with journald stopped meanwhile they are stored
+/// without `_SYSTEMD_UNIT`, as root, and the shipped journal source of sendmail-reject still
+/// counts them (its root-identifier group); nobody's forged line counts nothing.
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn sendmail_rejections_whose_session_exited_count_under_journald_252() {
+    require_program("m4", "m4");
+    let sm = Sendmail::new(Release::Deb12);
+    let cf_dir = sm.cf_dir().display().to_string();
+    exited_case(ExitedCase {
+        label: "sendmailexit",
+        unit: "sendmail.service",
+        filter: "sendmail-reject",
+        script: format!(
+            "{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{SENDMAIL_SH}{SENDMAIL_SCRIPT}"
+        ),
+        args: vec![sm.root.display().to_string()],
+        ident: "sm-mta",
+        failure: "Relaying denied",
+        attacker: ("203.0.113.5", 2),
+        clients: "550\n".repeat(2),
+        setup: Box::new(move |d: &std::path::Path| {
+            let hosts = "127.0.0.1 localhost\n::1 localhost\n192.0.2.1 mx.example.net mx\n";
+            fs::create_dir(d.join("etc")).unwrap();
+            write_account_etc(
+                &d.join("etc"),
+                "alice",
+                free_ids(1, 65500..65700),
+                "Alice",
+                hosts,
+            );
+            let ds = d.to_str().expect("utf-8 path");
+            fs::write(d.join("sendmail.mc"), sendmail_mc(&cf_dir, ds, "")).unwrap();
+            fs::write(d.join("service.switch"), "hosts files\naliases files\n").unwrap();
+            fs::write(d.join("aliases"), "postmaster: root\n").unwrap();
+            fs::write(d.join("hosts"), hosts).unwrap();
+        }),
     });
 }
 
@@ -705,6 +810,7 @@ fn xinetd_libwrap_refusals_whose_child_exited_count_under_journald_252() {
         failure: "FAIL: pct-wrap libwrap from=",
         attacker: ("203.0.113.77", 3),
         clients: "refused\n".repeat(3),
+        setup: Box::new(|_| ()),
     });
 }
 
@@ -735,6 +841,7 @@ fn solidpop3d_failures_whose_session_exited_count_under_journald_252() {
         failure: "authentication failed for user pctpop - ",
         attacker: ("203.0.113.5", 2),
         clients: "-ERR\n".repeat(2),
+        setup: Box::new(|_| ()),
     });
 }
 
@@ -783,6 +890,8 @@ struct ExitedCase {
     attacker: (&'static str, usize),
     /// DIR/clients as it must read.
     clients: String,
+    /// Writes the server's files into DIR before the script runs.
+    setup: Box<dyn FnOnce(&std::path::Path)>,
 }
 
 fn exited_case(c: ExitedCase) {
@@ -829,6 +938,7 @@ fn exited_case(c: ExitedCase) {
         &path("state"),
         &path("daemon.log"),
     );
+    (c.setup)(dir.path());
     let args: Vec<String> = std::iter::once(d).chain(c.args).collect();
     let mut server = journald.spawn_unit_script(&cgroup, dir.path(), &c.script, &args, c.unit);
     let attacked = attack_while_stopped(&journald, &mut server, dir.path(), c.unit);
