@@ -56,9 +56,12 @@
 //! And Debian 12's Sendmail 8.17.1 (`-L sm-mta`, test.sh's unpacked package), two sessions
 //! from 203.0.113.5 relaying to another domain: both rejections stored without a unit, as
 //! uid 0, and sendmail-reject's former source counted nothing.
+//! And Debian 12's Cockpit 287 (cockpit-ws --no-tls, which runs cockpit-session for each
+//! login), two wrong passwords from 203.0.113.5: both PAM failures stored without a unit, as
+//! uid 0, and the former source (units and slices) counted nothing.
 //!
 //! Needs root, openssh-server, openssh-client, sshpass, xinetd, vsftpd, dropbear-bin,
-//! python3, openssl, m4, systemd, util-linux, procps, iproute2 and libfaketime, for the third
+//! cockpit-ws, curl, python3, openssl, m4, systemd, util-linux, procps, iproute2 and libfaketime, for the third
 //! run chroot and the trixie tree, for the others test.sh's unpacked solid-pop3d,
 //! proftpd-core, pure-ftpd and sendmail; fails (does not skip) otherwise. About 2-4 s each.
 
@@ -788,6 +791,76 @@ fn sendmail_rejections_whose_session_exited_count_under_journald_252() {
             fs::write(d.join("aliases"), "postmaster: root\n").unwrap();
             fs::write(d.join("hosts"), hosts).unwrap();
         }),
+    });
+}
+
+/// Debian 12's Cockpit 287 (the machine's): cockpit-ws with `--no-tls` on 192.0.2.1:9090 in
+/// cockpit.service, which runs the root helper cockpit-session for each login (PAM service
+/// cockpit, pam_unix through common-auth); a private /etc (cockpit.conf's
+/// AllowUnencrypted=true, an account `pctcockpit`, uid $2) and a /dev whose /dev/log is
+/// journald's. Two logins with a wrong password from 203.0.113.5 (curl, HTTP basic, 401).
+/// $1 the test's directory. (After `in_unit`, [`PRIVATE_ETC_SH`] and [`PRIVATE_SYSLOG_SH`].)
+const COCKPIT_SCRIPT: &str = r#"set -u
+d="$1"; uid="$2"
+ip link set lo up
+for a in 192.0.2.1 203.0.113.5; do ip addr add "$a/32" dev lo || exit 2; done
+mkdir -p "$d/etc-src/cockpit"
+cp /etc/passwd /etc/group /etc/shadow "$d/etc-src/"
+hash=$(openssl passwd -6 Right-pw-1) || exit 4
+echo "pctcockpit:x:$uid:$uid:cockpit test:/nonexistent:/bin/sh" >> "$d/etc-src/passwd"
+echo "pctcockpit:$hash:20000:0:99999:7:::" >> "$d/etc-src/shadow"
+echo "pctcockpit:x:$uid:" >> "$d/etc-src/group"
+printf '[WebService]\nAllowUnencrypted=true\n' > "$d/etc-src/cockpit/cockpit.conf"
+private_etc "$d/etc-ov" "$d/etc-src" passwd group shadow cockpit/cockpit.conf || exit 4
+# a private /dev for Cockpit alone (curl keeps the machine's)
+( in_unit; exec unshare -m --propagation private bash -c "$(declare -f private_dev)
+  private_dev; ln -s /run/systemd/journal/dev-log /dev/log
+  exec /usr/lib/cockpit/cockpit-ws --no-tls --port 9090 --address 192.0.2.1" 2> "$d/server.err" ) &
+for _ in $(seq 200); do ss -Hltn 'sport = :9090' | grep -q . && break; sleep 0.05; done
+ss -Hltn 'sport = :9090' | grep -q . || { echo "cockpit-ws did not listen" >&2; exit 3; }
+echo ready > "$d/ready"
+for _ in $(seq 300); do [ -e "$d/go" ] && break; sleep 0.1; done
+[ -e "$d/go" ] || { echo "no go" >&2; exit 4; }
+for pw in wrong1 wrong2; do
+  timeout 20 curl -s -o /dev/null -w '%{http_code}\n' --interface 203.0.113.5 \
+    -u "pctcockpit:$pw" http://192.0.2.1:9090/cockpit/login >> "$d/clients" 2>> "$d/curl.err"
+done
+runuser -u nobody -- logger -t cockpit-session -p authpriv.notice -u /run/systemd/journal/dev-log \
+  "pam_unix(cockpit:auth): authentication failure; logname= uid=0 euid=0 tty= ruser= rhost=198.51.100.7  user=pctcockpit" \
+  || exit 5
+for _ in $(seq 200); do
+  [ "$(pgrep -c -x cockpit-session)" = 0 ] && break
+  sleep 0.05
+done
+[ "$(pgrep -c -x cockpit-session)" = 0 ] || { echo "cockpit-session did not exit" >&2; exit 6; }
+echo done > "$d/attacked"
+sleep 60
+"#;
+
+/// Cockpit's PAM failures come from cockpit-session, a process per login that ends once the
+/// login has failed: with journald stopped meanwhile they are stored without a unit, as root,
+/// and the shipped journal source still counts them (its root-identifier group); nobody's
+/// forged line counts nothing.
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn cockpit_failures_whose_session_exited_count_under_journald_252() {
+    require_program("curl", "curl");
+    require_program("openssl", "openssl");
+    assert!(
+        std::path::Path::new("/usr/lib/cockpit/cockpit-ws").is_file(),
+        "cockpit-ws is missing (test.sh installs it)"
+    );
+    exited_case(ExitedCase {
+        label: "cockpitexit",
+        unit: "cockpit.service",
+        filter: "cockpit",
+        script: format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{COCKPIT_SCRIPT}"),
+        args: vec![free_ids(1, 65700..65900).to_string()],
+        ident: "cockpit-session",
+        failure: "pam_unix(cockpit:auth): authentication failure",
+        attacker: ("203.0.113.5", 2),
+        clients: "401\n".repeat(2),
+        setup: Box::new(|_| ()),
     });
 }
 
