@@ -62,9 +62,13 @@
 //! And Debian 12's Samba 4.17 (smbd, its auth audit through syslog), two wrong passwords from
 //! 203.0.113.77 (smbclient): both audit lines stored without a unit, as uid 0, and the unit
 //! group alone counted nothing.
+//! And Debian 13's xrdp 0.10.1 (chroot in the trixie tree), whose sesman forks an
+//! xrdp-sesexec per login: one xfreerdp login with a wrong password from 203.0.113.5, which
+//! leaves once refused (sesexec waits for a retry until then): the AUTHFAIL stored without a
+//! unit, as uid 0, and the unit group alone counted nothing.
 //!
 //! Needs root, openssh-server, openssh-client, sshpass, xinetd, vsftpd, dropbear-bin,
-//! cockpit-ws, curl, samba, smbclient, python3, openssl, m4, systemd, util-linux, procps, iproute2 and libfaketime, for the third
+//! cockpit-ws, curl, samba, smbclient, freerdp2-x11, tigervnc-standalone-server, python3, openssl, m4, systemd, util-linux, procps, iproute2 and libfaketime, for the third
 //! run chroot and the trixie tree, for the others test.sh's unpacked solid-pop3d,
 //! proftpd-core, pure-ftpd and sendmail; fails (does not skip) otherwise. About 2-4 s each.
 
@@ -984,6 +988,192 @@ fn samba_failures_whose_connection_exited_count_under_journald_252() {
     });
 }
 
+/// xrdp in xrdp-sesman.service ($3: Debian 13's 0.10.1, run with chroot in a private overlay
+/// of the trixie tree, whose sesman forks an `xrdp-sesexec` per login that authenticates it;
+/// or empty: Debian 12's 0.9.21.1, the machine's), as real_xrdp.rs runs it (private /run,
+/// /tmp and /etc, the account `pctrdp`, uid $2, pam_unix without its delay), sesman logging
+/// through syslog to journald's /dev/log (xrdp itself to its file only: its many lines of a
+/// connection would fill journald's socket while it is stopped). One xfreerdp login with a
+/// wrong password from 203.0.113.5 (the preferred source of the server address's local
+/// route), drawing on a private Xtigervnc display. $1 the test's directory. (After
+/// `in_unit`, [`PRIVATE_ETC_SH`], [`PRIVATE_SYSLOG_SH`] and [`TRIXIE_SH`].)
+const XRDP_SCRIPT: &str = r#"set -u
+d="$1"; uid="$2"; tree="$3"
+ip link set lo up
+for a in 192.0.2.1 203.0.113.5; do ip addr add "$a/32" dev lo || exit 2; done
+# private /run and /tmp (the X servers' sockets and locks), journald's sockets and the
+# test's directory (under /tmp) kept in them
+mkdir -p "$d/jsock" && mount --bind /run/systemd/journal "$d/jsock" || exit 4
+mount -t tmpfs -o mode=755 pct-run /run || exit 4
+mkdir /run/pct-d && mount --rbind "$d" /run/pct-d || exit 4
+mkdir -p /run/systemd/journal && mount --bind /run/pct-d/jsock /run/systemd/journal || exit 4
+mount -t tmpfs -o mode=1777 pct-tmp /tmp || exit 4
+mkdir -p "$d" && mount --rbind /run/pct-d "$d" || exit 4
+mkdir -p /run/xrdp/sockdir
+private_dev
+ln -s /run/systemd/journal/dev-log /dev/log
+r=""
+run=()
+if [ -n "$tree" ]; then
+  r="$d/root"
+  trixie_mount "$tree" "$r" "$d/trixie" || exit 4
+  mkdir -p "$r/run/systemd/journal" "$r/run/xrdp/sockdir"
+  mount --bind /run/systemd/journal "$r/run/systemd/journal" || exit 4
+  run=(chroot "$r")
+fi
+mkdir -p "$d/etc-src/pam.d" "$d/home" "$d/client"
+chown "$uid:$uid" "$d/home"
+cp "$r/etc/passwd" "$r/etc/group" "$r/etc/shadow" "$d/etc-src/"
+hash=$(openssl passwd -6 Right-pw-1) || exit 4
+echo "pctrdp:x:$uid:$uid:xrdp test:$d/home:/bin/sh" >> "$d/etc-src/passwd"
+echo "pctrdp:$hash:20000:0:99999:7:::" >> "$d/etc-src/shadow"
+echo "pctrdp:x:$uid:" >> "$d/etc-src/group"
+printf 'auth [success=1 default=ignore] pam_unix.so nodelay\nauth requisite pam_deny.so\nauth required pam_permit.so\naccount required pam_unix.so\nsession required pam_unix.so\n' \
+  > "$d/etc-src/pam.d/xrdp-sesman"
+if [ -n "$tree" ]; then
+  for f in passwd group shadow pam.d/xrdp-sesman; do cp "$d/etc-src/$f" "$r/etc/$f" || exit 4; done
+  listen=""
+else
+  private_etc "$d/etc-ov" "$d/etc-src" passwd group shadow pam.d/xrdp-sesman || exit 4
+  listen="ListenAddress=127.0.0.1
+ListenPort=3350"
+fi
+cat > "$d/xrdp.ini" <<I
+[Globals]
+ini_version=1
+fork=true
+port=tcp://192.0.2.1:3389
+security_layer=negotiate
+crypt_level=high
+certificate=
+key_file=
+ssl_protocols=TLSv1.2, TLSv1.3
+allow_channels=true
+[Logging]
+LogFile=$d/xrdp.log
+LogLevel=INFO
+EnableSyslog=false
+[Channels]
+rdpdr=true
+rdpsnd=true
+drdynvc=true
+cliprdr=true
+rail=true
+xrdpvr=true
+tcutils=true
+[Xvnc]
+name=Xvnc
+lib=libvnc.so
+username=ask
+password=ask
+ip=127.0.0.1
+port=-1
+I
+cat > "$d/sesman.ini" <<I
+[Globals]
+$listen
+EnableUserWindowManager=true
+UserWindowManager=startwm.sh
+DefaultWindowManager=startwm.sh
+ReconnectScript=reconnectwm.sh
+[Security]
+AllowRootLogin=false
+MaxLoginRetry=4
+AlwaysGroupCheck=false
+[Sessions]
+X11DisplayOffset=10
+MaxSessions=50
+[Logging]
+LogFile=$d/xrdp-sesman.log
+LogLevel=INFO
+EnableSyslog=true
+SyslogLevel=INFO
+[Xvnc]
+param=Xvnc
+I
+( in_unit; exec "${run[@]}" /usr/sbin/xrdp-sesman --nodaemon --config "$d/sesman.ini" > "$d/sesman.out" 2>&1 ) &
+"${run[@]}" /usr/sbin/xrdp --nodaemon --config "$d/xrdp.ini" > "$d/xrdp.out" 2>&1 &
+sesman_up() {
+  if [ -n "$tree" ]; then [ -S "$r/run/xrdp/sockdir/sesman.socket" ]; else [ "$(ss -Hltn 'sport = :3350' | wc -l)" -ge 1 ]; fi
+}
+Xtigervnc :73 -nolisten tcp -rfbport -1 -SecurityTypes None > "$d/xvnc.out" 2>&1 &
+for _ in $(seq 100); do
+  [ -n "$(ss -Hltn 'sport = :3389')" ] && sesman_up && [ -S /tmp/.X11-unix/X73 ] && break
+  sleep 0.1
+done
+[ -n "$(ss -Hltn 'sport = :3389')" ] || { echo "xrdp did not listen" >&2; exit 5; }
+sesman_up || { echo "xrdp-sesman did not listen" >&2; exit 5; }
+[ -S /tmp/.X11-unix/X73 ] || { echo "Xtigervnc did not start" >&2; exit 5; }
+export DISPLAY=:73 HOME="$d/client"
+ip route replace local 192.0.2.1 dev lo table local proto kernel scope host src 203.0.113.5 || exit 6
+# nobody's forgery before journald stops: sesman and sesexec write about ten lines for the
+# login while it is stopped, and its socket holds 11
+runuser -u nobody -- logger -t "$4" -p daemon.info -u /run/systemd/journal/dev-log \
+  "[INFO ] AUTHFAIL: user=pctrdp ip=198.51.100.7 time=1796000000" || exit 5
+echo ready > "$d/ready"
+for _ in $(seq 300); do [ -e "$d/go" ] && break; sleep 0.1; done
+[ -e "$d/go" ] || { echo "no go" >&2; exit 4; }
+timeout 20 xfreerdp /v:192.0.2.1 /port:3389 /cert:ignore /u:pctrdp /p:wrong1 > "$d/rdp.out" 2>&1 &
+rdp=$!
+# the authenticating process writes its refusal to sesman's file too; then the client leaves,
+# as a bot does (the process waits for a retry until then)
+for _ in $(seq 200); do
+  grep -q 'AUTHFAIL: user=pctrdp ip=203.0.113.5 ' "$d/xrdp-sesman.log" 2>/dev/null && break
+  sleep 0.1
+done
+grep -q 'AUTHFAIL: user=pctrdp ip=203.0.113.5 ' "$d/xrdp-sesman.log" && echo refused >> "$d/clients"
+kill "$rdp"
+# the authenticating process gone (0.10: no sesexec left; 0.9: nothing to wait for)
+for _ in $(seq 200); do
+  [ -z "$(pgrep -x xrdp-sesexec)" ] && break
+  sleep 0.05
+done
+[ -z "$(pgrep -x xrdp-sesexec)" ] || { echo "xrdp-sesexec did not exit" >&2; exit 6; }
+echo done > "$d/attacked"
+sleep 60
+"#;
+
+/// xrdp 0.10's AUTHFAIL comes from `xrdp-sesexec`, sesman's child for one login, which ends
+/// once the login has failed: with journald stopped meanwhile it is stored without
+/// `_SYSTEMD_UNIT`, as root, and the shipped journal source still counts it (its
+/// root-identifier group); nobody's forged line counts nothing.
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn xrdp_sesexec_failures_whose_process_exited_count_under_journald_252() {
+    for (program, package) in [
+        ("xfreerdp", "freerdp2-x11"),
+        ("Xtigervnc", "tigervnc-standalone-server"),
+        ("openssl", "openssl"),
+        ("chroot", "coreutils"),
+    ] {
+        require_program(program, package);
+    }
+    let tree = trixie_root(&[
+        "usr/sbin/xrdp",
+        "usr/sbin/xrdp-sesman",
+        "usr/lib/x86_64-linux-gnu/xrdp/xrdp-sesexec",
+    ]);
+    exited_case(ExitedCase {
+        label: "xrdpexit",
+        unit: "xrdp-sesman.service",
+        filter: "xrdp",
+        script: format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{XRDP_SCRIPT}"),
+        args: vec![
+            free_ids(1, 66100..66300).to_string(),
+            tree.display().to_string(),
+            "xrdp-sesexec".into(),
+        ],
+        ident: "xrdp-sesexec",
+        failure: "AUTHFAIL: user=pctrdp ip=",
+        attacker: ("203.0.113.5", 1),
+        clients: "refused\n".into(),
+        setup: Box::new(|d: &std::path::Path| {
+            // the session would run as the test user, whose home is under it
+            fs::set_permissions(d, fs::Permissions::from_mode(0o755)).unwrap();
+        }),
+    });
+}
+
 /// xinetd's libwrap refusals come from the connection's child, which logs and exits
 /// (src/child.c: set_credentials, svc_child_access_control, exit): with journald stopped
 /// meanwhile they are stored without `_SYSTEMD_UNIT`, as root, identifier xinetd, and the
@@ -1071,8 +1261,8 @@ struct ExitedCase {
     /// Run with [`Journald::spawn_unit_script`]: $1 the test's directory, then `args`. It
     /// writes DIR/ready once the server listens, waits for DIR/go (journald is stopped by
     /// then), attacks (DIR/clients: what the clients saw), has nobody write one forged
-    /// failure of 198.51.100.7 with `logger -t IDENT`, waits until the connections'
-    /// processes are gone and writes DIR/attacked.
+    /// failure of 198.51.100.7 with `logger -t IDENT` (then, or before DIR/ready), waits
+    /// until the connections' processes are gone and writes DIR/attacked.
     script: String,
     args: Vec<String>,
     /// The syslog identifier of the server's lines.
