@@ -66,9 +66,14 @@
 //! xrdp-sesexec per login: one xfreerdp login with a wrong password from 203.0.113.5, which
 //! leaves once refused (sesexec waits for a retry until then): the AUTHFAIL stored without a
 //! unit, as uid 0, and the unit group alone counted nothing.
+//! And tcpwrappers' journal source (root's syslog entries, any name: libwrap logs under the
+//! wrapped daemon's), new with that test: Debian 12's tcpd behind a python inetd, two
+//! refused connections from 203.0.113.5, stored without a unit, as uid 0, and counted.
+//! And pam-generic's, the same kind of source: the vsftpd run's pam_unix lines, read by a jail
+//! on it.
 //!
 //! Needs root, openssh-server, openssh-client, sshpass, xinetd, vsftpd, dropbear-bin,
-//! cockpit-ws, curl, samba, smbclient, freerdp2-x11, tigervnc-standalone-server, python3, openssl, m4, systemd, util-linux, procps, iproute2 and libfaketime, for the third
+//! cockpit-ws, curl, samba, smbclient, freerdp2-x11, tigervnc-standalone-server, tcpd, python3, openssl, m4, systemd, util-linux, procps, iproute2 and libfaketime, for the third
 //! run chroot and the trixie tree, for the others test.sh's unpacked solid-pop3d,
 //! proftpd-core, pure-ftpd and sendmail; fails (does not skip) otherwise. About 2-4 s each.
 
@@ -560,6 +565,17 @@ sleep 60
 /// shipped journal source still counts them (its root-identifier group); nobody's forged
 /// line counts nothing.
 fn ftp_case(kind: &'static str, unit: &'static str, failure: &'static str, forged: &str) {
+    ftp_filter_case(kind, kind, unit, failure, forged);
+}
+
+/// [`ftp_case`] with a jail on `filter`'s shipped journal source.
+fn ftp_filter_case(
+    kind: &'static str,
+    filter: &'static str,
+    unit: &'static str,
+    failure: &'static str,
+    forged: &str,
+) {
     require_program("openssl", "openssl");
     let root = match kind {
         "vsftpd" => {
@@ -586,7 +602,7 @@ fn ftp_case(kind: &'static str, unit: &'static str, failure: &'static str, forge
     exited_case(ExitedCase {
         label: "ftpexit",
         unit,
-        filter: kind,
+        filter,
         script: format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{FTP_SCRIPT}"),
         args: vec![
             kind.into(),
@@ -611,6 +627,22 @@ fn vsftpd_failures_whose_session_exited_count_under_journald_252() {
         "vsftpd.service",
         "FAIL LOGIN: Client ",
         "[pctftp] FAIL LOGIN: Client \"198.51.100.7\"",
+    );
+}
+
+/// pam-generic's journal source (root's syslog entries, any name) reads the pam_unix lines of
+/// vsftpd's privileged process, written as root and stored without a unit when the session
+/// ended first; nobody's forged pam_unix line counts nothing.
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn pam_failures_of_vsftpd_count_from_the_journal_under_journald_252() {
+    ftp_filter_case(
+        "vsftpd",
+        "pam-generic",
+        "vsftpd.service",
+        "pam_unix(vsftpd:auth): authentication failure;",
+        "pam_unix(vsftpd:auth): authentication failure; logname= uid=0 euid=0 tty=ftp \
+         ruser=pctftp rhost=198.51.100.7  user=pctftp",
     );
 }
 
@@ -1171,6 +1203,99 @@ fn xrdp_sesexec_failures_whose_process_exited_count_under_journald_252() {
             // the session would run as the test user, whose home is under it
             fs::set_permissions(d, fs::Permissions::from_mode(0o755)).unwrap();
         }),
+    });
+}
+
+/// Debian 12's tcpd (tcp_wrappers 7.6.q-32, the machine's) behind a minimal inetd (python3)
+/// in inetd.service, as real_tcpwrappers.rs runs it: the connection on fds 0 to 2, argv[0]
+/// a stand-in in.telnetd; a private /etc whose hosts.deny refuses everyone; a /dev whose
+/// /dev/log is journald's. Two connections from 203.0.113.5, refused (tcpd holds each 5 s,
+/// then exits). $1 the test's directory. (After `in_unit`, [`PRIVATE_ETC_SH`] and
+/// [`PRIVATE_SYSLOG_SH`].)
+const TCPD_SCRIPT: &str = r#"set -u
+d="$1"
+ip link set lo up
+for a in 192.0.2.23 203.0.113.5; do ip addr add "$a/32" dev lo || exit 2; done
+private_dev
+ln -s /run/systemd/journal/dev-log /dev/log
+mkdir -p "$d/etc-src" "$d/bin"
+printf 'ALL: ALL\n' > "$d/etc-src/hosts.deny"
+: > "$d/etc-src/hosts.allow"
+private_etc "$d/etc-ov" "$d/etc-src" hosts.deny hosts.allow || exit 2
+printf '#!/bin/sh\necho welcome\n' > "$d/bin/in.telnetd"
+chmod +x "$d/bin/in.telnetd"
+cat > "$d/inetd.py" <<'P'
+import os, select, signal, socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("192.0.2.23", 23))
+s.listen(16)
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+while True:
+    c, _ = s.accept()
+    if os.fork() == 0:
+        for fd in (0, 1, 2):
+            os.dup2(c.fileno(), fd)
+        os.execv("/usr/sbin/tcpd", [sys.argv[1]])
+    c.close()
+P
+( in_unit; exec python3 "$d/inetd.py" "$d/bin/in.telnetd" 2> "$d/inetd.err" ) &
+for _ in $(seq 200); do ss -Hltn 'sport = :23' | grep -q . && break; sleep 0.05; done
+ss -Hltn 'sport = :23' | grep -q . || { echo "the inetd did not listen" >&2; exit 3; }
+echo ready > "$d/ready"
+for _ in $(seq 300); do [ -e "$d/go" ] && break; sleep 0.1; done
+[ -e "$d/go" ] || { echo "no go" >&2; exit 4; }
+python3 - > "$d/clients" 2>"$d/python.err" <<'P'
+import socket, threading
+got = []
+def one():
+    s = socket.socket()
+    s.bind(("203.0.113.5", 0))
+    s.settimeout(10)
+    s.connect(("192.0.2.23", 23))
+    data = b""
+    while True:
+        x = s.recv(100)
+        if not x:
+            break
+        data += x
+    got.append("served" if data else "refused")
+    s.close()
+ts = [threading.Thread(target=one) for _ in range(2)]
+for t in ts: t.start()
+for t in ts: t.join()
+print("\n".join(got))
+P
+runuser -u nobody -- logger -t in.telnetd -p auth.warning -u /run/systemd/journal/dev-log \
+  "refused connect from 198.51.100.7 (198.51.100.7)" || exit 5
+for _ in $(seq 200); do
+  [ -z "$(pgrep -x tcpd)" ] && break
+  sleep 0.05
+done
+[ -z "$(pgrep -x tcpd)" ] || { echo "tcpd did not exit" >&2; exit 6; }
+echo done > "$d/attacked"
+sleep 60
+"#;
+
+/// tcpd is a process per connection that logs its refusal and exits, under the name of the
+/// daemon it wraps: the tcpwrappers filter's journal source is root's syslog entries, any
+/// identifier. With journald stopped meanwhile the refusals are stored without a unit, as
+/// root, and counted; nobody's forged refusal counts nothing.
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn tcpd_refusals_count_from_the_journal_under_journald_252() {
+    require_program("tcpd", "tcpd");
+    exited_case(ExitedCase {
+        label: "tcpdexit",
+        unit: "inetd.service",
+        filter: "tcpwrappers",
+        script: format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{TCPD_SCRIPT}"),
+        args: Vec::new(),
+        ident: "in.telnetd",
+        failure: "refused connect from ",
+        attacker: ("203.0.113.5", 2),
+        clients: "refused\n".repeat(2),
+        setup: Box::new(|_| ()),
     });
 }
 
