@@ -89,6 +89,49 @@ pub fn matches(source: &str) -> Result<Vec<&str>, String> {
     Ok(terms)
 }
 
+/// A source's terms with each `_UID=NAME` and `_GID=NAME` given the number of that user or
+/// group, read from `passwd` and `group` (the text of /etc/passwd and /etc/group): journald
+/// records numbers, and a daemon's dedicated user (ocserv's `run-as-user`) has no number
+/// that is the same on every system. A number stays as it is; a name that is not there stays
+/// too (no entry has such a value, so its group matches nothing) and is returned in the
+/// second list, `"user NAME"` or `"group NAME"`.
+pub fn resolve_ids(terms: &[String], passwd: &str, group: &str) -> (Vec<String>, Vec<String>) {
+    // NAME:PASSWORD:ID:... (passwd(5), group(5)); the first line of a name wins, as getpwnam
+    let id_of = |table: &str, name: &str| {
+        table.lines().find_map(|l| {
+            let mut f = l.split(':');
+            (f.next() == Some(name))
+                .then(|| f.nth(1))
+                .flatten()
+                .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+                .map(str::to_string)
+        })
+    };
+    let mut unknown = Vec::new();
+    let resolved = terms
+        .iter()
+        .map(|t| {
+            let (field, table, what) = match t.split_once('=') {
+                Some(("_UID", _)) => ("_UID", passwd, "user"),
+                Some(("_GID", _)) => ("_GID", group, "group"),
+                _ => return t.clone(),
+            };
+            let value = &t[field.len() + 1..];
+            if value.bytes().all(|b| b.is_ascii_digit()) {
+                return t.clone();
+            }
+            match id_of(table, value) {
+                Some(id) => format!("{field}={id}"),
+                None => {
+                    unknown.push(format!("{what} {value}"));
+                    t.clone()
+                }
+            }
+        })
+        .collect();
+    (resolved, unknown)
+}
+
 /// The cursor file of a journal source in `state_dir`, named after the source itself so a
 /// reader started again (after a restart or a reload) finds its own position. A source of
 /// one match keeps the name it always had (`journal-_COMM_sshd.cursor` for
@@ -194,6 +237,52 @@ mod tests {
         assert_eq!(
             matches("journal:SYSLOG_IDENTIFIER=vaultwarden _TRANSPORT=syslog").unwrap(),
             ["SYSLOG_IDENTIFIER=vaultwarden", "_TRANSPORT=syslog"]
+        );
+    }
+
+    #[test]
+    fn user_and_group_names_become_their_numbers() {
+        let passwd =
+            "root:x:0:0:root:/root:/bin/bash\nocserv:x:115:122::/run/ocserv:/usr/sbin/nologin\n\
+                      ocserv:x:999:999:a second line:/:/bin/false\nodd:x::1::/:/bin/sh\n";
+        let group = "root:x:0:\nocserv:x:122:\n";
+        let terms: Vec<String> = [
+            "SYSLOG_IDENTIFIER=ocserv",
+            "_UID=0",
+            "_UID=ocserv",
+            "_GID=ocserv",
+            "_UID=nosuch",
+            "_UID=odd",
+            "_GID=nosuch",
+            "+",
+            "_SYSTEMD_UNIT=ocserv.service",
+            "_COMM=ocserv",
+        ]
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+        let (got, unknown) = resolve_ids(&terms, passwd, group);
+        assert_eq!(
+            got,
+            [
+                "SYSLOG_IDENTIFIER=ocserv",
+                "_UID=0",
+                "_UID=115",
+                "_GID=122",
+                "_UID=nosuch",
+                "_UID=odd",
+                "_GID=nosuch",
+                "+",
+                "_SYSTEMD_UNIT=ocserv.service",
+                "_COMM=ocserv",
+            ]
+        );
+        assert_eq!(unknown, ["user nosuch", "user odd", "group nosuch"]);
+        // a name is never taken for part of another line's fields
+        let (got, unknown) = resolve_ids(&["_UID=x".to_string()], "y:x:5:5::/:/bin/sh\n", "");
+        assert_eq!(
+            (got, unknown),
+            (vec!["_UID=x".to_string()], vec!["user x".to_string()])
         );
     }
 

@@ -704,7 +704,16 @@ fn follow_journal(
     // arguments of its own
     let terms: Vec<String> = match crate::sources::journal::matches(&source) {
         Ok(t) => {
-            let mut t: Vec<String> = t.into_iter().map(String::from).collect();
+            let t: Vec<String> = t.into_iter().map(String::from).collect();
+            // users and groups by name (a daemon's own user): their numbers on this system
+            let read = |f: &str| std::fs::read_to_string(f).unwrap_or_default();
+            let (mut t, unknown) =
+                crate::sources::journal::resolve_ids(&t, &read("/etc/passwd"), &read("/etc/group"));
+            for u in unknown {
+                let _ = engine.try_send(Msg::Note(format!(
+                    "{source}: there is no {u} on this system (/etc/passwd, /etc/group): the matches that name it select nothing"
+                )));
+            }
             let extra = suppressed_terms(&t);
             t.extend(extra);
             t
