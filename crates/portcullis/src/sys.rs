@@ -8,13 +8,49 @@ use std::net::IpAddr;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
-/// The numeric id of a group name (through NSS, as `chgrp` resolves it).
+/// The numeric id of a group name (through NSS, as `chgrp` resolves it). Reentrant
+/// (getgrnam_r): journal readers resolve names on threads of their own.
 pub fn group_id(name: &str) -> Option<u32> {
     let c = std::ffi::CString::new(name).ok()?;
-    // SAFETY: getgrnam returns a pointer into static storage or null; we copy the gid at once.
-    unsafe {
-        let g = libc::getgrnam(c.as_ptr());
-        (!g.is_null()).then(|| (*g).gr_gid)
+    let mut size = 16 * 1024;
+    loop {
+        let mut buf = vec![0 as libc::c_char; size];
+        // SAFETY: all-zero bytes are a valid `group` (null pointers, zero ids); getgrnam_r
+        // only fills it.
+        let mut g: libc::group = unsafe { std::mem::zeroed() };
+        let mut out: *mut libc::group = std::ptr::null_mut();
+        // SAFETY: getgrnam_r writes only into `g` and into `buf`, whose length it is given,
+        // and sets `out` to `&g` or null; `gr_gid` is read only when it found the group.
+        let rc =
+            unsafe { libc::getgrnam_r(c.as_ptr(), &mut g, buf.as_mut_ptr(), buf.len(), &mut out) };
+        if rc == libc::ERANGE && size < 1 << 22 {
+            size *= 4;
+            continue;
+        }
+        return (rc == 0 && !out.is_null()).then_some(g.gr_gid);
+    }
+}
+
+/// The numeric id of a user name (through NSS, as `id -u` resolves it). Reentrant
+/// (getpwnam_r).
+pub fn user_id(name: &str) -> Option<u32> {
+    let c = std::ffi::CString::new(name).ok()?;
+    let mut size = 16 * 1024;
+    loop {
+        let mut buf = vec![0 as libc::c_char; size];
+        // SAFETY: all-zero bytes are a valid `passwd` (null pointers, zero ids); getpwnam_r
+        // only fills it.
+        let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut out: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: getpwnam_r writes only into `pw` and into `buf`, whose length it is given,
+        // and sets `out` to `&pw` or null; `pw_uid` is read only when it found the user.
+        let rc =
+            unsafe { libc::getpwnam_r(c.as_ptr(), &mut pw, buf.as_mut_ptr(), buf.len(), &mut out) };
+        if rc == libc::ERANGE && size < 1 << 22 {
+            size *= 4;
+            continue;
+        }
+        return (rc == 0 && !out.is_null()).then_some(pw.pw_uid);
     }
 }
 

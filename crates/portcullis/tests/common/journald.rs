@@ -170,8 +170,9 @@ impl Journald {
         ProcessGuard::spawn(cmd, label)
     }
 
-    /// [`Journald::spawn_script`] of `script` written to DIR/run.sh after the shell function
-    /// `in_unit` of `cgroup` ([`UnitCgroup::shell_function`]), its stderr in DIR/run.stderr.
+    /// [`Journald::spawn_script`] of `script` written to DIR/run.sh after the shell functions
+    /// `in_unit` and `unit_procs` of `cgroup` ([`UnitCgroup::shell_function`],
+    /// [`UnitCgroup::count_function`]), its stderr in DIR/run.stderr.
     pub fn spawn_unit_script(
         &self,
         cgroup: &UnitCgroup,
@@ -183,7 +184,11 @@ impl Journald {
         let run = dir.join("run.sh");
         fs::write(
             &run,
-            format!("{}{script}", cgroup.shell_function("in_unit")),
+            format!(
+                "{}{}{script}",
+                cgroup.shell_function("in_unit"),
+                cgroup.count_function("unit_procs")
+            ),
         )
         .unwrap();
         self.spawn_script(&run, args, &dir.join("run.stderr"), label)
@@ -196,6 +201,12 @@ impl Journald {
     /// Debian's: its systemd ships no 50-default.conf); the 12th sender blocks.
     pub fn pause(&self) {
         self.signal("-STOP");
+    }
+
+    /// [`Journald::pause`] until the guard is dropped, also when the test fails meanwhile.
+    pub fn paused(&self) -> Paused<'_> {
+        self.pause();
+        Paused(self)
     }
 
     /// Lets journald run again after [`Journald::pause`].
@@ -399,6 +410,18 @@ fn journalctl_roots(parent: u32) -> Vec<PathBuf> {
         .collect()
 }
 
+/// journald stopped ([`Journald::paused`]) until this is dropped.
+pub struct Paused<'a>(&'a Journald);
+
+impl Drop for Paused<'_> {
+    fn drop(&mut self) {
+        // no check: this also runs while a failed test unwinds
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.0.proc.pid().to_string()])
+            .status();
+    }
+}
+
 /// A systemd unit's cgroup, made by hand so that journald (which takes `_SYSTEMD_UNIT` and
 /// `_SYSTEMD_SLICE` from the sender's cgroup) files a process's entries under that unit
 /// without a systemd: `PARTS` (e.g. `system.slice`, `ssh.service`) in each hierarchy that
@@ -468,6 +491,14 @@ impl UnitCgroup {
     /// A shell function `NAME` that moves the (sub)shell it runs in into the group.
     pub fn shell_function(&self, name: &str) -> String {
         format!("{name}() {{ {}}}\n", self.moves("$BASHPID"))
+    }
+
+    /// A shell function `NAME` that prints how many processes are in the group.
+    pub fn count_function(&self, name: &str) -> String {
+        format!(
+            "{name}() {{ wc -l < '{}/cgroup.procs'; }}\n",
+            self.dirs[0].display()
+        )
     }
 
     /// `sh -c '…; exec ARGV'`: ARGV run inside the group.

@@ -90,43 +90,32 @@ pub fn matches(source: &str) -> Result<Vec<&str>, String> {
 }
 
 /// A source's terms with each `_UID=NAME` and `_GID=NAME` given the number of that user or
-/// group, read from `passwd` and `group` (the text of /etc/passwd and /etc/group): journald
-/// records numbers, and a daemon's dedicated user (ocserv's `run-as-user`) has no number
-/// that is the same on every system. A number stays as it is; a name that is not there stays
-/// too (no entry has such a value, so its group matches nothing) and is returned in the
-/// second list, `"user NAME"` or `"group NAME"`.
-pub fn resolve_ids(terms: &[String], passwd: &str, group: &str) -> (Vec<String>, Vec<String>) {
-    // NAME:PASSWORD:ID:... (passwd(5), group(5)); the first line of a name wins, as getpwnam
-    let id_of = |table: &str, name: &str| {
-        table.lines().find_map(|l| {
-            let mut f = l.split(':');
-            (f.next() == Some(name))
-                .then(|| f.nth(1))
-                .flatten()
-                .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
-                .map(str::to_string)
-        })
-    };
+/// group, from `lookup(field, name)` (the system's, through NSS: [`crate::sys::user_id`],
+/// [`crate::sys::group_id`]): journald records numbers, and a daemon's dedicated user
+/// (ocserv's `run-as-user`, Postfix's mail owner) has no number that is the same on every
+/// system. A value of digits is a number already (as systemd takes it). A name not found
+/// stays as it is, so that alternative matches nothing (no entry has such a value); it is
+/// returned in the second list as the term itself.
+pub fn resolve_ids(
+    terms: &[String],
+    lookup: impl Fn(&str, &str) -> Option<u32>,
+) -> (Vec<String>, Vec<String>) {
     let mut unknown = Vec::new();
     let resolved = terms
         .iter()
-        .map(|t| {
-            let (field, table, what) = match t.split_once('=') {
-                Some(("_UID", _)) => ("_UID", passwd, "user"),
-                Some(("_GID", _)) => ("_GID", group, "group"),
-                _ => return t.clone(),
-            };
-            let value = &t[field.len() + 1..];
-            if value.bytes().all(|b| b.is_ascii_digit()) {
-                return t.clone();
-            }
-            match id_of(table, value) {
-                Some(id) => format!("{field}={id}"),
-                None => {
-                    unknown.push(format!("{what} {value}"));
-                    t.clone()
+        .map(|t| match t.split_once('=') {
+            Some((field @ ("_UID" | "_GID"), value))
+                if !value.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                match lookup(field, value) {
+                    Some(id) => format!("{field}={id}"),
+                    None => {
+                        unknown.push(t.clone());
+                        t.clone()
+                    }
                 }
             }
+            _ => t.clone(),
         })
         .collect();
     (resolved, unknown)
@@ -242,26 +231,29 @@ mod tests {
 
     #[test]
     fn user_and_group_names_become_their_numbers() {
-        let passwd =
-            "root:x:0:0:root:/root:/bin/bash\nocserv:x:115:122::/run/ocserv:/usr/sbin/nologin\n\
-                      ocserv:x:999:999:a second line:/:/bin/false\nodd:x::1::/:/bin/sh\n";
-        let group = "root:x:0:\nocserv:x:122:\n";
+        let lookup = |field: &str, name: &str| match (field, name) {
+            ("_UID", "ocserv") => Some(115),
+            ("_UID", "postfix") => Some(106),
+            ("_GID", "ocserv") => Some(122),
+            _ => None,
+        };
         let terms: Vec<String> = [
             "SYSLOG_IDENTIFIER=ocserv",
             "_UID=0",
             "_UID=ocserv",
             "_GID=ocserv",
             "_UID=nosuch",
-            "_UID=odd",
-            "_GID=nosuch",
+            "_GID=postfix",
+            "_UID=0115",
             "+",
             "_SYSTEMD_UNIT=ocserv.service",
             "_COMM=ocserv",
+            "_UID=postfix",
         ]
         .iter()
         .map(|t| t.to_string())
         .collect();
-        let (got, unknown) = resolve_ids(&terms, passwd, group);
+        let (got, unknown) = resolve_ids(&terms, lookup);
         assert_eq!(
             got,
             [
@@ -270,20 +262,29 @@ mod tests {
                 "_UID=115",
                 "_GID=122",
                 "_UID=nosuch",
-                "_UID=odd",
-                "_GID=nosuch",
+                "_GID=postfix",
+                "_UID=0115",
                 "+",
                 "_SYSTEMD_UNIT=ocserv.service",
                 "_COMM=ocserv",
+                "_UID=106",
             ]
         );
-        assert_eq!(unknown, ["user nosuch", "user odd", "group nosuch"]);
-        // a name is never taken for part of another line's fields
-        let (got, unknown) = resolve_ids(&["_UID=x".to_string()], "y:x:5:5::/:/bin/sh\n", "");
-        assert_eq!(
-            (got, unknown),
-            (vec!["_UID=x".to_string()], vec!["user x".to_string()])
-        );
+        // a user name is not a group name, and digits are never looked up
+        assert_eq!(unknown, ["_UID=nosuch", "_GID=postfix"]);
+    }
+
+    /// The system's own lookups: root is 0 on every system.
+    #[test]
+    fn the_systems_root_is_found() {
+        assert_eq!(crate::sys::user_id("root"), Some(0));
+        assert_eq!(crate::sys::group_id("root"), Some(0));
+        assert_eq!(crate::sys::user_id("pct-no-such-user-x"), None);
+        let (got, unknown) = resolve_ids(&["_UID=root".to_string()], |f, n| match f {
+            "_UID" => crate::sys::user_id(n),
+            _ => crate::sys::group_id(n),
+        });
+        assert_eq!((got, unknown.len()), (vec!["_UID=0".to_string()], 0));
     }
 
     #[test]

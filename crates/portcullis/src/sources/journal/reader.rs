@@ -239,6 +239,11 @@ struct JsonEntry {
     n_dropped: Option<Value>,
     #[serde(rename = "OBJECT_SYSTEMD_UNIT", default)]
     object_unit: Option<Value>,
+    /// The sender's unit and slice, when journald found its control group (see [`UnitGuard`]).
+    #[serde(rename = "_SYSTEMD_UNIT", default)]
+    unit: Option<Value>,
+    #[serde(rename = "_SYSTEMD_SLICE", default)]
+    slice: Option<Value>,
 }
 
 /// The MESSAGE_ID of journald's "Suppressed N messages from UNIT" (SD_MESSAGE_JOURNAL_DROPPED,
@@ -269,6 +274,60 @@ pub fn suppressed_terms(terms: &[String]) -> Vec<String> {
         extra.extend(values.iter().map(|v| format!("{object}{v}")));
     }
     extra
+}
+
+/// What a source that names units (or slices) and also has groups without one lets in: the
+/// groups without a unit are there for the entries of a daemon's processes that exited
+/// before journald read their control group (`_UID=0` with the daemon's identifier, or its
+/// own user), which carry no `_SYSTEMD_UNIT` or `_SYSTEMD_SLICE` at all. An entry that such
+/// a group selects but that does carry a unit, one the source does not name, comes from
+/// another program running as that user: a container's output relayed by a root daemon
+/// (Docker's syslog log driver), a rootful container given the host's /dev/log, a `logger`
+/// in a root script. The reader drops those ([`UnitGuard::refuses`]). A source without
+/// such a mix (all groups name units, or none does, as tcpwrappers' `_UID=0
+/// _TRANSPORT=syslog`) is left as journalctl selects it.
+#[derive(Debug, Default, PartialEq)]
+pub struct UnitGuard {
+    units: Vec<String>,
+    slices: Vec<String>,
+}
+
+impl UnitGuard {
+    /// The guard of a source's terms (its own, before [`suppressed_terms`]), or None when it
+    /// has nothing to guard.
+    pub fn of(terms: &[String]) -> Option<UnitGuard> {
+        let mut g = UnitGuard::default();
+        let (mut with, mut without) = (false, false);
+        for group in terms.split(|t| t == "+") {
+            let mut named = false;
+            for t in group {
+                if let Some(u) = t.strip_prefix("_SYSTEMD_UNIT=") {
+                    g.units.push(u.to_string());
+                    named = true;
+                } else if let Some(s) = t.strip_prefix("_SYSTEMD_SLICE=") {
+                    g.slices.push(s.to_string());
+                    named = true;
+                }
+            }
+            if named {
+                with = true;
+            } else {
+                without = true;
+            }
+        }
+        (with && without).then_some(g)
+    }
+
+    /// Whether an entry of this unit and slice (as journald recorded them: None when it found
+    /// no control group) comes from a unit the source does not name.
+    pub fn refuses(&self, unit: Option<&str>, slice: Option<&str>) -> bool {
+        if unit.is_none() && slice.is_none() {
+            return false;
+        }
+        let named_unit = unit.is_some_and(|u| self.units.iter().any(|n| n == u));
+        let named_slice = slice.is_some_and(|s| self.slices.iter().any(|n| n == s));
+        !named_unit && !named_slice
+    }
 }
 
 /// A field that is there, null or not.
@@ -371,6 +430,8 @@ fn journal_entry(json: &[u8], now_us: i64) -> Result<(Option<String>, Vec<u8>, E
         null_message: matches!(e.message, Some(Value::Null)),
         nul_cut: field(&e.syslog_raw).is_some_and(|raw| nul_cut(&raw)),
         line_break: LineBreak::of(e.line_break.as_ref()),
+        unit: field(&e.unit).map(|b| String::from_utf8_lossy(&b).into_owned()),
+        slice: field(&e.slice).map(|b| String::from_utf8_lossy(&b).into_owned()),
         stream: field(&e.stream_id).filter(|s| !s.is_empty()).map(|s| {
             // the stream, and the process in it (see `StreamCuts`)
             let mut key = s.into_owned();
@@ -450,6 +511,9 @@ struct EntryInfo {
     /// journald's note that it suppressed messages ([`SUPPRESSED_ID`]): how many (0 when it
     /// does not say) and of which unit. Not a line of the source: told, never matched.
     suppressed: Option<(u64, String)>,
+    /// `_SYSTEMD_UNIT` and `_SYSTEMD_SLICE`, when there (see [`UnitGuard`]).
+    unit: Option<String>,
+    slice: Option<String>,
 }
 
 /// How journald ended a stdout-stream entry: its `_LINE_BREAK` field. journald-stream.c
@@ -702,21 +766,33 @@ fn follow_journal(
 ) {
     // checked with the configuration; a source that is not valid would give journalctl
     // arguments of its own
-    let terms: Vec<String> = match crate::sources::journal::matches(&source) {
+    let (terms, guard): (Vec<String>, Option<UnitGuard>) = match crate::sources::journal::matches(
+        &source,
+    ) {
         Ok(t) => {
             let t: Vec<String> = t.into_iter().map(String::from).collect();
-            // users and groups by name (a daemon's own user): their numbers on this system
-            let read = |f: &str| std::fs::read_to_string(f).unwrap_or_default();
+            // users and groups by name (a daemon's own user): their numbers on this system,
+            // when the reader starts
             let (mut t, unknown) =
-                crate::sources::journal::resolve_ids(&t, &read("/etc/passwd"), &read("/etc/group"));
+                crate::sources::journal::resolve_ids(&t, |field, name| match field {
+                    "_UID" => crate::sys::user_id(name),
+                    _ => crate::sys::group_id(name),
+                });
             for u in unknown {
+                let what = if u.starts_with("_UID") {
+                    "user"
+                } else {
+                    "group"
+                };
+                let name = u.split_once('=').map_or("", |(_, n)| n);
                 let _ = engine.try_send(Msg::Note(format!(
-                    "{source}: there is no {u} on this system (/etc/passwd, /etc/group): the matches that name it select nothing"
+                    "{source}: this system has no {what} {name}: the alternative {u} matches nothing"
                 )));
             }
+            let guard = UnitGuard::of(&t);
             let extra = suppressed_terms(&t);
             t.extend(extra);
-            t
+            (t, guard)
         }
         Err(e) => {
             let _ = engine.try_send(Msg::Note(format!("not reading {source}: {e}")));
@@ -726,6 +802,7 @@ fn follow_journal(
     let mut long = LongLines::default();
     let (mut null_messages, mut too_long) = (Throttled::default(), Throttled::default());
     let (mut cuts, mut withheld) = (StreamCuts::default(), Throttled::default());
+    let mut foreign = Throttled::default();
     if let Some(v) = systemd_version(&cmd, &ctl).filter(|v| *v < SYSLOG_RAW_SINCE) {
         let _ = engine.try_send(Msg::Note(format!(
             "{source}: journald of systemd {v} (before {SYSLOG_RAW_SINCE}) ends a syslog message at a NUL byte without a trace (no SYSLOG_RAW), so a program that writes its own syslog datagrams (Perl's Sys::Syslog, Python's SysLogHandler) can let a client end a line right after an address it typed; read such programs through rsyslog's /dev/log (imuxsock writes a NUL as #000) instead"
@@ -755,7 +832,7 @@ fn follow_journal(
             "--no-pager",
             "--output=json",
             "--all",
-            "--output-fields=MESSAGE,_HOSTNAME,SYSLOG_IDENTIFIER,_COMM,_PID,SYSLOG_PID,_LINE_BREAK,_STREAM_ID,SYSLOG_RAW,MESSAGE_ID,_TRANSPORT,N_DROPPED,OBJECT_SYSTEMD_UNIT",
+            "--output-fields=MESSAGE,_HOSTNAME,SYSLOG_IDENTIFIER,_COMM,_PID,SYSLOG_PID,_LINE_BREAK,_STREAM_ID,SYSLOG_RAW,MESSAGE_ID,_TRANSPORT,N_DROPPED,OBJECT_SYSTEMD_UNIT,_SYSTEMD_UNIT,_SYSTEMD_SLICE",
             "--quiet",
         ]);
         match &sent {
@@ -834,6 +911,38 @@ fn follow_journal(
                         if !flush(&engine, &ctl, &mut pending) || !send(&engine, &ctl, told) {
                             engine_gone = true;
                             break;
+                        }
+                        if cursor.is_some() {
+                            sent = cursor;
+                        }
+                        continue;
+                    }
+                    // selected by a group without a unit, but sent from a unit the source
+                    // does not name: another program running as that user (`UnitGuard`)
+                    if guard
+                        .as_ref()
+                        .is_some_and(|g| g.refuses(info.unit.as_deref(), info.slice.as_deref()))
+                    {
+                        if let Some(n) = foreign.hit() {
+                            let unit = info
+                                .unit
+                                .as_deref()
+                                .or(info.slice.as_deref())
+                                .unwrap_or("?");
+                            let unit: String = unit
+                                .chars()
+                                .map(|c| if c.is_control() { '_' } else { c })
+                                .take(256)
+                                .collect();
+                            let note = format!(
+                                "{n} journal entr(y/ies) selected by {source} were not read: they came from a unit it does not name (the last from {unit}); its groups without a unit are for a daemon's processes that exited before journald read their unit, not for other programs that run as the same user (a container's relayed output, a `logger` in a root script)"
+                            );
+                            if !flush(&engine, &ctl, &mut pending)
+                                || !send(&engine, &ctl, Msg::Note(note))
+                            {
+                                engine_gone = true;
+                                break;
+                            }
                         }
                         if cursor.is_some() {
                             sent = cursor;
@@ -1181,6 +1290,66 @@ wait "$p"
             journal_entry(plain.as_bytes(), 0).unwrap().2.suppressed,
             None
         );
+    }
+
+    /// The groups without a unit of a source that names units let in only entries without
+    /// one (a process that exited before journald read its control group) or of the named
+    /// units and slices.
+    #[test]
+    fn entries_of_other_units_are_refused_by_the_groups_without_a_unit() {
+        let terms = |src: &str| -> Vec<String> {
+            crate::sources::journal::matches(src)
+                .unwrap()
+                .into_iter()
+                .map(String::from)
+                .collect()
+        };
+        let g = UnitGuard::of(&terms(crate::sources::journal::DEFAULT_SSHD)).unwrap();
+        assert!(!g.refuses(None, None), "an exited sender");
+        assert!(!g.refuses(Some("ssh.service"), Some("system.slice")));
+        assert!(!g.refuses(Some("sshd.service"), None));
+        assert!(!g.refuses(
+            Some("ssh@3-192.0.2.1:22-203.0.113.5:4242.service"),
+            Some("system-ssh.slice")
+        ));
+        assert!(
+            g.refuses(Some("docker.service"), Some("system.slice")),
+            "a relay"
+        );
+        assert!(
+            g.refuses(Some("docker-0123abcd.scope"), Some("system.slice")),
+            "a container"
+        );
+        assert!(
+            g.refuses(Some("session-4.scope"), Some("user-0.slice")),
+            "root's shell"
+        );
+        assert!(g.refuses(None, Some("system.slice")));
+        // nothing to guard: every group names a unit, or none does
+        assert_eq!(
+            UnitGuard::of(&terms("journal:_SYSTEMD_UNIT=ssh.service _UID=0")),
+            None
+        );
+        assert_eq!(
+            UnitGuard::of(&terms("journal:_UID=0 _TRANSPORT=syslog")),
+            None
+        );
+        assert_eq!(
+            UnitGuard::of(&terms(
+                "journal:SYSLOG_IDENTIFIER=a + _UID=0 _TRANSPORT=syslog"
+            )),
+            None
+        );
+        // the entry's own unit and slice reach the reader
+        let json = br#"{"__CURSOR":"s=1;i=2","MESSAGE":"x","SYSLOG_IDENTIFIER":"sshd","_SYSTEMD_UNIT":"docker.service","_SYSTEMD_SLICE":"system.slice","__REALTIME_TIMESTAMP":"1796492664569648"}"#;
+        let (_, _, info) = journal_entry(json, 0).unwrap();
+        assert_eq!(
+            (info.unit.as_deref(), info.slice.as_deref()),
+            (Some("docker.service"), Some("system.slice"))
+        );
+        let json = br#"{"__CURSOR":"s=1;i=3","MESSAGE":"x","SYSLOG_IDENTIFIER":"sshd","__REALTIME_TIMESTAMP":"1796492664569648"}"#;
+        let (_, _, info) = journal_entry(json, 0).unwrap();
+        assert_eq!((info.unit, info.slice), (None, None));
     }
 
     #[test]
