@@ -20,7 +20,10 @@
 //! when it was sent: the entry of a process that logged and exited before that has no
 //! `_SYSTEMD_UNIT` or `_SYSTEMD_SLICE`, only `_PID`, `_UID`, `_GID` (the kernel's) and what
 //! the sender wrote (systemd issue 2913). A daemon that runs as root can be matched by its
-//! identifier and `_UID=0` as well: only root sends as uid 0.
+//! identifier and `_UID=0` as well: only root sends as uid 0. Root runs other programs too,
+//! some of which relay others' text (Docker's syslog log driver, a `logger` pipe), so the
+//! reader lets such a group (one without a unit, in a source that names units) read only
+//! entries without a unit, or of a unit the source names ([`reader::UnitGuard`]).
 
 pub mod reader;
 
