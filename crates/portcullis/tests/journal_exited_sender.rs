@@ -119,10 +119,8 @@ for _ in $(seq 200); do
   sleep 0.05
 done
 [ -n "$(ss -Hltn 'sport = :22')" ] || { echo "sshd does not listen" >&2; exit 3; }
-echo ready > "$d/ready"
 # the test stops journald, then says go
-for _ in $(seq 300); do [ -e "$d/go" ] && break; sleep 0.1; done
-[ -e "$d/go" ] || { echo "no go" >&2; exit 4; }
+ready_go
 for i in 1 2 3; do
   SSHPASS=wrong timeout 20 sshpass -e ssh -F /dev/null -o StrictHostKeyChecking=no \
     -o UserKnownHostsFile=/dev/null -o PubkeyAuthentication=no \
@@ -144,8 +142,7 @@ for _ in $(seq 200); do
   sleep 0.05
 done
 [ -z "$(pgrep -P "$sshd_pid")" ] || { echo "sshd's children did not exit" >&2; exit 6; }
-echo done > "$d/attacked"
-sleep 60
+attacked
 "#;
 
 #[test]
@@ -239,7 +236,7 @@ fn run(release: Release, sshd: Release) {
     let mut server = journald.spawn_unit_script(
         &cgroup,
         dir.path(),
-        SCRIPT,
+        &format!("{EXITED_SH}{SCRIPT}"),
         &[d.clone(), tree.clone()],
         "sshd in ssh.service",
     );
@@ -392,9 +389,7 @@ for _ in $(seq 200); do
   sleep 0.05
 done
 [ -n "$(ss -Hltn 'sport = :7010')" ] || { echo "xinetd does not listen" >&2; exit 3; }
-echo ready > "$d/ready"
-for _ in $(seq 300); do [ -e "$d/go" ] && break; sleep 0.1; done
-[ -e "$d/go" ] || { echo "no go" >&2; exit 4; }
+ready_go
 python3 - > "$d/clients" 2>"$d/python.err" <<'P'
 import socket
 for _ in range(3):
@@ -415,8 +410,7 @@ for _ in $(seq 200); do
   sleep 0.05
 done
 [ -z "$(pgrep -P "$xinetd_pid")" ] || { echo "xinetd's children did not exit" >&2; exit 6; }
-echo done > "$d/attacked"
-sleep 60
+attacked
 "#;
 
 /// Debian 12's solid-pop3d 0.15 (test.sh's unpacked package, $2; standalone, a process per
@@ -446,9 +440,7 @@ chmod 644 "$d/spop3d.conf"
 ( in_unit; LD_LIBRARY_PATH="$root/usr/lib/x86_64-linux-gnu" exec "$root/usr/sbin/solid-pop3d" -f "$d/spop3d.conf" 2> "$d/spop3d.err" )
 for _ in $(seq 100); do ss -Hltn 'sport = :110' | grep -q . && break; sleep 0.1; done
 ss -Hltn 'sport = :110' | grep -q . || { echo "solid-pop3d did not listen" >&2; exit 5; }
-echo ready > "$d/ready"
-for _ in $(seq 300); do [ -e "$d/go" ] && break; sleep 0.1; done
-[ -e "$d/go" ] || { echo "no go" >&2; exit 4; }
+ready_go
 python3 - > "$d/clients" 2>"$d/python.err" <<'P'
 import socket, threading
 got = []
@@ -475,8 +467,7 @@ for _ in $(seq 200); do
   sleep 0.05
 done
 [ "$(pgrep -c -x solid-pop3d)" = 1 ] || { echo "the sessions did not exit" >&2; exit 6; }
-echo done > "$d/attacked"
-sleep 60
+attacked
 "#;
 
 /// An FTP server of Debian 12 ($2: vsftpd 3.0.3, the machine's; proftpd 1.3.8 or pure-ftpd
@@ -526,9 +517,7 @@ pure-ftpd)
 esac
 for _ in $(seq 200); do ss -Hltn 'sport = :21' | grep -q . && break; sleep 0.05; done
 ss -Hltn 'sport = :21' | grep -q . || { echo "$kind did not listen" >&2; exit 3; }
-echo ready > "$d/ready"
-for _ in $(seq 300); do [ -e "$d/go" ] && break; sleep 0.1; done
-[ -e "$d/go" ] || { echo "no go" >&2; exit 4; }
+ready_go
 python3 - > "$d/clients" 2>"$d/python.err" <<'P'
 import socket
 def reply(f):
@@ -555,8 +544,7 @@ for _ in $(seq 200); do
   sleep 0.05
 done
 [ "$(pgrep -c -x "$kind")" = 1 ] || { echo "the sessions did not exit: $(pgrep -a -x "$kind")" >&2; exit 6; }
-echo done > "$d/attacked"
-sleep 60
+attacked
 "#;
 
 /// The FTP servers' failures come from the session's process, which ends with the client:
@@ -679,9 +667,7 @@ dropbearkey -t ed25519 -f "$d/hostkey" > "$d/dropbearkey.out" 2>&1 || exit 3
   exec dropbear -F -p 192.0.2.1:22 -r '$d/hostkey'" 2> "$d/server.err" ) &
 for _ in $(seq 200); do ss -Hltn 'sport = :22' | grep -q . && break; sleep 0.05; done
 ss -Hltn 'sport = :22' | grep -q . || { echo "dropbear did not listen" >&2; exit 3; }
-echo ready > "$d/ready"
-for _ in $(seq 300); do [ -e "$d/go" ] && break; sleep 0.1; done
-[ -e "$d/go" ] || { echo "no go" >&2; exit 4; }
+ready_go
 for i in 1 2; do
   SSHPASS=wrong timeout 20 sshpass -e ssh -F /dev/null -o StrictHostKeyChecking=no \
     -o UserKnownHostsFile=/dev/null -o PubkeyAuthentication=no \
@@ -695,8 +681,7 @@ for _ in $(seq 200); do
   sleep 0.05
 done
 [ "$(pgrep -c -x dropbear)" = 1 ] || { echo "the sessions did not exit" >&2; exit 6; }
-echo done > "$d/attacked"
-sleep 60
+attacked
 "#;
 
 /// Dropbear's failures come from the connection's process, which ends with it: with
@@ -751,37 +736,14 @@ mkdir -p "$d/mqueue"
     "${smx[@]}" "$smbin/sendmail" -C "$d/sendmail.cf" -bD -L sm-mta 2>"$d/sendmail.err" ) &
 for _ in $(seq 200); do ss -Hltn 'src 192.0.2.1 and sport = :25' | grep -q . && break; sleep 0.05; done
 ss -Hltn 'src 192.0.2.1 and sport = :25' | grep -q . || { echo "sendmail did not listen" >&2; exit 3; }
-echo ready > "$d/ready"
-for _ in $(seq 300); do [ -e "$d/go" ] && break; sleep 0.1; done
-[ -e "$d/go" ] || { echo "no go" >&2; exit 4; }
-python3 - > "$d/clients" 2>"$d/python.err" <<'P'
-import socket
-def reply(f):
-    while True:
-        line = f.readline().decode()
-        if len(line) < 4 or line[3] == " ":
-            return line[:3]
-for _ in range(2):
-    s = socket.socket()
-    s.bind(("203.0.113.5", 0))
-    s.settimeout(15)
-    s.connect(("192.0.2.1", 25))
-    f = s.makefile("rb")
-    reply(f)
-    s.sendall(b"EHLO client.example.org\r\n"); reply(f)
-    s.sendall(b"MAIL FROM:<a@example.org>\r\n"); reply(f)
-    s.sendall(b"RCPT TO:<victim@example.com>\r\n")
-    print(reply(f), flush=True)
-    s.sendall(b"QUIT\r\n"); reply(f)
-    s.close()
-P
+ready_go
+relay_twice
 for _ in $(seq 200); do
   [ "$(pgrep -c -x sendmail)" = 1 ] && break
   sleep 0.05
 done
 [ "$(pgrep -c -x sendmail)" = 1 ] || { echo "the sessions did not exit: $(pgrep -a -x sendmail)" >&2; exit 6; }
-echo done > "$d/attacked"
-sleep 60
+attacked
 "#;
 
 /// Sendmail's rejections come from the session's process (a child of the daemon per
@@ -855,9 +817,7 @@ private_etc "$d/etc-ov" "$d/etc-src" passwd group shadow cockpit/cockpit.conf ||
   exec /usr/lib/cockpit/cockpit-ws --no-tls --port 9090 --address 192.0.2.1" 2> "$d/server.err" ) &
 for _ in $(seq 200); do ss -Hltn 'sport = :9090' | grep -q . && break; sleep 0.05; done
 ss -Hltn 'sport = :9090' | grep -q . || { echo "cockpit-ws did not listen" >&2; exit 3; }
-echo ready > "$d/ready"
-for _ in $(seq 300); do [ -e "$d/go" ] && break; sleep 0.1; done
-[ -e "$d/go" ] || { echo "no go" >&2; exit 4; }
+ready_go
 for pw in wrong1 wrong2; do
   timeout 20 curl -s -o /dev/null -w '%{http_code}\n' --interface 203.0.113.5 \
     -u "pctcockpit:$pw" http://192.0.2.1:9090/cockpit/login >> "$d/clients" 2>> "$d/curl.err"
@@ -867,8 +827,7 @@ for _ in $(seq 200); do
   sleep 0.05
 done
 [ "$(pgrep -c -x cockpit-session)" = 0 ] || { echo "cockpit-session did not exit" >&2; exit 6; }
-echo done > "$d/attacked"
-sleep 60
+attacked
 "#;
 
 /// Cockpit's PAM failures come from cockpit-session, a process per login that ends once the
@@ -971,9 +930,7 @@ C
 ip route replace local 192.0.2.1 dev lo table local src 203.0.113.77 || exit 7
 # the unit's processes now (a connection's child may rename itself: counted in the cgroup)
 baseline=$(unit_procs)
-echo ready > "$d/ready"
-for _ in $(seq 300); do [ -e "$d/go" ] && break; sleep 0.1; done
-[ -e "$d/go" ] || { echo "no go" >&2; exit 4; }
+ready_go
 for pw in wrong-1 wrong-2; do
   timeout 10 smbclient -s "$d/client.conf" //192.0.2.1/share -m SMB3 -c ls -U "pctsmb%$pw" \
     > "$d/client.out" 2>&1
@@ -985,8 +942,7 @@ for _ in $(seq 200); do
   sleep 0.05
 done
 [ "$(unit_procs)" -le "$baseline" ] || { echo "the connections' smbd did not exit: $(pgrep -a smbd)" >&2; exit 6; }
-echo done > "$d/attacked"
-sleep 60
+attacked
 "#;
 
 /// Samba's audit lines of a failed login come from the connection's smbd, which ends with
@@ -1142,9 +1098,7 @@ sesman_up || { echo "xrdp-sesman did not listen" >&2; exit 5; }
 [ -S /tmp/.X11-unix/X73 ] || { echo "Xtigervnc did not start" >&2; exit 5; }
 export DISPLAY=:73 HOME="$d/client"
 ip route replace local 192.0.2.1 dev lo table local proto kernel scope host src 203.0.113.5 || exit 6
-echo ready > "$d/ready"
-for _ in $(seq 300); do [ -e "$d/go" ] && break; sleep 0.1; done
-[ -e "$d/go" ] || { echo "no go" >&2; exit 4; }
+ready_go
 timeout 20 xfreerdp /v:192.0.2.1 /port:3389 /cert:ignore /u:pctrdp /p:wrong1 > "$d/rdp.out" 2>&1 &
 rdp=$!
 # the authenticating process writes its refusal to sesman's file too; then the client leaves,
@@ -1161,8 +1115,7 @@ for _ in $(seq 200); do
   sleep 0.05
 done
 [ -z "$(pgrep -x xrdp-sesexec)" ] || { echo "xrdp-sesexec did not exit" >&2; exit 6; }
-echo done > "$d/attacked"
-sleep 60
+attacked
 "#;
 
 /// xrdp 0.10's AUTHFAIL comes from `xrdp-sesexec`, sesman's child for one login, which ends
@@ -1250,9 +1203,7 @@ P
 ( in_unit; exec python3 "$d/inetd.py" "$d/bin/in.telnetd" 2> "$d/inetd.err" ) &
 for _ in $(seq 200); do ss -Hltn 'sport = :23' | grep -q . && break; sleep 0.05; done
 ss -Hltn 'sport = :23' | grep -q . || { echo "the inetd did not listen" >&2; exit 3; }
-echo ready > "$d/ready"
-for _ in $(seq 300); do [ -e "$d/go" ] && break; sleep 0.1; done
-[ -e "$d/go" ] || { echo "no go" >&2; exit 4; }
+ready_go
 python3 - > "$d/clients" 2>"$d/python.err" <<'P'
 import socket, threading
 got = []
@@ -1279,8 +1230,7 @@ for _ in $(seq 200); do
   sleep 0.05
 done
 [ -z "$(pgrep -x tcpd)" ] || { echo "tcpd did not exit" >&2; exit 6; }
-echo done > "$d/attacked"
-sleep 60
+attacked
 "#;
 
 /// tcpd is a process per connection that logs its refusal and exits, under the name of the
@@ -1351,9 +1301,7 @@ ss -Hltn 'sport = :4443' | grep -q . || { echo "ocserv did not listen" >&2; exit
 for _ in $(seq 100); do [ "$(unit_procs)" -ge 2 ] && break; sleep 0.05; done
 baseline=$(unit_procs)
 ip route replace table local local 192.0.2.1 dev lo src 203.0.113.5 || exit 5
-echo ready > "$d/ready"
-for _ in $(seq 300); do [ -e "$d/go" ] && break; sleep 0.1; done
-[ -e "$d/go" ] || { echo "no go" >&2; exit 4; }
+ready_go
 for pw in wrong-1 wrong-2; do
   printf '%s\n%s\n%s\n' "$pw" "$pw" "$pw" | timeout 10 openconnect --authenticate \
     --servercert "pin-sha256:$pin" -u alice https://192.0.2.1:4443/ > "$d/client.out" 2>&1
@@ -1365,8 +1313,7 @@ for _ in $(seq 200); do
   sleep 0.05
 done
 [ "$(unit_procs)" -le "$baseline" ] || { echo "the workers did not exit: $(pgrep -a ocserv)" >&2; exit 6; }
-echo done > "$d/attacked"
-sleep 60
+attacked
 "#;
 
 /// ocserv's failures come from the connection's worker, which runs as ocserv's own user
@@ -1465,38 +1412,15 @@ C
 for _ in $(seq 300); do ss -Hltn 'sport = :25' | grep -q . && break; sleep 0.05; done
 ss -Hltn 'sport = :25' | grep -q . || { echo "postfix did not listen" >&2; cat "$d/postfix.out" >&2; exit 3; }
 sleep 0.5
-echo ready > "$d/ready"
-for _ in $(seq 300); do [ -e "$d/go" ] && break; sleep 0.1; done
-[ -e "$d/go" ] || { echo "no go" >&2; exit 4; }
-python3 - > "$d/clients" 2>"$d/python.err" <<'P'
-import socket
-def reply(f):
-    while True:
-        line = f.readline().decode()
-        if len(line) < 4 or line[3] == " ":
-            return line[:3]
-for _ in range(2):
-    s = socket.socket()
-    s.bind(("203.0.113.5", 0))
-    s.settimeout(15)
-    s.connect(("192.0.2.1", 25))
-    f = s.makefile("rb")
-    reply(f)
-    s.sendall(b"EHLO client.example.org\r\n"); reply(f)
-    s.sendall(b"MAIL FROM:<a@example.org>\r\n"); reply(f)
-    s.sendall(b"RCPT TO:<victim@example.com>\r\n")
-    print(reply(f), flush=True)
-    s.sendall(b"QUIT\r\n"); reply(f)
-    s.close()
-P
+ready_go
+relay_twice
 # every smtpd gone (it serves one client with max_use=1) before journald looks
 for _ in $(seq 200); do
   [ -z "$(pgrep -x smtpd)" ] && break
   sleep 0.05
 done
 [ -z "$(pgrep -x smtpd)" ] || { echo "smtpd did not exit" >&2; exit 6; }
-echo done > "$d/attacked"
-sleep 60
+attacked
 "#;
 
 /// A Postfix smtpd that exits right after its client (max_use reached) leaves entries without
@@ -1599,6 +1523,47 @@ fn solidpop3d_failures_whose_session_exited_count_under_journald_252() {
         setup: Box::new(|_| ()),
     });
 }
+
+/// Shell functions of the scripts of [`exited_case`] (after `in_unit` and `unit_procs`, with
+/// `d` set to the test's directory): `ready_go` writes DIR/ready (the server is up) and waits
+/// for DIR/go (journald is stopped by then); `attacked` writes DIR/attacked (every
+/// connection's process is gone: journald may look) and waits to be killed; `relay_twice`
+/// runs two SMTP sessions from 203.0.113.5 to 192.0.2.1:25 that try to relay (MAIL, RCPT to
+/// another domain, QUIT), the RCPT replies' codes in DIR/clients.
+const EXITED_SH: &str = r#"ready_go() {
+  echo ready > "$d/ready"
+  for _ in $(seq 300); do [ -e "$d/go" ] && return 0; sleep 0.1; done
+  echo "no go" >&2
+  exit 4
+}
+attacked() {
+  echo done > "$d/attacked"
+  sleep 60
+}
+relay_twice() {
+  python3 - > "$d/clients" 2>"$d/python.err" <<'P'
+import socket
+def reply(f):
+    while True:
+        line = f.readline().decode()
+        if len(line) < 4 or line[3] == " ":
+            return line[:3]
+for _ in range(2):
+    s = socket.socket()
+    s.bind(("203.0.113.5", 0))
+    s.settimeout(15)
+    s.connect(("192.0.2.1", 25))
+    f = s.makefile("rb")
+    reply(f)
+    s.sendall(b"EHLO client.example.org\r\n"); reply(f)
+    s.sendall(b"MAIL FROM:<a@example.org>\r\n"); reply(f)
+    s.sendall(b"RCPT TO:<victim@example.com>\r\n")
+    print(reply(f), flush=True)
+    s.sendall(b"QUIT\r\n"); reply(f)
+    s.close()
+P
+}
+"#;
 
 /// Waits for the run's DIR/ready (the server is up; it fails the test with run.stderr
 /// otherwise), stops journald, writes DIR/go and waits for DIR/attacked (every process of
@@ -1751,7 +1716,8 @@ fn exited_case(c: ExitedCase) {
         "nobody's forgery is not in the journal as uid 65534"
     );
     let args: Vec<String> = std::iter::once(d).chain(c.args).collect();
-    let mut server = journald.spawn_unit_script(&cgroup, dir.path(), &c.script, &args, c.unit);
+    let script = format!("{EXITED_SH}{}", c.script);
+    let mut server = journald.spawn_unit_script(&cgroup, dir.path(), &script, &args, c.unit);
     let attacked = attack_while_stopped(&journald, &mut server, dir.path(), c.unit);
     assert!(
         attacked && read("clients") == c.clients,
