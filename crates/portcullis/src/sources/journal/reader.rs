@@ -759,7 +759,6 @@ const SYSLOG_RAW_SINCE: u32 = 240;
 fn follow_journal(
     cmd: JournalCommand,
     source: String,
-    resolved: Result<Resolved, String>,
     cursor_file: PathBuf,
     engine: EngineTx,
     ctl: Arc<ReaderCtl>,
@@ -767,8 +766,18 @@ fn follow_journal(
 ) {
     // checked with the configuration; a source that is not valid would give journalctl
     // arguments of its own
-    let (terms, guard): (Vec<String>, Option<UnitGuard>) = match resolved {
-        Ok((mut t, unknown)) => {
+    let (terms, guard): (Vec<String>, Option<UnitGuard>) = match crate::sources::journal::matches(
+        &source,
+    ) {
+        Ok(t) => {
+            let t: Vec<String> = t.into_iter().map(String::from).collect();
+            // users and groups by name (a daemon's own user): their numbers on this system,
+            // when the reader starts
+            let (mut t, unknown) =
+                crate::sources::journal::resolve_ids(&t, |field, name| match field {
+                    "_UID" => crate::sys::user_id(name),
+                    _ => crate::sys::group_id(name),
+                });
             for u in unknown {
                 let what = if u.starts_with("_UID") {
                     "user"
@@ -1063,26 +1072,6 @@ fn flush(engine: &EngineTx, ctl: &ReaderCtl, pending: &mut Batch) -> bool {
 struct JournalReader {
     ctl: Arc<ReaderCtl>,
     thread: JoinHandle<()>,
-    /// Its terms as resolved when it started ([`resolved_terms`]).
-    terms: Vec<String>,
-}
-
-/// A source's terms with user and group names given this system's numbers, and the terms
-/// whose name was not found ([`crate::sources::journal::resolve_ids`]).
-type Resolved = (Vec<String>, Vec<String>);
-
-/// How a name in `_UID=` / `_GID=` becomes a number: the system's (NSS), or a test's.
-pub type IdLookup = Arc<dyn Fn(&str, &str) -> Option<u32> + Send + Sync>;
-
-/// A source's terms, resolved with `lookup`; an error for a source that is not valid.
-fn resolved_terms(source: &str, lookup: &IdLookup) -> Result<Resolved, String> {
-    let t: Vec<String> = crate::sources::journal::matches(source)?
-        .into_iter()
-        .map(String::from)
-        .collect();
-    Ok(crate::sources::journal::resolve_ids(&t, |f, n| {
-        lookup(f, n)
-    }))
 }
 
 /// The journal readers of the daemon, one per `journal:` source; [`JournalReaders::reconcile`]
@@ -1093,7 +1082,6 @@ pub struct JournalReaders {
     state_dir: PathBuf,
     engine: EngineTx,
     running: BTreeMap<String, JournalReader>,
-    lookup: IdLookup,
 }
 
 impl JournalReaders {
@@ -1105,18 +1093,7 @@ impl JournalReaders {
             state_dir,
             engine,
             running: BTreeMap::new(),
-            lookup: Arc::new(|field, name| match field {
-                "_UID" => crate::sys::user_id(name),
-                _ => crate::sys::group_id(name),
-            }),
         }
-    }
-
-    /// Names in `_UID=` / `_GID=` resolved with `lookup` instead of the system's NSS.
-    #[cfg(test)]
-    pub fn id_lookup(mut self, lookup: IdLookup) -> Self {
-        self.lookup = lookup;
-        self
     }
 
     /// Entries whose line is longer than `max_line` are cut as file lines are (default
@@ -1134,42 +1111,21 @@ impl JournalReaders {
 
     /// Starts readers for the `wanted` sources not read yet and stops those of the sources
     /// no longer wanted (their `journalctl` is terminated and reaped before this returns).
-    /// A reader whose source names a user or group that resolves differently now (a
-    /// daemon's user added since it started, or removed) is started again: it goes on from
-    /// its saved position. Returns (started, stopped).
+    /// Returns (started, stopped).
     pub fn reconcile(&mut self, wanted: &[String]) -> (Vec<String>, Vec<String>) {
-        let (mut start, mut stop) =
-            journal_changes(self.running.keys().map(String::as_str), wanted);
-        let changed: Vec<String> = self
-            .running
-            .iter()
-            .filter(|(src, r)| {
-                !stop.contains(src)
-                    && resolved_terms(src, &self.lookup).is_ok_and(|(t, _)| t != r.terms)
-            })
-            .map(|(src, _)| src.clone())
-            .collect();
-        stop.extend(changed.iter().cloned());
-        start.extend(changed);
+        let (start, stop) = journal_changes(self.running.keys().map(String::as_str), wanted);
         self.stop(&stop);
         for src in &start {
             let ctl = Arc::new(ReaderCtl::default());
-            let resolved = resolved_terms(src, &self.lookup);
-            let terms = resolved
-                .as_ref()
-                .map(|(t, _)| t.clone())
-                .unwrap_or_default();
             let thread = {
                 let (cmd, src, ctl) = (self.cmd.clone(), src.clone(), ctl.clone());
                 let cursor = cursor_file(&self.state_dir, &src);
                 let tx = self.engine.clone();
                 let max_line = self.max_line;
-                std::thread::spawn(move || {
-                    follow_journal(cmd, src, resolved, cursor, tx, ctl, max_line)
-                })
+                std::thread::spawn(move || follow_journal(cmd, src, cursor, tx, ctl, max_line))
             };
             self.running
-                .insert(src.clone(), JournalReader { ctl, thread, terms });
+                .insert(src.clone(), JournalReader { ctl, thread });
         }
         (start, stop)
     }
@@ -1809,19 +1765,6 @@ wait "$p"
     }
 }
 
-/// Waits (10 s at most) until `cond` holds.
-#[cfg(test)]
-pub(crate) fn tests_wait(cond: impl Fn() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    cond()
-}
-
 /// Long journal entries (issue 9, finding 6): journalctl prints a field over 4096 bytes as
 /// null unless it runs with `--all`, and the reader bounds its memory itself.
 #[cfg(test)]
@@ -1873,54 +1816,6 @@ wait "$p"
                 dir.join("message").into(),
             ],
         }
-    }
-
-    /// A source that names a user by name is read with its number; when the name resolves
-    /// differently at a reload (the daemon's user was added after the reader started), the
-    /// reader is started again with the new number.
-    #[test]
-    fn a_reload_reads_a_user_added_since_by_its_number() {
-        use std::sync::atomic::{AtomicBool, Ordering};
-        let dir = tempfile::tempdir().unwrap();
-        let cmd = standin(dir.path(), &[], "x");
-        let (tx, rx) = crate::daemon::engine_channel();
-        let added = Arc::new(AtomicBool::new(false));
-        let lookup: IdLookup = {
-            let added = added.clone();
-            Arc::new(move |field, name| {
-                (field == "_UID" && name == "pctuser" && added.load(Ordering::SeqCst))
-                    .then_some(4242)
-            })
-        };
-        let mut r = JournalReaders::new(cmd, dir.path().into(), tx).id_lookup(lookup);
-        let src = "journal:SYSLOG_IDENTIFIER=x _UID=0 _UID=pctuser _TRANSPORT=syslog".to_string();
-        let runs = || std::fs::read_to_string(dir.path().join("args.log")).unwrap_or_default();
-        let following = |want: &str| {
-            crate::sources::journal::reader::tests_wait(|| {
-                runs()
-                    .lines()
-                    .any(|l| l.contains("--follow") && l.contains(want))
-            })
-        };
-        assert_eq!(
-            r.reconcile(std::slice::from_ref(&src)),
-            (vec![src.clone()], vec![])
-        );
-        assert!(following(" _UID=pctuser "), "{}", runs());
-        let note = (0..50).find_map(|_| match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(Msg::Note(n)) if n.contains("no user pctuser") => Some(n),
-            _ => None,
-        });
-        assert!(note.is_some(), "no note of the unknown user");
-        // nothing changed: nothing restarts
-        assert_eq!(r.reconcile(std::slice::from_ref(&src)), (vec![], vec![]));
-        added.store(true, Ordering::SeqCst);
-        assert_eq!(
-            r.reconcile(std::slice::from_ref(&src)),
-            (vec![src.clone()], vec![src.clone()])
-        );
-        assert!(following(" _UID=4242 "), "{}", runs());
-        r.stop_all();
     }
 
     fn entry(cursor: &str, message: &str) -> String {
