@@ -27,7 +27,12 @@ pub fn group_id(name: &str) -> Option<u32> {
             size *= 4;
             continue;
         }
-        return (rc == 0 && !out.is_null()).then_some(g.gr_gid);
+        // (gr_gid is read only when the group was found)
+        return if rc == 0 && !out.is_null() {
+            Some(g.gr_gid)
+        } else {
+            None
+        };
     }
 }
 
@@ -50,7 +55,11 @@ pub fn user_id(name: &str) -> Option<u32> {
             size *= 4;
             continue;
         }
-        return (rc == 0 && !out.is_null()).then_some(pw.pw_uid);
+        return if rc == 0 && !out.is_null() {
+            Some(pw.pw_uid)
+        } else {
+            None
+        };
     }
 }
 

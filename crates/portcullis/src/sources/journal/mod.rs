@@ -23,7 +23,8 @@
 //! identifier and `_UID=0` as well: only root sends as uid 0. Root runs other programs too,
 //! some of which relay others' text (Docker's syslog log driver, a `logger` pipe), so the
 //! reader lets such a group (one without a unit, in a source that names units) read only
-//! entries without a unit, or of a unit the source names ([`reader::UnitGuard`]).
+//! entries without a unit, of a unit the source names, or of a login session's scope
+//! ([`reader::UnitGuard`]).
 
 pub mod reader;
 

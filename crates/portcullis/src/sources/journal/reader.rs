@@ -281,11 +281,17 @@ pub fn suppressed_terms(terms: &[String]) -> Vec<String> {
 /// before journald read their control group (`_UID=0` with the daemon's identifier, or its
 /// own user), which carry no `_SYSTEMD_UNIT` or `_SYSTEMD_SLICE` at all. An entry that such
 /// a group selects but that does carry a unit, one the source does not name, comes from
-/// another program running as that user: a container's output relayed by a root daemon
-/// (Docker's syslog log driver), a rootful container given the host's /dev/log, a `logger`
-/// in a root script. The reader drops those ([`UnitGuard::refuses`]). A source without
+/// another program running as that user and still alive when journald read it: a
+/// container's output relayed by a root daemon (Docker's syslog log driver), a long-lived
+/// process of a rootful container given the host's /dev/log, `cmd | logger` in a root
+/// unit. The reader drops those ([`UnitGuard::refuses`]), except from a login session's
+/// scope (`session-N.scope`): pam_systemd moves a daemon's process there when it opens a
+/// PAM session (sshd's monitor after `Accepted …`, which journald may read after the move),
+/// and only root's own processes and the daemon's run there as root. A sender that exits
+/// at once still passes (it has no unit): that residual is the filters'. A source without
 /// such a mix (all groups name units, or none does, as tcpwrappers' `_UID=0
-/// _TRANSPORT=syslog`) is left as journalctl selects it.
+/// _TRANSPORT=syslog`), or one that names other fields of the control group
+/// (`_SYSTEMD_USER_UNIT`, `_SYSTEMD_CGROUP`, …), is left as journalctl selects it.
 #[derive(Debug, Default, PartialEq)]
 pub struct UnitGuard {
     units: Vec<String>,
@@ -301,6 +307,14 @@ impl UnitGuard {
         for group in terms.split(|t| t == "+") {
             let mut named = false;
             for t in group {
+                // another field of the control group: what a group names is not simply a
+                // unit or slice, so nothing is guarded
+                let field = t.split_once('=').map_or(t.as_str(), |(f, _)| f);
+                if field.starts_with("_SYSTEMD_")
+                    && !matches!(field, "_SYSTEMD_UNIT" | "_SYSTEMD_SLICE")
+                {
+                    return None;
+                }
                 if let Some(u) = t.strip_prefix("_SYSTEMD_UNIT=") {
                     g.units.push(u.to_string());
                     named = true;
@@ -321,7 +335,19 @@ impl UnitGuard {
     /// Whether an entry of this unit and slice (as journald recorded them: None when it found
     /// no control group) comes from a unit the source does not name.
     pub fn refuses(&self, unit: Option<&str>, slice: Option<&str>) -> bool {
+        let (unit, slice) = (
+            unit.filter(|u| !u.is_empty()),
+            slice.filter(|s| !s.is_empty()),
+        );
         if unit.is_none() && slice.is_none() {
+            return false;
+        }
+        // a login session's scope (logind's name for it: session-ID.scope)
+        if unit.is_some_and(|u| {
+            u.strip_prefix("session-")
+                .and_then(|r| r.strip_suffix(".scope"))
+                .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric()))
+        }) {
             return false;
         }
         let named_unit = unit.is_some_and(|u| self.units.iter().any(|n| n == u));
@@ -786,7 +812,7 @@ fn follow_journal(
                 };
                 let name = u.split_once('=').map_or("", |(_, n)| n);
                 let _ = engine.try_send(Msg::Note(format!(
-                    "{source}: this system has no {what} {name}: the alternative {u} matches nothing"
+                    "{source}: this system has no {what} {name}: the alternative {u} matches nothing (names are looked up when the reader starts: restart the daemon once it exists)"
                 )));
             }
             let guard = UnitGuard::of(&t);
@@ -935,7 +961,7 @@ fn follow_journal(
                                 .take(256)
                                 .collect();
                             let note = format!(
-                                "{n} journal entr(y/ies) selected by {source} were not read: they came from a unit it does not name (the last from {unit}); its groups without a unit are for a daemon's processes that exited before journald read their unit, not for other programs that run as the same user (a container's relayed output, a `logger` in a root script)"
+                                "{n} journal entr(y/ies) selected by {source} were not read: they came from a unit it does not name (the last from {unit}); its groups without a unit are for a daemon's processes that exited before journald read their unit, not for other programs that run as the same user (for example a container's output relayed by a root daemon)"
                             );
                             if !flush(&engine, &ctl, &mut pending)
                                 || !send(&engine, &ctl, Msg::Note(note))
@@ -1320,11 +1346,21 @@ wait "$p"
             g.refuses(Some("docker-0123abcd.scope"), Some("system.slice")),
             "a container"
         );
-        assert!(
-            g.refuses(Some("session-4.scope"), Some("user-0.slice")),
-            "root's shell"
-        );
+        // pam_systemd moved sshd's monitor into the login's scope (root's own shell is there
+        // too: root is trusted)
+        assert!(!g.refuses(Some("session-4.scope"), Some("user-1000.slice")));
+        assert!(!g.refuses(Some("session-c2.scope"), Some("user-0.slice")));
+        assert!(g.refuses(Some("session-.scope"), Some("user-0.slice")));
+        assert!(g.refuses(Some("session-4.scope.x"), None));
         assert!(g.refuses(None, Some("system.slice")));
+        assert!(!g.refuses(Some(""), Some("")), "empty is absent");
+        // a source that names other control-group fields is not guarded
+        assert_eq!(
+            UnitGuard::of(&terms(
+                "journal:_SYSTEMD_UNIT=a.service + _SYSTEMD_USER_UNIT=b.service + _UID=0"
+            )),
+            None
+        );
         // nothing to guard: every group names a unit, or none does
         assert_eq!(
             UnitGuard::of(&terms("journal:_SYSTEMD_UNIT=ssh.service _UID=0")),
