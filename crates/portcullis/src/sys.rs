@@ -8,55 +8,56 @@ use std::net::IpAddr;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
-/// The numeric id of a group name (through NSS, as `chgrp` resolves it). Reentrant
-/// (getgrnam_r): journal readers resolve names on threads of their own.
+/// The numeric id of a group name (through NSS, as `chgrp` resolves it).
 pub fn group_id(name: &str) -> Option<u32> {
-    let c = std::ffi::CString::new(name).ok()?;
-    let mut size = 16 * 1024;
-    loop {
-        let mut buf = vec![0 as libc::c_char; size];
-        // SAFETY: all-zero bytes are a valid `group` (null pointers, zero ids); getgrnam_r
-        // only fills it.
-        let mut g: libc::group = unsafe { std::mem::zeroed() };
-        let mut out: *mut libc::group = std::ptr::null_mut();
-        // SAFETY: getgrnam_r writes only into `g` and into `buf`, whose length it is given,
-        // and sets `out` to `&g` or null; `gr_gid` is read only when it found the group.
-        let rc =
-            unsafe { libc::getgrnam_r(c.as_ptr(), &mut g, buf.as_mut_ptr(), buf.len(), &mut out) };
-        if rc == libc::ERANGE && size < 1 << 22 {
-            size *= 4;
-            continue;
-        }
-        // (gr_gid is read only when the group was found)
-        return if rc == 0 && !out.is_null() {
-            Some(g.gr_gid)
-        } else {
-            None
-        };
-    }
+    id_by_name(name, libc::getgrnam_r, |g| g.gr_gid)
 }
 
-/// The numeric id of a user name (through NSS, as `id -u` resolves it). Reentrant
-/// (getpwnam_r).
+/// The numeric id of a user name (through NSS, as `id -u` resolves it).
 pub fn user_id(name: &str) -> Option<u32> {
+    id_by_name(name, libc::getpwnam_r, |p| p.pw_uid)
+}
+
+/// The id `id` reads from the entry `call` (getpwnam_r or getgrnam_r: reentrant, since
+/// journal readers look names up on threads of their own) finds for `name`, with a buffer
+/// that grows while the entry does not fit (ERANGE, up to 4 MiB). T is `passwd` or `group`.
+fn id_by_name<T>(
+    name: &str,
+    call: unsafe extern "C" fn(
+        *const libc::c_char,
+        *mut T,
+        *mut libc::c_char,
+        libc::size_t,
+        *mut *mut T,
+    ) -> libc::c_int,
+    id: fn(&T) -> u32,
+) -> Option<u32> {
     let c = std::ffi::CString::new(name).ok()?;
     let mut size = 16 * 1024;
     loop {
         let mut buf = vec![0 as libc::c_char; size];
-        // SAFETY: all-zero bytes are a valid `passwd` (null pointers, zero ids); getpwnam_r
-        // only fills it.
-        let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut out: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: getpwnam_r writes only into `pw` and into `buf`, whose length it is given,
-        // and sets `out` to `&pw` or null; `pw_uid` is read only when it found the user.
-        let rc =
-            unsafe { libc::getpwnam_r(c.as_ptr(), &mut pw, buf.as_mut_ptr(), buf.len(), &mut out) };
+        // SAFETY: T is `passwd` or `group`, for which all-zero bytes are a valid value (null
+        // pointers, zero ids); `call` only fills it.
+        let mut entry: T = unsafe { std::mem::zeroed() };
+        let mut out: *mut T = std::ptr::null_mut();
+        // SAFETY: `call` writes only into `entry` and into `buf`, whose length it is given,
+        // and sets `out` to `&entry` or null.
+        let rc = unsafe {
+            call(
+                c.as_ptr(),
+                &mut entry,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut out,
+            )
+        };
         if rc == libc::ERANGE && size < 1 << 22 {
             size *= 4;
             continue;
         }
+        // the id is read only when the entry was found
         return if rc == 0 && !out.is_null() {
-            Some(pw.pw_uid)
+            Some(id(&entry))
         } else {
             None
         };

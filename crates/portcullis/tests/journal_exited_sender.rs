@@ -979,16 +979,15 @@ fn samba_failures_whose_connection_exited_count_under_journald_252() {
     });
 }
 
-/// xrdp in xrdp-sesman.service ($3: Debian 13's 0.10.1, run with chroot in a private overlay
-/// of the trixie tree, whose sesman forks an `xrdp-sesexec` per login that authenticates it;
-/// the script would run Debian 12's 0.9.21.1, the machine's, with $3 empty, but that sesman
-/// authenticates in its own process, which lives on: not run), as real_xrdp.rs runs it (private /run,
-/// /tmp and /etc, the account `pctrdp`, uid $2, pam_unix without its delay), sesman logging
-/// through syslog to journald's /dev/log (xrdp itself to its file only: its many lines of a
-/// connection would fill journald's socket while it is stopped). One xfreerdp login with a
-/// wrong password from 203.0.113.5 (the preferred source of the server address's local
-/// route), drawing on a private Xtigervnc display. $1 the test's directory. (After
-/// `in_unit`, [`PRIVATE_ETC_SH`], [`PRIVATE_SYSLOG_SH`] and [`TRIXIE_SH`].)
+/// Debian 13's xrdp 0.10.1 in xrdp-sesman.service, run with chroot in a private overlay of
+/// the trixie tree ($3), whose sesman forks an `xrdp-sesexec` per login that authenticates
+/// it (Debian 12's 0.9 authenticates in sesman itself, which lives on: not run), as
+/// real_xrdp.rs runs it (private /run, /tmp and /etc, the account `pctrdp`, uid $2, pam_unix
+/// without its delay), sesman logging through syslog to journald's /dev/log (xrdp itself to
+/// its file only: its many lines of a connection would fill journald's socket while it is
+/// stopped). One xfreerdp login with a wrong password from 203.0.113.5 (the preferred source
+/// of the server address's local route), drawing on a private Xtigervnc display. $1 the
+/// test's directory. (After `in_unit`, [`PRIVATE_SYSLOG_SH`] and [`TRIXIE_SH`].)
 const XRDP_SCRIPT: &str = r#"set -u
 d="$1"; uid="$2"; tree="$3"
 ip link set lo up
@@ -1004,15 +1003,10 @@ mkdir -p "$d" && mount --rbind /run/pct-d "$d" || exit 4
 mkdir -p /run/xrdp/sockdir
 private_dev
 ln -s /run/systemd/journal/dev-log /dev/log
-r=""
-run=()
-if [ -n "$tree" ]; then
-  r="$d/root"
-  trixie_mount "$tree" "$r" "$d/trixie" || exit 4
-  mkdir -p "$r/run/systemd/journal" "$r/run/xrdp/sockdir"
-  mount --bind /run/systemd/journal "$r/run/systemd/journal" || exit 4
-  run=(chroot "$r")
-fi
+r="$d/root"
+trixie_mount "$tree" "$r" "$d/trixie" || exit 4
+mkdir -p "$r/run/systemd/journal" "$r/run/xrdp/sockdir"
+mount --bind /run/systemd/journal "$r/run/systemd/journal" || exit 4
 mkdir -p "$d/etc-src/pam.d" "$d/home" "$d/client"
 chown "$uid:$uid" "$d/home"
 cp "$r/etc/passwd" "$r/etc/group" "$r/etc/shadow" "$d/etc-src/"
@@ -1022,14 +1016,7 @@ echo "pctrdp:$hash:20000:0:99999:7:::" >> "$d/etc-src/shadow"
 echo "pctrdp:x:$uid:" >> "$d/etc-src/group"
 printf 'auth [success=1 default=ignore] pam_unix.so nodelay\nauth requisite pam_deny.so\nauth required pam_permit.so\naccount required pam_unix.so\nsession required pam_unix.so\n' \
   > "$d/etc-src/pam.d/xrdp-sesman"
-if [ -n "$tree" ]; then
-  for f in passwd group shadow pam.d/xrdp-sesman; do cp "$d/etc-src/$f" "$r/etc/$f" || exit 4; done
-  listen=""
-else
-  private_etc "$d/etc-ov" "$d/etc-src" passwd group shadow pam.d/xrdp-sesman || exit 4
-  listen="ListenAddress=127.0.0.1
-ListenPort=3350"
-fi
+for f in passwd group shadow pam.d/xrdp-sesman; do cp "$d/etc-src/$f" "$r/etc/$f" || exit 4; done
 cat > "$d/xrdp.ini" <<I
 [Globals]
 ini_version=1
@@ -1063,7 +1050,6 @@ port=-1
 I
 cat > "$d/sesman.ini" <<I
 [Globals]
-$listen
 EnableUserWindowManager=true
 UserWindowManager=startwm.sh
 DefaultWindowManager=startwm.sh
@@ -1083,11 +1069,10 @@ SyslogLevel=INFO
 [Xvnc]
 param=Xvnc
 I
-( in_unit; exec "${run[@]}" /usr/sbin/xrdp-sesman --nodaemon --config "$d/sesman.ini" > "$d/sesman.out" 2>&1 ) &
-"${run[@]}" /usr/sbin/xrdp --nodaemon --config "$d/xrdp.ini" > "$d/xrdp.out" 2>&1 &
-sesman_up() {
-  if [ -n "$tree" ]; then [ -S "$r/run/xrdp/sockdir/sesman.socket" ]; else [ "$(ss -Hltn 'sport = :3350' | wc -l)" -ge 1 ]; fi
-}
+( in_unit; exec chroot "$r" /usr/sbin/xrdp-sesman --nodaemon --config "$d/sesman.ini" > "$d/sesman.out" 2>&1 ) &
+chroot "$r" /usr/sbin/xrdp --nodaemon --config "$d/xrdp.ini" > "$d/xrdp.out" 2>&1 &
+# 0.10's sesman listens on a socket in /run/xrdp, which xrdp finds there too
+sesman_up() { [ -S "$r/run/xrdp/sockdir/sesman.socket" ]; }
 Xtigervnc :73 -nolisten tcp -rfbport -1 -SecurityTypes None > "$d/xvnc.out" 2>&1 &
 for _ in $(seq 100); do
   [ -n "$(ss -Hltn 'sport = :3389')" ] && sesman_up && [ -S /tmp/.X11-unix/X73 ] && break
@@ -1142,7 +1127,7 @@ fn xrdp_sesexec_failures_whose_process_exited_count_under_journald_252() {
         label: "xrdpexit",
         unit: "xrdp-sesman.service",
         filter: "xrdp",
-        script: format!("{PRIVATE_ETC_SH}{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{XRDP_SCRIPT}"),
+        script: format!("{PRIVATE_SYSLOG_SH}{TRIXIE_SH}{XRDP_SCRIPT}"),
         args: vec![
             free_ids(1, 66100..66300).to_string(),
             tree.display().to_string(),

@@ -194,34 +194,21 @@ impl Journald {
         self.spawn_script(&run, args, &dir.join("run.stderr"), label)
     }
 
-    /// Stops journald (SIGSTOP) until [`Journald::resume`]: what is logged meanwhile waits in
-    /// its sockets, and journald reads each sender's process (`/proc/PID`: control group,
-    /// comm) only when it takes the message, so a sender that has exited by then is gone.
-    /// The syslog socket holds 11 datagrams (`net.unix.max_dgram_qlen` 10, the kernel's and
-    /// Debian's: its systemd ships no 50-default.conf); the 12th sender blocks.
-    pub fn pause(&self) {
-        self.signal("-STOP");
-    }
-
-    /// [`Journald::pause`] until the guard is dropped, also when the test fails meanwhile.
+    /// Stops journald (SIGSTOP) until the guard is dropped (SIGCONT), also when the test
+    /// fails meanwhile: what is logged meanwhile waits in its sockets, and journald reads
+    /// each sender's process (`/proc/PID`: control group, comm) only when it takes the
+    /// message, so a sender that has exited by then is gone. The syslog socket holds 11
+    /// datagrams (`net.unix.max_dgram_qlen` 10, the kernel's and Debian's: its systemd ships
+    /// no 50-default.conf); the 12th sender blocks.
     pub fn paused(&self) -> Paused<'_> {
-        self.pause();
-        Paused(self)
-    }
-
-    /// Lets journald run again after [`Journald::pause`].
-    pub fn resume(&self) {
-        self.signal("-CONT");
-    }
-
-    fn signal(&self, sig: &str) {
         let pid = self.proc.pid().to_string();
         run_with_timeout(
-            Command::new("kill").args([sig, pid.as_str()]),
+            Command::new("kill").args(["-STOP", pid.as_str()]),
             None,
             Duration::from_secs(10),
         )
         .check();
+        Paused(self)
     }
 
     /// The `journalctl` of this journald's release, to run in its namespace ([`Journald::command`]):

@@ -125,6 +125,15 @@ pub fn resolve_ids(
     (resolved, unknown)
 }
 
+/// The system's number for the name in a `_UID=` or `_GID=` term (`field`), through NSS: the
+/// lookup [`resolve_ids`] is given outside tests.
+pub fn system_id(field: &str, name: &str) -> Option<u32> {
+    match field {
+        "_UID" => crate::sys::user_id(name),
+        _ => crate::sys::group_id(name),
+    }
+}
+
 /// The cursor file of a journal source in `state_dir`, named after the source itself so a
 /// reader started again (after a restart or a reload) finds its own position. A source of
 /// one match keeps the name it always had (`journal-_COMM_sshd.cursor` for
@@ -284,10 +293,7 @@ mod tests {
         assert_eq!(crate::sys::user_id("root"), Some(0));
         assert_eq!(crate::sys::group_id("root"), Some(0));
         assert_eq!(crate::sys::user_id("pct-no-such-user-x"), None);
-        let (got, unknown) = resolve_ids(&["_UID=root".to_string()], |f, n| match f {
-            "_UID" => crate::sys::user_id(n),
-            _ => crate::sys::group_id(n),
-        });
+        let (got, unknown) = resolve_ids(&["_UID=root".to_string()], system_id);
         assert_eq!((got, unknown.len()), (vec!["_UID=0".to_string()], 0));
     }
 

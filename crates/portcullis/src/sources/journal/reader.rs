@@ -356,6 +356,23 @@ impl UnitGuard {
     }
 }
 
+/// What `journal_entry` reads of an entry (`--output-fields`; the cursor and time come
+/// anyway): with _LINE_BREAK and _STREAM_ID to tell the entries journald cut (`StreamCuts`),
+/// SYSLOG_RAW to tell the syslog messages it cut at a NUL (`nul_cut`), and MESSAGE_ID to
+/// OBJECT_SYSTEMD_UNIT for journald's notes of suppressed messages. A source with a [`UnitGuard`]
+/// asks for `_SYSTEMD_UNIT` and `_SYSTEMD_SLICE` too.
+const OUTPUT_FIELDS: &str = "MESSAGE,_HOSTNAME,SYSLOG_IDENTIFIER,_COMM,_PID,SYSLOG_PID,_LINE_BREAK,_STREAM_ID,SYSLOG_RAW,MESSAGE_ID,_TRANSPORT,N_DROPPED,OBJECT_SYSTEMD_UNIT";
+
+/// A unit's name as journald recorded it, for a note: at most 256 characters, control
+/// characters as `_`, `?` when there is none.
+fn shown_unit(unit: Option<&str>) -> String {
+    unit.unwrap_or("?")
+        .chars()
+        .map(|c| if c.is_control() { '_' } else { c })
+        .take(256)
+        .collect()
+}
+
 /// A field that is there, null or not.
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
     Value::deserialize(d).map(Some)
@@ -443,13 +460,7 @@ fn journal_entry(json: &[u8], now_us: i64) -> Result<(Option<String>, Vec<u8>, E
     let suppressed = (is(&e.message_id, SUPPRESSED_ID) && is(&e.transport, "driver")).then(|| {
         let text = |v: &Option<Value>| field(v).map(|b| String::from_utf8_lossy(&b).into_owned());
         let n = text(&e.n_dropped).and_then(|n| n.parse().ok()).unwrap_or(0);
-        let unit: String = text(&e.object_unit)
-            .unwrap_or_else(|| "?".into())
-            .chars()
-            .map(|c| if c.is_control() { '_' } else { c })
-            .take(256)
-            .collect();
-        (n, unit)
+        (n, shown_unit(text(&e.object_unit).as_deref()))
     });
     let info = EntryInfo {
         suppressed,
@@ -800,10 +811,7 @@ fn follow_journal(
             // users and groups by name (a daemon's own user): their numbers on this system,
             // when the reader starts
             let (mut t, unknown) =
-                crate::sources::journal::resolve_ids(&t, |field, name| match field {
-                    "_UID" => crate::sys::user_id(name),
-                    _ => crate::sys::group_id(name),
-                });
+                crate::sources::journal::resolve_ids(&t, crate::sources::journal::system_id);
             for u in unknown {
                 let what = if u.starts_with("_UID") {
                     "user"
@@ -829,6 +837,16 @@ fn follow_journal(
     let (mut null_messages, mut too_long) = (Throttled::default(), Throttled::default());
     let (mut cuts, mut withheld) = (StreamCuts::default(), Throttled::default());
     let mut foreign = Throttled::default();
+    // the sender's unit and slice only where `UnitGuard` looks at them: journalctl prints
+    // (and the reader parses) nothing more for the other sources
+    let output_fields = format!(
+        "--output-fields={OUTPUT_FIELDS}{}",
+        if guard.is_some() {
+            ",_SYSTEMD_UNIT,_SYSTEMD_SLICE"
+        } else {
+            ""
+        }
+    );
     if let Some(v) = systemd_version(&cmd, &ctl).filter(|v| *v < SYSLOG_RAW_SINCE) {
         let _ = engine.try_send(Msg::Note(format!(
             "{source}: journald of systemd {v} (before {SYSLOG_RAW_SINCE}) ends a syslog message at a NUL byte without a trace (no SYSLOG_RAW), so a program that writes its own syslog datagrams (Perl's Sys::Syslog, Python's SysLogHandler) can let a client end a line right after an address it typed; read such programs through rsyslog's /dev/log (imuxsock writes a NUL as #000) instead"
@@ -850,15 +868,13 @@ fn follow_journal(
         let mut command = Command::new(&cmd.program);
         // --all: without it journalctl prints a field over 4096 bytes as null, and a long
         // failure message would go unseen; the memory bound is the line cap below instead.
-        // --output-fields: only what `journal_entry` reads (the cursor and time come anyway),
-        // with _LINE_BREAK and _STREAM_ID to tell the entries journald cut (`StreamCuts`), and
-        // SYSLOG_RAW to tell the syslog messages it cut at a NUL (`nul_cut`).
+        // --output-fields: only what `journal_entry` reads ([`OUTPUT_FIELDS`]).
         command.args(&cmd.args).args([
             "--follow",
             "--no-pager",
             "--output=json",
             "--all",
-            "--output-fields=MESSAGE,_HOSTNAME,SYSLOG_IDENTIFIER,_COMM,_PID,SYSLOG_PID,_LINE_BREAK,_STREAM_ID,SYSLOG_RAW,MESSAGE_ID,_TRANSPORT,N_DROPPED,OBJECT_SYSTEMD_UNIT,_SYSTEMD_UNIT,_SYSTEMD_SLICE",
+            output_fields.as_str(),
             "--quiet",
         ]);
         match &sent {
@@ -943,43 +959,24 @@ fn follow_journal(
                         }
                         continue;
                     }
-                    // selected by a group without a unit, but sent from a unit the source
-                    // does not name: another program running as that user (`UnitGuard`)
-                    if guard
+                    // not read: an entry journald cut (see `StreamCuts`), or one that a group
+                    // without a unit selected but that comes from a unit the source does
+                    // not name: another program running as that user (`UnitGuard`)
+                    let foreign_unit = guard
                         .as_ref()
-                        .is_some_and(|g| g.refuses(info.unit.as_deref(), info.slice.as_deref()))
-                    {
-                        if let Some(n) = foreign.hit() {
-                            let unit = info
-                                .unit
-                                .as_deref()
-                                .or(info.slice.as_deref())
-                                .unwrap_or("?");
-                            let unit: String = unit
-                                .chars()
-                                .map(|c| if c.is_control() { '_' } else { c })
-                                .take(256)
-                                .collect();
-                            let note = format!(
-                                "{n} journal entr(y/ies) selected by {source} were not read: they came from a unit it does not name (the last from {unit}); its groups without a unit are for a daemon's processes that exited before journald read their unit, not for other programs that run as the same user (for example a container's output relayed by a root daemon)"
-                            );
-                            if !flush(&engine, &ctl, &mut pending)
-                                || !send(&engine, &ctl, Msg::Note(note))
-                            {
-                                engine_gone = true;
-                                break;
-                            }
-                        }
-                        if cursor.is_some() {
-                            sent = cursor;
-                        }
-                        continue;
-                    }
-                    if withhold {
-                        if let Some(n) = withheld.hit() {
-                            let note = format!(
-                                "{n} journal entr(y/ies) of {source} were not matched: journald cut the program's line there (_LINE_BREAK: a NUL byte, a line over its LineMax, another process writing to the same stream, or the stream closing mid-line; or a syslog message cut at a NUL byte, SYSLOG_RAW), so the entry misses its end or begins in its middle, with text a client may have written"
-                            );
+                        .is_some_and(|g| g.refuses(info.unit.as_deref(), info.slice.as_deref()));
+                    if withhold || foreign_unit {
+                        let note = if withhold {
+                            withheld.hit().map(|n| format!("{n} journal entr(y/ies) of {source} were not matched: journald cut the program's line there (_LINE_BREAK: a NUL byte, a line over its LineMax, another process writing to the same stream, or the stream closing mid-line; or a syslog message cut at a NUL byte, SYSLOG_RAW), so the entry misses its end or begins in its middle, with text a client may have written"))
+                        } else {
+                            foreign.hit().map(|n| {
+                                let unit = shown_unit(info.unit.as_deref().or(info.slice.as_deref()));
+                                format!(
+                                    "{n} journal entr(y/ies) selected by {source} were not read: they came from a unit it does not name (the last from {unit}); its groups without a unit are for a daemon's processes that exited before journald read their unit, not for other programs that run as the same user (for example a container's output relayed by a root daemon)"
+                                )
+                            })
+                        };
+                        if let Some(note) = note {
                             if !flush(&engine, &ctl, &mut pending)
                                 || !send(&engine, &ctl, Msg::Note(note))
                             {
@@ -1208,6 +1205,15 @@ impl JournalReaders {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A source's terms (checked).
+    fn terms(src: &str) -> Vec<String> {
+        crate::sources::journal::matches(src)
+            .unwrap()
+            .into_iter()
+            .map(String::from)
+            .collect()
+    }
     use portcullis_core::prefix;
     use portcullis_core::time::Stamp;
     use std::sync::mpsc::Receiver;
@@ -1323,13 +1329,6 @@ wait "$p"
     /// units and slices.
     #[test]
     fn entries_of_other_units_are_refused_by_the_groups_without_a_unit() {
-        let terms = |src: &str| -> Vec<String> {
-            crate::sources::journal::matches(src)
-                .unwrap()
-                .into_iter()
-                .map(String::from)
-                .collect()
-        };
         let g = UnitGuard::of(&terms(crate::sources::journal::DEFAULT_SSHD)).unwrap();
         assert!(!g.refuses(None, None), "an exited sender");
         assert!(!g.refuses(Some("ssh.service"), Some("system.slice")));
@@ -1390,13 +1389,6 @@ wait "$p"
 
     #[test]
     fn suppression_notes_are_asked_for_the_sources_units_and_slices() {
-        let terms = |src: &str| -> Vec<String> {
-            crate::sources::journal::matches(src)
-                .unwrap()
-                .into_iter()
-                .map(String::from)
-                .collect()
-        };
         let id = format!("MESSAGE_ID={SUPPRESSED_ID}");
         assert_eq!(
             suppressed_terms(&terms(crate::sources::journal::DEFAULT_SSHD)),
@@ -2074,8 +2066,9 @@ mod cut_entries {
         let args = std::fs::read_to_string(d.join("args.log")).unwrap();
         let follow = args.lines().find(|l| l.contains("--follow")).unwrap();
         assert!(
-            follow.contains(",_LINE_BREAK,_STREAM_ID,SYSLOG_RAW,"),
-            "the fields are asked for: {follow}"
+            follow.contains(",_LINE_BREAK,_STREAM_ID,SYSLOG_RAW,")
+                && !follow.contains("_SYSTEMD_SLICE"),
+            "the fields are asked for (not the unit's: nothing to guard): {follow}"
         );
     }
 
