@@ -1918,6 +1918,7 @@ wait "$p"
                 "fake-journalctl".into(),
                 dir.join("starts.log").into(),
             ],
+            ..Default::default()
         };
         let mut eng = Engine::new(
             Some(config_path),

@@ -107,22 +107,29 @@ pub fn resolve_ids(
     let mut unknown = Vec::new();
     let resolved = terms
         .iter()
-        .map(|t| match t.split_once('=') {
-            Some((field @ ("_UID" | "_GID"), value))
-                if !value.bytes().all(|b| b.is_ascii_digit()) =>
-            {
-                match lookup(field, value) {
-                    Some(id) => format!("{field}={id}"),
-                    None => {
-                        unknown.push(t.clone());
-                        t.clone()
-                    }
+        .map(|t| match id_name(t) {
+            Some((field, value)) => match lookup(field, value) {
+                Some(id) => format!("{field}={id}"),
+                None => {
+                    unknown.push(t.clone());
+                    t.clone()
                 }
-            }
-            _ => t.clone(),
+            },
+            None => t.clone(),
         })
         .collect();
     (resolved, unknown)
+}
+
+/// The field and the name of a `_UID=NAME` or `_GID=NAME` term (a value of digits is a
+/// number, not a name).
+pub fn id_name(term: &str) -> Option<(&str, &str)> {
+    match term.split_once('=') {
+        Some((field @ ("_UID" | "_GID"), value)) if !value.bytes().all(|b| b.is_ascii_digit()) => {
+            Some((field, value))
+        }
+        _ => None,
+    }
 }
 
 /// The system's number for the name in a `_UID=` or `_GID=` term (`field`), through NSS: the

@@ -9,6 +9,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::TrySendError;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -29,13 +30,26 @@ use crate::sources::lock;
 pub struct JournalCommand {
     pub program: OsString,
     pub args: Vec<OsString>,
+    /// How a reader turns the names of `_UID=NAME` and `_GID=NAME` into numbers
+    /// ([`crate::sources::journal::system_id`], through NSS; tests give their own).
+    pub ids: fn(&str, &str) -> Option<u32>,
+    /// How often a reader whose source names users or groups looks them up again
+    /// ([`IDS_EVERY`]).
+    pub ids_every: Duration,
 }
+
+/// How often a reader looks up again the users and groups its source names: a daemon's
+/// package installed (its user added) after Portcullis started is read within this time,
+/// from where the reader was, without a restart.
+pub const IDS_EVERY: Duration = Duration::from_secs(60);
 
 impl Default for JournalCommand {
     fn default() -> Self {
         JournalCommand {
             program: "journalctl".into(),
             args: Vec::new(),
+            ids: crate::sources::journal::system_id,
+            ids_every: IDS_EVERY,
         }
     }
 }
@@ -80,6 +94,9 @@ struct ReaderCtl {
     /// The running `journalctl`, while it has not been reaped. It is only signalled and only
     /// reaped under this lock, so its pid cannot have been reused when it is signalled.
     child: Mutex<Option<Child>>,
+    /// Set at a reload: the reader looks up the users and groups its source names now, not
+    /// at the next [`JournalCommand::ids_every`].
+    look_up: AtomicBool,
 }
 
 impl ReaderCtl {
@@ -803,50 +820,31 @@ fn follow_journal(
 ) {
     // checked with the configuration; a source that is not valid would give journalctl
     // arguments of its own
-    let (terms, guard): (Vec<String>, Option<UnitGuard>) = match crate::sources::journal::matches(
-        &source,
-    ) {
-        Ok(t) => {
-            let t: Vec<String> = t.into_iter().map(String::from).collect();
-            // users and groups by name (a daemon's own user): their numbers on this system,
-            // when the reader starts
-            let (mut t, unknown) =
-                crate::sources::journal::resolve_ids(&t, crate::sources::journal::system_id);
-            for u in unknown {
-                let what = if u.starts_with("_UID") {
-                    "user"
-                } else {
-                    "group"
-                };
-                let name = u.split_once('=').map_or("", |(_, n)| n);
-                let _ = engine.try_send(Msg::Note(format!(
-                    "{source}: this system has no {what} {name}: the alternative {u} matches nothing (names are looked up when the reader starts: restart the daemon once it exists)"
-                )));
-            }
-            let guard = UnitGuard::of(&t);
-            let extra = suppressed_terms(&t);
-            t.extend(extra);
-            (t, guard)
-        }
+    let named: Vec<String> = match crate::sources::journal::matches(&source) {
+        Ok(t) => t.into_iter().map(String::from).collect(),
         Err(e) => {
             let _ = engine.try_send(Msg::Note(format!("not reading {source}: {e}")));
             return;
         }
     };
+    // users and groups by name (a daemon's own user): their numbers on this system, looked
+    // up when the reader starts and again every `ids_every` while it runs
+    let names_ids = named
+        .iter()
+        .any(|t| crate::sources::journal::id_name(t).is_some());
+    let (mut resolved, unknown) = crate::sources::journal::resolve_ids(&named, cmd.ids);
+    for u in unknown {
+        let (what, name) = id_what(&u);
+        let _ = engine.try_send(Msg::Note(format!(
+            "{source}: this system has no {what} {name}: the alternative {u} matches nothing until it exists (looked up again every {}s, then read from where the reader is)",
+            cmd.ids_every.as_secs()
+        )));
+    }
+    let mut looked_up = Instant::now();
     let mut long = LongLines::default();
     let (mut null_messages, mut too_long) = (Throttled::default(), Throttled::default());
     let (mut cuts, mut withheld) = (StreamCuts::default(), Throttled::default());
     let mut foreign = Throttled::default();
-    // the sender's unit and slice only where `UnitGuard` looks at them: journalctl prints
-    // (and the reader parses) nothing more for the other sources
-    let output_fields = format!(
-        "--output-fields={OUTPUT_FIELDS}{}",
-        if guard.is_some() {
-            ",_SYSTEMD_UNIT,_SYSTEMD_SLICE"
-        } else {
-            ""
-        }
-    );
     if let Some(v) = systemd_version(&cmd, &ctl).filter(|v| *v < SYSLOG_RAW_SINCE) {
         let _ = engine.try_send(Msg::Note(format!(
             "{source}: journald of systemd {v} (before {SYSLOG_RAW_SINCE}) ends a syslog message at a NUL byte without a trace (no SYSLOG_RAW), so a program that writes its own syslog datagrams (Perl's Sys::Syslog, Python's SysLogHandler) can let a client end a line right after an address it typed; read such programs through rsyslog's /dev/log (imuxsock writes a NUL as #000) instead"
@@ -857,6 +855,19 @@ fn follow_journal(
     let mut sent = file.saved.clone();
     let processed: CursorSlot = Arc::new(Mutex::new(sent.clone()));
     while !ctl.stopping() {
+        let guard = UnitGuard::of(&resolved);
+        let mut terms = resolved.clone();
+        terms.extend(suppressed_terms(&resolved));
+        // the sender's unit and slice only where `UnitGuard` looks at them: journalctl prints
+        // (and the reader parses) nothing more for the other sources
+        let output_fields = format!(
+            "--output-fields={OUTPUT_FIELDS}{}",
+            if guard.is_some() {
+                ",_SYSTEMD_UNIT,_SYSTEMD_SLICE"
+            } else {
+                ""
+            }
+        );
         if sent.is_none() {
             sent = journal_tail(&cmd, &ctl);
             if sent.is_some() {
@@ -901,14 +912,39 @@ fn follow_journal(
         let fd = out.as_raw_fd();
         let mut r = BufReader::with_capacity(READ_CHUNK, out);
         let mut line = Vec::new();
-        let mut engine_gone = false;
+        let (mut engine_gone, mut ids_changed) = (false, false);
         let mut pending = Batch::default();
         // the entry journalctl starts from, when it is the one already read
         let mut skip = sent.clone();
         loop {
-            if r.buffer().is_empty() && file.saved != sent && !readable(fd, SAVE_EVERY) {
+            if names_ids
+                && (ctl.look_up.swap(false, Ordering::Relaxed)
+                    || looked_up.elapsed() >= cmd.ids_every)
+            {
+                looked_up = Instant::now();
+                let (now, _) = crate::sources::journal::resolve_ids(&named, cmd.ids);
+                if now != resolved {
+                    // journalctl is started again with the new numbers, from the last entry
+                    // sent: what the old match read is not read twice, and what the new one
+                    // selects since then is read
+                    let note = ids_note(&source, &named, &resolved, &now);
+                    resolved = now;
+                    ids_changed = true;
+                    if !flush(&engine, &ctl, &mut pending) || !send(&engine, &ctl, Msg::Note(note))
+                    {
+                        engine_gone = true;
+                    }
+                    break;
+                }
+            }
+            if r.buffer().is_empty()
+                && (file.saved != sent || names_ids)
+                && !readable(fd, SAVE_EVERY.min(cmd.ids_every))
+            {
                 // a pause: save what the engine has processed so far
-                file.save(&processed, &source, &engine);
+                if file.saved != sent {
+                    file.save(&processed, &source, &engine);
+                }
                 continue;
             }
             let len = match read_line_bounded(&mut r, &mut line, json_cap(max_line)) {
@@ -1056,15 +1092,50 @@ fn follow_journal(
         if !engine_gone && !flush(&engine, &ctl, &mut pending) {
             engine_gone = true;
         }
-        if engine_gone {
+        if engine_gone || ids_changed {
             ctl.signal(libc::SIGTERM);
         }
         finish(&ctl);
         file.save(&processed, &source, &engine);
-        if engine_gone || ctl.sleep(Duration::from_secs(2)) {
+        if engine_gone || !ids_changed && ctl.sleep(Duration::from_secs(2)) {
             return;
         }
     }
+}
+
+/// "user" or "group", and the name, of a `_UID=NAME` or `_GID=NAME` term.
+fn id_what(term: &str) -> (&'static str, &str) {
+    let what = if term.starts_with("_UID") {
+        "user"
+    } else {
+        "group"
+    };
+    (what, term.split_once('=').map_or("", |(_, n)| n))
+}
+
+/// The note of a reader whose users or groups looked up again have other numbers now: each
+/// name whose number changed (`named` as configured, `was` and `now` resolved).
+fn ids_note(source: &str, named: &[String], was: &[String], now: &[String]) -> String {
+    let number = |t: &String, n: &String| {
+        if t == n {
+            "none".to_string()
+        } else {
+            n.split_once('=').map_or("", |(_, v)| v).to_string()
+        }
+    };
+    let changes: Vec<String> = named
+        .iter()
+        .zip(was.iter().zip(now))
+        .filter(|(_, (w, n))| w != n)
+        .map(|(t, (w, n))| {
+            let (what, name) = id_what(t);
+            format!("{what} {name}: {} (was {})", number(t, n), number(t, w))
+        })
+        .collect();
+    format!(
+        "{source}: looked up again, {}; journalctl follows the new numbers from where the reader was",
+        changes.join(", ")
+    )
 }
 
 /// Sends to the engine from a journal reader, waiting while the engine's queue is full,
@@ -1133,11 +1204,16 @@ impl JournalReaders {
     }
 
     /// Starts readers for the `wanted` sources not read yet and stops those of the sources
-    /// no longer wanted (their `journalctl` is terminated and reaped before this returns).
+    /// no longer wanted (their `journalctl` is terminated and reaped before this returns);
+    /// the readers that go on look up the users and groups their sources name again (a
+    /// reload after a daemon's package was installed reads its user's entries at once).
     /// Returns (started, stopped).
     pub fn reconcile(&mut self, wanted: &[String]) -> (Vec<String>, Vec<String>) {
         let (start, stop) = journal_changes(self.running.keys().map(String::as_str), wanted);
         self.stop(&stop);
+        for r in self.running.values() {
+            r.ctl.look_up.store(true, Ordering::Relaxed);
+        }
         for src in &start {
             let ctl = Arc::new(ReaderCtl::default());
             let thread = {
@@ -1222,6 +1298,7 @@ mod tests {
         JournalCommand {
             program: "sh".into(),
             args: vec!["-c".into(), script.into(), "fake-journalctl".into()],
+            ..Default::default()
         }
     }
 
@@ -1495,6 +1572,90 @@ wait "$p"
             .collect();
         names.sort();
         assert_eq!(names, ["args.log", "journal-_COMM_sshd.cursor"]);
+    }
+
+    /// The numbers of the users `pct-late` and `pct-reload`, 0 while they do not exist (for
+    /// the tests below).
+    static LATE_UID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    static RELOAD_UID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+    fn late_ids(field: &str, name: &str) -> Option<u32> {
+        let uid = match name {
+            "pct-late" => LATE_UID.load(Ordering::SeqCst),
+            "pct-reload" => RELOAD_UID.load(Ordering::SeqCst),
+            _ => 0,
+        };
+        (field == "_UID" && uid != 0).then_some(uid)
+    }
+
+    #[test]
+    fn a_user_added_while_the_reader_runs_is_followed_from_where_it_was() {
+        added_user("pct-late", &LATE_UID, false);
+    }
+
+    #[test]
+    fn a_reload_looks_up_the_users_at_once() {
+        added_user("pct-reload", &RELOAD_UID, true);
+    }
+
+    /// The user `name` (its number in `uid`) is added while a reader of a source naming it
+    /// runs; the reader looks it up again every 200 ms, or only at a reload (`reload`: every
+    /// hour otherwise).
+    fn added_user(name: &str, uid: &std::sync::atomic::AtomicU32, reload: bool) {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let log = d.join("args.log");
+        let src = format!("journal:_COMM=sshd _UID={name} _UID=0");
+        let (tx, rx) = crate::daemon::engine_channel();
+        let mut cmd = json_journalctl(&log);
+        cmd.ids = late_ids;
+        cmd.ids_every = Duration::from_millis(if reload { 3_600_000 } else { 200 });
+        let mut r = JournalReaders::new(cmd, d.into(), tx);
+        r.reconcile(std::slice::from_ref(&src));
+        let n = next(&rx).expect_err("a note about the missing user");
+        assert!(
+            n.contains(&format!("has no user {name}"))
+                && n.contains(&format!("_UID={name} matches nothing")),
+            "{n}"
+        );
+        read_three(&rx, 1, |_| true);
+        // the package that adds the user is installed: the next look-up finds it, and
+        // journalctl starts again with its number, from the last entry read (c3, not read
+        // twice)
+        uid.store(4242, Ordering::SeqCst);
+        if reload {
+            // not before the reload
+            std::thread::sleep(Duration::from_millis(700));
+            assert!(rx.try_recv().is_err());
+            let (started, stopped) = r.reconcile(std::slice::from_ref(&src));
+            assert!(started.is_empty() && stopped.is_empty());
+        }
+        let n = next(&rx).expect_err("a note about the new number");
+        assert!(n.contains(&format!("user {name}: 4242 (was none)")), "{n}");
+        read_three(&rx, 4, |_| true);
+        // looked up again and again, the same number: no more restarts
+        std::thread::sleep(Duration::from_millis(700));
+        r.stop_all();
+        let more: Vec<String> = rx
+            .try_iter()
+            .map(|m| match m {
+                Msg::Lines(b) => message(&b),
+                Msg::Note(n) => n,
+                _ => String::new(),
+            })
+            .collect();
+        assert!(more.is_empty(), "{more:?}");
+        let runs = std::fs::read_to_string(&log).unwrap();
+        let runs: Vec<&str> = runs.lines().collect();
+        assert_eq!(runs.len(), 3, "{runs:?}");
+        assert!(
+            runs[1].contains(&format!("--cursor=c0 _COMM=sshd _UID={name} _UID=0")),
+            "{runs:?}"
+        );
+        assert!(
+            runs[2].contains("--cursor=c3 _COMM=sshd _UID=4242 _UID=0"),
+            "{runs:?}"
+        );
     }
 
     #[test]
@@ -1780,6 +1941,7 @@ wait "$p"
         let cmd = JournalCommand {
             program: dir.path().join("no-such-journalctl").into(),
             args: vec![],
+            ..Default::default()
         };
         let mut r = JournalReaders::new(cmd, dir.path().into(), tx);
         r.reconcile(&["journal:_COMM=x".into()]);
@@ -1843,6 +2005,7 @@ wait "$p"
                 dir.join("entries").into(),
                 dir.join("message").into(),
             ],
+            ..Default::default()
         }
     }
 
