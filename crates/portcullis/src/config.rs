@@ -57,7 +57,7 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawFirewall {
     backend: Option<Spanned<String>>,
-    table: Option<String>,
+    table: Option<Spanned<String>>,
     priority: Option<i32>,
     forward: Option<bool>,
     keep_bans_on_stop: Option<bool>,
@@ -614,7 +614,10 @@ impl Config {
                     fw.command,
                 )?;
                 if let Some(t) = fw.table {
-                    cfg.firewall.table = t;
+                    // checked here, not first at `run`: `check-config` (ExecStartPre) says so
+                    crate::firewall::nftables::check_table_name(t.get_ref())
+                        .map_err(|e| src.err(t.span(), "firewall.table", format!("{e:#}")))?;
+                    cfg.firewall.table = t.into_inner();
                 }
                 if let Some(p) = fw.priority {
                     cfg.firewall.priority = p;

@@ -70,6 +70,12 @@ fn structural_mistakes_name_file_line_and_key() {
             format!("{file}:7: `backend`"),
             "to read the journal use logs = [\"journal:...\"]",
         ),
+        // found by check-config (ExecStartPre), not first by `run`
+        (
+            format!("{b}table = \"my table\"\n"),
+            format!("{file}:5: `firewall.table`"),
+            "bad nftables table name \"my table\"",
+        ),
     ];
     for (text, at, says) in cases {
         let (ok, out) = check(d, &text);

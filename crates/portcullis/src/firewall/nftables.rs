@@ -11,6 +11,11 @@
 //! ip saddr @v4_sshd tcp dport { 22 } counter drop
 //! ```
 //!
+//! The table is marked as ours with a comment ([`OWNER_MARK`]) when it is created, and setup
+//! and teardown touch an existing table only if it carries the mark (or is empty, or is an
+//! unmarked `inet portcullis` of a version before the mark, which is made again with it):
+//! `table = "filter"` must not flush the host's own `inet filter` ruleset ([`ownership`]).
+//!
 //! Every change is one `nft -f -` process reading one script from stdin, which nft applies as
 //! one transaction: all of it or nothing. The scripts are built by pure functions
 //! ([`setup_script`], [`batch_script`]) and the text of `nft list table` is read by another
@@ -155,11 +160,22 @@ impl Nftables {
 impl Firewall for Nftables {
     fn setup(&mut self, jails: &[JailRules]) -> Result<()> {
         check_table_name(&self.opts.table)?;
-        let existing = match self.list_table(&["-j", "-t"])? {
-            Some(json) => parse_existing(&json)?,
-            None => Existing::default(),
+        let t = &self.opts.table;
+        let (existing, remake) = match self.list_table(&["-t"])?.map(|text| ownership(t, &text)) {
+            None => (Existing::default(), false),
+            Some(Owner::Remake) => (Existing::default(), true),
+            Some(Owner::Foreign(what)) => return Err(foreign_table(t, &what)),
+            Some(Owner::Ours) => match self.list_table(&["-j", "-t"])? {
+                Some(json) => (parse_existing(&json)?, false),
+                None => (Existing::default(), false),
+            },
         };
-        let mut script = setup_script(&self.opts, jails, &existing)?;
+        let mut script = String::new();
+        if remake {
+            // (its bans are given to the kernel again after setup, from the state file)
+            let _ = writeln!(script, "add table inet {t}\ndelete table inet {t}");
+        }
+        script.push_str(&setup_script(&self.opts, jails, &existing)?);
         script.push_str(&super::ratelimit::nft_script(
             &format!("inet {}", self.opts.table),
             &self.rl,
@@ -229,6 +245,12 @@ impl Firewall for Nftables {
 
     fn teardown(&mut self) -> Result<()> {
         check_table_name(&self.opts.table)?;
+        if let Some(Owner::Foreign(what)) = self
+            .list_table(&["-t"])?
+            .map(|text| ownership(&self.opts.table, &text))
+        {
+            return Err(foreign_table(&self.opts.table, &what));
+        }
         // `add` first so that `delete` cannot fail on a missing table (nft 1.0.6 has no
         // `destroy`).
         let t = &self.opts.table;
@@ -239,6 +261,58 @@ impl Firewall for Nftables {
         self.jails = None;
         Ok(())
     }
+}
+
+/// The comment Portcullis gives its table, by which it knows the table is its own.
+pub const OWNER_MARK: &str = "portcullis: made and rebuilt by the daemon; edits are lost";
+
+/// Whose an existing table is, from `nft -t list table` ([`ownership`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Owner {
+    /// It carries [`OWNER_MARK`].
+    Ours,
+    /// Unmarked but safe to make again (deleted and created with the mark): empty, or named
+    /// `portcullis` (the default name, which nothing but an older Portcullis gives a table).
+    Remake,
+    /// Someone else's: what it holds (its first chains, sets and other objects).
+    Foreign(Vec<String>),
+}
+
+/// Whose the table `name` is, from the text of `nft -t list table inet <name>`.
+pub fn ownership(name: &str, text: &str) -> Owner {
+    let mut objects = Vec::new();
+    let mut marked = false;
+    for line in text.lines() {
+        // the table's own attributes and its objects are indented by one tab; an object's
+        // contents by more
+        let Some(l) = line.strip_prefix('\t') else {
+            continue;
+        };
+        if l.starts_with(['\t', '}']) || l.is_empty() {
+            continue;
+        }
+        if l == format!("comment \"{OWNER_MARK}\"") {
+            marked = true;
+        } else if !l.starts_with("comment ") && !l.starts_with("flags ") {
+            objects.push(l.trim_end_matches(['{', ' ']).to_string());
+        }
+    }
+    if marked {
+        Owner::Ours
+    } else if objects.is_empty() || name == "portcullis" {
+        Owner::Remake
+    } else {
+        objects.truncate(5);
+        Owner::Foreign(objects)
+    }
+}
+
+/// The error for a table that is not ours.
+fn foreign_table(name: &str, what: &[String]) -> anyhow::Error {
+    anyhow::anyhow!(
+        "table inet {name} exists and was not made by Portcullis (it holds {}): Portcullis rebuilds its table from scratch, so it never takes over another: set [firewall] table to a name of its own (default \"portcullis\")",
+        what.join(", ")
+    )
 }
 
 /// The last lines of nft's complaint (it quotes the offending script line).
@@ -252,7 +326,7 @@ fn stderr_excerpt(out: &Output) -> String {
 }
 
 /// Table names: an nft identifier we can be sure of.
-fn check_table_name(name: &str) -> Result<()> {
+pub fn check_table_name(name: &str) -> Result<()> {
     let ok_char = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
     if !name.starts_with(|c: char| c.is_ascii_alphabetic())
         || name.len() > 64
@@ -339,7 +413,9 @@ pub fn setup_script(opts: &NftOptions, jails: &[JailRules], existing: &Existing)
         "# portcullis: set up table {t} for {} jails",
         jails.len()
     );
-    let _ = writeln!(s, "add table {t}");
+    // (the comment is given only when the table is created: `add` leaves an existing one as
+    // it is)
+    let _ = writeln!(s, "add table {t} {{ comment \"{OWNER_MARK}\"; }}");
     // `add` (a no-op if it exists, even as a base chain) so that flush and delete cannot fail;
     // all flushed before any is deleted, in case one jumps to another.
     let old_chains: BTreeSet<&str> = hooks
@@ -678,7 +754,7 @@ mod tests {
         .unwrap();
         let expected = "\
 # portcullis: set up table inet portcullis for 2 jails
-add table inet portcullis
+add table inet portcullis { comment \"portcullis: made and rebuilt by the daemon; edits are lost\"; }
 add chain inet portcullis input
 flush chain inet portcullis input
 delete chain inet portcullis input
@@ -693,6 +769,55 @@ add rule inet portcullis input ip saddr @v4_mail meta l4proto { tcp, udp } th dp
 add rule inet portcullis input ip6 saddr @v6_mail meta l4proto { tcp, udp } th dport { 25, 587, 993-995 } counter drop
 ";
         assert_eq!(script, expected);
+    }
+
+    /// Debian's /etc/nftables.conf with an admin's set and rules, as `nft -t list` prints it.
+    const HOST_FILTER: &str = "table inet filter {
+\tset admins {
+\t\ttype ipv4_addr
+\t\telements = { 198.51.100.1 }
+\t}
+
+\tchain input {
+\t\ttype filter hook input priority filter; policy drop;
+\t\tiif \"lo\" accept
+\t\tip saddr @admins tcp dport 22 accept
+\t}
+
+\tchain forward {
+\t\ttype filter hook forward priority filter; policy drop;
+\t}
+}
+";
+
+    #[test]
+    fn only_a_table_marked_as_ours_is_rebuilt() {
+        assert_eq!(
+            ownership("filter", HOST_FILTER),
+            Owner::Foreign(vec![
+                "set admins".into(),
+                "chain input".into(),
+                "chain forward".into()
+            ])
+        );
+        // the same, under the default name: only an older Portcullis made a table so named
+        assert_eq!(ownership("portcullis", HOST_FILTER), Owner::Remake);
+        // nothing in it: nothing to lose
+        assert_eq!(ownership("pc", "table inet pc {\n}\n"), Owner::Remake);
+        assert_eq!(
+            ownership("pc", "table inet pc {\n\tflags dormant\n}\n"),
+            Owner::Remake
+        );
+        // marked (another comment is not the mark)
+        let ours =
+            format!("table inet pc {{\n\tcomment \"{OWNER_MARK}\"\n\tchain input {{\n\t}}\n}}\n");
+        assert_eq!(ownership("pc", &ours), Owner::Ours);
+        let other = ours.replace(OWNER_MARK, "portcullis");
+        assert_eq!(
+            ownership("pc", &other),
+            Owner::Foreign(vec!["chain input".into()])
+        );
+        // what nft itself prints is read by the test that runs it (a_table_not_made_by_us_…)
     }
 
     #[test]
@@ -1060,6 +1185,93 @@ table inet portcullis {
         assert!(!ns.nft(&["list", "tables"]).contains("portcullis"));
         fw.teardown().unwrap(); // nothing left to delete: still fine
         assert!(fw.list().unwrap().is_empty());
+    }
+
+    #[test]
+    #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+    fn a_table_not_made_by_us_is_never_taken_over() {
+        let ns = NetNs::new();
+        let with_table = |table: &str| {
+            Nftables::new(NftOptions {
+                command: ns.nft_command(),
+                table: table.into(),
+                ..NftOptions::default()
+            })
+        };
+        let load = |script: &str| {
+            let out = Command::new("ip")
+                .args(["netns", "exec", &ns.0, "nft", "-f", "-"])
+                .stdin(Stdio::piped())
+                .spawn()
+                .and_then(|mut c| {
+                    c.stdin.take().unwrap().write_all(script.as_bytes())?;
+                    c.wait()
+                })
+                .unwrap();
+            assert!(out.success(), "{script}");
+        };
+        // the host's own ruleset: Portcullis configured with `table = "filter"` must leave it
+        // as it is, at setup and at teardown
+        load(HOST_FILTER);
+        let before = ns.nft(&["list", "ruleset"]);
+        assert_eq!(
+            ownership(
+                "filter",
+                &ns.nft(&["-t", "list", "table", "inet", "filter"])
+            ),
+            Owner::Foreign(vec![
+                "set admins".into(),
+                "chain input".into(),
+                "chain forward".into()
+            ])
+        );
+        let mut fw = with_table("filter");
+        let e = format!("{:#}", fw.setup(&[sshd()]).unwrap_err());
+        assert!(
+            e.contains("table inet filter exists and was not made by Portcullis")
+                && e.contains("set admins, chain input, chain forward"),
+            "{e}"
+        );
+        let e = format!("{:#}", fw.teardown().unwrap_err());
+        assert!(e.contains("not made by Portcullis"), "{e}");
+        assert_eq!(ns.nft(&["list", "ruleset"]), before);
+
+        // an empty table of that name is made again, marked, and then is ours
+        load("table inet spare {\n}\n");
+        let mut fw = with_table("spare");
+        fw.setup(&[sshd()]).unwrap();
+        let text = ns.nft(&["list", "table", "inet", "spare"]);
+        assert!(
+            text.contains(&format!("comment \"{OWNER_MARK}\"")),
+            "{text}"
+        );
+        fw.apply(&[add("sshd", "203.0.113.9", 3_600_000)]).unwrap();
+        let mut fw = with_table("spare");
+        fw.setup(&[sshd()]).unwrap();
+        assert_eq!(
+            fw.list().unwrap().len(),
+            1,
+            "a restart keeps the bans in its sets"
+        );
+        fw.teardown().unwrap();
+        assert!(!ns.nft(&["list", "tables"]).contains("spare"));
+
+        // `inet portcullis` of a version before the mark: made again with it
+        load(&HOST_FILTER.replace("table inet filter", "table inet portcullis"));
+        let mut fw = ns.nftables();
+        fw.setup(&[sshd()]).unwrap();
+        let text = ns.nft(&["list", "table", "inet", "portcullis"]);
+        assert!(
+            text.contains(&format!("comment \"{OWNER_MARK}\"")),
+            "{text}"
+        );
+        assert!(
+            !text.contains("admins") && !text.contains("policy drop"),
+            "{text}"
+        );
+        // the host's table never changed
+        assert!(ns.nft(&["list", "ruleset"]).contains(&before));
+        fw.teardown().unwrap();
     }
 
     #[test]
