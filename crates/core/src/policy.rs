@@ -395,7 +395,12 @@ pub struct Sentence {
 /// The end of a ban of `p` that replaces the `covered` bans inside it: `until`, or the
 /// latest end among them when one outlasts it (a replaced ban, a permanent one say, must
 /// not be lifted early when the prefix ends), with a note.
-fn outlast(notes: &mut Vec<String>, p: Cidr, until: Millis, covered: &[(Cidr, Millis)]) -> Millis {
+pub fn outlast(
+    notes: &mut Vec<String>,
+    p: Cidr,
+    until: Millis,
+    covered: &[(Cidr, Millis)],
+) -> Millis {
     match covered.iter().max_by_key(|(_, u)| *u) {
         Some(&(c, u)) if u > until => {
             notes.push(format!(

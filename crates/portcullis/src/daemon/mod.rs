@@ -1645,7 +1645,7 @@ impl Engine {
                 Err(e) => return Response::err(format!("{e} (or \"forever\")")),
             },
         };
-        let until = if len == FOREVER {
+        let mut until = if len == FOREVER {
             FOREVER
         } else {
             now.saturating_add(len)
@@ -1666,15 +1666,18 @@ impl Engine {
                 addr: target,
             });
         }
-        let covered: Vec<Cidr> = self.jails[ji]
+        let covered: Vec<(Cidr, Millis)> = self.jails[ji]
             .tracker()
             .bans()
-            .map(|(c, _)| c)
-            .filter(|c| *c != target && target.covers(c))
+            .filter(|(c, _)| *c != target && target.covers(c))
             .collect();
+        // the bans it replaces end no sooner than they would have (as a subnet ban's do): a
+        // short ban of a net must not free a permanent ban inside it when it ends
+        let mut notes = Vec::new();
+        until = portcullis_core::policy::outlast(&mut notes, target, until, &covered);
         let first: Vec<FwOp> = covered
             .iter()
-            .map(|&addr| FwOp::Del {
+            .map(|&(addr, _)| FwOp::Del {
                 jail: jail.clone(),
                 addr,
             })
@@ -1702,14 +1705,22 @@ impl Engine {
         self.history.record_ban(target, &jail, now);
         self.meta
             .insert((jail.clone(), target), (BanReason::Manual, count));
-        let mut st_ops: Vec<StoreOp> = covered
-            .iter()
-            .map(|&addr| StoreOp::Unban {
+        let mut st_ops: Vec<StoreOp> = Vec::new();
+        for &(addr, _) in &covered {
+            events::emit(&Event::Unban {
+                addr,
+                jail: jail.clone(),
+                // as a subnet ban's: not a pardon (a fleet peer keeps its copy until the
+                // prefix replaces it there too)
+                reason: UnbanReason::Lifted("subnet-ban".into()),
+            });
+            self.meta.remove(&(jail.clone(), addr));
+            st_ops.push(StoreOp::Unban {
                 addr,
                 jail: jail.clone(),
                 at: now,
-            })
-            .collect();
+            });
+        }
         st_ops.push(StoreOp::Ban(BanRecord {
             addr: target,
             jail: jail.clone(),
@@ -1730,6 +1741,11 @@ impl Engine {
                 .expect("fleet origins")
                 .remove(&(target, jail.clone()));
         }
+        let len = if until == FOREVER {
+            FOREVER
+        } else {
+            until - now
+        };
         events::emit(&Event::Ban {
             addr: target,
             jail: jail.clone(),
@@ -1738,14 +1754,22 @@ impl Engine {
             manual: true,
             reason: BanReason::Manual,
         });
-        Response::ok(format!(
+        let mut answer = format!(
             "banned {target} in jail {jail} for {}",
             if len == FOREVER {
                 "ever".to_string()
             } else {
                 duration::format(len)
             }
-        ))
+        );
+        if !covered.is_empty() {
+            answer += &format!(
+                " (it replaces {} narrower ban(s) of the jail{})",
+                covered.len(),
+                notes.first().map_or(String::new(), |n| format!(": {n}"))
+            );
+        }
+        Response::ok(answer)
     }
 
     fn manual_unban(
@@ -2329,6 +2353,58 @@ wait "$p"
             })
             .bans
             .is_empty());
+    }
+
+    /// Found by a stranger review: `ban 203.0.113.40 --for forever`, then `ban
+    /// 203.0.113.0/24 --for 5s`, and five seconds later nothing was banned, with no unban said.
+    #[test]
+    fn a_manual_prefix_ban_lasts_as_long_as_the_bans_it_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut eng, _rx) = two_jail_engine(dir.path());
+        let ban_for = |eng: &mut Engine, addr: &str, d: &str| {
+            eng.on_control(Request::Ban {
+                addr: addr.into(),
+                jail: Some("a".into()),
+                duration: Some(d.into()),
+            })
+        };
+        assert!(ban_for(&mut eng, "203.0.113.40", "forever").ok);
+        assert!(ban_for(&mut eng, "203.0.113.41", "1d").ok);
+        let r = ban_for(&mut eng, "203.0.113.0/24", "5s");
+        let said = r.message.clone().unwrap_or_default();
+        assert!(
+            r.ok && said.contains("for ever")
+                && said.contains("replaces 2 narrower ban(s)")
+                && said.contains("lengthened to the end of the longer ban of 203.0.113.40"),
+            "{r:?}"
+        );
+        let bans = bans_of(&mut eng, false);
+        assert_eq!(bans.len(), 1, "{bans:?}");
+        assert!(
+            bans[0].host == "203.0.113.0/24" && bans[0].permanent,
+            "{bans:?}"
+        );
+        // a shorter ban inside a day's: a day
+        assert!(
+            eng.on_control(Request::Unban {
+                addr: Some("203.0.113.0/24".into()),
+                jail: None,
+                all: false,
+            })
+            .ok
+        );
+        assert!(ban_for(&mut eng, "203.0.113.41", "1d").ok);
+        let r = ban_for(&mut eng, "203.0.113.0/24", "5s");
+        assert!(r.ok, "{r:?}");
+        let bans = bans_of(&mut eng, false);
+        assert!(
+            bans.len() == 1 && bans[0].remaining_secs > 86_000,
+            "{bans:?}"
+        );
+        // the state file agrees: the narrower bans are over there, the prefix stands
+        let active = eng.store.active_bans(now_ms()).unwrap();
+        let active: Vec<String> = active.iter().map(|b| b.addr.to_string()).collect();
+        assert_eq!(active, ["203.0.113.0/24"]);
     }
 
     #[test]
