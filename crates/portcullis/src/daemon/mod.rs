@@ -847,17 +847,32 @@ impl Engine {
         x
     }
 
-    fn restore(&mut self) -> Result<()> {
-        let now = now_ms();
-        self.load_history(now)?;
+    /// The active bans of the state file for the jails `only` (all configured jails when
+    /// None) put back in their trackers: the firewall operations that give them to the kernel
+    /// again, the state changes of those that ended or that the ignore list, loopback or an
+    /// own address covers now (lifted, with their unban lines), and how many are put back.
+    /// Bans of jails not configured stay in the state file as they are, with a warning per
+    /// jail: they come back with the jail, at a restart or a reload.
+    fn restore_bans(
+        &mut self,
+        only: Option<&[String]>,
+        now: Millis,
+    ) -> Result<(Vec<FwOp>, Vec<StoreOp>, usize)> {
         let mut ops = Vec::new();
         let mut lifted = Vec::new();
         let mut n = 0;
+        let mut dormant: std::collections::BTreeMap<String, usize> = Default::default();
         // every row still marked active, also those that ended while the daemon was down
         // (a crash): those are lifted, so that a backend without kernel timeouts (command)
         // undoes them
         for b in self.store.active_bans(i64::MIN)? {
+            if only.is_some_and(|o| !o.contains(&b.jail)) {
+                continue;
+            }
             let Some(j) = self.jails.iter_mut().find(|j| j.name() == b.jail) else {
+                if b.end > now && b.jail != config::DENY_JAIL {
+                    *dormant.entry(b.jail).or_default() += 1;
+                }
                 continue;
             };
             if b.end <= now {
@@ -913,6 +928,16 @@ impl Engine {
                 });
             }
         }
+        for (jail, k) in dormant {
+            warn!("{k} ban(s) of jail {jail}, which is not configured, are kept in the state file but not enforced: they come back if the jail does, before they end (portcullis unban --jail {jail} --all forgets them)");
+        }
+        Ok((ops, lifted, n))
+    }
+
+    fn restore(&mut self) -> Result<()> {
+        let now = now_ms();
+        self.load_history(now)?;
+        let (ops, lifted, n) = self.restore_bans(None, now)?;
         // always, also with nothing to restore: backends without kernel timeouts drop
         // what a crash left behind
         self.fw
@@ -1431,10 +1456,63 @@ impl Engine {
         self.fw
             .set_ratelimits(&ratelimits(&cfg, &self.own))
             .context("[[ratelimit]]")?;
-        self.fw
-            .setup(&jail_rules(&cfg))
-            .context("the firewall refused the new jails")?;
+        // the bans of jails no longer configured (removed, or `enabled = false`) are taken
+        // out of the firewall while their jails are still set up there (a backend without
+        // kernel timeouts, `command`, would keep them for ever); they stay in the state file
+        // and come back with the jail
+        let gone: Vec<(String, Vec<Cidr>)> = self
+            .jails
+            .iter()
+            .filter(|j| !cfg.jails.iter().any(|c| c.name == j.name()))
+            .map(|j| {
+                let bans = j.tracker().bans().map(|(a, _)| a).collect();
+                (j.name().to_string(), bans)
+            })
+            .collect();
+        let lift_gone: Vec<FwOp> = gone
+            .iter()
+            .flat_map(|(jail, bans)| {
+                bans.iter().map(|&addr| FwOp::Del {
+                    jail: jail.clone(),
+                    addr,
+                })
+            })
+            .collect();
+        if !lift_gone.is_empty() {
+            self.fw
+                .apply(&lift_gone)
+                .context("the firewall refused to lift the bans of the jails removed")?;
+        }
+        if let Err(e) = self.fw.setup(&jail_rules(&cfg)) {
+            // the old jails stand: their bans go back (best effort: the next start puts them
+            // back from the state file in any case)
+            if !lift_gone.is_empty() {
+                let now = now_ms();
+                let back: Vec<FwOp> = gone
+                    .iter()
+                    .filter_map(|(jail, _)| self.jails.iter().find(|j| j.name() == jail))
+                    .flat_map(|j| {
+                        j.tracker().bans().map(|(addr, until)| FwOp::Add {
+                            jail: j.name().to_string(),
+                            addr,
+                            timeout_ms: fw_timeout(until, now),
+                        })
+                    })
+                    .collect();
+                if let Err(e) = self.fw.apply(&back) {
+                    error!("cannot put back the bans of the jails kept: {e:#}");
+                }
+            }
+            return Err(e.context("the firewall refused the new jails"));
+        }
+        for (jail, bans) in &gone {
+            if !bans.is_empty() {
+                warn!("jail {jail} is no longer configured: its {} ban(s) are lifted from the firewall and kept in the state file; they come back if the jail does, before they end (portcullis unban --jail {jail} --all forgets them)", bans.len());
+            }
+            self.meta.retain(|(j, _), _| j != jail);
+        }
         let mut jails = Vec::new();
+        let mut added = Vec::new();
         let mut old: Vec<Jail> = std::mem::take(&mut self.jails);
         for jc in &cfg.jails {
             let settings = jails::jail_settings(&cfg, jc, &self.own);
@@ -1448,10 +1526,23 @@ impl Engine {
                     let mut j = jails::build_jail(&cfg, jc, &self.own);
                     j.tracker_mut().set_seed(self.jitter());
                     jails.push(j);
+                    added.push(jc.name.clone());
                 }
             }
         }
         self.jails = jails;
+        // a jail added (or back): its bans still active in the state file are put back, as
+        // at a start
+        if !added.is_empty() {
+            let now = now_ms();
+            let (ops, lifted, n) = self.restore_bans(Some(&added), now)?;
+            if let Err(e) = self.fw.apply(&ops) {
+                error!("cannot put back {n} ban(s) of the jails added: {e:#}");
+            }
+            if !lifted.is_empty() {
+                self.store.apply(&lifted)?;
+            }
+        }
         self.routes = routes(&cfg);
         self.glob_routed.clear();
         *self.new_paths.lock().expect("paths lock") = Some(file_paths(&cfg));
@@ -1796,6 +1887,11 @@ impl Engine {
                 ));
             }
         }
+        if let Some(n) =
+            jail.filter(|n| *n != config::DENY_JAIL && !self.jails.iter().any(|j| j.name() == *n))
+        {
+            return self.unban_dormant(n, target, now);
+        }
         let mut fw_ops = Vec::new();
         let mut st_ops = Vec::new();
         for j in self
@@ -1846,6 +1942,56 @@ impl Engine {
             return Response::err(format!("unbanned, but the state could not be saved: {e:#}"));
         }
         Response::ok(format!("unbanned {} ban(s)", fw_ops.len()))
+    }
+}
+
+impl Engine {
+    /// `unban [ADDR | --all] --jail NAME` of a jail not configured: the bans the state file
+    /// keeps for it (see [`Engine::restore_bans`]; nothing of them is in the firewall) are
+    /// lifted there, so that they do not come back with the jail.
+    fn unban_dormant(&mut self, jail: &str, target: Option<Cidr>, now: Millis) -> Response {
+        let rows = match self.store.active_bans(now) {
+            Ok(r) => r,
+            Err(e) => return Response::err(format!("cannot read the state: {e:#}")),
+        };
+        if !rows.iter().any(|b| b.jail == jail) {
+            return Response::err(format!("no jail named {jail:?}"));
+        }
+        let mut st_ops = Vec::new();
+        for b in rows
+            .into_iter()
+            .filter(|b| b.jail == jail && target.is_none_or(|t| b.addr == t || b.addr.covers(&t)))
+        {
+            self.history.record_reset(b.addr, &b.jail, now);
+            events::emit(&Event::Unban {
+                addr: b.addr,
+                jail: b.jail.clone(),
+                reason: UnbanReason::Manual,
+            });
+            st_ops.push(StoreOp::Unban {
+                addr: b.addr,
+                jail: b.jail.clone(),
+                at: now,
+            });
+            st_ops.push(StoreOp::Reset {
+                addr: b.addr,
+                jail: b.jail,
+                at: now,
+            });
+        }
+        if st_ops.is_empty() {
+            let t = target.map_or(String::new(), |t| t.to_string());
+            return Response::err(format!(
+                "{t} is not banned in jail {jail} (which is not configured)"
+            ));
+        }
+        if let Err(e) = self.store.apply(&st_ops) {
+            return Response::err(format!("cannot save the state: {e:#}"));
+        }
+        Response::ok(format!(
+            "lifted {} ban(s) of jail {jail}, which is not configured, from the state file (the firewall held none of them)",
+            st_ops.len() / 2
+        ))
     }
 }
 
@@ -2405,6 +2551,91 @@ wait "$p"
         let active = eng.store.active_bans(now_ms()).unwrap();
         let active: Vec<String> = active.iter().map(|b| b.addr.to_string()).collect();
         assert_eq!(active, ["203.0.113.0/24"]);
+    }
+
+    /// Found by a stranger review: a jail removed at a reload lost its bans from the firewall
+    /// without a word while the state file kept them active; the running daemon could neither
+    /// list nor unban them, and they came back only at a restart with the jail.
+    #[test]
+    fn the_bans_of_a_jail_removed_at_a_reload_come_back_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let (mut eng, _rx) = two_jail_engine(d);
+        let r = eng.on_control(Request::Ban {
+            addr: "203.0.113.60".into(),
+            jail: Some("b".into()),
+            duration: Some("forever".into()),
+        });
+        assert!(r.ok, "{r:?}");
+        let kernel = |eng: &mut Engine| -> Vec<(String, String)> {
+            let mut v: Vec<(String, String)> = eng
+                .fw
+                .list()
+                .unwrap()
+                .into_iter()
+                .map(|(j, a, _)| (j, a.to_string()))
+                .collect();
+            v.sort();
+            v
+        };
+        let b_ban = vec![("b".to_string(), "203.0.113.60".to_string())];
+        let set_jails = |jails: &[&str]| {
+            let js: Vec<(&str, &[&str])> = jails.iter().map(|j| (*j, &[][..])).collect();
+            std::fs::write(d.join("p.toml"), config(d, &js)).unwrap();
+        };
+        let active = |eng: &Engine| -> Vec<String> {
+            let rows = eng.store.active_bans(now_ms()).unwrap();
+            rows.iter()
+                .map(|b| format!("{} {}", b.jail, b.addr))
+                .collect()
+        };
+        let unban_b = |eng: &mut Engine, jail: &str| {
+            eng.on_control(Request::Unban {
+                addr: None,
+                jail: Some(jail.into()),
+                all: true,
+            })
+        };
+        assert_eq!(kernel(&mut eng), b_ban);
+
+        // b removed: its ban leaves the firewall, the state file keeps it
+        set_jails(&["a"]);
+        assert!(eng.on_control(Request::Reload).ok);
+        assert!(bans_of(&mut eng, false).is_empty());
+        assert!(kernel(&mut eng).is_empty());
+        assert_eq!(active(&eng), ["b 203.0.113.60"]);
+        // b back: the ban is put back
+        set_jails(&["a", "b"]);
+        assert!(eng.on_control(Request::Reload).ok);
+        let bans = bans_of(&mut eng, false);
+        assert!(
+            bans.len() == 1 && bans[0].jail == "b" && bans[0].permanent,
+            "{bans:?}"
+        );
+        assert_eq!(kernel(&mut eng), b_ban);
+
+        // removed again, the ban can be forgotten: it does not come back
+        set_jails(&["a"]);
+        assert!(eng.on_control(Request::Reload).ok);
+        let r = unban_b(&mut eng, "nosuch");
+        assert!(
+            !r.ok && r.error.as_deref() == Some("no jail named \"nosuch\""),
+            "{r:?}"
+        );
+        let r = unban_b(&mut eng, "b");
+        assert!(
+            r.ok && r
+                .message
+                .as_deref()
+                .unwrap_or("")
+                .contains("lifted 1 ban(s) of jail b"),
+            "{r:?}"
+        );
+        assert!(active(&eng).is_empty());
+        set_jails(&["a", "b"]);
+        assert!(eng.on_control(Request::Reload).ok);
+        assert!(bans_of(&mut eng, false).is_empty());
+        assert!(kernel(&mut eng).is_empty());
     }
 
     #[test]
