@@ -35,7 +35,7 @@ struct RawConfig {
     deny: Option<Vec<Spanned<String>>>,
     ignore_self: Option<bool>,
     on_corrupt_state: Option<Spanned<String>>,
-    max_tracked: Option<usize>,
+    max_tracked: Option<Spanned<usize>>,
     log_level: Option<Spanned<String>>,
     max_line: Option<Spanned<usize>>,
     stats_retention: Option<Spanned<DurText>>,
@@ -563,7 +563,14 @@ impl Config {
                 cfg.ignore_self = b;
             }
             if let Some(m) = raw.max_tracked {
-                cfg.max_tracked = m.max(100);
+                if *m.get_ref() < 100 {
+                    return Err(src.err(
+                        m.span(),
+                        "max_tracked",
+                        format!("{} is too small: at least 100 addresses per jail (default {DEFAULT_MAX_TRACKED}); a flood is cut at this cap, so a small one forgets real offenders", m.get_ref()),
+                    ));
+                }
+                cfg.max_tracked = m.into_inner();
             }
             if let Some(m) = raw.max_line {
                 use crate::sources::line::{MAX_MAX_LINE, MIN_MAX_LINE};
@@ -1704,6 +1711,12 @@ pub fn warnings(cfg: &Config) -> Vec<String> {
                     "jail {:?}: log file {l} does not exist (yet); it is followed from its start when it appears",
                     j.name
                 ));
+            } else if !Path::new(l).is_file() {
+                w.push(format!(
+                    "jail {:?}: log {l} is not a regular file (a directory?): it is not read; name the files (a glob such as {}/*.log)",
+                    j.name,
+                    l.trim_end_matches('/')
+                ));
             }
         }
         if j.findtime < 1000 {
@@ -2656,6 +2669,16 @@ backend = "route"
     }
 
     #[test]
+    fn a_max_tracked_under_100_is_an_error_not_raised_silently() {
+        let e = err("max_tracked = 0\n");
+        assert!(
+            e.starts_with("test.toml:1: `max_tracked`") && e.contains("at least 100"),
+            "{e}"
+        );
+        assert_eq!(load("max_tracked = 100\n").unwrap().max_tracked, 100);
+    }
+
+    #[test]
     fn a_missing_log_file_is_a_warning_naming_the_jail() {
         let c = load("[[jail]]\nname = \"sshd\"\nlogs = [\"/nonexistent/portcullis/auth.log\"]\n")
             .unwrap();
@@ -2664,6 +2687,19 @@ backend = "route"
             w.iter().any(|w| w.contains("\"sshd\"")
                 && w.contains("/nonexistent/portcullis/auth.log")
                 && w.contains("does not exist")),
+            "{w:?}"
+        );
+        // a directory given as a log is read by nothing: said
+        let dir = tempfile::tempdir().unwrap();
+        let c = load(&format!(
+            "[[jail]]\nname = \"sshd\"\nlogs = [\"{}\"]\n",
+            dir.path().display()
+        ))
+        .unwrap();
+        let w = warnings(&c);
+        assert!(
+            w.iter()
+                .any(|w| w.contains("is not a regular file") && w.contains("/*.log")),
             "{w:?}"
         );
     }

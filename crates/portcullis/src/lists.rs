@@ -255,6 +255,9 @@ pub fn refusal(target: Cidr, why: Reason) -> String {
         "IPv6"
     };
     let reason = match why {
+        Reason::Loopback if target.is_host() && target.addr.is_unspecified() => {
+            "it is the unspecified address (no host has it)".to_string()
+        }
         _ if target.is_host() => why.to_string(),
         Reason::Loopback if whole => format!(
             "it is the whole {space} address space, which holds loopback ({}) and every \
@@ -455,6 +458,12 @@ mod tests {
     fn refusals_say_a_prefix_holds_loopback() {
         let ig = portcullis_core::ignore::IgnoreList::new(vec![p("192.0.2.0/24")], vec![]);
         let r = |s: &str| refusal(p(s), ig.check_prefix(p(s)).unwrap());
+        assert_eq!(
+            r("0.0.0.0"),
+            "refused to ban 0.0.0.0: it is the unspecified address (no host has it)"
+        );
+        assert!(r("::").ends_with("it is the unspecified address (no host has it)"));
+        assert!(r("127.0.0.1").ends_with("it is a loopback address"));
         assert_eq!(
             r("0.0.0.0/0"),
             "refused to ban 0.0.0.0/0: it is the whole IPv4 address space, which holds \

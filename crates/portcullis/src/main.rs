@@ -36,7 +36,10 @@ over a time window, and bans offenders in the kernel firewall for a time. Loopba
 host's own addresses and the `ignore` list are never banned.\n\n\
 Files: /etc/portcullis/portcullis.toml and /etc/portcullis/portcullis.d/*.toml (the \
 configuration, see portcullis.toml(5)); /var/lib/portcullis (the state: bans, history, read \
-positions); /run/portcullis/portcullis.sock (the control socket)."
+positions); /run/portcullis/portcullis.sock (the control socket).\n\n\
+Exit status: 0 done; 1 the daemon refused the request (an address not banned, a reload \
+refused, a ban refused) or the address given is not one; 2 a usage or configuration error \
+(the message names the file, line and key); 3 no daemon answers on the control socket."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -46,14 +49,14 @@ struct Cli {
 /// How a client finds the daemon.
 #[derive(clap::Args, Clone)]
 struct Target {
-    /// Configuration file whose `socket` to use, and whose `state_dir` `bans` and `unban`
-    /// work on while no daemon answers [default: /etc/portcullis/portcullis.toml, else the
-    /// built-in default configuration].
+    /// Configuration file whose `socket` to use (the commands `bans` and `unban` also work
+    /// on its `state_dir` while no daemon answers) [default: /etc/portcullis/portcullis.toml,
+    /// else the built-in default configuration].
     #[arg(long, short)]
     config: Option<PathBuf>,
-    /// Control socket path (overrides the configuration). With no daemon answering there,
-    /// `bans` and `unban` need the configuration of that daemon (--config) for its state,
-    /// unless this is the default configuration's socket.
+    /// Control socket path (overrides the configuration). (With no daemon answering there,
+    /// the commands `bans` and `unban` need that daemon's configuration, --config, for its
+    /// state, unless this is the default configuration's socket.)
     #[arg(long)]
     socket: Option<PathBuf>,
 }

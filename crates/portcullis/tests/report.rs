@@ -216,6 +216,18 @@ fn report_counts_what_the_daemon_saw_in_json_text_and_a_real_browser() {
     let one = json(&cfg, &["--since", "1d", "--jail", "ssh-slow"]);
     assert_eq!(one["totals"]["bans"], 1);
     assert_eq!(one["totals"]["failures"], 13);
+    // a jail that is nowhere: said, not an empty report
+    let mut cmd = Command::new(BIN);
+    cmd.arg("report")
+        .arg("-c")
+        .arg(&cfg)
+        .args(["--jail", "nosuch"]);
+    let out = run_with_timeout(&mut cmd, None, Duration::from_secs(30));
+    assert!(
+        !out.success() && out.stderr_str().contains("no jail named \"nosuch\""),
+        "{}",
+        out.stderr_str()
+    );
     // a week: per day
     let week = json(&cfg, &["--since", "7d"]);
     assert_eq!(week["timeline_unit"], "day");

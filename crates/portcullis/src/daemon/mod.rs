@@ -411,7 +411,10 @@ fn source_warnings_with(
     let mut w: Vec<String> = files
         .iter()
         .filter(|(_, ok)| !ok)
-        .map(|(f, _)| format!("cannot read {f} (missing or no permission)"))
+        .map(|(f, _)| match std::fs::metadata(f) {
+            Ok(m) if !m.is_file() => format!("cannot read {f}: not a regular file"),
+            _ => format!("cannot read {f} (missing or no permission)"),
+        })
         .collect();
     if journals && !journald {
         w.push(format!(

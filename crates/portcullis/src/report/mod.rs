@@ -452,6 +452,18 @@ pub fn run(
         }
     }
     let conn = query::open_ro(&path)?;
+    if let Some(j) = jail.filter(|j| !cfg.jails.iter().any(|c| c.name == *j)) {
+        // (a jail removed since still has its statistics)
+        let known: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM failures WHERE jail = ?1)
+                 OR EXISTS (SELECT 1 FROM bans WHERE jail = ?1)",
+            params![j],
+            |r| r.get(0),
+        )?;
+        if !known {
+            anyhow::bail!("no jail named {j:?}, in the configuration or the statistics");
+        }
+    }
     let now = now_ms() / 1000 * 1000;
     let r = query::Report::build(&conn, now - span, now, jail, top)?;
     let out = match format {
