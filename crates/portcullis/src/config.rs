@@ -1646,6 +1646,13 @@ pub fn warnings(cfg: &Config) -> Vec<String> {
             names.join(", ")
         ));
     }
+    // (a duplicate is harmless, but often a sign of a list edited in two places)
+    let mut seen = std::collections::BTreeSet::new();
+    for c in &cfg.deny.cidrs {
+        if !seen.insert(*c) {
+            w.push(format!("`deny`: {c} is listed more than once"));
+        }
+    }
     if cfg.jails.is_empty() {
         w.push(if cfg.deny.cidrs.is_empty() {
             "no jail is enabled: nothing is protected".to_string()
@@ -2666,6 +2673,19 @@ backend = "route"
             let e = err(&format!("[[jail]]\nname = \"sshd\"\n{line}\n"));
             assert!(e.starts_with(at) && e.contains(says), "{line}: {e}");
         }
+    }
+
+    #[test]
+    fn a_deny_entry_listed_twice_is_a_warning() {
+        let c =
+            load("deny = [\"203.0.113.9\", \"203.0.113.9/32\", \"198.51.100.0/24\"]\n").unwrap();
+        let w = warnings(&c);
+        assert!(
+            w.iter()
+                .any(|w| w == "`deny`: 203.0.113.9 is listed more than once"),
+            "{w:?}"
+        );
+        assert!(!w.iter().any(|w| w.contains("198.51.100.0/24")), "{w:?}");
     }
 
     #[test]
