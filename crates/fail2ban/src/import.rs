@@ -13,21 +13,55 @@ use crate::translate::{
     self, datepattern::translate_datepattern, prefregex, programs::daemon_programs,
 };
 use crate::translate::{DateOutcome, Env, Seen};
-use crate::Loader;
+use crate::{Lister, Loader};
 
 /// `mode` values of fail2ban's stock filters, tried when a filter has a `mode` parameter.
 const MODES: &[&str] = &["normal", "ddos", "extra", "aggressive"];
 
 /// Translates the fail2ban filter file `path` (read with `load`, as are its includes and
-/// the `NAME.local` beside it).
+/// the `NAME.local` beside it), without the drop-in directory `NAME.d/` (see
+/// [`import_with`]).
 ///
 /// Errors (unreadable file, no `failregex`, …) end the import; patterns that cannot be
 /// translated are listed in the report instead.
 pub fn import(path: &str, load: Loader<'_>) -> Result<Imported, Error> {
+    import_with(path, load, &|_: &str| Vec::new())
+}
+
+/// [`import`], reading the files fail2ban reads for a filter, in its order: `NAME.conf`,
+/// `NAME.d/*.conf`, `NAME.local`, `NAME.d/*.local` (each in name order; `list` gives the
+/// names of the files in a directory), and the `.local` beside every file included.
+pub fn import_with(path: &str, load: Loader<'_>, list: Lister<'_>) -> Result<Imported, Error> {
     let mut ini = Ini::default();
     ini.read(path, load, 0, &mut Vec::new(), true)?;
     if let Some(stem) = path.strip_suffix(".conf") {
-        ini.read(&format!("{stem}.local"), load, 0, &mut Vec::new(), false)?;
+        let dir = format!("{stem}.d");
+        let mut names = list(&dir);
+        names.sort();
+        let dropins = |ext: &str| -> Vec<String> {
+            names
+                .iter()
+                .filter(|n| n.ends_with(ext))
+                .map(|n| format!("{dir}/{n}"))
+                .collect()
+        };
+        let mut read_also = Vec::new();
+        for f in dropins(".conf")
+            .into_iter()
+            .chain([format!("{stem}.local")])
+            .chain(dropins(".local"))
+        {
+            if load(&f).is_some() {
+                read_also.push(crate::ini::file_name(&f).to_string());
+                ini.read(&f, load, 0, &mut Vec::new(), false)?;
+            }
+        }
+        if !read_also.is_empty() {
+            ini.notes.push(format!(
+                "read also, as fail2ban does: {}",
+                read_also.join(", ")
+            ));
+        }
     }
     let name = file_stem(path);
     Importer::new(&ini, name).run()

@@ -83,7 +83,7 @@ impl Ini {
         let dir = dir_name(name);
         stack.push(name.to_string());
         for b in &parsed.before {
-            self.read(&join_path(dir, b), load, depth + 1, stack, false)?;
+            self.include(&join_path(dir, b), load, depth + 1, stack)?;
         }
         let id = self.files.len();
         self.files.push(display);
@@ -97,9 +97,32 @@ impl Ini {
                 .push(def);
         }
         for a in &parsed.after {
-            self.read(&join_path(dir, a), load, depth + 1, stack, false)?;
+            self.include(&join_path(dir, a), load, depth + 1, stack)?;
         }
         stack.pop();
+        Ok(())
+    }
+
+    /// An included file, then the `.local` beside it (as fail2ban reads them).
+    fn include(
+        &mut self,
+        name: &str,
+        load: Loader<'_>,
+        depth: usize,
+        stack: &mut Vec<String>,
+    ) -> Result<(), Error> {
+        self.read(name, load, depth, stack, false)?;
+        if let Some(stem) = name.strip_suffix(".conf") {
+            let local = format!("{stem}.local");
+            // (unless the file includes it itself, as fail2ban's common.conf does)
+            if !self.files.iter().any(|f| f == file_name(&local)) && load(&local).is_some() {
+                self.notes.push(format!(
+                    "read also, as fail2ban does: {}",
+                    file_name(&local)
+                ));
+                self.read(&local, load, depth, stack, false)?;
+            }
+        }
         Ok(())
     }
 

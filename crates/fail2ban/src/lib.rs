@@ -6,7 +6,8 @@
 //!
 //! 1. `ini`: fail2ban's INI syntax (sections, `key = value` / `key: value`,
 //!    continued values, comments, case-insensitive option names), `[INCLUDES]`
-//!    `before` / `after`, `NAME.local` beside `NAME.conf`;
+//!    `before` / `after` (each with its `.local`), `NAME.d/*.conf`, `NAME.local` and
+//!    `NAME.d/*.local` after `NAME.conf`;
 //! 2. `resolve`: `%(name)s` (`%%` is a `%`), `%(known/name)s`, `<name>`
 //!    tags that name options, `[Init]` over `[Definition]` over `[DEFAULT]`; references to
 //!    the syslog prefix line stay tokens (`token`);
@@ -32,8 +33,11 @@ mod token;
 mod translate;
 
 pub use error::{Error, ResolveError, Unsupported};
-pub use import::import;
+pub use import::{import, import_with};
 pub use report::{Counts, Imported, Pos, Report, Skipped};
 
 /// Reads a file by name (as given, or an include joined to its directory); `None` if absent.
 pub type Loader<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The names of the files in a directory (empty if absent): for a filter's `NAME.d/`.
+pub type Lister<'a> = &'a dyn Fn(&str) -> Vec<String>;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use common::hit;
 use portcullis_core::filter::{Class, FilterDef};
-use portcullis_fail2ban::{import, Counts, Imported};
+use portcullis_fail2ban::{import, import_with, Counts, Imported};
 
 /// A small `common.conf` in fail2ban's format, written for these tests.
 const COMMON: &str = r"# shared definitions (test fixture)
@@ -245,6 +245,111 @@ word = [a-z]+
         "{}",
         sk[1].reason
     );
+}
+
+/// Found by a review of the migration path: fail2ban reads `NAME.d/*.conf`, `NAME.local`,
+/// `NAME.d/*.local` after `NAME.conf`, and the `.local` beside each include; the importer read
+/// only `NAME.local`, so a site's ignoreregex in a drop-in was lost (and counted).
+#[test]
+fn drop_ins_and_the_local_files_of_includes_are_read_as_fail2ban_reads_them() {
+    let conf = r"[INCLUDES]
+before = shared.conf
+[Definition]
+failregex = ^Login failed for \S+ from <HOST>$
+";
+    let shared = r"[Definition]
+block = admin
+";
+    let shared_local = r"[Definition]
+block = admin|\.env
+";
+    let site = r"[Definition]
+ignoreregex = ^Login failed for \S+ from 203\.0\.113\.6$
+failregex = %(known/failregex)s
+            ^API key rejected for <HOST>$
+            ^probe of (?:%(block)s) from <HOST>$
+";
+    let late = r"[Definition]
+failregex = %(known/failregex)s
+            ^late rule <HOST>$
+";
+    let files: HashMap<String, String> = [
+        ("f/app.conf", conf),
+        ("f/shared.conf", shared),
+        ("f/shared.local", shared_local),
+        ("f/app.d/site.conf", site),
+        ("f/app.d/z.local", late),
+        (
+            "f/app.d/not-read.txt",
+            "[Definition]
+failregex = ^nope <HOST>$
+",
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let list = |dir: &str| -> Vec<String> {
+        let prefix = format!("{dir}/");
+        files
+            .keys()
+            .filter_map(|k| k.strip_prefix(&prefix).map(String::from))
+            .collect()
+    };
+    let im = import_with("f/app.conf", &|n: &str| files.get(n).cloned(), &list).unwrap();
+    let def = im.def.clone().expect("a filter");
+    for (line, addr) in [
+        ("Login failed for bob from 203.0.113.5", Some("203.0.113.5")),
+        ("Login failed for bob from 203.0.113.6", None),
+        ("API key rejected for 203.0.113.77", Some("203.0.113.77")),
+        ("probe of .env from 203.0.113.40", Some("203.0.113.40")),
+        ("late rule 203.0.113.41", Some("203.0.113.41")),
+        ("nope 203.0.113.42", None),
+    ] {
+        assert_eq!(
+            hit(&def, line).map(|h| h.addr),
+            addr.map(String::from),
+            "{line}"
+        );
+    }
+    let report = im.report.render();
+    assert!(
+        report.contains("read also, as fail2ban does: shared.local")
+            && report.contains("read also, as fail2ban does: site.conf, z.local"),
+        "{report}"
+    );
+    // without a lister (the old API), the drop-in directory is not read
+    let im = import("f/app.conf", &|n: &str| files.get(n).cloned()).unwrap();
+    assert!(hit(&im.def.unwrap(), "API key rejected for 203.0.113.77").is_none());
+}
+
+/// Found by the same review: `(?:IPv6:<IP6>|<IP4>)` (stock sendmail's `addr`) captured
+/// only the first branch's address, so IPv4 lines matched without one and counted nothing.
+#[test]
+fn address_tags_in_two_branches_both_give_the_address() {
+    for conf in [
+        "[Definition]\nfailregex = ^bad client \\[(?:IPv6:<IP6>|<IP4>)\\]$\n",
+        "[Definition]\nfailregex = ^bad client \\[(?:<IP4>|IPv6:<IP6>)\\]$\n",
+    ] {
+        let im = import_files(&[("a.conf", conf)], "a.conf");
+        let def = im.def.clone().expect("a filter");
+        for (line, addr) in [
+            ("bad client [IPv6:2001:db8::23]", "2001:db8::23"),
+            ("bad client [203.0.113.24]", "203.0.113.24"),
+        ] {
+            assert_eq!(
+                hit(&def, line).map(|h| h.addr).as_deref(),
+                Some(addr),
+                "{conf}: {line}"
+            );
+        }
+        assert!(hit(&def, "bad client [IPv6:203.0.113.24]").is_none());
+        assert!(
+            !im.report.render().contains("appears twice"),
+            "{}",
+            im.report.render()
+        );
+    }
 }
 
 #[test]

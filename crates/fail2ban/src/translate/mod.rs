@@ -4,6 +4,7 @@
 //!
 //! 1. [`assemble`]: anchors, the syslog prefix line, the prefregex around the pattern;
 //! 2. [`conditional`]: conditional groups `(?(name)…|…)` rewritten as alternatives;
+//!    [`addresses`]: address tags in two branches of an alternative, split apart;
 //! 3. [`weight`]: `<F-NOFAIL>` branches split off as rules that do not count;
 //! 4. [`syntax`]: Python syntax and fail2ban tags into Portcullis syntax ([`tempered`]
 //!    writes `(?:(?!LIT).)*` without look-ahead; [`escape`] the one-to-one pieces);
@@ -11,6 +12,7 @@
 //!
 //! [`datepattern`] and [`programs`] translate the filter-wide settings.
 
+mod addresses;
 mod assemble;
 mod conditional;
 pub(crate) mod datepattern;
@@ -93,7 +95,11 @@ pub(crate) fn pattern(
     let mut out = Vec::new();
     for variant in conditional::expand(&whole)? {
         let weighted = if fail {
-            weight::weights(&variant)?
+            let mut w = Vec::new();
+            for v in addresses::split(&variant) {
+                w.extend(weight::weights(&v)?);
+            }
+            w
         } else {
             vec![(variant, 1)]
         };

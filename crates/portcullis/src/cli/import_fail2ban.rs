@@ -1,8 +1,9 @@
 //! `portcullis import-fail2ban PATH [-o OUT]`: translates a fail2ban `filter.d/*.conf` into a
 //! Portcullis filter (TOML).
 //!
-//! The translation is [`portcullis_fail2ban::import`]; this file reads the files (the
-//! filter, its includes, `NAME.local` beside it), writes the result and the report.
+//! The translation is [`portcullis_fail2ban::import_with`]; this file reads the files (the
+//! filter, its includes, the drop-ins and `.local` files fail2ban reads with them), writes
+//! the result and the report.
 //!
 //! * The filter goes to `OUT` (or standard output), with a header comment listing what was
 //!   not translated.
@@ -30,7 +31,17 @@ pub fn run(path: &Path, out: Option<&Path>) -> anyhow::Result<i32> {
         anyhow::bail!("{name}: {why}");
     }
     let load = |p: &str| std::fs::read_to_string(p).ok();
-    let imported = portcullis_fail2ban::import(name, &load)?;
+    let list = |dir: &str| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let imported = portcullis_fail2ban::import_with(name, &load, &list)?;
     eprint!("{}", imported.report.render());
     if portcullis_core::filter::builtin::get(stem).is_some() {
         eprintln!(
