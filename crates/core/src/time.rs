@@ -76,6 +76,8 @@ impl Stamp {
     /// previous year (a December line read in January). Up to two days ahead is a clock or
     /// zone error (UTC+14 written, UTC-12 read: 26 hours), not last year's line: the daemon
     /// counts such a line at now, and never takes it for a stale one (`jail::STALE_AFTER`).
+    /// The same holds across New Year: a January line read on December 31 up to two days
+    /// before it is of the next year (a sender ahead of the reader), not of last January.
     pub fn to_millis(self, ctx: &TimeContext) -> Millis {
         let offset = self.offset.unwrap_or(ctx.local_offset);
         match self.year {
@@ -83,9 +85,13 @@ impl Stamp {
             None => {
                 let (now_year, _, _) =
                     civil_from_days((ctx.now + i64::from(offset) * 1000).div_euclid(86_400_000));
+                let ahead = ctx.now + 2 * 86_400_000;
                 let t = self.to_millis_in(now_year, offset);
-                if t > ctx.now + 2 * 86_400_000 {
+                let next = self.to_millis_in(now_year + 1, offset);
+                if t > ahead {
                     self.to_millis_in(now_year - 1, offset)
+                } else if next <= ahead {
+                    next
                 } else {
                     t
                 }
@@ -244,6 +250,32 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(rfc3339(ahead.to_millis(&ctx)), "2026-01-03T02:00:00Z");
+    }
+
+    /// Found by a review (libfaketime): read at 2026-12-31T23:30, a line stamped `Jan  1
+    /// 00:30` was taken for 2026-01-01 and thrown away as a year old.
+    #[test]
+    fn yearless_stamp_just_after_new_year_read_before_it_is_next_years() {
+        let ctx = TimeContext {
+            now: days_from_civil(2026, 12, 31) * 86_400_000 + (23 * 60 + 30) * 60_000,
+            local_offset: 0,
+        };
+        let at = |month, day, hour| {
+            let s = Stamp {
+                month,
+                day,
+                hour,
+                minute: 30,
+                ..Default::default()
+            };
+            rfc3339(s.to_millis(&ctx))
+        };
+        assert_eq!(at(1, 1, 0), "2027-01-01T00:30:00Z");
+        // up to two days ahead
+        assert_eq!(at(1, 2, 23), "2027-01-02T23:30:00Z");
+        // further: last January's
+        assert_eq!(at(1, 3, 0), "2026-01-03T00:30:00Z");
+        assert_eq!(at(12, 31, 22), "2026-12-31T22:30:00Z");
     }
 
     #[test]
