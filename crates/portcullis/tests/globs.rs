@@ -2,7 +2,8 @@
 //! read. The real daemon (null firewall, no root) must follow the files a pattern matches at
 //! start (from their end, as any log), follow a file that appears later from its start, not
 //! read a rotated file twice when the pattern also matches its new name, and show the
-//! matched files, or loudly that it reads nothing, in `status`.
+//! matched files, or loudly that it reads nothing, in `status`. A match that appears while
+//! the daemon is down, or just before a reload, is new too: read from its start.
 
 mod common;
 
@@ -140,4 +141,28 @@ fn wildcard_logs_are_followed_and_new_matches_read_from_their_start() {
     let text = String::from_utf8_lossy(&human.stdout);
     assert!(text.contains("WARNING: NO READABLE LOG SOURCE"), "{text}");
     assert!(text.contains("files: ") && text.contains("b.log"), "{text}");
+
+    // (review) a match that appears while the daemon is down is new: read from its start
+    // at the next start, not from its end
+    daemon.stop();
+    fail(&logs.join("c.log"), "203.0.113.5", 3);
+    let daemon = Daemon::start(&config, &dir.join("daemon2.log"));
+    wait_for("203.0.113.5 banned", Duration::from_secs(30), || {
+        banned(&socket, "web").contains(&"203.0.113.5".to_string())
+    });
+    // and one created just before a reload too
+    fail(&logs.join("d.log"), "203.0.113.6", 3);
+    let mut c = Command::new(BIN);
+    c.args(["reload", "--socket"]).arg(&socket);
+    run_with_timeout(&mut c, None, Duration::from_secs(30)).check();
+    wait_for("203.0.113.6 banned", Duration::from_secs(30), || {
+        banned(&socket, "web").contains(&"203.0.113.6".to_string())
+    });
+    // nothing read twice at the restart
+    let web = banned(&socket, "web");
+    assert!(
+        !web.contains(&"203.0.113.1".to_string()) && !web.contains(&"203.0.113.4".to_string()),
+        "{web:?}\n{}",
+        daemon.log()
+    );
 }

@@ -493,7 +493,7 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
         .map_err(|e| error!("statistics off (portcullis report): {e:#}"))
         .ok();
     let files = file_paths(&eng.cfg);
-    let follower = file_source::open_files(files.paths, eng.store.positions()?, eng.cfg.max_line)
+    let follower = file_source::open_files(&files, eng.store.positions()?, eng.cfg.max_line)
         .context("cannot start the file follower")?;
     eng.fw
         .set_ratelimits(&ratelimits(&eng.cfg, &eng.own))

@@ -22,13 +22,17 @@
 //! * A checkpoint for the same inode whose fingerprint differs or that is now shorter than the
 //!   offset: it was truncated or reused while we were down; emit `Truncated`, read from 0.
 //! * A checkpoint for another file: the old one was rotated away while we were down; read the
-//!   new file from its beginning. Lines written to the old file after the checkpoint are lost,
-//!   as we cannot know its new name.
+//!   new file from its beginning. The rest of the old one (what was written to it after the
+//!   checkpoint) is read first when logrotate's name for it holds it uncompressed (`NAME.1`,
+//!   `NAME-YYYYMMDD`, …: `delaycompress`, the default rename without compression); once
+//!   compressed or gone, those lines are lost.
 //! * No checkpoint, and the file was at the path when the follower started (or when
 //!   [`Follower::set_paths`] added the path): start at its end, so an old log never bans anyone
 //!   by surprise. Precisely: after its last newline, so a line being written just then is read
 //!   whole.
 //! * Any other file (appeared later, or replaced one we followed): read from its beginning.
+//!   A wildcard's match with no checkpoint is such a file when the wildcard was followed in
+//!   the last run too (a marker checkpoint says so, [`glob_marker`]) or earlier in this one.
 //!
 //! # Rotation
 //!
@@ -116,6 +120,9 @@ pub enum Event<'a> {
     Truncated { path: &'a str },
     /// The path no longer names the file being read; it is read to its end all the same.
     Rotated { path: &'a str },
+    /// At start: the file read before the stop was rotated away meanwhile; the rest of it is
+    /// read from `from` (its new name), then the path's new file from its beginning.
+    RotatedWhileDown { path: &'a str, from: String },
     /// The line just delivered was longer than the limit and was cut (see
     /// [`line::cut`]); `len` is its whole length in bytes.
     LongLine { path: &'a str, len: usize },
@@ -133,10 +140,19 @@ pub struct Follower {
     files: Vec<Watched>,
     /// Which file a poll starts with (turns).
     turn: usize,
-    /// dev+ino of every file read in this run (see [`Follower::add_appeared`]).
-    seen: std::collections::HashSet<(u64, u64)>,
+    /// dev+ino of every file read in this run, with the position reached in it (see
+    /// [`Follower::add_appeared`]).
+    seen: HashMap<(u64, u64), (u64, u64)>,
     /// Checkpoints for paths not followed now, applied if they are added back.
     parked: HashMap<String, Checkpoint>,
+    /// Every checkpoint given at start: a file rotated while the daemon was down is found
+    /// by them under its new name (see [`Follower::add_appeared`]).
+    restored: Vec<Checkpoint>,
+    /// The wildcard patterns followed ([`Follower::set_globs`]).
+    globs: Vec<String>,
+    /// Patterns whose matches are known: followed in this run, or in the last one (a
+    /// marker checkpoint, see [`glob_marker`]); a file that matches one of them later is new.
+    known_globs: std::collections::HashSet<String>,
     buf: Vec<u8>,
     max_line: usize,
     drain_idle: Duration,
@@ -146,25 +162,42 @@ pub struct Follower {
 impl Follower {
     /// Follows `paths`, resuming from `checkpoints` where they apply. Lines longer than
     /// `max_line` bytes are cut ([`line::DEFAULT_MAX_LINE`] is a good value).
+    #[cfg(test)]
     pub fn new(
         paths: Vec<PathBuf>,
+        checkpoints: Vec<Checkpoint>,
+        max_line: usize,
+    ) -> anyhow::Result<Self> {
+        Follower::with_globs(paths, Vec::new(), checkpoints, max_line)
+    }
+
+    /// [`Follower::new`] with wildcard patterns too (`paths` holds their matches now): the
+    /// matches of a pattern followed in the last run that have no checkpoint appeared while
+    /// the daemon was down, and are read from their beginning (see [`Follower::set_globs`]).
+    pub fn with_globs(
+        paths: Vec<PathBuf>,
+        globs: Vec<String>,
         checkpoints: Vec<Checkpoint>,
         max_line: usize,
     ) -> anyhow::Result<Self> {
         anyhow::ensure!(max_line > 0, "max_line must be at least 1");
         let mut follower = Follower {
             turn: 0,
-            seen: std::collections::HashSet::new(),
+            seen: HashMap::new(),
             files: Vec::new(),
+            restored: checkpoints.iter().filter(|c| c.ino != 0).cloned().collect(),
             parked: checkpoints
                 .into_iter()
                 .map(|c| (c.path.clone(), c))
                 .collect(),
+            globs: Vec::new(),
+            known_globs: Default::default(),
             buf: vec![0; READ_BUF_LEN],
             max_line,
             drain_idle: DRAIN_IDLE,
             watches: Watches::new(),
         };
+        follower.set_globs(globs);
         follower.set_paths(paths);
         Ok(follower)
     }
@@ -201,8 +234,9 @@ impl Follower {
         for i in (first..n).chain(0..first) {
             let w = &mut self.files[i];
             total += w.poll(&mut cx, f);
-            self.seen
-                .extend(w.cur.iter().chain(&w.draining).map(|t| (t.dev, t.ino)));
+            for t in w.cur.iter().chain(&w.draining) {
+                self.seen.insert(t.id(), t.consumed());
+            }
         }
         Ok(total)
     }
@@ -214,15 +248,22 @@ impl Follower {
     }
 
     /// Read positions to persist, one per followed path (none for a path whose file existed at
-    /// start but could not be opened yet: it will start at its end, as on a first run).
+    /// start but could not be opened yet: it will start at its end, as on a first run), and a
+    /// marker per wildcard pattern followed ([`glob_marker`]).
     pub fn checkpoints(&self) -> Vec<Checkpoint> {
-        self.files.iter().filter_map(Watched::checkpoint).collect()
+        let mut v: Vec<Checkpoint> = self.files.iter().filter_map(Watched::checkpoint).collect();
+        v.extend(self.globs.iter().map(|g| glob_marker(g)));
+        v
     }
 
     /// Follows a file that appeared after following began (a new match of a wildcard
     /// path): read from its beginning. Returns false when the path is already followed, or
     /// names a file this follower reads or has read under another name (a rotated log that a
-    /// wildcard also matches, e.g. `access.log.1` for `*`), which must not be read twice.
+    /// wildcard also matches, e.g. `access.log.1` for `*`), which must not be read twice: the
+    /// same inode whose bytes read so far are still there (an inode freed and given to a new
+    /// file is a new file). A file that a checkpoint of the last run names by its inode (a
+    /// log rotated while the daemon was down, to a name the wildcard matches) is read on
+    /// from that checkpoint.
     pub fn add_appeared(&mut self, path: PathBuf) -> bool {
         if self.files.iter().any(|w| w.path == path) {
             return false;
@@ -231,22 +272,62 @@ impl Follower {
             return false;
         };
         let id = (m.dev(), m.ino());
-        let known = self.files.iter().any(|w| {
-            w.cur
-                .iter()
-                .chain(&w.draining)
-                .any(|t| (t.dev, t.ino) == id)
-        });
-        if known || self.seen.contains(&id) {
+        let known = self
+            .files
+            .iter()
+            .any(|w| w.cur.iter().chain(&w.draining).any(|t| t.id() == id));
+        if known {
             return false;
         }
+        if let Some(&(fp, offset)) = self.seen.get(&id) {
+            if same_file(&path, fp, offset) {
+                return false;
+            }
+            self.seen.remove(&id);
+        }
         let name = path.to_string_lossy().into_owned();
-        let checkpoint = self.parked.remove(&name);
+        let checkpoint = self.parked.remove(&name).or_else(|| {
+            self.restored
+                .iter()
+                .find(|c| {
+                    (c.dev, c.ino) == id
+                        && c.path != name
+                        && same_file(&path, c.fingerprint, c.offset)
+                })
+                .map(|c| Checkpoint {
+                    path: name.clone(),
+                    ..c.clone()
+                })
+        });
         let mut w = Watched::new(path, name, checkpoint);
         w.initial = None; // not there at start: from its beginning
         w.ensure_dir_watch(&mut self.watches);
         self.files.push(w);
         true
+    }
+
+    /// Follows the wildcard patterns `globs` (at start, at a reload, and again every second):
+    /// each file a pattern matches now that is not followed yet is added. For a pattern
+    /// followed before (in this run, or in the last one), such a file is new and read from its
+    /// beginning ([`Follower::add_appeared`]); a pattern new to the configuration is only
+    /// recorded, and [`Follower::set_paths`] then starts its files as on a first run (at their
+    /// end). Returns the files added from their beginning, each with its pattern.
+    pub fn set_globs(&mut self, globs: Vec<String>) -> Vec<(PathBuf, String)> {
+        let mut added = Vec::new();
+        for g in &globs {
+            let marker = glob_marker(g).path;
+            let known = self.parked.remove(&marker).is_some() || self.known_globs.contains(g);
+            if known {
+                for path in crate::sources::glob::expand(g) {
+                    if self.add_appeared(path.clone()) {
+                        added.push((path, g.clone()));
+                    }
+                }
+            }
+            self.known_globs.insert(g.clone());
+        }
+        self.globs = globs;
+        added
     }
 
     /// Follows `paths` from now on (on config reload). Paths already followed keep their state;
@@ -293,6 +374,9 @@ struct Ctx<'b> {
 
 enum Notice {
     Truncated,
+    /// The rest of the file read before, rotated away while the daemon was down, is read
+    /// from this name.
+    RotatedWhileDown(String),
     Error(String),
 }
 
@@ -360,7 +444,7 @@ impl Watched {
             total += n;
             errors.extend(err);
         }
-        for e in errors {
+        for e in errors.drain(..) {
             self.error(format!("read: {e}"));
         }
 
@@ -374,8 +458,17 @@ impl Watched {
                         // Renamed back: we already hold it.
                         self.cur = Some(self.draining.remove(i));
                     } else {
+                        let draining = self.draining.len();
                         self.cur = self.open(cx.buf, cx.watches);
                         self.flush_notices(f);
+                        // the rest of a file rotated while the daemon was down, first
+                        for t in &mut self.draining[draining..] {
+                            let (n, err) = t.read(cx, &self.name, f);
+                            total += n;
+                            if let Some(e) = err {
+                                errors.push(e);
+                            }
+                        }
                         if let Some(t) = &mut self.cur {
                             let (n, err) = t.read(cx, &self.name, f);
                             total += n;
@@ -391,6 +484,9 @@ impl Watched {
                 self.rotate_away(cx.now, f);
             }
             Err(e) => self.error(format!("stat: {e}")),
+        }
+        for e in errors {
+            self.error(format!("read: {e}"));
         }
 
         // Close rotated-away files that went quiet, or the oldest beyond the limit.
@@ -455,7 +551,16 @@ impl Watched {
                     0
                 }
             }
-            Some(_) => 0,
+            Some(cp) => {
+                // the file read before was rotated away while the daemon was down: if
+                // logrotate's name for it holds it, uncompressed (delaycompress, or a
+                // rotation since the last compression), its rest is read too
+                if let Some(t) = self.rotated_while_down(&cp, watches) {
+                    self.notices.push(Notice::RotatedWhileDown(t.1));
+                    self.draining.push(t.0);
+                }
+                0
+            }
             None if self.initial == Some((dev, ino)) => after_last_newline(&file, len, buf),
             None => 0,
         };
@@ -471,6 +576,49 @@ impl Watched {
             .add(Path::new(&proc_path), FILE_MASK)
             .or_else(|| watches.add(&self.path, FILE_MASK));
         Some(tail)
+    }
+
+    /// The file `cp` was taken of, found under a name logrotate gives a rotated log (`NAME.1`,
+    /// `NAME.0`, `NAME-YYYYMMDD[HH]`, `NAME.old`) with its bytes read so far unchanged: opened
+    /// at the checkpoint's offset, with its name.
+    fn rotated_while_down(&self, cp: &Checkpoint, watches: &mut Watches) -> Option<(Tail, String)> {
+        let dir = self.path.parent()?;
+        let base = self.path.file_name()?.to_str()?;
+        let names = fs::read_dir(dir).ok()?.filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            let rest = name.strip_prefix(base)?;
+            let dated = rest.strip_prefix('-').is_some_and(|d| {
+                (d.len() == 8 || d.len() == 10) && d.bytes().all(|b| b.is_ascii_digit())
+            });
+            matches!(rest, ".1" | ".0" | ".old" | "-old")
+                .then_some(())
+                .or(dated.then_some(()))?;
+            Some(dir.join(name))
+        });
+        for p in names {
+            let Ok(file) = OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&p)
+            else {
+                continue;
+            };
+            let Ok(m) = file.metadata() else { continue };
+            if (m.dev(), m.ino()) != (cp.dev, cp.ino)
+                || m.len() < cp.offset
+                || head_fingerprint(&file, cp.offset) != Some(cp.fingerprint)
+            {
+                continue;
+            }
+            let mut t = Tail::new(file, cp.dev, cp.ino);
+            if t.seek_to(cp.offset).is_err() {
+                return None;
+            }
+            let proc_path = format!("/proc/self/fd/{}", t.file.as_raw_fd());
+            t.wd = watches.add(Path::new(&proc_path), FILE_MASK);
+            return Some((t, p.display().to_string()));
+        }
+        None
     }
 
     /// Watches the nearest existing ancestor directory, moving the watch when that changes.
@@ -534,6 +682,10 @@ impl Watched {
         for notice in self.notices.drain(..) {
             match notice {
                 Notice::Truncated => f(Event::Truncated { path: &self.name }),
+                Notice::RotatedWhileDown(from) => f(Event::RotatedWhileDown {
+                    path: &self.name,
+                    from,
+                }),
                 Notice::Error(message) => f(Event::Error {
                     path: &self.name,
                     message,
@@ -678,14 +830,20 @@ impl Tail {
         (total, error)
     }
 
-    fn checkpoint(&self, name: &str) -> Checkpoint {
+    /// (fingerprint, offset) of what has been consumed: see [`Checkpoint`].
+    fn consumed(&self) -> (u64, u64) {
         let n = self.line_end.min(HEAD_LEN as u64) as usize;
+        (fingerprint(&self.head[..n]), self.line_end)
+    }
+
+    fn checkpoint(&self, name: &str) -> Checkpoint {
+        let (fingerprint, offset) = self.consumed();
         Checkpoint {
             path: name.to_string(),
             dev: self.dev,
             ino: self.ino,
-            fingerprint: fingerprint(&self.head[..n]),
-            offset: self.line_end,
+            fingerprint,
+            offset,
         }
     }
 
@@ -814,6 +972,29 @@ fn is_missing(e: &io::Error) -> bool {
 }
 
 /// Fingerprint of the file's first `min(offset, HEAD_LEN)` bytes.
+/// The checkpoint that says a wildcard pattern was followed (no file has inode 0): saved with
+/// the others, so that the next run knows its matches without a checkpoint are new.
+pub fn glob_marker(glob: &str) -> Checkpoint {
+    Checkpoint {
+        path: glob.to_string(),
+        dev: 0,
+        ino: 0,
+        fingerprint: 0,
+        offset: 0,
+    }
+}
+
+/// Is the file at `path` the one read up to `offset`, whose first bytes had `fingerprint`:
+/// at least as long, with the same first bytes? Having consumed nothing (offset 0) says
+/// nothing (and reading such a file from its beginning cannot read anything twice).
+fn same_file(path: &Path, fingerprint: u64, offset: u64) -> bool {
+    offset > 0
+        && File::open(path).is_ok_and(|f| {
+            f.metadata().is_ok_and(|m| m.len() >= offset)
+                && head_fingerprint(&f, offset) == Some(fingerprint)
+        })
+}
+
 fn head_fingerprint(file: &File, offset: u64) -> Option<u64> {
     let mut head = [0u8; HEAD_LEN];
     let n = offset.min(HEAD_LEN as u64) as usize;
@@ -918,11 +1099,16 @@ const GLOB_EVERY: Duration = Duration::from_secs(1);
 /// before the daemon says it is running, or lines written in between would be skipped).
 /// Lines longer than `max_line` are cut as `replay` cuts them ([`crate::sources::line`]).
 pub fn open_files(
-    paths: Vec<PathBuf>,
+    files: &FileSources,
     checkpoints: Vec<Checkpoint>,
     max_line: usize,
 ) -> anyhow::Result<Follower> {
-    Follower::new(paths, checkpoints, max_line)
+    Follower::with_globs(
+        files.paths.clone(),
+        files.globs.clone(),
+        checkpoints,
+        max_line,
+    )
 }
 
 /// Runs the file follower until the engine goes away.
@@ -932,28 +1118,33 @@ pub fn follow_files(
     new_paths: SharedPaths,
     engine: EngineTx,
 ) {
-    let mut last_checkpoint = Instant::now();
+    // the first batch carries the positions at once: a run shorter than the checkpoint
+    // interval must still leave them (and the wildcard markers) for the next one
+    let mut last_checkpoint = Instant::now()
+        .checked_sub(Duration::from_secs(60))
+        .unwrap_or_else(Instant::now);
     let mut last_glob = Instant::now();
     let mut long = LongLines::default();
     let max_line = f.max_line();
     loop {
         let mut batch = Batch::default();
+        let mut appeared = Vec::new();
         if let Some(p) = new_paths.lock().ok().and_then(|mut g| g.take()) {
+            // the patterns first: a file that a pattern already followed matches now is
+            // new (from its start); set_paths then keeps it
+            appeared = f.set_globs(p.globs.clone());
             f.set_paths(p.paths);
             globs = p.globs;
         }
         if !globs.is_empty() && last_glob.elapsed() >= GLOB_EVERY {
             last_glob = Instant::now();
-            for g in &globs {
-                for path in crate::sources::glob::expand(g) {
-                    let name = path.display().to_string();
-                    if f.add_appeared(path) {
-                        batch
-                            .notes
-                            .push(format!("reading {name} from its start (new match of {g})"));
-                    }
-                }
-            }
+            appeared.extend(f.set_globs(globs.clone()));
+        }
+        for (path, g) in appeared {
+            batch.notes.push(format!(
+                "reading {} from its start (new match of {g})",
+                path.display()
+            ));
         }
         let now = Instant::now();
         let _ = f.poll(&mut |ev| match ev {
@@ -962,6 +1153,9 @@ pub fn follow_files(
                 .notes
                 .push(format!("log truncated, reading from its start: {path}")),
             Event::Rotated { path } => batch.notes.push(format!("log rotated: {path}")),
+            Event::RotatedWhileDown { path, from } => batch.notes.push(format!(
+                "{path} was rotated while the daemon was down: reading the rest of the old file, now {from}, then the new one from its start"
+            )),
             Event::LongLine { path, len } => {
                 batch.notes.extend(long.count(path, len, max_line, now));
             }
@@ -1002,6 +1196,7 @@ mod tests {
         Line(String),
         Truncated,
         Rotated,
+        RotatedWhileDown(String),
         Long(usize),
         Error(String),
     }
@@ -1019,6 +1214,7 @@ mod tests {
                         }
                         Event::Truncated { .. } => Ev::Truncated,
                         Event::Rotated { .. } => Ev::Rotated,
+                        Event::RotatedWhileDown { from, .. } => Ev::RotatedWhileDown(from),
                         Event::LongLine { len, .. } => Ev::Long(len),
                         Event::Error { message, .. } => Ev::Error(message),
                     })
@@ -1219,10 +1415,132 @@ mod tests {
         poll(&mut fl);
         let cps = fl.checkpoints();
         drop(fl);
-        fs::rename(&log, dir.path().join("auth.log.1")).unwrap();
+        // while down: a line more in the old file, rotated by rename (logrotate's NAME.1,
+        // delaycompress), a new file
+        append(&log, "a2\n");
+        let old = dir.path().join("auth.log.1");
+        fs::rename(&log, &old).unwrap();
         append(&log, "b\n");
+        let mut fl = Follower::new(vec![log.clone()], cps.clone(), DEFAULT_MAX_LINE).unwrap();
+        // the old file's rest first (review: it was lost without a word), then the new one
+        assert_eq!(
+            poll(&mut fl),
+            [
+                Ev::RotatedWhileDown(old.display().to_string()),
+                Ev::Line("a2".into()),
+                Ev::Line("b".into())
+            ]
+        );
+        // compressed meanwhile (or gone): only the new file
+        drop(fl);
+        fs::remove_file(&old).unwrap();
+        let mut fl = Follower::new(vec![log.clone()], cps.clone(), DEFAULT_MAX_LINE).unwrap();
+        assert_eq!(poll(&mut fl), [Ev::Line("b".into())]);
+        // a file of that name that is another one (its first bytes differ): not read
+        drop(fl);
+        append(&old, "x\nother\n");
         let mut fl = Follower::new(vec![log.clone()], cps, DEFAULT_MAX_LINE).unwrap();
         assert_eq!(poll(&mut fl), [Ev::Line("b".into())]);
+    }
+
+    fn glob_of(dir: &Path, pat: &str) -> (String, Vec<PathBuf>) {
+        let g = dir.join(pat).display().to_string();
+        let paths = crate::sources::glob::expand(&g);
+        (g, paths)
+    }
+
+    fn sorted_lines(events: &[Ev]) -> Vec<String> {
+        let mut v = lines(events);
+        v.sort();
+        v
+    }
+
+    /// Found by a review: a wildcard's new match created while the daemon was down was read
+    /// from its end (every line in it lost).
+    #[test]
+    fn a_wildcard_match_that_appeared_while_down_is_read_from_its_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        append(&d.join("a.log"), "old\n");
+        let (g, paths) = glob_of(d, "*.log");
+        let mut fl =
+            Follower::with_globs(paths, vec![g.clone()], vec![], DEFAULT_MAX_LINE).unwrap();
+        assert_eq!(poll(&mut fl), []);
+        append(&d.join("a.log"), "a1\n");
+        assert_eq!(lines(&poll(&mut fl)), ["a1"]);
+        let cps = fl.checkpoints();
+        assert!(cps.contains(&glob_marker(&g)), "{cps:?}");
+        drop(fl);
+        // while down: a new match, and a line more in the old one
+        append(&d.join("b.log"), "b1\n");
+        append(&d.join("a.log"), "a2\n");
+        let (_, paths) = glob_of(d, "*.log");
+        let mut fl = Follower::with_globs(
+            paths.clone(),
+            vec![g.clone()],
+            cps.clone(),
+            DEFAULT_MAX_LINE,
+        )
+        .unwrap();
+        assert_eq!(sorted_lines(&poll(&mut fl)), ["a2", "b1"]);
+        // a pattern the last run did not follow (no marker): its files start at their end
+        drop(fl);
+        let unmarked: Vec<Checkpoint> = cps.into_iter().filter(|c| c.ino != 0).collect();
+        let mut fl = Follower::with_globs(paths, vec![g], unmarked, DEFAULT_MAX_LINE).unwrap();
+        assert_eq!(lines(&poll(&mut fl)), ["a2"]);
+    }
+
+    /// Found by the same review: a match created just before a reload was read from its end.
+    #[test]
+    fn a_reload_reads_a_new_match_of_a_wildcard_it_followed_from_its_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        append(&d.join("a.log"), "old\n");
+        let (g, paths) = glob_of(d, "*.log");
+        let mut fl =
+            Follower::with_globs(paths, vec![g.clone()], vec![], DEFAULT_MAX_LINE).unwrap();
+        assert_eq!(poll(&mut fl), []);
+        append(&d.join("n1.log"), "n1\n");
+        append(&d.join("c.txt"), "c1\n");
+        // the reload: the patterns, then the paths the daemon expanded
+        let (g2, txt) = glob_of(d, "*.txt");
+        let added = fl.set_globs(vec![g.clone(), g2.clone()]);
+        assert_eq!(added, [(d.join("n1.log"), g.clone())]);
+        let (_, mut paths) = glob_of(d, "*.log");
+        paths.extend(txt);
+        fl.set_paths(paths);
+        // n1.log from its start; c.txt, of a pattern new at this reload, at its end
+        assert_eq!(lines(&poll(&mut fl)), ["n1"]);
+        append(&d.join("c.txt"), "c2\n");
+        assert_eq!(lines(&poll(&mut fl)), ["c2"]);
+    }
+
+    /// Found by a review on a small ext4: a new match that got the inode number of a file
+    /// read and closed before was never followed. The same inode is the same file only if
+    /// the bytes read from it are still its first.
+    #[test]
+    fn an_inode_number_used_again_is_a_new_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let (g, paths) = glob_of(d, "*.log");
+        let mut fl =
+            Follower::with_globs(paths, vec![g.clone()], vec![], DEFAULT_MAX_LINE).unwrap();
+        let b = d.join("b.log");
+        append(&b, "b1\n");
+        let m = fs::metadata(&b).unwrap();
+        // as if a closed file with b.log's inode had been read (other first bytes)
+        fl.seen
+            .insert((m.dev(), m.ino()), (fingerprint(b"a1\n"), 3));
+        assert_eq!(fl.set_globs(vec![g.clone()]).len(), 1);
+        assert_eq!(lines(&poll(&mut fl)), ["b1"]);
+        // the same file under another name (its first bytes read): not again
+        let c = d.join("c.log");
+        append(&c, "c1\nc2\n");
+        let m = fs::metadata(&c).unwrap();
+        fl.seen
+            .insert((m.dev(), m.ino()), (fingerprint(b"c1\n"), 3));
+        assert!(fl.set_globs(vec![g]).is_empty());
+        assert_eq!(poll(&mut fl), []);
     }
 
     #[test]
