@@ -30,7 +30,9 @@
 //!   [`Follower::set_paths`] added the path): start at its end, so an old log never bans anyone
 //!   by surprise. Precisely: after its last newline, so a line being written just then is read
 //!   whole.
-//! * Any other file (appeared later, or replaced one we followed): read from its beginning.
+//! * Any other file (appeared later, or replaced one we followed): read from its beginning,
+//!   unless it replaced the file we read with a copy of it (`sed -i`, an editor's save: its
+//!   first bytes are those we read, see [`copy_offset`]): read on from where we were.
 //!   A wildcard's match with no checkpoint is such a file when the wildcard was followed in
 //!   the last run too (a marker checkpoint says so, [`glob_marker`]) or earlier in this one.
 //!
@@ -123,6 +125,14 @@ pub enum Event<'a> {
     /// At start: the file read before the stop was rotated away meanwhile; the rest of it is
     /// read from `from` (its new name), then the path's new file from its beginning.
     RotatedWhileDown { path: &'a str, from: String },
+    /// The path's new file is a copy of the one read (`sed -i`, an editor's save): it is read
+    /// on from `offset`, not again from its beginning; `exact`: the bytes before it are the
+    /// same (else edited: a line around the edit may be missed or read again).
+    Copy {
+        path: &'a str,
+        offset: u64,
+        exact: bool,
+    },
     /// The line just delivered was longer than the limit and was cut (see
     /// [`line::cut`]); `len` is its whole length in bytes.
     LongLine { path: &'a str, len: usize },
@@ -377,6 +387,9 @@ enum Notice {
     /// The rest of the file read before, rotated away while the daemon was down, is read
     /// from this name.
     RotatedWhileDown(String),
+    /// The new file at the path is a copy of the one read (see [`copy_offset`]): read on from
+    /// this offset; exactly the same bytes before it?
+    Copy(u64, bool),
     Error(String),
 }
 
@@ -458,8 +471,19 @@ impl Watched {
                         // Renamed back: we already hold it.
                         self.cur = Some(self.draining.remove(i));
                     } else {
+                        // the file just rotated away may have been replaced by a copy of
+                        // itself (`sed -i`, an editor, a restore): read on where we were
+                        let copy_of = self
+                            .draining
+                            .last()
+                            .and_then(|old| copy_offset(old, &self.path));
                         let draining = self.draining.len();
                         self.cur = self.open(cx.buf, cx.watches);
+                        if let (Some((off, exact)), Some(t)) = (copy_of, &mut self.cur) {
+                            if t.pos == 0 && t.seek_to(off).is_ok() {
+                                self.notices.push(Notice::Copy(off, exact));
+                            }
+                        }
                         self.flush_notices(f);
                         // the rest of a file rotated while the daemon was down, first
                         for t in &mut self.draining[draining..] {
@@ -685,6 +709,11 @@ impl Watched {
                 Notice::RotatedWhileDown(from) => f(Event::RotatedWhileDown {
                     path: &self.name,
                     from,
+                }),
+                Notice::Copy(offset, exact) => f(Event::Copy {
+                    path: &self.name,
+                    offset,
+                    exact,
                 }),
                 Notice::Error(message) => f(Event::Error {
                     path: &self.name,
@@ -972,6 +1001,48 @@ fn is_missing(e: &io::Error) -> bool {
 }
 
 /// Fingerprint of the file's first `min(offset, HEAD_LEN)` bytes.
+/// Where to read on in the file at `path` when it replaced `old`, if it is a copy of it (a
+/// log is replaced by a copy of itself, edited or not, by `sed -i`, an editor's save or a
+/// restore: reading it from its beginning would count every line again): its first bytes
+/// are `old`'s (at least 128 of them, or all `old`'s consumed ones). Then `old`'s offset
+/// when the bytes before it are the same too (an exact copy); else, edited, the same offset
+/// or the copy's end if shorter (a line around the edit may be missed or read again).
+/// A rotation's new file is empty or begins otherwise (its first line's time stamp).
+fn copy_offset(old: &Tail, path: &Path) -> Option<(u64, bool)> {
+    const HEAD: u64 = 64 << 10;
+    const BEFORE: u64 = 4 << 10;
+    const AT_LEAST: u64 = 128;
+    let off = old.line_end;
+    if off == 0 {
+        return None;
+    }
+    let new = File::open(path).ok()?;
+    let len = new.metadata().ok()?.len();
+    let same = |from: u64, to: u64| -> bool {
+        let n = (to - from) as usize;
+        let (mut a, mut b) = (vec![0u8; n], vec![0u8; n]);
+        old.file.read_exact_at(&mut a, from).is_ok()
+            && new.read_exact_at(&mut b, from).is_ok()
+            && a == b
+    };
+    // the bytes the two have in common from the start
+    let n = off.min(len).min(HEAD) as usize;
+    let (mut a, mut b) = (vec![0u8; n], vec![0u8; n]);
+    if old.file.read_exact_at(&mut a, 0).is_err() || new.read_exact_at(&mut b, 0).is_err() {
+        return None;
+    }
+    let common = a.iter().zip(&b).take_while(|(x, y)| x == y).count() as u64;
+    if common < off.min(AT_LEAST) {
+        return None;
+    }
+    let head = off.min(HEAD);
+    if len >= off && common >= head && same(off.saturating_sub(BEFORE).max(head), off) {
+        Some((off, true))
+    } else {
+        Some((off.min(len), false))
+    }
+}
+
 /// The checkpoint that says a wildcard pattern was followed (no file has inode 0): saved with
 /// the others, so that the next run knows its matches without a checkpoint are new.
 pub fn glob_marker(glob: &str) -> Checkpoint {
@@ -1153,6 +1224,15 @@ pub fn follow_files(
                 .notes
                 .push(format!("log truncated, reading from its start: {path}")),
             Event::Rotated { path } => batch.notes.push(format!("log rotated: {path}")),
+            Event::Copy {
+                path,
+                offset,
+                exact,
+            } => batch.notes.push(if exact {
+                format!("{path} was replaced by a copy of itself (sed -i, an editor): reading on from byte {offset}, nothing twice")
+            } else {
+                format!("{path} was replaced by an edited copy of itself (sed -i, an editor): reading on from byte {offset}, not again from its start (a line around the edit may be missed or read twice)")
+            }),
             Event::RotatedWhileDown { path, from } => batch.notes.push(format!(
                 "{path} was rotated while the daemon was down: reading the rest of the old file, now {from}, then the new one from its start"
             )),
@@ -1197,6 +1277,7 @@ mod tests {
         Truncated,
         Rotated,
         RotatedWhileDown(String),
+        Copy(u64, bool),
         Long(usize),
         Error(String),
     }
@@ -1215,6 +1296,7 @@ mod tests {
                         Event::Truncated { .. } => Ev::Truncated,
                         Event::Rotated { .. } => Ev::Rotated,
                         Event::RotatedWhileDown { from, .. } => Ev::RotatedWhileDown(from),
+                        Event::Copy { offset, exact, .. } => Ev::Copy(offset, exact),
                         Event::LongLine { len, .. } => Ev::Long(len),
                         Event::Error { message, .. } => Ev::Error(message),
                     })
@@ -1541,6 +1623,44 @@ mod tests {
             .insert((m.dev(), m.ino()), (fingerprint(b"c1\n"), 3));
         assert!(fl.set_globs(vec![g]).is_empty());
         assert_eq!(poll(&mut fl), []);
+    }
+
+    /// Found by a review: `sed -i` on a followed log (a new inode holding the same lines)
+    /// read it again from byte 0: three failures counted six times, and a ban.
+    #[test]
+    fn a_log_replaced_by_a_copy_of_itself_is_not_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("auth.log");
+        append(&log, "");
+        let mut fl = follower(&log);
+        append(&log, "a1\na2\nsecret\n");
+        assert_eq!(lines(&poll(&mut fl)), ["a1", "a2", "secret"]);
+        // sed -i '/nothing/d': a copy renamed over the path
+        let tmp = dir.path().join("sedXYZ");
+        fs::copy(&log, &tmp).unwrap();
+        fs::rename(&tmp, &log).unwrap();
+        let ev = poll(&mut fl);
+        assert_eq!(lines(&ev), Vec::<String>::new(), "{ev:?}");
+        assert!(ev.contains(&Ev::Copy(13, true)), "{ev:?}");
+        append(&log, "a3\n");
+        assert_eq!(lines(&poll(&mut fl)), ["a3"]);
+        // sed -i '/secret/d' on a log of more than 128 bytes: an edited copy, read on from
+        // its end (shorter now), nothing again
+        let filler = format!("{}\n", "f".repeat(150));
+        append(&log, &format!("{filler}secret2\n{filler}"));
+        assert_eq!(lines(&poll(&mut fl)).len(), 3);
+        let text = fs::read_to_string(&log).unwrap().replace("secret2\n", "");
+        fs::write(&tmp, &text).unwrap();
+        fs::rename(&tmp, &log).unwrap();
+        let ev = poll(&mut fl);
+        assert_eq!(lines(&ev), Vec::<String>::new(), "{ev:?}");
+        assert!(ev.contains(&Ev::Copy(text.len() as u64, false)), "{ev:?}");
+        append(&log, "a4\n");
+        assert_eq!(lines(&poll(&mut fl)), ["a4"]);
+        // a rotation's new file (other bytes) is read from its beginning as before
+        fs::rename(&log, dir.path().join("auth.log.1")).unwrap();
+        append(&log, "b1\n");
+        assert_eq!(lines(&poll(&mut fl)), ["b1"]);
     }
 
     #[test]
