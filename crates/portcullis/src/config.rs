@@ -400,6 +400,21 @@ fn toml_error(path: &str, text: &str, e: &toml::de::Error) -> anyhow::Error {
             .map(|(_, v)| v.trim().trim_matches(|c| c == '"' || c == '\''));
         return src.err(span, &full, unknown_key(key, table, header, value, &valid));
     }
+    // a dotted key (`bantime.increment = true`, fail2ban's way) makes a table, which the
+    // serde of a [[jail]]'s spanned values refuses with words of its own
+    if let Some((first, _)) = line_key
+        .as_deref()
+        .filter(|_| msg.contains("expected a borrowed string"))
+        .and_then(|k| k.split_once('.'))
+    {
+        let key = line_key.as_deref().unwrap_or_default();
+        let why = if first.trim() == "bantime" {
+            "fail2ban's bantime.increment, bantime.factor, bantime.maxtime and bantime.overalljails are one key in Portcullis: bantime_increment = { factor = 2.0, max = \"4w\", window = \"30d\", across_jails = true }".to_string()
+        } else {
+            format!("a dotted key makes `{}` a table, and Portcullis has no such table here; write the key without a dot", first.trim())
+        };
+        return src.err(span, key, why);
+    }
     let header_name = line
         .split('#')
         .next()
