@@ -242,6 +242,11 @@ impl<'a> Importer<'a> {
                     continue;
                 }
             };
+            if let Some(head) = names_the_program(&py.to_string()) {
+                self.seen.notes.insert(format!(
+                    "the pattern at {pos} begins with `{head}`, what a syslog line has before its message: Portcullis matches only the message after `program[pid]: `, so as written it matches nothing there; remove that part (and list the program in `programs`)"
+                ));
+            }
             match translate::pattern(&py, &env, ini, &self.name, true, &mut self.seen) {
                 Ok(alternatives) => {
                     self.report.failregex.translated += 1;
@@ -352,5 +357,71 @@ impl<'a> Importer<'a> {
             pattern,
             reason,
         });
+    }
+}
+
+/// The start of a failregex (Python syntax) that names a program as a syslog line does
+/// before its message (`myapp\[\d+\]:`, `\S+ webapp:`, the Proxmox wiki's `pvedaemon\[.*`),
+/// if it does: fail2ban matches a pattern without `%(__prefix_line)s` against the whole line
+/// after its date, Portcullis against the message alone.
+fn names_the_program(py: &str) -> Option<String> {
+    let mut t = py.strip_prefix('^').unwrap_or(py);
+    for lead in ["\\s*", "\\s+"] {
+        t = t.strip_prefix(lead).unwrap_or(t);
+    }
+    // a host first: `\S+ ` or `\S+\s+`
+    let mut host_first = false;
+    for host in ["\\S+\\s+", "\\S+\\s*", "\\S+ "] {
+        if let Some(r) = t.strip_prefix(host) {
+            t = r;
+            host_first = true;
+            break;
+        }
+    }
+    let name_len = t
+        .find(|c: char| !(c.is_ascii_alphanumeric() || "_-.".contains(c)))
+        .unwrap_or(t.len());
+    if name_len == 0 || !t.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        return None;
+    }
+    let rest = &t[name_len..];
+    let after = if rest.starts_with("\\[") {
+        // up to the `:` that ends the tag (`\[\d+\]:`, `\[.*`)
+        let end = rest.find(':').map_or(rest.len().min(12), |i| i + 1);
+        &rest[..end]
+    } else if rest.starts_with(':') && host_first {
+        // (without a host before it, `warning:` may well begin the message)
+        ":"
+    } else {
+        return None;
+    };
+    let shown = &py[..py.len() - t.len() + name_len + after.len()];
+    Some(shown.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_the_program;
+
+    #[test]
+    fn a_pattern_that_names_the_program_is_seen() {
+        assert_eq!(
+            names_the_program(r"myapp\[\d+\]: Login failed for user \S+ from <HOST>").as_deref(),
+            Some(r"myapp\[\d+\]:")
+        );
+        assert_eq!(
+            names_the_program(r"^\s*\S+ webapp: bad token from <HOST>$").as_deref(),
+            Some(r"^\s*\S+ webapp:")
+        );
+        assert!(names_the_program(r"pvedaemon\[.*authentication failure; rhost=<HOST>").is_some());
+        for p in [
+            r"^Login failed for \S+ from <HOST>$",
+            r"^authentication failure for <HOST>",
+            r"^\[client <HOST>\] denied",
+            r"^User \S+ from <HOST> not allowed",
+            r"^warning: \S+\[<HOST>\]: SASL",
+        ] {
+            assert_eq!(names_the_program(p), None, "{p}");
+        }
     }
 }

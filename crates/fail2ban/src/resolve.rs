@@ -198,9 +198,38 @@ impl<'a> Resolver<'a> {
         Ok(out)
     }
 
+    /// The syslog prefix as a token, and what a filter's own definition adds after it:
+    /// `__prefix_line = %(known/__prefix_line)s(?:\w{14,20}: )?` (stock sendmail's queue id,
+    /// asterisk's time stamp) keeps its addition, which belongs to the message.
+    fn prefix_with_addition(
+        &self,
+        name: &str,
+        def: Option<(&'a Def, Ctx)>,
+        depth: usize,
+    ) -> Result<Expr, ResolveError> {
+        let mut out = self.prefix_token(name);
+        if let Some((def, c)) = def {
+            let text = def.joined();
+            let t = text.trim_start();
+            if let Some(inner) = t.strip_prefix("%(known/") {
+                if let Some((r, rest)) = inner.split_once(")s") {
+                    if is_prefix_name(r) && !rest.trim().is_empty() {
+                        out.push_expr(self.interp(rest.trim_end(), &c, depth + 1)?);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
     fn percent_ref(&self, name: &str, ctx: &Ctx, depth: usize) -> Result<Expr, ResolveError> {
         if self.tokens && is_prefix_name(name) {
-            return Ok(self.prefix_token(name));
+            let def = if name.starts_with("known/") {
+                None
+            } else {
+                self.lookup_percent(name, ctx)
+            };
+            return self.prefix_with_addition(name, def, depth);
         }
         self.note_use(name);
         if let Some(v) = self.overrides.get(name) {
@@ -215,7 +244,8 @@ impl<'a> Resolver<'a> {
     /// The value a `<name>` tag stands for, if `name` is an option.
     fn tag_value(&self, name: &str, depth: usize) -> Result<Option<Expr>, ResolveError> {
         if self.tokens && is_prefix_name(name) {
-            return Ok(Some(self.prefix_token(name)));
+            let def = self.lookup_tag(name);
+            return self.prefix_with_addition(name, def, depth).map(Some);
         }
         if let Some(v) = self.overrides.get(name) {
             self.note_use(name);

@@ -352,6 +352,27 @@ fn address_tags_in_two_branches_both_give_the_address() {
     }
 }
 
+/// Found by the same review: a filter that extends the prefix (stock sendmail's queue id:
+/// `__prefix_line = %(known/__prefix_line)s(?:\w{14,20}: )?`) lost its addition with the
+/// prefix, so its anchored patterns missed the real lines and matched others.
+#[test]
+fn a_filters_own_addition_to_the_prefix_is_kept() {
+    let conf = r"[INCLUDES]
+before = common.conf
+[Definition]
+_daemon = myapp
+__prefix_line = %(known/__prefix_line)s\[auth\]\s+
+failregex = ^%(__prefix_line)sfailed login from <HOST>$
+";
+    let im = import_files(&[("common.conf", COMMON), ("pfx.conf", conf)], "pfx.conf");
+    let def = im.def.clone().expect("a filter");
+    assert_eq!(
+        hit(&def, "[auth] failed login from 203.0.113.31").map(|h| h.addr),
+        Some("203.0.113.31".to_string())
+    );
+    assert!(hit(&def, "failed login from 203.0.113.32").is_none());
+}
+
 #[test]
 fn mode_parameter_adds_scan_rules() {
     let conf = r"[Definition]
