@@ -701,6 +701,12 @@ fn iso(l: &[u8], outer: bool) -> Option<Parsed<'_>> {
     }
     // (`log show --style syslog` puts two spaces before the host)
     let rest = rest.strip_prefix(b" ").unwrap_or(rest);
+    // a program's own log line (Python's logging, many Java and Go loggers): `2026-01-10
+    // 10:00:02,123 WARNING myapp.auth: text`. No host is named like a log level: the line is
+    // read whole, as an own log file's line is
+    if level_word(rest) {
+        return None;
+    }
     match host_and_tag(stamp, rest) {
         // (a tag read with a colon or a pid is a syslog tag; otherwise sysklogd's RFC
         // 5424 file line may be what it is)
@@ -715,6 +721,29 @@ fn iso(l: &[u8], outer: bool) -> Option<Parsed<'_>> {
         }
         other => rfc5424_file(stamp, rest).or(other),
     }
+}
+
+/// Does `rest` begin with a log level as a word of its own (`WARNING `, `[ERROR] ` is not
+/// one: only the bare word, which is where a syslog line has its host)?
+fn level_word(rest: &[u8]) -> bool {
+    const LEVELS: [&[u8]; 14] = [
+        b"TRACE",
+        b"DEBUG",
+        b"INFO",
+        b"NOTICE",
+        b"WARN",
+        b"WARNING",
+        b"ERROR",
+        b"ERR",
+        b"CRIT",
+        b"CRITICAL",
+        b"FATAL",
+        b"ALERT",
+        b"EMERG",
+        b"SEVERE",
+    ];
+    let word = rest.split(|&b| b == b' ').next().unwrap_or_default();
+    rest.len() > word.len() && LEVELS.iter().any(|l| l.eq_ignore_ascii_case(word))
 }
 
 /// The line after a log stamper's ISO stamp (see [`iso`]; `sep` is the byte between date and
@@ -1536,6 +1565,30 @@ mod tests {
         assert_eq!(s(p.program), Some("CRON"));
         assert_eq!(p.pid, 0);
         assert_eq!(p.message, b"hello");
+    }
+
+    /// Found by a review of the migration path: Python logging's default-ish line was read
+    /// as a syslog line with host `WARNING` and program `myapp.auth`, so a pattern for the
+    /// whole line (an imported filter's datepattern) never matched it.
+    #[test]
+    fn an_own_log_line_with_a_level_is_not_a_syslog_line() {
+        for line in [
+            &b"2026-01-10 10:00:02,123 WARNING myapp.auth: rejected client 203.0.113.8"[..],
+            b"2026-01-10T10:00:02Z error app[7]: rejected client 203.0.113.8",
+            b"2026-01-10 10:00:02 INFO auth: rejected client 203.0.113.8",
+        ] {
+            let p = parse(line);
+            assert_eq!(
+                (p.program, p.host),
+                (None, None),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+            assert_eq!(p.message, line);
+        }
+        // a host that merely begins like one is a host
+        let p = parse(b"2026-01-10T10:00:02Z infra1 sshd[7]: Failed password for x from 192.0.2.1 port 2 ssh2");
+        assert_eq!((s(p.host), s(p.program)), (Some("infra1"), Some("sshd")));
     }
 
     #[test]
