@@ -337,6 +337,18 @@ impl<'a> Importer<'a> {
             );
         }
 
+        if let Ok(Some(jm)) = r0.option("journalmatch") {
+            let jm = jm
+                .to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            if !jm.is_empty() {
+                self.report.notes.push(format!(
+                    "journalmatch = {jm} is not part of a Portcullis filter: a jail reads the journal with logs = [\"journal:...\"]; name the daemon's unit and user there (_SYSTEMD_UNIT=NAME.service _UID=...), since _COMM and SYSLOG_IDENTIFIER are whatever the sender says (check-config warns about such a source)"
+                ));
+            }
+        }
         self.report.notes.extend(ini.notes.iter().cloned());
         self.report.notes.extend(self.seen.notes.iter().cloned());
         render::filter(

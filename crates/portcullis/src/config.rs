@@ -164,6 +164,8 @@ pub struct JailConfig {
     pub mode: Mode,
     /// The jail's own never-ban list.
     pub ignore: Vec<Cidr>,
+    /// What check-config warns about in this jail's own keys, with file and line.
+    pub notes: Vec<String>,
     /// Weights by user name.
     pub user_weights: Vec<(Vec<u8>, u32)>,
     /// Its own firewall backends (`backend = ...`); empty: `[firewall] backend`.
@@ -237,12 +239,17 @@ struct Src<'a> {
 }
 
 impl Src<'_> {
-    fn err(&self, span: Range<usize>, key: &str, msg: impl std::fmt::Display) -> anyhow::Error {
+    /// `file:line` of `span`.
+    fn place(&self, span: &Range<usize>) -> String {
         let line = self.text[..span.start.min(self.text.len())]
             .matches('\n')
             .count()
             + 1;
-        anyhow::anyhow!("{}:{}: `{}`: {}", self.path, line, key, msg)
+        format!("{}:{line}", self.path)
+    }
+
+    fn err(&self, span: Range<usize>, key: &str, msg: impl std::fmt::Display) -> anyhow::Error {
+        anyhow::anyhow!("{}: `{}`: {}", self.place(&span), key, msg)
     }
 }
 
@@ -874,6 +881,22 @@ pub fn resolve_filter(name: &str, custom: &[Filter]) -> std::result::Result<Filt
     if let Some(why) = builtin::withdrawn(name) {
         return Err(format!("filter {name:?} is no longer built in: {why}; a client could choose the banned address (README, security model)"));
     }
+    // fail2ban's `filter = sshd[mode=aggressive]`
+    if let Some((base, args)) = name.split_once('[') {
+        if resolve_filter(base.trim(), custom).is_ok() {
+            let args = args.trim_end_matches(']');
+            let hint = match args.split_once('=') {
+                Some((k, v)) if k.trim() == "mode" => {
+                    format!("mode = {:?} as a key of the jail", v.trim())
+                }
+                _ => "the jail's own keys (mode = \"aggressive\", ...)".to_string(),
+            };
+            return Err(format!(
+                "fail2ban's filter parameters are not part of the name in Portcullis: write filter = {:?} and {hint}",
+                base.trim()
+            ));
+        }
+    }
     let known: Vec<&str> = builtin::all().iter().map(|b| b.name).collect();
     Err(format!("unknown filter {name:?}; built-in filters are: {} (or give a path to a filter file, or define it in a [[filter]] table)", known.join(", ")))
 }
@@ -1123,6 +1146,7 @@ fn validate_jail(
     custom_defs: &[&FilterDef],
 ) -> Result<JailConfig> {
     let name = at.j.name.clone();
+    let mut jail_notes = Vec::new();
     let (nsrc, nspan) = at.src_of_name();
     if name == DENY_JAIL {
         return Err(nsrc.err(
@@ -1283,7 +1307,18 @@ fn validate_jail(
         None => Vec::new(),
         Some(list) => {
             let (src, _) = at.get("ignore").expect("ignore was read");
-            cidrs(src, &list, "ignore")?
+            let c = cidrs(src, &list, "ignore")?;
+            // as in the top-level list: a prefix written with host bits is taken as its net,
+            // which check-config says
+            for e in &list {
+                if let Some(why) = crate::lists::host_bits(e.get_ref()) {
+                    jail_notes.push(format!(
+                        "{}: `ignore` of jail {name:?}: {why} (taken as the wider net)",
+                        src.place(&e.span())
+                    ));
+                }
+            }
+            c
         }
     };
     let weights_what = "a table of user names and weights, e.g. { root = 5 }";
@@ -1322,6 +1357,7 @@ fn validate_jail(
         })
         .collect();
     Ok(JailConfig {
+        notes: jail_notes,
         filter_logs,
         rule_weights,
         v4_prefix,
@@ -1676,6 +1712,13 @@ pub fn warnings(cfg: &Config) -> Vec<String> {
         });
     }
     for j in &cfg.jails {
+        w.extend(j.notes.iter().cloned());
+        if let Some(i) = j.policy.ban.increment.as_ref().filter(|i| i.factor <= 1.0) {
+            w.push(format!(
+                "jail {:?}: bantime_increment with factor {} never lengthens a ban (each repeat is multiplied by it; fail2ban's bantime.factor = 1 doubles, through its own formula): use 2.0 to double",
+                j.name, i.factor
+            ));
+        }
         if j.logs.is_empty() {
             let expected: Vec<String> = j
                 .filter_logs
@@ -1717,6 +1760,12 @@ pub fn warnings(cfg: &Config) -> Vec<String> {
         }
         for l in &j.logs {
             if l.starts_with("journal:") {
+                if let Some(g) = crate::sources::journal::forgeable_group(l) {
+                    w.push(format!(
+                        "jail {:?}: the journal alternative `{g}` names no field journald sets from the sender's credentials (_UID, _GID, _SYSTEMD_UNIT, _SYSTEMD_SLICE, _SYSTEMD_CGROUP, or _TRANSPORT=kernel): any local user can write entries it reads (`logger -t NAME`); add the daemon's unit and user, e.g. _SYSTEMD_UNIT=NAME.service _UID=0",
+                        j.name
+                    ));
+                }
                 continue;
             }
             if !Path::new(l).is_absolute() {
@@ -2687,6 +2736,31 @@ backend = "route"
         for (line, at, says) in cases {
             let e = err(&format!("[[jail]]\nname = \"sshd\"\n{line}\n"));
             assert!(e.starts_with(at) && e.contains(says), "{line}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_journal_source_on_fields_the_sender_chooses_is_a_warning() {
+        let c = load("[[jail]]\nname = \"x\"\nfilter = \"sshd\"\nlogs = [\"journal:_SYSTEMD_UNIT=a.service _UID=0 + SYSLOG_IDENTIFIER=sshd\"]\n").unwrap();
+        let w = warnings(&c);
+        assert!(
+            w.iter()
+                .any(|w| w.contains("`SYSLOG_IDENTIFIER=sshd` names no field journald sets")),
+            "{w:?}"
+        );
+        // the built-in sshd jail's source, and a kernel one, are fine
+        for src in [
+            crate::sources::journal::DEFAULT_SSHD,
+            "journal:_TRANSPORT=kernel SYSLOG_IDENTIFIER=kernel",
+        ] {
+            let c = load(&format!(
+                "[[jail]]\nname = \"x\"\nfilter = \"sshd\"\nlogs = [{src:?}]\n"
+            ))
+            .unwrap();
+            assert!(
+                !warnings(&c).iter().any(|w| w.contains("names no field")),
+                "{src}"
+            );
         }
     }
 

@@ -92,7 +92,7 @@ pub fn parse_file(
 /// Why `entry` (a CIDR that parses) is suspect: a prefix written with host bits set
 /// (`203.0.113.0/8`), which [`Cidr::parse`] reads as the wider net; in words naming both
 /// likely meanings (the wording of `portcullis ban`'s refusal).
-fn host_bits(entry: &str) -> Option<String> {
+pub(crate) fn host_bits(entry: &str) -> Option<String> {
     parse_target(entry).err()
 }
 

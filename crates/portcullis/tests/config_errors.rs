@@ -82,6 +82,11 @@ fn structural_mistakes_name_file_line_and_key() {
             format!("{file}:7: `foo.bar`"),
             "write the key without a dot",
         ),
+        (
+            format!("{b}[[jail]]\nname = \"sshd\"\nfilter = \"sshd[mode=aggressive]\"\n"),
+            format!("{file}:7: `filter`"),
+            "write filter = \"sshd\" and mode = \"aggressive\" as a key of the jail",
+        ),
         // found by check-config (ExecStartPre), not first by `run`
         (
             format!("{b}table = \"my table\"\n"),
@@ -104,6 +109,29 @@ fn structural_mistakes_name_file_line_and_key() {
     let first = out.find(&format!("{file}:7: `logpath`")).expect(&out);
     let second = out.find(&format!("{file}:8: `foo`")).expect(&out);
     assert!(first < second, "{out}");
+}
+
+/// From a review of the migration path: what a literal copy of fail2ban's settings gets
+/// wrong is said, with file and line where the key has them.
+#[test]
+fn fail2ban_habits_that_pass_but_mislead_are_warnings() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let file = d.join("portcullis.toml").display().to_string();
+    let b = base(d);
+    let (ok, out) = check(
+        d,
+        &format!("{b}[[jail]]\nname = \"sshd\"\nignore = [\"203.0.113.7/24\"]\nbantime_increment = {{ factor = 1.0 }}\nlogs = [\"journal:SYSLOG_IDENTIFIER=sshd\"]\n"),
+    );
+    assert!(ok, "{out}");
+    for want in [
+        format!("{file}:7: `ignore` of jail \"sshd\": 203.0.113.7/24 has host bits set"),
+        "also never banned here: 203.0.113.0/24".to_string(),
+        "bantime_increment with factor 1 never lengthens a ban".to_string(),
+        "`SYSLOG_IDENTIFIER=sshd` names no field journald sets".to_string(),
+    ] {
+        assert!(out.contains(&want), "{want}\n=> {out}");
+    }
 }
 
 #[test]

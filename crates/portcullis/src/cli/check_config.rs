@@ -101,6 +101,10 @@ pub fn run(path: Option<&Path>) -> anyhow::Result<i32> {
                 portcullis_core::duration::format(s.within)
             ));
         }
+        if !j.ignore.is_empty() {
+            let l: Vec<String> = j.ignore.iter().map(|c| c.to_string()).collect();
+            extra.push(format!("also never banned here: {}", l.join(", ")));
+        }
         if !j.rule_weights.is_empty() {
             let w: Vec<String> = j
                 .rule_weights

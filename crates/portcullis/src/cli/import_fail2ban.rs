@@ -51,6 +51,14 @@ pub fn run(path: &Path, out: Option<&Path>) -> anyhow::Result<i32> {
     if let Some(why) = unsafe_source(stem) {
         eprintln!("WARNING: {stem}: {why}");
     }
+    let ign = &imported.report.ignoreregex;
+    if imported.toml.is_some() && ign.translated < ign.total {
+        eprintln!(
+            "WARNING: {stem}: {} of {} ignoreregex pattern(s) not translated: this filter counts lines that fail2ban's ignores (see the list above; write them by hand as `ignore` patterns)",
+            ign.total - ign.translated,
+            ign.total
+        );
+    }
     match &imported.toml {
         Some(toml) => match out {
             Some(o) => {

@@ -45,6 +45,28 @@ pub const PREFIX: &str = "journal:";
 /// `_UID`; root's processes are trusted anyway.
 pub const DEFAULT_SSHD: &str = "journal:_SYSTEMD_UNIT=ssh.service _SYSTEMD_UNIT=sshd.service _UID=0 + _SYSTEMD_SLICE=system-ssh.slice _SYSTEMD_SLICE=system-sshd.slice _UID=0 + SYSLOG_IDENTIFIER=sshd SYSLOG_IDENTIFIER=sshd-session _UID=0 _TRANSPORT=syslog";
 
+/// The first alternative group of a journal source that names no field the sender cannot
+/// choose (see the module documentation), as written: any local user can write entries it
+/// selects. None when every group names `_UID`, `_GID`, `_SYSTEMD_UNIT`, `_SYSTEMD_SLICE`
+/// or `_SYSTEMD_CGROUP`, or `_TRANSPORT=kernel` / `_TRANSPORT=audit` (only the kernel
+/// writes those).
+pub fn forgeable_group(source: &str) -> Option<String> {
+    let spec = source.strip_prefix(PREFIX).unwrap_or(source);
+    spec.split('+')
+        .map(|g| g.split_ascii_whitespace().collect::<Vec<&str>>())
+        .find(|terms| {
+            !terms.is_empty()
+                && !terms.iter().any(|t| {
+                    let field = t.split_once('=').map_or(*t, |(f, _)| f);
+                    matches!(
+                        field,
+                        "_UID" | "_GID" | "_SYSTEMD_UNIT" | "_SYSTEMD_SLICE" | "_SYSTEMD_CGROUP"
+                    ) || matches!(*t, "_TRANSPORT=kernel" | "_TRANSPORT=audit")
+                })
+        })
+        .map(|terms| terms.join(" "))
+}
+
 /// The socket journald listens on for native entries: it exists while journald runs.
 pub const JOURNALD_SOCKET: &str = "/run/systemd/journal/socket";
 
