@@ -7,7 +7,9 @@
 //! sends its unban.
 //!
 //! Our routes carry our own routing protocol number (`proto 211` by default), and every
-//! command we send names it, so we only ever touch our own routes. Each batch is one
+//! command we send names it, so we only ever touch our own routes; a ban whose destination
+//! the host already routes itself (a static route to that network) is not made, since
+//! `route replace` would take that route's place. Each batch is one
 //! `ip -batch -` process. Routes do not expire: the engine asks for the unban, and at start
 //! our routes are read back and reconciled with the store in one batch (routes of a crash
 //! that the store no longer has are deleted, nothing is doubled).
@@ -57,6 +59,42 @@ pub fn parse_routes(text: &str) -> Vec<(String, Cidr)> {
         .collect()
 }
 
+/// The destinations of routes in `ip route show` output (main table, any type) whose
+/// protocol is not `proto`: the host's own routes, which a ban must never replace.
+pub fn foreign_routes(text: &str, proto: u8) -> BTreeSet<Cidr> {
+    const TYPES: [&str; 10] = [
+        "unicast",
+        "blackhole",
+        "unreachable",
+        "prohibit",
+        "throw",
+        "local",
+        "broadcast",
+        "multicast",
+        "nat",
+        "anycast",
+    ];
+    let ours = proto.to_string();
+    text.lines()
+        .filter_map(|l| {
+            let t: Vec<&str> = l.split_whitespace().collect();
+            let dest = if TYPES.contains(t.first()?) {
+                t.get(1)?
+            } else {
+                t.first()?
+            };
+            let p = t
+                .iter()
+                .position(|w| *w == "proto")
+                .and_then(|i| t.get(i + 1));
+            if p == Some(&ours.as_str()) {
+                return None;
+            }
+            Cidr::parse(dest).ok()
+        })
+        .collect()
+}
+
 /// The route backend; see the module documentation.
 pub struct Route {
     opts: RouteOptions,
@@ -97,6 +135,16 @@ impl Route {
         Ok(v)
     }
 
+    /// The destinations the host routes itself (see [`foreign_routes`]), both families.
+    fn foreign(&self) -> Result<BTreeSet<Cidr>> {
+        let mut v = BTreeSet::new();
+        for fam in ["-4", "-6"] {
+            let text = self.ip(&[fam, "route", "show"], None, "list the routes")?;
+            v.extend(foreign_routes(&text, self.opts.proto));
+        }
+        Ok(v)
+    }
+
     fn batch(&self, script: &str, what: &str) -> Result<()> {
         if script.is_empty() {
             return Ok(());
@@ -128,6 +176,13 @@ impl Firewall for Route {
     fn apply(&mut self, ops: &[FwOp]) -> Result<()> {
         let mut next = self.banned.clone();
         let mut script = String::new();
+        // `route replace` would take the place of a route of the host's own for the same
+        // destination (a static route to a network), and the unban would then delete it
+        let foreign = if ops.iter().any(|o| matches!(o, FwOp::Add { .. })) {
+            self.foreign()?
+        } else {
+            BTreeSet::new()
+        };
         for ((jail, addr), timeout) in fold(ops) {
             if !self.jails.contains(&jail) {
                 bail!("cannot ban or unban {addr}: jail {jail:?} does not use routes");
@@ -136,6 +191,9 @@ impl Firewall for Route {
                 Some(_) if never_ban_prefix(addr) => {
                     error!("refusing to ban {addr} (jail {jail}): loopback/unspecified")
                 }
+                Some(_) if foreign.contains(&canonical_prefix(addr)) => error!(
+                    "not banning {addr} (jail {jail}) with a route: the host has a route of its own for it, which a ban would replace"
+                ),
                 Some(_) => {
                     let js = next.entry(addr).or_default();
                     if js.is_empty() {
@@ -167,6 +225,17 @@ impl Firewall for Route {
         }
         let mut script = String::new();
         let have = self.ours()?;
+        let foreign = self.foreign()?;
+        want.retain(|addr, js| {
+            let mine = foreign.contains(&canonical_prefix(*addr));
+            if mine {
+                error!(
+                    "not restoring the ban of {addr} (jail {}) with a route: the host has a route of its own for it",
+                    js.iter().cloned().collect::<Vec<_>>().join(",")
+                );
+            }
+            !mine
+        });
         for (kind, addr) in &have {
             // ours but not wanted, or of another type (the configuration changed)
             if !want.contains_key(addr) || *kind != self.opts.kind {
@@ -212,6 +281,97 @@ impl Firewall for Route {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_hosts_own_routes_are_read_as_foreign() {
+        use crate::firewall::cidr;
+        // `ip route show` / `ip -6 route show` (iproute2 6.1): a boot route prints no proto
+        let text = "default via 192.0.2.254 dev veth0 \n192.0.2.0/24 dev veth0 proto kernel scope link src 192.0.2.1 \n198.51.100.0/24 via 192.0.2.254 dev veth0 \nblackhole 203.0.113.9 proto 211 \nunreachable 203.0.113.77 \n2001:db8:77::/48 via 2001:db8::fe dev veth0 metric 1024 pref medium\n";
+        let f = foreign_routes(text, 211);
+        for c in [
+            "192.0.2.0/24",
+            "198.51.100.0/24",
+            "203.0.113.77",
+            "2001:db8:77::/48",
+        ] {
+            assert!(f.contains(&cidr(c)), "{c}: {f:?}");
+        }
+        assert!(!f.contains(&cidr("203.0.113.9")));
+    }
+
+    /// Found by a review: `route replace` took the place of the admin's static route for the
+    /// banned prefix, and the unban then deleted the prefix's only route.
+    #[test]
+    #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+    fn a_route_of_the_hosts_own_is_never_replaced() {
+        use crate::firewall::cidr;
+        let ns = format!("pc-route-{}", std::process::id());
+        let ip = |args: &[&str]| {
+            let out = std::process::Command::new("ip")
+                .args(["netns", "exec", &ns, "ip"])
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "ip {args:?}: {out:?}");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        assert!(std::process::Command::new("ip")
+            .args(["netns", "add", &ns])
+            .status()
+            .unwrap()
+            .success());
+        struct Del(String);
+        impl Drop for Del {
+            fn drop(&mut self) {
+                let _ = std::process::Command::new("ip")
+                    .args(["netns", "delete", &self.0])
+                    .status();
+            }
+        }
+        let _del = Del(ns.clone());
+        ip(&["link", "set", "lo", "up"]);
+        ip(&["route", "add", "prohibit", "198.51.100.0/24"]);
+        let mut r = Route::new(RouteOptions {
+            kind: "blackhole".into(),
+            proto: DEFAULT_PROTO,
+            prefix: vec!["ip".into(), "netns".into(), "exec".into(), ns.clone()],
+        });
+        let jail = JailRules {
+            name: "j".into(),
+            ports: None,
+            proto: super::super::Proto::Tcp,
+            action: super::super::Action::Drop,
+            backends: Vec::new(),
+        };
+        r.setup(std::slice::from_ref(&jail)).unwrap();
+        let add = |a: &str| FwOp::Add {
+            jail: "j".into(),
+            addr: cidr(a),
+            timeout_ms: 60_000,
+        };
+        let del = |a: &str| FwOp::Del {
+            jail: "j".into(),
+            addr: cidr(a),
+        };
+        r.apply(&[add("198.51.100.0/24"), add("203.0.113.5")])
+            .unwrap();
+        let routes = ip(&["route", "show"]);
+        assert!(routes.contains("prohibit 198.51.100.0/24"), "{routes}");
+        assert!(
+            routes.contains("blackhole 203.0.113.5 proto 211"),
+            "{routes}"
+        );
+        r.apply(&[del("198.51.100.0/24"), del("203.0.113.5")])
+            .unwrap();
+        let routes = ip(&["route", "show"]);
+        assert!(routes.contains("prohibit 198.51.100.0/24"), "{routes}");
+        assert!(!routes.contains("203.0.113.5"), "{routes}");
+        // nor at a restore
+        r.restore(&[add("198.51.100.0/24")]).unwrap();
+        assert!(ip(&["route", "show"]).contains("prohibit 198.51.100.0/24"));
+        r.teardown().unwrap();
+        assert!(ip(&["route", "show"]).contains("prohibit 198.51.100.0/24"));
+    }
 
     #[test]
     fn lines_and_parsing() {
