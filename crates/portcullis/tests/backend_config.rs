@@ -55,6 +55,12 @@ fn bad_backend_configurations_are_clear_errors() {
             format!("[firewall.iptables]\nhooks = [\"PREROUTING\"]\n{jail}"),
             format!("{file}:2: `firewall.iptables.hooks`"),
         ),
+        // (a review: each rewrote the shared chain whole, and the other's bans stopped
+        // blocking)
+        (
+            format!("[firewall]\nbackend = \"iptables\"\n{jail}[[jail]]\nname = \"app\"\nfilter = \"sshd\"\nlogs = [\"/var/log/app.log\"]\nbackend = [\"ipset\"]\n"),
+            "backends \"iptables\" and \"ipset\" cannot both be used".to_string(),
+        ),
     ];
     for (text, says) in cases {
         let (ok, out) = check(d, &text);

@@ -236,6 +236,14 @@ pub fn chain_script(opts: &IptOptions, saved: &Saved, rules: &[String]) -> Strin
             }
         }
     }
+    // a hook no longer configured (FORWARD taken out of `hooks`): its jumps go
+    for (hook, n) in &saved.jumps {
+        if !opts.hooks.contains(hook) {
+            for _ in 0..*n {
+                let _ = writeln!(s, "-D {hook} -j {c}");
+            }
+        }
+    }
     for r in rules {
         let _ = writeln!(s, "-A {c} {r}");
     }
@@ -605,6 +613,17 @@ COMMIT
             "*filter\n-D INPUT -j PORTCULLIS\n-D INPUT -j PORTCULLIS\n-F PORTCULLIS\n-X PORTCULLIS\nCOMMIT\n"
         );
         assert_eq!(teardown_script(&opts, &Saved::default()), "");
+        // FORWARD taken out of `hooks` (a review: its jump stayed, even after a restart)
+        let was = Saved {
+            chains: ["INPUT", "FORWARD", "PORTCULLIS"].map(String::from).into(),
+            jumps: BTreeMap::from([("INPUT".to_string(), 1), ("FORWARD".to_string(), 1)]),
+            rules: Vec::new(),
+        };
+        let input_only = IptOptions::default();
+        assert_eq!(
+            chain_script(&input_only, &was, &[]),
+            "*filter\n:PORTCULLIS - [0:0]\n-D FORWARD -j PORTCULLIS\nCOMMIT\n"
+        );
         assert_eq!(
             batch_script("PC", &["a".into()], &["b".into()]),
             "*filter\n-D PC b\n-A PC a\nCOMMIT\n"

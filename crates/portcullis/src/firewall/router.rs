@@ -74,7 +74,14 @@ pub fn used(cfg: &Config) -> Vec<String> {
 /// What `cfg` needs before its firewall can run (programs, templates, a writable
 /// hosts.deny directory, a backend that can rate-limit); `check-config` and the start say so.
 pub fn preflight(cfg: &Config) -> Result<()> {
-    settings::preflight(&used(cfg), &cfg.firewall.backends)?;
+    let names = used(cfg);
+    if names.iter().any(|n| n == "iptables") && names.iter().any(|n| n == "ipset") {
+        bail!(
+            "backends \"iptables\" and \"ipset\" cannot both be used: both keep their rules in the chain {} ([firewall.iptables] chain) and each rewrites it whole, dropping the other's; use \"ipset\" for every such jail (iptables rules over sets)",
+            cfg.firewall.backends.iptables.chain
+        );
+    }
+    settings::preflight(&names, &cfg.firewall.backends)?;
     if !cfg.ratelimits.is_empty()
         && !["nftables", "iptables", "ipset"].contains(&cfg.firewall.backend.as_str())
     {
