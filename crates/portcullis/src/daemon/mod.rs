@@ -175,15 +175,26 @@ fn fw_timeout(until: Millis, now: Millis) -> i64 {
 }
 
 /// The `deny` list to ban: entries covered by another entry are dropped (interval sets
-/// refuse overlaps). Errors when an entry covers an own address.
-fn deny_targets(cfg: &Config, own: &[IpAddr]) -> Result<Vec<Cidr>> {
-    let mut v: Vec<Cidr> = cfg.deny.cidrs.clone();
-    if let Some((c, a)) = v
+/// refuse overlaps), and so are entries that hold one of the host's own addresses, each with
+/// a warning in the second list: the host's addresses change (DHCP, a new interface), so
+/// this is not a configuration error that stops the daemon, but the own address wins.
+fn deny_targets(cfg: &Config, own: &[IpAddr]) -> (Vec<Cidr>, Vec<String>) {
+    let mut skipped = Vec::new();
+    let mut v: Vec<Cidr> = cfg
+        .deny
+        .cidrs
         .iter()
-        .find_map(|c| own.iter().find(|a| c.contains(**a)).map(|a| (c, a)))
-    {
-        anyhow::bail!("`deny`: {c} is refused: it holds {a}, one of this host's own addresses");
-    }
+        .copied()
+        .filter(|c| match own.iter().find(|a| c.contains(**a)) {
+            Some(a) => {
+                skipped.push(format!(
+                    "`deny`: {c} is not banned: it holds {a}, one of this host's own addresses"
+                ));
+                false
+            }
+            None => true,
+        })
+        .collect();
     v.sort_by_key(|c| c.len);
     let mut out: Vec<Cidr> = Vec::new();
     for c in v {
@@ -192,7 +203,7 @@ fn deny_targets(cfg: &Config, own: &[IpAddr]) -> Result<Vec<Cidr>> {
         }
     }
     out.sort();
-    Ok(out)
+    (out, skipped)
 }
 
 impl Engine {
@@ -685,6 +696,10 @@ impl Engine {
             list(self.own.iter().filter(|a| !own.contains(a)).collect()),
         );
         self.own = own;
+        // a `deny` entry that holds a new own address is lifted (the own address wins)
+        if let Err(e) = self.sync_deny() {
+            error!("deny list: {e:#}");
+        }
         if self.cfg.ignore_self {
             for (j, jc) in self.jails.iter_mut().zip(&self.cfg.jails) {
                 j.reconfigure(
@@ -792,7 +807,10 @@ impl Engine {
     /// Puts the `deny` list of the configuration into the firewall (permanent bans of jail
     /// `deny`) and lifts entries no longer listed. At start and reload.
     fn sync_deny(&mut self) -> Result<()> {
-        let want = deny_targets(&self.cfg, &self.own)?;
+        let (want, skipped) = deny_targets(&self.cfg, &self.own);
+        for w in skipped {
+            warn!("{w}");
+        }
         let jail = config::DENY_JAIL.to_string();
         let mut ops: Vec<FwOp> = self
             .denied
@@ -1452,7 +1470,6 @@ impl Engine {
         }
         self.own = addrs::own();
         self.own_read = now_ms();
-        deny_targets(&cfg, &self.own)?;
         for w in config::warnings(&cfg) {
             warn!("{w}");
         }
@@ -2951,9 +2968,21 @@ wait "$p"
             ["198.51.100.66", "203.0.113.128/28"]
         );
         assert_eq!(in_fw(&mut eng), 2);
-        // an entry that covers an own address is refused (at start and reload)
-        let e = deny_targets(&eng.cfg, &[ip("203.0.113.130")]).unwrap_err();
-        assert!(format!("{e:#}").contains("own addresses"), "{e:#}");
+        // an entry that covers an own address is not banned, with a warning (at start, at
+        // reload, and when the host gets such an address: the own address wins)
+        let (want, skipped) = deny_targets(&eng.cfg, &[ip("203.0.113.130")]);
+        assert_eq!(
+            want.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+            ["198.51.100.66"]
+        );
+        assert!(
+            skipped.len() == 1
+                && skipped[0].contains("203.0.113.128/28 is not banned: it holds 203.0.113.130"),
+            "{skipped:?}"
+        );
+        eng.own = vec![ip("203.0.113.130")];
+        eng.sync_deny().unwrap();
+        assert_eq!(in_fw(&mut eng), 1);
     }
 
     #[test]
