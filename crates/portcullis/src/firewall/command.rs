@@ -19,7 +19,7 @@
 //! `check` (when given) says which bans are still in place (exit 0) and need no new `ban`.
 //! Programs run once per address: a batch is as many processes as it has changes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
@@ -217,8 +217,24 @@ pub struct CommandOptions {
 pub struct CommandBackend {
     opts: CommandOptions,
     jails: BTreeMap<String, JailRules>,
-    /// What we banned and did not unban (for teardown and tests).
-    banned: BTreeSet<(String, Cidr)>,
+    /// What we banned and did not unban (for teardown and tests), with the jail's rules it
+    /// was banned with and when it ends: an unban, or a reload that changes the jail's
+    /// `ports` or `protocol`, names what the program was given at the ban.
+    banned: BTreeMap<(String, Cidr), Banned>,
+}
+
+/// One ban the program made.
+#[derive(Debug, Clone)]
+struct Banned {
+    rules: JailRules,
+    /// When it ends (ms since the epoch); None: permanent.
+    until: Option<i64>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl CommandBackend {
@@ -226,22 +242,41 @@ impl CommandBackend {
         CommandBackend {
             opts,
             jails: BTreeMap::new(),
-            banned: BTreeSet::new(),
+            banned: BTreeMap::new(),
         }
     }
 
     fn values<'a>(&'a self, jail: &'a str, addr: Cidr, timeout_ms: i64) -> Values<'a> {
-        let rules = self.jails.get(jail);
-        Values {
-            addr,
-            jail,
-            ports: rules.and_then(|r| r.ports.as_deref()),
-            proto: rules.map_or(Proto::Tcp, |r| r.proto),
-            // a permanent ban has no end: 0
-            bantime_secs: timeout_secs(timeout_ms).unwrap_or(0),
-        }
+        values(self.jails.get(jail), jail, addr, timeout_ms)
     }
 
+    /// What a ban made now records.
+    fn record(&mut self, key: (String, Cidr), timeout_ms: i64) {
+        if let Some(rules) = self.jails.get(&key.0).cloned() {
+            let until = timeout_secs(timeout_ms).map(|s| now_ms() + s * 1000);
+            self.banned.insert(key, Banned { rules, until });
+        }
+    }
+}
+
+/// The values of a template for a ban of `addr` in `jail` whose rules are `rules`.
+fn values<'a>(
+    rules: Option<&'a JailRules>,
+    jail: &'a str,
+    addr: Cidr,
+    timeout_ms: i64,
+) -> Values<'a> {
+    Values {
+        addr,
+        jail,
+        ports: rules.and_then(|r| r.ports.as_deref()),
+        proto: rules.map_or(Proto::Tcp, |r| r.proto),
+        // a permanent ban has no end: 0
+        bantime_secs: timeout_secs(timeout_ms).unwrap_or(0),
+    }
+}
+
+impl CommandBackend {
     /// Runs `argv` with the timeout, retrying with backoff; true if it succeeded once.
     fn run(&self, argv: &[String], what: &str) -> bool {
         let mut backoff = self.opts.backoff;
@@ -293,20 +328,22 @@ impl CommandBackend {
                 }
                 Some(ms) => {
                     if restoring && self.present(jail, *addr, *ms) {
-                        self.banned.insert(key);
+                        self.record(key, *ms);
                         continue;
                     }
                     let argv = self.opts.ban.expand(&self.values(jail, *addr, *ms));
                     if self.run(&argv, &format!("ban {addr} (jail {jail})")) {
-                        self.banned.insert(key);
+                        self.record(key, *ms);
                     } else {
                         failed += 1;
                     }
                 }
                 None => {
-                    self.banned.remove(&key);
+                    // with the ports and protocol it was banned with
+                    let was = self.banned.remove(&key);
                     if let Some(unban) = &self.opts.unban {
-                        let argv = unban.expand(&self.values(jail, *addr, 0));
+                        let rules = was.as_ref().map(|b| &b.rules).or(self.jails.get(jail));
+                        let argv = unban.expand(&values(rules, jail, *addr, 0));
                         if !self.run(&argv, &format!("unban {addr} (jail {jail})")) {
                             failed += 1;
                         }
@@ -329,6 +366,31 @@ impl Firewall for CommandBackend {
             j.check()?;
         }
         self.jails = jails.iter().map(|j| (j.name.clone(), j.clone())).collect();
+        // a reload that changes a jail's ports or protocol: its bans are made again with the
+        // new ones (unbanned with what they were banned with), as the kernel backends rewrite
+        // their rules
+        let changed: Vec<((String, Cidr), Banned)> = self
+            .banned
+            .iter()
+            .filter(|((j, _), b)| {
+                self.jails
+                    .get(j)
+                    .is_some_and(|r| (&r.ports, r.proto) != (&b.rules.ports, b.rules.proto))
+            })
+            .map(|(k, b)| (k.clone(), b.clone()))
+            .collect();
+        let now = now_ms();
+        for ((jail, addr), b) in changed {
+            if let Some(unban) = &self.opts.unban {
+                let argv = unban.expand(&values(Some(&b.rules), &jail, addr, 0));
+                self.run(&argv, &format!("unban {addr} (jail {jail}, ports changed)"));
+            }
+            let ms = b.until.map_or(super::PERMANENT, |u| (u - now).max(1000));
+            let argv = self.opts.ban.expand(&self.values(&jail, addr, ms));
+            if self.run(&argv, &format!("ban {addr} (jail {jail}, ports changed)")) {
+                self.record((jail, addr), ms);
+            }
+        }
         Ok(())
     }
 
@@ -348,7 +410,7 @@ impl Firewall for CommandBackend {
     fn list(&mut self) -> Result<Vec<(String, std::net::IpAddr, Option<i64>)>> {
         Ok(self
             .banned
-            .iter()
+            .keys()
             .map(|(j, a)| (j.clone(), a.addr, None))
             .collect())
     }
@@ -356,7 +418,7 @@ impl Firewall for CommandBackend {
     fn teardown(&mut self) -> Result<()> {
         let ops: Vec<FwOp> = self
             .banned
-            .iter()
+            .keys()
             .map(|(jail, addr)| FwOp::Del {
                 jail: jail.clone(),
                 addr: *addr,
@@ -594,6 +656,54 @@ mod tests {
         assert_eq!(calls.matches("[ban]").count(), 3, "{calls}");
         // in a batch, failures are logged and the rest goes on
         b.apply(&[add("192.0.2.2"), add("192.0.2.3")]).unwrap();
+    }
+
+    /// Found by a firewall review: a ban made with {ports} = 22 was unbanned with the ports
+    /// of a reload (443), so the program never undid the port-22 block.
+    #[test]
+    fn a_reload_that_changes_the_ports_makes_the_bans_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = recorder(dir.path(), 0);
+        let out = dir.path().join("calls");
+        let o = out.display().to_string();
+        let tpl = |verb: &str| t(&[&rec, &o, verb, "{addr}", "{ports}", "{protocol}"]).unwrap();
+        let mut b = CommandBackend::new(CommandOptions {
+            ban: tpl("ban"),
+            unban: Some(tpl("unban")),
+            check: None,
+            timeout: Duration::from_secs(5),
+            retries: 0,
+            backoff: Duration::from_millis(10),
+        });
+        b.setup(&[jail("sshd")]).unwrap();
+        b.apply(&[FwOp::Add {
+            jail: "sshd".into(),
+            addr: cidr("192.0.2.1"),
+            timeout_ms: PERMANENT,
+        }])
+        .unwrap();
+        let mut https = jail("sshd");
+        https.ports = Some(vec![(443, 443)]);
+        https.proto = Proto::Both;
+        b.setup(&[https.clone()]).unwrap();
+        // the same rules again: nothing runs
+        b.setup(&[https]).unwrap();
+        b.apply(&[FwOp::Del {
+            jail: "sshd".into(),
+            addr: cidr("192.0.2.1"),
+        }])
+        .unwrap();
+        let calls = std::fs::read_to_string(&out).unwrap();
+        let calls: Vec<&str> = calls.split("argc=4\n").filter(|c| !c.is_empty()).collect();
+        assert_eq!(
+            calls,
+            [
+                "[ban]\n[192.0.2.1]\n[22]\n[tcp]\n",
+                "[unban]\n[192.0.2.1]\n[22]\n[tcp]\n",
+                "[ban]\n[192.0.2.1]\n[443]\n[both]\n",
+                "[unban]\n[192.0.2.1]\n[443]\n[both]\n",
+            ]
+        );
     }
 
     #[test]
