@@ -9,7 +9,6 @@ pub mod protocol;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
@@ -390,14 +389,10 @@ fn jail_files(j: &crate::config::JailConfig) -> Vec<(String, bool)> {
             vec![PathBuf::from(l)]
         };
         for p in paths {
-            // a regular file, opened without blocking: a FIFO put in a log's place must
-            // not stop the engine thread (this runs on it, for `status`)
-            let readable = std::fs::metadata(&p).is_ok_and(|m| m.is_file())
-                && std::fs::OpenOptions::new()
-                    .read(true)
-                    .custom_flags(libc::O_NONBLOCK)
-                    .open(&p)
-                    .is_ok();
+            // a regular file, opened as the follower opens it: nothing else is ever opened
+            // (a FIFO must not stop the engine thread, which this runs on for `status`; a
+            // pty must not become the daemon's terminal)
+            let readable = file_source::open_regular(&p).is_ok();
             out.push((p.display().to_string(), readable));
         }
     }

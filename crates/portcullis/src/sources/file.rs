@@ -542,13 +542,13 @@ impl Watched {
 
     /// Opens the file at the path and places it where reading starts (see the module doc).
     fn open(&mut self, buf: &mut [u8], watches: &mut Watches) -> Option<Tail> {
-        let file = match OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&self.path)
-        {
+        let file = match open_regular(&self.path) {
             Ok(file) => file,
             Err(e) if is_missing(&e) => return None,
+            Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+                self.error(e.to_string());
+                return None;
+            }
             Err(e) => {
                 self.error(format!("open: {e}"));
                 return None;
@@ -620,11 +620,7 @@ impl Watched {
             Some(dir.join(name))
         });
         for p in names {
-            let Ok(file) = OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NONBLOCK)
-                .open(&p)
-            else {
+            let Ok(file) = open_regular(&p) else {
                 continue;
             };
             let Ok(m) = file.metadata() else { continue };
@@ -1016,7 +1012,7 @@ fn copy_offset(old: &Tail, path: &Path) -> Option<(u64, bool)> {
     if off == 0 {
         return None;
     }
-    let new = File::open(path).ok()?;
+    let new = open_regular(path).ok()?;
     let len = new.metadata().ok()?.len();
     let same = |from: u64, to: u64| -> bool {
         let n = (to - from) as usize;
@@ -1043,6 +1039,30 @@ fn copy_offset(old: &Tail, path: &Path) -> Option<(u64, bool)> {
     }
 }
 
+/// Opens `path` for reading only if it names a regular file, without ever opening anything
+/// else: the path is first opened with `O_PATH` (which opens no device, FIFO or terminal),
+/// checked on that descriptor, and then the same file is opened through it. A log's owner
+/// (www-data for /var/log/nginx) can put a symlink in a log's place: to a pty, whose
+/// `open` would make it the root daemon's controlling terminal (a ^C written there stopped
+/// the daemon, a security review found), or to a device whose `open` acts (a watchdog, a
+/// tape). `O_NOCTTY` besides, and `O_NONBLOCK` (a FIFO or a lock must not block the thread).
+pub fn open_regular(path: &Path) -> io::Result<File> {
+    let pathfd = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH)
+        .open(path)?;
+    if !pathfd.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
+        .open(format!("/proc/self/fd/{}", pathfd.as_raw_fd()))
+}
+
 /// The checkpoint that says a wildcard pattern was followed (no file has inode 0): saved with
 /// the others, so that the next run knows its matches without a checkpoint are new.
 pub fn glob_marker(glob: &str) -> Checkpoint {
@@ -1060,7 +1080,7 @@ pub fn glob_marker(glob: &str) -> Checkpoint {
 /// nothing (and reading such a file from its beginning cannot read anything twice).
 fn same_file(path: &Path, fingerprint: u64, offset: u64) -> bool {
     offset > 0
-        && File::open(path).is_ok_and(|f| {
+        && open_regular(path).is_ok_and(|f| {
             f.metadata().is_ok_and(|m| m.len() >= offset)
                 && head_fingerprint(&f, offset) == Some(fingerprint)
         })
@@ -1338,6 +1358,50 @@ mod tests {
 
     fn follower(path: &Path) -> Follower {
         Follower::new(vec![path.to_path_buf()], vec![], DEFAULT_MAX_LINE).unwrap()
+    }
+
+    /// Found by a security review: a log path made a symlink to a pty became the root
+    /// daemon's controlling terminal (the follower opened it, then saw it was no file).
+    #[test]
+    fn only_regular_files_are_ever_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // a pty of our own
+        // SAFETY: posix_openpt/grantpt/unlockpt/ptsname_r on a descriptor we own
+        let master = unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY) };
+        assert!(master >= 0);
+        let mut name = [0 as libc::c_char; 128];
+        unsafe {
+            assert_eq!(libc::grantpt(master), 0);
+            assert_eq!(libc::unlockpt(master), 0);
+            assert_eq!(libc::ptsname_r(master, name.as_mut_ptr(), name.len()), 0);
+        }
+        let pts = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }
+            .to_string_lossy()
+            .into_owned();
+        let fifo = d.join("fifo");
+        let c = std::ffi::CString::new(fifo.display().to_string()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        for (name, target) in [
+            ("tty.log", Path::new(&pts)),
+            ("fifo.log", fifo.as_path()),
+            ("null.log", Path::new("/dev/null")),
+        ] {
+            let link = d.join(name);
+            std::os::unix::fs::symlink(target, &link).unwrap();
+            let e = open_regular(&link).unwrap_err();
+            assert_eq!(e.to_string(), "not a regular file", "{name}");
+            let mut fl = follower(&link);
+            let ev = poll(&mut fl);
+            assert_eq!(ev, [Ev::Error("not a regular file".into())], "{name}");
+        }
+        unsafe { libc::close(master) };
+        // a symlink to a file is followed
+        append(&d.join("real.log"), "");
+        std::os::unix::fs::symlink(d.join("real.log"), d.join("link.log")).unwrap();
+        let mut fl = follower(&d.join("link.log"));
+        append(&d.join("real.log"), "x\n");
+        assert_eq!(lines(&poll(&mut fl)), ["x"]);
     }
 
     #[test]
