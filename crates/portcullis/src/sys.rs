@@ -121,6 +121,33 @@ pub fn default_sigpipe() {
     }
 }
 
+/// Raises the soft limit of open files to the hard one (systemd gives a service 1024 and
+/// allows 524288): the daemon holds a descriptor per followed file, and a wildcard over a
+/// directory a service user owns may match many (a security review filled 1024 with empty
+/// files, and every jail went blind). Returns the limit now.
+pub fn raise_open_files() -> u64 {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
+            return 0;
+        }
+        if r.rlim_cur < r.rlim_max {
+            let want = libc::rlimit {
+                rlim_cur: r.rlim_max,
+                rlim_max: r.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+                return want.rlim_cur;
+            }
+        }
+    }
+    r.rlim_cur
+}
+
 /// Returns freed heap pages to the kernel (glibc keeps them otherwise: a restore of 100,000
 /// bans or a large listing would stay in the resident size of an idle daemon). Does nothing
 /// with another C library.

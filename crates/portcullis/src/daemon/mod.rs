@@ -461,6 +461,7 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
     for w in config::warnings(&cfg) {
         warn!("{w}");
     }
+    crate::sys::raise_open_files();
     // refused unless only this user can write there (see fsutil); the resolved path from here on
     cfg.state_dir = fsutil::prepare_state_dir(&cfg.state_dir)?;
     // held until the daemon ends: no second daemon, no offline unban beside it

@@ -140,6 +140,17 @@ pub enum Event<'a> {
     Error { path: &'a str, message: String },
 }
 
+/// Most bytes all followed files may hold for their unfinished lines together. One file
+/// holds up to about twice `max_line` (the head and the tail of a long line, as `replay`
+/// cuts it); a directory's owner who makes many files of one unfinished line each (sparse
+/// files cost nothing) could make that a few GiB, a security review found. Past this
+/// budget the biggest unfinished lines are delivered as they are (cut) and the rest of each,
+/// up to its newline, is skipped.
+const PARTIAL_BUDGET: usize = 64 << 20;
+
+/// An unfinished line smaller than this is never cut for the budget.
+const PARTIAL_KEEP: usize = 64 << 10;
+
 /// Most bytes one [`Follower::poll`] reads, over all files: a file with a huge backlog (or
 /// a flood) is read over several polls, and what one poll read goes on to the engine before
 /// the next, whose bounded queue then slows reading down.
@@ -163,6 +174,11 @@ pub struct Follower {
     /// Patterns whose matches are known: followed in this run, or in the last one (a
     /// marker checkpoint, see [`glob_marker`]); a file that matches one of them later is new.
     known_globs: std::collections::HashSet<String>,
+    /// Patterns found matching more than [`crate::sources::glob::MAX_MATCHES`] files (said
+    /// once each).
+    capped: std::collections::HashSet<String>,
+    /// Notes for the daemon's log, taken by [`Follower::take_notes`].
+    notes: Vec<String>,
     buf: Vec<u8>,
     max_line: usize,
     drain_idle: Duration,
@@ -202,6 +218,8 @@ impl Follower {
                 .collect(),
             globs: Vec::new(),
             known_globs: Default::default(),
+            capped: Default::default(),
+            notes: Vec::new(),
             buf: vec![0; READ_BUF_LEN],
             max_line,
             drain_idle: DRAIN_IDLE,
@@ -248,7 +266,48 @@ impl Follower {
                 self.seen.insert(t.id(), t.consumed());
             }
         }
+        self.keep_to_budget(f);
         Ok(total)
+    }
+
+    /// Cuts the biggest unfinished lines while all of them hold more than
+    /// [`PARTIAL_BUDGET`].
+    fn keep_to_budget(&mut self, f: &mut dyn FnMut(Event)) {
+        let held = |t: &Tail| t.split.held();
+        let mut total: usize = self
+            .files
+            .iter()
+            .flat_map(|w| w.cur.iter().chain(&w.draining))
+            .map(held)
+            .sum();
+        if total <= PARTIAL_BUDGET {
+            return;
+        }
+        let mut big: Vec<(usize, usize, usize)> = Vec::new(); // (held, file, tail)
+        for (i, w) in self.files.iter().enumerate() {
+            for (k, t) in w.cur.iter().chain(&w.draining).enumerate() {
+                if held(t) > PARTIAL_KEEP {
+                    big.push((held(t), i, k));
+                }
+            }
+        }
+        big.sort_unstable_by(|a, b| b.cmp(a));
+        for (h, i, k) in big {
+            if total <= PARTIAL_BUDGET / 2 {
+                break;
+            }
+            let w = &mut self.files[i];
+            let t = if k == 0 && w.cur.is_some() {
+                w.cur.as_mut()
+            } else {
+                let k = k - usize::from(w.cur.is_some());
+                w.draining.get_mut(k)
+            };
+            if let Some(t) = t {
+                t.split.cut_now(self.max_line, &w.name, f);
+            }
+            total = total.saturating_sub(h);
+        }
     }
 
     /// Blocks until inotify says something may have changed, or `timeout` passes. Returns true
@@ -316,6 +375,11 @@ impl Follower {
         true
     }
 
+    /// What the follower has to say (a pattern that matches too many files).
+    pub fn take_notes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notes)
+    }
+
     /// Follows the wildcard patterns `globs` (at start, at a reload, and again every second):
     /// each file a pattern matches now that is not followed yet is added. For a pattern
     /// followed before (in this run, or in the last one), such a file is new and read from its
@@ -328,7 +392,15 @@ impl Follower {
             let marker = glob_marker(g).path;
             let known = self.parked.remove(&marker).is_some() || self.known_globs.contains(g);
             if known {
-                for path in crate::sources::glob::expand(g) {
+                let paths = crate::sources::glob::expand(g);
+                if paths.len() >= crate::sources::glob::MAX_MATCHES && self.capped.insert(g.clone())
+                {
+                    self.notes.push(format!(
+                        "{g} matches more than {} files: only the first {0} in name order are followed",
+                        crate::sources::glob::MAX_MATCHES
+                    ));
+                }
+                for path in paths {
                     if self.add_appeared(path.clone()) {
                         added.push((path, g.clone()));
                     }
@@ -990,13 +1062,27 @@ impl Splitter {
         self.long = None;
         self.skipping = false;
     }
+
+    /// Bytes held for the unfinished line.
+    fn held(&self) -> usize {
+        self.partial.capacity() + self.tail.capacity()
+    }
+
+    /// Delivers the unfinished line now, as it is (cut when long), gives its memory back, and
+    /// skips the rest of it up to the next newline (see [`PARTIAL_BUDGET`]).
+    fn cut_now(&mut self, max_line: usize, path: &str, f: &mut dyn FnMut(Event)) {
+        let skip = !self.skipping && (self.long.is_some() || !self.partial.is_empty());
+        self.flush(max_line, path, f);
+        self.partial = Vec::new();
+        self.tail = Vec::new();
+        self.skipping = skip;
+    }
 }
 
 fn is_missing(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR)
 }
 
-/// Fingerprint of the file's first `min(offset, HEAD_LEN)` bytes.
 /// Where to read on in the file at `path` when it replaced `old`, if it is a copy of it (a
 /// log is replaced by a copy of itself, edited or not, by `sed -i`, an editor's save or a
 /// restore: reading it from its beginning would count every line again): its first bytes
@@ -1086,6 +1172,7 @@ fn same_file(path: &Path, fingerprint: u64, offset: u64) -> bool {
         })
 }
 
+/// Fingerprint of the file's first `min(offset, HEAD_LEN)` bytes.
 fn head_fingerprint(file: &File, offset: u64) -> Option<u64> {
     let mut head = [0u8; HEAD_LEN];
     let n = offset.min(HEAD_LEN as u64) as usize;
@@ -1237,6 +1324,7 @@ pub fn follow_files(
                 path.display()
             ));
         }
+        batch.notes.extend(f.take_notes());
         let now = Instant::now();
         let _ = f.poll(&mut |ev| match ev {
             Event::Line { path, line } => batch.push(path, line),
@@ -1402,6 +1490,43 @@ mod tests {
         let mut fl = follower(&d.join("link.log"));
         append(&d.join("real.log"), "x\n");
         assert_eq!(lines(&poll(&mut fl)), ["x"]);
+    }
+
+    /// Found by a security review: 600 sparse files of one unfinished line each took the
+    /// daemon's memory past 1.2 GB. All unfinished lines together stay under the budget.
+    #[test]
+    fn unfinished_lines_of_many_files_stay_under_the_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let (g, _) = glob_of(d, "*.log");
+        let mut fl =
+            Follower::with_globs(vec![], vec![g.clone()], vec![], DEFAULT_MAX_LINE).unwrap();
+        let n = 2 * PARTIAL_BUDGET / (600 << 10) + 10;
+        for i in 0..n {
+            // 600 KiB without a newline, costing no disk
+            let f = File::create(d.join(format!("f{i:03}.log"))).unwrap();
+            f.set_len(600 << 10).unwrap();
+        }
+        assert_eq!(fl.set_globs(vec![g]).len(), n);
+        let ev = poll(&mut fl);
+        let held: usize = fl
+            .files
+            .iter()
+            .flat_map(|w| w.cur.iter().chain(&w.draining))
+            .map(|t| t.split.held())
+            .sum();
+        assert!(held <= PARTIAL_BUDGET, "{held} bytes held");
+        let cut = ev.iter().filter(|e| matches!(e, Ev::Line(_))).count();
+        assert!(cut > 0 && cut < n, "{cut} of {n} lines cut");
+        // a cut line's rest is skipped up to its newline; the next line is read
+        let first = d.join("f000.log");
+        append(&first, "rest\nnext\n");
+        let after = lines(&poll(&mut fl));
+        assert!(
+            after.contains(&"next".to_string()),
+            "{:?}",
+            &after[..after.len().min(3)]
+        );
     }
 
     #[test]

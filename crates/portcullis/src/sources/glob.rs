@@ -15,8 +15,12 @@ pub fn is_glob(source: &str) -> bool {
     source.contains(['*', '?', '['])
 }
 
-/// The regular files `pattern` matches now, sorted; an invalid pattern matches nothing
-/// (the configuration checks patterns when it loads).
+/// Most files one pattern is followed in (the first in name order): each is a descriptor,
+/// and a directory's owner can make any number of files.
+pub const MAX_MATCHES: usize = 4096;
+
+/// The regular files `pattern` matches now, sorted, at most [`MAX_MATCHES`]; an invalid
+/// pattern matches nothing (the configuration checks patterns when it loads).
 pub fn expand(pattern: &str) -> Vec<PathBuf> {
     let Ok(paths) = glob::glob_with(pattern, options()) else {
         return Vec::new();
@@ -32,6 +36,7 @@ pub fn expand(pattern: &str) -> Vec<PathBuf> {
         use std::os::unix::fs::MetadataExt;
         std::fs::metadata(p).is_ok_and(|m| seen.insert((m.dev(), m.ino())))
     });
+    v.truncate(MAX_MATCHES);
     v
 }
 
