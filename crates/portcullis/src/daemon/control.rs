@@ -139,14 +139,40 @@ fn private_dir(dir: &Path) -> Result<PathBuf> {
         .with_context(|| format!("cannot create a directory in {}", dir.display()))
 }
 
+/// Requests served at once; more connections are closed at once. (Each is a thread: without
+/// a bound, a client of the socket that opened hundreds of idle connections made thread
+/// creation fail, which aborted the daemon, a security review found.)
+pub const MAX_CLIENTS: usize = 32;
+
 /// Accepts connections forever, forwarding each request to the engine.
 pub fn serve(listener: UnixListener, engine: EngineTx) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let busy = Arc::new(AtomicUsize::new(0));
     for conn in listener.incoming() {
-        let Ok(conn) = conn else { continue };
+        let conn = match conn {
+            Ok(c) => c,
+            Err(_) => {
+                // out of file descriptors and the like: do not spin
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
+        if busy.fetch_add(1, Ordering::AcqRel) >= MAX_CLIENTS {
+            busy.fetch_sub(1, Ordering::AcqRel);
+            continue; // closed
+        }
         let engine = engine.clone();
-        std::thread::spawn(move || {
-            let _ = handle(conn, &engine);
-        });
+        let b = busy.clone();
+        let spawned = std::thread::Builder::new()
+            .name("control-client".into())
+            .spawn(move || {
+                let _ = handle(conn, &engine);
+                b.fetch_sub(1, Ordering::AcqRel);
+            });
+        if spawned.is_err() {
+            busy.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 
@@ -199,4 +225,40 @@ pub fn request(socket: &Path, req: &Request) -> Result<Response> {
     let mut line = String::new();
     BufReader::new(s).read_line(&mut line)?;
     serde_json::from_str(&line).with_context(|| format!("bad answer from the daemon: {line:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    /// Found by a security review: 300 idle connections made thread creation fail, and the
+    /// daemon aborted. Past [`MAX_CLIENTS`] a connection is closed at once; the daemon goes on.
+    #[test]
+    fn idle_connections_past_the_limit_are_closed_not_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let (tx, _rx) = crate::daemon::engine_channel();
+        std::thread::spawn(move || serve(listener, tx));
+        let closed_at_once = |s: &mut UnixStream| {
+            s.set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            matches!(s.read(&mut [0u8; 1]), Ok(0))
+        };
+        let mut held: Vec<UnixStream> = (0..MAX_CLIENTS)
+            .map(|_| UnixStream::connect(&path).unwrap())
+            .collect();
+        std::thread::sleep(Duration::from_millis(200));
+        for _ in 0..3 * MAX_CLIENTS {
+            let mut s = UnixStream::connect(&path).unwrap();
+            assert!(closed_at_once(&mut s));
+        }
+        // the places held are still served (not closed), and freed they serve again
+        assert!(!closed_at_once(&mut held[0]));
+        held.clear();
+        std::thread::sleep(Duration::from_millis(200));
+        let mut s = UnixStream::connect(&path).unwrap();
+        assert!(!closed_at_once(&mut s));
+    }
 }

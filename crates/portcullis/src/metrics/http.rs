@@ -6,7 +6,10 @@
 //!
 //! A slow or hostile client cannot hold it: the request head must arrive whole within
 //! [`DEADLINE`] and [`MAX_HEAD`] bytes (a body is never read), writes time out too, and at
-//! most [`MAX_CLIENTS`] connections are served at once (more are closed at once).
+//! most [`MAX_CLIENTS`] connections are served at once. When all are taken, a new one takes
+//! the place of the oldest that has not sent its head yet (closed): idle connections, which
+//! any local user can open, never keep a scraper out (a security review held all 8 places
+//! by reconnecting every 4.5 s); only when every place is answering is the new one closed.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -26,10 +29,20 @@ pub const DEADLINE: Duration = Duration::from_secs(5);
 /// Connections served at once.
 pub const MAX_CLIENTS: usize = 8;
 
+/// A connection still reading its head: it can be closed to make room.
+struct Waiting {
+    id: u64,
+    stream: TcpStream,
+}
+
+type Queue = Arc<std::sync::Mutex<std::collections::VecDeque<Waiting>>>;
+
 /// Serves `listener` forever; `page` renders the metrics.
 pub fn serve(listener: TcpListener, page: impl Fn() -> String + Send + Sync + 'static) {
     let page = Arc::new(page);
     let busy = Arc::new(AtomicUsize::new(0));
+    let waiting: Queue = Default::default();
+    let mut next_id = 0u64;
     for conn in listener.incoming() {
         let stream = match conn {
             Ok(s) => s,
@@ -40,20 +53,42 @@ pub fn serve(listener: TcpListener, page: impl Fn() -> String + Send + Sync + 's
                 continue;
             }
         };
-        if busy.fetch_add(1, Ordering::AcqRel) >= MAX_CLIENTS {
-            busy.fetch_sub(1, Ordering::AcqRel);
-            continue; // dropped: closed
+        if busy.load(Ordering::Acquire) >= MAX_CLIENTS {
+            // the oldest connection that has not sent its head gives its place (its thread
+            // sees the end and frees it); places freed that way are bounded by 2 x MAX_CLIENTS
+            let evicted = waiting
+                .lock()
+                .ok()
+                .and_then(|mut q| q.pop_front())
+                .map(|w| w.stream.shutdown(std::net::Shutdown::Both));
+            if evicted.is_none() || busy.load(Ordering::Acquire) >= 2 * MAX_CLIENTS {
+                continue; // dropped: closed
+            }
         }
+        busy.fetch_add(1, Ordering::AcqRel);
         let slot = Slot(busy.clone());
         let page = page.clone();
+        next_id += 1;
+        let id = next_id;
+        if let (Ok(clone), Ok(mut q)) = (stream.try_clone(), waiting.lock()) {
+            q.push_back(Waiting { id, stream: clone });
+        }
+        let queue = waiting.clone();
         let spawned = std::thread::Builder::new()
             .name("metrics-client".into())
             .spawn(move || {
                 let _slot = slot;
-                handle(stream, &*page);
+                handle(stream, &*page, &|| {
+                    if let Ok(mut q) = queue.lock() {
+                        q.retain(|w| w.id != id);
+                    }
+                });
             });
         if let Err(e) = spawned {
             warn!("metrics: cannot start a thread: {e}");
+            if let Ok(mut q) = waiting.lock() {
+                q.retain(|w| w.id != id);
+            }
         }
     }
 }
@@ -67,8 +102,12 @@ impl Drop for Slot {
     }
 }
 
-fn handle(mut s: TcpStream, page: &dyn Fn() -> String) {
-    let answer = match read_head(&mut s, Instant::now() + DEADLINE) {
+/// Serves one connection; `headed` is called once its head is read (or it is gone), when it
+/// can no longer be evicted.
+fn handle(mut s: TcpStream, page: &dyn Fn() -> String, headed: &dyn Fn()) {
+    let head = read_head(&mut s, Instant::now() + DEADLINE);
+    headed();
+    let answer = match head {
         Ok(head) => respond(&head, page),
         Err(Some(status)) => plain(status, ""),
         Err(None) => return, // gone or too slow: nothing to say

@@ -263,3 +263,35 @@ fn the_responder_serves_only_metrics() {
         assert!(!t.contains("x_total"), "{req:?}: {t}");
     }
 }
+
+/// Found by a security review: any local user held the 8 places with idle connections,
+/// reconnecting every 4.5 s, and every scrape failed. A new connection now takes the place
+/// of the oldest that has not sent its head.
+#[test]
+fn idle_connections_never_keep_a_scraper_out() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || http::serve(listener, || "up 1\n".to_string()));
+    let idle: Vec<std::net::TcpStream> = (0..3 * http::MAX_CLIENTS)
+        .map(|_| {
+            let s = std::net::TcpStream::connect(addr).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            s
+        })
+        .collect();
+    for _ in 0..3 {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(3)))
+            .unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 200") && answer.ends_with("up 1\n"),
+            "{answer:?}"
+        );
+    }
+    drop(idle);
+}
