@@ -1697,6 +1697,17 @@ pub fn warnings(cfg: &Config) -> Vec<String> {
             names.join(", ")
         ));
     }
+    // a jail name in `[fleet] share` that no jail has shares nothing (a review: `shd` for
+    // `sshd` passed without a word)
+    if let Some(share) = cfg.fleet.as_ref().and_then(|f| f.share.as_ref()) {
+        for n in share {
+            if !cfg.jails.iter().any(|j| &j.name == n) {
+                w.push(format!(
+                    "`fleet.share` names the jail {n:?}, which is not configured (or not enabled): nothing of it is shared"
+                ));
+            }
+        }
+    }
     // (a duplicate is harmless, but often a sign of a list edited in two places)
     let mut seen = std::collections::BTreeSet::new();
     for c in &cfg.deny.cidrs {
@@ -2762,6 +2773,30 @@ backend = "route"
                 "{src}"
             );
         }
+    }
+
+    /// Found by a review of fleet sharing: `share = ["shd"]` passed without a word.
+    #[test]
+    fn a_fleet_share_of_a_jail_not_configured_is_a_warning() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key");
+        std::fs::write(&key, "k".repeat(44)).unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let text = |share: &str| {
+            format!(
+                "[[jail]]\nname = \"sshd\"\n[fleet]\nredis = \"redis://127.0.0.1:6390\"\nnode = \"n1\"\nkey_file = {:?}\nshare = [{share:?}]\n",
+                key.display().to_string()
+            )
+        };
+        let w = warnings(&load(&text("shd")).unwrap());
+        assert!(
+            w.iter()
+                .any(|w| w.contains("`fleet.share` names the jail \"shd\"")),
+            "{w:?}"
+        );
+        let w = warnings(&load(&text("sshd")).unwrap());
+        assert!(!w.iter().any(|w| w.contains("fleet.share")), "{w:?}");
     }
 
     #[test]

@@ -474,6 +474,65 @@ fn a_ban_spreads_within_2s_and_local_ignore_wins() {
         .contains("203.0.113.10"));
 }
 
+/// Found by a review of fleet sharing: the last node's entry won. B banning what A had
+/// shared made B the origin on C, and B's unban then lifted a ban A still held.
+#[test]
+fn a_ban_two_nodes_hold_ends_only_when_both_lift_it() {
+    let t = tmp("pct-fleet-two-");
+    let redis = Redis::start(t.path());
+    let a = Node::new(t.path(), "a", &redis, "", "");
+    let b = Node::new(t.path(), "b", &redis, "", "");
+    let c = Node::new(t.path(), "c", &redis, "", "");
+    readers_up(&[&a, &b, &c]);
+    let x = "203.0.113.44";
+    a.ban(x);
+    wait_for("A's ban on C", Duration::from_secs(10), || {
+        c.banned(x).as_deref() == Some("fleet:a")
+    });
+    wait_for("A's ban on B", Duration::from_secs(10), || {
+        b.banned(x).is_some()
+    });
+    // B bans it too (a manual ban makes it B's own, published)
+    b.ban(x);
+    wait_for("B's entry read by C", Duration::from_secs(10), || {
+        c.counter("received") >= 2
+    });
+    // B lifts its own: A still holds it, so C keeps it, as A's
+    b.unban(x);
+    wait_for("B's unban read by C", Duration::from_secs(10), || {
+        c.counter("received") >= 3
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(c.banned(x).as_deref(), Some("fleet:a"), "{}", c.log());
+    // A lifts it: gone everywhere
+    a.unban(x);
+    wait_for("A's unban on C", Duration::from_secs(10), || {
+        c.banned(x).is_none()
+    });
+}
+
+/// Found by the same review: a node catching up from the current state applied only
+/// `accept_rate` (50) of the active bans and never retried the rest.
+#[test]
+fn a_new_node_catches_up_with_every_active_ban() {
+    let t = tmp("pct-fleet-catchup-");
+    let redis = Redis::start(t.path());
+    let a = Node::new(t.path(), "a", &redis, "", "");
+    readers_up(&[&a]);
+    for i in 1..=80 {
+        a.ban(&format!("203.0.113.{i}"));
+    }
+    wait_for("80 bans published", Duration::from_secs(20), || {
+        a.counter("published") >= 80
+    });
+    let c = Node::new(t.path(), "c", &redis, "", "");
+    wait_for("every ban on C", Duration::from_secs(30), || {
+        c.bans().len() >= 80
+    });
+    assert_eq!(c.counter("refused_rate"), 0, "{}", c.fleet());
+    assert_eq!(c.counter("applied"), 80, "{}", c.fleet());
+}
+
 #[test]
 fn redis_down_then_back_empty_loses_nothing() {
     let t = tmp("pct-fleet-outage-");

@@ -142,9 +142,30 @@ impl Engine {
         let key = (target, jail.clone());
         let mut origins = shared.origins.lock().expect("fleet origins");
         let held = origins.contains_key(&key);
+        let mut until = until;
+        let mut keep_origin = false;
         match self.jails[ji].tracker().covering_ban(target) {
+            // another node bans it too: its end is kept beside the origin's, and the ban
+            // runs to the later of them (the origin stays the origin)
+            Some(c) if c == target && held && origins.get(&key) != Some(&e.node) => {
+                let cur = self.jails[ji].tracker().ban_until_of(target).unwrap_or(now);
+                let mut co = shared.co.lock().expect("fleet co-holders");
+                let m = co.entry(key.clone()).or_default();
+                m.retain(|_, u| *u > now);
+                m.insert(e.node.clone(), until);
+                if until <= cur {
+                    return Outcome::Nothing;
+                }
+                keep_origin = true;
+            }
             // ours to renew
-            Some(c) if c == target && held => {}
+            Some(c) if c == target && held => {
+                // (the origin's renewal never ends it before another holder's end)
+                if let Some(m) = shared.co.lock().expect("fleet co-holders").get_mut(&key) {
+                    m.retain(|_, u| *u > now);
+                    until = m.values().copied().fold(until, Millis::max);
+                }
+            }
             // a local ban of it, or a wider ban (local or fleet), stands
             Some(_) => return Outcome::Nothing,
             None => {}
@@ -166,7 +187,9 @@ impl Engine {
         if !shared.take_token(now) {
             return Outcome::RateLimited;
         }
-        origins.insert(key, e.node.clone());
+        if !keep_origin {
+            origins.insert(key, e.node.clone());
+        }
         // the narrower fleet bans inside a prefix give way to it (and are forgotten)
         let covered = if target.is_host() {
             Vec::new()
@@ -242,8 +265,11 @@ impl Engine {
         p: &mut Pending,
     ) -> Outcome {
         let key = (e.addr, e.jail.clone());
-        // only the node whose ban it is lifts it
+        // only the node whose ban it is lifts it; another that banned it too no longer does
         if shared.origins.lock().expect("fleet origins").get(&key) != Some(&e.node) {
+            if let Some(m) = shared.co.lock().expect("fleet co-holders").get_mut(&key) {
+                m.remove(&e.node);
+            }
             return Outcome::Nothing;
         }
         // the origin's own prefix ban replaced its ban of the address (its `v4_prefix`,
@@ -252,6 +278,64 @@ impl Engine {
         // locally banned address inside, the caps) keeps the address banned to its end
         if e.reason == "subnet-ban" {
             return Outcome::Nothing;
+        }
+        // another node bans it too: it goes on, as that node's, to that node's end
+        let next = {
+            let mut co = shared.co.lock().expect("fleet co-holders");
+            let next = co.get_mut(&key).and_then(|m| {
+                m.retain(|_, u| *u > now);
+                let (n, u) = m
+                    .iter()
+                    .max_by_key(|(_, u)| **u)
+                    .map(|(n, u)| (n.clone(), *u))?;
+                m.remove(&n);
+                Some((n, u))
+            });
+            if co.get(&key).is_some_and(|m| m.is_empty()) {
+                co.remove(&key);
+            }
+            next
+        };
+        if let Some((node, until)) = next {
+            if let Some(ji) = self
+                .jails
+                .iter()
+                .position(|j| j.name() == e.jail)
+                .filter(|&i| self.jails[i].tracker().ban_until_of(e.addr).is_some())
+            {
+                shared
+                    .origins
+                    .lock()
+                    .expect("fleet origins")
+                    .insert(key, node.clone());
+                self.fleet_flush(p);
+                p.fw.push(FwOp::Del {
+                    jail: e.jail.clone(),
+                    addr: e.addr,
+                });
+                p.fw.push(FwOp::Add {
+                    jail: e.jail.clone(),
+                    addr: e.addr,
+                    timeout_ms: until - now,
+                });
+                self.jails[ji].tracker_mut().ban(e.addr, now, until, 0);
+                p.store.push(StoreOp::Ban(BanRecord {
+                    addr: e.addr,
+                    jail: e.jail.clone(),
+                    start: now,
+                    end: until,
+                    failures: 0,
+                    reason: BanReason::Failures,
+                    count: 1,
+                }));
+                tracing::info!(
+                    jail = e.jail.as_str(),
+                    "fleet: {} lifted by {}, held on as {node}'s ban to its end",
+                    e.addr,
+                    e.node
+                );
+                return Outcome::Nothing;
+            }
         }
         self.fleet_lift(shared, e, format!("fleet:{}", e.node), now, p)
     }

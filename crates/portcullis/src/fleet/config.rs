@@ -122,6 +122,20 @@ pub fn read_key(path: &std::path::Path) -> std::result::Result<Vec<u8>, String> 
     let meta =
         std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mode = meta.permissions().mode();
+    // owned by another user, it could be replaced by that user (a review: a 0600 key owned
+    // by nobody passed)
+    {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        if meta.uid() != me {
+            return Err(format!(
+                "{} is owned by uid {}, not by the daemon's user (uid {me}): its owner could replace the key; chown it",
+                path.display(),
+                meta.uid()
+            ));
+        }
+    }
     if mode & 0o077 != 0 {
         return Err(format!(
             "{} is readable or writable by others (mode {:o}): whoever reads it can forge \

@@ -138,10 +138,19 @@ pub struct Shared {
     live: RwLock<Arc<FleetConfig>>,
     /// Fleet bans held here: (address or prefix, jail) -> origin node.
     pub origins: Mutex<HashMap<(Cidr, String), String>>,
+    /// Other nodes that ban a fleet ban held here too, with the end of theirs: the ban runs
+    /// to the latest end, and the origin's unban hands it to the one that ends last, to its
+    /// end (a review found the last entry won: a shorter ban cut a longer one short, and a
+    /// second node's unban lifted what the first still held).
+    pub co: Mutex<HashMap<(Cidr, String), HashMap<String, Millis>>>,
     /// Counters.
     pub stats: Stats,
     /// Token bucket of the accept rate: (tokens, last refill).
     bucket: Mutex<(f64, Millis)>,
+    /// Set while the reader catches up from the `:active` hash (the current state, not new
+    /// bans arriving): `accept_rate` does not apply then, `max_bans` does. (A review found
+    /// that a node catching up applied 50 of 200 active bans and never retried the rest.)
+    pub catching_up: AtomicBool,
 }
 
 impl Shared {
@@ -184,6 +193,9 @@ impl Shared {
 
     /// Takes one token of the accept rate; false when none is left.
     pub fn take_token(&self, now: Millis) -> bool {
+        if self.catching_up.load(Relaxed) {
+            return true;
+        }
         let rate = f64::from(self.live().accept_rate);
         let mut b = self.bucket.lock().expect("fleet bucket");
         let elapsed = (now - b.1).max(0) as f64 / 1000.0;
@@ -321,9 +333,11 @@ pub fn start(
     }
     let shared = Arc::new(Shared {
         bucket: Mutex::new((f64::from(cfg.accept_rate), now_ms())),
+        catching_up: AtomicBool::new(false),
         live: RwLock::new(Arc::new(cfg.clone())),
         cfg,
         origins: Mutex::new(origins),
+        co: Mutex::new(HashMap::new()),
         stats: Stats::default(),
     });
     shared.stats.outbox.store(db.outbox_len()?, Relaxed);
@@ -368,11 +382,28 @@ pub fn start(
     Ok(shared)
 }
 
-/// The URL without its password, for messages.
+/// The URL without its credentials, for messages: `user:pass@` and the query's `pass`,
+/// `password` (and `user`) values (`redis+unix:///run/redis.sock?user=u&pass=p`, the README's
+/// form, put the password in the log, a review found).
 fn redacted(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let url = match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => format!("{}<credentials>{}", &url[..s + 3], &url[at..]),
         _ => url.to_string(),
+    };
+    match url.split_once('?') {
+        None => url,
+        Some((base, query)) => {
+            let q: Vec<String> = query
+                .split('&')
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, _)) if matches!(k, "pass" | "password" | "user") => {
+                        format!("{k}=<credentials>")
+                    }
+                    _ => kv.to_string(),
+                })
+                .collect();
+            format!("{base}?{}", q.join("&"))
+        }
     }
 }
 
@@ -795,6 +826,40 @@ fn process(
 
 type XReadReply = Option<Vec<(String, Vec<(String, Vec<String>)>)>>;
 
+/// The id of the newest entry trimmed or deleted from `stream` (`XINFO STREAM`'s
+/// `max-deleted-entry-id`, Redis 7), if Redis says it.
+fn max_deleted(con: &mut redis::Connection, stream: &str) -> Option<String> {
+    let info: redis::Value = redis::cmd("XINFO")
+        .arg("STREAM")
+        .arg(stream)
+        .query(con)
+        .ok()?;
+    let text = |v: &redis::Value| match v {
+        redis::Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        redis::Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    };
+    let pairs: Vec<(redis::Value, redis::Value)> = match info {
+        redis::Value::Array(v) => v
+            .chunks(2)
+            .filter_map(|c| Some((c.first()?.clone(), c.get(1)?.clone())))
+            .collect(),
+        redis::Value::Map(m) => m,
+        _ => return None,
+    };
+    pairs
+        .iter()
+        .find(|(k, _)| text(k).as_deref() == Some("max-deleted-entry-id"))
+        .and_then(|(_, v)| text(v))
+        .filter(|id| id != "0-0")
+}
+
+/// A stream entry id (`MS-SEQ`) as numbers, to compare; an unreadable one is the smallest.
+fn stream_id(id: &str) -> (u64, u64) {
+    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
+}
+
 fn reader(shared: Arc<Shared>, mut db: Db, tx: EngineTx) {
     let cfg = &shared.cfg;
     let mut backoff = Duration::from_millis(250);
@@ -818,7 +883,22 @@ fn reader(shared: Arc<Shared>, mut db: Db, tx: EngineTx) {
                 warned = false;
             }
             backoff = Duration::from_millis(250);
-            let mut pos = match db.meta("pos")? {
+            // a saved position the stream no longer holds (trimmed past it by `maxlen` while
+            // this node was away): what was trimmed is lost from the stream, but the bans
+            // still active are in the hash, so the node catches up from there as a new one
+            // (entries it already has are dropped as replayed)
+            let saved = match db.meta("pos")? {
+                Some(p) => match max_deleted(&mut con, &cfg.stream) {
+                    // (Redis 7 says the newest entry it trimmed or deleted)
+                    Some(gone) if stream_id(&gone) > stream_id(&p) => {
+                        warn!("fleet: the stream was trimmed past this node's position ({p}; entries up to {gone} are gone): catching up from the current state");
+                        None
+                    }
+                    _ => Some(p),
+                },
+                None => None,
+            };
+            let mut pos = match saved {
                 Some(p) => p,
                 None => {
                     // a node without a position: the current state, then what follows it
@@ -831,6 +911,14 @@ fn reader(shared: Arc<Shared>, mut db: Db, tx: EngineTx) {
                         .query(&mut con)?;
                     let pos = last.first().map_or("0-0".to_string(), |(id, _)| id.clone());
                     let started = Instant::now();
+                    shared.catching_up.store(true, Relaxed);
+                    struct Done<'a>(&'a AtomicBool);
+                    impl Drop for Done<'_> {
+                        fn drop(&mut self) {
+                            self.0.store(false, Relaxed);
+                        }
+                    }
+                    let _done = Done(&shared.catching_up);
                     let before = shared.stats.applied.load(Relaxed);
                     let mut cursor: u64 = 0;
                     loop {
@@ -908,5 +996,32 @@ fn reader(shared: Arc<Shared>, mut db: Db, tx: EngineTx) {
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{redacted, stream_id};
+
+    /// Found by a review: the README's `redis+unix://…?user=…&pass=…` put the password in
+    /// the start-up note and in every "cannot reach Redis" warning.
+    #[test]
+    fn credentials_never_reach_a_message() {
+        assert_eq!(
+            redacted("redis+unix:///run/redis/redis.sock?user=pc-node1&pass=s3cret&db=2"),
+            "redis+unix:///run/redis/redis.sock?user=<credentials>&pass=<credentials>&db=2"
+        );
+        assert_eq!(
+            redacted("rediss://pc:s3cret@redis.example:6380/0"),
+            "rediss://<credentials>@redis.example:6380/0"
+        );
+        assert_eq!(redacted("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+    }
+
+    #[test]
+    fn stream_ids_compare_as_numbers() {
+        assert!(stream_id("1700000000000-10") > stream_id("1700000000000-9"));
+        assert!(stream_id("1700000000001-0") > stream_id("1700000000000-99"));
+        assert_eq!(stream_id("0-0"), (0, 0));
     }
 }
