@@ -663,14 +663,27 @@ fn publisher(
             Ok(()) | Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
-        // expired own bans leave the current state (no entry: every node expires them)
+        // expired own bans leave the current state (no entry: every node expires them);
+        // without a connection they wait for the next one (a review found them lost, and
+        // the hash kept them for ever), at most MAX_FORGETS (the oldest go: the entries
+        // carry their end, and other nodes drop them as expired anyway)
         let gone = std::mem::take(&mut *forgets.lock().expect("fleet forgets"));
-        if let Some(c) = con.as_mut().filter(|_| !gone.is_empty()) {
-            let mut p = redis::pipe();
-            for f in &gone {
-                p.cmd("HDEL").arg(active_key(cfg)).arg(f).ignore();
+        if !gone.is_empty() {
+            let done = con.as_mut().is_some_and(|c| {
+                let mut p = redis::pipe();
+                for f in &gone {
+                    p.cmd("HDEL").arg(active_key(cfg)).arg(f).ignore();
+                }
+                p.query::<()>(c).is_ok()
+            });
+            if !done {
+                let mut f = forgets.lock().expect("fleet forgets");
+                let mut kept = gone;
+                kept.append(&mut f);
+                let over = kept.len().saturating_sub(MAX_FORGETS);
+                kept.drain(..over);
+                *f = kept;
             }
-            let _: redis::RedisResult<()> = p.query(c);
         }
         if con.is_none() && Instant::now() >= next_try {
             match connect(cfg, Duration::from_secs(10))
@@ -825,6 +838,10 @@ fn process(
 }
 
 type XReadReply = Option<Vec<(String, Vec<(String, Vec<String>)>)>>;
+
+/// Expired own bans kept, while Redis cannot be reached, for their removal from the
+/// current state.
+const MAX_FORGETS: usize = 100_000;
 
 /// The id of the newest entry trimmed or deleted from `stream` (`XINFO STREAM`'s
 /// `max-deleted-entry-id`, Redis 7), if Redis says it.
