@@ -723,8 +723,10 @@ fn iso(l: &[u8], outer: bool) -> Option<Parsed<'_>> {
     }
 }
 
-/// Does `rest` begin with a log level as a word of its own (`WARNING `, `[ERROR] ` is not
-/// one: only the bare word, which is where a syslog line has its host)?
+/// Does `rest` begin with a log level as a word of its own, in capitals as loggers write
+/// it (`WARNING `; `[ERROR] ` is not one: only the bare word, which is where a syslog line
+/// has its host)? Lower case is a host's name (`alert`, `info` and `notice` are names
+/// some hosts have).
 fn level_word(rest: &[u8]) -> bool {
     const LEVELS: [&[u8]; 14] = [
         b"TRACE",
@@ -743,7 +745,7 @@ fn level_word(rest: &[u8]) -> bool {
         b"SEVERE",
     ];
     let word = rest.split(|&b| b == b' ').next().unwrap_or_default();
-    rest.len() > word.len() && LEVELS.iter().any(|l| l.eq_ignore_ascii_case(word))
+    rest.len() > word.len() && LEVELS.contains(&word)
 }
 
 /// The line after a log stamper's ISO stamp (see [`iso`]; `sep` is the byte between date and
@@ -1574,7 +1576,7 @@ mod tests {
     fn an_own_log_line_with_a_level_is_not_a_syslog_line() {
         for line in [
             &b"2026-01-10 10:00:02,123 WARNING myapp.auth: rejected client 203.0.113.8"[..],
-            b"2026-01-10T10:00:02Z error app[7]: rejected client 203.0.113.8",
+            b"2026-01-10T10:00:02Z ERROR app[7]: rejected client 203.0.113.8",
             b"2026-01-10 10:00:02 INFO auth: rejected client 203.0.113.8",
         ] {
             let p = parse(line);
@@ -1586,9 +1588,13 @@ mod tests {
             );
             assert_eq!(p.message, line);
         }
-        // a host that merely begins like one is a host
-        let p = parse(b"2026-01-10T10:00:02Z infra1 sshd[7]: Failed password for x from 192.0.2.1 port 2 ssh2");
-        assert_eq!((s(p.host), s(p.program)), (Some("infra1"), Some("sshd")));
+        // a host that merely begins like one is a host, and so is one named like a level in
+        // lower case
+        for host in ["infra1", "alert", "info"] {
+            let l = format!("2026-01-10T10:00:02Z {host} sshd[7]: Failed password for x from 192.0.2.1 port 2 ssh2");
+            let p = parse(l.as_bytes());
+            assert_eq!((s(p.host), s(p.program)), (Some(host), Some("sshd")));
+        }
     }
 
     #[test]

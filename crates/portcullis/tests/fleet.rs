@@ -509,6 +509,28 @@ fn a_ban_two_nodes_hold_ends_only_when_both_lift_it() {
     wait_for("A's unban on C", Duration::from_secs(10), || {
         c.banned(x).is_none()
     });
+
+    // (review of this change) A bans for 10 minutes, B for a day: C holds it a day; B's
+    // unban gives it back A's end
+    let y = "203.0.113.45";
+    let left = |n: &Node| -> i64 {
+        n.ask(json!({"cmd": "bans"}))["bans"]
+            .as_array()
+            .and_then(|v| v.iter().find(|b| b["host"] == y))
+            .and_then(|b| b["remaining_secs"].as_i64())
+            .unwrap_or(-1)
+    };
+    let r = a.ask(json!({"cmd": "ban", "addr": y, "jail": "sshd", "duration": "10m"}));
+    assert_eq!(r["ok"], true, "{r}");
+    wait_for("A's 10m ban on C", Duration::from_secs(10), || left(&c) > 0);
+    let r = b.ask(json!({"cmd": "ban", "addr": y, "jail": "sshd", "duration": "1d"}));
+    assert_eq!(r["ok"], true, "{r}");
+    wait_for("B's day on C", Duration::from_secs(10), || left(&c) > 3600);
+    b.unban(y);
+    wait_for("A's end back on C", Duration::from_secs(10), || {
+        (1..=600).contains(&left(&c))
+    });
+    assert_eq!(c.banned(y).as_deref(), Some("fleet:a"), "{}", c.log());
 }
 
 /// Found by the same review: a node catching up from the current state applied only

@@ -176,9 +176,34 @@ pub fn serve(listener: UnixListener, engine: EngineTx) {
     }
 }
 
+/// A connection's reading side with one deadline for the whole request: a client that
+/// sends a byte every few seconds must not hold a place for ever (only 32 are served).
+struct Deadline {
+    conn: UnixStream,
+    end: std::time::Instant,
+}
+
+impl std::io::Read for Deadline {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self
+            .end
+            .saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        self.conn.set_read_timeout(Some(left))?;
+        self.conn.read(buf)
+    }
+}
+
 fn handle(conn: UnixStream, engine: &EngineTx) -> Result<()> {
-    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut reader = BufReader::new(std::io::Read::take(conn.try_clone()?, 64 * 1024));
+    // the answer too is written within a time: a client that never reads it frees its place
+    conn.set_write_timeout(Some(Duration::from_secs(10)))?;
+    let deadline = Deadline {
+        conn: conn.try_clone()?,
+        end: std::time::Instant::now() + Duration::from_secs(10),
+    };
+    let mut reader = BufReader::new(std::io::Read::take(deadline, 64 * 1024));
     let mut line = String::new();
     reader.read_line(&mut line)?;
     let resp = match serde_json::from_str::<Request>(&line) {

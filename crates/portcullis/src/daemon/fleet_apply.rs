@@ -152,6 +152,10 @@ impl Engine {
                 let mut co = shared.co.lock().expect("fleet co-holders");
                 let m = co.entry(key.clone()).or_default();
                 m.retain(|_, u| *u > now);
+                // (the origin's own end too, so that the others' unbans give it back)
+                if let Some(o) = origins.get(&key) {
+                    m.entry(o.clone()).or_insert(cur);
+                }
                 m.insert(e.node.clone(), until);
                 if until <= cur {
                     return Outcome::Nothing;
@@ -267,8 +271,52 @@ impl Engine {
         let key = (e.addr, e.jail.clone());
         // only the node whose ban it is lifts it; another that banned it too no longer does
         if shared.origins.lock().expect("fleet origins").get(&key) != Some(&e.node) {
-            if let Some(m) = shared.co.lock().expect("fleet co-holders").get_mut(&key) {
-                m.remove(&e.node);
+            // its part goes: the ban runs to the latest end of the others (the origin's
+            // included), which may be sooner than the one it had
+            let left = {
+                let mut co = shared.co.lock().expect("fleet co-holders");
+                let Some(m) = co.get_mut(&key) else {
+                    return Outcome::Nothing;
+                };
+                if m.remove(&e.node).is_none() {
+                    return Outcome::Nothing;
+                }
+                m.values().copied().max()
+            };
+            let ji = self.jails.iter().position(|j| j.name() == e.jail);
+            let Some(ji) = ji else {
+                return Outcome::Nothing;
+            };
+            let Some(cur) = self.jails[ji].tracker().ban_until_of(e.addr) else {
+                return Outcome::Nothing;
+            };
+            match left {
+                Some(u) if u <= now => {
+                    return self.fleet_lift(shared, e, format!("fleet:{}", e.node), now, p)
+                }
+                Some(u) if u < cur => {
+                    self.fleet_flush(p);
+                    p.fw.push(FwOp::Del {
+                        jail: e.jail.clone(),
+                        addr: e.addr,
+                    });
+                    p.fw.push(FwOp::Add {
+                        jail: e.jail.clone(),
+                        addr: e.addr,
+                        timeout_ms: u - now,
+                    });
+                    self.jails[ji].tracker_mut().ban(e.addr, now, u, 0);
+                    p.store.push(StoreOp::Ban(BanRecord {
+                        addr: e.addr,
+                        jail: e.jail.clone(),
+                        start: now,
+                        end: u,
+                        failures: 0,
+                        reason: BanReason::Failures,
+                        count: 1,
+                    }));
+                }
+                _ => {}
             }
             return Outcome::Nothing;
         }
@@ -283,6 +331,7 @@ impl Engine {
         let next = {
             let mut co = shared.co.lock().expect("fleet co-holders");
             let next = co.get_mut(&key).and_then(|m| {
+                m.remove(&e.node);
                 m.retain(|_, u| *u > now);
                 let (n, u) = m
                     .iter()
@@ -351,6 +400,7 @@ impl Engine {
     ) -> Outcome {
         let target = e.addr;
         let key = (target, e.jail.clone());
+        shared.co.lock().expect("fleet co-holders").remove(&key);
         let ji = self.jails.iter().position(|j| j.name() == e.jail);
         // exactly the fleet ban: never a wider (local) ban that covers it
         let Some(ji) = ji.filter(|&i| self.jails[i].tracker().ban_until_of(target).is_some())
@@ -407,6 +457,11 @@ impl Engine {
             tracing::warn!("{w}");
         }
         let live = shared.live();
+        // a distrusted node's part of a ban another node holds goes with it (it is not
+        // handed back later)
+        for m in shared.co.lock().expect("fleet co-holders").values_mut() {
+            m.retain(|n, _| !live.distrust.contains(n));
+        }
         let mut gone: Vec<Entry> = shared
             .origins
             .lock()

@@ -619,6 +619,12 @@ fn outbox(
                 Out::Entry(mut e) => {
                     // signed here, off the engine's thread
                     e.sign(&shared.cfg.key.0, &shared.cfg.stream);
+                    // a removal still waiting (Redis away) must not delete this newer ban
+                    // from the current state once it is published
+                    if e.kind == Kind::Ban {
+                        let f = e.field();
+                        forgets.lock().expect("fleet forgets").retain(|g| *g != f);
+                    }
                     batch.push((
                         e.field(),
                         (e.kind == Kind::Ban).then_some(e.until),
@@ -904,11 +910,13 @@ fn reader(shared: Arc<Shared>, mut db: Db, tx: EngineTx) {
             // this node was away): what was trimmed is lost from the stream, but the bans
             // still active are in the hash, so the node catches up from there as a new one
             // (entries it already has are dropped as replayed)
+            let mut resume = None;
             let saved = match db.meta("pos")? {
                 Some(p) => match max_deleted(&mut con, &cfg.stream) {
                     // (Redis 7 says the newest entry it trimmed or deleted)
                     Some(gone) if stream_id(&gone) > stream_id(&p) => {
-                        warn!("fleet: the stream was trimmed past this node's position ({p}; entries up to {gone} are gone): catching up from the current state");
+                        warn!("fleet: the stream was trimmed past this node's position ({p}; entries up to {gone} are gone): catching up from the current state, then reading on from there (the unbans still in the stream)");
+                        resume = Some(p);
                         None
                     }
                     _ => Some(p),
@@ -955,6 +963,9 @@ fn reader(shared: Arc<Shared>, mut db: Db, tx: EngineTx) {
                             break;
                         }
                     }
+                    // (after a trim: on from the old position, whose entries that are left
+                    // hold unbans the hash does not; its bans come again as replayed)
+                    let pos = resume.take().unwrap_or(pos);
                     db.set_meta("pos", &pos)?;
                     info!(
                         "fleet: caught up from the current state: {} ban(s) applied in {} ms",

@@ -60,7 +60,7 @@ use std::sync::{Arc, Mutex};
 
 use super::batch::{Batch, LongLines};
 use crate::daemon::{EngineTx, Msg};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::fd::AsRawFd;
@@ -179,6 +179,11 @@ pub struct Follower {
     capped: std::collections::HashSet<String>,
     /// Notes for the daemon's log, taken by [`Follower::take_notes`].
     notes: Vec<String>,
+    /// Wildcard matches not followed because they name a file read under another name (a
+    /// log an application rotated itself to a name the pattern matches, `app.2026-01-10.log`
+    /// for `*.log`): their position is saved under that name too, so that the next run,
+    /// which takes the pattern's unknown matches for new files, does not read them again.
+    aliases: BTreeMap<PathBuf, (u64, u64)>,
     buf: Vec<u8>,
     max_line: usize,
     drain_idle: Duration,
@@ -220,6 +225,7 @@ impl Follower {
             known_globs: Default::default(),
             capped: Default::default(),
             notes: Vec::new(),
+            aliases: BTreeMap::new(),
             buf: vec![0; READ_BUF_LEN],
             max_line,
             drain_idle: DRAIN_IDLE,
@@ -322,6 +328,17 @@ impl Follower {
     pub fn checkpoints(&self) -> Vec<Checkpoint> {
         let mut v: Vec<Checkpoint> = self.files.iter().filter_map(Watched::checkpoint).collect();
         v.extend(self.globs.iter().map(|g| glob_marker(g)));
+        for (path, id) in &self.aliases {
+            if let Some(&(fingerprint, offset)) = self.seen.get(id) {
+                v.push(Checkpoint {
+                    path: path.to_string_lossy().into_owned(),
+                    dev: id.0,
+                    ino: id.1,
+                    fingerprint,
+                    offset,
+                });
+            }
+        }
         v
     }
 
@@ -346,10 +363,12 @@ impl Follower {
             .iter()
             .any(|w| w.cur.iter().chain(&w.draining).any(|t| t.id() == id));
         if known {
+            self.aliases.insert(path, id);
             return false;
         }
         if let Some(&(fp, offset)) = self.seen.get(&id) {
             if same_file(&path, fp, offset) {
+                self.aliases.insert(path, id);
                 return false;
             }
             self.seen.remove(&id);
@@ -388,6 +407,13 @@ impl Follower {
     /// end). Returns the files added from their beginning, each with its pattern.
     pub fn set_globs(&mut self, globs: Vec<String>) -> Vec<(PathBuf, String)> {
         let mut added = Vec::new();
+        // (an alias gone from the directory, or of a pattern no more followed, is forgotten)
+        self.aliases.retain(|p, _| {
+            globs
+                .iter()
+                .any(|g| crate::sources::glob::matches(g, &p.to_string_lossy()))
+                && p.exists()
+        });
         for g in &globs {
             let marker = glob_marker(g).path;
             let known = self.parked.remove(&marker).is_some() || self.known_globs.contains(g);
@@ -396,7 +422,7 @@ impl Follower {
                 if paths.len() >= crate::sources::glob::MAX_MATCHES && self.capped.insert(g.clone())
                 {
                     self.notes.push(format!(
-                        "{g} matches more than {} files: only the first {0} in name order are followed",
+                        "{g} matches {} files or more: only the first {0} in name order are followed",
                         crate::sources::glob::MAX_MATCHES
                     ));
                 }
@@ -686,7 +712,7 @@ impl Watched {
             let dated = rest.strip_prefix('-').is_some_and(|d| {
                 (d.len() == 8 || d.len() == 10) && d.bytes().all(|b| b.is_ascii_digit())
             });
-            matches!(rest, ".1" | ".0" | ".old" | "-old")
+            matches!(rest, ".1" | ".0" | ".old")
                 .then_some(())
                 .or(dated.then_some(()))?;
             Some(dir.join(name))
@@ -1046,6 +1072,13 @@ impl Splitter {
         }
         self.partial.clear();
         self.tail.clear();
+        // a long line's buffers are given back, not kept for every file
+        if self.partial.capacity() > PARTIAL_KEEP {
+            self.partial.shrink_to(PARTIAL_KEEP);
+        }
+        if self.tail.capacity() > PARTIAL_KEEP {
+            self.tail.shrink_to(PARTIAL_KEEP);
+        }
     }
 
     /// The file is closed for good: deliver what is left of its last line.
@@ -1063,9 +1096,9 @@ impl Splitter {
         self.skipping = false;
     }
 
-    /// Bytes held for the unfinished line.
+    /// Bytes of the unfinished line held.
     fn held(&self) -> usize {
-        self.partial.capacity() + self.tail.capacity()
+        self.partial.len() + self.tail.len()
     }
 
     /// Delivers the unfinished line now, as it is (cut when long), gives its memory back, and
@@ -1095,7 +1128,9 @@ fn copy_offset(old: &Tail, path: &Path) -> Option<(u64, bool)> {
     const BEFORE: u64 = 4 << 10;
     const AT_LEAST: u64 = 128;
     let off = old.line_end;
-    if off == 0 {
+    // (fewer bytes read say too little: a rotation's new file may begin with the same first
+    // line; such a small log is read again from its beginning)
+    if off < AT_LEAST {
         return None;
     }
     let new = open_regular(path).ok()?;
@@ -1114,7 +1149,7 @@ fn copy_offset(old: &Tail, path: &Path) -> Option<(u64, bool)> {
         return None;
     }
     let common = a.iter().zip(&b).take_while(|(x, y)| x == y).count() as u64;
-    if common < off.min(AT_LEAST) {
+    if common < AT_LEAST {
         return None;
     }
     let head = off.min(HEAD);
@@ -1761,6 +1796,38 @@ mod tests {
         assert_eq!(lines(&poll(&mut fl)), ["a2"]);
     }
 
+    /// Found by a review of this change: a log the application rotated itself to a name the
+    /// wildcard matches (`app.2026-01-10.log` for `*.log`) had no position of its own, and
+    /// the next run, which reads the pattern's unknown matches from their start, read it all
+    /// again.
+    #[test]
+    fn a_log_an_application_rotated_into_the_pattern_is_not_read_again_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        append(&d.join("app.log"), "old\n");
+        let (g, paths) = glob_of(d, "*.log");
+        let mut fl =
+            Follower::with_globs(paths, vec![g.clone()], vec![], DEFAULT_MAX_LINE).unwrap();
+        assert_eq!(poll(&mut fl), []);
+        append(&d.join("app.log"), "a1\n");
+        assert_eq!(lines(&poll(&mut fl)), ["a1"]);
+        fs::rename(d.join("app.log"), d.join("app.2026-01-10.log")).unwrap();
+        append(&d.join("app.log"), "b1\n");
+        assert_eq!(lines(&poll(&mut fl)), ["b1"]);
+        // the second's expansion: the renamed file is the one read, not a new one
+        assert!(fl.set_globs(vec![g.clone()]).is_empty());
+        let cps = fl.checkpoints();
+        assert!(
+            cps.iter()
+                .any(|c| c.path.ends_with("app.2026-01-10.log") && c.offset == 7),
+            "{cps:?}"
+        );
+        drop(fl);
+        let (_, paths) = glob_of(d, "*.log");
+        let mut fl = Follower::with_globs(paths, vec![g], cps, DEFAULT_MAX_LINE).unwrap();
+        assert_eq!(poll(&mut fl), []);
+    }
+
     /// Found by the same review: a match created just before a reload was read from its end.
     #[test]
     fn a_reload_reads_a_new_match_of_a_wildcard_it_followed_from_its_start() {
@@ -1822,15 +1889,16 @@ mod tests {
         let log = dir.path().join("auth.log");
         append(&log, "");
         let mut fl = follower(&log);
-        append(&log, "a1\na2\nsecret\n");
-        assert_eq!(lines(&poll(&mut fl)), ["a1", "a2", "secret"]);
+        let first = format!("{}\n", "h".repeat(130));
+        append(&log, &format!("{first}a1\na2\nsecret\n"));
+        assert_eq!(lines(&poll(&mut fl)).len(), 4);
         // sed -i '/nothing/d': a copy renamed over the path
         let tmp = dir.path().join("sedXYZ");
         fs::copy(&log, &tmp).unwrap();
         fs::rename(&tmp, &log).unwrap();
         let ev = poll(&mut fl);
         assert_eq!(lines(&ev), Vec::<String>::new(), "{ev:?}");
-        assert!(ev.contains(&Ev::Copy(13, true)), "{ev:?}");
+        assert!(ev.contains(&Ev::Copy(144, true)), "{ev:?}");
         append(&log, "a3\n");
         assert_eq!(lines(&poll(&mut fl)), ["a3"]);
         // sed -i '/secret/d' on a log of more than 128 bytes: an edited copy, read on from
@@ -1846,6 +1914,15 @@ mod tests {
         assert!(ev.contains(&Ev::Copy(text.len() as u64, false)), "{ev:?}");
         append(&log, "a4\n");
         assert_eq!(lines(&poll(&mut fl)), ["a4"]);
+        // a log of fewer than 128 bytes read says too little: read again (review)
+        let small = dir.path().join("small.log");
+        append(&small, "");
+        let mut fs_small = follower(&small);
+        append(&small, "s1\n");
+        assert_eq!(lines(&poll(&mut fs_small)), ["s1"]);
+        fs::copy(&small, &tmp).unwrap();
+        fs::rename(&tmp, &small).unwrap();
+        assert_eq!(lines(&poll(&mut fs_small)), ["s1"]);
         // a rotation's new file (other bytes) is read from its beginning as before
         fs::rename(&log, dir.path().join("auth.log.1")).unwrap();
         append(&log, "b1\n");
