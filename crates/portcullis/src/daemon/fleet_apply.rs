@@ -294,28 +294,7 @@ impl Engine {
                 Some(u) if u <= now => {
                     return self.fleet_lift(shared, e, format!("fleet:{}", e.node), now, p)
                 }
-                Some(u) if u < cur => {
-                    self.fleet_flush(p);
-                    p.fw.push(FwOp::Del {
-                        jail: e.jail.clone(),
-                        addr: e.addr,
-                    });
-                    p.fw.push(FwOp::Add {
-                        jail: e.jail.clone(),
-                        addr: e.addr,
-                        timeout_ms: u - now,
-                    });
-                    self.jails[ji].tracker_mut().ban(e.addr, now, u, 0);
-                    p.store.push(StoreOp::Ban(BanRecord {
-                        addr: e.addr,
-                        jail: e.jail.clone(),
-                        start: now,
-                        end: u,
-                        failures: 0,
-                        reason: BanReason::Failures,
-                        count: 1,
-                    }));
-                }
+                Some(u) if u < cur => self.fleet_reend(ji, e, u, now, p),
                 _ => {}
             }
             return Outcome::Nothing;
@@ -357,26 +336,7 @@ impl Engine {
                     .lock()
                     .expect("fleet origins")
                     .insert(key, node.clone());
-                self.fleet_flush(p);
-                p.fw.push(FwOp::Del {
-                    jail: e.jail.clone(),
-                    addr: e.addr,
-                });
-                p.fw.push(FwOp::Add {
-                    jail: e.jail.clone(),
-                    addr: e.addr,
-                    timeout_ms: until - now,
-                });
-                self.jails[ji].tracker_mut().ban(e.addr, now, until, 0);
-                p.store.push(StoreOp::Ban(BanRecord {
-                    addr: e.addr,
-                    jail: e.jail.clone(),
-                    start: now,
-                    end: until,
-                    failures: 0,
-                    reason: BanReason::Failures,
-                    count: 1,
-                }));
+                self.fleet_reend(ji, e, until, now, p);
                 tracing::info!(
                     jail = e.jail.as_str(),
                     "fleet: {} lifted by {}, held on as {node}'s ban to its end",
@@ -387,6 +347,31 @@ impl Engine {
             }
         }
         self.fleet_lift(shared, e, format!("fleet:{}", e.node), now, p)
+    }
+
+    /// Gives the fleet ban of `e.addr` in jail `ji` the end `until` (another holder's), in
+    /// the kernel, the tracker and the store.
+    fn fleet_reend(&mut self, ji: usize, e: &Entry, until: Millis, now: Millis, p: &mut Pending) {
+        self.fleet_flush(p);
+        p.fw.push(FwOp::Del {
+            jail: e.jail.clone(),
+            addr: e.addr,
+        });
+        p.fw.push(FwOp::Add {
+            jail: e.jail.clone(),
+            addr: e.addr,
+            timeout_ms: until - now,
+        });
+        self.jails[ji].tracker_mut().ban(e.addr, now, until, 0);
+        p.store.push(StoreOp::Ban(BanRecord {
+            addr: e.addr,
+            jail: e.jail.clone(),
+            start: now,
+            end: until,
+            failures: 0,
+            reason: BanReason::Failures,
+            count: 1,
+        }));
     }
 
     /// Lifts the fleet ban of `e.addr` in `e.jail` (the caller checked it is one).

@@ -268,8 +268,12 @@ impl Follower {
         for i in (first..n).chain(0..first) {
             let w = &mut self.files[i];
             total += w.poll(&mut cx, f);
-            for t in w.cur.iter().chain(&w.draining) {
-                self.seen.insert(t.id(), t.consumed());
+            // (hashed again only when the position moved: this runs at every poll)
+            for t in w.cur.iter_mut().chain(w.draining.iter_mut()) {
+                if t.seen_at != Some(t.line_end) {
+                    t.seen_at = Some(t.line_end);
+                    self.seen.insert(t.id(), t.consumed());
+                }
             }
         }
         self.keep_to_budget(f);
@@ -842,6 +846,8 @@ struct Tail {
     split: Splitter,
     wd: Option<WatchDescriptor>,
     last_data: Instant,
+    /// The `line_end` last recorded in [`Follower`]'s `seen`.
+    seen_at: Option<u64>,
 }
 
 impl Tail {
@@ -857,6 +863,7 @@ impl Tail {
             split: Splitter::default(),
             wd: None,
             last_data: Instant::now(),
+            seen_at: None,
         }
     }
 
@@ -882,6 +889,7 @@ impl Tail {
         };
         self.pos = start;
         self.line_end = start;
+        self.seen_at = None;
         self.split.reset();
         self.split.skipping = prev != b'\n';
         Ok(())
