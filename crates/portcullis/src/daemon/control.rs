@@ -144,8 +144,15 @@ fn private_dir(dir: &Path) -> Result<PathBuf> {
 /// creation fail, which aborted the daemon, a security review found.)
 pub const MAX_CLIENTS: usize = 32;
 
+/// The time a client has to send its request, and then to take the answer.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
+
 /// Accepts connections forever, forwarding each request to the engine.
 pub fn serve(listener: UnixListener, engine: EngineTx) {
+    serve_within(listener, engine, REQUEST_DEADLINE)
+}
+
+fn serve_within(listener: UnixListener, engine: EngineTx, deadline: Duration) {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
     let busy = Arc::new(AtomicUsize::new(0));
@@ -167,7 +174,7 @@ pub fn serve(listener: UnixListener, engine: EngineTx) {
         let spawned = std::thread::Builder::new()
             .name("control-client".into())
             .spawn(move || {
-                let _ = handle(conn, &engine);
+                let _ = handle(conn, &engine, deadline);
                 b.fetch_sub(1, Ordering::AcqRel);
             });
         if spawned.is_err() {
@@ -196,12 +203,12 @@ impl std::io::Read for Deadline {
     }
 }
 
-fn handle(conn: UnixStream, engine: &EngineTx) -> Result<()> {
+fn handle(conn: UnixStream, engine: &EngineTx, within: Duration) -> Result<()> {
     // the answer too is written within a time: a client that never reads it frees its place
-    conn.set_write_timeout(Some(Duration::from_secs(10)))?;
+    conn.set_write_timeout(Some(within))?;
     let deadline = Deadline {
         conn: conn.try_clone()?,
-        end: std::time::Instant::now() + Duration::from_secs(10),
+        end: std::time::Instant::now() + within,
     };
     let mut reader = BufReader::new(std::io::Read::take(deadline, 64 * 1024));
     let mut line = String::new();
@@ -285,5 +292,58 @@ mod tests {
         std::thread::sleep(Duration::from_millis(200));
         let mut s = UnixStream::connect(&path).unwrap();
         assert!(!closed_at_once(&mut s));
+    }
+
+    /// A client that sends a byte now and then, never a whole request, loses its place at
+    /// the deadline (a read timeout alone would wait for ever): with every place held so,
+    /// a new client is served again once the deadline has passed.
+    #[test]
+    fn a_trickling_client_is_closed_at_the_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let (tx, rx) = crate::daemon::engine_channel();
+        std::thread::spawn(move || serve_within(listener, tx, Duration::from_millis(1500)));
+        // the engine: answers every request
+        std::thread::spawn(move || {
+            while let Ok(m) = rx.recv() {
+                if let Msg::Control(_, reply) = m {
+                    let _ = reply.send(Response::err("engine stand-in"));
+                }
+            }
+        });
+        let start = std::time::Instant::now();
+        let mut held: Vec<UnixStream> = (0..MAX_CLIENTS)
+            .map(|_| UnixStream::connect(&path).unwrap())
+            .collect();
+        std::thread::sleep(Duration::from_millis(200));
+        // all places held: a newcomer is closed at once
+        let mut s = UnixStream::connect(&path).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        assert!(matches!(s.read(&mut [0u8; 1]), Ok(0)));
+        // each holder trickles a byte every 250 ms (no newline) until the server closes it
+        let mut closed_at = vec![None; held.len()];
+        for round in 0..40 {
+            for (i, c) in held.iter_mut().enumerate() {
+                if closed_at[i].is_none() && c.write_all(b"{").is_err() {
+                    closed_at[i] = Some(start.elapsed());
+                }
+            }
+            if closed_at.iter().all(Option::is_some) {
+                break;
+            }
+            assert!(round < 39, "trickling clients still held after 10 s");
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        for t in closed_at.iter().flatten() {
+            assert!(
+                *t >= Duration::from_millis(1400),
+                "closed before the deadline: {t:?}"
+            );
+        }
+        // the places are free: a client with a whole request gets its answer
+        let resp = request(&path, &Request::Reload).unwrap();
+        assert_eq!(resp.error.as_deref(), Some("engine stand-in"));
     }
 }
