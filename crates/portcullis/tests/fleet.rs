@@ -777,6 +777,92 @@ fn kill_9_of_b_loses_no_entry() {
     }
 }
 
+/// A node away while the stream is trimmed past its position (`maxlen`) catches up from the
+/// current state (the bans the trim took), then reads on from its old position (an unban
+/// still in the stream is applied). Under the README's ACL: a check that needed XINFO was
+/// refused there, so the trim went unnoticed and the trimmed bans were never applied.
+#[test]
+fn a_node_away_while_the_stream_is_trimmed_catches_up() {
+    let t = tmp("pct-fleet-trim-");
+    let redis = Redis::start(t.path());
+    let a = Node::new(t.path(), "a", &redis, "", "");
+    let mut b = Node::new(t.path(), "b", &redis, "", "");
+    readers_up(&[&a, &b]);
+    a.ban("198.51.100.1");
+    wait_for("the first ban on B", Duration::from_secs(10), || {
+        b.banned("198.51.100.1").is_some()
+    });
+    b.daemon.as_mut().unwrap().kill();
+    let addrs: Vec<String> = (10..40).map(|i| format!("198.51.100.{i}")).collect();
+    for addr in &addrs {
+        a.ban(addr);
+    }
+    a.unban("198.51.100.1");
+    wait_for("everything published", Duration::from_secs(20), || {
+        a.fleet()["outbox"] == 0 && a.counter("published") >= 32
+    });
+    // only the unban is left in the stream
+    redis.cli(&["XTRIM", "portcullis:bans", "MAXLEN", "1"]);
+    assert_eq!(redis.cli(&["XLEN", "portcullis:bans"]).trim(), "1");
+    b.start();
+    wait_for("the trimmed bans on B", Duration::from_secs(30), || {
+        let held = b.bans();
+        addrs
+            .iter()
+            .all(|x| held.iter().any(|(h, o)| h == x && o == "fleet:a"))
+    });
+    wait_for(
+        "the unban left in the stream",
+        Duration::from_secs(10),
+        || b.banned("198.51.100.1").is_none(),
+    );
+    assert!(b.log().contains("trimmed past"), "{}", b.log());
+
+    // a restart with nothing trimmed is no catch-up
+    b.daemon.as_mut().unwrap().kill();
+    b.start();
+    readers_up(&[&b]);
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(!b.log().contains("trimmed past"), "{}", b.log());
+}
+
+/// An own ban that expires while Redis refuses the node leaves the current state (the
+/// hash) once the node gets in again: the removal waits, it is not lost.
+#[test]
+fn an_expiry_while_redis_is_away_leaves_the_hash_later() {
+    let t = tmp("pct-fleet-forget-");
+    let redis = Redis::start(t.path());
+    let a = Node::new(t.path(), "a", &redis, "", "");
+    readers_up(&[&a]);
+    let r = a.ask(json!({"cmd": "ban", "addr": "198.51.100.77", "jail": "sshd", "duration": "3s"}));
+    assert_eq!(r["ok"], true, "{r}");
+    let field = "a|sshd|198.51.100.77";
+    wait_for("the ban in the hash", Duration::from_secs(10), || {
+        redis
+            .cli(&["HKEYS", "portcullis:bans:active"])
+            .contains(field)
+    });
+    // the node is shut out: its user off, its connections closed (Redis keeps its data)
+    redis.cli(&["ACL", "SETUSER", "fleet", "off"]);
+    redis.cli(&["CLIENT", "KILL", "USER", "fleet"]);
+    wait_for("the ban's end", Duration::from_secs(15), || {
+        a.banned("198.51.100.77").is_none()
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        redis
+            .cli(&["HKEYS", "portcullis:bans:active"])
+            .contains(field),
+        "removed while the node was shut out?"
+    );
+    redis.cli(&["ACL", "SETUSER", "fleet", "on"]);
+    wait_for("the removal from the hash", Duration::from_secs(30), || {
+        !redis
+            .cli(&["HKEYS", "portcullis:bans:active"])
+            .contains(field)
+    });
+}
+
 #[test]
 fn caps_hold_rate_and_count() {
     let t = tmp("pct-fleet-caps-");
