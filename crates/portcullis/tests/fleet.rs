@@ -693,6 +693,13 @@ fn forged_unsigned_replayed_and_distrusted_entries_are_dropped() {
     old["time"] = json!(now_ms() - 3_660_000);
     sign(KEY.as_bytes(), &mut old);
     xadd(&old);
+    // signed right, stamped an hour ahead (a wrong clock, or a ban meant to outlast a
+    // max_bantime check)
+    let mut ahead = entry("192.0.2.37", "m");
+    ahead["time"] = json!(now_ms() + 3_600_000);
+    ahead["until"] = json!(now_ms() + 7_200_000);
+    sign(KEY.as_bytes(), &mut ahead);
+    xadd(&ahead);
     wait_for("the drops counted", Duration::from_secs(10), || {
         let f = b.fleet();
         let c = &f["counters"];
@@ -701,6 +708,7 @@ fn forged_unsigned_replayed_and_distrusted_entries_are_dropped() {
             && c["dropped_malformed"] == 1
             && c["dropped_distrusted"] == 1
             && c["dropped_expired"] == 1
+            && c["dropped_future"] == 1
     });
     for addr in [
         "192.0.2.31",
@@ -709,6 +717,7 @@ fn forged_unsigned_replayed_and_distrusted_entries_are_dropped() {
         "192.0.2.34",
         "192.0.2.35",
         "192.0.2.36",
+        "192.0.2.37",
     ] {
         assert_eq!(b.banned(addr), None, "{addr} was banned");
     }
@@ -827,12 +836,13 @@ fn a_node_away_while_the_stream_is_trimmed_catches_up() {
 }
 
 /// An own ban that expires while Redis refuses the node leaves the current state (the
-/// hash) once the node gets in again: the removal waits, it is not lost.
+/// hash) once the node gets in again: the removal waits, it is not lost. So does one that
+/// ends while the daemon is stopped, after its start.
 #[test]
 fn an_expiry_while_redis_is_away_leaves_the_hash_later() {
     let t = tmp("pct-fleet-forget-");
     let redis = Redis::start(t.path());
-    let a = Node::new(t.path(), "a", &redis, "", "");
+    let mut a = Node::new(t.path(), "a", &redis, "", "");
     readers_up(&[&a]);
     let r = a.ask(json!({"cmd": "ban", "addr": "198.51.100.77", "jail": "sshd", "duration": "3s"}));
     assert_eq!(r["ok"], true, "{r}");
@@ -861,6 +871,34 @@ fn an_expiry_while_redis_is_away_leaves_the_hash_later() {
             .cli(&["HKEYS", "portcullis:bans:active"])
             .contains(field)
     });
+
+    // a ban that ends while the daemon is stopped leaves the hash after its start
+    let r = a.ask(json!({"cmd": "ban", "addr": "198.51.100.78", "jail": "sshd", "duration": "3s"}));
+    assert_eq!(r["ok"], true, "{r}");
+    let r = a.ask(json!({"cmd": "ban", "addr": "198.51.100.79", "jail": "sshd", "duration": "1h"}));
+    assert_eq!(r["ok"], true, "{r}");
+    let field = "a|sshd|198.51.100.78";
+    wait_for("the bans in the hash", Duration::from_secs(10), || {
+        let k = redis.cli(&["HKEYS", "portcullis:bans:active"]);
+        k.contains(field) && k.contains("a|sshd|198.51.100.79")
+    });
+    a.daemon.as_mut().unwrap().kill();
+    std::thread::sleep(Duration::from_secs(4));
+    a.start();
+    wait_for(
+        "the removal after the start",
+        Duration::from_secs(30),
+        || {
+            !redis
+                .cli(&["HKEYS", "portcullis:bans:active"])
+                .contains(field)
+        },
+    );
+    // the ban still running stays
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(redis
+        .cli(&["HKEYS", "portcullis:bans:active"])
+        .contains("a|sshd|198.51.100.79"));
 }
 
 #[test]
@@ -1286,6 +1324,7 @@ fn metrics_count_every_cause_exactly() {
         ("portcullis_fleet_dropped_total{cause=\"unsigned\"}", 1.0),
         ("portcullis_fleet_dropped_total{cause=\"forged\"}", 1.0),
         ("portcullis_fleet_dropped_total{cause=\"malformed\"}", 1.0),
+        ("portcullis_fleet_dropped_total{cause=\"future\"}", 0.0),
         ("portcullis_fleet_dropped_total{cause=\"expired\"}", 1.0),
         ("portcullis_fleet_dropped_total{cause=\"replayed\"}", 0.0),
         ("portcullis_fleet_outbox", 0.0),

@@ -76,11 +76,42 @@ impl Db {
         Ok(())
     }
 
-    /// Forgets this node's active ban `field` (it expired).
-    pub fn forget(&mut self, field: &str) -> Result<()> {
-        self.conn
-            .prepare_cached("DELETE FROM own_active WHERE field = ?1")?
-            .execute(params![field])?;
+    /// This node's shared bans that ended by `now` and may still be in Redis's current
+    /// state (their removal from it is done when [`Db::forgot`] is told). Kept here, not
+    /// only in memory: a ban that ends while Redis is away, or while the daemon is stopped,
+    /// is removed at the next connection (a review found the hash keeping them for ever).
+    pub fn ended_own(&self, now: Millis) -> Result<Vec<String>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT field FROM own_active WHERE until <= ?1")?;
+        let rows = st.query_map(params![now], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Whether `field` may leave Redis's current state at `now`: it is not (or no longer)
+    /// one of this node's active bans, or it ends by `now` (a ban published again, with a
+    /// later end, keeps its place).
+    pub fn may_forget(&self, field: &str, now: Millis) -> Result<bool> {
+        let until: Option<Millis> = self
+            .conn
+            .prepare_cached("SELECT until FROM own_active WHERE field = ?1")?
+            .query_row(params![field], |r| r.get(0))
+            .optional()?;
+        Ok(until.is_none_or(|u| u <= now))
+    }
+
+    /// The bans `fields` left Redis's current state: those that ended by `now` are no longer
+    /// this node's.
+    pub fn forgot(&mut self, fields: &[String], now: Millis) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut st =
+                tx.prepare_cached("DELETE FROM own_active WHERE field = ?1 AND until <= ?2")?;
+            for f in fields {
+                st.execute(params![f, now])?;
+            }
+        }
+        tx.commit()?;
         Ok(())
     }
 

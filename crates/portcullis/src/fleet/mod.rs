@@ -102,6 +102,7 @@ pub struct Stats {
     replayed: AtomicU64,
     distrusted: AtomicU64,
     malformed: AtomicU64,
+    future: AtomicU64,
     unsigned: AtomicU64,
     forged: AtomicU64,
     reseeded: AtomicU64,
@@ -242,6 +243,7 @@ impl Shared {
             ("dropped_replayed", &s.replayed),
             ("dropped_distrusted", &s.distrusted),
             ("dropped_malformed", &s.malformed),
+            ("dropped_future", &s.future),
             ("dropped_unsigned", &s.unsigned),
             ("dropped_forged", &s.forged),
             ("reseeded", &s.reseeded),
@@ -632,11 +634,9 @@ fn outbox(
                     ))
                 }
                 Out::Forget(f) => {
-                    // in order: what came before is written first
+                    // in order: what came before is written first (the publisher removes
+                    // it from own_active once Redis has it out)
                     push(&mut db, &mut batch);
-                    if let Err(e) = db.forget(&f) {
-                        warn!("fleet: cannot write its state: {e:#}");
-                    }
                     forgets.lock().expect("fleet forgets").push(f);
                 }
             }
@@ -659,6 +659,8 @@ fn publisher(
     let mut backoff = Duration::from_millis(250);
     let mut next_try = Instant::now();
     let mut failed_before = false;
+    // when fleet.db's ended own bans were last looked for (`None`: at the next connection)
+    let mut last_sweep: Option<Instant> = None;
     loop {
         let wait = if con.is_none() && shared.stats.outbox.load(Relaxed) > 0 {
             next_try.saturating_duration_since(Instant::now())
@@ -669,27 +671,45 @@ fn publisher(
             Ok(()) | Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
-        // expired own bans leave the current state (no entry: every node expires them);
-        // without a connection they wait for the next one (a review found them lost, and
-        // the hash kept them for ever), at most MAX_FORGETS (the oldest go: the entries
-        // carry their end, and other nodes drop them as expired anyway)
-        let gone = std::mem::take(&mut *forgets.lock().expect("fleet forgets"));
-        if !gone.is_empty() {
-            let done = con.as_mut().is_some_and(|c| {
+        // ended own bans leave the current state (no entry: every node expires them). The
+        // daemon's expiries come through `forgets`; fleet.db's own_active is gone through
+        // too at each connection and each minute, for the bans that ended while Redis was
+        // away (only MAX_FORGETS wait in memory) or while the daemon was stopped (a review
+        // found the hash keeping them for ever). A ban published again since is kept.
+        if con.is_some() {
+            let now = now_ms();
+            let mut gone = std::mem::take(&mut *forgets.lock().expect("fleet forgets"));
+            if last_sweep.is_none_or(|t: Instant| t.elapsed() >= Duration::from_secs(60)) {
+                last_sweep = Some(Instant::now());
+                gone.extend(db.ended_own(now).unwrap_or_default());
+                gone.sort_unstable();
+                gone.dedup();
+            }
+            // (the daemon ends a ban a little before its entry's end, stamped later)
+            gone.retain(|f| db.may_forget(f, now + 2000).unwrap_or(true));
+            if !gone.is_empty() {
+                let c = con.as_mut().expect("connected");
                 let mut p = redis::pipe();
                 for f in &gone {
                     p.cmd("HDEL").arg(active_key(cfg)).arg(f).ignore();
                 }
-                p.query::<()>(c).is_ok()
-            });
-            if !done {
-                let mut f = forgets.lock().expect("fleet forgets");
-                let mut kept = gone;
-                kept.append(&mut f);
-                let over = kept.len().saturating_sub(MAX_FORGETS);
-                kept.drain(..over);
-                *f = kept;
+                if p.query::<()>(c).is_ok() {
+                    if let Err(e) = db.forgot(&gone, now + 2000) {
+                        warn!("fleet: cannot write its state: {e:#}");
+                    }
+                } else {
+                    // a lost connection is found by the flush below; they wait in memory
+                    let mut f = forgets.lock().expect("fleet forgets");
+                    gone.append(&mut f);
+                    let over = gone.len().saturating_sub(MAX_FORGETS);
+                    gone.drain(..over);
+                    *f = gone;
+                }
             }
+        } else {
+            let mut f = forgets.lock().expect("fleet forgets");
+            let over = f.len().saturating_sub(MAX_FORGETS);
+            f.drain(..over);
         }
         if con.is_none() && Instant::now() >= next_try {
             match connect(cfg, Duration::from_secs(10))
@@ -704,6 +724,7 @@ fn publisher(
                     }
                     failed_before = false;
                     con = Some(c);
+                    last_sweep = None;
                     backoff = Duration::from_millis(250);
                     shared.stats.connected.store(true, Relaxed);
                 }
@@ -777,7 +798,7 @@ fn check(shared: &Shared, live: &FleetConfig, db: &Db, text: &str, now: Millis) 
         return None;
     }
     if e.time > now + live.max_skew {
-        s.malformed.fetch_add(1, Relaxed); // from the future
+        s.future.fetch_add(1, Relaxed); // stamped too far ahead
         return None;
     }
     if e.time < now - live.max_bantime - live.max_skew

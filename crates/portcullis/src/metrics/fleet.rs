@@ -46,10 +46,11 @@ const REFUSED: [(&str, &str); 5] = [
     ("distrust", "dropped_distrusted"),
     ("wide", "refused_wide"),
 ];
-const DROPPED: [(&str, &str); 5] = [
+const DROPPED: [(&str, &str); 6] = [
     ("unsigned", "dropped_unsigned"),
     ("forged", "dropped_forged"),
     ("malformed", "dropped_malformed"),
+    ("future", "dropped_future"),
     ("expired", "dropped_expired"),
     ("replayed", "dropped_replayed"),
 ];
@@ -104,12 +105,12 @@ pub(super) fn encode(s: &FleetStatus, enc: &mut DescriptorEncoder) -> fmt::Resul
         (
             "portcullis_fleet_refused",
             "Fleet entries refused by cause: ignore (local ignore, own address or loopback), cap (max_bans), rate (accept_rate), distrust, wide (min_prefix_v4/v6).",
-            &REFUSED,
+            &REFUSED[..],
         ),
         (
             "portcullis_fleet_dropped",
-            "Fleet entries dropped by cause: unsigned, forged, malformed, expired, replayed.",
-            &DROPPED,
+            "Fleet entries dropped by cause: unsigned, forged, malformed, future (stamped more than max_skew ahead), expired, replayed.",
+            &DROPPED[..],
         ),
     ] {
         let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
