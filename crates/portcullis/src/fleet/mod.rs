@@ -676,7 +676,7 @@ fn publisher(
         // too at each connection and each minute, for the bans that ended while Redis was
         // away (only MAX_FORGETS wait in memory) or while the daemon was stopped (a review
         // found the hash keeping them for ever). A ban published again since is kept.
-        if con.is_some() {
+        if let Some(c) = con.as_mut() {
             let now = now_ms();
             let mut gone = std::mem::take(&mut *forgets.lock().expect("fleet forgets"));
             if last_sweep.is_none_or(|t: Instant| t.elapsed() >= Duration::from_secs(60)) {
@@ -688,7 +688,6 @@ fn publisher(
             // (the daemon ends a ban a little before its entry's end, stamped later)
             gone.retain(|f| db.may_forget(f, now + 2000).unwrap_or(true));
             if !gone.is_empty() {
-                let c = con.as_mut().expect("connected");
                 let mut p = redis::pipe();
                 for f in &gone {
                     p.cmd("HDEL").arg(active_key(cfg)).arg(f).ignore();
