@@ -1222,12 +1222,26 @@ impl Engine {
                                 reason: UnbanReason::Lifted("subnet-ban".into()),
                             });
                             self.meta.remove(&(jail.clone(), addr));
-                            // nft checks overlaps against the set as it is before the
-                            // transaction: the narrower elements go in a batch of their own
-                            fw_first.push(FwOp::Del {
-                                jail: jail.clone(),
-                                addr,
+                            // a ban of this batch, not in the kernel yet (the offender's own
+                            // ban that its subnet ban replaces at once, or an earlier line's):
+                            // it is not added at all. (Added with the prefix in one
+                            // transaction, nft refused both as overlapping, and the daemon
+                            // stopped, a review found.)
+                            let pending = fw_ops.iter().position(|op| {
+                                matches!(op, FwOp::Add { jail: j, addr: a, .. }
+                                    if *j == jail && *a == addr)
                             });
+                            if let Some(i) = pending {
+                                fw_ops.remove(i);
+                            } else {
+                                // nft checks overlaps against the set as it is before the
+                                // transaction: the narrower elements go in a batch of
+                                // their own
+                                fw_first.push(FwOp::Del {
+                                    jail: jail.clone(),
+                                    addr,
+                                });
+                            }
                             st_ops.push(StoreOp::Unban {
                                 addr,
                                 jail: jail.clone(),
@@ -1245,23 +1259,11 @@ impl Engine {
         self.report_stale(now);
         self.report_floods(now);
         self.report_cuts(now);
-        if !fw_first.is_empty() {
-            if let Err(e) = self.fw.apply(&fw_first) {
-                error!("firewall: {e:#}; repairing the table and retrying");
-                self.fw.setup(&jail_rules(&self.cfg))?;
-                self.fw.apply(&fw_first)?;
-            }
-        }
+        self.apply_repairing(&fw_first)?;
         if let (Some(m), Some(t)) = (&self.metrics, &tally) {
             m.failures(t, &self.jails);
         }
-        if !fw_ops.is_empty() {
-            if let Err(e) = self.fw.apply(&fw_ops) {
-                error!("firewall: {e:#}; repairing the table and retrying");
-                self.fw.setup(&jail_rules(&self.cfg))?;
-                self.fw.apply(&fw_ops)?;
-            }
-        }
+        self.apply_repairing(&fw_ops)?;
         // after the firewall: the bans first
         if let Some(st) = &mut self.stats {
             st.flush(&self.jails);
@@ -1277,6 +1279,37 @@ impl Engine {
         // processed (and the bans stored): the journal readers may save their positions
         for p in journal {
             p.commit();
+        }
+        Ok(())
+    }
+
+    /// Carries out a batch's firewall changes. Refused, the table is repaired (set up again)
+    /// and they are tried again; refused again, one at a time, each refusal logged: one
+    /// element the kernel will not take must not cost the batch's other bans, nor stop the
+    /// daemon (which then read the same lines at its restart and stopped again). Only a
+    /// table that cannot be set up stops it.
+    fn apply_repairing(&mut self, ops: &[FwOp]) -> Result<()> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let Err(e) = self.fw.apply(ops) else {
+            return Ok(());
+        };
+        error!("firewall: {e:#}; repairing the table and retrying");
+        self.fw.setup(&jail_rules(&self.cfg))?;
+        if let Err(e) = self.fw.apply(ops) {
+            error!("firewall: {e:#}; trying the batch's changes one at a time");
+            for op in ops {
+                if let Err(e) = self.fw.apply(std::slice::from_ref(op)) {
+                    let (FwOp::Add { jail, addr, .. } | FwOp::Del { jail, addr }) = op;
+                    let what = if matches!(op, FwOp::Add { .. }) {
+                        "ban"
+                    } else {
+                        "unban"
+                    };
+                    error!("firewall: the {what} of {addr} in jail {jail} was refused: {e:#}");
+                }
+            }
         }
         Ok(())
     }
