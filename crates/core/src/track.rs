@@ -383,7 +383,12 @@ impl Tracker {
         }
         self.latest = self.latest.max(f.time);
         let key = self.cfg.key(f.addr);
-        if self.covering_ban(key).is_some() {
+        // the address's own ban counts too: a prefix ban narrowed around an address never
+        // banned (an own address in the offender's /64) covers the offender, not its key,
+        // and the offender's next failures banned it again, escalated (a review found)
+        if self.covering_ban(key).is_some()
+            || (!key.is_host() && self.covering_ban(Cidr::host(f.addr)).is_some())
+        {
             self.ignored_while_banned += 1;
             return None;
         }
@@ -1514,6 +1519,29 @@ mod tests {
         // unbanning an address inside lifts the prefix
         assert_eq!(t.unban(Cidr::host(v6("2001:db8:5:6::77"))), Some(p64));
         assert!(!t.is_banned(v6("2001:db8:5:6::1")));
+    }
+
+    /// A ban narrower than the offender's key (a /64 ban narrowed to a /122 around an
+    /// own address of the server's /64) stops the counting of the addresses it covers: the
+    /// same offender was banned again and again, escalated, by a review. The rest of the
+    /// /64 still counts.
+    #[test]
+    fn a_ban_narrower_than_the_key_stops_its_addresses_counting() {
+        let mut t = Tracker::new(TrackerConfig {
+            v6_prefix: 64,
+            ..cfg(3, 60 * SEC)
+        });
+        let narrowed = Cidr::parse("2001:db8:1:2::40/122").unwrap();
+        t.ban(narrowed, 0, 3_600 * SEC, 3);
+        for i in 0..6 {
+            assert_eq!(t.record(&fail(v6("2001:db8:1:2::50"), i), i), None);
+        }
+        assert_eq!(t.stats().ignored_while_banned, 6);
+        // another address of the /64, outside the narrowed ban, counts
+        for i in 0..2 {
+            assert_eq!(t.record(&fail(v6("2001:db8:1:2::99"), 10 + i), 10), None);
+        }
+        assert!(t.record(&fail(v6("2001:db8:1:2::99"), 12), 12).is_some());
     }
 
     #[test]
