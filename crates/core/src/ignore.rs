@@ -67,14 +67,22 @@ impl Cidr {
         let addr = crate::addr::parse(a.as_bytes())
             .ok_or_else(|| CidrError::NotAnAddress(text.to_string()))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
+        // an IPv4-mapped IPv6 prefix (`::ffff:198.51.100.0/120`) is the IPv4 prefix: its
+        // length counts 128 bits, of which the first 96 are the mapping
+        let mapped = addr.is_ipv4() && a.contains(':');
+        let bad = || CidrError::PrefixLength {
+            text: text.to_string(),
+            max: if mapped { 128 } else { max },
+        };
         let len = match l {
             None => max,
-            Some(l) => l.parse::<u8>().ok().filter(|&n| n <= max).ok_or_else(|| {
-                CidrError::PrefixLength {
-                    text: text.to_string(),
-                    max,
-                }
-            })?,
+            Some(l) if mapped => l
+                .parse::<u8>()
+                .ok()
+                .filter(|&n| (96..=128).contains(&n))
+                .map(|n| n - 96)
+                .ok_or_else(bad)?,
+            Some(l) => l.parse::<u8>().ok().filter(|&n| n <= max).ok_or_else(bad)?,
         };
         Ok(Cidr {
             addr: mask(addr, len),
@@ -217,6 +225,9 @@ impl std::fmt::Display for Reason {
 pub struct IgnoreList {
     cidrs: Vec<Cidr>,
     own: Vec<IpAddr>,
+    /// [`IgnoreList::check`] passes own addresses (`ignore_self = false`: their failures
+    /// count); [`IgnoreList::check_prefix`] still refuses prefixes holding them.
+    count_own: bool,
 }
 
 impl IgnoreList {
@@ -225,7 +236,18 @@ impl IgnoreList {
         IgnoreList {
             cidrs,
             own: own.into_iter().map(crate::addr::normalise).collect(),
+            count_own: false,
         }
+    }
+
+    /// The same list, but the failures of own addresses count ([`IgnoreList::check`] lets
+    /// them through): `ignore_self = false`. A ban never holds them either way, and a prefix
+    /// ban is still narrowed around them ([`IgnoreList::check_prefix`]). (Left out of the
+    /// list instead, a subnet ban over an own address was dropped whole, after the bans it
+    /// replaced had been lifted, a review found.)
+    pub fn counting_own(mut self) -> Self {
+        self.count_own = true;
+        self
     }
 
     /// Adds prefixes (e.g. a jail's own `ignore` on top of the global one).
@@ -235,13 +257,13 @@ impl IgnoreList {
         l
     }
 
-    /// Why `ip` must not be banned, or `None` when it may be.
+    /// Why a failure of `ip` must not count, or `None` when it may.
     pub fn check(&self, ip: IpAddr) -> Option<Reason> {
         let ip = crate::addr::normalise(ip);
         if ip.is_loopback() || ip.is_unspecified() {
             return Some(Reason::Loopback);
         }
-        if self.own.contains(&ip) {
+        if !self.count_own && self.own.contains(&ip) {
             return Some(Reason::Own);
         }
         self.cidrs
@@ -295,6 +317,20 @@ mod tests {
     }
 
     #[test]
+    fn a_mapped_prefix_is_the_ipv4_prefix() {
+        let p = |s: &str| Cidr::parse(s).unwrap();
+        assert_eq!(p("::ffff:198.51.100.0/120"), p("198.51.100.0/24"));
+        assert_eq!(p("::FFFF:203.0.113.7"), p("203.0.113.7"));
+        assert_eq!(p("::ffff:0:0/96"), p("0.0.0.0/0"));
+        assert_eq!(p("::ffff:cb00:7100/120"), p("203.0.113.0/24"));
+        assert!(matches!(
+            Cidr::parse("::ffff:198.51.100.0/95"),
+            Err(CidrError::PrefixLength { max: 128, .. })
+        ));
+        assert!(Cidr::parse("::ffff:198.51.100.0/129").is_err());
+    }
+
+    #[test]
     fn loopback_own_and_listed() {
         let l = IgnoreList::new(
             vec![Cidr::parse("192.0.2.0/24").unwrap()],
@@ -305,6 +341,18 @@ mod tests {
         assert_eq!(l.check(ip("203.0.113.1")), Some(Reason::Own));
         assert!(matches!(l.check(ip("192.0.2.9")), Some(Reason::Listed(_))));
         assert_eq!(l.check(ip("198.51.100.9")), None);
+    }
+
+    /// `ignore_self = false`: an own address's failures count, but a prefix holding it is
+    /// still refused (so a subnet ban is narrowed around it, not dropped).
+    #[test]
+    fn counting_own_lets_failures_count_but_never_a_prefix_over_them() {
+        let l = IgnoreList::new(vec![], vec![ip("203.0.113.1")]).counting_own();
+        assert_eq!(l.check(ip("203.0.113.1")), None);
+        assert_eq!(l.check(ip("127.0.0.1")), Some(Reason::Loopback));
+        let p = |s: &str| Cidr::parse(s).unwrap();
+        assert_eq!(l.check_prefix(p("203.0.113.0/24")), Some(Reason::Own));
+        assert_eq!(l.extended(&[]).check(ip("203.0.113.1")), None);
     }
 
     #[test]

@@ -10,14 +10,12 @@ use crate::config::{Config, JailConfig};
 
 /// The settings of a core jail for a configured jail; `own` are the host's addresses.
 pub fn jail_settings(cfg: &Config, j: &JailConfig, own: &[IpAddr]) -> JailSettings {
-    let global = IgnoreList::new(
-        cfg.ignore.clone(),
-        if cfg.ignore_self {
-            own.to_vec()
-        } else {
-            Vec::new()
-        },
-    );
+    let global = IgnoreList::new(cfg.ignore.clone(), own.to_vec());
+    let global = if cfg.ignore_self {
+        global
+    } else {
+        global.counting_own()
+    };
     JailSettings {
         name: j.name.clone(),
         tracker: TrackerConfig {
