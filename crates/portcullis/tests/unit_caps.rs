@@ -96,9 +96,9 @@ fn the_units_capabilities_run_the_daemon_with_socket_group() {
     // and it bans in nftables
     let mut f = fs::OpenOptions::new().append(true).open(&log).unwrap();
     for i in 0..2 {
-        write!(
+        writeln!(
             f,
-            "{} host sshd[{}]: Failed password for root from 203.0.113.9 port {} ssh2\n",
+            "{} host sshd[{}]: Failed password for root from 203.0.113.9 port {} ssh2",
             syslog_timestamp(SystemTime::now()),
             4000 + i,
             50000 + i
