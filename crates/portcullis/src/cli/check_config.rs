@@ -36,7 +36,12 @@ pub fn run(path: Option<&Path>) -> anyhow::Result<i32> {
     }
     for j in &cfg.jails {
         let ports = match &j.ports {
-            None => "all ports".to_string(),
+            // (all ports of the protocol: a recidive jail over tcp leaves udp open)
+            None => match j.protocol.as_str() {
+                "both" => "all ports (tcp, udp and every other protocol)".to_string(),
+                "udp" => "all udp ports".to_string(),
+                _ => "all tcp ports".to_string(),
+            },
             Some(p) => {
                 crate::firewall::ratelimit::ports_text(p, ",", "-")
                     + match j.protocol.as_str() {
