@@ -1190,6 +1190,23 @@ fn validate_jail(
         .get("filter")
         .or_else(|| at.get("filters"))
         .map_or(nsrc, |(s, _)| s);
+    // a filter file by a relative path was read from the working directory: `check-config`
+    // passed in the configuration's directory, and the service (run from /) failed to start
+    for r in &refs {
+        let n = r.get_ref();
+        let file = n.contains('/') || n.ends_with(".toml");
+        if file
+            && !std::path::Path::new(n).is_absolute()
+            && builtin::get(n).is_none()
+            && !custom.iter().any(|f| f.name == *n)
+        {
+            return Err(filter_src.err(
+                r.span(),
+                "filter",
+                format!("{n:?} is a relative path: a filter file needs an absolute path (e.g. \"/etc/portcullis/filters/{}\"); the daemon's working directory is not the configuration's", std::path::Path::new(n).file_name().map_or(n.as_str().into(), |f| f.to_string_lossy())),
+            ));
+        }
+    }
     let mut filters = Vec::new();
     for (r, f) in refs.iter().zip(resolve_filters(&refs, custom)) {
         filters.push(f.map_err(|e| filter_src.err(r.span(), "filter", e))?);
@@ -2383,6 +2400,19 @@ user_weights = { root = 3 }
         assert_eq!(j.mode, Mode::Aggressive);
         assert_eq!(c.ignore.len(), 2);
         assert_eq!(c.firewall.backend, "null");
+    }
+
+    #[test]
+    fn a_filter_file_by_a_relative_path_is_an_error() {
+        for f in ["imp/myapp.toml", "myapp.toml", "./myapp.toml"] {
+            let e = err(&format!(
+                "[[jail]]\nname = \"app\"\nlogs = [\"/var/log/app.log\"]\nfilter = {f:?}\n"
+            ));
+            assert!(
+                e.starts_with("test.toml:4: `filter`") && e.contains("absolute path"),
+                "{e}"
+            );
+        }
     }
 
     #[test]
