@@ -1286,8 +1286,8 @@ impl Engine {
     /// Carries out a batch's firewall changes. Refused, the table is repaired (set up again)
     /// and they are tried again; refused again, one at a time, each refusal logged: one
     /// element the kernel will not take must not cost the batch's other bans, nor stop the
-    /// daemon (which then read the same lines at its restart and stopped again). Only a
-    /// table that cannot be set up stops it.
+    /// daemon (which then read the same lines at its restart and stopped again; a failing
+    /// ban command stopped it too, and every jail was left unprotected, a review found).
     fn apply_repairing(&mut self, ops: &[FwOp]) -> Result<()> {
         if ops.is_empty() {
             return Ok(());
@@ -1296,7 +1296,11 @@ impl Engine {
             return Ok(());
         };
         error!("firewall: {e:#}; repairing the table and retrying");
-        self.fw.setup(&jail_rules(&self.cfg))?;
+        if let Err(e) = self.fw.setup(&jail_rules(&self.cfg)) {
+            // (a backend's file an admin made unreadable, a command that fails: the other
+            // jails and backends go on; the change is tried again alone below)
+            error!("firewall: cannot repair: {e:#}");
+        }
         if let Err(e) = self.fw.apply(ops) {
             error!("firewall: {e:#}; trying the batch's changes one at a time");
             for op in ops {

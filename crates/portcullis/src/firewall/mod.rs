@@ -246,7 +246,15 @@ impl RunOutput {
 
 /// Runs `argv` directly (never through a shell) with `input` on stdin, `LC_ALL=C` and a
 /// plain PATH, killing it after `timeout`. One process: the "one crossing" of a batch.
+///
+/// It runs in a process group of its own, and the whole group is killed at the timeout: a
+/// script whose child hung (an `ssh` or `curl` in a ban command) kept the engine waiting
+/// until that child ended, with only the script killed (a review found 25 s for a 2 s
+/// timeout). Its output is waited for until the deadline only: a child left running in the
+/// background that holds the pipes open does not hold the engine either.
 pub fn run_program(argv: &[String], input: Option<&[u8]>, timeout: Duration) -> Result<RunOutput> {
+    use std::os::unix::process::CommandExt as _;
+    use std::sync::mpsc;
     let (program, args) = argv.split_first().context("empty command")?;
     let shown = || argv.join(" ");
     let mut child = Command::new(program)
@@ -264,49 +272,52 @@ pub fn run_program(argv: &[String], input: Option<&[u8]>, timeout: Duration) -> 
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .spawn()
         .with_context(|| format!("cannot run `{}`", shown()))?;
-    let stdin = child.stdin.take();
-    let mut out = child.stdout.take().expect("piped stdout");
-    let mut err = child.stderr.take().expect("piped stderr");
     let deadline = Instant::now() + timeout;
-    let (status, stdout, stderr) = std::thread::scope(|s| {
-        if let (Some(mut stdin), Some(text)) = (stdin, input) {
-            s.spawn(move || {
-                let _ = stdin.write_all(text);
-            });
-        }
-        let o = s.spawn(move || {
-            let mut v = Vec::new();
-            let _ = out.read_to_end(&mut v);
-            v
+    if let (Some(mut stdin), Some(text)) = (child.stdin.take(), input) {
+        let text = text.to_vec();
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&text);
         });
-        let e = s.spawn(move || {
+    }
+    let drain = |mut r: Box<dyn std::io::Read + Send>| {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
             let mut v = Vec::new();
-            let _ = err.read_to_end(&mut v);
-            v
+            let _ = r.read_to_end(&mut v);
+            let _ = tx.send(v);
         });
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(st)) => break Ok(st),
-                Ok(None) if Instant::now() >= deadline => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break Err(anyhow::anyhow!(
-                        "`{}` did not finish within {timeout:?}: killed",
-                        shown()
-                    ));
+        rx
+    };
+    let out = drain(Box::new(child.stdout.take().expect("piped stdout")));
+    let err = drain(Box::new(child.stderr.take().expect("piped stderr")));
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break Ok(st),
+            Ok(None) if Instant::now() >= deadline => {
+                // the group: the program and every child it started (its pid is the group's)
+                // SAFETY: a signal to a process group this function created.
+                unsafe {
+                    libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL);
                 }
-                Ok(None) => std::thread::sleep(Duration::from_millis(2)),
-                Err(e) => break Err(anyhow::anyhow!("cannot wait for `{}`: {e}", shown())),
+                let _ = child.kill();
+                let _ = child.wait();
+                break Err(anyhow::anyhow!(
+                    "`{}` did not finish within {timeout:?}: killed",
+                    shown()
+                ));
             }
-        };
-        (
-            status,
-            o.join().unwrap_or_default(),
-            e.join().unwrap_or_default(),
-        )
-    });
+            Ok(None) => std::thread::sleep(Duration::from_millis(2)),
+            Err(e) => break Err(anyhow::anyhow!("cannot wait for `{}`: {e}", shown())),
+        }
+    };
+    // the output, until the deadline (at least a moment after a timely end)
+    let until = deadline.max(Instant::now() + Duration::from_millis(200));
+    let left = || until.saturating_duration_since(Instant::now());
+    let stdout = out.recv_timeout(left()).unwrap_or_default();
+    let stderr = err.recv_timeout(left()).unwrap_or_default();
     Ok(RunOutput {
         status: status?,
         stdout,
@@ -434,6 +445,30 @@ mod tests {
         let out =
             run_program(&["/bin/cat".into()], Some(b"input"), Duration::from_secs(5)).unwrap();
         assert_eq!(out.stdout, b"input");
+        // a script whose child hangs: the whole group goes at the timeout
+        let t = Instant::now();
+        let e = run_program(
+            &["/bin/sh".into(), "-c".into(), "sleep 20; echo late".into()],
+            None,
+            Duration::from_millis(300),
+        )
+        .unwrap_err();
+        assert!(format!("{e}").contains("killed"), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+        // a child left in the background holding stdout: the program's end is its end
+        let t = Instant::now();
+        let out = run_program(
+            &[
+                "/bin/sh".into(),
+                "-c".into(),
+                "echo done; sleep 20 &".into(),
+            ],
+            None,
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        assert!(out.success());
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
     }
 
     #[test]

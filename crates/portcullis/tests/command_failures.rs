@@ -1,0 +1,92 @@
+//! The `command` backend's failures do not stop the daemon nor hold it: a ban program that
+//! fails is logged and the other bans go on; one whose child hangs is killed with its whole
+//! process group at `timeout`. (A review found the daemon exiting at the first failed ban,
+//! leaving every jail unprotected, and a 2 s timeout taking 25 s while nothing was served.)
+
+mod common;
+
+use common::*;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant, SystemTime};
+
+#[test]
+fn a_failing_or_hanging_ban_program_neither_stops_nor_holds_the_daemon() {
+    let t = tempfile::Builder::new()
+        .prefix("pct-cmdfail-")
+        .tempdir()
+        .unwrap();
+    let dir = t.path();
+    let calls = dir.join("calls");
+    let script = dir.join("block");
+    // 203.0.113.7 fails, 203.0.113.8 hangs in a child, the rest are noted
+    fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ncase \"$2\" in\n\
+               203.0.113.7) echo refused >&2; exit 1 ;;\n\
+               203.0.113.8) sleep 30; exit 0 ;;\n\
+             esac\necho \"$1 $2\" >> {calls:?}\n"
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    let s = script.display().to_string();
+    let log = dir.join("auth.log");
+    fs::write(&log, "").unwrap();
+    let socket = dir.join("portcullis.sock");
+    let cfg = dir.join("portcullis.toml");
+    fs::write(
+        &cfg,
+        format!(
+            "socket = {socket:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"command\"\n\
+             [firewall.command]\nban = [{s:?}, \"ban\", \"{{addr}}\"]\n\
+             unban = [{s:?}, \"unban\", \"{{addr}}\"]\ntimeout = \"1s\"\n\
+             [[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\nlogs = [{log:?}]\nmaxretry = 2\n\
+             ports = [22]\n",
+            dir.join("state")
+        ),
+    )
+    .unwrap();
+    let mut d = Daemon::start(&cfg, &dir.join("daemon.log"));
+    let mut n = 0;
+    let mut offend = |addr: &str| {
+        let mut f = fs::OpenOptions::new().append(true).open(&log).unwrap();
+        for _ in 0..2 {
+            n += 1;
+            writeln!(
+                f,
+                "{} host sshd[{}]: Failed password for root from {addr} port {} ssh2",
+                syslog_timestamp(SystemTime::now()),
+                1000 + n,
+                40000 + n
+            )
+            .unwrap();
+        }
+    };
+    offend("203.0.113.7");
+    wait_for("the refusal logged", Duration::from_secs(15), || {
+        d.log().contains("203.0.113.7 in jail sshd was refused")
+    });
+    assert!(d.running(), "{}", d.log());
+    let start = Instant::now();
+    offend("203.0.113.8");
+    offend("203.0.113.9");
+    wait_for("the next ban carried out", Duration::from_secs(15), || {
+        fs::read_to_string(&calls)
+            .unwrap_or_default()
+            .contains("ban 203.0.113.9")
+    });
+    // the hung program was killed at its timeout (twice: the batch, then alone), not after
+    // its child's 30 s
+    assert!(
+        start.elapsed() < Duration::from_secs(12),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(d.running(), "{}", d.log());
+    assert!(d.log().contains("did not finish within 1s"), "{}", d.log());
+    let hosts = banned_hosts(&socket);
+    assert!(hosts.contains(&"203.0.113.9".to_string()), "{hosts:?}");
+}
