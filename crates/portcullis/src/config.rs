@@ -230,6 +230,9 @@ pub struct Config {
     pub fleet: Option<crate::fleet::config::FleetConfig>,
     /// Files in the drop-in folder that are not read (not `*.toml`): a warning names them.
     pub dropins_skipped: Vec<PathBuf>,
+    /// Jails whose own `backend` the dry run (`[firewall] backend = "null"`) replaced: a
+    /// warning names them.
+    pub dry_run_jails: Vec<String>,
 }
 
 /// One file's text, for error positions.
@@ -542,6 +545,7 @@ impl Config {
             metrics: None,
             fleet: None,
             dropins_skipped: Vec::new(),
+            dry_run_jails: Vec::new(),
         };
         let mut jails: Vec<JailLayers> = Vec::new();
         let mut custom: Vec<(usize, Spanned<FilterDef>)> = Vec::new();
@@ -729,6 +733,17 @@ impl Config {
             }
             cfg.jails
                 .push(validate_jail(&at, &compiled_custom, &custom_defs)?);
+        }
+        // `[firewall] backend = "null"` is a dry run of everything (as documented): a jail's
+        // own backends are not set up either (they were: a jail with backend = ["nftables",
+        // "hosts-deny"] changed the ruleset and hosts.deny in a dry run, a review found)
+        if cfg.firewall.backend == "null" {
+            for j in &mut cfg.jails {
+                if j.backends.iter().any(|b| b != "null") {
+                    cfg.dry_run_jails.push(j.name.clone());
+                }
+                j.backends.clear();
+            }
         }
         Ok(cfg)
     }
@@ -1703,6 +1718,15 @@ pub use crate::sys::{group_id, own_addresses};
 /// Checks a configuration for problems that are not errors but deserve a warning.
 pub fn warnings(cfg: &Config) -> Vec<String> {
     let mut w = cfg.ignore_list.warnings.clone();
+    if !cfg.dry_run_jails.is_empty() {
+        w.push(format!(
+            "[firewall] backend = \"null\" is a dry run of everything: the own `backend` of jail(s) {} is not used either (nothing is banned anywhere)",
+            cfg.dry_run_jails.join(", ")
+        ));
+    }
+    if cfg.firewall.backend == "null" && !cfg.ratelimits.is_empty() {
+        w.push("[firewall] backend = \"null\" is a dry run: the [[ratelimit]] limits are not put in place".to_string());
+    }
     if !cfg.dropins_skipped.is_empty() {
         let names: Vec<String> = cfg
             .dropins_skipped
@@ -2400,6 +2424,20 @@ user_weights = { root = 3 }
         assert_eq!(j.mode, Mode::Aggressive);
         assert_eq!(c.ignore.len(), 2);
         assert_eq!(c.firewall.backend, "null");
+    }
+
+    #[test]
+    fn a_null_firewall_is_a_dry_run_of_the_jails_own_backends_too() {
+        let c = load(&format!(
+            "[firewall]\nbackend = \"null\"\n[[jail]]\nname = \"ftp\"\nfilter = \"vsftpd\"\n\
+             logs = [\"/var/log/vsftpd.log\"]\nbackend = [\"nftables\", \"hosts-deny\"]\n"
+        ))
+        .unwrap();
+        assert!(c.jails[0].backends.is_empty());
+        assert_eq!(crate::firewall::router::used(&c), ["null"]);
+        assert!(warnings(&c)
+            .iter()
+            .any(|w| w.contains("dry run") && w.contains("ftp")));
     }
 
     #[test]

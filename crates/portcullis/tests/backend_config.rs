@@ -69,8 +69,18 @@ fn bad_backend_configurations_are_clear_errors() {
     // and a good one names its backends
     let (ok, out) = check(
         d,
-        &format!("[firewall]\nbackend = \"null\"\n[firewall.command]\nban = [\"/bin/true\", \"{{addr}}\"]\n{jail}backend = [\"null\", \"command\"]\n"),
+        &format!("[firewall]\nbackend = \"command\"\n[firewall.command]\nban = [\"/bin/true\", \"{{addr}}\"]\n{jail}backend = [\"null\", \"command\"]\n"),
     );
     assert!(ok, "{out}");
     assert!(out.contains("firewall command+null"), "{out}");
+    // `[firewall] backend = "null"` is a dry run of the jails' own backends too
+    let (ok, out) = check(
+        d,
+        &format!("[firewall]\nbackend = \"null\"\n[firewall.command]\nban = [\"/bin/true\", \"{{addr}}\"]\n{jail}backend = [\"null\", \"command\"]\n"),
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("firewall null\n") && out.contains("is a dry run of everything"),
+        "{out}"
+    );
 }

@@ -41,6 +41,11 @@ impl Firewall for Null {
         jails.iter().try_for_each(JailRules::check)
     }
 
+    /// A dry run's rate limits are taken and not put anywhere (`check-config` warns).
+    fn set_ratelimits(&mut self, _rl: &super::ratelimit::RateLimits) -> Result<()> {
+        Ok(())
+    }
+
     fn apply(&mut self, ops: &[FwOp]) -> Result<()> {
         // only the tail of a batch larger than the whole log can be kept
         let ops = &ops[ops.len().saturating_sub(self.cap)..];

@@ -83,7 +83,7 @@ pub fn preflight(cfg: &Config) -> Result<()> {
     }
     settings::preflight(&names, &cfg.firewall.backends)?;
     if !cfg.ratelimits.is_empty()
-        && !["nftables", "iptables", "ipset"].contains(&cfg.firewall.backend.as_str())
+        && !["nftables", "iptables", "ipset", "null"].contains(&cfg.firewall.backend.as_str())
     {
         bail!(
             "[[ratelimit]] needs [firewall] backend = \"nftables\", \"iptables\" or \"ipset\" (not {:?}): the limits are kernel rules",
