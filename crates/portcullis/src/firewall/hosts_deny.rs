@@ -93,12 +93,16 @@ pub fn parse_client(text: &str) -> Option<Cidr> {
     Cidr::new(a, len)
 }
 
+/// Whether the file is a hosts.allow (its lines get `: deny`, and our block goes first).
+fn is_allow(opts: &HostsDenyOptions) -> bool {
+    opts.path
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().ends_with("hosts.allow"))
+}
+
 /// Our block: the markers and one line per address or prefix.
 pub fn block(opts: &HostsDenyOptions, addrs: impl Iterator<Item = Cidr>) -> String {
-    let allow = opts
-        .path
-        .file_name()
-        .is_some_and(|n| n.to_string_lossy().ends_with("hosts.allow"));
+    let allow = is_allow(opts);
     let daemons = opts.daemons.join(", ");
     let mut s = format!("{BEGIN}\n");
     for a in addrs {
@@ -115,10 +119,12 @@ pub fn block(opts: &HostsDenyOptions, addrs: impl Iterator<Item = Cidr>) -> Stri
     s
 }
 
-/// `text` with our block replaced by `new_block` (appended when there is none). Lines
-/// outside the markers stay byte for byte. A begin marker without an end is an error: we
-/// cannot know where our part ends.
-pub fn replace_block(text: &str, new_block: &str) -> Result<String> {
+/// `text` with our block replaced by `new_block` (appended when there is none; with `first`,
+/// put before the first rule instead, after the comments that head the file: in
+/// hosts.allow the first rule that matches decides, so a `: deny` line after `sshd: ALL`
+/// denied nothing, a review found). Lines outside the markers stay byte for byte. A begin
+/// marker without an end is an error: we cannot know where our part ends.
+pub fn replace_block(text: &str, new_block: &str, first: bool) -> Result<String> {
     let is_begin = |l: &str| l.trim_end().starts_with("# portcullis begin");
     let is_end = |l: &str| l.trim_end() == END;
     let mut out = String::with_capacity(text.len() + new_block.len());
@@ -143,6 +149,25 @@ pub fn replace_block(text: &str, new_block: &str) -> Result<String> {
             done = true;
         } else {
             out.push_str(l);
+        }
+    }
+    if !done && first {
+        // before the first line that is neither a comment nor blank (continued lines and
+        // all: tcp_wrappers reads rules from there)
+        let head: usize = out
+            .split_inclusive('\n')
+            .take_while(|l| {
+                let t = l.trim();
+                t.is_empty() || t.starts_with('#')
+            })
+            .map(str::len)
+            .sum();
+        if head < out.len() {
+            let mut o = String::with_capacity(out.len() + new_block.len() + 1);
+            o.push_str(&out[..head]);
+            o.push_str(new_block);
+            o.push_str(&out[head..]);
+            return Ok(o);
         }
     }
     if !done {
@@ -215,12 +240,19 @@ impl HostsDeny {
     /// Rewrites the file with our block as `banned` says; see the module documentation.
     fn write(&self) -> Result<()> {
         let block = block(&self.opts, self.banned.keys().copied());
-        self.rewrite(|text| replace_block(text, &block))
+        self.rewrite(|text| replace_block(text, &block, is_allow(&self.opts)))
     }
 
     /// Rewrites the file as `edit` says, under the lock, through a temporary file.
     fn rewrite(&self, edit: impl Fn(&str) -> Result<String>) -> Result<()> {
-        let path = &self.opts.path;
+        // a link (hosts.deny kept elsewhere by configuration management): the file it
+        // points to is rewritten, not the link replaced by a file
+        let real = match std::fs::symlink_metadata(&self.opts.path) {
+            Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(&self.opts.path)
+                .with_context(|| format!("cannot follow the link {}", self.opts.path.display()))?,
+            _ => self.opts.path.clone(),
+        };
+        let path = &real;
         let dir = path.parent().context("hosts_deny.path has no directory")?;
         let lock = File::open(dir).with_context(|| format!("cannot open {}", dir.display()))?;
         // SAFETY: flock on a descriptor we own; released when `lock` is closed.
@@ -231,19 +263,34 @@ impl HostsDeny {
                 std::io::Error::last_os_error()
             );
         }
-        let (text, meta) = match std::fs::read(path) {
-            Ok(t) => (
-                String::from_utf8(t)
-                    .with_context(|| format!("{} is not UTF-8 text", path.display()))?,
-                Some(std::fs::metadata(path)?),
-            ),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (String::new(), None),
+        // a file that is not UTF-8 (a Latin-1 comment of an admin's) is read byte for byte
+        // as Latin-1 and written back the same way: our lines are ASCII, the others are
+        // kept as they were (it stopped the daemon, a review found)
+        let (text, meta, latin1) = match std::fs::read(path) {
+            Ok(t) => {
+                let meta = Some(std::fs::metadata(path)?);
+                match String::from_utf8(t) {
+                    Ok(s) => (s, meta, false),
+                    Err(e) => (
+                        e.into_bytes().iter().map(|&b| b as char).collect(),
+                        meta,
+                        true,
+                    ),
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (String::new(), None, false),
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         };
         let new = edit(&text).with_context(|| format!("in {}", path.display()))?;
         if new == text {
             return Ok(());
         }
+        let new: Vec<u8> = if latin1 {
+            // (every char came from one byte, and our block is ASCII)
+            new.chars().map(|c| c as u32 as u8).collect()
+        } else {
+            new.into_bytes()
+        };
         let name = path.file_name().context("no file name")?.to_string_lossy();
         let tmp = dir.join(format!(".{name}.portcullis-{}", std::process::id()));
         let _ = std::fs::remove_file(&tmp);
@@ -254,7 +301,7 @@ impl HostsDeny {
                 .mode(0o600)
                 .open(&tmp)
                 .with_context(|| format!("cannot create {}", tmp.display()))?;
-            f.write_all(new.as_bytes())?;
+            f.write_all(&new)?;
             match &meta {
                 Some(m) => {
                     std::os::unix::fs::fchown(&f, Some(m.uid()), Some(m.gid()))?;
@@ -358,7 +405,7 @@ impl Firewall for HostsDeny {
             return Ok(());
         }
         // the block goes with its markers
-        self.rewrite(|text| replace_block(text, ""))
+        self.rewrite(|text| replace_block(text, "", false))
     }
 }
 
@@ -491,15 +538,27 @@ mod tests {
     #[test]
     fn only_our_block_changes() {
         let text = "# admin\nALL: 198.51.100.0/24\n# portcullis begin: old\nsshd: 192.0.2.9\n# portcullis end\nin.ftpd: ALL\n";
-        let new = replace_block(text, "# portcullis begin: x\n# portcullis end\n").unwrap();
+        let new = replace_block(text, "# portcullis begin: x\n# portcullis end\n", false).unwrap();
         assert_eq!(
             new,
             "# admin\nALL: 198.51.100.0/24\n# portcullis begin: x\n# portcullis end\nin.ftpd: ALL\n"
         );
         // no block yet: appended, after a missing final newline
-        assert_eq!(replace_block("ALL: x", "B\n").unwrap(), "ALL: x\nB\n");
-        assert_eq!(replace_block("", "B\n").unwrap(), "B\n");
-        assert!(replace_block("# portcullis begin\nsshd: 1.2.3.4\n", "B\n").is_err());
+        assert_eq!(
+            replace_block("ALL: x", "B\n", false).unwrap(),
+            "ALL: x\nB\n"
+        );
+        assert_eq!(replace_block("", "B\n", false).unwrap(), "B\n");
+        assert!(replace_block("# portcullis begin\nsshd: 1.2.3.4\n", "B\n", false).is_err());
+        // hosts.allow: before the first rule, after the heading comments; in place after
+        let allow = "# hosts.allow\n\nsshd: ALL\n";
+        let new = replace_block(allow, "B\n", true).unwrap();
+        assert_eq!(new, "# hosts.allow\n\nB\nsshd: ALL\n");
+        assert_eq!(
+            replace_block("# only comments\n", "B\n", true).unwrap(),
+            "# only comments\nB\n"
+        );
+        assert_eq!(replace_block("", "B\n", true).unwrap(), "B\n");
     }
 
     fn jail(name: &str) -> JailRules {
@@ -510,6 +569,56 @@ mod tests {
             action: Action::Drop,
             backends: vec![],
         }
+    }
+
+    /// hosts.allow that already lets the service in (`sshd: ALL`), kept elsewhere and
+    /// linked, with a Latin-1 comment: the ban denies (our block goes first), the link
+    /// stays a link, and the admin's bytes are kept. (A review found each of the three
+    /// broken: the ban granted, the link replaced by a file, the daemon stopped.)
+    #[test]
+    fn hosts_allow_first_rule_links_and_latin1() {
+        let dir = tempfile::tempdir().unwrap();
+        let real_dir = dir.path().join("tcpd");
+        std::fs::create_dir(&real_dir).unwrap();
+        let real = real_dir.join("hosts.allow");
+        let mut text = b"# Zugang f\xfcr B\xfcro\n".to_vec();
+        text.extend_from_slice(b"sshd: ALL\n");
+        std::fs::write(&real, &text).unwrap();
+        let link = dir.path().join("hosts.allow");
+        std::os::unix::fs::symlink("tcpd/hosts.allow", &link).unwrap();
+        let mut hd = HostsDeny::new(opts(&link, &["sshd"]));
+        hd.setup(&[jail("sshd")]).unwrap();
+        hd.apply(&[FwOp::Add {
+            jail: "sshd".into(),
+            addr: crate::firewall::cidr("192.0.2.1"),
+            timeout_ms: 1000,
+        }])
+        .unwrap();
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        let got = std::fs::read(&real).unwrap();
+        assert!(
+            got.starts_with(b"# Zugang f\xfcr B\xfcro\n# portcullis begin"),
+            "{got:?}"
+        );
+        assert!(got.ends_with(b"# portcullis end\nsshd: ALL\n"), "{got:?}");
+        let tcpdmatch = |client: &str| {
+            let out = std::process::Command::new("tcpdmatch")
+                .args(["-d", "sshd", client])
+                .current_dir(dir.path())
+                .output()
+                .expect("tcpdmatch (Debian package tcpd) must be installed: apt install tcpd");
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .find_map(|l| l.strip_prefix("access:").map(|a| a.trim().to_string()))
+                .unwrap_or_default()
+        };
+        assert_eq!(tcpdmatch("192.0.2.1"), "denied");
+        assert_eq!(tcpdmatch("192.0.2.9"), "granted");
+        hd.teardown().unwrap();
+        assert_eq!(std::fs::read(&real).unwrap(), text);
     }
 
     #[test]
