@@ -2428,10 +2428,10 @@ user_weights = { root = 3 }
 
     #[test]
     fn a_null_firewall_is_a_dry_run_of_the_jails_own_backends_too() {
-        let c = load(&format!(
+        let c = load(
             "[firewall]\nbackend = \"null\"\n[[jail]]\nname = \"ftp\"\nfilter = \"vsftpd\"\n\
-             logs = [\"/var/log/vsftpd.log\"]\nbackend = [\"nftables\", \"hosts-deny\"]\n"
-        ))
+             logs = [\"/var/log/vsftpd.log\"]\nbackend = [\"nftables\", \"hosts-deny\"]\n",
+        )
         .unwrap();
         assert!(c.jails[0].backends.is_empty());
         assert_eq!(crate::firewall::router::used(&c), ["null"]);
