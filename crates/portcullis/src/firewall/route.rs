@@ -183,17 +183,21 @@ impl Firewall for Route {
         } else {
             BTreeSet::new()
         };
+        // refused bans: the others are carried out, then the refusal is the batch's error
+        // (a ban logged as refused was reported "banned" to `portcullis ban` and listed as
+        // active, a review found)
+        let mut refused = Vec::new();
         for ((jail, addr), timeout) in fold(ops) {
             if !self.jails.contains(&jail) {
                 bail!("cannot ban or unban {addr}: jail {jail:?} does not use routes");
             }
             match timeout {
                 Some(_) if never_ban_prefix(addr) => {
-                    error!("refusing to ban {addr} (jail {jail}): loopback/unspecified")
+                    refused.push(format!("{addr} (jail {jail}): loopback/unspecified"))
                 }
-                Some(_) if foreign.contains(&canonical_prefix(addr)) => error!(
-                    "not banning {addr} (jail {jail}) with a route: the host has a route of its own for it, which a ban would replace"
-                ),
+                Some(_) if foreign.contains(&canonical_prefix(addr)) => refused.push(format!(
+                    "{addr} (jail {jail}): the host has a route of its own for it, which a ban would replace"
+                )),
                 Some(_) => {
                     let js = next.entry(addr).or_default();
                     if js.is_empty() {
@@ -213,6 +217,9 @@ impl Firewall for Route {
         }
         self.batch(&script, &format!("apply {} changes", ops.len()))?;
         self.banned = next;
+        if !refused.is_empty() {
+            bail!("not banned with a route: {}", refused.join("; "));
+        }
         Ok(())
     }
 
@@ -353,8 +360,15 @@ mod tests {
             jail: "j".into(),
             addr: cidr(a),
         };
-        r.apply(&[add("198.51.100.0/24"), add("203.0.113.5")])
-            .unwrap();
+        // the ban the host's route stands in the way of is refused (an error names it),
+        // the other one is carried out
+        let e = r
+            .apply(&[add("198.51.100.0/24"), add("203.0.113.5")])
+            .unwrap_err();
+        assert!(
+            format!("{e:#}").contains("198.51.100.0/24 (jail j): the host has a route"),
+            "{e:#}"
+        );
         let routes = ip(&["route", "show"]);
         assert!(routes.contains("prohibit 198.51.100.0/24"), "{routes}");
         assert!(
