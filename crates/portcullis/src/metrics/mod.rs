@@ -5,7 +5,7 @@
 //! | --- | --- | --- |
 //! | `portcullis_lines_total` | counter | `source` (a file path or `journal:…`) |
 //! | `portcullis_failures_total` | counter | `jail`, `rule` (the rule's `id`) |
-//! | `portcullis_bans_total` | counter | `jail`, `reason` (`failures` or `manual`) |
+//! | `portcullis_bans_total` | counter | `jail`, `reason` (`failures`, `increment`, `subnet`, `manual`, `deny`) |
 //! | `portcullis_unbans_total` | counter | `jail` |
 //! | `portcullis_bans_active` | gauge | `jail` |
 //! | `portcullis_tracked_addresses` | gauge | `jail` |

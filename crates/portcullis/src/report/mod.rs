@@ -180,6 +180,11 @@ impl Stats {
                 ..
             } = e
             {
+                // the `deny` list is configuration, put in place at every start: not an
+                // offence (each start counted its entries as new bans, a review found)
+                if jail == crate::config::DENY_JAIL {
+                    return;
+                }
                 send(
                     &etx,
                     Msg::Ban(BanRow {
