@@ -152,3 +152,40 @@ fn a_restart_keeps_the_failures_counted_before_it() {
     });
     d.stop();
 }
+
+/// Offline `bans` lists the `deny` list as the daemon puts it in: an entry that holds one of
+/// the host's own addresses is not listed (the daemon skips it with a warning; a review
+/// found it listed as an active permanent ban). Run in a network namespace whose own
+/// address is known.
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn offline_bans_leave_out_deny_entries_holding_an_own_address() {
+    require_root();
+    let ns = Netns::new("deny");
+    ns.ip(&["addr", "add", "203.0.113.1/24", "dev", "lo"]);
+    let work = tempfile::Builder::new()
+        .prefix("pct-offdeny-")
+        .tempdir()
+        .unwrap();
+    let dir = work.path();
+    let config = dir.join("portcullis.toml");
+    fs::write(
+        &config,
+        format!(
+            "deny = [\"203.0.113.0/28\", \"198.51.100.9\"]\n{}",
+            null_config_head(dir)
+        ),
+    )
+    .unwrap();
+    let mut c = ns.command(BIN, &["bans", "--json", "--config"]);
+    c.arg(&config);
+    let o = run_with_timeout(&mut c, None, Duration::from_secs(30)).check();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let hosts: Vec<&str> = v["bans"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|b| b["host"].as_str())
+        .collect();
+    assert_eq!(hosts, ["198.51.100.9"], "{v}");
+}

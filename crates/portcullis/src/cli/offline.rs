@@ -116,15 +116,16 @@ pub fn bans(cfg: &Config, jail: Option<&str>, now: i64) -> Result<Response> {
             })
             .collect();
     }
-    // the deny list is the configuration's (the daemon puts it in at start)
+    // the deny list is the configuration's, as the daemon puts it in at start: without the
+    // entries that hold one of the host's own addresses (it skips them with a warning)
     if jail.is_none_or(|j| j == crate::config::DENY_JAIL) {
         use portcullis_core::decision::{BanReason, FOREVER};
         let deny = crate::config::DENY_JAIL;
+        let (targets, _) = crate::daemon::deny_targets(cfg, &crate::daemon::addrs::own());
         r.bans.extend(
-            cfg.deny
-                .cidrs
-                .iter()
-                .map(|&c| BanInfo::new(c, deny, FOREVER, now, BanReason::Deny, 1)),
+            targets
+                .into_iter()
+                .map(|c| BanInfo::new(c, deny, FOREVER, now, BanReason::Deny, 1)),
         );
     }
     Ok(r)

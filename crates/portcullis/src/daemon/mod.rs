@@ -1,7 +1,7 @@
 //! `portcullis run`: the daemon. One engine thread owns all state (jails, trackers, store,
 //! firewall); sources, the control socket and signals talk to it over a channel.
 
-mod addrs;
+pub(crate) mod addrs;
 pub mod control;
 mod fleet_apply;
 pub mod fsutil;
@@ -177,7 +177,7 @@ fn fw_timeout(until: Millis, now: Millis) -> i64 {
 /// refuse overlaps), and so are entries that hold one of the host's own addresses, each with
 /// a warning in the second list: the host's addresses change (DHCP, a new interface), so
 /// this is not a configuration error that stops the daemon, but the own address wins.
-fn deny_targets(cfg: &Config, own: &[IpAddr]) -> (Vec<Cidr>, Vec<String>) {
+pub(crate) fn deny_targets(cfg: &Config, own: &[IpAddr]) -> (Vec<Cidr>, Vec<String>) {
     let mut skipped = Vec::new();
     let mut v: Vec<Cidr> = cfg
         .deny
