@@ -203,8 +203,19 @@ pub const EVIDENCE_LINE_BYTES: usize = 500;
 /// Offenders whose evidence is kept at most; past it the oldest go first.
 pub const EVIDENCE_OFFENDERS: usize = 10_000;
 
+/// Unicode format characters (category Cf) that change how the text around them shows:
+/// bidirectional marks, embeddings, overrides and isolates, zero-width characters, the
+/// byte-order mark, soft hyphen, tags.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c,
+        '\u{ad}' | '\u{61c}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206f}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}'
+        | '\u{e0000}'..='\u{e007f}')
+}
+
 /// Text from a log line made safe to show anywhere: control characters (CR, LF, ESC, …)
-/// and the Unicode line and paragraph separators become `\xNN` / `\u{NNNN}`, and the text
+/// the Unicode line and paragraph separators and the invisible format characters
+/// (bidi overrides, zero-width) become `\xNN` / `\u{NNNN}`, and the text
 /// is cut at `max` bytes.
 pub fn escape_line(raw: &[u8], max: usize) -> String {
     let s = String::from_utf8_lossy(raw);
@@ -218,7 +229,13 @@ pub fn escape_line(raw: &[u8], max: usize) -> String {
             c if (c as u32) < 0x80 && c.is_control() => {
                 out.push_str(&format!("\\x{:02x}", c as u32));
             }
-            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{85}') => {
+            // controls, line separators, and the invisible format characters that reorder
+            // or hide text in a mail client (bidi overrides and isolates, zero-width
+            // characters: a user name with U+202E showed reversed, a review found)
+            c if c.is_control()
+                || matches!(c, '\u{2028}' | '\u{2029}' | '\u{85}')
+                || is_invisible_format(c) =>
+            {
                 out.push_str(&format!("\\u{{{:04x}}}", c as u32));
             }
             c => out.push(c),
@@ -656,6 +673,17 @@ mod tests {
             "user x\\x0d\\x0aBcc: v@example.org\\x1b[31m"
         );
         assert_eq!(escape_line("a\u{2028}b".as_bytes(), 100), "a\\u{2028}b");
+        assert_eq!(
+            escape_line(
+                "user \u{202e}nimda\u{202c} z\u{200b}w \u{2067}x".as_bytes(),
+                100
+            ),
+            "user \\u{202e}nimda\\u{202c} z\\u{200b}w \\u{2067}x"
+        );
+        assert_eq!(
+            escape_line("Zugang für Büro".as_bytes(), 100),
+            "Zugang für Büro"
+        );
         let long = escape_line(&[b'a'; 2000], EVIDENCE_LINE_BYTES);
         assert!(long.len() <= EVIDENCE_LINE_BYTES + 4 && long.ends_with('…'));
     }
