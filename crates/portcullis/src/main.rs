@@ -39,7 +39,7 @@ configuration, see portcullis.toml(5)); /var/lib/portcullis (the state: bans, hi
 positions); /run/portcullis/portcullis.sock (the control socket).\n\n\
 Exit status: 0 done; 1 the daemon refused the request (an address not banned, a reload \
 refused, a ban refused) or the address given is not one; 2 a usage or configuration error \
-(the message names the file, line and key); 3 no daemon answers on the control socket."
+(the message names the file, line and key); 3 the control socket cannot be reached (no daemon answers, or permission denied)."
 )]
 struct Cli {
     #[command(subcommand)]

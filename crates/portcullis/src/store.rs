@@ -598,8 +598,8 @@ fn refuse_message(path: &Path, why: &str) -> String {
     format!(
         "state file {p} is unusable (corrupt or not a SQLite database): {why}. Portcullis \
          does not overwrite it, so that no ban or read position is lost silently. To start \
-         with an empty state, set `on_corrupt_state = \"move-aside\"` in the config (the file \
-         is then renamed to {name}.corrupt-<unix seconds>), or move {p} (with {p}-wal and \
+         with an empty state, start the daemon with `on_corrupt_state = \"move-aside\"` (the \
+         default; the file is then renamed to {name}.corrupt-<unix seconds>), or move {p} (with {p}-wal and \
          {p}-shm if present) out of the way yourself; `sqlite3 {p} .recover` may rescue \
          its contents."
     )

@@ -45,6 +45,15 @@ fn bans_are_listed_and_lifted_on_the_state_file_while_the_daemon_is_stopped() {
         "{}",
         o.stderr_str()
     );
+    // an unban in the wrong jail says where the address is banned
+    let o = cli(&["unban", "203.0.113.7", "--jail", "sshd"], &config);
+    assert_eq!(o.code(), Some(1));
+    assert!(
+        o.stderr_str()
+            .contains("203.0.113.7 is not banned in jail sshd (it is in jail web;"),
+        "{}",
+        o.stderr_str()
+    );
     d.stop();
 
     // stopped: listed from the state file, with a note saying so

@@ -73,6 +73,24 @@ pub fn run(socket: Option<&Path>, config: Option<&Path>, req: Request, json: boo
         eprintln!("portcullis: {e}");
         return Ok(1);
     }
+    // a `--for` that is no duration is a usage error (2), found before any connection
+    if let Request::Ban {
+        duration: Some(d), ..
+    } = &req
+    {
+        match portcullis_core::duration::parse(d) {
+            _ if d == "forever" => {}
+            Ok(l) if l > 0 => {}
+            Ok(_) => {
+                eprintln!("portcullis: --for: the duration must be longer than 0");
+                return Ok(2);
+            }
+            Err(e) => {
+                eprintln!("portcullis: --for: {e} (or \"forever\")");
+                return Ok(2);
+            }
+        }
+    }
     let sock = socket_path(socket, config)?;
     let offline = matches!(req, Request::Bans { .. } | Request::Unban { .. })
         && super::offline::daemon_stopped(&sock);

@@ -472,7 +472,7 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
     };
     let store = Store::open(&cfg.state_dir.join("portcullis.db"), policy)?;
     for n in store.notes() {
-        error!("state {n}");
+        error!("{n}");
     }
     let fw = crate::firewall::router::build(&cfg)?;
     // metrics: subscribed before the restore; their own thread; the firewall's batches timed
@@ -1983,9 +1983,30 @@ impl Engine {
             }
         }
         if fw_ops.is_empty() {
-            return Response::err(match target {
-                Some(t) => format!("{t} is not banned"),
-                None => "nothing is banned".into(),
+            return Response::err(match (target, jail) {
+                (Some(t), Some(n)) => {
+                    // banned in other jails: say where (`--jail` chose one)
+                    let elsewhere: Vec<&str> = self
+                        .jails
+                        .iter()
+                        .filter(|j| j.name() != n)
+                        .filter(|j| {
+                            j.tracker().ban_until_of(t).is_some()
+                                || j.tracker().covering_ban(t).is_some()
+                        })
+                        .map(|j| j.name())
+                        .collect();
+                    if elsewhere.is_empty() {
+                        format!("{t} is not banned in jail {n}")
+                    } else {
+                        format!(
+                            "{t} is not banned in jail {n} (it is in jail {}; leave out --jail to lift it everywhere)",
+                            elsewhere.join(", ")
+                        )
+                    }
+                }
+                (Some(t), None) => format!("{t} is not banned"),
+                (None, _) => "nothing is banned".into(),
             });
         }
         if let Err(e) = self.fw.apply(&fw_ops) {
