@@ -111,6 +111,9 @@ struct Engine {
     journals: JournalReaders,
     /// When the ban history was last pruned.
     last_prune: Millis,
+    /// When a failure of the main loop's work (the state file's writes) was last logged, and
+    /// how many were not logged since: at most one line a minute.
+    trouble: (Millis, u64),
     /// When the open windows were last saved ([`Engine::checkpoint_windows`]).
     windows_saved: Millis,
     /// Evictions already reported per jail (DOSBAIL-style floods are reported, not fatal).
@@ -254,6 +257,7 @@ impl Engine {
             stats: None,
             fleet: None,
             last_prune: i64::MIN / 2,
+            trouble: (i64::MIN / 2, 0),
             windows_saved: now_ms(),
             cfg,
         };
@@ -630,7 +634,9 @@ impl Engine {
                             Err(_) => break,
                         }
                     }
-                    self.on_batches(bs)?
+                    if let Err(e) = self.on_batches(bs) {
+                        self.trouble("the lines read", &e);
+                    }
                 }
                 Ok(Msg::Control(req, reply)) => {
                     let resp = self.on_control(req);
@@ -652,13 +658,39 @@ impl Engine {
                 Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return self.stop(),
                 Err(RecvTimeoutError::Timeout) => {}
             }
-            self.expire(now_ms())?;
-            self.prune_history(now_ms())?;
+            // a state file that cannot be written (a full disk, a lock held by hand) stops
+            // nothing: the bans go on in the firewall, and the lines whose results were not
+            // saved are read again at the next start (the daemon stopped here, and with the
+            // disk still full could not start again, a review found)
+            if let Err(e) = self.expire(now_ms()) {
+                self.trouble("the bans that ended", &e);
+            }
+            if let Err(e) = self.prune_history(now_ms()) {
+                self.trouble("the ban history's pruning", &e);
+            }
             self.checkpoint_windows(now_ms());
             if now_ms() - self.own_read >= OWN_REFRESH_MS {
                 self.refresh_own_logged(now_ms());
             }
         }
+    }
+
+    /// Logs a failure of the main loop's work on `what`, at most once a minute (with the
+    /// number not logged since).
+    fn trouble(&mut self, what: &str, e: &anyhow::Error) {
+        let now = now_ms();
+        let (last, quiet) = self.trouble;
+        if now - last < 60_000 {
+            self.trouble.1 += 1;
+            return;
+        }
+        let more = if quiet > 0 {
+            format!(" ({quiet} more failures in the last minute)")
+        } else {
+            String::new()
+        };
+        error!("{e:#}; while handling {what}: protection goes on, what was not saved is read again at the next start{more}");
+        self.trouble = (now, 0);
     }
 
     /// [`Engine::refresh_own`]; a failure is logged, and tried again at the next refresh.

@@ -1,0 +1,114 @@
+//! A state file that cannot be written stops nothing: with the state directory on a full
+//! file system, the daemon goes on banning (in the firewall, here the null one: `bans`
+//! answers from memory), says so once, and a ban's end is handled too. (A review found the
+//! daemon exiting at the first batch of lines after the disk filled, and unable to start
+//! again while it stayed full.)
+//!
+//! The state directory is a small tmpfs in the daemon's own mount namespace (`unshare -m`),
+//! filled with `nsenter`; nothing of the host's is mounted or filled. Needs root.
+
+mod common;
+
+use common::*;
+use std::fs;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime};
+
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn a_full_state_disk_stops_no_ban() {
+    require_root();
+    let t = tempfile::Builder::new()
+        .prefix("pct-statefull-")
+        .tempdir()
+        .unwrap();
+    let dir = t.path();
+    let state = dir.join("state");
+    fs::create_dir(&state).unwrap();
+    let log = dir.join("auth.log");
+    fs::write(&log, "").unwrap();
+    let socket = dir.join("portcullis.sock");
+    let cfg = dir.join("portcullis.toml");
+    fs::write(
+        &cfg,
+        format!(
+            "socket = {socket:?}\nstate_dir = {state:?}\n[firewall]\nbackend = \"null\"\n\
+             [[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\nlogs = [{log:?}]\nmaxretry = 2\n\
+             bantime = \"4s\"\n"
+        ),
+    )
+    .unwrap();
+    let stderr = dir.join("daemon.log");
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-m", "--propagation", "private", "sh", "-ec"])
+        .arg(format!(
+            "mount -t tmpfs -o size=1m,mode=0700 tmpfs {}; exec {BIN} run -c {}",
+            state.display(),
+            cfg.display()
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&stderr).unwrap());
+    let mut p = ProcessGuard::spawn(cmd, "portcullis run (state on a tmpfs)");
+    let read = || fs::read_to_string(&stderr).unwrap_or_default();
+    let up = wait_until(Duration::from_secs(20), || {
+        p.try_wait().is_some() || read().contains("started jails=")
+    });
+    assert!(up && p.try_wait().is_none(), "{}", read());
+    let mut n = 0;
+    let mut offend = |addr: &str| {
+        let mut f = fs::OpenOptions::new().append(true).open(&log).unwrap();
+        for _ in 0..2 {
+            n += 1;
+            writeln!(
+                f,
+                "{} host sshd[{}]: Failed password for root from {addr} port {} ssh2",
+                syslog_timestamp(SystemTime::now()),
+                3000 + n,
+                45000 + n
+            )
+            .unwrap();
+        }
+    };
+    offend("203.0.113.20");
+    wait_for("the first ban", Duration::from_secs(10), || {
+        banned_hosts(&socket).contains(&"203.0.113.20".to_string())
+    });
+    // the state's file system fills up (in the daemon's mount namespace)
+    let fill = Command::new("nsenter")
+        .args(["--target", &p.pid().to_string(), "--mount", "sh", "-c"])
+        .arg(format!(
+            "dd if=/dev/zero of={}/filler bs=4k 2>/dev/null; df -k {} | tail -1",
+            state.display(),
+            state.display()
+        ))
+        .output()
+        .unwrap();
+    let df = String::from_utf8_lossy(&fill.stdout).into_owned();
+    assert!(df.contains(" 100% "), "not full: {df}");
+    // bans go on, and the one that ends meanwhile ends
+    offend("203.0.113.21");
+    offend("203.0.113.22");
+    wait_for(
+        "the bans after the disk filled",
+        Duration::from_secs(10),
+        || {
+            let b = banned_hosts(&socket);
+            b.contains(&"203.0.113.21".to_string()) && b.contains(&"203.0.113.22".to_string())
+        },
+    );
+    wait_for("the first ban's end", Duration::from_secs(10), || {
+        !banned_hosts(&socket).contains(&"203.0.113.20".to_string())
+    });
+    assert!(p.try_wait().is_none(), "the daemon stopped:\n{}", read());
+    assert!(read().contains("protection goes on"), "{}", read());
+    // one line a minute, not one per batch
+    assert_eq!(
+        read().matches("protection goes on").count(),
+        1,
+        "{}",
+        read()
+    );
+    p.kill();
+}
