@@ -747,10 +747,10 @@ fn hosts_deny_blocks_ftp_logins_to_a_libwrap_vsftpd() {
     fs::write(
         &cfg,
         format!(
-            "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"null\"\n\
+            "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"hosts-deny\"\n\
              [firewall.hosts_deny]\npath = \"/etc/hosts.deny\"\ndaemons = [\"vsftpd\"]\n\
              [[jail]]\nname = \"vsftpd\"\nfilter = \"vsftpd\"\nlogs = [{:?}]\nmaxretry = 3\n\
-             ports = [21]\nbackend = [\"hosts-deny\"]\n",
+             ports = [21]\n",
             dir.join("portcullis.sock").display().to_string(),
             dir.join("state").display().to_string(),
             vlog.display().to_string()

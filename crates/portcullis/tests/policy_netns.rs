@@ -493,3 +493,96 @@ fn subnet_bans_replace_the_offenders_in_the_kernel() {
     assert_eq!(elems("v6_sshd"), vec!["2001:db8:7::/48".to_string()]);
     assert!(!d.log().contains("firewall:"), "{}", d.log());
 }
+
+/// After `nft flush ruleset` (what `systemctl restart nftables` runs), every active ban is
+/// given to the kernel again: at the next ban, and at a reload. (A review found the table
+/// made again empty at the next ban: every earlier ban, permanent ones and the deny list
+/// too, was gone from the kernel while `bans` listed them.)
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn a_flushed_ruleset_gets_every_ban_back() {
+    require_root();
+    let ns = Netns::new("flush");
+    let tmp = tempfile::Builder::new()
+        .prefix("pct-flush-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path().to_path_buf();
+    let log = dir.join("auth.log");
+    fs::write(&log, "").unwrap();
+    let cfg = dir.join("portcullis.toml");
+    fs::write(
+        &cfg,
+        format!(
+            "socket = {:?}\nstate_dir = {:?}\ndeny = [\"198.51.100.66\"]\n\
+             [[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\n\
+             logs = [{:?}]\nmaxretry = 2\nfindtime = \"10m\"\nbantime = \"1h\"\nports = [22]\n",
+            dir.join("portcullis.sock"),
+            dir.join("state"),
+            log
+        ),
+    )
+    .unwrap();
+    let d = Daemon::start(&ns, &dir, &cfg);
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut n = 0;
+    let mut offend = |addr: &str| {
+        for _ in 0..2 {
+            n += 1;
+            append(&log, &failure_line(addr, n));
+        }
+    };
+    offend("203.0.113.10");
+    wait_for("the first ban", Duration::from_secs(10), || {
+        d.ban_of("203.0.113.10").is_some()
+    });
+    d.cli(&["ban", "203.0.113.30", "--for", "forever"]).check();
+    let all = |ns: &Netns| -> Vec<String> {
+        let mut v: Vec<String> = ["v4_sshd", "v4_deny"]
+            .iter()
+            .flat_map(|s| nft_set(ns, s))
+            .map(|(a, _)| a)
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(all(&ns), ["198.51.100.66", "203.0.113.10", "203.0.113.30"]);
+    // the ruleset is flushed; the next ban brings back every ban
+    ns.exec("nft", &["flush", "ruleset"]).check();
+    offend("203.0.113.11");
+    wait_for("the next ban", Duration::from_secs(10), || {
+        d.ban_of("203.0.113.11").is_some()
+    });
+    wait_for(
+        "every ban in the kernel again",
+        Duration::from_secs(10),
+        || {
+            ns.exec("nft", &["list", "tables"])
+                .stdout_str()
+                .contains("portcullis")
+                && all(&ns)
+                    == [
+                        "198.51.100.66",
+                        "203.0.113.10",
+                        "203.0.113.11",
+                        "203.0.113.30",
+                    ]
+        },
+    );
+    // flushed again; a reload brings them back
+    ns.exec("nft", &["flush", "ruleset"]).check();
+    d.cli(&["reload"]).check();
+    assert_eq!(
+        all(&ns),
+        [
+            "198.51.100.66",
+            "203.0.113.10",
+            "203.0.113.11",
+            "203.0.113.30"
+        ]
+    );
+    // the permanent ban is permanent in the kernel again
+    assert!(nft_set(&ns, "v4_sshd")
+        .iter()
+        .any(|(a, t)| a == "203.0.113.30" && t.is_none()));
+}

@@ -671,6 +671,7 @@ impl Engine {
             self.checkpoint_windows(now_ms());
             if now_ms() - self.own_read >= OWN_REFRESH_MS {
                 self.refresh_own_logged(now_ms());
+                self.check_firewall();
             }
         }
     }
@@ -776,7 +777,7 @@ impl Engine {
         if !fw_ops.is_empty() {
             if let Err(e) = self.fw.apply(&fw_ops) {
                 error!("firewall: {e:#}; repairing the table and retrying");
-                self.fw.setup(&jail_rules(&self.cfg))?;
+                self.repair()?;
                 self.fw.apply(&fw_ops)?;
             }
             self.store.apply(&st_ops)?;
@@ -1315,6 +1316,50 @@ impl Engine {
         Ok(())
     }
 
+    /// Sets the firewall up again and gives it every active ban (the jails', the fleet's
+    /// and the `deny` list's) as the whole truth. Set up alone, it held only the bans made
+    /// after: a `flush ruleset` (an nftables restart) lost every earlier one, permanent bans
+    /// and the deny list too, while `bans` still listed them (a review found).
+    fn repair(&mut self) -> Result<()> {
+        self.fw.setup(&jail_rules(&self.cfg))?;
+        let now = now_ms();
+        let mut ops = Vec::new();
+        for j in &self.jails {
+            for (addr, until) in j.tracker().bans() {
+                if until > now {
+                    ops.push(FwOp::Add {
+                        jail: j.name().to_string(),
+                        addr,
+                        timeout_ms: fw_timeout(until, now),
+                    });
+                }
+            }
+        }
+        ops.extend(self.denied.iter().map(|&addr| FwOp::Add {
+            jail: config::DENY_JAIL.to_string(),
+            addr,
+            timeout_ms: PERMANENT,
+        }));
+        self.fw.restore(&ops)?;
+        info!("firewall: set up again with {} active bans", ops.len());
+        Ok(())
+    }
+
+    /// Checks, once a minute, that the firewall still holds what it was given, and repairs
+    /// it when it does not.
+    fn check_firewall(&mut self) {
+        match self.fw.intact() {
+            Ok(true) => {}
+            Ok(false) => {
+                warn!("firewall: our table is gone (an nftables restart, `nft flush ruleset`?): setting it up again");
+                if let Err(e) = self.repair() {
+                    error!("firewall: cannot set it up again: {e:#}; tried again in a minute");
+                }
+            }
+            Err(e) => error!("firewall: {e:#}"),
+        }
+    }
+
     /// Carries out a batch's firewall changes. Refused, the table is repaired (set up again)
     /// and they are tried again; refused again, one at a time, each refusal logged: one
     /// element the kernel will not take must not cost the batch's other bans, nor stop the
@@ -1328,7 +1373,7 @@ impl Engine {
             return Ok(());
         };
         error!("firewall: {e:#}; repairing the table and retrying");
-        if let Err(e) = self.fw.setup(&jail_rules(&self.cfg)) {
+        if let Err(e) = self.repair() {
             // (a backend's file an admin made unreadable, a command that fails: the other
             // jails and backends go on; the change is tried again alone below)
             error!("firewall: cannot repair: {e:#}");
@@ -1533,6 +1578,9 @@ impl Engine {
         if cfg.firewall != self.cfg.firewall {
             warn!("[firewall] settings changed: they take effect at the next restart");
         }
+        // a table flushed away (an nftables restart) is made again with every ban first: a
+        // reload is what an admin runs then
+        self.check_firewall();
         self.own = addrs::own();
         self.own_read = now_ms();
         for w in config::warnings(&cfg) {

@@ -157,6 +157,12 @@ pub trait Firewall: Send {
         }
         Ok(())
     }
+    /// Whether what [`Firewall::setup`] made is still there (a `systemctl restart nftables`
+    /// runs `flush ruleset`, and every ban is gone from the kernel); cheap, checked once a
+    /// minute. True by default.
+    fn intact(&mut self) -> Result<bool> {
+        Ok(true)
+    }
     /// Lines for `status`: rate-limit counters, size warnings. Empty by default.
     fn report(&mut self) -> Vec<String> {
         Vec::new()

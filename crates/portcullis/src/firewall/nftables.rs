@@ -205,6 +205,26 @@ impl Firewall for Nftables {
         self.run_script(&script, &format!("apply {} changes", ops.len()))
     }
 
+    /// The table is still listed (`nft list tables inet`: names only, no elements, so it
+    /// stays cheap with 100,000 bans).
+    fn intact(&mut self) -> Result<bool> {
+        if self.jails.is_none() {
+            return Ok(true); // not set up (yet)
+        }
+        let out = self.run(&["list", "tables", "inet"], None)?;
+        if !out.status.success() {
+            bail!(
+                "nft cannot list its tables ({}): {}",
+                out.status,
+                stderr_excerpt(&out)
+            );
+        }
+        let want = format!("table inet {}", self.opts.table);
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .any(|l| l.trim() == want))
+    }
+
     fn set_ratelimits(&mut self, rl: &super::ratelimit::RateLimits) -> Result<()> {
         self.rl = rl.clone();
         Ok(())

@@ -213,6 +213,15 @@ impl Firewall for Router {
         self.backends.iter().all(|(_, b)| b.expires_itself())
     }
 
+    fn intact(&mut self) -> Result<bool> {
+        for (_, b) in &mut self.backends {
+            if !b.intact()? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     fn report(&mut self) -> Vec<String> {
         self.backends
             .iter_mut()
