@@ -21,6 +21,13 @@ pub struct ControlSocket {
     id: (u64, u64),
 }
 
+impl Drop for ControlSocket {
+    /// (a start that fails after the bind leaves no socket file behind)
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
 impl ControlSocket {
     /// Removes the socket file, unless something else has taken its name since.
     pub fn remove(&self) {

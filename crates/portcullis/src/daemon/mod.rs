@@ -478,6 +478,11 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
     for n in store.notes() {
         error!("{n}");
     }
+    // the socket and the firewall are claimed before the firewall is touched: a second
+    // daemon (another configuration, the same socket or the same nftables table) is refused
+    // before its setup could drop the running daemon's sets (a review found it did)
+    let socket = control::bind(&cfg.socket, cfg.socket_group.as_deref())?;
+    let _table_claim = claim_table(&cfg)?;
     let fw = crate::firewall::router::build(&cfg)?;
     // metrics: subscribed before the restore; their own thread; the firewall's batches timed
     let metrics = crate::metrics::start_logged(cfg.metrics.as_ref());
@@ -540,7 +545,6 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
     // their peak
     crate::sys::trim_heap();
 
-    let socket = control::bind(&eng.cfg.socket, eng.cfg.socket_group.as_deref())?;
     {
         let tx = tx.clone();
         let listener = socket.listener.try_clone()?;
@@ -581,6 +585,30 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
     // each journal reader saves the cursor of the last entry the engine processed
     eng.journals.stop_all();
     code
+}
+
+/// Claims the nftables table of `cfg` for this daemon in this network namespace, if it
+/// uses nftables: an abstract Unix socket named after the table (abstract names belong to
+/// the network namespace, as nftables tables do, and go away with the process). Two
+/// daemons with different configurations on one table rebuilt each other's sets.
+fn claim_table(cfg: &Config) -> Result<Option<std::os::unix::net::UnixListener>> {
+    use std::os::linux::net::SocketAddrExt;
+    if !crate::firewall::router::used(cfg)
+        .iter()
+        .any(|b| b == "nftables")
+    {
+        return Ok(None);
+    }
+    let name = format!("portcullis/nftables/inet/{}", cfg.firewall.table);
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+    match std::os::unix::net::UnixListener::bind_addr(&addr) {
+        Ok(l) => Ok(Some(l)),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => anyhow::bail!(
+            "another portcullis daemon already uses the nftables table inet {} in this network namespace (set [firewall] table to another name to run a second one)",
+            cfg.firewall.table
+        ),
+        Err(e) => Err(e).context("cannot claim the nftables table"),
+    }
 }
 
 fn spawn_signals(tx: EngineTx) -> Result<()> {
