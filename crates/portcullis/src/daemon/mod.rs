@@ -989,20 +989,30 @@ impl Engine {
                 });
                 continue;
             }
-            j.tracker_mut().ban(b.addr, b.start, b.end, b.failures);
+            // a ban never runs longer from now than it was long: a start stamped ahead of now
+            // is a clock that was ahead when the ban was made, or is behind now (before NTP
+            // set it at boot); counted from the wall clock alone, a 20 s ban came back with
+            // years left in the kernel (a review found)
+            let end = if b.end == FOREVER || b.start <= now {
+                b.end
+            } else {
+                now.saturating_add(b.end - b.start)
+            };
+            j.tracker_mut()
+                .ban(b.addr, b.start.min(now), end, b.failures);
             self.meta
                 .insert((b.jail.clone(), b.addr), (b.reason, b.count));
             ops.push(FwOp::Add {
                 jail: b.jail.clone(),
                 addr: b.addr,
-                timeout_ms: fw_timeout(b.end, now),
+                timeout_ms: fw_timeout(end, now),
             });
             n += 1;
             if n <= 100 {
                 events::emit(&Event::Restore {
                     addr: b.addr,
                     jail: b.jail.clone(),
-                    remaining: b.end - now,
+                    remaining: end - now,
                 });
             }
         }
@@ -1069,6 +1079,11 @@ impl Engine {
                 "{back} of {} saved failures of open windows put back (the others: their window ended, or their jail or address is gone)",
                 rows.len()
             );
+        }
+        // saved again at once: taken from the state file, they were in memory only until
+        // the first checkpoint, a minute on, and a crash before it lost them (a review found)
+        if back > 0 {
+            self.save_windows(now, false)?;
         }
         Ok(())
     }
@@ -2375,6 +2390,61 @@ wait "$p"
         })
     }
 
+    /// A ban stamped ahead of now (the clock was ahead when it was made, or is behind now)
+    /// comes back for its length at most, in the kernel and in the tracker: counted from the
+    /// wall clock alone, a 20 s ban made "three years ahead" had three years left.
+    #[test]
+    fn a_ban_from_the_future_comes_back_for_its_length_at_most() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
+        let path = dir.join("portcullis.toml");
+        std::fs::write(&path, config(dir, &[("sshd", &[])])).unwrap();
+        let year = 365 * 86_400_000;
+        let ban = |addr: &str, start: Millis, len: Millis| {
+            StoreOp::Ban(BanRecord {
+                addr: Cidr::host(ip(addr)),
+                jail: "sshd".into(),
+                start,
+                end: start + len,
+                failures: 5,
+                reason: BanReason::Failures,
+                count: 1,
+            })
+        };
+        let now = now_ms();
+        {
+            let mut st = Store::open(&dir.join("p.db"), CorruptPolicy::Refuse).unwrap();
+            st.apply(&[
+                ban("203.0.113.1", now + 3 * year, 20_000),
+                ban("203.0.113.2", now - 1000, 3_600_000),
+            ])
+            .unwrap();
+        }
+        let (tx, _rx) = engine_channel();
+        let mut eng = engine(dir, &path, tx);
+        eng.restore().unwrap();
+        let left = |eng: &mut Engine, a: &str| -> (i64, i64) {
+            let fw = eng
+                .fw
+                .list()
+                .unwrap()
+                .into_iter()
+                .find(|(_, x, _)| *x == ip(a))
+                .and_then(|(_, _, t)| t)
+                .unwrap();
+            let until = eng.jails[0].tracker().ban_until(ip(a)).unwrap();
+            (fw, until - now)
+        };
+        let (fw, tr) = left(&mut eng, "203.0.113.1");
+        assert!(fw <= 21_000 && tr <= 21_000, "{fw} {tr}");
+        // a ban made before now keeps its end
+        let (fw, tr) = left(&mut eng, "203.0.113.2");
+        assert!(
+            fw > 3_500_000 && fw <= 3_600_000 && tr > 3_500_000,
+            "{fw} {tr}"
+        );
+    }
+
     #[test]
     fn restore_and_reload_lift_bans_the_ignore_list_now_covers() {
         let dir = tempfile::tempdir().unwrap();
@@ -2952,8 +3022,8 @@ wait "$p"
     }
 
     /// A restart gives no offender a fresh count: the failures of the open windows are
-    /// saved in the state file at stop and put back at start (once: a crash later does not
-    /// bring them back a second time).
+    /// saved in the state file at stop and put back at start, and saved again at once (a
+    /// crash in the first minute keeps them; a ban since clears them).
     #[test]
     fn a_restart_keeps_the_failures_of_open_windows() {
         let dir = tempfile::tempdir().unwrap();
@@ -2978,10 +3048,11 @@ wait "$p"
         assert_eq!(hosts, [a]);
         drop(eng);
 
-        // that run ended without a stop (a crash) and before a checkpoint: its windows are
-        // lost, and the ones saved before are not counted a second time
+        // that run ended without a stop (a crash) and before a checkpoint: what was put back
+        // at its start was saved again at once, so `b`'s failure (its window still open) is
+        // kept; `a`'s were cleared by its ban, and are not counted a second time
         let (eng, _) = started(dir.path());
-        assert!(failing(&eng).is_empty());
+        assert_eq!(failing(&eng), [(b.to_string(), 1)]);
     }
 
     /// A failure stamped days ago (an old log that appeared, a backlog after a long stop)
@@ -3067,6 +3138,10 @@ wait "$p"
         let (eng, _) = started(dir.path());
         // `b`'s failure of the checkpoint; the one after it is lost; `a`'s were cleared by
         // its ban after the checkpoint
+        assert_eq!(failing(&eng), [(b.to_string(), 1)]);
+        // a second crash before the first checkpoint of that run keeps them too
+        drop(eng);
+        let (eng, _) = started(dir.path());
         assert_eq!(failing(&eng), [(b.to_string(), 1)]);
     }
 
