@@ -112,3 +112,40 @@ fn the_units_capabilities_run_the_daemon_with_socket_group() {
     });
     p.kill();
 }
+
+/// The socket's missing directories are made 0755 whatever the umask (with umask 000 they
+/// were world-writable, so anyone could swap the socket that root's commands talk to).
+#[test]
+fn the_sockets_directories_are_not_world_writable_under_umask_000() {
+    let tmp = tempfile::Builder::new()
+        .prefix("pct-umask-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
+    let socket = dir.join("run/a/b/p.sock");
+    let cfg = dir.join("portcullis.toml");
+    fs::write(
+        &cfg,
+        format!(
+            "socket = {socket:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"null\"\n\
+             [[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\nlogs = [{:?}]\n",
+            dir.join("state"),
+            dir.join("auth.log")
+        ),
+    )
+    .unwrap();
+    let stderr = dir.join("daemon.log");
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("umask 000; exec {BIN} run -c {}", cfg.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&stderr).unwrap());
+    let mut p = ProcessGuard::spawn(cmd, "portcullis run (umask 000)");
+    wait_for("the socket", Duration::from_secs(20), || socket.exists());
+    for d in ["run", "run/a", "run/a/b"] {
+        let mode = fs::metadata(dir.join(d)).unwrap().mode() & 0o7777;
+        assert_eq!(mode, 0o755, "{d}: {mode:o}");
+    }
+    p.kill();
+}

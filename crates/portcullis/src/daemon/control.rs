@@ -54,7 +54,16 @@ pub fn bind(path: &Path, group: Option<&str>) -> Result<ControlSocket> {
             path.display()
         ),
     };
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    // missing directories are made 0755 whatever the umask (with umask 000 they were
+    // world-writable: anyone could swap the socket root's commands talk to, a review found)
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+    }
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_socket() => {
             if UnixStream::connect(path).is_ok() {
