@@ -366,12 +366,14 @@ fn journal_sources(cfg: &Config) -> Vec<String> {
     log_sources(cfg, true)
 }
 
-/// The files to follow: plain paths, and the files wildcard paths match now.
-fn file_paths(cfg: &Config) -> FileSources {
+/// The files to follow: plain paths, and the files wildcard paths match now (over the cap,
+/// the files of `followed`, the paths with read positions, first).
+fn file_paths(cfg: &Config, followed: &std::collections::HashSet<PathBuf>) -> FileSources {
     let mut out = FileSources::default();
     for l in log_sources(cfg, false) {
         if glob::is_glob(&l) {
-            out.paths.extend(glob::expand(&l));
+            out.paths
+                .extend(glob::expand_preferring(&l, &|p| followed.contains(p)));
             out.globs.push(l);
         } else {
             out.paths.push(PathBuf::from(l));
@@ -508,8 +510,10 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
     eng.stats = crate::report::Stats::start(&eng.cfg.state_dir, eng.cfg.stats_retention)
         .map_err(|e| error!("statistics off (portcullis report): {e:#}"))
         .ok();
-    let files = file_paths(&eng.cfg);
-    let follower = file_source::open_files(&files, eng.store.positions()?, eng.cfg.max_line)
+    let positions = eng.store.positions()?;
+    let followed = positions.iter().map(|c| PathBuf::from(&c.path)).collect();
+    let files = file_paths(&eng.cfg, &followed);
+    let follower = file_source::open_files(&files, positions, eng.cfg.max_line)
         .context("cannot start the file follower")?;
     eng.fw
         .set_ratelimits(&ratelimits(&eng.cfg, &eng.own))
@@ -1721,7 +1725,12 @@ impl Engine {
         }
         self.routes = routes(&cfg);
         self.glob_routed.clear();
-        *self.new_paths.lock().expect("paths lock") = Some(file_paths(&cfg));
+        let followed = self
+            .store
+            .positions()
+            .map(|v| v.into_iter().map(|c| PathBuf::from(c.path)).collect())
+            .unwrap_or_default();
+        *self.new_paths.lock().expect("paths lock") = Some(file_paths(&cfg, &followed));
         // journal sources are matched the same way: new ones get a reader, readers of
         // sources no jail reads any more are stopped
         let (started, stopped) = self.journals.reconcile(&journal_sources(&cfg));

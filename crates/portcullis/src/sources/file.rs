@@ -422,11 +422,17 @@ impl Follower {
             let marker = glob_marker(g).path;
             let known = self.parked.remove(&marker).is_some() || self.known_globs.contains(g);
             if known {
-                let paths = crate::sources::glob::expand(g);
+                let followed: std::collections::HashSet<&Path> = self
+                    .files
+                    .iter()
+                    .map(|w| w.path.as_path())
+                    .chain(self.parked.keys().map(|k| Path::new(k.as_str())))
+                    .collect();
+                let paths = crate::sources::glob::expand_preferring(g, &|p| followed.contains(p));
                 if paths.len() >= crate::sources::glob::MAX_MATCHES && self.capped.insert(g.clone())
                 {
                     self.notes.push(format!(
-                        "{g} matches {} files or more: only the first {0} in name order are followed",
+                        "WARNING: {g} matches {} files or more: only {0} are followed (those followed before, then those holding the most data); the others are not read",
                         crate::sources::glob::MAX_MATCHES
                     ));
                 }

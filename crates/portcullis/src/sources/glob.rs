@@ -15,13 +15,22 @@ pub fn is_glob(source: &str) -> bool {
     source.contains(['*', '?', '['])
 }
 
-/// Most files one pattern is followed in (the first in name order): each is a descriptor,
-/// and a directory's owner can make any number of files.
+/// Most files one pattern is followed in: each is a descriptor, and a directory's owner can
+/// make any number of files. Over it, see [`expand_preferring`] for which are kept.
 pub const MAX_MATCHES: usize = 4096;
 
 /// The regular files `pattern` matches now, sorted, at most [`MAX_MATCHES`]; an invalid
 /// pattern matches nothing (the configuration checks patterns when it loads).
 pub fn expand(pattern: &str) -> Vec<PathBuf> {
+    expand_preferring(pattern, &|_| false)
+}
+
+/// [`expand`], keeping first, when more than [`MAX_MATCHES`] files match, those `followed`
+/// says were followed before, then those holding the most data on disk (allocated blocks:
+/// a sparse file costs its maker nothing), then the newest. (Kept in name order, 4096 empty
+/// files named `0000.log`... by the owner of the log's directory pushed the real
+/// `access.log` out at the next start, a review found.)
+pub fn expand_preferring(pattern: &str, followed: &dyn Fn(&Path) -> bool) -> Vec<PathBuf> {
     let Ok(paths) = glob::glob_with(pattern, options()) else {
         return Vec::new();
     };
@@ -36,7 +45,19 @@ pub fn expand(pattern: &str) -> Vec<PathBuf> {
         use std::os::unix::fs::MetadataExt;
         std::fs::metadata(p).is_ok_and(|m| seen.insert((m.dev(), m.ino())))
     });
-    v.truncate(MAX_MATCHES);
+    if v.len() > MAX_MATCHES {
+        use std::os::unix::fs::MetadataExt;
+        v.sort_by_cached_key(|p| {
+            let m = std::fs::metadata(p).ok();
+            (
+                !followed(p),
+                std::cmp::Reverse(m.as_ref().map_or(0, |m| m.blocks())),
+                std::cmp::Reverse(m.as_ref().map_or(0, |m| m.mtime())),
+            )
+        });
+        v.truncate(MAX_MATCHES);
+        v.sort();
+    }
     v
 }
 
@@ -119,5 +140,32 @@ mod tests {
         ));
         assert!(is_glob(&pat) && !is_glob("/var/log/auth.log"));
         assert!(check("/var/log/[a.log").is_err());
+    }
+
+    /// Over the cap, the real log is kept: not the first names of a directory its owner
+    /// filled with empty or sparse files, but the files followed before, then those
+    /// holding data.
+    #[test]
+    fn over_the_cap_the_files_holding_data_and_those_followed_are_kept() {
+        let d = tempfile::tempdir().unwrap();
+        for i in 0..MAX_MATCHES + 10 {
+            let f = std::fs::File::create(d.path().join(format!("{i:05}.log"))).unwrap();
+            if i % 2 == 0 {
+                f.set_len(1 << 30).unwrap(); // sparse: a gigabyte that costs nothing
+            }
+        }
+        std::fs::write(d.path().join("zz-access.log"), vec![b'x'; 64 * 1024]).unwrap();
+        let pat = format!("{}/*.log", d.path().display());
+        let got = expand(&pat);
+        assert_eq!(got.len(), MAX_MATCHES);
+        assert!(got.contains(&d.path().join("zz-access.log")));
+        // one followed before (empty, last by name) is kept too
+        std::fs::write(d.path().join("zzz-app.log"), "").unwrap();
+        let before = d.path().join("zzz-app.log");
+        let got = expand_preferring(&pat, &|p| p == before);
+        assert!(got.contains(&before) && got.contains(&d.path().join("zz-access.log")));
+        let mut sorted = got.clone();
+        sorted.sort();
+        assert_eq!(got, sorted, "kept in name order");
     }
 }
