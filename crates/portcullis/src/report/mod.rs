@@ -49,6 +49,12 @@ pub const FILE: &str = "stats.db";
 /// Messages dropped because the writer was behind.
 pub static DROPPED: AtomicU64 = AtomicU64::new(0);
 
+/// Rows waiting for the writer, at most [`MAX_QUEUED_ROWS`]: the channel bounds messages,
+/// and one message holds up to [`BATCH_KEYS`] rows, so a flood of distinct addresses queued
+/// gigabytes while the writer caught up (a review measured 1.2 GB).
+static QUEUED_ROWS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+const MAX_QUEUED_ROWS: usize = 200_000;
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS failures (
     hour  INTEGER NOT NULL, -- Unix time / 3600
@@ -286,10 +292,39 @@ impl Stats {
     }
 }
 
+/// The rows a message holds.
+fn rows_of(m: &Msg) -> usize {
+    match m {
+        Msg::Failures { rows, ban_rules } => rows.len() + ban_rules.len(),
+        Msg::Ban(_) => 1,
+        Msg::Shutdown(_) => 0,
+    }
+}
+
 fn send(tx: &SyncSender<Msg>, m: Msg) {
-    if let Err(TrySendError::Full(_)) = tx.try_send(m) {
+    if !send_counted(tx, m, &QUEUED_ROWS, MAX_QUEUED_ROWS) {
         DROPPED.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// Sends `m` unless the rows waiting (`queued`) would pass `max` (a ban always goes: one
+/// row, and the report's ban counts must be right) or the channel is full; whether it went.
+fn send_counted(
+    tx: &SyncSender<Msg>,
+    m: Msg,
+    queued: &std::sync::atomic::AtomicUsize,
+    max: usize,
+) -> bool {
+    let n = rows_of(&m);
+    if !matches!(m, Msg::Ban(_)) && queued.load(Ordering::Relaxed).saturating_add(n) > max {
+        return false;
+    }
+    queued.fetch_add(n, Ordering::Relaxed);
+    if let Err(TrySendError::Full(_)) = tx.try_send(m) {
+        queued.fetch_sub(n, Ordering::Relaxed);
+        return false;
+    }
+    true
 }
 
 fn now_ms() -> Millis {
@@ -303,10 +338,14 @@ fn now_ms() -> Millis {
 fn writer(mut conn: Connection, rx: Receiver<Msg>, retention: Millis) {
     let mut last_prune = i64::MIN / 2;
     let mut dropped_seen = 0;
+    // failure rows written since the last pruning: a flood prunes sooner than each hour
+    // (9 million rows were written in 3 minutes past the cap of 2 million, a review found)
+    let mut written = 0usize;
     loop {
         let now = now_ms();
-        if now - last_prune >= 3_600_000 {
+        if now - last_prune >= 3_600_000 || written as i64 >= MAX_FAILURE_ROWS / 4 {
             last_prune = now;
+            written = 0;
             match prune(&conn, now - retention, MAX_FAILURE_ROWS, MAX_BAN_ROWS) {
                 Ok(0) => {}
                 Ok(n) => info!("stats: pruned {n} rows"),
@@ -339,6 +378,12 @@ fn writer(mut conn: Connection, rx: Receiver<Msg>, retention: Millis) {
                 m => Some(m),
             })
             .collect();
+        let n: usize = ms.iter().map(rows_of).sum();
+        QUEUED_ROWS.fetch_sub(
+            n.min(QUEUED_ROWS.load(Ordering::Relaxed)),
+            Ordering::Relaxed,
+        );
+        written += n;
         if let Err(e) = write(&mut conn, &ms) {
             error!("stats: cannot write {}: {e:#}", FILE);
         }
@@ -410,12 +455,25 @@ pub fn prune(conn: &Connection, cutoff: Millis, max_failures: i64, max_bans: i64
     n += conn.execute("DELETE FROM bans WHERE time < ?1", params![cutoff])?;
     let rows: i64 = conn.query_row("SELECT count(*) FROM failures", [], |r| r.get(0))?;
     if rows > max_failures {
-        // whole hours, oldest first, until at most the cap is left
+        // whole hours, oldest first, before the hour of the cap's row; then, if still over
+        // (one hour alone holds more than the cap: a flood), that hour's rows of the fewest
+        // failures (a flood's one-shot addresses), the heaviest offenders kept. (Deleting
+        // whole hours up to and with that one emptied the table, the flood's hour and the
+        // real attackers' history with it, a review found.)
         n += conn.execute(
-            "DELETE FROM failures WHERE hour <= (SELECT hour FROM failures ORDER BY hour DESC
+            "DELETE FROM failures WHERE hour < (SELECT hour FROM failures ORDER BY hour DESC
              LIMIT 1 OFFSET ?1)",
             params![max_failures],
         )?;
+        let rows: i64 = conn.query_row("SELECT count(*) FROM failures", [], |r| r.get(0))?;
+        if rows > max_failures {
+            n += conn.execute(
+                "DELETE FROM failures WHERE (hour, jail, rule, addr, user) IN (
+                     SELECT hour, jail, rule, addr, user FROM failures
+                     ORDER BY hour, count LIMIT ?1)",
+                params![rows - max_failures],
+            )?;
+        }
     }
     let rows: i64 = conn.query_row("SELECT count(*) FROM bans", [], |r| r.get(0))?;
     if rows > max_bans {
@@ -664,6 +722,39 @@ mod tests {
         assert_eq!(rule, "failed");
     }
 
+    /// The rows waiting for the writer are bounded, not only the messages (each may hold
+    /// 50,000 rows): past the bound a batch is dropped (counted), a ban still goes.
+    #[test]
+    fn the_rows_waiting_for_the_writer_are_bounded() {
+        let (tx, rx) = mpsc::sync_channel(CHANNEL);
+        let queued = std::sync::atomic::AtomicUsize::new(0);
+        let batch = |n: usize| Msg::Failures {
+            rows: (0..n)
+                .map(|i| row(1, &format!("10.0.{}.{}", i / 256, i % 256), "u", 1))
+                .collect(),
+            ban_rules: vec![],
+        };
+        let ban = || {
+            Msg::Ban(BanRow {
+                time: 0,
+                jail: "sshd".into(),
+                addr: "192.0.2.1".into(),
+                failures: 5,
+                length: 1,
+                manual: false,
+            })
+        };
+        assert!(send_counted(&tx, batch(600), &queued, 1000));
+        assert!(
+            !send_counted(&tx, batch(600), &queued, 1000),
+            "past the bound"
+        );
+        assert!(send_counted(&tx, batch(400), &queued, 1000));
+        assert!(send_counted(&tx, ban(), &queued, 1000), "a ban always goes");
+        assert_eq!(queued.load(Ordering::Relaxed), 1001);
+        assert_eq!(rx.try_iter().count(), 3);
+    }
+
     #[test]
     fn prune_drops_old_rows_and_keeps_the_caps() {
         let dir = tempfile::tempdir().unwrap();
@@ -707,5 +798,33 @@ mod tests {
             .query_row("SELECT count(*) FROM bans", [], |r| r.get(0))
             .unwrap();
         assert_eq!(b, 3);
+
+        // a flood: one hour holds more than the cap; its one-shot rows go, the heavy stay
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = open_rw(&dir.path().join(FILE)).unwrap();
+        let mut rows: Vec<FailureRow> = (0..10)
+            .map(|i| row(40, &format!("198.51.100.{i}"), "u", 1))
+            .collect();
+        rows.push(row(40, "203.0.113.1", "root", 50));
+        rows.push(row(40, "203.0.113.2", "root", 60));
+        write(
+            &mut c,
+            &[Msg::Failures {
+                rows,
+                ban_rules: vec![],
+            }],
+        )
+        .unwrap();
+        prune(&c, 0, 5, 3).unwrap();
+        let n: i64 = c
+            .query_row("SELECT count(*) FROM failures", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 5);
+        let heavy: i64 = c
+            .query_row("SELECT count(*) FROM failures WHERE count >= 50", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(heavy, 2);
     }
 }
