@@ -24,9 +24,10 @@ fn a_failing_or_hanging_ban_program_neither_stops_nor_holds_the_daemon() {
     fs::write(
         &script,
         format!(
-            "#!/bin/sh\ncase \"$2\" in\n\
-               203.0.113.7) echo refused >&2; exit 1 ;;\n\
-               203.0.113.8) sleep 30; exit 0 ;;\n\
+            "#!/bin/sh\ncase \"$1 $2\" in\n\
+               *203.0.113.7) echo refused >&2; exit 1 ;;\n\
+               *203.0.113.8) sleep 30; exit 0 ;;\n\
+               'unban 203.0.113.9') echo refused >&2; exit 1 ;;\n\
              esac\necho \"$1 $2\" >> {calls:?}\n"
         ),
     )
@@ -89,4 +90,30 @@ fn a_failing_or_hanging_ban_program_neither_stops_nor_holds_the_daemon() {
     assert!(d.log().contains("did not finish within 1s"), "{}", d.log());
     let hosts = banned_hosts(&socket);
     assert!(hosts.contains(&"203.0.113.9".to_string()), "{hosts:?}");
+
+    // an unban the program refuses: said so, and lifted in the state all the same (the
+    // next start does not put it back)
+    let mut c = std::process::Command::new(BIN);
+    c.args(["unban", "203.0.113.9", "--socket"]).arg(&socket);
+    let o = run_with_timeout(&mut c, None, Duration::from_secs(30));
+    assert_eq!(o.code(), Some(1), "{}", o.stderr_str());
+    assert!(
+        o.stderr_str().contains("the firewall refused to lift it"),
+        "{}",
+        o.stderr_str()
+    );
+    assert!(!banned_hosts(&socket).contains(&"203.0.113.9".to_string()));
+    let _ = d.stop();
+    let calls_before = fs::read_to_string(&calls).unwrap_or_default();
+    let d = Daemon::start(&cfg, &dir.join("daemon2.log"));
+    assert!(!banned_hosts(&socket).contains(&"203.0.113.9".to_string()));
+    let calls_after = fs::read_to_string(&calls).unwrap_or_default();
+    assert_eq!(
+        calls_after[calls_before.len()..]
+            .matches("ban 203.0.113.9")
+            .count(),
+        0,
+        "{calls_after}"
+    );
+    drop(d);
 }

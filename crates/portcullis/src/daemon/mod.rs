@@ -2141,11 +2141,17 @@ impl Engine {
                 (None, _) => "nothing is banned".into(),
             });
         }
-        if let Err(e) = self.fw.apply(&fw_ops) {
-            return Response::err(format!("the firewall refused: {e:#}"));
-        }
+        // the ban is lifted here whatever the firewall says (the tracker has let it go): the
+        // state file follows, so that the next start does not put it back (it did, while
+        // `bans` no longer listed it and a second `unban` said "not banned": review)
+        let fw = self.fw.apply(&fw_ops);
         if let Err(e) = self.store.apply(&st_ops) {
             return Response::err(format!("unbanned, but the state could not be saved: {e:#}"));
+        }
+        if let Err(e) = fw {
+            return Response::err(format!(
+                "unbanned in Portcullis, but the firewall refused to lift it, so it may still block: {e:#}"
+            ));
         }
         Response::ok(format!("unbanned {} ban(s)", fw_ops.len()))
     }
