@@ -651,3 +651,61 @@ fn a_second_daemon_is_refused_before_it_touches_the_table() {
     );
     assert!(d.cli(&["status"]).success());
 }
+
+/// The claim of the nftables table is an abstract socket name, which anyone may take first:
+/// a user's squat of it does not keep the daemon from starting (only a holder running as
+/// root is another daemon).
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn a_squatted_table_claim_does_not_stop_the_daemon() {
+    require_root();
+    let ns = Netns::new("squat");
+    let tmp = tempfile::Builder::new()
+        .prefix("pct-squat-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path().to_path_buf();
+    let log = dir.join("auth.log");
+    fs::write(&log, "").unwrap();
+    let mut squat = ns.spawn(
+        "setpriv",
+        &[
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "/usr/bin/python3",
+            "-c",
+            "import socket,time\ns=socket.socket(socket.AF_UNIX)\n\
+             s.bind('\\0portcullis/nftables/inet/portcullis')\ns.listen()\ntime.sleep(60)",
+        ],
+    );
+    wait_for("the squatter", Duration::from_secs(10), || {
+        ns.exec("ss", &["-xlp"])
+            .stdout_str()
+            .contains("@portcullis/nftables/inet/portcullis")
+    });
+    let cfg = dir.join("portcullis.toml");
+    fs::write(
+        &cfg,
+        format!(
+            "socket = {:?}\nstate_dir = {:?}\n[[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\n\
+             logs = [{:?}]\nmaxretry = 2\nports = [22]\n",
+            dir.join("portcullis.sock"),
+            dir.join("state"),
+            log
+        ),
+    )
+    .unwrap();
+    let d = Daemon::start(&ns, &dir, &cfg);
+    assert!(
+        d.log()
+            .contains("is held by uid 65534, not by a portcullis daemon"),
+        "{}",
+        d.log()
+    );
+    d.cli(&["ban", "203.0.113.41"]).check();
+    assert!(nft_set(&ns, "v4_sshd")
+        .iter()
+        .any(|(a, _)| a == "203.0.113.41"));
+    squat.kill();
+}

@@ -111,6 +111,8 @@ struct Engine {
     journals: JournalReaders,
     /// When the ban history was last pruned.
     last_prune: Millis,
+    /// When the firewall was last checked to be intact ([`Engine::check_firewall`]).
+    fw_checked: Millis,
     /// When a failure of the main loop's work (the state file's writes) was last logged, and
     /// how many were not logged since: at most one line a minute.
     trouble: (Millis, u64),
@@ -257,6 +259,7 @@ impl Engine {
             stats: None,
             fleet: None,
             last_prune: i64::MIN / 2,
+            fw_checked: 0,
             trouble: (i64::MIN / 2, 0),
             windows_saved: now_ms(),
             cfg,
@@ -607,12 +610,52 @@ fn claim_table(cfg: &Config) -> Result<Option<std::os::unix::net::UnixListener>>
     let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
     match std::os::unix::net::UnixListener::bind_addr(&addr) {
         Ok(l) => Ok(Some(l)),
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => anyhow::bail!(
-            "another portcullis daemon already uses the nftables table inet {} in this network namespace (set [firewall] table to another name to run a second one)",
-            cfg.firewall.table
-        ),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            // abstract names have no permissions: anyone may take the name first. Only a
+            // holder running as this daemon's user (root) is another daemon; a squatter
+            // must not keep the daemon from starting (a review found that it could)
+            let holder = std::os::unix::net::UnixStream::connect_addr(&addr)
+                .ok()
+                .and_then(|s| peer_uid(&s));
+            // SAFETY: geteuid has no preconditions.
+            let me = unsafe { libc::geteuid() };
+            if holder == Some(me) {
+                anyhow::bail!(
+                    "another portcullis daemon already uses the nftables table inet {} in this network namespace (set [firewall] table to another name to run a second one)",
+                    cfg.firewall.table
+                );
+            }
+            warn!(
+                "the claim of the nftables table inet {} is held by {}, not by a portcullis daemon: going on without it",
+                cfg.firewall.table,
+                holder.map_or("an unknown process".to_string(), |u| format!("uid {u}"))
+            );
+            Ok(None)
+        }
         Err(e) => Err(e).context("cannot claim the nftables table"),
     }
+}
+
+/// The user id of the process at the other end of a Unix socket (SO_PEERCRED).
+fn peer_uid(s: &std::os::unix::net::UnixStream) -> Option<u32> {
+    use std::os::fd::AsRawFd;
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: a valid socket descriptor, and a buffer of the size given.
+    let r = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    (r == 0).then_some(cred.uid)
 }
 
 fn spawn_signals(tx: EngineTx) -> Result<()> {
@@ -703,6 +746,11 @@ impl Engine {
             self.checkpoint_windows(now_ms());
             if now_ms() - self.own_read >= OWN_REFRESH_MS {
                 self.refresh_own_logged(now_ms());
+            }
+            // (a timestamp of its own: address changes, which refresh the addresses at
+            // once, must not put it off)
+            if now_ms() - self.fw_checked >= OWN_REFRESH_MS {
+                self.fw_checked = now_ms();
                 self.check_firewall();
             }
         }
@@ -761,13 +809,13 @@ impl Engine {
         if let Err(e) = self.sync_deny() {
             error!("deny list: {e:#}");
         }
-        if self.cfg.ignore_self {
-            for (j, jc) in self.jails.iter_mut().zip(&self.cfg.jails) {
-                j.reconfigure(
-                    jails::jail_settings(&self.cfg, jc, &self.own),
-                    jc.filters.clone(),
-                );
-            }
+        // (with ignore_self = false too: prefixes are narrowed around own addresses either
+        // way, only the counting differs; see IgnoreList::counting_own)
+        for (j, jc) in self.jails.iter_mut().zip(&self.cfg.jails) {
+            j.reconfigure(
+                jails::jail_settings(&self.cfg, jc, &self.own),
+                jc.filters.clone(),
+            );
         }
         self.lift_ignored(now)?;
         Ok(())
@@ -1313,15 +1361,15 @@ impl Engine {
                             });
                             if let Some(i) = pending {
                                 fw_ops.remove(i);
-                            } else {
-                                // nft checks overlaps against the set as it is before the
-                                // transaction: the narrower elements go in a batch of
-                                // their own
-                                fw_first.push(FwOp::Del {
-                                    jail: jail.clone(),
-                                    addr,
-                                });
                             }
+                            // nft checks overlaps against the set as it is before the
+                            // transaction: the narrower elements go in a batch of their
+                            // own (also for a pending one: an element of an earlier ban of
+                            // the address may still be in the kernel)
+                            fw_first.push(FwOp::Del {
+                                jail: jail.clone(),
+                                addr,
+                            });
                             st_ops.push(StoreOp::Unban {
                                 addr,
                                 jail: jail.clone(),

@@ -125,6 +125,23 @@ pub fn block(opts: &HostsDenyOptions, addrs: impl Iterator<Item = Cidr>) -> Stri
 /// denied nothing, a review found). Lines outside the markers stay byte for byte. A begin
 /// marker without an end is an error: we cannot know where our part ends.
 pub fn replace_block(text: &str, new_block: &str, first: bool) -> Result<String> {
+    if first {
+        // also when a block is there already: one an older version appended after the
+        // rules moves up
+        let rest = replace_block(text, "", false)?;
+        let head: usize = rest
+            .split_inclusive('\n')
+            .take_while(|l| {
+                let t = l.trim();
+                t.is_empty() || t.starts_with('#')
+            })
+            .map(str::len)
+            .sum();
+        if head < rest.len() {
+            return Ok(format!("{}{new_block}{}", &rest[..head], &rest[head..]));
+        }
+        return replace_block(&rest, new_block, false);
+    }
     let is_begin = |l: &str| l.trim_end().starts_with("# portcullis begin");
     let is_end = |l: &str| l.trim_end() == END;
     let mut out = String::with_capacity(text.len() + new_block.len());
@@ -149,25 +166,6 @@ pub fn replace_block(text: &str, new_block: &str, first: bool) -> Result<String>
             done = true;
         } else {
             out.push_str(l);
-        }
-    }
-    if !done && first {
-        // before the first line that is neither a comment nor blank (continued lines and
-        // all: tcp_wrappers reads rules from there)
-        let head: usize = out
-            .split_inclusive('\n')
-            .take_while(|l| {
-                let t = l.trim();
-                t.is_empty() || t.starts_with('#')
-            })
-            .map(str::len)
-            .sum();
-        if head < out.len() {
-            let mut o = String::with_capacity(out.len() + new_block.len() + 1);
-            o.push_str(&out[..head]);
-            o.push_str(new_block);
-            o.push_str(&out[head..]);
-            return Ok(o);
         }
     }
     if !done {
@@ -201,8 +199,20 @@ pub fn parse_block(text: &str) -> Vec<Cidr> {
     v
 }
 
+/// `path`, or the file it links to.
+fn resolve(path: &Path) -> Result<std::path::PathBuf> {
+    Ok(match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(path)
+            .with_context(|| format!("cannot follow the link {}", path.display()))?,
+        _ => path.to_path_buf(),
+    })
+}
+
 /// Fails unless the file (or its directory, if the file does not exist) can be written.
 pub fn check_writable(path: &Path) -> Result<()> {
+    // a link: the file it points to is the one rewritten, in its own directory
+    let resolved = resolve(path)?;
+    let path = resolved.as_path();
     let dir = path.parent().context("hosts_deny.path has no directory")?;
     let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())?;
     // SAFETY: a valid C string; access(2) has no other preconditions.
@@ -247,11 +257,7 @@ impl HostsDeny {
     fn rewrite(&self, edit: impl Fn(&str) -> Result<String>) -> Result<()> {
         // a link (hosts.deny kept elsewhere by configuration management): the file it
         // points to is rewritten, not the link replaced by a file
-        let real = match std::fs::symlink_metadata(&self.opts.path) {
-            Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(&self.opts.path)
-                .with_context(|| format!("cannot follow the link {}", self.opts.path.display()))?,
-            _ => self.opts.path.clone(),
-        };
+        let real = resolve(&self.opts.path)?;
         let path = &real;
         let dir = path.parent().context("hosts_deny.path has no directory")?;
         let lock = File::open(dir).with_context(|| format!("cannot open {}", dir.display()))?;
@@ -559,6 +565,12 @@ mod tests {
             "# only comments\nB\n"
         );
         assert_eq!(replace_block("", "B\n", true).unwrap(), "B\n");
+        // a block an older version appended after the rules moves up
+        let old = "# hosts.allow\nsshd: ALL\n# portcullis begin\nsshd: 192.0.2.1 : deny\n# portcullis end\n";
+        assert_eq!(
+            replace_block(old, "# portcullis begin\nX\n# portcullis end\n", true).unwrap(),
+            "# hosts.allow\n# portcullis begin\nX\n# portcullis end\nsshd: ALL\n"
+        );
     }
 
     fn jail(name: &str) -> JailRules {

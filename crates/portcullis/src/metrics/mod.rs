@@ -466,6 +466,9 @@ impl Firewall for Timed {
     fn restore(&mut self, ops: &[FwOp]) -> Result<()> {
         self.time(|f| f.restore(ops))
     }
+    fn intact(&mut self) -> Result<bool> {
+        self.inner.intact()
+    }
     fn expires_itself(&self) -> bool {
         self.inner.expires_itself()
     }
