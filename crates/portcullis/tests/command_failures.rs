@@ -90,6 +90,14 @@ fn a_failing_or_hanging_ban_program_neither_stops_nor_holds_the_daemon() {
     assert!(d.log().contains("did not finish within 1s"), "{}", d.log());
     let hosts = banned_hosts(&socket);
     assert!(hosts.contains(&"203.0.113.9".to_string()), "{hosts:?}");
+    // a ban the program refused is not listed as one
+    assert!(!hosts.contains(&"203.0.113.7".to_string()), "{hosts:?}");
+    assert!(
+        d.log()
+            .contains("unban 203.0.113.7 jail=sshd reason=firewall-refused"),
+        "{}",
+        d.log()
+    );
 
     // an unban the program refuses: said so, and lifted in the state all the same (the
     // next start does not put it back)

@@ -1079,10 +1079,13 @@ impl Engine {
         self.load_history(now)?;
         let (ops, lifted, n) = self.restore_bans(None, now)?;
         // always, also with nothing to restore: backends without kernel timeouts drop
-        // what a crash left behind
-        self.fw
-            .restore(&ops)
-            .context("cannot restore bans into the firewall")?;
+        // what a crash left behind. A refusal does not keep the daemon from starting (a
+        // `command` program that fails for one ban did: nothing was protected, and systemd
+        // restarted it into the same failure); the bans stay in the state and the tracker,
+        // and the next start tries them again
+        if let Err(e) = self.fw.restore(&ops) {
+            error!("firewall: cannot restore every ban: {e:#}; starting all the same");
+        }
         if !lifted.is_empty() {
             self.store.apply(&lifted)?;
         }
@@ -1387,11 +1390,36 @@ impl Engine {
         self.report_stale(now);
         self.report_floods(now);
         self.report_cuts(now);
-        self.apply_repairing(&fw_first)?;
+        self.apply_repairing(&fw_first);
         if let (Some(m), Some(t)) = (&self.metrics, &tally) {
             m.failures(t, &self.jails);
         }
-        self.apply_repairing(&fw_ops)?;
+        // a ban the firewall refused is not one: lifted here too (listed active while
+        // nothing blocked, its failures no longer counted, a review found); its next
+        // failures count again, and the ban is tried again at maxretry
+        for op in self.apply_repairing(&fw_ops) {
+            let FwOp::Add { jail, addr, .. } = op else {
+                continue;
+            };
+            let Some(j) = self.jails.iter_mut().find(|j| j.name() == jail) else {
+                continue;
+            };
+            if j.tracker().ban_until_of(addr).is_none() {
+                continue;
+            }
+            j.tracker_mut().unban(addr);
+            self.meta.remove(&(jail.clone(), addr));
+            events::emit(&Event::Unban {
+                addr,
+                jail: jail.clone(),
+                reason: UnbanReason::Lifted("firewall-refused".into()),
+            });
+            st_ops.push(StoreOp::Unban {
+                addr,
+                jail,
+                at: now_ms(),
+            });
+        }
         // after the firewall: the bans first
         if let Some(st) = &mut self.stats {
             st.flush(&self.jails);
@@ -1455,39 +1483,66 @@ impl Engine {
         }
     }
 
-    /// Carries out a batch's firewall changes. Refused, the table is repaired (set up again)
-    /// and they are tried again; refused again, one at a time, each refusal logged: one
-    /// element the kernel will not take must not cost the batch's other bans, nor stop the
-    /// daemon (which then read the same lines at its restart and stopped again; a failing
-    /// ban command stopped it too, and every jail was left unprotected, a review found).
-    fn apply_repairing(&mut self, ops: &[FwOp]) -> Result<()> {
+    /// Carries out a batch's firewall changes, and returns the bans (`Add`s) the firewall
+    /// refused. Refused, the changes are tried again after a repair: when our table is gone
+    /// (an nftables restart), the firewall is set up again with every active ban
+    /// ([`Engine::repair`]); else it is only set up again (restoring every ban after any
+    /// refusal ran a `command` backend's program once per active ban, the engine waiting).
+    /// Refused again, the batch is split in halves until the changes refused are found,
+    /// each logged: one element the kernel will not take costs neither the batch's other
+    /// bans nor the daemon (which stopped, and read the same lines again at its restart).
+    fn apply_repairing(&mut self, ops: &[FwOp]) -> Vec<FwOp> {
         if ops.is_empty() {
-            return Ok(());
+            return Vec::new();
         }
         let Err(e) = self.fw.apply(ops) else {
-            return Ok(());
+            return Vec::new();
         };
-        error!("firewall: {e:#}; repairing the table and retrying");
-        if let Err(e) = self.repair() {
+        error!("firewall: {e:#}; repairing and retrying");
+        let fixed = match self.fw.intact() {
+            Ok(false) => self.repair(),
+            _ => self.fw.setup(&jail_rules(&self.cfg)),
+        };
+        if let Err(e) = fixed {
             // (a backend's file an admin made unreadable, a command that fails: the other
-            // jails and backends go on; the change is tried again alone below)
+            // jails and backends go on; the changes are tried again below)
             error!("firewall: cannot repair: {e:#}");
         }
+        let mut refused = Vec::new();
         if let Err(e) = self.fw.apply(ops) {
-            error!("firewall: {e:#}; trying the batch's changes one at a time");
-            for op in ops {
-                if let Err(e) = self.fw.apply(std::slice::from_ref(op)) {
-                    let (FwOp::Add { jail, addr, .. } | FwOp::Del { jail, addr }) = op;
-                    let what = if matches!(op, FwOp::Add { .. }) {
-                        "ban"
-                    } else {
-                        "unban"
-                    };
-                    error!("firewall: the {what} of {addr} in jail {jail} was refused: {e:#}");
+            error!("firewall: {e:#}; looking for the changes it refuses");
+            self.apply_halves(ops, &mut refused);
+        }
+        refused
+            .into_iter()
+            .filter(|op| matches!(op, FwOp::Add { .. }))
+            .collect()
+    }
+
+    /// Applies `ops`, split in halves where refused, down to the changes refused alone
+    /// (logged, and added to `refused`): one refused change among n costs about 2 log2 n
+    /// runs, not n.
+    fn apply_halves(&mut self, ops: &[FwOp], refused: &mut Vec<FwOp>) {
+        if ops.len() > 1 {
+            let (a, b) = ops.split_at(ops.len() / 2);
+            for half in [a, b] {
+                if self.fw.apply(half).is_err() {
+                    self.apply_halves(half, refused);
                 }
             }
+            return;
         }
-        Ok(())
+        let Some(op) = ops.first() else { return };
+        if let Err(e) = self.fw.apply(ops) {
+            let (FwOp::Add { jail, addr, .. } | FwOp::Del { jail, addr }) = op;
+            let what = if matches!(op, FwOp::Add { .. }) {
+                "ban"
+            } else {
+                "unban"
+            };
+            error!("firewall: the {what} of {addr} in jail {jail} was refused: {e:#}");
+            refused.push(op.clone());
+        }
     }
 
     /// Emits a `flood` event for each jail whose tracking cap evicted windows since the last
