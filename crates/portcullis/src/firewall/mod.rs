@@ -256,8 +256,9 @@ impl RunOutput {
 /// It runs in a process group of its own, and the whole group is killed at the timeout: a
 /// script whose child hung (an `ssh` or `curl` in a ban command) kept the engine waiting
 /// until that child ended, with only the script killed (a review found 25 s for a 2 s
-/// timeout). Its output is waited for until the deadline only: a child left running in the
-/// background that holds the pipes open does not hold the engine either.
+/// timeout). Its output is waited for half a second after its end at most: a child it left
+/// running in the background that holds the pipes open is killed then (it held the engine,
+/// and a thread and a pipe for as long as it lived).
 pub fn run_program(argv: &[String], input: Option<&[u8]>, timeout: Duration) -> Result<RunOutput> {
     use std::os::unix::process::CommandExt as _;
     use std::sync::mpsc;
@@ -319,11 +320,27 @@ pub fn run_program(argv: &[String], input: Option<&[u8]>, timeout: Duration) -> 
             Err(e) => break Err(anyhow::anyhow!("cannot wait for `{}`: {e}", shown())),
         }
     };
-    // the output, until the deadline (at least a moment after a timely end)
-    let until = deadline.max(Instant::now() + Duration::from_millis(200));
-    let left = || until.saturating_duration_since(Instant::now());
-    let stdout = out.recv_timeout(left()).unwrap_or_default();
-    let stderr = err.recv_timeout(left()).unwrap_or_default();
+    // the output: at most a moment after the program's end. A child it left running that
+    // holds the pipes open is killed with the group then, so that the readers end (they
+    // waited for it, a thread and a pipe per run for as long as it lived)
+    let grace = Instant::now() + Duration::from_millis(500);
+    let left = |until: Instant| until.saturating_duration_since(Instant::now());
+    let mut stdout = out.recv_timeout(left(grace));
+    let mut stderr = err.recv_timeout(left(grace));
+    if stdout.is_err() || stderr.is_err() {
+        // SAFETY: a signal to the process group this function created.
+        unsafe {
+            libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL);
+        }
+        let more = Instant::now() + Duration::from_millis(500);
+        if stdout.is_err() {
+            stdout = out.recv_timeout(left(more));
+        }
+        if stderr.is_err() {
+            stderr = err.recv_timeout(left(more));
+        }
+    }
+    let (stdout, stderr) = (stdout.unwrap_or_default(), stderr.unwrap_or_default());
     Ok(RunOutput {
         status: status?,
         stdout,
@@ -461,19 +478,31 @@ mod tests {
         .unwrap_err();
         assert!(format!("{e}").contains("killed"), "{e}");
         assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
-        // a child left in the background holding stdout: the program's end is its end
+        // a child left in the background holding stdout: the program's end is its end, its
+        // output is kept, and the child is killed (its pid is written first)
+        let dir = tempfile::tempdir().unwrap();
+        let pidf = dir.path().join("pid");
         let t = Instant::now();
         let out = run_program(
             &[
                 "/bin/sh".into(),
                 "-c".into(),
-                "echo done; sleep 20 &".into(),
+                format!("echo done; sleep 20 & echo $! > {}", pidf.display()),
             ],
             None,
-            Duration::from_secs(1),
+            Duration::from_secs(10),
         )
         .unwrap();
         assert!(out.success());
+        assert_eq!(out.stdout, b"done\n");
+        let pid = std::fs::read_to_string(&pidf).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            !std::path::Path::new(&format!("/proc/{}", pid.trim())).exists()
+                || std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
+                    .is_ok_and(|s| s.contains(") Z ")),
+            "the background child still runs"
+        );
         assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
     }
 
