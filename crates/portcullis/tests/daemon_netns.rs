@@ -147,33 +147,17 @@ struct Elem {
     expires: Option<i64>,
 }
 
-/// Elements of `inet portcullis SET` in namespace `ns` (`nft -j list set`).
+/// Elements of `inet portcullis SET` in namespace `ns`, with the jail's /64 and prefix sets
+/// (see [`nft_jail_elements`]).
 fn nft_set(ns: &Netns, set: &str) -> Vec<Elem> {
-    let out = ns
-        .exec("nft", &["-j", "list", "set", "inet", "portcullis", set])
-        .check();
-    let v: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("nft -j output is not JSON ({e}): {}", out.stdout_str()));
-    let mut elems = Vec::new();
-    for item in v["nftables"].as_array().into_iter().flatten() {
-        for e in item["set"]["elem"].as_array().into_iter().flatten() {
-            if e.get("elem").is_none() {
-                elems.push(Elem {
-                    val: elem_val(e),
-                    timeout: None,
-                    expires: None,
-                });
-            } else {
-                let e = &e["elem"];
-                elems.push(Elem {
-                    val: elem_val(&e["val"]),
-                    timeout: e["timeout"].as_i64(),
-                    expires: e["expires"].as_i64(),
-                });
-            }
-        }
-    }
-    elems
+    nft_jail_elements(ns.name(), "portcullis", set)
+        .into_iter()
+        .map(|(val, timeout, expires)| Elem {
+            val,
+            timeout,
+            expires,
+        })
+        .collect()
 }
 
 /// An element's value: `"192.0.2.1"`, or a prefix (`{"prefix": {"addr": …, "len": 64}}`) as

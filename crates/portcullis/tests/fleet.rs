@@ -311,29 +311,13 @@ impl Node {
         self.in_set("v4_sshd", addr)
     }
 
-    /// Whether `elem` (an address or prefix, as nft lists it) is in this node's kernel set.
+    /// Whether `elem` (an address or prefix, as nft lists it) is in this node's kernel sets
+    /// of the family and jail `set` names (see `nft_jail_elements`).
     fn in_set(&self, set: &str, elem: &str) -> bool {
         let (name, _, _) = self.ns.as_ref().expect("a namespace node");
-        let out = host_cmd(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                name,
-                "nft",
-                "list",
-                "set",
-                "inet",
-                "portcullis",
-                set,
-            ],
-            Duration::from_secs(10),
-        );
-        assert!(out.success(), "nft list set: {}", out.stderr_str());
-        // whole elements only (198.51.100.1 is not 198.51.100.10)
-        out.stdout_str()
-            .split(|c: char| c.is_whitespace() || c == ',' || c == '{' || c == '}')
-            .any(|w| w == elem)
+        nft_jail_elements(name, "portcullis", set)
+            .iter()
+            .any(|(v, _, _)| v == elem)
     }
 
     fn ask(&self, req: Value) -> Value {

@@ -138,30 +138,13 @@ fn append(path: &Path, text: &str) {
         .unwrap();
 }
 
-/// Elements of an nft set as (value, timeout): a prefix as `addr/len`.
+/// Elements of a jail's sets of one family as (value, timeout): a prefix as `addr/len` (see
+/// [`nft_jail_elements`]).
 fn nft_set(ns: &Netns, set: &str) -> Vec<(String, Option<i64>)> {
-    let out = ns
-        .exec("nft", &["-j", "list", "set", "inet", "portcullis", set])
-        .check();
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let val = |v: &Value| match v.as_str() {
-        Some(s) => s.to_string(),
-        None => format!(
-            "{}/{}",
-            v["prefix"]["addr"].as_str().unwrap_or_default(),
-            v["prefix"]["len"].as_u64().unwrap_or_default()
-        ),
-    };
-    let mut out = Vec::new();
-    for item in v["nftables"].as_array().into_iter().flatten() {
-        for e in item["set"]["elem"].as_array().into_iter().flatten() {
-            match e.get("elem") {
-                Some(inner) => out.push((val(&inner["val"]), inner["timeout"].as_i64())),
-                None => out.push((val(e), None)),
-            }
-        }
-    }
-    out
+    nft_jail_elements(ns.name(), "portcullis", set)
+        .into_iter()
+        .map(|(v, t, _)| (v, t))
+        .collect()
 }
 
 /// One ssh login with a wrong password from `src` (an address of the attacker's namespace).
@@ -388,7 +371,7 @@ fn escalation_and_permanent_bans_survive_kill_9() {
     };
     assert!(has(&ns), "{:?}", nft_set(&ns, "v6_sshd"));
     d.kill9();
-    ns.exec("nft", &["flush", "set", "inet", "portcullis", "v6_sshd"])
+    ns.exec("nft", &["flush", "set", "inet", "portcullis", "v6p_sshd"])
         .check();
     d.spawn();
     assert!(

@@ -1401,3 +1401,63 @@ pub const VETH_CLIENT_SH: &str = r#"veth_client() {
 }
 c() { nsenter --net=/proc/$cpid/ns/net "$@"; }
 "#;
+
+/// The elements of one family of a jail in `inet TABLE`, as `(value, timeout, expires)`
+/// (seconds), with `set` naming the family and jail as the plain set does (`v4_sshd`,
+/// `v6_sshd`): the daemon keeps single addresses in that set, IPv6 /64s in `v6n_JAIL`
+/// (listed here as `ADDR/64`) and other prefixes in the interval set `v4p_JAIL`/`v6p_JAIL`
+/// (listed as `ADDR/LEN`).
+pub fn nft_jail_elements(
+    ns: &str,
+    table: &str,
+    set: &str,
+) -> Vec<(String, Option<i64>, Option<i64>)> {
+    let (fam, jail) = set.split_once('_').expect("a set named v4_JAIL or v6_JAIL");
+    let sets: Vec<(String, bool)> = match fam {
+        "v4" => vec![
+            (format!("v4_{jail}"), false),
+            (format!("v4p_{jail}"), false),
+        ],
+        "v6" => vec![
+            (format!("v6_{jail}"), false),
+            (format!("v6n_{jail}"), true),
+            (format!("v6p_{jail}"), false),
+        ],
+        other => panic!("not a family: {other}"),
+    };
+    let mut out = Vec::new();
+    for (name, n64) in sets {
+        let o = host_cmd(
+            "ip",
+            &[
+                "netns", "exec", ns, "nft", "-j", "list", "set", "inet", table, &name,
+            ],
+            DEFAULT_CMD_TIMEOUT,
+        )
+        .check();
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("nft -j output is not JSON ({e}): {}", o.stdout_str()));
+        let val = |v: &serde_json::Value| match v.as_str() {
+            Some(s) if n64 => format!("{s}/64"),
+            Some(s) => s.to_string(),
+            None => format!(
+                "{}/{}",
+                v["prefix"]["addr"].as_str().unwrap_or_default(),
+                v["prefix"]["len"].as_u64().unwrap_or_default()
+            ),
+        };
+        for item in v["nftables"].as_array().into_iter().flatten() {
+            for e in item["set"]["elem"].as_array().into_iter().flatten() {
+                match e.get("elem") {
+                    Some(inner) => out.push((
+                        val(&inner["val"]),
+                        inner["timeout"].as_i64(),
+                        inner["expires"].as_i64(),
+                    )),
+                    None => out.push((val(e), None, None)),
+                }
+            }
+        }
+    }
+    out
+}
