@@ -160,19 +160,6 @@ fn nft_set(ns: &Netns, set: &str) -> Vec<Elem> {
         .collect()
 }
 
-/// An element's value: `"192.0.2.1"`, or a prefix (`{"prefix": {"addr": …, "len": 64}}`) as
-/// `"2001:db8:a::/64"`.
-fn elem_val(v: &Value) -> String {
-    match v.as_str() {
-        Some(s) => s.to_string(),
-        None => format!(
-            "{}/{}",
-            v["prefix"]["addr"].as_str().unwrap_or_default(),
-            v["prefix"]["len"].as_u64().unwrap_or_default()
-        ),
-    }
-}
-
 /// Whether `host` (an address, or a prefix in CIDR form as bans and sets show it) holds
 /// `addr`: the default `v6_prefix = 64` bans an IPv6 offender's /64.
 fn covers(host: &str, addr: &str) -> bool {
