@@ -692,3 +692,74 @@ fn a_squatted_table_claim_does_not_stop_the_daemon() {
         .any(|(a, _)| a == "203.0.113.41"));
     squat.kill();
 }
+
+/// An upgrade: the table an older version made (one interval set per jail and family) is
+/// made again in the new layout at start, and every ban of the state file is in it, each
+/// in its set (addresses, /64s, other prefixes).
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn an_old_layout_table_is_made_again_with_every_ban() {
+    require_root();
+    let ns = Netns::new("upg");
+    let tmp = tempfile::Builder::new()
+        .prefix("pct-upgrade-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path().to_path_buf();
+    let log = dir.join("auth.log");
+    fs::write(&log, "").unwrap();
+    let cfg = dir.join("portcullis.toml");
+    fs::write(
+        &cfg,
+        format!(
+            "socket = {:?}\nstate_dir = {:?}\n[[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\n\
+             logs = [{:?}]\nmaxretry = 2\nports = [22]\n",
+            dir.join("portcullis.sock"),
+            dir.join("state"),
+            log
+        ),
+    )
+    .unwrap();
+    let mut d = Daemon::start(&ns, &dir, &cfg);
+    d.cli(&["ban", "203.0.113.50"]).check();
+    d.cli(&["ban", "2001:db8:9:1::/64"]).check();
+    d.cli(&["ban", "198.51.100.0/24", "--for", "forever"])
+        .check();
+    d.kill9();
+    // the table as the version before made it
+    ns.exec("nft", &["delete", "table", "inet", "portcullis"])
+        .check();
+    let old = "add table inet portcullis { comment \"portcullis: made and rebuilt by the daemon; edits are lost\"; }\n\
+        add set inet portcullis v4_sshd { type ipv4_addr; flags interval, timeout; }\n\
+        add set inet portcullis v6_sshd { type ipv6_addr; flags interval, timeout; }\n\
+        add chain inet portcullis input { type filter hook input priority -10; policy accept; }\n\
+        add rule inet portcullis input ip saddr @v4_sshd tcp dport { 22 } counter drop\n\
+        add rule inet portcullis input ip6 saddr @v6_sshd tcp dport { 22 } counter drop\n\
+        add element inet portcullis v4_sshd { 203.0.113.50 timeout 1h, 198.51.100.0/24 }\n\
+        add element inet portcullis v6_sshd { 2001:db8:9:1::/64 timeout 1h }\n";
+    let mut c = ns.command("nft", &["-f", "-"]);
+    let o = run_with_timeout(&mut c, Some(old.as_bytes()), Duration::from_secs(10));
+    assert!(o.success(), "{}", o.stderr_str());
+    d.spawn();
+    let flags = |set: &str| -> String {
+        let o = ns
+            .exec("nft", &["-j", "list", "set", "inet", "portcullis", set])
+            .check();
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["nftables"][1]["set"]["flags"].to_string()
+    };
+    assert_eq!(flags("v4_sshd"), r#"["timeout"]"#);
+    assert_eq!(flags("v6n_sshd"), r#"["timeout"]"#);
+    assert_eq!(flags("v4p_sshd"), r#"["interval","timeout"]"#);
+    let mut v4: Vec<String> = nft_set(&ns, "v4_sshd").into_iter().map(|e| e.0).collect();
+    v4.sort();
+    assert_eq!(v4, ["198.51.100.0/24", "203.0.113.50"]);
+    let v6: Vec<String> = nft_set(&ns, "v6_sshd").into_iter().map(|e| e.0).collect();
+    assert_eq!(v6, ["2001:db8:9:1::/64"]);
+    // each in its own set
+    let plain = ns
+        .exec("nft", &["list", "set", "inet", "portcullis", "v6n_sshd"])
+        .stdout_str();
+    assert!(plain.contains("2001:db8:9:1::"), "{plain}");
+    assert!(d.log().matches("restore ").count() >= 3, "{}", d.log());
+}
