@@ -167,7 +167,17 @@ impl Store {
         let conn = match open_conn(path) {
             Ok(conn) => conn,
             Err(OpenError::Other(e)) => {
-                return Err(e.context(format!("cannot open state file {}", path.display())))
+                // SQLite says "disk I/O error" when it cannot grow its WAL index: say why
+                let full = path.parent().and_then(free_bytes) == Some(0);
+                let why = if full {
+                    format!(
+                        "cannot open state file {}: the file system of the state directory is full (free some room; the daemon needs a little to start)",
+                        path.display()
+                    )
+                } else {
+                    format!("cannot open state file {}", path.display())
+                };
+                return Err(e.context(why));
             }
             Err(OpenError::Corrupt(why)) => match policy {
                 CorruptPolicy::Refuse => bail!(refuse_message(path, &why)),
@@ -590,6 +600,15 @@ fn create_schema(mut conn: Connection, path: &Path) -> Result<Connection, OpenEr
     tx.execute_batch(SCHEMA)?;
     tx.commit()?;
     Ok(conn)
+}
+
+/// The bytes an unprivileged user may still write on the file system of `dir`.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: a valid C string and a zeroed statvfs for the call to fill.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    (unsafe { libc::statvfs(c.as_ptr(), &mut st) } == 0)
+        .then(|| st.f_bavail as u64 * st.f_frsize as u64)
 }
 
 fn refuse_message(path: &Path, why: &str) -> String {

@@ -43,8 +43,9 @@ fn a_full_state_disk_stops_no_ban() {
     let mut cmd = Command::new("unshare");
     cmd.args(["-m", "--propagation", "private", "sh", "-ec"])
         .arg(format!(
-            "mount -t tmpfs -o size=1m,mode=0700 tmpfs {}; exec {BIN} run -c {}",
+            "mount -t tmpfs -o size=1m,mode=0700 tmpfs {}; sleep 120 & echo $! > {}; exec {BIN} run -c {}",
             state.display(),
+            dir.join("holder").display(),
             cfg.display()
         ))
         .stdin(Stdio::null())
@@ -110,5 +111,28 @@ fn a_full_state_disk_stops_no_ban() {
         "{}",
         read()
     );
-    p.kill();
+    // the daemon alone (its group holds the `sleep` that keeps the mount namespace)
+    // SAFETY: a signal to our own child.
+    unsafe {
+        libc::kill(p.pid() as i32, libc::SIGKILL);
+    }
+    assert!(wait_until(Duration::from_secs(10), || p
+        .try_wait()
+        .is_some()));
+    // a start on the full disk fails, and says why (SQLite said only "disk I/O error");
+    // the mount namespace lives on in a `sleep` started with the daemon
+    let holder = fs::read_to_string(dir.join("holder")).unwrap();
+    let holder = holder.trim();
+    let mut c = Command::new("nsenter");
+    c.args(["--target", holder, "--mount", BIN, "run", "-c"])
+        .arg(&cfg);
+    let o = run_with_timeout(&mut c, None, Duration::from_secs(20));
+    let _ = Command::new("kill").arg(holder).status();
+    assert!(!o.success(), "started on a full disk");
+    assert!(
+        o.stderr_str()
+            .contains("the file system of the state directory is full"),
+        "{}",
+        o.stderr_str()
+    );
 }
