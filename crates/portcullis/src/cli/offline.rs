@@ -64,9 +64,12 @@ fn open(cfg: &Config) -> Result<Option<(Store, std::fs::File)>> {
             "cannot write the lock file in {}: permission denied (run as root?)",
             dir.display()
         ),
-        Err(e) => return Err(e.context(
+        // (only a lock another process holds means a daemon: a lock file that cannot be
+        // opened, a read-only file system say, is said as it is)
+        Err(e) if format!("{e:#}").contains("another portcullis daemon") => return Err(e.context(
             "the daemon is running: use its control socket (--socket, or the configuration's `socket`)",
         )),
+        Err(e) => return Err(e),
     };
     let db = dir.join("portcullis.db");
     Store::open(&db, CorruptPolicy::Refuse)
