@@ -554,6 +554,8 @@ impl Config {
             let raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(name, text, &e))?;
             raws.push((i, raw));
         }
+        // where the `deny` list in force was written (for the place in its errors)
+        let mut deny_at: Option<(usize, Vec<Spanned<String>>)> = None;
         for (i, raw) in raws {
             let src = Src {
                 path: &texts[i].0,
@@ -584,6 +586,7 @@ impl Config {
             }
             if let Some(list) = raw.deny {
                 cfg.deny = load_list(&src, &list, "deny", false)?;
+                deny_at = Some((i, list));
             }
             if let Some(b) = raw.ignore_self {
                 cfg.ignore_self = b;
@@ -720,7 +723,23 @@ impl Config {
             .iter()
             .map(|(path, text)| Src { path, text })
             .collect();
-        check_deny(&cfg)?;
+        check_deny(&cfg).map_err(|(c, msg)| {
+            // the entry that gave `c`: an address or prefix written so, else a file of them
+            match &deny_at {
+                Some((i, list)) => {
+                    let at = list
+                        .iter()
+                        .find(|e| Cidr::parse(e.get_ref()).is_ok_and(|x| x == c))
+                        .or_else(|| list.iter().find(|e| e.get_ref().starts_with('/')))
+                        .or(list.first());
+                    match at {
+                        Some(e) => srcs[*i].err(e.span(), "deny", msg),
+                        None => anyhow::anyhow!("`deny`: {msg}"),
+                    }
+                }
+                None => anyhow::anyhow!("`deny`: {msg}"),
+            }
+        })?;
         let custom_defs: Vec<&FilterDef> = custom.iter().map(|(_, f)| f.get_ref()).collect();
         for j in jails {
             let at = Layered {
@@ -787,12 +806,13 @@ fn load_list(
 
 /// A `deny` entry may not cover an ignored or loopback address (the own addresses are
 /// checked by the daemon, which knows them).
-fn check_deny(cfg: &Config) -> Result<()> {
+/// A `deny` entry that holds an ignored or loopback address: the entry, and what to say.
+fn check_deny(cfg: &Config) -> std::result::Result<(), (Cidr, String)> {
     let never = portcullis_core::ignore::IgnoreList::new(cfg.ignore.clone(), vec![]);
     for c in &cfg.deny.cidrs {
         if let Some(why) = never.check_prefix(*c) {
             let why = crate::lists::refusal(*c, why);
-            bail!("`deny`: {why}; the ignore list, loopback and the host's own addresses always win, so narrow the entry or the ignore list");
+            return Err((*c, format!("{why}; the ignore list, loopback and the host's own addresses always win, so narrow the entry or the ignore list")));
         }
     }
     Ok(())
@@ -2865,6 +2885,18 @@ backend = "route"
         );
         let w = warnings(&load(&text("sshd")).unwrap());
         assert!(!w.iter().any(|w| w.contains("fleet.share")), "{w:?}");
+    }
+
+    #[test]
+    fn a_deny_entry_over_an_ignored_address_is_an_error_with_its_place() {
+        let e =
+            err("ignore = [\"198.51.100.7\"]\ndeny = [\"203.0.113.9\",\n  \"198.51.100.0/24\"]\n");
+        assert!(
+            e.starts_with("test.toml:3: `deny`: ") && e.contains("198.51.100.0/24"),
+            "{e}"
+        );
+        let e = err("deny = [\"127.0.0.0/8\"]\n");
+        assert!(e.starts_with("test.toml:1: `deny`: "), "{e}");
     }
 
     #[test]
