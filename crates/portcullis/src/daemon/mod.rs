@@ -1495,8 +1495,16 @@ impl Engine {
         if ops.is_empty() {
             return Vec::new();
         }
-        let Err(e) = self.fw.apply(ops) else {
-            return Vec::new();
+        let e = match self.fw.apply_each(ops) {
+            // (changes refused alone, the others carried out: a program that failed for
+            // them, which no repair mends; logged by the backend)
+            Ok(refused) => {
+                return refused
+                    .into_iter()
+                    .filter(|op| matches!(op, FwOp::Add { .. }))
+                    .collect()
+            }
+            Err(e) => e,
         };
         error!("firewall: {e:#}; repairing and retrying");
         let fixed = match self.fw.intact() {

@@ -314,8 +314,11 @@ impl CommandBackend {
         run_program(&argv, None, self.opts.timeout).is_ok_and(|o| o.success())
     }
 
-    fn do_ops(&mut self, ops: &[FwOp], restoring: bool) -> Result<()> {
+    /// Runs the programs for `ops`; returns the changes whose program failed (the others
+    /// carried out), or an error when the one change of a single-change batch failed.
+    fn do_ops(&mut self, ops: &[FwOp], restoring: bool) -> Result<Vec<FwOp>> {
         let mut failed = 0;
+        let mut refused = Vec::new();
         let folded = fold(ops);
         for ((jail, addr), timeout) in &folded {
             if !self.jails.contains_key(jail) {
@@ -336,6 +339,11 @@ impl CommandBackend {
                         self.record(key, *ms);
                     } else {
                         failed += 1;
+                        refused.push(FwOp::Add {
+                            jail: jail.clone(),
+                            addr: *addr,
+                            timeout_ms: *ms,
+                        });
                     }
                 }
                 None => {
@@ -346,6 +354,10 @@ impl CommandBackend {
                         let argv = unban.expand(&values(rules, jail, *addr, 0));
                         if !self.run(&argv, &format!("unban {addr} (jail {jail})")) {
                             failed += 1;
+                            refused.push(FwOp::Del {
+                                jail: jail.clone(),
+                                addr: *addr,
+                            });
                         }
                     }
                 }
@@ -356,7 +368,7 @@ impl CommandBackend {
         if failed > 0 && failed == folded.len() && folded.len() == 1 {
             bail!("the command failed (see the log for its stderr)");
         }
-        Ok(())
+        Ok(refused)
     }
 }
 
@@ -395,11 +407,15 @@ impl Firewall for CommandBackend {
     }
 
     fn apply(&mut self, ops: &[FwOp]) -> Result<()> {
+        self.do_ops(ops, false).map(|_| ())
+    }
+
+    fn apply_each(&mut self, ops: &[FwOp]) -> Result<Vec<FwOp>> {
         self.do_ops(ops, false)
     }
 
     fn restore(&mut self, ops: &[FwOp]) -> Result<()> {
-        self.do_ops(ops, true)
+        self.do_ops(ops, true).map(|_| ())
     }
 
     fn expires_itself(&self) -> bool {
@@ -424,7 +440,7 @@ impl Firewall for CommandBackend {
                 addr: *addr,
             })
             .collect();
-        self.do_ops(&ops, false)
+        self.do_ops(&ops, false).map(|_| ())
     }
 }
 

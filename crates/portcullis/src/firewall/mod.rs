@@ -157,6 +157,13 @@ pub trait Firewall: Send {
         }
         Ok(())
     }
+    /// [`Firewall::apply`], returning the changes refused one by one while the others were
+    /// carried out (a `command` program that failed for one ban of a batch), so that the
+    /// caller does not take them for done; an error when the batch as a whole failed. By
+    /// default: nothing is refused alone.
+    fn apply_each(&mut self, ops: &[FwOp]) -> Result<Vec<FwOp>> {
+        self.apply(ops).map(|()| Vec::new())
+    }
     /// Whether what [`Firewall::setup`] made is still there (a `systemctl restart nftables`
     /// runs `flush ruleset`, and every ban is gone from the kernel); cheap, checked once a
     /// minute. True by default.

@@ -193,6 +193,25 @@ impl Firewall for Router {
         self.each(ops, false)
     }
 
+    fn apply_each(&mut self, ops: &[FwOp]) -> Result<Vec<FwOp>> {
+        let per = self.split(ops)?;
+        let mut refused = Vec::new();
+        let mut first_err = None;
+        for ((name, b), ops) in self.backends.iter_mut().zip(per) {
+            if ops.is_empty() {
+                continue;
+            }
+            match b.apply_each(&ops) {
+                Ok(r) => refused.extend(r),
+                Err(e) => {
+                    tracing::error!("firewall backend {name}: {e:#}");
+                    first_err.get_or_insert(e.context(format!("backend {name}")));
+                }
+            }
+        }
+        first_err.map_or(Ok(refused), Err)
+    }
+
     fn restore(&mut self, ops: &[FwOp]) -> Result<()> {
         self.each(ops, true)
     }

@@ -456,6 +456,9 @@ impl Firewall for Timed {
     fn apply(&mut self, ops: &[FwOp]) -> Result<()> {
         self.time(|f| f.apply(ops))
     }
+    fn apply_each(&mut self, ops: &[FwOp]) -> Result<Vec<FwOp>> {
+        self.time(|f| f.apply_each(ops))
+    }
     #[cfg(test)]
     fn list(&mut self) -> Result<Vec<(String, std::net::IpAddr, Option<i64>)>> {
         self.inner.list()
