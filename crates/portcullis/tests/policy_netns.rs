@@ -147,6 +147,47 @@ fn nft_set(ns: &Netns, set: &str) -> Vec<(String, Option<i64>)> {
         .collect()
 }
 
+/// A namespace and a directory for one daemon: `DIR/auth.log` (empty) and
+/// `DIR/portcullis.toml` with the socket and state in DIR, the top-level keys `top`, and one
+/// jail `sshd` reading auth.log with the keys `jail`.
+struct Setup {
+    ns: Netns,
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    log: PathBuf,
+    cfg: PathBuf,
+}
+
+fn setup(role: &str, top: &str, jail: &str) -> Setup {
+    let ns = Netns::new(role);
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!("pct-{role}-"))
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path().to_path_buf();
+    let log = dir.join("auth.log");
+    fs::write(&log, "").unwrap();
+    let cfg = dir.join("portcullis.toml");
+    fs::write(
+        &cfg,
+        format!(
+            "socket = {:?}\nstate_dir = {:?}\n{top}[[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\n\
+             logs = [{:?}]\n{jail}",
+            dir.join("portcullis.sock"),
+            dir.join("state"),
+            log
+        ),
+    )
+    .unwrap();
+    Setup {
+        ns,
+        _tmp: tmp,
+        dir,
+        log,
+        cfg,
+    }
+}
+
 /// One ssh login with a wrong password from `src` (an address of the attacker's namespace).
 fn ssh_from(lab: &Lab, src: &str, target: IpAddr) -> CmdOutput {
     let t = target.to_string();
@@ -287,27 +328,18 @@ fn v6_prefix_deny_and_ignore_file() {
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn escalation_and_permanent_bans_survive_kill_9() {
     require_root();
-    let ns = Netns::new("pol");
-    let tmp = tempfile::Builder::new()
-        .prefix("pct-policy-")
-        .tempdir()
-        .unwrap();
-    let dir = tmp.path().to_path_buf();
-    let log = dir.join("auth.log");
-    fs::write(&log, "").unwrap();
-    let cfg = dir.join("portcullis.toml");
-    fs::write(
-        &cfg,
-        format!(
-            "socket = {:?}\nstate_dir = {:?}\n[[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\n\
-             logs = [{:?}]\nmaxretry = 2\nfindtime = \"10m\"\nbantime = \"3s\"\nports = [22]\n\
-             bantime_increment = {{ factor = 4.0, max = \"1h\", window = \"1d\" }}\n",
-            dir.join("portcullis.sock"),
-            dir.join("state"),
-            log
-        ),
-    )
-    .unwrap();
+    let Setup {
+        ns,
+        _tmp,
+        dir,
+        log,
+        cfg,
+    } = setup(
+        "pol",
+        "",
+        "maxretry = 2\nfindtime = \"10m\"\nbantime = \"3s\"\nports = [22]\n\
+         bantime_increment = { factor = 4.0, max = \"1h\", window = \"1d\" }\n",
+    );
     let mut d = Daemon::start(&ns, &dir, &cfg);
     let addr = "192.0.2.77";
     // follower barrier: the daemon reads the log before the first offence
@@ -401,27 +433,18 @@ fn escalation_and_permanent_bans_survive_kill_9() {
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn subnet_bans_replace_the_offenders_in_the_kernel() {
     require_root();
-    let ns = Netns::new("snb");
-    let tmp = tempfile::Builder::new()
-        .prefix("pct-subnet-")
-        .tempdir()
-        .unwrap();
-    let dir = tmp.path().to_path_buf();
-    let log = dir.join("auth.log");
-    fs::write(&log, "").unwrap();
-    let cfg = dir.join("portcullis.toml");
-    fs::write(
-        &cfg,
-        format!(
-            "socket = {:?}\nstate_dir = {:?}\n[[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\n\
-             logs = [{:?}]\nmaxretry = 3\nfindtime = \"10m\"\nbantime = \"1h\"\nports = [22]\n\
-             subnet_ban = {{ v4 = 24, v6 = 48, after = 2, within = \"1d\" }}\n",
-            dir.join("portcullis.sock"),
-            dir.join("state"),
-            log
-        ),
-    )
-    .unwrap();
+    let Setup {
+        ns,
+        _tmp,
+        dir,
+        log,
+        cfg,
+    } = setup(
+        "snb",
+        "",
+        "maxretry = 3\nfindtime = \"10m\"\nbantime = \"1h\"\nports = [22]\n\
+         subnet_ban = { v4 = 24, v6 = 48, after = 2, within = \"1d\" }\n",
+    );
     let mut d = Daemon::start(&ns, &dir, &cfg);
     std::thread::sleep(Duration::from_millis(1500));
     let mut n = 0;
@@ -485,27 +508,17 @@ fn subnet_bans_replace_the_offenders_in_the_kernel() {
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn a_flushed_ruleset_gets_every_ban_back() {
     require_root();
-    let ns = Netns::new("flush");
-    let tmp = tempfile::Builder::new()
-        .prefix("pct-flush-")
-        .tempdir()
-        .unwrap();
-    let dir = tmp.path().to_path_buf();
-    let log = dir.join("auth.log");
-    fs::write(&log, "").unwrap();
-    let cfg = dir.join("portcullis.toml");
-    fs::write(
-        &cfg,
-        format!(
-            "socket = {:?}\nstate_dir = {:?}\ndeny = [\"198.51.100.66\"]\n\
-             [[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\n\
-             logs = [{:?}]\nmaxretry = 2\nfindtime = \"10m\"\nbantime = \"1h\"\nports = [22]\n",
-            dir.join("portcullis.sock"),
-            dir.join("state"),
-            log
-        ),
-    )
-    .unwrap();
+    let Setup {
+        ns,
+        _tmp,
+        dir,
+        log,
+        cfg,
+    } = setup(
+        "flush",
+        "deny = [\"198.51.100.66\"]\n",
+        "maxretry = 2\nfindtime = \"10m\"\nbantime = \"1h\"\nports = [22]\n",
+    );
     let d = Daemon::start(&ns, &dir, &cfg);
     std::thread::sleep(Duration::from_millis(1500));
     let mut n = 0;
@@ -642,14 +655,9 @@ fn a_second_daemon_is_refused_before_it_touches_the_table() {
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn a_squatted_table_claim_does_not_stop_the_daemon() {
     require_root();
-    let ns = Netns::new("squat");
-    let tmp = tempfile::Builder::new()
-        .prefix("pct-squat-")
-        .tempdir()
-        .unwrap();
-    let dir = tmp.path().to_path_buf();
-    let log = dir.join("auth.log");
-    fs::write(&log, "").unwrap();
+    let Setup {
+        ns, _tmp, dir, cfg, ..
+    } = setup("squat", "", "maxretry = 2\nports = [22]\n");
     let mut squat = ns.spawn(
         "setpriv",
         &[
@@ -667,18 +675,6 @@ fn a_squatted_table_claim_does_not_stop_the_daemon() {
             .stdout_str()
             .contains("@portcullis/nftables/inet/portcullis")
     });
-    let cfg = dir.join("portcullis.toml");
-    fs::write(
-        &cfg,
-        format!(
-            "socket = {:?}\nstate_dir = {:?}\n[[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\n\
-             logs = [{:?}]\nmaxretry = 2\nports = [22]\n",
-            dir.join("portcullis.sock"),
-            dir.join("state"),
-            log
-        ),
-    )
-    .unwrap();
     let d = Daemon::start(&ns, &dir, &cfg);
     assert!(
         d.log()
@@ -700,26 +696,9 @@ fn a_squatted_table_claim_does_not_stop_the_daemon() {
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn an_old_layout_table_is_made_again_with_every_ban() {
     require_root();
-    let ns = Netns::new("upg");
-    let tmp = tempfile::Builder::new()
-        .prefix("pct-upgrade-")
-        .tempdir()
-        .unwrap();
-    let dir = tmp.path().to_path_buf();
-    let log = dir.join("auth.log");
-    fs::write(&log, "").unwrap();
-    let cfg = dir.join("portcullis.toml");
-    fs::write(
-        &cfg,
-        format!(
-            "socket = {:?}\nstate_dir = {:?}\n[[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\n\
-             logs = [{:?}]\nmaxretry = 2\nports = [22]\n",
-            dir.join("portcullis.sock"),
-            dir.join("state"),
-            log
-        ),
-    )
-    .unwrap();
+    let Setup {
+        ns, _tmp, dir, cfg, ..
+    } = setup("upg", "", "maxretry = 2\nports = [22]\n");
     let mut d = Daemon::start(&ns, &dir, &cfg);
     d.cli(&["ban", "203.0.113.50"]).check();
     d.cli(&["ban", "2001:db8:9:1::/64"]).check();
