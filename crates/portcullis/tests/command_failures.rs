@@ -7,9 +7,8 @@ mod common;
 
 use common::*;
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 #[test]
 fn a_failing_or_hanging_ban_program_neither_stops_nor_holds_the_daemon() {
@@ -52,20 +51,7 @@ fn a_failing_or_hanging_ban_program_neither_stops_nor_holds_the_daemon() {
     .unwrap();
     let mut d = Daemon::start(&cfg, &dir.join("daemon.log"));
     let mut n = 0;
-    let mut offend = |addr: &str| {
-        let mut f = fs::OpenOptions::new().append(true).open(&log).unwrap();
-        for _ in 0..2 {
-            n += 1;
-            writeln!(
-                f,
-                "{} host sshd[{}]: Failed password for root from {addr} port {} ssh2",
-                syslog_timestamp(SystemTime::now()),
-                1000 + n,
-                40000 + n
-            )
-            .unwrap();
-        }
-    };
+    let mut offend = |addr: &str| append_sshd_failures(&log, addr, 2, &mut n);
     offend("203.0.113.7");
     wait_for("the refusal logged", Duration::from_secs(15), || {
         d.log().contains("203.0.113.7 in jail sshd was refused")

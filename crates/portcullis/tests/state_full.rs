@@ -11,9 +11,8 @@ mod common;
 
 use common::*;
 use std::fs;
-use std::io::Write;
 use std::process::{Command, Stdio};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
@@ -58,20 +57,7 @@ fn a_full_state_disk_stops_no_ban() {
     });
     assert!(up && p.try_wait().is_none(), "{}", read());
     let mut n = 0;
-    let mut offend = |addr: &str| {
-        let mut f = fs::OpenOptions::new().append(true).open(&log).unwrap();
-        for _ in 0..2 {
-            n += 1;
-            writeln!(
-                f,
-                "{} host sshd[{}]: Failed password for root from {addr} port {} ssh2",
-                syslog_timestamp(SystemTime::now()),
-                3000 + n,
-                45000 + n
-            )
-            .unwrap();
-        }
-    };
+    let mut offend = |addr: &str| append_sshd_failures(&log, addr, 2, &mut n);
     offend("203.0.113.20");
     wait_for("the first ban", Duration::from_secs(10), || {
         banned_hosts(&socket).contains(&"203.0.113.20".to_string())

@@ -198,3 +198,21 @@ pub fn shipped_journal_source(filter: &str) -> String {
     assert!(first.starts_with("journal:"), "{filter}: logs {logs:?}");
     first
 }
+
+/// Appends `count` sshd "Failed password" lines of `addr` to `log`, stamped now (classic
+/// syslog prefix), with pids and ports from `*n` on (it is advanced).
+pub fn append_sshd_failures(log: &Path, addr: &str, count: u32, n: &mut u32) {
+    use std::io::Write;
+    let mut f = fs::OpenOptions::new().append(true).open(log).unwrap();
+    for _ in 0..count {
+        *n += 1;
+        writeln!(
+            f,
+            "{} host sshd[{}]: Failed password for root from {addr} port {} ssh2",
+            super::syslog_timestamp(std::time::SystemTime::now()),
+            1000 + *n,
+            40000 + *n
+        )
+        .unwrap();
+    }
+}
