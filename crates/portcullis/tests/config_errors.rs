@@ -343,3 +343,26 @@ fn check_config_as_another_user_checks_for_a_root_daemon() {
     let (ok, out) = check_file(&path);
     assert!(!ok && out.contains("above it is not a directory"), "{out}");
 }
+
+/// A jail that can read nothing is said at check-config (and at start), not only by
+/// `status` (docs review): here its only log is missing.
+#[test]
+fn a_jail_that_reads_nothing_is_a_loud_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let text = format!(
+        "{}[[jail]]\nname = \"blind\"\nfilter = \"sshd\"\nlogs = [\"{}/none.log\"]\n",
+        base(d),
+        d.display()
+    );
+    let (ok, out) = check(d, &text);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("warning: jail blind: NO READABLE LOG SOURCE"),
+        "{out}"
+    );
+    // a readable log: no such warning
+    std::fs::write(d.join("none.log"), "").unwrap();
+    let (ok, out) = check(d, &text);
+    assert!(ok && !out.contains("NO READABLE"), "{out}");
+}

@@ -125,6 +125,7 @@ pub fn run(path: Option<&Path>) -> anyhow::Result<i32> {
     for w in crate::firewall::settings::warnings(&backends)
         .into_iter()
         .chain(config::warnings(&cfg))
+        .chain(crate::daemon::blind_jails(&cfg))
     {
         eprintln!("warning: {w}");
     }

@@ -411,9 +411,23 @@ fn jail_files(j: &crate::config::JailConfig) -> Vec<(String, bool)> {
 /// What `status` must say loudly about a jail's sources: a jail with no readable source
 /// (no readable file, and no journal or no journald to serve it) sees nothing, and protects
 /// nothing.
-fn source_warnings(j: &crate::config::JailConfig) -> Vec<String> {
+pub(crate) fn source_warnings(j: &crate::config::JailConfig) -> Vec<String> {
     let journald = Path::new(crate::sources::journal::JOURNALD_SOCKET).exists();
     source_warnings_with(j, &jail_files(j), journald)
+}
+
+/// The loud one of [`source_warnings`] for each jail that can read nothing now, as
+/// `jail NAME: ...` (said at start and by check-config, not only by `status`).
+pub(crate) fn blind_jails(cfg: &Config) -> Vec<String> {
+    cfg.jails
+        .iter()
+        .filter_map(|j| {
+            let w = source_warnings(j);
+            w.first()
+                .is_some_and(|x| x.starts_with("NO READABLE LOG SOURCE"))
+                .then(|| format!("jail {}: {}", j.name, w.join("; ")))
+        })
+        .collect()
 }
 
 /// [`source_warnings`] for these files (path, readable) and whether journald runs.
@@ -467,7 +481,7 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
     let mut cfg = Config::load(config_path)?;
     let level = log_level.unwrap_or(&cfg.log_level);
     crate::logging::init(crate::logging::parse_level(level).unwrap_or(tracing::Level::INFO));
-    for w in config::warnings(&cfg) {
+    for w in config::warnings(&cfg).into_iter().chain(blind_jails(&cfg)) {
         warn!("{w}");
     }
     crate::sys::raise_open_files();
