@@ -742,3 +742,55 @@ fn an_old_layout_table_is_made_again_with_every_ban() {
     assert!(plain.contains("2001:db8:9:1::"), "{plain}");
     assert!(d.log().matches("restore ").count() >= 3, "{}", d.log());
 }
+
+/// Offline `unban --all` with a ban of a jail removed since (its sets are gone from the
+/// kernel) still removes the other jails' elements: one missing set failed the whole nft
+/// transaction, and nothing was removed while the message said otherwise.
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn offline_unban_removes_what_it_can_when_a_jails_sets_are_gone() {
+    require_root();
+    let Setup {
+        ns,
+        _tmp,
+        dir,
+        log,
+        cfg,
+    } = setup("offun", "", "maxretry = 2\nports = [22]\n");
+    let text = fs::read_to_string(&cfg).unwrap();
+    fs::write(
+        &cfg,
+        format!(
+            "{text}[[jail]]\nname = \"web\"\nfilter = \"sshd\"\nlogs = [{:?}]\nports = [80]\n",
+            log
+        ),
+    )
+    .unwrap();
+    let mut d = Daemon::start(&ns, &dir, &cfg);
+    d.cli(&["ban", "198.51.100.9", "--jail", "sshd"]).check();
+    d.cli(&["ban", "2001:db8:1:4::/64", "--jail", "sshd"])
+        .check();
+    d.cli(&["ban", "203.0.113.60", "--jail", "web"]).check();
+    // `web` goes (its bans are kept in the state file, its sets leave the kernel)
+    fs::write(&cfg, &text).unwrap();
+    d.cli(&["reload"]).check();
+    d.kill9();
+    let mut c = ns.command(BIN, &["unban", "--all", "--config"]);
+    c.arg(&cfg);
+    let o = run_with_timeout(&mut c, None, Duration::from_secs(30)).check();
+    let out = o.stdout_str() + &o.stderr_str();
+    assert!(
+        out.contains("2 removed from nftables") && out.contains("1 not in nftables"),
+        "{out}"
+    );
+    assert!(
+        nft_set(&ns, "v4_sshd").is_empty(),
+        "{:?}",
+        nft_set(&ns, "v4_sshd")
+    );
+    assert!(
+        nft_set(&ns, "v6_sshd").is_empty(),
+        "{:?}",
+        nft_set(&ns, "v6_sshd")
+    );
+}

@@ -220,16 +220,43 @@ pub fn unban(cfg: &Config, addr: Option<Cidr>, jail: Option<&str>, now: i64) -> 
             forward: cfg.firewall.forward,
             command: vec!["nft".into()],
         });
-        let del: Vec<FwOp> = lift
-            .iter()
-            .map(|(a, j)| FwOp::Del {
-                jail: j.clone(),
-                addr: *a,
-            })
-            .collect();
-        match nft.apply(&del) {
-            Ok(()) => msg += "; removed from nftables",
-            Err(e) => msg += &format!("; not in nftables ({e:#}): nothing to remove there"),
+        // only elements of sets that exist: one missing set (a jail no longer configured,
+        // whose sets went at the reload; a table of an older layout until the next start)
+        // failed the whole transaction, and nothing was removed (a review found)
+        match nft.set_names() {
+            Err(e) => {
+                msg += &format!("; nftables could not be read ({e:#}): nothing removed there")
+            }
+            Ok(sets) => {
+                let (del, missing): (Vec<FwOp>, Vec<FwOp>) = lift
+                    .iter()
+                    .map(|(a, j)| FwOp::Del {
+                        jail: j.clone(),
+                        addr: *a,
+                    })
+                    .partition(|op| {
+                        let FwOp::Del { jail, addr } = op else {
+                            return false;
+                        };
+                        sets.contains(&crate::firewall::nftables::set_of(jail, *addr))
+                    });
+                if !del.is_empty() {
+                    match nft.apply(&del) {
+                        Ok(()) => msg += &format!("; {} removed from nftables", del.len()),
+                        Err(e) => {
+                            msg += &format!(
+                                "; nft failed to remove them ({e:#}): they may still block"
+                            )
+                        }
+                    }
+                }
+                if !missing.is_empty() {
+                    msg += &format!(
+                        "; {} not in nftables (no set of theirs there: a jail not configured, or a table the next start makes again)",
+                        missing.len()
+                    );
+                }
+            }
         }
     }
     Ok(Response::ok(msg))
