@@ -1,10 +1,11 @@
 //! The nftables backend.
 //!
-//! Portcullis owns one table, `inet <table>`, and nothing outside it. Per jail it holds five
+//! Portcullis owns one table, `inet <table>`, and nothing outside it. Per jail it holds eight
 //! sets with `flags timeout`, so the kernel expires bans by itself: `v4_<jail>` and
-//! `v6_<jail>` for single addresses, `v6n_<jail>` for IPv6 /64s (matched on the source
-//! masked to its /64), and `v4p_<jail>`/`v6p_<jail>` (also `interval`) for other prefixes
-//! (see [`SET_KINDS`] for why). (The prefix makes every jail name a valid nft identifier,
+//! `v6_<jail>` for single addresses, `v4c_` (/24), `v6k_` (/48), `v6m_` (/56) and `v6n_`
+//! (/64) for the usual prefix lengths (matched on the source masked to that length), and
+//! `v4p_<jail>`/`v6p_<jail>` (also `interval`) for other prefixes (see [`SET_KINDS`] for
+//! why). (The prefix makes every jail name a valid nft identifier,
 //! which must start with a letter and must not be a keyword such as `ip`.) A base chain per
 //! hook (`input`, and `forward` if asked) at the configured priority holds, per jail and
 //! family, a rule like
@@ -378,23 +379,34 @@ pub fn check_table_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// The kinds of set a jail has, per family: single addresses (`v4_`, `v6_`), IPv6 /64s
-/// (`v6n_`, matched on the source address masked to its /64) and every other prefix
-/// (`v4p_`, `v6p_`, interval sets). Only interval sets make nft read every element of the
-/// set before it changes one (to check overlaps): with 300,000 bans in one, a single ban
-/// took 13 s, against 4 ms in a plain set (measured with nft 1.0.6), and the engine waited.
-/// So the bans a jail makes by itself, single IPv4 addresses and IPv6 /64s (the default
-/// `v6_prefix`), go to plain sets, and only the rarer other prefixes (subnet bans, manual
-/// and fleet prefixes, `deny` CIDRs) to interval sets. (nft 1.0.6 reads every interval set
-/// of the network namespace before any change, so large interval sets, a `deny` file of
-/// 100,000 CIDRs say, still slow every ban: 0.5 s each then, a review measured.)
-const SET_KINDS: [(&str, &str, &str); 5] = [
+/// The kinds of set a jail has, per family: single addresses (`v4_`, `v6_`), the usual
+/// prefix lengths in plain sets matched on the source address masked to that length
+/// ([`MASKED`]: IPv4 /24s, IPv6 /48s, /56s and /64s), and every other prefix (`v4p_`,
+/// `v6p_`, interval sets). nft 1.0.6 reads every element of every interval set of the
+/// network namespace before it changes any set (to check overlaps): with 300,000 bans in
+/// one, a single ban took 13 s, against 4 ms with plain sets only, and the engine waited; a
+/// `deny` file of 100,000 /56s still cost 0.5 s per ban, a review measured. So bans of an
+/// address or of one of the usual lengths (`v6_prefix` 64 by default, `v4_prefix` 24,
+/// `subnet_ban` widening, most deny CIDRs) go to plain sets, and only other lengths (a ban
+/// narrowed around an own address, odd CIDRs) to interval sets.
+const SET_KINDS: [(&str, &str, &str); 8] = [
     // (prefix, type, flags)
     ("v4_", "ipv4_addr", "timeout"),
-    ("v6_", "ipv6_addr", "timeout"),
-    ("v6n_", "ipv6_addr", "timeout"),
+    ("v4c_", "ipv4_addr", "timeout"),
     ("v4p_", "ipv4_addr", "interval, timeout"),
+    ("v6_", "ipv6_addr", "timeout"),
+    ("v6k_", "ipv6_addr", "timeout"),
+    ("v6m_", "ipv6_addr", "timeout"),
+    ("v6n_", "ipv6_addr", "timeout"),
     ("v6p_", "ipv6_addr", "interval, timeout"),
+];
+
+/// The plain sets of prefixes: (set prefix, IPv6, prefix length, the rule's lookup).
+const MASKED: [(&str, bool, u8, &str); 4] = [
+    ("v4c_", false, 24, "ip saddr & 255.255.255.0"),
+    ("v6k_", true, 48, "ip6 saddr & ffff:ffff:ffff::"),
+    ("v6m_", true, 56, "ip6 saddr & ffff:ffff:ffff:ff00::"),
+    ("v6n_", true, 64, "ip6 saddr & ffff:ffff:ffff:ffff::"),
 ];
 
 /// The set holding the single banned addresses of one family of a jail.
@@ -407,8 +419,11 @@ fn set_and_element(jail: &str, addr: Cidr) -> (String, String) {
     let v6 = addr.addr.is_ipv6();
     if addr.is_host() {
         (set_name(jail, v6), addr.addr.to_string())
-    } else if v6 && addr.len == 64 {
-        (format!("v6n_{jail}"), addr.addr.to_string())
+    } else if let Some((prefix, ..)) = MASKED
+        .iter()
+        .find(|&&(_, six, len, _)| six == v6 && len == addr.len)
+    {
+        (format!("{prefix}{jail}"), addr.addr.to_string())
     } else {
         (
             format!("{}_{jail}", if v6 { "v6p" } else { "v4p" }),
@@ -541,13 +556,18 @@ pub fn setup_script(opts: &NftOptions, jails: &[JailRules], existing: &Existing)
         );
         for jail in jails {
             let j = &jail.name;
-            for (lookup, set) in [
-                ("ip saddr", format!("v4_{j}")),
-                ("ip saddr", format!("v4p_{j}")),
-                ("ip6 saddr", format!("v6_{j}")),
-                ("ip6 saddr & ffff:ffff:ffff:ffff::", format!("v6n_{j}")),
-                ("ip6 saddr", format!("v6p_{j}")),
-            ] {
+            let lookups = SET_KINDS.iter().map(|(prefix, kind, _)| {
+                let lookup = MASKED.iter().find(|m| m.0 == *prefix).map_or(
+                    if *kind == "ipv4_addr" {
+                        "ip saddr"
+                    } else {
+                        "ip6 saddr"
+                    },
+                    |m| m.3,
+                );
+                (lookup, format!("{prefix}{j}"))
+            });
+            for (lookup, set) in lookups {
                 for (matches, verdict) in rule_matches(jail) {
                     let _ = writeln!(
                         s,
@@ -851,23 +871,35 @@ flush chain inet portcullis input
 delete chain inet portcullis input
 add set inet portcullis v4_mail { type ipv4_addr; flags timeout; }
 add set inet portcullis v4_sshd { type ipv4_addr; flags timeout; }
+add set inet portcullis v4c_mail { type ipv4_addr; flags timeout; }
+add set inet portcullis v4c_sshd { type ipv4_addr; flags timeout; }
 add set inet portcullis v4p_mail { type ipv4_addr; flags interval, timeout; }
 add set inet portcullis v4p_sshd { type ipv4_addr; flags interval, timeout; }
 add set inet portcullis v6_mail { type ipv6_addr; flags timeout; }
 add set inet portcullis v6_sshd { type ipv6_addr; flags timeout; }
+add set inet portcullis v6k_mail { type ipv6_addr; flags timeout; }
+add set inet portcullis v6k_sshd { type ipv6_addr; flags timeout; }
+add set inet portcullis v6m_mail { type ipv6_addr; flags timeout; }
+add set inet portcullis v6m_sshd { type ipv6_addr; flags timeout; }
 add set inet portcullis v6n_mail { type ipv6_addr; flags timeout; }
 add set inet portcullis v6n_sshd { type ipv6_addr; flags timeout; }
 add set inet portcullis v6p_mail { type ipv6_addr; flags interval, timeout; }
 add set inet portcullis v6p_sshd { type ipv6_addr; flags interval, timeout; }
 add chain inet portcullis input { type filter hook input priority -10; policy accept; }
 add rule inet portcullis input ip saddr @v4_sshd tcp dport { 22 } counter drop
+add rule inet portcullis input ip saddr & 255.255.255.0 @v4c_sshd tcp dport { 22 } counter drop
 add rule inet portcullis input ip saddr @v4p_sshd tcp dport { 22 } counter drop
 add rule inet portcullis input ip6 saddr @v6_sshd tcp dport { 22 } counter drop
+add rule inet portcullis input ip6 saddr & ffff:ffff:ffff:: @v6k_sshd tcp dport { 22 } counter drop
+add rule inet portcullis input ip6 saddr & ffff:ffff:ffff:ff00:: @v6m_sshd tcp dport { 22 } counter drop
 add rule inet portcullis input ip6 saddr & ffff:ffff:ffff:ffff:: @v6n_sshd tcp dport { 22 } counter drop
 add rule inet portcullis input ip6 saddr @v6p_sshd tcp dport { 22 } counter drop
 add rule inet portcullis input ip saddr @v4_mail meta l4proto { tcp, udp } th dport { 25, 587, 993-995 } counter drop
+add rule inet portcullis input ip saddr & 255.255.255.0 @v4c_mail meta l4proto { tcp, udp } th dport { 25, 587, 993-995 } counter drop
 add rule inet portcullis input ip saddr @v4p_mail meta l4proto { tcp, udp } th dport { 25, 587, 993-995 } counter drop
 add rule inet portcullis input ip6 saddr @v6_mail meta l4proto { tcp, udp } th dport { 25, 587, 993-995 } counter drop
+add rule inet portcullis input ip6 saddr & ffff:ffff:ffff:: @v6k_mail meta l4proto { tcp, udp } th dport { 25, 587, 993-995 } counter drop
+add rule inet portcullis input ip6 saddr & ffff:ffff:ffff:ff00:: @v6m_mail meta l4proto { tcp, udp } th dport { 25, 587, 993-995 } counter drop
 add rule inet portcullis input ip6 saddr & ffff:ffff:ffff:ffff:: @v6n_mail meta l4proto { tcp, udp } th dport { 25, 587, 993-995 } counter drop
 add rule inet portcullis input ip6 saddr @v6p_mail meta l4proto { tcp, udp } th dport { 25, 587, 993-995 } counter drop
 ";
@@ -983,11 +1015,15 @@ add rule inet portcullis input ip6 saddr @v6p_mail meta l4proto { tcp, udp } th 
             [
                 "input ip saddr @v4_0-all meta l4proto tcp counter reject with tcp reset",
                 "input ip saddr @v4_0-all counter reject",
+                "input ip saddr & 255.255.255.0 @v4c_0-all meta l4proto tcp counter reject with tcp reset",
+                "input ip saddr & 255.255.255.0 @v4c_0-all counter reject",
                 "input ip saddr @v4p_0-all meta l4proto tcp counter reject with tcp reset",
                 "input ip saddr @v4p_0-all counter reject",
                 "input ip saddr @v4_dns udp dport { 53 } counter reject",
+                "input ip saddr & 255.255.255.0 @v4c_dns udp dport { 53 } counter reject",
                 "input ip saddr @v4p_dns udp dport { 53 } counter reject",
                 "input ip saddr @v4_web meta l4proto tcp counter reject with tcp reset",
+                "input ip saddr & 255.255.255.0 @v4c_web meta l4proto tcp counter reject with tcp reset",
                 "input ip saddr @v4p_web meta l4proto tcp counter reject with tcp reset",
             ]
         );
@@ -1059,20 +1095,24 @@ add element inet portcullis v6_sshd {
                 add("sshd", "2001:db8:5:6::/64", 1000),
                 add("sshd", "198.51.100.0/24", PERMANENT),
                 add("sshd", "2001:db8:7::/48", 1000),
+                add("sshd", "2001:db8:8::/47", 1000),
             ],
         )
         .unwrap();
         assert_eq!(
             script,
             "\
-add element inet portcullis v4p_sshd {
-\t198.51.100.0/24
+add element inet portcullis v4c_sshd {
+\t198.51.100.0
+}
+add element inet portcullis v6k_sshd {
+\t2001:db8:7:: timeout 1s
 }
 add element inet portcullis v6n_sshd {
 \t2001:db8:5:6:: timeout 1s
 }
 add element inet portcullis v6p_sshd {
-\t2001:db8:7::/48 timeout 1s
+\t2001:db8:8::/47 timeout 1s
 }
 "
         );

@@ -1413,20 +1413,24 @@ pub fn nft_jail_elements(
     set: &str,
 ) -> Vec<(String, Option<i64>, Option<i64>)> {
     let (fam, jail) = set.split_once('_').expect("a set named v4_JAIL or v6_JAIL");
-    let sets: Vec<(String, bool)> = match fam {
+    // (set, the prefix length its plain elements stand for)
+    let sets: Vec<(String, Option<u8>)> = match fam {
         "v4" => vec![
-            (format!("v4_{jail}"), false),
-            (format!("v4p_{jail}"), false),
+            (format!("v4_{jail}"), None),
+            (format!("v4c_{jail}"), Some(24)),
+            (format!("v4p_{jail}"), None),
         ],
         "v6" => vec![
-            (format!("v6_{jail}"), false),
-            (format!("v6n_{jail}"), true),
-            (format!("v6p_{jail}"), false),
+            (format!("v6_{jail}"), None),
+            (format!("v6k_{jail}"), Some(48)),
+            (format!("v6m_{jail}"), Some(56)),
+            (format!("v6n_{jail}"), Some(64)),
+            (format!("v6p_{jail}"), None),
         ],
         other => panic!("not a family: {other}"),
     };
     let mut out = Vec::new();
-    for (name, n64) in sets {
+    for (name, plen) in sets {
         let o = host_cmd(
             "ip",
             &[
@@ -1438,8 +1442,10 @@ pub fn nft_jail_elements(
         let v: serde_json::Value = serde_json::from_slice(&o.stdout)
             .unwrap_or_else(|e| panic!("nft -j output is not JSON ({e}): {}", o.stdout_str()));
         let val = |v: &serde_json::Value| match v.as_str() {
-            Some(s) if n64 => format!("{s}/64"),
-            Some(s) => s.to_string(),
+            Some(s) => match plen {
+                Some(l) => format!("{s}/{l}"),
+                None => s.to_string(),
+            },
             None => format!(
                 "{}/{}",
                 v["prefix"]["addr"].as_str().unwrap_or_default(),
