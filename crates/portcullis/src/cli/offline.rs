@@ -235,9 +235,7 @@ pub fn unban(cfg: &Config, addr: Option<Cidr>, jail: Option<&str>, now: i64) -> 
                         addr: *a,
                     })
                     .partition(|op| {
-                        let FwOp::Del { jail, addr } = op else {
-                            return false;
-                        };
+                        let (FwOp::Del { jail, addr } | FwOp::Add { jail, addr, .. }) = op;
                         sets.contains(&crate::firewall::nftables::set_of(jail, *addr))
                     });
                 if !del.is_empty() {

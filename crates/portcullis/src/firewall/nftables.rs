@@ -379,56 +379,81 @@ pub fn check_table_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// The kinds of set a jail has, per family: single addresses (`v4_`, `v6_`), the usual
-/// prefix lengths in plain sets matched on the source address masked to that length
-/// ([`MASKED`]: IPv4 /24s, IPv6 /48s, /56s and /64s), and every other prefix (`v4p_`,
-/// `v6p_`, interval sets). nft 1.0.6 reads every element of every interval set of the
-/// network namespace before it changes any set (to check overlaps): with 300,000 bans in
-/// one, a single ban took 13 s, against 4 ms with plain sets only, and the engine waited; a
-/// `deny` file of 100,000 /56s still cost 0.5 s per ban, a review measured. So bans of an
-/// address or of one of the usual lengths (`v6_prefix` 64 by default, `v4_prefix` 24,
-/// `subnet_ban` widening, most deny CIDRs) go to plain sets, and only other lengths (a ban
-/// narrowed around an own address, odd CIDRs) to interval sets.
-const SET_KINDS: [(&str, &str, &str); 8] = [
-    // (prefix, type, flags)
-    ("v4_", "ipv4_addr", "timeout"),
-    ("v4c_", "ipv4_addr", "timeout"),
-    ("v4p_", "ipv4_addr", "interval, timeout"),
-    ("v6_", "ipv6_addr", "timeout"),
-    ("v6k_", "ipv6_addr", "timeout"),
-    ("v6m_", "ipv6_addr", "timeout"),
-    ("v6n_", "ipv6_addr", "timeout"),
-    ("v6p_", "ipv6_addr", "interval, timeout"),
-];
-
-/// The plain sets of prefixes: (set prefix, IPv6, prefix length, the rule's lookup).
-const MASKED: [(&str, bool, u8, &str); 4] = [
-    ("v4c_", false, 24, "ip saddr & 255.255.255.0"),
-    ("v6k_", true, 48, "ip6 saddr & ffff:ffff:ffff::"),
-    ("v6m_", true, 56, "ip6 saddr & ffff:ffff:ffff:ff00::"),
-    ("v6n_", true, 64, "ip6 saddr & ffff:ffff:ffff:ffff::"),
-];
-
-/// The set holding the single banned addresses of one family of a jail.
-fn set_name(jail: &str, v6: bool) -> String {
-    format!("{}_{jail}", if v6 { "v6" } else { "v4" })
+/// One kind of set a jail has.
+struct SetKind {
+    /// Of the set's name (`v4c_` + jail).
+    prefix: &'static str,
+    v6: bool,
+    /// The one prefix length its elements stand for (a plain set, matched on the source
+    /// masked to that length: its elements are network addresses); `None`: any other
+    /// length (an interval set of prefixes).
+    len: Option<u8>,
+    /// The rule's lookup.
+    lookup: &'static str,
 }
 
-/// The set of a jail that holds `addr`, and the element for it.
+impl SetKind {
+    fn nft_type(&self) -> &'static str {
+        if self.v6 {
+            "ipv6_addr"
+        } else {
+            "ipv4_addr"
+        }
+    }
+
+    fn flags(&self) -> &'static str {
+        if self.len.is_some() {
+            "timeout"
+        } else {
+            "interval, timeout"
+        }
+    }
+}
+
+/// The kinds of set a jail has, per family: single addresses (`v4_`, `v6_`), the usual
+/// prefix lengths in plain sets matched on the source address masked to that length (IPv4
+/// /24s, IPv6 /48s, /56s and /64s), and every other prefix (`v4p_`, `v6p_`, interval sets).
+/// nft 1.0.6 reads every element of every interval set of the network namespace before it
+/// changes any set (to check overlaps): with 300,000 bans in one, a single ban took 13 s,
+/// against 4 ms with plain sets only, and the engine waited; a `deny` file of 100,000 /56s
+/// still cost 0.5 s per ban, a review measured. So bans of an address or of one of the
+/// usual lengths (`v6_prefix` 64 by default, `v4_prefix` 24, `subnet_ban` widening, most
+/// deny CIDRs) go to plain sets, and only other lengths (a ban narrowed around an own
+/// address, odd CIDRs) to interval sets.
+const SET_KINDS: [SetKind; 8] = {
+    const fn k(prefix: &'static str, v6: bool, len: Option<u8>, lookup: &'static str) -> SetKind {
+        SetKind {
+            prefix,
+            v6,
+            len,
+            lookup,
+        }
+    }
+    [
+        k("v4_", false, Some(32), "ip saddr"),
+        k("v4c_", false, Some(24), "ip saddr & 255.255.255.0"),
+        k("v4p_", false, None, "ip saddr"),
+        k("v6_", true, Some(128), "ip6 saddr"),
+        k("v6k_", true, Some(48), "ip6 saddr & ffff:ffff:ffff::"),
+        k("v6m_", true, Some(56), "ip6 saddr & ffff:ffff:ffff:ff00::"),
+        k("v6n_", true, Some(64), "ip6 saddr & ffff:ffff:ffff:ffff::"),
+        k("v6p_", true, None, "ip6 saddr"),
+    ]
+};
+
+/// The set of a jail that holds `addr`, and the element for it: the plain set of its
+/// length, with its network address, else the interval set of its family, with the prefix.
 fn set_and_element(jail: &str, addr: Cidr) -> (String, String) {
     let v6 = addr.addr.is_ipv6();
-    if addr.is_host() {
-        (set_name(jail, v6), addr.addr.to_string())
-    } else if let Some((prefix, ..)) = MASKED
-        .iter()
-        .find(|&&(_, six, len, _)| six == v6 && len == addr.len)
-    {
-        (format!("{prefix}{jail}"), addr.addr.to_string())
-    } else {
-        (
-            format!("{}_{jail}", if v6 { "v6p" } else { "v4p" }),
-            addr.to_string(),
-        )
+    let of_family = || SET_KINDS.iter().filter(move |k| k.v6 == v6);
+    match of_family().find(|k| k.len == Some(addr.len)) {
+        Some(k) => (format!("{}{jail}", k.prefix), addr.addr.to_string()),
+        None => {
+            let k = of_family()
+                .find(|k| k.len.is_none())
+                .expect("an interval set");
+            (format!("{}{jail}", k.prefix), addr.to_string())
+        }
     }
 }
 
@@ -437,27 +462,25 @@ pub fn set_of(jail: &str, addr: Cidr) -> String {
     set_and_element(jail, addr).0
 }
 
-/// The jail of one of our set names.
-fn jail_of_set(set: &str) -> Option<&str> {
+/// The kind of one of our set names, and its jail.
+fn kind_of_set(set: &str) -> Option<(&'static SetKind, &str)> {
     SET_KINDS
         .iter()
-        .find_map(|(prefix, _, _)| set.strip_prefix(prefix))
+        .find_map(|k| set.strip_prefix(k.prefix).map(|jail| (k, jail)))
 }
 
-/// The type and flags our set `name` has.
-fn set_kind(name: &str) -> Option<(&'static str, &'static str)> {
-    SET_KINDS
-        .iter()
-        .find(|(prefix, _, _)| name.starts_with(prefix))
-        .map(|&(_, t, f)| (t, f))
+/// The jail of one of our set names.
+#[cfg(test)]
+fn jail_of_set(set: &str) -> Option<&str> {
+    kind_of_set(set).map(|(_, jail)| jail)
 }
 
 /// What our table holds now, as far as setup cares.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Existing {
     pub chains: Vec<String>,
-    /// Set name, and whether its type and flags are what we create (`ipv4_addr` for `v4_*`,
-    /// `ipv6_addr` for `v6_*`, flags exactly `interval, timeout`).
+    /// Set name, and whether it is one of ours with the type and flags we create (see
+    /// [`SET_KINDS`]).
     pub sets: Vec<(String, bool)>,
 }
 
@@ -480,10 +503,8 @@ pub fn parse_existing(json: &str) -> Result<Existing> {
                 .map(|f| f.iter().filter_map(|f| f.as_str()).collect())
                 .unwrap_or_default();
             // (sets of an older layout, `v4_` as an interval set, are made again)
-            let ok = set_kind(name).is_some_and(|(want, want_flags)| {
-                set["type"].as_str() == Some(want)
-                    && flags.join(", ") == want_flags
-                    && jail_of_set(name).is_some()
+            let ok = kind_of_set(name).is_some_and(|(k, _)| {
+                set["type"].as_str() == Some(k.nft_type()) && flags.join(", ") == k.flags()
             });
             existing.sets.push((name.to_string(), ok));
         }
@@ -532,12 +553,12 @@ pub fn setup_script(opts: &NftOptions, jails: &[JailRules], existing: &Existing)
             let _ = writeln!(s, "{verb} chain {t} {chain}");
         }
     }
-    let wanted: BTreeMap<String, (&str, &str)> = jails
+    let wanted: BTreeMap<String, &SetKind> = jails
         .iter()
         .flat_map(|j| {
             SET_KINDS
                 .iter()
-                .map(|&(prefix, kind, flags)| (format!("{prefix}{}", j.name), (kind, flags)))
+                .map(|k| (format!("{}{}", k.prefix, j.name), k))
         })
         .collect();
     for (set, ok) in &existing.sets {
@@ -545,8 +566,13 @@ pub fn setup_script(opts: &NftOptions, jails: &[JailRules], existing: &Existing)
             let _ = writeln!(s, "delete set {t} {set}");
         }
     }
-    for (set, (kind, flags)) in &wanted {
-        let _ = writeln!(s, "add set {t} {set} {{ type {kind}; flags {flags}; }}");
+    for (set, k) in &wanted {
+        let _ = writeln!(
+            s,
+            "add set {t} {set} {{ type {}; flags {}; }}",
+            k.nft_type(),
+            k.flags()
+        );
     }
     for hook in hooks {
         let _ = writeln!(
@@ -556,17 +582,9 @@ pub fn setup_script(opts: &NftOptions, jails: &[JailRules], existing: &Existing)
         );
         for jail in jails {
             let j = &jail.name;
-            let lookups = SET_KINDS.iter().map(|(prefix, kind, _)| {
-                let lookup = MASKED.iter().find(|m| m.0 == *prefix).map_or(
-                    if *kind == "ipv4_addr" {
-                        "ip saddr"
-                    } else {
-                        "ip6 saddr"
-                    },
-                    |m| m.3,
-                );
-                (lookup, format!("{prefix}{j}"))
-            });
+            let lookups = SET_KINDS
+                .iter()
+                .map(|k| (k.lookup, format!("{}{j}", k.prefix)));
             for (lookup, set) in lookups {
                 for (matches, verdict) in rule_matches(jail) {
                     let _ = writeln!(

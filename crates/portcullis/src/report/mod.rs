@@ -755,6 +755,21 @@ mod tests {
         assert_eq!(rx.try_iter().count(), 3);
     }
 
+    fn write_rows(c: &mut Connection, rows: Vec<FailureRow>) {
+        write(
+            c,
+            &[Msg::Failures {
+                rows,
+                ban_rules: vec![],
+            }],
+        )
+        .unwrap();
+    }
+
+    fn count(c: &Connection, query: &str) -> i64 {
+        c.query_row(query, [], |r| r.get(0)).unwrap()
+    }
+
     #[test]
     fn prune_drops_old_rows_and_keeps_the_caps() {
         let dir = tempfile::tempdir().unwrap();
@@ -775,14 +790,7 @@ mod tests {
                 })
             })
             .collect();
-        write(
-            &mut c,
-            &[Msg::Failures {
-                rows,
-                ban_rules: vec![],
-            }],
-        )
-        .unwrap();
+        write_rows(&mut c, rows);
         write(&mut c, &bans).unwrap();
         // older than hour 2: 4 failure rows and 2 bans go
         assert_eq!(prune(&c, 2 * 3_600_000, 100, 100).unwrap(), 6);
@@ -794,10 +802,7 @@ mod tests {
             })
             .unwrap();
         assert_eq!((n, min), (6, 7));
-        let b: i64 = c
-            .query_row("SELECT count(*) FROM bans", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(b, 3);
+        assert_eq!(count(&c, "SELECT count(*) FROM bans"), 3);
 
         // a flood: one hour holds more than the cap; its one-shot rows go, the heavy stay
         let dir = tempfile::tempdir().unwrap();
@@ -807,24 +812,12 @@ mod tests {
             .collect();
         rows.push(row(40, "203.0.113.1", "root", 50));
         rows.push(row(40, "203.0.113.2", "root", 60));
-        write(
-            &mut c,
-            &[Msg::Failures {
-                rows,
-                ban_rules: vec![],
-            }],
-        )
-        .unwrap();
+        write_rows(&mut c, rows);
         prune(&c, 0, 5, 3).unwrap();
-        let n: i64 = c
-            .query_row("SELECT count(*) FROM failures", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(n, 5);
-        let heavy: i64 = c
-            .query_row("SELECT count(*) FROM failures WHERE count >= 50", [], |r| {
-                r.get(0)
-            })
-            .unwrap();
-        assert_eq!(heavy, 2);
+        assert_eq!(count(&c, "SELECT count(*) FROM failures"), 5);
+        assert_eq!(
+            count(&c, "SELECT count(*) FROM failures WHERE count >= 50"),
+            2
+        );
     }
 }
