@@ -623,6 +623,9 @@ impl Tracker {
     /// one that would open a window beyond `max_tracked`. Its session is not known: a
     /// follow-up of its connection counts again.
     pub fn restore_failure(&mut self, key: Cidr, time: Millis, weight: u32, now: Millis) -> bool {
+        // (saved by a clock that was ahead: at now, or its window would hold every later
+        // failure before its cutoff, a review found)
+        let time = time.min(now);
         if weight == 0
             || time <= now.saturating_sub(self.cfg.findtime())
             || self.cfg.key(key.addr) != key
@@ -641,6 +644,18 @@ impl Tracker {
         }
         self.latest = self.latest.max(time);
         true
+    }
+
+    /// The clock went back to `now`: failures stamped later are put at `now`. (Left in the
+    /// future, a window's newest failure put every new one at or before its cutoff, so an
+    /// offender was never counted again until the clock caught up: a review found.)
+    pub fn clock_went_back(&mut self, now: Millis) {
+        for w in self.windows.values_mut() {
+            for e in w.events.iter_mut().filter(|e| e.time > now) {
+                e.time = now;
+            }
+        }
+        self.latest = self.latest.min(now);
     }
 
     /// Addresses with failures in the window `(now - findtime, now]` and their weighted
@@ -816,6 +831,35 @@ mod tests {
 
     fn is_ban(d: &Option<Decision>) -> bool {
         matches!(d, Some(Decision::Ban { .. }))
+    }
+
+    #[test]
+    fn a_clock_gone_back_counts_again() {
+        let day = 86_400 * SEC;
+        let findtime = 600 * SEC;
+        // a failure at day 10, then the clock is set back a day
+        let mut t = Tracker::new(cfg(3, findtime));
+        t.record(&fail(ip(1), 10 * day), 10 * day);
+        let back = 9 * day;
+        t.clock_went_back(back);
+        let d: Vec<_> = (1..=2)
+            .map(|i| t.record(&fail(ip(1), back + i * SEC), back + i * SEC))
+            .collect();
+        assert!(is_ban(&d[1]), "{d:?}");
+        // without it, the window's newest failure (day 10) cuts off every new one
+        let mut t = Tracker::new(cfg(3, findtime));
+        t.record(&fail(ip(1), 10 * day), 10 * day);
+        let d: Vec<_> = (1..=5)
+            .map(|i| t.record(&fail(ip(1), back + i * SEC), back + i * SEC))
+            .collect();
+        assert!(d.iter().all(Option::is_none), "{d:?}");
+        // a failure saved by a clock that was ahead is restored at now
+        let mut t = Tracker::new(cfg(3, findtime));
+        assert!(t.restore_failure(c(2), 10 * day, 1, back));
+        let d: Vec<_> = (1..=2)
+            .map(|i| t.record(&fail(ip(2), back + i * SEC), back + i * SEC))
+            .collect();
+        assert!(is_ban(&d[1]), "{d:?}");
     }
 
     #[test]

@@ -43,6 +43,9 @@ const HISTORY_DAYS: i64 = 90;
 const OWN_REFRESH_MS: i64 = 60_000;
 /// How often the open windows are saved while the daemon runs ([`Engine::checkpoint_windows`]).
 const CHECKPOINT_EVERY_MS: i64 = 60_000;
+/// A step back of the wall clock this large or more is handled ([`Engine::clock`]); NTP
+/// slews smaller errors.
+const CLOCK_STEP_MS: i64 = 5_000;
 /// At most this many failures of open windows are saved each minute (not under a flood).
 const CHECKPOINT_MAX: usize = 20_000;
 
@@ -118,6 +121,8 @@ struct Engine {
     trouble: (Millis, u64),
     /// When the open windows were last saved ([`Engine::checkpoint_windows`]).
     windows_saved: Millis,
+    /// The time at the main loop's last turn, to see the clock set back ([`Engine::clock`]).
+    last_turn: Millis,
     /// Evictions already reported per jail (DOSBAIL-style floods are reported, not fatal).
     evicted_reported: HashMap<String, u64>,
     /// Every offender's bans and manual unbans (escalation), loaded from the store at start.
@@ -262,6 +267,7 @@ impl Engine {
             fw_checked: 0,
             trouble: (i64::MIN / 2, 0),
             windows_saved: now_ms(),
+            last_turn: now_ms(),
             cfg,
         };
         // random hash seeds for the flood sketches: nobody can aim collisions
@@ -695,6 +701,7 @@ impl Engine {
                 m.jails(&self.jails);
             }
             let now = now_ms();
+            self.clock(now);
             let next = self
                 .jails
                 .iter()
@@ -767,6 +774,36 @@ impl Engine {
                 self.fw_checked = now_ms();
                 self.check_firewall();
             }
+        }
+    }
+
+    /// Sees the wall clock set back (an NTP step of a clock that ran fast, a virtual
+    /// machine's snapshot restored): the kernel's ban timeouts run on, while the bans' ends
+    /// are wall-clock times. Unseen, a ban lived on here after the kernel dropped it, the
+    /// offender's failures ignored as "while banned", an open window kept every new failure
+    /// before its cutoff, and the minute's work (own addresses, firewall check) waited for
+    /// the clock to catch up (a review found). Now the failures stamped in the future are
+    /// put at now, every active ban is given to the firewall again with the time left by
+    /// the clock (it lasts the step longer), and the minute's work is done at once.
+    fn clock(&mut self, now: Millis) {
+        let back = self.last_turn - now;
+        self.last_turn = now;
+        if back < CLOCK_STEP_MS {
+            return;
+        }
+        warn!(
+            "clock: the system time went back by {}: every active ban is given to the firewall again with the time left by the new time",
+            portcullis_core::duration::format(back)
+        );
+        for j in &mut self.jails {
+            j.tracker_mut().clock_went_back(now);
+        }
+        self.own_read = i64::MIN / 2;
+        self.fw_checked = i64::MIN / 2;
+        self.trouble.0 = i64::MIN / 2;
+        self.windows_saved = now;
+        if let Err(e) = self.repair() {
+            error!("firewall: cannot give it the bans again: {e:#}; tried again in a minute");
         }
     }
 
