@@ -333,7 +333,7 @@ impl<'a> Importer<'a> {
         }
         if !r0.saw_prefix.get() && matches!(env.date, DateOutcome::Default) {
             self.seen.notes.insert(
-                "no syslog prefix and fail2ban's default date detection: the patterns expect a line whose time stamp Portcullis strips (syslog, ISO 8601, RFC 5424); for a program's own log file, add its date at the start of each pattern".into(),
+                "no syslog prefix and fail2ban's default date detection: each pattern accepts an optional time stamp at the start of the line (ISO 8601, YYYY-MM-DD hh:mm:ss,mmm, YYYY/MM/DD hh:mm:ss, Apache's [Day Mon DD hh:mm:ss YYYY], syslog's Mon DD hh:mm:ss, DD/Mon/YYYY:hh:mm:ss +zzzz), and the time of a line is the time it is read; a date elsewhere in the line (a web access log's) is not cut out as fail2ban does: where the pattern has an empty \\[\\] for it, write the date's regex there, and check the filter with `portcullis test`".into(),
             );
         }
 

@@ -292,11 +292,16 @@ mod tests {
         let lines: Vec<String> = im.origins.iter().map(Pos::to_string).collect();
         assert_eq!(lines, vec!["i.conf:3", "i.conf:5", "i.conf:7"]);
         let def = im.def.unwrap();
+        // (no syslog prefix: an optional leading date before each)
+        let date = crate::translate::LEADING_DATE;
         assert_eq!(
-            def.rules[2].pattern.as_deref(),
-            Some(r"three;not a comment \[?{HOST}\]?.*")
+            def.rules[2].pattern,
+            Some(format!(r"{date}three;not a comment \[?{{HOST}}\]?.*"))
         );
-        assert_eq!(def.rules[0].pattern.as_deref(), Some(r"one \[?{HOST}\]?.*"));
+        assert_eq!(
+            def.rules[0].pattern,
+            Some(format!(r"{date}one \[?{{HOST}}\]?.*"))
+        );
     }
 
     #[test]

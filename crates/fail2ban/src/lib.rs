@@ -35,6 +35,7 @@ mod translate;
 pub use error::{Error, ResolveError, Unsupported};
 pub use import::{import, import_with};
 pub use report::{Counts, Imported, Pos, Report, Skipped};
+pub use translate::LEADING_DATE;
 
 /// Reads a file by name (as given, or an include joined to its directory); `None` if absent.
 pub type Loader<'a> = &'a dyn Fn(&str) -> Option<String>;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use common::hit;
 use portcullis_core::filter::{Class, FilterDef};
-use portcullis_fail2ban::{import, import_with, Counts, Imported};
+use portcullis_fail2ban::{import, import_with, Counts, Imported, LEADING_DATE};
 
 /// A small `common.conf` in fail2ban's format, written for these tests.
 const COMMON: &str = r"# shared definitions (test fixture)
@@ -224,7 +224,10 @@ word = [a-z]+
         .iter()
         .filter_map(|r| r.pattern.as_deref())
         .collect();
-    assert_eq!(pats[0], r"hello% (?P<user>\w+) [a-z]+ from \[?{HOST}\]?");
+    assert_eq!(
+        pats[0].strip_prefix(LEADING_DATE),
+        Some(r"hello% (?P<user>\w+) [a-z]+ from \[?{HOST}\]?")
+    );
     assert!(hit(&def, "hello% bob x from 192.0.2.1").is_some());
     assert!(hit(&def, "added by local 192.0.2.1").is_some());
     // the .local file's lines keep their own positions
@@ -456,6 +459,7 @@ failregex = ^relay: %(__prefix_line)sdenied <HOST>$
     let def = im.def.expect("a filter");
     assert!(def.programs.is_empty());
     let p = def.rules[0].pattern.as_deref().unwrap();
+    let p = p.strip_prefix(LEADING_DATE).unwrap();
     assert!(p.starts_with(r"relay: \s*(?:\S+\s+)?"), "{p}");
     assert!(im.report.notes.iter().any(|n| n.contains("was kept")));
     assert!(hit(&def, "relay: denied 192.0.2.8").is_some());
@@ -490,8 +494,47 @@ fn private_use_characters_are_plain_text() {
     let def = im.def.expect("a filter");
     assert_eq!(
         def.rules[0].pattern.as_deref(),
-        Some("\u{E000}\u{E001} bad \\[?{HOST}\\]?")
+        Some(format!("{LEADING_DATE}\u{E000}\u{E001} bad \\[?{{HOST}}\\]?").as_str())
     );
     assert!(im.report.notes.iter().all(|n| !n.contains("__prefix_line")));
     assert!(hit(&def, "\u{E000}\u{E001} bad 192.0.2.4").is_some());
+}
+
+#[test]
+fn a_programs_own_log_keeps_its_leading_date() {
+    // fail2ban cuts the date out before matching; a filter without a syslog prefix and with
+    // its default date detection is read from the program's own log, dated by the program
+    let conf = "[Definition]\nfailregex = ^\\s*Login failed for <F-USER>.+</F-USER> from <HOST>$\n";
+    let im = import_files(&[("own.conf", conf)], "own.conf");
+    let def = im.def.expect("a filter");
+    for (line, addr) in [
+        ("2026-03-03 10:00:01 Login failed for bob from 203.0.113.5", "203.0.113.5"),
+        ("2026-03-03T10:00:04+00:00 Login failed for bob from 203.0.113.6", "203.0.113.6"),
+        ("2026-03-03T10:00:04.123Z Login failed for bob from 203.0.113.6", "203.0.113.6"),
+        ("2026-03-03 10:00:07,123 Login failed for bob from 203.0.113.7", "203.0.113.7"),
+        ("[2026-03-03 10:00:07] Login failed for bob from 203.0.113.7", "203.0.113.7"),
+        ("[Tue Mar 03 10:00:07.123456 2026] Login failed for x from 203.0.113.8", "203.0.113.8"),
+        ("2026/03/03 10:00:01 Login failed for bob from 203.0.113.11", "203.0.113.11"),
+        ("03/Mar/2026:10:00:01 +0100 Login failed for bob from 203.0.113.12", "203.0.113.12"),
+        ("Login failed for bob from 203.0.113.9", "203.0.113.9"),
+        // a user name that holds a date and an address still gives the line's own address
+        ("2026-03-03 10:00:01 Login failed for 2026-03-03 10:00:01 x from 198.51.100.1 from 203.0.113.13", "203.0.113.13"),
+    ] {
+        assert_eq!(hit(&def, line).map(|h| h.addr), Some(addr.to_string()), "{line}");
+    }
+    assert!(hit(
+        &def,
+        "2026-03-03 10:00:01 Login succeeded for bob from 203.0.113.5"
+    )
+    .is_none());
+    assert!(im
+        .report
+        .notes
+        .iter()
+        .any(|n| n.contains("optional time stamp")));
+    // a syslog filter's patterns get no such date: the prefix is stripped before them
+    let conf = "[INCLUDES]\nbefore = common.conf\n[Definition]\n_daemon = app\nfailregex = ^%(__prefix_line)sbad <HOST>$\n";
+    let im = import_files(&[("common.conf", COMMON), ("s.conf", conf)], "s.conf");
+    let p = im.def.expect("a filter").rules[0].pattern.clone().unwrap();
+    assert!(!p.contains("[0-9]{4}"), "{p}");
 }

@@ -140,6 +140,11 @@ fn one(
         );
     }
     let mut tf = None;
+    if env.date == DateOutcome::Default && !stripped {
+        // fail2ban first cuts the line's date out, wherever it is; here the common leading
+        // forms are allowed before the pattern (the time is the time the line is read)
+        out = format!("{LEADING_DATE}{out}");
+    }
     if let DateOutcome::Prefix { regex, time_format } = &env.date {
         if stripped {
             seen.date_skipped_for_prefix = true;
@@ -174,6 +179,22 @@ fn one(
     Filter::compile(&check).map_err(|e| Unsupported::Compile(e.message))?;
     Ok(out)
 }
+
+/// An optional time stamp at the start of a line, put before the patterns of a filter with
+/// fail2ban's default date detection and no syslog prefix (a program's own log): ISO 8601
+/// and `YYYY-MM-DD hh:mm:ss,mmm` (Python's logging), `YYYY/MM/DD hh:mm:ss` (nginx),
+/// `Day Mon DD hh:mm:ss[.us] YYYY` (Apache, ctime), `Mon DD hh:mm:ss` (syslog without a
+/// host) and `DD/Mon/YYYY:hh:mm:ss ±zzzz` (the common log format's), each perhaps in
+/// brackets, and one space after it.
+pub const LEADING_DATE: &str = concat!(
+    r"(?:\[?(?:",
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:[.,][0-9]{1,9})?(?: ?(?:Z|[+-][0-9]{2}:?[0-9]{2}))?",
+    r"|[0-9]{4}/[0-9]{2}/[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}",
+    r"|[A-Z][a-z]{2} [A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})? [0-9]{4}",
+    r"|[A-Z][a-z]{2} [ 0-9]?[0-9] [0-9]{2}:[0-9]{2}:[0-9]{2}",
+    r"|[0-9]{2}/[A-Z][a-z]{2}/[0-9]{4}:[0-9]{2}:[0-9]{2}:[0-9]{2}(?: [+-][0-9]{4})?",
+    r")\]? ?)?"
+);
 
 /// Does the pattern translate without the prefregex? (To blame the prefregex otherwise.)
 fn alone_translates(py: &Expr) -> bool {
