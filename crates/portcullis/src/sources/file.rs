@@ -125,6 +125,10 @@ pub enum Event<'a> {
     /// At start: the file read before the stop was rotated away meanwhile; the rest of it is
     /// read from `from` (its new name), then the path's new file from its beginning.
     RotatedWhileDown { path: &'a str, from: String },
+    /// The path names again a file read before in this run (moved away and back, a symlink
+    /// pointed at it again, a backup restored by `mv`): read on from `offset`, where it was
+    /// left, not again from its beginning.
+    Resumed { path: &'a str, offset: u64 },
     /// The path's new file is a copy of the one read (`sed -i`, an editor's save): it is read
     /// on from `offset`, not again from its beginning; `exact`: the bytes before it are the
     /// same (else edited: a line around the edit may be missed or read again).
@@ -254,12 +258,14 @@ impl Follower {
         let mut cx = Ctx {
             budget: POLL_BYTES,
             buf: &mut self.buf,
+            seen: &self.seen,
             max_line: self.max_line,
             drain_idle: self.drain_idle,
             watches: &mut self.watches,
             now: Instant::now(),
         };
         let mut total = 0;
+        let mut moved = Vec::new();
         // a different file first each time: under a flood in one file the others still get
         // their share of the budget
         let n = self.files.len();
@@ -272,10 +278,11 @@ impl Follower {
             for t in w.cur.iter_mut().chain(w.draining.iter_mut()) {
                 if t.seen_at != Some(t.line_end) {
                     t.seen_at = Some(t.line_end);
-                    self.seen.insert(t.id(), t.consumed());
+                    moved.push((t.id(), t.consumed()));
                 }
             }
         }
+        self.seen.extend(moved);
         self.keep_to_budget(f);
         Ok(total)
     }
@@ -482,6 +489,8 @@ impl Follower {
 /// What one poll shares between files.
 struct Ctx<'b> {
     buf: &'b mut [u8],
+    /// [`Follower`]'s `seen`: where each file read in this run was left.
+    seen: &'b HashMap<(u64, u64), (u64, u64)>,
     /// Bytes this poll may still read, over all files.
     budget: u64,
     max_line: usize,
@@ -498,6 +507,8 @@ enum Notice {
     /// The new file at the path is a copy of the one read (see [`copy_offset`]): read on from
     /// this offset; exactly the same bytes before it?
     Copy(u64, bool),
+    /// See [`Event::Resumed`].
+    Resumed(u64),
     Error(String),
 }
 
@@ -592,6 +603,23 @@ impl Watched {
                                 self.notices.push(Notice::Copy(off, exact));
                             }
                         }
+                        // a file read before in this run, back at the path (moved away and
+                        // back, a symlink pointed at it again): read on where it was left.
+                        // (Read again from its start, its failures of the last two days
+                        // were counted at the time they were read, and banned: a review
+                        // found.)
+                        if let Some(t) = &mut self.cur {
+                            let back = cx.seen.get(&t.id()).filter(|&&(fp, off)| {
+                                off > 0
+                                    && t.file.metadata().is_ok_and(|m| m.len() >= off)
+                                    && head_fingerprint(&t.file, off) == Some(fp)
+                            });
+                            if let Some(&(_, off)) = back {
+                                if t.pos == 0 && t.seek_to(off).is_ok() {
+                                    self.notices.push(Notice::Resumed(off));
+                                }
+                            }
+                        }
                         self.flush_notices(f);
                         // the rest of a file rotated while the daemon was down, first
                         for t in &mut self.draining[draining..] {
@@ -679,6 +707,12 @@ impl Watched {
                 if len >= cp.offset && head_fingerprint(&file, cp.offset) == Some(cp.fingerprint) {
                     cp.offset
                 } else {
+                    // truncated while the daemon was down: by logrotate's `copytruncate`,
+                    // whose copy, under logrotate's name for it, holds the rest
+                    if let Some(t) = self.rotated_while_down(&cp, watches, true) {
+                        self.notices.push(Notice::RotatedWhileDown(t.1));
+                        self.draining.push(t.0);
+                    }
                     self.notices.push(Notice::Truncated);
                     0
                 }
@@ -687,7 +721,7 @@ impl Watched {
                 // the file read before was rotated away while the daemon was down: if
                 // logrotate's name for it holds it, uncompressed (delaycompress, or a
                 // rotation since the last compression), its rest is read too
-                if let Some(t) = self.rotated_while_down(&cp, watches) {
+                if let Some(t) = self.rotated_while_down(&cp, watches, false) {
                     self.notices.push(Notice::RotatedWhileDown(t.1));
                     self.draining.push(t.0);
                 }
@@ -712,8 +746,14 @@ impl Watched {
 
     /// The file `cp` was taken of, found under a name logrotate gives a rotated log (`NAME.1`,
     /// `NAME.0`, `NAME-YYYYMMDD[HH]`, `NAME.old`) with its bytes read so far unchanged: opened
-    /// at the checkpoint's offset, with its name.
-    fn rotated_while_down(&self, cp: &Checkpoint, watches: &mut Watches) -> Option<(Tail, String)> {
+    /// at the checkpoint's offset, with its name. `copied`: the file was truncated in place
+    /// (`copytruncate`), so its rest is in a copy, another inode with the same first bytes.
+    fn rotated_while_down(
+        &self,
+        cp: &Checkpoint,
+        watches: &mut Watches,
+        copied: bool,
+    ) -> Option<(Tail, String)> {
         let dir = self.path.parent()?;
         let base = self.path.file_name()?.to_str()?;
         let names = fs::read_dir(dir).ok()?.filter_map(|e| {
@@ -732,13 +772,13 @@ impl Watched {
                 continue;
             };
             let Ok(m) = file.metadata() else { continue };
-            if (m.dev(), m.ino()) != (cp.dev, cp.ino)
+            if ((m.dev(), m.ino()) == (cp.dev, cp.ino)) == copied
                 || m.len() < cp.offset
                 || head_fingerprint(&file, cp.offset) != Some(cp.fingerprint)
             {
                 continue;
             }
-            let mut t = Tail::new(file, cp.dev, cp.ino);
+            let mut t = Tail::new(file, m.dev(), m.ino());
             if t.seek_to(cp.offset).is_err() {
                 return None;
             }
@@ -813,6 +853,10 @@ impl Watched {
                 Notice::RotatedWhileDown(from) => f(Event::RotatedWhileDown {
                     path: &self.name,
                     from,
+                }),
+                Notice::Resumed(offset) => f(Event::Resumed {
+                    path: &self.name,
+                    offset,
                 }),
                 Notice::Copy(offset, exact) => f(Event::Copy {
                     path: &self.name,
@@ -1381,6 +1425,9 @@ pub fn follow_files(
                 .notes
                 .push(format!("log truncated, reading from its start: {path}")),
             Event::Rotated { path } => batch.notes.push(format!("log rotated: {path}")),
+            Event::Resumed { path, offset } => batch.notes.push(format!(
+                "{path} names a file read before again (moved back, a symlink pointed at it again): reading on from byte {offset}, where it was left, nothing twice"
+            )),
             Event::Copy {
                 path,
                 offset,
@@ -1438,6 +1485,7 @@ mod tests {
         Rotated,
         RotatedWhileDown(String),
         Copy(u64, bool),
+        Resumed(u64),
         Long(usize),
         Error(String),
     }
@@ -1457,6 +1505,7 @@ mod tests {
                         Event::Rotated { .. } => Ev::Rotated,
                         Event::RotatedWhileDown { from, .. } => Ev::RotatedWhileDown(from),
                         Event::Copy { offset, exact, .. } => Ev::Copy(offset, exact),
+                        Event::Resumed { offset, .. } => Ev::Resumed(offset),
                         Event::LongLine { len, .. } => Ev::Long(len),
                         Event::Error { message, .. } => Ev::Error(message),
                     })
@@ -1726,6 +1775,97 @@ mod tests {
         append(&log, "ial\nc\n");
         let mut fl = Follower::new(vec![log.clone()], cps, DEFAULT_MAX_LINE).unwrap();
         assert_eq!(lines(&poll(&mut fl)), ["partial", "c"]);
+    }
+
+    /// A log moved away and, once closed, back (or a symlink pointed at another file and
+    /// back): read on where it was left. (A review found it read again from its start, and
+    /// its failures of the last two days banned at the time they were read.)
+    #[test]
+    fn a_file_back_at_its_path_is_read_on_where_it_was_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("auth.log");
+        append(&log, "");
+        let mut fl = follower(&log);
+        fl.set_drain_idle(Duration::ZERO);
+        append(&log, "a\nb\n");
+        assert_eq!(lines(&poll(&mut fl)), ["a", "b"]);
+        let away = dir.path().join("auth.log.tmp");
+        fs::rename(&log, &away).unwrap();
+        assert_eq!(poll(&mut fl), [Ev::Rotated]);
+        poll(&mut fl); // closed: quiet for the (zero) drain time
+        assert!(fl.files[0].draining.is_empty() && fl.files[0].cur.is_none());
+        append(&away, "c\n"); // written while away: not read (as for any rotated file)
+        fs::rename(&away, &log).unwrap();
+        append(&log, "d\n");
+        assert_eq!(
+            poll(&mut fl),
+            [Ev::Resumed(4), Ev::Line("c".into()), Ev::Line("d".into())]
+        );
+        // a symlink pointed elsewhere and back
+        let (a, b) = (dir.path().join("a.log"), dir.path().join("b.log"));
+        append(&a, "a1\n");
+        append(&b, "b1\n");
+        let link = dir.path().join("link.log");
+        std::os::unix::fs::symlink(&a, &link).unwrap();
+        let mut fl = follower(&link);
+        fl.set_drain_idle(Duration::ZERO);
+        append(&a, "a2\n");
+        assert_eq!(lines(&poll(&mut fl)), ["a2"]);
+        let swap = |to: &Path| {
+            let tmp = dir.path().join("link.tmp");
+            std::os::unix::fs::symlink(to, &tmp).unwrap();
+            fs::rename(&tmp, &link).unwrap();
+        };
+        swap(&b);
+        assert_eq!(poll(&mut fl), [Ev::Rotated, Ev::Line("b1".into())]);
+        poll(&mut fl);
+        swap(&a);
+        append(&a, "a3\n");
+        let evs = poll(&mut fl);
+        assert_eq!(lines(&evs), ["a3"], "{evs:?}");
+        // a new file that reuses the inode number is new: its bytes differ
+        let id = fl.files[0].cur.as_ref().unwrap().id();
+        fl.seen.insert(id, (fingerprint(b"zz\n"), 3));
+        swap(&b);
+        poll(&mut fl);
+        poll(&mut fl);
+        swap(&a);
+        assert_eq!(lines(&poll(&mut fl)), ["a1", "a2", "a3"]);
+    }
+
+    /// `copytruncate` while the daemon was down: the copy, under logrotate's name, holds
+    /// what was written after the stop. (A review found it lost, with only "truncated".)
+    #[test]
+    fn copytruncate_while_down_reads_the_rest_from_the_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("auth.log");
+        append(&log, "");
+        let mut fl = follower(&log);
+        append(&log, "a\n");
+        poll(&mut fl);
+        let cps = fl.checkpoints();
+        drop(fl);
+        append(&log, "b\nc\n");
+        let copy = dir.path().join("auth.log.1");
+        fs::copy(&log, &copy).unwrap();
+        truncate(&log);
+        append(&log, "d\n");
+        let mut fl = Follower::new(vec![log.clone()], cps.clone(), DEFAULT_MAX_LINE).unwrap();
+        assert_eq!(
+            poll(&mut fl),
+            [
+                Ev::RotatedWhileDown(copy.display().to_string()),
+                Ev::Truncated,
+                Ev::Line("b".into()),
+                Ev::Line("c".into()),
+                Ev::Line("d".into())
+            ]
+        );
+        // no copy there (compressed): the new lines only, as before
+        drop(fl);
+        fs::remove_file(&copy).unwrap();
+        let mut fl = Follower::new(vec![log.clone()], cps, DEFAULT_MAX_LINE).unwrap();
+        assert_eq!(poll(&mut fl), [Ev::Truncated, Ev::Line("d".into())]);
     }
 
     #[test]
