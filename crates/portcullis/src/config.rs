@@ -233,6 +233,9 @@ pub struct Config {
     /// Jails whose own `backend` the dry run (`[firewall] backend = "null"`) replaced: a
     /// warning names them.
     pub dry_run_jails: Vec<String>,
+    /// Log paths of a jail that name a file another of its paths names (a symlink, `..`),
+    /// dropped from its `logs`: a warning names them.
+    pub same_file_logs: Vec<String>,
 }
 
 /// One file's text, for error positions.
@@ -546,6 +549,7 @@ impl Config {
             fleet: None,
             dropins_skipped: Vec::new(),
             dry_run_jails: Vec::new(),
+            same_file_logs: Vec::new(),
         };
         let mut jails: Vec<JailLayers> = Vec::new();
         let mut custom: Vec<(usize, Spanned<FilterDef>)> = Vec::new();
@@ -764,8 +768,45 @@ impl Config {
                 j.backends.clear();
             }
         }
+        for j in &mut cfg.jails {
+            cfg.same_file_logs.extend(drop_same_file_logs(j));
+        }
         Ok(cfg)
     }
+}
+
+/// Drops from a jail's plain file paths those that name the file an earlier one names now
+/// (`/var/log/secure`, a symlink to `/var/log/auth.log`; a path through `..`), each with a
+/// warning: followed under both names, each line was counted twice for the jail, its
+/// `maxretry` halved (a review found). (A file that is not there yet cannot be compared;
+/// two jails reading one file each count its lines once, as they should.)
+fn drop_same_file_logs(j: &mut JailConfig) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen: Vec<((u64, u64), String)> = Vec::new();
+    let mut notes = Vec::new();
+    j.logs.retain(|l| {
+        if l.starts_with("journal:") || crate::sources::glob::is_glob(l) {
+            return true;
+        }
+        let Ok(m) = std::fs::metadata(l) else {
+            return true;
+        };
+        let id = (m.dev(), m.ino());
+        match seen.iter().find(|(s, _)| *s == id) {
+            Some((_, first)) => {
+                notes.push(format!(
+                    "jail {}: logs {l:?} and {first:?} name the same file (a symlink or another path to it): it is read once, as {first:?} (else each line counted twice)",
+                    j.name
+                ));
+                false
+            }
+            None => {
+                seen.push((id, l.clone()));
+                true
+            }
+        }
+    });
+    notes
 }
 
 /// The sshd jail's default `logs`, as TOML: see [`crate::sources::journal::sshd_logs`].
@@ -1738,6 +1779,7 @@ pub use crate::sys::{group_id, own_addresses};
 /// Checks a configuration for problems that are not errors but deserve a warning.
 pub fn warnings(cfg: &Config) -> Vec<String> {
     let mut w = cfg.ignore_list.warnings.clone();
+    w.extend(cfg.same_file_logs.iter().cloned());
     if !cfg.dry_run_jails.is_empty() {
         w.push(format!(
             "[firewall] backend = \"null\" is a dry run of everything: the own `backend` of jail(s) {} is not used either (nothing is banned anywhere)",

@@ -197,6 +197,37 @@ fn dropins_that_are_not_toml_and_no_enabled_jail_are_warnings() {
     );
 }
 
+/// One jail naming one file under two names (a symlink, a path through `..`) reads it once,
+/// with a warning: each line was counted twice, its `maxretry` halved (a review found).
+#[test]
+fn one_file_under_two_names_in_a_jail_is_read_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("logs")).unwrap();
+    let log = d.join("logs/auth.log");
+    std::fs::write(&log, "").unwrap();
+    std::os::unix::fs::symlink(&log, d.join("logs/secure")).unwrap();
+    let text = format!(
+        "{}[[jail]]\nname = \"sshd\"\nlogs = [{:?}, {:?}, {:?}]\n",
+        base(d),
+        log,
+        d.join("logs/../logs/auth.log"),
+        d.join("logs/secure")
+    );
+    let (ok, out) = check(d, &text);
+    assert!(ok, "{out}");
+    for other in ["logs/../logs/auth.log", "logs/secure"] {
+        assert!(
+            out.contains(&format!(
+                "warning: jail sshd: logs \"{}\" and {:?} name the same file",
+                d.join(other).display(),
+                log
+            )),
+            "{out}"
+        );
+    }
+}
+
 /// Runs `portcullis run -c path` for at most 20 seconds; returns its stderr (it must end
 /// by itself: it refuses the state directory before it starts anything).
 fn run_refuses(path: &Path) -> String {
