@@ -83,6 +83,7 @@ pub(crate) fn filter(
         description: format!("imported from fail2ban filter {name}"),
         name,
         programs,
+        untagged_syslog: false,
         group: None,
         logs: Vec::new(),
         ports: None,

@@ -126,6 +126,8 @@ pub struct Filter {
     /// `programs = [""]`: only lines without a program name are read (a program writing
     /// its own log file); lines of named programs never reach the filter.
     pub untagged: bool,
+    /// `untagged_syslog`: its untagged lines came through syslog, and may have been cut.
+    pub(crate) untagged_syslog: bool,
     /// `ports`: the service's default ports as inclusive ranges; `None`: all ports.
     pub(crate) ports: Option<Vec<(u16, u16)>>,
     pub(crate) rules: Vec<Rule>,
@@ -425,6 +427,7 @@ impl Filter {
                 .map(|p| p.as_bytes().to_vec())
                 .collect(),
             untagged: !def.programs.is_empty() && def.programs.iter().all(String::is_empty),
+            untagged_syslog: def.untagged_syslog,
             ports: def.ports.as_ref().map(|p| p.ranges().to_vec()),
             rules,
             ignore,

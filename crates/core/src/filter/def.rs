@@ -37,6 +37,11 @@ pub struct FilterDef {
     /// writes its own log file, which lines of named programs never reach.
     #[serde(default)]
     pub programs: Vec<String>,
+    /// With `programs = [""]`: the untagged lines come through a syslog transport (a router
+    /// that sends over UDP with no tag), so a long one may have been cut there, as a tagged
+    /// line may (see `cut`); not a program's own file.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub untagged_syslog: bool,
     /// The kind of service, shown by `portcullis filters`: one of [`GROUPS`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,

@@ -566,10 +566,12 @@ impl MatchSet {
             let addr = match host {
                 // a line its syslog transport may have cut (a line of a program's own file
                 // has no tag), whose address may come after client text of any length: the
-                // client may have placed the cut (see `cut`)
+                // client may have placed the cut (see `cut`). (A filter's untagged lines
+                // may have come through syslog too: a router's over UDP, which
+                // routeros-auth reads; they were not refused, a review found.)
                 Some(_)
                     if msg.len() >= self.cut_at
-                        && p.program.is_some()
+                        && (p.program.is_some() || f.untagged_syslog)
                         && r.host_end_max() >= self.cut_at =>
                 {
                     scratch.cut_refused += 1;
@@ -762,7 +764,7 @@ impl MatchSet {
                 Some(_)
                     if !success
                         && msg.len() >= self.cut_at
-                        && p.program.is_some()
+                        && (p.program.is_some() || f.untagged_syslog)
                         && host_end >= self.cut_at =>
                 {
                     scratch.cut_refused += 1;

@@ -168,6 +168,7 @@ fn one(
         name: name.to_string(),
         description: String::new(),
         programs: Vec::new(),
+        untagged_syslog: false,
         group: None,
         logs: Vec::new(),
         ports: None,
