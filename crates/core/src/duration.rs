@@ -70,13 +70,20 @@ pub fn parse(text: &str) -> Result<Millis, DurationError> {
     if !num.is_empty() || !any {
         return Err(bad(text));
     }
+    // (the limit holds for the sum too: "36500d36500d" was 200 years, a review found)
+    if total > MAX_MS {
+        return Err(DurationError::TooLong(text.to_string()));
+    }
     Ok(total)
 }
+
+/// The longest duration read: 100 years.
+const MAX_MS: Millis = 100 * 365 * 86_400_000;
 
 fn checked(n: u64, unit: u64, text: &str) -> Result<Millis, DurationError> {
     n.checked_mul(unit)
         .and_then(|v| Millis::try_from(v).ok())
-        .filter(|v| *v <= 100 * 365 * 86_400_000)
+        .filter(|v| *v <= MAX_MS)
         .ok_or_else(|| DurationError::TooLong(text.to_string()))
 }
 
@@ -123,6 +130,14 @@ mod tests {
         for t in ["", "10x", "m", "1.5h", "-3s", "10m5"] {
             let e = parse(t).unwrap_err();
             assert!(e.to_string().contains("duration"), "{t}: {e}");
+        }
+    }
+
+    #[test]
+    fn at_most_a_hundred_years_in_all() {
+        assert_eq!(parse("36500d"), Ok(MAX_MS));
+        for t in ["36500d1s", "36500d36500d", "36501d", "5300w"] {
+            assert_eq!(parse(t), Err(DurationError::TooLong(t.into())), "{t}");
         }
     }
 

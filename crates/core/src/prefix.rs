@@ -636,6 +636,10 @@ fn iso_stamp(l: &[u8]) -> Option<(Stamp, usize)> {
             }
             let h = digits(&l[i + 1..i + 3])? as i32;
             let m = digits(&l[i + 3 + colon..i + 5 + colon])? as i32;
+            // (real offsets are -12:00 to +14:00: `+99:99` was read as four days)
+            if h > 14 || m > 59 {
+                return None;
+            }
             i += 5 + colon;
             let o = h * 3600 + m * 60;
             Some(if sign == b'-' { -o } else { o })

@@ -373,6 +373,10 @@ pub fn parse_with_format(format: &str, text: &[u8]) -> Option<Stamp> {
                         j += 1;
                     }
                     let m = num(text, &mut j, 2)? as i32;
+                    // (real offsets are -12:00 to +14:00; +99:99 is no stamp)
+                    if h > 14 || m > 59 {
+                        return None;
+                    }
                     st.offset = Some(sign * (h * 3600 + m * 60));
                 }
             }

@@ -32,6 +32,24 @@ pub fn import(path: &str, load: Loader<'_>) -> Result<Imported, Error> {
 /// `NAME.d/*.conf`, `NAME.local`, `NAME.d/*.local` (each in name order; `list` gives the
 /// names of the files in a directory), and the `.local` beside every file included.
 pub fn import_with(path: &str, load: Loader<'_>, list: Lister<'_>) -> Result<Imported, Error> {
+    // `NAME.local` named with its `NAME.conf` beside it: fail2ban reads the .conf first and
+    // the .local over it (imported alone, its `%(known/...)s` lost the stock rules and its
+    // `NAME.d/` was not read, a review found)
+    if let Some(stem) = path.strip_suffix(".local") {
+        let conf = format!("{stem}.conf");
+        if load(&conf).is_some() {
+            let mut im = import_with(&conf, load, list)?;
+            im.report.notes.insert(
+                0,
+                format!(
+                    "{} is read over {}, as fail2ban reads them: the filter is the two together",
+                    crate::ini::file_name(path),
+                    crate::ini::file_name(&conf)
+                ),
+            );
+            return Ok(im);
+        }
+    }
     let mut ini = Ini::default();
     ini.read(path, load, 0, &mut Vec::new(), true)?;
     if let Some(stem) = path.strip_suffix(".conf") {

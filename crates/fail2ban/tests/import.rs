@@ -538,3 +538,27 @@ fn a_programs_own_log_keeps_its_leading_date() {
     let p = im.def.expect("a filter").rules[0].pattern.clone().unwrap();
     assert!(!p.contains("[0-9]{4}"), "{p}");
 }
+
+#[test]
+fn a_local_file_named_alone_is_read_over_its_conf() {
+    let conf = "[Definition]\nfailregex = ^stock <HOST>$\n";
+    let local = "[Definition]\nfailregex = %(known/failregex)s\n            ^added <HOST>$\n";
+    let im = import_files(&[("w.conf", conf), ("w.local", local)], "w.local");
+    let def = im.def.expect("a filter");
+    assert!(hit(&def, "stock 192.0.2.1").is_some());
+    assert!(hit(&def, "added 192.0.2.2").is_some());
+    assert!(
+        im.report
+            .notes
+            .iter()
+            .any(|n| n.contains("w.local is read over w.conf")),
+        "{:?}",
+        im.report.notes
+    );
+    // alone, it is read alone
+    let im = import_files(
+        &[("v.local", "[Definition]\nfailregex = ^only <HOST>$\n")],
+        "v.local",
+    );
+    assert!(hit(&im.def.expect("a filter"), "only 192.0.2.3").is_some());
+}

@@ -19,6 +19,8 @@ use toml::Spanned;
 
 /// Where the configuration is looked for when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/portcullis/portcullis.toml";
+/// The control socket when the configuration names none.
+pub const DEFAULT_SOCKET: &str = "/run/portcullis/portcullis.sock";
 
 /// The jail defaults are core's (one source of truth): 5 failures in 10 minutes ban for 1 hour.
 pub use portcullis_core::track::{
@@ -325,6 +327,12 @@ fn fail2ban_key(key: &str, jail: bool, value: Option<&str>) -> Option<String> {
         "journalmatch" => "fail2ban's `journalmatch` is a `logs` entry in Portcullis: logs = [\"journal:_SYSTEMD_UNIT=ssh.service\"]".into(),
         "banaction" | "banaction_allports" => "fail2ban's `banaction` is [firewall] `backend` in Portcullis (or a jail's own `backend`): \"nftables\", \"iptables\", \"ipset\", \"route\", \"hosts-deny\", \"command\" or \"null\"".into(),
         "destemail" | "sender" | "mta" => format!("fail2ban's `{key}` is [notify.mail] in Portcullis (`to`, `from`, `smtp`): see the README's Notifications"),
+        "usedns" => "fail2ban's `usedns` has no Portcullis key: a host name in a log line is never resolved or banned (an attacker controls its reverse DNS); the filters read addresses only".into(),
+        "ignorecommand" => "fail2ban's `ignorecommand` has no Portcullis key: list the addresses in the top-level `ignore` (addresses, CIDRs, host names, or absolute paths of files read again at each reload)".into(),
+        "ignoreself" if jail => "fail2ban's `ignoreself` is the top-level `ignore_self` in Portcullis (default true: the host's own addresses are never banned)".into(),
+        "ignoreself" => "fail2ban's `ignoreself` is `ignore_self` in Portcullis (default true: the host's own addresses are never banned)".into(),
+        "maxmatches" => "fail2ban's `maxmatches` has no Portcullis key: the last log lines behind a ban (up to 5) go with it to [notify] as its evidence".into(),
+        "action" => "fail2ban's `action` has no Portcullis key: a jail's `action` is \"drop\" or \"reject\" (what the firewall does); the firewall is [firewall] `backend` (or a jail's own `backend`), mail on a ban is [notify.mail], other programs a `command` backend".into(),
         "default" | "includes" | "definition" | "init" => format!("[{key}] is a fail2ban section; Portcullis has none: set maxretry, findtime, bantime, ... in each [[jail]] table (a jail named \"sshd\" starts from the built-in one); the never-ban list of every jail is the top-level `ignore`"),
         _ => return None,
     })
@@ -421,7 +429,11 @@ fn toml_error(path: &str, text: &str, e: &toml::de::Error) -> anyhow::Error {
         .and_then(|k| k.split_once('.'))
     {
         let key = line_key.as_deref().unwrap_or_default();
-        let why = if first.trim() == "bantime" {
+        let why = if key.contains("rndtime") {
+            "fail2ban's bantime.rndtime (a random extra of up to N seconds) is `bantime_jitter` in Portcullis, a share of the ban: bantime_jitter = \"10%\"".to_string()
+        } else if key.contains("multipliers") {
+            "fail2ban's bantime.multipliers has no Portcullis form: the n-th ban lasts bantime × factor^(n-1) up to max: bantime_increment = { factor = 2.0, max = \"4w\" }".to_string()
+        } else if first.trim() == "bantime" {
             "fail2ban's bantime.increment, bantime.factor, bantime.maxtime and bantime.overalljails are one key in Portcullis: bantime_increment = { factor = 2.0, max = \"4w\", window = \"30d\", across_jails = true }".to_string()
         } else {
             format!("a dotted key makes `{}` a table, and Portcullis has no such table here; write the key without a dot", first.trim())
@@ -513,6 +525,37 @@ impl Config {
         Ok(cfg)
     }
 
+    /// The `socket` the configuration names (the last file that sets it wins, as in
+    /// [`Config::load`]), read alone: no other key is checked and no host name of `ignore`
+    /// is resolved. For the client commands, which must reach the daemon while the file on
+    /// disk has an error (being edited) or DNS is down (a review found `status` refused and
+    /// `bans` waiting 10 s for the resolver). `None` if no file can be read as TOML.
+    pub fn socket_only(path: Option<&Path>) -> Option<PathBuf> {
+        let main = match path {
+            Some(p) => p.to_path_buf(),
+            None if Path::new(DEFAULT_PATH).exists() => PathBuf::from(DEFAULT_PATH),
+            None => return Some(PathBuf::from(DEFAULT_SOCKET)),
+        };
+        let mut files = vec![main.clone()];
+        if let Ok(dir) = std::fs::read_dir(main.with_file_name("portcullis.d")) {
+            let mut more: Vec<PathBuf> = dir
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+                .collect();
+            more.sort();
+            files.extend(more);
+        }
+        let mut socket = PathBuf::from(DEFAULT_SOCKET);
+        for f in files {
+            let text = std::fs::read_to_string(&f).ok()?;
+            let table: toml::Table = text.parse().ok()?;
+            if let Some(s) = table.get("socket").and_then(|v| v.as_str()) {
+                socket = PathBuf::from(s);
+            }
+        }
+        Some(socket)
+    }
+
     /// The configuration used when there is no file: one sshd jail.
     pub fn builtin() -> Result<Config> {
         Config::from_texts(&[("<built-in default>".into(), String::new())], vec![])
@@ -522,7 +565,7 @@ impl Config {
     pub fn from_texts(texts: &[(String, String)], sources: Vec<PathBuf>) -> Result<Config> {
         let mut cfg = Config {
             sources,
-            socket: PathBuf::from("/run/portcullis/portcullis.sock"),
+            socket: PathBuf::from(DEFAULT_SOCKET),
             socket_group: None,
             state_dir: PathBuf::from("/var/lib/portcullis"),
             ignore: Vec::new(),
@@ -857,12 +900,6 @@ fn check_deny(cfg: &Config) -> std::result::Result<(), (Cidr, String)> {
         }
     }
     Ok(())
-}
-
-fn cidrs(src: &Src, list: &[Spanned<String>], key: &str) -> Result<Vec<Cidr>> {
-    list.iter()
-        .map(|s| Cidr::parse(s.get_ref()).map_err(|e| src.err(s.span(), key, e)))
-        .collect()
 }
 
 /// What a duration may be, for every duration error: exactly what
@@ -1370,7 +1407,18 @@ fn validate_jail(
         match at.string(key, &what)? {
             None => Ok(default.to_string()),
             Some(s) if allowed.contains(&s.get_ref().as_str()) => Ok(s.into_inner()),
-            Some(s) => Err(at.err(key, format!("{:?} is not valid; use {what}", s.get_ref()))),
+            Some(s) => {
+                // fail2ban's values, said for what they are
+                let hint = match key {
+                    "action" => "; fail2ban's actions are other keys here: the firewall is [firewall] `backend` (or the jail's own `backend`), mail on a ban [notify.mail], another program a `command` backend",
+                    "mode" => "; fail2ban's other modes (postfix's more, rbl, errors; others') are each a part of these: `portcullis filters NAME` lists which rules each mode counts",
+                    _ => "",
+                };
+                Err(at.err(
+                    key,
+                    format!("{:?} is not valid; use {what}{hint}", s.get_ref()),
+                ))
+            }
         }
     };
     // a jail without `ports` takes its filters' (each names its service's ports): their
@@ -1400,7 +1448,18 @@ fn validate_jail(
         None => Vec::new(),
         Some(list) => {
             let (src, _) = at.get("ignore").expect("ignore was read");
-            let c = cidrs(src, &list, "ignore")?;
+            let c = list
+                .iter()
+                .map(|s| {
+                    Cidr::parse(s.get_ref()).map_err(|e| {
+                        let why = match crate::lists::bad_prefix(s.get_ref()) {
+                            Some(b) if b.contains("one entry per string") => b,
+                            _ => format!("{e}; a jail's `ignore` takes addresses and CIDRs: host names and files go in the top-level `ignore`, which every jail honours"),
+                        };
+                        src.err(s.span(), "ignore", why)
+                    })
+                })
+                .collect::<Result<Vec<Cidr>>>()?;
             // as in the top-level list: a prefix written with host bits is taken as its net,
             // which check-config says
             for e in &list {
@@ -1780,6 +1839,29 @@ pub use crate::sys::{group_id, own_addresses};
 pub fn warnings(cfg: &Config) -> Vec<String> {
     let mut w = cfg.ignore_list.warnings.clone();
     w.extend(cfg.same_file_logs.iter().cloned());
+    // (the ban history is kept that long: a longer window counts no further back, and
+    // check-config printed it as given, a review found)
+    let kept = crate::daemon::HISTORY_DAYS * 86_400_000;
+    for j in &cfg.jails {
+        let p = &j.policy;
+        let windows = [
+            (
+                "bantime_increment.window",
+                p.ban.increment.as_ref().map(|i| i.window),
+            ),
+            ("subnet_ban.within", p.subnet.as_ref().map(|s| s.within)),
+        ];
+        for (key, v) in windows {
+            if let Some(v) = v.filter(|&v| v > kept) {
+                w.push(format!(
+                    "jail {}: {key} = {} reaches back further than the ban history is kept ({} days): bans older than that do not count",
+                    j.name,
+                    portcullis_core::duration::format(v),
+                    crate::daemon::HISTORY_DAYS
+                ));
+            }
+        }
+    }
     if !cfg.dry_run_jails.is_empty() {
         w.push(format!(
             "[firewall] backend = \"null\" is a dry run of everything: the own `backend` of jail(s) {} is not used either (nothing is banned anywhere)",
@@ -1870,6 +1952,17 @@ pub fn warnings(cfg: &Config) -> Vec<String> {
         for l in &j.logs {
             if let Some(why) = log_contradicts_filters(l, &j.filter_logs) {
                 w.push(format!("jail {:?}: {why}", j.name));
+            }
+            // (fail2ban's recidive reads fail2ban.log; ours reads Portcullis' own ban lines:
+            // a jail translated key for key matched nothing, a review found)
+            let name = l.rsplit('/').next().unwrap_or(l);
+            if name.starts_with("fail2ban.log")
+                && j.filter_logs.iter().any(|(f, _)| f == "recidive")
+            {
+                w.push(format!(
+                    "jail {:?}: {l} is fail2ban's log, but the recidive filter reads Portcullis' own `ban` lines (its journal, journal:_SYSTEMD_UNIT=portcullis.service, or the file its output goes to): its lines will never match",
+                    j.name
+                ));
             }
         }
         for l in &j.logs {

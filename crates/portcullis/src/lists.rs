@@ -168,7 +168,17 @@ pub fn load(key: &str, entries: &[String], names: bool) -> Result<Loaded, String
 /// The error of an entry that is meant as a CIDR but is not one (`192.0.2.0/33`,
 /// `10.0.0/8`, `192.0.2.1 /24`): an address before the `/`, or only digits after it. Such an
 /// entry is not a file name.
-fn bad_prefix(e: &str) -> Option<String> {
+pub(crate) fn bad_prefix(e: &str) -> Option<String> {
+    // fail2ban's space-separated `ignoreip` in one string
+    let words: Vec<&str> = e.split_whitespace().collect();
+    if words.len() > 1 && words.iter().all(|w| Cidr::parse(w).is_ok()) {
+        let list: Vec<String> = words.iter().map(|w| format!("{w:?}")).collect();
+        return Some(format!(
+            "{e:?} holds {} entries: one entry per string, [{}]",
+            words.len(),
+            list.join(", ")
+        ));
+    }
     let (a, l) = e.split_once('/')?;
     let digits = !l.trim().is_empty() && l.trim().bytes().all(|b| b.is_ascii_digit());
     let addr = portcullis_core::addr::parse(a.trim().as_bytes()).is_some();

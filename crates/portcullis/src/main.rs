@@ -116,8 +116,9 @@ enum Cmd {
     Unban {
         /// The address or prefix (an address inside a banned prefix lifts the prefix).
         addr: Option<String>,
-        /// Every active ban.
-        #[arg(long)]
+        /// Every active ban (with no address: `unban ADDR --all` is refused, not read as
+        /// "in every jail", which lifting ADDR does by default).
+        #[arg(long, conflicts_with = "addr")]
         all: bool,
         /// Only in this jail.
         #[arg(long)]

@@ -197,6 +197,60 @@ fn dropins_that_are_not_toml_and_no_enabled_jail_are_warnings() {
     );
 }
 
+/// fail2ban's keys and values that have no Portcullis twin say what becomes of them, and a
+/// window longer than the ban history is kept is a warning (review of the migration).
+#[test]
+fn fail2ban_keys_without_a_twin_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let b = base(d);
+    for (jail, want) in [
+        ("usedns = \"warn\"", "is never resolved or banned"),
+        ("maxmatches = 5", "as its evidence"),
+        ("ignorecommand = \"/bin/true\"", "the top-level `ignore`"),
+        ("ignoreself = true", "top-level `ignore_self`"),
+        ("bantime.rndtime = 600", "`bantime_jitter`"),
+        ("bantime.multipliers = \"1 2 4\"", "no Portcullis form"),
+        ("action = \"%(action_mwl)s\"", "[notify.mail]"),
+        ("mode = \"more\"", "each a part of these"),
+        (
+            "ignore = [\"192.0.2.0/24 198.51.100.0/24\"]",
+            "one entry per string, [\"192.0.2.0/24\", \"198.51.100.0/24\"]",
+        ),
+        (
+            "ignore = [\"office.example.com\"]",
+            "host names and files go in the top-level `ignore`",
+        ),
+    ] {
+        let (ok, out) = check(d, &format!("{b}[[jail]]\nname = \"sshd\"\n{jail}\n"));
+        assert!(!ok && out.contains(want), "{jail}: {want}\n=> {out}");
+    }
+    let (ok, out) = check(
+        d,
+        &format!("ignore = [\"192.0.2.0/24 198.51.100.0/24\"]\n{b}[[jail]]\nname = \"sshd\"\n"),
+    );
+    assert!(!ok && out.contains("one entry per string"), "{out}");
+    let (ok, out) = check(
+        d,
+        &format!("{b}[[jail]]\nname = \"sshd\"\nbantime_increment = {{ window = \"365d\" }}\n"),
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("bantime_increment.window = 365d reaches back further than the ban history is kept (90 days)"),
+        "{out}"
+    );
+    // fail2ban's recidive jail, key for key: its log is not ours
+    let (ok, out) = check(
+        d,
+        &format!("{b}[[jail]]\nname = \"recidive\"\nlogs = [\"/var/log/fail2ban.log\"]\n"),
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("/var/log/fail2ban.log is fail2ban's log, but the recidive filter reads Portcullis' own `ban` lines"),
+        "{out}"
+    );
+}
+
 /// One jail naming one file under two names (a symlink, a path through `..`) reads it once,
 /// with a warning: each line was counted twice, its `maxretry` halved (a review found).
 #[test]

@@ -224,6 +224,55 @@ fn an_address_inside_a_banned_prefix_lifts_it_offline() {
     );
 }
 
+/// The commands reach the running daemon while its configuration file has an error (an
+/// admin editing it) and name no host to resolve; `unban ADDR --all` is refused; a reload
+/// that moves the socket says it waits for a restart. (A review found `status`, `bans`,
+/// `ban` and `unban` refused with the parse error, and `unban 203.0.113.99 --all` lifting
+/// every ban.)
+#[test]
+fn commands_reach_the_daemon_while_its_configuration_is_being_edited() {
+    let (work, config) = setup("pct-edit-");
+    let dir = work.path();
+    let d = Daemon::start(&config, &dir.join("run.log"));
+    assert!(cli(&["ban", "203.0.113.81", "--jail", "sshd"], &config).success());
+    assert!(cli(&["ban", "203.0.113.82", "--jail", "sshd"], &config).success());
+    let o = cli(&["unban", "203.0.113.99", "--all"], &config);
+    assert_eq!(o.code(), Some(2), "{}", o.stderr_str());
+    assert!(
+        o.stderr_str().contains("cannot be used with"),
+        "{}",
+        o.stderr_str()
+    );
+    let text = fs::read_to_string(&config).unwrap();
+    fs::write(&config, format!("{text}\nbogus_key = 1\n")).unwrap();
+    for args in [vec!["status"], vec!["bans", "--json"]] {
+        let o = cli(&args, &config);
+        assert!(o.success(), "{args:?}: {}", o.stderr_str());
+    }
+    assert_eq!(
+        hosts(&cli(&["bans", "--json"], &config)),
+        ["203.0.113.81", "203.0.113.82"]
+    );
+    assert!(cli(&["unban", "203.0.113.82"], &config).success());
+    // the daemon refuses the broken file's reload: 1, as documented
+    let o = cli(&["reload"], &config);
+    assert_eq!(o.code(), Some(1), "{}", o.stderr_str());
+    // a reload that moves the socket is taken, with a warning
+    let moved = text.replace("p.sock", "new.sock");
+    assert_ne!(moved, text, "the test configuration names p.sock");
+    fs::write(&config, &moved).unwrap();
+    let o = cli(
+        &["reload", "--socket", dir.join("p.sock").to_str().unwrap()],
+        &config,
+    );
+    assert!(o.success(), "{}", o.stderr_str());
+    let run = d.stop();
+    assert!(
+        run.contains("`socket` changed to") && run.contains("until it restarts"),
+        "{run}"
+    );
+}
+
 /// Sends one raw request line to the daemon (as another client would, without this
 /// client's checks) and returns the answer.
 fn raw_request(socket: &Path, line: &str) -> serde_json::Value {

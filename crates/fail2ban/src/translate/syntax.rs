@@ -309,7 +309,12 @@ impl Tr {
                     "<SUBNET>: the /CIDR suffix is matched but only the address is banned".into(),
                 );
             }
-            "CIDR" => out.push_str("[0-9]{1,3}"),
+            "CIDR" => {
+                out.push_str("[0-9]{1,3}");
+                self.notes.push(
+                    "<CIDR>: the prefix length is matched but only the address is banned (fail2ban bans the subnet)".into(),
+                );
+            }
             "DNS" => {
                 return Err(Unsupported::Tag {
                     tag: "<DNS>",

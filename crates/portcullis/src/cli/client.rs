@@ -8,11 +8,15 @@ use crate::config::Config;
 use crate::daemon::control;
 use crate::daemon::protocol::{Request, Response};
 
-/// Finds the socket: `--socket`, else the one named by the configuration.
+/// Finds the socket: `--socket`, else the one named by the configuration, read alone
+/// ([`Config::socket_only`]); the configuration's error when even that cannot be read.
 fn socket_path(socket: Option<&Path>, config: Option<&Path>) -> Result<PathBuf> {
     match socket {
         Some(s) => Ok(s.to_path_buf()),
-        None => Ok(Config::load(config)?.socket),
+        None => match Config::socket_only(config) {
+            Some(s) => Ok(s),
+            None => Ok(Config::load(config)?.socket),
+        },
     }
 }
 

@@ -37,7 +37,7 @@ use crate::store::{BanRecord, CorruptPolicy, Store, StoreOp};
 use protocol::{BanInfo, JailStatus, Request, Response};
 
 /// How long the ban history of an address is kept (for repeat offenders).
-const HISTORY_DAYS: i64 = 90;
+pub(crate) const HISTORY_DAYS: i64 = 90;
 
 /// How often, at least, the host's own addresses are read again (milliseconds).
 const OWN_REFRESH_MS: i64 = 60_000;
@@ -480,6 +480,15 @@ fn glob_route(cfg: &Config, path: &str) -> Vec<usize> {
         })
         .map(|(i, _)| i)
         .collect()
+}
+
+/// Whether two paths name the same place (the state directory is kept resolved).
+fn same_dir_path(a: &Path, b: &Path) -> bool {
+    a == b
+        || match (a.canonicalize(), b.canonicalize()) {
+            (Ok(x), Ok(y)) => x == y,
+            _ => false,
+        }
 }
 
 /// Runs the daemon in the foreground until SIGTERM.
@@ -1786,6 +1795,20 @@ impl Engine {
         }
         if cfg.firewall != self.cfg.firewall {
             warn!("[firewall] settings changed: they take effect at the next restart");
+        }
+        // (the daemon keeps its socket and state; the commands that read the new file look
+        // elsewhere: "no daemon is running", a review found)
+        for (key, old, new) in [
+            ("socket", &self.cfg.socket, &cfg.socket),
+            ("state_dir", &self.cfg.state_dir, &cfg.state_dir),
+        ] {
+            if !same_dir_path(old, new) {
+                warn!(
+                    "`{key}` changed to {}: the daemon keeps {} until it restarts (restart it now: the commands that read the configuration look for the new one)",
+                    new.display(),
+                    old.display()
+                );
+            }
         }
         // a table flushed away (an nftables restart) is made again with every ban first: a
         // reload is what an admin runs then
