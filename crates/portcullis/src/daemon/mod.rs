@@ -2120,7 +2120,8 @@ impl Engine {
             }
         }
         let mut ops = Vec::new();
-        if self.jails[ji].tracker().ban_until_of(target).is_some() {
+        let before = self.jails[ji].tracker().ban_until_of(target);
+        if before.is_some() {
             // a new duration for an active ban: the kernel element is replaced
             ops.push(FwOp::Del {
                 jail: jail.clone(),
@@ -2162,8 +2163,19 @@ impl Engine {
         self.jails[ji].tracker_mut().ban(target, now, until, 0);
         let scope = (!self.cfg.jails[ji].policy.ban.across_jails()).then_some(jail.as_str());
         let since = now.saturating_sub(self.cfg.jails[ji].policy.ban.window());
-        let count = self.history.count(target, scope, since) + 1;
-        self.history.record_ban(target, &jail, now);
+        // a new duration for an active ban is the same ban: not one more offence toward
+        // escalation and `permanent_after` (a ban script run again pushed a host toward a
+        // permanent ban with no failure at all, a review found)
+        let count = match before {
+            Some(_) => self
+                .meta
+                .get(&(jail.clone(), target))
+                .map_or(1, |&(_, n)| n),
+            None => {
+                self.history.record_ban(target, &jail, now);
+                self.history.count(target, scope, since)
+            }
+        };
         self.meta
             .insert((jail.clone(), target), (BanReason::Manual, count));
         let mut st_ops: Vec<StoreOp> = Vec::new();
@@ -2228,6 +2240,17 @@ impl Engine {
                 " (it replaces {} narrower ban(s) of the jail{})",
                 covered.len(),
                 notes.first().map_or(String::new(), |n| format!(": {n}"))
+            );
+        }
+        // (said when it shortens: `ban` sets the duration given, also below what was left)
+        if let Some(b) = before.filter(|&b| b > until) {
+            answer += &format!(
+                " (it was banned {}: the ban now ends sooner)",
+                if b == FOREVER {
+                    "for ever".to_string()
+                } else {
+                    format!("for {} more", duration::format(b - now))
+                }
             );
         }
         Response::ok(answer)
@@ -2927,6 +2950,45 @@ wait "$p"
             permanent: false,
         }));
         assert_eq!(left, [("203.0.113.6".to_string(), "b".to_string())]);
+    }
+
+    /// `ban` of an address banned already sets its new duration: the same ban, not one more
+    /// offence toward escalation, and it says when it ends sooner (review: a ban script run
+    /// again counted #2, #3, ... and shortened a permanent ban without a word).
+    #[test]
+    fn a_manual_ban_given_again_is_the_same_ban() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut eng, _rx) = two_jail_engine(dir.path());
+        let ban_for = |eng: &mut Engine, d: &str| {
+            eng.on_control(Request::Ban {
+                addr: "203.0.113.53".into(),
+                jail: Some("a".into()),
+                duration: Some(d.into()),
+            })
+        };
+        assert!(ban_for(&mut eng, "forever").ok);
+        for _ in 0..3 {
+            let r = ban_for(&mut eng, "1h");
+            assert!(r.ok, "{r:?}");
+        }
+        let r = ban_for(&mut eng, "1h");
+        assert!(
+            !r.message.as_deref().unwrap_or("").contains("ends sooner"),
+            "{r:?}"
+        );
+        let r = ban_for(&mut eng, "30m");
+        assert!(
+            r.message
+                .as_deref()
+                .unwrap_or("")
+                .contains("more: the ban now ends sooner"),
+            "{r:?}"
+        );
+        let target = Cidr::host("203.0.113.53".parse().unwrap());
+        assert_eq!(
+            eng.meta.get(&("a".to_string(), target)).map(|m| m.1),
+            Some(1)
+        );
     }
 
     #[test]
