@@ -269,9 +269,28 @@ pub fn request(socket: &Path, req: &Request) -> Result<Response> {
     s.set_read_timeout(Some(Duration::from_secs(60)))?;
     let mut buf = serde_json::to_vec(req)?;
     buf.push(b'\n');
-    s.write_all(&buf)?;
+    // (said in words: "Connection reset by peer" alone was all a saturated daemon's
+    // client printed, and "Resource temporarily unavailable" a stopped one's, a review found)
+    let unanswered = |e: std::io::Error| {
+        let why = match e.kind() {
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+                "it did not answer within 60 s (stopped, or stuck: see its log)".to_string()
+            }
+            _ => format!(
+                "it closed the connection (it serves {MAX_CLIENTS} clients at a time: try again)"
+            ),
+        };
+        anyhow::anyhow!(
+            "the daemon on {} did not answer: {why} ({e})",
+            socket.display()
+        )
+    };
+    s.write_all(&buf).map_err(unanswered)?;
     let mut line = String::new();
-    BufReader::new(s).read_line(&mut line)?;
+    BufReader::new(s).read_line(&mut line).map_err(unanswered)?;
+    if line.is_empty() {
+        return Err(unanswered(std::io::ErrorKind::UnexpectedEof.into()));
+    }
     serde_json::from_str(&line).with_context(|| format!("bad answer from the daemon: {line:?}"))
 }
 
@@ -279,6 +298,28 @@ pub fn request(socket: &Path, req: &Request) -> Result<Response> {
 mod tests {
     use super::*;
     use std::io::Read;
+
+    /// A daemon that closes the connection unanswered (all its places taken) is said in
+    /// words, with the socket (review: "Connection reset by peer" alone).
+    #[test]
+    fn a_connection_closed_unanswered_is_said_in_words() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let t = std::thread::spawn(move || {
+            let (c, _) = listener.accept().unwrap();
+            drop(c);
+        });
+        let e = request(&path, &Request::Status { jail: None })
+            .unwrap_err()
+            .to_string();
+        t.join().unwrap();
+        assert!(
+            e.contains(&format!("the daemon on {} did not answer", path.display()))
+                && e.contains("closed the connection"),
+            "{e}"
+        );
+    }
 
     /// Found by a security review: 300 idle connections made thread creation fail, and the
     /// daemon aborted. Past [`MAX_CLIENTS`] a connection is closed at once; the daemon goes on.
