@@ -273,6 +273,37 @@ fn commands_reach_the_daemon_while_its_configuration_is_being_edited() {
     );
 }
 
+/// Offline commands run side by side wait for each other's moment with the state file
+/// (review: 14 of 15 failed with "the daemon is running").
+#[test]
+fn offline_commands_side_by_side_all_work() {
+    let (work, config) = setup("pct-side-");
+    let dir = work.path();
+    let d = Daemon::start(&config, &dir.join("run.log"));
+    assert!(cli(&["ban", "203.0.113.91", "--jail", "sshd"], &config).success());
+    d.stop();
+    let children: Vec<_> = (0..10)
+        .map(|_| {
+            Command::new(BIN)
+                .args(["bans", "--json", "--config"])
+                .arg(&config)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("203.0.113.91"));
+    }
+}
+
 /// Sends one raw request line to the daemon (as another client would, without this
 /// client's checks) and returns the answer.
 fn raw_request(socket: &Path, line: &str) -> serde_json::Value {

@@ -58,7 +58,7 @@ fn open(cfg: &Config) -> Result<Option<(Store, std::fs::File)>> {
     let dir = fsutil::prepare_state_dir(&cfg.state_dir)?;
     // a daemon that is starting (no socket yet) or listening elsewhere holds this lock: its
     // state is not ours to change
-    let lock = match fsutil::lock_state(&dir) {
+    let lock = match fsutil::lock_state_within(&dir, std::time::Duration::from_secs(5)) {
         Ok(l) => l,
         Err(e) if permission_denied(&e) => anyhow::bail!(
             "cannot write the lock file in {}: permission denied (run as root?)",
@@ -67,7 +67,7 @@ fn open(cfg: &Config) -> Result<Option<(Store, std::fs::File)>> {
         // (only a lock another process holds means a daemon: a lock file that cannot be
         // opened, a read-only file system say, is said as it is)
         Err(e) if format!("{e:#}").contains("another portcullis daemon") => return Err(e.context(
-            "the daemon is running: use its control socket (--socket, or the configuration's `socket`)",
+            "the daemon is running (or starting, or another `portcullis` command has been working on its state for 5 s): use its control socket (--socket, or the configuration's `socket`)",
         )),
         Err(e) => return Err(e),
     };

@@ -32,7 +32,27 @@ pub fn euid() -> u32 {
 /// Takes the lock of the state directory `dir` (a checked directory): the file
 /// `portcullis.lock`, held by a running daemon for as long as it runs. A second daemon, or
 /// `bans`/`unban` working on the state file while a daemon runs, is refused with a message.
-pub fn lock_state(dir: &Path) -> Result<File> {
+///
+/// Waits up to `wait` for a holder that lets go: an offline `bans` or
+/// `unban` holds the lock for the moment it works on the state file, and ten of them at once
+/// (or a daemon starting beside one) failed with "another daemon is running" (a review
+/// found). A daemon holds it for as long as it runs.
+pub fn lock_state_within(dir: &Path, wait: std::time::Duration) -> Result<File> {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        match lock_once(dir) {
+            Err(e)
+                if format!("{e:#}").contains("another portcullis daemon")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            r => return r,
+        }
+    }
+}
+
+fn lock_once(dir: &Path) -> Result<File> {
     let path = dir.join("portcullis.lock");
     let f = OpenOptions::new()
         .read(true)

@@ -503,7 +503,7 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
     // refused unless only this user can write there (see fsutil); the resolved path from here on
     cfg.state_dir = fsutil::prepare_state_dir(&cfg.state_dir)?;
     // held until the daemon ends: no second daemon, no offline unban beside it
-    let _state_lock = fsutil::lock_state(&cfg.state_dir)?;
+    let _state_lock = fsutil::lock_state_within(&cfg.state_dir, Duration::from_secs(5))?;
     let policy = match cfg.on_corrupt_state {
         OnCorrupt::Refuse => CorruptPolicy::Refuse,
         OnCorrupt::MoveAside => CorruptPolicy::MoveAside,
