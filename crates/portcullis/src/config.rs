@@ -1839,6 +1839,21 @@ pub use crate::sys::{group_id, own_addresses};
 pub fn warnings(cfg: &Config) -> Vec<String> {
     let mut w = cfg.ignore_list.warnings.clone();
     w.extend(cfg.same_file_logs.iter().cloned());
+    // (another user binds the name first: the daemon does not start, and root's `unban`
+    // and `ban` are answered by that user's program, a review showed)
+    if let Some(dir) = cfg.socket.parent() {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(m) = std::fs::metadata(dir) {
+            if m.mode() & 0o002 != 0 || (m.mode() & 0o020 != 0 && m.gid() != 0) {
+                w.push(format!(
+                    "socket {}: its directory {} is writable by other users, who can put a socket of theirs there first and answer the commands in the daemon's place: use a directory only root can write (the default is {})",
+                    cfg.socket.display(),
+                    dir.display(),
+                    DEFAULT_SOCKET
+                ));
+            }
+        }
+    }
     // (the ban history is kept that long: a longer window counts no further back, and
     // check-config printed it as given, a review found)
     let kept = crate::daemon::HISTORY_DAYS * 86_400_000;

@@ -251,6 +251,27 @@ fn fail2ban_keys_without_a_twin_say_so() {
     );
 }
 
+/// A socket in a directory other users can write is a warning: one of them can bind the
+/// name first and answer root's commands (review).
+#[test]
+fn a_socket_in_a_directory_others_can_write_is_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let public = d.join("pub");
+    std::fs::create_dir(&public).unwrap();
+    std::fs::set_permissions(&public, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let text = base(d).replace(
+        &format!("socket = \"{}/p.sock\"", d.display()),
+        &format!("socket = \"{}/p.sock\"", public.display()),
+    );
+    assert!(text.contains("pub/p.sock"), "{text}");
+    let (ok, out) = check(d, &format!("{text}[[jail]]\nname = \"sshd\"\n"));
+    assert!(ok, "{out}");
+    assert!(out.contains("is writable by other users"), "{out}");
+    let (ok, out) = check(d, &format!("{}[[jail]]\nname = \"sshd\"\n", base(d)));
+    assert!(ok && !out.contains("writable by other users"), "{out}");
+}
+
 /// One jail naming one file under two names (a symlink, a path through `..`) reads it once,
 /// with a warning: each line was counted twice, its `maxretry` halved (a review found).
 #[test]

@@ -209,7 +209,14 @@ fn print_human(req: &Request, r: &Response) {
         if r.bans.is_empty() {
             println!("no active bans");
         }
-        for b in &r.bans {
+        // `status` shows the first bans, `bans` all of them (a status of 60,000 bans was
+        // 60,000 lines, a review found)
+        let shown = if matches!(req, Request::Status { .. }) {
+            50
+        } else {
+            usize::MAX
+        };
+        for b in r.bans.iter().take(shown) {
             let origin = if b.origin == "local" {
                 String::new()
             } else {
@@ -226,6 +233,12 @@ fn print_human(req: &Request, r: &Response) {
                     b.host, b.jail, b.until, b.remaining_secs, b.reason, b.count
                 );
             }
+        }
+        if r.bans.len() > shown {
+            println!(
+                "... and {} more bans (`portcullis bans` lists them all)",
+                r.bans.len() - shown
+            );
         }
     }
     if let Some(f) = &r.fleet {

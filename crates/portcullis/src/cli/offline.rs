@@ -89,6 +89,12 @@ fn fleet_db(cfg: &Config) -> Result<Option<crate::fleet::db::Db>> {
 /// The active bans of the state file, as the daemon would list them: a ban another node
 /// shared shows its origin (`fleet:NODE`, from `fleet.db`).
 pub fn bans(cfg: &Config, jail: Option<&str>, now: i64) -> Result<Response> {
+    // as the daemon answers: an unknown jail is an error, not "no active bans"
+    if let Some(j) = jail {
+        if let Err(e) = crate::config::check_jail_names(cfg, &[j.to_string()]) {
+            return Ok(Response::err(format!("{e:#}")));
+        }
+    }
     let mut r = Response {
         ok: true,
         ..Default::default()
