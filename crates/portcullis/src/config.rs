@@ -501,7 +501,7 @@ impl Config {
             let (mut more, mut other): (Vec<PathBuf>, Vec<PathBuf>) = std::fs::read_dir(&dropin)
                 .with_context(|| format!("cannot read {}", dropin.display()))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .partition(|p| p.extension().is_some_and(|e| e == "toml"));
+                .partition(|p| is_dropin(p));
             more.sort();
             files.extend(more);
             // the package's README and hidden files (an editor's) are not meant to be read
@@ -540,7 +540,7 @@ impl Config {
         if let Ok(dir) = std::fs::read_dir(main.with_file_name("portcullis.d")) {
             let mut more: Vec<PathBuf> = dir
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+                .filter(|p| is_dropin(p))
                 .collect();
             more.sort();
             files.extend(more);
@@ -548,8 +548,25 @@ impl Config {
         let mut socket = PathBuf::from(DEFAULT_SOCKET);
         for f in files {
             let text = std::fs::read_to_string(&f).ok()?;
-            let table: toml::Table = text.parse().ok()?;
-            if let Some(s) = table.get("socket").and_then(|v| v.as_str()) {
+            // (a file half-typed is no TOML: its top-level `socket = "..."` line is read
+            // alone, before the first table)
+            let value = match text.parse::<toml::Table>() {
+                Ok(table) => match table.get("socket") {
+                    None => None,
+                    Some(v) => Some(v.as_str()?.to_string()),
+                },
+                Err(_) => text
+                    .lines()
+                    .take_while(|l| !l.trim_start().starts_with('['))
+                    .filter(|l| l.split_once('=').is_some_and(|(k, _)| k.trim() == "socket"))
+                    .find_map(|l| l.parse::<toml::Table>().ok())
+                    .and_then(|t| t.get("socket")?.as_str().map(String::from)),
+            };
+            if let Some(s) = value {
+                // (a relative one is an error of the file, said by `load`)
+                if !Path::new(&s).is_absolute() {
+                    return None;
+                }
                 socket = PathBuf::from(s);
             }
         }
@@ -850,6 +867,16 @@ fn drop_same_file_logs(j: &mut JailConfig) -> Vec<String> {
         }
     });
     notes
+}
+
+/// A drop-in the daemon reads: `portcullis.d/*.toml`, not a hidden one (an editor's lock
+/// or backup, `.#10-local.toml`: a dangling link that failed every command and the start,
+/// a review found).
+fn is_dropin(p: &Path) -> bool {
+    p.extension().is_some_and(|e| e == "toml")
+        && !p
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
 }
 
 /// The sshd jail's default `logs`, as TOML: see [`crate::sources::journal::sshd_logs`].
@@ -1844,9 +1871,13 @@ pub fn warnings(cfg: &Config) -> Vec<String> {
     if let Some(dir) = cfg.socket.parent() {
         use std::os::unix::fs::MetadataExt;
         if let Ok(m) = std::fs::metadata(dir) {
-            if m.mode() & 0o002 != 0 || (m.mode() & 0o020 != 0 && m.gid() != 0) {
+            let euid = crate::daemon::fsutil::euid();
+            if m.mode() & 0o002 != 0
+                || (m.mode() & 0o020 != 0 && m.gid() != 0)
+                || (m.uid() != 0 && m.uid() != euid)
+            {
                 w.push(format!(
-                    "socket {}: its directory {} is writable by other users, who can put a socket of theirs there first and answer the commands in the daemon's place: use a directory only root can write (the default is {})",
+                    "socket {}: its directory {} is writable by other users (or owned by one), who can put a socket of theirs there first and answer the commands in the daemon's place: use a directory only root can write (the default is {})",
                     cfg.socket.display(),
                     dir.display(),
                     DEFAULT_SOCKET

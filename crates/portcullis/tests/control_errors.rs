@@ -254,7 +254,19 @@ fn commands_reach_the_daemon_while_its_configuration_is_being_edited() {
         ["203.0.113.81", "203.0.113.82"]
     );
     assert!(cli(&["unban", "203.0.113.82"], &config).success());
+    // a file half-typed (no TOML at all), and an editor's lock beside a drop-in (a dangling
+    // link named .#NAME.toml): still reached
+    fs::write(&config, format!("{text}\nignore = [\"192.0.2.0/24\n")).unwrap();
+    let dropins = dir.join("portcullis.d");
+    fs::create_dir_all(&dropins).unwrap();
+    std::os::unix::fs::symlink("root@host.1234", dropins.join(".#10-local.toml")).unwrap();
+    let o = cli(&["status"], &config);
+    assert!(o.success(), "{}", o.stderr_str());
+    fs::write(&config, &text).unwrap();
+    let (ok, out) = common::check_config(&config);
+    assert!(ok, "the lock is not read: {out}");
     // the daemon refuses the broken file's reload: 1, as documented
+    fs::write(&config, format!("{text}\nbogus_key = 1\n")).unwrap();
     let o = cli(&["reload"], &config);
     assert_eq!(o.code(), Some(1), "{}", o.stderr_str());
     // a reload that moves the socket is taken, with a warning

@@ -872,8 +872,7 @@ fn a_clock_set_back_keeps_bans_in_the_kernel_and_counts_on() {
     wait_for("the step seen", Duration::from_secs(20), || {
         d.cli(&["status"]);
         d.log().contains("clock: the system time went back by")
-            && d.log()
-                .contains("firewall: set up again with 1 active bans")
+            && d.log().contains("firewall: 1 active bans given again")
     });
     // the kernel's time left is the day and 30 s the daemon's clock now leaves the ban
     let t = timeout("203.0.113.10");

@@ -90,7 +90,7 @@ fn fleet_db(cfg: &Config) -> Result<Option<crate::fleet::db::Db>> {
 /// shared shows its origin (`fleet:NODE`, from `fleet.db`).
 pub fn bans(cfg: &Config, jail: Option<&str>, now: i64) -> Result<Response> {
     // as the daemon answers: an unknown jail is an error, not "no active bans"
-    if let Some(j) = jail {
+    if let Some(j) = jail.filter(|&j| j != crate::config::DENY_JAIL) {
         if let Err(e) = crate::config::check_jail_names(cfg, &[j.to_string()]) {
             return Ok(Response::err(format!("{e:#}")));
         }

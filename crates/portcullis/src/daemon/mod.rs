@@ -123,6 +123,8 @@ struct Engine {
     windows_saved: Millis,
     /// The time at the main loop's last turn, to see the clock set back ([`Engine::clock`]).
     last_turn: Millis,
+    /// The bans are still to be given again after the clock was set back ([`Engine::rearm`]).
+    rearm_pending: bool,
     /// Evictions already reported per jail (DOSBAIL-style floods are reported, not fatal).
     evicted_reported: HashMap<String, u64>,
     /// Every offender's bans and manual unbans (escalation), loaded from the store at start.
@@ -268,6 +270,7 @@ impl Engine {
             trouble: (i64::MIN / 2, 0),
             windows_saved: now_ms(),
             last_turn: now_ms(),
+            rearm_pending: false,
             cfg,
         };
         // random hash seeds for the flood sketches: nobody can aim collisions
@@ -782,6 +785,9 @@ impl Engine {
             if now_ms() - self.fw_checked >= OWN_REFRESH_MS {
                 self.fw_checked = now_ms();
                 self.check_firewall();
+                if self.rearm_pending {
+                    self.rearm();
+                }
             }
         }
     }
@@ -792,8 +798,9 @@ impl Engine {
     /// offender's failures ignored as "while banned", an open window kept every new failure
     /// before its cutoff, and the minute's work (own addresses, firewall check) waited for
     /// the clock to catch up (a review found). Now the failures stamped in the future are
-    /// put at now, every active ban is given to the firewall again with the time left by
-    /// the clock (it lasts the step longer), and the minute's work is done at once.
+    /// put at now, every active ban is given again, with the time left by the clock (it
+    /// lasts the step longer), to the backends whose bans expire by themselves
+    /// ([`Engine::rearm`]), and the minute's work is done at once.
     fn clock(&mut self, now: Millis) {
         let back = self.last_turn - now;
         self.last_turn = now;
@@ -801,7 +808,7 @@ impl Engine {
             return;
         }
         warn!(
-            "clock: the system time went back by {}: every active ban is given to the firewall again with the time left by the new time",
+            "clock: the system time went back by {}: the active bans are given to the firewall again with the time left by the new time",
             portcullis_core::duration::format(back)
         );
         for j in &mut self.jails {
@@ -811,9 +818,7 @@ impl Engine {
         self.fw_checked = i64::MIN / 2;
         self.trouble.0 = i64::MIN / 2;
         self.windows_saved = now;
-        if let Err(e) = self.repair() {
-            error!("firewall: cannot give it the bans again: {e:#}; tried again in a minute");
-        }
+        self.rearm();
     }
 
     /// Logs a failure of the main loop's work on `what`, at most once a minute (with the
@@ -1505,7 +1510,15 @@ impl Engine {
     /// and the deny list too, while `bans` still listed them (a review found).
     fn repair(&mut self) -> Result<()> {
         self.fw.setup(&jail_rules(&self.cfg))?;
-        let now = now_ms();
+        let ops = self.active_ops(now_ms());
+        self.fw.restore(&ops)?;
+        info!("firewall: set up again with {} active bans", ops.len());
+        Ok(())
+    }
+
+    /// Every active ban (the jails', the fleet's and the `deny` list's) as firewall
+    /// changes, with timeouts counted from `now`.
+    fn active_ops(&self, now: Millis) -> Vec<FwOp> {
         let mut ops = Vec::new();
         for j in &self.jails {
             for (addr, until) in j.tracker().bans() {
@@ -1523,9 +1536,27 @@ impl Engine {
             addr,
             timeout_ms: PERMANENT,
         }));
-        self.fw.restore(&ops)?;
-        info!("firewall: set up again with {} active bans", ops.len());
-        Ok(())
+        ops
+    }
+
+    /// After the clock was set back: the backends whose bans expire by themselves get every
+    /// active ban again, timed from now ([`Firewall::restore_expiring`]); until that
+    /// succeeds it is tried again each minute (`rearm_pending`).
+    fn rearm(&mut self) {
+        let ops = self.active_ops(now_ms());
+        match self.fw.restore_expiring(&ops) {
+            Ok(()) => {
+                self.rearm_pending = false;
+                info!(
+                    "firewall: {} active bans given again with the time the clock leaves them",
+                    ops.len()
+                );
+            }
+            Err(e) => {
+                self.rearm_pending = true;
+                error!("firewall: cannot give it the bans again: {e:#}; tried again in a minute");
+            }
+        }
     }
 
     /// Checks, once a minute, that the firewall still holds what it was given, and repairs
@@ -2888,6 +2919,78 @@ wait "$p"
         }
         fn teardown(&mut self) -> anyhow::Result<()> {
             Ok(())
+        }
+    }
+
+    /// A firewall that counts what it is given, its bans expiring by themselves or not; a
+    /// restore fails while `fail` is set.
+    struct Counting {
+        expires: bool,
+        restored: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        fail: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl Firewall for Counting {
+        fn setup(&mut self, _: &[crate::firewall::JailRules]) -> anyhow::Result<()> {
+            Ok(())
+        }
+        fn apply(&mut self, _: &[FwOp]) -> anyhow::Result<()> {
+            Ok(())
+        }
+        fn restore(&mut self, ops: &[FwOp]) -> anyhow::Result<()> {
+            use std::sync::atomic::Ordering;
+            if self.fail.load(Ordering::SeqCst) {
+                anyhow::bail!("nft: refused");
+            }
+            self.restored.fetch_add(ops.len(), Ordering::SeqCst);
+            Ok(())
+        }
+        fn expires_itself(&self) -> bool {
+            self.expires
+        }
+        fn list(&mut self) -> anyhow::Result<Vec<(String, IpAddr, Option<i64>)>> {
+            Ok(Vec::new())
+        }
+        fn teardown(&mut self) -> anyhow::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The clock set back: the bans go again to a backend whose bans expire by themselves,
+    /// not to one the engine unbans itself (a `command` backend ran its `ban` program again
+    /// per ban at every step, a review found); a refused restore is tried again each minute.
+    #[test]
+    fn a_clock_set_back_rearms_only_the_backends_that_expire_bans() {
+        use std::sync::atomic::Ordering;
+        for expires in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let (mut eng, _rx) = two_jail_engine(dir.path());
+            assert!(ban(&mut eng, "203.0.113.5", "a").ok);
+            assert!(ban(&mut eng, "203.0.113.6", "b").ok);
+            let restored = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let fail = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(expires));
+            eng.fw = Box::new(Counting {
+                expires,
+                restored: restored.clone(),
+                fail: fail.clone(),
+            });
+            let now = now_ms();
+            eng.clock(now);
+            assert_eq!(restored.load(Ordering::SeqCst), 0, "no step yet");
+            eng.last_turn = now + 3_600_000;
+            eng.clock(now);
+            assert_eq!(restored.load(Ordering::SeqCst), 0);
+            assert_eq!(eng.rearm_pending, expires, "refused: tried again");
+            if expires {
+                fail.store(false, Ordering::SeqCst);
+                eng.rearm();
+                assert_eq!(restored.load(Ordering::SeqCst), 2);
+                assert!(!eng.rearm_pending);
+            }
+            // small steps (NTP's) are not steps
+            eng.last_turn = now_ms() + 1_000;
+            eng.clock(now_ms());
+            assert_eq!(restored.load(Ordering::SeqCst), if expires { 2 } else { 0 });
         }
     }
 

@@ -144,6 +144,18 @@ pub trait Firewall: Send {
     fn restore(&mut self, ops: &[FwOp]) -> Result<()> {
         self.apply(ops)
     }
+    /// Gives the backends whose bans expire by themselves ([`Firewall::expires_itself`])
+    /// `ops` again, with timeouts counted from now: after the wall clock was set back, their
+    /// kernel timeouts run out before the bans end. The others lift their bans when the
+    /// engine says so, and are left alone (a `command` backend ran its `ban` program again
+    /// for every ban at every step, a review found).
+    fn restore_expiring(&mut self, ops: &[FwOp]) -> Result<()> {
+        if self.expires_itself() {
+            self.restore(ops)
+        } else {
+            Ok(())
+        }
+    }
     /// True when the kernel lifts bans by itself at their timeout (nftables sets, ipset);
     /// otherwise the engine sends a [`FwOp::Del`] when a ban ends.
     fn expires_itself(&self) -> bool {

@@ -216,6 +216,21 @@ impl Firewall for Router {
         self.each(ops, true)
     }
 
+    fn restore_expiring(&mut self, ops: &[FwOp]) -> Result<()> {
+        let per = self.split(ops)?;
+        let mut first_err = None;
+        for ((name, b), ops) in self.backends.iter_mut().zip(per) {
+            if ops.is_empty() || !b.expires_itself() {
+                continue;
+            }
+            if let Err(e) = b.restore(&ops) {
+                tracing::error!("firewall backend {name}: {e:#}");
+                first_err.get_or_insert(e.context(format!("backend {name}")));
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
     fn set_ratelimits(&mut self, rl: &super::ratelimit::RateLimits) -> Result<()> {
         // the `[firewall] backend` holds them; the others get none
         for (name, b) in &mut self.backends {

@@ -469,6 +469,9 @@ impl Firewall for Timed {
     fn restore(&mut self, ops: &[FwOp]) -> Result<()> {
         self.time(|f| f.restore(ops))
     }
+    fn restore_expiring(&mut self, ops: &[FwOp]) -> Result<()> {
+        self.time(|f| f.restore_expiring(ops))
+    }
     fn intact(&mut self) -> Result<bool> {
         self.inner.intact()
     }

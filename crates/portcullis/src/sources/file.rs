@@ -258,14 +258,12 @@ impl Follower {
         let mut cx = Ctx {
             budget: POLL_BYTES,
             buf: &mut self.buf,
-            seen: &self.seen,
             max_line: self.max_line,
             drain_idle: self.drain_idle,
             watches: &mut self.watches,
             now: Instant::now(),
         };
         let mut total = 0;
-        let mut moved = Vec::new();
         // a different file first each time: under a flood in one file the others still get
         // their share of the budget
         let n = self.files.len();
@@ -278,11 +276,10 @@ impl Follower {
             for t in w.cur.iter_mut().chain(w.draining.iter_mut()) {
                 if t.seen_at != Some(t.line_end) {
                     t.seen_at = Some(t.line_end);
-                    moved.push((t.id(), t.consumed()));
+                    self.seen.insert(t.id(), t.consumed());
                 }
             }
         }
-        self.seen.extend(moved);
         self.keep_to_budget(f);
         Ok(total)
     }
@@ -489,8 +486,6 @@ impl Follower {
 /// What one poll shares between files.
 struct Ctx<'b> {
     buf: &'b mut [u8],
-    /// [`Follower`]'s `seen`: where each file read in this run was left.
-    seen: &'b HashMap<(u64, u64), (u64, u64)>,
     /// Bytes this poll may still read, over all files.
     budget: u64,
     max_line: usize,
@@ -527,7 +522,15 @@ struct Watched {
     notices: Vec<Notice>,
     last_error: Option<String>,
     dir_watch: Option<DirWatch>,
+    /// Files this path named and whose reading ended (rotated away, gone quiet), with where
+    /// it was left (fingerprint, offset): one that comes back is read on from there. This
+    /// path's own positions (another path to the same file reads on its own). At most
+    /// [`LEFT_KEPT`], the newest last.
+    left: Vec<((u64, u64), (u64, u64))>,
 }
+
+/// How many closed files a path remembers where it left ([`Watched::left`]).
+const LEFT_KEPT: usize = 8;
 
 /// The directory watched for a path: its parent, or the nearest ancestor that exists.
 struct DirWatch {
@@ -549,6 +552,7 @@ impl Watched {
             notices: Vec::new(),
             last_error: None,
             dir_watch: None,
+            left: Vec::new(),
         }
     }
 
@@ -609,12 +613,14 @@ impl Watched {
                         // were counted at the time they were read, and banned: a review
                         // found.)
                         if let Some(t) = &mut self.cur {
-                            let back = cx.seen.get(&t.id()).filter(|&&(fp, off)| {
-                                off > 0
+                            let back = self.left.iter().position(|&(id, (fp, off))| {
+                                id == t.id()
+                                    && off > 0
                                     && t.file.metadata().is_ok_and(|m| m.len() >= off)
                                     && head_fingerprint(&t.file, off) == Some(fp)
                             });
-                            if let Some(&(_, off)) = back {
+                            if let Some(i) = back {
+                                let (_, (_, off)) = self.left.remove(i);
                                 if t.pos == 0 && t.seek_to(off).is_ok() {
                                     self.notices.push(Notice::Resumed(off));
                                 }
@@ -656,6 +662,11 @@ impl Watched {
             if quiet || self.draining.len() > MAX_DRAINING {
                 let mut t = self.draining.remove(i);
                 t.split.flush(cx.max_line, &self.name, f);
+                self.left.retain(|(id, _)| *id != t.id());
+                if self.left.len() >= LEFT_KEPT {
+                    self.left.remove(0);
+                }
+                self.left.push((t.id(), t.consumed()));
                 t.close(cx.watches);
             } else {
                 i += 1;
@@ -1825,12 +1836,29 @@ mod tests {
         assert_eq!(lines(&evs), ["a3"], "{evs:?}");
         // a new file that reuses the inode number is new: its bytes differ
         let id = fl.files[0].cur.as_ref().unwrap().id();
-        fl.seen.insert(id, (fingerprint(b"zz\n"), 3));
         swap(&b);
         poll(&mut fl);
         poll(&mut fl);
+        let left = &mut fl.files[0].left;
+        let at = left
+            .iter()
+            .position(|(i, _)| *i == id)
+            .expect("a's place kept");
+        left[at].1 = (fingerprint(b"zz\n"), 3);
         swap(&a);
         assert_eq!(lines(&poll(&mut fl)), ["a1", "a2", "a3"]);
+        // another path to the same file keeps its own place: a.log read by a second
+        // follower path is not resumed at this path's position
+        let other = dir.path().join("other.log");
+        std::os::unix::fs::symlink(&b, &other).unwrap();
+        let mut fl2 = follower(&other);
+        fl2.set_drain_idle(Duration::ZERO);
+        append(&a, "a4\n");
+        let tmp = dir.path().join("other.tmp");
+        std::os::unix::fs::symlink(&a, &tmp).unwrap();
+        fs::rename(&tmp, &other).unwrap();
+        // a.log is new to this path: read from its start
+        assert_eq!(lines(&poll(&mut fl2)), ["a1", "a2", "a3", "a4"]);
     }
 
     /// `copytruncate` while the daemon was down: the copy, under logrotate's name, holds
