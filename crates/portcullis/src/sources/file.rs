@@ -281,7 +281,66 @@ impl Follower {
             }
         }
         self.keep_to_budget(f);
+        self.adopt_aliases();
         Ok(total)
+    }
+
+    /// Follows, under its own name, a wildcard match that names a file read under another
+    /// name ([`Follower::aliases`]) once that other reading ended (the file went quiet after
+    /// a rotation): read on from where it was left. (`mv a.log a-old.log` under `*.log`:
+    /// what was written to a-old.log after the old name's reading ended was never read
+    /// until a restart, a review found.)
+    fn adopt_aliases(&mut self) {
+        if self.aliases.is_empty() {
+            return;
+        }
+        let held: std::collections::HashSet<(u64, u64)> = self
+            .files
+            .iter()
+            .flat_map(|w| w.cur.iter().chain(&w.draining).map(Tail::id))
+            .collect();
+        let orphans: Vec<(PathBuf, (u64, u64))> = self
+            .aliases
+            .iter()
+            .filter(|(_, id)| !held.contains(id))
+            .map(|(p, id)| (p.clone(), *id))
+            .collect();
+        for (path, id) in orphans {
+            self.aliases.remove(&path);
+            if self.files.iter().any(|w| w.path == path) {
+                continue;
+            }
+            // (where its reading ended: the place kept at its close, newer than `seen`,
+            // which a poll updates only for the files it still holds)
+            let left = self
+                .files
+                .iter()
+                .flat_map(|w| w.left.iter())
+                .rev()
+                .find(|(i, _)| *i == id)
+                .map(|(_, at)| *at);
+            let (Some((fingerprint, offset)), Ok(m)) = (
+                left.or_else(|| self.seen.get(&id).copied()),
+                fs::metadata(&path),
+            ) else {
+                continue;
+            };
+            if (m.dev(), m.ino()) != id {
+                continue;
+            }
+            let name = path.to_string_lossy().into_owned();
+            let cp = Checkpoint {
+                path: name.clone(),
+                dev: id.0,
+                ino: id.1,
+                fingerprint,
+                offset,
+            };
+            let mut w = Watched::new(path, name, Some(cp));
+            w.initial = None;
+            w.ensure_dir_watch(&mut self.watches);
+            self.files.push(w);
+        }
     }
 
     /// Cuts the biggest unfinished lines while all of them hold more than
@@ -2011,6 +2070,37 @@ mod tests {
         let (_, paths) = glob_of(d, "*.log");
         let mut fl = Follower::with_globs(paths, vec![g], cps, DEFAULT_MAX_LINE).unwrap();
         assert_eq!(poll(&mut fl), []);
+    }
+
+    /// A wildcard match renamed to another name the pattern matches is read on under that
+    /// name once its reading under the old one ended (review: what was written to it after
+    /// that was read only after a restart).
+    #[test]
+    fn a_match_renamed_within_the_pattern_is_read_on_under_its_new_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        append(&d.join("a.log"), "");
+        let (g, paths) = glob_of(d, "*.log");
+        let mut fl =
+            Follower::with_globs(paths, vec![g.clone()], vec![], DEFAULT_MAX_LINE).unwrap();
+        fl.set_drain_idle(Duration::ZERO);
+        append(&d.join("a.log"), "a1\n");
+        assert_eq!(lines(&poll(&mut fl)), ["a1"]);
+        fs::rename(d.join("a.log"), d.join("a-old.log")).unwrap();
+        assert!(
+            fl.set_globs(vec![g.clone()]).is_empty(),
+            "not new: a.log's file"
+        );
+        append(&d.join("a-old.log"), "a2\n");
+        let evs = poll(&mut fl);
+        assert_eq!(lines(&evs), ["a2"], "{evs:?}");
+        poll(&mut fl); // a.log's reading ends (quiet): a-old.log is followed
+        append(&d.join("a-old.log"), "a3\n");
+        let mut got = lines(&poll(&mut fl));
+        append(&d.join("a-old.log"), "a4\n");
+        got.extend(lines(&poll(&mut fl)));
+        got.extend(lines(&poll(&mut fl)));
+        assert_eq!(got, ["a3", "a4"]);
     }
 
     /// Found by the same review: a match created just before a reload was read from its end.
