@@ -123,6 +123,8 @@ pub enum StoreOp {
     /// bit for bit in SQLite's signed integers, so values above `i64::MAX` (fingerprints)
     /// survive the round trip.
     Position(Checkpoint),
+    /// Forget the read position of a path (a wildcard's match that is gone).
+    ForgetPosition(String),
 }
 
 /// What to do when the state file is corrupt or is not a database.
@@ -254,6 +256,7 @@ impl Store {
                 "INSERT OR REPLACE INTO positions (path, dev, ino, fingerprint, byte_offset)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
+            let mut forget = tx.prepare_cached("DELETE FROM positions WHERE path = ?1")?;
             for op in ops {
                 match op {
                     StoreOp::Ban(b) => {
@@ -276,6 +279,9 @@ impl Store {
                     }
                     StoreOp::Reset { addr, jail, at } => {
                         reset.execute(params![addr.to_string(), jail, at])?;
+                    }
+                    StoreOp::ForgetPosition(path) => {
+                        forget.execute(params![path])?;
                     }
                     StoreOp::Position(p) => {
                         position.execute(params![
@@ -824,6 +830,13 @@ mod tests {
         assert_eq!(
             store.positions().unwrap(),
             vec![pos("/var/log/auth.log", 300), pos("/var/log/mail.log", 5)]
+        );
+        store
+            .apply(&[StoreOp::ForgetPosition("/var/log/mail.log".into())])
+            .unwrap();
+        assert_eq!(
+            store.positions().unwrap(),
+            vec![pos("/var/log/auth.log", 300)]
         );
     }
 

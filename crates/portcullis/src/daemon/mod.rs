@@ -1491,6 +1491,7 @@ impl Engine {
         }
         let mut journal = Vec::new();
         for b in bs {
+            st_ops.extend(b.forgotten.into_iter().map(StoreOp::ForgetPosition));
             st_ops.extend(b.checkpoints.into_iter().map(StoreOp::Position));
             journal.extend(b.journal);
         }
@@ -3297,6 +3298,7 @@ wait "$p"
             lines: Vec::new(),
             data: Vec::new(),
             checkpoints: Vec::new(),
+            forgotten: Vec::new(),
             notes: Vec::new(),
             journal: None,
         };
@@ -3343,6 +3345,7 @@ wait "$p"
             lines: Vec::new(),
             data: Vec::new(),
             checkpoints: Vec::new(),
+            forgotten: Vec::new(),
             notes: Vec::new(),
             journal: None,
         };

@@ -19,6 +19,8 @@ pub struct Batch {
     pub data: Vec<u8>,
     /// Read positions to persist once these lines are processed.
     pub checkpoints: Vec<Checkpoint>,
+    /// Paths whose read positions are to be forgotten (wildcard matches that are gone).
+    pub forgotten: Vec<String>,
     /// Notes to log (rotations, long lines, errors).
     pub notes: Vec<String>,
     /// The journal position these lines reach, to [`JournalPosition::commit`] once they are

@@ -181,6 +181,9 @@ pub struct Follower {
     /// Patterns found matching more than [`crate::sources::glob::MAX_MATCHES`] files (said
     /// once each).
     capped: std::collections::HashSet<String>,
+    /// Wildcard matches no more followed (gone), whose saved positions are to be deleted:
+    /// taken by [`Follower::take_forgotten`].
+    forgotten: Vec<String>,
     /// Notes for the daemon's log, taken by [`Follower::take_notes`].
     notes: Vec<String>,
     /// Wildcard matches not followed because they name a file read under another name (a
@@ -229,6 +232,7 @@ impl Follower {
             known_globs: Default::default(),
             capped: Default::default(),
             notes: Vec::new(),
+            forgotten: Vec::new(),
             aliases: BTreeMap::new(),
             buf: vec![0; READ_BUF_LEN],
             max_line,
@@ -461,6 +465,11 @@ impl Follower {
         true
     }
 
+    /// The paths whose saved positions are to be deleted (wildcard matches gone).
+    pub fn take_forgotten(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.forgotten)
+    }
+
     /// What the follower has to say (a pattern that matches too many files).
     pub fn take_notes(&mut self) -> Vec<String> {
         std::mem::take(&mut self.notes)
@@ -506,6 +515,28 @@ impl Follower {
                 }
             }
             self.known_globs.insert(g.clone());
+        }
+        // a match that is gone, and whose file is read no more, is forgotten, with its saved
+        // position: a directory of short-lived logs grew the followed list and the state
+        // file's positions without bound, every batch saving them all (a review found). Back,
+        // it is a new match, read from its start.
+        let mut i = 0;
+        while i < self.files.len() {
+            let w = &self.files[i];
+            let gone = w.cur.is_none()
+                && w.draining.is_empty()
+                && w.notices.is_empty()
+                && globs
+                    .iter()
+                    .any(|g| crate::sources::glob::matches(g, &w.name))
+                && matches!(fs::symlink_metadata(&w.path), Err(e) if is_missing(&e));
+            if gone {
+                let w = self.files.swap_remove(i);
+                self.forgotten.push(w.name.clone());
+                w.close(&mut self.watches);
+            } else {
+                i += 1;
+            }
         }
         self.globs = globs;
         added
@@ -1488,6 +1519,7 @@ pub fn follow_files(
             ));
         }
         batch.notes.extend(f.take_notes());
+        batch.forgotten = f.take_forgotten();
         let now = Instant::now();
         let read = f.poll(&mut |ev| match ev {
             Event::Line { path, line } => batch.push(path, line),
@@ -1521,6 +1553,7 @@ pub fn follow_files(
         let had_lines = !batch.lines.is_empty();
         if had_lines
             || !batch.notes.is_empty()
+            || !batch.forgotten.is_empty()
             || last_checkpoint.elapsed() > Duration::from_secs(5)
         {
             batch.checkpoints = f.checkpoints();
@@ -2070,6 +2103,45 @@ mod tests {
         let (_, paths) = glob_of(d, "*.log");
         let mut fl = Follower::with_globs(paths, vec![g], cps, DEFAULT_MAX_LINE).unwrap();
         assert_eq!(poll(&mut fl), []);
+    }
+
+    /// Matches of a wildcard that are gone are forgotten, with their saved positions (review:
+    /// 40 deleted logs stayed followed and saved in every batch); back, one is new.
+    #[test]
+    fn gone_matches_of_a_wildcard_are_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for i in 0..5 {
+            append(&d.join(format!("s{i}.log")), "x\n");
+        }
+        append(&d.join("keep.log"), "");
+        let (g, paths) = glob_of(d, "*.log");
+        let mut fl =
+            Follower::with_globs(paths, vec![g.clone()], vec![], DEFAULT_MAX_LINE).unwrap();
+        fl.set_drain_idle(Duration::ZERO);
+        poll(&mut fl);
+        assert_eq!(
+            fl.checkpoints().len(),
+            7,
+            "six files and the pattern's marker"
+        );
+        for i in 0..5 {
+            fs::remove_file(d.join(format!("s{i}.log"))).unwrap();
+        }
+        poll(&mut fl);
+        poll(&mut fl);
+        assert!(fl.set_globs(vec![g.clone()]).is_empty());
+        let mut gone = fl.take_forgotten();
+        gone.sort();
+        assert_eq!(gone.len(), 5, "{gone:?}");
+        assert!(gone[0].ends_with("s0.log"));
+        let cps = fl.checkpoints();
+        assert_eq!(cps.len(), 2, "{cps:?}");
+        // back: a new match, read from its start
+        append(&d.join("s0.log"), "y\n");
+        let added = fl.set_globs(vec![g]);
+        assert_eq!(added.len(), 1);
+        assert_eq!(lines(&poll(&mut fl)), ["y"]);
     }
 
     /// A wildcard match renamed to another name the pattern matches is read on under that
