@@ -18,6 +18,10 @@ use proptest::prelude::*;
 
 const FORGED: &str = "198.51.100.7";
 
+/// Lines this long (the message, 768 bytes, and a prefix) may be refused as cut by a syslog
+/// transport when client text comes before the address (crates/core/src/filter/cut.rs).
+const CUT: usize = 700;
+
 fn compile() -> MatchSet {
     let b = builtin::get("asterisk").expect("built-in asterisk filter");
     let f = Filter::from_toml(b.source, b.name).expect("asterisk compiles");
@@ -183,8 +187,13 @@ proptest! {
             if tries { " after 5 tries in 120.402 ms" } else { "" },
         );
         let got = report(&line);
+        if !syslog {
+            // Asterisk's own file is not read at all (pjproject writes strangers' lines there)
+            prop_assert!(got.is_none(), "{:?}: {}", got, line);
+            return Ok(());
+        }
         let want = Some((real, "pjsip".to_string()));
-        if !from.contains("' ") && !callid.contains("' ") {
+        if !from.contains("' ") && !callid.contains("' ") && line.len() < CUT {
             prop_assert_eq!(got, want, "{}", line);
         } else {
             prop_assert!(got.is_none() || got == want, "{:?}: {}", got, line);
@@ -203,7 +212,16 @@ proptest! {
             prefix(syslog, "chan_sip.c:28163 in handle_request_register"),
         );
         let got = report(&line);
-        prop_assert_eq!(got, Some((real, "sip-register".to_string())), "{}", line);
+        if !syslog {
+            prop_assert!(got.is_none(), "{:?}: {}", got, line);
+            return Ok(());
+        }
+        let want = Some((real, "sip-register".to_string()));
+        if line.len() >= CUT {
+            prop_assert!(got.is_none() || got == want, "{:?}: {}", got, line);
+        } else {
+            prop_assert_eq!(got, want, "{}", line);
+        }
     }
 
     /// InvalidAccountID and FailedACL: the client's AccountID and SessionID come before
@@ -220,12 +238,18 @@ proptest! {
     ) {
         let family = if real.contains(':') { "IPV6" } else { "IPV4" };
         let line = format!(
-            "[2026-11-21 10:00:08] SECURITY[1520] res_security_log.c: SecurityEvent=\"{event}\",EventTV=\"2026-11-21T10:00:08.000+0000\",Severity=\"Error\",Service=\"PJSIP\",EventVersion=\"1\",AccountID=\"{account}\",SessionID=\"{session}\",LocalAddress=\"IPV4/UDP/192.0.2.1/5060\",RemoteAddress=\"{family}/UDP/{real}/{port}\"{}{}",
+            "Nov 21 10:00:08 pbx asterisk[1520]: SECURITY[1520]: res_security_log.c:100 in security_event_stasis_cb: SecurityEvent=\"{event}\",EventTV=\"2026-11-21T10:00:08.000+0000\",Severity=\"Error\",Service=\"PJSIP\",EventVersion=\"1\",AccountID=\"{account}\",SessionID=\"{session}\",LocalAddress=\"IPV4/UDP/192.0.2.1/5060\",RemoteAddress=\"{family}/UDP/{real}/{port}\"{}{}",
             if module { ",Module=\"res_pjsip\"" } else { "" },
             if session_tv { ",SessionTV=\"2026-11-21T10:00:08.000+0000\"" } else { "" },
         );
         let got = report(&line);
-        prop_assert_eq!(got, Some((real, "security".to_string())), "{}", line);
+        let want = Some((real, "security".to_string()));
+        if line.len() >= CUT {
+            // a syslog line that long may have been cut: client text before the address
+            prop_assert!(got.is_none() || got == want, "{:?}: {}", got, line);
+        } else {
+            prop_assert_eq!(got, want, "{}", line);
+        }
     }
 
     /// InvalidPassword and ChallengeResponseFailed: client text on both sides of
@@ -247,11 +271,11 @@ proptest! {
             format!(",Challenge=\"3b9a4a7f\",Response=\"{hash}\",ExpectedResponse=\"\"")
         };
         let line = format!(
-            "[2026-11-21 10:00:07] SECURITY[1520] res_security_log.c: SecurityEvent=\"{event}\",EventTV=\"2026-11-21T10:00:07.133+0000\",Severity=\"Error\",Service=\"PJSIP\",EventVersion=\"2\",AccountID=\"1001\",SessionID=\"{session}\",LocalAddress=\"IPV4/UDP/192.0.2.1/5060\",RemoteAddress=\"{family}/UDP/{real}/{port}\"{tail}",
+            "Nov 21 10:00:07 pbx asterisk[1520]: SECURITY[1520]: res_security_log.c:100 in security_event_stasis_cb: SecurityEvent=\"{event}\",EventTV=\"2026-11-21T10:00:07.133+0000\",Severity=\"Error\",Service=\"PJSIP\",EventVersion=\"2\",AccountID=\"1001\",SessionID=\"{session}\",LocalAddress=\"IPV4/UDP/192.0.2.1/5060\",RemoteAddress=\"{family}/UDP/{real}/{port}\"{tail}",
         );
         let got = report(&line);
         let quotes = [&session, &received, &hash].iter().any(|v| v.contains('"'));
-        if quotes {
+        if quotes || line.len() >= CUT {
             prop_assert!(got.is_none() || got == Some((real.clone(), "security".to_string())), "{:?}: {}", got, line);
         } else {
             prop_assert_eq!(got, Some((real, "security".to_string())), "{}", line);
@@ -283,10 +307,30 @@ fn stale_from_buffer_line_is_not_read() {
 fn issue_9_callid_line_is_not_read() {
     let line = "[2026-11-21 10:00:12] NOTICE[1533] res_pjsip/pjsip_distributor.c: Request 'REGISTER' from '<sip:x@203.0.113.1>' failed for '203.0.113.41:5060' (callid: x' failed for '198.51.100.7:5060' (callid: y) - Failed to authenticate";
     assert_eq!(report(line), None, "{line}");
-    // the same sender with a plain Call-ID is read
-    let line = "[2026-11-21 10:00:12] NOTICE[1533] res_pjsip/pjsip_distributor.c: Request 'REGISTER' from '<sip:x@203.0.113.1>' failed for '203.0.113.41:5060' (callid: x'failed'for'198.51.100.7:5060'(callid:y) - Failed to authenticate";
+    // the same sender with a plain Call-ID is read (in the syslog form: Asterisk's own file
+    // is not read at all)
+    let line = "Nov 21 10:00:12 pbx asterisk[1530]: NOTICE[1533]: res_pjsip/pjsip_distributor.c:676 in log_failed_request: Request 'REGISTER' from '<sip:x@203.0.113.1>' failed for '203.0.113.41:5060' (callid: x'failed'for'198.51.100.7:5060'(callid:y) - Failed to authenticate";
     assert_eq!(
         report(line),
         Some(("203.0.113.41".to_string(), "pjsip".to_string()))
+    );
+}
+
+/// Asterisk's own file is not read: pjproject writes an unparsable packet's lines there raw,
+/// so a stranger writes whole event lines (a review, 2026-12). The same events through
+/// syslog are read.
+#[test]
+fn asterisk_own_file_lines_are_not_read() {
+    for line in [
+        "[2026-11-21 10:00:01] NOTICE[1234] chan_sip.c: Registration from '<sip:100@203.0.113.10>' failed for '203.0.113.50:5060' - Wrong password",
+        "[2026-11-21 10:00:01] SECURITY[1234] res_security_log.c: SecurityEvent=\"InvalidAccountID\",EventTV=\"2026-11-21T10:00:01.000+0000\",Severity=\"Error\",Service=\"PJSIP\",EventVersion=\"1\",AccountID=\"100\",SessionID=\"abc\",LocalAddress=\"IPV4/UDP/192.0.2.1/5060\",RemoteAddress=\"IPV4/UDP/203.0.113.50/5060\"",
+        "[2026-11-21 10:00:01] NOTICE[1234]: res_pjsip/pjsip_distributor.c:676 log_failed_request: Request 'REGISTER' from '<sip:100@203.0.113.10>' failed for '203.0.113.50:5060' (callid: abc) - Failed to authenticate",
+    ] {
+        assert_eq!(report(line), None, "{line}");
+    }
+    let line = "Nov 21 10:00:01 pbx asterisk[1400]: NOTICE[1234]: chan_sip.c:28163 in handle_request_register: Registration from '<sip:100@203.0.113.10>' failed for '203.0.113.50:5060' - Wrong password";
+    assert_eq!(
+        report(line),
+        Some(("203.0.113.50".to_string(), "sip-register".to_string()))
     );
 }
