@@ -777,6 +777,11 @@ impl Engine {
                 self.trouble("the ban history's pruning", &e);
             }
             self.checkpoint_windows(now_ms());
+            // the bans of commands, expiries and the fleet go to the statistics too (those
+            // of lines go with their batch)
+            if let Some(st) = &mut self.stats {
+                st.flush(&self.jails);
+            }
             if now_ms() - self.own_read >= OWN_REFRESH_MS {
                 self.refresh_own_logged(now_ms());
             }
@@ -1328,8 +1333,8 @@ impl Engine {
                 ) = (&mut self.stats, &step)
                 {
                     st.failure(ji, failure, hit);
-                    if decision.is_some() {
-                        st.ban_rule(ji, failure, hit);
+                    if let Some(Decision::Ban { addr, .. }) = decision {
+                        st.ban_rule(ji, *addr, failure, hit);
                     }
                 }
                 let Step::Failure {

@@ -116,11 +116,12 @@ pub struct BanRow {
 
 enum Msg {
     Failures {
+        /// The bans since the last batch, written first.
+        bans: Vec<BanRow>,
         rows: Vec<FailureRow>,
         /// (jail, address, rule) of the bans this batch triggered.
         ban_rules: Vec<(String, String, String)>,
     },
-    Ban(BanRow),
     Shutdown(mpsc::Sender<()>),
 }
 
@@ -131,7 +132,11 @@ type Key = (i64, usize, usize, usize, IpAddr, Option<Box<[u8]>>);
 pub struct Stats {
     tx: SyncSender<Msg>,
     batch: HashMap<Key, u64>,
-    ban_rules: Vec<(usize, usize, usize, IpAddr)>,
+    ban_rules: Vec<(usize, usize, usize, String)>,
+    /// The bans since the last [`Stats::flush`], sent with it: one message per ban filled
+    /// the writer's channel in a flood, and a third of a 30,000-ban flood's bans, and the
+    /// batches queued behind them, were dropped (a review found).
+    bans: std::sync::Arc<std::sync::Mutex<Vec<BanRow>>>,
 }
 
 /// Opens (creates, 0600, never through a link) the stats file read-write with its schema.
@@ -175,7 +180,8 @@ impl Stats {
         std::thread::Builder::new()
             .name("stats".into())
             .spawn(move || writer(conn, rx, retention))?;
-        let etx = tx.clone();
+        let bans: std::sync::Arc<std::sync::Mutex<Vec<BanRow>>> = Default::default();
+        let pending = bans.clone();
         events::subscribe(Box::new(move |e| {
             if let Event::Ban {
                 addr,
@@ -191,23 +197,23 @@ impl Stats {
                 if jail == crate::config::DENY_JAIL {
                     return;
                 }
-                send(
-                    &etx,
-                    Msg::Ban(BanRow {
+                if let Ok(mut v) = pending.lock() {
+                    v.push(BanRow {
                         time: now_ms(),
                         jail: jail.clone(),
                         addr: addr.to_string(),
                         failures: *failures,
                         length: *length,
                         manual: *manual,
-                    }),
-                );
+                    });
+                }
             }
         }));
         Ok(Stats {
             tx,
             batch: HashMap::new(),
             ban_rules: Vec::new(),
+            bans,
         })
     }
 
@@ -227,9 +233,18 @@ impl Stats {
         *self.batch.entry(key).or_default() += 1;
     }
 
-    /// Notes the rule of the failure that made jail `ji` ban `addr`.
-    pub fn ban_rule(&mut self, ji: usize, f: &Failure, hit: &HitInfo) {
-        self.ban_rules.push((ji, hit.filter, f.rule, f.addr));
+    /// Notes the rule of the failure that made jail `ji` ban `target` (the tracker's key:
+    /// an IPv6 offender's /64 by default, which the ban row holds; the failure's own
+    /// address matched no ban row, and every IPv6 ban's rule was "unknown", a review found).
+    pub fn ban_rule(
+        &mut self,
+        ji: usize,
+        target: portcullis_core::ignore::Cidr,
+        f: &Failure,
+        hit: &HitInfo,
+    ) {
+        self.ban_rules
+            .push((ji, hit.filter, f.rule, target.to_string()));
     }
 
     /// Whether the batch is so large it should be sent now.
@@ -239,7 +254,12 @@ impl Stats {
 
     /// Sends the batch to the writer (names resolved with `jails`, as they are now).
     pub fn flush(&mut self, jails: &[Jail]) {
-        if self.batch.is_empty() && self.ban_rules.is_empty() {
+        let bans = self
+            .bans
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default();
+        if self.batch.is_empty() && self.ban_rules.is_empty() && bans.is_empty() {
             return;
         }
         let rule_id = |ji: usize, fi: usize, ri: usize| -> Option<(String, String)> {
@@ -266,11 +286,16 @@ impl Stats {
         let ban_rules = self
             .ban_rules
             .drain(..)
-            .filter_map(|(ji, fi, ri, addr)| {
-                rule_id(ji, fi, ri).map(|(j, r)| (j, addr.to_string(), r))
-            })
+            .filter_map(|(ji, fi, ri, target)| rule_id(ji, fi, ri).map(|(j, r)| (j, target, r)))
             .collect();
-        send(&self.tx, Msg::Failures { rows, ban_rules });
+        send(
+            &self.tx,
+            Msg::Failures {
+                bans,
+                rows,
+                ban_rules,
+            },
+        );
     }
 
     /// At daemon stop: the writer writes what it holds; waits at most `wait`.
@@ -295,8 +320,11 @@ impl Stats {
 /// The rows a message holds.
 fn rows_of(m: &Msg) -> usize {
     match m {
-        Msg::Failures { rows, ban_rules } => rows.len() + ban_rules.len(),
-        Msg::Ban(_) => 1,
+        Msg::Failures {
+            bans,
+            rows,
+            ban_rules,
+        } => bans.len() + rows.len() + ban_rules.len(),
         Msg::Shutdown(_) => 0,
     }
 }
@@ -316,7 +344,11 @@ fn send_counted(
     max: usize,
 ) -> bool {
     let n = rows_of(&m);
-    if !matches!(m, Msg::Ban(_)) && queued.load(Ordering::Relaxed).saturating_add(n) > max {
+    let has_bans = match &m {
+        Msg::Failures { bans, .. } => !bans.is_empty(),
+        Msg::Shutdown(_) => false,
+    };
+    if !has_bans && queued.load(Ordering::Relaxed).saturating_add(n) > max {
         return false;
     }
     queued.fetch_add(n, Ordering::Relaxed);
@@ -411,7 +443,22 @@ fn write(conn: &mut Connection, msgs: &[Msg]) -> Result<()> {
         )?;
         for m in msgs {
             match m {
-                Msg::Failures { rows, ban_rules } => {
+                Msg::Failures {
+                    bans,
+                    rows,
+                    ban_rules,
+                } => {
+                    for b in bans {
+                        ban.execute(params![
+                            b.time,
+                            b.jail,
+                            b.addr,
+                            b.manual.then_some("manual"),
+                            b.failures,
+                            b.length,
+                            b.manual
+                        ])?;
+                    }
                     for r in rows {
                         fail.execute(params![
                             r.hour,
@@ -425,17 +472,6 @@ fn write(conn: &mut Connection, msgs: &[Msg]) -> Result<()> {
                     for (j, a, r) in ban_rules {
                         rule.execute(params![j, a, r])?;
                     }
-                }
-                Msg::Ban(b) => {
-                    ban.execute(params![
-                        b.time,
-                        b.jail,
-                        b.addr,
-                        b.manual.then_some("manual"),
-                        b.failures,
-                        b.length,
-                        b.manual
-                    ])?;
                 }
                 Msg::Shutdown(_) => {}
             }
@@ -561,6 +597,15 @@ mod tests {
         }
     }
 
+    /// A message of one ban, as a flush with one ban and nothing else sends it.
+    fn ban_msg(b: BanRow) -> Msg {
+        Msg::Failures {
+            bans: vec![b],
+            rows: Vec::new(),
+            ban_rules: Vec::new(),
+        }
+    }
+
     /// The engine's side: one batch of sshd lines becomes one message of rows added up per
     /// (hour, jail, rule, address, user), user names escaped, and the ban's rule.
     #[test]
@@ -573,7 +618,17 @@ mod tests {
             tx,
             batch: HashMap::new(),
             ban_rules: Vec::new(),
+            bans: Default::default(),
         };
+        // a ban the hook noted goes with the batch
+        st.bans.lock().unwrap().push(BanRow {
+            time: 1,
+            jail: "sshd".into(),
+            addr: "198.51.100.9".into(),
+            failures: 0,
+            length: 1000,
+            manual: true,
+        });
         let ctx = portcullis_core::time::TimeContext {
             now: 1_795_000_000_000,
             local_offset: 0,
@@ -584,6 +639,9 @@ mod tests {
             "Invalid user a\x1b[31mb from 203.0.113.5 port 3",
             "Failed password for root from 2001:db8::1 port 4 ssh2",
             "Connection closed by 203.0.113.5 port 5",
+            // the /64 is the IPv6 offender's key: its third failure bans the /64
+            "Failed password for root from 2001:db8::2 port 6 ssh2",
+            "Failed password for root from 2001:db8::3 port 7 ssh2",
         ];
         for l in lines {
             let step = jails[0].process(l.as_bytes(), &ctx, Some(ctx.now), ctx.now);
@@ -594,14 +652,15 @@ mod tests {
             } = &step
             {
                 st.failure(0, failure, hit);
-                if decision.is_some() {
-                    st.ban_rule(0, failure, hit);
+                if let Some(portcullis_core::decision::Decision::Ban { addr, .. }) = decision {
+                    st.ban_rule(0, *addr, failure, hit);
                 }
             }
         }
         st.flush(&jails);
         st.flush(&jails); // nothing new: nothing sent
         let Ok(Msg::Failures {
+            bans,
             mut rows,
             ban_rules,
         }) = rx.try_recv()
@@ -609,6 +668,7 @@ mod tests {
             panic!("no batch sent");
         };
         assert!(rx.try_recv().is_err(), "an empty batch was sent");
+        assert_eq!(bans.len(), 1, "{bans:?}");
         rows.sort_by(|a, b| (&a.addr, &a.rule).cmp(&(&b.addr, &b.rule)));
         let got: Vec<(&str, &str, &str, u64)> = rows
             .iter()
@@ -618,6 +678,8 @@ mod tests {
             got,
             [
                 ("2001:db8::1", "failed", "root", 1),
+                ("2001:db8::2", "failed", "root", 1),
+                ("2001:db8::3", "failed", "root", 1),
                 ("203.0.113.5", "failed", "root", 2),
                 ("203.0.113.5", "invalid-user", "a\\x1b[31mb", 1),
             ]
@@ -625,9 +687,14 @@ mod tests {
         assert!(rows
             .iter()
             .all(|r| r.jail == "sshd" && r.hour == ctx.now / 3_600_000));
+        // each ban's rule under the ban's own target (a review found every IPv6 ban's rule
+        // "unknown": it was noted under the failure's address, which no ban row holds)
         assert_eq!(
             ban_rules,
-            [("sshd".into(), "203.0.113.5".into(), "invalid-user".into())]
+            [
+                ("sshd".into(), "203.0.113.5".into(), "invalid-user".into()),
+                ("sshd".into(), "2001:db8::/64".into(), "failed".into())
+            ]
         );
         jails.clear();
     }
@@ -636,7 +703,7 @@ mod tests {
     #[test]
     fn a_full_channel_drops_and_counts() {
         let (tx, _rx) = mpsc::sync_channel(1);
-        tx.send(Msg::Ban(BanRow {
+        tx.send(ban_msg(BanRow {
             time: 0,
             jail: "sshd".into(),
             addr: "192.0.2.1".into(),
@@ -650,6 +717,7 @@ mod tests {
         send(
             &tx,
             Msg::Failures {
+                bans: vec![],
                 rows: vec![],
                 ban_rules: vec![],
             },
@@ -696,11 +764,13 @@ mod tests {
             &mut c,
             &[
                 Msg::Failures {
+                    bans: vec![],
                     rows: vec![row(10, "203.0.113.5", "root", 3)],
                     ban_rules: vec![],
                 },
-                Msg::Ban(ban),
+                ban_msg(ban),
                 Msg::Failures {
+                    bans: vec![],
                     rows: vec![
                         row(10, "203.0.113.5", "root", 2),
                         row(10, "203.0.113.5", "", 1),
@@ -729,13 +799,14 @@ mod tests {
         let (tx, rx) = mpsc::sync_channel(CHANNEL);
         let queued = std::sync::atomic::AtomicUsize::new(0);
         let batch = |n: usize| Msg::Failures {
+            bans: vec![],
             rows: (0..n)
                 .map(|i| row(1, &format!("10.0.{}.{}", i / 256, i % 256), "u", 1))
                 .collect(),
             ban_rules: vec![],
         };
         let ban = || {
-            Msg::Ban(BanRow {
+            ban_msg(BanRow {
                 time: 0,
                 jail: "sshd".into(),
                 addr: "192.0.2.1".into(),
@@ -759,6 +830,7 @@ mod tests {
         write(
             c,
             &[Msg::Failures {
+                bans: vec![],
                 rows,
                 ban_rules: vec![],
             }],
@@ -780,7 +852,7 @@ mod tests {
             .collect();
         let bans: Vec<Msg> = (0..10)
             .map(|i| {
-                Msg::Ban(BanRow {
+                ban_msg(BanRow {
                     time: i * 3_600_000,
                     jail: "sshd".into(),
                     addr: "192.0.2.1".into(),

@@ -122,6 +122,14 @@ pub fn open_ro(path: &Path) -> Result<Connection> {
     Ok(c)
 }
 
+/// `key` when it is a whole prefix of the report's length (`198.51.100.0/24`,
+/// `2001:db8::/64`), written as [`prefix`] writes it.
+pub fn whole_prefix(key: &str) -> Option<String> {
+    let c = portcullis_core::ignore::Cidr::parse(key).ok()?;
+    let want = if c.addr.is_ipv4() { 24 } else { 64 };
+    (c.len == want).then(|| prefix(&c.addr.to_string()))?
+}
+
 /// The prefix of `addr`: /24 for IPv4, /64 for IPv6 (`None`: not an address, e.g. a
 /// banned prefix).
 pub fn prefix(addr: &str) -> Option<String> {
@@ -212,7 +220,16 @@ impl Report {
         let mut v4: HashMap<String, Counted> = HashMap::new();
         let mut v6: HashMap<String, Counted> = HashMap::new();
         for (a, (f, b)) in &per_addr {
-            let Some(p) = prefix(a) else { continue };
+            // (a ban of a whole /24 or /64, the default key of an IPv6 offender, is that
+            // prefix's ban: it was left out, and no IPv6 ban was ever counted, a review
+            // found)
+            let (p, host) = match prefix(a) {
+                Some(p) => (p, true),
+                None => match whole_prefix(a) {
+                    Some(p) => (p, false),
+                    None => continue,
+                },
+            };
             let m = if p.contains(':') { &mut v6 } else { &mut v4 };
             let c = m.entry(p.clone()).or_insert(Counted {
                 name: p,
@@ -222,7 +239,7 @@ impl Report {
             });
             c.failures += f;
             c.bans += b;
-            c.addresses += 1;
+            c.addresses += u64::from(host);
         }
         // users
         let mut st = conn.prepare(
@@ -402,6 +419,42 @@ mod tests {
         assert_eq!(prefix("203.0.113.77").unwrap(), "203.0.113.0/24");
         assert_eq!(prefix("2001:db8:1:2:3::9").unwrap(), "2001:db8:1:2::/64");
         assert_eq!(prefix("198.51.100.0/24"), None);
+        assert_eq!(whole_prefix("198.51.100.0/24").unwrap(), "198.51.100.0/24");
+        assert_eq!(
+            whole_prefix("2001:db8:0:5::/64").unwrap(),
+            "2001:db8:0:5::/64"
+        );
+        assert_eq!(whole_prefix("2001:db8::/48"), None);
+        assert_eq!(whole_prefix("203.0.113.7"), None);
+    }
+
+    /// A ban of an IPv6 offender's /64 (the default key) counts for that /64 (a review found
+    /// no IPv6 ban in the prefixes' table).
+    #[test]
+    fn a_prefix_ban_counts_for_its_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = super::super::open_rw(&dir.path().join("s.db")).unwrap();
+        let h = 1_795_000_000_000 / 3_600_000;
+        for a in ["2001:db8:0:5::1", "2001:db8:0:5::2"] {
+            c.execute(
+                "INSERT INTO failures VALUES (?1,'sshd','failed',?2,'root',2)",
+                params![h, a],
+            )
+            .unwrap();
+        }
+        c.execute(
+            "INSERT INTO bans (time, jail, addr, rule, failures, length, manual)
+             VALUES (?1,'sshd','2001:db8:0:5::/64','failed',4,600000,0)",
+            params![h * 3_600_000 + 10],
+        )
+        .unwrap();
+        let t = h * 3_600_000;
+        let r = Report::build(&c, t - 3_600_000, t + 3_600_000, None, 10).unwrap();
+        let p = &r.top_v6_64[0];
+        assert_eq!(
+            (p.name.as_str(), p.failures, p.bans, p.addresses),
+            ("2001:db8:0:5::/64", 4, 1, 2)
+        );
     }
 
     /// A small history: the numbers of every section.
