@@ -220,6 +220,46 @@ fn a_running_daemon_is_scraped_and_promtool_accepts_the_text() {
     );
     assert!(scrape(port).contains("portcullis_bans_active"));
 
+    // a loop of idle connects beside a scraper: every scrape is served (a review saw half
+    // fail: the scraper's connection, whose head its thread had not read yet, was evicted
+    // as the oldest idle one)
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut open = std::collections::VecDeque::new();
+            for _ in 0..20_000 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                if let Ok(c) = TcpStream::connect(("127.0.0.1", port)) {
+                    open.push_back(c);
+                }
+                if open.len() > 64 {
+                    open.pop_front();
+                }
+            }
+        })
+    };
+    let mut failed = Vec::new();
+    for _ in 0..30 {
+        let got = std::panic::catch_unwind(|| {
+            request(port, b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").0
+        });
+        match got {
+            Ok(status) if status == "HTTP/1.1 200 OK" => {}
+            other => failed.push(format!("{other:?}")),
+        }
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    flood.join().unwrap();
+    assert!(
+        failed.is_empty(),
+        "{} of 30 scrapes failed: {failed:?}",
+        failed.len()
+    );
+
     let out = d.stop();
     assert!(out.contains("metrics on http://127.0.0.1:"), "{out}");
 }

@@ -55,13 +55,19 @@ pub fn serve(listener: TcpListener, page: impl Fn() -> String + Send + Sync + 's
         };
         if busy.load(Ordering::Acquire) >= MAX_CLIENTS {
             // the oldest connection that has not sent its head gives its place (its thread
-            // sees the end and frees it); places freed that way are bounded by 2 x MAX_CLIENTS
+            // sees the end and frees it); places freed that way are bounded by 8 x MAX_CLIENTS (evicted threads take a moment to end: at 2 x, a loop of connects kept a scraper out)
+            // (one that has sent bytes is not idle: a scraper's, whose head its thread has
+            // not read yet; evicted, a loop of idle connects failed half the scrapes, a
+            // review found)
             let evicted = waiting
                 .lock()
                 .ok()
-                .and_then(|mut q| q.pop_front())
+                .and_then(|mut q| {
+                    let i = q.iter().position(|w| !has_data(&w.stream))?;
+                    q.remove(i)
+                })
                 .map(|w| w.stream.shutdown(std::net::Shutdown::Both));
-            if evicted.is_none() || busy.load(Ordering::Acquire) >= 2 * MAX_CLIENTS {
+            if evicted.is_none() || busy.load(Ordering::Acquire) >= 8 * MAX_CLIENTS {
                 continue; // dropped: closed
             }
         }
@@ -91,6 +97,22 @@ pub fn serve(listener: TcpListener, page: impl Fn() -> String + Send + Sync + 's
             }
         }
     }
+}
+
+/// Whether bytes from the client wait to be read (a peek that never blocks).
+fn has_data(s: &TcpStream) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut b = 0u8;
+    // SAFETY: a one-byte peek into a local buffer on a socket we hold open.
+    let n = unsafe {
+        libc::recv(
+            s.as_raw_fd(),
+            (&mut b as *mut u8).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    n > 0
 }
 
 /// A connection being served; frees its place when dropped.
