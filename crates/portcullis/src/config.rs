@@ -869,6 +869,15 @@ fn drop_same_file_logs(j: &mut JailConfig) -> Vec<String> {
     notes
 }
 
+/// Whether an SMTP host is this machine (a local relay: nothing goes over a network).
+fn is_loopback_host(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|a| a.is_loopback())
+}
+
 /// A drop-in the daemon reads: `portcullis.d/*.toml`, not a hidden one (an editor's lock
 /// or backup, `.#10-local.toml`: a dangling link that failed every command and the start,
 /// a review found).
@@ -1866,6 +1875,29 @@ pub use crate::sys::{group_id, own_addresses};
 pub fn warnings(cfg: &Config) -> Vec<String> {
     let mut w = cfg.ignore_list.warnings.clone();
     w.extend(cfg.same_file_logs.iter().cloned());
+    if let Some(m) = &cfg.notify.mail {
+        // (a server that does not offer STARTTLS, or a path that strips it, got the
+        // password in the clear, a review showed)
+        if m.credentials.is_some() && m.tls == SmtpTls::Opportunistic && !is_loopback_host(&m.host)
+        {
+            w.push(format!(
+                "[notify.mail] smtp = {:?} logs in with user and password, and `smtp://` sends them in the clear when the server does not offer STARTTLS (or something on the way strips it): use `smtp+starttls://` (STARTTLS or no mail) or `smtps://`",
+                m.url
+            ));
+        }
+        for p in &m.secret_files {
+            use std::os::unix::fs::MetadataExt;
+            if let Ok(md) = std::fs::metadata(p) {
+                if md.mode() & 0o077 != 0 {
+                    w.push(format!(
+                        "[notify.mail] {} holds a secret but others may read it (mode {:04o}): chmod 600 it",
+                        p.display(),
+                        md.mode() & 0o7777
+                    ));
+                }
+            }
+        }
+    }
     // (another user binds the name first: the daemon does not start, and root's `unban`
     // and `ban` are answered by that user's program, a review showed)
     if let Some(dir) = cfg.socket.parent() {

@@ -272,6 +272,53 @@ fn a_socket_in_a_directory_others_can_write_is_a_warning() {
     assert!(ok && !out.contains("writable by other users"), "{out}");
 }
 
+/// Mail with a login over `smtp://` (STARTTLS only when offered) and a password file
+/// others can read are warnings (review: the password went in the clear to a server that
+/// offered no STARTTLS, and check-config said nothing).
+#[test]
+fn mail_credentials_that_may_go_in_the_clear_are_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pass = d.join("smtp.pass");
+    std::fs::write(&pass, "hunter2\n").unwrap();
+    std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mail = |url: &str| {
+        format!(
+            "[notify.mail]\nsmtp = \"{url}\"\nfrom = \"p@example.org\"\nto = [\"a@example.org\"]\nuser = \"p\"\npassword_file = {:?}\n",
+            pass
+        )
+    };
+    let (ok, out) = check(
+        d,
+        &format!(
+            "{}{}[[jail]]\nname = \"sshd\"\n",
+            base(d),
+            mail("smtp://mail.example.org")
+        ),
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("sends them in the clear"), "{out}");
+    assert!(
+        out.contains("holds a secret but others may read it"),
+        "{out}"
+    );
+    std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o600)).unwrap();
+    for url in [
+        "smtp+starttls://mail.example.org",
+        "smtps://mail.example.org",
+        "smtp://127.0.0.1:25",
+    ] {
+        let (ok, out) = check(
+            d,
+            &format!("{}{}[[jail]]\nname = \"sshd\"\n", base(d), mail(url)),
+        );
+        assert!(
+            ok && !out.contains("in the clear") && !out.contains("holds a secret"),
+            "{url}: {out}"
+        );
+    }
+}
+
 /// One jail naming one file under two names (a symlink, a path through `..`) reads it once,
 /// with a warning: each line was counted twice, its `maxretry` halved (a review found).
 #[test]

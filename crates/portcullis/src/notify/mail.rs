@@ -92,6 +92,12 @@ impl super::Sink for MailSink {
         }
     }
 
+    fn lost(&mut self, n: u64) {
+        if let Err(e) = self.queue.add_dropped(SINK, n) {
+            warn!("notify: cannot count {n} lost event(s) in the mail queue: {e:#}");
+        }
+    }
+
     /// Sends the mail if it is due.
     fn tick(&mut self, now: Millis, host: &str) {
         if self.next_due().is_none_or(|t| now < t) {
@@ -230,7 +236,7 @@ pub fn body(notes: &[Note], dropped: i64, host: &str) -> String {
     if dropped > 0 {
         let _ = writeln!(
             out,
-            "{dropped} older event(s) were dropped: the queue was full while mail could not be sent.\n"
+            "{dropped} older event(s) were dropped: a queue was full (mail could not be sent, or events came faster than they could be queued).\n"
         );
     }
     for (i, n) in notes.iter().enumerate() {

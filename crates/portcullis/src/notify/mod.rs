@@ -382,12 +382,17 @@ pub trait Sink: Send {
     fn in_memory(&self) -> usize {
         0
     }
+    /// `n` events for this sink were lost before it took them (its channel was full): the
+    /// mail counts them with the ones its queue dropped, so its next mail says so.
+    fn lost(&mut self, _n: u64) {}
 }
 
 /// One sink's thread (detached: it ends at shutdown, or with the process) and channel.
 struct Worker {
     tx: SyncSender<Msg>,
     wants: Vec<EventKind>,
+    /// Events lost because `tx` was full, not yet told to the sink.
+    lost: Arc<AtomicU64>,
 }
 
 /// A running notifier: one thread per sink (the mail, each webhook), so a slow server
@@ -456,10 +461,13 @@ impl Notifier {
         let mut workers = Vec::new();
         for (name, wants, sink) in sinks {
             let (tx, rx) = mpsc::sync_channel(CHANNEL);
+            let lost = Arc::new(AtomicU64::new(0));
+            let seen = lost.clone();
+            let label = name.clone();
             std::thread::Builder::new()
                 .name(name)
-                .spawn(move || run(rx, sink))?;
-            workers.push(Worker { tx, wants });
+                .spawn(move || run(rx, sink, seen, label))?;
+            workers.push(Worker { tx, wants, lost });
         }
         let workers = Arc::new(workers);
         let evidence = EvidenceHook {
@@ -494,6 +502,7 @@ impl Notifier {
                         Ok(()) => {}
                         Err(TrySendError::Full(_)) => {
                             STATS.channel_dropped.fetch_add(1, Ordering::Relaxed);
+                            w.lost.fetch_add(1, Ordering::Relaxed);
                         }
                         Err(TrySendError::Disconnected(_)) => {}
                     }
@@ -539,8 +548,7 @@ impl Notifier {
 }
 
 /// A sink's thread: takes notes from its channel, sends what is due.
-fn run(rx: Receiver<Msg>, mut sink: Box<dyn Sink>) {
-    let mut dropped_seen = 0u64;
+fn run(rx: Receiver<Msg>, mut sink: Box<dyn Sink>, lost: Arc<AtomicU64>, name: String) {
     let mut in_memory = 0usize;
     let host = hostname();
     loop {
@@ -564,15 +572,18 @@ fn run(rx: Receiver<Msg>, mut sink: Box<dyn Sink>) {
         if !batch.is_empty() {
             sink.enqueue(&batch);
         }
+        // (said per sink, and counted where the mail keeps its dropped events: the global
+        // count was said once per sink, naming none, and never reached the mail, a review
+        // found)
+        let n = lost.swap(0, Ordering::Relaxed);
+        if n > 0 {
+            warn!("{name}: {n} events lost: this notifier was behind (its queue of {CHANNEL} was full)");
+            sink.lost(n);
+        }
         if let Some(ack) = shutdown {
             // what was in the channel is queued (the mail's on disk); nothing more is sent
             let _ = ack.send(());
             return;
-        }
-        let lost = STATS.channel_dropped.load(Ordering::Relaxed);
-        if lost > dropped_seen {
-            warn!("notify: {lost} events lost so far: a notifier was behind (its queue of {CHANNEL} was full)");
-            dropped_seen = lost;
         }
         sink.tick(now_ms(), &host);
         let n = sink.in_memory();

@@ -102,6 +102,16 @@ impl Queue {
         Ok(())
     }
 
+    /// Counts `n` events of `sink` lost before they reached the queue (told in the next
+    /// mail with the ones the queue dropped).
+    pub fn add_dropped(&mut self, sink: &str, n: u64) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO dropped (sink, n) VALUES (?1, ?2) ON CONFLICT(sink) DO UPDATE SET n = n + ?2",
+            params![sink, n as i64],
+        )?;
+        Ok(())
+    }
+
     /// The time of the oldest waiting note.
     pub fn oldest(&self, sink: &str) -> Result<Option<i64>> {
         Ok(self
@@ -264,6 +274,11 @@ mod tests {
         q.remove_through("mail", items[1].0).unwrap();
         let (items, _) = q.load("mail").unwrap();
         assert_eq!(items.iter().map(|(_, n)| n.time).collect::<Vec<_>>(), [3]);
+        // events lost before they were queued are counted for the next mail, and kept
+        q.add_dropped("mail", 7).unwrap();
+        drop(q);
+        let mut q = Queue::open(&p).unwrap();
+        assert_eq!(q.load("mail").unwrap().1, 7);
         // a file that is not a database is moved aside
         drop(q);
         std::fs::write(&p, b"garbage garbage garbage garbage garbage garbage").unwrap();
