@@ -277,7 +277,7 @@ mod tests {
         // events lost before they were queued are counted for the next mail, and kept
         q.add_dropped("mail", 7).unwrap();
         drop(q);
-        let mut q = Queue::open(&p).unwrap();
+        let q = Queue::open(&p).unwrap();
         assert_eq!(q.load("mail").unwrap().1, 7);
         // a file that is not a database is moved aside
         drop(q);
