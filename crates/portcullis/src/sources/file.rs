@@ -2032,6 +2032,13 @@ mod tests {
         (g, paths)
     }
 
+    /// A follower of the wildcard `pat` in `d` and its matches now, as a first run.
+    fn glob_follower(d: &Path, pat: &str) -> (String, Follower) {
+        let (g, paths) = glob_of(d, pat);
+        let fl = Follower::with_globs(paths, vec![g.clone()], vec![], DEFAULT_MAX_LINE).unwrap();
+        (g, fl)
+    }
+
     fn sorted_lines(events: &[Ev]) -> Vec<String> {
         let mut v = lines(events);
         v.sort();
@@ -2045,9 +2052,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         append(&d.join("a.log"), "old\n");
-        let (g, paths) = glob_of(d, "*.log");
-        let mut fl =
-            Follower::with_globs(paths, vec![g.clone()], vec![], DEFAULT_MAX_LINE).unwrap();
+        let (g, mut fl) = glob_follower(d, "*.log");
         assert_eq!(poll(&mut fl), []);
         append(&d.join("a.log"), "a1\n");
         assert_eq!(lines(&poll(&mut fl)), ["a1"]);
@@ -2082,9 +2087,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         append(&d.join("app.log"), "old\n");
-        let (g, paths) = glob_of(d, "*.log");
-        let mut fl =
-            Follower::with_globs(paths, vec![g.clone()], vec![], DEFAULT_MAX_LINE).unwrap();
+        let (g, mut fl) = glob_follower(d, "*.log");
         assert_eq!(poll(&mut fl), []);
         append(&d.join("app.log"), "a1\n");
         assert_eq!(lines(&poll(&mut fl)), ["a1"]);
@@ -2115,9 +2118,7 @@ mod tests {
             append(&d.join(format!("s{i}.log")), "x\n");
         }
         append(&d.join("keep.log"), "");
-        let (g, paths) = glob_of(d, "*.log");
-        let mut fl =
-            Follower::with_globs(paths, vec![g.clone()], vec![], DEFAULT_MAX_LINE).unwrap();
+        let (g, mut fl) = glob_follower(d, "*.log");
         fl.set_drain_idle(Duration::ZERO);
         poll(&mut fl);
         assert_eq!(
@@ -2152,9 +2153,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         append(&d.join("a.log"), "");
-        let (g, paths) = glob_of(d, "*.log");
-        let mut fl =
-            Follower::with_globs(paths, vec![g.clone()], vec![], DEFAULT_MAX_LINE).unwrap();
+        let (g, mut fl) = glob_follower(d, "*.log");
         fl.set_drain_idle(Duration::ZERO);
         append(&d.join("a.log"), "a1\n");
         assert_eq!(lines(&poll(&mut fl)), ["a1"]);
@@ -2181,9 +2180,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         append(&d.join("a.log"), "old\n");
-        let (g, paths) = glob_of(d, "*.log");
-        let mut fl =
-            Follower::with_globs(paths, vec![g.clone()], vec![], DEFAULT_MAX_LINE).unwrap();
+        let (g, mut fl) = glob_follower(d, "*.log");
         assert_eq!(poll(&mut fl), []);
         append(&d.join("n1.log"), "n1\n");
         append(&d.join("c.txt"), "c1\n");
@@ -2207,9 +2204,7 @@ mod tests {
     fn an_inode_number_used_again_is_a_new_file() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        let (g, paths) = glob_of(d, "*.log");
-        let mut fl =
-            Follower::with_globs(paths, vec![g.clone()], vec![], DEFAULT_MAX_LINE).unwrap();
+        let (g, mut fl) = glob_follower(d, "*.log");
         let b = d.join("b.log");
         append(&b, "b1\n");
         let m = fs::metadata(&b).unwrap();
