@@ -352,8 +352,15 @@ impl Metrics {
         (m, r)
     }
 
-    /// Counts the lines of a batch per source.
+    /// Counts the lines of a batch per source; the series of files the follower forgot (a
+    /// wildcard's matches that are gone) go (a directory of short-lived logs grew them
+    /// without bound, a review found).
     pub fn lines(&self, b: &Batch) {
+        for source in &b.forgotten {
+            self.lines.remove(&SourceLabels {
+                source: source.clone(),
+            });
+        }
         let mut n = vec![0u64; b.sources.len()];
         for &(s, _) in &b.lines {
             if let Some(c) = n.get_mut(s as usize) {

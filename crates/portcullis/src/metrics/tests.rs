@@ -218,6 +218,24 @@ fn weightless_failures_are_not_counted() {
 }
 
 #[test]
+fn the_series_of_a_forgotten_file_goes() {
+    let (m, registry) = Metrics::new();
+    let mut b = Batch::default();
+    b.push("/var/log/app/a.log", b"x");
+    b.push("/var/log/app/b.log", b"x");
+    m.lines(&b);
+    let mut b = Batch::default();
+    b.forgotten = vec!["/var/log/app/a.log".into()];
+    m.lines(&b);
+    let text = render(&registry);
+    assert!(!text.contains("a.log"), "{text}");
+    assert!(
+        text.contains("portcullis_lines_total{source=\"/var/log/app/b.log\"} 1\n"),
+        "{text}"
+    );
+}
+
+#[test]
 fn label_values_are_escaped() {
     let (m, registry) = Metrics::new();
     let mut b = Batch::default();
