@@ -224,8 +224,10 @@ fn the_series_of_a_forgotten_file_goes() {
     b.push("/var/log/app/a.log", b"x");
     b.push("/var/log/app/b.log", b"x");
     m.lines(&b);
-    let mut b = Batch::default();
-    b.forgotten = vec!["/var/log/app/a.log".into()];
+    let b = Batch {
+        forgotten: vec!["/var/log/app/a.log".into()],
+        ..Default::default()
+    };
     m.lines(&b);
     let text = render(&registry);
     assert!(!text.contains("a.log"), "{text}");
