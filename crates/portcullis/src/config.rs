@@ -494,26 +494,7 @@ impl Config {
             None if Path::new(DEFAULT_PATH).exists() => PathBuf::from(DEFAULT_PATH),
             None => return Config::builtin(),
         };
-        let mut files = vec![main.clone()];
-        let dropin = main.with_file_name("portcullis.d");
-        let mut skipped = Vec::new();
-        if dropin.is_dir() {
-            let (mut more, mut other): (Vec<PathBuf>, Vec<PathBuf>) = std::fs::read_dir(&dropin)
-                .with_context(|| format!("cannot read {}", dropin.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .partition(|p| is_dropin(p));
-            more.sort();
-            files.extend(more);
-            // the package's README and hidden files (an editor's) are not meant to be read
-            other.retain(|p| {
-                let name = p
-                    .file_name()
-                    .map_or(String::new(), |n| n.to_string_lossy().into_owned());
-                !p.is_dir() && !name.starts_with('.') && name != "README"
-            });
-            other.sort();
-            skipped = other;
-        }
+        let (files, skipped) = config_files(&main)?;
         let mut texts = Vec::new();
         for f in &files {
             let t = std::fs::read_to_string(f)
@@ -536,15 +517,8 @@ impl Config {
             None if Path::new(DEFAULT_PATH).exists() => PathBuf::from(DEFAULT_PATH),
             None => return Some(PathBuf::from(DEFAULT_SOCKET)),
         };
-        let mut files = vec![main.clone()];
-        if let Ok(dir) = std::fs::read_dir(main.with_file_name("portcullis.d")) {
-            let mut more: Vec<PathBuf> = dir
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| is_dropin(p))
-                .collect();
-            more.sort();
-            files.extend(more);
-        }
+        // (a drop-in folder that cannot be listed: the main file alone, as far as it goes)
+        let files = config_files(&main).map_or_else(|_| vec![main.clone()], |(f, _)| f);
         let mut socket = PathBuf::from(DEFAULT_SOCKET);
         for f in files {
             let text = std::fs::read_to_string(&f).ok()?;
@@ -876,6 +850,33 @@ fn is_loopback_host(host: &str) -> bool {
             .trim_matches(|c| c == '[' || c == ']')
             .parse::<std::net::IpAddr>()
             .is_ok_and(|a| a.is_loopback())
+}
+
+/// The files a configuration is read from, in order: `main`, then its drop-ins
+/// (`portcullis.d/*.toml` beside it, sorted, hidden ones not); and the other files of that
+/// folder, which are not read (said by a warning). One list for [`Config::load`] and
+/// [`Config::socket_only`], so that the client looks where the daemon reads.
+fn config_files(main: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+    let mut files = vec![main.to_path_buf()];
+    let dropin = main.with_file_name("portcullis.d");
+    if !dropin.is_dir() {
+        return Ok((files, Vec::new()));
+    }
+    let (mut more, mut other): (Vec<PathBuf>, Vec<PathBuf>) = std::fs::read_dir(&dropin)
+        .with_context(|| format!("cannot read {}", dropin.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .partition(|p| is_dropin(p));
+    more.sort();
+    files.extend(more);
+    // the package's README and hidden files (an editor's) are not meant to be read
+    other.retain(|p| {
+        let name = p
+            .file_name()
+            .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+        !p.is_dir() && !name.starts_with('.') && name != "README"
+    });
+    other.sort();
+    Ok((files, other))
 }
 
 /// A drop-in the daemon reads: `portcullis.d/*.toml`, not a hidden one (an editor's lock
