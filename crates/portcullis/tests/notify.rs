@@ -741,3 +741,107 @@ fn a_hanging_mail_server_delays_no_ban_and_no_webhook() {
     );
     drop(tarpit);
 }
+
+/// A mail server that answers, but one continuation line of its greeting at a time, each
+/// within the read timeout, never ends a conversation: lettre's `timeout` bounds each read
+/// only. The send is given up after 5 × `timeout` and tried again later (a review found the
+/// mail sink held for hours), and the events that come in meanwhile, even one banned just
+/// before the stop, are in the queue file: the next start mails them.
+#[test]
+fn a_dribbling_mail_server_is_given_up_and_no_event_is_lost() {
+    let t = tmp("pct-notify-dribble-");
+    let dir = t.path();
+    let dribbler = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = dribbler.local_addr().unwrap().port();
+    dribbler.set_nonblocking(true).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let conns = Arc::new(Mutex::new(0usize));
+    let server = {
+        let (stop, conns) = (stop.clone(), conns.clone());
+        std::thread::spawn(move || {
+            let t0 = Instant::now();
+            let mut talkers = Vec::new();
+            // bounded: 90 s at most, whatever the test does
+            while !stop.load(Ordering::Relaxed) && t0.elapsed() < Duration::from_secs(90) {
+                match dribbler.accept() {
+                    Ok((mut c, _)) => {
+                        *conns.lock().unwrap() += 1;
+                        let stop = stop.clone();
+                        talkers.push(std::thread::spawn(move || {
+                            let t1 = Instant::now();
+                            while !stop.load(Ordering::Relaxed)
+                                && t1.elapsed() < Duration::from_secs(90)
+                            {
+                                if c.write_all(b"220-still here\r\n").is_err() {
+                                    return;
+                                }
+                                std::thread::sleep(Duration::from_millis(300));
+                            }
+                        }));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(50)),
+                }
+            }
+            for h in talkers {
+                let _ = h.join();
+            }
+        })
+    };
+    let mail = |port: u16| {
+        format!(
+            "[notify.mail]\nsmtp = \"smtp://127.0.0.1:{port}\"\nfrom = \"portcullis@host.example.org\"\n\
+             to = [\"admin@example.org\"]\ninterval = \"1s\"\ntimeout = \"1s\"\n"
+        )
+    };
+    let cfg = base_config(dir, &mail(port));
+    let d = Daemon::start(&cfg, &dir.join("daemon1.log"));
+    let log = dir.join("auth.log");
+    append(&log, &failures("203.0.113.70", "root"));
+    wait_for("the first ban", Duration::from_secs(10), || {
+        d.log().contains("ban 203.0.113.70 ")
+    });
+    // 1 s interval, then 5 × 1 s of dribble: given up, and tried again 2 s later
+    wait_for("the send given up", Duration::from_secs(20), || {
+        d.log().contains("no end after 5s")
+    });
+    wait_for("a second try", Duration::from_secs(20), || {
+        *conns.lock().unwrap() >= 2
+    });
+    // a ban while the server still dribbles, then the stop right after it
+    append(&log, &failures("203.0.113.71", "root"));
+    wait_for("the second ban", Duration::from_secs(10), || {
+        d.log().contains("ban 203.0.113.71 ")
+    });
+    let t1 = Instant::now();
+    let out = d.stop();
+    assert!(
+        t1.elapsed() < Duration::from_secs(10),
+        "the stop waited for the mail server: {:?}\n{out}",
+        t1.elapsed()
+    );
+    assert!(
+        !out.contains("sent: "),
+        "no mail can have been delivered: {out}"
+    );
+    stop.store(true, Ordering::Relaxed);
+    server.join().unwrap();
+
+    // the next start, with a server that works, mails both bans from the queue file
+    let out_dir = dir.join("mails");
+    fs::create_dir(&out_dir).unwrap();
+    let port2 = free_port();
+    let _smtp = smtp_start(dir, port2, &out_dir);
+    let cfg = base_config(dir, &mail(port2));
+    let d = Daemon::start(&cfg, &dir.join("daemon2.log"));
+    wait_for(
+        "the mail after the restart",
+        Duration::from_secs(30),
+        || !mails(&out_dir).is_empty(),
+    );
+    let m = mails(&out_dir);
+    let body = m[0]["body"].as_str().unwrap();
+    for a in ["203.0.113.70", "203.0.113.71"] {
+        assert!(body.contains(a), "{a} is not in the mail: {body}");
+    }
+    d.stop();
+}

@@ -2,13 +2,23 @@
 //!
 //! The events wait in the persistent queue; the mail goes once the oldest has waited
 //! `interval`. A failed send is tried again after a growing delay, with whatever came in
-//! meanwhile. The headers hold only the configuration's text and counts; attacker text
+//! meanwhile.
+//!
+//! The SMTP conversation runs on a thread of its own, so the sink's thread is always free
+//! to write new events to the queue (and, at a stop, those still in its channel): a slow
+//! server held them in memory before, and a stop lost them. lettre's `timeout` bounds each
+//! read, not the conversation, so a server that dribbles a line of a multi-line answer now
+//! and then held the sink for hours (a review found): a send that takes longer than
+//! [`DEADLINE_FACTOR`] × `timeout` is given up as failed and tried again later. Its thread
+//! cannot be stopped from outside (lettre owns the socket), so it is left to end by itself;
+//! while one such thread is left, no second one is (at most two conversations at a time). The headers hold only the configuration's text and counts; attacker text
 //! (the evidence lines) is only in the text/plain body, its control characters escaped,
 //! and lettre encodes the body (quoted-printable or base64) so no line of it can end the
 //! headers or the part.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -29,6 +39,24 @@ const SINK: &str = "mail";
 /// Events listed with their evidence in one mail; the others get one line each.
 pub const DETAILED: usize = 500;
 
+/// A send that takes longer than this many `timeout`s is given up (tried again later).
+pub const DEADLINE_FACTOR: i64 = 5;
+
+/// How often the sink's thread looks whether a send has ended (milliseconds).
+const POLL: Millis = 200;
+
+/// A send under way on its own thread.
+struct Send {
+    /// When it started (the sink's clock).
+    started: Millis,
+    /// The last queue row it carries.
+    last_id: i64,
+    /// Events it carries.
+    events: usize,
+    /// Its result, when it ends.
+    done: Receiver<Result<()>>,
+}
+
 /// The mail notifier.
 pub struct MailSink {
     cfg: MailConfig,
@@ -39,6 +67,12 @@ pub struct MailSink {
     retry_at: Millis,
     /// The oldest waiting event (cached from the queue).
     oldest: Option<Millis>,
+    /// The send under way.
+    sending: Option<Send>,
+    /// A send given up at its deadline whose thread has not ended yet.
+    abandoned: Option<Send>,
+    /// When the last tick ran (the next poll is [`POLL`] after it while a send runs).
+    last_tick: Millis,
 }
 
 impl MailSink {
@@ -56,6 +90,9 @@ impl MailSink {
             failures: 0,
             retry_at: 0,
             oldest,
+            sending: None,
+            abandoned: None,
+            last_tick: 0,
         })
     }
 }
@@ -63,6 +100,9 @@ impl MailSink {
 impl super::Sink for MailSink {
     /// When the next send is due.
     fn next_due(&self) -> Option<Millis> {
+        if self.sending.is_some() || self.abandoned.is_some() {
+            return Some(self.last_tick + POLL);
+        }
         self.oldest
             .map(|t| (t + self.cfg.interval).max(self.retry_at))
     }
@@ -98,9 +138,48 @@ impl super::Sink for MailSink {
         }
     }
 
-    /// Sends the mail if it is due.
+    /// Looks after the send under way; starts one if it is due.
     fn tick(&mut self, now: Millis, host: &str) {
-        if self.next_due().is_none_or(|t| now < t) {
+        self.last_tick = now;
+        self.poll_abandoned();
+        if let Some(s) = &self.sending {
+            match s.done.try_recv() {
+                Ok(r) => {
+                    let s = self.sending.take().expect("a send");
+                    self.ended(now, &s, r);
+                }
+                Err(TryRecvError::Disconnected) => {
+                    let s = self.sending.take().expect("a send");
+                    self.ended(
+                        now,
+                        &s,
+                        Err(anyhow::anyhow!("the send's thread ended without a result")),
+                    );
+                }
+                Err(TryRecvError::Empty) => {
+                    let deadline = self.cfg.timeout.saturating_mul(DEADLINE_FACTOR);
+                    if now - s.started >= deadline && self.abandoned.is_none() {
+                        let s = self.sending.take().expect("a send");
+                        self.failed(
+                            now,
+                            s.events,
+                            &format!(
+                                "no end after {} ({DEADLINE_FACTOR} x timeout): the server answers too slowly, the conversation is left to end by itself",
+                                portcullis_core::duration::format(deadline)
+                            ),
+                        );
+                        self.abandoned = Some(s);
+                    }
+                }
+            }
+            if self.sending.is_some() {
+                return;
+            }
+        }
+        if self
+            .oldest
+            .is_none_or(|t| now < (t + self.cfg.interval).max(self.retry_at))
+        {
             return;
         }
         let (items, dropped) = match self.queue.load(SINK) {
@@ -116,49 +195,103 @@ impl super::Sink for MailSink {
             return;
         };
         let notes: Vec<Note> = items.into_iter().map(|(_, n)| n).collect();
-        match self.send(&notes, dropped, host) {
+        let events = notes.len();
+        let msg = match compose(&self.cfg, &notes, dropped, host) {
+            Ok(m) => m,
+            Err(e) => {
+                self.failed(now, events, &format!("{e:#}"));
+                return;
+            }
+        };
+        let cfg = self.cfg.clone();
+        let (tx, done) = mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("notify-smtp".into())
+            .spawn(move || {
+                let r = transport(&cfg).and_then(|t| t.send(&msg).context("SMTP").map(|_| ()));
+                let _ = tx.send(r);
+            });
+        match spawned {
+            Ok(_) => {
+                self.sending = Some(Send {
+                    started: now,
+                    last_id,
+                    events,
+                    done,
+                })
+            }
+            Err(e) => self.failed(now, events, &format!("cannot start a thread: {e}")),
+        }
+    }
+}
+
+impl MailSink {
+    /// A send given up earlier may still end: if it was delivered after all, its events
+    /// leave the queue (a later mail may have listed them too).
+    fn poll_abandoned(&mut self) {
+        let Some(s) = &self.abandoned else { return };
+        let r = match s.done.try_recv() {
+            Err(TryRecvError::Empty) => return,
+            Ok(r) => r,
+            Err(TryRecvError::Disconnected) => Err(anyhow::anyhow!("no result")),
+        };
+        let s = self.abandoned.take().expect("an abandoned send");
+        match r {
+            Ok(()) => {
+                info!(
+                    "notify: the mail given up earlier was delivered after all: {} event(s)",
+                    s.events
+                );
+                self.cleared(s.last_id);
+            }
+            Err(e) => info!("notify: the mail given up earlier ended: {e:#}"),
+        }
+    }
+
+    /// The send `s` ended with `r`.
+    fn ended(&mut self, now: Millis, s: &Send, r: Result<()>) {
+        match r {
             Ok(()) => {
                 if self.failures > 0 {
                     info!(
                         "notify: mail sent after {} failed tr{}: {} event(s)",
                         self.failures,
                         if self.failures == 1 { "y" } else { "ies" },
-                        notes.len()
+                        s.events
                     );
                 } else {
-                    info!("notify: mail sent: {} event(s)", notes.len());
+                    info!("notify: mail sent: {} event(s)", s.events);
                 }
                 self.failures = 0;
                 self.retry_at = 0;
-                if let Err(e) = self.queue.remove_through(SINK, last_id) {
-                    warn!("notify: mail sent but the queue could not be cleared (it may be sent again): {e:#}");
-                }
-                self.oldest = self.queue.oldest(SINK).ok().flatten();
-                let n = self.queue.len(SINK).unwrap_or(0);
-                STATS.mail_queue.store(n as u64, Ordering::Relaxed);
+                self.cleared(s.last_id);
             }
-            Err(e) => {
-                self.failures += 1;
-                STATS.mail_failures.fetch_add(1, Ordering::Relaxed);
-                let delay = backoff(self.failures);
-                self.retry_at = now + delay;
-                warn!(
-                    "notify: mail of {} event(s) through {} failed (try {}), next try in {}: {e:#}",
-                    notes.len(),
-                    self.cfg.url,
-                    self.failures,
-                    portcullis_core::duration::format(delay)
-                );
-            }
+            Err(e) => self.failed(now, s.events, &format!("{e:#}")),
         }
     }
-}
 
-impl MailSink {
-    fn send(&self, notes: &[Note], dropped: i64, host: &str) -> Result<()> {
-        let msg = compose(&self.cfg, notes, dropped, host)?;
-        transport(&self.cfg)?.send(&msg).context("SMTP")?;
-        Ok(())
+    /// The queue's rows through `last_id` were delivered.
+    fn cleared(&mut self, last_id: i64) {
+        if let Err(e) = self.queue.remove_through(SINK, last_id) {
+            warn!("notify: mail sent but the queue could not be cleared (it may be sent again): {e:#}");
+        }
+        self.oldest = self.queue.oldest(SINK).ok().flatten();
+        let n = self.queue.len(SINK).unwrap_or(0);
+        STATS.mail_queue.store(n as u64, Ordering::Relaxed);
+    }
+
+    /// A try failed: the next one waits a growing delay.
+    fn failed(&mut self, now: Millis, events: usize, why: &str) {
+        self.failures += 1;
+        STATS.mail_failures.fetch_add(1, Ordering::Relaxed);
+        let delay = backoff(self.failures);
+        self.retry_at = now + delay;
+        warn!(
+            "notify: mail of {events} event(s) through {} failed (try {}), next try in {}: {why}",
+            self.cfg.url,
+            self.failures,
+            portcullis_core::duration::format(delay)
+        );
     }
 }
 

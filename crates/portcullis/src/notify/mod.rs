@@ -518,8 +518,9 @@ impl Notifier {
     }
 
     /// At daemon stop: each sink stops; the mail's events still in its channel are written
-    /// to its queue (sent at the next start). Waits at most `wait` in all (a sink in the
-    /// middle of a send is left to the process' exit; its queue row stays).
+    /// to its queue (sent at the next start: the mail's SMTP conversation has its own
+    /// thread, so its sink is always free to take them). Waits at most `wait` in all (a
+    /// webhook in the middle of a post is left to the process' exit).
     pub fn shutdown(self, wait: Duration) {
         let deadline = std::time::Instant::now() + wait;
         let mut acks = Vec::new();
