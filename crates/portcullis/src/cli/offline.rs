@@ -66,7 +66,7 @@ fn open(cfg: &Config) -> Result<Option<(Store, std::fs::File)>> {
         ),
         // (only a lock another process holds means a daemon: a lock file that cannot be
         // opened, a read-only file system say, is said as it is)
-        Err(e) if format!("{e:#}").contains("another portcullis daemon") => return Err(e.context(
+        Err(e) if fsutil::LockHeld::is(&e) => return Err(e.context(
             "the daemon is running (or starting, or another `portcullis` command has been working on its state for 5 s): use its control socket (--socket, or the configuration's `socket`)",
         )),
         Err(e) => return Err(e),

@@ -41,10 +41,7 @@ pub fn lock_state_within(dir: &Path, wait: std::time::Duration) -> Result<File> 
     let deadline = std::time::Instant::now() + wait;
     loop {
         match lock_once(dir) {
-            Err(e)
-                if format!("{e:#}").contains("another portcullis daemon")
-                    && std::time::Instant::now() < deadline =>
-            {
+            Err(e) if LockHeld::is(&e) && std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
             r => return r,
@@ -62,15 +59,48 @@ fn lock_once(dir: &Path) -> Result<File> {
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(&path)
         .with_context(|| format!("cannot open the lock file {}", path.display()))?;
-    if rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
-        bail!(
-            "another portcullis daemon is already running with the state directory {} (it holds {})",
-            dir.display(),
-            path.display()
-        );
+    match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(f),
+        // (only EWOULDBLOCK says another process holds it; any other error, ENOLCK on a
+        // network file system say, is said as it is)
+        Err(rustix::io::Errno::WOULDBLOCK) => Err(LockHeld {
+            dir: dir.to_path_buf(),
+            path,
+        }
+        .into()),
+        Err(e) => Err(anyhow::Error::new(io::Error::from(e)))
+            .with_context(|| format!("cannot lock {}", path.display())),
     }
-    Ok(f)
 }
+
+/// The state directory's lock is held by another process: a running (or starting) daemon,
+/// or an offline command working on the state file. Told from other lock errors by its
+/// type, not its text.
+#[derive(Debug)]
+pub struct LockHeld {
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+impl LockHeld {
+    /// Whether `e` (or an error it wraps) is this one.
+    pub fn is(e: &anyhow::Error) -> bool {
+        e.chain().any(|c| c.is::<LockHeld>())
+    }
+}
+
+impl std::fmt::Display for LockHeld {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "another portcullis daemon is already running with the state directory {} (it holds {})",
+            self.dir.display(),
+            self.path.display()
+        )
+    }
+}
+
+impl std::error::Error for LockHeld {}
 
 /// Creates the state directory (0700, with any missing parent) if it is missing, checks it and
 /// every directory and link above it (see the module header), and returns its resolved path.
@@ -306,6 +336,33 @@ mod tests {
 
     fn mode(p: &Path) -> u32 {
         fs::symlink_metadata(p).unwrap().mode() & 0o7777
+    }
+
+    #[test]
+    fn a_held_lock_is_told_by_its_type_and_waited_for() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path();
+        let held = lock_state_within(dir, std::time::Duration::ZERO).unwrap();
+        let t0 = std::time::Instant::now();
+        let e = lock_state_within(dir, std::time::Duration::from_millis(300)).unwrap_err();
+        assert!(t0.elapsed() >= std::time::Duration::from_millis(300));
+        assert!(LockHeld::is(&e), "{e:#}");
+        // through a context too, as the offline commands see it
+        assert!(LockHeld::is(&e.context("opening the state")));
+        assert!(format!("{:#}", lock_once(dir).unwrap_err()).contains("another portcullis daemon"));
+        drop(held);
+        // let go while the other waits: it gets the lock
+        let held = lock_state_within(dir, std::time::Duration::ZERO).unwrap();
+        let waiter = std::thread::spawn({
+            let dir = dir.to_path_buf();
+            move || lock_state_within(&dir, std::time::Duration::from_secs(5)).is_ok()
+        });
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        drop(held);
+        assert!(waiter.join().unwrap());
+        // another error is not a held lock
+        let e = lock_state_within(&dir.join("missing"), std::time::Duration::ZERO).unwrap_err();
+        assert!(!LockHeld::is(&e), "{e:#}");
     }
 
     #[test]
