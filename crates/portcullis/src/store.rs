@@ -169,17 +169,39 @@ impl Store {
         let conn = match open_conn(path) {
             Ok(conn) => conn,
             Err(OpenError::Other(e)) => {
-                // SQLite says "disk I/O error" when it cannot grow its WAL index: say why
-                let full = path.parent().and_then(free_bytes) == Some(0);
-                let why = if full {
-                    format!(
-                        "cannot open state file {}: the file system of the state directory is full (free some room; the daemon needs a little to start)",
-                        path.display()
-                    )
-                } else {
-                    format!("cannot open state file {}", path.display())
-                };
-                return Err(e.context(why));
+                // SQLite says "disk I/O error" when it cannot grow its WAL index (the `-shm`
+                // file). On a full file system (a flood of log lines fills /var as often as
+                // not) the daemon must still start: in exclusive locking mode SQLite keeps
+                // that index in memory and needs no room to read; writes fail until there is
+                // room again, which the daemon already survives (the main loop says so once
+                // a minute). The price: no other process can read the file meanwhile.
+                let full = path.parent().and_then(fsutil::free_bytes) == Some(0);
+                if !full {
+                    return Err(e.context(format!("cannot open state file {}", path.display())));
+                }
+                match open_conn_with(path, true) {
+                    Ok(conn) => {
+                        notes.push(format!(
+                            "the file system of the state directory is full: state file {} \
+                             opened in exclusive mode (its index in memory); bans go on, and \
+                             what cannot be written now is read again from the logs at the \
+                             next start. Free some room; until a restart, no other program \
+                             can read the file",
+                            path.display()
+                        ));
+                        conn
+                    }
+                    Err(e2) => {
+                        let e2 = match e2 {
+                            OpenError::Corrupt(why) => anyhow!(why),
+                            OpenError::Other(e2) => e2,
+                        };
+                        return Err(e2.context(format!(
+                            "cannot open state file {}: the file system of the state directory is full (free some room; the daemon needs a little to start); first try: {e:#}",
+                            path.display()
+                        )));
+                    }
+                }
             }
             Err(OpenError::Corrupt(why)) => match policy {
                 CorruptPolicy::Refuse => bail!(refuse_message(path, &why)),
@@ -497,6 +519,12 @@ fn check_trusted(path: &Path) -> Result<()> {
 /// Opens the file (created 0600 if missing), sets the pragmas, checks it and creates the
 /// schema.
 fn open_conn(path: &Path) -> Result<Connection, OpenError> {
+    open_conn_with(path, false)
+}
+
+/// [`open_conn`]; `exclusive`: SQLite's exclusive locking mode, set before the first read
+/// so that the WAL index is kept in memory, not in the `-shm` file (which needs room).
+fn open_conn_with(path: &Path, exclusive: bool) -> Result<Connection, OpenError> {
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.is_dir() => {
             return Err(OpenError::Corrupt(
@@ -517,6 +545,9 @@ fn open_conn(path: &Path) -> Result<Connection, OpenError> {
     let conn =
         Connection::open_with_flags(path, OpenFlags::default() | OpenFlags::SQLITE_OPEN_NOFOLLOW)?;
     conn.busy_timeout(Duration::from_secs(5))?;
+    if exclusive {
+        conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
+    }
     // The first read of the file: fails with "file is not a database" on garbage.
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
@@ -592,8 +623,14 @@ fn create_schema(mut conn: Connection, path: &Path) -> Result<Connection, OpenEr
             SCHEMA_VERSION
         )));
     }
-    tx.pragma_update(None, "application_id", APP_ID)?;
-    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    // (written only when they change: a state file that is already right is opened without
+    // a write, so a full file system does not stop the start)
+    if app_id != APP_ID {
+        tx.pragma_update(None, "application_id", APP_ID)?;
+    }
+    if version != SCHEMA_VERSION {
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    }
     if version == 1 && has_tables {
         // schema 1 -> 2: reason and count of each ban (old bans were failures, first bans)
         tx.execute_batch(
@@ -606,15 +643,6 @@ fn create_schema(mut conn: Connection, path: &Path) -> Result<Connection, OpenEr
     tx.execute_batch(SCHEMA)?;
     tx.commit()?;
     Ok(conn)
-}
-
-/// The bytes an unprivileged user may still write on the file system of `dir`.
-fn free_bytes(dir: &Path) -> Option<u64> {
-    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
-    // SAFETY: a valid C string and a zeroed statvfs for the call to fill.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    (unsafe { libc::statvfs(c.as_ptr(), &mut st) } == 0)
-        .then(|| st.f_bavail as u64 * st.f_frsize as u64)
 }
 
 fn refuse_message(path: &Path, why: &str) -> String {

@@ -4,6 +4,10 @@
 //! daemon exiting at the first batch of lines after the disk filled, and unable to start
 //! again while it stayed full.)
 //!
+//! A start on the full disk works too: SQLite's WAL index is kept in memory (exclusive
+//! locking mode) when there is no room for its `-shm` file, for the state file and the side
+//! files (the mail queue, the stats).
+//!
 //! The state directory is a small tmpfs in the daemon's own mount namespace (`unshare -m`),
 //! filled with `nsenter`; nothing of the host's is mounted or filled. Needs root.
 
@@ -28,13 +32,22 @@ fn a_full_state_disk_stops_no_ban() {
     let log = dir.join("auth.log");
     fs::write(&log, "").unwrap();
     let socket = dir.join("portcullis.sock");
+    // the mail queue (notify.db) is a state file too; the mail itself never goes (a port
+    // that nobody listens on, and an interval of an hour)
+    let mailport = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let cfg = dir.join("portcullis.toml");
     fs::write(
         &cfg,
         format!(
             "socket = {socket:?}\nstate_dir = {state:?}\n[firewall]\nbackend = \"null\"\n\
              [[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\nlogs = [{log:?}]\nmaxretry = 2\n\
-             bantime = \"4s\"\n"
+             bantime = \"4s\"\n\
+             [notify.mail]\nsmtp = \"smtp://127.0.0.1:{mailport}\"\nfrom = \"portcullis@host.example.org\"\n\
+             to = [\"admin@example.org\"]\ninterval = \"1h\"\n"
         ),
     )
     .unwrap();
@@ -105,20 +118,66 @@ fn a_full_state_disk_stops_no_ban() {
     assert!(wait_until(Duration::from_secs(10), || p
         .try_wait()
         .is_some()));
-    // a start on the full disk fails, and says why (SQLite said only "disk I/O error");
-    // the mount namespace lives on in a `sleep` started with the daemon
+    // a start on the full disk works (a flood of log lines fills /var as often as not, and
+    // a daemon that cannot start then protects nothing): the state file is opened in
+    // exclusive mode, its WAL index in memory; the mount namespace lives on in a `sleep`
+    // started with the first daemon
     let holder = fs::read_to_string(dir.join("holder")).unwrap();
-    let holder = holder.trim();
+    let holder = holder.trim().to_string();
+    // as after a clean stop, the WAL index (`-shm`) is gone and must be made anew, and
+    // there is no room for it
+    let refill = Command::new("nsenter")
+        .args(["--target", &holder, "--mount", "sh", "-c"])
+        .arg(format!(
+            "rm -f {s}/portcullis.db-shm {s}/notify.db-shm {s}/stats.db-shm; dd if=/dev/zero of={s}/filler2 bs=1k 2>/dev/null; df -k {s} | tail -1",
+            s = state.display()
+        ))
+        .output()
+        .unwrap();
+    let df = String::from_utf8_lossy(&refill.stdout).into_owned();
+    assert!(df.contains(" 100% "), "not full again: {df}");
+    let stderr2 = dir.join("daemon2.log");
     let mut c = Command::new("nsenter");
-    c.args(["--target", holder, "--mount", BIN, "run", "-c"])
-        .arg(&cfg);
-    let o = run_with_timeout(&mut c, None, Duration::from_secs(20));
-    let _ = Command::new("kill").arg(holder).status();
-    assert!(!o.success(), "started on a full disk");
+    c.args(["--target", &holder, "--mount", BIN, "run", "-c"])
+        .arg(&cfg)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&stderr2).unwrap());
+    let mut p2 = ProcessGuard::spawn(c, "portcullis run (on the full disk)");
+    let read2 = || fs::read_to_string(&stderr2).unwrap_or_default();
+    let up = wait_until(Duration::from_secs(20), || {
+        p2.try_wait().is_some() || read2().contains("started jails=")
+    });
+    let still_full = Command::new("nsenter")
+        .args(["--target", &holder, "--mount", "df", "-k"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    let _ = Command::new("kill").arg(&holder).status();
     assert!(
-        o.stderr_str()
-            .contains("the file system of the state directory is full"),
-        "{}",
-        o.stderr_str()
+        String::from_utf8_lossy(&still_full.stdout).contains(" 100% "),
+        "the disk was not full at the second start"
     );
+    assert!(
+        up && p2.try_wait().is_none(),
+        "no start on a full disk:\n{}",
+        read2()
+    );
+    assert!(
+        read2().contains("the file system of the state directory is full"),
+        "{}",
+        read2()
+    );
+    assert!(
+        !read2().contains("moved to"),
+        "a side file was moved aside for want of room: {}",
+        read2()
+    );
+    offend("203.0.113.23");
+    wait_for(
+        "a ban after a start on the full disk",
+        Duration::from_secs(10),
+        || banned_hosts(&socket).contains(&"203.0.113.23".to_string()),
+    );
+    assert!(p2.try_wait().is_none(), "the daemon stopped:\n{}", read2());
 }

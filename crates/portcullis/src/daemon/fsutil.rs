@@ -316,13 +316,44 @@ pub fn open_private_db(
     if !path.exists() {
         create_private(path).with_context(|| format!("cannot create {}", path.display()))?;
     }
-    let c =
-        Connection::open_with_flags(path, OpenFlags::default() | OpenFlags::SQLITE_OPEN_NOFOLLOW)
-            .with_context(|| format!("cannot open {}", path.display()))?;
-    c.busy_timeout(busy)?;
-    c.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))?;
-    c.execute_batch("PRAGMA synchronous = NORMAL;")?;
-    Ok(c)
+    let open = |exclusive: bool| -> anyhow::Result<Connection> {
+        let c = Connection::open_with_flags(
+            path,
+            OpenFlags::default() | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+        )
+        .with_context(|| format!("cannot open {}", path.display()))?;
+        c.busy_timeout(busy)?;
+        if exclusive {
+            c.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
+        }
+        c.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))?;
+        c.execute_batch("PRAGMA synchronous = NORMAL;")?;
+        Ok(c)
+    };
+    match open(false) {
+        // a full file system: no room for the WAL index (`-shm`); in exclusive mode SQLite
+        // keeps it in memory (as for the state file, crate::store), so the daemon starts
+        Err(e) if path.parent().and_then(free_bytes) == Some(0) => match open(true) {
+            Ok(c) => {
+                tracing::warn!(
+                    "the file system of {} is full: opened in exclusive mode (no other program can read it until a restart; writes fail until there is room)",
+                    path.display()
+                );
+                Ok(c)
+            }
+            Err(_) => Err(e),
+        },
+        r => r,
+    }
+}
+
+/// The bytes an unprivileged user may still write on the file system of `dir`.
+pub fn free_bytes(dir: &Path) -> Option<u64> {
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: a valid C string and a zeroed statvfs for the call to fill.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    (unsafe { libc::statvfs(c.as_ptr(), &mut st) } == 0)
+        .then(|| st.f_bavail as u64 * st.f_frsize as u64)
 }
 
 #[cfg(test)]

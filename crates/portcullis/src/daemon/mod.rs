@@ -1156,8 +1156,13 @@ impl Engine {
         if let Err(e) = self.fw.restore(&ops) {
             error!("firewall: cannot restore every ban: {e:#}; starting all the same");
         }
+        // (a state file that cannot be written, on a full disk, keeps no one from being
+        // protected: the bans that ended while the daemon was down are lifted again from
+        // the state at the next start)
         if !lifted.is_empty() {
-            self.store.apply(&lifted)?;
+            if let Err(e) = self.store.apply(&lifted) {
+                error!("{e:#}; starting all the same");
+            }
         }
         if n > 100 {
             events::emit(&Event::Restored(n));

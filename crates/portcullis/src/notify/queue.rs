@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use rusqlite::{params, Connection};
 
 use super::Note;
@@ -28,7 +28,9 @@ impl Queue {
         fsutil::check_state_file(path, "notification queue")?;
         match Self::open_conn(path) {
             Ok(q) => Ok(q),
-            Err(e) if path.exists() => {
+            // (only a file that is not a database or is damaged: a full disk or a lock is
+            // no reason to put the waiting mail aside)
+            Err(e) if path.exists() && is_corrupt(&e) => {
                 let aside = path.with_extension(format!(
                     "db.bad-{}",
                     std::time::SystemTime::now()
@@ -54,6 +56,10 @@ impl Queue {
     }
 
     fn open_conn(path: &Path) -> Result<Queue> {
+        Self::open_conn_inner(path).with_context(|| format!("cannot open {}", path.display()))
+    }
+
+    fn open_conn_inner(path: &Path) -> Result<Queue> {
         let conn = fsutil::open_private_db(path, Duration::from_secs(5))?;
         conn.execute_batch(
             "             CREATE TABLE IF NOT EXISTS pending (
@@ -227,6 +233,20 @@ impl<T> Bounded<T> {
     }
 }
 
+/// Whether `e` says the file is not a database or is damaged.
+fn is_corrupt(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<rusqlite::Error>()
+            .and_then(|e| e.sqlite_error_code())
+            .is_some_and(|c| {
+                matches!(
+                    c,
+                    rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
+                )
+            })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,6 +272,46 @@ mod tests {
         assert!(q.push(3));
         assert!(q.push(4));
         assert_eq!((q.len(), q.dropped(), q.front()), (2, 2, Some(&3)));
+    }
+
+    #[test]
+    fn only_a_damaged_queue_is_put_aside() {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("notify.db");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&p)
+            .unwrap()
+            .write_all(&[b'x'; 4096])
+            .unwrap();
+        let mut q = Queue::open(&p).unwrap();
+        q.push("mail", &[note(1)]).unwrap();
+        let aside: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains(".bad-"))
+            .collect();
+        assert_eq!(aside.len(), 1, "{aside:?}");
+        // a file that is in use (another connection holds the write lock) is not put aside:
+        // the open fails and says so
+        let other = rusqlite::Connection::open(&p).unwrap();
+        other.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        let t = std::time::Instant::now();
+        let e = Queue::open(&p).err();
+        assert!(t.elapsed() < std::time::Duration::from_secs(30));
+        other.execute_batch("ROLLBACK").unwrap();
+        let n = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains(".bad-"))
+            .count();
+        assert_eq!(n, 1, "put aside while in use ({e:?})");
+        let q = Queue::open(&p).unwrap();
+        assert_eq!(q.load("mail").unwrap().0.len(), 1);
     }
 
     #[test]
