@@ -330,6 +330,9 @@ fn rare<'a>(line: &'a [u8], body: &'a [u8], outer: bool) -> Parsed<'a> {
         if let Some(p) = doubled_host(body) {
             return p;
         }
+        if let Some(p) = openwrt(body) {
+            return p;
+        }
     }
     if let Some(p) = full_date(body) {
         return p;
@@ -500,6 +503,52 @@ fn doubled_host(l: &[u8]) -> Option<Parsed<'_>> {
     Some(Parsed {
         stamp: Some(stamp),
         host: Some(host),
+        program: Some(program),
+        pid,
+        message,
+        repeat: 1,
+    })
+}
+
+/// OpenWrt's `logread` (and its `-F` log file, ubox `log/logread.c` `log_notify()`):
+/// `ctime()` without its newline (weekday, classic date with a space-padded day, time,
+/// year), `-t`'s `[SECONDS.MILLIS] ` if asked for, `facility.level`, then the message as
+/// the program sent it, tag first; no host: `Sat Jan 10 18:00:21 2026 authpriv.warn
+/// dropbear[832]: Bad password attempt for 'root' from 192.0.2.7:52482` (the kernel's:
+/// `kern.info kernel: …`). logd (`log/syslog.c` `log_add()`) writes each newline of a
+/// message as a space, and takes at most 1023 bytes of a datagram (`LOG_LINE_SIZE`).
+#[inline(never)]
+fn openwrt(l: &[u8]) -> Option<Parsed<'_>> {
+    if !l[..3].iter().all(u8::is_ascii_alphabetic) {
+        return None;
+    }
+    let (stamp, rest) = classic_stamp(&l[4..])?;
+    if stamp.millis != 0 || rest.get(4) != Some(&b' ') {
+        return None;
+    }
+    let year = digits(&rest[..4])? as i32;
+    let mut rest = &rest[5..];
+    // `-t`: `[1768068021.123] `
+    if rest.first() == Some(&b'[') {
+        let e = rest.iter().take(24).position(|&b| b == b']')?;
+        let inner = &rest[1..e];
+        if !inner.iter().all(|&b| b.is_ascii_digit() || b == b'.') || rest.get(e + 1) != Some(&b' ')
+        {
+            return None;
+        }
+        rest = &rest[e + 2..];
+    }
+    let sp = rest.iter().take(24).position(|&b| b == b' ')?;
+    if !fac_level(&rest[..sp]) {
+        return None;
+    }
+    let (program, pid, message) = tag(&rest[sp + 1..])?;
+    Some(Parsed {
+        stamp: Some(Stamp {
+            year: Some(year),
+            ..stamp
+        }),
+        host: None,
         program: Some(program),
         pid,
         message,
@@ -1085,6 +1134,21 @@ fn fac_level(t: &[u8]) -> bool {
         && l.iter().all(u8::is_ascii_lowercase)
 }
 
+/// AIX syslogd's facility and level (`auth|security:info`, `mail:err`): the names of the
+/// facilities the priority matched, `|` between them, then `:` and the level.
+fn aix_fac_level(t: &[u8]) -> bool {
+    let Some(colon) = t.iter().position(|&b| b == b':') else {
+        return false;
+    };
+    let (f, l) = (&t[..colon], &t[colon + 1..]);
+    f.first().is_some_and(u8::is_ascii_lowercase)
+        && f.last().is_some_and(u8::is_ascii_lowercase)
+        && !l.is_empty()
+        && f.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'|')
+        && l.iter().all(u8::is_ascii_lowercase)
+}
+
 /// `<4.6>`, `<auth.info>` (FreeBSD syslogd -v/-vv) or `<38>` (BusyBox, unnamed facility),
 /// followed by a space; returns the rest.
 fn angle_token(b: &[u8]) -> Option<&[u8]> {
@@ -1139,7 +1203,7 @@ fn host_and_tag(stamp: Stamp, rest: &[u8]) -> Option<Parsed<'_>> {
     // BusyBox: `host auth.info tag: msg`
     let sp = rest.iter().take(24).position(|&b| b == b' ')?;
     let f = &rest[..sp];
-    if fac_level(f) || (angle_token(&rest[..sp + 1]).is_some()) {
+    if fac_level(f) || aix_fac_level(f) || (angle_token(&rest[..sp + 1]).is_some()) {
         return done(host, tag(&rest[sp + 1..])?);
     }
     None
@@ -1777,6 +1841,39 @@ mod tests {
     }
 
     #[test]
+    fn openwrt_logread() {
+        // ubox log/logread.c: "%s %s%s.%s%s %s\n" (ctime without its newline, `-t`'s
+        // "[SECONDS.MILLIS] ", facility, level, " kernel:" for the kernel's, the message)
+        let l = format!("Sat Jan 10 18:00:21 2026 authpriv.warn dropbear[832]: {MSG}");
+        assert_eq!(split(l.as_bytes()), (None, Some("dropbear"), 832, MSG));
+        let st = parse(l.as_bytes()).stamp.unwrap();
+        assert_eq!(
+            (st.year, st.month, st.day, st.hour, st.minute, st.second, st.offset),
+            (Some(2026), 1, 10, 18, 0, 21, None)
+        );
+        // ctime pads the day with a space; `-t`
+        let l = format!("Thu Jan  1 00:00:09 1970 [9.120] auth.info sshd[7]: {MSG}");
+        assert_eq!(split(l.as_bytes()), (None, Some("sshd"), 7, MSG));
+        assert_eq!(parse(l.as_bytes()).stamp.unwrap().day, 1);
+        let l = "Sat Jan 10 18:00:21 2026 kern.info kernel: [   12.345] usb 1-1: new device";
+        let p = parse(l.as_bytes());
+        assert_eq!((s(p.program), p.pid), (Some("kernel"), 0));
+        // not the form: no facility.level, no year, a fraction in the time, a weekday of
+        // other bytes; they stay bare
+        for l in [
+            format!("Sat Jan 10 18:00:21 2026 dropbear[832]: {MSG}"),
+            format!("Sat Jan 10 18:00:21 authpriv.warn dropbear[832]: {MSG}"),
+            format!("Sat Jan 10 18:00:21.5 2026 authpriv.warn dropbear[832]: {MSG}"),
+            format!("S1t Jan 10 18:00:21 2026 authpriv.warn dropbear[832]: {MSG}"),
+            format!("Sat Jan 10 18:00:21 2026 [x] authpriv.warn dropbear[832]: {MSG}"),
+            format!("Sat Jan 10 18:00:21 2026 AUTH.warn dropbear[832]: {MSG}"),
+        ] {
+            let p = parse(l.as_bytes());
+            assert_eq!((p.host, p.program), (None, None), "{l}");
+        }
+    }
+
+    #[test]
     fn busybox_facility_level() {
         // busybox sysklogd/syslogd.c: "%s %.64s %s %s\n" (stamp, host, fac.prio, msg)
         let l = format!("Nov 21 10:00:01 router auth.info sshd[123]: {MSG}");
@@ -1789,6 +1886,24 @@ mod tests {
             split(l.as_bytes()),
             (Some("router"), Some("dropbear"), 5, MSG)
         );
+        // AIX syslogd: the facilities the priority matched, then the level
+        let l = format!("Apr 12 15:19:47 lpar1 auth|security:info sshd[368754]: {MSG}");
+        assert_eq!(
+            split(l.as_bytes()),
+            (Some("lpar1"), Some("sshd"), 368754, MSG)
+        );
+        let l = format!("Apr 12 15:19:47 lpar1 mail:err sendmail[1]: {MSG}");
+        assert_eq!(
+            split(l.as_bytes()),
+            (Some("lpar1"), Some("sendmail"), 1, MSG)
+        );
+        for l in [
+            format!("Apr 12 15:19:47 lpar1 |auth:info sshd[1]: {MSG}"),
+            format!("Apr 12 15:19:47 lpar1 Auth:info sshd[1]: {MSG}"),
+        ] {
+            let p = parse(l.as_bytes());
+            assert_eq!((p.host, p.program), (None, None), "{l}");
+        }
     }
 
     #[test]
