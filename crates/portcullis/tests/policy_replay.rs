@@ -223,3 +223,45 @@ fn check_config_shows_what_host_names_resolved_to() {
         "{err}"
     );
 }
+
+/// One line dated far after now (a wrong year) does not move the replay's clock: the bans
+/// made before it do not all end at the next line (they did, a review found).
+#[test]
+fn a_line_dated_far_in_the_future_ends_no_ban() {
+    let cfg = r#"
+[[jail]]
+name = "sshd"
+maxretry = 2
+bantime = "1h"
+"#;
+    let iso = |hms: &str, addr: &str, i: u32| {
+        format!("2026-01-10T{hms}+00:00 h sshd[{i}]: Failed password for bob from {addr} port 22 ssh2\n")
+    };
+    let mut log = String::new();
+    log += &iso("10:00:00", "192.0.2.10", 1);
+    log += &iso("10:00:01", "192.0.2.10", 2);
+    // a year far ahead
+    log += "2099-01-10T10:00:02+00:00 h sshd[3]: Failed password for bob from 192.0.2.11 port 22 ssh2\n";
+    log += &iso("10:05:00", "192.0.2.12", 4);
+    log += &iso("10:05:01", "192.0.2.12", 5);
+    let d = replay(cfg, &log);
+    let actions: Vec<(String, String)> = d
+        .iter()
+        .map(|v| {
+            (
+                v["action"].as_str().unwrap().to_string(),
+                v["host"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        !actions.iter().any(|(a, _)| a == "unban"),
+        "a ban ended: {actions:?}"
+    );
+    let banned: Vec<&str> = actions
+        .iter()
+        .filter(|(a, _)| a == "ban")
+        .map(|(_, x)| x.as_str())
+        .collect();
+    assert_eq!(banned, ["192.0.2.10", "192.0.2.12"], "{d:?}");
+}

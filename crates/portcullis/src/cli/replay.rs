@@ -44,6 +44,11 @@ pub fn run(
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut last: Millis = i64::MIN;
+    // a line dated after this cannot be of a log written so far (a wrong year, a clock far
+    // ahead): its time would move the replay's clock, and every ban after it would end at
+    // once; it counts at the time of the line before it (the daemon counts it at now)
+    let future = ctx.now.saturating_add(2 * 86_400_000);
+    let mut future_lines = 0u64;
     let mut bans = 0u64;
     // every jail's bans, for escalation (the daemon loads it from its store)
     let mut history = History::new();
@@ -213,7 +218,13 @@ pub fn run(
                 seq_base += n;
                 next += 1;
                 lines += n;
-                for (at, ji, p) in in_line_order(found) {
+                for (at, ji, mut p) in in_line_order(found) {
+                    if let Prepared::Failure { time, .. } | Prepared::Repeat { time, .. } = &mut p {
+                        if time.is_some_and(|t| t > future) {
+                            *time = None;
+                            future_lines += 1;
+                        }
+                    }
                     // bans that ran out before this line's time end first, as the daemon's
                     // timer ends them: a failure just after a ban's end counts
                     if let Prepared::Failure { time: Some(t), .. }
@@ -285,6 +296,11 @@ pub fn run(
     out.flush()?;
     let active: usize = running.iter().map(|j| j.tracker().stats().banned).sum();
     eprintln!("replay: {}", summary(lines, bans, active as u64));
+    if future_lines > 0 {
+        eprintln!(
+            "replay: {future_lines} matched lines dated more than 2 days after now counted at the time of the line before them (a wrong year or a clock far ahead)"
+        );
+    }
     let cut = cut_lines.into_inner();
     if cut > 0 {
         let head = line::head_len(max_line);
