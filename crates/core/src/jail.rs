@@ -175,6 +175,12 @@ impl Jail {
         self.scratch.cut_refused()
     }
 
+    /// Matches refused so far on lines that may be pieces of a message their program split
+    /// (a filter's `split_at`), since the jail was built or last reconfigured.
+    pub fn split_refused(&self) -> u64 {
+        self.scratch.split_refused()
+    }
+
     /// The tracker (bans, windows).
     pub fn tracker(&self) -> &Tracker {
         &self.tracker

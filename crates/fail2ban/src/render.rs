@@ -84,6 +84,7 @@ pub(crate) fn filter(
         name,
         programs,
         untagged_syslog: false,
+        split_at: None,
         group: None,
         logs: Vec::new(),
         ports: None,

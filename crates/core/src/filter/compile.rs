@@ -128,6 +128,9 @@ pub struct Filter {
     pub untagged: bool,
     /// `untagged_syslog`: its untagged lines came through syslog, and may have been cut.
     pub(crate) untagged_syslog: bool,
+    /// `split_at`: a message at least this long may be a piece of a longer one the program
+    /// split; `usize::MAX` when it splits none.
+    pub(crate) split_at: usize,
     /// `ports`: the service's default ports as inclusive ranges; `None`: all ports.
     pub(crate) ports: Option<Vec<(u16, u16)>>,
     pub(crate) rules: Vec<Rule>,
@@ -428,6 +431,7 @@ impl Filter {
                 .collect(),
             untagged: !def.programs.is_empty() && def.programs.iter().all(String::is_empty),
             untagged_syslog: def.untagged_syslog,
+            split_at: def.split_at.unwrap_or(usize::MAX),
             ports: def.ports.as_ref().map(|p| p.ranges().to_vec()),
             rules,
             ignore,

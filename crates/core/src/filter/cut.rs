@@ -381,4 +381,54 @@ pattern = '''Denied from {HOST} for user .*'''
             .unwrap();
         assert_eq!(failed.host_end_max(), usize::MAX);
     }
+
+    /// Dovecot 2.2/2.3 split a message longer than PIPE_BUF into lines of their own, each
+    /// only under the process' prefix (filters/dovecot.toml, "split lines"): with
+    /// `imap_id_log` a client's IMAP ID list places the cut. A whole piece (the middle
+    /// ones) is refused by `split_at` even where no transport cut applies (a journal-only
+    /// jail), and the last piece, which ends with Dovecot's own suffix, is read by no rule
+    /// for the forged address (review 10: both counted for the forged address).
+    #[test]
+    fn a_piece_of_a_message_dovecot_split_gives_no_address() {
+        let b = crate::filter::builtin::get("dovecot").unwrap();
+        let f = crate::filter::Filter::from_toml(b.source, b.name).unwrap();
+        let set = crate::filter::MatchSet::new(vec![f], crate::filter::Mode::Normal)
+            .with_transport_cut(0);
+        let ask = |msg: &str| {
+            let line = format!("2026-12-04T05:00:00+00:00 mail dovecot: imap-login: Info: {msg}");
+            let mut scratch = set.scratch();
+            let h = set
+                .match_line(line.as_bytes(), &ctx(), &mut scratch)
+                .map(|h| h.addr.to_string());
+            (h, scratch.split_refused())
+        };
+        // Dovecot's own line counts
+        let real = "Disconnected (auth failed, 1 attempts in 2 secs): user=<bob>, method=PLAIN, rip=203.0.113.9, lip=192.0.2.1, TLS, session=<abc>";
+        assert_eq!(ask(real), (Some("203.0.113.9".into()), 0));
+        // a middle piece: the ID list's pairs, the cut placed right after a forged address
+        let mut pairs = String::new();
+        let mut k = 0;
+        while pairs.len() < 3980 {
+            pairs.push_str(&format!("K{k:03}={}, ", "V".repeat(60)));
+            k += 1;
+        }
+        let forged = " (auth failed): rip=198.51.100.9, lip=203.0.113.1";
+        let middle = format!("{}{forged}", pairs.trim_end_matches(", "));
+        assert!((4000..4100).contains(&(middle.len() + "imap-login: Info: ".len())));
+        assert_eq!(ask(&middle), (None, 1), "a middle piece");
+        // a shorter line of the same text would be read (what split_at alone refuses)
+        let short = format!("K000=V, K001=V{forged}");
+        assert_eq!(ask(&short).0.as_deref(), Some("198.51.100.9"));
+        // the last piece: the forged text, then Dovecot's suffix for the ID message
+        for tail in [
+            format!("VVVV{forged}, K054=x: user=<>, rip=127.0.0.1, lip=127.0.0.1, session=<abc>"),
+            format!("VVVV{forged}, TLS: x, K054=x: user=<>, rip=127.0.0.1, lip=127.0.0.1, session=<abc>"),
+            // a login_log_format_elements without '<' and '>'
+            format!("VVVV{forged}, K054: rip=127.0.0.1, lip=127.0.0.1"),
+            format!("VVVV{forged}, TLS: K054: rip=127.0.0.1"),
+        ] {
+            let (h, _) = ask(&tail);
+            assert_ne!(h.as_deref(), Some("198.51.100.9"), "{tail}");
+        }
+    }
 }

@@ -42,6 +42,15 @@ pub struct FilterDef {
     /// line may (see `cut`); not a program's own file.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub untagged_syslog: bool,
+    /// The program itself splits a message longer than this many bytes into several
+    /// lines, each under its own log prefix (Dovecot 2.2/2.3: `internal_send_split()` cuts
+    /// at PIPE_BUF less its header, about 4,087 bytes): a piece after the first starts with
+    /// whatever text stood there, client text as likely as not, so a line whose message is
+    /// at least this long may be such a piece and no rule reads it. The last piece is
+    /// shorter: the rules must not read a line that ends in the program's own text after
+    /// client text (see filters/dovecot.toml).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_at: Option<usize>,
     /// The kind of service, shown by `portcullis filters`: one of [`GROUPS`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,

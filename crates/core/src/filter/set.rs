@@ -109,6 +109,9 @@ pub struct Scratch {
     cut_refused: u64,
     /// Matches of `tagged_only` rules refused because the line names no program.
     untagged_refused: u64,
+    /// Matches refused because the line may be a piece of a message the program split
+    /// (`split_at`).
+    split_refused: u64,
     /// Failures a keyed session held without an address, released by the line that gave
     /// it late (see [`MatchSet::remember`]): counted with the line being matched.
     late: Option<Late>,
@@ -135,6 +138,12 @@ impl Scratch {
     /// program (a line of a program's own file).
     pub fn untagged_refused(&self) -> u64 {
         self.untagged_refused
+    }
+
+    /// How many matches were refused because their line may be a piece of a longer message
+    /// the program split itself (a filter's `split_at`).
+    pub fn split_refused(&self) -> u64 {
+        self.split_refused
     }
 
     /// How many matches were refused because their line may have been cut by its transport
@@ -418,6 +427,7 @@ impl MatchSet {
             stamp: None,
             cut_refused: 0,
             untagged_refused: 0,
+            split_refused: 0,
             late: None,
         }
     }
@@ -554,6 +564,10 @@ impl MatchSet {
             // (after the match, so that `test` can say what such a rule left out)
             if r.tagged_only && p.program.is_none() {
                 scratch.untagged_refused += 1;
+                continue;
+            }
+            if msg.len() >= f.split_at {
+                scratch.split_refused += 1;
                 continue;
             }
             let (host, user, time, key) =
@@ -756,6 +770,11 @@ impl MatchSet {
                 continue;
             };
             let line_addr = match c.name("host") {
+                // a piece of a message the program split (`split_at`), as for a rule's line
+                Some(_) if !success && msg.len() >= f.split_at => {
+                    scratch.split_refused += 1;
+                    continue;
+                }
                 // an end line its syslog transport may have cut after client text of any
                 // length (Sendmail's summary: the sender's path before the client): not read,
                 // as a rule's line is not (see `cut`); the held failures stay held. (A

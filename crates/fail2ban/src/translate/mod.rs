@@ -169,6 +169,7 @@ fn one(
         description: String::new(),
         programs: Vec::new(),
         untagged_syslog: false,
+        split_at: None,
         group: None,
         logs: Vec::new(),
         ports: None,

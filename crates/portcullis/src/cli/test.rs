@@ -32,6 +32,8 @@ struct Stats {
     /// Lines not matched because a syslog transport may have cut them where a client chose
     /// (see `portcullis_core::filter::cut`).
     transport_cut: u64,
+    /// Matches refused: the line may be a piece of a message its program split.
+    split: u64,
     /// Lines without a program name that a `tagged_only` rule matched (not counted).
     untagged: u64,
     matched: u64,
@@ -213,6 +215,7 @@ impl Stats {
         self.lines += o.lines;
         self.cut += o.cut;
         self.transport_cut += o.transport_cut;
+        self.split += o.split;
         self.untagged += o.untagged;
         self.matched += o.matched;
         self.unrecognised += o.unrecognised;
@@ -468,9 +471,11 @@ fn count_parsed(
     s.lines += 1;
     s.cut += u64::from(cut);
     let refused = scratch.cut_refused();
+    let split = scratch.split_refused();
     let untagged = scratch.untagged_refused();
     let Some(h) = set.match_parsed(&parsed, ctx, scratch) else {
         s.transport_cut += u64::from(scratch.cut_refused() > refused);
+        s.split += u64::from(scratch.split_refused() > split);
         s.untagged += u64::from(scratch.untagged_refused() > untagged);
         if !(may_repeat(&parsed) && s.repeat(&parsed, at)) {
             if parsed.program.is_none() {
@@ -758,6 +763,12 @@ fn print_summary(set: &MatchSet, s: &Stats, top: usize, missed: bool) {
             "lines a syslog transport may have cut: {} (not matched: long enough to have been cut at the transport's limit, {} bytes by default, with the address after client text; a client can pad its text so the cut falls after an address it typed. A jail's `transport_cut` sets the limit)\n",
             s.transport_cut,
             portcullis_core::filter::cut::DEFAULT_TRANSPORT_CUT
+        ));
+    }
+    if s.split > 0 {
+        o.push_str(&format!(
+            "lines that may be pieces of a longer message their program split: {} (not matched: the program writes each piece as a line of its own, under its own prefix, so a piece may start with client text; the filter's `split_at` gives the length)\n",
+            s.split
         ));
     }
     if s.untagged > 0 {

@@ -1718,6 +1718,25 @@ impl Engine {
     }
 
     fn report_cuts(&mut self, now: Millis) {
+        for j in &self.jails {
+            let n = j.split_refused();
+            let (seen, at) = self
+                .cuts_reported
+                .entry(format!("split\0{}", j.name()))
+                .or_default();
+            if n < *seen {
+                *seen = 0;
+            }
+            if n > *seen && (*at == 0 || now - *at >= FLOOD_INTERVAL_MS) {
+                warn!(
+                    jail = j.name(),
+                    "{} matching line(s) not counted: each was long enough to be a piece of a longer message that its program split into lines of their own (the filter's split_at), so it may start with client text",
+                    n - *seen
+                );
+                *seen = n;
+                *at = now;
+            }
+        }
         for (j, c) in self.jails.iter().zip(&self.cfg.jails) {
             let n = j.cut_refused();
             let (seen, at) = self.cuts_reported.entry(j.name().to_string()).or_default();
