@@ -2246,7 +2246,7 @@ pub const WEBHOOK_FORMATS: &[&str] = &["slack", "discord", "matrix", "ntfy", "js
 pub struct WebhookConfig {
     /// Where to POST (may hold a secret in its path: never logged whole).
     pub url: Secret,
-    /// Scheme and host, for messages.
+    /// Its number in the configuration, scheme and host, for messages (`#2 https://host`).
     pub label: String,
     /// Body format.
     pub format: WebhookFormat,
@@ -2557,7 +2557,10 @@ fn notify_section(src: &Src, raw: RawNotify, out: &mut NotifyConfig) -> Result<(
         out.mail = Some(mail_section(src, m)?);
     }
     for w in raw.webhook {
-        out.webhooks.push(webhook_section(src, w)?);
+        let mut hook = webhook_section(src, w)?;
+        // (numbered: two hooks to one host were the same in every log line, a review found)
+        hook.label = format!("#{} {}", out.webhooks.len() + 1, hook.label);
+        out.webhooks.push(hook);
     }
     Ok(())
 }

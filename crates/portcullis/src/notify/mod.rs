@@ -808,7 +808,21 @@ mod tests {
             [EventKind::Ban, EventKind::Unban, EventKind::Stop]
         );
         assert_eq!(w.headers[0].0, "Authorization");
-        assert_eq!(w.label, "https://ntfy.example.org");
+        assert_eq!(w.label, "#2 https://ntfy.example.org");
+        // two hooks to one host are told apart in the log by their number
+        let c = load(
+            "[[notify.webhook]]\nurl = \"https://hooks.example.org/T0/B0\"\nformat = \"slack\"\n\
+             [[notify.webhook]]\nurl = \"https://hooks.example.org/T1/B1\"\nformat = \"slack\"\n",
+        )
+        .unwrap();
+        let labels: Vec<&str> = c.notify.webhooks.iter().map(|w| w.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "#1 https://hooks.example.org",
+                "#2 https://hooks.example.org"
+            ]
+        );
         for (url, tls, port) in [
             (
                 "smtp://127.0.0.1:2525",
