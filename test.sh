@@ -23,6 +23,8 @@ compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing=1
 [ -d /usr/lib/python3/dist-packages/aiosmtpd ] || missing=1
 # the real FTP test runs Pure-FTPd under libfaketime and each server with its own rsyslogd
 [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] && [ -x /usr/sbin/rsyslogd ] || missing=1
+# replay's daylight-saving test reads the Europe/Berlin zone
+[ -e /usr/share/zoneinfo/Europe/Berlin ] || missing=1
 # the real mail test runs Dovecot's IMAP and POP3 login services
 [ -x /usr/lib/dovecot/imap-login ] && [ -x /usr/lib/dovecot/pop3-login ] || missing=1
 # the real Synapse test's venv: Debian's python3 has ensurepip only with python3-venv
@@ -136,7 +138,7 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
     samba smbclient tinyproxy-bin prosody prosody-modules cups-daemon pgbouncer stunnel4 \
     nsd xinetd krb5-kdc krb5-admin-server krb5-user dante-server radicale snmpd snmp \
     inspircd ocserv openconnect strongswan-charon strongswan-swanctl libcharon-extra-plugins \
-    scanlogd portsentry nmap
+    scanlogd portsentry nmap tzdata
   # dovecot-managesieved, cockpit-ws, cockpit-bridge, cockpit-system, nagios-nrpe-server,
   # nagios-nrpe-plugin, rspamd, perdition: their real tests
   # tomcat10 tomcat10-admin: the real Tomcat test

@@ -527,6 +527,7 @@ mod tests {
     const CTX: TimeContext = TimeContext {
         now: 1_795_000_000_000,
         local_offset: 0,
+        zone: None,
     };
 
     fn bans(j: &mut Jail, lines: &[&str]) -> Vec<String> {
@@ -1438,6 +1439,7 @@ mod tests {
         let ctx = TimeContext {
             now: 1_795_000_000_000,
             local_offset: 0,
+            zone: None,
         };
         let forged = "Failed password for root from 198.51.100.7 port 22 ssh2";
         let lines = [

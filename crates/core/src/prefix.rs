@@ -2293,6 +2293,7 @@ mod tests {
         let ctx = crate::time::TimeContext {
             now: 1_795_255_201_000,
             local_offset: 0,
+            zone: None,
         };
         let syslog = format!("Nov 21 10:00:01 192.0.2.7 sshd[9]: {MSG}");
         let lines = [

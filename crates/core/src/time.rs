@@ -27,12 +27,67 @@ pub struct Stamp {
 }
 
 /// What a line's timestamp leaves out: the current time and the local UTC offset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct TimeContext {
     /// The current time (used to infer a missing year).
     pub now: Millis,
-    /// Local offset from UTC in seconds, for stamps without a zone.
+    /// Local offset from UTC in seconds, for stamps without a zone: the one in force now.
     pub local_offset: i32,
+    /// The local zone's changes of offset (daylight saving time) over the time a log read
+    /// after the fact may cover (`test`, `replay`): a stamp without a zone takes the offset
+    /// in force at its own time, not now's. `None`: `local_offset` for every stamp (the
+    /// daemon, whose lines are of now).
+    pub zone: Option<&'static ZoneChanges>,
+}
+
+impl PartialEq for TimeContext {
+    fn eq(&self, o: &Self) -> bool {
+        // (the zone by identity: one per process, and this is asked on every line)
+        self.now == o.now
+            && self.local_offset == o.local_offset
+            && match (self.zone, o.zone) {
+                (None, None) => true,
+                (Some(a), Some(b)) => std::ptr::eq(a, b),
+                _ => false,
+            }
+    }
+}
+
+impl Eq for TimeContext {}
+
+/// The local zone's offsets over a span of time: `before` until the first change, then
+/// each change's offset from its instant on. Built by the shell from the system's zone
+/// (the core reads neither a clock nor a zone file).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ZoneChanges {
+    /// The offset (seconds east of UTC) before the first change.
+    pub before: i32,
+    /// (instant of the change in UTC milliseconds, offset from then on), oldest first.
+    pub changes: Vec<(Millis, i32)>,
+}
+
+impl ZoneChanges {
+    /// The offset in force at the local wall-clock time `local` (milliseconds since the
+    /// epoch as if the wall clock were UTC). In the hour repeated when clocks go back, the
+    /// earlier of the two; in the hour skipped when they go forward (no such local time),
+    /// the offset before the change.
+    pub fn offset_at_local(&self, local: Millis) -> i32 {
+        let mut prev = self.before;
+        let mut from = Millis::MIN;
+        for &(at, off) in &self.changes {
+            // the period [from, at) with offset `prev`
+            let utc = local - i64::from(prev) * 1000;
+            if utc >= from && utc < at {
+                return prev;
+            }
+            // the skipped hour: before the change by `prev`, after it by `off`
+            if utc >= at && local - i64::from(off) * 1000 < at {
+                return prev;
+            }
+            (prev, from) = (off, at);
+        }
+        prev
+    }
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -79,7 +134,19 @@ impl Stamp {
     /// The same holds across New Year: a January line read on December 31 up to two days
     /// before it is of the next year (a sender ahead of the reader), not of last January.
     pub fn to_millis(self, ctx: &TimeContext) -> Millis {
-        let offset = self.offset.unwrap_or(ctx.local_offset);
+        let t = self.to_millis_at(ctx, self.offset.unwrap_or(ctx.local_offset));
+        match (self.offset, ctx.zone) {
+            // no zone on the line: the offset in force at the line's own time
+            (None, Some(z)) => {
+                let o = z.offset_at_local(t + i64::from(ctx.local_offset) * 1000);
+                t + i64::from(ctx.local_offset - o) * 1000
+            }
+            _ => t,
+        }
+    }
+
+    /// [`Stamp::to_millis`] with `offset` for a stamp without a zone of its own.
+    fn to_millis_at(self, ctx: &TimeContext, offset: i32) -> Millis {
         match self.year {
             Some(y) => self.to_millis_in(y, offset),
             None => {
@@ -227,6 +294,7 @@ mod tests {
         let ctx = TimeContext {
             now,
             local_offset: 0,
+            zone: None,
         };
         let dec = Stamp {
             month: 12,
@@ -259,6 +327,7 @@ mod tests {
         let ctx = TimeContext {
             now: days_from_civil(2026, 12, 31) * 86_400_000 + (23 * 60 + 30) * 60_000,
             local_offset: 0,
+            zone: None,
         };
         let at = |month, day, hour| {
             let s = Stamp {
@@ -278,11 +347,75 @@ mod tests {
         assert_eq!(at(12, 31, 22), "2026-12-31T22:30:00Z");
     }
 
+    /// Europe/Berlin in 2026: +1, +2 from 2026-03-29T01:00Z, +1 from 2026-10-25T01:00Z.
+    fn berlin() -> &'static ZoneChanges {
+        let at = |m, d| days_from_civil(2026, m, d) * 86_400_000 + 3_600_000;
+        Box::leak(Box::new(ZoneChanges {
+            before: 3600,
+            changes: vec![(at(3, 29), 7200), (at(10, 25), 3600)],
+        }))
+    }
+
+    #[test]
+    fn a_stamp_without_zone_takes_the_offset_of_its_own_time() {
+        let z = berlin();
+        // read in December (+1 now)
+        let ctx = TimeContext {
+            now: days_from_civil(2026, 12, 6) * 86_400_000,
+            local_offset: 3600,
+            zone: Some(z),
+        };
+        let at = |month, day, hour, minute| {
+            let s = Stamp {
+                month,
+                day,
+                hour,
+                minute,
+                ..Default::default()
+            };
+            rfc3339(s.to_millis(&ctx))
+        };
+        assert_eq!(at(7, 10, 12, 0), "2026-07-10T10:00:00Z", "summer: +2");
+        assert_eq!(at(1, 10, 12, 0), "2026-01-10T11:00:00Z", "winter: +1");
+        assert_eq!(at(11, 21, 10, 0), "2026-11-21T09:00:00Z");
+        // the spring change: 01:59 is +1, 03:00 is +2, and 02:30 (no such time) +1
+        assert_eq!(at(3, 29, 1, 59), "2026-03-29T00:59:00Z");
+        assert_eq!(at(3, 29, 3, 0), "2026-03-29T01:00:00Z");
+        assert_eq!(at(3, 29, 2, 30), "2026-03-29T01:30:00Z");
+        // the autumn change: 02:30 comes twice; the first (+2) is taken; 03:00 is +1
+        assert_eq!(at(10, 25, 1, 59), "2026-10-24T23:59:00Z");
+        assert_eq!(at(10, 25, 2, 30), "2026-10-25T00:30:00Z");
+        assert_eq!(at(10, 25, 3, 0), "2026-10-25T02:00:00Z");
+        // a stamp with its own zone keeps it
+        let own = Stamp {
+            year: Some(2026),
+            month: 7,
+            day: 10,
+            hour: 12,
+            offset: Some(0),
+            ..Default::default()
+        };
+        assert_eq!(rfc3339(own.to_millis(&ctx)), "2026-07-10T12:00:00Z");
+        // no zone: now's offset for every stamp, as before
+        let flat = TimeContext { zone: None, ..ctx };
+        let july = Stamp {
+            month: 7,
+            day: 10,
+            hour: 12,
+            ..Default::default()
+        };
+        assert_eq!(rfc3339(july.to_millis(&flat)), "2026-07-10T11:00:00Z");
+        // contexts with the same zone are equal (by identity: one per process)
+        assert_eq!(ctx, TimeContext { ..ctx });
+        assert_ne!(ctx, flat);
+    }
+
     #[test]
     fn offsets_apply() {
         let ctx = TimeContext {
             now: 0,
             local_offset: 3600,
+            zone: None,
         };
         let s = Stamp {
             year: Some(2026),
@@ -455,6 +588,7 @@ mod format_tests {
         let ctx = TimeContext {
             now: 0,
             local_offset: 0,
+            zone: None,
         };
         let s = parse_with_format("%d/%b/%Y:%H:%M:%S %z", b"21/Nov/2026:10:00:01 +0100").unwrap();
         assert_eq!(rfc3339(s.to_millis(&ctx)), "2026-11-21T09:00:01Z");

@@ -46,6 +46,7 @@ fn report_with(set: &MatchSet, line: &str) -> Option<(String, String)> {
     let ctx = TimeContext {
         now: 1_795_000_000_000,
         local_offset: 0,
+        zone: None,
     };
     let mut scratch = set.scratch();
     set.match_line(line.as_bytes(), &ctx, &mut scratch)

@@ -25,6 +25,7 @@ fn run(name: &str, lines: &[String]) -> Vec<Option<(String, String, u32)>> {
     let ctx = TimeContext {
         now: 1_795_000_000_000,
         local_offset: 0,
+        zone: None,
     };
     let mut scratch = set.scratch();
     let mut out = Vec::new();

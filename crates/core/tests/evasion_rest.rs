@@ -20,6 +20,7 @@ fn read_in_order(set: &MatchSet, lines: &[Vec<u8>]) -> Vec<Option<(String, Strin
     let ctx = TimeContext {
         now: 1_795_000_000_000,
         local_offset: 0,
+        zone: None,
     };
     let mut scratch = set.scratch();
     lines

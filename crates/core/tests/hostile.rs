@@ -22,6 +22,7 @@ use proptest::prelude::*;
 const CTX: TimeContext = TimeContext {
     now: 1_795_000_000_000,
     local_offset: 0,
+    zone: None,
 };
 
 /// One set per built-in filter (all rules: mode aggressive), built once.

@@ -535,6 +535,7 @@ fn inserted_text_never_chooses_the_address() {
     let ctx = TimeContext {
         now: 1_795_000_000_000,
         local_offset: 0,
+        zone: None,
     };
     let inserted: Vec<IpAddr> = INSERTED.iter().map(|a| a.parse().unwrap()).collect();
     let mut failures = Vec::new();
@@ -873,6 +874,7 @@ fn try_insertion(
     let ctx = TimeContext {
         now: 1_795_000_000_000,
         local_offset: 0,
+        zone: None,
     };
     let case = &p.cases[*ci.get(&p.sited)];
     let host = match &case.expect {

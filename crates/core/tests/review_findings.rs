@@ -21,6 +21,7 @@ fn hit(name: &str, mode: Mode, line: &str) -> Option<(String, String, Class)> {
     let ctx = TimeContext {
         now: 1_795_000_000_000,
         local_offset: 0,
+        zone: None,
     };
     let mut scratch = set.scratch();
     set.match_line(line.as_bytes(), &ctx, &mut scratch)

@@ -25,6 +25,7 @@ fn ctx() -> TimeContext {
     TimeContext {
         now: 1_795_000_000_000,
         local_offset: 0,
+        zone: None,
     }
 }
 

@@ -325,6 +325,7 @@ mod tests {
         let ctx = TimeContext {
             now: 1_795_000_000_000,
             local_offset: 0,
+            zone: None,
         };
         let hosts: Vec<Option<String>> = samples()
             .iter()

@@ -111,6 +111,37 @@ pub fn local_offset(secs: i64) -> i32 {
     }
 }
 
+/// The local zone's changes of UTC offset between `from` and `to` (seconds since the
+/// epoch), from the C library's rules: looked at once a day, each change found to the
+/// second by bisection (a zone changes its offset at most a few times a year, never twice
+/// in a day).
+pub fn zone_changes(from: i64, to: i64) -> portcullis_core::time::ZoneChanges {
+    const DAY: i64 = 86_400;
+    let before = local_offset(from);
+    let mut changes = Vec::new();
+    let (mut t, mut off) = (from, before);
+    while t < to {
+        let next = (t + DAY).min(to);
+        let o = local_offset(next);
+        if o != off {
+            // the first second with the new offset, in (t, next]
+            let (mut lo, mut hi) = (t, next);
+            while hi - lo > 1 {
+                let mid = lo + (hi - lo) / 2;
+                if local_offset(mid) == off {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
+            changes.push((hi * 1000, o));
+            off = o;
+        }
+        t = next;
+    }
+    portcullis_core::time::ZoneChanges { before, changes }
+}
+
 /// Restores the default action of SIGPIPE (end the process quietly), as `cat` has it.
 /// Call before any thread starts.
 pub fn default_sigpipe() {

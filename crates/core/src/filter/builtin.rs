@@ -206,6 +206,7 @@ mod tests {
         let ctx = crate::time::TimeContext {
             now: 1_795_000_000_000,
             local_offset: 0,
+            zone: None,
         };
         let mut failures = Vec::new();
         for b in all() {

@@ -202,6 +202,7 @@ pattern = '''Denied from {HOST} for user .*'''
         crate::time::TimeContext {
             now: 1_795_000_000_000,
             local_offset: 0,
+            zone: None,
         }
     }
 

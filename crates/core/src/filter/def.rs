@@ -456,6 +456,7 @@ mod time_format_tests {
         let ctx = crate::time::TimeContext {
             now: 0,
             local_offset: 0,
+            zone: None,
         };
         for (line, want) in [
             (

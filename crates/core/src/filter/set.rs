@@ -1450,6 +1450,7 @@ mod tests {
     const CTX: TimeContext = TimeContext {
         now: 1_795_000_000_000,
         local_offset: 0,
+        zone: None,
     };
 
     type Out = Option<(usize, usize, IpAddr, Option<Vec<u8>>, Option<Millis>, u32)>;

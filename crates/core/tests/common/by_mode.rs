@@ -40,6 +40,7 @@ pub fn counted_refused(
         let ctx = TimeContext {
             now: 1_795_000_000_000,
             local_offset: 0,
+            zone: None,
         };
         let mut scratch = set.scratch();
         let got = set

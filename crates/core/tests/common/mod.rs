@@ -47,6 +47,7 @@ pub fn report_cut(
         let ctx = TimeContext {
             now: 1_795_000_000_000,
             local_offset: 0,
+            zone: None,
         };
         let mut scratch = set.scratch();
         set.match_line(line, &ctx, &mut scratch).map(|h| {

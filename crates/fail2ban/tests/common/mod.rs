@@ -20,6 +20,7 @@ pub fn hit(def: &FilterDef, line: &str) -> Option<HitInfo> {
     let ctx = TimeContext {
         now: 1_795_000_000_000,
         local_offset: 0,
+        zone: None,
     };
     let mut sc = set.scratch();
     let h = set.match_line(line.as_bytes(), &ctx, &mut sc)?;

@@ -25,6 +25,7 @@ pub fn time_context() -> TimeContext {
     TimeContext {
         now,
         local_offset: local_offset(now / 1000),
+        zone: None,
     }
 }
 
@@ -38,6 +39,20 @@ pub fn match_threads(max: usize) -> usize {
 }
 
 pub use crate::sys::local_offset;
+
+/// [`time_context`] for reading logs after the fact (`test`, `replay`): a stamp without a
+/// zone takes the local offset in force at its own time (the zone's changes over the last
+/// 800 days; one a year old read in winter was an hour off), not now's.
+pub fn time_context_for_logs() -> TimeContext {
+    let ctx = time_context();
+    let now = ctx.now / 1000;
+    let zone = crate::sys::zone_changes(now - 800 * 86_400, now + 2 * 86_400);
+    TimeContext {
+        // (once per command: leaked, so that the context stays `Copy`)
+        zone: (!zone.changes.is_empty()).then(|| &*Box::leak(Box::new(zone))),
+        ..ctx
+    }
+}
 
 #[cfg(test)]
 mod tests {

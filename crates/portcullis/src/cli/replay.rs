@@ -33,7 +33,7 @@ pub fn run(
     // exists, else the built-in default
     let cfg = Config::load(config_path)?;
     config::check_jail_names(&cfg, jails)?;
-    let ctx = super::time_context();
+    let ctx = super::time_context_for_logs();
     let mut running: Vec<Jail> = cfg
         .jails
         .iter()

@@ -353,7 +353,7 @@ pub fn run(
             return Ok(2);
         }
     };
-    let ctx = super::time_context();
+    let ctx = super::time_context_for_logs();
     let set = MatchSet::new(vec![f], Mode::Aggressive);
     if json {
         let stdout = std::io::stdout();
@@ -882,6 +882,7 @@ mod tests {
         let ctx = TimeContext {
             now: 1_795_255_201_000,
             local_offset: 0,
+            zone: None,
         };
         (set, ctx)
     }

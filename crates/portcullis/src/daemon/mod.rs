@@ -1287,6 +1287,7 @@ impl Engine {
         let ctx = portcullis_core::time::TimeContext {
             now,
             local_offset: crate::cli::local_offset(now / 1000),
+            zone: None,
         };
         if let Some(m) = &self.metrics {
             for b in &bs {
@@ -3704,6 +3705,7 @@ wait "$p"
         let ctx = portcullis_core::time::TimeContext {
             now: now_ms(),
             local_offset: 0,
+            zone: None,
         };
         let status = |eng: &mut Engine| -> Option<String> {
             eng.on_control(Request::Status { jail: None }).jails[0]

@@ -82,6 +82,7 @@ fn the_text_carries_every_name_with_its_counts() {
     let ctx = TimeContext {
         now: 1_795_000_000_000,
         local_offset: 0,
+        zone: None,
     };
     let mut t = Tally::default();
     for (_, line) in b.iter() {

@@ -632,6 +632,7 @@ mod tests {
         let ctx = portcullis_core::time::TimeContext {
             now: 1_795_000_000_000,
             local_offset: 0,
+            zone: None,
         };
         let lines = [
             "Failed password for root from 203.0.113.5 port 1 ssh2",
