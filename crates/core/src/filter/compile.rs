@@ -419,6 +419,13 @@ impl Filter {
                 ));
             }
         }
+        if def.split_at.is_some_and(|n| n < 64) {
+            return Err(err(
+                "-",
+                "",
+                "split_at is the length from which a line may be a piece of a message the program split: at least 64 bytes (Dovecot's is 4000)".to_string(),
+            ));
+        }
         Ok(Filter {
             name: def.name.clone(),
             description: def.description.clone(),
@@ -680,6 +687,19 @@ mod tests {
         let e = Filter::compile(&def("x from {HOST} (")).unwrap_err();
         assert!(e.message.contains("invalid pattern"), "{e}");
         assert!(e.to_string().contains("x from {HOST} ("), "{e}");
+    }
+
+    #[test]
+    fn split_at_is_a_length_a_piece_can_have() {
+        let mut d = def("Login failed from {HOST}");
+        d.split_at = Some(0);
+        let e = Filter::compile(&d)
+            .err()
+            .expect("split_at 0 refused")
+            .to_string();
+        assert!(e.contains("split_at"), "{e}");
+        d.split_at = Some(4000);
+        assert!(Filter::compile(&d).is_ok());
     }
 
     #[test]

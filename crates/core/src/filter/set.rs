@@ -883,6 +883,9 @@ impl MatchSet {
             {
                 continue; // (no pattern of `correlate` starts so)
             }
+            if p.message.len() >= f.split_at {
+                continue; // a piece of a message the program split (`split_at`)
+            }
             for side in &f.correlate {
                 let Some(c) = side.captures(p.message) else {
                     continue;
