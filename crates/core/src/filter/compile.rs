@@ -694,8 +694,7 @@ mod tests {
         let mut d = def("Login failed from {HOST}");
         d.split_at = Some(0);
         let e = Filter::compile(&d)
-            .err()
-            .expect("split_at 0 refused")
+            .expect_err("split_at 0 refused")
             .to_string();
         assert!(e.contains("split_at"), "{e}");
         d.split_at = Some(4000);
