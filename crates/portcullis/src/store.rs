@@ -350,27 +350,31 @@ impl Store {
     /// The saved failures of open windows (see [`Store::save_windows`]), oldest first, and
     /// deletes them, in one transaction. A row whose address cannot be read is dropped.
     pub fn take_windows(&mut self) -> Result<Vec<(String, Cidr, i64, u32)>> {
-        let mut take = || -> rusqlite::Result<Vec<(String, String, i64, u32)>> {
-            let tx = self
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let rows = {
-                let mut q = tx.prepare(
-                    "SELECT jail, addr, time_ms, weight FROM windows ORDER BY time_ms, rowid",
-                )?;
-                let rows = q.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
-                rows.collect::<rusqlite::Result<Vec<_>>>()?
-            };
-            tx.execute("DELETE FROM windows", [])?;
-            tx.commit()?;
-            Ok(rows)
-        };
-        let rows = take().with_context(|| {
+        let rows = (|| -> rusqlite::Result<Vec<(String, String, i64, u32)>> {
+            let mut q = self.conn.prepare(
+                "SELECT jail, addr, time_ms, weight FROM windows ORDER BY time_ms, rowid",
+            )?;
+            let rows = q.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+            rows.collect()
+        })()
+        .with_context(|| {
             format!(
                 "cannot read the saved failures of open windows from {}",
                 self.path.display()
             )
         })?;
+        // (read first, then cleared: on a full disk the clearing fails, and the failures
+        // are put back all the same, a review found them dropped with it; they stay in the
+        // file and may be put back again at a later start, where those older than their
+        // window are not)
+        if !rows.is_empty() {
+            if let Err(e) = self.conn.execute("DELETE FROM windows", []) {
+                tracing::warn!(
+                    "cannot clear the saved failures of open windows in {} ({e}); put back all the same",
+                    self.path.display()
+                );
+            }
+        }
         Ok(rows
             .into_iter()
             .filter_map(|(jail, addr, time, weight)| {

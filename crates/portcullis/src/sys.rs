@@ -112,11 +112,11 @@ pub fn local_offset(secs: i64) -> i32 {
 }
 
 /// The local zone's changes of UTC offset between `from` and `to` (seconds since the
-/// epoch), from the C library's rules: looked at once a day, each change found to the
-/// second by bisection (a zone changes its offset at most a few times a year, never twice
-/// in a day).
+/// epoch), from the C library's rules: looked at once every three days, each change found
+/// to the second by bisection (a zone changes its offset a few times a year; two changes
+/// within three days would be missed).
 pub fn zone_changes(from: i64, to: i64) -> portcullis_core::time::ZoneChanges {
-    const DAY: i64 = 86_400;
+    const DAY: i64 = 3 * 86_400;
     let before = local_offset(from);
     let mut changes = Vec::new();
     let (mut t, mut off) = (from, before);

@@ -807,6 +807,23 @@ fn a_dribbling_mail_server_is_given_up_and_no_event_is_lost() {
     wait_for("a second try", Duration::from_secs(20), || {
         *conns.lock().unwrap() >= 2
     });
+    // the second is given up too; then, two conversations still open, no third starts, and
+    // the log says why (a review found the second waited for without a word)
+    wait_for("the second send given up", Duration::from_secs(20), || {
+        d.log().matches("no end after 5s").count() >= 2
+    });
+    wait_for(
+        "no new send while two are open",
+        Duration::from_secs(20),
+        || d.log().contains("no new one until one of them ends"),
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        *conns.lock().unwrap(),
+        2,
+        "a third conversation: {}",
+        d.log()
+    );
     // a ban while the server still dribbles, then the stop right after it
     append(&log, &failures("203.0.113.71", "root"));
     wait_for("the second ban", Duration::from_secs(10), || {

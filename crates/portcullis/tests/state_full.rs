@@ -169,6 +169,11 @@ fn a_full_state_disk_stops_no_ban() {
         read2()
     );
     assert!(
+        !read2().contains("cannot read the saved failures"),
+        "the saved failures of open windows were dropped: {}",
+        read2()
+    );
+    assert!(
         !read2().contains("moved to"),
         "a side file was moved aside for want of room: {}",
         read2()

@@ -744,6 +744,13 @@ impl MatchSet {
                     _ => continue,
                 }
             }
+            // a piece of a message the program split (`split_at`): neither a success (which
+            // would forget held failures) nor an end line (which would count them, with its
+            // address) is read
+            if msg.len() >= f.split_at {
+                scratch.split_refused += 1;
+                continue;
+            }
             let (c, success, host_end) = match f
                 .success
                 .iter()
@@ -770,11 +777,6 @@ impl MatchSet {
                 continue;
             };
             let line_addr = match c.name("host") {
-                // a piece of a message the program split (`split_at`), as for a rule's line
-                Some(_) if !success && msg.len() >= f.split_at => {
-                    scratch.split_refused += 1;
-                    continue;
-                }
                 // an end line its syslog transport may have cut after client text of any
                 // length (Sendmail's summary: the sender's path before the client): not read,
                 // as a rule's line is not (see `cut`); the held failures stay held. (A

@@ -42,11 +42,12 @@ pub use crate::sys::local_offset;
 
 /// [`time_context`] for reading logs after the fact (`test`, `replay`): a stamp without a
 /// zone takes the local offset in force at its own time (the zone's changes over the last
-/// 800 days; one a year old read in winter was an hour off), not now's.
+/// ten years; a summer line read in winter was an hour off), not now's; an older stamp
+/// takes the offset of ten years ago.
 pub fn time_context_for_logs() -> TimeContext {
     let ctx = time_context();
     let now = ctx.now / 1000;
-    let zone = crate::sys::zone_changes(now - 800 * 86_400, now + 2 * 86_400);
+    let zone = crate::sys::zone_changes(now - 3653 * 86_400, now + 2 * 86_400);
     TimeContext {
         // (once per command: leaked, so that the context stays `Copy`)
         zone: (!zone.changes.is_empty()).then(|| &*Box::leak(Box::new(zone))),

@@ -307,10 +307,22 @@ pub fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
 }
 
 /// Opens (creating it 0600 first, never through a link) a side SQLite file of the state
-/// directory (notify.db, fleet.db, stats.db) in WAL mode with `synchronous = NORMAL`.
+/// directory (notify.db, stats.db) in WAL mode with `synchronous = NORMAL`; on a full file
+/// system in SQLite's exclusive mode (see below), for a file this process opens once.
 pub fn open_private_db(
     path: &Path,
     busy: std::time::Duration,
+) -> anyhow::Result<rusqlite::Connection> {
+    open_private_db_with(path, busy, true)
+}
+
+/// [`open_private_db`]; `exclusive_fallback` false for a file the process opens more than
+/// once (fleet.db: its threads' connections), where an exclusive connection would lock the
+/// others out for the whole run (a review found the fleet off after a start on a full disk).
+pub fn open_private_db_with(
+    path: &Path,
+    busy: std::time::Duration,
+    exclusive_fallback: bool,
 ) -> anyhow::Result<rusqlite::Connection> {
     use rusqlite::{Connection, OpenFlags};
     if !path.exists() {
@@ -333,18 +345,35 @@ pub fn open_private_db(
     match open(false) {
         // a full file system: no room for the WAL index (`-shm`); in exclusive mode SQLite
         // keeps it in memory (as for the state file, crate::store), so the daemon starts
-        Err(e) if path.parent().and_then(free_bytes) == Some(0) => match open(true) {
-            Ok(c) => {
-                tracing::warn!(
+        Err(e) if exclusive_fallback && path.parent().and_then(free_bytes) == Some(0) => {
+            match open(true) {
+                Ok(c) => {
+                    tracing::warn!(
                     "the file system of {} is full: opened in exclusive mode (no other program can read it until a restart; writes fail until there is room)",
                     path.display()
                 );
-                Ok(c)
+                    Ok(c)
+                }
+                Err(_) => Err(e),
             }
-            Err(_) => Err(e),
-        },
+        }
         r => r,
     }
+}
+
+/// Whether `e` says a SQLite file is not a database or is damaged (not a full disk, not a
+/// lock: no reason to put a file aside).
+pub fn is_corrupt_db(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<rusqlite::Error>()
+            .and_then(|e| e.sqlite_error_code())
+            .is_some_and(|c| {
+                matches!(
+                    c,
+                    rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
+                )
+            })
+    })
 }
 
 /// The bytes an unprivileged user may still write on the file system of `dir`.

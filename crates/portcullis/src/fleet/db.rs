@@ -23,7 +23,7 @@ impl Db {
     /// Opens (or creates, 0600) the file.
     pub fn open(path: &Path) -> Result<Db> {
         fsutil::check_state_file(path, "fleet state")?;
-        let conn = fsutil::open_private_db(path, Duration::from_secs(10))?;
+        let conn = fsutil::open_private_db_with(path, Duration::from_secs(10), false)?;
         conn.execute_batch(
             "             CREATE TABLE IF NOT EXISTS outbox (
                  id INTEGER PRIMARY KEY AUTOINCREMENT,

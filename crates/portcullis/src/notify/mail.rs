@@ -11,7 +11,8 @@
 //! and then held the sink for hours (a review found): a send that takes longer than
 //! [`DEADLINE_FACTOR`] × `timeout` is given up as failed and tried again later. Its thread
 //! cannot be stopped from outside (lettre owns the socket), so it is left to end by itself;
-//! while one such thread is left, no second one is (at most two conversations at a time). The headers hold only the configuration's text and counts; attacker text
+//! at most [`MAX_ABANDONED`] are left at a time: past that, the send under way is waited for
+//! (said once) and no new one starts until one ends (at most three conversations at once). The headers hold only the configuration's text and counts; attacker text
 //! (the evidence lines) is only in the text/plain body, its control characters escaped,
 //! and lettre encodes the body (quoted-printable or base64) so no line of it can end the
 //! headers or the part.
@@ -42,6 +43,9 @@ pub const DETAILED: usize = 500;
 /// A send that takes longer than this many `timeout`s is given up (tried again later).
 pub const DEADLINE_FACTOR: i64 = 5;
 
+/// Sends given up and still running, at most; past this no new send starts.
+pub const MAX_ABANDONED: usize = 2;
+
 /// How often the sink's thread looks whether a send has ended (milliseconds).
 const POLL: Millis = 200;
 
@@ -55,6 +59,8 @@ struct Send {
     events: usize,
     /// Its result, when it ends.
     done: Receiver<Result<()>>,
+    /// Its deadline passed while it could not be given up (said once).
+    overdue_said: bool,
 }
 
 /// The mail notifier.
@@ -69,8 +75,10 @@ pub struct MailSink {
     oldest: Option<Millis>,
     /// The send under way.
     sending: Option<Send>,
-    /// A send given up at its deadline whose thread has not ended yet.
-    abandoned: Option<Send>,
+    /// Sends given up at their deadline whose threads have not ended yet.
+    abandoned: Vec<Send>,
+    /// A send was due while [`MAX_ABANDONED`] conversations were still open (said once).
+    blocked_said: bool,
     /// When the last tick ran (the next poll is [`POLL`] after it while a send runs).
     last_tick: Millis,
 }
@@ -91,7 +99,8 @@ impl MailSink {
             retry_at: 0,
             oldest,
             sending: None,
-            abandoned: None,
+            abandoned: Vec::new(),
+            blocked_said: false,
             last_tick: 0,
         })
     }
@@ -100,7 +109,7 @@ impl MailSink {
 impl super::Sink for MailSink {
     /// When the next send is due.
     fn next_due(&self) -> Option<Millis> {
-        if self.sending.is_some() || self.abandoned.is_some() {
+        if self.sending.is_some() || !self.abandoned.is_empty() {
             return Some(self.last_tick + POLL);
         }
         self.oldest
@@ -142,7 +151,7 @@ impl super::Sink for MailSink {
     fn tick(&mut self, now: Millis, host: &str) {
         self.last_tick = now;
         self.poll_abandoned();
-        if let Some(s) = &self.sending {
+        if let Some(s) = &mut self.sending {
             match s.done.try_recv() {
                 Ok(r) => {
                     let s = self.sending.take().expect("a send");
@@ -158,7 +167,8 @@ impl super::Sink for MailSink {
                 }
                 Err(TryRecvError::Empty) => {
                     let deadline = self.cfg.timeout.saturating_mul(DEADLINE_FACTOR);
-                    if now - s.started >= deadline && self.abandoned.is_none() {
+                    let overdue = now - s.started >= deadline;
+                    if overdue && self.abandoned.len() < MAX_ABANDONED {
                         let s = self.sending.take().expect("a send");
                         self.failed(
                             now,
@@ -168,7 +178,17 @@ impl super::Sink for MailSink {
                                 portcullis_core::duration::format(deadline)
                             ),
                         );
-                        self.abandoned = Some(s);
+                        self.abandoned.push(s);
+                    } else if overdue && !s.overdue_said {
+                        s.overdue_said = true;
+                        STATS.mail_failures.fetch_add(1, Ordering::Relaxed);
+                        warn!(
+                            "notify: mail of {} event(s) through {}: no end after {} ({DEADLINE_FACTOR} x timeout), and {} conversations given up earlier are still open: waiting for one of them to end",
+                            s.events,
+                            self.cfg.url,
+                            portcullis_core::duration::format(deadline),
+                            self.abandoned.len()
+                        );
                     }
                 }
             }
@@ -182,6 +202,18 @@ impl super::Sink for MailSink {
         {
             return;
         }
+        if self.abandoned.len() >= MAX_ABANDONED {
+            if !self.blocked_said {
+                self.blocked_said = true;
+                warn!(
+                    "notify: mail due through {}, but {} conversations given up earlier are still open: no new one until one of them ends",
+                    self.cfg.url,
+                    self.abandoned.len()
+                );
+            }
+            return;
+        }
+        self.blocked_said = false;
         let (items, dropped) = match self.queue.load(SINK) {
             Ok(x) => x,
             Err(e) => {
@@ -218,6 +250,7 @@ impl super::Sink for MailSink {
                     last_id,
                     events,
                     done,
+                    overdue_said: false,
                 })
             }
             Err(e) => self.failed(now, events, &format!("cannot start a thread: {e}")),
@@ -229,22 +262,27 @@ impl MailSink {
     /// A send given up earlier may still end: if it was delivered after all, its events
     /// leave the queue (a later mail may have listed them too).
     fn poll_abandoned(&mut self) {
-        let Some(s) = &self.abandoned else { return };
-        let r = match s.done.try_recv() {
-            Err(TryRecvError::Empty) => return,
-            Ok(r) => r,
-            Err(TryRecvError::Disconnected) => Err(anyhow::anyhow!("no result")),
-        };
-        let s = self.abandoned.take().expect("an abandoned send");
-        match r {
-            Ok(()) => {
-                info!(
-                    "notify: the mail given up earlier was delivered after all: {} event(s)",
-                    s.events
-                );
-                self.cleared(s.last_id);
+        let mut i = 0;
+        while i < self.abandoned.len() {
+            let r = match self.abandoned[i].done.try_recv() {
+                Err(TryRecvError::Empty) => {
+                    i += 1;
+                    continue;
+                }
+                Ok(r) => r,
+                Err(TryRecvError::Disconnected) => Err(anyhow::anyhow!("no result")),
+            };
+            let s = self.abandoned.remove(i);
+            match r {
+                Ok(()) => {
+                    info!(
+                        "notify: a mail given up earlier was delivered after all: {} event(s)",
+                        s.events
+                    );
+                    self.cleared(s.last_id);
+                }
+                Err(e) => info!("notify: a mail given up earlier ended: {e:#}"),
             }
-            Err(e) => info!("notify: the mail given up earlier ended: {e:#}"),
         }
     }
 

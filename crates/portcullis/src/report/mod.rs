@@ -140,8 +140,9 @@ pub struct Stats {
 }
 
 /// Opens (creates, 0600, never through a link) the stats file read-write with its schema.
-/// A file SQLite cannot use is moved aside (`stats.db.bad-TIME`): statistics are not worth
-/// refusing to start.
+/// A file that is not a database or is damaged is moved aside (`stats.db.bad-TIME`):
+/// statistics are not worth refusing to start (a full disk or a lock is not a reason: the
+/// file is kept, and the error said).
 pub fn open_rw(path: &Path) -> Result<Connection> {
     use crate::daemon::fsutil;
     fsutil::check_state_file(path, "statistics file")?;
@@ -152,7 +153,7 @@ pub fn open_rw(path: &Path) -> Result<Connection> {
     };
     match open() {
         Ok(c) => Ok(c),
-        Err(e) if path.exists() => {
+        Err(e) if path.exists() && fsutil::is_corrupt_db(&e) => {
             let aside = path.with_extension(format!("db.bad-{}", now_ms() / 1000));
             error!(
                 "stats: {} unusable ({e:#}); moved to {} and started empty",

@@ -1556,7 +1556,7 @@ pub fn follow_files(
                 "{path} was rotated while the daemon was down: reading the rest of the old file, now {from}, then the new one from its start"
             )),
             Event::LostWhileDown { path, offset } => batch.notes.push(format!(
-                "{path} was rotated while the daemon was down, and the file read before (up to byte {offset}) is not found under a rotated name uncompressed (rotated more than once, or compressed): what it got after the stop was not read; reading the new one from its start"
+                "{path} was rotated while the daemon was down, and the file read before (up to byte {offset}) is not found under a rotated name uncompressed (rotated more than once, or compressed): what it got after the stop, if anything, was not read; reading the new one from its start"
             )),
             Event::LongLine { path, len } => {
                 batch.notes.extend(long.count(path, len, max_line, now));
