@@ -4,6 +4,11 @@
 use std::process::{Command, Stdio};
 
 fn replay(config: &str, log: &str) -> Vec<serde_json::Value> {
+    replay_env(config, log, &[])
+}
+
+/// [`replay`] with these environment variables.
+fn replay_env(config: &str, log: &str, env: &[(&str, &str)]) -> Vec<serde_json::Value> {
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("c.toml");
@@ -12,6 +17,7 @@ fn replay(config: &str, log: &str) -> Vec<serde_json::Value> {
     std::fs::write(dir.path().join("deny.txt"), "198.51.100.0/28 # bad net\n").unwrap();
     let mut c = Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .args(["replay", "--json", "--config", cfg.to_str().unwrap()])
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -271,18 +277,10 @@ bantime = "1h"
 /// now's offset, an hour off for half the year).
 #[test]
 fn a_stamp_without_zone_takes_the_daylight_saving_offset_of_its_date() {
-    use std::io::Write;
     assert!(
         std::path::Path::new("/usr/share/zoneinfo/Europe/Berlin").exists(),
         "tzdata is needed (apt-get install tzdata)"
     );
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("c.toml");
-    std::fs::write(
-        &cfg,
-        "[[jail]]\nname = \"sshd\"\nmaxretry = 2\nbantime = \"1h\"\n",
-    )
-    .unwrap();
     let line = |mon: &str, hms: &str, addr: &str| {
         format!("{mon} {hms} h sshd[7]: Failed password for bob from {addr} port 22 ssh2\n")
     };
@@ -293,28 +291,21 @@ fn a_stamp_without_zone_takes_the_daylight_saving_offset_of_its_date() {
         line("Jul 10", "12:00:01", "192.0.2.11"),
     ]
     .concat();
-    let mut c = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["replay", "--json", "--config", cfg.to_str().unwrap()])
-        .env("TZ", "Europe/Berlin")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    c.stdin.take().unwrap().write_all(log.as_bytes()).unwrap();
-    let o = c.wait_with_output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let bans: Vec<(String, String)> = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["action"] == "ban")
+    let d = replay_env(
+        "[[jail]]\nname = \"sshd\"\nmaxretry = 2\nbantime = \"1h\"\n",
+        &log,
+        &[("TZ", "Europe/Berlin")],
+    );
+    // (the year is this one or the last: only the date and time of day are fixed)
+    let mut bans: Vec<(String, String)> = bans(&d)
+        .iter()
         .map(|v| {
-            let t = v["time"].as_str().unwrap();
-            // (the year is this one or the last: only the date and time of day are fixed)
-            (v["host"].as_str().unwrap().to_string(), t[5..].to_string())
+            (
+                v["host"].as_str().unwrap().to_string(),
+                v["time"].as_str().unwrap()[5..].to_string(),
+            )
         })
         .collect();
-    let mut bans = bans;
     bans.sort();
     assert_eq!(
         bans,
@@ -322,7 +313,6 @@ fn a_stamp_without_zone_takes_the_daylight_saving_offset_of_its_date() {
             ("192.0.2.10".to_string(), "01-10T11:00:01Z".to_string()),
             ("192.0.2.11".to_string(), "07-10T10:00:01Z".to_string()),
         ],
-        "{}",
-        String::from_utf8_lossy(&o.stdout)
+        "{d:?}"
     );
 }
