@@ -242,6 +242,17 @@ struct JsonEntry {
     /// The stdout stream an entry came from (journald's id of the connection).
     #[serde(rename = "_STREAM_ID", default)]
     stream_id: Option<Value>,
+    /// Docker's journald log driver: `true` on every piece but the last of a container's
+    /// line it split (over 16 KiB; see [`StreamCuts`]).
+    #[serde(rename = "CONTAINER_PARTIAL_MESSAGE", default)]
+    container_partial: Option<Value>,
+    /// Docker's journald log driver: the container's id.
+    #[serde(rename = "CONTAINER_ID", default)]
+    container_id: Option<Value>,
+    /// The entry's level (Docker's journald log driver: 6 for a container's stdout, 3 for
+    /// its stderr: two streams).
+    #[serde(rename = "PRIORITY", default)]
+    priority: Option<Value>,
     /// A syslog datagram as received, kept when MESSAGE differs from it (see
     /// [`EntryInfo::nul_cut`]).
     #[serde(rename = "SYSLOG_RAW", default)]
@@ -378,7 +389,7 @@ impl UnitGuard {
 /// SYSLOG_RAW to tell the syslog messages it cut at a NUL (`nul_cut`), and MESSAGE_ID to
 /// OBJECT_SYSTEMD_UNIT for journald's notes of suppressed messages. A source with a [`UnitGuard`]
 /// asks for `_SYSTEMD_UNIT` and `_SYSTEMD_SLICE` too.
-const OUTPUT_FIELDS: &str = "MESSAGE,_HOSTNAME,SYSLOG_IDENTIFIER,_COMM,_PID,SYSLOG_PID,_LINE_BREAK,_STREAM_ID,SYSLOG_RAW,MESSAGE_ID,_TRANSPORT,N_DROPPED,OBJECT_SYSTEMD_UNIT";
+const OUTPUT_FIELDS: &str = "MESSAGE,_HOSTNAME,SYSLOG_IDENTIFIER,_COMM,_PID,SYSLOG_PID,_LINE_BREAK,_STREAM_ID,SYSLOG_RAW,MESSAGE_ID,_TRANSPORT,N_DROPPED,OBJECT_SYSTEMD_UNIT,CONTAINER_PARTIAL_MESSAGE,CONTAINER_ID,PRIORITY";
 
 /// A unit's name as journald recorded it, for a note: at most 256 characters, control
 /// characters as `_`, `?` when there is none.
@@ -479,20 +490,40 @@ fn journal_entry(json: &[u8], now_us: i64) -> Result<(Option<String>, Vec<u8>, E
         let n = text(&e.n_dropped).and_then(|n| n.parse().ok()).unwrap_or(0);
         (n, shown_unit(text(&e.object_unit).as_deref()))
     });
+    // Docker's journald driver splits a container's line over 16 KiB into entries of its
+    // own, `CONTAINER_PARTIAL_MESSAGE=true` on all but the last (daemon/logger/journald):
+    // read as a stream of the container (and its stdout or stderr) cut there, as journald's
+    // own stdout cuts are (review 13: the marker was ignored)
+    let container = field(&e.container_id).filter(|c| !c.is_empty());
+    let partial = container.is_some() && is(&e.container_partial, "true");
     let info = EntryInfo {
         suppressed,
         null_message: matches!(e.message, Some(Value::Null)),
         nul_cut: field(&e.syslog_raw).is_some_and(|raw| nul_cut(&raw)),
-        line_break: LineBreak::of(e.line_break.as_ref()),
+        line_break: if partial {
+            LineBreak::Cut
+        } else {
+            LineBreak::of(e.line_break.as_ref())
+        },
         unit: field(&e.unit).map(|b| String::from_utf8_lossy(&b).into_owned()),
         slice: field(&e.slice).map(|b| String::from_utf8_lossy(&b).into_owned()),
-        stream: field(&e.stream_id).filter(|s| !s.is_empty()).map(|s| {
-            // the stream, and the process in it (see `StreamCuts`)
-            let mut key = s.into_owned();
-            key.push(0);
-            key.extend_from_slice(&pid_field(&e.pid).unwrap_or_default());
-            key
-        }),
+        stream: match field(&e.stream_id).filter(|s| !s.is_empty()) {
+            Some(s) => {
+                // the stream, and the process in it (see `StreamCuts`)
+                let mut key = s.into_owned();
+                key.push(0);
+                key.extend_from_slice(&pid_field(&e.pid).unwrap_or_default());
+                Some(key)
+            }
+            // a container's stdout or stderr through Docker's journald driver
+            None => container.map(|c| {
+                let mut key = b"container:".to_vec();
+                key.extend_from_slice(&c);
+                key.push(0);
+                key.extend_from_slice(&field(&e.priority).unwrap_or_default());
+                key
+            }),
+        },
     };
 
     let mut line = Vec::with_capacity(stamp.len() + message.len() + 80);
@@ -1003,7 +1034,7 @@ fn follow_journal(
                         .is_some_and(|g| g.refuses(info.unit.as_deref(), info.slice.as_deref()));
                     if withhold || foreign_unit {
                         let note = if withhold {
-                            withheld.hit().map(|n| format!("{n} journal entr(y/ies) of {source} were not matched: journald cut the program's line there (_LINE_BREAK: a NUL byte, a line over its LineMax, another process writing to the same stream, or the stream closing mid-line; or a syslog message cut at a NUL byte, SYSLOG_RAW), so the entry misses its end or begins in its middle, with text a client may have written"))
+                            withheld.hit().map(|n| format!("{n} journal entr(y/ies) of {source} were not matched: journald cut the program's line there (_LINE_BREAK: a NUL byte, a line over its LineMax, another process writing to the same stream, or the stream closing mid-line; or a syslog message cut at a NUL byte, SYSLOG_RAW; or a container's line over 16 KiB that Docker's journald driver split, CONTAINER_PARTIAL_MESSAGE), so the entry misses its end or begins in its middle, with text a client may have written"))
                         } else {
                             foreign.hit().map(|n| {
                                 let unit = shown_unit(info.unit.as_deref().or(info.slice.as_deref()));
@@ -2232,6 +2263,59 @@ mod cut_entries {
             follow.contains(",_LINE_BREAK,_STREAM_ID,SYSLOG_RAW,")
                 && !follow.contains("_SYSTEMD_SLICE"),
             "the fields are asked for (not the unit's: nothing to guard): {follow}"
+        );
+    }
+
+    /// Docker's journald log driver splits a container's line over 16 KiB into entries of
+    /// its own, `CONTAINER_PARTIAL_MESSAGE=true` on all but the last: a piece and the entry
+    /// that ends the line are not matched (review 13: the marker was ignored, and a client
+    /// that padded a field could make a piece end right after an address it typed).
+    #[test]
+    fn a_container_line_docker_split_is_not_matched() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let docker = |cursor: u32, id: &str, prio: u32, partial: bool, m: &str| {
+            let mut e = format!(
+                r#"{{"__CURSOR":"c{cursor}","__REALTIME_TIMESTAMP":"1795279711884583","_HOSTNAME":"vm","SYSLOG_IDENTIFIER":"sshd","_PID":"77","_TRANSPORT":"journal","CONTAINER_ID":"{id}","PRIORITY":"{prio}","MESSAGE":"{m}""#
+            );
+            if partial {
+                e += r#","CONTAINER_PARTIAL_MESSAGE":"true""#;
+            }
+            e + "}"
+        };
+        let entries = [
+            // the first 16 KiB of a line ends right after an address the client typed
+            docker(1, "c0ffee", 6, true, &failure("u", "192.0.2.66")),
+            // ... its end (and the real address) is the next entry of that stream
+            docker(2, "c0ffee", 6, false, &failure("v", "203.0.113.5")),
+            // the container's stderr is another stream, whole
+            docker(3, "c0ffee", 3, false, &failure("w", "198.51.100.30")),
+            // another container's whole line
+            docker(4, "decade", 6, false, &failure("x", "198.51.100.31")),
+            // the first container's next line is whole again
+            docker(5, "c0ffee", 6, false, &failure("y", "198.51.100.32")),
+        ];
+        let (tx, rx) = crate::daemon::engine_channel();
+        let mut r = JournalReaders::new(standin(d, &entries, ""), d.into(), tx);
+        r.reconcile(&["journal:SYSLOG_IDENTIFIER=svc".into()]);
+        let (lines, notes) = collect(&rx, 3);
+        r.stop_all();
+        assert_eq!(
+            sshd_hosts(&lines),
+            ["198.51.100.30", "198.51.100.31", "198.51.100.32"]
+        );
+        assert_eq!(lines.len(), 3, "only whole lines are read");
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.contains("were not matched") && n.contains("CONTAINER_PARTIAL_MESSAGE")),
+            "{notes:?}"
+        );
+        let args = std::fs::read_to_string(d.join("args.log")).unwrap();
+        let follow = args.lines().find(|l| l.contains("--follow")).unwrap();
+        assert!(
+            follow.contains("CONTAINER_PARTIAL_MESSAGE,CONTAINER_ID,PRIORITY"),
+            "{follow}"
         );
     }
 
