@@ -239,7 +239,7 @@ proptest! {
     ) {
         let family = if real.contains(':') { "IPV6" } else { "IPV4" };
         let line = format!(
-            "Nov 21 10:00:08 pbx asterisk[1520]: SECURITY[1520]: res_security_log.c:100 in security_event_stasis_cb: SecurityEvent=\"{event}\",EventTV=\"2026-11-21T10:00:08.000+0000\",Severity=\"Error\",Service=\"PJSIP\",EventVersion=\"1\",AccountID=\"{account}\",SessionID=\"{session}\",LocalAddress=\"IPV4/UDP/192.0.2.1/5060\",RemoteAddress=\"{family}/UDP/{real}/{port}\"{}{}",
+            "Nov 21 10:00:08 pbx asterisk[1520]: SECURITY[1520]: res_security_log.c:114 in security_event_stasis_cb: SecurityEvent=\"{event}\",EventTV=\"2026-11-21T10:00:08.000+0000\",Severity=\"Error\",Service=\"PJSIP\",EventVersion=\"1\",AccountID=\"{account}\",SessionID=\"{session}\",LocalAddress=\"IPV4/UDP/192.0.2.1/5060\",RemoteAddress=\"{family}/UDP/{real}/{port}\"{}{}",
             if module { ",Module=\"res_pjsip\"" } else { "" },
             if session_tv { ",SessionTV=\"2026-11-21T10:00:08.000+0000\"" } else { "" },
         );
@@ -272,7 +272,7 @@ proptest! {
             format!(",Challenge=\"3b9a4a7f\",Response=\"{hash}\",ExpectedResponse=\"\"")
         };
         let line = format!(
-            "Nov 21 10:00:07 pbx asterisk[1520]: SECURITY[1520]: res_security_log.c:100 in security_event_stasis_cb: SecurityEvent=\"{event}\",EventTV=\"2026-11-21T10:00:07.133+0000\",Severity=\"Error\",Service=\"PJSIP\",EventVersion=\"2\",AccountID=\"1001\",SessionID=\"{session}\",LocalAddress=\"IPV4/UDP/192.0.2.1/5060\",RemoteAddress=\"{family}/UDP/{real}/{port}\"{tail}",
+            "Nov 21 10:00:07 pbx asterisk[1520]: SECURITY[1520]: res_security_log.c:114 in security_event_stasis_cb: SecurityEvent=\"{event}\",EventTV=\"2026-11-21T10:00:07.133+0000\",Severity=\"Error\",Service=\"PJSIP\",EventVersion=\"2\",AccountID=\"1001\",SessionID=\"{session}\",LocalAddress=\"IPV4/UDP/192.0.2.1/5060\",RemoteAddress=\"{family}/UDP/{real}/{port}\"{tail}",
         );
         let got = report(&line);
         let quotes = [&session, &received, &hash].iter().any(|v| v.contains('"'));

@@ -104,6 +104,28 @@ Dec  3 12:00:20 fs1 smbd[2002]: Denied connection from unknown (203.0.113.20)
     );
 }
 
+/// A line long enough to be a piece of a message its program split (the filter's
+/// `split_at`: courierlogger's 511-byte pieces) is not matched, and `test` says so.
+#[test]
+fn test_says_what_a_split_message_left_out() {
+    let piece = format!(
+        "LOGIN FAILED, user=x{}, ip=[198.51.100.7]",
+        "y".repeat(511 - "LOGIN FAILED, user=x, ip=[198.51.100.7]".len())
+    );
+    let log = format!(
+        "Dec  6 10:00:00 mail imapd: {piece}\n\
+         Dec  6 10:00:01 mail imapd: LOGIN FAILED, user=bob, ip=[203.0.113.8]\n"
+    );
+    let o = portcullis(&["test", "--filter", "courier-auth"], Some(&log));
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(out.contains("lines matched: 1"), "{out}");
+    assert!(
+        out.contains("lines that may be pieces of a longer message their program split: 1 "),
+        "{out}"
+    );
+}
+
 #[test]
 fn unknown_filter_lists_the_known_ones() {
     let o = portcullis(&["test", "--filter", "nosuchfilter"], Some(""));

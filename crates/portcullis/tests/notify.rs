@@ -167,6 +167,14 @@ fn config_with(dir: &Path, top: &str, extra: &str) -> PathBuf {
     path
 }
 
+/// `[notify.mail]` to a plain SMTP server on loopback `port`, then `rest` (more keys).
+fn mail_table(port: u16, rest: &str) -> String {
+    format!(
+        "[notify.mail]\nsmtp = \"smtp://127.0.0.1:{port}\"\nfrom = \"portcullis@host.example.org\"\n\
+         to = [\"admin@example.org\"]\n{rest}"
+    )
+}
+
 fn tmp(prefix: &str) -> tempfile::TempDir {
     tempfile::Builder::new().prefix(prefix).tempdir().unwrap()
 }
@@ -178,13 +186,7 @@ fn mail_batches_bans_with_evidence_and_survives_outages_and_restarts() {
     let out = dir.join("mails");
     fs::create_dir(&out).unwrap();
     let port = free_port();
-    let cfg = base_config(
-        dir,
-        &format!(
-            "[notify.mail]\nsmtp = \"smtp://127.0.0.1:{port}\"\nfrom = \"portcullis@host.example.org\"\n\
-             to = [\"admin@example.org\"]\ninterval = \"3s\"\n"
-        ),
-    );
+    let cfg = base_config(dir, &mail_table(port, "interval = \"3s\"\n"));
     let log = dir.join("auth.log");
     let mut smtp = Some(smtp_start(dir, port, &out));
     let d = Daemon::start(&cfg, &dir.join("daemon1.log"));
@@ -698,11 +700,13 @@ fn a_hanging_mail_server_delays_no_ban_and_no_webhook() {
     let http = Http::start(Arc::new(|_, _| 200));
     let cfg = base_config(
         dir,
-        &format!(
-            "[notify.mail]\nsmtp = \"smtp://127.0.0.1:{port}\"\nfrom = \"portcullis@host.example.org\"\n\
-             to = [\"admin@example.org\"]\ninterval = \"1s\"\ntimeout = \"60s\"\n\
-             [[notify.webhook]]\nurl = \"http://127.0.0.1:{}/hook\"\nformat = \"json\"\n",
-            http.port
+        &mail_table(
+            port,
+            &format!(
+                "interval = \"1s\"\ntimeout = \"60s\"\n\
+                 [[notify.webhook]]\nurl = \"http://127.0.0.1:{}/hook\"\nformat = \"json\"\n",
+                http.port
+            ),
         ),
     );
     let d = Daemon::start(&cfg, &dir.join("daemon.log"));
@@ -787,12 +791,7 @@ fn a_dribbling_mail_server_is_given_up_and_no_event_is_lost() {
             }
         })
     };
-    let mail = |port: u16| {
-        format!(
-            "[notify.mail]\nsmtp = \"smtp://127.0.0.1:{port}\"\nfrom = \"portcullis@host.example.org\"\n\
-             to = [\"admin@example.org\"]\ninterval = \"1s\"\ntimeout = \"1s\"\n"
-        )
-    };
+    let mail = |port: u16| mail_table(port, "interval = \"1s\"\ntimeout = \"1s\"\n");
     let cfg = base_config(dir, &mail(port));
     let d = Daemon::start(&cfg, &dir.join("daemon1.log"));
     let log = dir.join("auth.log");

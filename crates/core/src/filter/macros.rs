@@ -41,6 +41,26 @@ pub fn anchored(pattern: &str) -> Result<String, template::UnknownName> {
 mod tests {
     use super::*;
 
+    /// `{NORIP}` is exactly the text without '<', '>' or "rip=": every string of up to 7
+    /// bytes over the letters that matter, against the plain definition.
+    #[test]
+    fn norip_is_the_text_without_rip_or_angle_brackets() {
+        let re = regex::Regex::new(&format!("^{}$", expand("{NORIP}").unwrap())).unwrap();
+        let alphabet = ['r', 'i', 'p', '=', 'x', '<'];
+        let mut words = vec![String::new()];
+        for _ in 0..7 {
+            let longer: Vec<String> = words
+                .iter()
+                .flat_map(|w| alphabet.iter().map(move |c| format!("{w}{c}")))
+                .collect();
+            for w in &longer {
+                let plain = !w.contains("rip=") && !w.contains('<');
+                assert_eq!(re.is_match(w), plain, "{w:?}");
+            }
+            words = longer;
+        }
+    }
+
     #[test]
     fn expands_known_and_keeps_repetitions() {
         let e = expand(r"from {HOST} port {PORT} x{1,3}").unwrap();

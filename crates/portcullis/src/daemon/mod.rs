@@ -137,8 +137,9 @@ struct Engine {
     rng: u64,
     /// Per jail: failure rate and the last `flood` event.
     floods: HashMap<String, FloodState>,
-    /// Per jail: the matches refused on possibly cut syslog lines already reported, and when.
-    cuts_reported: HashMap<String, (u64, Millis)>,
+    /// Per jail and kind of refusal (false: a line its transport may have cut; true: a piece
+    /// of a message its program split): the matches refused already reported, and when.
+    cuts_reported: HashMap<(String, bool), (u64, Millis)>,
     /// Per journal source and unit: the messages journald's rate limit suppressed since
     /// start, and when it last said so ([`Msg::Suppressed`]).
     suppressed: HashMap<(String, String), (u64, Millis)>,
@@ -1719,41 +1720,34 @@ impl Engine {
     }
 
     fn report_cuts(&mut self, now: Millis) {
-        for j in &self.jails {
-            let n = j.split_refused();
-            let (seen, at) = self
-                .cuts_reported
-                .entry(format!("split\0{}", j.name()))
-                .or_default();
-            if n < *seen {
-                *seen = 0;
-            }
-            if n > *seen && (*at == 0 || now - *at >= FLOOD_INTERVAL_MS) {
-                warn!(
-                    jail = j.name(),
-                    "{} matching line(s) not counted: each was long enough to be a piece of a longer message that its program split into lines of their own (the filter's split_at), so it may start with client text",
-                    n - *seen
-                );
-                *seen = n;
-                *at = now;
-            }
-        }
         for (j, c) in self.jails.iter().zip(&self.cfg.jails) {
-            let n = j.cut_refused();
-            let (seen, at) = self.cuts_reported.entry(j.name().to_string()).or_default();
-            if n < *seen {
-                // the jail was rebuilt (reload): its count started again
-                *seen = 0;
-            }
-            if n > *seen && (*at == 0 || now - *at >= FLOOD_INTERVAL_MS) {
+            let mut news = |split: bool, n: u64| {
+                let (seen, at) = self
+                    .cuts_reported
+                    .entry((j.name().to_string(), split))
+                    .or_default();
+                if n < *seen {
+                    // the jail was rebuilt (reload): its count started again
+                    *seen = 0;
+                }
+                (n > *seen && (*at == 0 || now - *at >= FLOOD_INTERVAL_MS)).then(|| {
+                    let new = n - *seen;
+                    (*seen, *at) = (n, now);
+                    new
+                })
+            };
+            if let Some(n) = news(false, j.cut_refused()) {
                 warn!(
                     jail = j.name(),
-                    "{} matching line(s) not counted: each was a syslog line long enough to have been cut by its transport (transport_cut = {}, less 256 bytes of header), and the rule lets client text of any length stand before the address, so a client may have placed the cut right after an address it typed (README, \"Lines a transport cut\")",
-                    n - *seen,
+                    "{n} matching line(s) not counted: each was a syslog line long enough to have been cut by its transport (transport_cut = {}, less 256 bytes of header), and the rule lets client text of any length stand before the address, so a client may have placed the cut right after an address it typed (README, \"Lines a transport cut\")",
                     c.transport_cut
                 );
-                *seen = n;
-                *at = now;
+            }
+            if let Some(n) = news(true, j.split_refused()) {
+                warn!(
+                    jail = j.name(),
+                    "{n} matching line(s) not counted: each was long enough to be a piece of a longer message that its program split into lines of their own (the filter's split_at), so it may start with client text"
+                );
             }
         }
     }

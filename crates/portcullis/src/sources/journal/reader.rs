@@ -2046,6 +2046,23 @@ wait "$p"
         )
     }
 
+    /// The lines and notes of a reader of `source` over the stand-in journalctl's
+    /// `entries` (`message` put in for `@M@`), until `n` lines came (20 s at most).
+    pub(super) fn read_source(
+        dir: &Path,
+        entries: &[String],
+        message: &str,
+        source: &str,
+        n: usize,
+    ) -> (Vec<Vec<u8>>, Vec<String>) {
+        let (tx, rx) = crate::daemon::engine_channel();
+        let mut r = JournalReaders::new(standin(dir, entries, message), dir.into(), tx);
+        r.reconcile(&[source.into()]);
+        let out = collect(&rx, n);
+        r.stop_all();
+        out
+    }
+
     /// Lines and notes from the readers until `n` lines came (20 s at most).
     pub(super) fn collect(rx: &Receiver<Msg>, n: usize) -> (Vec<Vec<u8>>, Vec<String>) {
         let (mut lines, mut notes) = (Vec::new(), Vec::new());
@@ -2088,11 +2105,13 @@ wait "$p"
         let d = dir.path();
         let msg = long_failure("198.51.100.7");
         let entries: Vec<String> = (1..=6).map(|i| entry(&format!("c{i}"), "@M@")).collect();
-        let (tx, rx) = crate::daemon::engine_channel();
-        let mut r = JournalReaders::new(standin(d, &entries, &msg), d.into(), tx);
-        r.reconcile(&["journal:_SYSTEMD_UNIT=ssh.service _UID=0".into()]);
-        let (lines, notes) = collect(&rx, 6);
-        r.stop_all();
+        let (lines, notes) = read_source(
+            d,
+            &entries,
+            &msg,
+            "journal:_SYSTEMD_UNIT=ssh.service _UID=0",
+            6,
+        );
         assert!(notes.is_empty(), "{notes:?}");
         for l in &lines {
             let p = portcullis_core::prefix::parse(l);
@@ -2128,11 +2147,7 @@ wait "$p"
                 r#""Failed password for root from 192.0.2.4 port 1 ssh2""#,
             )])
             .collect();
-        let (tx, rx) = crate::daemon::engine_channel();
-        let mut r = JournalReaders::new(standin(d, &entries, ""), d.into(), tx);
-        r.reconcile(&["journal:_COMM=sshd".into()]);
-        let (lines, notes) = collect(&rx, 4);
-        r.stop_all();
+        let (lines, notes) = read_source(d, &entries, "", "journal:_COMM=sshd", 4);
         assert_eq!(sshd_hosts(&lines), ["192.0.2.4"]);
         assert_eq!(notes.len(), 1, "{notes:?}");
         assert!(notes[0].contains("null MESSAGE"), "{notes:?}");
@@ -2179,7 +2194,7 @@ wait "$p"
 /// that continue them.
 #[cfg(test)]
 mod cut_entries {
-    use super::long_entries::{collect, sshd_hosts, standin};
+    use super::long_entries::{read_source, sshd_hosts};
     use super::*;
 
     /// An entry of the stdout stream `stream` (none: the syslog transport) of process `pid`,
@@ -2245,11 +2260,7 @@ mod cut_entries {
             // the syslog transport has no stream
             entry(12, None, 12, None, &failure("i", "198.51.100.22")),
         ];
-        let (tx, rx) = crate::daemon::engine_channel();
-        let mut r = JournalReaders::new(standin(d, &entries, ""), d.into(), tx);
-        r.reconcile(&["journal:SYSLOG_IDENTIFIER=svc".into()]);
-        let (lines, notes) = collect(&rx, 3);
-        r.stop_all();
+        let (lines, notes) = read_source(d, &entries, "", "journal:SYSLOG_IDENTIFIER=svc", 3);
         assert_eq!(
             sshd_hosts(&lines),
             ["198.51.100.20", "198.51.100.21", "198.51.100.22"]
@@ -2295,11 +2306,7 @@ mod cut_entries {
             // the first container's next line is whole again
             docker(5, "c0ffee", 6, false, &failure("y", "198.51.100.32")),
         ];
-        let (tx, rx) = crate::daemon::engine_channel();
-        let mut r = JournalReaders::new(standin(d, &entries, ""), d.into(), tx);
-        r.reconcile(&["journal:SYSLOG_IDENTIFIER=svc".into()]);
-        let (lines, notes) = collect(&rx, 3);
-        r.stop_all();
+        let (lines, notes) = read_source(d, &entries, "", "journal:SYSLOG_IDENTIFIER=svc", 3);
         assert_eq!(
             sshd_hosts(&lines),
             ["198.51.100.30", "198.51.100.31", "198.51.100.32"]
