@@ -141,12 +141,26 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     notes: Vec<String>,
+    /// (device, inode) of the file opened: [`Store::keep_in_place`] sees it deleted or
+    /// replaced. `None` while a rewrite's reopening has failed (tried again at each check).
+    ident: Option<(u64, u64)>,
+    /// Opened in SQLite's exclusive locking mode (a full disk at start): reopened so.
+    exclusive: bool,
 }
 
 /// Why opening failed: corruption (subject to the policy) or anything else.
 enum OpenError {
     Corrupt(String),
     Other(anyhow::Error),
+}
+
+impl OpenError {
+    fn into_anyhow(self) -> anyhow::Error {
+        match self {
+            OpenError::Corrupt(why) => anyhow!(why),
+            OpenError::Other(e) => e,
+        }
+    }
 }
 
 impl From<rusqlite::Error> for OpenError {
@@ -166,6 +180,7 @@ impl Store {
     pub fn open(path: &Path, policy: CorruptPolicy) -> Result<Store> {
         check_trusted(path)?;
         let mut notes = Vec::new();
+        let mut exclusive = false;
         let conn = match open_conn(path) {
             Ok(conn) => conn,
             Err(OpenError::Other(e)) => {
@@ -181,6 +196,7 @@ impl Store {
                 }
                 match open_conn_with(path, true) {
                     Ok(conn) => {
+                        exclusive = true;
                         notes.push(format!(
                             "the file system of the state directory is full: state file {} \
                              opened in exclusive mode (its index in memory); bans go on, and \
@@ -192,11 +208,7 @@ impl Store {
                         conn
                     }
                     Err(e2) => {
-                        let e2 = match e2 {
-                            OpenError::Corrupt(why) => anyhow!(why),
-                            OpenError::Other(e2) => e2,
-                        };
-                        return Err(e2.context(format!(
+                        return Err(e2.into_anyhow().context(format!(
                             "cannot open state file {}: the file system of the state directory is full (free some room; the daemon needs a little to start); first try: {e:#}",
                             path.display()
                         )));
@@ -206,7 +218,7 @@ impl Store {
             Err(OpenError::Corrupt(why)) => match policy {
                 CorruptPolicy::Refuse => bail!(refuse_message(path, &why)),
                 CorruptPolicy::MoveAside => {
-                    let aside = move_aside(path)?;
+                    let aside = move_aside(path, "corrupt", true)?;
                     notes.push(format!(
                         "state file {} was unusable ({why}); moved it to {} and started with \
                          an empty state",
@@ -214,21 +226,134 @@ impl Store {
                         aside.display()
                     ));
                     open_conn(path)
-                        .map_err(|e| match e {
-                            OpenError::Corrupt(why) => anyhow!(why),
-                            OpenError::Other(e) => e,
-                        })
+                        .map_err(OpenError::into_anyhow)
                         .with_context(|| {
                             format!("cannot create a fresh state file {}", path.display())
                         })?
                 }
             },
         };
+        let ident =
+            Some(file_ident(path)?.with_context(|| {
+                format!("state file {} vanished as it was opened", path.display())
+            })?);
         Ok(Store {
             conn,
             path: path.to_owned(),
             notes,
+            ident,
+            exclusive,
         })
+    }
+
+    /// Sees the state file deleted (an `rm` in the state directory, a clean-up script, the
+    /// directory removed) or replaced by another file while the daemon runs, and writes it
+    /// again from the open copy, which SQLite still reads and writes through its open files.
+    /// Unseen, every ban, the history and the read positions were gone at the next start
+    /// (an empty file was created; the old `-wal` beside it was not replayed into it), while
+    /// nothing said so. A file found in its place is not overwritten: it is moved to
+    /// `<name>.replaced-<unix seconds>`. Returns what was done, for the log, or `None` when
+    /// the file is where it was. Call it now and then (a `stat`) and before the last writes of
+    /// a stop. On failure (no room for the copy, say) nothing is lost yet: it is tried again at
+    /// the next call.
+    pub fn keep_in_place(&mut self) -> Result<Option<String>> {
+        let found = file_ident(&self.path)?;
+        let Some(old) = self.ident else {
+            // the last rewrite put the file in place but could not open it
+            self.conn = open_conn_with(&self.path, self.exclusive)
+                .map_err(OpenError::into_anyhow)
+                .with_context(|| {
+                    format!(
+                        "cannot open the rewritten state file {}",
+                        self.path.display()
+                    )
+                })?;
+            self.ident = found;
+            return Ok(Some(format!(
+                "state file {} opened again",
+                self.path.display()
+            )));
+        };
+        if found == Some(old) {
+            return Ok(None);
+        }
+        let dir = self
+            .path
+            .parent()
+            .context("the state file has no directory")?
+            .to_path_buf();
+        // (a directory removed whole comes back as the daemon creates it at start: 0700,
+        // every directory above it checked)
+        fsutil::prepare_state_dir(&dir)?;
+        let tmp = suffixed(&self.path, ".rewrite");
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("cannot remove {}", tmp.display()))
+            }
+            _ => {}
+        }
+        // an empty private file first: VACUUM INTO accepts one, and so the copy is 0600
+        fsutil::create_private(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        let copied = (|| -> Result<()> {
+            let name = tmp
+                .to_str()
+                .context("the state directory's path is not UTF-8")?;
+            self.conn.execute("VACUUM INTO ?1", [name])?;
+            std::fs::File::open(&tmp)?.sync_all()?;
+            Ok(())
+        })();
+        if let Err(e) = copied {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e.context(format!(
+                "state file {} is gone from its place; cannot write it again to {}",
+                self.path.display(),
+                tmp.display()
+            )));
+        }
+        // the old connection is closed before anything is renamed into place: it must not
+        // checkpoint into, or delete, files of the new one
+        drop(std::mem::replace(
+            &mut self.conn,
+            Connection::open_in_memory()?,
+        ));
+        let aside = match found {
+            Some(_) => Some(move_aside(&self.path, "replaced", false)?),
+            None => None,
+        };
+        // the old file's `-wal` and `-shm` (what they held is in the copy): a `-wal` left
+        // beside the new file would be replayed into it
+        for suffix in ["-wal", "-shm"] {
+            let side = suffixed(&self.path, suffix);
+            match std::fs::remove_file(&side) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).with_context(|| format!("cannot remove {}", side.display()))
+                }
+                _ => {}
+            }
+        }
+        std::fs::rename(&tmp, &self.path).with_context(|| {
+            format!("cannot rename {} to {}", tmp.display(), self.path.display())
+        })?;
+        std::fs::File::open(&dir)?.sync_all()?;
+        self.ident = None;
+        self.conn = open_conn_with(&self.path, self.exclusive)
+            .map_err(OpenError::into_anyhow)
+            .with_context(|| {
+                format!(
+                    "cannot open the rewritten state file {}",
+                    self.path.display()
+                )
+            })?;
+        self.ident = file_ident(&self.path)?;
+        let what = match aside {
+            Some(a) => format!("replaced by another file (moved to {})", a.display()),
+            None => "deleted".to_string(),
+        };
+        Ok(Some(format!(
+            "state file {} was {what} while the daemon ran: written again from the daemon's \
+             open copy, no ban, history or read position lost",
+            self.path.display()
+        )))
     }
 
     /// Messages about the opening (such as a corrupt file moved aside) for the caller to log.
@@ -663,12 +788,31 @@ fn refuse_message(path: &Path, why: &str) -> String {
 }
 
 /// Renames `path` (and its `-wal` and `-shm`) to `<name>.corrupt-<unix seconds>[.N]`.
-fn move_aside(path: &Path) -> Result<PathBuf> {
+/// (device, inode) of the file at `path`, not following a link; `None` when nothing is there.
+fn file_ident(path: &Path) -> Result<Option<(u64, u64)>> {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::symlink_metadata(path) {
+        Ok(m) => Ok(Some((m.dev(), m.ino()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// `path` with `suffix` appended to its name.
+fn suffixed(path: &Path, suffix: &str) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(suffix);
+    PathBuf::from(p)
+}
+
+/// Renames `path` to `<path>.<label>-<unix seconds>` (`.1`, `.2`… appended while taken), with
+/// its `-wal` and `-shm` when `with_sides`.
+fn move_aside(path: &Path, label: &str, with_sides: bool) -> Result<PathBuf> {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let mut aside = path.as_os_str().to_owned();
-    aside.push(format!(".corrupt-{secs}"));
+    aside.push(format!(".{label}-{secs}"));
     let mut n = 0;
     let aside = loop {
         let mut candidate = aside.clone();
@@ -687,6 +831,9 @@ fn move_aside(path: &Path) -> Result<PathBuf> {
             aside.display()
         )
     })?;
+    if !with_sides {
+        return Ok(aside);
+    }
     for suffix in ["-wal", "-shm"] {
         let (mut from, mut to) = (path.as_os_str().to_owned(), aside.as_os_str().to_owned());
         from.push(suffix);
@@ -734,6 +881,80 @@ mod tests {
         let store = Store::open(&path, CorruptPolicy::Refuse).unwrap();
         assert!(store.notes().is_empty());
         (dir, path, store)
+    }
+
+    /// The state file (with its `-wal` and `-shm`, as `rm state/*` does) deleted under an
+    /// open store: nothing said so, and the next open found an empty file. Now the next
+    /// check writes it again from the open copy, with what was written after the deletion.
+    #[test]
+    fn a_deleted_state_file_is_written_again_with_everything() {
+        let (dir, path, mut store) = fresh();
+        let a = ban("192.0.2.1", "sshd", 1_000, 50_000);
+        let b = ban("2001:db8::7", "sshd", 2_000, 60_000);
+        store.apply(&[StoreOp::Ban(a.clone())]).unwrap();
+        assert_eq!(store.keep_in_place().unwrap(), None);
+        for suffix in ["", "-wal", "-shm"] {
+            std::fs::remove_file(suffixed(&path, suffix)).unwrap();
+        }
+        store.apply(&[StoreOp::Ban(b.clone())]).unwrap();
+        let said = store
+            .keep_in_place()
+            .unwrap()
+            .expect("the deletion is seen");
+        assert!(said.contains("was deleted while the daemon ran"), "{said}");
+        assert_eq!(store.keep_in_place().unwrap(), None);
+        // the rewritten file is the store's file from here on, and private
+        let c = ban("198.51.100.3", "web", 3_000, 70_000);
+        store.apply(&[StoreOp::Ban(c.clone())]).unwrap();
+        drop(store);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert!(!suffixed(&path, ".rewrite").exists());
+        let again = Store::open(&path, CorruptPolicy::Refuse).unwrap();
+        assert_eq!(sorted(again.active_bans(0).unwrap()), sorted(vec![a, b, c]));
+        drop(again);
+        // the whole directory removed: it comes back too
+        let mut store = Store::open(&path, CorruptPolicy::Refuse).unwrap();
+        std::fs::remove_dir_all(dir.path()).unwrap();
+        let said = store
+            .keep_in_place()
+            .unwrap()
+            .expect("the deletion is seen");
+        assert!(said.contains("deleted"), "{said}");
+        drop(store);
+        let again = Store::open(&path, CorruptPolicy::Refuse).unwrap();
+        assert_eq!(again.active_bans(0).unwrap().len(), 3);
+    }
+
+    /// Another file put in the state file's place while the store is open is moved aside,
+    /// not overwritten, and the store's own content is written back.
+    #[test]
+    fn a_replaced_state_file_is_moved_aside_and_written_again() {
+        let (dir, path, mut store) = fresh();
+        let a = ban("192.0.2.1", "sshd", 1_000, 50_000);
+        store.apply(&[StoreOp::Ban(a.clone())]).unwrap();
+        let other = dir.path().join("other");
+        std::fs::write(&other, b"someone's file").unwrap();
+        std::fs::rename(&other, &path).unwrap();
+        let said = store
+            .keep_in_place()
+            .unwrap()
+            .expect("the replacement is seen");
+        assert!(said.contains("replaced by another file"), "{said}");
+        let aside: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with("state.db.replaced-"))
+            .collect();
+        assert_eq!(aside.len(), 1, "{aside:?}");
+        assert_eq!(
+            std::fs::read(dir.path().join(&aside[0])).unwrap(),
+            b"someone's file"
+        );
+        drop(store);
+        let again = Store::open(&path, CorruptPolicy::Refuse).unwrap();
+        assert_eq!(again.active_bans(0).unwrap(), vec![a]);
     }
 
     #[test]

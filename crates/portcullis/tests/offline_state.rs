@@ -198,3 +198,73 @@ fn offline_bans_leave_out_deny_entries_holding_an_own_address() {
         .collect();
     assert_eq!(hosts, ["198.51.100.9"], "{v}");
 }
+
+/// The state directory emptied under a running daemon (`rm state/*`, a clean-up script gone
+/// wrong): the daemon went on, nothing said so, and the next start found an empty state, so
+/// every ban was lifted and the history gone. Now the daemon sees it within seconds, writes
+/// the state file again from its open copy (the bans made after the deletion too) and
+/// takes its lock again, so an offline `unban` beside it is still refused.
+#[test]
+fn a_state_file_deleted_under_the_daemon_is_written_again() {
+    let work = tempfile::Builder::new()
+        .prefix("pct-staterm-")
+        .tempdir()
+        .unwrap();
+    let dir = work.path();
+    let config = two_jail_null_config(dir);
+    let d = Daemon::start(&config, &dir.join("run1.log"));
+    assert!(cli(&["ban", "203.0.113.5", "--jail", "sshd"], &config).success());
+    let state = dir.join("state");
+    let mut removed = Vec::new();
+    for e in fs::read_dir(&state).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            fs::remove_file(e.path()).unwrap();
+            removed.push(e.file_name().into_string().unwrap());
+        }
+    }
+    assert!(
+        removed.iter().any(|n| n == "portcullis.db")
+            && removed.iter().any(|n| n == "portcullis.lock"),
+        "{removed:?}"
+    );
+    assert!(cli(&["ban", "203.0.113.6", "--jail", "sshd"], &config).success());
+    // the daemon looks at most every 5 s, at a turn of its loop (a command is one)
+    std::thread::sleep(Duration::from_millis(5_500));
+    assert!(cli(&["ban", "203.0.113.7", "--jail", "web"], &config).success());
+    wait_for("the rewrite", Duration::from_secs(20), || {
+        d.log().contains("was deleted while the daemon ran")
+    });
+    assert!(
+        d.log().contains(
+            "portcullis.lock was deleted or replaced while the daemon ran: made and taken again"
+        ),
+        "{}",
+        d.log()
+    );
+    let o = cli(
+        &["unban", "203.0.113.5", "--socket", "/nonexistent/p.sock"],
+        &config,
+    );
+    assert!(
+        !o.success() && o.stderr_str().contains("daemon is running"),
+        "an offline unban beside the daemon: {}",
+        o.stderr_str()
+    );
+    assert!(cli(&["ban", "203.0.113.8", "--jail", "web"], &config).success());
+    let run1 = d.stop();
+    assert!(!run1.contains("gone from its place"), "{run1}");
+    let d = Daemon::start(&config, &dir.join("run2.log"));
+    let run2 = d.stop();
+    for (a, j) in [
+        ("203.0.113.5", "sshd"),
+        ("203.0.113.6", "sshd"),
+        ("203.0.113.7", "web"),
+        ("203.0.113.8", "web"),
+    ] {
+        assert!(
+            run2.contains(&format!("restore {a} jail={j}")),
+            "{a}: {run2}"
+        );
+    }
+}

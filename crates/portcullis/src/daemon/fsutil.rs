@@ -49,8 +49,13 @@ pub fn lock_state_within(dir: &Path, wait: std::time::Duration) -> Result<File> 
     }
 }
 
+/// The lock file of state directory `dir`.
+pub fn lock_path(dir: &Path) -> PathBuf {
+    dir.join("portcullis.lock")
+}
+
 fn lock_once(dir: &Path) -> Result<File> {
-    let path = dir.join("portcullis.lock");
+    let path = lock_path(dir);
     let f = OpenOptions::new()
         .read(true)
         .write(true)

@@ -41,6 +41,10 @@ pub(crate) const HISTORY_DAYS: i64 = 90;
 
 /// How often, at least, the host's own addresses are read again (milliseconds).
 const OWN_REFRESH_MS: i64 = 60_000;
+
+/// How often, at most, the state file is looked for in its place (a `stat`; milliseconds).
+/// The main loop turns at least once a minute, and at a stop.
+const STATE_CHECK_MS: i64 = 5_000;
 /// How often the open windows are saved while the daemon runs ([`Engine::checkpoint_windows`]).
 const CHECKPOINT_EVERY_MS: i64 = 60_000;
 /// A step back of the wall clock this large or more is handled ([`Engine::clock`]); NTP
@@ -116,6 +120,10 @@ struct Engine {
     last_prune: Millis,
     /// When the firewall was last checked to be intact ([`Engine::check_firewall`]).
     fw_checked: Millis,
+    /// When the state file was last looked for in its place ([`Engine::keep_state_in_place`]).
+    state_checked: Millis,
+    /// The state directory's lock, held while the daemon runs (`None` in unit tests).
+    state_lock: Option<std::fs::File>,
     /// When a failure of the main loop's work (the state file's writes) was last logged, and
     /// how many were not logged since: at most one line a minute.
     trouble: (Millis, u64),
@@ -268,6 +276,8 @@ impl Engine {
             fleet: None,
             last_prune: i64::MIN / 2,
             fw_checked: 0,
+            state_checked: 0,
+            state_lock: None,
             trouble: (i64::MIN / 2, 0),
             windows_saved: now_ms(),
             last_turn: now_ms(),
@@ -507,7 +517,7 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
     // refused unless only this user can write there (see fsutil); the resolved path from here on
     cfg.state_dir = fsutil::prepare_state_dir(&cfg.state_dir)?;
     // held until the daemon ends: no second daemon, no offline unban beside it
-    let _state_lock = fsutil::lock_state_within(&cfg.state_dir, Duration::from_secs(5))?;
+    let state_lock = fsutil::lock_state_within(&cfg.state_dir, Duration::from_secs(5))?;
     let policy = match cfg.on_corrupt_state {
         OnCorrupt::Refuse => CorruptPolicy::Refuse,
         OnCorrupt::MoveAside => CorruptPolicy::MoveAside,
@@ -540,6 +550,7 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
         JournalCommand::default(),
         tx.clone(),
     );
+    eng.state_lock = Some(state_lock);
     eng.evidence = notifier.as_ref().map(crate::notify::Notifier::evidence);
     eng.metrics = metrics;
     // statistics for `portcullis report`: their own file and thread; never in the way of a ban
@@ -777,6 +788,10 @@ impl Engine {
             if let Err(e) = self.prune_history(now_ms()) {
                 self.trouble("the ban history's pruning", &e);
             }
+            if now_ms() - self.state_checked >= STATE_CHECK_MS {
+                self.state_checked = now_ms();
+                self.keep_state_in_place();
+            }
             self.checkpoint_windows(now_ms());
             // the bans of commands, expiries and the fleet go to the statistics too (those
             // of lines go with their batch)
@@ -825,6 +840,42 @@ impl Engine {
         self.trouble.0 = i64::MIN / 2;
         self.windows_saved = now;
         self.rearm();
+    }
+
+    /// Writes the state file again when it was deleted or replaced under the daemon (see
+    /// [`Store::keep_in_place`]): an error in the log either way, for someone removed it.
+    /// The lock file too: deleted, it no longer kept a second daemon (or an offline
+    /// `unban`) from the state directory; it is made and taken again.
+    fn keep_state_in_place(&mut self) {
+        match self.store.keep_in_place() {
+            Ok(None) => {}
+            Ok(Some(done)) => error!("{done}"),
+            Err(e) => self.trouble("the state file, gone from its place", &e),
+        }
+        let Some(held) = &self.state_lock else {
+            return;
+        };
+        let path = fsutil::lock_path(&self.cfg.state_dir);
+        let in_place = {
+            use std::os::unix::fs::MetadataExt;
+            match (std::fs::symlink_metadata(&path), held.metadata()) {
+                (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+                _ => false,
+            }
+        };
+        if in_place {
+            return;
+        }
+        match fsutil::lock_state_within(&self.cfg.state_dir, Duration::ZERO) {
+            Ok(f) => {
+                self.state_lock = Some(f);
+                error!(
+                    "lock file {} was deleted or replaced while the daemon ran: made and taken again",
+                    path.display()
+                );
+            }
+            Err(e) => self.trouble("the state lock, gone from its place", &e),
+        }
     }
 
     /// Logs a failure of the main loop's work on `what`, at most once a minute (with the
@@ -956,6 +1007,7 @@ impl Engine {
     }
 
     fn stop(&mut self) -> Result<i32> {
+        self.keep_state_in_place();
         // (a failure to save loses the counts, as a crash does: the bans go on)
         if let Err(e) = self.save_windows(now_ms(), true) {
             error!("{e:#}");
