@@ -166,3 +166,104 @@ fn wildcard_logs_are_followed_and_new_matches_read_from_their_start() {
         daemon.log()
     );
 }
+
+/// One file under two names of one jail is counted once, and a jail that reads a file only
+/// under a name that appeared later reads it. Jail `later`: a link to the file it names
+/// appears, while the daemon runs, where its wildcard matches. Jail `link`: a link it names
+/// and the file behind it, which its wildcard matches, both there at start: each line came
+/// twice, its `maxretry` halved (3 failures banned at 4). Jail `only`: a link to the file
+/// `later` names appears where its wildcard matches; the follower reads the file once,
+/// under its first name, so `only` got nothing.
+#[test]
+fn a_file_under_two_names_of_one_jail_is_counted_once() {
+    use std::os::unix::fs::symlink;
+    let work = tempfile::Builder::new()
+        .prefix("pct-twonames-")
+        .tempdir()
+        .unwrap();
+    let dir = work.path();
+    for d in ["links", "real", "only"] {
+        fs::create_dir(dir.join(d)).unwrap();
+    }
+    let auth = dir.join("auth.log");
+    fs::write(&auth, "").unwrap();
+    let x = dir.join("real/x.log");
+    fs::write(&x, "").unwrap();
+    symlink(&x, dir.join("a-link.log")).unwrap();
+    let socket = dir.join("portcullis.sock");
+    let config = dir.join("portcullis.toml");
+    let p = |p: &Path| p.display().to_string();
+    fs::write(
+        &config,
+        format!(
+            "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"null\"\n\
+             [[jail]]\nname = \"later\"\nfilter = \"sshd\"\nlogs = [{:?}, {:?}]\nmaxretry = 4\n\
+             [[jail]]\nname = \"link\"\nfilter = \"sshd\"\nlogs = [{:?}, {:?}]\nmaxretry = 4\n\
+             [[jail]]\nname = \"only\"\nfilter = \"sshd\"\nlogs = [{:?}]\nmaxretry = 4\n",
+            p(&socket),
+            p(&dir.join("state")),
+            p(&auth),
+            format!("{}/*.log", dir.join("links").display()),
+            p(&dir.join("a-link.log")),
+            format!("{}/*.log", dir.join("real").display()),
+            format!("{}/*.log", dir.join("only").display()),
+        ),
+    )
+    .unwrap();
+    let daemon = Daemon::start(&config, &dir.join("daemon.log"));
+    fail(&auth, "203.0.113.9", 1);
+    fail(&x, "203.0.113.10", 3);
+    let first = wait_until(Duration::from_secs(30), || {
+        let f = failing(&socket);
+        f["later"].get("203.0.113.9") == Some(&1) && f["link"].get("203.0.113.10") == Some(&3)
+    });
+    assert!(first, "{:?}\n{}", failing(&socket), daemon.log());
+    symlink(&auth, dir.join("links/secure.log")).unwrap();
+    symlink(&auth, dir.join("only/auth.log")).unwrap();
+    std::thread::sleep(Duration::from_millis(2500)); // two wildcard expansions
+    fail(&auth, "203.0.113.9", 2);
+    let next = wait_until(Duration::from_secs(30), || {
+        failing(&socket)["later"].get("203.0.113.9") >= Some(&3)
+    });
+    assert!(next, "{:?}\n{}", failing(&socket), daemon.log());
+    // (a second look: a line read twice comes in the same poll or the next)
+    std::thread::sleep(Duration::from_millis(1500));
+    let f = failing(&socket);
+    assert_eq!(
+        f["later"].get("203.0.113.9"),
+        Some(&3),
+        "{f:?}\n{}",
+        daemon.log()
+    );
+    assert_eq!(
+        f["link"].get("203.0.113.10"),
+        Some(&3),
+        "{f:?}\n{}",
+        daemon.log()
+    );
+    // a jail that reads the file only under the name that appeared reads it from there on
+    assert_eq!(
+        f["only"].get("203.0.113.9"),
+        Some(&2),
+        "{f:?}\n{}",
+        daemon.log()
+    );
+    assert!(banned(&socket, "later").is_empty() && banned(&socket, "link").is_empty());
+    let log = daemon.stop();
+    // (the name that gives lines first keeps them: the two are read in turn)
+    let (a, b) = (p(&dir.join("a-link.log")), p(&x));
+    assert!(
+        log.contains(&format!("jail link: {a:?} names the file {b:?} names"))
+            || log.contains(&format!("jail link: {b:?} names the file {a:?} names")),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "{}: its lines go to the jails of [{:?}, {:?}] too",
+            p(&auth),
+            p(&dir.join("links/secure.log")),
+            p(&dir.join("only/auth.log"))
+        )),
+        "{log}"
+    );
+}

@@ -107,6 +107,14 @@ struct Engine {
     routes: HashMap<String, Vec<usize>>,
     /// Sources whose wildcard routes were added to `routes` (since the last load).
     glob_routed: std::collections::HashSet<String>,
+    /// The sources of `glob_routed` by the file (device, inode) each named then
+    /// ([`Engine::drop_second_names`]).
+    routed_ids: HashMap<(u64, u64), Vec<String>>,
+    /// Wildcard matches whose lines come under another source's name (the follower reads
+    /// a file once): source -> those matches. Their jails get the source's lines too.
+    aliases: HashMap<String, Vec<String>>,
+    /// (jail, name) pairs [`Engine::drop_second_names`] has warned of (since the last load).
+    second_names: std::collections::HashSet<(usize, String)>,
     /// The host's own addresses (sorted), never banned.
     own: Vec<IpAddr>,
     /// When `own` was last read.
@@ -249,6 +257,9 @@ impl Engine {
                 .collect(),
             routes: routes(&cfg),
             glob_routed: std::collections::HashSet::new(),
+            routed_ids: HashMap::new(),
+            aliases: HashMap::new(),
+            second_names: std::collections::HashSet::new(),
             journals: JournalReaders::new(journal, cfg.state_dir.clone(), tx)
                 .max_line(cfg.max_line),
             own,
@@ -482,15 +493,15 @@ fn source_warnings_with(
     w
 }
 
-/// The jails that read `path` through a wildcard source (none: an empty list).
-fn glob_route(cfg: &Config, path: &str) -> Vec<usize> {
+/// The jails that read source `src`: those that name it, and those whose wildcard matches it.
+fn route_of(cfg: &Config, src: &str) -> Vec<usize> {
     cfg.jails
         .iter()
         .enumerate()
         .filter(|(_, j)| {
             j.logs
                 .iter()
-                .any(|l| glob::is_glob(l) && glob::matches(l, path))
+                .any(|l| l == src || (glob::is_glob(l) && glob::matches(l, src)))
         })
         .map(|(i, _)| i)
         .collect()
@@ -840,6 +851,92 @@ impl Engine {
         self.trouble.0 = i64::MIN / 2;
         self.windows_saved = now;
         self.rearm();
+    }
+
+    /// Takes the follower's wildcard matches read under another name (see
+    /// [`crate::sources::file::Follower::alias_holders`]); the routes of the names whose
+    /// matches changed are made again at their next line.
+    fn set_aliases(&mut self, list: &[(String, String)]) {
+        let mut new: HashMap<String, Vec<String>> = HashMap::new();
+        for (alias, holder) in list {
+            new.entry(holder.clone()).or_default().push(alias.clone());
+        }
+        let mut holders: Vec<&String> = new.keys().chain(self.aliases.keys()).collect();
+        holders.sort();
+        holders.dedup();
+        for holder in holders {
+            let now = new.get(holder);
+            if self.aliases.get(holder) != now {
+                match now {
+                    Some(matches) => info!(
+                        "{holder}: its lines go to the jails of {matches:?} too (the same file under another name, read once)"
+                    ),
+                    None => info!("{holder}: no other name of its file is read through it now"),
+                }
+                self.glob_routed.remove(holder);
+            }
+        }
+        self.aliases = new;
+    }
+
+    /// One name per file for each jail: a file the jail reads under two names (a link made
+    /// after the configuration was loaded, `/var/log/secure` to `auth.log`; a wildcard that
+    /// matches a link to a file the jail names) came twice to the jail, since the follower
+    /// reads each name, and its `maxretry` was halved. At the first line of source `src`
+    /// since the configuration was loaded, each jail of `js` (those about to read it) that
+    /// reads the same file under another name keeps one: the name that gave lines already,
+    /// else the one that is not a symbolic link (a link may go when the file stays), else the
+    /// other. The name dropped loses the jail, with a warning. (A jail left with a link's name
+    /// alone, the link removed later, reads the file no more until a reload.) (Names that name one file at load are dropped then, by the
+    /// configuration: `drop_same_file_logs`.) The jail's other names are its plain paths and
+    /// the sources routed before, by the file they named then, checked again now.
+    fn drop_second_names(&mut self, src: &str, js: &mut Vec<usize>) {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(m) = std::fs::metadata(src) else {
+            return;
+        };
+        let id = (m.dev(), m.ino());
+        let same = |p: &str| std::fs::metadata(p).is_ok_and(|m| (m.dev(), m.ino()) == id);
+        let is_link =
+            |p: &str| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink());
+        let routed = self.routed_ids.get(&id).cloned().unwrap_or_default();
+        let mut kept = Vec::with_capacity(js.len());
+        for &ji in js.iter() {
+            let name = self.cfg.jails[ji].name.clone();
+            let plain = self.cfg.jails[ji]
+                .logs
+                .iter()
+                .filter(|l| !l.starts_with("journal:") && !glob::is_glob(l))
+                .cloned();
+            let other = routed
+                .iter()
+                .cloned()
+                .chain(plain)
+                .filter(|p| p != src && self.routes.get(p).is_some_and(|r| r.contains(&ji)))
+                .find(|p| same(p));
+            let Some(other) = other else {
+                kept.push(ji);
+                continue;
+            };
+            // (a name that gave lines keeps them: the other would give them again)
+            let (keep, drop) =
+                if self.glob_routed.contains(&other) || is_link(src) || !is_link(&other) {
+                    (other.as_str(), src)
+                } else {
+                    kept.push(ji);
+                    if let Some(r) = self.routes.get_mut(&other) {
+                        r.retain(|&j| j != ji);
+                    }
+                    (src, other.as_str())
+                };
+            if self.second_names.insert((ji, drop.to_string())) {
+                warn!(
+                    "jail {name}: {drop:?} names the file {keep:?} names (a link or another path to it): its lines are counted once, as {keep:?} (else each twice)"
+                );
+            }
+        }
+        *js = kept;
+        self.routed_ids.entry(id).or_default().push(src.to_string());
     }
 
     /// Writes the state file again when it was deleted or replaced under the daemon (see
@@ -1354,15 +1451,22 @@ impl Engine {
         let mut fw_ops = Vec::new();
         let mut fw_first = Vec::new();
         let mut st_ops = Vec::new();
+        for a in bs.iter().filter_map(|b| b.aliases.as_ref()) {
+            self.set_aliases(a);
+        }
         for (src, line) in bs.iter().flat_map(Batch::iter) {
             if !self.glob_routed.contains(src) {
                 self.glob_routed.insert(src.to_string());
-                // first line of this file since the configuration was loaded: add the jails
-                // that read it through a wildcard to those that name it (cached)
-                let mut js = self.routes.remove(src).unwrap_or_default();
-                js.extend(glob_route(&self.cfg, src));
+                // first line of this file since the configuration was loaded (or since its
+                // aliases changed): the jails that name it or read it through a wildcard,
+                // and those of the wildcard matches read under its name (cached)
+                let mut js = route_of(&self.cfg, src);
+                for a in self.aliases.get(src).into_iter().flatten() {
+                    js.extend(route_of(&self.cfg, a));
+                }
                 js.sort_unstable();
                 js.dedup();
+                self.drop_second_names(src, &mut js);
                 self.routes.insert(src.to_string(), js);
             }
             let Some(js) = self.routes.get(src) else {
@@ -2018,6 +2122,8 @@ impl Engine {
         }
         self.routes = routes(&cfg);
         self.glob_routed.clear();
+        self.routed_ids.clear();
+        self.second_names.clear();
         let followed = self
             .store
             .positions()
@@ -3375,6 +3481,7 @@ wait "$p"
             data: Vec::new(),
             checkpoints: Vec::new(),
             forgotten: Vec::new(),
+            aliases: None,
             notes: Vec::new(),
             journal: None,
         };
@@ -3422,6 +3529,7 @@ wait "$p"
             data: Vec::new(),
             checkpoints: Vec::new(),
             forgotten: Vec::new(),
+            aliases: None,
             notes: Vec::new(),
             journal: None,
         };

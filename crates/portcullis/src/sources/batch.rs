@@ -21,6 +21,9 @@ pub struct Batch {
     pub checkpoints: Vec<Checkpoint>,
     /// Paths whose read positions are to be forgotten (wildcard matches that are gone).
     pub forgotten: Vec<String>,
+    /// When they changed: every wildcard match read under another name now, with that name
+    /// (`Follower::alias_holders`).
+    pub aliases: Option<Vec<(String, String)>>,
     /// Notes to log (rotations, long lines, errors).
     pub notes: Vec<String>,
     /// The journal position these lines reach, to [`JournalPosition::commit`] once they are

@@ -293,6 +293,24 @@ impl Follower {
         Ok(total)
     }
 
+    /// The wildcard matches whose file is read under another name now ([`Follower::add_appeared`]):
+    /// (the match, the name its lines come under), in the matches' order. The engine gives
+    /// those lines to the jails of the match too: a jail that reads the file only under the
+    /// new name got none of them (a link to `auth.log` made where another jail's wildcard
+    /// matches).
+    pub fn alias_holders(&self) -> Vec<(String, String)> {
+        self.aliases
+            .iter()
+            .filter_map(|(p, id)| {
+                let holder = self
+                    .files
+                    .iter()
+                    .find(|w| w.cur.iter().chain(&w.draining).any(|t| t.id() == *id))?;
+                Some((p.to_string_lossy().into_owned(), holder.name.clone()))
+            })
+            .collect()
+    }
+
     /// Follows, under its own name, a wildcard match that names a file read under another
     /// name ([`Follower::aliases`]) once that other reading ended (the file went quiet after
     /// a rotation): read on from where it was left. (`mv a.log a-old.log` under `*.log`:
@@ -1511,6 +1529,7 @@ pub fn follow_files(
     let mut last_glob = Instant::now();
     let mut long = LongLines::default();
     let max_line = f.max_line();
+    let mut aliases = Vec::new();
     loop {
         let mut batch = Batch::default();
         let mut appeared = Vec::new();
@@ -1566,8 +1585,14 @@ pub fn follow_files(
             }
         });
         batch.notes.extend(long.flush(max_line, now));
+        let now_aliases = f.alias_holders();
+        if now_aliases != aliases {
+            aliases = now_aliases;
+            batch.aliases = Some(aliases.clone());
+        }
         let had_lines = !batch.lines.is_empty();
         if had_lines
+            || batch.aliases.is_some()
             || !batch.notes.is_empty()
             || !batch.forgotten.is_empty()
             || last_checkpoint.elapsed() > Duration::from_secs(5)
