@@ -144,9 +144,14 @@ pub struct Store {
     /// (device, inode) of the file opened: [`Store::keep_in_place`] sees it deleted or
     /// replaced. `None` while a rewrite's reopening has failed (tried again at each check).
     ident: Option<(u64, u64)>,
-    /// Opened in SQLite's exclusive locking mode (a full disk at start): reopened so.
-    exclusive: bool,
+    /// (device, inode) of the connection's `-wal` once opened: a `-wal` found beside a file
+    /// put in the state file's place is told from it.
+    wal_ident: Option<(u64, u64)>,
 }
+
+/// The name a rewritten state file is written under before it is renamed into place
+/// ([`Store::keep_in_place`]); a start that finds it and no state file takes it.
+const REWRITE_SUFFIX: &str = ".rewrite";
 
 /// Why opening failed: corruption (subject to the policy) or anything else.
 enum OpenError {
@@ -178,9 +183,22 @@ impl Store {
     /// Opens (or creates) the state file at `path`; its directory must exist.
     /// The file, its `-wal`, `-shm` and `-journal` must be trusted (see the module header).
     pub fn open(path: &Path, policy: CorruptPolicy) -> Result<Store> {
-        check_trusted(path)?;
         let mut notes = Vec::new();
-        let mut exclusive = false;
+        // a rewrite (see [`Store::keep_in_place`]) cut short by a crash after its copy was
+        // complete but before it was renamed into place
+        let copy = suffixed(path, REWRITE_SUFFIX);
+        if file_ident(path)?.is_none() && file_ident(&copy)?.is_some() {
+            std::fs::rename(&copy, path).with_context(|| {
+                format!("cannot rename {} to {}", copy.display(), path.display())
+            })?;
+            notes.push(format!(
+                "state file {} was missing and its copy {} was there (the daemon stopped while \
+                 writing it again, after the file was deleted): the copy is used",
+                path.display(),
+                copy.display()
+            ));
+        }
+        check_trusted(path)?;
         let conn = match open_conn(path) {
             Ok(conn) => conn,
             Err(OpenError::Other(e)) => {
@@ -196,7 +214,6 @@ impl Store {
                 }
                 match open_conn_with(path, true) {
                     Ok(conn) => {
-                        exclusive = true;
                         notes.push(format!(
                             "the file system of the state directory is full: state file {} \
                              opened in exclusive mode (its index in memory); bans go on, and \
@@ -242,39 +259,46 @@ impl Store {
             path: path.to_owned(),
             notes,
             ident,
-            exclusive,
+            wal_ident: file_ident(&suffixed(path, "-wal"))?,
         })
     }
 
     /// Sees the state file deleted (an `rm` in the state directory, a clean-up script, the
-    /// directory removed) or replaced by another file while the daemon runs, and writes it
-    /// again from the open copy, which SQLite still reads and writes through its open files.
-    /// Unseen, every ban, the history and the read positions were gone at the next start
-    /// (an empty file was created; the old `-wal` beside it was not replayed into it), while
-    /// nothing said so. A file found in its place is not overwritten: it is moved to
-    /// `<name>.replaced-<unix seconds>`. Returns what was done, for the log, or `None` when
-    /// the file is where it was. Call it now and then (a `stat`) and before the last writes of
-    /// a stop. On failure (no room for the copy, say) nothing is lost yet: it is tried again at
-    /// the next call.
+    /// directory removed) or replaced by another file (`mv`) while the daemon runs, and
+    /// writes it again from the open copy, which SQLite still reads and writes through its
+    /// open files. Unseen, every ban, the history and the read positions were gone at the
+    /// next start (an empty file was created; the old `-wal` beside it was not replayed into
+    /// it), while nothing said so. A file found in its place is not overwritten: it is moved
+    /// to `<name>.replaced-<unix seconds>`, with its own `-wal`. Returns what was done, for the
+    /// log, or `None` when the file is where it was. Call it now and then (a `stat`) and before
+    /// the last writes of a stop.
+    ///
+    /// The open connection is kept until the copy is in place and opened: a failure on the
+    /// way (no room, the copy deleted too) leaves it, and the next call starts again from it.
+    /// (Closed first, a failure left an empty placeholder that the next call copied, review
+    /// 14.) A copy in place whose opening failed is opened again at the next call. The same
+    /// file written over in place (`cp`), or its `-wal` deleted alone, is not seen.
     pub fn keep_in_place(&mut self) -> Result<Option<String>> {
         let found = file_ident(&self.path)?;
-        let Some(old) = self.ident else {
-            // the last rewrite put the file in place but could not open it
-            self.conn = open_conn_with(&self.path, self.exclusive)
-                .map_err(OpenError::into_anyhow)
-                .with_context(|| {
-                    format!(
-                        "cannot open the rewritten state file {}",
-                        self.path.display()
-                    )
-                })?;
-            self.ident = found;
+        if self.ident.is_none() {
+            // the last call put the copy in place but could not open it
+            let reopened = Store::open(&self.path, CorruptPolicy::Refuse).with_context(|| {
+                format!(
+                    "cannot open the rewritten state file {}",
+                    self.path.display()
+                )
+            })?;
+            let said = opened_notes(&reopened);
+            *self = Store {
+                notes: std::mem::take(&mut self.notes),
+                ..reopened
+            };
             return Ok(Some(format!(
-                "state file {} opened again",
+                "state file {} opened again{said}",
                 self.path.display()
             )));
-        };
-        if found == Some(old) {
+        }
+        if found == self.ident {
             return Ok(None);
         }
         let dir = self
@@ -285,7 +309,7 @@ impl Store {
         // (a directory removed whole comes back as the daemon creates it at start: 0700,
         // every directory above it checked)
         fsutil::prepare_state_dir(&dir)?;
-        let tmp = suffixed(&self.path, ".rewrite");
+        let tmp = suffixed(&self.path, REWRITE_SUFFIX);
         match std::fs::remove_file(&tmp) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 return Err(e).with_context(|| format!("cannot remove {}", tmp.display()))
@@ -310,18 +334,26 @@ impl Store {
                 tmp.display()
             )));
         }
-        // the old connection is closed before anything is renamed into place: it must not
-        // checkpoint into, or delete, files of the new one
-        drop(std::mem::replace(
-            &mut self.conn,
-            Connection::open_in_memory()?,
-        ));
+        // a file put in its place goes aside with its own `-wal` (one that is not the open
+        // connection's), before the connection's close could delete that by name
         let aside = match found {
-            Some(_) => Some(move_aside(&self.path, "replaced", false)?),
+            Some(_) => {
+                let aside = move_aside(&self.path, "replaced", false)?;
+                let wal = suffixed(&self.path, "-wal");
+                let theirs = file_ident(&wal)?.is_some_and(|w| Some(w) != self.wal_ident);
+                if theirs {
+                    let to = suffixed(&aside, "-wal");
+                    std::fs::rename(&wal, &to).with_context(|| {
+                        format!("cannot move {} to {}", wal.display(), to.display())
+                    })?;
+                }
+                Some(aside)
+            }
             None => None,
         };
-        // the old file's `-wal` and `-shm` (what they held is in the copy): a `-wal` left
-        // beside the new file would be replayed into it
+        // the names of the connection's `-wal` and `-shm` (it goes on through its open
+        // files; what they held is in the copy): a `-wal` left beside the copy would be
+        // replayed into it
         for suffix in ["-wal", "-shm"] {
             let side = suffixed(&self.path, suffix);
             match std::fs::remove_file(&side) {
@@ -331,27 +363,40 @@ impl Store {
                 _ => {}
             }
         }
+        #[cfg(test)]
+        if tests::LOSE_THE_COPY.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            std::fs::remove_file(&tmp)?;
+        }
         std::fs::rename(&tmp, &self.path).with_context(|| {
             format!("cannot rename {} to {}", tmp.display(), self.path.display())
         })?;
         std::fs::File::open(&dir)?.sync_all()?;
+        // the old connection is closed before the copy is opened: its close may delete the
+        // `-wal` and `-shm` names, which the copy has none of yet
+        drop(std::mem::replace(
+            &mut self.conn,
+            Connection::open_in_memory()?,
+        ));
         self.ident = None;
-        self.conn = open_conn_with(&self.path, self.exclusive)
-            .map_err(OpenError::into_anyhow)
-            .with_context(|| {
-                format!(
-                    "cannot open the rewritten state file {}",
-                    self.path.display()
-                )
-            })?;
-        self.ident = file_ident(&self.path)?;
         let what = match aside {
             Some(a) => format!("replaced by another file (moved to {})", a.display()),
             None => "deleted".to_string(),
         };
+        let reopened = Store::open(&self.path, CorruptPolicy::Refuse).with_context(|| {
+            format!(
+                "state file {} was {what}; written again from the daemon's open copy, but \
+                 cannot open it (tried again in a while)",
+                self.path.display()
+            )
+        })?;
+        let said = opened_notes(&reopened);
+        *self = Store {
+            notes: std::mem::take(&mut self.notes),
+            ..reopened
+        };
         Ok(Some(format!(
             "state file {} was {what} while the daemon ran: written again from the daemon's \
-             open copy, no ban, history or read position lost",
+             open copy, no ban, history or read position lost{said}",
             self.path.display()
         )))
     }
@@ -788,6 +833,11 @@ fn refuse_message(path: &Path, why: &str) -> String {
 }
 
 /// Renames `path` (and its `-wal` and `-shm`) to `<name>.corrupt-<unix seconds>[.N]`.
+/// The notes of a reopening, as a tail for the message that says it (`; ...`), or nothing.
+fn opened_notes(s: &Store) -> String {
+    s.notes.iter().map(|n| format!("; {n}")).collect()
+}
+
 /// (device, inode) of the file at `path`, not following a link; `None` when nothing is there.
 fn file_ident(path: &Path) -> Result<Option<(u64, u64)>> {
     use std::os::unix::fs::MetadataExt;
@@ -925,6 +975,88 @@ mod tests {
         drop(store);
         let again = Store::open(&path, CorruptPolicy::Refuse).unwrap();
         assert_eq!(again.active_bans(0).unwrap().len(), 3);
+    }
+
+    /// Set: [`Store::keep_in_place`] deletes its copy just before renaming it into place
+    /// (as a second `rm state/*` would).
+    pub(super) static LOSE_THE_COPY: std::sync::atomic::AtomicBool =
+        std::sync::atomic::AtomicBool::new(false);
+
+    /// A rewrite that fails on the way (its copy deleted before the rename, review 14) keeps
+    /// the open connection: the next check writes the copy again from it. (The connection
+    /// was closed first, and the next check copied an empty placeholder: every ban lost,
+    /// and the log said "no ban ... lost".)
+    #[test]
+    fn a_rewrite_that_fails_on_the_way_keeps_the_data_for_the_next() {
+        let (_dir, path, mut store) = fresh();
+        let a = ban("192.0.2.1", "sshd", 1_000, 50_000);
+        store.apply(&[StoreOp::Ban(a.clone())]).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        LOSE_THE_COPY.store(true, std::sync::atomic::Ordering::SeqCst);
+        let e = store.keep_in_place().unwrap_err();
+        assert!(format!("{e:#}").contains("cannot rename"), "{e:#}");
+        let b = ban("192.0.2.2", "sshd", 2_000, 50_000);
+        store.apply(&[StoreOp::Ban(b.clone())]).unwrap();
+        let said = store.keep_in_place().unwrap().expect("written again");
+        assert!(said.contains("no ban, history or read position lost"), "{said}");
+        drop(store);
+        let again = Store::open(&path, CorruptPolicy::Refuse).unwrap();
+        assert_eq!(sorted(again.active_bans(0).unwrap()), sorted(vec![a, b]));
+    }
+
+    /// A crash after the rewrite's copy was made, before its rename: the next start finds no
+    /// state file and the copy, and takes the copy, saying so (review 14: it started empty).
+    #[test]
+    fn a_start_takes_the_copy_of_a_rewrite_cut_short() {
+        let (_dir, path, mut store) = fresh();
+        let a = ban("192.0.2.1", "sshd", 1_000, 50_000);
+        store.apply(&[StoreOp::Ban(a.clone())]).unwrap();
+        drop(store);
+        std::fs::rename(&path, suffixed(&path, REWRITE_SUFFIX)).unwrap();
+        let again = Store::open(&path, CorruptPolicy::Refuse).unwrap();
+        assert!(
+            again.notes().iter().any(|n| n.contains("the copy is used")),
+            "{:?}",
+            again.notes()
+        );
+        assert_eq!(again.active_bans(0).unwrap(), vec![a]);
+        assert!(!suffixed(&path, REWRITE_SUFFIX).exists());
+    }
+
+    /// A file put in the state file's place with its own `-wal` (`mv` of a pair, rows still
+    /// in the `-wal`): the `-wal` goes aside with it (review 14: the old connection's close
+    /// deleted it, and the file moved aside had lost those rows).
+    #[test]
+    fn a_replacement_goes_aside_with_its_own_wal() {
+        let (dir, path, mut store) = fresh();
+        let a = ban("192.0.2.1", "sshd", 1_000, 50_000);
+        store.apply(&[StoreOp::Ban(a.clone())]).unwrap();
+        let other = dir.path().join("other.db");
+        let c = Connection::open(&other).unwrap();
+        c.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(())).unwrap();
+        c.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+        c.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1), (2), (3);")
+            .unwrap();
+        // the pair as it is while its writer runs: the rows in the `-wal` only
+        std::fs::copy(suffixed(&other, "-wal"), suffixed(&path, "-wal.new")).unwrap();
+        std::fs::copy(&other, suffixed(&path, ".new")).unwrap();
+        drop(c);
+        std::fs::rename(suffixed(&path, "-wal.new"), suffixed(&path, "-wal")).unwrap();
+        std::fs::rename(suffixed(&path, ".new"), &path).unwrap();
+        let said = store.keep_in_place().unwrap().expect("the replacement is seen");
+        let aside = said
+            .split("moved to ")
+            .nth(1)
+            .and_then(|r| r.split(')').next())
+            .expect("where it went");
+        let rows: i64 = Connection::open(aside)
+            .unwrap()
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 3);
+        drop(store);
+        let again = Store::open(&path, CorruptPolicy::Refuse).unwrap();
+        assert_eq!(again.active_bans(0).unwrap(), vec![a]);
     }
 
     /// Another file put in the state file's place while the store is open is moved aside,
