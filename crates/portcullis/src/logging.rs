@@ -5,11 +5,41 @@
 //! [`crate::events`].
 
 use std::fmt;
+use std::time::{Duration, Instant};
 
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
 use tracing_subscriber::fmt::FmtContext;
 use tracing_subscriber::registry::LookupSpan;
+
+/// A note about something that may happen again and again (a journal entry with a null
+/// MESSAGE or too long to read, a failed write of the statistics), given at most once a minute
+/// with the count since the last one.
+#[derive(Default)]
+pub(crate) struct Throttled {
+    count: u64,
+    last: Option<Instant>,
+}
+
+impl Throttled {
+    /// Counts one occurrence; returns the count to report, when a note is due.
+    pub(crate) fn hit(&mut self) -> Option<u64> {
+        self.count += 1;
+        self.due()
+    }
+
+    pub(crate) fn due(&mut self) -> Option<u64> {
+        if self.count == 0
+            || self
+                .last
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(60))
+        {
+            return None;
+        }
+        self.last = Some(Instant::now());
+        Some(std::mem::take(&mut self.count))
+    }
+}
 
 /// The levels a user can choose, least to most verbose.
 pub const LEVELS: &[&str] = &["error", "warning", "note", "debug"];
@@ -126,5 +156,18 @@ mod tests {
         assert_eq!(word(&parse_level("warning").unwrap()), "warning");
         assert_eq!(word(&parse_level("note").unwrap()), "note");
         assert!(parse_level("verbose").is_none());
+    }
+
+    /// Said at the first occurrence, then at most once a minute with the count since.
+    #[test]
+    fn a_throttled_note_is_said_once_a_minute_with_the_count() {
+        let mut t = Throttled::default();
+        assert_eq!(t.due(), None, "nothing happened");
+        assert_eq!(t.hit(), Some(1));
+        assert_eq!(t.hit(), None);
+        assert_eq!(t.hit(), None);
+        t.last = Instant::now().checked_sub(Duration::from_secs(61));
+        assert_eq!(t.hit(), Some(3));
+        assert_eq!(t.due(), None);
     }
 }

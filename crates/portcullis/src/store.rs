@@ -998,7 +998,10 @@ mod tests {
         let b = ban("192.0.2.2", "sshd", 2_000, 50_000);
         store.apply(&[StoreOp::Ban(b.clone())]).unwrap();
         let said = store.keep_in_place().unwrap().expect("written again");
-        assert!(said.contains("no ban, history or read position lost"), "{said}");
+        assert!(
+            said.contains("no ban, history or read position lost"),
+            "{said}"
+        );
         drop(store);
         let again = Store::open(&path, CorruptPolicy::Refuse).unwrap();
         assert_eq!(sorted(again.active_bans(0).unwrap()), sorted(vec![a, b]));
@@ -1033,7 +1036,8 @@ mod tests {
         store.apply(&[StoreOp::Ban(a.clone())]).unwrap();
         let other = dir.path().join("other.db");
         let c = Connection::open(&other).unwrap();
-        c.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(())).unwrap();
+        c.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+            .unwrap();
         c.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
         c.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1), (2), (3);")
             .unwrap();
@@ -1043,7 +1047,10 @@ mod tests {
         drop(c);
         std::fs::rename(suffixed(&path, "-wal.new"), suffixed(&path, "-wal")).unwrap();
         std::fs::rename(suffixed(&path, ".new"), &path).unwrap();
-        let said = store.keep_in_place().unwrap().expect("the replacement is seen");
+        let said = store
+            .keep_in_place()
+            .unwrap()
+            .expect("the replacement is seen");
         let aside = said
             .split("moved to ")
             .nth(1)

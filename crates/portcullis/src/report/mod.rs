@@ -374,6 +374,9 @@ fn writer(mut conn: Connection, rx: Receiver<Msg>, retention: Millis) {
     // failure rows written since the last pruning: a flood prunes sooner than each hour
     // (9 million rows were written in 3 minutes past the cap of 2 million, a review found)
     let mut written = 0usize;
+    // write failures (a full disk: one per batch of lines) are said at most once a minute,
+    // with how many were not said (review 14: 33 lines in a few seconds)
+    let mut failed = crate::logging::Throttled::default();
     loop {
         let now = now_ms();
         if now - last_prune >= 3_600_000 || written as i64 >= MAX_FAILURE_ROWS / 4 {
@@ -418,7 +421,16 @@ fn writer(mut conn: Connection, rx: Receiver<Msg>, retention: Millis) {
         );
         written += n;
         if let Err(e) = write(&mut conn, &ms) {
-            error!("stats: cannot write {}: {e:#}", FILE);
+            if let Some(n) = failed.hit() {
+                let more = match n {
+                    1 => String::new(),
+                    n => format!(" ({} more failures since the last said)", n - 1),
+                };
+                error!(
+                    "stats: cannot write {}: {e:#}; the report undercounts{more}",
+                    FILE
+                );
+            }
         }
         if let Some(a) = ack {
             let _ = a.send(());

@@ -723,34 +723,6 @@ fn json_cap(max_line: usize) -> usize {
     (8 * max_line).max(1 << 20)
 }
 
-/// A note about something that may happen for every entry (a null MESSAGE, an entry too long
-/// to read), given at most once a minute with the count since the last one.
-#[derive(Default)]
-struct Throttled {
-    count: u64,
-    last: Option<Instant>,
-}
-
-impl Throttled {
-    /// Counts one occurrence; returns the count to report, when a note is due.
-    fn hit(&mut self) -> Option<u64> {
-        self.count += 1;
-        self.due()
-    }
-
-    fn due(&mut self) -> Option<u64> {
-        if self.count == 0
-            || self
-                .last
-                .is_some_and(|t| t.elapsed() < Duration::from_secs(60))
-        {
-            return None;
-        }
-        self.last = Some(Instant::now());
-        Some(std::mem::take(&mut self.count))
-    }
-}
-
 fn now_micros() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -873,9 +845,12 @@ fn follow_journal(
     }
     let mut looked_up = Instant::now();
     let mut long = LongLines::default();
-    let (mut null_messages, mut too_long) = (Throttled::default(), Throttled::default());
-    let (mut cuts, mut withheld) = (StreamCuts::default(), Throttled::default());
-    let mut foreign = Throttled::default();
+    let (mut null_messages, mut too_long) = (
+        crate::logging::Throttled::default(),
+        crate::logging::Throttled::default(),
+    );
+    let (mut cuts, mut withheld) = (StreamCuts::default(), crate::logging::Throttled::default());
+    let mut foreign = crate::logging::Throttled::default();
     if let Some(v) = systemd_version(&cmd, &ctl).filter(|v| *v < SYSLOG_RAW_SINCE) {
         let _ = engine.try_send(Msg::Note(format!(
             "{source}: journald of systemd {v} (before {SYSLOG_RAW_SINCE}) ends a syslog message at a NUL byte without a trace (no SYSLOG_RAW), so a program that writes its own syslog datagrams (Perl's Sys::Syslog, Python's SysLogHandler) can let a client end a line right after an address it typed; read such programs through rsyslog's /dev/log (imuxsock writes a NUL as #000) instead"
