@@ -267,3 +267,89 @@ fn a_file_under_two_names_of_one_jail_is_counted_once() {
         "{log}"
     );
 }
+
+/// A daemon that is not root reads on through the descriptor it holds when its log's mode
+/// changes under it; `status` said "NO READABLE LOG SOURCE: this jail sees nothing" then,
+/// while the jail went on counting. Now it says what is true: the file is read, and a
+/// restart would not read it. Needs root (the daemon is run as `nobody` with setpriv).
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn status_does_not_call_a_held_file_unreadable() {
+    use std::os::unix::fs::{chown, PermissionsExt};
+    use std::process::Stdio;
+    require_root();
+    let work = tempfile::Builder::new()
+        .prefix("pct-held-")
+        .tempdir()
+        .unwrap();
+    let dir = work.path();
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let (uid, gid) = (65534, 65534); // nobody, nogroup
+    let state = dir.join("state");
+    fs::create_dir(&state).unwrap();
+    chown(&state, Some(uid), Some(gid)).unwrap();
+    fs::set_permissions(&state, fs::Permissions::from_mode(0o700)).unwrap();
+    let log = dir.join("auth.log");
+    fs::write(&log, "").unwrap();
+    chown(&log, Some(uid), Some(gid)).unwrap();
+    let socket = state.join("p.sock");
+    let config = dir.join("portcullis.toml");
+    fs::write(
+        &config,
+        format!(
+            "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"null\"\n\
+             [[jail]]\nname = \"sshd\"\nlogs = [{:?}]\nmaxretry = 5\n",
+            socket.display().to_string(),
+            state.display().to_string(),
+            log.display().to_string(),
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&config, fs::Permissions::from_mode(0o644)).unwrap();
+    let stderr = dir.join("daemon.log");
+    let mut cmd = Command::new("setpriv");
+    cmd.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        BIN,
+        "run",
+        "-c",
+    ])
+    .arg(&config)
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(fs::File::create(&stderr).unwrap());
+    let mut p = ProcessGuard::spawn(cmd, "portcullis run as nobody");
+    let read = || fs::read_to_string(&stderr).unwrap_or_default();
+    let up = wait_until(Duration::from_secs(20), || {
+        p.try_wait().is_some() || read().contains("started jails=")
+    });
+    assert!(up && p.try_wait().is_none(), "{}", read());
+    fail(&log, "203.0.113.30", 1);
+    wait_for("the first failure", Duration::from_secs(20), || {
+        failing(&socket)["sshd"].get("203.0.113.30") == Some(&1)
+    });
+    // the owner takes the read permission away (root still writes it)
+    fs::set_permissions(&log, fs::Permissions::from_mode(0o200)).unwrap();
+    fail(&log, "203.0.113.30", 1);
+    wait_for(
+        "the second failure, read through the descriptor",
+        Duration::from_secs(20),
+        || failing(&socket)["sshd"].get("203.0.113.30") == Some(&2),
+    );
+    let v = status(&socket);
+    let w = v["jails"][0]["warnings"].to_string();
+    assert!(!w.contains("NO READABLE LOG SOURCE"), "{v}");
+    assert!(
+        w.contains("can no longer be opened") && w.contains("a restart will not read it"),
+        "{v}"
+    );
+    // SAFETY: a signal to our own child.
+    unsafe {
+        libc::kill(p.pid() as i32, libc::SIGTERM);
+    }
+    assert!(wait_until(Duration::from_secs(20), || p
+        .try_wait()
+        .is_some()));
+}

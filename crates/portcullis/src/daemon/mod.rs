@@ -113,6 +113,9 @@ struct Engine {
     /// Wildcard matches whose lines come under another source's name (the follower reads
     /// a file once): source -> those matches. Their jails get the source's lines too.
     aliases: HashMap<String, Vec<String>>,
+    /// The file paths the follower holds open now (`status`: readable through the descriptor
+    /// even when they can no longer be opened).
+    held: std::collections::HashSet<String>,
     /// (jail, name) pairs [`Engine::drop_second_names`] has warned of (since the last load).
     second_names: std::collections::HashSet<(usize, String)>,
     /// The host's own addresses (sorted), never banned.
@@ -260,6 +263,7 @@ impl Engine {
             routed_ids: HashMap::new(),
             aliases: HashMap::new(),
             second_names: std::collections::HashSet::new(),
+            held: std::collections::HashSet::new(),
             journals: JournalReaders::new(journal, cfg.state_dir.clone(), tx)
                 .max_line(cfg.max_line),
             own,
@@ -419,8 +423,11 @@ fn file_paths(cfg: &Config, followed: &std::collections::HashSet<PathBuf>) -> Fi
 }
 
 /// The files a jail's file sources name now (wildcards expanded), each with whether this
-/// process can read it.
-fn jail_files(j: &crate::config::JailConfig) -> Vec<(String, bool)> {
+/// process can read it: open it, or reads it through a descriptor held (`held`).
+fn jail_files(
+    j: &crate::config::JailConfig,
+    held: &std::collections::HashSet<String>,
+) -> Vec<(String, bool)> {
     let mut out = Vec::new();
     for l in j.logs.iter().filter(|l| !l.starts_with("journal:")) {
         let paths = if glob::is_glob(l) {
@@ -432,8 +439,9 @@ fn jail_files(j: &crate::config::JailConfig) -> Vec<(String, bool)> {
             // a regular file, opened as the follower opens it: nothing else is ever opened
             // (a FIFO must not stop the engine thread, which this runs on for `status`; a
             // pty must not become the daemon's terminal)
-            let readable = file_source::open_regular(&p).is_ok();
-            out.push((p.display().to_string(), readable));
+            let name = p.display().to_string();
+            let readable = held.contains(&name) || file_source::open_regular(&p).is_ok();
+            out.push((name, readable));
         }
     }
     out
@@ -442,9 +450,22 @@ fn jail_files(j: &crate::config::JailConfig) -> Vec<(String, bool)> {
 /// What `status` must say loudly about a jail's sources: a jail with no readable source
 /// (no readable file, and no journal or no journald to serve it) sees nothing, and protects
 /// nothing.
-pub(crate) fn source_warnings(j: &crate::config::JailConfig) -> Vec<String> {
+pub(crate) fn source_warnings(
+    j: &crate::config::JailConfig,
+    held: &std::collections::HashSet<String>,
+) -> Vec<String> {
     let journald = Path::new(crate::sources::journal::JOURNALD_SOCKET).exists();
-    source_warnings_with(j, &jail_files(j), journald)
+    let files = jail_files(j, held);
+    let mut w = source_warnings_with(j, &files, journald);
+    // (read through the descriptor held, but a restart would not open it)
+    for (f, _) in files.iter().filter(|(f, _)| held.contains(f)) {
+        if file_source::open_regular(Path::new(f)).is_err() {
+            w.push(format!(
+                "{f} can no longer be opened (its mode or owner changed?): read on through the descriptor open since before, but a restart will not read it"
+            ));
+        }
+    }
+    w
 }
 
 /// The loud one of [`source_warnings`] for each jail that can read nothing now, as
@@ -453,7 +474,7 @@ pub(crate) fn blind_jails(cfg: &Config) -> Vec<String> {
     cfg.jails
         .iter()
         .filter_map(|j| {
-            let w = source_warnings(j);
+            let w = source_warnings(j, &std::collections::HashSet::new());
             w.first()
                 .is_some_and(|x| x.starts_with("NO READABLE LOG SOURCE"))
                 .then(|| format!("jail {}: {}", j.name, w.join("; ")))
@@ -1454,6 +1475,9 @@ impl Engine {
         for a in bs.iter().filter_map(|b| b.aliases.as_ref()) {
             self.set_aliases(a);
         }
+        if let Some(h) = bs.iter().filter_map(|b| b.held.as_ref()).next_back() {
+            self.held = h.iter().cloned().collect();
+        }
         for (src, line) in bs.iter().flat_map(Batch::iter) {
             if !self.glob_routed.contains(src) {
                 self.glob_routed.insert(src.to_string());
@@ -2206,8 +2230,12 @@ impl Engine {
                         name: j.name().to_string(),
                         filters: c.filter_names.clone(),
                         logs: c.logs.clone(),
-                        files: jail_files(c).into_iter().map(|(f, _)| f).collect(),
-                        warnings: [source_warnings(c), self.suppressed_status(c)].concat(),
+                        files: jail_files(c, &self.held)
+                            .into_iter()
+                            .map(|(f, _)| f)
+                            .collect(),
+                        warnings: [source_warnings(c, &self.held), self.suppressed_status(c)]
+                            .concat(),
                         maxretry: c.maxretry,
                         findtime: duration::format(c.findtime),
                         bantime: if c.bantime == FOREVER {
@@ -3482,6 +3510,7 @@ wait "$p"
             checkpoints: Vec::new(),
             forgotten: Vec::new(),
             aliases: None,
+            held: None,
             notes: Vec::new(),
             journal: None,
         };
@@ -3530,6 +3559,7 @@ wait "$p"
             checkpoints: Vec::new(),
             forgotten: Vec::new(),
             aliases: None,
+            held: None,
             notes: Vec::new(),
             journal: None,
         };

@@ -24,6 +24,8 @@ pub struct Batch {
     /// When they changed: every wildcard match read under another name now, with that name
     /// (`Follower::alias_holders`).
     pub aliases: Option<Vec<(String, String)>>,
+    /// When they changed: the paths whose file is open now (`Follower::held_names`).
+    pub held: Option<Vec<String>>,
     /// Notes to log (rotations, long lines, errors).
     pub notes: Vec<String>,
     /// The journal position these lines reach, to [`JournalPosition::commit`] once they are

@@ -311,6 +311,17 @@ impl Follower {
             .collect()
     }
 
+    /// The paths whose file is open now, in the follower's order: read on through the
+    /// descriptor even when the file can no longer be opened (its mode changed under a
+    /// daemon that is not root), which `status` must not call unreadable.
+    pub fn held_names(&self) -> Vec<String> {
+        self.files
+            .iter()
+            .filter(|w| w.cur.is_some())
+            .map(|w| w.name.clone())
+            .collect()
+    }
+
     /// Follows, under its own name, a wildcard match that names a file read under another
     /// name ([`Follower::aliases`]) once that other reading ended (the file went quiet after
     /// a rotation): read on from where it was left. (`mv a.log a-old.log` under `*.log`:
@@ -1529,7 +1540,7 @@ pub fn follow_files(
     let mut last_glob = Instant::now();
     let mut long = LongLines::default();
     let max_line = f.max_line();
-    let mut aliases = Vec::new();
+    let (mut aliases, mut held) = (Vec::new(), Vec::new());
     loop {
         let mut batch = Batch::default();
         let mut appeared = Vec::new();
@@ -1590,9 +1601,15 @@ pub fn follow_files(
             aliases = now_aliases;
             batch.aliases = Some(aliases.clone());
         }
+        let now_held = f.held_names();
+        if now_held != held {
+            held = now_held;
+            batch.held = Some(held.clone());
+        }
         let had_lines = !batch.lines.is_empty();
         if had_lines
             || batch.aliases.is_some()
+            || batch.held.is_some()
             || !batch.notes.is_empty()
             || !batch.forgotten.is_empty()
             || last_checkpoint.elapsed() > Duration::from_secs(5)
