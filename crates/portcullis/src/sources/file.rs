@@ -43,7 +43,10 @@
 //! to reopen — until it has given no data for a few seconds; then it is closed, and an unfinished
 //! last line in it is delivered as it is, since nobody will finish it. A file shrinking below
 //! our offset, or whose first bytes changed, was truncated (plain or copytruncate): emit
-//! `Truncated`, read again from 0. Lines appended between the copy and the truncation of a
+//! `Truncated`, read again from 0. Where the reading of the last file rotated away from a path
+//! stood is saved too ([`drain_key`]): a stop while it was still being read (its writer not yet
+//! told to reopen its log) would lose what the writer adds after the stop; the next start
+//! reads that from the file's rotated name (`NAME.1`, ... as above). Lines appended between the copy and the truncation of a
 //! copytruncate, or between our last read and any truncation, are lost; no follower can see them.
 //!
 //! # Lines
@@ -125,6 +128,10 @@ pub enum Event<'a> {
     /// At start: the file read before the stop was rotated away meanwhile; the rest of it is
     /// read from `from` (its new name), then the path's new file from its beginning.
     RotatedWhileDown { path: &'a str, from: String },
+    /// The file read when the daemon last stopped had been rotated away just before (it was
+    /// still being read to its end under its old name): what its writer added to it after
+    /// the stop is read from `from`, its rotated name.
+    RotatedAtStop { path: &'a str, from: String },
     /// At start: the file read before the stop (up to `offset`) is neither at the path nor
     /// under a name logrotate gives it uncompressed (rotated more than once, or compressed,
     /// while the daemon was down): what it got after the stop was not read.
@@ -431,6 +438,7 @@ impl Follower {
     /// marker per wildcard pattern followed ([`glob_marker`]).
     pub fn checkpoints(&self) -> Vec<Checkpoint> {
         let mut v: Vec<Checkpoint> = self.files.iter().filter_map(Watched::checkpoint).collect();
+        v.extend(self.files.iter().filter_map(Watched::drain_checkpoint));
         v.extend(self.globs.iter().map(|g| glob_marker(g)));
         for (path, id) in &self.aliases {
             if let Some(&(fingerprint, offset)) = self.seen.get(id) {
@@ -566,6 +574,7 @@ impl Follower {
             if gone {
                 let w = self.files.swap_remove(i);
                 self.forgotten.push(w.name.clone());
+                self.forgotten.push(drain_key(&w.name));
                 w.close(&mut self.watches);
             } else {
                 i += 1;
@@ -590,9 +599,25 @@ impl Follower {
             }
             let name = path.to_string_lossy().into_owned();
             let checkpoint = self.parked.remove(&name);
+            let drained = self.parked.remove(&drain_key(&name));
             let mut w = Watched::new(path, name, checkpoint);
             if w.initial.is_some() {
                 w.cur = w.open(&mut self.buf, &mut self.watches);
+            }
+            // the file rotated away from the path just before the last stop, under its
+            // rotated name: what its writer added after that stop is read
+            if let Some(cp) = drained.filter(|cp| cp.ino != 0 && cp.offset > 0) {
+                let reading = w.cur.as_ref().map(Tail::id);
+                if reading != Some((cp.dev, cp.ino)) {
+                    if let Some((t, from)) = w.rotated_while_down(&cp, &mut self.watches, false) {
+                        if t.len_now() > cp.offset {
+                            w.notices.push(Notice::RotatedAtStop(from));
+                            w.draining.push(t);
+                        } else {
+                            t.close(&mut self.watches);
+                        }
+                    }
+                }
             }
             w.ensure_dir_watch(&mut self.watches);
             self.files.push(w);
@@ -619,6 +644,9 @@ struct Ctx<'b> {
 
 enum Notice {
     Truncated,
+    /// The rest of the file read when the last run stopped, rotated away just before: now
+    /// under this name.
+    RotatedAtStop(String),
     /// The rest of the file read before, rotated away while the daemon was down, is read
     /// from this name.
     RotatedWhileDown(String),
@@ -978,6 +1006,25 @@ impl Watched {
         })
     }
 
+    /// Where reading of the file rotated away from the path last stood: the newest of those
+    /// still read to their end, else the last one closed. Saved under [`drain_key`], so that a
+    /// stop just after a rotation does not lose what the writer adds to the old file before
+    /// it reopens its log (read at the next start, when the file is under a rotated name).
+    fn drain_checkpoint(&self) -> Option<Checkpoint> {
+        let key = drain_key(&self.name);
+        if let Some(t) = self.draining.last() {
+            return Some(t.checkpoint(&key));
+        }
+        let &((dev, ino), (fingerprint, offset)) = self.left.last()?;
+        Some(Checkpoint {
+            path: key,
+            dev,
+            ino,
+            fingerprint,
+            offset,
+        })
+    }
+
     fn error(&mut self, message: String) {
         if self.last_error.as_deref() != Some(message.as_str()) {
             self.last_error = Some(message.clone());
@@ -989,6 +1036,10 @@ impl Watched {
         for notice in self.notices.drain(..) {
             match notice {
                 Notice::Truncated => f(Event::Truncated { path: &self.name }),
+                Notice::RotatedAtStop(from) => f(Event::RotatedAtStop {
+                    path: &self.name,
+                    from,
+                }),
                 Notice::RotatedWhileDown(from) => f(Event::RotatedWhileDown {
                     path: &self.name,
                     from,
@@ -1058,6 +1109,11 @@ impl Tail {
             last_data: Instant::now(),
             seen_at: None,
         }
+    }
+
+    /// The file's size now (0 when it cannot be read).
+    fn len_now(&self) -> u64 {
+        self.file.metadata().map_or(0, |m| m.len())
     }
 
     fn id(&self) -> (u64, u64) {
@@ -1385,6 +1441,11 @@ pub fn open_regular(path: &Path) -> io::Result<File> {
         .open(format!("/proc/self/fd/{}", pathfd.as_raw_fd()))
 }
 
+/// The key of [`Watched::drain_checkpoint`] for path `name` (no log path starts so).
+pub fn drain_key(name: &str) -> String {
+    format!("rotated-from:{name}")
+}
+
 /// The checkpoint that says a wildcard pattern was followed (no file has inode 0): saved with
 /// the others, so that the next run knows its matches without a checkpoint are new.
 pub fn glob_marker(glob: &str) -> Checkpoint {
@@ -1582,6 +1643,9 @@ pub fn follow_files(
             } else {
                 format!("{path} was replaced by an edited copy of itself (sed -i, an editor): reading on from byte {offset}, not again from its start (a line around the edit may be missed or read twice)")
             }),
+            Event::RotatedAtStop { path, from } => batch.notes.push(format!(
+                "{path} was rotated just before the daemon last stopped: reading what the old file, now {from}, got after the stop"
+            )),
             Event::RotatedWhileDown { path, from } => batch.notes.push(format!(
                 "{path} was rotated while the daemon was down: reading the rest of the old file, now {from}, then the new one from its start"
             )),
@@ -1645,6 +1709,7 @@ mod tests {
         Truncated,
         Rotated,
         RotatedWhileDown(String),
+        RotatedAtStop(String),
         Lost(u64),
         Copy(u64, bool),
         Resumed(u64),
@@ -1666,6 +1731,7 @@ mod tests {
                         Event::Truncated { .. } => Ev::Truncated,
                         Event::Rotated { .. } => Ev::Rotated,
                         Event::RotatedWhileDown { from, .. } => Ev::RotatedWhileDown(from),
+                        Event::RotatedAtStop { from, .. } => Ev::RotatedAtStop(from),
                         Event::LostWhileDown { offset, .. } => Ev::Lost(offset),
                         Event::Copy { offset, exact, .. } => Ev::Copy(offset, exact),
                         Event::Resumed { offset, .. } => Ev::Resumed(offset),
@@ -2013,6 +2079,58 @@ mod tests {
         assert_eq!(lines(&poll(&mut fl2)), ["a1", "a2", "a3", "a4"]);
     }
 
+    /// A stop just after a rotation, while the old file was still read to its end (its
+    /// writer had not reopened its log yet): what the writer added to the old file after the
+    /// stop was lost. Now it is read at the next start, under the rotated name, once; and a
+    /// drain that had ended is resumed where it ended, nothing read twice.
+    #[test]
+    fn a_rotation_just_before_a_stop_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("auth.log");
+        let old = dir.path().join("auth.log.1");
+        append(&log, "");
+        let mut fl = follower(&log);
+        append(&log, "a\n");
+        assert_eq!(lines(&poll(&mut fl)), ["a"]);
+        // logrotate renames and makes a new file; the writer goes on in the old one
+        fs::rename(&log, &old).unwrap();
+        append(&log, "n1\n");
+        append(&old, "b\n");
+        assert_eq!(lines(&poll(&mut fl)), ["b", "n1"]);
+        let cps = fl.checkpoints();
+        assert!(
+            cps.iter()
+                .any(|c| c.path == drain_key(&log.display().to_string())),
+            "{cps:?}"
+        );
+        drop(fl);
+        // after the stop: the writer finishes the old file, then reopens its log
+        append(&old, "c\nd\n");
+        append(&log, "n2\n");
+        let mut fl = Follower::new(vec![log.clone()], cps.clone(), DEFAULT_MAX_LINE).unwrap();
+        fl.set_drain_idle(Duration::ZERO);
+        let got = poll(&mut fl);
+        assert!(
+            got.contains(&Ev::RotatedAtStop(old.display().to_string())),
+            "{got:?}"
+        );
+        let mut l = lines(&got);
+        l.sort();
+        assert_eq!(l, ["c", "d", "n2"], "{got:?}");
+        // the drain ended (closed): its place is kept, the next start reads what came after
+        assert!(poll(&mut fl).is_empty());
+        let cps = fl.checkpoints();
+        drop(fl);
+        append(&old, "e\n");
+        let mut fl = Follower::new(vec![log.clone()], cps.clone(), DEFAULT_MAX_LINE).unwrap();
+        assert_eq!(lines(&poll(&mut fl)), ["e"]);
+        // nothing new in the old file: no note, nothing read
+        let cps = fl.checkpoints();
+        drop(fl);
+        let mut fl = Follower::new(vec![log.clone()], cps, DEFAULT_MAX_LINE).unwrap();
+        assert_eq!(poll(&mut fl), []);
+    }
+
     /// `copytruncate` while the daemon was down: the copy, under logrotate's name, holds
     /// what was written after the stop. (A review found it lost, with only "truncated".)
     #[test]
@@ -2195,8 +2313,10 @@ mod tests {
         assert!(fl.set_globs(vec![g.clone()]).is_empty());
         let mut gone = fl.take_forgotten();
         gone.sort();
-        assert_eq!(gone.len(), 5, "{gone:?}");
+        // each with the place of its file's reading that ended (deleted: read to its end)
+        assert_eq!(gone.len(), 10, "{gone:?}");
         assert!(gone[0].ends_with("s0.log"));
+        assert_eq!(gone[5], drain_key(&gone[0]));
         let cps = fl.checkpoints();
         assert_eq!(cps.len(), 2, "{cps:?}");
         // back: a new match, read from its start
