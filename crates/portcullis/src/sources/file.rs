@@ -23,9 +23,10 @@
 //!   offset: it was truncated or reused while we were down; emit `Truncated`, read from 0.
 //! * A checkpoint for another file: the old one was rotated away while we were down; read the
 //!   new file from its beginning. The rest of the old one (what was written to it after the
-//!   checkpoint) is read first when logrotate's name for it holds it uncompressed (`NAME.1`,
-//!   `NAME-YYYYMMDD`, …: `delaycompress`, the default rename without compression); once
-//!   compressed or gone, those lines are lost.
+//!   checkpoint) is read first when logrotate's name for it holds it: uncompressed (`NAME.1`,
+//!   `NAME-YYYYMMDD`, …: `delaycompress`, the default rename without compression), or
+//!   gzip-compressed at once (`NAME.1.gz`, …, found by its first bytes); rotated more than
+//!   once, or gone, those lines are lost (and that is said).
 //! * No checkpoint, and the file was at the path when the follower started (or when
 //!   [`Follower::set_paths`] added the path): start at its end, so an old log never bans anyone
 //!   by surprise. Precisely: after its last newline, so a line being written just then is read
@@ -133,8 +134,8 @@ pub enum Event<'a> {
     /// the stop is read from `from`, its rotated name.
     RotatedAtStop { path: &'a str, from: String },
     /// At start: the file read before the stop (up to `offset`) is neither at the path nor
-    /// under a name logrotate gives it uncompressed (rotated more than once, or compressed,
-    /// while the daemon was down): what it got after the stop was not read.
+    /// under a name logrotate gives it after one rotation, plain or gzip-compressed (rotated
+    /// more than once while the daemon was down): what it got after the stop was not read.
     LostWhileDown { path: &'a str, offset: u64 },
     /// The path names again a file read before in this run (moved away and back, a symlink
     /// pointed at it again, a backup restored by `mv`): read on from `offset`, where it was
@@ -883,8 +884,8 @@ impl Watched {
             }
             Some(cp) => {
                 // the file read before was rotated away while the daemon was down: if
-                // logrotate's name for it holds it, uncompressed (delaycompress, or a
-                // rotation since the last compression), its rest is read too
+                // logrotate's name for it holds it (uncompressed: delaycompress; or gzip),
+                // its rest is read too
                 if let Some(t) = self.rotated_while_down(&cp, watches, false) {
                     self.notices.push(Notice::RotatedWhileDown(t.1));
                     self.draining.push(t.0);
@@ -952,6 +953,47 @@ impl Watched {
             let proc_path = format!("/proc/self/fd/{}", t.file.as_raw_fd());
             t.wd = watches.add(Path::new(&proc_path), FILE_MASK);
             return Some((t, p.display().to_string()));
+        }
+        self.gz_rotation(cp)
+    }
+
+    /// [`Watched::rotated_while_down`] for a rotation compressed at once (logrotate's
+    /// `compress` without `delaycompress`): `NAME.1.gz`, `NAME.0.gz`, `NAME.old.gz`,
+    /// `NAME-YYYYMMDD[HH].gz`, found by its first bytes (a compressed copy has an inode of its
+    /// own). Decompressed into memory where reading needs it: its first bytes and what
+    /// follows the checkpoint's offset, the bytes between left a hole. At most
+    /// [`GZ_SCAN`] bytes are decompressed, and at most [`GZ_REST`] kept after the offset;
+    /// over either, it is not read (and the loss is said as before).
+    fn gz_rotation(&self, cp: &Checkpoint) -> Option<(Tail, String)> {
+        if cp.offset == 0 {
+            return None;
+        }
+        let dir = self.path.parent()?;
+        let base = self.path.file_name()?.to_str()?;
+        let mut names: Vec<PathBuf> = fs::read_dir(dir)
+            .ok()?
+            .filter_map(|e| {
+                let name = e.ok()?.file_name().into_string().ok()?;
+                let rest = name.strip_prefix(base)?.strip_suffix(".gz")?;
+                let dated = rest.strip_prefix('-').is_some_and(|d| {
+                    (d.len() == 8 || d.len() == 10) && d.bytes().all(|b| b.is_ascii_digit())
+                });
+                (matches!(rest, ".1" | ".0" | ".old") || dated).then(|| dir.join(name))
+            })
+            .collect();
+        names.sort();
+        for p in names {
+            let Ok(gz) = open_regular(&p) else {
+                continue;
+            };
+            if let Some(file) = gunzip_from(gz, cp) {
+                let Ok(m) = file.metadata() else { continue };
+                let mut t = Tail::new(file, m.dev(), m.ino());
+                if t.seek_to(cp.offset).is_err() {
+                    continue;
+                }
+                return Some((t, p.display().to_string()));
+            }
         }
         None
     }
@@ -1458,6 +1500,58 @@ pub fn glob_marker(glob: &str) -> Checkpoint {
     }
 }
 
+/// Most bytes a compressed rotation is decompressed to find the checkpoint's place
+/// ([`Watched::gz_rotation`]).
+const GZ_SCAN: u64 = 4 << 30;
+/// Most bytes kept of a compressed rotation after the checkpoint's place.
+const GZ_REST: u64 = 256 << 20;
+
+/// The gzip file `gz` decompressed into an anonymous file in memory when it is the file `cp`
+/// was taken of (as long, the same first bytes), else `None`. Only its first [`HEAD_LEN`]
+/// bytes and those from `cp.offset - 1` on are written (the byte before the offset tells
+/// whether reading starts at a line's start); the rest is a hole, which takes no memory.
+/// A hand-written loop over flate2's decoder: no crate decompresses into a sparse file.
+fn gunzip_from(gz: File, cp: &Checkpoint) -> Option<File> {
+    use std::io::BufReader;
+    let mut dec = flate2::read::MultiGzDecoder::new(BufReader::new(gz));
+    let fd =
+        rustix::fs::memfd_create("portcullis-rotated", rustix::fs::MemfdFlags::CLOEXEC).ok()?;
+    let out = File::from(fd);
+    let keep_from = cp.offset - 1;
+    let mut head = Vec::with_capacity(HEAD_LEN);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut pos: u64 = 0;
+    loop {
+        let n = match dec.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return None,
+        };
+        let chunk = &buf[..n];
+        let end = pos + n as u64;
+        if head.len() < HEAD_LEN {
+            let take = (HEAD_LEN - head.len()).min(n);
+            head.extend_from_slice(&chunk[..take]);
+            out.write_all_at(&chunk[..take], pos).ok()?;
+            let n_fp = cp.offset.min(HEAD_LEN as u64) as usize;
+            if head.len() >= n_fp && fingerprint(&head[..n_fp]) != cp.fingerprint {
+                return None;
+            }
+        }
+        if end > keep_from {
+            let from = keep_from.saturating_sub(pos) as usize;
+            out.write_all_at(&chunk[from..], pos + from as u64).ok()?;
+        }
+        pos = end;
+        if pos > GZ_SCAN || pos.saturating_sub(cp.offset) > GZ_REST {
+            return None;
+        }
+    }
+    // shorter than the place read to: another file
+    (pos >= cp.offset && head.len() >= cp.offset.min(HEAD_LEN as u64) as usize).then_some(out)
+}
+
 /// Is the file at `path` the one read up to `offset`, whose first bytes had `fingerprint`:
 /// at least as long, with the same first bytes? Having consumed nothing (offset 0) says
 /// nothing (and reading such a file from its beginning cannot read anything twice).
@@ -1650,7 +1744,7 @@ pub fn follow_files(
                 "{path} was rotated while the daemon was down: reading the rest of the old file, now {from}, then the new one from its start"
             )),
             Event::LostWhileDown { path, offset } => batch.notes.push(format!(
-                "{path} was rotated while the daemon was down, and the file read before (up to byte {offset}) is not found under a rotated name uncompressed (rotated more than once, or compressed): what it got after the stop, if anything, was not read; reading the new one from its start"
+                "{path} was rotated while the daemon was down, and the file read before (up to byte {offset}) is not found under a rotated name, plain or .gz (rotated more than once?): what it got after the stop, if anything, was not read; reading the new one from its start"
             )),
             Event::LongLine { path, len } => {
                 batch.notes.extend(long.count(path, len, max_line, now));
@@ -2129,6 +2223,67 @@ mod tests {
         drop(fl);
         let mut fl = Follower::new(vec![log.clone()], cps, DEFAULT_MAX_LINE).unwrap();
         assert_eq!(poll(&mut fl), []);
+    }
+
+    /// Rotated and compressed at once while the daemon was down (logrotate's `compress`
+    /// without `delaycompress`): what the old file got after the stop is read from
+    /// `NAME.1.gz`, found by its first bytes. It was lost, with a note.
+    #[test]
+    fn a_rotation_compressed_while_down_is_read_from_the_gz() {
+        use flate2::write::GzEncoder;
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("auth.log");
+        append(&log, "");
+        let mut fl = follower(&log);
+        // more than the fingerprint's bytes before the stop, so the hole is used
+        let before: Vec<String> = (0..40)
+            .map(|i| format!("line {i:02} before the stop"))
+            .collect();
+        append(&log, &(before.join("\n") + "\n"));
+        assert_eq!(lines(&poll(&mut fl)), before);
+        let cps = fl.checkpoints();
+        drop(fl);
+        append(&log, "after 1\nafter 2\n");
+        // logrotate: rename, a new file, then the old one compressed (and removed)
+        let old = dir.path().join("auth.log.1");
+        fs::rename(&log, &old).unwrap();
+        append(&log, "new\n");
+        let gz = dir.path().join("auth.log.1.gz");
+        let mut enc = GzEncoder::new(
+            fs::File::create(&gz).unwrap(),
+            flate2::Compression::default(),
+        );
+        enc.write_all(&fs::read(&old).unwrap()).unwrap();
+        enc.finish().unwrap();
+        fs::remove_file(&old).unwrap();
+        // a gz of another file with the same name pattern is not taken
+        let mut enc = GzEncoder::new(
+            fs::File::create(dir.path().join("auth.log-20261201.gz")).unwrap(),
+            flate2::Compression::default(),
+        );
+        enc.write_all(b"someone else's lines\nmore of them\n")
+            .unwrap();
+        enc.finish().unwrap();
+        let mut fl = Follower::new(vec![log.clone()], cps.clone(), DEFAULT_MAX_LINE).unwrap();
+        fl.set_drain_idle(Duration::ZERO);
+        let got = poll(&mut fl);
+        assert_eq!(
+            got,
+            [
+                Ev::RotatedWhileDown(gz.display().to_string()),
+                Ev::Line("after 1".into()),
+                Ev::Line("after 2".into()),
+                Ev::Line("new".into())
+            ]
+        );
+        // a gz cut short (shorter than the place read to) is not taken: the loss is said
+        drop(fl);
+        let full = fs::read(&gz).unwrap();
+        fs::write(&gz, &full[..full.len() / 3]).unwrap();
+        let mut fl = Follower::new(vec![log.clone()], cps, DEFAULT_MAX_LINE).unwrap();
+        let got = poll(&mut fl);
+        assert!(matches!(got[0], Ev::Lost(_)), "{got:?}");
+        assert_eq!(lines(&got), ["new"]);
     }
 
     /// `copytruncate` while the daemon was down: the copy, under logrotate's name, holds
