@@ -253,16 +253,16 @@ fn a_file_under_two_names_of_one_jail_is_counted_once() {
     // (the name that gives lines first keeps them: the two are read in turn)
     let (a, b) = (p(&dir.join("a-link.log")), p(&x));
     assert!(
-        log.contains(&format!("jail link: {a:?} names the file {b:?} names"))
-            || log.contains(&format!("jail link: {b:?} names the file {a:?} names")),
+        log.contains(&format!("jail link: {a:?} and {b:?} name one file"))
+            || log.contains(&format!("jail link: {b:?} and {a:?} name one file")),
         "{log}"
     );
     assert!(
         log.contains(&format!(
-            "{}: its lines go to the jails of [{:?}, {:?}] too",
-            p(&auth),
+            "[{:?}, {:?}] name a file read under another name ({}): its lines go to their jails too",
             p(&dir.join("links/secure.log")),
-            p(&dir.join("only/auth.log"))
+            p(&dir.join("only/auth.log")),
+            p(&auth),
         )),
         "{log}"
     );
@@ -352,4 +352,95 @@ fn status_does_not_call_a_held_file_unreadable() {
     assert!(wait_until(Duration::from_secs(20), || p
         .try_wait()
         .is_some()));
+}
+
+/// Review 15's cases of one file under two names whose names change while the daemon runs:
+/// each jail counts the lines of the files it reads, once, and no other. `B` reads through a
+/// wildcard a link to `A`'s file, then the link is pointed at another file; `J` reads a file
+/// under a link and its own name, then the link is removed; `D`'s wildcard matches the name
+/// `C`'s file is rotated to, while a new file takes its place. Before, `B` went on getting
+/// `A`'s lines, `J` counted nothing more, and `D` got the new file's lines.
+#[test]
+fn names_that_change_keep_each_jail_on_its_own_files() {
+    use std::os::unix::fs::symlink;
+    let work = tempfile::Builder::new()
+        .prefix("pct-renamed-")
+        .tempdir()
+        .unwrap();
+    let d = work.path();
+    for sub in ["d1/links", "d2/z", "d3/L"] {
+        fs::create_dir_all(d.join(sub)).unwrap();
+    }
+    let (auth1, other1) = (d.join("d1/auth.log"), d.join("d1/other.log"));
+    let (z, link2) = (d.join("d2/z/auth.log"), d.join("d2/a-secure"));
+    let cur3 = d.join("d3/L/current.log");
+    for f in [&auth1, &other1, &z, &cur3] {
+        fs::write(f, "").unwrap();
+    }
+    symlink(&z, &link2).unwrap();
+    let p = |p: &Path| p.display().to_string();
+    let jail = |name: &str, logs: &[String]| {
+        format!(
+            "[[jail]]\nname = \"{name}\"\nfilter = \"sshd\"\nlogs = {logs:?}\nmaxretry = 100\nfindtime = \"1h\"\n"
+        )
+    };
+    let socket = d.join("p.sock");
+    let config = d.join("portcullis.toml");
+    fs::write(
+        &config,
+        format!(
+            "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"null\"\n{}{}{}{}{}",
+            p(&socket),
+            p(&d.join("state")),
+            jail("A", &[p(&auth1)]),
+            jail("B", &[format!("{}/*.log", p(&d.join("d1/links")))]),
+            jail("J", &[p(&link2), format!("{}/*.log", p(&d.join("d2/z")))]),
+            jail("C", &[p(&cur3)]),
+            jail("D", &[format!("{}/old-*.log", p(&d.join("d3/L")))]),
+        ),
+    )
+    .unwrap();
+    let daemon = Daemon::start(&config, &d.join("daemon.log"));
+    let pause = |ms| std::thread::sleep(Duration::from_millis(ms));
+    pause(1500);
+    symlink(&auth1, d.join("d1/links/s.log")).unwrap();
+    fail(&z, "203.0.113.1", 2);
+    fail(&cur3, "203.0.113.11", 2);
+    pause(2500); // two wildcard expansions
+    fail(&auth1, "203.0.113.21", 2);
+    fs::rename(&cur3, d.join("d3/L/old-1.log")).unwrap();
+    fs::write(&cur3, "").unwrap();
+    fs::remove_file(&link2).unwrap();
+    pause(2500);
+    let tmp = d.join("d1/links/s.tmp");
+    symlink(&other1, &tmp).unwrap();
+    fs::rename(&tmp, d.join("d1/links/s.log")).unwrap();
+    fail(&cur3, "203.0.113.12", 3);
+    pause(2500);
+    fail(&auth1, "203.0.113.22", 3);
+    fail(&other1, "203.0.113.23", 1);
+    // the removed link's reading of its file ends once the file is quiet (5 s)
+    pause(7000);
+    fail(&z, "203.0.113.2", 5);
+    let done = wait_until(Duration::from_secs(30), || {
+        failing(&socket)["J"].get("203.0.113.2") == Some(&5)
+    });
+    pause(1500);
+    let f = failing(&socket);
+    assert!(
+        done,
+        "J stopped counting a file it names: {f:?}\n{}",
+        daemon.log()
+    );
+    let want = |j: &str, pairs: &[(&str, u32)]| {
+        let got: Vec<(String, u32)> = f[j].iter().map(|(a, n)| (a.clone(), *n)).collect();
+        let want: Vec<(String, u32)> = pairs.iter().map(|(a, n)| (a.to_string(), *n)).collect();
+        assert_eq!(got, want, "jail {j}: {f:?}\n{}", daemon.log());
+    };
+    want("A", &[("203.0.113.21", 2), ("203.0.113.22", 3)]);
+    want("B", &[("203.0.113.21", 2), ("203.0.113.23", 1)]);
+    want("J", &[("203.0.113.1", 2), ("203.0.113.2", 5)]);
+    want("C", &[("203.0.113.11", 2), ("203.0.113.12", 3)]);
+    want("D", &[]);
+    daemon.stop();
 }

@@ -5,6 +5,7 @@ pub(crate) mod addrs;
 pub mod control;
 mod fleet_apply;
 pub mod fsutil;
+mod names;
 pub mod protocol;
 
 use std::collections::HashMap;
@@ -107,17 +108,9 @@ struct Engine {
     routes: HashMap<String, Vec<usize>>,
     /// Sources whose wildcard routes were added to `routes` (since the last load).
     glob_routed: std::collections::HashSet<String>,
-    /// The sources of `glob_routed` by the file (device, inode) each named then
-    /// ([`Engine::drop_second_names`]).
-    routed_ids: HashMap<(u64, u64), Vec<String>>,
-    /// Wildcard matches whose lines come under another source's name (the follower reads
-    /// a file once): source -> those matches. Their jails get the source's lines too.
-    aliases: HashMap<String, Vec<String>>,
-    /// The file paths the follower holds open now (`status`: readable through the descriptor
-    /// even when they can no longer be opened).
-    held: std::collections::HashSet<String>,
-    /// (jail, name) pairs [`Engine::drop_second_names`] has warned of (since the last load).
-    second_names: std::collections::HashSet<(usize, String)>,
+    /// One file under several names (a link and its target; a wildcard match read under
+    /// another name): each line counted once per jail (see [`names`]).
+    names: names::FileNames,
     /// The host's own addresses (sorted), never banned.
     own: Vec<IpAddr>,
     /// When `own` was last read.
@@ -260,10 +253,7 @@ impl Engine {
                 .collect(),
             routes: routes(&cfg),
             glob_routed: std::collections::HashSet::new(),
-            routed_ids: HashMap::new(),
-            aliases: HashMap::new(),
-            second_names: std::collections::HashSet::new(),
-            held: std::collections::HashSet::new(),
+            names: names::FileNames::default(),
             journals: JournalReaders::new(journal, cfg.state_dir.clone(), tx)
                 .max_line(cfg.max_line),
             own,
@@ -874,92 +864,6 @@ impl Engine {
         self.rearm();
     }
 
-    /// Takes the follower's wildcard matches read under another name (see
-    /// [`crate::sources::file::Follower::alias_holders`]); the routes of the names whose
-    /// matches changed are made again at their next line.
-    fn set_aliases(&mut self, list: &[(String, String)]) {
-        let mut new: HashMap<String, Vec<String>> = HashMap::new();
-        for (alias, holder) in list {
-            new.entry(holder.clone()).or_default().push(alias.clone());
-        }
-        let mut holders: Vec<&String> = new.keys().chain(self.aliases.keys()).collect();
-        holders.sort();
-        holders.dedup();
-        for holder in holders {
-            let now = new.get(holder);
-            if self.aliases.get(holder) != now {
-                match now {
-                    Some(matches) => info!(
-                        "{holder}: its lines go to the jails of {matches:?} too (the same file under another name, read once)"
-                    ),
-                    None => info!("{holder}: no other name of its file is read through it now"),
-                }
-                self.glob_routed.remove(holder);
-            }
-        }
-        self.aliases = new;
-    }
-
-    /// One name per file for each jail: a file the jail reads under two names (a link made
-    /// after the configuration was loaded, `/var/log/secure` to `auth.log`; a wildcard that
-    /// matches a link to a file the jail names) came twice to the jail, since the follower
-    /// reads each name, and its `maxretry` was halved. At the first line of source `src`
-    /// since the configuration was loaded, each jail of `js` (those about to read it) that
-    /// reads the same file under another name keeps one: the name that gave lines already,
-    /// else the one that is not a symbolic link (a link may go when the file stays), else the
-    /// other. The name dropped loses the jail, with a warning. (A jail left with a link's name
-    /// alone, the link removed later, reads the file no more until a reload.) (Names that name one file at load are dropped then, by the
-    /// configuration: `drop_same_file_logs`.) The jail's other names are its plain paths and
-    /// the sources routed before, by the file they named then, checked again now.
-    fn drop_second_names(&mut self, src: &str, js: &mut Vec<usize>) {
-        use std::os::unix::fs::MetadataExt;
-        let Ok(m) = std::fs::metadata(src) else {
-            return;
-        };
-        let id = (m.dev(), m.ino());
-        let same = |p: &str| std::fs::metadata(p).is_ok_and(|m| (m.dev(), m.ino()) == id);
-        let is_link =
-            |p: &str| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink());
-        let routed = self.routed_ids.get(&id).cloned().unwrap_or_default();
-        let mut kept = Vec::with_capacity(js.len());
-        for &ji in js.iter() {
-            let name = self.cfg.jails[ji].name.clone();
-            let plain = self.cfg.jails[ji]
-                .logs
-                .iter()
-                .filter(|l| !l.starts_with("journal:") && !glob::is_glob(l))
-                .cloned();
-            let other = routed
-                .iter()
-                .cloned()
-                .chain(plain)
-                .filter(|p| p != src && self.routes.get(p).is_some_and(|r| r.contains(&ji)))
-                .find(|p| same(p));
-            let Some(other) = other else {
-                kept.push(ji);
-                continue;
-            };
-            // (a name that gave lines keeps them: the other would give them again)
-            let (keep, drop) =
-                if self.glob_routed.contains(&other) || is_link(src) || !is_link(&other) {
-                    (other.as_str(), src)
-                } else {
-                    kept.push(ji);
-                    if let Some(r) = self.routes.get_mut(&other) {
-                        r.retain(|&j| j != ji);
-                    }
-                    (src, other.as_str())
-                };
-            if self.second_names.insert((ji, drop.to_string())) {
-                warn!(
-                    "jail {name}: {drop:?} names the file {keep:?} names (a link or another path to it): its lines are counted once, as {keep:?} (else each twice)"
-                );
-            }
-        }
-        *js = kept;
-        self.routed_ids.entry(id).or_default().push(src.to_string());
-    }
-
     /// Writes the state file again when it was deleted or replaced under the daemon (see
     /// [`Store::keep_in_place`]): an error in the log either way, for someone removed it.
     /// The lock file too: deleted, it no longer kept a second daemon (or an offline
@@ -1472,34 +1376,41 @@ impl Engine {
         let mut fw_ops = Vec::new();
         let mut fw_first = Vec::new();
         let mut st_ops = Vec::new();
-        for a in bs.iter().filter_map(|b| b.aliases.as_ref()) {
-            self.set_aliases(a);
+        if let Some(r) = bs.iter().filter_map(|b| b.reading.as_ref()).next_back() {
+            self.names.set_reading(r);
         }
-        if let Some(h) = bs.iter().filter_map(|b| b.held.as_ref()).next_back() {
-            self.held = h.iter().cloned().collect();
+        if let Some(a) = bs.iter().filter_map(|b| b.aliases.as_ref()).next_back() {
+            let cfg = &self.cfg;
+            for n in self.names.set_aliases(a, |p| route_of(cfg, p)) {
+                info!("{n}");
+            }
         }
-        for (src, line) in bs.iter().flat_map(Batch::iter) {
+        for (src, file, line) in bs.iter().flat_map(Batch::iter_from) {
             if !self.glob_routed.contains(src) {
                 self.glob_routed.insert(src.to_string());
-                // first line of this file since the configuration was loaded (or since its
-                // aliases changed): the jails that name it or read it through a wildcard,
-                // and those of the wildcard matches read under its name (cached)
-                let mut js = route_of(&self.cfg, src);
-                for a in self.aliases.get(src).into_iter().flatten() {
-                    js.extend(route_of(&self.cfg, a));
-                }
-                js.sort_unstable();
-                js.dedup();
-                self.drop_second_names(src, &mut js);
-                self.routes.insert(src.to_string(), js);
+                // first line of this file since the configuration was loaded: the jails that
+                // name it or read it through a wildcard (cached)
+                self.routes
+                    .insert(src.to_string(), route_of(&self.cfg, src));
             }
             let Some(js) = self.routes.get(src) else {
                 continue;
             };
+            let js = if self.names.special(file) {
+                let jails = &self.jails;
+                self.names.route(src, file, js, |ji, first, second| {
+                    warn!(
+                        "jail {}: {second:?} and {first:?} name one file (a link and its target, or another path to it): each line counted once, from {first:?} while it reads the file",
+                        jails[ji].name()
+                    )
+                })
+            } else {
+                js.clone()
+            };
             // (each file's lines in order: a syslog daemon's `last message repeated N times`
             // counts the line before it in the same file)
             let source = source_key(src);
-            for &ji in js.clone().iter() {
+            for &ji in &js {
                 let step = self.jails[ji].process_from(source, line, &ctx, Some(now), now);
                 if let Step::Stale { addr, time } = step {
                     self.stale.0 += 1;
@@ -2146,8 +2057,7 @@ impl Engine {
         }
         self.routes = routes(&cfg);
         self.glob_routed.clear();
-        self.routed_ids.clear();
-        self.second_names.clear();
+        self.names.reload(|p| route_of(&cfg, p));
         let followed = self
             .store
             .positions()
@@ -2230,12 +2140,15 @@ impl Engine {
                         name: j.name().to_string(),
                         filters: c.filter_names.clone(),
                         logs: c.logs.clone(),
-                        files: jail_files(c, &self.held)
+                        files: jail_files(c, self.names.held())
                             .into_iter()
                             .map(|(f, _)| f)
                             .collect(),
-                        warnings: [source_warnings(c, &self.held), self.suppressed_status(c)]
-                            .concat(),
+                        warnings: [
+                            source_warnings(c, self.names.held()),
+                            self.suppressed_status(c),
+                        ]
+                        .concat(),
                         maxretry: c.maxretry,
                         findtime: duration::format(c.findtime),
                         bantime: if c.bantime == FOREVER {
@@ -3505,12 +3418,13 @@ wait "$p"
         let mut eng = engine(dir.path(), &cfg_path, tx);
         let mut batch = Batch {
             sources: vec![a.to_string(), b.to_string()],
+            files: vec![(0, 0), (0, 0)],
             lines: Vec::new(),
             data: Vec::new(),
             checkpoints: Vec::new(),
             forgotten: Vec::new(),
             aliases: None,
-            held: None,
+            reading: None,
             notes: Vec::new(),
             journal: None,
         };
@@ -3554,12 +3468,13 @@ wait "$p"
     fn feed(eng: &mut Engine, log: &str, lines: &[String]) {
         let mut batch = Batch {
             sources: vec![log.to_string()],
+            files: vec![(0, 0)],
             lines: Vec::new(),
             data: Vec::new(),
             checkpoints: Vec::new(),
             forgotten: Vec::new(),
             aliases: None,
-            held: None,
+            reading: None,
             notes: Vec::new(),
             journal: None,
         };

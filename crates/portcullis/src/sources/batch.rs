@@ -8,11 +8,19 @@ use std::time::{Duration, Instant};
 use super::file::Checkpoint;
 use super::lock;
 
+/// What each followed path reads: its name, the (device, inode) of each file it reads (the
+/// one it names first, when open, then those rotated away from it), and whether it has the
+/// file it names open.
+pub type Reading = Vec<(String, Vec<(u64, u64)>, bool)>;
+
 /// A batch of lines from one source: the bytes of all lines back to back, with ends.
 #[derive(Debug, Default)]
 pub struct Batch {
     /// Source name: a file path, or `journal:…`.
     pub sources: Vec<String>,
+    /// (device, inode) of the file of each source entry (one name read from two files, a
+    /// rotated one and its successor, is two entries); (0, 0) for the journal.
+    pub files: Vec<(u64, u64)>,
     /// (source index, end offset in `data`) per line.
     pub lines: Vec<(u32, usize)>,
     /// Line bytes.
@@ -21,11 +29,11 @@ pub struct Batch {
     pub checkpoints: Vec<Checkpoint>,
     /// Paths whose read positions are to be forgotten (wildcard matches that are gone).
     pub forgotten: Vec<String>,
-    /// When they changed: every wildcard match read under another name now, with that name
-    /// (`Follower::alias_holders`).
-    pub aliases: Option<Vec<(String, String)>>,
-    /// When they changed: the paths whose file is open now (`Follower::held_names`).
-    pub held: Option<Vec<String>>,
+    /// When they changed: every wildcard match read under another name now, with its file
+    /// (`Follower::aliases`).
+    pub aliases: Option<Vec<(String, (u64, u64))>>,
+    /// When it changed: what each followed path reads now (`Follower::reading`).
+    pub reading: Option<Reading>,
     /// Notes to log (rotations, long lines, errors).
     pub notes: Vec<String>,
     /// The journal position these lines reach, to [`JournalPosition::commit`] once they are
@@ -54,18 +62,24 @@ impl JournalPosition {
 }
 
 impl Batch {
-    fn source_index(&mut self, s: &str) -> u32 {
-        match self.sources.iter().position(|x| x == s) {
+    fn source_index(&mut self, s: &str, file: (u64, u64)) -> u32 {
+        match (0..self.sources.len()).find(|&i| self.files[i] == file && self.sources[i] == s) {
             Some(i) => i as u32,
             None => {
                 self.sources.push(s.to_string());
+                self.files.push(file);
                 (self.sources.len() - 1) as u32
             }
         }
     }
 
     pub(crate) fn push(&mut self, source: &str, line: &[u8]) {
-        let i = self.source_index(source);
+        self.push_from(source, (0, 0), line);
+    }
+
+    /// [`Batch::push`] of a line of the file (device, inode) `file`.
+    pub(crate) fn push_from(&mut self, source: &str, file: (u64, u64), line: &[u8]) {
+        let i = self.source_index(source, file);
         self.data.extend_from_slice(line);
         self.lines.push((i, self.data.len()));
     }
@@ -76,12 +90,25 @@ impl Batch {
     }
 
     /// Iterates (source, line).
+    #[cfg(test)]
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
         let mut start = 0usize;
         self.lines.iter().map(move |&(s, end)| {
             let l = &self.data[start..end];
             start = end;
             (self.sources[s as usize].as_str(), l)
+        })
+    }
+
+    /// Iterates (source, file, line): [`Batch::iter`] with the (device, inode) of each line's
+    /// file ((0, 0) for the journal).
+    pub fn iter_from(&self) -> impl Iterator<Item = (&str, (u64, u64), &[u8])> {
+        let mut start = 0usize;
+        self.lines.iter().map(move |&(s, end)| {
+            let l = &self.data[start..end];
+            start = end;
+            let s = s as usize;
+            (self.sources[s].as_str(), self.files[s], l)
         })
     }
 }

@@ -121,7 +121,13 @@ pub struct Checkpoint {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event<'a> {
     /// One complete line, without its line ending.
-    Line { path: &'a str, line: &'a [u8] },
+    Line {
+        path: &'a str,
+        /// (device, inode) of the file it was read from: one file may be read under two
+        /// names (a link and its target), and must be counted once per jail.
+        file: (u64, u64),
+        line: &'a [u8],
+    },
     /// The file shrank or its beginning changed; reading starts again at 0.
     Truncated { path: &'a str },
     /// The path no longer names the file being read; it is read to its end all the same.
@@ -301,32 +307,32 @@ impl Follower {
         Ok(total)
     }
 
-    /// The wildcard matches whose file is read under another name now ([`Follower::add_appeared`]):
-    /// (the match, the name its lines come under), in the matches' order. The engine gives
-    /// those lines to the jails of the match too: a jail that reads the file only under the
+    /// The wildcard matches whose file is read under another name now ([`Follower::add_appeared`]),
+    /// with that file's (device, inode), in the matches' order. The engine gives the lines
+    /// of that file to the jails of the match too: a jail that reads the file only under the
     /// new name got none of them (a link to `auth.log` made where another jail's wildcard
     /// matches).
-    pub fn alias_holders(&self) -> Vec<(String, String)> {
+    pub fn aliases(&self) -> Vec<(String, (u64, u64))> {
         self.aliases
             .iter()
-            .filter_map(|(p, id)| {
-                let holder = self
-                    .files
-                    .iter()
-                    .find(|w| w.cur.iter().chain(&w.draining).any(|t| t.id() == *id))?;
-                Some((p.to_string_lossy().into_owned(), holder.name.clone()))
-            })
+            .map(|(p, id)| (p.to_string_lossy().into_owned(), *id))
             .collect()
     }
 
-    /// The paths whose file is open now, in the follower's order: read on through the
-    /// descriptor even when the file can no longer be opened (its mode changed under a
-    /// daemon that is not root), which `status` must not call unreadable.
-    pub fn held_names(&self) -> Vec<String> {
+    /// What is read now: each path with the (device, inode) of each file it reads (the one
+    /// it names, then those rotated away from it, still read to their end), and whether the
+    /// first is the file it names. One file may be read under two names (a link and its
+    /// target, both followed): the engine counts its lines once per jail. A path whose file
+    /// is open is read on through the descriptor even when the file can no longer be opened
+    /// (its mode changed under a daemon that is not root), which `status` must not call
+    /// unreadable.
+    pub fn reading(&self) -> super::batch::Reading {
         self.files
             .iter()
-            .filter(|w| w.cur.is_some())
-            .map(|w| w.name.clone())
+            .map(|w| {
+                let ids = w.cur.iter().chain(&w.draining).map(Tail::id).collect();
+                (w.name.clone(), ids, w.cur.is_some())
+            })
             .collect()
     }
 
@@ -339,6 +345,11 @@ impl Follower {
         if self.aliases.is_empty() {
             return;
         }
+        // a match that names another file now, or nothing (a link pointed elsewhere,
+        // removed): no longer a name of that file (review 15: its jails got the old file's
+        // lines for good, and its stale position was saved over its own)
+        self.aliases
+            .retain(|p, id| fs::metadata(p).is_ok_and(|m| (m.dev(), m.ino()) == *id));
         let held: std::collections::HashSet<(u64, u64)> = self
             .files
             .iter()
@@ -442,6 +453,9 @@ impl Follower {
         v.extend(self.files.iter().filter_map(Watched::drain_checkpoint));
         v.extend(self.globs.iter().map(|g| glob_marker(g)));
         for (path, id) in &self.aliases {
+            if self.files.iter().any(|w| &w.path == path) {
+                continue;
+            }
             if let Some(&(fingerprint, offset)) = self.seen.get(id) {
                 v.push(Checkpoint {
                     path: path.to_string_lossy().into_owned(),
@@ -1146,7 +1160,10 @@ impl Tail {
             line_end: 0,
             head: [0; HEAD_LEN],
             head_len: 0,
-            split: Splitter::default(),
+            split: Splitter {
+                file: (dev, ino),
+                ..Splitter::default()
+            },
             wd: None,
             last_data: Instant::now(),
             seen_at: None,
@@ -1288,6 +1305,8 @@ struct Splitter {
     long: Option<usize>,
     /// Skip silently up to the next newline (we started inside a line).
     skipping: bool,
+    /// (device, inode) of the file the lines come from, given with each.
+    file: (u64, u64),
 }
 
 impl Splitter {
@@ -1346,7 +1365,11 @@ impl Splitter {
         match self.long.take() {
             None => {
                 let (l, cut) = line::prepare(&self.partial, max_line);
-                f(Event::Line { path, line: &l });
+                f(Event::Line {
+                    path,
+                    file: self.file,
+                    line: &l,
+                });
                 if cut {
                     f(Event::LongLine {
                         path,
@@ -1364,6 +1387,7 @@ impl Splitter {
                     .extend_from_slice(&self.tail[self.tail.len() - keep..]);
                 f(Event::Line {
                     path,
+                    file: self.file,
                     line: &self.partial,
                 });
                 f(Event::LongLine { path, len });
@@ -1695,7 +1719,7 @@ pub fn follow_files(
     let mut last_glob = Instant::now();
     let mut long = LongLines::default();
     let max_line = f.max_line();
-    let (mut aliases, mut held) = (Vec::new(), Vec::new());
+    let (mut aliases, mut reading) = (Vec::new(), Vec::new());
     loop {
         let mut batch = Batch::default();
         let mut appeared = Vec::new();
@@ -1720,7 +1744,7 @@ pub fn follow_files(
         batch.forgotten = f.take_forgotten();
         let now = Instant::now();
         let read = f.poll(&mut |ev| match ev {
-            Event::Line { path, line } => batch.push(path, line),
+            Event::Line { path, file, line } => batch.push_from(path, file, line),
             Event::Truncated { path } => batch
                 .notes
                 .push(format!("log truncated, reading from its start: {path}")),
@@ -1754,20 +1778,20 @@ pub fn follow_files(
             }
         });
         batch.notes.extend(long.flush(max_line, now));
-        let now_aliases = f.alias_holders();
+        let now_aliases = f.aliases();
         if now_aliases != aliases {
             aliases = now_aliases;
             batch.aliases = Some(aliases.clone());
         }
-        let now_held = f.held_names();
-        if now_held != held {
-            held = now_held;
-            batch.held = Some(held.clone());
+        let now_reading = f.reading();
+        if now_reading != reading {
+            reading = now_reading;
+            batch.reading = Some(reading.clone());
         }
         let had_lines = !batch.lines.is_empty();
         if had_lines
             || batch.aliases.is_some()
-            || batch.held.is_some()
+            || batch.reading.is_some()
             || !batch.notes.is_empty()
             || !batch.forgotten.is_empty()
             || last_checkpoint.elapsed() > Duration::from_secs(5)
@@ -2852,7 +2876,7 @@ mod tests {
         append(&b, "b1\n");
         let mut got = Vec::new();
         fl.poll(&mut |e| {
-            if let Event::Line { path, line } = e {
+            if let Event::Line { path, line, .. } = e {
                 got.push(format!("{path}: {}", String::from_utf8_lossy(line)));
             }
         })
