@@ -504,6 +504,14 @@ fn source_warnings_with(
     w
 }
 
+/// Says that jail `jail` reads one file under names `first` and `second` (once per jail, file
+/// and load; see [`names`]).
+fn say_second_name(jail: &str, first: &str, second: &str) {
+    warn!(
+        "jail {jail}: {second:?} and {first:?} name one file (a link and its target, or another path to it): each line counted once, from {first:?} while it reads the file"
+    );
+}
+
 /// The jails that read source `src`: those that name it, and those whose wildcard matches it.
 fn route_of(cfg: &Config, src: &str) -> Vec<usize> {
     cfg.jails
@@ -1376,183 +1384,184 @@ impl Engine {
         let mut fw_ops = Vec::new();
         let mut fw_first = Vec::new();
         let mut st_ops = Vec::new();
-        if let Some(r) = bs.iter().filter_map(|b| b.reading.as_ref()).next_back() {
-            self.names.set_reading(r);
-        }
-        if let Some(a) = bs.iter().filter_map(|b| b.aliases.as_ref()).next_back() {
-            let cfg = &self.cfg;
-            for n in self.names.set_aliases(a, |p| route_of(cfg, p)) {
-                info!("{n}");
+        // batch by batch: what the follower read when it read a batch's lines (its state
+        // after that poll) decides who counts them, not the state of a later batch
+        for b in &bs {
+            if let Some(r) = &b.reading {
+                self.names.set_reading(r);
             }
-        }
-        for (src, file, line) in bs.iter().flat_map(Batch::iter_from) {
-            if !self.glob_routed.contains(src) {
-                self.glob_routed.insert(src.to_string());
-                // first line of this file since the configuration was loaded: the jails that
-                // name it or read it through a wildcard (cached)
-                self.routes
-                    .insert(src.to_string(), route_of(&self.cfg, src));
+            if let Some(a) = &b.aliases {
+                let cfg = &self.cfg;
+                for n in self.names.set_aliases(a, |p| route_of(cfg, p)) {
+                    info!("{n}");
+                }
             }
-            let Some(js) = self.routes.get(src) else {
-                continue;
-            };
-            let js = if self.names.special(file) {
-                let jails = &self.jails;
-                self.names.route(src, file, js, |ji, first, second| {
-                    warn!(
-                        "jail {}: {second:?} and {first:?} name one file (a link and its target, or another path to it): each line counted once, from {first:?} while it reads the file",
-                        jails[ji].name()
-                    )
-                })
-            } else {
-                js.clone()
-            };
-            // (each file's lines in order: a syslog daemon's `last message repeated N times`
-            // counts the line before it in the same file)
-            let source = source_key(src);
-            for &ji in &js {
-                let step = self.jails[ji].process_from(source, line, &ctx, Some(now), now);
-                if let Step::Stale { addr, time } = step {
-                    self.stale.0 += 1;
-                    if self.stale.1.is_none() {
-                        self.stale.1 = Some((self.jails[ji].name().to_string(), addr, time));
-                    }
+            for (src, file, line) in b.iter_from() {
+                if !self.glob_routed.contains(src) {
+                    self.glob_routed.insert(src.to_string());
+                    // first line of this file since the configuration was loaded: the jails that
+                    // name it or read it through a wildcard (cached)
+                    self.routes
+                        .insert(src.to_string(), route_of(&self.cfg, src));
                 }
-                if let (Some(t), Step::Failure { failure, .. }) = (&mut tally, &step) {
-                    t.failure(ji, failure);
-                }
-                if let (
-                    Some(st),
-                    Step::Failure {
-                        failure,
-                        hit,
-                        decision,
-                    },
-                ) = (&mut self.stats, &step)
-                {
-                    st.failure(ji, failure, hit);
-                    if let Some(Decision::Ban { addr, .. }) = decision {
-                        st.ban_rule(ji, *addr, failure, hit);
-                    }
-                }
-                let Step::Failure {
-                    decision, failure, ..
-                } = step
-                else {
+                let Some(js) = self.routes.get(src) else {
                     continue;
                 };
-                if let Some(ev) = &self.evidence {
-                    if failure.weight > 0 {
-                        ev.record(
-                            self.jails[ji].name(),
-                            failure.addr,
-                            line,
-                            now,
-                            self.cfg.jails[ji].findtime,
-                        );
-                    }
-                }
-                self.floods
-                    .entry(self.jails[ji].name().to_string())
-                    .or_insert(FloodState {
-                        since: now,
-                        ..FloodState::default()
+                let js = if self.names.special(file) {
+                    let jails = &self.jails;
+                    self.names.route(src, file, js, |ji, first, second| {
+                        say_second_name(jails[ji].name(), first, second)
                     })
-                    .count += 1;
-                let Some(d) = decision else {
-                    continue;
+                } else {
+                    js.clone()
                 };
-                let jitter = self.jitter();
-                let j = &mut self.jails[ji];
-                let s = policy::sentence(j, &mut self.history, d, failure.addr, jitter);
-                for n in &s.notes {
-                    info!(jail = j.name(), "{n}");
-                }
-                let mut counts = s.counts.iter();
-                let jail = j.name().to_string();
-                for d in s.decisions {
-                    match d {
-                        Decision::Ban {
-                            addr,
-                            at,
-                            until,
-                            failures,
-                            reason,
-                        } => {
-                            let count = counts.next().copied().unwrap_or(1);
-                            if crate::firewall::never_ban_prefix(addr)
-                                || self.own.iter().any(|&o| addr.contains(o))
-                            {
-                                j.tracker_mut().unban(addr);
-                                continue;
-                            }
-                            events::emit(&Event::Ban {
-                                addr,
-                                jail: jail.clone(),
-                                failures,
-                                length: if until == FOREVER {
-                                    FOREVER
-                                } else {
-                                    until - at
-                                },
-                                manual: false,
-                                reason,
-                            });
-                            self.meta.insert((jail.clone(), addr), (reason, count));
-                            fw_ops.push(FwOp::Add {
-                                jail: jail.clone(),
-                                addr,
-                                timeout_ms: fw_timeout(until, now),
-                            });
-                            st_ops.push(StoreOp::Ban(BanRecord {
-                                addr,
-                                jail: jail.clone(),
-                                start: at,
-                                end: until,
-                                failures,
-                                reason,
-                                count,
-                            }));
+                // (each file's lines in order: a syslog daemon's `last message repeated N times`
+                // counts the line before it in the same file)
+                let source = source_key(src);
+                for &ji in &js {
+                    let step = self.jails[ji].process_from(source, line, &ctx, Some(now), now);
+                    if let Step::Stale { addr, time } = step {
+                        self.stale.0 += 1;
+                        if self.stale.1.is_none() {
+                            self.stale.1 = Some((self.jails[ji].name().to_string(), addr, time));
                         }
-                        Decision::Unban { addr, at } => {
-                            events::emit(&Event::Unban {
+                    }
+                    if let (Some(t), Step::Failure { failure, .. }) = (&mut tally, &step) {
+                        t.failure(ji, failure);
+                    }
+                    if let (
+                        Some(st),
+                        Step::Failure {
+                            failure,
+                            hit,
+                            decision,
+                        },
+                    ) = (&mut self.stats, &step)
+                    {
+                        st.failure(ji, failure, hit);
+                        if let Some(Decision::Ban { addr, .. }) = decision {
+                            st.ban_rule(ji, *addr, failure, hit);
+                        }
+                    }
+                    let Step::Failure {
+                        decision, failure, ..
+                    } = step
+                    else {
+                        continue;
+                    };
+                    if let Some(ev) = &self.evidence {
+                        if failure.weight > 0 {
+                            ev.record(
+                                self.jails[ji].name(),
+                                failure.addr,
+                                line,
+                                now,
+                                self.cfg.jails[ji].findtime,
+                            );
+                        }
+                    }
+                    self.floods
+                        .entry(self.jails[ji].name().to_string())
+                        .or_insert(FloodState {
+                            since: now,
+                            ..FloodState::default()
+                        })
+                        .count += 1;
+                    let Some(d) = decision else {
+                        continue;
+                    };
+                    let jitter = self.jitter();
+                    let j = &mut self.jails[ji];
+                    let s = policy::sentence(j, &mut self.history, d, failure.addr, jitter);
+                    for n in &s.notes {
+                        info!(jail = j.name(), "{n}");
+                    }
+                    let mut counts = s.counts.iter();
+                    let jail = j.name().to_string();
+                    for d in s.decisions {
+                        match d {
+                            Decision::Ban {
                                 addr,
-                                jail: jail.clone(),
-                                reason: UnbanReason::Lifted("subnet-ban".into()),
-                            });
-                            self.meta.remove(&(jail.clone(), addr));
-                            // a ban of this batch, not in the kernel yet (the offender's own
-                            // ban that its subnet ban replaces at once, or an earlier line's):
-                            // it is not added at all. (Added with the prefix in one
-                            // transaction, nft refused both as overlapping, and the daemon
-                            // stopped, a review found.)
-                            let pending = fw_ops.iter().position(|op| {
-                                matches!(op, FwOp::Add { jail: j, addr: a, .. }
-                                    if *j == jail && *a == addr)
-                            });
-                            if let Some(i) = pending {
-                                fw_ops.remove(i);
-                            }
-                            // nft checks overlaps against the set as it is before the
-                            // transaction: the narrower elements go in a batch of their
-                            // own (also for a pending one: an element of an earlier ban of
-                            // the address may still be in the kernel)
-                            fw_first.push(FwOp::Del {
-                                jail: jail.clone(),
-                                addr,
-                            });
-                            st_ops.push(StoreOp::Unban {
-                                addr,
-                                jail: jail.clone(),
                                 at,
-                            });
+                                until,
+                                failures,
+                                reason,
+                            } => {
+                                let count = counts.next().copied().unwrap_or(1);
+                                if crate::firewall::never_ban_prefix(addr)
+                                    || self.own.iter().any(|&o| addr.contains(o))
+                                {
+                                    j.tracker_mut().unban(addr);
+                                    continue;
+                                }
+                                events::emit(&Event::Ban {
+                                    addr,
+                                    jail: jail.clone(),
+                                    failures,
+                                    length: if until == FOREVER {
+                                        FOREVER
+                                    } else {
+                                        until - at
+                                    },
+                                    manual: false,
+                                    reason,
+                                });
+                                self.meta.insert((jail.clone(), addr), (reason, count));
+                                fw_ops.push(FwOp::Add {
+                                    jail: jail.clone(),
+                                    addr,
+                                    timeout_ms: fw_timeout(until, now),
+                                });
+                                st_ops.push(StoreOp::Ban(BanRecord {
+                                    addr,
+                                    jail: jail.clone(),
+                                    start: at,
+                                    end: until,
+                                    failures,
+                                    reason,
+                                    count,
+                                }));
+                            }
+                            Decision::Unban { addr, at } => {
+                                events::emit(&Event::Unban {
+                                    addr,
+                                    jail: jail.clone(),
+                                    reason: UnbanReason::Lifted("subnet-ban".into()),
+                                });
+                                self.meta.remove(&(jail.clone(), addr));
+                                // a ban of this batch, not in the kernel yet (the offender's own
+                                // ban that its subnet ban replaces at once, or an earlier line's):
+                                // it is not added at all. (Added with the prefix in one
+                                // transaction, nft refused both as overlapping, and the daemon
+                                // stopped, a review found.)
+                                let pending = fw_ops.iter().position(|op| {
+                                    matches!(op, FwOp::Add { jail: j, addr: a, .. }
+                                    if *j == jail && *a == addr)
+                                });
+                                if let Some(i) = pending {
+                                    fw_ops.remove(i);
+                                }
+                                // nft checks overlaps against the set as it is before the
+                                // transaction: the narrower elements go in a batch of their
+                                // own (also for a pending one: an element of an earlier ban of
+                                // the address may still be in the kernel)
+                                fw_first.push(FwOp::Del {
+                                    jail: jail.clone(),
+                                    addr,
+                                });
+                                st_ops.push(StoreOp::Unban {
+                                    addr,
+                                    jail: jail.clone(),
+                                    at,
+                                });
+                            }
                         }
                     }
                 }
-            }
-            // a flood of distinct keys: the statistics go to their writer early
-            if let Some(st) = self.stats.as_mut().filter(|s| s.full()) {
-                st.flush(&self.jails);
+                // a flood of distinct keys: the statistics go to their writer early
+                if let Some(st) = self.stats.as_mut().filter(|s| s.full()) {
+                    st.flush(&self.jails);
+                }
             }
         }
         self.report_stale(now);
@@ -3516,6 +3525,45 @@ wait "$p"
         let mut eng = engine(dir, &cfg_path, tx);
         eng.restore().unwrap();
         (eng, log)
+    }
+
+    /// Batches the engine takes together (it was busy) are counted each with what the
+    /// follower read when it read them: a file under two names of one jail (a link and its
+    /// target) whose first name stopped reading it in the later batch (the link removed,
+    /// its drain closed). Applied to both batches, that state let the second name take the
+    /// first batch's line over, and the line was counted twice.
+    #[test]
+    fn merged_batches_count_each_line_of_a_two_name_file_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg_path = dir.path().join("p.toml");
+        let (link, real) = ("/l/secure", "/l/auth.log");
+        std::fs::write(&cfg_path, config(dir.path(), &[("sshd", &[link, real])])).unwrap();
+        let (tx, _rx) = engine_channel();
+        let mut eng = engine(dir.path(), &cfg_path, tx);
+        eng.restore().unwrap();
+        let f = (7, 70);
+        let batch = |lines: &[(&str, String)], reading: Vec<&str>| {
+            let mut b = Batch {
+                reading: Some(
+                    reading
+                        .iter()
+                        .map(|n| (n.to_string(), vec![f], true))
+                        .collect(),
+                ),
+                ..Batch::default()
+            };
+            for (src, l) in lines {
+                b.push_from(src, f, l.as_bytes());
+            }
+            b
+        };
+        let x = failures("203.0.113.9", 1..2).remove(0);
+        let y = failures("203.0.113.9", 2..3).remove(0);
+        // the first poll: both names read the new line; the second: the link reads no more
+        let first = batch(&[(link, x.clone()), (real, x)], vec![link, real]);
+        let second = batch(&[(real, y)], vec![real]);
+        eng.on_batches(vec![first, second]).unwrap();
+        assert_eq!(failing(&eng), [("203.0.113.9".to_string(), 2)]);
     }
 
     /// A restart gives no offender a fresh count: the failures of the open windows are
