@@ -444,3 +444,78 @@ fn names_that_change_keep_each_jail_on_its_own_files() {
     want("D", &[]);
     daemon.stop();
 }
+
+/// Review 16: a burst of rotations (five renames, a writer still appending to the oldest
+/// file through its open handle) makes the follower close the oldest rotated file in the
+/// very poll that reads its last lines (at most four are read to their end per path). The
+/// state after that poll said nobody read it, so jail `J`, which reads the file under a
+/// link and its own name, counted those lines twice (6 where `K` counted 3).
+#[test]
+fn a_burst_of_rotations_counts_a_two_name_file_once() {
+    use std::io::Write as _;
+    use std::os::unix::fs::symlink;
+    let work = tempfile::Builder::new()
+        .prefix("pct-burst-")
+        .tempdir()
+        .unwrap();
+    let d = work.path();
+    fs::create_dir(d.join("z")).unwrap();
+    let auth = d.join("z/auth.log");
+    fs::write(&auth, "").unwrap();
+    symlink(&auth, d.join("L")).unwrap();
+    let p = |p: &Path| p.display().to_string();
+    let config = d.join("portcullis.toml");
+    let socket = d.join("p.sock");
+    fs::write(
+        &config,
+        format!(
+            "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"null\"\n\
+             [[jail]]\nname = \"J\"\nfilter = \"sshd\"\nlogs = [{:?}, {:?}]\nmaxretry = 100\nfindtime = \"1h\"\n\
+             [[jail]]\nname = \"K\"\nfilter = \"sshd\"\nlogs = [{:?}]\nmaxretry = 100\nfindtime = \"1h\"\n",
+            p(&socket),
+            p(&d.join("state")),
+            p(&d.join("L")),
+            format!("{}/*.log", p(&d.join("z"))),
+            p(&auth),
+        ),
+    )
+    .unwrap();
+    let daemon = Daemon::start(&config, &d.join("daemon.log"));
+    std::thread::sleep(Duration::from_millis(1500));
+    let rotate = |n: u32| {
+        fs::rename(&auth, d.join(format!("z/auth.log.k{n}"))).unwrap();
+        fs::write(&auth, "").unwrap();
+    };
+    for round in 0..3u32 {
+        let addr = format!("203.0.113.{}", 40 + round);
+        let mut old = OpenOptions::new().append(true).open(&auth).unwrap();
+        for n in 1..=4 {
+            rotate(round * 10 + n);
+            std::thread::sleep(Duration::from_millis(400));
+        }
+        for i in 0..3 {
+            writeln!(
+                old,
+                "{} h sshd[{i}]: Failed password for root from {addr} port 22 ssh2",
+                syslog_timestamp(std::time::SystemTime::now())
+            )
+            .unwrap();
+        }
+        rotate(round * 10 + 5);
+        drop(old);
+        let counted = wait_until(Duration::from_secs(20), || {
+            failing(&socket)["K"].get(&addr) == Some(&3)
+        });
+        std::thread::sleep(Duration::from_millis(1500));
+        let f = failing(&socket);
+        assert!(counted, "{f:?}\n{}", daemon.log());
+        assert_eq!(
+            f["J"].get(&addr),
+            Some(&3),
+            "round {round}: {f:?}\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(5500)); // the rotated files closed
+    }
+    daemon.stop();
+}

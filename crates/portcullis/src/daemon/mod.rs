@@ -1408,9 +1408,14 @@ impl Engine {
                     continue;
                 };
                 let js = if self.names.special(file) {
-                    let jails = &self.jails;
+                    let (jails, routes) = (&self.jails, &self.routes);
                     self.names.route(src, file, js, |ji, first, second| {
-                        say_second_name(jails[ji].name(), first, second)
+                        // (said of a jail that reads both names itself, not through an
+                        // alias of the file: review 16 found other jails' names said)
+                        let reads = |n: &str| routes.get(n).is_some_and(|r| r.contains(&ji));
+                        if reads(first) && reads(second) {
+                            say_second_name(jails[ji].name(), first, second)
+                        }
                     })
                 } else {
                     js.clone()

@@ -1507,6 +1507,28 @@ pub fn open_regular(path: &Path) -> io::Result<File> {
         .open(format!("/proc/self/fd/{}", pathfd.as_raw_fd()))
 }
 
+/// What was read during a poll: `before` it and `after` it, by path: the files of both, and
+/// whether the path had its own file open after it. A name's lines of a file are routed
+/// with this state (see `daemon::names`): a file closed by the poll was still read by it.
+fn reading_during(
+    before: super::batch::Reading,
+    after: super::batch::Reading,
+) -> super::batch::Reading {
+    let mut before: HashMap<String, Vec<(u64, u64)>> =
+        before.into_iter().map(|(n, ids, _)| (n, ids)).collect();
+    after
+        .into_iter()
+        .map(|(name, mut ids, open)| {
+            for id in before.remove(&name).unwrap_or_default() {
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+            (name, ids, open)
+        })
+        .collect()
+}
+
 /// The key of [`Watched::drain_checkpoint`] for path `name` (no log path starts so).
 pub fn drain_key(name: &str) -> String {
     format!("rotated-from:{name}")
@@ -1743,6 +1765,9 @@ pub fn follow_files(
         batch.notes.extend(f.take_notes());
         batch.forgotten = f.take_forgotten();
         let now = Instant::now();
+        // what is read before the poll: a file the poll reads, then closes (a fifth rotated
+        // file over MAX_DRAINING), was read by its name during the poll (review 16)
+        let reading_before = f.reading();
         let read = f.poll(&mut |ev| match ev {
             Event::Line { path, file, line } => batch.push_from(path, file, line),
             Event::Truncated { path } => batch
@@ -1783,7 +1808,7 @@ pub fn follow_files(
             aliases = now_aliases;
             batch.aliases = Some(aliases.clone());
         }
-        let now_reading = f.reading();
+        let now_reading = reading_during(reading_before, f.reading());
         if now_reading != reading {
             reading = now_reading;
             batch.reading = Some(reading.clone());
