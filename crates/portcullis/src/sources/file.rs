@@ -976,8 +976,8 @@ impl Watched {
     /// `NAME-YYYYMMDD[HH].gz`, found by its first bytes (a compressed copy has an inode of its
     /// own). Decompressed into memory where reading needs it: its first bytes and what
     /// follows the checkpoint's offset, the bytes between left a hole. At most
-    /// [`GZ_SCAN`] bytes are decompressed, and at most [`GZ_REST`] kept after the offset;
-    /// over either, it is not read (and the loss is said as before).
+    /// [`GZ_SCAN`] bytes are decompressed, and at most [`GZ_REST`] kept after the offsets,
+    /// all such files together; over either, it is not read (and the loss is said as before).
     fn gz_rotation(&self, cp: &Checkpoint) -> Option<(Tail, String)> {
         if cp.offset == 0 {
             return None;
@@ -1546,11 +1546,16 @@ pub fn glob_marker(glob: &str) -> Checkpoint {
     }
 }
 
-/// Most bytes a compressed rotation is decompressed to find the checkpoint's place
-/// ([`Watched::gz_rotation`]).
+/// Most bytes compressed rotations are decompressed to find the checkpoints' places
+/// ([`Watched::gz_rotation`]), all of them together over the daemon's life: many logs rotated
+/// while it was down, or a gzip bomb under a rotated name, cost a start at most this.
 const GZ_SCAN: u64 = 4 << 30;
-/// Most bytes kept of a compressed rotation after the checkpoint's place.
+/// Most bytes kept in memory of compressed rotations after the checkpoints' places, all of
+/// them together over the daemon's life.
 const GZ_REST: u64 = 256 << 20;
+/// What [`gunzip_from`] has decompressed and kept so far (see [`GZ_SCAN`], [`GZ_REST`]).
+static GZ_SCANNED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static GZ_KEPT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// The gzip file `gz` decompressed into an anonymous file in memory when it is the file `cp`
 /// was taken of (as long, the same first bytes), else `None`. Only its first [`HEAD_LEN`]
@@ -1558,7 +1563,24 @@ const GZ_REST: u64 = 256 << 20;
 /// whether reading starts at a line's start); the rest is a hole, which takes no memory.
 /// A hand-written loop over flate2's decoder: no crate decompresses into a sparse file.
 fn gunzip_from(gz: File, cp: &Checkpoint) -> Option<File> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let (mut scanned, mut kept) = (0, 0);
+    let out = gunzip_counted(gz, cp, &mut scanned, &mut kept);
+    GZ_SCANNED.fetch_add(scanned, Relaxed);
+    if out.is_some() {
+        GZ_KEPT.fetch_add(kept, Relaxed);
+    }
+    out
+}
+
+/// [`gunzip_from`], adding what it decompresses to `scanned` and what it keeps to `kept`.
+fn gunzip_counted(gz: File, cp: &Checkpoint, scanned: &mut u64, kept: &mut u64) -> Option<File> {
     use std::io::BufReader;
+    use std::sync::atomic::Ordering::Relaxed;
+    let (scan_left, keep_left) = (
+        GZ_SCAN.saturating_sub(GZ_SCANNED.load(Relaxed)),
+        GZ_REST.saturating_sub(GZ_KEPT.load(Relaxed)),
+    );
     let mut dec = flate2::read::MultiGzDecoder::new(BufReader::new(gz));
     let fd =
         rustix::fs::memfd_create("portcullis-rotated", rustix::fs::MemfdFlags::CLOEXEC).ok()?;
@@ -1590,7 +1612,9 @@ fn gunzip_from(gz: File, cp: &Checkpoint) -> Option<File> {
             out.write_all_at(&chunk[from..], pos + from as u64).ok()?;
         }
         pos = end;
-        if pos > GZ_SCAN || pos.saturating_sub(cp.offset) > GZ_REST {
+        *scanned = pos;
+        *kept = pos.saturating_sub(cp.offset);
+        if pos > scan_left || *kept > keep_left {
             return None;
         }
     }
