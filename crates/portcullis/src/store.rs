@@ -186,17 +186,29 @@ impl Store {
         let mut notes = Vec::new();
         // a rewrite (see [`Store::keep_in_place`]) cut short by a crash after its copy was
         // complete but before it was renamed into place
+        // (one cut short while being written, empty or without its header, is left as it
+        // is, and said: review 17 found an empty one taken as "the copy is used")
         let copy = suffixed(path, REWRITE_SUFFIX);
         if file_ident(path)?.is_none() && file_ident(&copy)?.is_some() {
-            std::fs::rename(&copy, path).with_context(|| {
-                format!("cannot rename {} to {}", copy.display(), path.display())
-            })?;
-            notes.push(format!(
-                "state file {} was missing and its copy {} was there (the daemon stopped while \
-                 writing it again, after the file was deleted): the copy is used",
-                path.display(),
-                copy.display()
-            ));
+            if check_header(&copy)?.is_none() {
+                std::fs::rename(&copy, path).with_context(|| {
+                    format!("cannot rename {} to {}", copy.display(), path.display())
+                })?;
+                notes.push(format!(
+                    "state file {} was missing and its copy {} was there (the daemon stopped \
+                     while writing it again, after the file was deleted): the copy is used",
+                    path.display(),
+                    copy.display()
+                ));
+            } else {
+                notes.push(format!(
+                    "state file {} was missing and its copy {} is incomplete (the daemon \
+                     stopped while writing it): the copy is left as it is, and the state \
+                     starts empty",
+                    path.display(),
+                    copy.display()
+                ));
+            }
         }
         check_trusted(path)?;
         let conn = match open_conn(path) {
@@ -1024,6 +1036,18 @@ mod tests {
         );
         assert_eq!(again.active_bans(0).unwrap(), vec![a]);
         assert!(!suffixed(&path, REWRITE_SUFFIX).exists());
+        drop(again);
+        // an incomplete copy (the crash came while it was written) is left, and said
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(suffixed(&path, REWRITE_SUFFIX), b"").unwrap();
+        let again = Store::open(&path, CorruptPolicy::Refuse).unwrap();
+        assert!(
+            again.notes().iter().any(|n| n.contains("is incomplete")),
+            "{:?}",
+            again.notes()
+        );
+        assert!(again.active_bans(0).unwrap().is_empty());
+        assert!(suffixed(&path, REWRITE_SUFFIX).exists());
     }
 
     /// A file put in the state file's place with its own `-wal` (`mv` of a pair, rows still

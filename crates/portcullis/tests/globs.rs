@@ -519,3 +519,63 @@ fn a_burst_of_rotations_counts_a_two_name_file_once() {
     }
     daemon.stop();
 }
+
+/// Review 17: a jail that reads a log only through an alias (a link to it, made in its
+/// wildcard's directory while the daemon runs) keeps getting its lines across a rotation:
+/// those the writer adds to the old file after the rename, and those of the new file.
+/// Before, the alias was dropped at the rename and both were lost to it.
+#[test]
+fn an_alias_follows_its_file_across_a_rotation() {
+    use std::os::unix::fs::symlink;
+    let work = tempfile::Builder::new()
+        .prefix("pct-aliasrot-")
+        .tempdir()
+        .unwrap();
+    let d = work.path();
+    for sub in ["a", "b"] {
+        fs::create_dir(d.join(sub)).unwrap();
+    }
+    let auth = d.join("a/auth.log");
+    fs::write(&auth, "").unwrap();
+    let p = |p: &Path| p.display().to_string();
+    let (config, socket) = (d.join("portcullis.toml"), d.join("p.sock"));
+    fs::write(
+        &config,
+        format!(
+            "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"null\"\n\
+             [[jail]]\nname = \"ja\"\nfilter = \"sshd\"\nlogs = [{:?}]\nmaxretry = 100\nfindtime = \"1h\"\n\
+             [[jail]]\nname = \"jb\"\nfilter = \"sshd\"\nlogs = [{:?}]\nmaxretry = 100\nfindtime = \"1h\"\n",
+            p(&socket),
+            p(&d.join("state")),
+            p(&auth),
+            format!("{}/*.log", p(&d.join("b"))),
+        ),
+    )
+    .unwrap();
+    let daemon = Daemon::start(&config, &d.join("daemon.log"));
+    std::thread::sleep(Duration::from_millis(1500));
+    symlink("../a/auth.log", d.join("b/x.log")).unwrap();
+    std::thread::sleep(Duration::from_millis(2500)); // two wildcard expansions
+    fail(&auth, "203.0.113.5", 1);
+    let old = d.join("a/auth.log.1");
+    fs::rename(&auth, &old).unwrap();
+    fs::write(&auth, "").unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    fail(&old, "203.0.113.7", 1);
+    fail(&auth, "203.0.113.6", 2);
+    std::thread::sleep(Duration::from_millis(3000));
+    fail(&auth, "203.0.113.8", 1);
+    let want = |j: &str| {
+        let f = failing(&socket);
+        f[j].get("203.0.113.5") == Some(&1)
+            && f[j].get("203.0.113.7") == Some(&1)
+            && f[j].get("203.0.113.6") == Some(&2)
+            && f[j].get("203.0.113.8") == Some(&1)
+    };
+    let ok = wait_until(Duration::from_secs(20), || want("ja") && want("jb"));
+    std::thread::sleep(Duration::from_millis(1000));
+    let f = failing(&socket);
+    assert!(ok && want("ja") && want("jb"), "{f:?}\n{}", daemon.log());
+    assert_eq!(f["jb"].len(), 4, "{f:?}");
+    daemon.stop();
+}

@@ -388,6 +388,10 @@ fn writer(mut conn: Connection, rx: Receiver<Msg>, retention: Millis) {
                 Err(e) => error!("stats: cannot prune: {e:#}"),
             }
         }
+        // failures not said yet, when they stopped within the minute (review 17)
+        if let Some(n) = failed.due() {
+            error!("stats: {n} more writes of {FILE} failed since the last said; the report undercounts");
+        }
         let d = DROPPED.load(Ordering::Relaxed);
         if d > dropped_seen {
             warn!(

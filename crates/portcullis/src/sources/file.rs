@@ -139,6 +139,10 @@ pub enum Event<'a> {
     /// still being read to its end under its old name): what its writer added to it after
     /// the stop is read from `from`, its rotated name.
     RotatedAtStop { path: &'a str, from: String },
+    /// That file (read up to `offset` when the daemon stopped) is not found under a rotated
+    /// name, plain or `.gz` (rotated again while the daemon was down): what it got after the
+    /// stop, if anything, was not read.
+    LostAtStop { path: &'a str, offset: u64 },
     /// At start: the file read before the stop (up to `offset`) is neither at the path nor
     /// under a name logrotate gives it after one rotation, plain or gzip-compressed (rotated
     /// more than once while the daemon was down): what it got after the stop was not read.
@@ -209,6 +213,11 @@ pub struct Follower {
     /// for `*.log`): their position is saved under that name too, so that the next run,
     /// which takes the pattern's unknown matches for new files, does not read them again.
     aliases: BTreeMap<PathBuf, (u64, u64)>,
+    /// Files an alias named before the file it names now (a rotation of the file behind it),
+    /// still read to their end under another name: their lines still go to the alias's
+    /// jails (review 17: lines the writer added to the old file after the rename were lost
+    /// to them).
+    alias_old: Vec<(PathBuf, (u64, u64))>,
     buf: Vec<u8>,
     max_line: usize,
     drain_idle: Duration,
@@ -252,6 +261,7 @@ impl Follower {
             notes: Vec::new(),
             forgotten: Vec::new(),
             aliases: BTreeMap::new(),
+            alias_old: Vec::new(),
             buf: vec![0; READ_BUF_LEN],
             max_line,
             drain_idle: DRAIN_IDLE,
@@ -294,6 +304,11 @@ impl Follower {
         for i in (first..n).chain(0..first) {
             let w = &mut self.files[i];
             total += w.poll(&mut cx, f);
+            if !w.draining.is_empty() {
+                w.drain_saved = true;
+            } else if std::mem::take(&mut w.drain_saved) {
+                self.forgotten.push(drain_key(&w.name));
+            }
             // (hashed again only when the position moved: this runs at every poll)
             for t in w.cur.iter_mut().chain(w.draining.iter_mut()) {
                 if t.seen_at != Some(t.line_end) {
@@ -315,6 +330,7 @@ impl Follower {
     pub fn aliases(&self) -> Vec<(String, (u64, u64))> {
         self.aliases
             .iter()
+            .chain(self.alias_old.iter().map(|(p, id)| (p, id)))
             .map(|(p, id)| (p.to_string_lossy().into_owned(), *id))
             .collect()
     }
@@ -345,16 +361,42 @@ impl Follower {
         if self.aliases.is_empty() {
             return;
         }
-        // a match that names another file now, or nothing (a link pointed elsewhere,
-        // removed): no longer a name of that file (review 15: its jails got the old file's
-        // lines for good, and its stale position was saved over its own)
-        self.aliases
-            .retain(|p, id| fs::metadata(p).is_ok_and(|m| (m.dev(), m.ino()) == *id));
-        let held: std::collections::HashSet<(u64, u64)> = self
+        let named: std::collections::HashSet<(u64, u64)> = self
             .files
             .iter()
-            .flat_map(|w| w.cur.iter().chain(&w.draining).map(Tail::id))
+            .flat_map(|w| w.cur.iter().map(Tail::id))
             .collect();
+        let drained: std::collections::HashSet<(u64, u64)> = self
+            .files
+            .iter()
+            .flat_map(|w| w.draining.iter().map(Tail::id))
+            .collect();
+        // a match that names another file now: when another name reads that one (the file
+        // behind it was rotated, a new one took its place), it is an alias of it, and of the
+        // old one while that is read to its end; else (a link removed, or pointed at a file
+        // nobody reads) it is no longer an alias (review 15: its jails got the old file's
+        // lines for good, and its stale position was saved over its own)
+        let mut old = Vec::new();
+        self.aliases.retain(|p, id| {
+            let now = fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+            match now {
+                Some(n) if n == *id => true,
+                Some(n) if named.contains(&n) => {
+                    if drained.contains(id) && !named.contains(id) {
+                        old.push((p.clone(), *id));
+                    }
+                    *id = n;
+                    true
+                }
+                _ => false,
+            }
+        });
+        let aliases = &self.aliases;
+        self.alias_old.retain(|(p, id)| {
+            aliases.contains_key(p) && drained.contains(id) && !named.contains(id)
+        });
+        self.alias_old.extend(old);
+        let held: std::collections::HashSet<(u64, u64)> = named.union(&drained).copied().collect();
         let orphans: Vec<(PathBuf, (u64, u64))> = self
             .aliases
             .iter()
@@ -620,17 +662,20 @@ impl Follower {
                 w.cur = w.open(&mut self.buf, &mut self.watches);
             }
             // the file rotated away from the path just before the last stop, under its
-            // rotated name: what its writer added after that stop is read
-            if let Some(cp) = drained.filter(|cp| cp.ino != 0 && cp.offset > 0) {
+            // rotated name: what its writer added after that stop is read (once: the saved
+            // place is forgotten here, and saved again while it is read)
+            if let Some(cp) = drained {
+                self.forgotten.push(cp.path.clone());
                 let reading = w.cur.as_ref().map(Tail::id);
-                if reading != Some((cp.dev, cp.ino)) {
-                    if let Some((t, from)) = w.rotated_while_down(&cp, &mut self.watches, false) {
-                        if t.len_now() > cp.offset {
+                if cp.ino != 0 && cp.offset > 0 && reading != Some((cp.dev, cp.ino)) {
+                    match w.rotated_while_down(&cp, &mut self.watches, false) {
+                        Some((t, from)) if t.len_now() > cp.offset => {
                             w.notices.push(Notice::RotatedAtStop(from));
                             w.draining.push(t);
-                        } else {
-                            t.close(&mut self.watches);
+                            w.drain_saved = true;
                         }
+                        Some((t, _)) => t.close(&mut self.watches),
+                        None => w.notices.push(Notice::LostAtStop(cp.offset)),
                     }
                 }
             }
@@ -662,6 +707,8 @@ enum Notice {
     /// The rest of the file read when the last run stopped, rotated away just before: now
     /// under this name.
     RotatedAtStop(String),
+    /// That file, read up to this offset, is not found under a rotated name.
+    LostAtStop(u64),
     /// The rest of the file read before, rotated away while the daemon was down, is read
     /// from this name.
     RotatedWhileDown(String),
@@ -695,6 +742,9 @@ struct Watched {
     /// path's own positions (another path to the same file reads on its own). At most
     /// [`LEFT_KEPT`], the newest last.
     left: Vec<((u64, u64), (u64, u64))>,
+    /// A place of a rotated file's reading may be saved ([`Watched::drain_checkpoint`]): to
+    /// be forgotten when that reading ends.
+    drain_saved: bool,
 }
 
 /// How many closed files a path remembers where it left ([`Watched::left`]).
@@ -721,6 +771,7 @@ impl Watched {
             last_error: None,
             dir_watch: None,
             left: Vec::new(),
+            drain_saved: false,
         }
     }
 
@@ -995,7 +1046,11 @@ impl Watched {
                 (matches!(rest, ".1" | ".0" | ".old") || dated).then(|| dir.join(name))
             })
             .collect();
-        names.sort();
+        // the newest first: the file rotated last is the one read before the stop (an older
+        // rotation of a log with a fixed header may begin with the same bytes)
+        names.sort_by_cached_key(|p| {
+            std::cmp::Reverse(fs::metadata(p).and_then(|m| m.modified()).ok())
+        });
         for p in names {
             let Ok(gz) = open_regular(&p) else {
                 continue;
@@ -1062,23 +1117,16 @@ impl Watched {
         })
     }
 
-    /// Where reading of the file rotated away from the path last stood: the newest of those
-    /// still read to their end, else the last one closed. Saved under [`drain_key`], so that a
-    /// stop just after a rotation does not lose what the writer adds to the old file before
-    /// it reopens its log (read at the next start, when the file is under a rotated name).
+    /// Where reading of the newest file rotated away from the path and still read to its end
+    /// stands. Saved under [`drain_key`] while there is one (forgotten when its reading ends,
+    /// see [`Follower::poll`]), so that a stop just after a rotation does not lose what the
+    /// writer adds to the old file before it reopens its log (read at the next start, when
+    /// the file is under a rotated name). A reading that ended (quiet for [`DRAIN_IDLE`]) is
+    /// not saved: what comes after is not read while the daemon runs either, and a saved
+    /// place would be tried at every start (review 17: an unfinished last line counted again
+    /// at each, a whole `.gz` decompressed at each).
     fn drain_checkpoint(&self) -> Option<Checkpoint> {
-        let key = drain_key(&self.name);
-        if let Some(t) = self.draining.last() {
-            return Some(t.checkpoint(&key));
-        }
-        let &((dev, ino), (fingerprint, offset)) = self.left.last()?;
-        Some(Checkpoint {
-            path: key,
-            dev,
-            ino,
-            fingerprint,
-            offset,
-        })
+        Some(self.draining.last()?.checkpoint(&drain_key(&self.name)))
     }
 
     fn error(&mut self, message: String) {
@@ -1095,6 +1143,10 @@ impl Watched {
                 Notice::RotatedAtStop(from) => f(Event::RotatedAtStop {
                     path: &self.name,
                     from,
+                }),
+                Notice::LostAtStop(offset) => f(Event::LostAtStop {
+                    path: &self.name,
+                    offset,
                 }),
                 Notice::RotatedWhileDown(from) => f(Event::RotatedWhileDown {
                     path: &self.name,
@@ -1813,6 +1865,9 @@ pub fn follow_files(
             Event::RotatedAtStop { path, from } => batch.notes.push(format!(
                 "{path} was rotated just before the daemon last stopped: reading what the old file, now {from}, got after the stop"
             )),
+            Event::LostAtStop { path, offset } => batch.notes.push(format!(
+                "{path} was rotated just before the daemon last stopped, and the old file (read up to byte {offset}) is not found under a rotated name, plain or .gz (rotated again while down?): what it got after the stop, if anything, was not read"
+            )),
             Event::RotatedWhileDown { path, from } => batch.notes.push(format!(
                 "{path} was rotated while the daemon was down: reading the rest of the old file, now {from}, then the new one from its start"
             )),
@@ -1877,6 +1932,7 @@ mod tests {
         Rotated,
         RotatedWhileDown(String),
         RotatedAtStop(String),
+        LostAtStop(u64),
         Lost(u64),
         Copy(u64, bool),
         Resumed(u64),
@@ -1899,6 +1955,7 @@ mod tests {
                         Event::Rotated { .. } => Ev::Rotated,
                         Event::RotatedWhileDown { from, .. } => Ev::RotatedWhileDown(from),
                         Event::RotatedAtStop { from, .. } => Ev::RotatedAtStop(from),
+                        Event::LostAtStop { offset, .. } => Ev::LostAtStop(offset),
                         Event::LostWhileDown { offset, .. } => Ev::Lost(offset),
                         Event::Copy { offset, exact, .. } => Ev::Copy(offset, exact),
                         Event::Resumed { offset, .. } => Ev::Resumed(offset),
@@ -2284,18 +2341,67 @@ mod tests {
         let mut l = lines(&got);
         l.sort();
         assert_eq!(l, ["c", "d", "n2"], "{got:?}");
-        // the drain ended (closed): its place is kept, the next start reads what came after
+        // the reading ended (closed): its place is forgotten, as what comes after is not
+        // read while the daemon runs either (review 17: a place kept was tried at every
+        // start, an unfinished last line counted again at each)
         assert!(poll(&mut fl).is_empty());
+        let key = drain_key(&log.display().to_string());
+        assert!(fl.take_forgotten().contains(&key));
         let cps = fl.checkpoints();
+        assert!(!cps.iter().any(|c| c.path == key), "{cps:?}");
         drop(fl);
         append(&old, "e\n");
         let mut fl = Follower::new(vec![log.clone()], cps.clone(), DEFAULT_MAX_LINE).unwrap();
-        assert_eq!(lines(&poll(&mut fl)), ["e"]);
-        // nothing new in the old file: no note, nothing read
+        assert_eq!(poll(&mut fl), []);
+    }
+
+    /// Review 17: a rotated file whose last line is unfinished when its reading ends gives
+    /// that line once (as it is), and a restart does not give it again.
+    #[test]
+    fn an_unfinished_last_line_of_a_rotated_file_is_given_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("auth.log");
+        let old = dir.path().join("auth.log.1");
+        append(&log, "");
+        let mut fl = follower(&log);
+        fl.set_drain_idle(Duration::ZERO);
+        append(&log, "a\n");
+        assert_eq!(lines(&poll(&mut fl)), ["a"]);
+        fs::rename(&log, &old).unwrap();
+        append(&log, "");
+        append(&old, "unfinished");
+        assert_eq!(lines(&poll(&mut fl)), ["unfinished"]);
         let cps = fl.checkpoints();
         drop(fl);
         let mut fl = Follower::new(vec![log.clone()], cps, DEFAULT_MAX_LINE).unwrap();
         assert_eq!(poll(&mut fl), []);
+    }
+
+    /// A file rotated just before the stop and rotated again while the daemon was down (not
+    /// under a name logrotate gives after one rotation): what it got after the stop is said
+    /// lost (review 17: nothing was said), once.
+    #[test]
+    fn a_rotation_at_stop_not_found_is_said_lost_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("auth.log");
+        let old = dir.path().join("auth.log.1");
+        append(&log, "");
+        let mut fl = follower(&log);
+        append(&log, "a\n");
+        poll(&mut fl);
+        fs::rename(&log, &old).unwrap();
+        append(&log, "n\n");
+        poll(&mut fl);
+        let cps = fl.checkpoints();
+        drop(fl);
+        append(&old, "lost\n");
+        fs::rename(&old, dir.path().join("auth.log.2")).unwrap();
+        let mut fl = Follower::new(vec![log.clone()], cps, DEFAULT_MAX_LINE).unwrap();
+        let got = poll(&mut fl);
+        assert!(got.contains(&Ev::LostAtStop(2)), "{got:?}");
+        assert!(fl
+            .take_forgotten()
+            .contains(&drain_key(&log.display().to_string())));
     }
 
     /// Rotated and compressed at once while the daemon was down (logrotate's `compress`
