@@ -373,8 +373,8 @@ impl Follower {
             .collect();
         // a match that names another file now: when another name reads that one (the file
         // behind it was rotated, a new one took its place), it is an alias of it, and of the
-        // old one while that is read to its end; else (a link removed, or pointed at a file
-        // nobody reads) it is no longer an alias (review 15: its jails got the old file's
+        // old one while that is read to its end; else (a link pointed at a file nobody
+        // reads, or removed once its file's reading ended) it is no longer an alias (review 15: its jails got the old file's
         // lines for good, and its stale position was saved over its own)
         let mut old = Vec::new();
         self.aliases.retain(|p, id| {
@@ -388,7 +388,10 @@ impl Follower {
                     *id = n;
                     true
                 }
-                _ => false,
+                // nothing there for now (between a rotation's rename and the new file): an
+                // alias still while its file is read to its end
+                None => drained.contains(id) && !named.contains(id),
+                Some(_) => false,
             }
         });
         let aliases = &self.aliases;
@@ -581,12 +584,14 @@ impl Follower {
     /// end). Returns the files added from their beginning, each with its pattern.
     pub fn set_globs(&mut self, globs: Vec<String>) -> Vec<(PathBuf, String)> {
         let mut added = Vec::new();
-        // (an alias gone from the directory, or of a pattern no more followed, is forgotten)
+        // (an alias gone from the directory, or of a pattern no more followed, is forgotten;
+        // a link whose file is gone for now, between a rotation's rename and the new file,
+        // is left to `adopt_aliases`)
         self.aliases.retain(|p, _| {
             globs
                 .iter()
                 .any(|g| crate::sources::glob::matches(g, &p.to_string_lossy()))
-                && p.exists()
+                && fs::symlink_metadata(p).is_ok()
         });
         for g in &globs {
             let marker = glob_marker(g).path;
