@@ -2308,6 +2308,20 @@ mod tests {
         assert_eq!(lines(&poll(&mut fl2)), ["a1", "a2", "a3", "a4"]);
     }
 
+    /// A follower of `DIR/auth.log` that read its line "a", after which logrotate renamed the
+    /// file to `auth.log.1` and made a new, empty `auth.log`: (log, old, follower).
+    fn rotated_after_a(dir: &Path) -> (PathBuf, PathBuf, Follower) {
+        let log = dir.join("auth.log");
+        let old = dir.join("auth.log.1");
+        append(&log, "");
+        let mut fl = follower(&log);
+        append(&log, "a\n");
+        assert_eq!(lines(&poll(&mut fl)), ["a"]);
+        fs::rename(&log, &old).unwrap();
+        append(&log, "");
+        (log, old, fl)
+    }
+
     /// A stop just after a rotation, while the old file was still read to its end (its
     /// writer had not reopened its log yet): what the writer added to the old file after the
     /// stop was lost. Now it is read at the next start, under the rotated name, once; and a
@@ -2315,14 +2329,8 @@ mod tests {
     #[test]
     fn a_rotation_just_before_a_stop_loses_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("auth.log");
-        let old = dir.path().join("auth.log.1");
-        append(&log, "");
-        let mut fl = follower(&log);
-        append(&log, "a\n");
-        assert_eq!(lines(&poll(&mut fl)), ["a"]);
-        // logrotate renames and makes a new file; the writer goes on in the old one
-        fs::rename(&log, &old).unwrap();
+        // the writer goes on in the old file
+        let (log, old, mut fl) = rotated_after_a(dir.path());
         append(&log, "n1\n");
         append(&old, "b\n");
         assert_eq!(lines(&poll(&mut fl)), ["b", "n1"]);
@@ -2365,15 +2373,8 @@ mod tests {
     #[test]
     fn an_unfinished_last_line_of_a_rotated_file_is_given_once() {
         let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("auth.log");
-        let old = dir.path().join("auth.log.1");
-        append(&log, "");
-        let mut fl = follower(&log);
+        let (log, old, mut fl) = rotated_after_a(dir.path());
         fl.set_drain_idle(Duration::ZERO);
-        append(&log, "a\n");
-        assert_eq!(lines(&poll(&mut fl)), ["a"]);
-        fs::rename(&log, &old).unwrap();
-        append(&log, "");
         append(&old, "unfinished");
         assert_eq!(lines(&poll(&mut fl)), ["unfinished"]);
         let cps = fl.checkpoints();
@@ -2388,13 +2389,7 @@ mod tests {
     #[test]
     fn a_rotation_at_stop_not_found_is_said_lost_once() {
         let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("auth.log");
-        let old = dir.path().join("auth.log.1");
-        append(&log, "");
-        let mut fl = follower(&log);
-        append(&log, "a\n");
-        poll(&mut fl);
-        fs::rename(&log, &old).unwrap();
+        let (log, old, mut fl) = rotated_after_a(dir.path());
         append(&log, "n\n");
         poll(&mut fl);
         let cps = fl.checkpoints();
