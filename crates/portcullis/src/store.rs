@@ -147,6 +147,11 @@ pub struct Store {
     /// (device, inode) of the connection's `-wal` once opened: a `-wal` found beside a file
     /// put in the state file's place is told from it.
     wal_ident: Option<(u64, u64)>,
+    /// Set: [`Store::keep_in_place`] deletes its copy just before renaming it into place
+    /// (as a second `rm state/*` would). Per store, so that tests running side by side do
+    /// not take each other's.
+    #[cfg(test)]
+    lose_the_copy: bool,
 }
 
 /// The name a rewritten state file is written under before it is renamed into place
@@ -185,9 +190,9 @@ impl Store {
     pub fn open(path: &Path, policy: CorruptPolicy) -> Result<Store> {
         let mut notes = Vec::new();
         // a rewrite (see [`Store::keep_in_place`]) cut short by a crash after its copy was
-        // complete but before it was renamed into place
-        // (one cut short while being written, empty or without its header, is left as it
-        // is, and said: review 17 found an empty one taken as "the copy is used")
+        // complete but before it was renamed into place; one cut short while being written
+        // (empty, or without its header) is left as it is, and said (review 17 found an
+        // empty one taken as "the copy is used")
         let copy = suffixed(path, REWRITE_SUFFIX);
         if file_ident(path)?.is_none() && file_ident(&copy)?.is_some() {
             if check_header(&copy)?.is_none() {
@@ -272,6 +277,8 @@ impl Store {
             notes,
             ident,
             wal_ident: file_ident(&suffixed(path, "-wal"))?,
+            #[cfg(test)]
+            lose_the_copy: false,
         })
     }
 
@@ -294,17 +301,12 @@ impl Store {
         let found = file_ident(&self.path)?;
         if self.ident.is_none() {
             // the last call put the copy in place but could not open it
-            let reopened = Store::open(&self.path, CorruptPolicy::Refuse).with_context(|| {
+            let said = self.reopen().with_context(|| {
                 format!(
                     "cannot open the rewritten state file {}",
                     self.path.display()
                 )
             })?;
-            let said = opened_notes(&reopened);
-            *self = Store {
-                notes: std::mem::take(&mut self.notes),
-                ..reopened
-            };
             return Ok(Some(format!(
                 "state file {} opened again{said}",
                 self.path.display()
@@ -322,12 +324,7 @@ impl Store {
         // every directory above it checked)
         fsutil::prepare_state_dir(&dir)?;
         let tmp = suffixed(&self.path, REWRITE_SUFFIX);
-        match std::fs::remove_file(&tmp) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(e).with_context(|| format!("cannot remove {}", tmp.display()))
-            }
-            _ => {}
-        }
+        remove_if_there(&tmp)?;
         // an empty private file first: VACUUM INTO accepts one, and so the copy is 0600
         fsutil::create_private(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
         let copied = (|| -> Result<()> {
@@ -367,16 +364,10 @@ impl Store {
         // files; what they held is in the copy): a `-wal` left beside the copy would be
         // replayed into it
         for suffix in ["-wal", "-shm"] {
-            let side = suffixed(&self.path, suffix);
-            match std::fs::remove_file(&side) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(e).with_context(|| format!("cannot remove {}", side.display()))
-                }
-                _ => {}
-            }
+            remove_if_there(&suffixed(&self.path, suffix))?;
         }
         #[cfg(test)]
-        if tests::LOSE_THE_COPY.swap(false, std::sync::atomic::Ordering::SeqCst) {
+        if std::mem::take(&mut self.lose_the_copy) {
             std::fs::remove_file(&tmp)?;
         }
         std::fs::rename(&tmp, &self.path).with_context(|| {
@@ -394,23 +385,31 @@ impl Store {
             Some(a) => format!("replaced by another file (moved to {})", a.display()),
             None => "deleted".to_string(),
         };
-        let reopened = Store::open(&self.path, CorruptPolicy::Refuse).with_context(|| {
+        let said = self.reopen().with_context(|| {
             format!(
                 "state file {} was {what}; written again from the daemon's open copy, but \
                  cannot open it (tried again in a while)",
                 self.path.display()
             )
         })?;
-        let said = opened_notes(&reopened);
-        *self = Store {
-            notes: std::mem::take(&mut self.notes),
-            ..reopened
-        };
         Ok(Some(format!(
             "state file {} was {what} while the daemon ran: written again from the daemon's \
              open copy, no ban, history or read position lost{said}",
             self.path.display()
         )))
+    }
+
+    /// Opens the state file at its path again in place of this store (its notes of the first
+    /// opening kept); returns the reopening's notes as a tail for the message that says it
+    /// (`; ...`), or nothing.
+    fn reopen(&mut self) -> Result<String> {
+        let reopened = Store::open(&self.path, CorruptPolicy::Refuse)?;
+        let said = reopened.notes.iter().map(|n| format!("; {n}")).collect();
+        *self = Store {
+            notes: std::mem::take(&mut self.notes),
+            ..reopened
+        };
+        Ok(said)
     }
 
     /// Messages about the opening (such as a corrupt file moved aside) for the caller to log.
@@ -695,9 +694,7 @@ fn check_trusted(path: &Path) -> Result<()> {
     fsutil::check_state_file(path, "state file")?;
     // a hot `-journal` would be rolled back into the file at the first read
     for suffix in ["-wal", "-shm", "-journal"] {
-        let mut p = path.as_os_str().to_owned();
-        p.push(suffix);
-        fsutil::check_state_file(Path::new(&p), "state file")?;
+        fsutil::check_state_file(&suffixed(path, suffix), "state file")?;
     }
     Ok(())
 }
@@ -844,10 +841,14 @@ fn refuse_message(path: &Path, why: &str) -> String {
     )
 }
 
-/// Renames `path` (and its `-wal` and `-shm`) to `<name>.corrupt-<unix seconds>[.N]`.
-/// The notes of a reopening, as a tail for the message that says it (`; ...`), or nothing.
-fn opened_notes(s: &Store) -> String {
-    s.notes.iter().map(|n| format!("; {n}")).collect()
+/// Removes the file at `path`, if there is one.
+fn remove_if_there(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("cannot remove {}", path.display()))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// (device, inode) of the file at `path`, not following a link; `None` when nothing is there.
@@ -888,7 +889,7 @@ fn move_aside(path: &Path, label: &str, with_sides: bool) -> Result<PathBuf> {
     };
     std::fs::rename(path, &aside).with_context(|| {
         format!(
-            "cannot move unusable state file {} to {}",
+            "cannot move state file {} to {}",
             path.display(),
             aside.display()
         )
@@ -897,17 +898,10 @@ fn move_aside(path: &Path, label: &str, with_sides: bool) -> Result<PathBuf> {
         return Ok(aside);
     }
     for suffix in ["-wal", "-shm"] {
-        let (mut from, mut to) = (path.as_os_str().to_owned(), aside.as_os_str().to_owned());
-        from.push(suffix);
-        to.push(suffix);
+        let (from, to) = (suffixed(path, suffix), suffixed(&aside, suffix));
         if std::fs::symlink_metadata(&from).is_ok() {
-            std::fs::rename(&from, &to).with_context(|| {
-                format!(
-                    "cannot move {} to {}",
-                    Path::new(&from).display(),
-                    Path::new(&to).display()
-                )
-            })?;
+            std::fs::rename(&from, &to)
+                .with_context(|| format!("cannot move {} to {}", from.display(), to.display()))?;
         }
     }
     Ok(aside)
@@ -989,11 +983,6 @@ mod tests {
         assert_eq!(again.active_bans(0).unwrap().len(), 3);
     }
 
-    /// Set: [`Store::keep_in_place`] deletes its copy just before renaming it into place
-    /// (as a second `rm state/*` would).
-    pub(super) static LOSE_THE_COPY: std::sync::atomic::AtomicBool =
-        std::sync::atomic::AtomicBool::new(false);
-
     /// A rewrite that fails on the way (its copy deleted before the rename, review 14) keeps
     /// the open connection: the next check writes the copy again from it. (The connection
     /// was closed first, and the next check copied an empty placeholder: every ban lost,
@@ -1004,7 +993,7 @@ mod tests {
         let a = ban("192.0.2.1", "sshd", 1_000, 50_000);
         store.apply(&[StoreOp::Ban(a.clone())]).unwrap();
         std::fs::remove_file(&path).unwrap();
-        LOSE_THE_COPY.store(true, std::sync::atomic::Ordering::SeqCst);
+        store.lose_the_copy = true;
         let e = store.keep_in_place().unwrap_err();
         assert!(format!("{e:#}").contains("cannot rename"), "{e:#}");
         let b = ban("192.0.2.2", "sshd", 2_000, 50_000);

@@ -116,12 +116,12 @@ pub fn local_offset(secs: i64) -> i32 {
 /// to the second by bisection (a zone changes its offset a few times a year; two changes
 /// within three days would be missed).
 pub fn zone_changes(from: i64, to: i64) -> portcullis_core::time::ZoneChanges {
-    const DAY: i64 = 3 * 86_400;
+    const STEP: i64 = 3 * 86_400;
     let before = local_offset(from);
     let mut changes = Vec::new();
     let (mut t, mut off) = (from, before);
     while t < to {
-        let next = (t + DAY).min(to);
+        let next = (t + STEP).min(to);
         let o = local_offset(next);
         if o != off {
             // the first second with the new offset, in (t, next]

@@ -11,7 +11,7 @@ use common::*;
 use serde_json::Value;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -47,6 +47,21 @@ fn banned(socket: &Path, jail: &str) -> Vec<String> {
         .filter(|b| b["jail"] == jail)
         .map(|b| b["host"].as_str().unwrap().to_string())
         .collect()
+}
+
+/// Starts a daemon of [`null_config_head`] (socket `DIR/portcullis.sock`) with one jail of
+/// the sshd filter per (name, logs), each with the TOML lines `settings`; returns it and its
+/// socket.
+fn sshd_jails(dir: &Path, jails: &[(&str, Vec<String>)], settings: &str) -> (Daemon, PathBuf) {
+    let mut toml = null_config_head(dir);
+    for (name, logs) in jails {
+        toml +=
+            &format!("[[jail]]\nname = {name:?}\nfilter = \"sshd\"\nlogs = {logs:?}\n{settings}");
+    }
+    let config = dir.join("portcullis.toml");
+    fs::write(&config, toml).unwrap();
+    let daemon = Daemon::start(&config, &dir.join("daemon.log"));
+    (daemon, dir.join("portcullis.sock"))
 }
 
 #[test]
@@ -190,27 +205,25 @@ fn a_file_under_two_names_of_one_jail_is_counted_once() {
     let x = dir.join("real/x.log");
     fs::write(&x, "").unwrap();
     symlink(&x, dir.join("a-link.log")).unwrap();
-    let socket = dir.join("portcullis.sock");
-    let config = dir.join("portcullis.toml");
     let p = |p: &Path| p.display().to_string();
-    fs::write(
-        &config,
-        format!(
-            "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"null\"\n\
-             [[jail]]\nname = \"later\"\nfilter = \"sshd\"\nlogs = [{:?}, {:?}]\nmaxretry = 4\n\
-             [[jail]]\nname = \"link\"\nfilter = \"sshd\"\nlogs = [{:?}, {:?}]\nmaxretry = 4\n\
-             [[jail]]\nname = \"only\"\nfilter = \"sshd\"\nlogs = [{:?}]\nmaxretry = 4\n",
-            p(&socket),
-            p(&dir.join("state")),
-            p(&auth),
-            format!("{}/*.log", dir.join("links").display()),
-            p(&dir.join("a-link.log")),
-            format!("{}/*.log", dir.join("real").display()),
-            format!("{}/*.log", dir.join("only").display()),
-        ),
-    )
-    .unwrap();
-    let daemon = Daemon::start(&config, &dir.join("daemon.log"));
+    let (daemon, socket) = sshd_jails(
+        dir,
+        &[
+            (
+                "later",
+                vec![p(&auth), format!("{}/*.log", p(&dir.join("links")))],
+            ),
+            (
+                "link",
+                vec![
+                    p(&dir.join("a-link.log")),
+                    format!("{}/*.log", p(&dir.join("real"))),
+                ],
+            ),
+            ("only", vec![format!("{}/*.log", p(&dir.join("only")))]),
+        ],
+        "maxretry = 4\n",
+    );
     fail(&auth, "203.0.113.9", 1);
     fail(&x, "203.0.113.10", 3);
     let first = wait_until(Duration::from_secs(30), || {
@@ -379,28 +392,20 @@ fn names_that_change_keep_each_jail_on_its_own_files() {
     }
     symlink(&z, &link2).unwrap();
     let p = |p: &Path| p.display().to_string();
-    let jail = |name: &str, logs: &[String]| {
-        format!(
-            "[[jail]]\nname = \"{name}\"\nfilter = \"sshd\"\nlogs = {logs:?}\nmaxretry = 100\nfindtime = \"1h\"\n"
-        )
-    };
-    let socket = d.join("p.sock");
-    let config = d.join("portcullis.toml");
-    fs::write(
-        &config,
-        format!(
-            "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"null\"\n{}{}{}{}{}",
-            p(&socket),
-            p(&d.join("state")),
-            jail("A", &[p(&auth1)]),
-            jail("B", &[format!("{}/*.log", p(&d.join("d1/links")))]),
-            jail("J", &[p(&link2), format!("{}/*.log", p(&d.join("d2/z")))]),
-            jail("C", &[p(&cur3)]),
-            jail("D", &[format!("{}/old-*.log", p(&d.join("d3/L")))]),
-        ),
-    )
-    .unwrap();
-    let daemon = Daemon::start(&config, &d.join("daemon.log"));
+    let (daemon, socket) = sshd_jails(
+        d,
+        &[
+            ("A", vec![p(&auth1)]),
+            ("B", vec![format!("{}/*.log", p(&d.join("d1/links")))]),
+            (
+                "J",
+                vec![p(&link2), format!("{}/*.log", p(&d.join("d2/z")))],
+            ),
+            ("C", vec![p(&cur3)]),
+            ("D", vec![format!("{}/old-*.log", p(&d.join("d3/L")))]),
+        ],
+        "maxretry = 100\nfindtime = \"1h\"\n",
+    );
     let pause = |ms| std::thread::sleep(Duration::from_millis(ms));
     pause(1500);
     symlink(&auth1, d.join("d1/links/s.log")).unwrap();
@@ -464,23 +469,17 @@ fn a_burst_of_rotations_counts_a_two_name_file_once() {
     fs::write(&auth, "").unwrap();
     symlink(&auth, d.join("L")).unwrap();
     let p = |p: &Path| p.display().to_string();
-    let config = d.join("portcullis.toml");
-    let socket = d.join("p.sock");
-    fs::write(
-        &config,
-        format!(
-            "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"null\"\n\
-             [[jail]]\nname = \"J\"\nfilter = \"sshd\"\nlogs = [{:?}, {:?}]\nmaxretry = 100\nfindtime = \"1h\"\n\
-             [[jail]]\nname = \"K\"\nfilter = \"sshd\"\nlogs = [{:?}]\nmaxretry = 100\nfindtime = \"1h\"\n",
-            p(&socket),
-            p(&d.join("state")),
-            p(&d.join("L")),
-            format!("{}/*.log", p(&d.join("z"))),
-            p(&auth),
-        ),
-    )
-    .unwrap();
-    let daemon = Daemon::start(&config, &d.join("daemon.log"));
+    let (daemon, socket) = sshd_jails(
+        d,
+        &[
+            (
+                "J",
+                vec![p(&d.join("L")), format!("{}/*.log", p(&d.join("z")))],
+            ),
+            ("K", vec![p(&auth)]),
+        ],
+        "maxretry = 100\nfindtime = \"1h\"\n",
+    );
     std::thread::sleep(Duration::from_millis(1500));
     let rotate = |n: u32| {
         fs::rename(&auth, d.join(format!("z/auth.log.k{n}"))).unwrap();
@@ -538,21 +537,14 @@ fn an_alias_follows_its_file_across_a_rotation() {
     let auth = d.join("a/auth.log");
     fs::write(&auth, "").unwrap();
     let p = |p: &Path| p.display().to_string();
-    let (config, socket) = (d.join("portcullis.toml"), d.join("p.sock"));
-    fs::write(
-        &config,
-        format!(
-            "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"null\"\n\
-             [[jail]]\nname = \"ja\"\nfilter = \"sshd\"\nlogs = [{:?}]\nmaxretry = 100\nfindtime = \"1h\"\n\
-             [[jail]]\nname = \"jb\"\nfilter = \"sshd\"\nlogs = [{:?}]\nmaxretry = 100\nfindtime = \"1h\"\n",
-            p(&socket),
-            p(&d.join("state")),
-            p(&auth),
-            format!("{}/*.log", p(&d.join("b"))),
-        ),
-    )
-    .unwrap();
-    let daemon = Daemon::start(&config, &d.join("daemon.log"));
+    let (daemon, socket) = sshd_jails(
+        d,
+        &[
+            ("ja", vec![p(&auth)]),
+            ("jb", vec![format!("{}/*.log", p(&d.join("b")))]),
+        ],
+        "maxretry = 100\nfindtime = \"1h\"\n",
+    );
     std::thread::sleep(Duration::from_millis(1500));
     symlink("../a/auth.log", d.join("b/x.log")).unwrap();
     std::thread::sleep(Duration::from_millis(2500)); // two wildcard expansions

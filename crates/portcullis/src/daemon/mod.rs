@@ -104,10 +104,9 @@ struct Engine {
     config_path: Option<PathBuf>,
     cfg: Config,
     jails: Vec<Jail>,
-    /// Which jails read which source.
+    /// Which jails read which source: made at a source's first line since the last load
+    /// ([`route_of`]), kept.
     routes: HashMap<String, Vec<usize>>,
-    /// Sources whose wildcard routes were added to `routes` (since the last load).
-    glob_routed: std::collections::HashSet<String>,
     /// One file under several names (a link and its target; a wildcard match read under
     /// another name): each line counted once per jail (see [`names`]).
     names: names::FileNames,
@@ -251,8 +250,7 @@ impl Engine {
                 .iter()
                 .map(|j| jails::build_jail(&cfg, j, &own))
                 .collect(),
-            routes: routes(&cfg),
-            glob_routed: std::collections::HashSet::new(),
+            routes: HashMap::new(),
             names: names::FileNames::default(),
             journals: JournalReaders::new(journal, cfg.state_dir.clone(), tx)
                 .max_line(cfg.max_line),
@@ -363,16 +361,6 @@ fn ratelimits(cfg: &Config, own: &[IpAddr]) -> crate::firewall::ratelimit::RateL
         limits: cfg.ratelimits.clone(),
         exempt,
     }
-}
-
-fn routes(cfg: &Config) -> HashMap<String, Vec<usize>> {
-    let mut r: HashMap<String, Vec<usize>> = HashMap::new();
-    for (i, j) in cfg.jails.iter().enumerate() {
-        for l in &j.logs {
-            r.entry(l.clone()).or_default().push(i);
-        }
-    }
-    r
 }
 
 /// The log sources of the jails, sorted, without duplicates: those read through journald
@@ -502,14 +490,6 @@ fn source_warnings_with(
         );
     }
     w
-}
-
-/// Says that jail `jail` reads one file under names `first` and `second` (once per jail, file
-/// and load; see [`names`]).
-fn say_second_name(jail: &str, first: &str, second: &str) {
-    warn!(
-        "jail {jail}: {second:?} and {first:?} name one file (a link and its target, or another path to it): each line counted once, from {first:?} while it reads the file"
-    );
 }
 
 /// The jails that read source `src`: those that name it, and those whose wildcard matches it.
@@ -870,6 +850,32 @@ impl Engine {
         self.trouble.0 = i64::MIN / 2;
         self.windows_saved = now;
         self.rearm();
+    }
+
+    /// The jails that count a line of source `src` read from `file`: those that name `src` or
+    /// read it through a wildcard (kept from its first line since the last load), and for a
+    /// file read under two names or aliased, as [`names`] decides.
+    fn jails_for(&mut self, src: &str, file: names::FileId) -> Vec<usize> {
+        if !self.routes.contains_key(src) {
+            self.routes
+                .insert(src.to_string(), route_of(&self.cfg, src));
+        }
+        let js = &self.routes[src];
+        if !self.names.special(file) {
+            return js.clone();
+        }
+        let (jails, routes) = (&self.jails, &self.routes);
+        self.names.route(src, file, js, |ji, first, second| {
+            // said once per jail, file and load, to a jail that reads both names itself, not
+            // through an alias of the file (review 16 found other jails' names said)
+            let reads = |n: &str| routes.get(n).is_some_and(|r| r.contains(&ji));
+            if reads(first) && reads(second) {
+                warn!(
+                    "jail {}: {second:?} and {first:?} name one file (a link and its target, or another path to it): each line counted once, from {first:?} while it reads the file",
+                    jails[ji].name()
+                );
+            }
+        })
     }
 
     /// Writes the state file again when it was deleted or replaced under the daemon (see
@@ -1397,29 +1403,7 @@ impl Engine {
                 }
             }
             for (src, file, line) in b.iter_from() {
-                if !self.glob_routed.contains(src) {
-                    self.glob_routed.insert(src.to_string());
-                    // first line of this file since the configuration was loaded: the jails that
-                    // name it or read it through a wildcard (cached)
-                    self.routes
-                        .insert(src.to_string(), route_of(&self.cfg, src));
-                }
-                let Some(js) = self.routes.get(src) else {
-                    continue;
-                };
-                let js = if self.names.special(file) {
-                    let (jails, routes) = (&self.jails, &self.routes);
-                    self.names.route(src, file, js, |ji, first, second| {
-                        // (said of a jail that reads both names itself, not through an
-                        // alias of the file: review 16 found other jails' names said)
-                        let reads = |n: &str| routes.get(n).is_some_and(|r| r.contains(&ji));
-                        if reads(first) && reads(second) {
-                            say_second_name(jails[ji].name(), first, second)
-                        }
-                    })
-                } else {
-                    js.clone()
-                };
+                let js = self.jails_for(src, file);
                 // (each file's lines in order: a syslog daemon's `last message repeated N times`
                 // counts the line before it in the same file)
                 let source = source_key(src);
@@ -2069,8 +2053,7 @@ impl Engine {
                 self.store.apply(&lifted)?;
             }
         }
-        self.routes = routes(&cfg);
-        self.glob_routed.clear();
+        self.routes.clear();
         self.names.reload(|p| route_of(&cfg, p));
         let followed = self
             .store

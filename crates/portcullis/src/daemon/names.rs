@@ -42,8 +42,8 @@ pub(crate) struct FileNames {
     said: HashSet<(usize, FileId)>,
     /// The paths whose own file is open (`status`).
     held: HashSet<String>,
-    /// The files read under two names or aliased: the lines of others pass untouched,
-    /// without a lookup while there is none (nearly always).
+    /// The files read under two names or aliased: the lines of others pass untouched (an
+    /// empty set, nearly always, answers without hashing).
     special: HashSet<FileId>,
 }
 
@@ -124,7 +124,7 @@ impl FileNames {
 
     /// Whether lines of `file` need [`FileNames::route`]: read under two names, or aliased.
     pub(crate) fn special(&self, file: FileId) -> bool {
-        !self.special.is_empty() && self.special.contains(&file)
+        self.special.contains(&file)
     }
 
     /// The jails that count this line of `file`, which came under name `src`, whose jails
@@ -163,8 +163,8 @@ impl FileNames {
         out
     }
 
-    /// Whether the follower holds `path`'s own file open (read on through the descriptor
-    /// even when it can no longer be opened).
+    /// The paths whose own file the follower holds open (read on through the descriptor
+    /// even when the file can no longer be opened).
     pub(crate) fn held(&self) -> &HashSet<String> {
         &self.held
     }

@@ -92,16 +92,11 @@ impl Batch {
     /// Iterates (source, line).
     #[cfg(test)]
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        let mut start = 0usize;
-        self.lines.iter().map(move |&(s, end)| {
-            let l = &self.data[start..end];
-            start = end;
-            (self.sources[s as usize].as_str(), l)
-        })
+        self.iter_from().map(|(s, _, l)| (s, l))
     }
 
-    /// Iterates (source, file, line): [`Batch::iter`] with the (device, inode) of each line's
-    /// file ((0, 0) for the journal).
+    /// Iterates (source, file, line): each line with its source and the (device, inode) of
+    /// its file ((0, 0) for the journal).
     pub fn iter_from(&self) -> impl Iterator<Item = (&str, (u64, u64), &[u8])> {
         let mut start = 0usize;
         self.lines.iter().map(move |&(s, end)| {

@@ -44,11 +44,12 @@
 //! to reopen — until it has given no data for a few seconds; then it is closed, and an unfinished
 //! last line in it is delivered as it is, since nobody will finish it. A file shrinking below
 //! our offset, or whose first bytes changed, was truncated (plain or copytruncate): emit
-//! `Truncated`, read again from 0. Where the reading of the last file rotated away from a path
-//! stood is saved too ([`drain_key`]): a stop while it was still being read (its writer not yet
-//! told to reopen its log) would lose what the writer adds after the stop; the next start
-//! reads that from the file's rotated name (`NAME.1`, ... as above). Lines appended between the copy and the truncation of a
-//! copytruncate, or between our last read and any truncation, are lost; no follower can see them.
+//! `Truncated`, read again from 0. Lines appended between the copy and the truncation of a
+//! copytruncate, or between our last read and any truncation, are lost; no follower can see
+//! them. Where the reading of a file rotated away stands while it is still read is saved too
+//! ([`drain_key`]): a stop then (its writer not yet told to reopen its log) would lose what
+//! the writer adds after the stop; the next start reads that from the file's rotated name
+//! (`NAME.1`, ... as above).
 //!
 //! # Lines
 //!
@@ -358,7 +359,7 @@ impl Follower {
     /// what was written to a-old.log after the old name's reading ended was never read
     /// until a restart, a review found.)
     fn adopt_aliases(&mut self) {
-        if self.aliases.is_empty() {
+        if self.aliases.is_empty() && self.alias_old.is_empty() {
             return;
         }
         let named: std::collections::HashSet<(u64, u64)> = self
@@ -374,8 +375,9 @@ impl Follower {
         // a match that names another file now: when another name reads that one (the file
         // behind it was rotated, a new one took its place), it is an alias of it, and of the
         // old one while that is read to its end; else (a link pointed at a file nobody
-        // reads, or removed once its file's reading ended) it is no longer an alias (review 15: its jails got the old file's
-        // lines for good, and its stale position was saved over its own)
+        // reads, or removed once its file's reading ended) it is no longer an alias (review
+        // 15: its jails got the old file's lines for good, and its stale position was saved
+        // over its own)
         let mut old = Vec::new();
         self.aliases.retain(|p, id| {
             let now = fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
@@ -992,20 +994,7 @@ impl Watched {
         watches: &mut Watches,
         copied: bool,
     ) -> Option<(Tail, String)> {
-        let dir = self.path.parent()?;
-        let base = self.path.file_name()?.to_str()?;
-        let names = fs::read_dir(dir).ok()?.filter_map(|e| {
-            let name = e.ok()?.file_name().into_string().ok()?;
-            let rest = name.strip_prefix(base)?;
-            let dated = rest.strip_prefix('-').is_some_and(|d| {
-                (d.len() == 8 || d.len() == 10) && d.bytes().all(|b| b.is_ascii_digit())
-            });
-            matches!(rest, ".1" | ".0" | ".old")
-                .then_some(())
-                .or(dated.then_some(()))?;
-            Some(dir.join(name))
-        });
-        for p in names {
+        for p in self.rotated_names("")? {
             let Ok(file) = open_regular(&p) else {
                 continue;
             };
@@ -1027,6 +1016,20 @@ impl Watched {
         self.gz_rotation(cp)
     }
 
+    /// The files of the path's directory named as logrotate names the path's file at a
+    /// rotation (`NAME.1`, `NAME-YYYYMMDD`, ...: [`crate::sources::glob::rotation_suffix`]),
+    /// followed by `ext` (`""` or `".gz"`); `None` when the directory cannot be read.
+    fn rotated_names(&self, ext: &str) -> Option<Vec<PathBuf>> {
+        let dir = self.path.parent()?;
+        let base = self.path.file_name()?.to_str()?;
+        let names = fs::read_dir(dir).ok()?.filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            let rest = name.strip_prefix(base)?.strip_suffix(ext)?;
+            crate::sources::glob::rotation_suffix(rest).then(|| dir.join(name))
+        });
+        Some(names.collect())
+    }
+
     /// [`Watched::rotated_while_down`] for a rotation compressed at once (logrotate's
     /// `compress` without `delaycompress`): `NAME.1.gz`, `NAME.0.gz`, `NAME.old.gz`,
     /// `NAME-YYYYMMDD[HH].gz`, found by its first bytes (a compressed copy has an inode of its
@@ -1038,19 +1041,7 @@ impl Watched {
         if cp.offset == 0 {
             return None;
         }
-        let dir = self.path.parent()?;
-        let base = self.path.file_name()?.to_str()?;
-        let mut names: Vec<PathBuf> = fs::read_dir(dir)
-            .ok()?
-            .filter_map(|e| {
-                let name = e.ok()?.file_name().into_string().ok()?;
-                let rest = name.strip_prefix(base)?.strip_suffix(".gz")?;
-                let dated = rest.strip_prefix('-').is_some_and(|d| {
-                    (d.len() == 8 || d.len() == 10) && d.bytes().all(|b| b.is_ascii_digit())
-                });
-                (matches!(rest, ".1" | ".0" | ".old") || dated).then(|| dir.join(name))
-            })
-            .collect();
+        let mut names = self.rotated_names(".gz")?;
         // the newest first: the file rotated last is the one read before the stop (an older
         // rotation of a log with a fixed header may begin with the same bytes)
         names.sort_by_cached_key(|p| {

@@ -96,10 +96,19 @@ fn rotated(p: &Path) -> bool {
         .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
     // logrotate's dateext appends -YYYYMMDD (or -YYYYMMDDHH); `app-20261203.log`, a name
     // an application chose, is no rotation
-    let dated = name.rsplit_once('-').is_some_and(|(_, d)| {
-        (d.len() == 8 || d.len() == 10) && d.bytes().all(|b| b.is_ascii_digit())
-    });
+    let dated = name.rsplit_once('-').is_some_and(|(_, d)| dateext(d));
     compressed || numbered || dated || name.ends_with(".old")
+}
+
+/// Whether `d` is what logrotate's `dateext` appends after a `-`: `YYYYMMDD` or `YYYYMMDDHH`.
+fn dateext(d: &str) -> bool {
+    (d.len() == 8 || d.len() == 10) && d.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Whether `rest`, what follows a log's name, makes the name logrotate gives the log at a
+/// rotation (the file rotated last): `.1`, `.0`, `.old` or `-YYYYMMDD[HH]`.
+pub fn rotation_suffix(rest: &str) -> bool {
+    matches!(rest, ".1" | ".0" | ".old") || rest.strip_prefix('-').is_some_and(dateext)
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ use serde_json::Value;
 
 use crate::daemon::fsutil::write_atomically;
 use crate::daemon::{EngineTx, Msg};
+use crate::logging::Throttled;
 use crate::sources::batch::{Batch, CursorSlot, JournalPosition, LongLines};
 use crate::sources::lock;
 
@@ -845,12 +846,9 @@ fn follow_journal(
     }
     let mut looked_up = Instant::now();
     let mut long = LongLines::default();
-    let (mut null_messages, mut too_long) = (
-        crate::logging::Throttled::default(),
-        crate::logging::Throttled::default(),
-    );
-    let (mut cuts, mut withheld) = (StreamCuts::default(), crate::logging::Throttled::default());
-    let mut foreign = crate::logging::Throttled::default();
+    let (mut null_messages, mut too_long) = (Throttled::default(), Throttled::default());
+    let (mut cuts, mut withheld) = (StreamCuts::default(), Throttled::default());
+    let mut foreign = Throttled::default();
     if let Some(v) = systemd_version(&cmd, &ctl).filter(|v| *v < SYSLOG_RAW_SINCE) {
         let _ = engine.try_send(Msg::Note(format!(
             "{source}: journald of systemd {v} (before {SYSLOG_RAW_SINCE}) ends a syslog message at a NUL byte without a trace (no SYSLOG_RAW), so a program that writes its own syslog datagrams (Perl's Sys::Syslog, Python's SysLogHandler) can let a client end a line right after an address it typed; read such programs through rsyslog's /dev/log (imuxsock writes a NUL as #000) instead"
