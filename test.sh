@@ -101,6 +101,8 @@ compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing=1
 [ -f /etc/php/8.2/mods-available/xml.ini ] && [ -f /usr/share/wordpress/wp-content/themes/twentytwentythree/theme.json ] || missing=1
 # dbus: the real Cockpit journal test boots systemd in a container, and Cockpit's HTTPS path needs the system bus
 [ -x /usr/bin/dbus-daemon ] || missing=1
+# logrotate: the restart tests rotate a followed log with the real logrotate while the daemon is down
+[ -x /usr/sbin/logrotate ] || missing=1
 if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
@@ -138,7 +140,7 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
     samba smbclient tinyproxy-bin prosody prosody-modules cups-daemon pgbouncer stunnel4 \
     nsd xinetd krb5-kdc krb5-admin-server krb5-user dante-server radicale snmpd snmp \
     inspircd ocserv openconnect strongswan-charon strongswan-swanctl libcharon-extra-plugins \
-    scanlogd portsentry nmap tzdata
+    scanlogd portsentry nmap tzdata logrotate
   # dovecot-managesieved, cockpit-ws, cockpit-bridge, cockpit-system, nagios-nrpe-server,
   # nagios-nrpe-plugin, rspamd, perdition: their real tests
   # tomcat10 tomcat10-admin: the real Tomcat test

@@ -105,10 +105,45 @@ fn dateext(d: &str) -> bool {
     (d.len() == 8 || d.len() == 10) && d.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// Whether `rest`, what follows a log's name, makes the name logrotate gives the log at a
-/// rotation (the file rotated last): `.1`, `.0`, `.old` or `-YYYYMMDD[HH]`.
-pub fn rotation_suffix(rest: &str) -> bool {
-    matches!(rest, ".1" | ".0" | ".old") || rest.strip_prefix('-').is_some_and(dateext)
+/// Where a rotated file stands among a log's rotations, read from the suffix logrotate gives
+/// its name ([`rotation_of`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rotation {
+    /// `.N`: `.0` or `.1` the file rotated last, each rotation moving the older ones up one.
+    Numbered(u32),
+    /// `-YYYYMMDD[HH]` (dateext): the later date the later rotation.
+    Dated(String),
+    /// `.old`: one rotation, kept in no order.
+    Old,
+}
+
+impl Rotation {
+    /// Whether this rotation was made after `other` (a file under this name began after the
+    /// file under `other`'s was rotated away). Names of two schemes are not compared.
+    pub fn later_than(&self, other: &Rotation) -> bool {
+        match (self, other) {
+            (Rotation::Numbered(a), Rotation::Numbered(b)) => a < b,
+            (Rotation::Dated(a), Rotation::Dated(b)) => a.len() == b.len() && a > b,
+            _ => false,
+        }
+    }
+}
+
+/// The rotation `rest`, what follows a log's name, says, when it is a suffix logrotate gives
+/// a rotated log: `.N` (`.0` to `.9999`), `.old` or `-YYYYMMDD[HH]`.
+pub fn rotation_of(rest: &str) -> Option<Rotation> {
+    if rest == ".old" {
+        return Some(Rotation::Old);
+    }
+    if let Some(n) = rest.strip_prefix('.') {
+        let plain = !n.is_empty() && n.len() <= 4 && n.bytes().all(|b| b.is_ascii_digit());
+        let canonical = n == "0" || !n.starts_with('0');
+        return (plain && canonical)
+            .then(|| n.parse().ok().map(Rotation::Numbered))
+            .flatten();
+    }
+    let d = rest.strip_prefix('-')?;
+    dateext(d).then(|| Rotation::Dated(d.to_string()))
 }
 
 #[cfg(test)]
@@ -149,6 +184,38 @@ mod tests {
         ));
         assert!(is_glob(&pat) && !is_glob("/var/log/auth.log"));
         assert!(check("/var/log/[a.log").is_err());
+    }
+
+    #[test]
+    fn rotations_are_ordered_as_logrotate_makes_them() {
+        use Rotation::*;
+        assert_eq!(rotation_of(".1"), Some(Numbered(1)));
+        assert_eq!(rotation_of(".0"), Some(Numbered(0)));
+        assert_eq!(rotation_of(".12"), Some(Numbered(12)));
+        assert_eq!(rotation_of("-20261203"), Some(Dated("20261203".into())));
+        assert_eq!(rotation_of(".old"), Some(Old));
+        for no in [
+            "",
+            ".",
+            ".01",
+            ".12345",
+            ".1a",
+            "-2026120",
+            "-2026-12-03",
+            ".gz",
+            "1",
+        ] {
+            assert_eq!(rotation_of(no), None, "{no:?}");
+        }
+        assert!(Numbered(1).later_than(&Numbered(2)) && !Numbered(2).later_than(&Numbered(1)));
+        assert!(!Numbered(1).later_than(&Numbered(1)));
+        let (a, b) = (Dated("20261203".into()), Dated("20261204".into()));
+        assert!(b.later_than(&a) && !a.later_than(&b));
+        assert!(
+            !Dated("2026120401".into()).later_than(&a),
+            "two formats: no order"
+        );
+        assert!(!Numbered(1).later_than(&a) && !Old.later_than(&Numbered(5)));
     }
 
     /// Over the cap, the real log is kept: not the first names of a directory its owner

@@ -1,0 +1,111 @@
+//! A followed log rotated twice by the real logrotate while the daemon was down: at the next
+//! start the rest of the file read before the stop (now `auth.log.2.gz`) and the whole of the
+//! file between (`auth.log.1`, or `auth.log.1.gz`) are read before the new log, so failures
+//! written to any of them while the daemon was down still count. (Before, both were lost:
+//! only `auth.log.1` was looked for the old file's rest.) Real daemon, null firewall, real
+//! logrotate (test.sh installs it).
+
+mod common;
+
+use common::*;
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+fn cli(args: &[&str], config: &Path) -> CmdOutput {
+    let mut c = Command::new(BIN);
+    c.args(args).arg("--config").arg(config);
+    run_with_timeout(&mut c, None, Duration::from_secs(30))
+}
+
+/// `logrotate -f` of `log` with `options` (and `rotate 5`, `create`), its state in `dir`.
+fn logrotate(dir: &Path, log: &Path, options: &str) {
+    let conf = dir.join("logrotate.conf");
+    fs::write(
+        &conf,
+        format!(
+            "{} {{\n  rotate 5\n  create 0640\n  {options}\n}}\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    let mut c = Command::new("/usr/sbin/logrotate");
+    c.arg("-f")
+        .arg("-s")
+        .arg(dir.join("logrotate.state"))
+        .arg(&conf);
+    run_with_timeout(&mut c, None, Duration::from_secs(30)).check();
+}
+
+#[test]
+fn failures_in_every_rotation_made_while_down_count() {
+    require_program("logrotate", "logrotate");
+    for (options, files) in [
+        (
+            "compress\n  delaycompress",
+            ["auth.log.2.gz", "auth.log.1", "auth.log"],
+        ),
+        ("compress", ["auth.log.2.gz", "auth.log.1.gz", "auth.log"]),
+    ] {
+        let work = tempfile::Builder::new()
+            .prefix("pct-logrotate-")
+            .tempdir()
+            .unwrap();
+        let dir = work.path();
+        let (config, log) = (dir.join("portcullis.toml"), dir.join("auth.log"));
+        fs::write(
+            &config,
+            format!(
+                "{}[[jail]]\nname = \"sshd\"\nlogs = [{:?}]\nmaxretry = 4\nfindtime = \"1h\"\n",
+                null_config_head(dir),
+                log.display().to_string(),
+            ),
+        )
+        .unwrap();
+        fs::write(&log, "").unwrap();
+        let attacker = "203.0.113.44";
+        let mut n = 0;
+        let d = Daemon::start(&config, &dir.join("run1.log"));
+        append_sshd_failures(&log, attacker, 1, &mut n);
+        wait_for("the first failure counted", Duration::from_secs(30), || {
+            let o = cli(&["status", "--json"], &config).check();
+            String::from_utf8_lossy(&o.stdout).contains(attacker)
+        });
+        d.stop();
+
+        // while down: one failure in the file read before, then rotated; one in the new
+        // file, rotated again; one in the newest
+        append_sshd_failures(&log, attacker, 1, &mut n);
+        logrotate(dir, &log, options);
+        append_sshd_failures(&log, attacker, 1, &mut n);
+        logrotate(dir, &log, options);
+        append_sshd_failures(&log, attacker, 1, &mut n);
+        for f in files {
+            assert!(dir.join(f).exists(), "{options}: logrotate made no {f}");
+        }
+
+        let d = Daemon::start(&config, &dir.join("run2.log"));
+        wait_for(
+            "the ban of four failures, three of them in the rotations",
+            Duration::from_secs(30),
+            || {
+                let o = cli(&["bans", "--json"], &config).check();
+                String::from_utf8_lossy(&o.stdout).contains(attacker)
+            },
+        );
+        let said = d.stop();
+        let rest = dir.join(files[0]).display().to_string();
+        let between = dir.join(files[1]).display().to_string();
+        assert!(
+            said.contains(&format!("reading the rest of the old file, now {rest}")),
+            "{options}: {said}"
+        );
+        assert!(
+            said.contains(&format!(
+                "rotated again while the daemon was down: reading the later rotations whole, oldest first: {between}"
+            )),
+            "{options}: {said}"
+        );
+    }
+}
