@@ -91,6 +91,9 @@ const MAX_DRAINING: usize = 4;
 /// while the daemon was down ([`Event::RotatedAgainWhileDown`]): the newest. Also how many
 /// rotated files with data not read yet may be kept open over [`MAX_DRAINING`].
 const MAX_LATER: usize = 16;
+/// A later rotation may have been last written this long before the file read before the
+/// stop (its writer went on in that one a while after the rotation); one older is a leftover.
+const LATER_SLACK: Duration = Duration::from_secs(600);
 
 const FILE_MASK: WatchMask = WatchMask::MODIFY
     .union(WatchMask::ATTRIB)
@@ -1078,12 +1081,21 @@ impl Watched {
         held: &dyn Fn(&Tail, &str) -> bool,
     ) -> Option<(Vec<(Tail, String)>, usize)> {
         let (t, name, rotation) = self.rotated_while_down(cp, watches, copied)?;
+        // a later rotation was last written after that file (logrotate keeps a file's time
+        // when it compresses it): a file under such a name last written long before is a
+        // leftover, not read (its old lines would count as new)
+        let mtime = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
+        let saved = mtime(Path::new(&name));
+        let recent = |p: &Path| match (saved, mtime(p)) {
+            (Some(s), Some(m)) => m + LATER_SLACK >= s,
+            _ => true,
+        };
         let mut later: Vec<(PathBuf, Rotation, bool)> = Vec::new();
         for gz in [false, true] {
             for (p, r) in self.rotated_names(if gz { ".gz" } else { "" })? {
                 // a rotation both plain and compressed (logrotate compressing it just now):
                 // the plain file
-                if r.later_than(&rotation) && !later.iter().any(|(_, l, _)| *l == r) {
+                if r.later_than(&rotation) && !later.iter().any(|(_, l, _)| *l == r) && recent(&p) {
                     later.push((p, r, gz));
                 }
             }
@@ -2616,6 +2628,20 @@ mod tests {
                 }),
                 "old\n",
             );
+            // a leftover under a later rotation's name, last written long before the stop
+            let leftover = at(if scheme == "dateext" {
+                "-20261231"
+            } else {
+                ".0"
+            });
+            append(&leftover, "leftover\n");
+            let long_ago = std::time::SystemTime::now() - Duration::from_secs(86_400);
+            File::options()
+                .write(true)
+                .open(&leftover)
+                .unwrap()
+                .set_modified(long_ago)
+                .unwrap();
             append(&log, "");
             let mut fl = follower(&log);
             append(&log, "a\n");
