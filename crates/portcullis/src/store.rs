@@ -141,17 +141,32 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     notes: Vec<String>,
-    /// (device, inode) of the file opened: [`Store::keep_in_place`] sees it deleted or
-    /// replaced. `None` while a rewrite's reopening has failed (tried again at each check).
+    /// The file in its place: [`Store::keep_in_place`].
+    place: KeptFile,
+}
+
+/// A SQLite file the daemon keeps open, written again in its place when it is deleted or
+/// replaced while the daemon runs ([`KeptFile::keep`]): the state file, the mail queue
+/// (`notify.db`), the statistics (`stats.db`).
+pub struct KeptFile {
+    path: PathBuf,
+    /// What it is, for the log ("state file").
+    what: &'static str,
+    /// What is not lost when it is written again, for the log ("no ban ... lost").
+    kept: &'static str,
+    /// (device, inode) of the file opened: [`KeptFile::keep`] sees it deleted or replaced.
+    /// `None` while a rewrite's reopening has failed (tried again at each check).
     ident: Option<(u64, u64)>,
     /// (device, inode) of the connection's `-wal` once opened: a `-wal` found beside a file
-    /// put in the state file's place is told from it.
+    /// put in its place is told from it.
     wal_ident: Option<(u64, u64)>,
-    /// Set: [`Store::keep_in_place`] deletes its copy just before renaming it into place
-    /// (as a second `rm state/*` would). Per store, so that tests running side by side do
-    /// not take each other's.
+    /// When [`KeptFile::due`] last said yes.
+    checked: Option<std::time::Instant>,
+    /// Set: [`KeptFile::keep`] deletes its copy just before renaming it into place (as a
+    /// second `rm state/*` would). Per file, so that tests running side by side do not take
+    /// each other's.
     #[cfg(test)]
-    lose_the_copy: bool,
+    pub(crate) lose_the_copy: bool,
 }
 
 /// The name a rewritten state file is written under before it is renamed into place
@@ -189,32 +204,7 @@ impl Store {
     /// The file, its `-wal`, `-shm` and `-journal` must be trusted (see the module header).
     pub fn open(path: &Path, policy: CorruptPolicy) -> Result<Store> {
         let mut notes = Vec::new();
-        // a rewrite (see [`Store::keep_in_place`]) cut short by a crash after its copy was
-        // complete but before it was renamed into place; one cut short while being written
-        // (empty, or without its header) is left as it is, and said (review 17 found an
-        // empty one taken as "the copy is used")
-        let copy = suffixed(path, REWRITE_SUFFIX);
-        if file_ident(path)?.is_none() && file_ident(&copy)?.is_some() {
-            if check_header(&copy)?.is_none() {
-                std::fs::rename(&copy, path).with_context(|| {
-                    format!("cannot rename {} to {}", copy.display(), path.display())
-                })?;
-                notes.push(format!(
-                    "state file {} was missing and its copy {} was there (the daemon stopped \
-                     while writing it again, after the file was deleted): the copy is used",
-                    path.display(),
-                    copy.display()
-                ));
-            } else {
-                notes.push(format!(
-                    "state file {} was missing and its copy {} is incomplete (the daemon \
-                     stopped while writing it): the copy is left as it is, and the state \
-                     starts empty",
-                    path.display(),
-                    copy.display()
-                ));
-            }
-        }
+        notes.extend(take_rewrite(path, "state file")?);
         check_trusted(path)?;
         let conn = match open_conn(path) {
             Ok(conn) => conn,
@@ -267,18 +257,11 @@ impl Store {
                 }
             },
         };
-        let ident =
-            Some(file_ident(path)?.with_context(|| {
-                format!("state file {} vanished as it was opened", path.display())
-            })?);
         Ok(Store {
             conn,
             path: path.to_owned(),
             notes,
-            ident,
-            wal_ident: file_ident(&suffixed(path, "-wal"))?,
-            #[cfg(test)]
-            lose_the_copy: false,
+            place: KeptFile::new(path, "state file", "no ban, history or read position lost")?,
         })
     }
 
@@ -287,129 +270,14 @@ impl Store {
     /// writes it again from the open copy, which SQLite still reads and writes through its
     /// open files. Unseen, every ban, the history and the read positions were gone at the
     /// next start (an empty file was created; the old `-wal` beside it was not replayed into
-    /// it), while nothing said so. A file found in its place is not overwritten: it is moved
-    /// to `<name>.replaced-<unix seconds>`, with its own `-wal`. Returns what was done, for the
-    /// log, or `None` when the file is where it was. Call it now and then (a `stat`) and before
-    /// the last writes of a stop.
-    ///
-    /// The open connection is kept until the copy is in place and opened: a failure on the
-    /// way (no room, the copy deleted too) leaves it, and the next call starts again from it.
-    /// (Closed first, a failure left an empty placeholder that the next call copied, review
-    /// 14.) A copy in place whose opening failed is opened again at the next call. The same
-    /// file written over in place (`cp`), or its `-wal` deleted alone, is not seen.
+    /// it), while nothing said so. See [`KeptFile::keep`]. Returns what was done, for the
+    /// log, or `None` when the file is where it was. Call it now and then (a `stat`) and
+    /// before the last writes of a stop.
     pub fn keep_in_place(&mut self) -> Result<Option<String>> {
-        let found = file_ident(&self.path)?;
-        if self.ident.is_none() {
-            // the last call put the copy in place but could not open it
-            let said = self.reopen().with_context(|| {
-                format!(
-                    "cannot open the rewritten state file {}",
-                    self.path.display()
-                )
-            })?;
-            return Ok(Some(format!(
-                "state file {} opened again{said}",
-                self.path.display()
-            )));
-        }
-        if found == self.ident {
-            return Ok(None);
-        }
-        let dir = self
-            .path
-            .parent()
-            .context("the state file has no directory")?
-            .to_path_buf();
-        // (a directory removed whole comes back as the daemon creates it at start: 0700,
-        // every directory above it checked)
-        fsutil::prepare_state_dir(&dir)?;
-        let tmp = suffixed(&self.path, REWRITE_SUFFIX);
-        remove_if_there(&tmp)?;
-        // an empty private file first: VACUUM INTO accepts one, and so the copy is 0600
-        fsutil::create_private(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-        let copied = (|| -> Result<()> {
-            let name = tmp
-                .to_str()
-                .context("the state directory's path is not UTF-8")?;
-            self.conn.execute("VACUUM INTO ?1", [name])?;
-            std::fs::File::open(&tmp)?.sync_all()?;
-            Ok(())
-        })();
-        if let Err(e) = copied {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e.context(format!(
-                "state file {} is gone from its place; cannot write it again to {}",
-                self.path.display(),
-                tmp.display()
-            )));
-        }
-        // a file put in its place goes aside with its own `-wal` (one that is not the open
-        // connection's), before the connection's close could delete that by name
-        let aside = match found {
-            Some(_) => {
-                let aside = move_aside(&self.path, "replaced", false)?;
-                let wal = suffixed(&self.path, "-wal");
-                let theirs = file_ident(&wal)?.is_some_and(|w| Some(w) != self.wal_ident);
-                if theirs {
-                    let to = suffixed(&aside, "-wal");
-                    std::fs::rename(&wal, &to).with_context(|| {
-                        format!("cannot move {} to {}", wal.display(), to.display())
-                    })?;
-                }
-                Some(aside)
-            }
-            None => None,
-        };
-        // the names of the connection's `-wal` and `-shm` (it goes on through its open
-        // files; what they held is in the copy): a `-wal` left beside the copy would be
-        // replayed into it
-        for suffix in ["-wal", "-shm"] {
-            remove_if_there(&suffixed(&self.path, suffix))?;
-        }
-        #[cfg(test)]
-        if std::mem::take(&mut self.lose_the_copy) {
-            std::fs::remove_file(&tmp)?;
-        }
-        std::fs::rename(&tmp, &self.path).with_context(|| {
-            format!("cannot rename {} to {}", tmp.display(), self.path.display())
-        })?;
-        std::fs::File::open(&dir)?.sync_all()?;
-        // the old connection is closed before the copy is opened: its close may delete the
-        // `-wal` and `-shm` names, which the copy has none of yet
-        drop(std::mem::replace(
-            &mut self.conn,
-            Connection::open_in_memory()?,
-        ));
-        self.ident = None;
-        let what = match aside {
-            Some(a) => format!("replaced by another file (moved to {})", a.display()),
-            None => "deleted".to_string(),
-        };
-        let said = self.reopen().with_context(|| {
-            format!(
-                "state file {} was {what}; written again from the daemon's open copy, but \
-                 cannot open it (tried again in a while)",
-                self.path.display()
-            )
-        })?;
-        Ok(Some(format!(
-            "state file {} was {what} while the daemon ran: written again from the daemon's \
-             open copy, no ban, history or read position lost{said}",
-            self.path.display()
-        )))
-    }
-
-    /// Opens the state file at its path again in place of this store (its notes of the first
-    /// opening kept); returns the reopening's notes as a tail for the message that says it
-    /// (`; ...`), or nothing.
-    fn reopen(&mut self) -> Result<String> {
-        let reopened = Store::open(&self.path, CorruptPolicy::Refuse)?;
-        let said = reopened.notes.iter().map(|n| format!("; {n}")).collect();
-        *self = Store {
-            notes: std::mem::take(&mut self.notes),
-            ..reopened
-        };
-        Ok(said)
+        self.place.keep(&mut self.conn, &mut |path| {
+            let Store { conn, notes, .. } = Store::open(path, CorruptPolicy::Refuse)?;
+            Ok((conn, notes.iter().map(|n| format!("; {n}")).collect()))
+        })
     }
 
     /// Messages about the opening (such as a corrupt file moved aside) for the caller to log.
@@ -841,6 +709,194 @@ fn refuse_message(path: &Path, why: &str) -> String {
     )
 }
 
+impl KeptFile {
+    /// The file at `path`, just opened (`what` and `kept` for the log, see the fields).
+    pub fn new(path: &Path, what: &'static str, kept: &'static str) -> Result<KeptFile> {
+        let ident = file_ident(path)?
+            .with_context(|| format!("{what} {} vanished as it was opened", path.display()))?;
+        Ok(KeptFile {
+            path: path.to_owned(),
+            what,
+            kept,
+            ident: Some(ident),
+            wal_ident: file_ident(&suffixed(path, "-wal"))?,
+            checked: None,
+            #[cfg(test)]
+            lose_the_copy: false,
+        })
+    }
+
+    /// How often the files other than the state file are checked ([`KeptFile::due`]).
+    pub const CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+    /// Whether a check is due: the first call, then once [`KeptFile::CHECK_EVERY`] has passed
+    /// since the last yes.
+    pub fn due(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        let due = self
+            .checked
+            .is_none_or(|t| now.duration_since(t) >= Self::CHECK_EVERY);
+        if due {
+            self.checked = Some(now);
+        }
+        due
+    }
+
+    /// Sees the file deleted or replaced by another while `conn` has it open, and writes it
+    /// again in its place from `conn` (`VACUUM INTO` a copy, renamed into place); `open`
+    /// then opens the file at its path again (returning a tail for the message, `; ...`),
+    /// and `conn` becomes that connection. A file found in its place is not overwritten: it
+    /// is moved to `<name>.replaced-<unix seconds>`, with its own `-wal`. Returns what was
+    /// done, for the log, or `None` when the file is where it was.
+    ///
+    /// The open connection is kept until the copy is in place and opened: a failure on the
+    /// way (no room, the copy deleted too) leaves it, and the next call starts again from it.
+    /// (Closed first, a failure left an empty placeholder that the next call copied, review
+    /// 14.) A copy in place whose opening failed is opened again at the next call. The same
+    /// file written over in place (`cp`), or its `-wal` deleted alone, is not seen.
+    pub fn keep(
+        &mut self,
+        conn: &mut Connection,
+        open: &mut dyn FnMut(&Path) -> Result<(Connection, String)>,
+    ) -> Result<Option<String>> {
+        let (path, what) = (self.path.clone(), self.what);
+        let found = file_ident(&path)?;
+        if self.ident.is_none() {
+            // the last call put the copy in place but could not open it
+            let said = self
+                .reopen(conn, open)
+                .with_context(|| format!("cannot open the rewritten {what} {}", path.display()))?;
+            return Ok(Some(format!(
+                "{what} {} opened again{said}",
+                path.display()
+            )));
+        }
+        if found == self.ident {
+            return Ok(None);
+        }
+        let dir = path
+            .parent()
+            .with_context(|| format!("the {what} has no directory"))?
+            .to_path_buf();
+        // (a directory removed whole comes back as the daemon creates it at start: 0700,
+        // every directory above it checked)
+        fsutil::prepare_state_dir(&dir)?;
+        let tmp = suffixed(&path, REWRITE_SUFFIX);
+        remove_if_there(&tmp)?;
+        // an empty private file first: VACUUM INTO accepts one, and so the copy is 0600
+        fsutil::create_private(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        let copied = (|| -> Result<()> {
+            let name = tmp
+                .to_str()
+                .context("the state directory's path is not UTF-8")?;
+            conn.execute("VACUUM INTO ?1", [name])?;
+            std::fs::File::open(&tmp)?.sync_all()?;
+            Ok(())
+        })();
+        if let Err(e) = copied {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e.context(format!(
+                "{what} {} is gone from its place; cannot write it again to {}",
+                path.display(),
+                tmp.display()
+            )));
+        }
+        // a file put in its place goes aside with its own `-wal` (one that is not the open
+        // connection's), before the connection's close could delete that by name
+        let aside = match found {
+            Some(_) => {
+                let aside = move_aside(&path, "replaced", false)?;
+                let wal = suffixed(&path, "-wal");
+                let theirs = file_ident(&wal)?.is_some_and(|w| Some(w) != self.wal_ident);
+                if theirs {
+                    let to = suffixed(&aside, "-wal");
+                    std::fs::rename(&wal, &to).with_context(|| {
+                        format!("cannot move {} to {}", wal.display(), to.display())
+                    })?;
+                }
+                Some(aside)
+            }
+            None => None,
+        };
+        // the names of the connection's `-wal` and `-shm` (it goes on through its open
+        // files; what they held is in the copy): a `-wal` left beside the copy would be
+        // replayed into it
+        for suffix in ["-wal", "-shm"] {
+            remove_if_there(&suffixed(&path, suffix))?;
+        }
+        #[cfg(test)]
+        if std::mem::take(&mut self.lose_the_copy) {
+            std::fs::remove_file(&tmp)?;
+        }
+        std::fs::rename(&tmp, &path)
+            .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
+        std::fs::File::open(&dir)?.sync_all()?;
+        // the old connection is closed before the copy is opened: its close may delete the
+        // `-wal` and `-shm` names, which the copy has none of yet
+        drop(std::mem::replace(conn, Connection::open_in_memory()?));
+        self.ident = None;
+        let how = match aside {
+            Some(a) => format!("replaced by another file (moved to {})", a.display()),
+            None => "deleted".to_string(),
+        };
+        let said = self.reopen(conn, open).with_context(|| {
+            format!(
+                "{what} {} was {how}; written again from the daemon's open copy, but cannot \
+                 open it (tried again in a while)",
+                path.display()
+            )
+        })?;
+        Ok(Some(format!(
+            "{what} {} was {how} while the daemon ran: written again from the daemon's open \
+             copy, {}{said}",
+            path.display(),
+            self.kept
+        )))
+    }
+
+    /// Opens the file at its path again with `open`, in place of `conn`.
+    fn reopen(
+        &mut self,
+        conn: &mut Connection,
+        open: &mut dyn FnMut(&Path) -> Result<(Connection, String)>,
+    ) -> Result<String> {
+        let (c, said) = open(&self.path)?;
+        *conn = c;
+        let fresh = KeptFile::new(&self.path, self.what, self.kept)?;
+        (self.ident, self.wal_ident) = (fresh.ident, fresh.wal_ident);
+        Ok(said)
+    }
+}
+
+/// At a start, before the file at `path` is opened: a rewrite ([`KeptFile::keep`]) cut
+/// short by a crash after its copy was complete but before it was renamed into place is
+/// taken; one cut short while being written (empty, or without its header) is left as it
+/// is, and said (review 17 found an empty one taken as "the copy is used"). `what` names
+/// the file for the log. Returns what was done.
+pub fn take_rewrite(path: &Path, what: &str) -> Result<Option<String>> {
+    let copy = suffixed(path, REWRITE_SUFFIX);
+    if file_ident(path)?.is_some() || file_ident(&copy)?.is_none() {
+        return Ok(None);
+    }
+    if check_header(&copy)?.is_none() {
+        std::fs::rename(&copy, path)
+            .with_context(|| format!("cannot rename {} to {}", copy.display(), path.display()))?;
+        Ok(Some(format!(
+            "{what} {} was missing and its copy {} was there (the daemon stopped while \
+             writing it again, after the file was deleted): the copy is used",
+            path.display(),
+            copy.display()
+        )))
+    } else {
+        Ok(Some(format!(
+            "{what} {} was missing and its copy {} is incomplete (the daemon stopped while \
+             writing it): the copy is left as it is, and the {what} starts empty",
+            path.display(),
+            copy.display()
+        )))
+    }
+}
+
 /// Removes the file at `path`, if there is one.
 fn remove_if_there(path: &Path) -> Result<()> {
     match std::fs::remove_file(path) {
@@ -993,7 +1049,7 @@ mod tests {
         let a = ban("192.0.2.1", "sshd", 1_000, 50_000);
         store.apply(&[StoreOp::Ban(a.clone())]).unwrap();
         std::fs::remove_file(&path).unwrap();
-        store.lose_the_copy = true;
+        store.place.lose_the_copy = true;
         let e = store.keep_in_place().unwrap_err();
         assert!(format!("{e:#}").contains("cannot rename"), "{e:#}");
         let b = ban("192.0.2.2", "sshd", 2_000, 50_000);

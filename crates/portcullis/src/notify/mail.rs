@@ -147,6 +147,10 @@ impl super::Sink for MailSink {
         }
     }
 
+    fn keep_in_place(&mut self, now: bool) {
+        self.queue.keep_in_place(now);
+    }
+
     /// Looks after the send under way; starts one if it is due.
     fn tick(&mut self, now: Millis, host: &str) {
         self.last_tick = now;

@@ -385,6 +385,9 @@ pub trait Sink: Send {
     /// `n` events for this sink were lost before it took them (its channel was full): the
     /// mail counts them with the ones its queue dropped, so its next mail says so.
     fn lost(&mut self, _n: u64) {}
+    /// Keeps the sink's file in its place (the mail queue, [`queue::Queue::keep_in_place`]):
+    /// at most every few seconds unless `now` (a stop).
+    fn keep_in_place(&mut self, _now: bool) {}
 }
 
 /// One sink's thread (detached: it ends at shutdown, or with the process) and channel.
@@ -583,9 +586,11 @@ fn run(rx: Receiver<Msg>, mut sink: Box<dyn Sink>, lost: Arc<AtomicU64>, name: S
         }
         if let Some(ack) = shutdown {
             // what was in the channel is queued (the mail's on disk); nothing more is sent
+            sink.keep_in_place(true);
             let _ = ack.send(());
             return;
         }
+        sink.keep_in_place(false);
         sink.tick(now_ms(), &host);
         let n = sink.in_memory();
         if n >= in_memory {

@@ -11,6 +11,10 @@ use rusqlite::{params, Connection};
 
 use super::Note;
 use crate::daemon::fsutil;
+use crate::store::{take_rewrite, KeptFile};
+
+/// The queue file, for the log.
+const WHAT: &str = "mail queue";
 
 /// Mail events kept at most; past it the oldest are dropped (and counted in the next mail).
 pub const MAIL_QUEUE_MAX: i64 = 20_000;
@@ -18,6 +22,10 @@ pub const MAIL_QUEUE_MAX: i64 = 20_000;
 /// The persistent queue of one sink.
 pub struct Queue {
     conn: Connection,
+    /// The file in its place ([`Queue::keep_in_place`]).
+    place: KeptFile,
+    /// Failures of [`Queue::keep_in_place`], said at most once a minute.
+    failed: crate::logging::Throttled,
 }
 
 impl Queue {
@@ -26,6 +34,39 @@ impl Queue {
     /// daemon.
     pub fn open(path: &Path) -> Result<Queue> {
         fsutil::check_state_file(path, "notification queue")?;
+        if let Some(done) = take_rewrite(path, WHAT)? {
+            tracing::error!("notify: {done}");
+        }
+        let conn = Self::open_and_set_aside(path)?;
+        Ok(Queue {
+            conn,
+            place: KeptFile::new(path, WHAT, "no queued mail lost")?,
+            failed: Default::default(),
+        })
+    }
+
+    /// Writes the queue file again when it was deleted or replaced while the daemon runs
+    /// (see [`KeptFile::keep`]), said in the log: unseen, the mail waiting was gone at the
+    /// next start. At most every few seconds unless `now`.
+    pub fn keep_in_place(&mut self, now: bool) {
+        if !self.place.due() && !now {
+            return;
+        }
+        let kept = self.place.keep(&mut self.conn, &mut |p| {
+            Ok((Self::open_conn(p)?, String::new()))
+        });
+        match kept {
+            Ok(None) => {}
+            Ok(Some(done)) => tracing::error!("notify: {done}"),
+            Err(e) => {
+                if let Some(n) = self.failed.hit() {
+                    tracing::error!("notify: {e:#} ({n} failed checks since the last said)");
+                }
+            }
+        }
+    }
+
+    fn open_and_set_aside(path: &Path) -> Result<Connection> {
         match Self::open_conn(path) {
             Ok(q) => Ok(q),
             // (only a file that is not a database or is damaged: a full disk or a lock is
@@ -55,11 +96,11 @@ impl Queue {
         }
     }
 
-    fn open_conn(path: &Path) -> Result<Queue> {
+    fn open_conn(path: &Path) -> Result<Connection> {
         Self::open_conn_inner(path).with_context(|| format!("cannot open {}", path.display()))
     }
 
-    fn open_conn_inner(path: &Path) -> Result<Queue> {
+    fn open_conn_inner(path: &Path) -> Result<Connection> {
         let conn = fsutil::open_private_db(path, Duration::from_secs(5))?;
         conn.execute_batch(
             "             CREATE TABLE IF NOT EXISTS pending (
@@ -74,7 +115,7 @@ impl Queue {
                  n INTEGER NOT NULL
              );",
         )?;
-        Ok(Queue { conn })
+        Ok(conn)
     }
 
     /// Appends notes (one transaction); past [`MAIL_QUEUE_MAX`] the oldest are dropped and
@@ -258,6 +299,34 @@ mod tests {
         assert!(q.push(3));
         assert!(q.push(4));
         assert_eq!((q.len(), q.dropped(), q.front()), (2, 2, Some(&3)));
+    }
+
+    /// The queue file deleted (with its side files) while the daemon runs: written again
+    /// from the open connection, so the mail waiting is not lost at the next start (it was:
+    /// an empty queue). A crash in the middle leaves a copy that the next start takes.
+    #[test]
+    fn a_deleted_queue_file_is_written_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("notify.db");
+        let mut q = Queue::open(&p).unwrap();
+        q.push("mail", &[note(1), note(2)]).unwrap();
+        q.keep_in_place(true);
+        for s in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{s}", p.display()));
+        }
+        q.push("mail", &[note(3)]).unwrap();
+        q.keep_in_place(true);
+        assert!(p.exists());
+        q.push("mail", &[note(4)]).unwrap();
+        drop(q);
+        let q = Queue::open(&p).unwrap();
+        let ids: Vec<i64> = q.load("mail").unwrap().0.iter().map(|n| n.1.time).collect();
+        assert_eq!(ids, [1, 2, 3, 4]);
+        drop(q);
+        // the copy of a rewrite cut short by a crash is taken at the next start
+        std::fs::rename(&p, format!("{}.rewrite", p.display())).unwrap();
+        let q = Queue::open(&p).unwrap();
+        assert_eq!(q.len("mail").unwrap(), 4);
     }
 
     #[test]

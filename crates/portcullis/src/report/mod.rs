@@ -45,6 +45,8 @@ pub const USER_BYTES: usize = 64;
 const BATCH_KEYS: usize = 50_000;
 /// The file's name in the state directory.
 pub const FILE: &str = "stats.db";
+/// The file, for the log.
+const WHAT: &str = "statistics file";
 
 /// Messages dropped because the writer was behind.
 pub static DROPPED: AtomicU64 = AtomicU64::new(0);
@@ -146,6 +148,9 @@ pub struct Stats {
 pub fn open_rw(path: &Path) -> Result<Connection> {
     use crate::daemon::fsutil;
     fsutil::check_state_file(path, "statistics file")?;
+    if let Some(done) = crate::store::take_rewrite(path, WHAT)? {
+        error!("stats: {done}");
+    }
     let open = || -> Result<Connection> {
         let c = fsutil::open_private_db(path, Duration::from_secs(5))?;
         c.execute_batch(SCHEMA)?;
@@ -176,11 +181,13 @@ impl Stats {
     /// Opens `stats.db` in `state_dir`, starts the writer thread and subscribes it to the
     /// bans. `retention`: rows older than this are pruned.
     pub fn start(state_dir: &Path, retention: Millis) -> Result<Stats> {
-        let conn = open_rw(&state_dir.join(FILE))?;
+        let path = state_dir.join(FILE);
+        let conn = open_rw(&path)?;
+        let place = crate::store::KeptFile::new(&path, WHAT, "no statistics lost")?;
         let (tx, rx) = mpsc::sync_channel(CHANNEL);
         std::thread::Builder::new()
             .name("stats".into())
-            .spawn(move || writer(conn, rx, retention))?;
+            .spawn(move || writer(conn, place, rx, retention))?;
         let bans: std::sync::Arc<std::sync::Mutex<Vec<BanRow>>> = Default::default();
         let pending = bans.clone();
         events::subscribe(Box::new(move |e| {
@@ -367,8 +374,15 @@ fn now_ms() -> Millis {
         .unwrap_or(0)
 }
 
-/// The writer thread.
-fn writer(mut conn: Connection, rx: Receiver<Msg>, retention: Millis) {
+/// The writer thread. `place`: the file, written again in its place when it is deleted or
+/// replaced while the daemon runs ([`crate::store::KeptFile::keep`]; unseen, the statistics
+/// were gone at the next start), checked at most every few seconds and at a stop.
+fn writer(
+    mut conn: Connection,
+    mut place: crate::store::KeptFile,
+    rx: Receiver<Msg>,
+    retention: Millis,
+) {
     let mut last_prune = i64::MIN / 2;
     let mut dropped_seen = 0;
     // failure rows written since the last pruning: a flood prunes sooner than each hour
@@ -377,7 +391,23 @@ fn writer(mut conn: Connection, rx: Receiver<Msg>, retention: Millis) {
     // write failures (a full disk: one per batch of lines) are said at most once a minute,
     // with how many were not said (review 14: 33 lines in a few seconds)
     let mut failed = crate::logging::Throttled::default();
+    let mut misplaced = crate::logging::Throttled::default();
+    let mut keep = |conn: &mut Connection, now: bool| {
+        if !place.due() && !now {
+            return;
+        }
+        match place.keep(conn, &mut |p| Ok((open_rw(p)?, String::new()))) {
+            Ok(None) => {}
+            Ok(Some(done)) => error!("stats: {done}"),
+            Err(e) => {
+                if let Some(n) = misplaced.hit() {
+                    error!("stats: {e:#} ({n} failed checks since the last said)");
+                }
+            }
+        }
+    };
     loop {
+        keep(&mut conn, false);
         let now = now_ms();
         if now - last_prune >= 3_600_000 || written as i64 >= MAX_FAILURE_ROWS / 4 {
             last_prune = now;
@@ -437,6 +467,7 @@ fn writer(mut conn: Connection, rx: Receiver<Msg>, retention: Millis) {
             }
         }
         if let Some(a) = ack {
+            keep(&mut conn, true);
             let _ = a.send(());
             return;
         }
@@ -764,6 +795,39 @@ mod tests {
         let link = dir.path().join("link.db");
         std::os::unix::fs::symlink(&p, &link).unwrap();
         assert!(open_rw(&link).is_err());
+    }
+
+    /// `stats.db` deleted while the daemon runs: the writer writes it again from its open
+    /// connection (at its next check, and at the stop), so the statistics are not lost at
+    /// the next start (they were: an empty file).
+    #[test]
+    fn a_deleted_stats_file_is_written_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(FILE);
+        let st = Stats::start(dir.path(), DEFAULT_RETENTION).unwrap();
+        let ban = |addr: &str| BanRow {
+            time: now_ms(),
+            jail: "sshd".into(),
+            addr: addr.into(),
+            failures: 3,
+            length: 1000,
+            manual: false,
+        };
+        send(&st.tx, ban_msg(ban("203.0.113.1")));
+        let written =
+            || query::open_ro(&p).is_ok_and(|c| count(&c, "SELECT count(*) FROM bans") == 1);
+        let t = std::time::Instant::now();
+        while !written() && t.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(written(), "the first ban was not written");
+        for s in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{s}", p.display()));
+        }
+        send(&st.tx, ban_msg(ban("203.0.113.2")));
+        st.shutdown(Duration::from_secs(10));
+        let c = open_rw(&p).unwrap();
+        assert_eq!(count(&c, "SELECT count(*) FROM bans"), 2);
     }
 
     #[test]
