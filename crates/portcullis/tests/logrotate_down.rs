@@ -53,16 +53,7 @@ fn failures_in_every_rotation_made_while_down_count() {
             .tempdir()
             .unwrap();
         let dir = work.path();
-        let (config, log) = (dir.join("portcullis.toml"), dir.join("auth.log"));
-        fs::write(
-            &config,
-            format!(
-                "{}[[jail]]\nname = \"sshd\"\nlogs = [{:?}]\nmaxretry = 4\nfindtime = \"1h\"\n",
-                null_config_head(dir),
-                log.display().to_string(),
-            ),
-        )
-        .unwrap();
+        let (config, log) = sshd_null_config(dir, 4);
         fs::write(&log, "").unwrap();
         let attacker = "203.0.113.44";
         let mut n = 0;

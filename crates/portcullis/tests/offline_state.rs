@@ -107,18 +107,7 @@ fn a_restart_keeps_the_failures_counted_before_it() {
         .tempdir()
         .unwrap();
     let dir = work.path();
-    let (config, log) = (dir.join("portcullis.toml"), dir.join("auth.log"));
-    fs::write(
-        &config,
-        format!(
-            "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"null\"\n\
-             [[jail]]\nname = \"sshd\"\nlogs = [{:?}]\nmaxretry = 3\nfindtime = \"1h\"\n",
-            dir.join("p.sock").display().to_string(),
-            dir.join("state").display().to_string(),
-            log.display().to_string(),
-        ),
-    )
-    .unwrap();
+    let (config, log) = sshd_null_config(dir, 3);
     // (a file seen for the first time is read from its end: it exists before the start)
     fs::write(&log, "").unwrap();
     let append = |pids: &[u32]| {

@@ -2608,6 +2608,24 @@ mod tests {
         gz
     }
 
+    /// A follower of `DIR/auth.log` that read its line "a" and stopped: (log, its
+    /// checkpoints).
+    fn stopped_after_a(dir: &Path) -> (PathBuf, Vec<Checkpoint>) {
+        let log = dir.join("auth.log");
+        append(&log, "");
+        let mut fl = follower(&log);
+        append(&log, "a\n");
+        assert_eq!(lines(&poll(&mut fl)), ["a"]);
+        (log, fl.checkpoints())
+    }
+
+    /// `n` distinct lines of 32 bytes with their newlines, appended to `log`.
+    fn append_numbered_lines(log: &Path, n: u64) -> Vec<String> {
+        let lines: Vec<String> = (0..n).map(|i| format!("{i:031}")).collect();
+        append(log, &(lines.join("\n") + "\n"));
+        lines
+    }
+
     /// A log rotated twice or more while the daemon was down: the rest of the file read
     /// before the stop, then every later rotation whole, oldest first, then the log. (The
     /// later rotations were not read, nor the first file's rest: all lost, and said lost.)
@@ -2617,7 +2635,6 @@ mod tests {
     fn a_log_rotated_twice_or_more_while_down_is_read_through_every_rotation() {
         for scheme in ["plain", "delaycompress", "compress", "dateext"] {
             let dir = tempfile::tempdir().unwrap();
-            let log = dir.path().join("auth.log");
             let at = |s: &str| dir.path().join(format!("auth.log{s}"));
             // an older rotation, read in an earlier run
             append(
@@ -2642,12 +2659,7 @@ mod tests {
                 .unwrap()
                 .set_modified(long_ago)
                 .unwrap();
-            append(&log, "");
-            let mut fl = follower(&log);
-            append(&log, "a\n");
-            assert_eq!(lines(&poll(&mut fl)), ["a"]);
-            let cps = fl.checkpoints();
-            drop(fl);
+            let (log, cps) = stopped_after_a(dir.path());
             append(&log, "b\n");
             let (saved, later) = if scheme == "dateext" {
                 fs::rename(&log, at("-20261201")).unwrap();
@@ -2697,17 +2709,8 @@ mod tests {
     #[test]
     fn later_rotations_over_the_limit_are_said() {
         let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("auth.log");
-        append(&log, "");
-        let mut fl = follower(&log);
-        append(&log, "a\n");
-        poll(&mut fl);
-        let cps = fl.checkpoints();
-        drop(fl);
-        let big: Vec<String> = (0..POLL_BYTES / 32 + 10)
-            .map(|i| format!("{i:031}"))
-            .collect();
-        append(&log, &(big.join("\n") + "\n"));
+        let (log, cps) = stopped_after_a(dir.path());
+        let big = append_numbered_lines(&log, POLL_BYTES / 32 + 10);
         let n = MAX_LATER + 2;
         for i in 0..=n {
             rotate_numbered(&log, &format!("r{i}\n"));
@@ -2764,17 +2767,8 @@ mod tests {
     #[test]
     fn a_stop_in_the_middle_of_a_backlog_of_rotations_loses_and_repeats_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("auth.log");
-        append(&log, "");
-        let mut fl = follower(&log);
-        append(&log, "a\n");
-        poll(&mut fl);
-        let cps = fl.checkpoints();
-        drop(fl);
-        let big: Vec<String> = (0..POLL_BYTES / 32 + 1000)
-            .map(|i| format!("{i:031}"))
-            .collect();
-        append(&log, &(big.join("\n") + "\n"));
+        let (log, cps) = stopped_after_a(dir.path());
+        let big = append_numbered_lines(&log, POLL_BYTES / 32 + 1000);
         rotate_numbered(&log, "r1\n");
         rotate_numbered(&log, "now\n");
         let mut fl = Follower::new(vec![log.clone()], cps, DEFAULT_MAX_LINE).unwrap();

@@ -111,6 +111,22 @@ pub fn null_config_head(dir: &Path) -> String {
     )
 }
 
+/// Writes `DIR/portcullis.toml` ([`null_config_head`]) with one jail, `sshd` on
+/// `DIR/auth.log`, `maxretry` failures in an hour; returns (configuration, log).
+pub fn sshd_null_config(dir: &Path, maxretry: u32) -> (PathBuf, PathBuf) {
+    let (config, log) = (dir.join("portcullis.toml"), dir.join("auth.log"));
+    fs::write(
+        &config,
+        format!(
+            "{}[[jail]]\nname = \"sshd\"\nlogs = [{:?}]\nmaxretry = {maxretry}\nfindtime = \"1h\"\n",
+            null_config_head(dir),
+            log.display().to_string(),
+        ),
+    )
+    .unwrap();
+    (config, log)
+}
+
 /// Writes `DIR/portcullis.toml` for a daemon that touches nothing outside `dir`: the null
 /// firewall, socket `p.sock` and state `state/` in `dir`, jails `sshd` (on `auth.log`) and
 /// `web` (filter sshd, on `web.log`); returns its path.
