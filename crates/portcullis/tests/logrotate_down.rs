@@ -1,9 +1,15 @@
-//! A followed log rotated twice by the real logrotate while the daemon was down: at the next
-//! start the rest of the file read before the stop (now `auth.log.2.gz`) and the whole of the
-//! file between (`auth.log.1`, or `auth.log.1.gz`) are read before the new log, so failures
-//! written to any of them while the daemon was down still count. (Before, both were lost:
-//! only `auth.log.1` was looked for the old file's rest.) Real daemon, null firewall, real
-//! logrotate (test.sh installs it).
+//! A followed log rotated by the real logrotate (test.sh installs it). Real daemon, null
+//! firewall.
+//!
+//! Rotated twice while the daemon was down: at the next start the rest of the file read
+//! before the stop (now `auth.log.2.gz`) and the whole of the file between (`auth.log.1`, or
+//! `auth.log.1.gz`) are read before the new log, so failures written to any of them while
+//! the daemon was down still count. (Before, both were lost: only `auth.log.1` was looked for
+//! the old file's rest.)
+//!
+//! Rotated with `create` and no `postrotate` while its writer holds it open: the writer goes
+//! on in the old file, and what it writes there after a quiet spell still counts. (Before,
+//! the old file was closed after 5 s of quiet.)
 
 mod common;
 
@@ -36,6 +42,46 @@ fn logrotate(dir: &Path, log: &Path, options: &str) {
         .arg(dir.join("logrotate.state"))
         .arg(&conf);
     run_with_timeout(&mut c, None, Duration::from_secs(30)).check();
+}
+
+#[test]
+fn a_writer_not_told_to_reopen_its_log_is_read_on_in_the_old_file() {
+    require_program("logrotate", "logrotate");
+    let work = tempfile::Builder::new()
+        .prefix("pct-noreopen-")
+        .tempdir()
+        .unwrap();
+    let dir = work.path();
+    let (config, log) = sshd_null_config(dir, 3);
+    fs::write(&log, "").unwrap();
+    let mut writer = fs::OpenOptions::new().append(true).open(&log).unwrap();
+    let attacker = "203.0.113.45";
+    let mut n = 0;
+    let d = Daemon::start(&config, &dir.join("run.log"));
+    write_sshd_failures(&mut writer, attacker, 1, &mut n);
+    let counted = || {
+        let o = cli(&["status", "--json"], &config).check();
+        String::from_utf8_lossy(&o.stdout).contains(attacker)
+    };
+    wait_for(
+        "the first failure counted",
+        Duration::from_secs(30),
+        counted,
+    );
+    logrotate(dir, &log, "nocompress");
+    assert!(dir.join("auth.log.1").exists() && log.exists());
+    // quiet for longer than a rotated file was read before it was closed (5 s)
+    std::thread::sleep(Duration::from_secs(8));
+    write_sshd_failures(&mut writer, attacker, 2, &mut n);
+    wait_for(
+        "the ban of three failures, two written to the old file",
+        Duration::from_secs(30),
+        || {
+            let o = cli(&["bans", "--json"], &config).check();
+            String::from_utf8_lossy(&o.stdout).contains(attacker)
+        },
+    );
+    d.stop();
 }
 
 #[test]

@@ -87,6 +87,9 @@ const DRAIN_IDLE: Duration = Duration::from_secs(5);
 /// At most this many rotated-away files are kept open per path (the oldest is closed first),
 /// once read to their end.
 const MAX_DRAINING: usize = 4;
+/// A file rotated away that is still written this long after, while the path's new file
+/// stays empty, is said: its writer was not told to reopen its log ([`Event::StillWritten`]).
+const STILL_WRITTEN: Duration = Duration::from_secs(60);
 /// At most this many later rotations are read at a start after a log rotated more than once
 /// while the daemon was down ([`Event::RotatedAgainWhileDown`]): the newest. Also how many
 /// rotated files with data not read yet may be kept open over [`MAX_DRAINING`].
@@ -169,6 +172,11 @@ pub enum Event<'a> {
     /// compressed another way, while the daemon was down): what it got after the stop was
     /// not read.
     LostWhileDown { path: &'a str, offset: u64 },
+    /// The file rotated away from the path `after` seconds ago is still written, while the
+    /// path's new file stays empty: its writer was not told to reopen its log (logrotate's
+    /// `create` without a `postrotate` that signals it; `copytruncate` is the option for a
+    /// program that cannot reopen). It is read on as long as the new file is empty.
+    StillWritten { path: &'a str, after: u64 },
     /// The path names again a file read before in this run (moved away and back, a symlink
     /// pointed at it again, a backup restored by `mv`): read on from `offset`, where it was
     /// left, not again from its beginning.
@@ -713,6 +721,9 @@ impl Follower {
                                 if t.len_now() > cp.offset {
                                     w.notices.push(Notice::RotatedAtStop(from));
                                     front.push(t);
+                                } else if !w.writer_moved() {
+                                    // its writer may still write it (not told to reopen)
+                                    front.push(t);
                                 } else {
                                     t.close(&mut self.watches);
                                 }
@@ -767,6 +778,8 @@ enum Notice {
     RotatedAgainWhileDown(Vec<String>, usize),
     /// See [`Event::LostWhileDown`].
     LostWhileDown(u64),
+    /// See [`Event::StillWritten`].
+    StillWritten(u64),
     /// The new file at the path is a copy of the one read (see [`copy_offset`]): read on from
     /// this offset; exactly the same bytes before it?
     Copy(u64, bool),
@@ -834,10 +847,24 @@ impl Watched {
 
         // Files rotated away: a writer may still be finishing them.
         let mut errors = Vec::new();
+        let moved = self.writer_moved();
         for t in &mut self.draining {
             let (n, err) = t.read(cx, &self.name, f);
             total += n;
             errors.extend(err);
+            // still written well after its rotation, while the path's new file stays empty:
+            // its writer did not reopen its log (said once per file)
+            let late = t
+                .rotated_at
+                .is_some_and(|at| cx.now.duration_since(at) >= STILL_WRITTEN);
+            if n > 0 && late && !moved && !t.still_said {
+                t.still_said = true;
+                self.notices.push(Notice::StillWritten(
+                    cx.now
+                        .duration_since(t.rotated_at.unwrap_or(cx.now))
+                        .as_secs(),
+                ));
+            }
         }
 
         // The file we know as the path's: truncated? then read it to its end.
@@ -927,10 +954,16 @@ impl Watched {
             self.error(format!("read: {e}"));
         }
 
-        // Close rotated-away files that went quiet, or the oldest beyond the limit.
+        // Close rotated-away files that went quiet once their writer writes the path's new
+        // file (or they are deleted), or the oldest beyond the limit. A writer that was not
+        // told to reopen its log (logrotate's `create` without a `postrotate`) goes on in the
+        // old file, however long it is quiet: it is read as long as the new file is empty
+        // ([`Watched::writer_moved`]).
+        let moved = self.writer_moved();
         let mut i = 0;
         while i < self.draining.len() {
             let quiet = cx.now.duration_since(self.draining[i].last_data) >= cx.drain_idle;
+            let quiet = quiet && (moved || self.draining[i].deleted());
             // over the limit: the oldest read to its end (a backlog of rotations read after a
             // start is not closed unread)
             let over = self.draining.len() > MAX_DRAINING
@@ -955,10 +988,20 @@ impl Watched {
         total
     }
 
+    /// Whether the files rotated away are done with once they are quiet: the path's file
+    /// holds data (its writer reopened its log), or there is none (a log moved away, a
+    /// wildcard's match gone: kept open, such files would pile up). Not while the path names
+    /// an empty file, as logrotate's `create` leaves it: a writer not told to reopen its log
+    /// goes on in the old file.
+    fn writer_moved(&self) -> bool {
+        self.cur.as_ref().is_none_or(|c| c.len_now() > 0)
+    }
+
     /// The path no longer names `cur`: keep reading it among the draining files.
     fn rotate_away(&mut self, now: Instant, f: &mut dyn FnMut(Event)) {
         if let Some(mut t) = self.cur.take() {
             t.last_data = now;
+            t.rotated_at = Some(now);
             self.draining.push(t);
             f(Event::Rotated { path: &self.name });
         }
@@ -1300,6 +1343,10 @@ impl Watched {
                     from,
                     skipped,
                 }),
+                Notice::StillWritten(after) => f(Event::StillWritten {
+                    path: &self.name,
+                    after,
+                }),
                 Notice::LostWhileDown(offset) => f(Event::LostWhileDown {
                     path: &self.name,
                     offset,
@@ -1351,6 +1398,10 @@ struct Tail {
     /// The rotated name it was opened under at start (its rest, or the whole of a later
     /// rotation, read as a backlog): a decompressed copy has an inode of its own.
     rotated: Option<String>,
+    /// When the path stopped naming it (rotated away while the daemon ran).
+    rotated_at: Option<Instant>,
+    /// [`Notice::StillWritten`] was given for it.
+    still_said: bool,
 }
 
 impl Tail {
@@ -1371,6 +1422,8 @@ impl Tail {
             last_data: Instant::now(),
             seen_at: None,
             rotated: None,
+            rotated_at: None,
+            still_said: false,
         }
     }
 
@@ -1381,6 +1434,12 @@ impl Tail {
 
     fn id(&self) -> (u64, u64) {
         (self.dev, self.ino)
+    }
+
+    /// Whether its last name is gone (deleted: no writer can open it again; kept open, its
+    /// room on the disk is not freed).
+    fn deleted(&self) -> bool {
+        self.file.metadata().map_or(true, |m| m.nlink() == 0)
     }
 
     /// Starts reading at `start`, which must be within the file. Starting inside a line skips
@@ -2048,6 +2107,9 @@ pub fn follow_files(
                     from.join(", ")
                 )
             }),
+            Event::StillWritten { path, after } => batch.notes.push(format!(
+                "{path} was rotated {after} s ago, but its writer still writes the old file, not the new one (not told to reopen its log: logrotate's postrotate, or copytruncate for a program that cannot reopen): the old file is read on while the new one stays empty"
+            )),
             Event::LostWhileDown { path, offset } => batch.notes.push(format!(
                 "{path} was rotated while the daemon was down, and the file read before (up to byte {offset}) is not found under a rotated name, plain or .gz (deleted, or compressed otherwise, while down?): what it got after the stop, if anything, was not read; reading the new one from its start"
             )),
@@ -2112,6 +2174,7 @@ mod tests {
         RotatedAtStop(String),
         LostAtStop(u64),
         Lost(u64),
+        StillWritten,
         Copy(u64, bool),
         Resumed(u64),
         Long(usize),
@@ -2138,6 +2201,7 @@ mod tests {
                         }
                         Event::LostAtStop { offset, .. } => Ev::LostAtStop(offset),
                         Event::LostWhileDown { offset, .. } => Ev::Lost(offset),
+                        Event::StillWritten { .. } => Ev::StillWritten,
                         Event::Copy { offset, exact, .. } => Ev::Copy(offset, exact),
                         Event::Resumed { offset, .. } => Ev::Resumed(offset),
                         Event::LongLine { len, .. } => Ev::Long(len),
@@ -2425,15 +2489,21 @@ mod tests {
         assert_eq!(lines(&poll(&mut fl)), ["a", "b"]);
         let away = dir.path().join("auth.log.tmp");
         fs::rename(&log, &away).unwrap();
-        assert_eq!(poll(&mut fl), [Ev::Rotated]);
-        poll(&mut fl); // closed: quiet for the (zero) drain time
-        assert!(fl.files[0].draining.is_empty() && fl.files[0].cur.is_none());
+        append(&log, "x\n");
+        assert_eq!(poll(&mut fl), [Ev::Rotated, Ev::Line("x".into())]);
+        poll(&mut fl); // closed: quiet for the (zero) drain time, its writer moved
+        assert!(fl.files[0].draining.is_empty());
         append(&away, "c\n"); // written while away: not read (as for any rotated file)
         fs::rename(&away, &log).unwrap();
         append(&log, "d\n");
         assert_eq!(
             poll(&mut fl),
-            [Ev::Resumed(4), Ev::Line("c".into()), Ev::Line("d".into())]
+            [
+                Ev::Rotated,
+                Ev::Resumed(4),
+                Ev::Line("c".into()),
+                Ev::Line("d".into())
+            ]
         );
         // a symlink pointed elsewhere and back
         let (a, b) = (dir.path().join("a.log"), dir.path().join("b.log"));
@@ -2482,6 +2552,62 @@ mod tests {
         fs::rename(&tmp, &other).unwrap();
         // a.log is new to this path: read from its start
         assert_eq!(lines(&poll(&mut fl2)), ["a1", "a2", "a3", "a4"]);
+    }
+
+    /// A writer not told to reopen its log at a rotation (logrotate's `create` without a
+    /// `postrotate`) goes on in the old file, however long it is quiet between lines: the
+    /// old file is read as long as the path's new file stays empty (it was closed after 5
+    /// s of quiet, and every later line lost), said once when it is still written a minute
+    /// after the rotation, also after a restart; closed once the writer writes the new
+    /// file, or once the old one is deleted.
+    #[test]
+    fn a_writer_that_did_not_reopen_its_log_is_read_on_in_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, old, mut fl) = rotated_after_a(dir.path());
+        fl.set_drain_idle(Duration::ZERO);
+        assert_eq!(poll(&mut fl), [Ev::Rotated]);
+        poll(&mut fl);
+        append(&old, "b\n");
+        assert_eq!(lines(&poll(&mut fl)), ["b"]);
+        // a minute after the rotation: said, once
+        fl.files[0].draining[0].rotated_at = Some(Instant::now() - STILL_WRITTEN);
+        append(&old, "c\n");
+        assert_eq!(poll(&mut fl), [Ev::Line("c".into()), Ev::StillWritten]);
+        append(&old, "d\n");
+        assert_eq!(poll(&mut fl), [Ev::Line("d".into())]);
+        // a restart meanwhile: read on in the old file, under its rotated name
+        let cps = fl.checkpoints();
+        drop(fl);
+        let mut fl = Follower::new(vec![log.clone()], cps.clone(), DEFAULT_MAX_LINE).unwrap();
+        fl.set_drain_idle(Duration::ZERO);
+        assert_eq!(poll(&mut fl), []);
+        append(&old, "e\n");
+        assert_eq!(lines(&poll(&mut fl)), ["e"]);
+        poll(&mut fl);
+        append(&old, "f\n");
+        assert_eq!(
+            lines(&poll(&mut fl)),
+            ["f"],
+            "kept open though it had been quiet"
+        );
+        // the writer moves to the new file: the old one is closed once quiet
+        append(&log, "n\n");
+        assert_eq!(lines(&poll(&mut fl)), ["n"]);
+        poll(&mut fl);
+        assert!(fl.files[0].draining.is_empty());
+        // deleted: closed too (its room on the disk freed), with no new file written
+        let (log, old, mut fl) = rotated_after_a(&{
+            let d = dir.path().join("deleted");
+            fs::create_dir(&d).unwrap();
+            d
+        });
+        fl.set_drain_idle(Duration::ZERO);
+        poll(&mut fl);
+        poll(&mut fl);
+        assert_eq!(fl.files[0].draining.len(), 1);
+        fs::remove_file(&old).unwrap();
+        poll(&mut fl);
+        assert!(fl.files[0].draining.is_empty(), "{log:?}");
     }
 
     /// A follower of `DIR/auth.log` that read its line "a", after which logrotate renamed the
@@ -2552,7 +2678,8 @@ mod tests {
         let (log, old, mut fl) = rotated_after_a(dir.path());
         fl.set_drain_idle(Duration::ZERO);
         append(&old, "unfinished");
-        assert_eq!(lines(&poll(&mut fl)), ["unfinished"]);
+        append(&log, "n\n");
+        assert_eq!(lines(&poll(&mut fl)), ["n", "unfinished"]);
         let cps = fl.checkpoints();
         drop(fl);
         let mut fl = Follower::new(vec![log.clone()], cps, DEFAULT_MAX_LINE).unwrap();
@@ -3031,9 +3158,13 @@ mod tests {
             7,
             "six files and the pattern's marker"
         );
-        for i in 0..5 {
+        // deleted, or moved out of the pattern with no new file in their place (kept open
+        // as a writer may go on in them, such files piled up)
+        for i in 0..3 {
             fs::remove_file(d.join(format!("s{i}.log"))).unwrap();
         }
+        fs::rename(d.join("s3.log"), d.join("s3.log.1")).unwrap();
+        fs::rename(d.join("s4.log"), d.join("archived-s4")).unwrap();
         poll(&mut fl);
         poll(&mut fl);
         assert!(fl.set_globs(vec![g.clone()]).is_empty());
@@ -3401,11 +3532,13 @@ mod tests {
         fl.set_drain_idle(Duration::ZERO);
         append(&log, "a\nunfinished");
         fs::rename(&log, dir.path().join("auth.log.1")).unwrap();
+        append(&log, "n\n");
         assert_eq!(
             poll(&mut fl),
             [
                 Ev::Line("a".into()),
                 Ev::Rotated,
+                Ev::Line("n".into()),
                 Ev::Line("unfinished".into())
             ]
         );

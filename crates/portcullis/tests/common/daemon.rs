@@ -218,8 +218,14 @@ pub fn shipped_journal_source(filter: &str) -> String {
 /// Appends `count` sshd "Failed password" lines of `addr` to `log`, stamped now (classic
 /// syslog prefix), with pids and ports from `*n` on (it is advanced).
 pub fn append_sshd_failures(log: &Path, addr: &str, count: u32, n: &mut u32) {
-    use std::io::Write;
     let mut f = fs::OpenOptions::new().append(true).open(log).unwrap();
+    write_sshd_failures(&mut f, addr, count, n);
+}
+
+/// [`append_sshd_failures`] through a file a writer holds open (it writes there whatever
+/// name the file has now).
+pub fn write_sshd_failures(f: &mut fs::File, addr: &str, count: u32, n: &mut u32) {
+    use std::io::Write;
     for _ in 0..count {
         *n += 1;
         writeln!(
