@@ -706,11 +706,11 @@ impl Follower {
                 if cp.ino != 0 && cp.offset > 0 && reading != Some((cp.dev, cp.ino)) {
                     // the later rotations too (a stop while a backlog of several was read), but
                     // not those the path's own checkpoint has them read from already
-                    let held = |t: &Tail, name: &str| {
+                    let held = |id: Option<(u64, u64)>, name: &str| {
                         w.cur
                             .iter()
                             .chain(&w.draining)
-                            .any(|d| d.id() == t.id() || d.rotated.as_deref() == Some(name))
+                            .any(|d| Some(d.id()) == id || d.rotated.as_deref() == Some(name))
                     };
                     match w.rotated_backlog(&cp, &mut self.watches, false, &held) {
                         Some((tails, skipped)) => {
@@ -1113,7 +1113,8 @@ impl Watched {
     /// [`Watched::rotated_while_down`], then the rotations of the path's log made after that
     /// one (the log rotated more than once while the daemon was down: every line in them was
     /// written after the stop), opened to be read whole, oldest first, plain or
-    /// gzip-compressed. Those `held` says are read already are left out. At most
+    /// gzip-compressed. Those `held` says are read already (by their (device, inode), when
+    /// known, or their name) are left out. At most
     /// [`MAX_LATER`] later rotations, the newest; also returned: how many older ones were
     /// left unread for it. The files, with their names, in the order to read them.
     fn rotated_backlog(
@@ -1121,7 +1122,7 @@ impl Watched {
         cp: &Checkpoint,
         watches: &mut Watches,
         copied: bool,
-        held: &dyn Fn(&Tail, &str) -> bool,
+        held: &dyn Fn(Option<(u64, u64)>, &str) -> bool,
     ) -> Option<(Vec<(Tail, String)>, usize)> {
         let (t, name, rotation) = self.rotated_while_down(cp, watches, copied)?;
         // a later rotation was last written after that file (logrotate keeps a file's time
@@ -1155,6 +1156,11 @@ impl Watched {
         let skipped = later.len().saturating_sub(MAX_LATER);
         let mut out = vec![(t, name)];
         for (p, _, gz) in later.into_iter().skip(skipped) {
+            let name = p.display().to_string();
+            // (by its name before a compressed one is decompressed, which costs the budget)
+            if held(None, &name) {
+                continue;
+            }
             let Ok(file) = open_regular(&p) else {
                 continue;
             };
@@ -1168,8 +1174,7 @@ impl Watched {
             };
             let Ok(m) = file.metadata() else { continue };
             let mut t = Tail::new(file, m.dev(), m.ino());
-            let name = p.display().to_string();
-            if held(&t, &name) || t.seek_to(0).is_err() {
+            if held(Some(t.id()), &name) || t.seek_to(0).is_err() {
                 continue;
             }
             t.rotated = Some(name.clone());
@@ -2857,35 +2862,43 @@ mod tests {
     /// A stop just after a rotation, then two more rotations while down: the old file's
     /// rest (found by the place saved for it), then the rest of the file the path named at
     /// the stop, then the rotation after it whole, then the log: each line once, in order.
+    /// Also with the older two compressed (`compress`, `delaycompress`): the file the path's
+    /// own place is read from is not read again whole as a later rotation of the first.
     #[test]
     fn a_rotation_at_stop_then_more_while_down_reads_each_line_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let (log, old, mut fl) = rotated_after_a(dir.path());
-        append(&old, "b\n");
-        append(&log, "n1\n");
-        assert_eq!(lines(&poll(&mut fl)), ["b", "n1"]);
-        let cps = fl.checkpoints();
-        drop(fl);
-        append(&old, "c\n");
-        append(&log, "n1b\n");
-        rotate_numbered(&log, "n2\n");
-        rotate_numbered(&log, "n3\n");
-        let at = |s: &str| {
-            dir.path()
-                .join(format!("auth.log{s}"))
-                .display()
-                .to_string()
-        };
-        let mut fl = Follower::new(vec![log.clone()], cps, DEFAULT_MAX_LINE).unwrap();
-        fl.set_drain_idle(Duration::ZERO);
-        let got = poll(&mut fl);
-        assert_eq!(lines(&got), ["c", "n1b", "n2", "n3"], "{got:?}");
-        assert!(got.contains(&Ev::RotatedAtStop(at(".3"))), "{got:?}");
-        assert!(got.contains(&Ev::RotatedWhileDown(at(".2"))), "{got:?}");
-        assert!(
-            got.contains(&Ev::RotatedAgain(vec![at(".1")], 0)),
-            "{got:?}"
-        );
+        for compressed in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let (log, old, mut fl) = rotated_after_a(dir.path());
+            append(&old, "b\n");
+            append(&log, "n1\n");
+            assert_eq!(lines(&poll(&mut fl)), ["b", "n1"]);
+            let cps = fl.checkpoints();
+            drop(fl);
+            append(&old, "c\n");
+            append(&log, "n1b\n");
+            rotate_numbered(&log, "n2\n");
+            rotate_numbered(&log, "n3\n");
+            let at = |s: &str| dir.path().join(format!("auth.log{s}"));
+            let (third, second) = if compressed {
+                (gzip(&at(".3")), gzip(&at(".2")))
+            } else {
+                (at(".3"), at(".2"))
+            };
+            let name = |p: &PathBuf| p.display().to_string();
+            let mut fl = Follower::new(vec![log.clone()], cps, DEFAULT_MAX_LINE).unwrap();
+            fl.set_drain_idle(Duration::ZERO);
+            let got = poll(&mut fl);
+            assert_eq!(lines(&got), ["c", "n1b", "n2", "n3"], "{got:?}");
+            assert!(got.contains(&Ev::RotatedAtStop(name(&third))), "{got:?}");
+            assert!(
+                got.contains(&Ev::RotatedWhileDown(name(&second))),
+                "{got:?}"
+            );
+            assert!(
+                got.contains(&Ev::RotatedAgain(vec![name(&at(".1"))], 0)),
+                "{got:?}"
+            );
+        }
     }
 
     /// A stop while a backlog of rotations is read (one poll reads at most [`POLL_BYTES`]):
