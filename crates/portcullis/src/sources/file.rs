@@ -788,6 +788,10 @@ enum Notice {
     Error(String),
 }
 
+/// Says whether a file, by its (device, inode) when known, or by its name, is read already
+/// ([`Watched::rotated_backlog`]).
+type Held<'a> = &'a dyn Fn(Option<(u64, u64)>, &str) -> bool;
+
 /// One followed path.
 struct Watched {
     path: PathBuf,
@@ -1122,7 +1126,7 @@ impl Watched {
         cp: &Checkpoint,
         watches: &mut Watches,
         copied: bool,
-        held: &dyn Fn(Option<(u64, u64)>, &str) -> bool,
+        held: Held,
     ) -> Option<(Vec<(Tail, String)>, usize)> {
         let (t, name, rotation) = self.rotated_while_down(cp, watches, copied)?;
         // a later rotation was last written after that file (logrotate keeps a file's time
