@@ -161,11 +161,11 @@ pub enum Event<'a> {
     /// At start, after [`Event::RotatedWhileDown`] or [`Event::RotatedAtStop`]: the log was
     /// rotated again while the daemon was down; the files of those later rotations (`from`,
     /// oldest first: all their lines were written after the stop) are read whole, before the
-    /// path's file. `skipped`: older ones left unread, over [`MAX_LATER`].
+    /// path's file. `unread`: those left unread, and why.
     RotatedAgainWhileDown {
         path: &'a str,
         from: Vec<String>,
-        skipped: usize,
+        unread: Unread,
     },
     /// At start: the file read before the stop (up to `offset`) is neither at the path nor
     /// under a name logrotate gives a rotated log, plain or gzip-compressed (deleted, or
@@ -592,9 +592,59 @@ impl Follower {
         });
         let mut w = Watched::new(path, name, checkpoint);
         w.initial = None; // not there at start: from its beginning
+        self.resume_drained(&mut w);
         w.ensure_dir_watch(&mut self.watches);
         self.files.push(w);
         true
+    }
+
+    /// For a path just followed: the file rotated away from it just before the last stop,
+    /// under its rotated name, whose place was saved under [`drain_key`]: what its writer
+    /// added after that stop is read (once: the saved place is forgotten here, and saved
+    /// again while it is read), and the later rotations, those the path's own checkpoint
+    /// does not read already (that one is applied first, [`Watched::settle_checkpoint`]: a
+    /// file read by both was counted twice, review 18).
+    fn resume_drained(&mut self, w: &mut Watched) {
+        let Some(cp) = self.parked.remove(&drain_key(&w.name)) else {
+            return;
+        };
+        self.forgotten.push(cp.path.clone());
+        w.settle_checkpoint(&mut self.watches);
+        let reading = w.cur.as_ref().map(Tail::id);
+        // a file a path of its own reads on from its own checkpoint (a wildcard's match the
+        // log was renamed to)
+        let own = self
+            .restored
+            .iter()
+            .any(|c| (c.dev, c.ino) == (cp.dev, cp.ino) && c.path != cp.path && c.path != w.name);
+        if cp.ino == 0 || cp.offset == 0 || reading == Some((cp.dev, cp.ino)) || own {
+            return;
+        }
+        let held = |id: Option<(u64, u64)>, name: &str| {
+            (w.cur.iter().chain(&w.draining))
+                .any(|d| Some(d.id()) == id || d.rotated.as_deref() == Some(name))
+        };
+        let Some((tails, later)) = w.rotated_backlog(&cp, &mut self.watches, false, &held) else {
+            w.notices.push(Notice::LostAtStop(cp.offset));
+            return;
+        };
+        // older than what the path's checkpoint reads: read first
+        let mut front = Vec::new();
+        let mut tails = tails.into_iter();
+        if let Some((t, from)) = tails.next() {
+            if t.len_now() > cp.offset {
+                w.notices.push(Notice::RotatedAtStop(from));
+                front.push(t);
+            } else if !w.writer_moved() {
+                // its writer may still write it (not told to reopen)
+                front.push(t);
+            } else {
+                t.close(&mut self.watches);
+            }
+        }
+        front.extend(w.later_notice(tails, later));
+        w.drain_saved |= !front.is_empty();
+        w.draining.splice(0..0, front);
     }
 
     /// The paths whose saved positions are to be deleted (wildcard matches gone).
@@ -692,55 +742,11 @@ impl Follower {
             }
             let name = path.to_string_lossy().into_owned();
             let checkpoint = self.parked.remove(&name);
-            let drained = self.parked.remove(&drain_key(&name));
             let mut w = Watched::new(path, name, checkpoint);
             if w.initial.is_some() {
                 w.cur = w.open(&mut self.buf, &mut self.watches);
             }
-            // the file rotated away from the path just before the last stop, under its
-            // rotated name: what its writer added after that stop is read (once: the saved
-            // place is forgotten here, and saved again while it is read)
-            if let Some(cp) = drained {
-                self.forgotten.push(cp.path.clone());
-                let reading = w.cur.as_ref().map(Tail::id);
-                if cp.ino != 0 && cp.offset > 0 && reading != Some((cp.dev, cp.ino)) {
-                    // the later rotations too (a stop while a backlog of several was read), but
-                    // not those the path's own checkpoint has them read from already
-                    let held = |id: Option<(u64, u64)>, name: &str| {
-                        w.cur
-                            .iter()
-                            .chain(&w.draining)
-                            .any(|d| Some(d.id()) == id || d.rotated.as_deref() == Some(name))
-                    };
-                    match w.rotated_backlog(&cp, &mut self.watches, false, &held) {
-                        Some((tails, skipped)) => {
-                            // older than what the path's checkpoint reads: read first
-                            let mut front = Vec::new();
-                            let mut tails = tails.into_iter();
-                            if let Some((t, from)) = tails.next() {
-                                if t.len_now() > cp.offset {
-                                    w.notices.push(Notice::RotatedAtStop(from));
-                                    front.push(t);
-                                } else if !w.writer_moved() {
-                                    // its writer may still write it (not told to reopen)
-                                    front.push(t);
-                                } else {
-                                    t.close(&mut self.watches);
-                                }
-                            }
-                            let (later, names): (Vec<Tail>, Vec<String>) = tails.unzip();
-                            if !names.is_empty() || skipped > 0 {
-                                w.notices
-                                    .push(Notice::RotatedAgainWhileDown(names, skipped));
-                            }
-                            front.extend(later);
-                            w.drain_saved |= !front.is_empty();
-                            w.draining.splice(0..0, front);
-                        }
-                        None => w.notices.push(Notice::LostAtStop(cp.offset)),
-                    }
-                }
-            }
+            self.resume_drained(&mut w);
             w.ensure_dir_watch(&mut self.watches);
             self.files.push(w);
         }
@@ -775,7 +781,7 @@ enum Notice {
     /// from this name.
     RotatedWhileDown(String),
     /// See [`Event::RotatedAgainWhileDown`].
-    RotatedAgainWhileDown(Vec<String>, usize),
+    RotatedAgainWhileDown(Vec<String>, Unread),
     /// See [`Event::LostWhileDown`].
     LostWhileDown(u64),
     /// See [`Event::StillWritten`].
@@ -786,6 +792,16 @@ enum Notice {
     /// See [`Event::Resumed`].
     Resumed(u64),
     Error(String),
+}
+
+/// Later rotations of a backlog not read ([`Watched::rotated_backlog`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Unread {
+    /// The oldest, over [`MAX_LATER`].
+    pub skipped: usize,
+    /// Those that could not be read (a `.gz` over the budget of decompressed bytes, a file
+    /// that cannot be opened), by name.
+    pub failed: Vec<String>,
 }
 
 /// Says whether a file, by its (device, inode) when known, or by its name, is read already
@@ -969,10 +985,12 @@ impl Watched {
             let quiet = cx.now.duration_since(self.draining[i].last_data) >= cx.drain_idle;
             let quiet = quiet && (moved || self.draining[i].deleted());
             // over the limit: the oldest read to its end (a backlog of rotations read after a
-            // start is not closed unread)
+            // start is not closed unread), not the file rotated last (its writer may not have
+            // reopened its log yet)
             let over = self.draining.len() > MAX_DRAINING
                 && (self.draining.len() > MAX_DRAINING + MAX_LATER
-                    || self.draining[i].pos >= self.draining[i].len_now());
+                    || (i + 1 < self.draining.len()
+                        && self.draining[i].pos >= self.draining[i].len_now()));
             if quiet || over {
                 let mut t = self.draining.remove(i);
                 t.split.flush(cx.max_line, &self.name, f);
@@ -1127,7 +1145,7 @@ impl Watched {
         watches: &mut Watches,
         copied: bool,
         held: Held,
-    ) -> Option<(Vec<(Tail, String)>, usize)> {
+    ) -> Option<(Vec<(Tail, String)>, Unread)> {
         let (t, name, rotation) = self.rotated_while_down(cp, watches, copied)?;
         // a later rotation was last written after that file (logrotate keeps a file's time
         // when it compresses it): a file under such a name last written long before is a
@@ -1157,28 +1175,37 @@ impl Watched {
                 std::cmp::Ordering::Equal
             }
         });
-        let skipped = later.len().saturating_sub(MAX_LATER);
+        let mut unread = Unread {
+            skipped: later.len().saturating_sub(MAX_LATER),
+            failed: Vec::new(),
+        };
         let mut out = vec![(t, name)];
-        for (p, _, gz) in later.into_iter().skip(skipped) {
+        for (p, _, gz) in later.into_iter().skip(unread.skipped) {
             let name = p.display().to_string();
             // (by its name before a compressed one is decompressed, which costs the budget)
             if held(None, &name) {
                 continue;
             }
-            let Ok(file) = open_regular(&p) else {
+            let opened = open_regular(&p).ok().and_then(|file| {
+                let (file, kept) = if gz {
+                    gunzip_from(file, None)?
+                } else {
+                    (file, 0)
+                };
+                let m = file.metadata().ok()?;
+                let mut t = Tail::new(file, m.dev(), m.ino());
+                t.gz_kept = kept;
+                Some(t)
+            });
+            let Some(mut t) = opened else {
+                unread.failed.push(name);
                 continue;
             };
-            let file = if gz {
-                match gunzip_from(file, None) {
-                    Some(f) => f,
-                    None => continue,
-                }
-            } else {
-                file
-            };
-            let Ok(m) = file.metadata() else { continue };
-            let mut t = Tail::new(file, m.dev(), m.ino());
-            if held(Some(t.id()), &name) || t.seek_to(0).is_err() {
+            if held(Some(t.id()), &name) {
+                continue;
+            }
+            if t.seek_to(0).is_err() {
+                unread.failed.push(name);
                 continue;
             }
             t.rotated = Some(name.clone());
@@ -1188,23 +1215,54 @@ impl Watched {
             }
             out.push((t, name));
         }
-        Some((out, skipped))
+        Some((out, unread))
     }
 
     /// Reads what [`Watched::rotated_backlog`] found after what is read already: the rest of
     /// the file read before the stop, then the later rotations whole.
-    fn take_backlog(&mut self, (tails, skipped): (Vec<(Tail, String)>, usize)) {
+    fn take_backlog(&mut self, (tails, later): (Vec<(Tail, String)>, Unread)) {
         let mut tails = tails.into_iter();
         if let Some((t, from)) = tails.next() {
             self.notices.push(Notice::RotatedWhileDown(from));
             self.draining.push(t);
         }
-        let (later, names): (Vec<Tail>, Vec<String>) = tails.unzip();
-        if !names.is_empty() || skipped > 0 {
-            self.notices
-                .push(Notice::RotatedAgainWhileDown(names, skipped));
-        }
+        let later = self.later_notice(tails, later);
         self.draining.extend(later);
+    }
+
+    /// The later rotations of a backlog, said ([`Event::RotatedAgainWhileDown`]).
+    fn later_notice(
+        &mut self,
+        tails: impl Iterator<Item = (Tail, String)>,
+        unread: Unread,
+    ) -> Vec<Tail> {
+        let (later, names): (Vec<Tail>, Vec<String>) = tails.unzip();
+        if !names.is_empty() || unread.skipped > 0 || !unread.failed.is_empty() {
+            self.notices
+                .push(Notice::RotatedAgainWhileDown(names, unread));
+        }
+        later
+    }
+
+    /// At a start, for a path whose file is not opened yet (missing now, or a wildcard's
+    /// match opened at the first poll): when the path's own checkpoint names a file that is
+    /// no longer at the path, its backlog (the rest of that file under its rotated name, the
+    /// later rotations) is taken now, and the new file at the path, whenever it comes, read
+    /// from its start. A file not found under a rotated name keeps the checkpoint (the path
+    /// may name it again).
+    fn settle_checkpoint(&mut self, watches: &mut Watches) {
+        let Some(cp) = self.checkpoint.take() else {
+            return;
+        };
+        let at_path = fs::metadata(&self.path).ok().map(|m| (m.dev(), m.ino()));
+        if self.cur.is_some() || cp.ino == 0 || at_path == Some((cp.dev, cp.ino)) {
+            self.checkpoint = Some(cp);
+            return;
+        }
+        match self.rotated_backlog(&cp, watches, false, &|_, _| false) {
+            Some(backlog) => self.take_backlog(backlog),
+            None => self.checkpoint = Some(cp),
+        }
     }
 
     /// The files of the path's directory named as logrotate names the path's file at a
@@ -1244,9 +1302,10 @@ impl Watched {
             let Ok(gz) = open_regular(&p) else {
                 continue;
             };
-            if let Some(file) = gunzip_from(gz, Some(cp)) {
+            if let Some((file, kept)) = gunzip_from(gz, Some(cp)) {
                 let Ok(m) = file.metadata() else { continue };
                 let mut t = Tail::new(file, m.dev(), m.ino());
+                t.gz_kept = kept;
                 if t.seek_to(cp.offset).is_err() {
                     continue;
                 }
@@ -1317,10 +1376,15 @@ impl Watched {
     /// at each, a whole `.gz` decompressed at each).
     /// With several files read to their end (a backlog of rotations read after a start), the
     /// oldest not read to its end yet: the next start reads its rest and the later ones.
+    /// (One not begun yet after one read to its end: that one, at its end, whose later
+    /// rotations the next start reads; a place at offset 0 says nothing and is not taken,
+    /// review 18.)
     fn drain_checkpoint(&self) -> Option<Checkpoint> {
-        let t = (self.draining.iter())
-            .find(|t| t.pos < t.len_now())
-            .or(self.draining.last())?;
+        let t = match self.draining.iter().position(|t| t.pos < t.len_now()) {
+            Some(i) if i > 0 && self.draining[i].line_end == 0 => &self.draining[i - 1],
+            Some(i) => &self.draining[i],
+            None => self.draining.last()?,
+        };
         Some(t.checkpoint(&drain_key(&self.name)))
     }
 
@@ -1347,10 +1411,10 @@ impl Watched {
                     path: &self.name,
                     from,
                 }),
-                Notice::RotatedAgainWhileDown(from, skipped) => f(Event::RotatedAgainWhileDown {
+                Notice::RotatedAgainWhileDown(from, unread) => f(Event::RotatedAgainWhileDown {
                     path: &self.name,
                     from,
-                    skipped,
+                    unread,
                 }),
                 Notice::StillWritten(after) => f(Event::StillWritten {
                     path: &self.name,
@@ -1411,6 +1475,8 @@ struct Tail {
     rotated_at: Option<Instant>,
     /// [`Notice::StillWritten`] was given for it.
     still_said: bool,
+    /// Bytes of a decompressed rotation it holds, counted in [`GZ_KEPT`] until it is closed.
+    gz_kept: u64,
 }
 
 impl Tail {
@@ -1433,6 +1499,7 @@ impl Tail {
             rotated: None,
             rotated_at: None,
             still_said: false,
+            gz_kept: 0,
         }
     }
 
@@ -1558,9 +1625,18 @@ impl Tail {
         }
     }
 
-    fn close(self, watches: &mut Watches) {
-        if let Some(wd) = self.wd {
+    fn close(mut self, watches: &mut Watches) {
+        if let Some(wd) = self.wd.take() {
             watches.remove(wd);
+        }
+    }
+}
+
+impl Drop for Tail {
+    /// A decompressed rotation's bytes are given back to [`GZ_KEPT`].
+    fn drop(&mut self) {
+        if self.gz_kept > 0 {
+            GZ_KEPT.fetch_sub(self.gz_kept, std::sync::atomic::Ordering::Relaxed);
         }
     }
 }
@@ -1822,8 +1898,8 @@ pub fn glob_marker(glob: &str) -> Checkpoint {
 /// ([`Watched::gz_rotation`]), all of them together over the daemon's life: many logs rotated
 /// while it was down, or a gzip bomb under a rotated name, cost a start at most this.
 const GZ_SCAN: u64 = 4 << 30;
-/// Most bytes kept in memory of compressed rotations after the checkpoints' places, all of
-/// them together over the daemon's life.
+/// Most bytes kept in memory of compressed rotations after the checkpoints' places (and of
+/// later rotations, whole), all of them together at once: given back as each is closed.
 const GZ_REST: u64 = 256 << 20;
 /// What [`gunzip_from`] has decompressed and kept so far (see [`GZ_SCAN`], [`GZ_REST`]).
 static GZ_SCANNED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -1835,15 +1911,16 @@ static GZ_KEPT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new
 /// whether reading starts at a line's start); the rest is a hole, which takes no memory.
 /// With no `cp`, the whole file (a rotation to read from its start).
 /// A hand-written loop over flate2's decoder: no crate decompresses into a sparse file.
-fn gunzip_from(gz: File, cp: Option<&Checkpoint>) -> Option<File> {
+/// Returned with it: the bytes it keeps, counted in [`GZ_KEPT`] until given back
+/// ([`Tail::gz_kept`]).
+fn gunzip_from(gz: File, cp: Option<&Checkpoint>) -> Option<(File, u64)> {
     use std::sync::atomic::Ordering::Relaxed;
     let (mut scanned, mut kept) = (0, 0);
     let out = gunzip_counted(gz, cp, &mut scanned, &mut kept);
     GZ_SCANNED.fetch_add(scanned, Relaxed);
-    if out.is_some() {
-        GZ_KEPT.fetch_add(kept, Relaxed);
-    }
-    out
+    let out = out?;
+    GZ_KEPT.fetch_add(kept, Relaxed);
+    Some((out, kept))
 }
 
 /// [`gunzip_from`], adding what it decompresses to `scanned` and what it keeps to `kept`.
@@ -2100,22 +2177,26 @@ pub fn follow_files(
             Event::RotatedWhileDown { path, from } => batch.notes.push(format!(
                 "{path} was rotated while the daemon was down: reading the rest of the old file, now {from}, then the new one from its start"
             )),
-            Event::RotatedAgainWhileDown {
-                path,
-                from,
-                skipped,
-            } => batch.notes.push(if skipped == 0 {
-                format!(
+            Event::RotatedAgainWhileDown { path, from, unread } => {
+                let mut note = format!(
                     "{path} was rotated again while the daemon was down: reading the later rotations whole, oldest first: {}",
-                    from.join(", ")
-                )
-            } else {
-                format!(
-                    "{path} was rotated again while the daemon was down: reading the {} latest rotations whole, oldest first ({}); {skipped} older ones, written after the stop too, are not read",
-                    from.len(),
-                    from.join(", ")
-                )
-            }),
+                    if from.is_empty() { "none".to_string() } else { from.join(", ") }
+                );
+                if unread.skipped > 0 {
+                    note += &format!(
+                        "; {} older ones, written after the stop too, are not read (at most {MAX_LATER} are)",
+                        unread.skipped
+                    );
+                }
+                if !unread.failed.is_empty() {
+                    note += &format!(
+                        "; not read, though written after the stop (a .gz over the {} MiB kept decompressed at once, or unreadable): {}",
+                        GZ_REST >> 20,
+                        unread.failed.join(", ")
+                    );
+                }
+                batch.notes.push(note)
+            }
             Event::StillWritten { path, after } => batch.notes.push(format!(
                 "{path} was rotated {after} s ago, but its writer still writes the old file, not the new one (not told to reopen its log: logrotate's postrotate, or copytruncate for a program that cannot reopen): the old file is read on while the new one stays empty"
             )),
@@ -2179,7 +2260,8 @@ mod tests {
         Truncated,
         Rotated,
         RotatedWhileDown(String),
-        RotatedAgain(Vec<String>, usize),
+        /// (read, how many skipped, those not read)
+        RotatedAgain(Vec<String>, usize, Vec<String>),
         RotatedAtStop(String),
         LostAtStop(u64),
         Lost(u64),
@@ -2205,8 +2287,8 @@ mod tests {
                         Event::Rotated { .. } => Ev::Rotated,
                         Event::RotatedWhileDown { from, .. } => Ev::RotatedWhileDown(from),
                         Event::RotatedAtStop { from, .. } => Ev::RotatedAtStop(from),
-                        Event::RotatedAgainWhileDown { from, skipped, .. } => {
-                            Ev::RotatedAgain(from, skipped)
+                        Event::RotatedAgainWhileDown { from, unread, .. } => {
+                            Ev::RotatedAgain(from, unread.skipped, unread.failed)
                         }
                         Event::LostAtStop { offset, .. } => Ev::LostAtStop(offset),
                         Event::LostWhileDown { offset, .. } => Ev::Lost(offset),
@@ -2823,7 +2905,7 @@ mod tests {
                 poll(&mut fl),
                 [
                     Ev::RotatedWhileDown(name(&saved)),
-                    Ev::RotatedAgain(later.iter().map(name).collect(), 0),
+                    Ev::RotatedAgain(later.iter().map(name).collect(), 0, vec![]),
                     Ev::Line("b".into()),
                     Ev::Line("c".into()),
                     Ev::Line("c2".into()),
@@ -2854,7 +2936,7 @@ mod tests {
         let mut fl = Follower::new(vec![log.clone()], cps, DEFAULT_MAX_LINE).unwrap();
         let got = poll(&mut fl);
         assert!(
-            matches!(&got[1], Ev::RotatedAgain(names, 2) if names.len() == MAX_LATER),
+            matches!(&got[1], Ev::RotatedAgain(names, 2, f) if names.len() == MAX_LATER && f.is_empty()),
             "{got:?}"
         );
         let want: Vec<String> = (big.into_iter())
@@ -2899,10 +2981,112 @@ mod tests {
                 "{got:?}"
             );
             assert!(
-                got.contains(&Ev::RotatedAgain(vec![name(&at(".1"))], 0)),
+                got.contains(&Ev::RotatedAgain(vec![name(&at(".1"))], 0, vec![])),
                 "{got:?}"
             );
         }
+    }
+
+    /// Review 18: a stop just after a rotation, then a rotation while down with `nocreate`
+    /// (no file at the path at the start): the file the path's own checkpoint names was
+    /// read whole as a later rotation of the first, then again from that checkpoint when
+    /// the log came back. Each line once now.
+    #[test]
+    fn a_rotation_at_stop_with_no_log_at_the_start_reads_each_line_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, old, mut fl) = rotated_after_a(dir.path());
+        append(&old, "b\n");
+        append(&log, "n1\n");
+        assert_eq!(lines(&poll(&mut fl)), ["b", "n1"]);
+        let cps = fl.checkpoints();
+        drop(fl);
+        append(&log, "n2\n");
+        fs::rename(&old, dir.path().join("auth.log.2")).unwrap();
+        fs::rename(&log, &old).unwrap();
+        let mut fl = Follower::new(vec![log.clone()], cps, DEFAULT_MAX_LINE).unwrap();
+        fl.set_drain_idle(Duration::ZERO);
+        let got = poll(&mut fl);
+        assert_eq!(lines(&got), ["n2"], "{got:?}");
+        append(&log, "n3\n");
+        assert_eq!(lines(&poll(&mut fl)), ["n3"]);
+    }
+
+    /// Review 18: the place of a rotation just before the stop was not taken for a
+    /// wildcard's match (only for a path named as it is): what the writer added to the old
+    /// file after the stop was lost.
+    #[test]
+    fn a_rotation_at_stop_of_a_wildcards_match_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        append(&d.join("app.log"), "");
+        let (g, mut fl) = glob_follower(d, "*.log");
+        append(&d.join("app.log"), "a\n");
+        assert_eq!(lines(&poll(&mut fl)), ["a"]);
+        fs::rename(d.join("app.log"), d.join("app.log.1")).unwrap();
+        append(&d.join("app.log"), "n\n");
+        append(&d.join("app.log.1"), "b\n");
+        assert_eq!(lines(&poll(&mut fl)), ["b", "n"]);
+        let cps = fl.checkpoints();
+        drop(fl);
+        append(&d.join("app.log.1"), "c\n");
+        let (_, paths) = glob_of(d, "*.log");
+        let mut fl = Follower::with_globs(paths, vec![g], cps, DEFAULT_MAX_LINE).unwrap();
+        let got = poll(&mut fl);
+        assert_eq!(lines(&got), ["c"], "{got:?}");
+    }
+
+    /// Review 18: a later rotation that cannot be read (here a `.gz` that is none; also one
+    /// over the budget of decompressed bytes) is said by its name, not skipped in silence.
+    #[test]
+    fn a_later_rotation_that_cannot_be_read_is_said() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, cps) = stopped_after_a(dir.path());
+        append(&log, "b\n");
+        rotate_numbered(&log, "c\n");
+        rotate_numbered(&log, "d\n");
+        let bad = dir.path().join("auth.log.1.gz");
+        fs::write(&bad, "not gzip at all\n").unwrap();
+        fs::remove_file(dir.path().join("auth.log.1")).unwrap();
+        let mut fl = Follower::new(vec![log.clone()], cps, DEFAULT_MAX_LINE).unwrap();
+        let got = poll(&mut fl);
+        assert!(
+            got.contains(&Ev::RotatedAgain(
+                vec![],
+                0,
+                vec![bad.display().to_string()]
+            )),
+            "{got:?}"
+        );
+        assert_eq!(lines(&got), ["b", "d"]);
+    }
+
+    /// Review 18: a poll's budget that ends exactly at the end of the first file of a
+    /// backlog saved the next one's place at offset 0, which says nothing and was not taken:
+    /// the rest of the backlog was lost. The place is that first file's end now.
+    #[test]
+    fn a_stop_between_two_files_of_a_backlog_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, cps) = stopped_after_a(dir.path());
+        let big = append_numbered_lines(&log, POLL_BYTES / 32);
+        rotate_numbered(&log, "r1\n");
+        rotate_numbered(&log, "now\n");
+        let mut fl = Follower::new(vec![log.clone()], cps, DEFAULT_MAX_LINE).unwrap();
+        let mut first = Vec::new();
+        fl.poll(&mut |e| {
+            if let Event::Line { line, .. } = e {
+                first.push(String::from_utf8_lossy(line).into_owned());
+            }
+        })
+        .unwrap();
+        assert_eq!(
+            first.len(),
+            big.len(),
+            "the first file read to its end exactly"
+        );
+        let cps = fl.checkpoints();
+        drop(fl);
+        let mut fl = Follower::new(vec![log.clone()], cps, DEFAULT_MAX_LINE).unwrap();
+        assert_eq!(lines(&poll(&mut fl)), ["r1", "now"]);
     }
 
     /// A stop while a backlog of rotations is read (one poll reads at most [`POLL_BYTES`]):

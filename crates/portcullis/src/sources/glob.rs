@@ -123,10 +123,25 @@ impl Rotation {
     pub fn later_than(&self, other: &Rotation) -> bool {
         match (self, other) {
             (Rotation::Numbered(a), Rotation::Numbered(b)) => a < b,
-            (Rotation::Dated(a), Rotation::Dated(b)) => a.len() == b.len() && a > b,
+            // (as text: only for dates whose order that is, year first; a `dateformat` of
+            // day first, `-%d%m%Y`, is in no order here, review 18)
+            (Rotation::Dated(a), Rotation::Dated(b)) => {
+                a.len() == b.len() && year_first(a) && year_first(b) && a > b
+            }
             _ => false,
         }
     }
+}
+
+/// Whether dateext's digits `d` read as `YYYYMMDD[HH]` (a year from 1970 to 2199, a month,
+/// a day, an hour).
+fn year_first(d: &str) -> bool {
+    let n = |r: std::ops::Range<usize>| d.get(r).and_then(|x| x.parse::<u32>().ok());
+    let hour_ok = d.len() == 8 || n(8..10).is_some_and(|h| h <= 23);
+    n(0..4).is_some_and(|y| (1970..2200).contains(&y))
+        && n(4..6).is_some_and(|m| (1..=12).contains(&m))
+        && n(6..8).is_some_and(|dd| (1..=31).contains(&dd))
+        && hour_ok
 }
 
 /// The rotation `rest`, what follows a log's name, says, when it is a suffix logrotate gives
@@ -215,6 +230,10 @@ mod tests {
             !Dated("2026120401".into()).later_than(&a),
             "two formats: no order"
         );
+        // day first (`dateformat -%d%m%Y`): no order (as text, 30 November came after 1
+        // December)
+        let (nov30, dec1) = (Dated("30112026".into()), Dated("01122026".into()));
+        assert!(!nov30.later_than(&dec1) && !dec1.later_than(&nov30));
         assert!(!Numbered(1).later_than(&a) && !Old.later_than(&Numbered(5)));
     }
 
