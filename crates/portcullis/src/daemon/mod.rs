@@ -11,6 +11,7 @@ pub mod protocol;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -611,7 +612,8 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
         let listener = socket.listener.try_clone()?;
         std::thread::spawn(move || control::serve(listener, tx));
     }
-    spawn_signals(tx.clone())?;
+    let stop_asked = Arc::new(AtomicBool::new(false));
+    spawn_signals(tx.clone(), stop_asked.clone())?;
     if let Err(e) = addrs::watch(tx.clone()) {
         warn!(
             "cannot watch address changes ({e}); own addresses are read again each minute and \
@@ -634,7 +636,7 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
     if let Err(e) = crate::sys::sd_notify("READY=1") {
         warn!("cannot tell systemd that the daemon is ready: {e}");
     }
-    let code = eng.main_loop(&rx);
+    let code = eng.main_loop(&rx, &stop_asked);
     let _ = crate::sys::sd_notify("STOPPING=1");
     if let Some(s) = eng.stats.take() {
         s.shutdown(Duration::from_secs(2));
@@ -712,12 +714,21 @@ fn peer_uid(s: &std::os::unix::net::UnixStream) -> Option<u32> {
     (r == 0).then_some(cred.uid)
 }
 
-fn spawn_signals(tx: EngineTx) -> Result<()> {
+/// SIGHUP reloads, SIGTERM and SIGINT stop. A stop is also said through `stop_asked`,
+/// which the engine looks at at every turn: [`Msg::Stop`] waits in the engine's bounded
+/// queue behind the batches of lines, and a backlog read at a start kept it there for
+/// minutes (review 18; systemd kills a unit that takes over 90 s to stop).
+fn spawn_signals(tx: EngineTx, stop_asked: Arc<AtomicBool>) -> Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGINT, SIGTERM])?;
     std::thread::spawn(move || {
         for s in signals.forever() {
-            let m = if s == SIGHUP { Msg::Reload } else { Msg::Stop };
+            let m = if s == SIGHUP {
+                Msg::Reload
+            } else {
+                stop_asked.store(true, Ordering::SeqCst);
+                Msg::Stop
+            };
             if tx.send(m).is_err() {
                 return;
             }
@@ -727,10 +738,15 @@ fn spawn_signals(tx: EngineTx) -> Result<()> {
 }
 
 impl Engine {
-    fn main_loop(&mut self, rx: &Receiver<Msg>) -> Result<i32> {
+    /// The engine's loop, until a stop: [`Msg::Stop`], or `stop_asked` set (looked at at
+    /// every turn, before what waits in the queue: see [`spawn_signals`]).
+    fn main_loop(&mut self, rx: &Receiver<Msg>, stop_asked: &AtomicBool) -> Result<i32> {
         // a message taken from the queue while gathering batches of lines
         let mut queued: Option<Msg> = None;
         loop {
+            if stop_asked.load(Ordering::SeqCst) {
+                return self.stop();
+            }
             if let Some(m) = &self.metrics {
                 m.jails(&self.jails);
             }
@@ -3513,6 +3529,33 @@ wait "$p"
         let mut eng = engine(dir, &cfg_path, tx);
         eng.restore().unwrap();
         (eng, log)
+    }
+
+    /// Review 18: a SIGTERM while a backlog of lines filled the engine's queue waited for
+    /// minutes behind it (its [`Msg::Stop`] could not even be queued). The flag the signal
+    /// sets is looked at first.
+    #[test]
+    fn a_stop_is_not_queued_behind_the_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg_path = dir.path().join("p.toml");
+        std::fs::write(&cfg_path, config(dir.path(), &[("sshd", &["/l/auth.log"])])).unwrap();
+        let (tx, rx) = engine_channel();
+        let mut eng = engine(dir.path(), &cfg_path, tx.clone());
+        eng.restore().unwrap();
+        // a full queue of lines (a backlog read at a start), the stop asked meanwhile
+        for line in failures("203.0.113.9", 1..ENGINE_QUEUE as u32 + 1) {
+            let mut b = Batch::default();
+            b.push_from("/l/auth.log", (7, 70), line.as_bytes());
+            tx.try_send(Msg::Lines(b)).unwrap();
+        }
+        let stop = AtomicBool::new(true);
+        assert_eq!(eng.main_loop(&rx, &stop).unwrap(), 0);
+        assert_eq!(
+            rx.try_iter().count(),
+            ENGINE_QUEUE,
+            "stopped before the lines"
+        );
+        assert!(failing(&eng).is_empty());
     }
 
     /// Batches the engine takes together (it was busy) are counted each with what the
