@@ -64,7 +64,7 @@ use crate::sources::file::Checkpoint;
 /// `PRAGMA application_id` of a Portcullis state file ("PCLS").
 const APP_ID: i32 = 0x5043_4c53;
 /// `PRAGMA user_version`: the schema this code writes.
-const SCHEMA_VERSION: i32 = 2;
+const SCHEMA_VERSION: i32 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS active_bans (
@@ -90,7 +90,7 @@ CREATE TABLE IF NOT EXISTS windows (
 CREATE TABLE IF NOT EXISTS positions (
     path TEXT NOT NULL PRIMARY KEY,
     dev INTEGER NOT NULL, ino INTEGER NOT NULL, fingerprint INTEGER NOT NULL,
-    byte_offset INTEGER NOT NULL
+    byte_offset INTEGER NOT NULL, saved_ms INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 ";
 
@@ -324,8 +324,9 @@ impl Store {
             let mut unban =
                 tx.prepare_cached("DELETE FROM active_bans WHERE addr = ?1 AND jail = ?2")?;
             let mut position = tx.prepare_cached(
-                "INSERT OR REPLACE INTO positions (path, dev, ino, fingerprint, byte_offset)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT OR REPLACE INTO positions
+                     (path, dev, ino, fingerprint, byte_offset, saved_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
             let mut forget = tx.prepare_cached("DELETE FROM positions WHERE path = ?1")?;
             for op in ops {
@@ -360,7 +361,8 @@ impl Store {
                             p.dev as i64,
                             p.ino as i64,
                             p.fingerprint as i64,
-                            p.offset as i64
+                            p.offset as i64,
+                            p.saved_ms
                         ])?;
                     }
                 }
@@ -523,7 +525,8 @@ impl Store {
     pub fn positions(&self) -> Result<Vec<Checkpoint>> {
         let read = || -> rusqlite::Result<Vec<Checkpoint>> {
             let mut stmt = self.conn.prepare_cached(
-                "SELECT path, dev, ino, fingerprint, byte_offset FROM positions ORDER BY path",
+                "SELECT path, dev, ino, fingerprint, byte_offset, saved_ms FROM positions
+                 ORDER BY path",
             )?;
             let rows = stmt.query_map([], |r| {
                 Ok(Checkpoint {
@@ -532,6 +535,7 @@ impl Store {
                     ino: r.get::<_, i64>(2)? as u64,
                     fingerprint: r.get::<_, i64>(3)? as u64,
                     offset: r.get::<_, i64>(4)? as u64,
+                    saved_ms: r.get(5)?,
                 })
             })?;
             rows.collect()
@@ -690,6 +694,16 @@ fn create_schema(mut conn: Connection, path: &Path) -> Result<Connection, OpenEr
              ALTER TABLE ban_history ADD COLUMN reason TEXT NOT NULL DEFAULT 'failures';
              ALTER TABLE ban_history ADD COLUMN count INTEGER NOT NULL DEFAULT 1;",
         )?;
+    }
+    // schema 2 -> 3: when each position was taken (0: unknown)
+    let positions_without_time: i64 = tx.query_row(
+        "SELECT count(*) FROM sqlite_schema WHERE name = 'positions'
+           AND NOT EXISTS (SELECT 1 FROM pragma_table_info('positions') WHERE name = 'saved_ms')",
+        [],
+        |r| r.get(0),
+    )?;
+    if positions_without_time > 0 {
+        tx.execute_batch("ALTER TABLE positions ADD COLUMN saved_ms INTEGER NOT NULL DEFAULT 0;")?;
     }
     tx.execute_batch(SCHEMA)?;
     tx.commit()?;
@@ -1280,6 +1294,7 @@ mod tests {
             ino: 77,
             fingerprint: u64::MAX - 1, // above i64::MAX: stored bit for bit
             offset,
+            saved_ms: 1_795_000_000_000,
         };
         store
             .apply(&[
@@ -1338,6 +1353,43 @@ mod tests {
         let err = store.apply(&ops.map(StoreOp::Ban)).unwrap_err();
         assert!(format!("{err:#}").contains("state.db"), "{err:#}");
         assert!(store.active_bans(0).unwrap().is_empty());
+    }
+
+    /// Schema 2 -> 3: the positions get the time each was taken (0 for those of before).
+    #[test]
+    fn a_schema_2_file_keeps_its_positions_and_gets_their_times() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        fsutil::create_private(&path).unwrap();
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(&format!(
+                "PRAGMA application_id = {APP_ID}; PRAGMA user_version = 2;
+                 CREATE TABLE positions (path TEXT NOT NULL PRIMARY KEY,
+                     dev INTEGER NOT NULL, ino INTEGER NOT NULL, fingerprint INTEGER NOT NULL,
+                     byte_offset INTEGER NOT NULL) WITHOUT ROWID;
+                 INSERT INTO positions VALUES ('/var/log/auth.log', 2049, 77, 5, 120);"
+            ))
+            .unwrap();
+        }
+        let mut store = Store::open(&path, CorruptPolicy::Refuse).unwrap();
+        let old = Checkpoint {
+            path: "/var/log/auth.log".into(),
+            dev: 2049,
+            ino: 77,
+            fingerprint: 5,
+            offset: 120,
+            saved_ms: 0,
+        };
+        assert_eq!(store.positions().unwrap(), vec![old.clone()]);
+        let new = Checkpoint {
+            saved_ms: 1_795_000_000_000,
+            ..old
+        };
+        store.apply(&[StoreOp::Position(new.clone())]).unwrap();
+        drop(store);
+        let store = Store::open(&path, CorruptPolicy::Refuse).unwrap();
+        assert_eq!(store.positions().unwrap(), vec![new]);
     }
 
     #[test]

@@ -7,6 +7,9 @@
 //! the daemon was down still count. (Before, both were lost: only `auth.log.1` was looked for
 //! the old file's rest.)
 //!
+//! Empty at the stop, then rotated and compressed while down: every rotation modified since
+//! the position was taken is read.
+//!
 //! Rotated with `create` and no `postrotate` while its writer holds it open: the writer goes
 //! on in the old file, and what it writes there after a quiet spell still counts. (Before,
 //! the old file was closed after 5 s of quiet.)
@@ -42,6 +45,44 @@ fn logrotate(dir: &Path, log: &Path, options: &str) {
         .arg(dir.join("logrotate.state"))
         .arg(&conf);
     run_with_timeout(&mut c, None, Duration::from_secs(30)).check();
+}
+
+/// Review 18: a log empty at the stop, rotated and compressed twice while down: nothing read
+/// tells its compressed file by its first bytes, and everything written while down was lost
+/// without a word. Every rotation modified since the position was taken is read now.
+#[test]
+fn failures_in_the_rotations_of_a_log_empty_at_the_stop_count() {
+    require_program("logrotate", "logrotate");
+    for options in ["compress", "compress\n  delaycompress"] {
+        let work = tempfile::Builder::new()
+            .prefix("pct-logrotate-empty-")
+            .tempdir()
+            .unwrap();
+        let dir = work.path();
+        let (config, log) = sshd_null_config(dir, 4);
+        fs::write(&log, "").unwrap();
+        let d = Daemon::start(&config, &dir.join("run1.log"));
+        d.stop();
+        // (the rotations come a while after the stop, as they do)
+        std::thread::sleep(Duration::from_millis(1500));
+        let attacker = "203.0.113.46";
+        let mut n = 0;
+        append_sshd_failures(&log, attacker, 2, &mut n);
+        logrotate(dir, &log, options);
+        append_sshd_failures(&log, attacker, 1, &mut n);
+        logrotate(dir, &log, options);
+        append_sshd_failures(&log, attacker, 1, &mut n);
+        let d = Daemon::start(&config, &dir.join("run2.log"));
+        wait_for(
+            "the ban of four failures, three in compressed rotations",
+            Duration::from_secs(30),
+            || {
+                let o = cli(&["bans", "--json"], &config).check();
+                String::from_utf8_lossy(&o.stdout).contains(attacker)
+            },
+        );
+        d.stop();
+    }
 }
 
 #[test]

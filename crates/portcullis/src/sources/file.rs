@@ -28,7 +28,9 @@
 //!   or gzip-compressed (`NAME.1.gz`, `NAME.2.gz`, …, found by its first bytes). Rotated more
 //!   than once, the later rotations (`NAME.1` when the old file is `NAME.2`, a later date)
 //!   are read whole after it, oldest first: every line in them was written after the stop.
-//!   Gone (deleted, compressed another way), its rest is lost (and that is said).
+//!   Gone (deleted, compressed another way), its rest is lost (and that is said). A log
+//!   empty at the stop (nothing read tells its compressed file): every rotation modified
+//!   since the checkpoint was taken ([`Checkpoint::saved_ms`]) is read whole.
 //! * No checkpoint, and the file was at the path when the follower started (or when
 //!   [`Follower::set_paths`] added the path): start at its end, so an old log never bans anyone
 //!   by surprise. Precisely: after its last newline, so a line being written just then is read
@@ -74,7 +76,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::line;
 
@@ -90,6 +92,9 @@ const MAX_DRAINING: usize = 4;
 /// A file rotated away that is still written this long after, while the path's new file
 /// stays empty, is said: its writer was not told to reopen its log ([`Event::StillWritten`]).
 const STILL_WRITTEN: Duration = Duration::from_secs(60);
+/// How far a file's time may fall behind the clock a [`Checkpoint`] is taken with: the
+/// kernel stamps files with a coarse clock, and some file systems keep whole seconds.
+const MTIME_GRAIN: Duration = Duration::from_secs(1);
 /// At most this many later rotations are read at a start after a log rotated more than once
 /// while the daemon was down ([`Event::RotatedAgainWhileDown`]): the newest. Also how many
 /// rotated files with data not read yet may be kept open over [`MAX_DRAINING`].
@@ -118,7 +123,7 @@ pub fn fingerprint(bytes: &[u8]) -> u64 {
 ///
 /// `ino == 0` (no real inode has that number) means "the path had no file": whatever file is
 /// found there at the next start is read from its beginning.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Checkpoint {
     /// The followed path, as configured.
     pub path: String,
@@ -130,6 +135,11 @@ pub struct Checkpoint {
     pub fingerprint: u64,
     /// End of the last complete line consumed.
     pub offset: u64,
+    /// When it was taken from the file being read (Unix milliseconds); 0: unknown (a state
+    /// file of an older version, a marker). A file modified since holds lines not read:
+    /// the one thing that tells the rotations of a log that was empty at a stop
+    /// ([`Watched::rotated_backlog`]).
+    pub saved_ms: i64,
 }
 
 /// What [`Follower::poll`] reports. Borrowed: copy out what you keep.
@@ -467,6 +477,7 @@ impl Follower {
                 ino: id.1,
                 fingerprint,
                 offset,
+                ..Default::default()
             };
             let mut w = Watched::new(path, name, Some(cp));
             w.initial = None;
@@ -539,6 +550,7 @@ impl Follower {
                     ino: id.1,
                     fingerprint,
                     offset,
+                    saved_ms: now_ms(),
                 });
             }
         }
@@ -624,14 +636,13 @@ impl Follower {
             (w.cur.iter().chain(&w.draining))
                 .any(|d| Some(d.id()) == id || d.rotated.as_deref() == Some(name))
         };
-        let Some((tails, later)) = w.rotated_backlog(&cp, &mut self.watches, false, &held) else {
+        let Some(backlog) = w.rotated_backlog(&cp, &mut self.watches, false, &held) else {
             w.notices.push(Notice::LostAtStop(cp.offset));
             return;
         };
         // older than what the path's checkpoint reads: read first
         let mut front = Vec::new();
-        let mut tails = tails.into_iter();
-        if let Some((t, from)) = tails.next() {
+        if let Some((t, from)) = backlog.rest {
             if t.len_now() > cp.offset {
                 w.notices.push(Notice::RotatedAtStop(from));
                 front.push(t);
@@ -642,7 +653,7 @@ impl Follower {
                 t.close(&mut self.watches);
             }
         }
-        front.extend(w.later_notice(tails, later));
+        front.extend(w.later_notice(backlog.later, backlog.unread));
         w.drain_saved |= !front.is_empty();
         w.draining.splice(0..0, front);
     }
@@ -792,6 +803,17 @@ enum Notice {
     /// See [`Event::Resumed`].
     Resumed(u64),
     Error(String),
+}
+
+/// What a start reads of a log rotated while the daemon was down
+/// ([`Watched::rotated_backlog`]), each file with its name.
+struct Backlog {
+    /// The file read before the stop, at the place read to (none for a log that was empty
+    /// then, whose file is not found).
+    rest: Option<(Tail, String)>,
+    /// The later rotations, from their start, oldest first.
+    later: Vec<(Tail, String)>,
+    unread: Unread,
 }
 
 /// Later rotations of a backlog not read ([`Watched::rotated_backlog`]).
@@ -1056,7 +1078,7 @@ impl Watched {
         };
         let (dev, ino, len) = (meta.dev(), meta.ino(), meta.len());
         let start = match self.checkpoint.take() {
-            Some(cp) if (cp.dev, cp.ino) == (dev, ino) => {
+            Some(cp) if (cp.dev, cp.ino) == (dev, ino) && !born_after(&meta, &cp) => {
                 if len >= cp.offset && head_fingerprint(&file, cp.offset) == Some(cp.fingerprint) {
                     cp.offset
                 } else {
@@ -1114,7 +1136,7 @@ impl Watched {
                 continue;
             };
             let Ok(m) = file.metadata() else { continue };
-            if ((m.dev(), m.ino()) == (cp.dev, cp.ino)) == copied
+            if ((m.dev(), m.ino()) == (cp.dev, cp.ino) && !born_after(&m, cp)) == copied
                 || m.len() < cp.offset
                 || head_fingerprint(&file, cp.offset) != Some(cp.fingerprint)
             {
@@ -1136,37 +1158,55 @@ impl Watched {
     /// one (the log rotated more than once while the daemon was down: every line in them was
     /// written after the stop), opened to be read whole, oldest first, plain or
     /// gzip-compressed. Those `held` says are read already (by their (device, inode), when
-    /// known, or their name) are left out. At most
-    /// [`MAX_LATER`] later rotations, the newest; also returned: how many older ones were
-    /// left unread for it. The files, with their names, in the order to read them.
+    /// known, or their name) are left out. At most [`MAX_LATER`] later rotations, the
+    /// newest; what is left unread is said in [`Backlog::unread`].
+    ///
+    /// A log empty when its place was taken (offset 0), whose file is not found (compressed:
+    /// nothing read tells it by its first bytes): every rotation modified since that place
+    /// was taken holds only lines written after it, and is read whole, oldest first (review
+    /// 18: all lost, and nothing said).
     fn rotated_backlog(
         &self,
         cp: &Checkpoint,
         watches: &mut Watches,
         copied: bool,
         held: Held,
-    ) -> Option<(Vec<(Tail, String)>, Unread)> {
-        let (t, name, rotation) = self.rotated_while_down(cp, watches, copied)?;
+    ) -> Option<Backlog> {
+        let mtime = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
+        let found = self.rotated_while_down(cp, watches, copied);
+        let since_empty = (found.is_none() && cp.offset == 0 && cp.saved_ms > 0 && !copied)
+            .then(|| UNIX_EPOCH + Duration::from_millis(cp.saved_ms as u64));
+        if found.is_none() && since_empty.is_none() {
+            return None;
+        }
         // a later rotation was last written after that file (logrotate keeps a file's time
         // when it compresses it): a file under such a name last written long before is a
         // leftover, not read (its old lines would count as new)
-        let mtime = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
-        let saved = mtime(Path::new(&name));
-        let recent = |p: &Path| match (saved, mtime(p)) {
-            (Some(s), Some(m)) => m + LATER_SLACK >= s,
-            _ => true,
+        let saved = found
+            .as_ref()
+            .and_then(|(_, name, _)| mtime(Path::new(name)));
+        let wanted = |p: &Path, r: &Rotation| match (&found, since_empty) {
+            (Some((_, _, rotation)), _) => {
+                r.later_than(rotation)
+                    && match (saved, mtime(p)) {
+                        (Some(s), Some(m)) => m + LATER_SLACK >= s,
+                        _ => true,
+                    }
+            }
+            (None, Some(t)) => mtime(p).is_some_and(|m| m + MTIME_GRAIN >= t),
+            (None, None) => false,
         };
         let mut later: Vec<(PathBuf, Rotation, bool)> = Vec::new();
         for gz in [false, true] {
             for (p, r) in self.rotated_names(if gz { ".gz" } else { "" })? {
                 // a rotation both plain and compressed (logrotate compressing it just now):
                 // the plain file
-                if r.later_than(&rotation) && !later.iter().any(|(_, l, _)| *l == r) && recent(&p) {
+                if wanted(&p, &r) && !later.iter().any(|(_, l, _)| *l == r) {
                     later.push((p, r, gz));
                 }
             }
         }
-        later.sort_by(|(_, a, _), (_, b, _)| {
+        let order = |a: &Rotation, b: &Rotation| {
             if a.later_than(b) {
                 std::cmp::Ordering::Greater
             } else if b.later_than(a) {
@@ -1174,12 +1214,20 @@ impl Watched {
             } else {
                 std::cmp::Ordering::Equal
             }
-        });
+        };
+        if found.is_some() {
+            later.sort_by(|(_, a, _), (_, b, _)| order(a, b));
+        } else {
+            // by time (logrotate keeps a file's time when it compresses it), then by name
+            let mut timed: Vec<_> = later.into_iter().map(|l| (mtime(&l.0), l)).collect();
+            timed.sort_by(|(ta, (_, a, _)), (tb, (_, b, _))| ta.cmp(tb).then(order(a, b)));
+            later = timed.into_iter().map(|(_, l)| l).collect();
+        }
         let mut unread = Unread {
             skipped: later.len().saturating_sub(MAX_LATER),
             failed: Vec::new(),
         };
-        let mut out = vec![(t, name)];
+        let mut out = Vec::new();
         for (p, _, gz) in later.into_iter().skip(unread.skipped) {
             let name = p.display().to_string();
             // (by its name before a compressed one is decompressed, which costs the budget)
@@ -1215,28 +1263,31 @@ impl Watched {
             }
             out.push((t, name));
         }
-        Some((out, unread))
+        let rest = found.map(|(t, name, _)| (t, name));
+        if rest.is_none() && out.is_empty() && unread.failed.is_empty() && unread.skipped == 0 {
+            return None;
+        }
+        Some(Backlog {
+            rest,
+            later: out,
+            unread,
+        })
     }
 
     /// Reads what [`Watched::rotated_backlog`] found after what is read already: the rest of
     /// the file read before the stop, then the later rotations whole.
-    fn take_backlog(&mut self, (tails, later): (Vec<(Tail, String)>, Unread)) {
-        let mut tails = tails.into_iter();
-        if let Some((t, from)) = tails.next() {
+    fn take_backlog(&mut self, backlog: Backlog) {
+        if let Some((t, from)) = backlog.rest {
             self.notices.push(Notice::RotatedWhileDown(from));
             self.draining.push(t);
         }
-        let later = self.later_notice(tails, later);
+        let later = self.later_notice(backlog.later, backlog.unread);
         self.draining.extend(later);
     }
 
     /// The later rotations of a backlog, said ([`Event::RotatedAgainWhileDown`]).
-    fn later_notice(
-        &mut self,
-        tails: impl Iterator<Item = (Tail, String)>,
-        unread: Unread,
-    ) -> Vec<Tail> {
-        let (later, names): (Vec<Tail>, Vec<String>) = tails.unzip();
+    fn later_notice(&mut self, tails: Vec<(Tail, String)>, unread: Unread) -> Vec<Tail> {
+        let (later, names): (Vec<Tail>, Vec<String>) = tails.into_iter().unzip();
         if !names.is_empty() || unread.skipped > 0 || !unread.failed.is_empty() {
             self.notices
                 .push(Notice::RotatedAgainWhileDown(names, unread));
@@ -1359,10 +1410,7 @@ impl Watched {
         }
         Some(Checkpoint {
             path: self.name.clone(),
-            dev: 0,
-            ino: 0,
-            fingerprint: 0,
-            offset: 0,
+            ..Default::default()
         })
     }
 
@@ -1622,6 +1670,7 @@ impl Tail {
             ino: self.ino,
             fingerprint,
             offset,
+            saved_ms: now_ms(),
         }
     }
 
@@ -1877,6 +1926,21 @@ fn reading_during(
         .collect()
 }
 
+/// Whether the file was made after `cp` was taken (its inode number is the old file's, given
+/// again after that one was deleted: with nothing read, offset 0, nothing else tells them).
+/// False where the file system keeps no birth time.
+fn born_after(m: &fs::Metadata, cp: &Checkpoint) -> bool {
+    let taken = UNIX_EPOCH + Duration::from_millis(cp.saved_ms.max(0) as u64);
+    cp.saved_ms > 0 && m.created().is_ok_and(|born| born > taken + MTIME_GRAIN)
+}
+
+/// The time now, Unix milliseconds ([`Checkpoint::saved_ms`]).
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// The key of [`Watched::drain_checkpoint`] for path `name` (no log path starts so).
 pub fn drain_key(name: &str) -> String {
     format!("rotated-from:{name}")
@@ -1887,10 +1951,7 @@ pub fn drain_key(name: &str) -> String {
 pub fn glob_marker(glob: &str) -> Checkpoint {
     Checkpoint {
         path: glob.to_string(),
-        dev: 0,
-        ino: 0,
-        fingerprint: 0,
-        offset: 0,
+        ..Default::default()
     }
 }
 
@@ -2815,13 +2876,15 @@ mod tests {
         append(log, new);
     }
 
-    /// `path` gzip-compressed to `path.gz`, and removed (logrotate's `compress`).
+    /// `path` gzip-compressed to `path.gz`, and removed (logrotate's `compress`, which
+    /// keeps the file's time).
     fn gzip(path: &Path) -> PathBuf {
         use flate2::write::GzEncoder;
         let gz = PathBuf::from(format!("{}.gz", path.display()));
         let mut enc = GzEncoder::new(fs::File::create(&gz).unwrap(), Default::default());
         enc.write_all(&fs::read(path).unwrap()).unwrap();
-        enc.finish().unwrap();
+        let modified = fs::metadata(path).unwrap().modified().unwrap();
+        enc.finish().unwrap().set_modified(modified).unwrap();
         fs::remove_file(path).unwrap();
         gz
     }
@@ -3087,6 +3150,52 @@ mod tests {
         drop(fl);
         let mut fl = Follower::new(vec![log.clone()], cps, DEFAULT_MAX_LINE).unwrap();
         assert_eq!(lines(&poll(&mut fl)), ["r1", "now"]);
+    }
+
+    /// Review 18: a log empty at the stop (its place at offset 0), rotated and compressed
+    /// while the daemon was down (`compress`, or `delaycompress` rotated twice): nothing read
+    /// tells the compressed file by its first bytes, and all it got was lost without a word.
+    /// Every rotation modified since the place was taken is read whole now, oldest first;
+    /// one modified before is not.
+    #[test]
+    fn a_log_empty_at_the_stop_and_compressed_while_down_loses_nothing() {
+        for (delaycompress, keeps_time) in [(false, true), (true, true), (false, false)] {
+            let dir = tempfile::tempdir().unwrap();
+            let log = dir.path().join("auth.log");
+            let at = |s: &str| dir.path().join(format!("auth.log{s}"));
+            append(&at(".1"), "old\n");
+            let long_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+            File::options()
+                .write(true)
+                .open(at(".1"))
+                .unwrap()
+                .set_modified(long_ago)
+                .unwrap();
+            append(&log, "");
+            let mut fl = follower(&log);
+            assert_eq!(poll(&mut fl), []);
+            let mut cps = fl.checkpoints();
+            assert!(cps[0].offset == 0 && cps[0].saved_ms > 0, "{cps:?}");
+            // the stop a while ago, the rotations well after it; or a place taken by a
+            // version that kept no time (0): lost as before
+            cps[0].saved_ms = if keeps_time {
+                cps[0].saved_ms - 10_000
+            } else {
+                0
+            };
+            drop(fl);
+            append(&log, "b\n");
+            rotate_numbered(&log, "c\n");
+            if !delaycompress {
+                gzip(&at(".1"));
+            }
+            rotate_numbered(&log, "d\n");
+            gzip(&at(if delaycompress { ".2" } else { ".1" }));
+            let mut fl = Follower::new(vec![log.clone()], cps, DEFAULT_MAX_LINE).unwrap();
+            let got = poll(&mut fl);
+            let want: &[&str] = if keeps_time { &["b", "c", "d"] } else { &["d"] };
+            assert_eq!(lines(&got), want, "{delaycompress} {keeps_time}: {got:?}");
+        }
     }
 
     /// A stop while a backlog of rotations is read (one poll reads at most [`POLL_BYTES`]):
