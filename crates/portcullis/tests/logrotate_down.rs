@@ -50,14 +50,24 @@ fn logrotate(dir: &Path, log: &Path, options: &str) {
 /// Review 18: a log empty at the stop, rotated and compressed twice while down: nothing read
 /// tells its compressed file by its first bytes, and everything written while down was lost
 /// without a word. Every rotation modified since the position was taken is read now.
+/// A fresh directory of the test's (removed at its end).
+fn workdir(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(prefix).tempdir().unwrap()
+}
+
+/// Waits until `portcullis CMD --json` (status: counted; bans: banned) names `addr`.
+fn wait_listed(config: &Path, cmd: &str, addr: &str, what: &str) {
+    wait_for(what, Duration::from_secs(30), || {
+        let o = cli(&[cmd, "--json"], config).check();
+        String::from_utf8_lossy(&o.stdout).contains(addr)
+    });
+}
+
 #[test]
 fn failures_in_the_rotations_of_a_log_empty_at_the_stop_count() {
     require_program("logrotate", "logrotate");
     for options in ["compress", "compress\n  delaycompress"] {
-        let work = tempfile::Builder::new()
-            .prefix("pct-logrotate-empty-")
-            .tempdir()
-            .unwrap();
+        let work = workdir("pct-logrotate-empty-");
         let dir = work.path();
         let (config, log) = sshd_null_config(dir, 4);
         fs::write(&log, "").unwrap();
@@ -73,13 +83,11 @@ fn failures_in_the_rotations_of_a_log_empty_at_the_stop_count() {
         logrotate(dir, &log, options);
         append_sshd_failures(&log, attacker, 1, &mut n);
         let d = Daemon::start(&config, &dir.join("run2.log"));
-        wait_for(
+        wait_listed(
+            &config,
+            "bans",
+            attacker,
             "the ban of four failures, three in compressed rotations",
-            Duration::from_secs(30),
-            || {
-                let o = cli(&["bans", "--json"], &config).check();
-                String::from_utf8_lossy(&o.stdout).contains(attacker)
-            },
         );
         d.stop();
     }
@@ -88,10 +96,7 @@ fn failures_in_the_rotations_of_a_log_empty_at_the_stop_count() {
 #[test]
 fn a_writer_not_told_to_reopen_its_log_is_read_on_in_the_old_file() {
     require_program("logrotate", "logrotate");
-    let work = tempfile::Builder::new()
-        .prefix("pct-noreopen-")
-        .tempdir()
-        .unwrap();
+    let work = workdir("pct-noreopen-");
     let dir = work.path();
     let (config, log) = sshd_null_config(dir, 3);
     fs::write(&log, "").unwrap();
@@ -100,27 +105,17 @@ fn a_writer_not_told_to_reopen_its_log_is_read_on_in_the_old_file() {
     let mut n = 0;
     let d = Daemon::start(&config, &dir.join("run.log"));
     write_sshd_failures(&mut writer, attacker, 1, &mut n);
-    let counted = || {
-        let o = cli(&["status", "--json"], &config).check();
-        String::from_utf8_lossy(&o.stdout).contains(attacker)
-    };
-    wait_for(
-        "the first failure counted",
-        Duration::from_secs(30),
-        counted,
-    );
+    wait_listed(&config, "status", attacker, "the first failure counted");
     logrotate(dir, &log, "nocompress");
     assert!(dir.join("auth.log.1").exists() && log.exists());
     // quiet for longer than a rotated file was read before it was closed (5 s)
     std::thread::sleep(Duration::from_secs(8));
     write_sshd_failures(&mut writer, attacker, 2, &mut n);
-    wait_for(
+    wait_listed(
+        &config,
+        "bans",
+        attacker,
         "the ban of three failures, two written to the old file",
-        Duration::from_secs(30),
-        || {
-            let o = cli(&["bans", "--json"], &config).check();
-            String::from_utf8_lossy(&o.stdout).contains(attacker)
-        },
     );
     d.stop();
 }
@@ -135,10 +130,7 @@ fn failures_in_every_rotation_made_while_down_count() {
         ),
         ("compress", ["auth.log.2.gz", "auth.log.1.gz", "auth.log"]),
     ] {
-        let work = tempfile::Builder::new()
-            .prefix("pct-logrotate-")
-            .tempdir()
-            .unwrap();
+        let work = workdir("pct-logrotate-");
         let dir = work.path();
         let (config, log) = sshd_null_config(dir, 4);
         fs::write(&log, "").unwrap();
@@ -146,10 +138,7 @@ fn failures_in_every_rotation_made_while_down_count() {
         let mut n = 0;
         let d = Daemon::start(&config, &dir.join("run1.log"));
         append_sshd_failures(&log, attacker, 1, &mut n);
-        wait_for("the first failure counted", Duration::from_secs(30), || {
-            let o = cli(&["status", "--json"], &config).check();
-            String::from_utf8_lossy(&o.stdout).contains(attacker)
-        });
+        wait_listed(&config, "status", attacker, "the first failure counted");
         d.stop();
 
         // while down: one failure in the file read before, then rotated; one in the new
@@ -164,13 +153,11 @@ fn failures_in_every_rotation_made_while_down_count() {
         }
 
         let d = Daemon::start(&config, &dir.join("run2.log"));
-        wait_for(
+        wait_listed(
+            &config,
+            "bans",
+            attacker,
             "the ban of four failures, three of them in the rotations",
-            Duration::from_secs(30),
-            || {
-                let o = cli(&["bans", "--json"], &config).check();
-                String::from_utf8_lossy(&o.stdout).contains(attacker)
-            },
         );
         let said = d.stop();
         let rest = dir.join(files[0]).display().to_string();
