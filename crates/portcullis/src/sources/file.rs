@@ -617,26 +617,44 @@ impl Follower {
     /// does not read already (that one is applied first, [`Watched::settle_checkpoint`]: a
     /// file read by both was counted twice, review 18).
     fn resume_drained(&mut self, w: &mut Watched) {
-        let Some(cp) = self.parked.remove(&drain_key(&w.name)) else {
+        let drained = self.parked.remove(&drain_key(&w.name));
+        // a file a path of its own reads on from its own checkpoint (a wildcard's match the
+        // log was renamed to)
+        let valid = drained.as_ref().is_some_and(|cp| {
+            let own = self.restored.iter().any(|c| {
+                (c.dev, c.ino) == (cp.dev, cp.ino) && c.path != cp.path && c.path != w.name
+            });
+            cp.ino != 0 && cp.offset > 0 && !own
+        });
+        // that file first, which the path's own checkpoint leaves out of its backlog (a log
+        // empty at the stop reads every rotation modified since: that file too, whose rest
+        // was then read twice, review 19)
+        let found = match &drained {
+            Some(cp) if valid => w.rotated_while_down(cp, &mut self.watches, false),
+            _ => None,
+        };
+        w.leave_out = found.as_ref().map(|(t, name, _)| (t.id(), name.clone()));
+        if std::mem::take(&mut w.opens_now) {
+            w.cur = w.open(&mut self.buf, &mut self.watches);
+        }
+        w.settle_checkpoint(&mut self.watches);
+        w.leave_out = None;
+        let Some(cp) = drained else {
             return;
         };
         self.forgotten.push(cp.path.clone());
-        w.settle_checkpoint(&mut self.watches);
         let reading = w.cur.as_ref().map(Tail::id);
-        // a file a path of its own reads on from its own checkpoint (a wildcard's match the
-        // log was renamed to)
-        let own = self
-            .restored
-            .iter()
-            .any(|c| (c.dev, c.ino) == (cp.dev, cp.ino) && c.path != cp.path && c.path != w.name);
-        if cp.ino == 0 || cp.offset == 0 || reading == Some((cp.dev, cp.ino)) || own {
+        if !valid || reading == Some((cp.dev, cp.ino)) {
+            if let Some((t, _, _)) = found {
+                t.close(&mut self.watches);
+            }
             return;
         }
         let held = |id: Option<(u64, u64)>, name: &str| {
             (w.cur.iter().chain(&w.draining))
                 .any(|d| Some(d.id()) == id || d.rotated.as_deref() == Some(name))
         };
-        let Some(backlog) = w.rotated_backlog(&cp, &mut self.watches, false, &held) else {
+        let Some(backlog) = w.backlog_from(found, &cp, &mut self.watches, false, &held) else {
             w.notices.push(Notice::LostAtStop(cp.offset));
             return;
         };
@@ -755,7 +773,7 @@ impl Follower {
             let checkpoint = self.parked.remove(&name);
             let mut w = Watched::new(path, name, checkpoint);
             if w.initial.is_some() {
-                w.cur = w.open(&mut self.buf, &mut self.watches);
+                w.opens_now = true;
             }
             self.resume_drained(&mut w);
             w.ensure_dir_watch(&mut self.watches);
@@ -853,6 +871,12 @@ struct Watched {
     /// A place of a rotated file's reading may be saved ([`Watched::drain_checkpoint`]): to
     /// be forgotten when that reading ends.
     drain_saved: bool,
+    /// At a start: the file a rotation just before the last stop saved its place in (read
+    /// from there), which the backlog of the path's own checkpoint leaves out.
+    leave_out: Option<((u64, u64), String)>,
+    /// At a start: the path's file is opened once that place is known
+    /// ([`Follower::resume_drained`]).
+    opens_now: bool,
 }
 
 /// How many closed files a path remembers where it left ([`Watched::left`]).
@@ -880,6 +904,8 @@ impl Watched {
             dir_watch: None,
             left: Vec::new(),
             drain_saved: false,
+            leave_out: None,
+            opens_now: false,
         }
     }
 
@@ -1001,18 +1027,20 @@ impl Watched {
         // told to reopen its log (logrotate's `create` without a `postrotate`) goes on in the
         // old file, however long it is quiet: it is read as long as the new file is empty
         // ([`Watched::writer_moved`]).
-        let moved = self.writer_moved();
+        let held = self.held_for_writer();
         let mut i = 0;
         while i < self.draining.len() {
-            let quiet = cx.now.duration_since(self.draining[i].last_data) >= cx.drain_idle;
-            let quiet = quiet && (moved || self.draining[i].deleted());
-            // over the limit: the oldest read to its end (a backlog of rotations read after a
-            // start is not closed unread), not the file rotated last (its writer may not have
-            // reopened its log yet)
+            let t = &self.draining[i];
+            let is_held = Some(t.id()) == held;
+            let idle = cx.now.duration_since(t.last_data) >= cx.drain_idle;
+            let quiet = idle && (!is_held || t.deleted());
+            // over the limit: the oldest read to its end and idle (a backlog of rotations read
+            // after a start is not closed unread; a file just rotated away may get its
+            // writer's last lines yet), not the file rotated last, nor the one held for its
+            // writer
             let over = self.draining.len() > MAX_DRAINING
                 && (self.draining.len() > MAX_DRAINING + MAX_LATER
-                    || (i + 1 < self.draining.len()
-                        && self.draining[i].pos >= self.draining[i].len_now()));
+                    || (i + 1 < self.draining.len() && !is_held && idle && t.pos >= t.len_now()));
             if quiet || over {
                 let mut t = self.draining.remove(i);
                 t.split.flush(cx.max_line, &self.name, f);
@@ -1032,6 +1060,11 @@ impl Watched {
         total
     }
 
+    /// Whether the path's own backlog at a start leaves out this file ([`Watched::leave_out`]).
+    fn left_out(&self, id: Option<(u64, u64)>, name: &str) -> bool {
+        (self.leave_out.as_ref()).is_some_and(|(fid, fname)| Some(*fid) == id || fname == name)
+    }
+
     /// Whether the files rotated away are done with once they are quiet: the path's file
     /// holds data (its writer reopened its log), or there is none (a log moved away, a
     /// wildcard's match gone: kept open, such files would pile up). Not while the path names
@@ -1039,6 +1072,20 @@ impl Watched {
     /// goes on in the old file.
     fn writer_moved(&self) -> bool {
         self.cur.as_ref().is_none_or(|c| c.len_now() > 0)
+    }
+
+    /// The rotated file a writer not told to reopen its log may still write, kept open
+    /// however long it is quiet: while the path's file is empty ([`Watched::writer_moved`]),
+    /// the newest rotated file that holds data. Only that one (review 19: the empty files of
+    /// later rotations were kept too, five descriptors a path, and over the limit the one
+    /// still written was closed instead of them).
+    fn held_for_writer(&self) -> Option<(u64, u64)> {
+        if self.writer_moved() {
+            return None;
+        }
+        (self.draining.iter().rev())
+            .find(|t| t.len_now() > 0)
+            .map(Tail::id)
     }
 
     /// The path no longer names `cur`: keep reading it among the draining files.
@@ -1084,7 +1131,8 @@ impl Watched {
                 } else {
                     // truncated while the daemon was down: by logrotate's `copytruncate`,
                     // whose copy, under logrotate's name for it, holds the rest
-                    if let Some(backlog) = self.rotated_backlog(&cp, watches, true, &|_, _| false) {
+                    let left_out = |id, name: &str| self.left_out(id, name);
+                    if let Some(backlog) = self.rotated_backlog(&cp, watches, true, &left_out) {
                         self.take_backlog(backlog);
                     }
                     self.notices.push(Notice::Truncated);
@@ -1095,7 +1143,8 @@ impl Watched {
                 // the file read before was rotated away while the daemon was down: if
                 // logrotate's name for it holds it (uncompressed: delaycompress; or gzip),
                 // its rest is read too
-                if let Some(backlog) = self.rotated_backlog(&cp, watches, false, &|_, _| false) {
+                let left_out = |id, name: &str| self.left_out(id, name);
+                if let Some(backlog) = self.rotated_backlog(&cp, watches, false, &left_out) {
                     self.take_backlog(backlog);
                 } else if cp.ino != 0 && cp.offset > 0 {
                     // (said: lines may be lost, a review found none said)
@@ -1172,8 +1221,20 @@ impl Watched {
         copied: bool,
         held: Held,
     ) -> Option<Backlog> {
-        let mtime = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
         let found = self.rotated_while_down(cp, watches, copied);
+        self.backlog_from(found, cp, watches, copied, held)
+    }
+
+    /// [`Watched::rotated_backlog`] from what [`Watched::rotated_while_down`] found.
+    fn backlog_from(
+        &self,
+        found: Option<(Tail, String, Rotation)>,
+        cp: &Checkpoint,
+        watches: &mut Watches,
+        copied: bool,
+        held: Held,
+    ) -> Option<Backlog> {
+        let mtime = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
         let since_empty = (found.is_none() && cp.offset == 0 && cp.saved_ms > 0 && !copied)
             .then(|| UNIX_EPOCH + Duration::from_millis(cp.saved_ms as u64));
         if found.is_none() && since_empty.is_none() {
@@ -1310,7 +1371,7 @@ impl Watched {
             self.checkpoint = Some(cp);
             return;
         }
-        match self.rotated_backlog(&cp, watches, false, &|_, _| false) {
+        match self.rotated_backlog(&cp, watches, false, &|id, name| self.left_out(id, name)) {
             Some(backlog) => self.take_backlog(backlog),
             None => self.checkpoint = Some(cp),
         }
@@ -1427,11 +1488,18 @@ impl Watched {
     /// (One not begun yet after one read to its end: that one, at its end, whose later
     /// rotations the next start reads; a place at offset 0 says nothing and is not taken,
     /// review 18.)
+    /// All read to their end: the one held for a writer not told to reopen its log, if any
+    /// (review 19: the newest, an empty later rotation, was saved at offset 0, and the
+    /// file still written was lost at the next start).
     fn drain_checkpoint(&self) -> Option<Checkpoint> {
+        let held = self.held_for_writer();
         let t = match self.draining.iter().position(|t| t.pos < t.len_now()) {
             Some(i) if i > 0 && self.draining[i].line_end == 0 => &self.draining[i - 1],
             Some(i) => &self.draining[i],
-            None => self.draining.last()?,
+            None => match self.draining.iter().find(|t| Some(t.id()) == held) {
+                Some(t) => t,
+                None => self.draining.last()?,
+            },
         };
         Some(t.checkpoint(&drain_key(&self.name)))
     }
@@ -2760,6 +2828,68 @@ mod tests {
         fs::remove_file(&old).unwrap();
         poll(&mut fl);
         assert!(fl.files[0].draining.is_empty(), "{log:?}");
+    }
+
+    /// Review 19: a writer not told to reopen its log, and the log rotated again and again
+    /// while it stays empty (logrotate's `ifempty`): the file still written is the one kept
+    /// open (the empty later rotations are closed once quiet: they were kept, and over the
+    /// limit the written file was closed instead), and its place is the one saved (the
+    /// newest, empty rotation was saved at offset 0, and the written file lost at the next
+    /// start).
+    #[test]
+    fn the_file_a_writer_still_writes_is_kept_through_rotations_of_the_empty_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _, mut fl) = rotated_after_a(dir.path());
+        fl.set_drain_idle(Duration::ZERO);
+        let at = |n: usize| dir.path().join(format!("auth.log.{n}"));
+        for k in 0..6 {
+            // the writer's file (the first rotated) is now auth.log.(k + 1)
+            append(&at(k + 1), &format!("w{k}\n"));
+            assert_eq!(lines(&poll(&mut fl)), [format!("w{k}")]);
+            poll(&mut fl);
+            assert_eq!(fl.files[0].draining.len(), 1, "only the written file kept");
+            rotate_numbered(&log, "");
+        }
+        append(&at(7), "x\n");
+        assert_eq!(lines(&poll(&mut fl)), ["x"]);
+        // a restart: read on in it
+        let cps = fl.checkpoints();
+        drop(fl);
+        append(&at(7), "y\n");
+        let mut fl = Follower::new(vec![log.clone()], cps, DEFAULT_MAX_LINE).unwrap();
+        assert_eq!(lines(&poll(&mut fl)), ["y"]);
+        append(&at(7), "z\n");
+        assert_eq!(lines(&poll(&mut fl)), ["z"]);
+    }
+
+    /// Review 19: the place of a rotation just before the stop, and the path's own place at
+    /// offset 0 (its new file empty), then rotations compressed while down: the old file,
+    /// modified after the stop, was read whole as one of the rotations modified since the
+    /// empty log's place, then its rest again from its own place (counted twice).
+    #[test]
+    fn an_empty_log_and_a_file_rotated_at_the_stop_read_each_line_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, old, mut fl) = rotated_after_a(dir.path());
+        append(&old, "b\n");
+        assert_eq!(lines(&poll(&mut fl)), ["b"]);
+        let mut cps = fl.checkpoints();
+        for c in &mut cps {
+            c.saved_ms -= 10_000; // (the rotations come well after the stop)
+        }
+        assert!(cps
+            .iter()
+            .any(|c| c.path == drain_key(&log.display().to_string())));
+        drop(fl);
+        append(&old, "c\n");
+        rotate_numbered(&log, "");
+        rotate_numbered(&log, "");
+        let at = |n: usize| dir.path().join(format!("auth.log.{n}"));
+        gzip(&at(3));
+        gzip(&at(2));
+        append(&log, "n\n");
+        let mut fl = Follower::new(vec![log.clone()], cps, DEFAULT_MAX_LINE).unwrap();
+        let got = poll(&mut fl);
+        assert_eq!(lines(&got), ["c", "n"], "{got:?}");
     }
 
     /// A follower of `DIR/auth.log` that read its line "a", after which logrotate renamed the
