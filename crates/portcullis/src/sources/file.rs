@@ -2862,6 +2862,31 @@ mod tests {
         assert_eq!(lines(&poll(&mut fl)), ["z"]);
     }
 
+    /// Review 19: a stop within seconds of a rotation of the still empty log saved the place
+    /// of that empty rotation (the newest rotated file, at offset 0), not of the file the
+    /// writer still writes: what it wrote after the stop was lost.
+    #[test]
+    fn a_stop_just_after_a_rotation_of_the_empty_log_keeps_the_written_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, old, mut fl) = rotated_after_a(dir.path());
+        assert_eq!(poll(&mut fl), [Ev::Rotated]);
+        append(&old, "b\n");
+        assert_eq!(lines(&poll(&mut fl)), ["b"]);
+        rotate_numbered(&log, "");
+        assert_eq!(poll(&mut fl), [Ev::Rotated]);
+        assert_eq!(
+            fl.files[0].draining.len(),
+            2,
+            "the empty rotation not closed yet"
+        );
+        let cps = fl.checkpoints();
+        drop(fl);
+        let written = dir.path().join("auth.log.2");
+        append(&written, "c\n");
+        let mut fl = Follower::new(vec![log.clone()], cps, DEFAULT_MAX_LINE).unwrap();
+        assert_eq!(lines(&poll(&mut fl)), ["c"]);
+    }
+
     /// Review 19: the place of a rotation just before the stop, and the path's own place at
     /// offset 0 (its new file empty), then rotations compressed while down: the old file,
     /// modified after the stop, was read whole as one of the rotations modified since the
