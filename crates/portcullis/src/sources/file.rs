@@ -915,7 +915,8 @@ impl Watched {
 
         // Files rotated away: a writer may still be finishing them.
         let mut errors = Vec::new();
-        let moved = self.writer_moved();
+        // (a stat only when there is something rotated away: this runs at every poll)
+        let moved = self.draining.is_empty() || self.writer_moved();
         for t in &mut self.draining {
             let (n, err) = t.read(cx, &self.name, f);
             total += n;
@@ -1080,7 +1081,7 @@ impl Watched {
     /// later rotations were kept too, five descriptors a path, and over the limit the one
     /// still written was closed instead of them).
     fn held_for_writer(&self) -> Option<(u64, u64)> {
-        if self.writer_moved() {
+        if self.draining.is_empty() || self.writer_moved() {
             return None;
         }
         (self.draining.iter().rev())
