@@ -142,6 +142,13 @@ pub fn zone_changes(from: i64, to: i64) -> portcullis_core::time::ZoneChanges {
     portcullis_core::time::ZoneChanges { before, changes }
 }
 
+/// The time now, Unix milliseconds (0 before 1970).
+pub fn now_ms() -> portcullis_core::decision::Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// Restores the default action of SIGPIPE (end the process quietly), as `cat` has it.
 /// Call before any thread starts.
 pub fn default_sigpipe() {

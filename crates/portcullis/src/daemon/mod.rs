@@ -8,13 +8,14 @@ pub mod fsutil;
 mod names;
 pub mod protocol;
 
+use crate::sys::now_ms;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use portcullis_core::decision::{BanReason, Decision, Millis, FOREVER};
@@ -92,13 +93,6 @@ pub enum Msg {
     Addresses,
     /// Checked entries from the fleet reader, and where to say what became of each.
     Fleet(Vec<crate::fleet::Entry>, Sender<Vec<crate::fleet::Outcome>>),
-}
-
-fn now_ms() -> Millis {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 struct Engine {

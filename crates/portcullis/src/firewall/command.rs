@@ -19,6 +19,7 @@
 //! `check` (when given) says which bans are still in place (exit 0) and need no new `ban`.
 //! Programs run once per address: a batch is as many processes as it has changes.
 
+use crate::sys::now_ms;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -229,12 +230,6 @@ struct Banned {
     rules: JailRules,
     /// When it ends (ms since the epoch); None: permanent.
     until: Option<i64>,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl CommandBackend {

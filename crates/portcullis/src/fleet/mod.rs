@@ -26,6 +26,7 @@ pub mod config;
 pub mod db;
 pub mod entry;
 
+use crate::sys::now_ms;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
@@ -54,13 +55,6 @@ const BATCH: usize = 500;
 const MAX_BACKOFF: Duration = Duration::from_secs(8);
 /// How long one blocking XREAD waits (ms).
 const BLOCK_MS: usize = 2000;
-
-fn now_ms() -> Millis {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 /// What the engine did with one entry.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,6 +15,7 @@ pub mod mail;
 pub mod queue;
 pub mod webhook;
 
+use crate::sys::now_ms;
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::path::Path;
@@ -415,13 +416,6 @@ pub fn backoff(failures: u32) -> Millis {
     FIRST_BACKOFF
         .saturating_mul(1 << failures.saturating_sub(1).min(20))
         .min(MAX_BACKOFF)
-}
-
-fn now_ms() -> Millis {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// This host's name, for subjects and messages.

@@ -15,6 +15,7 @@
 pub mod query;
 pub mod render;
 
+use crate::sys::now_ms;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
@@ -365,13 +366,6 @@ fn send_counted(
         return false;
     }
     true
-}
-
-fn now_ms() -> Millis {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// The writer thread. `place`: the file, written again in its place when it is deleted or

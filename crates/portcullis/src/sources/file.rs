@@ -63,6 +63,7 @@
 //! ([`super::line::cut`]), followed by `LongLine` with its whole length, so that it is counted
 //! and reported: never dropped. Memory per file is bounded by about `max_line`.
 
+use crate::sys::now_ms;
 use inotify::{Inotify, WatchDescriptor, WatchMask};
 use std::os::fd::AsFd;
 use std::sync::{Arc, Mutex};
@@ -76,7 +77,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use super::line;
 
@@ -2001,13 +2002,6 @@ fn reading_during(
 fn born_after(m: &fs::Metadata, cp: &Checkpoint) -> bool {
     let taken = UNIX_EPOCH + Duration::from_millis(cp.saved_ms.max(0) as u64);
     cp.saved_ms > 0 && m.created().is_ok_and(|born| born > taken + MTIME_GRAIN)
-}
-
-/// The time now, Unix milliseconds ([`Checkpoint::saved_ms`]).
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// The key of [`Watched::drain_checkpoint`] for path `name` (no log path starts so).
