@@ -265,6 +265,11 @@ impl Store {
         })
     }
 
+    /// Whether [`Store::keep_in_place`] is due ([`KeptFile::due`]).
+    pub fn check_due(&mut self) -> bool {
+        self.place.due()
+    }
+
     /// Sees the state file deleted (an `rm` in the state directory, a clean-up script, the
     /// directory removed) or replaced by another file (`mv`) while the daemon runs, and
     /// writes it again from the open copy, which SQLite still reads and writes through its
@@ -740,7 +745,7 @@ impl KeptFile {
         })
     }
 
-    /// How often the files other than the state file are checked ([`KeptFile::due`]).
+    /// How often, at most, such a file is looked for in its place ([`KeptFile::due`]).
     pub const CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
     /// Whether a check is due: the first call, then once [`KeptFile::CHECK_EVERY`] has passed

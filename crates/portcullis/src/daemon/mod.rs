@@ -45,9 +45,6 @@ pub(crate) const HISTORY_DAYS: i64 = 90;
 /// How often, at least, the host's own addresses are read again (milliseconds).
 const OWN_REFRESH_MS: i64 = 60_000;
 
-/// How often, at most, the state file is looked for in its place (a `stat`; milliseconds).
-/// The main loop turns at least once a minute, and at a stop.
-const STATE_CHECK_MS: i64 = 5_000;
 /// How often the open windows are saved while the daemon runs ([`Engine::checkpoint_windows`]).
 const CHECKPOINT_EVERY_MS: i64 = 60_000;
 /// A step back of the wall clock this large or more is handled ([`Engine::clock`]); NTP
@@ -118,8 +115,6 @@ struct Engine {
     last_prune: Millis,
     /// When the firewall was last checked to be intact ([`Engine::check_firewall`]).
     fw_checked: Millis,
-    /// When the state file was last looked for in its place ([`Engine::keep_state_in_place`]).
-    state_checked: Millis,
     /// The state directory's lock, held while the daemon runs (`None` in unit tests).
     state_lock: Option<std::fs::File>,
     /// When a failure of the main loop's work (the state file's writes) was last logged, and
@@ -274,7 +269,6 @@ impl Engine {
             fleet: None,
             last_prune: i64::MIN / 2,
             fw_checked: 0,
-            state_checked: 0,
             state_lock: None,
             trouble: (i64::MIN / 2, 0),
             windows_saved: now_ms(),
@@ -808,8 +802,9 @@ impl Engine {
             if let Err(e) = self.prune_history(now_ms()) {
                 self.trouble("the ban history's pruning", &e);
             }
-            if now_ms() - self.state_checked >= STATE_CHECK_MS {
-                self.state_checked = now_ms();
+            // (a `stat`, at most every few seconds: the loop turns at least once a minute, and
+            // at a stop)
+            if self.store.check_due() {
                 self.keep_state_in_place();
             }
             self.checkpoint_windows(now_ms());
