@@ -145,13 +145,15 @@ impl Jail {
     }
 
     /// Replaces settings and filters, keeping windows and bans (configuration reload).
-    pub fn reconfigure(&mut self, settings: JailSettings, filters: Vec<Filter>) {
+    /// Returns the windows dropped by a longer prefix ([`Tracker::set_config`]).
+    pub fn reconfigure(&mut self, settings: JailSettings, filters: Vec<Filter>) -> usize {
         self.set = Arc::new(
             MatchSet::new(filters, settings.mode).with_transport_cut(settings.transport_cut),
         );
         self.scratch = self.set.scratch();
-        self.tracker.set_config(settings.tracker.clone());
+        let dropped = self.tracker.set_config(settings.tracker.clone());
         self.settings = settings;
+        dropped
     }
 
     /// The jail's name.

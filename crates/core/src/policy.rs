@@ -565,6 +565,33 @@ pub fn shrink(ignore: &IgnoreList, wide: Cidr, ip: std::net::IpAddr) -> Cidr {
         .unwrap_or(host)
 }
 
+/// The widest prefixes inside `wide` that `protected` says nothing of, covering the rest of
+/// it: `wide` cut around what must never be banned (a ban made before an `ignore` entry or
+/// an own address inside it appeared). `None` when that takes more than `max` prefixes
+/// (many protected addresses scattered inside a wide prefix); empty when all of it is
+/// protected.
+pub fn split_around(wide: Cidr, protected: impl Fn(Cidr) -> bool, max: usize) -> Option<Vec<Cidr>> {
+    let mut out = Vec::new();
+    let mut todo = vec![wide];
+    while let Some(p) = todo.pop() {
+        if !protected(p) {
+            out.push(p);
+            if out.len() > max {
+                return None;
+            }
+        } else if !p.is_host() {
+            // the two halves; the upper one: the lower one's address with the next bit set
+            let len = p.len + 1;
+            let lower = Cidr::new(p.addr, len).expect("shorter than a host");
+            let upper = Cidr::new(p.last(), len).expect("shorter than a host");
+            todo.push(upper);
+            todo.push(lower);
+        }
+    }
+    out.sort();
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -589,6 +616,39 @@ mod tests {
 
     fn len(p: &BanPolicy, prior: u32) -> Millis {
         p.terms(prior, 1000, 0, BanReason::Failures).until - 1000
+    }
+
+    #[test]
+    fn split_around_leaves_out_what_is_protected_and_covers_the_rest() {
+        let c = |s: &str| Cidr::parse(s).unwrap();
+        let ignored = c("203.0.113.5");
+        let parts = split_around(c("203.0.113.0/24"), |p| p.overlaps(&ignored), 64).unwrap();
+        assert_eq!(parts.len(), 8, "{parts:?}");
+        assert!(parts.contains(&c("203.0.113.128/25")) && parts.contains(&c("203.0.113.4/32")));
+        assert!(parts.iter().all(|p| !p.overlaps(&ignored)));
+        // every other address of the /24 is still covered, once
+        for n in 0..=255u8 {
+            let a: std::net::IpAddr = format!("203.0.113.{n}").parse().unwrap();
+            let k = parts.iter().filter(|p| p.contains(a)).count();
+            assert_eq!(k, usize::from(n != 5), "{a}");
+        }
+        // an IPv6 /64 around one address: 64 prefixes; more than `max`: None
+        let one = c("2001:db8:1:2::7");
+        let v6 = split_around(c("2001:db8:1:2::/64"), |p| p.overlaps(&one), 64).unwrap();
+        assert_eq!(v6.len(), 64);
+        assert_eq!(
+            split_around(c("2001:db8:1:2::/64"), |p| p.overlaps(&one), 63),
+            None
+        );
+        // all of it protected: nothing; nothing protected: itself
+        assert_eq!(
+            split_around(c("203.0.113.0/24"), |_| true, 64),
+            Some(vec![])
+        );
+        assert_eq!(
+            split_around(c("203.0.113.0/24"), |_| false, 64),
+            Some(vec![c("203.0.113.0/24")])
+        );
     }
 
     #[test]

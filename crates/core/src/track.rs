@@ -344,8 +344,38 @@ impl Tracker {
     /// Replace the settings (on reload). Open windows and bans are kept; existing bans
     /// keep their end. A smaller `findtime` or `max_tracked` takes effect as failures
     /// arrive; a lower `maxretry` bans an address at its next counted failure.
-    pub fn set_config(&mut self, cfg: TrackerConfig) {
+    ///
+    /// A new `v4_prefix` or `v6_prefix` moves each window to the key its address now counts
+    /// as: a shorter prefix gathers the windows inside it into one (the offender's next
+    /// failure counts them all), a longer one cannot tell which address inside the old key
+    /// failed, so that window is dropped. Returns how many were dropped. (Left under its old
+    /// key, a window never grew and was still listed as failing: 2 failures of an address
+    /// and 1 more after `v4_prefix = 24`, at `maxretry = 3`, banned nobody, a review found.)
+    pub fn set_config(&mut self, cfg: TrackerConfig) -> usize {
+        let rekey = cfg.v4_prefix != self.cfg.v4_prefix || cfg.v6_prefix != self.cfg.v6_prefix;
         self.cfg = cfg;
+        if !rekey {
+            return 0;
+        }
+        let mut dropped = 0;
+        for (key, w) in std::mem::take(&mut self.windows) {
+            let to = self.cfg.key(key.addr);
+            if to.len > key.len {
+                dropped += 1;
+                continue;
+            }
+            match self.windows.entry(to) {
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(w);
+                }
+                std::collections::btree_map::Entry::Occupied(mut o) => {
+                    for e in w.events {
+                        o.get_mut().insert(e);
+                    }
+                }
+            }
+        }
+        dropped
     }
 
     /// Count one failure; `now` is the current time (ban start). The window is evaluated
@@ -618,21 +648,25 @@ impl Tracker {
     /// the window of `key`; returns whether it did. It decides nothing: a window that
     /// reaches `maxretry` so (a lower `maxretry` since) bans at its next failure, as after
     /// [`Tracker::set_config`]. Not put back: a failure of weight 0, one `findtime` or more
-    /// before `now`, one of a banned key, one whose key is not of this tracker's prefix
-    /// length (`v4_prefix` or `v6_prefix` changed: the address inside it is not known), and
+    /// before `now`, one of a banned key, one whose key is a wider prefix than this
+    /// tracker's (`v4_prefix` or `v6_prefix` made longer: the address inside it is not
+    /// known; one saved under a longer prefix is put back under the wider key), and
     /// one that would open a window beyond `max_tracked`. Its session is not known: a
     /// follow-up of its connection counts again.
     pub fn restore_failure(&mut self, key: Cidr, time: Millis, weight: u32, now: Millis) -> bool {
         // (saved by a clock that was ahead: at now, or its window would hold every later
         // failure before its cutoff, a review found)
         let time = time.min(now);
+        // (saved under a longer prefix: put back under the one holding it now)
+        let to = self.cfg.key(key.addr);
         if weight == 0
             || time <= now.saturating_sub(self.cfg.findtime())
-            || self.cfg.key(key.addr) != key
-            || self.covering_ban(key).is_some()
+            || to.len > key.len
+            || self.covering_ban(to).is_some()
         {
             return false;
         }
+        let key = to;
         let event = Event::new(time, weight, Kind::Attempt, 0);
         let room = self.windows.len() < self.cfg.cap();
         match self.windows.get_mut(&key) {
@@ -1404,6 +1438,45 @@ mod tests {
                 reason: BanReason::Failures,
             })
         );
+    }
+
+    /// A shorter prefix gathers the windows inside it (the next failure counts them all); a
+    /// longer one drops the windows it cannot split; failures saved under a longer prefix
+    /// are put back under the shorter one.
+    #[test]
+    fn a_new_prefix_length_moves_the_windows() {
+        let a: IpAddr = "203.0.113.40".parse().unwrap();
+        let b: IpAddr = "203.0.113.41".parse().unwrap();
+        let net = Cidr::new("203.0.113.0".parse().unwrap(), 24).unwrap();
+        let mut t = Tracker::new(cfg(4, 60 * SEC));
+        t.record(&fail(a, 0), 0);
+        t.record(&fail(a, 1), 1);
+        t.record(&fail(b, 2), 2);
+        let saved: Vec<_> = t.window_failures().collect();
+        let v24 = TrackerConfig {
+            v4_prefix: 24,
+            ..cfg(4, 60 * SEC)
+        };
+        assert_eq!(t.set_config(v24.clone()), 0);
+        assert_eq!(t.failing(3), vec![(net, 3)]);
+        assert!(matches!(
+            t.record(&fail(a, 3), 3),
+            Some(Decision::Ban { addr, failures: 4, .. }) if addr == net
+        ));
+        // back to /32: a /24 window cannot be split
+        t.unban(net);
+        t.record(&fail(a, 4), 4);
+        assert_eq!(t.set_config(cfg(4, 60 * SEC)), 1);
+        assert_eq!(t.failing(5), vec![]);
+        // saved under /32, put back under /24
+        let mut t = Tracker::new(v24);
+        for (key, time, weight) in saved {
+            assert!(t.restore_failure(key, time, weight, 10));
+        }
+        assert_eq!(t.failing(10), vec![(net, 3)]);
+        // saved under /24, not put back under /32
+        let mut t = Tracker::new(cfg(4, 60 * SEC));
+        assert!(!t.restore_failure(net, 5, 1, 10));
     }
 
     #[test]

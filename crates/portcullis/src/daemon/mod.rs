@@ -53,6 +53,11 @@ const CLOCK_STEP_MS: i64 = 5_000;
 /// At most this many failures of open windows are saved each minute (not under a flood).
 const CHECKPOINT_MAX: usize = 20_000;
 
+/// The most prefixes a ban is cut into around what must not be banned, when an `ignore`
+/// entry or an own address inside it appears (one address inside an IPv6 /48: 80); more
+/// (many such addresses scattered in it) lift the ban whole.
+const MAX_NARROWED: usize = 256;
+
 /// How many messages (batches of lines, requests) may wait for the engine: a source that
 /// reads faster than the engine matches waits on a full channel, so a flood slows reading
 /// and never grows memory (a batch holds at most [`crate::sources::batch::BATCH_BYTES`] of lines).
@@ -296,6 +301,36 @@ fn lift_reason(ignore: &IgnoreList, own: &[IpAddr], ban: Cidr) -> Option<String>
         Some(Reason::Listed(c)) => Some(format!("ignore:{}/{}", c.addr, c.len)),
         None if own.iter().any(|&a| ban.contains(a)) => Some("own-address".into()),
         None => None,
+    }
+}
+
+/// What keeps banning the rest of a prefix ban that `lift_reason` lifts, said in the log:
+/// the widest prefixes inside it that hold nothing protected, as a ban made now would be
+/// narrowed. Lifted whole, an `ignore` entry for one address freed every offender of the
+/// /24 (a review found). Nothing for a single address, for a prefix all protected, and for
+/// one that would take more than [`MAX_NARROWED`] prefixes (said too).
+fn narrowed(ignore: &IgnoreList, own: &[IpAddr], ban: Cidr, reason: &str, jail: &str) -> Vec<Cidr> {
+    if ban.is_host() {
+        return Vec::new();
+    }
+    let protected = |p: Cidr| lift_reason(ignore, own, p).is_some();
+    match policy::split_around(ban, protected, MAX_NARROWED) {
+        Some(parts) if !parts.is_empty() => {
+            info!(
+                "ban {ban} jail={jail} narrowed around {reason}: {} go on banning the rest of it until it ends",
+                parts
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            parts
+        }
+        Some(_) => Vec::new(),
+        None => {
+            warn!("ban {ban} jail={jail} lifted whole: what it holds that must not be banned ({reason} and more) would cut it into more than {MAX_NARROWED} prefixes");
+            Vec::new()
+        }
     }
 }
 
@@ -567,8 +602,11 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
     eng.fw
         .setup(&jail_rules(&eng.cfg))
         .context("cannot set up the firewall")?;
+    // (the deny list too)
     eng.restore()?;
-    eng.sync_deny()?;
+    for t in leftover_tables(&eng.cfg) {
+        warn!("{t}");
+    }
     // shared bans: their own threads, connections and state file; Redis down never stops
     // local banning, and a fleet that cannot start is logged, not fatal
     if let Some(fc) = eng.cfg.fleet.clone() {
@@ -678,6 +716,46 @@ fn claim_table(cfg: &Config) -> Result<Option<std::os::unix::net::UnixListener>>
         }
         Err(e) => Err(e).context("cannot claim the nftables table"),
     }
+}
+
+/// The nftables tables Portcullis made in this network namespace that this daemon does not
+/// use and no running daemon holds ([`claim_table`]), each as a warning: a `[firewall]
+/// table` renamed, a backend changed (a dry run with `null` too) while the old table was
+/// kept at the stop (`keep_bans_on_stop`), or a second daemon that is stopped. Their bans
+/// still block, and nothing of this daemon lifts them (a review found an old table dropping
+/// an address after the deny list no longer named it). Read with `nft -t list chains`,
+/// which reads no set element; nothing when nft cannot be run.
+fn leftover_tables(cfg: &Config) -> Vec<String> {
+    use std::os::linux::net::SocketAddrExt;
+    let ours = crate::firewall::router::used(cfg)
+        .iter()
+        .any(|b| b == "nftables")
+        .then_some(cfg.firewall.table.as_str());
+    let Ok(out) = std::process::Command::new("nft")
+        .args(["-t", "list", "chains", "inet"])
+        .env("LC_ALL", "C")
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+    else {
+        return Vec::new();
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    crate::firewall::nftables::marked_tables(&text)
+        .into_iter()
+        .filter(|t| Some(t.as_str()) != ours)
+        .filter(|t| {
+            let name = format!("portcullis/nftables/inet/{t}");
+            std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
+                .and_then(|a| std::os::unix::net::UnixStream::connect_addr(&a))
+                .is_err()
+        })
+        .map(|t| {
+            format!(
+                "the nftables table inet {t}, made by Portcullis, is still in the kernel and no running daemon uses it (a `[firewall] table` renamed or a backend changed while it was kept at the stop, or another daemon that is stopped): its bans still block, and this daemon does not lift them; `nft delete table inet {t}` removes it"
+            )
+        })
+        .collect()
 }
 
 /// The user id of the process at the other end of a Unix socket (SO_PEERCRED).
@@ -974,6 +1052,7 @@ impl Engine {
         }
         // (with ignore_self = false too: prefixes are narrowed around own addresses either
         // way, only the counting differs; see IgnoreList::counting_own)
+        // (the same prefix lengths: no window is moved)
         for (j, jc) in self.jails.iter_mut().zip(&self.cfg.jails) {
             j.reconfigure(
                 jails::jail_settings(&self.cfg, jc, &self.own),
@@ -990,16 +1069,19 @@ impl Engine {
     fn lift_ignored(&mut self, now: Millis) -> Result<usize> {
         let mut fw_ops = Vec::new();
         let mut st_ops = Vec::new();
+        let mut n = 0;
         for j in &mut self.jails {
-            let lift: Vec<(Cidr, String)> = j
+            let lift: Vec<(Cidr, Millis, String)> = j
                 .tracker()
                 .bans()
-                .filter_map(|(a, _)| {
-                    lift_reason(&j.settings().ignore, &self.own, a).map(|r| (a, r))
+                .filter_map(|(a, until)| {
+                    lift_reason(&j.settings().ignore, &self.own, a).map(|r| (a, until, r))
                 })
                 .collect();
             let jail = j.name().to_string();
-            for (addr, reason) in lift {
+            for (addr, until, reason) in lift {
+                n += 1;
+                let parts = narrowed(&j.settings().ignore, &self.own, addr, &reason, &jail);
                 j.tracker_mut().unban(addr);
                 events::emit(&Event::Unban {
                     addr,
@@ -1015,6 +1097,28 @@ impl Engine {
                     jail: jail.clone(),
                     at: now,
                 });
+                let (why, count) = self
+                    .meta
+                    .remove(&(jail.clone(), addr))
+                    .unwrap_or((BanReason::Failures, 1));
+                for p in parts {
+                    j.tracker_mut().ban(p, now, until, 0);
+                    self.meta.insert((jail.clone(), p), (why, count));
+                    fw_ops.push(FwOp::Add {
+                        jail: jail.clone(),
+                        addr: p,
+                        timeout_ms: fw_timeout(until, now),
+                    });
+                    st_ops.push(StoreOp::Ban(BanRecord {
+                        addr: p,
+                        jail: jail.clone(),
+                        start: now,
+                        end: until,
+                        failures: 0,
+                        reason: why,
+                        count,
+                    }));
+                }
             }
         }
         if !fw_ops.is_empty() {
@@ -1025,7 +1129,7 @@ impl Engine {
             }
             self.store.apply(&st_ops)?;
         }
-        Ok(fw_ops.len())
+        Ok(n)
     }
 
     /// Drops ban history older than [`HISTORY_DAYS`], at start and then once a day, so the
@@ -1080,6 +1184,12 @@ impl Engine {
     /// Puts the `deny` list of the configuration into the firewall (permanent bans of jail
     /// `deny`) and lifts entries no longer listed. At start and reload.
     fn sync_deny(&mut self) -> Result<()> {
+        self.sync_deny_with(true)
+    }
+
+    /// [`Engine::sync_deny`]; with `apply` false the firewall already holds the list (the
+    /// start's restore carried it), and only the engine's view and the events follow.
+    fn sync_deny_with(&mut self, apply: bool) -> Result<()> {
         let (want, skipped) = deny_targets(&self.cfg, &self.own);
         for w in skipped {
             warn!("{w}");
@@ -1107,9 +1217,11 @@ impl Engine {
         if ops.is_empty() {
             return Ok(());
         }
-        self.fw
-            .apply(&ops)
-            .context("cannot put the deny list into the firewall")?;
+        if apply {
+            self.fw
+                .apply(&ops)
+                .context("cannot put the deny list into the firewall")?;
+        }
         for &addr in &added {
             events::emit(&Event::Ban {
                 addr,
@@ -1186,8 +1298,17 @@ impl Engine {
                 });
                 continue;
             }
+            // a ban never runs longer from now than it was long: a start stamped ahead of now
+            // is a clock that was ahead when the ban was made, or is behind now (before NTP
+            // set it at boot); counted from the wall clock alone, a 20 s ban came back with
+            // years left in the kernel (a review found)
+            let end = if b.end == FOREVER || b.start <= now {
+                b.end
+            } else {
+                now.saturating_add(b.end - b.start)
+            };
             // not put back if the ignore list, loopback or an own address covers it now
-            // (the kernel may still hold it: deleted)
+            // (the kernel may still hold it: deleted); a prefix is put back cut around them
             if let Some(reason) = lift_reason(&j.settings().ignore, &self.own, b.addr) {
                 events::emit(&Event::Unban {
                     addr: b.addr,
@@ -1200,20 +1321,29 @@ impl Engine {
                 });
                 lifted.push(StoreOp::Unban {
                     addr: b.addr,
-                    jail: b.jail,
+                    jail: b.jail.clone(),
                     at: now,
                 });
+                for p in narrowed(&j.settings().ignore, &self.own, b.addr, &reason, &b.jail) {
+                    j.tracker_mut().ban(p, now, end, 0);
+                    self.meta.insert((b.jail.clone(), p), (b.reason, b.count));
+                    ops.push(FwOp::Add {
+                        jail: b.jail.clone(),
+                        addr: p,
+                        timeout_ms: fw_timeout(end, now),
+                    });
+                    lifted.push(StoreOp::Ban(BanRecord {
+                        addr: p,
+                        jail: b.jail.clone(),
+                        start: now,
+                        end,
+                        failures: 0,
+                        reason: b.reason,
+                        count: b.count,
+                    }));
+                }
                 continue;
             }
-            // a ban never runs longer from now than it was long: a start stamped ahead of now
-            // is a clock that was ahead when the ban was made, or is behind now (before NTP
-            // set it at boot); counted from the wall clock alone, a 20 s ban came back with
-            // years left in the kernel (a review found)
-            let end = if b.end == FOREVER || b.start <= now {
-                b.end
-            } else {
-                now.saturating_add(b.end - b.start)
-            };
             j.tracker_mut()
                 .ban(b.addr, b.start.min(now), end, b.failures);
             self.meta
@@ -1241,15 +1371,30 @@ impl Engine {
     fn restore(&mut self) -> Result<()> {
         let now = now_ms();
         self.load_history(now)?;
-        let (ops, lifted, n) = self.restore_bans(None, now)?;
-        // always, also with nothing to restore: backends without kernel timeouts drop
-        // what a crash left behind. A refusal does not keep the daemon from starting (a
-        // `command` program that fails for one ban did: nothing was protected, and systemd
-        // restarted it into the same failure); the bans stay in the state and the tracker,
-        // and the next start tries them again
-        if let Err(e) = self.fw.restore(&ops) {
-            error!("firewall: cannot restore every ban: {e:#}; starting all the same");
-        }
+        let (mut ops, lifted, n) = self.restore_bans(None, now)?;
+        // the `deny` list in the same whole truth: the firewall drops what is not in it (an
+        // entry taken out of the list while the daemon was stopped), and puts the rest back
+        // in the same transaction, with no moment unblocked
+        let (deny, _) = deny_targets(&self.cfg, &self.own);
+        ops.extend(deny.iter().map(|&addr| FwOp::Add {
+            jail: config::DENY_JAIL.to_string(),
+            addr,
+            timeout_ms: PERMANENT,
+        }));
+        // always, also with nothing to restore: the backends drop what is not in the state
+        // (a crash's leftovers, a permanent element nothing holds any more). A refusal does
+        // not keep the daemon from starting (a `command` program that fails for one ban
+        // did: nothing was protected, and systemd restarted it into the same failure); the
+        // bans stay in the state and the tracker, and the next start tries them again
+        let restored = match self.fw.restore(&ops) {
+            Ok(()) => true,
+            Err(e) => {
+                error!("firewall: cannot restore every ban: {e:#}; starting all the same");
+                false
+            }
+        };
+        // (the deny list's bans said, and tried again one by one when the restore failed)
+        self.sync_deny_with(!restored)?;
         // (a state file that cannot be written, on a full disk, keeps no one from being
         // protected: the bans that ended while the daemon was down are lifted again from
         // the state at the next start)
@@ -2034,7 +2179,10 @@ impl Engine {
             match old.iter().position(|j| j.name() == jc.name) {
                 Some(i) => {
                     let mut j = old.swap_remove(i);
-                    j.reconfigure(settings, jc.filters.clone());
+                    let dropped = j.reconfigure(settings, jc.filters.clone());
+                    if dropped > 0 {
+                        warn!("jail {}: a longer v4_prefix or v6_prefix cannot tell which address of a wider key failed: the counts of {dropped} address(es) or prefix(es) start again", jc.name);
+                    }
                     jails.push(j);
                 }
                 None => {
@@ -2877,6 +3025,105 @@ wait "$p"
         eng.restore().unwrap();
         let (tracker, _, fw) = active(&mut eng);
         assert!(tracker.is_empty() && fw.is_empty(), "{tracker:?} {fw:?}");
+    }
+
+    /// An `ignore` entry inside a banned prefix cuts the ban around it, at a reload and at a
+    /// start, as a ban made then would be: lifted whole, one ignored address freed every
+    /// offender of the /24 (a review found).
+    #[test]
+    fn an_ignored_address_inside_a_prefix_ban_narrows_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
+        let path = dir.join("portcullis.toml");
+        let write = |ignore: &str| {
+            let text = format!("ignore = [{ignore}]\n{}", config(dir, &[("sshd", &[])]));
+            std::fs::write(&path, text).unwrap()
+        };
+        write("");
+        let (tx, _rx) = engine_channel();
+        let mut eng = engine(dir, &path, tx);
+        eng.restore().unwrap();
+        let now = now_ms();
+        assert!(eng.manual_ban("203.0.113.0/24", None, Some("1h"), now).ok);
+        let until = eng.jails[0]
+            .tracker()
+            .ban_until_of(Cidr::parse("203.0.113.0/24").unwrap())
+            .unwrap();
+        let bans = |eng: &Engine| -> (Vec<Cidr>, Vec<Cidr>) {
+            let mut t: Vec<Cidr> = eng.jails[0].tracker().bans().map(|(a, _)| a).collect();
+            let mut s: Vec<Cidr> = eng
+                .store
+                .active_bans(now_ms())
+                .unwrap()
+                .into_iter()
+                .map(|b| b.addr)
+                .collect();
+            t.sort();
+            s.sort();
+            (t, s)
+        };
+        let ignored = ip("203.0.113.5");
+        let check = |eng: &mut Engine| {
+            let (t, s) = bans(eng);
+            assert_eq!(t.len(), 8, "{t:?}");
+            assert_eq!(t, s);
+            assert!(t.iter().all(|c| !c.contains(ignored)), "{t:?}");
+            for n in [0u8, 4, 6, 7, 100, 255] {
+                let a = ip(&format!("203.0.113.{n}"));
+                assert!(eng.jails[0].tracker().is_banned(a), "{a}");
+            }
+            assert!(!eng.jails[0].tracker().is_banned(ignored));
+            // the same end
+            assert!(eng.jails[0].tracker().bans().all(|(_, u)| u == until));
+            let fw: Vec<IpAddr> = eng
+                .fw
+                .list()
+                .unwrap()
+                .into_iter()
+                .map(|(_, a, _)| a)
+                .collect();
+            assert_eq!(fw.len(), 8, "{fw:?}");
+        };
+        write("\"203.0.113.5\"");
+        let msg = eng.reload().unwrap();
+        assert!(msg.ends_with("lifted=1"), "{msg}");
+        check(&mut eng);
+        // a restart keeps them
+        drop(eng);
+        let (tx, _rx) = engine_channel();
+        let mut eng = engine(dir, &path, tx);
+        eng.restore().unwrap();
+        check(&mut eng);
+        // at a start: a prefix ban the ignore list came to cover while the daemon was down
+        drop(eng);
+        let dir2 = tempfile::tempdir().unwrap();
+        let dir2 = dir2.path();
+        let path2 = dir2.join("portcullis.toml");
+        std::fs::write(
+            &path2,
+            format!(
+                "ignore = [\"203.0.113.5\"]\n{}",
+                config(dir2, &[("sshd", &[])])
+            ),
+        )
+        .unwrap();
+        {
+            let mut st = Store::open(&dir2.join("p.db"), CorruptPolicy::Refuse).unwrap();
+            st.apply(&[StoreOp::Ban(BanRecord {
+                addr: Cidr::parse("203.0.113.0/24").unwrap(),
+                jail: "sshd".into(),
+                start: now,
+                end: until,
+                failures: 5,
+                reason: BanReason::Subnet,
+                count: 1,
+            })])
+            .unwrap();
+        }
+        let (tx, _rx) = engine_channel();
+        let mut eng = engine(dir2, &path2, tx);
+        eng.restore().unwrap();
+        check(&mut eng);
     }
 
     #[test]

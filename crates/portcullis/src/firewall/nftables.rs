@@ -122,6 +122,24 @@ impl Nftables {
         Ok(output)
     }
 
+    /// Refuses ops for a jail the last setup did not make sets for (with a clear error, not
+    /// nft's), and says so for each ban of loopback or the unspecified address, which the
+    /// scripts leave out.
+    fn check_ops(&self, ops: &[FwOp]) -> Result<()> {
+        for op in ops {
+            let (FwOp::Add { jail, addr, .. } | FwOp::Del { jail, addr }) = op;
+            if let Some(known) = &self.jails {
+                if !known.contains(jail) {
+                    bail!("cannot ban or unban {addr}: jail {jail:?} is not set up in nftables");
+                }
+            }
+            if matches!(op, FwOp::Add { .. }) && never_ban_prefix(*addr) {
+                eprintln!("portcullis: refusing to ban {addr} (jail {jail}): loopback/unspecified");
+            }
+        }
+        Ok(())
+    }
+
     /// The names of the sets our table holds now (none when it does not exist). Terse: no
     /// element is listed.
     pub fn set_names(&self) -> Result<Vec<String>> {
@@ -245,22 +263,29 @@ impl Firewall for Nftables {
     }
 
     fn apply(&mut self, ops: &[FwOp]) -> Result<()> {
-        for op in ops {
-            let (FwOp::Add { jail, addr, .. } | FwOp::Del { jail, addr }) = op;
-            if let Some(known) = &self.jails {
-                if !known.contains(jail) {
-                    bail!("cannot ban or unban {addr}: jail {jail:?} is not set up in nftables");
-                }
-            }
-            if matches!(op, FwOp::Add { .. }) && never_ban_prefix(*addr) {
-                eprintln!("portcullis: refusing to ban {addr} (jail {jail}): loopback/unspecified");
-            }
-        }
+        self.check_ops(ops)?;
         let script = batch_script(&self.opts, ops)?;
         if script.is_empty() {
             return Ok(());
         }
         self.run_script(&script, &format!("apply {} changes", ops.len()))
+    }
+
+    /// `ops` is the whole truth (at start, after a repair, after the clock was set back):
+    /// every set of the jails set up is emptied and given `ops` in the same transaction, so
+    /// no ban is lifted even for a moment. Given `ops` on top of what the sets held, an
+    /// element no ban of the state holds stayed for good (an element without a timeout never
+    /// expires): a `deny` entry removed while the daemon was stopped, a permanent ban lifted
+    /// while another backend ran; neither `bans` nor `unban` could see it, and only a hand-made
+    /// `nft delete element` lifted it (a review found). It also gives elements that were
+    /// there their new timeout, which an `add` leaves as it was.
+    fn restore(&mut self, ops: &[FwOp]) -> Result<()> {
+        let Some(jails) = self.jails.clone() else {
+            return self.apply(ops);
+        };
+        self.check_ops(ops)?;
+        let script = restore_script(&self.opts, &jails, ops)?;
+        self.run_script(&script, &format!("restore {} bans", ops.len()))
     }
 
     /// Our table is still there with its base chains (`nft list chains`: no element is
@@ -400,6 +425,34 @@ pub fn parse_chains(name: &str, text: &str) -> Option<Vec<(String, bool)>> {
         }
     }
     (!chains.is_empty()).then_some(chains)
+}
+
+/// The tables of family inet in the text of `nft -t list chains inet` that Portcullis made:
+/// a chain of theirs carries [`OWNER_MARK`], or the table has the default name (see
+/// [`ownership`]).
+pub fn marked_tables(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut table: Option<&str> = None;
+    for line in text.lines() {
+        if let Some(t) = line
+            .strip_prefix("table inet ")
+            .and_then(|t| t.strip_suffix(" {"))
+        {
+            table = Some(t);
+            if t == "portcullis" {
+                out.push(t.to_string());
+            }
+        } else if line == "}" {
+            table = None;
+        } else if line.trim() == format!("comment \"{OWNER_MARK}\"") {
+            if let Some(t) = table {
+                if !out.iter().any(|o| o == t) {
+                    out.push(t.to_string());
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The error for a table that is not ours.
@@ -768,6 +821,21 @@ pub fn batch_script(opts: &NftOptions, ops: &[FwOp]) -> Result<String> {
     Ok(s)
 }
 
+/// [`Firewall::restore`]'s script: every set of `jails` flushed, then `ops` added, in one
+/// transaction.
+pub fn restore_script(opts: &NftOptions, jails: &BTreeSet<String>, ops: &[FwOp]) -> Result<String> {
+    check_table_name(&opts.table)?;
+    let mut s = String::new();
+    for jail in jails {
+        check_jail_name(jail)?;
+        for k in &SET_KINDS {
+            let _ = writeln!(s, "flush set inet {} {}{jail}", opts.table, k.prefix);
+        }
+    }
+    s.push_str(&batch_script(opts, ops)?);
+    Ok(s)
+}
+
 /// One element per line, so that an nft error quotes just the offending element.
 fn element_block(s: &mut String, verb: &str, table: &str, set: &str, elements: &[String]) {
     let _ = writeln!(
@@ -1111,6 +1179,37 @@ add rule inet portcullis input ip6 saddr @v6p_mail meta l4proto { tcp, udp } th 
         ));
     }
 
+    /// A restore empties every set of every jail set up, then adds, in one script.
+    #[test]
+    fn restore_script_empties_every_set_first() {
+        let jails: BTreeSet<String> = ["deny".to_string(), "sshd".to_string()].into();
+        let ops = [FwOp::Add {
+            jail: "sshd".into(),
+            addr: Cidr::new("203.0.113.5".parse().unwrap(), 32).unwrap(),
+            timeout_ms: 60_000,
+        }];
+        let s = restore_script(&NftOptions::default(), &jails, &ops).unwrap();
+        let flushes: Vec<&str> = s.lines().filter(|l| l.starts_with("flush set ")).collect();
+        assert_eq!(flushes.len(), 16, "{s}");
+        for set in ["v4_sshd", "v6p_sshd", "v4_deny", "v6n_deny"] {
+            assert!(
+                flushes.contains(&format!("flush set inet portcullis {set}").as_str()),
+                "{s}"
+            );
+        }
+        let add = s
+            .find("add element inet portcullis v4_sshd")
+            .expect("the ban");
+        assert!(s[add..].contains("203.0.113.5 timeout 1m"), "{s}");
+        assert!(!s[add..].contains("flush"), "flushed after the add:\n{s}");
+        assert!(restore_script(
+            &NftOptions::default(),
+            &["bad name".to_string()].into(),
+            &[]
+        )
+        .is_err());
+    }
+
     #[test]
     fn setup_script_refuses_bad_input() {
         let existing = Existing::default();
@@ -1306,6 +1405,17 @@ table inet portcullis {
         );
         assert_eq!(parse_chains("port", &text), None);
         assert_eq!(parse_chains("portcullis", ""), None);
+    }
+
+    #[test]
+    fn marked_tables_are_those_with_the_mark_or_the_default_name() {
+        let text = format!(
+            "table inet filter {{\n\tchain input {{\n\t\ttype filter hook input priority filter; policy accept;\n\t}}\n}}\n\
+             table inet pc2 {{\n\tchain input {{\n\t\tcomment \"{OWNER_MARK}\"\n\t}}\n\tchain forward {{\n\t\tcomment \"{OWNER_MARK}\"\n\t}}\n}}\n\
+             table inet portcullis {{\n\tchain input {{\n\t}}\n}}\ntable inet spare {{\n\tchain x {{\n\t\tcomment \"other\"\n\t}}\n}}\n"
+        );
+        assert_eq!(marked_tables(&text), ["pc2", "portcullis"]);
+        assert!(marked_tables("").is_empty());
     }
 
     // ---- Tests that run nft, each in network namespaces of its own. ----
