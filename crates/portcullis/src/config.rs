@@ -1876,6 +1876,17 @@ pub use crate::sys::{group_id, own_addresses};
 pub fn warnings(cfg: &Config) -> Vec<String> {
     let mut w = cfg.ignore_list.warnings.clone();
     w.extend(cfg.same_file_logs.iter().cloned());
+    // (accepted silently, its bans were never lifted: the daemon logged each unban, and the
+    // block stayed, a review found)
+    let command = &cfg.firewall.backends.command;
+    if command.ban.is_some()
+        && command.unban.is_none()
+        && crate::firewall::router::used(cfg)
+            .iter()
+            .any(|b| b == "command")
+    {
+        w.push("[firewall.command] has `ban` and no `unban`: the command backend never lifts what it bans (each unban is logged, and the block stays until your own system lifts it)".into());
+    }
     if let Some(m) = &cfg.notify.mail {
         // (a server that does not offer STARTTLS, or a path that strips it, got the
         // password in the clear, a review showed)
@@ -2732,6 +2743,19 @@ user_weights = { root = 3 }
         assert!(e.contains("absolute"), "{e}");
         let e = err("[[jail]]\nname = \"sshd\"\nmaxretry = \"five\"\n");
         assert!(e.starts_with("test.toml:3: `maxretry`"), "{e}");
+    }
+
+    /// A command backend that bans and never unbans is said (its bans were never lifted).
+    #[test]
+    fn a_command_backend_without_unban_is_warned_of() {
+        let text = |unban: &str| {
+            format!("[firewall]\nbackend = \"command\"\n[firewall.command]\nban = [\"/usr/local/bin/block\", \"{{addr}}\"]\n{unban}[[jail]]\nname = \"sshd\"\n")
+        };
+        let says = |c: &Config| warnings(c).iter().any(|w| w.contains("no `unban`"));
+        assert!(says(&load(&text("")).unwrap()));
+        assert!(!says(
+            &load(&text("unban = [\"/usr/local/bin/unblock\", \"{addr}\"]\n")).unwrap()
+        ));
     }
 
     #[test]

@@ -137,7 +137,9 @@ impl fmt::Display for Event {
                 StopKind::NullBackend => {
                     "stopped (null backend: nothing was ever put in a firewall)"
                 }
-                StopKind::KeepBans => "stopped, bans stay in the firewall until they expire",
+                StopKind::KeepBans => {
+                    "stopped, bans stay in the firewall (nftables and ipset lift each at its end; iptables, route, hosts-deny and command keep them until the next start)"
+                }
                 StopKind::TableRemoved => {
                     "stopped, firewall table removed (keep_bans_on_stop = false)"
                 }

@@ -667,6 +667,15 @@ fn forged_unsigned_replayed_and_distrusted_entries_are_dropped() {
     xadd(&changed);
     // malformed
     redis.cli(&["XADD", "portcullis:bans", "*", "e", "not json"]);
+    // not UTF-8, and too long: malformed too, and the entries after them are still read (a
+    // reply holding one failed whole, and the reader retried it for ever, a review found)
+    for lua in [
+        "return redis.call('XADD', KEYS[1], '*', 'e', string.char(255, 254) .. 'x')",
+        "return redis.call('XADD', KEYS[1], '*', 'e', string.rep('a', 20000))",
+    ] {
+        let out = redis.cli(&["EVAL", lua, "1", "portcullis:bans"]);
+        assert!(out.contains('-'), "XADD: {out}");
+    }
     // from a distrusted node, signed right
     let mut x = entry("192.0.2.35", "x");
     sign(KEY.as_bytes(), &mut x);
@@ -689,7 +698,7 @@ fn forged_unsigned_replayed_and_distrusted_entries_are_dropped() {
         let c = &f["counters"];
         c["dropped_forged"] == 2
             && c["dropped_unsigned"] == 1
-            && c["dropped_malformed"] == 1
+            && c["dropped_malformed"] == 3
             && c["dropped_distrusted"] == 1
             && c["dropped_expired"] == 1
             && c["dropped_future"] == 1

@@ -1817,7 +1817,7 @@ impl Engine {
         match self.fw.intact() {
             Ok(true) => {}
             Ok(false) => {
-                warn!("firewall: our table is gone (an nftables restart, `nft flush ruleset`?): setting it up again");
+                warn!("firewall: what Portcullis set up is gone or changed (an nftables restart, `nft flush ruleset`, `iptables -F`?): setting it up again");
                 if let Err(e) = self.repair() {
                     error!("firewall: cannot set it up again: {e:#}; tried again in a minute");
                 }
@@ -2075,7 +2075,7 @@ impl Engine {
     }
 
     fn reload(&mut self) -> Result<String> {
-        let cfg = Config::load(self.config_path.as_deref())?;
+        let mut cfg = Config::load(self.config_path.as_deref())?;
         // the backends are built at start: another set of them needs a restart
         let (was, now) = (
             crate::firewall::router::used(&self.cfg),
@@ -2090,6 +2090,9 @@ impl Engine {
         }
         if cfg.firewall != self.cfg.firewall {
             warn!("[firewall] settings changed: they take effect at the next restart");
+            // (kept until then: the stop after such a reload already used the new
+            // `keep_bans_on_stop`, a review found)
+            cfg.firewall = self.cfg.firewall.clone();
         }
         // (the daemon keeps its socket and state; the commands that read the new file look
         // elsewhere: "no daemon is running", a review found)

@@ -274,6 +274,27 @@ impl Firewall for Ipset {
         self.chain.set_ratelimits(rl)
     }
 
+    /// Our chain with its jumps and the sets of every jail: checked once a minute, repaired
+    /// from the state when not (a set destroyed or the chain flushed went unseen, a review
+    /// found). A set emptied by hand (`ipset flush`) is not seen.
+    fn intact(&mut self) -> Result<bool> {
+        if self.jails.is_empty() {
+            return Ok(true); // not set up (yet)
+        }
+        let sets = self.our_sets()?;
+        let rules = self.match_rules();
+        for v6 in [false, true] {
+            let saved = self.chain.saved(v6)?;
+            if !self.chain.hooked(&saved) || saved.rules.len() < rules[usize::from(v6)].len() {
+                return Ok(false);
+            }
+        }
+        Ok(self
+            .jails
+            .keys()
+            .all(|j| sets.contains(&set_name(j, false)) && sets.contains(&set_name(j, true))))
+    }
+
     fn report(&mut self) -> Vec<String> {
         self.chain.ratelimit_report()
     }

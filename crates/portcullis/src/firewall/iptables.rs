@@ -334,6 +334,21 @@ impl Iptables {
         }
     }
 
+    /// Whether our chain is there with a jump to it from every hook.
+    pub fn hooked(&self, saved: &Saved) -> bool {
+        saved.chains.contains(&self.opts.chain)
+            && self
+                .opts
+                .hooks
+                .iter()
+                .all(|h| saved.jumps.get(h).copied().unwrap_or(0) > 0)
+    }
+
+    /// The `iptables-save` of one family (for the ipset backend's check).
+    pub fn saved(&self, v6: bool) -> Result<Saved> {
+        self.opts.save(v6)
+    }
+
     /// Rewrites the chain of both families from `banned`, in one transaction each.
     fn rewrite(&self) -> Result<()> {
         for v6 in [false, true] {
@@ -400,8 +415,20 @@ impl Firewall for Iptables {
             }
             let script = batch_script(&self.opts.chain, &add[f], &del[f]);
             let n = add[f].len() + del[f].len();
-            self.opts
-                .restore(v6, &script, &format!("apply {n} rule changes"))?;
+            if let Err(e) = self
+                .opts
+                .restore(v6, &script, &format!("apply {n} rule changes"))
+            {
+                // the chain is not what we made (an `iptables -F`, a rule deleted by hand, a
+                // `nft flush ruleset` under iptables-nft): written again whole with what the
+                // batch leaves banned. Left as it was, the failed unban's key stayed in
+                // `banned`, so a later ban of that address added no rule while it was listed
+                // as banned, and the next setup wrote back the rule of a ban that had ended,
+                // which no `unban` could lift (a review found)
+                error!("{e:#}; writing the chain {} again whole", self.opts.chain);
+                self.banned = next;
+                return self.rewrite();
+            }
             // the families are separate transactions: keep what the first one did
             if !v6 {
                 self.banned
@@ -427,6 +454,30 @@ impl Firewall for Iptables {
 
     fn expires_itself(&self) -> bool {
         false
+    }
+
+    /// Our chain, its jumps and as many rules as we put in it (an `iptables -F`, a jump or
+    /// the chain deleted, a `nft flush ruleset` under iptables-nft): checked once a minute,
+    /// as for nftables; repaired from the state when not. (Only nftables was checked: the
+    /// bans of an emptied chain were listed as active and enforced nowhere, a review found.)
+    fn intact(&mut self) -> Result<bool> {
+        if self.jails.is_empty() {
+            return Ok(true); // not set up (yet)
+        }
+        for v6 in [false, true] {
+            let saved = self.opts.save(v6)?;
+            let want = self.head[usize::from(v6)].len()
+                + self
+                    .banned
+                    .iter()
+                    .filter(|(_, a)| a.addr.is_ipv6() == v6)
+                    .map(|(j, a)| self.rules_of(j, *a).len())
+                    .sum::<usize>();
+            if !self.hooked(&saved) || saved.rules.len() != want {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     fn set_ratelimits(&mut self, rl: &super::ratelimit::RateLimits) -> Result<()> {
@@ -595,6 +646,85 @@ COMMIT
             s.rules,
             ["-s 192.0.2.1/32 -p tcp -m multiport --dports 22 -m comment --comment sshd -j DROP"]
         );
+    }
+
+    /// The chain emptied by hand (`iptables -F PORTCULLIS`): the unban fails, the chain is
+    /// written again whole, and a later ban of that address is in it (the failed unban's key
+    /// stayed: the ban added no rule while listed, and the next setup wrote back the rule of
+    /// the ended ban, a review found).
+    #[test]
+    #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+    fn a_chain_emptied_by_hand_is_written_again() {
+        use crate::firewall::cidr;
+        let ns = format!("pc-ipt-{}", std::process::id());
+        assert!(std::process::Command::new("ip")
+            .args(["netns", "add", &ns])
+            .status()
+            .unwrap()
+            .success());
+        struct Del(String);
+        impl Drop for Del {
+            fn drop(&mut self) {
+                let _ = std::process::Command::new("ip")
+                    .args(["netns", "delete", &self.0])
+                    .status();
+            }
+        }
+        let _del = Del(ns.clone());
+        let run = |prog: &str, args: &[&str]| {
+            let out = std::process::Command::new("ip")
+                .args(["netns", "exec", &ns, prog])
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{prog} {args:?}: {out:?}");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let mut f = Iptables::new(IptOptions {
+            variant: "nft".into(),
+            prefix: vec!["ip".into(), "netns".into(), "exec".into(), ns.clone()],
+            ..IptOptions::default()
+        });
+        let jail = JailRules {
+            name: "j".into(),
+            ports: Some(vec![(22, 22)]),
+            proto: Proto::Tcp,
+            action: Action::Drop,
+            backends: Vec::new(),
+        };
+        f.setup(std::slice::from_ref(&jail)).unwrap();
+        let add = |a: &str| FwOp::Add {
+            jail: "j".into(),
+            addr: cidr(a),
+            timeout_ms: 60_000,
+        };
+        let del = |a: &str| FwOp::Del {
+            jail: "j".into(),
+            addr: cidr(a),
+        };
+        f.apply(&[add("203.0.113.50"), add("203.0.113.51")])
+            .unwrap();
+        assert!(f.intact().unwrap());
+        run("iptables-nft", &["-F", "PORTCULLIS"]);
+        // the minute's check sees it
+        assert!(!f.intact().unwrap());
+        f.apply(&[del("203.0.113.50")]).unwrap();
+        assert!(f.intact().unwrap());
+        let rules = run("iptables-nft-save", &["-t", "filter"]);
+        assert!(
+            !rules.contains("203.0.113.50") && rules.contains("203.0.113.51"),
+            "{rules}"
+        );
+        f.apply(&[add("203.0.113.50")]).unwrap();
+        let rules = run("iptables-nft-save", &["-t", "filter"]);
+        assert!(rules.contains("-s 203.0.113.50/32"), "{rules}");
+        // and a setup writes back only what is banned
+        f.apply(&[del("203.0.113.50"), del("203.0.113.51")])
+            .unwrap();
+        f.setup(std::slice::from_ref(&jail)).unwrap();
+        let rules = run("iptables-nft-save", &["-t", "filter"]);
+        assert!(!rules.contains("203.0.113.5"), "{rules}");
+        f.teardown().unwrap();
     }
 
     #[test]

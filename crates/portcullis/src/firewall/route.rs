@@ -215,8 +215,26 @@ impl Firewall for Route {
                 }
             }
         }
-        self.batch(&script, &format!("apply {} changes", ops.len()))?;
-        self.banned = next;
+        if let Err(e) = self.batch(&script, &format!("apply {} changes", ops.len())) {
+            // routes not as we made them (one deleted by hand): what the batch leaves banned
+            // is made true against the routes there are. Left as it was, a failed unban kept
+            // its key, and a later ban of that address put no route in while it was listed as
+            // banned (a review found)
+            error!("{e:#}; setting the routes again from what is banned");
+            let want: Vec<FwOp> = next
+                .iter()
+                .flat_map(|(addr, js)| {
+                    js.iter().map(|j| FwOp::Add {
+                        jail: j.clone(),
+                        addr: *addr,
+                        timeout_ms: super::PERMANENT,
+                    })
+                })
+                .collect();
+            self.restore(&want)?;
+        } else {
+            self.banned = next;
+        }
         if !refused.is_empty() {
             bail!("not banned with a route: {}", refused.join("; "));
         }
@@ -385,6 +403,76 @@ mod tests {
         assert!(ip(&["route", "show"]).contains("prohibit 198.51.100.0/24"));
         r.teardown().unwrap();
         assert!(ip(&["route", "show"]).contains("prohibit 198.51.100.0/24"));
+    }
+
+    /// A route deleted by hand: the unban fails, and the next ban of that address puts its
+    /// route in again (the failed unban's key stayed, so nothing was added while the ban was
+    /// listed, a review found).
+    #[test]
+    #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+    fn a_route_deleted_by_hand_comes_back_with_the_next_ban() {
+        use crate::firewall::cidr;
+        let ns = format!("pc-route2-{}", std::process::id());
+        let ip = |args: &[&str]| {
+            let out = std::process::Command::new("ip")
+                .args(["netns", "exec", &ns, "ip"])
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "ip {args:?}: {out:?}");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        assert!(std::process::Command::new("ip")
+            .args(["netns", "add", &ns])
+            .status()
+            .unwrap()
+            .success());
+        struct Del(String);
+        impl Drop for Del {
+            fn drop(&mut self) {
+                let _ = std::process::Command::new("ip")
+                    .args(["netns", "delete", &self.0])
+                    .status();
+            }
+        }
+        let _del = Del(ns.clone());
+        ip(&["link", "set", "lo", "up"]);
+        let mut r = Route::new(RouteOptions {
+            kind: "blackhole".into(),
+            proto: DEFAULT_PROTO,
+            prefix: vec!["ip".into(), "netns".into(), "exec".into(), ns.clone()],
+        });
+        let jail = JailRules {
+            name: "j".into(),
+            ports: None,
+            proto: super::super::Proto::Tcp,
+            action: super::super::Action::Drop,
+            backends: Vec::new(),
+        };
+        r.setup(std::slice::from_ref(&jail)).unwrap();
+        let add = |a: &str| FwOp::Add {
+            jail: "j".into(),
+            addr: cidr(a),
+            timeout_ms: 60_000,
+        };
+        let del = |a: &str| FwOp::Del {
+            jail: "j".into(),
+            addr: cidr(a),
+        };
+        r.apply(&[add("203.0.113.50"), add("203.0.113.51")])
+            .unwrap();
+        ip(&["route", "del", "blackhole", "203.0.113.50", "proto", "211"]);
+        // the unban finds no route: made true all the same, the other ban kept
+        r.apply(&[del("203.0.113.50")]).unwrap();
+        let routes = ip(&["route", "show", "proto", "211"]);
+        assert!(
+            !routes.contains("203.0.113.50") && routes.contains("203.0.113.51"),
+            "{routes}"
+        );
+        r.apply(&[add("203.0.113.50")]).unwrap();
+        let routes = ip(&["route", "show", "proto", "211"]);
+        assert!(routes.contains("blackhole 203.0.113.50 "), "{routes}");
+        r.teardown().unwrap();
     }
 
     #[test]

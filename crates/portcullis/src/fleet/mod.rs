@@ -857,7 +857,22 @@ fn process(
     Ok(())
 }
 
-type XReadReply = Option<Vec<(String, Vec<(String, Vec<String>)>)>>;
+/// (field names and values as bytes: one entry that is not UTF-8, which anyone with the
+/// stream's Redis credentials can write, failed the whole reply, and the reader took it for
+/// a lost connection, again and again, so no node read any later entry, a review found)
+type XReadReply = Option<Vec<(String, Vec<(String, Vec<Vec<u8>>)>)>>;
+
+/// The longest entry read: a signed entry is under 1 KiB. A longer one (or one that is not
+/// UTF-8) is read as empty, which [`process`] counts as malformed.
+const MAX_ENTRY: usize = 16 * 1024;
+
+/// An entry's text: empty when it is too long or not UTF-8 (counted as malformed).
+fn entry_text(raw: &[u8]) -> String {
+    if raw.len() > MAX_ENTRY {
+        return String::new();
+    }
+    String::from_utf8(raw.to_vec()).unwrap_or_default()
+}
 
 /// Expired own bans kept, while Redis cannot be reached, for their removal from the
 /// current state.
@@ -956,14 +971,17 @@ fn reader(shared: Arc<Shared>, mut db: Db, tx: EngineTx) {
                     let before = shared.stats.applied.load(Relaxed);
                     let mut cursor: u64 = 0;
                     loop {
-                        let (next, kv): (u64, Vec<String>) = redis::cmd("HSCAN")
+                        let (next, kv): (u64, Vec<Vec<u8>>) = redis::cmd("HSCAN")
                             .arg(active_key(cfg))
                             .arg(cursor)
                             .arg("COUNT")
                             .arg(1000)
                             .query(&mut con)?;
-                        let texts: Vec<String> =
-                            kv.chunks(2).filter_map(|c| c.get(1).cloned()).collect();
+                        let texts: Vec<String> = kv
+                            .chunks(2)
+                            .filter_map(|c| c.get(1))
+                            .map(|v| entry_text(v))
+                            .collect();
                         if process(&shared, &mut db, &tx, &texts, None).is_err() {
                             return Ok(Err(()));
                         }
@@ -1008,8 +1026,9 @@ fn reader(shared: Arc<Shared>, mut db: Db, tx: EngineTx) {
                         .into_iter()
                         .map(|(_, kv)| {
                             kv.chunks(2)
-                                .find(|c| c[0] == "e")
-                                .and_then(|c| c.get(1).cloned())
+                                .find(|c| c[0] == b"e")
+                                .and_then(|c| c.get(1))
+                                .map(|v| entry_text(v))
                                 .unwrap_or_default()
                         })
                         .collect();
