@@ -77,6 +77,8 @@ struct Redis {
     tls: Option<PathBuf>,
     /// On a Unix socket only (reachable from every network namespace).
     unix: bool,
+    /// In this network namespace, on this address (TCP); `None`: on loopback.
+    at: Option<(String, String)>,
 }
 
 impl Redis {
@@ -92,6 +94,7 @@ impl Redis {
             dir: dir.join("redis"),
             tls: None,
             unix: true,
+            at: None,
         };
         fs::create_dir_all(&r.dir).unwrap();
         r.up();
@@ -109,14 +112,46 @@ impl Redis {
             dir: dir.join("redis"),
             tls,
             unix: false,
+            at: None,
         };
         fs::create_dir_all(&r.dir).unwrap();
         r.up();
         r
     }
 
+    /// On TCP at `addr` inside network namespace `ns`.
+    fn start_in(dir: &Path, ns: &Netns, addr: &str) -> Redis {
+        let mut r = Redis {
+            proc: None,
+            port: 6390,
+            dir: dir.join("redis"),
+            tls: None,
+            unix: false,
+            at: Some((ns.name().to_string(), addr.to_string())),
+        };
+        fs::create_dir_all(&r.dir).unwrap();
+        r.up();
+        r
+    }
+
+    /// `program` with `args`, inside the namespace when there is one.
+    fn command(&self, program: &str) -> Command {
+        match &self.at {
+            None => Command::new(program),
+            Some((ns, _)) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, program]);
+                c
+            }
+        }
+    }
+
+    fn host(&self) -> &str {
+        self.at.as_ref().map_or("127.0.0.1", |(_, a)| a.as_str())
+    }
+
     fn up(&mut self) {
-        let mut cmd = Command::new(REDIS);
+        let mut cmd = self.command(REDIS);
         match &self.tls {
             None if self.unix => cmd
                 .args(["--port", "0", "--unixsocketperm", "700", "--unixsocket"])
@@ -132,14 +167,16 @@ impl Redis {
                 .arg(d.join("ca.crt"))
                 .args(["--tls-auth-clients", "no"]),
         };
-        cmd.args(["--bind", "127.0.0.1"])
+        cmd.args(["--bind", self.host()])
             .args([
                 "--save",
                 "",
                 "--appendonly",
                 "no",
                 "--protected-mode",
-                "yes",
+                // (in a namespace of its own, on a documentation address: PING from the
+                // same namespace comes from that address, not loopback)
+                if self.at.is_some() { "no" } else { "yes" },
             ])
             // the nodes log in as `fleet`, with exactly the ACL the README gives: the
             // commands the fleet uses, on its keys only
@@ -172,17 +209,17 @@ impl Redis {
             );
         }
         match self.tls {
-            None => format!("redis://fleet:fleet-pw@127.0.0.1:{}/0", self.port),
+            None => format!("redis://fleet:fleet-pw@{}:{}/0", self.host(), self.port),
             Some(_) => format!("rediss://fleet:fleet-pw@localhost:{}/0", self.port),
         }
     }
 
     fn cli(&self, args: &[&str]) -> String {
-        let mut cmd = Command::new(REDIS_CLI);
+        let mut cmd = self.command(REDIS_CLI);
         if self.unix {
             cmd.arg("-s").arg(self.dir.join("redis.sock"));
         } else {
-            cmd.args(["-h", "127.0.0.1", "-p", &self.port.to_string()]);
+            cmd.args(["-h", self.host(), "-p", &self.port.to_string()]);
         }
         if let Some(d) = &self.tls {
             cmd.arg("--tls").arg("--cacert").arg(d.join("ca.crt"));
@@ -1571,6 +1608,83 @@ fn nftables_in_three_namespaces() {
     // B's own ban of ::99 runs to its end
     assert!(b.in_set("v6_sshd", "2001:db8:5:6::99"), "{}", b.log());
     assert_eq!(b.banned("2001:db8:5:6::99").as_deref(), Some("local"));
+}
+
+/// With the key, a fleet ban of the Redis server's own address is refused: banned in a jail
+/// that blocks every port, it cut the node off from the fleet, and the unban could then
+/// never reach it (a review found).
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn a_fleet_ban_of_the_redis_server_is_refused() {
+    require_root();
+    let t = tmp("pct-fleet-endpoint-");
+    let (nr, na) = (Netns::new("fleet-epr"), Netns::new("fleet-epa"));
+    let (vr, va) = (
+        format!("pfe{}r", std::process::id() % 100_000),
+        format!("pfe{}a", std::process::id() % 100_000),
+    );
+    host_cmd(
+        "ip",
+        &[
+            "link",
+            "add",
+            &vr,
+            "netns",
+            nr.name(),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &va,
+            "netns",
+            na.name(),
+        ],
+        Duration::from_secs(10),
+    )
+    .check();
+    for (ns, dev, addr) in [(&nr, &vr, "198.51.100.1/24"), (&na, &va, "198.51.100.2/24")] {
+        ns.ip(&["addr", "add", addr, "dev", dev]).check();
+        ns.ip(&["link", "set", dev, "up"]).check();
+        ns.ip(&["link", "set", "lo", "up"]).check();
+    }
+    let redis = Redis::start_in(t.path(), &nr, "198.51.100.1");
+    let a = Node::with_jails(
+        t.path(),
+        "a",
+        &redis,
+        "",
+        |dir| {
+            format!(
+                "[[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\nlogs = [{:?}]\nports = \"all\"\n",
+                dir.join("auth.log").display().to_string()
+            )
+        },
+        "",
+        Some(&na),
+    );
+    readers_up(&[&a]);
+    let xadd = |addr: &str| {
+        let mut e = entry(addr, "m");
+        sign(KEY.as_bytes(), &mut e);
+        let out = redis.cli(&["XADD", "portcullis:bans", "*", "e", &e.to_string()]);
+        assert!(out.contains('-'), "XADD: {out}");
+    };
+    xadd("198.51.100.1");
+    // a ban of another address after it: applied, so it was read
+    xadd("198.51.100.77");
+    wait_for("the control ban applied", Duration::from_secs(10), || {
+        a.in_kernel("198.51.100.77")
+    });
+    assert_eq!(
+        a.counter("refused_ignored"),
+        1,
+        "{}\n{}",
+        a.fleet(),
+        a.log()
+    );
+    assert!(!a.in_kernel("198.51.100.1"), "{}", a.log());
+    assert_eq!(a.banned("198.51.100.1"), None);
+    assert!(a.fleet()["reading"] == true, "{}", a.fleet());
 }
 
 fn percentile(v: &mut [Duration], p: f64) -> Duration {

@@ -121,6 +121,12 @@ impl Engine {
             .is_some()
             || crate::firewall::never_ban_prefix(target)
             || self.own.iter().any(|&o| target.contains(o))
+            || shared
+                .endpoint
+                .lock()
+                .expect("fleet endpoint")
+                .iter()
+                .any(|&a| target.contains(a))
         {
             return Outcome::Ignored;
         }

@@ -146,6 +146,30 @@ pub struct Shared {
     /// bans arriving): `accept_rate` does not apply then, `max_bans` does. (A review found
     /// that a node catching up applied 50 of 200 active bans and never retried the rest.)
     pub catching_up: AtomicBool,
+    /// The addresses of the Redis server (`redis`'s host, resolved at each connection of the
+    /// reader): a fleet ban that holds one is refused. With the key, a fleet ban of the
+    /// server in a jail that bans every port cut a node off from the fleet, and the unban
+    /// could then never reach it (a review found).
+    pub endpoint: Mutex<Vec<std::net::IpAddr>>,
+}
+
+/// The addresses `redis`'s host stands for (none for a Unix socket, or when it does not
+/// resolve).
+pub fn endpoint_addrs(redis: &str) -> Vec<std::net::IpAddr> {
+    use redis::IntoConnectionInfo;
+    use std::net::ToSocketAddrs;
+    let Ok(info) = redis.into_connection_info() else {
+        return Vec::new();
+    };
+    let (host, port) = match info.addr() {
+        redis::ConnectionAddr::Tcp(h, p) => (h.clone(), *p),
+        redis::ConnectionAddr::TcpTls { host, port, .. } => (host.clone(), *port),
+        _ => return Vec::new(),
+    };
+    (host.as_str(), port)
+        .to_socket_addrs()
+        .map(|a| a.map(|s| s.ip()).collect())
+        .unwrap_or_default()
 }
 
 impl Shared {
@@ -335,6 +359,7 @@ pub fn start(
         origins: Mutex::new(origins),
         co: Mutex::new(HashMap::new()),
         stats: Stats::default(),
+        endpoint: Mutex::new(Vec::new()),
     });
     shared.stats.outbox.store(db.outbox_len()?, Relaxed);
     let (out_tx, out_rx) = mpsc::sync_channel::<Out>(CHANNEL);
@@ -927,6 +952,10 @@ fn reader(shared: Arc<Shared>, mut db: Db, tx: EngineTx) {
         }
         let r = (|| -> Result<std::result::Result<(), ()>> {
             let mut con = connect(cfg, Duration::from_millis(BLOCK_MS as u64 + 5000))?;
+            let endpoint = endpoint_addrs(&cfg.redis);
+            if !endpoint.is_empty() {
+                *shared.endpoint.lock().expect("fleet endpoint") = endpoint;
+            }
             shared.stats.reading.store(true, Relaxed);
             if warned {
                 info!("fleet: reader connected to Redis again");
