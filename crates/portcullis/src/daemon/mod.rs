@@ -63,6 +63,10 @@ const MAX_NARROWED: usize = 256;
 /// and never grows memory (a batch holds at most [`crate::sources::batch::BATCH_BYTES`] of lines).
 pub const ENGINE_QUEUE: usize = 16;
 
+/// The most line bytes the engine takes from its queue at once (batches that waited behind
+/// one are processed together: one firewall change, one store transaction).
+const TAKE_BYTES: usize = 16 << 20;
+
 /// The engine's inbox, bounded ([`ENGINE_QUEUE`]).
 pub type EngineTx = mpsc::SyncSender<Msg>;
 
@@ -835,10 +839,16 @@ impl Engine {
                 Ok(Msg::Lines(b)) => {
                     // the batches that waited behind it (the engine was busy) are taken
                     // as one: one firewall change and one store transaction for all
+                    // (at most TAKE_BYTES of lines at once: all 16 taken while 16 more
+                    // waited held twice the queue's worth in a flood, a review measured)
+                    let mut bytes = b.data.len();
                     let mut bs = vec![b];
-                    while bs.len() < ENGINE_QUEUE {
+                    while bs.len() < ENGINE_QUEUE && bytes < TAKE_BYTES {
                         match rx.try_recv() {
-                            Ok(Msg::Lines(b)) => bs.push(b),
+                            Ok(Msg::Lines(b)) => {
+                                bytes += b.data.len();
+                                bs.push(b)
+                            }
                             Ok(m) => {
                                 queued = Some(m);
                                 break;
