@@ -177,6 +177,8 @@ struct FloodState {
     prev: u64,
     /// When the last `flood` event was emitted.
     last_event: Option<Millis>,
+    /// When the flood began: the first `flood` event after two quiet intervals.
+    started: Option<Millis>,
 }
 
 /// A matched-line rate this many times the last interval's is a flood...
@@ -1941,6 +1943,11 @@ impl Engine {
                     .into(),
                 });
                 *seen = st.evicted;
+                if f.last_event
+                    .is_none_or(|t| now - t >= 2 * FLOOD_INTERVAL_MS)
+                {
+                    f.started = Some(now);
+                }
                 f.last_event = Some(now);
             }
         }
@@ -2036,9 +2043,15 @@ impl Engine {
     fn flood_status(&self, jail: &str, now: Millis) -> Option<String> {
         let f = self.floods.get(jail)?;
         let at = f.last_event?;
-        let seen = self.evicted_reported.get(jail).copied().unwrap_or(0);
+        // the tracker's own count, as the `tracking cap reached` line above it says (the
+        // count at the last event said 0 beside 1,620,000 evicted, a review found)
+        let evicted = self
+            .jails
+            .iter()
+            .find(|j| j.name() == jail)
+            .map_or(0, |j| j.tracker().stats().evicted);
         (now - at < 2 * FLOOD_INTERVAL_MS).then(|| {
-            format!("under a flood since {}: {} failures this interval, {seen} windows evicted so far; the heaviest offenders are kept and still banned", portcullis_core::time::rfc3339(at), f.count)
+            format!("under a flood since {}: {} failures this interval, {evicted} windows evicted so far; the heaviest offenders are kept and still banned", portcullis_core::time::rfc3339(f.started.unwrap_or(at)), f.count)
         })
     }
 
@@ -3846,6 +3859,46 @@ wait "$p"
         assert_eq!(failing(&eng), [("203.0.113.9".to_string(), 2)]);
     }
 
+    /// `status` under a flood gives the windows evicted so far, as the tracker counts them,
+    /// not the count when the last `flood` line was written (0 beside 1,620,000, a review
+    /// found), and the time the flood began.
+    #[test]
+    fn the_flood_status_counts_every_eviction() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
+        let cfg_path = dir.join("p.toml");
+        let log = dir.join("auth.log").to_str().unwrap().to_string();
+        let text = format!(
+            "max_tracked = 100\n{}",
+            config(dir, &[("sshd", &[log.as_str()])])
+        );
+        std::fs::write(&cfg_path, text).unwrap();
+        let (tx, _rx) = engine_channel();
+        let mut eng = engine(dir, &cfg_path, tx);
+        eng.restore().unwrap();
+        let wave = |eng: &mut Engine, from: u32| {
+            let lines: Vec<String> = (from..from + 250)
+                .flat_map(|n| failures(&format!("198.51.{}.{}", 100 + n / 250, n % 250), n..n + 1))
+                .collect();
+            feed(eng, &log, &lines);
+        };
+        wave(&mut eng, 0);
+        let t0 = now_ms();
+        eng.report_floods(t0);
+        let first = eng.jails[0].tracker().stats().evicted;
+        assert!(first > 0);
+        wave(&mut eng, 250);
+        let now = eng.jails[0].tracker().stats().evicted;
+        assert!(now > first);
+        let s = eng.flood_status("sshd", t0 + 1000).unwrap();
+        assert!(s.contains(&format!(" {now} windows evicted so far")), "{s}");
+        let began = portcullis_core::time::rfc3339(t0);
+        assert!(
+            s.contains(&format!("since {}", &began[..19])),
+            "{s} {began}"
+        );
+    }
+
     /// A restart gives no offender a fresh count: the failures of the open windows are
     /// saved in the state file at stop and put back at start, and saved again at once (a
     /// crash in the first minute keeps them; a ban since clears them).
@@ -4180,6 +4233,7 @@ wait "$p"
                 count: FLOOD_RATE_FLOOR,
                 prev: 100,
                 last_event: None,
+                started: None,
             },
         );
         eng.report_floods(later);
