@@ -1083,6 +1083,23 @@ impl Engine {
         let mut st_ops = Vec::new();
         let mut n = 0;
         for j in &mut self.jails {
+            // the counts of what may not be banned go too: a single address, or a prefix an
+            // ignore entry covers whole (a prefix holding one ignored address still counts
+            // its other addresses, and is narrowed when banned)
+            let (ignore, own) = (&j.settings().ignore, &self.own);
+            let gone = |k: Cidr| match ignore.check_prefix(k) {
+                Some(Reason::Listed(c)) if c.covers(&k) => true,
+                _ => k.is_host() && lift_reason(ignore, own, k).is_some(),
+            };
+            let mut forget: Vec<Cidr> = j
+                .tracker()
+                .window_failures()
+                .map(|(k, _, _)| k)
+                .filter(|&k| gone(k))
+                .collect();
+            forget.dedup();
+            j.tracker_mut()
+                .forget_windows(|k| forget.binary_search(&k).is_ok());
             let lift: Vec<(Cidr, Millis, String)> = j
                 .tracker()
                 .bans()
@@ -3897,6 +3914,30 @@ wait "$p"
             s.contains(&format!("since {}", &began[..19])),
             "{s} {began}"
         );
+    }
+
+    /// An address the ignore list comes to cover at a reload is no longer counted: its open
+    /// window goes (it was still listed as failing, and its count came back when it was
+    /// taken out of the list again, a review found).
+    #[test]
+    fn a_reload_forgets_the_counts_of_newly_ignored_addresses() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut eng, log) = started(dir.path());
+        let (a, b) = ("203.0.113.9", "198.51.100.4");
+        let mut lines = failures(a, 1..4);
+        lines.extend(failures(b, 4..5));
+        feed(&mut eng, &log, &lines);
+        assert_eq!(failing(&eng), [(b.to_string(), 1), (a.to_string(), 3)]);
+        let cfg = dir.path().join("p.toml");
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        std::fs::write(&cfg, format!("ignore = [\"{a}\"]\n{text}")).unwrap();
+        eng.reload().unwrap();
+        assert_eq!(failing(&eng), [(b.to_string(), 1)]);
+        // out of the list again: counted from nothing
+        std::fs::write(&cfg, &text).unwrap();
+        eng.reload().unwrap();
+        feed(&mut eng, &log, &failures(a, 5..6));
+        assert_eq!(failing(&eng), [(b.to_string(), 1), (a.to_string(), 1)]);
     }
 
     /// A restart gives no offender a fresh count: the failures of the open windows are
