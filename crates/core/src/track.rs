@@ -548,6 +548,43 @@ impl Tracker {
         Some(until)
     }
 
+    /// The bans due now under the settings in force (after a reload lowered `maxretry`,
+    /// raised `findtime`, or gathered windows under a shorter prefix): each open window whose
+    /// failures within `findtime` of its newest one, plus its evicted ones, reach `maxretry`
+    /// now, ended by `now` no more than `findtime` ago, is banned from `now` as [`record`]
+    /// would have banned it at its next failure (an offender who stopped there was never
+    /// banned, a review found), in address order.
+    ///
+    /// [`record`]: Tracker::record
+    pub fn due(&mut self, now: Millis) -> Vec<Decision> {
+        let findtime = self.cfg.findtime();
+        let maxretry = u64::from(self.cfg.maxretry);
+        let ready: Vec<(Cidr, Millis, u64)> = self
+            .windows
+            .iter()
+            .filter(|(_, w)| w.newest() > now.saturating_sub(findtime))
+            .filter_map(|(k, w)| {
+                let end = w.newest();
+                let extra = self.evicted_weight(k, end);
+                let total = w.weight_in(end.saturating_sub(findtime), Millis::MAX) + extra;
+                (total >= maxretry).then_some((*k, end, extra))
+            })
+            .collect();
+        let mut out = Vec::new();
+        for (key, end, extra) in ready {
+            if self.covering_ban(key).is_some() {
+                continue;
+            }
+            let total = self.windows.remove(&key).map_or(0, |w| {
+                w.weight_in(end.saturating_sub(findtime), Millis::MAX)
+            }) + extra;
+            self.note_debt(key, extra, end);
+            let until = now.saturating_add(self.cfg.bantime);
+            out.push(self.insert_ban(key, now, until, saturate(total)));
+        }
+        out
+    }
+
     /// Forgets the open windows whose key `drop` says, and returns how many (an address the
     /// ignore list came to cover at a reload: listed as failing, its count came back when it
     /// was taken out again, a review found).
@@ -1486,6 +1523,43 @@ mod tests {
         // saved under /24, not put back under /32
         let mut t = Tracker::new(cfg(4, 60 * SEC));
         assert!(!t.restore_failure(net, 5, 1, 10));
+    }
+
+    /// A lower `maxretry` bans at once the windows already over it (not at their next
+    /// failure), a window whose newest failure is over `findtime` old is not banned, and a
+    /// window still under the threshold stays.
+    #[test]
+    fn due_bans_the_windows_over_a_lowered_maxretry() {
+        let mut t = Tracker::new(cfg(5, 60 * SEC));
+        for i in 0..4 {
+            t.record(&fail(ip(1), i), i);
+        }
+        for i in 0..3 {
+            t.record(&fail(ip(2), i), i);
+        }
+        t.record(&fail(ip(3), 0), 0);
+        assert!(t.due(10 * SEC).is_empty());
+        t.set_config(cfg(3, 60 * SEC));
+        // long quiet: nothing is due
+        assert!(t.clone().due(61 * SEC).is_empty());
+        let d = t.due(10 * SEC);
+        let banned: Vec<Cidr> = d
+            .iter()
+            .map(|d| match d {
+                Decision::Ban {
+                    addr, at, failures, ..
+                } => {
+                    assert_eq!(*at, 10 * SEC);
+                    assert!(*failures >= 3);
+                    *addr
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(banned, [c(1), c(2)]);
+        assert!(t.is_banned(ip(1)) && t.is_banned(ip(2)) && !t.is_banned(ip(3)));
+        assert_eq!(t.failing(10 * SEC), vec![(c(3), 1)]);
+        assert!(t.due(10 * SEC).is_empty());
     }
 
     #[test]

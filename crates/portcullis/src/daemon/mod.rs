@@ -63,6 +63,15 @@ const MAX_NARROWED: usize = 256;
 /// and never grows memory (a batch holds at most [`crate::sources::batch::BATCH_BYTES`] of lines).
 pub const ENGINE_QUEUE: usize = 16;
 
+/// What a step of the engine changes: firewall changes to make first (the narrower elements
+/// a subnet ban replaces), then the others, and the state file's.
+#[derive(Default)]
+struct Changes {
+    fw_first: Vec<FwOp>,
+    fw: Vec<FwOp>,
+    store: Vec<StoreOp>,
+}
+
 /// The most line bytes the engine takes from its queue at once (batches that waited behind
 /// one are processed together: one firewall change, one store transaction).
 const TAKE_BYTES: usize = 16 << 20;
@@ -1566,9 +1575,7 @@ impl Engine {
             .metrics
             .as_ref()
             .map(|_| crate::metrics::Tally::default());
-        let mut fw_ops = Vec::new();
-        let mut fw_first = Vec::new();
-        let mut st_ops = Vec::new();
+        let mut c = Changes::default();
         // batch by batch: what the follower read when it read a batch's lines (its state
         // after that poll) decides who counts them, not the state of a later batch
         for b in &bs {
@@ -1638,93 +1645,7 @@ impl Engine {
                     let Some(d) = decision else {
                         continue;
                     };
-                    let jitter = self.jitter();
-                    let j = &mut self.jails[ji];
-                    let s = policy::sentence(j, &mut self.history, d, failure.addr, jitter);
-                    for n in &s.notes {
-                        info!(jail = j.name(), "{n}");
-                    }
-                    let mut counts = s.counts.iter();
-                    let jail = j.name().to_string();
-                    for d in s.decisions {
-                        match d {
-                            Decision::Ban {
-                                addr,
-                                at,
-                                until,
-                                failures,
-                                reason,
-                            } => {
-                                let count = counts.next().copied().unwrap_or(1);
-                                if crate::firewall::never_ban_prefix(addr)
-                                    || self.own.iter().any(|&o| addr.contains(o))
-                                {
-                                    j.tracker_mut().unban(addr);
-                                    continue;
-                                }
-                                events::emit(&Event::Ban {
-                                    addr,
-                                    jail: jail.clone(),
-                                    failures,
-                                    length: if until == FOREVER {
-                                        FOREVER
-                                    } else {
-                                        until - at
-                                    },
-                                    manual: false,
-                                    reason,
-                                });
-                                self.meta.insert((jail.clone(), addr), (reason, count));
-                                fw_ops.push(FwOp::Add {
-                                    jail: jail.clone(),
-                                    addr,
-                                    timeout_ms: fw_timeout(until, now),
-                                });
-                                st_ops.push(StoreOp::Ban(BanRecord {
-                                    addr,
-                                    jail: jail.clone(),
-                                    start: at,
-                                    end: until,
-                                    failures,
-                                    reason,
-                                    count,
-                                }));
-                            }
-                            Decision::Unban { addr, at } => {
-                                events::emit(&Event::Unban {
-                                    addr,
-                                    jail: jail.clone(),
-                                    reason: UnbanReason::Lifted("subnet-ban".into()),
-                                });
-                                self.meta.remove(&(jail.clone(), addr));
-                                // a ban of this batch, not in the kernel yet (the offender's own
-                                // ban that its subnet ban replaces at once, or an earlier line's):
-                                // it is not added at all. (Added with the prefix in one
-                                // transaction, nft refused both as overlapping, and the daemon
-                                // stopped, a review found.)
-                                let pending = fw_ops.iter().position(|op| {
-                                    matches!(op, FwOp::Add { jail: j, addr: a, .. }
-                                    if *j == jail && *a == addr)
-                                });
-                                if let Some(i) = pending {
-                                    fw_ops.remove(i);
-                                }
-                                // nft checks overlaps against the set as it is before the
-                                // transaction: the narrower elements go in a batch of their
-                                // own (also for a pending one: an element of an earlier ban of
-                                // the address may still be in the kernel)
-                                fw_first.push(FwOp::Del {
-                                    jail: jail.clone(),
-                                    addr,
-                                });
-                                st_ops.push(StoreOp::Unban {
-                                    addr,
-                                    jail: jail.clone(),
-                                    at,
-                                });
-                            }
-                        }
-                    }
+                    self.carry_out(ji, d, failure.addr, now, &mut c);
                 }
                 // a flood of distinct keys: the statistics go to their writer early
                 if let Some(st) = self.stats.as_mut().filter(|s| s.full()) {
@@ -1735,14 +1656,163 @@ impl Engine {
         self.report_stale(now);
         self.report_floods(now);
         self.report_cuts(now);
-        self.apply_repairing(&fw_first);
         if let (Some(m), Some(t)) = (&self.metrics, &tally) {
             m.failures(t, &self.jails);
         }
+        self.enforce(&mut c);
+        // after the firewall: the bans first
+        if let Some(st) = &mut self.stats {
+            st.flush(&self.jails);
+        }
+        let mut journal = Vec::new();
+        for b in bs {
+            c.store
+                .extend(b.forgotten.into_iter().map(StoreOp::ForgetPosition));
+            c.store
+                .extend(b.checkpoints.into_iter().map(StoreOp::Position));
+            journal.extend(b.journal);
+        }
+        if !c.store.is_empty() {
+            self.store.apply(&c.store)?;
+        }
+        // processed (and the bans stored): the journal readers may save their positions
+        for p in journal {
+            p.commit();
+        }
+        Ok(())
+    }
+
+    /// Carries out a ban decision of jail `ji` for the failure of `offender`: the ban policy
+    /// (escalation, subnet bans, narrowing), the events, and the changes for the firewall
+    /// and the state, in `c`.
+    fn carry_out(
+        &mut self,
+        ji: usize,
+        d: Decision,
+        offender: IpAddr,
+        now: Millis,
+        c: &mut Changes,
+    ) {
+        let jitter = self.jitter();
+        let j = &mut self.jails[ji];
+        let s = policy::sentence(j, &mut self.history, d, offender, jitter);
+        for n in &s.notes {
+            info!(jail = j.name(), "{n}");
+        }
+        let mut counts = s.counts.iter();
+        let jail = j.name().to_string();
+        for d in s.decisions {
+            match d {
+                Decision::Ban {
+                    addr,
+                    at,
+                    until,
+                    failures,
+                    reason,
+                } => {
+                    let count = counts.next().copied().unwrap_or(1);
+                    if crate::firewall::never_ban_prefix(addr)
+                        || self.own.iter().any(|&o| addr.contains(o))
+                    {
+                        j.tracker_mut().unban(addr);
+                        continue;
+                    }
+                    events::emit(&Event::Ban {
+                        addr,
+                        jail: jail.clone(),
+                        failures,
+                        length: if until == FOREVER {
+                            FOREVER
+                        } else {
+                            until - at
+                        },
+                        manual: false,
+                        reason,
+                    });
+                    self.meta.insert((jail.clone(), addr), (reason, count));
+                    c.fw.push(FwOp::Add {
+                        jail: jail.clone(),
+                        addr,
+                        timeout_ms: fw_timeout(until, now),
+                    });
+                    c.store.push(StoreOp::Ban(BanRecord {
+                        addr,
+                        jail: jail.clone(),
+                        start: at,
+                        end: until,
+                        failures,
+                        reason,
+                        count,
+                    }));
+                }
+                Decision::Unban { addr, at } => {
+                    events::emit(&Event::Unban {
+                        addr,
+                        jail: jail.clone(),
+                        reason: UnbanReason::Lifted("subnet-ban".into()),
+                    });
+                    self.meta.remove(&(jail.clone(), addr));
+                    // a ban of this batch, not in the kernel yet (the offender's own
+                    // ban that its subnet ban replaces at once, or an earlier line's):
+                    // it is not added at all. (Added with the prefix in one
+                    // transaction, nft refused both as overlapping, and the daemon
+                    // stopped, a review found.)
+                    let pending = c.fw.iter().position(|op| {
+                        matches!(op, FwOp::Add { jail: j, addr: a, .. }
+                            if *j == jail && *a == addr)
+                    });
+                    if let Some(i) = pending {
+                        c.fw.remove(i);
+                    }
+                    // nft checks overlaps against the set as it is before the
+                    // transaction: the narrower elements go in a batch of their
+                    // own (also for a pending one: an element of an earlier ban of
+                    // the address may still be in the kernel)
+                    c.fw_first.push(FwOp::Del {
+                        jail: jail.clone(),
+                        addr,
+                    });
+                    c.store.push(StoreOp::Unban {
+                        addr,
+                        jail: jail.clone(),
+                        at,
+                    });
+                }
+            }
+        }
+    }
+
+    /// The bans due under settings just changed (a lower `maxretry`, a longer `findtime`,
+    /// windows gathered under a shorter prefix), carried out now: an offender already over
+    /// the new threshold was banned only at a next failure, and never if he stopped there (a
+    /// review found). Returns how many decisions were carried out.
+    fn ban_due(&mut self, now: Millis) -> Result<usize> {
+        let mut c = Changes::default();
+        let mut n = 0;
+        for ji in 0..self.jails.len() {
+            for d in self.jails[ji].tracker_mut().due(now) {
+                let Decision::Ban { addr, .. } = d else {
+                    continue;
+                };
+                n += 1;
+                self.carry_out(ji, d, addr.addr, now, &mut c);
+            }
+        }
+        self.enforce(&mut c);
+        if !c.store.is_empty() {
+            self.store.apply(&c.store)?;
+        }
+        Ok(n)
+    }
+
+    /// Puts `c`'s firewall changes in place (the narrower elements a subnet ban replaces
+    /// first); a ban the firewall refused is lifted again, its unban added to `c.store`.
+    fn enforce(&mut self, c: &mut Changes) {
+        self.apply_repairing(&std::mem::take(&mut c.fw_first));
         // a ban the firewall refused is not one: lifted here too (listed active while
         // nothing blocked, its failures no longer counted, a review found); its next
         // failures count again, and the ban is tried again at maxretry
-        for op in self.apply_repairing(&fw_ops) {
+        for op in self.apply_repairing(&std::mem::take(&mut c.fw)) {
             let FwOp::Add { jail, addr, .. } = op else {
                 continue;
             };
@@ -1759,30 +1829,12 @@ impl Engine {
                 jail: jail.clone(),
                 reason: UnbanReason::Lifted("firewall-refused".into()),
             });
-            st_ops.push(StoreOp::Unban {
+            c.store.push(StoreOp::Unban {
                 addr,
                 jail,
                 at: now_ms(),
             });
         }
-        // after the firewall: the bans first
-        if let Some(st) = &mut self.stats {
-            st.flush(&self.jails);
-        }
-        let mut journal = Vec::new();
-        for b in bs {
-            st_ops.extend(b.forgotten.into_iter().map(StoreOp::ForgetPosition));
-            st_ops.extend(b.checkpoints.into_iter().map(StoreOp::Position));
-            journal.extend(b.journal);
-        }
-        if !st_ops.is_empty() {
-            self.store.apply(&st_ops)?;
-        }
-        // processed (and the bans stored): the journal readers may save their positions
-        for p in journal {
-            p.commit();
-        }
-        Ok(())
     }
 
     /// Sets the firewall up again and gives it every active ban (the jails', the fleet's
@@ -2282,6 +2334,11 @@ impl Engine {
                 0
             }
         };
+        match self.ban_due(now_ms()) {
+            Ok(0) => {}
+            Ok(n) => info!("{n} offender(s) already over the new settings banned now"),
+            Err(e) => error!("cannot save the bans the new settings made: {e:#}"),
+        }
         let e = Event::Reloaded {
             jails: self.jail_names(),
             lifted,
@@ -3914,6 +3971,30 @@ wait "$p"
             s.contains(&format!("since {}", &began[..19])),
             "{s} {began}"
         );
+    }
+
+    /// A reload that lowers `maxretry` bans at once the offenders already over it (they
+    /// were banned only at a next failure, never if they stopped, a review found).
+    #[test]
+    fn a_lower_maxretry_bans_at_the_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut eng, log) = started(dir.path());
+        let (a, b) = ("203.0.113.9", "198.51.100.4");
+        let mut lines = failures(a, 1..5);
+        lines.extend(failures(b, 5..7));
+        feed(&mut eng, &log, &lines);
+        assert!(bans_of(&mut eng, false).is_empty());
+        let cfg = dir.path().join("p.toml");
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        std::fs::write(&cfg, format!("{text}maxretry = 3\n")).unwrap();
+        eng.reload().unwrap();
+        let bans = bans_of(&mut eng, false);
+        let hosts: Vec<&str> = bans.iter().map(|b| b.host.as_str()).collect();
+        assert_eq!(hosts, [a]);
+        // in the state file and the firewall too
+        let (tracker, store, fw) = active(&mut eng);
+        assert_eq!((tracker.len(), store.len(), fw.len()), (1, 1, 1));
+        assert_eq!(failing(&eng), [(b.to_string(), 2)]);
     }
 
     /// An address the ignore list comes to cover at a reload is no longer counted: its open
