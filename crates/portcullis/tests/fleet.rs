@@ -1610,6 +1610,35 @@ fn nftables_in_three_namespaces() {
     assert_eq!(b.banned("2001:db8:5:6::99").as_deref(), Some("local"));
 }
 
+/// An entry with the largest stream id, then the stream deleted by an admin: a node whose
+/// position was that id read nothing more, for ever, while `status` said all was well (a
+/// review found). It now sees its position is past the stream and catches up.
+#[test]
+fn a_position_past_the_stream_is_given_up() {
+    let t = tmp("pct-fleet-ahead-");
+    let redis = Redis::start(t.path());
+    let a = Node::new(t.path(), "a", &redis, "", "");
+    let b = Node::new(t.path(), "b", &redis, "", "");
+    readers_up(&[&a, &b]);
+    let out = redis.cli(&[
+        "XADD",
+        "portcullis:bans",
+        "18446744073709551615-18446744073709551615",
+        "e",
+        "junk",
+    ]);
+    assert!(out.contains('-'), "XADD: {out}");
+    wait_for("the junk read", Duration::from_secs(10), || {
+        b.counter("dropped_malformed") >= 1
+    });
+    redis.cli(&["DEL", "portcullis:bans"]);
+    a.ban("203.0.113.70");
+    wait_for("A's ban on B", Duration::from_secs(30), || {
+        b.banned("203.0.113.70").is_some()
+    });
+    assert!(b.log().contains("is past its newest entry"), "{}", b.log());
+}
+
 /// With the key, a fleet ban of the Redis server's own address is refused: banned in a jail
 /// that blocks every port, it cut the node off from the fleet, and the unban could then
 /// never reach it (a review found).

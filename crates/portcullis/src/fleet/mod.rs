@@ -911,22 +911,42 @@ const MAX_FORGETS: usize = 100_000;
 /// allows no XINFO, and `XINFO STREAM`'s `max-deleted-entry-id`, used before, was refused
 /// under it, so a trim was never noticed.
 fn trimmed_past(con: &mut redis::Connection, stream: &str, pos: &str) -> Result<bool> {
-    let last = |con: &mut redis::Connection, end: &str| -> Result<Option<String>> {
-        let v: Vec<(String, Vec<String>)> = redis::cmd("XREVRANGE")
-            .arg(stream)
-            .arg(end)
-            .arg("-")
-            .arg("COUNT")
-            .arg(1)
-            .query(con)?;
-        Ok(v.into_iter().next().map(|(id, _)| id))
-    };
-    if last(con, pos)?.is_some() {
+    if last_id(con, stream, pos)?.is_some() {
         return Ok(false);
     }
     // an empty stream lost nothing this node can get back (a Redis that lost its data is
     // found by the epoch)
-    Ok(last(con, "+")?.is_some_and(|newest| stream_id(&newest) > stream_id(pos)))
+    Ok(last_id(con, stream, "+")?.is_some_and(|newest| stream_id(&newest) > stream_id(pos)))
+}
+
+/// The id of the newest entry of `stream` at or before `end` (`+`: the newest of all).
+/// (The entries' fields are read as bytes: one that is not UTF-8 failed the reply.)
+fn last_id(con: &mut redis::Connection, stream: &str, end: &str) -> Result<Option<String>> {
+    let v: Vec<(String, Vec<Vec<u8>>)> = redis::cmd("XREVRANGE")
+        .arg(stream)
+        .arg(end)
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query(con)?;
+    Ok(v.into_iter().next().map(|(id, _)| id))
+}
+
+/// Whether a saved position is past anything the stream can give: after its newest entry,
+/// or (the stream emptied) more than a day after now. Redis' ids only grow, so a node there
+/// waited for ever: one `XADD` with the largest id, deleted after by an admin, had every
+/// node read nothing more while `status` said all was well (a review found).
+fn position_ahead(
+    con: &mut redis::Connection,
+    stream: &str,
+    pos: &str,
+    now: Millis,
+) -> Result<bool> {
+    let (ms, _) = stream_id(pos);
+    if ms > u64::try_from(now.saturating_add(86_400_000)).unwrap_or(0) {
+        return Ok(true);
+    }
+    Ok(last_id(con, stream, "+")?.is_some_and(|newest| stream_id(pos) > stream_id(&newest)))
 }
 
 /// A stream entry id (`MS-SEQ`) as numbers, to compare; an unreadable one is the smallest.
@@ -968,6 +988,10 @@ fn reader(shared: Arc<Shared>, mut db: Db, tx: EngineTx) {
             // (entries it already has are dropped as replayed)
             let mut resume = None;
             let saved = match db.meta("pos")? {
+                Some(p) if position_ahead(&mut con, &cfg.stream, &p, now_ms())? => {
+                    warn!("fleet: this node's position in the stream ({p}) is past its newest entry: catching up from the current state, then reading on from its newest entry");
+                    None
+                }
                 Some(p) if trimmed_past(&mut con, &cfg.stream, &p)? => {
                     warn!("fleet: the stream was trimmed past this node's position ({p}; its oldest entry is newer): catching up from the current state, then reading on from there (the unbans still in the stream)");
                     resume = Some(p);
@@ -980,14 +1004,7 @@ fn reader(shared: Arc<Shared>, mut db: Db, tx: EngineTx) {
                 Some(p) => p,
                 None => {
                     // a node without a position: the current state, then what follows it
-                    let last: Vec<(String, Vec<String>)> = redis::cmd("XREVRANGE")
-                        .arg(&cfg.stream)
-                        .arg("+")
-                        .arg("-")
-                        .arg("COUNT")
-                        .arg(1)
-                        .query(&mut con)?;
-                    let pos = last.first().map_or("0-0".to_string(), |(id, _)| id.clone());
+                    let pos = last_id(&mut con, &cfg.stream, "+")?.unwrap_or_else(|| "0-0".into());
                     let started = Instant::now();
                     shared.catching_up.store(true, Relaxed);
                     struct Done<'a>(&'a AtomicBool);
@@ -1031,6 +1048,7 @@ fn reader(shared: Arc<Shared>, mut db: Db, tx: EngineTx) {
                     pos
                 }
             };
+            let mut checked = Instant::now();
             loop {
                 let reply: XReadReply = redis::cmd("XREAD")
                     .arg("COUNT")
@@ -1045,7 +1063,18 @@ fn reader(shared: Arc<Shared>, mut db: Db, tx: EngineTx) {
                     // a reload stopped accepting: this batch waits at the saved position
                     return Ok(Ok(()));
                 }
-                let Some(streams) = reply else { continue };
+                let Some(streams) = reply else {
+                    // quiet: still a position the stream can reach? (an XREVRANGE, at most
+                    // every 10 s)
+                    if checked.elapsed() >= Duration::from_secs(10) {
+                        checked = Instant::now();
+                        if position_ahead(&mut con, &cfg.stream, &pos, now_ms())? {
+                            // (connected again, the check at the top catches up)
+                            return Ok(Ok(()));
+                        }
+                    }
+                    continue;
+                };
                 for (_, ids) in streams {
                     let Some((last, _)) = ids.last() else {
                         continue;
