@@ -1610,6 +1610,37 @@ fn nftables_in_three_namespaces() {
     assert_eq!(b.banned("2001:db8:5:6::99").as_deref(), Some("local"));
 }
 
+/// An offline `unban` of a ban this node shared is unbanned in the fleet once the daemon
+/// starts again (the other nodes kept it to its end, and Redis' current state kept serving
+/// it to nodes that joined later, a review found).
+#[test]
+fn an_offline_unban_of_an_own_shared_ban_reaches_the_fleet() {
+    let t = tmp("pct-fleet-offunban-");
+    let redis = Redis::start(t.path());
+    let mut a = Node::new(t.path(), "a", &redis, "", "");
+    let b = Node::new(t.path(), "b", &redis, "", "");
+    readers_up(&[&a, &b]);
+    a.ban("203.0.113.72");
+    wait_for("A's ban on B", Duration::from_secs(10), || {
+        b.banned("203.0.113.72").is_some()
+    });
+    a.daemon.take().unwrap().stop();
+    let o = run_with_timeout(
+        Command::new(BIN)
+            .args(["unban", "203.0.113.72", "--config"])
+            .arg(&a.cfg),
+        None,
+        Duration::from_secs(30),
+    );
+    assert!(o.success(), "{o:?}");
+    a.start();
+    wait_for("the unban on B", Duration::from_secs(15), || {
+        b.banned("203.0.113.72").is_none()
+    });
+    let field = redis.cli(&["HKEYS", "portcullis:bans:active"]);
+    assert!(!field.contains("203.0.113.72"), "{field}");
+}
+
 /// An entry with the largest stream id, then the stream deleted by an admin: a node whose
 /// position was that id read nothing more, for ever, while `status` said all was well (a
 /// review found). It now sees its position is past the stream and catches up.

@@ -205,9 +205,38 @@ pub fn unban(cfg: &Config, addr: Option<Cidr>, jail: Option<&str>, now: i64) -> 
         })
         .collect();
     store.apply(&ops)?;
-    // a lifted fleet ban is no more a fleet ban
+    // a lifted fleet ban is no more a fleet ban; a ban this node shared is unbanned in the
+    // fleet too, from the outbox the daemon sends at its next start (the other nodes, and
+    // Redis' current state, kept it to its end, a review found)
     match fleet_db(cfg) {
-        Ok(Some(mut db)) => db.forget_applied(&lift)?,
+        Ok(Some(mut db)) => {
+            db.forget_applied(&lift)?;
+            if let Some(fc) = &cfg.fleet {
+                let own = db.own_fields()?;
+                let mut out = Vec::new();
+                for (a, j) in &lift {
+                    let mut e = crate::fleet::entry::Entry {
+                        v: crate::fleet::entry::version(a),
+                        kind: crate::fleet::entry::Kind::Unban,
+                        addr: *a,
+                        jail: j.clone(),
+                        until: 0,
+                        reason: "manual".into(),
+                        failures: 0,
+                        node: fc.node.clone(),
+                        time: now,
+                        sig: String::new(),
+                    };
+                    if own.contains(&e.field()) {
+                        e.sign(&fc.key.0, &fc.stream);
+                        out.push((e.field(), None, e.to_json()));
+                    }
+                }
+                if !out.is_empty() {
+                    db.push(&out)?;
+                }
+            }
+        }
         Ok(None) => {}
         Err(e) => eprintln!("portcullis: {e:#}"),
     }
