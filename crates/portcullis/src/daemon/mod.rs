@@ -1805,6 +1805,27 @@ impl Engine {
         Ok(n)
     }
 
+    /// A line per jail that is not configured but has active bans in the state file: kept
+    /// there, not enforced, back with the jail (neither `bans` nor `status` showed them, a
+    /// review found).
+    fn dormant_status(&self, now: Millis) -> Vec<String> {
+        let mut per: std::collections::BTreeMap<String, usize> = Default::default();
+        match self.store.active_bans(now) {
+            Ok(rows) => {
+                for b in rows {
+                    if b.jail != config::DENY_JAIL && !self.jails.iter().any(|j| j.name() == b.jail)
+                    {
+                        *per.entry(b.jail).or_default() += 1;
+                    }
+                }
+            }
+            Err(e) => return vec![format!("cannot read the state file: {e:#}")],
+        }
+        per.into_iter()
+            .map(|(jail, n)| format!("jail {jail} is not configured: {n} ban(s) of it kept in the state file, not enforced; they come back with the jail before they end (portcullis unban --jail {jail} --all forgets them)"))
+            .collect()
+    }
+
     /// Puts `c`'s firewall changes in place (the narrower elements a subnet ban replaces
     /// first); a ban the firewall refused is lifted again, its unban added to `c.store`.
     fn enforce(&mut self, c: &mut Changes) {
@@ -2418,7 +2439,10 @@ impl Engine {
                     })
                     .collect();
                 // the firewall's own lines: rate-limit counters, size warnings
-                let fw = self.fw.report();
+                let mut fw = self.fw.report();
+                if jail.is_none() {
+                    fw.extend(self.dormant_status(now));
+                }
                 Response {
                     ok: true,
                     jails,
@@ -3694,6 +3718,13 @@ wait "$p"
         assert!(bans_of(&mut eng, false).is_empty());
         assert!(kernel(&mut eng).is_empty());
         assert_eq!(active(&eng), ["b 203.0.113.60"]);
+        // `status` says so
+        let st = eng.on_control(Request::Status { jail: None });
+        let msg = st.message.unwrap_or_default();
+        assert!(
+            msg.contains("jail b is not configured: 1 ban(s) of it kept in the state file"),
+            "{msg}"
+        );
         // b back: the ban is put back
         set_jails(&["a", "b"]);
         assert!(eng.on_control(Request::Reload).ok);
