@@ -1641,6 +1641,56 @@ fn an_offline_unban_of_an_own_shared_ban_reaches_the_fleet() {
     assert!(!field.contains("203.0.113.72"), "{field}");
 }
 
+/// A fleet ban handed over to another holder by its origin's unban stays that holder's
+/// across a restart: it was taken for a local ban at the next start, published again under
+/// the node's own name, and the real holder's unban lifted it nowhere (a review found).
+#[test]
+fn a_handed_over_fleet_ban_stays_a_fleet_ban_across_a_restart() {
+    let t = tmp("pct-fleet-handover-");
+    let redis = Redis::start(t.path());
+    let mut b = Node::new(t.path(), "b", &redis, "", "");
+    readers_up(&[&b]);
+    let x = "203.0.113.97";
+    let xadd = |e: &mut Value| {
+        sign(KEY.as_bytes(), e);
+        let out = redis.cli(&["XADD", "portcullis:bans", "*", "e", &e.to_string()]);
+        assert!(out.contains('-'), "XADD: {out}");
+    };
+    let now = now_ms();
+    let mut first = entry(x, "m1");
+    first["until"] = json!(now + 600_000);
+    xadd(&mut first);
+    let mut second = entry(x, "m3");
+    second["until"] = json!(now + 300_000);
+    xadd(&mut second);
+    wait_for("m1's ban on B", Duration::from_secs(10), || {
+        b.banned(x).as_deref() == Some("fleet:m1")
+    });
+    let unban = |node: &str| {
+        let mut u = entry(x, node);
+        u["kind"] = json!("unban");
+        u["until"] = json!(0);
+        u["reason"] = json!("manual");
+        u["failures"] = json!(0);
+        u
+    };
+    xadd(&mut unban("m1"));
+    wait_for("the hand-over to m3", Duration::from_secs(10), || {
+        b.banned(x).as_deref() == Some("fleet:m3")
+    });
+    b.daemon.take().unwrap().stop();
+    b.start();
+    readers_up(&[&b]);
+    assert_eq!(b.banned(x).as_deref(), Some("fleet:m3"), "{}", b.log());
+    let fields = redis.cli(&["HKEYS", "portcullis:bans:active"]);
+    assert!(!fields.contains(&format!("b|sshd|{x}")), "{fields}");
+    // the holder's unban lifts it
+    xadd(&mut unban("m3"));
+    wait_for("m3's unban on B", Duration::from_secs(10), || {
+        b.banned(x).is_none()
+    });
+}
+
 /// An entry with the largest stream id, then the stream deleted by an admin: a node whose
 /// position was that id read nothing more, for ever, while `status` said all was well (a
 /// review found). It now sees its position is past the stream and catches up.

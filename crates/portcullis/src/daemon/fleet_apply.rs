@@ -58,7 +58,10 @@ impl Engine {
                 Kind::Ban => self.fleet_ban(&shared, e, now, &mut p),
                 Kind::Unban => self.fleet_unban(&shared, e, now, &mut p),
             };
-            if matches!(o, Outcome::Applied(_) | Outcome::Lifted) {
+            if matches!(
+                o,
+                Outcome::Applied(_) | Outcome::Lifted | Outcome::Reended { .. }
+            ) {
                 p.touched.insert(key);
             }
             out.push(o);
@@ -300,7 +303,18 @@ impl Engine {
                 Some(u) if u <= now => {
                     return self.fleet_lift(shared, e, format!("fleet:{}", e.node), now, p)
                 }
-                Some(u) if u < cur => self.fleet_reend(ji, e, u, now, p),
+                Some(u) if u < cur => {
+                    self.fleet_reend(ji, e, u, now, p);
+                    let origin = shared
+                        .origins
+                        .lock()
+                        .expect("fleet origins")
+                        .get(&key)
+                        .cloned();
+                    if let Some(node) = origin {
+                        return Outcome::Reended { node, until: u };
+                    }
+                }
                 _ => {}
             }
             return Outcome::Nothing;
@@ -349,7 +363,7 @@ impl Engine {
                     e.addr,
                     e.node
                 );
-                return Outcome::Nothing;
+                return Outcome::Reended { node, until };
             }
         }
         self.fleet_lift(shared, e, format!("fleet:{}", e.node), now, p)

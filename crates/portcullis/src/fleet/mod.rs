@@ -65,6 +65,11 @@ pub enum Outcome {
     Lifted,
     /// Nothing to do (no such jail here, not banned, a local ban already stands).
     Nothing,
+    /// The fleet ban here goes on as `node`'s, to `until` (another holder's end, after an
+    /// unban): recorded so, a restart still knows it for a fleet ban. (Recorded with the old
+    /// end, it was taken at the next start for a local ban and published again under this
+    /// node's name, and the real holder's unban lifted it nowhere, a review found.)
+    Reended { node: String, until: Millis },
     /// Refused: the local ignore list, an own address or loopback covers it.
     Ignored,
     /// Refused: the cap on fleet bans is reached.
@@ -234,7 +239,7 @@ impl Shared {
         match o {
             Outcome::Applied(_) => &s.applied,
             Outcome::Lifted => &s.lifted,
-            Outcome::Nothing => return,
+            Outcome::Nothing | Outcome::Reended { .. } => return,
             Outcome::Ignored => &s.ignored,
             Outcome::Capped => &s.capped,
             Outcome::RateLimited => &s.rate_limited,
@@ -872,6 +877,9 @@ fn process(
                     applied.push((e.addr, e.jail.clone(), e.node.clone(), Some(*u)))
                 }
                 Outcome::Lifted => applied.push((e.addr, e.jail.clone(), e.node.clone(), None)),
+                Outcome::Reended { node, until } => {
+                    applied.push((e.addr, e.jail.clone(), node.clone(), Some(*until)))
+                }
                 _ => {}
             }
         }
