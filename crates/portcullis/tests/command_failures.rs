@@ -7,6 +7,7 @@ mod common;
 
 use common::*;
 use std::fs;
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
@@ -120,4 +121,69 @@ fn a_failing_or_hanging_ban_program_neither_stops_nor_holds_the_daemon() {
         "{calls_after}"
     );
     drop(d);
+}
+
+/// A ban program that hangs for every address: after two changes given up in a row, the
+/// rest of the batch is refused without running it, so the engine answers again within
+/// two timeouts, not one per address (30 s per address at the defaults held everything, a
+/// review measured).
+#[test]
+fn a_program_that_hangs_for_every_address_holds_one_batch_two_timeouts_at_most() {
+    let t = tempfile::Builder::new()
+        .prefix("pct-cmdhang-")
+        .tempdir()
+        .unwrap();
+    let dir = t.path();
+    let script = dir.join("block");
+    fs::write(&script, "#!/bin/sh\nsleep 30\n").unwrap();
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    let s = script.display().to_string();
+    let log = dir.join("auth.log");
+    fs::write(&log, "").unwrap();
+    let socket = dir.join("portcullis.sock");
+    let cfg = dir.join("portcullis.toml");
+    fs::write(
+        &cfg,
+        format!(
+            "socket = {socket:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"command\"\n\
+             [firewall.command]\nban = [{s:?}, \"ban\", \"{{addr}}\"]\n\
+             unban = [{s:?}, \"unban\", \"{{addr}}\"]\ntimeout = \"1s\"\nretries = 0\n\
+             [[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\nlogs = [{log:?}]\nmaxretry = 1\n\
+             ports = [22]\n",
+            dir.join("state")
+        ),
+    )
+    .unwrap();
+    let d = Daemon::start(&cfg, &dir.join("daemon.log"));
+    // ten offenders in one write: one batch
+    let mut text = String::new();
+    for i in 0..10 {
+        text += &format!(
+            "{} host sshd[{}]: Failed password for root from 203.0.113.{} port 4000 ssh2\n",
+            syslog_timestamp(std::time::SystemTime::now()),
+            100 + i,
+            20 + i
+        );
+    }
+    let start = Instant::now();
+    fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    wait_for("the batch given up", Duration::from_secs(20), || {
+        d.log().contains("refused without running it")
+    });
+    assert!(
+        start.elapsed() < Duration::from_secs(6),
+        "{:?}\n{}",
+        start.elapsed(),
+        d.log()
+    );
+    assert!(d.log().contains("the 8 other change(s)"), "{}", d.log());
+    // none listed as banned: each refused ban is lifted
+    wait_for("the refused bans lifted", Duration::from_secs(10), || {
+        banned_hosts(&socket).is_empty()
+    });
 }

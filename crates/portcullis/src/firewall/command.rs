@@ -271,6 +271,10 @@ fn values<'a>(
     }
 }
 
+/// Changes whose program was given up, in a row, after which the rest of a batch is refused
+/// without running it (not at a restore, which must try every ban).
+const GIVE_UP_AFTER: usize = 2;
+
 impl CommandBackend {
     /// Runs `argv` with the timeout, retrying with backoff; true if it succeeded once.
     fn run(&self, argv: &[String], what: &str) -> bool {
@@ -314,11 +318,32 @@ impl CommandBackend {
     fn do_ops(&mut self, ops: &[FwOp], restoring: bool) -> Result<Vec<FwOp>> {
         let mut failed = 0;
         let mut refused = Vec::new();
+        // programs given up in a row, and the changes then refused without running one: a
+        // program that hangs cost `timeout` × (`retries` + 1) per change, one after another
+        // on the engine, which answered nothing and banned nothing else meanwhile (30 s per
+        // address at the defaults, a review measured)
+        let (mut in_a_row, mut skipped) = (0, 0);
         let folded = fold(ops);
         for ((jail, addr), timeout) in &folded {
             if !self.jails.contains_key(jail) {
                 bail!("cannot ban or unban {addr}: jail {jail:?} does not use the command backend");
             }
+            if in_a_row >= GIVE_UP_AFTER && !restoring {
+                skipped += 1;
+                refused.push(match timeout {
+                    Some(ms) => FwOp::Add {
+                        jail: jail.clone(),
+                        addr: *addr,
+                        timeout_ms: *ms,
+                    },
+                    None => FwOp::Del {
+                        jail: jail.clone(),
+                        addr: *addr,
+                    },
+                });
+                continue;
+            }
+            let before = failed;
             let key = (jail.clone(), *addr);
             match timeout {
                 Some(_) if never_ban_prefix(*addr) => {
@@ -357,6 +382,12 @@ impl CommandBackend {
                     }
                 }
             }
+            in_a_row = if failed > before { in_a_row + 1 } else { 0 };
+        }
+        if skipped > 0 {
+            error!(
+                "firewall command: given up {GIVE_UP_AFTER} times in a row: the {skipped} other change(s) of this batch are refused without running it (a ban refused is tried again at the address's next failures)"
+            );
         }
         // a manual ban or unban of one address says the program failed; a batch logs each
         // failure and carries on (the admin's program is not the daemon's to die of)
