@@ -656,33 +656,11 @@ COMMIT
     #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
     fn a_chain_emptied_by_hand_is_written_again() {
         use crate::firewall::cidr;
-        let ns = format!("pc-ipt-{}", std::process::id());
-        assert!(std::process::Command::new("ip")
-            .args(["netns", "add", &ns])
-            .status()
-            .unwrap()
-            .success());
-        struct Del(String);
-        impl Drop for Del {
-            fn drop(&mut self) {
-                let _ = std::process::Command::new("ip")
-                    .args(["netns", "delete", &self.0])
-                    .status();
-            }
-        }
-        let _del = Del(ns.clone());
-        let run = |prog: &str, args: &[&str]| {
-            let out = std::process::Command::new("ip")
-                .args(["netns", "exec", &ns, prog])
-                .args(args)
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "{prog} {args:?}: {out:?}");
-            String::from_utf8_lossy(&out.stdout).into_owned()
-        };
+        let ns = crate::firewall::testns::TestNs::new("ipt");
+        let run = |prog: &str, args: &[&str]| ns.run(prog, args);
         let mut f = Iptables::new(IptOptions {
             variant: "nft".into(),
-            prefix: vec!["ip".into(), "netns".into(), "exec".into(), ns.clone()],
+            prefix: ns.prefix(),
             ..IptOptions::default()
         });
         let jail = JailRules {

@@ -21,6 +21,8 @@ pub mod ratelimit;
 pub mod route;
 pub mod router;
 pub mod settings;
+#[cfg(test)]
+pub(crate) mod testns;
 
 use std::io::{Read as _, Write as _};
 use std::net::IpAddr;

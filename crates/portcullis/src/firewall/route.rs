@@ -330,36 +330,13 @@ mod tests {
     #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
     fn a_route_of_the_hosts_own_is_never_replaced() {
         use crate::firewall::cidr;
-        let ns = format!("pc-route-{}", std::process::id());
-        let ip = |args: &[&str]| {
-            let out = std::process::Command::new("ip")
-                .args(["netns", "exec", &ns, "ip"])
-                .args(args)
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "ip {args:?}: {out:?}");
-            String::from_utf8_lossy(&out.stdout).into_owned()
-        };
-        assert!(std::process::Command::new("ip")
-            .args(["netns", "add", &ns])
-            .status()
-            .unwrap()
-            .success());
-        struct Del(String);
-        impl Drop for Del {
-            fn drop(&mut self) {
-                let _ = std::process::Command::new("ip")
-                    .args(["netns", "delete", &self.0])
-                    .status();
-            }
-        }
-        let _del = Del(ns.clone());
-        ip(&["link", "set", "lo", "up"]);
+        let ns = crate::firewall::testns::TestNs::new("route");
+        let ip = |args: &[&str]| ns.run("ip", args);
         ip(&["route", "add", "prohibit", "198.51.100.0/24"]);
         let mut r = Route::new(RouteOptions {
             kind: "blackhole".into(),
             proto: DEFAULT_PROTO,
-            prefix: vec!["ip".into(), "netns".into(), "exec".into(), ns.clone()],
+            prefix: ns.prefix(),
         });
         let jail = JailRules {
             name: "j".into(),
@@ -412,35 +389,12 @@ mod tests {
     #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
     fn a_route_deleted_by_hand_comes_back_with_the_next_ban() {
         use crate::firewall::cidr;
-        let ns = format!("pc-route2-{}", std::process::id());
-        let ip = |args: &[&str]| {
-            let out = std::process::Command::new("ip")
-                .args(["netns", "exec", &ns, "ip"])
-                .args(args)
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "ip {args:?}: {out:?}");
-            String::from_utf8_lossy(&out.stdout).into_owned()
-        };
-        assert!(std::process::Command::new("ip")
-            .args(["netns", "add", &ns])
-            .status()
-            .unwrap()
-            .success());
-        struct Del(String);
-        impl Drop for Del {
-            fn drop(&mut self) {
-                let _ = std::process::Command::new("ip")
-                    .args(["netns", "delete", &self.0])
-                    .status();
-            }
-        }
-        let _del = Del(ns.clone());
-        ip(&["link", "set", "lo", "up"]);
+        let ns = crate::firewall::testns::TestNs::new("route2");
+        let ip = |args: &[&str]| ns.run("ip", args);
         let mut r = Route::new(RouteOptions {
             kind: "blackhole".into(),
             proto: DEFAULT_PROTO,
-            prefix: vec!["ip".into(), "netns".into(), "exec".into(), ns.clone()],
+            prefix: ns.prefix(),
         });
         let jail = JailRules {
             name: "j".into(),
