@@ -985,11 +985,9 @@ fn reader(shared: Arc<Shared>, mut db: Db, tx: EngineTx) {
                 *shared.endpoint.lock().expect("fleet endpoint") = endpoint;
             }
             shared.stats.reading.store(true, Relaxed);
-            if warned {
-                info!("fleet: reader connected to Redis again");
-                warned = false;
-            }
-            backoff = Duration::from_millis(250);
+            // (the warning and the backoff are reset once a read succeeds, not at the
+            // connection: an error after every connection, one entry that could not be read,
+            // logged two lines four times a second for as long as it stayed, a review found)
             // a saved position the stream no longer holds (trimmed past it by `maxlen` while
             // this node was away): what was trimmed is lost from the stream, but the bans
             // still active are in the hash, so the node catches up from there as a new one
@@ -1067,6 +1065,11 @@ fn reader(shared: Arc<Shared>, mut db: Db, tx: EngineTx) {
                     .arg(&cfg.stream)
                     .arg(&pos)
                     .query(&mut con)?;
+                if warned {
+                    info!("fleet: reader connected to Redis again");
+                    warned = false;
+                }
+                backoff = Duration::from_millis(250);
                 if !shared.live().accept {
                     // a reload stopped accepting: this batch waits at the saved position
                     return Ok(Ok(()));
