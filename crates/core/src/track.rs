@@ -556,13 +556,14 @@ impl Tracker {
     /// banned, a review found), in address order.
     ///
     /// [`record`]: Tracker::record
-    pub fn due(&mut self, now: Millis) -> Vec<Decision> {
+    /// Windows whose key `skip` says are left as they are.
+    pub fn due(&mut self, now: Millis, skip: impl Fn(Cidr) -> bool) -> Vec<Decision> {
         let findtime = self.cfg.findtime();
         let maxretry = u64::from(self.cfg.maxretry);
         let ready: Vec<(Cidr, Millis, u64)> = self
             .windows
             .iter()
-            .filter(|(_, w)| w.newest() > now.saturating_sub(findtime))
+            .filter(|(k, w)| w.newest() > now.saturating_sub(findtime) && !skip(**k))
             .filter_map(|(k, w)| {
                 let end = w.newest();
                 let extra = self.evicted_weight(k, end);
@@ -1538,11 +1539,13 @@ mod tests {
             t.record(&fail(ip(2), i), i);
         }
         t.record(&fail(ip(3), 0), 0);
-        assert!(t.due(10 * SEC).is_empty());
+        assert!(t.due(10 * SEC, |_| false).is_empty());
         t.set_config(cfg(3, 60 * SEC));
         // long quiet: nothing is due
-        assert!(t.clone().due(61 * SEC).is_empty());
-        let d = t.due(10 * SEC);
+        assert!(t.clone().due(61 * SEC, |_| false).is_empty());
+        // a key `skip` names is left alone
+        assert_eq!(t.clone().due(10 * SEC, |k| k == c(1)).len(), 1);
+        let d = t.due(10 * SEC, |_| false);
         let banned: Vec<Cidr> = d
             .iter()
             .map(|d| match d {
@@ -1559,7 +1562,7 @@ mod tests {
         assert_eq!(banned, [c(1), c(2)]);
         assert!(t.is_banned(ip(1)) && t.is_banned(ip(2)) && !t.is_banned(ip(3)));
         assert_eq!(t.failing(10 * SEC), vec![(c(3), 1)]);
-        assert!(t.due(10 * SEC).is_empty());
+        assert!(t.due(10 * SEC, |_| false).is_empty());
     }
 
     #[test]

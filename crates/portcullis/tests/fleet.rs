@@ -1720,6 +1720,32 @@ fn a_position_past_the_stream_is_given_up() {
     assert!(b.log().contains("is past its newest entry"), "{}", b.log());
 }
 
+/// Ids go on from a far-future one once it was written (then deleted): a position there is
+/// the stream's newest, not past it (every node caught up again every 10 s, for ever, a
+/// review found).
+#[test]
+fn a_far_future_id_then_normal_entries_keep_the_position() {
+    let t = tmp("pct-fleet-future-");
+    let redis = Redis::start(t.path());
+    let a = Node::new(t.path(), "a", &redis, "", "");
+    let b = Node::new(t.path(), "b", &redis, "", "");
+    readers_up(&[&a, &b]);
+    let id = redis.cli(&["XADD", "portcullis:bans", "9999999999999-5", "e", "x"]);
+    assert!(id.contains('-'), "XADD: {id}");
+    redis.cli(&["XDEL", "portcullis:bans", id.trim()]);
+    a.ban("203.0.113.71");
+    wait_for("A's ban on B", Duration::from_secs(10), || {
+        b.banned("203.0.113.71").is_some()
+    });
+    // past two of the reader's checks while quiet
+    std::thread::sleep(Duration::from_secs(23));
+    assert!(!b.log().contains("is past its newest entry"), "{}", b.log());
+    a.ban("203.0.113.72");
+    wait_for("A's next ban on B", Duration::from_secs(10), || {
+        b.banned("203.0.113.72").is_some()
+    });
+}
+
 /// With the key, a fleet ban of the Redis server's own address is refused: banned in a jail
 /// that blocks every port, it cut the node off from the fleet, and the unban could then
 /// never reach it (a review found).

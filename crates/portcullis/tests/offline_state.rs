@@ -257,3 +257,46 @@ fn a_state_file_deleted_under_the_daemon_is_written_again() {
         );
     }
 }
+
+/// `unban` of a prefix that is not banned itself lifts the bans inside it, running or
+/// stopped (the pieces of a ban cut around an ignored address could only be lifted one by
+/// one, a review found).
+#[test]
+fn unban_of_a_prefix_lifts_the_bans_inside_it() {
+    let work = tempfile::Builder::new()
+        .prefix("pct-offline-prefix-")
+        .tempdir()
+        .unwrap();
+    let dir = work.path();
+    let config = two_jail_null_config(dir);
+    let d = Daemon::start(&config, &dir.join("run1.log"));
+    for a in [
+        "203.0.113.0/26",
+        "203.0.113.200",
+        "198.51.100.0/26",
+        "198.51.100.99",
+    ] {
+        assert!(cli(&["ban", a, "--jail", "sshd"], &config).success());
+    }
+    let hosts = |config: &Path| -> Vec<String> {
+        let o = cli(&["bans", "--json"], config).check();
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let mut h: Vec<String> = v["bans"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|b| b["host"].as_str().unwrap().to_string())
+            .collect();
+        h.sort();
+        h
+    };
+    // running
+    assert!(cli(&["unban", "203.0.113.0/24"], &config).success());
+    assert_eq!(hosts(&config), ["198.51.100.0/26", "198.51.100.99"]);
+    d.stop();
+    // stopped
+    let o = cli(&["unban", "198.51.100.0/24"], &config);
+    assert!(o.success(), "{}", o.stderr_str());
+    assert!(hosts(&config).is_empty(), "{:?}", hosts(&config));
+}

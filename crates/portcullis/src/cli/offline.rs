@@ -173,10 +173,18 @@ pub fn unban(cfg: &Config, addr: Option<Cidr>, jail: Option<&str>, now: i64) -> 
             jails.dedup();
             jails
                 .into_iter()
-                .filter_map(|j| {
+                .flat_map(|j| {
                     // the daemon's rule (Tracker::unban), over this jail's stored bans
                     let of_jail = active.iter().filter(|(_, bj)| bj == j).map(|(c, _)| *c);
-                    portcullis_core::track::ban_lifted_by(a, of_jail).map(|c| (c, j.clone()))
+                    match portcullis_core::track::ban_lifted_by(a, of_jail.clone()) {
+                        Some(c) => vec![(c, j.clone())],
+                        // a prefix not banned itself: the bans inside it, as the daemon does
+                        None if !a.is_host() => of_jail
+                            .filter(|c| a.covers(c) && *c != a)
+                            .map(|c| (c, j.clone()))
+                            .collect(),
+                        None => Vec::new(),
+                    }
                 })
                 .collect()
         }

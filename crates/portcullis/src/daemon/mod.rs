@@ -1160,10 +1160,25 @@ impl Engine {
             }
         }
         if !fw_ops.is_empty() {
-            if let Err(e) = self.fw.apply(&fw_ops) {
-                error!("firewall: {e:#}; repairing the table and retrying");
-                self.repair()?;
-                self.fw.apply(&fw_ops)?;
+            // the lifted bans first, then the pieces that stay: nft checks an interval set's
+            // overlaps against the set as it was, so a prefix and its pieces in one batch were
+            // refused; the retry failed the same way, and the state file kept the prefix (a
+            // review found). A refusal repairs from the trackers, which hold the truth, and
+            // the state follows them either way
+            let (lifted, pieces): (Vec<FwOp>, Vec<FwOp>) = fw_ops
+                .into_iter()
+                .partition(|op| matches!(op, FwOp::Del { .. }));
+            for batch in [lifted, pieces] {
+                if batch.is_empty() {
+                    continue;
+                }
+                if let Err(e) = self.fw.apply(&batch) {
+                    error!("firewall: {e:#}; setting it up again from the bans");
+                    if let Err(e) = self.repair() {
+                        error!("firewall: cannot set it up again: {e:#}; tried again in a minute");
+                    }
+                    break;
+                }
             }
             self.store.apply(&st_ops)?;
         }
@@ -1711,8 +1726,11 @@ impl Engine {
                     reason,
                 } => {
                     let count = counts.next().copied().unwrap_or(1);
+                    // (also the ignore list: a prefix narrowed around an address that is
+                    // itself ignored came out as that address, a review found)
                     if crate::firewall::never_ban_prefix(addr)
                         || self.own.iter().any(|&o| addr.contains(o))
+                        || lift_reason(&j.settings().ignore, &self.own, addr).is_some()
                     {
                         j.tracker_mut().unban(addr);
                         continue;
@@ -1790,7 +1808,13 @@ impl Engine {
         let mut c = Changes::default();
         let mut n = 0;
         for ji in 0..self.jails.len() {
-            for d in self.jails[ji].tracker_mut().due(now) {
+            // a prefix key holding what may not be banned waits for its next failure, whose
+            // address the ban is narrowed around (here only the prefix is known: narrowed
+            // around its first address, the offenders went free, a review found)
+            let ignore = self.jails[ji].settings().ignore.clone();
+            let own = self.own.clone();
+            let skip = |k: Cidr| !k.is_host() && lift_reason(&ignore, &own, k).is_some();
+            for d in self.jails[ji].tracker_mut().due(now, skip) {
                 let Decision::Ban { addr, .. } = d else {
                     continue;
                 };
@@ -2723,7 +2747,14 @@ impl Engine {
         {
             let name = j.name().to_string();
             let addrs: Vec<Cidr> = match target {
-                Some(t) => j.tracker_mut().unban(t).into_iter().collect(),
+                // a prefix that is not banned itself lifts the bans inside it (the pieces of
+                // a ban cut around an ignored address: `unban` of the prefix said "not
+                // banned", a review found)
+                Some(t) => match j.tracker_mut().unban(t) {
+                    Some(c) => vec![c],
+                    None if !t.is_host() => j.tracker_mut().take_covered(t),
+                    None => Vec::new(),
+                },
                 None => j.tracker_mut().unban_all(),
             };
             for a in addrs {
@@ -3248,6 +3279,10 @@ wait "$p"
         let mut eng = engine(dir2, &path2, tx);
         eng.restore().unwrap();
         check(&mut eng);
+        // `unban` of the prefix lifts its pieces
+        let r = eng.manual_unban(Some("203.0.113.0/24"), None, false, now_ms());
+        assert!(r.ok, "{r:?}");
+        assert_eq!(bans(&eng), (vec![], vec![]));
     }
 
     #[test]
@@ -4026,6 +4061,44 @@ wait "$p"
         let (tracker, store, fw) = active(&mut eng);
         assert_eq!((tracker.len(), store.len(), fw.len()), (1, 1, 1));
         assert_eq!(failing(&eng), [(b.to_string(), 2)]);
+    }
+
+    /// A prefix key over a lowered `maxretry` that holds an ignored address is not banned at
+    /// the reload (only its first address was known to narrow around: the offenders went
+    /// free, or an ignored address was banned, a review found); its next failure bans, cut
+    /// around the ignored address.
+    #[test]
+    fn a_due_prefix_holding_an_ignored_address_waits_for_its_next_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let cfg = d.join("p.toml");
+        let log = d.join("auth.log").to_str().unwrap().to_string();
+        let write = |maxretry: u32| {
+            let text = format!(
+                "ignore = [\"203.0.113.0/28\"]\n{}v4_prefix = 24\nmaxretry = {maxretry}\n",
+                config(d, &[("sshd", &[log.as_str()])])
+            );
+            std::fs::write(&cfg, text).unwrap();
+        };
+        write(6);
+        let (tx, _rx) = engine_channel();
+        let mut eng = engine(d, &cfg, tx);
+        eng.restore().unwrap();
+        let mut lines = failures("203.0.113.40", 1..4);
+        lines.extend(failures("203.0.113.41", 4..6));
+        feed(&mut eng, &log, &lines);
+        write(4);
+        eng.reload().unwrap();
+        assert!(bans_of(&mut eng, false).is_empty());
+        assert_eq!(failing(&eng), [("203.0.113.0/24".to_string(), 5)]);
+        feed(&mut eng, &log, &failures("203.0.113.40", 6..7));
+        let bans = bans_of(&mut eng, false);
+        assert_eq!(bans.len(), 1, "{bans:?}");
+        let c = Cidr::parse(&bans[0].host).unwrap();
+        assert!(
+            c.contains(ip("203.0.113.40")) && !c.contains(ip("203.0.113.5")),
+            "{c}"
+        );
     }
 
     /// An address the ignore list comes to cover at a reload is no longer counted: its open

@@ -832,7 +832,15 @@ pub fn restore_script(opts: &NftOptions, jails: &BTreeSet<String>, ops: &[FwOp])
             let _ = writeln!(s, "flush set inet {} {}{jail}", opts.table, k.prefix);
         }
     }
-    s.push_str(&batch_script(opts, ops)?);
+    // the removals are done by the flush: given as add+delete after it, an element the
+    // interval set held failed the whole transaction (nft checks against the set as it was),
+    // and the start's restore left everything as it was, a review found
+    let adds: Vec<FwOp> = ops
+        .iter()
+        .filter(|op| matches!(op, FwOp::Add { .. }))
+        .cloned()
+        .collect();
+    s.push_str(&batch_script(opts, &adds)?);
     Ok(s)
 }
 
@@ -1202,6 +1210,14 @@ add rule inet portcullis input ip6 saddr @v6p_mail meta l4proto { tcp, udp } th 
             .expect("the ban");
         assert!(s[add..].contains("203.0.113.5 timeout 1m"), "{s}");
         assert!(!s[add..].contains("flush"), "flushed after the add:\n{s}");
+        // a removal is the flush's: no add+delete after it
+        let mut with_del = ops.to_vec();
+        with_del.push(FwOp::Del {
+            jail: "sshd".into(),
+            addr: Cidr::new("198.51.100.64".parse().unwrap(), 26).unwrap(),
+        });
+        let s2 = restore_script(&NftOptions::default(), &jails, &with_del).unwrap();
+        assert_eq!(s, s2);
         assert!(restore_script(
             &NftOptions::default(),
             &["bad name".to_string()].into(),

@@ -950,11 +950,12 @@ fn position_ahead(
     pos: &str,
     now: Millis,
 ) -> Result<bool> {
-    let (ms, _) = stream_id(pos);
-    if ms > u64::try_from(now.saturating_add(86_400_000)).unwrap_or(0) {
-        return Ok(true);
-    }
-    Ok(last_id(con, stream, "+")?.is_some_and(|newest| stream_id(pos) > stream_id(&newest)))
+    Ok(match last_id(con, stream, "+")? {
+        Some(newest) => stream_id(pos) > stream_id(&newest),
+        // (only when the stream is empty: ids go on from a far-future one once it was
+        // written, and every node caught up again every 10 s for ever, a review found)
+        None => stream_id(pos).0 > u64::try_from(now.saturating_add(86_400_000)).unwrap_or(0),
+    })
 }
 
 /// A stream entry id (`MS-SEQ`) as numbers, to compare; an unreadable one is the smallest.
