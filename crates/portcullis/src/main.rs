@@ -239,7 +239,8 @@ enum Cmd {
         subcommand: Option<String>,
     },
     /// Write the man pages and shell completions generated from this command line into DIR
-    /// (`man/`, `completions/`): how dist/ is kept up to date (see dist/README.md).
+    /// (`man/`, `completions/`): how dist/ is kept up to date (a developer's command; README,
+    /// "Install as a service").
     #[command(hide = true)]
     GenerateAssets {
         /// The directory to write into (created).
