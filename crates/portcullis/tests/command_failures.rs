@@ -181,9 +181,83 @@ fn a_program_that_hangs_for_every_address_holds_one_batch_two_timeouts_at_most()
         start.elapsed(),
         d.log()
     );
-    assert!(d.log().contains("the 8 other change(s)"), "{}", d.log());
+    assert!(d.log().contains("the 8 other ban(s)"), "{}", d.log());
     // none listed as banned: each refused ban is lifted
     wait_for("the refused bans lifted", Duration::from_secs(10), || {
         banned_hosts(&socket).is_empty()
     });
+}
+
+/// Unbans are never given up: with the unban program hanging for its first runs, every ban
+/// lifted still gets its unban run (skipped with the bans, eight of ten blocks stayed in the
+/// admin's system while Portcullis listed nothing, a review found).
+#[test]
+fn every_unban_is_run_even_after_two_failed_in_a_row() {
+    let t = tempfile::Builder::new()
+        .prefix("pct-cmdunban-")
+        .tempdir()
+        .unwrap();
+    let dir = t.path();
+    let calls = dir.join("calls");
+    let script = dir.join("block");
+    // an unban's first two runs hang; every run is noted first
+    fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$1 $2\" >> {calls:?}\n\
+             if [ \"$1\" = unban ] && [ \"$(grep -c '^unban' {calls:?})\" -le 2 ]; then sleep 30; fi\n"
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    let s = script.display().to_string();
+    let log = dir.join("auth.log");
+    fs::write(&log, "").unwrap();
+    let socket = dir.join("portcullis.sock");
+    let cfg = dir.join("portcullis.toml");
+    fs::write(
+        &cfg,
+        format!(
+            "socket = {socket:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"command\"\n\
+             [firewall.command]\nban = [{s:?}, \"ban\", \"{{addr}}\"]\n\
+             unban = [{s:?}, \"unban\", \"{{addr}}\"]\ntimeout = \"1s\"\nretries = 0\n\
+             [[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\nlogs = [{log:?}]\nmaxretry = 1\n\
+             ports = [22]\n",
+            dir.join("state")
+        ),
+    )
+    .unwrap();
+    let _d = Daemon::start(&cfg, &dir.join("daemon.log"));
+    let mut text = String::new();
+    for i in 0..6 {
+        text += &format!(
+            "{} host sshd[{}]: Failed password for root from 203.0.113.{} port 4000 ssh2\n",
+            syslog_timestamp(std::time::SystemTime::now()),
+            100 + i,
+            20 + i
+        );
+    }
+    fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    wait_for("six bans", Duration::from_secs(15), || {
+        banned_hosts(&socket).len() == 6
+    });
+    let mut c = std::process::Command::new(BIN);
+    c.args(["unban", "--all", "--socket"]).arg(&socket);
+    run_with_timeout(&mut c, None, Duration::from_secs(60));
+    let unbans = fs::read_to_string(&calls)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("unban"))
+        .count();
+    assert_eq!(
+        unbans,
+        6,
+        "{}",
+        fs::read_to_string(&calls).unwrap_or_default()
+    );
 }

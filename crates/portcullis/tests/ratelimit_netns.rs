@@ -86,6 +86,27 @@ fn run(backend: &str) {
         .unwrap_or_else(|| panic!("no counter in status:\n{text}"));
     assert!(dropped >= 6, "{backend}: {dropped} drops counted:\n{text}");
 
+    // an address the host gets later is exempt too (only a start and a reload exempted the
+    // own addresses, a review found)
+    if backend == "nftables" {
+        lab.server
+            .ip(&["addr", "add", "203.0.113.250/32", "dev", "lo"])
+            .check();
+        assert!(
+            wait_until(Duration::from_secs(15), || {
+                lab.server
+                    .exec("nft", &["list", "chain", "inet", "portcullis", "rl_ssh"])
+                    .stdout_str()
+                    .contains("203.0.113.250")
+            }),
+            "the new own address is not exempt:\n{}\n{}",
+            lab.server
+                .exec("nft", &["list", "chain", "inet", "portcullis", "rl_ssh"])
+                .stdout_str(),
+            log()
+        );
+    }
+
     // stopped with keep_bans_on_stop = false: the limit goes with the rest
     // SAFETY: a signal to our own child.
     unsafe {

@@ -146,7 +146,7 @@ pub fn bans(cfg: &Config, jail: Option<&str>, now: i64) -> Result<Response> {
 pub fn unban(cfg: &Config, addr: Option<Cidr>, jail: Option<&str>, now: i64) -> Result<Response> {
     if let Some(t) = addr {
         if jail.is_none_or(|j| j == crate::config::DENY_JAIL)
-            && cfg.deny.cidrs.iter().any(|d| d.overlaps(&t))
+            && cfg.deny.cidrs.iter().any(|d| d.covers(&t))
         {
             return Ok(Response::err(format!(
                 "{t} is in the `deny` list of the configuration: remove it from there"

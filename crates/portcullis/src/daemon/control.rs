@@ -232,11 +232,12 @@ fn handle(conn: UnixStream, engine: &EngineTx, within: Duration) -> Result<()> {
     let resp = match serde_json::from_str::<Request>(&line) {
         Err(e) => Response::err(format!("bad request: {e}")),
         Ok(req) => {
+            let wait = answer_within(&req);
             let (tx, rx) = mpsc::channel();
             if engine.send(Msg::Control(req, tx)).is_err() {
                 Response::err("the daemon is stopping")
             } else {
-                rx.recv_timeout(Duration::from_secs(30))
+                rx.recv_timeout(wait)
                     .unwrap_or_else(|_| Response::err("the daemon did not answer in time"))
             }
         }
@@ -263,10 +264,22 @@ fn connect_error(socket: &Path, e: &std::io::Error) -> anyhow::Error {
     }
 }
 
+/// How long the engine's answer to `req` is waited for. A reload may run a `command`
+/// backend's programs for every ban whose ports changed: its answer is waited for long
+/// enough (said "did not answer in time" after 30 s, while the new configuration then took
+/// effect, so `systemctl reload` reported a refusal that was none, a review found).
+pub fn answer_within(req: &Request) -> Duration {
+    match req {
+        Request::Reload => Duration::from_secs(600),
+        _ => Duration::from_secs(30),
+    }
+}
+
 /// Sends one request to the daemon at `socket` and returns its response.
 pub fn request(socket: &Path, req: &Request) -> Result<Response> {
     let mut s = UnixStream::connect(socket).map_err(|e| connect_error(socket, &e))?;
-    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let within = answer_within(req) + Duration::from_secs(30);
+    s.set_read_timeout(Some(within))?;
     let mut buf = serde_json::to_vec(req)?;
     buf.push(b'\n');
     // (said in words: "Connection reset by peer" alone was all a saturated daemon's
@@ -274,7 +287,10 @@ pub fn request(socket: &Path, req: &Request) -> Result<Response> {
     let unanswered = |e: std::io::Error| {
         let why = match e.kind() {
             std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
-                "it did not answer within 60 s (stopped, or stuck: see its log)".to_string()
+                format!(
+                    "it did not answer within {} s (stopped, or stuck: see its log)",
+                    within.as_secs()
+                )
             }
             _ => format!(
                 "it closed the connection (it serves {MAX_CLIENTS} clients at a time: try again)"

@@ -1067,6 +1067,17 @@ impl Engine {
             list(self.own.iter().filter(|a| !own.contains(a)).collect()),
         );
         self.own = own;
+        // the kernel rate limits exempt the host's own addresses: set up again with the new
+        // ones (only a start and a reload did, a review found)
+        if !self.cfg.ratelimits.is_empty() {
+            let r = self
+                .fw
+                .set_ratelimits(&ratelimits(&self.cfg, &self.own))
+                .and_then(|()| self.fw.setup(&jail_rules(&self.cfg)));
+            if let Err(e) = r {
+                error!("[[ratelimit]]: cannot exempt the new own addresses: {e:#}");
+            }
+        }
         // a `deny` entry that holds a new own address is lifted (the own address wins)
         if let Err(e) = self.sync_deny() {
             error!("deny list: {e:#}");
@@ -2725,8 +2736,10 @@ impl Engine {
             (None, false) => return Response::err("give an address, or --all"),
         };
         if let Some(t) = target {
+            // (covered by a deny entry: a wider prefix that holds one lifts the bans inside
+            // it, not the deny entry; it was refused whole, a review found)
             if jail.is_none_or(|j| j == config::DENY_JAIL)
-                && self.denied.iter().any(|d| d.overlaps(&t))
+                && self.denied.iter().any(|d| d.covers(&t))
             {
                 return Response::err(format!(
                     "{t} is in the `deny` list: remove it from there and reload"
@@ -4099,6 +4112,34 @@ wait "$p"
             c.contains(ip("203.0.113.40")) && !c.contains(ip("203.0.113.5")),
             "{c}"
         );
+    }
+
+    /// `unban` of a prefix that holds a `deny` entry lifts the bans inside it and leaves the
+    /// deny entry (it was refused whole as "in the deny list", a review found); an address
+    /// the deny list covers is still refused.
+    #[test]
+    fn unban_of_a_prefix_holding_a_deny_entry_lifts_the_bans_inside() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let cfg = d.join("p.toml");
+        let text = format!(
+            "deny = [\"198.51.100.128/27\"]\n{}",
+            config(d, &[("sshd", &[])])
+        );
+        std::fs::write(&cfg, text).unwrap();
+        let (tx, _rx) = engine_channel();
+        let mut eng = engine(d, &cfg, tx);
+        eng.restore().unwrap();
+        let now = now_ms();
+        for a in ["198.51.100.192/26", "198.51.100.33"] {
+            assert!(eng.manual_ban(a, None, Some("1h"), now).ok);
+        }
+        let r = eng.manual_unban(Some("198.51.100.130"), None, false, now);
+        assert!(!r.ok && r.error.unwrap().contains("`deny` list"));
+        let r = eng.manual_unban(Some("198.51.100.0/24"), None, false, now);
+        assert!(r.ok, "{r:?}");
+        assert!(eng.jails[0].tracker().bans().next().is_none());
+        assert_eq!(eng.denied.len(), 1);
     }
 
     /// An address the ignore list comes to cover at a reload is no longer counted: its open

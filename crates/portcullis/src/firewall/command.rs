@@ -328,18 +328,15 @@ impl CommandBackend {
             if !self.jails.contains_key(jail) {
                 bail!("cannot ban or unban {addr}: jail {jail:?} does not use the command backend");
             }
-            if in_a_row >= GIVE_UP_AFTER && !restoring {
+            // (bans only: an unban skipped so was lost, its block left in your system for
+            // good while Portcullis no longer listed it, a review found; unbans are always
+            // run)
+            if let (Some(ms), true) = (timeout, in_a_row >= GIVE_UP_AFTER && !restoring) {
                 skipped += 1;
-                refused.push(match timeout {
-                    Some(ms) => FwOp::Add {
-                        jail: jail.clone(),
-                        addr: *addr,
-                        timeout_ms: *ms,
-                    },
-                    None => FwOp::Del {
-                        jail: jail.clone(),
-                        addr: *addr,
-                    },
+                refused.push(FwOp::Add {
+                    jail: jail.clone(),
+                    addr: *addr,
+                    timeout_ms: *ms,
                 });
                 continue;
             }
@@ -386,7 +383,7 @@ impl CommandBackend {
         }
         if skipped > 0 {
             error!(
-                "firewall command: given up {GIVE_UP_AFTER} times in a row: the {skipped} other change(s) of this batch are refused without running it (a ban refused is tried again at the address's next failures)"
+                "firewall command: given up {GIVE_UP_AFTER} times in a row: the {skipped} other ban(s) of this batch are refused without running it (tried again at the addresses' next failures; unbans are always run)"
             );
         }
         // a manual ban or unban of one address says the program failed; a batch logs each
@@ -418,16 +415,28 @@ impl Firewall for CommandBackend {
             .map(|(k, b)| (k.clone(), b.clone()))
             .collect();
         let now = now_ms();
+        // (given up after GIVE_UP_AFTER failures in a row, as a batch is: the rest keep their
+        // old ports here and are made again at the next setup; a program that hung held a
+        // reload for every ban, a review found)
+        let mut in_a_row = 0;
         for ((jail, addr), b) in changed {
+            if in_a_row >= GIVE_UP_AFTER {
+                error!("firewall command: given up {GIVE_UP_AFTER} times in a row: {addr} (jail {jail}) and the other bans whose ports changed keep the old ones until the next reload");
+                break;
+            }
+            let mut ok = true;
             if let Some(unban) = &self.opts.unban {
                 let argv = unban.expand(&values(Some(&b.rules), &jail, addr, 0));
-                self.run(&argv, &format!("unban {addr} (jail {jail}, ports changed)"));
+                ok = self.run(&argv, &format!("unban {addr} (jail {jail}, ports changed)"));
             }
             let ms = b.until.map_or(super::PERMANENT, |u| (u - now).max(1000));
             let argv = self.opts.ban.expand(&self.values(&jail, addr, ms));
             if self.run(&argv, &format!("ban {addr} (jail {jail}, ports changed)")) {
                 self.record((jail, addr), ms);
+            } else {
+                ok = false;
             }
+            in_a_row = if ok { 0 } else { in_a_row + 1 };
         }
         Ok(())
     }
