@@ -9,6 +9,7 @@ use common::*;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 #[test]
@@ -133,45 +134,10 @@ fn a_program_that_hangs_for_every_address_holds_one_batch_two_timeouts_at_most()
         .prefix("pct-cmdhang-")
         .tempdir()
         .unwrap();
-    let dir = t.path();
-    let script = dir.join("block");
-    fs::write(&script, "#!/bin/sh\nsleep 30\n").unwrap();
-    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
-    let s = script.display().to_string();
-    let log = dir.join("auth.log");
-    fs::write(&log, "").unwrap();
-    let socket = dir.join("portcullis.sock");
-    let cfg = dir.join("portcullis.toml");
-    fs::write(
-        &cfg,
-        format!(
-            "socket = {socket:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"command\"\n\
-             [firewall.command]\nban = [{s:?}, \"ban\", \"{{addr}}\"]\n\
-             unban = [{s:?}, \"unban\", \"{{addr}}\"]\ntimeout = \"1s\"\nretries = 0\n\
-             [[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\nlogs = [{log:?}]\nmaxretry = 1\n\
-             ports = [22]\n",
-            dir.join("state")
-        ),
-    )
-    .unwrap();
-    let d = Daemon::start(&cfg, &dir.join("daemon.log"));
-    // ten offenders in one write: one batch
-    let mut text = String::new();
-    for i in 0..10 {
-        text += &format!(
-            "{} host sshd[{}]: Failed password for root from 203.0.113.{} port 4000 ssh2\n",
-            syslog_timestamp(std::time::SystemTime::now()),
-            100 + i,
-            20 + i
-        );
-    }
+    let (d, log, socket) = quick_command_daemon(t.path(), "#!/bin/sh\nsleep 30\n");
     let start = Instant::now();
-    fs::OpenOptions::new()
-        .append(true)
-        .open(&log)
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
+    // ten offenders in one write: one batch
+    offenders_at_once(&log, 10);
     wait_for("the batch given up", Duration::from_secs(20), || {
         d.log().contains("refused without running it")
     });
@@ -199,50 +165,15 @@ fn every_unban_is_run_even_after_two_failed_in_a_row() {
         .unwrap();
     let dir = t.path();
     let calls = dir.join("calls");
-    let script = dir.join("block");
     // an unban's first two runs hang; every run is noted first
-    fs::write(
-        &script,
-        format!(
+    let (_d, log, socket) = quick_command_daemon(
+        dir,
+        &format!(
             "#!/bin/sh\necho \"$1 $2\" >> {calls:?}\n\
              if [ \"$1\" = unban ] && [ \"$(grep -c '^unban' {calls:?})\" -le 2 ]; then sleep 30; fi\n"
         ),
-    )
-    .unwrap();
-    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
-    let s = script.display().to_string();
-    let log = dir.join("auth.log");
-    fs::write(&log, "").unwrap();
-    let socket = dir.join("portcullis.sock");
-    let cfg = dir.join("portcullis.toml");
-    fs::write(
-        &cfg,
-        format!(
-            "socket = {socket:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"command\"\n\
-             [firewall.command]\nban = [{s:?}, \"ban\", \"{{addr}}\"]\n\
-             unban = [{s:?}, \"unban\", \"{{addr}}\"]\ntimeout = \"1s\"\nretries = 0\n\
-             [[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\nlogs = [{log:?}]\nmaxretry = 1\n\
-             ports = [22]\n",
-            dir.join("state")
-        ),
-    )
-    .unwrap();
-    let _d = Daemon::start(&cfg, &dir.join("daemon.log"));
-    let mut text = String::new();
-    for i in 0..6 {
-        text += &format!(
-            "{} host sshd[{}]: Failed password for root from 203.0.113.{} port 4000 ssh2\n",
-            syslog_timestamp(std::time::SystemTime::now()),
-            100 + i,
-            20 + i
-        );
-    }
-    fs::OpenOptions::new()
-        .append(true)
-        .open(&log)
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
+    );
+    offenders_at_once(&log, 6);
     wait_for("six bans", Duration::from_secs(15), || {
         banned_hosts(&socket).len() == 6
     });
@@ -260,4 +191,49 @@ fn every_unban_is_run_even_after_two_failed_in_a_row() {
         "{}",
         fs::read_to_string(&calls).unwrap_or_default()
     );
+}
+
+/// A daemon with the command backend running `script` (`ban ADDR`, `unban ADDR`), timeout 1 s,
+/// no retries, one sshd jail at `maxretry = 1` reading DIR/auth.log: (daemon, log, socket).
+fn quick_command_daemon(dir: &Path, script: &str) -> (Daemon, PathBuf, PathBuf) {
+    let path = dir.join("block");
+    fs::write(&path, script).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    let s = path.display().to_string();
+    let log = dir.join("auth.log");
+    fs::write(&log, "").unwrap();
+    let socket = dir.join("portcullis.sock");
+    let cfg = dir.join("portcullis.toml");
+    fs::write(
+        &cfg,
+        format!(
+            "socket = {socket:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"command\"\n\
+             [firewall.command]\nban = [{s:?}, \"ban\", \"{{addr}}\"]\n\
+             unban = [{s:?}, \"unban\", \"{{addr}}\"]\ntimeout = \"1s\"\nretries = 0\n\
+             [[jail]]\nname = \"sshd\"\nfilter = \"sshd\"\nlogs = [{log:?}]\nmaxretry = 1\n\
+             ports = [22]\n",
+            dir.join("state")
+        ),
+    )
+    .unwrap();
+    (Daemon::start(&cfg, &dir.join("daemon.log")), log, socket)
+}
+
+/// `n` failures of 203.0.113.20, .21, ... appended in one write (one batch).
+fn offenders_at_once(log: &Path, n: u8) {
+    let mut text = String::new();
+    for i in 0..n {
+        text += &format!(
+            "{} host sshd[{}]: Failed password for root from 203.0.113.{} port 4000 ssh2\n",
+            syslog_timestamp(std::time::SystemTime::now()),
+            100 + u32::from(i),
+            20 + i
+        );
+    }
+    fs::OpenOptions::new()
+        .append(true)
+        .open(log)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
 }
