@@ -1821,6 +1821,18 @@ fn a_fleet_ban_of_the_redis_server_is_refused() {
     assert!(!a.in_kernel("198.51.100.1"), "{}", a.log());
     assert_eq!(a.banned("198.51.100.1"), None);
     assert!(a.fleet()["reading"] == true, "{}", a.fleet());
+
+    // a partition: `status` says so within seconds (it said connected for 20 to 30 s into
+    // one, a review found)
+    wait_for("the publisher connected", Duration::from_secs(10), || {
+        a.fleet()["connected"] == true
+    });
+    na.ip(&["link", "set", &va, "down"]).check();
+    let t0 = Instant::now();
+    wait_for("the partition seen", Duration::from_secs(12), || {
+        a.fleet()["connected"] == false
+    });
+    assert!(t0.elapsed() < Duration::from_secs(8), "{:?}", t0.elapsed());
 }
 
 fn percentile(v: &mut [Duration], p: f64) -> Duration {

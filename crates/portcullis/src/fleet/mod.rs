@@ -776,6 +776,9 @@ fn publisher(
     }
 }
 
+/// How long the idle publisher's PING waits for Redis' answer.
+const PING_WAIT: Duration = Duration::from_secs(3);
+
 fn flush(con: &mut redis::Connection, shared: &Shared, db: &mut Db) -> Result<()> {
     let mut idle = true;
     loop {
@@ -783,7 +786,12 @@ fn flush(con: &mut redis::Connection, shared: &Shared, db: &mut Db) -> Result<()
         let Some(&(last, _)) = rows.last() else {
             // a ping now and then finds a Redis that went away while idle
             if idle {
-                let _: String = redis::cmd("PING").query(con)?;
+                // (answered within PING_WAIT: with the connection's 10 s, `status` said
+                // connected for 20 to 30 s into a partition, a review found)
+                con.set_read_timeout(Some(PING_WAIT))?;
+                let r: redis::RedisResult<String> = redis::cmd("PING").query(con);
+                con.set_read_timeout(Some(Duration::from_secs(10)))?;
+                r?;
             }
             return Ok(());
         };
