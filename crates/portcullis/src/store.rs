@@ -448,6 +448,18 @@ impl Store {
         )
     }
 
+    /// How many active bans each jail has (one count per jail, not every row: `status`
+    /// asks it).
+    pub fn active_per_jail(&self, now: i64) -> Result<Vec<(String, usize)>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT jail, count(*) FROM active_bans WHERE end_ms > ?1 GROUP BY jail ORDER BY jail",
+        )?;
+        let rows = st.query_map(params![now], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as usize))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Every recorded ban of `addr`, in any jail, oldest first.
     #[cfg(test)]
     pub fn history(&self, addr: IpAddr) -> Result<Vec<BanRecord>> {

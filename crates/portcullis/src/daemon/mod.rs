@@ -1106,20 +1106,13 @@ impl Engine {
             // the counts of what may not be banned go too: a single address, or a prefix an
             // ignore entry covers whole (a prefix holding one ignored address still counts
             // its other addresses, and is narrowed when banned)
-            let (ignore, own) = (&j.settings().ignore, &self.own);
-            let gone = |k: Cidr| match ignore.check_prefix(k) {
-                Some(Reason::Listed(c)) if c.covers(&k) => true,
-                _ => k.is_host() && lift_reason(ignore, own, k).is_some(),
-            };
-            let mut forget: Vec<Cidr> = j
-                .tracker()
-                .window_failures()
-                .map(|(k, _, _)| k)
-                .filter(|&k| gone(k))
-                .collect();
-            forget.dedup();
+            let ignore = j.settings().ignore.clone();
+            let own = &self.own;
             j.tracker_mut()
-                .forget_windows(|k| forget.binary_search(&k).is_ok());
+                .forget_windows(|k| match ignore.check_prefix(k) {
+                    Some(Reason::Listed(c)) if c.covers(&k) => true,
+                    _ => k.is_host() && lift_reason(&ignore, own, k).is_some(),
+                });
             let lift: Vec<(Cidr, Millis, String)> = j
                 .tracker()
                 .bans()
@@ -1248,13 +1241,14 @@ impl Engine {
     /// Puts the `deny` list of the configuration into the firewall (permanent bans of jail
     /// `deny`) and lifts entries no longer listed. At start and reload.
     fn sync_deny(&mut self) -> Result<()> {
-        self.sync_deny_with(true)
+        let targets = deny_targets(&self.cfg, &self.own);
+        self.sync_deny_with(targets, true)
     }
 
     /// [`Engine::sync_deny`]; with `apply` false the firewall already holds the list (the
     /// start's restore carried it), and only the engine's view and the events follow.
-    fn sync_deny_with(&mut self, apply: bool) -> Result<()> {
-        let (want, skipped) = deny_targets(&self.cfg, &self.own);
+    fn sync_deny_with(&mut self, targets: (Vec<Cidr>, Vec<String>), apply: bool) -> Result<()> {
+        let (want, skipped) = targets;
         for w in skipped {
             warn!("{w}");
         }
@@ -1439,8 +1433,8 @@ impl Engine {
         // the `deny` list in the same whole truth: the firewall drops what is not in it (an
         // entry taken out of the list while the daemon was stopped), and puts the rest back
         // in the same transaction, with no moment unblocked
-        let (deny, _) = deny_targets(&self.cfg, &self.own);
-        ops.extend(deny.iter().map(|&addr| FwOp::Add {
+        let deny = deny_targets(&self.cfg, &self.own);
+        ops.extend(deny.0.iter().map(|&addr| FwOp::Add {
             jail: config::DENY_JAIL.to_string(),
             addr,
             timeout_ms: PERMANENT,
@@ -1458,7 +1452,7 @@ impl Engine {
             }
         };
         // (the deny list's bans said, and tried again one by one when the restore failed)
-        self.sync_deny_with(!restored)?;
+        self.sync_deny_with(deny, !restored)?;
         // (a state file that cannot be written, on a full disk, keeps no one from being
         // protected: the bans that ended while the daemon was down are lifted again from
         // the state at the next start)
@@ -1844,19 +1838,14 @@ impl Engine {
     /// there, not enforced, back with the jail (neither `bans` nor `status` showed them, a
     /// review found).
     fn dormant_status(&self, now: Millis) -> Vec<String> {
-        let mut per: std::collections::BTreeMap<String, usize> = Default::default();
-        match self.store.active_bans(now) {
-            Ok(rows) => {
-                for b in rows {
-                    if b.jail != config::DENY_JAIL && !self.jails.iter().any(|j| j.name() == b.jail)
-                    {
-                        *per.entry(b.jail).or_default() += 1;
-                    }
-                }
-            }
+        let per = match self.store.active_per_jail(now) {
+            Ok(v) => v,
             Err(e) => return vec![format!("cannot read the state file: {e:#}")],
-        }
+        };
         per.into_iter()
+            .filter(|(jail, _)| {
+                jail != config::DENY_JAIL && !self.jails.iter().any(|j| j.name() == jail)
+            })
             .map(|(jail, n)| format!("jail {jail} is not configured: {n} ban(s) of it kept in the state file, not enforced; they come back with the jail before they end (portcullis unban --jail {jail} --all forgets them)"))
             .collect()
     }
@@ -3937,9 +3926,15 @@ wait "$p"
     /// An engine of one sshd jail following `DIR/auth.log` (state in DIR), started (its
     /// saved state restored), and the log's path.
     fn started(dir: &Path) -> (Engine, String) {
+        started_with(dir, "")
+    }
+
+    /// [`started`] with the top-level keys `top` in the configuration.
+    fn started_with(dir: &Path, top: &str) -> (Engine, String) {
         let cfg_path = dir.join("p.toml");
         let log = dir.join("auth.log").to_str().unwrap().to_string();
-        std::fs::write(&cfg_path, config(dir, &[("sshd", &[log.as_str()])])).unwrap();
+        let text = format!("{top}{}", config(dir, &[("sshd", &[log.as_str()])]));
+        std::fs::write(&cfg_path, text).unwrap();
         let (tx, _rx) = engine_channel();
         let mut eng = engine(dir, &cfg_path, tx);
         eng.restore().unwrap();
@@ -4018,17 +4013,7 @@ wait "$p"
     #[test]
     fn the_flood_status_counts_every_eviction() {
         let dir = tempfile::tempdir().unwrap();
-        let dir = dir.path();
-        let cfg_path = dir.join("p.toml");
-        let log = dir.join("auth.log").to_str().unwrap().to_string();
-        let text = format!(
-            "max_tracked = 100\n{}",
-            config(dir, &[("sshd", &[log.as_str()])])
-        );
-        std::fs::write(&cfg_path, text).unwrap();
-        let (tx, _rx) = engine_channel();
-        let mut eng = engine(dir, &cfg_path, tx);
-        eng.restore().unwrap();
+        let (mut eng, log) = started_with(dir.path(), "max_tracked = 100\n");
         let wave = |eng: &mut Engine, from: u32| {
             let lines: Vec<String> = (from..from + 250)
                 .flat_map(|n| failures(&format!("198.51.{}.{}", 100 + n / 250, n % 250), n..n + 1))
@@ -4120,16 +4105,7 @@ wait "$p"
     #[test]
     fn unban_of_a_prefix_holding_a_deny_entry_lifts_the_bans_inside() {
         let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        let cfg = d.join("p.toml");
-        let text = format!(
-            "deny = [\"198.51.100.128/27\"]\n{}",
-            config(d, &[("sshd", &[])])
-        );
-        std::fs::write(&cfg, text).unwrap();
-        let (tx, _rx) = engine_channel();
-        let mut eng = engine(d, &cfg, tx);
-        eng.restore().unwrap();
+        let (mut eng, _) = started_with(dir.path(), "deny = [\"198.51.100.128/27\"]\n");
         let now = now_ms();
         for a in ["198.51.100.192/26", "198.51.100.33"] {
             assert!(eng.manual_ban(a, None, Some("1h"), now).ok);
