@@ -36,6 +36,7 @@ struct RawConfig {
     ignore: Option<Vec<Spanned<String>>>,
     deny: Option<Vec<Spanned<String>>>,
     ignore_self: Option<bool>,
+    ignore_refresh: Option<Spanned<DurText>>,
     on_corrupt_state: Option<Spanned<String>>,
     max_tracked: Option<Spanned<usize>>,
     log_level: Option<Spanned<String>>,
@@ -69,6 +70,10 @@ struct RawFirewall {
     hosts_deny: Option<crate::firewall::settings::RawHostsDeny>,
     command: Option<crate::firewall::settings::RawCommand>,
 }
+
+/// How often the daemon looks up the host names of `ignore` again by default: a home address
+/// behind dynamic DNS follows within a minute of its record.
+pub const DEFAULT_IGNORE_REFRESH: Millis = 60_000;
 
 /// A `[[jail]]` table as written: every key with its value and place, so that a later
 /// file can override single keys (see [`JailLayers`]) and every error can name its line.
@@ -207,6 +212,9 @@ pub struct Config {
     pub deny: crate::lists::Loaded,
     /// Never ban the host's own addresses (default true).
     pub ignore_self: bool,
+    /// How often the daemon looks the host names of `ignore` up again (0: at start and
+    /// reload only).
+    pub ignore_refresh: Millis,
     /// Corrupt state policy.
     pub on_corrupt_state: OnCorrupt,
     /// Cap on addresses tracked per jail.
@@ -563,6 +571,7 @@ impl Config {
             ignore_list: Default::default(),
             deny: Default::default(),
             ignore_self: true,
+            ignore_refresh: DEFAULT_IGNORE_REFRESH,
             on_corrupt_state: OnCorrupt::MoveAside,
             max_tracked: DEFAULT_MAX_TRACKED,
             log_level: "note".into(),
@@ -628,6 +637,21 @@ impl Config {
             }
             if let Some(b) = raw.ignore_self {
                 cfg.ignore_self = b;
+            }
+            if let Some(r) = &raw.ignore_refresh {
+                let ms = if r.get_ref().0.trim() == "0" {
+                    0
+                } else {
+                    duration(&src, &dur_text(&raw.ignore_refresh), "ignore_refresh", 0)?
+                };
+                if ms != 0 && ms < 1_000 {
+                    return Err(src.err(
+                        r.span(),
+                        "ignore_refresh",
+                        "is under a second; use a duration such as \"1m\" (default), or 0 to look the host names up at start and reload only".to_string(),
+                    ));
+                }
+                cfg.ignore_refresh = ms;
             }
             if let Some(m) = raw.max_tracked {
                 if *m.get_ref() < 100 {
@@ -3448,6 +3472,20 @@ backend = "route"
         assert_eq!(jail("findtime = \"90\"").unwrap().0, 90_000);
         let c = load("stats_retention = 86400\n").unwrap();
         assert_eq!(c.stats_retention, 86_400_000);
+        // `ignore_refresh`: a minute by default, 0 for "at start and reload only", at least
+        // a second
+        assert_eq!(load("").unwrap().ignore_refresh, 60_000);
+        assert_eq!(
+            load("ignore_refresh = \"5m\"\n").unwrap().ignore_refresh,
+            300_000
+        );
+        assert_eq!(load("ignore_refresh = 0\n").unwrap().ignore_refresh, 0);
+        assert_eq!(load("ignore_refresh = \"0\"\n").unwrap().ignore_refresh, 0);
+        let e = err("ignore_refresh = \"500ms\"\n");
+        assert!(
+            e.starts_with("test.toml:1: `ignore_refresh`") && e.contains("under a second"),
+            "{e}"
+        );
         let c = load("[[jail]]\nname = \"sshd\"\nbantime_increment = { max = 604800 }\n").unwrap();
         assert_eq!(
             c.jails[0].policy.ban.increment.as_ref().unwrap().max,
@@ -3459,6 +3497,7 @@ backend = "route"
             "[[jail]]\nname = \"sshd\"\nfindtime = 0\n",
             "[[jail]]\nname = \"sshd\"\nfindtime = \"1.5h\"\n",
             "stats_retention = \"3 months\"\n",
+            "ignore_refresh = \"1 month\"\n",
             "[[jail]]\nname = \"sshd\"\nbantime_increment = { window = \"1y\" }\n",
         ] {
             let e = err(text);

@@ -2,7 +2,11 @@
 //! `#` comments) and, for `ignore`, host names resolved when the configuration is loaded.
 //!
 //! Files and names are read again at each load (start and reload, SIGHUP), so editing a list
-//! file and reloading is enough.
+//! file and reloading is enough. The daemon also looks the names up again every
+//! `ignore_refresh` (a minute by default: a home address behind dynamic DNS changes without a
+//! reload), and a name that stops resolving keeps the addresses it last resolved to
+//! ([`Loaded::with_resolved`], [`Loaded::keep_known`]): a DNS outage must not take the
+//! owner's address off the never-ban list.
 
 use std::net::{IpAddr, ToSocketAddrs};
 
@@ -28,6 +32,92 @@ pub struct Loaded {
     pub cidrs: Vec<Cidr>,
     /// Problems that are not errors (a name that did not resolve).
     pub warnings: Vec<String>,
+}
+
+impl Loaded {
+    /// The host names among the entries, in order, without duplicates.
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = Vec::new();
+        for s in &self.sources {
+            if let Source::Host(n, _) = s {
+                if !v.contains(n) {
+                    v.push(n.clone());
+                }
+            }
+        }
+        v
+    }
+
+    /// The list with its host names resolved as in `got` (name -> addresses, sorted). A name
+    /// that `got` leaves out or gives no address keeps what it held: a lookup that failed
+    /// (the resolver down, a timeout) says nothing of where the name points now.
+    pub fn with_resolved(&self, got: &[(String, Vec<IpAddr>)]) -> Loaded {
+        let sources: Vec<Source> = self
+            .sources
+            .iter()
+            .map(|s| match s {
+                Source::Host(n, old) => {
+                    let new = got
+                        .iter()
+                        .find(|(g, v)| g == n && !v.is_empty())
+                        .map_or(old, |(_, v)| v);
+                    Source::Host(n.clone(), new.clone())
+                }
+                other => other.clone(),
+            })
+            .collect();
+        let cidrs = sources
+            .iter()
+            .flat_map(|s| match s {
+                Source::Literal(c) => vec![*c],
+                Source::File(_, v) => v.clone(),
+                Source::Host(_, v) => v.iter().map(|&a| Cidr::host(a)).collect(),
+            })
+            .collect();
+        Loaded {
+            sources,
+            cidrs,
+            warnings: self.warnings.clone(),
+        }
+    }
+
+    /// The list loaded again (a reload), its names that did not resolve now given what
+    /// they resolved to in `old`, the list in force: see [`Loaded::with_resolved`].
+    pub fn keep_known(&self, old: &Loaded) -> Loaded {
+        let known: Vec<(String, Vec<IpAddr>)> = old
+            .sources
+            .iter()
+            .filter_map(|s| match s {
+                Source::Host(n, v) => Some((n.clone(), v.clone())),
+                _ => None,
+            })
+            .collect();
+        self.with_resolved(&known)
+    }
+
+    /// For the log: each name whose addresses differ in `new`, with the old and new ones.
+    pub fn changed_names(&self, new: &Loaded) -> Vec<String> {
+        let show = |v: &[IpAddr]| {
+            if v.is_empty() {
+                "nothing".to_string()
+            } else {
+                v.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            }
+        };
+        self.sources
+            .iter()
+            .zip(&new.sources)
+            .filter_map(|(a, b)| match (a, b) {
+                (Source::Host(n, va), Source::Host(_, vb)) if va != vb => {
+                    Some(format!("{n} -> {} (was {})", show(vb), show(va)))
+                }
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 /// Whether `s` could be a host name (letters, digits, '-', '.', with a letter somewhere).
@@ -148,7 +238,7 @@ pub fn load(key: &str, entries: &[String], names: bool) -> Result<Loaded, String
             let v = resolve(e);
             if v.is_empty() {
                 l.warnings.push(format!(
-                    "`{key}`: host name {e:?} does not resolve (yet): nothing of it is ignored until a reload resolves it"
+                    "`{key}`: host name {e:?} does not resolve (yet): nothing of it is ignored until it does (the daemon looks it up again every `ignore_refresh`, and keeps what it last resolved to while it fails)"
                 ));
             }
             l.cidrs.extend(v.iter().map(|&a| Cidr::host(a)));
@@ -295,6 +385,61 @@ pub fn refusal(target: Cidr, why: Reason) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A name looked up again takes its new addresses; a lookup that gave nothing keeps the
+    /// last ones (a DNS outage must not end the owner's protection); literals and files stay.
+    #[test]
+    fn names_resolved_again_take_new_addresses_and_keep_the_last_on_failure() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let lit = Cidr::parse("198.51.100.0/24").unwrap();
+        let l = Loaded {
+            sources: vec![
+                Source::Host("home.example.test".into(), vec![ip("203.0.113.5")]),
+                Source::Literal(lit),
+                Source::Host("office.example.test".into(), vec![ip("203.0.113.9")]),
+                Source::Host("home.example.test".into(), vec![ip("203.0.113.5")]),
+            ],
+            cidrs: vec![],
+            warnings: vec![],
+        };
+        assert_eq!(l.names(), ["home.example.test", "office.example.test"]);
+        let got = vec![
+            ("home.example.test".to_string(), vec![ip("203.0.113.6")]),
+            ("office.example.test".to_string(), vec![]),
+        ];
+        let n = l.with_resolved(&got);
+        assert_eq!(
+            n.cidrs,
+            [
+                Cidr::host(ip("203.0.113.6")),
+                lit,
+                Cidr::host(ip("203.0.113.9")),
+                Cidr::host(ip("203.0.113.6")),
+            ]
+        );
+        let said = l.changed_names(&n);
+        assert_eq!(said.len(), 2, "{said:?}");
+        assert_eq!(
+            said[0],
+            "home.example.test -> 203.0.113.6 (was 203.0.113.5)"
+        );
+        // a reload whose lookup failed keeps what the list in force held
+        let reloaded = Loaded {
+            sources: vec![Source::Host("office.example.test".into(), vec![])],
+            cidrs: vec![],
+            warnings: vec![],
+        };
+        assert_eq!(
+            reloaded.keep_known(&n).cidrs,
+            [Cidr::host(ip("203.0.113.9"))]
+        );
+        // a name never resolved stays empty
+        let never = Loaded {
+            sources: vec![Source::Host("new.example.test".into(), vec![])],
+            ..Default::default()
+        };
+        assert!(never.keep_known(&n).cidrs.is_empty());
+    }
 
     /// A prefix written with host bits is a warning in `ignore` (the net is ignored, as
     /// written) and an error in `deny` (a typo would ban a wider net).

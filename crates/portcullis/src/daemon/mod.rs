@@ -7,6 +7,7 @@ mod fleet_apply;
 pub mod fsutil;
 mod names;
 pub mod protocol;
+mod resolver;
 
 use crate::sys::now_ms;
 use std::collections::HashMap;
@@ -106,6 +107,8 @@ pub enum Msg {
     },
     /// The host's addresses changed (an rtnetlink announcement).
     Addresses,
+    /// What the host names of `ignore` resolve to now (empty: the lookup gave nothing).
+    Resolved(Vec<(String, Vec<IpAddr>)>),
     /// Checked entries from the fleet reader, and where to say what became of each.
     Fleet(Vec<crate::fleet::Entry>, Sender<Vec<crate::fleet::Outcome>>),
 }
@@ -124,6 +127,8 @@ struct Engine {
     own: Vec<IpAddr>,
     /// When `own` was last read.
     own_read: Millis,
+    /// The host names of `ignore` the resolver thread looks up again, and how often.
+    resolver: resolver::Names,
     fw: Box<dyn Firewall>,
     store: Store,
     new_paths: SharedPaths,
@@ -218,14 +223,22 @@ pub(crate) fn deny_targets(cfg: &Config, own: &[IpAddr]) -> (Vec<Cidr>, Vec<Stri
         .cidrs
         .iter()
         .copied()
-        .filter(|c| match own.iter().find(|a| c.contains(**a)) {
-            Some(a) => {
+        .filter(|c| {
+            if let Some(a) = own.iter().find(|a| c.contains(**a)) {
                 skipped.push(format!(
                     "`deny`: {c} is not banned: it holds {a}, one of this host's own addresses"
                 ));
-                false
+                return false;
             }
-            None => true,
+            // (an entry over an ignored address is an error at load; a host name of
+            // `ignore` can come to resolve into one while the daemon runs)
+            if let Some(i) = cfg.ignore.iter().find(|i| c.overlaps(i)) {
+                skipped.push(format!(
+                    "`deny`: {c} is not banned: it overlaps {i} of the `ignore` list"
+                ));
+                return false;
+            }
+            true
         })
         .collect();
     v.sort_by_key(|c| c.len);
@@ -266,6 +279,7 @@ impl Engine {
                 .max_line(cfg.max_line),
             own,
             own_read: now_ms(),
+            resolver: resolver::Names::default(),
             fw,
             store,
             new_paths: Arc::new(Mutex::new(None)),
@@ -661,6 +675,11 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
              at reload"
         );
     }
+    eng.resolver
+        .set(eng.cfg.ignore_list.names(), eng.cfg.ignore_refresh);
+    if let Err(e) = resolver::start(eng.resolver.clone(), tx.clone()) {
+        warn!("cannot start the resolver thread ({e}); the host names of `ignore` are looked up at reload only");
+    }
     {
         let tx = tx.clone();
         let np = eng.new_paths.clone();
@@ -885,6 +904,11 @@ impl Engine {
                     self.on_suppressed(source, unit, n, now_ms())
                 }
                 Ok(Msg::Addresses) => self.refresh_own_logged(now_ms()),
+                Ok(Msg::Resolved(got)) => {
+                    if let Err(e) = self.on_resolved(&got, now_ms()) {
+                        error!("ignore: {e:#}");
+                    }
+                }
                 Ok(Msg::Fleet(entries, reply)) => {
                     let _ = reply.send(self.fleet_apply(entries, now_ms()));
                 }
@@ -1067,18 +1091,42 @@ impl Engine {
             list(self.own.iter().filter(|a| !own.contains(a)).collect()),
         );
         self.own = own;
-        // the kernel rate limits exempt the host's own addresses: set up again with the new
-        // ones (only a start and a reload did, a review found)
+        self.never_ban_changed(now)
+    }
+
+    /// Takes what the host names of `ignore` resolve to now (the resolver thread's lookups);
+    /// when that changes the list, the jails, the deny list and the rate limits follow, and
+    /// bans the list now covers are lifted. A name whose lookup gave nothing keeps its last
+    /// addresses.
+    fn on_resolved(&mut self, got: &[(String, Vec<IpAddr>)], now: Millis) -> Result<()> {
+        let new = self.cfg.ignore_list.with_resolved(got);
+        if new.cidrs == self.cfg.ignore {
+            return Ok(());
+        }
+        for c in self.cfg.ignore_list.changed_names(&new) {
+            info!("ignore: host name {c}");
+        }
+        self.cfg.ignore = new.cidrs.clone();
+        self.cfg.ignore_list = new;
+        self.never_ban_changed(now)
+    }
+
+    /// What is never banned changed while the daemon runs (the host's addresses, or what a
+    /// host name of `ignore` resolves to): the kernel rate limits' exemptions, the deny list,
+    /// the jails' ignore lists and the active bans follow.
+    fn never_ban_changed(&mut self, now: Millis) -> Result<()> {
+        // the kernel rate limits exempt the host's own addresses and the ignore list: set up
+        // again with the new ones (only a start and a reload did, a review found)
         if !self.cfg.ratelimits.is_empty() {
             let r = self
                 .fw
                 .set_ratelimits(&ratelimits(&self.cfg, &self.own))
                 .and_then(|()| self.fw.setup(&jail_rules(&self.cfg)));
             if let Err(e) = r {
-                error!("[[ratelimit]]: cannot exempt the new own addresses: {e:#}");
+                error!("[[ratelimit]]: cannot exempt the new never-banned addresses: {e:#}");
             }
         }
-        // a `deny` entry that holds a new own address is lifted (the own address wins)
+        // a `deny` entry that holds a new own or ignored address is lifted (they win)
         if let Err(e) = self.sync_deny() {
             error!("deny list: {e:#}");
         }
@@ -2250,6 +2298,12 @@ impl Engine {
         self.check_firewall();
         self.own = addrs::own();
         self.own_read = now_ms();
+        // a host name of `ignore` that does not resolve now keeps the addresses it last
+        // resolved to (a DNS outage at a reload must not end the owner's protection)
+        cfg.ignore_list = cfg.ignore_list.keep_known(&self.cfg.ignore_list);
+        cfg.ignore = cfg.ignore_list.cidrs.clone();
+        self.resolver
+            .set(cfg.ignore_list.names(), cfg.ignore_refresh);
         for w in config::warnings(&cfg) {
             warn!("{w}");
         }
@@ -4116,6 +4170,51 @@ wait "$p"
         assert!(r.ok, "{r:?}");
         assert!(eng.jails[0].tracker().bans().next().is_none());
         assert_eq!(eng.denied.len(), 1);
+    }
+
+    /// A host name of `ignore` that comes to resolve elsewhere (dynamic DNS) takes effect
+    /// without a reload: the ban of its new address is lifted, its counts forgotten, a deny
+    /// entry over it set aside; a lookup that gives nothing keeps the last addresses; and
+    /// when the name moves on, the old address is banned again like any other.
+    #[test]
+    fn a_host_name_of_ignore_that_resolves_elsewhere_is_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        // (`localhost` resolves from /etc/hosts on any host; its addresses are then replaced
+        // by what the resolver thread would send)
+        let (mut eng, log) = started_with(
+            dir.path(),
+            "ignore = [\"localhost\"]\ndeny = [\"198.51.100.0/28\"]\n",
+        );
+        assert_eq!(eng.denied.len(), 1);
+        let (home, other) = ("203.0.113.9", "203.0.113.10");
+        feed(&mut eng, &log, &failures(home, 1..6));
+        feed(&mut eng, &log, &failures(other, 10..13));
+        assert!(eng.jails[0].tracker().is_banned(ip(home)));
+        let now = now_ms();
+        let moved = |v: &[&str]| vec![("localhost".to_string(), v.iter().map(|a| ip(a)).collect())];
+        eng.on_resolved(&moved(&[home, other, "198.51.100.3"]), now)
+            .unwrap();
+        assert!(!eng.jails[0].tracker().is_banned(ip(home)));
+        let (tracker, store, _) = active(&mut eng);
+        assert!(
+            tracker.is_empty() && store.is_empty(),
+            "{tracker:?} {store:?}"
+        );
+        assert!(failing(&eng).is_empty(), "{:?}", failing(&eng));
+        assert!(eng.denied.is_empty(), "{:?}", eng.denied);
+        feed(&mut eng, &log, &failures(home, 20..30));
+        assert!(!eng.jails[0].tracker().is_banned(ip(home)));
+        assert!(failing(&eng).is_empty());
+        // the resolver down: the name keeps its addresses
+        eng.on_resolved(&moved(&[]), now).unwrap();
+        assert_eq!(eng.cfg.ignore.len(), 3, "{:?}", eng.cfg.ignore);
+        feed(&mut eng, &log, &failures(home, 30..40));
+        assert!(!eng.jails[0].tracker().is_banned(ip(home)));
+        // the name moves on: the old addresses count again, the deny entry is back
+        eng.on_resolved(&moved(&["127.0.0.1"]), now).unwrap();
+        assert_eq!(eng.denied.len(), 1);
+        feed(&mut eng, &log, &failures(home, 40..45));
+        assert!(eng.jails[0].tracker().is_banned(ip(home)));
     }
 
     /// An address the ignore list comes to cover at a reload is no longer counted: its open

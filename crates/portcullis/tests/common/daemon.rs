@@ -39,9 +39,14 @@ impl Daemon {
     /// Starts the daemon and waits until it says it runs; panics with its output if not.
     pub fn start(config: &Path, log: &Path) -> Daemon {
         let mut cmd = Command::new(BIN);
-        cmd.args(["run", "-c"])
-            .arg(config)
-            .stdin(Stdio::null())
+        cmd.args(["run", "-c"]).arg(config);
+        Daemon::start_command(cmd, log)
+    }
+
+    /// [`Daemon::start`] through `cmd`, which runs `portcullis run` (in a namespace, under a
+    /// wrapper): its stderr goes to `log`.
+    pub fn start_command(mut cmd: Command, log: &Path) -> Daemon {
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(fs::File::create(log).unwrap());
         let mut d = Daemon {

@@ -1,0 +1,113 @@
+//! A host name in `ignore` is followed while the daemon runs: the owner's home address
+//! behind dynamic DNS changes, and within `ignore_refresh` the new address is never banned
+//! (its ban lifted) while the old one counts again; a name that stops resolving keeps its
+//! last addresses. The real daemon and glibc's real resolver, reading an `/etc/hosts` of
+//! the test's bound over the real one in a private mount namespace (`unshare`).
+//!
+//! Needs root; fails (does not skip) otherwise.
+
+mod common;
+
+use common::daemon::{append_sshd_failures, banned_hosts, null_config_head, Daemon, BIN};
+use common::netns::{require_root, wait_until};
+use std::fs;
+use std::process::Command;
+use std::time::Duration;
+
+const NAME: &str = "owner.example.test";
+const HOME: &str = "203.0.113.50";
+const NEW_HOME: &str = "203.0.113.60";
+
+fn hosts(addr: Option<&str>) -> String {
+    let mut t = "127.0.0.1 localhost\n::1 localhost\n".to_string();
+    if let Some(a) = addr {
+        t += &format!("{a} {NAME}\n");
+    }
+    t
+}
+
+#[test]
+fn a_host_name_of_ignore_is_looked_up_again_while_the_daemon_runs() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let etc_hosts = dir.join("hosts");
+    fs::write(&etc_hosts, hosts(Some(HOME))).unwrap();
+    let log = dir.join("auth.log");
+    fs::write(&log, "").unwrap();
+    let config = dir.join("portcullis.toml");
+    fs::write(
+        &config,
+        format!(
+            "ignore = [{NAME:?}]\nignore_refresh = \"1s\"\n{}[[jail]]\nname = \"sshd\"\nlogs = [{:?}]\nmaxretry = 3\nfindtime = \"1h\"\n",
+            null_config_head(dir),
+            log.display().to_string()
+        ),
+    )
+    .unwrap();
+    let socket = dir.join("portcullis.sock");
+    // the daemon sees the test's hosts file as /etc/hosts; nothing else does
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(r#"mount --bind "$1" /etc/hosts && exec "$2" run -c "$3""#)
+        .args(["sh"])
+        .arg(&etc_hosts)
+        .arg(BIN)
+        .arg(&config);
+    let d = Daemon::start_command(cmd, &dir.join("daemon.log"));
+    let mut n = 0;
+
+    // the owner at home is never banned; the other address is
+    append_sshd_failures(&log, HOME, 5, &mut n);
+    append_sshd_failures(&log, NEW_HOME, 3, &mut n);
+    assert!(
+        wait_until(Duration::from_secs(20), || banned_hosts(&socket)
+            .contains(&NEW_HOME.to_string())),
+        "{}",
+        d.log()
+    );
+    assert_eq!(banned_hosts(&socket), [NEW_HOME], "{}", d.log());
+
+    // the owner's address changes: dynamic DNS points the name at the banned address
+    fs::write(&etc_hosts, hosts(Some(NEW_HOME))).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(20), || banned_hosts(&socket).is_empty()),
+        "the ban of the owner's new address stayed:\n{}",
+        d.log()
+    );
+    let said = d.log();
+    assert!(
+        said.contains(&format!(
+            "ignore: host name {NAME} -> {NEW_HOME} (was {HOME})"
+        )),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!(
+            "unban {NEW_HOME} jail=sshd reason=ignore:{NEW_HOME}/32"
+        )),
+        "{said}"
+    );
+
+    // the resolver loses the name (an outage, a record removed by mistake): its last
+    // address stays ignored, and the old one counts (its ban, after the other's lines in
+    // the file, says that they were read)
+    fs::write(&etc_hosts, hosts(None)).unwrap();
+    std::thread::sleep(Duration::from_secs(5));
+    append_sshd_failures(&log, NEW_HOME, 5, &mut n);
+    append_sshd_failures(&log, HOME, 3, &mut n);
+    assert!(
+        wait_until(Duration::from_secs(20), || banned_hosts(&socket)
+            .contains(&HOME.to_string())),
+        "the old home address is not counted again:\n{}",
+        d.log()
+    );
+    assert_eq!(banned_hosts(&socket), [HOME], "{}", d.log());
+    let said = d.stop();
+    let bans = |a: &str| {
+        said.lines()
+            .filter(|l| l.starts_with(&format!("ban {a} ")))
+            .count()
+    };
+    assert_eq!((bans(NEW_HOME), bans(HOME)), (1, 1), "{said}");
+}
