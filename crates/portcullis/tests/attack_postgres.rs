@@ -147,11 +147,6 @@ fn chown(path: &Path, (uid, gid): (u32, u32)) {
     assert_eq!(rc, 0, "chown {}", path.display());
 }
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().unwrap().port()
-}
-
 impl Pg {
     /// Starts `version`'s server: Debian 12's (the machine's) directly as `postgres`, Debian
     /// 13's with chroot in a private overlay of the trixie-e tree ([`TRIXIE_SH`]), in its

@@ -533,3 +533,42 @@ fn work_file(text: &str, n: usize) -> tempfile::NamedTempFile {
     f.flush().unwrap();
     f
 }
+
+/// A control socket removed by hand (`rm`, a clean-up of /run) left the daemon running out
+/// of reach of every command, `reload` among them, until a restart. It is bound again within
+/// seconds, with its mode; and at the stop it is removed.
+#[test]
+fn a_control_socket_removed_by_hand_is_bound_again() {
+    use std::os::unix::fs::FileTypeExt;
+    let (work, config) = setup("pct-rm-sock-");
+    let dir = work.path();
+    let socket = dir.join("p.sock");
+    let d = Daemon::start(&config, &dir.join("run.log"));
+    assert!(cli(&["ban", "203.0.113.83", "--jail", "sshd"], &config).success());
+    fs::remove_file(&socket).unwrap();
+    let o = cli(&["reload"], &config);
+    assert!(
+        !o.success(),
+        "reached with no socket file: {}",
+        o.stdout_str()
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || socket.exists()),
+        "the socket was not bound again:\n{}",
+        d.log()
+    );
+    let m = fs::symlink_metadata(&socket).unwrap();
+    assert!(m.file_type().is_socket());
+    assert_eq!(m.permissions().mode() & 0o777, 0o600);
+    assert!(cli(&["reload"], &config).success(), "{}", d.log());
+    assert_eq!(hosts(&cli(&["bans", "--json"], &config)), ["203.0.113.83"]);
+    let run = d.stop();
+    assert!(
+        run.contains(&format!(
+            "control socket {} was removed: bound again",
+            socket.display()
+        )),
+        "{run}"
+    );
+    assert!(!socket.exists(), "the socket stayed after the stop");
+}

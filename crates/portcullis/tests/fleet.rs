@@ -39,7 +39,6 @@ mod common;
 use common::*;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -55,14 +54,6 @@ const REDIS_CLI: &str = "/usr/bin/redis-cli";
 /// The README's ACL (Fleet, step 3), for the key prefix `portcullis:bans`.
 const ACL: &str = "fleet on >fleet-pw resetkeys ~portcullis:bans ~portcullis:bans:* resetchannels \
                    -@all +xadd +xread +xrevrange +hset +hdel +hscan +set +get +ping";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn tmp(prefix: &str) -> tempfile::TempDir {
     tempfile::Builder::new().prefix(prefix).tempdir().unwrap()

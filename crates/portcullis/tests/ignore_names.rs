@@ -27,6 +27,7 @@ fn hosts(addr: Option<&str>) -> String {
 }
 
 #[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn a_host_name_of_ignore_is_looked_up_again_while_the_daemon_runs() {
     require_root();
     let dir = tempfile::tempdir().unwrap();

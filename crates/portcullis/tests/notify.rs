@@ -102,14 +102,6 @@ fn smtp_start(dir: &Path, port: u16, out: &Path) -> Smtp {
 }
 
 /// A free loopback port (the SMTP server comes and goes on the same one).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn mails(out: &Path) -> Vec<serde_json::Value> {
     let mut names: Vec<PathBuf> = fs::read_dir(out)
         .unwrap()

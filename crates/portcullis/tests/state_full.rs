@@ -34,11 +34,7 @@ fn a_full_state_disk_stops_no_ban() {
     let socket = dir.join("portcullis.sock");
     // the mail queue (notify.db) is a state file too; the mail itself never goes (a port
     // that nobody listens on, and an interval of an hour)
-    let mailport = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let mailport = common::free_port();
     let cfg = dir.join("portcullis.toml");
     fs::write(
         &cfg,

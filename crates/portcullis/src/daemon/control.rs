@@ -121,6 +121,87 @@ pub fn bind(path: &Path, group: Option<&str>) -> Result<ControlSocket> {
     })
 }
 
+/// How often [`keep`] looks at the socket's path.
+const KEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// The control socket while the daemon runs; `None` once it stops (then nothing binds it
+/// again).
+pub type Kept = std::sync::Arc<std::sync::Mutex<Option<ControlSocket>>>;
+
+/// Starts a thread that keeps the control socket at its path: a socket file removed by hand
+/// (`rm`, a clean-up of /run) left the daemon running but out of reach of every command,
+/// `portcullis reload` (the unit's ExecReload) among them, until a restart. Every few
+/// seconds the path is looked at; when nothing is there any more, the socket is bound again
+/// (the same mode and group) and served. Something else at the path (another daemon's
+/// socket, a file) is left alone, said once.
+pub fn keep(kept: Kept, group: Option<String>, engine: EngineTx) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("control-keeper".into())
+        .spawn(move || {
+            let mut said = false;
+            loop {
+                std::thread::sleep(KEEP_EVERY);
+                let mut g = kept.lock().expect("control socket lock");
+                let Some(cur) = g.as_ref() else { return };
+                let path = cur.path.clone();
+                let note = match std::fs::symlink_metadata(&path) {
+                    Ok(m) if (m.dev(), m.ino()) == cur.id => {
+                        said = false;
+                        continue;
+                    }
+                    Ok(_) if said => continue,
+                    Ok(_) => {
+                        said = true;
+                        format!(
+                            "control socket {}: something else took its place; the daemon \
+                             is out of reach of portcullis commands until it restarts",
+                            path.display()
+                        )
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        match bind(&path, group.as_deref()) {
+                            Ok(new) => {
+                                let served = new.listener.try_clone().map(|l| {
+                                    let tx = engine.clone();
+                                    std::thread::spawn(move || serve(l, tx))
+                                });
+                                // (the old one's name is gone: dropped, it removes nothing)
+                                *g = Some(new);
+                                said = false;
+                                match served {
+                                    Ok(_) => format!(
+                                        "control socket {} was removed: bound again",
+                                        path.display()
+                                    ),
+                                    Err(e) => format!(
+                                        "control socket {} was removed and bound again, but \
+                                         cannot be served ({e})",
+                                        path.display()
+                                    ),
+                                }
+                            }
+                            Err(_) if said => continue,
+                            Err(e) => {
+                                said = true;
+                                format!(
+                                    "control socket {} was removed and cannot be bound again \
+                                     ({e:#}); tried again every few seconds",
+                                    path.display()
+                                )
+                            }
+                        }
+                    }
+                    Err(_) => continue,
+                };
+                drop(g);
+                if engine.send(Msg::Note(note)).is_err() {
+                    return;
+                }
+            }
+        })?;
+    Ok(())
+}
+
 /// What a file is, for an error message.
 fn kind(m: &std::fs::Metadata) -> &'static str {
     let t = m.file_type();

@@ -667,6 +667,10 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
         let listener = socket.listener.try_clone()?;
         std::thread::spawn(move || control::serve(listener, tx));
     }
+    let socket: control::Kept = Arc::new(Mutex::new(Some(socket)));
+    if let Err(e) = control::keep(socket.clone(), eng.cfg.socket_group.clone(), tx.clone()) {
+        warn!("cannot watch the control socket ({e}); a socket file removed by hand stays gone until a restart");
+    }
     let stop_asked = Arc::new(AtomicBool::new(false));
     spawn_signals(tx.clone(), stop_asked.clone())?;
     if let Err(e) = addrs::watch(tx.clone()) {
@@ -704,7 +708,9 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
     if let Some(n) = notifier {
         n.shutdown(Duration::from_secs(2));
     }
-    socket.remove();
+    if let Some(s) = socket.lock().expect("control socket lock").take() {
+        s.remove();
+    }
     // each journal reader saves the cursor of the last entry the engine processed
     eng.journals.stop_all();
     code

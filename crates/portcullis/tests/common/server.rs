@@ -41,7 +41,7 @@ impl LocalServer {
                 .tempdir()
                 .expect("temp dir");
             fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-            let port = free_port();
+            let port = super::free_port();
             let cmd = setup(dir.path(), port);
             let mut proc = ProcessGuard::spawn(cmd, label);
             let up = wait_until(Duration::from_secs(10), || {
@@ -101,11 +101,6 @@ impl Drop for LocalServer {
         // before the fields drop: the process goes before its directory
         self.proc.kill();
     }
-}
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind a probe socket");
-    l.local_addr().unwrap().port()
 }
 
 /// Standard base64 with padding (HTTP Basic credentials).
