@@ -572,3 +572,40 @@ fn a_control_socket_removed_by_hand_is_bound_again() {
     );
     assert!(!socket.exists(), "the socket stayed after the stop");
 }
+
+/// Review 28: lines written to a log that a reload adds, right after the reload answered,
+/// were skipped (the follower took the new path a moment later and started at its end as it
+/// was then). They count.
+#[test]
+fn lines_written_right_after_a_reload_that_adds_their_log_count() {
+    let work = tempfile::Builder::new()
+        .prefix("pct-reload-new-")
+        .tempdir()
+        .unwrap();
+    let dir = work.path();
+    let (config, _) = sshd_null_config(dir, 3);
+    let web = dir.join("web.log");
+    fs::write(&web, "").unwrap();
+    let d = Daemon::start(&config, &dir.join("run.log"));
+    let text = fs::read_to_string(&config).unwrap();
+    fs::write(
+        &config,
+        format!(
+            "{text}[[jail]]\nname = \"web\"\nfilter = \"sshd\"\nlogs = [{:?}]\nmaxretry = 3\n",
+            web.display().to_string()
+        ),
+    )
+    .unwrap();
+    let o = cli(&["reload"], &config);
+    assert!(o.success(), "{}", o.stderr_str());
+    let mut n = 0;
+    append_sshd_failures(&web, "203.0.113.84", 3, &mut n);
+    let socket = dir.join("portcullis.sock");
+    assert!(
+        wait_until(Duration::from_secs(20), || banned_hosts(&socket)
+            == ["203.0.113.84"]),
+        "{}",
+        d.log()
+    );
+    d.stop();
+}

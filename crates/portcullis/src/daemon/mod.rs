@@ -2413,7 +2413,7 @@ impl Engine {
             .positions()
             .map(|v| v.into_iter().map(|c| PathBuf::from(c.path)).collect())
             .unwrap_or_default();
-        *self.new_paths.lock().expect("paths lock") = Some(file_paths(&cfg, &followed));
+        *self.new_paths.lock().expect("paths lock") = Some(file_paths(&cfg, &followed).stat_now());
         // journal sources are matched the same way: new ones get a reader, readers of
         // sources no jail reads any more are stopped
         let (started, stopped) = self.journals.reconcile(&journal_sources(&cfg));

@@ -7,8 +7,10 @@
 //! fixed words. So neither a log line nor a jail name can add an argument, and no shell ever
 //! parses anything. The program is an absolute path, checked when the configuration is read.
 //!
-//! Placeholders: `{addr}` (the address, or the network address of a prefix ban),
-//! `{family}` (4 or 6), `{jail}`, `{ports}` (comma list such as `22,8000-8080`; empty for
+//! Placeholders: `{cidr}` (what is banned, always as a CIDR: `203.0.113.5/32`,
+//! `2001:db8:5:6::/64`), `{addr}` (the address, or the network address of a prefix ban:
+//! `2001:db8:5:6::` alone blocks nobody, so a template with `{addr}` and neither `{prefix}`
+//! nor `{cidr}` is a `check-config` warning where prefix bans can happen), `{family}` (4 or 6), `{jail}`, `{ports}` (comma list such as `22,8000-8080`; empty for
 //! all ports), `{protocol}` (tcp, udp or both), `{bantime}` (seconds left; 0 when unbanning
 //! and for a permanent ban, which has no end), `{prefix}` (the prefix length: 32 or 128 for
 //! a single address, e.g. 64 for a `v6_prefix` ban, so `{addr}/{prefix}` is always the
@@ -35,6 +37,7 @@ use super::{
 /// A placeholder of a template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Var {
+    Cidr,
     Addr,
     Family,
     Jail,
@@ -45,6 +48,7 @@ pub enum Var {
 }
 
 const VARS: &[(&str, Var)] = &[
+    ("cidr", Var::Cidr),
     ("addr", Var::Addr),
     ("family", Var::Family),
     ("jail", Var::Jail),
@@ -100,6 +104,14 @@ impl Template {
         })
     }
 
+    /// Whether the template names `var` in some argument.
+    pub fn uses(&self, var: Var) -> bool {
+        self.args
+            .iter()
+            .flatten()
+            .any(|p| matches!(p, Piece::Var(v) if *v == var))
+    }
+
     /// Checks that the program exists and is executable.
     pub fn check_program(&self) -> Result<()> {
         if super::find_program(&self.program).is_none() {
@@ -116,6 +128,7 @@ impl Template {
         let addr = canonical_prefix(v.addr);
         let value = |var: Var| -> String {
             match var {
+                Var::Cidr => format!("{}/{}", addr.addr, addr.len),
                 Var::Addr => addr.addr.to_string(),
                 Var::Family => if addr.addr.is_ipv6() { "6" } else { "4" }.into(),
                 Var::Jail => v.jail.to_string(),
@@ -540,8 +553,10 @@ mod tests {
             "{prefix}",
             "{addr}/{prefix}",
             "{family}",
+            "{cidr}",
         ])
         .unwrap();
+        assert!(tpl.uses(Var::Cidr) && tpl.uses(Var::Prefix) && !tpl.uses(Var::Jail));
         for (c, net, len, fam) in [
             ("198.51.100.0/24", "198.51.100.0", "24", "4"),
             ("2001:db8:5:6::/64", "2001:db8:5:6::", "64", "6"),
@@ -555,7 +570,11 @@ mod tests {
                 bantime_secs: 60,
             });
             let whole = format!("{net}/{len}");
-            assert_eq!(argv[1..], [net, len, whole.as_str(), fam], "{c}");
+            assert_eq!(
+                argv[1..],
+                [net, len, whole.as_str(), fam, whole.as_str()],
+                "{c}"
+            );
         }
     }
 

@@ -761,6 +761,12 @@ impl Follower {
     /// a removed path's position is remembered in case it comes back; a new path starts as on
     /// a first run (at the end of an existing file), unless a checkpoint was given for it.
     pub fn set_paths(&mut self, paths: Vec<PathBuf>) {
+        self.set_paths_seen(paths, &[]);
+    }
+
+    /// [`Follower::set_paths`], a new path without checkpoint started where `seen` says its
+    /// file ended when the paths were made (when it is still that file).
+    pub fn set_paths_seen(&mut self, paths: Vec<PathBuf>, seen: &[(PathBuf, (u64, u64, u64))]) {
         let mut old = std::mem::take(&mut self.files);
         for path in paths {
             if self.files.iter().any(|w| w.path == path) {
@@ -773,6 +779,13 @@ impl Follower {
             let name = path.to_string_lossy().into_owned();
             let checkpoint = self.parked.remove(&name);
             let mut w = Watched::new(path, name, checkpoint);
+            if let (Some((dev, ino, _)), Some((_, then))) =
+                (w.initial, seen.iter().find(|(p, _)| *p == w.path))
+            {
+                if (then.0, then.1) == (dev, ino) {
+                    w.initial = Some(*then);
+                }
+            }
             if w.initial.is_some() {
                 w.opens_now = true;
             }
@@ -859,8 +872,9 @@ struct Watched {
     draining: Vec<Tail>,
     /// A checkpoint not applied yet (the path had no readable file so far).
     checkpoint: Option<Checkpoint>,
-    /// dev+ino of the file at the path when following began, until a file is first opened.
-    initial: Option<(u64, u64)>,
+    /// dev+ino of the file at the path when following began, and its size then, until a
+    /// file is first opened: that file is read from its last newline before that size.
+    initial: Option<(u64, u64, u64)>,
     notices: Vec<Notice>,
     last_error: Option<String>,
     dir_watch: Option<DirWatch>,
@@ -892,7 +906,9 @@ struct DirWatch {
 
 impl Watched {
     fn new(path: PathBuf, name: String, checkpoint: Option<Checkpoint>) -> Self {
-        let initial = fs::metadata(&path).ok().map(|m| (m.dev(), m.ino()));
+        let initial = fs::metadata(&path)
+            .ok()
+            .map(|m| (m.dev(), m.ino(), m.len()));
         Watched {
             path,
             name,
@@ -1154,7 +1170,12 @@ impl Watched {
                 }
                 0
             }
-            None if self.initial == Some((dev, ino)) => after_last_newline(&file, len, buf),
+            // (the size then: what was written since, as the daemon started following the
+            // path, is read; a file shorter now was truncated: its end)
+            None if self.initial.is_some_and(|(d, i, _)| (d, i) == (dev, ino)) => {
+                let at = self.initial.map_or(len, |(_, _, then)| then.min(len));
+                after_last_newline(&file, at, buf)
+            }
             None => 0,
         };
         self.initial = None;
@@ -2211,6 +2232,28 @@ pub struct FileSources {
     pub paths: Vec<PathBuf>,
     /// Wildcard patterns among the sources.
     pub globs: Vec<String>,
+    /// (dev, ino, size) of paths as [`FileSources::stat_now`] found them: a path new to the
+    /// follower starts there, not at its end when the follower gets to it (a reload that
+    /// adds a log answered before the follower took it, and the lines written in between
+    /// were skipped, a review found).
+    pub seen: Vec<(PathBuf, (u64, u64, u64))>,
+}
+
+impl FileSources {
+    /// Records where each path's file ends now (see [`FileSources::seen`]).
+    pub fn stat_now(mut self) -> Self {
+        self.seen = self
+            .paths
+            .iter()
+            .filter_map(|p| {
+                fs::metadata(p)
+                    .ok()
+                    .filter(|m| m.is_file())
+                    .map(|m| (p.clone(), (m.dev(), m.ino(), m.len())))
+            })
+            .collect();
+        self
+    }
 }
 
 /// How often wildcard patterns are expanded again.
@@ -2255,7 +2298,7 @@ pub fn follow_files(
             // the patterns first: a file that a pattern already followed matches now is
             // new (from its start); set_paths then keeps it
             appeared = f.set_globs(p.globs.clone());
-            f.set_paths(p.paths);
+            f.set_paths_seen(p.paths, &p.seen);
             globs = p.globs;
         }
         if !globs.is_empty() && last_glob.elapsed() >= GLOB_EVERY {
@@ -4033,6 +4076,54 @@ mod tests {
         append(&a, "a2\n");
         fl.set_paths(vec![a.clone(), b.clone()]);
         assert_eq!(lines(&poll(&mut fl)), ["a2"], "resumed where it was left");
+    }
+
+    /// Review 28: a reload that adds a log answered before the follower took the new path,
+    /// which then started at the file's end as it was then: lines written in between were
+    /// skipped. It starts where the file ended when the paths were made (at the reload).
+    #[test]
+    fn a_path_added_at_a_reload_starts_where_its_file_ended_then() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, c) = (
+            dir.path().join("a.log"),
+            dir.path().join("b.log"),
+            dir.path().join("c.log"),
+        );
+        append(&a, "");
+        append(&b, "old b\n");
+        append(&c, "old c\n");
+        let mut fl = follower(&a);
+        // the reload: paths made, each file's end then recorded
+        let made = FileSources {
+            paths: vec![a.clone(), b.clone(), c.clone()],
+            ..Default::default()
+        }
+        .stat_now();
+        assert_eq!(made.seen.len(), 3);
+        // written after the reload answered, before the follower took the paths
+        append(&b, "b1\n");
+        append(&c, "c1\n");
+        fl.set_paths_seen(vec![a.clone(), b.clone()], &made.seen);
+        assert_eq!(lines(&poll(&mut fl)), ["b1"]);
+        // without a record (and so at a start): from the end when taken
+        fl.set_paths_seen(vec![a.clone(), b.clone(), c.clone()], &[]);
+        append(&c, "c2\n");
+        assert_eq!(lines(&poll(&mut fl)), ["c2"]);
+        // a record of another file at the path (replaced since): not used
+        let d = dir.path().join("d.log");
+        append(&d, "old d\n");
+        let then = FileSources {
+            paths: vec![d.clone()],
+            ..Default::default()
+        }
+        .stat_now();
+        // (held open: its inode is not reused for the new file)
+        let _held = fs::File::open(&d).unwrap();
+        fs::remove_file(&d).unwrap();
+        append(&d, "other old d\n");
+        fl.set_paths_seen(vec![a.clone(), b.clone(), c.clone(), d.clone()], &then.seen);
+        append(&d, "d1\n");
+        assert_eq!(lines(&poll(&mut fl)), ["d1"]);
     }
 
     #[test]
