@@ -33,6 +33,14 @@ pub fn parse(text: &[u8]) -> Option<IpAddr> {
     Some(normalise(ip))
 }
 
+/// Whether `ip` is link-local (fe80::/10, 169.254.0.0/16): the same prefix on every link.
+pub fn is_link_local(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => a.is_link_local(),
+        IpAddr::V6(a) => a.segments()[0] & 0xffc0 == 0xfe80,
+    }
+}
+
 /// Maps IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) to IPv4; other addresses unchanged.
 pub fn normalise(ip: IpAddr) -> IpAddr {
     match ip {

@@ -215,7 +215,8 @@ impl SubnetBan {
     /// Whether the ban of `banned` (just recorded in `history`) makes a subnet ban. Counts the
     /// distinct offenders banned inside the wider prefix since `now - within` (in `jail`, or
     /// in every jail when `jail` is `None`). The prefix never covers what `ignore` protects:
-    /// it is shrunk towards the offender until it does not, or skipped.
+    /// it is shrunk towards the offender until it does not, or skipped. `key_len` is the
+    /// length of an offender's prefix in `banned`'s family (see [`History::offenders_within`]).
     pub fn target(
         &self,
         history: &History,
@@ -223,19 +224,24 @@ impl SubnetBan {
         banned: Cidr,
         now: Millis,
         ignore: &IgnoreList,
+        key_len: u8,
     ) -> SubnetOutcome {
         let len = if banned.addr.is_ipv4() {
             self.v4
         } else {
             self.v6
         };
+        // (no subnet of a link-local offender: the prefix is on every link)
+        if crate::addr::is_link_local(banned.addr) {
+            return SubnetOutcome::None;
+        }
         let Some(wanted) = Cidr::new(banned.addr, len) else {
             return SubnetOutcome::None;
         };
         if wanted.len >= banned.len {
             return SubnetOutcome::None;
         }
-        let n = history.offenders_within(wanted, jail, now.saturating_sub(self.within));
+        let n = history.offenders_within(wanted, jail, now.saturating_sub(self.within), key_len);
         if n < self.after.max(1) as usize {
             return SubnetOutcome::None;
         }
@@ -310,18 +316,24 @@ impl History {
             .max()
     }
 
-    /// Bans of `target` after `since` and after its last manual unban, in `jail` (or in any
-    /// jail when `jail` is `None`).
+    /// Bans of the offender `target` after `since` and after its last manual unban, in
+    /// `jail` (or in any jail when `jail` is `None`). The events of narrower prefixes inside
+    /// it are the offender's too: a ban of a /64 narrowed around an ignored address is
+    /// recorded as the narrower prefix that was banned, which depends on the address that
+    /// failed; counted under that key alone, each return of the offender was a first ban
+    /// (review 28). Events of one moment count once.
     pub fn count(&self, target: Cidr, jail: Option<&str>, since: Millis) -> u32 {
-        let Some(v) = self.entries.get(&target) else {
-            return 0;
-        };
-        let mut n = 0u32;
-        for e in v
-            .iter()
+        let mut events: Vec<(Millis, bool)> = self
+            .within(target)
+            .flat_map(|(_, v)| v.iter())
             .filter(|e| jail.is_none_or(|j| j == e.jail) && e.at > since)
-        {
-            if e.reset {
+            .map(|e| (e.at, e.reset))
+            .collect();
+        events.sort_by_key(|&(at, reset)| (at, !reset));
+        events.dedup();
+        let mut n = 0u32;
+        for (_, reset) in events {
+            if reset {
                 n = 0;
             } else {
                 n = n.saturating_add(1);
@@ -331,25 +343,47 @@ impl History {
         n
     }
 
-    /// Distinct offenders strictly inside `wide` banned after `since` (in `jail`, or any).
-    pub fn offenders_within(&self, wide: Cidr, jail: Option<&str>, since: Millis) -> usize {
-        let lo = Cidr {
-            addr: wide.addr,
-            len: wide.len + 1,
-        };
+    /// The entries of `target` and of the prefixes inside it.
+    fn within(&self, target: Cidr) -> impl Iterator<Item = (&Cidr, &Vec<Entry>)> {
         let hi = Cidr {
-            addr: wide.last(),
+            addr: target.last(),
             len: 128,
         };
         self.entries
-            .range(lo..=hi)
+            .range(target..=hi)
+            .filter(move |(c, _)| target.covers(c))
+    }
+
+    /// Distinct offenders strictly inside `wide` banned after `since` (in `jail`, or any). An
+    /// offender is a prefix of `key_len` bits (the jail's `v4_prefix` or `v6_prefix`): the
+    /// narrower prefixes banned inside one (a ban narrowed around an ignored address, its
+    /// pieces) are that one offender, not several (review 28: 64 pieces of one /64 made a
+    /// subnet ban of the /48 at the next offender).
+    pub fn offenders_within(
+        &self,
+        wide: Cidr,
+        jail: Option<&str>,
+        since: Millis,
+        key_len: u8,
+    ) -> usize {
+        let mut keys: Vec<Cidr> = self
+            .within(wide)
             .filter(|(c, v)| {
-                wide.covers(c)
-                    && c.len > wide.len
+                c.len > wide.len
                     && v.iter()
                         .any(|e| !e.reset && e.at > since && jail.is_none_or(|j| j == e.jail))
             })
-            .count()
+            .map(|(c, _)| {
+                if c.len > key_len && key_len > wide.len {
+                    Cidr::new(c.addr, key_len).unwrap_or(*c)
+                } else {
+                    *c
+                }
+            })
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys.len()
     }
 
     /// Forgets events at or before `before`.
@@ -443,6 +477,8 @@ pub fn sentence(
     let name = jail.name().to_string();
     let policy = jail.settings().policy.clone();
     let mut notes = Vec::new();
+    // the offender, before any narrowing: its bans are counted under it
+    let key = addr;
     let addr = match jail.settings().ignore.check_prefix(addr) {
         Some(why) if !addr.is_host() => {
             jail.tracker_mut().unban(addr);
@@ -456,7 +492,7 @@ pub fn sentence(
     };
     let scope = (!policy.ban.across_jails()).then_some(name.as_str());
     let since = at.saturating_sub(policy.ban.window());
-    let prior = history.count(addr, scope, since);
+    let prior = history.count(key, scope, since);
     let t = policy.ban.terms(prior, at, jitter, reason);
     history.record_ban(addr, &name, at);
     // a prefix (v4_prefix/v6_prefix) replaces the narrower bans inside it (a manual or
@@ -499,7 +535,22 @@ pub fn sentence(
         return out;
     };
     let subnet_scope = (!policy.ban.across_jails()).then_some(name.as_str());
-    let target = match sb.target(history, subnet_scope, addr, at, &jail.settings().ignore) {
+    let key_len = {
+        let t = &jail.settings().tracker;
+        if addr.addr.is_ipv4() {
+            t.v4_prefix
+        } else {
+            t.v6_prefix
+        }
+    };
+    let target = match sb.target(
+        history,
+        subnet_scope,
+        addr,
+        at,
+        &jail.settings().ignore,
+        key_len,
+    ) {
         SubnetOutcome::None => return out,
         SubnetOutcome::Ban(c) => c,
         SubnetOutcome::Shrunk { wanted, to, why } => {
@@ -786,34 +837,34 @@ mod tests {
             h.record_ban(c(a), "sshd", i as Millis);
         }
         assert_eq!(
-            sb.target(&h, Some("sshd"), c("198.51.100.2"), 10, &none),
+            sb.target(&h, Some("sshd"), c("198.51.100.2"), 10, &none, 32),
             SubnetOutcome::None
         );
         h.record_ban(c("198.51.100.9"), "sshd", 5);
         assert_eq!(
-            sb.target(&h, Some("sshd"), c("198.51.100.9"), 10, &none),
+            sb.target(&h, Some("sshd"), c("198.51.100.9"), 10, &none, 32),
             SubnetOutcome::Ban(c("198.51.100.0/24"))
         );
         // out of `within`
         assert_eq!(
-            sb.target(&h, Some("sshd"), c("198.51.100.9"), D + 3, &none),
+            sb.target(&h, Some("sshd"), c("198.51.100.9"), D + 3, &none, 32),
             SubnetOutcome::None
         );
         // other jail
         assert_eq!(
-            sb.target(&h, Some("web"), c("198.51.100.9"), 10, &none),
+            sb.target(&h, Some("web"), c("198.51.100.9"), 10, &none, 32),
             SubnetOutcome::None
         );
         // an ignored address in the upper half: shrunk to the lower /25
         let ig = IgnoreList::new(vec![c("198.51.100.200")], vec![]);
         assert!(matches!(
-            sb.target(&h, Some("sshd"), c("198.51.100.9"), 10, &ig),
+            sb.target(&h, Some("sshd"), c("198.51.100.9"), 10, &ig, 32),
             SubnetOutcome::Shrunk { to, .. } if to == c("198.51.100.0/25")
         ));
         // an own address right next to the offender: skipped
         let own = IgnoreList::new(vec![], vec!["198.51.100.8".parse().unwrap()]);
         assert!(matches!(
-            sb.target(&h, Some("sshd"), c("198.51.100.9"), 10, &own),
+            sb.target(&h, Some("sshd"), c("198.51.100.9"), 10, &own, 32),
             SubnetOutcome::Skipped { .. }
         ));
         // v6 /64 offenders inside a /48
@@ -827,9 +878,50 @@ mod tests {
         }
         let last = Cidr::new("2001:db8:5:3::".parse().unwrap(), 64).unwrap();
         assert_eq!(
-            sb.target(&h, None, last, 2, &none),
+            sb.target(&h, None, last, 2, &none, 64),
             SubnetOutcome::Ban(c("2001:db8:5::/48"))
         );
+        // review 28: one /64 cut into pieces (around an ignored address) is one offender,
+        // and so is a ban narrowed inside it; v6_prefix = 128 counts each address
+        let mut h = History::new();
+        h.record_ban(c("2001:db8:6:1::/64"), "sshd", 1);
+        for p in [
+            "2001:db8:6:1::/65",
+            "2001:db8:6:1:8000::/66",
+            "2001:db8:6:1:c000::/67",
+        ] {
+            h.record_ban(c(p), "sshd", 2);
+        }
+        h.record_ban(c("2001:db8:6:2::/66"), "sshd", 3);
+        assert_eq!(h.offenders_within(c("2001:db8:6::/48"), None, 0, 64), 2);
+        assert_eq!(
+            sb.target(&h, None, c("2001:db8:6:2::/66"), 4, &none, 64),
+            SubnetOutcome::None
+        );
+        assert_eq!(h.offenders_within(c("2001:db8:6::/48"), None, 0, 128), 5);
+    }
+
+    /// Review 28: an offender whose /64 holds an ignored address is banned as a narrower
+    /// prefix, which depends on the address that failed; its bans are counted under the
+    /// /64 all the same (each return was a first ban). A reset of a prefix inside it (a
+    /// manual unban of its pieces) resets it.
+    #[test]
+    fn bans_narrowed_inside_an_offender_count_as_its_own() {
+        let mut h = History::new();
+        let key = c("2001:db8:5:6::/64");
+        h.record_ban(c("2001:db8:5:6:8000::/65"), "sshd", 10);
+        h.record_ban(c("2001:db8:5:6:4000::/66"), "sshd", 20);
+        assert_eq!(h.count(key, Some("sshd"), 0), 2);
+        // pieces of one moment count once
+        h.record_ban(c("2001:db8:5:6:2000::/67"), "sshd", 30);
+        h.record_ban(c("2001:db8:5:6:1000::/68"), "sshd", 30);
+        assert_eq!(h.count(key, Some("sshd"), 0), 3);
+        // a narrower key does not see the wider events
+        assert_eq!(h.count(c("2001:db8:5:6:8000::/65"), Some("sshd"), 0), 1);
+        h.record_reset(c("2001:db8:5:6:8000::/65"), "sshd", 40);
+        assert_eq!(h.count(key, Some("sshd"), 0), 0);
+        h.record_ban(c("2001:db8:5:6:8000::/65"), "sshd", 50);
+        assert_eq!(h.count(key, Some("sshd"), 0), 1);
     }
 
     #[test]
@@ -964,7 +1056,7 @@ mod tests {
                 let ip = std::net::Ipv4Addr::from(base | (o & 0xffff)).into();
                 let off = Cidr::new(ip, prefix).unwrap();
                 h.record_ban(off, "j", i as Millis);
-                match sb.target(&h, Some("j"), off, i as Millis, &ig) {
+                match sb.target(&h, Some("j"), off, i as Millis, &ig, prefix) {
                     SubnetOutcome::Ban(t) | SubnetOutcome::Shrunk { to: t, .. } => {
                         prop_assert!(ig.check_prefix(t).is_none(), "{} covers a never-ban address", t);
                         prop_assert!(t.covers(&off) && t.len < off.len);

@@ -111,10 +111,19 @@ impl TrackerConfig {
         self.max_tracked.max(1)
     }
 
-    /// The offender `ip` counts as: its prefix of `v4_prefix` or `v6_prefix` bits.
+    /// The offender `ip` counts as: its prefix of `v4_prefix` or `v6_prefix` bits. A
+    /// link-local address (fe80::/10, 169.254.0.0/16) counts alone: the same prefix is on
+    /// every link, so `fe80::1%wg0` and `fe80::2%docker0` were one offender, and its /64 ban
+    /// dropped the neighbours of every interface (review 28).
     pub fn key(&self, ip: IpAddr) -> Cidr {
         let ip = crate::addr::normalise(ip);
-        let len = if ip.is_ipv4() {
+        let len = if crate::addr::is_link_local(ip) {
+            if ip.is_ipv4() {
+                32
+            } else {
+                128
+            }
+        } else if ip.is_ipv4() {
             self.v4_prefix.min(32)
         } else {
             self.v6_prefix.min(128)

@@ -114,6 +114,11 @@ pub enum StoreOp {
     /// Record a ban: replaces the active row of (addr, jail) and adds (or, for the same
     /// start, updates) its history row.
     Ban(BanRecord),
+    /// A piece of a prefix ban cut around an address that may not be banned (at a reload,
+    /// a start, an own address that appeared): an active row only. The ban is the prefix's,
+    /// in the history already; a history row per piece made each piece an offender of its
+    /// own at the next start, and 64 pieces of one /64 made a subnet ban (review 28).
+    Piece(BanRecord),
     /// Lift a ban at `at`: deletes the active row and ends its history row at `at` if that is
     /// earlier than planned. Unbanning what is not banned does nothing.
     Unban { addr: Cidr, jail: String, at: i64 },
@@ -348,6 +353,17 @@ impl Store {
                         ];
                         ban_active.execute(row)?;
                         ban_history.execute(row)?;
+                    }
+                    StoreOp::Piece(b) => {
+                        ban_active.execute(params![
+                            b.addr.to_string(),
+                            b.jail,
+                            b.start,
+                            b.end,
+                            b.failures,
+                            b.reason.as_str(),
+                            b.count
+                        ])?;
                     }
                     StoreOp::Unban { addr, jail, at } => {
                         let addr = addr.to_string();

@@ -84,6 +84,70 @@ permanent_after = 5
     assert!(b[4].get("seconds").is_none());
 }
 
+/// Review 28: an offender whose /64 holds an ignored address is banned as a prefix narrowed
+/// around the address that failed; each return from another address of its /64 was a first
+/// ban (10m, 10m, 10m, ...). Its bans count under the /64: 10m, 20m, then permanent.
+#[test]
+fn an_offender_narrowed_around_an_ignored_address_still_escalates() {
+    let cfg = r#"
+ignore = ["2001:db8:5:6::1"]
+[[jail]]
+name = "sshd"
+maxretry = 3
+bantime = "10m"
+bantime_increment = { factor = 2.0 }
+permanent_after = 3
+"#;
+    let log: String = [
+        "2001:db8:5:6:8000::1",
+        "2001:db8:5:6:4000::1",
+        "2001:db8:5:6:2000::1",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(k, a)| failures(10 + k as u32, 0, a, 3))
+    .collect();
+    let d = replay(cfg, &log);
+    let b = bans(&d);
+    let secs: Vec<Option<i64>> = b.iter().map(|v| v["seconds"].as_i64()).collect();
+    assert_eq!(secs, [Some(600), Some(1200), None], "{d:?}");
+    assert_eq!(b[2]["permanent"], true, "{d:?}");
+    // each narrowed around its own trigger, never over the ignored address
+    assert_eq!(b[0]["host"], "2001:db8:5:6:8000::/65", "{d:?}");
+}
+
+/// Review 28: link-local offenders on three links were one offender (fe80::/64 is on every
+/// link), and its ban dropped the neighbours of every interface. Each counts alone, and no
+/// subnet ban widens one.
+#[test]
+fn link_local_offenders_count_alone() {
+    let cfg = r#"
+[[jail]]
+name = "sshd"
+maxretry = 3
+subnet_ban = { v4 = 24, v6 = 48, after = 1, within = "1d" }
+"#;
+    let log = failures(10, 0, "fe80::1%wg0", 1)
+        + &failures(10, 1, "fe80::2%docker0", 1)
+        + &failures(10, 2, "fe80::1%eth0", 1)
+        + &failures(10, 3, "169.254.7.7", 1)
+        + &failures(10, 4, "169.254.7.8", 2);
+    let d = replay(cfg, &log);
+    assert!(bans(&d).is_empty(), "{d:?}");
+    let log = failures(11, 0, "fe80::9%eth0", 3) + &failures(11, 1, "2001:db8:7::1", 3);
+    let d = replay(cfg, &log);
+    let hosts: Vec<&str> = bans(&d)
+        .iter()
+        .map(|b| b["host"].as_str().unwrap())
+        .collect();
+    // the link-local one alone, the other its /64 and then (after = 1) its /48
+    assert_eq!(
+        hosts,
+        ["fe80::9", "2001:db8:7::/64", "2001:db8:7::/48"],
+        "{d:?}"
+    );
+}
+
 #[test]
 fn forever_bans_are_permanent_and_never_unbanned() {
     let cfg = "[[jail]]\nname = \"sshd\"\nmaxretry = 2\nbantime = \"forever\"\n";

@@ -123,6 +123,8 @@ impl Engine {
             .check_prefix(target)
             .is_some()
             || crate::firewall::never_ban_prefix(target)
+            // (the origin's link-local neighbour is not on this node's links)
+            || portcullis_core::addr::is_link_local(target.addr)
             || self.own.iter().any(|&o| target.contains(o))
             || shared
                 .endpoint

@@ -1205,7 +1205,7 @@ impl Engine {
                         addr: p,
                         timeout_ms: fw_timeout(until, now),
                     });
-                    st_ops.push(StoreOp::Ban(BanRecord {
+                    st_ops.push(StoreOp::Piece(BanRecord {
                         addr: p,
                         jail: jail.clone(),
                         start: now,
@@ -1444,7 +1444,7 @@ impl Engine {
                         addr: p,
                         timeout_ms: fw_timeout(end, now),
                     });
-                    lifted.push(StoreOp::Ban(BanRecord {
+                    lifted.push(StoreOp::Piece(BanRecord {
                         addr: p,
                         jail: b.jail.clone(),
                         start: now,
@@ -3300,6 +3300,17 @@ wait "$p"
                 .map(|(_, a, _)| a)
                 .collect();
             assert_eq!(fw.len(), 8, "{fw:?}");
+            // the pieces are the prefix's ban, not bans of their own: the history holds the
+            // prefix alone (review 28: each piece came back at a start as an offender, and
+            // made subnet bans)
+            let h: Vec<Cidr> = eng
+                .store
+                .history_since(0)
+                .unwrap()
+                .into_iter()
+                .map(|b| b.addr)
+                .collect();
+            assert_eq!(h, [Cidr::parse("203.0.113.0/24").unwrap()]);
         };
         write("\"203.0.113.5\"");
         let msg = eng.reload().unwrap();

@@ -459,7 +459,9 @@ fn subscribe(shared: Arc<Shared>, out: SyncSender<Out>) {
                         .expect("fleet origins")
                         .retain(|(c, j), _| j != jail || c == addr || !addr.covers(c));
                 }
-                if !shared.live().shares(jail) {
+                // (a link-local address is a neighbour on one of this node's links: on
+                // another node's links it is someone else)
+                if !shared.live().shares(jail) || portcullis_core::addr::is_link_local(addr.addr) {
                     return;
                 }
                 let now = now_ms();
