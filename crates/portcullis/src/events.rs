@@ -35,6 +35,8 @@ pub enum StopKind {
     KeepBans,
     /// `keep_bans_on_stop = false`: the table is gone.
     TableRemoved,
+    /// `keep_bans_on_stop = false`, but the firewall refused to remove what is ours.
+    TeardownFailed,
 }
 
 /// One thing the daemon did.
@@ -142,6 +144,9 @@ impl fmt::Display for Event {
                 }
                 StopKind::TableRemoved => {
                     "stopped, firewall table removed (keep_bans_on_stop = false)"
+                }
+                StopKind::TeardownFailed => {
+                    "stopped, but the firewall refused to remove what is ours (keep_bans_on_stop = false): the bans stay until the next start"
                 }
             }),
             Event::Ban {

@@ -1268,13 +1268,21 @@ impl Engine {
         if let Err(e) = self.save_windows(now_ms(), true) {
             error!("{e:#}");
         }
-        events::emit(&Event::Stopped(stop_kind(
+        // (said after the teardown: "table removed" came before a teardown that failed, and
+        // the bans stayed, a review found)
+        let mut kind = stop_kind(
             &self.cfg.firewall.backend,
             self.cfg.firewall.keep_bans_on_stop,
-        )));
+        );
+        let mut torn = Ok(());
         if !self.cfg.firewall.keep_bans_on_stop {
-            self.fw.teardown()?;
+            torn = self.fw.teardown();
+            if torn.is_err() {
+                kind = StopKind::TeardownFailed;
+            }
         }
+        events::emit(&Event::Stopped(kind));
+        torn?;
         Ok(0)
     }
 
