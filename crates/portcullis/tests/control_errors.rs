@@ -609,3 +609,48 @@ fn lines_written_right_after_a_reload_that_adds_their_log_count() {
     );
     d.stop();
 }
+
+/// Review 27: `log_level = "debug"` printed nothing more than `note` (sshblack's CHATTY has
+/// no equivalent without it). Each line a jail counts, or matches and sets aside, is said.
+#[test]
+fn the_debug_level_says_each_failure_counted_or_set_aside() {
+    let work = tempfile::Builder::new()
+        .prefix("pct-debug-")
+        .tempdir()
+        .unwrap();
+    let dir = work.path();
+    let (config, log) = sshd_null_config(dir, 5);
+    let text = fs::read_to_string(&config).unwrap();
+    fs::write(&config, format!("ignore = [\"198.51.100.7\"]\n{text}")).unwrap();
+    fs::write(&log, "").unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["run", "--log-level", "debug", "-c"]).arg(&config);
+    let d = Daemon::start_command(cmd, &dir.join("run.log"));
+    let mut n = 0;
+    append_sshd_failures(&log, "203.0.113.85", 1, &mut n);
+    append_sshd_failures(&log, "198.51.100.7", 1, &mut n);
+    assert!(
+        wait_until(Duration::from_secs(20), || d
+            .log()
+            .contains("debug not counted 198.51.100.7 jail=sshd")),
+        "{}",
+        d.log()
+    );
+    let said = d.stop();
+    assert!(
+        said.contains("debug failure 203.0.113.85 jail=sshd rule=") && said.contains("weight=1"),
+        "{said}"
+    );
+    // and not at the default level
+    let mut cmd = Command::new(BIN);
+    cmd.args(["run", "-c"]).arg(&config);
+    let d = Daemon::start_command(cmd, &dir.join("run2.log"));
+    append_sshd_failures(&log, "203.0.113.86", 1, &mut n);
+    let socket = dir.join("portcullis.sock");
+    assert!(wait_until(Duration::from_secs(20), || {
+        failing(&socket)
+            .get("sshd")
+            .is_some_and(|m| m.contains_key("203.0.113.86"))
+    }));
+    assert!(!d.stop().contains("debug "));
+}

@@ -1700,6 +1700,11 @@ impl Engine {
                             st.ban_rule(ji, *addr, failure, hit);
                         }
                     }
+                    // `log_level = "debug"`: each line a jail counts or sets aside (sshblack's
+                    // CHATTY; the level printed nothing, a review found)
+                    if tracing::enabled!(tracing::Level::DEBUG) {
+                        debug_step(&self.jails[ji], &step);
+                    }
                     let Step::Failure {
                         decision, failure, ..
                     } = step
@@ -2951,6 +2956,33 @@ fn stop_kind(backend: &str, keep_bans: bool) -> StopKind {
         ("null", _) => StopKind::NullBackend,
         (_, true) => StopKind::KeepBans,
         (_, false) => StopKind::TableRemoved,
+    }
+}
+
+/// The debug line of a line a jail counted, or matched and set aside.
+fn debug_step(j: &Jail, step: &Step) {
+    match step {
+        Step::Failure { failure, .. } => {
+            let rule = j
+                .match_set()
+                .filters()
+                .get(failure.filter)
+                .and_then(|f| f.rules().get(failure.rule))
+                .map_or("?", |r| r.id.as_str());
+            tracing::debug!(
+                "failure {} jail={} rule={rule} weight={}",
+                failure.addr,
+                j.name(),
+                failure.weight
+            );
+        }
+        Step::Ignored { addr, reason } => {
+            tracing::debug!("not counted {addr} jail={} ({reason})", j.name());
+        }
+        Step::Stale { addr, .. } => {
+            tracing::debug!("not counted {addr} jail={} (the line is too old)", j.name());
+        }
+        _ => {}
     }
 }
 
