@@ -2479,10 +2479,22 @@ fn mail_section(src: &Src, m: RawMail) -> Result<MailConfig> {
             .parse::<lettre::message::Mailbox>()
             .map(|_| s.get_ref().clone())
             .map_err(|e| {
+                // a bare local user (sshblack's `$NOTIFY = 'root'`): SMTP wants a domain
+                let hint = if !s.get_ref().contains('@')
+                    && !s.get_ref().is_empty()
+                    && s.get_ref().bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+                {
+                    format!(
+                        "; a local user needs a domain, e.g. \"{}@localhost\" for the mail server on this host",
+                        s.get_ref()
+                    )
+                } else {
+                    String::new()
+                };
                 src.err(
                     s.span(),
                     key,
-                    format!("{:?} is not a mail address: {e}", s.get_ref()),
+                    format!("{:?} is not a mail address: {e}{hint}", s.get_ref()),
                 )
             })
     };

@@ -871,6 +871,12 @@ mod tests {
             "[notify.mail]\nsmtp = \"smtp://m.example.org\"\nfrom = \"not an address\"\nto = []\n",
         );
         assert!(e.contains("`notify.mail.from`"), "{e}");
+        // a bare local user (review 27): the way out is named
+        let e = err("[notify.mail]\nsmtp = \"smtp://127.0.0.1\"\nfrom = \"p@h.example.org\"\nto = [\"root\"]\n");
+        assert!(
+            e.contains("`notify.mail.to`") && e.contains("\"root@localhost\""),
+            "{e}"
+        );
         let e = err("[[notify.webhook]]\nurl = \"https://h.example.org/x\"\nformat = \"teams\"\n");
         assert!(e.contains("test.toml:3: `notify.webhook.format`: \"teams\" is not a format; use one of: slack, discord, matrix, ntfy, json"), "{e}");
         let e = err("[[notify.webhook]]\nurl = \"ftp://h.example.org/secret\"\n");
