@@ -82,6 +82,32 @@ fn test_summary_counts_rules_hosts_users() {
     );
 }
 
+/// Review 27: scan lines counted as "matched" with no word that the default mode `normal`
+/// never counts them; the summary says how many and which modes do.
+#[test]
+fn test_says_which_matches_are_scans_the_default_mode_does_not_count() {
+    let log = "\
+Dec  6 10:00:00 h sshd[1]: Did not receive identification string from 198.51.100.9 port 4
+Dec  6 10:00:01 h sshd[2]: Failed password for root from 198.51.100.10 port 22 ssh2
+";
+    let out = text(&portcullis(&["test", "--filter", "sshd"], Some(log)).stdout);
+    assert!(
+        out.contains("lines matched: 2")
+            && out.contains(
+                "scans: 1 (class Scan: counted by a jail in mode \"ddos\" or \"aggressive\""
+            ),
+        "{out}"
+    );
+    let out = text(
+        &portcullis(
+            &["test", "--filter", "sshd"],
+            Some(&log[log.find('\n').unwrap() + 1..]),
+        )
+        .stdout,
+    );
+    assert!(!out.contains("scans:"), "{out}");
+}
+
 /// A `tagged_only` rule (Samba's hosts allow/deny refusal) reads the syslog line, not the
 /// same message in the program's own file, and `test` says how many it left out.
 #[test]

@@ -777,7 +777,24 @@ fn print_summary(set: &MatchSet, s: &Stats, top: usize, missed: bool) {
             s.untagged
         ));
     }
-    o.push_str("\nmatches per rule (weight: what a line of the rule counts on its own; a rule held in its session shows its kind: it counts only as that kind says, and `--json` gives each line's weight, 0 while held):\n");
+    // (review 27: scan lines were "matched" with no word that the default mode never counts
+    // them)
+    {
+        use portcullis_core::filter::Class;
+        let scans: u64 = f
+            .rules()
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.class == Class::Scan)
+            .map(|(k, _)| s.per_rule.get(k).copied().unwrap_or(0))
+            .sum();
+        if scans > 0 {
+            o.push_str(&format!(
+                "of the lines matched, scans: {scans} (class Scan: counted by a jail in mode \"ddos\" or \"aggressive\"; the default mode \"normal\" counts Auth lines only)\n"
+            ));
+        }
+    }
+    o.push_str("\nmatches per rule (weight: what a line of the rule counts on its own; a rule held in its session shows its kind: it counts only as that kind says, and `--json` gives each line's weight, 0 while held; Auth rules count in modes normal and aggressive, Scan rules in ddos and aggressive):\n");
     // a rule with several patterns is compiled to one entry per pattern: one line per rule id
     let rules = f.rules();
     for (i, r) in rules.iter().enumerate() {
