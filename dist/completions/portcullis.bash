@@ -143,7 +143,7 @@ _portcullis() {
             return 0
             ;;
         portcullis__subcmd__check__subcmd__config)
-            opts="-c -h --config --help"
+            opts="-c -h --config --notify-test --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -70,6 +70,7 @@ complete -c portcullis -n "__fish_portcullis_using_subcommand reload" -s c -l co
 complete -c portcullis -n "__fish_portcullis_using_subcommand reload" -l socket -d 'Control socket path (overrides the configuration). (With no daemon answering there, the commands `bans` and `unban` need that daemon\'s configuration, --config, for its state, unless this is the default configuration\'s socket.)' -r -F
 complete -c portcullis -n "__fish_portcullis_using_subcommand reload" -s h -l help -d 'Print help'
 complete -c portcullis -n "__fish_portcullis_using_subcommand check-config" -s c -l config -d 'Configuration file [default: /etc/portcullis/portcullis.toml, else built-in defaults]' -r -F
+complete -c portcullis -n "__fish_portcullis_using_subcommand check-config" -l notify-test -d 'Also send a test message through each notification channel ([notify.mail], each [[notify.webhook]]) now and say what came of it (exit 1 if one failed)'
 complete -c portcullis -n "__fish_portcullis_using_subcommand check-config" -s h -l help -d 'Print help'
 complete -c portcullis -n "__fish_portcullis_using_subcommand test" -s f -l filter -d 'Built-in filter name (see `portcullis filters`) or path to a filter file' -r
 complete -c portcullis -n "__fish_portcullis_using_subcommand test" -l top -d 'How many top hosts and users the summary shows' -r

@@ -136,6 +136,10 @@ enum Cmd {
         /// Configuration file [default: /etc/portcullis/portcullis.toml, else built-in defaults].
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Also send a test message through each notification channel ([notify.mail], each
+        /// [[notify.webhook]]) now and say what came of it (exit 1 if one failed).
+        #[arg(long)]
+        notify_test: bool,
     },
     /// Try a filter on a log: a summary of matches, or one JSON object per line.
     // (clap's usage in the error for a missing --filter would show FILE as required)
@@ -314,7 +318,10 @@ fn main() -> ExitCode {
             client(&target, Request::Unban { addr, jail, all }, false)
         }
         Cmd::Reload { target } => client(&target, Request::Reload, false),
-        Cmd::CheckConfig { config } => cli::check_config::run(config.as_deref()),
+        Cmd::CheckConfig {
+            config,
+            notify_test,
+        } => cli::check_config::run(config.as_deref(), notify_test),
         Cmd::Test {
             filter,
             json,

@@ -853,3 +853,56 @@ fn a_dribbling_mail_server_is_given_up_and_no_event_is_lost() {
     }
     d.stop();
 }
+
+/// Review 27: a broken mail setup showed first at the first ban, in the daemon's log.
+/// `check-config --notify-test` sends a test message through each channel now and says what
+/// came of it: the real SMTP server gets the mail; a port nobody listens on fails, exit 1.
+#[test]
+fn check_config_notify_test_sends_through_each_channel_and_says_what_failed() {
+    let t = tmp("pct-notify-test-");
+    let dir = t.path();
+    let out = dir.join("mails");
+    fs::create_dir(&out).unwrap();
+    let port = free_port();
+    let _smtp = smtp_start(dir, port, &out);
+    let check = |cfg: &Path| {
+        let mut c = Command::new(BIN);
+        c.args(["check-config", "--notify-test", "-c"]).arg(cfg);
+        run_with_timeout(&mut c, None, Duration::from_secs(60))
+    };
+    let cfg = base_config(dir, &mail_table(port, ""));
+    let o = check(&cfg);
+    assert!(o.success(), "{}{}", o.stdout_str(), o.stderr_str());
+    assert!(
+        o.stdout_str().contains(&format!(
+            "notify test: mail via smtp://127.0.0.1:{port} to admin@example.org: sent"
+        )),
+        "{}",
+        o.stdout_str()
+    );
+    wait_for("the test mail", Duration::from_secs(20), || {
+        !mails(&out).is_empty()
+    });
+    let m = mails(&out);
+    assert_eq!(m.len(), 1, "{m:#?}");
+    assert!(
+        m[0]["body"].as_str().unwrap().contains("test notification"),
+        "{:#}",
+        m[0]
+    );
+    // nobody at the port: said, exit 1
+    let dead = free_port();
+    let cfg = base_config(dir, &mail_table(dead, ""));
+    let o = check(&cfg);
+    assert_eq!(o.code(), Some(1), "{}{}", o.stdout_str(), o.stderr_str());
+    assert!(o.stdout_str().contains(": FAILED: "), "{}", o.stdout_str());
+    // nothing configured: said, exit 1
+    let cfg = base_config(dir, "");
+    let o = check(&cfg);
+    assert_eq!(o.code(), Some(1));
+    assert!(
+        o.stderr_str().contains("nothing to send"),
+        "{}",
+        o.stderr_str()
+    );
+}

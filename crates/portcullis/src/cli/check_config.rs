@@ -5,7 +5,7 @@ use std::path::Path;
 use crate::config::{self, Config};
 
 /// Loads and validates; prints a summary of the jails or the error.
-pub fn run(path: Option<&Path>) -> anyhow::Result<i32> {
+pub fn run(path: Option<&Path>, notify_test: bool) -> anyhow::Result<i32> {
     let cfg = Config::load(path)?;
     // the checks `run` makes before it starts (a state_dir others can write is refused)
     crate::daemon::fsutil::check_state_dir(&cfg.state_dir)?;
@@ -129,5 +129,30 @@ pub fn run(path: Option<&Path>) -> anyhow::Result<i32> {
     {
         eprintln!("warning: {w}");
     }
+    if notify_test {
+        return Ok(send_test(&cfg));
+    }
     Ok(0)
+}
+
+/// `--notify-test`: a test message through each channel; 1 when one failed or none is
+/// configured.
+fn send_test(cfg: &Config) -> i32 {
+    if cfg.notify.is_empty() {
+        eprintln!(
+            "notify test: no [notify.mail] and no [[notify.webhook]] configured: nothing to send"
+        );
+        return 1;
+    }
+    let mut code = 0;
+    for (what, r) in crate::notify::send_test(&cfg.notify) {
+        match r {
+            Ok(()) => println!("notify test: {what}: sent"),
+            Err(e) => {
+                println!("notify test: {what}: FAILED: {e:#}");
+                code = 1;
+            }
+        }
+    }
+    code
 }

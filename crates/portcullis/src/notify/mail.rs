@@ -337,6 +337,16 @@ impl MailSink {
     }
 }
 
+/// Sends `notes` as one mail now, waiting for the server's answer (`check-config
+/// --notify-test`).
+pub fn send_now(cfg: &MailConfig, notes: &[Note], host: &str) -> Result<()> {
+    let msg = compose(cfg, notes, 0, host)?;
+    transport(cfg)?
+        .send(&msg)
+        .map(|_| ())
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
 /// The SMTP transport of `cfg`.
 fn transport(cfg: &MailConfig) -> Result<SmtpTransport> {
     let params = || TlsParameters::new(cfg.host.clone()).context("TLS parameters");

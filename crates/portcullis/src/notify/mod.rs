@@ -418,6 +418,38 @@ pub fn backoff(failures: u32) -> Millis {
         .min(MAX_BACKOFF)
 }
 
+/// `check-config --notify-test`: one test message through each channel of `cfg`, sent now
+/// (the daemon's queue and retries are not involved); per channel, its name and what came
+/// of it. A mail server or webhook that refuses shows here, not at the first ban.
+pub fn send_test(cfg: &NotifyConfig) -> Vec<(String, Result<()>)> {
+    let host = hostname();
+    let note = Note {
+        event: "test".into(),
+        time: now_ms(),
+        text: "test notification (portcullis check-config --notify-test): the daemon's bans and unbans come this way".into(),
+        addr: None,
+        jail: None,
+        failures: None,
+        duration: None,
+        reason: None,
+        evidence: Vec::new(),
+    };
+    let mut out = Vec::new();
+    if let Some(m) = &cfg.mail {
+        out.push((
+            format!("mail via {} to {}", m.url, m.to.join(", ")),
+            mail::send_now(m, std::slice::from_ref(&note), &host),
+        ));
+    }
+    for w in &cfg.webhooks {
+        out.push((
+            format!("webhook {}", w.label),
+            webhook::Hook::new(w.clone()).post(&note, &host),
+        ));
+    }
+    out
+}
+
 /// This host's name, for subjects and messages.
 pub fn hostname() -> String {
     let mut buf = [0u8; 256];

@@ -137,7 +137,8 @@ impl super::Sink for Hook {
 }
 
 impl Hook {
-    fn post(&self, n: &Note, host: &str) -> Result<()> {
+    /// Posts `n` now, waiting for the answer (also `check-config --notify-test`).
+    pub fn post(&self, n: &Note, host: &str) -> Result<()> {
         let (url, body) = request(&self.cfg, n, host);
         let mut req = self
             .agent
