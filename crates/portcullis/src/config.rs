@@ -1897,53 +1897,22 @@ fn service_port(services: &str, name: &str) -> Option<u16> {
 pub use crate::sys::{group_id, own_addresses};
 
 /// Checks a configuration for problems that are not errors but deserve a warning.
-/// What `[firewall.command]`'s templates get wrong for the bans this configuration makes
-/// (a review found both with sshblack-style templates):
-/// * `{addr}` without `{prefix}` or `{cidr}` where a ban can be a prefix (`v6_prefix`
-///   defaults to 64): the program got `2001:db8:5:6::`, the network address alone, and the
-///   attacker at `2001:db8:5:6::abcd` was never blocked;
+/// What `[firewall.command]`'s templates get wrong (reviews 27 and 29, with sshblack-style
+/// templates):
+/// * `{addr}` without `{prefix}` or `{cidr}`: a ban can always be a prefix (`v6_prefix`
+///   defaults to 64; `subnet_ban`, `deny` and `portcullis ban 198.51.100.0/24` make them
+///   too), and `{addr}` of a prefix is its network address alone: the program got
+///   `2001:db8:5:6::`, and the attacker at `2001:db8:5:6::abcd` was never blocked;
 /// * no `check`: every start runs `ban` again for each active ban, and a program that adds
 ///   a rule each time (`iptables -I`) left a copy that `unban` did not remove.
 fn command_warnings(cfg: &Config) -> Vec<String> {
     use crate::firewall::command::Var;
     let c = &cfg.firewall.backends.command;
     let mut w = Vec::new();
-    let on_command = |j: &JailConfig| {
-        if j.backends.is_empty() {
-            cfg.firewall.backend == "command"
-        } else {
-            j.backends.iter().any(|b| b == "command")
-        }
-    };
-    // the first reason a ban of the command backend can be a prefix
-    let prefix = cfg
-        .jails
-        .iter()
-        .filter(|j| on_command(j))
-        .find_map(|j| {
-            if j.v6_prefix < 128 {
-                Some(format!("jail {:?} bans IPv6 offenders per /{} (`v6_prefix`; 2001:db8:5:6:: for 2001:db8:5:6::abcd at /64)", j.name, j.v6_prefix))
-            } else if j.v4_prefix < 32 {
-                Some(format!("jail {:?} bans IPv4 offenders per /{} (`v4_prefix`)", j.name, j.v4_prefix))
-            } else {
-                j.policy
-                    .subnet
-                    .as_ref()
-                    .map(|_| format!("jail {:?} has `subnet_ban`", j.name))
-            }
-        })
-        .or_else(|| {
-            (cfg.firewall.backend == "command")
-                .then(|| cfg.deny.cidrs.iter().find(|d| !d.is_host()))
-                .flatten()
-                .map(|d| format!("`deny` holds the prefix {d}"))
-        });
-    if let Some(why) = prefix {
-        for (key, t) in [("ban", &c.ban), ("unban", &c.unban), ("check", &c.check)] {
-            if let Some(t) = t {
-                if t.uses(Var::Addr) && !t.uses(Var::Prefix) && !t.uses(Var::Cidr) {
-                    w.push(format!("[firewall.command] `{key}` gives `{{addr}}` without `{{prefix}}` or `{{cidr}}`, and a ban can be a prefix ({why}): `{{addr}}` of a prefix ban is its network address alone, which blocks nobody; use `{{cidr}}` (203.0.113.5/32, 2001:db8:5:6::/64) or `{{addr}}/{{prefix}}`"));
-                }
+    for (key, t) in [("ban", &c.ban), ("unban", &c.unban), ("check", &c.check)] {
+        if let Some(t) = t {
+            if t.uses(Var::Addr) && !t.uses(Var::Prefix) && !t.uses(Var::Cidr) {
+                w.push(format!("[firewall.command] `{key}` gives `{{addr}}` without `{{prefix}}` or `{{cidr}}`: a ban can be a prefix (an IPv6 offender is its /64 by default, `v6_prefix`; `subnet_ban`, `deny` and `portcullis ban 198.51.100.0/24` make prefixes too), and `{{addr}}` of a prefix is its network address alone (2001:db8:5:6:: for 2001:db8:5:6::abcd), which blocks nobody; use `{{cidr}}` (203.0.113.5/32, 2001:db8:5:6::/64) or `{{addr}}/{{prefix}}`"));
             }
         }
     }
@@ -2869,28 +2838,20 @@ user_weights = { root = 3 }
                 .filter(|w| w.contains("[firewall.command]"))
                 .collect()
         };
-        // the default v6_prefix = 64: each template is named
+        // each template is named
         let w = said(text("{addr}", "", ""));
         assert_eq!(w.len(), 3, "{w:?}");
         assert!(
             w[0].contains("`ban` gives `{addr}`")
-                && w[0].contains("per /64")
+                && w[0].contains("/64")
                 && w[0].contains("{cidr}"),
             "{w:?}"
         );
         for ok in ["{cidr}", "{addr}/{prefix}"] {
             assert!(said(text(ok, "", "")).is_empty(), "{ok}");
         }
-        // no prefix ban possible: {addr} is the whole address
-        assert!(said(text("{addr}", "", "v6_prefix = 128\n")).is_empty());
-        let w = said(text("{addr}", "", "v6_prefix = 128\nv4_prefix = 24\n"));
-        assert!(w.len() == 3 && w[0].contains("per /24"), "{w:?}");
-        let w = said(text(
-            "{addr}",
-            "deny = [\"198.51.100.0/24\"]\n",
-            "v6_prefix = 128\n",
-        ));
-        assert!(w.len() == 3 && w[0].contains("198.51.100.0/24"), "{w:?}");
+        // review 29: with no prefix from the jails' settings, a manual ban still makes one
+        assert_eq!(said(text("{addr}", "", "v6_prefix = 128\n")).len(), 3);
         // no check
         let t = text("{cidr}", "", "")
             .replace("check = [\"/usr/local/bin/is-blocked\", \"{cidr}\"]\n", "");

@@ -107,8 +107,9 @@ pub enum Msg {
     },
     /// The host's addresses changed (an rtnetlink announcement).
     Addresses,
-    /// What the host names of `ignore` resolve to now (empty: the lookup gave nothing).
-    Resolved(Vec<(String, Vec<IpAddr>)>),
+    /// What the host names of `ignore` resolve to now (empty: the lookup gave nothing), for
+    /// the [`resolver::Names`] generation given.
+    Resolved(u64, Vec<(String, Vec<IpAddr>)>),
     /// Checked entries from the fleet reader, and where to say what became of each.
     Fleet(Vec<crate::fleet::Entry>, Sender<Vec<crate::fleet::Outcome>>),
 }
@@ -213,34 +214,48 @@ fn fw_timeout(until: Millis, now: Millis) -> i64 {
 }
 
 /// The `deny` list to ban: entries covered by another entry are dropped (interval sets
-/// refuse overlaps), and so are entries that hold one of the host's own addresses, each with
-/// a warning in the second list: the host's addresses change (DHCP, a new interface), so
-/// this is not a configuration error that stops the daemon, but the own address wins.
+/// refuse overlaps), and an entry that holds one of the host's own addresses, or overlaps
+/// the `ignore` list, is cut around them (as a ban is), each with a warning in the second
+/// list: the host's addresses change (DHCP, a new interface) and a host name of `ignore` can
+/// come to resolve into an entry, so this is not a configuration error that stops the
+/// daemon, but the own and ignored addresses win. (Dropped whole, one A record lifted a
+/// whole deny prefix, review 29.) An entry that would take more than [`MAX_NARROWED`]
+/// pieces is not banned.
 pub(crate) fn deny_targets(cfg: &Config, own: &[IpAddr]) -> (Vec<Cidr>, Vec<String>) {
     let mut skipped = Vec::new();
-    let mut v: Vec<Cidr> = cfg
-        .deny
-        .cidrs
-        .iter()
-        .copied()
-        .filter(|c| {
-            if let Some(a) = own.iter().find(|a| c.contains(**a)) {
-                skipped.push(format!(
-                    "`deny`: {c} is not banned: it holds {a}, one of this host's own addresses"
-                ));
-                return false;
-            }
+    let mut v: Vec<Cidr> = Vec::new();
+    for &c in &cfg.deny.cidrs {
+        let why = if let Some(a) = own.iter().find(|a| c.contains(**a)) {
+            format!("it holds {a}, one of this host's own addresses")
+        } else if let Some(i) = cfg.ignore.iter().find(|i| c.overlaps(i)) {
             // (an entry over an ignored address is an error at load; a host name of
             // `ignore` can come to resolve into one while the daemon runs)
-            if let Some(i) = cfg.ignore.iter().find(|i| c.overlaps(i)) {
+            format!("it overlaps {i} of the `ignore` list")
+        } else {
+            v.push(c);
+            continue;
+        };
+        let protected = |p: Cidr| {
+            own.iter().any(|a| p.contains(*a)) || cfg.ignore.iter().any(|i| p.overlaps(i))
+        };
+        match policy::split_around(c, protected, MAX_NARROWED) {
+            Some(parts) if !parts.is_empty() => {
                 skipped.push(format!(
-                    "`deny`: {c} is not banned: it overlaps {i} of the `ignore` list"
+                    "`deny`: {c} is banned around what it must not hold ({why}): {}",
+                    parts
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ));
-                return false;
+                v.extend(parts);
             }
-            true
-        })
-        .collect();
+            Some(_) => skipped.push(format!("`deny`: {c} is not banned: {why}")),
+            None => skipped.push(format!(
+                "`deny`: {c} is not banned: {why}, and cut around all it must not hold it would take more than {MAX_NARROWED} prefixes"
+            )),
+        }
+    }
     v.sort_by_key(|c| c.len);
     let mut out: Vec<Cidr> = Vec::new();
     for c in v {
@@ -910,8 +925,8 @@ impl Engine {
                     self.on_suppressed(source, unit, n, now_ms())
                 }
                 Ok(Msg::Addresses) => self.refresh_own_logged(now_ms()),
-                Ok(Msg::Resolved(got)) => {
-                    if let Err(e) = self.on_resolved(&got, now_ms()) {
+                Ok(Msg::Resolved(generation, got)) => {
+                    if let Err(e) = self.on_resolved(generation, &got, now_ms()) {
                         error!("ignore: {e:#}");
                     }
                 }
@@ -1104,7 +1119,16 @@ impl Engine {
     /// when that changes the list, the jails, the deny list and the rate limits follow, and
     /// bans the list now covers are lifted. A name whose lookup gave nothing keeps its last
     /// addresses.
-    fn on_resolved(&mut self, got: &[(String, Vec<IpAddr>)], now: Millis) -> Result<()> {
+    fn on_resolved(
+        &mut self,
+        generation: u64,
+        got: &[(String, Vec<IpAddr>)],
+        now: Millis,
+    ) -> Result<()> {
+        // (answers looked up before the last reload are stale: the reload's own are newer)
+        if generation != self.resolver.generation() {
+            return Ok(());
+        }
         let new = self.cfg.ignore_list.with_resolved(got);
         if new.cidrs == self.cfg.ignore {
             return Ok(());
@@ -1338,9 +1362,19 @@ impl Engine {
             return Ok(());
         }
         if apply {
-            self.fw
-                .apply(&ops)
-                .context("cannot put the deny list into the firewall")?;
+            // the entries that go first, then those that come: nft checks an interval set's
+            // overlaps against the set as it was, so an entry and its pieces (cut around an
+            // own or ignored address) in one batch were refused
+            let (gone, come): (Vec<FwOp>, Vec<FwOp>) = ops
+                .into_iter()
+                .partition(|op| matches!(op, FwOp::Del { .. }));
+            for batch in [gone, come] {
+                if !batch.is_empty() {
+                    self.fw
+                        .apply(&batch)
+                        .context("cannot put the deny list into the firewall")?;
+                }
+            }
         }
         for &addr in &added {
             events::emit(&Event::Ban {
@@ -4231,7 +4265,7 @@ wait "$p"
 
     /// A host name of `ignore` that comes to resolve elsewhere (dynamic DNS) takes effect
     /// without a reload: the ban of its new address is lifted, its counts forgotten, a deny
-    /// entry over it set aside; a lookup that gives nothing keeps the last addresses; and
+    /// entry over it cut around it; a lookup that gives nothing keeps the last addresses; and
     /// when the name moves on, the old address is banned again like any other.
     #[test]
     fn a_host_name_of_ignore_that_resolves_elsewhere_is_followed() {
@@ -4249,7 +4283,12 @@ wait "$p"
         assert!(eng.jails[0].tracker().is_banned(ip(home)));
         let now = now_ms();
         let moved = |v: &[&str]| vec![("localhost".to_string(), v.iter().map(|a| ip(a)).collect())];
-        eng.on_resolved(&moved(&[home, other, "198.51.100.3"]), now)
+        let g = eng.resolver.generation();
+        // a lookup made before the last reload (another generation) is not taken
+        eng.on_resolved(g.wrapping_add(1), &moved(&[home]), now)
+            .unwrap();
+        assert!(eng.jails[0].tracker().is_banned(ip(home)));
+        eng.on_resolved(g, &moved(&[home, other, "198.51.100.3"]), now)
             .unwrap();
         assert!(!eng.jails[0].tracker().is_banned(ip(home)));
         let (tracker, store, _) = active(&mut eng);
@@ -4258,17 +4297,23 @@ wait "$p"
             "{tracker:?} {store:?}"
         );
         assert!(failing(&eng).is_empty(), "{:?}", failing(&eng));
-        assert!(eng.denied.is_empty(), "{:?}", eng.denied);
+        // (the deny entry cut around the address the name resolves to: review 29)
+        assert_eq!(eng.denied.len(), 4, "{:?}", eng.denied);
+        assert!(
+            eng.denied.iter().all(|c| !c.contains(ip("198.51.100.3"))),
+            "{:?}",
+            eng.denied
+        );
         feed(&mut eng, &log, &failures(home, 20..30));
         assert!(!eng.jails[0].tracker().is_banned(ip(home)));
         assert!(failing(&eng).is_empty());
         // the resolver down: the name keeps its addresses
-        eng.on_resolved(&moved(&[]), now).unwrap();
+        eng.on_resolved(g, &moved(&[]), now).unwrap();
         assert_eq!(eng.cfg.ignore.len(), 3, "{:?}", eng.cfg.ignore);
         feed(&mut eng, &log, &failures(home, 30..40));
         assert!(!eng.jails[0].tracker().is_banned(ip(home)));
         // the name moves on: the old addresses count again, the deny entry is back
-        eng.on_resolved(&moved(&["127.0.0.1"]), now).unwrap();
+        eng.on_resolved(g, &moved(&["127.0.0.1"]), now).unwrap();
         assert_eq!(eng.denied.len(), 1);
         feed(&mut eng, &log, &failures(home, 40..45));
         assert!(eng.jails[0].tracker().is_banned(ip(home)));
@@ -4482,21 +4527,27 @@ wait "$p"
             ["198.51.100.66", "203.0.113.128/28"]
         );
         assert_eq!(in_fw(&mut eng), 2);
-        // an entry that covers an own address is not banned, with a warning (at start, at
-        // reload, and when the host gets such an address: the own address wins)
+        // an entry that covers an own address is cut around it, with a warning (at start,
+        // at reload, and when the host gets such an address: the own address wins)
         let (want, skipped) = deny_targets(&eng.cfg, &[ip("203.0.113.130")]);
         assert_eq!(
             want.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
-            ["198.51.100.66"]
+            [
+                "198.51.100.66",
+                "203.0.113.128/31",
+                "203.0.113.131",
+                "203.0.113.132/30",
+                "203.0.113.136/29"
+            ]
         );
         assert!(
             skipped.len() == 1
-                && skipped[0].contains("203.0.113.128/28 is not banned: it holds 203.0.113.130"),
+                && skipped[0].contains("203.0.113.128/28 is banned around what it must not hold (it holds 203.0.113.130"),
             "{skipped:?}"
         );
         eng.own = vec![ip("203.0.113.130")];
         eng.sync_deny().unwrap();
-        assert_eq!(in_fw(&mut eng), 1);
+        assert_eq!(in_fw(&mut eng), 5);
     }
 
     #[test]

@@ -14,17 +14,26 @@ use portcullis_core::decision::Millis;
 
 use super::{EngineTx, Msg};
 
-/// The names to look up and how often (0: never), as the configuration in force says; the
-/// engine sets them at start and at every reload.
+/// The names to look up and how often (0: never), as the configuration in force says, and
+/// a generation: the engine sets them at start and at every reload (which looks the names
+/// up itself), and takes only the answers of the generation in force: a lookup under way
+/// at a reload came after the reload's own, and put back what the name resolved to before
+/// (review 29).
 #[derive(Clone, Default)]
-pub struct Names(Arc<Mutex<(Vec<String>, Millis)>>);
+pub struct Names(Arc<Mutex<(Vec<String>, Millis, u64)>>);
 
 impl Names {
     pub fn set(&self, names: Vec<String>, every: Millis) {
-        *self.0.lock().expect("names lock") = (names, every);
+        let mut g = self.0.lock().expect("names lock");
+        *g = (names, every, g.2.wrapping_add(1));
     }
 
-    fn get(&self) -> (Vec<String>, Millis) {
+    /// The generation in force.
+    pub fn generation(&self) -> u64 {
+        self.0.lock().expect("names lock").2
+    }
+
+    fn get(&self) -> (Vec<String>, Millis, u64) {
         self.0.lock().expect("names lock").clone()
     }
 }
@@ -41,7 +50,7 @@ pub fn start(names: Names, engine: EngineTx) -> std::io::Result<()> {
             let mut last = Instant::now();
             loop {
                 std::thread::sleep(POLL);
-                let (list, every) = names.get();
+                let (list, every, generation) = names.get();
                 let due = u128::try_from(every).unwrap_or(0);
                 if list.is_empty() || due == 0 || last.elapsed().as_millis() < due {
                     continue;
@@ -54,7 +63,7 @@ pub fn start(names: Names, engine: EngineTx) -> std::io::Result<()> {
                         (n, v)
                     })
                     .collect();
-                if engine.send(Msg::Resolved(got)).is_err() {
+                if engine.send(Msg::Resolved(generation, got)).is_err() {
                     return;
                 }
             }

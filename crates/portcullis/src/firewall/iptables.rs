@@ -29,7 +29,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use anyhow::{bail, Result};
-use tracing::error;
+use tracing::{error, warn};
 
 use portcullis_core::ignore::Cidr;
 
@@ -103,6 +103,7 @@ impl IptOptions {
         Ok(parse_save(
             &String::from_utf8_lossy(&out.stdout),
             &self.chain,
+            &self.hooks,
         ))
     }
 }
@@ -112,22 +113,30 @@ impl IptOptions {
 pub struct Saved {
     /// Every chain of the table.
     pub chains: BTreeSet<String>,
-    /// Hook -> how many `-j CHAIN` rules it has (the unconditional jump we add).
+    /// Hook -> how many jumps of ours it has: `-A HOOK -m comment --comment "portcullis
+    /// jump" -j CHAIN` (and, as earlier versions wrote them, a plain `-A HOOK -j CHAIN` from a
+    /// configured hook).
     pub jumps: BTreeMap<String, usize>,
-    /// Chain -> how many rules of the admin's jump to ours with conditions of their own
-    /// (`-A INPUT -p tcp --dport 22 -j PORTCULLIS` after an ESTABLISHED accept, blacklist.py's
-    /// layout): a hook holding one is served by it (no jump of ours is added ahead of it),
-    /// and a teardown leaves our chain, emptied, for them.
-    pub others: BTreeMap<String, usize>,
+    /// The hooks whose jumps of ours carry the comment (the others are plain).
+    pub marked: BTreeSet<String>,
+    /// Chain -> the admin's rules that jump to ours (`-A INPUT -p tcp --dport 22 -j
+    /// PORTCULLIS` after an ESTABLISHED accept, blacklist.py's layout; `-A MYCHAIN -j
+    /// PORTCULLIS`), as printed after `-A `: never changed. A hook holding one is served by
+    /// it (no jump of ours there), and a teardown leaves our chain, emptied, for them.
+    pub others: BTreeMap<String, Vec<String>>,
     /// The rules of our chain, as printed after `-A CHAIN `.
     pub rules: Vec<String>,
 }
 
-/// Reads `iptables-save -t filter` output for chain `chain`.
-pub fn parse_save(text: &str, chain: &str) -> Saved {
+/// The comment of the jumps we add, which tells them from the admin's.
+pub const JUMP_COMMENT: &str = "portcullis jump";
+
+/// Reads `iptables-save -t filter` output for chain `chain`; `hooks` are the configured ones.
+pub fn parse_save(text: &str, chain: &str, hooks: &[String]) -> Saved {
     let mut s = Saved::default();
     let ours = format!("-A {chain} ");
-    let jump = format!(" -j {chain}");
+    let jump = format!("-j {chain}");
+    let marked = jump_spec(chain);
     for l in text.lines() {
         if let Some(c) = l.strip_prefix(':') {
             if let Some(name) = c.split_whitespace().next() {
@@ -136,17 +145,20 @@ pub fn parse_save(text: &str, chain: &str) -> Saved {
         } else if let Some(rule) = l.strip_prefix(&ours) {
             s.rules.push(rule.to_string());
         } else if let Some(rest) = l.strip_prefix("-A ") {
-            if rest.ends_with(&jump) {
-                let hook = rest
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_string();
-                if rest.split_whitespace().count() == 3 {
-                    *s.jumps.entry(hook).or_default() += 1;
-                } else {
-                    *s.others.entry(hook).or_default() += 1;
-                }
+            if !rest.ends_with(&format!(" {jump}")) {
+                continue;
+            }
+            let (hook, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            if tail == marked {
+                *s.jumps.entry(hook.to_string()).or_default() += 1;
+                s.marked.insert(hook.to_string());
+            } else if tail == jump && hooks.iter().any(|h| h == hook) {
+                *s.jumps.entry(hook.to_string()).or_default() += 1;
+            } else {
+                s.others
+                    .entry(hook.to_string())
+                    .or_default()
+                    .push(rest.to_string());
             }
         }
     }
@@ -238,24 +250,23 @@ pub fn chain_script(opts: &IptOptions, saved: &Saved, rules: &[String]) -> Strin
         }
     }
     for hook in &opts.hooks {
-        match saved.jumps.get(hook).copied().unwrap_or(0) {
-            // the admin's own jump from this hook decides what reaches our chain
-            0 if saved.others.contains_key(hook) => {}
-            0 => {
-                let _ = writeln!(s, "-I {hook} 1 -j {c}");
-            }
-            n => {
-                for _ in 1..n {
-                    let _ = writeln!(s, "-D {hook} -j {c}");
-                }
-            }
+        let n = saved.jumps.get(hook).copied().unwrap_or(0);
+        // the admin's own jump from this hook decides what reaches our chain: ours goes
+        // (also one made before the admin's rule came)
+        let keep = usize::from(!saved.others.contains_key(hook));
+        if n < keep {
+            let _ = writeln!(s, "-I {hook} 1 {}", jump_spec(c));
+        }
+        for _ in keep..n {
+            let _ = writeln!(s, "{}", delete_jump(saved, hook, c));
         }
     }
-    // a hook no longer configured (FORWARD taken out of `hooks`): its jumps go
+    // a hook no longer configured (FORWARD taken out of `hooks`): our marked jumps go (a
+    // plain one there may be the admin's)
     for (hook, n) in &saved.jumps {
-        if !opts.hooks.contains(hook) {
+        if !opts.hooks.contains(hook) && saved.marked.contains(hook) {
             for _ in 0..*n {
-                let _ = writeln!(s, "-D {hook} -j {c}");
+                let _ = writeln!(s, "{}", delete_jump(saved, hook, c));
             }
         }
     }
@@ -277,7 +288,7 @@ pub fn teardown_script(opts: &IptOptions, saved: &Saved) -> String {
     let mut s = String::from("*filter\n");
     for (hook, n) in &saved.jumps {
         for _ in 0..*n {
-            let _ = writeln!(s, "-D {hook} -j {c}");
+            let _ = writeln!(s, "{}", delete_jump(saved, hook, c));
         }
     }
     if saved.others.is_empty() {
@@ -287,6 +298,21 @@ pub fn teardown_script(opts: &IptOptions, saved: &Saved) -> String {
     }
     s.push_str("COMMIT\n");
     s
+}
+
+/// Our jump's rule spec: `-m comment --comment "portcullis jump" -j CHAIN`.
+fn jump_spec(chain: &str) -> String {
+    format!("-m comment --comment \"{JUMP_COMMENT}\" -j {chain}")
+}
+
+/// The deletion of one of our jumps from `hook`: the marked form, or the plain one an
+/// earlier version wrote (`-D` of a spec that matches no rule fails the transaction).
+fn delete_jump(saved: &Saved, hook: &str, chain: &str) -> String {
+    if saved.marked.contains(hook) {
+        format!("-D {hook} {}", jump_spec(chain))
+    } else {
+        format!("-D {hook} -j {chain}")
+    }
 }
 
 /// The script of one batch for one family: rules to append and rules to delete.
@@ -396,7 +422,24 @@ impl Firewall for Iptables {
         self.jails = jails.iter().map(|j| (j.name.clone(), j.clone())).collect();
         let jails = &self.jails;
         self.banned.retain(|(j, _)| jails.contains_key(j));
-        self.rewrite()
+        self.rewrite()?;
+        // a hook that the admin's own rules send to our chain: only what they send is
+        // filtered, and nothing said so (review 29: a web jail's bans blocked nobody)
+        for v6 in [false, true] {
+            let saved = self.opts.save(v6)?;
+            for hook in &self.opts.hooks {
+                if let Some(rules) = saved.others.get(hook) {
+                    let shown: Vec<String> = rules.iter().map(|r| format!("`-A {r}`")).collect();
+                    warn!(
+                        "{}: {hook} reaches chain {} only through your rule(s) {}: bans apply only to the packets they send there (a jail on other ports, and `deny`, which blocks every port, are not enforced for the rest)",
+                        if v6 { "ip6tables" } else { "iptables" },
+                        self.opts.chain,
+                        shown.join(", ")
+                    );
+                }
+            }
+        }
+        Ok(())
     }
 
     fn apply(&mut self, ops: &[FwOp]) -> Result<()> {
@@ -639,6 +682,7 @@ mod tests {
         let saved = parse_save(
             &format!("*filter\n:PC - [0:0]\n-A PC {}\nCOMMIT\n", r[0]),
             "PC",
+            &[],
         );
         assert_eq!(saved.rules, r);
     }
@@ -654,16 +698,35 @@ mod tests {
 -A INPUT -j PORTCULLIS
 -A INPUT -j PORTCULLIS
 -A FORWARD -s 192.0.2.1/32 -j PORTCULLIS
+-A other -j PORTCULLIS
 -A PORTCULLIS -s 192.0.2.1/32 -p tcp -m multiport --dports 22 -m comment --comment sshd -j DROP
 COMMIT
 ";
 
     #[test]
     fn save_output_is_read() {
-        let s = parse_save(SAVE, "PORTCULLIS");
+        let s = parse_save(SAVE, "PORTCULLIS", &["INPUT".to_string()]);
         assert!(s.chains.contains("other") && s.chains.contains("PORTCULLIS"));
         assert_eq!(s.jumps, BTreeMap::from([("INPUT".to_string(), 2)]));
-        assert_eq!(s.others, BTreeMap::from([("FORWARD".to_string(), 1)]));
+        // the admin's: a conditional jump, and a plain one from a chain that is no hook of ours
+        assert_eq!(
+            s.others,
+            BTreeMap::from([
+                (
+                    "FORWARD".to_string(),
+                    vec!["FORWARD -s 192.0.2.1/32 -j PORTCULLIS".to_string()]
+                ),
+                ("other".to_string(), vec!["other -j PORTCULLIS".to_string()])
+            ])
+        );
+        // ours, marked
+        let m = parse_save(
+            "-A INPUT -m comment --comment \"portcullis jump\" -j PORTCULLIS\n",
+            "PORTCULLIS",
+            &[],
+        );
+        assert_eq!(m.jumps, BTreeMap::from([("INPUT".to_string(), 1)]));
+        assert!(m.marked.contains("INPUT") && m.others.is_empty());
         assert_eq!(
             s.rules,
             ["-s 192.0.2.1/32 -p tcp -m multiport --dports 22 -m comment --comment sshd -j DROP"]
@@ -804,6 +867,57 @@ COMMIT
             rules.contains("-A INPUT -p tcp -m tcp --dport 22 -j PORTCULLIS"),
             "the admin's rule and its chain stay: {rules}"
         );
+        // review 29: a plain jump from a chain of the admin's is theirs (it was deleted as
+        // ours, and a jump of ours put at INPUT's top); and a rule of theirs that comes while
+        // ours stands takes its place at the next setup
+        run(
+            "iptables-nft",
+            &[
+                "-D",
+                "INPUT",
+                "-p",
+                "tcp",
+                "--dport",
+                "22",
+                "-j",
+                "PORTCULLIS",
+            ],
+        );
+        run("iptables-nft", &["-N", "MYCHAIN"]);
+        run("iptables-nft", &["-A", "MYCHAIN", "-j", "PORTCULLIS"]);
+        f.setup(std::slice::from_ref(&jail)).unwrap();
+        let rules = run("iptables-nft-save", &["-t", "filter"]);
+        assert!(rules.contains("-A MYCHAIN -j PORTCULLIS"), "{rules}");
+        assert!(
+            rules.contains("-A INPUT -m comment --comment \"portcullis jump\" -j PORTCULLIS"),
+            "ours, marked, as iptables-save prints it: {rules}"
+        );
+        let saved = f.saved(false).unwrap();
+        assert_eq!(saved.jumps.get("INPUT"), Some(&1), "{saved:?}");
+        run(
+            "iptables-nft",
+            &[
+                "-A",
+                "INPUT",
+                "-p",
+                "tcp",
+                "--dport",
+                "22",
+                "-j",
+                "PORTCULLIS",
+            ],
+        );
+        f.setup(std::slice::from_ref(&jail)).unwrap();
+        let rules = run("iptables-nft-save", &["-t", "filter"]);
+        assert!(!rules.contains("portcullis jump"), "{rules}");
+        assert!(f.intact().unwrap());
+        f.teardown().unwrap();
+        let rules = run("iptables-nft-save", &["-t", "filter"]);
+        assert!(
+            rules.contains("-A MYCHAIN -j PORTCULLIS")
+                && rules.contains("-A INPUT -p tcp -m tcp --dport 22 -j PORTCULLIS"),
+            "{rules}"
+        );
     }
 
     #[test]
@@ -812,15 +926,16 @@ COMMIT
             hooks: vec!["INPUT".into(), "DOCKER-USER".into()],
             ..IptOptions::default()
         };
-        let saved = parse_save(SAVE, "PORTCULLIS");
+        let saved = parse_save(SAVE, "PORTCULLIS", &opts.hooks);
+        // (the plain INPUT jumps: an earlier version's, one too many; the new one marked)
         assert_eq!(
             chain_script(&opts, &saved, &["-s 192.0.2.7/32 -j DROP".into()]),
-            "*filter\n:PORTCULLIS - [0:0]\n:DOCKER-USER - [0:0]\n-D INPUT -j PORTCULLIS\n-I DOCKER-USER 1 -j PORTCULLIS\n-A PORTCULLIS -s 192.0.2.7/32 -j DROP\nCOMMIT\n"
+            "*filter\n:PORTCULLIS - [0:0]\n:DOCKER-USER - [0:0]\n-D INPUT -j PORTCULLIS\n-I DOCKER-USER 1 -m comment --comment \"portcullis jump\" -j PORTCULLIS\n-A PORTCULLIS -s 192.0.2.7/32 -j DROP\nCOMMIT\n"
         );
         assert_eq!(
             teardown_script(&opts, &saved),
             "*filter\n-D INPUT -j PORTCULLIS\n-D INPUT -j PORTCULLIS\n-F PORTCULLIS\nCOMMIT\n",
-            "the admin's FORWARD rule jumps to the chain: emptied, not deleted"
+            "the admin's rules jump to the chain: emptied, not deleted, and theirs stay"
         );
         let no_others = Saved {
             others: BTreeMap::new(),
@@ -832,27 +947,51 @@ COMMIT
         );
         // review 27: the admin's own conditional jump from a hook serves it: no jump of
         // ours is put ahead of it
+        let input = ["INPUT".to_string()];
         let admin = parse_save(
             ":INPUT ACCEPT [0:0]\n:PORTCULLIS - [0:0]\n-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A INPUT -p tcp -m tcp --dport 22 -j PORTCULLIS\n",
             "PORTCULLIS",
+            &input,
         );
         assert_eq!(
             chain_script(&IptOptions::default(), &admin, &[]),
             "*filter\n:PORTCULLIS - [0:0]\nCOMMIT\n"
         );
         assert!(Iptables::new(IptOptions::default()).hooked(&admin));
+        // review 29: the admin's rule added while ours stood (at INPUT's top): ours goes
+        let both = parse_save(
+            ":INPUT ACCEPT [0:0]\n-A INPUT -m comment --comment \"portcullis jump\" -j PORTCULLIS\n-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A INPUT -p tcp -m tcp --dport 22 -j PORTCULLIS\n",
+            "PORTCULLIS",
+            &input,
+        );
+        assert_eq!(
+            chain_script(&IptOptions::default(), &both, &[]),
+            "*filter\n:PORTCULLIS - [0:0]\n-D INPUT -m comment --comment \"portcullis jump\" -j PORTCULLIS\nCOMMIT\n"
+        );
         assert_eq!(teardown_script(&opts, &Saved::default()), "");
         // FORWARD taken out of `hooks` (a review: its jump stayed, even after a restart)
         let was = Saved {
             chains: ["INPUT", "FORWARD", "PORTCULLIS"].map(String::from).into(),
             jumps: BTreeMap::from([("INPUT".to_string(), 1), ("FORWARD".to_string(), 1)]),
+            marked: ["INPUT", "FORWARD"].map(String::from).into(),
             others: BTreeMap::new(),
             rules: Vec::new(),
         };
         let input_only = IptOptions::default();
         assert_eq!(
             chain_script(&input_only, &was, &[]),
-            "*filter\n:PORTCULLIS - [0:0]\n-D FORWARD -j PORTCULLIS\nCOMMIT\n"
+            "*filter\n:PORTCULLIS - [0:0]\n-D FORWARD -m comment --comment \"portcullis jump\" -j PORTCULLIS\nCOMMIT\n"
+        );
+        // (a plain FORWARD jump when FORWARD is no hook of ours is the admin's: kept)
+        let plain = parse_save(
+            ":INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n-A FORWARD -j PORTCULLIS\n",
+            "PORTCULLIS",
+            &input,
+        );
+        assert!(plain.jumps.is_empty() && plain.others.contains_key("FORWARD"));
+        assert_eq!(
+            chain_script(&input_only, &plain, &[]),
+            "*filter\n:PORTCULLIS - [0:0]\n-I INPUT 1 -m comment --comment \"portcullis jump\" -j PORTCULLIS\nCOMMIT\n"
         );
         assert_eq!(
             batch_script("PC", &["a".into()], &["b".into()]),
