@@ -64,6 +64,7 @@ struct RawFirewall {
     priority: Option<i32>,
     forward: Option<bool>,
     keep_bans_on_stop: Option<bool>,
+    keep_established: Option<bool>,
     // the other backends' tables: see crate::firewall::settings
     iptables: Option<crate::firewall::settings::RawIptables>,
     route: Option<crate::firewall::settings::RawRoute>,
@@ -140,6 +141,9 @@ pub struct FirewallConfig {
     pub forward: bool,
     /// Leave bans in the kernel when the daemon stops (they expire by themselves).
     pub keep_bans_on_stop: bool,
+    /// Let packets of connections already open through: a ban stops new connections only
+    /// (nftables, iptables, ipset).
+    pub keep_established: bool,
     /// `[firewall.iptables]`, `[firewall.route]`, `[firewall.hosts_deny]`, `[firewall.command]`.
     pub backends: crate::firewall::settings::BackendsConfig,
 }
@@ -583,6 +587,7 @@ impl Config {
                 priority: -10,
                 forward: false,
                 keep_bans_on_stop: true,
+                keep_established: false,
                 backends: Default::default(),
             },
             jails: Vec::new(),
@@ -725,6 +730,9 @@ impl Config {
                 }
                 if let Some(k) = fw.keep_bans_on_stop {
                     cfg.firewall.keep_bans_on_stop = k;
+                }
+                if let Some(k) = fw.keep_established {
+                    cfg.firewall.keep_established = k;
                 }
             }
             for r in raw.ratelimit {
@@ -1936,11 +1944,19 @@ pub fn warnings(cfg: &Config) -> Vec<String> {
     {
         w.push("[firewall.command] has `ban` and no `unban`: the command backend never lifts what it bans (each unban is logged, and the block stays until your own system lifts it)".into());
     }
-    if crate::firewall::router::used(cfg)
-        .iter()
-        .any(|b| b == "command")
-    {
+    let used = crate::firewall::router::used(cfg);
+    if used.iter().any(|b| b == "command") {
         w.extend(command_warnings(cfg));
+    }
+    if cfg.firewall.keep_established
+        && !used
+            .iter()
+            .any(|b| ["nftables", "iptables", "ipset"].contains(&b.as_str()))
+    {
+        w.push(format!(
+            "[firewall] keep_established applies to nftables, iptables and ipset; {} do as they do (a route drops the replies of open connections too, libwrap asks only when a connection opens, a command decides itself)",
+            used.join(" and ")
+        ));
     }
     if let Some(m) = &cfg.notify.mail {
         // (a server that does not offer STARTTLS, or a path that strips it, got the
@@ -2857,6 +2873,20 @@ user_weights = { root = 3 }
             .replace("check = [\"/usr/local/bin/is-blocked\", \"{cidr}\"]\n", "");
         let w = said(t);
         assert!(w.len() == 1 && w[0].contains("no `check`"), "{w:?}");
+    }
+
+    #[test]
+    fn keep_established_is_read_and_said_where_it_does_nothing() {
+        let says = |backend: &str| {
+            let c = load(&format!("[firewall]\nbackend = {backend:?}\nkeep_established = true\n[[jail]]\nname = \"sshd\"\n")).unwrap();
+            assert!(c.firewall.keep_established);
+            warnings(&c)
+                .iter()
+                .any(|w| w.contains("keep_established applies to"))
+        };
+        assert!(!says("nftables") && !says("iptables"));
+        assert!(says("route"));
+        assert!(!load("").unwrap().firewall.keep_established);
     }
 
     #[test]

@@ -1096,3 +1096,69 @@ fn a_clock_set_back_keeps_bans_in_the_kernel_and_counts_on() {
         d.ban_of("203.0.113.20").is_some()
     });
 }
+
+/// Review 27: a ban cut the offender's connections already open (with nftables the host's
+/// own `ct state established accept` cannot help: our table's drop is final). With
+/// `[firewall] keep_established = true` an open connection goes on while new ones are
+/// dropped; without it, it stops. nftables and iptables, real TCP between namespaces.
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn keep_established_lets_the_open_connections_of_a_banned_address_go_on() {
+    use std::io::Read;
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+    require_root();
+    for (backend, keep) in [("nftables", true), ("nftables", false), ("iptables", true)] {
+        let lab = Lab::new();
+        let dir = lab.dir().to_path_buf();
+        let cfg = dir.join("portcullis.toml");
+        fs::write(
+            &cfg,
+            format!(
+                "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = {backend:?}\nkeep_established = {keep}\nkeep_bans_on_stop = false\n\
+                 [[jail]]\nname = \"sshd\"\nlogs = [{:?}]\nports = [2222]\n",
+                dir.join("portcullis.sock"),
+                dir.join("state"),
+                dir.join("auth.log"),
+            ),
+        )
+        .unwrap();
+        let mut d = Daemon::start(&lab.server, &dir, &cfg);
+        // an echo server in the server's namespace (its socket stays there)
+        let listener = lab
+            .server
+            .run_in(|| TcpListener::bind(("0.0.0.0", 2222)).unwrap());
+        std::thread::spawn(move || {
+            for c in listener.incoming().take(8) {
+                let Ok(mut c) = c else { continue };
+                std::thread::spawn(move || {
+                    let mut b = [0u8; 2];
+                    while c.read_exact(&mut b).is_ok() && c.write_all(&b).is_ok() {}
+                });
+            }
+        });
+        let target = Lab::server_addr(Side::Attacker, false);
+        let mut conn = lab.attacker.run_in(move || {
+            TcpStream::connect_timeout(&SocketAddr::new(target, 2222), Duration::from_secs(5))
+                .unwrap()
+        });
+        conn.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let echo = |c: &mut TcpStream| -> bool {
+            let mut b = [0u8; 2];
+            c.write_all(b"x\n").is_ok() && c.read_exact(&mut b).is_ok() && &b == b"x\n"
+        };
+        assert!(echo(&mut conn), "{backend}: no echo before the ban");
+        let attacker = ATTACKER_V4.to_string();
+        assert!(d.cli(&["ban", &attacker, "--jail", "sshd"]).success());
+        // new connections are dropped either way
+        assert!(
+            !lab.tcp_connects(Side::Attacker, target, 2222, Duration::from_secs(1)),
+            "{backend} keep_established={keep}: a new connection got through"
+        );
+        assert_eq!(
+            echo(&mut conn),
+            keep,
+            "{backend} keep_established={keep}: the open connection"
+        );
+        d.stop();
+    }
+}

@@ -261,6 +261,7 @@ pub fn unban(cfg: &Config, addr: Option<Cidr>, jail: Option<&str>, now: i64) -> 
             table: cfg.firewall.table.clone(),
             priority: cfg.firewall.priority,
             forward: cfg.firewall.forward,
+            keep_established: cfg.firewall.keep_established,
             command: vec!["nft".into()],
         });
         // only elements of sets that exist: one missing set (a jail no longer configured,

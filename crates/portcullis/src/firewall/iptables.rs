@@ -63,6 +63,9 @@ pub struct IptOptions {
     pub variant: String,
     /// Put before each program (tests: `["ip", "netns", "exec", NS]`).
     pub prefix: Vec<String>,
+    /// Let packets of connections already open through (a `RETURN` for them first in our
+    /// chain): a ban then stops new connections only.
+    pub keep_established: bool,
 }
 
 impl Default for IptOptions {
@@ -72,6 +75,7 @@ impl Default for IptOptions {
             hooks: vec!["INPUT".into()],
             variant: "auto".into(),
             prefix: Vec::new(),
+            keep_established: false,
         }
     }
 }
@@ -300,6 +304,16 @@ pub fn teardown_script(opts: &IptOptions, saved: &Saved) -> String {
     s
 }
 
+/// The rules first in our chain whatever it holds: with `keep_established`, a `RETURN` for
+/// the packets of connections already open (a ban stops new ones only).
+fn lead_rules(opts: &IptOptions) -> Vec<String> {
+    if opts.keep_established {
+        vec!["-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN".to_string()]
+    } else {
+        Vec::new()
+    }
+}
+
 /// Our jump's rule spec: `-m comment --comment "portcullis jump" -j CHAIN`.
 fn jump_spec(chain: &str) -> String {
     format!("-m comment --comment \"{JUMP_COMMENT}\" -j {chain}")
@@ -342,11 +356,12 @@ pub struct Iptables {
 
 impl Iptables {
     pub fn new(opts: IptOptions) -> Self {
+        let lead = lead_rules(&opts);
         Iptables {
             opts,
             jails: BTreeMap::new(),
             banned: BTreeSet::new(),
-            head: [Vec::new(), Vec::new()],
+            head: [lead.clone(), lead],
             limits: Vec::new(),
         }
     }
@@ -545,10 +560,13 @@ impl Firewall for Iptables {
     }
 
     fn set_ratelimits(&mut self, rl: &super::ratelimit::RateLimits) -> Result<()> {
-        self.head = [
-            super::ratelimit::ipt_rules(rl, false),
-            super::ratelimit::ipt_rules(rl, true),
-        ];
+        let lead = lead_rules(&self.opts);
+        self.head = [false, true].map(|v6| {
+            lead.iter()
+                .cloned()
+                .chain(super::ratelimit::ipt_rules(rl, v6))
+                .collect()
+        });
         self.limits = rl.limits.iter().map(|l| l.name.clone()).collect();
         Ok(())
     }

@@ -55,6 +55,9 @@ pub struct NftOptions {
     pub priority: i32,
     /// Also block forwarded traffic (to containers or hosts behind this one).
     pub forward: bool,
+    /// Let packets of connections already open through (`ct state established,related
+    /// accept` first in our chains): a ban then stops new connections only.
+    pub keep_established: bool,
     /// The command to run, before `-f -` (default `["nft"]`). Tests use
     /// `["ip", "netns", "exec", NS, "nft"]`.
     pub command: Vec<String>,
@@ -66,6 +69,7 @@ impl Default for NftOptions {
             table: "portcullis".into(),
             priority: -10,
             forward: false,
+            keep_established: false,
             command: vec!["nft".into()],
         }
     }
@@ -691,6 +695,9 @@ pub fn setup_script(opts: &NftOptions, jails: &[JailRules], existing: &Existing)
             "add chain {t} {hook} {{ type filter hook {hook} priority {}; policy accept; comment \"{OWNER_MARK}\"; }}",
             opts.priority
         );
+        if opts.keep_established {
+            let _ = writeln!(s, "add rule {t} {hook} ct state established,related accept");
+        }
         for jail in jails {
             let j = &jail.name;
             let lookups = SET_KINDS

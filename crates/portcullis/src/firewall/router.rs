@@ -25,6 +25,7 @@ pub fn backend(name: &str, cfg: &Config) -> Result<Box<dyn Firewall>> {
         hooks: b.iptables.hooks.clone(),
         variant: b.iptables.variant.clone(),
         prefix: Vec::new(),
+        keep_established: fw.keep_established,
     };
     Ok(match name {
         "null" => Box::new(Null::default()),
@@ -32,6 +33,7 @@ pub fn backend(name: &str, cfg: &Config) -> Result<Box<dyn Firewall>> {
             table: fw.table.clone(),
             priority: fw.priority,
             forward: fw.forward,
+            keep_established: fw.keep_established,
             command: vec!["nft".into()],
         })),
         "iptables" => Box::new(Iptables::new(ipt())),
