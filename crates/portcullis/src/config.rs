@@ -958,10 +958,30 @@ fn load_list(
 }
 
 /// A `deny` entry may not cover an ignored or loopback address (the own addresses are
-/// checked by the daemon, which knows them).
+/// checked by the daemon, which knows them). What a host name of `ignore` resolves to is no
+/// error: the daemon cuts the entry around it (review 30: a name that came to resolve into
+/// a deny prefix made every reload fail, and the next start, so whoever controls its DNS
+/// could keep the daemon from starting).
 /// A `deny` entry that holds an ignored or loopback address: the entry, and what to say.
 fn check_deny(cfg: &Config) -> std::result::Result<(), (Cidr, String)> {
-    let never = portcullis_core::ignore::IgnoreList::new(cfg.ignore.clone(), vec![]);
+    use crate::lists::Source;
+    let written: Vec<Cidr> = cfg
+        .ignore_list
+        .sources
+        .iter()
+        .flat_map(|s| match s {
+            Source::Literal(c) => vec![*c],
+            Source::File(_, v) => v.clone(),
+            Source::Host(..) => Vec::new(),
+        })
+        .collect();
+    // (`ignore_list` is empty when the list came otherwise: then all of `ignore`)
+    let written = if cfg.ignore_list.sources.is_empty() {
+        cfg.ignore.clone()
+    } else {
+        written
+    };
+    let never = portcullis_core::ignore::IgnoreList::new(written, vec![]);
     for c in &cfg.deny.cidrs {
         if let Some(why) = never.check_prefix(*c) {
             let why = crate::lists::refusal(*c, why);

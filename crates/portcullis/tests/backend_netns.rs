@@ -895,7 +895,10 @@ fn iptables_docker_user_hook_blocks_forwarded_traffic() {
         .collect();
     assert_eq!(
         docker,
-        ["-A DOCKER-USER -j PORTCULLIS", "-A DOCKER-USER -j RETURN"],
+        [
+            "-A DOCKER-USER -m comment --comment \"portcullis jump\" -j PORTCULLIS",
+            "-A DOCKER-USER -j RETURN"
+        ],
         "{rules}"
     );
     d.cli(&["unban", ATT]).check();

@@ -1115,7 +1115,7 @@ fn keep_established_lets_the_open_connections_of_a_banned_address_go_on() {
             &cfg,
             format!(
                 "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = {backend:?}\nkeep_established = {keep}\nkeep_bans_on_stop = false\n\
-                 [[jail]]\nname = \"sshd\"\nlogs = [{:?}]\nports = [2222]\n",
+                 [[jail]]\nname = \"sshd\"\nlogs = [{:?}]\nports = [2222]\nprotocol = \"both\"\n",
                 dir.join("portcullis.sock"),
                 dir.join("state"),
                 dir.join("auth.log"),
@@ -1136,7 +1136,33 @@ fn keep_established_lets_the_open_connections_of_a_banned_address_go_on() {
                 });
             }
         });
+        // and a UDP echo on the same port
+        let udp = lab
+            .server
+            .run_in(|| std::net::UdpSocket::bind(("0.0.0.0", 2222)).unwrap());
+        std::thread::spawn(move || {
+            let mut b = [0u8; 16];
+            for _ in 0..1000 {
+                let Ok((n, from)) = udp.recv_from(&mut b) else {
+                    return;
+                };
+                let _ = udp.send_to(&b[..n], from);
+            }
+        });
         let target = Lab::server_addr(Side::Attacker, false);
+        let client = lab.attacker.run_in(move || {
+            let c = std::net::UdpSocket::bind(("0.0.0.0", 0)).unwrap();
+            c.connect(SocketAddr::new(target, 2222)).unwrap();
+            c
+        });
+        client
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let udp_echo = || {
+            let mut b = [0u8; 4];
+            client.send(b"ping").is_ok() && client.recv(&mut b).is_ok()
+        };
+        assert!(udp_echo(), "{backend}: no UDP echo before the ban");
         let mut conn = lab.attacker.run_in(move || {
             TcpStream::connect_timeout(&SocketAddr::new(target, 2222), Duration::from_secs(5))
                 .unwrap()
@@ -1158,6 +1184,11 @@ fn keep_established_lets_the_open_connections_of_a_banned_address_go_on() {
             echo(&mut conn),
             keep,
             "{backend} keep_established={keep}: the open connection"
+        );
+        // a UDP flow is no connection to keep (review 30: a SIP offender went on)
+        assert!(
+            !udp_echo(),
+            "{backend} keep_established={keep}: the banned address's UDP flow goes on"
         );
         d.stop();
     }

@@ -121,8 +121,8 @@ pub struct Saved {
     /// jump" -j CHAIN` (and, as earlier versions wrote them, a plain `-A HOOK -j CHAIN` from a
     /// configured hook).
     pub jumps: BTreeMap<String, usize>,
-    /// The hooks whose jumps of ours carry the comment (the others are plain).
-    pub marked: BTreeSet<String>,
+    /// Hook -> how many of its jumps of ours carry the comment (the others are plain).
+    pub marked: BTreeMap<String, usize>,
     /// Chain -> the admin's rules that jump to ours (`-A INPUT -p tcp --dport 22 -j
     /// PORTCULLIS` after an ESTABLISHED accept, blacklist.py's layout; `-A MYCHAIN -j
     /// PORTCULLIS`), as printed after `-A `: never changed. A hook holding one is served by
@@ -149,13 +149,14 @@ pub fn parse_save(text: &str, chain: &str, hooks: &[String]) -> Saved {
         } else if let Some(rule) = l.strip_prefix(&ours) {
             s.rules.push(rule.to_string());
         } else if let Some(rest) = l.strip_prefix("-A ") {
-            if !rest.ends_with(&format!(" {jump}")) {
+            // (`-g CHAIN`, a goto, is a way to our chain too: the admin's)
+            if !rest.ends_with(&format!(" {jump}")) && !rest.ends_with(&format!(" -g {chain}")) {
                 continue;
             }
             let (hook, tail) = rest.split_once(' ').unwrap_or((rest, ""));
             if tail == marked {
                 *s.jumps.entry(hook.to_string()).or_default() += 1;
-                s.marked.insert(hook.to_string());
+                *s.marked.entry(hook.to_string()).or_default() += 1;
             } else if tail == jump && hooks.iter().any(|h| h == hook) {
                 *s.jumps.entry(hook.to_string()).or_default() += 1;
             } else {
@@ -261,16 +262,16 @@ pub fn chain_script(opts: &IptOptions, saved: &Saved, rules: &[String]) -> Strin
         if n < keep {
             let _ = writeln!(s, "-I {hook} 1 {}", jump_spec(c));
         }
-        for _ in keep..n {
-            let _ = writeln!(s, "{}", delete_jump(saved, hook, c));
+        for d in delete_jumps(saved, hook, c, n - n.min(keep)) {
+            let _ = writeln!(s, "{d}");
         }
     }
     // a hook no longer configured (FORWARD taken out of `hooks`): our marked jumps go (a
     // plain one there may be the admin's)
-    for (hook, n) in &saved.jumps {
-        if !opts.hooks.contains(hook) && saved.marked.contains(hook) {
-            for _ in 0..*n {
-                let _ = writeln!(s, "{}", delete_jump(saved, hook, c));
+    for (hook, &n) in &saved.marked {
+        if !opts.hooks.contains(hook) {
+            for d in delete_jumps(saved, hook, c, n) {
+                let _ = writeln!(s, "{d}");
             }
         }
     }
@@ -290,9 +291,9 @@ pub fn teardown_script(opts: &IptOptions, saved: &Saved) -> String {
         return String::new();
     }
     let mut s = String::from("*filter\n");
-    for (hook, n) in &saved.jumps {
-        for _ in 0..*n {
-            let _ = writeln!(s, "{}", delete_jump(saved, hook, c));
+    for (hook, &n) in &saved.jumps {
+        for d in delete_jumps(saved, hook, c, n) {
+            let _ = writeln!(s, "{d}");
         }
     }
     if saved.others.is_empty() {
@@ -308,7 +309,8 @@ pub fn teardown_script(opts: &IptOptions, saved: &Saved) -> String {
 /// the packets of connections already open (a ban stops new ones only).
 fn lead_rules(opts: &IptOptions) -> Vec<String> {
     if opts.keep_established {
-        vec!["-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN".to_string()]
+        // (TCP only: see the nftables backend)
+        vec!["-p tcp -m conntrack --ctstate ESTABLISHED -j RETURN".to_string()]
     } else {
         Vec::new()
     }
@@ -319,14 +321,20 @@ fn jump_spec(chain: &str) -> String {
     format!("-m comment --comment \"{JUMP_COMMENT}\" -j {chain}")
 }
 
-/// The deletion of one of our jumps from `hook`: the marked form, or the plain one an
-/// earlier version wrote (`-D` of a spec that matches no rule fails the transaction).
-fn delete_jump(saved: &Saved, hook: &str, chain: &str) -> String {
-    if saved.marked.contains(hook) {
-        format!("-D {hook} {}", jump_spec(chain))
-    } else {
-        format!("-D {hook} -j {chain}")
-    }
+/// The deletions of `n` of our jumps from `hook`: the marked ones first, then the plain ones
+/// an earlier version wrote, each in its own form (`-D` of a spec that matches no rule
+/// fails the whole transaction: a hook holding one of each failed a teardown, review 30).
+fn delete_jumps(saved: &Saved, hook: &str, chain: &str, n: usize) -> Vec<String> {
+    let marked = saved.marked.get(hook).copied().unwrap_or(0);
+    (0..n)
+        .map(|i| {
+            if i < marked {
+                format!("-D {hook} {}", jump_spec(chain))
+            } else {
+                format!("-D {hook} -j {chain}")
+            }
+        })
+        .collect()
 }
 
 /// The script of one batch for one family: rules to append and rules to delete.
@@ -442,12 +450,20 @@ impl Firewall for Iptables {
         // filtered, and nothing said so (review 29: a web jail's bans blocked nobody)
         for v6 in [false, true] {
             let saved = self.opts.save(v6)?;
-            for hook in &self.opts.hooks {
-                if let Some(rules) = saved.others.get(hook) {
-                    let shown: Vec<String> = rules.iter().map(|r| format!("`-A {r}`")).collect();
+            for (from, rules) in &saved.others {
+                let shown: Vec<String> = rules.iter().map(|r| format!("`-A {r}`")).collect();
+                let prog = if v6 { "ip6tables" } else { "iptables" };
+                if self.opts.hooks.contains(from) {
                     warn!(
-                        "{}: {hook} reaches chain {} only through your rule(s) {}: bans apply only to the packets they send there (a jail on other ports, and `deny`, which blocks every port, are not enforced for the rest)",
-                        if v6 { "ip6tables" } else { "iptables" },
+                        "{prog}: {from} reaches chain {} only through your rule(s) {}: bans apply only to the packets they send there (a jail on other ports, and `deny`, which blocks every port, are not enforced for the rest)",
+                        self.opts.chain,
+                        shown.join(", ")
+                    );
+                } else {
+                    // (an earlier version's plain jump from a hook taken out of `hooks` is
+                    // one of these: it is not known to be ours, so it is left, and said)
+                    warn!(
+                        "{prog}: {from} jumps to chain {} by rule(s) not Portcullis's, left as they are: {}; the bans apply to what they send there too",
                         self.opts.chain,
                         shown.join(", ")
                     );
@@ -744,7 +760,20 @@ COMMIT
             &[],
         );
         assert_eq!(m.jumps, BTreeMap::from([("INPUT".to_string(), 1)]));
-        assert!(m.marked.contains("INPUT") && m.others.is_empty());
+        assert!(m.marked.contains_key("INPUT") && m.others.is_empty());
+        // review 30: one of each in a hook (a plain jump typed beside ours): each deleted in
+        // its own form; an admin's goto is the admin's
+        let mixed = parse_save(
+            ":INPUT ACCEPT [0:0]\n:PORTCULLIS - [0:0]\n-A INPUT -m comment --comment \"portcullis jump\" -j PORTCULLIS\n-A INPUT -j PORTCULLIS\n-A INPUT -p tcp -m tcp --dport 2222 -g PORTCULLIS\n",
+            "PORTCULLIS",
+            &["INPUT".to_string()],
+        );
+        assert_eq!(mixed.jumps.get("INPUT"), Some(&2));
+        assert_eq!(mixed.others.get("INPUT").map(Vec::len), Some(1));
+        assert_eq!(
+            teardown_script(&IptOptions::default(), &mixed),
+            "*filter\n-D INPUT -m comment --comment \"portcullis jump\" -j PORTCULLIS\n-D INPUT -j PORTCULLIS\n-F PORTCULLIS\nCOMMIT\n"
+        );
         assert_eq!(
             s.rules,
             ["-s 192.0.2.1/32 -p tcp -m multiport --dports 22 -m comment --comment sshd -j DROP"]
@@ -991,7 +1020,7 @@ COMMIT
         let was = Saved {
             chains: ["INPUT", "FORWARD", "PORTCULLIS"].map(String::from).into(),
             jumps: BTreeMap::from([("INPUT".to_string(), 1), ("FORWARD".to_string(), 1)]),
-            marked: ["INPUT", "FORWARD"].map(String::from).into(),
+            marked: BTreeMap::from([("INPUT".to_string(), 1), ("FORWARD".to_string(), 1)]),
             others: BTreeMap::new(),
             rules: Vec::new(),
         };

@@ -55,8 +55,8 @@ pub struct NftOptions {
     pub priority: i32,
     /// Also block forwarded traffic (to containers or hosts behind this one).
     pub forward: bool,
-    /// Let packets of connections already open through (`ct state established,related
-    /// accept` first in our chains): a ban then stops new connections only.
+    /// Let packets of TCP connections already open through (`meta l4proto tcp ct state
+    /// established accept` first in our chains): a ban then stops new ones only.
     pub keep_established: bool,
     /// The command to run, before `-f -` (default `["nft"]`). Tests use
     /// `["ip", "netns", "exec", NS, "nft"]`.
@@ -696,7 +696,12 @@ pub fn setup_script(opts: &NftOptions, jails: &[JailRules], existing: &Existing)
             opts.priority
         );
         if opts.keep_established {
-            let _ = writeln!(s, "add rule {t} {hook} ct state established,related accept");
+            // (TCP only: a UDP "connection" or an ICMP echo of a banned address went on as
+            // long as it kept sending, a SIP jail's offender with it, review 30)
+            let _ = writeln!(
+                s,
+                "add rule {t} {hook} meta l4proto tcp ct state established accept"
+            );
         }
         for jail in jails {
             let j = &jail.name;
