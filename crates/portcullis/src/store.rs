@@ -341,7 +341,7 @@ impl Store {
             let mut forget = tx.prepare_cached("DELETE FROM positions WHERE path = ?1")?;
             for op in ops {
                 match op {
-                    StoreOp::Ban(b) => {
+                    StoreOp::Ban(b) | StoreOp::Piece(b) => {
                         let row = params![
                             b.addr.to_string(),
                             b.jail,
@@ -352,18 +352,10 @@ impl Store {
                             b.count
                         ];
                         ban_active.execute(row)?;
-                        ban_history.execute(row)?;
-                    }
-                    StoreOp::Piece(b) => {
-                        ban_active.execute(params![
-                            b.addr.to_string(),
-                            b.jail,
-                            b.start,
-                            b.end,
-                            b.failures,
-                            b.reason.as_str(),
-                            b.count
-                        ])?;
+                        // (a piece is the prefix's ban, in the history already)
+                        if matches!(op, StoreOp::Ban(_)) {
+                            ban_history.execute(row)?;
+                        }
                     }
                     StoreOp::Unban { addr, jail, at } => {
                         let addr = addr.to_string();

@@ -11,12 +11,33 @@ mod common;
 use common::daemon::{append_sshd_failures, banned_hosts, null_config_head, Daemon, BIN};
 use common::netns::{nft_jail_elements, require_root, wait_until, Netns};
 use std::fs;
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 const NAME: &str = "owner.example.test";
 const HOME: &str = "203.0.113.50";
 const NEW_HOME: &str = "203.0.113.60";
+
+/// The daemon on `config` (in the namespace `ns` when given), seeing the test's `hosts` as
+/// /etc/hosts in a private mount namespace: nothing else does.
+fn start_seeing(ns: Option<&Netns>, hosts: &Path, config: &Path, log: &Path) -> Daemon {
+    let args = ["--mount", "--propagation", "private", "sh", "-c"];
+    let mut cmd = match ns {
+        Some(ns) => ns.command("unshare", &args),
+        None => {
+            let mut c = Command::new("unshare");
+            c.args(args);
+            c
+        }
+    };
+    cmd.arg(r#"mount --bind "$1" /etc/hosts && exec "$2" run -c "$3""#)
+        .args(["sh"])
+        .arg(hosts)
+        .arg(BIN)
+        .arg(config);
+    Daemon::start_command(cmd, log)
+}
 
 fn hosts(addr: Option<&str>) -> String {
     let mut t = "127.0.0.1 localhost\n::1 localhost\n".to_string();
@@ -47,15 +68,7 @@ fn a_host_name_of_ignore_is_looked_up_again_while_the_daemon_runs() {
     )
     .unwrap();
     let socket = dir.join("portcullis.sock");
-    // the daemon sees the test's hosts file as /etc/hosts; nothing else does
-    let mut cmd = Command::new("unshare");
-    cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
-        .arg(r#"mount --bind "$1" /etc/hosts && exec "$2" run -c "$3""#)
-        .args(["sh"])
-        .arg(&etc_hosts)
-        .arg(BIN)
-        .arg(&config);
-    let d = Daemon::start_command(cmd, &dir.join("daemon.log"));
+    let d = start_seeing(None, &etc_hosts, &config, &dir.join("daemon.log"));
     let mut n = 0;
 
     // the owner at home is never banned; the other address is
@@ -140,19 +153,7 @@ fn a_deny_prefix_is_cut_around_an_address_an_ignore_name_comes_to_hold() {
         ),
     )
     .unwrap();
-    // the daemon, in the namespace, sees the test's hosts file as /etc/hosts
-    let start = |log: &str| {
-        let mut cmd = ns.command(
-            "unshare",
-            &["--mount", "--propagation", "private", "sh", "-c"],
-        );
-        cmd.arg(r#"mount --bind "$1" /etc/hosts && exec "$2" run -c "$3""#)
-            .args(["sh"])
-            .arg(&etc_hosts)
-            .arg(BIN)
-            .arg(&config);
-        Daemon::start_command(cmd, &dir.join(log))
-    };
+    let start = |log: &str| start_seeing(Some(&ns), &etc_hosts, &config, &dir.join(log));
     let d = start("daemon.log");
     let deny = || -> Vec<String> {
         let mut v: Vec<String> = nft_jail_elements(ns.name(), "portcullis", "v4_deny")

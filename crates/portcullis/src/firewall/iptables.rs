@@ -780,16 +780,8 @@ COMMIT
         );
     }
 
-    /// The chain emptied by hand (`iptables -F PORTCULLIS`): the unban fails, the chain is
-    /// written again whole, and a later ban of that address is in it (the failed unban's key
-    /// stayed: the ban added no rule while listed, and the next setup wrote back the rule of
-    /// the ended ban, a review found).
-    #[test]
-    #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
-    fn a_chain_emptied_by_hand_is_written_again() {
-        use crate::firewall::cidr;
-        let ns = crate::firewall::testns::TestNs::new("ipt");
-        let run = |prog: &str, args: &[&str]| ns.run(prog, args);
+    /// A backend (iptables-nft) in the namespace `ns`, set up with one jail `j` on port 22.
+    fn ssh_chain(ns: &crate::firewall::testns::TestNs) -> (Iptables, JailRules) {
         let mut f = Iptables::new(IptOptions {
             variant: "nft".into(),
             prefix: ns.prefix(),
@@ -803,6 +795,20 @@ COMMIT
             backends: Vec::new(),
         };
         f.setup(std::slice::from_ref(&jail)).unwrap();
+        (f, jail)
+    }
+
+    /// The chain emptied by hand (`iptables -F PORTCULLIS`): the unban fails, the chain is
+    /// written again whole, and a later ban of that address is in it (the failed unban's key
+    /// stayed: the ban added no rule while listed, and the next setup wrote back the rule of
+    /// the ended ban, a review found).
+    #[test]
+    #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+    fn a_chain_emptied_by_hand_is_written_again() {
+        use crate::firewall::cidr;
+        let ns = crate::firewall::testns::TestNs::new("ipt");
+        let run = |prog: &str, args: &[&str]| ns.run(prog, args);
+        let (mut f, jail) = ssh_chain(&ns);
         let add = |a: &str| FwOp::Add {
             jail: "j".into(),
             addr: cidr(a),
@@ -873,19 +879,7 @@ COMMIT
                 "PORTCULLIS",
             ],
         );
-        let mut f = Iptables::new(IptOptions {
-            variant: "nft".into(),
-            prefix: ns.prefix(),
-            ..IptOptions::default()
-        });
-        let jail = JailRules {
-            name: "j".into(),
-            ports: Some(vec![(22, 22)]),
-            proto: Proto::Tcp,
-            action: Action::Drop,
-            backends: Vec::new(),
-        };
-        f.setup(std::slice::from_ref(&jail)).unwrap();
+        let (mut f, jail) = ssh_chain(&ns);
         f.apply(&[FwOp::Add {
             jail: "j".into(),
             addr: cidr("203.0.113.50"),
