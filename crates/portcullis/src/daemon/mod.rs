@@ -239,11 +239,20 @@ pub(crate) fn deny_targets(cfg: &Config, own: &[IpAddr]) -> (Vec<Cidr>, Vec<Stri
         // one with its /64 (the host's privacy addresses come and go there: cut around each,
         // four of them in a /48 took more than MAX_NARROWED pieces and the whole /48 went
         // unbanned, review 30)
+        // (the /64 only for an entry wider than it: a narrower one, a neighbour's range in
+        // the host's own /64, is cut around the address alone, review 31)
         let regions: Vec<Cidr> = own
             .iter()
             .map(|&a| {
                 let a = portcullis_core::addr::normalise(a);
-                Cidr::new(a, if a.is_ipv4() { 32 } else { 64 }).expect("a valid length")
+                let len = if a.is_ipv4() {
+                    32
+                } else if c.len < 64 {
+                    64
+                } else {
+                    128
+                };
+                Cidr::new(a, len).expect("a valid length")
             })
             .chain(cfg.ignore.iter().copied())
             .collect();
@@ -4376,6 +4385,13 @@ wait "$p"
             "{want:?}"
         );
         assert_eq!(said.len(), 1, "{said:?}");
+        // review 31: an entry inside the host's /64 is cut around the address alone
+        let mut cfg = eng.cfg.clone();
+        cfg.deny.cidrs = vec![Cidr::parse("2001:db8:31::/120").unwrap()];
+        let (want, _) = deny_targets(&cfg, &own);
+        assert_eq!(want.len(), 8, "{want:?}");
+        assert!(want.iter().all(|c| !c.contains(ip("2001:db8:31::5"))));
+        assert!(want.iter().any(|c| c.contains(ip("2001:db8:31::99"))));
     }
 
     /// An address the ignore list comes to cover at a reload is no longer counted: its open

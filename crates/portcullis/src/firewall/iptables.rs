@@ -258,12 +258,19 @@ pub fn chain_script(opts: &IptOptions, saved: &Saved, rules: &[String]) -> Strin
         let n = saved.jumps.get(hook).copied().unwrap_or(0);
         // the admin's own jump from this hook decides what reaches our chain: ours goes
         // (also one made before the admin's rule came)
-        let keep = usize::from(!saved.others.contains_key(hook));
-        if n < keep {
-            let _ = writeln!(s, "-I {hook} 1 {}", jump_spec(c));
-        }
-        for d in delete_jumps(saved, hook, c, n - n.min(keep)) {
-            let _ = writeln!(s, "{d}");
+        let keep = !saved.others.contains_key(hook);
+        // one marked jump: as it is (where the admin may have put rules above it); else ours
+        // all go and one marked jump comes first (a plain jump typed lower beside ours was
+        // kept and ours deleted, so what the admin accepted above it passed the bans,
+        // review 31; an earlier version's plain jump becomes a marked one)
+        let one_marked = n == 1 && saved.marked.get(hook) == Some(&1);
+        if !(keep && one_marked) {
+            for d in delete_jumps(saved, hook, c, n) {
+                let _ = writeln!(s, "{d}");
+            }
+            if keep {
+                let _ = writeln!(s, "-I {hook} 1 {}", jump_spec(c));
+            }
         }
     }
     // a hook no longer configured (FORWARD taken out of `hooks`): our marked jumps go (a
@@ -968,10 +975,21 @@ COMMIT
             ..IptOptions::default()
         };
         let saved = parse_save(SAVE, "PORTCULLIS", &opts.hooks);
-        // (the plain INPUT jumps: an earlier version's, one too many; the new one marked)
+        // (the plain INPUT jumps: an earlier version's, one too many: both go, and one
+        // marked jump comes first; the new one marked)
         assert_eq!(
             chain_script(&opts, &saved, &["-s 192.0.2.7/32 -j DROP".into()]),
-            "*filter\n:PORTCULLIS - [0:0]\n:DOCKER-USER - [0:0]\n-D INPUT -j PORTCULLIS\n-I DOCKER-USER 1 -m comment --comment \"portcullis jump\" -j PORTCULLIS\n-A PORTCULLIS -s 192.0.2.7/32 -j DROP\nCOMMIT\n"
+            "*filter\n:PORTCULLIS - [0:0]\n:DOCKER-USER - [0:0]\n-D INPUT -j PORTCULLIS\n-D INPUT -j PORTCULLIS\n-I INPUT 1 -m comment --comment \"portcullis jump\" -j PORTCULLIS\n-I DOCKER-USER 1 -m comment --comment \"portcullis jump\" -j PORTCULLIS\n-A PORTCULLIS -s 192.0.2.7/32 -j DROP\nCOMMIT\n"
+        );
+        // review 31: a plain jump typed below ours: ours stays first, the plain one goes
+        let typed = parse_save(
+            ":INPUT ACCEPT [0:0]\n:PORTCULLIS - [0:0]\n-A INPUT -m comment --comment \"portcullis jump\" -j PORTCULLIS\n-A INPUT -p tcp -m tcp --dport 2222 -j ACCEPT\n-A INPUT -j PORTCULLIS\n",
+            "PORTCULLIS",
+            &["INPUT".to_string()],
+        );
+        assert_eq!(
+            chain_script(&IptOptions::default(), &typed, &[]),
+            "*filter\n:PORTCULLIS - [0:0]\n-D INPUT -m comment --comment \"portcullis jump\" -j PORTCULLIS\n-D INPUT -j PORTCULLIS\n-I INPUT 1 -m comment --comment \"portcullis jump\" -j PORTCULLIS\nCOMMIT\n"
         );
         assert_eq!(
             teardown_script(&opts, &saved),
