@@ -1196,7 +1196,7 @@ impl Engine {
                 error!("[[ratelimit]]: cannot exempt the new never-banned addresses: {e:#}");
             }
         }
-        // a `deny` entry that holds a new own or ignored address is lifted (they win)
+        // a `deny` entry that holds a new own or ignored address is cut around it (they win)
         if let Err(e) = self.sync_deny() {
             error!("deny list: {e:#}");
         }
