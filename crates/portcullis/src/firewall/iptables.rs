@@ -787,6 +787,18 @@ COMMIT
         );
     }
 
+    /// The admin's own jump to our chain, for port 22 (blacklist.py's layout).
+    const ADMIN_JUMP: [&str; 8] = [
+        "-A",
+        "INPUT",
+        "-p",
+        "tcp",
+        "--dport",
+        "22",
+        "-j",
+        "PORTCULLIS",
+    ];
+
     /// A backend (iptables-nft) in the namespace `ns`, set up with one jail `j` on port 22.
     fn ssh_chain(ns: &crate::firewall::testns::TestNs) -> (Iptables, JailRules) {
         let mut f = Iptables::new(IptOptions {
@@ -873,19 +885,7 @@ COMMIT
                 "ACCEPT",
             ],
         );
-        run(
-            "iptables-nft",
-            &[
-                "-A",
-                "INPUT",
-                "-p",
-                "tcp",
-                "--dport",
-                "22",
-                "-j",
-                "PORTCULLIS",
-            ],
-        );
+        run("iptables-nft", &ADMIN_JUMP);
         let (mut f, jail) = ssh_chain(&ns);
         f.apply(&[FwOp::Add {
             jail: "j".into(),
@@ -942,19 +942,7 @@ COMMIT
         );
         let saved = f.saved(false).unwrap();
         assert_eq!(saved.jumps.get("INPUT"), Some(&1), "{saved:?}");
-        run(
-            "iptables-nft",
-            &[
-                "-A",
-                "INPUT",
-                "-p",
-                "tcp",
-                "--dport",
-                "22",
-                "-j",
-                "PORTCULLIS",
-            ],
-        );
+        run("iptables-nft", &ADMIN_JUMP);
         f.setup(std::slice::from_ref(&jail)).unwrap();
         let rules = run("iptables-nft-save", &["-t", "filter"]);
         assert!(!rules.contains("portcullis jump"), "{rules}");
