@@ -272,6 +272,17 @@ impl IgnoreList {
             .map(|c| Reason::Listed(*c))
     }
 
+    /// Every prefix [`IgnoreList::check_prefix`] refuses to overlap: loopback and the
+    /// unspecified addresses, the own addresses, the listed prefixes.
+    pub fn regions(&self) -> Vec<Cidr> {
+        LOOPBACK
+            .iter()
+            .copied()
+            .chain(self.own.iter().map(|&a| Cidr::host(a)))
+            .chain(self.cidrs.iter().copied())
+            .collect()
+    }
+
     /// Why a ban of the whole `prefix` must not stand, or `None` when it may: it holds a
     /// loopback or unspecified address, one of the host's own addresses, or an address of a
     /// listed prefix. For a single address (`Cidr::host`) this is [`IgnoreList::check`].

@@ -616,21 +616,47 @@ pub fn shrink(ignore: &IgnoreList, wide: Cidr, ip: std::net::IpAddr) -> Cidr {
         .unwrap_or(host)
 }
 
-/// The widest prefixes inside `wide` that `protected` says nothing of, covering the rest of
-/// it: `wide` cut around what must never be banned (a ban made before an `ignore` entry or
-/// an own address inside it appeared). `None` when that takes more than `max` prefixes
-/// (many protected addresses scattered inside a wide prefix); empty when all of it is
-/// protected.
-pub fn split_around(wide: Cidr, protected: impl Fn(Cidr) -> bool, max: usize) -> Option<Vec<Cidr>> {
+/// How much of a prefix must not be banned, for [`split_around`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// None of it.
+    Free,
+    /// Some of it.
+    Mixed,
+    /// All of it.
+    Protected,
+}
+
+impl Part {
+    /// `p` against the protected prefixes `regions`.
+    pub fn against(p: Cidr, regions: &[Cidr]) -> Part {
+        if regions.iter().any(|r| r.covers(&p)) {
+            Part::Protected
+        } else if regions.iter().any(|r| r.overlaps(&p)) {
+            Part::Mixed
+        } else {
+            Part::Free
+        }
+    }
+}
+
+/// The widest prefixes inside `wide` that `part` says are free, covering the rest of it:
+/// `wide` cut around what must never be banned (a ban made before an `ignore` entry or an
+/// own address inside it appeared; a `deny` entry). A prefix all protected is left out at
+/// once: cut down to its addresses, an ignored /64 inside a /48 took 2^64 steps. `None`
+/// when that takes more than `max` prefixes (many protected addresses scattered inside a
+/// wide prefix); empty when all of it is protected.
+pub fn split_around(wide: Cidr, part: impl Fn(Cidr) -> Part, max: usize) -> Option<Vec<Cidr>> {
     let mut out = Vec::new();
     let mut todo = vec![wide];
     while let Some(p) = todo.pop() {
-        if !protected(p) {
+        let here = part(p);
+        if here == Part::Free {
             out.push(p);
             if out.len() > max {
                 return None;
             }
-        } else if !p.is_host() {
+        } else if here == Part::Mixed && !p.is_host() {
             // the two halves; the upper one: the lower one's address with the next bit set
             let len = p.len + 1;
             let lower = Cidr::new(p.addr, len).expect("shorter than a host");
@@ -673,7 +699,8 @@ mod tests {
     fn split_around_leaves_out_what_is_protected_and_covers_the_rest() {
         let c = |s: &str| Cidr::parse(s).unwrap();
         let ignored = c("203.0.113.5");
-        let parts = split_around(c("203.0.113.0/24"), |p| p.overlaps(&ignored), 64).unwrap();
+        let around = |r: Cidr| move |p: Cidr| Part::against(p, &[r]);
+        let parts = split_around(c("203.0.113.0/24"), around(ignored), 64).unwrap();
         assert_eq!(parts.len(), 8, "{parts:?}");
         assert!(parts.contains(&c("203.0.113.128/25")) && parts.contains(&c("203.0.113.4/32")));
         assert!(parts.iter().all(|p| !p.overlaps(&ignored)));
@@ -685,19 +712,22 @@ mod tests {
         }
         // an IPv6 /64 around one address: 64 prefixes; more than `max`: None
         let one = c("2001:db8:1:2::7");
-        let v6 = split_around(c("2001:db8:1:2::/64"), |p| p.overlaps(&one), 64).unwrap();
+        let v6 = split_around(c("2001:db8:1:2::/64"), around(one), 64).unwrap();
         assert_eq!(v6.len(), 64);
-        assert_eq!(
-            split_around(c("2001:db8:1:2::/64"), |p| p.overlaps(&one), 63),
-            None
-        );
+        assert_eq!(split_around(c("2001:db8:1:2::/64"), around(one), 63), None);
+        // an ignored /64 inside a /48: 16 prefixes, at once (it was cut down to its 2^64
+        // addresses, one by one)
+        let net = c("2001:db8:1:2::/64");
+        let parts = split_around(c("2001:db8:1::/48"), around(net), 256).unwrap();
+        assert_eq!(parts.len(), 16, "{parts:?}");
+        assert!(parts.iter().all(|p| !p.overlaps(&net)));
         // all of it protected: nothing; nothing protected: itself
         assert_eq!(
-            split_around(c("203.0.113.0/24"), |_| true, 64),
+            split_around(c("203.0.113.0/24"), |_| Part::Protected, 64),
             Some(vec![])
         );
         assert_eq!(
-            split_around(c("203.0.113.0/24"), |_| false, 64),
+            split_around(c("203.0.113.0/24"), |_| Part::Free, 64),
             Some(vec![c("203.0.113.0/24")])
         );
     }

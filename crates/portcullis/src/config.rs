@@ -964,22 +964,11 @@ fn load_list(
 /// could keep the daemon from starting).
 /// A `deny` entry that holds an ignored or loopback address: the entry, and what to say.
 fn check_deny(cfg: &Config) -> std::result::Result<(), (Cidr, String)> {
-    use crate::lists::Source;
-    let written: Vec<Cidr> = cfg
-        .ignore_list
-        .sources
-        .iter()
-        .flat_map(|s| match s {
-            Source::Literal(c) => vec![*c],
-            Source::File(_, v) => v.clone(),
-            Source::Host(..) => Vec::new(),
-        })
-        .collect();
     // (`ignore_list` is empty when the list came otherwise: then all of `ignore`)
     let written = if cfg.ignore_list.sources.is_empty() {
         cfg.ignore.clone()
     } else {
-        written
+        cfg.ignore_list.prefixes(false)
     };
     let never = portcullis_core::ignore::IgnoreList::new(written, vec![]);
     for c in &cfg.deny.cidrs {

@@ -66,19 +66,27 @@ impl Loaded {
                 other => other.clone(),
             })
             .collect();
-        let cidrs = sources
+        let mut l = Loaded {
+            sources,
+            cidrs: Vec::new(),
+            warnings: self.warnings.clone(),
+        };
+        l.cidrs = l.prefixes(true);
+        l
+    }
+
+    /// The prefixes of the entries in order; with `names`, what the host names resolved
+    /// to too (`cidrs`), else those written (literally or in files) alone.
+    pub fn prefixes(&self, names: bool) -> Vec<Cidr> {
+        self.sources
             .iter()
             .flat_map(|s| match s {
                 Source::Literal(c) => vec![*c],
                 Source::File(_, v) => v.clone(),
-                Source::Host(_, v) => v.iter().map(|&a| Cidr::host(a)).collect(),
+                Source::Host(_, v) if names => v.iter().map(|&a| Cidr::host(a)).collect(),
+                Source::Host(..) => Vec::new(),
             })
-            .collect();
-        Loaded {
-            sources,
-            cidrs,
-            warnings: self.warnings.clone(),
-        }
+            .collect()
     }
 
     /// The list loaded again (a reload), its names that did not resolve now given what
@@ -212,7 +220,6 @@ pub fn load(key: &str, entries: &[String], names: bool) -> Result<Loaded, String
             let v = read_file(e, !names, &mut w)?;
             l.warnings
                 .extend(w.into_iter().map(|w| format!("`{key}`: {w}")));
-            l.cidrs.extend_from_slice(&v);
             l.sources.push(Source::File(e.to_string(), v));
         } else if let Ok(c) = Cidr::parse(e) {
             if let Some(msg) = host_bits(e) {
@@ -225,7 +232,6 @@ pub fn load(key: &str, entries: &[String], names: bool) -> Result<Loaded, String
                     return Err(msg);
                 }
             }
-            l.cidrs.push(c);
             l.sources.push(Source::Literal(c));
         } else if let Some(err) = bad_prefix(e) {
             return Err(err);
@@ -241,7 +247,6 @@ pub fn load(key: &str, entries: &[String], names: bool) -> Result<Loaded, String
                     "`{key}`: host name {e:?} does not resolve (yet): nothing of it is ignored until it does (the daemon looks it up again every `ignore_refresh`, and keeps what it last resolved to while it fails)"
                 ));
             }
-            l.cidrs.extend(v.iter().map(|&a| Cidr::host(a)));
             l.sources.push(Source::Host(e.to_string(), v));
         } else {
             let what = if names {
@@ -252,6 +257,7 @@ pub fn load(key: &str, entries: &[String], names: bool) -> Result<Loaded, String
             return Err(format!("{e:?} is not {what}"));
         }
     }
+    l.cidrs = l.prefixes(true);
     Ok(l)
 }
 

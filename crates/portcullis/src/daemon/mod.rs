@@ -256,7 +256,7 @@ pub(crate) fn deny_targets(cfg: &Config, own: &[IpAddr]) -> (Vec<Cidr>, Vec<Stri
             })
             .chain(cfg.ignore.iter().copied())
             .collect();
-        match cut_around(c, &regions, MAX_NARROWED) {
+        match policy::split_around(c, |p| policy::Part::against(p, &regions), MAX_NARROWED) {
             Some(parts) if !parts.is_empty() => {
                 skipped.push(format!(
                     "`deny`: {c} is banned around what it must not hold ({why}): {}",
@@ -283,28 +283,6 @@ pub(crate) fn deny_targets(cfg: &Config, own: &[IpAddr]) -> (Vec<Cidr>, Vec<Stri
     }
     out.sort();
     (out, skipped)
-}
-
-/// The widest prefixes inside `wide` that overlap none of `regions`, covering the rest of it;
-/// `None` when that takes more than `max`. (Unlike [`policy::split_around`], a piece that a
-/// region covers whole is left out at once instead of cut down to its addresses.)
-fn cut_around(wide: Cidr, regions: &[Cidr], max: usize) -> Option<Vec<Cidr>> {
-    let mut out = Vec::new();
-    let mut todo = vec![wide];
-    while let Some(p) = todo.pop() {
-        if !regions.iter().any(|r| r.overlaps(&p)) {
-            out.push(p);
-            if out.len() > max {
-                return None;
-            }
-        } else if !regions.iter().any(|r| r.covers(&p)) && !p.is_host() {
-            let len = p.len + 1;
-            todo.push(Cidr::new(p.last(), len).expect("shorter than a host"));
-            todo.push(Cidr::new(p.addr, len).expect("shorter than a host"));
-        }
-    }
-    out.sort();
-    Some(out)
 }
 
 impl Engine {
@@ -397,8 +375,10 @@ fn narrowed(ignore: &IgnoreList, own: &[IpAddr], ban: Cidr, reason: &str, jail: 
     if ban.is_host() {
         return Vec::new();
     }
-    let protected = |p: Cidr| lift_reason(ignore, own, p).is_some();
-    match policy::split_around(ban, protected, MAX_NARROWED) {
+    // (what `lift_reason` refuses to overlap)
+    let mut regions = ignore.regions();
+    regions.extend(own.iter().map(|&a| Cidr::host(a)));
+    match policy::split_around(ban, |p| policy::Part::against(p, &regions), MAX_NARROWED) {
         Some(parts) if !parts.is_empty() => {
             info!(
                 "ban {ban} jail={jail} narrowed around {reason}: {} go on banning the rest of it until it ends",
@@ -4357,6 +4337,27 @@ wait "$p"
         assert_eq!(eng.denied.len(), 1);
         feed(&mut eng, &log, &failures(home, 40..45));
         assert!(eng.jails[0].tracker().is_banned(ip(home)));
+    }
+
+    /// An ignored /64 that comes inside a banned /48 at a reload: the ban is cut into the 16
+    /// prefixes around it at once (the cutting went down to the /64's 2^64 addresses one by
+    /// one, and the reload never ended).
+    #[test]
+    fn an_ignored_64_inside_a_banned_48_is_cut_around_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut eng, _) = started(dir.path());
+        assert!(
+            eng.manual_ban("2001:db8:1::/48", None, Some("1h"), now_ms())
+                .ok
+        );
+        let cfg = dir.path().join("p.toml");
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        std::fs::write(&cfg, format!("ignore = [\"2001:db8:1:2::/64\"]\n{text}")).unwrap();
+        eng.reload().unwrap();
+        let bans: Vec<Cidr> = eng.jails[0].tracker().bans().map(|(a, _)| a).collect();
+        assert_eq!(bans.len(), 16, "{bans:?}");
+        let net = Cidr::parse("2001:db8:1:2::/64").unwrap();
+        assert!(bans.iter().all(|b| !b.overlaps(&net)), "{bans:?}");
     }
 
     /// Review 30: a deny /48 holding four of the host's IPv6 addresses (privacy addresses in

@@ -918,19 +918,9 @@ COMMIT
         // review 29: a plain jump from a chain of the admin's is theirs (it was deleted as
         // ours, and a jump of ours put at INPUT's top); and a rule of theirs that comes while
         // ours stands takes its place at the next setup
-        run(
-            "iptables-nft",
-            &[
-                "-D",
-                "INPUT",
-                "-p",
-                "tcp",
-                "--dport",
-                "22",
-                "-j",
-                "PORTCULLIS",
-            ],
-        );
+        let mut del = ADMIN_JUMP;
+        del[0] = "-D";
+        run("iptables-nft", &del);
         run("iptables-nft", &["-N", "MYCHAIN"]);
         run("iptables-nft", &["-A", "MYCHAIN", "-j", "PORTCULLIS"]);
         f.setup(std::slice::from_ref(&jail)).unwrap();

@@ -132,19 +132,25 @@ pub struct Note {
 }
 
 impl Note {
-    /// The note of an event; `evidence` for a ban.
-    pub fn new(e: &Event, time: Millis, evidence: Vec<String>) -> Note {
-        let mut n = Note {
-            event: EventKind::of(e).name().to_string(),
+    /// A note of `event` with its text alone.
+    pub fn plain(event: &str, time: Millis, text: String) -> Note {
+        Note {
+            event: event.to_string(),
             time,
-            text: e.to_string(),
+            text,
             addr: None,
             jail: None,
             failures: None,
             duration: None,
             reason: None,
-            evidence,
-        };
+            evidence: Vec::new(),
+        }
+    }
+
+    /// The note of an event; `evidence` for a ban.
+    pub fn new(e: &Event, time: Millis, evidence: Vec<String>) -> Note {
+        let mut n = Note::plain(EventKind::of(e).name(), time, e.to_string());
+        n.evidence = evidence;
         match e {
             Event::Ban {
                 addr,
@@ -423,17 +429,11 @@ pub fn backoff(failures: u32) -> Millis {
 /// of it. A mail server or webhook that refuses shows here, not at the first ban.
 pub fn send_test(cfg: &NotifyConfig) -> Vec<(String, Result<()>)> {
     let host = hostname();
-    let note = Note {
-        event: "test".into(),
-        time: now_ms(),
-        text: "test notification (portcullis check-config --notify-test): the daemon's bans and unbans come this way".into(),
-        addr: None,
-        jail: None,
-        failures: None,
-        duration: None,
-        reason: None,
-        evidence: Vec::new(),
-    };
+    let note = Note::plain(
+        "test",
+        now_ms(),
+        "test notification (portcullis check-config --notify-test): the daemon's bans and unbans come this way".into(),
+    );
     let mut out = Vec::new();
     if let Some(m) = &cfg.mail {
         out.push((

@@ -189,16 +189,8 @@ impl Queue {
         for r in rows {
             let (id, text) = r?;
             // a row that does not parse (a newer version's?) is sent as its text
-            let note = serde_json::from_str(&text).unwrap_or_else(|_| Note {
-                event: "unknown".into(),
-                time: 0,
-                text: super::escape_line(text.as_bytes(), 2000),
-                addr: None,
-                jail: None,
-                failures: None,
-                duration: None,
-                reason: None,
-                evidence: Vec::new(),
+            let note = serde_json::from_str(&text).unwrap_or_else(|_| {
+                Note::plain("unknown", 0, super::escape_line(text.as_bytes(), 2000))
             });
             out.push((id, note));
         }
