@@ -96,12 +96,33 @@ def lanes(bins):
     return sorted(jobs, key=rank)
 
 
+def panic_excerpts(text, per_panic=15, most=6):
+    """The panic messages of a binary's output (each with the lines that follow it, up to
+    the next test's block): repeated at the end of the run, where a CI page that shows only
+    the tail of the output still holds why a test failed."""
+    lines = text.splitlines()
+    out = []
+    for i, line in enumerate(lines):
+        if "panicked at" not in line:
+            continue
+        block = [line]
+        for nxt in lines[i + 1:i + per_panic]:
+            if nxt.startswith("---- ") or nxt == "failures:" or "panicked at" in nxt:
+                break
+            block.append(nxt)
+        out.append("\n".join(block))
+        if len(out) == most:
+            break
+    return out
+
+
 class Runner:
     def __init__(self, args, timeout):
         self.args = args
         self.timeout = timeout
         self.lock = threading.Lock()
         self.results = []  # (name, seconds, exit status or None on timeout, counts or None)
+        self.panics = {}  # name -> the panic messages of its failed tests
         self.children = set()
         self.stopping = False
 
@@ -133,7 +154,10 @@ class Runner:
             m = RESULT.match(line)
             if m:
                 counts = [int(x) for x in m.groups()[1:]]
+        panics = panic_excerpts(text)
         with self.lock:
+            if panics and status != 0:
+                self.panics[name] = panics
             self.results.append((name, seconds, status, counts))
             print(f"\n──── {name}  ({exe}, {seconds:.1f} s)", flush=True)
             sys.stdout.write(text)
@@ -188,6 +212,10 @@ def main():
             why = "timed out" if status is None else (
                 f"exit {status}" if status != 0 else "no test result line")
             failed.append(f"{name} ({why})")
+    for name, panics in sorted(runner.panics.items()):
+        print(f"\nrun-tests: why {name} failed:")
+        for p in panics:
+            print("  " + p.replace("\n", "\n  "))
     print(
         f"\nrun-tests: {total[0]} passed; {total[1]} failed; {total[2]} ignored; "
         f"{total[4]} filtered out; {len(runner.results)} binaries in {wall:.0f} s"

@@ -119,6 +119,14 @@ pub enum StoreOp {
     /// in the history already; a history row per piece made each piece an offender of its
     /// own at the next start, and 64 pieces of one /64 made a subnet ban (review 28).
     Piece(BanRecord),
+    /// A new end (and reason, and count) for the active ban of (addr, jail): the same ban,
+    /// not one more offence. Its start, failures and history row stay, their end follows; a
+    /// `ban` of an active ban with a new duration, a fleet peer's longer ban of it. Written
+    /// as a [`StoreOp::Ban`], it made a history row of its own, which the next start counted
+    /// as one more ban toward escalation; and a manual unban in the same millisecond as that
+    /// row's start did not cancel it (the CI failure of stop 42). With no active row (the
+    /// state file lost it) it is a `Ban`.
+    Reend(BanRecord),
     /// Lift a ban at `at`: deletes the active row and ends its history row at `at` if that is
     /// earlier than planned. Unbanning what is not banned does nothing.
     Unban { addr: Cidr, jail: String, at: i64 },
@@ -333,6 +341,15 @@ impl Store {
             )?;
             let mut unban =
                 tx.prepare_cached("DELETE FROM active_bans WHERE addr = ?1 AND jail = ?2")?;
+            let mut reend_history = tx.prepare_cached(
+                "UPDATE ban_history SET end_ms = ?3, reason = ?4, count = ?5
+                 WHERE addr = ?1 AND jail = ?2 AND start_ms =
+                     (SELECT start_ms FROM active_bans WHERE addr = ?1 AND jail = ?2)",
+            )?;
+            let mut reend_active = tx.prepare_cached(
+                "UPDATE active_bans SET end_ms = ?3, reason = ?4, count = ?5
+                 WHERE addr = ?1 AND jail = ?2",
+            )?;
             let mut position = tx.prepare_cached(
                 "INSERT OR REPLACE INTO positions
                      (path, dev, ino, fingerprint, byte_offset, saved_ms)
@@ -341,6 +358,29 @@ impl Store {
             let mut forget = tx.prepare_cached("DELETE FROM positions WHERE path = ?1")?;
             for op in ops {
                 match op {
+                    StoreOp::Reend(b) => {
+                        let row = params![
+                            b.addr.to_string(),
+                            b.jail,
+                            b.end,
+                            b.reason.as_str(),
+                            b.count
+                        ];
+                        reend_history.execute(row)?;
+                        if reend_active.execute(row)? == 0 {
+                            let row = params![
+                                b.addr.to_string(),
+                                b.jail,
+                                b.start,
+                                b.end,
+                                b.failures,
+                                b.reason.as_str(),
+                                b.count
+                            ];
+                            ban_active.execute(row)?;
+                            ban_history.execute(row)?;
+                        }
+                    }
                     StoreOp::Ban(b) | StoreOp::Piece(b) => {
                         let row = params![
                             b.addr.to_string(),
@@ -1465,6 +1505,45 @@ mod tests {
             store.resets_since(0).unwrap(),
             vec![(p.addr, "sshd".to_string(), 3000)]
         );
+    }
+
+    #[test]
+    fn a_new_end_of_an_active_ban_keeps_its_start_and_its_one_history_row() {
+        let (_dir, path, mut store) = fresh();
+        let a = ban("203.0.113.5", "sshd", 1_000, 60_000);
+        store.apply(&[StoreOp::Ban(a.clone())]).unwrap();
+        let longer = BanRecord {
+            start: 5_000,
+            end: 900_000,
+            failures: 0,
+            reason: BanReason::Manual,
+            count: 2,
+            ..a.clone()
+        };
+        store.apply(&[StoreOp::Reend(longer)]).unwrap();
+        let want = BanRecord {
+            end: 900_000,
+            reason: BanReason::Manual,
+            count: 2,
+            ..a.clone()
+        };
+        drop(store);
+        let mut store = Store::open(&path, CorruptPolicy::Refuse).unwrap();
+        assert_eq!(store.active_bans(0).unwrap(), vec![want.clone()]);
+        assert_eq!(store.history_since(0).unwrap(), vec![want]);
+        // with no active row (lifted meanwhile, a lost state): a ban of its own
+        store
+            .apply(&[StoreOp::Unban {
+                addr: a.addr,
+                jail: "sshd".into(),
+                at: 10_000,
+            }])
+            .unwrap();
+        let again = ban("203.0.113.5", "sshd", 20_000, 80_000);
+        store.apply(&[StoreOp::Reend(again.clone())]).unwrap();
+        assert_eq!(store.active_bans(0).unwrap(), vec![again.clone()]);
+        assert_eq!(store.history_since(0).unwrap().len(), 2);
+        assert_eq!(store.history_since(15_000).unwrap(), vec![again]);
     }
 
     #[test]

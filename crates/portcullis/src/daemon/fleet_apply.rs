@@ -252,7 +252,7 @@ impl Engine {
         self.jails[ji]
             .tracker_mut()
             .ban(target, now, until, e.failures);
-        p.store.push(StoreOp::Ban(BanRecord {
+        let record = BanRecord {
             addr: target,
             jail: jail.clone(),
             start: now,
@@ -260,7 +260,13 @@ impl Engine {
             failures: e.failures,
             reason: BanReason::Failures,
             count: 1,
-        }));
+        };
+        // a renewal of the fleet ban held here is the same ban, not one more offence
+        p.store.push(if held {
+            StoreOp::Reend(record)
+        } else {
+            StoreOp::Ban(record)
+        });
         p.events.push(Event::Ban {
             addr: target,
             jail,
@@ -385,7 +391,7 @@ impl Engine {
             timeout_ms: until - now,
         });
         self.jails[ji].tracker_mut().ban(e.addr, now, until, 0);
-        p.store.push(StoreOp::Ban(BanRecord {
+        p.store.push(StoreOp::Reend(BanRecord {
             addr: e.addr,
             jail: e.jail.clone(),
             start: now,

@@ -2774,7 +2774,7 @@ impl Engine {
                 at: now,
             });
         }
-        st_ops.push(StoreOp::Ban(BanRecord {
+        let record = BanRecord {
             addr: target,
             jail: jail.clone(),
             start: now,
@@ -2782,7 +2782,11 @@ impl Engine {
             failures: 0,
             reason: BanReason::Manual,
             count,
-        }));
+        };
+        st_ops.push(match before {
+            Some(_) => StoreOp::Reend(record),
+            None => StoreOp::Ban(record),
+        });
         if let Err(e) = self.store.apply(&st_ops) {
             return Response::err(format!("banned, but the state could not be saved: {e:#}"));
         }
@@ -4665,9 +4669,11 @@ wait "$p"
         eng.restore().unwrap();
         let b = bans_of(&mut eng, false);
         assert_eq!((b[0].host.as_str(), b[0].count), (net, 2));
-        // a new duration for the active ban is the same ban, not the third
+        // a new duration for the active ban is the same ban, not the third: also in the
+        // history the next start counts (a row of its own made it the third then)
         assert!(ban(&mut eng, net, "a").ok);
         assert_eq!(bans_of(&mut eng, false)[0].count, 2);
+        assert_eq!(eng.store.history_since(0).unwrap().len(), 2);
         // unbanning an address inside lifts the prefix, and resets the count (also after a
         // restart)
         let r = eng.on_control(Request::Unban {

@@ -1,181 +1,256 @@
-//! A minimal HTTP/1.1 responder for the metrics on a std `TcpListener`, written here rather
-//! than pulling an HTTP server (and an async runtime) into the daemon for one read-only
-//! page. It answers `GET` and `HEAD` of `/metrics` (a query string is ignored), 404 for
-//! any other path, 405 for any other method, one request per connection
-//! (`Connection: close`; Prometheus reconnects at each scrape).
+//! A minimal HTTP/1.1 responder for the metrics on one thread, written here rather than
+//! pulling an HTTP server (and an async runtime) into the daemon for one read-only page. It
+//! answers `GET` and `HEAD` of `/metrics` (a query string is ignored), 404 for any other
+//! path, 405 for any other method, one request per connection (`Connection: close`;
+//! Prometheus reconnects at each scrape).
+//!
+//! One thread serves every connection from a `mio` poll loop (non-blocking sockets): a
+//! scraper's request is read the moment it arrives, whatever else is connected, and no
+//! connection costs a thread. (It was a thread per connection and 8 places: under CPU load
+//! the threads of evicted connections were slow to end and a scraper's connection, not yet
+//! read, was taken for an idle one, so a loop of idle connects failed 5 of 30 scrapes, and
+//! a CI run failed on it.)
 //!
 //! A slow or hostile client cannot hold it: the request head must arrive whole within
-//! [`DEADLINE`] and [`MAX_HEAD`] bytes (a body is never read), writes time out too, and at
-//! most [`MAX_CLIENTS`] connections are served at once. When all are taken, a new one takes
-//! the place of the oldest that has not sent its head yet (closed): idle connections, which
-//! any local user can open, never keep a scraper out (a security review held all 8 places
-//! by reconnecting every 4.5 s); only when every place is answering is the new one closed.
+//! [`DEADLINE`] and [`MAX_HEAD`] bytes (a body is never read), the answer must be taken
+//! within [`DEADLINE`] too, and at most [`MAX_CONNS`] connections are open at once. When
+//! all are taken, a new one takes the place of the oldest still sending its head (closed):
+//! a scraper's head comes whole and is answered at once, so idle or trickling connections,
+//! which any local user can open, never keep a scraper out (a security review held all
+//! places by reconnecting every 4.5 s); only when every place is being answered is the new
+//! one closed.
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
 use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 use tracing::warn;
 
 /// Longest request head read (request line and headers).
 pub const MAX_HEAD: usize = 8192;
 
-/// Time a client has to send its request head, and each write of the answer.
+/// Time a client has to send its request head, and to take the answer.
 pub const DEADLINE: Duration = Duration::from_secs(5);
 
-/// Connections served at once.
-pub const MAX_CLIENTS: usize = 8;
+/// Connections open at once.
+pub const MAX_CONNS: usize = 128;
 
-/// A connection still reading its head: it can be closed to make room.
-struct Waiting {
-    id: u64,
+const LISTENER: Token = Token(usize::MAX);
+
+/// One connection: its head as read so far, then its answer as written so far.
+struct Conn {
     stream: TcpStream,
+    opened: Instant,
+    deadline: Instant,
+    head: Vec<u8>,
+    /// The answer and how much of it is written; `None` while the head is read.
+    out: Option<(Vec<u8>, usize)>,
 }
 
-type Queue = Arc<std::sync::Mutex<std::collections::VecDeque<Waiting>>>;
+/// Serves `listener` forever; `page` renders the metrics. Returns only if the poll itself
+/// fails (said in the log).
+pub fn serve(listener: TcpListener, page: impl Fn() -> String) {
+    if let Err(e) = run(listener, &page) {
+        warn!("metrics: {e}: the listener serves no more scrapes");
+    }
+}
 
-/// Serves `listener` forever; `page` renders the metrics.
-pub fn serve(listener: TcpListener, page: impl Fn() -> String + Send + Sync + 'static) {
-    let page = Arc::new(page);
-    let busy = Arc::new(AtomicUsize::new(0));
-    let waiting: Queue = Default::default();
-    let mut next_id = 0u64;
-    for conn in listener.incoming() {
-        let stream = match conn {
-            Ok(s) => s,
-            Err(e) => {
-                // out of file descriptors and the like: do not spin
-                warn!("metrics: accept: {e}");
-                std::thread::sleep(Duration::from_millis(100));
+fn run(listener: TcpListener, page: &dyn Fn() -> String) -> std::io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let mut listener = mio::net::TcpListener::from_std(listener);
+    let mut poll = Poll::new()?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    let mut events = Events::with_capacity(256);
+    let mut conns: HashMap<usize, Conn> = HashMap::new();
+    let mut next_id = 0usize;
+    // an accept that failed (out of file descriptors): tried again in a moment, not spun on
+    let mut retry_accept = false;
+    loop {
+        let now = Instant::now();
+        let mut timeout = conns
+            .values()
+            .map(|c| c.deadline.saturating_duration_since(now))
+            .min();
+        if retry_accept {
+            timeout = Some(timeout.map_or(RETRY, |t| t.min(RETRY)));
+        }
+        if let Err(e) = poll.poll(&mut events, timeout) {
+            if e.kind() == std::io::ErrorKind::Interrupted {
                 continue;
             }
-        };
-        if busy.load(Ordering::Acquire) >= MAX_CLIENTS {
-            // the oldest connection that has not sent its head gives its place (its thread
-            // sees the end and frees it); places freed that way are bounded by 8 x MAX_CLIENTS (evicted threads take a moment to end: at 2 x, a loop of connects kept a scraper out)
-            // (one that has sent bytes is not idle: a scraper's, whose head its thread has
-            // not read yet; evicted, a loop of idle connects failed half the scrapes, a
-            // review found)
-            let evicted = waiting
-                .lock()
-                .ok()
-                .and_then(|mut q| {
-                    let i = q.iter().position(|w| !has_data(&w.stream))?;
-                    q.remove(i)
-                })
-                .map(|w| w.stream.shutdown(std::net::Shutdown::Both));
-            if evicted.is_none() || busy.load(Ordering::Acquire) >= 8 * MAX_CLIENTS {
-                continue; // dropped: closed
+            return Err(e);
+        }
+        let mut accept = retry_accept;
+        for ev in events.iter() {
+            if ev.token() == LISTENER {
+                accept = true;
+                continue;
+            }
+            let id = ev.token().0;
+            if let Some(c) = conns.get_mut(&id) {
+                if !progress(c, page) {
+                    close(&poll, conns.remove(&id));
+                }
             }
         }
-        busy.fetch_add(1, Ordering::AcqRel);
-        let slot = Slot(busy.clone());
-        let page = page.clone();
-        next_id += 1;
-        let id = next_id;
-        if let (Ok(clone), Ok(mut q)) = (stream.try_clone(), waiting.lock()) {
-            q.push_back(Waiting { id, stream: clone });
+        if accept {
+            retry_accept = accept_all(&listener, &poll, &mut conns, &mut next_id, page);
         }
-        let queue = waiting.clone();
-        let spawned = std::thread::Builder::new()
-            .name("metrics-client".into())
-            .spawn(move || {
-                let _slot = slot;
-                handle(stream, &*page, &|| {
-                    if let Ok(mut q) = queue.lock() {
-                        q.retain(|w| w.id != id);
-                    }
-                });
-            });
-        if let Err(e) = spawned {
-            warn!("metrics: cannot start a thread: {e}");
-            if let Ok(mut q) = waiting.lock() {
-                q.retain(|w| w.id != id);
+        // past their deadline: a head not come whole is answered 408 (if the socket takes
+        // it at once), an answer not taken is dropped
+        let now = Instant::now();
+        let late: Vec<usize> = conns
+            .iter()
+            .filter(|(_, c)| c.deadline <= now)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in late {
+            if let Some(mut c) = conns.remove(&id) {
+                if c.out.is_none() {
+                    let _ = c.stream.write(&plain("408 Request Timeout", ""));
+                }
+                close(&poll, Some(c));
             }
         }
     }
 }
 
-/// Whether bytes from the client wait to be read (a peek that never blocks).
-fn has_data(s: &TcpStream) -> bool {
-    use std::os::fd::AsRawFd;
-    let mut b = 0u8;
-    // SAFETY: a one-byte peek into a local buffer on a socket we hold open.
-    let n = unsafe {
-        libc::recv(
-            s.as_raw_fd(),
-            (&mut b as *mut u8).cast(),
-            1,
-            libc::MSG_PEEK | libc::MSG_DONTWAIT,
-        )
-    };
-    n > 0
-}
+/// How long after a failed accept it is tried again.
+const RETRY: Duration = Duration::from_millis(100);
 
-/// A connection being served; frees its place when dropped.
-struct Slot(Arc<AtomicUsize>);
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// Serves one connection; `headed` is called once its head is read (or it is gone), when it
-/// can no longer be evicted.
-fn handle(mut s: TcpStream, page: &dyn Fn() -> String, headed: &dyn Fn()) {
-    let head = read_head(&mut s, Instant::now() + DEADLINE);
-    headed();
-    let answer = match head {
-        Ok(head) => respond(&head, page),
-        Err(Some(status)) => plain(status, ""),
-        Err(None) => return, // gone or too slow: nothing to say
-    };
-    let _ = s.set_write_timeout(Some(DEADLINE));
-    let _ = s.write_all(&answer);
-    let _ = s.shutdown(std::net::Shutdown::Both);
-}
-
-/// Reads up to the end of the request head. `Err(Some(status))`: answer with that status;
-/// `Err(None)`: the client is gone or too slow.
-fn read_head(s: &mut TcpStream, deadline: Instant) -> Result<Vec<u8>, Option<&'static str>> {
-    let mut head = Vec::with_capacity(512);
-    let mut buf = [0u8; 1024];
+/// Accepts every pending connection; true when an accept failed and must be tried again.
+fn accept_all(
+    listener: &mio::net::TcpListener,
+    poll: &Poll,
+    conns: &mut HashMap<usize, Conn>,
+    next_id: &mut usize,
+    page: &dyn Fn() -> String,
+) -> bool {
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(Some("408 Request Timeout"));
-        }
-        s.set_read_timeout(Some(left)).map_err(|_| None)?;
-        let n = match s.read(&mut buf) {
-            Ok(0) => return Err(None),
-            Ok(n) => n,
+        let mut stream = match listener.accept() {
+            Ok((s, _)) => s,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Err(Some("408 Request Timeout"))
+            Err(e) => {
+                warn!("metrics: accept: {e}");
+                return true;
             }
-            Err(_) => return Err(None),
         };
-        // the end may straddle two reads
-        let from = head.len().saturating_sub(3);
-        head.extend_from_slice(&buf[..n]);
-        if let Some(end) = find(&head[from..], b"\r\n\r\n").or_else(|| find(&head[from..], b"\n\n"))
-        {
-            head.truncate(from + end);
-            return Ok(head);
+        if conns.len() >= MAX_CONNS {
+            // the oldest connection still sending its head gives its place
+            let oldest = conns
+                .iter()
+                .filter(|(_, c)| c.out.is_none())
+                .min_by_key(|(&id, c)| (c.opened, id))
+                .map(|(&id, _)| id);
+            match oldest {
+                Some(id) => close(poll, conns.remove(&id)),
+                None => continue, // every place is being answered: dropped, closed
+            }
         }
-        if head.len() > MAX_HEAD {
-            return Err(Some("431 Request Header Fields Too Large"));
+        *next_id = next_id.wrapping_add(1) % (usize::MAX - 1);
+        let id = *next_id;
+        if poll
+            .registry()
+            .register(
+                &mut stream,
+                Token(id),
+                Interest::READABLE | Interest::WRITABLE,
+            )
+            .is_err()
+        {
+            continue;
+        }
+        let now = Instant::now();
+        let mut c = Conn {
+            stream,
+            opened: now,
+            deadline: now + DEADLINE,
+            head: Vec::with_capacity(512),
+            out: None,
+        };
+        // its head may be here already: read it now (the poll also says so)
+        if progress(&mut c, page) {
+            conns.insert(id, c);
+        } else {
+            close(poll, Some(c));
         }
     }
+}
+
+/// Reads what has come and writes what the socket takes; false when the connection is done
+/// (answered, gone, or failed) and must be closed.
+fn progress(c: &mut Conn, page: &dyn Fn() -> String) -> bool {
+    if c.out.is_none() {
+        let mut buf = [0u8; 1024];
+        loop {
+            let n = match c.stream.read(&mut buf) {
+                Ok(0) => return false,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return false,
+            };
+            match take(&mut c.head, &buf[..n]) {
+                Head::More => continue,
+                Head::Whole => {
+                    c.out = Some((respond(&c.head, page), 0));
+                }
+                Head::TooLong => {
+                    c.out = Some((plain("431 Request Header Fields Too Large", ""), 0));
+                }
+            }
+            c.deadline = Instant::now() + DEADLINE;
+            break;
+        }
+    }
+    let Some((out, written)) = c.out.as_mut() else {
+        return true;
+    };
+    while *written < out.len() {
+        match c.stream.write(&out[*written..]) {
+            Ok(0) => return false,
+            Ok(n) => *written += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return false,
+        }
+    }
+    let _ = c.stream.shutdown(std::net::Shutdown::Write);
+    false
+}
+
+/// Closes a connection (its socket leaves the poll and is dropped).
+fn close(poll: &Poll, c: Option<Conn>) {
+    if let Some(mut c) = c {
+        let _ = poll.registry().deregister(&mut c.stream);
+    }
+}
+
+enum Head {
+    More,
+    Whole,
+    TooLong,
+}
+
+/// Adds `bytes` to the head read so far; cut at its end when it is whole.
+fn take(head: &mut Vec<u8>, bytes: &[u8]) -> Head {
+    // the end may straddle two reads
+    let from = head.len().saturating_sub(3);
+    head.extend_from_slice(bytes);
+    if let Some(end) = find(&head[from..], b"\r\n\r\n").or_else(|| find(&head[from..], b"\n\n")) {
+        head.truncate(from + end);
+        return Head::Whole;
+    }
+    if head.len() > MAX_HEAD {
+        return Head::TooLong;
+    }
+    Head::More
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
