@@ -30,7 +30,7 @@ complete -c portcullis -n "__fish_portcullis_needs_command" -f -a "run" -d 'Run 
 complete -c portcullis -n "__fish_portcullis_needs_command" -f -a "status" -d 'Show jails, addresses failing in the window, and active bans'
 complete -c portcullis -n "__fish_portcullis_needs_command" -f -a "bans" -d 'List active bans'
 complete -c portcullis -n "__fish_portcullis_needs_command" -f -a "ban" -d 'Ban an address or CIDR prefix by hand (refused for loopback, own and ignored addresses)'
-complete -c portcullis -n "__fish_portcullis_needs_command" -f -a "unban" -d 'Lift a ban (or all bans with --all); the offender\'s escalation starts again'
+complete -c portcullis -n "__fish_portcullis_needs_command" -f -a "unban" -d 'Lift a ban (or all bans with --all); the offender\'s escalation starts again (of one not banned now, its earlier bans are forgotten)'
 complete -c portcullis -n "__fish_portcullis_needs_command" -f -a "reload" -d 'Ask the daemon to re-read its configuration (a bad one is refused; the old keeps running)'
 complete -c portcullis -n "__fish_portcullis_needs_command" -f -a "check-config" -d 'Validate the configuration (and its portcullis.d/ drop-ins) without starting anything'
 complete -c portcullis -n "__fish_portcullis_needs_command" -f -a "test" -d 'Try a filter on a log: a summary of matches, or one JSON object per line'

@@ -343,6 +343,45 @@ impl History {
         n
     }
 
+    /// A pardon of `target` in `jail` at `at` (a manual unban of an offender not banned
+    /// now): its earlier bans no longer count toward escalation. Counted as
+    /// [`History::count`] counts them (in `scope`: the jail, or every jail with
+    /// `across_jails`, after `since`), under `target` and under the prefixes that hold it
+    /// and have bans of their own (a /64 banned as the offender of its addresses). Returns
+    /// how many counted, and the prefixes the reset is recorded under: `target`, whose
+    /// reset the keys that hold it see, and each prefix inside it with bans of its own,
+    /// which does not. Nothing is recorded when nothing counted.
+    pub fn forget(
+        &mut self,
+        target: Cidr,
+        jail: &str,
+        scope: Option<&str>,
+        since: Millis,
+        at: Millis,
+    ) -> (u32, Vec<Cidr>) {
+        let holders = (0..target.len)
+            .filter_map(|len| Cidr::new(target.addr, len))
+            .filter(|c| self.entries.contains_key(c));
+        let n = holders
+            .map(|h| self.count(h, scope, since))
+            .chain([self.count(target, scope, since)])
+            .max()
+            .unwrap_or(0);
+        if n == 0 {
+            return (0, Vec::new());
+        }
+        let mut at_keys: Vec<Cidr> = self
+            .within(target)
+            .filter(|(c, v)| **c != target && v.iter().any(|e| !e.reset))
+            .map(|(c, _)| *c)
+            .collect();
+        at_keys.insert(0, target);
+        for &c in &at_keys {
+            self.record_reset(c, jail, at);
+        }
+        (n, at_keys)
+    }
+
     /// The entries of `target` and of the prefixes inside it.
     fn within(&self, target: Cidr) -> impl Iterator<Item = (&Cidr, &Vec<Entry>)> {
         let hi = Cidr {
@@ -802,6 +841,49 @@ mod tests {
 
     fn c(s: &str) -> Cidr {
         Cidr::parse(s).unwrap()
+    }
+
+    #[test]
+    fn forget_pardons_the_offender_its_holders_and_the_prefixes_inside_it() {
+        let c = |s: &str| Cidr::parse(s).unwrap();
+        let mut h = History::new();
+        // nothing banned: nothing to forget, nothing recorded
+        assert_eq!(h.forget(c("192.0.2.7"), "sshd", None, 0, 50), (0, vec![]));
+        assert_eq!(h.count(c("192.0.2.7"), None, 0), 0);
+        h.record_ban(c("192.0.2.7"), "sshd", 10);
+        h.record_ban(c("192.0.2.7"), "sshd", 20);
+        h.record_ban(c("192.0.2.7"), "web", 25);
+        // in the jail alone: its two bans
+        assert_eq!(
+            h.forget(c("192.0.2.7"), "sshd", Some("sshd"), 0, 30),
+            (2, vec![c("192.0.2.7")])
+        );
+        assert_eq!(h.count(c("192.0.2.7"), Some("sshd"), 0), 0);
+        assert_eq!(h.count(c("192.0.2.7"), Some("web"), 0), 1);
+        // the next ban is the first again
+        h.record_ban(c("192.0.2.7"), "sshd", 40);
+        assert_eq!(h.count(c("192.0.2.7"), Some("sshd"), 0), 1);
+        // outside the window: nothing counted, nothing recorded
+        assert_eq!(h.forget(c("192.0.2.7"), "sshd", Some("sshd"), 45, 50).0, 0);
+        // an address of a /64 that was banned as the offender: the /64's bans
+        let net = c("2001:db8:5:6::/64");
+        h.record_ban(net, "sshd", 100);
+        h.record_ban(net, "sshd", 200);
+        let addr = c("2001:db8:5:6::9");
+        assert_eq!(
+            h.forget(addr, "sshd", Some("sshd"), 0, 300),
+            (2, vec![addr])
+        );
+        assert_eq!(h.count(net, Some("sshd"), 0), 0);
+        // a /48 over bans of prefixes inside it: each keeps a reset of its own
+        let inner = c("2001:db8:7:1::/64");
+        h.record_ban(inner, "sshd", 400);
+        let wide = c("2001:db8:7::/48");
+        assert_eq!(
+            h.forget(wide, "sshd", Some("sshd"), 0, 500),
+            (1, vec![wide, inner])
+        );
+        assert_eq!(h.count(inner, Some("sshd"), 0), 0);
     }
 
     #[test]

@@ -112,7 +112,8 @@ enum Cmd {
         #[command(flatten)]
         target: Target,
     },
-    /// Lift a ban (or all bans with --all); the offender's escalation starts again.
+    /// Lift a ban (or all bans with --all); the offender's escalation starts again (of one
+    /// not banned now, its earlier bans are forgotten).
     Unban {
         /// The address or prefix (an address inside a banned prefix lifts the prefix).
         addr: Option<String>,

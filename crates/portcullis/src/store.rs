@@ -527,6 +527,18 @@ impl Store {
         )
     }
 
+    /// The bans and manual unbans after `since`, as the escalation counts them.
+    pub fn escalation_history(&self, since: i64) -> Result<portcullis_core::policy::History> {
+        let mut h = portcullis_core::policy::History::new();
+        for b in self.history_since(since)? {
+            h.record_ban(b.addr, &b.jail, b.start);
+        }
+        for (a, jail, at) in self.resets_since(since)? {
+            h.record_reset(a, &jail, at);
+        }
+        Ok(h)
+    }
+
     /// Every manual unban after `since`: (address, jail, time), oldest first.
     pub fn resets_since(&self, since: i64) -> Result<Vec<(Cidr, String, i64)>> {
         let read = || -> rusqlite::Result<Vec<(String, String, i64)>> {

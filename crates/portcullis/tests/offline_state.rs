@@ -311,3 +311,39 @@ fn unban_of_a_prefix_lifts_the_bans_inside_it() {
     assert!(o.success(), "{}", o.stderr_str());
     assert!(hosts(&config).is_empty(), "{:?}", hosts(&config));
 }
+
+/// `unban` of an offender whose bans have ended forgets them (its next ban is a first one
+/// again), with the daemon stopped as with it running: the reset is in the state file.
+#[test]
+fn an_offline_unban_of_an_offender_between_bans_pardons_it() {
+    let work = tempfile::Builder::new()
+        .prefix("pct-offline-pardon-")
+        .tempdir()
+        .unwrap();
+    let dir = work.path();
+    let config = two_jail_null_config(dir);
+    let d = Daemon::start(&config, &dir.join("run1.log"));
+    let x = "203.0.113.80";
+    for _ in 0..2 {
+        assert!(cli(&["ban", x, "--for", "1s"], &config).check().success());
+        wait_for("the short ban to end", Duration::from_secs(20), || {
+            !cli(&["bans"], &config).stdout_str().contains(x)
+        });
+    }
+    d.stop();
+    let o = cli(&["unban", x], &config);
+    assert!(o.success(), "{o:?}");
+    assert!(
+        o.stdout_str()
+            .contains("its earlier bans are forgotten (2 in jail sshd)"),
+        "{o:?}"
+    );
+    assert!(!cli(&["unban", x], &config).success(), "forgotten twice");
+    let d = Daemon::start(&config, &dir.join("run2.log"));
+    assert!(cli(&["ban", x], &config).check().success());
+    let o = cli(&["bans", "--json"], &config).check();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["bans"][0]["host"], x, "{v}");
+    assert_eq!(v["bans"][0]["count"], 1, "{v}");
+    d.stop();
+}

@@ -190,6 +190,16 @@ pub fn unban(cfg: &Config, addr: Option<Cidr>, jail: Option<&str>, now: i64) -> 
         }
     };
     if lift.is_empty() {
+        // not banned, but banned before: a pardon, as the daemon's `unban` gives
+        if let Some(t) = addr {
+            let since = now - crate::daemon::HISTORY_DAYS * 86_400_000;
+            let mut history = store.escalation_history(since)?;
+            let (said, ops) = crate::daemon::pardon(&mut history, cfg, t, jail, now);
+            if !said.is_empty() {
+                store.apply(&ops)?;
+                return Ok(Response::ok(crate::daemon::pardoned(t, &said)));
+            }
+        }
         return Ok(Response::err(match addr {
             Some(a) => format!("{a} is not banned (no such active ban in the state file)"),
             None => "nothing is banned (no active ban in the state file)".into(),

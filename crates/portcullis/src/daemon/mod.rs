@@ -1332,15 +1332,9 @@ impl Engine {
 
     /// Loads the ban history of the last [`HISTORY_DAYS`] (escalation survives restarts).
     fn load_history(&mut self, now: Millis) -> Result<()> {
-        let since = now - HISTORY_DAYS * 86_400_000;
-        let mut h = History::new();
-        for b in self.store.history_since(since)? {
-            h.record_ban(b.addr, &b.jail, b.start);
-        }
-        for (a, jail, at) in self.store.resets_since(since)? {
-            h.record_reset(a, &jail, at);
-        }
-        self.history = h;
+        self.history = self
+            .store
+            .escalation_history(now - HISTORY_DAYS * 86_400_000)?;
         Ok(())
     }
 
@@ -2916,6 +2910,12 @@ impl Engine {
             }
         }
         if fw_ops.is_empty() {
+            // not banned now, but banned before: a pardon, its escalation starts again
+            if let Some(t) = target {
+                if let Some(r) = self.forget(t, jail, now) {
+                    return r;
+                }
+            }
             return Response::err(match (target, jail) {
                 (Some(t), Some(n)) => {
                     // banned in other jails: say where (`--jail` chose one)
@@ -2955,6 +2955,23 @@ impl Engine {
             ));
         }
         Response::ok(format!("unbanned {} ban(s)", fw_ops.len()))
+    }
+
+    /// `unban` of `t`, which is not banned (in `jail`, or in any jail): its earlier bans are
+    /// forgotten ([`pardon`]). `None` when no jail counts any (then `unban` says "not
+    /// banned", as before).
+    fn forget(&mut self, t: Cidr, jail: Option<&str>, now: Millis) -> Option<Response> {
+        let (said, st_ops) = pardon(&mut self.history, &self.cfg, t, jail, now);
+        if said.is_empty() {
+            return None;
+        }
+        if let Err(e) = self.store.apply(&st_ops) {
+            return Some(Response::err(format!(
+                "{t} is not banned; its earlier bans are forgotten until a restart, the state could not be saved: {e:#}"
+            )));
+        }
+        info!("{t} pardoned: its earlier bans are forgotten ({said})");
+        Some(Response::ok(pardoned(t, &said)))
     }
 }
 
@@ -3006,6 +3023,46 @@ impl Engine {
             st_ops.len() / 2
         ))
     }
+}
+
+/// Forgets the earlier bans of `t` (not banned now) in `jail`, or in every configured
+/// jail, each counted as that jail's escalation counts them ([`History::forget`]): so that
+/// its next ban is a first one again. Returns what was forgotten ("2 in jail sshd", empty
+/// when nothing) and the resets to store. The daemon's `unban` and the offline one.
+pub(crate) fn pardon(
+    history: &mut History,
+    cfg: &Config,
+    t: Cidr,
+    jail: Option<&str>,
+    now: Millis,
+) -> (String, Vec<StoreOp>) {
+    let mut said = Vec::new();
+    let mut ops = Vec::new();
+    for j in cfg
+        .jails
+        .iter()
+        .filter(|j| jail.is_none_or(|n| n == j.name))
+    {
+        let ban = &j.policy.ban;
+        let scope = (!ban.across_jails()).then_some(j.name.as_str());
+        let since = now.saturating_sub(ban.window());
+        let (n, keys) = history.forget(t, &j.name, scope, since, now);
+        if n == 0 {
+            continue;
+        }
+        said.push(format!("{n} in jail {}", j.name));
+        ops.extend(keys.into_iter().map(|addr| StoreOp::Reset {
+            addr,
+            jail: j.name.clone(),
+            at: now,
+        }));
+    }
+    (said.join(", "), ops)
+}
+
+/// The answer to an `unban` that pardoned (see [`pardon`]).
+pub(crate) fn pardoned(t: Cidr, said: &str) -> String {
+    format!("{t} is not banned; its earlier bans are forgotten ({said}): its next ban is a first one again")
 }
 
 /// Where the bans are left when the daemon stops.
@@ -4701,6 +4758,73 @@ wait "$p"
             (p[0].host.as_str(), p[0].until.as_str(), p[0].remaining_secs),
             ("192.0.2.44", "forever", -1)
         );
+    }
+
+    /// `unban` of an offender not banned now (its last ban ended) forgets its earlier bans:
+    /// its next ban is a first one again, also after a restart, and `unban` of an address
+    /// never banned still says "not banned" (review 28: nothing could reset the escalation
+    /// of an offender between bans).
+    #[test]
+    fn unban_of_an_offender_between_bans_pardons_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg_path = dir.path().join("p.toml");
+        std::fs::write(
+            &cfg_path,
+            config(dir.path(), &[("a", &[]), ("b", &[])])
+                + "bantime_increment = { factor = 2.0, max = \"1d\", window = \"30d\" }\n",
+        )
+        .unwrap();
+        let (tx, _rx) = engine_channel();
+        let mut eng = engine(dir.path(), &cfg_path, tx.clone());
+        eng.restore().unwrap();
+        let short = |eng: &mut Engine, jail: &str| {
+            let r = eng.on_control(Request::Ban {
+                addr: "203.0.113.70".into(),
+                jail: Some(jail.into()),
+                duration: Some("20ms".into()),
+            });
+            assert!(r.ok, "{r:?}");
+            std::thread::sleep(Duration::from_millis(40));
+            eng.expire(now_ms()).unwrap();
+        };
+        let unban = |eng: &mut Engine, addr: &str, jail: Option<&str>| {
+            eng.on_control(Request::Unban {
+                addr: Some(addr.into()),
+                jail: jail.map(str::to_string),
+                all: false,
+            })
+        };
+        short(&mut eng, "a");
+        short(&mut eng, "a");
+        short(&mut eng, "b");
+        assert!(bans_of(&mut eng, false).is_empty());
+        // never banned: as before
+        let r = unban(&mut eng, "203.0.113.71", None);
+        assert!(
+            !r.ok && r.error.as_deref() == Some("203.0.113.71 is not banned"),
+            "{r:?}"
+        );
+        // in jail a only: b keeps its count
+        std::thread::sleep(Duration::from_millis(2));
+        let r = unban(&mut eng, "203.0.113.70", Some("a"));
+        assert!(r.ok, "{r:?}");
+        assert_eq!(
+            r.message.as_deref(),
+            Some("203.0.113.70 is not banned; its earlier bans are forgotten (2 in jail a): its next ban is a first one again")
+        );
+        // nothing left to forget in a: "not banned" again
+        assert!(!unban(&mut eng, "203.0.113.70", Some("a")).ok);
+        drop(eng);
+        let mut eng = engine(dir.path(), &cfg_path, tx);
+        eng.restore().unwrap();
+        assert!(ban(&mut eng, "203.0.113.70", "a").ok);
+        assert!(ban(&mut eng, "203.0.113.70", "b").ok);
+        let mut counts: Vec<(String, u32)> = bans_of(&mut eng, false)
+            .into_iter()
+            .map(|b| (b.jail, b.count))
+            .collect();
+        counts.sort();
+        assert_eq!(counts, [("a".to_string(), 1), ("b".to_string(), 2)]);
     }
 
     #[test]
