@@ -28,9 +28,6 @@ _portcullis() {
             portcullis,filters)
                 cmd="portcullis__subcmd__filters"
                 ;;
-            portcullis,generate-assets)
-                cmd="portcullis__subcmd__generate__subcmd__assets"
-                ;;
             portcullis,help)
                 cmd="portcullis__subcmd__help"
                 ;;
@@ -65,7 +62,7 @@ _portcullis() {
 
     case "${cmd}" in
         portcullis)
-            opts="-h -V --help --version run status bans ban unban reload check-config test replay filters import-fail2ban report help generate-assets"
+            opts="-h -V --help --version run status bans ban unban reload check-config test replay filters import-fail2ban report help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -175,20 +172,6 @@ _portcullis() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        portcullis__subcmd__generate__subcmd__assets)
-            opts="-h --help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;

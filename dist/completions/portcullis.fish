@@ -39,7 +39,6 @@ complete -c portcullis -n "__fish_portcullis_needs_command" -f -a "filters" -d '
 complete -c portcullis -n "__fish_portcullis_needs_command" -f -a "import-fail2ban" -d 'Translate a fail2ban filter.d/*.conf into a Portcullis filter (TOML)'
 complete -c portcullis -n "__fish_portcullis_needs_command" -f -a "report" -d 'Statistics from the daemon\'s history (stats.db in the state directory): top addresses, user names tried, bans per jail and rule, a timeline, repeat offenders, top /24 and /64 prefixes'
 complete -c portcullis -n "__fish_portcullis_needs_command" -f -a "help" -d 'Print the help of portcullis, or of one of its subcommands (as `portcullis SUBCOMMAND --help` does)'
-complete -c portcullis -n "__fish_portcullis_needs_command" -f -a "generate-assets" -d 'Write the man pages and shell completions generated from this command line into DIR (`man/`, `completions/`): how dist/ is kept up to date (a developer\'s command; README, "Install as a service")'
 complete -c portcullis -n "__fish_portcullis_using_subcommand run" -s c -l config -d 'Configuration file [default: /etc/portcullis/portcullis.toml, else built-in defaults]' -r -F
 complete -c portcullis -n "__fish_portcullis_using_subcommand run" -l log-level -d 'Least important messages shown: error, warning, note, debug [default: the configuration\'s `log_level`, else note]. Bans, unbans and restores are always shown' -r -f -a "error\t''
 warning\t''
@@ -97,4 +96,3 @@ complete -c portcullis -n "__fish_portcullis_using_subcommand report" -l top -d 
 complete -c portcullis -n "__fish_portcullis_using_subcommand report" -s o -l output -d 'Write the report here [default: standard output]' -r -F
 complete -c portcullis -n "__fish_portcullis_using_subcommand report" -s h -l help -d 'Print help'
 complete -c portcullis -n "__fish_portcullis_using_subcommand help" -s h -l help -d 'Print help'
-complete -c portcullis -n "__fish_portcullis_using_subcommand generate-assets" -s h -l help -d 'Print help'

@@ -37,8 +37,22 @@ pub fn run(cmd: Command, dir: &Path) -> anyhow::Result<i32> {
             &name,
         )?;
     }
+    // the completions offer what `--help` shows: a copy without the hidden subcommands
+    // (clap_complete's bash and fish output listed `generate-assets`)
+    let visible = cmd
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set())
+        .cloned()
+        .collect::<Vec<_>>();
+    let shown = Command::new(cmd.get_name().to_string())
+        .version(env!("CARGO_PKG_VERSION"))
+        .about(cmd.get_about().cloned().unwrap_or_default())
+        .long_about(cmd.get_long_about().cloned().unwrap_or_default())
+        .args(cmd.get_arguments().cloned())
+        .disable_help_subcommand(cmd.is_disable_help_subcommand_set())
+        .subcommands(visible);
     for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
-        let mut c = cmd.clone();
+        let mut c = shown.clone();
         clap_complete::generate_to(shell, &mut c, "portcullis", &comp)
             .with_context(|| format!("writing the {shell} completion"))?;
     }
@@ -72,6 +86,16 @@ mod tests {
                 "portcullis.8 names {n}(8): no {}",
                 page.display()
             );
+        }
+        // the completions offer what `--help` shows: every visible subcommand, not the
+        // hidden ones (they listed `generate-assets`)
+        for f in ["portcullis.bash", "_portcullis", "portcullis.fish"] {
+            let text = std::fs::read_to_string(t.path().join("completions").join(f)).unwrap();
+            assert!(
+                text.contains("import-fail2ban") && text.contains("check-config"),
+                "{f}"
+            );
+            assert!(!text.contains("generate-assets"), "{f}");
         }
     }
 }
