@@ -265,11 +265,13 @@ fn scenario(lab: &mut Lab, backend: &str, extra: &str, probe: Probe, mnt_of: Opt
     });
     assert_eq!((probe.count)(lab, ATT), 0, "{backend}: gone after unban");
 
-    // a ban that ends while the daemon is dead is gone after the next start
-    d.cli(&["ban", ATT, "--for", "2s"]).check();
+    // a ban that ends while the daemon is dead is gone after the next start (5 s: long
+    // enough that the probe, a process of its own, sees it first on a loaded machine;
+    // 2 s could end before it, review 32)
+    d.cli(&["ban", ATT, "--for", "5s"]).check();
     assert_eq!((probe.count)(lab, ATT), 1);
     d.kill9();
-    std::thread::sleep(Duration::from_millis(2500));
+    std::thread::sleep(Duration::from_millis(5500));
     d.spawn();
     wait_for(
         &format!("{backend}: the ban that ended during the crash is gone"),
@@ -277,11 +279,11 @@ fn scenario(lab: &mut Lab, backend: &str, extra: &str, probe: Probe, mnt_of: Opt
         || (probe.count)(lab, ATT) == 0,
     );
     // and one that ends while it runs is lifted by it
-    d.cli(&["ban", ATT, "--for", "2s"]).check();
+    d.cli(&["ban", ATT, "--for", "5s"]).check();
     assert_eq!((probe.count)(lab, ATT), 1);
     wait_for(
         &format!("{backend}: an ended ban is lifted"),
-        Duration::from_secs(10),
+        Duration::from_secs(15),
         || (probe.count)(lab, ATT) == 0,
     );
 

@@ -62,15 +62,15 @@ fn a_failing_or_hanging_ban_program_neither_stops_nor_holds_the_daemon() {
     let start = Instant::now();
     offend("203.0.113.8");
     offend("203.0.113.9");
-    wait_for("the next ban carried out", Duration::from_secs(15), || {
+    wait_for("the next ban carried out", Duration::from_secs(28), || {
         fs::read_to_string(&calls)
             .unwrap_or_default()
             .contains("ban 203.0.113.9")
     });
     // the hung program was killed at its timeout (twice: the batch, then alone), not after
-    // its child's 30 s
+    // its child's 30 s (about 2 s; the bound leaves a loaded machine room, review 32)
     assert!(
-        start.elapsed() < Duration::from_secs(12),
+        start.elapsed() < Duration::from_secs(25),
         "{:?}",
         start.elapsed()
     );
@@ -141,8 +141,10 @@ fn a_program_that_hangs_for_every_address_holds_one_batch_two_timeouts_at_most()
     wait_for("the batch given up", Duration::from_secs(20), || {
         d.log().contains("refused without running it")
     });
+    // two 1 s timeouts, about 2 s; ten (one per address) would be 10 s at least: the
+    // bound is between, with room for a loaded machine (it was 6 s, review 32)
     assert!(
-        start.elapsed() < Duration::from_secs(6),
+        start.elapsed() < Duration::from_secs(9),
         "{:?}\n{}",
         start.elapsed(),
         d.log()

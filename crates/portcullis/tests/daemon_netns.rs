@@ -1083,11 +1083,14 @@ fn rotation_under_load() {
             lost_of[kind.name()]
         );
     }
-    // copytruncate loses what was appended after the last read before the truncation; on a
-    // steady stream that is little.
+    // copytruncate loses what was appended after the last read before the truncation (a
+    // tail, checked above): on a steady stream that is little, but how little depends on
+    // how soon the follower's thread runs, so only a loss of most of the stream fails here
+    // (a 10% bound was a timing assertion a loaded CI machine could miss, review 32); the
+    // ratio is printed above
     assert!(
-        ct_lost * 10 <= ct_written,
-        "copytruncate lost {ct_lost} of {ct_written} lines of a steady stream (more than 10%)"
+        ct_lost * 2 <= ct_written,
+        "copytruncate lost {ct_lost} of {ct_written} lines of a steady stream (more than half)"
     );
     let active = d.bans().len();
     assert_eq!(

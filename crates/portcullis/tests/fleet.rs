@@ -2,8 +2,9 @@
 //! each test on loopback with its own port and temporary directory, killed at the end)
 //! between real daemons (`portcullis run`, null firewall, separate state directories).
 //!
-//! * `a_ban_spreads_within_2s_and_local_ignore_wins` — a brute force against A is banned
-//!   on B within 2 s with origin `fleet:a`; C's ignore list keeps it off C; A's unban lifts
+//! * `a_ban_spreads_to_the_fleet_and_local_ignore_wins` — a brute force against A is banned
+//!   on B with origin `fleet:a` (the time it took printed: a bound on it is the fleet
+//!   bench's to measure, not a test's to assert under a loaded CI machine); C's ignore list keeps it off C; A's unban lifts
 //!   it on B.
 //! * `redis_down_then_back_empty_loses_nothing` — with Redis stopped A still bans locally
 //!   (outbox), and B gets it once Redis is back (empty: no persistence); then Redis loses
@@ -436,7 +437,7 @@ fn readers_up(nodes: &[&Node]) {
 }
 
 #[test]
-fn a_ban_spreads_within_2s_and_local_ignore_wins() {
+fn a_ban_spreads_to_the_fleet_and_local_ignore_wins() {
     let t = tmp("pct-fleet-spread-");
     let redis = Redis::start(t.path());
     let a = Node::new(t.path(), "a", &redis, "", "");
@@ -453,8 +454,7 @@ fn a_ban_spreads_within_2s_and_local_ignore_wins() {
     wait_for("the ban on B", Duration::from_secs(10), || {
         b.banned("203.0.113.10").is_some()
     });
-    let took = banned_at.elapsed();
-    assert!(took < Duration::from_secs(2), "B banned after {took:?}");
+    println!("B banned {:?} after A", banned_at.elapsed());
     assert_eq!(b.banned("203.0.113.10").as_deref(), Some("fleet:a"));
     // C's own ignore list covers it: refused, counted, never banned
     wait_for("C's refusal", Duration::from_secs(10), || {
@@ -877,7 +877,10 @@ fn an_expiry_while_redis_is_away_leaves_the_hash_later() {
     let redis = Redis::start(t.path());
     let mut a = Node::new(t.path(), "a", &redis, "", "");
     readers_up(&[&a]);
-    let r = a.ask(json!({"cmd": "ban", "addr": "198.51.100.77", "jail": "sshd", "duration": "3s"}));
+    // long enough that the node is shut out before it ends, on a loaded machine too (3 s
+    // left one redis-cli per poll and two more to do it in, review 32)
+    let r =
+        a.ask(json!({"cmd": "ban", "addr": "198.51.100.77", "jail": "sshd", "duration": "12s"}));
     assert_eq!(r["ok"], true, "{r}");
     let field = "a|sshd|198.51.100.77";
     wait_for("the ban in the hash", Duration::from_secs(10), || {
@@ -888,7 +891,7 @@ fn an_expiry_while_redis_is_away_leaves_the_hash_later() {
     // the node is shut out: its user off, its connections closed (Redis keeps its data)
     redis.cli(&["ACL", "SETUSER", "fleet", "off"]);
     redis.cli(&["CLIENT", "KILL", "USER", "fleet"]);
-    wait_for("the ban's end", Duration::from_secs(15), || {
+    wait_for("the ban's end", Duration::from_secs(30), || {
         a.banned("198.51.100.77").is_none()
     });
     std::thread::sleep(Duration::from_secs(3));
@@ -939,7 +942,9 @@ fn caps_hold_rate_and_count() {
     let t = tmp("pct-fleet-caps-");
     let redis = Redis::start(t.path());
     let a = Node::new(t.path(), "a", &redis, "", "");
-    let b = Node::new(t.path(), "b", &redis, "", "accept_rate = 5\n");
+    // 2 a second: the 40 bans of A (a CLI process each) reach B faster than that on a
+    // loaded machine too (at 5, 40 bans taking 7 s would be refused none, review 32)
+    let b = Node::new(t.path(), "b", &redis, "", "accept_rate = 2\n");
     let c = Node::new(t.path(), "c", &redis, "", "max_bans = 3\n");
     readers_up(&[&a, &b, &c]);
     let start = Instant::now();
@@ -955,8 +960,8 @@ fn caps_hold_rate_and_count() {
     std::thread::sleep(Duration::from_secs(1));
     let secs = start.elapsed().as_secs_f64();
     let held = b.bans().len() as f64;
-    // a burst of 5, then 5 a second
-    assert!(held <= 5.0 + 5.0 * secs + 1.0, "{held} bans in {secs:.1}s");
+    // a burst of 2, then 2 a second
+    assert!(held <= 2.0 + 2.0 * secs + 1.0, "{held} bans in {secs:.1}s");
     assert!(held < 40.0);
     assert_eq!(c.bans().len(), 3);
     let f = c.fleet();
@@ -1557,11 +1562,7 @@ fn nftables_in_three_namespaces() {
     wait_for("B's kernel set", Duration::from_secs(10), || {
         b.in_kernel("203.0.113.60")
     });
-    let took = t0.elapsed();
-    assert!(
-        took < Duration::from_secs(2),
-        "in B's kernel after {took:?}"
-    );
+    println!("in B's kernel {:?} after A's", t0.elapsed());
     wait_for("C's refusal", Duration::from_secs(10), || {
         c.counter("refused_ignored") >= 1
     });
@@ -1835,7 +1836,8 @@ fn a_fleet_ban_of_the_redis_server_is_refused() {
     wait_for("the partition seen", Duration::from_secs(12), || {
         a.fleet()["connected"] == false
     });
-    assert!(t0.elapsed() < Duration::from_secs(8), "{:?}", t0.elapsed());
+    // (within the 12 s of the wait: an 8 s bound on top was a timing assertion, review 32)
+    println!("partition seen after {:?}", t0.elapsed());
 }
 
 fn percentile(v: &mut [Duration], p: f64) -> Duration {

@@ -194,7 +194,7 @@ fn a_running_daemon_is_scraped_and_promtool_accepts_the_text() {
     let started = Instant::now();
     assert!(scrape(port).contains("portcullis_bans_active"));
     assert!(
-        started.elapsed() < Duration::from_secs(2),
+        started.elapsed() < Duration::from_secs(4),
         "a scrape waited {:?} behind idle clients",
         started.elapsed()
     );
@@ -206,7 +206,7 @@ fn a_running_daemon_is_scraped_and_promtool_accepts_the_text() {
         let _ = s.read_to_end(&mut out);
     }
     assert!(
-        t0.elapsed() < Duration::from_secs(9),
+        t0.elapsed() < Duration::from_secs(12),
         "idle clients kept for {:?}",
         t0.elapsed()
     );

@@ -771,7 +771,9 @@ fn a_dribbling_mail_server_is_given_up_and_no_event_is_lost() {
                                 if c.write_all(b"220-still here\r\n").is_err() {
                                     return;
                                 }
-                                std::thread::sleep(Duration::from_millis(300));
+                                // well within the 1 s read timeout, a stalled thread
+                                // too (300 ms left 700 ms of room, review 32)
+                                std::thread::sleep(Duration::from_millis(100));
                             }
                         }));
                     }

@@ -427,8 +427,10 @@ mod tests {
         let listener = UnixListener::bind(&path).unwrap();
         let (tx, _rx) = crate::daemon::engine_channel();
         std::thread::spawn(move || serve(listener, tx));
-        let closed_at_once = |s: &mut UnixStream| {
-            s.set_read_timeout(Some(Duration::from_millis(300)))
+        // closed within `wait` (a closed one is seen at once; `wait` only bounds how long a
+        // loaded machine may take to run the accepting thread, review 32)
+        let closed_within = |s: &mut UnixStream, wait: u64| {
+            s.set_read_timeout(Some(Duration::from_millis(wait)))
                 .unwrap();
             matches!(s.read(&mut [0u8; 1]), Ok(0))
         };
@@ -438,14 +440,18 @@ mod tests {
         std::thread::sleep(Duration::from_millis(200));
         for _ in 0..3 * MAX_CLIENTS {
             let mut s = UnixStream::connect(&path).unwrap();
-            assert!(closed_at_once(&mut s));
+            assert!(closed_within(&mut s, 3000));
         }
-        // the places held are still served (not closed), and freed they serve again
-        assert!(!closed_at_once(&mut held[0]));
+        // the places held are still served (not closed), and freed they serve again (once
+        // their threads have seen the ends: a few tries)
+        assert!(!closed_within(&mut held[0], 300));
         held.clear();
-        std::thread::sleep(Duration::from_millis(200));
-        let mut s = UnixStream::connect(&path).unwrap();
-        assert!(!closed_at_once(&mut s));
+        let served_again = (0..20).any(|_| {
+            std::thread::sleep(Duration::from_millis(200));
+            let mut s = UnixStream::connect(&path).unwrap();
+            !closed_within(&mut s, 300)
+        });
+        assert!(served_again);
     }
 
     /// A client that sends a byte now and then, never a whole request, loses its place at
@@ -473,7 +479,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(200));
         // all places held: a newcomer is closed at once
         let mut s = UnixStream::connect(&path).unwrap();
-        s.set_read_timeout(Some(Duration::from_millis(300)))
+        s.set_read_timeout(Some(Duration::from_millis(3000)))
             .unwrap();
         assert!(matches!(s.read(&mut [0u8; 1]), Ok(0)));
         // each holder trickles a byte every 250 ms (no newline) until the server closes it
@@ -496,8 +502,14 @@ mod tests {
                 "closed before the deadline: {t:?}"
             );
         }
-        // the places are free: a client with a whole request gets its answer
-        let resp = request(&path, &Request::Reload).unwrap();
+        // the places are free: a client with a whole request gets its answer (once the
+        // closed clients' threads have ended: a few tries)
+        let resp = (0..25)
+            .find_map(|_| {
+                std::thread::sleep(Duration::from_millis(200));
+                request(&path, &Request::Reload).ok()
+            })
+            .expect("no answer within 5 s of the places freed");
         assert_eq!(resp.error.as_deref(), Some("engine stand-in"));
     }
 }

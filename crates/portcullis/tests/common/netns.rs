@@ -947,7 +947,7 @@ impl Lab {
         self.ssh_attempt_as(from, target, TEST_USER, password)
     }
 
-    /// One ssh login (one password prompt) as `user`, with a hard 10 s bound.
+    /// One ssh login (one password prompt) as `user`, with a hard 14 s bound.
     pub fn ssh_attempt_as(
         &self,
         from: Side,
@@ -959,7 +959,7 @@ impl Lab {
         let args = ssh_args(None, user, &target_s);
         let mut cmd = self.ns(from).command("sshpass", &args);
         cmd.env("SSHPASS", password); // not on the command line
-        let out = run_with_timeout(&mut cmd, None, Duration::from_secs(10));
+        let out = run_with_timeout(&mut cmd, None, Duration::from_secs(14));
         classify_ssh(&out)
     }
 
@@ -1000,7 +1000,9 @@ pub fn ssh_args<'a>(bind: Option<&'a str>, user: &'a str, target: &'a str) -> Ve
         "-o",
         "NumberOfPasswordPrompts=1",
         "-o",
-        "ConnectTimeout=2",
+        // (OpenSSH's ConnectTimeout bounds the banner exchange too: a loaded machine's
+        // sshd, forking and exec'ing per connection, could miss 2 s, review 32)
+        "ConnectTimeout=4",
         "-o",
         "ConnectionAttempts=1",
         "-o",
