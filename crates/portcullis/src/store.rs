@@ -114,11 +114,16 @@ pub enum StoreOp {
     /// Record a ban: replaces the active row of (addr, jail) and adds (or, for the same
     /// start, updates) its history row.
     Ban(BanRecord),
-    /// A piece of a prefix ban cut around an address that may not be banned (at a reload,
-    /// a start, an own address that appeared): an active row only. The ban is the prefix's,
-    /// in the history already; a history row per piece made each piece an offender of its
-    /// own at the next start, and 64 pieces of one /64 made a subnet ban (review 28).
-    Piece(BanRecord),
+    /// A ban in force here that is no offence here: an active row only, never a history
+    /// row (which escalation and subnet bans count). A piece of a prefix ban cut around an
+    /// address that may not be banned (at a reload, a start, an own address that appeared):
+    /// the ban is the prefix's, in the history already; a history row per piece made each
+    /// piece an offender of its own at the next start, and 64 pieces of one /64 made a
+    /// subnet ban (review 28). A fleet peer's ban (applied, renewed or held on to another
+    /// holder's end): its origin counts it and gives its length; counted here too, it
+    /// lengthened the next local ban, but only after a restart (the engine's own history
+    /// never counted it; review 33).
+    Held(BanRecord),
     /// A new end (and reason, and count) for the active ban of (addr, jail): the same ban,
     /// not one more offence. Its start, failures and history row stay, their end follows; a
     /// `ban` of an active ban with a new duration, a fleet peer's longer ban of it. Written
@@ -381,7 +386,7 @@ impl Store {
                             ban_history.execute(row)?;
                         }
                     }
-                    StoreOp::Ban(b) | StoreOp::Piece(b) => {
+                    StoreOp::Ban(b) | StoreOp::Held(b) => {
                         let row = params![
                             b.addr.to_string(),
                             b.jail,
@@ -392,7 +397,7 @@ impl Store {
                             b.count
                         ];
                         ban_active.execute(row)?;
-                        // (a piece is the prefix's ban, in the history already)
+                        // (a held ban is no offence here: see `Held`)
                         if matches!(op, StoreOp::Ban(_)) {
                             ban_history.execute(row)?;
                         }

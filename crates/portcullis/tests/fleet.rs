@@ -543,18 +543,22 @@ fn a_ban_two_nodes_hold_ends_only_when_both_lift_it() {
         (1..=600).contains(&left(&c))
     });
     assert_eq!(c.banned(y).as_deref(), Some("fleet:a"), "{}", c.log());
-    // a new end of the ban C holds is the same ban: one history row (the state file is in
-    // WAL mode; a second reader sees what the daemon committed), not one per end, which the
-    // next start counted as offences toward escalation
-    let db = rusqlite::Connection::open(c.dir.join("state/portcullis.db")).unwrap();
-    let rows: i64 = db
-        .query_row(
-            "SELECT count(*) FROM ban_history WHERE addr = ?1",
-            [y],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(rows, 1, "{}", c.log());
+    // the fleet's bans are no offences on C (their origins count them): no history row,
+    // which the next start counted toward escalation (one per new end, even); B's manual
+    // ban of the address it held for A is B's own offence, one row (the state file is in
+    // WAL mode: a second reader sees what the daemon committed)
+    let rows = |n: &Node, addr: &str| -> i64 {
+        rusqlite::Connection::open(n.dir.join("state/portcullis.db"))
+            .unwrap()
+            .query_row(
+                "SELECT count(*) FROM ban_history WHERE addr = ?1",
+                [addr],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    assert_eq!((rows(&c, x), rows(&c, y)), (0, 0), "{}", c.log());
+    assert_eq!(rows(&b, x), 1, "{}", b.log());
 }
 
 /// Found by the same review: a node catching up from the current state applied only

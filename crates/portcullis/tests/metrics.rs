@@ -184,8 +184,9 @@ fn a_running_daemon_is_scraped_and_promtool_accepts_the_text() {
     assert_eq!(status, "HTTP/1.1 431 Request Header Fields Too Large");
 
     // clients that connect and say nothing do not hold the listener: a scrape beside a few
-    // of them is served at once, and they are all closed within the request deadline
-    // (5 s), also when more than the listener serves at once (8)
+    // of them is served at once, and they are all closed after the request deadline (5 s
+    // in the kernel, TCP_DEFER_ACCEPT, rounded up to its SYN-ACK retransmissions, about 7 s;
+    // then 5 s more once handed over), however many there are
     let t0 = Instant::now();
     let mut idle: Vec<TcpStream> = (0..3)
         .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
@@ -200,13 +201,13 @@ fn a_running_daemon_is_scraped_and_promtool_accepts_the_text() {
     );
     idle.extend((0..10).map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap()));
     for s in &mut idle {
-        s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(25))).unwrap();
         let mut out = Vec::new();
         // closed by the server: a 408 at its deadline, or at once when over the limit
         let _ = s.read_to_end(&mut out);
     }
     assert!(
-        t0.elapsed() < Duration::from_secs(12),
+        t0.elapsed() < Duration::from_secs(20),
         "idle clients kept for {:?}",
         t0.elapsed()
     );

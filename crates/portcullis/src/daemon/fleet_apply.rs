@@ -261,12 +261,8 @@ impl Engine {
             reason: BanReason::Failures,
             count: 1,
         };
-        // a renewal of the fleet ban held here is the same ban, not one more offence
-        p.store.push(if held {
-            StoreOp::Reend(record)
-        } else {
-            StoreOp::Ban(record)
-        });
+        // no offence here, applied or renewed: its origin counts it (`StoreOp::Held`)
+        p.store.push(StoreOp::Held(record));
         p.events.push(Event::Ban {
             addr: target,
             jail,
@@ -391,7 +387,7 @@ impl Engine {
             timeout_ms: until - now,
         });
         self.jails[ji].tracker_mut().ban(e.addr, now, until, 0);
-        p.store.push(StoreOp::Reend(BanRecord {
+        p.store.push(StoreOp::Held(BanRecord {
             addr: e.addr,
             jail: e.jail.clone(),
             start: now,

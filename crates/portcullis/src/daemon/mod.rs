@@ -1249,7 +1249,7 @@ impl Engine {
                         addr: p,
                         timeout_ms: fw_timeout(until, now),
                     });
-                    st_ops.push(StoreOp::Piece(BanRecord {
+                    st_ops.push(StoreOp::Held(BanRecord {
                         addr: p,
                         jail: jail.clone(),
                         start: now,
@@ -1500,7 +1500,7 @@ impl Engine {
                         addr: p,
                         timeout_ms: fw_timeout(end, now),
                     });
-                    lifted.push(StoreOp::Piece(BanRecord {
+                    lifted.push(StoreOp::Held(BanRecord {
                         addr: p,
                         jail: b.jail.clone(),
                         start: now,
@@ -2695,6 +2695,14 @@ impl Engine {
         }
         let mut ops = Vec::new();
         let before = self.jails[ji].tracker().ban_until_of(target);
+        // a fleet peer's ban of it becomes this node's own: a new ban here, an offence (the
+        // fleet's was none here: `StoreOp::Held`), not a new end of the same ban
+        let from_fleet = self.fleet.as_ref().is_some_and(|f| {
+            f.origins
+                .lock()
+                .expect("fleet origins")
+                .contains_key(&(target, jail.clone()))
+        });
         if before.is_some() {
             // a new duration for an active ban: the kernel element is replaced
             ops.push(FwOp::Del {
@@ -2740,7 +2748,7 @@ impl Engine {
         // a new duration for an active ban is the same ban: not one more offence toward
         // escalation and `permanent_after` (a ban script run again pushed a host toward a
         // permanent ban with no failure at all, a review found)
-        let count = match before {
+        let count = match before.filter(|_| !from_fleet) {
             Some(_) => self
                 .meta
                 .get(&(jail.clone(), target))
@@ -2777,7 +2785,7 @@ impl Engine {
             reason: BanReason::Manual,
             count,
         };
-        st_ops.push(match before {
+        st_ops.push(match before.filter(|_| !from_fleet) {
             Some(_) => StoreOp::Reend(record),
             None => StoreOp::Ban(record),
         });

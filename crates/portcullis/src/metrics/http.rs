@@ -14,11 +14,12 @@
 //! A slow or hostile client cannot hold it: the request head must arrive whole within
 //! [`DEADLINE`] and [`MAX_HEAD`] bytes (a body is never read), the answer must be taken
 //! within [`DEADLINE`] too, and at most [`MAX_CONNS`] connections are open at once. When
-//! all are taken, a new one takes the place of the oldest still sending its head (closed):
-//! a scraper's head comes whole and is answered at once, so idle or trickling connections,
-//! which any local user can open, never keep a scraper out (a security review held all
-//! places by reconnecting every 4.5 s); only when every place is being answered is the new
-//! one closed.
+//! all are taken, a new one takes the place of the oldest still sending its head (closed,
+//! after what has come on it is read): a scraper's head comes whole and is answered at
+//! once, so idle or trickling connections, which any local user can open, never keep a
+//! scraper out (a security review held all places by reconnecting every 4.5 s). A
+//! connection accepted in the same turn of the loop is never taken (its head not looked at
+//! yet); when no place can be freed, the new one is closed.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -61,6 +62,7 @@ pub fn serve(listener: TcpListener, page: impl Fn() -> String) {
 
 fn run(listener: TcpListener, page: &dyn Fn() -> String) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
+    defer_accept(&listener);
     let mut listener = mio::net::TcpListener::from_std(listener);
     let mut poll = Poll::new()?;
     poll.registry()
@@ -69,15 +71,17 @@ fn run(listener: TcpListener, page: &dyn Fn() -> String) -> std::io::Result<()> 
     let mut conns: HashMap<usize, Conn> = HashMap::new();
     let mut next_id = 0usize;
     // an accept that failed (out of file descriptors): tried again in a moment, not spun on
-    let mut retry_accept = false;
+    // when to accept again without a new event: at once (a turn's share taken, more
+    // waiting), or in a moment (an accept failed); `None`: at the listener's next event
+    let mut accept_again: Option<Duration> = None;
     loop {
         let now = Instant::now();
         let mut timeout = conns
             .values()
             .map(|c| c.deadline.saturating_duration_since(now))
             .min();
-        if retry_accept {
-            timeout = Some(timeout.map_or(RETRY, |t| t.min(RETRY)));
+        if let Some(a) = accept_again {
+            timeout = Some(timeout.map_or(a, |t| t.min(a)));
         }
         if let Err(e) = poll.poll(&mut events, timeout) {
             if e.kind() == std::io::ErrorKind::Interrupted {
@@ -85,7 +89,7 @@ fn run(listener: TcpListener, page: &dyn Fn() -> String) -> std::io::Result<()> 
             }
             return Err(e);
         }
-        let mut accept = retry_accept;
+        let mut accept = accept_again.is_some();
         for ev in events.iter() {
             if ev.token() == LISTENER {
                 accept = true;
@@ -99,7 +103,7 @@ fn run(listener: TcpListener, page: &dyn Fn() -> String) -> std::io::Result<()> 
             }
         }
         if accept {
-            retry_accept = accept_all(&listener, &poll, &mut conns, &mut next_id, page);
+            accept_again = accept_all(&listener, &poll, &mut conns, &mut next_id, page);
         }
         // past their deadline: a head not come whole is answered 408 (if the socket takes
         // it at once), an answer not taken is dropped
@@ -120,38 +124,61 @@ fn run(listener: TcpListener, page: &dyn Fn() -> String) -> std::io::Result<()> 
     }
 }
 
+/// Asks the kernel to hand over a connection only once its first bytes have come (Linux's
+/// `TCP_DEFER_ACCEPT`, for [`DEADLINE`]): a scraper's connection is accepted with its
+/// request there, read and answered in the same turn, and never taken for an idle one;
+/// connections that send nothing wait in the kernel, not in the places here, and come only
+/// after that time (rounded up to the kernel's SYN-ACK retransmissions: about 7 s), to be
+/// given their own deadline then, as the oldest to give their places. Without it (refused), the places alone
+/// protect the scrapers: said, not fatal. (Written with libc: rustix has no call for this
+/// option.)
+fn defer_accept(listener: &TcpListener) {
+    use std::os::fd::AsRawFd;
+    let secs: libc::c_int = DEADLINE.as_secs() as libc::c_int;
+    // SAFETY: setsockopt on a socket we own, with a pointer to a local int and its size.
+    let r = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&secs as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        warn!(
+            "metrics: TCP_DEFER_ACCEPT refused ({}): idle connections take places",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
 /// How long after a failed accept it is tried again.
 const RETRY: Duration = Duration::from_millis(100);
 
-/// Accepts every pending connection; true when an accept failed and must be tried again.
+/// Accepts the pending connections, [`MAX_CONNS`] at most in one turn (the heads of those
+/// already accepted are read between turns); returns when to accept again without a new
+/// event (see `accept_again`).
 fn accept_all(
     listener: &mio::net::TcpListener,
     poll: &Poll,
     conns: &mut HashMap<usize, Conn>,
     next_id: &mut usize,
     page: &dyn Fn() -> String,
-) -> bool {
-    loop {
+) -> Option<Duration> {
+    let batch = Instant::now();
+    for _ in 0..MAX_CONNS {
         let mut stream = match listener.accept() {
             Ok((s, _)) => s,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return None,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 warn!("metrics: accept: {e}");
-                return true;
+                return Some(RETRY);
             }
         };
-        if conns.len() >= MAX_CONNS {
-            // the oldest connection still sending its head gives its place
-            let oldest = conns
-                .iter()
-                .filter(|(_, c)| c.out.is_none())
-                .min_by_key(|(&id, c)| (c.opened, id))
-                .map(|(&id, _)| id);
-            match oldest {
-                Some(id) => close(poll, conns.remove(&id)),
-                None => continue, // every place is being answered: dropped, closed
-            }
+        if conns.len() >= MAX_CONNS && !make_room(poll, conns, batch, page) {
+            continue; // every place is being answered or came in this turn: closed
         }
         *next_id = next_id.wrapping_add(1) % (usize::MAX - 1);
         let id = *next_id;
@@ -175,12 +202,48 @@ fn accept_all(
             out: None,
         };
         // its head may be here already: read it now (the poll also says so)
+        // (one handed over with nothing sent is not closed at once for it: past the SYN
+        // backlog, syncookies hand connections over at once, scrapers' too)
         if progress(&mut c, page) {
             conns.insert(id, c);
         } else {
             close(poll, Some(c));
         }
     }
+    Some(Duration::ZERO)
+}
+
+/// Frees a place for a new connection: the oldest connection still sending its head is
+/// closed, once what has come on it is read (a scraper whose head has arrived is answered,
+/// not closed). Connections accepted in this turn (since `batch`) are never taken: their
+/// heads have not been looked at yet, and a fast flood of connects, all in one turn, closed
+/// a scraper's unread (review 33). False when no place can be freed.
+fn make_room(
+    poll: &Poll,
+    conns: &mut HashMap<usize, Conn>,
+    batch: Instant,
+    page: &dyn Fn() -> String,
+) -> bool {
+    let mut candidates: Vec<(Instant, usize)> = conns
+        .iter()
+        .filter(|(_, c)| c.out.is_none() && c.opened < batch)
+        .map(|(&id, c)| (c.opened, id))
+        .collect();
+    candidates.sort_unstable();
+    for (_, id) in candidates {
+        let Some(c) = conns.get_mut(&id) else {
+            continue;
+        };
+        if !progress(c, page) {
+            close(poll, conns.remove(&id)); // done or gone: its place is free
+            return true;
+        }
+        if c.out.is_none() {
+            close(poll, conns.remove(&id));
+            return true;
+        }
+    }
+    false
 }
 
 /// Reads what has come and writes what the socket takes; false when the connection is done
