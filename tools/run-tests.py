@@ -96,21 +96,32 @@ def lanes(bins):
     return sorted(jobs, key=rank)
 
 
-def panic_excerpts(text, per_panic=15, most=6):
-    """The panic messages of a binary's output (each with the lines that follow it, up to
-    the next test's block): repeated at the end of the run, where a CI page that shows only
-    the tail of the output still holds why a test failed."""
+def panic_excerpts(text, most=6):
+    """Why a binary's tests failed: each panic message up to its backtrace or note (when long,
+    its first lines and those with the compared values), and each `Error: ...` a test
+    returned, repeated at the end of the run, where a CI page that shows only the tail of the
+    output still holds them."""
     lines = text.splitlines()
     out = []
+    ends = ("stack backtrace:", "note: run with", "---- ", "failures:")
     for i, line in enumerate(lines):
-        if "panicked at" not in line:
+        if line.startswith("Error: ") or "did not panic as expected" in line:
+            out.append(line[:2000])
+        elif "panicked at" in line:
+            block = [line]
+            for nxt in lines[i + 1:i + 400]:
+                if nxt.startswith(ends) or "panicked at" in nxt:
+                    break
+                block.append(nxt)
+            if len(block) > 16:
+                keep = block[:8]
+                keep += [b for b in block[8:] if b.lstrip().startswith(
+                    ("left:", "right:", "expected", "found"))]
+                keep.append(f"[… {len(block)} lines in all, in the output above]")
+                block = keep
+            out.append("\n".join(block))
+        else:
             continue
-        block = [line]
-        for nxt in lines[i + 1:i + per_panic]:
-            if nxt.startswith("---- ") or nxt == "failures:" or "panicked at" in nxt:
-                break
-            block.append(nxt)
-        out.append("\n".join(block))
         if len(out) == most:
             break
     return out
