@@ -145,6 +145,20 @@ pub enum StoreOp {
     ForgetPosition(String),
 }
 
+/// The parameters of a ban's row, in the columns' order (addr, jail, start_ms, end_ms,
+/// failures, reason, count).
+fn ban_row(b: &BanRecord) -> impl rusqlite::Params + '_ {
+    (
+        b.addr.to_string(),
+        b.jail.as_str(),
+        b.start,
+        b.end,
+        b.failures,
+        b.reason.as_str(),
+        b.count,
+    )
+}
+
 /// What to do when the state file is corrupt or is not a database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CorruptPolicy {
@@ -373,33 +387,15 @@ impl Store {
                         ];
                         reend_history.execute(row)?;
                         if reend_active.execute(row)? == 0 {
-                            let row = params![
-                                b.addr.to_string(),
-                                b.jail,
-                                b.start,
-                                b.end,
-                                b.failures,
-                                b.reason.as_str(),
-                                b.count
-                            ];
-                            ban_active.execute(row)?;
-                            ban_history.execute(row)?;
+                            ban_active.execute(ban_row(b))?;
+                            ban_history.execute(ban_row(b))?;
                         }
                     }
                     StoreOp::Ban(b) | StoreOp::Held(b) => {
-                        let row = params![
-                            b.addr.to_string(),
-                            b.jail,
-                            b.start,
-                            b.end,
-                            b.failures,
-                            b.reason.as_str(),
-                            b.count
-                        ];
-                        ban_active.execute(row)?;
+                        ban_active.execute(ban_row(b))?;
                         // (a held ban is no offence here: see `Held`)
                         if matches!(op, StoreOp::Ban(_)) {
-                            ban_history.execute(row)?;
+                            ban_history.execute(ban_row(b))?;
                         }
                     }
                     StoreOp::Unban { addr, jail, at } => {
