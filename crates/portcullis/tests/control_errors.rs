@@ -546,11 +546,14 @@ fn a_control_socket_removed_by_hand_is_bound_again() {
     let d = Daemon::start(&config, &dir.join("run.log"));
     assert!(cli(&["ban", "203.0.113.83", "--jail", "sshd"], &config).success());
     fs::remove_file(&socket).unwrap();
+    // out of reach until the keeper's next look (every 5 s): unless that look came between
+    // the removal and this command (review 34), then it is already back
     let o = cli(&["reload"], &config);
     assert!(
-        !o.success(),
-        "reached with no socket file: {}",
-        o.stdout_str()
+        !o.success() || d.log().contains("bound again"),
+        "reached with no socket file: {}\n{}",
+        o.stdout_str(),
+        d.log()
     );
     assert!(
         wait_until(Duration::from_secs(30), || socket.exists()),

@@ -209,7 +209,7 @@ for _ in $(seq 100); do ready && break; sleep 0.1; done
 ready || echo "not every attack was logged in 10 s" >> "$d/timeouts"
 # the legitimate TCP client leaves
 kill "$tcplegit"
-for _ in $(seq 50); do have syslog 1 'good/192\.0\.2\.10:[0-9]+ Connection reset' && break; sleep 0.1; done
+for _ in $(seq 150); do have syslog 1 'good/192\.0\.2\.10:[0-9]+ Connection reset' && break; sleep 0.1; done
 kill "${cpids[@]}" 2>/dev/null
 kill "${spids[@]}"
 wait "${spids[@]}" "${cpids[@]}"

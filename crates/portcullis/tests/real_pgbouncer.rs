@@ -148,7 +148,7 @@ for port in 6432 6433; do
 done
 # every failed login ends with its "pooler error" line, written after its closing line
 for kind in scram md5; do
-  for _ in $(seq 50); do [ "$(grep -c "pooler error: " "$d/pgb/$kind.log")" -ge 11 ] && break; sleep 0.1; done
+  for _ in $(seq 150); do [ "$(grep -c "pooler error: " "$d/pgb/$kind.log")" -ge 11 ] && break; sleep 0.1; done
 done
 kill $bouncers
 wait $bouncers

@@ -125,7 +125,7 @@ for _ in range(2):
     s = socket.socket(); s.settimeout(3); s.bind(("192.0.2.10", 0))
     print("legit", s.connect_ex(("192.0.2.1", 22))); s.close()
 PY
-for _ in $(seq 50); do
+for _ in $(seq 150); do
   [ "$(grep -c "attackalert: Connect from" "$d/syslog")" -ge 32 ] && break
   sleep 0.1
 done

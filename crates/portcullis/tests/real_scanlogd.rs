@@ -77,7 +77,7 @@ for _ in range(2):
     s = socket.socket(); s.settimeout(2); s.bind(("192.0.2.10", 0))
     print("legit", s.connect_ex(("192.0.2.1", 22))); s.close()
 PY
-for _ in $(seq 30); do
+for _ in $(seq 150); do
   [ "$(grep -c " ports " "$d/syslog" 2>/dev/null)" -ge 2 ] && break
   sleep 0.1
 done

@@ -269,11 +269,19 @@ for a in 203.0.113.30 203.0.113.31; do
   (for _ in $(seq 4); do s $a wrong-pw pctssh; sleep 0.5; done) & pids+=($!)
 done
 wait "${pids[@]}"
-# until the log is still for half a second
-last=-1
-for _ in $(seq 40); do
+# until the listeners' session processes have ended (they log after their clients have
+# gone), 10 s at most, then until the log is still for a second and a half (half a second
+# could pass while a loaded machine's rsyslogd had lines to write, review 34)
+for _ in $(seq 100); do
+  kids=0
+  for p in $(jobs -p %2 %3 %4); do pgrep -P "$p" > /dev/null && kids=1; done
+  [ "$kids" = 0 ] && break
+  sleep 0.1
+done
+last=-1; still=0
+for _ in $(seq 60); do
   now=$(wc -l < "$d/syslog")
-  [ "$now" = "$last" ] && break
+  if [ "$now" = "$last" ]; then still=$((still + 1)); [ "$still" -ge 3 ] && break; else still=0; fi
   last=$now
   sleep 0.5
 done

@@ -127,7 +127,7 @@ except OSError:
 print("plain got=%d" % got.count(b"hello-legit"))' >> "$d/clients" 2>&1
 # every connection ends with its "Connection closed" or "Connection reset" line
 for f in stunnel.log syslog; do
-  for _ in $(seq 50); do [ "$(grep -c "Connection \(closed\|reset\)" "$d/$f")" -ge 11 ] && break; sleep 0.1; done
+  for _ in $(seq 150); do [ "$(grep -c "Connection \(closed\|reset\)" "$d/$f")" -ge 11 ] && break; sleep 0.1; done
 done
 kill %2
 wait %2

@@ -207,10 +207,10 @@ wait "${pids[@]}"
 # a session held by 192.0.2.13, then 192.0.2.12 with the right password: NeverShared refuses
 c 192.0.2.13 192.0.2.1 hold - Right-pw-1 &
 h=$!
-for _ in $(seq 50); do [ "$(grep -c '^192.0.2.13 59.. ok' "$d/clients")" -ge 2 ] && break; sleep 0.1; done
+for _ in $(seq 150); do [ "$(grep -c '^192.0.2.13 59.. ok' "$d/clients")" -ge 2 ] && break; sleep 0.1; done
 c 192.0.2.12 192.0.2.1 vnc - Right-pw-1
 wait "$h"
-for _ in $(seq 50); do
+for _ in $(seq 150); do
   [ "$(grep -ic 'closing 192.0.2.13::' "$d/syslog" "$d/xvnc.log" | awk -F: '{s += $NF} END {print s}')" -ge 2 ] && break
   sleep 0.1
 done
