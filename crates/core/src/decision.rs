@@ -25,6 +25,9 @@ pub enum BanReason {
     Deny,
     /// Banned by hand (`portcullis ban`).
     Manual,
+    /// A fleet peer's ban, applied here: no offence here (its origin counts it), so neither
+    /// escalation, subnet bans nor the `recidive` filter count it.
+    Fleet,
 }
 
 impl BanReason {
@@ -36,6 +39,7 @@ impl BanReason {
             BanReason::Subnet => "subnet",
             BanReason::Deny => "deny",
             BanReason::Manual => "manual",
+            BanReason::Fleet => "fleet",
         }
     }
 
@@ -47,6 +51,7 @@ impl BanReason {
             BanReason::Subnet,
             BanReason::Deny,
             BanReason::Manual,
+            BanReason::Fleet,
         ]
         .into_iter()
         .find(|r| r.as_str() == s)

@@ -322,17 +322,26 @@ impl History {
     /// recorded as the narrower prefix that was banned, which depends on the address that
     /// failed; counted under that key alone, each return of the offender was a first ban
     /// (review 28). Events of one moment count once.
+    ///
+    /// Across jails (`jail` `None`), a manual unban in one jail forgets that jail's bans
+    /// only: `unban ADDR --jail sshd` wiped the bans of every jail from an `across_jails`
+    /// count (review 35).
     pub fn count(&self, target: Cidr, jail: Option<&str>, since: Millis) -> u32 {
-        let mut events: Vec<(Millis, bool)> = self
+        let mut events: Vec<(&str, Millis, bool)> = self
             .within(target)
             .flat_map(|(_, v)| v.iter())
             .filter(|e| jail.is_none_or(|j| j == e.jail) && e.at > since)
-            .map(|e| (e.at, e.reset))
+            .map(|e| (e.jail.as_str(), e.at, e.reset))
             .collect();
-        events.sort_by_key(|&(at, reset)| (at, !reset));
+        events.sort_by_key(|&(j, at, reset)| (j, at, !reset));
         events.dedup();
+        let mut total = 0u32;
         let mut n = 0u32;
-        for (_, reset) in events {
+        for (i, &(j, _, reset)) in events.iter().enumerate() {
+            if i > 0 && events[i - 1].0 != j {
+                total = total.saturating_add(n);
+                n = 0;
+            }
             if reset {
                 n = 0;
             } else {
@@ -340,31 +349,32 @@ impl History {
             }
         }
         // a reset before `since` still cancels nothing after it: handled by the filter
-        n
+        total.saturating_add(n)
     }
 
     /// A pardon of `target` in `jail` at `at` (a manual unban of an offender not banned
-    /// now): its earlier bans no longer count toward escalation. Counted as
-    /// [`History::count`] counts them (in `scope`: the jail, or every jail with
-    /// `across_jails`, after `since`), under `target` and under the prefixes that hold it
-    /// and have bans of their own (a /64 banned as the offender of its addresses). Returns
-    /// how many counted, and the prefixes the reset is recorded under: `target`, whose
-    /// reset the keys that hold it see, and each prefix inside it with bans of its own,
-    /// which does not. Nothing is recorded when nothing counted.
+    /// now): its earlier bans in that jail no longer count toward escalation. Counted in
+    /// `jail` after `since`, under `target` and under the prefixes that hold it from
+    /// `key_len` bits on (the jail's `v4_prefix`/`v6_prefix`: a /64 banned as the offender
+    /// of its addresses is the offender; a wider subnet ban is other offenders' too, and
+    /// the pardon of one host must not forget theirs, review 35). Returns how many counted,
+    /// and the prefixes the reset is recorded under: `target`, whose reset the keys that
+    /// hold it see, and each prefix inside it with bans of its own, which does not.
+    /// Nothing is recorded when nothing counted.
     pub fn forget(
         &mut self,
         target: Cidr,
         jail: &str,
-        scope: Option<&str>,
+        key_len: u8,
         since: Millis,
         at: Millis,
     ) -> (u32, Vec<Cidr>) {
-        let holders = (0..target.len)
+        let holders = (key_len.min(target.len)..target.len)
             .filter_map(|len| Cidr::new(target.addr, len))
             .filter(|c| self.entries.contains_key(c));
         let n = holders
-            .map(|h| self.count(h, scope, since))
-            .chain([self.count(target, scope, since)])
+            .map(|h| self.count(h, Some(jail), since))
+            .chain([self.count(target, Some(jail), since)])
             .max()
             .unwrap_or(0);
         if n == 0 {
@@ -848,42 +858,46 @@ mod tests {
         let c = |s: &str| Cidr::parse(s).unwrap();
         let mut h = History::new();
         // nothing banned: nothing to forget, nothing recorded
-        assert_eq!(h.forget(c("192.0.2.7"), "sshd", None, 0, 50), (0, vec![]));
+        assert_eq!(h.forget(c("192.0.2.7"), "sshd", 32, 0, 50), (0, vec![]));
         assert_eq!(h.count(c("192.0.2.7"), None, 0), 0);
         h.record_ban(c("192.0.2.7"), "sshd", 10);
         h.record_ban(c("192.0.2.7"), "sshd", 20);
         h.record_ban(c("192.0.2.7"), "web", 25);
-        // in the jail alone: its two bans
+        assert_eq!(h.count(c("192.0.2.7"), None, 0), 3);
+        // in the jail alone: its two bans; across jails, web's one still counts
         assert_eq!(
-            h.forget(c("192.0.2.7"), "sshd", Some("sshd"), 0, 30),
+            h.forget(c("192.0.2.7"), "sshd", 32, 0, 30),
             (2, vec![c("192.0.2.7")])
         );
         assert_eq!(h.count(c("192.0.2.7"), Some("sshd"), 0), 0);
         assert_eq!(h.count(c("192.0.2.7"), Some("web"), 0), 1);
+        assert_eq!(h.count(c("192.0.2.7"), None, 0), 1);
         // the next ban is the first again
         h.record_ban(c("192.0.2.7"), "sshd", 40);
         assert_eq!(h.count(c("192.0.2.7"), Some("sshd"), 0), 1);
+        assert_eq!(h.count(c("192.0.2.7"), None, 0), 2);
         // outside the window: nothing counted, nothing recorded
-        assert_eq!(h.forget(c("192.0.2.7"), "sshd", Some("sshd"), 45, 50).0, 0);
-        // an address of a /64 that was banned as the offender: the /64's bans
+        assert_eq!(h.forget(c("192.0.2.7"), "sshd", 32, 45, 50).0, 0);
+        // an address of a /64 that was banned as the offender (v6_prefix 64): the /64's
         let net = c("2001:db8:5:6::/64");
         h.record_ban(net, "sshd", 100);
         h.record_ban(net, "sshd", 200);
         let addr = c("2001:db8:5:6::9");
-        assert_eq!(
-            h.forget(addr, "sshd", Some("sshd"), 0, 300),
-            (2, vec![addr])
-        );
+        assert_eq!(h.forget(addr, "sshd", 64, 0, 300), (2, vec![addr]));
         assert_eq!(h.count(net, Some("sshd"), 0), 0);
         // a /48 over bans of prefixes inside it: each keeps a reset of its own
         let inner = c("2001:db8:7:1::/64");
         h.record_ban(inner, "sshd", 400);
         let wide = c("2001:db8:7::/48");
-        assert_eq!(
-            h.forget(wide, "sshd", Some("sshd"), 0, 500),
-            (1, vec![wide, inner])
-        );
+        assert_eq!(h.forget(wide, "sshd", 64, 0, 500), (1, vec![wide, inner]));
         assert_eq!(h.count(inner, Some("sshd"), 0), 0);
+        // a host of a subnet ban, never banned itself: the subnet is other offenders', not
+        // its to forget
+        let sub = c("203.0.113.0/24");
+        h.record_ban(c("203.0.113.1"), "sshd", 600);
+        h.record_ban(sub, "sshd", 700);
+        assert_eq!(h.forget(c("203.0.113.9"), "sshd", 32, 0, 800), (0, vec![]));
+        assert_eq!(h.count(sub, Some("sshd"), 0), 2);
     }
 
     #[test]
@@ -906,9 +920,14 @@ mod tests {
             1,
             "a reset in sshd leaves web alone"
         );
-        assert_eq!(h.count(a, None, 0), 0, "across jails, any reset counts");
+        assert_eq!(
+            h.count(a, None, 0),
+            1,
+            "across jails, a reset in sshd forgets sshd's bans only"
+        );
         h.record_ban(a, "sshd", 40);
         assert_eq!(h.count(a, Some("sshd"), 0), 1);
+        assert_eq!(h.count(a, None, 0), 2);
         h.prune(35);
         assert_eq!(h.count(a, None, 0), 1);
     }

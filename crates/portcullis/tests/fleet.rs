@@ -559,6 +559,19 @@ fn a_ban_two_nodes_hold_ends_only_when_both_lift_it() {
     };
     assert_eq!((rows(&c, x), rows(&c, y)), (0, 0), "{}", c.log());
     assert_eq!(rows(&b, x), 1, "{}", b.log());
+    // one `ban` line on C for y, marked fleet (which the recidive filter does not count),
+    // though its end moved twice (review 35: each new end was a ban line of its own)
+    let lines: Vec<String> = c
+        .log()
+        .lines()
+        .filter(|l| l.starts_with(&format!("ban {y} ")))
+        .map(str::to_string)
+        .collect();
+    assert!(
+        lines.len() == 1 && lines[0].ends_with(" reason=fleet"),
+        "{lines:?}\n{}",
+        c.log()
+    );
 }
 
 /// Found by the same review: a node catching up from the current state applied only

@@ -197,7 +197,7 @@ pub fn unban(cfg: &Config, addr: Option<Cidr>, jail: Option<&str>, now: i64) -> 
             let (said, ops) = crate::daemon::pardon(&mut history, cfg, t, jail, now);
             if !said.is_empty() {
                 store.apply(&ops)?;
-                return Ok(Response::ok(crate::daemon::pardoned(t, &said)));
+                return Ok(Response::ok(crate::daemon::pardoned(t, jail, &said)));
             }
         }
         return Ok(Response::err(match addr {
@@ -223,6 +223,16 @@ pub fn unban(cfg: &Config, addr: Option<Cidr>, jail: Option<&str>, now: i64) -> 
         })
         .collect();
     store.apply(&ops)?;
+    // the jails where it was not banned forget its earlier bans too, as the daemon's
+    // `unban` does (read again: the resets just written make the lifted jails count none)
+    let mut forgotten = String::new();
+    if let Some(t) = addr {
+        let since = now - crate::daemon::HISTORY_DAYS * 86_400_000;
+        let mut history = store.escalation_history(since)?;
+        let (said, more) = crate::daemon::pardon(&mut history, cfg, t, jail, now);
+        store.apply(&more)?;
+        forgotten = said;
+    }
     // a lifted fleet ban is no more a fleet ban; a ban this node shared is unbanned in the
     // fleet too, from the outbox the daemon sends at its next start (the other nodes, and
     // Redis' current state, kept it to its end, a review found)
@@ -266,6 +276,9 @@ pub fn unban(cfg: &Config, addr: Option<Cidr>, jail: Option<&str>, now: i64) -> 
             .collect::<Vec<_>>()
             .join(", ")
     );
+    if !forgotten.is_empty() {
+        msg += &format!("; earlier bans forgotten too ({forgotten})");
+    }
     if cfg.firewall.backend == "nftables" {
         let mut nft = Nftables::new(NftOptions {
             table: cfg.firewall.table.clone(),

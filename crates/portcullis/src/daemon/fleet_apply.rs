@@ -258,19 +258,32 @@ impl Engine {
             start: now,
             end: until,
             failures: e.failures,
-            reason: BanReason::Failures,
+            reason: BanReason::Fleet,
             count: 1,
         };
         // no offence here, applied or renewed: its origin counts it (`StoreOp::Held`)
         p.store.push(StoreOp::Held(record));
-        p.events.push(Event::Ban {
-            addr: target,
-            jail,
-            failures: e.failures,
-            length: until - now,
-            manual: false,
-            reason: BanReason::Failures,
-        });
+        self.meta
+            .insert((jail.clone(), target), (BanReason::Fleet, 1));
+        if held {
+            // a new end of the ban held here is no new ban: no `ban` line (the recidive
+            // filter, the report and the metrics counted each renewal as one, review 35)
+            tracing::info!(
+                jail = jail.as_str(),
+                "fleet: {target} held to {} more ({})",
+                portcullis_core::duration::format(until - now),
+                e.node
+            );
+        } else {
+            p.events.push(Event::Ban {
+                addr: target,
+                jail,
+                failures: e.failures,
+                length: until - now,
+                manual: false,
+                reason: BanReason::Fleet,
+            });
+        }
         Outcome::Applied(until)
     }
 
@@ -393,7 +406,7 @@ impl Engine {
             start: now,
             end: until,
             failures: 0,
-            reason: BanReason::Failures,
+            reason: BanReason::Fleet,
             count: 1,
         }));
     }

@@ -2918,6 +2918,26 @@ impl Engine {
             }
         }
         if fw_ops.is_empty() {
+            // banned in other jails: say where (`--jail` chose one), and forget nothing
+            let elsewhere: Vec<&str> = match (target, jail) {
+                (Some(t), Some(n)) => self
+                    .jails
+                    .iter()
+                    .filter(|j| j.name() != n)
+                    .filter(|j| {
+                        j.tracker().ban_until_of(t).is_some()
+                            || j.tracker().covering_ban(t).is_some()
+                    })
+                    .map(|j| j.name())
+                    .collect(),
+                _ => Vec::new(),
+            };
+            if let (Some(t), Some(n), false) = (target, jail, elsewhere.is_empty()) {
+                return Response::err(format!(
+                    "{t} is not banned in jail {n} (it is in jail {}; leave out --jail to lift it everywhere)",
+                    elsewhere.join(", ")
+                ));
+            }
             // not banned now, but banned before: a pardon, its escalation starts again
             if let Some(t) = target {
                 if let Some(r) = self.forget(t, jail, now) {
@@ -2925,30 +2945,18 @@ impl Engine {
                 }
             }
             return Response::err(match (target, jail) {
-                (Some(t), Some(n)) => {
-                    // banned in other jails: say where (`--jail` chose one)
-                    let elsewhere: Vec<&str> = self
-                        .jails
-                        .iter()
-                        .filter(|j| j.name() != n)
-                        .filter(|j| {
-                            j.tracker().ban_until_of(t).is_some()
-                                || j.tracker().covering_ban(t).is_some()
-                        })
-                        .map(|j| j.name())
-                        .collect();
-                    if elsewhere.is_empty() {
-                        format!("{t} is not banned in jail {n}")
-                    } else {
-                        format!(
-                            "{t} is not banned in jail {n} (it is in jail {}; leave out --jail to lift it everywhere)",
-                            elsewhere.join(", ")
-                        )
-                    }
-                }
+                (Some(t), Some(n)) => format!("{t} is not banned in jail {n}"),
                 (Some(t), None) => format!("{t} is not banned"),
                 (None, _) => "nothing is banned".into(),
             });
+        }
+        // the jails where it is not banned now forget its earlier bans too: an `unban` is a
+        // pardon, whether or not a ban happened to be running somewhere (review 35)
+        let mut said = String::new();
+        if let Some(t) = target {
+            let (s, ops) = pardon(&mut self.history, &self.cfg, t, jail, now);
+            said = s;
+            st_ops.extend(ops);
         }
         // the ban is lifted here whatever the firewall says (the tracker has let it go): the
         // state file follows, so that the next start does not put it back (it did, while
@@ -2962,7 +2970,14 @@ impl Engine {
                 "unbanned in Portcullis, but the firewall refused to lift it, so it may still block: {e:#}"
             ));
         }
-        Response::ok(format!("unbanned {} ban(s)", fw_ops.len()))
+        if said.is_empty() {
+            Response::ok(format!("unbanned {} ban(s)", fw_ops.len()))
+        } else {
+            Response::ok(format!(
+                "unbanned {} ban(s); earlier bans forgotten too ({said})",
+                fw_ops.len()
+            ))
+        }
     }
 
     /// `unban` of `t`, which is not banned (in `jail`, or in any jail): its earlier bans are
@@ -2979,7 +2994,7 @@ impl Engine {
             )));
         }
         info!("{t} pardoned: its earlier bans are forgotten ({said})");
-        Some(Response::ok(pardoned(t, &said)))
+        Some(Response::ok(pardoned(t, jail, &said)))
     }
 }
 
@@ -3034,9 +3049,10 @@ impl Engine {
 }
 
 /// Forgets the earlier bans of `t` (not banned now) in `jail`, or in every configured
-/// jail, each counted as that jail's escalation counts them ([`History::forget`]): so that
-/// its next ban is a first one again. Returns what was forgotten ("2 in jail sshd", empty
-/// when nothing) and the resets to store. The daemon's `unban` and the offline one.
+/// jail, each jail's own (in an `across_jails` count too, each jail's part is its own:
+/// [`History::count`]), so that its next ban is a first one again ([`History::forget`]).
+/// Returns what was forgotten ("2 in jail sshd", empty when nothing) and the resets to
+/// store. The daemon's `unban` and the offline one.
 pub(crate) fn pardon(
     history: &mut History,
     cfg: &Config,
@@ -3051,10 +3067,13 @@ pub(crate) fn pardon(
         .iter()
         .filter(|j| jail.is_none_or(|n| n == j.name))
     {
-        let ban = &j.policy.ban;
-        let scope = (!ban.across_jails()).then_some(j.name.as_str());
-        let since = now.saturating_sub(ban.window());
-        let (n, keys) = history.forget(t, &j.name, scope, since, now);
+        let since = now.saturating_sub(j.policy.ban.window());
+        let key_len = if t.addr.is_ipv4() {
+            j.v4_prefix
+        } else {
+            j.v6_prefix
+        };
+        let (n, keys) = history.forget(t, &j.name, key_len, since, now);
         if n == 0 {
             continue;
         }
@@ -3068,9 +3087,10 @@ pub(crate) fn pardon(
     (said.join(", "), ops)
 }
 
-/// The answer to an `unban` that pardoned (see [`pardon`]).
-pub(crate) fn pardoned(t: Cidr, said: &str) -> String {
-    format!("{t} is not banned; its earlier bans are forgotten ({said}): its next ban is a first one again")
+/// The answer to an `unban` that pardoned (see [`pardon`]), of `jail` if one was given.
+pub(crate) fn pardoned(t: Cidr, jail: Option<&str>, said: &str) -> String {
+    let banned = jail.map_or("banned".to_string(), |j| format!("banned in jail {j}"));
+    format!("{t} is not {banned}; its earlier bans are forgotten ({said}): its next ban is a first one again")
 }
 
 /// Where the bans are left when the daemon stops.
@@ -4812,16 +4832,35 @@ wait "$p"
             !r.ok && r.error.as_deref() == Some("203.0.113.71 is not banned"),
             "{r:?}"
         );
-        // in jail a only: b keeps its count
+        // in jail b only: a keeps its count
         std::thread::sleep(Duration::from_millis(2));
-        let r = unban(&mut eng, "203.0.113.70", Some("a"));
-        assert!(r.ok, "{r:?}");
+        let r = unban(&mut eng, "203.0.113.70", Some("b"));
         assert_eq!(
             r.message.as_deref(),
-            Some("203.0.113.70 is not banned; its earlier bans are forgotten (2 in jail a): its next ban is a first one again")
+            Some("203.0.113.70 is not banned in jail b; its earlier bans are forgotten (1 in jail b): its next ban is a first one again"),
+            "{r:?}"
         );
-        // nothing left to forget in a: "not banned" again
-        assert!(!unban(&mut eng, "203.0.113.70", Some("a")).ok);
+        // nothing left to forget in b: "not banned" again
+        assert!(!unban(&mut eng, "203.0.113.70", Some("b")).ok);
+        assert!(ban(&mut eng, "203.0.113.70", "b").ok);
+        assert_eq!(bans_of(&mut eng, false)[0].count, 1);
+        // banned in b: `unban --jail a` says where, and forgets nothing
+        let r = unban(&mut eng, "203.0.113.70", Some("a"));
+        assert!(
+            !r.ok
+                && r.error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("(it is in jail b;")),
+            "{r:?}"
+        );
+        // `unban` lifts b's ban and forgets a's ended ones too
+        std::thread::sleep(Duration::from_millis(2));
+        let r = unban(&mut eng, "203.0.113.70", None);
+        assert_eq!(
+            r.message.as_deref(),
+            Some("unbanned 1 ban(s); earlier bans forgotten too (2 in jail a)"),
+            "{r:?}"
+        );
         drop(eng);
         let mut eng = engine(dir.path(), &cfg_path, tx);
         eng.restore().unwrap();
@@ -4832,7 +4871,7 @@ wait "$p"
             .map(|b| (b.jail, b.count))
             .collect();
         counts.sort();
-        assert_eq!(counts, [("a".to_string(), 1), ("b".to_string(), 2)]);
+        assert_eq!(counts, [("a".to_string(), 1), ("b".to_string(), 1)]);
     }
 
     #[test]
