@@ -327,8 +327,29 @@ impl History {
     /// only: `unban ADDR --jail sshd` wiped the bans of every jail from an `across_jails`
     /// count (review 35).
     pub fn count(&self, target: Cidr, jail: Option<&str>, since: Millis) -> u32 {
+        self.count_of(target, jail, since, 129)
+    }
+
+    /// The bans of the subnet `target` as [`History::count`] counts them, but only its own
+    /// and those of the prefixes inside it wider than `key_len` (the offenders' prefix
+    /// length: its pieces when it was narrowed), not the offenders' bans inside it: a first
+    /// subnet ban counted the bans of the offenders that made it, and came out escalated,
+    /// or permanent with a small `permanent_after` (review 35).
+    pub fn count_subnet(
+        &self,
+        target: Cidr,
+        jail: Option<&str>,
+        since: Millis,
+        key_len: u8,
+    ) -> u32 {
+        self.count_of(target, jail, since, u16::from(key_len))
+    }
+
+    /// [`History::count`] over the entries of prefixes shorter than `below` bits.
+    fn count_of(&self, target: Cidr, jail: Option<&str>, since: Millis, below: u16) -> u32 {
         let mut events: Vec<(&str, Millis, bool)> = self
             .within(target)
+            .filter(|(c, _)| u16::from(c.len) < below)
             .flat_map(|(_, v)| v.iter())
             .filter(|e| jail.is_none_or(|j| j == e.jail) && e.at > since)
             .map(|e| (e.jail.as_str(), e.at, e.reset))
@@ -626,7 +647,7 @@ pub fn sentence(
     for &(c, _) in &covered {
         out.decisions.push(Decision::Unban { addr: c, at });
     }
-    let prior = history.count(target, scope, since);
+    let prior = history.count_subnet(target, scope, since, key_len);
     let t = policy.ban.terms(prior, at, jitter, BanReason::Subnet);
     history.record_ban(target, &name, at);
     let until = outlast(&mut out.notes, target, t.until, &covered);
@@ -898,6 +919,28 @@ mod tests {
         h.record_ban(sub, "sshd", 700);
         assert_eq!(h.forget(c("203.0.113.9"), "sshd", 32, 0, 800), (0, vec![]));
         assert_eq!(h.count(sub, Some("sshd"), 0), 2);
+    }
+
+    #[test]
+    fn a_subnet_counts_its_own_bans_and_pieces_not_its_offenders() {
+        let c = |s: &str| Cidr::parse(s).unwrap();
+        let mut h = History::new();
+        let sub = c("198.51.100.0/24");
+        h.record_ban(c("198.51.100.1"), "sshd", 10);
+        h.record_ban(c("198.51.100.2"), "sshd", 20);
+        h.record_ban(c("198.51.100.2"), "sshd", 30);
+        // the offenders that make the first subnet ban are not its earlier bans
+        assert_eq!(h.count_subnet(sub, Some("sshd"), 0, 32), 0);
+        assert_eq!(h.count(sub, Some("sshd"), 0), 3);
+        h.record_ban(sub, "sshd", 40);
+        // a second one, narrowed around an ignored address (a piece of it recorded)
+        h.record_ban(c("198.51.100.128/25"), "sshd", 50);
+        assert_eq!(h.count_subnet(sub, Some("sshd"), 0, 32), 2);
+        // v6: offenders of /64 inside a /48
+        let wide = c("2001:db8:9::/48");
+        h.record_ban(c("2001:db8:9:1::/64"), "sshd", 60);
+        h.record_ban(c("2001:db8:9:2::5"), "sshd", 70);
+        assert_eq!(h.count_subnet(wide, Some("sshd"), 0, 64), 0);
     }
 
     #[test]

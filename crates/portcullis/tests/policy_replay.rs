@@ -211,6 +211,24 @@ subnet_ban = { v4 = 24, v6 = 48, after = 3, within = "1d" }
     // the ignored address itself is never banned
     let d = replay(cfg, &failures(11, 0, "203.0.113.77", 10));
     assert!(bans(&d).is_empty(), "{d:?}");
+    // with escalation, the first subnet ban is a first ban: the offenders' own bans inside
+    // it counted as its earlier ones, and with permanent_after = 3 it was permanent at once
+    // (review 35)
+    let esc = cfg.replace(
+        "maxretry = 2\n",
+        "maxretry = 2\nbantime = \"10m\"\nbantime_increment = { factor = 2.0 }\npermanent_after = 3\n",
+    );
+    let log: String = (1..=3)
+        .map(|i| failures(10, i, &format!("192.0.2.{i}"), 2))
+        .collect();
+    let d = replay(&esc, &log);
+    let b = bans(&d);
+    assert_eq!(b[3]["host"], "192.0.2.0/24", "{d:?}");
+    assert_eq!(
+        (b[3]["seconds"].as_i64(), &b[3]["permanent"]),
+        (Some(600), &serde_json::json!(false)),
+        "{d:?}"
+    );
 }
 
 #[test]
