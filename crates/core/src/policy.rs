@@ -413,6 +413,26 @@ impl History {
         (n, at_keys)
     }
 
+    /// The jails with bans of `target`, of the prefixes inside it or of those that hold it
+    /// (sorted): a jail no longer configured among them, whose bans still count across
+    /// jails until their window ends.
+    pub fn jails_of(&self, target: Cidr) -> Vec<String> {
+        let holders = (0..target.len)
+            .filter_map(|len| Cidr::new(target.addr, len))
+            .filter_map(|c| self.entries.get(&c));
+        let mut v: Vec<String> = self
+            .within(target)
+            .map(|(_, v)| v)
+            .chain(holders)
+            .flatten()
+            .filter(|e| !e.reset)
+            .map(|e| e.jail.clone())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
     /// The entries of `target` and of the prefixes inside it.
     fn within(&self, target: Cidr) -> impl Iterator<Item = (&Cidr, &Vec<Entry>)> {
         let hi = Cidr {
@@ -919,6 +939,10 @@ mod tests {
         h.record_ban(sub, "sshd", 700);
         assert_eq!(h.forget(c("203.0.113.9"), "sshd", 32, 0, 800), (0, vec![]));
         assert_eq!(h.count(sub, Some("sshd"), 0), 2);
+        // the jails with bans of it, inside it or around it
+        h.record_ban(c("203.0.113.9"), "mail", 900);
+        assert_eq!(h.jails_of(c("203.0.113.9")), ["mail", "sshd"]);
+        assert_eq!(h.jails_of(c("192.0.2.7")), ["sshd", "web"]);
     }
 
     #[test]

@@ -328,12 +328,20 @@ fn an_offline_unban_of_an_offender_between_bans_pardons_it() {
             !cli(&["bans"], &config).stdout_str().contains(x)
         });
     }
+    assert!(cli(&["ban", x, "--jail", "web"], &config).check().success());
     d.stop();
+    // banned in web: `--jail sshd` says where and forgets nothing, as the daemon does
+    let o = cli(&["unban", x, "--jail", "sshd"], &config);
+    assert!(
+        !o.success() && o.stderr_str().contains("(it is in jail web;"),
+        "{o:?}"
+    );
+    // lifted in web, and sshd's ended bans forgotten too
     let o = cli(&["unban", x], &config);
     assert!(o.success(), "{o:?}");
     assert!(
         o.stdout_str()
-            .contains("its earlier bans are forgotten (2 in jail sshd)"),
+            .contains("earlier bans forgotten too (2 in jail sshd)"),
         "{o:?}"
     );
     assert!(!cli(&["unban", x], &config).success(), "forgotten twice");

@@ -190,6 +190,24 @@ pub fn unban(cfg: &Config, addr: Option<Cidr>, jail: Option<&str>, now: i64) -> 
         }
     };
     if lift.is_empty() {
+        // banned in another jail than `--jail`'s: said, nothing forgotten, as the daemon
+        // does (review 36: the offline path pardoned)
+        if let (Some(t), Some(n)) = (addr, jail) {
+            let mut elsewhere: Vec<String> = store
+                .active_bans(now)?
+                .into_iter()
+                .filter(|b| b.jail != n && (b.addr == t || b.addr.covers(&t)))
+                .map(|b| b.jail)
+                .collect();
+            elsewhere.sort();
+            elsewhere.dedup();
+            if !elsewhere.is_empty() {
+                return Ok(Response::err(format!(
+                    "{t} is not banned in jail {n} (it is in jail {}; leave out --jail to lift it everywhere)",
+                    elsewhere.join(", ")
+                )));
+            }
+        }
         // not banned, but banned before: a pardon, as the daemon's `unban` gives
         if let Some(t) = addr {
             let since = now - crate::daemon::HISTORY_DAYS * 86_400_000;
@@ -225,13 +243,24 @@ pub fn unban(cfg: &Config, addr: Option<Cidr>, jail: Option<&str>, now: i64) -> 
     store.apply(&ops)?;
     // the jails where it was not banned forget its earlier bans too, as the daemon's
     // `unban` does (read again: the resets just written make the lifted jails count none)
+    // (`--all`: each address lifted)
     let mut forgotten = String::new();
-    if let Some(t) = addr {
-        let since = now - crate::daemon::HISTORY_DAYS * 86_400_000;
-        let mut history = store.escalation_history(since)?;
+    let mut of: Vec<Cidr> = match addr {
+        Some(t) => vec![t],
+        None => lift.iter().map(|(a, _)| *a).collect(),
+    };
+    of.sort();
+    of.dedup();
+    let since = now - crate::daemon::HISTORY_DAYS * 86_400_000;
+    let mut history = store.escalation_history(since)?;
+    for t in of {
         let (said, more) = crate::daemon::pardon(&mut history, cfg, t, jail, now);
         store.apply(&more)?;
-        forgotten = said;
+        if !said.is_empty() && addr.is_some() {
+            forgotten = said;
+        } else if !said.is_empty() && forgotten.is_empty() {
+            forgotten = "their bans in other jails".into();
+        }
     }
     // a lifted fleet ban is no more a fleet ban; a ban this node shared is unbanned in the
     // fleet too, from the outbox the daemon sends at its next start (the other nodes, and

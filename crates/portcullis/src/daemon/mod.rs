@@ -2952,10 +2952,27 @@ impl Engine {
         }
         // the jails where it is not banned now forget its earlier bans too: an `unban` is a
         // pardon, whether or not a ban happened to be running somewhere (review 35)
+        // (`--all`: each address lifted, in the other jails too)
+        let mut pardoned_of: Vec<Cidr> = match target {
+            Some(t) => vec![t],
+            None => fw_ops
+                .iter()
+                .filter_map(|op| match op {
+                    FwOp::Del { addr, .. } => Some(*addr),
+                    FwOp::Add { .. } => None,
+                })
+                .collect(),
+        };
+        pardoned_of.sort();
+        pardoned_of.dedup();
         let mut said = String::new();
-        if let Some(t) = target {
+        for t in pardoned_of {
             let (s, ops) = pardon(&mut self.history, &self.cfg, t, jail, now);
-            said = s;
+            if !s.is_empty() && target.is_some() {
+                said = s;
+            } else if !s.is_empty() && said.is_empty() {
+                said = "their bans in other jails".into();
+            }
             st_ops.extend(ops);
         }
         // the ban is lifted here whatever the firewall says (the tracker has let it go): the
@@ -3048,11 +3065,13 @@ impl Engine {
     }
 }
 
-/// Forgets the earlier bans of `t` (not banned now) in `jail`, or in every configured
-/// jail, each jail's own (in an `across_jails` count too, each jail's part is its own:
-/// [`History::count`]), so that its next ban is a first one again ([`History::forget`]).
-/// Returns what was forgotten ("2 in jail sshd", empty when nothing) and the resets to
-/// store. The daemon's `unban` and the offline one.
+/// Forgets the earlier bans of `t` (not banned now) in `jail`, or in every jail, each
+/// jail's own (in an `across_jails` count too, each jail's part is its own:
+/// [`History::count`]) ([`History::forget`]). Every jail: the configured ones, and those no
+/// longer configured whose bans of it are in the history (they still count across jails
+/// for their window, and nothing else could forget them, review 36; all their history
+/// counts, with the default prefix lengths). Returns what was forgotten ("2 in jail sshd",
+/// empty when nothing) and the resets to store. The daemon's `unban` and the offline one.
 pub(crate) fn pardon(
     history: &mut History,
     cfg: &Config,
@@ -3060,27 +3079,38 @@ pub(crate) fn pardon(
     jail: Option<&str>,
     now: Millis,
 ) -> (String, Vec<StoreOp>) {
-    let mut said = Vec::new();
-    let mut ops = Vec::new();
-    for j in cfg
+    let v4 = t.addr.is_ipv4();
+    let mut scope: Vec<(String, Millis, u8)> = cfg
         .jails
         .iter()
         .filter(|j| jail.is_none_or(|n| n == j.name))
-    {
-        let since = now.saturating_sub(j.policy.ban.window());
-        let key_len = if t.addr.is_ipv4() {
-            j.v4_prefix
-        } else {
-            j.v6_prefix
-        };
-        let (n, keys) = history.forget(t, &j.name, key_len, since, now);
+        .map(|j| {
+            let key_len = if v4 { j.v4_prefix } else { j.v6_prefix };
+            (
+                j.name.clone(),
+                now.saturating_sub(j.policy.ban.window()),
+                key_len,
+            )
+        })
+        .collect();
+    if jail.is_none() {
+        for name in history.jails_of(t) {
+            if !scope.iter().any(|(n, _, _)| *n == name) {
+                scope.push((name, 0, if v4 { 32 } else { 64 }));
+            }
+        }
+    }
+    let mut said = Vec::new();
+    let mut ops = Vec::new();
+    for (name, since, key_len) in scope {
+        let (n, keys) = history.forget(t, &name, key_len, since, now);
         if n == 0 {
             continue;
         }
-        said.push(format!("{n} in jail {}", j.name));
+        said.push(format!("{n} in jail {name}"));
         ops.extend(keys.into_iter().map(|addr| StoreOp::Reset {
             addr,
-            jail: j.name.clone(),
+            jail: name.clone(),
             at: now,
         }));
     }
@@ -3088,9 +3118,10 @@ pub(crate) fn pardon(
 }
 
 /// The answer to an `unban` that pardoned (see [`pardon`]), of `jail` if one was given.
+/// (Not "its next ban is a first one": across jails, the other jails' part still counts.)
 pub(crate) fn pardoned(t: Cidr, jail: Option<&str>, said: &str) -> String {
     let banned = jail.map_or("banned".to_string(), |j| format!("banned in jail {j}"));
-    format!("{t} is not {banned}; its earlier bans are forgotten ({said}): its next ban is a first one again")
+    format!("{t} is not {banned}; its earlier bans are forgotten ({said})")
 }
 
 /// Where the bans are left when the daemon stops.
@@ -4837,7 +4868,7 @@ wait "$p"
         let r = unban(&mut eng, "203.0.113.70", Some("b"));
         assert_eq!(
             r.message.as_deref(),
-            Some("203.0.113.70 is not banned in jail b; its earlier bans are forgotten (1 in jail b): its next ban is a first one again"),
+            Some("203.0.113.70 is not banned in jail b; its earlier bans are forgotten (1 in jail b)"),
             "{r:?}"
         );
         // nothing left to forget in b: "not banned" again
@@ -4872,6 +4903,32 @@ wait "$p"
             .collect();
         counts.sort();
         assert_eq!(counts, [("a".to_string(), 1), ("b".to_string(), 1)]);
+        // `unban --all` forgets each lifted address's bans in the other jails too, and a
+        // jail no longer configured is among them (its bans count across jails for their
+        // window: review 36)
+        let r = eng.on_control(Request::Unban {
+            addr: None,
+            jail: None,
+            all: true,
+        });
+        assert!(r.ok, "{r:?}");
+        let x = ip("203.0.113.70");
+        assert_eq!(
+            (
+                eng.history.count(Cidr::host(x), Some("a"), 0),
+                eng.history.count(Cidr::host(x), Some("b"), 0)
+            ),
+            (0, 0)
+        );
+        eng.history
+            .record_ban(Cidr::host(x), "gone", now_ms() - 1000);
+        let r = unban(&mut eng, "203.0.113.70", None);
+        assert_eq!(
+            r.message.as_deref(),
+            Some("203.0.113.70 is not banned; its earlier bans are forgotten (1 in jail gone)"),
+            "{r:?}"
+        );
+        assert_eq!(eng.history.count(Cidr::host(x), None, 0), 0);
     }
 
     #[test]
