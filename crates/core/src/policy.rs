@@ -284,8 +284,8 @@ impl History {
         self.push(target, jail, at, false);
     }
 
-    /// Records a manual unban of `target` in `jail` at `at`: its earlier bans no longer
-    /// count (in that jail; with `across_jails`, in every jail).
+    /// Records a manual unban of `target` in `jail` at `at`: its earlier bans in that jail
+    /// no longer count (across jails: that jail's part).
     pub fn record_reset(&mut self, target: Cidr, jail: &str, at: Millis) {
         self.push(target, jail, at, true);
     }
@@ -354,7 +354,12 @@ impl History {
             .filter(|e| jail.is_none_or(|j| j == e.jail) && e.at > since)
             .map(|e| (e.jail.as_str(), e.at, e.reset))
             .collect();
-        events.sort_by_key(|&(j, at, reset)| (j, at, !reset));
+        // in the order they happened: a stable sort by time keeps each prefix's entries in
+        // the order they were recorded (a manual unban in the millisecond of the ban it
+        // lifts comes after it, not before: a reset sorted first of its millisecond left
+        // the ban counted, a CI failure twice); after a restart, bans are recorded before
+        // resets, so a reset still cancels a ban of its millisecond
+        events.sort_by_key(|&(j, at, _)| (j, at));
         events.dedup();
         let mut total = 0u32;
         let mut n = 0u32;
@@ -943,6 +948,22 @@ mod tests {
         h.record_ban(c("203.0.113.9"), "mail", 900);
         assert_eq!(h.jails_of(c("203.0.113.9")), ["mail", "sshd"]);
         assert_eq!(h.jails_of(c("192.0.2.7")), ["sshd", "web"]);
+    }
+
+    /// Events of one millisecond count in the order they were recorded: a manual unban in
+    /// the millisecond of the ban it lifts cancels it, and a ban in the millisecond of an
+    /// unban before it counts (a reset sorted first of its millisecond left the ban
+    /// counted: a CI failure, twice).
+    #[test]
+    fn events_of_one_millisecond_count_in_their_order() {
+        let a = Cidr::parse("203.0.113.5").unwrap();
+        let mut h = History::new();
+        h.record_ban(a, "sshd", 50);
+        h.record_reset(a, "sshd", 50);
+        assert_eq!(h.count(a, Some("sshd"), 0), 0);
+        h.record_reset(a, "sshd", 60);
+        h.record_ban(a, "sshd", 60);
+        assert_eq!(h.count(a, Some("sshd"), 0), 1);
     }
 
     #[test]
