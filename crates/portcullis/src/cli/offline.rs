@@ -244,24 +244,12 @@ pub fn unban(cfg: &Config, addr: Option<Cidr>, jail: Option<&str>, now: i64) -> 
     // the jails where it was not banned forget its earlier bans too, as the daemon's
     // `unban` does (read again: the resets just written make the lifted jails count none)
     // (`--all`: each address lifted)
-    let mut forgotten = String::new();
-    let mut of: Vec<Cidr> = match addr {
-        Some(t) => vec![t],
-        None => lift.iter().map(|(a, _)| *a).collect(),
-    };
-    of.sort();
-    of.dedup();
     let since = now - crate::daemon::HISTORY_DAYS * 86_400_000;
     let mut history = store.escalation_history(since)?;
-    for t in of {
-        let (said, more) = crate::daemon::pardon(&mut history, cfg, t, jail, now);
-        store.apply(&more)?;
-        if !said.is_empty() && addr.is_some() {
-            forgotten = said;
-        } else if !said.is_empty() && forgotten.is_empty() {
-            forgotten = "their bans in other jails".into();
-        }
-    }
+    let lifted: Vec<Cidr> = lift.iter().map(|(a, _)| *a).collect();
+    let (forgotten, more) =
+        crate::daemon::pardon_lifted(&mut history, cfg, addr, &lifted, jail, now);
+    store.apply(&more)?;
     // a lifted fleet ban is no more a fleet ban; a ban this node shared is unbanned in the
     // fleet too, from the outbox the daemon sends at its next start (the other nodes, and
     // Redis' current state, kept it to its end, a review found)

@@ -2953,28 +2953,15 @@ impl Engine {
         // the jails where it is not banned now forget its earlier bans too: an `unban` is a
         // pardon, whether or not a ban happened to be running somewhere (review 35)
         // (`--all`: each address lifted, in the other jails too)
-        let mut pardoned_of: Vec<Cidr> = match target {
-            Some(t) => vec![t],
-            None => fw_ops
-                .iter()
-                .filter_map(|op| match op {
-                    FwOp::Del { addr, .. } => Some(*addr),
-                    FwOp::Add { .. } => None,
-                })
-                .collect(),
-        };
-        pardoned_of.sort();
-        pardoned_of.dedup();
-        let mut said = String::new();
-        for t in pardoned_of {
-            let (s, ops) = pardon(&mut self.history, &self.cfg, t, jail, now);
-            if !s.is_empty() && target.is_some() {
-                said = s;
-            } else if !s.is_empty() && said.is_empty() {
-                said = "their bans in other jails".into();
-            }
-            st_ops.extend(ops);
-        }
+        let lifted: Vec<Cidr> = fw_ops
+            .iter()
+            .filter_map(|op| match op {
+                FwOp::Del { addr, .. } => Some(*addr),
+                FwOp::Add { .. } => None,
+            })
+            .collect();
+        let (said, ops) = pardon_lifted(&mut self.history, &self.cfg, target, &lifted, jail, now);
+        st_ops.extend(ops);
         // the ban is lifted here whatever the firewall says (the tracker has let it go): the
         // state file follows, so that the next start does not put it back (it did, while
         // `bans` no longer listed it and a second `unban` said "not banned": review)
@@ -3115,6 +3102,35 @@ pub(crate) fn pardon(
         }));
     }
     (said.join(", "), ops)
+}
+
+/// After an `unban` lifted bans: [`pardon`] of `target` (or, for `--all`, of each address
+/// `lifted`) in the jails where it was not banned. Returns what to add to the answer (the
+/// jails' counts for one target, "their bans in other jails" for `--all`; empty when
+/// nothing) and the resets to store. The daemon's `unban` and the offline one.
+pub(crate) fn pardon_lifted(
+    history: &mut History,
+    cfg: &Config,
+    target: Option<Cidr>,
+    lifted: &[Cidr],
+    jail: Option<&str>,
+    now: Millis,
+) -> (String, Vec<StoreOp>) {
+    let mut of: Vec<Cidr> = target.map_or_else(|| lifted.to_vec(), |t| vec![t]);
+    of.sort();
+    of.dedup();
+    let mut said = String::new();
+    let mut ops = Vec::new();
+    for t in of {
+        let (s, more) = pardon(history, cfg, t, jail, now);
+        if !s.is_empty() && target.is_some() {
+            said = s;
+        } else if !s.is_empty() && said.is_empty() {
+            said = "their bans in other jails".into();
+        }
+        ops.extend(more);
+    }
+    (said, ops)
 }
 
 /// The answer to an `unban` that pardoned (see [`pardon`]), of `jail` if one was given.
