@@ -55,7 +55,7 @@ fn strings(v: &[&str]) -> Vec<String> {
 }
 
 /// Six `message` entries through the syslog socket, as sshd writes them, from one `sshd`
-/// (the copy of logger) that stays alive a second after the last: journald reads the
+/// (the copy of logger) that stays alive three seconds after the last: journald reads the
 /// sender's name and control group from /proc when the entry arrives, and finds nothing
 /// once a short-lived sender is gone.
 fn syslog_lines(sshd: &str, as_nobody: bool, message: &str) -> Vec<String> {
@@ -65,7 +65,7 @@ fn syslog_lines(sshd: &str, as_nobody: bool, message: &str) -> Vec<String> {
         ""
     };
     let script = format!(
-        "{{ for i in 1 2 3 4 5 6; do printf '%s\\n' \"$1\"; done; sleep 1; }} | {user}\"$0\" -S 8192 -t sshd -u /run/systemd/journal/dev-log"
+        "{{ for i in 1 2 3 4 5 6; do printf '%s\\n' \"$1\"; done; sleep 3; }} | {user}\"$0\" -S 8192 -t sshd -u /run/systemd/journal/dev-log"
     );
     strings(&["sh", "-c", &script, sshd, message])
 }
@@ -267,7 +267,7 @@ fn run(release: Release) {
     };
     let sshd_lines = |addr: &str, n: usize| {
         let script = format!(
-            "{{ for i in $(seq {n}); do printf '%s\\n' \"$1\"; done; sleep 1; }} | \"$0\" -t sshd -u /run/systemd/journal/dev-log"
+            "{{ for i in $(seq {n}); do printf '%s\\n' \"$1\"; done; sleep 3; }} | \"$0\" -t sshd -u /run/systemd/journal/dev-log"
         );
         let out =
             journald.run(&cgroup.wrap(&strings(&["sh", "-c", &script, &sshd, &failure(addr)])));
@@ -279,7 +279,10 @@ fn run(release: Release) {
         Duration::from_secs(20),
         || failing("192.0.2.12") == 2,
     );
-    daemon.kill();
+    // a clean stop (it saves the cursor and the open windows), not one killed after 2 s
+    // (review 37)
+    let stopped = daemon.terminate(Duration::from_secs(30));
+    assert!(stopped.is_some_and(|s| s.success()), "stop: {stopped:?}");
     let cursor_files: Vec<PathBuf> = fs::read_dir(dir.join("state"))
         .unwrap()
         .filter_map(Result::ok)
@@ -314,7 +317,10 @@ fn run(release: Release) {
     );
     assert!(!bans("198.51.100.7") && !bans("198.51.100.8"));
 
-    daemon.kill();
+    // a clean stop (it saves the cursor and the open windows), not one killed after 2 s
+    // (review 37)
+    let stopped = daemon.terminate(Duration::from_secs(30));
+    assert!(stopped.is_some_and(|s| s.success()), "stop: {stopped:?}");
     drop(journald);
     drop(cgroup);
 }

@@ -546,9 +546,10 @@ fn run(version: Release) {
         https_unit.starts_with("cockpit-wsinstance-https@") && !https_unit.contains('\n'),
         "one https instance expected: {https_unit:?}"
     );
-    // each forger stays alive a second after sending: journald reads the sender's control
-    // group from /proc when the entry arrives, and finds none once the sender is gone
-    const FORGE: &str = "{ printf '%s\\n' \"$0\"; sleep 1; } | logger -t cockpit-session";
+    // each forger stays alive a while after sending: journald reads the sender's control
+    // group from /proc when the entry arrives, and finds none once the sender is gone (3 s:
+    // a loaded machine's journald may come to it after 1 s, review 37)
+    const FORGE: &str = "{ printf '%s\\n' \"$0\"; sleep 3; } | logger -t cockpit-session";
     let httpsd = format!("system.slice/system-cockpithttps.slice/{https_unit}");
     for (cgroup, addr) in [
         ("system.slice/cockpit.service", "192.0.2.61"),

@@ -394,7 +394,7 @@ acl_connect:
        hosts = nohost.example.net
   # this client talks before the greeting: give it the time to
   accept hosts = 203.0.113.27
-       delay = 1s
+       delay = 3s
   accept
 
 acl_helo:

@@ -202,7 +202,7 @@ begin acl
 acl_connect:
   # this client talks before the greeting: give it the time to
   accept hosts = 203.0.113.14
-         delay = 1s
+         delay = 3s
   accept
 
 acl_rcpt:

@@ -351,9 +351,9 @@ def rate_limit(src):
             c.close()
 
 
-# postscreen on port 2525: it sends "220-" at once and waits 3 s for a pregreeting (the EHLO
+# postscreen on port 2525: it sends "220-" at once and waits 6 s for a pregreeting (the EHLO
 # below must arrive within them: with 1 s, a loaded machine once sent it too late, and
-# postscreen then sent the banner's last line first)
+# postscreen then sent the banner's last line first; 3 s left little room, review 37)
 def pregreet(src):
     c = Conn(src, 2525)
     expect(src + " postscreen banner", c.line(), b"220-")
@@ -827,7 +827,7 @@ impl MailLab {
                  disable_dns_lookups = yes\n\
                  smtp_dns_support_level = disabled\n\
                  biff = no\n\
-                 postscreen_greet_wait = 3s\n\
+                 postscreen_greet_wait = 6s\n\
                  postscreen_greet_action = enforce\n\
                  postscreen_pipelining_enable = yes\n\
                  postscreen_pipelining_action = enforce\n\

@@ -23,7 +23,14 @@ fn interleaved(lines: usize) -> String {
     let mut log = String::new();
     let mut n = 0;
     while n < lines {
-        let t = format!("Nov 21 1{}:{:02}:{:02}", n / 3600 % 10, n / 60 % 60, n % 60);
+        // (a year and a zone: year-less stamps are given a year by today's date, and on 19
+        // November the two runs, seconds apart, put some lines in different years, review 37)
+        let t = format!(
+            "2026-11-21T1{}:{:02}:{:02}+00:00",
+            n / 3600 % 10,
+            n / 60 % 60,
+            n % 60
+        );
         if open.len() < 60 && rand(3) == 0 {
             let (host, pid) = (rand(2), 1000 + rand(450));
             if !open.iter().any(|o| o.0 == host && o.1 == pid) {

@@ -770,7 +770,9 @@ mod tests {
                 ban_rules: vec![],
             },
         );
-        assert!(t.elapsed() < Duration::from_millis(100));
+        // not blocked (a blocking send would never end here: the receiver is kept); the
+        // bound leaves a loaded machine room (100 ms did not, review 37)
+        assert!(t.elapsed() < Duration::from_secs(5));
         assert!(DROPPED.load(Ordering::Relaxed) > before);
     }
 

@@ -376,6 +376,24 @@ impl ProcessGuard {
         self.child.as_mut().expect("process already reaped")
     }
 
+    /// Stops the process group with SIGTERM and waits up to `grace` for the end (a daemon
+    /// saving its state at stop); its exit status, or `None` if it had to be killed (or was
+    /// gone already).
+    #[allow(dead_code)]
+    pub fn terminate(&mut self, grace: Duration) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        if let Ok(Some(s)) = child.try_wait() {
+            return Some(s);
+        }
+        kill_group(child.id(), libc::SIGTERM);
+        let status = wait_child_bounded(&mut child, grace);
+        if status.is_none() {
+            kill_group(child.id(), libc::SIGKILL);
+            let _ = wait_child_bounded(&mut child, Duration::from_secs(2));
+        }
+        status
+    }
+
     /// Terminates the process group now (idempotent).
     pub fn kill(&mut self) {
         let Some(mut child) = self.child.take() else {

@@ -1504,6 +1504,9 @@ wait "$p"
             Err(TrySendError::Full(_))
         ));
         let ctl = Arc::new(ReaderCtl::default());
+        // (taken before the stopper starts: a stall between the two made the wait look
+        // shorter than it was, review 37)
+        let t = Instant::now();
         let stopper = {
             let ctl = ctl.clone();
             std::thread::spawn(move || {
@@ -1512,7 +1515,6 @@ wait "$p"
                 ctl.wake.notify_all();
             })
         };
-        let t = Instant::now();
         assert!(!send(&tx, &ctl, Msg::Reload), "sent into a full queue");
         assert!(
             t.elapsed() >= Duration::from_millis(150),
@@ -1955,7 +1957,9 @@ wait "$p"
         }
         let t = Instant::now();
         r.stop_all();
-        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+        // at once, not after the 10 s retry sleep (1 s was a bound a loaded machine could
+        // miss, review 37)
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     }
 }
 
