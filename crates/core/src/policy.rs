@@ -354,12 +354,12 @@ impl History {
             .filter(|e| jail.is_none_or(|j| j == e.jail) && e.at > since)
             .map(|e| (e.jail.as_str(), e.at, e.reset))
             .collect();
-        // in the order they happened: a stable sort by time keeps each prefix's entries in
-        // the order they were recorded (a manual unban in the millisecond of the ban it
-        // lifts comes after it, not before: a reset sorted first of its millisecond left
-        // the ban counted, a CI failure twice); after a restart, bans are recorded before
-        // resets, so a reset still cancels a ban of its millisecond
-        events.sort_by_key(|&(j, at, _)| (j, at));
+        // the bans of one millisecond before its resets: a manual unban in the millisecond
+        // of the ban it lifts cancels it (a reset sorted first left the ban counted, a CI
+        // failure twice), whatever the prefixes' order in the map, and the same before and
+        // after a restart (which loads bans, then resets). The price: a ban in the very
+        // millisecond of an unban before it is cancelled too (review 38)
+        events.sort_by_key(|&(j, at, reset)| (j, at, reset));
         events.dedup();
         let mut total = 0u32;
         let mut n = 0u32;
@@ -387,6 +387,10 @@ impl History {
     /// and the prefixes the reset is recorded under: `target`, whose reset the keys that
     /// hold it see, and each prefix inside it with bans of its own, which does not.
     /// Nothing is recorded when nothing counted.
+    ///
+    /// With `inside` false, a `target` wider than `key_len` (a subnet) forgets its own bans
+    /// and its pieces' only, not those of the offenders inside it (`unban --all` lifting a
+    /// subnet ban pardoned every offender in it, review 38).
     pub fn forget(
         &mut self,
         target: Cidr,
@@ -394,13 +398,20 @@ impl History {
         key_len: u8,
         since: Millis,
         at: Millis,
+        inside: bool,
     ) -> (u32, Vec<Cidr>) {
+        let subnet_only = !inside && target.len < key_len;
         let holders = (key_len.min(target.len)..target.len)
             .filter_map(|len| Cidr::new(target.addr, len))
             .filter(|c| self.entries.contains_key(c));
+        let own = if subnet_only {
+            self.count_subnet(target, Some(jail), since, key_len)
+        } else {
+            self.count(target, Some(jail), since)
+        };
         let n = holders
             .map(|h| self.count(h, Some(jail), since))
-            .chain([self.count(target, Some(jail), since)])
+            .chain([own])
             .max()
             .unwrap_or(0);
         if n == 0 {
@@ -408,7 +419,9 @@ impl History {
         }
         let mut at_keys: Vec<Cidr> = self
             .within(target)
-            .filter(|(c, v)| **c != target && v.iter().any(|e| !e.reset))
+            .filter(|(c, v)| {
+                **c != target && (!subnet_only || c.len < key_len) && v.iter().any(|e| !e.reset)
+            })
             .map(|(c, _)| *c)
             .collect();
         at_keys.insert(0, target);
@@ -904,7 +917,10 @@ mod tests {
         let c = |s: &str| Cidr::parse(s).unwrap();
         let mut h = History::new();
         // nothing banned: nothing to forget, nothing recorded
-        assert_eq!(h.forget(c("192.0.2.7"), "sshd", 32, 0, 50), (0, vec![]));
+        assert_eq!(
+            h.forget(c("192.0.2.7"), "sshd", 32, 0, 50, true),
+            (0, vec![])
+        );
         assert_eq!(h.count(c("192.0.2.7"), None, 0), 0);
         h.record_ban(c("192.0.2.7"), "sshd", 10);
         h.record_ban(c("192.0.2.7"), "sshd", 20);
@@ -912,7 +928,7 @@ mod tests {
         assert_eq!(h.count(c("192.0.2.7"), None, 0), 3);
         // in the jail alone: its two bans; across jails, web's one still counts
         assert_eq!(
-            h.forget(c("192.0.2.7"), "sshd", 32, 0, 30),
+            h.forget(c("192.0.2.7"), "sshd", 32, 0, 30, true),
             (2, vec![c("192.0.2.7")])
         );
         assert_eq!(h.count(c("192.0.2.7"), Some("sshd"), 0), 0);
@@ -923,46 +939,68 @@ mod tests {
         assert_eq!(h.count(c("192.0.2.7"), Some("sshd"), 0), 1);
         assert_eq!(h.count(c("192.0.2.7"), None, 0), 2);
         // outside the window: nothing counted, nothing recorded
-        assert_eq!(h.forget(c("192.0.2.7"), "sshd", 32, 45, 50).0, 0);
+        assert_eq!(h.forget(c("192.0.2.7"), "sshd", 32, 45, 50, true).0, 0);
         // an address of a /64 that was banned as the offender (v6_prefix 64): the /64's
         let net = c("2001:db8:5:6::/64");
         h.record_ban(net, "sshd", 100);
         h.record_ban(net, "sshd", 200);
         let addr = c("2001:db8:5:6::9");
-        assert_eq!(h.forget(addr, "sshd", 64, 0, 300), (2, vec![addr]));
+        assert_eq!(h.forget(addr, "sshd", 64, 0, 300, true), (2, vec![addr]));
         assert_eq!(h.count(net, Some("sshd"), 0), 0);
         // a /48 over bans of prefixes inside it: each keeps a reset of its own
         let inner = c("2001:db8:7:1::/64");
         h.record_ban(inner, "sshd", 400);
         let wide = c("2001:db8:7::/48");
-        assert_eq!(h.forget(wide, "sshd", 64, 0, 500), (1, vec![wide, inner]));
+        assert_eq!(
+            h.forget(wide, "sshd", 64, 0, 500, true),
+            (1, vec![wide, inner])
+        );
         assert_eq!(h.count(inner, Some("sshd"), 0), 0);
         // a host of a subnet ban, never banned itself: the subnet is other offenders', not
         // its to forget
         let sub = c("203.0.113.0/24");
         h.record_ban(c("203.0.113.1"), "sshd", 600);
         h.record_ban(sub, "sshd", 700);
-        assert_eq!(h.forget(c("203.0.113.9"), "sshd", 32, 0, 800), (0, vec![]));
+        assert_eq!(
+            h.forget(c("203.0.113.9"), "sshd", 32, 0, 800, true),
+            (0, vec![])
+        );
         assert_eq!(h.count(sub, Some("sshd"), 0), 2);
+        // a subnet's own bans alone (`unban --all` lifting it): its offenders keep theirs
+        let host = c("203.0.113.1");
+        assert_eq!(h.count(host, Some("sshd"), 0), 1);
+        assert_eq!(h.forget(sub, "sshd", 32, 0, 850, false), (1, vec![sub]));
+        assert_eq!(h.count(host, Some("sshd"), 0), 1);
+        assert_eq!(h.count_subnet(sub, Some("sshd"), 0, 32), 0);
         // the jails with bans of it, inside it or around it
         h.record_ban(c("203.0.113.9"), "mail", 900);
         assert_eq!(h.jails_of(c("203.0.113.9")), ["mail", "sshd"]);
         assert_eq!(h.jails_of(c("192.0.2.7")), ["sshd", "web"]);
     }
 
-    /// Events of one millisecond count in the order they were recorded: a manual unban in
-    /// the millisecond of the ban it lifts cancels it, and a ban in the millisecond of an
-    /// unban before it counts (a reset sorted first of its millisecond left the ban
-    /// counted: a CI failure, twice).
+    /// The resets of one millisecond come after its bans: a manual unban in the millisecond
+    /// of the ban it lifts cancels it (a reset sorted first left the ban counted: a CI
+    /// failure, twice), also when the ban is recorded under another prefix (a subnet ban
+    /// and the host that made it, review 38), in any order of recording, as after a
+    /// restart.
     #[test]
-    fn events_of_one_millisecond_count_in_their_order() {
-        let a = Cidr::parse("203.0.113.5").unwrap();
+    fn the_resets_of_one_millisecond_come_after_its_bans() {
+        let c = |s: &str| Cidr::parse(s).unwrap();
+        let a = c("203.0.113.5");
         let mut h = History::new();
         h.record_ban(a, "sshd", 50);
         h.record_reset(a, "sshd", 50);
         assert_eq!(h.count(a, Some("sshd"), 0), 0);
+        let sub = c("198.51.100.0/24");
+        h.record_ban(c("198.51.100.9"), "sshd", 100);
+        h.record_ban(sub, "sshd", 100);
+        h.record_reset(sub, "sshd", 100);
+        assert_eq!(h.count(sub, Some("sshd"), 0), 0);
+        // (the price: a ban in the very millisecond of an unban before it is cancelled too)
         h.record_reset(a, "sshd", 60);
         h.record_ban(a, "sshd", 60);
+        assert_eq!(h.count(a, Some("sshd"), 0), 0);
+        h.record_ban(a, "sshd", 61);
         assert_eq!(h.count(a, Some("sshd"), 0), 1);
     }
 

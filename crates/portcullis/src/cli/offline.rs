@@ -212,7 +212,7 @@ pub fn unban(cfg: &Config, addr: Option<Cidr>, jail: Option<&str>, now: i64) -> 
         if let Some(t) = addr {
             let since = now - crate::daemon::HISTORY_DAYS * 86_400_000;
             let mut history = store.escalation_history(since)?;
-            let (said, ops) = crate::daemon::pardon(&mut history, cfg, t, jail, now);
+            let (said, ops) = crate::daemon::pardon(&mut history, cfg, t, jail, now, true);
             if !said.is_empty() {
                 store.apply(&ops)?;
                 return Ok(Response::ok(crate::daemon::pardoned(t, jail, &said)));

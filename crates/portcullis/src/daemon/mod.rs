@@ -2917,7 +2917,47 @@ impl Engine {
                 });
             }
         }
-        if fw_ops.is_empty() {
+        // the bans of jails no longer configured, kept in the state file (they come back with
+        // the jail): lifted there too without `--jail`, as the offline `unban` does; said
+        // where with `--jail` (review 38: they were pardoned but left banned)
+        let dormant: Vec<(Cidr, String)> = match target {
+            Some(t) => self
+                .store
+                .active_bans(now)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|b| {
+                    b.jail != config::DENY_JAIL
+                        && !self.jails.iter().any(|j| j.name() == b.jail)
+                        && (b.addr == t || b.addr.covers(&t) || t.covers(&b.addr))
+                })
+                .map(|b| (b.addr, b.jail))
+                .collect(),
+            None => Vec::new(),
+        };
+        let mut dormant_lifted = 0;
+        if jail.is_none() {
+            for (a, j) in &dormant {
+                self.history.record_reset(*a, j, now);
+                events::emit(&Event::Unban {
+                    addr: *a,
+                    jail: j.clone(),
+                    reason: UnbanReason::Manual,
+                });
+                st_ops.push(StoreOp::Unban {
+                    addr: *a,
+                    jail: j.clone(),
+                    at: now,
+                });
+                st_ops.push(StoreOp::Reset {
+                    addr: *a,
+                    jail: j.clone(),
+                    at: now,
+                });
+                dormant_lifted += 1;
+            }
+        }
+        if fw_ops.is_empty() && dormant_lifted == 0 {
             // banned in other jails: say where (`--jail` chose one), and forget nothing
             let elsewhere: Vec<&str> = match (target, jail) {
                 (Some(t), Some(n)) => self
@@ -2929,6 +2969,7 @@ impl Engine {
                             || j.tracker().covering_ban(t).is_some()
                     })
                     .map(|j| j.name())
+                    .chain(dormant.iter().map(|(_, j)| j.as_str()).filter(|j| *j != n))
                     .collect(),
                 _ => Vec::new(),
             };
@@ -2974,21 +3015,28 @@ impl Engine {
                 "unbanned in Portcullis, but the firewall refused to lift it, so it may still block: {e:#}"
             ));
         }
-        if said.is_empty() {
-            Response::ok(format!("unbanned {} ban(s)", fw_ops.len()))
-        } else {
-            Response::ok(format!(
-                "unbanned {} ban(s); earlier bans forgotten too ({said})",
-                fw_ops.len()
-            ))
+        let mut answer = format!("unbanned {} ban(s)", fw_ops.len() + dormant_lifted);
+        if dormant_lifted > 0 {
+            answer += &format!(
+                " ({dormant_lifted} of jails not configured, from the state file: {})",
+                dormant
+                    .iter()
+                    .map(|(a, j)| format!("{a} ({j})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
         }
+        if !said.is_empty() {
+            answer += &format!("; earlier bans forgotten too ({said})");
+        }
+        Response::ok(answer)
     }
 
     /// `unban` of `t`, which is not banned (in `jail`, or in any jail): its earlier bans are
     /// forgotten ([`pardon`]). `None` when no jail counts any (then `unban` says "not
     /// banned", as before).
     fn forget(&mut self, t: Cidr, jail: Option<&str>, now: Millis) -> Option<Response> {
-        let (said, st_ops) = pardon(&mut self.history, &self.cfg, t, jail, now);
+        let (said, st_ops) = pardon(&mut self.history, &self.cfg, t, jail, now, true);
         if said.is_empty() {
             return None;
         }
@@ -3065,12 +3113,15 @@ pub(crate) fn pardon(
     t: Cidr,
     jail: Option<&str>,
     now: Millis,
+    inside: bool,
 ) -> (String, Vec<StoreOp>) {
     let v4 = t.addr.is_ipv4();
+    // only the jails with bans of it (an `unban --all` of 100,000 bans asks once per address)
+    let touched = history.jails_of(t);
     let mut scope: Vec<(String, Millis, u8)> = cfg
         .jails
         .iter()
-        .filter(|j| jail.is_none_or(|n| n == j.name))
+        .filter(|j| jail.is_none_or(|n| n == j.name) && touched.contains(&j.name))
         .map(|j| {
             let key_len = if v4 { j.v4_prefix } else { j.v6_prefix };
             (
@@ -3081,7 +3132,7 @@ pub(crate) fn pardon(
         })
         .collect();
     if jail.is_none() {
-        for name in history.jails_of(t) {
+        for name in touched {
             if !scope.iter().any(|(n, _, _)| *n == name) {
                 scope.push((name, 0, if v4 { 32 } else { 64 }));
             }
@@ -3090,7 +3141,7 @@ pub(crate) fn pardon(
     let mut said = Vec::new();
     let mut ops = Vec::new();
     for (name, since, key_len) in scope {
-        let (n, keys) = history.forget(t, &name, key_len, since, now);
+        let (n, keys) = history.forget(t, &name, key_len, since, now, inside);
         if n == 0 {
             continue;
         }
@@ -3122,7 +3173,8 @@ pub(crate) fn pardon_lifted(
     let mut said = String::new();
     let mut ops = Vec::new();
     for t in of {
-        let (s, more) = pardon(history, cfg, t, jail, now);
+        // (`--all`: a lifted subnet forgets its own bans, not its offenders')
+        let (s, more) = pardon(history, cfg, t, jail, now, target.is_some());
         if !s.is_empty() && target.is_some() {
             said = s;
         } else if !s.is_empty() && said.is_empty() {
@@ -4945,6 +4997,40 @@ wait "$p"
             "{r:?}"
         );
         assert_eq!(eng.history.count(Cidr::host(x), None, 0), 0);
+        // a ban of a jail no longer configured, kept in the state file: `--jail a` says where
+        // it is, and `unban` lifts it there, as the offline command does (review 38)
+        let y = Cidr::host(ip("203.0.113.72"));
+        eng.store
+            .apply(&[StoreOp::Ban(BanRecord {
+                addr: y,
+                jail: "g".into(),
+                start: now_ms(),
+                end: now_ms() + 3_600_000,
+                failures: 3,
+                reason: BanReason::Failures,
+                count: 1,
+            })])
+            .unwrap();
+        let r = unban(&mut eng, "203.0.113.72", Some("a"));
+        assert!(
+            !r.ok
+                && r.error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("(it is in jail g;")),
+            "{r:?}"
+        );
+        let r = unban(&mut eng, "203.0.113.72", None);
+        assert_eq!(
+            r.message.as_deref(),
+            Some("unbanned 1 ban(s) (1 of jails not configured, from the state file: 203.0.113.72 (g))"),
+            "{r:?}"
+        );
+        assert!(eng
+            .store
+            .active_bans(now_ms())
+            .unwrap()
+            .iter()
+            .all(|b| b.addr != y));
     }
 
     #[test]
