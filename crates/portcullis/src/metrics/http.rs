@@ -70,9 +70,9 @@ fn run(listener: TcpListener, page: &dyn Fn() -> String) -> std::io::Result<()> 
     let mut events = Events::with_capacity(256);
     let mut conns: HashMap<usize, Conn> = HashMap::new();
     let mut next_id = 0usize;
-    // an accept that failed (out of file descriptors): tried again in a moment, not spun on
     // when to accept again without a new event: at once (a turn's share taken, more
-    // waiting), or in a moment (an accept failed); `None`: at the listener's next event
+    // waiting), or in a moment (an accept failed, out of file descriptors: not spun on);
+    // `None`: at the listener's next event
     let mut accept_again: Option<Duration> = None;
     loop {
         let now = Instant::now();
@@ -129,9 +129,9 @@ fn run(listener: TcpListener, page: &dyn Fn() -> String) -> std::io::Result<()> 
 /// request there, read and answered in the same turn, and never taken for an idle one;
 /// connections that send nothing wait in the kernel, not in the places here, and come only
 /// after that time (rounded up to the kernel's SYN-ACK retransmissions: about 7 s), to be
-/// given their own deadline then, as the oldest to give their places. Without it (refused), the places alone
-/// protect the scrapers: said, not fatal. (Written with libc: rustix has no call for this
-/// option.)
+/// given their own deadline then, as the oldest to give their places. Without it
+/// (refused), the places alone protect the scrapers: said, not fatal. (Written with libc:
+/// rustix has no call for this option.)
 fn defer_accept(listener: &TcpListener) {
     use std::os::fd::AsRawFd;
     let secs: libc::c_int = DEADLINE.as_secs() as libc::c_int;
