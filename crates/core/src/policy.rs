@@ -265,12 +265,16 @@ struct Entry {
     at: Millis,
     /// A manual unban: earlier bans no longer count.
     reset: bool,
+    /// When it was recorded, among all entries: the order of the events of one millisecond.
+    seq: u64,
 }
 
 /// The bans and manual unbans of every offender (address or prefix), across jails.
 #[derive(Debug, Clone, Default)]
 pub struct History {
     entries: BTreeMap<Cidr, Vec<Entry>>,
+    /// The next entry's `seq`.
+    next: u64,
 }
 
 impl History {
@@ -292,14 +296,18 @@ impl History {
 
     fn push(&mut self, target: Cidr, jail: &str, at: Millis, reset: bool) {
         let v = self.entries.entry(target).or_default();
+        if v.iter()
+            .any(|x| x.at == at && x.reset == reset && x.jail == jail)
+        {
+            return;
+        }
         let e = Entry {
             jail: jail.to_string(),
             at,
             reset,
+            seq: self.next,
         };
-        if v.contains(&e) {
-            return;
-        }
+        self.next += 1;
         let i = v.partition_point(|x| x.at <= at);
         v.insert(i, e);
     }
@@ -347,23 +355,25 @@ impl History {
 
     /// [`History::count`] over the entries of prefixes shorter than `below` bits.
     fn count_of(&self, target: Cidr, jail: Option<&str>, since: Millis, below: u16) -> u32 {
-        let mut events: Vec<(&str, Millis, bool)> = self
+        let mut events: Vec<(&str, Millis, u64, bool)> = self
             .within(target)
             .filter(|(c, _)| u16::from(c.len) < below)
             .flat_map(|(_, v)| v.iter())
             .filter(|e| jail.is_none_or(|j| j == e.jail) && e.at > since)
-            .map(|e| (e.jail.as_str(), e.at, e.reset))
+            .map(|e| (e.jail.as_str(), e.at, e.seq, e.reset))
             .collect();
-        // the bans of one millisecond before its resets: a manual unban in the millisecond
-        // of the ban it lifts cancels it (a reset sorted first left the ban counted, a CI
-        // failure twice), whatever the prefixes' order in the map, and the same before and
-        // after a restart (which loads bans, then resets). The price: a ban in the very
-        // millisecond of an unban before it is cancelled too (review 38)
-        events.sort_by_key(|&(j, at, reset)| (j, at, reset));
-        events.dedup();
+        // the events of one millisecond in the order they were recorded, whatever prefixes
+        // they are under: a manual unban in the millisecond of the ban it lifts cancels it,
+        // and a ban in the millisecond of an unban before it counts (a reset sorted first of
+        // its millisecond left the ban it lifted counted, a CI failure twice; bans sorted
+        // first cancelled a ban just after an unban, review 39). After a restart the
+        // history is recorded bans first, then resets: a tie of one millisecond read back
+        // cancels the ban. The same moment under two prefixes (a ban's pieces) counts once.
+        events.sort_by_key(|&(j, at, seq, _)| (j, at, seq));
+        events.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1 && a.3 == b.3);
         let mut total = 0u32;
         let mut n = 0u32;
-        for (i, &(j, _, reset)) in events.iter().enumerate() {
+        for (i, &(j, _, _, reset)) in events.iter().enumerate() {
             if i > 0 && events[i - 1].0 != j {
                 total = total.saturating_add(n);
                 n = 0;
@@ -420,7 +430,9 @@ impl History {
         let mut at_keys: Vec<Cidr> = self
             .within(target)
             .filter(|(c, v)| {
-                **c != target && (!subnet_only || c.len < key_len) && v.iter().any(|e| !e.reset)
+                **c != target
+                    && (!subnet_only || c.len < key_len)
+                    && v.iter().any(|e| !e.reset && e.jail == jail)
             })
             .map(|(c, _)| *c)
             .collect();
@@ -978,13 +990,13 @@ mod tests {
         assert_eq!(h.jails_of(c("192.0.2.7")), ["sshd", "web"]);
     }
 
-    /// The resets of one millisecond come after its bans: a manual unban in the millisecond
-    /// of the ban it lifts cancels it (a reset sorted first left the ban counted: a CI
-    /// failure, twice), also when the ban is recorded under another prefix (a subnet ban
-    /// and the host that made it, review 38), in any order of recording, as after a
-    /// restart.
+    /// The events of one millisecond count in the order they were recorded: a manual unban
+    /// in the millisecond of the ban it lifts cancels it (a reset sorted first left the ban
+    /// counted: a CI failure, twice), also when the ban is recorded under another prefix (a
+    /// subnet ban and the host that made it, review 38), and a ban in the millisecond of an
+    /// unban before it counts (review 39).
     #[test]
-    fn the_resets_of_one_millisecond_come_after_its_bans() {
+    fn the_events_of_one_millisecond_count_in_their_order() {
         let c = |s: &str| Cidr::parse(s).unwrap();
         let a = c("203.0.113.5");
         let mut h = History::new();
@@ -996,11 +1008,9 @@ mod tests {
         h.record_ban(sub, "sshd", 100);
         h.record_reset(sub, "sshd", 100);
         assert_eq!(h.count(sub, Some("sshd"), 0), 0);
-        // (the price: a ban in the very millisecond of an unban before it is cancelled too)
+        // a ban in the millisecond of an unban before it counts
         h.record_reset(a, "sshd", 60);
         h.record_ban(a, "sshd", 60);
-        assert_eq!(h.count(a, Some("sshd"), 0), 0);
-        h.record_ban(a, "sshd", 61);
         assert_eq!(h.count(a, Some("sshd"), 0), 1);
     }
 

@@ -240,16 +240,21 @@ pub fn unban(cfg: &Config, addr: Option<Cidr>, jail: Option<&str>, now: i64) -> 
             ]
         })
         .collect();
-    store.apply(&ops)?;
     // the jails where it was not banned forget its earlier bans too, as the daemon's
-    // `unban` does (read again: the resets just written make the lifted jails count none)
-    // (`--all`: each address lifted)
+    // `unban` does (the lifted ones' resets recorded first, as the daemon records them, so
+    // that they count none); `--all`: each address lifted. One transaction with the lift:
+    // a failure between two left the bans lifted in the file and in nothing else (review 39)
     let since = now - crate::daemon::HISTORY_DAYS * 86_400_000;
     let mut history = store.escalation_history(since)?;
+    for (a, j) in &lift {
+        history.record_reset(*a, j, now);
+    }
     let lifted: Vec<Cidr> = lift.iter().map(|(a, _)| *a).collect();
     let (forgotten, more) =
         crate::daemon::pardon_lifted(&mut history, cfg, addr, &lifted, jail, now);
-    store.apply(&more)?;
+    let mut ops = ops;
+    ops.extend(more);
+    store.apply(&ops)?;
     // a lifted fleet ban is no more a fleet ban; a ban this node shared is unbanned in the
     // fleet too, from the outbox the daemon sends at its next start (the other nodes, and
     // Redis' current state, kept it to its end, a review found)

@@ -295,6 +295,15 @@ impl Engine {
         p: &mut Pending,
     ) -> Outcome {
         let key = (e.addr, e.jail.clone());
+        // a manual ban of the address since is the admin's: no fleet entry changes it (a
+        // co-holder's unban gave it another holder's end, review 39)
+        if matches!(
+            self.meta.get(&(e.jail.clone(), e.addr)),
+            Some((BanReason::Manual, _))
+        ) {
+            shared.co.lock().expect("fleet co-holders").remove(&key);
+            return Outcome::Nothing;
+        }
         // only the node whose ban it is lifts it; another that banned it too no longer does
         if shared.origins.lock().expect("fleet origins").get(&key) != Some(&e.node) {
             // its part goes: the ban runs to the latest end of the others (the origin's

@@ -2755,7 +2755,18 @@ impl Engine {
                 .map_or(1, |&(_, n)| n),
             None => {
                 self.history.record_ban(target, &jail, now);
-                self.history.count(target, scope, since)
+                // a prefix wider than the offenders' counts its own bans, not theirs
+                let t = &self.cfg.jails[ji];
+                let key_len = if target.addr.is_ipv4() {
+                    t.v4_prefix
+                } else {
+                    t.v6_prefix
+                };
+                if target.len < key_len {
+                    self.history.count_subnet(target, scope, since, key_len)
+                } else {
+                    self.history.count(target, scope, since)
+                }
             }
         };
         self.meta
@@ -2798,6 +2809,10 @@ impl Engine {
             f.origins
                 .lock()
                 .expect("fleet origins")
+                .remove(&(target, jail.clone()));
+            // nor does another holder's unban give it another holder's end (review 39)
+            f.co.lock()
+                .expect("fleet co-holders")
                 .remove(&(target, jail.clone()));
         }
         let len = if until == FOREVER {
@@ -3124,11 +3139,10 @@ pub(crate) fn pardon(
         .filter(|j| jail.is_none_or(|n| n == j.name) && touched.contains(&j.name))
         .map(|j| {
             let key_len = if v4 { j.v4_prefix } else { j.v6_prefix };
-            (
-                j.name.clone(),
-                now.saturating_sub(j.policy.ban.window()),
-                key_len,
-            )
+            // every earlier ban (the history held: 90 days), not only the jail's own
+            // window: a jail counting across jails with a longer window still counted this
+            // jail's older bans (review 39)
+            (j.name.clone(), 0, key_len)
         })
         .collect();
     if jail.is_none() {
