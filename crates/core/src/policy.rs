@@ -486,12 +486,15 @@ impl History {
         since: Millis,
         key_len: u8,
     ) -> usize {
+        // (an offender pardoned since, by a manual unban, is none: it counted toward the
+        // subnet ban, review 38)
         let mut keys: Vec<Cidr> = self
             .within(wide)
             .filter(|(c, v)| {
                 c.len > wide.len
                     && v.iter()
                         .any(|e| !e.reset && e.at > since && jail.is_none_or(|j| j == e.jail))
+                    && self.count(**c, jail, since) > 0
             })
             .map(|(c, _)| {
                 if c.len > key_len && key_len > wide.len {
@@ -1012,6 +1015,28 @@ mod tests {
         h.record_reset(a, "sshd", 60);
         h.record_ban(a, "sshd", 60);
         assert_eq!(h.count(a, Some("sshd"), 0), 1);
+    }
+
+    /// A pardoned offender no longer counts toward a subnet ban (review 38).
+    #[test]
+    fn a_pardoned_offender_is_no_subnet_offender() {
+        let c = |s: &str| Cidr::parse(s).unwrap();
+        let mut h = History::new();
+        let sub = c("198.51.100.0/24");
+        h.record_ban(c("198.51.100.1"), "sshd", 10);
+        h.record_ban(c("198.51.100.2"), "sshd", 20);
+        assert_eq!(h.offenders_within(sub, Some("sshd"), 0, 32), 2);
+        assert_eq!(h.forget(c("198.51.100.2"), "sshd", 32, 0, 30, true).0, 1);
+        assert_eq!(h.offenders_within(sub, Some("sshd"), 0, 32), 1);
+        // banned again after: an offender again
+        h.record_ban(c("198.51.100.2"), "sshd", 40);
+        assert_eq!(h.offenders_within(sub, Some("sshd"), 0, 32), 2);
+        // v6: a pardon of an address of an offender's /64
+        let wide = c("2001:db8:9::/48");
+        h.record_ban(c("2001:db8:9:1::/64"), "sshd", 50);
+        assert_eq!(h.offenders_within(wide, Some("sshd"), 0, 64), 1);
+        h.forget(c("2001:db8:9:1::5"), "sshd", 64, 0, 60, true);
+        assert_eq!(h.offenders_within(wide, Some("sshd"), 0, 64), 0);
     }
 
     #[test]
