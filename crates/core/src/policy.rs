@@ -315,10 +315,9 @@ impl History {
     /// When `target`, or a prefix that holds it, was last banned or manually unbanned in
     /// `jail`: either cleared the failures counted for it before then.
     pub fn last_touched(&self, target: Cidr, jail: &str) -> Option<Millis> {
-        (0..=target.len)
-            .filter_map(|len| Cidr::new(target.addr, len))
-            .filter_map(|c| self.entries.get(&c))
-            .flatten()
+        self.holders(target, 0)
+            .chain(self.entries.get(&target).map(|v| (target, v)))
+            .flat_map(|(_, v)| v)
             .filter(|e| e.jail == jail)
             .map(|e| e.at)
             .max()
@@ -411,15 +410,14 @@ impl History {
         inside: bool,
     ) -> (u32, Vec<Cidr>) {
         let subnet_only = !inside && target.len < key_len;
-        let holders = (key_len.min(target.len)..target.len)
-            .filter_map(|len| Cidr::new(target.addr, len))
-            .filter(|c| self.entries.contains_key(c));
+        let holders: Vec<Cidr> = self.holders(target, key_len).map(|(c, _)| c).collect();
         let own = if subnet_only {
             self.count_subnet(target, Some(jail), since, key_len)
         } else {
             self.count(target, Some(jail), since)
         };
         let n = holders
+            .into_iter()
             .map(|h| self.count(h, Some(jail), since))
             .chain([own])
             .max()
@@ -447,13 +445,10 @@ impl History {
     /// (sorted): a jail no longer configured among them, whose bans still count across
     /// jails until their window ends.
     pub fn jails_of(&self, target: Cidr) -> Vec<String> {
-        let holders = (0..target.len)
-            .filter_map(|len| Cidr::new(target.addr, len))
-            .filter_map(|c| self.entries.get(&c));
         let mut v: Vec<String> = self
             .within(target)
             .map(|(_, v)| v)
-            .chain(holders)
+            .chain(self.holders(target, 0).map(|(_, v)| v))
             .flatten()
             .filter(|e| !e.reset)
             .map(|e| e.jail.clone())
@@ -461,6 +456,14 @@ impl History {
         v.sort();
         v.dedup();
         v
+    }
+
+    /// The entries of the prefixes that hold `target`, from `from` bits up to (not
+    /// including) its own length.
+    fn holders(&self, target: Cidr, from: u8) -> impl Iterator<Item = (Cidr, &Vec<Entry>)> {
+        (from.min(target.len)..target.len)
+            .filter_map(move |len| Cidr::new(target.addr, len))
+            .filter_map(|c| self.entries.get(&c).map(|v| (c, v)))
     }
 
     /// The entries of `target` and of the prefixes inside it.
@@ -658,14 +661,7 @@ pub fn sentence(
         return out;
     };
     let subnet_scope = (!policy.ban.across_jails()).then_some(name.as_str());
-    let key_len = {
-        let t = &jail.settings().tracker;
-        if addr.addr.is_ipv4() {
-            t.v4_prefix
-        } else {
-            t.v6_prefix
-        }
-    };
+    let key_len = jail.settings().tracker.key_len(addr.addr.is_ipv4());
     let target = match sb.target(
         history,
         subnet_scope,

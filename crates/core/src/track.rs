@@ -123,12 +123,27 @@ impl TrackerConfig {
             } else {
                 128
             }
-        } else if ip.is_ipv4() {
-            self.v4_prefix.min(32)
         } else {
-            self.v6_prefix.min(128)
+            self.key_len(ip.is_ipv4())
         };
         Cidr::new(ip, len).expect("length within the family")
+    }
+
+    /// The length of the offenders' keys of one family (`v4_prefix` or `v6_prefix`, at
+    /// most the family's width): a prefix banned shorter than it is a subnet ban, whose
+    /// count is its own bans, not its offenders'.
+    pub fn key_len(&self, v4: bool) -> u8 {
+        key_len(v4, self.v4_prefix, self.v6_prefix)
+    }
+}
+
+/// [`TrackerConfig::key_len`] of a jail's `v4_prefix` and `v6_prefix` (the configuration
+/// keeps them apart from its tracker).
+pub fn key_len(v4: bool, v4_prefix: u8, v6_prefix: u8) -> u8 {
+    if v4 {
+        v4_prefix.min(32)
+    } else {
+        v6_prefix.min(128)
     }
 }
 

@@ -197,6 +197,13 @@ pub struct JailConfig {
     pub filter_logs: Vec<(String, Vec<String>)>,
 }
 
+impl JailConfig {
+    /// Its offenders' key length for one family ([`portcullis_core::track::key_len`]).
+    pub fn key_len(&self, v4: bool) -> u8 {
+        portcullis_core::track::key_len(v4, self.v4_prefix, self.v6_prefix)
+    }
+}
+
 /// A validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {

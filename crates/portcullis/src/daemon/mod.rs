@@ -24,6 +24,7 @@ use portcullis_core::duration;
 use portcullis_core::ignore::{Cidr, IgnoreList, Reason};
 use portcullis_core::jail::{Jail, Step};
 use portcullis_core::policy::{self, History};
+use portcullis_core::track::{self, DEFAULT_V4_PREFIX, DEFAULT_V6_PREFIX};
 use tracing::{error, info, warn};
 
 use crate::config::{self, Config, OnCorrupt};
@@ -2756,12 +2757,7 @@ impl Engine {
             None => {
                 self.history.record_ban(target, &jail, now);
                 // a prefix wider than the offenders' counts its own bans, not theirs
-                let t = &self.cfg.jails[ji];
-                let key_len = if target.addr.is_ipv4() {
-                    t.v4_prefix
-                } else {
-                    t.v6_prefix
-                };
+                let key_len = self.cfg.jails[ji].key_len(target.addr.is_ipv4());
                 if target.len < key_len {
                     self.history.count_subnet(target, scope, since, key_len)
                 } else {
@@ -3138,7 +3134,7 @@ pub(crate) fn pardon(
         .iter()
         .filter(|j| jail.is_none_or(|n| n == j.name) && touched.contains(&j.name))
         .map(|j| {
-            let key_len = if v4 { j.v4_prefix } else { j.v6_prefix };
+            let key_len = j.key_len(v4);
             // every earlier ban (the history held: 90 days), not only the jail's own
             // window: a jail counting across jails with a longer window still counted this
             // jail's older bans (review 39)
@@ -3148,7 +3144,11 @@ pub(crate) fn pardon(
     if jail.is_none() {
         for name in touched {
             if !scope.iter().any(|(n, _, _)| *n == name) {
-                scope.push((name, 0, if v4 { 32 } else { 64 }));
+                scope.push((
+                    name,
+                    0,
+                    track::key_len(v4, DEFAULT_V4_PREFIX, DEFAULT_V6_PREFIX),
+                ));
             }
         }
     }
