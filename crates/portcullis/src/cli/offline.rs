@@ -165,30 +165,7 @@ pub fn unban(cfg: &Config, addr: Option<Cidr>, jail: Option<&str>, now: i64) -> 
         .filter(|b| jail.is_none_or(|j| j == b.jail))
         .map(|b| (b.addr, b.jail))
         .collect();
-    let lift: Vec<(Cidr, String)> = match addr {
-        None => active,
-        Some(a) => {
-            let mut jails: Vec<&String> = active.iter().map(|(_, j)| j).collect();
-            jails.sort();
-            jails.dedup();
-            jails
-                .into_iter()
-                .flat_map(|j| {
-                    // the daemon's rule (Tracker::unban), over this jail's stored bans
-                    let of_jail = active.iter().filter(|(_, bj)| bj == j).map(|(c, _)| *c);
-                    match portcullis_core::track::ban_lifted_by(a, of_jail.clone()) {
-                        Some(c) => vec![(c, j.clone())],
-                        // a prefix not banned itself: the bans inside it, as the daemon does
-                        None if !a.is_host() => of_jail
-                            .filter(|c| a.covers(c) && *c != a)
-                            .map(|c| (c, j.clone()))
-                            .collect(),
-                        None => Vec::new(),
-                    }
-                })
-                .collect()
-        }
-    };
+    let lift = crate::daemon::lifted_by(addr, active);
     if lift.is_empty() {
         // banned in another jail than `--jail`'s: said, nothing forgotten, as the daemon
         // does (review 36: the offline path pardoned)

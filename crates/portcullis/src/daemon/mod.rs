@@ -2931,40 +2931,23 @@ impl Engine {
         // the bans of jails no longer configured, kept in the state file (they come back with
         // the jail): lifted there too without `--jail`, as the offline `unban` does; said
         // where with `--jail` (review 38: they were pardoned but left banned)
-        let dormant: Vec<(Cidr, String)> = match target {
-            Some(t) => self
-                .store
-                .active_bans(now)
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|b| {
-                    b.jail != config::DENY_JAIL
-                        && !self.jails.iter().any(|j| j.name() == b.jail)
-                        && (b.addr == t || b.addr.covers(&t) || t.covers(&b.addr))
-                })
-                .map(|b| (b.addr, b.jail))
-                .collect(),
-            None => Vec::new(),
+        let dormant: Vec<(Cidr, String)> = match self.store.active_bans(now) {
+            Ok(rows) => lifted_by(
+                target,
+                rows.into_iter()
+                    .filter(|b| {
+                        b.jail != config::DENY_JAIL
+                            && !self.jails.iter().any(|j| j.name() == b.jail)
+                    })
+                    .map(|b| (b.addr, b.jail))
+                    .collect(),
+            ),
+            Err(e) => return Response::err(format!("cannot read the state: {e:#}")),
         };
         let mut dormant_lifted = 0;
         if jail.is_none() {
             for (a, j) in &dormant {
-                self.history.record_reset(*a, j, now);
-                events::emit(&Event::Unban {
-                    addr: *a,
-                    jail: j.clone(),
-                    reason: UnbanReason::Manual,
-                });
-                st_ops.push(StoreOp::Unban {
-                    addr: *a,
-                    jail: j.clone(),
-                    at: now,
-                });
-                st_ops.push(StoreOp::Reset {
-                    addr: *a,
-                    jail: j.clone(),
-                    at: now,
-                });
+                self.lift_dormant(*a, j.clone(), now, &mut st_ops);
                 dormant_lifted += 1;
             }
         }
@@ -3011,6 +2994,7 @@ impl Engine {
                 FwOp::Del { addr, .. } => Some(*addr),
                 FwOp::Add { .. } => None,
             })
+            .chain(dormant.iter().take(dormant_lifted).map(|(a, _)| *a))
             .collect();
         let (said, ops) = pardon_lifted(&mut self.history, &self.cfg, target, &lifted, jail, now);
         st_ops.extend(ops);
@@ -3028,13 +3012,18 @@ impl Engine {
         }
         let mut answer = format!("unbanned {} ban(s)", fw_ops.len() + dormant_lifted);
         if dormant_lifted > 0 {
+            // (the first ten: an `unban --all` may lift thousands)
+            let mut shown: Vec<String> = dormant
+                .iter()
+                .take(10)
+                .map(|(a, j)| format!("{a} ({j})"))
+                .collect();
+            if dormant_lifted > 10 {
+                shown.push(format!("and {} more", dormant_lifted - 10));
+            }
             answer += &format!(
                 " ({dormant_lifted} of jails not configured, from the state file: {})",
-                dormant
-                    .iter()
-                    .map(|(a, j)| format!("{a} ({j})"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                shown.join(", ")
             );
         }
         if !said.is_empty() {
@@ -3062,6 +3051,27 @@ impl Engine {
 }
 
 impl Engine {
+    /// Lifts the stored ban of `addr` in `jail`, a jail not configured (nothing of it is in
+    /// the firewall): its history reset, the event, the state's lift and reset.
+    fn lift_dormant(&mut self, addr: Cidr, jail: String, now: Millis, st_ops: &mut Vec<StoreOp>) {
+        self.history.record_reset(addr, &jail, now);
+        events::emit(&Event::Unban {
+            addr,
+            jail: jail.clone(),
+            reason: UnbanReason::Manual,
+        });
+        st_ops.push(StoreOp::Unban {
+            addr,
+            jail: jail.clone(),
+            at: now,
+        });
+        st_ops.push(StoreOp::Reset {
+            addr,
+            jail,
+            at: now,
+        });
+    }
+
     /// `unban [ADDR | --all] --jail NAME` of a jail not configured: the bans the state file
     /// keeps for it (see [`Engine::restore_bans`]; nothing of them is in the firewall) are
     /// lifted there, so that they do not come back with the jail.
@@ -3074,26 +3084,13 @@ impl Engine {
             return Response::err(format!("no jail named {jail:?}"));
         }
         let mut st_ops = Vec::new();
-        for b in rows
+        let of_jail = rows
             .into_iter()
-            .filter(|b| b.jail == jail && target.is_none_or(|t| b.addr == t || b.addr.covers(&t)))
-        {
-            self.history.record_reset(b.addr, &b.jail, now);
-            events::emit(&Event::Unban {
-                addr: b.addr,
-                jail: b.jail.clone(),
-                reason: UnbanReason::Manual,
-            });
-            st_ops.push(StoreOp::Unban {
-                addr: b.addr,
-                jail: b.jail.clone(),
-                at: now,
-            });
-            st_ops.push(StoreOp::Reset {
-                addr: b.addr,
-                jail: b.jail,
-                at: now,
-            });
+            .filter(|b| b.jail == jail)
+            .map(|b| (b.addr, b.jail))
+            .collect();
+        for (addr, j) in lifted_by(target, of_jail) {
+            self.lift_dormant(addr, j, now, &mut st_ops);
         }
         if st_ops.is_empty() {
             let t = target.map_or(String::new(), |t| t.to_string());
@@ -3109,6 +3106,34 @@ impl Engine {
             st_ops.len() / 2
         ))
     }
+}
+
+/// The stored bans (address, jail) that an `unban` of `target` lifts, every one for
+/// `--all` (`None`): per jail, as [`portcullis_core::track::Tracker::unban`] does for a
+/// configured jail, the ban of `target` itself, else the widest that covers it, else (a
+/// prefix) the bans inside it. The daemon's rule for the bans of jails not configured, and
+/// the offline `unban`'s (each had its own, and the three differed).
+pub(crate) fn lifted_by(target: Option<Cidr>, bans: Vec<(Cidr, String)>) -> Vec<(Cidr, String)> {
+    let Some(t) = target else {
+        return bans;
+    };
+    let mut jails: Vec<&String> = bans.iter().map(|(_, j)| j).collect();
+    jails.sort();
+    jails.dedup();
+    jails
+        .into_iter()
+        .flat_map(|j| {
+            let of_jail = bans.iter().filter(|(_, bj)| bj == j).map(|(c, _)| *c);
+            match track::ban_lifted_by(t, of_jail.clone()) {
+                Some(c) => vec![(c, j.clone())],
+                None if !t.is_host() => of_jail
+                    .filter(|c| t.covers(c) && *c != t)
+                    .map(|c| (c, j.clone()))
+                    .collect(),
+                None => Vec::new(),
+            }
+        })
+        .collect()
 }
 
 /// Forgets the earlier bans of `t` (not banned now) in `jail`, or in every jail, each
@@ -5045,6 +5070,61 @@ wait "$p"
             .unwrap()
             .iter()
             .all(|b| b.addr != y));
+        // the bans of a jail not configured are lifted by the rule of the configured ones
+        // (the ban itself, else the widest that covers it, else those inside a prefix), with
+        // or without `--jail`, and by `unban --all` (which left them: stop 43's left-over)
+        let store_ban = |eng: &mut Engine, c: &str| {
+            eng.store
+                .apply(&[StoreOp::Ban(BanRecord {
+                    addr: Cidr::parse(c).unwrap(),
+                    jail: "g".into(),
+                    start: now_ms(),
+                    end: now_ms() + 3_600_000,
+                    failures: 3,
+                    reason: BanReason::Failures,
+                    count: 1,
+                })])
+                .unwrap();
+        };
+        let stored = |eng: &Engine| -> Vec<String> {
+            let mut v: Vec<String> = eng
+                .store
+                .active_bans(now_ms())
+                .unwrap()
+                .into_iter()
+                .map(|b| format!("{} {}", b.addr, b.jail))
+                .collect();
+            v.sort();
+            v
+        };
+        store_ban(&mut eng, "198.51.100.0/24");
+        store_ban(&mut eng, "198.51.100.128/25");
+        store_ban(&mut eng, "203.0.113.3");
+        store_ban(&mut eng, "203.0.113.9");
+        let r = unban(&mut eng, "198.51.100.200", Some("g"));
+        assert!(r.ok, "{r:?}");
+        assert_eq!(
+            stored(&eng),
+            ["198.51.100.128/25 g", "203.0.113.3 g", "203.0.113.9 g"]
+        );
+        let r = unban(&mut eng, "203.0.113.0/28", None);
+        assert_eq!(
+            r.message.as_deref(),
+            Some("unbanned 2 ban(s) (2 of jails not configured, from the state file: 203.0.113.3 (g), 203.0.113.9 (g))"),
+            "{r:?}"
+        );
+        assert!(ban(&mut eng, "203.0.113.40", "a").ok);
+        let r = eng.on_control(Request::Unban {
+            addr: None,
+            jail: None,
+            all: true,
+        });
+        assert_eq!(
+            r.message.as_deref(),
+            Some("unbanned 2 ban(s) (1 of jails not configured, from the state file: 198.51.100.128/25 (g))"),
+            "{r:?}"
+        );
+        assert!(stored(&eng).is_empty(), "{:?}", stored(&eng));
     }
 
     #[test]
