@@ -73,7 +73,7 @@ CREATE TABLE IF NOT EXISTS bans (
     time     INTEGER NOT NULL, -- Unix milliseconds
     jail     TEXT NOT NULL,
     addr     TEXT NOT NULL,
-    rule     TEXT,             -- the rule of the failure that triggered it; 'manual'
+    rule     TEXT,             -- the rule of the failure that triggered it; 'manual', 'fleet'
     failures INTEGER NOT NULL,
     length   INTEGER NOT NULL, -- milliseconds
     manual   INTEGER NOT NULL
@@ -115,6 +115,8 @@ pub struct BanRow {
     pub length: Millis,
     /// `portcullis ban`.
     pub manual: bool,
+    /// A ban another node of the fleet shared (no rule of this node made it).
+    pub fleet: bool,
 }
 
 enum Msg {
@@ -198,6 +200,7 @@ impl Stats {
                 failures,
                 length,
                 manual,
+                reason,
                 ..
             } = e
             {
@@ -214,6 +217,7 @@ impl Stats {
                         failures: *failures,
                         length: *length,
                         manual: *manual,
+                        fleet: *reason == portcullis_core::decision::BanReason::Fleet,
                     });
                 }
             }
@@ -500,7 +504,14 @@ fn write(conn: &mut Connection, msgs: &[Msg]) -> Result<()> {
                             b.time,
                             b.jail,
                             b.addr,
-                            b.manual.then_some("manual"),
+                            // (the rule of a failure of this node is set by `ban_rules`)
+                            if b.manual {
+                                Some("manual")
+                            } else if b.fleet {
+                                Some("fleet")
+                            } else {
+                                None
+                            },
                             b.failures,
                             b.length,
                             b.manual
@@ -675,6 +686,7 @@ mod tests {
             failures: 0,
             length: 1000,
             manual: true,
+            fleet: false,
         });
         let ctx = portcullis_core::time::TimeContext {
             now: 1_795_000_000_000,
@@ -758,6 +770,7 @@ mod tests {
             failures: 1,
             length: 1,
             manual: false,
+            fleet: false,
         }))
         .unwrap();
         let before = DROPPED.load(Ordering::Relaxed);
@@ -813,6 +826,7 @@ mod tests {
             failures: 3,
             length: 1000,
             manual: false,
+            fleet: false,
         };
         send(&st.tx, ban_msg(ban("203.0.113.1")));
         let written =
@@ -842,6 +856,7 @@ mod tests {
             failures: 5,
             length: 600_000,
             manual: false,
+            fleet: false,
         };
         write(
             &mut c,
@@ -851,7 +866,7 @@ mod tests {
                     rows: vec![row(10, "203.0.113.5", "root", 3)],
                     ban_rules: vec![],
                 },
-                ban_msg(ban),
+                ban_msg(ban.clone()),
                 Msg::Failures {
                     bans: vec![],
                     rows: vec![
@@ -873,6 +888,40 @@ mod tests {
             .query_row("SELECT rule FROM bans", [], |r| r.get(0))
             .unwrap();
         assert_eq!(rule, "failed");
+        // a ban another node shared has the rule "fleet", a manual one "manual" (a fleet
+        // ban's was "unknown": no failure of this node sets it, review 36)
+        let other = |addr: &str, manual: bool, fleet: bool| BanRow {
+            addr: addr.into(),
+            manual,
+            fleet,
+            ..ban.clone()
+        };
+        write(
+            &mut c,
+            &[Msg::Failures {
+                bans: vec![
+                    other("203.0.113.6", false, true),
+                    other("203.0.113.7", true, false),
+                ],
+                rows: vec![],
+                ban_rules: vec![],
+            }],
+        )
+        .unwrap();
+        let rules: Vec<(String, String)> = c
+            .prepare("SELECT addr, rule FROM bans WHERE addr != '203.0.113.5' ORDER BY addr")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            rules,
+            [
+                ("203.0.113.6".to_string(), "fleet".to_string()),
+                ("203.0.113.7".to_string(), "manual".to_string())
+            ]
+        );
     }
 
     /// The rows waiting for the writer are bounded, not only the messages (each may hold
@@ -896,6 +945,7 @@ mod tests {
                 failures: 5,
                 length: 1,
                 manual: false,
+                fleet: false,
             })
         };
         assert!(send_counted(&tx, batch(600), &queued, 1000));
@@ -942,6 +992,7 @@ mod tests {
                     failures: 5,
                     length: 1,
                     manual: false,
+                    fleet: false,
                 })
             })
             .collect();
