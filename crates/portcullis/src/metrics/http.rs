@@ -19,7 +19,9 @@
 //! once, so idle or trickling connections, which any local user can open, never keep a
 //! scraper out (a security review held all places by reconnecting every 4.5 s). A
 //! connection accepted in the same turn of the loop is never taken (its head not looked at
-//! yet); when no place can be freed, the new one is closed.
+//! yet); when no place can be freed, the new one is closed. An answered connection is read
+//! for [`LINGER`] more (what the client still sends dropped, its place free to take), so
+//! that its close never resets the answer.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -50,7 +52,15 @@ struct Conn {
     head: Vec<u8>,
     /// The answer and how much of it is written; `None` while the head is read.
     out: Option<(Vec<u8>, usize)>,
+    /// The answer is written whole and the sending side shut: what the client still sends
+    /// is read and dropped until it closes, or for [`LINGER`]. (Closed with bytes unread,
+    /// the socket sends a reset, which drops what of the answer the kernel still holds: a
+    /// client that sent a body, or a second request, got 1.7 MB of a 4 MB page.)
+    lingering: bool,
 }
+
+/// How long an answered connection is read (and its bytes dropped) before it is closed.
+pub const LINGER: Duration = Duration::from_secs(2);
 
 /// Serves `listener` forever; `page` renders the metrics. Returns only if the poll itself
 /// fails (said in the log).
@@ -74,6 +84,8 @@ fn run(listener: TcpListener, page: &dyn Fn() -> String) -> std::io::Result<()> 
     // waiting), or in a moment (an accept failed, out of file descriptors: not spun on);
     // `None`: at the listener's next event
     let mut accept_again: Option<Duration> = None;
+    // when a failed accept was last said, and how many failed since
+    let mut accept_log: (Option<Instant>, u64) = (None, 0);
     loop {
         let now = Instant::now();
         let mut timeout = conns
@@ -103,10 +115,17 @@ fn run(listener: TcpListener, page: &dyn Fn() -> String) -> std::io::Result<()> 
             }
         }
         if accept {
-            accept_again = accept_all(&listener, &poll, &mut conns, &mut next_id, page);
+            accept_again = accept_all(
+                &listener,
+                &poll,
+                &mut conns,
+                &mut next_id,
+                page,
+                &mut accept_log,
+            );
         }
         // past their deadline: a head not come whole is answered 408 (if the socket takes
-        // it at once), an answer not taken is dropped
+        // it at once), an answer not taken is dropped, an answered one closed
         let now = Instant::now();
         let late: Vec<usize> = conns
             .iter()
@@ -165,6 +184,7 @@ fn accept_all(
     conns: &mut HashMap<usize, Conn>,
     next_id: &mut usize,
     page: &dyn Fn() -> String,
+    log: &mut (Option<Instant>, u64),
 ) -> Option<Duration> {
     let batch = Instant::now();
     for _ in 0..MAX_CONNS {
@@ -173,7 +193,19 @@ fn accept_all(
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return None,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
-                warn!("metrics: accept: {e}");
+                // (tried again every RETRY: said once a minute, with how many failed)
+                let now = Instant::now();
+                log.1 += 1;
+                if log
+                    .0
+                    .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60))
+                {
+                    warn!(
+                        "metrics: accept: {e} ({} failed accept(s) since the last such line)",
+                        log.1
+                    );
+                    *log = (Some(now), 0);
+                }
                 return Some(RETRY);
             }
         };
@@ -200,6 +232,7 @@ fn accept_all(
             deadline: now + DEADLINE,
             head: Vec::with_capacity(512),
             out: None,
+            lingering: false,
         };
         // its head may be here already: read it now (the poll also says so)
         // (one handed over with nothing sent is not closed at once for it: past the SYN
@@ -226,7 +259,7 @@ fn make_room(
 ) -> bool {
     let mut candidates: Vec<(Instant, usize)> = conns
         .iter()
-        .filter(|(_, c)| c.out.is_none() && c.opened < batch)
+        .filter(|(_, c)| (c.out.is_none() || c.lingering) && c.opened < batch)
         .map(|(&id, c)| (c.opened, id))
         .collect();
     candidates.sort_unstable();
@@ -234,7 +267,8 @@ fn make_room(
         let Some(c) = conns.get_mut(&id) else {
             continue;
         };
-        if !progress(c, page) {
+        // (answered: only the client's leftovers are read still)
+        if c.lingering || !progress(c, page) {
             close(poll, conns.remove(&id)); // done or gone: its place is free
             return true;
         }
@@ -249,6 +283,20 @@ fn make_room(
 /// Reads what has come and writes what the socket takes; false when the connection is done
 /// (answered, gone, or failed) and must be closed.
 fn progress(c: &mut Conn, page: &dyn Fn() -> String) -> bool {
+    if c.lingering {
+        let mut buf = [0u8; 4096];
+        // (a bounded share per turn: a client that sends without end waits for its turn)
+        for _ in 0..16 {
+            match c.stream.read(&mut buf) {
+                Ok(0) => return false,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+        return true;
+    }
     if c.out.is_none() {
         let mut buf = [0u8; 1024];
         loop {
@@ -285,7 +333,9 @@ fn progress(c: &mut Conn, page: &dyn Fn() -> String) -> bool {
         }
     }
     let _ = c.stream.shutdown(std::net::Shutdown::Write);
-    false
+    c.lingering = true;
+    c.deadline = Instant::now() + LINGER;
+    progress(c, page)
 }
 
 /// Closes a connection (its socket leaves the poll and is dropped).

@@ -354,3 +354,35 @@ fn a_large_page_is_written_whole_beside_a_client_that_does_not_read() {
     }
     drop(stuck);
 }
+
+/// A client that sent more than its head (a body, a second request) still gets the whole
+/// answer: closed with those bytes unread, the socket sent a reset that dropped what of the
+/// answer the kernel still held (stop 43's left-over).
+#[test]
+fn bytes_after_the_head_never_cut_the_answer() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let page = "x_total 1\n".repeat(400_000);
+    let want = page.len();
+    std::thread::spawn(move || http::serve(listener, move || page.clone()));
+    for _ in 0..3 {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut req = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
+        req.extend(std::iter::repeat_n(b'y', 100_000));
+        s.write_all(&req).unwrap();
+        // the answer is taken slowly, after the server has written it all to its socket
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let mut answer = Vec::new();
+        let r = s.read_to_end(&mut answer);
+        let text = String::from_utf8_lossy(&answer);
+        let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        assert!(
+            r.is_ok() && body.len() == want,
+            "{r:?}: {} of {want} bytes",
+            body.len()
+        );
+    }
+}
