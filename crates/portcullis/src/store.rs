@@ -175,7 +175,15 @@ pub struct Store {
     notes: Vec<String>,
     /// The file in its place: [`Store::keep_in_place`].
     place: KeptFile,
+    /// Changes a write could not make for a passing reason (a full disk, a lock, an I/O
+    /// error), kept in their order and written before the next ones ([`Store::apply`]).
+    backlog: Vec<StoreOp>,
 }
+
+/// Most changes [`Store`] keeps back while the file cannot be written (read positions
+/// count once per path: only the last one of a path is kept). Past it, new changes are
+/// lost (said).
+const MAX_BACKLOG: usize = 200_000;
 
 /// A SQLite file the daemon keeps open, written again in its place when it is deleted or
 /// replaced while the daemon runs ([`KeptFile::keep`]): the state file, the mail queue
@@ -229,6 +237,24 @@ impl From<rusqlite::Error> for OpenError {
             _ => OpenError::Other(e.into()),
         }
     }
+}
+
+/// Whether a failed write may succeed later with the same changes: the disk or the file
+/// system, a lock, memory; not a change the file refuses (which would block every write
+/// after it).
+fn passing(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(
+            ErrorCode::DiskFull
+                | ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::ReadOnly
+                | ErrorCode::CannotOpen
+                | ErrorCode::OutOfMemory
+        )
+    )
 }
 
 impl Store {
@@ -294,6 +320,7 @@ impl Store {
             path: path.to_owned(),
             notes,
             place: KeptFile::new(path, "state file", "no ban, history or read position lost")?,
+            backlog: Vec::new(),
         })
     }
 
@@ -322,15 +349,97 @@ impl Store {
         &self.notes
     }
 
-    /// Writes all `ops` in one transaction, in order: all of them or none.
+    /// Writes all `ops` in one transaction, in order: all of them or none. When the write
+    /// fails for a passing reason (a full disk, a lock held past the busy timeout, an I/O
+    /// error, a read-only file system), the changes are kept, in order, and written before
+    /// the next ones (any later `apply`, [`Store::save_windows`]); the error says so. They
+    /// were dropped: the next batch's read positions, written once space was freed, went
+    /// past the lines of a ban never stored, and a restart lost the ban (review 41).
     pub fn apply(&mut self, ops: &[StoreOp]) -> Result<()> {
-        self.apply_inner(ops).with_context(|| {
+        if self.backlog.is_empty() {
+            let Err(e) = self.apply_inner(ops) else {
+                return Ok(());
+            };
+            let kept = passing(&e) && self.keep_back(ops.to_vec());
+            return Err(self.write_error(e, ops.len(), kept));
+        }
+        let mut all = std::mem::take(&mut self.backlog);
+        let before = all.len();
+        all.extend_from_slice(ops);
+        match self.apply_inner(&all) {
+            Ok(()) => {
+                tracing::info!(
+                    "state file: the {before} change(s) kept since a write failed are written now"
+                );
+                Ok(())
+            }
+            Err(e) if passing(&e) => {
+                all.truncate(before);
+                self.backlog = all;
+                let kept = self.keep_back(ops.to_vec());
+                Err(self.write_error(e, ops.len(), kept))
+            }
+            // a change the file refuses: the kept ones alone, then the new ones alone, so
+            // that one bad change never blocks every write after it
+            Err(_) => {
+                all.truncate(before);
+                match self.apply_inner(&all) {
+                    Ok(()) => tracing::info!(
+                        "state file: the {before} change(s) kept since a write failed are written now"
+                    ),
+                    Err(e) if passing(&e) => {
+                        self.backlog = all;
+                        let kept = self.keep_back(ops.to_vec());
+                        return Err(self.write_error(e, ops.len(), kept));
+                    }
+                    Err(e) => tracing::error!(
+                        "state file: the {before} change(s) kept since a write failed cannot be written ({e}): lost"
+                    ),
+                }
+                self.apply(ops)
+            }
+        }
+    }
+
+    /// Changes kept back, not yet written (see [`Store::apply`]): lost if the daemon stops
+    /// before a write succeeds.
+    pub fn unsaved(&self) -> usize {
+        self.backlog.len()
+    }
+
+    /// Adds `ops` to the changes kept back, the earlier read positions of their paths
+    /// dropped (the last one of a path is the one that counts); false when there is no room.
+    fn keep_back(&mut self, ops: Vec<StoreOp>) -> bool {
+        let path_of = |op: &StoreOp| match op {
+            StoreOp::Position(c) => Some(c.path.clone()),
+            StoreOp::ForgetPosition(p) => Some(p.clone()),
+            _ => None,
+        };
+        let newer: std::collections::HashSet<String> = ops.iter().filter_map(path_of).collect();
+        if !newer.is_empty() {
+            self.backlog
+                .retain(|op| path_of(op).is_none_or(|p| !newer.contains(&p)));
+        }
+        if self.backlog.len() + ops.len() > MAX_BACKLOG {
+            return false;
+        }
+        self.backlog.extend(ops);
+        true
+    }
+
+    fn write_error(&self, e: rusqlite::Error, n: usize, kept: bool) -> anyhow::Error {
+        let what = if kept {
             format!(
-                "cannot write {} changes to {}",
-                ops.len(),
-                self.path.display()
+                "; kept in memory ({} change(s) in all), written as soon as a write succeeds, lost if the daemon stops before",
+                self.backlog.len()
             )
-        })
+        } else {
+            String::new()
+        };
+        anyhow::Error::new(e).context(format!(
+            "cannot write {n} changes to {}{what}",
+            self.path.display()
+        ))
     }
 
     fn apply_inner(&mut self, ops: &[StoreOp]) -> rusqlite::Result<()> {
@@ -429,6 +538,11 @@ impl Store {
     /// Replaces the saved failures of open windows with `rows`: (jail, address or prefix,
     /// time, weight).
     pub fn save_windows(&mut self, rows: &[(String, Cidr, i64, u32)]) -> Result<()> {
+        // the changes a failed write kept go first (this is the minute's checkpoint, and the
+        // stop's last write)
+        if !self.backlog.is_empty() {
+            self.apply(&[])?;
+        }
         let mut write = || -> rusqlite::Result<()> {
             let tx = self
                 .conn
@@ -1519,6 +1633,92 @@ mod tests {
             store.resets_since(0).unwrap(),
             vec![(p.addr, "sshd".to_string(), 3000)]
         );
+    }
+
+    /// Changes a full file could not take are kept, in order, each path's last read
+    /// position only, and written with the next write that succeeds (review 41: they were
+    /// dropped, and the next batch's positions went past their lines).
+    #[test]
+    fn changes_a_full_file_refused_are_written_with_the_next_write() {
+        let (_dir, path, mut store) = fresh();
+        let pos = |offset| Checkpoint {
+            path: "/var/log/auth.log".into(),
+            dev: 1,
+            ino: 2,
+            fingerprint: 3,
+            offset,
+            saved_ms: 4,
+        };
+        store.apply(&[StoreOp::Position(pos(1))]).unwrap();
+        // full: SQLite's page limit at the pages it has
+        let pages: i64 = store
+            .conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        store
+            .conn
+            .pragma_update(None, "max_page_count", pages)
+            .unwrap();
+        let many: Vec<StoreOp> = (0..400)
+            .map(|i| {
+                StoreOp::Ban(ban(
+                    &format!("198.51.{}.{}", i / 200, i % 200),
+                    "sshd",
+                    1_000,
+                    60_000,
+                ))
+            })
+            .chain([StoreOp::Position(pos(50))])
+            .collect();
+        let e = store.apply(&many).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("kept in memory (401 change(s)"),
+            "{e:#}"
+        );
+        let e = store
+            .apply(&[
+                StoreOp::Unban {
+                    addr: Cidr::parse("198.51.0.7").unwrap(),
+                    jail: "sshd".into(),
+                    at: 2_000,
+                },
+                StoreOp::Position(pos(60)),
+            ])
+            .unwrap_err();
+        // the earlier position of the path dropped: 400 bans, an unban, one position
+        assert_eq!(store.unsaved(), 402, "{e:#}");
+        assert_eq!(store.positions().unwrap()[0].offset, 1);
+        // room again: the next write writes them first, in their order
+        store
+            .conn
+            .pragma_update(None, "max_page_count", 1_000_000)
+            .unwrap();
+        store.apply(&[StoreOp::Position(pos(70))]).unwrap();
+        assert_eq!(store.unsaved(), 0);
+        drop(store);
+        let store = Store::open(&path, CorruptPolicy::Refuse).unwrap();
+        assert_eq!(store.active_bans(0).unwrap().len(), 399);
+        assert_eq!(store.positions().unwrap()[0].offset, 70);
+    }
+
+    /// A change the file refuses for good is not kept: one bad change never blocks every
+    /// write after it.
+    #[test]
+    fn a_change_refused_for_good_is_not_kept() {
+        let (_dir, _path, mut store) = fresh();
+        store
+            .conn
+            .execute_batch("CREATE TRIGGER no_x BEFORE INSERT ON ban_resets WHEN NEW.jail = 'x' BEGIN SELECT RAISE(ABORT, 'refused'); END;")
+            .unwrap();
+        let reset = |jail: &str| StoreOp::Reset {
+            addr: Cidr::parse("203.0.113.9").unwrap(),
+            jail: jail.into(),
+            at: 5,
+        };
+        assert!(store.apply(&[reset("x")]).is_err());
+        assert_eq!(store.unsaved(), 0);
+        store.apply(&[reset("sshd")]).unwrap();
+        assert_eq!(store.resets_since(0).unwrap().len(), 1);
     }
 
     #[test]

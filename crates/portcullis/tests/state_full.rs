@@ -8,6 +8,9 @@
 //! locking mode) when there is no room for its `-shm` file, for the state file and the side
 //! files (the mail queue, the stats).
 //!
+//! Changes the state file could not take are kept and written once it can (a manual ban
+//! made on the full disk is back after a restart).
+//!
 //! The state directory is a small tmpfs in the daemon's own mount namespace (`unshare -m`),
 //! filled with `nsenter`; nothing of the host's is mounted or filled. Needs root.
 
@@ -107,6 +110,32 @@ fn a_full_state_disk_stops_no_ban() {
         "{}",
         read()
     );
+    // a manual ban on the full disk is kept in memory, and written once there is room
+    // again: a later batch's read positions went past the lines of the bans never stored,
+    // and a restart lost them, the manual one too (review 41)
+    let out = portcullis(&[
+        "ban",
+        "203.0.113.30",
+        "--for",
+        "1h",
+        "--socket",
+        socket.to_str().unwrap(),
+    ]);
+    let said =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("kept in memory"), "{said}");
+    let freed = Command::new("nsenter")
+        .args(["--target", &p.pid().to_string(), "--mount", "rm"])
+        .arg(state.join("filler"))
+        .status()
+        .unwrap();
+    assert!(freed.success());
+    offend("203.0.113.24");
+    wait_for(
+        "the kept changes written with the next batch",
+        Duration::from_secs(10),
+        || read().contains("change(s) kept since a write failed are written now"),
+    );
     // the daemon alone (its group holds the `sleep` that keeps the mount namespace)
     // SAFETY: a signal to our own child.
     unsafe {
@@ -173,6 +202,12 @@ fn a_full_state_disk_stops_no_ban() {
     assert!(
         !read2().contains("moved to"),
         "a side file was moved aside for want of room: {}",
+        read2()
+    );
+    // the manual ban made on the full disk is back
+    assert!(
+        banned_hosts(&socket).contains(&"203.0.113.30".to_string()),
+        "the ban made while the disk was full is lost:\n{}",
         read2()
     );
     offend("203.0.113.23");

@@ -958,9 +958,10 @@ impl Engine {
                 Err(RecvTimeoutError::Timeout) => {}
             }
             // a state file that cannot be written (a full disk, a lock held by hand) stops
-            // nothing: the bans go on in the firewall, and the lines whose results were not
-            // saved are read again at the next start (the daemon stopped here, and with the
-            // disk still full could not start again, a review found)
+            // nothing: the bans go on in the firewall, and the changes not written are kept
+            // and written with the next write that succeeds (`Store::apply`; the daemon
+            // stopped here, and with the disk still full could not start again, a review
+            // found)
             if let Err(e) = self.expire(now_ms()) {
                 self.trouble("the bans that ended", &e);
             }
@@ -1098,7 +1099,7 @@ impl Engine {
         } else {
             String::new()
         };
-        error!("{e:#}; while handling {what}: protection goes on, what was not saved is read again at the next start{more}");
+        error!("{e:#}; while handling {what}: protection goes on{more}");
         self.trouble = (now, 0);
     }
 
@@ -1312,6 +1313,12 @@ impl Engine {
         // (a failure to save loses the counts, as a crash does: the bans go on)
         if let Err(e) = self.save_windows(now_ms(), true) {
             error!("{e:#}");
+        }
+        if self.store.unsaved() > 0 {
+            error!(
+                "{} change(s) of bans, unbans and read positions could not be written to the state file (full or failing since): lost; bans made since then are missing at the next start",
+                self.store.unsaved()
+            );
         }
         // (said after the teardown: "table removed" came before a teardown that failed, and
         // the bans stayed, a review found)
@@ -1638,6 +1645,13 @@ impl Engine {
             return;
         }
         self.windows_saved = now;
+        // the changes a failed write kept: tried again once a minute at least (the windows'
+        // save below writes them first too, but is skipped for a flood's windows)
+        if self.store.unsaved() > 0 {
+            if let Err(e) = self.store.apply(&[]) {
+                self.trouble("the changes kept since a write failed", &e);
+            }
+        }
         let n: usize = self
             .jails
             .iter()
