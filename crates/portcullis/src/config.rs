@@ -1085,6 +1085,11 @@ pub fn resolve_filter(name: &str, custom: &[Filter]) -> std::result::Result<Filt
             let args = args.trim_end_matches(']');
             let hint = match args.split_once('=') {
                 Some((k, v)) if k.trim() == "mode" => {
+                    if let Some(f) = mode_filter(base.trim(), v.trim()) {
+                        return Err(format!(
+                            "fail2ban's filter parameters are not part of the name in Portcullis: fail2ban's {name} is the built-in filter {f:?} here (filter = {f:?})"
+                        ));
+                    }
                     format!("mode = {:?} as a key of the jail", v.trim())
                 }
                 _ => "the jail's own keys (mode = \"aggressive\", ...)".to_string(),
@@ -1097,6 +1102,15 @@ pub fn resolve_filter(name: &str, custom: &[Filter]) -> std::result::Result<Filt
     }
     let known: Vec<&str> = builtin::all().iter().map(|b| b.name).collect();
     Err(format!("unknown filter {name:?}; built-in filters are: {} (or give a path to a filter file, or define it in a [[filter]] table)", known.join(", ")))
+}
+
+/// The built-in filter that is a fail2ban filter's mode of its own here (`postfix[mode=auth]`
+/// counts SASL failures alone: `postfix-sasl`), if any.
+fn mode_filter(base: &str, mode: &str) -> Option<&'static str> {
+    match (base, mode) {
+        ("postfix", "auth") => Some("postfix-sasl"),
+        _ => None,
+    }
 }
 
 /// [`resolve_filter`] for each name, in order; a long list (a jail of many filters) is
@@ -1496,6 +1510,7 @@ fn validate_jail(
                 // fail2ban's values, said for what they are
                 let hint = match key {
                     "action" => "; fail2ban's actions are other keys here: the firewall is [firewall] `backend` (or the jail's own `backend`), mail on a ban [notify.mail], another program a `command` backend",
+                    "mode" if s.get_ref() == "auth" => "; fail2ban's postfix[mode=auth] is the built-in filter postfix-sasl here (filter = \"postfix-sasl\", no mode)",
                     "mode" => "; fail2ban's other modes (postfix's more, rbl, errors; others') are each a part of these: `portcullis filters NAME` lists which rules each mode counts",
                     _ => "",
                 };

@@ -87,6 +87,18 @@ fn structural_mistakes_name_file_line_and_key() {
             format!("{file}:7: `filter`"),
             "write filter = \"sshd\" and mode = \"aggressive\" as a key of the jail",
         ),
+        // fail2ban's postfix[mode=auth] is a filter of its own here (review 40: both
+        // messages led to a dead end)
+        (
+            format!("{b}[[jail]]\nname = \"postfix\"\nfilter = \"postfix[mode=auth]\"\n"),
+            format!("{file}:7: `filter`"),
+            "is the built-in filter \"postfix-sasl\" here (filter = \"postfix-sasl\")",
+        ),
+        (
+            format!("{b}[[jail]]\nname = \"postfix\"\nmode = \"auth\"\n"),
+            format!("{file}:7: `mode`"),
+            "is the built-in filter postfix-sasl here",
+        ),
         // found by check-config (ExecStartPre), not first by `run`
         (
             format!("{b}table = \"my table\"\n"),

@@ -135,6 +135,13 @@ fn the_default_socket_still_works_offline_on_the_default_state() {
         "{}",
         o.stderr_str()
     );
+    // `--permanent` says what it looked for (review 40: "no active bans", while there were)
+    let o = pristine("bans --permanent --socket /run/portcullis/portcullis.sock").check();
+    assert!(
+        o.stdout_str().contains("no permanent bans"),
+        "{}",
+        o.stdout_str()
+    );
     // written differently, the same socket
     let o = pristine("bans --socket /run/portcullis/../portcullis/portcullis.sock");
     assert!(o.success(), "{}", o.stderr_str());

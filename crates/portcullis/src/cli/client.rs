@@ -207,7 +207,12 @@ fn print_human(req: &Request, r: &Response) {
     }
     if matches!(req, Request::Bans { .. } | Request::Status { .. }) {
         if r.bans.is_empty() {
-            println!("no active bans");
+            match req {
+                Request::Bans {
+                    permanent: true, ..
+                } => println!("no permanent bans"),
+                _ => println!("no active bans"),
+            }
         }
         // `status` shows the first bans, `bans` all of them (a status of 60,000 bans was
         // 60,000 lines, a review found)

@@ -708,15 +708,25 @@ fn top_n<K: Clone, F: Fn(&K) -> String>(
     v
 }
 
-/// A line of the log as the summary shows it: escaped (it is the attacker's text), at most
-/// 200 characters.
+/// A line of the log as the summary shows it, at most 200 characters: as it is in the file
+/// (to be copied into a filter's samples), but for the characters that would act on the
+/// terminal (it is the attacker's text): control characters and the bidirectional
+/// overrides, written `\u{1b}`. (Every `"` and `\` came out escaped too, which made the
+/// web logs' missed lines unlike the file's, review 40.)
 fn shown(l: &[u8]) -> String {
     let chars = String::from_utf8_lossy(l);
-    let mut t: String = chars
-        .chars()
-        .take(200)
-        .flat_map(char::escape_debug)
-        .collect();
+    let acts = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    let mut t = String::new();
+    for c in chars.chars().take(200) {
+        if acts(c) {
+            t.extend(c.escape_unicode());
+        } else {
+            t.push(c);
+        }
+    }
     if chars.chars().nth(200).is_some() {
         t.push_str(" ...");
     }
@@ -850,6 +860,15 @@ fn print_summary(set: &MatchSet, s: &Stats, top: usize, missed: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A missed line is shown as it is in the file, but for what would act on the terminal.
+    #[test]
+    fn a_shown_line_escapes_only_what_acts_on_the_terminal() {
+        assert_eq!(
+            shown(b"198.51.100.4 - - \"GET /a\\b HTTP/1.1\" 404 \x1b[31m\xe2\x80\xaeX\x7f"),
+            "198.51.100.4 - - \"GET /a\\b HTTP/1.1\" 404 \\u{1b}[31m\\u{202e}X\\u{7f}"
+        );
+    }
 
     #[test]
     fn ipv4_hosts_are_counted_apart_and_flushed_under_their_key() {

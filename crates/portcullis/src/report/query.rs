@@ -19,7 +19,8 @@ pub struct Counted {
     pub failures: u64,
     /// Bans.
     pub bans: u64,
-    /// Distinct addresses (prefixes only; 1 otherwise).
+    /// Distinct addresses: of a prefix, failing in it; of a jail, failing in it; 1 for an
+    /// address.
     pub addresses: u64,
 }
 
@@ -307,6 +308,18 @@ impl Report {
                 })
                 .bans += 1;
         }
+        // each jail's distinct failing addresses (review 40: always 0)
+        let mut st = conn.prepare(
+            "SELECT jail, count(DISTINCT addr) FROM failures WHERE hour >= ?1 AND (?2 OR jail = ?3)
+             GROUP BY jail",
+        )?;
+        let mut rows = st.query(params![hour0, all, j])?;
+        while let Some(r) = rows.next()? {
+            let jail: String = r.get(0)?;
+            if let Some(c) = jails.get_mut(&jail) {
+                c.addresses = r.get::<_, i64>(1)? as u64;
+            }
+        }
         let mut bans_per_jail: Vec<Counted> = jails.into_values().collect();
         bans_per_jail.sort_by(|a, b| b.bans.cmp(&a.bans).then(b.failures.cmp(&a.failures)));
         let mut bans_per_rule: Vec<RuleCount> = rules.into_values().collect();
@@ -511,6 +524,8 @@ mod tests {
         assert_eq!((r.top_users[0].failures, r.top_users[0].addresses), (7, 2));
         assert_eq!(r.bans_per_jail[0].name, "sshd");
         assert_eq!(r.bans_per_jail[0].bans, 2);
+        // 203.0.113.5 and .6 (192.0.2.1 failed before the period)
+        assert_eq!(r.bans_per_jail[0].addresses, 2);
         let rules: Vec<(String, String, u64)> = r
             .bans_per_rule
             .iter()
