@@ -398,3 +398,61 @@ fn a_stamp_without_zone_takes_the_daylight_saving_offset_of_its_date() {
         "{d:?}"
     );
 }
+
+/// The recidive jail reads Portcullis' own ban log, which a replay of the services' logs does
+/// not have: each ban the replay makes is fed to it as the line the daemon writes, so a
+/// replay shows the recidive ban the daemon would make (review 40: never shown). Its own
+/// bans are not fed back, and a prefix's, manual or deny bans count as the filter says.
+#[test]
+fn the_bans_a_replay_makes_feed_the_recidive_jail() {
+    let cfg = r#"
+[[jail]]
+name = "sshd"
+maxretry = 2
+bantime = "10m"
+[[jail]]
+name = "recidive"
+logs = ["journal:_SYSTEMD_UNIT=portcullis.service"]
+maxretry = 3
+findtime = "1d"
+bantime = "1w"
+"#;
+    // four rounds of two failures, an hour apart (each sshd ban ended before the next)
+    let log: String = (0..4)
+        .flat_map(|h| {
+            (0..2).map(move |k| {
+                format!("2026-12-05T{:02}:00:{k:02}+00:00 h sshd[{h}{k}]: Failed password for bob from 192.0.2.10 port 22 ssh2\n", 10 + h)
+            })
+        })
+        .collect();
+    let d = replay(cfg, &log);
+    let got: Vec<(String, String)> = bans(&d)
+        .iter()
+        .map(|b| {
+            (
+                b["jail"].as_str().unwrap().to_string(),
+                b["time"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("sshd", "2026-12-05T10:00:01Z"),
+            ("sshd", "2026-12-05T11:00:01Z"),
+            ("sshd", "2026-12-05T12:00:01Z"),
+            ("recidive", "2026-12-05T12:00:01Z"),
+            ("sshd", "2026-12-05T13:00:01Z"),
+        ]
+        .map(|(j, t)| (j.to_string(), t.to_string())),
+        "{d:?}"
+    );
+    let r = bans(&d)
+        .into_iter()
+        .find(|b| b["jail"] == "recidive")
+        .unwrap();
+    assert_eq!(
+        (r["seconds"].as_i64(), r["failures"].as_i64()),
+        (Some(7 * 86_400), Some(3))
+    );
+}

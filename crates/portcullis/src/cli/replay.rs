@@ -18,6 +18,9 @@ use super::input;
 use crate::config::{self, Config};
 use crate::sources::line;
 
+/// The filter of Portcullis' own ban log.
+const RECIDIVE: &str = "recidive";
+
 /// A chunk of lines and, when workers share it by session, each line's note and where its
 /// newlines are (found once, by the reading thread, not again by each worker).
 type Noted = (Vec<u8>, Vec<input::LineNote>, Vec<usize>);
@@ -41,6 +44,22 @@ pub fn run(
         .map(|j| crate::jails::build_jail(&cfg, j, &[]))
         .collect();
     let shared: Vec<_> = running.iter().map(Jail::shared).collect();
+    // the jails that read Portcullis' own ban log (the `recidive` filter): the daemon's
+    // bans come to them through its log, which a replay of the services' logs has not, so
+    // each ban made here is fed to them as the line the daemon would write (review 40: a
+    // replay never showed a recidive ban)
+    let reads_own_log: Vec<bool> = cfg
+        .jails
+        .iter()
+        .filter(|j| jails.is_empty() || jails.contains(&j.name))
+        .map(|j| j.filter_names.iter().any(|f| f == RECIDIVE))
+        .collect();
+    let mut own_scratch: Vec<_> = shared.iter().map(|(set, _)| set.scratch()).collect();
+    let mut own_seq = 0u64;
+    // (ban lines of Portcullis' own log read from the input, and bans fed: both at once
+    // count twice, said at the end)
+    let mut own_read = 0u64;
+    let mut own_fed = 0u64;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut last: Millis = i64::MIN;
@@ -241,6 +260,10 @@ pub fn run(
                             }
                         }
                     }
+                    if reads_own_log[ji] && matches!(p, Prepared::Failure { .. }) {
+                        own_read += 1;
+                    }
+                    let mut made: Vec<Decision> = Vec::new();
                     let j = &mut running[ji];
                     let fallback = if last == i64::MIN { ctx.now } else { last };
                     if let Step::Failure {
@@ -256,24 +279,99 @@ pub fn run(
                     ) {
                         last = last.max(failure.time);
                         if let Some(d) = decision {
-                            // the replay's "random" jitter: a hash of the ban, so that a
-                            // replay is reproducible
-                            let jitter = match &d {
-                                Decision::Ban { addr, at, .. } => mix(addr, *at),
-                                _ => 0,
+                            let s = carry_out(
+                                j,
+                                &mut history,
+                                d,
+                                failure.addr,
+                                &mut out,
+                                json,
+                                &mut err,
+                            );
+                            made.extend(
+                                s.into_iter().filter(|d| matches!(d, Decision::Ban { .. })),
+                            );
+                            bans += made.len() as u64;
+                            if reads_own_log[ji] {
+                                made.clear();
+                            }
+                        }
+                    }
+                    // each ban, as the daemon logs it, to the jails that read that log
+                    let banner = running[ji].name().to_string();
+                    for d in made {
+                        let Decision::Ban {
+                            addr,
+                            at,
+                            until,
+                            failures,
+                            reason,
+                        } = d
+                        else {
+                            continue;
+                        };
+                        let line = crate::events::Event::Ban {
+                            addr,
+                            jail: banner.clone(),
+                            failures,
+                            length: if until == FOREVER {
+                                FOREVER
+                            } else {
+                                until - at
+                            },
+                            manual: false,
+                            reason,
+                        }
+                        .to_string();
+                        let parsed = portcullis_core::prefix::Parsed {
+                            stamp: None,
+                            host: None,
+                            program: Some(b"portcullis"),
+                            pid: 0,
+                            message: line.as_bytes(),
+                            repeat: 1,
+                        };
+                        for r in (0..running.len()).filter(|&r| reads_own_log[r]) {
+                            let (set, settings) = &shared[r];
+                            let p =
+                                prepare_parsed(set, settings, &parsed, &ctx, &mut own_scratch[r]);
+                            if p == Prepared::NoMatch {
+                                continue;
+                            }
+                            // (two apart: never "the line before" of another)
+                            own_seq += 2;
+                            let j = &mut running[r];
+                            let Step::Failure {
+                                failure,
+                                decision: Some(d),
+                                ..
+                            } = j.commit_at(
+                                LineAt {
+                                    source: 1,
+                                    seq: own_seq,
+                                },
+                                p,
+                                None,
+                                at,
+                            )
+                            else {
+                                own_fed += 1;
+                                continue;
                             };
-                            let s = policy::sentence(j, &mut history, d, failure.addr, jitter);
-                            for n in &s.notes {
-                                eprintln!("replay: jail {}: {n}", j.name());
-                            }
-                            for d in &s.decisions {
-                                if matches!(d, Decision::Ban { .. }) {
-                                    bans += 1;
-                                }
-                                if err.is_ok() {
-                                    err = print(&mut out, d, j.name(), json);
-                                }
-                            }
+                            own_fed += 1;
+                            let s = carry_out(
+                                j,
+                                &mut history,
+                                d,
+                                failure.addr,
+                                &mut out,
+                                json,
+                                &mut err,
+                            );
+                            bans += s
+                                .iter()
+                                .filter(|d| matches!(d, Decision::Ban { .. }))
+                                .count() as u64;
                         }
                     }
                     // bans that ran out by this line's time
@@ -309,6 +407,11 @@ pub fn run(
             max_line - head
         );
     }
+    if own_read > 0 && own_fed > 0 {
+        eprintln!(
+            "replay: {own_read} ban lines of Portcullis' own log were read besides the {own_fed} bans this replay made and fed to the jails that read that log (the recidive filter): a ban in both counts twice; replay the services' logs alone, or Portcullis' log alone"
+        );
+    }
     for j in &running {
         let st = j.tracker().stats();
         if st.evicted > 0 {
@@ -316,6 +419,35 @@ pub fn run(
         }
     }
     Ok(0)
+}
+
+/// The ban policy's sentence of jail `j`'s decision `d` for the failure of `offender`
+/// (escalation, subnet bans, narrowing), its notes said and its decisions printed; returns
+/// them. The replay's "random" jitter is a hash of the ban, so that a replay is
+/// reproducible.
+fn carry_out(
+    j: &mut Jail,
+    history: &mut History,
+    d: Decision,
+    offender: std::net::IpAddr,
+    out: &mut impl Write,
+    json: bool,
+    err: &mut std::io::Result<()>,
+) -> Vec<Decision> {
+    let jitter = match &d {
+        Decision::Ban { addr, at, .. } => mix(addr, *at),
+        _ => 0,
+    };
+    let s = policy::sentence(j, history, d, offender, jitter);
+    for n in &s.notes {
+        eprintln!("replay: jail {}: {n}", j.name());
+    }
+    for d in &s.decisions {
+        if err.is_ok() {
+            *err = print(out, d, j.name(), json);
+        }
+    }
+    s.decisions
 }
 
 /// The matches of a chunk's parts, each part in line order, merged into line order. A
