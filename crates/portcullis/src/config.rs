@@ -1468,14 +1468,34 @@ fn validate_jail(
         Some((m, _, _)) => m,
         None => DEFAULT_MAXRETRY,
     };
-    let findtime = jail_duration(at, "findtime", DEFAULT_FINDTIME)?;
+    // a jail of repeat offenders (the `recidive` filter: Portcullis' own bans) counts over
+    // a day and bans for a week unless told otherwise, as fail2ban's recidive jail does: at
+    // 10 minutes, 5 bans of an hour each never came together (review 40)
+    let own_log = refs.iter().any(|r| r.get_ref() == "recidive");
+    let findtime = jail_duration(
+        at,
+        "findtime",
+        if own_log {
+            RECIDIVE_FINDTIME
+        } else {
+            DEFAULT_FINDTIME
+        },
+    )?;
     let forever = at
         .get("bantime")
         .is_some_and(|(_, v)| v.get_ref().as_str() == Some("forever"));
     let bantime = if forever {
         portcullis_core::decision::FOREVER
     } else {
-        jail_duration(at, "bantime", DEFAULT_BANTIME)?
+        jail_duration(
+            at,
+            "bantime",
+            if own_log {
+                RECIDIVE_BANTIME
+            } else {
+                DEFAULT_BANTIME
+            },
+        )?
     };
     let ports_what = "a list of ports: numbers 1-65535, ranges such as \"8000-8080\" or service names from /etc/services such as \"ssh\"; or \"all\" for every port whatever the filters name";
     // `ports = "all"`: every port, even when the filters name their service's
@@ -1883,6 +1903,11 @@ fn policy_keys(
 }
 
 /// A jail duration key: a string such as "10m" or a whole number of seconds, longer than 0.
+/// The default `findtime` of a jail with the `recidive` filter: a day.
+const RECIDIVE_FINDTIME: Millis = 86_400_000;
+/// The default `bantime` of a jail with the `recidive` filter: a week.
+const RECIDIVE_BANTIME: Millis = 7 * 86_400_000;
+
 fn jail_duration(at: &Layered, key: &str, default: Millis) -> Result<Millis> {
     match at.get(key) {
         None => Ok(default),
@@ -3108,6 +3133,25 @@ backend = "route"
         assert_eq!((j.maxretry, j.bantime), (7, 86_400_000));
         assert_eq!(j.ports, Some(vec![(2222, 2222)]));
         assert_eq!(j.filter_names, ["sshd"]);
+    }
+
+    /// A jail of repeat offenders counts over a day and bans for a week unless told
+    /// otherwise (review 40: 10 minutes and an hour, as any jail, hardly ever banned).
+    #[test]
+    fn a_recidive_jail_defaults_to_a_day_and_a_week() {
+        let c = load("[[jail]]\nname = \"recidive\"\nlogs = [\"/x\"]\n[[jail]]\nname = \"sshd\"\nlogs = [\"/y\"]\n").unwrap();
+        let r = &c.jails[0];
+        assert_eq!(
+            (r.maxretry, r.findtime, r.bantime),
+            (5, 86_400_000, 7 * 86_400_000)
+        );
+        let s = &c.jails[1];
+        assert_eq!((s.findtime, s.bantime), (DEFAULT_FINDTIME, DEFAULT_BANTIME));
+        let c = load("[[jail]]\nname = \"recidive\"\nlogs = [\"/x\"]\nbantime = \"2d\"\n").unwrap();
+        assert_eq!(
+            (c.jails[0].findtime, c.jails[0].bantime),
+            (86_400_000, 2 * 86_400_000)
+        );
     }
 
     #[test]
