@@ -763,14 +763,15 @@ impl Tracker {
         self.latest = self.latest.min(now);
     }
 
-    /// Addresses with failures in the window `(now - findtime, now]` and their weighted
-    /// count, in address order.
+    /// Addresses with failures after `now - findtime` and their weighted count, in address
+    /// order. Failures stamped after `now` count (a clock a little ahead: they count toward
+    /// a ban; `status` hid them while one more failure banned, review 41).
     pub fn failing(&self, now: Millis) -> Vec<(Cidr, u32)> {
         let after = now.saturating_sub(self.cfg.findtime());
         self.windows
             .iter()
             .filter_map(|(&addr, w)| {
-                let sum = w.weight_in(after, now);
+                let sum = w.weight_in(after, Millis::MAX);
                 (sum > 0).then(|| (addr, saturate(sum)))
             })
             .collect()
@@ -1091,6 +1092,15 @@ mod tests {
     fn maxretry_zero_behaves_like_one() {
         let mut t = Tracker::new(cfg(0, 60 * SEC));
         assert!(is_ban(&t.record(&fail(ip(1), 0), 0)));
+    }
+
+    /// Failures stamped a little ahead of now are listed (they count toward a ban).
+    #[test]
+    fn failures_stamped_ahead_of_now_are_failing() {
+        let mut t = Tracker::new(cfg(3, 600 * SEC));
+        t.record(&fail(ip(1), 480 * SEC), 0);
+        t.record(&fail(ip(1), 490 * SEC), 0);
+        assert_eq!(t.failing(0), vec![(c(1), 2)]);
     }
 
     #[test]
