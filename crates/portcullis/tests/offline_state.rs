@@ -69,6 +69,30 @@ fn bans_are_listed_and_lifted_on_the_state_file_while_the_daemon_is_stopped() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["bans"][0]["host"], "203.0.113.7", "{v}");
 
+    // with the jail `web` taken out of the configuration: its ban is kept, not in force,
+    // said and not listed, and `--jail web` says so, as the daemon's `status` does
+    // (review 41: listed as a ban in force, and "no jail named")
+    let text = fs::read_to_string(&config).unwrap();
+    let cut = text.find("[[jail]]\nname = \"web\"").unwrap();
+    let config2 = dir.join("without-web.toml");
+    fs::write(&config2, &text[..cut]).unwrap();
+    let o = cli(&["bans", "--json"], &config2).check();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["bans"].as_array().unwrap().len(), 2, "{v}");
+    assert!(
+        o.stderr_str()
+            .contains("jail web is not configured: 1 ban(s) of it kept in the state file"),
+        "{}",
+        o.stderr_str()
+    );
+    let o = cli(&["bans", "--jail", "web"], &config2);
+    assert_eq!(o.code(), Some(1), "{}", o.stderr_str());
+    assert!(
+        o.stderr_str().contains("jail web is not configured"),
+        "{}",
+        o.stderr_str()
+    );
+
     // lifted on the state file: one address, then a whole jail
     assert!(cli(&["unban", "203.0.113.5"], &config).check().success());
     assert!(cli(&["unban", "--all", "--jail", "web"], &config)

@@ -90,16 +90,35 @@ fn fleet_db(cfg: &Config) -> Result<Option<crate::fleet::db::Db>> {
 /// shared shows its origin (`fleet:NODE`, from `fleet.db`).
 pub fn bans(cfg: &Config, jail: Option<&str>, now: i64) -> Result<Response> {
     // as the daemon answers: an unknown jail is an error, not "no active bans"
-    if let Some(j) = jail.filter(|&j| j != crate::config::DENY_JAIL) {
-        if let Err(e) = crate::config::check_jail_names(cfg, &[j.to_string()]) {
-            return Ok(Response::err(format!("{e:#}")));
-        }
-    }
+    let unknown = jail
+        .filter(|&j| j != crate::config::DENY_JAIL)
+        .and_then(|j| crate::config::check_jail_names(cfg, &[j.to_string()]).err());
     let mut r = Response {
         ok: true,
         ..Default::default()
     };
-    if let Some((store, _lock)) = open(cfg)? {
+    let Some((store, _lock)) = open(cfg)? else {
+        if let Some(e) = unknown {
+            return Ok(Response::err(format!("{e:#}")));
+        }
+        return Ok(with_deny(r, cfg, jail, now));
+    };
+    // the bans of a jail no longer configured are kept, not in force: said, not listed,
+    // as the daemon does (review 41: listed as bans in force)
+    let dormant = crate::daemon::dormant_notes(&store, cfg, now)?;
+    if let Some(e) = unknown {
+        let n = jail.unwrap_or_default();
+        return Ok(Response::err(
+            match dormant.into_iter().find(|(j, _)| j == n) {
+                Some((_, note)) => note,
+                None => format!("{e:#}"),
+            },
+        ));
+    }
+    for (_, note) in &dormant {
+        eprintln!("portcullis: {note}");
+    }
+    {
         let origins = match fleet_db(cfg) {
             Ok(Some(db)) => db.origins(now)?,
             Ok(None) => Default::default(),
@@ -112,6 +131,7 @@ pub fn bans(cfg: &Config, jail: Option<&str>, now: i64) -> Result<Response> {
             .active_bans(now)?
             .into_iter()
             .filter(|b| jail.is_none_or(|j| j == b.jail))
+            .filter(|b| !dormant.iter().any(|(j, _)| *j == b.jail))
             .map(|b| {
                 let mut i = BanInfo::new(b.addr, &b.jail, b.end, now, b.reason, b.count);
                 // the fleet ban itself (same end), not a later local ban of the address
@@ -125,8 +145,13 @@ pub fn bans(cfg: &Config, jail: Option<&str>, now: i64) -> Result<Response> {
             })
             .collect();
     }
-    // the deny list is the configuration's, as the daemon puts it in at start: without the
-    // entries that hold one of the host's own addresses (it skips them with a warning)
+    Ok(with_deny(r, cfg, jail, now))
+}
+
+/// `r` with the `deny` list's bans (all jails, or `jail` `deny`): the configuration's, as
+/// the daemon puts it in at start, without the entries that hold one of the host's own
+/// addresses (it skips them with a warning).
+fn with_deny(mut r: Response, cfg: &Config, jail: Option<&str>, now: i64) -> Response {
     if jail.is_none_or(|j| j == crate::config::DENY_JAIL) {
         use portcullis_core::decision::{BanReason, FOREVER};
         let deny = crate::config::DENY_JAIL;
@@ -137,7 +162,7 @@ pub fn bans(cfg: &Config, jail: Option<&str>, now: i64) -> Result<Response> {
                 .map(|c| BanInfo::new(c, deny, FOREVER, now, BanReason::Deny, 1)),
         );
     }
-    Ok(r)
+    r
 }
 
 /// Lifts bans in the state file (and, with nftables, in the kernel too). As the daemon's

@@ -1968,16 +1968,10 @@ impl Engine {
     /// there, not enforced, back with the jail (neither `bans` nor `status` showed them, a
     /// review found).
     fn dormant_status(&self, now: Millis) -> Vec<String> {
-        let per = match self.store.active_per_jail(now) {
-            Ok(v) => v,
-            Err(e) => return vec![format!("cannot read the state file: {e:#}")],
-        };
-        per.into_iter()
-            .filter(|(jail, _)| {
-                jail != config::DENY_JAIL && !self.jails.iter().any(|j| j.name() == jail)
-            })
-            .map(|(jail, n)| format!("jail {jail} is not configured: {n} ban(s) of it kept in the state file, not enforced; they come back with the jail before they end (portcullis unban --jail {jail} --all forgets them)"))
-            .collect()
+        match dormant_notes(&self.store, &self.cfg, now) {
+            Ok(v) => v.into_iter().map(|(_, note)| note).collect(),
+            Err(e) => vec![format!("cannot read the state file: {e:#}")],
+        }
     }
 
     /// Puts `c`'s firewall changes in place (the narrower elements a subnet ban replaces
@@ -2543,6 +2537,12 @@ impl Engine {
             Request::Bans { jail, permanent } => {
                 if let Some(n) = &jail {
                     if n != config::DENY_JAIL && !self.jails.iter().any(|j| j.name() == n) {
+                        // (a jail removed whose bans the state keeps: said so)
+                        if let Ok(notes) = dormant_notes(&self.store, &self.cfg, now) {
+                            if let Some((_, note)) = notes.into_iter().find(|(j, _)| j == n) {
+                                return Response::err(note);
+                            }
+                        }
                         return Response::err(format!("no jail named {n:?}"));
                     }
                 }
@@ -3120,6 +3120,25 @@ impl Engine {
             st_ops.len() / 2
         ))
     }
+}
+
+/// Each jail not configured with active bans in the state file, and what to say of it:
+/// its bans are kept there, not enforced, back with the jail. `status`, and `bans` of the
+/// daemon and offline (which listed them as bans in force, review 41).
+pub(crate) fn dormant_notes(
+    store: &Store,
+    cfg: &Config,
+    now: Millis,
+) -> Result<Vec<(String, String)>> {
+    Ok(store
+        .active_per_jail(now)?
+        .into_iter()
+        .filter(|(jail, _)| jail != config::DENY_JAIL && !cfg.jails.iter().any(|j| j.name == *jail))
+        .map(|(jail, n)| {
+            let note = format!("jail {jail} is not configured: {n} ban(s) of it kept in the state file, not enforced; they come back with the jail before they end (portcullis unban --jail {jail} --all forgets them)");
+            (jail, note)
+        })
+        .collect())
 }
 
 /// The stored bans (address, jail) that an `unban` of `target` lifts, every one for
@@ -4167,6 +4186,18 @@ wait "$p"
         assert!(
             msg.contains("jail b is not configured: 1 ban(s) of it kept in the state file"),
             "{msg}"
+        );
+        // and so does `bans --jail b` (review 41: "no jail named")
+        let r = eng.on_control(Request::Bans {
+            jail: Some("b".into()),
+            permanent: false,
+        });
+        assert!(
+            !r.ok
+                && r.error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("jail b is not configured: 1 ban(s)")),
+            "{r:?}"
         );
         // b back: the ban is put back
         set_jails(&["a", "b"]);
