@@ -531,3 +531,41 @@ fn a_jail_that_reads_nothing_is_a_loud_warning() {
     let (ok, out) = check(d, &text);
     assert!(ok && !out.contains("NO READABLE"), "{out}");
 }
+
+/// A state directory on a read-only file system: `run` cannot start, and check-config says
+/// so (review 41: "configuration OK", then `run` exited 2). The read-only mount is made in a
+/// private mount namespace (`unshare -m`) over the test's own directory.
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn a_read_only_state_dir_is_said() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let state = d.join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let path = d.join("portcullis.toml");
+    std::fs::write(&path, base(d)).unwrap();
+    let run = |ro: bool| {
+        let mount = if ro {
+            format!("mount --bind -o ro {s} {s}; ", s = state.display())
+        } else {
+            String::new()
+        };
+        let out = Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c"])
+            .arg(format!("{mount}{BIN} check-config -c {}", path.display()))
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, err) = run(true);
+    assert!(
+        ok && err.contains("is on a read-only file system: `portcullis run` cannot start"),
+        "{err}"
+    );
+    let (ok, err) = run(false);
+    assert!(ok && !err.contains("read-only"), "{err}");
+}

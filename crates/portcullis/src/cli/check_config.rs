@@ -126,6 +126,7 @@ pub fn run(path: Option<&Path>, notify_test: bool) -> anyhow::Result<i32> {
         .into_iter()
         .chain(config::warnings(&cfg))
         .chain(crate::daemon::blind_jails(&cfg))
+        .chain(read_only_state(&cfg.state_dir))
     {
         eprintln!("warning: {w}");
     }
@@ -133,6 +134,24 @@ pub fn run(path: Option<&Path>, notify_test: bool) -> anyhow::Result<i32> {
         return Ok(send_test(&cfg));
     }
     Ok(0)
+}
+
+/// A state directory (or, when it is missing, the nearest directory above it) on a file
+/// system mounted read-only: `run` cannot take its lock file there and exits, while
+/// check-config said OK (review 41). Said, not refused: the unit's sandbox may mount it
+/// otherwise for the daemon.
+fn read_only_state(dir: &Path) -> Option<String> {
+    let at = dir.ancestors().find(|p| p.exists())?;
+    let st = rustix::fs::statvfs(at).ok()?;
+    st.f_flag
+        .contains(rustix::fs::StatVfsMountFlags::RDONLY)
+        .then(|| {
+            format!(
+                "state_dir {}: {} is on a read-only file system: `portcullis run` cannot start (it keeps its lock file and state there)",
+                dir.display(),
+                at.display()
+            )
+        })
 }
 
 /// `--notify-test`: a test message through each channel; 1 when one failed or none is
