@@ -707,6 +707,14 @@ impl Tracker {
         self.by_until.iter().map(|&(until, addr)| (addr, until))
     }
 
+    /// The weight counted in the open window of `key` (its every failure): `test --json`
+    /// gives each line what it added.
+    pub fn counted(&self, key: Cidr) -> u64 {
+        self.windows
+            .get(&key)
+            .map_or(0, |w| w.weight_in(Millis::MIN, Millis::MAX))
+    }
+
     /// Every failure of the open windows, as `(address or prefix, time, weight)`, in address
     /// order: what the daemon saves when it stops, and [`Tracker::restore_failure`] puts back.
     pub fn window_failures(&self) -> impl Iterator<Item = (Cidr, Millis, u32)> + '_ {

@@ -6,7 +6,9 @@
 //! because matching is independent per line; for a filter that ties the lines of a session
 //! together (`correlate`) every thread reads the whole file and matches the lines of its
 //! share of the sessions. JSON mode prints exactly one object per input line, in input
-//! order, with what the line counts (`weight`: 0 for a line held back in its session).
+//! order, with what the line counts (`weight`: what it adds to its address's count in a
+//! jail's tracker, 0 for a line held back in its session or a follow-up of one that
+//! counted already).
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -354,16 +356,32 @@ pub fn run(
         }
     };
     let ctx = super::time_context_for_logs();
-    let set = MatchSet::new(vec![f], Mode::Aggressive);
+    let set = MatchSet::new(vec![f.clone()], Mode::Aggressive);
     if json {
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
         let mut scratch = set.scratch();
         let mut res = Ok(());
         let mut last = None;
+        // each line's weight is what it adds to its address's count in a jail's tracker
+        // (one that never bans and forgets nothing): a follow-up line of a session that
+        // counted already adds nothing there (review 40: shown with the rule's weight)
+        let mut jail = counting_jail(f);
+        let mut seen: std::collections::HashMap<portcullis_core::ignore::Cidr, u64> =
+            Default::default();
         input::for_each_line(input::open(file)?, |line| {
             if res.is_ok() {
-                res = write_json(&mut out, &set, &mut scratch, line, &ctx, &mut last);
+                let (l, _) = line::prepare(line, DEFAULT_MAX_LINE);
+                let added = match jail.process(&l, &ctx, None, ctx.now) {
+                    portcullis_core::jail::Step::Failure { failure, .. } => {
+                        let key = jail.settings().tracker.key(failure.addr);
+                        let now = jail.tracker().counted(key);
+                        let before = seen.insert(key, now).unwrap_or(0);
+                        Some(saturate(now.saturating_sub(before)))
+                    }
+                    _ => None,
+                };
+                res = write_json(&mut out, &set, &mut scratch, line, &ctx, &mut last, added);
             }
         })?;
         res?;
@@ -641,6 +659,39 @@ fn summarise_sharded(
 /// Writes the object of one line. `last` is the failure the line before counted (its
 /// weight and its object), which a syslog daemon's `last message repeated N times` counts
 /// again: that line shows as matched with its host, user and rule, and N times its weight.
+/// A jail of `f` alone that counts every line and never bans nor forgets (for
+/// `test --json`'s weights).
+fn counting_jail(f: Filter) -> portcullis_core::jail::Jail {
+    use portcullis_core::jail::{Jail, JailSettings};
+    use portcullis_core::track::TrackerConfig;
+    Jail::new(
+        JailSettings {
+            name: "test".into(),
+            tracker: TrackerConfig {
+                maxretry: u32::MAX,
+                findtime: portcullis_core::decision::Millis::MAX / 4,
+                bantime: 1,
+                max_tracked: usize::MAX,
+                v4_prefix: 32,
+                v6_prefix: 128,
+            },
+            mode: Mode::Aggressive,
+            transport_cut: 0,
+            user_weights: Vec::new(),
+            rule_weights: Vec::new(),
+            ignore: portcullis_core::ignore::IgnoreList::new(Vec::new(), Vec::new()),
+            policy: Default::default(),
+        },
+        vec![f],
+    )
+}
+
+fn saturate(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// `added`: what the line added to its address's count in [`counting_jail`], when it was a
+/// failure there (its `weight`).
 fn write_json(
     out: &mut impl Write,
     set: &MatchSet,
@@ -648,6 +699,7 @@ fn write_json(
     line: &[u8],
     ctx: &TimeContext,
     last: &mut Option<(u32, serde_json::Value)>,
+    added: Option<u32>,
 ) -> Result<()> {
     let (line, _) = line::prepare(line, DEFAULT_MAX_LINE);
     match set.match_line(&line, ctx, scratch) {
@@ -661,7 +713,7 @@ fn write_json(
             match (rep, last.as_ref()) {
                 (Some(r), Some((w, v))) => {
                     let mut v = v.clone();
-                    v["weight"] = w.saturating_mul(r.n).into();
+                    v["weight"] = added.unwrap_or(w.saturating_mul(r.n)).into();
                     v["time"] = r.stamp.map(|s| rfc3339(s.to_millis(ctx))).into();
                     serde_json::to_writer(&mut *out, &v)?;
                     out.write_all(b"\n")?;
@@ -679,7 +731,9 @@ fn write_json(
             let rule = &r.id;
             // what the line counts: 0 for a line held in its session, the held failures
             // for a line that releases them (no user weights here: no jail)
-            let (weight, _) = portcullis_core::jail::hit_weight(&h, r, &[], &[]);
+            let (own, _) = portcullis_core::jail::hit_weight(&h, r, &[], &[]);
+            // (a loopback address, which a jail never counts: the rule's weight)
+            let weight = added.unwrap_or(own);
             let user = h.user.map(|u| String::from_utf8_lossy(u).into_owned());
             let v = serde_json::json!({
                 "matched": true,
@@ -691,7 +745,7 @@ fn write_json(
             });
             serde_json::to_writer(&mut *out, &v)?;
             out.write_all(b"\n")?;
-            *last = (weight > 0).then_some((weight, v));
+            *last = (own > 0).then_some((own, v));
         }
     }
     Ok(())
