@@ -323,6 +323,17 @@ impl History {
             .max()
     }
 
+    /// When a manual unban (or pardon) of `target` or of a prefix inside it was last
+    /// recorded in `jail`: the failures the offender `target` had counted before it are
+    /// forgiven ([`crate::track::Tracker::forgive`]).
+    pub fn last_reset_within(&self, target: Cidr, jail: &str) -> Option<Millis> {
+        self.within(target)
+            .flat_map(|(_, v)| v)
+            .filter(|e| e.reset && e.jail == jail)
+            .map(|e| e.at)
+            .max()
+    }
+
     /// Bans of the offender `target` after `since` and after its last manual unban, in
     /// `jail` (or in any jail when `jail` is `None`). The events of narrower prefixes inside
     /// it are the offender's too: a ban of a /64 narrowed around an ignored address is

@@ -695,6 +695,20 @@ impl Tracker {
         self.remove_ban(banned).map(|_| banned)
     }
 
+    /// A pardon of `c` (a manual unban): the windows inside it, and the window of the
+    /// offender that holds it when `c` is narrower (an address of a /64 counted as one
+    /// offender: its failures were kept, where an IPv4 offender's were forgotten, review 35).
+    /// Returns how many windows were dropped.
+    pub fn forgive(&mut self, c: Cidr) -> usize {
+        let before = self.windows.len();
+        self.clear_windows(c);
+        let key = self.cfg.key(c.addr);
+        if key.len < c.len {
+            self.windows.remove(&key);
+        }
+        before - self.windows.len()
+    }
+
     /// Lift every ban; returns the addresses that were banned, in address order.
     pub fn unban_all(&mut self) -> Vec<Cidr> {
         self.by_until.clear();
