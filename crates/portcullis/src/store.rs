@@ -178,7 +178,15 @@ pub struct Store {
     /// Changes a write could not make for a passing reason (a full disk, a lock, an I/O
     /// error), kept in their order and written before the next ones ([`Store::apply`]).
     backlog: Vec<StoreOp>,
+    /// Set once kept changes had to be dropped (past [`MAX_BACKLOG`]): from then on no read
+    /// position is written (nor kept), so that the next start reads again the lines whose
+    /// bans were lost, and bans them again.
+    positions_frozen: bool,
 }
+
+/// Kept changes written in one transaction at most ([`Store::apply`]): a write after space
+/// was freed makes progress, and its WAL stays small.
+const BACKLOG_CHUNK: usize = 1000;
 
 /// Most changes [`Store`] keeps back while the file cannot be written (read positions
 /// count once per path: only the last one of a path is kept). Past it, new changes are
@@ -236,6 +244,15 @@ impl From<rusqlite::Error> for OpenError {
             }
             _ => OpenError::Other(e.into()),
         }
+    }
+}
+
+/// The path of a read position's change ([`StoreOp::Position`], [`StoreOp::ForgetPosition`]).
+fn path_of(op: &StoreOp) -> Option<String> {
+    match op {
+        StoreOp::Position(c) => Some(c.path.clone()),
+        StoreOp::ForgetPosition(p) => Some(p.clone()),
+        _ => None,
     }
 }
 
@@ -321,6 +338,7 @@ impl Store {
             notes,
             place: KeptFile::new(path, "state file", "no ban, history or read position lost")?,
             backlog: Vec::new(),
+            positions_frozen: false,
         })
     }
 
@@ -352,53 +370,57 @@ impl Store {
     /// Writes all `ops` in one transaction, in order: all of them or none. When the write
     /// fails for a passing reason (a full disk, a lock held past the busy timeout, an I/O
     /// error, a read-only file system), the changes are kept, in order, and written before
-    /// the next ones (any later `apply`, [`Store::save_windows`]); the error says so. They
-    /// were dropped: the next batch's read positions, written once space was freed, went
-    /// past the lines of a ban never stored, and a restart lost the ban (review 41).
+    /// the next ones (any later `apply`, [`Store::save_windows`]), a thousand to a
+    /// transaction, so that freed space is not taken by one large retry; the error says so,
+    /// and the reads of the store ([`Store::active_bans`], [`Store::positions`]) see them.
+    /// They were dropped: the next batch's read positions, written once space was freed,
+    /// went past the lines of a ban never stored, and a restart lost the ban (review 41).
     pub fn apply(&mut self, ops: &[StoreOp]) -> Result<()> {
-        if self.backlog.is_empty() {
-            let Err(e) = self.apply_inner(ops) else {
-                return Ok(());
-            };
-            let kept = passing(&e) && self.keep_back(ops.to_vec());
-            return Err(self.write_error(e, ops.len(), kept));
-        }
-        let mut all = std::mem::take(&mut self.backlog);
-        let before = all.len();
-        all.extend_from_slice(ops);
-        match self.apply_inner(&all) {
-            Ok(()) => {
-                tracing::info!(
-                    "state file: the {before} change(s) kept since a write failed are written now"
-                );
-                Ok(())
-            }
-            Err(e) if passing(&e) => {
-                all.truncate(before);
-                self.backlog = all;
-                let kept = self.keep_back(ops.to_vec());
-                Err(self.write_error(e, ops.len(), kept))
-            }
-            // a change the file refuses: the kept ones alone, then the new ones alone, so
-            // that one bad change never blocks every write after it
-            Err(_) => {
-                all.truncate(before);
-                match self.apply_inner(&all) {
-                    Ok(()) => tracing::info!(
-                        "state file: the {before} change(s) kept since a write failed are written now"
-                    ),
-                    Err(e) if passing(&e) => {
-                        self.backlog = all;
-                        let kept = self.keep_back(ops.to_vec());
-                        return Err(self.write_error(e, ops.len(), kept));
-                    }
-                    Err(e) => tracing::error!(
-                        "state file: the {before} change(s) kept since a write failed cannot be written ({e}): lost"
-                    ),
+        let ops: Vec<StoreOp> = if self.positions_frozen {
+            ops.iter()
+                .filter(|op| path_of(op).is_none())
+                .cloned()
+                .collect()
+        } else {
+            ops.to_vec()
+        };
+        let before = self.backlog.len();
+        while !self.backlog.is_empty() {
+            let n = self.backlog.len().min(BACKLOG_CHUNK);
+            match write_ops(&mut self.conn, &self.backlog[..n]) {
+                Ok(()) => {
+                    self.backlog.drain(..n);
                 }
-                self.apply(ops)
+                Err(e) if passing(&e) => {
+                    let kept = self.keep_back(ops);
+                    return Err(self.write_error(e, kept));
+                }
+                // a change the file refuses for good: dropped (a bad change must not block
+                // every write after it), and the read positions stop (see positions_frozen)
+                Err(e) => {
+                    tracing::error!(
+                        "state file: {n} kept change(s) cannot be written ({e}): lost; read positions are no longer saved until a restart, so that it reads their lines again"
+                    );
+                    self.backlog.drain(..n);
+                    self.freeze_positions();
+                }
             }
         }
+        if before > 0 {
+            tracing::info!(
+                "state file: the {before} change(s) kept since a write failed are written now"
+            );
+        }
+        let Err(e) = self.apply_inner(&ops) else {
+            return Ok(());
+        };
+        let kept = passing(&e) && self.keep_back(ops.clone());
+        let e = self.write_error(e, kept);
+        Err(if kept {
+            e
+        } else {
+            e.context(format!("{} change(s) not written", ops.len()))
+        })
     }
 
     /// Changes kept back, not yet written (see [`Store::apply`]): lost if the daemon stops
@@ -408,26 +430,34 @@ impl Store {
     }
 
     /// Adds `ops` to the changes kept back, the earlier read positions of their paths
-    /// dropped (the last one of a path is the one that counts); false when there is no room.
+    /// dropped (the last one of a path is the one that counts). Past [`MAX_BACKLOG`] they
+    /// are dropped, said, and no read position is written from then on; false then.
     fn keep_back(&mut self, ops: Vec<StoreOp>) -> bool {
-        let path_of = |op: &StoreOp| match op {
-            StoreOp::Position(c) => Some(c.path.clone()),
-            StoreOp::ForgetPosition(p) => Some(p.clone()),
-            _ => None,
-        };
         let newer: std::collections::HashSet<String> = ops.iter().filter_map(path_of).collect();
         if !newer.is_empty() {
             self.backlog
                 .retain(|op| path_of(op).is_none_or(|p| !newer.contains(&p)));
         }
         if self.backlog.len() + ops.len() > MAX_BACKLOG {
+            tracing::error!(
+                "state file: {} change(s) dropped, {} kept already: read positions are no longer saved until a restart, so that it reads their lines again (bans and unbans made by hand since the disk filled are lost)",
+                ops.len(),
+                self.backlog.len()
+            );
+            self.freeze_positions();
             return false;
         }
         self.backlog.extend(ops);
         true
     }
 
-    fn write_error(&self, e: rusqlite::Error, n: usize, kept: bool) -> anyhow::Error {
+    /// No read position is written from now on (nor kept): see `positions_frozen`.
+    fn freeze_positions(&mut self) {
+        self.positions_frozen = true;
+        self.backlog.retain(|op| path_of(op).is_none());
+    }
+
+    fn write_error(&self, e: rusqlite::Error, kept: bool) -> anyhow::Error {
         let what = if kept {
             format!(
                 "; kept in memory ({} change(s) in all), written as soon as a write succeeds, lost if the daemon stops before",
@@ -436,105 +466,107 @@ impl Store {
         } else {
             String::new()
         };
-        anyhow::Error::new(e).context(format!(
-            "cannot write {n} changes to {}{what}",
-            self.path.display()
-        ))
+        anyhow::Error::new(e).context(format!("cannot write to {}{what}", self.path.display()))
     }
 
     fn apply_inner(&mut self, ops: &[StoreOp]) -> rusqlite::Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        {
-            let mut ban_active = tx.prepare_cached(
-                "INSERT OR REPLACE INTO active_bans
+        write_ops(&mut self.conn, ops)
+    }
+}
+
+/// Writes `ops` in one transaction ([`Store::apply`]).
+fn write_ops(conn: &mut Connection, ops: &[StoreOp]) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    {
+        let mut ban_active = tx.prepare_cached(
+            "INSERT OR REPLACE INTO active_bans
                      (addr, jail, start_ms, end_ms, failures, reason, count)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?;
-            let mut ban_history = tx.prepare_cached(
-                "INSERT INTO ban_history (addr, jail, start_ms, end_ms, failures, reason, count)
+        )?;
+        let mut ban_history = tx.prepare_cached(
+            "INSERT INTO ban_history (addr, jail, start_ms, end_ms, failures, reason, count)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT (addr, jail, start_ms)
                  DO UPDATE SET end_ms = excluded.end_ms, failures = excluded.failures,
                      reason = excluded.reason, count = excluded.count",
-            )?;
-            let mut reset = tx.prepare_cached(
-                "INSERT OR IGNORE INTO ban_resets (addr, jail, at_ms) VALUES (?1, ?2, ?3)",
-            )?;
-            let mut end_history = tx.prepare_cached(
-                "UPDATE ban_history SET end_ms = min(end_ms, ?3)
+        )?;
+        let mut reset = tx.prepare_cached(
+            "INSERT OR IGNORE INTO ban_resets (addr, jail, at_ms) VALUES (?1, ?2, ?3)",
+        )?;
+        let mut end_history = tx.prepare_cached(
+            "UPDATE ban_history SET end_ms = min(end_ms, ?3)
                  WHERE addr = ?1 AND jail = ?2 AND start_ms =
                      (SELECT start_ms FROM active_bans WHERE addr = ?1 AND jail = ?2)",
-            )?;
-            let mut unban =
-                tx.prepare_cached("DELETE FROM active_bans WHERE addr = ?1 AND jail = ?2")?;
-            let mut reend_history = tx.prepare_cached(
-                "UPDATE ban_history SET end_ms = ?3, reason = ?4, count = ?5
+        )?;
+        let mut unban =
+            tx.prepare_cached("DELETE FROM active_bans WHERE addr = ?1 AND jail = ?2")?;
+        let mut reend_history = tx.prepare_cached(
+            "UPDATE ban_history SET end_ms = ?3, reason = ?4, count = ?5
                  WHERE addr = ?1 AND jail = ?2 AND start_ms =
                      (SELECT start_ms FROM active_bans WHERE addr = ?1 AND jail = ?2)",
-            )?;
-            let mut reend_active = tx.prepare_cached(
-                "UPDATE active_bans SET end_ms = ?3, reason = ?4, count = ?5
+        )?;
+        let mut reend_active = tx.prepare_cached(
+            "UPDATE active_bans SET end_ms = ?3, reason = ?4, count = ?5
                  WHERE addr = ?1 AND jail = ?2",
-            )?;
-            let mut position = tx.prepare_cached(
-                "INSERT OR REPLACE INTO positions
+        )?;
+        let mut position = tx.prepare_cached(
+            "INSERT OR REPLACE INTO positions
                      (path, dev, ino, fingerprint, byte_offset, saved_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
-            let mut forget = tx.prepare_cached("DELETE FROM positions WHERE path = ?1")?;
-            for op in ops {
-                match op {
-                    StoreOp::Reend(b) => {
-                        let row = params![
-                            b.addr.to_string(),
-                            b.jail,
-                            b.end,
-                            b.reason.as_str(),
-                            b.count
-                        ];
-                        reend_history.execute(row)?;
-                        if reend_active.execute(row)? == 0 {
-                            // (an active row only: the engine counted no new offence, and a
-                            // history row here would be one more at the next start, review 39)
-                            ban_active.execute(ban_row(b))?;
-                        }
-                    }
-                    StoreOp::Ban(b) | StoreOp::Held(b) => {
+        )?;
+        let mut forget = tx.prepare_cached("DELETE FROM positions WHERE path = ?1")?;
+        for op in ops {
+            match op {
+                StoreOp::Reend(b) => {
+                    let row = params![
+                        b.addr.to_string(),
+                        b.jail,
+                        b.end,
+                        b.reason.as_str(),
+                        b.count
+                    ];
+                    reend_history.execute(row)?;
+                    if reend_active.execute(row)? == 0 {
+                        // (an active row only: the engine counted no new offence, and a
+                        // history row here would be one more at the next start, review 39)
                         ban_active.execute(ban_row(b))?;
-                        // (a held ban is no offence here: see `Held`)
-                        if matches!(op, StoreOp::Ban(_)) {
-                            ban_history.execute(ban_row(b))?;
-                        }
                     }
-                    StoreOp::Unban { addr, jail, at } => {
-                        let addr = addr.to_string();
-                        end_history.execute(params![addr, jail, at])?;
-                        unban.execute(params![addr, jail])?;
+                }
+                StoreOp::Ban(b) | StoreOp::Held(b) => {
+                    ban_active.execute(ban_row(b))?;
+                    // (a held ban is no offence here: see `Held`)
+                    if matches!(op, StoreOp::Ban(_)) {
+                        ban_history.execute(ban_row(b))?;
                     }
-                    StoreOp::Reset { addr, jail, at } => {
-                        reset.execute(params![addr.to_string(), jail, at])?;
-                    }
-                    StoreOp::ForgetPosition(path) => {
-                        forget.execute(params![path])?;
-                    }
-                    StoreOp::Position(p) => {
-                        position.execute(params![
-                            p.path,
-                            p.dev as i64,
-                            p.ino as i64,
-                            p.fingerprint as i64,
-                            p.offset as i64,
-                            p.saved_ms
-                        ])?;
-                    }
+                }
+                StoreOp::Unban { addr, jail, at } => {
+                    let addr = addr.to_string();
+                    end_history.execute(params![addr, jail, at])?;
+                    unban.execute(params![addr, jail])?;
+                }
+                StoreOp::Reset { addr, jail, at } => {
+                    reset.execute(params![addr.to_string(), jail, at])?;
+                }
+                StoreOp::ForgetPosition(path) => {
+                    forget.execute(params![path])?;
+                }
+                StoreOp::Position(p) => {
+                    position.execute(params![
+                        p.path,
+                        p.dev as i64,
+                        p.ino as i64,
+                        p.fingerprint as i64,
+                        p.offset as i64,
+                        p.saved_ms
+                    ])?;
                 }
             }
         }
-        tx.commit()
     }
+    tx.commit()
+}
 
+impl Store {
     /// Replaces the saved failures of open windows with `rows`: (jail, address or prefix,
     /// time, weight).
     pub fn save_windows(&mut self, rows: &[(String, Cidr, i64, u32)]) -> Result<()> {
@@ -605,16 +637,51 @@ impl Store {
 
     /// The bans that have not ended at `now` (`end > now`).
     pub fn active_bans(&self, now: i64) -> Result<Vec<BanRecord>> {
-        self.bans(
+        let rows = self.bans(
             "SELECT addr, jail, start_ms, end_ms, failures, reason, count FROM active_bans
              WHERE end_ms > ?1",
             params![now],
-        )
+        )?;
+        if self.backlog.is_empty() {
+            return Ok(rows);
+        }
+        // the changes kept back, as if written (a reload, an unban, `status` saw the file
+        // alone: a ban the admin lifted came back, one made on the full disk did not,
+        // review 42)
+        let mut m: std::collections::BTreeMap<(String, String), BanRecord> = rows
+            .into_iter()
+            .map(|b| ((b.jail.clone(), b.addr.to_string()), b))
+            .collect();
+        for op in &self.backlog {
+            match op {
+                StoreOp::Ban(b) | StoreOp::Held(b) => {
+                    m.insert((b.jail.clone(), b.addr.to_string()), b.clone());
+                }
+                StoreOp::Reend(b) => {
+                    let e = m
+                        .entry((b.jail.clone(), b.addr.to_string()))
+                        .or_insert_with(|| b.clone());
+                    (e.end, e.reason, e.count) = (b.end, b.reason, b.count);
+                }
+                StoreOp::Unban { addr, jail, .. } => {
+                    m.remove(&(jail.clone(), addr.to_string()));
+                }
+                _ => {}
+            }
+        }
+        Ok(m.into_values().filter(|b| b.end > now).collect())
     }
 
     /// How many active bans each jail has (one count per jail, not every row: `status`
     /// asks it).
     pub fn active_per_jail(&self, now: i64) -> Result<Vec<(String, usize)>> {
+        if !self.backlog.is_empty() {
+            let mut per: std::collections::BTreeMap<String, usize> = Default::default();
+            for b in self.active_bans(now)? {
+                *per.entry(b.jail).or_default() += 1;
+            }
+            return Ok(per.into_iter().collect());
+        }
         let mut st = self.conn.prepare_cached(
             "SELECT jail, count(*) FROM active_bans WHERE end_ms > ?1 GROUP BY jail ORDER BY jail",
         )?;
@@ -733,7 +800,21 @@ impl Store {
             })?;
             rows.collect()
         };
-        read().with_context(|| format!("cannot read positions from {}", self.path.display()))
+        let mut rows = read()
+            .with_context(|| format!("cannot read positions from {}", self.path.display()))?;
+        // the positions kept back, as if written
+        for op in &self.backlog {
+            match op {
+                StoreOp::Position(c) => {
+                    rows.retain(|r| r.path != c.path);
+                    rows.push(c.clone());
+                }
+                StoreOp::ForgetPosition(p) => rows.retain(|r| r.path != *p),
+                _ => {}
+            }
+        }
+        rows.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(rows)
     }
 
     /// Forgets history rows that ended before `before`, except those of bans still active,
@@ -805,6 +886,10 @@ fn open_conn_with(path: &Path, exclusive: bool) -> Result<Connection, OpenError>
         )));
     }
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // the `-wal` file back to at most 4 MiB after a checkpoint: a large write (changes kept
+    // on a full disk, a flood's batch) left it at its largest, taking the space an admin
+    // freed (review 42)
+    conn.pragma_update(None, "journal_size_limit", 4i64 << 20)?;
     let problems: Vec<String> = {
         let mut stmt = conn.prepare("PRAGMA quick_check(5)")?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
@@ -1687,7 +1772,11 @@ mod tests {
             .unwrap_err();
         // the earlier position of the path dropped: 400 bans, an unban, one position
         assert_eq!(store.unsaved(), 402, "{e:#}");
-        assert_eq!(store.positions().unwrap()[0].offset, 1);
+        let in_file: i64 = store
+            .conn
+            .query_row("SELECT byte_offset FROM positions", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(in_file, 1);
         // room again: the next write writes them first, in their order
         store
             .conn
@@ -1699,6 +1788,100 @@ mod tests {
         let store = Store::open(&path, CorruptPolicy::Refuse).unwrap();
         assert_eq!(store.active_bans(0).unwrap().len(), 399);
         assert_eq!(store.positions().unwrap()[0].offset, 70);
+    }
+
+    /// The reads see the changes kept back (review 42: a reload restored a ban the admin
+    /// had lifted on the full disk, and not one made there), and past the bound of kept
+    /// changes no read position is written any more (so that the lines of the bans dropped
+    /// are read again at the next start); kept changes are written a thousand at a time.
+    #[test]
+    fn reads_see_the_kept_changes_and_past_the_bound_positions_stop() {
+        let (_dir, _path, mut store) = fresh();
+        let pos = |offset| Checkpoint {
+            path: "/var/log/auth.log".into(),
+            dev: 1,
+            ino: 2,
+            fingerprint: 3,
+            offset,
+            saved_ms: 4,
+        };
+        let y = ban("203.0.113.2", "sshd", 1_000, 600_000);
+        store
+            .apply(&[StoreOp::Ban(y.clone()), StoreOp::Position(pos(1))])
+            .unwrap();
+        let full = |store: &mut Store, full: bool| {
+            let pages: i64 = store
+                .conn
+                .query_row("PRAGMA page_count", [], |r| r.get(0))
+                .unwrap();
+            let max = if full { pages } else { 1_000_000 };
+            store
+                .conn
+                .pragma_update(None, "max_page_count", max)
+                .unwrap();
+        };
+        full(&mut store, true);
+        let x = ban("203.0.113.1", "sshd", 2_000, 600_000);
+        let many: Vec<StoreOp> = (0..2500)
+            .map(|i| {
+                StoreOp::Ban(ban(
+                    &format!("198.51.{}.{}", i / 250, i % 250),
+                    "web",
+                    1_000,
+                    60_000,
+                ))
+            })
+            .chain([
+                StoreOp::Ban(x.clone()),
+                StoreOp::Unban {
+                    addr: y.addr,
+                    jail: "sshd".into(),
+                    at: 3_000,
+                },
+                StoreOp::Position(pos(50)),
+            ])
+            .collect();
+        assert!(store.apply(&many).is_err());
+        let sshd: Vec<BanRecord> = store
+            .active_bans(0)
+            .unwrap()
+            .into_iter()
+            .filter(|b| b.jail == "sshd")
+            .collect();
+        assert_eq!(sshd, vec![x.clone()]);
+        assert_eq!(
+            store.active_per_jail(0).unwrap(),
+            [("sshd".to_string(), 1), ("web".to_string(), 2500)]
+        );
+        assert_eq!(store.positions().unwrap()[0].offset, 50);
+        // room again: written, a thousand at a time, then the new ones
+        full(&mut store, false);
+        store.apply(&[StoreOp::Position(pos(60))]).unwrap();
+        assert_eq!(store.unsaved(), 0);
+        assert_eq!(store.active_bans(0).unwrap().len(), 2501);
+        assert_eq!(store.positions().unwrap()[0].offset, 60);
+        // full again, past the bound: dropped, and no read position is written from then on
+        full(&mut store, true);
+        let lots: Vec<StoreOp> = (0..MAX_BACKLOG as u32)
+            .map(|i| StoreOp::Reset {
+                addr: Cidr::host(std::net::IpAddr::from(std::net::Ipv4Addr::from(i))),
+                jail: "sshd".into(),
+                at: 1,
+            })
+            .collect();
+        assert!(store.apply(&lots).is_err());
+        assert_eq!(store.unsaved(), MAX_BACKLOG);
+        assert!(store
+            .apply(&[
+                StoreOp::Ban(ban("203.0.113.9", "sshd", 1, 600_000)),
+                StoreOp::Position(pos(70))
+            ])
+            .is_err());
+        assert_eq!(store.unsaved(), MAX_BACKLOG);
+        full(&mut store, false);
+        store.apply(&[StoreOp::Position(pos(80))]).unwrap();
+        assert_eq!(store.unsaved(), 0);
+        assert_eq!(store.positions().unwrap()[0].offset, 60);
     }
 
     /// A change the file refuses for good is not kept: one bad change never blocks every

@@ -1316,7 +1316,7 @@ impl Engine {
         }
         if self.store.unsaved() > 0 {
             error!(
-                "{} change(s) of bans, unbans and read positions could not be written to the state file (full or failing since): lost; bans made since then are missing at the next start",
+                "{} change(s) of bans, unbans and read positions could not be written to the state file (full or failing since): lost; at the next start the bans made since then are missing (those made by failures come back as their lines are read again) and the bans lifted since then are back",
                 self.store.unsaved()
             );
         }
@@ -2900,6 +2900,24 @@ impl Engine {
         {
             return self.unban_dormant(n, target, now);
         }
+        // (read before any jail lets a ban go: a failure to read changes nothing, review
+        // 42)
+        // the bans of jails no longer configured, kept in the state file (they come back with
+        // the jail): lifted there too without `--jail`, as the offline `unban` does; said
+        // where with `--jail` (review 38: they were pardoned but left banned)
+        let dormant: Vec<(Cidr, String)> = match self.store.active_bans(now) {
+            Ok(rows) => lifted_by(
+                target,
+                rows.into_iter()
+                    .filter(|b| {
+                        b.jail != config::DENY_JAIL
+                            && !self.jails.iter().any(|j| j.name() == b.jail)
+                    })
+                    .map(|b| (b.addr, b.jail))
+                    .collect(),
+            ),
+            Err(e) => return Response::err(format!("cannot read the state: {e:#}")),
+        };
         let mut fw_ops = Vec::new();
         let mut st_ops = Vec::new();
         for j in self
@@ -2912,12 +2930,7 @@ impl Engine {
                 // a prefix that is not banned itself lifts the bans inside it (the pieces of
                 // a ban cut around an ignored address: `unban` of the prefix said "not
                 // banned", a review found)
-                Some(t) => match {
-                    // a pardon: the offender's open failures too, a /64's for one of its
-                    // addresses
-                    j.tracker_mut().forgive(t);
-                    j.tracker_mut().unban(t)
-                } {
+                Some(t) => match j.tracker_mut().forgive_and_unban(t) {
                     Some(c) => vec![c],
                     None if !t.is_host() => j.tracker_mut().take_covered(t),
                     None => Vec::new(),
@@ -2949,22 +2962,6 @@ impl Engine {
                 });
             }
         }
-        // the bans of jails no longer configured, kept in the state file (they come back with
-        // the jail): lifted there too without `--jail`, as the offline `unban` does; said
-        // where with `--jail` (review 38: they were pardoned but left banned)
-        let dormant: Vec<(Cidr, String)> = match self.store.active_bans(now) {
-            Ok(rows) => lifted_by(
-                target,
-                rows.into_iter()
-                    .filter(|b| {
-                        b.jail != config::DENY_JAIL
-                            && !self.jails.iter().any(|j| j.name() == b.jail)
-                    })
-                    .map(|b| (b.addr, b.jail))
-                    .collect(),
-            ),
-            Err(e) => return Response::err(format!("cannot read the state: {e:#}")),
-        };
         let mut dormant_lifted = 0;
         if jail.is_none() {
             for (a, j) in &dormant {
