@@ -33,6 +33,35 @@ Nov 21 10:00:04 web1 sudo: alice : COMMAND=/usr/bin/grep Failed password for roo
 Nov 21 10:00:05 web1 sshd[102]: Failed password for invalid user root from 198.51.100.7 from 203.0.113.6 port 22 ssh2
 ";
 
+/// `adds`: what each line adds to its address's count as a jail counts it, so that the
+/// `adds` of a log add up to the daemon's count: a lost connection and the summary of a
+/// Postfix connection whose SASL failures counted add nothing, those of one with no other
+/// failure count once (review 40: each line's `weight` added up to 4 for 2 counted).
+#[test]
+fn test_json_adds_up_to_what_a_jail_counts() {
+    let log = "\
+Dec  5 10:00:00 mail postfix/smtpd[2211]: connect from unknown[203.0.113.20]
+Dec  5 10:00:01 mail postfix/smtpd[2211]: warning: unknown[203.0.113.20]: SASL LOGIN authentication failed: UGFzc3dvcmQ6
+Dec  5 10:00:02 mail postfix/smtpd[2211]: warning: unknown[203.0.113.20]: SASL LOGIN authentication failed: UGFzc3dvcmQ6
+Dec  5 10:00:03 mail postfix/smtpd[2211]: lost connection after AUTH from unknown[203.0.113.20]
+Dec  5 10:00:03 mail postfix/smtpd[2211]: disconnect from unknown[203.0.113.20] ehlo=1 auth=0/3 quit=0 commands=1/4
+Dec  5 10:00:05 mail postfix/smtpd[2211]: connect from unknown[203.0.113.21]
+Dec  5 10:00:06 mail postfix/smtpd[2211]: lost connection after AUTH from unknown[203.0.113.21]
+Dec  5 10:00:06 mail postfix/smtpd[2211]: disconnect from unknown[203.0.113.21] ehlo=1 auth=0/1 quit=0 commands=1/4
+";
+    let o = portcullis(&["test", "--filter", "postfix", "--json"], Some(log));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let adds: Vec<u64> = text(&o.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["adds"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(adds, [0, 1, 1, 0, 0, 0, 1, 0]);
+}
+
 #[test]
 fn test_json_gives_one_object_per_line_in_order() {
     let o = portcullis(&["test", "--filter", "sshd", "--json"], Some(LOG));

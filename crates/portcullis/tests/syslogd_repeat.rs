@@ -113,7 +113,7 @@ fn replay_counts_the_repeated_failure_n_more_times() {
 }
 
 /// `test --json`: the repeat line shows as matched with the failure's host, user and rule,
-/// what it adds to the count (N times the failure's weight) and its own time; after another line, or a held one, it matches nothing.
+/// weight N and its own time; after another line, or a held one, it matches nothing.
 #[test]
 fn test_json_shows_the_repeat_line_with_the_previous_failure() {
     let dir = tempfile::tempdir().unwrap();
@@ -151,13 +151,15 @@ fn test_json_shows_the_repeat_line_with_the_previous_failure() {
         format!("true \"203.0.113.10\" \"publickey\" 0 \"{y}:14:32Z\""),
         "false null null 0 null".to_string(),
         format!("true \"203.0.113.11\" \"invalid-user\" 1 \"{y}:14:34Z\""),
-        // (the same line of the same process: one connection's opener, which the tracker
-        // counts once; `weight` is what a line adds to the count, review 40)
-        format!("true \"203.0.113.11\" \"invalid-user\" 0 \"{y}:14:35Z\""),
+        format!("true \"203.0.113.11\" \"invalid-user\" 1 \"{y}:14:35Z\""),
     ]
     .map(|w| w.replace("2025", year));
     assert_eq!(got, want);
     assert_eq!(v[1]["user"], "root");
+    // what each adds to the count: the same line of the same process is one connection's
+    // opener, which the tracker counts once (review 40)
+    let adds: Vec<u64> = v.iter().map(|l| l["adds"].as_u64().unwrap()).collect();
+    assert_eq!(adds, [1, 5, 2, 0, 0, 0, 0, 1, 0]);
 }
 
 /// `test`'s summary counts a repeat line as one more matched line of the failure before it

@@ -6,9 +6,9 @@
 //! because matching is independent per line; for a filter that ties the lines of a session
 //! together (`correlate`) every thread reads the whole file and matches the lines of its
 //! share of the sessions. JSON mode prints exactly one object per input line, in input
-//! order, with what the line counts (`weight`: what it adds to its address's count in a
-//! jail's tracker, 0 for a line held back in its session or a follow-up of one that
-//! counted already).
+//! order, with what the line counts (`weight`: 0 for a line held back in its session) and
+//! what it adds to its address's count in a jail's tracker (`adds`: 0 too for a follow-up
+//! of a connection that counted already).
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -713,7 +713,9 @@ fn write_json(
             match (rep, last.as_ref()) {
                 (Some(r), Some((w, v))) => {
                     let mut v = v.clone();
-                    v["weight"] = added.unwrap_or(w.saturating_mul(r.n)).into();
+                    let weight = w.saturating_mul(r.n);
+                    v["weight"] = weight.into();
+                    v["adds"] = added.unwrap_or(weight).into();
                     v["time"] = r.stamp.map(|s| rfc3339(s.to_millis(ctx))).into();
                     serde_json::to_writer(&mut *out, &v)?;
                     out.write_all(b"\n")?;
@@ -721,7 +723,7 @@ fn write_json(
                 _ => {
                     *last = None;
                     out.write_all(
-                        b"{\"matched\":false,\"weight\":0,\"host\":null,\"user\":null,\"time\":null,\"rule\":null}\n",
+                        b"{\"matched\":false,\"weight\":0,\"adds\":0,\"host\":null,\"user\":null,\"time\":null,\"rule\":null}\n",
                     )?
                 }
             }
@@ -731,13 +733,13 @@ fn write_json(
             let rule = &r.id;
             // what the line counts: 0 for a line held in its session, the held failures
             // for a line that releases them (no user weights here: no jail)
-            let (own, _) = portcullis_core::jail::hit_weight(&h, r, &[], &[]);
-            // (a loopback address, which a jail never counts: the rule's weight)
-            let weight = added.unwrap_or(own);
+            let (weight, _) = portcullis_core::jail::hit_weight(&h, r, &[], &[]);
             let user = h.user.map(|u| String::from_utf8_lossy(u).into_owned());
             let v = serde_json::json!({
                 "matched": true,
                 "weight": weight,
+                // (a loopback address, which a jail never counts: its weight)
+                "adds": added.unwrap_or(weight),
                 "host": h.addr.to_string(),
                 "user": user,
                 "time": h.time.map(rfc3339),
@@ -745,7 +747,7 @@ fn write_json(
             });
             serde_json::to_writer(&mut *out, &v)?;
             out.write_all(b"\n")?;
-            *last = (own > 0).then_some((own, v));
+            *last = (weight > 0).then_some((weight, v));
         }
     }
     Ok(())
