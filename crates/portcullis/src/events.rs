@@ -115,6 +115,35 @@ fn names(jails: &[String]) -> String {
     jails.join(",")
 }
 
+impl Event {
+    /// The `ban` event of jail `jail`'s ban decision `d` (made by its counts: not manual),
+    /// as the daemon logs it; `None` for another decision.
+    pub fn of_ban(jail: &str, d: &portcullis_core::decision::Decision) -> Option<Event> {
+        let &portcullis_core::decision::Decision::Ban {
+            addr,
+            at,
+            until,
+            failures,
+            reason,
+        } = d
+        else {
+            return None;
+        };
+        Some(Event::Ban {
+            addr,
+            jail: jail.to_string(),
+            failures,
+            length: if until == FOREVER {
+                FOREVER
+            } else {
+                until - at
+            },
+            manual: false,
+            reason,
+        })
+    }
+}
+
 impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

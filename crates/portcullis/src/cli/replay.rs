@@ -300,29 +300,13 @@ pub fn run(
                     // each ban, as the daemon logs it, to the jails that read that log
                     let banner = running[ji].name().to_string();
                     for d in made {
-                        let Decision::Ban {
-                            addr,
-                            at,
-                            until,
-                            failures,
-                            reason,
-                        } = d
-                        else {
+                        let Some(ban) = crate::events::Event::of_ban(&banner, &d) else {
                             continue;
                         };
-                        let line = crate::events::Event::Ban {
-                            addr,
-                            jail: banner.clone(),
-                            failures,
-                            length: if until == FOREVER {
-                                FOREVER
-                            } else {
-                                until - at
-                            },
-                            manual: false,
-                            reason,
-                        }
-                        .to_string();
+                        let Decision::Ban { at, .. } = d else {
+                            continue;
+                        };
+                        let line = ban.to_string();
                         let parsed = portcullis_core::prefix::Parsed {
                             stamp: None,
                             host: None,

@@ -1872,18 +1872,9 @@ impl Engine {
                         j.tracker_mut().unban(addr);
                         continue;
                     }
-                    events::emit(&Event::Ban {
-                        addr,
-                        jail: jail.clone(),
-                        failures,
-                        length: if until == FOREVER {
-                            FOREVER
-                        } else {
-                            until - at
-                        },
-                        manual: false,
-                        reason,
-                    });
+                    if let Some(e) = Event::of_ban(&jail, &d) {
+                        events::emit(&e);
+                    }
                     self.meta.insert((jail.clone(), addr), (reason, count));
                     c.fw.push(FwOp::Add {
                         jail: jail.clone(),
