@@ -2896,7 +2896,14 @@ impl Engine {
         // the bans of jails no longer configured, kept in the state file (they come back with
         // the jail): lifted there too without `--jail`, as the offline `unban` does; said
         // where with `--jail` (review 38: they were pardoned but left banned)
-        let dormant: Vec<(Cidr, String)> = match self.store.active_bans(now) {
+        // (the whole table only when a jail not configured has bans: one count per jail
+        // first, an `unban` beside 100,000 bans read them all)
+        let rows = match dormant_notes(&self.store, &self.cfg, now) {
+            Ok(d) if d.is_empty() => Ok(Vec::new()),
+            Ok(_) => self.store.active_bans(now),
+            Err(e) => Err(e),
+        };
+        let dormant: Vec<(Cidr, String)> = match rows {
             Ok(rows) => lifted_by(
                 target,
                 rows.into_iter()
