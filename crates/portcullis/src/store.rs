@@ -178,11 +178,16 @@ pub struct Store {
     /// Changes a write could not make for a passing reason (a full disk, a lock, an I/O
     /// error), kept in their order and written before the next ones ([`Store::apply`]).
     backlog: Vec<StoreOp>,
-    /// Set once kept changes had to be dropped (past [`MAX_BACKLOG`]): from then on no read
-    /// position is written (nor kept), so that the next start reads again the lines whose
-    /// bans were lost, and bans them again.
+    /// Set once changes had to be dropped (past [`MAX_BACKLOG`], or refused for good): from
+    /// then on no read position is written (nor kept), nor the open windows' failures, so
+    /// that the next start reads again the lines whose bans were lost, and bans them again.
     positions_frozen: bool,
+    /// When the changes kept were last said in the log.
+    backlog_said: Option<std::time::Instant>,
 }
+
+/// What a stop of the read positions means, for the log.
+const FROZEN: &str = "read positions are no longer saved until a restart, which reads again every line since (their bans made again; a manual ban or unban since is lost)";
 
 /// Kept changes written in one transaction at most ([`Store::apply`]): a write after space
 /// was freed makes progress, and its WAL stays small.
@@ -339,6 +344,7 @@ impl Store {
             place: KeptFile::new(path, "state file", "no ban, history or read position lost")?,
             backlog: Vec::new(),
             positions_frozen: false,
+            backlog_said: None,
         })
     }
 
@@ -371,38 +377,41 @@ impl Store {
     /// fails for a passing reason (a full disk, a lock held past the busy timeout, an I/O
     /// error, a read-only file system), the changes are kept, in order, and written before
     /// the next ones (any later `apply`, [`Store::save_windows`]), a thousand to a
-    /// transaction, so that freed space is not taken by one large retry; the error says so,
-    /// and the reads of the store ([`Store::active_bans`], [`Store::positions`]) see them.
-    /// They were dropped: the next batch's read positions, written once space was freed,
-    /// went past the lines of a ban never stored, and a restart lost the ban (review 41).
+    /// transaction, so that freed space is not taken by one large retry; the reads of the
+    /// store ([`Store::active_bans`], [`Store::positions`]) see them. They were dropped: the
+    /// next batch's read positions, written once space was freed, went past the lines of a
+    /// ban never stored, and a restart lost the ban (review 41).
+    ///
+    /// `Ok` when the changes are written or kept ([`Store::unsaved`] says how many wait; the
+    /// failure is logged once a minute); an error only when changes are lost (past
+    /// [`MAX_BACKLOG`], or refused for good). (An error for kept changes made a reload stop
+    /// half way, review 43.)
     pub fn apply(&mut self, ops: &[StoreOp]) -> Result<()> {
-        let ops: Vec<StoreOp> = if self.positions_frozen {
-            ops.iter()
-                .filter(|op| path_of(op).is_none())
-                .cloned()
-                .collect()
-        } else {
-            ops.to_vec()
-        };
         let before = self.backlog.len();
+        let mut lost = 0usize;
         while !self.backlog.is_empty() {
             let n = self.backlog.len().min(BACKLOG_CHUNK);
             match write_ops(&mut self.conn, &self.backlog[..n]) {
                 Ok(()) => {
                     self.backlog.drain(..n);
                 }
-                Err(e) if passing(&e) => {
-                    let kept = self.keep_back(ops);
-                    return Err(self.write_error(e, kept));
-                }
-                // a change the file refuses for good: dropped (a bad change must not block
-                // every write after it), and the read positions stop (see positions_frozen)
-                Err(e) => {
-                    tracing::error!(
-                        "state file: {n} kept change(s) cannot be written ({e}): lost; read positions are no longer saved until a restart, so that it reads their lines again"
-                    );
-                    self.backlog.drain(..n);
-                    self.freeze_positions();
+                Err(e) if passing(&e) => return self.keep_back(ops.to_vec(), &e, lost),
+                // a change the file refuses for good: the chunk one by one, the refused
+                // ones dropped (one bad change must not block every write after it, nor
+                // take the good ones of its chunk with it)
+                Err(_) => {
+                    let chunk: Vec<StoreOp> = self.backlog.drain(..n).collect();
+                    for (i, op) in chunk.iter().enumerate() {
+                        match write_ops(&mut self.conn, std::slice::from_ref(op)) {
+                            Ok(()) => {}
+                            Err(e) if passing(&e) => {
+                                let rest = chunk[i..].iter().cloned();
+                                self.backlog.splice(0..0, rest);
+                                return self.keep_back(ops.to_vec(), &e, lost);
+                            }
+                            Err(_) => lost += 1,
+                        }
+                    }
                 }
             }
         }
@@ -411,16 +420,43 @@ impl Store {
                 "state file: the {before} change(s) kept since a write failed are written now"
             );
         }
-        let Err(e) = self.apply_inner(&ops) else {
-            return Ok(());
-        };
-        let kept = passing(&e) && self.keep_back(ops.clone());
-        let e = self.write_error(e, kept);
-        Err(if kept {
-            e
+        let ops: Vec<StoreOp> = if self.positions_frozen || lost > 0 {
+            ops.iter()
+                .filter(|op| path_of(op).is_none())
+                .cloned()
+                .collect()
         } else {
-            e.context(format!("{} change(s) not written", ops.len()))
-        })
+            ops.to_vec()
+        };
+        match write_ops(&mut self.conn, &ops) {
+            Ok(()) => {}
+            Err(e) if passing(&e) => return self.keep_back(ops, &e, lost),
+            Err(_) => {
+                for (i, op) in ops.iter().enumerate() {
+                    match write_ops(&mut self.conn, std::slice::from_ref(op)) {
+                        Ok(()) => {}
+                        Err(e) if passing(&e) => {
+                            return self.keep_back(ops[i..].to_vec(), &e, lost);
+                        }
+                        Err(_) => lost += 1,
+                    }
+                }
+            }
+        }
+        self.lost(lost)
+    }
+
+    /// `n` changes the file refused for good: no read position is written from now on (a
+    /// later one went past their lines), and the error says so.
+    fn lost(&mut self, n: usize) -> Result<()> {
+        if n == 0 {
+            return Ok(());
+        }
+        self.freeze_positions();
+        Err(anyhow!(
+            "{n} change(s) refused by the state file {} and lost; {FROZEN}",
+            self.path.display()
+        ))
     }
 
     /// Changes kept back, not yet written (see [`Store::apply`]): lost if the daemon stops
@@ -429,48 +465,66 @@ impl Store {
         self.backlog.len()
     }
 
-    /// Adds `ops` to the changes kept back, the earlier read positions of their paths
-    /// dropped (the last one of a path is the one that counts). Past [`MAX_BACKLOG`] they
-    /// are dropped, said, and no read position is written from then on; false then.
-    fn keep_back(&mut self, ops: Vec<StoreOp>) -> bool {
+    /// Adds `ops` to the changes kept back after the write failure `e`, the earlier read
+    /// positions of their paths dropped (the last one of a path is the one that counts), and
+    /// says so once a minute. Past [`MAX_BACKLOG`] they are dropped and no read position is
+    /// written from then on: an error then (with `lost` more refused for good).
+    fn keep_back(&mut self, ops: Vec<StoreOp>, e: &rusqlite::Error, lost: usize) -> Result<()> {
+        let ops: Vec<StoreOp> = if self.positions_frozen || lost > 0 {
+            ops.into_iter().filter(|op| path_of(op).is_none()).collect()
+        } else {
+            ops
+        };
         let newer: std::collections::HashSet<String> = ops.iter().filter_map(path_of).collect();
         if !newer.is_empty() {
             self.backlog
                 .retain(|op| path_of(op).is_none_or(|p| !newer.contains(&p)));
         }
         if self.backlog.len() + ops.len() > MAX_BACKLOG {
-            tracing::error!(
-                "state file: {} change(s) dropped, {} kept already: read positions are no longer saved until a restart, so that it reads their lines again (bans and unbans made by hand since the disk filled are lost)",
-                ops.len(),
-                self.backlog.len()
-            );
             self.freeze_positions();
-            return false;
+            return Err(anyhow!(
+                "{} change(s) not written to the state file {} ({e}) and lost: {} wait already, the most kept; {FROZEN}",
+                ops.len() + lost,
+                self.path.display(),
+                self.backlog.len()
+            ));
         }
         self.backlog.extend(ops);
-        true
+        let now = std::time::Instant::now();
+        if self
+            .backlog_said
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60))
+        {
+            self.backlog_said = Some(now);
+            tracing::error!(
+                "state file {}: cannot write ({e}): {} change(s) kept in memory, written as soon as a write succeeds (lost if the daemon stops before)",
+                self.path.display(),
+                self.backlog.len()
+            );
+        }
+        self.lost(lost)
     }
 
     /// No read position is written from now on (nor kept): see `positions_frozen`.
     fn freeze_positions(&mut self) {
-        self.positions_frozen = true;
+        if !self.positions_frozen {
+            self.positions_frozen = true;
+            tracing::error!("state file {}: {FROZEN}", self.path.display());
+        }
         self.backlog.retain(|op| path_of(op).is_none());
     }
 
-    fn write_error(&self, e: rusqlite::Error, kept: bool) -> anyhow::Error {
-        let what = if kept {
-            format!(
-                "; kept in memory ({} change(s) in all), written as soon as a write succeeds, lost if the daemon stops before",
-                self.backlog.len()
-            )
-        } else {
-            String::new()
-        };
-        anyhow::Error::new(e).context(format!("cannot write to {}{what}", self.path.display()))
+    /// For tests: every write refused for a passing reason (`PRAGMA query_only`: SQLite's
+    /// read-only error, as on a file system remounted read-only), or not.
+    #[cfg(test)]
+    pub fn set_full(&mut self, full: bool) {
+        self.conn.pragma_update(None, "query_only", full).unwrap();
     }
 
-    fn apply_inner(&mut self, ops: &[StoreOp]) -> rusqlite::Result<()> {
-        write_ops(&mut self.conn, ops)
+    /// Whether read positions are no longer written (see `positions_frozen`): the journal's
+    /// cursors must not move on either.
+    pub fn positions_frozen(&self) -> bool {
+        self.positions_frozen
     }
 }
 
@@ -574,7 +628,13 @@ impl Store {
         // stop's last write)
         if !self.backlog.is_empty() {
             self.apply(&[])?;
+            if !self.backlog.is_empty() {
+                bail!("the state file cannot be written");
+            }
         }
+        // (the lines since the positions stopped are read again at the next start: their
+        // failures counted once, not twice)
+        let rows = if self.positions_frozen { &[][..] } else { rows };
         let mut write = || -> rusqlite::Result<()> {
             let tx = self
                 .conn
@@ -1628,9 +1688,22 @@ mod tests {
             ban("192.0.2.1", "sshd", 0, 10),
             ban("192.0.2.2", "nginx", 0, 10),
         ];
+        // (refused for good: the others are written, the refused one is lost and said, and
+        // no read position is written from then on)
         let err = store.apply(&ops.map(StoreOp::Ban)).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("1 change(s) refused by the state file"),
+            "{err:#}"
+        );
         assert!(format!("{err:#}").contains("state.db"), "{err:#}");
-        assert!(store.active_bans(0).unwrap().is_empty());
+        let kept: Vec<String> = store
+            .active_bans(0)
+            .unwrap()
+            .into_iter()
+            .map(|b| b.jail)
+            .collect();
+        assert_eq!(kept, ["sshd"]);
+        assert!(store.positions_frozen());
     }
 
     /// Schema 2 -> 3: the positions get the time each was taken (0 for those of before).
@@ -1755,12 +1828,10 @@ mod tests {
             })
             .chain([StoreOp::Position(pos(50))])
             .collect();
-        let e = store.apply(&many).unwrap_err();
-        assert!(
-            format!("{e:#}").contains("kept in memory (401 change(s)"),
-            "{e:#}"
-        );
-        let e = store
+        // kept: not an error (the caller goes on), said in the log
+        store.apply(&many).unwrap();
+        assert_eq!(store.unsaved(), 401);
+        store
             .apply(&[
                 StoreOp::Unban {
                     addr: Cidr::parse("198.51.0.7").unwrap(),
@@ -1769,9 +1840,9 @@ mod tests {
                 },
                 StoreOp::Position(pos(60)),
             ])
-            .unwrap_err();
+            .unwrap();
         // the earlier position of the path dropped: 400 bans, an unban, one position
-        assert_eq!(store.unsaved(), 402, "{e:#}");
+        assert_eq!(store.unsaved(), 402);
         let in_file: i64 = store
             .conn
             .query_row("SELECT byte_offset FROM positions", [], |r| r.get(0))
@@ -1841,7 +1912,7 @@ mod tests {
                 StoreOp::Position(pos(50)),
             ])
             .collect();
-        assert!(store.apply(&many).is_err());
+        store.apply(&many).unwrap();
         let sshd: Vec<BanRecord> = store
             .active_bans(0)
             .unwrap()
@@ -1869,14 +1940,19 @@ mod tests {
                 at: 1,
             })
             .collect();
-        assert!(store.apply(&lots).is_err());
+        store.apply(&lots).unwrap();
         assert_eq!(store.unsaved(), MAX_BACKLOG);
-        assert!(store
+        let e = store
             .apply(&[
                 StoreOp::Ban(ban("203.0.113.9", "sshd", 1, 600_000)),
-                StoreOp::Position(pos(70))
+                StoreOp::Position(pos(70)),
             ])
-            .is_err());
+            .unwrap_err();
+        assert!(
+            format!("{e:#}").contains("2 change(s) not written"),
+            "{e:#}"
+        );
+        assert!(store.positions_frozen());
         assert_eq!(store.unsaved(), MAX_BACKLOG);
         full(&mut store, false);
         store.apply(&[StoreOp::Position(pos(80))]).unwrap();

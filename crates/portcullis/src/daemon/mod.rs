@@ -144,7 +144,7 @@ struct Engine {
     state_lock: Option<std::fs::File>,
     /// When a failure of the main loop's work (the state file's writes) was last logged, and
     /// how many were not logged since: at most one line a minute.
-    trouble: (Millis, u64),
+    trouble: HashMap<&'static str, (Millis, u64)>,
     /// When the open windows were last saved ([`Engine::checkpoint_windows`]).
     windows_saved: Millis,
     /// The time at the main loop's last turn, to see the clock set back ([`Engine::clock`]).
@@ -338,7 +338,7 @@ impl Engine {
             last_prune: i64::MIN / 2,
             fw_checked: 0,
             state_lock: None,
-            trouble: (i64::MIN / 2, 0),
+            trouble: HashMap::new(),
             windows_saved: now_ms(),
             last_turn: now_ms(),
             rearm_pending: false,
@@ -1018,7 +1018,7 @@ impl Engine {
         }
         self.own_read = i64::MIN / 2;
         self.fw_checked = i64::MIN / 2;
-        self.trouble.0 = i64::MIN / 2;
+        self.trouble.clear();
         self.windows_saved = now;
         self.rearm();
     }
@@ -1087,11 +1087,14 @@ impl Engine {
 
     /// Logs a failure of the main loop's work on `what`, at most once a minute (with the
     /// number not logged since).
-    fn trouble(&mut self, what: &str, e: &anyhow::Error) {
+    fn trouble(&mut self, what: &'static str, e: &anyhow::Error) {
         let now = now_ms();
-        let (last, quiet) = self.trouble;
+        // (per kind of work: the lines' failures every turn hid that the state file was
+        // gone, review 43)
+        let t = self.trouble.entry(what).or_insert((i64::MIN / 2, 0));
+        let (last, quiet) = *t;
         if now - last < 60_000 {
-            self.trouble.1 += 1;
+            t.1 += 1;
             return;
         }
         let more = if quiet > 0 {
@@ -1100,7 +1103,7 @@ impl Engine {
             String::new()
         };
         error!("{e:#}; while handling {what}: protection goes on{more}");
-        self.trouble = (now, 0);
+        *t = (now, 0);
     }
 
     /// [`Engine::refresh_own`]; a failure is logged, and tried again at the next refresh.
@@ -1827,9 +1830,13 @@ impl Engine {
         if !c.store.is_empty() {
             self.store.apply(&c.store)?;
         }
-        // processed (and the bans stored): the journal readers may save their positions
-        for p in journal {
-            p.commit();
+        // processed (and the bans stored, or kept to be): the journal readers may save their
+        // positions, unless the state file lost changes (their lines are read again at the
+        // next start, as the files' are: review 43)
+        if !self.store.positions_frozen() {
+            for p in journal {
+                p.commit();
+            }
         }
         Ok(())
     }
@@ -2459,14 +2466,20 @@ impl Engine {
         self.jails = jails;
         // a jail added (or back): its bans still active in the state file are put back, as
         // at a start
+        // (past `self.jails = jails` nothing returns early: a reload stopped half way ran
+        // the new jails with the old configuration, review 43)
         if !added.is_empty() {
             let now = now_ms();
-            let (ops, lifted, n) = self.restore_bans(Some(&added), now)?;
-            if let Err(e) = self.fw.apply(&ops) {
-                error!("cannot put back {n} ban(s) of the jails added: {e:#}");
-            }
-            if !lifted.is_empty() {
-                self.store.apply(&lifted)?;
+            match self.restore_bans(Some(&added), now) {
+                Ok((ops, lifted, n)) => {
+                    if let Err(e) = self.fw.apply(&ops) {
+                        error!("cannot put back {n} ban(s) of the jails added: {e:#}");
+                    }
+                    if let Err(e) = self.store.apply(&lifted) {
+                        error!("{e:#}");
+                    }
+                }
+                Err(e) => error!("cannot put back the bans of the jails added: {e:#}"),
             }
         }
         self.routes.clear();
@@ -2857,7 +2870,20 @@ impl Engine {
                 }
             );
         }
+        answer += &self.unsaved_note();
         Response::ok(answer)
+    }
+
+    /// What an answer adds while the state file cannot be written: the change is kept in
+    /// memory (see [`Store::apply`]).
+    fn unsaved_note(&self) -> String {
+        match self.store.unsaved() {
+            0 => String::new(),
+            n => format!(
+                " (the state file cannot be written now: kept in memory with {} other change(s), written when it can, lost if the daemon stops before)",
+                n.saturating_sub(1)
+            ),
+        }
     }
 
     fn manual_unban(
@@ -3045,6 +3071,7 @@ impl Engine {
         if !said.is_empty() {
             answer += &format!("; earlier bans forgotten too ({said})");
         }
+        answer += &self.unsaved_note();
         Response::ok(answer)
     }
 
@@ -4137,6 +4164,62 @@ wait "$p"
         let active = eng.store.active_bans(now_ms()).unwrap();
         let active: Vec<String> = active.iter().map(|b| b.addr.to_string()).collect();
         assert_eq!(active, ["203.0.113.0/24"]);
+    }
+
+    /// A reload on a full state disk applies whole (review 43: with changes kept, it said
+    /// "refused" after the new jails had taken over, ran them with the old configuration,
+    /// and a later `ban --jail` panicked on the old configuration's index).
+    #[test]
+    fn a_reload_on_a_full_state_disk_applies_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let (mut eng, _rx) = two_jail_engine(d);
+        let r = eng.on_control(Request::Ban {
+            addr: "203.0.113.61".into(),
+            jail: Some("b".into()),
+            duration: Some("1s".into()),
+        });
+        assert!(r.ok, "{r:?}");
+        let set_jails = |jails: &[&str]| {
+            let js: Vec<(&str, &[&str])> = jails.iter().map(|j| (*j, &[][..])).collect();
+            std::fs::write(d.join("p.toml"), config(d, &js)).unwrap();
+        };
+        set_jails(&["a"]);
+        assert!(eng.on_control(Request::Reload).ok);
+        // b's ban ends while b is gone: the reload that adds b back lifts it in the state
+        std::thread::sleep(Duration::from_millis(1100));
+        eng.store.set_full(true);
+        assert!(ban(&mut eng, "203.0.113.62", "a").ok);
+        assert!(eng.store.unsaved() > 0);
+        set_jails(&["b", "a"]);
+        let r = eng.on_control(Request::Reload);
+        assert!(r.ok, "{r:?}");
+        let names: Vec<&str> = eng.jails.iter().map(|j| j.name()).collect();
+        let cfg: Vec<&str> = eng.cfg.jails.iter().map(|j| j.name.as_str()).collect();
+        assert_eq!((names, cfg), (vec!["b", "a"], vec!["b", "a"]));
+        let r = ban(&mut eng, "203.0.113.63", "a");
+        assert!(
+            r.ok && r
+                .message
+                .as_deref()
+                .is_some_and(|m| m.contains("kept in memory")),
+            "{r:?}"
+        );
+        eng.store.set_full(false);
+        assert!(ban(&mut eng, "203.0.113.64", "b").ok);
+        assert_eq!(eng.store.unsaved(), 0);
+        let mut active: Vec<String> = eng
+            .store
+            .active_bans(now_ms())
+            .unwrap()
+            .into_iter()
+            .map(|b| format!("{} {}", b.jail, b.addr))
+            .collect();
+        active.sort();
+        assert_eq!(
+            active,
+            ["a 203.0.113.62", "a 203.0.113.63", "b 203.0.113.64"]
+        );
     }
 
     /// Found by a stranger review: a jail removed at a reload lost its bans from the firewall
