@@ -3043,13 +3043,23 @@ impl Engine {
         // the ban is lifted here whatever the firewall says (the tracker has let it go): the
         // state file follows, so that the next start does not put it back (it did, while
         // `bans` no longer listed it and a second `unban` said "not banned": review)
+        // (both said when both failed: the firewall's refusal was hidden by the state's,
+        // review 43)
         let fw = self.fw.apply(&fw_ops);
-        if let Err(e) = self.store.apply(&st_ops) {
-            return Response::err(format!("unbanned, but the state could not be saved: {e:#}"));
-        }
+        let st = self.store.apply(&st_ops);
+        let mut trouble = Vec::new();
         if let Err(e) = fw {
+            trouble.push(format!(
+                "the firewall refused to lift it, so it may still block: {e:#}"
+            ));
+        }
+        if let Err(e) = st {
+            trouble.push(format!("the state could not be saved: {e:#}"));
+        }
+        if !trouble.is_empty() {
             return Response::err(format!(
-                "unbanned in Portcullis, but the firewall refused to lift it, so it may still block: {e:#}"
+                "unbanned in Portcullis, but {}",
+                trouble.join("; and ")
             ));
         }
         let mut answer = format!("unbanned {} ban(s)", fw_ops.len() + dormant_lifted);
