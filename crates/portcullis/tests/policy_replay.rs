@@ -456,3 +456,38 @@ bantime = "1w"
         (Some(7 * 86_400), Some(3))
     );
 }
+
+/// Portcullis' own ban lines in the input as well as the services' lines: a ban in both
+/// counts twice for the recidive jail, and stderr says so.
+#[test]
+fn own_ban_lines_beside_the_services_lines_are_said() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        "[[jail]]\nname = \"sshd\"\nmaxretry = 2\nbantime = \"10m\"\n\
+         [[jail]]\nname = \"recidive\"\nlogs = [\"journal:_SYSTEMD_UNIT=portcullis.service\"]\n",
+    )
+    .unwrap();
+    let log = "2026-12-05T10:00:00+00:00 h sshd[1]: Failed password for bob from 192.0.2.10 port 22 ssh2\n\
+               2026-12-05T10:00:01+00:00 h sshd[2]: Failed password for bob from 192.0.2.10 port 22 ssh2\n\
+               2026-12-05T10:00:01+00:00 h portcullis[9]: ban 192.0.2.10 jail=sshd failures=2 for=10m\n";
+    let mut c = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["replay", "--json", "--config", cfg.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(log.as_bytes()).unwrap();
+    let o = c.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains(
+            "1 ban lines of Portcullis' own log were read besides the 1 bans this replay made"
+        ),
+        "{err}"
+    );
+}
