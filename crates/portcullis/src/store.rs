@@ -481,10 +481,14 @@ impl Store {
                 .retain(|op| path_of(op).is_none_or(|p| !newer.contains(&p)));
         }
         if self.backlog.len() + ops.len() > MAX_BACKLOG {
+            // as many as fit, in order; the rest lost (review 44: a whole batch was)
+            let room = MAX_BACKLOG.saturating_sub(self.backlog.len());
+            let dropped = ops.len() - room;
+            self.backlog.extend(ops.into_iter().take(room));
             self.freeze_positions();
             return Err(anyhow!(
                 "{} change(s) not written to the state file {} ({e}) and lost: {} wait already, the most kept; {FROZEN}",
-                ops.len() + lost,
+                dropped + lost,
                 self.path.display(),
                 self.backlog.len()
             ));
@@ -519,6 +523,26 @@ impl Store {
     #[cfg(test)]
     pub fn set_full(&mut self, full: bool) {
         self.conn.pragma_update(None, "query_only", full).unwrap();
+    }
+
+    /// What `status` says of the state file's trouble: changes kept in memory, read
+    /// positions stopped (review 44: only the log said it).
+    pub fn trouble_status(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if !self.backlog.is_empty() {
+            v.push(format!(
+                "state file {}: cannot be written: {} change(s) kept in memory, written as soon as a write succeeds (lost if the daemon stops before)",
+                self.path.display(),
+                self.backlog.len()
+            ));
+        }
+        if self.positions_frozen {
+            v.push(format!(
+                "state file {}: changes were lost: {FROZEN}",
+                self.path.display()
+            ));
+        }
+        v
     }
 
     /// Whether read positions are no longer written (see `positions_frozen`): the journal's
