@@ -1707,7 +1707,7 @@ mod tests {
     }
 
     #[test]
-    fn a_failing_batch_writes_nothing() {
+    fn a_change_refused_for_good_is_lost_alone_and_stops_the_positions() {
         let (_dir, _path, mut store) = fresh();
         store
             .conn
