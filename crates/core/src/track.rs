@@ -709,13 +709,6 @@ impl Tracker {
         before - self.windows.len()
     }
 
-    /// A manual `unban` of `c`: [`Tracker::forgive`] (a pardon: the offender's open
-    /// failures too, a /64's for one of its addresses), then [`Tracker::unban`].
-    pub fn forgive_and_unban(&mut self, c: Cidr) -> Option<Cidr> {
-        self.forgive(c);
-        self.unban(c)
-    }
-
     /// Lift every ban; returns the addresses that were banned, in address order.
     pub fn unban_all(&mut self) -> Vec<Cidr> {
         self.by_until.clear();

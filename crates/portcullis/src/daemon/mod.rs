@@ -2950,6 +2950,8 @@ impl Engine {
         };
         let mut fw_ops = Vec::new();
         let mut st_ops = Vec::new();
+        // the jails whose open failures of it were forgiven
+        let mut forgiven: Vec<String> = Vec::new();
         for j in self
             .jails
             .iter_mut()
@@ -2960,11 +2962,19 @@ impl Engine {
                 // a prefix that is not banned itself lifts the bans inside it (the pieces of
                 // a ban cut around an ignored address: `unban` of the prefix said "not
                 // banned", a review found)
-                Some(t) => match j.tracker_mut().forgive_and_unban(t) {
-                    Some(c) => vec![c],
-                    None if !t.is_host() => j.tracker_mut().take_covered(t),
-                    None => Vec::new(),
-                },
+                Some(t) => {
+                    // a pardon: the offender's open failures too, a /64's for one of its
+                    // addresses (a reset is recorded for them below: a crash must not
+                    // bring them back, review 45)
+                    if j.tracker_mut().forgive(t) > 0 {
+                        forgiven.push(name.clone());
+                    }
+                    match j.tracker_mut().unban(t) {
+                        Some(c) => vec![c],
+                        None if !t.is_host() => j.tracker_mut().take_covered(t),
+                        None => Vec::new(),
+                    }
+                }
                 None => j.tracker_mut().unban_all(),
             };
             for a in addrs {
@@ -3023,7 +3033,7 @@ impl Engine {
             }
             // not banned now, but banned before: a pardon, its escalation starts again
             if let Some(t) = target {
-                if let Some(r) = self.forget(t, jail, now) {
+                if let Some(r) = self.forget(t, jail, now, &forgiven) {
                     return r;
                 }
             }
@@ -3046,6 +3056,9 @@ impl Engine {
             .collect();
         let (said, ops) = pardon_lifted(&mut self.history, &self.cfg, target, &lifted, jail, now);
         st_ops.extend(ops);
+        if let Some(t) = target {
+            st_ops.extend(self.reset_forgiven(t, &forgiven, now));
+        }
         // the ban is lifted here whatever the firewall says (the tracker has let it go): the
         // state file follows, so that the next start does not put it back (it did, while
         // `bans` no longer listed it and a second `unban` said "not banned": review)
@@ -3094,20 +3107,52 @@ impl Engine {
     /// `unban` of `t`, which is not banned (in `jail`, or in any jail): its earlier bans are
     /// forgotten ([`pardon`]). `None` when no jail counts any (then `unban` says "not
     /// banned", as before).
-    fn forget(&mut self, t: Cidr, jail: Option<&str>, now: Millis) -> Option<Response> {
-        let (said, st_ops) = pardon(&mut self.history, &self.cfg, t, jail, now, true);
-        if said.is_empty() {
+    /// `forgiven`: the jails whose open failures of it were forgiven (said, and a reset
+    /// recorded, which the restore of saved windows sees).
+    fn forget(
+        &mut self,
+        t: Cidr,
+        jail: Option<&str>,
+        now: Millis,
+        forgiven: &[String],
+    ) -> Option<Response> {
+        let (said, mut st_ops) = pardon(&mut self.history, &self.cfg, t, jail, now, true);
+        if said.is_empty() && forgiven.is_empty() {
             return None;
         }
+        st_ops.extend(self.reset_forgiven(t, forgiven, now));
         if let Err(e) = self.store.apply(&st_ops) {
             return Some(Response::err(format!(
                 "{t} is not banned; its earlier bans are forgotten until a restart, the state could not be saved: {e:#}"
             )));
         }
-        info!("{t} pardoned: its earlier bans are forgotten ({said})");
-        Some(Response::ok(
-            pardoned(t, jail, &said) + &self.unsaved_note(),
-        ))
+        let answer = if said.is_empty() {
+            // (it said "not banned", exit 1, while the failures were gone, review 45)
+            format!(
+                "{t} is not banned; its open failures are forgotten (in jail {})",
+                forgiven.join(", ")
+            )
+        } else {
+            info!("{t} pardoned: its earlier bans are forgotten ({said})");
+            pardoned(t, jail, &said)
+        };
+        Some(Response::ok(answer + &self.unsaved_note()))
+    }
+
+    /// The resets that record the forgiving of `t`'s open failures in `jails` (in the
+    /// history and for the state): a restart after a crash does not put them back.
+    fn reset_forgiven(&mut self, t: Cidr, jails: &[String], now: Millis) -> Vec<StoreOp> {
+        jails
+            .iter()
+            .map(|j| {
+                self.history.record_reset(t, j, now);
+                StoreOp::Reset {
+                    addr: t,
+                    jail: j.clone(),
+                    at: now,
+                }
+            })
+            .collect()
     }
 }
 
@@ -4852,7 +4897,20 @@ wait "$p"
         feed(&mut eng, log, &failures("2001:db8::1", 1..3));
         assert_eq!(failing(&eng), [("2001:db8::/64".to_string(), 2)]);
         let r = unban(&mut eng, "2001:db8::1", None);
-        assert!(!r.ok, "{r:?}"); // nothing banned before: "not banned"
+        // nothing banned before: said so, and what it did (review 45: "not banned", exit 1)
+        assert_eq!(
+            r.message.as_deref(),
+            Some("2001:db8::1 is not banned; its open failures are forgotten (in jail sshd)"),
+            "{r:?}"
+        );
+        assert!(failing(&eng).is_empty(), "{:?}", failing(&eng));
+        // and a crash does not bring them back (a reset is recorded)
+        feed(&mut eng, log, &failures("2001:db8::2", 5..7));
+        eng.save_windows(now_ms(), false).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(unban(&mut eng, "2001:db8::2", None).ok);
+        drop(eng);
+        let (mut eng, _) = started(dir.path());
         assert!(failing(&eng).is_empty(), "{:?}", failing(&eng));
         // saved by a checkpoint, then pardoned (a ban and its unban), then a crash: the
         // next start does not put them back
