@@ -620,7 +620,7 @@ impl Tracker {
     }
 
     /// Forgets the windows of `p` and of every prefix inside it.
-    fn clear_windows(&mut self, p: Cidr) {
+    fn clear_windows(&mut self, p: Cidr) -> Vec<Cidr> {
         let inside: Vec<Cidr> = self
             .windows
             .range(
@@ -632,9 +632,10 @@ impl Tracker {
             .map(|(c, _)| *c)
             .filter(|c| p.covers(c))
             .collect();
-        for c in inside {
-            self.windows.remove(&c);
+        for c in &inside {
+            self.windows.remove(c);
         }
+        inside
     }
 
     /// Unban decisions for every ban whose `until <= now`, in order of `until` (then of
@@ -698,15 +699,14 @@ impl Tracker {
     /// A pardon of `c` (a manual unban): the windows inside it, and the window of the
     /// offender that holds it when `c` is narrower (an address of a /64 counted as one
     /// offender: its failures were kept, where an IPv4 offender's were forgotten, review 35).
-    /// Returns how many windows were dropped.
-    pub fn forgive(&mut self, c: Cidr) -> usize {
-        let before = self.windows.len();
-        self.clear_windows(c);
+    /// Returns the keys of the windows dropped.
+    pub fn forgive(&mut self, c: Cidr) -> Vec<Cidr> {
+        let mut keys = self.clear_windows(c);
         let key = self.cfg.key(c.addr);
-        if key.len < c.len {
-            self.windows.remove(&key);
+        if key.len < c.len && self.windows.remove(&key).is_some() {
+            keys.push(key);
         }
-        before - self.windows.len()
+        keys
     }
 
     /// Lift every ban; returns the addresses that were banned, in address order.

@@ -417,10 +417,15 @@ impl Store {
                             Err(_) => lost += 1,
                         }
                     }
+                    // (the later chunks are written whole: no read position may be among
+                    // them, review 46)
+                    if lost > 0 {
+                        self.freeze_positions();
+                    }
                 }
             }
         }
-        if before > 0 {
+        if before > 0 && lost == 0 {
             tracing::info!(
                 "state file: the {before} change(s) kept since a write failed are written now"
             );
@@ -2001,6 +2006,46 @@ mod tests {
         store.apply(&[StoreOp::Position(pos(80))]).unwrap();
         assert_eq!(store.unsaved(), 0);
         assert_eq!(store.positions().unwrap()[0].offset, 60);
+    }
+
+    /// A change refused for good in an early chunk of the kept changes stops the read
+    /// positions of the later chunks too (review 46: written whole, the last one's position
+    /// passed the lost ban's line).
+    #[test]
+    fn a_lost_kept_change_stops_the_positions_of_the_later_chunks() {
+        let (_dir, _path, mut store) = fresh();
+        store
+            .conn
+            .execute_batch(
+                "CREATE TRIGGER no_nginx BEFORE INSERT ON active_bans
+             WHEN new.jail = 'nginx' BEGIN SELECT RAISE(ABORT, 'no'); END;",
+            )
+            .unwrap();
+        store.set_full(true);
+        let mut ops = vec![StoreOp::Ban(ban("192.0.2.1", "nginx", 0, 10))];
+        ops.extend((0..BACKLOG_CHUNK as u32).map(|i| {
+            StoreOp::Ban(ban(
+                &std::net::Ipv4Addr::from(0xc633_0000 + i).to_string(),
+                "sshd",
+                0,
+                10,
+            ))
+        }));
+        ops.push(StoreOp::Position(crate::sources::file::Checkpoint {
+            path: "/var/log/auth.log".into(),
+            dev: 1,
+            ino: 2,
+            fingerprint: 3,
+            offset: 99,
+            saved_ms: 4,
+        }));
+        store.apply(&ops).unwrap();
+        assert_eq!(store.unsaved(), BACKLOG_CHUNK + 2);
+        store.set_full(false);
+        assert!(store.apply(&[]).is_err());
+        assert_eq!(store.unsaved(), 0);
+        assert!(store.positions().unwrap().is_empty());
+        assert_eq!(store.active_bans(0).unwrap().len(), BACKLOG_CHUNK);
     }
 
     /// A change the file refuses for good is not kept: one bad change never blocks every

@@ -2950,8 +2950,8 @@ impl Engine {
         };
         let mut fw_ops = Vec::new();
         let mut st_ops = Vec::new();
-        // the jails whose open failures of it were forgiven
-        let mut forgiven: Vec<String> = Vec::new();
+        // the jails whose open failures of it were forgiven, and their windows' keys
+        let mut forgiven: Vec<(String, Vec<Cidr>)> = Vec::new();
         for j in self
             .jails
             .iter_mut()
@@ -2966,8 +2966,9 @@ impl Engine {
                     // a pardon: the offender's open failures too, a /64's for one of its
                     // addresses (a reset is recorded for them below: a crash must not
                     // bring them back, review 45)
-                    if j.tracker_mut().forgive(t) > 0 {
-                        forgiven.push(name.clone());
+                    let keys = j.tracker_mut().forgive(t);
+                    if !keys.is_empty() {
+                        forgiven.push((name.clone(), keys));
                     }
                     match j.tracker_mut().unban(t) {
                         Some(c) => vec![c],
@@ -3011,7 +3012,7 @@ impl Engine {
         }
         if fw_ops.is_empty() && dormant_lifted == 0 {
             // banned in other jails: say where (`--jail` chose one), and forget nothing
-            let elsewhere: Vec<&str> = match (target, jail) {
+            let elsewhere: Vec<String> = match (target, jail) {
                 (Some(t), Some(n)) => self
                     .jails
                     .iter()
@@ -3022,12 +3023,21 @@ impl Engine {
                     })
                     .map(|j| j.name())
                     .chain(dormant.iter().map(|(_, j)| j.as_str()).filter(|j| *j != n))
+                    .map(str::to_string)
                     .collect(),
                 _ => Vec::new(),
             };
             if let (Some(t), Some(n), false) = (target, jail, elsewhere.is_empty()) {
+                // (its open failures in that jail forgotten all the same: said, and kept
+                // across a crash, review 46)
+                let ops = self.reset_forgiven(&forgiven, now);
+                let forgot = match self.store.apply(&ops) {
+                    _ if ops.is_empty() => String::new(),
+                    Ok(()) => format!("; its open failures in jail {n} are forgotten"),
+                    Err(e) => format!("; its open failures in jail {n} are forgotten until a restart, the state could not be saved: {e:#}"),
+                };
                 return Response::err(format!(
-                    "{t} is not banned in jail {n} (it is in jail {}; leave out --jail to lift it everywhere)",
+                    "{t} is not banned in jail {n} (it is in jail {}; leave out --jail to lift it everywhere){forgot}",
                     elsewhere.join(", ")
                 ));
             }
@@ -3056,9 +3066,7 @@ impl Engine {
             .collect();
         let (said, ops) = pardon_lifted(&mut self.history, &self.cfg, target, &lifted, jail, now);
         st_ops.extend(ops);
-        if let Some(t) = target {
-            st_ops.extend(self.reset_forgiven(t, &forgiven, now));
-        }
+        st_ops.extend(self.reset_forgiven(&forgiven, now));
         // the ban is lifted here whatever the firewall says (the tracker has let it go): the
         // state file follows, so that the next start does not put it back (it did, while
         // `bans` no longer listed it and a second `unban` said "not banned": review)
@@ -3114,23 +3122,29 @@ impl Engine {
         t: Cidr,
         jail: Option<&str>,
         now: Millis,
-        forgiven: &[String],
+        forgiven: &[(String, Vec<Cidr>)],
     ) -> Option<Response> {
         let (said, mut st_ops) = pardon(&mut self.history, &self.cfg, t, jail, now, true);
         if said.is_empty() && forgiven.is_empty() {
             return None;
         }
-        st_ops.extend(self.reset_forgiven(t, forgiven, now));
+        st_ops.extend(self.reset_forgiven(forgiven, now));
+        let what = if said.is_empty() {
+            "open failures"
+        } else {
+            "earlier bans"
+        };
         if let Err(e) = self.store.apply(&st_ops) {
             return Some(Response::err(format!(
-                "{t} is not banned; its earlier bans are forgotten until a restart, the state could not be saved: {e:#}"
+                "{t} is not banned; its {what} are forgotten until a restart, the state could not be saved: {e:#}"
             )));
         }
         let answer = if said.is_empty() {
             // (it said "not banned", exit 1, while the failures were gone, review 45)
+            let jails: Vec<&str> = forgiven.iter().map(|(j, _)| j.as_str()).collect();
             format!(
                 "{t} is not banned; its open failures are forgotten (in jail {})",
-                forgiven.join(", ")
+                jails.join(", ")
             )
         } else {
             info!("{t} pardoned: its earlier bans are forgotten ({said})");
@@ -3139,20 +3153,24 @@ impl Engine {
         Some(Response::ok(answer + &self.unsaved_note()))
     }
 
-    /// The resets that record the forgiving of `t`'s open failures in `jails` (in the
-    /// history and for the state): a restart after a crash does not put them back.
-    fn reset_forgiven(&mut self, t: Cidr, jails: &[String], now: Millis) -> Vec<StoreOp> {
-        jails
-            .iter()
-            .map(|j| {
-                self.history.record_reset(t, j, now);
-                StoreOp::Reset {
-                    addr: t,
+    /// The resets that record the forgiving of open failures (per jail, the keys of the
+    /// windows dropped), in the history and for the state: a restart after a crash does not
+    /// put them back. At the offenders' keys, not at the address or prefix unbanned: a
+    /// reset at a prefix between a subnet ban's and the offenders' length cancelled the
+    /// subnet's earlier bans in its count (review 46).
+    fn reset_forgiven(&mut self, forgiven: &[(String, Vec<Cidr>)], now: Millis) -> Vec<StoreOp> {
+        let mut ops = Vec::new();
+        for (j, keys) in forgiven {
+            for &k in keys {
+                self.history.record_reset(k, j, now);
+                ops.push(StoreOp::Reset {
+                    addr: k,
                     jail: j.clone(),
                     at: now,
-                }
-            })
-            .collect()
+                });
+            }
+        }
+        ops
     }
 }
 
@@ -4922,6 +4940,51 @@ wait "$p"
         drop(eng);
         let (eng, _) = started(dir.path());
         assert!(failing(&eng).is_empty(), "{:?}", failing(&eng));
+    }
+
+    /// The forgiving of open failures is recorded at the offenders' keys, not at the prefix
+    /// unbanned (a reset there cancelled a wider subnet ban's earlier bans in its count,
+    /// review 46); and an `unban --jail` of an address banned in another jail says that its
+    /// open failures in the jail named are forgotten (it said nothing, review 46).
+    #[test]
+    fn forgiven_failures_are_reset_at_their_keys_and_said() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut eng, log) = started(dir.path());
+        feed(&mut eng, &log, &failures("203.0.113.5", 1..3));
+        let r = unban(&mut eng, "203.0.113.0/24", None);
+        assert_eq!(
+            r.message.as_deref(),
+            Some("203.0.113.0/24 is not banned; its open failures are forgotten (in jail sshd)"),
+            "{r:?}"
+        );
+        let net = Cidr::parse("203.0.113.0/24").unwrap();
+        assert_eq!(eng.history.last_touched(net, "sshd"), None);
+        assert!(eng
+            .history
+            .last_touched(Cidr::parse("203.0.113.5").unwrap(), "sshd")
+            .is_some());
+        // banned in another jail: the failures in the jail named are forgotten, and said
+        let dir2 = tempfile::tempdir().unwrap();
+        let (mut eng, _rx) = two_jail_engine(dir2.path());
+        assert!(ban(&mut eng, "198.51.100.8", "b").ok);
+        let at = now_ms();
+        let f = portcullis_core::decision::Failure {
+            addr: "198.51.100.8".parse().unwrap(),
+            time: at,
+            filter: 0,
+            rule: 0,
+            weight: 1,
+            kind: portcullis_core::filter::Kind::Attempt,
+            session: 0,
+        };
+        eng.jails[0].tracker_mut().record(&f, at);
+        let r = unban(&mut eng, "198.51.100.8", Some("a"));
+        let e = r.error.unwrap_or_default();
+        assert!(
+            e.contains("(it is in jail b;")
+                && e.contains("its open failures in jail a are forgotten"),
+            "{e}"
+        );
     }
 
     /// A failure stamped days ago (an old log that appeared, a backlog after a long stop)
