@@ -102,9 +102,16 @@ fn a_full_state_disk_stops_no_ban() {
         !banned_hosts(&socket).contains(&"203.0.113.20".to_string())
     });
     assert!(p.try_wait().is_none(), "the daemon stopped:\n{}", read());
-    // the changes kept, said once a minute, not once per batch
+    // the changes kept, said once a minute, not once per batch (three batches at least
+    // failed; twice if this part took more than a minute on a loaded machine)
     let kept = "change(s) kept in memory, written as soon as a write succeeds";
-    assert_eq!(read().matches(kept).count(), 1, "{}", read());
+    let said = read().matches(kept).count();
+    assert!(
+        (1..=2).contains(&said),
+        "{said} times:
+{}",
+        read()
+    );
     // a manual ban on the full disk is kept in memory, and written once there is room
     // again: a later batch's read positions went past the lines of the bans never stored,
     // and a restart lost them, the manual one too (review 41)
