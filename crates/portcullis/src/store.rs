@@ -696,6 +696,28 @@ impl Store {
         })
     }
 
+    /// The (jail, key) of each saved open window (see [`Store::save_windows`]), without
+    /// taking them: the offline `unban` forgives those of the offender.
+    pub fn saved_window_keys(&self) -> Result<Vec<(String, Cidr)>> {
+        let rows = (|| -> rusqlite::Result<Vec<(String, String)>> {
+            let mut q = self
+                .conn
+                .prepare("SELECT DISTINCT jail, addr FROM windows ORDER BY jail, addr")?;
+            let rows = q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })()
+        .with_context(|| {
+            format!(
+                "cannot read the saved failures of open windows from {}",
+                self.path.display()
+            )
+        })?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(jail, addr)| Some((jail, Cidr::parse(&addr).ok()?)))
+            .collect())
+    }
+
     /// The saved failures of open windows (see [`Store::save_windows`]), oldest first, and
     /// deletes them, in one transaction. A row whose address cannot be read is dropped.
     pub fn take_windows(&mut self) -> Result<Vec<(String, Cidr, i64, u32)>> {

@@ -173,6 +173,31 @@ fn a_restart_keeps_the_failures_counted_before_it() {
         String::from_utf8_lossy(&o.stdout).contains("203.0.113.9")
     });
     d.stop();
+
+    // an offline `unban` forgives the saved open failures of the address, as the daemon's
+    // does (they were put back at the next start)
+    let d = Daemon::start(&config, &dir.join("run3.log"));
+    assert!(cli(&["unban", "203.0.113.9"], &config).check().success());
+    append(&[104, 105]);
+    wait_for("two more failures counted", Duration::from_secs(30), || {
+        counted(&status())
+    });
+    let run3 = d.stop();
+    assert!(run3.contains("saved 2 failures of open windows"), "{run3}");
+    let o = cli(&["unban", "203.0.113.9"], &config);
+    assert!(
+        o.success()
+            && o.stdout_str().contains(
+                "203.0.113.9 is not banned; its open failures are forgotten (in jail sshd)"
+            ),
+        "{} {}",
+        o.stdout_str(),
+        o.stderr_str()
+    );
+    let d = Daemon::start(&config, &dir.join("run4.log"));
+    let s = status();
+    assert!(!counted(&s), "forgiven failures came back: {s}");
+    d.stop();
 }
 
 /// Offline `bans` lists the `deny` list as the daemon puts it in: an entry that holds one of

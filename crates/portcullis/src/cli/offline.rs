@@ -165,6 +165,42 @@ fn with_deny(mut r: Response, cfg: &Config, jail: Option<&str>, now: i64) -> Res
     r
 }
 
+/// The open failures of `t` saved at the daemon's stop (its windows' keys inside `t`, and
+/// the offender's key that holds it), in `jail` or every jail, are forgiven as the daemon's
+/// `unban` forgives them: a reset at each key (`ops`), which the next start's restore of
+/// the windows sees. Returns the jails with some.
+fn forgive_saved(
+    store: &Store,
+    cfg: &Config,
+    t: Cidr,
+    jail: Option<&str>,
+    now: i64,
+    ops: &mut Vec<StoreOp>,
+) -> Result<Vec<String>> {
+    let mut jails = Vec::new();
+    for (j, key) in store.saved_window_keys()? {
+        let Some(jc) = cfg.jails.iter().find(|c| c.name == j) else {
+            continue;
+        };
+        if jail.is_some_and(|n| n != j) {
+            continue;
+        }
+        let holds = key.covers(&t) && key.len == jc.key_len(t.addr.is_ipv4());
+        if !(t.covers(&key) || holds) {
+            continue;
+        }
+        ops.push(StoreOp::Reset {
+            addr: key,
+            jail: j.clone(),
+            at: now,
+        });
+        if !jails.contains(&j) {
+            jails.push(j);
+        }
+    }
+    Ok(jails)
+}
+
 /// Lifts bans in the state file (and, with nftables, in the kernel too). As the daemon's
 /// `unban`: an address inside a banned prefix lifts the prefix (per jail, the ban of `addr`
 /// itself, else the widest ban that covers it), and the `deny` list is not lifted here.
@@ -210,14 +246,23 @@ pub fn unban(cfg: &Config, addr: Option<Cidr>, jail: Option<&str>, now: i64) -> 
                 )));
             }
         }
-        // not banned, but banned before: a pardon, as the daemon's `unban` gives
+        // not banned, but banned before: a pardon, as the daemon's `unban` gives; its open
+        // failures saved at the stop are forgiven too, as the daemon forgives them
         if let Some(t) = addr {
             let since = now - crate::daemon::HISTORY_DAYS * 86_400_000;
             let mut history = store.escalation_history(since)?;
-            let (said, ops) = crate::daemon::pardon(&mut history, cfg, t, jail, now, true);
+            let (said, mut ops) = crate::daemon::pardon(&mut history, cfg, t, jail, now, true);
+            let forgiven = forgive_saved(&store, cfg, t, jail, now, &mut ops)?;
             if !said.is_empty() {
                 store.apply(&ops)?;
                 return Ok(Response::ok(crate::daemon::pardoned(t, jail, &said)));
+            }
+            if !forgiven.is_empty() {
+                store.apply(&ops)?;
+                return Ok(Response::ok(format!(
+                    "{t} is not banned; its open failures are forgotten (in jail {})",
+                    forgiven.join(", ")
+                )));
             }
         }
         return Ok(Response::err(match addr {
@@ -256,6 +301,9 @@ pub fn unban(cfg: &Config, addr: Option<Cidr>, jail: Option<&str>, now: i64) -> 
         crate::daemon::pardon_lifted(&mut history, cfg, addr, &lifted, jail, now);
     let mut ops = ops;
     ops.extend(more);
+    if let Some(t) = addr {
+        forgive_saved(&store, cfg, t, jail, now, &mut ops)?;
+    }
     store.apply(&ops)?;
     // a lifted fleet ban is no more a fleet ban; a ban this node shared is unbanned in the
     // fleet too, from the outbox the daemon sends at its next start (the other nodes, and
