@@ -827,7 +827,6 @@ mod tests {
 
     #[test]
     fn split_around_leaves_out_what_is_protected_and_covers_the_rest() {
-        let c = |s: &str| Cidr::parse(s).unwrap();
         let ignored = c("203.0.113.5");
         let around = |r: Cidr| move |p: Cidr| Part::against(p, &[r]);
         let parts = split_around(c("203.0.113.0/24"), around(ignored), 64).unwrap();
@@ -936,7 +935,6 @@ mod tests {
 
     #[test]
     fn forget_pardons_the_offender_its_holders_and_the_prefixes_inside_it() {
-        let c = |s: &str| Cidr::parse(s).unwrap();
         let mut h = History::new();
         // nothing banned: nothing to forget, nothing recorded
         assert_eq!(
@@ -1007,7 +1005,6 @@ mod tests {
     /// unban before it counts (review 39).
     #[test]
     fn the_events_of_one_millisecond_count_in_their_order() {
-        let c = |s: &str| Cidr::parse(s).unwrap();
         let a = c("203.0.113.5");
         let mut h = History::new();
         h.record_ban(a, "sshd", 50);
@@ -1027,7 +1024,6 @@ mod tests {
     /// A pardoned offender no longer counts toward a subnet ban (review 38).
     #[test]
     fn a_pardoned_offender_is_no_subnet_offender() {
-        let c = |s: &str| Cidr::parse(s).unwrap();
         let mut h = History::new();
         let sub = c("198.51.100.0/24");
         h.record_ban(c("198.51.100.1"), "sshd", 10);
@@ -1048,7 +1044,6 @@ mod tests {
 
     #[test]
     fn a_subnet_counts_its_own_bans_and_pieces_not_its_offenders() {
-        let c = |s: &str| Cidr::parse(s).unwrap();
         let mut h = History::new();
         let sub = c("198.51.100.0/24");
         h.record_ban(c("198.51.100.1"), "sshd", 10);

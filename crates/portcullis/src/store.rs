@@ -430,17 +430,22 @@ impl Store {
                 "state file: the {before} change(s) kept since a write failed are written now"
             );
         }
-        let ops: Vec<StoreOp> = if self.positions_frozen || lost > 0 {
-            ops.iter()
+        // (copied only when read positions must go: a batch's changes are not cloned on
+        // the way to the file)
+        let kept: Vec<StoreOp>;
+        let ops: &[StoreOp] = if self.positions_frozen || lost > 0 {
+            kept = ops
+                .iter()
                 .filter(|op| path_of(op).is_none())
                 .cloned()
-                .collect()
+                .collect();
+            &kept
         } else {
-            ops.to_vec()
+            ops
         };
-        match write_ops(&mut self.conn, &ops) {
+        match write_ops(&mut self.conn, ops) {
             Ok(()) => {}
-            Err(e) if passing(&e) => return self.keep_back(ops, &e, lost),
+            Err(e) if passing(&e) => return self.keep_back(ops.to_vec(), &e, lost),
             Err(_) => {
                 for (i, op) in ops.iter().enumerate() {
                     if lost > 0 && path_of(op).is_some() {
@@ -1393,6 +1398,18 @@ mod tests {
         }
     }
 
+    /// A read position of /var/log/auth.log at `offset`.
+    fn pos(offset: u64) -> Checkpoint {
+        Checkpoint {
+            path: "/var/log/auth.log".into(),
+            dev: 1,
+            ino: 2,
+            fingerprint: 3,
+            offset,
+            saved_ms: 4,
+        }
+    }
+
     fn sorted(mut bans: Vec<BanRecord>) -> Vec<BanRecord> {
         bans.sort_by(|a, b| (a.addr, &a.jail, a.start).cmp(&(b.addr, &b.jail, b.start)));
         bans
@@ -1751,14 +1768,7 @@ mod tests {
         // no read position is written from then on, the batch's own included: after its
         // bans, it would pass the lost ban's line, review 45)
         let mut ops: Vec<StoreOp> = ops.map(StoreOp::Ban).into();
-        ops.push(StoreOp::Position(crate::sources::file::Checkpoint {
-            path: "/var/log/auth.log".into(),
-            dev: 1,
-            ino: 2,
-            fingerprint: 3,
-            offset: 99,
-            saved_ms: 4,
-        }));
+        ops.push(StoreOp::Position(pos(99)));
         let err = store.apply(&ops).unwrap_err();
         assert!(
             format!("{err:#}").contains("1 change(s) refused by the state file"),
@@ -1869,14 +1879,6 @@ mod tests {
     #[test]
     fn changes_a_full_file_refused_are_written_with_the_next_write() {
         let (_dir, path, mut store) = fresh();
-        let pos = |offset| Checkpoint {
-            path: "/var/log/auth.log".into(),
-            dev: 1,
-            ino: 2,
-            fingerprint: 3,
-            offset,
-            saved_ms: 4,
-        };
         store.apply(&[StoreOp::Position(pos(1))]).unwrap();
         // full: SQLite's page limit at the pages it has
         let pages: i64 = store
@@ -1938,14 +1940,6 @@ mod tests {
     #[test]
     fn reads_see_the_kept_changes_and_past_the_bound_positions_stop() {
         let (_dir, _path, mut store) = fresh();
-        let pos = |offset| Checkpoint {
-            path: "/var/log/auth.log".into(),
-            dev: 1,
-            ino: 2,
-            fingerprint: 3,
-            offset,
-            saved_ms: 4,
-        };
         let y = ban("203.0.113.2", "sshd", 1_000, 600_000);
         store
             .apply(&[StoreOp::Ban(y.clone()), StoreOp::Position(pos(1))])
@@ -2053,14 +2047,7 @@ mod tests {
                 10,
             ))
         }));
-        ops.push(StoreOp::Position(crate::sources::file::Checkpoint {
-            path: "/var/log/auth.log".into(),
-            dev: 1,
-            ino: 2,
-            fingerprint: 3,
-            offset: 99,
-            saved_ms: 4,
-        }));
+        ops.push(StoreOp::Position(pos(99)));
         store.apply(&ops).unwrap();
         assert_eq!(store.unsaved(), BACKLOG_CHUNK + 2);
         store.set_full(false);

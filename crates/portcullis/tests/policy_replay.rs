@@ -9,6 +9,17 @@ fn replay(config: &str, log: &str) -> Vec<serde_json::Value> {
 
 /// [`replay`] with these environment variables.
 fn replay_env(config: &str, log: &str, env: &[(&str, &str)]) -> Vec<serde_json::Value> {
+    let o = replay_output(config, log, env);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// `replay --json` of `log` with `config` (`@DIR@` its directory) and these environment
+/// variables: its output.
+fn replay_output(config: &str, log: &str, env: &[(&str, &str)]) -> std::process::Output {
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("c.toml");
@@ -24,12 +35,7 @@ fn replay_env(config: &str, log: &str, env: &[(&str, &str)]) -> Vec<serde_json::
         .spawn()
         .unwrap();
     c.stdin.take().unwrap().write_all(log.as_bytes()).unwrap();
-    let o = c.wait_with_output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    c.wait_with_output().unwrap()
 }
 
 fn bans(d: &[serde_json::Value]) -> Vec<&serde_json::Value> {
@@ -461,27 +467,12 @@ bantime = "1w"
 /// counts twice for the recidive jail, and stderr says so.
 #[test]
 fn own_ban_lines_beside_the_services_lines_are_said() {
-    use std::io::Write;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("c.toml");
-    std::fs::write(
-        &cfg,
-        "[[jail]]\nname = \"sshd\"\nmaxretry = 2\nbantime = \"10m\"\n\
-         [[jail]]\nname = \"recidive\"\nlogs = [\"journal:_SYSTEMD_UNIT=portcullis.service\"]\n",
-    )
-    .unwrap();
+    let cfg = "[[jail]]\nname = \"sshd\"\nmaxretry = 2\nbantime = \"10m\"\n\
+               [[jail]]\nname = \"recidive\"\nlogs = [\"journal:_SYSTEMD_UNIT=portcullis.service\"]\n";
     let log = "2026-12-05T10:00:00+00:00 h sshd[1]: Failed password for bob from 192.0.2.10 port 22 ssh2\n\
                2026-12-05T10:00:01+00:00 h sshd[2]: Failed password for bob from 192.0.2.10 port 22 ssh2\n\
                2026-12-05T10:00:01+00:00 h portcullis[9]: ban 192.0.2.10 jail=sshd failures=2 for=10m\n";
-    let mut c = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["replay", "--json", "--config", cfg.to_str().unwrap()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    c.stdin.take().unwrap().write_all(log.as_bytes()).unwrap();
-    let o = c.wait_with_output().unwrap();
+    let o = replay_output(cfg, log, &[]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(

@@ -185,8 +185,14 @@ fn forgive_saved(
         if jail.is_some_and(|n| n != j) {
             continue;
         }
-        let holds = key.covers(&t) && key.len == jc.key_len(t.addr.is_ipv4());
-        if !(t.covers(&key) || holds) {
+        // (as `Tracker::forgive`: the windows inside it, and its offender's key)
+        let offender = portcullis_core::track::TrackerConfig {
+            v4_prefix: jc.v4_prefix,
+            v6_prefix: jc.v6_prefix,
+            ..Default::default()
+        }
+        .key(t.addr);
+        if !(t.covers(&key) || (key == offender && key.len < t.len)) {
             continue;
         }
         ops.push(StoreOp::Reset {

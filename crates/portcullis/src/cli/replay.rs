@@ -37,10 +37,13 @@ pub fn run(
     let cfg = Config::load(config_path)?;
     config::check_jail_names(&cfg, jails)?;
     let ctx = super::time_context_for_logs();
-    let mut running: Vec<Jail> = cfg
+    let selected: Vec<&config::JailConfig> = cfg
         .jails
         .iter()
         .filter(|j| jails.is_empty() || jails.contains(&j.name))
+        .collect();
+    let mut running: Vec<Jail> = selected
+        .iter()
         .map(|j| crate::jails::build_jail(&cfg, j, &[]))
         .collect();
     let shared: Vec<_> = running.iter().map(Jail::shared).collect();
@@ -48,10 +51,8 @@ pub fn run(
     // bans come to them through its log, which a replay of the services' logs has not, so
     // each ban made here is fed to them as the line the daemon would write (review 40: a
     // replay never showed a recidive ban)
-    let reads_own_log: Vec<bool> = cfg
-        .jails
+    let reads_own_log: Vec<bool> = selected
         .iter()
-        .filter(|j| jails.is_empty() || jails.contains(&j.name))
         .map(|j| j.filter_names.iter().any(|f| f == RECIDIVE))
         .collect();
     let mut own_scratch: Vec<_> = shared.iter().map(|(set, _)| set.scratch()).collect();
@@ -298,7 +299,11 @@ pub fn run(
                         }
                     }
                     // each ban, as the daemon logs it, to the jails that read that log
-                    let banner = running[ji].name().to_string();
+                    let banner = if made.is_empty() {
+                        String::new()
+                    } else {
+                        running[ji].name().to_string()
+                    };
                     for d in made {
                         let Some(ban) = crate::events::Event::of_ban(&banner, &d) else {
                             continue;
@@ -324,6 +329,7 @@ pub fn run(
                             }
                             // (two apart: never "the line before" of another)
                             own_seq += 2;
+                            own_fed += 1;
                             let j = &mut running[r];
                             let Step::Failure {
                                 failure,
@@ -339,10 +345,8 @@ pub fn run(
                                 at,
                             )
                             else {
-                                own_fed += 1;
                                 continue;
                             };
-                            own_fed += 1;
                             let s = carry_out(
                                 j,
                                 &mut history,

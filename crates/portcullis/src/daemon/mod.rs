@@ -2625,9 +2625,13 @@ impl Engine {
                 addr,
                 jail,
                 duration: dur,
-            } => self.manual_ban(&addr, jail.as_deref(), dur.as_deref(), now),
+            } => {
+                let r = self.manual_ban(&addr, jail.as_deref(), dur.as_deref(), now);
+                self.noted(r)
+            }
             Request::Unban { addr, jail, all } => {
-                self.manual_unban(addr.as_deref(), jail.as_deref(), all, now)
+                let r = self.manual_unban(addr.as_deref(), jail.as_deref(), all, now);
+                self.noted(r)
             }
         }
     }
@@ -2876,8 +2880,16 @@ impl Engine {
         if let Err(e) = saved {
             return Response::err(format!("{answer}, but the state could not be saved: {e:#}"));
         }
-        answer += &self.unsaved_note();
         Response::ok(answer)
+    }
+
+    /// A `ban` or `unban` answer that changed something, with what it adds while the state
+    /// file cannot be written: the change is kept in memory (see [`Store::apply`]).
+    fn noted(&self, mut r: Response) -> Response {
+        if let (true, Some(m)) = (r.ok, r.message.as_mut()) {
+            m.push_str(&self.unsaved_note());
+        }
+        r
     }
 
     /// What an answer adds while the state file cannot be written: the change is kept in
@@ -3108,7 +3120,6 @@ impl Engine {
         if !said.is_empty() {
             answer += &format!("; earlier bans forgotten too ({said})");
         }
-        answer += &self.unsaved_note();
         Response::ok(answer)
     }
 
@@ -3150,7 +3161,7 @@ impl Engine {
             info!("{t} pardoned: its earlier bans are forgotten ({said})");
             pardoned(t, jail, &said)
         };
-        Some(Response::ok(answer + &self.unsaved_note()))
+        Some(Response::ok(answer))
     }
 
     /// The resets that record the forgiving of open failures (per jail, the keys of the
@@ -3226,9 +3237,8 @@ impl Engine {
             return Response::err(format!("cannot save the state: {e:#}"));
         }
         Response::ok(format!(
-            "lifted {} ban(s) of jail {jail}, which is not configured, from the state file (the firewall held none of them){}",
-            st_ops.len() / 2,
-            self.unsaved_note()
+            "lifted {} ban(s) of jail {jail}, which is not configured, from the state file (the firewall held none of them)",
+            st_ops.len() / 2
         ))
     }
 }
@@ -4079,6 +4089,25 @@ wait "$p"
         })
     }
 
+    /// The configuration of jails `jails` (sshd's filter, no logs) written as `DIR/p.toml`.
+    fn set_jails(d: &Path, jails: &[&str]) {
+        let js: Vec<(&str, &[&str])> = jails.iter().map(|j| (*j, &[][..])).collect();
+        std::fs::write(d.join("p.toml"), config(d, &js)).unwrap();
+    }
+
+    /// The active bans of the state file, "JAIL ADDRESS", sorted.
+    fn stored_bans(eng: &Engine) -> Vec<String> {
+        let mut v: Vec<String> = eng
+            .store
+            .active_bans(now_ms())
+            .unwrap()
+            .into_iter()
+            .map(|b| format!("{} {}", b.jail, b.addr))
+            .collect();
+        v.sort();
+        v
+    }
+
     fn unban(eng: &mut Engine, addr: &str, jail: Option<&str>) -> Response {
         eng.on_control(Request::Unban {
             addr: Some(addr.into()),
@@ -4262,11 +4291,7 @@ wait "$p"
             duration: Some("1s".into()),
         });
         assert!(r.ok, "{r:?}");
-        let set_jails = |jails: &[&str]| {
-            let js: Vec<(&str, &[&str])> = jails.iter().map(|j| (*j, &[][..])).collect();
-            std::fs::write(d.join("p.toml"), config(d, &js)).unwrap();
-        };
-        set_jails(&["a"]);
+        set_jails(d, &["a"]);
         assert!(eng.on_control(Request::Reload).ok);
         // b's ban ends while b is gone: the reload that adds b back lifts it in the state
         std::thread::sleep(Duration::from_millis(1100));
@@ -4277,7 +4302,7 @@ wait "$p"
         let st = eng.on_control(Request::Status { jail: None });
         let msg = st.message.unwrap_or_default();
         assert!(msg.contains("change(s) kept in memory"), "{msg}");
-        set_jails(&["b", "a"]);
+        set_jails(d, &["b", "a"]);
         let r = eng.on_control(Request::Reload);
         assert!(r.ok, "{r:?}");
         let names: Vec<&str> = eng.jails.iter().map(|j| j.name()).collect();
@@ -4294,16 +4319,8 @@ wait "$p"
         eng.store.set_full(false);
         assert!(ban(&mut eng, "203.0.113.64", "b").ok);
         assert_eq!(eng.store.unsaved(), 0);
-        let mut active: Vec<String> = eng
-            .store
-            .active_bans(now_ms())
-            .unwrap()
-            .into_iter()
-            .map(|b| format!("{} {}", b.jail, b.addr))
-            .collect();
-        active.sort();
         assert_eq!(
-            active,
+            stored_bans(&eng),
             ["a 203.0.113.62", "a 203.0.113.63", "b 203.0.113.64"]
         );
     }
@@ -4334,16 +4351,6 @@ wait "$p"
             v
         };
         let b_ban = vec![("b".to_string(), "203.0.113.60".to_string())];
-        let set_jails = |jails: &[&str]| {
-            let js: Vec<(&str, &[&str])> = jails.iter().map(|j| (*j, &[][..])).collect();
-            std::fs::write(d.join("p.toml"), config(d, &js)).unwrap();
-        };
-        let active = |eng: &Engine| -> Vec<String> {
-            let rows = eng.store.active_bans(now_ms()).unwrap();
-            rows.iter()
-                .map(|b| format!("{} {}", b.jail, b.addr))
-                .collect()
-        };
         let unban_b = |eng: &mut Engine, jail: &str| {
             eng.on_control(Request::Unban {
                 addr: None,
@@ -4354,11 +4361,11 @@ wait "$p"
         assert_eq!(kernel(&mut eng), b_ban);
 
         // b removed: its ban leaves the firewall, the state file keeps it
-        set_jails(&["a"]);
+        set_jails(d, &["a"]);
         assert!(eng.on_control(Request::Reload).ok);
         assert!(bans_of(&mut eng, false).is_empty());
         assert!(kernel(&mut eng).is_empty());
-        assert_eq!(active(&eng), ["b 203.0.113.60"]);
+        assert_eq!(stored_bans(&eng), ["b 203.0.113.60"]);
         // `status` says so
         let st = eng.on_control(Request::Status { jail: None });
         let msg = st.message.unwrap_or_default();
@@ -4379,7 +4386,7 @@ wait "$p"
             "{r:?}"
         );
         // b back: the ban is put back
-        set_jails(&["a", "b"]);
+        set_jails(d, &["a", "b"]);
         assert!(eng.on_control(Request::Reload).ok);
         let bans = bans_of(&mut eng, false);
         assert!(
@@ -4389,7 +4396,7 @@ wait "$p"
         assert_eq!(kernel(&mut eng), b_ban);
 
         // removed again, the ban can be forgotten: it does not come back
-        set_jails(&["a"]);
+        set_jails(d, &["a"]);
         assert!(eng.on_control(Request::Reload).ok);
         let r = unban_b(&mut eng, "nosuch");
         assert!(
@@ -4405,8 +4412,8 @@ wait "$p"
                 .contains("lifted 1 ban(s) of jail b"),
             "{r:?}"
         );
-        assert!(active(&eng).is_empty());
-        set_jails(&["a", "b"]);
+        assert!(stored_bans(&eng).is_empty());
+        set_jails(d, &["a", "b"]);
         assert!(eng.on_control(Request::Reload).ok);
         assert!(bans_of(&mut eng, false).is_empty());
         assert!(kernel(&mut eng).is_empty());
@@ -5386,17 +5393,6 @@ wait "$p"
                 })])
                 .unwrap();
         };
-        let stored = |eng: &Engine| -> Vec<String> {
-            let mut v: Vec<String> = eng
-                .store
-                .active_bans(now_ms())
-                .unwrap()
-                .into_iter()
-                .map(|b| format!("{} {}", b.addr, b.jail))
-                .collect();
-            v.sort();
-            v
-        };
         store_ban(&mut eng, "198.51.100.0/24");
         store_ban(&mut eng, "198.51.100.128/25");
         store_ban(&mut eng, "203.0.113.3");
@@ -5404,8 +5400,8 @@ wait "$p"
         let r = unban(&mut eng, "198.51.100.200", Some("g"));
         assert!(r.ok, "{r:?}");
         assert_eq!(
-            stored(&eng),
-            ["198.51.100.128/25 g", "203.0.113.3 g", "203.0.113.9 g"]
+            stored_bans(&eng),
+            ["g 198.51.100.128/25", "g 203.0.113.3", "g 203.0.113.9"]
         );
         let r = unban(&mut eng, "203.0.113.0/28", None);
         assert_eq!(
@@ -5424,7 +5420,7 @@ wait "$p"
             Some("unbanned 2 ban(s) (1 of jails not configured, from the state file: 198.51.100.128/25 (g))"),
             "{r:?}"
         );
-        assert!(stored(&eng).is_empty(), "{:?}", stored(&eng));
+        assert!(stored_bans(&eng).is_empty(), "{:?}", stored_bans(&eng));
     }
 
     #[test]

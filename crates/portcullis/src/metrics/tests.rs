@@ -327,16 +327,22 @@ fn idle_and_trickling_connections_never_keep_a_scraper_out() {
     }
 }
 
-/// An answer larger than the socket takes at once is written as the client reads it, and a
-/// client that stops reading does not stop the others.
-#[test]
-fn a_large_page_is_written_whole_beside_a_client_that_does_not_read() {
-    use std::io::{Read, Write};
+/// A responder serving a 4 MB page on loopback: its address and the page's length.
+fn large_page_server() -> (std::net::SocketAddr, usize) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let page = "x_total 1\n".repeat(400_000);
     let want = page.len();
     std::thread::spawn(move || http::serve(listener, move || page.clone()));
+    (addr, want)
+}
+
+/// An answer larger than the socket takes at once is written as the client reads it, and a
+/// client that stops reading does not stop the others.
+#[test]
+fn a_large_page_is_written_whole_beside_a_client_that_does_not_read() {
+    use std::io::{Read, Write};
+    let (addr, want) = large_page_server();
     let req = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
     let mut stuck = std::net::TcpStream::connect(addr).unwrap();
     stuck.write_all(req).unwrap();
@@ -361,11 +367,7 @@ fn a_large_page_is_written_whole_beside_a_client_that_does_not_read() {
 #[test]
 fn bytes_after_the_head_never_cut_the_answer() {
     use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let page = "x_total 1\n".repeat(400_000);
-    let want = page.len();
-    std::thread::spawn(move || http::serve(listener, move || page.clone()));
+    let (addr, want) = large_page_server();
     for _ in 0..3 {
         let mut s = std::net::TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
