@@ -1398,6 +1398,17 @@ mod tests {
         }
     }
 
+    /// The file refuses for good every ban of jail `nginx` (a trigger).
+    fn refuse_nginx(store: &Store) {
+        store
+            .conn
+            .execute_batch(
+                "CREATE TRIGGER no_nginx BEFORE INSERT ON active_bans
+                 WHEN new.jail = 'nginx' BEGIN SELECT RAISE(ABORT, 'no'); END;",
+            )
+            .unwrap();
+    }
+
     /// A read position of /var/log/auth.log at `offset`.
     fn pos(offset: u64) -> Checkpoint {
         Checkpoint {
@@ -1753,13 +1764,7 @@ mod tests {
     #[test]
     fn a_change_refused_for_good_is_lost_alone_and_stops_the_positions() {
         let (_dir, _path, mut store) = fresh();
-        store
-            .conn
-            .execute_batch(
-                "CREATE TRIGGER no_nginx BEFORE INSERT ON active_bans
-             WHEN new.jail = 'nginx' BEGIN SELECT RAISE(ABORT, 'no'); END;",
-            )
-            .unwrap();
+        refuse_nginx(&store);
         let ops = [
             ban("192.0.2.1", "sshd", 0, 10),
             ban("192.0.2.2", "nginx", 0, 10),
@@ -2030,13 +2035,7 @@ mod tests {
     #[test]
     fn a_lost_kept_change_stops_the_positions_of_the_later_chunks() {
         let (_dir, _path, mut store) = fresh();
-        store
-            .conn
-            .execute_batch(
-                "CREATE TRIGGER no_nginx BEFORE INSERT ON active_bans
-             WHEN new.jail = 'nginx' BEGIN SELECT RAISE(ABORT, 'no'); END;",
-            )
-            .unwrap();
+        refuse_nginx(&store);
         store.set_full(true);
         let mut ops = vec![StoreOp::Ban(ban("192.0.2.1", "nginx", 0, 10))];
         ops.extend((0..BACKLOG_CHUNK as u32).map(|i| {
