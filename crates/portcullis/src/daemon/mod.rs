@@ -1957,6 +1957,9 @@ impl Engine {
                 };
                 n += 1;
                 self.carry_out(ji, d, addr.addr, now, &mut c);
+                if let Some(st) = &mut self.stats {
+                    st.ban_named(self.jails[ji].name(), addr, "reload");
+                }
             }
         }
         self.enforce(&mut c);
@@ -4682,6 +4685,34 @@ wait "$p"
         let (tracker, store, fw) = active(&mut eng);
         assert_eq!((tracker.len(), store.len(), fw.len()), (1, 1, 1));
         assert_eq!(failing(&eng), [(b.to_string(), 2)]);
+    }
+
+    /// `report` files a ban a reload made under the rule `reload` (no failure of that
+    /// moment names a filter's rule: it was `unknown`).
+    #[test]
+    fn a_reload_ban_is_filed_under_the_rule_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut eng, log) = started(dir.path());
+        eng.stats = Some(crate::report::Stats::start(dir.path(), 86_400_000).unwrap());
+        let a = "203.0.113.119";
+        feed(&mut eng, &log, &failures(a, 1..5));
+        let cfg = dir.path().join("p.toml");
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        std::fs::write(&cfg, format!("{text}maxretry = 3\n")).unwrap();
+        eng.reload().unwrap();
+        assert_eq!(bans_of(&mut eng, false).len(), 1);
+        let mut st = eng.stats.take().unwrap();
+        st.flush(&eng.jails);
+        st.shutdown(std::time::Duration::from_secs(10));
+        let c = rusqlite::Connection::open(dir.path().join("stats.db")).unwrap();
+        let rules: Vec<Option<String>> = c
+            .prepare("SELECT rule FROM bans WHERE jail = 'sshd' AND addr = ?1")
+            .unwrap()
+            .query_map([a], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rules, [Some("reload".to_string())]);
     }
 
     /// A prefix key over a lowered `maxretry` that holds an ignored address is not banned at

@@ -138,6 +138,8 @@ pub struct Stats {
     tx: SyncSender<Msg>,
     batch: HashMap<Key, u64>,
     ban_rules: Vec<(usize, usize, usize, String)>,
+    /// Bans whose rule is a name of the engine's, not a filter's (jail, target, name).
+    named_rules: Vec<(String, String, &'static str)>,
     /// The bans since the last [`Stats::flush`], sent with it: one message per ban filled
     /// the writer's channel in a flood, and a third of a 30,000-ban flood's bans, and the
     /// batches queued behind them, were dropped (a review found).
@@ -226,6 +228,7 @@ impl Stats {
             tx,
             batch: HashMap::new(),
             ban_rules: Vec::new(),
+            named_rules: Vec::new(),
             bans,
         })
     }
@@ -260,6 +263,19 @@ impl Stats {
             .push((ji, hit.filter, f.rule, target.to_string()));
     }
 
+    /// Notes `name` as the rule of jail `jail`'s ban of `target` when no failure made it:
+    /// `reload` for a ban a reload's lower threshold made (its windows keep no rule; it was
+    /// filed under `unknown`, a left-over of review 36).
+    pub fn ban_named(
+        &mut self,
+        jail: &str,
+        target: portcullis_core::ignore::Cidr,
+        name: &'static str,
+    ) {
+        self.named_rules
+            .push((jail.to_string(), target.to_string(), name));
+    }
+
     /// Whether the batch is so large it should be sent now.
     pub fn full(&self) -> bool {
         self.batch.len() >= BATCH_KEYS
@@ -272,7 +288,11 @@ impl Stats {
             .lock()
             .map(|mut v| std::mem::take(&mut *v))
             .unwrap_or_default();
-        if self.batch.is_empty() && self.ban_rules.is_empty() && bans.is_empty() {
+        if self.batch.is_empty()
+            && self.ban_rules.is_empty()
+            && self.named_rules.is_empty()
+            && bans.is_empty()
+        {
             return;
         }
         let rule_id = |ji: usize, fi: usize, ri: usize| -> Option<(String, String)> {
@@ -300,6 +320,11 @@ impl Stats {
             .ban_rules
             .drain(..)
             .filter_map(|(ji, fi, ri, target)| rule_id(ji, fi, ri).map(|(j, r)| (j, target, r)))
+            .chain(
+                self.named_rules
+                    .drain(..)
+                    .map(|(j, target, r)| (j, target, r.to_string())),
+            )
             .collect();
         send(
             &self.tx,
@@ -676,6 +701,7 @@ mod tests {
             tx,
             batch: HashMap::new(),
             ban_rules: Vec::new(),
+            named_rules: Vec::new(),
             bans: Default::default(),
         };
         // a ban the hook noted goes with the batch
