@@ -1721,6 +1721,11 @@ type PolicyKeys = (
     portcullis_core::policy::JailPolicy,
 );
 
+/// The shortest `v4_prefix` (and `subnet_ban`'s `v4`) a jail takes: a /16.
+pub const MIN_V4_PREFIX: u8 = 16;
+/// The shortest `v6_prefix` (and `subnet_ban`'s `v6`) a jail takes: a /32.
+pub const MIN_V6_PREFIX: u8 = 32;
+
 /// The ban-policy keys of a jail: `rule_weights`, `v4_prefix`, `v6_prefix`,
 /// `bantime_increment`, `bantime_jitter`, `permanent_after`, `subnet_ban`.
 fn policy_keys(
@@ -1753,18 +1758,34 @@ fn policy_keys(
             ),
         ));
     }
-    let prefix = |key: &str, max: u8, default: u8| -> Result<u8> {
-        let what = format!("a prefix length from 1 to {max}");
+    // (a shorter prefix counts and bans a whole network as one offender: `v4_prefix = 1`
+    // banned 128.0.0.0/1 at five failures of one host, a review found; the floors are the
+    // fleet's default `min_prefix_v4/v6`)
+    let prefix = |key: &str, min: u8, max: u8, default: u8| -> Result<u8> {
+        let what = format!(
+            "a prefix length from {min} to {max} (a shorter one would count and ban that many \
+             addresses as one offender)"
+        );
         Ok(at
             .typed(key, &what, |v| {
                 v.as_integer()
                     .and_then(|n| u8::try_from(n).ok())
-                    .filter(|&n| n >= 1 && n <= max)
+                    .filter(|&n| n >= min && n <= max)
             })?
             .map_or(default, |t| t.0))
     };
-    let v4_prefix = prefix("v4_prefix", 32, portcullis_core::track::DEFAULT_V4_PREFIX)?;
-    let v6_prefix = prefix("v6_prefix", 128, portcullis_core::track::DEFAULT_V6_PREFIX)?;
+    let v4_prefix = prefix(
+        "v4_prefix",
+        MIN_V4_PREFIX,
+        32,
+        portcullis_core::track::DEFAULT_V4_PREFIX,
+    )?;
+    let v6_prefix = prefix(
+        "v6_prefix",
+        MIN_V6_PREFIX,
+        128,
+        portcullis_core::track::DEFAULT_V6_PREFIX,
+    )?;
     let table = |key: &str, what: &str| -> Result<Option<toml::map::Map<String, toml::Value>>> {
         Ok(at.typed(key, what, |v| v.as_table().cloned())?.map(|t| t.0))
     };
@@ -1880,8 +1901,19 @@ fn policy_keys(
                         }),
                 }
             };
-            let v4 = num("v4", 1, i64::from(v4_prefix), 24.min(i64::from(v4_prefix)))? as u8;
-            let v6 = num("v6", 1, i64::from(v6_prefix), 48.min(i64::from(v6_prefix)))? as u8;
+            let (lo4, lo6) = (i64::from(MIN_V4_PREFIX), i64::from(MIN_V6_PREFIX));
+            let v4 = num(
+                "v4",
+                lo4,
+                i64::from(v4_prefix),
+                24.min(i64::from(v4_prefix)),
+            )? as u8;
+            let v6 = num(
+                "v6",
+                lo6,
+                i64::from(v6_prefix),
+                48.min(i64::from(v6_prefix)),
+            )? as u8;
             Some(SubnetBan {
                 v4,
                 v6,
@@ -3367,6 +3399,30 @@ backend = "route"
             "{e}"
         );
         assert_eq!(load("max_tracked = 100\n").unwrap().max_tracked, 100);
+    }
+
+    /// A prefix shorter than a /16 (/32) counts and bans a whole network as one offender:
+    /// refused (`v4_prefix = 1` banned 128.0.0.0/1 at five failures of one host, a review
+    /// found), in `subnet_ban` too; the floor itself is taken.
+    #[test]
+    fn a_prefix_wider_than_a_16_or_a_32_is_an_error() {
+        let jail = |keys: &str| format!("[[jail]]\nname = \"sshd\"\nlogs = [\"/x\"]\n{keys}");
+        for (keys, key) in [
+            ("v4_prefix = 1\n", "v4_prefix"),
+            ("v4_prefix = 15\n", "v4_prefix"),
+            ("v6_prefix = 31\n", "v6_prefix"),
+            ("subnet_ban = { v4 = 8 }\n", "subnet_ban"),
+            ("subnet_ban = { v6 = 16 }\n", "subnet_ban"),
+        ] {
+            let e = err(&jail(keys));
+            assert!(e.contains(&format!("`{key}`")), "{keys}: {e}");
+            assert!(e.contains("16") || e.contains("32"), "{keys}: {e}");
+        }
+        let c = load(&jail(
+            "v4_prefix = 16\nv6_prefix = 32\nsubnet_ban = { v4 = 16, v6 = 32 }\n",
+        ))
+        .unwrap();
+        assert_eq!((c.jails[0].v4_prefix, c.jails[0].v6_prefix), (16, 32));
     }
 
     #[test]
