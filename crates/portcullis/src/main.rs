@@ -117,8 +117,9 @@ enum Cmd {
     Unban {
         /// The address or prefix (an address inside a banned prefix lifts the prefix).
         addr: Option<String>,
-        /// Every active ban (with no address: `unban ADDR --all` is refused, not read as
-        /// "in every jail", which lifting ADDR does by default).
+        /// Every active ban but the `deny` list's, which stay until removed from `deny`
+        /// (with no address: `unban ADDR --all` is refused, not read as "in every jail",
+        /// which lifting ADDR does by default).
         #[arg(long, conflicts_with = "addr")]
         all: bool,
         /// Only in this jail.

@@ -3105,6 +3105,26 @@ impl Engine {
             ));
         }
         let mut answer = format!("unbanned {} ban(s)", fw_ops.len() + dormant_lifted);
+        // each ban lifted, by name: an address inside a banned prefix lifts the prefix,
+        // which the answer did not say (a permanent /24 went with "unbanned 1 ban(s)", a
+        // review found); the first ten (`unban --all` may lift thousands)
+        let named: Vec<String> = fw_ops
+            .iter()
+            .filter_map(|op| match op {
+                FwOp::Del { jail, addr } => Some(match target {
+                    Some(t) if *addr != t => format!("{addr} ({jail}), which holds {t}"),
+                    _ => format!("{addr} ({jail})"),
+                }),
+                FwOp::Add { .. } => None,
+            })
+            .collect();
+        if !named.is_empty() {
+            answer += ": ";
+            answer += &named[..named.len().min(10)].join(", ");
+            if named.len() > 10 {
+                answer += &format!(" and {} more", named.len() - 10);
+            }
+        }
         if dormant_lifted > 0 {
             // (the first ten: an `unban --all` may lift thousands)
             let mut shown: Vec<String> = dormant
@@ -3122,6 +3142,14 @@ impl Engine {
         }
         if !said.is_empty() {
             answer += &format!("; earlier bans forgotten too ({said})");
+        }
+        // `--all` leaves the `deny` list's bans: configuration, not offences (said: "every
+        // active ban" left seven standing without a word, a review found)
+        if target.is_none() && jail.is_none() && !self.denied.is_empty() {
+            answer += &format!(
+                "; the {} ban(s) of the `deny` list stay (remove them from `deny` and reload)",
+                self.denied.len()
+            );
         }
         Response::ok(answer)
     }
@@ -4772,6 +4800,30 @@ wait "$p"
         assert_eq!(eng.denied.len(), 1);
     }
 
+    /// `unban` names each ban it lifted: an address inside a banned prefix lifts the prefix
+    /// (a permanent /24 went with "unbanned 1 ban(s)", a review found); `--all` says that
+    /// the `deny` list's bans stay.
+    #[test]
+    fn unban_names_what_it_lifted() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut eng, _) = started_with(dir.path(), "deny = [\"198.51.100.128/27\"]\n");
+        let now = now_ms();
+        assert!(eng.manual_ban("203.0.113.0/24", None, None, now).ok);
+        let r = eng.manual_unban(Some("203.0.113.99"), None, false, now);
+        assert_eq!(
+            r.message.as_deref(),
+            Some("unbanned 1 ban(s): 203.0.113.0/24 (sshd), which holds 203.0.113.99"),
+            "{r:?}"
+        );
+        assert!(eng.manual_ban("203.0.113.7", None, None, now).ok);
+        let r = eng.manual_unban(None, None, true, now);
+        assert_eq!(
+            r.message.as_deref(),
+            Some("unbanned 1 ban(s): 203.0.113.7 (sshd); the 1 ban(s) of the `deny` list stay (remove them from `deny` and reload)"),
+            "{r:?}"
+        );
+    }
+
     /// A host name of `ignore` that comes to resolve elsewhere (dynamic DNS) takes effect
     /// without a reload: the ban of its new address is lifted, its counts forgotten, a deny
     /// entry over it cut around it; a lookup that gives nothing keeps the last addresses; and
@@ -5334,7 +5386,7 @@ wait "$p"
         let r = unban(&mut eng, "203.0.113.70", None);
         assert_eq!(
             r.message.as_deref(),
-            Some("unbanned 1 ban(s); earlier bans forgotten too (2 in jail a)"),
+            Some("unbanned 1 ban(s): 203.0.113.70 (b); earlier bans forgotten too (2 in jail a)"),
             "{r:?}"
         );
         drop(eng);
@@ -5448,7 +5500,7 @@ wait "$p"
         });
         assert_eq!(
             r.message.as_deref(),
-            Some("unbanned 2 ban(s) (1 of jails not configured, from the state file: 198.51.100.128/25 (g))"),
+            Some("unbanned 2 ban(s): 203.0.113.40 (a) (1 of jails not configured, from the state file: 198.51.100.128/25 (g))"),
             "{r:?}"
         );
         assert!(stored_bans(&eng).is_empty(), "{:?}", stored_bans(&eng));
