@@ -87,7 +87,7 @@ complete -c portcullis -n "__fish_portcullis_using_subcommand filters" -s h -l h
 complete -c portcullis -n "__fish_portcullis_using_subcommand import-fail2ban" -s o -l output -d 'Write the filter here [default: standard output]' -r -F
 complete -c portcullis -n "__fish_portcullis_using_subcommand import-fail2ban" -s h -l help -d 'Print help'
 complete -c portcullis -n "__fish_portcullis_using_subcommand report" -s c -l config -d 'Configuration file (for its `state_dir`) [default: /etc/portcullis/portcullis.toml]' -r -F
-complete -c portcullis -n "__fish_portcullis_using_subcommand report" -l since -d 'The period: the last 1h, 24h, 7d, 90d, ...' -r
+complete -c portcullis -n "__fish_portcullis_using_subcommand report" -l since -d 'The period: the last 1h, 24h, 7d, 90d, ... (from the whole hour it falls in: failures are kept by the hour)' -r
 complete -c portcullis -n "__fish_portcullis_using_subcommand report" -l jail -d 'Only this jail' -r
 complete -c portcullis -n "__fish_portcullis_using_subcommand report" -l format -d 'text (aligned columns), json (for scripts), html (one self-contained page with inline SVG charts)' -r -f -a "text\t''
 json\t''

@@ -221,7 +221,8 @@ enum Cmd {
         /// Configuration file (for its `state_dir`) [default: /etc/portcullis/portcullis.toml].
         #[arg(long, short)]
         config: Option<PathBuf>,
-        /// The period: the last 1h, 24h, 7d, 90d, ...
+        /// The period: the last 1h, 24h, 7d, 90d, ... (from the whole hour it falls in:
+        /// failures are kept by the hour).
         #[arg(long, default_value = "7d")]
         since: String,
         /// Only this jail.

@@ -167,7 +167,11 @@ impl Report {
         jail: Option<&str>,
         n: usize,
     ) -> Result<Report> {
+        // failures are kept by the hour: the period starts at the hour `since` falls in,
+        // for the bans too, and says so (`--since 30s` counted the hour's failures under a
+        // period of 30 seconds, a review found)
         let hour0 = since.div_euclid(3_600_000);
+        let since = hour0 * 3_600_000;
         let j = jail.unwrap_or("");
         let all = jail.is_none();
         // failures per address
@@ -544,6 +548,11 @@ mod tests {
         // one jail
         let r = Report::build(&c, t - 3_600_000, t + 2 * 3_600_000, Some("postfix"), 10).unwrap();
         assert_eq!((r.totals.failures, r.totals.bans), (5, 1));
+        // a period starting inside an hour starts at that hour, for the failures kept by the
+        // hour and for the bans alike, and says so
+        let r = Report::build(&c, t + 1000, t + 2 * 3_600_000, None, 10).unwrap();
+        assert_eq!(r.since, rfc3339(t));
+        assert_eq!((r.totals.failures, r.totals.bans), (14, 3));
         // days over a week
         let r = Report::build(&c, t - 7 * 86_400_000, t + 2 * 3_600_000, None, 10).unwrap();
         assert_eq!(r.timeline_unit, "day");
