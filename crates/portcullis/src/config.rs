@@ -944,8 +944,13 @@ fn abs_path(src: &Src, s: &Spanned<String>, key: &str) -> Result<PathBuf> {
             s.span(),
             key,
             format!(
-                "{:?} must be an absolute path (e.g. \"/var/lib/portcullis\")",
-                s.get_ref()
+                "{:?} must be an absolute path (e.g. {:?})",
+                s.get_ref(),
+                match key {
+                    "socket" => "/run/portcullis/portcullis.sock".to_string(),
+                    "state_dir" => "/var/lib/portcullis".to_string(),
+                    _ => format!("/etc/portcullis/{key}"),
+                }
             ),
         ));
     }
@@ -1077,7 +1082,7 @@ pub fn resolve_filter(name: &str, custom: &[Filter]) -> std::result::Result<Filt
         return Filter::from_toml(&text, name).map_err(|e| e.to_string());
     }
     if let Some(why) = builtin::withdrawn(name) {
-        return Err(format!("filter {name:?} is no longer built in: {why}; a client could choose the banned address (README, security model)"));
+        return Err(format!("filter {name:?} is not built in: {why}; a client could choose the banned address (README, security model)"));
     }
     // fail2ban's `filter = sshd[mode=aggressive]`
     if let Some((base, args)) = name.split_once('[') {
@@ -1101,7 +1106,36 @@ pub fn resolve_filter(name: &str, custom: &[Filter]) -> std::result::Result<Filt
         }
     }
     let known: Vec<&str> = builtin::all().iter().map(|b| b.name).collect();
-    Err(format!("unknown filter {name:?}; built-in filters are: {} (or give a path to a filter file, or define it in a [[filter]] table)", known.join(", ")))
+    let mean = did_you_mean(name, &known)
+        .map(|m| format!("; did you mean {m:?}?"))
+        .unwrap_or_default();
+    Err(format!("unknown filter {name:?}{mean} Built-in filters are: {} (or give a path to a filter file, or define it in a [[filter]] table)", known.join(", ")))
+}
+
+/// Why a jail without `filter` has none: its name, which the filter defaults to, names no
+/// filter; with the built-in filter it probably means, the service's filters (`nginx`:
+/// `nginx-http-auth`, ...), or why a withdrawn one is gone (it said "has no `filter`",
+/// which hid the default, a review found).
+fn no_filter_named(name: &str) -> String {
+    let known: Vec<&str> = builtin::all().iter().map(|b| b.name).collect();
+    let family: Vec<&str> = known
+        .iter()
+        .copied()
+        .filter(|k| k.strip_prefix(name).is_some_and(|r| r.starts_with('-')))
+        .collect();
+    let hint = if let Some(why) = builtin::withdrawn(name) {
+        format!(" (the filter {name:?} is not built in: {why})")
+    } else if !family.is_empty() {
+        format!(
+            " (the built-in filters of {name} are {})",
+            family.join(", ")
+        )
+    } else if let Some(m) = did_you_mean(name, &known) {
+        format!(" (did you mean {m:?}?)")
+    } else {
+        String::new()
+    };
+    format!("jail {name:?} has no `filter`, and no filter is named {name:?}, the name a jail's filter defaults to{hint}; set `filter` to a built-in filter (see `portcullis filters`), a [[filter]] table or a filter file")
 }
 
 /// The built-in filter that is a fail2ban filter's mode of its own here (`postfix[mode=auth]`
@@ -1395,7 +1429,7 @@ fn validate_jail(
         if builtin::get(&name).is_some() || custom.iter().any(|f| f.name == name) {
             refs.push(Spanned::new(nspan.clone(), name.clone()));
         } else {
-            return Err(nsrc.err(nspan, "filter", format!("jail {name:?} has no `filter`; name a built-in filter (see `portcullis filters`), a [[filter]] table or a filter file")));
+            return Err(nsrc.err(nspan, "filter", no_filter_named(&name)));
         }
     }
     let filter_src = at

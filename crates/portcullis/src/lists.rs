@@ -180,7 +180,7 @@ pub fn parse_file(
             if strict {
                 return Err(at(msg));
             }
-            warnings.push(at(msg));
+            warnings.push(at(format!("{msg} (until then {c} is ignored)")));
         }
         out.push(c);
     }
@@ -226,8 +226,11 @@ pub fn load(key: &str, entries: &[String], names: bool) -> Result<Loaded, String
                 // a typo for a longer prefix must not widen the list unseen: a deny entry
                 // would ban the wider net (an error, as `portcullis ban` refuses it), an
                 // ignore entry would never ban it (a warning)
+                // (which one is taken said: the warning asked, and 16M addresses went
+                // unbanned meanwhile, a review found)
                 if names {
-                    l.warnings.push(format!("`{key}`: {msg}"));
+                    l.warnings
+                        .push(format!("`{key}`: {msg} (until then {c} is ignored)"));
                 } else {
                     return Err(msg);
                 }
@@ -466,7 +469,8 @@ mod tests {
         );
         assert_eq!(l.warnings.len(), 1, "{:?}", l.warnings);
         assert!(
-            l.warnings[0].contains("host bits") && l.warnings[0].contains("198.51.100.0/24"),
+            l.warnings[0].contains("host bits")
+                && l.warnings[0].ends_with("(until then 198.51.100.0/24 is ignored)"),
             "{:?}",
             l.warnings
         );

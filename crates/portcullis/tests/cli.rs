@@ -189,16 +189,62 @@ fn unknown_filter_lists_the_known_ones() {
     assert!(e.contains("nosuchfilter") && e.contains("sshd"), "{e}");
 }
 
-/// A filter withdrawn for security is refused with its reason, not as a typo.
+/// A filter withdrawn for security is refused with its reason, not as a typo; so is one
+/// never shipped for that reason (gitea), and a misspelt name gets the one it means.
 #[test]
 fn a_withdrawn_filter_is_refused_with_its_reason() {
     let o = portcullis(&["test", "--filter", "znc-adminlog"], Some(""));
     assert!(!o.status.success());
     let e = text(&o.stderr);
     assert!(
-        e.contains("\"znc-adminlog\" is no longer built in") && e.contains("NUL"),
+        e.contains("\"znc-adminlog\" is not built in") && e.contains("NUL"),
         "{e}"
     );
+    let o = portcullis(&["test", "--filter", "gitea"], Some(""));
+    let e = text(&o.stderr);
+    assert!(
+        !o.status.success() && e.contains("\"gitea\" is not built in") && e.contains("raw"),
+        "{e}"
+    );
+    let o = portcullis(&["test", "--filter", "sshdd"], Some(""));
+    let e = text(&o.stderr);
+    assert!(
+        !o.status.success() && e.contains("did you mean \"sshd\"?"),
+        "{e}"
+    );
+}
+
+/// A jail with no `filter` whose name is no filter's is told that the filter defaults to
+/// the jail's name, with the service's filters (fail2ban users name a jail `nginx`), the
+/// reason a filter is not shipped, or the name it probably means (it said "has no
+/// `filter`", a review found).
+#[test]
+fn a_jail_named_after_no_filter_is_told_what_its_filter_defaults_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("p.toml");
+    for (name, want) in [
+        (
+            "nginx",
+            "the built-in filters of nginx are nginx-bad-request",
+        ),
+        ("gitea", "\"gitea\" is not built in: Gitea logs"),
+        ("dovecott", "did you mean \"dovecot\"?"),
+    ] {
+        std::fs::write(
+            &p,
+            format!("[[jail]]\nname = \"{name}\"\nlogs = [\"/var/log/x.log\"]\n"),
+        )
+        .unwrap();
+        let o = portcullis(&["check-config", "-c", p.to_str().unwrap()], None);
+        let e = text(&o.stderr);
+        assert!(!o.status.success(), "{name}: {e}");
+        assert!(
+            e.contains(&format!(
+                "no filter is named \"{name}\", the name a jail's filter defaults to"
+            )) && e.contains(want),
+            "{name}: {e}"
+        );
+    }
 }
 
 #[test]
@@ -421,7 +467,7 @@ fn filters_shows_one_filter_file_and_its_sample() {
     let o = portcullis(&["filters", "roundcube-auth"], None);
     assert!(!o.status.success());
     assert!(
-        text(&o.stderr).contains("no longer built in"),
+        text(&o.stderr).contains("is not built in"),
         "{}",
         text(&o.stderr)
     );

@@ -43,6 +43,15 @@ impl Mode {
         }
     }
 
+    /// The name `parse` takes (`normal`, `ddos`, `aggressive`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Normal => "normal",
+            Mode::Ddos => "ddos",
+            Mode::Aggressive => "aggressive",
+        }
+    }
+
     fn takes(self, c: Class) -> bool {
         matches!(
             (self, c),

@@ -52,10 +52,10 @@ pub fn run(path: Option<&Path>, notify_test: bool) -> anyhow::Result<i32> {
             }
         };
         println!(
-            "jail {}: filter {} ({:?}), {} failures in {} -> ban {} on {} ({}), logs: {}",
+            "jail {}: filter {} ({}), {} failures in {} -> ban {} on {} ({}), logs: {}",
             j.name,
             j.filter_names.join("+"),
-            j.mode,
+            j.mode.name(),
             j.maxretry,
             portcullis_core::duration::format(j.findtime),
             if j.bantime == portcullis_core::decision::FOREVER {

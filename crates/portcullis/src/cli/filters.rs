@@ -55,7 +55,7 @@ pub fn run(json: bool, group: Option<&str>) -> anyhow::Result<i32> {
 pub fn show(name: &str, sample: bool) -> anyhow::Result<i32> {
     let Some(b) = builtin::get(name) else {
         if let Some(why) = builtin::withdrawn(name) {
-            anyhow::bail!("filter {name:?} is no longer built in: {why}; a client could choose the banned address (README, security model)");
+            anyhow::bail!("filter {name:?} is not built in: {why}; a client could choose the banned address (README, security model)");
         }
         let names: Vec<&str> = builtin::all().iter().map(|b| b.name).collect();
         let hint = crate::config::did_you_mean(name, &names)
