@@ -64,14 +64,16 @@ fn id_by_name<T>(
     }
 }
 
-/// The host's own addresses (never banned), from `getifaddrs`.
-pub fn own_addresses() -> Vec<IpAddr> {
+/// The host's own addresses (never banned), from `getifaddrs`. An error when it fails (out
+/// of descriptors or memory): an empty list taken for the host's addresses let them be
+/// banned, a review found.
+pub fn own_addresses() -> std::io::Result<Vec<IpAddr>> {
     let mut out = Vec::new();
     // SAFETY: getifaddrs fills a linked list we free with freeifaddrs; we only read it.
     unsafe {
         let mut ifa: *mut libc::ifaddrs = std::ptr::null_mut();
         if libc::getifaddrs(&mut ifa) != 0 {
-            return out;
+            return Err(std::io::Error::last_os_error());
         }
         let mut cur = ifa;
         while !cur.is_null() {
@@ -95,7 +97,7 @@ pub fn own_addresses() -> Vec<IpAddr> {
         }
         libc::freeifaddrs(ifa);
     }
-    out
+    Ok(out)
 }
 
 /// Local UTC offset in seconds at `secs` (from the C library's time zone rules).
@@ -224,7 +226,7 @@ mod tests {
 
     #[test]
     fn loopback_is_among_our_addresses_and_root_is_a_group() {
-        let own = own_addresses();
+        let own = own_addresses().unwrap();
         assert!(own.iter().any(|a| a.is_loopback()), "{own:?}");
         assert_eq!(group_id("root"), Some(0));
         assert_eq!(group_id("no-such-group-here"), None);

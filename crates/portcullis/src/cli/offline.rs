@@ -155,7 +155,10 @@ fn with_deny(mut r: Response, cfg: &Config, jail: Option<&str>, now: i64) -> Res
     if jail.is_none_or(|j| j == crate::config::DENY_JAIL) {
         use portcullis_core::decision::{BanReason, FOREVER};
         let deny = crate::config::DENY_JAIL;
-        let (targets, _) = crate::daemon::deny_targets(cfg, &crate::daemon::addrs::own());
+        // (the entries holding an own address are cut around it, as the daemon does; when
+        // they cannot be read, the entries are listed as written)
+        let own = crate::daemon::addrs::own().unwrap_or_default();
+        let (targets, _) = crate::daemon::deny_targets(cfg, &own);
         r.bans.extend(
             targets
                 .into_iter()

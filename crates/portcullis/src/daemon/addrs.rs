@@ -22,15 +22,17 @@ const GROUPS: u32 = 0x10 | 0x100;
 /// several) before it tells the engine once.
 const SETTLE: Duration = Duration::from_millis(100);
 
-/// The host's own addresses, sorted, without duplicates (IPv4-mapped ones as IPv4).
-pub fn own() -> Vec<IpAddr> {
+/// The host's own addresses, sorted, without duplicates (IPv4-mapped ones as IPv4); an
+/// error when they cannot be read (never an empty list in their place).
+pub fn own() -> anyhow::Result<Vec<IpAddr>> {
     let mut v: Vec<IpAddr> = crate::config::own_addresses()
+        .map_err(|e| anyhow::anyhow!("cannot read the host's own addresses (getifaddrs): {e}"))?
         .into_iter()
         .map(portcullis_core::addr::normalise)
         .collect();
     v.sort();
     v.dedup();
-    v
+    Ok(v)
 }
 
 /// Starts a thread that sends [`Msg::Addresses`] to the engine after every address change.

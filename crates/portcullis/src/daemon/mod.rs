@@ -643,7 +643,8 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
     let mut eng = Engine::new(
         config_path,
         cfg,
-        addrs::own(),
+        // (an error stops the start: without them, the host's own addresses could be banned)
+        addrs::own()?,
         fw,
         store,
         JournalCommand::default(),
@@ -1115,9 +1116,17 @@ impl Engine {
 
     /// Reads the host's addresses again; when they changed, the jails' ignore lists follow
     /// and bans that now cover one of them are lifted.
+    /// When they cannot be read, the last ones stay (an empty list in their place let the
+    /// host's addresses be banned, a review found), and the error is returned.
     fn refresh_own(&mut self, now: Millis) -> Result<()> {
+        self.take_own_read(addrs::own(), now)
+    }
+
+    /// [`Engine::refresh_own`] with what the read gave.
+    fn take_own_read(&mut self, read: Result<Vec<IpAddr>>, now: Millis) -> Result<()> {
         self.own_read = now;
-        self.set_own(addrs::own(), now)
+        let own = read.context("the last addresses read stay protected")?;
+        self.set_own(own, now)
     }
 
     /// Takes `own` (sorted) as the host's addresses; see [`Engine::refresh_own`].
@@ -2377,7 +2386,11 @@ impl Engine {
         // a table flushed away (an nftables restart) is made again with every ban first: a
         // reload is what an admin runs then
         self.check_firewall();
-        self.own = addrs::own();
+        // (the last ones stay when they cannot be read now)
+        match addrs::own() {
+            Ok(own) => self.own = own,
+            Err(e) => error!("{e:#}; the last addresses read stay protected"),
+        }
         self.own_read = now_ms();
         // a host name of `ignore` that does not resolve now keeps the addresses it last
         // resolved to (a DNS outage at a reload must not end the owner's protection)
@@ -4798,6 +4811,27 @@ wait "$p"
         assert!(r.ok, "{r:?}");
         assert!(eng.jails[0].tracker().bans().next().is_none());
         assert_eq!(eng.denied.len(), 1);
+    }
+
+    /// The host's addresses that cannot be read (out of descriptors) leave the last ones
+    /// protected: they were replaced by an empty list and banned (a review did so with
+    /// prlimit); a read that works again takes effect.
+    #[test]
+    fn own_addresses_that_cannot_be_read_stay_protected() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut eng, log) = started(dir.path());
+        let own = ip("203.0.113.77");
+        eng.set_own(vec![own], now_ms()).unwrap();
+        let e = eng
+            .take_own_read(Err(anyhow::anyhow!("Too many open files")), now_ms())
+            .unwrap_err();
+        assert!(format!("{e:#}").contains("stay protected"), "{e:#}");
+        assert_eq!(eng.own, [own]);
+        feed(&mut eng, &log, &failures("203.0.113.77", 1..8));
+        assert!(bans_of(&mut eng, false).is_empty());
+        eng.take_own_read(Ok(vec![ip("203.0.113.78")]), now_ms())
+            .unwrap();
+        assert_eq!(eng.own, [ip("203.0.113.78")]);
     }
 
     /// `unban` names each ban it lifted: an address inside a banned prefix lifts the prefix
