@@ -61,6 +61,29 @@ mod tests {
         }
     }
 
+    /// `{NORHOST}` is exactly the text without "rhost=": every string of up to 7 bytes over
+    /// the letters that matter, against the plain definition.
+    #[test]
+    fn norhost_is_the_text_without_rhost() {
+        let re = regex::Regex::new(&format!("^{}$", expand("{NORHOST}").unwrap())).unwrap();
+        let alphabet = ['r', 'h', 'o', 's', 't', '=', 'x'];
+        let mut words = vec![String::new()];
+        for _ in 0..7 {
+            let longer: Vec<String> = words
+                .iter()
+                .flat_map(|w| alphabet.iter().map(move |c| format!("{w}{c}")))
+                .collect();
+            for w in &longer {
+                assert_eq!(re.is_match(w), !w.contains("rhost="), "{w:?}");
+            }
+            words = longer;
+        }
+        for w in ["x rhost=198.51.100.7 ", "rrhost=", "rhosrhost=a"] {
+            assert!(!re.is_match(w), "{w:?}");
+        }
+        assert!(re.is_match("x rhos t= rhost rhost"));
+    }
+
     #[test]
     fn expands_known_and_keeps_repetitions() {
         let e = expand(r"from {HOST} port {PORT} x{1,3}").unwrap();
