@@ -94,8 +94,11 @@ pub struct Jail {
     set: Arc<MatchSet>,
     scratch: Scratch,
     tracker: Tracker,
-    /// The last line committed was a container runtime's partial record.
-    after_partial: bool,
+    /// The (source, stream) whose last record committed was a container runtime's
+    /// partial record: the next record of that stream continues its line. (One flag for the
+    /// jail dropped the next line of any file or stream, and let the continuation be read
+    /// as a line of its own, a review found.)
+    after_partial: Vec<(u64, u8)>,
     /// Per source ([`LineAt::source`]): the last line committed and the failure it counted,
     /// which a syslog daemon's `last message repeated N times` after it counts again.
     tails: Tails,
@@ -116,6 +119,9 @@ pub struct LineAt {
     pub source: u64,
     /// The line's number in it.
     pub seq: u64,
+    /// The stream of a container runtime's record ([`crate::prefix::container_record`]:
+    /// `STDOUT`, `STDERR`), 0 for any other line.
+    pub stream: u8,
 }
 
 /// The last line committed from a source.
@@ -139,7 +145,7 @@ impl Jail {
             set,
             scratch,
             tracker,
-            after_partial: false,
+            after_partial: Vec::new(),
             tails: Tails::default(),
         }
     }
@@ -217,8 +223,20 @@ impl Jail {
         now: Option<Millis>,
         fallback: Millis,
     ) -> Step {
-        let p = prepare(&self.set, &self.settings, line, ctx, &mut self.scratch);
-        let at = self.next_line(source);
+        let record = crate::prefix::container_record(line);
+        let p = if record.is_some_and(|(_, partial)| partial) {
+            Prepared::PartialRecord
+        } else {
+            prepare_parsed(
+                &self.set,
+                &self.settings,
+                &crate::prefix::parse(line),
+                ctx,
+                &mut self.scratch,
+            )
+        };
+        let mut at = self.next_line(source);
+        at.stream = record.map_or(0, |(stream, _)| stream);
         self.commit_at(at, p, now, fallback)
     }
 
@@ -227,6 +245,7 @@ impl Jail {
         LineAt {
             source,
             seq: self.tails.get(&source).map_or(0, |t| t.seq.wrapping_add(1)),
+            stream: 0,
         }
     }
 
@@ -266,6 +285,27 @@ impl Jail {
             None
         };
         tail.seq = at.seq;
+        // a container runtime's partial record, and the record of its stream that ends the
+        // line it began: neither is read (the latter starts wherever the runtime's cut fell,
+        // maybe in client text)
+        let p = if at.stream == 0 {
+            p
+        } else {
+            let key = (at.source, at.stream);
+            let held = self.after_partial.iter().position(|k| *k == key);
+            match (&p, held) {
+                (Prepared::PartialRecord, None) => {
+                    self.after_partial.push(key);
+                    p
+                }
+                (Prepared::PartialRecord, Some(_)) => p,
+                (_, Some(i)) => {
+                    self.after_partial.swap_remove(i);
+                    Prepared::PartialRecord
+                }
+                (_, None) => p,
+            }
+        };
         let (step, counted) = self.commit_line(p, prev, now, fallback);
         if let Some(t) = self.tails.get_mut(&at.source) {
             t.failure = counted;
@@ -283,11 +323,6 @@ impl Jail {
         fallback: Millis,
     ) -> (Step, Option<(Failure, HitInfo)>) {
         if matches!(p, Prepared::PartialRecord) {
-            self.after_partial = true;
-            return (Step::NoMatch, None);
-        }
-        if std::mem::take(&mut self.after_partial) {
-            // the last part of a line a container runtime cut: never a line of its own
             return (Step::NoMatch, None);
         }
         // The line's own time drives the window; in the daemon (`now` given) a line whose
@@ -846,7 +881,11 @@ mod tests {
             ),
             "{r:?}"
         );
-        let at = |seq| LineAt { source: 9, seq };
+        let at = |seq| LineAt {
+            source: 9,
+            seq,
+            stream: 0,
+        };
         assert!(matches!(
             j.commit_at(at(10), f.clone(), None, 0),
             Step::Failure { .. }
@@ -1462,5 +1501,63 @@ mod tests {
             j.process(whole.as_bytes(), &ctx, None, 0),
             Step::Failure { .. }
         ));
+    }
+
+    /// A partial record holds back the next record of its own stream in its own source
+    /// only: another file's line, or the other stream's record between, is read (one flag
+    /// for the jail dropped it, and let the real continuation through as a line of its own,
+    /// a review found).
+    #[test]
+    fn a_partial_record_holds_back_its_own_stream_only() {
+        let ctx = TimeContext {
+            now: 1_795_000_000_000,
+            local_offset: 0,
+            zone: None,
+        };
+        let real = |a: &str| format!("Invalid user x from {a} port 22");
+        let docker = |msg: &str, stream: &str, end: &str| {
+            format!(r#"{{"log":"{msg}{end}","stream":"{stream}","time":"2026-11-21T10:00:02Z"}}"#)
+        };
+        let counted = |j: &mut Jail, source: u64, l: &str| match j.process_from(
+            source,
+            l.as_bytes(),
+            &ctx,
+            None,
+            0,
+        ) {
+            Step::Failure { failure, .. } => Some(failure.addr.to_string()),
+            _ => None,
+        };
+        for (other_source, other_stream) in [(2, "stdout"), (1, "stderr")] {
+            let mut j = sshd_jail(1, vec![]);
+            // a partial stdout record of source 1
+            assert_eq!(
+                counted(&mut j, 1, &docker("Invalid user aaaa", "stdout", "")),
+                None
+            );
+            // a real failure in another file, or on the other stream: read
+            let line = docker(&real("203.0.113.22"), other_stream, "\\n");
+            assert_eq!(
+                counted(&mut j, other_source, &line).as_deref(),
+                Some("203.0.113.22"),
+                "{other_source} {other_stream}"
+            );
+            // the continuation of the partial record: not read
+            let rest = docker(&real("198.51.100.99"), "stdout", "\\n");
+            assert_eq!(counted(&mut j, 1, &rest), None, "{other_stream}");
+            // then the stream's records are read again
+            let next = docker(&real("203.0.113.23"), "stdout", "\\n");
+            assert_eq!(counted(&mut j, 1, &next).as_deref(), Some("203.0.113.23"));
+        }
+        // CRI: the same, by the record's stream
+        let mut j = sshd_jail(1, vec![]);
+        assert_eq!(
+            counted(&mut j, 1, "2026-11-21T10:00:01Z stdout P aaaa"),
+            None
+        );
+        let l = format!("2026-11-21T10:00:01Z stderr F {}", real("203.0.113.26"));
+        assert_eq!(counted(&mut j, 1, &l).as_deref(), Some("203.0.113.26"));
+        let l = format!("2026-11-21T10:00:01Z stdout F {}", real("198.51.100.99"));
+        assert_eq!(counted(&mut j, 1, &l), None);
     }
 }

@@ -926,13 +926,14 @@ fn inner_line(stamp: Stamp, inner: &[u8]) -> Parsed<'_> {
 /// labels are logged).
 #[inline(never)]
 fn docker(l: &[u8]) -> Option<Parsed<'_>> {
-    let (stamp, log, _) = docker_record(l)?;
+    let (stamp, log, _, _) = docker_record(l)?;
     Some(inner_line(stamp, log))
 }
 
-/// The stamp, the `log` field (JSON text, without the record's closing newline) and whether
-/// that newline was there, of a Docker json-file record.
-fn docker_record(l: &[u8]) -> Option<(Stamp, &[u8], bool)> {
+/// The stamp, the `log` field (JSON text, without the record's closing newline), whether
+/// that newline was there, and the stream ([`STDOUT`], [`STDERR`], 0 when not said) of a
+/// Docker json-file record.
+fn docker_record(l: &[u8]) -> Option<(Stamp, &[u8], bool, u8)> {
     let rest = l.strip_prefix(br#"{"log":""#)?;
     // the string ends at the first quote not escaped by a backslash
     let mut i = 0;
@@ -955,28 +956,56 @@ fn docker_record(l: &[u8]) -> Option<(Stamp, &[u8], bool)> {
             }
         }
     }
+    // (after the `log` string: text of the runtime's, never the program's)
     let tail = &rest[i + 1..];
+    let stream = if memfind(tail, br#""stream":"stdout""#).is_some() {
+        STDOUT
+    } else if memfind(tail, br#""stream":"stderr""#).is_some() {
+        STDERR
+    } else {
+        0
+    };
     let t = memfind(tail, br#""time":""#)? + 8;
     let (stamp, _) = iso_stamp(&tail[t..])?;
-    Some((stamp, log, complete))
+    Some((stamp, log, complete, stream))
 }
 
-/// True when `line` is a container runtime's record of a part of a longer line (CRI `P`,
-/// a Docker json-file record without its closing `\n`). The next record of the stream
-/// continues that line and starts wherever the runtime's 16 KiB cut fell, possibly inside
-/// a client's text: a reader must join it to this one (or drop it), never read it as a
-/// line of its own. [`parse`] reads one record and cannot know.
-pub fn is_partial_record(line: &[u8]) -> bool {
+/// The stream of a container runtime's record that is standard output.
+pub const STDOUT: u8 = 1;
+/// The stream of a container runtime's record that is standard error.
+pub const STDERR: u8 = 2;
+
+/// A container runtime's record (CRI, Docker json-file): its stream ([`STDOUT`],
+/// [`STDERR`], 0 when the record does not say) and whether it is a record of a part of a
+/// longer line (CRI `P`, a Docker json-file record without its closing `\n`). The next
+/// record of the same stream continues that line and starts wherever the runtime's 16 KiB
+/// cut fell, possibly inside a client's text: a reader must join it to this one (or drop
+/// it), never read it as a line of its own; the other stream's records between are lines of
+/// their own. [`parse`] reads one record and cannot know. `None`: not such a record.
+pub fn container_record(line: &[u8]) -> Option<(u8, bool)> {
     let line = trim_end(line);
     if line.first() == Some(&b'{') {
-        return docker_record(line).is_some_and(|(_, _, complete)| !complete);
+        return docker_record(line).map(|(_, _, complete, stream)| (stream, !complete));
     }
-    let Some((_, n)) = iso_stamp(line) else {
-        return false;
-    };
+    let (_, n) = iso_stamp(line)?;
     let rest = line.get(n..).unwrap_or_default();
-    (rest.starts_with(b" stdout ") || rest.starts_with(b" stderr "))
-        && (rest.get(8..10) == Some(b"P ") || rest.get(8..) == Some(b"P"))
+    let stream = if rest.starts_with(b" stdout ") {
+        STDOUT
+    } else if rest.starts_with(b" stderr ") {
+        STDERR
+    } else {
+        return None;
+    };
+    let tag = rest.get(8..10);
+    let whole = rest.get(8..);
+    let partial = tag == Some(b"P ") || whole == Some(b"P");
+    (partial || tag == Some(b"F ") || whole == Some(b"F")).then_some((stream, partial))
+}
+
+/// True when `line` is a container runtime's record of a part of a longer line (see
+/// [`container_record`]).
+pub fn is_partial_record(line: &[u8]) -> bool {
+    container_record(line).is_some_and(|(_, partial)| partial)
 }
 
 /// True when `s` ends in an odd number of backslashes (its last one escapes what follows).
@@ -2254,6 +2283,30 @@ mod tests {
             br#"{"log":"aaaa\\n","stream":"stdout","time":"2026-11-21T10:00:01Z"}"#
         ));
         assert!(!is_partial_record(b"Nov 21 10:00:01 h sshd[1]: P x"));
+    }
+
+    /// Each container record's stream, whole or partial; other lines are none.
+    #[test]
+    fn container_records_and_their_streams() {
+        let cases: [(&[u8], Option<(u8, bool)>); 7] = [
+            (b"2026-11-21T10:00:01.1Z stdout P aaaa", Some((STDOUT, true))),
+            (b"2026-11-21T10:00:01.1Z stderr F aaaa", Some((STDERR, false))),
+            (b"2026-11-21T10:00:01.1Z stderr F", Some((STDERR, false))),
+            (b"2026-11-21T10:00:01.1Z stderr X aaaa", None),
+            (
+                br#"{"log":"aaaa","stream":"stderr","time":"2026-11-21T10:00:01Z"}"#,
+                Some((STDERR, true)),
+            ),
+            (
+                // a "stream" in the log text is the program's, not the record's
+                br#"{"log":"\",\"stream\":\"stderr\"\n","stream":"stdout","time":"2026-11-21T10:00:01Z"}"#,
+                Some((STDOUT, false)),
+            ),
+            (b"2026-11-21T10:00:01.123+00:00 h sshd[1]: stdout P x", None),
+        ];
+        for (l, want) in cases {
+            assert_eq!(container_record(l), want, "{}", String::from_utf8_lossy(l));
+        }
     }
 
     #[test]

@@ -689,3 +689,33 @@ fn progress_bar_only_on_a_terminal_and_never_with_json() {
     assert!(o.status.success());
     assert!(!text(&o.stderr).contains("lines/s") && !text(&o.stdout).contains("lines/s"));
 }
+
+/// `test --json` reads a container runtime's partial record, and the record of its stream
+/// that ends its line, as a jail does: neither matched (they were shown matched, a review
+/// found); the other stream's record between is read.
+#[test]
+fn test_json_does_not_read_a_partial_container_record_or_its_rest() {
+    let rec = |msg: &str, stream: &str, end: &str| {
+        format!("{{\"log\":\"{msg}{end}\",\"stream\":\"{stream}\",\"time\":\"2026-11-21T10:00:02Z\"}}\n")
+    };
+    let fail = |a: &str| format!("Invalid user x from {a} port 22");
+    let log = rec(&fail("198.51.100.98"), "stdout", "")
+        + &rec(&fail("203.0.113.22"), "stderr", "\\n")
+        + &rec(&fail("198.51.100.99"), "stdout", "\\n")
+        + &rec(&fail("203.0.113.23"), "stdout", "\\n");
+    let o = portcullis(&["test", "--filter", "sshd", "--json"], Some(&log));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let hosts: Vec<serde_json::Value> = text(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["host"].clone())
+        .collect();
+    assert_eq!(
+        hosts,
+        [
+            serde_json::Value::Null,
+            "203.0.113.22".into(),
+            serde_json::Value::Null,
+            "203.0.113.23".into()
+        ]
+    );
+}

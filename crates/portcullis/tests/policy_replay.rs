@@ -482,3 +482,40 @@ fn own_ban_lines_beside_the_services_lines_are_said() {
         "{err}"
     );
 }
+
+/// A container runtime's partial record holds back the next record of its own stream only,
+/// in replay as in the daemon: the other stream's real failure between is counted, the
+/// continuation is not, and a later failure of the stream is (replay dropped the next
+/// matching line however far, and read the continuation, a review found).
+#[test]
+fn a_partial_container_record_holds_back_its_own_stream_only() {
+    let cfg = "[[jail]]\nname = \"sshd\"\nmaxretry = 1\n";
+    let rec = |msg: &str, stream: &str, end: &str| {
+        format!("{{\"log\":\"{msg}{end}\",\"stream\":\"{stream}\",\"time\":\"2026-11-21T10:00:02Z\"}}\n")
+    };
+    let fail = |a: &str| format!("Invalid user x from {a} port 22");
+    let pad = "a".repeat(100);
+    let mut log = rec(&format!("Invalid user {pad}"), "stdout", "");
+    log += &rec(&fail("203.0.113.22"), "stderr", "\\n");
+    log += &rec(&fail("198.51.100.99"), "stdout", "\\n");
+    for _ in 0..50 {
+        log += &rec("GET / 200", "stdout", "\\n");
+    }
+    log += &rec(&fail("203.0.113.23"), "stdout", "\\n");
+    let d = replay(cfg, &log);
+    let hosts: Vec<&str> = bans(&d)
+        .iter()
+        .map(|b| b["host"].as_str().unwrap())
+        .collect();
+    assert_eq!(hosts, ["203.0.113.22", "203.0.113.23"], "{d:?}");
+    // CRI, by the record's stream
+    let log = "2026-11-21T10:00:01Z stdout P aaaa\n\
+               2026-11-21T10:00:01Z stderr F Invalid user x from 203.0.113.26 port 22\n\
+               2026-11-21T10:00:01Z stdout F Invalid user x from 198.51.100.98 port 22\n";
+    let d = replay(cfg, log);
+    let hosts: Vec<&str> = bans(&d)
+        .iter()
+        .map(|b| b["host"].as_str().unwrap())
+        .collect();
+    assert_eq!(hosts, ["203.0.113.26"], "{d:?}");
+}

@@ -90,9 +90,9 @@ pub struct LineNote {
     ///
     /// [`session_shard`]: portcullis_core::filter::session_shard
     pub shard: u32,
-    /// A container runtime's partial record ([`portcullis_core::prefix::is_partial_record`]),
-    /// when asked for.
-    pub partial: bool,
+    /// A container runtime's record ([`portcullis_core::prefix::container_record`]: its
+    /// stream, whether it is partial), when asked for.
+    pub container: Option<(u8, bool)>,
     /// The split of the line as [`crate::sources::line::prepare`] leaves it; `None` when it
     /// cut the line (the matching thread splits its copy).
     spans: Option<portcullis_core::prefix::Spans>,
@@ -107,7 +107,11 @@ impl LineNote {
         let parsed = portcullis_core::prefix::parse(&line);
         LineNote {
             shard: portcullis_core::filter::session_shard(&parsed, threads) as u32,
-            partial: partial && portcullis_core::prefix::is_partial_record(&line),
+            container: if partial {
+                portcullis_core::prefix::container_record(&line)
+            } else {
+                None
+            },
             spans: match line {
                 std::borrow::Cow::Borrowed(b) => portcullis_core::prefix::Spans::of(b, &parsed),
                 std::borrow::Cow::Owned(_) => None,

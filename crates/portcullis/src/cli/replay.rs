@@ -118,7 +118,9 @@ pub fn run(
     // lines longer than the daemon's limit are cut as the daemon cuts them
     let max_line = cfg.max_line;
     let cut_lines = std::sync::atomic::AtomicU64::new(0);
-    type Found = Vec<(u32, usize, Prepared)>;
+    // (each matched line, and each container runtime's record, with its stream: see
+    // `LineAt::stream`)
+    type Found = Vec<(u32, usize, (Prepared, u8))>;
     let (res_tx, res_rx) = mpsc::sync_channel::<(u64, u64, Found)>(workers * 2);
     // the chunks that start a file: the line before is not the same file's (a syslog
     // daemon's `last message repeated N times` counts only the line before it in its file)
@@ -143,20 +145,22 @@ pub fn run(
                         // it is; most lines are another worker's and cost nothing more)
                         let note = notes.get(at as usize);
                         if let Some(note) = note {
-                            if note.shard != w as u32 && !(note.partial && w == 0) {
+                            let partial = note.container.is_some_and(|(_, p)| p);
+                            if note.shard != w as u32 && !(partial && w == 0) {
                                 return;
                             }
                         }
                         let (line, cut) = line::prepare(l, max_line);
-                        let partial = match note {
-                            Some(note) => note.partial,
-                            None => portcullis_core::prefix::is_partial_record(&line),
+                        let container = match note {
+                            Some(note) => note.container,
+                            None => portcullis_core::prefix::container_record(&line),
                         };
-                        if partial {
+                        let stream = container.map_or(0, |(s, _)| s);
+                        if container.is_some_and(|(_, partial)| partial) {
                             if !sharded || w == 0 {
                                 // (every jail skips the rest of that line)
                                 for ji in 0..shared.len() {
-                                    found.push((at, ji, Prepared::PartialRecord));
+                                    found.push((at, ji, (Prepared::PartialRecord, stream)));
                                 }
                             }
                             return;
@@ -170,8 +174,11 @@ pub fn run(
                         }
                         for (ji, (set, settings)) in shared.iter().enumerate() {
                             let p = prepare_parsed(set, settings, &parsed, ctx, &mut scratch[ji]);
-                            if p != Prepared::NoMatch {
-                                found.push((at, ji, p));
+                            // (a container record that matched nothing is committed too:
+                            // it may end a line a partial record began, and the jail must
+                            // see it to read that stream's next record, as the daemon does)
+                            if p != Prepared::NoMatch || stream != 0 {
+                                found.push((at, ji, (p, stream)));
                             }
                         }
                     };
@@ -238,7 +245,7 @@ pub fn run(
                 seq_base += n;
                 next += 1;
                 lines += n;
-                for (at, ji, mut p) in in_line_order(found) {
+                for (at, ji, (mut p, stream)) in in_line_order(found) {
                     if let Prepared::Failure { time, .. } | Prepared::Repeat { time, .. } = &mut p {
                         if time.is_some_and(|t| t > future) {
                             *time = None;
@@ -273,6 +280,7 @@ pub fn run(
                         LineAt {
                             source: 0,
                             seq: base + u64::from(at),
+                            stream,
                         },
                         p,
                         None,
@@ -339,6 +347,7 @@ pub fn run(
                                 LineAt {
                                     source: 1,
                                     seq: own_seq,
+                                    stream: 0,
                                 },
                                 p,
                                 None,

@@ -369,9 +369,21 @@ pub fn run(
         let mut jail = counting_jail(f);
         let mut seen: std::collections::HashMap<portcullis_core::ignore::Cidr, u64> =
             Default::default();
+        // the streams whose last record was a container runtime's partial record: that
+        // record and the one of its stream that ends its line are not read, as in a jail
+        // (they were shown matched, a review found)
+        let mut held = [false; 3];
         input::for_each_line(input::open(file)?, |line| {
             if res.is_ok() {
                 let (l, _) = line::prepare(line, DEFAULT_MAX_LINE);
+                let unread = match portcullis_core::prefix::container_record(&l) {
+                    Some((s, true)) => {
+                        held[usize::from(s)] = true;
+                        true
+                    }
+                    Some((s, false)) => std::mem::take(&mut held[usize::from(s)]),
+                    None => false,
+                };
                 let added = match jail.process(&l, &ctx, None, ctx.now) {
                     portcullis_core::jail::Step::Failure { failure, .. } => {
                         let key = jail.settings().tracker.key(failure.addr);
@@ -381,7 +393,12 @@ pub fn run(
                     }
                     _ => None,
                 };
-                res = write_json(&mut out, &set, &mut scratch, line, &ctx, &mut last, added);
+                res = if unread {
+                    last = None;
+                    out.write_all(UNMATCHED).map_err(Into::into)
+                } else {
+                    write_json(&mut out, &set, &mut scratch, line, &ctx, &mut last, added)
+                };
             }
         })?;
         res?;
@@ -690,6 +707,10 @@ fn saturate(n: u64) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
+/// `test --json`'s object of a line no rule matched (or not read).
+const UNMATCHED: &[u8] =
+    b"{\"matched\":false,\"weight\":0,\"adds\":0,\"host\":null,\"user\":null,\"time\":null,\"rule\":null}\n";
+
 /// `added`: what the line added to its address's count in [`counting_jail`], when it was a
 /// failure there (its `weight`).
 fn write_json(
@@ -722,9 +743,7 @@ fn write_json(
                 }
                 _ => {
                     *last = None;
-                    out.write_all(
-                        b"{\"matched\":false,\"weight\":0,\"adds\":0,\"host\":null,\"user\":null,\"time\":null,\"rule\":null}\n",
-                    )?
+                    out.write_all(UNMATCHED)?
                 }
             }
         }
