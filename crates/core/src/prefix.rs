@@ -2288,7 +2288,8 @@ mod tests {
     /// Each container record's stream, whole or partial; other lines are none.
     #[test]
     fn container_records_and_their_streams() {
-        let cases: [(&[u8], Option<(u8, bool)>); 7] = [
+        type Case<'a> = (&'a [u8], Option<(u8, bool)>);
+        let cases: [Case; 7] = [
             (b"2026-11-21T10:00:01.1Z stdout P aaaa", Some((STDOUT, true))),
             (b"2026-11-21T10:00:01.1Z stderr F aaaa", Some((STDERR, false))),
             (b"2026-11-21T10:00:01.1Z stderr F", Some((STDERR, false))),
