@@ -578,9 +578,16 @@ fn content_kind(head: &[u8]) -> Content {
     if let Some((_, tool)) = MAGIC.iter().find(|(m, _)| head.starts_with(m)) {
         return Content::Compressed(tool);
     }
-    // a NUL in the first block: no log writes those (journal files, databases, images do)
+    // journal files and SQLite databases by their magic; else NULs in the first block that
+    // a log does not hold: more than one byte in 32, or any in a block without a line end
+    // (binary files are full of them). A log line may hold a NUL a client sent, and one
+    // such line refused the whole file, a review found.
+    if head.starts_with(b"LPKSHHRH") || head.starts_with(b"SQLite format 3\0") {
+        return Content::Binary;
+    }
     let probe = &head[..head.len().min(8192)];
-    if memchr::memchr(0, probe).is_some() {
+    let nuls = memchr::memchr_iter(0, probe).count();
+    if nuls > 0 && (nuls * 32 > probe.len() || memchr::memchr(b'\n', probe).is_none()) {
         return Content::Binary;
     }
     Content::Text
@@ -699,6 +706,17 @@ mod tests {
         assert_eq!(content_kind(b"\xfd7zXZ\x00\x00"), Content::Compressed("xz"));
         assert_eq!(content_kind(b"BZh91AY"), Content::Compressed("bzip2"));
         assert_eq!(content_kind(b"LPKSHHRH\x00\x00\x00"), Content::Binary);
+        assert_eq!(content_kind(b"SQLite format 3\x00\x10"), Content::Binary);
+        assert_eq!(
+            content_kind(b"\x7fELF\x02\x01\x01\x00\x00"),
+            Content::Binary
+        );
+        // a log line holding a client's NUL is still a log
+        let mut log = b"Nov 21 10:00:01 h vsftpd[1]: user a\x00b failed\n".to_vec();
+        for _ in 0..6 {
+            log.extend_from_slice(b"Nov 21 10:00:02 h sshd[1]: Failed password for root from 203.0.113.5 port 22 ssh2\n");
+        }
+        assert_eq!(content_kind(&log), Content::Text);
     }
 
     #[test]
