@@ -2183,6 +2183,23 @@ pub fn warnings(cfg: &Config) -> Vec<String> {
             w.push(format!("`deny`: {c} is listed more than once"));
         }
     }
+    // a jail's own `ignore` is that jail's: the `deny` list still drops it on every port
+    // (check-config showed it "never banned here" while nftables dropped it, a review found)
+    for j in &cfg.jails {
+        for c in &j.ignore {
+            if let Some(d) = cfg
+                .deny
+                .cidrs
+                .iter()
+                .find(|d| d.contains(c.addr) || c.contains(d.addr))
+            {
+                w.push(format!(
+                    "jail {}: its `ignore` entry {c} overlaps the `deny` entry {d}, which drops it on every port all the same (a jail's `ignore` keeps that jail's bans off; put it in the top-level `ignore` to keep `deny` off it)",
+                    j.name
+                ));
+            }
+        }
+    }
     if cfg.jails.is_empty() {
         w.push(if cfg.deny.cidrs.is_empty() {
             "no jail is enabled: nothing is protected".to_string()
@@ -3423,6 +3440,20 @@ backend = "route"
             "{w:?}"
         );
         assert!(!w.iter().any(|w| w.contains("198.51.100.0/24")), "{w:?}");
+    }
+
+    #[test]
+    fn a_jail_ignore_entry_inside_deny_is_a_warning() {
+        let c = load(
+            "deny = [\"203.0.113.128/25\"]\n[[jail]]\nname = \"sshd\"\nlogs = [\"/x\"]\nignore = [\"203.0.113.200\", \"198.51.100.1\"]\n",
+        )
+        .unwrap();
+        let w: Vec<String> = warnings(&c)
+            .into_iter()
+            .filter(|w| w.contains("overlaps the `deny` entry"))
+            .collect();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].starts_with("jail sshd: its `ignore` entry 203.0.113.200 overlaps the `deny` entry 203.0.113.128/25"), "{w:?}");
     }
 
     #[test]

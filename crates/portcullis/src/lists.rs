@@ -235,6 +235,17 @@ pub fn load(key: &str, entries: &[String], names: bool) -> Result<Loaded, String
                     return Err(msg);
                 }
             }
+            // `::198.51.100.9` (IPv4-compatible, deprecated) is an IPv6 address no IPv4
+            // client has: taken as written, without a word, it protected nobody (a review)
+            if let std::net::IpAddr::V6(v6) = c.addr {
+                let seg = v6.segments();
+                if seg[..6].iter().all(|&x| x == 0) && u128::from(v6) > 1 && c.len >= 96 {
+                    let v4 = std::net::Ipv4Addr::from((u128::from(v6) as u32).to_be_bytes());
+                    l.warnings.push(format!(
+                        "`{key}`: {e} is an IPv4-compatible IPv6 address, which no IPv4 client has; for the IPv4 address write {v4}"
+                    ));
+                }
+            }
             l.sources.push(Source::Literal(c));
         } else if let Some(err) = bad_prefix(e) {
             return Err(err);
@@ -448,6 +459,17 @@ mod tests {
             ..Default::default()
         };
         assert!(never.keep_known(&n).cidrs.is_empty());
+    }
+
+    #[test]
+    fn an_ipv4_compatible_address_is_a_warning() {
+        let l = load("ignore", &["::198.51.100.9".into(), "::1".into()], true).unwrap();
+        assert_eq!(l.warnings.len(), 1, "{:?}", l.warnings);
+        assert!(
+            l.warnings[0].ends_with("write 198.51.100.9"),
+            "{:?}",
+            l.warnings
+        );
     }
 
     /// A prefix written with host bits is a warning in `ignore` (the net is ignored, as
