@@ -620,9 +620,17 @@ pub fn sentence(
         Some(why) if !addr.is_host() => {
             jail.tracker_mut().unban(addr);
             let to = shrink(&jail.settings().ignore, addr, trigger);
-            notes.push(format!(
-                "ban of {addr} narrowed to {to}: {addr} holds an address never banned ({why})"
-            ));
+            // (the address that failed may itself be one never banned: an own address with
+            // `ignore_self = false` counts but is not banned, and the note said the ban was
+            // narrowed to it, a review found)
+            notes.push(match jail.settings().ignore.check_prefix(to) {
+                Some(own) => format!(
+                    "ban of {addr} not made: {addr} holds an address never banned ({why}), and so is {trigger}, whose failure made it ({own})"
+                ),
+                None => format!(
+                    "ban of {addr} narrowed to {to}: {addr} holds an address never banned ({why})"
+                ),
+            });
             to
         }
         _ => addr,
@@ -1229,6 +1237,71 @@ mod tests {
         // next to the own address: the address alone
         let t = "2001:db8:a::0".parse().unwrap();
         assert_eq!(shrink(&own, p64, t), Cidr::host(t));
+    }
+
+    /// A prefix ban over an own address whose failures count (`ignore_self = false`),
+    /// made by that address's own failure: the note says it is not made (it said "narrowed
+    /// to" the own address, a review found).
+    #[test]
+    fn a_prefix_ban_made_by_an_own_address_says_it_is_not_made() {
+        let settings = crate::jail::JailSettings {
+            name: "sshd".into(),
+            tracker: crate::track::TrackerConfig {
+                maxretry: 1,
+                findtime: H,
+                bantime: 2 * H,
+                max_tracked: 100,
+                ..Default::default()
+            },
+            mode: crate::filter::Mode::Normal,
+            transport_cut: crate::filter::cut::DEFAULT_TRANSPORT_CUT,
+            user_weights: vec![],
+            rule_weights: vec![],
+            ignore: IgnoreList::new(vec![], vec!["192.0.2.1".parse().unwrap()]).counting_own(),
+            policy: JailPolicy::default(),
+        };
+        let mut j = Jail::new(settings, vec![]);
+        let d = Decision::Ban {
+            addr: c("192.0.2.0/24"),
+            at: 1000,
+            until: 1000 + 2 * H,
+            failures: 1,
+            reason: BanReason::Failures,
+        };
+        let s = sentence(
+            &mut j,
+            &mut History::default(),
+            d,
+            "192.0.2.1".parse().unwrap(),
+            0,
+        );
+        assert_eq!(s.notes.len(), 1, "{:?}", s.notes);
+        assert!(
+            s.notes[0].starts_with("ban of 192.0.2.0/24 not made:")
+                && s.notes[0].contains("and so is 192.0.2.1"),
+            "{:?}",
+            s.notes
+        );
+        // made by another address, it is narrowed around the own one
+        let d = Decision::Ban {
+            addr: c("192.0.2.0/24"),
+            at: 2000,
+            until: 2000 + 2 * H,
+            failures: 1,
+            reason: BanReason::Failures,
+        };
+        let s = sentence(
+            &mut j,
+            &mut History::default(),
+            d,
+            "192.0.2.200".parse().unwrap(),
+            0,
+        );
+        assert!(
+            s.notes[0].starts_with("ban of 192.0.2.0/24 narrowed to 192.0.2.128/25"),
+            "{:?}",
+            s.notes
+        );
     }
 
     #[test]
