@@ -719,3 +719,33 @@ fn test_json_does_not_read_a_partial_container_record_or_its_rest() {
         ]
     );
 }
+
+/// check-config says that a `deny` entry holding one of this host's own addresses is
+/// banned cut around it, as the daemon says at start (it listed it uncut, a review found).
+#[test]
+fn check_config_shows_a_deny_entry_cut_around_an_own_address() {
+    let o = std::process::Command::new("ip")
+        .args(["-o", "-4", "addr", "show", "scope", "global"])
+        .output()
+        .expect("ip (iproute2) runs");
+    let own = text(&o.stdout)
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .map(|a| a.split('/').next().unwrap().to_string())
+        .expect("this test needs a host with a global IPv4 address");
+    let a: std::net::Ipv4Addr = own.parse().unwrap();
+    let net = std::net::Ipv4Addr::from(u32::from(a) & !15);
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("p.toml");
+    std::fs::write(&p, format!("deny = [\"{net}/28\"]\n")).unwrap();
+    let o = portcullis(&["check-config", "-c", p.to_str().unwrap()], None);
+    let e = text(&o.stderr);
+    assert!(o.status.success(), "{e}");
+    assert!(
+        e.contains(&format!(
+            "{net}/28 is banned around what it must not hold (it holds {a}, one of this host's own addresses)"
+        )),
+        "{e}"
+    );
+}

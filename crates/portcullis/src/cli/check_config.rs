@@ -127,6 +127,7 @@ pub fn run(path: Option<&Path>, notify_test: bool) -> anyhow::Result<i32> {
         .chain(config::warnings(&cfg))
         .chain(crate::daemon::blind_jails(&cfg))
         .chain(read_only_state(&cfg.state_dir))
+        .chain(deny_cut(&cfg))
     {
         eprintln!("warning: {w}");
     }
@@ -134,6 +135,13 @@ pub fn run(path: Option<&Path>, notify_test: bool) -> anyhow::Result<i32> {
         return Ok(send_test(&cfg));
     }
     Ok(0)
+}
+
+/// The `deny` entries the daemon bans cut around this host's own addresses (or the
+/// ignore list's names), as it will say at start: check-config listed them uncut (a review).
+fn deny_cut(cfg: &Config) -> Vec<String> {
+    let own = crate::daemon::addrs::own().unwrap_or_default();
+    crate::daemon::deny_targets(cfg, &own).1
 }
 
 /// A state directory (or, when it is missing, the nearest directory above it) on a file
