@@ -1239,12 +1239,9 @@ mod tests {
         assert_eq!(shrink(&own, p64, t), Cidr::host(t));
     }
 
-    /// A prefix ban over an own address whose failures count (`ignore_self = false`),
-    /// made by that address's own failure: the note says it is not made (it said "narrowed
-    /// to" the own address, a review found).
-    #[test]
-    fn a_prefix_ban_made_by_an_own_address_says_it_is_not_made() {
-        let settings = crate::jail::JailSettings {
+    /// An sshd jail's settings that ban at one failure for 2 h.
+    fn one_failure_settings(ignore: IgnoreList, policy: JailPolicy) -> crate::jail::JailSettings {
+        crate::jail::JailSettings {
             name: "sshd".into(),
             tracker: crate::track::TrackerConfig {
                 maxretry: 1,
@@ -1257,10 +1254,18 @@ mod tests {
             transport_cut: crate::filter::cut::DEFAULT_TRANSPORT_CUT,
             user_weights: vec![],
             rule_weights: vec![],
-            ignore: IgnoreList::new(vec![], vec!["192.0.2.1".parse().unwrap()]).counting_own(),
-            policy: JailPolicy::default(),
-        };
-        let mut j = Jail::new(settings, vec![]);
+            ignore,
+            policy,
+        }
+    }
+
+    /// A prefix ban over an own address whose failures count (`ignore_self = false`),
+    /// made by that address's own failure: the note says it is not made (it said "narrowed
+    /// to" the own address, a review found).
+    #[test]
+    fn a_prefix_ban_made_by_an_own_address_says_it_is_not_made() {
+        let ignore = IgnoreList::new(vec![], vec!["192.0.2.1".parse().unwrap()]).counting_own();
+        let mut j = Jail::new(one_failure_settings(ignore, JailPolicy::default()), vec![]);
         let d = Decision::Ban {
             addr: c("192.0.2.0/24"),
             at: 1000,
@@ -1310,28 +1315,14 @@ mod tests {
         // it: they are replaced (interval sets), but the /64 lasts as long as the longest,
         // else the permanent ban would end with the /64
         for (inner, want) in [(FOREVER, FOREVER), (50 * H, 50 * H), (H / 2, 2 * H)] {
-            let settings = crate::jail::JailSettings {
-                name: "sshd".into(),
-                tracker: crate::track::TrackerConfig {
-                    maxretry: 1,
-                    findtime: H,
-                    bantime: 2 * H,
-                    max_tracked: 100,
+            let policy = JailPolicy {
+                ban: BanPolicy {
+                    bantime: Some(2 * H),
                     ..Default::default()
                 },
-                mode: crate::filter::Mode::Normal,
-                transport_cut: crate::filter::cut::DEFAULT_TRANSPORT_CUT,
-                user_weights: vec![],
-                rule_weights: vec![],
-                ignore: IgnoreList::new(vec![], vec![]),
-                policy: JailPolicy {
-                    ban: BanPolicy {
-                        bantime: Some(2 * H),
-                        ..Default::default()
-                    },
-                    subnet: None,
-                },
+                subnet: None,
             };
+            let settings = one_failure_settings(IgnoreList::new(vec![], vec![]), policy);
             let mut j = Jail::new(settings, vec![]);
             let one = c("2001:db8:a::7");
             j.tracker_mut().ban(one, 0, inner, 0);
