@@ -1266,46 +1266,29 @@ mod tests {
     fn a_prefix_ban_made_by_an_own_address_says_it_is_not_made() {
         let ignore = IgnoreList::new(vec![], vec!["192.0.2.1".parse().unwrap()]).counting_own();
         let mut j = Jail::new(one_failure_settings(ignore, JailPolicy::default()), vec![]);
-        let d = Decision::Ban {
-            addr: c("192.0.2.0/24"),
-            at: 1000,
-            until: 1000 + 2 * H,
-            failures: 1,
-            reason: BanReason::Failures,
+        let mut notes = |at: Millis, trigger: &str| {
+            let d = Decision::Ban {
+                addr: c("192.0.2.0/24"),
+                at,
+                until: at + 2 * H,
+                failures: 1,
+                reason: BanReason::Failures,
+            };
+            let t = trigger.parse().unwrap();
+            sentence(&mut j, &mut History::default(), d, t, 0).notes
         };
-        let s = sentence(
-            &mut j,
-            &mut History::default(),
-            d,
-            "192.0.2.1".parse().unwrap(),
-            0,
-        );
-        assert_eq!(s.notes.len(), 1, "{:?}", s.notes);
+        let n = notes(1000, "192.0.2.1");
+        assert_eq!(n.len(), 1, "{n:?}");
         assert!(
-            s.notes[0].starts_with("ban of 192.0.2.0/24 not made:")
-                && s.notes[0].contains("and so is 192.0.2.1"),
-            "{:?}",
-            s.notes
+            n[0].starts_with("ban of 192.0.2.0/24 not made:")
+                && n[0].contains("and so is 192.0.2.1"),
+            "{n:?}"
         );
         // made by another address, it is narrowed around the own one
-        let d = Decision::Ban {
-            addr: c("192.0.2.0/24"),
-            at: 2000,
-            until: 2000 + 2 * H,
-            failures: 1,
-            reason: BanReason::Failures,
-        };
-        let s = sentence(
-            &mut j,
-            &mut History::default(),
-            d,
-            "192.0.2.200".parse().unwrap(),
-            0,
-        );
+        let n = notes(2000, "192.0.2.200");
         assert!(
-            s.notes[0].starts_with("ban of 192.0.2.0/24 narrowed to 192.0.2.128/25"),
-            "{:?}",
-            s.notes
+            n[0].starts_with("ban of 192.0.2.0/24 narrowed to 192.0.2.128/25"),
+            "{n:?}"
         );
     }
 
