@@ -38,10 +38,15 @@ import email, email.policy, json, os, sys, time
 from aiosmtpd.controller import Controller
 
 port, out = int(sys.argv[1]), sys.argv[2]
+# a size limit (bytes), past which a message is refused for good as a relay refuses it
+limit = int(sys.argv[3]) if len(sys.argv) > 3 else 0
 
 class Save:
     async def handle_DATA(self, server, session, envelope):
         raw = envelope.original_content or envelope.content
+        if limit and len(raw) > limit:
+            print("refused %d" % len(raw), file=sys.stderr, flush=True)
+            return "552 5.3.4 Message size exceeds fixed limit"
         msg = email.message_from_bytes(raw, policy=email.policy.default)
         part = msg.get_body(preferencelist=("plain",))
         rec = {
@@ -74,6 +79,12 @@ struct Smtp {
 }
 
 fn smtp_start(dir: &Path, port: u16, out: &Path) -> Smtp {
+    smtp_start_limited(dir, port, out, 0)
+}
+
+/// [`smtp_start`] with a server that refuses for good (552) a message over `limit` bytes
+/// (0: none).
+fn smtp_start_limited(dir: &Path, port: u16, out: &Path, limit: usize) -> Smtp {
     let script = dir.join("smtpd.py");
     fs::write(&script, SMTP_SERVER).unwrap();
     let log = dir.join(format!("smtpd-{}.log", Instant::now().elapsed().as_nanos()));
@@ -81,6 +92,7 @@ fn smtp_start(dir: &Path, port: u16, out: &Path) -> Smtp {
     cmd.arg(&script)
         .arg(port.to_string())
         .arg(out)
+        .arg(limit.to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(fs::File::create(&log).unwrap());
@@ -678,6 +690,56 @@ fn a_flood_is_notified() {
         !log.contains("\nban "),
         "no ban in a flood of single failures: {log}"
     );
+}
+
+/// A mail the server refuses for good (552: too large) is followed at once by a short one
+/// without evidence; one refused even short is dropped, said, and the next events are
+/// mailed (the same mail was sent again every 5 minutes for ever, and every later event
+/// waited behind it, a review found).
+#[test]
+fn a_mail_refused_for_good_is_sent_short_or_dropped() {
+    let t = tmp("pct-notify-refused-");
+    let dir = t.path();
+    let out = dir.join("mails");
+    fs::create_dir(&out).unwrap();
+    let port = free_port();
+    let cfg = base_config(dir, &mail_table(port, "interval = \"2s\"\n"));
+    let log = dir.join("auth.log");
+    // 12 bans with evidence make a mail of over 4 kB; short, it is under 3 kB
+    let smtp = smtp_start_limited(dir, port, &out, 3000);
+    let d = Daemon::start(&cfg, &dir.join("daemon.log"));
+    let mut lines = Vec::new();
+    for i in 0..12 {
+        lines.extend(failures(&format!("203.0.113.{}", 100 + i), "oracle"));
+    }
+    append(&log, &lines);
+    wait_for("the short mail", Duration::from_secs(40), || {
+        !mails(&out).is_empty()
+    });
+    let m = mails(&out);
+    let body = m[0]["body"].as_str().unwrap();
+    assert!(
+        body.contains("refused the whole report") && body.contains("203.0.113.111"),
+        "{body}"
+    );
+    assert!(!body.contains("evidence (last log lines"), "{body}");
+    assert!(
+        d.log().contains("a short mail without evidence follows"),
+        "{}",
+        d.log()
+    );
+    drop(smtp);
+    // a server that refuses even the short mail: the events are dropped, said
+    let out2 = dir.join("mails2");
+    fs::create_dir(&out2).unwrap();
+    let _smtp = smtp_start_limited(dir, port, &out2, 200);
+    append(&log, &failures("198.51.100.20", "oracle"));
+    wait_for("the events dropped", Duration::from_secs(60), || {
+        d.log()
+            .contains("refused even a short mail of 1 event(s) for good: they are dropped")
+    });
+    let log = d.stop();
+    assert!(mails(&out2).is_empty(), "{log}");
 }
 
 /// An SMTP server that accepts and never answers holds up neither the bans nor the

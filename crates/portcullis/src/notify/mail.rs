@@ -40,6 +40,14 @@ const SINK: &str = "mail";
 /// Events listed with their evidence in one mail; the others get one line each.
 pub const DETAILED: usize = 500;
 
+/// The body's size past which the evidence stops, then the one-line listing (bytes of
+/// text; quoted-printable can make a multi-byte character three times as long): a flood of
+/// bans with long user names made a mail of 4 MB, which relays refuse (a review found).
+pub const BODY_BUDGET: usize = 512 * 1024;
+
+/// Events a short mail lists, one line each (see [`MailSink::short`]).
+pub const SHORT_LISTED: usize = 100;
+
 /// A send that takes longer than this many `timeout`s is given up (tried again later).
 pub const DEADLINE_FACTOR: i64 = 5;
 
@@ -57,6 +65,8 @@ struct Send {
     last_id: i64,
     /// Events it carries.
     events: usize,
+    /// Whether it is a short mail (no evidence).
+    short: bool,
     /// Its result, when it ends.
     done: Receiver<Result<()>>,
     /// Its deadline passed while it could not be given up (said once).
@@ -81,6 +91,11 @@ pub struct MailSink {
     blocked_said: bool,
     /// When the last tick ran (the next poll is [`POLL`] after it while a send runs).
     last_tick: Millis,
+    /// The server refused the last mail for good (a 5xx answer): the next one is short (no
+    /// evidence, [`SHORT_LISTED`] events listed); if that one is refused for good too, its
+    /// events are dropped. (The same mail was sent again every 5 minutes for ever, and
+    /// every later event waited behind it, a review found.)
+    short: bool,
 }
 
 impl MailSink {
@@ -102,6 +117,7 @@ impl MailSink {
             abandoned: Vec::new(),
             blocked_said: false,
             last_tick: 0,
+            short: false,
         })
     }
 }
@@ -232,7 +248,8 @@ impl super::Sink for MailSink {
         };
         let notes: Vec<Note> = items.into_iter().map(|(_, n)| n).collect();
         let events = notes.len();
-        let msg = match compose(&self.cfg, &notes, dropped, host) {
+        let short = self.short;
+        let msg = match compose(&self.cfg, &notes, dropped, host, short) {
             Ok(m) => m,
             Err(e) => {
                 self.failed(now, events, &format!("{e:#}"));
@@ -253,6 +270,7 @@ impl super::Sink for MailSink {
                     started: now,
                     last_id,
                     events,
+                    short,
                     done,
                     overdue_said: false,
                 })
@@ -306,9 +324,35 @@ impl MailSink {
                 }
                 self.failures = 0;
                 self.retry_at = 0;
+                self.short = false;
                 self.cleared(s.last_id);
             }
-            Err(e) => self.failed(now, s.events, &format!("{e:#}")),
+            Err(e) if permanent(&e) && s.short => {
+                // refused for good even short: dropped, said; the next events go on
+                tracing::error!(
+                    "notify: the mail server refused even a short mail of {} event(s) for good: they are dropped from the mail queue (`portcullis bans` and this log have them): {e:#}",
+                    s.events
+                );
+                STATS.mail_failures.fetch_add(1, Ordering::Relaxed);
+                self.failures = 0;
+                self.retry_at = 0;
+                self.short = false;
+                self.cleared(s.last_id);
+            }
+            Err(e) => {
+                if permanent(&e) {
+                    // the next try is the short mail, at once
+                    self.short = true;
+                    self.failed(
+                        now,
+                        s.events,
+                        &format!("{e:#}; a short mail without evidence follows"),
+                    );
+                    self.retry_at = now;
+                } else {
+                    self.failed(now, s.events, &format!("{e:#}"));
+                }
+            }
         }
     }
 
@@ -337,10 +381,19 @@ impl MailSink {
     }
 }
 
+/// Whether `e` is the SMTP server's refusal for good (a 5xx answer), which sending the
+/// same mail again cannot change.
+fn permanent(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<lettre::transport::smtp::Error>()
+            .is_some_and(lettre::transport::smtp::Error::is_permanent)
+    })
+}
+
 /// Sends `notes` as one mail now, waiting for the server's answer (`check-config
 /// --notify-test`).
 pub fn send_now(cfg: &MailConfig, notes: &[Note], host: &str) -> Result<()> {
-    let msg = compose(cfg, notes, 0, host)?;
+    let msg = compose(cfg, notes, 0, host, false)?;
     transport(cfg)?
         .send(&msg)
         .map(|_| ())
@@ -389,7 +442,15 @@ fn summary(notes: &[Note]) -> String {
 
 /// The mail for `notes`. Only the configuration's text, counts and the host name go in
 /// the headers.
-pub fn compose(cfg: &MailConfig, notes: &[Note], dropped: i64, host: &str) -> Result<Message> {
+/// `short`: the short mail sent after the server refused the whole one for good (no
+/// evidence, the first [`SHORT_LISTED`] events one line each).
+pub fn compose(
+    cfg: &MailConfig,
+    notes: &[Note],
+    dropped: i64,
+    host: &str,
+    short: bool,
+) -> Result<Message> {
     let from: Mailbox = cfg.from.parse().context("from")?;
     let mut b = Message::builder()
         .from(from)
@@ -399,7 +460,7 @@ pub fn compose(cfg: &MailConfig, notes: &[Note], dropped: i64, host: &str) -> Re
     for t in &cfg.to {
         b = b.to(t.parse().context("to")?);
     }
-    let body = body(notes, dropped, host);
+    let body = body(notes, dropped, host, short);
     Ok(b.singlepart(
         SinglePart::builder()
             .header(ContentType::TEXT_PLAIN)
@@ -408,8 +469,10 @@ pub fn compose(cfg: &MailConfig, notes: &[Note], dropped: i64, host: &str) -> Re
 }
 
 /// The text/plain body. Every attacker-shaped string in it (evidence) was escaped when it
-/// was recorded; it is escaped again here in case the queue held older rows.
-pub fn body(notes: &[Note], dropped: i64, host: &str) -> String {
+/// was recorded; it is escaped again here in case the queue held older rows. The evidence
+/// stops at [`DETAILED`] events or [`BODY_BUDGET`] bytes, the one-line listing at twice the
+/// budget; `short` (see [`compose`]) lists [`SHORT_LISTED`] events without evidence.
+pub fn body(notes: &[Note], dropped: i64, host: &str, short: bool) -> String {
     let safe = |s: &str| super::escape_line(s.as_bytes(), 4 * super::EVIDENCE_LINE_BYTES);
     let mut out = String::new();
     let _ = writeln!(
@@ -424,11 +487,32 @@ pub fn body(notes: &[Note], dropped: i64, host: &str) -> String {
             "{dropped} older event(s) were dropped: a queue was full (mail could not be sent, or events came faster than they could be queued).\n"
         );
     }
+    if short {
+        let _ = writeln!(
+            out,
+            "The mail server refused the whole report of these events for good (too large, or its content), so this short one lists the first {SHORT_LISTED} without evidence; `portcullis bans` and the daemon's log have them all.\n"
+        );
+    }
+    let (detailed, listed) = if short {
+        (0, SHORT_LISTED)
+    } else {
+        (DETAILED, usize::MAX)
+    };
+    let mut brief = false;
     for (i, n) in notes.iter().enumerate() {
-        if i == DETAILED {
+        if i >= listed || out.len() >= 2 * BODY_BUDGET {
+            let _ = writeln!(
+                out,
+                "\n{} more event(s) not listed here (`portcullis bans` and the daemon's log have them).",
+                notes.len() - i
+            );
+            break;
+        }
+        if !brief && (i >= detailed || out.len() >= BODY_BUDGET) {
+            brief = true;
             let _ = writeln!(out, "More events, without evidence:\n");
         }
-        if i >= DETAILED {
+        if brief {
             let _ = writeln!(out, "  {}  {}", rfc3339(n.time), safe(&n.text));
             continue;
         }
@@ -484,6 +568,35 @@ mod tests {
         }
     }
 
+    /// A flood of bans with long evidence makes a body of a bounded size: the evidence
+    /// stops at the budget, the listing at twice it, and the rest is counted.
+    #[test]
+    fn the_body_stays_within_its_budget() {
+        let n = |i: usize| Note {
+            event: "ban".into(),
+            time: 0,
+            text: format!(
+                "ban 2001:db8:{i:x}::/64 jail=sshd failures=5 for=1h {}",
+                "x".repeat(400)
+            ),
+            addr: Some(format!("2001:db8:{i:x}::/64")),
+            jail: Some("sshd".into()),
+            failures: Some(5),
+            duration: Some("1h".into()),
+            reason: Some("failures".into()),
+            evidence: vec!["\u{1f600}".repeat(118); 5],
+        };
+        let notes: Vec<Note> = (0..20_000).map(n).collect();
+        let b = body(&notes, 0, "gw", false);
+        assert!(b.len() < 2 * BODY_BUDGET + 4096, "{}", b.len());
+        assert!(b.contains("More events, without evidence:"));
+        assert!(b.contains("more event(s) not listed here"));
+        let short = body(&notes, 0, "gw", true);
+        assert!(short.len() < 64 * 1024, "{}", short.len());
+        assert!(!short.contains("evidence (last log lines"));
+        assert!(short.contains("19900 more event(s) not listed here"));
+    }
+
     #[test]
     fn attacker_text_stays_in_the_encoded_body() {
         let n = Note {
@@ -501,7 +614,7 @@ mod tests {
                     .into(),
             ],
         };
-        let m = compose(&cfg(), &[n], 0, "gw").unwrap();
+        let m = compose(&cfg(), &[n], 0, "gw", false).unwrap();
         let raw = String::from_utf8(m.formatted()).unwrap();
         let (head, _) = raw.split_once("\r\n\r\n").unwrap();
         // no header line named Bcc (a substring test failed once on a random Message-ID that
