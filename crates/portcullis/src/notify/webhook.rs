@@ -1,5 +1,6 @@
 //! `[[notify.webhook]]`: one POST per event, its JSON body in a chat service's format
-//! (ureq with rustls). Each hook has a bounded queue that drops the oldest event when
+//! (ureq with rustls); a chat format posts at most [`CHAT_PER_MINUTE`] a minute and sums
+//! up the rest. Each hook has a bounded queue that drops the oldest event when
 //! full (counted, and said in the log); a failed POST is retried after a growing delay,
 //! and given up after [`MAX_TRIES`].
 //!
@@ -22,6 +23,59 @@ use crate::config::{WebhookConfig, WebhookFormat};
 /// Tries of one event before it is given up.
 pub const MAX_TRIES: u32 = 8;
 
+/// Messages a chat hook (slack, discord, matrix, ntfy) posts in a minute; past that, the
+/// minute's other events go in one summary message at its end (a flood of 20,000 bans
+/// posted about 2,000 messages a minute to each chat, a review found). The `json` format
+/// posts every event (a program reads it).
+pub const CHAT_PER_MINUTE: u32 = 20;
+
+/// The minute of a chat hook's rate, and the events it summed up.
+#[derive(Debug, Default)]
+struct Minute {
+    start: Millis,
+    posted: u32,
+    /// Events past the rate: how many of each kind, the first's and the last's text.
+    kinds: Vec<(String, u64)>,
+    first: Option<String>,
+    last: Option<String>,
+}
+
+impl Minute {
+    fn held(&self) -> u64 {
+        self.kinds.iter().map(|(_, n)| n).sum()
+    }
+
+    fn hold(&mut self, n: &Note) {
+        match self.kinds.iter_mut().find(|(k, _)| *k == n.event) {
+            Some((_, c)) => *c += 1,
+            None => self.kinds.push((n.event.clone(), 1)),
+        }
+        if self.first.is_none() {
+            self.first = Some(n.text.clone());
+        }
+        self.last = Some(n.text.clone());
+    }
+
+    /// The summary note of the events held.
+    fn summary(&self) -> Note {
+        let kinds: Vec<String> = self
+            .kinds
+            .iter()
+            .map(|(k, n)| format!("{n} {k}{}", if *n == 1 { "" } else { "s" }))
+            .collect();
+        let mut text = format!(
+            "{} more event(s) since {} ({}), past {CHAT_PER_MINUTE} messages a minute",
+            self.held(),
+            portcullis_core::time::rfc3339(self.start),
+            kinds.join(", ")
+        );
+        if let (Some(f), Some(l)) = (&self.first, &self.last) {
+            text += &format!("; first: {f}; last: {l}");
+        }
+        Note::plain("summary", self.start, text)
+    }
+}
+
 /// One webhook.
 pub struct Hook {
     cfg: WebhookConfig,
@@ -32,6 +86,8 @@ pub struct Hook {
     retry_at: Millis,
     /// Drops already reported.
     dropped_reported: u64,
+    /// A chat hook's rate ([`CHAT_PER_MINUTE`]).
+    minute: Minute,
 }
 
 impl Hook {
@@ -51,6 +107,7 @@ impl Hook {
             failures: 0,
             retry_at: 0,
             dropped_reported: 0,
+            minute: Minute::default(),
         }
     }
 }
@@ -62,7 +119,12 @@ impl super::Sink for Hook {
 
     /// When the next POST is due (`None`: nothing waits).
     fn next_due(&self) -> Option<Millis> {
-        self.queue.front().map(|_| self.retry_at)
+        match self.queue.front() {
+            Some(_) => Some(self.retry_at),
+            // (the summary of the events past the rate, at the minute's end)
+            None if self.minute.held() > 0 => Some((self.minute.start + 60_000).max(self.retry_at)),
+            None => None,
+        }
     }
 
     /// Queues the notes this hook asks for; a full queue drops its oldest.
@@ -88,10 +150,49 @@ impl super::Sink for Hook {
 
     /// Posts what is due, until a failure or an empty queue.
     fn tick(&mut self, now: Millis, host: &str) {
+        let chat = !matches!(self.cfg.format, WebhookFormat::Json);
+        if chat && now >= self.minute.start + 60_000 {
+            // a new minute: first the summary of the last one's events past the rate
+            if self.minute.held() > 0 {
+                if now < self.retry_at {
+                    return;
+                }
+                let n = self.minute.summary();
+                if let Err(e) = self.post(&n, host) {
+                    self.failures += 1;
+                    STATS.webhook_failures.fetch_add(1, Ordering::Relaxed);
+                    if self.failures < MAX_TRIES {
+                        self.retry_at = now + backoff(self.failures);
+                        warn!(
+                            "notify: webhook {} summary failed (try {}): {e:#}",
+                            self.cfg.label, self.failures
+                        );
+                        return;
+                    }
+                    warn!(
+                        "notify: webhook {} summary failed {} times, given up: {e:#}",
+                        self.cfg.label, self.failures
+                    );
+                }
+                self.failures = 0;
+                self.retry_at = 0;
+            }
+            self.minute = Minute {
+                start: now,
+                ..Minute::default()
+            };
+        }
         // bounded: at most the queue's length in one tick
         for _ in 0..self.queue.len() {
             if now < self.retry_at {
                 return;
+            }
+            if chat && self.minute.posted >= CHAT_PER_MINUTE {
+                // past the rate: summed up at the minute's end
+                if let Some(n) = self.queue.pop() {
+                    self.minute.hold(&n);
+                }
+                continue;
             }
             let Some(n) = self.queue.front() else { return };
             match self.post(n, host) {
@@ -107,6 +208,7 @@ impl super::Sink for Hook {
                     self.queue.pop();
                     self.failures = 0;
                     self.retry_at = 0;
+                    self.minute.posted += 1;
                 }
                 Err(e) => {
                     self.failures += 1;
@@ -233,6 +335,95 @@ pub fn request(cfg: &WebhookConfig, n: &Note, host: &str) -> (String, Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A chat hook posts [`CHAT_PER_MINUTE`] events a minute and one summary of the rest
+    /// at the minute's end; a `json` hook posts every event.
+    #[test]
+    fn a_chat_hook_posts_a_minute_s_rate_then_a_summary() {
+        use super::super::Sink;
+        use std::io::{BufRead, BufReader, Read, Write};
+        let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = server.local_addr().unwrap().port();
+        let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, String)>::new()));
+        let got = bodies.clone();
+        std::thread::spawn(move || {
+            for c in server.incoming() {
+                let Ok(mut c) = c else { return };
+                let mut r = BufReader::new(c.try_clone().unwrap());
+                let mut first = String::new();
+                let _ = r.read_line(&mut first);
+                let mut len = 0;
+                loop {
+                    let mut l = String::new();
+                    if r.read_line(&mut l).unwrap_or(0) == 0 || l == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = l.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; len];
+                let _ = r.read_exact(&mut body);
+                let path = first.split(' ').nth(1).unwrap_or("").to_string();
+                got.lock()
+                    .unwrap()
+                    .push((path, String::from_utf8_lossy(&body).into_owned()));
+                let _ = c.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            }
+        });
+        let hook = |format: WebhookFormat, path: &str| {
+            Hook::new(WebhookConfig {
+                url: crate::config::Secret(format!("http://127.0.0.1:{port}/{path}")),
+                label: path.into(),
+                format,
+                events: vec![super::super::EventKind::Ban],
+                headers: vec![],
+                timeout: 5000,
+                queue: 1000,
+                secret_files: vec![],
+            })
+        };
+        let notes: Vec<Note> = (0..50)
+            .map(|i| {
+                Note::plain(
+                    "ban",
+                    0,
+                    format!("ban 2001:db8:{i:x}::/64 jail=sshd failures=5 for=1h"),
+                )
+            })
+            .collect();
+        let t0 = 1_795_000_000_000;
+        for (format, path) in [
+            (WebhookFormat::Slack, "slack"),
+            (WebhookFormat::Json, "json"),
+        ] {
+            let mut h = hook(format, path);
+            h.enqueue(&notes);
+            h.tick(t0, "gw");
+            // (nothing waits in the queue; the summary is due at the minute's end)
+            assert!(h.queue.len() == 0, "{path}");
+            h.tick(t0 + 60_000, "gw");
+        }
+        let b = bodies.lock().unwrap();
+        let slack: Vec<&String> = b
+            .iter()
+            .filter(|(p, _)| p == "/slack")
+            .map(|(_, b)| b)
+            .collect();
+        let json = b.iter().filter(|(p, _)| p == "/json").count();
+        assert_eq!(json, 50);
+        assert_eq!(slack.len(), CHAT_PER_MINUTE as usize + 1, "{slack:?}");
+        let last = slack.last().unwrap();
+        assert!(
+            last.contains("30 more event(s) since")
+                && last.contains("30 bans")
+                && last.contains("first: ban 2001:db8:14::/64")
+                && last.contains("last: ban 2001:db8:31::/64"),
+            "{last}"
+        );
+    }
 
     #[test]
     fn chat_formats_escape_their_markup() {
