@@ -431,7 +431,7 @@ fn summary(notes: &[Note]) -> String {
         .iter()
         .map(|(k, c)| {
             let k = match *k {
-                "ban" | "unban" | "restore" | "flood" | "start" | "reload" | "stop" => *k,
+                "ban" | "unban" | "restore" | "flood" | "start" | "reload" | "stop" | "test" => *k,
                 _ => "other",
             };
             format!("{c} {k}{}", if *c == 1 { "" } else { "s" })
@@ -570,6 +570,15 @@ mod tests {
 
     /// A flood of bans with long evidence makes a body of a bounded size: the evidence
     /// stops at the budget, the listing at twice it, and the rest is counted.
+    #[test]
+    fn the_subject_counts_each_kind() {
+        let n = |k: &str| Note::plain(k, 0, String::new());
+        assert_eq!(
+            summary(&[n("ban"), n("ban"), n("test"), n("weird")]),
+            "2 bans, 1 test, 1 other"
+        );
+    }
+
     #[test]
     fn the_body_stays_within_its_budget() {
         let n = |i: usize| Note {
