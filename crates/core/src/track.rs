@@ -159,6 +159,10 @@ pub struct TrackerStats {
     pub evicted: u64,
     /// Failures of banned addresses that were not counted.
     pub ignored_while_banned: u64,
+    /// Failures counted (each [`Tracker::record`] that added to a window or banned), since
+    /// the tracker was made: a caller tells a line that counted from one that did not (a
+    /// repeat of its session, one too old) by this growing.
+    pub counted: u64,
 }
 
 /// One counted failure in a window, with the session that wrote it.
@@ -307,6 +311,8 @@ pub struct Tracker {
     latest: Millis,
     evicted: u64,
     ignored_while_banned: u64,
+    /// See [`TrackerStats::counted`].
+    counted: u64,
     /// Evicted failures, approximately (allocated at the first eviction).
     sketch: Option<Box<Sketch>>,
     /// Seed of the sketch's hashes.
@@ -328,6 +334,7 @@ impl Tracker {
             latest: Millis::MIN,
             evicted: 0,
             ignored_while_banned: 0,
+            counted: 0,
             sketch: None,
             seed: 0x5043_4c53,
             debts: BTreeMap::new(),
@@ -461,6 +468,7 @@ impl Tracker {
                 if repeats_session(w, f.kind, f.session, cutoff) {
                     return None;
                 }
+                self.counted += 1;
                 w.insert(event);
                 w.drop_until(cutoff);
                 let exact = w.weight_in(cutoff, Millis::MAX);
@@ -474,6 +482,7 @@ impl Tracker {
                 total
             }
             None => {
+                self.counted += 1;
                 let extra = self.evicted_weight(&key, f.time);
                 let total = u64::from(f.weight) + extra;
                 if total >= maxretry {
@@ -809,6 +818,11 @@ impl Tracker {
         before - self.windows.len()
     }
 
+    /// [`TrackerStats::counted`], alone (read around each line).
+    pub fn counted_total(&self) -> u64 {
+        self.counted
+    }
+
     /// Counters for status output and metrics.
     pub fn stats(&self) -> TrackerStats {
         TrackerStats {
@@ -816,6 +830,7 @@ impl Tracker {
             banned: self.bans.len(),
             evicted: self.evicted,
             ignored_while_banned: self.ignored_while_banned,
+            counted: self.counted,
         }
     }
 
@@ -1222,6 +1237,8 @@ mod tests {
         assert_eq!(t.record(&session(ip(1), 1, 42, true), 1), None);
         assert_eq!(t.record(&session(ip(1), 2, 42, true), 2), None);
         assert_eq!(t.failing(2), vec![(c(1), 1)]);
+        // (what the daemon's evidence goes by: one line counted)
+        assert_eq!(t.counted_total(), 1);
     }
 
     #[test]
@@ -1229,6 +1246,7 @@ mod tests {
         let mut t = Tracker::new(cfg(2, 60 * SEC));
         t.record(&session(ip(1), 0, 42, false), 0);
         assert!(is_ban(&t.record(&session(ip(1), 1, 43, true), 1)));
+        assert_eq!(t.stats().counted, 2);
     }
 
     #[test]

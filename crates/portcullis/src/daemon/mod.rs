@@ -1753,6 +1753,7 @@ impl Engine {
                 // counts the line before it in the same file)
                 let source = source_key(src);
                 for &ji in &js {
+                    let counted_before = self.jails[ji].tracker().counted_total();
                     let step = self.jails[ji].process_from(source, line, &ctx, Some(now), now);
                     if let Step::Stale { addr, time } = step {
                         self.stale.0 += 1;
@@ -1789,7 +1790,9 @@ impl Engine {
                         continue;
                     };
                     if let Some(ev) = &self.evidence {
-                        if failure.weight > 0 {
+                        // (a line that counted: a repeat of its session, weight 1 but not
+                        // counted again, was evidence too, a review found)
+                        if self.jails[ji].tracker().counted_total() > counted_before {
                             ev.record(
                                 self.jails[ji].name(),
                                 failure.addr,
