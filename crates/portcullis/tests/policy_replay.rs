@@ -508,6 +508,24 @@ fn a_partial_container_record_holds_back_its_own_stream_only() {
         .map(|b| b["host"].as_str().unwrap())
         .collect();
     assert_eq!(hosts, ["203.0.113.22", "203.0.113.23"], "{d:?}");
+    // a partial record at the end of one file holds back nothing of the next file
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.log"), dir.path().join("b.log"));
+    std::fs::write(&a, rec(&format!("Invalid user {pad}"), "stdout", "")).unwrap();
+    std::fs::write(&b, rec(&fail("203.0.113.24"), "stdout", "\\n")).unwrap();
+    let cfgp = dir.path().join("c.toml");
+    std::fs::write(&cfgp, cfg).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["replay", "--json", "--config", cfgp.to_str().unwrap()])
+        .args([&a, &b])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("\"host\":\"203.0.113.24\""),
+        "{out} {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     // CRI, by the record's stream
     let log = "2026-11-21T10:00:01Z stdout P aaaa\n\
                2026-11-21T10:00:01Z stderr F Invalid user x from 203.0.113.26 port 22\n\

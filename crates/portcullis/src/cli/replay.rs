@@ -232,6 +232,10 @@ pub fn run(
         // start (see `file_starts`), for `Jail::commit_at`: the jails see only the lines
         // that matched, and know a line between two by the gap in their numbers
         let mut seq_base = 0u64;
+        // each file its own source (2, 3, ...; 1 is the feed of the replay's own bans): a
+        // container runtime's partial record at the end of one file holds back no record of
+        // the next (see `LineAt::stream`)
+        let mut source = 1u64;
         for (idx, n, found) in res_rx {
             let e = pending.entry(idx).or_insert((0, n, Vec::new()));
             e.0 += 1;
@@ -240,6 +244,7 @@ pub fn run(
                 let (_, n, found) = pending.remove(&next).expect("complete chunk");
                 if file_starts.lock().expect("file starts").remove(&next) {
                     seq_base += 1;
+                    source += 1;
                 }
                 let base = seq_base;
                 seq_base += n;
@@ -278,7 +283,7 @@ pub fn run(
                         failure, decision, ..
                     } = j.commit_at(
                         LineAt {
-                            source: 0,
+                            source,
                             seq: base + u64::from(at),
                             stream,
                         },
