@@ -707,9 +707,10 @@ fn saturate(n: u64) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-/// `test --json`'s object of a line no rule matched (or not read).
+/// `test --json`'s object of a line no rule matched (or not read), its keys in the order
+/// of a matched line's (serde_json's, sorted).
 const UNMATCHED: &[u8] =
-    b"{\"matched\":false,\"weight\":0,\"adds\":0,\"host\":null,\"user\":null,\"time\":null,\"rule\":null}\n";
+    b"{\"adds\":0,\"host\":null,\"matched\":false,\"rule\":null,\"time\":null,\"user\":null,\"weight\":0}\n";
 
 /// `added`: what the line added to its address's count in [`counting_jail`], when it was a
 /// failure there (its `weight`).
