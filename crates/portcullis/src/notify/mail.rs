@@ -473,7 +473,7 @@ pub fn compose(
 /// stops at [`DETAILED`] events or [`BODY_BUDGET`] bytes, the one-line listing at twice the
 /// budget; `short` (see [`compose`]) lists [`SHORT_LISTED`] events without evidence.
 pub fn body(notes: &[Note], dropped: i64, host: &str, short: bool) -> String {
-    let safe = |s: &str| super::escape_line(s.as_bytes(), 4 * super::EVIDENCE_LINE_BYTES);
+    let safe = |s: &str| super::escape_again(s.as_bytes(), 4 * super::EVIDENCE_LINE_BYTES);
     let mut out = String::new();
     let _ = writeln!(
         out,

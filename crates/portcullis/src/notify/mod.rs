@@ -222,9 +222,20 @@ fn is_invisible_format(c: char) -> bool {
 
 /// Text from a log line made safe to show anywhere: control characters (CR, LF, ESC, …)
 /// the Unicode line and paragraph separators and the invisible format characters
-/// (bidi overrides, zero-width) become `\xNN` / `\u{NNNN}`, and the text
-/// is cut at `max` bytes.
+/// (bidi overrides, zero-width) become `\xNN` / `\u{NNNN}`, a backslash `\\` (a user
+/// name typed as `\x0d` looked like an escaped CR, a review found), and the text is cut at
+/// `max` bytes.
 pub fn escape_line(raw: &[u8], max: usize) -> String {
+    escape(raw, max, true)
+}
+
+/// [`escape_line`] for text escaped once already (a queue's rows, the daemon's own lines):
+/// its backslashes are left as they are, so escaping again changes nothing.
+pub fn escape_again(raw: &[u8], max: usize) -> String {
+    escape(raw, max, false)
+}
+
+fn escape(raw: &[u8], max: usize, backslash: bool) -> String {
     let s = String::from_utf8_lossy(raw);
     let mut out = String::with_capacity(s.len().min(max) + 8);
     for c in s.chars() {
@@ -233,6 +244,7 @@ pub fn escape_line(raw: &[u8], max: usize) -> String {
             break;
         }
         match c {
+            '\\' if backslash => out.push_str("\\\\"),
             c if (c as u32) < 0x80 && c.is_control() => {
                 out.push_str(&format!("\\x{:02x}", c as u32));
             }
@@ -727,6 +739,11 @@ mod tests {
             escape_line("Zugang für Büro".as_bytes(), 100),
             "Zugang für Büro"
         );
+        // a backslash typed by the client is told from an escape, and escaping again
+        // changes nothing
+        let once = escape_line(b"literal\\x0d\r", 100);
+        assert_eq!(once, "literal\\\\x0d\\x0d");
+        assert_eq!(escape_again(once.as_bytes(), 100), once);
         let long = escape_line(&[b'a'; 2000], EVIDENCE_LINE_BYTES);
         assert!(long.len() <= EVIDENCE_LINE_BYTES + 4 && long.ends_with('…'));
     }

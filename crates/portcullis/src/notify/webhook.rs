@@ -268,7 +268,7 @@ fn redact(text: &str, url: &str) -> String {
 fn line(n: &Note, host: &str) -> String {
     format!(
         "portcullis@{host}: {}",
-        super::escape_line(n.text.as_bytes(), 1000)
+        super::escape_again(n.text.as_bytes(), 1000)
     )
 }
 
@@ -317,7 +317,7 @@ pub fn request(cfg: &WebhookConfig, n: &Note, host: &str) -> (String, Value) {
                 json!({
                     "topic": topic,
                     "title": format!("portcullis@{host}: {}", n.event),
-                    "message": super::escape_line(n.text.as_bytes(), 1000),
+                    "message": super::escape_again(n.text.as_bytes(), 1000),
                     "tags": tags,
                 }),
             )
