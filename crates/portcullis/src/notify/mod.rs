@@ -210,14 +210,21 @@ pub const EVIDENCE_LINE_BYTES: usize = 500;
 /// Offenders whose evidence is kept at most; past it the oldest go first.
 pub const EVIDENCE_OFFENDERS: usize = 10_000;
 
-/// Unicode format characters (category Cf) that change how the text around them shows:
-/// bidirectional marks, embeddings, overrides and isolates, zero-width characters, the
-/// byte-order mark, soft hyphen, tags.
+/// Unicode characters that are invisible or change how the text around them shows: the
+/// format characters (category Cf: bidirectional marks, embeddings, overrides and
+/// isolates, zero-width characters, the byte-order mark, soft hyphen, prepended number
+/// signs, Egyptian and shorthand format controls, musical formatting, tags), the Hangul
+/// fillers, the combining grapheme joiner and the variation selectors (a review found
+/// some of them shown raw).
 fn is_invisible_format(c: char) -> bool {
     matches!(c,
-        '\u{ad}' | '\u{61c}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
-        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206f}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}'
-        | '\u{e0000}'..='\u{e007f}')
+        '\u{ad}' | '\u{34f}' | '\u{600}'..='\u{605}' | '\u{61c}' | '\u{6dd}' | '\u{70f}'
+        | '\u{890}'..='\u{891}' | '\u{8e2}' | '\u{115f}'..='\u{1160}' | '\u{17b4}'..='\u{17b5}'
+        | '\u{180b}'..='\u{180f}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206f}' | '\u{3164}' | '\u{fe00}'..='\u{fe0f}'
+        | '\u{feff}' | '\u{ffa0}' | '\u{fff9}'..='\u{fffb}' | '\u{110bd}' | '\u{110cd}'
+        | '\u{13430}'..='\u{1343f}' | '\u{1bca0}'..='\u{1bca3}' | '\u{1d173}'..='\u{1d17a}'
+        | '\u{e0000}'..='\u{e007f}' | '\u{e0100}'..='\u{e01ef}')
 }
 
 /// Text from a log line made safe to show anywhere: control characters (CR, LF, ESC, …)
@@ -738,6 +745,10 @@ mod tests {
         assert_eq!(
             escape_line("Zugang für Büro".as_bytes(), 100),
             "Zugang für Büro"
+        );
+        assert_eq!(
+            escape_line("a\u{3164}b\u{34f}c\u{fe0f}d\u{1d173}".as_bytes(), 100),
+            "a\\u{3164}b\\u{034f}c\\u{fe0f}d\\u{1d173}"
         );
         // a backslash typed by the client is told from an escape, and escaping again
         // changes nothing
