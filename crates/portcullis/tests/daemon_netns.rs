@@ -660,7 +660,7 @@ fn lockout_ignored_address_never_banned() {
     let dir = lab.dir().to_path_buf();
     let log = dir.join("auth.log");
     let cfg = Cfg {
-        ignore: &["198.51.100.0/24"],
+        ignore: &["198.51.100.0/24", "2001:db8:b::/64"],
         ..Cfg::new(&dir, &log)
     }
     .write();
@@ -705,10 +705,31 @@ fn lockout_ignored_address_never_banned() {
         AttemptResult::Connected { auth_ok: true },
         "the legitimate client is locked out"
     );
+    // and over IPv6 (its /64 ignored too): as many wrong passwords, then a login (this
+    // checked only that IPv6 worked, a review found)
+    let leg6 = Lab::server_addr(Side::Legit, true);
+    for i in 0..4 {
+        assert_eq!(
+            lab.ssh_attempt(Side::Legit, leg6, WRONG),
+            AttemptResult::Connected { auth_ok: false },
+            "legit v6 wrong password #{i}"
+        );
+    }
+    wait_for(
+        "4 sshd failure lines from the legit v6 client",
+        Duration::from_secs(5),
+        || {
+            lab.sshd_log()
+                .matches("Failed password for pctuser from 2001:db8:b::")
+                .count()
+                >= 4
+        },
+    );
+    d.barrier(&log, 3);
     assert_eq!(
-        lab.ssh_attempt(Side::Legit, Lab::server_addr(Side::Legit, true), pw),
+        lab.ssh_attempt(Side::Legit, leg6, pw),
         AttemptResult::Connected { auth_ok: true },
-        "legit v6 login"
+        "the legitimate client is locked out over IPv6"
     );
     assert!(d.bans().is_empty(), "something was banned: {:?}", d.bans());
     assert!(nft_set(&lab.server, "v4_sshd").is_empty());
