@@ -120,7 +120,7 @@ pub struct LineAt {
     /// The line's number in it.
     pub seq: u64,
     /// The stream of a container runtime's record ([`crate::prefix::container_record`]:
-    /// `STDOUT`, `STDERR`), 0 for any other line.
+    /// `STDOUT`, `STDERR`, `UNSAID`), 0 for any other line.
     pub stream: u8,
 }
 

@@ -931,7 +931,7 @@ fn docker(l: &[u8]) -> Option<Parsed<'_>> {
 }
 
 /// The stamp, the `log` field (JSON text, without the record's closing newline), whether
-/// that newline was there, and the stream ([`STDOUT`], [`STDERR`], 0 when not said) of a
+/// that newline was there, and the stream ([`STDOUT`], [`STDERR`], [`UNSAID`]) of a
 /// Docker json-file record.
 fn docker_record(l: &[u8]) -> Option<(Stamp, &[u8], bool, u8)> {
     let rest = l.strip_prefix(br#"{"log":""#)?;
@@ -963,7 +963,7 @@ fn docker_record(l: &[u8]) -> Option<(Stamp, &[u8], bool, u8)> {
     } else if memfind(tail, br#""stream":"stderr""#).is_some() {
         STDERR
     } else {
-        0
+        UNSAID
     };
     let t = memfind(tail, br#""time":""#)? + 8;
     let (stamp, _) = iso_stamp(&tail[t..])?;
@@ -974,9 +974,12 @@ fn docker_record(l: &[u8]) -> Option<(Stamp, &[u8], bool, u8)> {
 pub const STDOUT: u8 = 1;
 /// The stream of a container runtime's record that is standard error.
 pub const STDERR: u8 = 2;
+/// The stream of a Docker record that does not say which (one stream of its own: a partial
+/// record without `"stream"` held nothing back when this was 0, a review found).
+pub const UNSAID: u8 = 3;
 
 /// A container runtime's record (CRI, Docker json-file): its stream ([`STDOUT`],
-/// [`STDERR`], 0 when the record does not say) and whether it is a record of a part of a
+/// [`STDERR`], [`UNSAID`] when the record does not say) and whether it is a record of a part of a
 /// longer line (CRI `P`, a Docker json-file record without its closing `\n`). The next
 /// record of the same stream continues that line and starts wherever the runtime's 16 KiB
 /// cut fell, possibly inside a client's text: a reader must join it to this one (or drop
@@ -2289,7 +2292,7 @@ mod tests {
     #[test]
     fn container_records_and_their_streams() {
         type Case<'a> = (&'a [u8], Option<(u8, bool)>);
-        let cases: [Case; 7] = [
+        let cases: [Case; 8] = [
             (b"2026-11-21T10:00:01.1Z stdout P aaaa", Some((STDOUT, true))),
             (b"2026-11-21T10:00:01.1Z stderr F aaaa", Some((STDERR, false))),
             (b"2026-11-21T10:00:01.1Z stderr F", Some((STDERR, false))),
@@ -2304,6 +2307,10 @@ mod tests {
                 Some((STDOUT, false)),
             ),
             (b"2026-11-21T10:00:01.123+00:00 h sshd[1]: stdout P x", None),
+            (
+                br#"{"log":"aaaa","time":"2026-11-21T10:00:01Z"}"#,
+                Some((UNSAID, true)),
+            ),
         ];
         for (l, want) in cases {
             assert_eq!(container_record(l), want, "{}", String::from_utf8_lossy(l));

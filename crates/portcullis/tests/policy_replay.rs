@@ -489,51 +489,75 @@ fn own_ban_lines_beside_the_services_lines_are_said() {
 /// matching line however far, and read the continuation, a review found).
 #[test]
 fn a_partial_container_record_holds_back_its_own_stream_only() {
-    let cfg = "[[jail]]\nname = \"sshd\"\nmaxretry = 1\n";
     let rec = |msg: &str, stream: &str, end: &str| {
-        format!("{{\"log\":\"{msg}{end}\",\"stream\":\"{stream}\",\"time\":\"2026-11-21T10:00:02Z\"}}\n")
+        let stream = if stream.is_empty() {
+            String::new()
+        } else {
+            format!(",\"stream\":\"{stream}\"")
+        };
+        format!("{{\"log\":\"{msg}{end}\"{stream},\"time\":\"2026-11-21T10:00:02Z\"}}\n")
     };
-    let fail = |a: &str| format!("Invalid user x from {a} port 22");
+    let hosts = |d: &[serde_json::Value]| -> Vec<String> {
+        bans(d)
+            .iter()
+            .map(|b| b["host"].as_str().unwrap().to_string())
+            .collect()
+    };
     let pad = "a".repeat(100);
-    let mut log = rec(&format!("Invalid user {pad}"), "stdout", "");
-    log += &rec(&fail("203.0.113.22"), "stderr", "\\n");
-    log += &rec(&fail("198.51.100.99"), "stdout", "\\n");
-    for _ in 0..50 {
-        log += &rec("GET / 200", "stdout", "\\n");
+    // sshd (replay shares its lines by session) and bitwarden (it does not)
+    let sshd = |a: &str| format!("Invalid user x from {a} port 22");
+    let bitwarden =
+        |a: &str| format!("2026-11-18 11:06:40.123 +01:00 [WRN] Failed login attempt.  {a}");
+    let cases: [(&str, &dyn Fn(&str) -> String); 2] = [("sshd", &sshd), ("bitwarden", &bitwarden)];
+    for (filter, fail) in cases {
+        let cfg = format!("[[jail]]\nname = \"{filter}\"\nmaxretry = 1\n");
+        // the other stream's failure between is read; the continuation is not, whether
+        // it matches or not; the stream's next records are read again
+        for continuation in [fail("198.51.100.99"), "GET / 200".to_string()] {
+            let mut log = rec(&format!("Invalid user {pad}"), "stdout", "");
+            log += &rec(&fail("203.0.113.22"), "stderr", "\\n");
+            log += &rec(&continuation, "stdout", "\\n");
+            for _ in 0..50 {
+                log += &rec("GET / 200", "stdout", "\\n");
+            }
+            log += &rec(&fail("203.0.113.23"), "stdout", "\\n");
+            let d = replay(&cfg, &log);
+            assert_eq!(
+                hosts(&d),
+                ["203.0.113.22", "203.0.113.23"],
+                "{filter} {continuation}: {d:?}"
+            );
+        }
+        // a Docker record that says no stream is a stream of its own
+        let log = rec(&format!("Invalid user {pad}"), "", "")
+            + &rec(&fail("198.51.100.98"), "", "\\n")
+            + &rec(&fail("203.0.113.25"), "", "\\n");
+        let d = replay(&cfg, &log);
+        assert_eq!(hosts(&d), ["203.0.113.25"], "{filter}: {d:?}");
+        // a partial record at the end of one file holds back nothing of the next file
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.log"), dir.path().join("b.log"));
+        std::fs::write(&a, rec(&format!("Invalid user {pad}"), "stdout", "")).unwrap();
+        std::fs::write(&b, rec(&fail("203.0.113.24"), "stdout", "\\n")).unwrap();
+        let cfgp = dir.path().join("c.toml");
+        std::fs::write(&cfgp, &cfg).unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["replay", "--json", "--config", cfgp.to_str().unwrap()])
+            .args([&a, &b])
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            out.contains("\"host\":\"203.0.113.24\""),
+            "{filter}: {out} {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
-    log += &rec(&fail("203.0.113.23"), "stdout", "\\n");
-    let d = replay(cfg, &log);
-    let hosts: Vec<&str> = bans(&d)
-        .iter()
-        .map(|b| b["host"].as_str().unwrap())
-        .collect();
-    assert_eq!(hosts, ["203.0.113.22", "203.0.113.23"], "{d:?}");
-    // a partial record at the end of one file holds back nothing of the next file
-    let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (dir.path().join("a.log"), dir.path().join("b.log"));
-    std::fs::write(&a, rec(&format!("Invalid user {pad}"), "stdout", "")).unwrap();
-    std::fs::write(&b, rec(&fail("203.0.113.24"), "stdout", "\\n")).unwrap();
-    let cfgp = dir.path().join("c.toml");
-    std::fs::write(&cfgp, cfg).unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["replay", "--json", "--config", cfgp.to_str().unwrap()])
-        .args([&a, &b])
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        out.contains("\"host\":\"203.0.113.24\""),
-        "{out} {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
     // CRI, by the record's stream
+    let cfg = "[[jail]]\nname = \"sshd\"\nmaxretry = 1\n";
     let log = "2026-11-21T10:00:01Z stdout P aaaa\n\
                2026-11-21T10:00:01Z stderr F Invalid user x from 203.0.113.26 port 22\n\
                2026-11-21T10:00:01Z stdout F Invalid user x from 198.51.100.98 port 22\n";
     let d = replay(cfg, log);
-    let hosts: Vec<&str> = bans(&d)
-        .iter()
-        .map(|b| b["host"].as_str().unwrap())
-        .collect();
-    assert_eq!(hosts, ["203.0.113.26"], "{d:?}");
+    assert_eq!(hosts(&d), ["203.0.113.26"], "{d:?}");
 }

@@ -82,6 +82,37 @@ pub fn for_each_chunk(
 }
 
 /// What one thread works out of a line once, for the threads that share a log by session
+/// The streams of one log whose last container runtime's record was a partial record
+/// ([`portcullis_core::prefix::container_record`]): that record, and the next record of
+/// its stream, which ends its line (it starts wherever the runtime's cut fell, maybe in
+/// client text), are read by no jail, as in the daemon's jails; the other stream's records
+/// between are read. Kept in order by whoever reads the log's lines in order.
+#[derive(Debug, Default)]
+pub struct Held([bool; 4]);
+
+impl Held {
+    /// Whether the line whose record `c` is (`container_record`'s answer) is left unread;
+    /// follows the log's state.
+    pub fn unread(&mut self, c: Option<(u8, bool)>) -> bool {
+        match c {
+            Some((s, true)) => {
+                self.0[usize::from(s) & 3] = true;
+                true
+            }
+            Some((s, false)) => std::mem::take(&mut self.0[usize::from(s) & 3]),
+            None => false,
+        }
+    }
+}
+
+/// Whether `chunk` may hold a container runtime's record (a cheap look, two passes over
+/// the chunk, for what each holds before a line is split: CRI's ` stdout `/` stderr `,
+/// Docker's `{"log":`).
+pub fn may_hold_container_records(chunk: &[u8]) -> bool {
+    memchr::memmem::find(chunk, b" std").is_some()
+        || memchr::memmem::find(chunk, br#"{"log":"#).is_some()
+}
+
 /// (`test` and `replay` with a filter that ties lines together): which thread matches the
 /// line, and its prefix split, which that thread then takes in place of splitting it again.
 #[derive(Debug, Clone, Copy)]

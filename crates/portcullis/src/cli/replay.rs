@@ -22,8 +22,9 @@ use crate::sources::line;
 const RECIDIVE: &str = "recidive";
 
 /// A chunk of lines and, when workers share it by session, each line's note and where its
-/// newlines are (found once, by the reading thread, not again by each worker).
-type Noted = (Vec<u8>, Vec<input::LineNote>, Vec<usize>);
+/// newlines are (found once, by the reading thread, not again by each worker); and the
+/// numbers of its lines no jail reads (see `input::Held`), in order.
+type Noted = (Vec<u8>, Vec<input::LineNote>, Vec<usize>, Vec<u32>);
 
 /// Runs the replay; returns the exit code.
 pub fn run(
@@ -118,9 +119,7 @@ pub fn run(
     // lines longer than the daemon's limit are cut as the daemon cuts them
     let max_line = cfg.max_line;
     let cut_lines = std::sync::atomic::AtomicU64::new(0);
-    // (each matched line, and each container runtime's record, with its stream: see
-    // `LineAt::stream`)
-    type Found = Vec<(u32, usize, (Prepared, u8))>;
+    type Found = Vec<(u32, usize, Prepared)>;
     let (res_tx, res_rx) = mpsc::sync_channel::<(u64, u64, Found)>(workers * 2);
     // the chunks that start a file: the line before is not the same file's (a syslog
     // daemon's `last message repeated N times` counts only the line before it in its file)
@@ -135,7 +134,7 @@ pub fn run(
                 // (the last chunk's number of matches: a chunk's list seldom grows)
                 let mut room = 0;
                 for (idx, noted) in job_rx {
-                    let (chunk, notes, ends) = &*noted;
+                    let (chunk, notes, ends, unread) = &*noted;
                     let mut found = Vec::with_capacity(room);
                     let mut n = 0u32;
                     let mut each = |l: &[u8]| {
@@ -144,27 +143,15 @@ pub fn run(
                         // (shared by session: the reader split the line and knows whose
                         // it is; most lines are another worker's and cost nothing more)
                         let note = notes.get(at as usize);
-                        if let Some(note) = note {
-                            let partial = note.container.is_some_and(|(_, p)| p);
-                            if note.shard != w as u32 && !(partial && w == 0) {
-                                return;
-                            }
-                        }
-                        let (line, cut) = line::prepare(l, max_line);
-                        let container = match note {
-                            Some(note) => note.container,
-                            None => portcullis_core::prefix::container_record(&line),
-                        };
-                        let stream = container.map_or(0, |(s, _)| s);
-                        if container.is_some_and(|(_, partial)| partial) {
-                            if !sharded || w == 0 {
-                                // (every jail skips the rest of that line)
-                                for ji in 0..shared.len() {
-                                    found.push((at, ji, (Prepared::PartialRecord, stream)));
-                                }
-                            }
+                        if note.is_some_and(|note| note.shard != w as u32) {
                             return;
                         }
+                        // a container runtime's partial record, or the record that ends
+                        // its line: read by no jail (the reader found them, in order)
+                        if unread.binary_search(&at).is_ok() {
+                            return;
+                        }
+                        let (line, cut) = line::prepare(l, max_line);
                         let parsed = match note {
                             Some(note) => note.parsed(&line),
                             None => portcullis_core::prefix::parse(&line),
@@ -174,11 +161,8 @@ pub fn run(
                         }
                         for (ji, (set, settings)) in shared.iter().enumerate() {
                             let p = prepare_parsed(set, settings, &parsed, ctx, &mut scratch[ji]);
-                            // (a container record that matched nothing is committed too:
-                            // it may end a line a partial record began, and the jail must
-                            // see it to read that stream's next record, as the daemon does)
-                            if p != Prepared::NoMatch || stream != 0 {
-                                found.push((at, ji, (p, stream)));
+                            if p != Prepared::NoMatch {
+                                found.push((at, ji, p));
                             }
                         }
                     };
@@ -199,17 +183,33 @@ pub fn run(
             let mut idx = 0u64;
             for src in sources {
                 file_starts.lock().expect("file starts").insert(idx);
+                // (a container runtime's partial records, per file: see `input::Held`)
+                let mut held = input::Held::default();
                 input::for_each_chunk(input::open(src)?, 1 << 20, |chunk| {
                     // shared by session: each line split once, here, for every worker
                     let mut notes = Vec::new();
                     let mut ends = Vec::new();
+                    let mut unread = Vec::new();
                     if sharded {
                         ends.extend(memchr::memchr_iter(b'\n', &chunk));
-                        input::split_at_ends(&chunk, &ends, |_, l| {
-                            notes.push(input::LineNote::of(l, max_line, workers, true));
+                        input::split_at_ends(&chunk, &ends, |k, l| {
+                            let note = input::LineNote::of(l, max_line, workers, true);
+                            if held.unread(note.container) {
+                                unread.push(k as u32);
+                            }
+                            notes.push(note);
+                        });
+                    } else if input::may_hold_container_records(&chunk) {
+                        let mut k = 0u32;
+                        input::split_chunk(&chunk, |l| {
+                            let (line, _) = line::prepare(l, max_line);
+                            if held.unread(portcullis_core::prefix::container_record(&line)) {
+                                unread.push(k);
+                            }
+                            k += 1;
                         });
                     }
-                    let chunk = Arc::new((chunk, notes, ends));
+                    let chunk = Arc::new((chunk, notes, ends, unread));
                     let ok = if sharded {
                         job_txs
                             .iter()
@@ -250,7 +250,7 @@ pub fn run(
                 seq_base += n;
                 next += 1;
                 lines += n;
-                for (at, ji, (mut p, stream)) in in_line_order(found) {
+                for (at, ji, mut p) in in_line_order(found) {
                     if let Prepared::Failure { time, .. } | Prepared::Repeat { time, .. } = &mut p {
                         if time.is_some_and(|t| t > future) {
                             *time = None;
@@ -285,7 +285,8 @@ pub fn run(
                         LineAt {
                             source,
                             seq: base + u64::from(at),
-                            stream,
+                            // (container records the reader already dealt with)
+                            stream: 0,
                         },
                         p,
                         None,

@@ -372,18 +372,11 @@ pub fn run(
         // the streams whose last record was a container runtime's partial record: that
         // record and the one of its stream that ends its line are not read, as in a jail
         // (they were shown matched, a review found)
-        let mut held = [false; 3];
+        let mut held = input::Held::default();
         input::for_each_line(input::open(file)?, |line| {
             if res.is_ok() {
                 let (l, _) = line::prepare(line, DEFAULT_MAX_LINE);
-                let unread = match portcullis_core::prefix::container_record(&l) {
-                    Some((s, true)) => {
-                        held[usize::from(s)] = true;
-                        true
-                    }
-                    Some((s, false)) => std::mem::take(&mut held[usize::from(s)]),
-                    None => false,
-                };
+                let unread = held.unread(portcullis_core::prefix::container_record(&l));
                 let added = match jail.process(&l, &ctx, None, ctx.now) {
                     portcullis_core::jail::Step::Failure { failure, .. } => {
                         let key = jail.settings().tracker.key(failure.addr);
