@@ -508,7 +508,8 @@ fn a_partial_container_record_holds_back_its_own_stream_only() {
     let sshd = |a: &str| format!("Invalid user x from {a} port 22");
     let bitwarden =
         |a: &str| format!("2026-11-18 11:06:40.123 +01:00 [WRN] Failed login attempt.  {a}");
-    let cases: [(&str, &dyn Fn(&str) -> String); 2] = [("sshd", &sshd), ("bitwarden", &bitwarden)];
+    type Line<'a> = &'a dyn Fn(&str) -> String;
+    let cases: [(&str, Line); 2] = [("sshd", &sshd), ("bitwarden", &bitwarden)];
     for (filter, fail) in cases {
         let cfg = format!("[[jail]]\nname = \"{filter}\"\nmaxretry = 1\n");
         // the other stream's failure between is read; the continuation is not, whether
