@@ -1108,7 +1108,7 @@ pub fn resolve_filter(name: &str, custom: &[Filter]) -> std::result::Result<Filt
     let known: Vec<&str> = builtin::all().iter().map(|b| b.name).collect();
     let mean = did_you_mean(name, &known)
         .map(|m| format!("; did you mean {m:?}?"))
-        .unwrap_or_default();
+        .unwrap_or_else(|| ".".into());
     Err(format!("unknown filter {name:?}{mean} Built-in filters are: {} (or give a path to a filter file, or define it in a [[filter]] table)", known.join(", ")))
 }
 

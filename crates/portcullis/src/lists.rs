@@ -241,6 +241,11 @@ pub fn load(key: &str, entries: &[String], names: bool) -> Result<Loaded, String
                 let seg = v6.segments();
                 if seg[..6].iter().all(|&x| x == 0) && u128::from(v6) > 1 && c.len >= 96 {
                     let v4 = std::net::Ipv4Addr::from((u128::from(v6) as u32).to_be_bytes());
+                    let v4 = if c.len == 128 {
+                        v4.to_string()
+                    } else {
+                        format!("{v4}/{}", c.len - 96)
+                    };
                     l.warnings.push(format!(
                         "`{key}`: {e} is an IPv4-compatible IPv6 address, which no IPv4 client has; for the IPv4 address write {v4}"
                     ));
@@ -463,10 +468,24 @@ mod tests {
 
     #[test]
     fn an_ipv4_compatible_address_is_a_warning() {
-        let l = load("ignore", &["::198.51.100.9".into(), "::1".into()], true).unwrap();
-        assert_eq!(l.warnings.len(), 1, "{:?}", l.warnings);
+        let l = load(
+            "ignore",
+            &[
+                "::198.51.100.9".into(),
+                "::1".into(),
+                "::c633:6400/120".into(),
+            ],
+            true,
+        )
+        .unwrap();
+        assert_eq!(l.warnings.len(), 2, "{:?}", l.warnings);
         assert!(
             l.warnings[0].ends_with("write 198.51.100.9"),
+            "{:?}",
+            l.warnings
+        );
+        assert!(
+            l.warnings[1].ends_with("write 198.51.100.0/24"),
             "{:?}",
             l.warnings
         );

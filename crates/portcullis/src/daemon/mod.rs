@@ -2693,10 +2693,14 @@ impl Engine {
     /// The answer to a jail name that names none: with the jails there are.
     fn no_jail(&self, name: &str) -> Response {
         let names: Vec<&str> = self.jails.iter().map(|j| j.name()).collect();
-        Response::err(format!(
-            "no jail named {name:?}; the jails are: {}",
-            names.join(", ")
-        ))
+        Response::err(if names.is_empty() {
+            format!("no jail named {name:?}; no jail is configured")
+        } else {
+            format!(
+                "no jail named {name:?}; the jails are: {}",
+                names.join(", ")
+            )
+        })
     }
 
     fn manual_ban(

@@ -301,6 +301,9 @@ impl MailSink {
                         "notify: a mail given up earlier was delivered after all: {} event(s)",
                         s.events
                     );
+                    if s.short {
+                        self.short = false;
+                    }
                     self.cleared(s.last_id);
                 }
                 Err(e) => info!("notify: a mail given up earlier ended: {e:#}"),
@@ -327,7 +330,7 @@ impl MailSink {
                 self.short = false;
                 self.cleared(s.last_id);
             }
-            Err(e) if permanent(&e) && s.short => {
+            Err(e) if refused_message(&e) && s.short => {
                 // refused for good even short: dropped, said; the next events go on
                 tracing::error!(
                     "notify: the mail server refused even a short mail of {} event(s) for good: they are dropped from the mail queue (`portcullis bans` and this log have them): {e:#}",
@@ -339,20 +342,20 @@ impl MailSink {
                 self.short = false;
                 self.cleared(s.last_id);
             }
-            Err(e) => {
-                if permanent(&e) {
-                    // the next try is the short mail, at once
-                    self.short = true;
-                    self.failed(
-                        now,
-                        s.events,
-                        &format!("{e:#}; a short mail without evidence follows"),
-                    );
-                    self.retry_at = now;
-                } else {
-                    self.failed(now, s.events, &format!("{e:#}"));
-                }
+            Err(e) if refused_message(&e) => {
+                // the next try is the short mail, at once
+                self.short = true;
+                self.failures += 1;
+                STATS.mail_failures.fetch_add(1, Ordering::Relaxed);
+                self.retry_at = now;
+                warn!(
+                    "notify: mail of {} event(s) through {} refused for good: {e:#}; a short mail without evidence follows",
+                    s.events, self.cfg.url
+                );
             }
+            // (any other refusal, for good or not, is the setting's or the server's: the
+            // mail waits, and goes once it is fixed)
+            Err(e) => self.failed(now, s.events, &format!("{e:#}")),
         }
     }
 
@@ -381,13 +384,23 @@ impl MailSink {
     }
 }
 
-/// Whether `e` is the SMTP server's refusal for good (a 5xx answer), which sending the
-/// same mail again cannot change.
-fn permanent(e: &anyhow::Error) -> bool {
+/// Whether `e` is the SMTP server's refusal for good of this message itself (too large,
+/// or its content: a 552 other than a full mailbox, or the enhanced status 5.2.3, 5.3.4 or
+/// 5.6.x), which sending the same mail again cannot change. A refusal of the login, the
+/// relay, the sender or a recipient (535, 530, 550, 553, 554 5.7.1) is not: with a
+/// wrong password every mail was dropped, a review found.
+fn refused_message(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<lettre::transport::smtp::Error>()
-            .is_some_and(lettre::transport::smtp::Error::is_permanent)
+            .is_some_and(|s| s.is_permanent() && message_status(s.status(), &s.to_string()))
     })
+}
+
+/// [`refused_message`] by the answer's code and text.
+fn message_status(code: Option<lettre::transport::smtp::response::Code>, text: &str) -> bool {
+    let enhanced = |t: &str| text.contains(t);
+    (code.is_some_and(|c| c.to_string() == "552") && !enhanced("5.2.2"))
+        || ["5.2.3", "5.3.4", "5.6."].into_iter().any(enhanced)
 }
 
 /// Sends `notes` as one mail now, waiting for the server's answer (`check-config
@@ -568,8 +581,45 @@ mod tests {
         }
     }
 
-    /// A flood of bans with long evidence makes a body of a bounded size: the evidence
-    /// stops at the budget, the listing at twice it, and the rest is counted.
+    /// Only a refusal of the message itself sends the short mail (and drops what even
+    /// the short one cannot carry): not a refused login, relay, sender or recipient.
+    #[test]
+    fn a_refusal_of_the_message_is_told_from_one_of_the_setting() {
+        use lettre::transport::smtp::response::{Category, Code, Detail, Severity};
+        let code =
+            |c: Category, d: Detail| Some(Code::new(Severity::PermanentNegativeCompletion, c, d));
+        let mail = |d| code(Category::MailSystem, d);
+        assert!(message_status(
+            mail(Detail::Two),
+            "552 5.3.4 Message size exceeds fixed limit"
+        ));
+        assert!(message_status(
+            mail(Detail::Two),
+            "552 Message size exceeds maximum permitted"
+        ));
+        assert!(message_status(
+            mail(Detail::Four),
+            "554 5.6.0 Malformed message"
+        ));
+        assert!(message_status(
+            mail(Detail::Two),
+            "552-5.2.3 Your message exceeded the size limit"
+        ));
+        assert!(!message_status(mail(Detail::Two), "552 5.2.2 Mailbox full"));
+        assert!(!message_status(
+            code(Category::Unspecified3, Detail::Five),
+            "535 5.7.8 Authentication credentials invalid"
+        ));
+        assert!(!message_status(
+            mail(Detail::Four),
+            "554 5.7.1 Relay access denied"
+        ));
+        assert!(!message_status(
+            mail(Detail::Zero),
+            "550 5.1.1 User unknown"
+        ));
+    }
+
     #[test]
     fn the_subject_counts_each_kind() {
         let n = |k: &str| Note::plain(k, 0, String::new());
@@ -579,6 +629,8 @@ mod tests {
         );
     }
 
+    /// A flood of bans with long evidence makes a body of a bounded size: the evidence
+    /// stops at the budget, the listing at twice it, and the rest is counted.
     #[test]
     fn the_body_stays_within_its_budget() {
         let n = |i: usize| Note {

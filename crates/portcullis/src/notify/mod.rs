@@ -1,5 +1,6 @@
 //! Notifications: `[notify.mail]` (one mail per interval, evidence included) and
-//! `[[notify.webhook]]` (one POST per event, in a chat service's format).
+//! `[[notify.webhook]]` (one POST per event, in a chat service's format, at most
+//! `webhook::CHAT_PER_MINUTE` a minute for the chat formats).
 //!
 //! Nothing here may delay a ban. The notifier subscribes to the daemon's events
 //! ([`crate::events::subscribe`]); on the engine's thread the subscriber only turns an

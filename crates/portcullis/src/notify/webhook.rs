@@ -38,6 +38,8 @@ struct Minute {
     kinds: Vec<(String, u64)>,
     first: Option<String>,
     last: Option<String>,
+    /// Failed tries of the summary (its own: not the events' [`MAX_TRIES`]).
+    failures: u32,
 }
 
 impl Minute {
@@ -45,15 +47,16 @@ impl Minute {
         self.kinds.iter().map(|(_, n)| n).sum()
     }
 
-    fn hold(&mut self, n: &Note) {
+    fn hold(&mut self, n: Note) {
         match self.kinds.iter_mut().find(|(k, _)| *k == n.event) {
             Some((_, c)) => *c += 1,
-            None => self.kinds.push((n.event.clone(), 1)),
+            None => self.kinds.push((n.event, 1)),
         }
         if self.first.is_none() {
-            self.first = Some(n.text.clone());
+            self.first = Some(n.text);
+        } else {
+            self.last = Some(n.text);
         }
-        self.last = Some(n.text.clone());
     }
 
     /// The summary note of the events held.
@@ -69,8 +72,11 @@ impl Minute {
             portcullis_core::time::rfc3339(self.start),
             kinds.join(", ")
         );
-        if let (Some(f), Some(l)) = (&self.first, &self.last) {
-            text += &format!("; first: {f}; last: {l}");
+        if let Some(f) = &self.first {
+            text += &format!("; first: {f}");
+        }
+        if let Some(l) = &self.last {
+            text += &format!("; last: {l}");
         }
         Note::plain("summary", self.start, text)
     }
@@ -159,22 +165,22 @@ impl super::Sink for Hook {
                 }
                 let n = self.minute.summary();
                 if let Err(e) = self.post(&n, host) {
-                    self.failures += 1;
+                    let tries = self.minute.failures + 1;
+                    self.minute.failures = tries;
                     STATS.webhook_failures.fetch_add(1, Ordering::Relaxed);
-                    if self.failures < MAX_TRIES {
-                        self.retry_at = now + backoff(self.failures);
+                    if tries < MAX_TRIES {
+                        self.retry_at = now + backoff(tries);
                         warn!(
-                            "notify: webhook {} summary failed (try {}): {e:#}",
-                            self.cfg.label, self.failures
+                            "notify: webhook {} summary failed (try {tries}): {e:#}",
+                            self.cfg.label
                         );
                         return;
                     }
                     warn!(
-                        "notify: webhook {} summary failed {} times, given up: {e:#}",
-                        self.cfg.label, self.failures
+                        "notify: webhook {} summary failed {tries} times, given up: {e:#}",
+                        self.cfg.label
                     );
                 }
-                self.failures = 0;
                 self.retry_at = 0;
             }
             self.minute = Minute {
@@ -190,7 +196,7 @@ impl super::Sink for Hook {
             if chat && self.minute.posted >= CHAT_PER_MINUTE {
                 // past the rate: summed up at the minute's end
                 if let Some(n) = self.queue.pop() {
-                    self.minute.hold(&n);
+                    self.minute.hold(n);
                 }
                 continue;
             }
