@@ -670,16 +670,28 @@ fn pam_line(ruser: &str, addr: &str, user: &str) -> String {
 }
 
 /// A service that passes no ruser (sshd, a web application) and a client that pads its
-/// user name (after the address) past the transport-cut threshold: the text before the
-/// address (logname, uid, tty, the module and service names) is the program's and now
-/// bounded, so the line still counts.
+/// user name (after the address) past the transport-cut threshold: not counted. An
+/// empty-looking ruser may be a client's text that starts with a space, and a line cut by
+/// the transport before the real ` rhost=` would read as a whole line with the address
+/// the client typed there (review 51): the guard refuses every such long line, the forged
+/// one as the padded one. A short line counts.
 #[test]
-fn pam_generic_padded_user_counted_through_syslog() {
+fn pam_generic_long_lines_refused_through_syslog() {
     let line = pam_line("", "203.0.113.5", &"root ".repeat(200));
     assert!(line.len() > 1000);
-    counted("pam-generic", &line, "203.0.113.5", "pam-auth");
+    not_counted("pam-generic", &line);
     let line = pam_line("", "2001:db8::5", &"x".repeat(900));
-    counted("pam-generic", &line, "2001:db8::5", "pam-auth");
+    not_counted("pam-generic", &line);
+    // what a cut forged line looks like: ruser " rhost=198.51.100.99  user=x" + padding,
+    // cut before the real rhost=
+    let cut = pam_line("", "198.51.100.99", &format!("x{}", "y".repeat(900)));
+    not_counted("pam-generic", &cut);
+    counted(
+        "pam-generic",
+        &pam_line("", "203.0.113.5", "root"),
+        "203.0.113.5",
+        "pam-auth",
+    );
     // the documented gaps (header): a ruser (vsftpd, dovecot: the login name) is read as one
     // word, and one of any length stands before the address
     not_counted("pam-generic", &pam_line("a b", "203.0.113.5", "a b"));
