@@ -623,14 +623,21 @@ pub fn sentence(
             // (the address that failed may itself be one never banned: an own address with
             // `ignore_self = false` counts but is not banned, and the note said the ban was
             // narrowed to it, a review found)
-            notes.push(match jail.settings().ignore.check_prefix(to) {
-                Some(own) => format!(
+            if let Some(own) = jail.settings().ignore.check_prefix(to) {
+                // no ban: none recorded in the history either (an escalation counted the
+                // ban that was never made, a review found)
+                notes.push(format!(
                     "ban of {addr} not made: {addr} holds an address never banned ({why}), and so is {trigger}, whose failure made it ({own})"
-                ),
-                None => format!(
-                    "ban of {addr} narrowed to {to}: {addr} holds an address never banned ({why})"
-                ),
-            });
+                ));
+                return Sentence {
+                    decisions: vec![],
+                    counts: vec![],
+                    notes,
+                };
+            }
+            notes.push(format!(
+                "ban of {addr} narrowed to {to}: {addr} holds an address never banned ({why})"
+            ));
             to
         }
         _ => addr,
@@ -1275,9 +1282,11 @@ mod tests {
                 reason: BanReason::Failures,
             };
             let t = trigger.parse().unwrap();
-            sentence(&mut j, &mut History::default(), d, t, 0).notes
+            let s = sentence(&mut j, &mut History::default(), d, t, 0);
+            (s.decisions.is_empty(), s.notes)
         };
-        let n = notes(1000, "192.0.2.1");
+        let (none, n) = notes(1000, "192.0.2.1");
+        assert!(none, "a ban was made");
         assert_eq!(n.len(), 1, "{n:?}");
         assert!(
             n[0].starts_with("ban of 192.0.2.0/24 not made:")
@@ -1285,7 +1294,8 @@ mod tests {
             "{n:?}"
         );
         // made by another address, it is narrowed around the own one
-        let n = notes(2000, "192.0.2.200");
+        let (none, n) = notes(2000, "192.0.2.200");
+        assert!(!none);
         assert!(
             n[0].starts_with("ban of 192.0.2.0/24 narrowed to 192.0.2.128/25"),
             "{n:?}"

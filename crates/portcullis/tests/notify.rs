@@ -732,14 +732,29 @@ fn a_mail_refused_for_good_is_sent_short_or_dropped() {
     // a server that refuses even the short mail: the events are dropped, said
     let out2 = dir.join("mails2");
     fs::create_dir(&out2).unwrap();
-    let _smtp = smtp_start_limited(dir, port, &out2, 200);
+    let smtp = smtp_start_limited(dir, port, &out2, 200);
     append(&log, &failures("198.51.100.20", "oracle"));
     wait_for("the events dropped", Duration::from_secs(60), || {
         d.log()
             .contains("refused even a short mail of 1 event(s) for good: they are dropped")
     });
-    let log = d.stop();
-    assert!(mails(&out2).is_empty(), "{log}");
+    assert!(mails(&out2).is_empty(), "{}", d.log());
+    // and the next events are mailed, in full
+    drop(smtp);
+    let out3 = dir.join("mails3");
+    fs::create_dir(&out3).unwrap();
+    let _smtp = smtp_start(dir, port, &out3);
+    append(&log, &failures("198.51.100.21", "oracle"));
+    wait_for("the next mail", Duration::from_secs(60), || {
+        !mails(&out3).is_empty()
+    });
+    let body = mails(&out3)[0]["body"].as_str().unwrap().to_string();
+    assert!(
+        body.contains("198.51.100.21") && body.contains("evidence (last log lines"),
+        "{body}"
+    );
+    assert!(!body.contains("198.51.100.20"), "{body}");
+    d.stop();
 }
 
 /// An SMTP server that accepts and never answers holds up neither the bans nor the

@@ -81,7 +81,6 @@ pub fn for_each_chunk(
     }
 }
 
-/// What one thread works out of a line once, for the threads that share a log by session
 /// The streams of one log whose last container runtime's record was a partial record
 /// ([`portcullis_core::prefix::container_record`]): that record, and the next record of
 /// its stream, which ends its line (it starts wherever the runtime's cut fell, maybe in
@@ -113,6 +112,7 @@ pub fn may_hold_container_records(chunk: &[u8]) -> bool {
         || memchr::memmem::find(chunk, br#"{"log":"#).is_some()
 }
 
+/// What one thread works out of a line once, for the threads that share a log by session
 /// (`test` and `replay` with a filter that ties lines together): which thread matches the
 /// line, and its prefix split, which that thread then takes in place of splitting it again.
 #[derive(Debug, Clone, Copy)]

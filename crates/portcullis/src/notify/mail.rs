@@ -306,7 +306,14 @@ impl MailSink {
                     }
                     self.cleared(s.last_id);
                 }
-                Err(e) => info!("notify: a mail given up earlier ended: {e:#}"),
+                Err(e) => {
+                    // (refused for good: the next try is the short mail, as if it had
+                    // ended in time)
+                    if !s.short && permanent(&e) {
+                        self.short = true;
+                    }
+                    info!("notify: a mail given up earlier ended: {e:#}")
+                }
             }
         }
     }
@@ -330,7 +337,7 @@ impl MailSink {
                 self.short = false;
                 self.cleared(s.last_id);
             }
-            Err(e) if refused_message(&e) && s.short => {
+            Err(e) if s.short && refused_message(&e) => {
                 // refused for good even short: dropped, said; the next events go on
                 tracing::error!(
                     "notify: the mail server refused even a short mail of {} event(s) for good: they are dropped from the mail queue (`portcullis bans` and this log have them): {e:#}",
@@ -342,8 +349,11 @@ impl MailSink {
                 self.short = false;
                 self.cleared(s.last_id);
             }
-            Err(e) if refused_message(&e) => {
-                // the next try is the short mail, at once
+            // any refusal for good of the whole mail (its size, a content filter that the
+            // attacker's text in the evidence set off, or a setting): the short one next,
+            // at once; it carries no client text, and a refusal of it that is not about
+            // the message (a setting) keeps the events waiting
+            Err(e) if !s.short && permanent(&e) => {
                 self.short = true;
                 self.failures += 1;
                 STATS.mail_failures.fetch_add(1, Ordering::Relaxed);
@@ -384,23 +394,53 @@ impl MailSink {
     }
 }
 
-/// Whether `e` is the SMTP server's refusal for good of this message itself (too large,
-/// or its content: a 552 other than a full mailbox, or the enhanced status 5.2.3, 5.3.4 or
-/// 5.6.x), which sending the same mail again cannot change. A refusal of the login, the
-/// relay, the sender or a recipient (535, 530, 550, 553, 554 5.7.1) is not: with a
-/// wrong password every mail was dropped, a review found.
-fn refused_message(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<lettre::transport::smtp::Error>()
-            .is_some_and(|s| s.is_permanent() && message_status(s.status(), &s.to_string()))
-    })
+/// Whether `e` is the SMTP server's refusal for good (a 5xx answer).
+fn permanent(e: &anyhow::Error) -> bool {
+    smtp_error(e).is_some_and(lettre::transport::smtp::Error::is_permanent)
 }
 
-/// [`refused_message`] by the answer's code and text.
+/// Whether `e` is the SMTP server's refusal for good of this message itself (too large, or
+/// malformed: 552 without an enhanced status, or the enhanced status 5.2.3, 5.3.4 or
+/// 5.6.x), which sending it again cannot change; not a refusal of the login, the relay,
+/// the sender or a recipient (535, 530, 550, 553, 554 5.7.1, 552 5.2.2 or 5.5.3).
+fn refused_message(e: &anyhow::Error) -> bool {
+    smtp_error(e).is_some_and(|s| s.is_permanent() && message_status(s.status(), &s.to_string()))
+}
+
+fn smtp_error(e: &anyhow::Error) -> Option<&lettre::transport::smtp::Error> {
+    e.chain()
+        .find_map(|c| c.downcast_ref::<lettre::transport::smtp::Error>())
+}
+
+/// [`refused_message`] by the answer's code and text (lettre's: `permanent error (552):
+/// 5.3.4 Message size exceeds fixed limit`). The enhanced status is read only where RFC
+/// 3463 puts it, first in a line of the answer: anywhere in the text, the client address of
+/// a blocklist refusal (`[85.6.10.20]`) read as 5.6 (a review found).
 fn message_status(code: Option<lettre::transport::smtp::response::Code>, text: &str) -> bool {
-    let enhanced = |t: &str| text.contains(t);
-    (code.is_some_and(|c| c.to_string() == "552") && !enhanced("5.2.2"))
-        || ["5.2.3", "5.3.4", "5.6."].into_iter().any(enhanced)
+    let answer = text.split_once("): ").map_or(text, |(_, a)| a);
+    let enhanced = answer.lines().find_map(|l| {
+        // (a continued answer's lines may repeat the code: "552-5.2.3 ...")
+        let l = l.trim_start();
+        let l = match l.get(..4) {
+            Some(c)
+                if c.as_bytes()[..3].iter().all(u8::is_ascii_digit)
+                    && matches!(c.as_bytes()[3], b' ' | b'-') =>
+            {
+                &l[4..]
+            }
+            _ => l,
+        };
+        let word = l.split_whitespace().next()?;
+        let mut parts = word.split('.');
+        let ok = parts.clone().count() == 3
+            && parts
+                .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()));
+        ok.then_some(word)
+    });
+    match enhanced {
+        Some(s) => s == "5.2.3" || s == "5.3.4" || s.starts_with("5.6."),
+        None => code.is_some_and(|c| c.to_string() == "552"),
+    }
 }
 
 /// Sends `notes` as one mail now, waiting for the server's answer (`check-config
@@ -617,6 +657,23 @@ mod tests {
         assert!(!message_status(
             mail(Detail::Zero),
             "550 5.1.1 User unknown"
+        ));
+        // as lettre writes them; an address in the text is not an enhanced status
+        assert!(message_status(
+            mail(Detail::Two),
+            "permanent error (552): 5.3.4 Message size exceeds fixed limit"
+        ));
+        assert!(!message_status(
+            mail(Detail::Four),
+            "permanent error (554): 5.7.1 Service unavailable; Client host [85.6.10.20] blocked using zen.spamhaus.org"
+        ));
+        assert!(!message_status(
+            mail(Detail::Four),
+            "permanent error (554): Client host [45.2.3.10] blocked"
+        ));
+        assert!(!message_status(
+            mail(Detail::Two),
+            "permanent error (552): 5.5.3 Too many recipients"
         ));
     }
 
