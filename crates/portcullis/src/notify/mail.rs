@@ -91,11 +91,15 @@ pub struct MailSink {
     blocked_said: bool,
     /// When the last tick ran (the next poll is [`POLL`] after it while a send runs).
     last_tick: Millis,
-    /// The server refused the last mail for good (a 5xx answer): the next one is short (no
+    /// The server refused the last mail for good (a 5xx answer; its answer here): the next
+    /// one is short (no
     /// evidence, [`SHORT_LISTED`] events listed); if that one is refused for good too, its
     /// events are dropped. (The same mail was sent again every 5 minutes for ever, and
     /// every later event waited behind it, a review found.)
-    short: bool,
+    short: Option<String>,
+    /// When the last mail delivered had started (an abandoned mail's late refusal before it
+    /// says nothing of the mails after it).
+    delivered: Millis,
 }
 
 impl MailSink {
@@ -117,7 +121,8 @@ impl MailSink {
             abandoned: Vec::new(),
             blocked_said: false,
             last_tick: 0,
-            short: false,
+            short: None,
+            delivered: 0,
         })
     }
 }
@@ -248,8 +253,8 @@ impl super::Sink for MailSink {
         };
         let notes: Vec<Note> = items.into_iter().map(|(_, n)| n).collect();
         let events = notes.len();
-        let short = self.short;
-        let msg = match compose(&self.cfg, &notes, dropped, host, short) {
+        let short = self.short.is_some();
+        let msg = match compose(&self.cfg, &notes, dropped, host, self.short.as_deref()) {
             Ok(m) => m,
             Err(e) => {
                 self.failed(now, events, &format!("{e:#}"));
@@ -302,15 +307,18 @@ impl MailSink {
                         s.events
                     );
                     if s.short {
-                        self.short = false;
+                        self.short = None;
                     }
+                    self.delivered = self.delivered.max(s.started);
                     self.cleared(s.last_id);
                 }
                 Err(e) => {
                     // (refused for good: the next try is the short mail, as if it had
-                    // ended in time)
-                    if !s.short && permanent(&e) {
-                        self.short = true;
+                    // ended in time, unless a mail begun after it was delivered since)
+                    if !s.short && s.started >= self.delivered {
+                        if let Some(a) = refusal(&e) {
+                            self.short = Some(a);
+                        }
                     }
                     info!("notify: a mail given up earlier ended: {e:#}")
                 }
@@ -334,7 +342,8 @@ impl MailSink {
                 }
                 self.failures = 0;
                 self.retry_at = 0;
-                self.short = false;
+                self.short = None;
+                self.delivered = self.delivered.max(s.started);
                 self.cleared(s.last_id);
             }
             Err(e) if s.short && refused_message(&e) => {
@@ -346,7 +355,11 @@ impl MailSink {
                 STATS.mail_failures.fetch_add(1, Ordering::Relaxed);
                 self.failures = 0;
                 self.retry_at = 0;
-                self.short = false;
+                self.short = None;
+                // (the next mail says how many were dropped)
+                if let Err(e) = self.queue.add_dropped(SINK, s.events as u64) {
+                    warn!("notify: cannot count the dropped mail events: {e:#}");
+                }
                 self.cleared(s.last_id);
             }
             // any refusal for good of the whole mail (its size, a content filter that the
@@ -354,7 +367,7 @@ impl MailSink {
             // at once; it carries no client text, and a refusal of it that is not about
             // the message (a setting) keeps the events waiting
             Err(e) if !s.short && permanent(&e) => {
-                self.short = true;
+                self.short = refusal(&e);
                 self.failures += 1;
                 STATS.mail_failures.fetch_add(1, Ordering::Relaxed);
                 self.retry_at = now;
@@ -364,8 +377,14 @@ impl MailSink {
                 );
             }
             // (any other refusal, for good or not, is the setting's or the server's: the
-            // mail waits, and goes once it is fixed)
-            Err(e) => self.failed(now, s.events, &format!("{e:#}")),
+            // mail waits, and goes once it is fixed; whole again after a short one was
+            // refused so, or the evidence of a login's outage was lost, a review found)
+            Err(e) => {
+                if s.short {
+                    self.short = None;
+                }
+                self.failed(now, s.events, &format!("{e:#}"))
+            }
         }
     }
 
@@ -399,12 +418,19 @@ fn permanent(e: &anyhow::Error) -> bool {
     smtp_error(e).is_some_and(lettre::transport::smtp::Error::is_permanent)
 }
 
+/// The answer of the SMTP server's refusal for good `e` (for the short mail's text).
+fn refusal(e: &anyhow::Error) -> Option<String> {
+    smtp_error(e)
+        .filter(|s| s.is_permanent())
+        .map(|s| super::escape_line(s.to_string().as_bytes(), 300))
+}
+
 /// Whether `e` is the SMTP server's refusal for good of this message itself (too large, or
-/// malformed: 552 without an enhanced status, or the enhanced status 5.2.3, 5.3.4 or
-/// 5.6.x), which sending it again cannot change; not a refusal of the login, the relay,
-/// the sender or a recipient (535, 530, 550, 553, 554 5.7.1, 552 5.2.2 or 5.5.3).
+/// malformed: the enhanced status 5.2.3, 5.3.4 or 5.6.x), which sending it again cannot
+/// change; not a refusal of the login, the relay, the sender or a recipient (535, 530, 550,
+/// 553, 554 5.7.1, 552 5.2.2 or 5.5.3), nor a bare 552 (most often a full mailbox).
 fn refused_message(e: &anyhow::Error) -> bool {
-    smtp_error(e).is_some_and(|s| s.is_permanent() && message_status(s.status(), &s.to_string()))
+    smtp_error(e).is_some_and(|s| s.is_permanent() && message_status(&s.to_string()))
 }
 
 fn smtp_error(e: &anyhow::Error) -> Option<&lettre::transport::smtp::Error> {
@@ -412,11 +438,11 @@ fn smtp_error(e: &anyhow::Error) -> Option<&lettre::transport::smtp::Error> {
         .find_map(|c| c.downcast_ref::<lettre::transport::smtp::Error>())
 }
 
-/// [`refused_message`] by the answer's code and text (lettre's: `permanent error (552):
+/// [`refused_message`] by the answer's text (lettre's: `permanent error (552):
 /// 5.3.4 Message size exceeds fixed limit`). The enhanced status is read only where RFC
 /// 3463 puts it, first in a line of the answer: anywhere in the text, the client address of
 /// a blocklist refusal (`[85.6.10.20]`) read as 5.6 (a review found).
-fn message_status(code: Option<lettre::transport::smtp::response::Code>, text: &str) -> bool {
+fn message_status(text: &str) -> bool {
     let answer = text.split_once("): ").map_or(text, |(_, a)| a);
     let enhanced = answer.lines().find_map(|l| {
         // (a continued answer's lines may repeat the code: "552-5.2.3 ...")
@@ -437,16 +463,13 @@ fn message_status(code: Option<lettre::transport::smtp::response::Code>, text: &
                 .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()));
         ok.then_some(word)
     });
-    match enhanced {
-        Some(s) => s == "5.2.3" || s == "5.3.4" || s.starts_with("5.6."),
-        None => code.is_some_and(|c| c.to_string() == "552"),
-    }
+    enhanced.is_some_and(|s| s == "5.2.3" || s == "5.3.4" || s.starts_with("5.6."))
 }
 
 /// Sends `notes` as one mail now, waiting for the server's answer (`check-config
 /// --notify-test`).
 pub fn send_now(cfg: &MailConfig, notes: &[Note], host: &str) -> Result<()> {
-    let msg = compose(cfg, notes, 0, host, false)?;
+    let msg = compose(cfg, notes, 0, host, None)?;
     transport(cfg)?
         .send(&msg)
         .map(|_| ())
@@ -502,7 +525,7 @@ pub fn compose(
     notes: &[Note],
     dropped: i64,
     host: &str,
-    short: bool,
+    short: Option<&str>,
 ) -> Result<Message> {
     let from: Mailbox = cfg.from.parse().context("from")?;
     let mut b = Message::builder()
@@ -525,7 +548,7 @@ pub fn compose(
 /// was recorded; it is escaped again here in case the queue held older rows. The evidence
 /// stops at [`DETAILED`] events or [`BODY_BUDGET`] bytes, the one-line listing at twice the
 /// budget; `short` (see [`compose`]) lists [`SHORT_LISTED`] events without evidence.
-pub fn body(notes: &[Note], dropped: i64, host: &str, short: bool) -> String {
+pub fn body(notes: &[Note], dropped: i64, host: &str, short: Option<&str>) -> String {
     let safe = |s: &str| super::escape_again(s.as_bytes(), 4 * super::EVIDENCE_LINE_BYTES);
     let mut out = String::new();
     let _ = writeln!(
@@ -537,16 +560,16 @@ pub fn body(notes: &[Note], dropped: i64, host: &str, short: bool) -> String {
     if dropped > 0 {
         let _ = writeln!(
             out,
-            "{dropped} older event(s) were dropped: a queue was full (mail could not be sent, or events came faster than they could be queued).\n"
+            "{dropped} older event(s) were dropped: a queue was full (mail could not be sent, or events came faster than they could be queued), or the mail server refused even a short mail of them.\n"
         );
     }
-    if short {
+    if let Some(answer) = short {
         let _ = writeln!(
             out,
-            "The mail server refused the whole report of these events for good (too large, or its content), so this short one lists the first {SHORT_LISTED} without evidence; `portcullis bans` and the daemon's log have them all.\n"
+            "The mail server refused the whole report of these events for good ({answer}), so this short one lists the first {SHORT_LISTED} without evidence; `portcullis bans` and the daemon's log have them all.\n"
         );
     }
-    let (detailed, listed) = if short {
+    let (detailed, listed) = if short.is_some() {
         (0, SHORT_LISTED)
     } else {
         (DETAILED, usize::MAX)
@@ -625,54 +648,31 @@ mod tests {
     /// the short one cannot carry): not a refused login, relay, sender or recipient.
     #[test]
     fn a_refusal_of_the_message_is_told_from_one_of_the_setting() {
-        use lettre::transport::smtp::response::{Category, Code, Detail, Severity};
-        let code =
-            |c: Category, d: Detail| Some(Code::new(Severity::PermanentNegativeCompletion, c, d));
-        let mail = |d| code(Category::MailSystem, d);
-        assert!(message_status(
-            mail(Detail::Two),
-            "552 5.3.4 Message size exceeds fixed limit"
-        ));
-        assert!(message_status(
-            mail(Detail::Two),
+        assert!(message_status("552 5.3.4 Message size exceeds fixed limit"));
+        // a bare 552 is most often a full mailbox: not the message's
+        assert!(!message_status(
             "552 Message size exceeds maximum permitted"
         ));
+        assert!(message_status("554 5.6.0 Malformed message"));
         assert!(message_status(
-            mail(Detail::Four),
-            "554 5.6.0 Malformed message"
-        ));
-        assert!(message_status(
-            mail(Detail::Two),
             "552-5.2.3 Your message exceeded the size limit"
         ));
-        assert!(!message_status(mail(Detail::Two), "552 5.2.2 Mailbox full"));
+        assert!(!message_status("552 5.2.2 Mailbox full"));
         assert!(!message_status(
-            code(Category::Unspecified3, Detail::Five),
             "535 5.7.8 Authentication credentials invalid"
         ));
-        assert!(!message_status(
-            mail(Detail::Four),
-            "554 5.7.1 Relay access denied"
-        ));
-        assert!(!message_status(
-            mail(Detail::Zero),
-            "550 5.1.1 User unknown"
-        ));
+        assert!(!message_status("554 5.7.1 Relay access denied"));
+        assert!(!message_status("550 5.1.1 User unknown"));
         // as lettre writes them; an address in the text is not an enhanced status
         assert!(message_status(
-            mail(Detail::Two),
             "permanent error (552): 5.3.4 Message size exceeds fixed limit"
         ));
-        assert!(!message_status(
-            mail(Detail::Four),
-            "permanent error (554): 5.7.1 Service unavailable; Client host [85.6.10.20] blocked using zen.spamhaus.org"
+        assert!(!message_status("permanent error (554): 5.7.1 Service unavailable; Client host [85.6.10.20] blocked using zen.spamhaus.org"
         ));
         assert!(!message_status(
-            mail(Detail::Four),
             "permanent error (554): Client host [45.2.3.10] blocked"
         ));
         assert!(!message_status(
-            mail(Detail::Two),
             "permanent error (552): 5.5.3 Too many recipients"
         ));
     }
@@ -705,11 +705,16 @@ mod tests {
             evidence: vec!["\u{1f600}".repeat(118); 5],
         };
         let notes: Vec<Note> = (0..20_000).map(n).collect();
-        let b = body(&notes, 0, "gw", false);
+        let b = body(&notes, 0, "gw", None);
         assert!(b.len() < 2 * BODY_BUDGET + 4096, "{}", b.len());
         assert!(b.contains("More events, without evidence:"));
         assert!(b.contains("more event(s) not listed here"));
-        let short = body(&notes, 0, "gw", true);
+        let short = body(
+            &notes,
+            0,
+            "gw",
+            Some("permanent error (552): 5.3.4 too big"),
+        );
         assert!(short.len() < 64 * 1024, "{}", short.len());
         assert!(!short.contains("evidence (last log lines"));
         assert!(short.contains("19900 more event(s) not listed here"));
@@ -732,7 +737,7 @@ mod tests {
                     .into(),
             ],
         };
-        let m = compose(&cfg(), &[n], 0, "gw", false).unwrap();
+        let m = compose(&cfg(), &[n], 0, "gw", None).unwrap();
         let raw = String::from_utf8(m.formatted()).unwrap();
         let (head, _) = raw.split_once("\r\n\r\n").unwrap();
         // no header line named Bcc (a substring test failed once on a random Message-ID that
