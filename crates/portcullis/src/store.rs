@@ -701,6 +701,14 @@ impl Store {
         })
     }
 
+    /// The error context of a failed read of the saved open windows.
+    fn windows_unread(&self) -> String {
+        format!(
+            "cannot read the saved failures of open windows from {}",
+            self.path.display()
+        )
+    }
+
     /// The (jail, key) of each saved open window (see [`Store::save_windows`]), without
     /// taking them: the offline `unban` forgives those of the offender.
     pub fn saved_window_keys(&self) -> Result<Vec<(String, Cidr)>> {
@@ -711,12 +719,7 @@ impl Store {
             let rows = q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.collect()
         })()
-        .with_context(|| {
-            format!(
-                "cannot read the saved failures of open windows from {}",
-                self.path.display()
-            )
-        })?;
+        .with_context(|| self.windows_unread())?;
         Ok(rows
             .into_iter()
             .filter_map(|(jail, addr)| Some((jail, Cidr::parse(&addr).ok()?)))
@@ -733,12 +736,7 @@ impl Store {
             let rows = q.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
             rows.collect()
         })()
-        .with_context(|| {
-            format!(
-                "cannot read the saved failures of open windows from {}",
-                self.path.display()
-            )
-        })?;
+        .with_context(|| self.windows_unread())?;
         // (read first, then cleared: on a full disk the clearing fails, and the failures
         // are put back all the same, a review found them dropped with it; they stay in the
         // file and may be put back again at a later start, where those older than their
