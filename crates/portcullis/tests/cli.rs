@@ -720,6 +720,59 @@ fn test_json_does_not_read_a_partial_container_record_or_its_rest() {
     );
 }
 
+/// `test`'s summary leaves a container runtime's partial record and the record that ends
+/// its line unread too, from stdin and from a file long enough to be read in parallel
+/// pieces (a cut between the two records read the second, which starts wherever the
+/// runtime's cut fell, as a line of its own).
+#[test]
+fn test_summary_does_not_read_a_partial_container_record_or_its_rest() {
+    let rec = |msg: &str, stream: &str, end: &str| {
+        format!("{{\"log\":\"{msg}{end}\",\"stream\":\"{stream}\",\"time\":\"2026-11-21T10:00:02Z\"}}\n")
+    };
+    let fail = |a: &str| format!("Invalid user x from {a} port 22");
+    let short = rec(&fail("198.51.100.98"), "stdout", "")
+        + &rec(&fail("203.0.113.22"), "stderr", "\\n")
+        + &rec(&fail("198.51.100.99"), "stdout", "\\n")
+        + &rec(&fail("203.0.113.23"), "stdout", "\\n");
+    let o = portcullis(&["test", "--filter", "sshd"], Some(&short));
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(out.contains("lines read: 4\nlines matched: 2\n"), "{out}");
+    assert!(
+        out.contains("container runtime's records not read: 2 "),
+        "{out}"
+    );
+    assert!(!out.contains("198.51.100.9"), "{out}");
+    // about 6 MiB: each pair a long partial record (the cut between pieces most often
+    // falls just after it) and the short record that ends its line
+    let pad = "p".repeat(1200);
+    let pair = rec(&format!("{pad} {}", fail("198.51.100.98")), "stdout", "")
+        + &rec(&fail("198.51.100.99"), "stdout", "\\n");
+    let n = (6 << 20) / pair.len();
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("container.log");
+    std::fs::write(
+        &p,
+        pair.repeat(n) + &rec(&fail("203.0.113.24"), "stdout", "\\n"),
+    )
+    .unwrap();
+    let o = portcullis(&["test", "--filter", "sshd", p.to_str().unwrap()], None);
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        out.contains(&format!("lines read: {}\nlines matched: 1\n", 2 * n + 1)),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("container runtime's records not read: {} ", 2 * n)),
+        "{out}"
+    );
+    assert!(
+        !out.contains("198.51.100.9") && out.contains("203.0.113.24"),
+        "{out}"
+    );
+}
+
 /// check-config says that a `deny` entry holding one of this host's own addresses is
 /// banned cut around it, as the daemon says at start (it listed it uncut, a review found).
 #[test]
