@@ -659,6 +659,36 @@ fn dante_bounded() {
     bounded("dante", &["auth-failed", "unknown-user", "no-method"]);
 }
 
+/// `line` is refused by the transport-cut guard, and by nothing else: with the default
+/// limit the guard counts a refusal and nothing matches; with no transport limit (0) the
+/// filter matches it for `addr` (review 53: a test of a refused line must show that the
+/// guard is what refuses it).
+#[track_caller]
+fn refused_by_cut_guard(filter: &str, line: &str, addr: &str) {
+    let ctx = TimeContext {
+        now: 1_795_000_000_000,
+        local_offset: 0,
+        zone: None,
+    };
+    let set = compile(filter, None);
+    let mut scratch = set.scratch();
+    assert!(
+        set.match_line(line.as_bytes(), &ctx, &mut scratch)
+            .is_none(),
+        "{filter}: matched: {line}"
+    );
+    // (one refusal per pattern that would have matched)
+    assert!(scratch.cut_refused() > 0, "{filter}: not the guard: {line}");
+    let set = compile(filter, Some(0));
+    let mut scratch = set.scratch();
+    let got = set.match_line(line.as_bytes(), &ctx, &mut scratch);
+    assert_eq!(
+        got.map(|h| canon(&h.addr.to_string())),
+        Some(canon(addr)),
+        "{filter}, no transport limit: {line}"
+    );
+}
+
 // ---------------------------------------------------------------- PAM (pam-generic)
 
 /// Linux-PAM modules/pam_unix/support.c: "authentication failure; logname=%s uid=%d
@@ -679,13 +709,17 @@ fn pam_line(ruser: &str, addr: &str, user: &str) -> String {
 fn pam_generic_long_lines_refused_through_syslog() {
     let line = pam_line("", "203.0.113.5", &"root ".repeat(200));
     assert!(line.len() > 1000);
-    not_counted("pam-generic", &line);
+    refused_by_cut_guard("pam-generic", &line, "203.0.113.5");
     let line = pam_line("", "2001:db8::5", &"x".repeat(900));
-    not_counted("pam-generic", &line);
+    refused_by_cut_guard("pam-generic", &line, "2001:db8::5");
     // what a cut forged line looks like: ruser " rhost=198.51.100.99  user=x" + padding,
-    // cut before the real rhost=
-    let cut = pam_line("", "198.51.100.99", &format!("x{}", "y".repeat(900)));
-    not_counted("pam-generic", &cut);
+    // cut before the real rhost= (built as rsyslog leaves it: the line as the service
+    // wrote it, cut at the transport's 8 KiB)
+    let forged = format!(" rhost=198.51.100.99  user=x{}", "y".repeat(9000));
+    let whole = pam_line(&forged, "203.0.113.5", "x");
+    let cut = &whole[..8192];
+    assert!(!cut[cut.find("ruser=").unwrap() + 30..].contains("rhost="));
+    refused_by_cut_guard("pam-generic", cut, "198.51.100.99");
     counted(
         "pam-generic",
         &pam_line("", "203.0.113.5", "root"),
