@@ -257,6 +257,9 @@ pub struct Config {
     /// Log paths of a jail that name a file another of its paths names (a symlink, `..`),
     /// dropped from its `logs`: a warning names them.
     pub same_file_logs: Vec<String>,
+    /// What the jails' own filters (a `[[filter]]` table, a filter file: not a built-in
+    /// one) let a client do ([`portcullis_core::filter::lint`]): a warning each.
+    pub filter_warnings: Vec<String>,
 }
 
 /// One file's text, for error positions.
@@ -605,6 +608,7 @@ impl Config {
             dropins_skipped: Vec::new(),
             dry_run_jails: Vec::new(),
             same_file_logs: Vec::new(),
+            filter_warnings: Vec::new(),
         };
         let mut jails: Vec<JailLayers> = Vec::new();
         let mut custom: Vec<(usize, Spanned<FilterDef>)> = Vec::new();
@@ -844,8 +848,34 @@ impl Config {
         for j in &mut cfg.jails {
             cfg.same_file_logs.extend(drop_same_file_logs(j));
         }
+        cfg.filter_warnings = own_filter_warnings(&cfg.jails, &compiled_custom);
         Ok(cfg)
     }
+}
+
+/// The warnings of [`portcullis_core::filter::lint`] for each filter of the jails that is
+/// not a built-in one (a `[[filter]]` table, which a built-in name resolves to first, or a
+/// filter file), once per filter, naming the jails that use it.
+fn own_filter_warnings(jails: &[JailConfig], custom: &[Filter]) -> Vec<String> {
+    let mut by_filter: Vec<(&Filter, Vec<&str>)> = Vec::new();
+    for j in jails {
+        for (name, f) in j.filter_names.iter().zip(&j.filters) {
+            if builtin::get(name).is_some() && !custom.iter().any(|c| c.name == *name) {
+                continue;
+            }
+            match by_filter.iter_mut().find(|(g, _)| g.name == f.name) {
+                Some((_, js)) => js.push(&j.name),
+                None => by_filter.push((f, vec![&j.name])),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (f, js) in by_filter {
+        for w in portcullis_core::filter::lint::warnings(f) {
+            out.push(format!("jail {}: {w}", js.join(", jail ")));
+        }
+    }
+    out
 }
 
 /// Drops from a jail's plain file paths those that name the file an earlier one names now
@@ -2055,6 +2085,7 @@ fn command_warnings(cfg: &Config) -> Vec<String> {
 pub fn warnings(cfg: &Config) -> Vec<String> {
     let mut w = cfg.ignore_list.warnings.clone();
     w.extend(cfg.same_file_logs.iter().cloned());
+    w.extend(cfg.filter_warnings.iter().cloned());
     // (accepted silently, its bans were never lifted: the daemon logged each unban, and the
     // block stayed, a review found)
     let command = &cfg.firewall.backends.command;
@@ -3609,6 +3640,23 @@ backend = "route"
         assert_eq!(c.jails[0].filters[0].name, "myapp");
         let e = err("[[filter]]\nname = \"myapp\"\n[[filter.rule]]\nid = \"bad\"\npattern = '(?!x)login failed from {HOST}'\n");
         assert!(e.contains("look-around") && e.contains("test.toml:"), "{e}");
+    }
+
+    /// A jail's own filter whose address a client may choose is warned of, naming the
+    /// jails that use it; a built-in filter (and a safe own one) is not.
+    #[test]
+    fn an_own_filter_a_client_can_steer_is_warned_of() {
+        let c = load("[[filter]]\nname = \"myapp\"\n[[filter.rule]]\nid = \"login\"\npattern = 'Login failed for user .* from {HOST}.*'\n[[filter]]\nname = \"tight\"\n[[filter.rule]]\nid = \"login\"\npattern = 'Login failed for user .* from {HOST} port [0-9]+'\n[[jail]]\nname = \"app\"\nfilter = \"myapp\"\nlogs = [\"/var/log/app.log\"]\n[[jail]]\nname = \"app2\"\nfilters = [\"myapp\", \"tight\"]\nlogs = [\"/var/log/app2.log\"]\n[[jail]]\nname = \"sshd\"\n").unwrap();
+        let w: Vec<String> = warnings(&c)
+            .into_iter()
+            .filter(|w| w.contains("text of any kind"))
+            .collect();
+        assert_eq!(w.len(), 1, "{w:#?}");
+        assert!(
+            w[0].starts_with("jail app, jail app2: filter \"myapp\", rule \"login\": "),
+            "{}",
+            w[0]
+        );
     }
 
     #[test]

@@ -227,3 +227,65 @@ fn stock_sshd_failed_rule_is_imported_and_exits_0() {
     assert_eq!(lines[0]["user"], "sato", "{lines:?}");
     assert_eq!(lines[1]["host"], "198.51.100.8", "{lines:?}");
 }
+
+/// A failregex without `^` and `$` (fail2ban searches it) imports with text of any kind on
+/// both sides of the address: the import warns of it, and of an ignoreregex a client can
+/// trigger, and so does `test` on the imported file; the anchored GUARD filter gets no such
+/// warning. The warned filter does what the warning says: a user name typed as
+/// "Invalid request from 198.51.100.88" gets that address counted.
+#[test]
+fn an_unanchored_failregex_is_warned_of() {
+    let dir = tempfile::tempdir().unwrap();
+    let guard = write_filters(dir.path(), GUARD);
+    let fd = guard.parent().unwrap();
+    std::fs::write(
+        fd.join("loose.conf"),
+        "[Definition]\nfailregex = Invalid request from <HOST>\nignoreregex = .*trusted\n",
+    )
+    .unwrap();
+    let out = dir.path().join("loose.toml");
+    let o = portcullis(&[
+        "import-fail2ban",
+        fd.join("loose.conf").to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let e = text(&o.stderr);
+    assert!(o.status.success(), "{e}");
+    assert!(
+        e.contains("WARNING: filter \"loose\", rule \"line-2\": text of any kind"),
+        "{e}"
+    );
+    assert!(
+        e.contains("WARNING: filter \"loose\", ignore[0]: it starts with text of any kind"),
+        "{e}"
+    );
+    let log = dir.path().join("app.log");
+    std::fs::write(
+        &log,
+        "user \"Invalid request from 198.51.100.88\" not found, client 203.0.113.12\n",
+    )
+    .unwrap();
+    let o = portcullis(&[
+        "test",
+        "--filter",
+        out.to_str().unwrap(),
+        "--json",
+        log.to_str().unwrap(),
+    ]);
+    assert!(text(&o.stderr).contains("warning: filter \"loose\", rule \"line-2\""));
+    let v: serde_json::Value = serde_json::from_str(text(&o.stdout).trim()).unwrap();
+    assert_eq!(v["host"], "198.51.100.88");
+    let o = portcullis(&[
+        "import-fail2ban",
+        guard.to_str().unwrap(),
+        "-o",
+        dir.path().join("guard.toml").to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
+    assert!(
+        !text(&o.stderr).contains("text of any kind"),
+        "{}",
+        text(&o.stderr)
+    );
+}

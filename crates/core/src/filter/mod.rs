@@ -11,6 +11,7 @@
 //!   `native` feature, `build.rs` compiles the built-in filters' backtracker programs to
 //!   machine code (`native`).
 //! * [`cut`] refuses a match a syslog transport's cut may have made up.
+//! * [`lint`] warns of what a pattern written outside the project lets a client do.
 //! * [`builtin`] embeds the library in `filters/`; [`sample`] checks a filter against its
 //!   sample log.
 
@@ -18,6 +19,7 @@ pub mod builtin;
 mod compile;
 pub mod cut;
 pub mod def;
+pub mod lint;
 pub mod macros;
 mod native;
 pub mod sample;

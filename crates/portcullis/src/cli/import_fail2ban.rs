@@ -51,6 +51,15 @@ pub fn run(path: &Path, out: Option<&Path>) -> anyhow::Result<i32> {
     if let Some(why) = unsafe_source(stem) {
         eprintln!("WARNING: {stem}: {why}");
     }
+    // what the translated patterns let a client do (fail2ban's failregex is searched, not
+    // anchored, so a pattern without `^`/`$` has text of any kind on both sides)
+    if let Some(toml) = &imported.toml {
+        if let Ok(f) = portcullis_core::filter::Filter::from_toml(toml, stem) {
+            for w in portcullis_core::filter::lint::warnings(&f) {
+                eprintln!("WARNING: {w}");
+            }
+        }
+    }
     let ign = &imported.report.ignoreregex;
     if imported.toml.is_some() && ign.translated < ign.total {
         eprintln!(

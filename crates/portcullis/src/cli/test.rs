@@ -371,6 +371,12 @@ pub fn run(
             return Ok(2);
         }
     };
+    // a filter of the admin's own: what its patterns let a client do
+    if portcullis_core::filter::builtin::get(filter).is_none() {
+        for w in portcullis_core::filter::lint::warnings(&f) {
+            eprintln!("portcullis: warning: {w}");
+        }
+    }
     let ctx = super::time_context_for_logs();
     let set = MatchSet::new(vec![f.clone()], Mode::Aggressive);
     if json {
