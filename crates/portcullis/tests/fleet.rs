@@ -1712,6 +1712,69 @@ fn a_handed_over_fleet_ban_stays_a_fleet_ban_across_a_restart() {
     });
 }
 
+/// A fleet ban whose origin the node lost (its fleet.db deleted while it was stopped; a
+/// `kill -9` between the state file and fleet.db, or a write fleet.db refused, leave the
+/// same) is not published as the node's own at the next start, and its origin takes it
+/// back: its next entry makes it that origin's again, and the origin's unban lifts it (it
+/// was published under the node's name, and the origin's unban lifted it nowhere: review
+/// 54). A second such ban is lifted by the first unban of it that arrives.
+#[test]
+fn a_fleet_ban_whose_origin_was_lost_is_given_back_to_it() {
+    let t = tmp("pct-fleet-orphan-");
+    let redis = Redis::start(t.path());
+    let mut b = Node::new(t.path(), "b", &redis, "", "");
+    readers_up(&[&b]);
+    let (x, y) = ("203.0.113.98", "203.0.113.99");
+    let xadd = |e: &mut Value| {
+        sign(KEY.as_bytes(), e);
+        let out = redis.cli(&["XADD", "portcullis:bans", "*", "e", &e.to_string()]);
+        assert!(out.contains('-'), "XADD: {out}");
+    };
+    let now = now_ms();
+    for a in [x, y] {
+        let mut e = entry(a, "m1");
+        e["until"] = json!(now + 600_000);
+        xadd(&mut e);
+    }
+    wait_for("m1's bans on B", Duration::from_secs(10), || {
+        b.banned(x).as_deref() == Some("fleet:m1") && b.banned(y).as_deref() == Some("fleet:m1")
+    });
+    b.daemon.take().unwrap().stop();
+    fs::remove_file(b.dir.join("state/fleet.db")).unwrap();
+    b.start();
+    readers_up(&[&b]);
+    assert!(
+        b.banned(x).is_some() && b.banned(y).is_some(),
+        "{}",
+        b.log()
+    );
+    // (give the publisher time to send what it would)
+    std::thread::sleep(Duration::from_millis(1500));
+    let fields = redis.cli(&["HKEYS", "portcullis:bans:active"]);
+    assert!(!fields.contains(&format!("b|sshd|{x}")), "{fields}");
+    assert!(!fields.contains(&format!("b|sshd|{y}")), "{fields}");
+    // m1's renewal of x makes it m1's again; its unban then lifts it
+    let mut renew = entry(x, "m1");
+    renew["until"] = json!(now_ms() + 900_000);
+    xadd(&mut renew);
+    wait_for("x given back to m1", Duration::from_secs(10), || {
+        b.banned(x).as_deref() == Some("fleet:m1")
+    });
+    let unban = |a: &str| {
+        let mut u = entry(a, "m1");
+        u["kind"] = json!("unban");
+        u["until"] = json!(0);
+        u["reason"] = json!("manual");
+        u["failures"] = json!(0);
+        u
+    };
+    xadd(&mut unban(x));
+    xadd(&mut unban(y));
+    wait_for("m1's unbans on B", Duration::from_secs(10), || {
+        b.banned(x).is_none() && b.banned(y).is_none()
+    });
+}
+
 /// An entry with the largest stream id, then the stream deleted by an admin: a node whose
 /// position was that id read nothing more, for ever, while `status` said all was well (a
 /// review found). It now sees its position is past the stream and catches up.

@@ -152,6 +152,13 @@ impl Engine {
         let jail = e.jail.clone();
         let key = (target, jail.clone());
         let mut origins = shared.origins.lock().expect("fleet origins");
+        // a fleet ban held here whose origin this node lost (fleet.db behind the state file:
+        // a `kill -9` between the two, a write fleet.db refused, the file deleted): the
+        // entry of it, read again, gives it back its origin (it was taken for a local ban
+        // and never lifted by its origin nor by a `distrust`, review 54)
+        if !origins.contains_key(&key) && self.orphan(ji, &jail, target) {
+            origins.insert(key.clone(), e.node.clone());
+        }
         let held = origins.contains_key(&key);
         let mut until = until;
         let mut keep_origin = false;
@@ -304,6 +311,14 @@ impl Engine {
             shared.co.lock().expect("fleet co-holders").remove(&key);
             return Outcome::Nothing;
         }
+        // a fleet ban whose origin this node lost (see `fleet_ban`): the first unban of it
+        // from a trusted node lifts it (the origin cannot be told from a co-holder then)
+        if let Some(ji) = self.jails.iter().position(|j| j.name() == e.jail) {
+            let mut origins = shared.origins.lock().expect("fleet origins");
+            if !origins.contains_key(&key) && self.orphan(ji, &e.jail, e.addr) {
+                origins.insert(key.clone(), e.node.clone());
+            }
+        }
         // only the node whose ban it is lifts it; another that banned it too no longer does
         if shared.origins.lock().expect("fleet origins").get(&key) != Some(&e.node) {
             // its part goes: the ban runs to the latest end of the others (the origin's
@@ -393,6 +408,16 @@ impl Engine {
             }
         }
         self.fleet_lift(shared, e, format!("fleet:{}", e.node), now, p)
+    }
+
+    /// Whether jail `ji` bans exactly `target` with a fleet ban (its reason in the state
+    /// file), which the caller found no origin for.
+    fn orphan(&self, ji: usize, jail: &str, target: Cidr) -> bool {
+        self.jails[ji].tracker().ban_until_of(target).is_some()
+            && matches!(
+                self.meta.get(&(jail.to_string(), target)),
+                Some((BanReason::Fleet, _))
+            )
     }
 
     /// Gives the fleet ban of `e.addr` in jail `ji` the end `until` (another holder's), in

@@ -676,13 +676,20 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
     // shared bans: their own threads, connections and state file; Redis down never stops
     // local banning, and a fleet that cannot start is logged, not fatal
     if let Some(fc) = eng.cfg.fleet.clone() {
-        let active: Vec<(Cidr, String, u32, Millis)> = eng
+        // (with whether each is a fleet peer's, as the state file says: never published as
+        // this node's own, review 54)
+        let meta = &eng.meta;
+        let active: Vec<(Cidr, String, u32, Millis, bool)> = eng
             .jails
             .iter()
             .flat_map(|j| {
-                j.tracker()
-                    .bans()
-                    .map(|(a, until)| (a, j.name().to_string(), 0, until))
+                j.tracker().bans().map(|(a, until)| {
+                    let fleet = matches!(
+                        meta.get(&(j.name().to_string(), a)),
+                        Some((BanReason::Fleet, _))
+                    );
+                    (a, j.name().to_string(), 0, until, fleet)
+                })
             })
             .collect();
         match crate::fleet::start(fc, &eng.cfg.state_dir, tx.clone(), &active) {

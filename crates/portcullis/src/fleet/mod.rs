@@ -295,21 +295,24 @@ enum Out {
 
 /// Starts the fleet: opens `fleet.db`, subscribes to the events, starts the publisher
 /// and (with `accept`) the reader. Returns the state the engine consults. `active` are
-/// the bans the engine holds now (address or prefix, jail, failures, end): fleet bans of
-/// `fleet.db` it no longer holds are forgotten, and those of shared jails
-/// that are neither fleet bans nor known to the outbox (the fleet was just enabled, or the
-/// daemon died before an event reached the outbox) are published now.
+/// the bans the engine holds now (address or prefix, jail, failures, end, whether the
+/// state file has it as a fleet peer's): fleet bans of `fleet.db` it no longer holds are
+/// forgotten, and those of shared jails that are neither fleet bans (by `fleet.db` or by
+/// the state file) nor known to the outbox (the fleet was just enabled, or the daemon died
+/// before an event reached the outbox) are published now. A fleet ban of the state file
+/// that `fleet.db` has no origin for is never published as this node's: the engine gives it
+/// back its origin when the origin's entry is read again.
 pub fn start(
     cfg: FleetConfig,
     state_dir: &Path,
     tx: EngineTx,
-    active: &[(Cidr, String, u32, Millis)],
+    active: &[(Cidr, String, u32, Millis, bool)],
 ) -> Result<Arc<Shared>> {
     let path = state_dir.join("fleet.db");
     let mut db = Db::open(&path)?;
     let held: HashMap<(Cidr, &str), Millis> = active
         .iter()
-        .map(|(a, j, _, until)| ((*a, j.as_str()), *until))
+        .map(|(a, j, _, until, _)| ((*a, j.as_str()), *until))
         .collect();
     // (a fleet ban the engine no longer holds: replaced by a wider ban, lifted offline; or
     // holds with another end: a local ban of the address took its place, as the offline
@@ -326,13 +329,14 @@ pub fn start(
     let now = now_ms();
     let missing: Vec<(String, Option<Millis>, String)> = active
         .iter()
-        .filter(|(a, j, _, until)| {
+        .filter(|(a, j, _, until, fleet)| {
             *until > now
+                && !fleet
                 && cfg.shares(j)
                 && !origins.contains_key(&(*a, j.clone()))
                 && !known.contains(&format!("{}|{j}|{a}", cfg.node))
         })
-        .map(|(a, j, failures, until)| {
+        .map(|(a, j, failures, until, _)| {
             let mut e = Entry {
                 v: entry::version(a),
                 kind: Kind::Ban,
