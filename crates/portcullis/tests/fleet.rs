@@ -968,8 +968,8 @@ fn caps_hold_rate_and_count() {
     for i in 1..=40 {
         a.ban(&format!("203.0.113.{}", 100 + i));
     }
-    wait_for("B's refusals", Duration::from_secs(10), || {
-        b.counter("refused_rate") >= 1
+    wait_for("B's delays", Duration::from_secs(10), || {
+        b.counter("delayed_rate") >= 1
     });
     wait_for("C's refusals", Duration::from_secs(10), || {
         c.counter("refused_cap") >= 1
@@ -983,6 +983,80 @@ fn caps_hold_rate_and_count() {
     assert_eq!(c.bans().len(), 3);
     let f = c.fleet();
     assert_eq!(f["fleet_bans"], 3, "{f}");
+    // the bans the rate held back are applied as the tokens come, none refused (they were
+    // dropped: an honest burst of 9,000 bans reached the others as 56, review 54)
+    wait_for("all 40 on B", Duration::from_secs(40), || {
+        b.bans().len() == 40
+    });
+    let secs = start.elapsed().as_secs_f64();
+    assert!(
+        secs >= 40.0 / 2.0 - 4.0,
+        "40 bans at 2 a second in {secs:.1}s"
+    );
+    assert_eq!(b.counter("refused_rate"), 0);
+}
+
+/// The accept rate is each origin node's: one node's flood (120 entries signed as `m9`)
+/// holds back neither another node's ban nor its unban, which are applied at once, while
+/// the flood's bans come at the rate, every one in the end (one bucket for all refused the
+/// other node's ban and dropped the flood's for good: review 54). An unban of a ban still
+/// waiting takes its place: the ban is never applied.
+#[test]
+fn one_nodes_flood_holds_back_no_other_nodes_bans() {
+    let t = tmp("pct-fleet-rate-");
+    let redis = Redis::start(t.path());
+    let b = Node::new(t.path(), "b", &redis, "", "accept_rate = 20\n");
+    readers_up(&[&b]);
+    let xadd = |e: &mut Value| {
+        sign(KEY.as_bytes(), e);
+        let out = redis.cli(&["XADD", "portcullis:bans", "*", "e", &e.to_string()]);
+        assert!(out.contains('-'), "XADD: {out}");
+    };
+    let unban = |a: &str, node: &str| {
+        let mut u = entry(a, node);
+        u["kind"] = json!("unban");
+        u["until"] = json!(0);
+        u["reason"] = json!("manual");
+        u["failures"] = json!(0);
+        u
+    };
+    let start = Instant::now();
+    let flood: Vec<String> = (0..120).map(|i| format!("198.51.100.{}", i + 1)).collect();
+    // (one XADD with many entries would be faster; each is its own here, as nodes send)
+    for a in &flood {
+        xadd(&mut entry(a, "m9"));
+    }
+    // the last of the flood is withdrawn by its node before its turn comes
+    xadd(&mut unban(&flood[119], "m9"));
+    xadd(&mut entry("203.0.113.61", "m1"));
+    wait_for("m1's ban on B", Duration::from_secs(10), || {
+        b.banned("203.0.113.61").as_deref() == Some("fleet:m1")
+    });
+    let waited = start.elapsed().as_secs_f64();
+    let flood_in = b
+        .bans()
+        .iter()
+        .filter(|(a, _)| a.starts_with("198.51.100."))
+        .count();
+    assert!(
+        flood_in < 119,
+        "the flood was not held back: {flood_in} in {waited:.1}s"
+    );
+    xadd(&mut unban("203.0.113.61", "m1"));
+    wait_for("m1's unban on B", Duration::from_secs(10), || {
+        b.banned("203.0.113.61").is_none()
+    });
+    wait_for("the flood's bans on B", Duration::from_secs(30), || {
+        b.bans()
+            .iter()
+            .filter(|(a, _)| a.starts_with("198.51.100."))
+            .count()
+            == 119
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(b.banned(&flood[119]).is_none(), "{}", b.log());
+    assert_eq!(b.counter("refused_rate"), 0);
+    assert!(b.counter("delayed_rate") >= 1, "{}", b.fleet());
 }
 
 #[test]

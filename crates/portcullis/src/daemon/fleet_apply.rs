@@ -206,7 +206,7 @@ impl Engine {
         if !held && origins.len() >= cfg.max_bans {
             return Outcome::Capped;
         }
-        if !shared.take_token(now) {
+        if !shared.take_token(&e.node, now) {
             return Outcome::RateLimited;
         }
         if !keep_origin {

@@ -17,7 +17,8 @@
 //!   only once the engine has applied them: a `kill -9` loses nothing.
 //! - **Apply** (in the engine, `daemon/fleet_apply.rs`): local ignore, own addresses and
 //!   loopback always win (a prefix that holds any of them is refused whole); caps on how
-//!   many fleet bans are held, how fast they come, and how wide a prefix may be.
+//!   many fleet bans are held, how fast they come (per origin node: the bans over the
+//!   rate wait in the reader, [`retry_waiting`]), and how wide a prefix may be.
 //!
 //! An entry carries one address or one prefix ([`entry`]: version 1 and 2): a local ban of
 //! a prefix (IPv6 `/64` by `v6_prefix`, `subnet_ban`, a CIDR ban) is shared as that prefix.
@@ -27,7 +28,7 @@ pub mod db;
 pub mod entry;
 
 use crate::sys::now_ms;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
@@ -46,6 +47,14 @@ pub use entry::{Entry, Kind};
 
 use crate::daemon::{EngineTx, Msg};
 use crate::events::{Event, UnbanReason};
+
+/// Origin nodes with a token bucket of their own ([`Shared::take_token`]); the names past
+/// them share one.
+const MAX_BUCKETS: usize = 64;
+
+/// How long a blocking read of the stream waits while ban entries wait for the accept rate
+/// (they are tried again after each read).
+const WAITING_BLOCK_MS: usize = 250;
 
 /// Events waiting for the outbox thread at most; when full, the engine waits for it.
 const CHANNEL: usize = 8192;
@@ -96,6 +105,7 @@ pub struct Stats {
     ignored: AtomicU64,
     capped: AtomicU64,
     rate_limited: AtomicU64,
+    delayed: AtomicU64,
     too_wide: AtomicU64,
     expired: AtomicU64,
     replayed: AtomicU64,
@@ -145,8 +155,15 @@ pub struct Shared {
     pub co: Mutex<HashMap<(Cidr, String), HashMap<String, Millis>>>,
     /// Counters.
     pub stats: Stats,
-    /// Token bucket of the accept rate: (tokens, last refill).
-    bucket: Mutex<(f64, Millis)>,
+    /// The token buckets of the accept rate, one per origin node (tokens, last refill), so
+    /// that one node's flood (a thief's, or an honest burst of thousands of bans) never
+    /// holds back another's bans (one bucket for all did, review 54). At most
+    /// [`MAX_BUCKETS`]: the names past them (a thief signs under any name) share one.
+    buckets: Mutex<HashMap<String, (f64, Millis)>>,
+    /// Ban entries the accept rate held back, in order, tried again as their origin's
+    /// tokens come ([`retry_waiting`]; they were dropped, review 54); at most `max_bans`.
+    /// Kept in memory: a restart drops them (the position read is past them).
+    waiting: Mutex<VecDeque<Entry>>,
     /// Set while the reader catches up from the `:active` hash (the current state, not new
     /// bans arriving): `accept_rate` does not apply then, `max_bans` does. (A review found
     /// that a node catching up applied 50 of 200 active bans and never retried the rest.)
@@ -215,16 +232,32 @@ impl Shared {
         later
     }
 
-    /// Takes one token of the accept rate; false when none is left.
-    pub fn take_token(&self, now: Millis) -> bool {
+    /// Takes one token of node `node`'s accept rate; false when none is left.
+    pub fn take_token(&self, node: &str, now: Millis) -> bool {
         if self.catching_up.load(Relaxed) {
             return true;
         }
         let rate = f64::from(self.live().accept_rate);
-        let mut b = self.bucket.lock().expect("fleet bucket");
-        let elapsed = (now - b.1).max(0) as f64 / 1000.0;
-        b.0 = (b.0 + elapsed * rate).min(rate);
-        b.1 = now;
+        let refill = |b: &mut (f64, Millis)| {
+            let elapsed = (now - b.1).max(0) as f64 / 1000.0;
+            b.0 = (b.0 + elapsed * rate).min(rate);
+            b.1 = now;
+        };
+        let mut m = self.buckets.lock().expect("fleet buckets");
+        if !m.contains_key(node) && m.len() >= MAX_BUCKETS {
+            // (the full buckets hold nothing a new one would not)
+            m.retain(|k, b| {
+                refill(b);
+                k.is_empty() || b.0 < rate
+            });
+        }
+        let key = if m.contains_key(node) || m.len() < MAX_BUCKETS {
+            node
+        } else {
+            ""
+        };
+        let b = m.entry(key.to_string()).or_insert((rate, now));
+        refill(b);
         if b.0 >= 1.0 {
             b.0 -= 1.0;
             true
@@ -261,6 +294,7 @@ impl Shared {
             ("refused_ignored", &s.ignored),
             ("refused_cap", &s.capped),
             ("refused_rate", &s.rate_limited),
+            ("delayed_rate", &s.delayed),
             ("refused_wide", &s.too_wide),
             ("dropped_expired", &s.expired),
             ("dropped_replayed", &s.replayed),
@@ -361,7 +395,8 @@ pub fn start(
         );
     }
     let shared = Arc::new(Shared {
-        bucket: Mutex::new((f64::from(cfg.accept_rate), now_ms())),
+        buckets: Mutex::new(HashMap::new()),
+        waiting: Mutex::new(VecDeque::new()),
         catching_up: AtomicBool::new(false),
         live: RwLock::new(Arc::new(cfg.clone())),
         cfg,
@@ -880,26 +915,124 @@ fn process(
     let mut seen = Vec::new();
     let mut applied = Vec::new();
     if !good.is_empty() {
-        let (rtx, rrx) = mpsc::channel();
-        tx.send(Msg::Fleet(good.clone(), rtx)).map_err(|_| ())?;
-        let outcomes = rrx.recv().map_err(|_| ())?;
+        // a newer entry of a ban waiting for the rate (its unban, its renewal) takes its
+        // place: the waiting one, applied after, would undo it
+        shared.waiting.lock().expect("fleet waiting").retain(|w| {
+            !good
+                .iter()
+                .any(|g| g.addr == w.addr && g.jail == w.jail && g.node == w.node)
+        });
+        let outcomes = apply(tx, &good)?;
+        let mut held = Vec::new();
         for (e, o) in good.iter().zip(&outcomes) {
-            shared.count(o);
             seen.push((e.field(), e.time));
-            match o {
-                Outcome::Applied(u) => {
-                    applied.push((e.addr, e.jail.clone(), e.node.clone(), Some(*u)))
-                }
-                Outcome::Lifted => applied.push((e.addr, e.jail.clone(), e.node.clone(), None)),
-                Outcome::Reended { node, until } => {
-                    applied.push((e.addr, e.jail.clone(), node.clone(), Some(*until)))
-                }
-                _ => {}
+            if matches!(o, Outcome::RateLimited) {
+                held.push(e.clone());
+                continue;
             }
+            shared.count(o);
+            applied_of(e, o, &mut applied);
         }
+        wait_for_rate(shared, held, false);
     }
     if let Err(e) = db.record(&seen, &applied, pos) {
         warn!("fleet: cannot save the read position: {e:#}");
+    }
+    Ok(())
+}
+
+/// Hands `entries` to the engine; its outcome of each, in order. Err when the engine is
+/// gone.
+fn apply(tx: &EngineTx, entries: &[Entry]) -> std::result::Result<Vec<Outcome>, ()> {
+    let (rtx, rrx) = mpsc::channel();
+    tx.send(Msg::Fleet(entries.to_vec(), rtx)).map_err(|_| ())?;
+    rrx.recv().map_err(|_| ())
+}
+
+/// What `fleet.db` keeps of entry `e` applied with outcome `o` (the origin of a ban held
+/// here, or its lifting).
+fn applied_of(e: &Entry, o: &Outcome, applied: &mut Vec<(Cidr, String, String, Option<Millis>)>) {
+    match o {
+        Outcome::Applied(u) => applied.push((e.addr, e.jail.clone(), e.node.clone(), Some(*u))),
+        Outcome::Lifted => applied.push((e.addr, e.jail.clone(), e.node.clone(), None)),
+        Outcome::Reended { node, until } => {
+            applied.push((e.addr, e.jail.clone(), node.clone(), Some(*until)))
+        }
+        _ => {}
+    }
+}
+
+/// Puts ban entries the accept rate held back in the waiting queue (`again`: taken from its
+/// front, and put back there in order), as far as `max_bans` allows; the rest are refused
+/// for good and counted so.
+fn wait_for_rate(shared: &Shared, held: Vec<Entry>, again: bool) {
+    if held.is_empty() {
+        return;
+    }
+    let cap = shared.live().max_bans;
+    let mut w = shared.waiting.lock().expect("fleet waiting");
+    let s = &shared.stats;
+    if again {
+        for e in held.into_iter().rev() {
+            w.push_front(e);
+        }
+        return;
+    }
+    for e in held {
+        if w.len() < cap {
+            w.push_back(e);
+            s.delayed.fetch_add(1, Relaxed);
+        } else {
+            s.rate_limited.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+/// Tries the ban entries waiting for the accept rate again: from the front, about half a
+/// second's tokens of each origin node (the engine takes the tokens; what it holds back
+/// again goes back to the front). Err when the engine is gone.
+fn retry_waiting(shared: &Shared, db: &mut Db, tx: &EngineTx) -> std::result::Result<(), ()> {
+    let per = (shared.live().accept_rate as usize).div_ceil(2).max(1);
+    let batch: Vec<Entry> = {
+        let mut w = shared.waiting.lock().expect("fleet waiting");
+        if w.is_empty() {
+            return Ok(());
+        }
+        let mut taken: HashMap<&str, usize> = HashMap::new();
+        let mut pick = Vec::with_capacity(w.len());
+        for e in w.iter() {
+            let n = taken.entry(e.node.as_str()).or_default();
+            pick.push(*n < per);
+            *n += 1;
+        }
+        let mut keep = VecDeque::with_capacity(w.len());
+        let mut batch = Vec::new();
+        for (e, take) in w.drain(..).zip(pick) {
+            if take {
+                batch.push(e);
+            } else {
+                keep.push_back(e);
+            }
+        }
+        *w = keep;
+        batch
+    };
+    let outcomes = apply(tx, &batch)?;
+    let mut applied = Vec::new();
+    let mut held = Vec::new();
+    for (e, o) in batch.into_iter().zip(&outcomes) {
+        if matches!(o, Outcome::RateLimited) {
+            held.push(e);
+            continue;
+        }
+        shared.count(o);
+        applied_of(&e, o, &mut applied);
+    }
+    wait_for_rate(shared, held, true);
+    if !applied.is_empty() {
+        if let Err(e) = db.record(&[], &applied, None) {
+            warn!("fleet: cannot save the bans applied: {e:#}");
+        }
     }
     Ok(())
 }
@@ -1071,11 +1204,16 @@ fn reader(shared: Arc<Shared>, mut db: Db, tx: EngineTx) {
             };
             let mut checked = Instant::now();
             loop {
+                // (the bans the accept rate held back, as their nodes' tokens come)
+                if retry_waiting(&shared, &mut db, &tx).is_err() {
+                    return Ok(Err(()));
+                }
+                let waiting = !shared.waiting.lock().expect("fleet waiting").is_empty();
                 let reply: XReadReply = redis::cmd("XREAD")
                     .arg("COUNT")
                     .arg(BATCH)
                     .arg("BLOCK")
-                    .arg(BLOCK_MS)
+                    .arg(if waiting { WAITING_BLOCK_MS } else { BLOCK_MS })
                     .arg("STREAMS")
                     .arg(&cfg.stream)
                     .arg(&pos)
