@@ -867,6 +867,94 @@ fn a_second_daemon_is_refused_before_it_touches_the_table() {
     assert!(d.cli(&["status"]).success());
 }
 
+/// The same for the backends without a table of their own: a second daemon on the same
+/// iptables chain, route protocol or hosts.deny file (another socket and state) is refused
+/// before it touches them, and the first one's ban stays (its start wiped the first's
+/// chain, routes or block: review 56). Then the first one is stopped (its ban kept) and
+/// started again with nftables: its log names what the old backend left, which blocks for
+/// good (it said nothing, review 56).
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn a_second_daemon_on_the_same_chain_routes_or_hosts_deny_is_refused() {
+    require_root();
+    for (backend, claim, left) in [
+        (
+            "iptables",
+            "the iptables chain PORTCULLIS",
+            "the iptables chain PORTCULLIS, made by Portcullis, still holds 1 rule(s)",
+        ),
+        (
+            "route",
+            "the route protocol",
+            "1 route(s) of protocol 211, made by Portcullis, are still in the kernel",
+        ),
+        (
+            "hosts-deny",
+            "hosts.deny",
+            "still holds Portcullis' block of 1 line(s)",
+        ),
+    ] {
+        let ns = Netns::new(&format!("two-{}", &backend[..2]));
+        let tmp = tempfile::Builder::new()
+            .prefix("pct-two-")
+            .tempdir()
+            .unwrap();
+        let dir = tmp.path().to_path_buf();
+        let log = dir.join("auth.log");
+        fs::write(&log, "").unwrap();
+        let deny = dir.join("hosts.deny");
+        fs::write(&deny, "").unwrap();
+        let write_cfg = |name: &str, backend: &str| {
+            let state = dir.join(format!("state-{name}"));
+            // (the first one's is where `Daemon` asks)
+            let socket = match name {
+                "a" => dir.join("portcullis.sock"),
+                _ => dir.join(format!("{name}.sock")),
+            };
+            let cfg = dir.join(format!("{name}.toml"));
+            fs::write(
+                &cfg,
+                format!(
+                    "socket = {socket:?}\nstate_dir = {state:?}\n[firewall]\nbackend = {backend:?}\n\
+                     [firewall.hosts_deny]\npath = {deny:?}\n[[jail]]\nname = \"sshd\"\n\
+                     filter = \"sshd\"\nlogs = [{log:?}]\nmaxretry = 2\nports = [22]\n"
+                ),
+            )
+            .unwrap();
+            cfg
+        };
+        let mut d = Daemon::start(&ns, &dir, &write_cfg("a", backend));
+        d.cli(&["ban", "203.0.113.41"]).check();
+        let held = || {
+            let out = match backend {
+                "iptables" => ns.exec("iptables-save", &[] as &[&str]).stdout_str(),
+                "route" => ns.ip(&["route", "show", "table", "all"]).stdout_str(),
+                _ => fs::read_to_string(&deny).unwrap(),
+            };
+            out.contains("203.0.113.41")
+        };
+        assert!(held(), "{backend}: the first daemon's ban is not in place");
+        let mut c = ns.command(BIN, &["run", "-c"]);
+        c.arg(write_cfg("b", backend));
+        let o = run_with_timeout(&mut c, None, Duration::from_secs(30));
+        assert!(!o.success(), "{backend}: {}", o.stderr_str());
+        assert!(
+            o.stderr_str()
+                .contains("another portcullis daemon already uses")
+                && o.stderr_str().contains(claim),
+            "{backend}: {}",
+            o.stderr_str()
+        );
+        assert!(held(), "{backend}: the first daemon's ban was wiped");
+        assert!(d.cli(&["status"]).success());
+        assert!(!d.log().contains(left), "{backend}: {}", d.log());
+        d.stop();
+        assert!(held(), "{backend}: the ban was not kept at the stop");
+        let d = Daemon::start(&ns, &dir, &write_cfg("a", "nftables"));
+        assert!(d.log().contains(left), "{backend}: {}", d.log());
+    }
+}
+
 /// The claim of the nftables table is an abstract socket name, which anyone may take first:
 /// a user's squat of it does not keep the daemon from starting (only a holder running as
 /// root is another daemon).

@@ -670,7 +670,10 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
         .context("cannot set up the firewall")?;
     // (the deny list too)
     eng.restore()?;
-    for t in leftover_tables(&eng.cfg) {
+    for t in leftover_tables(&eng.cfg)
+        .into_iter()
+        .chain(leftover_backends(&eng.cfg))
+    {
         warn!("{t}");
     }
     // shared bans: their own threads, connections and state file; Redis down never stops
@@ -760,20 +763,69 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
     code
 }
 
-/// Claims the nftables table of `cfg` for this daemon in this network namespace, if it
-/// uses nftables: an abstract Unix socket named after the table (abstract names belong to
-/// the network namespace, as nftables tables do, and go away with the process). Two
-/// daemons with different configurations on one table rebuilt each other's sets.
-fn claim_table(cfg: &Config) -> Result<Option<std::os::unix::net::UnixListener>> {
-    use std::os::linux::net::SocketAddrExt;
-    if !crate::firewall::router::used(cfg)
-        .iter()
-        .any(|b| b == "nftables")
-    {
-        return Ok(None);
+/// Claims what the firewall backends of `cfg` own in this network namespace for this
+/// daemon: the nftables table, the iptables chain (ipset's rules are in it too), the route
+/// protocol number, the hosts.deny file. Each claim is an abstract Unix socket named after
+/// it (abstract names belong to the network namespace, as tables, chains and routes do, and
+/// go away with the process). Two daemons with different configurations on one table
+/// rebuilt each other's sets; on one chain, one route protocol or one hosts.deny file, the
+/// second's start wiped the first's bans (review 56: they came back only with the first's
+/// minute check, or not at all). (A hosts.deny file shared across namespaces is not seen.)
+fn claim_table(cfg: &Config) -> Result<Vec<std::os::unix::net::UnixListener>> {
+    let used = crate::firewall::router::used(cfg);
+    let b = &cfg.firewall.backends;
+    let mut claims = Vec::new();
+    for (backend, name, what, fix) in [
+        (
+            "nftables",
+            format!("portcullis/nftables/inet/{}", cfg.firewall.table),
+            format!("the nftables table inet {}", cfg.firewall.table),
+            "set [firewall] table to another name to run a second one",
+        ),
+        (
+            "iptables",
+            format!("portcullis/iptables/{}", b.iptables.chain),
+            format!("the iptables chain {}", b.iptables.chain),
+            "set [firewall.iptables] chain to another name to run a second one",
+        ),
+        (
+            "ipset",
+            format!("portcullis/iptables/{}", b.iptables.chain),
+            format!("the iptables chain {} (ipset's rules)", b.iptables.chain),
+            "set [firewall.iptables] chain to another name to run a second one",
+        ),
+        (
+            "route",
+            format!("portcullis/route/{}", b.route.proto),
+            format!("the route protocol {}", b.route.proto),
+            "set [firewall.route] proto to another number to run a second one",
+        ),
+        (
+            "hosts-deny",
+            format!("portcullis/hosts-deny/{}", b.hosts_deny.path.display()),
+            format!("the file {}", b.hosts_deny.path.display()),
+            "set [firewall.hosts_deny] path to another file to run a second one",
+        ),
+    ] {
+        // (iptables and ipset together claim their one chain once)
+        if used.iter().any(|u| u == backend) && !claims.iter().any(|(n, _)| *n == name) {
+            if let Some(l) = claim(&name, &what, fix)? {
+                claims.push((name, l));
+            }
+        }
     }
-    let name = format!("portcullis/nftables/inet/{}", cfg.firewall.table);
-    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+    Ok(claims.into_iter().map(|(_, l)| l).collect())
+}
+
+/// Takes the abstract socket `name` (see [`claim_table`]): None when a process that is not
+/// a daemon of this user holds it (going on without it, with a warning); an error when a
+/// daemon of this user does.
+fn claim(name: &str, what: &str, fix: &str) -> Result<Option<std::os::unix::net::UnixListener>> {
+    use std::os::linux::net::SocketAddrExt;
+    // (an abstract name is at most 107 bytes: a long hosts.deny path is cut, its end kept)
+    let bytes = name.as_bytes();
+    let bytes = &bytes[bytes.len().saturating_sub(100)..];
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(bytes)?;
     match std::os::unix::net::UnixListener::bind_addr(&addr) {
         Ok(l) => Ok(Some(l)),
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
@@ -787,18 +839,16 @@ fn claim_table(cfg: &Config) -> Result<Option<std::os::unix::net::UnixListener>>
             let me = unsafe { libc::geteuid() };
             if holder == Some(me) {
                 anyhow::bail!(
-                    "another portcullis daemon already uses the nftables table inet {} in this network namespace (set [firewall] table to another name to run a second one)",
-                    cfg.firewall.table
+                    "another portcullis daemon already uses {what} in this network namespace ({fix})"
                 );
             }
             warn!(
-                "the claim of the nftables table inet {} is held by {}, not by a portcullis daemon: going on without it",
-                cfg.firewall.table,
+                "the claim of {what} is held by {}, not by a portcullis daemon: going on without it",
                 holder.map_or("an unknown process".to_string(), |u| format!("uid {u}"))
             );
             Ok(None)
         }
-        Err(e) => Err(e).context("cannot claim the nftables table"),
+        Err(e) => Err(e).with_context(|| format!("cannot claim {what}")),
     }
 }
 
@@ -840,6 +890,95 @@ fn leftover_tables(cfg: &Config) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// What the other backends made that this daemon does not use now and no running daemon
+/// holds ([`claim_table`]), each as a warning with the commands that remove it: the
+/// iptables chain (iptables, ipset), the routes of the route protocol, the hosts.deny
+/// block, as the configuration names them. Their bans block for good (no kernel timeout),
+/// and an `unban` here no longer reaches them (review 56: a backend changed from route to
+/// nftables left a blackhole route of the gateway, and `unban` answered "unbanned").
+fn leftover_backends(cfg: &Config) -> Vec<String> {
+    use std::os::linux::net::SocketAddrExt;
+    let used = crate::firewall::router::used(cfg);
+    let uses = |b: &str| used.iter().any(|u| u == b);
+    let held = |name: String| {
+        let bytes = name.as_bytes();
+        let bytes = &bytes[bytes.len().saturating_sub(100)..];
+        std::os::unix::net::SocketAddr::from_abstract_name(bytes)
+            .and_then(|a| std::os::unix::net::UnixStream::connect_addr(&a))
+            .is_ok()
+    };
+    let run = |program: &str, args: &[&str]| -> Option<String> {
+        let out = std::process::Command::new(program)
+            .args(args)
+            .env("LC_ALL", "C")
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let b = &cfg.firewall.backends;
+    let mut w = Vec::new();
+    let chain = b.iptables.chain.as_str();
+    if !uses("iptables") && !uses("ipset") && !held(format!("portcullis/iptables/{chain}")) {
+        for tool in ["iptables", "ip6tables"] {
+            let Some(rules) = run(tool, &["-w", "-S", chain]) else {
+                continue;
+            };
+            let n = rules
+                .lines()
+                .filter(|l| l.starts_with(&format!("-A {chain} ")))
+                .count();
+            if n > 0 {
+                w.push(format!(
+                    "the {tool} chain {chain}, made by Portcullis, still holds {n} rule(s) and no running daemon uses it (the backend changed while it was kept at the stop): its bans still block, for good, and this daemon does not lift them; `{tool} -F {chain}` empties it (then remove its jumps and `{tool} -X {chain}`)"
+                ));
+            }
+        }
+    }
+    let proto = b.route.proto.to_string();
+    if !uses("route") && !held(format!("portcullis/route/{proto}")) {
+        let n: usize = [["-4"], ["-6"]]
+            .iter()
+            .filter_map(|v| {
+                run(
+                    "ip",
+                    &[v[0], "route", "show", "table", "all", "proto", &proto],
+                )
+            })
+            .map(|t| t.lines().filter(|l| !l.trim().is_empty()).count())
+            .sum();
+        if n > 0 {
+            w.push(format!(
+                "{n} route(s) of protocol {proto}, made by Portcullis, are still in the kernel and no running daemon uses them (the route backend was left while they were kept at the stop): they still drop their addresses, for good, and this daemon does not lift them; `ip route flush proto {proto}` and `ip -6 route flush proto {proto}` remove them"
+            ));
+        }
+    }
+    let path = &b.hosts_deny.path;
+    if !uses("hosts-deny") && !held(format!("portcullis/hosts-deny/{}", path.display())) {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            let inside = text
+                .lines()
+                .skip_while(|l| *l != crate::firewall::hosts_deny::BEGIN)
+                .skip(1)
+                .take_while(|l| *l != crate::firewall::hosts_deny::END)
+                .filter(|l| !l.trim().is_empty())
+                .count();
+            if inside > 0 {
+                w.push(format!(
+                    "{} still holds Portcullis' block of {inside} line(s) and no running daemon uses it (the hosts-deny backend was left while it was kept at the stop): those clients are still refused, for good, and this daemon does not lift them; delete the lines from \"{}\" to \"{}\"",
+                    path.display(),
+                    crate::firewall::hosts_deny::BEGIN,
+                    crate::firewall::hosts_deny::END
+                ));
+            }
+        }
+    }
+    w
 }
 
 /// The user id of the process at the other end of a Unix socket (SO_PEERCRED).
