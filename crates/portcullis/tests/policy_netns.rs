@@ -1281,3 +1281,33 @@ fn keep_established_lets_the_open_connections_of_a_banned_address_go_on() {
         d.stop();
     }
 }
+
+/// A `portcullis ban` made while the daemon's nftables table is gone (`systemctl restart
+/// nftables` flushes the ruleset) sets the table up again with every ban, as a ban from
+/// failures does, and is made (it was refused and not recorded, review 56). The answer of
+/// an unban of a prefix that holds a ban names the ban as inside it.
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn a_manual_ban_while_the_table_is_gone_repairs_it() {
+    require_root();
+    let Setup {
+        ns, _tmp, dir, cfg, ..
+    } = setup("repairban", "", "maxretry = 2\nports = [22]\n");
+    let d = Daemon::start(&ns, &dir, &cfg);
+    d.cli(&["ban", "203.0.113.44"]).check();
+    ns.nft("delete table inet portcullis").check();
+    let o = d.cli(&["ban", "203.0.113.45"]);
+    assert!(o.success(), "{} {}", o.stdout_str(), d.log());
+    let set = nft_set(&ns, "v4_sshd");
+    for a in ["203.0.113.44", "203.0.113.45"] {
+        assert!(set.iter().any(|(x, _)| x == a), "{a} not in {set:?}");
+    }
+    let o = d.cli(&["unban", "203.0.113.0/24"]);
+    assert!(o.success(), "{}", o.stdout_str());
+    assert!(
+        o.stdout_str()
+            .contains("203.0.113.44 (sshd), inside 203.0.113.0/24"),
+        "{}",
+        o.stdout_str()
+    );
+}

@@ -2283,6 +2283,26 @@ impl Engine {
             .collect()
     }
 
+    /// Applies `ops` (one change of a command); refused because our table or chain is gone
+    /// (an nftables restart, `iptables -F`), sets the firewall up again with every active
+    /// ban and applies them again, as the bans of lines do ([`Engine::apply_repairing`]); a
+    /// `portcullis ban` then was refused and not made, review 56. The first error when
+    /// the repair does not help.
+    fn apply_or_repair(&mut self, ops: &[FwOp]) -> Result<()> {
+        let Err(e) = self.fw.apply(ops) else {
+            return Ok(());
+        };
+        if !matches!(self.fw.intact(), Ok(false)) {
+            return Err(e);
+        }
+        error!("firewall: {e:#}; our rules are gone: setting them up again");
+        if let Err(r) = self.repair() {
+            error!("firewall: cannot repair: {r:#}");
+            return Err(e);
+        }
+        self.fw.apply(ops).map_err(|_| e)
+    }
+
     /// Applies `ops`, split in halves where refused, down to the changes refused alone
     /// (logged, and added to `refused`): one refused change among n costs about 2 log2 n
     /// runs, not n.
@@ -2937,7 +2957,7 @@ impl Engine {
             .collect();
         // nft checks overlaps against the set before the transaction: narrower ones first
         if !first.is_empty() {
-            if let Err(e) = self.fw.apply(&first) {
+            if let Err(e) = self.apply_or_repair(&first) {
                 return Response::err(format!("the firewall refused: {e:#}"));
             }
         }
@@ -2947,7 +2967,7 @@ impl Engine {
             timeout_ms: fw_timeout(until, now),
         });
         // the kernel first: a refused ban must not leave the tracker saying "banned"
-        if let Err(e) = self.fw.apply(&ops) {
+        if let Err(e) = self.apply_or_repair(&ops) {
             return Response::err(format!("the firewall refused: {e:#}"));
         }
         self.jails[ji].tracker_mut().take_covered(target);
@@ -3290,7 +3310,12 @@ impl Engine {
             .iter()
             .filter_map(|op| match op {
                 FwOp::Del { jail, addr } => Some(match target {
-                    Some(t) if *addr != t => format!("{addr} ({jail}), which holds {t}"),
+                    Some(t) if *addr != t && addr.covers(&t) => {
+                        format!("{addr} ({jail}), which holds {t}")
+                    }
+                    // (the prefix asked for holds the ban lifted: it read "which holds"
+                    // the other way round, review 56)
+                    Some(t) if *addr != t => format!("{addr} ({jail}), inside {t}"),
                     _ => format!("{addr} ({jail})"),
                 }),
                 FwOp::Add { .. } => None,
