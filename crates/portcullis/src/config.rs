@@ -2173,6 +2173,24 @@ pub fn warnings(cfg: &Config) -> Vec<String> {
     {
         w.push("[firewall.command] has `ban` and no `unban`: the command backend never lifts what it bans (each unban is logged, and the block stays until your own system lifts it)".into());
     }
+    // hosts.deny names daemons, not ports: a jail of port 2222 refused every daemon of the
+    // list on every port, and check-config showed "2222/tcp" (a review found)
+    for j in &cfg.jails {
+        let hosts_deny = if j.backends.is_empty() {
+            cfg.firewall.backend == "hosts-deny"
+        } else {
+            j.backends.iter().any(|b| b == "hosts-deny")
+        };
+        // (the ports the filters name by default are the daemons' own: nothing to say)
+        let defaults = j.filters.first().and_then(|f| f.ports()).map(<[_]>::to_vec);
+        if hosts_deny && j.ports.is_some() && j.ports != defaults {
+            w.push(format!(
+                "jail {}: hosts-deny refuses a banned address to the daemons of [firewall.hosts_deny] daemons ({}), on all their ports: the jail's `ports` do not narrow it (nftables, iptables and ipset ban the ports)",
+                j.name,
+                cfg.firewall.backends.hosts_deny.daemons.join(", ")
+            ));
+        }
+    }
     let used = crate::firewall::router::used(cfg);
     if used.iter().any(|b| b == "command") {
         w.extend(command_warnings(cfg));
@@ -3768,6 +3786,19 @@ backend = "route"
             e.contains("(or the built-in filter: filter = \"sshd\")"),
             "{e}"
         );
+    }
+
+    /// A hosts-deny jail of other ports than its filter's is told that hosts.deny bans
+    /// daemons, not ports; one of the filter's own ports is not.
+    #[test]
+    fn hosts_deny_with_other_ports_is_warned_of() {
+        let c = load("[firewall]\nbackend = \"hosts-deny\"\n[[jail]]\nname = \"sshd\"\n[[jail]]\nname = \"ssh2\"\nfilter = \"sshd\"\nports = [2222]\n").unwrap();
+        let w: Vec<String> = warnings(&c)
+            .into_iter()
+            .filter(|w| w.contains("hosts-deny refuses"))
+            .collect();
+        assert_eq!(w.len(), 1, "{w:#?}");
+        assert!(w[0].starts_with("jail ssh2: "), "{}", w[0]);
     }
 
     /// A jail's own filter whose address a client may choose is warned of, naming the

@@ -172,7 +172,7 @@ impl fmt::Display for Event {
                     "stopped, bans stay in the firewall (nftables and ipset lift each at its end; iptables, route, hosts-deny and command keep them until the next start)"
                 }
                 StopKind::TableRemoved => {
-                    "stopped, firewall table removed (keep_bans_on_stop = false)"
+                    "stopped, what the firewall held of ours removed (keep_bans_on_stop = false)"
                 }
                 StopKind::TeardownFailed => {
                     "stopped, but the firewall refused to remove what is ours (keep_bans_on_stop = false): the bans stay until the next start"

@@ -405,5 +405,17 @@ pub fn unban(cfg: &Config, addr: Option<Cidr>, jail: Option<&str>, now: i64) -> 
             }
         }
     }
+    // the other backends are not changed offline: the next start rewrites them from the
+    // state file (the answer said nothing of it, and the iptables rule stayed, review 56)
+    let others: Vec<String> = crate::firewall::router::used(cfg)
+        .into_iter()
+        .filter(|b| b != "nftables" && b != "null")
+        .collect();
+    if !others.is_empty() && !lift.is_empty() {
+        msg += &format!(
+            "; {} still hold(s) them until the daemon starts again, which rewrites it from the state file",
+            others.join(", ")
+        );
+    }
     Ok(Response::ok(msg))
 }

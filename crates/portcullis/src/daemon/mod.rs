@@ -741,7 +741,8 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
     events::emit(&Event::Started {
         jails: eng.jail_names(),
         socket: eng.cfg.socket.clone(),
-        firewall: eng.cfg.firewall.backend.clone(),
+        // (every backend in use, the jails' own too: the `[firewall]` one alone was named)
+        firewall: crate::firewall::router::used(&eng.cfg).join(","),
     });
     // Type=notify: ready once the firewall is set up and the bans are restored
     if let Err(e) = crate::sys::sd_notify("READY=1") {
