@@ -1194,16 +1194,31 @@ pub fn resolve_filter(name: &str, custom: &[Filter]) -> std::result::Result<Filt
     if let Some((base, args)) = name.split_once('[') {
         if resolve_filter(base.trim(), custom).is_ok() {
             let args = args.trim_end_matches(']');
-            let hint = match args.split_once('=') {
-                Some((k, v)) if k.trim() == "mode" => {
-                    if let Some(f) = mode_filter(base.trim(), v.trim()) {
-                        return Err(format!(
-                            "fail2ban's filter parameters are not part of the name in Portcullis: fail2ban's {name} is the built-in filter {f:?} here (filter = {f:?})"
-                        ));
+            // each `key=value` of the list (`sshd[mode=extra, port=2222]`: the mode was
+            // read as "extra, port=2222", a review found)
+            let mut keys = Vec::new();
+            for (k, v) in args.split(',').filter_map(|a| a.split_once('=')) {
+                let (k, v) = (k.trim(), v.trim().trim_matches(|c| c == '"' || c == '\''));
+                match k {
+                    "mode" => {
+                        if let Some(f) = mode_filter(base.trim(), v) {
+                            return Err(format!(
+                                "fail2ban's filter parameters are not part of the name in Portcullis: fail2ban's {name} is the built-in filter {f:?} here (filter = {f:?})"
+                            ));
+                        }
+                        keys.push(format!("mode = {v:?}"));
                     }
-                    format!("mode = {:?} as a key of the jail", v.trim())
+                    "port" => keys.push(format!("ports = {}", as_list("ports", v))),
+                    "logpath" => keys.push(format!("logs = {}", as_list("logs", v))),
+                    "maxretry" => keys.push(format!("maxretry = {v}")),
+                    "findtime" | "bantime" => keys.push(format!("{k} = {v:?}")),
+                    _ => {}
                 }
-                _ => "the jail's own keys (mode = \"aggressive\", ...)".to_string(),
+            }
+            let hint = if keys.is_empty() {
+                "the jail's own keys (mode = \"aggressive\", ...)".to_string()
+            } else {
+                format!("{} as keys of the jail", keys.join(", "))
             };
             return Err(format!(
                 "fail2ban's filter parameters are not part of the name in Portcullis: write filter = {:?} and {hint}",
@@ -1571,6 +1586,24 @@ fn validate_jail(
         .map(Spanned::into_inner)
         .collect();
     for l in &logs {
+        // fail2ban's forms, which only warned that no such file exists (review 55)
+        if l.contains("%(") && l.contains(")s") {
+            return Err(at.err(
+                "logs",
+                format!("{l:?} is fail2ban's %(name)s interpolation (paths-debian.conf), which Portcullis does not read: write the path itself, e.g. logs = [\"/var/log/nginx/access.log\"] (`portcullis filters` shows each filter's usual log)"),
+            ));
+        }
+        let parts: Vec<&str> = l.split_whitespace().collect();
+        if !l.starts_with(crate::sources::journal::PREFIX)
+            && parts.len() > 1
+            && parts.iter().all(|p| p.starts_with('/'))
+            && !Path::new(l).exists()
+        {
+            return Err(at.err(
+                "logs",
+                format!("{l:?} holds {} paths in one string (fail2ban's logpath is split at spaces and new lines): write each as an entry of the list, logs = {}", parts.len(), as_list("files", &parts.join(" "))),
+            ));
+        }
         if l.starts_with(crate::sources::journal::PREFIX) {
             crate::sources::journal::matches(l).map_err(|e| at.err("logs", e))?;
         } else if crate::sources::glob::is_glob(l) {

@@ -85,7 +85,26 @@ fn structural_mistakes_name_file_line_and_key() {
         (
             format!("{b}[[jail]]\nname = \"sshd\"\nfilter = \"sshd[mode=aggressive]\"\n"),
             format!("{file}:7: `filter`"),
-            "write filter = \"sshd\" and mode = \"aggressive\" as a key of the jail",
+            "write filter = \"sshd\" and mode = \"aggressive\" as keys of the jail",
+        ),
+        // several parameters, each a key of its own (review 55: the mode was read as
+        // "aggressive, port=2222")
+        (
+            format!("{b}[[jail]]\nname = \"sshd\"\nfilter = \"sshd[mode=aggressive, port=2222]\"\n"),
+            format!("{file}:7: `filter`"),
+            "write filter = \"sshd\" and mode = \"aggressive\", ports = [2222] as keys of the jail",
+        ),
+        // fail2ban's logpath forms: an interpolation, two paths in one string (review 55:
+        // warnings only, "no such file")
+        (
+            format!("{b}[[jail]]\nname = \"sshd\"\nlogs = [\"%(sshd_log)s\"]\n"),
+            format!("{file}:7: `logs`"),
+            "is fail2ban's %(name)s interpolation",
+        ),
+        (
+            format!("{b}[[jail]]\nname = \"sshd\"\nlogs = [\"/var/log/nosuch-a.log /var/log/nosuch-b.log\"]\n"),
+            format!("{file}:7: `logs`"),
+            "holds 2 paths in one string (fail2ban's logpath is split at spaces and new lines): write each as an entry of the list, logs = [\"/var/log/nosuch-a.log\", \"/var/log/nosuch-b.log\"]",
         ),
         // fail2ban's postfix[mode=auth] is a filter of its own here (review 40: both
         // messages led to a dead end)
