@@ -359,6 +359,11 @@ fn fail2ban_key(key: &str, jail: bool, value: Option<&str>) -> Option<String> {
         "ignoreself" => "fail2ban's `ignoreself` is `ignore_self` in Portcullis (default true: the host's own addresses are never banned)".into(),
         "maxmatches" => "fail2ban's `maxmatches` has no Portcullis key: the last log lines behind a ban (up to 5) go with it to [notify] as its evidence".into(),
         "action" => "fail2ban's `action` has no Portcullis key: a jail's `action` is \"drop\" or \"reject\" (what the firewall does); the firewall is [firewall] `backend` (or a jail's own `backend`), mail on a ban is [notify.mail], other programs a `command` backend".into(),
+        // (review 55: "did you mean `ignore`?", which takes addresses, or "not a jail key")
+        "failregex" | "ignoreregex" | "prefregex" | "datepattern" => format!("fail2ban's `{key}` belongs to a filter, not a jail, in Portcullis: a [[filter]] table with its rules (pattern = '...{{HOST}}...', and `ignore` patterns for fail2ban's ignoreregex), named by the jail's `filter`; `portcullis import-fail2ban` translates a filter.d file"),
+        "chain" => "fail2ban's `chain` is [firewall.iptables] `chain` in Portcullis (the chain it creates; its `hooks` say where it is jumped to: INPUT by default)".into(),
+        "blocktype" => "fail2ban's `blocktype` is a jail's `action` in Portcullis: \"drop\" (the default) or \"reject\"".into(),
+        k if k.starts_with("bantime.") => "fail2ban's bantime.increment, bantime.factor, bantime.maxtime and bantime.overalljails are one key in Portcullis: bantime_increment = { factor = 2.0, max = \"4w\", window = \"30d\", across_jails = true } (the n-th ban lasts bantime × factor^(n-1): fail2ban's bantime.factor = 1, its doubling, is factor = 2.0); bantime.rndtime is bantime_jitter = \"10%\"".into(),
         "default" | "includes" | "definition" | "init" => format!("[{key}] is a fail2ban section; Portcullis has none: set maxretry, findtime, bantime, ... in each [[jail]] table (a jail named \"sshd\" starts from the built-in one); the never-ban list of every jail is the top-level `ignore`"),
         _ => return None,
     })
@@ -1634,8 +1639,11 @@ fn validate_jail(
         None => portcullis_core::filter::cut::DEFAULT_TRANSPORT_CUT,
     };
     let maxretry = match at.typed("maxretry", maxretry_what, |v| {
+        // (a number in quotes too, as `findtime = "600"` is read: fail2ban's values are
+        // strings, review 55)
         v.as_integer()
             .and_then(|n| u32::try_from(n).ok())
+            .or_else(|| v.as_str().and_then(|s| s.trim().parse::<u32>().ok()))
             .filter(|&n| n >= 1)
     })? {
         Some((m, _, _)) => m,
@@ -2143,6 +2151,8 @@ fn parse_port(v: &toml::Value) -> std::result::Result<(u16, u16), String> {
             let services = std::fs::read_to_string("/etc/services").unwrap_or_default();
             match service_port(&services, s) {
                 Some(p) => Ok((p, p)),
+                // (review 55: the list's entry pointed to /etc/services)
+                None if s.eq_ignore_ascii_case("all") => Err("\"all\" is the value of `ports` itself, not an entry of its list: ports = \"all\"".into()),
                 None => Err(format!("{s:?} is not a service name in /etc/services; use a port number 1-65535 or a range such as \"8000-8080\"")),
             }
         }

@@ -106,6 +106,22 @@ fn structural_mistakes_name_file_line_and_key() {
             format!("{file}:7: `logs`"),
             "holds 2 paths in one string (fail2ban's logpath is split at spaces and new lines): write each as an entry of the list, logs = [\"/var/log/nosuch-a.log\", \"/var/log/nosuch-b.log\"]",
         ),
+        // fail2ban's banaction names, and `all` as an entry (review 55)
+        (
+            format!("{b}[[jail]]\nname = \"sshd\"\nbackend = \"nftables-allports\"\n"),
+            format!("{file}:7: `backend`"),
+            "\"nftables-allports\" is fail2ban's banaction; in Portcullis it is backend = \"nftables\"",
+        ),
+        (
+            format!("{b}[[jail]]\nname = \"sshd\"\nports = [\"all\"]\n"),
+            format!("{file}:7: `ports`"),
+            "\"all\" is the value of `ports` itself, not an entry of its list: ports = \"all\"",
+        ),
+        (
+            format!("{b}[[jail]]\nname = \"sshd\"\nfailregex = \"x\"\n"),
+            format!("{file}:7: `failregex`"),
+            "fail2ban's `failregex` belongs to a filter, not a jail",
+        ),
         // fail2ban's postfix[mode=auth] is a filter of its own here (review 40: both
         // messages led to a dead end)
         (

@@ -33,10 +33,28 @@ pub type ErrAt<'a> = &'a dyn Fn(Range<usize>, &str, String) -> anyhow::Error;
 /// Checks one backend name.
 pub fn check_backend(name: &str) -> std::result::Result<(), String> {
     if BACKENDS.contains(&name) {
-        Ok(())
-    } else {
-        Err(format!("{name:?} is not a known backend; {BACKENDS_HELP}"))
+        return Ok(());
     }
+    // fail2ban's banaction names (review 55: "not a known backend" alone)
+    let ours = match name {
+        n if n.starts_with("nftables") => Some("nftables"),
+        n if n.starts_with("iptables-ipset") => Some("ipset"),
+        n if n.starts_with("iptables") => Some("iptables"),
+        "hostsdeny" => Some("hosts-deny"),
+        "route" => Some("route"),
+        _ => None,
+    };
+    if let Some(b) = ours {
+        return Err(format!(
+            "{name:?} is fail2ban's banaction; in Portcullis it is backend = {b:?} (every ban is of the jail's `ports`, or all ports with ports = \"all\"); {BACKENDS_HELP}"
+        ));
+    }
+    if name == "ufw" || name.starts_with("firewallcmd") || name.starts_with("shorewall") {
+        return Err(format!(
+            "{name:?} is fail2ban's banaction for a firewall manager Portcullis does not drive; backend = \"nftables\" works beside it (a table of its own, which the manager's rules do not touch); {BACKENDS_HELP}"
+        ));
+    }
+    Err(format!("{name:?} is not a known backend; {BACKENDS_HELP}"))
 }
 
 #[derive(Debug, Default, Deserialize)]
