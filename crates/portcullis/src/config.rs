@@ -3497,7 +3497,7 @@ backend = "route"
             ),
             ("findtime = -600", "test.toml:3: `findtime`", "\"10m\""),
             (
-                "maxretry = \"5\"",
+                "maxretry = \"five\"",
                 "test.toml:3: `maxretry`",
                 "a whole number",
             ),
@@ -3829,6 +3829,14 @@ backend = "route"
             e.contains("(or the built-in filter: filter = \"sshd\")"),
             "{e}"
         );
+    }
+
+    /// A number in quotes is read as `maxretry`, as `findtime = "600"` is read (fail2ban's
+    /// values are strings; it was refused while findtime took it, review 55).
+    #[test]
+    fn maxretry_in_quotes_is_read() {
+        let c = load("[[jail]]\nname = \"sshd\"\nmaxretry = \"3\"\n").unwrap();
+        assert_eq!(c.jails[0].maxretry, 3);
     }
 
     /// A hosts-deny jail of other ports than its filter's is told that hosts.deny bans
