@@ -1786,12 +1786,54 @@ fn a_handed_over_fleet_ban_stays_a_fleet_ban_across_a_restart() {
     });
 }
 
+/// A ban held back by the accept rate whose unban comes in the same read of the stream is
+/// never applied: the unban takes its place (it was queued after its unban had been
+/// handled, and banned for its whole time, review 57).
+#[test]
+fn a_held_back_ban_and_its_unban_in_one_read_leave_no_ban() {
+    let t = tmp("pct-fleet-samebatch-");
+    let redis = Redis::start(t.path());
+    let b = Node::new(t.path(), "b", &redis, "", "accept_rate = 1\n");
+    readers_up(&[&b]);
+    let signed = |mut e: Value| {
+        sign(KEY.as_bytes(), &mut e);
+        e.to_string()
+    };
+    let mut unban = entry("203.0.113.82", "m1");
+    unban["kind"] = json!("unban");
+    unban["until"] = json!(0);
+    unban["reason"] = json!("manual");
+    unban["failures"] = json!(0);
+    let entries = [
+        signed(entry("203.0.113.81", "m1")),
+        signed(entry("203.0.113.82", "m1")),
+        signed(unban),
+    ];
+    // one script: the three entries are in the stream at once, and read in one batch
+    let mut args = vec![
+        "EVAL",
+        "for i=1,#ARGV do redis.call('XADD', KEYS[1], '*', 'e', ARGV[i]) end return #ARGV",
+        "1",
+        "portcullis:bans",
+    ];
+    args.extend(entries.iter().map(String::as_str));
+    let out = redis.cli(&args);
+    assert!(out.trim() == "3", "EVAL: {out}");
+    wait_for("the first ban on B", Duration::from_secs(10), || {
+        b.banned("203.0.113.81").is_some()
+    });
+    // the rate gives a token a second: a queued ban would be applied within 2 s
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(b.banned("203.0.113.82").is_none(), "{}", b.log());
+}
+
 /// A fleet ban whose origin the node lost (its fleet.db deleted while it was stopped; a
 /// `kill -9` between the state file and fleet.db, or a write fleet.db refused, leave the
 /// same) is not published as the node's own at the next start, and its origin takes it
 /// back: its next entry makes it that origin's again, and the origin's unban lifts it (it
 /// was published under the node's name, and the origin's unban lifted it nowhere: review
-/// 54). A second such ban is lifted by the first unban of it that arrives.
+/// 54). A second such ban taken back by another node's shorter ban keeps its end (review
+/// 57), and that node's unban lifts it.
 #[test]
 fn a_fleet_ban_whose_origin_was_lost_is_given_back_to_it() {
     let t = tmp("pct-fleet-orphan-");
@@ -1827,6 +1869,22 @@ fn a_fleet_ban_whose_origin_was_lost_is_given_back_to_it() {
     let fields = redis.cli(&["HKEYS", "portcullis:bans:active"]);
     assert!(!fields.contains(&format!("b|sshd|{x}")), "{fields}");
     assert!(!fields.contains(&format!("b|sshd|{y}")), "{fields}");
+    // another node's shorter ban of y takes it back, but never shortens it (review 57:
+    // cut from an hour to seconds)
+    let mut short = entry(y, "m3");
+    short["until"] = json!(now_ms() + 5_000);
+    xadd(&mut short);
+    wait_for("y taken back by m3", Duration::from_secs(10), || {
+        b.banned(y).as_deref() == Some("fleet:m3")
+    });
+    let left = b.ask(json!({"cmd": "bans"}))["bans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["host"] == y)
+        .map(|v| v["remaining_secs"].as_i64().unwrap())
+        .unwrap();
+    assert!(left > 500, "{left} s left");
     // m1's renewal of x makes it m1's again; its unban then lifts it
     let mut renew = entry(x, "m1");
     renew["until"] = json!(now_ms() + 900_000);
@@ -1834,17 +1892,18 @@ fn a_fleet_ban_whose_origin_was_lost_is_given_back_to_it() {
     wait_for("x given back to m1", Duration::from_secs(10), || {
         b.banned(x).as_deref() == Some("fleet:m1")
     });
-    let unban = |a: &str| {
-        let mut u = entry(a, "m1");
+    let unban_by = |a: &str, node: &str| {
+        let mut u = entry(a, node);
         u["kind"] = json!("unban");
         u["until"] = json!(0);
         u["reason"] = json!("manual");
         u["failures"] = json!(0);
         u
     };
+    let unban = |a: &str| unban_by(a, "m1");
     xadd(&mut unban(x));
-    xadd(&mut unban(y));
-    wait_for("m1's unbans on B", Duration::from_secs(10), || {
+    xadd(&mut unban_by(y, "m3"));
+    wait_for("the unbans on B", Duration::from_secs(10), || {
         b.banned(x).is_none() && b.banned(y).is_none()
     });
 }

@@ -977,10 +977,26 @@ fn a_squatted_table_claim_does_not_stop_the_daemon() {
              s.bind('\\0portcullis/nftables/inet/portcullis')\ns.listen()\ntime.sleep(60)",
         ],
     );
-    wait_for("the squatter", Duration::from_secs(10), || {
-        ns.exec("ss", &["-xlp"])
-            .stdout_str()
-            .contains("@portcullis/nftables/inet/portcullis")
+    // a second one on the route backend's claim, its queue full: a look at it that waited
+    // hung every start for ever (review 57)
+    let mut full = ns.spawn(
+        "setpriv",
+        &[
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "/usr/bin/python3",
+            "-c",
+            "import socket,time\nname='\\0portcullis/route/211'\ns=socket.socket(socket.AF_UNIX)\n\
+             s.bind(name)\ns.listen(0)\nc=[]\nfor i in range(8):\n  \
+             k=socket.socket(socket.AF_UNIX)\n  k.setblocking(False)\n  \
+             try: k.connect(name); c.append(k)\n  except BlockingIOError: break\n\
+             print('full', flush=True)\ntime.sleep(60)",
+        ],
+    );
+    wait_for("the squatters", Duration::from_secs(10), || {
+        let ss = ns.exec("ss", &["-xlp"]).stdout_str();
+        ss.contains("@portcullis/nftables/inet/portcullis") && ss.contains("@portcullis/route/211")
     });
     let d = Daemon::start(&ns, &dir, &cfg);
     assert!(
@@ -994,6 +1010,7 @@ fn a_squatted_table_claim_does_not_stop_the_daemon() {
         .iter()
         .any(|(a, _)| a == "203.0.113.41"));
     squat.kill();
+    full.kill();
 }
 
 /// An upgrade: the table an older version made (one interval set per jail and family) is

@@ -1,38 +1,220 @@
 //! What a pattern written outside this project (a `[[filter]]` table, a filter file, a
 //! fail2ban filter brought in by `import-fail2ban`) lets a client do: checks for warnings,
 //! not for refusals. The built-in filters are audited rule by rule against their programs'
-//! real output (filters/*.toml headers); a filter of the admin's own is not, and a fail2ban
-//! `failregex` without `^` and `$` becomes a pattern with text of any kind on both sides.
+//! real output (filters/*.toml headers), and none is warned of (a test checks); a filter of
+//! the admin's own is not audited, and a fail2ban `failregex` without `^` and `$` becomes a
+//! pattern with text of any kind on both sides.
 //!
-//! * **The address can be the client's choice** ([`address_between_free_text`]): text of
-//!   any length and kind (`.*`: see [`free`]) stands both before the `{HOST}` capture and
-//!   after it.
-//!   A client that writes ` from 198.51.100.5 ` (or whatever stands before the address) into
-//!   a field of its own before the real address gets that address read: the text after it
-//!   takes in the rest of the line. With fixed text after the address (` port \d+$`), or no
-//!   such text before it, the real address is the only one that fits, wherever the client's
-//!   field stands (a pattern is anchored at both ends).
-//! * **An ignore pattern a client can trigger** ([`ignore_found_anywhere`]): one that starts
-//!   with text of any length and kind (`.*trusted`): any line holding its text
-//!   anywhere, a user name or a URL a client sent, never counts.
+//! * **The address can be the client's choice** ([`address_forgeable`]): the attack is
+//!   made. For each field of the pattern (a repetition of long text), a line is built from
+//!   the pattern itself with the real address, the field holding a payload built from the
+//!   same pattern with a forged address (what follows the field, or what follows the last
+//!   field before the address); when the pattern reads the forged address from such a line
+//!   (and the field can hold the payload at all), it is warned of. `Login failed for user
+//!   .* from {HOST}.*` is; with fixed text after the address (` port [0-9]+$`) it is not:
+//!   the real address is the only one that fits, wherever the client's field stands (a
+//!   pattern is anchored at both ends). It tries a few payloads, not every one: silence is
+//!   no proof.
+//! * **An ignore pattern a client can trigger** ([`ignore_found_anywhere`]): one whose
+//!   first fixed words come after text of any length and kind (`.*trusted`,
+//!   `\S+ .*trusted`): any line holding them anywhere, a user name or a URL a client sent,
+//!   never counts.
 
 use regex_syntax::hir::{Class, Hir, HirKind};
 
-/// Whether the anchored pattern `full` (in the regex crate's syntax, as
-/// [`super::macros::anchored`] gives it) lets text of any length and kind stand both
-/// before and after its address capture (see the module header). False when
-/// it has no address capture or does not parse.
-pub fn address_between_free_text(full: &str) -> bool {
-    parse(full)
-        .and_then(|h| around_host(&h))
-        .is_some_and(|(before, after)| before && after)
+/// Whether a client's field can make the anchored pattern `full` (in the regex crate's
+/// syntax, as [`super::macros::anchored`] gives it) read an address of the client's choice
+/// (see the module header and [`forged`]). False when it has no address capture or does
+/// not parse.
+pub fn address_forgeable(full: &str) -> bool {
+    let Some(h) = parse(full) else {
+        return false;
+    };
+    if !contains_host(&h) {
+        return false;
+    }
+    let Ok(re) = regex::bytes::Regex::new(full) else {
+        return false;
+    };
+    forged(&h, &re)
 }
 
-/// Whether the anchored pattern `full` starts (after its anchors) with text of any length
-/// and kind, so that it finds its text anywhere in a line (see the module
-/// header).
+const REAL: &[u8] = b"203.0.113.9";
+const FAKE: &[u8] = b"198.51.100.5";
+const MARK: &[u8] = b"\x01";
+
+/// Whether a client that writes into one of the pattern's fields can have the pattern
+/// read an address of its choice: the attack is made and matched. Each field (a repetition
+/// of long text: [`fields`]) is given, in a line built from the pattern itself with the
+/// real address, a payload built from the same pattern with the forged address: the text
+/// that follows the field, or the text that follows the last field before the address (for
+/// a field after it, against a pattern that reads the last such address); with a word
+/// before and after it, or not. The pattern reads the forged address from one of these
+/// lines: warned of. (The lines are the pattern's own shortest text; a field that cannot
+/// hold the payload, `\S+` a space, `[^\[\]]*` a bracket, or a JSON string a raw
+/// quote, makes no line the pattern reads.)
+fn forged(h: &Hir, re: &regex::bytes::Regex) -> bool {
+    let leaves = fields_of(h);
+    let before_host = last_field_before_host(h, &leaves);
+    for &l in &leaves {
+        let real = render(h, Some(l), REAL);
+        let Some(at) = find(&real, MARK) else {
+            continue;
+        };
+        let (pre, post_real) = (&real[..at], &real[at + MARK.len()..]);
+        let mut payloads = Vec::new();
+        let fake = render(h, Some(l), FAKE);
+        if let Some(f) = find(&fake, MARK) {
+            payloads.push(fake[f + MARK.len()..].to_vec());
+        }
+        if let Some(b) = before_host {
+            let fake = render(h, Some(b), FAKE);
+            if let Some(f) = find(&fake, MARK) {
+                payloads.push(fake[f + MARK.len()..].to_vec());
+            }
+        }
+        let Ok(field) = regex::bytes::Regex::new(&format!("(?s-u)^(?:{l})$")) else {
+            continue;
+        };
+        for p in &payloads {
+            for (a, z) in [
+                ("", ""),
+                ("x ", ""),
+                ("x", ""),
+                ("", " "),
+                ("x ", " "),
+                ("", " x"),
+                ("x ", " x"),
+            ] {
+                // (only what the field itself can hold: a client writes nothing else)
+                let mut text = a.as_bytes().to_vec();
+                text.extend_from_slice(p);
+                text.extend_from_slice(z.as_bytes());
+                if !field.is_match(&text) {
+                    continue;
+                }
+                let mut line = pre.to_vec();
+                line.extend_from_slice(a.as_bytes());
+                line.extend_from_slice(p);
+                line.extend_from_slice(z.as_bytes());
+                line.extend_from_slice(post_real);
+                if re
+                    .captures(&line)
+                    .and_then(|c| c.name("host").map(|m| m.as_bytes() == FAKE))
+                    == Some(true)
+                {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
+fn find(h: &[u8], n: &[u8]) -> Option<usize> {
+    h.windows(n.len()).position(|w| w == n)
+}
+
+fn contains_host(h: &Hir) -> bool {
+    match h.kind() {
+        HirKind::Capture(c) => c.name.as_deref() == Some("host") || contains_host(&c.sub),
+        HirKind::Repetition(r) => contains_host(&r.sub),
+        HirKind::Concat(v) | HirKind::Alternation(v) => v.iter().any(contains_host),
+        _ => false,
+    }
+}
+
+/// The repetitions of long text in `h` outside the address capture: the fields a client
+/// may write (a structure of the program's, JSON's `,"k":"v"` rounds, cannot hold the
+/// payloads, which [`forged`] checks).
+fn fields_of(h: &Hir) -> Vec<&Hir> {
+    fields(h)
+        .into_iter()
+        .filter(|r| !contains_host(r))
+        .collect()
+}
+
+/// The last of `leaves` that the pattern's shortest text puts before the address.
+fn last_field_before_host<'a>(h: &Hir, leaves: &[&'a Hir]) -> Option<&'a Hir> {
+    let mut best: Option<(usize, &Hir)> = None;
+    for &l in leaves {
+        let line = render(h, Some(l), REAL);
+        if let (Some(m), Some(a)) = (find(&line, MARK), find(&line, REAL)) {
+            if m < a && best.is_none_or(|(b, _)| m > b) {
+                best = Some((m, l));
+            }
+        }
+    }
+    best.map(|(_, l)| l)
+}
+
+/// The shortest text of `h` (see [`sample`]), with `addr` for the address capture and
+/// [`MARK`] for the field `target`; a repetition or an alternative that holds either is
+/// taken (once) rather than left out.
+fn render(h: &Hir, target: Option<&Hir>, addr: &[u8]) -> Vec<u8> {
+    if target.is_some_and(|t| std::ptr::eq(t, h)) {
+        return MARK.to_vec();
+    }
+    let holds = |x: &Hir| contains_host(x) || target.is_some_and(|t| contains(x, t));
+    match h.kind() {
+        HirKind::Capture(c) if c.name.as_deref() == Some("host") => addr.to_vec(),
+        HirKind::Capture(c) => render(&c.sub, target, addr),
+        HirKind::Concat(v) => v.iter().flat_map(|x| render(x, target, addr)).collect(),
+        HirKind::Alternation(v) => {
+            let pick = v.iter().find(|x| holds(x)).or(v.first());
+            pick.map(|x| render(x, target, addr)).unwrap_or_default()
+        }
+        HirKind::Repetition(r) => {
+            let n = if holds(&r.sub) { r.min.max(1) } else { r.min };
+            render(&r.sub, target, addr).repeat(n as usize)
+        }
+        _ => sample(h),
+    }
+}
+
+fn contains(h: &Hir, t: &Hir) -> bool {
+    if std::ptr::eq(h, t) {
+        return true;
+    }
+    match h.kind() {
+        HirKind::Capture(c) => contains(&c.sub, t),
+        HirKind::Repetition(r) => contains(&r.sub, t),
+        HirKind::Concat(v) | HirKind::Alternation(v) => v.iter().any(|x| contains(x, t)),
+        _ => false,
+    }
+}
+
+/// Whether the anchored pattern `full` finds its text anywhere in a line: text of any
+/// length and kind ([`free`]) stands before its first fixed words (a literal of two bytes
+/// or more: `.*trusted`, `\S+ .*trusted`, an optional stamp then `.*?trusted`); see the
+/// module header.
 pub fn ignore_found_anywhere(full: &str) -> bool {
-    parse(full).is_some_and(|h| starts_free(&h))
+    let Some(h) = parse(full) else {
+        return false;
+    };
+    let mut seq = Vec::new();
+    flatten(&h, &mut seq);
+    for (k, x) in seq.iter().enumerate() {
+        if let HirKind::Literal(l) = x.kind() {
+            if l.0.len() >= 2 {
+                return false;
+            }
+        }
+        if free(x, seq.get(k + 1).copied()) {
+            return true;
+        }
+    }
+    false
+}
+
+/// The pieces of `h` in order, through concatenations and groups that are always there.
+fn flatten<'a>(h: &'a Hir, out: &mut Vec<&'a Hir>) {
+    match h.kind() {
+        HirKind::Concat(v) => v.iter().for_each(|x| flatten(x, out)),
+        HirKind::Capture(c) => flatten(&c.sub, out),
+        HirKind::Look(_) | HirKind::Empty => {}
+        _ => out.push(h),
+    }
 }
 
 /// The warnings for filter `f` (one written outside this project: the built-in filters give
@@ -42,18 +224,24 @@ pub fn warnings(f: &super::Filter) -> Vec<String> {
     let mut out = Vec::new();
     let mut seen: Vec<&str> = Vec::new();
     for r in f.rules() {
-        if !seen.contains(&r.id.as_str()) && address_between_free_text(r.pattern().as_str()) {
+        if !seen.contains(&r.id.as_str()) && address_forgeable(r.pattern().as_str()) {
             seen.push(&r.id);
             out.push(format!(
-                "filter {:?}, rule {:?}: text of any kind (such as `.*`) stands both before and after the address ({{HOST}}), so a client that writes \"from 198.51.100.5\" (whatever stands before the address) into a field of its own, a user name or a URL, before the real address can get that address banned: tie the text after the address to the program's own words up to the end of its message (` port [0-9]+$`), or match each client field with `\\S+` or a class that stops at the field's delimiter",
+                "filter {:?}, rule {:?}: a client can choose the address it reads: a line built from the pattern, a client's field holding the program's words around the address with 198.51.100.5, is read as 198.51.100.5 and not the real address after it (text of any kind, such as `.*`, after the address takes in the rest of the line): tie the text after the address to the program's own words up to the end of its message (` port [0-9]+$`), or match each client field with `\\S+` or a class that stops at the field's delimiter",
                 f.name, r.id
             ));
         }
     }
     for (i, c) in f.correlate.iter().enumerate() {
-        if address_between_free_text(c.re.as_str()) {
+        if address_forgeable(c.re.as_str()) {
             out.push(format!(
-                "filter {:?}, [correlate] pattern {}: text of any kind (such as `.*`) stands both before and after the address ({{HOST}}), so a client can write the address a session is tied to into a field of its own: tie the text after the address to the program's own words",
+                "filter {:?}, [correlate] pattern {}: a client can choose the address a session is tied to (a line built from the pattern, a client's field holding the program's words with another address, is read as that address): tie the text after the address to the program's own words",
+                f.name,
+                i + 1
+            ));
+        } else if ignore_found_anywhere(c.re.as_str()) {
+            out.push(format!(
+                "filter {:?}, [correlate] pattern {}: it finds its words anywhere in a line (text of any kind, such as `.*`, before them), so a client that writes them into a field of its own can end or clear a session (a `success` line forgives its failures): start it with the program's own words",
                 f.name,
                 i + 1
             ));
@@ -62,7 +250,7 @@ pub fn warnings(f: &super::Filter) -> Vec<String> {
     for (i, re) in f.ignore.iter().enumerate() {
         if ignore_found_anywhere(re.as_str()) {
             out.push(format!(
-                "filter {:?}, ignore[{i}]: it starts with text of any kind (such as `.*`), so a line that holds its text anywhere never counts, and a client that writes that text into a field of its own (a user name, a URL) hides its failures: start it with the program's own words at the start of the message",
+                "filter {:?}, ignore[{i}]: it finds its words anywhere in a line (text of any kind, such as `.*`, before them), so a line that holds them never counts, and a client that writes them into a field of its own (a user name, a URL) hides its failures: start it with the program's own words at the start of the message",
                 f.name
             ));
         }
@@ -78,62 +266,116 @@ fn parse(full: &str) -> Option<Hir> {
         .ok()
 }
 
-/// For a `h` that holds the address capture: whether text without bound that may hold a
-/// space can stand before it, and after it, within `h`. None when `h` holds none.
-fn around_host(h: &Hir) -> Option<(bool, bool)> {
+/// The shortest text `h` matches, as a program would write it (the first of alternatives,
+/// a letter or digit of a class where the class has one): what a client must write to pose
+/// as that piece of the line.
+fn sample(h: &Hir) -> Vec<u8> {
     match h.kind() {
-        HirKind::Capture(c) if c.name.as_deref() == Some("host") => Some((false, false)),
-        HirKind::Capture(c) => around_host(&c.sub),
-        HirKind::Concat(v) => {
-            let i = v.iter().position(|x| around_host(x).is_some())?;
-            let (b, a) = around_host(&v[i])?;
-            Some((
-                b || v[..i].iter().any(free),
-                a || v[i + 1..].iter().any(free),
-            ))
-        }
-        HirKind::Alternation(v) => {
-            let all: Vec<(bool, bool)> = v.iter().filter_map(around_host).collect();
-            if all.is_empty() {
-                return None;
-            }
-            Some(
-                all.iter()
-                    .fold((false, false), |(b, a), (x, y)| (b || *x, a || *y)),
-            )
+        HirKind::Literal(l) => l.0.to_vec(),
+        HirKind::Class(_) => {
+            let mut set = [false; 128];
+            first_bytes(h, &mut set);
+            let pick = (b'a'..=b'z')
+                .chain(b'0'..=b'9')
+                .chain(0x20..0x7f)
+                .find(|&c| set[usize::from(c)]);
+            pick.map(|c| vec![c]).unwrap_or_default()
         }
         HirKind::Repetition(r) => {
-            if r.max == Some(0) {
-                return None;
-            }
-            let (b, a) = around_host(&r.sub)?;
-            // (other rounds stand before and after the round that is read)
-            let other = (r.max.is_none() && any_text(&r.sub)) || (r.max != Some(1) && free(&r.sub));
-            Some((b || other, a || other))
+            let one = sample(&r.sub);
+            one.repeat(r.min as usize)
         }
-        _ => None,
+        HirKind::Capture(c) => sample(&c.sub),
+        HirKind::Concat(v) => v.iter().flat_map(sample).collect(),
+        HirKind::Alternation(v) => v.first().map(sample).unwrap_or_default(),
+        _ => Vec::new(),
     }
 }
 
-/// Whether `h` holds text of any length and kind: a repetition without upper bound of
-/// something that can start with any printable byte (`.*`, `.+?`, `[\s\S]*`). A
-/// repetition of a class that leaves out a delimiter (`[^"]*`, `\S+`) is the author's
-/// choice of a field's end, and is not this (a program that escapes the delimiter keeps a
-/// client inside its field; see the built-in JSON filters).
-fn free(h: &Hir) -> bool {
+/// The repetitions in `h` (itself included) that can hold long text: without upper bound,
+/// or of 32 rounds or more.
+fn fields(h: &Hir) -> Vec<&Hir> {
+    let mut out = Vec::new();
+    let mut stack = vec![h];
+    while let Some(x) = stack.pop() {
+        match x.kind() {
+            HirKind::Repetition(r) => {
+                if r.max.is_none_or(|m| m >= 32) {
+                    out.push(x);
+                }
+                stack.push(&r.sub);
+            }
+            HirKind::Capture(c) => stack.push(&c.sub),
+            HirKind::Concat(v) | HirKind::Alternation(v) => stack.extend(v.iter()),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Whether the pieces `v` (followed by `next`, when known) hold free text ([`free`]).
+fn free_seq(v: &[Hir], next: Option<&Hir>) -> bool {
+    (0..v.len()).any(|k| free(&v[k], v.get(k + 1).or(next)))
+}
+
+/// Whether `h` (followed by `next`, when known) holds text of any length and kind: a
+/// repetition without upper bound, or of 32 rounds or more, of something that can hold a
+/// space and nearly every printable byte (`.*`, `.{0,200}`, `(?:\S+ )*`, `[^;]*`) and that
+/// does not end at a delimiter: the piece after it starts only with bytes no round of it
+/// can start with (`[^"]*"`, `"(?:[^"\\]|\\.)*"`: a program that escapes the delimiter keeps
+/// a client inside its field; see the built-in JSON filters). At the end of a pattern such
+/// a class is the rest of the line.
+fn free(h: &Hir, next: Option<&Hir>) -> bool {
     match h.kind() {
-        HirKind::Repetition(r) => (r.max.is_none() && any_text(&r.sub)) || free(&r.sub),
-        HirKind::Capture(c) => free(&c.sub),
-        HirKind::Concat(v) | HirKind::Alternation(v) => v.iter().any(free),
+        HirKind::Repetition(r) => (wide(r) && !delimited(r, next)) || free(&r.sub, None),
+        HirKind::Capture(c) => free(&c.sub, next),
+        HirKind::Concat(v) => free_seq(v, next),
+        HirKind::Alternation(v) => v.iter().any(|x| free(x, next)),
         _ => false,
     }
 }
 
-/// Whether `h` can start with every printable ASCII byte (space to `~`).
-fn any_text(h: &Hir) -> bool {
-    let mut first = [false; 128];
-    first_bytes(h, &mut first);
-    first[0x20..0x7f].iter().all(|b| *b)
+/// Whether the rounds of `r` can be long and hold words and spaces (see [`free`]).
+fn wide(r: &regex_syntax::hir::Repetition) -> bool {
+    if r.max.is_some_and(|m| m < 32) {
+        return false;
+    }
+    let mut body = [false; 128];
+    body_bytes(&r.sub, &mut body);
+    body[usize::from(b' ')] && body[0x20..0x7f].iter().filter(|b| **b).count() >= 90
+}
+
+/// Whether `next` starts only with bytes that no round of `r` starts with, and cannot be
+/// empty: the delimiter that ends `r`'s field.
+fn delimited(r: &regex_syntax::hir::Repetition, next: Option<&Hir>) -> bool {
+    let Some(next) = next else {
+        return false;
+    };
+    if next.properties().minimum_len().unwrap_or(0) == 0 {
+        return false;
+    }
+    let (mut own, mut after) = ([false; 128], [false; 128]);
+    first_bytes(&r.sub, &mut own);
+    first_bytes(next, &mut after);
+    after.iter().any(|b| *b) && !own.iter().zip(&after).any(|(a, b)| *a && *b)
+}
+
+/// Marks in `set` every ASCII byte `h` can match anywhere.
+fn body_bytes(h: &Hir, set: &mut [bool; 128]) {
+    match h.kind() {
+        HirKind::Literal(l) => {
+            for &b in l.0.iter() {
+                if b < 128 {
+                    set[usize::from(b)] = true;
+                }
+            }
+        }
+        HirKind::Class(_) => first_bytes(h, set),
+        HirKind::Repetition(r) if r.max != Some(0) => body_bytes(&r.sub, set),
+        HirKind::Capture(c) => body_bytes(&c.sub, set),
+        HirKind::Concat(v) | HirKind::Alternation(v) => v.iter().for_each(|x| body_bytes(x, set)),
+        _ => {}
+    }
 }
 
 /// Marks in `set` the ASCII bytes `h` can start with (an over-approximation where a
@@ -176,35 +418,13 @@ fn first_bytes(h: &Hir, set: &mut [bool; 128]) {
     }
 }
 
-/// Whether `h`'s first text (after anchors and empty pieces) is free text ([`free`]).
-fn starts_free(h: &Hir) -> bool {
-    match h.kind() {
-        HirKind::Concat(v) => {
-            // (past anchors and pieces that may be empty, such as an optional time stamp)
-            for x in v {
-                if starts_free(x) {
-                    return true;
-                }
-                if x.properties().minimum_len().unwrap_or(0) > 0 {
-                    return false;
-                }
-            }
-            false
-        }
-        HirKind::Capture(c) => starts_free(&c.sub),
-        HirKind::Alternation(v) => v.iter().any(starts_free),
-        HirKind::Repetition(r) => (r.max.is_none() && any_text(&r.sub)) || starts_free(&r.sub),
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::filter::macros::anchored;
 
     fn between(p: &str) -> bool {
-        address_between_free_text(&anchored(p).unwrap())
+        address_forgeable(&anchored(p).unwrap())
     }
 
     fn anywhere(p: &str) -> bool {
@@ -220,7 +440,31 @@ mod tests {
         assert!(between(r"(?:[\s\S])+ from {HOST} ([^x]|x)+"));
         assert!(between("(?:.* )?from {HOST}(?: .*)?"));
         assert!(between("(?:a .* {HOST} b.*|c)"));
-        assert!(between("(?:x .* {HOST} )+y"));
+        // the shapes review 57 found the first lint silent on, each of which reads the
+        // forged address from `Login failed for user bob from 198.51.100.5 x from
+        // 203.0.113.9`
+        for p in [
+            r"Login failed for user .*? from {HOST}(?: \S+)*",
+            r"Login failed for user .*? from {HOST}(?:\s+\S+)*",
+            r"Login failed for user (?:\S+ )*?from {HOST}.*",
+            r"Login failed for user .{0,200}? from {HOST}.{0,200}",
+            r#"Login failed for user .*? from {HOST}[^"]*"#,
+            r"Login failed for user .*? from {HOST}[^;]*",
+            r"Login failed for user (?:\S+ )*from {HOST}.*",
+            r"Login failed for user .* from {HOST}(?: \S+)*",
+        ] {
+            assert!(between(p), "{p}");
+            let re = regex::bytes::Regex::new(&anchored(p).unwrap()).unwrap();
+            let line = b"Login failed for user bob from 198.51.100.5 x from 203.0.113.9";
+            let host = re
+                .captures(line)
+                .and_then(|c| c.name("host"))
+                .map(|m| m.as_bytes());
+            let greedy_after = p.contains(".* from {HOST}(") || p.contains(")*from");
+            if !greedy_after {
+                assert_eq!(host, Some(&b"198.51.100.5"[..]), "{p}");
+            }
+        }
     }
 
     #[test]
@@ -251,6 +495,8 @@ mod tests {
         assert!(anywhere("^.*trusted.*$"));
         assert!(anywhere("(?:.* )?ok from {HOST}"));
         assert!(anywhere("(?s).*x"));
+        // (review 57: silent on these)
+        assert!(anywhere(r"\S+ .*trusted.*"));
         assert!(anywhere("(?:[0-9]{4} )?.*?trusted"));
         assert!(!anywhere("(?:[0-9]{4} )?trusted .*"));
         assert!(!anywhere("^Accepted "));
@@ -279,7 +525,9 @@ pattern = 'Denied for user .* from {HOST} port [0-9]+'
         let w = warnings(&f);
         assert_eq!(w.len(), 2, "{w:#?}");
         assert!(
-            w[0].starts_with("filter \"myapp\", rule \"login\": "),
+            w[0].starts_with(
+                "filter \"myapp\", rule \"login\": a client can choose the address it reads"
+            ),
             "{}",
             w[0]
         );
@@ -307,7 +555,11 @@ pattern = 'Denied for user .* from {HOST} port [0-9]+'
             }
             for r in f.rules() {
                 let p = r.pattern().as_str();
-                assert!(!address_between_free_text(p), "{} {}: {p}", b.name, r.id);
+                assert!(!address_forgeable(p), "{} {}: {p}", b.name, r.id);
+            }
+            for c in &f.correlate {
+                let p = c.re.as_str();
+                assert!(!address_forgeable(p), "{} correlate: {p}", b.name);
             }
         }
     }

@@ -156,11 +156,19 @@ impl Engine {
         // a `kill -9` between the two, a write fleet.db refused, the file deleted): the
         // entry of it, read again, gives it back its origin (it was taken for a local ban
         // and never lifted by its origin nor by a `distrust`, review 54)
-        if !origins.contains_key(&key) && self.orphan(ji, &jail, target) {
+        let adopted = !origins.contains_key(&key) && self.orphan(ji, &jail, target);
+        if adopted {
             origins.insert(key.clone(), e.node.clone());
         }
         let held = origins.contains_key(&key);
         let mut until = until;
+        // (the node that takes it back may be another holder than its origin: it never
+        // shortens it, review 57)
+        if adopted {
+            if let Some(cur) = self.jails[ji].tracker().ban_until_of(target) {
+                until = until.max(cur);
+            }
+        }
         let mut keep_origin = false;
         match self.jails[ji].tracker().covering_ban(target) {
             // another node bans it too: its end is kept beside the origin's, and the ban

@@ -828,14 +828,18 @@ fn claim(name: &str, what: &str, fix: &str) -> Result<Option<std::os::unix::net:
     let bytes = &bytes[bytes.len().saturating_sub(100)..];
     let addr = std::os::unix::net::SocketAddr::from_abstract_name(bytes)?;
     match std::os::unix::net::UnixListener::bind_addr(&addr) {
-        Ok(l) => Ok(Some(l)),
+        Ok(l) => {
+            drain_claim(&l);
+            Ok(Some(l))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
             // abstract names have no permissions: anyone may take the name first. Only a
             // holder running as this daemon's user (root) is another daemon; a squatter
             // must not keep the daemon from starting (a review found that it could)
-            let holder = std::os::unix::net::UnixStream::connect_addr(&addr)
-                .ok()
-                .and_then(|s| peer_uid(&s));
+            let holder = match probe_claim(bytes) {
+                Probe::Held(uid) => uid,
+                Probe::Free => None,
+            };
             // SAFETY: geteuid has no preconditions.
             let me = unsafe { libc::geteuid() };
             if holder == Some(me) {
@@ -861,7 +865,6 @@ fn claim(name: &str, what: &str, fix: &str) -> Result<Option<std::os::unix::net:
 /// an address after the deny list no longer named it). Read with `nft -t list chains`,
 /// which reads no set element; nothing when nft cannot be run.
 fn leftover_tables(cfg: &Config) -> Vec<String> {
-    use std::os::linux::net::SocketAddrExt;
     let ours = crate::firewall::router::used(cfg)
         .iter()
         .any(|b| b == "nftables")
@@ -881,9 +884,7 @@ fn leftover_tables(cfg: &Config) -> Vec<String> {
         .filter(|t| Some(t.as_str()) != ours)
         .filter(|t| {
             let name = format!("portcullis/nftables/inet/{t}");
-            std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
-                .and_then(|a| std::os::unix::net::UnixStream::connect_addr(&a))
-                .is_err()
+            matches!(probe_claim(name.as_bytes()), Probe::Free)
         })
         .map(|t| {
             format!(
@@ -900,15 +901,12 @@ fn leftover_tables(cfg: &Config) -> Vec<String> {
 /// and an `unban` here no longer reaches them (review 56: a backend changed from route to
 /// nftables left a blackhole route of the gateway, and `unban` answered "unbanned").
 fn leftover_backends(cfg: &Config) -> Vec<String> {
-    use std::os::linux::net::SocketAddrExt;
     let used = crate::firewall::router::used(cfg);
     let uses = |b: &str| used.iter().any(|u| u == b);
     let held = |name: String| {
         let bytes = name.as_bytes();
         let bytes = &bytes[bytes.len().saturating_sub(100)..];
-        std::os::unix::net::SocketAddr::from_abstract_name(bytes)
-            .and_then(|a| std::os::unix::net::UnixStream::connect_addr(&a))
-            .is_ok()
+        matches!(probe_claim(bytes), Probe::Held(_))
     };
     let run = |program: &str, args: &[&str]| -> Option<String> {
         let out = std::process::Command::new(program)
@@ -980,6 +978,51 @@ fn leftover_backends(cfg: &Config) -> Vec<String> {
         }
     }
     w
+}
+
+/// Whether a claim's abstract name is bound, and the user of the process that holds it when
+/// that can be read.
+enum Probe {
+    Free,
+    Held(Option<u32>),
+}
+
+/// Looks at the claim `name` (an abstract Unix socket name) without ever waiting: the
+/// connect is non-blocking, so a holder whose queue is full (a squatter's `listen(0)`, or
+/// probes nobody accepted) answers "held" at once; a blocking connect hung the start for
+/// ever there (review 57).
+fn probe_claim(name: &[u8]) -> Probe {
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    let Ok(addr) = SocketAddrUnix::new_abstract_name(name) else {
+        return Probe::Free;
+    };
+    let Ok(fd) = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+        None,
+    ) else {
+        return Probe::Free;
+    };
+    match rustix::net::connect(&fd, &addr) {
+        Ok(()) => Probe::Held(peer_uid(&std::os::unix::net::UnixStream::from(fd))),
+        Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INPROGRESS) => Probe::Held(None),
+        Err(_) => Probe::Free,
+    }
+}
+
+/// Accepts and drops what connects to a claim (another daemon's or a start's look at it),
+/// on a thread of its own, so that such looks never fill its queue (they did: the starts
+/// after some 4,096 of them hung, review 57).
+fn drain_claim(l: &std::os::unix::net::UnixListener) {
+    let Ok(l) = l.try_clone() else { return };
+    let _ = std::thread::Builder::new()
+        .name("claim".into())
+        .spawn(move || {
+            for c in l.incoming() {
+                drop(c);
+            }
+        });
 }
 
 /// The user id of the process at the other end of a Unix socket (SO_PEERCRED).

@@ -924,10 +924,17 @@ fn process(
         });
         let outcomes = apply(tx, &good)?;
         let mut held = Vec::new();
-        for (e, o) in good.iter().zip(&outcomes) {
+        for (k, (e, o)) in good.iter().zip(&outcomes).enumerate() {
             seen.push((e.field(), e.time));
             if matches!(o, Outcome::RateLimited) {
-                held.push(e.clone());
+                // (a later entry of the batch for the same ban, its unban, was applied
+                // already: this one, applied after, would undo it, review 57)
+                let superseded = good[k + 1..]
+                    .iter()
+                    .any(|g| g.addr == e.addr && g.jail == e.jail && g.node == e.node);
+                if !superseded {
+                    held.push(e.clone());
+                }
                 continue;
             }
             shared.count(o);
