@@ -441,6 +441,8 @@ fn fail2ban_syntax(text: &str) -> Option<&'static str> {
         ["[default]", "[definition]", "[includes]", "[init]"].contains(&l.as_str())
     });
     let interpolation = text.contains("%(") && text.contains(")s");
+    // a value TOML does not read (fail2ban's `1h`, `127.0.0.1/8 ::1`, `ssh`), not one that
+    // opens a string, list or table that may go on over the next lines
     let bare = lines().any(|l| {
         l.split_once('=').is_some_and(|(k, v)| {
             let (k, v) = (k.trim(), v.trim());
@@ -448,11 +450,9 @@ fn fail2ban_syntax(text: &str) -> Option<&'static str> {
                 && !k.starts_with('[')
                 && k.chars()
                     .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-                && v.chars()
-                    .next()
-                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '/')
-                && !["true", "false", "inf", "nan"]
-                    .contains(&v.split_whitespace().next().unwrap_or(""))
+                && !v.is_empty()
+                && !v.starts_with(['"', '\'', '[', '{'])
+                && toml::from_str::<toml::Table>(&format!("k = {v}")).is_err()
         })
     });
     (sections || interpolation || text.contains("<HOST>") || bare).then_some(
@@ -3795,8 +3795,14 @@ backend = "route"
             let e = err(text);
             assert!(e.contains("this looks like a fail2ban file"), "{e}");
         }
-        let e = err("state_dir = /var/lib/x\n");
-        assert!(e.contains("this looks like a fail2ban file"), "{e}");
+        for text in [
+            "state_dir = /var/lib/x\n",
+            "ignore = 127.0.0.1/8 ::1\n",
+            "[[jail]]\nname = \"sshd\"\nbantime = 1h\n",
+        ] {
+            let e = err(text);
+            assert!(e.contains("this looks like a fail2ban file"), "{e}");
+        }
         for text in [
             "[[jail]]\nname = \"sshd\"\nbantime = \"1d\"\nbantime.increment = true\n",
             "[[jail]]\nname = \"sshd\"\nbantime.increment = true\nbantime = \"1d\"\n",
@@ -3808,7 +3814,7 @@ backend = "route"
             );
         }
         // a TOML mistake of another kind says nothing of fail2ban
-        let e = err("[[jail]]\nname = \"sshd\"\nmaxretry = 3 3\n");
+        let e = err("[[jail]]\nname = \"sshd\"\nmaxretry = \"3\n");
         assert!(!e.contains("fail2ban file"), "{e}");
         // fail2ban's ignoreip hint gives the net of 127.0.0.1/8
         let e = err("ignoreip = \"127.0.0.1/8 ::1\"\n");

@@ -962,14 +962,14 @@ fn leftover_backends(cfg: &Config) -> Vec<String> {
         if let Ok(text) = std::fs::read_to_string(path) {
             let inside = text
                 .lines()
-                .skip_while(|l| *l != crate::firewall::hosts_deny::BEGIN)
+                .skip_while(|l| l.trim_end() != crate::firewall::hosts_deny::BEGIN)
                 .skip(1)
-                .take_while(|l| *l != crate::firewall::hosts_deny::END)
+                .take_while(|l| l.trim_end() != crate::firewall::hosts_deny::END)
                 .filter(|l| !l.trim().is_empty())
                 .count();
             if inside > 0 {
                 w.push(format!(
-                    "{} still holds Portcullis' block of {inside} line(s) and no running daemon uses it (the hosts-deny backend was left while it was kept at the stop): those clients are still refused, for good, and this daemon does not lift them; delete the lines from \"{}\" to \"{}\"",
+                    "{} still holds Portcullis' block of {inside} line(s) and no daemon in this network namespace uses it (the hosts-deny backend was left while it was kept at the stop; or a daemon in another namespace or container that shares the file uses it): those clients are still refused, for good, and this daemon does not lift them; delete the lines from \"{}\" to \"{}\"",
                     path.display(),
                     crate::firewall::hosts_deny::BEGIN,
                     crate::firewall::hosts_deny::END
