@@ -25,7 +25,7 @@ fn bad_backend_configurations_are_clear_errors() {
         ),
         (
             format!("{jail}backend = [\"nftables\", \"hostsdeny\"]\n"),
-            format!("{file}:4: `backend`: \"hostsdeny\" is not a known backend"),
+            format!("{file}:4: `backend`: \"hostsdeny\" is fail2ban's banaction; in Portcullis it is backend = \"hosts-deny\""),
         ),
         (
             format!("[firewall]\nbackend = \"command\"\n[firewall.command]\nban = [\"/bin/echo\", \"{{addr}}\", \"{{user}}\"]\n{jail}"),
