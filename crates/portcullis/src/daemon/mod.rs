@@ -776,46 +776,40 @@ fn claim_table(cfg: &Config) -> Result<Vec<std::os::unix::net::UnixListener>> {
     let used = crate::firewall::router::used(cfg);
     let b = &cfg.firewall.backends;
     let mut claims = Vec::new();
-    for (backend, name, what, fix) in [
+    for (backends, name, what, fix) in [
         (
-            "nftables",
+            &["nftables"][..],
             format!("portcullis/nftables/inet/{}", cfg.firewall.table),
             format!("the nftables table inet {}", cfg.firewall.table),
             "set [firewall] table to another name to run a second one",
         ),
         (
-            "iptables",
+            // (ipset's rules are in the chain too: one claim for both)
+            &["iptables", "ipset"][..],
             format!("portcullis/iptables/{}", b.iptables.chain),
             format!("the iptables chain {}", b.iptables.chain),
             "set [firewall.iptables] chain to another name to run a second one",
         ),
         (
-            "ipset",
-            format!("portcullis/iptables/{}", b.iptables.chain),
-            format!("the iptables chain {} (ipset's rules)", b.iptables.chain),
-            "set [firewall.iptables] chain to another name to run a second one",
-        ),
-        (
-            "route",
+            &["route"][..],
             format!("portcullis/route/{}", b.route.proto),
             format!("the route protocol {}", b.route.proto),
             "set [firewall.route] proto to another number to run a second one",
         ),
         (
-            "hosts-deny",
+            &["hosts-deny"][..],
             format!("portcullis/hosts-deny/{}", b.hosts_deny.path.display()),
             format!("the file {}", b.hosts_deny.path.display()),
             "set [firewall.hosts_deny] path to another file to run a second one",
         ),
     ] {
-        // (iptables and ipset together claim their one chain once)
-        if used.iter().any(|u| u == backend) && !claims.iter().any(|(n, _)| *n == name) {
+        if used.iter().any(|u| backends.contains(&u.as_str())) {
             if let Some(l) = claim(&name, &what, fix)? {
-                claims.push((name, l));
+                claims.push(l);
             }
         }
     }
-    Ok(claims.into_iter().map(|(_, l)| l).collect())
+    Ok(claims)
 }
 
 /// Takes the abstract socket `name` (see [`claim_table`]): None when a process that is not
