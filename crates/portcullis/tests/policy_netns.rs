@@ -1009,6 +1009,30 @@ fn a_squatted_table_claim_does_not_stop_the_daemon() {
     assert!(nft_set(&ns, "v4_sshd")
         .iter()
         .any(|(a, _)| a == "203.0.113.41"));
+    // a second daemon on the same table is still refused: the lock under
+    // /run/portcullis/claims is root's alone (the squatter turned the refusal off, review 58)
+    let second = dir.join("second.toml");
+    fs::write(
+        &second,
+        fs::read_to_string(&cfg)
+            .unwrap()
+            .replace("portcullis.sock", "second.sock")
+            .replace("/state", "/state2"),
+    )
+    .unwrap();
+    let mut c = ns.command(BIN, &["run", "-c"]);
+    c.arg(&second);
+    let o = run_with_timeout(&mut c, None, Duration::from_secs(30));
+    assert!(!o.success(), "{}", o.stderr_str());
+    assert!(
+        o.stderr_str()
+            .contains("another portcullis daemon already uses the nftables table inet portcullis"),
+        "{}",
+        o.stderr_str()
+    );
+    assert!(nft_set(&ns, "v4_sshd")
+        .iter()
+        .any(|(a, _)| a == "203.0.113.41"));
     squat.kill();
     full.kill();
 }

@@ -772,7 +772,7 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
 /// rebuilt each other's sets; on one chain, one route protocol or one hosts.deny file, the
 /// second's start wiped the first's bans (review 56: they came back only with the first's
 /// minute check, or not at all). (A hosts.deny file shared across namespaces is not seen.)
-fn claim_table(cfg: &Config) -> Result<Vec<std::os::unix::net::UnixListener>> {
+fn claim_table(cfg: &Config) -> Result<Vec<Claim>> {
     let used = crate::firewall::router::used(cfg);
     let b = &cfg.firewall.backends;
     let mut claims = Vec::new();
@@ -815,8 +815,13 @@ fn claim_table(cfg: &Config) -> Result<Vec<std::os::unix::net::UnixListener>> {
 /// Takes the abstract socket `name` (see [`claim_table`]): None when a process that is not
 /// a daemon of this user holds it (going on without it, with a warning); an error when a
 /// daemon of this user does.
-fn claim(name: &str, what: &str, fix: &str) -> Result<Option<std::os::unix::net::UnixListener>> {
+fn claim(name: &str, what: &str, fix: &str) -> Result<Option<Claim>> {
     use std::os::linux::net::SocketAddrExt;
+    let lock = lock_claim(name).map_err(|()| {
+        anyhow::anyhow!(
+            "another portcullis daemon already uses {what} in this network namespace ({fix})"
+        )
+    })?;
     // (an abstract name is at most 107 bytes: a long hosts.deny path is cut, its end kept)
     let bytes = name.as_bytes();
     let bytes = &bytes[bytes.len().saturating_sub(100)..];
@@ -824,7 +829,7 @@ fn claim(name: &str, what: &str, fix: &str) -> Result<Option<std::os::unix::net:
     match std::os::unix::net::UnixListener::bind_addr(&addr) {
         Ok(l) => {
             drain_claim(&l);
-            Ok(Some(l))
+            Ok(Some(Claim(Some(l), lock)))
         }
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
             // abstract names have no permissions: anyone may take the name first. Only a
@@ -842,10 +847,15 @@ fn claim(name: &str, what: &str, fix: &str) -> Result<Option<std::os::unix::net:
                 );
             }
             warn!(
-                "the claim of {what} is held by {}, not by a portcullis daemon: going on without it",
-                holder.map_or("an unknown process".to_string(), |u| format!("uid {u}"))
+                "the claim of {what} is held by {}, not by a portcullis daemon: going on without it{}",
+                holder.map_or("an unknown process".to_string(), |u| format!("uid {u}")),
+                if lock.is_some() {
+                    " (a second daemon is still refused: the lock under /run/portcullis/claims is this daemon's)"
+                } else {
+                    ""
+                }
             );
-            Ok(None)
+            Ok(lock.map(|f| Claim(None, Some(f))))
         }
         Err(e) => Err(e).with_context(|| format!("cannot claim {what}")),
     }
@@ -972,6 +982,65 @@ fn leftover_backends(cfg: &Config) -> Vec<String> {
         }
     }
     w
+}
+
+/// What a daemon holds of a claim for as long as it runs: the abstract socket (which other
+/// daemons probe) and the lock file (which no other user can take).
+struct Claim(
+    #[allow(dead_code)] Option<std::os::unix::net::UnixListener>,
+    #[allow(dead_code)] Option<std::fs::File>,
+);
+
+/// The directory of the claims' lock files: root's, writable by root only, so that no
+/// other user can take a claim first (an abstract socket name can be: a squatter turned off
+/// the refusal of a second daemon, review 58).
+const CLAIMS_DIR: &str = "/run/portcullis/claims";
+
+/// Takes the lock of claim `name` in this network namespace (a file under [`CLAIMS_DIR`]
+/// named after the namespace's inode and the claim, `flock`ed). Err(()) when another
+/// process holds it: a daemon (only root writes there). Ok(None) when the directory cannot
+/// be made or is not root's alone (a daemon that is not root; the abstract socket alone
+/// claims then).
+fn lock_claim(name: &str) -> std::result::Result<Option<std::fs::File>, ()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+    let Ok(ns) = std::fs::metadata("/proc/self/ns/net").map(|m| m.ino()) else {
+        return Ok(None);
+    };
+    let _ = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(CLAIMS_DIR);
+    match std::fs::symlink_metadata(CLAIMS_DIR) {
+        Ok(m) if m.is_dir() && m.uid() == 0 && m.mode() & 0o022 == 0 => {}
+        _ => return Ok(None),
+    }
+    let file: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let file = &file[file.len().saturating_sub(180)..];
+    let path = std::path::Path::new(CLAIMS_DIR).join(format!("{ns}-{file}"));
+    let Ok(f) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&path)
+    else {
+        return Ok(None);
+    };
+    match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(Some(f)),
+        Err(rustix::io::Errno::WOULDBLOCK) => Err(()),
+        Err(_) => Ok(None),
+    }
 }
 
 /// Whether a claim's abstract name is bound, and the user of the process that holds it when
