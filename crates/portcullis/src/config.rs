@@ -1176,13 +1176,16 @@ pub fn resolve_filter(name: &str, custom: &[Filter]) -> std::result::Result<Filt
         let text = std::fs::read_to_string(name)
             .map_err(|e| format!("cannot read filter file {name}: {e}"))?;
         // a fail2ban filter named as it is (its TOML parse error said nothing of the kind,
-        // review 55): only a file that is not TOML, with fail2ban's section or key (a
+        // review 55): only a file that is not a filter, with fail2ban's section or key (a
         // translated filter's header names failregex in a comment, review 57)
-        let ini = |l: &str| {
-            let l = l.trim().to_ascii_lowercase();
-            l == "[definition]" || l.starts_with("failregex")
-        };
-        if toml::from_str::<toml::Table>(&text).is_err() && text.lines().any(ini) {
+        return Filter::from_toml(&text, name).map_err(|e| {
+            let ini = |l: &str| {
+                let l = l.trim().to_ascii_lowercase();
+                l == "[definition]" || l.starts_with("failregex")
+            };
+            if !text.lines().any(ini) {
+                return e.to_string();
+            }
             let stem = Path::new(name)
                 .file_stem()
                 .and_then(|s| s.to_str())
@@ -1190,11 +1193,10 @@ pub fn resolve_filter(name: &str, custom: &[Filter]) -> std::result::Result<Filt
             let builtin = builtin::get(stem)
                 .map(|_| format!(" (or the built-in filter: filter = {stem:?})"))
                 .unwrap_or_default();
-            return Err(format!(
+            format!(
                 "{name} is a fail2ban filter, not a Portcullis one: translate it with `portcullis import-fail2ban {name} -o /etc/portcullis/{stem}.toml` and name that file{builtin}"
-            ));
-        }
-        return Filter::from_toml(&text, name).map_err(|e| e.to_string());
+            )
+        });
     }
     if let Some(why) = builtin::withdrawn(name) {
         return Err(format!("filter {name:?} is not built in: {why}; a client could choose the banned address (README, security model)"));

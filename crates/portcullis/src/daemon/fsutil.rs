@@ -56,23 +56,32 @@ pub fn lock_path(dir: &Path) -> PathBuf {
 
 fn lock_once(dir: &Path) -> Result<File> {
     let path = lock_path(dir);
+    match try_lock(&path) {
+        Ok(Some(f)) => Ok(f),
+        Ok(None) => Err(LockHeld {
+            dir: dir.to_path_buf(),
+            path,
+        }
+        .into()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Opens (creating it 0600, never through a link) and `flock`s the lock file `path` without
+/// waiting: `None` when another process holds it. (Only EWOULDBLOCK says another process
+/// holds it; any other error, ENOLCK on a network file system say, is said as it is.)
+pub fn try_lock(path: &Path) -> Result<Option<File>> {
     let f = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&path)
+        .open(path)
         .with_context(|| format!("cannot open the lock file {}", path.display()))?;
     match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => Ok(f),
-        // (only EWOULDBLOCK says another process holds it; any other error, ENOLCK on a
-        // network file system say, is said as it is)
-        Err(rustix::io::Errno::WOULDBLOCK) => Err(LockHeld {
-            dir: dir.to_path_buf(),
-            path,
-        }
-        .into()),
+        Ok(()) => Ok(Some(f)),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
         Err(e) => Err(anyhow::Error::new(io::Error::from(e)))
             .with_context(|| format!("cannot lock {}", path.display())),
     }

@@ -1002,7 +1002,7 @@ const CLAIMS_DIR: &str = "/run/portcullis/claims";
 /// be made or is not root's alone (a daemon that is not root; the abstract socket alone
 /// claims then).
 fn lock_claim(name: &str) -> std::result::Result<Option<std::fs::File>, ()> {
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
     let Ok(ns) = std::fs::metadata("/proc/self/ns/net").map(|m| m.ino()) else {
         return Ok(None);
     };
@@ -1026,19 +1026,10 @@ fn lock_claim(name: &str) -> std::result::Result<Option<std::fs::File>, ()> {
         .collect();
     let file = &file[file.len().saturating_sub(180)..];
     let path = std::path::Path::new(CLAIMS_DIR).join(format!("{ns}-{file}"));
-    let Ok(f) = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&path)
-    else {
-        return Ok(None);
-    };
-    match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => Ok(Some(f)),
-        Err(rustix::io::Errno::WOULDBLOCK) => Err(()),
+    match fsutil::try_lock(&path) {
+        Ok(Some(f)) => Ok(Some(f)),
+        Ok(None) => Err(()),
+        // (no lock to be had there: the abstract name alone claims)
         Err(_) => Ok(None),
     }
 }
