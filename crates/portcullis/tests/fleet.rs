@@ -1827,6 +1827,53 @@ fn a_held_back_ban_and_its_unban_in_one_read_leave_no_ban() {
     assert!(b.banned("203.0.113.82").is_none(), "{}", b.log());
 }
 
+/// A manual unban of an address whose fleet ban waits for the accept rate drops the waiting
+/// ban: applied after it, it banned again what the admin had just lifted (review 57 L4).
+/// The other waiting bans are still applied.
+#[test]
+fn a_manual_unban_drops_a_fleet_ban_still_waiting_for_the_rate() {
+    let t = tmp("pct-fleet-unbanwait-");
+    let redis = Redis::start(t.path());
+    let b = Node::new(t.path(), "b", &redis, "", "accept_rate = 1\n");
+    readers_up(&[&b]);
+    let signed = |mut e: Value| {
+        sign(KEY.as_bytes(), &mut e);
+        e.to_string()
+    };
+    let addrs: Vec<String> = (1..=4).map(|i| format!("203.0.113.{}", 90 + i)).collect();
+    let entries: Vec<String> = addrs.iter().map(|a| signed(entry(a, "m1"))).collect();
+    // one script: the entries are in the stream at once, and read in one batch: the first
+    // is applied, the three others wait, one a second
+    let mut args = vec![
+        "EVAL",
+        "for i=1,#ARGV do redis.call('XADD', KEYS[1], '*', 'e', ARGV[i]) end return #ARGV",
+        "1",
+        "portcullis:bans",
+    ];
+    args.extend(entries.iter().map(String::as_str));
+    let out = redis.cli(&args);
+    assert!(out.trim() == "4", "EVAL: {out}");
+    wait_for("the first ban on B", Duration::from_secs(10), || {
+        b.banned(&addrs[0]).is_some()
+    });
+    let last = &addrs[3];
+    let r = b.ask(json!({"cmd": "unban", "addr": last, "jail": "sshd", "all": false}));
+    assert_eq!(r["ok"], true, "{r}");
+    let said = r["message"].as_str().unwrap_or_default();
+    assert!(
+        said.contains("1 fleet ban(s) of it waiting for fleet.accept_rate dropped"),
+        "{r}"
+    );
+    wait_for(
+        "the other waiting bans on B",
+        Duration::from_secs(15),
+        || b.banned(&addrs[1]).is_some() && b.banned(&addrs[2]).is_some(),
+    );
+    // a token a second: the dropped one would have come within 2 s more
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(b.banned(last).is_none(), "{}", b.log());
+}
+
 /// A fleet ban whose origin the node lost (its fleet.db deleted while it was stopped; a
 /// `kill -9` between the state file and fleet.db, or a write fleet.db refused, leave the
 /// same) is not published as the node's own at the next start, and its origin takes it

@@ -3242,6 +3242,16 @@ impl Engine {
         {
             return self.unban_dormant(n, target, now);
         }
+        // fleet bans waiting for the accept rate that this unban pardons: dropped, or they
+        // were applied after it (review 57 L4)
+        let waiting = self
+            .fleet
+            .as_ref()
+            .map_or(0, |f| f.drop_waiting(target, jail));
+        let waiting_said = match waiting {
+            0 => String::new(),
+            n => format!("; {n} fleet ban(s) of it waiting for fleet.accept_rate dropped"),
+        };
         // (read before any jail lets a ban go: a failure to read changes nothing, review
         // 42)
         // the bans of jails no longer configured, kept in the state file (they come back with
@@ -3362,9 +3372,15 @@ impl Engine {
             }
             // not banned now, but banned before: a pardon, its escalation starts again
             if let Some(t) = target {
-                if let Some(r) = self.forget(t, jail, now, &forgiven) {
+                if let Some(mut r) = self.forget(t, jail, now, &forgiven) {
+                    if let Some(m) = r.message.as_mut().or(r.error.as_mut()) {
+                        m.push_str(&waiting_said);
+                    }
                     return r;
                 }
+            }
+            if waiting > 0 {
+                return Response::ok(format!("no ban was running{waiting_said}"));
             }
             return Response::err(match (target, jail) {
                 (Some(t), Some(n)) => format!("{t} is not banned in jail {n}"),
@@ -3460,6 +3476,7 @@ impl Engine {
                 self.denied.len()
             );
         }
+        answer += &waiting_said;
         Response::ok(answer)
     }
 

@@ -232,6 +232,20 @@ impl Shared {
         later
     }
 
+    /// Drops the ban entries waiting for the accept rate that a manual unban of `target`
+    /// (every address for `None`) in `jail` (every jail for `None`) pardons: applied after
+    /// it, they banned again what the admin had just lifted (review 57 L4). Returns how
+    /// many were dropped. (An entry the reader has taken from the queue and is handing to
+    /// the engine at this moment is applied all the same.)
+    pub fn drop_waiting(&self, target: Option<Cidr>, jail: Option<&str>) -> usize {
+        let mut w = self.waiting.lock().expect("fleet waiting");
+        let before = w.len();
+        w.retain(|e| {
+            !(jail.is_none_or(|j| j == e.jail) && target.is_none_or(|t| t.overlaps(&e.addr)))
+        });
+        before - w.len()
+    }
+
     /// Takes one token of node `node`'s accept rate; false when none is left.
     pub fn take_token(&self, node: &str, now: Millis) -> bool {
         if self.catching_up.load(Relaxed) {
