@@ -1874,6 +1874,47 @@ fn a_manual_unban_drops_a_fleet_ban_still_waiting_for_the_rate() {
     assert!(b.banned(last).is_none(), "{}", b.log());
 }
 
+/// The origin's clock stepped back (an NTP step, the daemon's own clock only, through
+/// libfaketime) between a ban and its manual unban: the unban still lifts the ban on the
+/// other nodes. Its entry is stamped after the ban's; stamped with the clock, it was older
+/// than the ban's, and the other nodes dropped it as a replay, so the ban held there to its
+/// end (review 54 L4).
+#[test]
+fn an_unban_after_the_origins_clock_stepped_back_lifts_the_ban() {
+    let lib = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+    assert!(
+        Path::new(lib).exists(),
+        "{lib} missing: install faketime (test.sh does)"
+    );
+    let t = tmp("pct-fleet-clockback-");
+    let redis = Redis::start(t.path());
+    let mut a = Node::new(t.path(), "a", &redis, "", "");
+    let b = Node::new(t.path(), "b", &redis, "", "");
+    // A again, under a clock it can be told to step
+    let offset = a.dir.join("faketime");
+    fs::write(&offset, "+0\n").unwrap();
+    a.daemon.take().expect("A runs").stop();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["run", "-c"])
+        .arg(&a.cfg)
+        .env("LD_PRELOAD", lib)
+        .env("FAKETIME_TIMESTAMP_FILE", &offset)
+        .env("FAKETIME_NO_CACHE", "1")
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+    a.daemon = Some(Daemon::start_command(cmd, &a.dir.join("daemon-faked.log")));
+    readers_up(&[&a, &b]);
+    a.ban("203.0.113.71");
+    wait_for("A's ban on B", Duration::from_secs(10), || {
+        b.banned("203.0.113.71").as_deref() == Some("fleet:a")
+    });
+    fs::write(&offset, "-2m\n").unwrap();
+    a.unban("203.0.113.71");
+    wait_for("A's unban on B", Duration::from_secs(10), || {
+        b.banned("203.0.113.71").is_none()
+    });
+    assert_eq!(b.counter("dropped_replayed"), 0, "{}", b.fleet());
+}
+
 /// A fleet ban whose origin the node lost (its fleet.db deleted while it was stopped; a
 /// `kill -9` between the state file and fleet.db, or a write fleet.db refused, leave the
 /// same) is not published as the node's own at the next start, and its origin takes it

@@ -337,6 +337,8 @@ pub fn unban(cfg: &Config, addr: Option<Cidr>, jail: Option<&str>, now: i64) -> 
                         sig: String::new(),
                     };
                     if own.contains(&e.field()) {
+                        // (after the ban's entry, though the clock stepped back since)
+                        e.time = db.stamp_after(&e.field(), e.time)?;
                         e.sign(&fc.key.0, &fc.stream);
                         out.push((e.field(), None, e.to_json()));
                     }

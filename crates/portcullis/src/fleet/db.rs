@@ -153,6 +153,27 @@ impl Db {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// The time to stamp this node's entry for `field` made at `time` with: after its last
+    /// active ban entry of the field, so that the other nodes, which drop an entry no newer
+    /// than the last they saw of the field as a replay, do not drop the unban or renewal
+    /// of a ban stamped before the clock stepped back (NTP: the unban was dropped, and the
+    /// ban held to its end everywhere else). Only the field's own entries count: a clock
+    /// that was far ahead once holds back no other ban.
+    pub fn stamp_after(&self, field: &str, time: Millis) -> Result<Millis> {
+        let entry: Option<String> = self
+            .conn
+            .prepare_cached("SELECT entry FROM own_active WHERE field = ?1")?
+            .query_row(params![field], |r| r.get(0))
+            .optional()?;
+        let last = entry
+            .and_then(|e| serde_json::from_str::<serde_json::Value>(&e).ok())
+            .and_then(|v| v["time"].as_i64());
+        Ok(match last {
+            Some(t) if t >= time => t + 1,
+            _ => time,
+        })
+    }
+
     /// The hash fields (node|jail|addr) of this node's active shared bans.
     pub fn own_fields(&self) -> Result<std::collections::HashSet<String>> {
         let mut st = self.conn.prepare("SELECT field FROM own_active")?;
