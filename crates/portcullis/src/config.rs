@@ -3275,6 +3275,17 @@ backend = "route"
                 "test.toml:3: `firewall.command.ban`",
                 "unknown placeholder {host}",
             ),
+            // review 61: sshblack's stand-in copied over reached the program as the word
+            (
+                "[firewall.command]\nban = [\"/sbin/iptables\", \"-I\", \"BLACKLIST\", \"-s\", \"ipaddress\", \"-j\", \"DROP\"]\n",
+                "test.toml:2: `firewall.command.ban`",
+                "never gives the address (`ipaddress` is another tool's stand-in",
+            ),
+            (
+                "[firewall.command]\ncheck = [\"/bin/x\", \"{jail}\"]\n",
+                "test.toml:2: `firewall.command.check`",
+                "never gives the address: put `{cidr}`",
+            ),
             (
                 "[firewall.command]\nunban = [\"unblock\", \"{addr}\"]\n",
                 "test.toml:2: `firewall.command.unban`",

@@ -10,7 +10,7 @@ use anyhow::Result;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::command::Template;
+use super::command::{Template, Var};
 
 /// Every backend, as named in the configuration.
 pub const BACKENDS: &[&str] = &[
@@ -301,6 +301,31 @@ impl BackendsConfig {
             ] {
                 if let Some(t) = raw {
                     let parsed = Template::parse(t.get_ref()).map_err(|e| err(t.span(), key, e))?;
+                    // the address reaches the program in its arguments only: without it
+                    // every run got the same words, and sshblack's `ipaddress` (or fail2ban's
+                    // `<ip>`) copied over reached iptables literally, blocking nobody while
+                    // the daemon said banned (review 61)
+                    if !parsed.uses(Var::Addr) && !parsed.uses(Var::Cidr) {
+                        let stand_in = t
+                            .get_ref()
+                            .iter()
+                            .skip(1)
+                            .flat_map(|a| {
+                                ["ipaddress", "<ip>", "<ADDR>", "$IP", "%ip"]
+                                    .into_iter()
+                                    .filter(move |w| a.contains(w))
+                            })
+                            .next();
+                        let hint = match stand_in {
+                            Some(w) => format!(" (`{w}` is another tool's stand-in for the address, passed here as the word itself)"),
+                            None => String::new(),
+                        };
+                        return Err(err(
+                            t.span(),
+                            key,
+                            format!("the template never gives the address{hint}: put `{{cidr}}` (203.0.113.5/32, 2001:db8:5:6::/64) or `{{addr}}/{{prefix}}` where the program takes it, e.g. [\"/sbin/iptables\", \"-I\", \"BLACKLIST\", \"-s\", \"{{cidr}}\", \"-j\", \"DROP\"]"),
+                        ));
+                    }
                     *slot = Some(parsed);
                 }
             }
