@@ -860,7 +860,9 @@ fn iptables_docker_user_hook_blocks_forwarded_traffic() {
         .exec_input(
             "iptables-restore",
             &["--noflush"],
-            b"*filter\n:DOCKER-USER - [0:0]\n-A DOCKER-USER -j RETURN\n-A FORWARD -j DOCKER-USER\nCOMMIT\n",
+            // (and a plain jump to our chain, below the RETURN: replaced by ours, first,
+            // and said, review 61)
+            b"*filter\n:DOCKER-USER - [0:0]\n:PORTCULLIS - [0:0]\n-A DOCKER-USER -j RETURN\n-A DOCKER-USER -j PORTCULLIS\n-A FORWARD -j DOCKER-USER\nCOMMIT\n",
         )
         .check();
     let _web = lab.legit.spawn(
@@ -885,6 +887,13 @@ fn iptables_docker_user_hook_blocks_forwarded_traffic() {
     )
     .unwrap();
     let mut d = NsDaemon::start(&lab.server, &dir, &cfg, None);
+    assert!(
+        d.log().contains(
+            "replaced the plain jump(s) to chain PORTCULLIS iptables `-A DOCKER-USER -j PORTCULLIS` (1) by Portcullis's own"
+        ),
+        "{}",
+        d.log()
+    );
     d.cli(&["ban", ATT, "--jail", "web"]).check();
     assert!(
         !lab.tcp_connects(Side::Attacker, web, 8080, Duration::from_secs(1)),

@@ -452,7 +452,33 @@ impl Firewall for Iptables {
         self.jails = jails.iter().map(|j| (j.name.clone(), j.clone())).collect();
         let jails = &self.jails;
         self.banned.retain(|(j, _)| jails.contains_key(j));
+        // plain jumps to our chain from a hook of ours (`-A INPUT -j CHAIN`): an earlier
+        // version's, or the admin's own, typed after an accept of established traffic as
+        // blacklist.py taught; either way the rewrite replaces them by our marked jump,
+        // first in the hook, and that is said (it was silent, review 61)
+        let mut plain = Vec::new();
+        for v6 in [false, true] {
+            let saved = self.opts.save(v6)?;
+            for (hook, &n) in &saved.jumps {
+                let m = saved.marked.get(hook).copied().unwrap_or(0);
+                if n > m && self.opts.hooks.contains(hook) {
+                    let prog = if v6 { "ip6tables" } else { "iptables" };
+                    plain.push(format!(
+                        "{prog} `-A {hook} -j {}` ({})",
+                        self.opts.chain,
+                        n - m
+                    ));
+                }
+            }
+        }
         self.rewrite()?;
+        if !plain.is_empty() {
+            warn!(
+                "replaced the plain jump(s) to chain {} {} by Portcullis's own, first in the hook (a plain jump is taken for one an earlier version made): a jump of yours, placed after your accept of established traffic, is left as it is only with a condition (`-p tcp --dport 22`, `-m conntrack --ctstate NEW`); or set [firewall] keep_established = true, which lets open TCP connections through",
+                self.opts.chain,
+                plain.join(", ")
+            );
+        }
         // a hook that the admin's own rules send to our chain: only what they send is
         // filtered, and nothing said so (review 29: a web jail's bans blocked nobody)
         for v6 in [false, true] {
