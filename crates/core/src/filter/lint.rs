@@ -27,7 +27,16 @@ use regex_syntax::hir::{Class, Hir, HirKind};
 /// (see the module header and [`forged`]). False when it has no address capture or does
 /// not parse.
 pub fn address_forgeable(full: &str) -> bool {
-    forgeable(full, false)
+    forgeable(full, false, &ADDRS)
+}
+
+/// [`address_forgeable`] for a client of the other family than the pattern reads: a
+/// pattern that reads IPv4 addresses only finds none where the program writes an IPv6
+/// client's, and may read an IPv4 address the client typed into a field instead (review
+/// 61: blacklist.py's SSH_REGEX with a `.*` after the address got a client at 2001:db8::7
+/// 198.51.100.5 banned, with no warning).
+pub fn address_forgeable_other_family(full: &str) -> bool {
+    forgeable(full, false, &CROSS)
 }
 
 /// [`address_forgeable`] if the program writes a client's spaces raw into a field that
@@ -36,10 +45,10 @@ pub fn address_forgeable(full: &str) -> bool {
 /// IRC nick, a Kerberos principal are one word), which the built-in filters' audits check;
 /// a filter of the admin's own is warned of this apart.
 pub fn address_forgeable_with_spaces(full: &str) -> bool {
-    forgeable(full, true)
+    forgeable(full, true, &ADDRS)
 }
 
-fn forgeable(full: &str, spaces: bool) -> bool {
+fn forgeable(full: &str, spaces: bool, pairs: &[(&[u8], &[u8])]) -> bool {
     let Some(h) = parse(full) else {
         return false;
     };
@@ -49,7 +58,7 @@ fn forgeable(full: &str, spaces: bool) -> bool {
     let Ok(re) = regex::bytes::Regex::new(full) else {
         return false;
     };
-    forged(&h, &re, spaces)
+    forged(&h, &re, spaces, pairs)
 }
 
 /// The real and the forged address of the lines built (IPv4, else IPv6 for a pattern
@@ -57,6 +66,12 @@ fn forgeable(full: &str, spaces: bool) -> bool {
 const ADDRS: [(&[u8], &[u8]); 2] = [
     (b"203.0.113.9", b"198.51.100.5"),
     (b"2001:db8::9", b"2001:db8::5"),
+];
+/// The real address of one family and the forged one of the other: tried on a pattern that
+/// reads the forged one's family only ([`address_forgeable_other_family`]).
+const CROSS: [(&[u8], &[u8]); 2] = [
+    (b"2001:db8::9", b"198.51.100.5"),
+    (b"203.0.113.9", b"2001:db8::5"),
 ];
 const MARK: &[u8] = b"\x01";
 
@@ -84,10 +99,13 @@ const MAX_FIELDS: usize = 48;
 ///   program's words).
 ///
 /// The pattern reads the forged address from one of these lines: warned of.
-fn forged(h: &Hir, re: &regex::bytes::Regex, spaces: bool) -> bool {
-    let Some((real_addr, fake_addr)) = ADDRS
-        .into_iter()
-        .find(|(r, _)| re.is_match(&render(h, None, r)))
+fn forged(h: &Hir, re: &regex::bytes::Regex, spaces: bool, pairs: &[(&[u8], &[u8])]) -> bool {
+    // (the forged address must be one the pattern reads; a real one of the other family,
+    // which it does not read, is the point of [`CROSS`])
+    let reads = |a: &[u8]| re.is_match(&render(h, None, a));
+    let Some(&(real_addr, fake_addr)) = pairs
+        .iter()
+        .find(|(r, f)| reads(f) && (pairs == ADDRS.as_slice()) == reads(r))
     else {
         return false;
     };
@@ -318,6 +336,8 @@ pub fn warnings(f: &super::Filter) -> Vec<String> {
         let p = r.pattern().as_str();
         let why = if address_forgeable(p) {
             "a line built from the pattern, a client's field holding the program's words around the address with 198.51.100.5, is read as 198.51.100.5 and not the real address after it"
+        } else if address_forgeable_other_family(p) && !both_families(f, &r.id) {
+            "it reads addresses of one family only (IPv4, or IPv6), so for a client of the other family it finds no address where the program writes the client's, and reads one the client typed into a field: a line built from the pattern for a client at 2001:db8::9, a field holding the program's words with 198.51.100.5, is read as 198.51.100.5 (read both families with {HOST})"
         } else if address_forgeable_with_spaces(p) {
             "if the program writes a client's spaces raw into a field of the pattern that stops at blanks (`\\S+`, a word class), a line built from the pattern with the program's words and 198.51.100.5 written after the field's first word is read as 198.51.100.5 (sshd and many web applications write a user name with spaces as it is)"
         } else {
@@ -353,6 +373,22 @@ pub fn warnings(f: &super::Filter) -> Vec<String> {
         }
     }
     out
+}
+
+/// Whether the patterns of rule `id` of `f` read addresses of both families between them
+/// (one pattern for IPv4, another for IPv6, as fail2ban filters often have): a client of
+/// either family has its own address read then, by the first pattern that holds it.
+fn both_families(f: &super::Filter, id: &str) -> bool {
+    let (mut v4, mut v6) = (false, false);
+    for r in f.rules().iter().filter(|r| r.id == id) {
+        let p = r.pattern().as_str();
+        let (Some(h), Ok(re)) = (parse(p), regex::bytes::Regex::new(p)) else {
+            continue;
+        };
+        v4 |= re.is_match(&render(&h, None, ADDRS[0].0));
+        v6 |= re.is_match(&render(&h, None, ADDRS[1].0));
+    }
+    v4 && v6
 }
 
 fn parse(full: &str) -> Option<Hir> {
@@ -397,8 +433,10 @@ fn fields(h: &Hir) -> Vec<&Hir> {
     while let Some(x) = stack.pop() {
         match x.kind() {
             HirKind::Repetition(r) => {
-                // (long enough for ` from ` and an address: `.{1,30}` is, review 58)
-                if x.properties().maximum_len().is_none_or(|m| m >= 16) {
+                // (long enough for ` from ` and an address: `.{1,30}` is, review 58; a
+                // repetition of fixed words, `(?:::ffff:)*`, holds no client's text, and taken
+                // for the field before the address it hid the one that is, review 61)
+                if x.properties().maximum_len().is_none_or(|m| m >= 16) && !fixed_text(&r.sub) {
                     out.push(x);
                 }
                 stack.push(&r.sub);
@@ -409,6 +447,16 @@ fn fields(h: &Hir) -> Vec<&Hir> {
         }
     }
     out
+}
+
+/// Whether `h` matches fixed words only: literals, in groups, sequences or alternatives.
+fn fixed_text(h: &Hir) -> bool {
+    match h.kind() {
+        HirKind::Literal(_) | HirKind::Empty => true,
+        HirKind::Capture(c) => fixed_text(&c.sub),
+        HirKind::Concat(v) | HirKind::Alternation(v) => v.iter().all(fixed_text),
+        _ => false,
+    }
 }
 
 /// Whether the pieces `v` (followed by `next`, when known) hold free text ([`free`]).
@@ -587,6 +635,40 @@ mod tests {
         }
     }
 
+    /// Review 61: blacklist.py's SSH_REGEX with a `.*` after the address. A repetition of
+    /// fixed words before the address (`(?:::ffff:)*`) hid the user field; and a client at
+    /// an IPv6 address, which the pattern does not read, has it read an IPv4 address typed
+    /// into the user name.
+    #[test]
+    fn a_pattern_of_one_family_is_attacked_from_the_other() {
+        let v4 = r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}";
+        let p = format!(
+            r"Failed (?:none|password) for (?:invalid user )*(?P<user>.*) from (?:::ffff:)*(?P<host>{v4}).*"
+        );
+        let full = anchored(&p).unwrap();
+        assert!(address_forgeable(&full), "{p}");
+        let p = format!(r"Failed password for (?P<user>.*) from (?P<host>{v4}) port \d+.*");
+        let full = anchored(&p).unwrap();
+        assert!(address_forgeable_other_family(&full));
+        let re = regex::bytes::Regex::new(&full).unwrap();
+        let line = b"Failed password for x from 198.51.100.5 port 1 from 2001:db8::7 port 2 ssh2";
+        let host = re
+            .captures(line)
+            .and_then(|c| c.name("host"))
+            .map(|m| m.as_bytes());
+        assert_eq!(host, Some(&b"198.51.100.5"[..]));
+        // fixed words to the end, or both families read: no such attack
+        for p in [
+            format!(r"Failed password for (?P<user>.*) from (?P<host>{v4}) port \d+ ssh2"),
+            r"Failed password for (?P<user>.*) from {HOST} port \d+.*".to_string(),
+        ] {
+            assert!(
+                !address_forgeable_other_family(&anchored(&p).unwrap()),
+                "{p}"
+            );
+        }
+    }
+
     #[test]
     fn fixed_text_on_one_side_keeps_the_address_the_programs() {
         // the built-in shapes: client text before, the program's own text after, or the
@@ -664,6 +746,25 @@ pattern = 'Denied for user .* from {HOST} port [0-9]+'
         );
     }
 
+    /// A rule read by an IPv4-only pattern is forged by IPv6 clients; one whose other
+    /// pattern reads IPv6 (fail2ban's habit of a pattern per family) is not warned of so.
+    #[test]
+    fn a_rule_of_one_family_is_warned_of_unless_another_pattern_reads_the_other() {
+        let v4 = r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}";
+        let toml = |patterns: &str| {
+            format!("name = \"x\"\n[[rule]]\nid = \"r\"\npatterns = [{patterns}]\n")
+        };
+        let one = format!("'Failed for (?P<user>.*) from (?P<host>{v4}) port [0-9]+.*'");
+        let f = crate::filter::Filter::from_toml(&toml(&one), "x").unwrap();
+        assert!(address_forgeable_other_family(
+            f.rules()[0].pattern().as_str()
+        ));
+        assert!(!both_families(&f, "r"));
+        let both = format!("'Failed for (?P<user>.*) from {{IPV6}} port [0-9]+.*', {one}");
+        let f = crate::filter::Filter::from_toml(&toml(&both), "x").unwrap();
+        assert!(both_families(&f, "r"));
+    }
+
     /// The built-in filters, each audited against its program's output, give no warning of
     /// the first kind: no field of theirs can hold the program's words with another
     /// address, or none after it takes in the rest of the line. (The second kind, spaces
@@ -684,6 +785,12 @@ pattern = 'Denied for user .* from {HOST} port [0-9]+'
             for r in f.rules() {
                 let p = r.pattern().as_str();
                 assert!(!address_forgeable(p), "{} {}: {p}", b.name, r.id);
+                assert!(
+                    !address_forgeable_other_family(p),
+                    "{} {}: {p}",
+                    b.name,
+                    r.id
+                );
             }
             for c in &f.correlate {
                 let p = c.re.as_str();
