@@ -9,6 +9,7 @@ mod common;
 
 use common::*;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -447,7 +448,9 @@ fn names_that_change_keep_each_jail_on_its_own_files() {
     symlink(&other1, &tmp).unwrap();
     fs::rename(&tmp, d.join("d1/links/s.log")).unwrap();
     fail(&cur3, "203.0.113.12", 3);
-    pause(2500);
+    // (B's link still takes what the old file gets for the drain time after the move, 5 s,
+    // as a writer finishing it writes: review 59)
+    pause(6000);
     fail(&auth1, "203.0.113.22", 3);
     fail(&other1, "203.0.113.23", 1);
     // the removed link's reading of its file ends once the file is quiet (5 s)
@@ -598,5 +601,82 @@ fn an_alias_follows_its_file_across_a_rotation() {
     let f = failing(&socket);
     assert!(ok && want("ja") && want("jb"), "{f:?}\n{}", daemon.log());
     assert_eq!(f["jb"].len(), 4, "{f:?}");
+    daemon.stop();
+}
+
+/// A log kept as numbered files behind a link (`current.log` to `app-N.log`), the link
+/// moved to each new file: a jail of the link and a jail of a wildcard over the numbered
+/// files each count every line, whichever reads a new file first (review 59).
+///
+/// * H1: the link's jail read the new file first (from its start); the wildcard then found
+///   it read under the link's name and took it as an alias, from then on: the lines
+///   written before were lost to it.
+/// * H2: the link, a wildcard's match made after the start, was an alias of the file the
+///   other wildcard reads; moved to a new file nobody read yet, it lost its alias of the
+///   old one at once, and the lines its writer finished the old file with.
+#[test]
+fn a_link_moved_along_numbered_files_loses_no_line_to_either_jail() {
+    use std::os::unix::fs::symlink;
+    let work = tempfile::Builder::new()
+        .prefix("pct-linkmove-")
+        .tempdir()
+        .unwrap();
+    let d = work.path();
+    for sub in ["h1", "h2"] {
+        fs::create_dir(d.join(sub)).unwrap();
+        fs::write(d.join(sub).join("app-1.log"), "").unwrap();
+    }
+    symlink("app-1.log", d.join("h1/current.log")).unwrap();
+    let p = |p: &Path| p.display().to_string();
+    let (daemon, socket) = sshd_jails(
+        d,
+        &[
+            ("link1", vec![p(&d.join("h1/current.log"))]),
+            ("glob1", vec![p(&d.join("h1/app-*.log"))]),
+            ("glob2", vec![p(&d.join("h2/app-*.log"))]),
+            ("link2", vec![p(&d.join("h2/cur*.log"))]),
+        ],
+        "maxretry = 100\nfindtime = \"1h\"\n",
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    symlink("app-1.log", d.join("h2/current.log")).unwrap();
+    wait_aliased(&daemon, &[&d.join("h2/current.log")]);
+    // the link moved the way a program moves it: a new link renamed over the old one
+    let move_link = |dir: &Path, to: &str| {
+        let tmp = dir.join("current.log.tmp");
+        symlink(to, &tmp).unwrap();
+        fs::rename(&tmp, dir.join("current.log")).unwrap();
+    };
+    // (h1: the lines at once, before the wildcard's next look finds the new file; h2: the
+    // old file's last lines once the move was seen, as a writer finishes it)
+    for (dir, first, late, new, pause) in [
+        ("h1", "203.0.113.20", "203.0.113.21", "203.0.113.22", 0),
+        ("h2", "203.0.113.30", "203.0.113.31", "203.0.113.32", 1500),
+    ] {
+        let dir = d.join(dir);
+        fail(&dir.join("app-1.log"), first, 1);
+        std::thread::sleep(Duration::from_millis(300));
+        fs::write(dir.join("app-2.log"), "").unwrap();
+        move_link(&dir, "app-2.log");
+        std::thread::sleep(Duration::from_millis(pause));
+        // the writer finishes the old file, then goes on in the new one
+        fail(&dir.join("app-1.log"), late, 3);
+        fail(&dir.join("app-2.log"), new, 2);
+    }
+    let want = |f: &BTreeMap<String, BTreeMap<String, u32>>, j: &str, a: [&str; 3]| {
+        f.get(j).is_some_and(|c| {
+            c.get(a[0]) == Some(&1) && c.get(a[1]) == Some(&3) && c.get(a[2]) == Some(&2)
+        })
+    };
+    let h1 = ["203.0.113.20", "203.0.113.21", "203.0.113.22"];
+    let h2 = ["203.0.113.30", "203.0.113.31", "203.0.113.32"];
+    let all = |f: &BTreeMap<String, BTreeMap<String, u32>>| {
+        want(f, "link1", h1) && want(f, "glob1", h1) && want(f, "glob2", h2) && want(f, "link2", h2)
+    };
+    let ok = wait_until(Duration::from_secs(20), || all(&failing(&socket)));
+    // (nothing more comes later: no line counted twice)
+    std::thread::sleep(Duration::from_millis(2500));
+    let f = failing(&socket);
+    assert!(ok && all(&f), "{f:#?}\n{}", daemon.log());
     daemon.stop();
 }

@@ -258,7 +258,9 @@ pub struct Follower {
     /// still read to their end under another name: their lines still go to the alias's
     /// jails (review 17: lines the writer added to the old file after the rename were lost
     /// to them).
-    alias_old: Vec<(PathBuf, (u64, u64))>,
+    /// With when the alias left it: a file still read under a name of its own is kept
+    /// [`DRAIN_IDLE`] from then.
+    alias_old: Vec<(PathBuf, (u64, u64), Instant)>,
     buf: Vec<u8>,
     max_line: usize,
     drain_idle: Duration,
@@ -371,7 +373,7 @@ impl Follower {
     pub fn aliases(&self) -> Vec<(String, (u64, u64))> {
         self.aliases
             .iter()
-            .chain(self.alias_old.iter().map(|(p, id)| (p, id)))
+            .chain(self.alias_old.iter().map(|(p, id, _)| (p, id)))
             .map(|(p, id)| (p.to_string_lossy().into_owned(), *id))
             .collect()
     }
@@ -435,32 +437,52 @@ impl Follower {
             })
             .map(|(_, id)| id)
             .collect();
+        // a file still read under a name of its own (`app-1.log` under `app-*.log`) that a
+        // link pointed elsewhere (`current.log` to the new `app-2.log`) named before: an
+        // alias still for the drain time after the move, while its writer finishes it
+        // (review 59: the lines written to it after the link moved were lost to the link's
+        // jails); not for good, as the writer of a live log never stops (review 15: a link
+        // moved off `auth.log` got its lines for ever)
+        let now = Instant::now();
         let mut old = Vec::new();
         self.aliases.retain(|p, id| {
             if rotating.contains(id) {
                 return true;
             }
+            let was = *id;
+            let still = drained.contains(&was) || named.contains(&was);
             let now = fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
             match now {
-                Some(n) if n == *id => true,
+                Some(n) if n == was => true,
                 Some(n) if named.contains(&n) => {
-                    if drained.contains(id) && !named.contains(id) {
-                        old.push((p.clone(), *id));
+                    if still {
+                        old.push((p.clone(), was));
                     }
                     *id = n;
                     true
                 }
                 // nothing there for now (between a rotation's rename and the new file): an
                 // alias still while its file is read to its end
-                None => drained.contains(id) && !named.contains(id),
-                Some(_) => false,
+                None => drained.contains(&was) && !named.contains(&was),
+                Some(_) => {
+                    if still {
+                        old.push((p.clone(), was));
+                    }
+                    false
+                }
             }
         });
-        let aliases = &self.aliases;
-        self.alias_old.retain(|(p, id)| {
-            aliases.contains_key(p) && drained.contains(id) && !named.contains(id)
+        let idle = self.drain_idle;
+        self.alias_old.retain(|(p, id, since)| {
+            fs::symlink_metadata(p).is_ok()
+                && ((drained.contains(id) && !named.contains(id))
+                    || (named.contains(id) && now.duration_since(*since) < idle))
         });
-        self.alias_old.extend(old);
+        for (p, id) in old {
+            if !self.alias_old.iter().any(|(q, i, _)| *q == p && *i == id) {
+                self.alias_old.push((p, id, now));
+            }
+        }
         let held: std::collections::HashSet<(u64, u64)> = named.union(&drained).copied().collect();
         let orphans: Vec<(PathBuf, (u64, u64))> = self
             .aliases
@@ -594,15 +616,27 @@ impl Follower {
             return false;
         };
         let id = (m.dev(), m.ino());
+        // read under another name: as an alias, its lines from now on; but a file new in
+        // this run, read from its start by the name that names it (`app-2.log` that a link
+        // `current.log` another jail reads was pointed at, before this pattern's turn came),
+        // is followed under this name too, from its start: as an alias, this pattern's jails
+        // lost what was written to it before (review 59: most of each new file, under a
+        // flood). The engine counts each line once per jail ([`Follower::reading`]).
+        // (and still named by it: a file renamed into the pattern, its old name's reading
+        // not yet told, is an alias)
+        let names = |p: &Path| fs::metadata(p).is_ok_and(|m| (m.dev(), m.ino()) == id);
         let known = self
             .files
             .iter()
-            .any(|w| w.cur.iter().chain(&w.draining).any(|t| t.id() == id));
-        if known {
+            .find_map(|w| match w.cur.as_ref().filter(|t| t.id() == id) {
+                Some(t) => Some(t.whole && names(&w.path)),
+                None => w.draining.iter().any(|t| t.id() == id).then_some(false),
+            });
+        if known == Some(false) {
             self.aliases.insert(path, id);
             return false;
         }
-        if let Some(&(fp, offset)) = self.seen.get(&id) {
+        if let Some(&(fp, offset)) = self.seen.get(&id).filter(|_| known.is_none()) {
             if same_file(&path, fp, offset) {
                 self.aliases.insert(path, id);
                 return false;
@@ -1162,6 +1196,7 @@ impl Watched {
             }
         };
         let (dev, ino, len) = (meta.dev(), meta.ino(), meta.len());
+        let mut at_start_of_run = false;
         let start = match self.checkpoint.take() {
             Some(cp) if (cp.dev, cp.ino) == (dev, ino) && !born_after(&meta, &cp) => {
                 if len >= cp.offset && head_fingerprint(&file, cp.offset) == Some(cp.fingerprint) {
@@ -1194,6 +1229,7 @@ impl Watched {
             // path, is read; a file shorter now was truncated: its end)
             None if self.initial.is_some_and(|(d, i, _)| (d, i) == (dev, ino)) => {
                 let at = self.initial.map_or(len, |(_, _, then)| then.min(len));
+                at_start_of_run = true;
                 after_last_newline(&file, at, buf)
             }
             None => 0,
@@ -1205,6 +1241,8 @@ impl Watched {
             self.error(format!("seek: {e}"));
             return None;
         }
+        // (a file there when following began is read from its end, not whole, even empty)
+        tail.whole &= !at_start_of_run;
         let proc_path = format!("/proc/self/fd/{}", tail.file.as_raw_fd());
         tail.wd = watches
             .add(Path::new(&proc_path), FILE_MASK)
@@ -1636,6 +1674,8 @@ struct Tail {
     still_said: bool,
     /// Bytes of a decompressed rotation it holds, counted in [`GZ_KEPT`] until it is closed.
     gz_kept: u64,
+    /// Read from its first byte in this run (a file new since the start, or truncated).
+    whole: bool,
 }
 
 impl Tail {
@@ -1659,6 +1699,7 @@ impl Tail {
             rotated_at: None,
             still_said: false,
             gz_kept: 0,
+            whole: false,
         }
     }
 
@@ -1695,6 +1736,7 @@ impl Tail {
         };
         self.pos = start;
         self.line_end = start;
+        self.whole = start == 0;
         self.seen_at = None;
         self.split.reset();
         self.split.skipping = prev != b'\n';
@@ -3723,6 +3765,73 @@ mod tests {
         let mut want = vec![(link.clone(), old), (link, new)];
         want.sort();
         assert_eq!(got, want);
+    }
+
+    /// A link that a wildcard matches (made after the start: an alias of the file another
+    /// wildcard reads) moved to a new file: it stays an alias of the old one while its
+    /// writer finishes it, and the new file, read from its start by the other wildcard, is
+    /// followed under the link's name from its start too (review 59 H2 and H1).
+    #[test]
+    fn a_link_moved_to_a_new_file_keeps_the_old_one_while_it_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        append(&d.join("app-1.log"), "");
+        let g1 = d.join("app-*.log").display().to_string();
+        let g2 = d.join("cur*.log").display().to_string();
+        let paths = crate::sources::glob::expand(&g1);
+        let mut fl = Follower::with_globs(
+            paths,
+            vec![g1.clone(), g2.clone()],
+            vec![],
+            DEFAULT_MAX_LINE,
+        )
+        .unwrap();
+        let globs = vec![g1.clone(), g2.clone()];
+        assert_eq!(poll(&mut fl), []);
+        std::os::unix::fs::symlink("app-1.log", d.join("current.log")).unwrap();
+        assert!(fl.set_globs(globs.clone()).is_empty());
+        let id = |p: &Path| {
+            let m = fs::metadata(p).unwrap();
+            (m.dev(), m.ino())
+        };
+        let (old, link) = (id(&d.join("app-1.log")), d.join("current.log"));
+        let name = link.display().to_string();
+        assert_eq!(fl.aliases(), [(name.clone(), old)]);
+        append(&d.join("app-1.log"), "a1\n");
+        assert_eq!(lines(&poll(&mut fl)), ["a1"]);
+        // moved to a new file nobody reads yet
+        append(&d.join("app-2.log"), "b1\n");
+        std::os::unix::fs::symlink("app-2.log", d.join("tmp")).unwrap();
+        fs::rename(d.join("tmp"), &link).unwrap();
+        poll(&mut fl);
+        assert_eq!(
+            fl.aliases(),
+            [(name.clone(), old)],
+            "kept: the old file is written"
+        );
+        // both wildcards' turn: app-2.log from its start, and the link from its start too
+        let mut added = fl.set_globs(globs.clone());
+        added.sort();
+        assert_eq!(
+            added,
+            [
+                (d.join("app-2.log"), g1.clone()),
+                (link.clone(), g2.clone())
+            ]
+        );
+        let evs = poll(&mut fl);
+        assert_eq!(lines(&evs), ["b1", "b1"], "{evs:?}");
+        append(&d.join("app-1.log"), "a2\n");
+        assert_eq!(lines(&poll(&mut fl)), ["a2"]);
+        assert!(
+            fl.aliases().contains(&(name.clone(), old)),
+            "{:?}",
+            fl.aliases()
+        );
+        // quiet for the drain time: no longer an alias of it
+        fl.set_drain_idle(Duration::ZERO);
+        poll(&mut fl);
+        assert!(!fl.aliases().contains(&(name, old)), "{:?}", fl.aliases());
     }
 
     /// Matches of a wildcard that are gone are forgotten, with their saved positions (review:
