@@ -1935,10 +1935,12 @@ impl Splitter {
                 let keep = max_line - line::head_len(max_line);
                 self.partial
                     .extend_from_slice(&self.tail[self.tail.len() - keep..]);
+                // (the NULs of a hole before it left out, as `line::prepare` does)
+                let first = self.partial.iter().position(|&b| b != 0);
                 f(Event::Line {
                     path,
                     file: self.file,
-                    line: &self.partial,
+                    line: &self.partial[first.unwrap_or(self.partial.len())..],
                 });
                 f(Event::LongLine { path, len });
             }
@@ -2707,6 +2709,29 @@ mod tests {
         truncate(&log);
         append(&log, "c\n");
         assert_eq!(poll(&mut fl), [Ev::Truncated, Ev::Line("c".into())]);
+    }
+
+    /// `copytruncate` under a writer that does not append (`prog > file.log`): it writes on
+    /// at its old offset, over a hole that reads as NULs with no line end before its first
+    /// line; that line is read without them (review 59: it was lost). The same with a hole
+    /// longer than a line may be.
+    #[test]
+    fn copytruncate_under_a_writer_that_does_not_append_keeps_its_next_line() {
+        use std::os::unix::fs::FileExt;
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("auth.log");
+        append(&log, "");
+        let mut fl = Follower::new(vec![log.clone()], vec![], 1024).unwrap();
+        let w = OpenOptions::new().write(true).open(&log).unwrap();
+        w.write_all_at(b"a\nb\n", 0).unwrap();
+        assert_eq!(lines(&poll(&mut fl)), ["a", "b"]);
+        truncate(&log);
+        w.write_all_at(b"c\n", 4).unwrap();
+        assert_eq!(poll(&mut fl), [Ev::Truncated, Ev::Line("c".into())]);
+        truncate(&log);
+        w.write_all_at(b"d\n", 6 + 10 * 1024 as u64).unwrap();
+        let evs = poll(&mut fl);
+        assert_eq!(lines(&evs), ["d"], "{evs:?}");
     }
 
     #[test]
