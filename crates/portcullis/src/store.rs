@@ -184,6 +184,9 @@ pub struct Store {
     positions_frozen: bool,
     /// When the changes kept were last said in the log.
     backlog_said: Option<std::time::Instant>,
+    /// Why the file holds no ban of an earlier run: it was created now, or it was unusable
+    /// and moved aside ([`Store::fresh`]).
+    fresh: Option<String>,
 }
 
 /// What a stop of the read positions means, for the log.
@@ -286,6 +289,14 @@ impl Store {
         let mut notes = Vec::new();
         notes.extend(take_rewrite(path, "state file")?);
         check_trusted(path)?;
+        // (a state file made now holds no ban: the daemon takes back what the kernel still
+        // holds of its own, rather than wipe it, review 60)
+        let mut fresh = match std::fs::symlink_metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Some("did not exist and was created".to_string())
+            }
+            _ => None,
+        };
         let conn = match open_conn(path) {
             Ok(conn) => conn,
             Err(OpenError::Other(e)) => {
@@ -329,6 +340,7 @@ impl Store {
                         path.display(),
                         aside.display()
                     ));
+                    fresh = Some(format!("was unusable ({why})"));
                     open_conn(path)
                         .map_err(OpenError::into_anyhow)
                         .with_context(|| {
@@ -341,6 +353,7 @@ impl Store {
             conn,
             path: path.to_owned(),
             notes,
+            fresh,
             place: KeptFile::new(path, "state file", "no ban, history or read position lost")?,
             backlog: Vec::new(),
             positions_frozen: false,
@@ -371,6 +384,13 @@ impl Store {
     /// Messages about the opening (such as a corrupt file moved aside) for the caller to log.
     pub fn notes(&self) -> &[String] {
         &self.notes
+    }
+
+    /// Why the state holds no ban of an earlier run, when it does not (the file was created
+    /// now, or was unusable and moved aside): the start then takes back the bans the kernel
+    /// still holds of ours.
+    pub fn fresh(&self) -> Option<&str> {
+        self.fresh.as_deref()
     }
 
     /// Writes all `ops` in one transaction, in order: all of them or none. When the write
@@ -985,7 +1005,13 @@ fn open_conn_with(path: &Path, exclusive: bool) -> Result<Connection, OpenError>
         Ok(meta) if meta.len() > 0 => check_header(path)
             .map_err(OpenError::Other)?
             .map_or(Ok(()), |why| Err(OpenError::Corrupt(why)))?,
-        Ok(_) => {}
+        // (what a power cut leaves of a file being written, or `> file`: taken for a new
+        // database, it started the daemon with no ban and no word, review 60)
+        Ok(_) => {
+            return Err(OpenError::Corrupt(
+                "it is empty (0 bytes): cut short by a power loss or emptied by hand".into(),
+            ))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             fsutil::create_private(path)
                 .with_context(|| format!("cannot create state file {}", path.display()))

@@ -684,6 +684,84 @@ fn a_start_drops_from_the_kernel_what_the_state_no_longer_holds() {
     }
 }
 
+/// The state file lost while the daemon is stopped: emptied (what a power cut leaves of a
+/// file being written, or `> file`), deleted, or garbage (moved aside). The start takes back
+/// the bans the kernel still holds, with their time left, permanent ones and prefixes too,
+/// and says so; it wiped them all before, with one line said or none (review 60).
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn a_lost_state_file_keeps_the_bans_the_kernel_holds() {
+    require_root();
+    let Setup {
+        ns,
+        _tmp,
+        dir,
+        log: _,
+        cfg,
+    } = setup("lost", "", "ports = [22]\n");
+    let mut d = Daemon::start(&ns, &dir, &cfg);
+    d.cli(&["ban", "203.0.113.40", "--for", "forever"]).check();
+    d.cli(&["ban", "203.0.113.41", "--for", "1h"]).check();
+    d.cli(&["ban", "198.51.100.0/24", "--for", "2h"]).check();
+    d.cli(&["ban", "2001:db8:5:6::/64", "--for", "1h"]).check();
+    let db = dir.join("state/portcullis.db");
+    let kernel = || {
+        let mut v: Vec<(String, bool)> = ["v4_sshd", "v6_sshd"]
+            .iter()
+            .flat_map(|s| nft_set(&ns, s))
+            .map(|(a, t)| (a, t.is_some()))
+            .collect();
+        v.sort();
+        v
+    };
+    let e = |a: &str, timeout: bool| (a.to_string(), timeout);
+    let want = [
+        e("198.51.100.0/24", true),
+        e("2001:db8:5:6::/64", true),
+        e("203.0.113.40", false),
+        e("203.0.113.41", true),
+    ];
+    assert_eq!(kernel(), want);
+    for (case, lose) in [
+        (
+            "emptied",
+            &(|p: &Path| fs::write(p, "").unwrap()) as &dyn Fn(&Path),
+        ),
+        ("deleted", &|p: &Path| fs::remove_file(p).unwrap()),
+        ("garbage", &|p: &Path| {
+            fs::write(p, vec![0x5a; 8192]).unwrap()
+        }),
+    ] {
+        d.stop();
+        let from = d.log().len();
+        lose(&db);
+        d.spawn();
+        assert_eq!(kernel(), want, "{case}:\n{}", d.log());
+        let said = &d.log()[from..];
+        assert!(
+            said.contains("4 ban(s) the firewall still holds were taken back into it"),
+            "{case}:\n{said}"
+        );
+        let mut hosts: Vec<(String, bool)> = d
+            .bans(&[])
+            .iter()
+            .map(|b| {
+                (
+                    b["host"].as_str().unwrap_or_default().to_string(),
+                    b["until"].is_null(),
+                )
+            })
+            .collect();
+        hosts.sort();
+        assert_eq!(hosts.len(), 4, "{case}: {hosts:?}");
+        // (a ban taken back is the state's again: it comes back at a plain restart too)
+        d.stop();
+        d.spawn();
+        assert_eq!(kernel(), want, "{case}, restarted:\n{}", d.log());
+    }
+    d.stop();
+}
+
 /// A prefix ban in an interval set (a /26) that an `ignore` entry comes to cut: at a reload
 /// (the prefix and its pieces in one batch were refused as overlapping, and the state file
 /// kept the prefix) and at a start (the restore's removal of an element the set held failed

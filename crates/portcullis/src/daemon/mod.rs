@@ -1808,8 +1808,58 @@ impl Engine {
         Ok((ops, lifted, n))
     }
 
+    /// A state file that holds no ban of an earlier run (created now: deleted, a wrong
+    /// `state_dir`; or unusable and moved aside: a power cut, a disk error): the bans the
+    /// kernel still holds of ours (nftables sets, read back with their time left) are taken
+    /// into the state, so that the start keeps them instead of wiping them, permanent ones
+    /// too (review 60: every ban went, with one line said or none). Their failures and
+    /// history are not known: each is kept as a ban in force, not as an offence. What the
+    /// start lifts of any ban (an ignored address, a jail no longer configured) applies to
+    /// them as to the others.
+    fn adopt_kernel_bans(&mut self, now: Millis) {
+        let Some(why) = self.store.fresh().map(str::to_string) else {
+            return;
+        };
+        let found = match self.fw.kernel_bans() {
+            Ok(v) => v,
+            Err(e) => {
+                error!("the state file {why}, and the bans the firewall still holds cannot be read back ({e:#}): the start lifts them");
+                return;
+            }
+        };
+        let mut ops = Vec::new();
+        let mut other = 0;
+        for (jail, addr, left) in found {
+            if jail == config::DENY_JAIL || !self.jails.iter().any(|j| j.name() == jail) {
+                other += 1;
+                continue;
+            }
+            ops.push(StoreOp::Held(crate::store::BanRecord {
+                addr,
+                jail,
+                start: now,
+                end: left.map_or(FOREVER, |l| now.saturating_add(l.max(1))),
+                failures: 0,
+                reason: BanReason::Failures,
+                count: 1,
+            }));
+        }
+        if ops.is_empty() {
+            if other > 0 {
+                info!("the state file {why}; the firewall holds no ban of a configured jail");
+            }
+            return;
+        }
+        let n = ops.len();
+        match self.store.apply(&ops) {
+            Ok(()) => warn!("the state file {why}: {n} ban(s) the firewall still holds were taken back into it, with the time each had left (their failures and earlier bans are not known); `portcullis bans` lists them"),
+            Err(e) => error!("the state file {why}, and the {n} ban(s) the firewall still holds cannot be written into it ({e:#}): the start lifts them"),
+        }
+    }
+
     fn restore(&mut self) -> Result<()> {
         let now = now_ms();
+        self.adopt_kernel_bans(now);
         self.load_history(now)?;
         let (mut ops, lifted, n) = self.restore_bans(None, now)?;
         // the `deny` list in the same whole truth: the firewall drops what is not in it (an

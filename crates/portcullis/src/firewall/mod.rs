@@ -137,6 +137,13 @@ pub trait Firewall: Send {
     /// Only the tests read the kernel's state back; the daemon's truth is its store.
     #[cfg(test)]
     fn list(&mut self) -> Result<Vec<(String, IpAddr, Option<i64>)>>;
+    /// What the kernel holds of our bans now, where it can be read back (nftables sets):
+    /// jail, address or prefix, remaining milliseconds (`None`: permanent). Read at a start
+    /// whose state file is new or was unusable, so that the bans still in force are kept
+    /// rather than wiped (review 60). Empty for the other backends.
+    fn kernel_bans(&mut self) -> Result<Vec<(String, Cidr, Option<i64>)>> {
+        Ok(Vec::new())
+    }
     /// Removes everything of ours from the firewall.
     fn teardown(&mut self) -> Result<()>;
     /// Puts back the bans of the store at start, after [`Firewall::setup`]: `ops` is the

@@ -29,7 +29,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::io::Write as _;
-#[cfg(test)]
 use std::net::IpAddr;
 use std::process::{Command, Output, Stdio};
 
@@ -346,6 +345,14 @@ impl Firewall for Nftables {
         }
     }
 
+    fn kernel_bans(&mut self) -> Result<Vec<(String, Cidr, Option<i64>)>> {
+        check_table_name(&self.opts.table)?;
+        match self.list_table(&[])? {
+            Some(text) => parse_bans(&text),
+            None => Ok(Vec::new()),
+        }
+    }
+
     fn teardown(&mut self) -> Result<()> {
         check_table_name(&self.opts.table)?;
         if let Some(Owner::Foreign(what)) = self.owner()? {
@@ -577,12 +584,6 @@ fn kind_of_set(set: &str) -> Option<(&'static SetKind, &str)> {
     SET_KINDS
         .iter()
         .find_map(|k| set.strip_prefix(k.prefix).map(|jail| (k, jail)))
-}
-
-/// The jail of one of our set names.
-#[cfg(test)]
-fn jail_of_set(set: &str) -> Option<&str> {
-    kind_of_set(set).map(|(_, jail)| jail)
 }
 
 /// What our table holds now, as far as setup cares.
@@ -887,7 +888,6 @@ fn nft_duration(ms: i64) -> String {
     s
 }
 
-#[cfg(test)]
 /// Reads a duration as nft prints it (`1d2h3m4s5ms`, any part left out).
 fn parse_nft_duration(text: &str) -> Option<i64> {
     let mut total: i64 = 0;
@@ -910,12 +910,12 @@ fn parse_nft_duration(text: &str) -> Option<i64> {
 }
 
 /// Reads the banned addresses out of the text of `nft list table inet <table>`: jail,
-/// address, remaining milliseconds (`expires`, to the millisecond; the JSON output only gives
-/// seconds).
-#[cfg(test)]
-pub fn parse_list(text: &str) -> Result<Vec<(String, IpAddr, Option<i64>)>> {
+/// address or prefix, remaining milliseconds (`expires`, to the millisecond; the JSON output
+/// only gives seconds; `None`: no timeout, a permanent ban). A plain set's element stands for
+/// its set's prefix length (`v4c_`: /24), an interval set's says its own.
+pub fn parse_bans(text: &str) -> Result<Vec<(String, Cidr, Option<i64>)>> {
     let mut out = Vec::new();
-    let mut jail: Option<&str> = None; // inside one of our sets
+    let mut set: Option<(&'static SetKind, &str)> = None; // inside one of our sets
     let mut elements: Option<String> = None; // inside its `elements = { ... }`
     for line in text.lines() {
         let line = line.trim();
@@ -923,13 +923,13 @@ pub fn parse_list(text: &str) -> Result<Vec<(String, IpAddr, Option<i64>)>> {
             buf.push_str(line);
             buf.push(' ');
             line.contains('}')
-        } else if let Some(set) = line.strip_prefix("set ").and_then(|l| l.strip_suffix(" {")) {
-            jail = jail_of_set(set);
+        } else if let Some(name) = line.strip_prefix("set ").and_then(|l| l.strip_suffix(" {")) {
+            set = kind_of_set(name);
             false
         } else if line == "}" {
-            jail = None;
+            set = None;
             false
-        } else if let (Some(rest), Some(_)) = (line.strip_prefix("elements = {"), jail) {
+        } else if let (Some(rest), Some(_)) = (line.strip_prefix("elements = {"), set) {
             elements = Some(format!("{rest} "));
             rest.contains('}')
         } else {
@@ -938,7 +938,7 @@ pub fn parse_list(text: &str) -> Result<Vec<(String, IpAddr, Option<i64>)>> {
         if !last {
             continue;
         }
-        let (Some(name), Some(buf)) = (jail, elements.take()) else {
+        let (Some((kind, name)), Some(buf)) = (set, elements.take()) else {
             continue;
         };
         let end = buf.find('}').unwrap_or(buf.len());
@@ -947,21 +947,39 @@ pub fn parse_list(text: &str) -> Result<Vec<(String, IpAddr, Option<i64>)>> {
             .map(str::trim)
             .filter(|e| !e.is_empty())
         {
-            let (addr, remaining) = parse_element(element).ok_or_else(|| {
+            let (addr, len, remaining) = parse_element(element).ok_or_else(|| {
                 anyhow::anyhow!("cannot read set element {element:?} in the output of nft")
             })?;
-            out.push((name.to_string(), addr, remaining));
+            let full = if addr.is_ipv4() { 32 } else { 128 };
+            let len = kind.len.or(len).unwrap_or(full);
+            if addr.is_ipv6() != kind.v6 || len > full {
+                bail!("cannot read set element {element:?} in the output of nft");
+            }
+            out.push((name.to_string(), Cidr { addr, len }, remaining));
         }
     }
     Ok(out)
 }
 
-/// `192.0.2.1 timeout 1h expires 59m58s120ms` into the address and the remaining time.
+/// [`parse_bans`] by address, as the tests compare.
 #[cfg(test)]
-fn parse_element(element: &str) -> Option<(IpAddr, Option<i64>)> {
+pub fn parse_list(text: &str) -> Result<Vec<(String, IpAddr, Option<i64>)>> {
+    Ok(parse_bans(text)?
+        .into_iter()
+        .map(|(j, c, r)| (j, c.addr, r))
+        .collect())
+}
+
+/// `192.0.2.1 timeout 1h expires 59m58s120ms` into the address, its prefix length when it
+/// gives one (`198.51.100.0/24`), and the remaining time.
+fn parse_element(element: &str) -> Option<(IpAddr, Option<u8>, Option<i64>)> {
     let mut words = element.split_whitespace();
-    // (a prefix is listed by its network address)
-    let addr = words.next()?.split('/').next()?.parse().ok()?;
+    let mut first = words.next()?.split('/');
+    let addr = first.next()?.parse().ok()?;
+    let len = match first.next() {
+        Some(l) => Some(l.parse().ok()?),
+        None => None,
+    };
     let (mut timeout, mut expires) = (None, None);
     while let Some(word) = words.next() {
         match word {
@@ -970,7 +988,7 @@ fn parse_element(element: &str) -> Option<(IpAddr, Option<i64>)> {
             _ => {}
         }
     }
-    Some((addr, expires.or(timeout)))
+    Some((addr, len, expires.or(timeout)))
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use super::route::{Route, RouteOptions};
 use super::settings::{self, BackendsConfig};
 use super::{Firewall, FwOp, JailRules};
 use crate::config::Config;
+use portcullis_core::ignore::Cidr;
 
 /// One backend by name.
 pub fn backend(name: &str, cfg: &Config) -> Result<Box<dyn Firewall>> {
@@ -270,6 +271,18 @@ impl Firewall for Router {
         let mut v = Vec::new();
         for (_, b) in &mut self.backends {
             v.extend(b.list()?);
+        }
+        Ok(v)
+    }
+
+    fn kernel_bans(&mut self) -> Result<Vec<(String, Cidr, Option<i64>)>> {
+        let mut v = Vec::new();
+        for (_, b) in &mut self.backends {
+            for x in b.kernel_bans()? {
+                if !v.contains(&x) {
+                    v.push(x);
+                }
+            }
         }
         Ok(v)
     }

@@ -473,6 +473,9 @@ impl Firewall for Timed {
     fn teardown(&mut self) -> Result<()> {
         self.inner.teardown()
     }
+    fn kernel_bans(&mut self) -> Result<Vec<(String, portcullis_core::ignore::Cidr, Option<i64>)>> {
+        self.inner.kernel_bans()
+    }
     fn restore(&mut self, ops: &[FwOp]) -> Result<()> {
         self.time(|f| f.restore(ops))
     }

@@ -2729,7 +2729,7 @@ mod tests {
         w.write_all_at(b"c\n", 4).unwrap();
         assert_eq!(poll(&mut fl), [Ev::Truncated, Ev::Line("c".into())]);
         truncate(&log);
-        w.write_all_at(b"d\n", 6 + 10 * 1024 as u64).unwrap();
+        w.write_all_at(b"d\n", 6 + 10 * 1024).unwrap();
         let evs = poll(&mut fl);
         assert_eq!(lines(&evs), ["d"], "{evs:?}");
     }
