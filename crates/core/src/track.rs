@@ -738,6 +738,19 @@ impl Tracker {
             .map_or(0, |w| w.weight_in(Millis::MIN, Millis::MAX))
     }
 
+    /// The key `ip` is counted under (its address, or its prefix: `v4_prefix`, `v6_prefix`)
+    /// and the failures of that key's open window (time, weight), oldest first; none when
+    /// it has no window.
+    pub fn key_failures(&self, ip: IpAddr) -> (Cidr, Vec<(Millis, u32)>) {
+        let key = self.cfg.key(ip);
+        let failures = self
+            .windows
+            .get(&key)
+            .map(|w| w.events.iter().map(|e| (e.time, e.weight())).collect())
+            .unwrap_or_default();
+        (key, failures)
+    }
+
     /// Every failure of the open windows, as `(address or prefix, time, weight)`, in address
     /// order: what the daemon saves when it stops, and [`Tracker::restore_failure`] puts back.
     pub fn window_failures(&self) -> impl Iterator<Item = (Cidr, Millis, u32)> + '_ {

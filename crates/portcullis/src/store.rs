@@ -87,6 +87,7 @@ CREATE INDEX IF NOT EXISTS ban_history_end ON ban_history (end_ms);
 CREATE TABLE IF NOT EXISTS windows (
     jail TEXT NOT NULL, addr TEXT NOT NULL, time_ms INTEGER NOT NULL, weight INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS windows_key ON windows (jail, addr);
 CREATE TABLE IF NOT EXISTS positions (
     path TEXT NOT NULL PRIMARY KEY,
     dev INTEGER NOT NULL, ino INTEGER NOT NULL, fingerprint INTEGER NOT NULL,
@@ -143,6 +144,16 @@ pub enum StoreOp {
     Position(Checkpoint),
     /// Forget the read position of a path (a wildcard's match that is gone).
     ForgetPosition(String),
+    /// The failures of one open window now (time, weight), in place of those saved of it:
+    /// written with the read positions of the lines they came from, so that a crash loses
+    /// neither (review 60: a window saved only once a minute lost its earlier failures at a
+    /// `kill -9`, while the positions of their lines were saved; the offender came back with
+    /// a count of 1, and a ban already said in the log was never made).
+    Window {
+        jail: String,
+        key: Cidr,
+        failures: Vec<(i64, u32)>,
+    },
 }
 
 /// The parameters of a ban's row, in the columns' order (addr, jail, start_ms, end_ms,
@@ -262,6 +273,13 @@ fn path_of(op: &StoreOp) -> Option<String> {
         StoreOp::ForgetPosition(p) => Some(p.clone()),
         _ => None,
     }
+}
+
+/// Whether `op` goes with the read positions: a position, or an open window's failures
+/// ([`StoreOp::Window`]), which are written only while positions are (when they are not,
+/// the next start reads those lines again, and counts their failures then, once).
+fn with_positions(op: &StoreOp) -> bool {
+    path_of(op).is_some() || matches!(op, StoreOp::Window { .. })
 }
 
 /// Whether a failed write may succeed later with the same changes: the disk or the file
@@ -424,7 +442,7 @@ impl Store {
                     for (i, op) in chunk.iter().enumerate() {
                         // (a read position after a lost change would pass its lines:
                         // review 45)
-                        if (lost > 0 || self.positions_frozen) && path_of(op).is_some() {
+                        if (lost > 0 || self.positions_frozen) && with_positions(op) {
                             continue;
                         }
                         match write_ops(&mut self.conn, std::slice::from_ref(op)) {
@@ -456,7 +474,7 @@ impl Store {
         let ops: &[StoreOp] = if self.positions_frozen || lost > 0 {
             kept = ops
                 .iter()
-                .filter(|op| path_of(op).is_none())
+                .filter(|op| !with_positions(op))
                 .cloned()
                 .collect();
             &kept
@@ -468,7 +486,7 @@ impl Store {
             Err(e) if passing(&e) => return self.keep_back(ops.to_vec(), &e, lost),
             Err(_) => {
                 for (i, op) in ops.iter().enumerate() {
-                    if lost > 0 && path_of(op).is_some() {
+                    if lost > 0 && with_positions(op) {
                         continue;
                     }
                     match write_ops(&mut self.conn, std::slice::from_ref(op)) {
@@ -509,7 +527,7 @@ impl Store {
     /// written from then on: an error then (with `lost` more refused for good).
     fn keep_back(&mut self, ops: Vec<StoreOp>, e: &rusqlite::Error, lost: usize) -> Result<()> {
         let ops: Vec<StoreOp> = if self.positions_frozen || lost > 0 {
-            ops.into_iter().filter(|op| path_of(op).is_none()).collect()
+            ops.into_iter().filter(|op| !with_positions(op)).collect()
         } else {
             ops
         };
@@ -553,7 +571,7 @@ impl Store {
             self.positions_frozen = true;
             tracing::error!("state file {}: {FROZEN}", self.path.display());
         }
-        self.backlog.retain(|op| path_of(op).is_none());
+        self.backlog.retain(|op| !with_positions(op));
     }
 
     /// For tests: every write refused for a passing reason (`PRAGMA query_only`: SQLite's
@@ -631,8 +649,24 @@ fn write_ops(conn: &mut Connection, ops: &[StoreOp]) -> rusqlite::Result<()> {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
         let mut forget = tx.prepare_cached("DELETE FROM positions WHERE path = ?1")?;
+        let mut window_clear =
+            tx.prepare_cached("DELETE FROM windows WHERE jail = ?1 AND addr = ?2")?;
+        let mut window_put = tx.prepare_cached(
+            "INSERT INTO windows (jail, addr, time_ms, weight) VALUES (?1, ?2, ?3, ?4)",
+        )?;
         for op in ops {
             match op {
+                StoreOp::Window {
+                    jail,
+                    key,
+                    failures,
+                } => {
+                    let key = key.to_string();
+                    window_clear.execute(params![jail, key])?;
+                    for (time, weight) in failures {
+                        window_put.execute(params![jail, key, time, weight])?;
+                    }
+                }
                 StoreOp::Reend(b) => {
                     let row = params![
                         b.addr.to_string(),

@@ -221,6 +221,65 @@ fn a_restart_keeps_the_failures_counted_before_it() {
     d.stop();
 }
 
+/// A `kill -9` (a crash) keeps the failures counted before it: each batch saves the windows
+/// it changed with the read positions of its lines, in one transaction. They were saved once
+/// a minute, the positions at each batch: the next start read on past the lines and counted
+/// their failures nowhere, so a ban the third failure would make was never made, even when
+/// the log had said it (review 60).
+#[test]
+fn a_kill_9_keeps_the_failures_counted_before_it() {
+    let work = tempfile::Builder::new()
+        .prefix("pct-crashwin-")
+        .tempdir()
+        .unwrap();
+    let dir = work.path();
+    let (config, log) = sshd_null_config(dir, 3);
+    fs::write(&log, "").unwrap();
+    let append = |pids: &[u32]| {
+        let mut text = String::new();
+        for pid in pids {
+            text += &format!(
+                "{} h sshd[{pid}]: Failed password for root from 203.0.113.19 port 4{pid} ssh2\n",
+                syslog_timestamp(std::time::SystemTime::now())
+            );
+        }
+        let mut f = fs::OpenOptions::new().append(true).open(&log).unwrap();
+        std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
+    };
+    let count = || {
+        let o = cli(&["status", "--json"], &config).check();
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["jails"][0]["failing"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|f| f[0] == "203.0.113.19")
+            .and_then(|f| f[1].as_u64())
+            .unwrap_or(0)
+    };
+    let mut d = Daemon::start(&config, &dir.join("run1.log"));
+    // (two batches: the first one's failure must come back too)
+    append(&[101]);
+    wait_for("one failure counted", Duration::from_secs(30), || {
+        count() == 1
+    });
+    append(&[102]);
+    wait_for("two failures counted", Duration::from_secs(30), || {
+        count() == 2
+    });
+    // (the batch's transaction done: `status` is answered between batches)
+    std::thread::sleep(Duration::from_millis(500));
+    d.kill();
+    let d = Daemon::start(&config, &dir.join("run2.log"));
+    assert_eq!(count(), 2, "the window is back:\n{}", d.log());
+    append(&[103]);
+    wait_for("the ban", Duration::from_secs(30), || {
+        let o = cli(&["bans", "--json"], &config).check();
+        o.stdout_str().contains("203.0.113.19")
+    });
+    d.stop();
+}
+
 /// Offline `bans` lists the `deny` list as the daemon puts it in: an entry that holds one of
 /// the host's own addresses is listed cut around it (the daemon bans the rest, with a
 /// warning; a review found it listed whole as an active permanent ban). Run in a network namespace whose own

@@ -47,6 +47,11 @@ pub(crate) const HISTORY_DAYS: i64 = 90;
 /// How often, at least, the host's own addresses are read again (milliseconds).
 const OWN_REFRESH_MS: i64 = 60_000;
 
+/// The most offenders whose open windows a batch saves with its read positions
+/// ([`StoreOp::Window`]); a batch of more (a flood of distinct addresses) leaves them to the
+/// minute's checkpoint ([`Engine::checkpoint_windows`]), as before.
+const WINDOW_KEYS: usize = 256;
+
 /// How often the open windows are saved while the daemon runs ([`Engine::checkpoint_windows`]).
 const CHECKPOINT_EVERY_MS: i64 = 60_000;
 /// A step back of the wall clock this large or more is handled ([`Engine::clock`]); NTP
@@ -2037,6 +2042,9 @@ impl Engine {
             .as_ref()
             .map(|_| crate::metrics::Tally::default());
         let mut c = Changes::default();
+        // the offenders whose windows these lines changed: saved with the lines' positions
+        // (past WINDOW_KEYS, a flood's, at the minute's checkpoint only)
+        let mut touched: std::collections::HashSet<(usize, IpAddr)> = Default::default();
         // batch by batch: what the follower read when it read a batch's lines (its state
         // after that poll) decides who counts them, not the state of a later batch
         for b in &bs {
@@ -2091,6 +2099,9 @@ impl Engine {
                     else {
                         continue;
                     };
+                    if touched.len() <= WINDOW_KEYS {
+                        touched.insert((ji, failure.addr));
+                    }
                     if let Some(ev) = &self.evidence {
                         // (a line that counted: a repeat of its session, weight 1 but not
                         // counted again, was evidence too, a review found)
@@ -2134,6 +2145,21 @@ impl Engine {
             st.flush(&self.jails);
         }
         let mut journal = Vec::new();
+        // (before the positions: one transaction holds both)
+        if touched.len() <= WINDOW_KEYS {
+            let mut seen = std::collections::HashSet::new();
+            for (ji, addr) in touched {
+                let j = &self.jails[ji];
+                let (key, failures) = j.tracker().key_failures(addr);
+                if seen.insert((ji, key)) {
+                    c.store.push(StoreOp::Window {
+                        jail: j.name().to_string(),
+                        key,
+                        failures,
+                    });
+                }
+            }
+        }
         for b in bs {
             c.store
                 .extend(b.forgotten.into_iter().map(StoreOp::ForgetPosition));

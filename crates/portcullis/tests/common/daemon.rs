@@ -74,9 +74,16 @@ impl Daemon {
         self.proc.try_wait().is_none()
     }
 
-    /// Kills it at once (SIGKILL), as a crash would.
+    /// Kills it at once (SIGKILL), as a crash would. (It was the guard's kill, SIGTERM
+    /// first: the "kill -9" tests stopped the daemon cleanly, which saves what a crash
+    /// loses, and a crash's loss went unseen.)
     pub fn kill(&mut self) {
-        self.proc.kill();
+        // SAFETY: a signal to our own child, which the guard has not reaped.
+        unsafe {
+            libc::kill(self.proc.pid() as i32, libc::SIGKILL);
+        }
+        let gone = wait_until(Duration::from_secs(10), || self.proc.try_wait().is_some());
+        assert!(gone, "the daemon did not die of SIGKILL:\n{}", self.log());
     }
 
     /// Stops it as systemd does (SIGTERM), waits for it, and returns what it wrote.
