@@ -314,7 +314,7 @@ _portcullis() {
             return 0
             ;;
         portcullis__subcmd__run)
-            opts="-c -h --config --log-level --help"
+            opts="-c -h --config --log-level --dry-run --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

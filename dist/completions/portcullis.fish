@@ -44,6 +44,7 @@ complete -c portcullis -n "__fish_portcullis_using_subcommand run" -l log-level 
 warning\t''
 note\t''
 debug\t''"
+complete -c portcullis -n "__fish_portcullis_using_subcommand run" -l dry-run -d '(BlockHosts\' and others\' habit: said what to use instead, review 61)'
 complete -c portcullis -n "__fish_portcullis_using_subcommand run" -s h -l help -d 'Print help'
 complete -c portcullis -n "__fish_portcullis_using_subcommand status" -s c -l config -d 'Configuration file whose `socket` to use (the commands `bans` and `unban` also work on its `state_dir` while no daemon answers) [default: /etc/portcullis/portcullis.toml, else the built-in default configuration]' -r -F
 complete -c portcullis -n "__fish_portcullis_using_subcommand status" -l socket -d 'Control socket path (overrides the configuration). (With no daemon answering there, the commands `bans` and `unban` need that daemon\'s configuration, --config, for its state, unless this is the default configuration\'s socket.)' -r -F

@@ -364,6 +364,19 @@ fn fail2ban_key(key: &str, jail: bool, value: Option<&str>) -> Option<String> {
         "chain" => "fail2ban's `chain` is [firewall.iptables] `chain` in Portcullis (the chain it creates; its `hooks` say where it is jumped to: INPUT by default)".into(),
         "blocktype" => "fail2ban's `blocktype` is a jail's `action` in Portcullis: \"drop\" (the default) or \"reject\"".into(),
         k if k.starts_with("bantime.") => "fail2ban's bantime.increment, bantime.factor, bantime.maxtime and bantime.overalljails are one key in Portcullis: bantime_increment = { factor = 2.0, max = \"4w\", window = \"30d\", across_jails = true } (the n-th ban lasts bantime × factor^(n-1): fail2ban's bantime.factor = 1, its doubling, is factor = 2.0); bantime.rndtime is bantime_jitter = \"10%\"".into(),
+        // the seed tools' settings (review 61: a bare "unknown key")
+        "maxhits" | "permitted_login_failures" | "count_threshold" => format!("sshblack's MAXHITS, blacklist.py's PERMITTED_LOGIN_FAILURES and BlockHosts' COUNT_THRESHOLD are `maxretry` in Portcullis (in a [[jail]]): {}", ex("maxretry", "5")),
+        "ageout" | "suspecting_period" | "age_threshold" => "sshblack's AGEOUT, blacklist.py's SUSPECTING_PERIOD and BlockHosts' AGE_THRESHOLD (how long failures are remembered) are `findtime` in Portcullis (in a [[jail]]), a duration: findtime = \"10m\"".into(),
+        "releasedays" | "blocking_period" => "sshblack's RELEASEDAYS and blacklist.py's BLOCKING_PERIOD are `bantime` in Portcullis (in a [[jail]]), a duration: bantime = \"3d\" (\"forever\" for no end; `bantime_increment` for longer repeat bans)".into(),
+        "localnet" | "whitelist" => format!("sshblack's LOCALNET and BlockHosts' whitelist are the top-level `ignore` in Portcullis, a list of addresses and CIDRs (no regexes): {}", ex("ignore", "[\"192.0.2.0/24\", \"10.0.0.0/8\"]")),
+        "blacklist" => "BlockHosts' blacklist is the top-level `deny` in Portcullis: addresses and CIDRs banned for good, always".into(),
+        "dosbail" => "sshblack's DOSBAIL has no Portcullis key: a flood never stops protection (the jail's `max_tracked` bounds what is counted, and `status` shows the flood)".into(),
+        "chatty" => "sshblack's CHATTY is log_level = \"debug\" in Portcullis (each line a jail counts or sets aside)".into(),
+        "emailme" | "email" | "notify_email" => "mail on a ban is [notify.mail] in Portcullis (`to`, `from`, `smtp`): see the README's Notifications".into(),
+        "addrule" | "delrule" => "sshblack's ADDRULE and DELRULE are [firewall.command] `ban` and `unban` in Portcullis, argv lists with `{cidr}` where the address goes (not `ipaddress`), with [firewall] backend = \"command\"; or the `iptables` backend, which makes the rules itself".into(),
+        "cache" => "sshblack's CACHE is the state file in `state_dir` in Portcullis (SQLite, kept across restarts)".into(),
+        "logfile" | "log" if !jail => "the log to read is a jail's `logs` in Portcullis, a list: logs = [\"/var/log/auth.log\"]".into(),
+        "dry_run" | "dryrun" | "test_mode" => "a dry run in Portcullis is [firewall] backend = \"null\" (the daemon runs and logs its bans, blocks nothing), or `portcullis replay` on a log file (what it would have banned)".into(),
         "default" | "includes" | "definition" | "init" => format!("[{key}] is a fail2ban section; Portcullis has none: set maxretry, findtime, bantime, ... in each [[jail]] table (a jail named \"sshd\" starts from the built-in one); the never-ban list of every jail is the top-level `ignore`"),
         _ => return None,
     })
@@ -1236,6 +1249,17 @@ pub fn resolve_filter(name: &str, custom: &[Filter]) -> std::result::Result<Filt
                 base.trim()
             ));
         }
+    }
+    // fail2ban's older names (the talk's jails, review 61)
+    let older = match name {
+        "sshd-ddos" => Some("fail2ban's sshd-ddos is the built-in filter \"sshd\" with the jail's mode = \"ddos\" here (mode = \"aggressive\" counts both)"),
+        "courierlogin" => Some("fail2ban's courierlogin is the built-in filter \"courier-auth\" here"),
+        "couriersmtp" => Some("fail2ban's couriersmtp is the built-in filter \"courier-smtp\" here"),
+        "dovecot-pop3imap" => Some("fail2ban's dovecot-pop3imap is the built-in filter \"dovecot\" here"),
+        _ => None,
+    };
+    if let Some(o) = older {
+        return Err(format!("unknown filter {name:?}: {o}"));
     }
     let known: Vec<&str> = builtin::all().iter().map(|b| b.name).collect();
     let mean = did_you_mean(name, &known)
@@ -3972,6 +3996,53 @@ backend = "route"
         assert!(lines[1].starts_with("test.toml:7: `foo`"), "{e}");
         assert!(lines[2].starts_with("test.toml:8: `bar`"), "{e}");
         assert!(lines[3].starts_with("jail keys are: name,"), "{e}");
+    }
+
+    /// Review 61: fail2ban's older filter names from the talk say what they are here.
+    #[test]
+    fn fail2bans_older_filter_names_say_what_they_are_here() {
+        for (name, says) in [
+            ("sshd-ddos", "mode = \"ddos\""),
+            ("courierlogin", "\"courier-auth\""),
+        ] {
+            let e = resolve_filter(name, &[]).unwrap_err().to_string();
+            assert!(e.contains(says), "{name}: {e}");
+        }
+    }
+
+    /// Review 61: the seed tools' settings got a bare "unknown key".
+    #[test]
+    fn the_seed_tools_names_say_what_they_are_here() {
+        let jail = |line: &str| err(&format!("[[jail]]\nname = \"sshd\"\n{line}\n"));
+        for (line, says) in [
+            ("MAXHITS = 4", "are `maxretry` in Portcullis"),
+            ("AGEOUT = 600", "`findtime` in Portcullis"),
+            ("RELEASEDAYS = 4", "`bantime` in Portcullis"),
+            (
+                "PERMITTED_LOGIN_FAILURES = 5",
+                "are `maxretry` in Portcullis",
+            ),
+        ] {
+            let e = jail(line);
+            assert!(
+                e.starts_with("test.toml:3: `") && e.contains(says),
+                "{line}\n=> {e}"
+            );
+        }
+        for (line, says) in [
+            ("LOCALNET = \"192.0.2.0/24\"", "ignore = [\"192.0.2.0/24\"]"),
+            (
+                "ADDRULE = \"/sbin/iptables -I BLACKLIST -s ipaddress -j DROP\"",
+                "`{cidr}` where the address goes",
+            ),
+            ("DOSBAIL = 200", "has no Portcullis key"),
+        ] {
+            let e = err(&format!("{line}\n"));
+            assert!(
+                e.starts_with("test.toml:1: `") && e.contains(says),
+                "{line}\n=> {e}"
+            );
+        }
     }
 
     #[test]

@@ -273,11 +273,34 @@ pub fn load(key: &str, entries: &[String], names: bool) -> Result<Loaded, String
             } else {
                 "an address, a CIDR or an absolute file path (host names are not accepted here)"
             };
-            return Err(format!("{e:?} is not {what}"));
+            return Err(format!("{e:?} is not {what}{}", other_tools_form(e)));
         }
     }
     l.cidrs = l.prefixes(true);
     Ok(l)
+}
+
+/// What an entry written as another tool writes it means here (review 61): a leading part
+/// of an address (`10.`, `192.168.`: hosts.allow's, BlockHosts') is a CIDR; a regex
+/// (sshblack's LOCALNET, BlockHosts' whitelist) is not read at all.
+fn other_tools_form(e: &str) -> String {
+    let parts: Vec<&str> = e
+        .strip_suffix('.')
+        .map(|p| p.split('.').collect())
+        .unwrap_or_default();
+    if (1..=3).contains(&parts.len()) && parts.iter().all(|p| p.parse::<u8>().is_ok()) {
+        let mut octets: Vec<&str> = parts.clone();
+        octets.resize(4, "0");
+        return format!(
+            " (a leading part of an address, as hosts.allow writes it, is a CIDR here: \"{}/{}\")",
+            octets.join("."),
+            8 * parts.len()
+        );
+    }
+    if e.contains(['^', '\\', '*', '(', '|', '$', '[']) {
+        return " (patterns are not read here, as sshblack's LOCALNET and BlockHosts' whitelist were: list the networks as CIDRs, such as \"10.0.0.0/8\" or \"192.168.0.0/16\")".into();
+    }
+    String::new()
 }
 
 /// The error of an entry that is meant as a CIDR but is not one (`192.0.2.0/33`,
@@ -561,6 +584,21 @@ mod tests {
         assert!(e.contains("prefix length"), "{e}");
         let e = load("ignore", &["lists/office.txt".into()], true).unwrap_err();
         assert!(e.contains("absolute path"), "{e}");
+    }
+
+    /// Review 61: hosts.allow's leading parts and the seed tools' regexes say what to write.
+    #[test]
+    fn other_tools_forms_say_what_to_write() {
+        for (e, says) in [
+            ("10.", "\"10.0.0.0/8\""),
+            ("192.168.", "\"192.168.0.0/16\""),
+            ("198.51.100.", "\"198.51.100.0/24\""),
+            (r"^(127\.0\.0\.1|10\.)", "patterns are not read here"),
+            (r"10\..*", "patterns are not read here"),
+        ] {
+            let err = load("ignore", &[e.into()], true).unwrap_err();
+            assert!(err.contains(says), "{e}: {err}");
+        }
     }
 
     #[test]

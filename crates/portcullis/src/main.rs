@@ -74,6 +74,9 @@ enum Cmd {
         /// configuration's `log_level`, else note]. Bans, unbans and restores are always shown.
         #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(logging::LEVELS))]
         log_level: Option<String>,
+        /// (BlockHosts' and others' habit: said what to use instead, review 61)
+        #[arg(long, hide = true)]
+        dry_run: bool,
     },
     /// Show jails, addresses failing in the window, and active bans.
     Status {
@@ -286,7 +289,13 @@ fn main() -> ExitCode {
         cli::client::run(t.socket.as_deref(), t.config.as_deref(), req, json)
     };
     let res = match cli.cmd {
-        Cmd::Run { config, log_level } => daemon::run(config.as_deref(), log_level.as_deref()),
+        Cmd::Run { dry_run: true, .. } => {
+            eprintln!("portcullis: `run` has no --dry-run: a dry run is [firewall] backend = \"null\" in a configuration of its own (the daemon runs and logs its bans, blocks nothing; give it its own state_dir and socket, or its bans come back when the real one starts), or `portcullis replay LOG` (what a jail would have banned in a log, offline)");
+            Ok(2)
+        }
+        Cmd::Run {
+            config, log_level, ..
+        } => daemon::run(config.as_deref(), log_level.as_deref()),
         Cmd::Status { jail, target, json } => client(&target, Request::Status { jail }, json),
         Cmd::Bans {
             jail,

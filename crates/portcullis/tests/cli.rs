@@ -802,3 +802,15 @@ fn check_config_shows_a_deny_entry_cut_around_an_own_address() {
         "{e}"
     );
 }
+
+/// Review 61: BlockHosts' `--dry-run` habit is told what Portcullis has instead.
+#[test]
+fn run_dry_run_says_what_to_use() {
+    let o = portcullis(&["run", "--dry-run"], None);
+    assert_eq!(o.status.code(), Some(2));
+    let e = text(&o.stderr);
+    assert!(
+        e.contains("backend = \"null\"") && e.contains("portcullis replay"),
+        "{e}"
+    );
+}

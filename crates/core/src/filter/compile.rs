@@ -539,7 +539,19 @@ pub fn program_matches(entry: &[u8], name: &[u8]) -> bool {
 /// Expands macros, anchors and compiles a rule's pattern (with machine code for a
 /// built-in one); a pattern that escapes its anchors is refused.
 fn rule_pattern(pattern: &str) -> Result<Pattern, String> {
-    let full = macros::anchored(pattern).map_err(|e| e.to_string())?;
+    let full = macros::anchored(pattern).map_err(|e| {
+        // (other tools' names for the same things, review 61)
+        let hint = match e.name.as_str() {
+            "HOST_IP" | "IP" | "HOSTADDR" | "ADDRESS" | "CLIENT_IP" | "SRC" => {
+                "; the client's address is {HOST} (IPv4 or IPv6; a host name is never read)"
+            }
+            "LOG_PREFIX" | "PREFIX" | "PREFIX_LINE" | "DATE" | "TIME" | "TIMESTAMP" => {
+                "; the log prefix (time, host, program[pid]) is read before the pattern, which starts after `program[pid]: ` (the filter's `programs` names the programs)"
+            }
+            _ => "",
+        };
+        format!("{e}{hint}")
+    })?;
     let p = Pattern::new(&full, &GROUPS, Some(super::native::lookup)).map_err(|e| e.to_string())?;
     if !p.is_anchored() {
         return Err("invalid pattern: an unbalanced `)` would end the pattern early (the rest would not be anchored to the line); escape a literal parenthesis as `\\)`".into());
@@ -713,6 +725,11 @@ mod tests {
         let e = Filter::compile(&def("from {HOTS}")).unwrap_err();
         assert_eq!(e.rule, "r");
         assert!(e.message.contains("unknown macro"), "{e}");
+        // (review 61: BlockHosts' and others' names say what to write)
+        let e = rule_pattern("Failed for .* from {HOST_IP}").unwrap_err();
+        assert!(e.contains("the client's address is {HOST}"), "{e}");
+        let e = rule_pattern("{LOG_PREFIX}Failed for .* from {HOST}").unwrap_err();
+        assert!(e.contains("read before the pattern"), "{e}");
     }
 }
 
