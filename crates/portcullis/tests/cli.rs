@@ -814,3 +814,32 @@ fn run_dry_run_says_what_to_use() {
         "{e}"
     );
 }
+
+/// Review 61: a filter of one's own written for a tool that searches (stopping at the
+/// address, or starting with the program's `sshd[PID]:`) matches nothing; `test` says why.
+/// A built-in filter that matches nothing gives no such hint.
+#[test]
+fn test_says_why_an_own_filter_matches_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("mine.toml");
+    std::fs::write(
+        &f,
+        "name = \"mine\"\nprograms = [\"sshd\"]\n[[rule]]\nid = \"stops\"\npattern = 'Failed password for (?P<user>\\S+) from {HOST}'\n\
+         [[rule]]\nid = \"prefixed\"\npattern = 'sshd\\[[0-9]+\\]: Failed password for (?P<user>\\S+) from {HOST} port [0-9]+ ssh2'\n",
+    )
+    .unwrap();
+    let log = "Nov 21 10:00:01 web1 sshd[100]: Failed password for root from 203.0.113.5 port 5000 ssh2\n";
+    let o = portcullis(&["test", "--filter", f.to_str().unwrap()], Some(log));
+    let out = text(&o.stdout);
+    assert!(out.contains("lines matched: 0"), "{out}");
+    for id in ["stops", "prefixed"] {
+        assert!(
+            out.contains(&format!(
+                "hint: rule {id:?} finds its text in 1 of the first 1 lines"
+            )),
+            "{out}"
+        );
+    }
+    let o = portcullis(&["test", "--filter", "dovecot"], Some(log));
+    assert!(!text(&o.stdout).contains("hint:"), "{}", text(&o.stdout));
+}

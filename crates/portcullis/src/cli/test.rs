@@ -372,7 +372,8 @@ pub fn run(
         }
     };
     // a filter of the admin's own: what its patterns let a client do
-    if portcullis_core::filter::builtin::get(filter).is_none() {
+    let own = portcullis_core::filter::builtin::get(filter).is_none();
+    if own {
         for w in portcullis_core::filter::lint::warnings(&f) {
             eprintln!("portcullis: warning: {w}");
         }
@@ -422,7 +423,9 @@ pub fn run(
     }
     // a progress bar on a terminal for a large file (nothing when piped or --json)
     let bar = super::progress::Bar::start(super::progress::total_size(file), false);
-    let keep = missed.unwrap_or(0);
+    // (a filter of the admin's own that matches nothing: the first lines are kept to say
+    // why, see `print_summary`)
+    let keep = missed.unwrap_or(0).max(if own { HINT_LINES } else { 0 });
     let mut stats = match file {
         Some(p) if p.as_os_str() != "-" => summarise_file(&set, p, &ctx, keep)?,
         _ => {
@@ -437,8 +440,49 @@ pub fn run(
     };
     drop(bar);
     stats.flush();
-    print_summary(&set, &stats, top, missed.is_some());
+    print_summary(&set, &stats, top, missed.is_some(), own);
     Ok(0)
+}
+
+/// The lines not matched kept for [`nothing_matched_hints`].
+const HINT_LINES: usize = 50;
+
+/// Why a filter of the admin's own matched none of the lines, when a rule finds its text in
+/// some of them once it is searched anywhere in the line (review 61: a pattern written for a
+/// tool that searches, such as blacklist.py's, which stops at the address, or BlockHosts',
+/// which starts with `sshd[PID]:`, matched nothing, and nothing said why).
+fn nothing_matched_hints(f: &Filter, s: &Stats) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for r in f.rules() {
+        let full = r.pattern().as_str();
+        let Some(body) = full
+            .strip_prefix("(?s-u)^")
+            .and_then(|b| b.strip_suffix("[ \\t]*$"))
+        else {
+            continue;
+        };
+        if seen.contains(&body) {
+            continue;
+        }
+        seen.push(body);
+        let Ok(re) = regex::bytes::Regex::new(&format!("(?s-u){body}")) else {
+            continue;
+        };
+        let n = s
+            .missed_first
+            .iter()
+            .filter(|(_, l)| re.is_match(l))
+            .count();
+        if n > 0 {
+            out.push(format!(
+                "rule {:?} finds its text in {n} of the first {} lines not matched when searched anywhere in the line: a pattern must cover the whole message, from just after `program[pid]: ` (the time, host and program are read before it: leave them out) to the end of the line (write the program's own text after the address, or end with ` .*` only where the program writes nothing a client sends)",
+                r.id,
+                s.missed_first.len()
+            ));
+        }
+    }
+    out
 }
 
 /// Counts a line not matched and without a program, when the filter names its programs: the line may be of a format Portcullis does not read (`at`: the line's byte
@@ -858,7 +902,9 @@ fn shown(l: &[u8]) -> String {
 }
 
 /// `missed`: list the first lines no rule matched (`--missed`).
-fn print_summary(set: &MatchSet, s: &Stats, top: usize, missed: bool) {
+/// `own`: the filter is the admin's own (not built in): when it matched nothing, what a
+/// search of its patterns anywhere in the lines finds is said ([`nothing_matched_hints`]).
+fn print_summary(set: &MatchSet, s: &Stats, top: usize, missed: bool, own: bool) {
     let f: &Filter = &set.filters()[0];
     let mut o = String::new();
     o.push_str(&format!("filter {}: {}\n", f.name, f.description));
@@ -982,6 +1028,11 @@ fn print_summary(set: &MatchSet, s: &Stats, top: usize, missed: bool) {
         ));
         for (_, l) in &s.missed_first {
             o.push_str(&format!("  {}\n", shown(l)));
+        }
+    }
+    if own && s.matched == 0 && s.lines > 0 {
+        for h in nothing_matched_hints(f, s) {
+            o.push_str(&format!("\nhint: {h}\n"));
         }
     }
     print!("{o}");
