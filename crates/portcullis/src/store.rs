@@ -87,7 +87,6 @@ CREATE INDEX IF NOT EXISTS ban_history_end ON ban_history (end_ms);
 CREATE TABLE IF NOT EXISTS windows (
     jail TEXT NOT NULL, addr TEXT NOT NULL, time_ms INTEGER NOT NULL, weight INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS windows_key ON windows (jail, addr);
 CREATE TABLE IF NOT EXISTS positions (
     path TEXT NOT NULL PRIMARY KEY,
     dev INTEGER NOT NULL, ino INTEGER NOT NULL, fingerprint INTEGER NOT NULL,
@@ -325,10 +324,27 @@ impl Store {
                 // room again, which the daemon already survives (the main loop says so once
                 // a minute). The price: no other process can read the file meanwhile.
                 let full = path.parent().and_then(fsutil::free_bytes) == Some(0);
-                if !full {
+                let read_only = path.parent().is_some_and(fsutil::read_only);
+                if !full && !read_only {
                     return Err(e.context(format!("cannot open state file {}", path.display())));
                 }
-                match open_conn_with(path, true) {
+                let opened = if read_only {
+                    open_read_only(path)
+                } else {
+                    open_conn_with(path, true)
+                };
+                match opened {
+                    Ok(conn) if read_only => {
+                        notes.push(format!(
+                            "the file system of the state directory is read-only (remounted so \
+                             after an error?): state file {} opened read-only; the bans in \
+                             it are enforced and new bans go on, kept in memory only (lost at \
+                             a stop; the logs are read again from the saved positions at the \
+                             next start). Repair the file system",
+                            path.display()
+                        ));
+                        conn
+                    }
                     Ok(conn) => {
                         notes.push(format!(
                             "the file system of the state directory is full: state file {} \
@@ -339,6 +355,12 @@ impl Store {
                             path.display()
                         ));
                         conn
+                    }
+                    Err(e2) if read_only => {
+                        return Err(e2.into_anyhow().context(format!(
+                            "cannot open state file {}: the file system of the state directory is read-only; first try: {e:#}",
+                            path.display()
+                        )));
                     }
                     Err(e2) => {
                         return Err(e2.into_anyhow().context(format!(
@@ -1086,6 +1108,42 @@ fn open_conn_with(path: &Path, exclusive: bool) -> Result<Connection, OpenError>
     create_schema(conn, path)
 }
 
+/// The state file on a file system mounted read-only: opened as SQLite's immutable file
+/// (no `-shm` can be made, and no lock taken; nothing else writes it there), checked, never
+/// changed: every write then fails as read-only, which [`Store::apply`] keeps in memory.
+/// A file that needs a format upgrade cannot be opened so.
+fn open_read_only(path: &Path) -> Result<Connection, OpenError> {
+    let mut uri = String::from("file:");
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' => uri.push_str("%25"),
+            '?' => uri.push_str("%3f"),
+            '#' => uri.push_str("%23"),
+            c => uri.push(c),
+        }
+    }
+    uri.push_str("?immutable=1");
+    let conn = Connection::open_with_flags(
+        uri,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+    )?;
+    let app_id: i32 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+    let version: i32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if app_id != APP_ID || version != SCHEMA_VERSION {
+        return Err(OpenError::Other(anyhow!(
+            "{} is not a Portcullis state file of this version (application id {app_id}, schema {version}), and cannot be upgraded on a read-only file system",
+            path.display()
+        )));
+    }
+    let ok: String = conn.query_row("PRAGMA quick_check(1)", [], |r| r.get(0))?;
+    if ok != "ok" {
+        return Err(OpenError::Corrupt(format!("integrity check failed: {ok}")));
+    }
+    Ok(conn)
+}
+
 /// Looks at the first bytes ourselves, so that SQLite does not touch (say, delete the `-wal`
 /// of) a file that is not a database at all. Returns what is wrong, if anything.
 fn check_header(path: &Path) -> Result<Option<String>> {
@@ -1167,6 +1225,9 @@ fn create_schema(mut conn: Connection, path: &Path) -> Result<Connection, OpenEr
     }
     tx.execute_batch(SCHEMA)?;
     tx.commit()?;
+    // (the open windows' rows by key, for `StoreOp::Window`: a help to speed only, made
+    // apart, so that a full file system does not stop the start of a file made before it)
+    let _ = conn.execute_batch("CREATE INDEX IF NOT EXISTS windows_key ON windows (jail, addr);");
     Ok(conn)
 }
 

@@ -280,6 +280,41 @@ fn a_kill_9_keeps_the_failures_counted_before_it() {
     d.stop();
 }
 
+/// The state directory's file system remounted read-only (ext4's `errors=remount-ro`): the
+/// daemon starts all the same, says so, enforces the bans of the state file and makes new
+/// ones in memory (it refused to start: the lock file could not be opened for writing,
+/// review 60). Run in a mount namespace of its own, where the directory is a read-only bind.
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn a_read_only_state_directory_does_not_stop_the_daemon() {
+    require_root();
+    let work = tempfile::Builder::new()
+        .prefix("pct-rostate-")
+        .tempdir()
+        .unwrap();
+    let dir = work.path();
+    let (config, log) = sshd_null_config(dir, 3);
+    fs::write(&log, "").unwrap();
+    let d = Daemon::start(&config, &dir.join("run1.log"));
+    assert!(cli(&["ban", "203.0.113.51", "--for", "1h"], &config).success());
+    d.stop();
+    let state = dir.join("state");
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-m", "sh", "-c"])
+        .arg("mount --bind -o ro \"$1\" \"$1\" && exec \"$2\" run -c \"$3\"")
+        .arg("sh")
+        .arg(&state)
+        .arg(BIN)
+        .arg(&config);
+    let d = Daemon::start_command(cmd, &dir.join("run2.log"));
+    assert!(d.log().contains("is read-only"), "{}", d.log());
+    let bans = |()| cli(&["bans", "--json"], &config).stdout_str();
+    assert!(bans(()).contains("203.0.113.51"), "{}", d.log());
+    assert!(cli(&["ban", "203.0.113.52", "--for", "1h"], &config).success());
+    assert!(bans(()).contains("203.0.113.52"), "{}", d.log());
+    d.stop();
+}
+
 /// Offline `bans` lists the `deny` list as the daemon puts it in: an entry that holds one of
 /// the host's own addresses is listed cut around it (the daemon bans the rest, with a
 /// warning; a review found it listed whole as an active permanent ban). Run in a network namespace whose own

@@ -71,14 +71,25 @@ fn lock_once(dir: &Path) -> Result<File> {
 /// waiting: `None` when another process holds it. (Only EWOULDBLOCK says another process
 /// holds it; any other error, ENOLCK on a network file system say, is said as it is.)
 pub fn try_lock(path: &Path) -> Result<Option<File>> {
-    let f = OpenOptions::new()
+    let f = match OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(path)
-        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+    {
+        // (a file system remounted read-only: the lock file of an earlier run is locked as
+        // it is, read-only, which `flock` allows; the daemon must start all the same,
+        // review 60)
+        Err(e) if e.raw_os_error() == Some(libc::EROFS) => OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|_| e),
+        r => r,
+    }
+    .with_context(|| format!("cannot open the lock file {}", path.display()))?;
     match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => Ok(Some(f)),
         Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
@@ -397,6 +408,17 @@ pub fn free_bytes(dir: &Path) -> Option<u64> {
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
     (unsafe { libc::statvfs(c.as_ptr(), &mut st) } == 0)
         .then(|| st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+/// Whether the file system of `dir` is mounted read-only (an ext4 remounted so after an
+/// error, `errors=remount-ro`, Debian's default).
+pub fn read_only(dir: &Path) -> bool {
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    // SAFETY: a valid C string and a zeroed statvfs for the call to fill.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    (unsafe { libc::statvfs(c.as_ptr(), &mut st) } == 0) && st.f_flag & libc::ST_RDONLY != 0
 }
 
 #[cfg(test)]
