@@ -373,6 +373,12 @@ pub fn request(socket: &Path, req: &Request) -> Result<Response> {
                     within.as_secs()
                 )
             }
+            // (a daemon that is gone was said to be busy, a review found: it is asked again)
+            _ if UnixStream::connect(socket).is_err() => {
+                "it stopped while answering (killed, or crashed: see its log; what it answered \
+                 before stopping, if anything, may have been done)"
+                    .to_string()
+            }
             _ => format!(
                 "it closed the connection (it serves {MAX_CLIENTS} clients at a time: try again)"
             ),
@@ -403,19 +409,44 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.sock");
         let listener = UnixListener::bind(&path).unwrap();
+        let (done, wait) = std::sync::mpsc::channel::<()>();
         let t = std::thread::spawn(move || {
             let (c, _) = listener.accept().unwrap();
             drop(c);
+            // (still listening: a daemon that is there, all its places taken)
+            let _ = wait.recv();
         });
         let e = request(&path, &Request::Status { jail: None })
             .unwrap_err()
             .to_string();
+        done.send(()).unwrap();
         t.join().unwrap();
         assert!(
             e.contains(&format!("the daemon on {} did not answer", path.display()))
                 && e.contains("closed the connection"),
             "{e}"
         );
+    }
+
+    /// A daemon killed while it answers is not said to be busy (review 60: "it serves 32
+    /// clients at a time: try again" after a `kill -9`).
+    #[test]
+    fn a_daemon_gone_while_answering_is_said_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let t = std::thread::spawn(move || {
+            let (mut c, _) = listener.accept().unwrap();
+            let mut b = [0u8; 64];
+            let _ = c.read(&mut b);
+            drop(listener);
+            drop(c);
+        });
+        let e = request(&path, &Request::Status { jail: None })
+            .unwrap_err()
+            .to_string();
+        t.join().unwrap();
+        assert!(e.contains("it stopped while answering"), "{e}");
     }
 
     /// Found by a security review: 300 idle connections made thread creation fail, and the
