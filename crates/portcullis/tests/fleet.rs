@@ -1915,6 +1915,52 @@ fn an_unban_after_the_origins_clock_stepped_back_lifts_the_ban() {
     assert_eq!(b.counter("dropped_replayed"), 0, "{}", b.fleet());
 }
 
+/// A node's state file lost while it was stopped: the start takes back the bans its
+/// nftables sets still hold, and a fleet ban among them stays its origin's, whose unban
+/// lifts it there (review 62: it was taken back as the node's own, published again under
+/// the node's name, and the origin's unban no longer reached it).
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn a_fleet_ban_taken_back_from_the_kernel_stays_its_origins() {
+    require_root();
+    let t = tmp("pct-fleet-adopt-");
+    let redis = Redis::start_unix(t.path());
+    let (na, nb) = (Netns::new("fleet-adopt-a"), Netns::new("fleet-adopt-b"));
+    let a = Node::new_in(t.path(), "a", &redis, "", "", Some(&na));
+    let mut b = Node::new_in(t.path(), "b", &redis, "", "", Some(&nb));
+    readers_up(&[&a, &b]);
+    a.ban("203.0.113.74");
+    wait_for("A's ban in B's kernel", Duration::from_secs(10), || {
+        b.in_kernel("203.0.113.74")
+    });
+    // B stops (its bans stay in the kernel); its state file is lost meanwhile
+    if let Some((_, p, _)) = b.ns.as_mut() {
+        p.take().expect("B runs").kill();
+    }
+    assert!(b.in_kernel("203.0.113.74"));
+    for f in ["portcullis.db", "portcullis.db-wal", "portcullis.db-shm"] {
+        let _ = fs::remove_file(b.dir.join("state").join(f));
+    }
+    b.start();
+    assert!(
+        b.log()
+            .contains("1 ban(s) the firewall still holds were taken back"),
+        "{}",
+        b.log()
+    );
+    readers_up(&[&b]);
+    assert_eq!(
+        b.banned("203.0.113.74").as_deref(),
+        Some("fleet:a"),
+        "{}",
+        b.log()
+    );
+    a.unban("203.0.113.74");
+    wait_for("the origin's unban on B", Duration::from_secs(10), || {
+        !b.in_kernel("203.0.113.74")
+    });
+}
+
 /// A fleet ban whose origin the node lost (its fleet.db deleted while it was stopped; a
 /// `kill -9` between the state file and fleet.db, or a write fleet.db refused, leave the
 /// same) is not published as the node's own at the next start, and its origin takes it

@@ -52,6 +52,10 @@ const OWN_REFRESH_MS: i64 = 60_000;
 /// minute's checkpoint ([`Engine::checkpoint_windows`]), as before.
 const WINDOW_KEYS: usize = 256;
 
+/// The most failures (rows) of those windows a batch saves with its read positions; past
+/// them, as past [`WINDOW_KEYS`], the minute's checkpoint saves them.
+const WINDOW_ROWS: usize = 4096;
+
 /// How often the open windows are saved while the daemon runs ([`Engine::checkpoint_windows`]).
 const CHECKPOINT_EVERY_MS: i64 = 60_000;
 /// A step back of the wall clock this large or more is handled ([`Engine::clock`]); NTP
@@ -1832,6 +1836,18 @@ impl Engine {
                 return;
             }
         };
+        // the fleet bans among them: by `fleet.db`'s origins, with the end it has (so that
+        // the fleet's start ties each to its origin again, whose unban lifts it); one of a
+        // shared jail whose origin is not known is taken for a fleet ban too, never
+        // published as this node's own (review 62: every adopted ban was, and its origin's
+        // unban no longer reached it)
+        let fleet = self.cfg.fleet.as_ref();
+        let origins = fleet
+            .map(|_| self.cfg.state_dir.join("fleet.db"))
+            .filter(|p| p.exists())
+            .and_then(|p| crate::fleet::db::Db::open(&p).ok())
+            .and_then(|db| db.origins(now).ok())
+            .unwrap_or_default();
         let mut ops = Vec::new();
         let mut other = 0;
         for (jail, addr, left) in found {
@@ -1839,13 +1855,19 @@ impl Engine {
                 other += 1;
                 continue;
             }
+            let end = left.map_or(FOREVER, |l| now.saturating_add(l.max(1)));
+            let (reason, end) = match origins.get(&(addr, jail.clone())) {
+                Some((_, until)) => (BanReason::Fleet, *until),
+                None if fleet.is_some_and(|f| f.shares(&jail)) => (BanReason::Fleet, end),
+                None => (BanReason::Failures, end),
+            };
             ops.push(StoreOp::Held(crate::store::BanRecord {
                 addr,
                 jail,
                 start: now,
-                end: left.map_or(FOREVER, |l| now.saturating_add(l.max(1))),
+                end,
                 failures: 0,
-                reason: BanReason::Failures,
+                reason,
                 count: 1,
             }));
         }
@@ -2148,16 +2170,23 @@ impl Engine {
         // (before the positions: one transaction holds both)
         if touched.len() <= WINDOW_KEYS {
             let mut seen = std::collections::HashSet::new();
+            let (mut ops, mut rows) = (Vec::new(), 0);
             for (ji, addr) in touched {
                 let j = &self.jails[ji];
                 let (key, failures) = j.tracker().key_failures(addr);
                 if seen.insert((ji, key)) {
-                    c.store.push(StoreOp::Window {
+                    rows += failures.len();
+                    ops.push(StoreOp::Window {
                         jail: j.name().to_string(),
                         key,
                         failures,
                     });
                 }
+            }
+            // (windows of a high `maxretry` held by many offenders: left to the minute's
+            // checkpoint too, rather than write thousands of rows with every batch)
+            if rows <= WINDOW_ROWS {
+                c.store.extend(ops);
             }
         }
         for b in bs {

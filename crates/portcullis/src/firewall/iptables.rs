@@ -456,27 +456,38 @@ impl Firewall for Iptables {
         // version's, or the admin's own, typed after an accept of established traffic as
         // blacklist.py taught; either way the rewrite replaces them by our marked jump,
         // first in the hook, and that is said (it was silent, review 61)
-        let mut plain = Vec::new();
+        // (a hook that also holds a jump of the admin's with conditions gets no jump of ours:
+        // there the plain one is removed, not replaced, review 62)
+        let (mut plain, mut removed) = (Vec::new(), Vec::new());
         for v6 in [false, true] {
             let saved = self.opts.save(v6)?;
             for (hook, &n) in &saved.jumps {
                 let m = saved.marked.get(hook).copied().unwrap_or(0);
                 if n > m && self.opts.hooks.contains(hook) {
                     let prog = if v6 { "ip6tables" } else { "iptables" };
-                    plain.push(format!(
-                        "{prog} `-A {hook} -j {}` ({})",
-                        self.opts.chain,
-                        n - m
-                    ));
+                    let rule = format!("{prog} `-A {hook} -j {}` ({})", self.opts.chain, n - m);
+                    if saved.others.get(hook).is_some_and(|r| !r.is_empty()) {
+                        removed.push(rule);
+                    } else {
+                        plain.push(rule);
+                    }
                 }
             }
         }
         self.rewrite()?;
+        let yours = "a jump of yours, placed after your accept of established traffic, is left as it is only with a condition (`-p tcp --dport 22`, `-m conntrack --ctstate NEW`); or set [firewall] keep_established = true, which lets open TCP connections through";
         if !plain.is_empty() {
             warn!(
-                "replaced the plain jump(s) to chain {} {} by Portcullis's own, first in the hook (a plain jump is taken for one an earlier version made): a jump of yours, placed after your accept of established traffic, is left as it is only with a condition (`-p tcp --dport 22`, `-m conntrack --ctstate NEW`); or set [firewall] keep_established = true, which lets open TCP connections through",
+                "replaced the plain jump(s) to chain {} {} by Portcullis's own, first in the hook (a plain jump is taken for one an earlier version made): {yours}",
                 self.opts.chain,
                 plain.join(", ")
+            );
+        }
+        if !removed.is_empty() {
+            warn!(
+                "removed the plain jump(s) to chain {} {} (a plain jump is taken for one an earlier version made); the hook keeps only your jump(s) with conditions, so only what they send is filtered: {yours}",
+                self.opts.chain,
+                removed.join(", ")
             );
         }
         // a hook that the admin's own rules send to our chain: only what they send is
