@@ -1912,6 +1912,12 @@ fn an_unban_after_the_origins_clock_stepped_back_lifts_the_ban() {
     wait_for("A's unban on B", Duration::from_secs(10), || {
         b.banned("203.0.113.71").is_none()
     });
+    // and a ban made again, the clock still back (review 62: stamped by the clock, it was
+    // older than the unban, and dropped)
+    a.ban("203.0.113.71");
+    wait_for("A's new ban on B", Duration::from_secs(10), || {
+        b.banned("203.0.113.71").as_deref() == Some("fleet:a")
+    });
     assert_eq!(b.counter("dropped_replayed"), 0, "{}", b.fleet());
 }
 

@@ -3347,16 +3347,6 @@ impl Engine {
         {
             return self.unban_dormant(n, target, now);
         }
-        // fleet bans waiting for the accept rate that this unban pardons: dropped, or they
-        // were applied after it (review 57 L4)
-        let waiting = self
-            .fleet
-            .as_ref()
-            .map_or(0, |f| f.drop_waiting(target, jail));
-        let waiting_said = match waiting {
-            0 => String::new(),
-            n => format!("; {n} fleet ban(s) of it waiting for fleet.accept_rate dropped"),
-        };
         // (read before any jail lets a ban go: a failure to read changes nothing, review
         // 42)
         // the bans of jails no longer configured, kept in the state file (they come back with
@@ -3381,6 +3371,17 @@ impl Engine {
                     .collect(),
             ),
             Err(e) => return Response::err(format!("cannot read the state: {e:#}")),
+        };
+        // fleet bans waiting for the accept rate that this unban pardons (of the address,
+        // or of a prefix that holds it or that it holds): dropped, or they were applied after
+        // it (review 57 L4); once the unban is sure to go on (review 62)
+        let waiting = self
+            .fleet
+            .as_ref()
+            .map_or(0, |f| f.drop_waiting(target, jail));
+        let waiting_said = match waiting {
+            0 => String::new(),
+            n => format!("; {n} fleet ban(s) of it waiting for fleet.accept_rate dropped"),
         };
         let mut fw_ops = Vec::new();
         let mut st_ops = Vec::new();

@@ -48,6 +48,10 @@ impl Db {
              CREATE TABLE IF NOT EXISTS meta (
                  k TEXT PRIMARY KEY,
                  v TEXT NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS stamps (
+                 field TEXT PRIMARY KEY,
+                 time INTEGER NOT NULL
              );",
         )
         .with_context(|| format!("{} is not a fleet state file", path.display()))?;
@@ -64,8 +68,18 @@ impl Db {
                 "INSERT OR REPLACE INTO own_active (field, until, entry) VALUES (?1, ?2, ?3)",
             )?;
             let mut not_own = tx.prepare_cached("DELETE FROM own_active WHERE field = ?1")?;
+            let mut stamp = tx.prepare_cached(
+                "INSERT INTO stamps (field, time) VALUES (?1, ?2)
+                     ON CONFLICT (field) DO UPDATE SET time = max(time, excluded.time)",
+            )?;
             for (field, ban_until, entry) in entries {
                 out.execute(params![entry])?;
+                if let Some(t) = serde_json::from_str::<serde_json::Value>(entry)
+                    .ok()
+                    .and_then(|v| v["time"].as_i64())
+                {
+                    stamp.execute(params![field, t])?;
+                }
                 match ban_until {
                     Some(u) => own.execute(params![field, u, entry])?,
                     None => not_own.execute(params![field])?,
@@ -154,20 +168,19 @@ impl Db {
     }
 
     /// The time to stamp this node's entry for `field` made at `time` with: after its last
-    /// active ban entry of the field, so that the other nodes, which drop an entry no newer
+    /// entry of the field (a ban or an unban), so that the other nodes, which drop an entry no newer
     /// than the last they saw of the field as a replay, do not drop the unban or renewal
     /// of a ban stamped before the clock stepped back (NTP: the unban was dropped, and the
     /// ban held to its end everywhere else). Only the field's own entries count: a clock
     /// that was far ahead once holds back no other ban.
     pub fn stamp_after(&self, field: &str, time: Millis) -> Result<Millis> {
-        let entry: Option<String> = self
+        // (every entry's stamp, bans' and unbans': a ban made again after an unban, the
+        // clock stepped back since the first, was dropped as a replay, review 62)
+        let last: Option<Millis> = self
             .conn
-            .prepare_cached("SELECT entry FROM own_active WHERE field = ?1")?
+            .prepare_cached("SELECT time FROM stamps WHERE field = ?1")?
             .query_row(params![field], |r| r.get(0))
             .optional()?;
-        let last = entry
-            .and_then(|e| serde_json::from_str::<serde_json::Value>(&e).ok())
-            .and_then(|v| v["time"].as_i64());
         Ok(match last {
             Some(t) if t >= time => t + 1,
             _ => time,
@@ -306,6 +319,9 @@ impl Db {
     pub fn prune_seen(&mut self, before: Millis) -> Result<()> {
         self.conn
             .execute("DELETE FROM seen WHERE time < ?1", params![before])?;
+        // (our own stamps that old: an entry stamped before them is refused anyway)
+        self.conn
+            .execute("DELETE FROM stamps WHERE time < ?1", params![before])?;
         Ok(())
     }
 }

@@ -425,11 +425,13 @@ impl Follower {
         // yet. Its aliases stay as they are until the next poll does: judged now, the link
         // naming a file nobody reads (or nothing) lost its alias, and its jails the lines
         // the old file got after that (the globs test lost two lines under load)
+        let aliased: std::collections::HashSet<(u64, u64)> =
+            self.aliases.values().copied().collect();
         let rotating: std::collections::HashSet<(u64, u64)> = self
             .files
             .iter()
             .filter_map(|w| w.cur.as_ref().map(|t| (&w.path, t.id())))
-            .filter(|(_, id)| self.aliases.values().any(|a| a == id))
+            .filter(|(_, id)| aliased.contains(id))
             .filter(|(path, id)| {
                 fs::metadata(path)
                     .ok()
