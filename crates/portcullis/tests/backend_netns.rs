@@ -1139,3 +1139,60 @@ fn command_permanent_prefix_bans() {
     );
     permanent_prefixes(&mut lab, "command", &extra);
 }
+
+/// An INPUT hook that holds a plain jump to our chain and a jump of the admin's with
+/// conditions: the plain one is removed (taken for an earlier version's), and the log says
+/// removed, not replaced, since the hook gets no jump of Portcullis's beside the admin's
+/// (review 62: it said "replaced ... first in the hook", and nothing was put there).
+#[test]
+#[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
+fn a_plain_jump_beside_the_admins_own_is_said_removed() {
+    require_root();
+    let ns = Netns::new("ipt-plain");
+    let work = tempfile::Builder::new()
+        .prefix("pct-iptplain-")
+        .tempdir()
+        .unwrap();
+    let dir = work.path();
+    ns.exec_input(
+        "iptables-restore",
+        &["--noflush"],
+        b"*filter\n:PORTCULLIS - [0:0]\n-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A INPUT -j PORTCULLIS\n-A INPUT -p tcp --dport 80 -j PORTCULLIS\nCOMMIT\n",
+    )
+    .check();
+    fs::write(dir.join("auth.log"), "").unwrap();
+    let cfg = dir.join("portcullis.toml");
+    fs::write(
+        &cfg,
+        format!(
+            "socket = {:?}\nstate_dir = {:?}\n[firewall]\nbackend = \"iptables\"\nkeep_bans_on_stop = false\n\
+             [[jail]]\nname = \"sshd\"\nlogs = [{:?}]\nports = [22]\n",
+            dir.join("portcullis.sock").display().to_string(),
+            dir.join("state").display().to_string(),
+            dir.join("auth.log").display().to_string()
+        ),
+    )
+    .unwrap();
+    let mut d = NsDaemon::start(&ns, dir, &cfg, None);
+    let log = d.log();
+    assert!(
+        log.contains(
+            "removed the plain jump(s) to chain PORTCULLIS iptables `-A INPUT -j PORTCULLIS` (1)"
+        ) && !log.contains("replaced the plain jump"),
+        "{log}"
+    );
+    let rules = out(&ns, "iptables-save", &["-t", "filter"]);
+    let input: Vec<&str> = rules
+        .lines()
+        .filter(|l| l.starts_with("-A INPUT"))
+        .collect();
+    assert_eq!(
+        input,
+        [
+            "-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+            "-A INPUT -p tcp -m tcp --dport 80 -j PORTCULLIS"
+        ],
+        "{rules}"
+    );
+    d.stop();
+}
