@@ -633,6 +633,8 @@ fn a_link_moved_along_numbered_files_loses_no_line_to_either_jail() {
         &[
             ("link1", vec![p(&d.join("h1/current.log"))]),
             ("glob1", vec![p(&d.join("h1/app-*.log"))]),
+            // (the link and its files both: each line once, review 63)
+            ("both1", vec![p(&d.join("h1/*.log"))]),
             ("glob2", vec![p(&d.join("h2/app-*.log"))]),
             ("link2", vec![p(&d.join("h2/cur*.log"))]),
         ],
@@ -671,7 +673,11 @@ fn a_link_moved_along_numbered_files_loses_no_line_to_either_jail() {
     let h1 = ["203.0.113.20", "203.0.113.21", "203.0.113.22"];
     let h2 = ["203.0.113.30", "203.0.113.31", "203.0.113.32"];
     let all = |f: &BTreeMap<String, BTreeMap<String, u32>>| {
-        want(f, "link1", h1) && want(f, "glob1", h1) && want(f, "glob2", h2) && want(f, "link2", h2)
+        want(f, "link1", h1)
+            && want(f, "glob1", h1)
+            && want(f, "both1", h1)
+            && want(f, "glob2", h2)
+            && want(f, "link2", h2)
     };
     let ok = wait_until(Duration::from_secs(20), || all(&failing(&socket)));
     // (nothing more comes later: no line counted twice)

@@ -52,6 +52,10 @@ const OWN_REFRESH_MS: i64 = 60_000;
 /// minute's checkpoint ([`Engine::checkpoint_windows`]), as before.
 const WINDOW_KEYS: usize = 256;
 
+/// The most offenders of a batch looked at for [`WINDOW_KEYS`] (those banned by the batch
+/// have no open window, and do not count).
+const WINDOW_TOUCHED: usize = 4096;
+
 /// The most failures (rows) of those windows a batch saves with its read positions; past
 /// them, as past [`WINDOW_KEYS`], the minute's checkpoint saves them.
 const WINDOW_ROWS: usize = 4096;
@@ -2071,7 +2075,8 @@ impl Engine {
         // after that poll) decides who counts them, not the state of a later batch
         for b in &bs {
             if let Some(r) = &b.reading {
-                self.names.set_reading(r);
+                let cfg = &self.cfg;
+                self.names.set_reading(r, |p| route_of(cfg, p));
             }
             if let Some(a) = &b.aliases {
                 let cfg = &self.cfg;
@@ -2121,7 +2126,7 @@ impl Engine {
                     else {
                         continue;
                     };
-                    if touched.len() <= WINDOW_KEYS {
+                    if touched.len() <= WINDOW_TOUCHED {
                         touched.insert((ji, failure.addr));
                     }
                     if let Some(ev) = &self.evidence {
@@ -2168,13 +2173,16 @@ impl Engine {
         }
         let mut journal = Vec::new();
         // (before the positions: one transaction holds both)
-        if touched.len() <= WINDOW_KEYS {
+        // (the windows still open only: an offender banned by the batch has none, and the
+        // next start skips the saved failures of a banned key; in a flood of offenders
+        // whose lines come together, few windows stay open across batches, review 63)
+        if touched.len() <= WINDOW_TOUCHED {
             let mut seen = std::collections::HashSet::new();
             let (mut ops, mut rows) = (Vec::new(), 0);
             for (ji, addr) in touched {
                 let j = &self.jails[ji];
                 let (key, failures) = j.tracker().key_failures(addr);
-                if seen.insert((ji, key)) {
+                if !failures.is_empty() && seen.insert((ji, key)) {
                     rows += failures.len();
                     ops.push(StoreOp::Window {
                         jail: j.name().to_string(),
@@ -2185,7 +2193,7 @@ impl Engine {
             }
             // (windows of a high `maxretry` held by many offenders: left to the minute's
             // checkpoint too, rather than write thousands of rows with every batch)
-            if rows <= WINDOW_ROWS {
+            if ops.len() <= WINDOW_KEYS && rows <= WINDOW_ROWS {
                 c.store.extend(ops);
             }
         }

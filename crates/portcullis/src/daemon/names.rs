@@ -50,8 +50,18 @@ pub(crate) struct FileNames {
 impl FileNames {
     /// What the follower reads now: per path, the files it reads, and whether the first is
     /// the file it names (`Follower::reading`).
-    pub(crate) fn set_reading(&mut self, list: &crate::sources::batch::Reading) {
-        self.readers.clear();
+    ///
+    /// A file that gains a second name (a wildcard's match now read whole beside the link
+    /// that read it first) stays counted from the name that read it already, for each of
+    /// that name's jails (`jails_of`): the first line to come decided, and the new name,
+    /// read again from the file's start, had a jail that reads both count every earlier line
+    /// twice (review 63).
+    pub(crate) fn set_reading(
+        &mut self,
+        list: &crate::sources::batch::Reading,
+        jails_of: impl Fn(&str) -> Vec<usize>,
+    ) {
+        let before = std::mem::take(&mut self.readers);
         self.held.clear();
         for (name, ids, names_first) in list {
             if *names_first && !ids.is_empty() {
@@ -61,6 +71,18 @@ impl FileNames {
                 let r = self.readers.entry(*id).or_default();
                 if !r.contains(name) {
                     r.push(name.clone());
+                }
+            }
+        }
+        for (id, now) in &self.readers {
+            if now.len() < 2 {
+                continue;
+            }
+            for name in before.get(id).into_iter().flatten() {
+                if now.contains(name) {
+                    for ji in jails_of(name) {
+                        self.owners.entry((ji, *id)).or_insert_with(|| name.clone());
+                    }
                 }
             }
         }
@@ -174,6 +196,13 @@ impl FileNames {
 mod tests {
     use super::*;
 
+    impl FileNames {
+        /// [`FileNames::set_reading`] where every name is read by jails 0 and 1.
+        fn set_reading_all(&mut self, list: &crate::sources::batch::Reading) {
+            self.set_reading(list, |_| vec![0, 1]);
+        }
+    }
+
     const F: FileId = (1, 10);
     const G: FileId = (1, 20);
 
@@ -188,7 +217,7 @@ mod tests {
     #[test]
     fn two_names_of_one_file_count_once_per_jail() {
         let mut n = FileNames::default();
-        n.set_reading(&reading(&[("/l/secure", &[F]), ("/l/auth.log", &[F])]));
+        n.set_reading_all(&reading(&[("/l/secure", &[F]), ("/l/auth.log", &[F])]));
         assert!(n.special(F) && !n.special(G));
         let mut said = Vec::new();
         let mut say = |j: usize, o: &str, s: &str| said.push(format!("{j} {o} {s}"));
@@ -204,18 +233,18 @@ mod tests {
     #[test]
     fn the_other_name_takes_over_when_the_owner_reads_the_file_no_more() {
         let mut n = FileNames::default();
-        n.set_reading(&reading(&[("/l/secure", &[F]), ("/l/auth.log", &[F])]));
+        n.set_reading_all(&reading(&[("/l/secure", &[F]), ("/l/auth.log", &[F])]));
         let say = |_: usize, _: &str, _: &str| {};
         assert_eq!(n.route("/l/secure", F, &[0], say), [0]);
         assert_eq!(n.route("/l/auth.log", F, &[0], say), [0usize; 0]);
         // the link now names G and still drains F: F still owned by it
-        n.set_reading(&reading(&[("/l/secure", &[G, F]), ("/l/auth.log", &[F])]));
+        n.set_reading_all(&reading(&[("/l/secure", &[G, F]), ("/l/auth.log", &[F])]));
         assert_eq!(n.route("/l/auth.log", F, &[0], say), [0usize; 0]);
         assert!(!n.special(G));
         // F's drain closed
-        n.set_reading(&reading(&[("/l/secure", &[G]), ("/l/auth.log", &[F])]));
+        n.set_reading_all(&reading(&[("/l/secure", &[G]), ("/l/auth.log", &[F])]));
         assert!(!n.special(F), "one name only: no bookkeeping");
-        n.set_reading(&reading(&[
+        n.set_reading_all(&reading(&[
             ("/l/secure", &[G]),
             ("/l/auth.log", &[F]),
             ("/x", &[F]),
@@ -229,7 +258,7 @@ mod tests {
     #[test]
     fn an_alias_gives_its_jails_the_lines_of_its_file_only() {
         let mut n = FileNames::default();
-        n.set_reading(&reading(&[("/l/auth.log", &[G, F])]));
+        n.set_reading_all(&reading(&[("/l/auth.log", &[G, F])]));
         let notes = n.set_aliases(&[("/o/old-1.log".to_string(), F)], |p| {
             if p == "/o/old-1.log" {
                 vec![2]
@@ -255,7 +284,7 @@ mod tests {
     #[test]
     fn held_paths_are_those_reading_the_file_they_name() {
         let mut n = FileNames::default();
-        n.set_reading(&vec![
+        n.set_reading_all(&vec![
             ("/a".to_string(), vec![F], true),
             ("/b".to_string(), vec![G], false),
             ("/c".to_string(), vec![], false),
