@@ -678,6 +678,9 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
     eng.fw
         .set_ratelimits(&ratelimits(&eng.cfg, &eng.own))
         .context("[[ratelimit]]")?;
+    // (before the setup, which drops the sets of jails no longer configured: their bans are
+    // kept in the state file as such, review 63)
+    eng.adopt_kernel_bans(now_ms());
     eng.fw
         .setup(&jail_rules(&eng.cfg))
         .context("cannot set up the firewall")?;
@@ -1826,9 +1829,10 @@ impl Engine {
     /// kernel still holds of ours (nftables sets, read back with their time left) are taken
     /// into the state, so that the start keeps them instead of wiping them, permanent ones
     /// too (review 60: every ban went, with one line said or none). Their failures and
-    /// history are not known: each is kept as a ban in force, not as an offence. What the
-    /// start lifts of any ban (an ignored address, a jail no longer configured) applies to
-    /// them as to the others.
+    /// history are not known: each is kept as a ban in force, not as an offence. Read before
+    /// the firewall's setup (which drops the sets of jails no longer configured: their bans
+    /// are kept in the state file, enforced again if the jail comes back). What the start
+    /// does with any ban (lifts an ignored address's) it does with them.
     fn adopt_kernel_bans(&mut self, now: Millis) {
         let Some(why) = self.store.fresh().map(str::to_string) else {
             return;
@@ -1855,7 +1859,9 @@ impl Engine {
         let mut ops = Vec::new();
         let mut other = 0;
         for (jail, addr, left) in found {
-            if jail == config::DENY_JAIL || !self.jails.iter().any(|j| j.name() == jail) {
+            // (the `deny` list is the configuration's; a jail no longer configured keeps its
+            // bans in the state file, enforced again if it comes back, as ever)
+            if jail == config::DENY_JAIL {
                 other += 1;
                 continue;
             }
@@ -1877,7 +1883,7 @@ impl Engine {
         }
         if ops.is_empty() {
             if other > 0 {
-                info!("the state file {why}; the firewall holds no ban of a configured jail");
+                info!("the state file {why}; the firewall holds no ban but the `deny` list's");
             }
             return;
         }
@@ -1890,7 +1896,6 @@ impl Engine {
 
     fn restore(&mut self) -> Result<()> {
         let now = now_ms();
-        self.adopt_kernel_bans(now);
         self.load_history(now)?;
         let (mut ops, lifted, n) = self.restore_bans(None, now)?;
         // the `deny` list in the same whole truth: the firewall drops what is not in it (an

@@ -347,10 +347,20 @@ impl Firewall for Nftables {
 
     fn kernel_bans(&mut self) -> Result<Vec<(String, Cidr, Option<i64>)>> {
         check_table_name(&self.opts.table)?;
-        match self.list_table(&[])? {
-            Some(text) => parse_bans(&text),
-            None => Ok(Vec::new()),
+        let Some(text) = self.list_table(&[])? else {
+            return Ok(Vec::new());
+        };
+        // (one element it cannot read, a range added by hand, lost them all: review 63)
+        let (bans, unread) = parse_bans(&text);
+        if !unread.is_empty() {
+            tracing::warn!(
+                "nftables: {} element(s) of table inet {} are not addresses or prefixes Portcullis reads (a range added by hand?), not taken back: {}",
+                unread.len(),
+                self.opts.table,
+                unread.iter().take(5).map(|e| format!("{e:?}")).collect::<Vec<_>>().join(", ")
+            );
         }
+        Ok(bans)
     }
 
     fn teardown(&mut self) -> Result<()> {
@@ -909,12 +919,18 @@ fn parse_nft_duration(text: &str) -> Option<i64> {
     Some(total)
 }
 
+/// A ban read back from the kernel: jail, address or prefix, remaining milliseconds (`None`:
+/// permanent).
+pub type KernelBan = (String, Cidr, Option<i64>);
+
 /// Reads the banned addresses out of the text of `nft list table inet <table>`: jail,
 /// address or prefix, remaining milliseconds (`expires`, to the millisecond; the JSON output
 /// only gives seconds; `None`: no timeout, a permanent ban). A plain set's element stands for
 /// its set's prefix length (`v4c_`: /24), an interval set's says its own.
-pub fn parse_bans(text: &str) -> Result<Vec<(String, Cidr, Option<i64>)>> {
+/// The elements it cannot read (a range added by hand) are returned apart, as printed.
+pub fn parse_bans(text: &str) -> (Vec<KernelBan>, Vec<String>) {
     let mut out = Vec::new();
+    let mut unread = Vec::new();
     let mut set: Option<(&'static SetKind, &str)> = None; // inside one of our sets
     let mut elements: Option<String> = None; // inside its `elements = { ... }`
     for line in text.lines() {
@@ -947,27 +963,30 @@ pub fn parse_bans(text: &str) -> Result<Vec<(String, Cidr, Option<i64>)>> {
             .map(str::trim)
             .filter(|e| !e.is_empty())
         {
-            let (addr, len, remaining) = parse_element(element).ok_or_else(|| {
-                anyhow::anyhow!("cannot read set element {element:?} in the output of nft")
-            })?;
+            let Some((addr, len, remaining)) = parse_element(element) else {
+                unread.push(element.to_string());
+                continue;
+            };
             let full = if addr.is_ipv4() { 32 } else { 128 };
             let len = kind.len.or(len).unwrap_or(full);
             if addr.is_ipv6() != kind.v6 || len > full {
-                bail!("cannot read set element {element:?} in the output of nft");
+                unread.push(element.to_string());
+                continue;
             }
             out.push((name.to_string(), Cidr { addr, len }, remaining));
         }
     }
-    Ok(out)
+    (out, unread)
 }
 
-/// [`parse_bans`] by address, as the tests compare.
+/// [`parse_bans`] by address, as the tests compare; an element it cannot read is an error.
 #[cfg(test)]
 pub fn parse_list(text: &str) -> Result<Vec<(String, IpAddr, Option<i64>)>> {
-    Ok(parse_bans(text)?
-        .into_iter()
-        .map(|(j, c, r)| (j, c.addr, r))
-        .collect())
+    let (bans, unread) = parse_bans(text);
+    if let Some(e) = unread.first() {
+        bail!("cannot read set element {e:?} in the output of nft");
+    }
+    Ok(bans.into_iter().map(|(j, c, r)| (j, c.addr, r)).collect())
 }
 
 /// `192.0.2.1 timeout 1h expires 59m58s120ms` into the address, its prefix length when it
