@@ -375,6 +375,10 @@ fn fail2ban_key(key: &str, jail: bool, value: Option<&str>) -> Option<String> {
         "emailme" | "email" | "notify_email" => "mail on a ban is [notify.mail] in Portcullis (`to`, `from`, `smtp`): see the README's Notifications".into(),
         "addrule" | "delrule" => "sshblack's ADDRULE and DELRULE are [firewall.command] `ban` and `unban` in Portcullis, argv lists with `{cidr}` where the address goes (not `ipaddress`), with [firewall] backend = \"command\"; or the `iptables` backend, which makes the rules itself".into(),
         "cache" => "sshblack's CACHE is the state file in `state_dir` in Portcullis (SQLite, kept across restarts)".into(),
+        "reasons" => "sshblack's REASONS (the patterns of a failure) are a filter's rules in Portcullis: the jail's `filter` (\"sshd\" by default), or a [[filter]] table of your own with anchored patterns and {HOST}".into(),
+        "ssh_port" | "ports_to_block" => "the ports a ban closes are a jail's `ports` in Portcullis (in a [[jail]]): ports = [22]; without them every port".into(),
+        "notify" => "sshblack's NOTIFY (who gets mail) is [notify.mail] `to` in Portcullis: to = [\"root@localhost\"]".into(),
+        "custom_chain" | "chain_name" => "blacklist.py's CUSTOM_CHAIN is [firewall.iptables] `chain` in Portcullis, with [firewall] backend = \"iptables\"".into(),
         "logfile" | "log" if !jail => "the log to read is a jail's `logs` in Portcullis, a list: logs = [\"/var/log/auth.log\"]".into(),
         "dry_run" | "dryrun" | "test_mode" => "a dry run in Portcullis is [firewall] backend = \"null\" (the daemon runs and logs its bans, blocks nothing), or `portcullis replay` on a log file (what it would have banned)".into(),
         "default" | "includes" | "definition" | "init" => format!("[{key}] is a fail2ban section; Portcullis has none: set maxretry, findtime, bantime, ... in each [[jail]] table (a jail named \"sshd\" starts from the built-in one); the never-ban list of every jail is the top-level `ignore`"),
@@ -4036,6 +4040,12 @@ backend = "route"
                 "`{cidr}` where the address goes",
             ),
             ("DOSBAIL = 200", "has no Portcullis key"),
+            ("REASONS = \"x\"", "a filter's rules"),
+            ("NOTIFY = \"root\"", "[notify.mail] `to`"),
+            (
+                "CUSTOM_CHAIN = \"BLACKLIST\"",
+                "[firewall.iptables] `chain`",
+            ),
         ] {
             let e = err(&format!("{line}\n"));
             assert!(

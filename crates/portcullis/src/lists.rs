@@ -259,6 +259,11 @@ pub fn load(key: &str, entries: &[String], names: bool) -> Result<Loaded, String
                 "{e:?} looks like a list file, but list files need an absolute path (e.g. \"/etc/portcullis/{}\"); a relative name is not read",
                 e.rsplit('/').next().unwrap_or(e)
             ));
+        } else if ["ALL", "LOCAL", "KNOWN", "UNKNOWN", "PARANOID"].contains(&e) {
+            // (hosts.allow's wildcards, taken for host names that do not resolve, review 63)
+            return Err(format!(
+                "{e:?} is a hosts.allow wildcard, not an address: list addresses and CIDRs (0.0.0.0/0 and ::/0 for every address, which no list of the owner's should hold)"
+            ));
         } else if names && is_host_name(e) {
             let v = resolve(e);
             if v.is_empty() {
@@ -318,6 +323,19 @@ pub(crate) fn bad_prefix(e: &str) -> Option<String> {
         ));
     }
     let (a, l) = e.split_once('/')?;
+    // hosts.allow's net/mask (`10.0.0.0/255.0.0.0`): the CIDR it stands for (review 63)
+    if let (Ok(net), Ok(mask)) = (
+        a.trim().parse::<std::net::Ipv4Addr>(),
+        l.trim().parse::<std::net::Ipv4Addr>(),
+    ) {
+        let m = u32::from(mask);
+        if m.leading_ones() + m.trailing_zeros() == 32 {
+            return Some(format!(
+                "{e:?} is a net/mask, as hosts.allow writes it: write it as a CIDR, \"{net}/{}\"",
+                m.leading_ones()
+            ));
+        }
+    }
     let digits = !l.trim().is_empty() && l.trim().bytes().all(|b| b.is_ascii_digit());
     let addr = portcullis_core::addr::parse(a.trim().as_bytes()).is_some();
     (addr || digits).then(|| match Cidr::parse(e) {
@@ -591,6 +609,8 @@ mod tests {
     fn other_tools_forms_say_what_to_write() {
         for (e, says) in [
             ("10.", "\"10.0.0.0/8\""),
+            ("10.0.0.0/255.0.0.0", "\"10.0.0.0/8\""),
+            ("ALL", "hosts.allow wildcard"),
             ("192.168.", "\"192.168.0.0/16\""),
             ("198.51.100.", "\"198.51.100.0/24\""),
             (r"^(127\.0\.0\.1|10\.)", "patterns are not read here"),

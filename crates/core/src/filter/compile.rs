@@ -539,6 +539,11 @@ pub fn program_matches(entry: &[u8], name: &[u8]) -> bool {
 /// Expands macros, anchors and compiles a rule's pattern (with machine code for a
 /// built-in one); a pattern that escapes its anchors is refused.
 fn rule_pattern(pattern: &str) -> Result<Pattern, String> {
+    // (BlockHosts' `{LOG_PREFIX{sshd}}`: a regex error about repetition said nothing of it,
+    // review 63)
+    if pattern.contains("{LOG_PREFIX{") {
+        return Err("BlockHosts' {LOG_PREFIX{...}} has no place here: the log prefix (time, host, program[pid]) is read before the pattern, which starts after `program[pid]: `; leave it out and name the program in the filter's `programs`".into());
+    }
     let full = macros::anchored(pattern).map_err(|e| {
         // (other tools' names for the same things, review 61)
         let hint = match e.name.as_str() {
@@ -730,6 +735,8 @@ mod tests {
         assert!(e.contains("the client's address is {HOST}"), "{e}");
         let e = rule_pattern("{LOG_PREFIX}Failed for .* from {HOST}").unwrap_err();
         assert!(e.contains("read before the pattern"), "{e}");
+        let e = rule_pattern("{LOG_PREFIX{sshd}}Failed for .* from {HOST}").unwrap_err();
+        assert!(e.contains("BlockHosts' {LOG_PREFIX{...}}"), "{e}");
     }
 }
 
