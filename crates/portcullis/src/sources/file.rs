@@ -626,13 +626,21 @@ impl Follower {
         // flood). The engine counts each line once per jail ([`Follower::reading`]).
         // (and still named by it: a file renamed into the pattern, its old name's reading
         // not yet told, is an alias)
+        // (or one a link read whole and has moved on from, before this pattern's turn came:
+        // under a flood the link passed whole files, review 63; not a file renamed into the
+        // pattern, which its own name read before: that is an alias)
         let names = |p: &Path| fs::metadata(p).is_ok_and(|m| (m.dev(), m.ino()) == id);
+        let link = |p: &Path| fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink());
         let known = self
             .files
             .iter()
             .find_map(|w| match w.cur.as_ref().filter(|t| t.id() == id) {
                 Some(t) => Some(t.whole && names(&w.path)),
-                None => w.draining.iter().any(|t| t.id() == id).then_some(false),
+                None => w
+                    .draining
+                    .iter()
+                    .find(|t| t.id() == id)
+                    .map(|t| t.whole && link(&w.path)),
             });
         if known == Some(false) {
             self.aliases.insert(path, id);
@@ -3859,6 +3867,39 @@ mod tests {
         fl.set_drain_idle(Duration::ZERO);
         poll(&mut fl);
         assert!(!fl.aliases().contains(&(name, old)), "{:?}", fl.aliases());
+    }
+
+    /// A link moved along new numbered files faster than a wildcard over them looks (once a
+    /// second): a file the link read whole and has moved on from is followed under the
+    /// wildcard's name from its start too, not as an alias from then on (review 63: whole
+    /// files were lost to the wildcard's jail under a flood).
+    #[test]
+    fn a_file_a_link_passed_before_the_wildcards_turn_is_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        append(&d.join("app-1.log"), "");
+        std::os::unix::fs::symlink("app-1.log", d.join("current.log")).unwrap();
+        let g = d.join("app-*.log").display().to_string();
+        let mut paths = crate::sources::glob::expand(&g);
+        paths.push(d.join("current.log"));
+        let mut fl =
+            Follower::with_globs(paths, vec![g.clone()], vec![], DEFAULT_MAX_LINE).unwrap();
+        assert_eq!(poll(&mut fl), []);
+        let move_to = |n: u32| {
+            append(&d.join(format!("app-{n}.log")), &format!("l{n}\n"));
+            std::os::unix::fs::symlink(format!("app-{n}.log"), d.join("tmp")).unwrap();
+            fs::rename(d.join("tmp"), d.join("current.log")).unwrap();
+        };
+        move_to(2);
+        assert_eq!(lines(&poll(&mut fl)), ["l2"]);
+        move_to(3);
+        assert_eq!(lines(&poll(&mut fl)), ["l3"]);
+        let mut added: Vec<PathBuf> = fl.set_globs(vec![g]).into_iter().map(|(p, _)| p).collect();
+        added.sort();
+        assert_eq!(added, [d.join("app-2.log"), d.join("app-3.log")]);
+        let mut got = lines(&poll(&mut fl));
+        got.sort();
+        assert_eq!(got, ["l2", "l3"]);
     }
 
     /// Matches of a wildcard that are gone are forgotten, with their saved positions (review:
