@@ -143,6 +143,19 @@ fn bans_are_listed_and_lifted_on_the_state_file_while_the_daemon_is_stopped() {
     );
 }
 
+/// Appends to `log` a failed sshd login of `addr` for each of `pids` (each its own session).
+fn fail_lines(log: &Path, addr: &str, pids: &[u32]) {
+    let mut text = String::new();
+    for pid in pids {
+        text += &format!(
+            "{} h sshd[{pid}]: Failed password for root from {addr} port 4{pid} ssh2\n",
+            syslog_timestamp(std::time::SystemTime::now())
+        );
+    }
+    let mut f = fs::OpenOptions::new().append(true).open(log).unwrap();
+    std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
+}
+
 /// A restart (SIGTERM, then a start) gives no offender a fresh count: the failures of the
 /// open windows wait in the state file. Real daemon, null firewall, a followed log file.
 #[test]
@@ -155,17 +168,7 @@ fn a_restart_keeps_the_failures_counted_before_it() {
     let (config, log) = sshd_null_config(dir, 3);
     // (a file seen for the first time is read from its end: it exists before the start)
     fs::write(&log, "").unwrap();
-    let append = |pids: &[u32]| {
-        let mut text = String::new();
-        for pid in pids {
-            text += &format!(
-                "{} h sshd[{pid}]: Failed password for root from 203.0.113.9 port 4{pid} ssh2\n",
-                syslog_timestamp(std::time::SystemTime::now())
-            );
-        }
-        let mut f = fs::OpenOptions::new().append(true).open(&log).unwrap();
-        std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
-    };
+    let append = |pids: &[u32]| fail_lines(&log, "203.0.113.9", pids);
     let status = || -> serde_json::Value {
         let o = cli(&["status", "--json"], &config).check();
         serde_json::from_slice(&o.stdout).unwrap()
@@ -235,17 +238,7 @@ fn a_kill_9_keeps_the_failures_counted_before_it() {
     let dir = work.path();
     let (config, log) = sshd_null_config(dir, 3);
     fs::write(&log, "").unwrap();
-    let append = |pids: &[u32]| {
-        let mut text = String::new();
-        for pid in pids {
-            text += &format!(
-                "{} h sshd[{pid}]: Failed password for root from 203.0.113.19 port 4{pid} ssh2\n",
-                syslog_timestamp(std::time::SystemTime::now())
-            );
-        }
-        let mut f = fs::OpenOptions::new().append(true).open(&log).unwrap();
-        std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
-    };
+    let append = |pids: &[u32]| fail_lines(&log, "203.0.113.19", pids);
     let count = || {
         let o = cli(&["status", "--json"], &config).check();
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
