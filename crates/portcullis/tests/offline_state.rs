@@ -308,6 +308,52 @@ fn a_read_only_state_directory_does_not_stop_the_daemon() {
     d.stop();
 }
 
+/// The same in a flood: a batch of 5,000 offenders banned within it and one whose window
+/// stays open. The open window is saved with the batch (a cap on the offenders looked at
+/// turned the saving off, and a ban the log had said was lost at a kill -9, review 64).
+#[test]
+fn a_kill_9_in_a_flood_keeps_the_one_window_left_open() {
+    let work = tempfile::Builder::new()
+        .prefix("pct-crashflood-")
+        .tempdir()
+        .unwrap();
+    let dir = work.path();
+    let (config, log) = sshd_null_config(dir, 3);
+    fs::write(&log, "").unwrap();
+    let stamp = syslog_timestamp(std::time::SystemTime::now());
+    let mut text = String::new();
+    for i in 0..5000u32 {
+        if i == 2500 {
+            for pid in [1, 2] {
+                text += &format!("{stamp} h sshd[{pid}]: Failed password for root from 203.0.113.29 port 4000 ssh2\n");
+            }
+        }
+        for k in 0..3 {
+            text += &format!(
+                "{stamp} h sshd[{}]: Failed password for root from 2001:db8:0:{i:x}::1 port 4000 ssh2\n",
+                10 + 3 * i + k
+            );
+        }
+    }
+    let mut d = Daemon::start(&config, &dir.join("run1.log"));
+    let mut f = fs::OpenOptions::new().append(true).open(&log).unwrap();
+    std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
+    wait_for("the flood's bans", Duration::from_secs(60), || {
+        let o = cli(&["status", "--json"], &config).check();
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["jails"][0]["banned"].as_u64() == Some(5000)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    d.kill();
+    let d = Daemon::start(&config, &dir.join("run2.log"));
+    fail_lines(&log, "203.0.113.29", &[3]);
+    wait_for("the open window's ban", Duration::from_secs(30), || {
+        let o = cli(&["bans", "--json"], &config).check();
+        o.stdout_str().contains("203.0.113.29")
+    });
+    d.stop();
+}
+
 /// Offline `bans` lists the `deny` list as the daemon puts it in: an entry that holds one of
 /// the host's own addresses is listed cut around it (the daemon bans the rest, with a
 /// warning; a review found it listed whole as an active permanent ban). Run in a network namespace whose own

@@ -52,10 +52,6 @@ const OWN_REFRESH_MS: i64 = 60_000;
 /// minute's checkpoint ([`Engine::checkpoint_windows`]), as before.
 const WINDOW_KEYS: usize = 256;
 
-/// The most offenders of a batch looked at for [`WINDOW_KEYS`] (those banned by the batch
-/// have no open window, and do not count).
-const WINDOW_TOUCHED: usize = 4096;
-
 /// The most failures (rows) of those windows a batch saves with its read positions; past
 /// them, as past [`WINDOW_KEYS`], the minute's checkpoint saves them.
 const WINDOW_ROWS: usize = 4096;
@@ -2131,9 +2127,7 @@ impl Engine {
                     else {
                         continue;
                     };
-                    if touched.len() <= WINDOW_TOUCHED {
-                        touched.insert((ji, failure.addr));
-                    }
+                    touched.insert((ji, failure.addr));
                     if let Some(ev) = &self.evidence {
                         // (a line that counted: a repeat of its session, weight 1 but not
                         // counted again, was evidence too, a review found)
@@ -2181,7 +2175,9 @@ impl Engine {
         // (the windows still open only: an offender banned by the batch has none, and the
         // next start skips the saved failures of a banned key; in a flood of offenders
         // whose lines come together, few windows stay open across batches, review 63)
-        if touched.len() <= WINDOW_TOUCHED {
+        // (every offender of the batch is looked at: a cap on them turned the saving off in
+        // a flood of 10,000 offenders of which one window stayed open, review 64)
+        {
             let mut seen = std::collections::HashSet::new();
             let (mut ops, mut rows) = (Vec::new(), 0);
             for (ji, addr) in touched {
@@ -2194,10 +2190,13 @@ impl Engine {
                         key,
                         failures,
                     });
+                    // (windows of a high `maxretry`, or many left open: left to the
+                    // minute's checkpoint, rather than write thousands of rows a batch)
+                    if ops.len() > WINDOW_KEYS || rows > WINDOW_ROWS {
+                        break;
+                    }
                 }
             }
-            // (windows of a high `maxretry` held by many offenders: left to the minute's
-            // checkpoint too, rather than write thousands of rows with every batch)
             if ops.len() <= WINDOW_KEYS && rows <= WINDOW_ROWS {
                 c.store.extend(ops);
             }

@@ -354,7 +354,7 @@ impl Firewall for Nftables {
         let (bans, unread) = parse_bans(&text);
         if !unread.is_empty() {
             tracing::warn!(
-                "nftables: {} element(s) of table inet {} are not addresses or prefixes Portcullis reads (a range added by hand?), not taken back: {}",
+                "nftables: {} element(s) of table inet {} are not addresses or prefixes Portcullis reads (a range added by hand?), not taken back: the start removes them from the kernel, as anything of its table the state does not hold: {}",
                 unread.len(),
                 self.opts.table,
                 unread.iter().take(5).map(|e| format!("{e:?}")).collect::<Vec<_>>().join(", ")
