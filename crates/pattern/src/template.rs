@@ -75,6 +75,12 @@ pub fn anchored(pattern: &str) -> String {
     format!("(?s-u)^(?:{body})[ \\t]*$")
 }
 
+/// The pattern [`anchored`] made `full` of, without its anchors (for a search anywhere in
+/// a line); `None` when `full` is not of its making.
+pub fn unanchored(full: &str) -> Option<&str> {
+    full.strip_prefix("(?s-u)^(?:")?.strip_suffix(")[ \\t]*$")
+}
+
 /// Parses a table of `NAME = 'text'` lines (TOML with string values only).
 pub fn parse_table(text: &str) -> Result<Vec<(String, String)>, String> {
     let mut out = Vec::new();
@@ -99,6 +105,16 @@ pub fn parse_table(text: &str) -> Result<Vec<(String, String)>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unanchored_gives_back_what_anchored_wrapped() {
+        for p in ["a.*b", "^x (y)$", "(?:p|q)"] {
+            let full = anchored(p);
+            let body = unanchored(&full).unwrap();
+            assert_eq!(anchored(body), full, "{p}");
+        }
+        assert_eq!(unanchored("a.*b"), None);
+    }
 
     fn table() -> Vec<(String, String)> {
         parse_table("# c\nHOST = '(?P<host>[0-9.]+)'\nPORT = '[0-9]{1,5}'\n").unwrap()

@@ -37,6 +37,11 @@ pub fn anchored(pattern: &str) -> Result<String, template::UnknownName> {
     Ok(template::anchored(&expand(pattern)?))
 }
 
+/// A pattern [`anchored`] made, without its anchors (for a search anywhere in a line).
+pub fn unanchored(full: &str) -> Option<&str> {
+    template::unanchored(full)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -455,18 +455,14 @@ fn nothing_matched_hints(f: &Filter, s: &Stats) -> Vec<String> {
     let mut out = Vec::new();
     let mut seen: Vec<&str> = Vec::new();
     for r in f.rules() {
-        let full = r.pattern().as_str();
-        let Some(body) = full
-            .strip_prefix("(?s-u)^")
-            .and_then(|b| b.strip_suffix("[ \\t]*$"))
-        else {
+        let Some(body) = portcullis_core::filter::macros::unanchored(r.pattern().as_str()) else {
             continue;
         };
         if seen.contains(&body) {
             continue;
         }
         seen.push(body);
-        let Ok(re) = regex::bytes::Regex::new(&format!("(?s-u){body}")) else {
+        let Ok(re) = regex::bytes::Regex::new(&format!("(?s-u)(?:{body})")) else {
             continue;
         };
         let n = s

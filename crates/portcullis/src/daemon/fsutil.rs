@@ -403,22 +403,21 @@ pub fn is_corrupt_db(e: &anyhow::Error) -> bool {
 
 /// The bytes an unprivileged user may still write on the file system of `dir`.
 pub fn free_bytes(dir: &Path) -> Option<u64> {
+    statvfs(dir).map(|st| st.f_bavail * st.f_frsize)
+}
+
+/// The file system facts of `dir` (`statvfs(3)`).
+fn statvfs(dir: &Path) -> Option<libc::statvfs> {
     let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
     // SAFETY: a valid C string and a zeroed statvfs for the call to fill.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    (unsafe { libc::statvfs(c.as_ptr(), &mut st) } == 0)
-        .then(|| st.f_bavail as u64 * st.f_frsize as u64)
+    (unsafe { libc::statvfs(c.as_ptr(), &mut st) } == 0).then_some(st)
 }
 
 /// Whether the file system of `dir` is mounted read-only (an ext4 remounted so after an
 /// error, `errors=remount-ro`, Debian's default).
 pub fn read_only(dir: &Path) -> bool {
-    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
-        return false;
-    };
-    // SAFETY: a valid C string and a zeroed statvfs for the call to fill.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    (unsafe { libc::statvfs(c.as_ptr(), &mut st) } == 0) && st.f_flag & libc::ST_RDONLY != 0
+    statvfs(dir).is_some_and(|st| st.f_flag & libc::ST_RDONLY != 0)
 }
 
 #[cfg(test)]

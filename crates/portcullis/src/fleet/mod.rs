@@ -692,6 +692,8 @@ fn outbox(
     };
     while let Ok(first) = rx.recv() {
         let mut batch: Vec<(String, Option<Millis>, String)> = Vec::new();
+        // (the stamps given in this round, not yet in `fleet.db`)
+        let mut stamped: HashMap<String, Millis> = HashMap::new();
         for m in std::iter::once(first)
             .chain(std::iter::from_fn(|| rx.try_recv().ok()))
             .take(10 * BATCH)
@@ -702,13 +704,11 @@ fn outbox(
                     // (the last may still be in this batch); then signed, off the engine's
                     // thread
                     let f = e.field();
-                    e.time = match batch.iter().rev().find(|(g, _, _)| *g == f) {
-                        Some((_, _, json)) => serde_json::from_str::<serde_json::Value>(json)
-                            .ok()
-                            .and_then(|v| v["time"].as_i64())
-                            .map_or(e.time, |t| e.time.max(t + 1)),
+                    e.time = match stamped.get(&f) {
+                        Some(&t) => e.time.max(t + 1),
                         None => db.stamp_after(&f, e.time).unwrap_or(e.time),
                     };
+                    stamped.insert(f, e.time);
                     e.sign(&shared.cfg.key.0, &shared.cfg.stream);
                     // a removal still waiting (Redis away) must not delete this newer ban
                     // from the current state once it is published

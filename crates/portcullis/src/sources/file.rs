@@ -414,12 +414,6 @@ impl Follower {
             .iter()
             .flat_map(|w| w.draining.iter().map(Tail::id))
             .collect();
-        // a match that names another file now: when another name reads that one (the file
-        // behind it was rotated, a new one took its place), it is an alias of it, and of the
-        // old one while that is read to its end; else (a link pointed at a file nobody
-        // reads, or removed once its file's reading ended) it is no longer an alias (review
-        // 15: its jails got the old file's lines for good, and its stale position was saved
-        // over its own)
         // a file rotated away between the poll's look at its path and now: its path names
         // another file (or none), but the poll has not moved it among the draining files
         // yet. Its aliases stay as they are until the next poll does: judged now, the link
@@ -451,6 +445,12 @@ impl Follower {
         // from the start of that file (waiting for the wildcard's next look, once a second,
         // the files such a link passed meanwhile reached its jails under no name, review 64)
         let mut moved_off = Vec::new();
+        // a match that names another file now: when another name reads that one (the file
+        // behind it was rotated, a new one took its place), it is an alias of it, and of the
+        // old one while that is read to its end; else (a link pointed at a file nobody
+        // reads, or removed once its file's reading ended) it is no longer an alias (review
+        // 15: its jails got the old file's lines for good, and its stale position was saved
+        // over its own)
         self.aliases.retain(|p, id| {
             if rotating.contains(id) {
                 return true;
@@ -2577,6 +2577,13 @@ mod tests {
             .collect()
     }
 
+    /// Points the link `link` at `to` as a program moves it: a new link renamed over it.
+    fn point_link(link: &Path, to: &str) {
+        let tmp = link.with_extension("tmp-link");
+        std::os::unix::fs::symlink(to, &tmp).unwrap();
+        fs::rename(&tmp, link).unwrap();
+    }
+
     fn append(path: &Path, text: &str) {
         let mut f = OpenOptions::new()
             .create(true)
@@ -3851,8 +3858,7 @@ mod tests {
         assert_eq!(lines(&poll(&mut fl)), ["a1"]);
         // moved to a new file nobody reads yet
         append(&d.join("app-2.log"), "b1\n");
-        std::os::unix::fs::symlink("app-2.log", d.join("tmp")).unwrap();
-        fs::rename(d.join("tmp"), &link).unwrap();
+        point_link(&link, "app-2.log");
         // the link is followed at once, from the start of its new file, read at the next
         // poll (review 64: not at the wildcard's next look, by when it may have passed more
         // files)
@@ -3904,8 +3910,7 @@ mod tests {
         assert_eq!(poll(&mut fl), []);
         let move_to = |n: u32| {
             append(&d.join(format!("app-{n}.log")), &format!("l{n}\n"));
-            std::os::unix::fs::symlink(format!("app-{n}.log"), d.join("tmp")).unwrap();
-            fs::rename(d.join("tmp"), d.join("current.log")).unwrap();
+            point_link(&d.join("current.log"), &format!("app-{n}.log"));
         };
         move_to(2);
         assert_eq!(lines(&poll(&mut fl)), ["l2"]);
@@ -3952,8 +3957,7 @@ mod tests {
         };
         for n in 2..=4 {
             append(&d.join(format!("app-{n}.log")), &format!("l{n}\n"));
-            std::os::unix::fs::symlink(format!("app-{n}.log"), d.join("tmp")).unwrap();
-            fs::rename(d.join("tmp"), &link).unwrap();
+            point_link(&link, &format!("app-{n}.log"));
             read(&mut fl);
         }
         assert_eq!(under_link, ["l2", "l3", "l4"]);
