@@ -100,6 +100,10 @@ const MTIME_GRAIN: Duration = Duration::from_secs(1);
 /// while the daemon was down ([`Event::RotatedAgainWhileDown`]): the newest. Also how many
 /// rotated files with data not read yet may be kept open over [`MAX_DRAINING`].
 const MAX_LATER: usize = 16;
+
+/// At most this many names of a directory are looked at for a file moved while the daemon
+/// was down ([`Watched::moved_while_down`]).
+const MOVED_SCAN: usize = 100_000;
 /// A later rotation may have been last written this long before the file read before the
 /// stop (its writer went on in that one a while after the rotation); one older is a leftover.
 const LATER_SLACK: Duration = Duration::from_secs(600);
@@ -161,6 +165,11 @@ pub enum Event<'a> {
     /// At start: the file read before the stop was rotated away meanwhile; the rest of it is
     /// read from `from` (its new name), then the path's new file from its beginning.
     RotatedWhileDown { path: &'a str, from: String },
+    /// At start: the file read before the stop is found under a name that is no rotation of
+    /// the path's (a link moved along numbered files while the daemon was down, or the file
+    /// renamed): the rest of it is read from `from`, then the path's new file from its
+    /// beginning. A file a link named in between is not known.
+    MovedWhileDown { path: &'a str, from: String },
     /// The file read when the daemon last stopped had been rotated away just before (it was
     /// still being read to its end under its old name): what its writer added to it after
     /// the stop is read from `from`, its rotated name.
@@ -902,6 +911,9 @@ enum Notice {
     /// The rest of the file read before, rotated away while the daemon was down, is read
     /// from this name.
     RotatedWhileDown(String),
+    /// The same, found under a name that is no rotation of the path's (see
+    /// [`Event::MovedWhileDown`]).
+    MovedWhileDown(String),
     /// See [`Event::RotatedAgainWhileDown`].
     RotatedAgainWhileDown(Vec<String>, Unread),
     /// See [`Event::LostWhileDown`].
@@ -1306,7 +1318,88 @@ impl Watched {
             t.rotated = Some(p.display().to_string());
             return Some((t, p.display().to_string(), rotation));
         }
-        self.gz_rotation(cp)
+        let gz = self.gz_rotation(cp);
+        if copied || gz.is_some() {
+            return gz;
+        }
+        self.moved_while_down(cp, watches)
+    }
+
+    /// The file `cp` was taken of, found by its (device, inode) under a name that is no
+    /// rotation of the path's, in the path's directory or the one the path's link names now:
+    /// a link moved along numbered files (`current.log` -> `app-N.log`) while the daemon was
+    /// down, or a log renamed by a scheme logrotate does not use. Its bytes read so far must
+    /// be unchanged, as under a rotated name. (Review 64 M2: such a file was looked for only
+    /// under rotated names, and the rest of it was lost.) At most [`MOVED_SCAN`] names of
+    /// each directory are looked at, by the inode their entry gives (no file is opened but
+    /// the one found).
+    fn moved_while_down(
+        &self,
+        cp: &Checkpoint,
+        watches: &mut Watches,
+    ) -> Option<(Tail, String, Rotation)> {
+        if cp.ino == 0 {
+            return None;
+        }
+        let mut dirs: Vec<PathBuf> = self
+            .path
+            .parent()
+            .map(Path::to_path_buf)
+            .into_iter()
+            .collect();
+        if let Some(d) = fs::canonicalize(&self.path)
+            .ok()
+            .and_then(|t| t.parent().map(Path::to_path_buf))
+        {
+            if !dirs.contains(&d) {
+                dirs.push(d);
+            }
+        }
+        for dir in dirs {
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.take(MOVED_SCAN).flatten() {
+                if std::os::unix::fs::DirEntryExt::ino(&e) != cp.ino {
+                    continue;
+                }
+                let p = e.path();
+                let Ok(file) = open_regular(&p) else {
+                    continue;
+                };
+                let Ok(m) = file.metadata() else { continue };
+                if (m.dev(), m.ino()) != (cp.dev, cp.ino)
+                    || born_after(&m, cp)
+                    || m.len() < cp.offset
+                    || head_fingerprint(&file, cp.offset) != Some(cp.fingerprint)
+                {
+                    continue;
+                }
+                let mut t = Tail::new(file, m.dev(), m.ino());
+                t.seek_to(cp.offset).ok()?;
+                let proc_path = format!("/proc/self/fd/{}", t.file.as_raw_fd());
+                t.wd = watches.add(Path::new(&proc_path), FILE_MASK);
+                let name = p.display().to_string();
+                t.rotated = Some(name.clone());
+                // (no rotation of the path's: no later one is looked for after it)
+                return Some((t, name, Rotation::Old));
+            }
+        }
+        None
+    }
+
+    /// Whether `name` is one logrotate gives the path's file at a rotation, plain or `.gz`.
+    fn is_rotated_name(&self, name: &str) -> bool {
+        let (Some(dir), Some(base)) = (self.path.parent(), self.path.file_name()) else {
+            return false;
+        };
+        let p = Path::new(name);
+        let rest = (p.parent() == Some(dir))
+            .then(|| p.file_name()?.to_str()?.strip_prefix(base.to_str()?))
+            .flatten();
+        rest.is_some_and(|r| {
+            crate::sources::glob::rotation_of(r.strip_suffix(".gz").unwrap_or(r)).is_some()
+        })
     }
 
     /// [`Watched::rotated_while_down`], then the rotations of the path's log made after that
@@ -1445,7 +1538,11 @@ impl Watched {
     /// the file read before the stop, then the later rotations whole.
     fn take_backlog(&mut self, backlog: Backlog) {
         if let Some((t, from)) = backlog.rest {
-            self.notices.push(Notice::RotatedWhileDown(from));
+            self.notices.push(if self.is_rotated_name(&from) {
+                Notice::RotatedWhileDown(from)
+            } else {
+                Notice::MovedWhileDown(from)
+            });
             self.draining.push(t);
         }
         let later = self.later_notice(backlog.later, backlog.unread);
@@ -1630,6 +1727,10 @@ impl Watched {
                     offset,
                 }),
                 Notice::RotatedWhileDown(from) => f(Event::RotatedWhileDown {
+                    path: &self.name,
+                    from,
+                }),
+                Notice::MovedWhileDown(from) => f(Event::MovedWhileDown {
                     path: &self.name,
                     from,
                 }),
@@ -2433,6 +2534,9 @@ pub fn follow_files(
             Event::RotatedWhileDown { path, from } => batch.notes.push(format!(
                 "{path} was rotated while the daemon was down: reading the rest of the old file, now {from}, then the new one from its start"
             )),
+            Event::MovedWhileDown { path, from } => batch.notes.push(format!(
+                "{path} names another file since the daemon last ran (a link moved on, or the file renamed): reading the rest of the file read before, now {from}, then the new one from its start; a file the link named in between, if any, is not read"
+            )),
             Event::RotatedAgainWhileDown { path, from, unread } => {
                 let mut note = format!(
                     "{path} was rotated again while the daemon was down: reading the later rotations whole, oldest first: {}",
@@ -2521,6 +2625,7 @@ mod tests {
         Truncated,
         Rotated,
         RotatedWhileDown(String),
+        MovedWhileDown(String),
         /// (read, how many skipped, those not read)
         RotatedAgain(Vec<String>, usize, Vec<String>),
         RotatedAtStop(String),
@@ -2547,6 +2652,7 @@ mod tests {
                         Event::Truncated { .. } => Ev::Truncated,
                         Event::Rotated { .. } => Ev::Rotated,
                         Event::RotatedWhileDown { from, .. } => Ev::RotatedWhileDown(from),
+                        Event::MovedWhileDown { from, .. } => Ev::MovedWhileDown(from),
                         Event::RotatedAtStop { from, .. } => Ev::RotatedAtStop(from),
                         Event::RotatedAgainWhileDown { from, unread, .. } => {
                             Ev::RotatedAgain(from, unread.skipped, unread.failed)
@@ -3215,6 +3321,57 @@ mod tests {
         append(&log, "a\n");
         assert_eq!(lines(&poll(&mut fl)), ["a"]);
         (log, fl.checkpoints())
+    }
+
+    /// Review 64 M2: a link moved along numbered files (`current.log` -> `app-N.log`) while
+    /// the daemon was down. The rest of the file it named at the stop is read (found by its
+    /// inode under its own name, which is no rotation of the link's), then the file it names
+    /// now from its start; and when it had moved just before the stop (the old file still
+    /// read to its end), that file's rest too. Both were lost: the file was looked for under
+    /// rotated names only. Nothing is read twice at the next start.
+    #[test]
+    fn a_link_moved_on_while_down_loses_no_line_of_the_file_it_named() {
+        for moved_at_stop in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let d = dir.path();
+            let link = d.join("current.log");
+            append(&d.join("app-1.log"), "");
+            std::os::unix::fs::symlink("app-1.log", &link).unwrap();
+            let mut fl = follower(&link);
+            append(&d.join("app-1.log"), "a\n");
+            assert_eq!(lines(&poll(&mut fl)), ["a"]);
+            if moved_at_stop {
+                append(&d.join("app-2.log"), "b\n");
+                point_link(&link, "app-2.log");
+                assert_eq!(lines(&poll(&mut fl)), ["b"]);
+            }
+            let cps = fl.checkpoints();
+            drop(fl);
+            // while down: the files named go on, the link moves on
+            let (late, named) = if moved_at_stop {
+                append(&d.join("app-1.log"), "a-late\n");
+                (vec!["a-late", "b-late"], d.join("app-2.log"))
+            } else {
+                (vec!["a-late"], d.join("app-1.log"))
+            };
+            append(&named, &format!("{}\n", late.last().unwrap()));
+            append(&d.join("app-3.log"), "c\n");
+            point_link(&link, "app-3.log");
+            let mut fl = Follower::new(vec![link.clone()], cps, DEFAULT_MAX_LINE).unwrap();
+            fl.set_drain_idle(Duration::ZERO);
+            let got = poll(&mut fl);
+            let want: Vec<&str> = late.iter().copied().chain(["c"]).collect();
+            assert_eq!(lines(&got), want, "moved at stop: {moved_at_stop}");
+            let named = named.display().to_string();
+            assert!(
+                got.contains(&Ev::MovedWhileDown(named.clone())),
+                "said: {got:?}"
+            );
+            let cps = fl.checkpoints();
+            drop(fl);
+            let mut fl = Follower::new(vec![link.clone()], cps, DEFAULT_MAX_LINE).unwrap();
+            assert_eq!(lines(&poll(&mut fl)), Vec::<String>::new());
+        }
     }
 
     /// `n` distinct lines of 32 bytes with their newlines, appended to `log`.
