@@ -28,6 +28,9 @@ pub enum BanReason {
     /// A fleet peer's ban, applied here: no offence here (its origin counts it), so neither
     /// escalation, subnet bans nor the `recidive` filter count it.
     Fleet,
+    /// Taken back from the firewall at a start that found the state file lost or unusable:
+    /// its cause, failures and earlier bans are not known.
+    Restored,
 }
 
 impl BanReason {
@@ -40,6 +43,7 @@ impl BanReason {
             BanReason::Deny => "deny",
             BanReason::Manual => "manual",
             BanReason::Fleet => "fleet",
+            BanReason::Restored => "restored",
         }
     }
 
@@ -52,6 +56,7 @@ impl BanReason {
             BanReason::Deny,
             BanReason::Manual,
             BanReason::Fleet,
+            BanReason::Restored,
         ]
         .into_iter()
         .find(|r| r.as_str() == s)

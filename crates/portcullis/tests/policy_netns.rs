@@ -762,8 +762,8 @@ fn a_lost_state_file_keeps_the_bans_the_kernel_holds() {
                 "{said}"
             );
         }
-        let mut hosts: Vec<(String, bool)> = d
-            .bans(&[])
+        let bans = d.bans(&[]);
+        let mut hosts: Vec<(String, bool)> = bans
             .iter()
             .map(|b| {
                 (
@@ -772,6 +772,11 @@ fn a_lost_state_file_keeps_the_bans_the_kernel_holds() {
                 )
             })
             .collect();
+        // (their cause is not known: not `failures`, review 63 L2)
+        assert!(
+            bans.iter().all(|b| b["reason"] == "restored"),
+            "{case}: {bans:?}"
+        );
         hosts.sort();
         assert_eq!(hosts.len(), 4, "{case}: {hosts:?}");
         // (a ban taken back is the state's again: it comes back at a plain restart too)

@@ -1865,7 +1865,9 @@ impl Engine {
             let (reason, end) = match origins.get(&(addr, jail.clone())) {
                 Some((_, until)) => (BanReason::Fleet, *until),
                 None if fleet.is_some_and(|f| f.shares(&jail)) => (BanReason::Fleet, end),
-                None => (BanReason::Failures, end),
+                // (not `failures #1`, which it may not be: a manual ban, an escalated one,
+                // review 63 L2)
+                None => (BanReason::Restored, end),
             };
             ops.push(StoreOp::Held(crate::store::BanRecord {
                 addr,
@@ -1885,7 +1887,7 @@ impl Engine {
         }
         let n = ops.len();
         match self.store.apply(&ops) {
-            Ok(()) => warn!("the state file {why}: {n} ban(s) the firewall still holds were taken back into it, with the time each had left (their failures and earlier bans are not known); `portcullis bans` lists them"),
+            Ok(()) => warn!("the state file {why}: {n} ban(s) the firewall still holds were taken back into it, with the time each had left (their cause, failures and earlier bans are not known); `portcullis bans` lists them as `restored`"),
             Err(e) => error!("the state file {why}, and the {n} ban(s) the firewall still holds cannot be written into it ({e:#}): the start lifts them"),
         }
     }

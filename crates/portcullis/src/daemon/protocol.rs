@@ -58,7 +58,8 @@ pub struct BanInfo {
     /// Only an unban lifts it.
     #[serde(default)]
     pub permanent: bool,
-    /// Why: failures, increment, subnet, deny, manual.
+    /// Why: failures, increment, subnet, deny, manual, fleet, restored (taken back from the
+    /// firewall after the state file was lost).
     #[serde(default)]
     pub reason: String,
     /// The n-th ban of this address (or prefix) within the escalation window.
