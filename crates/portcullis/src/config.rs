@@ -399,6 +399,11 @@ fn unknown_key(
     // fail2ban's names are said at the top level and in jails, not in [metrics] etc.
     let hint = if table.is_none() || in_jail {
         fail2ban_key(key, in_jail, value)
+    } else if table == Some("firewall")
+        && ["custom_chain", "chain_name", "chain"].contains(&key.to_ascii_lowercase().as_str())
+    {
+        // (review 64 L4: said at the top level only)
+        fail2ban_key(key, false, value)
     } else {
         None
     };
@@ -413,7 +418,12 @@ fn unknown_key(
             return format!("[{key}] is not a section of Portcullis; a jail is a [[jail]] table: [[jail]] then name = \"{key}\" (fail2ban's [{key}] in jail.local); sections are: [firewall], [notify], [metrics], [fleet], [[jail]], [[filter]], [[ratelimit]]");
         }
     } else if let Some(h) = hint {
-        return format!("unknown key in [[jail]]; {h}");
+        let table = if in_jail {
+            "[jail]"
+        } else {
+            table.unwrap_or_default()
+        };
+        return format!("unknown key in [{table}]; {h}");
     }
     let what = match table {
         None => "unknown top-level key".to_string(),
@@ -4050,6 +4060,15 @@ backend = "route"
             let e = err(&format!("{line}\n"));
             assert!(
                 e.starts_with("test.toml:1: `") && e.contains(says),
+                "{line}\n=> {e}"
+            );
+        }
+        // where an admin puts a chain's name: in [firewall] (review 64 L4)
+        for line in ["CUSTOM_CHAIN = \"BLACKLIST\"", "chain = \"BLACKLIST\""] {
+            let e = err(&format!("[firewall]\nbackend = \"iptables\"\n{line}\n"));
+            assert!(
+                e.contains("unknown key in [firewall];")
+                    && e.contains("[firewall.iptables] `chain`"),
                 "{line}\n=> {e}"
             );
         }
