@@ -1302,8 +1302,9 @@ impl Engine {
         }
         let (jails, routes) = (&self.jails, &self.routes);
         self.names.route(src, file, js, |ji, first, second| {
-            // said once per jail, file and load, to a jail that reads both names itself, not
-            // through an alias of the file (review 16 found other jails' names said)
+            // said once per jail and pair of names (the files of a series as one), to a jail
+            // that reads both names itself, not through an alias of the file (review 16 found
+            // other jails' names said)
             let reads = |n: &str| routes.get(n).is_some_and(|r| r.contains(&ji));
             if reads(first) && reads(second) {
                 warn!(
@@ -2855,6 +2856,7 @@ impl Engine {
         }
         let mut jails = Vec::new();
         let mut added = Vec::new();
+        let old_names: Vec<String> = self.jails.iter().map(|j| j.name().to_string()).collect();
         let mut old: Vec<Jail> = std::mem::take(&mut self.jails);
         for jc in &cfg.jails {
             let settings = jails::jail_settings(&cfg, jc, &self.own);
@@ -2895,7 +2897,14 @@ impl Engine {
             }
         }
         self.routes.clear();
-        self.names.reload(|p| route_of(&cfg, p));
+        let jails = &self.jails;
+        self.names.reload(
+            |p| route_of(&cfg, p),
+            |i| {
+                let name = old_names.get(i)?;
+                jails.iter().position(|j| j.name() == name)
+            },
+        );
         let followed = self
             .store
             .positions()

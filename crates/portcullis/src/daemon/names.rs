@@ -38,8 +38,9 @@ pub(crate) struct FileNames {
     aliases: HashMap<FileId, (Vec<usize>, Vec<String>)>,
     /// (jail, file) -> the name whose lines of the file the jail counts.
     owners: HashMap<(usize, FileId), String>,
-    /// (jail, file) pairs whose second name was said (once per load).
-    said: HashSet<(usize, FileId)>,
+    /// (jail, shapes of the two names) said ([`shape`]: once per pair of names, not per
+    /// file of a link moved along numbered files, review 64 L5).
+    said: HashSet<(usize, String, String)>,
     /// The paths whose own file is open (`status`).
     held: HashSet<String>,
     /// The files read under two names or aliased: the lines of others pass untouched (an
@@ -132,16 +133,33 @@ impl FileNames {
         notes
     }
 
-    /// The jails of the aliases made again (a reload: the jails changed), by `jails_of`; the
-    /// owners and what was said are forgotten (jails are counted anew).
-    pub(crate) fn reload(&mut self, jails_of: impl Fn(&str) -> Vec<usize>) {
+    /// The jails of the aliases made again (a reload: the jails changed), by `jails_of`.
+    /// A jail kept (`kept`: its index before, to its index now) keeps the name it counts a
+    /// file from, if it still reads that name, and what was said to it; the others are
+    /// counted anew. (Review 64 L1: every owner was forgotten, and under load the name to
+    /// give a line first after the reload, read to another place, took over: lines lost or
+    /// counted twice.)
+    pub(crate) fn reload(
+        &mut self,
+        jails_of: impl Fn(&str) -> Vec<usize>,
+        kept: impl Fn(usize) -> Option<usize>,
+    ) {
         for (js, paths) in self.aliases.values_mut() {
             *js = paths.iter().flat_map(|p| jails_of(p)).collect();
             js.sort_unstable();
             js.dedup();
         }
-        self.owners.clear();
-        self.said.clear();
+        self.owners = std::mem::take(&mut self.owners)
+            .into_iter()
+            .filter_map(|((ji, file), owner)| {
+                let now = kept(ji).filter(|j| jails_of(&owner).contains(j))?;
+                Some(((now, file), owner))
+            })
+            .collect();
+        self.said = std::mem::take(&mut self.said)
+            .into_iter()
+            .filter_map(|(ji, a, b)| Some((kept(ji)?, a, b)))
+            .collect();
     }
 
     /// Whether lines of `file` need [`FileNames::route`]: read under two names, or aliased.
@@ -172,7 +190,9 @@ impl FileNames {
         out.retain(|&ji| match self.owners.get(&(ji, file)) {
             Some(o) if o == src => true,
             Some(o) if readers.contains(o) => {
-                if self.said.insert((ji, file)) {
+                let (a, b) = (shape(o), shape(src));
+                let pair = if a <= b { (ji, a, b) } else { (ji, b, a) };
+                if self.said.insert(pair) {
                     say(ji, o, src);
                 }
                 false
@@ -190,6 +210,25 @@ impl FileNames {
     pub(crate) fn held(&self) -> &HashSet<String> {
         &self.held
     }
+}
+
+/// A name with each run of digits as `N`: the files of one numbered or dated series
+/// (`app-7.log`, `auth.log-20261207`) have one shape.
+fn shape(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut digits = false;
+    for c in name.chars() {
+        if c.is_ascii_digit() {
+            if !digits {
+                out.push('N');
+            }
+            digits = true;
+        } else {
+            out.push(c);
+            digits = false;
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -278,6 +317,44 @@ mod tests {
             .is_empty());
         assert!(n.set_aliases(&[], |_| vec![]).is_empty());
         assert!(!n.special(F));
+    }
+
+    /// A link moved along numbered files, each read under the link and a wildcard's match:
+    /// said once, not once per file (review 64 L5).
+    #[test]
+    fn a_link_along_numbered_files_is_said_once() {
+        let mut n = FileNames::default();
+        let mut said = Vec::new();
+        for (i, file) in [F, G].into_iter().enumerate() {
+            let own = format!("/l/app-{}.log", i + 1);
+            n.set_reading_all(&reading(&[("/l/current.log", &[file]), (&own, &[file])]));
+            let mut say = |j: usize, o: &str, s: &str| said.push(format!("{j} {o} {s}"));
+            assert_eq!(n.route("/l/current.log", file, &[0], &mut say), [0]);
+            assert_eq!(n.route(&own, file, &[0], &mut say), [0usize; 0]);
+        }
+        assert_eq!(said, ["0 /l/current.log /l/app-1.log"]);
+        assert_eq!(shape("/l/auth.log-20261207"), "/l/auth.log-N");
+    }
+
+    /// A reload keeps, for a jail kept (under another index now), the name it counts a file
+    /// from: the other name, read to another place, does not take over (review 64 L1). A
+    /// jail gone, or no longer reading that name, starts anew.
+    #[test]
+    fn a_reload_keeps_the_name_a_kept_jail_counts_a_file_from() {
+        let mut n = FileNames::default();
+        n.set_reading_all(&reading(&[("/l/secure", &[F]), ("/l/auth.log", &[F])]));
+        let mut say = |_: usize, _: &str, _: &str| {};
+        assert_eq!(n.route("/l/secure", F, &[0, 1], &mut say), [0, 1]);
+        // jail 0 is now jail 1; jail 1 is gone; a new jail 0 reads both names
+        n.reload(|_| vec![0, 1], |i| (i == 0).then_some(1));
+        assert_eq!(n.route("/l/auth.log", F, &[0, 1], &mut say), [0]);
+        assert_eq!(n.route("/l/secure", F, &[0, 1], &mut say), [1]);
+        // the kept jail no longer reads the name it counted from: the other takes over
+        let mut n2 = FileNames::default();
+        n2.set_reading_all(&reading(&[("/l/secure", &[F]), ("/l/auth.log", &[F])]));
+        assert_eq!(n2.route("/l/secure", F, &[0], &mut say), [0]);
+        n2.reload(|p| if p == "/l/secure" { vec![] } else { vec![0] }, Some);
+        assert_eq!(n2.route("/l/auth.log", F, &[0], &mut say), [0]);
     }
 
     /// Paths with their own file open, for `status`.
