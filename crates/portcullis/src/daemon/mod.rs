@@ -3151,9 +3151,29 @@ impl Engine {
         let jail = self.jails[ji].name().to_string();
         if let Some(wider) = self.jails[ji].tracker().covering_ban(target) {
             if wider != target {
-                return Response::err(format!(
-                    "{target} is already banned in jail {jail} as part of {wider}"
-                ));
+                // (one element per address in the kernel's sets: a ban of it alone cannot
+                // sit inside the prefix's; said what to do, stop 46)
+                let ends = self.jails[ji].tracker().ban_until_of(wider);
+                let when = |t: Millis| {
+                    if t == FOREVER {
+                        "for good".to_string()
+                    } else {
+                        format!("until {}", portcullis_core::time::rfc3339(t))
+                    }
+                };
+                return match ends {
+                    Some(t) if t >= until => Response::ok(format!(
+                        "{target} is already banned in jail {jail} as part of {wider}, {}: nothing changed",
+                        when(t)
+                    )),
+                    Some(t) => Response::err(format!(
+                        "{target} is already banned in jail {jail} as part of {wider}, {}: a longer ban of {target} alone cannot sit inside that prefix's; ban {wider} longer (portcullis ban {wider} --jail {jail} --for ...), or unban {wider} first",
+                        when(t)
+                    )),
+                    None => Response::err(format!(
+                        "{target} is already banned in jail {jail} as part of {wider}"
+                    )),
+                };
             }
         }
         let mut ops = Vec::new();
@@ -4908,6 +4928,39 @@ wait "$p"
         assert!(kernel(&mut eng).is_empty());
     }
 
+    /// A ban of an address inside a prefix banned already: as long or shorter, nothing to
+    /// change (done); longer, refused with what to do (stop 46: a bare refusal either way).
+    #[test]
+    fn a_manual_ban_inside_a_banned_prefix_says_what_it_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
+        let path = dir.join("portcullis.toml");
+        std::fs::write(&path, config(dir, &[("sshd", &[])])).unwrap();
+        let (tx, _rx) = engine_channel();
+        let mut eng = engine(dir, &path, tx);
+        let now = now_ms();
+        assert!(eng.manual_ban("203.0.113.0/24", None, Some("1h"), now).ok);
+        let r = eng.manual_ban("203.0.113.7", None, Some("10m"), now);
+        assert!(
+            r.ok && r
+                .message
+                .as_deref()
+                .is_some_and(|m| m.contains("as part of 203.0.113.0/24, until ")
+                    && m.ends_with("nothing changed")),
+            "{r:?}"
+        );
+        let r = eng.manual_ban("203.0.113.7", None, Some("forever"), now);
+        assert!(
+            !r.ok
+                && r.error
+                    .as_deref()
+                    .is_some_and(|m| m.contains("portcullis ban 203.0.113.0/24 --jail sshd --for")),
+            "{r:?}"
+        );
+        let bans: Vec<Cidr> = eng.jails[0].tracker().bans().map(|(a, _)| a).collect();
+        assert_eq!(bans, [Cidr::parse("203.0.113.0/24").unwrap()]);
+    }
+
     #[test]
     fn manual_ban_refuses_loopback_and_ignored_addresses() {
         let dir = tempfile::tempdir().unwrap();
@@ -5757,9 +5810,12 @@ wait "$p"
             (b[0].host.as_str(), b[0].count, b[0].reason.as_str()),
             (net, 2, "manual")
         );
-        // an address inside the banned prefix is banned; a narrower ban is refused
+        // an address inside the banned prefix is banned; a narrower ban, no longer, changes
+        // nothing
         assert!(eng.jails[0].tracker().is_banned(ip("2001:db8:5:1::7")));
-        assert!(!ban(&mut eng, "2001:db8:5:1::/64", "a").ok);
+        let r = ban(&mut eng, "2001:db8:5:1::/64", "a");
+        assert!(r.message.is_some_and(|m| m.ends_with("nothing changed")));
+        assert_eq!(bans_of(&mut eng, false).len(), 1);
         drop(eng);
         // a start again: the ban and its count come back from the store
         let mut eng = engine(dir.path(), &cfg_path, tx.clone());
