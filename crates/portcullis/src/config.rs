@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use crate::daemon::fsutil;
 use anyhow::{bail, Context, Result};
 use portcullis_core::decision::Millis;
 use portcullis_core::filter::{builtin, def, Filter, FilterDef, Mode};
@@ -610,8 +611,14 @@ impl Config {
             None => return Config::builtin(),
         };
         let (files, skipped) = config_files(&main)?;
+        // (whoever can write them runs commands as root: review 65)
+        let dropin = main.with_file_name("portcullis.d");
+        if dropin.is_dir() {
+            fsutil::check_trusted(&dropin, "the drop-in folder", true)?;
+        }
         let mut texts = Vec::new();
         for f in &files {
+            fsutil::check_trusted(f, "configuration file", true)?;
             let t = std::fs::read_to_string(f)
                 .with_context(|| format!("cannot read configuration file {}", f.display()))?;
             texts.push((f.display().to_string(), t));
@@ -1317,6 +1324,20 @@ fn mode_filter(base: &str, mode: &str) -> Option<&'static str> {
     }
 }
 
+/// [`resolve_filter`] for a jail: a filter file must be one only root (or the user that
+/// runs portcullis) can change, as it decides who is banned (review 65). `portcullis test`
+/// reads any file it is given.
+fn resolve_jail_filter(name: &str, custom: &[Filter]) -> std::result::Result<Filter, String> {
+    let file = !custom.iter().any(|f| f.name == name)
+        && builtin::get(name).is_none()
+        && (name.contains('/') || name.ends_with(".toml"));
+    if file {
+        fsutil::check_trusted(Path::new(name), "filter file", true)
+            .map_err(|e| format!("{e:#}"))?;
+    }
+    resolve_filter(name, custom)
+}
+
 /// [`resolve_filter`] for each name, in order; a long list (a jail of many filters) is
 /// compiled on all cores.
 fn resolve_filters(
@@ -1327,7 +1348,7 @@ fn resolve_filters(
     if refs.len() < 8 || cores < 2 {
         return refs
             .iter()
-            .map(|r| resolve_filter(r.get_ref(), custom))
+            .map(|r| resolve_jail_filter(r.get_ref(), custom))
             .collect();
     }
     let per = refs.len().div_ceil(cores.min(8));
@@ -1337,7 +1358,7 @@ fn resolve_filters(
             .map(|part| {
                 sc.spawn(move || {
                     part.iter()
-                        .map(|r| resolve_filter(r.get_ref(), custom))
+                        .map(|r| resolve_jail_filter(r.get_ref(), custom))
                         .collect::<Vec<_>>()
                 })
             })
@@ -4272,6 +4293,100 @@ backend = "route"
         // one filter of the jail reads that kind: no warning
         let c = load("[[jail]]\nname = \"web\"\nfilters = [\"nginx-http-auth\", \"apache-auth\"]\nlogs = [\"/var/log/apache2/error.log\"]\n").unwrap();
         assert!(!warnings(&c).iter().any(|w| w.contains("will never match")));
+    }
+
+    /// Review 65: a configuration file, drop-in folder, filter file, list file, `command`
+    /// program or hosts.deny directory that another user can write is refused at load (and
+    /// so by `check-config`, the start and a reload), saying which and how to fix it.
+    #[test]
+    fn files_another_user_can_write_are_not_taken_as_configuration() {
+        use std::os::unix::fs::PermissionsExt;
+        let chmod = |p: &Path, m: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let open = d.join("open");
+        std::fs::create_dir(&open).unwrap();
+        chmod(&open, 0o777);
+        let main = d.join("portcullis.toml");
+        let load = |text: &str| {
+            std::fs::write(&main, text).unwrap();
+            Config::load(Some(&main)).map(|c| {
+                crate::firewall::router::preflight(&c).unwrap();
+            })
+        };
+        let ok = "[firewall]\nbackend = \"null\"\n";
+        load(ok).unwrap();
+        chmod(&main, 0o666);
+        let e = format!("{:#}", load(ok).unwrap_err());
+        assert!(
+            e.starts_with("configuration file ") && e.contains("has mode 0666"),
+            "{e}"
+        );
+        chmod(&main, 0o644);
+        let dropin = d.join("portcullis.d");
+        std::fs::create_dir(&dropin).unwrap();
+        chmod(&dropin, 0o1777);
+        let e = format!("{:#}", load(ok).unwrap_err());
+        assert!(e.starts_with("the drop-in folder "), "{e}");
+        std::fs::remove_dir(&dropin).unwrap();
+        let filter = open.join("f.toml");
+        std::fs::write(&filter, "[[rule]]\npattern = '^Bad login from {HOST}$'\n").unwrap();
+        let list = open.join("ignore.txt");
+        std::fs::write(&list, "192.0.2.7\n").unwrap();
+        for (text, says) in [
+            (
+                format!(
+                    "{ok}[[jail]]\nname = \"x\"\nfilter = \"{}\"\nlogs = [\"/var/log/x.log\"]\n",
+                    filter.display()
+                ),
+                "filter file ",
+            ),
+            (
+                format!("ignore = [\"{}\"]\n{ok}", list.display()),
+                "list file ",
+            ),
+            (
+                format!("deny = [\"{}\"]\n{ok}", list.display()),
+                "list file ",
+            ),
+        ] {
+            let e = format!("{:#}", load(&text).unwrap_err());
+            assert!(
+                e.contains(says) && e.contains("other users can write it"),
+                "{text}\n=> {e}"
+            );
+        }
+        // the firewall's: a `command` program, hosts.deny's directory
+        let prog = open.join("ban.sh");
+        std::fs::write(&prog, "#!/bin/sh\n").unwrap();
+        chmod(&prog, 0o755);
+        std::fs::write(
+            &main,
+            format!("[firewall]\nbackend = \"command\"\n[firewall.command]\nban = [\"{}\", \"{{cidr}}\"]\nunban = [\"/bin/true\", \"{{cidr}}\"]\ncheck = [\"/bin/true\", \"{{cidr}}\"]\n", prog.display()),
+        )
+        .unwrap();
+        let c = Config::load(Some(&main)).unwrap();
+        let e = format!("{:#}", crate::firewall::router::preflight(&c).unwrap_err());
+        assert!(
+            e.contains("the program") && e.contains("not trusted"),
+            "{e}"
+        );
+        std::fs::write(
+            &main,
+            format!(
+                "[firewall]\nbackend = \"hosts-deny\"\n[firewall.hosts_deny]\npath = \"{}\"\n",
+                open.join("hosts.deny").display()
+            ),
+        )
+        .unwrap();
+        let c = Config::load(Some(&main)).unwrap();
+        let e = format!("{:#}", crate::firewall::router::preflight(&c).unwrap_err());
+        assert!(
+            e.contains("[firewall.hosts_deny] path") && e.contains("not trusted"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -397,6 +397,22 @@ fn ban_refusals_say_what_is_wrong_with_the_prefix() {
     assert!(cli(&["ban", "203.0.113.0/24"], &config).success());
     let o = cli(&["bans", "--json"], &config).check();
     assert_eq!(hosts(&o), ["203.0.113.0/24"]);
+    // an unban of one address with `all` beside it is refused, not every ban lifted; a
+    // request not UTF-8 is answered (review 65: `all` won; closed unanswered)
+    let v = raw_request(
+        &dir.join("p.sock"),
+        r#"{"cmd":"unban","addr":"203.0.113.50","jail":null,"all":true}"#,
+    );
+    assert_eq!(v["ok"], false, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("not both"), "{v}");
+    let mut s = std::os::unix::net::UnixStream::connect(dir.join("p.sock")).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(b"\x00\xff\xfe garbage\n").unwrap();
+    let mut answer = String::new();
+    BufReader::new(s).read_line(&mut answer).unwrap();
+    assert!(answer.contains("bad request"), "{answer:?}");
+    let o = cli(&["bans", "--json"], &config).check();
+    assert_eq!(hosts(&o), ["203.0.113.0/24"]);
     // unban: the same words (online)
     let o = cli(&["unban", "203.0.113.0/8"], &config);
     assert_eq!(o.code(), Some(1));

@@ -9,6 +9,25 @@ pub fn run(path: Option<&Path>, notify_test: bool) -> anyhow::Result<i32> {
     let cfg = Config::load(path)?;
     // the checks `run` makes before it starts (a state_dir others can write is refused)
     crate::daemon::fsutil::check_state_dir(&cfg.state_dir)?;
+    // and its files, which the start refuses when planted (review 65: "OK", then refused);
+    // by the user the daemon runs as (its state directory's owner: another user linting a
+    // production configuration cannot look inside)
+    let owner = std::fs::metadata(&cfg.state_dir).map(|m| std::os::unix::fs::MetadataExt::uid(&m));
+    let files = if owner.is_ok_and(|u| u == crate::daemon::fsutil::euid()) {
+        &[
+            ("portcullis.db", "state file"),
+            ("portcullis.db-wal", "state file"),
+            ("portcullis.db-shm", "state file"),
+            ("portcullis.db-journal", "state file"),
+            ("notify.db", "notification queue"),
+            (crate::report::FILE, "statistics file"),
+        ][..]
+    } else {
+        &[]
+    };
+    for &(name, what) in files {
+        crate::daemon::fsutil::check_state_file(&cfg.state_dir.join(name), what)?;
+    }
     // the backends' programs, templates and files (missing iptables, unwritable hosts.deny)
     let backends = crate::firewall::router::used(&cfg);
     crate::firewall::router::preflight(&cfg)?;

@@ -308,9 +308,11 @@ fn handle(conn: UnixStream, engine: &EngineTx, within: Duration) -> Result<()> {
         end: std::time::Instant::now() + within,
     };
     let mut reader = BufReader::new(std::io::Read::take(deadline, 64 * 1024));
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    let resp = match serde_json::from_str::<Request>(&line) {
+    // (as bytes: a request not UTF-8 was closed unanswered, and the client said the daemon
+    // was busy, review 65)
+    let mut line = Vec::new();
+    reader.read_until(b'\n', &mut line)?;
+    let resp = match serde_json::from_slice::<Request>(&line) {
         Err(e) => Response::err(format!("bad request: {e}")),
         Ok(req) => {
             let wait = answer_within(&req);

@@ -3161,8 +3161,9 @@ impl Engine {
                         format!("until {}", portcullis_core::time::rfc3339(t))
                     }
                 };
+                // (to the second: the same duration asked a moment later is no longer)
                 return match ends {
-                    Some(t) if t >= until => Response::ok(format!(
+                    Some(t) if t.saturating_add(1000) >= until => Response::ok(format!(
                         "{target} is already banned in jail {jail} as part of {wider}, {}: nothing changed",
                         when(t)
                     )),
@@ -3367,7 +3368,9 @@ impl Engine {
         now: Millis,
     ) -> Response {
         let target = match (addr, all) {
-            (_, true) => None,
+            // (`all` won, and lifted every ban: review 65)
+            (Some(_), true) => return Response::err("give an address or `all`, not both"),
+            (None, true) => None,
             (Some(a), false) => match crate::lists::parse_target(a) {
                 Ok(c) => Some(c),
                 Err(e) => return Response::err(e),
@@ -5814,7 +5817,12 @@ wait "$p"
         // nothing
         assert!(eng.jails[0].tracker().is_banned(ip("2001:db8:5:1::7")));
         let r = ban(&mut eng, "2001:db8:5:1::/64", "a");
-        assert!(r.message.is_some_and(|m| m.ends_with("nothing changed")));
+        assert!(
+            r.message
+                .as_deref()
+                .is_some_and(|m| m.ends_with("nothing changed")),
+            "{r:?}"
+        );
         assert_eq!(bans_of(&mut eng, false).len(), 1);
         drop(eng);
         // a start again: the ban and its count come back from the store

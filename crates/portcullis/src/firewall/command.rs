@@ -114,13 +114,18 @@ impl Template {
 
     /// Checks that the program exists and is executable.
     pub fn check_program(&self) -> Result<()> {
-        if super::find_program(&self.program).is_none() {
+        let Some(found) = super::find_program(&self.program) else {
             bail!(
                 "firewall backend \"command\": {} does not exist or is not executable",
                 self.program
             );
-        }
-        Ok(())
+        };
+        // (run as root with every ban: review 65)
+        crate::daemon::fsutil::check_trusted(
+            &found,
+            "firewall backend \"command\": the program",
+            true,
+        )
     }
 
     /// The argv of one run: one argument per template element.

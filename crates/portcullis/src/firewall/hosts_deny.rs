@@ -210,10 +210,20 @@ fn resolve(path: &Path) -> Result<std::path::PathBuf> {
 
 /// Fails unless the file (or its directory, if the file does not exist) can be written.
 pub fn check_writable(path: &Path) -> Result<()> {
+    // the file and its directory, as written and resolved, only root's to change: whoever
+    // can plant a link there has the daemon rewrite another file, or one of their own over
+    // a file of root's (review 65); in the file's own directory not even a sticky bit will
+    // do (anyone may create the file, or a link, there before the daemon does)
+    let what = "[firewall.hosts_deny] path";
+    crate::daemon::fsutil::check_trusted(path, what, true)?;
+    let written_dir = path.parent().map(Path::to_path_buf);
     // a link: the file it points to is the one rewritten, in its own directory
     let resolved = resolve(path)?;
     let path = resolved.as_path();
     let dir = path.parent().context("hosts_deny.path has no directory")?;
+    for d in std::iter::once(dir).chain(written_dir.as_deref()) {
+        crate::daemon::fsutil::check_trusted(d, &format!("the directory of {what}"), true)?;
+    }
     let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())?;
     // SAFETY: a valid C string; access(2) has no other preconditions.
     if unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
