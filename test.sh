@@ -103,6 +103,8 @@ compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing=1
 [ -x /usr/bin/dbus-daemon ] || missing=1
 # logrotate: the restart tests rotate a followed log with the real logrotate while the daemon is down
 [ -x /usr/sbin/logrotate ] || missing=1
+# acl: setfacl, for the test that a configuration file a named user may write is refused
+[ -x /usr/bin/setfacl ] || missing=1
 if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
@@ -140,7 +142,7 @@ if [ "$missing" -eq 1 ] || [ "${PORTCULLIS_APT:-}" = "always" ]; then
     samba smbclient tinyproxy-bin prosody prosody-modules cups-daemon pgbouncer stunnel4 \
     nsd xinetd krb5-kdc krb5-admin-server krb5-user dante-server radicale snmpd snmp \
     inspircd ocserv openconnect strongswan-charon strongswan-swanctl libcharon-extra-plugins \
-    scanlogd portsentry nmap tzdata logrotate
+    scanlogd portsentry nmap tzdata logrotate acl
   # dovecot-managesieved, cockpit-ws, cockpit-bridge, cockpit-system, nagios-nrpe-server,
   # nagios-nrpe-plugin, rspamd, perdition: their real tests
   # tomcat10 tomcat10-admin: the real Tomcat test

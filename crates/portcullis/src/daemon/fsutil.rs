@@ -297,6 +297,23 @@ pub fn check_trusted(path: &Path, what: &str, sticky_parent: bool) -> Result<()>
     }
 }
 
+/// Whether `p` (not followed) has a POSIX access ACL.
+fn has_acl(p: &Path) -> bool {
+    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) else {
+        return true;
+    };
+    // SAFETY: valid C strings; a null buffer of size 0 asks only the value's size.
+    let n = unsafe {
+        libc::lgetxattr(
+            c.as_ptr(),
+            c"system.posix_acl_access".as_ptr(),
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    n >= 0
+}
+
 /// What makes `path` (absolute) untrusted for a daemon run as `uid` ([`check_trusted`]).
 fn untrusted_on(path: &Path, uid: u32, sticky_parent: bool) -> Option<String> {
     let mut parts: Vec<&Path> = path.ancestors().collect();
@@ -319,7 +336,10 @@ fn untrusted_on(path: &Path, uid: u32, sticky_parent: bool) -> Option<String> {
         if m.file_type().is_symlink() {
             continue;
         }
-        let writable = m.mode() & 0o002 != 0 || (m.mode() & 0o020 != 0 && m.gid() != 0);
+        // (the group bits of a file with an access ACL are its mask: some named user or
+        // group may write, whatever the owning group)
+        let group = m.mode() & 0o020 != 0 && (m.gid() != 0 || has_acl(p));
+        let writable = m.mode() & 0o002 != 0 || group;
         let sticky = sticky_parent && p != path && m.is_dir() && m.mode() & 0o1000 != 0;
         if writable && !sticky {
             return Some(format!(
@@ -568,7 +588,22 @@ mod tests {
         std::os::unix::fs::lchown(&link, Some(65534), None).unwrap();
         let e = format!("{:#}", check_trusted(&link, "list file", true).unwrap_err());
         assert!(e.contains("the symbolic link"), "{e}");
-        // the `root` group's write is trusted, another group's not
+        // the `root` group's write is trusted, another group's not, nor a named user's
+        chmod(&g, 0o664);
+        check_trusted(&g, "list file", true).unwrap();
+        let acl = std::process::Command::new("setfacl")
+            .args(["-m", "u:65534:rw"])
+            .arg(&g)
+            .status()
+            .expect("setfacl (Debian: acl)");
+        assert!(acl.success());
+        let e = format!("{:#}", check_trusted(&g, "list file", true).unwrap_err());
+        assert!(e.contains("other users can write it"), "{e}");
+        std::process::Command::new("setfacl")
+            .arg("-b")
+            .arg(&g)
+            .status()
+            .unwrap();
         chmod(&g, 0o664);
         check_trusted(&g, "list file", true).unwrap();
         std::os::unix::fs::chown(&g, None, Some(65534)).unwrap();
