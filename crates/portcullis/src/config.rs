@@ -2768,6 +2768,9 @@ fn event_kinds(
 /// Reads a secret file: its first line, trimmed.
 fn secret_file(src: &Src, s: &Spanned<String>, key: &str) -> Result<String> {
     let p = abs_path(src, s, key)?;
+    // (whoever could write it chooses the credentials or headers the daemon sends)
+    fsutil::check_trusted(&p, "the file", true)
+        .map_err(|e| src.err(s.span(), key, format!("{e:#}")))?;
     let text = std::fs::read_to_string(&p)
         .map_err(|e| src.err(s.span(), key, format!("cannot read {}: {e}", p.display())))?;
     Ok(text)
