@@ -4365,27 +4365,20 @@ backend = "route"
         let prog = open.join("ban.sh");
         std::fs::write(&prog, "#!/bin/sh\n").unwrap();
         chmod(&prog, 0o755);
-        std::fs::write(
-            &main,
-            format!("[firewall]\nbackend = \"command\"\n[firewall.command]\nban = [\"{}\", \"{{cidr}}\"]\nunban = [\"/bin/true\", \"{{cidr}}\"]\ncheck = [\"/bin/true\", \"{{cidr}}\"]\n", prog.display()),
-        )
-        .unwrap();
-        let c = Config::load(Some(&main)).unwrap();
-        let e = format!("{:#}", crate::firewall::router::preflight(&c).unwrap_err());
+        let refused = |text: String| {
+            std::fs::write(&main, text).unwrap();
+            let c = Config::load(Some(&main)).unwrap();
+            format!("{:#}", crate::firewall::router::preflight(&c).unwrap_err())
+        };
+        let e = refused(format!("[firewall]\nbackend = \"command\"\n[firewall.command]\nban = [\"{}\", \"{{cidr}}\"]\nunban = [\"/bin/true\", \"{{cidr}}\"]\ncheck = [\"/bin/true\", \"{{cidr}}\"]\n", prog.display()));
         assert!(
             e.contains("the program") && e.contains("not trusted"),
             "{e}"
         );
-        std::fs::write(
-            &main,
-            format!(
-                "[firewall]\nbackend = \"hosts-deny\"\n[firewall.hosts_deny]\npath = \"{}\"\n",
-                open.join("hosts.deny").display()
-            ),
-        )
-        .unwrap();
-        let c = Config::load(Some(&main)).unwrap();
-        let e = format!("{:#}", crate::firewall::router::preflight(&c).unwrap_err());
+        let e = refused(format!(
+            "[firewall]\nbackend = \"hosts-deny\"\n[firewall.hosts_deny]\npath = \"{}\"\n",
+            open.join("hosts.deny").display()
+        ));
         assert!(
             e.contains("[firewall.hosts_deny] path") && e.contains("not trusted"),
             "{e}"

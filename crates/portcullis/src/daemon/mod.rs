@@ -4345,11 +4345,7 @@ wait "$p"
     #[test]
     fn a_new_own_address_lifts_its_ban() {
         let dir = tempfile::tempdir().unwrap();
-        let dir = dir.path();
-        let path = dir.join("portcullis.toml");
-        std::fs::write(&path, config(dir, &[("sshd", &[])])).unwrap();
-        let (tx, _rx) = engine_channel();
-        let mut eng = engine(dir, &path, tx);
+        let mut eng = sshd_engine(dir.path());
         let now = now_ms();
         for a in ["203.0.113.9", "2001:db8:1::5"] {
             let r = eng.manual_ban(a, None, Some("1h"), now);
@@ -4931,16 +4927,21 @@ wait "$p"
         assert!(kernel(&mut eng).is_empty());
     }
 
+    /// An engine of one jail `sshd` on the built-in filter, its configuration and state in
+    /// `dir`.
+    fn sshd_engine(dir: &Path) -> Engine {
+        let path = dir.join("portcullis.toml");
+        std::fs::write(&path, config(dir, &[("sshd", &[])])).unwrap();
+        let (tx, _rx) = engine_channel();
+        engine(dir, &path, tx)
+    }
+
     /// A ban of an address inside a prefix banned already: as long or shorter, nothing to
     /// change (done); longer, refused with what to do (stop 46: a bare refusal either way).
     #[test]
     fn a_manual_ban_inside_a_banned_prefix_says_what_it_changes() {
         let dir = tempfile::tempdir().unwrap();
-        let dir = dir.path();
-        let path = dir.join("portcullis.toml");
-        std::fs::write(&path, config(dir, &[("sshd", &[])])).unwrap();
-        let (tx, _rx) = engine_channel();
-        let mut eng = engine(dir, &path, tx);
+        let mut eng = sshd_engine(dir.path());
         let now = now_ms();
         assert!(eng.manual_ban("203.0.113.0/24", None, Some("1h"), now).ok);
         let r = eng.manual_ban("203.0.113.7", None, Some("10m"), now);
