@@ -518,6 +518,22 @@ impl Tracker {
         if self.debts.len() > self.cfg.cap() {
             let sk = self.sketch.as_ref().expect("sketch");
             self.debts.retain(|_, d| sk.holds(d.1));
+            // More sketch-assisted bans than the cap within the sketch's two generations (a
+            // flood of them, on purpose or from the sketch's over-counting) freed nothing
+            // here, and every later ban walked them all again: the engine stalled for
+            // minutes, deaf to its socket and to SIGTERM (review 66 H1). The newest half
+            // is kept, so the next clean-up comes after half the cap of bans: a constant
+            // cost per ban on average, and a bound. A key whose debt is dropped may be
+            // banned again a little sooner, on evicted failures its ban already used.
+            let keep = self.cfg.cap() / 2;
+            if self.debts.len() > keep {
+                let mut newest: Vec<(i64, Cidr)> =
+                    self.debts.iter().map(|(k, d)| (d.1, *k)).collect();
+                newest.sort_unstable_by(|a, b| b.cmp(a));
+                for (_, k) in newest.into_iter().skip(keep) {
+                    self.debts.remove(&k);
+                }
+            }
         }
     }
 
@@ -1897,6 +1913,39 @@ mod tests {
         );
         assert!(t.stats().evicted > 150_000);
         assert!(t.sketch_bytes() <= 2 * 4 * crate::sketch::MAX_WIDTH);
+    }
+
+    /// Review 66 H1: more offenders than the cap, each failing `maxretry` times round-robin,
+    /// so that each one's first failures are evicted to the sketch before its last: every
+    /// ban is sketch-assisted, within one generation. The debts those bans leave stay
+    /// bounded by the cap (they grew without bound, and each ban walked them all: quadratic,
+    /// minutes of a stalled engine at 400,000 offenders), and every offender is banned.
+    #[test]
+    fn sketch_assisted_bans_past_the_cap_keep_their_debts_bounded() {
+        let cap = 2_000;
+        let mut t = Tracker::new(TrackerConfig {
+            max_tracked: cap,
+            ..cfg(5, 600 * SEC)
+        });
+        let n = 5 * cap as u32;
+        let mut bans = 0;
+        let mut most = 0;
+        for round in 0..5u32 {
+            for i in 0..n {
+                let now = Millis::from(round * n + i) / 1000;
+                if t.record(&fail(ip(0x0a00_0000 + i), now), now).is_some() {
+                    bans += 1;
+                }
+                most = most.max(t.debts.len());
+            }
+        }
+        assert!(t.stats().evicted > 0);
+        assert!(most <= cap + 1, "debts grew to {most}");
+        assert!(
+            bans >= n - 2 * cap as u32,
+            "{bans} of {n} offenders banned: {:?}",
+            t.stats()
+        );
     }
 
     // ---- property tests -------------------------------------------------------------
