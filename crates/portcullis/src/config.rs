@@ -611,7 +611,9 @@ impl Config {
             None => return Config::builtin(),
         };
         let (files, skipped) = config_files(&main)?;
-        // (whoever can write them runs commands as root: review 65)
+        // (whoever can write them runs commands as root: review 65; the main file first,
+        // whose directory is the drop-in folder's parent, review 67 L4)
+        fsutil::check_trusted(&main, "configuration file", true)?;
         let dropin = main.with_file_name("portcullis.d");
         if dropin.is_dir() {
             fsutil::check_trusted(&dropin, "the drop-in folder", true)?;
@@ -4373,6 +4375,12 @@ backend = "route"
         let e = refused(format!("[firewall]\nbackend = \"command\"\n[firewall.command]\nban = [\"{}\", \"{{cidr}}\"]\nunban = [\"/bin/true\", \"{{cidr}}\"]\ncheck = [\"/bin/true\", \"{{cidr}}\"]\n", prog.display()));
         assert!(
             e.contains("the program") && e.contains("not trusted"),
+            "{e}"
+        );
+        // an interpreter's script named whole in an argument (review 67 L3)
+        let e = refused(format!("[firewall]\nbackend = \"command\"\n[firewall.command]\nban = [\"/bin/sh\", \"{}\", \"{{cidr}}\"]\nunban = [\"/bin/true\", \"{{cidr}}\"]\ncheck = [\"/bin/true\", \"{{cidr}}\"]\n", prog.display()));
+        assert!(
+            e.contains("the file given as an argument") && e.contains("not trusted"),
             "{e}"
         );
         let e = refused(format!(

@@ -282,11 +282,7 @@ pub fn check_trusted(path: &Path, what: &str, sticky_parent: bool) -> Result<()>
             .join(path)
     };
     let uid = euid();
-    let why = untrusted_on(&abs, uid, sticky_parent).or_else(|| {
-        let real = fs::canonicalize(&abs).ok()?;
-        untrusted_on(&real, uid, sticky_parent)
-    });
-    match why {
+    match untrusted_on(&abs, uid, sticky_parent) {
         Some(why) => bail!(
             "{what} {} is not trusted: {why}, so another user could change what portcullis, \
              run as uid {uid}, reads or runs there. Give it to root and make it writable by \
@@ -315,41 +311,109 @@ fn has_acl(p: &Path) -> bool {
 }
 
 /// What makes `path` (absolute) untrusted for a daemon run as `uid` ([`check_trusted`]).
+/// The path is walked one name at a time from `/`, each link followed where it stands
+/// (its target's names put in front of those left), so that every directory, every link
+/// of a chain and the file reached are looked at: checking the path as written and as
+/// resolved missed the links between, and a root link into another user's directory let
+/// that user's own link there lead anywhere (review 67 H1). Nobody else can then change
+/// what the path leads to. A name missing from some point on ends the walk.
 fn untrusted_on(path: &Path, uid: u32, sticky_parent: bool) -> Option<String> {
-    let mut parts: Vec<&Path> = path.ancestors().collect();
-    parts.reverse();
-    for p in parts {
-        let Ok(m) = fs::symlink_metadata(p) else {
-            return None;
-        };
-        let pd = p.display();
-        if m.uid() != 0 && m.uid() != uid {
-            let kind = if m.file_type().is_symlink() {
-                "the symbolic link"
-            } else if m.is_dir() {
-                "the directory"
-            } else {
-                "the file"
-            };
-            return Some(format!("{kind} {pd} belongs to uid {}", m.uid()));
-        }
-        if m.file_type().is_symlink() {
+    use std::collections::VecDeque;
+    use std::path::Component;
+    let names = |p: &Path| -> Vec<std::ffi::OsString> {
+        p.components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n.to_os_string()),
+                Component::ParentDir => Some("..".into()),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut todo: VecDeque<std::ffi::OsString> = names(path).into();
+    let mut cur = PathBuf::from("/");
+    if let Some(why) = untrusted_entry(&cur, uid, false) {
+        return Some(why);
+    }
+    let mut links = 0;
+    while let Some(name) = todo.pop_front() {
+        if name == ".." {
+            cur.pop();
             continue;
         }
-        // (the group bits of a file with an access ACL are its mask: some named user or
-        // group may write, whatever the owning group)
-        let group = m.mode() & 0o020 != 0 && (m.gid() != 0 || has_acl(p));
-        let writable = m.mode() & 0o002 != 0 || group;
-        let sticky = sticky_parent && p != path && m.is_dir() && m.mode() & 0o1000 != 0;
-        if writable && !sticky {
-            return Some(format!(
-                "{pd} has mode {:04o} (group {}): other users can write it",
-                m.mode() & 0o7777,
-                m.gid()
-            ));
+        let next = cur.join(&name);
+        let Ok(m) = fs::symlink_metadata(&next) else {
+            return None;
+        };
+        if m.file_type().is_symlink() {
+            if let Some(why) = untrusted_entry(&next, uid, false) {
+                return Some(why);
+            }
+            links += 1;
+            let target = fs::read_link(&next).ok()?;
+            if links > 40 {
+                return Some(format!(
+                    "{} leads through more than 40 links",
+                    path.display()
+                ));
+            }
+            if target.is_absolute() {
+                cur = PathBuf::from("/");
+            }
+            for n in names(&target).into_iter().rev() {
+                todo.push_front(n);
+            }
+            continue;
         }
+        // (a sticky directory above, as /tmp: others cannot rename or remove what is not
+        // theirs in it; not for the file or directory checked itself)
+        let sticky_ok = sticky_parent && !todo.is_empty();
+        if let Some(why) = untrusted_entry(&next, uid, sticky_ok) {
+            return Some(why);
+        }
+        cur = next;
     }
     None
+}
+
+/// What makes one file, directory or link `p` untrusted: another owner than root or `uid`,
+/// or a write others may make (a directory with the sticky bit excepted when `sticky_ok`;
+/// the `root` group's write is trusted).
+fn untrusted_entry(p: &Path, uid: u32, sticky_ok: bool) -> Option<String> {
+    let m = fs::symlink_metadata(p).ok()?;
+    let pd = p.display();
+    let kind = if m.file_type().is_symlink() {
+        "the symbolic link"
+    } else if m.is_dir() {
+        "the directory"
+    } else {
+        "the file"
+    };
+    if m.uid() != 0 && m.uid() != uid {
+        return Some(format!("{kind} {pd} belongs to uid {}", m.uid()));
+    }
+    if m.file_type().is_symlink() {
+        return None;
+    }
+    let mode = m.mode() & 0o7777;
+    let others = if m.mode() & 0o002 != 0 {
+        Some(format!(
+            "{kind} {pd} has mode {mode:04o}: other users can write it"
+        ))
+    } else if m.mode() & 0o020 != 0 && m.gid() != 0 {
+        Some(format!(
+            "{kind} {pd} has mode {mode:04o}: group {} can write it",
+            m.gid()
+        ))
+    } else if m.mode() & 0o020 != 0 && has_acl(p) {
+        // (the group bits of a file with an access ACL are its mask)
+        Some(format!(
+            "{kind} {pd} has an access ACL that lets another user or group write it (getfacl {pd})"
+        ))
+    } else {
+        None
+    };
+    let sticky = sticky_ok && m.is_dir() && m.mode() & 0o1000 != 0;
+    others.filter(|_| !sticky)
 }
 
 /// Checks a file of the state before it is read: not a symbolic link, owned by the daemon's
@@ -562,6 +626,27 @@ mod tests {
         check_trusted(&link, "filter file", true).unwrap();
         chmod(&g, 0o646);
         assert!(check_trusted(&link, "filter file", true).is_err());
+        // a chain of links: root's link into a directory others can write, whose own link
+        // there leads to a file of root's (review 67 H1: the link between was not looked at)
+        chmod(&g, 0o644);
+        let open = d.join("open2");
+        fs::create_dir(&open).unwrap();
+        chmod(&open, 0o777);
+        symlink(&f, open.join("inner")).unwrap();
+        let outer = d.join("outer.toml");
+        symlink(open.join("inner"), &outer).unwrap();
+        let e = format!(
+            "{:#}",
+            check_trusted(&outer, "filter file", true).unwrap_err()
+        );
+        assert!(
+            e.contains(&format!("the directory {}", open.display())),
+            "{e}"
+        );
+        // relative links and `..` are walked where they stand
+        let rel = d.join("rel.toml");
+        symlink("open/../portcullis.toml", &rel).unwrap();
+        check_trusted(&rel, "filter file", true).unwrap();
         // a relative path, and one missing from some point on
         check_trusted(Path::new("Cargo.toml"), "configuration file", true).unwrap();
         check_trusted(&d.join("none/x.toml"), "list file", true).unwrap();
@@ -588,6 +673,19 @@ mod tests {
         std::os::unix::fs::lchown(&link, Some(65534), None).unwrap();
         let e = format!("{:#}", check_trusted(&link, "list file", true).unwrap_err());
         assert!(e.contains("the symbolic link"), "{e}");
+        // the second link of a chain, another user's, in a directory of theirs
+        let theirs = d.join("theirs");
+        fs::create_dir(&theirs).unwrap();
+        std::os::unix::fs::chown(&theirs, Some(65534), None).unwrap();
+        symlink(&g, theirs.join("l")).unwrap();
+        std::os::unix::fs::lchown(theirs.join("l"), Some(65534), None).unwrap();
+        let root_link = d.join("hook");
+        symlink(theirs.join("l"), &root_link).unwrap();
+        let e = format!(
+            "{:#}",
+            check_trusted(&root_link, "program", true).unwrap_err()
+        );
+        assert!(e.contains("belongs to uid 65534"), "{e}");
         // the `root` group's write is trusted, another group's not, nor a named user's
         chmod(&g, 0o664);
         check_trusted(&g, "list file", true).unwrap();
@@ -598,7 +696,7 @@ mod tests {
             .expect("setfacl (Debian: acl)");
         assert!(acl.success());
         let e = format!("{:#}", check_trusted(&g, "list file", true).unwrap_err());
-        assert!(e.contains("other users can write it"), "{e}");
+        assert!(e.contains("an access ACL that lets another user"), "{e}");
         std::process::Command::new("setfacl")
             .arg("-b")
             .arg(&g)

@@ -3161,9 +3161,10 @@ impl Engine {
                         format!("until {}", portcullis_core::time::rfc3339(t))
                     }
                 };
-                // (to the second: the same duration asked a moment later is no longer)
+                // (to the minute: the same duration asked a while later is no longer,
+                // review 67 L2)
                 return match ends {
-                    Some(t) if t.saturating_add(1000) >= until => Response::ok(format!(
+                    Some(t) if t.saturating_add(60_000) >= until => Response::ok(format!(
                         "{target} is already banned in jail {jail} as part of {wider}, {}: nothing changed",
                         when(t)
                     )),

@@ -125,7 +125,22 @@ impl Template {
             &found,
             "firewall backend \"command\": the program",
             true,
-        )
+        )?;
+        // and a file an argument names whole, such as the script of an interpreter
+        // (`["/bin/sh", "/usr/local/lib/ban.sh", "{cidr}"]`, review 67 L3)
+        for arg in &self.args {
+            if let [Piece::Lit(a)] = arg.as_slice() {
+                let p = std::path::Path::new(a);
+                if a.starts_with('/') && p.is_file() {
+                    crate::daemon::fsutil::check_trusted(
+                        p,
+                        "firewall backend \"command\": the file given as an argument,",
+                        true,
+                    )?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The argv of one run: one argument per template element.

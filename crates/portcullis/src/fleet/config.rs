@@ -119,6 +119,9 @@ fn host_name() -> String {
 /// Reads and checks the key file: absolute, readable, at least [`MIN_KEY_LEN`] bytes
 /// (trailing whitespace trimmed), and readable by its owner only.
 pub fn read_key(path: &std::path::Path) -> std::result::Result<Vec<u8>, String> {
+    // (its links and directories too: review 67 L5)
+    crate::daemon::fsutil::check_trusted(path, "the fleet key", true)
+        .map_err(|e| format!("{e:#}"))?;
     let meta =
         std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mode = meta.permissions().mode();
