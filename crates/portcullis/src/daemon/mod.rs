@@ -495,6 +495,14 @@ fn file_paths(cfg: &Config, followed: &std::collections::HashSet<PathBuf>) -> Fi
     }
     out.paths.sort();
     out.paths.dedup();
+    for j in &cfg.jails {
+        for l in j.logs.iter().filter(|l| !l.starts_with("journal:")) {
+            out.readers
+                .entry(l.clone())
+                .or_default()
+                .push(j.name.clone());
+        }
+    }
     out
 }
 

@@ -270,6 +270,9 @@ pub struct Follower {
     /// With when the alias left it: a file still read under a name of its own is kept
     /// [`DRAIN_IDLE`] from then.
     alias_old: Vec<(PathBuf, (u64, u64), Instant)>,
+    /// The jails of each configured path or pattern ([`Follower::set_readers`]); empty:
+    /// not known (every name taken to have the same jails).
+    readers: HashMap<String, Vec<String>>,
     buf: Vec<u8>,
     max_line: usize,
     drain_idle: Duration,
@@ -291,9 +294,22 @@ impl Follower {
     /// [`Follower::new`] with wildcard patterns too (`paths` holds their matches now): the
     /// matches of a pattern followed in the last run that have no checkpoint appeared while
     /// the daemon was down, and are read from their beginning (see [`Follower::set_globs`]).
+    #[cfg(test)]
     pub fn with_globs(
         paths: Vec<PathBuf>,
         globs: Vec<String>,
+        checkpoints: Vec<Checkpoint>,
+        max_line: usize,
+    ) -> anyhow::Result<Self> {
+        Follower::with_readers(paths, globs, HashMap::new(), checkpoints, max_line)
+    }
+
+    /// [`Follower::with_globs`], knowing the jails of each path and pattern
+    /// ([`Follower::set_readers`]).
+    pub fn with_readers(
+        paths: Vec<PathBuf>,
+        globs: Vec<String>,
+        readers: HashMap<String, Vec<String>>,
         checkpoints: Vec<Checkpoint>,
         max_line: usize,
     ) -> anyhow::Result<Self> {
@@ -314,6 +330,7 @@ impl Follower {
             forgotten: Vec::new(),
             aliases: BTreeMap::new(),
             alias_old: Vec::new(),
+            readers,
             buf: vec![0; READ_BUF_LEN],
             max_line,
             drain_idle: DRAIN_IDLE,
@@ -322,6 +339,43 @@ impl Follower {
         follower.set_globs(globs);
         follower.set_paths(paths);
         Ok(follower)
+    }
+
+    /// The jails that read each configured path or wildcard pattern (as configured), at
+    /// start and at each reload: a place saved under one name is taken for another name
+    /// of the same file only when every jail of that name counted the lines it passed, as
+    /// a jail of the first (review 67: a wildcard's jail took the place a link's jail had
+    /// read to in a new file, and lost every line before it; the link's jail lost what the
+    /// old file got after a stop, taken as the wildcard's to read).
+    pub fn set_readers(&mut self, readers: HashMap<String, Vec<String>>) {
+        self.readers = readers;
+    }
+
+    /// The jails of followed name `name` (a drain key stands for its path), or `None` when
+    /// they are not known.
+    fn jails_of(&self, name: &str) -> Option<std::collections::BTreeSet<&str>> {
+        if self.readers.is_empty() {
+            return None;
+        }
+        let name = name.strip_prefix("rotated-from:").unwrap_or(name);
+        let glob = crate::sources::glob::is_glob;
+        Some(
+            (self.readers.iter())
+                .filter(|(l, _)| {
+                    l.as_str() == name || (glob(l) && crate::sources::glob::matches(l, name))
+                })
+                .flat_map(|(_, js)| js.iter().map(String::as_str))
+                .collect(),
+        )
+    }
+
+    /// Whether the jails of `name` counted what `lender` read of a file: each is a jail of
+    /// `lender` too (true when the jails are not known).
+    fn counted_by(&self, lender: &str, name: &str) -> bool {
+        match (self.jails_of(lender), self.jails_of(name)) {
+            (Some(l), Some(n)) => n.is_subset(&l),
+            _ => true,
+        }
     }
 
     /// The limit beyond which lines are cut.
@@ -685,6 +739,7 @@ impl Follower {
                     (c.dev, c.ino) == id
                         && c.path != name
                         && same_file(&path, c.fingerprint, c.offset)
+                        && self.counted_by(&c.path, &name)
                 })
                 .map(|c| Checkpoint {
                     path: name.clone(),
@@ -711,7 +766,10 @@ impl Follower {
         // log was renamed to)
         let valid = drained.as_ref().is_some_and(|cp| {
             let own = self.restored.iter().any(|c| {
-                (c.dev, c.ino) == (cp.dev, cp.ino) && c.path != cp.path && c.path != w.name
+                (c.dev, c.ino) == (cp.dev, cp.ino)
+                    && c.path != cp.path
+                    && c.path != w.name
+                    && self.counted_by(&c.path, &w.name)
             });
             cp.ino != 0 && cp.offset > 0 && !own
         });
@@ -2427,6 +2485,8 @@ pub struct FileSources {
     /// adds a log answered before the follower took it, and the lines written in between
     /// were skipped, a review found).
     pub seen: Vec<(PathBuf, (u64, u64, u64))>,
+    /// The jails of each path and pattern, as configured ([`Follower::set_readers`]).
+    pub readers: HashMap<String, Vec<String>>,
 }
 
 impl FileSources {
@@ -2457,9 +2517,10 @@ pub fn open_files(
     checkpoints: Vec<Checkpoint>,
     max_line: usize,
 ) -> anyhow::Result<Follower> {
-    Follower::with_globs(
+    Follower::with_readers(
         files.paths.clone(),
         files.globs.clone(),
+        files.readers.clone(),
         checkpoints,
         max_line,
     )
@@ -2487,6 +2548,7 @@ pub fn follow_files(
         if let Some(p) = new_paths.lock().ok().and_then(|mut g| g.take()) {
             // the patterns first: a file that a pattern already followed matches now is
             // new (from its start); set_paths then keeps it
+            f.set_readers(p.readers.clone());
             appeared = f.set_globs(p.globs.clone());
             f.set_paths_seen(p.paths, &p.seen);
             globs = p.globs;
@@ -3372,6 +3434,79 @@ mod tests {
             let mut fl = Follower::new(vec![link.clone()], cps, DEFAULT_MAX_LINE).unwrap();
             assert_eq!(lines(&poll(&mut fl)), Vec::<String>::new());
         }
+    }
+
+    /// Review 67 M1, M2: jail `a` reads a link moved along numbered files, jail `b` a
+    /// wildcard over the files, and the daemon stops soon after a move. A new file the
+    /// link read before the wildcard's look is read whole for `b` at the next start (it
+    /// took the link's place in it, and `b` lost every line before); and what the old file
+    /// got after the stop reaches `a` (taken as the wildcard's own to read, it was lost to
+    /// `a`). With jails not known, as before.
+    #[test]
+    fn a_stop_soon_after_a_link_move_loses_no_line_to_either_jail() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        append(&d.join("app-1.log"), "");
+        let link = d.join("current.log");
+        std::os::unix::fs::symlink("app-1.log", &link).unwrap();
+        let g = d.join("app-*.log").display().to_string();
+        let readers = HashMap::from([
+            (link.display().to_string(), vec!["a".to_string()]),
+            (g.clone(), vec!["b".to_string()]),
+        ]);
+        // (restarted: drains end at once; the first run keeps the link's old file open)
+        let start = |cps: Vec<Checkpoint>| {
+            let restart = !cps.is_empty();
+            let mut paths = crate::sources::glob::expand(&g);
+            paths.push(link.clone());
+            let mut fl = Follower::with_readers(
+                paths,
+                vec![g.clone()],
+                readers.clone(),
+                cps,
+                DEFAULT_MAX_LINE,
+            )
+            .unwrap();
+            if restart {
+                fl.set_drain_idle(Duration::ZERO);
+            }
+            fl
+        };
+        // (name, line) of every line there is to read now
+        let read = |fl: &mut Follower| {
+            let mut got = Vec::new();
+            for _ in 0..4 {
+                fl.poll(&mut |e| {
+                    if let Event::Line { path, line, .. } = e {
+                        let name = Path::new(path).file_name().unwrap().to_string_lossy();
+                        got.push(format!("{name} {}", String::from_utf8_lossy(line)));
+                    }
+                })
+                .unwrap();
+            }
+            got.sort();
+            got
+        };
+        let mut fl = start(vec![]);
+        append(&d.join("app-1.log"), "a\n");
+        assert_eq!(read(&mut fl), ["app-1.log a", "current.log a"]);
+        // the link moves on; the wildcard has not looked yet
+        append(&d.join("app-2.log"), "b\n");
+        point_link(&link, "app-2.log");
+        assert_eq!(read(&mut fl), ["current.log b"]);
+        let cps = fl.checkpoints();
+        drop(fl);
+        // while down: the old file's writer goes on
+        append(&d.join("app-1.log"), "a-late\n");
+        let mut fl = start(cps);
+        assert_eq!(
+            read(&mut fl),
+            ["app-1.log a-late", "app-2.log b", "current.log a-late"]
+        );
+        let cps = fl.checkpoints();
+        drop(fl);
+        let mut fl = start(cps);
+        assert_eq!(read(&mut fl), Vec::<String>::new(), "nothing twice");
     }
 
     /// `n` distinct lines of 32 bytes with their newlines, appended to `log`.
