@@ -26,6 +26,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::sources::file::series_of;
+
 /// A file: (device, inode).
 pub(crate) type FileId = (u64, u64);
 
@@ -38,7 +40,7 @@ pub(crate) struct FileNames {
     aliases: HashMap<FileId, (Vec<usize>, Vec<String>)>,
     /// (jail, file) -> the name whose lines of the file the jail counts.
     owners: HashMap<(usize, FileId), String>,
-    /// (jail, shapes of the two names) said ([`shape`]: once per pair of names, not per
+    /// (jail, shapes of the two names) said ([`series_of`]: once per pair of names, not per
     /// file of a link moved along numbered files, review 64 L5).
     said: HashSet<(usize, String, String)>,
     /// The paths whose own file is open (`status`).
@@ -190,7 +192,7 @@ impl FileNames {
         out.retain(|&ji| match self.owners.get(&(ji, file)) {
             Some(o) if o == src => true,
             Some(o) if readers.contains(o) => {
-                let (a, b) = (shape(o), shape(src));
+                let (a, b) = (series_of(o), series_of(src));
                 let pair = if a <= b { (ji, a, b) } else { (ji, b, a) };
                 if self.said.insert(pair) {
                     say(ji, o, src);
@@ -210,25 +212,6 @@ impl FileNames {
     pub(crate) fn held(&self) -> &HashSet<String> {
         &self.held
     }
-}
-
-/// A name with each run of digits as `N`: the files of one numbered or dated series
-/// (`app-7.log`, `auth.log-20261207`) have one shape.
-fn shape(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut digits = false;
-    for c in name.chars() {
-        if c.is_ascii_digit() {
-            if !digits {
-                out.push('N');
-            }
-            digits = true;
-        } else {
-            out.push(c);
-            digits = false;
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -333,7 +316,7 @@ mod tests {
             assert_eq!(n.route(&own, file, &[0], &mut say), [0usize; 0]);
         }
         assert_eq!(said, ["0 /l/current.log /l/app-1.log"]);
-        assert_eq!(shape("/l/auth.log-20261207"), "/l/auth.log-N");
+        assert_eq!(series_of("/l/auth.log-20261207"), "/l/auth.log-N");
     }
 
     /// A reload keeps, for a jail kept (under another index now), the name it counts a file

@@ -168,8 +168,14 @@ pub enum Event<'a> {
     /// At start: the file read before the stop is found under a name that is no rotation of
     /// the path's (a link moved along numbered files while the daemon was down, or the file
     /// renamed): the rest of it is read from `from`, then the path's new file from its
-    /// beginning. A file a link named in between is not known.
-    MovedWhileDown { path: &'a str, from: String },
+    /// beginning.
+    MovedWhileDown {
+        path: &'a str,
+        from: String,
+        /// The files of `from`'s series made after it and before the path's file now,
+        /// read whole, oldest first (the files a link named in between).
+        between: Vec<String>,
+    },
     /// The file read when the daemon last stopped had been rotated away just before (it was
     /// still being read to its end under its old name): what its writer added to it after
     /// the stop is read from `from`, its rotated name.
@@ -971,7 +977,7 @@ enum Notice {
     RotatedWhileDown(String),
     /// The same, found under a name that is no rotation of the path's (see
     /// [`Event::MovedWhileDown`]).
-    MovedWhileDown(String),
+    MovedWhileDown(String, Vec<String>),
     /// See [`Event::RotatedAgainWhileDown`].
     RotatedAgainWhileDown(Vec<String>, Unread),
     /// See [`Event::LostWhileDown`].
@@ -1301,7 +1307,7 @@ impl Watched {
                     // whose copy, under logrotate's name for it, holds the rest
                     let left_out = |id, name: &str| self.left_out(id, name);
                     if let Some(backlog) = self.rotated_backlog(&cp, watches, true, &left_out) {
-                        self.take_backlog(backlog);
+                        self.take_backlog(backlog, watches);
                     }
                     self.notices.push(Notice::Truncated);
                     0
@@ -1313,7 +1319,7 @@ impl Watched {
                 // its rest is read too
                 let left_out = |id, name: &str| self.left_out(id, name);
                 if let Some(backlog) = self.rotated_backlog(&cp, watches, false, &left_out) {
-                    self.take_backlog(backlog);
+                    self.take_backlog(backlog, watches);
                 } else if cp.ino != 0 && cp.offset > 0 {
                     // (said: lines may be lost, a review found none said)
                     self.notices.push(Notice::LostWhileDown(cp.offset));
@@ -1594,17 +1600,83 @@ impl Watched {
 
     /// Reads what [`Watched::rotated_backlog`] found after what is read already: the rest of
     /// the file read before the stop, then the later rotations whole.
-    fn take_backlog(&mut self, backlog: Backlog) {
+    fn take_backlog(&mut self, backlog: Backlog, watches: &mut Watches) {
         if let Some((t, from)) = backlog.rest {
-            self.notices.push(if self.is_rotated_name(&from) {
-                Notice::RotatedWhileDown(from)
+            if self.is_rotated_name(&from) {
+                self.notices.push(Notice::RotatedWhileDown(from));
+                self.draining.push(t);
             } else {
-                Notice::MovedWhileDown(from)
-            });
-            self.draining.push(t);
+                let between = self.moved_between(Path::new(&from), t.id(), watches);
+                let (tails, names): (Vec<Tail>, Vec<String>) = between.into_iter().unzip();
+                self.notices.push(Notice::MovedWhileDown(from, names));
+                self.draining.push(t);
+                self.draining.extend(tails);
+            }
         }
         let later = self.later_notice(backlog.later, backlog.unread);
         self.draining.extend(later);
+    }
+
+    /// For a link (the path) that named `found` when the daemon stopped and names another
+    /// file now: the files it named in between, as far as they can be told, opened to be
+    /// read whole, oldest first. Those of `found`'s directory named in the same series
+    /// (the same name but for its numbers: `app-3.log` after `app-2.log`), made after
+    /// `found` and before the file the link names now. At most [`MAX_LATER`], the newest.
+    /// (Review 67 L1: a link moved twice while the daemon was down lost the middle file.)
+    fn moved_between(
+        &self,
+        found: &Path,
+        found_id: (u64, u64),
+        watches: &mut Watches,
+    ) -> Vec<(Tail, String)> {
+        if !fs::symlink_metadata(&self.path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Vec::new();
+        }
+        let born = |m: &fs::Metadata| m.created().ok();
+        let (Some(dir), Some(series)) = (
+            found.parent(),
+            found.file_name().map(|n| series_of(&n.to_string_lossy())),
+        ) else {
+            return Vec::new();
+        };
+        let (Some(from), Some(now)) = (
+            fs::metadata(found).ok().and_then(|m| born(&m)),
+            fs::metadata(&self.path).ok().and_then(|m| born(&m)),
+        ) else {
+            return Vec::new();
+        };
+        let now_id = fs::metadata(&self.path).ok().map(|m| (m.dev(), m.ino()));
+        let Ok(entries) = fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut found_files: Vec<(std::time::SystemTime, PathBuf)> = entries
+            .take(MOVED_SCAN)
+            .flatten()
+            .filter(|e| series_of(&e.file_name().to_string_lossy()) == series)
+            .filter_map(|e| {
+                let m = e.metadata().ok().filter(fs::Metadata::is_file)?;
+                let id = (m.dev(), m.ino());
+                let b = born(&m)?;
+                (id != found_id && Some(id) != now_id && b > from && b < now).then(|| (b, e.path()))
+            })
+            .collect();
+        found_files.sort();
+        let skip = found_files.len().saturating_sub(MAX_LATER);
+        let mut out = Vec::new();
+        for (_, p) in found_files.into_iter().skip(skip) {
+            let Ok(file) = open_regular(&p) else { continue };
+            let Ok(m) = file.metadata() else { continue };
+            let mut t = Tail::new(file, m.dev(), m.ino());
+            if t.seek_to(0).is_err() {
+                continue;
+            }
+            let name = p.display().to_string();
+            let proc_path = format!("/proc/self/fd/{}", t.file.as_raw_fd());
+            t.wd = watches.add(Path::new(&proc_path), FILE_MASK);
+            t.rotated = Some(name.clone());
+            out.push((t, name));
+        }
+        out
     }
 
     /// The later rotations of a backlog, said ([`Event::RotatedAgainWhileDown`]).
@@ -1633,7 +1705,7 @@ impl Watched {
             return;
         }
         match self.rotated_backlog(&cp, watches, false, &|id, name| self.left_out(id, name)) {
-            Some(backlog) => self.take_backlog(backlog),
+            Some(backlog) => self.take_backlog(backlog, watches),
             None => self.checkpoint = Some(cp),
         }
     }
@@ -1788,9 +1860,10 @@ impl Watched {
                     path: &self.name,
                     from,
                 }),
-                Notice::MovedWhileDown(from) => f(Event::MovedWhileDown {
+                Notice::MovedWhileDown(from, between) => f(Event::MovedWhileDown {
                     path: &self.name,
                     from,
+                    between,
                 }),
                 Notice::RotatedAgainWhileDown(from, unread) => f(Event::RotatedAgainWhileDown {
                     path: &self.name,
@@ -2273,6 +2346,25 @@ fn born_after(m: &fs::Metadata, cp: &Checkpoint) -> bool {
     cp.saved_ms > 0 && m.created().is_ok_and(|born| born > taken + MTIME_GRAIN)
 }
 
+/// A file name with each run of digits as `N`: the files of one numbered or dated series
+/// (`app-7.log`, `auth.log-20261207`) have one.
+pub(crate) fn series_of(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut digits = false;
+    for c in name.chars() {
+        if c.is_ascii_digit() {
+            if !digits {
+                out.push('N');
+            }
+            digits = true;
+        } else {
+            out.push(c);
+            digits = false;
+        }
+    }
+    out
+}
+
 /// The key of [`Watched::drain_checkpoint`] for path `name` (no log path starts so).
 pub fn drain_key(name: &str) -> String {
     format!("rotated-from:{name}")
@@ -2596,8 +2688,20 @@ pub fn follow_files(
             Event::RotatedWhileDown { path, from } => batch.notes.push(format!(
                 "{path} was rotated while the daemon was down: reading the rest of the old file, now {from}, then the new one from its start"
             )),
-            Event::MovedWhileDown { path, from } => batch.notes.push(format!(
-                "{path} names another file since the daemon last ran (a link moved on, or the file renamed): reading the rest of the file read before, now {from}, then the new one from its start; a file the link named in between, if any, is not read"
+            Event::MovedWhileDown {
+                path,
+                from,
+                between,
+            } => batch.notes.push(format!(
+                "{path} names another file since the daemon last ran (a link moved on, or the file renamed): reading the rest of the file read before, now {from}, {}then the new one from its start",
+                if between.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "the files made in between in its series whole ({}), ",
+                        between.join(", ")
+                    )
+                }
             )),
             Event::RotatedAgainWhileDown { path, from, unread } => {
                 let mut note = format!(
@@ -3409,7 +3513,9 @@ mod tests {
             }
             let cps = fl.checkpoints();
             drop(fl);
-            // while down: the files named go on, the link moves on
+            // while down: the files named go on, the link moves on, twice when it moved
+            // just before the stop (review 67 L1: the file between was lost), with files
+            // made a moment apart, as a program makes them
             let (late, named) = if moved_at_stop {
                 append(&d.join("app-1.log"), "a-late\n");
                 (vec!["a-late", "b-late"], d.join("app-2.log"))
@@ -3417,12 +3523,20 @@ mod tests {
                 (vec!["a-late"], d.join("app-1.log"))
             };
             append(&named, &format!("{}\n", late.last().unwrap()));
+            let apart = || std::thread::sleep(Duration::from_millis(20));
+            apart();
             append(&d.join("app-3.log"), "c\n");
             point_link(&link, "app-3.log");
+            if moved_at_stop {
+                apart();
+                append(&d.join("app-4.log"), "d\n");
+                point_link(&link, "app-4.log");
+            }
             let mut fl = Follower::new(vec![link.clone()], cps, DEFAULT_MAX_LINE).unwrap();
             fl.set_drain_idle(Duration::ZERO);
             let got = poll(&mut fl);
-            let want: Vec<&str> = late.iter().copied().chain(["c"]).collect();
+            let then: &[&str] = if moved_at_stop { &["c", "d"] } else { &["c"] };
+            let want: Vec<&str> = late.iter().copied().chain(then.iter().copied()).collect();
             assert_eq!(lines(&got), want, "moved at stop: {moved_at_stop}");
             let named = named.display().to_string();
             assert!(
