@@ -741,7 +741,7 @@ fn write_ops(conn: &mut Connection, ops: &[StoreOp]) -> rusqlite::Result<()> {
 impl Store {
     /// Replaces the saved failures of open windows with `rows`: (jail, address or prefix,
     /// time, weight).
-    pub fn save_windows(&mut self, rows: &[(String, Cidr, i64, u32)]) -> Result<()> {
+    pub fn save_windows(&mut self, rows: &[(&str, Cidr, i64, u32)]) -> Result<()> {
         // the changes a failed write kept go first (this is the minute's checkpoint, and the
         // stop's last write)
         if !self.backlog.is_empty() {
@@ -802,22 +802,37 @@ impl Store {
             .collect())
     }
 
-    /// The saved failures of open windows (see [`Store::save_windows`]), oldest first, and
-    /// deletes them, in one transaction. A row whose address cannot be read is dropped.
-    pub fn take_windows(&mut self) -> Result<Vec<(String, Cidr, i64, u32)>> {
-        let rows = (|| -> rusqlite::Result<Vec<(String, String, i64, u32)>> {
+    /// The saved failures of open windows (see [`Store::save_windows`]), oldest first, each
+    /// given to `each` as it is read (jail, key, time, weight), then deletes them; returns
+    /// how many rows there were. A row whose address cannot be read is dropped. (Streamed:
+    /// read into memory whole, and copied once more, millions of rows after a flood made
+    /// the start need five times the running daemon's memory, review 66 M1.)
+    pub fn take_windows_each(
+        &mut self,
+        mut each: impl FnMut(&str, Cidr, i64, u32),
+    ) -> Result<usize> {
+        let n = (|| -> rusqlite::Result<usize> {
             let mut q = self.conn.prepare(
                 "SELECT jail, addr, time_ms, weight FROM windows ORDER BY time_ms, rowid",
             )?;
-            let rows = q.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
-            rows.collect()
+            let mut rows = q.query([])?;
+            let mut n = 0;
+            while let Some(r) = rows.next()? {
+                n += 1;
+                let jail = r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
+                let addr = r.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
+                if let Ok(key) = Cidr::parse(addr) {
+                    each(jail, key, r.get(2)?, r.get(3)?);
+                }
+            }
+            Ok(n)
         })()
         .with_context(|| self.windows_unread())?;
         // (read first, then cleared: on a full disk the clearing fails, and the failures
         // are put back all the same, a review found them dropped with it; they stay in the
         // file and may be put back again at a later start, where those older than their
         // window are not)
-        if !rows.is_empty() {
+        if n > 0 {
             if let Err(e) = self.conn.execute("DELETE FROM windows", []) {
                 tracing::warn!(
                     "cannot clear the saved failures of open windows in {} ({e}); put back all the same",
@@ -825,12 +840,15 @@ impl Store {
                 );
             }
         }
-        Ok(rows
-            .into_iter()
-            .filter_map(|(jail, addr, time, weight)| {
-                Some((jail, Cidr::parse(&addr).ok()?, time, weight))
-            })
-            .collect())
+        Ok(n)
+    }
+
+    /// [`Store::take_windows_each`], collected.
+    #[cfg(test)]
+    pub fn take_windows(&mut self) -> Result<Vec<(String, Cidr, i64, u32)>> {
+        let mut out = Vec::new();
+        self.take_windows_each(|j, k, t, w| out.push((j.to_string(), k, t, w)))?;
+        Ok(out)
     }
 
     /// The bans that have not ended at `now` (`end > now`).
@@ -1814,9 +1832,13 @@ mod tests {
         ];
         {
             let mut store = Store::open(&path, CorruptPolicy::Refuse).unwrap();
-            store.save_windows(&rows[..1]).unwrap();
+            let borrowed: Vec<(&str, Cidr, i64, u32)> = rows
+                .iter()
+                .map(|(j, k, t, w)| (j.as_str(), *k, *t, *w))
+                .collect();
+            store.save_windows(&borrowed[..1]).unwrap();
             // a second save replaces the first
-            store.save_windows(&rows).unwrap();
+            store.save_windows(&borrowed).unwrap();
         }
         let mut store = Store::open(&path, CorruptPolicy::Refuse).unwrap();
         let mut want = rows.clone();

@@ -1954,34 +1954,32 @@ impl Engine {
     /// failures, after a crash), and of a window that ended while the daemon was down (see
     /// `Tracker::restore_failure`).
     fn restore_windows(&mut self, now: Millis) -> Result<()> {
-        let rows = self.store.take_windows()?;
         let mut back = 0usize;
-        for (jail, key, time, weight) in &rows {
-            let Some(j) = self.jails.iter_mut().find(|j| j.name() == jail) else {
-                continue;
+        let (jails, own, history) = (&mut self.jails, &self.own, &self.history);
+        let rows = self.store.take_windows_each(|jail, key, time, weight| {
+            let Some(j) = jails.iter_mut().find(|j| j.name() == jail) else {
+                return;
             };
-            if lift_reason(&j.settings().ignore, &self.own, *key).is_some() {
-                continue;
+            if lift_reason(&j.settings().ignore, own, key).is_some() {
+                return;
             }
             // (saved by a checkpoint before a ban or a manual unban that cleared it, then
             // a crash: not counted again)
             // (a pardon of an address inside the key: the key's failures are forgiven)
-            if self
-                .history
-                .last_touched(*key, jail)
-                .max(self.history.last_reset_within(*key, jail))
-                .is_some_and(|at| at >= *time)
+            if history
+                .last_touched(key, jail)
+                .max(history.last_reset_within(key, jail))
+                .is_some_and(|at| at >= time)
             {
-                continue;
+                return;
             }
-            if j.tracker_mut().restore_failure(*key, *time, *weight, now) {
+            if j.tracker_mut().restore_failure(key, time, weight, now) {
                 back += 1;
             }
-        }
-        if !rows.is_empty() {
+        })?;
+        if rows > 0 {
             info!(
-                "{back} of {} saved failures of open windows put back (the others: their window ended, or their jail or address is gone)",
-                rows.len()
+                "{back} of {rows} saved failures of open windows put back (the others: their window ended, or their jail or address is gone)"
             );
         }
         // saved again at once: taken from the state file, they were in memory only until
@@ -2041,7 +2039,7 @@ impl Engine {
                 j.tracker()
                     .window_failures()
                     .filter(move |f| f.1 > after)
-                    .map(|(k, t, w)| (j.name().to_string(), k, t, w))
+                    .map(|(k, t, w)| (j.name(), k, t, w))
             })
             .collect();
         self.store.save_windows(&rows)?;
