@@ -1065,6 +1065,24 @@ fn a_second_daemon_on_the_same_chain_routes_or_hosts_deny_is_refused() {
             o.stderr_str()
         );
         assert!(held(), "{backend}: the first daemon's ban was wiped");
+        if backend == "hosts-deny" {
+            // one file in every namespace: a daemon of another one is refused too (stop 46)
+            let other = Netns::new("two-h2");
+            let mut c = other.command(BIN, &["run", "-c"]);
+            c.arg(write_cfg("c", backend));
+            let o = run_with_timeout(&mut c, None, Duration::from_secs(30));
+            assert!(
+                !o.success()
+                    && o.stderr_str()
+                        .contains("from this network namespace or another"),
+                "{}",
+                o.stderr_str()
+            );
+            assert!(
+                held(),
+                "the first daemon's ban was wiped from another namespace"
+            );
+        }
         assert!(d.cli(&["status"]).success());
         assert!(!d.log().contains(left), "{backend}: {}", d.log());
         d.stop();

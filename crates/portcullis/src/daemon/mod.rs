@@ -791,7 +791,8 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
 /// go away with the process). Two daemons with different configurations on one table
 /// rebuilt each other's sets; on one chain, one route protocol or one hosts.deny file, the
 /// second's start wiped the first's bans (review 56: they came back only with the first's
-/// minute check, or not at all). (A hosts.deny file shared across namespaces is not seen.)
+/// minute check, or not at all). A hosts.deny file is one file whatever the namespace: its
+/// lock is taken across namespaces (stop 46 left it per namespace).
 fn claim_table(cfg: &Config) -> Result<Vec<Claim>> {
     let used = crate::firewall::router::used(cfg);
     let b = &cfg.firewall.backends;
@@ -818,7 +819,13 @@ fn claim_table(cfg: &Config) -> Result<Vec<Claim>> {
         ),
         (
             &["hosts-deny"][..],
-            format!("portcullis/hosts-deny/{}", b.hosts_deny.path.display()),
+            // (the file itself, however named: its lock is not per namespace)
+            format!(
+                "{HOSTS_DENY_CLAIM}{}",
+                std::fs::canonicalize(&b.hosts_deny.path)
+                    .unwrap_or_else(|_| b.hosts_deny.path.clone())
+                    .display()
+            ),
             format!("the file {}", b.hosts_deny.path.display()),
             "set [firewall.hosts_deny] path to another file to run a second one",
         ),
@@ -838,9 +845,12 @@ fn claim_table(cfg: &Config) -> Result<Vec<Claim>> {
 fn claim(name: &str, what: &str, fix: &str) -> Result<Option<Claim>> {
     use std::os::linux::net::SocketAddrExt;
     let lock = lock_claim(name).map_err(|()| {
-        anyhow::anyhow!(
-            "another portcullis daemon already uses {what} in this network namespace ({fix})"
-        )
+        let place = if name.starts_with(HOSTS_DENY_CLAIM) {
+            "(from this network namespace or another)"
+        } else {
+            "in this network namespace"
+        };
+        anyhow::anyhow!("another portcullis daemon already uses {what} {place} ({fix})")
     })?;
     // (an abstract name is at most 107 bytes: a long hosts.deny path is cut, its end kept)
     let bytes = name.as_bytes();
@@ -1016,6 +1026,10 @@ struct Claim(
 /// the refusal of a second daemon, review 58).
 const CLAIMS_DIR: &str = "/run/portcullis/claims";
 
+/// The start of the claim of a hosts.deny file, whose lock is the same in every network
+/// namespace.
+const HOSTS_DENY_CLAIM: &str = "portcullis/hosts-deny/";
+
 /// Takes the lock of claim `name` in this network namespace (a file under [`CLAIMS_DIR`]
 /// named after the namespace's inode and the claim, `flock`ed). Err(()) when another
 /// process holds it: a daemon (only root writes there). Ok(None) when the directory cannot
@@ -1045,7 +1059,12 @@ fn lock_claim(name: &str) -> std::result::Result<Option<std::fs::File>, ()> {
         })
         .collect();
     let file = &file[file.len().saturating_sub(180)..];
-    let path = std::path::Path::new(CLAIMS_DIR).join(format!("{ns}-{file}"));
+    let scope = if name.starts_with(HOSTS_DENY_CLAIM) {
+        "file".to_string()
+    } else {
+        ns.to_string()
+    };
+    let path = std::path::Path::new(CLAIMS_DIR).join(format!("{scope}-{file}"));
     match fsutil::try_lock(&path) {
         Ok(Some(f)) => Ok(Some(f)),
         Ok(None) => Err(()),
