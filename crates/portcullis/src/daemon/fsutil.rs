@@ -284,9 +284,9 @@ pub fn check_trusted(path: &Path, what: &str, sticky_parent: bool) -> Result<()>
     let uid = euid();
     match untrusted_on(&abs, uid, sticky_parent) {
         Some(why) => bail!(
-            "{what} {} is not trusted: {why}, so another user could change what portcullis, \
-             run as uid {uid}, reads or runs there. Give it to root and make it writable by \
-             its owner only (chown root; chmod go-w), or move it",
+            "{what} {} is not trusted: {why}; another user could change what portcullis, \
+             run as uid {uid}, reads or runs there (every file, directory and link on its \
+             way must be root's and writable by root only)",
             path.display()
         ),
         None => Ok(()),
@@ -388,8 +388,17 @@ fn untrusted_entry(p: &Path, uid: u32, sticky_ok: bool) -> Option<String> {
     } else {
         "the file"
     };
+    // (each with the fix for that one: the path checked is often not the culprit)
     if m.uid() != 0 && m.uid() != uid {
-        return Some(format!("{kind} {pd} belongs to uid {}", m.uid()));
+        let h = if m.file_type().is_symlink() {
+            "-h "
+        } else {
+            ""
+        };
+        return Some(format!(
+            "{kind} {pd} belongs to uid {} (chown {h}root {pd})",
+            m.uid()
+        ));
     }
     if m.file_type().is_symlink() {
         return None;
@@ -397,17 +406,17 @@ fn untrusted_entry(p: &Path, uid: u32, sticky_ok: bool) -> Option<String> {
     let mode = m.mode() & 0o7777;
     let others = if m.mode() & 0o002 != 0 {
         Some(format!(
-            "{kind} {pd} has mode {mode:04o}: other users can write it"
+            "{kind} {pd} has mode {mode:04o}: other users can write it (chmod go-w {pd})"
         ))
     } else if m.mode() & 0o020 != 0 && m.gid() != 0 {
         Some(format!(
-            "{kind} {pd} has mode {mode:04o}: group {} can write it",
+            "{kind} {pd} has mode {mode:04o}: group {} can write it (chmod g-w {pd})",
             m.gid()
         ))
     } else if m.mode() & 0o020 != 0 && has_acl(p) {
         // (the group bits of a file with an access ACL are its mask)
         Some(format!(
-            "{kind} {pd} has an access ACL that lets another user or group write it (getfacl {pd})"
+            "{kind} {pd} has an access ACL that lets another user or group write it (getfacl {pd}; setfacl -b {pd})"
         ))
     } else {
         None
