@@ -106,6 +106,7 @@ const JAIL_KEYS: &[&str] = &[
     "v6_prefix",
     "subnet_ban",
     "transport_cut",
+    "renamed_from",
 ];
 
 /// The name of the jail that holds the `deny` list's bans (no `[[jail]]` may take it).
@@ -196,6 +197,9 @@ pub struct JailConfig {
     /// Each filter's name and the logs its metadata says it reads (`logs` of the filter
     /// file, as `portcullis filters` shows them; empty when it says nothing): for warnings.
     pub filter_logs: Vec<(String, Vec<String>)>,
+    /// Former names of the jail: what the state holds under them (bans, their history,
+    /// open windows) becomes this jail's at start and at a reload.
+    pub renamed_from: Vec<String>,
 }
 
 impl JailConfig {
@@ -950,6 +954,19 @@ impl Config {
         for j in &mut cfg.jails {
             cfg.same_file_logs.extend(drop_same_file_logs(j));
         }
+        // a former name is nobody else's: not a jail's own, not two jails'
+        let mut former: Vec<(&str, &str)> = Vec::new();
+        for j in &cfg.jails {
+            for old in &j.renamed_from {
+                if cfg.jails.iter().any(|k| k.name == *old) {
+                    bail!("jail {}: `renamed_from` names {old:?}, which is a jail of this configuration; a jail's bans go to another only once it is renamed", j.name);
+                }
+                if let Some((_, other)) = former.iter().find(|(o, _)| o == old) {
+                    bail!("jails {other} and {} both give {old:?} in `renamed_from`; its bans can go to one only", j.name);
+                }
+                former.push((old, &j.name));
+            }
+        }
         cfg.filter_warnings = own_filter_warnings(&cfg.jails, &compiled_custom);
         Ok(cfg)
     }
@@ -1594,12 +1611,7 @@ fn validate_jail(
             format!("{DENY_JAIL:?} is the jail of the `deny` list; give this jail another name"),
         ));
     }
-    if name.is_empty()
-        || name.len() > 24
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
+    if !valid_jail_name(&name) {
         return Err(nsrc.err(
             nspan,
             "name",
@@ -1855,6 +1867,23 @@ fn validate_jail(
         .map(|t| t.0)
         .unwrap_or_default();
     let backends = jail_backends(at)?;
+    let renamed_from: Vec<String> = at
+        .strings(
+            "renamed_from",
+            "a list of the jail's former names, e.g. [\"ssh\"]",
+        )?
+        .unwrap_or_default()
+        .into_iter()
+        .map(|n| n.into_inner())
+        .collect();
+    for old in &renamed_from {
+        if !valid_jail_name(old) || old == DENY_JAIL || *old == name {
+            return Err(at.err(
+                "renamed_from",
+                format!("{old:?} is not a former name this jail can take over (1-24 letters, digits, '-' or '_'; not its own name, not \"deny\")"),
+            ));
+        }
+    }
     let mut rule_ids: Vec<&str> = Vec::new();
     for id in filters
         .iter()
@@ -1898,7 +1927,18 @@ fn validate_jail(
         user_weights,
         backends,
         transport_cut,
+        renamed_from,
     })
+}
+
+/// Whether `name` can name a jail: 1-24 letters, digits, '-' or '_' (it becomes part of
+/// nft set names).
+fn valid_jail_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 24
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// The ports of a jail's filters when every one names its own ([`Filter::ports`]): their

@@ -851,6 +851,42 @@ impl Store {
         Ok(out)
     }
 
+    /// Gives jail `old`'s rows (active bans, their history and resets, open windows) to jail
+    /// `new`, in one transaction: a jail renamed with `renamed_from`. A row `new` has
+    /// already (the same address) stays `new`'s, and `old`'s is dropped. Returns how many
+    /// active bans moved.
+    pub fn rename_jail(&mut self, old: &str, new: &str) -> Result<usize> {
+        let mut write = || -> rusqlite::Result<usize> {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let moved = tx.execute(
+                "UPDATE OR IGNORE active_bans SET jail = ?2 WHERE jail = ?1",
+                params![old, new],
+            )?;
+            for table in ["active_bans", "ban_history", "ban_resets", "windows"] {
+                if table != "active_bans" {
+                    tx.execute(
+                        &format!("UPDATE OR IGNORE {table} SET jail = ?2 WHERE jail = ?1"),
+                        params![old, new],
+                    )?;
+                }
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE jail = ?1"),
+                    params![old],
+                )?;
+            }
+            tx.commit()?;
+            Ok(moved)
+        };
+        write().with_context(|| {
+            format!(
+                "cannot give jail {old}'s bans to jail {new} in {}",
+                self.path.display()
+            )
+        })
+    }
+
     /// The bans that have not ended at `now` (`end > now`).
     pub fn active_bans(&self, now: i64) -> Result<Vec<BanRecord>> {
         let rows = self.bans(

@@ -1920,8 +1920,34 @@ impl Engine {
         }
     }
 
+    /// What the state holds under each jail's former names (`renamed_from`) becomes the
+    /// jail's own, said per name: at start and at a reload, before the bans are put back.
+    /// (Review 60 L3: a renamed jail left its bans in the state, not enforced, until they
+    /// ended; an admin moving from fail2ban's names opened the firewall to every offender.)
+    /// Returns whether anything moved.
+    fn take_renamed(&mut self, jails: &[crate::config::JailConfig]) -> bool {
+        let mut any = false;
+        let renames: Vec<(String, String)> = (jails.iter())
+            .flat_map(|j| j.renamed_from.iter().map(|o| (o.clone(), j.name.clone())))
+            .collect();
+        for (old, new) in renames {
+            match self.store.rename_jail(&old, &new) {
+                Ok(0) => {}
+                Ok(n) => {
+                    any = true;
+                    info!("jail {new}: {n} ban(s) of jail {old}, its former name (`renamed_from`), are now its own, with their history");
+                }
+                Err(e) => error!("{e:#}"),
+            }
+        }
+        any
+    }
+
     fn restore(&mut self) -> Result<()> {
         let now = now_ms();
+        let jails = std::mem::take(&mut self.cfg.jails);
+        self.take_renamed(&jails);
+        self.cfg.jails = jails;
         self.load_history(now)?;
         let (mut ops, lifted, n) = self.restore_bans(None, now)?;
         // the `deny` list in the same whole truth: the firewall drops what is not in it (an
@@ -2907,6 +2933,13 @@ impl Engine {
         // at a start
         // (past `self.jails = jails` nothing returns early: a reload stopped half way ran
         // the new jails with the old configuration, review 43)
+        // a jail renamed: the old name's bans (lifted above, kept in the state) are the
+        // new name's, put back below with the jails added
+        if self.take_renamed(&cfg.jails) {
+            if let Err(e) = self.load_history(now_ms()) {
+                error!("{e:#}");
+            }
+        }
         if !added.is_empty() {
             let now = now_ms();
             match self.restore_bans(Some(&added), now) {
@@ -4854,6 +4887,67 @@ wait "$p"
             stored_bans(&eng),
             ["a 203.0.113.62", "a 203.0.113.63", "b 203.0.113.64"]
         );
+    }
+
+    /// Review 60 L3: a jail renamed with `renamed_from` takes over its former name's bans,
+    /// at a reload and at a start (they stayed in the state under the old name, not
+    /// enforced, until they ended); escalation goes on with their history.
+    #[test]
+    fn a_renamed_jail_takes_over_its_former_names_bans() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let path = d.join("portcullis.toml");
+        let write = |name: &str, extra: &str| {
+            let text = config(d, &[(name, &[])]) + extra;
+            std::fs::write(&path, text).unwrap();
+        };
+        write("sshd", "");
+        let (tx, _rx) = engine_channel();
+        let mut eng = engine(d, &path, tx.clone());
+        eng.restore().unwrap();
+        assert!(ban(&mut eng, "203.0.113.71", "sshd").ok);
+        // at a reload
+        write("ssh", "renamed_from = [\"sshd\"]\n");
+        let r = eng.on_control(Request::Reload);
+        assert!(r.ok, "{r:?}");
+        let hosts = |eng: &mut Engine| -> Vec<(String, String)> {
+            bans_of(eng, false)
+                .into_iter()
+                .map(|b| (b.jail, b.host))
+                .collect()
+        };
+        let want = vec![("ssh".to_string(), "203.0.113.71".to_string())];
+        assert_eq!(hosts(&mut eng), want);
+        assert_eq!(stored_bans(&eng), ["ssh 203.0.113.71"]);
+        // at a start
+        assert!(ban(&mut eng, "203.0.113.72", "ssh").ok);
+        drop(eng);
+        write("ssh2", "renamed_from = [\"ssh\", \"sshd\"]\n");
+        let mut eng = engine(d, &path, tx.clone());
+        eng.restore().unwrap();
+        let mut got = hosts(&mut eng);
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("ssh2".to_string(), "203.0.113.71".to_string()),
+                ("ssh2".to_string(), "203.0.113.72".to_string())
+            ]
+        );
+        // the history came along, whole
+        let history: Vec<String> = (eng.store.history_since(0).unwrap().iter())
+            .map(|b| format!("{} {}", b.jail, b.addr))
+            .collect();
+        assert_eq!(history, ["ssh2 203.0.113.71", "ssh2 203.0.113.72"]);
+        // a former name that is a jail of the configuration is refused
+        std::fs::write(
+            &path,
+            config(d, &[("a", &[]), ("b", &[])])
+                .replace("name = \"b\"\n", "name = \"b\"\nrenamed_from = [\"a\"]\n"),
+        )
+        .unwrap();
+        let e = format!("{:#}", Config::load(Some(&path)).unwrap_err());
+        assert!(e.contains("which is a jail of this configuration"), "{e}");
     }
 
     /// Found by a stranger review: a jail removed at a reload lost its bans from the firewall
