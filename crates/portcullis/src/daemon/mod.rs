@@ -1843,7 +1843,7 @@ impl Engine {
             }
         }
         for (jail, k) in dormant {
-            warn!("{k} ban(s) of jail {jail}, which is not configured, are kept in the state file but not enforced: they come back if the jail does, before they end (portcullis unban --jail {jail} --all forgets them)");
+            warn!("{k} ban(s) of jail {jail}, which is not configured, are kept in the state file but not enforced: they come back if the jail does, before they end, or go to the jail that gives renamed_from = [\"{jail}\"] (portcullis unban --jail {jail} --all forgets them)");
         }
         Ok((ops, lifted, n))
     }
@@ -2900,8 +2900,10 @@ impl Engine {
             return Err(e.context("the firewall refused the new jails"));
         }
         for (jail, bans) in &gone {
-            if !bans.is_empty() {
-                warn!("jail {jail} is no longer configured: its {} ban(s) are lifted from the firewall and kept in the state file; they come back if the jail does, before they end (portcullis unban --jail {jail} --all forgets them)", bans.len());
+            // (renamed: said as the new name takes them, below)
+            let renamed = cfg.jails.iter().any(|j| j.renamed_from.contains(jail));
+            if !bans.is_empty() && !renamed {
+                warn!("jail {jail} is no longer configured: its {} ban(s) are lifted from the firewall and kept in the state file; they come back if the jail does, before they end, or go to the jail that gives renamed_from = [\"{jail}\"] (portcullis unban --jail {jail} --all forgets them)", bans.len());
             }
             self.meta.retain(|(j, _), _| j != jail);
         }
@@ -3824,7 +3826,7 @@ pub(crate) fn dormant_notes(
         .into_iter()
         .filter(|(jail, _)| jail != config::DENY_JAIL && !cfg.jails.iter().any(|j| j.name == *jail))
         .map(|(jail, n)| {
-            let note = format!("jail {jail} is not configured: {n} ban(s) of it kept in the state file, not enforced; they come back with the jail before they end (portcullis unban --jail {jail} --all forgets them)");
+            let note = format!("jail {jail} is not configured: {n} ban(s) of it kept in the state file, not enforced; they come back with the jail before they end, or go to the jail that gives renamed_from = [\"{jail}\"] (portcullis unban --jail {jail} --all forgets them)");
             (jail, note)
         })
         .collect())
