@@ -317,9 +317,12 @@ pub struct Tracker {
     sketch: Option<Box<Sketch>>,
     /// Seed of the sketch's hashes.
     seed: u64,
-    /// Per banned key: the sketch weight its ban consumed, and the sketch epoch then (so a
-    /// key is not banned again at once on old evicted failures).
-    debts: BTreeMap<Cidr, (u32, i64)>,
+    /// Per banned key: the sketch weight its ban consumed, the sketch epoch then (so a key
+    /// is not banned again at once on old evicted failures), and the debt's number in the
+    /// order they were made ([`Tracker::next_debt`]).
+    debts: BTreeMap<Cidr, (u32, i64, u64)>,
+    /// The number of the next debt.
+    next_debt: u64,
 }
 
 impl Tracker {
@@ -338,6 +341,7 @@ impl Tracker {
             sketch: None,
             seed: 0x5043_4c53,
             debts: BTreeMap::new(),
+            next_debt: 0,
         }
     }
 
@@ -361,7 +365,7 @@ impl Tracker {
         };
         let est = s.estimate(key, time);
         let debt = match self.debts.get(key) {
-            Some(&(d, e)) if s.holds(e) => d,
+            Some(&(d, e, _)) if s.holds(e) => d,
             _ => 0,
         };
         u64::from(est.saturating_sub(debt))
@@ -513,8 +517,11 @@ impl Tracker {
             .get(&key)
             .filter(|d| s.holds(d.1))
             .map_or(0, |d| d.0);
-        self.debts
-            .insert(key, (prev.saturating_add(saturate(extra)), e));
+        self.next_debt += 1;
+        self.debts.insert(
+            key,
+            (prev.saturating_add(saturate(extra)), e, self.next_debt),
+        );
         if self.debts.len() > self.cfg.cap() {
             let sk = self.sketch.as_ref().expect("sketch");
             self.debts.retain(|_, d| sk.holds(d.1));
@@ -525,10 +532,12 @@ impl Tracker {
             // is kept, so the next clean-up comes after half the cap of bans: a constant
             // cost per ban on average, and a bound. A key whose debt is dropped may be
             // banned again a little sooner, on evicted failures its ban already used.
+            // (newest by the order the debts were made: the epoch alone, one per findtime,
+            // kept the highest addresses of a generation, review 69)
             let keep = self.cfg.cap() / 2;
             if self.debts.len() > keep {
-                let mut newest: Vec<(i64, Cidr)> =
-                    self.debts.iter().map(|(k, d)| (d.1, *k)).collect();
+                let mut newest: Vec<(u64, Cidr)> =
+                    self.debts.iter().map(|(k, d)| (d.2, *k)).collect();
                 newest.sort_unstable_by(|a, b| b.cmp(a));
                 for (_, k) in newest.into_iter().skip(keep) {
                     self.debts.remove(&k);
@@ -1923,29 +1932,43 @@ mod tests {
     #[test]
     fn sketch_assisted_bans_past_the_cap_keep_their_debts_bounded() {
         let cap = 2_000;
-        let mut t = Tracker::new(TrackerConfig {
-            max_tracked: cap,
-            ..cfg(5, 600 * SEC)
-        });
         let n = 5 * cap as u32;
-        let mut bans = 0;
-        let mut most = 0;
-        for round in 0..5u32 {
-            for i in 0..n {
-                let now = Millis::from(round * n + i) / 1000;
-                if t.record(&fail(ip(0x0a00_0000 + i), now), now).is_some() {
-                    bans += 1;
+        // (addresses walked upwards and downwards: the debts kept are the newest, not the
+        // highest addresses, review 69)
+        for down in [false, true] {
+            let mut t = Tracker::new(TrackerConfig {
+                max_tracked: cap,
+                ..cfg(5, 600 * SEC)
+            });
+            let mut bans = 0;
+            let mut most = 0;
+            let mut without = 0;
+            for round in 0..5u32 {
+                for i in 0..n {
+                    let now = Millis::from(round * n + i) / 1000;
+                    let a = ip(0x0a00_0000 + if down { n - 1 - i } else { i });
+                    if t.record(&fail(a, now), now).is_some() {
+                        bans += 1;
+                        // the debt a ban just made is kept (the newest)
+                        if !t.debts.contains_key(&t.config().key(a)) {
+                            without += 1;
+                        }
+                    }
+                    most = most.max(t.debts.len());
                 }
-                most = most.max(t.debts.len());
             }
+            assert!(t.stats().evicted > 0);
+            assert!(most <= cap + 1, "debts grew to {most}");
+            assert!(
+                bans >= n - 2 * cap as u32,
+                "{bans} of {n} offenders banned: {:?}",
+                t.stats()
+            );
+            assert_eq!(
+                without, 0,
+                "down: {down}: bans whose debt was dropped at once"
+            );
         }
-        assert!(t.stats().evicted > 0);
-        assert!(most <= cap + 1, "debts grew to {most}");
-        assert!(
-            bans >= n - 2 * cap as u32,
-            "{bans} of {n} offenders banned: {:?}",
-            t.stats()
-        );
     }
 
     // ---- property tests -------------------------------------------------------------
