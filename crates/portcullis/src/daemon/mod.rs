@@ -2133,6 +2133,14 @@ impl Engine {
                 let cfg = &self.cfg;
                 self.names.set_reading(r, |p| route_of(cfg, p));
             }
+            for (name, other, file) in &b.lent {
+                let of_other = route_of(&self.cfg, other);
+                let both: Vec<usize> = route_of(&self.cfg, name)
+                    .into_iter()
+                    .filter(|j| of_other.contains(j))
+                    .collect();
+                self.names.prefer(*file, other, &both);
+            }
             if let Some(a) = &b.aliases {
                 let cfg = &self.cfg;
                 for n in self.names.set_aliases(a, |p| route_of(cfg, p)) {
@@ -5133,6 +5141,7 @@ wait "$p"
             forgotten: Vec::new(),
             aliases: None,
             reading: None,
+            lent: Vec::new(),
             notes: Vec::new(),
             journal: None,
         };
@@ -5183,6 +5192,7 @@ wait "$p"
             forgotten: Vec::new(),
             aliases: None,
             reading: None,
+            lent: Vec::new(),
             notes: Vec::new(),
             journal: None,
         };

@@ -104,6 +104,15 @@ impl FileNames {
             .collect();
     }
 
+    /// Jails `jails` count `file` from `name` (a name the follower reads it under): at a
+    /// start, the name that read it to a place before the stop, while another name reads
+    /// it again from its start for its own jails (`Batch::lent`).
+    pub(crate) fn prefer(&mut self, file: FileId, name: &str, jails: &[usize]) {
+        for &ji in jails {
+            self.owners.insert((ji, file), name.to_string());
+        }
+    }
+
     /// The follower's aliases (`Follower::aliases`), each match's jails given by `jails_of`.
     /// Returns what to log: each file whose aliases changed.
     pub(crate) fn set_aliases(
@@ -338,6 +347,28 @@ mod tests {
         assert_eq!(n2.route("/l/secure", F, &[0], &mut say), [0]);
         n2.reload(|p| if p == "/l/secure" { vec![] } else { vec![0] }, Some);
         assert_eq!(n2.route("/l/auth.log", F, &[0], &mut say), [0]);
+    }
+
+    /// At a start, a wildcard's match read from a file's start while the link read it to a
+    /// place before the stop: a jail of both counts it from the link's name (`prefer`),
+    /// not again from the start (review 69), while a jail of the match alone gets it all.
+    #[test]
+    fn a_preferred_name_counts_a_file_for_the_jails_of_both() {
+        let mut n = FileNames::default();
+        n.set_reading(
+            &reading(&[("/l/current.log", &[F]), ("/l/app-2.log", &[F])]),
+            |p| {
+                if p == "/l/current.log" {
+                    vec![0]
+                } else {
+                    vec![0, 1]
+                }
+            },
+        );
+        n.prefer(F, "/l/current.log", &[0]);
+        let say = |_: usize, _: &str, _: &str| {};
+        assert_eq!(n.route("/l/app-2.log", F, &[0, 1], say), [1]);
+        assert_eq!(n.route("/l/current.log", F, &[0], say), [0]);
     }
 
     /// Paths with their own file open, for `status`.

@@ -34,6 +34,10 @@ pub struct Batch {
     pub aliases: Option<Vec<(String, (u64, u64))>>,
     /// When it changed: what each followed path reads now (`Follower::reading`).
     pub reading: Option<Reading>,
+    /// Names that read a file from its start although another name had read it to a place
+    /// before the stop (`Follower::take_lent`): (the name, the other name, the file). A
+    /// jail of both counts the file from the other name.
+    pub lent: Vec<(String, String, (u64, u64))>,
     /// Notes to log (rotations, long lines, errors).
     pub notes: Vec<String>,
     /// The journal position these lines reach, to [`JournalPosition::commit`] once they are

@@ -279,6 +279,9 @@ pub struct Follower {
     /// The jails of each configured path or pattern ([`Follower::set_readers`]); empty:
     /// not known (every name taken to have the same jails).
     readers: HashMap<String, Vec<String>>,
+    /// Names read from a file's start where another name's place in it was not taken
+    /// ([`Follower::take_lent`]).
+    lent: Vec<(String, String, (u64, u64))>,
     buf: Vec<u8>,
     max_line: usize,
     drain_idle: Duration,
@@ -337,6 +340,7 @@ impl Follower {
             aliases: BTreeMap::new(),
             alias_old: Vec::new(),
             readers,
+            lent: Vec::new(),
             buf: vec![0; READ_BUF_LEN],
             max_line,
             drain_idle: DRAIN_IDLE,
@@ -382,6 +386,15 @@ impl Follower {
             (Some(l), Some(n)) => n.is_subset(&l),
             _ => true,
         }
+    }
+
+    /// The names read from a file's start although another name had read it to a place
+    /// before the stop, whose jails are not all that name's ([`Follower::counted_by`]):
+    /// (the name, the other name, the file). The engine has the jails of both count the
+    /// file from the other name, so that they do not count its first lines twice (review
+    /// 69: a jail reading a link and a wildcard over its files did).
+    pub fn take_lent(&mut self) -> Vec<(String, String, (u64, u64))> {
+        std::mem::take(&mut self.lent)
     }
 
     /// The limit beyond which lines are cut.
@@ -738,6 +751,15 @@ impl Follower {
             self.seen.remove(&id);
         }
         let name = path.to_string_lossy().into_owned();
+        let lender = self.restored.iter().find(|c| {
+            (c.dev, c.ino) == id && c.path != name && same_file(&path, c.fingerprint, c.offset)
+        });
+        // (a name with a place of its own reads on from it)
+        let own = self.parked.contains_key(&name);
+        if let Some(c) = lender.filter(|c| !own && !self.counted_by(&c.path, &name)) {
+            let other = c.path.strip_prefix("rotated-from:").unwrap_or(&c.path);
+            self.lent.push((name.clone(), other.to_string(), id));
+        }
         let checkpoint = self.parked.remove(&name).or_else(|| {
             self.restored
                 .iter()
@@ -2747,8 +2769,10 @@ pub fn follow_files(
             reading = now_reading;
             batch.reading = Some(reading.clone());
         }
+        batch.lent = f.take_lent();
         let had_lines = !batch.lines.is_empty();
         if had_lines
+            || !batch.lent.is_empty()
             || batch.aliases.is_some()
             || batch.reading.is_some()
             || !batch.notes.is_empty()
@@ -3613,6 +3637,12 @@ mod tests {
         // while down: the old file's writer goes on
         append(&d.join("app-1.log"), "a-late\n");
         let mut fl = start(cps);
+        // (told: a jail of both names counts the file from the link's, review 69)
+        let lent: Vec<(String, String)> = (fl.take_lent().into_iter())
+            .map(|(n, o, _)| (n, o))
+            .collect();
+        let name = |f: &str| d.join(f).display().to_string();
+        assert_eq!(lent, [(name("app-2.log"), name("current.log"))]);
         assert_eq!(
             read(&mut fl),
             ["app-1.log a-late", "app-2.log b", "current.log a-late"]
