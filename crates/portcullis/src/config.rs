@@ -4423,6 +4423,9 @@ backend = "route"
             e.contains("the file given as an argument") && e.contains("not trusted"),
             "{e}"
         );
+        // a file given to a program that is no interpreter is that program's business
+        std::fs::write(&main, format!("[firewall]\nbackend = \"command\"\n[firewall.command]\nban = [\"/bin/echo\", \"{}\", \"{{cidr}}\"]\nunban = [\"/bin/true\", \"{{cidr}}\"]\ncheck = [\"/bin/true\", \"{{cidr}}\"]\n", prog.display())).unwrap();
+        crate::firewall::router::preflight(&Config::load(Some(&main)).unwrap()).unwrap();
         let e = refused(format!(
             "[firewall]\nbackend = \"hosts-deny\"\n[firewall.hosts_deny]\npath = \"{}\"\n",
             open.join("hosts.deny").display()

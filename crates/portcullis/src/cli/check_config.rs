@@ -20,6 +20,7 @@ pub fn run(path: Option<&Path>, notify_test: bool) -> anyhow::Result<i32> {
             ("portcullis.db-shm", "state file"),
             ("portcullis.db-journal", "state file"),
             ("notify.db", "notification queue"),
+            ("fleet.db", "fleet state"),
             (crate::report::FILE, "statistics file"),
         ][..]
     } else {

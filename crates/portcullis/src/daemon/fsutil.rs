@@ -263,10 +263,12 @@ fn check_parent(dir: &Path, p: &Path, m: &Metadata, uid: u32) -> Result<()> {
 }
 
 /// Checks a file portcullis takes as configuration (the configuration file and its
-/// drop-ins, filter files, `ignore` and `deny` list files), a program it runs (a `command`
-/// backend's), or the file it rewrites (hosts.deny): the rule of the state directory (the
-/// module header), applied to `path` as written and as resolved. The file, every directory
-/// above it and every link on the way belong to root or to the user that runs portcullis;
+/// drop-ins, filter files, `ignore` and `deny` list files, the notifications' password and
+/// header files, the fleet's key and CA), a program it runs (a `command` backend's, and an
+/// interpreter's script it names), or the file it rewrites (hosts.deny): the rule of the
+/// state directory (the module header), applied to `path` walked one name at a time, each
+/// link followed where it stands ([`untrusted_on`]). The file, every directory above it
+/// and every link on the way belong to root or to the user that runs portcullis;
 /// none is writable by other users (the `root` group is trusted), but for a directory above
 /// with the sticky bit (`/tmp`) when `sticky_parent` allows it. Whoever can change such a
 /// file runs commands as the daemon's user, chooses who is never banned or always banned,

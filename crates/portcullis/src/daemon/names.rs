@@ -40,7 +40,7 @@ pub(crate) struct FileNames {
     aliases: HashMap<FileId, (Vec<usize>, Vec<String>)>,
     /// (jail, file) -> the name whose lines of the file the jail counts.
     owners: HashMap<(usize, FileId), String>,
-    /// (jail, shapes of the two names) said ([`series_of`]: once per pair of names, not per
+    /// (jail, shapes of the two names) said ([`shape`]: once per pair of names, not per
     /// file of a link moved along numbered files, review 64 L5).
     said: HashSet<(usize, String, String)>,
     /// The paths whose own file is open (`status`).
@@ -180,7 +180,8 @@ impl FileNames {
 
     /// The jails that count this line of `file`, which came under name `src`, whose jails
     /// are `js` (sorted): those of `js` and of the file's aliases, less those that count the
-    /// file from another name that still reads it. `say` gets, once per jail and file, the
+    /// file from another name that still reads it. `say` gets, once per jail and pair of
+    /// names (the files of a numbered series as one, [`shape`]), the
     /// jail and the two names.
     pub(crate) fn route(
         &mut self,
@@ -201,7 +202,7 @@ impl FileNames {
         out.retain(|&ji| match self.owners.get(&(ji, file)) {
             Some(o) if o == src => true,
             Some(o) if readers.contains(o) => {
-                let (a, b) = (series_of(o), series_of(src));
+                let (a, b) = (shape(o), shape(src));
                 let pair = if a <= b { (ji, a, b) } else { (ji, b, a) };
                 if self.said.insert(pair) {
                     say(ji, o, src);
@@ -220,6 +221,15 @@ impl FileNames {
     /// even when the file can no longer be opened).
     pub(crate) fn held(&self) -> &HashSet<String> {
         &self.held
+    }
+}
+
+/// A path with its file name's numbers as `N` ([`series_of`]), its directories as they
+/// are (`/srv/site1/app-3.log` and `/srv/site2/app-3.log` are two).
+fn shape(path: &str) -> String {
+    match path.rsplit_once('/') {
+        Some((dir, name)) => format!("{dir}/{}", series_of(name)),
+        None => series_of(path),
     }
 }
 
@@ -325,7 +335,8 @@ mod tests {
             assert_eq!(n.route(&own, file, &[0], &mut say), [0usize; 0]);
         }
         assert_eq!(said, ["0 /l/current.log /l/app-1.log"]);
-        assert_eq!(series_of("/l/auth.log-20261207"), "/l/auth.log-N");
+        assert_eq!(shape("/l/auth.log-20261207"), "/l/auth.log-N");
+        assert_eq!(shape("/srv/site1/app-3.log"), "/srv/site1/app-N.log");
     }
 
     /// A reload keeps, for a jail kept (under another index now), the name it counts a file

@@ -126,9 +126,20 @@ impl Template {
             "firewall backend \"command\": the program",
             true,
         )?;
-        // and a file an argument names whole, such as the script of an interpreter
-        // (`["/bin/sh", "/usr/local/lib/ban.sh", "{cidr}"]`, review 67 L3)
-        for arg in &self.args {
+        // and, for an interpreter, a file an argument names whole: its script
+        // (`["/bin/sh", "/usr/local/lib/ban.sh", "{cidr}"]`, review 67 L3; a data file
+        // another user owns, given to another program, is that program's business, review
+        // 69)
+        let prog = std::path::Path::new(&self.program)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let interpreter = ["sh", "bash", "dash", "zsh", "ksh", "env", "busybox"]
+            .contains(&prog.as_str())
+            || ["python", "perl", "ruby", "php", "node", "lua", "tclsh"]
+                .iter()
+                .any(|i| prog.starts_with(i));
+        for arg in self.args.iter().filter(|_| interpreter) {
             if let [Piece::Lit(a)] = arg.as_slice() {
                 let p = std::path::Path::new(a);
                 if a.starts_with('/') && p.is_file() {

@@ -272,6 +272,14 @@ impl RawFleet {
                         "needs a rediss:// URL".into(),
                     ));
                 }
+                // (whoever could write it could pass for the Redis server, and read the
+                // password of the URL: review 69)
+                crate::daemon::fsutil::check_trusted(
+                    std::path::Path::new(c.get_ref()),
+                    "the file",
+                    true,
+                )
+                .map_err(|e| err(c.span(), "fleet.ca_file", format!("{e:#}")))?;
                 let pem = std::fs::read(c.get_ref()).map_err(|e| {
                     err(
                         c.span(),

@@ -1628,8 +1628,12 @@ impl Watched {
                 self.notices.push(Notice::RotatedWhileDown(from));
                 self.draining.push(t);
             } else {
-                let between = self.moved_between(Path::new(&from), t.id(), watches);
-                let (tails, names): (Vec<Tail>, Vec<String>) = between.into_iter().unzip();
+                let (between, unknown) = self.moved_between(Path::new(&from), t.id(), watches);
+                let (tails, mut names): (Vec<Tail>, Vec<String>) = between.into_iter().unzip();
+                // (said: a file the link named in between may be lost, review 69)
+                if let Some(why) = unknown {
+                    names.push(why);
+                }
                 self.notices.push(Notice::MovedWhileDown(from, names));
                 self.draining.push(t);
                 self.draining.extend(tails);
@@ -1645,31 +1649,34 @@ impl Watched {
     /// (the same name but for its numbers: `app-3.log` after `app-2.log`), made after
     /// `found` and before the file the link names now. At most [`MAX_LATER`], the newest.
     /// (Review 67 L1: a link moved twice while the daemon was down lost the middle file.)
+    /// With what to say when the files in between cannot be told (their birth times cannot
+    /// be read) or were more than [`MAX_LATER`].
     fn moved_between(
         &self,
         found: &Path,
         found_id: (u64, u64),
         watches: &mut Watches,
-    ) -> Vec<(Tail, String)> {
+    ) -> (Vec<(Tail, String)>, Option<String>) {
         if !fs::symlink_metadata(&self.path).is_ok_and(|m| m.file_type().is_symlink()) {
-            return Vec::new();
+            return (Vec::new(), None);
         }
         let born = |m: &fs::Metadata| m.created().ok();
         let (Some(dir), Some(series)) = (
             found.parent(),
             found.file_name().map(|n| series_of(&n.to_string_lossy())),
         ) else {
-            return Vec::new();
+            return (Vec::new(), None);
         };
         let (Some(from), Some(now)) = (
             fs::metadata(found).ok().and_then(|m| born(&m)),
             fs::metadata(&self.path).ok().and_then(|m| born(&m)),
         ) else {
-            return Vec::new();
+            let why = "(files' birth times cannot be read here: a file the link named in between, if any, is not read)";
+            return (Vec::new(), Some(why.to_string()));
         };
         let now_id = fs::metadata(&self.path).ok().map(|m| (m.dev(), m.ino()));
         let Ok(entries) = fs::read_dir(dir) else {
-            return Vec::new();
+            return (Vec::new(), None);
         };
         let mut found_files: Vec<(std::time::SystemTime, PathBuf)> = entries
             .take(MOVED_SCAN)
@@ -1684,6 +1691,8 @@ impl Watched {
             .collect();
         found_files.sort();
         let skip = found_files.len().saturating_sub(MAX_LATER);
+        let unknown = (skip > 0)
+            .then(|| format!("({skip} older file(s) of the series not read: at most {MAX_LATER})"));
         let mut out = Vec::new();
         for (_, p) in found_files.into_iter().skip(skip) {
             let Ok(file) = open_regular(&p) else { continue };
@@ -1698,7 +1707,7 @@ impl Watched {
             t.rotated = Some(name.clone());
             out.push((t, name));
         }
-        out
+        (out, unknown)
     }
 
     /// The later rotations of a backlog, said ([`Event::RotatedAgainWhileDown`]).
@@ -2714,17 +2723,29 @@ pub fn follow_files(
                 path,
                 from,
                 between,
-            } => batch.notes.push(format!(
-                "{path} names another file since the daemon last ran (a link moved on, or the file renamed): reading the rest of the file read before, now {from}, {}then the new one from its start",
-                if between.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        "the files made in between in its series whole ({}), ",
-                        between.join(", ")
-                    )
-                }
-            )),
+            } => {
+                // (what cannot be told is in parentheses)
+                let (caveats, files): (Vec<&String>, Vec<&String>) =
+                    between.iter().partition(|b| b.starts_with('('));
+                let files: Vec<&str> = files.iter().map(|f| f.as_str()).collect();
+                let caveats: Vec<&str> = caveats.iter().map(|f| f.as_str()).collect();
+                batch.notes.push(format!(
+                    "{path} names another file since the daemon last ran (a link moved on, or the file renamed): reading the rest of the file read before, now {from}, {}then the new one from its start{}",
+                    if files.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            "the files made in between in its series whole ({}), ",
+                            files.join(", ")
+                        )
+                    },
+                    if caveats.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" {}", caveats.join(" "))
+                    }
+                ))
+            }
             Event::RotatedAgainWhileDown { path, from, unread } => {
                 let mut note = format!(
                     "{path} was rotated again while the daemon was down: reading the later rotations whole, oldest first: {}",
