@@ -1225,7 +1225,7 @@ pub fn resolve_filter(name: &str, custom: &[Filter]) -> std::result::Result<Filt
     if let Some(b) = builtin::get(name) {
         return Filter::from_toml(b.source, b.name).map_err(|e| e.to_string());
     }
-    if name.contains('/') || name.ends_with(".toml") {
+    if filter_file(name, custom) {
         let text = std::fs::read_to_string(name)
             .map_err(|e| format!("cannot read filter file {name}: {e}"))?;
         // a fail2ban filter named as it is (its TOML parse error said nothing of the kind,
@@ -1347,14 +1347,19 @@ fn mode_filter(base: &str, mode: &str) -> Option<&'static str> {
 /// runs portcullis) can change, as it decides who is banned (review 65). `portcullis test`
 /// reads any file it is given.
 fn resolve_jail_filter(name: &str, custom: &[Filter]) -> std::result::Result<Filter, String> {
-    let file = !custom.iter().any(|f| f.name == name)
-        && builtin::get(name).is_none()
-        && (name.contains('/') || name.ends_with(".toml"));
-    if file {
+    if filter_file(name, custom) {
         fsutil::check_trusted(Path::new(name), "filter file", true)
             .map_err(|e| format!("{e:#}"))?;
     }
     resolve_filter(name, custom)
+}
+
+/// Whether filter name `name` is a file's path: neither a `[[filter]]` table's nor a
+/// built-in filter's name, and with a `/` or ending in `.toml`.
+fn filter_file(name: &str, custom: &[Filter]) -> bool {
+    !custom.iter().any(|f| f.name == name)
+        && builtin::get(name).is_none()
+        && (name.contains('/') || name.ends_with(".toml"))
 }
 
 /// [`resolve_filter`] for each name, in order; a long list (a jail of many filters) is

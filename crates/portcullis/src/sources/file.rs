@@ -1395,13 +1395,7 @@ impl Watched {
             {
                 continue;
             }
-            let mut t = Tail::new(file, m.dev(), m.ino());
-            if t.seek_to(cp.offset).is_err() {
-                return None;
-            }
-            let proc_path = format!("/proc/self/fd/{}", t.file.as_raw_fd());
-            t.wd = watches.add(Path::new(&proc_path), FILE_MASK);
-            t.rotated = Some(p.display().to_string());
+            let t = watched_tail(file, &m, cp.offset, &p, watches)?;
             return Some((t, p.display().to_string(), rotation));
         }
         let gz = self.gz_rotation(cp);
@@ -1461,12 +1455,8 @@ impl Watched {
                 {
                     continue;
                 }
-                let mut t = Tail::new(file, m.dev(), m.ino());
-                t.seek_to(cp.offset).ok()?;
-                let proc_path = format!("/proc/self/fd/{}", t.file.as_raw_fd());
-                t.wd = watches.add(Path::new(&proc_path), FILE_MASK);
+                let t = watched_tail(file, &m, cp.offset, &p, watches)?;
                 let name = p.display().to_string();
-                t.rotated = Some(name.clone());
                 // (no rotation of the path's: no later one is looked for after it)
                 return Some((t, name, Rotation::Old));
             }
@@ -1697,15 +1687,10 @@ impl Watched {
         for (_, p) in found_files.into_iter().skip(skip) {
             let Ok(file) = open_regular(&p) else { continue };
             let Ok(m) = file.metadata() else { continue };
-            let mut t = Tail::new(file, m.dev(), m.ino());
-            if t.seek_to(0).is_err() {
+            let Some(t) = watched_tail(file, &m, 0, &p, watches) else {
                 continue;
-            }
-            let name = p.display().to_string();
-            let proc_path = format!("/proc/self/fd/{}", t.file.as_raw_fd());
-            t.wd = watches.add(Path::new(&proc_path), FILE_MASK);
-            t.rotated = Some(name.clone());
-            out.push((t, name));
+            };
+            out.push((t, p.display().to_string()));
         }
         (out, unknown)
     }
@@ -2375,6 +2360,23 @@ fn reading_during(
 fn born_after(m: &fs::Metadata, cp: &Checkpoint) -> bool {
     let taken = UNIX_EPOCH + Duration::from_millis(cp.saved_ms.max(0) as u64);
     cp.saved_ms > 0 && m.created().is_ok_and(|born| born > taken + MTIME_GRAIN)
+}
+
+/// `file` (of metadata `m`), found at `p`, as a tail at `offset` under that name, watched
+/// through its descriptor: a rotated or moved file read on for the path.
+fn watched_tail(
+    file: File,
+    m: &fs::Metadata,
+    offset: u64,
+    p: &Path,
+    watches: &mut Watches,
+) -> Option<Tail> {
+    let mut t = Tail::new(file, m.dev(), m.ino());
+    t.seek_to(offset).ok()?;
+    let proc_path = format!("/proc/self/fd/{}", t.file.as_raw_fd());
+    t.wd = watches.add(Path::new(&proc_path), FILE_MASK);
+    t.rotated = Some(p.display().to_string());
+    Some(t)
 }
 
 /// A file name with each run of digits as `N`: the files of one numbered or dated series
