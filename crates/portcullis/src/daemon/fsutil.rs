@@ -295,6 +295,21 @@ pub fn check_trusted(path: &Path, what: &str, sticky_parent: bool) -> Result<()>
     }
 }
 
+/// The name of group `gid` in /etc/group, else the number (review 68: "group 4" said
+/// little).
+fn group_name(gid: u32) -> String {
+    fs::read_to_string("/etc/group")
+        .ok()
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                let mut f = l.split(':');
+                let name = f.next()?;
+                (f.nth(1)?.parse::<u32>().ok()? == gid).then(|| format!("{name} ({gid})"))
+            })
+        })
+        .unwrap_or_else(|| gid.to_string())
+}
+
 /// Whether `p` (not followed) has a POSIX access ACL.
 fn has_acl(p: &Path) -> bool {
     let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) else {
@@ -344,7 +359,15 @@ fn untrusted_on(path: &Path, uid: u32, sticky_parent: bool) -> Option<String> {
         }
         let next = cur.join(&name);
         let Ok(m) = fs::symlink_metadata(&next) else {
-            return None;
+            // missing from here on: where another user may make it (a directory others can
+            // write, sticky or not: /tmp), they could make it between this check and the
+            // read, or after it (review 68: a script named in /tmp, made later, was run)
+            return untrusted_entry(&cur, uid, false).map(|why| {
+                format!(
+                    "{} does not exist, and {why}, so it may be made there by another user",
+                    next.display()
+                )
+            });
         };
         if m.file_type().is_symlink() {
             if let Some(why) = untrusted_entry(&next, uid, false) {
@@ -354,7 +377,7 @@ fn untrusted_on(path: &Path, uid: u32, sticky_parent: bool) -> Option<String> {
             let target = fs::read_link(&next).ok()?;
             if links > 40 {
                 return Some(format!(
-                    "{} leads through more than 40 links",
+                    "{} leads through more than 40 links (a loop?), which are not followed",
                     path.display()
                 ));
             }
@@ -413,7 +436,7 @@ fn untrusted_entry(p: &Path, uid: u32, sticky_ok: bool) -> Option<String> {
     } else if m.mode() & 0o020 != 0 && m.gid() != 0 {
         Some(format!(
             "{kind} {pd} has mode {mode:04o}: group {} can write it (chmod g-w {pd})",
-            m.gid()
+            group_name(m.gid())
         ))
     } else if m.mode() & 0o020 != 0 && has_acl(p) {
         // (the group bits of a file with an access ACL are its mask)
@@ -628,6 +651,12 @@ mod tests {
         assert!(check_trusted(&g, "filter file", true).is_err());
         chmod(&sub, 0o1777);
         check_trusted(&g, "filter file", true).unwrap();
+        // a file not made yet where another user may make it first (review 68)
+        let e = format!(
+            "{:#}",
+            check_trusted(&sub.join("later.sh"), "program", true).unwrap_err()
+        );
+        assert!(e.contains("does not exist, and the directory"), "{e}");
         // the sticky directory itself, as a file's directory (hosts.deny's): not trusted
         assert!(check_trusted(&sub, "the directory", true).is_err());
         assert!(check_trusted(&g, "filter file", false).is_err());
@@ -716,7 +745,8 @@ mod tests {
         chmod(&g, 0o664);
         check_trusted(&g, "list file", true).unwrap();
         std::os::unix::fs::chown(&g, None, Some(65534)).unwrap();
-        assert!(check_trusted(&g, "list file", true).is_err());
+        let e = format!("{:#}", check_trusted(&g, "list file", true).unwrap_err());
+        assert!(e.contains("group nogroup (65534) can write it"), "{e}");
     }
 
     #[test]

@@ -134,15 +134,25 @@ impl Template {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let interpreter = ["sh", "bash", "dash", "zsh", "ksh", "env", "busybox"]
-            .contains(&prog.as_str())
+        let interpreter = [
+            "sh",
+            "bash",
+            "dash",
+            "zsh",
+            "ksh",
+            "env",
+            "busybox",
+            "run-parts",
+        ]
+        .contains(&prog.as_str())
             || ["python", "perl", "ruby", "php", "node", "lua", "tclsh"]
                 .iter()
                 .any(|i| prog.starts_with(i));
         for arg in self.args.iter().filter(|_| interpreter) {
             if let [Piece::Lit(a)] = arg.as_slice() {
                 let p = std::path::Path::new(a);
-                if a.starts_with('/') && p.is_file() {
+                // (a file, a directory (run-parts'), or one not made yet: review 68)
+                if a.starts_with('/') {
                     crate::daemon::fsutil::check_trusted(
                         p,
                         "firewall backend \"command\": the file given as an argument,",
