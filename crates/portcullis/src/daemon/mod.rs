@@ -2076,23 +2076,16 @@ impl Engine {
     /// The read positions of the lines they came from are saved already (each batch saves
     /// its own), so the next start reads on after them.
     fn save_windows(&mut self, now: Millis, say: bool) -> Result<()> {
-        let rows: Vec<_> = self
-            .jails
-            .iter()
-            .flat_map(|j| {
-                let after = now.saturating_sub(j.settings().tracker.findtime);
-                j.tracker()
-                    .window_failures()
-                    .filter(move |f| f.1 > after)
-                    .map(|(k, t, w)| (j.name(), k, t, w))
-            })
-            .collect();
-        self.store.save_windows(&rows)?;
-        if say && !rows.is_empty() {
-            info!(
-                "saved {} failures of open windows for the next start",
-                rows.len()
-            );
+        let rows = self.jails.iter().flat_map(|j| {
+            let after = now.saturating_sub(j.settings().tracker.findtime);
+            j.tracker()
+                .window_failures()
+                .filter(move |f| f.1 > after)
+                .map(|(k, t, w)| (j.name(), k, t, w))
+        });
+        let n = self.store.save_windows(rows)?;
+        if say && n > 0 {
+            info!("saved {n} failures of open windows for the next start");
         }
         Ok(())
     }
