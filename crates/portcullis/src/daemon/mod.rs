@@ -792,7 +792,8 @@ pub fn run(config_path: Option<&Path>, log_level: Option<&str>) -> Result<i32> {
 /// rebuilt each other's sets; on one chain, one route protocol or one hosts.deny file, the
 /// second's start wiped the first's bans (review 56: they came back only with the first's
 /// minute check, or not at all). A hosts.deny file is one file whatever the namespace: its
-/// lock is taken across namespaces (stop 46 left it per namespace).
+/// lock is taken across namespaces, by the file's directory and name ([`hosts_deny_id`];
+/// stop 46 left it per namespace).
 fn claim_table(cfg: &Config) -> Result<Vec<Claim>> {
     let used = crate::firewall::router::used(cfg);
     let b = &cfg.firewall.backends;
@@ -819,13 +820,7 @@ fn claim_table(cfg: &Config) -> Result<Vec<Claim>> {
         ),
         (
             &["hosts-deny"][..],
-            // (the file itself, however named: its lock is not per namespace)
-            format!(
-                "{HOSTS_DENY_CLAIM}{}",
-                std::fs::canonicalize(&b.hosts_deny.path)
-                    .unwrap_or_else(|_| b.hosts_deny.path.clone())
-                    .display()
-            ),
+            format!("{HOSTS_DENY_CLAIM}{}", hosts_deny_id(&b.hosts_deny.path)),
             format!("the file {}", b.hosts_deny.path.display()),
             "set [firewall.hosts_deny] path to another file to run a second one",
         ),
@@ -837,6 +832,23 @@ fn claim_table(cfg: &Config) -> Result<Vec<Claim>> {
         }
     }
     Ok(claims)
+}
+
+/// What names a hosts.deny file in its claim, the same from every namespace: its
+/// directory's (device, inode) and its name, resolved. (Not its path: a copy of /etc
+/// bind-mounted over /etc in a mount namespace of its own is another file of the same
+/// path; nor its inode, which each rewrite changes.)
+fn hosts_deny_id(path: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let resolved = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let name = resolved
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match resolved.parent().and_then(|d| std::fs::metadata(d).ok()) {
+        Some(m) => format!("{}:{}/{name}", m.dev(), m.ino()),
+        None => resolved.display().to_string(),
+    }
 }
 
 /// Takes the abstract socket `name` (see [`claim_table`]): None when a process that is not
