@@ -109,6 +109,9 @@ const JAIL_KEYS: &[&str] = &[
     "renamed_from",
 ];
 
+/// The largest `maxretry` (see `validate_jail`).
+const MAX_MAXRETRY: u32 = 10_000;
+
 /// The name of the jail that holds the `deny` list's bans (no `[[jail]]` may take it).
 pub const DENY_JAIL: &str = "deny";
 
@@ -1699,7 +1702,9 @@ fn validate_jail(
             crate::sources::glob::check(l).map_err(|e| at.err("logs", e))?;
         }
     }
-    let maxretry_what = "a whole number of failures, at least 1 (e.g. 5)";
+    // (at most 10,000: each failure costs in proportion to its window's, and at 1,000,000
+    // one address's flood made the engine deaf for minutes, review 68)
+    let maxretry_what = "a whole number of failures from 1 to 10000 (e.g. 5)";
     // the syslog transport's longest message (see portcullis_core::filter::cut); journald
     // marks the entries it cuts (_LINE_BREAK; SYSLOG_RAW for a syslog message cut at a NUL,
     // since systemd 240), and the journal reader withholds those
@@ -1728,7 +1733,7 @@ fn validate_jail(
         v.as_integer()
             .and_then(|n| u32::try_from(n).ok())
             .or_else(|| v.as_str().and_then(|s| s.trim().parse::<u32>().ok()))
-            .filter(|&n| n >= 1)
+            .filter(|n| (1..=MAX_MAXRETRY).contains(n))
     })? {
         Some((m, _, _)) => m,
         None => DEFAULT_MAXRETRY,
@@ -3627,7 +3632,13 @@ backend = "route"
                 "test.toml:3: `maxretry`",
                 "a whole number",
             ),
-            ("maxretry = 0", "test.toml:3: `maxretry`", "at least 1"),
+            ("maxretry = 0", "test.toml:3: `maxretry`", "from 1 to 10000"),
+            // (review 68: at 1,000,000 one address's flood made the engine deaf)
+            (
+                "maxretry = 1000000",
+                "test.toml:3: `maxretry`",
+                "from 1 to 10000",
+            ),
             (
                 "logs = \"/var/log/auth.log\"",
                 "test.toml:3: `logs`",
