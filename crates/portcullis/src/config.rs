@@ -625,9 +625,11 @@ impl Config {
         if dropin.is_dir() {
             fsutil::check_trusted(&dropin, "the drop-in folder", true)?;
         }
+        for f in files.iter().skip(1) {
+            fsutil::check_trusted(f, "configuration file", true)?;
+        }
         let mut texts = Vec::new();
         for f in &files {
-            fsutil::check_trusted(f, "configuration file", true)?;
             let t = std::fs::read_to_string(f)
                 .with_context(|| format!("cannot read configuration file {}", f.display()))?;
             texts.push((f.display().to_string(), t));

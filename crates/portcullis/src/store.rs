@@ -1095,8 +1095,9 @@ impl Store {
 }
 
 /// Refuses a state file (or its `-wal`, `-shm` or `-journal`) that is a link, belongs to another user or
-/// is writable by others: it may have been planted to make the daemon restore bans.
-fn check_trusted(path: &Path) -> Result<()> {
+/// is writable by others: it may have been planted to make the daemon restore bans. Also
+/// `check-config`'s.
+pub fn check_trusted(path: &Path) -> Result<()> {
     fsutil::check_state_file(path, "state file")?;
     // a hot `-journal` would be rolled back into the file at the first read
     for suffix in ["-wal", "-shm", "-journal"] {

@@ -225,6 +225,14 @@ fn ssh_from(lab: &Lab, src: &str, target: IpAddr) -> CmdOutput {
     run_with_timeout(&mut cmd, None, Duration::from_secs(10))
 }
 
+/// Adds `element` to set `set` of Portcullis' table by hand, as an admin would.
+fn add_element(ns: &Netns, set: &str, element: &str) -> CmdOutput {
+    ns.exec(
+        "nft",
+        &["add", "element", "inet", "portcullis", set, element],
+    )
+}
+
 #[test]
 #[ignore = "needs root: run as root, as `sudo ./test.sh` does (cargo test -- --include-ignored)"]
 fn v6_prefix_deny_and_ignore_file() {
@@ -655,18 +663,7 @@ fn a_start_drops_from_the_kernel_what_the_state_no_longer_holds() {
     );
     // meanwhile: one deny entry is taken out, and an element nothing holds is left behind
     fs::write(&deny, "198.51.100.67\n").unwrap();
-    ns.exec(
-        "nft",
-        &[
-            "add",
-            "element",
-            "inet",
-            "portcullis",
-            "v4_sshd",
-            "{ 203.0.113.99 }",
-        ],
-    )
-    .check();
+    add_element(&ns, "v4_sshd", "{ 203.0.113.99 }").check();
     d.spawn();
     assert_eq!(elements("v4_deny"), [e("198.51.100.67", false)]);
     assert_eq!(
@@ -724,16 +721,10 @@ fn a_lost_state_file_keeps_the_bans_the_kernel_holds() {
     assert_eq!(kernel(), want);
     // a range added by hand, which is no ban of Portcullis's: not taken back, said, and the
     // others taken back all the same (review 63: it made the whole take-back fail)
-    ns.exec(
-        "nft",
-        &[
-            "add",
-            "element",
-            "inet",
-            "portcullis",
-            "v4p_sshd",
-            "{ 198.51.100.210-198.51.100.220 timeout 1h }",
-        ],
+    add_element(
+        &ns,
+        "v4p_sshd",
+        "{ 198.51.100.210-198.51.100.220 timeout 1h }",
     )
     .check();
     for (case, lose) in [

@@ -13,21 +13,16 @@ pub fn run(path: Option<&Path>, notify_test: bool) -> anyhow::Result<i32> {
     // by the user the daemon runs as (its state directory's owner: another user linting a
     // production configuration cannot look inside)
     let owner = std::fs::metadata(&cfg.state_dir).map(|m| std::os::unix::fs::MetadataExt::uid(&m));
-    let files = if owner.is_ok_and(|u| u == crate::daemon::fsutil::euid()) {
-        &[
-            ("portcullis.db", "state file"),
-            ("portcullis.db-wal", "state file"),
-            ("portcullis.db-shm", "state file"),
-            ("portcullis.db-journal", "state file"),
+    if owner.is_ok_and(|u| u == crate::daemon::fsutil::euid()) {
+        let d = &cfg.state_dir;
+        crate::store::check_trusted(&d.join("portcullis.db"))?;
+        for (name, what) in [
             ("notify.db", "notification queue"),
             ("fleet.db", "fleet state"),
             (crate::report::FILE, "statistics file"),
-        ][..]
-    } else {
-        &[]
-    };
-    for &(name, what) in files {
-        crate::daemon::fsutil::check_state_file(&cfg.state_dir.join(name), what)?;
+        ] {
+            crate::daemon::fsutil::check_state_file(&d.join(name), what)?;
+        }
     }
     // the backends' programs, templates and files (missing iptables, unwritable hosts.deny)
     let backends = crate::firewall::router::used(&cfg);

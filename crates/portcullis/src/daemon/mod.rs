@@ -1937,13 +1937,13 @@ impl Engine {
     /// (Review 60 L3: a renamed jail left its bans in the state, not enforced, until they
     /// ended; an admin moving from fail2ban's names opened the firewall to every offender.)
     /// Returns whether anything moved.
-    fn take_renamed(&mut self, jails: &[crate::config::JailConfig]) -> bool {
+    fn take_renamed(store: &mut Store, jails: &[crate::config::JailConfig]) -> bool {
         let mut any = false;
-        let renames: Vec<(String, String)> = (jails.iter())
-            .flat_map(|j| j.renamed_from.iter().map(|o| (o.clone(), j.name.clone())))
-            .collect();
+        let renames = jails
+            .iter()
+            .flat_map(|j| j.renamed_from.iter().map(move |o| (o, &j.name)));
         for (old, new) in renames {
-            match self.store.rename_jail(&old, &new) {
+            match store.rename_jail(old, new) {
                 Ok(0) => {}
                 Ok(n) => {
                     any = true;
@@ -1957,9 +1957,7 @@ impl Engine {
 
     fn restore(&mut self) -> Result<()> {
         let now = now_ms();
-        let jails = std::mem::take(&mut self.cfg.jails);
-        self.take_renamed(&jails);
-        self.cfg.jails = jails;
+        Engine::take_renamed(&mut self.store, &self.cfg.jails);
         self.load_history(now)?;
         let (mut ops, lifted, n) = self.restore_bans(None, now)?;
         // the `deny` list in the same whole truth: the firewall drops what is not in it (an
@@ -2950,7 +2948,7 @@ impl Engine {
         // the new jails with the old configuration, review 43)
         // a jail renamed: the old name's bans (lifted above, kept in the state) are the
         // new name's, put back below with the jails added
-        if self.take_renamed(&cfg.jails) {
+        if Engine::take_renamed(&mut self.store, &cfg.jails) {
             if let Err(e) = self.load_history(now_ms()) {
                 error!("{e:#}");
             }

@@ -751,29 +751,30 @@ impl Follower {
             self.seen.remove(&id);
         }
         let name = path.to_string_lossy().into_owned();
-        let lender = self.restored.iter().find(|c| {
-            (c.dev, c.ino) == id && c.path != name && same_file(&path, c.fingerprint, c.offset)
-        });
+        // the places other names saved in this file (its first bytes unchanged), looked at
+        // once (each look opens the file)
+        let lenders: Vec<&Checkpoint> = (self.restored.iter())
+            .filter(|c| {
+                (c.dev, c.ino) == id && c.path != name && same_file(&path, c.fingerprint, c.offset)
+            })
+            .collect();
         // (a name with a place of its own reads on from it)
         let own = self.parked.contains_key(&name);
-        if let Some(c) = lender.filter(|c| !own && !self.counted_by(&c.path, &name)) {
+        if let Some(c) = lenders
+            .first()
+            .filter(|c| !own && !self.counted_by(&c.path, &name))
+        {
             let other = c.path.strip_prefix("rotated-from:").unwrap_or(&c.path);
             self.lent.push((name.clone(), other.to_string(), id));
         }
-        let checkpoint = self.parked.remove(&name).or_else(|| {
-            self.restored
-                .iter()
-                .find(|c| {
-                    (c.dev, c.ino) == id
-                        && c.path != name
-                        && same_file(&path, c.fingerprint, c.offset)
-                        && self.counted_by(&c.path, &name)
-                })
-                .map(|c| Checkpoint {
-                    path: name.clone(),
-                    ..c.clone()
-                })
-        });
+        let borrowed = lenders
+            .iter()
+            .find(|c| self.counted_by(&c.path, &name))
+            .map(|c| Checkpoint {
+                path: name.clone(),
+                ..(*c).clone()
+            });
+        let checkpoint = self.parked.remove(&name).or(borrowed);
         let mut w = Watched::new(path, name, checkpoint);
         w.initial = None; // not there at start: from its beginning
         self.resume_drained(&mut w);
@@ -1657,14 +1658,15 @@ impl Watched {
         ) else {
             return (Vec::new(), None);
         };
+        let now_meta = fs::metadata(&self.path).ok();
         let (Some(from), Some(now)) = (
             fs::metadata(found).ok().and_then(|m| born(&m)),
-            fs::metadata(&self.path).ok().and_then(|m| born(&m)),
+            now_meta.as_ref().and_then(born),
         ) else {
             let why = "(files' birth times cannot be read here: a file the link named in between, if any, is not read)";
             return (Vec::new(), Some(why.to_string()));
         };
-        let now_id = fs::metadata(&self.path).ok().map(|m| (m.dev(), m.ino()));
+        let now_id = now_meta.map(|m| (m.dev(), m.ino()));
         let Ok(entries) = fs::read_dir(dir) else {
             return (Vec::new(), None);
         };
@@ -4378,9 +4380,7 @@ mod tests {
         let mut added: Vec<PathBuf> = fl.set_globs(vec![g]).into_iter().map(|(p, _)| p).collect();
         added.sort();
         assert_eq!(added, [d.join("app-2.log"), d.join("app-3.log")]);
-        let mut got = lines(&poll(&mut fl));
-        got.sort();
-        assert_eq!(got, ["l2", "l3"]);
+        assert_eq!(sorted_lines(&poll(&mut fl)), ["l2", "l3"]);
     }
 
     /// A link that is a wildcard's match made after the start (an alias) moved along new
